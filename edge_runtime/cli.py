@@ -1,0 +1,64 @@
+"""The `sonomap` console command.
+
+Subcommands come from the ``sonomap.commands`` entry-point group: each stage package
+exposes ``register(subparsers)``. Loading them through entry points keeps this module
+free of imports from training, registration and export, and a stage whose optional
+dependencies are missing simply contributes no commands.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from importlib.metadata import entry_points
+
+from edge_runtime.errors import SonomapError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sonomap",
+        description="Cancer-region overlay for ultrasound-guided breast biopsy "
+        "(research use only). Run 'sonomap COMMAND --help' for a command's usage.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for ep in sorted(entry_points(group="sonomap.commands"), key=lambda e: e.name):
+        try:
+            register = ep.load()
+        except ImportError as exc:  # a stage whose optional extras are not installed
+            logging.getLogger("sonomap").debug("commands of %s unavailable: %s", ep.name, exc)
+            continue
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except SonomapError as exc:
+        if args.debug:
+            raise
+        print(f"sonomap {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except FileNotFoundError as exc:
+        if args.debug:
+            raise
+        print(f"sonomap {args.command}: error: file not found: {exc.filename or exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

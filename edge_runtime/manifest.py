@@ -1,0 +1,216 @@
+"""The model manifest: the one contract between training, export and the runtime.
+
+A manifest is a YAML file that travels beside every checkpoint, ONNX file and engine
+(``<artifact>.yaml``, e.g. ``best.pt.yaml``, ``model.onnx.yaml``). It records what a
+consumer needs to use the artifact correctly without importing the producer:
+
+- ``input``: the network's input size (height, width) and channels (1, grayscale);
+- ``normalisation``: ``mean``/``std`` applied after scaling uint8 to [0, 1];
+- ``classes``: id, name and RGB colour of each output class;
+- ``threshold``: the cancer-probability cut-off for the mask;
+- ``sha256``/``file``: the artifact itself; ``source``: what it was derived from;
+- ``io``: tensor names, shapes and dtypes (ONNX/engines), and ``preprocessing_in_graph``
+  when resize/normalise/softmax/threshold are folded into the graph (uint8 in, uint8 out).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edge_runtime.errors import ConfigError, InputError
+
+SCHEMA = "sonomap.manifest/1"
+FORMATS = ("checkpoint", "onnx", "tensorrt", "torch-tensorrt")
+CANCER_CLASS = "cancer"
+HASH_CHUNK_BYTES = 1 << 20
+
+
+@dataclass
+class ClassInfo:
+    id: int
+    name: str
+    color: list[int]  # RGB, 0-255
+
+
+@dataclass
+class Manifest:
+    name: str
+    arch: str
+    format: str
+    input_height: int
+    input_width: int
+    mean: float
+    std: float
+    classes: list[ClassInfo]
+    threshold: float = 0.5
+    file: str = ""
+    sha256: str = ""
+    source: dict[str, Any] = field(default_factory=dict)
+    io: dict[str, Any] = field(default_factory=dict)
+    preprocessing_in_graph: bool = False
+    versions: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # --- derived helpers -------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def cancer_index(self) -> int:
+        for c in self.classes:
+            if c.name == CANCER_CLASS:
+                return c.id
+        raise ConfigError(f"manifest {self.name!r}: no class named {CANCER_CLASS!r} in 'classes'")
+
+    def colors_rgb(self) -> dict[int, tuple[int, int, int]]:
+        return {c.id: (int(c.color[0]), int(c.color[1]), int(c.color[2])) for c in self.classes}
+
+    def derive(self, **changes: Any) -> "Manifest":
+        """A copy for a derived artifact (e.g. checkpoint -> ONNX), with fields changed."""
+        new = copy.deepcopy(self)
+        for key, value in changes.items():
+            if not hasattr(new, key):
+                raise ConfigError(f"manifest has no field {key!r}")
+            setattr(new, key, value)
+        return new
+
+    # --- (de)serialisation ----------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "name": self.name,
+            "arch": self.arch,
+            "format": self.format,
+            "file": self.file,
+            "sha256": self.sha256,
+            "source": self.source,
+            "input": {"height": self.input_height, "width": self.input_width, "channels": 1},
+            "normalisation": {"scale": "1/255", "mean": self.mean, "std": self.std},
+            "classes": [asdict(c) for c in self.classes],
+            "threshold": self.threshold,
+            "preprocessing_in_graph": self.preprocessing_in_graph,
+            "io": self.io,
+            "versions": self.versions,
+            "metrics": self.metrics,
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], origin: str = "<manifest>") -> "Manifest":
+        def need(mapping: dict, key: str, where: str) -> Any:
+            if not isinstance(mapping, dict) or key not in mapping:
+                raise ConfigError(f"{origin}: missing key '{where}{key}'")
+            return mapping[key]
+
+        if not isinstance(data, dict):
+            raise ConfigError(f"{origin}: a manifest must be a YAML mapping")
+        if data.get("schema", SCHEMA) != SCHEMA:
+            raise ConfigError(f"{origin}: unsupported schema {data.get('schema')!r} (want {SCHEMA})")
+        fmt = need(data, "format", "")
+        if fmt not in FORMATS:
+            raise ConfigError(f"{origin}: 'format' is {fmt!r}, expected one of {FORMATS}")
+        inp = need(data, "input", "")
+        norm = need(data, "normalisation", "")
+        try:
+            classes = [ClassInfo(int(c["id"]), str(c["name"]), [int(v) for v in c["color"]])
+                       for c in need(data, "classes", "")]
+            manifest = cls(
+                name=str(need(data, "name", "")),
+                arch=str(need(data, "arch", "")),
+                format=fmt,
+                input_height=int(need(inp, "height", "input.")),
+                input_width=int(need(inp, "width", "input.")),
+                mean=float(need(norm, "mean", "normalisation.")),
+                std=float(need(norm, "std", "normalisation.")),
+                classes=classes,
+                threshold=float(data.get("threshold", 0.5)),
+                file=str(data.get("file", "")),
+                sha256=str(data.get("sha256", "")),
+                source=dict(data.get("source") or {}),
+                io=dict(data.get("io") or {}),
+                preprocessing_in_graph=bool(data.get("preprocessing_in_graph", False)),
+                versions={str(k): str(v) for k, v in (data.get("versions") or {}).items()},
+                metrics=dict(data.get("metrics") or {}),
+                extra=dict(data.get("extra") or {}),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{origin}: malformed manifest value ({exc})") from exc
+        manifest.validate(origin)
+        return manifest
+
+    def validate(self, origin: str = "<manifest>") -> None:
+        if self.input_height <= 0 or self.input_width <= 0:
+            raise ConfigError(f"{origin}: 'input' size must be positive, got {self.input_height}x{self.input_width}")
+        if self.std <= 0:
+            raise ConfigError(f"{origin}: 'normalisation.std' must be > 0, got {self.std}")
+        if not 0.0 < self.threshold < 1.0:
+            raise ConfigError(f"{origin}: 'threshold' must be in (0, 1), got {self.threshold}")
+        ids = [c.id for c in self.classes]
+        if sorted(ids) != list(range(len(ids))) or len(ids) < 2:
+            raise ConfigError(f"{origin}: 'classes' ids must be 0..N-1 with N >= 2, got {ids}")
+        for c in self.classes:
+            if len(c.color) != 3 or not all(0 <= v <= 255 for v in c.color):
+                raise ConfigError(f"{origin}: class {c.name!r} colour must be 3 values in 0..255")
+        self.cancer_index  # noqa: B018 - raises when there is no cancer class
+
+
+def manifest_path(artifact: str | Path) -> Path:
+    """Where the manifest of an artifact lives: ``model.onnx`` -> ``model.onnx.yaml``."""
+    artifact = Path(artifact)
+    return artifact.with_name(artifact.name + ".yaml")
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(HASH_CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_manifest(artifact_or_yaml: str | Path, verify_hash: bool = True) -> Manifest:
+    """Load the manifest of an artifact (or a manifest YAML path) and check it matches."""
+    path = Path(artifact_or_yaml)
+    yaml_path = path if path.suffix in (".yaml", ".yml") else manifest_path(path)
+    if not yaml_path.is_file():
+        raise InputError(f"{yaml_path}: model manifest not found (every model file needs one beside it)")
+    try:
+        data = yaml.safe_load(yaml_path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{yaml_path}: not valid YAML ({exc})") from exc
+    manifest = Manifest.from_dict(data, origin=str(yaml_path))
+    if verify_hash and yaml_path != path and manifest.sha256:
+        if not path.is_file():
+            raise InputError(f"{path}: model file not found")
+        actual = sha256_file(path)
+        if actual != manifest.sha256:
+            raise ConfigError(
+                f"{path}: sha256 {actual[:12]}… does not match its manifest {yaml_path.name} "
+                f"({manifest.sha256[:12]}…); the file and manifest are from different exports"
+            )
+    return manifest
+
+
+def save_manifest(manifest: Manifest, artifact: str | Path) -> Path:
+    """Write ``<artifact>.yaml`` with the artifact's name and sha256 filled in (atomically)."""
+    artifact = Path(artifact)
+    manifest.file = artifact.name
+    manifest.sha256 = sha256_file(artifact) if artifact.is_file() else ""
+    out = manifest_path(artifact)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(manifest.to_dict(), sort_keys=False))
+    tmp.replace(out)
+    return out
+
+
+DEFAULT_CLASSES = [
+    ClassInfo(0, "tissue", [0, 0, 0]),
+    ClassInfo(1, CANCER_CLASS, [255, 40, 40]),
+]

@@ -1,0 +1,1 @@
+"""sonomap registration stage: WSI cancer annotation + needle-tract ultrasound -> pixel label."""

@@ -1,0 +1,72 @@
+"""Shared fixtures: the vendored BUSI sample, the full BUSI set (skip when absent)."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "tests" / "data" / "busi"
+FULL_BUSI = Path(os.environ.get("SONOMAP_BUSI", REPO.parent / "shared" / "data" / "busi"))
+
+
+def has_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def busi_sample() -> Path:
+    """The vendored 30-image BUSI sample (images/, masks/, index.csv)."""
+    return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def busi_full() -> Path:
+    """The full 248-image BUSI set; CI has it, a fresh clone may not."""
+    if not (FULL_BUSI / "index.csv").is_file():
+        pytest.skip(f"full BUSI set not found at {FULL_BUSI} (set SONOMAP_BUSI)")
+    return FULL_BUSI
+
+
+def pytest_collection_modifyitems(config, items):
+    if has_cuda():
+        return
+    skip_gpu = pytest.mark.skip(reason="no CUDA device on this machine")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture()
+def xvfb_display():
+    """Start a real Xvfb server for window tests; skip when Xvfb is not installed."""
+    import subprocess
+    import time
+
+    exe = shutil.which("Xvfb")
+    if exe is None:
+        pytest.skip("Xvfb not installed (apt-get install xvfb)")
+    display = ":97"
+    proc = subprocess.Popen([exe, display, "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    old = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = display
+    yield display
+    proc.terminate()
+    proc.wait(timeout=10)
+    if old is None:
+        os.environ.pop("DISPLAY", None)
+    else:
+        os.environ["DISPLAY"] = old

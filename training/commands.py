@@ -1,0 +1,9 @@
+"""`sonomap` subcommands of the training stage (registered through the sonomap.commands entry point).
+
+Heavy imports happen inside the handlers so that `sonomap --help` stays fast.
+"""
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    """Add this stage's subcommands to the top-level parser's subparsers."""

@@ -1,0 +1,82 @@
+"""Model builders shared by training and export.
+
+Every model takes the output of :func:`edge_runtime.preprocess.preprocess` batched,
+i.e. float32 ``[N, 1, H, W]``, and returns logits ``[N, C, H, W]`` (``C`` classes) in
+eval mode. In train mode with ``aux=True`` it returns ``{"out": ..., "aux": ...}``.
+Grayscale is repeated to 3 channels inside the model, so ImageNet backbone weights
+load unchanged.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models import segmentation as tvseg
+
+from edge_runtime.errors import ConfigError
+
+# Architectures a config may name. Values: (torchvision builder, supports aux head).
+ARCHS = {
+    "fcn_resnet101": (tvseg.fcn_resnet101, True),
+    "fcn_resnet50": (tvseg.fcn_resnet50, True),
+    "deeplabv3_resnet101": (tvseg.deeplabv3_resnet101, True),
+    "deeplabv3_resnet50": (tvseg.deeplabv3_resnet50, True),
+    "deeplabv3_mobilenet_v3_large": (tvseg.deeplabv3_mobilenet_v3_large, True),
+    "lraspp_mobilenet_v3_large": (tvseg.lraspp_mobilenet_v3_large, False),
+}
+
+
+class GraySegmenter(nn.Module):
+    """Wrap a torchvision segmentation model: gray in, logits tensor out."""
+
+    def __init__(self, net: nn.Module, aux: bool):
+        super().__init__()
+        self.net = net
+        self.aux = aux
+
+    def forward(self, x: torch.Tensor):
+        out = self.net(x.expand(-1, 3, -1, -1))
+        if self.training and self.aux and "aux" in out:
+            return {"out": out["out"], "aux": out["aux"]}
+        return out["out"]
+
+
+def build_model(arch: str, num_classes: int, aux: bool = False,
+                backbone_weights: str | Path | None = None,
+                pretrained_backbone: bool = False) -> GraySegmenter:
+    """Build ``arch`` with ``num_classes`` outputs.
+
+    ``backbone_weights`` is a local state-dict file for the backbone (e.g. a ResNet-101
+    ImageNet checkpoint); ``pretrained_backbone`` asks torchvision to download ImageNet
+    weights (needs network). Neither: random init (``weights=None``).
+    """
+    if arch not in ARCHS:
+        raise ConfigError(f"model 'arch' {arch!r} is not one of {sorted(ARCHS)}")
+    builder, has_aux = ARCHS[arch]
+    kwargs = {"weights": None, "num_classes": num_classes}
+    if has_aux:
+        kwargs["aux_loss"] = aux
+    elif aux:
+        raise ConfigError(f"model 'aux' is not available for {arch}")
+    if pretrained_backbone:
+        kwargs["weights_backbone"] = "DEFAULT"
+    else:
+        kwargs["weights_backbone"] = None
+    net = builder(**kwargs)
+    if backbone_weights:
+        _load_backbone(net, Path(backbone_weights))
+    return GraySegmenter(net, aux=aux)
+
+
+def _load_backbone(net: nn.Module, path: Path) -> None:
+    if not path.is_file():
+        raise ConfigError(f"--backbone-weights {path}: file not found")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    # Classification checkpoints carry an 'fc'/'classifier' head the backbone lacks.
+    missing, unexpected = net.backbone.load_state_dict(state, strict=False)
+    loaded = len(state) - len(unexpected)
+    if loaded == 0:
+        raise ConfigError(f"--backbone-weights {path}: no tensor matches the {type(net).__name__} backbone")
