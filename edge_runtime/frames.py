@@ -6,7 +6,7 @@ A source yields :class:`Frame` objects; a backend turns a grayscale ROI into a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -25,3 +25,41 @@ class Prediction:
     mask: np.ndarray           # uint8 (h, w) class ids at ROI size
     prob: np.ndarray           # float32 (h, w) cancer probability at ROI size
     latency_ms: float = 0.0    # backend time for this frame
+
+
+class Source:
+    """A stream of frames. Iterate it; ``close()`` releases the device/file.
+
+    ``live`` sources (capture cards, streams, OpenIGTLink) are read by a capture thread
+    that keeps only the newest frame; non-live sources (files, folders, DICOM cine) are
+    replayed frame by frame with none dropped. Iteration ends at end of stream; read
+    errors raise :class:`edge_runtime.errors.InputError` naming the source and frame.
+    """
+
+    live: bool = False
+    name: str = "source"
+
+    def __iter__(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release resources; safe to call twice."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Observer:
+    """Gets every rendered frame from the pipeline's render stage (HTTP viewer,
+    sd_notify watchdog, OpenIGTLink sink, ...). Must not block: copy what you need
+    and hand it to your own thread."""
+
+    def on_frame(self, frame: Frame, prediction: "Prediction | None", rendered: np.ndarray,
+                 stats: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Called once when the pipeline stops."""

@@ -25,7 +25,7 @@ import yaml
 from edge_runtime.errors import ConfigError, InputError
 
 SCHEMA = "sonomap.manifest/1"
-FORMATS = ("checkpoint", "onnx", "tensorrt", "torch-tensorrt")
+FORMATS = ("checkpoint", "onnx", "torchscript", "tensorrt", "torch-tensorrt")
 CANCER_CLASS = "cancer"
 HASH_CHUNK_BYTES = 1 << 20
 
