@@ -1,0 +1,262 @@
+"""A reconnecting OpenIGTLink client connection to a PLUS server or Slicer's OpenIGTLinkIF.
+
+Why not pyigtl.OpenIGTLinkClient: its thread never notices that the server closed the
+socket unless a send fails (recv() returning b"" is taken as "no message"), retries
+every 10 ms with no backoff, and prints a traceback for each undecodable message.
+Here one reader thread per connection reads whole messages (pyigtl decodes them),
+keeps only the newest IMAGE of the configured device (latest wins, no queue) and the
+newest matrix of every TRANSFORM device, counts what it skips, and reconnects with
+exponential backoff. Sends come from other threads through :meth:`send`.
+
+One connection per (host, port) is shared through :func:`acquire_client_link`: the
+igtl:// source and ``--igtl-out`` to the same server reuse it, as SlicerIGT's
+live-AI modules do (and pyigtl's test server serves one client at a time).
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from edge_runtime.igtl.wire import IgtlImage, SkipMessage, image_from_message, read_message, require_pyigtl
+from edge_runtime.service_metrics import EVENTS
+
+log = logging.getLogger("sonomap.igtl")
+
+BACKOFF_INITIAL_S = 0.1
+BACKOFF_MAX_S = 2.0
+CONNECT_TIMEOUT_S = 2.0
+SEND_TIMEOUT_S = 2.0              # a viewer that stalls this long is dropped, not waited for
+JOIN_TIMEOUT_S = 3.0
+WARN_EVERY = 100                  # log the 1st and every 100th skip of one kind
+
+
+class Counters:
+    """Thread-safe named counters (frames, skipped_<reason>, connects, ...)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._values: dict[str, int] = {}
+
+    def inc(self, key: str, by: int = 1) -> int:
+        with self._lock:
+            self._values[key] = self._values.get(key, 0) + by
+            return self._values[key]
+
+    def get(self, key: str) -> int:
+        with self._lock:
+            return self._values.get(key, 0)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._values)
+
+
+def warn_counted(counters: Counters, reason: str, detail: str) -> None:
+    """Count a skipped message as ``skipped_<reason>``; log the 1st and every WARN_EVERY-th."""
+    n = counters.inc(f"skipped_{reason}")
+    EVENTS.inc(f"igtl_skipped_{reason}")  # -> sonomap_errors_total{kind=...} on /metrics
+    if n == 1 or n % WARN_EVERY == 0:
+        log.warning("OpenIGTLink: skipped %s (%d so far of this kind)", detail, n)
+
+
+class IgtlClientLink:
+    """One reconnecting client connection. ``device`` None locks onto the first IMAGE
+    device seen; ``receive_images`` False keeps the link send-only (``--igtl-out``)."""
+
+    def __init__(self, host: str, port: int, device: str | None = None, receive_images: bool = True,
+                 backoff_initial_s: float = BACKOFF_INITIAL_S, backoff_max_s: float = BACKOFF_MAX_S):
+        self.pyigtl = require_pyigtl()
+        self.host, self.port = host, int(port)
+        self.address = f"{host}:{self.port}"
+        self.device = device
+        self.receive_images = receive_images
+        self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
+        self.counters = Counters()
+        self.connected = threading.Event()
+        self._cond = threading.Condition()
+        self._latest: IgtlImage | None = None
+        self._seq = 0
+        self._transforms: dict[str, np.ndarray] = {}
+        self._sock: socket.socket | None = None
+        self._send_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"igtl-client-{self.address}", daemon=True)
+        self._thread.start()
+
+    # --- receiving ---------------------------------------------------------
+    def enable_images(self, device: str | None) -> None:
+        """Turn a send-only link into the source's link (same server, one connection)."""
+        with self._cond:
+            self.device = device if device is not None else self.device
+            self.receive_images = True
+
+    def _run(self) -> None:
+        delay = self.backoff_initial_s
+        while not self._stop.is_set():
+            try:
+                sock = socket.create_connection((self.host, self.port), timeout=CONNECT_TIMEOUT_S)
+            except OSError as exc:
+                n = self.counters.inc("connect_failures")
+                if n == 1 or n % WARN_EVERY == 0:
+                    log.warning("OpenIGTLink %s: cannot connect (%s); retrying with backoff up to %.1f s",
+                                self.address, exc, self.backoff_max_s)
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.backoff_max_s)
+                continue
+            sock.settimeout(SEND_TIMEOUT_S)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._send_lock:
+                self._sock = sock
+            if self.counters.inc("connects") > 1:
+                EVENTS.inc("source_reconnect")
+            self.connected.set()
+            log.info("OpenIGTLink %s: connected", self.address)
+            received = self._read_until_closed(sock)
+            self.connected.clear()
+            with self._send_lock:
+                self._sock = None
+            sock.close()
+            if received:  # a connection that carried data resets the backoff
+                delay = self.backoff_initial_s
+            if not self._stop.is_set():
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.backoff_max_s)
+
+    def _read_until_closed(self, sock: socket.socket) -> int:
+        received = 0
+        try:
+            while not self._stop.is_set():
+                try:
+                    fields, msg = read_message(self.pyigtl, sock, self._stop)
+                except SkipMessage as skip:
+                    warn_counted(self.counters, skip.reason, str(skip))
+                    continue
+                received += 1
+                self._dispatch(fields["message_type"], msg)
+        except (ConnectionError, OSError) as exc:
+            if not self._stop.is_set():
+                self.counters.inc("disconnects")
+                EVENTS.inc("source_lost")
+                log.warning("OpenIGTLink %s: connection lost (%s); reconnecting", self.address, exc)
+        except Exception:  # noqa: BLE001 - a decoder bug must not end the live source for good
+            self.counters.inc("reader_errors")
+            log.exception("OpenIGTLink %s: unexpected error while reading; reconnecting", self.address)
+        return received
+
+    def _dispatch(self, message_type: str, msg: Any) -> None:
+        if message_type == "TRANSFORM" and msg is not None:
+            with self._cond:
+                self._transforms[msg.device_name] = np.array(msg.matrix, np.float64)
+            self.counters.inc("transforms")
+            return
+        if message_type != "IMAGE" or msg is None or not self.receive_images:
+            self.counters.inc("other_messages")
+            return
+        with self._cond:
+            if self.device is None:
+                self.device = msg.device_name
+                log.info("OpenIGTLink %s: using IMAGE device %r", self.address, self.device)
+            device, transforms = self.device, dict(self._transforms)
+        if msg.device_name != device:
+            warn_counted(self.counters, "device", f"IMAGE from device {msg.device_name!r} "
+                         f"(configured: {device!r})")
+            return
+        try:
+            image = image_from_message(msg, transforms)
+        except SkipMessage as skip:
+            warn_counted(self.counters, skip.reason, str(skip))
+            return
+        image.received_monotonic, image.received_wall = time.monotonic(), time.time()
+        with self._cond:
+            self._latest = image
+            self._seq += 1
+            self._cond.notify_all()
+        self.counters.inc("images")
+
+    def wait_image(self, after_seq: int, timeout: float) -> tuple[int, IgtlImage] | None:
+        """The newest image newer than ``after_seq``, waiting up to ``timeout`` s; None if none
+        came (or the link closed). Frames that arrived in between are dropped: latest wins."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._seq > after_seq or self._stop.is_set(), timeout)
+            if self._seq > after_seq and self._latest is not None:
+                return self._seq, self._latest
+            return None
+
+    def transforms(self) -> dict[str, np.ndarray]:
+        with self._cond:
+            return dict(self._transforms)
+
+    # --- sending -----------------------------------------------------------
+    def send(self, messages: list) -> bool:
+        """Pack and send whole messages; False (counted) when not connected or the send
+        failed. A failed send closes the socket so the reader reconnects cleanly."""
+        payload = b"".join(m.pack() for m in messages)
+        with self._send_lock:
+            sock = self._sock
+            if sock is None:
+                self.counters.inc("send_dropped")
+                return False
+            try:
+                sock.sendall(payload)
+            except OSError as exc:
+                self.counters.inc("send_errors")
+                log.warning("OpenIGTLink %s: send failed (%s); reconnecting", self.address, exc)
+                shutdown_quietly(sock)
+                return False
+        self.counters.inc("messages_sent", len(messages))
+        return True
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._send_lock:
+            if self._sock is not None:
+                shutdown_quietly(self._sock)
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not threading.current_thread():
+            self._thread.join(JOIN_TIMEOUT_S)
+
+
+def shutdown_quietly(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed by the peer: nothing left to shut down
+
+
+_REGISTRY: dict[tuple[str, int], list] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def acquire_client_link(host: str, port: int, device: str | None = None,
+                        receive_images: bool = False, **options: Any) -> IgtlClientLink:
+    """The shared link to (host, port), created on first use; pair with release_client_link."""
+    key = (host, int(port))
+    with _REGISTRY_LOCK:
+        entry = _REGISTRY.get(key)
+        if entry is None:
+            entry = _REGISTRY[key] = [IgtlClientLink(host, port, device, receive_images, **options), 0]
+        elif receive_images:
+            entry[0].enable_images(device)
+        entry[1] += 1
+        return entry[0]
+
+
+def release_client_link(link: IgtlClientLink) -> None:
+    """Drop one reference; the last one closes the connection."""
+    with _REGISTRY_LOCK:
+        key = (link.host, link.port)
+        entry = _REGISTRY.get(key)
+        if entry is None or entry[0] is not link:
+            link.close()
+            return
+        entry[1] -= 1
+        if entry[1] > 0:
+            return
+        del _REGISTRY[key]
+    link.close()

@@ -1,0 +1,195 @@
+"""``--igtl-out HOST:PORT`` / ``--igtl-serve PORT``: the prediction back over OpenIGTLink.
+
+Input (per rendered frame, from the pipeline's render stage): the frame and its
+prediction. Output, per new prediction, in this order:
+- the input's TRANSFORM messages under derived names (``ProbeToTracker`` ->
+  ``Pred_ProbeToTracker``, ``ImageToReference`` -> ``PredToReference``);
+- the labelmap: IMAGE uint8, class ids (0 tissue, 1 cancer), device ``Prediction_<x>``
+  for input ``Image_<x>``;
+- the probability map: IMAGE uint8, round(255 * p), device ``ProbMap_<x>`` (the
+  20-byte device field has no room for ``Probability_Reference``). uint8 rather than
+  float32: a quarter of the bytes, and Slicer's default window/level shows it as is.
+Both images have the input's size, (k, j, i) layout, IJK-to-world matrix, coordinate
+system and timestamp, so Slicer overlays them in place and a receiver can measure
+latency against the input's timestamp. A mask that covers a sub-ROI is pasted into a
+zero labelmap of the full image. Files: none.
+
+``on_frame`` never blocks the render stage: it copies the prediction into a one-slot
+mailbox (latest wins) that a sender thread drains.
+"""
+from __future__ import annotations
+
+import logging
+import struct
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from edge_runtime.frames import Frame, Observer, Prediction
+from edge_runtime.igtl.link import WARN_EVERY
+from edge_runtime.igtl.wire import build_image, derive_device_name, require_pyigtl
+
+log = logging.getLogger("sonomap.igtl")
+
+LABELMAP_TAG, PROBABILITY_TAG, TRANSFORM_TAG = "Prediction", "ProbMap", "Pred"
+DEFAULT_INPUT_DEVICE = "Image"    # for frames from non-IGTL sources (files, capture cards)
+UINT8_MAX = 255.0
+LATENCY_WINDOW = 10_000           # latency samples kept for p50/p99
+MS_PER_S = 1000.0
+JOIN_TIMEOUT_S = 3.0
+
+
+def paste(full_shape: tuple[int, int], roi, plane: np.ndarray) -> np.ndarray:
+    """An ROI-sized plane -> a zero image of ``full_shape`` with the plane at the ROI."""
+    if plane.shape == tuple(full_shape):
+        return plane
+    if roi is None:
+        raise ValueError(f"prediction of size {plane.shape} for a {full_shape} frame but no ROI given")
+    x, y, w, h = (roi.x, roi.y, roi.w, roi.h) if hasattr(roi, "x") else (int(v) for v in roi)
+    if plane.shape != (h, w):
+        raise ValueError(f"prediction of size {plane.shape} does not match ROI {w}x{h}")
+    out = np.zeros(full_shape, plane.dtype)
+    out[y:y + h, x:x + w] = plane
+    return out
+
+
+def geometry(frame: Frame) -> dict:
+    """Layout, matrix, coordinate system, device and timestamp of the input frame; frames
+    from non-IGTL sources get an axis-aligned matrix with their mm scale (1 mm if unknown)."""
+    meta = frame.meta or {}
+    height, width = frame.image.shape[:2]
+    if "ijk_to_world" in meta and "igtl_layout" in meta:
+        return {"layout": tuple(meta["igtl_layout"]), "matrix": np.asarray(meta["ijk_to_world"]),
+                "system": meta.get("igtl_coordinate_system", "ras"),
+                "device": meta.get("device") or DEFAULT_INPUT_DEVICE,
+                "timestamp": float(meta["igtl_timestamp"]), "transforms": meta.get("transforms") or {}}
+    mm = float(meta.get("mm_per_pixel") or 1.0)
+    return {"layout": (1, height, width), "matrix": np.diag([mm, mm, 1.0, 1.0]), "system": "ras",
+            "device": meta.get("device") or DEFAULT_INPUT_DEVICE,
+            "timestamp": time.time() - (time.monotonic() - frame.timestamp),
+            "transforms": meta.get("transforms") or {}}
+
+
+class IgtlObserver(Observer):
+    """Sends each new prediction through ``link`` (an IgtlClientLink or IgtlServerLink)."""
+
+    def __init__(self, link, release=None, send_probability: bool = True):
+        self.pyigtl = require_pyigtl()
+        self.link = link
+        self.send_probability = send_probability
+        self._release = release or link.close
+        self._cond = threading.Condition()
+        self._job: tuple | None = None
+        self._last_prediction: Prediction | None = None
+        self._pending = 0
+        self._closed = False
+        self.sent = 0
+        self.failed = 0
+        self.stamp_to_sent_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self.capture_to_sent_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self._thread = threading.Thread(target=self._run, name="igtl-sink", daemon=True)
+        self._thread.start()
+
+    def on_frame(self, frame: Frame, prediction: Prediction | None, rendered: np.ndarray,
+                 stats: dict[str, Any]) -> None:
+        # No prediction (fail-safe passthrough) or the same one re-rendered: nothing new to send.
+        if prediction is None or prediction is self._last_prediction or self._closed:
+            return
+        self._last_prediction = prediction
+        # In live 'latest' mode the prediction drawn over this frame was computed on an
+        # earlier one: send it with *that* frame's geometry and timestamp when known.
+        source = getattr(prediction, "frame", None) or frame
+        roi = (getattr(prediction, "roi", None) or (source.meta or {}).get("roi")
+               or (stats or {}).get("roi"))
+        job = (geometry(source), source.image.shape[:2], roi, source.timestamp,
+               np.array(prediction.mask, np.uint8), np.array(prediction.prob, np.float32))
+        with self._cond:
+            if self._job is None:
+                self._pending += 1
+            self._job = job  # latest wins: an unsent older prediction is replaced
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._job is not None or self._closed)
+                if self._job is None:
+                    return
+                job, self._job = self._job, None
+            try:
+                self._send(*job)
+            except (ValueError, OSError, struct.error) as exc:  # bad ROI/size, socket, >65535 px
+                self.failed += 1
+                if self.failed == 1 or self.failed % WARN_EVERY == 0:
+                    log.warning("OpenIGTLink: prediction not sent (%s); %d so far", exc, self.failed)
+            with self._cond:
+                self._pending -= 1
+                self._cond.notify_all()
+
+    def build_messages(self, geo: dict, shape, roi, mask: np.ndarray, prob: np.ndarray) -> list:
+        shape = tuple(shape)
+        messages = [self.pyigtl.TransformMessage(np.asarray(m, np.float32), timestamp=geo["timestamp"],
+                                                 device_name=derive_device_name(name, TRANSFORM_TAG))
+                    for name, m in sorted(geo["transforms"].items())]
+        labelmap = paste(shape, roi, mask)
+        messages.append(build_image(self.pyigtl, labelmap, geo["layout"], geo["matrix"], geo["system"],
+                                    derive_device_name(geo["device"], LABELMAP_TAG), geo["timestamp"]))
+        if self.send_probability:
+            prob8 = np.rint(np.clip(np.nan_to_num(prob), 0.0, 1.0) * UINT8_MAX).astype(np.uint8)
+            messages.append(build_image(self.pyigtl, paste(shape, roi, prob8), geo["layout"], geo["matrix"],
+                                        geo["system"], derive_device_name(geo["device"], PROBABILITY_TAG),
+                                        geo["timestamp"]))
+        return messages
+
+    def _send(self, geo, shape, roi, captured, mask, prob) -> None:
+        if self.link.send(self.build_messages(geo, shape, roi, mask, prob)):
+            self.sent += 1
+            self.stamp_to_sent_ms.append((time.time() - geo["timestamp"]) * MS_PER_S)
+            self.capture_to_sent_ms.append((time.monotonic() - captured) * MS_PER_S)
+        else:
+            self.failed += 1
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every handed-over prediction was sent (or dropped); True if so."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._pending == 0, timeout)
+
+    def latency(self) -> dict[str, dict[str, float]]:
+        """p50/p99/max in ms of input timestamp -> sent, and capture (receive) -> sent."""
+        out = {}
+        for name, values in (("stamp_to_sent_ms", self.stamp_to_sent_ms),
+                             ("capture_to_sent_ms", self.capture_to_sent_ms)):
+            if values:
+                arr = np.asarray(values)
+                out[name] = {"p50": float(np.percentile(arr, 50)), "p99": float(np.percentile(arr, 99)),
+                             "max": float(arr.max()), "n": int(arr.size)}
+        return out
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self.flush(JOIN_TIMEOUT_S)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(JOIN_TIMEOUT_S)
+        self._release()
+
+
+def parse_host_port(text: str, option: str, default_host: str | None = None) -> tuple[str, int]:
+    """``HOST:PORT`` (or ``PORT`` when a default host is given) -> (host, port)."""
+    from edge_runtime.errors import ConfigError
+
+    host, sep, port = str(text).rpartition(":")
+    if not sep:
+        host = default_host
+    try:
+        number = int(port)
+    except ValueError as exc:
+        raise ConfigError(f"{option} {text!r}: expected HOST:PORT") from exc
+    if not host or not 0 <= number <= 65535:
+        raise ConfigError(f"{option} {text!r}: expected HOST:PORT with a port in 0-65535")
+    return host, number

@@ -1,0 +1,124 @@
+"""``igtl://HOST:PORT?device=Image_Reference``: frames from a PLUS server or 3D Slicer.
+
+Input: IMAGE messages (uint8 gray or RGB, any size, 2-D) of one device over OpenIGTLink.
+Output: :class:`edge_runtime.frames.Frame` with the BGR image and, in ``meta``:
+``mm_per_pixel`` (mean in-plane spacing), ``spacing`` (i, j, k mm), ``pixel_spacing``
+(row, col mm), ``ijk_to_ras`` (4x4), ``ijk_to_world`` + ``igtl_coordinate_system``
+(as sent), ``igtl_layout`` (k, j, i), ``device``, ``igtl_timestamp`` (the message's own
+timestamp, sender clock), ``igtl_received_wall``, ``transforms`` (device -> 4x4, the
+newest TRANSFORM of each device when the image arrived) and ``default_roi`` ("full").
+
+Query keys: ``device`` (default: the first IMAGE device seen), ``timeout`` (seconds
+without a new frame before the stream ends with InputError; default: wait and
+reconnect for ever, as the cart should), ``backoff_max`` (reconnect backoff cap, s).
+Files: none.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+from urllib.parse import parse_qs, urlsplit
+
+from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.frames import Frame, Source
+from edge_runtime.igtl.link import BACKOFF_MAX_S, acquire_client_link, release_client_link
+from edge_runtime.igtl.wire import IgtlImage
+
+DEFAULT_PORT = 18944              # the IANA-registered OpenIGTLink port, PLUS's default
+WAIT_POLL_S = 0.25                # how often an idle iterator checks close()
+QUERY_KEYS = ("device", "timeout", "backoff_max")
+DEFAULT_ROI = "full"
+
+
+def parse_igtl_spec(spec: str) -> dict:
+    """``igtl://host:port?device=X&timeout=S`` -> {host, port, device, timeout, backoff_max}."""
+    parts = urlsplit(spec)
+    if parts.scheme != "igtl" or not parts.hostname:
+        raise ConfigError(f"{spec!r}: expected igtl://HOST:PORT?device=NAME")
+    query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+    unknown = sorted(set(query) - set(QUERY_KEYS))
+    if unknown:
+        raise ConfigError(f"{spec!r}: unknown key(s) {', '.join(unknown)} (known: {', '.join(QUERY_KEYS)})")
+    try:
+        port = parts.port or DEFAULT_PORT
+        timeout = float(query["timeout"]) if query.get("timeout") else None
+        backoff_max = float(query["backoff_max"]) if query.get("backoff_max") else BACKOFF_MAX_S
+    except ValueError as exc:
+        raise ConfigError(f"{spec!r}: {exc}") from exc
+    if (timeout is not None and timeout <= 0) or backoff_max <= 0:
+        raise ConfigError(f"{spec!r}: timeout and backoff_max must be > 0 seconds")
+    return {"host": parts.hostname, "port": port, "device": query.get("device") or None,
+            "timeout": timeout, "backoff_max": backoff_max}
+
+
+def frame_meta(image: IgtlImage) -> dict:
+    row_mm, col_mm = image.pixel_spacing
+    return {
+        "mm_per_pixel": (row_mm + col_mm) / 2.0,
+        "spacing": image.spacing,
+        "pixel_spacing": (row_mm, col_mm),
+        "ijk_to_ras": image.ijk_to_ras,
+        "ijk_to_world": image.ijk_to_world,
+        "igtl_coordinate_system": image.coordinate_system,
+        "igtl_layout": image.layout,
+        "device": image.device,
+        "igtl_timestamp": image.timestamp,
+        "igtl_received_wall": image.received_wall,
+        "transforms": image.transforms,
+        # The IMAGE is already the ultrasound area (no scanner UI around it): segment all of
+        # it unless --roi says otherwise. In meta, so it survives wrappers (ResilientSource).
+        "default_roi": DEFAULT_ROI,
+    }
+
+
+class IgtlSource(Source):
+    """Live source: iterating yields each newest IMAGE once (older ones are dropped)."""
+
+    live = True
+    default_roi = DEFAULT_ROI
+
+    def __init__(self, spec: str):
+        self.spec = spec
+        self.name = spec
+        self._opts = parse_igtl_spec(spec)
+        self.link = acquire_client_link(self._opts["host"], self._opts["port"], self._opts["device"],
+                                        receive_images=True, backoff_max_s=self._opts["backoff_max"])
+        self._closed = False
+        self._index = 0
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """images, skipped_scalar_type / _volume / _device / _components / _malformed,
+        transforms, connects, disconnects, connect_failures, messages_sent, ..."""
+        return self.link.counters.snapshot()
+
+    def __iter__(self) -> Iterator[Frame]:
+        seq = 0
+        timeout = self._opts["timeout"]
+        waited = 0.0
+        while not self._closed:
+            got = self.link.wait_image(seq, WAIT_POLL_S)
+            if got is None:
+                waited += WAIT_POLL_S
+                if timeout is not None and waited >= timeout:
+                    state = "connected" if self.link.connected.is_set() else "not connected"
+                    raise InputError(f"{self.spec}: no IMAGE from device "
+                                     f"{self.link.device or '(any)'} for {timeout:g} s ({state}; "
+                                     f"counters {self.counters})")
+                continue
+            waited = 0.0
+            seq, image = got
+            frame = Frame(index=self._index, image=image.bgr, timestamp=image.received_monotonic,
+                          pts=None, meta=frame_meta(image))
+            self._index += 1
+            yield frame
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        release_client_link(self.link)
+
+
+def open_igtl_source(spec: str) -> IgtlSource:
+    """The entry point ``edge_runtime.sources.open_source`` dispatches ``igtl://`` to."""
+    return IgtlSource(spec)

@@ -1,0 +1,191 @@
+"""OpenIGTLink on the wire: framing, decoding IMAGE/TRANSFORM, encoding our IMAGEs.
+
+pyigtl (optional extra ``igtl``) does the byte layout of each message; this module
+does the socket framing itself (see link.py for why we do not use pyigtl's threads)
+and turns an IMAGE message into a BGR frame plus its geometry, and back.
+
+Inputs: a connected socket, pyigtl messages. Outputs: :class:`IgtlImage`, packed bytes.
+Files: none.
+"""
+from __future__ import annotations
+
+import select
+import socket
+import struct
+import threading
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from edge_runtime.errors import SonomapError
+
+HEADER_SIZE = 58                  # OpenIGTLink v1/v2/v3 fixed header
+DEVICE_NAME_BYTES = 20            # the header's device-name field; longer names are cut
+# A 4K RGB frame is ~25 MB; anything far beyond that is a corrupt header, not an image.
+MAX_BODY_BYTES = 256 * 1024 * 1024
+READ_POLL_S = 0.2                 # how often a blocked reader checks its stop flag
+RECV_CHUNK = 1 << 20
+SPATIAL_AXES = 3                  # IGTL images are (k, j, i[, components]) arrays
+GRAY_COMPONENTS, RGB_COMPONENTS = 1, 3
+# pyigtl raises these for malformed bodies (unknown scalar code, subvolume, short body).
+DECODE_ERRORS = (KeyError, ValueError, NotImplementedError, struct.error, UnicodeDecodeError, TypeError)
+# IGTL world is RAS or LPS; LPS -> RAS flips the first two world axes.
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def require_pyigtl():
+    """Import pyigtl lazily: it is an optional extra, needed only for igtl:// and --igtl-*."""
+    try:
+        import pyigtl
+    except ImportError as exc:
+        raise SonomapError("OpenIGTLink support needs the optional package pyigtl: "
+                           "pip install 'sonomap[igtl]' (or pip install pyigtl)") from exc
+    return pyigtl
+
+
+class SkipMessage(Exception):
+    """A message we cannot use; ``reason`` is the counter it increments."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass
+class IgtlImage:
+    """A 2-D IMAGE message as a frame. ``layout`` is the (k, j, i) array shape it came in
+    (one axis is 1), so an output image in the same layout maps pixels with the same matrix."""
+    bgr: np.ndarray               # (H, W, 3) uint8
+    layout: tuple[int, int, int]
+    ijk_to_world: np.ndarray      # 4x4, as sent (origin at voxel 0)
+    coordinate_system: str        # "ras" or "lps", as sent
+    device: str
+    timestamp: float              # the message's own timestamp (sender clock, s since 1970)
+    received_monotonic: float = 0.0
+    received_wall: float = 0.0
+    transforms: dict = field(default_factory=dict)
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """(i, j, k) voxel size in mm: the norms of the matrix's direction columns."""
+        return tuple(float(np.linalg.norm(self.ijk_to_world[:3, a])) for a in range(SPATIAL_AXES))
+
+    @property
+    def pixel_spacing(self) -> tuple[float, float]:
+        """(row, column) spacing in mm of the 2-D image."""
+        spacing_kji = self.spacing[::-1]
+        rows, cols = plane_axes(self.layout)
+        return spacing_kji[rows], spacing_kji[cols]
+
+    @property
+    def ijk_to_ras(self) -> np.ndarray:
+        m = np.asarray(self.ijk_to_world, dtype=np.float64)
+        return m if self.coordinate_system == "ras" else LPS_TO_RAS @ m
+
+
+def plane_axes(layout: tuple[int, int, int]) -> tuple[int, int]:
+    """Which (k, j, i) axes are the 2-D image's rows and columns (the dropped one is 1)."""
+    k, j, _ = layout
+    if k == 1:
+        return 1, 2
+    if j == 1:
+        return 0, 2
+    return 0, 1
+
+
+def plane_shape(layout: tuple[int, int, int]) -> tuple[int, int]:
+    """(k, j, i) with at most two axes > 1 -> (rows, cols) of the 2-D image."""
+    rows, cols = plane_axes(layout)
+    return layout[rows], layout[cols]
+
+
+def image_from_message(msg, transforms: dict | None = None) -> IgtlImage:
+    """pyigtl ImageMessage -> IgtlImage; raises SkipMessage for what we cannot segment."""
+    data = np.asarray(msg.image)
+    if data.dtype != np.uint8:
+        raise SkipMessage("scalar_type", f"IMAGE {msg.device_name!r}: scalar type {data.dtype} "
+                          "is not supported (uint8 gray or RGB only)")
+    if data.ndim != SPATIAL_AXES and data.ndim != SPATIAL_AXES + 1:
+        raise SkipMessage("malformed", f"IMAGE {msg.device_name!r}: array of shape {data.shape}")
+    layout = tuple(int(n) for n in data.shape[:SPATIAL_AXES])
+    components = data.shape[SPATIAL_AXES] if data.ndim > SPATIAL_AXES else GRAY_COMPONENTS
+    if sum(n > 1 for n in layout) > 2:
+        raise SkipMessage("volume", f"IMAGE {msg.device_name!r}: 3-D volume of size "
+                          f"{layout[::-1]} (i, j, k); only 2-D images are segmented")
+    rows, cols = plane_shape(layout)
+    if components == GRAY_COMPONENTS:
+        bgr = cv2.cvtColor(data.reshape(rows, cols), cv2.COLOR_GRAY2BGR)
+    elif components == RGB_COMPONENTS:
+        bgr = cv2.cvtColor(data.reshape(rows, cols, RGB_COMPONENTS), cv2.COLOR_RGB2BGR)
+    else:
+        raise SkipMessage("components", f"IMAGE {msg.device_name!r}: {components} components "
+                          "per pixel (1 gray or 3 RGB supported)")
+    return IgtlImage(bgr=bgr, layout=layout, ijk_to_world=np.array(msg.ijk_to_world_matrix, np.float64),
+                     coordinate_system=msg.world_coordinate_system, device=msg.device_name,
+                     timestamp=float(msg.timestamp), transforms=dict(transforms or {}))
+
+
+def build_image(pyigtl, plane: np.ndarray, layout, matrix, coordinate_system: str,
+                device: str, timestamp: float):
+    """A 2-D uint8 plane -> ImageMessage in the input's layout, matrix and timestamp."""
+    volume = np.ascontiguousarray(plane).reshape(layout)
+    return pyigtl.ImageMessage(volume, ijk_to_world_matrix=matrix,
+                               world_coordinate_system=coordinate_system,
+                               timestamp=timestamp, device_name=device)
+
+
+def clip_device_name(name: str) -> str:
+    """Device names travel in a 20-byte field; cut here so we know what the peer sees."""
+    return name.encode("utf8")[:DEVICE_NAME_BYTES].decode("utf8", "ignore")
+
+
+def derive_device_name(name: str, tag: str) -> str:
+    """``Image_Reference`` + ``Prediction`` -> ``Prediction_Reference``;
+    ``ImageToReference`` + ``Pred`` -> ``PredToReference``; ``US`` -> ``Prediction_US``;
+    ``ProbeToTracker`` + ``Pred`` -> ``Pred_ProbeToTracker``. Cut to the 20-byte field."""
+    if name.startswith("Image"):
+        return clip_device_name(tag + name[len("Image"):])
+    return clip_device_name(f"{tag}_{name}" if name else tag)
+
+
+def _recv_exact(sock: socket.socket, size: int, stop: threading.Event) -> bytearray:
+    """Read exactly ``size`` bytes; ConnectionError when the peer closes or we stop."""
+    buf = bytearray(size)
+    view = memoryview(buf)
+    got = 0
+    while got < size:
+        if stop.is_set():
+            raise ConnectionAbortedError("stopped")
+        readable, _, _ = select.select([sock], [], [], READ_POLL_S)
+        if not readable:
+            continue
+        n = sock.recv_into(view[got:], min(size - got, RECV_CHUNK))
+        if n == 0:
+            raise ConnectionResetError("connection closed by peer")
+        got += n
+    return buf
+
+
+def read_message(pyigtl, sock: socket.socket, stop: threading.Event):
+    """Block until one whole message is read. Returns (header fields, message or None for
+    types pyigtl does not know); raises SkipMessage('malformed') for an undecodable body
+    (the stream stays in sync: the body was read in full) and ConnectionError on EOF."""
+    header = bytes(_recv_exact(sock, HEADER_SIZE, stop))
+    try:
+        fields = pyigtl.MessageBase.parse_header(header)
+    except DECODE_ERRORS as exc:
+        raise ConnectionResetError(f"bad OpenIGTLink header ({exc}); resynchronising") from exc
+    if fields["body_size"] > MAX_BODY_BYTES:
+        raise ConnectionResetError(f"OpenIGTLink body of {fields['body_size']} bytes from "
+                                   f"{fields['device_name']!r}: corrupt header; resynchronising")
+    body = bytes(_recv_exact(sock, fields["body_size"], stop))
+    msg = pyigtl.MessageBase.create_message(fields["message_type"])
+    if msg is None:
+        return fields, None
+    try:
+        msg.unpack(fields, body)
+    except DECODE_ERRORS as exc:
+        raise SkipMessage("malformed", f"{fields['message_type']} {fields['device_name']!r}: "
+                          f"cannot decode ({type(exc).__name__}: {exc})") from exc
+    return fields, msg
