@@ -1,6 +1,215 @@
-"""`sonomap` subcommands of the edge runtime (replay, live, bench, make-clip)."""
+"""`sonomap` subcommands of the edge runtime (replay, live, bench, make-clip).
+
+Heavy modules are imported inside the handlers so `sonomap --help` stays fast.
+"""
 from __future__ import annotations
+
+import argparse
+import json
+
+
+from edge_runtime.errors import ConfigError, SonomapError
+
+SYNTHETIC_REPLAY_FRAMES = 90
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model file (.onnx, .engine, .ts) with its manifest beside it "
+                   "(default: edge_runtime/models/default/model.onnx)")
+    p.add_argument("--backend", choices=["auto", "onnxruntime", "tensorrt", "torch"], help="inference backend")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="inference device")
+    p.add_argument("--config", help="runtime config YAML (sections: source, roi, inference, overlay, sinks, live)")
+    p.add_argument("--roi", help="ultrasound area of the screen: x,y,w,h | auto | full (default: auto)")
+    p.add_argument("--ema", type=float, help="temporal smoothing weight of the newest probability (0 = off)")
+    p.add_argument("--save-masks", metavar="DIR", help="write per-frame mask and ROI PNGs to DIR")
+    p.add_argument("--record-raw", metavar="MP4", help="also record the raw input to MP4")
+    p.add_argument("--summary", help="write a JSON summary (frames, fps, per-stage latency p50/p95/p99)")
+
+
+def _overrides(args, **extra) -> dict:
+    o = {
+        "source": {},
+        "roi": {"rect": getattr(args, "roi", None)},
+        "inference": {"model": args.model, "backend": args.backend, "device": args.device},
+        "overlay": {"ema": args.ema},
+        "sinks": {"masks": args.save_masks, "raw": args.record_raw, "summary": args.summary},
+        "live": {},
+    }
+    for key, value in extra.items():
+        section, name = key.split("__")
+        o[section][name] = value
+    return o
+
+
+def _config(args, **extra) -> dict:
+    from edge_runtime import config as cfg
+
+    return cfg.merge(cfg.load_config(args.config), _overrides(args, **extra))
+
+
+def _print_summary(summary: dict) -> None:
+    lat = summary.get("latency_ms", {})
+    print(f"frames {summary['frames']}  fps {summary['fps']:.2f}  errors {summary['errors']}  "
+          f"drops {summary['drops']}  backend {summary['backend'].get('backend')} {summary['backend'].get('device', '')}")
+    for stage, s in lat.items():
+        if s.get("n"):
+            print(f"  {stage:<11} p50 {s['p50']:8.2f}  p95 {s['p95']:8.2f}  p99 {s['p99']:8.2f}  max {s['max']:8.2f} ms")
+
+
+def cmd_replay(args) -> int:
+    from edge_runtime.pipeline import Pipeline
+
+    config = _config(args, source__input=args.input, source__loop=args.loop or None,
+                     source__realtime=args.realtime or None, source__max_frames=args.max_frames,
+                     sinks__video=args.out, sinks__window=args.window or None)
+    source = None
+    if args.input == "synthetic":  # replay of the synthetic screen: a fixed number of frames, not paced
+        from edge_runtime.sources import SyntheticSource
+
+        source = SyntheticSource(image=config["source"]["image"], frames=args.max_frames or SYNTHETIC_REPLAY_FRAMES,
+                                 live=False, width=config["source"]["width"], height=config["source"]["height"])
+    summary = Pipeline(config, config_path=args.config, source=source).run()
+    _print_summary(summary)
+    if args.out:
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _observer_hooks(args) -> list:
+    """Observers for --http / --igtl-out / --igtl-serve, imported only when asked for."""
+    import importlib
+
+    observers = []
+
+    def need(module: str, flag: str):
+        try:
+            return importlib.import_module(module)
+        except ImportError as exc:
+            raise SonomapError(f"{flag}: {module} is not available in this install ({exc})") from exc
+
+    if args.http:
+        host, _, port = args.http.rpartition(":")
+        if not port.isdigit():
+            raise ConfigError(f"--http: expected HOST:PORT, got {args.http!r}")
+        observers.append(need("edge_runtime.http_server", "--http").make_http_observer(
+            host or "127.0.0.1", int(port), args.token))
+    if args.igtl_out:
+        observers.append(need("edge_runtime.igtl", "--igtl-out").make_igtl_observer(out=args.igtl_out))
+    if args.igtl_serve:
+        observers.append(need("edge_runtime.igtl", "--igtl-serve").make_igtl_observer(serve=args.igtl_serve))
+    return observers
+
+
+def cmd_live(args) -> int:
+    from edge_runtime.pipeline import Pipeline
+
+    config = _config(args, source__input=args.source, source__fps=args.fps, source__width=args.width,
+                     source__height=args.height, source__fourcc=args.fourcc, live__mode=args.mode,
+                     live__duration_s=args.duration, sinks__video=args.record, source__realtime=True,
+                     sinks__window=False if args.headless else None, sinks__fullscreen=args.fullscreen or None)
+    if not args.headless and config["sinks"]["window"] is False and not args.config:
+        config["sinks"]["window"] = True
+    from edge_runtime import service  # sd_notify, signals, reconnecting capture (service helper)
+
+    pipeline = Pipeline(config, config_path=args.config, **service.live_kwargs(config, _observer_hooks(args)))
+    handlers = service.install(pipeline)
+    try:
+        summary = pipeline.run()
+    finally:
+        handlers.restore()
+    _print_summary(summary)
+    return 0
+
+
+def cmd_make_clip(args) -> int:
+    from pathlib import Path
+
+    from edge_runtime import synthetic
+
+    width, _, height = args.size.partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        raise ConfigError(f"--size: expected WxH, got {args.size!r}")
+    image = Path(args.image) if args.image else synthetic.default_image()
+    info = synthetic.write_clip(image, Path(args.out), args.frames, args.fps, int(width), int(height), args.seed)
+    Path(args.out).with_suffix(".json").write_text(json.dumps(info, indent=2))
+    print(f"wrote {args.out}: {args.frames} frames at {args.fps} fps, ROI {','.join(map(str, info['roi']))} "
+          f"({info['mm_per_pixel']:.4f} mm/px) from {image.name}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    if args.source and args.source.startswith("igtl://"):
+        from edge_runtime.igtl.bench import run_igtl_bench
+
+        report = run_igtl_bench(args.source, _config(args), args.frames)
+    else:
+        from edge_runtime.bench import run_bench
+
+        report = run_bench(args)
+    if args.json:
+        from pathlib import Path
+
+        Path(args.json).write_text(json.dumps(report, indent=2, default=str))
+    return 0
 
 
 def register(sub) -> None:
     """Add the runtime's subcommands to the top-level parser's subparsers."""
+    p = sub.add_parser("replay", help="run the model over a video, image folder or DICOM cine and write an overlay mp4",
+                       description="Process every frame (none dropped) of INPUT: a video file (PyAV), an image "
+                       "folder, a DICOM cine (.dcm) or 'synthetic'; draw the cancer overlay and write H.264 mp4.")
+    p.add_argument("input", help="video file, image folder, .dcm file or 'synthetic'")
+    p.add_argument("--out", help="overlay mp4 to write")
+    p.add_argument("--loop", action="store_true", help="loop the input (stop with Ctrl-C)")
+    p.add_argument("--realtime", action="store_true", help="pace at the clip's frame rate")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--window", action="store_true", help="also show a window")
+    _common(p)
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("live", help="live overlay from a capture card, stream, OpenIGTLink or the synthetic source",
+                       description="Live mode: the newest captured frame wins; raw video is shown at capture rate "
+                       "and the overlay never holds it back.")
+    p.add_argument("--source", default=None, help="synthetic | /dev/videoN | N | rtsp://... | igtl://HOST:PORT?device=NAME | file")
+    p.add_argument("--mode", choices=["latest", "strict"], help="overlay the newest mask (with its age) or only a frame's own mask")
+    p.add_argument("--fps", type=float, help="capture frame rate")
+    p.add_argument("--width", type=int, help="capture width")
+    p.add_argument("--height", type=int, help="capture height")
+    p.add_argument("--fourcc", help="capture pixel format (e.g. YUYV, MJPG)")
+    p.add_argument("--headless", action="store_true", help="no window")
+    p.add_argument("--fullscreen", action="store_true", help="fullscreen window")
+    p.add_argument("--record", metavar="MP4", help="record the rendered overlay (fragmented mp4)")
+    p.add_argument("--duration", type=float, help="stop after S seconds")
+    p.add_argument("--http", metavar="HOST:PORT", help="serve /healthz, /metrics and a viewer")
+    p.add_argument("--token", help="access token for --http when bound beyond localhost")
+    p.add_argument("--igtl-out", metavar="HOST:PORT", help="send predictions to an OpenIGTLink server")
+    p.add_argument("--igtl-serve", metavar="PORT", type=int, help="serve predictions as an OpenIGTLink server")
+    _common(p)
+    p.set_defaults(func=cmd_live)
+
+    p = sub.add_parser("make-clip", help="make a scanner-screen replay clip from a real BUSI image with probe motion",
+                       description="Render a real ultrasound image into a dark 1080p scanner screen with text, "
+                       "moving as under a handheld probe, and write H.264 mp4 (+ a .json with the ROI and mm scale).")
+    p.add_argument("--image", help="grayscale ultrasound PNG (default: a vendored BUSI malignant image)")
+    p.add_argument("--out", required=True, help="mp4 to write")
+    p.add_argument("--frames", type=int, default=90, help="number of frames (default 90)")
+    p.add_argument("--fps", type=int, default=30)
+    p.add_argument("--size", default="1920x1080", help="screen size WxH")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_make_clip)
+
+    p = sub.add_parser("bench", help="per-stage latency, throughput and the naive-loop comparison",
+                       description="Replay INPUT through the pipeline and, in the same run, through a naive "
+                       "sequential loop and the backend alone; print p50/p95/p99/max per stage and the ratios.")
+    p.add_argument("input", nargs="?", default=None, help="clip to replay (default: a generated 1080p synthetic clip)")
+    p.add_argument("--frames", type=int, default=120, help="frames per measurement")
+    p.add_argument("--json", help="write the report as JSON")
+    p.add_argument("--source", help="live source to measure (default: synthetic 30 fps; igtl://... for OpenIGTLink round trips)")
+    p.add_argument("--live-seconds", type=float, default=6.0, help="length of the live measurement (0 = skip)")
+    _common(p)
+    p.set_defaults(func=cmd_bench)
+
+    from edge_runtime import soak  # `sonomap soak` (service helper; light module, heavy imports inside)
+
+    soak.register(sub)
+

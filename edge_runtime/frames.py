@@ -25,6 +25,10 @@ class Prediction:
     mask: np.ndarray           # uint8 (h, w) class ids at ROI size
     prob: np.ndarray           # float32 (h, w) cancer probability at ROI size
     latency_ms: float = 0.0    # backend time for this frame
+    # Set by the live schedule: the frame this prediction was computed on and its ROI, so an
+    # observer (OpenIGTLink) can send it with that frame's timestamp even when it is drawn later.
+    frame: "Frame | None" = None
+    roi: Any = None
 
 
 class Source:

@@ -1,0 +1,73 @@
+"""Inference backends behind one interface (:class:`edge_runtime.backends.base.Backend`).
+
+``create_backend(name, model, manifest)``: ``onnxruntime``, ``tensorrt``, ``torch`` or ``auto``.
+``auto`` picks by the model file and what is installed, and logs why:
+``.engine``/``.plan`` -> TensorRT; ``.ts``/``.pt2`` TorchScript -> torch; ``.onnx`` -> TensorRT when
+it and a GPU are available (engine built and cached by the TensorRT module), else ONNX Runtime
+(CUDA EP when present, CPU otherwise). Heavy imports happen only for the chosen backend.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from pathlib import Path
+
+from edge_runtime.errors import ConfigError, SonomapError
+
+log = logging.getLogger("sonomap.backends")
+
+BACKENDS = ("auto", "onnxruntime", "tensorrt", "torch")
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+TORCHSCRIPT_SUFFIXES = (".ts", ".torchscript")
+
+
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def choose_backend(model_path: str | Path) -> tuple[str, str]:
+    """(backend name, reason) for ``auto``."""
+    suffix = Path(model_path).suffix.lower()
+    if suffix in ENGINE_SUFFIXES:
+        return "tensorrt", f"model {Path(model_path).name} is a TensorRT engine"
+    if suffix in TORCHSCRIPT_SUFFIXES:
+        return "torch", f"model {Path(model_path).name} is TorchScript"
+    if _has("tensorrt") and _has("pycuda"):
+        return "tensorrt", "tensorrt and pycuda are installed (engine built from the ONNX and cached)"
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        return "onnxruntime", "onnxruntime has the CUDA execution provider"
+    return "onnxruntime", "no TensorRT/pycuda and no CUDA execution provider: ONNX Runtime on CPU"
+
+
+def create_backend(name: str, model_path: str | Path, manifest, **options):
+    """Instantiate a backend; ``options`` go to its constructor (device, threads, fp16, ...)."""
+    if name not in BACKENDS:
+        raise ConfigError(f"inference.backend: {name!r} is not one of {BACKENDS}")
+    if name == "auto":
+        name, why = choose_backend(model_path)
+        log.info("backend auto -> %s: %s", name, why)
+    else:
+        why = f"backend {name} requested"
+    if name == "onnxruntime":
+        from edge_runtime.backends.onnxruntime import OnnxRuntimeBackend
+
+        backend = OnnxRuntimeBackend(model_path, manifest, **options)
+    elif name == "torch":
+        from edge_runtime.backends.torch import TorchBackend
+
+        backend = TorchBackend(model_path, manifest, **options)
+    else:
+        backend = _tensorrt(model_path, manifest, **options)
+    backend.selected_because = why
+    return backend
+
+
+def _tensorrt(model_path, manifest, **options):
+    try:
+        trt = importlib.import_module("edge_runtime.backends.tensorrt")
+    except ImportError as exc:
+        raise SonomapError(f"backend tensorrt unavailable here ({exc}); use --backend onnxruntime") from exc
+    return trt.TensorRTBackend(model_path, manifest, **options)

@@ -1,0 +1,108 @@
+"""ONNX Runtime backend: CPU, or the CUDA execution provider where present.
+
+Input: gray uint8 ROI (H, W). Output: Prediction (mask uint8, prob float32) at (H, W).
+Two model flavours, told apart by ``manifest.preprocessing_in_graph``:
+- folded (the export contract): input ``frame`` uint8 [1,1,H,W], outputs ``prob``/``mask``;
+  a model with fixed H/W is fed the ROI resized to its size and its outputs resized back;
+- plain: input float32 from :func:`edge_runtime.preprocess.preprocess_for`, output logits
+  [1,C,h,w]; softmax, threshold and resize happen here.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import cv2
+import numpy as np
+
+from edge_runtime.backends.base import Backend
+from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.frames import Prediction
+from edge_runtime.preprocess import preprocess_for
+
+log = logging.getLogger("sonomap.backend.onnxruntime")
+CUDA_EP = "CUDAExecutionProvider"
+CPU_EP = "CPUExecutionProvider"
+MS = 1000.0
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+
+    def __init__(self, model_path, manifest, device: str = "auto", threads: int | None = None, spin: bool = False,
+                 **options):
+        super().__init__(model_path, manifest, **options)
+        import onnxruntime as ort
+
+        if not self.model_path.is_file():
+            raise InputError(f"{self.model_path}: model file not found")
+        available = ort.get_available_providers()
+        if device == "cuda" and CUDA_EP not in available:
+            raise ConfigError(f"inference.device: cuda requested but onnxruntime has no {CUDA_EP} "
+                              f"(available: {available})")
+        use_cuda = device in ("cuda", "auto") and CUDA_EP in available
+        providers = [CUDA_EP, CPU_EP] if use_cuda else [CPU_EP]
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = int(threads or os.environ.get("SONOMAP_ORT_THREADS", 0) or 0)
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if not spin:
+            # ORT's worker threads busy-wait between runs by default; on a small CPU that steals
+            # the cycles decode, overlay and encode need while they overlap with inference.
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        try:
+            self.session = ort.InferenceSession(str(self.model_path), so, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise InputError(f"{self.model_path}: onnxruntime cannot load it ({exc})") from exc
+        self.providers = self.session.get_providers()
+        self.device = "cuda" if CUDA_EP in self.providers else "cpu"
+        self.input = self.session.get_inputs()[0]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self._check_contract()
+
+    def _check_contract(self) -> None:
+        folded = self.manifest.preprocessing_in_graph
+        in_type = self.input.type
+        if folded and in_type != "tensor(uint8)":
+            raise ConfigError(f"{self.model_path}: manifest says preprocessing_in_graph but input "
+                              f"{self.input.name!r} is {in_type}, not uint8")
+        if folded and not {"prob", "mask"} <= set(self.output_names):
+            raise ConfigError(f"{self.model_path}: folded model must output 'prob' and 'mask', has {self.output_names}")
+        if not folded and in_type != "tensor(float)":
+            raise ConfigError(f"{self.model_path}: manifest says preprocessing_in_graph: false but input is {in_type}")
+        shape = self.input.shape
+        self.fixed_hw = tuple(shape[2:4]) if all(isinstance(d, int) for d in shape[2:4]) else None
+        if not folded and self.fixed_hw and self.fixed_hw != (self.manifest.input_height, self.manifest.input_width):
+            raise ConfigError(f"{self.model_path}: input is {self.fixed_hw} but manifest input is "
+                              f"{self.manifest.input_height}x{self.manifest.input_width}")
+
+    def infer(self, gray_roi: np.ndarray) -> Prediction:
+        start = time.perf_counter()
+        height, width = gray_roi.shape[:2]
+        if self.manifest.preprocessing_in_graph:
+            x = gray_roi
+            if self.fixed_hw and self.fixed_hw != (height, width):
+                x = cv2.resize(gray_roi, (self.fixed_hw[1], self.fixed_hw[0]), interpolation=cv2.INTER_LINEAR)
+            prob, mask = self.session.run(["prob", "mask"], {self.input.name: x[None, None]})
+            prob, mask = prob[0, 0], mask[0, 0]
+            if prob.shape != (height, width):
+                prob = cv2.resize(prob, (width, height), interpolation=cv2.INTER_LINEAR)
+                mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+        else:
+            x = preprocess_for(gray_roi, self.manifest)[None]
+            logits = self.session.run([self.output_names[0]], {self.input.name: x})[0][0]
+            e = np.exp(logits - logits.max(axis=0, keepdims=True))
+            probs = e / e.sum(axis=0, keepdims=True)
+            prob = cv2.resize(probs[self.manifest.cancer_index].astype(np.float32), (width, height),
+                              interpolation=cv2.INTER_LINEAR)
+            mask = (prob > self.manifest.threshold).astype(np.uint8) * np.uint8(self.manifest.cancer_index)
+        return Prediction(np.ascontiguousarray(mask, np.uint8), np.ascontiguousarray(prob, np.float32),
+                          (time.perf_counter() - start) * MS)
+
+    def describe(self) -> dict:
+        return {"backend": self.name, "device": self.device, "providers": self.providers,
+                "precision": "fp32", "model": self.manifest.name}
+
+    def close(self) -> None:
+        self.session = None

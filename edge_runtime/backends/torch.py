@@ -1,0 +1,121 @@
+"""torch backend: a TorchScript model (``sonomap export torchscript``) on CPU or CUDA.
+
+torch is imported here only, when this backend is chosen. The TorchScript file carries the
+same folded pre/post as the ONNX contract (uint8 [1,1,H,W] in; ``prob`` float32 and
+``mask`` uint8 out, as a tuple or dict); with ``preprocessing_in_graph: false`` it takes the
+output of :func:`edge_runtime.preprocess.preprocess_for` and returns logits.
+On CUDA: FP16 through autocast (``fp16``), and optionally CUDA graphs (``cuda_graphs``):
+the forward pass is captured once per input shape and replayed, removing launch overhead.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import cv2
+import numpy as np
+
+from edge_runtime.backends.base import Backend
+from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.frames import Prediction
+from edge_runtime.preprocess import preprocess_for
+
+log = logging.getLogger("sonomap.backend.torch")
+MS = 1000.0
+GRAPH_WARMUP_RUNS = 3
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    def __init__(self, model_path, manifest, device: str = "auto", fp16: bool = True,
+                 cuda_graphs: bool = False, input_size=None, threads: int | None = None, **options):
+        super().__init__(model_path, manifest, **options)
+        import torch
+
+        self.torch = torch
+        if not self.model_path.is_file():
+            raise InputError(f"{self.model_path}: model file not found")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("inference.device: cuda requested but torch sees no CUDA device")
+        self.device = torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+        if threads:
+            torch.set_num_threads(int(threads))
+        try:
+            self.model = torch.jit.load(str(self.model_path), map_location=self.device).eval()
+        except Exception as exc:  # torch raises RuntimeError/ValueError variants for foreign files
+            raise InputError(f"{self.model_path}: not a loadable TorchScript model ({exc})") from exc
+        self.fp16 = bool(fp16) and self.device.type == "cuda"
+        self.cuda_graphs = bool(cuda_graphs) and self.device.type == "cuda"
+        self.input_size = tuple(input_size) if input_size else None
+        self._graphs: dict = {}
+
+    # --- model call -----------------------------------------------------------------
+    def _forward(self, x):
+        torch = self.torch
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.float16, enabled=self.fp16):
+            out = self.model(x)
+        if isinstance(out, dict):
+            return out.get("prob"), out.get("mask"), out.get("out")
+        if isinstance(out, (tuple, list)):
+            return (out[0], out[1], None) if len(out) >= 2 else (None, None, out[0])
+        return None, None, out
+
+    def _graph_forward(self, x):
+        """Replay a captured CUDA graph for this shape (captured on first use)."""
+        torch = self.torch
+        key = tuple(x.shape)
+        entry = self._graphs.get(key)
+        if entry is None:
+            static_in = x.clone()
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                for _ in range(GRAPH_WARMUP_RUNS):
+                    self._forward(static_in)
+            torch.cuda.current_stream().wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_out = self._forward(static_in)
+            entry = self._graphs[key] = (graph, static_in, static_out)
+            log.info("captured a CUDA graph for input %s", key)
+        graph, static_in, static_out = entry
+        static_in.copy_(x)
+        graph.replay()
+        return static_out
+
+    def infer(self, gray_roi: np.ndarray) -> Prediction:
+        torch = self.torch
+        start = time.perf_counter()
+        height, width = gray_roi.shape[:2]
+        if self.manifest.preprocessing_in_graph:
+            x_np = gray_roi
+            if self.input_size and tuple(self.input_size) != (height, width):
+                x_np = cv2.resize(gray_roi, (self.input_size[1], self.input_size[0]), interpolation=cv2.INTER_LINEAR)
+            x = torch.from_numpy(np.ascontiguousarray(x_np))[None, None].to(self.device, non_blocking=True)
+        else:
+            x = torch.from_numpy(preprocess_for(gray_roi, self.manifest)[None]).to(self.device, non_blocking=True)
+        prob, mask, logits = self._graph_forward(x) if self.cuda_graphs else self._forward(x)
+        if prob is None:
+            if logits is None:
+                raise InputError(f"{self.model_path}: model returned neither prob/mask nor logits")
+            p = torch.softmax(logits.float(), dim=1)[0, self.manifest.cancer_index]
+            prob_np = p.cpu().numpy()
+            prob_np = cv2.resize(prob_np, (width, height), interpolation=cv2.INTER_LINEAR)
+            mask_np = (prob_np > self.manifest.threshold).astype(np.uint8) * np.uint8(self.manifest.cancer_index)
+        else:
+            prob_np = prob[0, 0].float().cpu().numpy()
+            mask_np = mask[0, 0].to(torch.uint8).cpu().numpy()
+            if prob_np.shape != (height, width):
+                prob_np = cv2.resize(prob_np, (width, height), interpolation=cv2.INTER_LINEAR)
+                mask_np = cv2.resize(mask_np, (width, height), interpolation=cv2.INTER_NEAREST)
+        return Prediction(np.ascontiguousarray(mask_np, np.uint8), np.ascontiguousarray(prob_np, np.float32),
+                          (time.perf_counter() - start) * MS)
+
+    def describe(self) -> dict:
+        return {"backend": self.name, "device": str(self.device), "model": self.manifest.name,
+                "precision": "fp16" if self.fp16 else "fp32", "cuda_graphs": self.cuda_graphs}
+
+    def close(self) -> None:
+        self._graphs.clear()
+        self.model = None

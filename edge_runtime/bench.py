@@ -1,0 +1,180 @@
+"""`sonomap bench`: where the time goes, measured in one run on this machine.
+
+Three measurements over the same frames (a 1080p scanner-screen clip, ROI auto-detected):
+1. backend only: the model on pre-decoded ROIs, nothing else;
+2. naive loop: decode -> BGR -> infer -> full-frame blend -> encode (BGR into libx264), one
+   frame after another, the way a first prototype would do it;
+3. the pipeline's replay schedule (threads overlap decode | inference | overlay+encode;
+   blend touches only the mask's box; encode from I420).
+Then a short live run (synthetic 30 fps source, or ``--source``) for capture-to-display latency.
+Prints per-stage p50/p95/p99/max, throughput and the ratios; returns them as a dict.
+"""
+from __future__ import annotations
+
+import resource
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_runtime import config as cfg
+from edge_runtime.backends import create_backend
+from edge_runtime.manifest import load_manifest
+from edge_runtime.preprocess import to_gray
+from edge_runtime.roi import resolve_roi
+from edge_runtime.stats import summarise
+
+MS = 1000.0
+KIB_PER_GIB = 1024 ** 2
+LIVE_SECONDS = 6.0
+LIVE_FPS = 30.0
+NAIVE_ALPHA = 0.4
+NAIVE_BGR = (40, 40, 255)   # the overlay colour of the naive loop (the manifest cancer red)
+
+
+def _decode(path: str, limit: int) -> list[np.ndarray]:
+    import av
+
+    frames = []
+    with av.open(path) as c:
+        for vf in c.decode(c.streams.video[0]):
+            frames.append(vf.to_ndarray(format="bgr24"))
+            if len(frames) >= limit:
+                break
+    return frames
+
+
+def backend_only(backend, rois: list[np.ndarray]) -> dict:
+    times = []
+    t0 = time.perf_counter()
+    for gray in rois:
+        t = time.perf_counter()
+        backend.infer(gray)
+        times.append((time.perf_counter() - t) * MS)
+    wall = time.perf_counter() - t0
+    return {"fps": len(rois) / wall, "latency_ms": {"backend": summarise(times)}}
+
+
+def naive_loop(path: str, backend, roi, limit: int, out: Path) -> dict:
+    """decode -> BGR -> infer -> full-frame blend -> BGR encode, strictly sequential."""
+    import av
+
+    stages = {k: [] for k in ("decode", "infer", "blend", "encode")}
+    src = av.open(path)
+    dst = av.open(str(out), "w")
+    stream = None
+    n = 0
+    t0 = time.perf_counter()
+    it = src.decode(src.streams.video[0])
+    while n < limit:
+        t = time.perf_counter()
+        vf = next(it, None)
+        if vf is None:
+            break
+        bgr = vf.to_ndarray(format="bgr24")
+        t1 = time.perf_counter()
+        pred = backend.infer(to_gray(roi.crop(bgr)))
+        t2 = time.perf_counter()
+        full = np.zeros(bgr.shape[:2], np.uint8)
+        roi.crop(full)[:] = pred.mask
+        colour = np.zeros_like(bgr)
+        colour[full > 0] = NAIVE_BGR
+        blended = cv2.addWeighted(bgr, 1 - NAIVE_ALPHA, colour, NAIVE_ALPHA, 0)
+        bgr = np.where(full[:, :, None] > 0, blended, bgr)
+        t3 = time.perf_counter()
+        if stream is None:
+            stream = dst.add_stream("libx264", rate=Fraction(30))
+            stream.width, stream.height, stream.pix_fmt = bgr.shape[1], bgr.shape[0], "yuv420p"
+            stream.options = {"preset": "ultrafast"}
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(bgr), format="bgr24")
+        frame.pts = n
+        for packet in stream.encode(frame):
+            dst.mux(packet)
+        t4 = time.perf_counter()
+        for key, a, b in (("decode", t, t1), ("infer", t1, t2), ("blend", t2, t3), ("encode", t3, t4)):
+            stages[key].append((b - a) * MS)
+        n += 1
+    if stream is not None:
+        for packet in stream.encode(None):
+            dst.mux(packet)
+    dst.close()
+    src.close()
+    wall = time.perf_counter() - t0
+    return {"fps": n / wall, "frames": n, "latency_ms": {k: summarise(v) for k, v in stages.items()}}
+
+
+def pipeline_replay(config: dict, path: str, limit: int, out: Path) -> dict:
+    from edge_runtime.pipeline import Pipeline
+
+    config = cfg.merge(config, {"source": {"input": path, "max_frames": limit}, "sinks": {"video": str(out)}})
+    summary = Pipeline(config).run()
+    summary["fps"] = summary["frames"] / summary["elapsed_s"]
+    return summary
+
+
+def live_run(config: dict, source: str | None, seconds: float) -> dict:
+    from edge_runtime.pipeline import Pipeline
+
+    config = cfg.merge(config, {"source": {"input": source or "synthetic", "fps": LIVE_FPS},
+                                "live": {"duration_s": seconds}, "sinks": {"window": False}})
+    return Pipeline(config).run()
+
+
+def _print_stages(title: str, fps: float, latency: dict) -> None:
+    print(f"{title}: {fps:.2f} frames/s")
+    for stage, s in latency.items():
+        if s.get("n"):
+            print(f"  {stage:<19} p50 {s['p50']:8.2f}  p95 {s['p95']:8.2f}  p99 {s['p99']:8.2f}  max {s['max']:8.2f} ms")
+
+
+def run_bench(args) -> dict:
+    from edge_runtime import synthetic
+
+    config = cfg.merge(cfg.load_config(args.config), {
+        "roi": {"rect": args.roi}, "inference": {"model": args.model, "backend": args.backend, "device": args.device},
+        "overlay": {"ema": args.ema}})
+    model = cfg.resolve_model(config)
+    manifest = load_manifest(model)
+    work = Path(tempfile.mkdtemp(prefix="sonomap-bench-"))
+    clip = args.input
+    if clip is None:
+        clip = str(work / "clip.mp4")
+        synthetic.write_clip(synthetic.default_image(), Path(clip), args.frames, int(LIVE_FPS))
+    frames = _decode(clip, args.frames)
+    roi = resolve_roi(config["roi"]["rect"], frames[0])
+    backend = create_backend(config["inference"]["backend"], model, manifest, device=config["inference"]["device"])
+    rois = [np.ascontiguousarray(to_gray(roi.crop(f))) for f in frames]
+    del frames
+    backend.warmup(roi.h, roi.w)
+    report = {"clip": clip, "frames": len(rois), "roi": roi.as_list(), "model": str(model),
+              "backend": backend.describe()}
+    report["backend_only"] = backend_only(backend, rois)
+    report["naive"] = naive_loop(clip, backend, roi, len(rois), work / "naive.mp4")
+    backend.close()
+    report["pipeline"] = pipeline_replay(config, clip, len(rois), work / "pipeline.mp4")
+    seconds = getattr(args, "live_seconds", LIVE_SECONDS)
+    report["live"] = live_run(config, args.source, seconds) if seconds > 0 else {"fps": 0.0, "drops": 0,
+                                                                               "latency_ms": {}}
+    b, n, p = report["backend_only"]["fps"], report["naive"]["fps"], report["pipeline"]["fps"]
+    report["ratios"] = {"pipeline_vs_backend_only": p / b, "pipeline_vs_naive": p / n}
+    live_lat = report["live"]["latency_ms"]
+    backend_p50 = live_lat.get("backend", {}).get("p50", float("nan"))
+    report["live_budget_ms"] = backend_p50 + 1.5 * MS / LIVE_FPS
+    report["rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB_PER_GIB
+    print(f"clip {clip}: {len(rois)} frames, ROI {roi.w}x{roi.h}, model {manifest.name}, "
+          f"backend {report['backend']}")
+    _print_stages("backend only", b, report["backend_only"]["latency_ms"])
+    _print_stages("naive sequential loop", n, report["naive"]["latency_ms"])
+    _print_stages("pipeline replay", p, report["pipeline"]["latency_ms"])
+    _print_stages(f"live ({args.source or 'synthetic 30 fps'}, {seconds:.0f} s; shown frames/s)",
+                  report["live"]["fps"], live_lat)
+    c2d = live_lat.get("capture_to_display", {}).get("p99", float("nan"))
+    print(f"ratio pipeline / backend-only throughput: {report['ratios']['pipeline_vs_backend_only']:.2f} (target >= 0.80)")
+    print(f"ratio pipeline / naive loop throughput:   {report['ratios']['pipeline_vs_naive']:.2f} (target >= 1.30)")
+    print(f"live capture-to-display p99 {c2d:.1f} ms vs budget backend p50 + 1.5 frames = "
+          f"{report['live_budget_ms']:.1f} ms; live drops {report['live']['drops']}")
+    print(f"peak RSS {report['rss_gib']:.2f} GiB (target <= 1.5)")
+    return report

@@ -1,0 +1,193 @@
+"""Live schedule: the newest frame wins and the raw video never waits for the AI.
+
+Threads: capture (iterates the source and keeps only the newest frame), inference (takes
+the newest frame it has not seen, runs the guarded backend) and display (the caller's
+thread, so OpenCV windows work): every captured frame is rendered at capture rate.
+- ``latest``: the newest mask is drawn over the current frame, with its age in the HUD;
+- ``strict``: a frame gets only its own mask (display waits up to ``stale_ms`` for it
+  when the AI took that frame; frames the AI skipped are shown raw).
+A mask older than ``stale_ms`` fades out over ``fade_ms`` and a banner says the AI lags.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+from edge_runtime.frames import Frame, Prediction
+
+MS = 1000.0
+DEFAULT_FPS = 30.0          # recording rate when the source does not say
+WAIT_S = 0.5                 # display wakes at least this often to notice stop/stalls
+NO_SIGNAL_AFTER_S = 2.0
+BANNER_STALE = "AI LAGGING: overlay is {age:.0f} ms old"
+BANNER_HIDDEN = "AI LAGGING: overlay hidden (older than {limit:.0f} ms)"
+
+
+class LatestSlot:
+    """One frame slot with a sequence number; ``put`` overwrites (counting what it drops)."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self.item = None
+        self.seq = 0
+        self.closed = False
+        self.error: BaseException | None = None
+
+    def put(self, item) -> None:
+        with self._cond:
+            self.item = item
+            self.seq += 1
+            self._cond.notify_all()
+
+    def close(self, error: BaseException | None = None) -> None:
+        with self._cond:
+            self.closed = True
+            self.error = error
+            self._cond.notify_all()
+
+    def wait_newer(self, seq: int, timeout: float):
+        """(seq, item) newer than ``seq``, or (seq, None) on timeout/close."""
+        with self._cond:
+            self._cond.wait_for(lambda: self.seq > seq or self.closed, timeout)
+            if self.seq > seq:
+                return self.seq, self.item
+            return seq, None
+
+
+def _capture(pipeline, slot: LatestSlot) -> None:
+    error = None
+    try:
+        for frame in pipeline.source:
+            slot.put(frame)
+            if pipeline.stopping:
+                break
+    except BaseException as exc:  # noqa: BLE001 - handed to the display thread
+        error = exc
+    slot.close(error)
+
+
+def _infer(pipeline, requests: LatestSlot, results: LatestSlot) -> None:
+    seq = 0
+    while not pipeline.stopping:
+        seq, frame = requests.wait_newer(seq, WAIT_S)
+        if frame is None:
+            if requests.closed:
+                break
+            continue
+        prediction = None
+        try:
+            pipeline.apply_reload()
+            roi = pipeline.ensure_roi(frame)  # re-detects the ROI after a reload or a size change
+            gray = pipeline.stage_roi(frame)
+            t0 = time.perf_counter()
+            prediction = pipeline.stage_inference(gray, frame, roi)
+            pipeline._stats.record("inference", (time.perf_counter() - t0) * MS)
+        except Exception as exc:  # noqa: BLE001 - the AI thread must outlive any one bad frame
+            pipeline._stats.errors += 1
+            pipeline._stats.last_error = f"inference thread: {type(exc).__name__}: {exc}"
+            pipeline._stats.state = "degraded"
+        results.put((frame, prediction))  # always answer, so the display never waits on a dead request
+
+
+def _fade(age_ms: float, stale_ms: float, fade_ms: float) -> float:
+    if age_ms <= stale_ms:
+        return 1.0
+    return max(0.0, 1.0 - (age_ms - stale_ms) / max(fade_ms, 1e-6))
+
+
+def run_live(pipeline) -> None:
+    """Run until the source ends, ``pipeline.stop()``, ``live.duration_s`` or ``source.max_frames``."""
+    live = pipeline.config["live"]
+    strict = live["mode"] == "strict"
+    stale_ms, fade_ms = float(live["stale_ms"]), float(live["fade_ms"])
+    duration = live["duration_s"]
+    max_frames = pipeline.config["source"]["max_frames"]
+    frames, requests, results = LatestSlot(), LatestSlot(), LatestSlot()
+    capture = threading.Thread(target=_capture, args=(pipeline, frames), name="capture", daemon=True)
+    capture.start()
+    seq, first = frames.wait_newer(0, None)
+    if first is None:
+        capture.join()
+        if frames.error:
+            raise frames.error
+        return
+    pipeline.stage_roi(first)
+    pipeline.open_sinks(float(getattr(pipeline.source, "fps", 0) or pipeline.config["source"]["fps"] or DEFAULT_FPS))
+    inference = threading.Thread(target=_infer, args=(pipeline, requests, results), name="inference", daemon=True)
+    inference.start()
+    pipeline._stats.state = "running"
+    started = time.monotonic()
+    frame, result_seq, newest = first, 0, None
+    busy_until_seq = 0      # requests.seq whose result has not arrived yet: the AI is busy
+    try:
+        while frame is not None and not pipeline.stopping:
+            result_seq, got = results.wait_newer(result_seq, 0)
+            if got is not None:
+                newest = got
+            ai_idle = results.seq >= busy_until_seq
+            own: Prediction | None = None
+            if frame.meta.get("session_start") and frame is not first:  # re-plugged device: new ROI
+                pipeline._roi_shape, newest = None, None  # and masks of the old session are void
+                pipeline.stage_roi(frame)
+            if ai_idle and not frame.meta.get("no_signal"):  # resilient.py's NO SIGNAL screen
+                requests.put(frame)
+                busy_until_seq = requests.seq
+                if strict:
+                    result_seq, got = results.wait_newer(result_seq, stale_ms / MS)
+                    if got is not None:
+                        newest = got
+                        own = got[1] if got[0] is frame else None
+            _show(pipeline, frame, newest, own, strict, stale_ms, fade_ms)
+            if (duration and time.monotonic() - started >= duration) or (max_frames and pipeline._stats.frames >= max_frames):
+                break
+            new_seq, frame = frames.wait_newer(seq, NO_SIGNAL_AFTER_S)
+            if frame is None and not frames.closed:
+                frame = Frame(-1, pipeline_last_image(pipeline, newest, first), time.monotonic(), None, {})
+                pipeline._stats.state = "no signal"
+                continue
+            pipeline._stats.drops += max(0, new_seq - seq - 1)
+            seq = new_seq
+    finally:
+        pipeline.stop()
+        requests.close()
+        inference.join()
+        capture.join(timeout=5.0)
+    if frames.error is not None:
+        raise frames.error
+
+
+def pipeline_last_image(pipeline, newest, first):
+    """What to show while no frame arrives: the last frame, dimmed, with a banner."""
+    image = (newest[0].image if newest else first.image) // 3
+    return image
+
+
+def _show(pipeline, frame: Frame, newest, own: Prediction | None, strict: bool, stale_ms: float,
+          fade_ms: float) -> None:
+    now = time.monotonic()
+    banners = []
+    prediction, fade, age_ms = None, 1.0, None
+    if frame.index < 0 or frame.meta.get("no_signal"):
+        banners.append(("warning", "NO SIGNAL from the video source"))
+    elif strict:
+        prediction = own
+    elif newest is not None and newest[1] is not None:
+        src, prediction = newest
+        age_ms = (now - src.timestamp) * MS
+        fade = _fade(age_ms, stale_ms, fade_ms)
+        if fade < 1.0:
+            banners.append(("warning", BANNER_STALE.format(age=age_ms) if fade > 0
+                            else BANNER_HIDDEN.format(limit=stale_ms + fade_ms)))
+    t0 = time.perf_counter()
+    roi = pipeline.ensure_roi(frame) if frame.index >= 0 else pipeline.roi
+    rendered = pipeline.stage_overlay(frame, prediction, fade, banners, age_ms, smooth=not strict, roi=roi)
+    t1 = time.perf_counter()
+    pipeline.stage_sinks(frame, prediction, rendered)
+    t2 = time.perf_counter()
+    stats = pipeline._stats
+    stats.record("overlay", (t1 - t0) * MS)
+    stats.record("sinks", (t2 - t1) * MS)
+    if frame.index >= 0:
+        stats.record("capture_to_display", (time.monotonic() - frame.timestamp) * MS)
+        if age_ms is not None:
+            stats.record("mask_age", age_ms)

@@ -1,0 +1,200 @@
+"""Overlay stage: draw the prediction over the scanner screen, plus HUD, legend, banners.
+
+Input: the full BGR frame, its ROI, a Prediction at ROI size (or None), HUD values.
+Output: a new BGR frame (the input is never modified). Only the mask's bounding box is
+blended, so the cost scales with the lesion, not the 1080p screen. Optional EMA smoothing
+of the probability reduces flicker; ``flicker`` reports the mean fraction of ROI pixels
+whose class changed between consecutive frames (lower is steadier).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from edge_runtime.errors import ConfigError
+from edge_runtime.roi import Roi
+
+RESEARCH_NOTICE = "RESEARCH USE ONLY"
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+HUD_SCALE = 0.6
+MIN_HUD_SCALE = 0.3
+HUD_MARGIN = 8
+LEGEND_FULL_SIZE_ROI_PX = 600   # ROIs at least this tall get the full-size legend
+LEGEND_SWATCH_PX = 16
+BANNER_PX = 34
+BANNER_BGR = {"error": (0, 0, 200), "warning": (0, 140, 230), "info": (90, 90, 90)}
+WHITE = (255, 255, 255)
+DARK = (20, 20, 20)
+DEFAULT_ALPHA = 0.4
+CONTOUR_PX = 2
+OVERLAY_KEYS = {"alpha", "contour", "classes", "legend", "hud", "ema", "threshold"}
+CLASS_KEYS = {"color", "alpha", "contour", "show"}
+
+
+@dataclass
+class ClassStyle:
+    name: str
+    bgr: tuple[int, int, int]
+    alpha: float = DEFAULT_ALPHA
+    contour: bool = True
+    show: bool = True
+
+
+@dataclass
+class Overlay:
+    """Renders frames. Build with :meth:`from_config` (manifest classes + config overrides)."""
+
+    styles: dict[int, ClassStyle]
+    threshold: float = 0.5
+    legend: bool = True
+    hud: bool = True
+    ema: float = 0.0          # 0 disables smoothing; else weight of the newest prob
+    cancer_index: int = 1
+    _smoothed: np.ndarray | None = field(default=None, repr=False)
+    _previous_mask: np.ndarray | None = field(default=None, repr=False)
+    _flicker_sum: float = 0.0
+    _flicker_n: int = 0
+    _solids: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_config(cls, manifest, config: dict | None = None) -> "Overlay":
+        config = dict(config or {})
+        unknown = set(config) - OVERLAY_KEYS
+        if unknown:
+            raise ConfigError(f"overlay: unknown key {sorted(unknown)[0]!r} (known: {sorted(OVERLAY_KEYS)})")
+        alpha = float(config.get("alpha", DEFAULT_ALPHA))
+        contour = bool(config.get("contour", True))
+        overrides = config.get("classes") or {}
+        styles = {}
+        for c in manifest.classes:
+            if c.id == 0:
+                continue  # background tissue is never painted
+            o = overrides.get(c.name, {}) or {}
+            bad = set(o) - CLASS_KEYS
+            if bad:
+                raise ConfigError(f"overlay.classes.{c.name}: unknown key {sorted(bad)[0]!r}")
+            r, g, b = o.get("color", c.color)
+            styles[c.id] = ClassStyle(c.name, (int(b), int(g), int(r)), float(o.get("alpha", alpha)),
+                                      bool(o.get("contour", contour)), bool(o.get("show", True)))
+        for name in overrides:
+            if name not in {c.name for c in manifest.classes}:
+                raise ConfigError(f"overlay.classes: {name!r} is not a class of model {manifest.name!r}")
+        ema = float(config.get("ema", 0.0))
+        if not 0.0 <= ema < 1.0:
+            raise ConfigError(f"overlay.ema must be in [0, 1), got {ema}")
+        return cls(styles, float(config.get("threshold", manifest.threshold)), bool(config.get("legend", True)),
+                   bool(config.get("hud", True)), ema, manifest.cancer_index)
+
+    # --- temporal smoothing ---------------------------------------------------
+    def smooth(self, mask: np.ndarray, prob: np.ndarray) -> np.ndarray:
+        """EMA over the cancer probability (when enabled); returns the mask to draw."""
+        if self.ema <= 0.0:
+            out = mask
+        else:
+            if self._smoothed is None or self._smoothed.shape != prob.shape:
+                self._smoothed = prob.astype(np.float32).copy()
+            else:
+                cv2.addWeighted(prob, self.ema, self._smoothed, 1.0 - self.ema, 0.0, dst=self._smoothed)
+            out = (self._smoothed > self.threshold).astype(np.uint8) * np.uint8(self.cancer_index)
+        if self._previous_mask is not None and self._previous_mask.shape == out.shape:
+            self._flicker_sum += float(np.count_nonzero(out != self._previous_mask)) / out.size
+            self._flicker_n += 1
+        self._previous_mask = out
+        return out
+
+    @property
+    def flicker(self) -> float:
+        return self._flicker_sum / self._flicker_n if self._flicker_n else 0.0
+
+    def reset(self) -> None:
+        self._smoothed = None
+        self._previous_mask = None
+
+    # --- drawing --------------------------------------------------------------
+    def render(self, image: np.ndarray, roi: Roi, mask: np.ndarray | None, fade: float = 1.0,
+               hud: dict | None = None, banners: list[tuple[str, str]] | None = None) -> np.ndarray:
+        """Return a copy of ``image`` with mask (alpha x ``fade``), HUD and banners drawn."""
+        out = image.copy()
+        region = roi.crop(out)
+        if mask is not None and fade > 0.0:
+            self._draw_mask(region, mask, fade)
+        if self.legend:
+            self._draw_legend(region)
+        if banners:
+            self._draw_banners(region, banners)
+        if self.hud:
+            self._draw_hud(out, roi, hud or {})
+        return out
+
+    def _draw_mask(self, region: np.ndarray, mask: np.ndarray, fade: float) -> None:
+        for class_id, style in self.styles.items():
+            if not style.show:
+                continue
+            m = cv2.compare(mask, class_id, cv2.CMP_EQ)  # 0/255, far cheaper than numpy boolean ops
+            x, y, w, h = cv2.boundingRect(m)
+            if w == 0 or h == 0:
+                continue
+            sub, msub = region[y:y + h, x:x + w], m[y:y + h, x:x + w]
+            alpha = style.alpha * fade
+            work = np.ascontiguousarray(sub)
+            tinted = cv2.addWeighted(work, 1.0 - alpha, self._solid(h, w, style.bgr), alpha, 0.0)
+            cv2.copyTo(tinted, msub, work)  # masked copy; numpy's copyto(where=) is ~50x slower
+            if style.contour:
+                contours, _ = cv2.findContours(msub, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+                colour = tuple(int(c * fade) for c in style.bgr)
+                cv2.drawContours(work, contours, -1, colour, CONTOUR_PX, cv2.LINE_8)  # AA costs ~10x
+            sub[...] = work
+
+    def _solid(self, h: int, w: int, bgr: tuple[int, int, int]) -> np.ndarray:
+        """A cached solid-colour image at least h x w (sliced), so no per-frame allocation."""
+        cached = self._solids.get(bgr)
+        if cached is None or cached.shape[0] < h or cached.shape[1] < w:
+            cached = np.empty((h, w, 3), np.uint8)
+            cached[:] = bgr
+            self._solids[bgr] = cached
+        return cached[:h, :w]
+
+    def _draw_legend(self, region: np.ndarray) -> None:
+        # Scaled to the ROI so a 240-line DICOM cine keeps most of its image visible.
+        k = min(1.0, max(MIN_HUD_SCALE / HUD_SCALE, region.shape[0] / LEGEND_FULL_SIZE_ROI_PX))
+        swatch, scale = max(6, int(LEGEND_SWATCH_PX * k)), HUD_SCALE * k
+        y = region.shape[0] - HUD_MARGIN - swatch
+        for style in self.styles.values():
+            x = HUD_MARGIN
+            cv2.rectangle(region, (x, y), (x + swatch, y + swatch), style.bgr, -1)
+            cv2.putText(region, style.name, (x + swatch + 6, y + swatch - 2), FONT, scale, WHITE, 1, cv2.LINE_AA)
+            y -= swatch + 6
+
+    def _draw_banners(self, region: np.ndarray, banners: list[tuple[str, str]]) -> None:
+        for i, (level, text) in enumerate(banners):
+            y0 = i * BANNER_PX
+            if y0 + BANNER_PX > region.shape[0]:
+                break
+            cv2.rectangle(region, (0, y0), (region.shape[1] - 1, y0 + BANNER_PX - 1),
+                          BANNER_BGR.get(level, BANNER_BGR["info"]), -1)
+            cv2.putText(region, text, (HUD_MARGIN, y0 + BANNER_PX - 10), FONT, 0.7, WHITE, 2, cv2.LINE_AA)
+
+    def _draw_hud(self, out: np.ndarray, roi: Roi, hud: dict) -> None:
+        parts = [RESEARCH_NOTICE]
+        if "fps" in hud:
+            parts.append(f"{hud['fps']:.1f} fps")
+        if "latency_ms" in hud:
+            parts.append(f"AI {hud['latency_ms']:.0f} ms")
+        if hud.get("mask_age_ms") is not None:
+            parts.append(f"mask age {hud['mask_age_ms']:.0f} ms")
+        if "backend" in hud:
+            parts.append(str(hud["backend"]))
+        text = "  |  ".join(parts)
+        scale = HUD_SCALE
+        (tw, th), _ = cv2.getTextSize(text, FONT, scale, 1)
+        room = out.shape[1] - 2 * HUD_MARGIN
+        if tw > room:  # small frames (DICOM cine, thumbnails): shrink the HUD so it stays readable and whole
+            scale = max(MIN_HUD_SCALE, scale * room / tw)
+            (tw, th), _ = cv2.getTextSize(text, FONT, scale, 1)
+        # Above the ROI when the screen has room there, else in the ROI's bottom-right corner.
+        x = min(max(HUD_MARGIN, roi.x + roi.w - tw - HUD_MARGIN), max(0, out.shape[1] - tw - HUD_MARGIN))
+        y = roi.y - HUD_MARGIN if roi.y >= th + 2 * HUD_MARGIN else roi.y + roi.h - HUD_MARGIN
+        cv2.rectangle(out, (x - 4, y - th - 6), (x + tw + 4, y + 6), DARK, -1)
+        cv2.putText(out, text, (x, y), FONT, scale, WHITE, 1, cv2.LINE_AA)

@@ -1,0 +1,267 @@
+"""The runtime graph: source -> roi -> inference -> overlay -> sinks (+ observers).
+
+Each stage is one method taking the previous stage's output; they are wired in one place,
+:meth:`Pipeline.run`, which picks the replay schedule (:mod:`edge_runtime.replay`: every frame, none
+dropped) or the live schedule (:mod:`edge_runtime.live`: newest frame wins). ``stats()``, ``stop()`` and
+``request_reload()`` are safe to call from other threads (HTTP server, signal handlers).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from edge_runtime import config as cfg
+from edge_runtime.backends import create_backend
+from edge_runtime.errors import ConfigError
+from edge_runtime.failsafe import GuardedInference
+from edge_runtime.frames import Frame, Observer, Prediction
+from edge_runtime.manifest import load_manifest
+from edge_runtime.overlay import Overlay
+from edge_runtime.preprocess import to_gray
+from edge_runtime.roi import Roi, resolve_roi
+from edge_runtime.sinks import MaskDumpSink, Mp4Sink, WindowSink
+from edge_runtime.sources import open_source
+from edge_runtime.stats import Stats
+
+log = logging.getLogger("sonomap.pipeline")
+DEFAULT_FPS = 30.0
+_NOW = object()  # stage_overlay: take the fail-safe banner from the guard's current state
+
+
+class Pipeline:
+    def __init__(self, config: dict, observers: list[Observer] | None = None, config_path: str | Path | None = None,
+                 source=None, backend=None):
+        self.config = config
+        self.config_path = config_path
+        self.observers: list[Observer] = list(observers or [])
+        self._stats = Stats()
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self.source = source
+        self.model_path = cfg.resolve_model(config) if backend is None else getattr(backend, "model_path", None)
+        self.manifest = backend.manifest if backend is not None else load_manifest(self.model_path)
+        self.overlay = Overlay.from_config(self.manifest, self._overlay_config())
+        self.guard = GuardedInference(self._make_backend, self._stats, config["inference"]["retry_after_s"],
+                                      config["inference"]["retry_max_s"],
+                                      config["inference"]["reload_after_errors"], backend=backend)
+        self._stats.backend = self.guard.backend.describe()
+        self._stats.backend["selected_because"] = getattr(self.guard.backend, "selected_because", "given")
+        self.roi: Roi | None = None
+        self._roi_shape: tuple | None = None
+        self.sinks: dict = {}
+        self.window: WindowSink | None = None
+        self._last_prediction: Prediction | None = None
+        self._last_mask: np.ndarray | None = None
+        self._sink_drops = 0
+
+    # --- construction helpers ---------------------------------------------------
+    def _overlay_config(self) -> dict:
+        return {k: v for k, v in self.config["overlay"].items() if v is not None}
+
+    def _make_backend(self):
+        inf = self.config["inference"]
+        opts = {"device": inf["device"]}
+        from edge_runtime.service import on_long_build  # systemd EXTEND_TIMEOUT_USEC while an engine builds
+
+        opts["on_long_build"] = on_long_build  # used by TensorRT only; other backends ignore it
+        if inf["threads"]:
+            opts["threads"] = inf["threads"]
+        name = inf["backend"]
+        if name in ("torch", "tensorrt") or (name == "auto" and Path(self.model_path).suffix != ".onnx"):
+            opts.update(fp16=inf["fp16"], cuda_graphs=inf["cuda_graphs"], input_size=inf["input_size"])
+        return create_backend(name, self.model_path, self.manifest, **opts)
+
+    def add_observer(self, observer: Observer) -> None:
+        self.observers.append(observer)
+
+    def open_source(self):
+        if self.source is None:
+            src = self.config["source"]
+            if src["input"] is None:
+                raise ConfigError("source.input: no input given")
+            options = {k: src[k] for k in ("loop", "fps", "width", "height", "fourcc", "image", "frames")}
+            self.source = open_source(src["input"], **options)
+        return self.source
+
+    def open_sinks(self, fps: float) -> None:
+        s = self.config["sinks"]
+        fps = float(s["fps"] or fps or DEFAULT_FPS)
+        live = bool(getattr(self.source, "live", False))
+        if s["video"]:
+            self.sinks["video"] = Mp4Sink(s["video"], fps, s["preset"], block=not live, name="video")
+        if s["raw"]:
+            self.sinks["raw"] = Mp4Sink(s["raw"], fps, s["preset"], block=not live, name="raw")
+        if s["masks"]:
+            self.sinks["masks"] = MaskDumpSink(s["masks"], block=not live)
+        if s["window"]:
+            self.window = WindowSink(fullscreen=bool(s["fullscreen"]))
+
+    # --- the stages -----------------------------------------------------------------
+    def ensure_roi(self, frame: Frame) -> Roi:
+        """The ROI for this frame: chosen from the first frame, and again when the frame size
+        changes (an image folder of mixed sizes, a scanner switching resolution)."""
+        roi = self.roi
+        if roi is None or frame.image.shape[:2] != self._roi_shape:
+            r = self.config["roi"]
+            rect = r["rect"]
+            if rect in (None, "auto") and frame.meta.get("default_roi"):
+                rect = frame.meta["default_roi"]  # e.g. OpenIGTLink IMAGEs are already the ultrasound area
+            roi = resolve_roi(rect, frame.image, frame.meta.get("mm_per_pixel") or r["mm_per_pixel"])
+            self.roi, self._roi_shape = roi, frame.image.shape[:2]
+            log.info("ROI %s", roi)
+        return roi
+
+    def stage_roi(self, frame: Frame) -> np.ndarray:
+        """Frame -> gray ROI pixels (the ROI itself: :meth:`ensure_roi`)."""
+        return to_gray(self.ensure_roi(frame).crop(frame.image))
+
+    def stage_inference(self, gray: np.ndarray, frame: Frame | None = None, roi: Roi | None = None) -> Prediction | None:
+        """Gray ROI -> Prediction (tagged with its frame and ROI), or None on a fault (passthrough)."""
+        prediction = self.guard.infer(gray)
+        if prediction is not None:
+            prediction.frame, prediction.roi = frame, roi or self.roi
+            self._stats.inferred += 1
+            self._stats.record("backend", prediction.latency_ms)
+        return prediction
+
+    def stage_overlay(self, frame: Frame, prediction: Prediction | None, fade: float = 1.0,
+                      extra_banners: list | None = None, mask_age_ms: float | None = None,
+                      smooth: bool = True, fault_banner=_NOW, roi: Roi | None = None) -> np.ndarray:
+        """Frame + Prediction -> rendered BGR. ``fault_banner``: the fail-safe banner as it was
+        when this frame was inferred (replay renders on another thread, later)."""
+        mask = None
+        if prediction is not None and prediction is self._last_prediction:
+            mask = self._last_mask  # live 'latest' redraws one prediction on many frames: smooth it once
+        elif prediction is not None:
+            mask = self.overlay.smooth(prediction.mask, prediction.prob) if smooth else prediction.mask
+            self._last_prediction, self._last_mask = prediction, mask
+        fault = self.guard.banner() if fault_banner is _NOW else fault_banner
+        banners = [b for b in [fault] if b] + list(extra_banners or [])
+        hud = {"fps": self._stats.recent_fps(), "backend": self._hud_backend(), "mask_age_ms": mask_age_ms}
+        latest = self._stats.latest("backend")
+        if latest is not None:
+            hud["latency_ms"] = latest
+        roi = roi or (prediction.roi if prediction is not None and prediction.roi is not None else self.roi)
+        if mask is not None and mask.shape != (roi.h, roi.w):
+            mask = None  # a mask from before a resolution change does not fit this frame
+        return self.overlay.render(frame.image, roi, mask, fade, hud, banners)
+
+    def _hud_backend(self) -> str:
+        b = self._stats.backend
+        return f"{b.get('backend', '?')} {b.get('device', '')}".strip()
+
+    def stage_sinks(self, frame: Frame, prediction: Prediction | None, rendered: np.ndarray) -> None:
+        for name, sink in self.sinks.items():
+            try:
+                if name == "video":
+                    sink.write(rendered)
+                elif name == "raw":
+                    sink.write(frame.image)
+                else:
+                    roi = prediction.roi if prediction is not None and prediction.roi is not None else self.roi
+                    sink.write(frame.index, roi.crop(frame.image), None if prediction is None else prediction.mask)
+            except Exception as exc:  # noqa: BLE001 - a failing recorder must not stop the display
+                self._stats.sink_errors += 1
+                self._stats.last_error = f"sink {name}: {exc}"
+        if self.window is not None:
+            self.window.write(rendered)
+            if self.window.quit_requested:
+                self.stop()
+        snapshot = None
+        for observer in self.observers:
+            try:
+                snapshot = snapshot or self._stats.snapshot()
+                observer.on_frame(frame, prediction, rendered, snapshot)
+            except Exception as exc:  # noqa: BLE001 - an observer bug must not stop the display
+                self._stats.sink_errors += 1
+                self._stats.last_error = f"observer {type(observer).__name__}: {exc}"
+        self._stats.frame_done()
+
+    # --- control ------------------------------------------------------------------
+    def stats(self) -> dict:
+        out = self._stats.snapshot()
+        out["flicker"] = round(self.overlay.flicker, 5)
+        out["sink_drops"] = self._sink_drops + sum(getattr(k, "dropped", 0) for k in self.sinks.values())
+        out["roi"] = self.roi.as_list() if self.roi else None
+        out["mm_per_pixel"] = self.roi.mm_per_pixel if self.roi else None
+        return out
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.source is not None:
+            self.source.close()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def request_reload(self) -> None:
+        self._reload.set()
+
+    def apply_reload(self) -> None:
+        """Re-read the config file (between frames): overlay, ROI and backend settings."""
+        if not self._reload.is_set():
+            return
+        self._reload.clear()
+        if self.config_path is None:
+            return
+        try:
+            new = cfg.load_config(self.config_path)
+            new = cfg.merge(new, {"inference": {"model": str(self.model_path)}})
+            overlay = Overlay.from_config(self.manifest, {k: v for k, v in new["overlay"].items() if v is not None})
+        except Exception as exc:  # noqa: BLE001 - a bad edit keeps the running config
+            self._stats.last_error = f"reload rejected: {exc}"
+            log.error("config reload rejected, keeping the running config: %s", exc)
+            return
+        old_inference = self.config["inference"]
+        self.config, self.overlay = new, overlay
+        self._roi_shape = None  # re-detect on the next frame; keep self.roi for the live display thread
+        if {k: v for k, v in new["inference"].items() if k != "model"} != \
+                {k: v for k, v in old_inference.items() if k != "model"}:
+            self.guard.backend.close()
+            self.guard.backend = self._make_backend()
+        log.warning("config reloaded from %s", self.config_path)
+
+    def close(self) -> None:
+        for sink in self.sinks.values():
+            sink.close()
+            self._sink_drops += getattr(sink, "dropped", 0)  # live recorders drop rather than stall the display
+        self.sinks = {}
+        if self.window is not None:
+            self.window.close()
+            self.window = None
+        for observer in self.observers:
+            observer.close()
+        self.observers = []
+        self.guard.close()
+        if self.source is not None:
+            self.source.close()
+
+    # --- schedules -----------------------------------------------------------------
+    def run(self) -> dict:
+        """Run until the source ends, ``stop()`` or max_frames; returns the summary."""
+        source = self.open_source()
+        try:
+            if source.live:
+                from edge_runtime.live import run_live
+
+                run_live(self)
+            else:
+                from edge_runtime.replay import run_replay
+
+                run_replay(self, source)
+        finally:
+            self.close()
+        summary = self.stats()
+        self._stats.state = "stopped"
+        summary["state"] = "stopped"
+        summary["outputs"] = {k: v for k, v in self.config["sinks"].items() if k in ("video", "raw", "masks") and v}
+        path = self.config["sinks"]["summary"]
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(json.dumps(summary, indent=2))
+        return summary

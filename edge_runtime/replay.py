@@ -1,0 +1,130 @@
+"""Replay schedule: every frame of a file/folder/cine, none dropped, in order.
+
+Three threads overlap: decode (the source) | roi + inference (the caller's thread) |
+overlay + sinks + observers. Bounded queues between them give backpressure, so memory
+stays flat on long or looping clips. ``source.realtime`` paces decoding at the clip rate.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+MS = 1000.0
+QUEUE_DEPTH = 4
+DEFAULT_FPS = 30.0
+_END = object()
+PUT_POLL_S = 0.1
+
+
+def _get(q: queue.Queue, errors: list):
+    """Blocking get that returns _END when another stage has failed."""
+    while not errors:
+        try:
+            return q.get(timeout=PUT_POLL_S)
+        except queue.Empty:
+            continue
+    return _END
+
+
+def _put(q: queue.Queue, item, errors: list) -> None:
+    """Blocking put that gives up when another stage has failed (no deadlock on a dead consumer)."""
+    while not errors:
+        try:
+            q.put(item, timeout=PUT_POLL_S)
+            return
+        except queue.Full:
+            continue
+
+
+def run_replay(pipeline, source) -> None:
+    """Every frame, none dropped: decode | roi+inference | overlay+sinks overlap in threads."""
+    decoded: queue.Queue = queue.Queue(QUEUE_DEPTH)
+    inferred: queue.Queue = queue.Queue(QUEUE_DEPTH)
+    errors: list[BaseException] = []
+    max_frames = pipeline.config["source"]["max_frames"]
+    realtime = bool(pipeline.config["source"]["realtime"])
+    fps = float(getattr(source, "fps", 0) or pipeline.config["source"]["fps"] or DEFAULT_FPS)
+
+    def decode():
+        try:
+            start = None
+            it = iter(source)
+            while not pipeline._stop.is_set():
+                t0 = time.perf_counter()
+                frame = next(it, None)
+                if frame is None:
+                    break
+                pipeline._stats.record("decode", (time.perf_counter() - t0) * MS)
+                if realtime:
+                    start = start or time.monotonic() - frame.index / fps
+                    delay = start + frame.index / fps - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                _put(decoded, frame, errors)
+                if max_frames and frame.index + 1 >= max_frames:
+                    break
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+            errors.append(exc)
+        finally:
+            decoded.put(_END)
+
+    def render():
+        try:
+            while True:
+                item = inferred.get()
+                if item is _END:
+                    break
+                frame, roi, prediction, fault = item
+                t0 = time.perf_counter()
+                rendered = pipeline.stage_overlay(frame, prediction, fault_banner=fault, roi=roi)
+                t1 = time.perf_counter()
+                pipeline.stage_sinks(frame, prediction, rendered)
+                t2 = time.perf_counter()
+                pipeline._stats.record("overlay", (t1 - t0) * MS)
+                pipeline._stats.record("sinks", (t2 - t1) * MS)
+                pipeline._stats.record("end_to_end", (time.monotonic() - frame.timestamp) * MS)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+            pipeline._stop.set()
+
+    decoder = threading.Thread(target=decode, name="decode", daemon=True)
+    renderer = threading.Thread(target=render, name="render", daemon=True)
+    decoder.start()
+    renderer.start()
+    pipeline._stats.state = "running"
+    sinks_open = False
+    try:
+        while True:
+            frame = _get(decoded, errors)
+            if frame is _END or errors:
+                break
+            pipeline.apply_reload()
+            t0 = time.perf_counter()
+            roi = pipeline.ensure_roi(frame)
+            gray = pipeline.stage_roi(frame)
+            t1 = time.perf_counter()
+            if not sinks_open:
+                pipeline.open_sinks(fps)
+                sinks_open = True
+            prediction = pipeline.stage_inference(gray, frame, roi)
+            t2 = time.perf_counter()
+            pipeline._stats.record("roi", (t1 - t0) * MS)
+            pipeline._stats.record("inference", (t2 - t1) * MS)
+            _put(inferred, (frame, roi, prediction, pipeline.guard.banner()), errors)
+    finally:
+        pipeline._stop.set()
+        while decoder.is_alive():  # unblock a decoder waiting on a full queue
+            try:
+                decoded.get_nowait()
+            except queue.Empty:
+                decoder.join(0.05)
+        while renderer.is_alive():  # the renderer drains what is queued, then stops
+            try:
+                inferred.put(_END, timeout=PUT_POLL_S)
+                break
+            except queue.Full:
+                continue
+        renderer.join()
+    if errors:
+        raise errors[0]

@@ -1,0 +1,203 @@
+"""Sinks stage: where rendered (or raw) frames go.
+
+- :class:`Mp4Sink`: H.264 through PyAV into a *fragmented* mp4 (``frag_keyframe+empty_moov``,
+  a keyframe at least every second), so a crash loses at most about one second; encoding
+  runs on its own thread from yuv420p (BGR->I420 by OpenCV is much cheaper than libswscale).
+- :class:`WindowSink`: an OpenCV window, optionally fullscreen; refuses to start without a
+  display instead of letting the GUI toolkit abort the process.
+- :class:`MaskDumpSink`: ``--save-masks DIR`` writes ``DIR/<index>_mask.png`` (0/255) and the ROI
+  frame ``DIR/<index>_frame.png``.
+A sink's ``write`` never blocks the display path for long; its errors are counted by the
+pipeline, not raised into it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_runtime.errors import InputError, SonomapError
+
+log = logging.getLogger("sonomap.sinks")
+
+# A fragment per keyframe; empty_moov makes the file readable without a trailing index.
+FRAGMENTED_MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
+KEYFRAME_SECONDS = 1.0
+QUEUE_FRAMES = 8
+MASK_FOREGROUND = 255
+ESC_KEY = 27
+
+
+class _ThreadedWriter:
+    """Runs ``_write_now`` on a worker thread; ``block`` chooses backpressure vs dropping."""
+
+    def __init__(self, name: str, block: bool = True):
+        self.name = name
+        self.block = block
+        self.dropped = 0
+        self.error: Exception | None = None
+        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
+        self._thread = threading.Thread(target=self._run, name=f"sink-{name}", daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            if self.error is not None:
+                continue
+            try:
+                self._write_now(*item)
+            except Exception as exc:  # disk full, encoder failure: stop this sink, keep displaying
+                self.error = exc
+                log.error("sink %s failed and stops recording: %s", self.name, exc)
+        try:
+            self._finish()
+        except Exception as exc:  # noqa: BLE001 - report, never lose the rest of the shutdown
+            self.error = self.error or exc
+            log.error("sink %s could not finalise: %s", self.name, exc)
+
+    def submit(self, *item) -> None:
+        if self._closed:
+            return
+        if self.error is not None:
+            raise SonomapError(f"sink {self.name} stopped: {self.error}")
+        if self.block:
+            self._queue.put(item)
+            return
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            self.dropped += 1
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join()
+
+    def _write_now(self, *item) -> None:
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        """Flush and close files."""
+
+
+class Mp4Sink(_ThreadedWriter):
+    """H.264 mp4 writer (PyAV/libx264). ``write(bgr)``; size fixed by the first frame."""
+
+    def __init__(self, path: str | Path, fps: float = 30.0, preset: str = "ultrafast",
+                 crf: int = 23, block: bool = True, name: str = "mp4"):
+        self.path = Path(path)
+        self.fps = fps
+        self.preset = preset
+        self.crf = crf
+        self.frames = 0
+        self._container = None
+        self._stream = None
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # recordings: private (privacy.py)
+        super().__init__(name, block)
+
+    def write(self, bgr: np.ndarray) -> None:
+        self.submit(bgr)
+
+    def _open(self, width: int, height: int) -> None:
+        import av
+
+        rate = Fraction(self.fps).limit_denominator(1001)
+        try:
+            self._container = av.open(str(self.path), mode="w", format="mp4",
+                                      options={"movflags": FRAGMENTED_MOVFLAGS, "flush_packets": "1"})
+        except (OSError, av.FFmpegError) as exc:
+            raise InputError(f"{self.path}: cannot create video file ({exc})") from exc
+        stream = self._container.add_stream("libx264", rate=rate)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        gop = max(1, int(round(float(rate) * KEYFRAME_SECONDS)))
+        stream.codec_context.gop_size = gop
+        stream.options = {"preset": self.preset, "crf": str(self.crf), "tune": "zerolatency",
+                          "keyint_min": str(gop), "g": str(gop)}
+        self._stream = stream
+
+    def _write_now(self, bgr: np.ndarray) -> None:
+        import av
+
+        height, width = bgr.shape[:2]
+        even_w, even_h = width - width % 2, height - height % 2  # yuv420p needs even sizes
+        if self._container is None:
+            self._open(even_w, even_h)
+        if (even_w, even_h) != (self._stream.width, self._stream.height):
+            bgr = cv2.resize(bgr, (self._stream.width, self._stream.height))
+        elif (even_w, even_h) != (width, height):
+            bgr = bgr[:even_h, :even_w]
+        i420 = cv2.cvtColor(np.ascontiguousarray(bgr), cv2.COLOR_BGR2YUV_I420)
+        frame = av.VideoFrame.from_ndarray(i420, format="yuv420p")
+        frame.pts = self.frames  # in 1/fps units: PyAV derives the codec time base from the rate
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+        self.frames += 1
+
+    def _finish(self) -> None:
+        if self._container is None:
+            return
+        for packet in self._stream.encode(None):
+            self._container.mux(packet)
+        self._container.close()
+
+
+class MaskDumpSink(_ThreadedWriter):
+    """``--save-masks DIR``: per frame, the mask (0/255 PNG) and the gray ROI it came from."""
+
+    def __init__(self, directory: str | Path, block: bool = True):
+        self.directory = Path(directory)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # patient images: private
+        super().__init__("masks", block)
+
+    def write(self, index: int, roi_image: np.ndarray, mask: np.ndarray | None) -> None:
+        self.submit(index, roi_image, mask)
+
+    def _write_now(self, index: int, roi_image: np.ndarray, mask: np.ndarray | None) -> None:
+        cv2.imwrite(str(self.directory / f"{index:06d}_frame.png"), roi_image)
+        if mask is not None:
+            out = np.where(mask > 0, MASK_FOREGROUND, 0).astype(np.uint8)
+            if not cv2.imwrite(str(self.directory / f"{index:06d}_mask.png"), out):
+                raise InputError(f"{self.directory}: cannot write mask PNG")
+
+
+def display_available() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+class WindowSink:
+    """An OpenCV window (optionally fullscreen). ``quit_requested`` turns true on q/Esc."""
+
+    def __init__(self, title: str = "sonomap (research use only)", fullscreen: bool = False):
+        if not display_available():
+            raise SonomapError("no display (DISPLAY/WAYLAND_DISPLAY unset): run with --headless "
+                               "or start it in a graphical session")
+        self.title = title
+        self.quit_requested = False
+        self.shown = 0
+        cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+        if fullscreen:
+            cv2.setWindowProperty(title, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
+
+    def write(self, bgr: np.ndarray) -> None:
+        cv2.imshow(self.title, bgr)
+        key = cv2.waitKey(1) & 0xFF
+        if key in (ord("q"), ESC_KEY):
+            self.quit_requested = True
+        self.shown += 1
+
+    def close(self) -> None:
+        cv2.destroyWindow(self.title)
+        cv2.waitKey(1)

@@ -1,0 +1,132 @@
+"""Synthetic scanner screen: a real BUSI image under simulated probe motion.
+
+Used by ``sonomap make-clip`` and the ``synthetic`` live source. Each frame is a dark
+1080p "scanner screen" with header text and a depth scale, and the ultrasound image in
+a fixed window (the ROI, ~1200x840 px) whose content slides, breathes and tilts as a
+handheld probe would. Speckle noise changes per frame. Output: BGR uint8 frames.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_runtime.errors import InputError
+from edge_runtime.roi import Roi
+
+SCREEN_W, SCREEN_H = 1920, 1080
+ROI_RECT = Roi(360, 150, 1200, 840)
+SCREEN_LEVEL = 4               # near-black scanner background
+BORDER_LEVEL = 70              # thin frame around the image, as scanner UIs draw
+BORDER_PX = 2
+DEPTH_MM = 40.0                # imaged depth shown by the simulated scanner
+OVERSCAN = 1.3                 # content is larger than the window so motion reveals no edges
+SHIFT_FRACTION = 0.07          # max probe slide, fraction of window size
+TILT_DEG = 3.0
+ZOOM_SWING = 0.04
+MOTION_PERIOD_FRAMES = 90      # one slow sweep every 3 s at 30 fps
+NOISE_PATTERNS = 8
+NOISE_SIGMA = 6.0
+TEXT_LEVEL = 200
+
+
+def default_image() -> Path:
+    """A real malignant BUSI image from the repo's vendored sample."""
+    root = Path(__file__).resolve().parents[1] / "tests" / "data" / "busi" / "images"
+    candidates = sorted(root.glob("malignant_*.png")) if root.is_dir() else []
+    if not candidates:
+        raise InputError(f"synthetic source: no BUSI image found under {root}; pass --image IMG")
+    return candidates[0]
+
+
+@dataclass
+class ScreenSimulator:
+    """Renders frame ``i`` of the simulated clip (deterministic for a given seed)."""
+
+    image_path: Path
+    seed: int = 0
+    screen_w: int = SCREEN_W
+    screen_h: int = SCREEN_H
+    roi: Roi = ROI_RECT
+
+    def __post_init__(self):
+        gray = cv2.imread(str(self.image_path), cv2.IMREAD_GRAYSCALE)
+        if gray is None:
+            raise InputError(f"{self.image_path}: not a readable image")
+        if self.roi.x + self.roi.w > self.screen_w or self.roi.y + self.roi.h > self.screen_h:
+            scale = min(self.screen_w / SCREEN_W, self.screen_h / SCREEN_H)
+            self.roi = Roi(int(ROI_RECT.x * scale), int(ROI_RECT.y * scale),
+                           int(ROI_RECT.w * scale), int(ROI_RECT.h * scale))
+        fit = OVERSCAN * max(self.roi.w / gray.shape[1], self.roi.h / gray.shape[0])
+        self.content = cv2.resize(gray, None, fx=fit, fy=fit, interpolation=cv2.INTER_CUBIC)
+        rng = np.random.default_rng(self.seed)
+        self.phase = rng.uniform(0, 2 * math.pi, 3)
+        self.noise = [rng.normal(0, NOISE_SIGMA, (self.roi.h, self.roi.w)).astype(np.int16)
+                      for _ in range(NOISE_PATTERNS)]
+        self.mm_per_pixel = DEPTH_MM / self.roi.h
+        self.background = self._screen()
+
+    def _screen(self) -> np.ndarray:
+        screen = np.full((self.screen_h, self.screen_w, 3), SCREEN_LEVEL, np.uint8)
+        font = cv2.FONT_HERSHEY_SIMPLEX
+        colour = (TEXT_LEVEL,) * 3
+        k = self.screen_h / SCREEN_H  # text and margins scale with the screen
+        thick = max(1, int(round(2 * k)))
+        cv2.putText(screen, "SIMULATED SCANNER  L12-5  BREAST  MI 0.9  TIS 0.2", (int(40 * k), int(60 * k)), font,
+                    1.0 * k, colour, thick, cv2.LINE_AA)
+        cv2.putText(screen, "sonomap synthetic clip", (int(40 * k), self.screen_h - int(40 * k)), font, 0.8 * k,
+                    colour, 1, cv2.LINE_AA)
+        x_scale = self.roi.x + self.roi.w + int(40 * k)
+        for mm in range(0, int(DEPTH_MM) + 1, 10):
+            y = self.roi.y + int(mm / self.mm_per_pixel)
+            cv2.line(screen, (x_scale, y), (x_scale + int(20 * k), y), colour, thick)
+            cv2.putText(screen, f"{mm}", (x_scale + int(30 * k), y + int(8 * k)), font, 0.7 * k, colour, 1,
+                        cv2.LINE_AA)
+        return screen
+
+    def ultrasound(self, index: int) -> np.ndarray:
+        """The ROI content (gray uint8, roi.h x roi.w) at frame ``index``."""
+        t = 2 * math.pi * index / MOTION_PERIOD_FRAMES
+        dx = SHIFT_FRACTION * self.roi.w * math.sin(t + self.phase[0])
+        dy = 0.5 * SHIFT_FRACTION * self.roi.h * math.sin(0.5 * t + self.phase[1])
+        angle = TILT_DEG * math.sin(0.7 * t + self.phase[2])
+        zoom = 1.0 + ZOOM_SWING * math.sin(1.3 * t)
+        ch, cw = self.content.shape
+        m = cv2.getRotationMatrix2D((cw / 2, ch / 2), angle, zoom)
+        # Move the content centre (+ probe slide) onto the window centre.
+        m[0, 2] += self.roi.w / 2 - cw / 2 + dx
+        m[1, 2] += self.roi.h / 2 - ch / 2 + dy
+        view = cv2.warpAffine(self.content, m, (self.roi.w, self.roi.h), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REFLECT)
+        noisy = view.astype(np.int16) + self.noise[index % NOISE_PATTERNS]
+        view = np.clip(noisy, 0, 255).astype(np.uint8)
+        view[:BORDER_PX, :] = BORDER_LEVEL
+        view[-BORDER_PX:, :] = BORDER_LEVEL
+        view[:, :BORDER_PX] = BORDER_LEVEL
+        view[:, -BORDER_PX:] = BORDER_LEVEL
+        return view
+
+    def frame(self, index: int) -> np.ndarray:
+        """Full BGR screen at frame ``index``."""
+        screen = self.background.copy()
+        self.roi.crop(screen)[:] = self.ultrasound(index)[:, :, None]
+        return screen
+
+
+def write_clip(image: Path, out: Path, frames: int, fps: int, width: int = SCREEN_W,
+               height: int = SCREEN_H, seed: int = 0) -> dict:
+    """Render ``frames`` frames to an H.264 mp4; return a description (roi, mm scale)."""
+    from edge_runtime.sinks import Mp4Sink
+
+    sim = ScreenSimulator(Path(image), seed=seed, screen_w=width, screen_h=height)
+    sink = Mp4Sink(out, fps=fps, preset="veryfast")
+    try:
+        for i in range(frames):
+            sink.write(sim.frame(i))
+    finally:
+        sink.close()
+    return {"clip": str(out), "frames": frames, "fps": fps, "size": [width, height],
+            "roi": sim.roi.as_list(), "mm_per_pixel": sim.mm_per_pixel, "image": str(image)}

@@ -1,0 +1,29 @@
+"""`sonomap bench` runs all three measurements in one process and reports the ratios.
+(Numbers are not asserted: performance is a benchmark, not a timed test.)"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from runtime_model import dark_onnx
+
+
+def test_bench_reports_stages_ratios_and_naive_loop(tmp_path):
+    clip = tmp_path / "clip.mp4"
+    run = lambda *a: subprocess.run([sys.executable, "-m", "edge_runtime.cli", *map(str, a)],  # noqa: E731
+                                    capture_output=True, text=True, timeout=300)
+    assert run("make-clip", "--out", clip, "--frames", 8, "--size", "640x360").returncode == 0
+    out = run("bench", clip, "--model", dark_onnx(), "--frames", 8, "--live-seconds", 1.5,
+              "--json", tmp_path / "b.json")
+    assert out.returncode == 0, out.stderr
+    for text in ("backend only", "naive sequential loop", "pipeline replay", "ratio pipeline / backend-only",
+                 "ratio pipeline / naive loop", "capture-to-display p99", "peak RSS"):
+        assert text in out.stdout
+    report = json.loads((tmp_path / "b.json").read_text())
+    assert report["frames"] == 8 and report["pipeline"]["frames"] == 8 and report["naive"]["frames"] == 8
+    for stage in ("decode", "infer", "blend", "encode"):
+        assert {"p50", "p95", "p99", "max"} <= set(report["naive"]["latency_ms"][stage])
+    assert report["ratios"]["pipeline_vs_backend_only"] > 0 and report["ratios"]["pipeline_vs_naive"] > 0
+    assert report["live"]["latency_ms"]["capture_to_display"]["n"] > 0
+    assert 0 < report["rss_gib"] < 4

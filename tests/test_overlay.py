@@ -1,0 +1,91 @@
+"""Overlay stage: colour/alpha maths, contour, legend, HUD, banners, EMA smoothing and flicker."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_runtime.errors import ConfigError
+from edge_runtime.manifest import load_manifest
+from edge_runtime.overlay import BANNER_BGR, Overlay
+from edge_runtime.roi import Roi
+from runtime_model import dark_onnx
+
+ROI = Roi(20, 40, 200, 120)
+
+
+@pytest.fixture(scope="module")
+def manifest():
+    return load_manifest(dark_onnx())
+
+
+@pytest.fixture()
+def screen(busi_sample):
+    image = cv2.imread(str(busi_sample / "images" / "malignant_002.png"))
+    canvas = np.zeros((200, 260, 3), np.uint8)
+    canvas[40:160, 20:220] = cv2.resize(image, (200, 120))
+    return canvas
+
+
+def disc_mask():
+    mask = np.zeros((ROI.h, ROI.w), np.uint8)
+    cv2.circle(mask, (100, 60), 30, 1, -1)
+    return mask
+
+
+def test_translucent_class_colour_inside_mask_only(manifest, screen):
+    overlay = Overlay.from_config(manifest, {"alpha": 0.5, "contour": False, "legend": False, "hud": False})
+    out = overlay.render(screen, ROI, disc_mask())
+    r, g, b = manifest.classes[1].color
+    inside = (ROI.y + 60, ROI.x + 100)
+    expected = 0.5 * screen[inside].astype(float) + 0.5 * np.array([b, g, r])
+    assert np.abs(out[inside].astype(float) - expected).max() <= 1.0
+    outside = disc_mask() == 0
+    assert np.array_equal(ROI.crop(out)[outside], ROI.crop(screen)[outside])
+    assert np.array_equal(out[:ROI.y], screen[:ROI.y])               # nothing outside the ROI
+    assert not np.shares_memory(out, screen)
+
+
+def test_contour_legend_hud_and_banner(manifest, screen):
+    overlay = Overlay.from_config(manifest, {"alpha": 0.0, "classes": {"cancer": {"color": [0, 255, 0]}}})
+    out = overlay.render(screen, ROI, disc_mask(), hud={"fps": 29.9, "latency_ms": 41, "backend": "onnxruntime cpu"},
+                         banners=[("warning", "AI LAGGING")])
+    edge = ROI.crop(out)[60, 100 + 30]                               # on the disc's rim
+    assert tuple(int(v) for v in edge) == (0, 255, 0)
+    legend = ROI.crop(out)[ROI.h - 8 - 8, 8 + 8]                     # legend swatch, bottom-left
+    assert tuple(int(v) for v in legend) == (0, 255, 0)
+    assert tuple(int(v) for v in ROI.crop(out)[3, ROI.w - 4]) == BANNER_BGR["warning"]
+    hud_band = out[ROI.y - 30:ROI.y, ROI.x:ROI.x + ROI.w]           # HUD text sits above the ROI
+    assert (hud_band > 200).any()
+
+
+def test_fade_reduces_overlay_strength(manifest, screen):
+    overlay = Overlay.from_config(manifest, {"alpha": 0.6, "contour": False, "legend": False, "hud": False})
+    full = overlay.render(screen, ROI, disc_mask(), fade=1.0)
+    half = overlay.render(screen, ROI, disc_mask(), fade=0.5)
+    gone = overlay.render(screen, ROI, disc_mask(), fade=0.0)
+    p = (ROI.y + 60, ROI.x + 100)
+    d = lambda img: np.abs(img[p].astype(int) - screen[p]).sum()  # noqa: E731
+    assert d(full) > d(half) > d(gone) == 0
+
+
+def test_ema_smoothing_reduces_flicker(manifest):
+    rng = np.random.default_rng(0)
+    base = np.full((60, 80), 0.55, np.float32)
+    frames = [np.clip(base + rng.normal(0, 0.1, base.shape).astype(np.float32), 0, 1) for _ in range(30)]
+    flicker = {}
+    for ema in (0.0, 0.2):
+        overlay = Overlay.from_config(manifest, {"ema": ema})
+        for prob in frames:
+            overlay.smooth((prob > 0.5).astype(np.uint8), prob)
+        flicker[ema] = overlay.flicker
+    assert flicker[0.0] > 0.2 and flicker[0.2] < flicker[0.0] / 2
+
+
+def test_overlay_config_errors_name_the_key(manifest):
+    with pytest.raises(ConfigError, match="alphaa"):
+        Overlay.from_config(manifest, {"alphaa": 0.3})
+    with pytest.raises(ConfigError, match="lesion"):
+        Overlay.from_config(manifest, {"classes": {"lesion": {"alpha": 0.3}}})
+    with pytest.raises(ConfigError, match="ema"):
+        Overlay.from_config(manifest, {"ema": 1.5})

@@ -1,0 +1,127 @@
+"""`sonomap make-clip` + `sonomap replay` on real BUSI images, and golden-frame regression."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from edge_runtime.config import build_config
+from edge_runtime.frames import Observer
+from edge_runtime.pipeline import Pipeline
+from runtime_model import dark_onnx
+
+GOLDEN = Path(__file__).parent / "golden"
+GOLDEN_IDS = ["malignant_002", "malignant_018", "benign_041"]
+# HoloHub's golden-frame rule: summed absolute difference within 0.5 % of the maximum.
+GOLDEN_TOLERANCE = 0.005
+CLIP_FRAMES = 12
+CLIP_SIZE = (640, 360)
+CLIP_ROI = (120, 50, 400, 280)
+
+
+def sonomap(*args, check=True):
+    out = subprocess.run([sys.executable, "-m", "edge_runtime.cli", *map(str, args)], capture_output=True,
+                         text=True, timeout=300)
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out
+
+
+def decode(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="bgr24") for f in c.decode(c.streams.video[0])]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    sonomap("make-clip", "--out", out, "--frames", CLIP_FRAMES, "--size", f"{CLIP_SIZE[0]}x{CLIP_SIZE[1]}")
+    return out
+
+
+def test_make_clip_writes_a_scanner_screen_clip(clip):
+    frames = decode(clip)
+    assert len(frames) == CLIP_FRAMES and frames[0].shape == (CLIP_SIZE[1], CLIP_SIZE[0], 3)
+    info = json.loads(clip.with_suffix(".json").read_text())
+    assert info["roi"] == list(CLIP_ROI) and info["mm_per_pixel"] > 0
+    x, y, w, h = CLIP_ROI
+    assert frames[0][y + 10:y + h - 10, x + 10:x + w - 10].mean() > 40      # ultrasound inside the ROI
+    assert frames[0][:, :x - 5].mean() < 15                                 # dark screen around it
+    assert not np.array_equal(frames[0], frames[CLIP_FRAMES - 1])           # the probe moves
+
+
+def test_replay_writes_overlay_mp4_and_summary(clip, tmp_path):
+    out, summary_path = tmp_path / "overlay.mp4", tmp_path / "s.json"
+    res = sonomap("replay", clip, "--model", dark_onnx(), "--out", out, "--summary", summary_path)
+    assert "frames 12" in res.stdout
+    summary = json.loads(summary_path.read_text())
+    assert summary["frames"] == CLIP_FRAMES and summary["inferred"] == CLIP_FRAMES and summary["errors"] == 0
+    assert summary["fps"] > 0
+    for stage in ("decode", "inference", "overlay", "sinks", "end_to_end"):
+        assert {"p50", "p95", "p99"} <= set(summary["latency_ms"][stage])
+    assert all(abs(a - b) <= 3 for a, b in zip(summary["roi"], CLIP_ROI))   # auto-detected ROI
+    assert summary["backend"]["backend"] == "onnxruntime"
+    rendered, raw = decode(out), decode(clip)
+    assert len(rendered) == CLIP_FRAMES
+    x, y, w, h = CLIP_ROI
+    red = lambda f: (f[y:y + h, x:x + w, 2].astype(int) - f[y:y + h, x:x + w, 1]).mean()  # noqa: E731
+    assert red(rendered[5]) > red(raw[5]) + 10                               # translucent red overlay
+    outside = np.abs(rendered[5][y + h + 5:, : x - 5].astype(int) - raw[5][y + h + 5:, : x - 5]).mean()
+    assert outside < 3                                                      # nothing painted off the ROI
+
+
+def test_replay_explicit_roi_save_masks_raw_recording_and_loop(clip, tmp_path):
+    masks, raw = tmp_path / "masks", tmp_path / "raw.mp4"
+    sonomap("replay", clip, "--model", dark_onnx(), "--roi", "130,60,300,200", "--save-masks", masks,
+            "--record-raw", raw, "--loop", "--max-frames", 20, "--summary", tmp_path / "s.json")
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["frames"] == 20 and summary["roi"] == [130, 60, 300, 200]
+    mask_files = sorted(masks.glob("*_mask.png"))
+    assert len(mask_files) == 20
+    m = cv2.imread(str(mask_files[0]), cv2.IMREAD_GRAYSCALE)
+    assert m.shape == (200, 300) and set(np.unique(m)) <= {0, 255} and 0 < (m > 0).mean() < 1
+    assert len(decode(raw)) == 20
+
+
+class Collect(Observer):
+    def __init__(self):
+        self.frames, self.closed = [], False
+
+    def on_frame(self, frame, prediction, rendered, stats):
+        self.frames.append(rendered.copy())
+
+    def close(self):
+        self.closed = True
+
+
+def test_golden_frames(busi_sample, tmp_path):
+    """Replay real BUSI images and compare rendered frames with golden PNGs (HUD off: it
+    shows timings). Regenerate with SONOMAP_REGEN_GOLDEN=1 after an intended change."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, image_id in enumerate(GOLDEN_IDS):
+        shutil.copy(busi_sample / "images" / f"{image_id}.png", folder / f"{i:02d}.png")
+    config = build_config({"source": {"input": str(folder)}, "roi": {"rect": "full"},
+                           "inference": {"model": str(dark_onnx())}, "overlay": {"hud": False}})
+    collect = Collect()
+    Pipeline(config, observers=[collect]).run()
+    assert collect.closed and len(collect.frames) == len(GOLDEN_IDS)
+    for image_id, rendered in zip(GOLDEN_IDS, collect.frames):
+        golden = GOLDEN / f"replay_{image_id}.png"
+        if os.environ.get("SONOMAP_REGEN_GOLDEN"):
+            cv2.imwrite(str(golden), rendered)
+        expected = cv2.imread(str(golden))
+        assert expected is not None, f"missing golden {golden}"
+        assert expected.shape == rendered.shape
+        diff = np.abs(expected.astype(np.int32) - rendered).sum() / (255.0 * rendered.size)
+        assert diff <= GOLDEN_TOLERANCE, f"{image_id}: differs from golden by {diff:.4%}"
+        raw = cv2.imread(str(busi_sample / "images" / f"{image_id}.png"))
+        assert np.abs(raw.astype(np.int32) - rendered).sum() / (255.0 * raw.size) > GOLDEN_TOLERANCE  # overlay drawn

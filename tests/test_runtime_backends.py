@@ -1,0 +1,100 @@
+"""Backends: ONNX Runtime (folded and plain graphs), torch (TorchScript), auto selection, and
+the runtime config (shipped default, reload)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_runtime.backends import choose_backend, create_backend
+from edge_runtime.config import build_config, load_config
+from edge_runtime.errors import ConfigError
+from edge_runtime.manifest import load_manifest, save_manifest
+from edge_runtime.pipeline import Pipeline
+from runtime_model import DARK_GAIN, DARK_LEVEL, POOL, dark_onnx
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def roi_image(busi_sample):
+    return cv2.imread(str(busi_sample / "images" / "malignant_018.png"), cv2.IMREAD_GRAYSCALE)
+
+
+def test_onnxruntime_folded_model_returns_roi_sized_prediction(roi_image):
+    backend = create_backend("onnxruntime", dark_onnx(), load_manifest(dark_onnx()), device="cpu")
+    pred = backend.infer(roi_image)
+    assert pred.mask.shape == roi_image.shape == pred.prob.shape
+    assert pred.mask.dtype == np.uint8 and pred.prob.dtype == np.float32
+    assert 0.02 < pred.mask.mean() < 0.98 and pred.latency_ms > 0
+    assert np.array_equal(pred.mask, (pred.prob > 0.5).astype(np.uint8))
+    assert backend.describe()["device"] == "cpu" and "auto" not in backend.selected_because
+
+
+def test_auto_backend_logs_why():
+    name, why = choose_backend(dark_onnx())
+    assert name == "onnxruntime" and "CPU" in why
+    assert choose_backend("model.engine")[0] == "tensorrt"
+    assert choose_backend("model.ts")[0] == "torch"
+
+
+def make_torchscript(out: Path) -> Path:
+    """The dark-region model of runtime_model as TorchScript with the folded contract."""
+    torch = pytest.importorskip("torch")
+
+    class Dark(torch.nn.Module):
+        def forward(self, frame):
+            x = frame.float() / 255.0
+            avg = torch.nn.functional.avg_pool2d(x, POOL, stride=1, padding=POOL // 2, count_include_pad=False)
+            prob = torch.sigmoid((DARK_LEVEL - avg) * DARK_GAIN)
+            return prob, (prob > 0.5).to(torch.uint8)
+
+    traced = torch.jit.trace(Dark().eval(), torch.zeros(1, 1, 64, 80, dtype=torch.uint8))
+    traced.save(str(out))
+    manifest = load_manifest(dark_onnx()).derive(format="torchscript")
+    save_manifest(manifest, out)
+    return out
+
+
+def test_torch_backend_matches_onnxruntime(tmp_path, roi_image):
+    ts = make_torchscript(tmp_path / "model.ts")
+    torch_backend = create_backend("auto", ts, load_manifest(ts), device="cpu", fp16=True, cuda_graphs=True)
+    assert torch_backend.name == "torch" and "TorchScript" in torch_backend.selected_because
+    assert torch_backend.describe()["precision"] == "fp32"          # FP16/graphs only on CUDA
+    ort_backend = create_backend("onnxruntime", dark_onnx(), load_manifest(dark_onnx()), device="cpu")
+    a, b = torch_backend.infer(roi_image), ort_backend.infer(roi_image)
+    assert a.mask.shape == roi_image.shape
+    assert (a.mask == b.mask).mean() > 0.999 and np.abs(a.prob - b.prob).max() < 1e-3
+
+
+def test_cuda_requested_without_cuda_is_a_config_error():
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this machine has the CUDA execution provider")
+    with pytest.raises(ConfigError, match="cuda"):
+        create_backend("onnxruntime", dark_onnx(), load_manifest(dark_onnx()), device="cuda")
+
+
+def test_shipped_default_config_is_valid_and_complete():
+    config = load_config(REPO / "edge_runtime" / "configs" / "default.yaml")
+    assert config == build_config(config)          # every key known; round-trips
+    assert list(config) == ["source", "roi", "inference", "overlay", "sinks", "live"]
+
+
+def test_request_reload_applies_a_good_config_and_keeps_the_old_one_on_a_bad_edit(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"source: {{input: synthetic}}\ninference: {{model: {dark_onnx()}}}\noverlay: {{alpha: 0.4}}\n")
+    pipeline = Pipeline(load_config(path), config_path=path)
+    path.write_text(f"source: {{input: synthetic}}\ninference: {{model: {dark_onnx()}}}\noverlay: {{alpha: 0.8}}\n")
+    pipeline.request_reload()
+    pipeline.apply_reload()
+    assert pipeline.overlay.styles[1].alpha == pytest.approx(0.8)
+    path.write_text("overlay: {alpha: 0.2, typo: 1}\n")
+    pipeline.request_reload()
+    pipeline.apply_reload()
+    assert pipeline.overlay.styles[1].alpha == pytest.approx(0.8)
+    assert "typo" in pipeline.stats()["last_error"]
+    pipeline.close()
