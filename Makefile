@@ -7,7 +7,20 @@ STAMP := $(VENV)/.sonomap-installed
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 EXTRAS := train,export,dicom,wsi,igtl,dev
 
-.PHONY: demo test install bench clean install-service
+.PHONY: demo test install sysdeps bench clean install-service
+
+# System tools the tests use (Xvfb for window tests, systemd-analyze for the unit files,
+# Chromium + driver for the web-viewer test). Installed when missing and we may (root + apt);
+# otherwise those tests skip with a reason.
+SYSDEPS := Xvfb:xvfb systemd-analyze:systemd chromium:chromium chromedriver:chromium-driver
+sysdeps:
+	@missing=""; for pair in $(SYSDEPS); do tool=$${pair%%:*}; pkg=$${pair#*:}; \
+	  command -v $$tool >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing system packages:$$missing"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) \
+	    || echo "warning: could not install$$missing; the tests that need them will skip"; \
+	fi
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,11 +34,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	PATH=$(VENV)/bin:$$PATH bash configs/demo.sh outputs/demo
 
-test: $(STAMP)
+test: $(STAMP) sysdeps
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(VENV)/bin/sonomap bench --help
+
+# Install the cart service (as root): venv in /opt/sonomap, config in /etc/sonomap/config.yaml,
+# systemd units. e.g. sudo make install-service SERVICE_FLAGS="--headless --jetson"
+install-service:
+	bash systemd/install.sh $(SERVICE_FLAGS)
 
 clean:
 	rm -rf outputs .pytest_cache

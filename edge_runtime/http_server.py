@@ -1,0 +1,279 @@
+"""HTTP viewer, health check and Prometheus metrics for the live runtime (stdlib only).
+
+``make_http_observer(host, port, token)`` returns an :class:`HttpObserver`: plug it into
+the pipeline's observers and it serves, from its own threads,
+
+- ``/healthz``      200 while frames with a real signal flow (newest < 2 s old), else 503;
+- ``/metrics``      Prometheus text, ``sonomap_*`` series (see service_metrics);
+- ``/``             the live viewer page (edge_runtime/web/index.html);
+- ``/stream.mjpg``  MJPEG of the rendered overlay; ``/snapshot.jpg`` one JPEG;
+- ``/stats.json``   the numbers the viewer page shows.
+
+It binds 127.0.0.1 by default. On any other address a token is required (refusing to
+start without one); requests then need ``Authorization: Bearer <token>`` or ``?token=``.
+The render thread only stores a reference to the newest frame (throttled); JPEG encoding
+happens lazily in the request threads, once per frame however many viewers watch.
+"""
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import cv2
+import numpy as np
+
+from edge_runtime.errors import ConfigError
+from edge_runtime.frames import Frame, Observer, Prediction
+from edge_runtime.service_metrics import LiveStats, render_prometheus
+
+log = logging.getLogger("sonomap.http")
+
+DEFAULT_HOST = "127.0.0.1"
+HEALTHY_MAX_FRAME_AGE_S = 2.0
+MJPEG_MAX_FPS = 15.0          # viewers do not need capture rate; this caps CPU spent on JPEG
+JPEG_QUALITY = 80
+STREAM_WAIT_S = 1.0           # a streaming thread re-checks for shutdown this often
+MAX_STREAMS = 8               # concurrent MJPEG viewers: each holds a thread and JPEG bandwidth
+TOKEN_ENV = "SONOMAP_HTTP_TOKEN"
+CREDENTIAL_NAME = "http-token"  # systemd LoadCredential=http-token:/etc/sonomap/http-token
+MIN_TOKEN_CHARS = 16
+BOUNDARY = "sonomapframe"
+PUBLIC_PATHS = frozenset({"/viewer.js"})
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self'; style-src 'self' 'unsafe-inline'",
+}
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_token(token: str | None) -> str | None:
+    """The token given, else $SONOMAP_HTTP_TOKEN, else the systemd credential file."""
+    if token:
+        return token.strip()
+    if os.environ.get(TOKEN_ENV):
+        return os.environ[TOKEN_ENV].strip()
+    cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+    if cred_dir and (Path(cred_dir) / CREDENTIAL_NAME).is_file():
+        return (Path(cred_dir) / CREDENTIAL_NAME).read_text().strip() or None
+    return None
+
+
+class FrameStore:
+    """Newest rendered frame + its JPEG, shared by all request threads."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.image: np.ndarray | None = None
+        self.seq = 0
+        self._jpeg: bytes | None = None
+        self._jpeg_seq = -1
+        self.closed = False
+        self._last_put = 0.0
+
+    def put(self, rendered: np.ndarray) -> None:
+        now = time.monotonic()
+        if now - self._last_put < 1.0 / MJPEG_MAX_FPS:
+            return
+        self._last_put = now
+        copy = rendered.copy()  # the pipeline may reuse its render buffer
+        with self.cond:
+            self.image, self.seq = copy, self.seq + 1
+            self.cond.notify_all()
+
+    def jpeg(self, after_seq: int = -1, timeout: float = STREAM_WAIT_S) -> tuple[int, bytes | None]:
+        """Wait until a frame newer than ``after_seq`` exists; return (seq, JPEG bytes)."""
+        with self.cond:
+            self.cond.wait_for(lambda: self.closed or (self.image is not None and self.seq > after_seq),
+                               timeout)
+            if self.image is None or self.seq <= after_seq:
+                return after_seq, None
+            if self._jpeg_seq != self.seq:
+                ok, buf = cv2.imencode(".jpg", self.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+                if not ok:
+                    return after_seq, None
+                self._jpeg, self._jpeg_seq = buf.tobytes(), self.seq
+            return self.seq, self._jpeg
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+
+
+class HttpObserver(Observer):
+    def __init__(self, host: str = DEFAULT_HOST, port: int = 0, token: str | None = None):
+        self.token = resolve_token(token)
+        if not is_loopback(host):
+            if not self.token:
+                raise ConfigError(f"--http {host}:{port}: binding a non-loopback address needs a token "
+                                  f"(${TOKEN_ENV}, or the systemd credential '{CREDENTIAL_NAME}')")
+            if len(self.token) < MIN_TOKEN_CHARS:
+                raise ConfigError(f"--http {host}:{port}: token too short "
+                                  f"(need >= {MIN_TOKEN_CHARS} characters)")
+        self.stats = LiveStats()
+        self.frames = FrameStore()
+        self.stream_slots = threading.BoundedSemaphore(MAX_STREAMS)
+        web = files("edge_runtime").joinpath("web")
+        self.assets = {"/": (web.joinpath("index.html").read_bytes(), "text/html; charset=utf-8"),
+                       "/viewer.js": (web.joinpath("viewer.js").read_bytes(),
+                                      "text/javascript; charset=utf-8")}
+        handler = type("Handler", (_Handler,), {"observer": self})
+        server_cls = _Server6 if ":" in host else ThreadingHTTPServer
+        try:
+            self.server = server_cls((host, port), handler)
+        except OSError as exc:
+            raise ConfigError(f"--http {host}:{port}: cannot listen: {exc.strerror or exc}") from exc
+        self.server.daemon_threads = True
+        self.host, self.port = host, self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, name="sonomap-http",
+                                        daemon=True)
+        self._thread.start()
+        log.warning("HTTP viewer on %s (token %s)", self.url, "required" if self.token else "not required")
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    def healthy(self) -> tuple[bool, str]:
+        age = self.stats.frame_age_s(signal_only=True)
+        if self.stats.no_signal:
+            return False, "no signal from capture device"
+        if age is None:
+            return False, "no frame rendered yet"
+        if age > HEALTHY_MAX_FRAME_AGE_S:
+            return False, f"no frame for {age:.1f} s"
+        return True, f"ok, newest frame {age * 1000:.0f} ms old"
+
+    def on_frame(self, frame: Frame, prediction: Prediction | None, rendered: np.ndarray,
+                 stats: dict[str, Any]) -> None:
+        self.stats.update(frame, prediction, stats)
+        self.frames.put(rendered)
+
+    def close(self) -> None:
+        self.frames.close()
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=5)
+
+
+def make_http_observer(host: str = DEFAULT_HOST, port: int = 0, token: str | None = None) -> HttpObserver:
+    """Start the HTTP server now (raises ConfigError when it cannot) and return its Observer."""
+    return HttpObserver(host, int(port), token)
+
+
+class _Server6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+class _Handler(BaseHTTPRequestHandler):
+    observer: HttpObserver
+    server_version = "sonomap"
+    sys_version = ""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt: str, *args: Any) -> None:  # no tokens in URLs in the logs
+        log.debug("%s %s", self.address_string(), (fmt % args).split("?")[0])
+
+    def _send(self, code: int, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        for key, value in {**SECURITY_HEADERS, **(extra or {})}.items():
+            self.send_header(key, value)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _authorised(self, query: dict[str, list[str]]) -> bool:
+        expected = self.observer.token
+        if not expected:
+            return True
+        header = self.headers.get("Authorization", "")
+        given = header[len("Bearer "):].strip() if header[:len("Bearer ")].lower() == "bearer " else ""
+        given = given or (query.get("token") or [""])[0]
+        return hmac.compare_digest(given.encode(), expected.encode())
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        query = parse_qs(url.query)
+        # viewer.js is static code with no data in it; the page loads it without a token.
+        if url.path not in PUBLIC_PATHS and not self._authorised(query):
+            self._send(401, b"unauthorised: send Authorization: Bearer <token> or ?token=\n",
+                       "text/plain; charset=utf-8", {"WWW-Authenticate": 'Bearer realm="sonomap"'})
+            return
+        obs = self.observer
+        if url.path == "/healthz":
+            ok, why = obs.healthy()
+            self._send(200 if ok else 503, (why + "\n").encode(), "text/plain; charset=utf-8")
+        elif url.path == "/metrics":
+            self._send(200, render_prometheus(obs.stats).encode(), "text/plain; version=0.0.4; charset=utf-8")
+        elif url.path in obs.assets:
+            self._send(200, *obs.assets[url.path])
+        elif url.path == "/stats.json":
+            snap = {**obs.stats.snapshot(), "healthy": obs.healthy()[0]}
+            self._send(200, json.dumps(snap).encode(), "application/json")
+        elif url.path == "/snapshot.jpg":
+            _, jpeg = obs.frames.jpeg(timeout=STREAM_WAIT_S)
+            if jpeg is None:
+                self._send(503, b"no frame rendered yet\n", "text/plain; charset=utf-8")
+            else:
+                self._send(200, jpeg, "image/jpeg")
+        elif url.path == "/stream.mjpg":
+            self._stream()
+        else:
+            self._send(404, b"not found\n", "text/plain; charset=utf-8")
+
+    def _stream(self) -> None:
+        if not self.observer.stream_slots.acquire(blocking=False):
+            self._send(503, f"too many viewers (max {MAX_STREAMS})\n".encode(), "text/plain; charset=utf-8")
+            return
+        try:
+            self._stream_frames()
+        finally:
+            self.observer.stream_slots.release()
+
+    def _stream_frames(self) -> None:
+        self.close_connection = True
+        self.send_response(200)
+        for key, value in SECURITY_HEADERS.items():
+            self.send_header(key, value)
+        self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        seq, frames = -1, self.observer.frames
+        try:
+            while not frames.closed:
+                seq, jpeg = frames.jpeg(seq)
+                if jpeg is None:
+                    continue
+                self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                                 f"Content-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg + b"\r\n")
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the viewer closed its tab

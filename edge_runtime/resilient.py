@@ -1,0 +1,218 @@
+"""A live Source that survives its device: reconnect with backoff, "NO SIGNAL" meanwhile.
+
+``ResilientSource(open_source)`` wraps any live source factory (V4L2 capture card,
+RTSP stream, ...). While the inner source delivers, its frames pass through (re-indexed
+so the stream stays monotonic). When opening fails, reading raises, or the stream ends
+(for a live device that means it was unplugged), it
+
+1. logs a warning and counts ``source_lost`` in service_metrics.EVENTS,
+2. yields a rendered "NO SIGNAL" frame (``meta["no_signal"] = True``) at
+   ``no_signal_fps`` so the display, /healthz and STATUS= show what happened,
+3. retries opening after 0.5 s, 1 s, 2 s, ... capped at ``max_backoff_s``; a delivered
+   frame resets the backoff.
+
+Frames that are not a BGR uint8 (H, W, 3) image of the size the stream started with
+(corrupt or truncated reads) are skipped with a counted warning (``corrupt_input``).
+The first frame of each connection carries ``meta["session_start"] = True`` (the live
+schedule re-detects the ROI then: a re-plugged device may come back at another size).
+:func:`for_config` wraps the configured source when it is a capture device or a stream.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from edge_runtime.errors import InputError, SonomapError
+from edge_runtime.frames import Frame, Source
+from edge_runtime.service_metrics import EVENTS
+
+log = logging.getLogger("sonomap.resilient")
+
+INITIAL_BACKOFF_S = 0.5
+MAX_BACKOFF_S = 10.0
+BACKOFF_FACTOR = 2.0
+NO_SIGNAL_FPS = 10.0
+DEFAULT_SIZE = (720, 1280)        # (H, W) of the NO SIGNAL screen before any frame was seen
+WARN_EVERY_N_SKIPS = 100          # after the first few, one warning per 100 corrupt frames
+FIRST_SKIP_WARNINGS = 5
+MAX_CONSECUTIVE_CORRUPT = 30      # one second of video at 30 fps
+MAX_REASON_CHARS = 80            # what fits on a 640-pixel-wide NO SIGNAL screen
+TEXT_COLOUR = (255, 255, 255)
+TITLE_COLOUR = (0, 200, 255)
+
+
+def render_no_signal(height: int, width: int, lines: list[str]) -> np.ndarray:
+    """A dark BGR frame with a large "NO SIGNAL" title and smaller status lines."""
+    img = np.full((height, width, 3), 24, np.uint8)
+    scale = max(0.5, width / 640)
+    title = "NO SIGNAL"
+    (tw, th), _ = cv2.getTextSize(title, cv2.FONT_HERSHEY_SIMPLEX, 2 * scale, max(2, int(3 * scale)))
+    y = height // 2
+    cv2.putText(img, title, ((width - tw) // 2, y), cv2.FONT_HERSHEY_SIMPLEX, 2 * scale, TITLE_COLOUR,
+                max(2, int(3 * scale)), cv2.LINE_AA)
+    for line in lines:
+        y += int(40 * scale)
+        cv2.putText(img, line, (max(4, width // 10), y), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale,
+                    TEXT_COLOUR, max(1, int(scale)), cv2.LINE_AA)
+    return img
+
+
+class CorruptCounter:
+    """Skips corrupt frames of one input with a counted warning (the first few, then every
+    100th; ``EVENTS["corrupt_input"]``). After ``max_consecutive`` in a row the input is
+    broken rather than glitchy: InputError naming it and the frame."""
+
+    def __init__(self, name: str, max_consecutive: int = MAX_CONSECUTIVE_CORRUPT):
+        self.name = name
+        self.max_consecutive = max_consecutive
+        self.skipped = 0
+        self.consecutive = 0
+
+    def skip(self, where: str, reason: str) -> None:
+        self.skipped += 1
+        self.consecutive += 1
+        EVENTS.inc("corrupt_input")
+        if self.consecutive > self.max_consecutive:
+            raise InputError(f"{self.name}: {self.consecutive} corrupt frames in a row at {where} ({reason})")
+        if self.skipped <= FIRST_SKIP_WARNINGS or self.skipped % WARN_EVERY_N_SKIPS == 0:
+            log.warning("%s: skipped corrupt %s (%s); %d skipped so far", self.name, where, reason, self.skipped)
+
+    def ok(self) -> None:
+        self.consecutive = 0
+
+
+class ResilientSource(Source):
+    live = True
+
+    def __init__(self, open_source: Callable[[], Source], name: str = "capture", *,
+                 initial_backoff_s: float = INITIAL_BACKOFF_S, max_backoff_s: float = MAX_BACKOFF_S,
+                 no_signal_fps: float = NO_SIGNAL_FPS, size: tuple[int, int] | None = None,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 fail_first_open: bool = False):
+        self.open_source = open_source
+        self.name = name
+        self.initial_backoff_s = initial_backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.no_signal_interval_s = 1.0 / no_signal_fps
+        self.size = size            # (H, W) of the NO SIGNAL screen: the last good frame's
+        self.clock, self.sleep = clock, sleep
+        # True: a device that cannot be opened at all at start-up is an error (a typo'd device at a
+        # terminal); False (under systemd): wait for it behind NO SIGNAL (scanner switched on later).
+        self.fail_first_open = fail_first_open
+        self.reconnects = 0
+        self.losses = 0
+        self.corrupt = CorruptCounter(name)
+        self._inner: Source | None = None
+        self._last_inner: Source | None = None
+        self._closed = False
+
+    def _valid(self, frame: Frame, expected: tuple[int, int] | None) -> bool:
+        img = frame.image
+        ok = (isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.ndim == 3
+              and img.shape[2] == 3 and img.shape[0] > 0 and img.shape[1] > 0)
+        if ok and expected is not None and img.shape[:2] != tuple(expected):
+            ok = False  # a truncated read: the device's size is fixed while it is connected
+        if ok:
+            self.corrupt.ok()
+        else:
+            self.corrupt.skip(f"frame {frame.index}", f"shape {getattr(img, 'shape', None)}, "
+                              f"dtype {getattr(img, 'dtype', None)}")
+        return ok
+
+    @property
+    def skipped(self) -> int:
+        return self.corrupt.skipped
+
+    def _lost(self, reason: str) -> None:
+        self.losses += 1
+        EVENTS.inc("source_lost")
+        log.warning("%s: signal lost (%s); showing NO SIGNAL and reconnecting", self.name, reason)
+        if self._inner is not None:
+            self._inner.close()
+            self._inner = None
+
+    def __iter__(self) -> Iterator[Frame]:
+        index = 0
+        backoff = self.initial_backoff_s
+        reason = ""
+        if self.fail_first_open:  # outside the try: an error here propagates (nothing shown yet)
+            self._inner = self._last_inner = self.open_source()
+        while not self._closed:
+            try:
+                if self._inner is None:
+                    self._inner = self._last_inner = self.open_source()
+                if self.losses:
+                    self.reconnects += 1
+                    EVENTS.inc("source_reconnect")
+                    log.warning("%s: reconnected after %d loss(es)", self.name, self.losses)
+                session_size = None  # a re-plugged device may come back at another size
+                for frame in self._inner:
+                    if self._closed:
+                        return
+                    if not self._valid(frame, session_size):
+                        continue
+                    if session_size is None:
+                        frame.meta["session_start"] = True
+                    session_size = self.size = frame.image.shape[:2]
+                    backoff = self.initial_backoff_s
+                    frame.index = index
+                    index += 1
+                    yield frame
+                reason = "stream ended"
+            except (SonomapError, OSError, cv2.error) as exc:
+                reason = str(exc)
+            if self._closed:
+                return
+            self._lost(reason)
+            # Down: show NO SIGNAL until the next attempt, then try again with a longer wait.
+            retry_at = self.clock() + backoff
+            attempt_wait = backoff
+            backoff = min(self.max_backoff_s, backoff * BACKOFF_FACTOR)
+            while not self._closed:
+                now = self.clock()
+                h, w = self.size or DEFAULT_SIZE
+                left = max(0.0, retry_at - now)
+                img = render_no_signal(h, w, [f"{self.name}: {reason[:MAX_REASON_CHARS]}",
+                                              f"reconnecting in {left:.1f} s (waiting {attempt_wait:.1f} s)"])
+                yield Frame(index, img, now, None, {"no_signal": True, "source": self.name})
+                index += 1
+                if left <= 0:
+                    break
+                self.sleep(min(self.no_signal_interval_s, left))
+
+    @property
+    def fps(self) -> float:
+        """The device's frame rate once connected (0 = unknown: the pipeline uses its default)."""
+        return float(getattr(self._last_inner, "fps", 0) or 0)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._inner is not None:
+            self._inner.close()
+            self._inner = None
+
+
+def is_device_or_stream(spec) -> bool:
+    """A V4L2 device (``/dev/videoN`` or its number) or a network stream: things that unplug."""
+    if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit()):
+        return True
+    return isinstance(spec, str) and (spec.startswith("/dev/video") or "://" in spec)
+
+
+def for_config(config: dict, fail_first_open: bool = False) -> ResilientSource | None:
+    """A ResilientSource for the config's capture device/stream, or None for files and
+    the synthetic source (they end instead of unplugging)."""
+    from edge_runtime.sources import open_source
+
+    src = config["source"]
+    spec = src["input"]
+    if not is_device_or_stream(spec):
+        return None
+    options = {k: src[k] for k in ("fps", "width", "height", "fourcc")}
+    size = (int(src["height"]), int(src["width"])) if src["height"] and src["width"] else None
+    return ResilientSource(lambda: open_source(spec, **options), str(spec), size=size,
+                           fail_first_open=fail_first_open)

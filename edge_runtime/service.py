@@ -1,0 +1,59 @@
+"""What `sonomap live` adds when it runs as a service, wired in one place.
+
+- :func:`live_kwargs` (before the Pipeline is built): the capture device wrapped in a
+  :class:`~edge_runtime.resilient.ResilientSource`, the sd_notify
+  :class:`~edge_runtime.watchdog.ServiceObserver` appended to the observers, recording
+  directories created 0700, log redaction of DICOM identifiers, and ``STATUS=loading``.
+- :func:`install` (once the Pipeline exists): SIGHUP -> reload, SIGTERM -> clean stop.
+- :func:`on_long_build`: give it to an engine builder; it sends ``EXTEND_TIMEOUT_USEC``.
+"""
+from __future__ import annotations
+
+import logging
+import stat
+from pathlib import Path
+from typing import Any
+
+from edge_runtime import privacy, resilient
+from edge_runtime.frames import Observer
+from edge_runtime.sdnotify import Notifier
+from edge_runtime.signals import SignalHandlers, install_signal_handlers
+from edge_runtime.watchdog import ServiceObserver
+
+log = logging.getLogger("sonomap.service")
+GROUP_OTHER_BITS = 0o077
+
+
+def on_long_build(seconds_estimate: float) -> None:
+    """EXTEND_TIMEOUT_USEC + STATUS while a TensorRT engine is built (a no-op off systemd)."""
+    ServiceObserver(Notifier()).on_long_build(seconds_estimate)
+
+
+def private_recording_dirs(config: dict) -> list[Path]:
+    """Create missing recording folders 0700; warn about existing ones others can read."""
+    sinks = config["sinks"]
+    folders = [Path(sinks[k]).parent for k in ("video", "raw") if sinks.get(k)]
+    folders += [Path(sinks["masks"])] if sinks.get("masks") else []
+    for folder in folders:
+        if not folder.exists():
+            privacy.make_private_dir(folder)
+        elif stat.S_IMODE(folder.stat().st_mode) & GROUP_OTHER_BITS:
+            log.warning("recordings go to %s, which other users can read (chmod 700 it)", folder)
+    return folders
+
+
+def live_kwargs(config: dict, observers: list[Observer]) -> dict[str, Any]:
+    """Pipeline keyword arguments for live mode: ``source`` and ``observers``."""
+    notifier = Notifier()
+    notifier.status("loading model and opening the video source")
+    privacy.install_log_redaction()
+    private_recording_dirs(config)
+    service_observers = [ServiceObserver(notifier)] if notifier.enabled else []
+    # Under systemd, wait behind NO SIGNAL for a scanner switched on after the cart; at a terminal,
+    # a device that cannot be opened at all is an immediate one-line error.
+    source = resilient.for_config(config, fail_first_open=not notifier.enabled)
+    return {"source": source, "observers": list(observers) + service_observers}
+
+
+def install(pipeline: Any) -> SignalHandlers:
+    return install_signal_handlers(pipeline, Notifier())

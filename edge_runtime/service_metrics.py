@@ -1,0 +1,244 @@
+"""Live service statistics: fps, per-stage latency histograms, drop/error counters.
+
+Fed by observers (:meth:`LiveStats.update` once per rendered frame) and by fault
+handlers anywhere in the process (:data:`EVENTS`, e.g. a source reconnect or a skipped
+corrupt frame). Read by /metrics (Prometheus text), /stats.json, the viewer page and
+the sd_notify ``STATUS=`` line. Thread-safe; no I/O.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from typing import Any, Callable, Mapping
+
+from edge_runtime.frames import Frame, Prediction
+
+MS_PER_S = 1000.0
+# Latency buckets (seconds): frame intervals at 60/30/15 fps sit at 0.017/0.033/0.067.
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.017, 0.025, 0.033, 0.05, 0.067, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
+FPS_WINDOW_S = 2.0            # fps is frames counted over the last 2 s
+FPS_WINDOW_MAX_FRAMES = 512
+# Stats keys the runtime reports as cumulative counts -> (metric, label) here.
+COUNTER_KEYS = {
+    "dropped": ("frames_dropped", None), "drops": ("frames_dropped", None),
+    "frames_dropped": ("frames_dropped", None),
+    "errors": ("errors", "backend"), "backend_errors": ("errors", "backend"),
+    "skipped": ("errors", "corrupt_input"), "corrupt": ("errors", "corrupt_input"),
+    "sink_errors": ("errors", "sink"),
+}
+INFO_KEYS = ("backend", "device", "precision", "provider", "model", "mode", "source")
+SUMMARY_QUANTILES = (("p50", "0.5"), ("p95", "0.95"), ("p99", "0.99"))
+
+
+class EventCounters:
+    """Process-wide named counters for faults (``EVENTS.inc("source_reconnect")``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+
+    def inc(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self._counts[name] = self._counts.get(name, 0) + amount
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+EVENTS = EventCounters()
+
+
+class Histogram:
+    def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS_S):
+        self.buckets = buckets
+        self.counts = [0] * len(buckets)
+        self.total = 0
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        for i, upper in enumerate(self.buckets):
+            if value <= upper:
+                self.counts[i] += 1
+        self.total += 1
+        self.sum += value
+
+
+def _latencies_ms(frame: Frame, prediction: Prediction | None, stats: Mapping[str, Any],
+                  now: float, new_prediction: bool) -> dict[str, float]:
+    """Stage -> latency (ms) for this frame: end to end from the capture timestamp, the
+    backend's own time (once per prediction: live mode redraws one mask on several
+    frames), and any per-frame numeric timings the runtime put in ``stats``."""
+    out = {"end_to_end": (now - frame.timestamp) * MS_PER_S}
+    if prediction is not None and new_prediction:
+        out["backend"] = float(prediction.latency_ms)
+    nested = stats.get("latency_ms")
+    if isinstance(nested, Mapping):
+        out.update({str(k): float(v) for k, v in nested.items() if _is_number(v)})
+    for key, value in stats.items():
+        if key.endswith("_ms") and key != "latency_ms" and _is_number(value):
+            out[key[: -len("_ms")]] = float(value)
+    return {k: v for k, v in out.items() if math.isfinite(v) and v >= 0}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class LiveStats:
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._times: deque[float] = deque(maxlen=FPS_WINDOW_MAX_FRAMES)
+        self.frames = 0
+        self.no_signal_frames = 0
+        self.last_frame_t: float | None = None
+        self.last_signal_t: float | None = None
+        self.no_signal = False
+        self.hist: dict[str, Histogram] = {}
+        self.last_ms: dict[str, float] = {}
+        self.counters: dict[tuple[str, str | None], int] = {}
+        self.info: dict[str, str] = {}
+        self.summaries: dict[str, dict[str, float]] = {}
+        self.banner = ""
+        self._last_prediction: Prediction | None = None
+
+    def update(self, frame: Frame, prediction: Prediction | None, stats: Mapping[str, Any]) -> None:
+        now = self.clock()
+        # meta["no_signal"]: resilient.py's NO SIGNAL screen; index < 0: live.py's stall frame.
+        no_signal = bool(frame.meta.get("no_signal", False)) or frame.index < 0
+        new_prediction = prediction is not None and prediction is not self._last_prediction
+        self._last_prediction = prediction
+        lat = {} if no_signal else _latencies_ms(frame, prediction, stats, now, new_prediction)
+        nested = stats.get("latency_ms")
+        summaries = {str(k): dict(v) for k, v in nested.items() if isinstance(v, Mapping)} \
+            if isinstance(nested, Mapping) else {}
+        info = stats.get("backend") if isinstance(stats.get("backend"), Mapping) else stats
+        with self._lock:
+            self.frames += 1
+            self.last_frame_t = now
+            self.no_signal = no_signal
+            if no_signal:
+                self.no_signal_frames += 1
+            else:
+                self.last_signal_t = now
+            self._times.append(now)
+            for stage, ms in lat.items():
+                self.hist.setdefault(stage, Histogram()).observe(ms / MS_PER_S)
+            self.last_ms.update(lat)
+            for key, (metric, label) in COUNTER_KEYS.items():
+                value = stats.get(key)
+                if _is_number(value):
+                    self.counters[(metric, label)] = int(value)
+            for key in INFO_KEYS:
+                if isinstance(info.get(key), str):
+                    self.info[key] = info[key]
+            if summaries:
+                self.summaries = summaries
+            self.banner = str(stats.get("banner") or stats.get("last_error") or "") \
+                if stats.get("state") == "degraded" or stats.get("banner") else ""
+
+    def fps(self) -> float:
+        with self._lock:
+            now = self.clock()
+            recent = [t for t in self._times if now - t <= FPS_WINDOW_S]
+        if len(recent) < 2 or recent[-1] <= recent[0]:
+            return 0.0
+        return (len(recent) - 1) / (recent[-1] - recent[0])
+
+    def frame_age_s(self, signal_only: bool = True) -> float | None:
+        """Seconds since the last rendered frame (with a real signal when signal_only)."""
+        last = self.last_signal_t if signal_only else self.last_frame_t
+        return None if last is None else self.clock() - last
+
+    def snapshot(self) -> dict[str, Any]:
+        fps = self.fps()
+        with self._lock:
+            return {"fps": round(fps, 2), "frames": self.frames, "no_signal": self.no_signal,
+                    "no_signal_frames": self.no_signal_frames,
+                    "latency_ms": {k: round(v, 2) for k, v in self.last_ms.items()},
+                    "counters": {(m if lab is None else f"{m}:{lab}"): v
+                                 for (m, lab), v in self.counters.items()},
+                    "events": EVENTS.snapshot(), "info": dict(self.info), "banner": self.banner,
+                    "frame_age_s": self.frame_age_s()}
+
+    def status_line(self) -> str:
+        """One line for systemd's STATUS=: fps, latency, backend, faults."""
+        snap = self.snapshot()
+        if snap["no_signal"]:
+            return f"NO SIGNAL from capture, reconnecting ({snap['no_signal_frames']} frames shown)"
+        lat = snap["latency_ms"]
+        parts = [f"{snap['fps']:.1f} fps", f"latency {lat.get('end_to_end', float('nan')):.1f} ms"]
+        if "backend" in lat:
+            parts.append(f"backend {lat['backend']:.1f} ms")
+        if "backend" in snap["info"]:
+            parts.append(snap["info"]["backend"])
+        if snap["banner"]:
+            parts.append(snap["banner"])
+        return ", ".join(parts)
+
+
+def _label(value: str) -> str:
+    """Escape a Prometheus label value (backslash, double quote, newline)."""
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _fmt(value: float) -> str:
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value)) if not float(value).is_integer() else str(int(value))
+
+
+def render_prometheus(live: LiveStats) -> str:
+    """Prometheus text exposition format 0.0.4, every series prefixed ``sonomap_``."""
+    fps = live.fps()
+    age = live.frame_age_s(signal_only=False)
+    lines = ["# HELP sonomap_fps Rendered frames per second over the last 2 s.",
+             "# TYPE sonomap_fps gauge", f"sonomap_fps {_fmt(round(fps, 3))}",
+             "# HELP sonomap_frames_rendered_total Frames rendered since start.",
+             "# TYPE sonomap_frames_rendered_total counter",
+             f"sonomap_frames_rendered_total {live.frames}",
+             "# HELP sonomap_no_signal 1 while the capture device is gone and NO SIGNAL is shown.",
+             "# TYPE sonomap_no_signal gauge", f"sonomap_no_signal {int(live.no_signal)}",
+             "# HELP sonomap_last_frame_age_seconds Seconds since the last rendered frame.",
+             "# TYPE sonomap_last_frame_age_seconds gauge",
+             f"sonomap_last_frame_age_seconds {_fmt(-1 if age is None else round(age, 3))}",
+             "# HELP sonomap_latency_seconds Per-stage latency of rendered frames.",
+             "# TYPE sonomap_latency_seconds histogram"]
+    with live._lock:  # one consistent copy of histograms and counters
+        hists = {k: (list(h.counts), h.total, h.sum, h.buckets) for k, h in live.hist.items()}
+        counters = dict(live.counters)
+        info = dict(live.info)
+        summaries = dict(live.summaries)
+    for stage, (counts, total, total_sum, buckets) in sorted(hists.items()):
+        s = _label(stage)
+        for upper, n in zip(buckets, counts, strict=True):
+            lines.append(f'sonomap_latency_seconds_bucket{{stage="{s}",le="{_fmt(upper)}"}} {n}')
+        lines.append(f'sonomap_latency_seconds_bucket{{stage="{s}",le="+Inf"}} {total}')
+        lines.append(f'sonomap_latency_seconds_sum{{stage="{s}"}} {_fmt(round(total_sum, 6))}')
+        lines.append(f'sonomap_latency_seconds_count{{stage="{s}"}} {total}')
+    lines += ["# HELP sonomap_stage_latency_quantile_seconds Runtime per-stage latency quantiles "
+              "over its last 4096 samples per stage (decode, roi, inference, overlay, sinks, ...).",
+              "# TYPE sonomap_stage_latency_quantile_seconds gauge"]
+    for stage, summ in sorted(summaries.items()):
+        if summ.get("n"):
+            for key, q in SUMMARY_QUANTILES:
+                lines.append(f'sonomap_stage_latency_quantile_seconds{{stage="{_label(stage)}",quantile="{q}"}} '
+                             f'{_fmt(round(float(summ[key]) / MS_PER_S, 6))}')
+    lines += ["# HELP sonomap_frames_dropped_total Frames dropped (live: superseded before inference).",
+              "# TYPE sonomap_frames_dropped_total counter",
+              f"sonomap_frames_dropped_total {counters.get(('frames_dropped', None), 0)}",
+              "# HELP sonomap_errors_total Faults by kind (backend, corrupt_input, source_lost, ...).",
+              "# TYPE sonomap_errors_total counter"]
+    errors = {lab: v for (m, lab), v in counters.items() if m == "errors"}
+    for name, value in EVENTS.snapshot().items():
+        errors[name] = errors.get(name, 0) + value
+    errors.setdefault("backend", 0)
+    for kind, value in sorted(errors.items()):
+        lines.append(f'sonomap_errors_total{{kind="{_label(kind)}"}} {value}')
+    labels = ",".join(f'{k}="{_label(v)}"' for k, v in sorted(info.items()))
+    lines += ["# HELP sonomap_backend_info Inference backend in use (value is always 1).",
+              "# TYPE sonomap_backend_info gauge", f"sonomap_backend_info{{{labels}}} 1"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,67 @@
+"""Unix signals for the service: SIGHUP reloads the config, SIGTERM/SIGINT stop cleanly.
+
+The handlers only set requests on the pipeline (``pipeline.request_reload()``,
+``pipeline.stop()``); the pipeline does the work in its own threads at a frame
+boundary, so a recording is closed by the code that owns it, never from inside a signal
+handler. ``systemctl reload sonomap`` sends SIGHUP (ExecReload=kill -HUP $MAINPID);
+``systemctl stop`` sends SIGTERM and waits TimeoutStopSec.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any, Callable
+
+from edge_runtime.sdnotify import Notifier
+
+log = logging.getLogger("sonomap.signals")
+
+
+class SignalHandlers:
+    """Installed handlers; ``restore()`` puts the previous ones back (tests, nested runs)."""
+
+    def __init__(self, pipeline: Any, notifier: Notifier | None = None,
+                 on_reload: Callable[[], None] | None = None):
+        self.pipeline = pipeline
+        self.notifier = notifier or Notifier()
+        self.on_reload = on_reload
+        self.reloads = 0
+        self.stops = 0
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> "SignalHandlers":
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("signal handlers can only be installed from the main thread")
+        for sig, handler in ((signal.SIGHUP, self._hup), (signal.SIGTERM, self._term),
+                             (signal.SIGINT, self._term)):
+            self._previous[sig] = signal.signal(sig, handler)
+        return self
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _hup(self, signum: int, _frame: Any) -> None:
+        self.reloads += 1
+        log.warning("SIGHUP: reloading the config without restarting")
+        self.notifier.status("reloading config (SIGHUP)")
+        if self.on_reload is not None:
+            self.on_reload()
+        self.pipeline.request_reload()
+
+    def _term(self, signum: int, _frame: Any) -> None:
+        self.stops += 1
+        name = signal.Signals(signum).name
+        if self.stops > 1:  # a second Ctrl-C / SIGTERM while stopping: give up waiting
+            raise KeyboardInterrupt(f"second {name} while stopping")
+        log.warning("%s: stopping, finalising recordings", name)
+        self.notifier.stopping(f"stopping ({name}): finalising recordings")
+        self.pipeline.stop()
+
+
+def install_signal_handlers(pipeline: Any, notifier: Notifier | None = None,
+                            on_reload: Callable[[], None] | None = None) -> SignalHandlers:
+    """SIGHUP -> pipeline.request_reload(); SIGTERM/SIGINT -> pipeline.stop()."""
+    return SignalHandlers(pipeline, notifier, on_reload).install()

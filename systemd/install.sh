@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Install sonomap as a systemd service on a cart PC or a Jetson.
+#
+#   sudo systemd/install.sh [--headless] [--jetson] [--no-enable] [--no-venv]
+#                           [--prefix /opt/sonomap] [--root DESTDIR] [--python python3]
+#
+# Puts:  PREFIX/venv (sonomap and its runtime deps), PREFIX/README.md,
+#        /etc/sonomap/config.yaml (kept if present), /etc/sonomap/sonomap.env (kept if present),
+#        /etc/sonomap/http-token (random, 0600, kept if present),
+#        /etc/systemd/system/sonomap.service + sonomap-headless.service (+ jetson.conf drop-in),
+#        /usr/lib/sysusers.d/sonomap.conf, /usr/lib/tmpfiles.d/sonomap.conf,
+#        /etc/xdg/autostart/sonomap-xhost.desktop (display variant only).
+# Then creates the 'sonomap' user (systemd-sysusers), reloads systemd and enables the unit.
+# --root DESTDIR stages everything under DESTDIR and touches nothing on the running system
+# (no user creation, no systemctl): that is how the tests and package builds use it.
+set -euo pipefail
+
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+PREFIX=/opt/sonomap
+ROOT=""
+UNIT=sonomap.service
+JETSON=0
+ENABLE=1
+VENV=1
+PYTHON=${PYTHON:-python3}
+EXTRAS=dicom,igtl
+
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --headless) UNIT=sonomap-headless.service ;;
+        --jetson) JETSON=1 ;;
+        --no-enable) ENABLE=0 ;;
+        --no-venv) VENV=0 ;;
+        --prefix) PREFIX=$2; shift ;;
+        --root) ROOT=$2; shift ;;
+        --python) PYTHON=$2; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "install.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+case "$PREFIX" in /*) ;; *) echo "install.sh: --prefix must be absolute: '$PREFIX'" >&2; exit 2 ;; esac
+if [ -z "$ROOT" ] && [ "$(id -u)" -ne 0 ]; then
+    echo "install.sh: run as root (or stage with --root DESTDIR)" >&2; exit 2
+fi
+
+DEST="$ROOT$PREFIX"
+ETC="$ROOT/etc/sonomap"
+UNITDIR="$ROOT/etc/systemd/system"
+say() { printf 'install.sh: %s\n' "$*"; }
+
+install -d -m 0755 "$DEST" "$UNITDIR" "$ROOT/usr/lib/sysusers.d" "$ROOT/usr/lib/tmpfiles.d"
+install -d -m 0755 "$ETC"
+
+# 1. The program: a venv under PREFIX. On a Jetson, TensorRT and pycuda come from JetPack's
+#    apt packages (python3-libnvinfer, python3-pycuda), so the venv must see system packages.
+if [ "$VENV" = 1 ]; then
+    VENV_FLAGS=()
+    [ "$JETSON" = 1 ] && VENV_FLAGS+=(--system-site-packages)
+    say "creating venv $DEST/venv"
+    "$PYTHON" -m venv "${VENV_FLAGS[@]}" "$DEST/venv"
+    "$DEST/venv/bin/python" -m pip install -q --upgrade pip
+    "$DEST/venv/bin/python" -m pip install -q "$SRC[$EXTRAS]"
+fi
+install -m 0644 "$SRC/README.md" "$DEST/README.md"
+
+# 2. Configuration: never overwrite what the site has edited.
+install_once() {  # SRC DEST MODE
+    if [ -e "$2" ]; then say "keeping existing $2"; else install -m "$3" "$1" "$2"; say "wrote $2"; fi
+}
+install_once "$SRC/systemd/config.yaml" "$ETC/config.yaml" 0644
+install_once "$SRC/systemd/sonomap.env" "$ETC/sonomap.env" 0644
+if [ ! -e "$ETC/http-token" ]; then
+    (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$ETC/http-token")
+    chmod 0600 "$ETC/http-token"
+    say "wrote a random HTTP token to $ETC/http-token"
+fi
+
+# 3. Units, user and directories.
+install -m 0644 "$SRC/systemd/sonomap.service" "$SRC/systemd/sonomap-headless.service" "$UNITDIR/"
+if [ "$PREFIX" != /opt/sonomap ]; then
+    sed -i "s|/opt/sonomap|$PREFIX|g" "$UNITDIR/sonomap.service" "$UNITDIR/sonomap-headless.service"
+fi
+if [ "$JETSON" = 1 ]; then
+    install -d -m 0755 "$UNITDIR/$UNIT.d"
+    install -m 0644 "$SRC/systemd/jetson/jetson.conf" "$UNITDIR/$UNIT.d/jetson.conf"
+fi
+install -m 0644 "$SRC/systemd/sonomap.sysusers.conf" "$ROOT/usr/lib/sysusers.d/sonomap.conf"
+install -m 0644 "$SRC/systemd/sonomap.tmpfiles.conf" "$ROOT/usr/lib/tmpfiles.d/sonomap.conf"
+if [ "$UNIT" = sonomap.service ]; then
+    install -d -m 0755 "$ROOT/etc/xdg/autostart"
+    install -m 0644 "$SRC/systemd/sonomap-xhost.desktop" "$ROOT/etc/xdg/autostart/sonomap-xhost.desktop"
+fi
+
+if [ -n "$ROOT" ]; then
+    say "staged under $ROOT ($UNIT); nothing enabled"
+    exit 0
+fi
+if command -v systemd-sysusers >/dev/null; then
+    systemd-sysusers /usr/lib/sysusers.d/sonomap.conf
+else  # very old systemd: the same user by hand
+    getent group render >/dev/null || groupadd --system render
+    id sonomap >/dev/null 2>&1 || useradd --system --home-dir /var/lib/sonomap --shell /usr/sbin/nologin \
+        --groups video,render sonomap
+fi
+systemd-tmpfiles --create /usr/lib/tmpfiles.d/sonomap.conf
+systemctl daemon-reload
+if [ "$ENABLE" = 1 ]; then
+    systemctl enable --now "$UNIT"
+    say "enabled and started $UNIT: see 'systemctl status $UNIT' and 'journalctl -u $UNIT'"
+else
+    say "installed $UNIT (not enabled): systemctl enable --now $UNIT"
+fi

@@ -1,0 +1,98 @@
+"""The live viewer page in real headless Chromium (Debian chromium + chromium-driver, selenium).
+
+CI needs: apt-get install -y chromium chromium-driver ; pip install selenium.
+"""
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from edge_runtime.frames import Frame, Prediction
+from edge_runtime.http_server import make_http_observer
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (pip install selenium)")
+pytestmark = pytest.mark.skipif(CHROMIUM is None or DRIVER is None,
+                                reason="chromium/chromedriver not installed (apt-get install chromium chromium-driver)")
+TOKEN = "viewer-token-0123456789abcdef"
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage")
+
+
+def feed(obs, stop: threading.Event) -> None:
+    """A 20 fps render loop: a white square moving over a dark frame."""
+    i = 0
+    while not stop.is_set():
+        img = np.full((240, 320, 3), 30, np.uint8)
+        x = 20 + (i * 4) % 240
+        img[100:160, x:x + 60] = 255
+        obs.on_frame(Frame(i, img, time.monotonic() - 0.01),
+                     Prediction(np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.float32), 9.0),
+                     img, {"backend": "onnxruntime-cpu"})
+        i += 1
+        time.sleep(0.05)
+
+
+@pytest.fixture()
+def browser():
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    opts = Options()
+    opts.binary_location = CHROMIUM
+    for flag in FLAGS:
+        opts.add_argument(flag)
+    drv = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    drv.set_page_load_timeout(20)
+    yield drv
+    drv.quit()
+
+
+def test_viewer_shows_stream_and_stats(browser):
+    obs = make_http_observer("127.0.0.1", 0, TOKEN)
+    stop = threading.Event()
+    t = threading.Thread(target=feed, args=(obs, stop), daemon=True)
+    t.start()
+    try:
+        browser.get(obs.url)  # no token: the page itself is refused
+        assert "unauthorised" in browser.page_source
+        browser.get(obs.url + "?token=" + TOKEN)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            natural = browser.execute_script("const v=document.getElementById('video');"
+                                             "return [v.naturalWidth, v.naturalHeight];")
+            fps = browser.find_element("id", "fps").text
+            if natural == [320, 240] and fps not in ("-", "") and float(fps) > 5:
+                break
+            time.sleep(0.3)
+        assert natural == [320, 240], "MJPEG stream did not render in the <img>"
+        assert float(browser.find_element("id", "fps").text) > 5
+        assert browser.find_element("id", "health").text == "ok"
+        assert browser.find_element("id", "backend").text == "onnxruntime-cpu"
+        assert float(browser.find_element("id", "lat-backend").text) == pytest.approx(9.0)
+        # The stream is live: the page keeps updating the frame counter.
+        first = int(browser.find_element("id", "frames").text)
+        time.sleep(1.5)
+        assert int(browser.find_element("id", "frames").text) > first
+        # And the picture is the moving square: capture it from a canvas.
+        png_mean = browser.execute_script(
+            "const v=document.getElementById('video'); const c=document.createElement('canvas');"
+            "c.width=v.naturalWidth; c.height=v.naturalHeight; const g=c.getContext('2d');"
+            "g.drawImage(v,0,0); const d=g.getImageData(0,100,320,60).data; let s=0;"
+            "for (let i=0;i<d.length;i+=4) s+=d[i]; return s/(d.length/4);")
+        assert 30 + 10 < png_mean < 255  # the white square is in that band, the rest is dark
+        stop.set()
+        t.join()
+        obs.stats.clock = lambda: time.monotonic() + 5  # frames stopped: health flips
+        deadline = time.time() + 5
+        while browser.find_element("id", "health").text == "ok" and time.time() < deadline:
+            time.sleep(0.3)
+        assert browser.find_element("id", "health").text == "no frames"
+    finally:
+        stop.set()
+        obs.close()
