@@ -1,0 +1,191 @@
+"""TensorRT backend: a folded engine run with pycuda, uint8 in, prob/mask out.
+
+Input: gray uint8 ROI (H, W). Output: Prediction (mask uint8, prob float32) at (H, W).
+Model: a ``.engine``/``.plan`` file (with its manifest; refused when built for another GPU
+or TensorRT version) or a folded ``.onnx`` (engine loaded from / built into the cache by
+:mod:`edge_runtime.tensorrt.engines`, option ``cache_dir``).
+
+CUDA state is created lazily by the first :meth:`infer` call, i.e. in the inference
+thread: pycuda contexts are per thread, and a context made elsewhere fails there with
+"invalid device context". One stream; pinned host buffers and device buffers per tensor,
+reallocated only when the ROI size changes; addresses bound with ``set_tensor_address``
+and the engine run with ``execute_async_v3`` (TensorRT 10 name-based API).
+Written against NVIDIA's documented API; not run on this project's build machines
+(no GPU there) - ``sonomap selfcheck`` proves it on the target.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_runtime.backends.base import Backend
+from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.frames import Prediction
+from edge_runtime.tensorrt.engines import DEFAULT_WORKSPACE_MB
+
+log = logging.getLogger("sonomap.backend.tensorrt")
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+INPUT, OUTPUTS = "frame", ("prob", "mask")
+# Under systemd, CacheDirectory=sonomap sets $CACHE_DIRECTORY (/var/cache/sonomap, persistent).
+DEFAULT_CACHE_DIR = (Path(os.environ["CACHE_DIRECTORY"].split(":")[0]) if os.environ.get("CACHE_DIRECTORY")
+                     else Path.home() / ".cache" / "sonomap") / "engines"
+MS = 1000.0
+
+
+EXPECTED_IO = {"frame": ("INPUT", "UINT8"), "prob": ("OUTPUT", "FLOAT"), "mask": ("OUTPUT", "UINT8")}
+
+
+def check_engine_io(trt, engine, origin) -> None:
+    """The engine must have exactly the folded contract's tensors, modes and dtypes."""
+    found = {}
+    for i in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(i)
+        found[name] = (engine.get_tensor_mode(name).name, engine.get_tensor_dtype(name).name)
+    if found != EXPECTED_IO:
+        raise ConfigError(f"{origin}: engine tensors are {found}, expected {EXPECTED_IO} "
+                          "(not built from a folded sonomap ONNX)")
+
+
+class TensorRTBackend(Backend):
+    name = "tensorrt"
+
+    def __init__(self, model_path, manifest, cache_dir: str | Path | None = None, fp16: bool = True,
+                 workspace_mb: int = DEFAULT_WORKSPACE_MB, on_long_build=None, device_index: int = 0,
+                 profile: dict | None = None, **options):
+        super().__init__(model_path, manifest, **options)
+        if not self.model_path.is_file():
+            raise InputError(f"{self.model_path}: model file not found")
+        if not manifest.preprocessing_in_graph:
+            raise ConfigError(f"{self.model_path}: the TensorRT backend needs a folded model "
+                              "(manifest preprocessing_in_graph: true); re-export with 'sonomap export onnx'")
+        self.cache_dir = Path(cache_dir) if cache_dir else DEFAULT_CACHE_DIR
+        self.precision = "fp16" if fp16 else "fp32"
+        self.workspace_mb = workspace_mb
+        self.profile = profile  # None: the manifest's io.profile (what export tensorrt uses by default)
+        self.on_long_build = on_long_build
+        self.device_index = device_index
+        self.engine_record = None
+        self._cuda = self._ctx = self._engine = self._context = self._stream = None
+        self._hw: tuple[int, int] | None = None
+        self._host: dict[str, np.ndarray] = {}
+        self._device: dict[str, object] = {}
+
+    # --- lazy CUDA/TensorRT state, made in the calling (inference) thread ---------------
+    def _start(self) -> None:
+        from edge_runtime.tensorrt.modules import import_pycuda_driver, import_tensorrt
+
+        trt = import_tensorrt()
+        cuda = import_pycuda_driver()
+        self._trt, self._cuda = trt, cuda
+        self._ctx = cuda.Device(self.device_index).make_context()  # created current on this thread
+        try:
+            runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+            self._engine = self._load(trt, runtime)
+            check_engine_io(trt, self._engine, self.model_path)
+            self._context = self._engine.create_execution_context()
+            self._stream = cuda.Stream()
+            self._profile = [tuple(s) for s in self._engine.get_tensor_profile_shape(INPUT, 0)]
+        except BaseException:
+            self._ctx.pop()
+            self.close()
+            raise
+        self._ctx.pop()  # each infer() pushes it, so close() from another thread stays safe
+
+    def _load(self, trt, runtime):
+        from edge_runtime.tensorrt.cache import check_engine_file
+        from edge_runtime.tensorrt.engines import load_engine
+        from edge_runtime.tensorrt.key import current_gpu
+
+        gpu = current_gpu(self.device_index)
+        if self.model_path.suffix.lower() in ENGINE_SUFFIXES:
+            check_engine_file(self.model_path, gpu, trt.__version__)
+            engine = runtime.deserialize_cuda_engine(self.model_path.read_bytes())
+            if engine is None:
+                raise ConfigError(f"{self.model_path}: TensorRT {trt.__version__} cannot deserialise this engine "
+                                  "(corrupt, or built by another TensorRT); rebuild it with 'sonomap export tensorrt'")
+            return engine
+        engine, self.engine_record = load_engine(runtime, self.model_path, self.cache_dir, precision=self.precision,
+                                                 workspace_mb=self.workspace_mb, on_long_build=self.on_long_build,
+                                                 profile=self.profile, trt=trt, gpu=gpu)
+        return engine
+
+    def _fit(self, height: int, width: int) -> tuple[int, int]:
+        """Clamp the ROI size into the engine's optimisation profile (resized in and back out)."""
+        lo, _, hi = self._profile
+        return (min(max(height, lo[2]), hi[2]), min(max(width, lo[3]), hi[3]))
+
+    def _bind(self, height: int, width: int) -> None:
+        """(Re)allocate pinned host + device buffers for this input size and bind them."""
+        cuda, trt = self._cuda, self._trt
+        self._context.set_input_shape(INPUT, (1, 1, height, width))
+        self._host.clear()
+        self._device.clear()
+        for name in (INPUT, *OUTPUTS):
+            shape = tuple(self._context.get_tensor_shape(name))
+            dtype = np.dtype(trt.nptype(self._engine.get_tensor_dtype(name)))
+            self._host[name] = cuda.pagelocked_empty(shape, dtype)
+            self._device[name] = cuda.mem_alloc(self._host[name].nbytes)
+            self._context.set_tensor_address(name, int(self._device[name]))
+        if self._host[INPUT].dtype != np.uint8:
+            raise ConfigError(f"{self.model_path}: engine input '{INPUT}' is {self._host[INPUT].dtype}, expected uint8")
+        self._hw = (height, width)
+
+    def infer(self, gray_roi: np.ndarray) -> Prediction:
+        start = time.perf_counter()
+        if gray_roi.dtype != np.uint8 or gray_roi.ndim != 2:
+            raise InputError(f"TensorRT backend: ROI must be gray uint8 (H, W), got {gray_roi.dtype} {gray_roi.shape}")
+        if self._engine is None:
+            self._start()
+        self._ctx.push()
+        try:
+            prob, mask = self._run(gray_roi)
+        finally:
+            self._ctx.pop()
+        return Prediction(mask, prob, (time.perf_counter() - start) * MS)
+
+    def _run(self, gray_roi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        height, width = gray_roi.shape
+        run_hw = self._fit(height, width)
+        x = gray_roi if run_hw == (height, width) else cv2.resize(gray_roi, run_hw[::-1], interpolation=cv2.INTER_AREA)
+        if self._hw != run_hw:
+            self._bind(*run_hw)
+        cuda, stream = self._cuda, self._stream
+        np.copyto(self._host[INPUT][0, 0], x)
+        cuda.memcpy_htod_async(self._device[INPUT], self._host[INPUT], stream)
+        if not self._context.execute_async_v3(stream.handle):
+            raise RuntimeError(f"{self.model_path}: TensorRT execute_async_v3 failed")
+        for name in OUTPUTS:
+            cuda.memcpy_dtoh_async(self._host[name], self._device[name], stream)
+        stream.synchronize()
+        prob, mask = self._host["prob"][0, 0].copy(), self._host["mask"][0, 0].copy()
+        if run_hw != (height, width):
+            prob = cv2.resize(prob, (width, height), interpolation=cv2.INTER_LINEAR)
+            mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+        return prob.astype(np.float32, copy=False), mask
+
+    def describe(self) -> dict:
+        info = {"backend": self.name, "device": f"cuda:{self.device_index}", "precision": self.precision,
+                "model": self.manifest.name}
+        if self.engine_record is not None:
+            info["engine"] = str(self.engine_record.path)
+        return info
+
+    def close(self) -> None:
+        """Free TensorRT objects and buffers before the context goes (teardown order matters:
+        destroying them after the context logs CUDA errors)."""
+        if self._ctx is None:
+            return
+        self._ctx.push()
+        try:
+            self._host.clear()
+            self._device.clear()
+            self._context = self._engine = self._stream = None
+        finally:
+            self._ctx.pop()
+            self._ctx.detach()
+            self._ctx = None

@@ -1,0 +1,146 @@
+"""The engine cache: files named by their :class:`EngineKey`, written atomically, checked before use.
+
+Layout of a cache directory (e.g. systemd's ``CacheDirectory=sonomap`` -> /var/cache/sonomap):
+
+- ``<model>-<precision>-<digest16>.engine``: the serialized plan;
+- ``<...>.engine.yaml``: its manifest (format tensorrt) with ``extra.engine_key`` (the full
+  key) and ``sha256`` of the plan, so a truncated or foreign file is detected before
+  TensorRT sees it;
+- ``timing-trt<version>-<gpu>-sm<cc>.cache``: the builder's timing cache, one per
+  TensorRT version and GPU (its contents are only valid there), kept between builds.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.manifest import Manifest, load_manifest, manifest_path, save_manifest, sha256_file
+from edge_runtime.tensorrt.key import EngineKey, GpuInfo, machine_mismatches
+
+ENGINE_SUFFIX = ".engine"
+DIGEST_CHARS = 16
+LOAD, BUILD = "load", "build"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-").lower()
+
+
+def engine_path(cache_dir: str | Path, model_stem: str, key: EngineKey) -> Path:
+    return Path(cache_dir) / f"{_slug(model_stem)}-{key.precision}-{key.digest()[:DIGEST_CHARS]}{ENGINE_SUFFIX}"
+
+
+def timing_cache_path(cache_dir: str | Path, key: EngineKey) -> Path:
+    return Path(cache_dir) / f"timing-trt{_slug(key.trt_version)}-{_slug(key.gpu_name)}-sm{key.compute_capability}.cache"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write via a temp file in the same directory + fsync + rename: a crash or power cut
+    mid-write leaves the old file or none, never a half-written engine."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+def write_engine(path: str | Path, plan: bytes, key: EngineKey, onnx_manifest: Manifest,
+                 onnx_name: str) -> Path:
+    """Store a plan and its manifest (plan first, so a manifest never points at nothing)."""
+    path = Path(path)
+    if not plan:
+        raise ConfigError(f"{path}: refusing to cache an empty TensorRT plan")
+    atomic_write_bytes(path, plan)
+    manifest = onnx_manifest.derive(
+        format="tensorrt",
+        source={**onnx_manifest.source, "onnx": onnx_name, "onnx_sha256": key.onnx_sha256},
+        versions={**onnx_manifest.versions, "tensorrt": key.trt_version},
+        extra={**onnx_manifest.extra, "precision": key.precision, "engine_key": key.to_dict()},
+    )
+    save_manifest(manifest, path)
+    return path
+
+
+def prune_siblings(keep: str | Path) -> list[Path]:
+    """Delete the other engines of the same model and precision (older ONNX, TensorRT or GPU
+    keys) after a successful build, so a cart updated for months does not fill its disk.
+    Returns the deleted engine paths."""
+    keep = Path(keep)
+    prefix = keep.name[: -(DIGEST_CHARS + len(ENGINE_SUFFIX))]  # "<model>-<precision>-"
+    removed = []
+    for old in keep.parent.glob(f"{prefix}*{ENGINE_SUFFIX}"):
+        if old != keep and len(old.name) == len(keep.name):
+            old.unlink(missing_ok=True)
+            manifest_path(old).unlink(missing_ok=True)
+            removed.append(old)
+    return removed
+
+
+@dataclass
+class CacheState:
+    action: str    # LOAD or BUILD
+    reason: str
+
+
+def read_engine_key(path: str | Path) -> EngineKey:
+    """The key recorded beside an engine; raises when the manifest is missing or malformed."""
+    path = Path(path)
+    manifest = load_manifest(path, verify_hash=False)
+    if "engine_key" not in manifest.extra:
+        raise ConfigError(f"{manifest_path(path)}: no 'extra.engine_key'; not an engine written by sonomap")
+    return EngineKey.from_dict(manifest.extra["engine_key"], origin=str(manifest_path(path)))
+
+
+def inspect_cached(path: str | Path, key: EngineKey) -> CacheState:
+    """Decide whether the engine at ``path`` may be loaded for ``key`` (pure file checks)."""
+    path = Path(path)
+    if not path.is_file():
+        return CacheState(BUILD, f"no cached engine {path.name}")
+    if not manifest_path(path).is_file():
+        return CacheState(BUILD, f"{path.name} has no manifest beside it; its origin is unknown")
+    try:
+        manifest = load_manifest(path, verify_hash=False)
+        cached = read_engine_key(path)
+    except (ConfigError, InputError) as exc:
+        return CacheState(BUILD, f"manifest of {path.name} is unreadable ({exc})")
+    if path.stat().st_size == 0 or sha256_file(path) != manifest.sha256:
+        return CacheState(BUILD, f"{path.name} is corrupt or truncated (sha256 differs from its manifest)")
+    differences = key.mismatches(cached)
+    if differences:
+        return CacheState(BUILD, f"{path.name} is stale: " + "; ".join(differences))
+    return CacheState(LOAD, f"cached engine {path.name} matches")
+
+
+def check_engine_file(path: str | Path, gpu: GpuInfo, trt_version: str) -> EngineKey:
+    """For an engine named explicitly (not via the cache): refuse one from another GPU or
+    TensorRT version, or a corrupt file, with a message saying how to rebuild."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: engine file not found")
+    try:
+        load_manifest(path, verify_hash=True)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: corrupt engine file ({exc})") from exc
+    key = read_engine_key(path)
+    problems = machine_mismatches(key, gpu, trt_version)
+    if problems:
+        raise ConfigError(f"{path}: engine unusable here: {'; '.join(problems)}; rebuild it on this machine "
+                          "with 'sonomap export tensorrt --onnx MODEL.onnx --out DIR'")
+    return key

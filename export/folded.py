@@ -1,0 +1,66 @@
+"""The exported network: a trained segmenter with pre- and postprocessing folded in.
+
+Input: ``frame`` uint8 ``[N, 1, H, W]``, the grayscale ultrasound ROI at its own size.
+Outputs: ``prob`` float32 ``[N, 1, H, W]`` (cancer probability) and ``mask`` uint8
+``[N, 1, H, W]`` (class ids), both back at the ROI size. Inside, in this order (the same
+steps as :func:`edge_runtime.preprocess.preprocess`, so training and runtime agree):
+uint8 -> float -> bilinear resize to the manifest's input size -> ``(x/255 - mean)/std``
+-> model -> softmax -> bilinear resize back to ROI size -> threshold.
+
+Folding the steps in lets the runtime move uint8 in and uint8/float out, and lets
+TensorRT run the resizes on the GPU instead of OpenCV on the CPU.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from edge_runtime.manifest import Manifest
+
+UINT8_SCALE = 1.0 / 255.0
+TWO_CLASSES = 2
+
+
+class FoldedSegmenter(nn.Module):
+    """Wrap an eval-mode GraySegmenter (float [N,1,h,w] -> logits [N,C,h,w])."""
+
+    def __init__(self, model: nn.Module, manifest: Manifest):
+        super().__init__()
+        self.model = model.eval()
+        self.size = (int(manifest.input_height), int(manifest.input_width))
+        self.mean = float(manifest.mean)
+        self.std = float(manifest.std)
+        self.threshold = float(manifest.threshold)
+        self.cancer = int(manifest.cancer_index)
+        self.num_classes = int(manifest.num_classes)
+        # With two classes the non-cancer id is a constant, so no ArgMax is needed.
+        others = [c.id for c in manifest.classes if c.id != self.cancer]
+        self.other = int(others[0])
+
+    def forward(self, frame: torch.Tensor):
+        height, width = frame.shape[-2], frame.shape[-1]
+        x = frame.float()
+        x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
+        x = (x * UINT8_SCALE - self.mean) / self.std
+        probs = torch.softmax(self.model(x), dim=1)
+        probs = F.interpolate(probs, size=(height, width), mode="bilinear", align_corners=False)
+        prob = probs[:, self.cancer:self.cancer + 1]
+        if self.num_classes == TWO_CLASSES:
+            fallback = torch.full_like(prob, float(self.other))
+        else:
+            # Best non-cancer class: zero the cancer channel, then argmax.
+            keep = torch.ones(self.num_classes, device=probs.device)
+            keep[self.cancer] = 0.0
+            fallback = torch.argmax(probs * keep.view(1, -1, 1, 1), dim=1, keepdim=True).float()
+        # The mask is computed in float and cast last: TensorRT supports uint8 only at I/O casts.
+        mask = torch.where(prob >= self.threshold, torch.full_like(prob, float(self.cancer)), fallback)
+        return prob, mask.to(torch.uint8)
+
+
+def load_folded(checkpoint) -> tuple[FoldedSegmenter, Manifest]:
+    """Checkpoint (+ its manifest, which must agree) -> (folded eval model on CPU, manifest)."""
+    from training.checkpoint import load_model
+
+    model, manifest = load_model(checkpoint)
+    return FoldedSegmenter(model, manifest).eval(), manifest

@@ -1,0 +1,85 @@
+"""FP32 ONNX -> FP16 ONNX (onnxconverter-common), checked against the FP32 model with ONNX Runtime.
+
+Input: ``model.onnx`` (+ manifest). Outputs: ``model.fp16.onnx`` + ``model.fp16.onnx.yaml``
+(extra.precision fp16) and a ``fp16_vs_fp32`` section in ``parity.json``.
+
+``keep_io_types=True`` keeps the graph's I/O as it was: uint8 ``frame`` in, float32 ``prob``
+and uint8 ``mask`` out, so the runtime feeds both models the same way. Resize stays in
+FP32 (onnxconverter-common's default block list), which also keeps TensorRT's resize exact.
+This FP16 ONNX is what the strongly typed TensorRT path (TensorRT >= 10.12 and 11) builds from.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from edge_runtime.errors import ConfigError
+from edge_runtime.manifest import load_manifest, save_manifest
+from export.parity import FP16_AGREEMENT_BAR, count_frame, ort_session, run_ort, summarise
+from export.samples import fit_frame
+
+FP16_SUFFIX = ".fp16.onnx"
+# Kept in FP32: the converter's defaults (Resize among them) plus the threshold test and the
+# mask select, whose inputs come from the FP32 resize. (Blocking "Cast" makes the converter
+# loop forever; instead the stale value_info it leaves is dropped and re-inferred.)
+EXTRA_FP32_OPS = ("GreaterOrEqual", "Where")
+
+
+def fp16_path(fp32_path: str | Path) -> Path:
+    path = Path(fp32_path)
+    return path.with_name(path.name[: -len(".onnx")] + FP16_SUFFIX)
+
+
+def convert_fp16(fp32_path: str | Path, out: str | Path | None = None) -> Path:
+    """Write the FP16 twin of a folded FP32 ONNX model with its manifest; returns its path."""
+    import onnx
+    from onnxconverter_common import float16
+
+    fp32_path = Path(fp32_path)
+    manifest = load_manifest(fp32_path)
+    if manifest.extra.get("precision") == "fp16":
+        raise ConfigError(f"{fp32_path}: already an FP16 model (manifest extra.precision is fp16)")
+    out = Path(out) if out is not None else fp16_path(fp32_path)
+    model = onnx.load(str(fp32_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one warning per tiny weight clamped to the FP16 range
+        blocked = [*float16.DEFAULT_OP_BLOCK_LIST, *EXTRA_FP32_OPS]
+        half = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=blocked)
+    # The converter marks the uint8->float Cast's output FP16 in value_info while the node still
+    # casts to FP32; value_info is only a hint, so drop it and let shape inference redo it.
+    del half.graph.value_info[:]
+    half = onnx.shape_inference.infer_shapes(half, strict_mode=True)
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        onnx.save(half, str(tmp))
+        onnx.checker.check_model(str(tmp), full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"{out}: FP16 conversion of {fp32_path} gives an invalid graph ({exc})") from exc
+    tmp.replace(out)
+    derived = manifest.derive(
+        format="onnx",
+        source={**manifest.source, "fp32_onnx": fp32_path.name, "fp32_onnx_sha256": manifest.sha256},
+        versions={**manifest.versions, "onnxconverter_common": _converter_version()},
+        extra={**manifest.extra, "precision": "fp16", "fp16_converter": "onnxconverter_common.float16 keep_io_types"},
+    )
+    save_manifest(derived, out)
+    return out
+
+
+def _converter_version() -> str:
+    import onnxconverter_common
+
+    return str(onnxconverter_common.__version__)
+
+
+def fp16_vs_fp32(fp32_path: str | Path, fp16_file: str | Path, frames, roi, max_hw, cancer_id: int) -> dict:
+    """ONNX Runtime FP32 vs FP16 on the same frames (pooled counts, bar 99.5%)."""
+    ref, cand = ort_session(fp32_path), ort_session(fp16_file)
+    counts = []
+    for frame_id, gray in frames:
+        gray = fit_frame(gray, roi, max_hw)
+        r_prob, r_mask = run_ort(ref, gray)
+        c_prob, c_mask = run_ort(cand, gray)
+        counts.append(count_frame(frame_id, r_mask, c_mask, r_prob, c_prob, cancer_id))
+    return summarise(counts, FP16_AGREEMENT_BAR, reference="onnxruntime-fp32", candidate="onnxruntime-fp16")

@@ -1,0 +1,124 @@
+"""Checkpoint -> ONNX (opset 17, pre/post folded in) + manifest + torch/ORT parity report.
+
+Inputs: ``CK`` (a ``sonomap train`` checkpoint with ``CK.yaml`` beside it).
+Outputs: ``model.onnx``, ``model.onnx.yaml`` (format onnx, io, profile, sha256, source),
+``parity.json`` (torch FP32 vs ONNX Runtime FP32 on real frames) beside the model.
+"""
+from __future__ import annotations
+
+import logging
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from edge_runtime.errors import ConfigError
+from edge_runtime.manifest import Manifest, save_manifest, sha256_file
+from export.parity import FP32_AGREEMENT_BAR, count_frame, ort_session, run_ort, summarise
+from export.samples import fit_frame
+from export.shapes import INPUT_NAME, OUTPUT_NAMES, ShapeSpec
+
+log = logging.getLogger("sonomap.export")
+
+DEFAULT_OPSET = 17
+# Opsets whose Resize/Softmax semantics we rely on and TensorRT 10.3+ parses.
+SUPPORTED_OPSETS = (17, 18, 19, 20)
+EXPORTER = "sonomap.export (torch.onnx TorchScript exporter)"
+
+
+def check_opset(opset: int) -> None:
+    if opset not in SUPPORTED_OPSETS:
+        raise ConfigError(f"--opset {opset} is not supported; use one of {SUPPORTED_OPSETS} (default {DEFAULT_OPSET})")
+
+
+def library_versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+    import torch
+    import torchvision
+
+    found = {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+             "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "numpy": np.__version__}
+    return {name: str(version) for name, version in found.items()}  # TorchVersion is not YAML-safe
+
+
+def _name_output_dims(model, spec: ShapeSpec) -> None:
+    """The exporter names output dims after internal nodes; give them the input's names."""
+    for output in model.graph.output:
+        dims = output.type.tensor_type.shape.dim
+        for dim, value in zip(dims, spec.dims):
+            if isinstance(value, str):
+                dim.dim_param = value
+            else:
+                dim.dim_value = int(value)
+
+
+def write_onnx(folded, path: Path, spec: ShapeSpec, opset: int) -> None:
+    """Trace ``folded`` and write a checked ONNX file (atomically: temp file, then rename)."""
+    import warnings
+
+    import onnx
+    import torch
+
+    h, w = spec.example_hw()
+    dummy = torch.zeros(1, 1, h, w, dtype=torch.uint8)
+    tmp = path.with_name(path.name + ".tmp")
+    with warnings.catch_warnings():
+        # The TorchScript exporter is deprecated upstream but needs no onnxscript; its warnings are noise here.
+        warnings.simplefilter("ignore")
+        with torch.no_grad():
+            torch.onnx.export(folded, (dummy,), str(tmp), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+                              dynamic_axes=spec.dynamic_axes(), opset_version=opset, dynamo=False)
+    model = onnx.load(str(tmp))
+    _name_output_dims(model, spec)
+    onnx.save(model, str(tmp))
+    try:
+        onnx.checker.check_model(str(tmp), full_check=True)
+    except onnx.checker.ValidationError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"{path}: exported graph fails onnx.checker ({exc})") from exc
+    tmp.replace(path)
+
+
+def torch_vs_ort(folded, onnx_path: Path, frames, spec: ShapeSpec, cancer_id: int) -> dict:
+    """Run the folded torch model and ONNX Runtime on the same real frames; pooled counts."""
+    import torch
+
+    session = ort_session(onnx_path)
+    counts = []
+    for frame_id, gray in frames:
+        gray = fit_frame(gray, spec.roi, spec.max_hw)
+        with torch.no_grad():
+            t_prob, t_mask = folded(torch.from_numpy(gray)[None, None])
+        o_prob, o_mask = run_ort(session, gray)
+        counts.append(count_frame(frame_id, t_mask[0, 0].numpy(), o_mask, t_prob[0, 0].numpy(), o_prob, cancer_id))
+    return summarise(counts, FP32_AGREEMENT_BAR, reference="torch-fp32", candidate="onnxruntime-fp32")
+
+
+def export_onnx(checkpoint: str | Path, out: str | Path, spec: ShapeSpec | None = None,
+                opset: int = DEFAULT_OPSET) -> tuple[Manifest, object]:
+    """Export ``checkpoint`` to ``out``; returns (manifest written beside it, folded torch model)."""
+    from export.folded import load_folded
+
+    check_opset(opset)
+    spec = spec or ShapeSpec()
+    spec.validate()
+    checkpoint, out = Path(checkpoint), Path(out)
+    if out.suffix != ".onnx":
+        raise ConfigError(f"--out {out}: the ONNX file name must end in .onnx")
+    folded, source = load_folded(checkpoint)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_onnx(folded, out, spec, opset)
+    manifest = source.derive(
+        format="onnx",
+        preprocessing_in_graph=True,
+        io=spec.io(opset),
+        source={"checkpoint": str(checkpoint.resolve()), "checkpoint_sha256": sha256_file(checkpoint),
+                "checkpoint_name": source.name},
+        versions={**source.versions, **library_versions(), "exporter": EXPORTER},
+        extra={**source.extra, "precision": "fp32"},
+    )
+    save_manifest(manifest, out)
+    log.info("wrote %s (%d bytes)", out, out.stat().st_size)
+    return manifest, folded
+

@@ -1,0 +1,59 @@
+"""Real sample frames for parity checks and selfcheck (no torch: selfcheck runs on the cart).
+
+Input: a folder of 8-bit images (default: the vendored BUSI sample ``tests/data/busi/images``
+of a source checkout). Output: ``[(id, gray uint8 (H, W)), ...]`` sorted by name.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_runtime.errors import InputError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+DEFAULT_FRAMES = Path(__file__).resolve().parents[1] / "tests" / "data" / "busi" / "images"
+
+
+def default_frames_dir() -> Path:
+    if not DEFAULT_FRAMES.is_dir():
+        raise InputError(f"{DEFAULT_FRAMES}: sample frames not found (installed without the source tree); "
+                         "pass --frames DIR with a few ultrasound images")
+    return DEFAULT_FRAMES
+
+
+def load_frames(frames_dir: str | Path | None = None, limit: int | None = None) -> list[tuple[str, np.ndarray]]:
+    """Read up to ``limit`` gray frames; spread the pick over the sorted list so a small
+    limit still mixes benign and malignant images."""
+    folder = Path(frames_dir) if frames_dir is not None else default_frames_dir()
+    if not folder.is_dir():
+        raise InputError(f"--frames {folder}: not a directory")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise InputError(f"--frames {folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
+    if limit is not None and limit < len(paths):
+        step = len(paths) / limit
+        paths = [paths[int(i * step)] for i in range(limit)]
+    frames = []
+    for path in paths:
+        gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if gray is None:
+            raise InputError(f"{path}: not a readable image")
+        frames.append((path.stem, gray))
+    return frames
+
+
+def fit_frame(gray: np.ndarray, roi: tuple[int, int] | None,
+              max_hw: tuple[int, int] | None = None) -> np.ndarray:
+    """Bring a frame to what the model accepts: the fixed ROI size, or within the dynamic
+    range's maximum (scaled down keeping aspect)."""
+    if roi is not None:
+        if gray.shape != tuple(roi):
+            gray = cv2.resize(gray, (roi[1], roi[0]), interpolation=cv2.INTER_AREA)
+        return np.ascontiguousarray(gray)
+    if max_hw is not None and (gray.shape[0] > max_hw[0] or gray.shape[1] > max_hw[1]):
+        scale = min(max_hw[0] / gray.shape[0], max_hw[1] / gray.shape[1])
+        size = (max(1, int(gray.shape[1] * scale)), max(1, int(gray.shape[0] * scale)))
+        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(gray)

@@ -1,0 +1,124 @@
+"""`sonomap selfcheck`: prove the TensorRT path on the target machine (no torch needed).
+
+Prints versions and the GPU; runs ONNX Runtime on real sample frames; builds or loads the
+TensorRT engine (the runtime's own cache and backend), runs it on the same frames and
+prints mask agreement and latency. Exit codes: 0 agree, 1 below the bar, 3 TensorRT or
+pycuda missing (after the ONNX Runtime part, so the model itself is still checked).
+TensorRT cannot be installed on this project's build machines: this command is how a user
+checks it on their own hardware.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+import edge_runtime
+from edge_runtime.errors import InputError
+from edge_runtime.manifest import load_manifest
+from edge_runtime.tensorrt.modules import TensorRTUnavailable
+from export.parity import (FP16_AGREEMENT_BAR, FP32_AGREEMENT_BAR, count_frame, describe, ort_session, run_ort,
+                           summarise)
+from export.samples import fit_frame, load_frames
+
+DEFAULT_MODEL = Path(edge_runtime.__file__).resolve().parent / "models" / "default" / "model.onnx"
+EXIT_OK, EXIT_DISAGREE, EXIT_NO_TENSORRT = 0, 1, 3
+MS = 1000.0
+LATENCY_RUNS = 20  # repeated runs on one frame: steady-state latency without per-size buffer setup
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def versions() -> dict[str, str]:
+    import onnxruntime
+
+    found = {"python": platform.python_version(), "platform": platform.platform(), "numpy": np.__version__,
+             "onnxruntime": f"{onnxruntime.__version__} {onnxruntime.get_available_providers()}",
+             "opencv": _version("opencv-python")}
+    found["tensorrt"] = _version("tensorrt") if _version("tensorrt") != "not installed" else _jetpack_tensorrt()
+    found["pycuda"] = _version("pycuda")
+    return found
+
+
+def _jetpack_tensorrt() -> str:
+    """JetPack installs TensorRT's Python module as a Debian package, without pip metadata."""
+    try:
+        import tensorrt
+    except ImportError:
+        return "not installed"
+    return str(tensorrt.__version__)
+
+
+def latency_text(samples_ms: list[float]) -> str:
+    arr = np.asarray(samples_ms)
+    return f"p50 {np.percentile(arr, 50):.1f} ms, p95 {np.percentile(arr, 95):.1f} ms over {arr.size} runs"
+
+
+def model_frame_limits(manifest) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+    """(fixed ROI or None, largest dynamic H/W or None) from the manifest's io section."""
+    shape = manifest.io["inputs"][0]["shape"]
+    if all(isinstance(d, int) for d in shape[2:4]):
+        return (shape[2], shape[3]), None
+    top = manifest.io.get("profile", {}).get("max")
+    return None, (tuple(top[2:4]) if top else None)
+
+
+def run_selfcheck(args) -> int:
+    model = Path(args.model) if args.model else DEFAULT_MODEL
+    print("sonomap selfcheck")
+    for name, value in versions().items():
+        print(f"  {name:12s} {value}")
+    if not model.is_file():
+        raise InputError(f"{model}: model not found (pass --model MODEL.onnx)")
+    manifest = load_manifest(model)
+    print(f"  model        {model} ({manifest.name}, {manifest.arch}, sha256 {manifest.sha256[:12]})")
+    roi, max_hw = model_frame_limits(manifest)
+    frames = [(i, fit_frame(g, roi, max_hw)) for i, g in load_frames(args.frames, args.max_frames)]
+    session = ort_session(model)
+    ort_out = {frame_id: run_ort(session, gray) for frame_id, gray in frames}
+    ort_ms = []
+    for _ in range(LATENCY_RUNS):
+        start = time.perf_counter()
+        run_ort(session, frames[0][1])
+        ort_ms.append((time.perf_counter() - start) * MS)
+    print(f"ONNX Runtime {session.get_providers()[0]} on a {frames[0][1].shape[0]}x{frames[0][1].shape[1]} frame: "
+          f"{latency_text(ort_ms)}")
+    try:
+        from edge_runtime.backends.tensorrt import DEFAULT_CACHE_DIR, TensorRTBackend
+        from edge_runtime.tensorrt.key import current_gpu
+        from edge_runtime.tensorrt.modules import import_tensorrt
+
+        import_tensorrt()
+        gpu = current_gpu()
+    except TensorRTUnavailable as exc:
+        print(f"TensorRT check NOT run: {exc}")
+        return EXIT_NO_TENSORRT
+    print(f"  gpu          {gpu.name} (compute capability {gpu.compute_capability}, {gpu.sm_count} SMs)")
+    precision = "fp32" if args.fp32 else "fp16"
+    backend = TensorRTBackend(model, manifest, cache_dir=args.cache_dir or DEFAULT_CACHE_DIR, fp16=not args.fp32,
+                              on_long_build=lambda s: print(f"building the engine (up to {s / 60:.0f} min)..."))
+    try:
+        counts = []
+        for frame_id, gray in frames:
+            pred = backend.infer(gray)
+            prob, mask = ort_out[frame_id]
+            counts.append(count_frame(frame_id, mask, pred.mask, prob, pred.prob, manifest.cancer_index))
+        trt_ms = [backend.infer(frames[0][1]).latency_ms for _ in range(LATENCY_RUNS)]
+        record = backend.engine_record
+    finally:
+        backend.close()
+    if record is not None:
+        print(f"engine {record.path}: {'built' if record.built else 'loaded from cache'} ({record.key.build_path})")
+    print(f"TensorRT {precision} on the same frame: {latency_text(trt_ms)} (host uint8 in -> host prob/mask out)")
+    bar = FP32_AGREEMENT_BAR if args.fp32 else FP16_AGREEMENT_BAR
+    section = summarise(counts, bar, reference="onnxruntime-fp32", candidate=f"tensorrt-{precision}")
+    print(describe(section))
+    return EXIT_OK if section["passed"] else EXIT_DISAGREE

@@ -1,0 +1,80 @@
+"""`sonomap export tensorrt`: build (or reuse) the engine for a folded ONNX model on this GPU.
+
+Input: ``model.onnx`` (+ manifest; ``model.fp16.onnx`` is made here when the strongly
+typed path needs it). Output: ``DIR/<model>-<precision>-<key>.engine`` + manifest, and the
+timing cache in DIR. ``--via torch-tensorrt``: see :mod:`export.torch_trt`.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from edge_runtime.errors import ConfigError
+from edge_runtime.manifest import load_manifest
+from export.shapes import INPUT_NAME, parse_nchw
+
+log = logging.getLogger("sonomap.export")
+MIN_WORKSPACE_MB = 64
+
+
+def profile_from_args(args, onnx_path: Path) -> dict | None:
+    given = {"min": args.min_shape, "opt": args.opt_shape, "max": args.max_shape}
+    if not any(given.values()):
+        return None  # the manifest's io.profile
+    base = load_manifest(onnx_path).io.get("profile", {})
+    profile = {k: parse_nchw(v, f"--{k}") if v else list(base.get(k, [])) for k, v in given.items()}
+    missing = [k for k, v in profile.items() if not v]
+    if missing:
+        raise ConfigError(f"--{missing[0]} is needed (the manifest of {onnx_path} has no io.profile)")
+    for axis in range(4):
+        if not profile["min"][axis] <= profile["opt"][axis] <= profile["max"][axis]:
+            raise ConfigError(f"--min/--opt/--max: dimension {axis} must satisfy min <= opt <= max, got "
+                              f"{profile['min'][axis]}/{profile['opt'][axis]}/{profile['max'][axis]}")
+    return profile
+
+
+def ensure_fp16_twin(onnx_path: Path, trt) -> None:
+    """The strongly typed path parses model.fp16.onnx: make it here if it is missing (export
+    has onnxconverter-common; the cart's runtime does not)."""
+    from edge_runtime.tensorrt.engines import FP16_TWIN_SUFFIX
+    from edge_runtime.tensorrt.key import PATH_STRONGLY_TYPED, choose_build_path
+    from export.fp16 import convert_fp16
+
+    if choose_build_path(trt.__version__, "fp16", hasattr(trt.BuilderFlag, "FP16")) != PATH_STRONGLY_TYPED:
+        return
+    if load_manifest(onnx_path).extra.get("precision") == "fp16":
+        return
+    twin = onnx_path.with_name(onnx_path.name[: -len(".onnx")] + FP16_TWIN_SUFFIX)
+    if not twin.is_file():
+        print(f"TensorRT {trt.__version__} builds FP16 as a strongly typed network: converting {onnx_path.name} "
+              f"-> {twin.name}")
+        convert_fp16(onnx_path, twin)
+
+
+def run_tensorrt_export(args) -> int:
+    if args.workspace_mb < MIN_WORKSPACE_MB:
+        raise ConfigError(f"--workspace-mb must be >= {MIN_WORKSPACE_MB}, got {args.workspace_mb}")
+    if args.via == "torch-tensorrt":
+        from export.torch_trt import run_torch_tensorrt
+
+        return run_torch_tensorrt(args)
+    if not args.onnx:
+        raise ConfigError("--onnx MODEL.onnx is required (or --via torch-tensorrt --checkpoint CK)")
+    onnx_path = Path(args.onnx)
+    load_manifest(onnx_path)  # missing file/manifest or wrong sha256: clear error before TensorRT
+    from edge_runtime.tensorrt.engines import ensure_engine
+    from edge_runtime.tensorrt.modules import import_tensorrt
+
+    trt = import_tensorrt()
+    precision = "fp16" if args.fp16 else "fp32"
+    if args.fp16:
+        ensure_fp16_twin(onnx_path, trt)
+    profile = profile_from_args(args, onnx_path)
+    record = ensure_engine(onnx_path, args.out, precision=precision,
+                           profile=profile, workspace_mb=args.workspace_mb, force=args.force, trt=trt,
+                           on_long_build=lambda s: print(f"building a TensorRT engine; this may take up to {s / 60:.0f} min"))
+    verb = f"built in {record.seconds:.0f} s" if record.built else "reused from cache"
+    print(f"engine {record.path} ({record.key.precision}, {record.key.build_path}, TensorRT {record.key.trt_version}, "
+          f"{record.key.gpu_name} sm {record.key.compute_capability}, profile {record.key.profile[INPUT_NAME]}) {verb}")
+    print(f"check it on this machine: sonomap selfcheck --model {onnx_path} --cache-dir {args.out}")
+    return 0

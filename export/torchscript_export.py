@@ -1,0 +1,81 @@
+"""`sonomap export torchscript`: the folded model as TorchScript for the runtime's torch backend.
+
+Input: ``CK`` (+ ``CK.yaml``). Outputs: ``model.ts`` (torch.jit.trace of
+:class:`export.folded.FoldedSegmenter`, uint8 frame in, (prob, mask) out, dynamic H/W and
+batch) and ``model.ts.yaml`` (format ``torchscript``, preprocessing_in_graph true).
+The runtime loads it with ``torch.jit.load`` and never imports training.
+Before the manifest is written the trace is checked against eager torch on real frames at
+their own sizes, so a trace that froze a shape is caught here, not on the cart.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from edge_runtime.errors import ConfigError
+from edge_runtime.manifest import save_manifest, sha256_file
+from export.parity import FP32_AGREEMENT_BAR, count_frame, describe, summarise, write_parity
+from export.samples import load_frames
+from export.shapes import ShapeSpec
+
+TRACE_HW = (240, 320)
+EXIT_OK = 0
+EXIT_PARITY_FAILED = 1
+
+
+def export_torchscript(checkpoint: str | Path, out: str | Path):
+    """Trace and save; returns (manifest, eager folded model, traced module)."""
+    import torch
+
+    from export.folded import load_folded
+    from export.onnx_export import library_versions
+
+    checkpoint, out = Path(checkpoint), Path(out)
+    folded, source = load_folded(checkpoint)
+    dummy = torch.zeros(1, 1, *TRACE_HW, dtype=torch.uint8)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings about shape arithmetic; checked below instead
+        traced = torch.jit.trace(folded, (dummy,), check_trace=False)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    traced.save(str(tmp))
+    tmp.replace(out)
+    spec = ShapeSpec(roi=None, dynamic_batch=True)
+    io = {key: value for key, value in spec.io(opset=0).items() if key not in ("opset", "profile")}
+    manifest = source.derive(
+        format="torchscript", preprocessing_in_graph=True, io=io,
+        source={"checkpoint": str(checkpoint.resolve()), "checkpoint_sha256": sha256_file(checkpoint),
+                "checkpoint_name": source.name},
+        versions={**source.versions, **library_versions(), "exporter": "sonomap.export (torch.jit.trace)"},
+        extra={**source.extra, "precision": "fp32"},
+    )
+    save_manifest(manifest, out)
+    return manifest, folded, traced
+
+
+def eager_vs_traced(folded, traced, frames, cancer_id: int) -> dict:
+    import torch
+
+    counts = []
+    for frame_id, gray in frames:
+        x = torch.from_numpy(gray)[None, None]
+        with torch.no_grad():
+            e_prob, e_mask = folded(x)
+            t_prob, t_mask = traced(x)
+        if t_mask.shape != e_mask.shape:
+            raise ConfigError(f"TorchScript trace froze the input size: frame {frame_id} "
+                              f"{tuple(x.shape)} gave {tuple(t_mask.shape)}")
+        counts.append(count_frame(frame_id, e_mask[0, 0].numpy(), t_mask[0, 0].numpy(),
+                                  e_prob[0, 0].numpy(), t_prob[0, 0].numpy(), cancer_id))
+    return summarise(counts, FP32_AGREEMENT_BAR, reference="torch-eager-fp32", candidate="torchscript-fp32")
+
+
+def run_torchscript_export(args) -> int:
+    out = Path(args.out)
+    frames = load_frames(args.frames, args.parity_frames)
+    manifest, folded, traced = export_torchscript(args.checkpoint, out)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {out.name}.yaml [{manifest.arch}, format torchscript]")
+    section = eager_vs_traced(folded, traced, frames, manifest.cancer_index)
+    print(describe(section))
+    write_parity(out, {"torchscript": section})
+    return EXIT_OK if section["passed"] else EXIT_PARITY_FAILED

@@ -1,0 +1,65 @@
+"""`sonomap export tensorrt` argument and environment errors (TensorRT is not installable here;
+the build itself is exercised by `sonomap selfcheck` on a GPU machine)."""
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from edge_runtime.cli import main
+from export_fixtures import shared_tiny_onnx
+
+HAS_TRT = importlib.util.find_spec("tensorrt") is not None
+HAS_TORCH_TRT = importlib.util.find_spec("torch_tensorrt") is not None
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx():
+    return shared_tiny_onnx()
+
+
+def _error(capsys, rc):
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
+    return err
+
+
+@pytest.mark.skipif(HAS_TRT, reason="TensorRT is installed here")
+def test_missing_tensorrt(tiny_onnx, tmp_path, capsys):
+    rc = main(["export", "tensorrt", "--onnx", str(tiny_onnx), "--out", str(tmp_path / "engines"), "--fp16"])
+    assert "TensorRT Python module 'tensorrt' not found" in _error(capsys, rc)
+    assert not (tmp_path / "engines").exists()
+
+
+@pytest.mark.skipif(HAS_TORCH_TRT, reason="torch_tensorrt is installed here")
+def test_missing_torch_tensorrt(tiny_onnx, tmp_path, capsys):
+    ck = tiny_onnx.parent / "ck" / "tiny.pt"
+    rc = main(["export", "tensorrt", "--via", "torch-tensorrt", "--checkpoint", str(ck), "--out", str(tmp_path)])
+    assert "torch_tensorrt not found" in _error(capsys, rc)
+
+
+@pytest.mark.parametrize("args, culprit", [
+    (["--via", "torch-tensorrt"], "--checkpoint"),
+    ([], "--onnx MODEL.onnx is required"),
+    (["--onnx", "/nonexistent/model.onnx"], "/nonexistent/model.onnx"),
+    (["--workspace-mb", "1"], "--workspace-mb"),
+])
+def test_bad_arguments(tmp_path, capsys, args, culprit):
+    rc = main(["export", "tensorrt", "--out", str(tmp_path), *args])
+    assert culprit in _error(capsys, rc)
+
+
+def test_bad_profile_shapes(tiny_onnx):
+    from types import SimpleNamespace
+
+    from edge_runtime.errors import ConfigError
+    from export.tensorrt_command import profile_from_args
+
+    ok = SimpleNamespace(min_shape="1x1x64x64", opt_shape=None, max_shape="1x1x512x512")
+    assert profile_from_args(ok, tiny_onnx) == {"min": [1, 1, 64, 64], "opt": [1, 1, 240, 320],
+                                                "max": [1, 1, 512, 512]}
+    assert profile_from_args(SimpleNamespace(min_shape=None, opt_shape=None, max_shape=None), tiny_onnx) is None
+    with pytest.raises(ConfigError, match="min <= opt <= max"):
+        profile_from_args(SimpleNamespace(min_shape="1x1x300x300", opt_shape=None, max_shape=None), tiny_onnx)
+    with pytest.raises(ConfigError, match="--max"):
+        profile_from_args(SimpleNamespace(min_shape=None, opt_shape=None, max_shape="1x3x512x512"), tiny_onnx)
