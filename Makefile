@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.sonomap-installed
 # torch is pinned: these wheels lie on the build machines' disk; another pin downloads gigabytes.
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
-EXTRAS := train,export,dicom,wsi,igtl,dev
+EXTRAS := train,export,dicom,wsi,registration,igtl,dev
 
 .PHONY: demo test install sysdeps bench clean install-service
 

@@ -1,0 +1,195 @@
+"""Pathologist annotations: QuPath GeoJSON or ASAP XML -> cancer polygons in level-0 pixels.
+
+Input: the annotation file and the class-name lists of case.yaml (cancer / ignored /
+exclusion). Output: ``Annotations`` with polygons (a polygon = [exterior ring, hole rings...],
+each ring an float array [N, 2] of x, y in annotation pixels), and ``rasterise`` to draw
+them into a mask at any pyramid level.
+
+Class names are mapped explicitly: a name that is neither cancer, ignored nor exclusion
+fails loudly (a typo must not silently turn cancer into background). Names ending in ``*``
+match by prefix. Unclassified objects are ignored with a warning.
+"""
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_runtime.errors import InputError
+
+SUBPIXEL_BITS = 4  # cv2.fillPoly fixed-point precision: 1/16 pixel
+ANNOTATION_TYPES = {"annotation", "PathAnnotationObject", None}
+
+
+@dataclass
+class Annotations:
+    cancer: list = field(default_factory=list)    # polygons counted as cancer
+    exclude: list = field(default_factory=list)   # polygons cut out of cancer (ASAP _2, exclusion)
+    n_objects: int = 0
+    warnings: list = field(default_factory=list)
+
+
+def _role(name: str | None, cancer, ignore, exclude, where: str) -> str | None:
+    if name is None:
+        return None
+    for role, names in (("cancer", cancer), ("exclude", exclude), ("ignore", ignore)):
+        if any(fnmatchcase(name.lower(), pat.lower()) for pat in names):
+            return role
+    raise InputError(f"{where}: unknown annotation class {name!r}; add it to pathology.cancer_classes "
+                     f"or pathology.ignore_classes (cancer classes now: {list(cancer)})")
+
+
+def _ring(coords, where: str) -> np.ndarray:
+    try:
+        arr = np.asarray(coords, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{where}: malformed coordinates ({exc})") from exc
+    if arr.ndim != 2 or arr.shape[1] < 2 or len(arr) < 3 or not np.isfinite(arr).all():
+        raise InputError(f"{where}: a polygon ring needs >= 3 finite [x, y] points")
+    return arr[:, :2]
+
+
+def _geometry_polygons(geom, where: str) -> list:
+    if not isinstance(geom, dict) or "type" not in geom:
+        raise InputError(f"{where}: feature without a valid 'geometry'")
+    kind = geom["type"]
+    if kind == "Polygon":
+        return [[_ring(r, where) for r in geom.get("coordinates", [])]]
+    if kind == "MultiPolygon":
+        return [[_ring(r, where) for r in poly] for poly in geom.get("coordinates", [])]
+    if kind == "GeometryCollection":
+        return [p for g in geom.get("geometries", []) for p in _geometry_polygons(g, where)]
+    return []  # points and lines carry no area
+
+
+def _class_name(props: dict) -> str | None:
+    cls = props.get("classification")
+    if isinstance(cls, str):
+        return cls  # legacy v0.2 files
+    if isinstance(cls, dict):
+        if "name" in cls:
+            return str(cls["name"])
+        if cls.get("names"):
+            return str(cls["names"][0])  # derived class "Tumor: Positive" counts as its base class
+    return None
+
+
+def load_geojson(path: Path, cancer, ignore, exclude) -> Annotations:
+    where = str(path)
+    try:
+        data = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{where}: malformed GeoJSON ({exc})") from exc
+    if isinstance(data, dict) and data.get("type") == "FeatureCollection":
+        features = data.get("features")
+    elif isinstance(data, dict) and data.get("type") == "Feature":
+        features = [data]
+    elif isinstance(data, list):
+        features = data
+    else:
+        raise InputError(f"{where}: malformed GeoJSON: expected a FeatureCollection, Feature or list of Features")
+    if not isinstance(features, list):
+        raise InputError(f"{where}: malformed GeoJSON: 'features' is not a list")
+    out = Annotations()
+    for i, feat in enumerate(features):
+        fwhere = f"{where} feature {i}"
+        if not isinstance(feat, dict):
+            raise InputError(f"{fwhere}: not a JSON object")
+        props = feat.get("properties") or {}
+        if not isinstance(props, dict):  # found by tests/test_fuzz.py
+            raise InputError(f"{fwhere}: 'properties' is not a JSON object")
+        obj_type = props.get("objectType", feat.get("id") if feat.get("id") == "PathAnnotationObject" else None)
+        if obj_type not in ANNOTATION_TYPES:
+            continue  # detections/cells/tiles are not the pathologist's outline
+        out.n_objects += 1
+        try:  # malformed nesting (a number where a list/object belongs): found by tests/test_fuzz.py
+            role = _role(_class_name(props), cancer, ignore, exclude, fwhere)
+            if role is None:
+                out.warnings.append(f"{fwhere}: unclassified annotation ignored")
+                continue
+            polys = _geometry_polygons(feat.get("geometry"), fwhere)
+        except (TypeError, KeyError, IndexError, AttributeError) as exc:
+            raise InputError(f"{fwhere}: malformed feature ({type(exc).__name__}: {exc})") from exc
+        if role == "cancer":
+            out.cancer.extend(polys)
+        elif role == "exclude":
+            out.exclude.extend(polys)
+    return out
+
+
+def load_asap_xml(path: Path, cancer, ignore, exclude) -> Annotations:
+    where = str(path)
+    try:
+        root = ET.parse(str(path)).getroot()
+    except ET.ParseError as exc:
+        raise InputError(f"{where}: malformed ASAP XML ({exc})") from exc
+    if root.tag != "ASAP_Annotations":
+        raise InputError(f"{where}: malformed ASAP XML: root is <{root.tag}>, expected <ASAP_Annotations>")
+    out = Annotations()
+    for i, ann in enumerate(root.iter("Annotation")):
+        awhere = f"{where} Annotation {i} ({ann.get('Name')})"
+        out.n_objects += 1
+        group = ann.get("PartOfGroup")
+        role = _role(group if group not in (None, "None", "") else None, cancer, ignore, exclude, awhere)
+        if role is None:
+            out.warnings.append(f"{awhere}: annotation without a group ignored")
+            continue
+        try:
+            pts = sorted(((int(c.get("Order", 0)), float(c.get("X")), float(c.get("Y")))
+                          for c in ann.iter("Coordinate")), key=lambda t: t[0])
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{awhere}: malformed Coordinate ({exc})") from exc
+        if ann.get("Type", "Polygon") not in ("Polygon", "Spline", "Rectangle", "PointSet") or len(pts) < 3:
+            continue
+        poly = [_ring([(x, y) for _, x, y in pts], awhere)]
+        (out.cancer if role == "cancer" else out.exclude if role == "exclude" else []).append(poly)
+    return out
+
+
+def load_annotations(path: str | Path, cancer, ignore, exclude) -> Annotations:
+    """Dispatch on content: XML (``<``) -> ASAP, otherwise GeoJSON."""
+    path = Path(path)
+    try:
+        head = path.read_bytes()[:64].lstrip()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read annotations ({exc})") from exc
+    if head.startswith(b"<"):
+        ann = load_asap_xml(path, cancer, ignore, exclude)
+    else:
+        ann = load_geojson(path, cancer, ignore, exclude)
+    if ann.n_objects == 0:
+        ann.warnings.append(f"{path}: empty annotation file (no annotation objects): the core is labelled "
+                            "cancer-free")
+    return ann
+
+
+def polygon_area(polygons: list) -> float:
+    """Total area (annotation pixels^2) of polygons, holes subtracted; counts what lies off the slide too."""
+    total = 0.0
+    for poly in polygons:
+        rings = [np.abs(cv2.contourArea(r.astype(np.float32))) for r in poly]
+        total += rings[0] - sum(rings[1:])
+    return total
+
+
+def rasterise(polygons: list, shape: tuple[int, int], scale: float, value: int = 1,
+              out: np.ndarray | None = None) -> np.ndarray:
+    """Fill polygons (holes cut out) into a uint8 mask; coordinates are multiplied by ``scale``.
+
+    Pixel centres sit at integer coordinates, so level-0 point x maps to x * scale - 0.5 + 0.5.
+    """
+    mask = np.zeros(shape, np.uint8) if out is None else out
+    factor = float(1 << SUBPIXEL_BITS)
+    for poly in polygons:
+        rings = [np.round((r * scale - 0.5) * factor).astype(np.int32).reshape(-1, 1, 2) for r in poly]
+        tmp = np.zeros(shape, np.uint8)
+        cv2.fillPoly(tmp, rings[:1], 1, lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
+        if len(rings) > 1:
+            cv2.fillPoly(tmp, rings[1:], 0, lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
+        mask[tmp > 0] = value
+    return mask

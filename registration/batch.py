@@ -1,0 +1,163 @@
+"""register-batch: many cases -> the training dataset layout, resumable, never stopped by one bad case.
+
+Input: CASES_DIR with <case>/case.yaml (any depth). Output in DATASET/:
+  images/<id>.png            8-bit gray ultrasound frame
+  labels/<id>.png            0 tissue / 1 cancer / 255 unknown
+  registration/<id>/         label.png, qa.png, us.png, report.json of the case
+  cases.csv                  id,case_id,split (case_id = patient; one patient never in two splits,
+                             and a patient keeps its split when later runs add cases)
+  batch_report.json          done / skipped (already done) / failed cases with their one-line errors
+
+A case counts as done when registration/<id>/report.json exists and images/ + labels/ hold
+its files; every file is written atomically, so an interrupted run resumes cleanly.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from edge_runtime.errors import InputError, SonomapError
+from registration.case import load_case
+from registration.pipeline import register_case
+from registration.report import write_json, write_png, write_text
+
+SPLIT_FRACTIONS = (("train", 0.7), ("val", 0.2), ("test", 0.1))
+SPLIT_NAMES = tuple(name for name, _ in SPLIT_FRACTIONS)
+SHARE = dict(SPLIT_FRACTIONS)
+log = logging.getLogger("sonomap.registration")
+
+
+def split_groups(groups: list[str], seed: int = 0, existing: dict[str, str] | None = None) -> dict[str, str]:
+    """Seeded 70/20/10 split of patient groups; every split that can be non-empty is.
+
+    With 1 group: train. With 2: train + test (evaluation needs a test set more than model
+    selection needs a val set). With >= 3: each split gets at least one group.
+    ``existing`` (patient -> split from an earlier cases.csv) is kept as it is: a patient never
+    moves between splits when a later batch adds cases; new patients fill the splits that are
+    furthest below their share.
+    """
+    groups = sorted(set(groups))
+    kept = {g: s for g, s in (existing or {}).items() if g in set(groups) and s in SPLIT_NAMES}
+    if kept:
+        return _extend_split(groups, kept, seed)
+    n = len(groups)
+    order = [groups[i] for i in np.random.default_rng(seed).permutation(n)]
+    if n == 0:
+        return {}
+    if n == 1:
+        counts = {"train": 1, "val": 0, "test": 0}
+    elif n == 2:
+        counts = {"train": 1, "val": 0, "test": 1}
+    else:
+        test = max(1, int(round(n * SPLIT_FRACTIONS[2][1])))
+        val = max(1, int(round(n * SPLIT_FRACTIONS[1][1])))
+        counts = {"train": n - val - test, "val": val, "test": test}
+    out, i = {}, 0
+    for name in ("train", "val", "test"):
+        for g in order[i:i + counts[name]]:
+            out[g] = name
+        i += counts[name]
+    return out
+
+
+def _extend_split(groups: list[str], kept: dict[str, str], seed: int) -> dict[str, str]:
+    out = dict(kept)
+    new = [g for g in groups if g not in kept]
+    order = [new[i] for i in np.random.default_rng(seed).permutation(len(new))]
+    counts = {name: sum(1 for s in out.values() if s == name) for name in SPLIT_NAMES}
+    for g in order:
+        total = len(out) + 1
+        name = max(SPLIT_NAMES, key=lambda n: SHARE[n] * total - counts[n])  # largest deficit first
+        out[g] = name
+        counts[name] += 1
+    return out
+
+
+def _read_existing(ds: Path) -> dict[str, str]:
+    path = ds / "cases.csv"
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as fh:
+        return {r["case_id"]: r["split"] for r in csv.DictReader(fh) if r.get("case_id") and r.get("split")}
+
+
+def find_cases(cases_dir: Path) -> list[Path]:
+    cases_dir = Path(cases_dir)
+    if not cases_dir.is_dir():
+        raise InputError(f"{cases_dir}: cases folder not found")
+    found = sorted(cases_dir.rglob("case.yaml"))
+    if not found:
+        raise InputError(f"{cases_dir}: no */case.yaml found")
+    return found
+
+
+def _is_done(ds: Path, case_id: str) -> bool:
+    return all(p.is_file() for p in (ds / "registration" / case_id / "report.json",
+                                     ds / "images" / f"{case_id}.png", ds / "labels" / f"{case_id}.png"))
+
+
+def _write_cases_csv(ds: Path, seed: int) -> dict:
+    """cases.csv from every completed case in the dataset (this run's and earlier runs')."""
+    rows = []
+    for rep in sorted((ds / "registration").glob("*/report.json")):
+        r = json.loads(rep.read_text())
+        if _is_done(ds, r["case_id"]):
+            rows.append((r["case_id"], r["patient_id"]))
+    splits = split_groups([p for _, p in rows], seed, existing=_read_existing(ds))
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["id", "case_id", "split"])
+    counts = {"train": 0, "val": 0, "test": 0}
+    for cid, pid in rows:
+        w.writerow([cid, pid, splits[pid]])
+        counts[splits[pid]] += 1
+    write_text(ds / "cases.csv", buf.getvalue())
+    return counts
+
+
+def register_batch(cases_dir, out_dataset, seed: int = 0, progress: bool = True) -> dict:
+    """Register every case under cases_dir into out_dataset; return the batch summary dict."""
+    import cv2
+    from tqdm import tqdm
+
+    ds = Path(out_dataset)
+    cases = find_cases(Path(cases_dir))
+    for sub in ("images", "labels", "registration"):
+        (ds / sub).mkdir(parents=True, exist_ok=True)
+    done, skipped, failed, seen = [], [], [], {}
+    for case_yaml in tqdm(cases, desc="register", unit="case", disable=not progress):
+        try:
+            spec = load_case(case_yaml)
+            if spec.id in seen:
+                raise InputError(f"{case_yaml}: case id {spec.id!r} already used by {seen[spec.id]}")
+            seen[spec.id] = case_yaml
+            if _is_done(ds, spec.id):
+                skipped.append(spec.id)
+                continue
+            reg = ds / "registration" / spec.id
+            report = register_case(case_yaml, reg, spec)
+            write_png(ds / "images" / f"{spec.id}.png", cv2.imread(str(reg / "us.png"), cv2.IMREAD_GRAYSCALE))
+            write_png(ds / "labels" / f"{spec.id}.png", cv2.imread(str(reg / "label.png"), cv2.IMREAD_GRAYSCALE))
+            done.append({"id": spec.id, "cancer_fraction": report["label"]["cancer_fraction"],
+                         "known_fraction": report["label"]["known_fraction"], "warnings": report["warnings"]})
+        except SonomapError as exc:
+            failed.append({"case": str(case_yaml), "error": str(exc)})
+            log.warning("%s: %s", case_yaml, exc)
+        except Exception as exc:  # noqa: BLE001 - an unexpected failure (even a bug) on one case must not
+            # stop an overnight batch; it is recorded with its type and location (Ctrl-C still stops)
+            tb = traceback.extract_tb(exc.__traceback__)[-1]
+            failed.append({"case": str(case_yaml), "error": f"{type(exc).__name__}: {exc} "
+                                                             f"(at {Path(tb.filename).name}:{tb.lineno})"})
+            log.warning("%s: unexpected %s: %s", case_yaml, type(exc).__name__, exc)
+    counts = _write_cases_csv(ds, seed)
+    summary = {"dataset": str(ds), "registered": len(done), "skipped_done": len(skipped), "failed": len(failed),
+               "splits": counts, "done": done, "skipped": skipped, "failures": failed,
+               "warnings": sum(len(d["warnings"]) for d in done)}
+    write_json(ds / "batch_report.json", summary)
+    return summary

@@ -1,0 +1,231 @@
+"""bench-registration: issue-3 accuracy and speed targets, measured on simulated cases in one run.
+
+Input: real images + lesion masks (BUSI layout), N, seed. It simulates N cases, registers each
+with its explicit tract, and scores against truth.png. Counts first (per case tp/fp/fn over
+pixels known in both label and truth), then reductions:
+- Dice on cancer, per case (both empty = 1.0) and pooled over all cases;
+- along-tract boundary error: truth boundaries on the tract centre line (known side on both
+  sides), distance to the nearest label boundary (capped at MISS_MM when none is near);
+- known fraction of the tract band;
+- needle auto-detection on the post-fire image: pass = angle <= 2 deg and tip <= 1 mm;
+- Dice again with the tract taken from the auto-detected needle (end to end);
+- seconds per case for a WSI whose level 0 is 40000 x 3000 px (median of repeats).
+Prints one line per metric with its target and writes WORK/bench.json.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+from registration.pipeline import register_case
+
+STEP_MM = 0.02
+NEAR_KNOWN_MM = 0.3
+MISS_MM = 2.0
+TARGETS = {"dice": 0.95, "boundary_mm": 0.25, "known": 0.70, "needle_pass": 0.95, "seconds": 2.0}
+ANGLE_TOL_DEG, TIP_TOL_MM = 2.0, 1.0
+TIMING_SHAPE = (3000, 40000)
+TIMING_MPP = 0.5
+TIMING_REPEATS = 3
+TIMING_FILL = 0.9  # share of the canvas length the core (with its gaps) may take
+
+
+def confusion(label: np.ndarray, truth: np.ndarray) -> dict:
+    k = (label != 255) & (truth != 255)
+    return {"tp": int(((label == 1) & (truth == 1) & k).sum()), "fp": int(((label == 1) & (truth == 0) & k).sum()),
+            "fn": int(((label == 0) & (truth == 1) & k).sum()), "tn": int(((label == 0) & (truth == 0) & k).sum())}
+
+
+def dice(c: dict) -> float:
+    den = 2 * c["tp"] + c["fp"] + c["fn"]
+    return 1.0 if den == 0 else 2 * c["tp"] / den
+
+
+def boundary_errors(label: np.ndarray, lesion_truth: np.ndarray, case: dict) -> list[float]:
+    """Along-tract distances (mm) between truth and label cancer boundaries on the centre line."""
+    from registration.tract import Tract
+    t = case["tract"]
+    mm = case["ultrasound"]["mm_per_pixel"]
+    tract = Tract(tuple(t["start"]), tuple(t["end"]), t["width_mm"], (mm, mm))
+    a = np.arange(0.0, tract.length_mm, STEP_MM)
+    x, y = tract.to_pixels(a, np.zeros_like(a))
+    h, w = label.shape
+    xi, yi = np.clip(np.round(x).astype(int), 0, w - 1), np.clip(np.round(y).astype(int), 0, h - 1)
+    tv, lv = lesion_truth[yi, xi], label[yi, xi]
+    tb = np.nonzero(np.diff(tv.astype(np.int8)))[0]
+    lk = (lv[:-1] != 255) & (lv[1:] != 255)
+    lb = np.nonzero(lk & (lv[:-1] != lv[1:]))[0]
+    near = int(NEAR_KNOWN_MM / STEP_MM)
+    errs = []
+    for b in tb:
+        lo, hi = max(b - near, 0), min(b + near + 1, len(lv) - 1)
+        if lv[lo] == 255 or lv[hi] == 255:
+            continue  # the truth boundary lies in a gap: the label makes no claim there
+        errs.append(min(float(np.min(np.abs(lb - b))) * STEP_MM, MISS_MM) if len(lb) else MISS_MM)
+    return errs
+
+
+def _score_case(case_dir: Path, out: Path, case_file: Path | None = None) -> dict:
+    rep = register_case(case_file or case_dir / "case.yaml", out)
+    label = cv2.imread(str(out / "label.png"), cv2.IMREAD_GRAYSCALE)
+    truth = cv2.imread(str(case_dir / "truth.png"), cv2.IMREAD_GRAYSCALE)
+    c = confusion(label, truth)
+    return {"counts": c, "dice": dice(c), "known": rep["label"]["known_fraction"], "seconds": rep["seconds"],
+            "warnings": rep["warnings"]}
+
+
+def _needle(case_dir: Path) -> dict:
+    from registration.needle import detect_needle
+    from edge_runtime.errors import InputError
+    t = json.loads((case_dir / "truth.json").read_text())
+    gray = cv2.imread(str(case_dir / "us.png"), cv2.IMREAD_GRAYSCALE)
+    mm = t["mm_per_pixel"]
+    try:
+        det = detect_needle(gray, (mm, mm), str(case_dir))
+    except InputError as exc:
+        return {"ok": False, "error": str(exc), "tip_mm": None, "angle_deg": None}
+    tip_mm = float(np.hypot(*(np.array(det.tip) - t["tip"]))) * mm
+    ang = abs(det.angle_deg - t["angle_deg"])
+    return {"ok": bool(tip_mm <= TIP_TOL_MM and ang <= ANGLE_TOL_DEG), "tip_mm": tip_mm, "angle_deg": ang}
+
+
+def _auto_case_file(case_dir: Path) -> Path:
+    """The same case with the tract replaced by the auto-detected needle + the device geometry."""
+    case = yaml.safe_load((case_dir / "case.yaml").read_text())
+    t = json.loads((case_dir / "truth.json").read_text())
+    case.pop("tract")
+    case["needle"] = {"tip": "auto", "gauge": t["gauge"], "notch_mm": t["notch_mm"],
+                      "tip_offset_mm": t["tip_offset_mm"], "width_mm": t["width_mm"]}
+    path = case_dir / "case_auto.yaml"
+    path.write_text(yaml.safe_dump(case, sort_keys=False))
+    return path
+
+
+def time_big_slide(case_dir: Path, work: Path, shape: tuple = TIMING_SHAPE, mpp: float = TIMING_MPP,
+                   repeats: int = TIMING_REPEATS) -> dict:
+    """Re-render one case's core on a big level 0 (default 40000 x 3000 at 0.5 µm/px) and time its
+    registration (median of ``repeats``)."""
+    from registration.sim_core import CoreParams, build_layout
+    from registration.sim_slide import write_geojson, write_pyramid
+    from registration.tract import Tract
+    case = yaml.safe_load((case_dir / "case.yaml").read_text())
+    t, mm = case["tract"], case["ultrasound"]["mm_per_pixel"]
+    tract = Tract(tuple(t["start"]), tuple(t["end"]), t["width_mm"], (mm, mm))
+    src = json.loads((case_dir / "truth.json").read_text())
+    lesion = cv2.imread(str(case_dir / "truth.png"), cv2.IMREAD_GRAYSCALE) == 1
+    canvas_mm = shape[1] * mpp / 1000.0
+    shrink = min(0.8, TIMING_FILL * canvas_mm / tract.length_mm)  # the shrunken core must fit the canvas
+    params = replace(CoreParams(), mpp=mpp, canvas=shape, shrinkage=(shrink, shrink),
+                     fragments=(1, 2), fragment_p=(0.5, 0.5), slide_gap_um=(300.0, 600.0), bend_deg=(0.3, 0.6),
+                     wiggle_deg=(0.0, 0.0), rotation_deg=0.1)
+    layout, core_truth = build_layout(lesion, tract, np.random.default_rng(0), params)
+    big = work / "timing_case"
+    big.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    shapes = write_pyramid(layout, big / "core.ome.tif", seed=0)
+    render_s = time.perf_counter() - t0
+    write_geojson(layout, big / "core.geojson")
+    for name in ("us.png", "us_prefire.png", "truth.png"):
+        if (case_dir / name).is_file():
+            shutil.copy(case_dir / name, big / name)
+    case["pathology"].update(tip_end=core_truth["tip_end"], shrinkage=round(shrink, 4))
+    (big / "case.yaml").write_text(yaml.safe_dump(case, sort_keys=False))
+    secs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        res = _score_case(big, big / "out")
+        secs.append(time.perf_counter() - t0)
+    return {"level0_shape": list(shapes[0]), "levels": len(shapes), "render_seconds": round(render_s, 1),
+            "seconds": secs, "median_seconds": float(np.median(secs)), "dice": res["dice"],
+            "source_case": src["case_id"]}
+
+
+def _line(name: str, value: str, target: str, ok: bool) -> str:
+    return f"  {name:<44} {value:<42} target {target:<8} {'PASS' if ok else 'FAIL'}"
+
+
+def run_bench(images, masks, n: int = 50, seed: int = 1, work=None, timing: bool = True) -> dict:
+    from registration.simulate import simulate_cases
+    tmp = None
+    if work is None:
+        tmp = tempfile.mkdtemp(prefix="sonomap-bench-reg-")
+        work = tmp
+    work = Path(work)
+    try:
+        t0 = time.perf_counter()
+        sim = simulate_cases(images, masks, work / "cases", n, seed)
+        sim_s = time.perf_counter() - t0
+        rows = []
+        for c in sim["cases"]:
+            d = work / "cases" / c["case_id"]
+            lesion = cv2.imread(str(d / "truth.png"), cv2.IMREAD_GRAYSCALE) == 1
+            r = _score_case(d, d / "out")
+            r["boundary_mm"] = boundary_errors(cv2.imread(str(d / "out" / "label.png"), cv2.IMREAD_GRAYSCALE),
+                                               lesion, yaml.safe_load((d / "case.yaml").read_text()))
+            r["needle"] = _needle(d)
+            r["auto"] = _score_case(d, d / "out_auto", _auto_case_file(d)) if r["needle"]["ok"] else None
+            r["case_id"] = c["case_id"]
+            rows.append(r)
+        res = _summarise(rows, sim_s)
+        if timing and rows:
+            res["timing"] = time_big_slide(work / "cases" / rows[0]["case_id"], work)
+        _print(res, images, seed)
+        (work / "bench.json").write_text(json.dumps({"summary": res, "cases": rows}, indent=1, default=float))
+        return res
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _summarise(rows: list, sim_s: float) -> dict:
+    dices = [r["dice"] for r in rows]
+    pooled = {k: sum(r["counts"][k] for r in rows) for k in ("tp", "fp", "fn", "tn")}
+    bnd = [e for r in rows for e in r["boundary_mm"]]
+    nd = [r["needle"] for r in rows]
+    det = [x for x in nd if x["tip_mm"] is not None]
+    auto = [r["auto"]["dice"] for r in rows if r["auto"]]
+    return {"n": len(rows), "simulate_seconds": round(sim_s, 1),
+            "dice_mean": float(np.mean(dices)), "dice_min": float(np.min(dices)), "dice_pooled": dice(pooled),
+            "boundary_mean_mm": float(np.mean(bnd)) if bnd else 0.0,
+            "boundary_p95_mm": float(np.quantile(bnd, 0.95)) if bnd else 0.0, "boundaries": len(bnd),
+            "known_mean": float(np.mean([r["known"] for r in rows])),
+            "known_min": float(np.min([r["known"] for r in rows])),
+            "needle_pass": float(np.mean([x["ok"] for x in nd])),
+            "needle_tip_median_mm": float(np.median([x["tip_mm"] for x in det])) if det else None,
+            "needle_angle_median_deg": float(np.median([x["angle_deg"] for x in det])) if det else None,
+            "auto_dice_mean": float(np.mean(auto)) if auto else None,
+            "register_seconds_mean": float(np.mean([r["seconds"] for r in rows])),
+            "cases_with_warnings": sum(1 for r in rows if r["warnings"])}
+
+
+def _print(res: dict, images, seed: int) -> None:
+    t = TARGETS
+    print(f"registration benchmark: {res['n']} simulated cases from {images} (seed {seed}); "
+          f"simulation took {res['simulate_seconds']} s")
+    print(_line("Dice on cancer over known pixels", f"mean {res['dice_mean']:.4f} min {res['dice_min']:.4f} "
+                f"pooled {res['dice_pooled']:.4f}", f">= {t['dice']}", res["dice_mean"] >= t["dice"]))
+    print(_line("along-tract boundary error", f"mean {res['boundary_mean_mm']:.3f} mm p95 {res['boundary_p95_mm']:.3f}"
+                f" (n={res['boundaries']})", f"<= {t['boundary_mm']}", res["boundary_mean_mm"] <= t["boundary_mm"]))
+    print(_line("known fraction of the tract band", f"mean {res['known_mean']:.3f} min {res['known_min']:.3f}",
+                f">= {t['known']}", res["known_mean"] >= t["known"]))
+    tip, ang = res["needle_tip_median_mm"], res["needle_angle_median_deg"]
+    print(_line("needle auto-detection (angle<=2deg, tip<=1mm)", f"{100 * res['needle_pass']:.1f}% pass; median tip "
+                f"{tip if tip is None else round(tip, 3)} mm, angle {ang if ang is None else round(ang, 3)} deg",
+                f">= {100 * t['needle_pass']:.0f}%", res["needle_pass"] >= t["needle_pass"]))
+    if res["auto_dice_mean"] is not None:
+        print(f"  {'Dice with the auto-detected needle tract':<44} mean {res['auto_dice_mean']:.4f}")
+    print(f"  {'register seconds per simulated case':<44} mean {res['register_seconds_mean']:.3f} s "
+          f"(level-0 mpp 4 µm); cases with warnings: {res['cases_with_warnings']}")
+    if "timing" in res:
+        tm = res["timing"]
+        print(_line(f"seconds per case, level 0 {tm['level0_shape'][1]}x{tm['level0_shape'][0]}",
+                    f"median {tm['median_seconds']:.3f} s of {len(tm['seconds'])} (Dice {tm['dice']:.4f})",
+                    f"<= {t['seconds']}", tm["median_seconds"] <= t["seconds"]))

@@ -1,0 +1,130 @@
+"""Biopsy core on the slide: tissue fragments, each straightened along its medial axis.
+
+Input: one slide level (RGB, mpp) and the cancer mask drawn at that level. Output: a list of
+``Fragment``s, each a straightened strip (rows = along the medial axis, one level pixel per
+row; columns = across, +normal side last) with label 0 tissue / 1 cancer / 255 glass, the
+per-row tissue extent and its length in microns.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.ndimage import binary_fill_holes
+
+from edge_runtime.errors import InputError
+from registration.centerline import medial_axis
+
+MIN_FRAGMENT_AREA_UM2 = 40_000.0  # ~0.2 x 0.2 mm: smaller specks are dust or debris
+MIN_SATURATION = 18               # H&E tissue is clearly coloured; glass is near-grey
+MAX_BACKGROUND_VALUE = 215        # darker than this is tissue even if grey (e.g. pen-free scans)
+CLEAN_RADIUS_UM = 24.0
+STRIP_MARGIN = 1.3                # strip half-width in units of the fragment's max half-width
+CROP_MARGIN_PX = 4
+
+
+@dataclass
+class Fragment:
+    label: np.ndarray        # uint8 [rows, cols]: 0 tissue, 1 cancer, 255 no tissue
+    rgb: np.ndarray          # uint8 [rows, cols, 3] straightened pixels (QA)
+    lo: np.ndarray           # float [rows]: first tissue column (NaN if none)
+    hi: np.ndarray           # float [rows]: last tissue column
+    length_um: float
+    centerline: np.ndarray   # [N, 2] level pixels (x, y), tip end first after orient()
+    centroid: tuple[float, float]
+    area_um2: float
+    cancer_px: int           # annotated cancer pixels inside this fragment (level pixels)
+
+
+def tissue_mask(rgb: np.ndarray, mpp: float) -> np.ndarray:
+    """Tissue vs glass: coloured or dark pixels, cleaned and hole-filled."""
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    sat, val = hsv[..., 1], hsv[..., 2]
+    thr = max(MIN_SATURATION, cv2.threshold(sat, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)[0] * 0.5)
+    mask = ((sat > thr) | (val < MAX_BACKGROUND_VALUE)).astype(np.uint8)
+    r = max(1, int(round(CLEAN_RADIUS_UM / mpp)))
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, k)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, k)
+    return binary_fill_holes(mask > 0)
+
+
+def _straighten(comp: np.ndarray, cancer: np.ndarray, rgb: np.ndarray, line: np.ndarray):
+    """Sample along normals of the medial axis; returns label, rgb strips and row extents."""
+    dt = cv2.distanceTransform(comp.astype(np.uint8), cv2.DIST_L2, 5)
+    half = STRIP_MARGIN * float(dt.max()) + 2
+    seg = np.hypot(*np.diff(line, axis=0).T)
+    s = np.concatenate([[0.0], np.cumsum(seg)])
+    length = float(s[-1])
+    rows = max(int(np.ceil(length)), 1)
+    centres = (np.arange(rows) + 0.5) * (length / rows)   # row i covers [i, i+1) * length/rows
+    cx, cy = np.interp(centres, s, line[:, 0]), np.interp(centres, s, line[:, 1])
+    if rows > 1:
+        tx, ty = np.gradient(cx), np.gradient(cy)
+    else:
+        tx, ty = np.array([line[-1, 0] - line[0, 0]]), np.array([line[-1, 1] - line[0, 1]])
+    norm = np.hypot(tx, ty) + 1e-12
+    nx, ny = -ty / norm, tx / norm
+    offs = np.arange(-np.ceil(half), np.ceil(half) + 1)
+    map_x = (cx[:, None] + offs[None, :] * nx[:, None]).astype(np.float32)
+    map_y = (cy[:, None] + offs[None, :] * ny[:, None]).astype(np.float32)
+    tis = cv2.remap(comp.astype(np.uint8), map_x, map_y, cv2.INTER_NEAREST, borderValue=0) > 0
+    can = cv2.remap(cancer, map_x, map_y, cv2.INTER_NEAREST, borderValue=0) > 0
+    strip_rgb = cv2.remap(rgb, map_x, map_y, cv2.INTER_LINEAR, borderValue=(255, 255, 255))
+    label = np.full(tis.shape, 255, np.uint8)
+    label[tis] = 0
+    label[tis & can] = 1
+    any_t = tis.any(axis=1)
+    cols = np.arange(tis.shape[1])
+    lo = np.where(any_t, np.where(tis, cols, tis.shape[1]).min(axis=1), np.nan).astype(np.float64)
+    hi = np.where(any_t, np.where(tis, cols, -1).max(axis=1), np.nan).astype(np.float64)
+    return label, strip_rgb, lo, hi, length
+
+
+def find_fragments(rgb: np.ndarray, mpp: float, cancer: np.ndarray, where: str,
+                   warnings: list) -> list[Fragment]:
+    """Tissue fragments of the core, each straightened; raises if no tissue is found."""
+    tissue = tissue_mask(rgb, mpp)
+    n, lab, stats, cents = cv2.connectedComponentsWithStats(tissue.astype(np.uint8), connectivity=8)
+    min_px = MIN_FRAGMENT_AREA_UM2 / (mpp * mpp)
+    frags = []
+    for i in range(1, n):
+        x, y, w, h, area = stats[i]
+        if area < min_px:
+            if area > min_px / 4:
+                warnings.append(f"{where}: ignored a tissue speck of {area * mpp * mpp / 1e6:.3f} mm2 at "
+                                f"level pixel ({cents[i][0]:.0f}, {cents[i][1]:.0f})")
+            continue
+        x0, y0 = max(x - CROP_MARGIN_PX, 0), max(y - CROP_MARGIN_PX, 0)
+        x1, y1 = min(x + w + CROP_MARGIN_PX, rgb.shape[1]), min(y + h + CROP_MARGIN_PX, rgb.shape[0])
+        comp = lab[y0:y1, x0:x1] == i
+        line = medial_axis(comp)
+        label, strip_rgb, lo, hi, length = _straighten(comp, cancer[y0:y1, x0:x1], rgb[y0:y1, x0:x1], line)
+        frags.append(Fragment(label, strip_rgb, lo, hi, length * mpp, line + [x0, y0],
+                              (float(cents[i][0]), float(cents[i][1])), float(area) * mpp * mpp,
+                              int(np.count_nonzero(cancer[y0:y1, x0:x1][comp]))))
+    if not frags:
+        raise InputError(f"{where}: no tissue found on the slide (is this the right WSI / level?)")
+    return frags
+
+
+TIP_AXES = {"left": (1.0, 0.0), "right": (-1.0, 0.0), "top": (0.0, 1.0), "bottom": (0.0, -1.0)}
+
+
+def orient(frags: list[Fragment], tip_end: str) -> list[Fragment]:
+    """Order fragments from the needle-tip end and flip each strip so row 0 is its tip end.
+
+    Flipping the row order alone would mirror the strip; reversing rows *and* columns is the
+    180-degree turn that keeps the core's handedness (left stays left looking tip -> base).
+    """
+    ax = np.array(TIP_AXES[tip_end])
+    out = []
+    for f in sorted(frags, key=lambda f: float(np.dot(f.centroid, ax))):
+        if np.dot(f.centerline[0], ax) > np.dot(f.centerline[-1], ax):
+            ncol = f.label.shape[1] - 1
+            f = Fragment(f.label[::-1, ::-1].copy(), f.rgb[::-1, ::-1].copy(), (ncol - f.hi)[::-1].copy(),
+                         (ncol - f.lo)[::-1].copy(), f.length_um, f.centerline[::-1].copy(), f.centroid,
+                         f.area_um2, f.cancer_px)
+        out.append(f)
+    return out

@@ -1,0 +1,168 @@
+"""register_case: the one place where the registration stages are wired together.
+
+Stages (each a function in its own module):
+  load_case (case.py) -> load_ultrasound (ultrasound.py) -> resolve the tract (tract.py, needle.py)
+  -> read_slide (wsi.py) -> load_annotations + rasterise (annotations.py) -> find_fragments +
+  orient (core.py, centerline.py) -> resolve_shrinkage + place + rasterise_label (mapping.py)
+  -> make_qa (qa.py) -> files (report.py).
+
+Outputs in OUT: label.png (ultrasound size; 0 tissue, 1 cancer, 255 unknown), qa.png,
+report.json (written last: its presence means the case is complete), and us.png (the
+8-bit gray ultrasound frame the label belongs to: ultrasound.dataset_image/dataset_frame when
+given, e.g. the pre-fire frame, else the registered frame; for DICOM the decoded frame).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge_runtime.errors import InputError
+from registration.annotations import load_annotations, polygon_area, rasterise
+from registration.case import CaseSpec, load_case
+from registration.core import find_fragments, orient
+from registration.mapping import place, rasterise_label, resolve_shrinkage
+from registration.qa import make_qa
+from registration.report import label_stats, write_json, write_png
+from registration.tract import Tract, check_inside, device_geometry, tract_from_needle
+from registration.ultrasound import UltrasoundImage, load_ultrasound
+from registration.wsi import read_slide
+
+TARGET_MPP = 8.0                 # µm/px to work at: US pixels are ~100 µm, cores ~1 mm wide
+OUTSIDE_WARN, OUTSIDE_FAIL = 0.05, 0.9
+
+
+def _needle_points(spec: CaseSpec) -> list:
+    if spec.tract is not None:
+        return [spec.tract.start, spec.tract.end]
+    if spec.needle is not None and not spec.needle.auto:
+        return [spec.needle.tip, spec.needle.shaft]
+    return []
+
+
+def resolve_tract(spec: CaseSpec, us: UltrasoundImage) -> tuple[Tract, dict]:
+    """The sampled segment: explicit, from needle points, or from the auto-detected needle."""
+    where = str(spec.path)
+    if spec.tract is not None:
+        check_inside({"tract.start": spec.tract.start, "tract.end": spec.tract.end}, us.shape, where)
+        return Tract(spec.tract.start, spec.tract.end, spec.tract.width_mm, us.mm_per_px), {"mode": "tract"}
+    nd = spec.needle
+    geo = device_geometry(nd.gauge, nd.notch_mm, nd.tip_offset_mm, nd.width_mm, f"{where}: ")
+    info = {"mode": "auto" if nd.auto else "points", "gauge": nd.gauge, "geometry": geo}
+    if nd.auto:
+        from registration.needle import detect_needle
+        det = detect_needle(us.gray, us.mm_per_px, where)
+        tip, shaft = det.tip, det.shaft
+        info["detected"] = det.to_dict()
+    else:
+        check_inside({"needle.tip": nd.tip, "needle.shaft": nd.shaft}, us.shape, where)
+        tip, shaft = nd.tip, nd.shaft
+    tract = tract_from_needle(tip, shaft, us.mm_per_px, geo)
+    check_inside({"tract start derived from the needle (needle.notch_mm/tip_offset_mm)": tract.start,
+                  "tract end derived from the needle": tract.end}, us.shape, where)
+    info.update(tip=[round(v, 2) for v in tip], shaft=[round(v, 2) for v in shaft])
+    return tract, info
+
+
+def _check_annotation_placement(total: float, frags, ann_file: Path, warnings: list) -> None:
+    """Share of the annotated cancer area (level pixels) that lies on no tissue fragment."""
+    if total <= 0:
+        return
+    inside = sum(f.cancer_px for f in frags)
+    outside = 1.0 - min(inside / total, 1.0)
+    if outside > OUTSIDE_FAIL:
+        raise InputError(f"{ann_file}: annotation outside the tissue ({100 * outside:.0f}% of the cancer area); "
+                         "wrong slide, or coordinates not in level-0 pixels (pathology.annotation_mpp)?")
+    if outside > OUTSIDE_WARN:
+        warnings.append(f"{ann_file}: {100 * outside:.0f}% of the cancer annotation lies outside the tissue")
+
+
+def _dataset_frame(spec: CaseSpec, us: UltrasoundImage) -> np.ndarray:
+    """The image the label belongs to in the dataset: ultrasound.dataset_image/dataset_frame
+    (e.g. the pre-fire frame, anatomy not hidden by the needle echo) or the registered frame."""
+    if spec.dataset_image is None and spec.dataset_frame == 0:
+        return us.gray
+    path = spec.dataset_image or spec.image
+    other = load_ultrasound(path, us.mm_per_px, spec.dataset_frame, [])
+    if other.shape != us.shape:
+        raise InputError(f"{spec.path}: ultrasound.dataset_image {path} is {other.shape[1]}x{other.shape[0]} but "
+                         f"the registered image is {us.shape[1]}x{us.shape[0]}")
+    return other.gray
+
+
+def _apply_roi(slide, cancer: np.ndarray, roi, mpp0: float, where: str) -> int:
+    """Blank everything outside pathology.roi (glass, no cancer); return the cancer pixels inside."""
+    f = mpp0 / slide.mpp
+    h, w = cancer.shape
+    x0, y0 = max(int(np.floor(roi[0] * f)), 0), max(int(np.floor(roi[1] * f)), 0)
+    x1, y1 = min(int(np.ceil(roi[2] * f)), w), min(int(np.ceil(roi[3] * f)), h)
+    if x1 <= x0 or y1 <= y0:
+        raise InputError(f"{where}: pathology.roi {list(roi)} lies outside the slide "
+                         f"({slide.level0_shape[1]}x{slide.level0_shape[0]} level-0 px)")
+    keep = np.zeros((h, w), bool)
+    keep[y0:y1, x0:x1] = True
+    slide.rgb[~keep] = 255
+    cancer[~keep] = 0
+    return int(np.count_nonzero(cancer))
+
+
+def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | None = None) -> dict:
+    """Register one case; write label.png, qa.png, us.png and report.json into out_dir; return the report."""
+    t0 = time.perf_counter()
+    spec = spec or load_case(case_path)
+    out = Path(out_dir)
+    warnings: list[str] = []
+    us = load_ultrasound(spec.image, spec.mm_per_pixel, spec.frame, _needle_points(spec))
+    tract, needle_info = resolve_tract(spec, us)
+    p = spec.pathology
+    slide = read_slide(p.wsi, p.mpp, TARGET_MPP)
+    if slide.note:
+        warnings.append(slide.note)
+    mpp0 = slide.mpp / slide.downsample
+    ann = load_annotations(p.annotations, p.cancer_classes, p.ignore_classes, p.exclude_classes)
+    warnings += ann.warnings
+    ann_scale = (p.annotation_mpp or mpp0) / slide.mpp
+    level_shape = slide.rgb.shape[:2]
+    cancer = rasterise(ann.cancer, level_shape, ann_scale)
+    if ann.exclude:
+        cancer[rasterise(ann.exclude, level_shape, ann_scale) > 0] = 0
+    if ann.n_objects and not ann.cancer:
+        warnings.append(f"{p.annotations}: no annotation of a cancer class {list(p.cancer_classes)[:4]}...: "
+                        "the core is labelled cancer-free")
+    # annotated area: analytic (off-slide parts count), or within the ROI when one section is chosen
+    total = polygon_area(ann.cancer) * ann_scale * ann_scale
+    if p.roi is not None:
+        total = float(_apply_roi(slide, cancer, p.roi, mpp0, str(spec.path)))
+    frags = orient(find_fragments(slide.rgb, slide.mpp, cancer, str(p.wsi), warnings), p.tip_end)
+    _check_annotation_placement(total, frags, p.annotations, warnings)
+    shrink, shrink_src = resolve_shrinkage(frags, tract.length_mm, p.shrinkage, p.fresh_length_mm, warnings)
+    placements, transform = place(frags, tract.length_mm, shrink, shrink_src, str(spec.path), warnings)
+    label = rasterise_label(us.shape, tract, frags, placements, p.flip_across)
+    band, _, _ = tract.band(us.shape)
+    stats = label_stats(label, band, us.mm_per_px)
+    qa = make_qa(us.gray, tract, label, frags, placements,
+                 f"{spec.id}: cancer {100 * stats['cancer_fraction']:.0f}% of known, "
+                 f"known {100 * stats['known_fraction']:.0f}% of band, {len(frags)} fragment(s)", slide.rgb)
+    write_png(out / "us.png", _dataset_frame(spec, us))
+    write_png(out / "label.png", label)
+    write_png(out / "qa.png", qa)
+    report = {
+        "case_id": spec.id, "patient_id": spec.patient_id, "case_file": str(spec.path), "source": spec.source,
+        "ultrasound": {"file": str(spec.image), "frame": spec.frame, "shape": list(us.shape),
+                       "dataset_image": str(spec.dataset_image or spec.image), "dataset_frame": spec.dataset_frame,
+                       "mm_per_pixel": [round(v, 6) for v in us.mm_per_px],
+                       "region": None if us.region is None else vars(us.region)},
+        "needle": needle_info, "tract": tract.to_dict(),
+        "slide": {"file": str(p.wsi), "level": slide.level, "level_mpp": round(slide.mpp, 4),
+                  "downsample": round(slide.downsample, 4), "level0_shape": list(slide.level0_shape),
+                  "annotations": str(p.annotations), "tip_end": p.tip_end,
+                  "roi": None if p.roi is None else list(p.roi)},
+        "shrinkage": {"value": round(shrink, 4), "source": shrink_src},
+        "transform": {"model": "per-fragment 1D similarity along the tract (along_mm = slide_mm / shrinkage), "
+                               "across normalised to the band", "flip_across": p.flip_across, **transform},
+        "label": stats, "warnings": warnings,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    write_json(out / "report.json", report)
+    return report

@@ -1,0 +1,191 @@
+"""Semi-synthetic biopsy cases with known truth, from real ultrasound images and lesion masks.
+
+Input: a folder of 8-bit ultrasound images and a folder of lesion masks (same stems; BUSI
+layout, where ``index.csv`` beside them selects the malignant ones). Output per case, in
+CASES/<case_id>/: case.yaml, us.png (image with the post-fire needle echo), us_prefire.png (the
+same view without the needle: ultrasound.dataset_image, what the dataset gets), truth.png (0 band
+without lesion, 1 lesion in the band, 255 outside the band), core.ome.tif (pyramidal WSI),
+core.geojson (QuPath), core.xml (ASAP, same polygons) and truth.json (all sampled parameters).
+
+BUSI carries no calibration, so each case draws an imaging depth of 40-50 mm and records
+mm_per_pixel = depth / image height.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+from edge_runtime.errors import InputError
+from registration.report import write_json, write_png, write_text
+from registration.sim_core import CoreParams, build_layout
+from registration.sim_echo import draw_needle
+from registration.sim_slide import write_asap_xml, write_geojson, write_pyramid
+from registration.tract import GAUGE_DEFAULTS, Tract
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+MAX_ATTEMPTS = 200
+MIN_TRUTH_PX = 12
+MIN_LESION_SHARE = 0.25
+NOTCH_SHIFT = 0.3            # notch centre offset from the aimed lesion point, in notch lengths
+SHAFT_POINT_FRACTION = 0.6   # recorded shaft point: this far from the tip towards the entry
+
+
+@dataclass
+class SimParams:
+    depth_mm: tuple = (40.0, 50.0)
+    angle_deg: tuple = (10.0, 40.0)
+    notch_mm: tuple = (15.0, 22.0)
+    gauges: tuple = (14, 16)
+    core: CoreParams = field(default_factory=CoreParams)
+
+
+def list_sources(images_dir: Path, masks_dir: Path) -> list[tuple[str, Path, Path]]:
+    """(stem, image, mask) of malignant images (index.csv label) or of all images with a lesion."""
+    images_dir, masks_dir = Path(images_dir), Path(masks_dir)
+    if not images_dir.is_dir():
+        raise InputError(f"--images {images_dir}: not a folder")
+    if not masks_dir.is_dir():
+        raise InputError(f"--masks {masks_dir}: not a folder")
+    malignant = None
+    index = images_dir.parent / "index.csv"
+    if index.is_file():
+        with open(index, newline="") as fh:
+            malignant = {r["id"] for r in csv.DictReader(fh) if r.get("label") == "malignant"}
+    out = []
+    for img in sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+        if malignant is not None and img.stem not in malignant:
+            continue
+        mask = next((masks_dir / (img.stem + s) for s in IMAGE_SUFFIXES if (masks_dir / (img.stem + s)).is_file()),
+                    None)
+        if mask is not None:
+            out.append((img.stem, img, mask))
+    if not out:
+        raise InputError(f"--images {images_dir}: no images with a matching lesion mask in {masks_dir}")
+    return out
+
+
+def _entry_point(tip: np.ndarray, direction: np.ndarray, shape) -> np.ndarray:
+    """Where the needle, coming along ``direction`` to ``tip``, crosses the image border."""
+    h, w = shape
+    ts = []
+    for k, lim in ((0, 0.0), (0, w - 1.0), (1, 0.0), (1, h - 1.0)):
+        if abs(direction[k]) > 1e-9:
+            t = (tip[k] - lim) / direction[k]
+            if t > 0:
+                ts.append(t)
+    return tip - direction * min(ts)
+
+
+def sample_tract(lesion: np.ndarray, mmpp: float, rng: np.random.Generator, p: SimParams, where: str) -> dict:
+    """A tract through the lesion with the whole notch and the needle tip inside the image."""
+    h, w = lesion.shape
+    ys, xs = np.nonzero(lesion)
+    if len(ys) == 0:
+        raise InputError(f"{where}: empty lesion mask")
+    # aim at the lesion interior: pick the notch centre with weight = distance to the lesion border
+    depth = cv2.distanceTransform(lesion.astype(np.uint8), cv2.DIST_L2, 5)[ys, xs].astype(np.float64)
+    weights = depth / depth.sum()
+    for attempt in range(MAX_ATTEMPTS):
+        gauge = int(rng.choice(p.gauges))
+        geo = GAUGE_DEFAULTS[gauge]
+        theta = np.deg2rad(rng.uniform(*p.angle_deg))
+        side = 1.0 if rng.random() < 0.5 else -1.0
+        direction = np.array([side * np.cos(theta), np.sin(theta)])
+        notch = float(rng.uniform(*p.notch_mm))
+        k = int(rng.choice(len(ys), p=weights))
+        centre = np.array([xs[k], ys[k]], float) + direction * rng.uniform(-NOTCH_SHIFT, NOTCH_SHIFT) * notch / mmpp
+        end = centre + direction * notch / 2 / mmpp
+        start = centre - direction * notch / 2 / mmpp
+        tip = end + direction * geo["tip_offset_mm"] / mmpp
+        margin = geo["width_mm"] / mmpp + 2
+        pts = np.array([start, end, tip])
+        if (pts[:, 0].min() < margin or pts[:, 0].max() > w - 1 - margin or pts[:, 1].min() < margin
+                or pts[:, 1].max() > h - 1 - margin):
+            continue
+        tract = Tract(tuple(start), tuple(end), geo["width_mm"], (mmpp, mmpp))
+        band, _, _ = tract.band(lesion.shape)
+        hit = int((band & lesion).sum())
+        # a biopsy through the lesion, not grazing it (relaxed late, for small or odd lesions)
+        if hit < MIN_TRUTH_PX or (attempt < MAX_ATTEMPTS // 2 and hit < MIN_LESION_SHARE * band.sum()):
+            continue
+        entry = _entry_point(tip, direction, lesion.shape)
+        shaft = tip + (entry - tip) * SHAFT_POINT_FRACTION
+        return {"tract": tract, "tip": tip, "entry": entry, "shaft": shaft, "gauge": gauge, "notch_mm": notch,
+                "tip_offset_mm": geo["tip_offset_mm"], "od_mm": geo["od_mm"], "angle_deg": float(np.rad2deg(theta))}
+    raise InputError(f"{where}: no tract through the lesion fits in the image after {MAX_ATTEMPTS} tries")
+
+
+def _pt(p) -> list:
+    return [round(float(p[0]), 3), round(float(p[1]), 3)]
+
+
+def simulate_case(stem: str, image: Path, mask: Path, case_dir: Path, rng: np.random.Generator,
+                  p: SimParams, case_id: str) -> dict:
+    gray = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE)
+    lesion_img = cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE)
+    if gray is None or lesion_img is None:
+        raise InputError(f"{image}: unreadable image or mask")
+    if lesion_img.shape != gray.shape:
+        raise InputError(f"{mask}: mask size {lesion_img.shape} differs from the image {gray.shape}")
+    lesion = lesion_img > 127
+    mmpp = float(rng.uniform(*p.depth_mm)) / gray.shape[0]
+    geo = sample_tract(lesion, mmpp, rng, p, str(image))
+    tract = geo["tract"]
+    band, _, _ = tract.band(gray.shape)
+    truth = np.full(gray.shape, 255, np.uint8)
+    truth[band] = lesion[band].astype(np.uint8)
+    us = draw_needle(gray, geo["entry"], geo["tip"], geo["od_mm"] / mmpp, rng)
+    layout, core_truth = build_layout(lesion, tract, rng, p.core)
+    case_dir.mkdir(parents=True, exist_ok=True)
+    write_png(case_dir / "us.png", us)
+    write_png(case_dir / "us_prefire.png", gray)  # same probe position, no needle: the dataset frame
+    write_png(case_dir / "truth.png", truth)
+    write_pyramid(layout, case_dir / "core.ome.tif", seed=int(rng.integers(1 << 30)))
+    write_geojson(layout, case_dir / "core.geojson", seed=int(rng.integers(1 << 30)))
+    write_asap_xml(layout, case_dir / "core.xml")
+    case = {
+        "id": case_id, "patient_id": stem,
+        "source": {"image_id": stem, "dataset": "BUSI", "simulated": True},
+        "ultrasound": {"image": "us.png", "mm_per_pixel": round(mmpp, 6), "dataset_image": "us_prefire.png"},
+        "needle": {"tip": _pt(geo["tip"]), "shaft": _pt(geo["shaft"]), "gauge": geo["gauge"],
+                   "notch_mm": round(geo["notch_mm"], 3), "tip_offset_mm": geo["tip_offset_mm"]},
+        "tract": {"start": _pt(tract.start), "end": _pt(tract.end), "width_mm": tract.width_mm},
+        "pathology": {"wsi": "core.ome.tif", "annotations": "core.geojson", "cancer_classes": ["Tumor"],
+                      "tip_end": core_truth["tip_end"], "shrinkage": round(core_truth["shrinkage"], 4)},
+    }
+    write_text(case_dir / "case.yaml", yaml.safe_dump(case, sort_keys=False))
+    truth_info = {"case_id": case_id, "image_id": stem, "mm_per_pixel": mmpp, "angle_deg": geo["angle_deg"],
+                  "tip": _pt(geo["tip"]), "entry": _pt(geo["entry"]), "shaft": _pt(geo["shaft"]),
+                  "gauge": geo["gauge"], "notch_mm": geo["notch_mm"], "tip_offset_mm": geo["tip_offset_mm"],
+                  "width_mm": tract.width_mm, "truth_cancer_px": int((truth == 1).sum()),
+                  "band_px": int(band.sum()), **core_truth}
+    write_json(case_dir / "truth.json", truth_info)
+    return truth_info
+
+
+def simulate_cases(images_dir, masks_dir, out_dir, n: int, seed: int = 0, params: SimParams | None = None) -> dict:
+    """Make ``n`` cases in out_dir/<case_id>/; returns {"cases": [...], "skipped": [...], "out": ...}."""
+    if n < 1:
+        raise InputError(f"--n {n}: need at least one case")
+    params = params or SimParams()
+    sources = list_sources(Path(images_dir), Path(masks_dir))
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(sources))
+    out = Path(out_dir)
+    made, skipped = [], []
+    i = 0
+    while len(made) < n and i < n + len(sources):
+        stem, image, mask = sources[order[i % len(sources)]]
+        i += 1
+        case_id = f"sim_{len(made):04d}_{stem}"
+        case_rng = np.random.default_rng([seed, i])
+        try:
+            made.append(simulate_case(stem, image, mask, out / case_id, case_rng, params, case_id))
+        except InputError as exc:  # e.g. a lesion too close to the border for any tract
+            skipped.append({"image_id": stem, "reason": str(exc)})
+    return {"out": str(out), "cases": made, "skipped": skipped}

@@ -1,0 +1,172 @@
+"""Ultrasound image of the needle tract: pixels plus calibration.
+
+Inputs: a PNG/JPEG with ``mm_per_pixel`` from case.yaml, or a DICOM file (single frame or
+cine, frame chosen by index) calibrated by SequenceOfUltrasoundRegions. Output: an
+``UltrasoundImage`` (8-bit gray pixels, mm per pixel along x and y, the calibrated region).
+
+DICOM calibration (PS3.3 C.8.5.5): PhysicalDeltaX/Y in PhysicalUnitsX/YDirection, where unit
+code 3 means cm (the only spatial unit), so mm/px = delta * 10. Several regions can coexist
+(B-mode + Doppler panes); we use the 2D tissue region that contains the needle.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_runtime.errors import InputError
+
+DICOM_SUFFIXES = {".dcm", ".dicom", ""}
+UNIT_CM = 3
+MM_PER_CM = 10.0
+SPATIAL_FORMAT_2D = 1
+SCALE_TOLERANCE = 0.02  # a case.yaml scale that differs more from the DICOM one is a mistake
+
+
+@dataclass
+class Region:
+    """A calibrated DICOM region: pixel bounds (inclusive) and mm per pixel."""
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    mm_x: float
+    mm_y: float
+
+    def contains(self, pt) -> bool:
+        return self.x0 <= pt[0] <= self.x1 and self.y0 <= pt[1] <= self.y1
+
+    @property
+    def area(self) -> int:
+        return (self.x1 - self.x0 + 1) * (self.y1 - self.y0 + 1)
+
+
+@dataclass
+class UltrasoundImage:
+    gray: np.ndarray                 # uint8 [H, W]
+    mm_per_px: tuple[float, float]   # (x, y)
+    source: str
+    regions: list[Region]            # calibrated regions (DICOM), empty for PNG/JPEG
+    region: Region | None = None     # the region the calibration came from
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.gray.shape[:2]
+
+
+def is_dicom(path: Path) -> bool:
+    if path.suffix.lower() in (".dcm", ".dicom"):
+        return True
+    with open(path, "rb") as fh:
+        head = fh.read(132)
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def _read_raster(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise InputError(f"{path}: cannot read the ultrasound image (not a PNG/JPEG/DICOM file?)")
+    return to_gray_u8(img, str(path))
+
+
+def to_gray_u8(img: np.ndarray, where: str) -> np.ndarray:
+    """Any 2D/3-channel/4-channel, 8 or 16-bit image -> 8-bit gray."""
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2GRAY)
+    elif img.ndim == 3 and img.shape[2] == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    elif img.ndim != 2:
+        raise InputError(f"{where}: unsupported image shape {img.shape}")
+    if img.dtype != np.uint8:
+        top = float(img.max()) or 1.0
+        img = np.clip(img.astype(np.float32) * (255.0 / top), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(img)
+
+
+def dicom_regions(ds, where: str) -> list[Region]:
+    """All 2D regions calibrated in cm on both axes (others cannot give a spatial scale)."""
+    out = []
+    for i, item in enumerate(getattr(ds, "SequenceOfUltrasoundRegions", []) or []):
+        fmt = int(getattr(item, "RegionSpatialFormat", SPATIAL_FORMAT_2D))
+        ux, uy = getattr(item, "PhysicalUnitsXDirection", None), getattr(item, "PhysicalUnitsYDirection", None)
+        if fmt != SPATIAL_FORMAT_2D or ux != UNIT_CM or uy != UNIT_CM:
+            continue
+        dx, dy = float(item.PhysicalDeltaX), float(item.PhysicalDeltaY)
+        if not (dx > 0 and dy > 0):
+            raise InputError(f"{where}: SequenceOfUltrasoundRegions[{i}] has PhysicalDeltaX/Y <= 0")
+        out.append(Region(int(item.RegionLocationMinX0), int(item.RegionLocationMinY0),
+                          int(item.RegionLocationMaxX1), int(item.RegionLocationMaxY1),
+                          abs(dx) * MM_PER_CM, abs(dy) * MM_PER_CM))
+    return out
+
+
+def _dicom_frame(ds, frame: int, where: str) -> np.ndarray:
+    try:
+        arr = ds.pixel_array
+    except Exception as exc:  # pydicom raises many types for missing/undecodable pixel data
+        raise InputError(f"{where}: cannot decode DICOM pixel data ({exc})") from exc
+    n_frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    spp = int(getattr(ds, "SamplesPerPixel", 1))
+    if n_frames > 1:
+        if frame >= n_frames:
+            raise InputError(f"{where}: ultrasound.frame={frame} out of range (cine has {n_frames} frames)")
+        arr = arr[frame]
+    elif frame != 0:
+        raise InputError(f"{where}: ultrasound.frame={frame} but the DICOM has a single frame")
+    if spp == 3:
+        photometric = str(getattr(ds, "PhotometricInterpretation", "RGB"))
+        if photometric.startswith("YBR"):
+            from pydicom.pixels import convert_color_space
+            arr = convert_color_space(arr, photometric, "RGB")
+        arr = cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_RGB2BGR)
+    return to_gray_u8(np.asarray(arr), where)
+
+
+def _pick_region(regions: list[Region], needle_points, where: str) -> Region:
+    if needle_points:
+        inside = [r for r in regions if all(r.contains(p) for p in needle_points)]
+        if not inside:
+            raise InputError(f"{where}: no calibrated ultrasound region contains the needle/tract points "
+                             f"{[tuple(round(v, 1) for v in p) for p in needle_points]}")
+        return min(inside, key=lambda r: r.area)  # the innermost pane that holds the needle
+    return max(regions, key=lambda r: r.area)
+
+
+def load_ultrasound(path: Path, mm_per_pixel: tuple[float, float] | None = None, frame: int = 0,
+                    needle_points: list | None = None) -> UltrasoundImage:
+    """Read the ultrasound image and its calibration.
+
+    For DICOM, ``needle_points`` (tip/shaft or tract ends, pixels) choose the region;
+    ``mm_per_pixel`` from case.yaml, if also given, must agree with the DICOM within 2 %.
+    """
+    path = Path(path)
+    where = str(path)
+    if not is_dicom(path):
+        gray = _read_raster(path)
+        if mm_per_pixel is None:
+            raise InputError(f"{where}: a PNG/JPEG needs ultrasound.mm_per_pixel in case.yaml")
+        if frame != 0:
+            raise InputError(f"{where}: ultrasound.frame={frame} but a PNG/JPEG has one frame")
+        return UltrasoundImage(gray, mm_per_pixel, where, [])
+    import pydicom
+    try:
+        ds = pydicom.dcmread(str(path))
+    except Exception as exc:  # InvalidDicomError and friends
+        raise InputError(f"{where}: not a readable DICOM file ({exc})") from exc
+    gray = _dicom_frame(ds, frame, where)
+    regions = dicom_regions(ds, where)
+    if not regions:
+        if mm_per_pixel is None:
+            raise InputError(f"{where}: no SequenceOfUltrasoundRegions calibrated in cm; "
+                             "give ultrasound.mm_per_pixel in case.yaml")
+        return UltrasoundImage(gray, mm_per_pixel, where, [])
+    region = _pick_region(regions, needle_points, where)
+    scale = (region.mm_x, region.mm_y)
+    if mm_per_pixel is not None:
+        for axis, given, found in zip("xy", mm_per_pixel, scale):
+            if abs(given - found) > SCALE_TOLERANCE * found:
+                raise InputError(f"{where}: inconsistent scales: ultrasound.mm_per_pixel {axis}={given} but "
+                                 f"the DICOM region says {found:.5f} mm/px")
+    return UltrasoundImage(gray, scale, where, regions, region)
