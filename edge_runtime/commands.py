@@ -206,6 +206,9 @@ def register(sub) -> None:
     p.add_argument("--json", help="write the report as JSON")
     p.add_argument("--source", help="live source to measure (default: synthetic 30 fps; igtl://... for OpenIGTLink round trips)")
     p.add_argument("--live-seconds", type=float, default=6.0, help="length of the live measurement (0 = skip)")
+    p.add_argument("--rounds", type=int, default=1, help="repeat backend-only / naive / pipeline this many times, "
+                   "interleaved, and report the median ratios (steadier on a shared machine)")
+    p.add_argument("--compare-bgr", action="store_true", help="also time the pipeline forced onto its BGR path")
     _common(p)
     p.set_defaults(func=cmd_bench)
 

@@ -8,12 +8,14 @@ whose class changed between consecutive frames (lower is steadier).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from edge_runtime.errors import ConfigError
+from edge_runtime import yuv
 from edge_runtime.roi import Roi
 
 RESEARCH_NOTICE = "RESEARCH USE ONLY"
@@ -29,6 +31,7 @@ WHITE = (255, 255, 255)
 DARK = (20, 20, 20)
 DEFAULT_ALPHA = 0.4
 CONTOUR_PX = 2
+HUD_REFRESH_S = 0.25   # the YUV path re-renders the HUD text at most this often (values change every frame)
 OVERLAY_KEYS = {"alpha", "contour", "classes", "legend", "hud", "ema", "threshold"}
 CLASS_KEYS = {"color", "alpha", "contour", "show"}
 
@@ -57,6 +60,8 @@ class Overlay:
     _flicker_sum: float = 0.0
     _flicker_n: int = 0
     _solids: dict = field(default_factory=dict, repr=False)
+    _yuv_colours: dict = field(default_factory=dict, repr=False)
+    _hud_patch: tuple | None = field(default=None, repr=False)  # (time, layout, BGR patch) for the YUV path
 
     @classmethod
     def from_config(cls, manifest, config: dict | None = None) -> "Overlay":
@@ -128,6 +133,53 @@ class Overlay:
             self._draw_hud(out, roi, hud or {})
         return out
 
+    def render_i420(self, i420: np.ndarray, roi: Roi, mask: np.ndarray | None, fade: float = 1.0,
+                    hud: dict | None = None, banners: list[tuple[str, str]] | None = None) -> np.ndarray:
+        """Same drawing as :meth:`render`, IN PLACE on an I420 frame ``(H*3/2, W)`` (the decoder's
+        planes, see :mod:`edge_runtime.yuv`); returns it. Mask blending touches only the mask's
+        box in Y/U/V; legend, banners and HUD are drawn on small boxes by the BGR code."""
+        if mask is not None and fade > 0.0:
+            for class_id, style in self.styles.items():
+                if style.show:
+                    contour = self._yuv(tuple(int(c * fade) for c in style.bgr)) if style.contour else None
+                    yuv.blend_mask(i420, roi, mask, class_id, self._yuv(style.bgr), style.alpha * fade, contour,
+                                   CONTOUR_PX)
+        if self.legend:
+            lw, lh = self._legend_size(roi.h)
+            yuv.draw_in_box(i420, (roi.x, roi.y + roi.h - lh, roi.x + min(lw, roi.w), roi.y + roi.h),
+                            lambda box: self._draw_legend(box, roi.h))
+        if banners:
+            yuv.draw_in_box(i420, (roi.x, roi.y, roi.x + roi.w, roi.y + min(roi.h, len(banners) * BANNER_PX)),
+                            lambda box: self._draw_banners(box, banners))
+        if self.hud:
+            self._draw_hud_i420(i420, roi, hud or {})
+        return i420
+
+    def _yuv(self, bgr: tuple[int, int, int]) -> tuple[int, int, int]:
+        cached = self._yuv_colours.get(bgr)
+        if cached is None:
+            cached = self._yuv_colours[bgr] = yuv.bgr_to_yuv(bgr)
+        return cached
+
+    def _draw_hud_i420(self, i420: np.ndarray, roi: Roi, hud: dict) -> None:
+        # The text (fps, latency) changes every frame; re-render it a few times a second and
+        # paste the cached patch in between: putText with anti-aliasing is the costly part.
+        now = time.monotonic()
+        width = i420.shape[1]
+        cached = self._hud_patch
+        if cached is None or now - cached[0] >= HUD_REFRESH_S or cached[1][-1] != (width, roi):
+            layout = self._hud_layout(width, roi, hud) + ((width, roi),)
+            _, scale, x, y, tw, th, _ = layout
+            patch = np.empty((th + 13, tw + 9, 3), np.uint8)
+            self._draw_hud_at(patch, layout[0], scale, 4, th + 6, tw, th)
+            cached = self._hud_patch = (now, layout, patch)
+        _, (_, _, x, y, tw, th, _), patch = cached
+
+        def paste(box: np.ndarray) -> None:
+            box[...] = patch[:box.shape[0], :box.shape[1]]
+
+        yuv.draw_in_box(i420, (x - 4, y - th - 6, x - 4 + patch.shape[1], y - th - 6 + patch.shape[0]), paste)
+
     def _draw_mask(self, region: np.ndarray, mask: np.ndarray, fade: float) -> None:
         for class_id, style in self.styles.items():
             if not style.show:
@@ -156,10 +208,20 @@ class Overlay:
             self._solids[bgr] = cached
         return cached[:h, :w]
 
-    def _draw_legend(self, region: np.ndarray) -> None:
+    @staticmethod
+    def _legend_scale(roi_h: int) -> tuple[int, float]:
         # Scaled to the ROI so a 240-line DICOM cine keeps most of its image visible.
-        k = min(1.0, max(MIN_HUD_SCALE / HUD_SCALE, region.shape[0] / LEGEND_FULL_SIZE_ROI_PX))
-        swatch, scale = max(6, int(LEGEND_SWATCH_PX * k)), HUD_SCALE * k
+        k = min(1.0, max(MIN_HUD_SCALE / HUD_SCALE, roi_h / LEGEND_FULL_SIZE_ROI_PX))
+        return max(6, int(LEGEND_SWATCH_PX * k)), HUD_SCALE * k
+
+    def _legend_size(self, roi_h: int) -> tuple[int, int]:
+        """(width, height) of the legend's box in the ROI's bottom-left corner (YUV path)."""
+        swatch, scale = self._legend_scale(roi_h)
+        text_w = max((cv2.getTextSize(s.name, FONT, scale, 1)[0][0] for s in self.styles.values()), default=0)
+        return HUD_MARGIN + swatch + 6 + text_w + HUD_MARGIN, HUD_MARGIN + len(self.styles) * (swatch + 6) + 2
+
+    def _draw_legend(self, region: np.ndarray, roi_h: int | None = None) -> None:
+        swatch, scale = self._legend_scale(region.shape[0] if roi_h is None else roi_h)
         y = region.shape[0] - HUD_MARGIN - swatch
         for style in self.styles.values():
             x = HUD_MARGIN
@@ -177,6 +239,10 @@ class Overlay:
             cv2.putText(region, text, (HUD_MARGIN, y0 + BANNER_PX - 10), FONT, 0.7, WHITE, 2, cv2.LINE_AA)
 
     def _draw_hud(self, out: np.ndarray, roi: Roi, hud: dict) -> None:
+        self._draw_hud_at(out, *self._hud_layout(out.shape[1], roi, hud))
+
+    def _hud_layout(self, frame_w: int, roi: Roi, hud: dict) -> tuple:
+        """(text, scale, x, y, text_w, text_h): the HUD line and where it goes on the screen."""
         parts = [RESEARCH_NOTICE]
         if "fps" in hud:
             parts.append(f"{hud['fps']:.1f} fps")
@@ -189,12 +255,16 @@ class Overlay:
         text = "  |  ".join(parts)
         scale = HUD_SCALE
         (tw, th), _ = cv2.getTextSize(text, FONT, scale, 1)
-        room = out.shape[1] - 2 * HUD_MARGIN
+        room = frame_w - 2 * HUD_MARGIN
         if tw > room:  # small frames (DICOM cine, thumbnails): shrink the HUD so it stays readable and whole
             scale = max(MIN_HUD_SCALE, scale * room / tw)
             (tw, th), _ = cv2.getTextSize(text, FONT, scale, 1)
         # Above the ROI when the screen has room there, else in the ROI's bottom-right corner.
-        x = min(max(HUD_MARGIN, roi.x + roi.w - tw - HUD_MARGIN), max(0, out.shape[1] - tw - HUD_MARGIN))
+        x = min(max(HUD_MARGIN, roi.x + roi.w - tw - HUD_MARGIN), max(0, frame_w - tw - HUD_MARGIN))
         y = roi.y - HUD_MARGIN if roi.y >= th + 2 * HUD_MARGIN else roi.y + roi.h - HUD_MARGIN
+        return text, scale, x, y, tw, th
+
+    @staticmethod
+    def _draw_hud_at(out: np.ndarray, text: str, scale: float, x: int, y: int, tw: int, th: int) -> None:
         cv2.rectangle(out, (x - 4, y - th - 6), (x + tw + 4, y + 6), DARK, -1)
         cv2.putText(out, text, (x, y), FONT, scale, WHITE, 1, cv2.LINE_AA)

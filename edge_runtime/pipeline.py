@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime import config as cfg
+from edge_runtime import yuv
 from edge_runtime.backends import create_backend
 from edge_runtime.errors import ConfigError
 from edge_runtime.failsafe import GuardedInference
@@ -57,6 +58,10 @@ class Pipeline:
         self._last_prediction: Prediction | None = None
         self._last_mask: np.ndarray | None = None
         self._sink_drops = 0
+        # Replay renders and encodes in the decoder's YUV planes when the source gives them and no
+        # consumer needs BGR (window, observers); run_replay decides. False forces the BGR path.
+        self.prefer_yuv = True
+        self.yuv_render = False
 
     # --- construction helpers ---------------------------------------------------
     def _overlay_config(self) -> dict:
@@ -105,18 +110,26 @@ class Pipeline:
         """The ROI for this frame: chosen from the first frame, and again when the frame size
         changes (an image folder of mixed sizes, a scanner switching resolution)."""
         roi = self.roi
-        if roi is None or frame.image.shape[:2] != self._roi_shape:
+        shape = yuv.frame_shape(frame)
+        if roi is None or shape != self._roi_shape:
             r = self.config["roi"]
             rect = r["rect"]
             if rect in (None, "auto") and frame.meta.get("default_roi"):
                 rect = frame.meta["default_roi"]  # e.g. OpenIGTLink IMAGEs are already the ultrasound area
-            roi = resolve_roi(rect, frame.image, frame.meta.get("mm_per_pixel") or r["mm_per_pixel"])
-            self.roi, self._roi_shape = roi, frame.image.shape[:2]
+            # A YUV frame's full-range luma is the gray screen auto-detection looks at (no BGR made).
+            if isinstance(frame, yuv.YuvFrame):
+                screen = yuv.full_range_luma(yuv.planes(frame.i420)[0])
+            else:
+                screen = frame.image
+            roi = resolve_roi(rect, screen, frame.meta.get("mm_per_pixel") or r["mm_per_pixel"])
+            self.roi, self._roi_shape = roi, shape
             log.info("ROI %s", roi)
         return roi
 
     def stage_roi(self, frame: Frame) -> np.ndarray:
-        """Frame -> gray ROI pixels (the ROI itself: :meth:`ensure_roi`)."""
+        """Frame -> gray ROI pixels (the ROI itself: :meth:`ensure_roi`); for a YUV frame, the Y plane's ROI."""
+        if isinstance(frame, yuv.YuvFrame):
+            return yuv.gray_roi(frame.i420, self.ensure_roi(frame))
         return to_gray(self.ensure_roi(frame).crop(frame.image))
 
     def stage_inference(self, gray: np.ndarray, frame: Frame | None = None, roi: Roi | None = None) -> Prediction | None:
@@ -131,8 +144,9 @@ class Pipeline:
     def stage_overlay(self, frame: Frame, prediction: Prediction | None, fade: float = 1.0,
                       extra_banners: list | None = None, mask_age_ms: float | None = None,
                       smooth: bool = True, fault_banner=_NOW, roi: Roi | None = None) -> np.ndarray:
-        """Frame + Prediction -> rendered BGR. ``fault_banner``: the fail-safe banner as it was
-        when this frame was inferred (replay renders on another thread, later)."""
+        """Frame + Prediction -> rendered BGR, or I420 when :meth:`renders_yuv` (drawn in place on the
+        decoded planes unless a raw recording or mask dump still needs them). ``fault_banner``: the
+        fail-safe banner as it was when this frame was inferred (replay renders on another thread, later)."""
         mask = None
         if prediction is not None and prediction is self._last_prediction:
             mask = self._last_mask  # live 'latest' redraws one prediction on many frames: smooth it once
@@ -148,22 +162,32 @@ class Pipeline:
         roi = roi or (prediction.roi if prediction is not None and prediction.roi is not None else self.roi)
         if mask is not None and mask.shape != (roi.h, roi.w):
             mask = None  # a mask from before a resolution change does not fit this frame
+        if self.renders_yuv(frame):
+            keep_raw = "raw" in self.sinks or "masks" in self.sinks
+            return self.overlay.render_i420(frame.i420.copy() if keep_raw else frame.i420, roi, mask, fade, hud,
+                                            banners)
         return self.overlay.render(frame.image, roi, mask, fade, hud, banners)
+
+    def renders_yuv(self, frame: Frame) -> bool:
+        """Whether this frame is rendered and encoded as I420 (the replay's YUV-native path)."""
+        return self.yuv_render and isinstance(frame, yuv.YuvFrame)
 
     def _hud_backend(self) -> str:
         b = self._stats.backend
         return f"{b.get('backend', '?')} {b.get('device', '')}".strip()
 
     def stage_sinks(self, frame: Frame, prediction: Prediction | None, rendered: np.ndarray) -> None:
+        in_yuv = self.renders_yuv(frame)
         for name, sink in self.sinks.items():
             try:
-                if name == "video":
-                    sink.write(rendered)
-                elif name == "raw":
-                    sink.write(frame.image)
+                if name in ("video", "raw") and in_yuv:
+                    sink.write_i420(rendered if name == "video" else frame.i420)
+                elif name in ("video", "raw"):
+                    sink.write(rendered if name == "video" else frame.image)
                 else:
                     roi = prediction.roi if prediction is not None and prediction.roi is not None else self.roi
-                    sink.write(frame.index, roi.crop(frame.image), None if prediction is None else prediction.mask)
+                    pixels = yuv.gray_roi(frame.i420, roi) if in_yuv else roi.crop(frame.image)
+                    sink.write(frame.index, pixels, None if prediction is None else prediction.mask)
             except Exception as exc:  # noqa: BLE001 - a failing recorder must not stop the display
                 self._stats.sink_errors += 1
                 self._stats.last_error = f"sink {name}: {exc}"

@@ -3,6 +3,8 @@
 Three threads overlap: decode (the source) | roi + inference (the caller's thread) |
 overlay + sinks + observers. Bounded queues between them give backpressure, so memory
 stays flat on long or looping clips. ``source.realtime`` paces decoding at the clip rate.
+When the source decodes to yuv420p and nothing downstream needs BGR (no window, no observers),
+frames stay in the decoder's YUV planes from decode to encode (:mod:`edge_runtime.yuv`).
 """
 from __future__ import annotations
 
@@ -45,6 +47,8 @@ def run_replay(pipeline, source) -> None:
     max_frames = pipeline.config["source"]["max_frames"]
     realtime = bool(pipeline.config["source"]["realtime"])
     fps = float(getattr(source, "fps", 0) or pipeline.config["source"]["fps"] or DEFAULT_FPS)
+    pipeline.yuv_render = bool(pipeline.prefer_yuv and not pipeline.observers
+                               and not pipeline.config["sinks"]["window"])
 
     def decode():
         try:

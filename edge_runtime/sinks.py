@@ -2,7 +2,9 @@
 
 - :class:`Mp4Sink`: H.264 through PyAV into a *fragmented* mp4 (``frag_keyframe+empty_moov``,
   a keyframe at least every second), so a crash loses at most about one second; encoding
-  runs on its own thread from yuv420p (BGR->I420 by OpenCV is much cheaper than libswscale).
+  runs on its own thread from yuv420p (BGR->I420 by OpenCV is much cheaper than libswscale), or
+  straight from the decoder's planes (``write_i420``: no colour conversion at all). libx264 runs
+  one thread: on a small CPU its thread pool would only fight inference for the same cores.
 - :class:`WindowSink`: an OpenCV window, optionally fullscreen; refuses to start without a
   display instead of letting the GUI toolkit abort the process.
 - :class:`MaskDumpSink`: ``--save-masks DIR`` writes ``DIR/<index>_mask.png`` (0/255) and the ROI
@@ -30,6 +32,7 @@ log = logging.getLogger("sonomap.sinks")
 FRAGMENTED_MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
 KEYFRAME_SECONDS = 1.0
 QUEUE_FRAMES = 8
+ENCODER_THREADS = "1"
 MASK_FOREGROUND = 255
 ESC_KEY = 27
 
@@ -108,7 +111,11 @@ class Mp4Sink(_ThreadedWriter):
         super().__init__(name, block)
 
     def write(self, bgr: np.ndarray) -> None:
-        self.submit(bgr)
+        self.submit(bgr, False)
+
+    def write_i420(self, i420: np.ndarray) -> None:
+        """An I420 frame ``(H*3/2, W)`` (see :mod:`edge_runtime.yuv`), encoded as it is."""
+        self.submit(i420, True)
 
     def _open(self, width: int, height: int) -> None:
         import av
@@ -125,12 +132,21 @@ class Mp4Sink(_ThreadedWriter):
         gop = max(1, int(round(float(rate) * KEYFRAME_SECONDS)))
         stream.codec_context.gop_size = gop
         stream.options = {"preset": self.preset, "crf": str(self.crf), "tune": "zerolatency",
-                          "keyint_min": str(gop), "g": str(gop)}
+                          "keyint_min": str(gop), "g": str(gop), "threads": ENCODER_THREADS}
         self._stream = stream
 
-    def _write_now(self, bgr: np.ndarray) -> None:
+    def _write_now(self, image: np.ndarray, is_i420: bool) -> None:
         import av
 
+        if is_i420:
+            height, width = image.shape[0] * 2 // 3, image.shape[1]
+            if self._container is None:
+                self._open(width, height)
+            if (width, height) == (self._stream.width, self._stream.height):
+                self._encode(av.VideoFrame.from_ndarray(image, format="yuv420p"))
+                return
+            image = cv2.cvtColor(image, cv2.COLOR_YUV2BGR_I420)  # size changed mid-stream: rare, scale in BGR
+        bgr = image
         height, width = bgr.shape[:2]
         even_w, even_h = width - width % 2, height - height % 2  # yuv420p needs even sizes
         if self._container is None:
@@ -140,7 +156,9 @@ class Mp4Sink(_ThreadedWriter):
         elif (even_w, even_h) != (width, height):
             bgr = bgr[:even_h, :even_w]
         i420 = cv2.cvtColor(np.ascontiguousarray(bgr), cv2.COLOR_BGR2YUV_I420)
-        frame = av.VideoFrame.from_ndarray(i420, format="yuv420p")
+        self._encode(av.VideoFrame.from_ndarray(i420, format="yuv420p"))
+
+    def _encode(self, frame) -> None:
         frame.pts = self.frames  # in 1/fps units: PyAV derives the codec time base from the rate
         for packet in self._stream.encode(frame):
             self._container.mux(packet)

@@ -8,7 +8,8 @@
 - ``synthetic`` (a real BUSI image with simulated probe motion, paced at ``fps``);
 - ``/dev/videoN`` or an integer (V4L2/UVC capture card through OpenCV CAP_V4L2: size, fps, fourcc);
 - ``igtl://HOST:PORT?device=NAME`` (OpenIGTLink client, in :mod:`edge_runtime.igtl`).
-Every source yields :class:`edge_runtime.frames.Frame` with a BGR uint8 image.
+Every source yields :class:`edge_runtime.frames.Frame` with a BGR uint8 image; a video decoding to
+yuv420p yields :class:`edge_runtime.yuv.YuvFrame` (the decoder's planes; BGR made only when asked).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.frames import Frame, Source
+from edge_runtime.yuv import YuvFrame, from_av
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 STREAM_SCHEMES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
@@ -42,14 +44,6 @@ def _to_bgr(image: np.ndarray, origin: str) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     raise InputError(f"{origin}: unsupported pixel layout {image.shape}")
-
-
-def _frame_to_bgr(vf) -> np.ndarray:
-    """Decoded frame -> BGR. For yuv420p (nearly every H.264 clip) OpenCV's SIMD conversion of
-    the decoder's planes is faster than libswscale's bgr24 path and gives the same pixels (+-1)."""
-    if vf.format.name == "yuv420p" and vf.width % 2 == 0 and vf.height % 2 == 0:
-        return cv2.cvtColor(vf.to_ndarray(format="yuv420p"), cv2.COLOR_YUV2BGR_I420)
-    return vf.to_ndarray(format="bgr24")
 
 
 class VideoFileSource(Source):
@@ -94,9 +88,13 @@ class VideoFileSource(Source):
                         continue
                     for vf in decoded:
                         corrupt.ok()
-                        image = _frame_to_bgr(vf)
                         pts = float(vf.pts * stream.time_base) if vf.pts is not None and stream.time_base else None
-                        yield Frame(index, image, time.monotonic(), pts, {"source": self.name})
+                        meta = {"source": self.name}
+                        i420 = from_av(vf)  # yuv420p (nearly every H.264 clip): keep the planes, BGR on demand
+                        if i420 is not None:
+                            yield YuvFrame(index, i420, time.monotonic(), pts, meta)
+                        else:
+                            yield Frame(index, vf.to_ndarray(format="bgr24"), time.monotonic(), pts, meta)
                         index += 1
             except av.FFmpegError as exc:
                 raise InputError(f"{self.spec}: unreadable video at frame {index} ({exc})") from exc

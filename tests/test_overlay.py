@@ -89,3 +89,52 @@ def test_overlay_config_errors_name_the_key(manifest):
         Overlay.from_config(manifest, {"classes": {"lesion": {"alpha": 0.3}}})
     with pytest.raises(ConfigError, match="ema"):
         Overlay.from_config(manifest, {"ema": 1.5})
+
+
+# --- the YUV-native path (edge_runtime.yuv): same look, drawn in the decoder's I420 planes -------------
+def _i420(bgr):
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
+
+
+def test_yuv_render_matches_bgr_render(manifest, screen):
+    """Blend, contour, legend, banner and HUD drawn in I420 look like the BGR path (after the same
+    4:2:0 round trip the encoder applies to BGR output), and nothing off the ROI changes."""
+    overlay = Overlay.from_config(manifest, {})
+    hud, banners = {"fps": 29.9, "latency_ms": 41, "backend": "onnxruntime cpu"}, [("warning", "AI LAGGING")]
+    reference = cv2.cvtColor(_i420(overlay.render(screen, ROI, disc_mask(), hud=hud, banners=banners)),
+                             cv2.COLOR_YUV2BGR_I420)
+    i420 = _i420(screen)
+    raw = cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
+    out = overlay.render_i420(i420, ROI, disc_mask(), hud=hud, banners=banners)
+    assert out is i420                                                 # drawn in place: no frame copy
+    got = cv2.cvtColor(out, cv2.COLOR_YUV2BGR_I420)
+    diff = np.abs(got.astype(int) - reference)
+    assert diff.mean() < 1.0 and np.percentile(diff, 99) <= 40        # only chroma edges differ a little
+    inside = (ROI.y + 60, ROI.x + 100)
+    assert int(got[inside][2]) - int(got[inside][1]) > int(raw[inside][2]) - int(raw[inside][1]) + 40  # red tint
+    rim = ROI.crop(got)[60, 100 + 30].astype(int)
+    assert rim[2] > 200 and rim[1] < 90                                # saturated red contour
+    ys, _ = np.nonzero(np.abs(got.astype(int) - raw).max(axis=2) > 3)
+    assert ys.min() >= ROI.y - 40                                      # the HUD band above the ROI
+    assert np.array_equal(got[ROI.y + ROI.h:], raw[ROI.y + ROI.h:])   # nothing below or beside the ROI
+    assert np.array_equal(got[ROI.y:, :ROI.x], raw[ROI.y:, :ROI.x])
+
+
+def test_yuv_gray_roi_equals_bgr_gray(screen):
+    from edge_runtime import yuv
+    from edge_runtime.preprocess import to_gray
+
+    i420 = _i420(screen)
+    gray = yuv.gray_roi(i420, ROI)
+    expected = to_gray(ROI.crop(cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)))
+    assert gray.flags.c_contiguous and gray.shape == (ROI.h, ROI.w)
+    assert np.abs(gray.astype(int) - expected).max() <= 2
+
+
+def test_yuv_frame_converts_to_bgr_only_when_asked(screen):
+    from edge_runtime.yuv import YuvFrame, frame_shape
+
+    frame = YuvFrame(0, _i420(screen), 0.0)
+    assert frame_shape(frame) == screen.shape[:2] and frame._bgr is None
+    assert frame.image.shape == screen.shape and frame.image is frame.image   # converted once, cached
+    assert np.abs(frame.image.astype(int) - screen).mean() < 2

@@ -125,3 +125,36 @@ def test_golden_frames(busi_sample, tmp_path):
         assert diff <= GOLDEN_TOLERANCE, f"{image_id}: differs from golden by {diff:.4%}"
         raw = cv2.imread(str(busi_sample / "images" / f"{image_id}.png"))
         assert np.abs(raw.astype(np.int32) - rendered).sum() / (255.0 * raw.size) > GOLDEN_TOLERANCE  # overlay drawn
+
+
+def test_mp4_replay_takes_the_yuv_path_and_looks_like_the_bgr_path(clip, tmp_path):
+    """A yuv420p mp4 stays in the decoder's planes from decode to encode; the overlay it writes
+    matches the BGR path's within encoder noise. A consumer of BGR (an observer) selects BGR."""
+    from edge_runtime.sources import open_source
+    from edge_runtime.yuv import YuvFrame
+
+    with open_source(str(clip)) as source:
+        assert isinstance(next(iter(source)), YuvFrame)
+    outputs = {}
+    for prefer_yuv in (True, False):
+        out = tmp_path / f"overlay_{prefer_yuv}.mp4"
+        config = build_config({"source": {"input": str(clip)}, "inference": {"model": str(dark_onnx())},
+                               "overlay": {"hud": False}, "sinks": {"video": str(out)}})
+        pipeline = Pipeline(config)
+        pipeline.prefer_yuv = prefer_yuv
+        assert pipeline.run()["frames"] == CLIP_FRAMES
+        assert pipeline.yuv_render is prefer_yuv
+        outputs[prefer_yuv] = np.stack(decode(out)).astype(np.int16)
+    raw = np.stack(decode(clip)).astype(np.int16)
+    # Both go through lossy H.264, so tiny input differences re-quantise the texture (~2 grey levels);
+    # the paths must differ far less than the overlay itself changes the picture.
+    overlay_effect = np.abs(outputs[False] - raw).mean()
+    assert np.abs(outputs[True] - outputs[False]).mean() < min(2.5, 0.25 * overlay_effect)
+    x, y, w, h = CLIP_ROI
+    red = lambda f: (f[:, y:y + h, x:x + w, 2] - f[:, y:y + h, x:x + w, 1]).mean()  # noqa: E731
+    assert red(outputs[True]) > red(raw) + 10                                 # translucent red overlay
+    collect = Collect()
+    config = build_config({"source": {"input": str(clip), "max_frames": 2}, "inference": {"model": str(dark_onnx())}})
+    pipeline = Pipeline(config, observers=[collect])
+    pipeline.run()
+    assert not pipeline.yuv_render and collect.frames[0].shape == (CLIP_SIZE[1], CLIP_SIZE[0], 3)
