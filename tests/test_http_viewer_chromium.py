@@ -60,7 +60,9 @@ def test_viewer_shows_stream_and_stats(browser):
     t.start()
     try:
         browser.get(obs.url)  # no token: the page itself is refused
-        assert "unauthorised" in browser.page_source
+        # Under load Chromium may return from get() before the text/plain body is rendered.
+        from selenium.webdriver.support.ui import WebDriverWait
+        WebDriverWait(browser, 10).until(lambda drv: "unauthorised" in drv.page_source)
         browser.get(obs.url + "?token=" + TOKEN)
         deadline = time.time() + 15
         while time.time() < deadline:

@@ -60,7 +60,7 @@ def load_model(path: str | Path, verify_manifest: bool = True):
             f"{path}: checkpoint is {cfg['arch']} with {cfg['num_classes']} classes but its manifest says "
             f"{manifest.arch} with {manifest.num_classes}"
         )
-    model = build_model(cfg["arch"], cfg["num_classes"], aux=cfg.get("aux", False))
+    model = build_model(cfg["arch"], cfg["num_classes"], aux=cfg.get("aux", False), width=cfg.get("width"))
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as exc:

@@ -15,6 +15,7 @@ from torch import nn
 from torchvision.models import segmentation as tvseg
 
 from edge_runtime.errors import ConfigError
+from training.unet import unet_small
 
 # Architectures a config may name. Values: (torchvision builder, supports aux head).
 ARCHS = {
@@ -24,7 +25,11 @@ ARCHS = {
     "deeplabv3_resnet50": (tvseg.deeplabv3_resnet50, True),
     "deeplabv3_mobilenet_v3_large": (tvseg.deeplabv3_mobilenet_v3_large, True),
     "lraspp_mobilenet_v3_large": (tvseg.lraspp_mobilenet_v3_large, False),
+    "unet_small": (unet_small, False),  # the fast CPU profile (training/unet.py)
 }
+# Archs whose builder takes a ``width`` (base channel count) argument.
+WIDTH_ARCHS = ("unet_small",)
+RGB_CHANNELS = 3
 
 
 class GraySegmenter(nn.Module):
@@ -36,7 +41,10 @@ class GraySegmenter(nn.Module):
         self.aux = aux
 
     def forward(self, x: torch.Tensor):
-        out = self.net(x.expand(-1, 3, -1, -1))
+        # ImageNet-style backbones want 3 channels; models declaring in_channels=1 take gray as is.
+        if getattr(self.net, "in_channels", RGB_CHANNELS) == RGB_CHANNELS:
+            x = x.expand(-1, RGB_CHANNELS, -1, -1)
+        out = self.net(x)
         if self.training and self.aux and "aux" in out:
             return {"out": out["out"], "aux": out["aux"]}
         return out["out"]
@@ -44,12 +52,13 @@ class GraySegmenter(nn.Module):
 
 def build_model(arch: str, num_classes: int, aux: bool = False,
                 backbone_weights: str | Path | None = None,
-                pretrained_backbone: bool = False) -> GraySegmenter:
+                pretrained_backbone: bool = False, width: int | None = None) -> GraySegmenter:
     """Build ``arch`` with ``num_classes`` outputs.
 
     ``backbone_weights`` is a local state-dict file for the backbone (e.g. a ResNet-101
     ImageNet checkpoint); ``pretrained_backbone`` asks torchvision to download ImageNet
-    weights (needs network). Neither: random init (``weights=None``).
+    weights (needs network). Neither: random init (``weights=None``). ``width`` sets the
+    base channel count of :data:`WIDTH_ARCHS` (ignored by the others).
     """
     if arch not in ARCHS:
         raise ConfigError(f"model 'arch' {arch!r} is not one of {sorted(ARCHS)}")
@@ -63,8 +72,16 @@ def build_model(arch: str, num_classes: int, aux: bool = False,
         kwargs["weights_backbone"] = "DEFAULT"
     else:
         kwargs["weights_backbone"] = None
+    if arch in WIDTH_ARCHS:
+        if pretrained_backbone:
+            raise ConfigError(f"model 'pretrained_backbone' is not available for {arch} (no ImageNet weights)")
+        kwargs.pop("weights_backbone")
+        if width is not None:
+            kwargs["width"] = int(width)
     net = builder(**kwargs)
     if backbone_weights:
+        if arch in WIDTH_ARCHS:
+            raise ConfigError(f"--backbone-weights: {arch} has no separate backbone")
         _load_backbone(net, Path(backbone_weights))
     return GraySegmenter(net, aux=aux)
 

@@ -1,0 +1,102 @@
+"""FCN-101 vs DeepLabV3 (torchvision, weights=None) at tiny size, and the paired statistics."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from scipy import stats as sps
+
+from training.busi import prepare_busi
+from training.evaluate import compare
+from training.stats import case_bootstrap, compare_metric, holm, mcnemar_exact
+from training.train import run
+
+SUBSET = {"train": 4, "val": 2, "test": 3}  # the vendored sample's test split has 3 images
+
+
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory, busi_sample) -> Path:
+    out = tmp_path_factory.mktemp("ds") / "busi"
+    prepare_busi(busi_sample, out, seed=0)
+    rows = list(csv.DictReader(open(out / "cases.csv")))
+    kept, taken = [], {k: 0 for k in SUBSET}
+    for row in rows:  # keep the run to a few iterations
+        if taken[row["split"]] < SUBSET[row["split"]]:
+            taken[row["split"]] += 1
+            kept.append(row)
+    with open(out / "cases.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["id", "case_id", "split"])
+        writer.writeheader()
+        writer.writerows(kept)
+    return out
+
+
+def _train(tmp: Path, data: Path, arch: str, aux: bool) -> Path:
+    cfg = {"name": arch, "model": {"arch": arch, "aux": aux},
+           "data": {"input_height": 64, "input_width": 64},
+           "train": {"epochs": 1, "batch_size": 4, "optimizer": "sgd", "lr": 0.01, "warmup_iters": 0}}
+    path = tmp / f"{arch}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp / arch
+    run(path, data, out, show_progress=False)
+    return out / "best.pt"
+
+
+@pytest.mark.slow
+def test_compare_fcn101_vs_deeplabv3_produces_stats_table(tmp_path, small_dataset):
+    ck_a = _train(tmp_path, small_dataset, "fcn_resnet101", aux=True)
+    ck_b = _train(tmp_path, small_dataset, "deeplabv3_resnet101", aux=False)
+    rep = tmp_path / "cmp"
+    table = compare(ck_a, ck_b, small_dataset, "test", rep, seed=1)
+    assert "Wilcoxon" in table and "| dice |" in table
+    rows = {r["metric"]: r for r in csv.DictReader(open(rep / "compare.csv"))}
+    assert set(rows) == {"pixel_accuracy", "dice", "recall", "precision", "iou", "specificity"}
+    a = [float(r["dice"]) for r in csv.DictReader(open(rep / "A" / "metrics.csv"))]
+    b = [float(r["dice"]) for r in csv.DictReader(open(rep / "B" / "metrics.csv"))]
+    assert int(rows["dice"]["n"]) == len(a) == SUBSET["test"]
+    assert float(rows["dice"]["mean_diff"]) == pytest.approx(np.mean(np.array(b) - np.array(a)), abs=1e-9)
+    assert float(rows["dice"]["ttest_p"]) == pytest.approx(sps.ttest_rel(b, a).pvalue, nan_ok=True)
+    assert (rep / "report.md").read_text().count("| dice |") == 1
+    assert (rep / "A" / "report.md").is_file() and (rep / "B" / "gallery.png").is_file()
+
+
+def test_paired_tests_match_scipy_and_bootstrap_resamples_cases():
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0.3, 0.9, 30)
+    b = a + rng.normal(0.05, 0.05, 30)
+    cases = [f"p{i // 3}" for i in range(30)]  # 3 images per patient
+    row = compare_metric(a, b, cases, seed=0, n_resamples=500)
+    assert row["wilcoxon_p"] == pytest.approx(sps.wilcoxon(a, b, zero_method="wilcox").pvalue)
+    assert row["ttest_p"] == pytest.approx(sps.ttest_rel(b, a).pvalue)
+    assert row["mean_ci_low"] < row["mean_diff"] < row["mean_ci_high"]
+    # resampling patients: a difference that is constant within each patient gives bootstrap
+    # means that are averages of whole-patient values only
+    d = np.repeat(np.arange(10, dtype=float), 3)
+    ci = case_bootstrap(d, cases, seed=0, n_resamples=200)
+    assert 0.0 <= ci["mean_ci_low"] < 4.5 < ci["mean_ci_high"] <= 9.0
+
+
+def test_nan_pairs_are_excluded_and_counted():
+    a = np.array([0.5, np.nan, 0.7, 0.2])
+    b = np.array([0.6, 0.4, np.nan, 0.3])
+    row = compare_metric(a, b, ["a", "b", "c", "d"], seed=0, n_resamples=50)
+    assert row["n"] == 2 and row["n_excluded"] == 2
+    assert row["mean_diff"] == pytest.approx(0.1)
+
+
+def test_identical_models_give_p_one():
+    a = np.array([0.1, 0.5, 0.9])
+    row = compare_metric(a, a.copy(), ["x", "y", "z"], seed=0, n_resamples=50)
+    assert row["wilcoxon_p"] == 1.0 and row["mean_diff"] == 0.0
+
+
+def test_holm_and_mcnemar():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    hit_a = np.array([1, 1, 1, 0, 0, 1], bool)
+    hit_b = np.array([1, 0, 0, 0, 1, 1], bool)
+    res = mcnemar_exact(hit_a, hit_b)
+    assert (res["only_a"], res["only_b"]) == (2, 1)
+    assert res["p"] == pytest.approx(sps.binomtest(2, 3, 0.5).pvalue)

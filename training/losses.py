@@ -1,0 +1,51 @@
+"""Segmentation losses with ``ignore_index`` 255 (unknown pixels never count).
+
+- ``ce``: cross-entropy;
+- ``weighted_ce``: cross-entropy with ``train.class_weights`` (class imbalance: cancer is rare);
+- ``ce_dice``: weighted cross-entropy + ``dice_weight`` x soft Dice of the cancer class,
+  pooled over the batch (a batch without cancer pixels still gets a false-positive penalty).
+Aux head (FCN/DeepLabV3 ``aux=True``): total = loss(out) + ``aux_weight`` x loss(aux), as in
+torchvision's reference recipe.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from training.data import CANCER, IGNORE_INDEX
+
+DICE_SMOOTH = 1.0  # keeps the soft Dice finite and smooth on batches without cancer
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, cls: int = CANCER) -> torch.Tensor:
+    prob = logits.float().softmax(dim=1)[:, cls]
+    valid = (target != IGNORE_INDEX).float()
+    truth = (target == cls).float()
+    inter = (prob * truth * valid).sum()
+    denom = (prob * valid).sum() + truth.sum()
+    return 1.0 - (2.0 * inter + DICE_SMOOTH) / (denom + DICE_SMOOTH)
+
+
+class SegLoss(nn.Module):
+    def __init__(self, kind: str, class_weights: list[float] | None = None, dice_weight: float = 1.0,
+                 aux_weight: float = 0.5):
+        super().__init__()
+        self.kind, self.dice_weight, self.aux_weight = kind, dice_weight, aux_weight
+        weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights and kind != "ce" else None
+        self.register_buffer("weight", weights, persistent=False)
+
+    def single(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = F.cross_entropy(logits.float(), target, weight=self.weight, ignore_index=IGNORE_INDEX)
+        if self.kind == "ce_dice":
+            loss = loss + self.dice_weight * soft_dice_loss(logits, target)
+        return loss
+
+    def forward(self, output, target: torch.Tensor) -> torch.Tensor:
+        if isinstance(output, dict):
+            return self.single(output["out"], target) + self.aux_weight * self.single(output["aux"], target)
+        return self.single(output, target)
+
+
+def build_loss(train_cfg: dict) -> SegLoss:
+    return SegLoss(train_cfg["loss"], train_cfg["class_weights"], train_cfg["dice_weight"], train_cfg["aux_weight"])

@@ -1,0 +1,103 @@
+"""Per-image confusion counts first, scores second, with an explicit empty-mask policy.
+
+Counts are taken over *labelled* pixels only (label 255 is ignored), for the cancer class
+as positive: tp, fp, fn, tn. Scores per image: pixel_accuracy, dice, recall, precision,
+iou, specificity. Pooled scores apply the same formulas to counts summed over images.
+
+Empty-mask policy (:data:`EMPTY_POLICY`): when truth and prediction are both empty
+(tp+fp+fn = 0) Dice and IoU are 1.0, the model agreed there is no cancer. Recall with no
+cancer in the truth, precision with nothing predicted, specificity with no tissue pixels
+and accuracy with no labelled pixels are undefined: NaN, left out of means and counted in
+the report. (scikit-learn: f1/jaccard ``zero_division=1.0``, others ``zero_division=nan``.)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from training.data import CANCER, IGNORE_INDEX
+
+METRICS = ("pixel_accuracy", "dice", "recall", "precision", "iou", "specificity")
+COUNTS = ("tp", "fp", "fn", "tn")
+EMPTY_POLICY = ("both-empty images score Dice = IoU = 1.0; recall/precision/specificity/accuracy "
+                "with a zero denominator are NaN and left out of means (counted)")
+NAN = float("nan")
+
+
+@dataclass
+class Counts:
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
+
+    def __add__(self, other: "Counts") -> "Counts":
+        return Counts(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.tn + other.tn)
+
+    @property
+    def positives(self) -> int:
+        return self.tp + self.fn
+
+
+def confusion_counts(pred: np.ndarray, label: np.ndarray, positive: int = CANCER,
+                     ignore: int = IGNORE_INDEX) -> Counts:
+    """pred (H,W) class ids or bool, label (H,W) uint8 -> Counts over labelled pixels."""
+    if pred.shape != label.shape:
+        raise ValueError(f"prediction shape {pred.shape} != label shape {label.shape}")
+    valid = label != ignore
+    p = (pred == positive) if pred.dtype != bool else pred
+    p, t = p[valid], label[valid] == positive
+    tp = int(np.count_nonzero(p & t))
+    fp = int(np.count_nonzero(p & ~t))
+    fn = int(np.count_nonzero(~p & t))
+    return Counts(tp, fp, fn, int(t.size - tp - fp - fn))
+
+
+def _ratio(num: float, den: float, empty: float = NAN) -> float:
+    return num / den if den > 0 else empty
+
+
+def scores(c: Counts) -> dict[str, float]:
+    """Counts -> the six metrics under :data:`EMPTY_POLICY`."""
+    total = c.tp + c.fp + c.fn + c.tn
+    return {
+        "pixel_accuracy": _ratio(c.tp + c.tn, total),
+        "dice": _ratio(2 * c.tp, 2 * c.tp + c.fp + c.fn, empty=1.0),
+        "recall": _ratio(c.tp, c.tp + c.fn),
+        "precision": _ratio(c.tp, c.tp + c.fp),
+        "iou": _ratio(c.tp, c.tp + c.fp + c.fn, empty=1.0),
+        "specificity": _ratio(c.tn, c.tn + c.fp),
+    }
+
+
+def pooled(counts: list[Counts]) -> Counts:
+    total = Counts()
+    for c in counts:
+        total = total + c
+    return total
+
+
+def nanmean(values) -> float:
+    vals = [v for v in values if not math.isnan(v)]
+    return float(np.mean(vals)) if vals else NAN
+
+
+def summarize(counts: list[Counts]) -> dict[str, float]:
+    """Per-image means (all images; cancer-positive images only) and pooled scores."""
+    per = [scores(c) for c in counts]
+    pos = [s for s, c in zip(per, counts) if c.positives > 0]
+    out: dict[str, float] = {"n_images": len(counts), "n_positive": len(pos)}
+    for m in METRICS:
+        out[f"{m}_mean"] = nanmean(s[m] for s in per)
+        out[f"{m}_pos_mean"] = nanmean(s[m] for s in pos)
+        out[f"{m}_n_undefined"] = sum(math.isnan(s[m]) for s in per)
+    for m, v in scores(pooled(counts)).items():
+        out[f"{m}_pooled"] = v
+    return out
+
+
+def confusion_matrix(c: Counts) -> np.ndarray:
+    """2x2 matrix, rows = truth (tissue, cancer), columns = prediction (as torchvision/sklearn)."""
+    return np.array([[c.tn, c.fp], [c.fn, c.tp]], dtype=np.int64)

@@ -1,0 +1,70 @@
+"""What a trained model came from: normalisation, dataset/config hashes, the manifest.
+
+``make_manifest`` fills :class:`edge_runtime.manifest.Manifest` for ``best.pt``: input size,
+mean/std, classes (:data:`DEFAULT_CLASSES`), threshold, validation metrics, and ``source``
+(dataset path + sha256 over cases.csv and every image/label, config path + sha256).
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+import torchvision
+
+from edge_runtime.errors import ConfigError
+from edge_runtime.manifest import DEFAULT_CLASSES, Manifest
+from training.data import Sample, image_stats
+
+HASH_CHUNK = 1 << 20
+MANIFEST_METRICS = ("dice_pos_mean", "dice_pooled", "dice_mean", "recall_pooled", "precision_pooled",
+                    "pixel_accuracy_pooled", "n_images", "n_positive")
+
+
+def _update(digest, path: Path) -> None:
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(HASH_CHUNK), b""):
+            digest.update(chunk)
+
+
+def dataset_hash(root: str | Path, samples: list[Sample]) -> str:
+    """sha256 over cases.csv and all image/label bytes, in id order."""
+    digest = hashlib.sha256()
+    _update(digest, Path(root) / "cases.csv")
+    for s in sorted(samples, key=lambda s: s.id):
+        _update(digest, s.image)
+        _update(digest, s.label)
+    return digest.hexdigest()
+
+
+def resolve_norm(data_cfg: dict, train_samples: list[Sample]) -> tuple[float, float]:
+    """Config mean/std, or measured on the train split when set to 'auto'."""
+    mean, std = data_cfg["mean"], data_cfg["std"]
+    if mean == "auto" or std == "auto":
+        m, s = image_stats(train_samples)
+        mean = m if mean == "auto" else mean
+        std = s if std == "auto" else std
+    if float(std) <= 0:
+        raise ConfigError(f"data.std must be > 0, got {std}")
+    return float(mean), float(std)
+
+
+def make_manifest(cfg: dict, mean: float, std: float, data: str | Path, data_sha: str, config: str | Path,
+                  config_sha: str, best: dict, val_summary: dict) -> Manifest:
+    mc, dc = cfg["model"], cfg["data"]
+    metrics = {f"val_{k}": (int(val_summary[k]) if k.startswith("n_") else float(val_summary[k]))
+               for k in MANIFEST_METRICS if k in val_summary}
+    metrics["best_epoch"] = int(best["epoch"])
+    metrics["select_metric"] = best["metric"]
+    return Manifest(
+        name=str(cfg["name"]), arch=str(mc["arch"]), format="checkpoint",
+        input_height=int(dc["input_height"]), input_width=int(dc["input_width"]),
+        mean=float(mean), std=float(std), classes=list(DEFAULT_CLASSES),
+        threshold=float(cfg["eval"]["threshold"]),
+        source={"dataset": str(Path(data).resolve()), "dataset_sha256": data_sha,
+                "config": str(Path(config).resolve()), "config_sha256": config_sha},
+        versions={"torch": str(torch.__version__), "torchvision": str(torchvision.__version__)},
+        metrics=metrics,
+        extra={"model_config": {"arch": mc["arch"], "num_classes": int(mc["num_classes"]), "aux": bool(mc["aux"]),
+                                "width": mc.get("width")}},
+    )
