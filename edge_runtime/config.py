@@ -10,10 +10,9 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from edge_runtime.config_schema import check_values
 from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.yamlfile import read_yaml_mapping
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default" / "model.onnx"
 
@@ -67,12 +66,7 @@ def load_config(path: str | Path | None) -> dict:
     if path is None:
         return build_config()
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    data = read_yaml_mapping(path, "config file", allow_empty=True)
     try:
         return build_config(data, str(path))
     except ConfigError as exc:

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.yamlfile import read_yaml_mapping
 
 SCHEMA = "sonomap.manifest/1"
 FORMATS = ("checkpoint", "onnx", "torchscript", "tensorrt", "torch-tensorrt")
@@ -179,12 +180,7 @@ def load_manifest(artifact_or_yaml: str | Path, verify_hash: bool = True) -> Man
     """Load the manifest of an artifact (or a manifest YAML path) and check it matches."""
     path = Path(artifact_or_yaml)
     yaml_path = path if path.suffix in (".yaml", ".yml") else manifest_path(path)
-    if not yaml_path.is_file():
-        raise InputError(f"{yaml_path}: model manifest not found (every model file needs one beside it)")
-    try:
-        data = yaml.safe_load(yaml_path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{yaml_path}: not valid YAML ({exc})") from exc
+    data = read_yaml_mapping(yaml_path, "model manifest (every model file needs one beside it)")
     manifest = Manifest.from_dict(data, origin=str(yaml_path))
     if verify_hash and yaml_path != path and manifest.sha256:
         if not path.is_file():

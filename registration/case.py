@@ -12,9 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.yamlfile import read_yaml_mapping
 from registration.case_example import CASE_EXAMPLE  # noqa: F401  (re-exported: `sonomap register --example`)
 
 DEFAULT_CANCER_CLASSES = ("Tumor", "Tumour", "Cancer", "Carcinoma", "Invasive carcinoma", "DCIS",
@@ -225,14 +224,7 @@ def _pathology(p: dict, base: Path, where: str) -> PathologySpec:
 def load_case(path: str | Path) -> CaseSpec:
     """Read and validate CASE.yaml; raise ConfigError/InputError naming the file and key."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"case file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+    raw = read_yaml_mapping(path, "case file")
     where = str(path)
     unknown = set(raw) - TOP_KEYS
     if unknown:

@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from edge_runtime.yamlfile import read_yaml_mapping
+
 from edge_runtime.errors import ConfigError
 
 DEFAULTS: dict[str, Any] = {
@@ -131,15 +133,7 @@ def validate(cfg: dict, origin: str) -> dict:
 
 def load_config(path: str | Path) -> dict:
     """YAML file -> full config dict (defaults filled, unknown keys rejected)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a config must be a YAML mapping")
+    data = read_yaml_mapping(path, "config file", allow_empty=True)
     return validate(_merge(DEFAULTS, data, str(path)), str(path))
 
 
