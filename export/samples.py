@@ -1,7 +1,8 @@
 """Real sample frames for parity checks and selfcheck (no torch: selfcheck runs on the cart).
 
 Input: a folder of 8-bit images (default: the vendored BUSI sample ``tests/data/busi/images``
-of a source checkout). Output: ``[(id, gray uint8 (H, W)), ...]`` sorted by name.
+of a source checkout, else the four frames packaged with the default model, so an installed
+cart without the source tree can still run ``sonomap selfcheck``). Output: ``[(id, gray uint8 (H, W)), ...]`` sorted by name.
 """
 from __future__ import annotations
 
@@ -10,17 +11,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+import edge_runtime
 from edge_runtime.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 DEFAULT_FRAMES = Path(__file__).resolve().parents[1] / "tests" / "data" / "busi" / "images"
+PACKAGED_FRAMES = Path(edge_runtime.__file__).resolve().parent / "models" / "default" / "samples"
 
 
-def default_frames_dir() -> Path:
-    if not DEFAULT_FRAMES.is_dir():
-        raise InputError(f"{DEFAULT_FRAMES}: sample frames not found (installed without the source tree); "
-                         "pass --frames DIR with a few ultrasound images")
-    return DEFAULT_FRAMES
+def default_frames_dir(candidates: tuple[Path, ...] = (DEFAULT_FRAMES, PACKAGED_FRAMES)) -> Path:
+    """The first sample folder that exists: the source checkout's, then the packaged one."""
+    for folder in candidates:
+        if folder.is_dir():
+            return folder
+    raise InputError(f"sample frames not found in {', '.join(map(str, candidates))}; "
+                     "pass --frames DIR with a few ultrasound images")
 
 
 def load_frames(frames_dir: str | Path | None = None, limit: int | None = None) -> list[tuple[str, np.ndarray]]:
