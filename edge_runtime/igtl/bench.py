@@ -19,13 +19,12 @@ import socket
 import threading
 import time
 
-import numpy as np
-
 from edge_runtime.igtl.link import CONNECT_TIMEOUT_S
 from edge_runtime.igtl.server import IgtlServerLink
 from edge_runtime.igtl.sink import LABELMAP_TAG, MS_PER_S, IgtlObserver
 from edge_runtime.igtl.source import open_igtl_source
 from edge_runtime.igtl.wire import SkipMessage, read_message
+from edge_runtime.stats import summarise
 
 log = logging.getLogger("sonomap.igtl")
 
@@ -33,14 +32,6 @@ LOOPBACK = "127.0.0.1"
 DEFAULT_SOURCE_TIMEOUT_S = 10.0   # a bench against a dead server ends with an error, not a hang
 DRAIN_S = 2.0                     # time for the last labelmaps to reach the viewer
 MAX_SECONDS_PER_FRAME = 1.0       # a stalled stream ends the bench instead of hanging it
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"n": 0}
-    arr = np.asarray(values, np.float64)
-    return {"n": int(arr.size), "p50": float(np.percentile(arr, 50)), "p99": float(np.percentile(arr, 99)),
-            "max": float(arr.max())}
 
 
 class LoopbackViewer:
@@ -107,8 +98,8 @@ def run_igtl_bench(spec: str, config: dict, frames: int) -> dict:
         source.close()
     report = {
         "source": spec,
-        "round_trip_ms": percentiles(viewer.latency_ms),
-        "received_to_sent_ms": percentiles(list(observer.capture_to_sent_ms)),
+        "round_trip_ms": summarise(viewer.latency_ms),
+        "received_to_sent_ms": summarise(observer.capture_to_sent_ms),
         "predictions_sent": observer.sent,
         "counters": counters,
         "pipeline": summary,

@@ -31,6 +31,7 @@ import numpy as np
 from edge_runtime.frames import Frame, Observer, Prediction
 from edge_runtime.igtl.link import WARN_EVERY
 from edge_runtime.igtl.wire import build_image, derive_device_name, require_pyigtl
+from edge_runtime.stats import summarise
 
 log = logging.getLogger("sonomap.igtl")
 
@@ -158,14 +159,13 @@ class IgtlObserver(Observer):
             return self._cond.wait_for(lambda: self._pending == 0, timeout)
 
     def latency(self) -> dict[str, dict[str, float]]:
-        """p50/p99/max in ms of input timestamp -> sent, and capture (receive) -> sent."""
+        """Latency summaries (n, mean, p50/p95/p99, max in ms; stats.summarise) of input timestamp -> sent
+        and capture (receive) -> sent."""
         out = {}
         for name, values in (("stamp_to_sent_ms", self.stamp_to_sent_ms),
                              ("capture_to_sent_ms", self.capture_to_sent_ms)):
             if values:
-                arr = np.asarray(values)
-                out[name] = {"p50": float(np.percentile(arr, 50)), "p99": float(np.percentile(arr, 99)),
-                             "max": float(arr.max()), "n": int(arr.size)}
+                out[name] = summarise(values)
         return out
 
     def close(self) -> None:
