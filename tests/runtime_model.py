@@ -19,6 +19,39 @@ ARCH = "lraspp_mobilenet_v3_large"
 INPUT_SIZE = 96
 MEAN, STD = 0.2, 0.2
 SEED = 0
+FOLDED_DIMS = ["n", 1, "h", "w"]  # the export contract: any batch and ROI size
+
+
+def folded_manifest(name: str, arch: str, height: int, width: int, mean: float = 0.0,
+                    std: float = 1.0) -> Manifest:
+    """The manifest of a model with the export contract (uint8 ``frame`` in, ``prob``/``mask`` out)."""
+    return Manifest(name=name, arch=arch, format="onnx", input_height=height, input_width=width,
+                    mean=mean, std=std, classes=list(DEFAULT_CLASSES), preprocessing_in_graph=True,
+                    io={"inputs": [{"name": "frame", "dtype": "uint8", "shape": FOLDED_DIMS}],
+                        "outputs": [{"name": "prob", "dtype": "float32", "shape": FOLDED_DIMS},
+                                    {"name": "mask", "dtype": "uint8", "shape": FOLDED_DIMS}]})
+
+
+def save_graph_model(nodes: list, out_dir: Path, graph_name: str, manifest: Manifest,
+                     initializers: tuple = ()) -> Path:
+    """Hand-built ONNX nodes (reading ``frame``, writing ``prob`` and ``mask``) -> checked
+    ``out_dir/model.onnx`` at opset 17 with ``manifest`` beside it."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(nodes, graph_name,
+                              [helper.make_tensor_value_info("frame", TensorProto.UINT8, FOLDED_DIMS)],
+                              [helper.make_tensor_value_info("prob", TensorProto.FLOAT, FOLDED_DIMS),
+                               helper.make_tensor_value_info("mask", TensorProto.UINT8, FOLDED_DIMS)],
+                              list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "model.onnx"
+    onnx.save(model, str(path))
+    save_manifest(manifest, path)
+    return path
 
 
 def _folded(model, size: int, mean: float, std: float):
@@ -66,13 +99,7 @@ def export_tiny_onnx(out_dir: Path, bias: float = 0.0) -> Path:
                       dynamic_axes={"frame": {0: "n", 2: "h", 3: "w"}, "prob": {0: "n", 2: "h", 3: "w"},
                                     "mask": {0: "n", 2: "h", 3: "w"}},
                       opset_version=17, dynamo=False)
-    manifest = Manifest(name="tiny-test", arch=ARCH, format="onnx", input_height=INPUT_SIZE,
-                        input_width=INPUT_SIZE, mean=MEAN, std=STD, classes=list(DEFAULT_CLASSES),
-                        preprocessing_in_graph=True,
-                        io={"inputs": [{"name": "frame", "dtype": "uint8", "shape": ["n", 1, "h", "w"]}],
-                            "outputs": [{"name": "prob", "dtype": "float32", "shape": ["n", 1, "h", "w"]},
-                                        {"name": "mask", "dtype": "uint8", "shape": ["n", 1, "h", "w"]}]})
-    save_manifest(manifest, path)
+    save_manifest(folded_manifest("tiny-test", ARCH, INPUT_SIZE, INPUT_SIZE, MEAN, STD), path)
     return path
 
 
@@ -86,7 +113,6 @@ def export_dark_region_onnx(out_dir: Path, nan: bool = False) -> Path:
     local mean brightness)); hypoechoic (dark) regions, like most BUSI lesions, light up.
     Deterministic and content-dependent, so golden frames and mask checks mean something.
     ``nan=True`` makes a model whose probabilities are all NaN (fail-safe tests)."""
-    import onnx
     from onnx import TensorProto, helper
 
     def const(name, value):
@@ -107,25 +133,8 @@ def export_dark_region_onnx(out_dir: Path, nan: bool = False) -> Path:
         nodes.append(helper.make_node("Sigmoid", ["z"], ["prob"]))
     nodes += [const("half", 0.5), helper.make_node("Greater", ["prob", "half"], ["gt"]),
               helper.make_node("Cast", ["gt"], ["mask"], to=TensorProto.UINT8)]
-    dims = ["n", 1, "h", "w"]
-    graph = helper.make_graph(nodes, "dark_region",
-                              [helper.make_tensor_value_info("frame", TensorProto.UINT8, dims)],
-                              [helper.make_tensor_value_info("prob", TensorProto.FLOAT, dims),
-                               helper.make_tensor_value_info("mask", TensorProto.UINT8, dims)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "model.onnx"
-    onnx.save(model, str(path))
-    manifest = Manifest(name="dark-region-test" + ("-nan" if nan else ""), arch="dark_region", format="onnx",
-                        input_height=256, input_width=256, mean=0.0, std=1.0, classes=list(DEFAULT_CLASSES),
-                        preprocessing_in_graph=True,
-                        io={"inputs": [{"name": "frame", "dtype": "uint8", "shape": dims}],
-                            "outputs": [{"name": "prob", "dtype": "float32", "shape": dims},
-                                        {"name": "mask", "dtype": "uint8", "shape": dims}]})
-    save_manifest(manifest, path)
-    return path
+    manifest = folded_manifest("dark-region-test" + ("-nan" if nan else ""), "dark_region", 256, 256)
+    return save_graph_model(nodes, out_dir, "dark_region", manifest)
 
 
 @functools.lru_cache(maxsize=None)

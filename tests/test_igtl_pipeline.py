@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_runtime.manifest import DEFAULT_CLASSES, Manifest, save_manifest
+from runtime_model import folded_manifest, save_graph_model
 from test_igtl_standin import DEVICE, FRAME_WH, SPACING_MM, PlusStandIn, busi_images, image_matrix, pyigtl
 
 SONOMAP = [sys.executable, "-m", "edge_runtime.cli"]
@@ -38,10 +38,9 @@ BENCH_FRAMES = 45          # 1.5 s of a 30 fps stream
 
 
 def build_dark_tissue_onnx(out_dir: Path) -> Path:
-    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
-    dims = ["n", 1, "h", "w"]
     nodes = [
         helper.make_node("Cast", ["frame"], ["x"], to=TensorProto.FLOAT),
         helper.make_node("Sub", ["level", "x"], ["d"]),
@@ -53,22 +52,8 @@ def build_dark_tissue_onnx(out_dir: Path) -> Path:
     consts = [helper.make_tensor("level", TensorProto.FLOAT, [], [DARK_LEVEL]),
               helper.make_tensor("softness", TensorProto.FLOAT, [], [SOFTNESS]),
               helper.make_tensor("half", TensorProto.FLOAT, [], [0.5])]
-    graph = helper.make_graph(nodes, "dark_tissue", [helper.make_tensor_value_info("frame", TensorProto.UINT8, dims)],
-                              [helper.make_tensor_value_info("prob", TensorProto.FLOAT, dims),
-                               helper.make_tensor_value_info("mask", TensorProto.UINT8, dims)], consts)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "model.onnx"
-    onnx.save(model, str(path))
-    io = {"inputs": [{"name": "frame", "dtype": "uint8", "shape": dims}],
-          "outputs": [{"name": "prob", "dtype": "float32", "shape": dims},
-                      {"name": "mask", "dtype": "uint8", "shape": dims}]}
-    save_manifest(Manifest(name="dark-tissue-test", arch="threshold", format="onnx", input_height=FRAME_WH[1],
-                           input_width=FRAME_WH[0], mean=0.0, std=1.0, classes=list(DEFAULT_CLASSES),
-                           preprocessing_in_graph=True, io=io), path)
-    return path
+    manifest = folded_manifest("dark-tissue-test", "threshold", FRAME_WH[1], FRAME_WH[0])
+    return save_graph_model(nodes, out_dir, "dark_tissue", manifest, consts)
 
 
 @pytest.fixture(scope="module")
