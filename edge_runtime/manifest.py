@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from edge_runtime.atomic import atomic_write_text
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.yamlfile import read_yaml_mapping
 
@@ -199,11 +200,7 @@ def save_manifest(manifest: Manifest, artifact: str | Path) -> Path:
     artifact = Path(artifact)
     manifest.file = artifact.name
     manifest.sha256 = sha256_file(artifact) if artifact.is_file() else ""
-    out = manifest_path(artifact)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(manifest.to_dict(), sort_keys=False))
-    tmp.replace(out)
-    return out
+    return atomic_write_text(manifest_path(artifact), yaml.safe_dump(manifest.to_dict(), sort_keys=False))
 
 
 DEFAULT_CLASSES = [

@@ -13,6 +13,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from edge_runtime.atomic import atomic_path
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import load_manifest, save_manifest
 from export.parity import FP16_AGREEMENT_BAR, count_frame, ort_session, run_ort, summarise
@@ -49,14 +50,12 @@ def convert_fp16(fp32_path: str | Path, out: str | Path | None = None) -> Path:
     # casts to FP32; value_info is only a hint, so drop it and let shape inference redo it.
     del half.graph.value_info[:]
     half = onnx.shape_inference.infer_shapes(half, strict_mode=True)
-    tmp = out.with_name(out.name + ".tmp")
     try:
-        onnx.save(half, str(tmp))
-        onnx.checker.check_model(str(tmp), full_check=True)
+        with atomic_path(out) as tmp:  # an invalid graph never replaces the file
+            onnx.save(half, str(tmp))
+            onnx.checker.check_model(str(tmp), full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        tmp.unlink(missing_ok=True)
         raise ConfigError(f"{out}: FP16 conversion of {fp32_path} gives an invalid graph ({exc})") from exc
-    tmp.replace(out)
     derived = manifest.derive(
         format="onnx",
         source={**manifest.source, "fp32_onnx": fp32_path.name, "fp32_onnx_sha256": manifest.sha256},

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.atomic import atomic_path
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import Manifest, save_manifest, sha256_file
 from export.parity import FP32_AGREEMENT_BAR, count_frame, ort_session, run_ort, summarise
@@ -62,22 +63,21 @@ def write_onnx(folded, path: Path, spec: ShapeSpec, opset: int) -> None:
 
     h, w = spec.example_hw()
     dummy = torch.zeros(1, 1, h, w, dtype=torch.uint8)
-    tmp = path.with_name(path.name + ".tmp")
-    with warnings.catch_warnings():
-        # The TorchScript exporter is deprecated upstream but needs no onnxscript; its warnings are noise here.
-        warnings.simplefilter("ignore")
-        with torch.no_grad():
-            torch.onnx.export(folded, (dummy,), str(tmp), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
-                              dynamic_axes=spec.dynamic_axes(), opset_version=opset, dynamo=False)
-    model = onnx.load(str(tmp))
-    _name_output_dims(model, spec)
-    onnx.save(model, str(tmp))
-    try:
-        onnx.checker.check_model(str(tmp), full_check=True)
-    except onnx.checker.ValidationError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ConfigError(f"{path}: exported graph fails onnx.checker ({exc})") from exc
-    tmp.replace(path)
+    with atomic_path(path) as tmp:  # a graph failing the checker never replaces the file
+        with warnings.catch_warnings():
+            # The TorchScript exporter is deprecated upstream but needs no onnxscript; its warnings are noise here.
+            warnings.simplefilter("ignore")
+            with torch.no_grad():
+                torch.onnx.export(folded, (dummy,), str(tmp), input_names=[INPUT_NAME],
+                                  output_names=list(OUTPUT_NAMES), dynamic_axes=spec.dynamic_axes(),
+                                  opset_version=opset, dynamo=False)
+        model = onnx.load(str(tmp))
+        _name_output_dims(model, spec)
+        onnx.save(model, str(tmp))
+        try:
+            onnx.checker.check_model(str(tmp), full_check=True)
+        except onnx.checker.ValidationError as exc:
+            raise ConfigError(f"{path}: exported graph fails onnx.checker ({exc})") from exc
 
 
 def torch_vs_ort(folded, onnx_path: Path, frames, spec: ShapeSpec, cancer_id: int) -> dict:

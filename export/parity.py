@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_runtime.atomic import atomic_write_text
 from edge_runtime.errors import InputError
 
 FP32_AGREEMENT_BAR = 0.999   # torch FP32 vs ONNX Runtime FP32
@@ -119,10 +120,7 @@ def write_parity(model_path: str | Path, sections: dict[str, Any]) -> Path:
         except json.JSONDecodeError:
             data = {}  # a damaged report is replaced, never trusted
     data.update(sections)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(out)
-    return out
+    return atomic_write_text(out, json.dumps(data, indent=2))
 
 
 def describe(section: dict[str, Any]) -> str:

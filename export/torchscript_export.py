@@ -12,6 +12,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from edge_runtime.atomic import atomic_path
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import save_manifest, sha256_file
 from export.parity import FP32_AGREEMENT_BAR, count_frame, describe, summarise, write_parity
@@ -36,10 +37,8 @@ def export_torchscript(checkpoint: str | Path, out: str | Path):
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings about shape arithmetic; checked below instead
         traced = torch.jit.trace(folded, (dummy,), check_trace=False)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    traced.save(str(tmp))
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        traced.save(str(tmp))
     spec = ShapeSpec(roi=None, dynamic_batch=True)
     io = {key: value for key, value in spec.io(opset=0).items() if key not in ("opset", "profile")}
     manifest = source.derive(

@@ -6,47 +6,28 @@ Ctrl-C never leaves a half-written label that a later batch run would take as do
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from edge_runtime.atomic import atomic_write_bytes, atomic_write_text
 from edge_runtime.errors import InputError
-
-FILE_MODE = 0o644
-
-
-def _atomic(path: Path, write) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, FILE_MODE)  # mkstemp creates 0600; outputs are shared with the team
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def write_png(path: Path, img: np.ndarray) -> None:
-    def _write(tmp: str) -> None:
-        ok, buf = cv2.imencode(".png", img)
-        if not ok:
-            raise InputError(f"{path}: PNG encoding failed")
-        Path(tmp).write_bytes(buf.tobytes())
-    _atomic(path, _write)
+    ok, buf = cv2.imencode(".png", img)
+    if not ok:
+        raise InputError(f"{path}: PNG encoding failed")
+    atomic_write_bytes(path, buf.tobytes())
 
 
 def write_json(path: Path, obj) -> None:
-    _atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2) + "\n"))
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def write_text(path: Path, text: str) -> None:
-    _atomic(path, lambda tmp: Path(tmp).write_text(text))
+    atomic_write_text(path, text)
 
 
 def label_stats(label: np.ndarray, band: np.ndarray, mm_per_px: tuple[float, float]) -> dict:

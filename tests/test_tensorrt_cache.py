@@ -14,9 +14,10 @@ import types
 import pytest
 import yaml
 
+from edge_runtime.atomic import atomic_write_bytes
 from edge_runtime.errors import ConfigError, InputError, SonomapError
 from edge_runtime.manifest import load_manifest, manifest_path, save_manifest
-from edge_runtime.tensorrt.cache import (BUILD, LOAD, atomic_write_bytes, check_engine_file, inspect_cached,
+from edge_runtime.tensorrt.cache import (BUILD, LOAD, check_engine_file, inspect_cached,
                                          timing_cache_path, write_engine)
 from edge_runtime.tensorrt.engines import ensure_engine, load_engine, plan_engine
 from edge_runtime.tensorrt.key import (PATH_FP16_FLAG, PATH_FP32, PATH_STRONGLY_TYPED, GpuInfo, choose_build_path,

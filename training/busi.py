@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_runtime.atomic import atomic_path
 from edge_runtime.errors import InputError
 from training.data import CANCER, split_cases
 
@@ -61,13 +62,11 @@ def prepare_busi(busi: str | Path, out: str | Path, seed: int = 0) -> dict:
         cv2.imwrite(str(out / "labels" / f"{sid}.png"), label)
     strata = {r["id"]: r["label"] for r in rows}
     split = split_cases([r["id"] for r in rows], SPLIT_FRACTIONS, seed, strata)
-    tmp = out / "cases.csv.tmp"
-    with open(tmp, "w", newline="") as fh:
+    with atomic_path(out / "cases.csv") as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["id", "case_id", "split"])
         for row in rows:
             writer.writerow([row["id"], row["id"], split[row["id"]]])
-    tmp.replace(out / "cases.csv")
     counts: dict[str, dict[str, int]] = {}
     for row in rows:
         counts.setdefault(split[row["id"]], {}).setdefault(row["label"], 0)

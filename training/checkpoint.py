@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from edge_runtime.atomic import atomic_path
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.manifest import Manifest, load_manifest, save_manifest
 from training.models import build_model
@@ -20,9 +21,8 @@ from training.models import build_model
 def save_checkpoint(payload: dict[str, Any], path: str | Path, manifest: Manifest | None = None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     if manifest is not None:
         save_manifest(manifest.derive(format="checkpoint"), path)
     return path

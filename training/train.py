@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
+from edge_runtime.atomic import atomic_path
 from edge_runtime.errors import ConfigError
 from training import distributed as D
 from training.checkpoint import read_checkpoint, save_checkpoint
@@ -69,12 +70,10 @@ def _seed_all(seed: int, deterministic: bool) -> None:
 
 
 def _write_csv(path: Path, history: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(history)
-    tmp.replace(path)
 
 
 def _data(cfg: dict, samples, data, info: D.DistInfo, dev: torch.device):

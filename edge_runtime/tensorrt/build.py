@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 
 from edge_runtime.errors import ConfigError, SonomapError
-from edge_runtime.tensorrt.cache import atomic_write_bytes
+from edge_runtime.atomic import atomic_write_bytes
 from edge_runtime.tensorrt.key import PATH_FP16_FLAG, PATH_STRONGLY_TYPED
 
 log = logging.getLogger("sonomap.tensorrt")
@@ -86,6 +86,6 @@ def build_plan(trt, onnx_path: str | Path, build_path: str, profile: dict[str, d
         raise EngineBuildError(f"{onnx_path}: TensorRT {trt.__version__} could not build an engine "
                                f"({build_path}, workspace {workspace_mb} MiB); see the TensorRT log above")
     if cache is not None:
-        atomic_write_bytes(timing_cache, bytes(cache.serialize()))  # now holds this build's timings too
+        atomic_write_bytes(timing_cache, bytes(cache.serialize()), durable=True)  # now holds this build's timings too
         log.info("timing cache saved to %s", timing_cache)
     return bytes(plan)

@@ -11,12 +11,11 @@ Layout of a cache directory (e.g. systemd's ``CacheDirectory=sonomap`` -> /var/c
 """
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_runtime.atomic import atomic_write_bytes
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.manifest import Manifest, load_manifest, manifest_path, save_manifest, sha256_file
 from edge_runtime.tensorrt.key import EngineKey, GpuInfo, machine_mismatches
@@ -38,36 +37,13 @@ def timing_cache_path(cache_dir: str | Path, key: EngineKey) -> Path:
     return Path(cache_dir) / f"timing-trt{_slug(key.trt_version)}-{_slug(key.gpu_name)}-sm{key.compute_capability}.cache"
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write via a temp file in the same directory + fsync + rename: a crash or power cut
-    mid-write leaves the old file or none, never a half-written engine."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
-    return path
-
-
 def write_engine(path: str | Path, plan: bytes, key: EngineKey, onnx_manifest: Manifest,
                  onnx_name: str) -> Path:
     """Store a plan and its manifest (plan first, so a manifest never points at nothing)."""
     path = Path(path)
     if not plan:
         raise ConfigError(f"{path}: refusing to cache an empty TensorRT plan")
-    atomic_write_bytes(path, plan)
+    atomic_write_bytes(path, plan, durable=True)
     manifest = onnx_manifest.derive(
         format="tensorrt",
         source={**onnx_manifest.source, "onnx": onnx_name, "onnx_sha256": key.onnx_sha256},
