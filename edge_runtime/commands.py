@@ -130,7 +130,8 @@ def cmd_make_clip(args) -> int:
     if not (width.isdigit() and height.isdigit()):
         raise ConfigError(f"--size: expected WxH, got {args.size!r}")
     image = Path(args.image) if args.image else synthetic.default_image()
-    info = synthetic.write_clip(image, Path(args.out), args.frames, args.fps, int(width), int(height), args.seed)
+    info = synthetic.write_clip(image, Path(args.out), args.frames, args.fps, int(width), int(height), args.seed,
+                                args.noise)
     Path(args.out).with_suffix(".json").write_text(json.dumps(info, indent=2))
     print(f"wrote {args.out}: {args.frames} frames at {args.fps} fps, ROI {','.join(map(str, info['roi']))} "
           f"({info['mm_per_pixel']:.4f} mm/px) from {image.name}")
@@ -155,6 +156,8 @@ def cmd_bench(args) -> int:
 
 def register(sub) -> None:
     """Add the runtime's subcommands to the top-level parser's subparsers."""
+    from edge_runtime.synthetic import NOISE_SIGMA  # light: numpy + OpenCV, which the runtime needs anyway
+
     p = sub.add_parser("replay", help="run the model over a video, image folder or DICOM cine and write an overlay mp4",
                        description="Process every frame (none dropped) of INPUT: a video file (PyAV), an image "
                        "folder, a DICOM cine (.dcm) or 'synthetic'; draw the cancer overlay and write H.264 mp4.")
@@ -196,6 +199,9 @@ def register(sub) -> None:
     p.add_argument("--fps", type=int, default=30)
     p.add_argument("--size", default="1920x1080", help="screen size WxH")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--noise", type=float, default=NOISE_SIGMA,
+                   help=f"frame-independent noise in grey levels (default {NOISE_SIGMA:g}: analogue capture; "
+                   "0: digital scanner output)")
     p.set_defaults(func=cmd_make_clip)
 
     p = sub.add_parser("bench", help="per-stage latency, throughput and the naive-loop comparison",

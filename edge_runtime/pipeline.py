@@ -16,7 +16,8 @@ import numpy as np
 
 from edge_runtime import config as cfg
 from edge_runtime import yuv
-from edge_runtime.backends import create_backend
+from edge_runtime.backends import backend_from_config
+from edge_runtime.cpus import limit_opencv_threads
 from edge_runtime.errors import ConfigError
 from edge_runtime.failsafe import GuardedInference
 from edge_runtime.frames import Frame, Observer, Prediction
@@ -30,7 +31,7 @@ from edge_runtime.stats import Stats
 
 log = logging.getLogger("sonomap.pipeline")
 DEFAULT_FPS = 30.0
-_NOW = object()  # stage_overlay: take the fail-safe banner from the guard's current state
+_NOW = object()  # stage_overlay: take the fail-safe banner / smoothed mask from the current state
 
 
 class Pipeline:
@@ -68,17 +69,11 @@ class Pipeline:
         return {k: v for k, v in self.config["overlay"].items() if v is not None}
 
     def _make_backend(self):
-        inf = self.config["inference"]
-        opts = {"device": inf["device"]}
         from edge_runtime.service import on_long_build  # systemd EXTEND_TIMEOUT_USEC while an engine builds
 
-        opts["on_long_build"] = on_long_build  # used by TensorRT only; other backends ignore it
-        if inf["threads"]:
-            opts["threads"] = inf["threads"]
-        name = inf["backend"]
-        if name in ("torch", "tensorrt") or (name == "auto" and Path(self.model_path).suffix != ".onnx"):
-            opts.update(fp16=inf["fp16"], cuda_graphs=inf["cuda_graphs"], input_size=inf["input_size"])
-        return create_backend(name, self.model_path, self.manifest, **opts)
+        # on_long_build is used by TensorRT only; other backends ignore it
+        return backend_from_config(self.config["inference"], self.model_path, self.manifest,
+                                   on_long_build=on_long_build)
 
     def add_observer(self, observer: Observer) -> None:
         self.observers.append(observer)
@@ -143,16 +138,14 @@ class Pipeline:
 
     def stage_overlay(self, frame: Frame, prediction: Prediction | None, fade: float = 1.0,
                       extra_banners: list | None = None, mask_age_ms: float | None = None,
-                      smooth: bool = True, fault_banner=_NOW, roi: Roi | None = None) -> np.ndarray:
+                      smooth: bool = True, fault_banner=_NOW, roi: Roi | None = None, mask=_NOW) -> np.ndarray:
         """Frame + Prediction -> rendered BGR, or I420 when :meth:`renders_yuv` (drawn in place on the
         decoded planes unless a raw recording or mask dump still needs them). ``fault_banner``: the
-        fail-safe banner as it was when this frame was inferred (replay renders on another thread, later)."""
-        mask = None
-        if prediction is not None and prediction is self._last_prediction:
-            mask = self._last_mask  # live 'latest' redraws one prediction on many frames: smooth it once
-        elif prediction is not None:
-            mask = self.overlay.smooth(prediction.mask, prediction.prob) if smooth else prediction.mask
-            self._last_prediction, self._last_mask = prediction, mask
+        fail-safe banner as it was when this frame was inferred (replay renders on another thread, later).
+        ``mask``: the output of :meth:`stage_smooth` when the caller ran it already (replay smooths in
+        frame order, then draws frames on parallel workers)."""
+        if mask is _NOW:
+            mask = self.stage_smooth(prediction, smooth)
         fault = self.guard.banner() if fault_banner is _NOW else fault_banner
         banners = [b for b in [fault] if b] + list(extra_banners or [])
         hud = {"fps": self._stats.recent_fps(), "backend": self._hud_backend(), "mask_age_ms": mask_age_ms}
@@ -167,6 +160,16 @@ class Pipeline:
             return self.overlay.render_i420(frame.i420.copy() if keep_raw else frame.i420, roi, mask, fade, hud,
                                             banners)
         return self.overlay.render(frame.image, roi, mask, fade, hud, banners)
+
+    def stage_smooth(self, prediction: Prediction | None, smooth: bool = True) -> np.ndarray | None:
+        """Prediction -> the mask to draw (EMA-smoothed when enabled). Stateful: call in frame order."""
+        if prediction is None:
+            return None
+        if prediction is self._last_prediction:
+            return self._last_mask  # live 'latest' redraws one prediction on many frames: smooth it once
+        mask = self.overlay.smooth(prediction.mask, prediction.prob) if smooth else prediction.mask
+        self._last_prediction, self._last_mask = prediction, mask
+        return mask
 
     def renders_yuv(self, frame: Frame) -> bool:
         """Whether this frame is rendered and encoded as I420 (the replay's YUV-native path)."""
@@ -269,6 +272,7 @@ class Pipeline:
     def run(self) -> dict:
         """Run until the source ends, ``stop()`` or max_frames; returns the summary."""
         source = self.open_source()
+        limit_opencv_threads()
         try:
             if source.live:
                 from edge_runtime.live import run_live

@@ -1,8 +1,10 @@
 """Replay schedule: every frame of a file/folder/cine, none dropped, in order.
 
-Three threads overlap: decode (the source) | roi + inference (the caller's thread) |
-overlay + sinks + observers. Bounded queues between them give backpressure, so memory
-stays flat on long or looping clips. ``source.realtime`` paces decoding at the clip rate.
+Stages overlap on threads: decode (the source) | roi + inference + smoothing (the caller's
+thread) | overlay drawing (a pool of :func:`edge_runtime.cpus.render_workers` threads, one on
+small machines) | sinks + observers (one thread, taking the drawn frames in order). Bounded queues
+between them give backpressure, so memory stays flat on long or looping clips.
+``source.realtime`` paces decoding at the clip rate.
 When the source decodes to yuv420p and nothing downstream needs BGR (no window, no observers),
 frames stay in the decoder's YUV planes from decode to encode (:mod:`edge_runtime.yuv`).
 """
@@ -11,6 +13,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+
+from edge_runtime.cpus import render_workers
 
 MS = 1000.0
 QUEUE_DEPTH = 4
@@ -40,9 +45,11 @@ def _put(q: queue.Queue, item, errors: list) -> None:
 
 
 def run_replay(pipeline, source) -> None:
-    """Every frame, none dropped: decode | roi+inference | overlay+sinks overlap in threads."""
+    """Every frame, none dropped: decode | roi+inference | overlay (parallel) | sinks, in order."""
+    workers = render_workers()
     decoded: queue.Queue = queue.Queue(QUEUE_DEPTH)
-    inferred: queue.Queue = queue.Queue(QUEUE_DEPTH)
+    # Holds (frame, prediction, drawing future) in frame order; deep enough to keep every worker busy.
+    inferred: queue.Queue = queue.Queue(max(QUEUE_DEPTH, 2 * workers))
     errors: list[BaseException] = []
     max_frames = pipeline.config["source"]["max_frames"]
     realtime = bool(pipeline.config["source"]["realtime"])
@@ -73,29 +80,33 @@ def run_replay(pipeline, source) -> None:
         finally:
             decoded.put(_END)
 
-    def render():
+    def draw(frame, roi, prediction, mask, fault):
+        t0 = time.perf_counter()
+        rendered = pipeline.stage_overlay(frame, prediction, fault_banner=fault, roi=roi, mask=mask)
+        pipeline._stats.record("overlay", (time.perf_counter() - t0) * MS)
+        return rendered
+
+    def write():
         try:
             while True:
                 item = inferred.get()
                 if item is _END:
                     break
-                frame, roi, prediction, fault = item
-                t0 = time.perf_counter()
-                rendered = pipeline.stage_overlay(frame, prediction, fault_banner=fault, roi=roi)
+                frame, prediction, drawing = item
+                rendered = drawing.result()  # re-raises a drawing error here
                 t1 = time.perf_counter()
                 pipeline.stage_sinks(frame, prediction, rendered)
-                t2 = time.perf_counter()
-                pipeline._stats.record("overlay", (t1 - t0) * MS)
-                pipeline._stats.record("sinks", (t2 - t1) * MS)
+                pipeline._stats.record("sinks", (time.perf_counter() - t1) * MS)
                 pipeline._stats.record("end_to_end", (time.monotonic() - frame.timestamp) * MS)
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
             pipeline._stop.set()
 
     decoder = threading.Thread(target=decode, name="decode", daemon=True)
-    renderer = threading.Thread(target=render, name="render", daemon=True)
+    writer = threading.Thread(target=write, name="sinks", daemon=True)
+    painters = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="render")
     decoder.start()
-    renderer.start()
+    writer.start()
     pipeline._stats.state = "running"
     sinks_open = False
     try:
@@ -115,7 +126,9 @@ def run_replay(pipeline, source) -> None:
             t2 = time.perf_counter()
             pipeline._stats.record("roi", (t1 - t0) * MS)
             pipeline._stats.record("inference", (t2 - t1) * MS)
-            _put(inferred, (frame, roi, prediction, pipeline.guard.banner()), errors)
+            mask = pipeline.stage_smooth(prediction)  # EMA state: in frame order, here
+            drawing = painters.submit(draw, frame, roi, prediction, mask, pipeline.guard.banner())
+            _put(inferred, (frame, prediction, drawing), errors)
     finally:
         pipeline._stop.set()
         while decoder.is_alive():  # unblock a decoder waiting on a full queue
@@ -123,12 +136,13 @@ def run_replay(pipeline, source) -> None:
                 decoded.get_nowait()
             except queue.Empty:
                 decoder.join(0.05)
-        while renderer.is_alive():  # the renderer drains what is queued, then stops
+        while writer.is_alive():  # the writer drains what is queued, then stops
             try:
                 inferred.put(_END, timeout=PUT_POLL_S)
                 break
             except queue.Full:
                 continue
-        renderer.join()
+        writer.join()
+        painters.shutdown(wait=True)
     if errors:
         raise errors[0]

@@ -4,7 +4,8 @@
   a keyframe at least every second), so a crash loses at most about one second; encoding
   runs on its own thread from yuv420p (BGR->I420 by OpenCV is much cheaper than libswscale), or
   straight from the decoder's planes (``write_i420``: no colour conversion at all). libx264 runs
-  one thread: on a small CPU its thread pool would only fight inference for the same cores.
+  one thread per four cores (:func:`edge_runtime.cpus.encode_threads`): on a small CPU its thread pool would only
+  fight inference for the same cores, on a large one a single thread caps the frame rate.
 - :class:`WindowSink`: an OpenCV window, optionally fullscreen; refuses to start without a
   display instead of letting the GUI toolkit abort the process.
 - :class:`MaskDumpSink`: ``--save-masks DIR`` writes ``DIR/<index>_mask.png`` (0/255) and the ROI
@@ -24,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_runtime.cpus import encode_threads
 from edge_runtime.errors import InputError, SonomapError
 
 log = logging.getLogger("sonomap.sinks")
@@ -32,7 +34,6 @@ log = logging.getLogger("sonomap.sinks")
 FRAGMENTED_MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
 KEYFRAME_SECONDS = 1.0
 QUEUE_FRAMES = 8
-ENCODER_THREADS = "1"
 MASK_FOREGROUND = 255
 ESC_KEY = 27
 
@@ -132,7 +133,7 @@ class Mp4Sink(_ThreadedWriter):
         gop = max(1, int(round(float(rate) * KEYFRAME_SECONDS)))
         stream.codec_context.gop_size = gop
         stream.options = {"preset": self.preset, "crf": str(self.crf), "tune": "zerolatency",
-                          "keyint_min": str(gop), "g": str(gop), "threads": ENCODER_THREADS}
+                          "keyint_min": str(gop), "g": str(gop), "threads": str(encode_threads())}
         self._stream = stream
 
     def _write_now(self, image: np.ndarray, is_i420: bool) -> None:

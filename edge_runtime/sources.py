@@ -24,6 +24,7 @@ import numpy as np
 
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.frames import Frame, Source
+from edge_runtime.cpus import decode_threads
 from edge_runtime.yuv import YuvFrame, from_av
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -47,7 +48,7 @@ def _to_bgr(image: np.ndarray, origin: str) -> np.ndarray:
 
 
 class VideoFileSource(Source):
-    """A video file or network stream decoded by PyAV with frame-threaded decoding."""
+    """A video file or network stream decoded by PyAV (threads: :func:`edge_runtime.cpus.decode_threads`)."""
 
     def __init__(self, spec: str, live: bool = False, loop: bool = False):
         self.spec = spec
@@ -67,7 +68,13 @@ class VideoFileSource(Source):
             stream = container.streams.video[0]
         except (av.FFmpegError, IndexError, OSError, UnicodeDecodeError) as exc:
             raise InputError(f"{self.spec}: unreadable video ({getattr(exc, 'strerror', None) or exc})") from exc
-        stream.thread_type = "AUTO"
+        codec = stream.codec_context
+        if codec is None:  # e.g. a corrupt header that names no codec
+            container.close()
+            raise InputError(f"{self.spec}: unreadable video (no decodable video stream)")
+        # Live streams: slice threads only, since frame threading holds back (threads - 1) frames.
+        codec.thread_type = "SLICE" if self.live else "AUTO"
+        codec.thread_count = decode_threads()
         return container, stream
 
     def __iter__(self) -> Iterator[Frame]:

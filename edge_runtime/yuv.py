@@ -133,7 +133,8 @@ def blend_mask(i420: np.ndarray, roi, mask: np.ndarray, class_id: int, yuv: tupl
     # edge hides the difference to an exact 2x2 coverage there.
     for plane, value, sub_mask in ((luma, yuv[0], box_mask), (chroma[0], yuv[1], box_mask[::2, ::2]),
                                    (chroma[1], yuv[2], box_mask[::2, ::2])):
-        tinted = cv2.addWeighted(plane, 1.0 - alpha, np.full_like(plane, value), alpha, 0.0)
+        # (1 - alpha) * plane + alpha * value in one pass, no solid-colour plane allocated
+        tinted = cv2.convertScaleAbs(plane, alpha=1.0 - alpha, beta=alpha * value)
         cv2.copyTo(tinted, sub_mask, plane)  # masked copy straight into the plane (a view)
     if contour_yuv is None:
         return

@@ -65,6 +65,18 @@ def create_backend(name: str, model_path: str | Path, manifest, **options):
     return backend
 
 
+def backend_from_config(inference: dict, model_path: str | Path, manifest, **extra):
+    """The runtime config's ``inference`` section -> a backend, each option passed only to the
+    backends that take it (the pipeline and ``sonomap bench`` build theirs here)."""
+    name = inference["backend"]
+    opts = {"device": inference["device"], **extra}
+    if inference.get("threads"):
+        opts["threads"] = inference["threads"]
+    if name in ("torch", "tensorrt") or (name == "auto" and Path(model_path).suffix.lower() != ".onnx"):
+        opts.update(fp16=inference["fp16"], cuda_graphs=inference["cuda_graphs"], input_size=inference["input_size"])
+    return create_backend(name, model_path, manifest, **opts)
+
+
 def _tensorrt(model_path, manifest, **options):
     try:
         trt = importlib.import_module("edge_runtime.backends.tensorrt")

@@ -53,7 +53,10 @@ class TorchBackend(Backend):
     # --- model call -----------------------------------------------------------------
     def _forward(self, x):
         torch = self.torch
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.float16, enabled=self.fp16):
+        # autocast's cast-weight cache must be off while a CUDA graph is captured (PyTorch's CUDA
+        # graph notes): cached casts would be freed after capture yet replayed by the graph.
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.float16, enabled=self.fp16,
+                                                    cache_enabled=not self.cuda_graphs):
             out = self.model(x)
         if isinstance(out, dict):
             return out.get("prob"), out.get("mask"), out.get("out")
