@@ -1,0 +1,190 @@
+"""Sources that own a native handle: video files and network streams (PyAV/FFmpeg) and V4L2/UVC
+capture cards (OpenCV CAP_V4L2). Both free their handle only on the thread that reads it
+(:class:`_ReaderReleases`), so ``Pipeline.stop()`` from another thread cannot crash a read in flight.
+:func:`edge_runtime.sources.open_source` picks them by the spec.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from edge_runtime.cpus import decode_threads
+from edge_runtime.errors import InputError
+from edge_runtime.frames import Frame, Source
+from edge_runtime.yuv import YuvFrame, from_av
+
+FOURCC_LEN = 4
+
+
+def to_bgr(image: np.ndarray, origin: str) -> np.ndarray:
+    """A decoded image (gray, BGR or BGRA uint8) as BGR; other formats are an error naming ``origin``."""
+    if image.dtype != np.uint8:
+        raise InputError(f"{origin}: unsupported pixel format {image.dtype} (need 8-bit gray or colour)")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    raise InputError(f"{origin}: unsupported pixel layout {image.shape}")
+
+
+class _ReaderReleases(Source):
+    """A source whose native handle (FFmpeg demuxer, V4L2 capture) must not be freed while another
+    thread is inside a read on it: freeing an RTSP demuxer under its reader crashed the process.
+    ``close()`` from another thread (``Pipeline.stop``, a signal handler) only asks; the reading
+    thread releases the handle as soon as its current read returns, a frame interval on a live
+    stream. ``close()`` from the reading thread, or when nobody reads, releases at once."""
+
+    _reader: threading.Thread | None = None
+    _closing = False
+
+    def _reading(self) -> None:
+        """Call at the start of ``__iter__``: this thread owns the handle from now on."""
+        self._reader = threading.current_thread()
+
+    def _done_reading(self) -> None:
+        self._reader = None
+        self._release()
+
+    def close(self) -> None:
+        self._closing = True
+        if self._reader is not None and self._reader is not threading.current_thread():
+            return
+        self._release()
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+
+class VideoFileSource(_ReaderReleases):
+    """A video file or network stream decoded by PyAV (threads: :func:`edge_runtime.cpus.decode_threads`)."""
+
+    def __init__(self, spec: str, live: bool = False, loop: bool = False):
+        self.spec = spec
+        self.name = spec
+        self.live = live
+        self.loop = loop and not live
+        if not live and not Path(spec).is_file():
+            raise InputError(f"{spec}: file not found")
+        self._container = None
+
+    def _open(self):
+        import av
+
+        options = {"rtsp_transport": "tcp"} if self.spec.startswith("rtsp://") else {}
+        try:
+            container = av.open(self.spec, options=options, timeout=10.0 if self.live else None)
+            stream = container.streams.video[0]
+        except (av.FFmpegError, IndexError, OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"{self.spec}: unreadable video ({getattr(exc, 'strerror', None) or exc})") from exc
+        codec = stream.codec_context
+        if codec is None:  # e.g. a corrupt header that names no codec
+            container.close()
+            raise InputError(f"{self.spec}: unreadable video (no decodable video stream)")
+        # Live streams: slice threads only, since frame threading holds back (threads - 1) frames.
+        codec.thread_type = "SLICE" if self.live else "AUTO"
+        codec.thread_count = decode_threads()
+        return container, stream
+
+    def __iter__(self) -> Iterator[Frame]:
+        import av
+
+        from edge_runtime.resilient import CorruptCounter  # service helper: skip + count corrupt packets
+
+        index = 0
+        corrupt = CorruptCounter(self.spec)
+        self._reading()
+        try:
+            while not self._closing:
+                self._container, stream = self._open()
+                try:
+                    for packet in self._container.demux(stream):
+                        if self._closing:
+                            return
+                        try:
+                            decoded = packet.decode()
+                        except av.InvalidDataError as exc:
+                            corrupt.skip(f"packet after frame {index}", str(exc))
+                            continue
+                        for vf in decoded:
+                            corrupt.ok()
+                            pts = float(vf.pts * stream.time_base) if vf.pts is not None and stream.time_base \
+                                else None
+                            meta = {"source": self.name}
+                            i420 = from_av(vf)  # yuv420p (nearly every H.264 clip): keep the planes, BGR on demand
+                            if i420 is not None:
+                                yield YuvFrame(index, i420, time.monotonic(), pts, meta)
+                            else:
+                                yield Frame(index, vf.to_ndarray(format="bgr24"), time.monotonic(), pts, meta)
+                            index += 1
+                except av.FFmpegError as exc:
+                    raise InputError(f"{self.spec}: unreadable video at frame {index} ({exc})") from exc
+                finally:
+                    self._release()
+                if index == 0:
+                    raise InputError(f"{self.spec}: unreadable video (no frames decoded)")
+                if not self.loop:
+                    return
+        finally:
+            self._done_reading()
+
+    def _release(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+
+class V4L2Source(_ReaderReleases):
+    """A V4L2/UVC capture card or grabber via OpenCV CAP_V4L2."""
+
+    live = True
+
+    def __init__(self, device: str | int, width: int | None = None, height: int | None = None,
+                 fps: float | None = None, fourcc: str | None = None):
+        self.device = device
+        self.name = str(device)
+        if isinstance(device, str) and not Path(device).exists():
+            raise InputError(f"{device}: capture device not found")
+        self.cap = cv2.VideoCapture(device if isinstance(device, int) else str(device), cv2.CAP_V4L2)
+        if not self.cap.isOpened():
+            raise InputError(f"{device}: cannot open capture device (missing, busy or not a V4L2 device)")
+        if fourcc:
+            if len(fourcc) != FOURCC_LEN:
+                raise InputError(f"{device}: fourcc must be 4 characters, got {fourcc!r}")
+            self.cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*fourcc))
+        for prop, value in ((cv2.CAP_PROP_FRAME_WIDTH, width), (cv2.CAP_PROP_FRAME_HEIGHT, height),
+                            (cv2.CAP_PROP_FPS, fps)):
+            if value:
+                self.cap.set(prop, value)
+        if fourcc:
+            got = int(self.cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(FOURCC_LEN, "little").decode("ascii", "replace")
+            if got != fourcc:
+                self.close()
+                raise InputError(f"{device}: unsupported pixel format {fourcc!r} (device gives {got!r})")
+
+    def __iter__(self) -> Iterator[Frame]:
+        index = 0
+        self._reading()
+        try:
+            while self.cap is not None and not self._closing:
+                ok, image = self.cap.read()
+                if self._closing:
+                    return
+                if not ok or image is None:
+                    raise InputError(f"{self.device}: capture stopped at frame {index} (device unplugged or busy)")
+                yield Frame(index, to_bgr(image, f"{self.device} frame {index}"), time.monotonic(), None,
+                            {"source": self.name})
+                index += 1
+        finally:
+            self._done_reading()
+
+    def _release(self) -> None:
+        if self.cap is not None:
+            self.cap.release()
+            self.cap = None
