@@ -29,6 +29,7 @@ from edge_runtime.pipeline import Pipeline
 from edge_runtime.resilient import ResilientSource
 from edge_runtime.service_metrics import EVENTS
 from edge_runtime.sources import open_source
+from clips import write_bar_clip
 from runtime_model import dark_onnx
 
 SONOMAP = str(Path(sys.executable).with_name("sonomap"))
@@ -250,17 +251,7 @@ def test_only_devices_and_streams_get_reconnects(spec, wrapped):
 def test_corrupt_packet_in_video_is_skipped_with_counted_warning(tmp_path, caplog):
     import av
 
-    path = tmp_path / "clip.mp4"
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=10)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for i in range(20):
-            img = np.zeros((48, 64, 3), np.uint8)
-            img[:, i * 3:i * 3 + 8] = 255
-            for p in s.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+    path = write_bar_clip(tmp_path / "clip.mp4", frames=20, step=3)
     with av.open(str(path)) as c:
         packets = [(p.pos, p.size) for p in c.demux(video=0) if p.size]
     data = bytearray(path.read_bytes())

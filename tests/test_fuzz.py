@@ -8,7 +8,6 @@ import json
 import math
 import socket
 
-import av
 import numpy as np
 import pytest
 import yaml
@@ -21,6 +20,7 @@ from edge_runtime.http_server import make_http_observer
 from edge_runtime.pipeline import Pipeline
 from edge_runtime.sdnotify import Notifier
 from edge_runtime.sources import open_source
+from clips import write_bar_clip
 from runtime_model import dark_onnx
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -120,18 +120,7 @@ def test_fuzz_geojson_bytes(tmp_path, raw):
 
 @pytest.fixture(scope="module")
 def clip_bytes(tmp_path_factory) -> bytes:
-    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=10)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for i in range(12):
-            img = np.zeros((48, 64, 3), np.uint8)
-            img[:, i * 4:i * 4 + 8] = 255
-            for p in s.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path.read_bytes()
+    return write_bar_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", frames=12, step=4).read_bytes()
 
 
 def read_all(spec: str) -> int:

@@ -1,0 +1,26 @@
+"""Test helper: tiny H.264 clips written with PyAV (a white bar moving across black)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+
+BAR_PX = 8
+SIZE = (64, 48)   # (W, H)
+
+
+def write_bar_clip(path: Path, frames: int, step: int, fps: int = 10) -> Path:
+    """``frames`` frames of a bar moving ``step`` px a frame, libx264 in an mp4."""
+    width, height = SIZE
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            img = np.zeros((height, width, 3), np.uint8)
+            img[:, i * step:i * step + BAR_PX] = 255
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
