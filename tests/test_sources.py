@@ -143,3 +143,47 @@ def test_network_stream_source_over_loopback_http(tmp_path):
     finally:
         server.shutdown()
     assert [f.index for f in frames] == list(range(6)) and frames[0].image.shape == (180, 320, 3)
+
+
+def test_close_from_another_thread_waits_for_the_read_in_flight():
+    """Video/V4L2 sources free their native handle only on the reading thread: close() from another
+    thread (Pipeline.stop, SIGTERM) while a read is in flight must not free it under the read
+    (that crashed FFmpeg's RTSP demuxer); the reader frees it when its read returns."""
+    import threading
+
+    from edge_runtime.capture import _ReaderReleases
+
+    class BlockingRead(_ReaderReleases):
+        def __init__(self):
+            self.in_read, self.proceed = threading.Event(), threading.Event()
+            self.released_by: list[str] = []
+            self.reads = 0
+
+        def __iter__(self):
+            self._reading()
+            try:
+                while not self._closing:
+                    self.in_read.set()
+                    self.proceed.wait(5)  # a blocking read on the native handle
+                    assert not self.released_by, "handle freed during a read"
+                    self.reads += 1
+                    if self._closing:
+                        return
+                    yield self.reads
+            finally:
+                self._done_reading()
+
+        def _release(self):
+            self.released_by.append(threading.current_thread().name)
+
+    src = BlockingRead()
+    reader = threading.Thread(target=lambda: list(src), name="reader")
+    reader.start()
+    assert src.in_read.wait(5)
+    src.close()                       # from the main thread, mid-read
+    assert src.released_by == []      # not freed under the read
+    src.proceed.set()
+    reader.join(5)
+    assert not reader.is_alive() and src.released_by == ["reader"]
+    src.close()                       # nobody reads now: frees at once (idempotent)
+    assert src.released_by == ["reader", "MainThread"]
