@@ -47,10 +47,10 @@ OPENCV_THREADS_ENV = "OPENCV_FOR_THREADS_NUM"   # OpenCV's own override, honoure
 def limit_opencv_threads() -> None:
     """Run each OpenCV call on its calling thread, unless ``OPENCV_FOR_THREADS_NUM`` says otherwise.
 
-    The pipeline already runs its stages in parallel threads. OpenCV's own pool (one worker per
-    core) split each small overlay operation across every core, so on a loaded machine each call
-    waited for its slowest worker and the idle workers spun. On the 16-core H100 host this made
-    the overlay stage cost 11-13 ms a frame instead of 1.3 ms.
+    The pipeline already runs its stages (and, in replay, several overlay workers) in parallel
+    threads; OpenCV's own pool of one worker per core on top of them oversubscribes a large host.
+    A precaution, not a measured win: on 2 cores it made no difference, and on the 16-core H100
+    host its effect could not be separated from other changes (see README, GPU section).
     """
     import cv2
 
