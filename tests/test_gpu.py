@@ -4,8 +4,6 @@ channels_last on CUDA, and a replay through the pipeline on the GPU with no fram
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import av
 import numpy as np
@@ -15,6 +13,7 @@ import yaml
 from edge_runtime.backends import create_backend
 from edge_runtime.manifest import load_manifest
 from export.samples import load_frames
+from cli import sonomap as run_cli
 from export_fixtures import shared_checkpoint
 
 pytestmark = pytest.mark.gpu
@@ -23,13 +22,11 @@ FP16_MASK_AGREEMENT = 0.995
 PROB_ATOL_FP16 = 0.02
 N_FRAMES = 6
 CLIP_FRAMES = 20
+GPU_CLI_TIMEOUT_S = 600   # each call starts a CUDA context and autotunes cuDNN
 
 
-def sonomap(*args) -> subprocess.CompletedProcess:
-    out = subprocess.run([sys.executable, "-m", "edge_runtime.cli", *map(str, args)], capture_output=True,
-                         text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return out
+def sonomap(*args):
+    return run_cli(*args, timeout=GPU_CLI_TIMEOUT_S)
 
 
 @pytest.fixture(scope="module")

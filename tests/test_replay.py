@@ -4,8 +4,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import av
@@ -16,6 +14,7 @@ import pytest
 from edge_runtime.config import build_config
 from edge_runtime.frames import Observer
 from edge_runtime.pipeline import Pipeline
+from cli import sonomap
 from runtime_model import dark_onnx
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -25,14 +24,6 @@ GOLDEN_TOLERANCE = 0.005
 CLIP_FRAMES = 12
 CLIP_SIZE = (640, 360)
 CLIP_ROI = (120, 50, 400, 280)
-
-
-def sonomap(*args, check=True):
-    out = subprocess.run([sys.executable, "-m", "edge_runtime.cli", *map(str, args)], capture_output=True,
-                         text=True, timeout=300)
-    if check:
-        assert out.returncode == 0, out.stderr
-    return out
 
 
 def decode(path: Path) -> list[np.ndarray]:

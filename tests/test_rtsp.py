@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 
 import av
@@ -16,6 +14,7 @@ from edge_runtime.resilient import ResilientSource
 from edge_runtime.roi import Roi
 from edge_runtime.sources import open_source
 from edge_runtime.synthetic import ScreenSimulator, default_image
+from cli import sonomap
 from rtsp_server import RtspServer
 from runtime_model import dark_onnx
 
@@ -56,11 +55,8 @@ def test_live_cli_from_rtsp_overlays_and_records(screen, tmp_path):
     """`sonomap live --source rtsp://...`: the real command, with the service's reconnecting source."""
     sim, frames = screen
     with RtspServer(frames, FPS) as url:
-        out = subprocess.run([sys.executable, "-m", "edge_runtime.cli", "live", "--source", url, "--headless",
-                              "--duration", str(LIVE_SECONDS), "--model", str(dark_onnx()),
-                              "--record", str(tmp_path / "rec.mp4"), "--summary", str(tmp_path / "s.json")],
-                             capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
+        sonomap("live", "--source", url, "--headless", "--duration", LIVE_SECONDS, "--model", dark_onnx(),
+                "--record", tmp_path / "rec.mp4", "--summary", tmp_path / "s.json")
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["frames"] >= MIN_LIVE_FRAMES and summary["inferred"] > MIN_LIVE_FRAMES // 3
     roi, expected = Roi(*summary["roi"]), sim.roi

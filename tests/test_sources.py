@@ -1,8 +1,6 @@
 """Sources (DICOM cine, image folder, video file, synthetic) and bad-input errors via the CLI."""
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -12,14 +10,14 @@ from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.manifest import load_manifest, save_manifest
 from edge_runtime.roi import Roi, detect_roi, parse_roi, resolve_roi
 from edge_runtime.sources import DicomCineSource, ImageFolderSource, SyntheticSource, open_source
+from cli import sonomap as run_cli
 from runtime_model import dark_onnx
 
 EXIT_USER_ERROR = 2
 
 
 def sonomap(*args):
-    return subprocess.run([sys.executable, "-m", "edge_runtime.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=300)
+    return run_cli(*args, check=False)
 
 
 @pytest.fixture(scope="module")
