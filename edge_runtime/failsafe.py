@@ -66,7 +66,7 @@ class GuardedInference:
         except Exception as exc:  # noqa: BLE001 - fail-safe: any backend error means passthrough
             self._failed(f"{type(exc).__name__}: {exc}", BANNER_FAULT)
             return None
-        if prediction is None or not np.isfinite(prediction.prob).all():
+        if prediction is None or not np.isfinite(prediction.native_prob).all():
             self._failed("backend returned NaN/inf probabilities", BANNER_NAN)
             return None
         if self.fault is not None:

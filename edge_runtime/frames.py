@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+import cv2
 import numpy as np
 
 
@@ -20,15 +21,34 @@ class Frame:
     meta: dict[str, Any] = field(default_factory=dict)  # e.g. mm_per_pixel, igtl matrix, device
 
 
-@dataclass
 class Prediction:
-    mask: np.ndarray           # uint8 (h, w) class ids at ROI size
-    prob: np.ndarray           # float32 (h, w) cancer probability at ROI size
-    latency_ms: float = 0.0    # backend time for this frame
-    # Set by the live schedule: the frame this prediction was computed on and its ROI, so an
-    # observer (OpenIGTLink) can send it with that frame's timestamp even when it is drawn later.
-    frame: "Frame | None" = None
-    roi: Any = None
+    """A backend's output for one ROI.
+
+    ``mask``: uint8 (h, w) class ids at ROI size. ``prob``: float32 cancer probability at ROI size.
+    A backend may hand over the probability at the model's output size instead (``prob`` of another
+    shape): it is resized to the mask's size the first time ``prob`` is read. Only EMA smoothing and
+    a few observers read it, so the common path (no smoothing) never pays for a full-size float
+    image; :attr:`native_prob` is the array as the backend gave it (the fail-safe's NaN check
+    looks there, since a linear resize keeps a NaN and adds none).
+    ``frame``/``roi`` are set by the pipeline: the frame this prediction was computed on and its ROI,
+    so an observer (OpenIGTLink) can send it with that frame's timestamp even when it is drawn later.
+    """
+
+    def __init__(self, mask: np.ndarray, prob: np.ndarray, latency_ms: float = 0.0,
+                 frame: "Frame | None" = None, roi: Any = None):
+        self.mask = mask
+        self.native_prob = prob
+        self._prob = prob if prob.shape == mask.shape else None
+        self.latency_ms = latency_ms   # backend time for this frame
+        self.frame = frame
+        self.roi = roi
+
+    @property
+    def prob(self) -> np.ndarray:
+        if self._prob is None:  # two threads may both resize here: same result, no harm
+            height, width = self.mask.shape[:2]
+            self._prob = cv2.resize(self.native_prob, (width, height), interpolation=cv2.INTER_LINEAR)
+        return self._prob
 
 
 class Source:

@@ -93,11 +93,14 @@ class Overlay:
                    bool(config.get("hud", True)), ema, manifest.cancer_index)
 
     # --- temporal smoothing ---------------------------------------------------
-    def smooth(self, mask: np.ndarray, prob: np.ndarray) -> np.ndarray:
-        """EMA over the cancer probability (when enabled); returns the mask to draw."""
+    def smooth(self, mask: np.ndarray, prob) -> np.ndarray:
+        """EMA over the cancer probability (when enabled); returns the mask to draw.
+        ``prob``: the probability at the mask's size, or a callable returning it (read only when
+        smoothing is on, so an unsmoothed frame never makes the full-size float image)."""
         if self.ema <= 0.0:
             out = mask
         else:
+            prob = prob() if callable(prob) else prob
             if self._smoothed is None or self._smoothed.shape != prob.shape:
                 self._smoothed = prob.astype(np.float32).copy()
             else:

@@ -5,7 +5,8 @@ Outputs: ``prob`` float32 ``[N, 1, H, W]`` (cancer probability) and ``mask`` uin
 ``[N, 1, H, W]`` (class ids), both back at the ROI size. Inside, in this order (the same
 steps as :func:`edge_runtime.preprocess.preprocess`, so training and runtime agree):
 uint8 -> float -> bilinear resize to the manifest's input size -> ``(x/255 - mean)/std``
--> model -> softmax -> bilinear resize back to ROI size -> threshold.
+-> model -> softmax -> bilinear resize back to ROI size -> threshold. With two classes only the
+cancer channel is resized, its softmax taken as the logistic of the logit difference.
 
 Folding the steps in lets the runtime move uint8 in and uint8/float out, and lets
 TensorRT run the resizes on the GPU instead of OpenCV on the CPU.
@@ -43,20 +44,30 @@ class FoldedSegmenter(nn.Module):
         x = frame.float()
         x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
         x = (x * UINT8_SCALE - self.mean) / self.std
-        probs = torch.softmax(self.model(x), dim=1)
+        logits = self.model(x)
+        if self.num_classes == TWO_CLASSES:
+            # The softmax of two classes is the logistic of their logit difference, and a bilinear
+            # resize acts on each channel alone: so only the cancer probability is computed and
+            # resized to the ROI (same values as softmax -> resize -> slice). At ROI size (about a
+            # megapixel) that halves the resize and drops a full-size slice and select: about 5 of
+            # 23 ms a frame on a CPU.
+            prob = torch.sigmoid(logits[:, self.cancer:self.cancer + 1] - logits[:, self.other:self.other + 1])
+            prob = F.interpolate(prob, size=(height, width), mode="bilinear", align_corners=False)
+            # Compare, then cast (bool -> float -> uint8; TensorRT takes uint8 only at I/O casts).
+            mask = (prob >= self.threshold).float()
+            if (self.cancer, self.other) != (1, 0):
+                mask = mask * float(self.cancer - self.other) + float(self.other)
+            return prob, mask.to(torch.uint8)
+        probs = torch.softmax(logits, dim=1)
         probs = F.interpolate(probs, size=(height, width), mode="bilinear", align_corners=False)
         prob = probs[:, self.cancer:self.cancer + 1]
-        if self.num_classes == TWO_CLASSES:
-            fallback = torch.full_like(prob, float(self.other))
-        else:
-            # Best non-cancer class: zero the cancer channel, then argmax.
-            keep = torch.ones(self.num_classes, device=probs.device)
-            keep[self.cancer] = 0.0
-            fallback = torch.argmax(probs * keep.view(1, -1, 1, 1), dim=1, keepdim=True).float()
+        # Best non-cancer class: zero the cancer channel, then argmax.
+        keep = torch.ones(self.num_classes, device=probs.device)
+        keep[self.cancer] = 0.0
+        fallback = torch.argmax(probs * keep.view(1, -1, 1, 1), dim=1, keepdim=True).float()
         # The mask is computed in float and cast last: TensorRT supports uint8 only at I/O casts.
         mask = torch.where(prob >= self.threshold, torch.full_like(prob, float(self.cancer)), fallback)
         return prob, mask.to(torch.uint8)
-
 
 def load_folded(checkpoint) -> tuple[FoldedSegmenter, Manifest]:
     """Checkpoint (+ its manifest, which must agree) -> (folded eval model on CPU, manifest)."""

@@ -49,6 +49,7 @@ def convert_fp16(fp32_path: str | Path, out: str | Path | None = None) -> Path:
     # The converter marks the uint8->float Cast's output FP16 in value_info while the node still
     # casts to FP32; value_info is only a hint, so drop it and let shape inference redo it.
     del half.graph.value_info[:]
+    _keep_output_types(half, model)
     half = onnx.shape_inference.infer_shapes(half, strict_mode=True)
     try:
         with atomic_path(out) as tmp:  # an invalid graph never replaces the file
@@ -64,6 +65,23 @@ def convert_fp16(fp32_path: str | Path, out: str | Path | None = None) -> Path:
     )
     save_manifest(derived, out)
     return out
+
+
+def _keep_output_types(half, original) -> None:
+    """Give ``half``'s graph outputs the types ``original`` declares, and cast them to those types.
+
+    With ``keep_io_types`` the converter still turns an output written by a *blocked* (FP32) node,
+    such as a Resize writing ``prob`` directly, into FP16: it declares the output FP16 and casts the
+    Resize's FP32 result down, while the output's other consumers are fed as FP32. Restoring the
+    declared type makes that last Cast FP32 -> FP32, which is what keep_io_types promises."""
+    declared = {o.name: o.type.tensor_type.elem_type for o in original.graph.output}
+    for output in half.graph.output:
+        output.type.tensor_type.elem_type = declared[output.name]
+    for node in half.graph.node:
+        if node.op_type == "Cast" and node.output[0] in declared:
+            for attribute in node.attribute:
+                if attribute.name == "to":
+                    attribute.i = declared[node.output[0]]
 
 
 def _converter_version() -> str:

@@ -155,3 +155,31 @@ def test_bad_arguments(checkpoint, tmp_path, capsys, extra, culprit):
 def test_missing_checkpoint(tmp_path, capsys):
     rc = main(["export", "onnx", "--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "m.onnx")])
     assert "nope.pt" in _one_line_error(capsys, rc)
+
+
+@pytest.mark.parametrize("cancer_id", [1, 0])
+def test_two_class_fold_equals_softmax_resize_slice(cancer_id):
+    """The two-class shortcut (logistic of the logit difference, one channel resized) gives the
+    values of the general softmax -> resize -> slice, and the mask uses the manifest's class ids."""
+    import torch
+    from torch.nn import functional as F
+
+    from edge_runtime.manifest import ClassInfo, Manifest
+    from export.folded import FoldedSegmenter
+
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(1, 2, 3, padding=1)
+    classes = [ClassInfo(1 - cancer_id, "tissue", [0, 0, 0]), ClassInfo(cancer_id, "cancer", [255, 40, 40])]
+    manifest = Manifest(name="t", arch="conv", format="checkpoint", input_height=16, input_width=24,
+                        mean=0.3, std=0.2, classes=sorted(classes, key=lambda c: c.id), threshold=0.5)
+    folded = FoldedSegmenter(net, manifest)
+    frame = torch.randint(0, 256, (1, 1, 37, 53), dtype=torch.uint8)
+    with torch.no_grad():
+        prob, mask = folded(frame)
+        x = (F.interpolate(frame.float(), size=(16, 24), mode="bilinear", align_corners=False) / 255.0 - 0.3) / 0.2
+        ref = F.interpolate(torch.softmax(net(x), 1), size=(37, 53), mode="bilinear", align_corners=False)
+    ref = ref[:, cancer_id:cancer_id + 1]
+    assert torch.allclose(prob, ref, atol=1e-6)
+    expected = torch.where(ref >= 0.5, cancer_id, 1 - cancer_id).to(torch.uint8)
+    assert mask.dtype == torch.uint8 and 0.05 < (mask == cancer_id).float().mean() < 0.95
+    assert torch.equal(mask[(ref - 0.5).abs() > 1e-5], expected[(ref - 0.5).abs() > 1e-5])

@@ -9,10 +9,14 @@ import numpy as np
 import pytest
 
 from edge_runtime.backends import choose_backend, create_backend
+from edge_runtime.backends.base import Backend
 from edge_runtime.config import build_config, load_config
 from edge_runtime.errors import ConfigError
+from edge_runtime.failsafe import BANNER_NAN, GuardedInference
+from edge_runtime.frames import Prediction
 from edge_runtime.manifest import load_manifest, save_manifest
 from edge_runtime.pipeline import Pipeline
+from edge_runtime.stats import Stats
 from runtime_model import DARK_GAIN, DARK_LEVEL, POOL, dark_onnx
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,6 +35,50 @@ def test_onnxruntime_folded_model_returns_roi_sized_prediction(roi_image):
     assert 0.02 < pred.mask.mean() < 0.98 and pred.latency_ms > 0
     assert np.array_equal(pred.mask, (pred.prob > 0.5).astype(np.uint8))
     assert backend.describe()["device"] == "cpu" and "auto" not in backend.selected_because
+
+
+def fixed_size_copy(src: Path, out: Path, height: int, width: int) -> Path:
+    """The same folded graph with its frame/prob/mask fixed at (height, width), manifest beside it."""
+    import onnx
+
+    model = onnx.load(str(src))
+    for value in (*model.graph.input, *model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        dims[2].dim_value, dims[3].dim_value = height, width  # replaces the symbolic height/width
+    onnx.save(model, str(out))
+    save_manifest(load_manifest(src), out)
+    return out
+
+
+def test_fixed_size_model_keeps_prob_at_model_size_until_read(tmp_path, roi_image):
+    """A model fixed at 256x256 is fed the resized ROI: its mask comes back at ROI size at once, its
+    float probability only when something reads it (the unsmoothed overlay never does)."""
+    model = fixed_size_copy(dark_onnx(), tmp_path / "fixed.onnx", 256, 256)
+    pred = create_backend("onnxruntime", model, load_manifest(model), device="cpu").infer(roi_image)
+    height, width = roi_image.shape
+    assert (height, width) != (256, 256)
+    assert pred.mask.shape == (height, width) and pred.native_prob.shape == (256, 256)
+    assert pred._prob is None  # nothing resized yet
+    expected = cv2.resize(pred.native_prob, (width, height), interpolation=cv2.INTER_LINEAR)
+    assert pred.prob.shape == (height, width) and np.array_equal(pred.prob, expected)
+    assert pred.prob is pred.prob  # resized once
+    # The mask is the model's own 256x256 mask resized by nearest neighbour.
+    native_mask = (pred.native_prob > 0.5).astype(np.uint8)
+    assert 0.02 < native_mask.mean() < 0.98
+    assert np.array_equal(pred.mask, cv2.resize(native_mask, (width, height), interpolation=cv2.INTER_NEAREST))
+
+
+def test_failsafe_sees_a_nan_in_a_model_size_probability():
+    class OneNaN(Backend):
+        def infer(self, gray_roi):
+            prob = np.full((8, 8), 0.2, np.float32)
+            prob[3, 5] = np.nan  # one model pixel: the ROI-size image is never made
+            return Prediction(np.zeros(gray_roi.shape, np.uint8), prob, 1.0)
+
+    model = dark_onnx()
+    guard = GuardedInference(lambda: OneNaN(model, load_manifest(model)), Stats(), retry_after_s=0.0)
+    assert guard.infer(np.zeros((40, 60), np.uint8)) is None
+    assert guard.banner() == ("error", BANNER_NAN)
 
 
 def test_auto_backend_logs_why():

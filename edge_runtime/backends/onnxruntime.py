@@ -16,7 +16,7 @@ import time
 import cv2
 import numpy as np
 
-from edge_runtime.backends.base import Backend
+from edge_runtime.backends.base import Backend, at_roi_size
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Prediction
 from edge_runtime.preprocess import preprocess_for
@@ -85,10 +85,7 @@ class OnnxRuntimeBackend(Backend):
             if self.fixed_hw and self.fixed_hw != (height, width):
                 x = cv2.resize(gray_roi, (self.fixed_hw[1], self.fixed_hw[0]), interpolation=cv2.INTER_LINEAR)
             prob, mask = self.session.run(["prob", "mask"], {self.input.name: x[None, None]})
-            prob, mask = prob[0, 0], mask[0, 0]
-            if prob.shape != (height, width):
-                prob = cv2.resize(prob, (width, height), interpolation=cv2.INTER_LINEAR)
-                mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+            return at_roi_size(mask[0, 0], prob[0, 0], height, width, (time.perf_counter() - start) * MS)
         else:
             x = preprocess_for(gray_roi, self.manifest)[None]
             logits = self.session.run([self.output_names[0]], {self.input.name: x})[0][0]

@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.backends.base import Backend
+from edge_runtime.backends.base import Backend, at_roi_size
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Prediction
 from edge_runtime.tensorrt.engines import DEFAULT_WORKSPACE_MB
@@ -146,7 +146,7 @@ class TensorRTBackend(Backend):
             prob, mask = self._run(gray_roi)
         finally:
             self._ctx.pop()
-        return Prediction(mask, prob, (time.perf_counter() - start) * MS)
+        return at_roi_size(mask, prob, *gray_roi.shape, (time.perf_counter() - start) * MS)
 
     def _run(self, gray_roi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         height, width = gray_roi.shape
@@ -162,11 +162,8 @@ class TensorRTBackend(Backend):
         for name in OUTPUTS:
             cuda.memcpy_dtoh_async(self._host[name], self._device[name], stream)
         stream.synchronize()
-        prob, mask = self._host["prob"][0, 0].copy(), self._host["mask"][0, 0].copy()
-        if run_hw != (height, width):
-            prob = cv2.resize(prob, (width, height), interpolation=cv2.INTER_LINEAR)
-            mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
-        return prob.astype(np.float32, copy=False), mask
+        # Copies: the pinned buffers are overwritten by the next frame.
+        return self._host["prob"][0, 0].astype(np.float32), self._host["mask"][0, 0].copy()
 
     def describe(self) -> dict:
         info = {"backend": self.name, "device": f"cuda:{self.device_index}", "precision": self.precision,

@@ -15,7 +15,7 @@ import time
 import cv2
 import numpy as np
 
-from edge_runtime.backends.base import Backend
+from edge_runtime.backends.base import Backend, at_roi_size
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Prediction
 from edge_runtime.preprocess import preprocess_for
@@ -107,11 +107,8 @@ class TorchBackend(Backend):
             prob_np = cv2.resize(prob_np, (width, height), interpolation=cv2.INTER_LINEAR)
             mask_np = (prob_np > self.manifest.threshold).astype(np.uint8) * np.uint8(self.manifest.cancer_index)
         else:
-            prob_np = prob[0, 0].float().cpu().numpy()
-            mask_np = mask[0, 0].to(torch.uint8).cpu().numpy()
-            if prob_np.shape != (height, width):
-                prob_np = cv2.resize(prob_np, (width, height), interpolation=cv2.INTER_LINEAR)
-                mask_np = cv2.resize(mask_np, (width, height), interpolation=cv2.INTER_NEAREST)
+            return at_roi_size(mask[0, 0].to(torch.uint8).cpu().numpy(), prob[0, 0].float().cpu().numpy(),
+                               height, width, (time.perf_counter() - start) * MS)
         return Prediction(np.ascontiguousarray(mask_np, np.uint8), np.ascontiguousarray(prob_np, np.float32),
                           (time.perf_counter() - start) * MS)
 
