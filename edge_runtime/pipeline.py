@@ -121,11 +121,13 @@ class Pipeline:
             log.info("ROI %s", roi)
         return roi
 
-    def stage_roi(self, frame: Frame) -> np.ndarray:
-        """Frame -> gray ROI pixels (the ROI itself: :meth:`ensure_roi`); for a YUV frame, the Y plane's ROI."""
+    def stage_roi(self, frame: Frame, roi: Roi | None = None) -> np.ndarray:
+        """Frame -> gray ROI pixels; for a YUV frame, the Y plane's ROI. ``roi``: the one
+        :meth:`ensure_roi` gave for this frame (default: ask it now)."""
+        roi = roi or self.ensure_roi(frame)
         if isinstance(frame, yuv.YuvFrame):
-            return yuv.gray_roi(frame.i420, self.ensure_roi(frame))
-        return to_gray(self.ensure_roi(frame).crop(frame.image))
+            return yuv.gray_roi(frame.i420, roi)
+        return to_gray(roi.crop(frame.image))
 
     def stage_inference(self, gray: np.ndarray, frame: Frame | None = None, roi: Roi | None = None) -> Prediction | None:
         """Gray ROI -> Prediction (tagged with its frame and ROI), or None on a fault (passthrough)."""

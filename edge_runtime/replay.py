@@ -1,6 +1,6 @@
 """Replay schedule: every frame of a file/folder/cine, none dropped, in order.
 
-Stages overlap on threads: decode (the source) | roi + inference + smoothing (the caller's
+Stages overlap on threads: decode (the source) + roi | inference + smoothing (the caller's
 thread) | overlay drawing (a pool of :func:`edge_runtime.cpus.render_workers` threads, one on
 small machines) | sinks + observers (one thread, taking the drawn frames in order). Bounded queues
 between them give backpressure, so memory stays flat on long or looping clips.
@@ -45,7 +45,7 @@ def _put(q: queue.Queue, item, errors: list) -> None:
 
 
 def run_replay(pipeline, source) -> None:
-    """Every frame, none dropped: decode | roi+inference | overlay (parallel) | sinks, in order."""
+    """Every frame, none dropped: decode+roi | inference | overlay (parallel) | sinks, in order."""
     workers = render_workers()
     decoded: queue.Queue = queue.Queue(QUEUE_DEPTH)
     # Holds (frame, prediction, drawing future) in frame order; deep enough to keep every worker busy.
@@ -66,13 +66,19 @@ def run_replay(pipeline, source) -> None:
                 frame = next(it, None)
                 if frame is None:
                     break
-                pipeline._stats.record("decode", (time.perf_counter() - t0) * MS)
+                t1 = time.perf_counter()
+                pipeline._stats.record("decode", (t1 - t0) * MS)
+                # The ROI is cut here, so the inference thread (the schedule's slowest stage on a
+                # GPU) does nothing but infer.
+                roi = pipeline.ensure_roi(frame)
+                gray = pipeline.stage_roi(frame, roi)
+                pipeline._stats.record("roi", (time.perf_counter() - t1) * MS)
                 if realtime:
                     start = start or time.monotonic() - frame.index / fps
                     delay = start + frame.index / fps - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
-                _put(decoded, frame, errors)
+                _put(decoded, (frame, roi, gray), errors)
                 if max_frames and frame.index + 1 >= max_frames:
                     break
         except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
@@ -111,21 +117,17 @@ def run_replay(pipeline, source) -> None:
     sinks_open = False
     try:
         while True:
-            frame = _get(decoded, errors)
-            if frame is _END or errors:
+            item = _get(decoded, errors)
+            if item is _END or errors:
                 break
+            frame, roi, gray = item
             pipeline.apply_reload()
-            t0 = time.perf_counter()
-            roi = pipeline.ensure_roi(frame)
-            gray = pipeline.stage_roi(frame)
-            t1 = time.perf_counter()
             if not sinks_open:
                 pipeline.open_sinks(fps)
                 sinks_open = True
+            t1 = time.perf_counter()
             prediction = pipeline.stage_inference(gray, frame, roi)
-            t2 = time.perf_counter()
-            pipeline._stats.record("roi", (t1 - t0) * MS)
-            pipeline._stats.record("inference", (t2 - t1) * MS)
+            pipeline._stats.record("inference", (time.perf_counter() - t1) * MS)
             mask = pipeline.stage_smooth(prediction)  # EMA state: in frame order, here
             drawing = painters.submit(draw, frame, roi, prediction, mask, pipeline.guard.banner())
             _put(inferred, (frame, prediction, drawing), errors)
