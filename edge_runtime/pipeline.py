@@ -22,6 +22,7 @@ from edge_runtime.errors import ConfigError
 from edge_runtime.failsafe import GuardedInference
 from edge_runtime.frames import Frame, Observer, Prediction
 from edge_runtime.manifest import load_manifest
+from edge_runtime.memory import GIB, peak_rss_bytes
 from edge_runtime.overlay import Overlay
 from edge_runtime.preprocess import to_gray
 from edge_runtime.roi import Roi, resolve_roi
@@ -217,6 +218,7 @@ class Pipeline:
         out["sink_drops"] = self._sink_drops + sum(getattr(k, "dropped", 0) for k in self.sinks.values())
         out["roi"] = self.roi.as_list() if self.roi else None
         out["mm_per_pixel"] = self.roi.mm_per_pixel if self.roi else None
+        out["peak_rss_gib"] = round(peak_rss_bytes() / GIB, 4)
         return out
 
     def stop(self) -> None:

@@ -13,16 +13,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import tempfile
 import threading
 import time
 from pathlib import Path
 from statistics import median
 
+from edge_runtime.memory import rss_bytes
+
 log = logging.getLogger("sonomap.soak")
 
-PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 MIB = 1024 * 1024
 SECONDS_PER_MINUTE = 60.0
 WARMUP_FRACTION = 0.2      # ignore the first 20% (allocator pools, caches and stat windows fill)
@@ -30,12 +30,6 @@ WINDOW_FRACTION = 0.1      # compare the median of the first and last 10% after 
 DEFAULT_MAX_GROWTH = 0.02
 CLIP_FRAMES, CLIP_FPS = 90, 30
 CLIP_SIZE = (640, 480)
-
-
-def rss_bytes() -> int:
-    """Resident set size of this process, from /proc/self/statm (Linux)."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * PAGE_BYTES
 
 
 def growth(samples: list[tuple[float, int]], duration_s: float, warmup: float = WARMUP_FRACTION,

@@ -27,3 +27,5 @@ def test_bench_reports_stages_ratios_and_naive_loop(tmp_path):
     assert report["ratios"]["pipeline_vs_backend_only"] > 0 and report["ratios"]["pipeline_vs_naive"] > 0
     assert report["live"]["latency_ms"]["capture_to_display"]["n"] > 0
     assert 0 < report["rss_gib"] < 4
+    # The runtime alone, in its own process: it never holds the bench's decoded ROIs.
+    assert 0.05 < report["runtime_rss_gib"] < report["rss_gib"]
