@@ -3,7 +3,8 @@
 Input: gray uint8 ROI (H, W). Output: Prediction (mask uint8, prob float32) at (H, W).
 Two model flavours, told apart by ``manifest.preprocessing_in_graph``:
 - folded (the export contract): input ``frame`` uint8 [1,1,H,W], outputs ``prob``/``mask``;
-  a model with fixed H/W is fed the ROI resized to its size and its outputs resized back;
+  a model with fixed H/W is fed the ROI resized to its size; its mask is resized back (the
+  probability when read: :func:`edge_runtime.backends.base.at_roi_size`);
 - plain: input float32 from :func:`edge_runtime.preprocess.preprocess_for`, output logits
   [1,C,h,w]; softmax, threshold and resize happen here.
 """
