@@ -14,6 +14,7 @@ from collections import deque
 from typing import Any, Callable, Mapping
 
 from edge_runtime.frames import Frame, Prediction
+from edge_runtime.memory import peak_rss_bytes, rss_bytes
 
 MS_PER_S = 1000.0
 # Latency buckets (seconds): frame intervals at 60/30/15 fps sit at 0.017/0.033/0.067.
@@ -240,5 +241,11 @@ def render_prometheus(live: LiveStats) -> str:
         lines.append(f'sonomap_errors_total{{kind="{_label(kind)}"}} {value}')
     labels = ",".join(f'{k}="{_label(v)}"' for k, v in sorted(info.items()))
     lines += ["# HELP sonomap_backend_info Inference backend in use (value is always 1).",
-              "# TYPE sonomap_backend_info gauge", f"sonomap_backend_info{{{labels}}} 1"]
+              "# TYPE sonomap_backend_info gauge", f"sonomap_backend_info{{{labels}}} 1",
+              # A cart runs for days: a growing resident size is the early sign of a leak.
+              "# HELP sonomap_resident_memory_bytes Resident memory of the runtime process.",
+              "# TYPE sonomap_resident_memory_bytes gauge", f"sonomap_resident_memory_bytes {rss_bytes()}",
+              "# HELP sonomap_peak_resident_memory_bytes Peak resident memory of the runtime process.",
+              "# TYPE sonomap_peak_resident_memory_bytes gauge",
+              f"sonomap_peak_resident_memory_bytes {peak_rss_bytes()}"]
     return "\n".join(lines) + "\n"

@@ -15,9 +15,11 @@ import pytest
 from edge_runtime.errors import ConfigError
 from edge_runtime.frames import Frame, Prediction
 from edge_runtime.http_server import HEALTHY_MAX_FRAME_AGE_S, make_http_observer
+from edge_runtime.memory import peak_rss_bytes
 from edge_runtime.service_metrics import EVENTS
 
 TOKEN = "s3cret-token-0123456789"
+MIB = 1024 * 1024
 PROM_LINE = re.compile(r'^(#.*|[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_]+="([^"\\]|\\.)*",?)*\})? \S+)$')
 
 
@@ -86,6 +88,10 @@ def test_metrics_prometheus_text(server):
     assert re.search(r'^sonomap_errors_total\{kind="corrupt_input"\} [1-9]\d*$', text, re.M)
     assert 'sonomap_backend_info{backend="onnxruntime-cpu"} 1' in text
     assert all(line.startswith(("#", "sonomap_")) for line in text.strip().split("\n"))
+    # This process serves the page, so its own /proc figures bound the values.
+    rss = int(re.search(r"^sonomap_resident_memory_bytes (\d+)$", text, re.M).group(1))
+    peak = int(re.search(r"^sonomap_peak_resident_memory_bytes (\d+)$", text, re.M).group(1))
+    assert 10 * MIB < rss <= peak <= peak_rss_bytes()
 
 
 def test_snapshot_and_mjpeg_stream_carry_the_rendered_frame(server):
