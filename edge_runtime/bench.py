@@ -13,6 +13,8 @@ Three measurements over the same frames (a 1080p scanner-screen clip, ROI auto-d
 the load drifts between measurements, and interleaving exposes each to the same drift.
 Each measurement also reports ``cpu_ms_per_frame`` (process CPU time, all threads, per frame): unlike
 frames/s it hardly moves with other jobs' load, so it shows what a change saves on a busy machine.
+The pipeline's CPU is also split by thread (:mod:`edge_runtime.threadcpu`); its sum against the
+process's cores is the CPU-bound ceiling of the frame rate, printed beside the measured rate.
 Then a short live run (synthetic 30 fps source, or ``--source``) for capture-to-display latency.
 Peak RSS is reported twice: the bench process (which also holds the decoded ROIs of measurement 1)
 and ``sonomap replay`` of the same clip and settings in a process of its own, the runtime's footprint.
@@ -34,11 +36,13 @@ import numpy as np
 
 from edge_runtime import config as cfg
 from edge_runtime.backends import backend_from_config
+from edge_runtime.cpus import available_cores
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.manifest import load_manifest
 from edge_runtime.preprocess import to_gray
 from edge_runtime.roi import resolve_roi
 from edge_runtime.stats import summarise
+from edge_runtime.threadcpu import ThreadCpu
 
 MS = 1000.0
 KIB_PER_GIB = 1024 ** 2
@@ -140,9 +144,15 @@ def pipeline_replay(config: dict, path: str, limit: int, out: Path, backend=None
     config = cfg.merge(config, {"source": {"input": path, "max_frames": limit}, "sinks": {"video": str(out)}})
     pipeline = Pipeline(config, backend=backend)
     pipeline.prefer_yuv = yuv
+    threads = ThreadCpu(caller="inference").start()  # replay infers on the thread that calls run()
     cpu0, t0 = time.process_time(), time.perf_counter()
-    summary = pipeline.run()
+    try:
+        summary = pipeline.run()
+    finally:
+        threads.stop()
     summary["wall_s"] = time.perf_counter() - t0
+    summary["cpu_by_thread_ms"] = threads.per_frame_ms(summary["frames"])
+    summary["cpu_thread_sum_ms"], summary["cpu_bound_ceiling_fps"] = cpu_ceiling(summary)
     summary["cpu_ms_per_frame"] = _cpu_per_frame(cpu0, summary["frames"])
     summary["fps"] = summary["frames"] / summary["wall_s"]
     summary["yuv_path"] = pipeline.yuv_render
@@ -180,6 +190,19 @@ def _print_stages(title: str, fps: float, latency: dict, cpu_ms: float | None = 
     for stage, s in latency.items():
         if s.get("n"):
             print(f"  {stage:<19} p50 {s['p50']:8.2f}  p95 {s['p95']:8.2f}  p99 {s['p99']:8.2f}  max {s['max']:8.2f} ms")
+
+
+def cpu_ceiling(pipeline: dict) -> tuple[float, float]:
+    """(CPU ms a frame over all threads, the frame rate no schedule can beat on this process's cores)."""
+    total = sum(pipeline["cpu_by_thread_ms"].values())
+    return total, (available_cores() * MS / total if total else float("nan"))
+
+
+def _print_ceiling(pipeline: dict, backend_fps: float) -> None:
+    total, ceiling = pipeline["cpu_thread_sum_ms"], pipeline["cpu_bound_ceiling_fps"]
+    print("  CPU by thread, ms/frame: " + ", ".join(f"{k} {v:.1f}" for k, v in pipeline["cpu_by_thread_ms"].items()))
+    print(f"  CPU-bound ceiling: {available_cores()} cores x 1000 / {total:.1f} ms = {ceiling:.1f} frames/s "
+          f"(= {ceiling / backend_fps:.2f} x backend-only); the pipeline reached {pipeline['fps'] / ceiling:.0%} of it")
 
 
 def run_bench(args) -> dict:
@@ -242,6 +265,7 @@ def run_bench(args) -> dict:
     path = "YUV-native" if report["pipeline"]["yuv_path"] else "BGR"
     _print_stages(f"pipeline replay ({path} path)", p, report["pipeline"]["latency_ms"],
                   report["pipeline"]["cpu_ms_per_frame"])
+    _print_ceiling(report["pipeline"], b)
     if "pipeline_bgr" in report:
         _print_stages("pipeline replay (forced BGR path)", report["pipeline_bgr"]["fps"],
                       report["pipeline_bgr"]["latency_ms"], report["pipeline_bgr"]["cpu_ms_per_frame"])

@@ -18,7 +18,7 @@ def test_bench_reports_stages_ratios_and_naive_loop(tmp_path):
               "--json", tmp_path / "b.json")
     assert out.returncode == 0, out.stderr
     for text in ("backend only", "naive sequential loop", "pipeline replay", "ratio pipeline / backend-only",
-                 "ratio pipeline / naive loop", "capture-to-display p99", "peak RSS"):
+                 "ratio pipeline / naive loop", "capture-to-display p99", "peak RSS", "CPU-bound ceiling"):
         assert text in out.stdout
     report = json.loads((tmp_path / "b.json").read_text())
     assert report["frames"] == 8 and report["pipeline"]["frames"] == 8 and report["naive"]["frames"] == 8
@@ -26,6 +26,15 @@ def test_bench_reports_stages_ratios_and_naive_loop(tmp_path):
         assert {"p50", "p95", "p99", "max"} <= set(report["naive"]["latency_ms"][stage])
     assert report["ratios"]["pipeline_vs_backend_only"] > 0 and report["ratios"]["pipeline_vs_naive"] > 0
     assert report["live"]["latency_ms"]["capture_to_display"]["n"] > 0
+    # The replay's threads by name; their CPU adds up to the ceiling's denominator.
+    pipeline = report["pipeline"]
+    # (An 8-frame run is too short for the sampler to catch every thread: those are unattributed.)
+    names = set(pipeline["cpu_by_thread_ms"])
+    assert "inference" in names
+    assert all(n in {"decode", "sinks", "sink-video", "unattributed"} or n.startswith(("render_", "native:"))
+               for n in names - {"inference"}), names
+    assert abs(sum(pipeline["cpu_by_thread_ms"].values()) - pipeline["cpu_thread_sum_ms"]) < 0.1
+    assert pipeline["fps"] <= pipeline["cpu_bound_ceiling_fps"] * 1.05
     assert 0 < report["rss_gib"] < 4
     # The runtime alone, in its own process: it never holds the bench's decoded ROIs.
     assert 0.05 < report["runtime_rss_gib"] < report["rss_gib"]
