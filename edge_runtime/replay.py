@@ -4,7 +4,8 @@ Stages overlap on threads: decode (the source) + roi | inference + smoothing (th
 thread) | overlay drawing (a pool of :func:`edge_runtime.cpus.render_workers` threads, one on
 small machines) | sinks + observers (one thread, taking the drawn frames in order). Bounded queues
 between them give backpressure, so memory stays flat on long or looping clips.
-``source.realtime`` paces decoding at the clip rate.
+``source.realtime`` paces decoding at the clip rate. With no overlay video, window or observer
+(a replay for ``--save-masks`` or the summary alone) no overlay is drawn.
 When the source decodes to yuv420p and nothing downstream needs BGR (no window, no observers),
 frames stay in the decoder's YUV planes from decode to encode (:mod:`edge_runtime.yuv`).
 """
@@ -56,6 +57,9 @@ def run_replay(pipeline, source) -> None:
     fps = float(getattr(source, "fps", 0) or pipeline.config["source"]["fps"] or DEFAULT_FPS)
     pipeline.yuv_render = bool(pipeline.prefer_yuv and not pipeline.observers
                                and not pipeline.config["sinks"]["window"])
+    # Without an overlay video, a window or an observer nobody sees a drawn frame (e.g. a replay
+    # for --save-masks and the summary only), so the overlay stage is skipped.
+    render = bool(pipeline.config["sinks"]["video"] or pipeline.config["sinks"]["window"] or pipeline.observers)
 
     def decode():
         try:
@@ -99,7 +103,7 @@ def run_replay(pipeline, source) -> None:
                 if item is _END:
                     break
                 frame, prediction, drawing = item
-                rendered = drawing.result()  # re-raises a drawing error here
+                rendered = None if drawing is None else drawing.result()  # re-raises a drawing error here
                 t1 = time.perf_counter()
                 pipeline.stage_sinks(frame, prediction, rendered)
                 pipeline._stats.record("sinks", (time.perf_counter() - t1) * MS)
@@ -129,7 +133,7 @@ def run_replay(pipeline, source) -> None:
             prediction = pipeline.stage_inference(gray, frame, roi)
             pipeline._stats.record("inference", (time.perf_counter() - t1) * MS)
             mask = pipeline.stage_smooth(prediction)  # EMA state: in frame order, here
-            drawing = painters.submit(draw, frame, roi, prediction, mask, pipeline.guard.banner())
+            drawing = painters.submit(draw, frame, roi, prediction, mask, pipeline.guard.banner()) if render else None
             _put(inferred, (frame, prediction, drawing), errors)
     finally:
         pipeline._stop.set()

@@ -75,6 +75,8 @@ def test_replay_explicit_roi_save_masks_raw_recording_and_loop(clip, tmp_path):
             "--record-raw", raw, "--loop", "--max-frames", 20, "--summary", tmp_path / "s.json")
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["frames"] == 20 and summary["roi"] == [130, 60, 300, 200]
+    # No overlay video, window or observer: no frame is drawn (the masks and raw video need none).
+    assert "overlay" not in summary["latency_ms"] and summary["inferred"] == 20
     mask_files = sorted(masks.glob("*_mask.png"))
     assert len(mask_files) == 20
     m = cv2.imread(str(mask_files[0]), cv2.IMREAD_GRAYSCALE)
