@@ -201,7 +201,7 @@ def cpu_ceiling(pipeline: dict) -> tuple[float, float]:
 def _print_ceiling(pipeline: dict, backend_fps: float) -> None:
     total, ceiling = pipeline["cpu_thread_sum_ms"], pipeline["cpu_bound_ceiling_fps"]
     print("  CPU by thread, ms/frame: " + ", ".join(f"{k} {v:.1f}" for k, v in pipeline["cpu_by_thread_ms"].items()))
-    print(f"  CPU-bound ceiling: {available_cores()} cores x 1000 / {total:.1f} ms = {ceiling:.1f} frames/s "
+    print(f"  CPU-bound ceiling at this CPU cost per frame: {available_cores()} cores x 1000 / {total:.1f} ms = {ceiling:.1f} frames/s "
           f"(= {ceiling / backend_fps:.2f} x backend-only); the pipeline reached {pipeline['fps'] / ceiling:.0%} of it")
 
 

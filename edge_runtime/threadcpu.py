@@ -9,7 +9,7 @@ native threads (ONNX Runtime's pool, codec threads) are grouped by their kernel 
 A thread's CPU after its last sample is lost when it ends (at most one interval's worth); the
 process's own CPU clock counts it, so the difference is reported as ``unattributed`` and the
 total stays exact. That total against the cores the process may use gives the CPU-bound ceiling
-of the frame rate: no schedule can beat ``cores * 1000 / cpu_ms_per_frame``.
+of the frame rate: at that CPU cost per frame no schedule can beat ``cores * 1000 / cpu_ms_per_frame``.
 """
 from __future__ import annotations
 
