@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
+from cli import sonomap
 from runtime_model import dark_onnx
 
 
 def test_bench_reports_stages_ratios_and_naive_loop(tmp_path):
     clip = tmp_path / "clip.mp4"
-    run = lambda *a: subprocess.run([sys.executable, "-m", "edge_runtime.cli", *map(str, a)],  # noqa: E731
-                                    capture_output=True, text=True, timeout=300)
-    assert run("make-clip", "--out", clip, "--frames", 8, "--size", "640x360").returncode == 0
-    out = run("bench", clip, "--model", dark_onnx(), "--frames", 8, "--live-seconds", 1.5,
-              "--json", tmp_path / "b.json")
-    assert out.returncode == 0, out.stderr
+    sonomap("make-clip", "--out", clip, "--frames", 8, "--size", "640x360")
+    out = sonomap("bench", clip, "--model", dark_onnx(), "--frames", 8, "--live-seconds", 1.5,
+                  "--json", tmp_path / "b.json")
     for text in ("backend only", "naive sequential loop", "pipeline replay", "ratio pipeline / backend-only",
                  "ratio pipeline / naive loop", "capture-to-display p99", "peak RSS", "CPU-bound ceiling"):
         assert text in out.stdout

@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import av
@@ -17,18 +16,18 @@ import numpy as np
 import pytest
 import yaml
 
+from cli import sonomap
+
 pytestmark = pytest.mark.slow
 
-SONOMAP = [sys.executable, "-m", "edge_runtime.cli"]
+STEP_TIMEOUT_S = 600
 N_CASES = 8
 N_FRAMES = 12
 TINY_SIZE = 64
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([*SONOMAP, *map(str, args)], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"sonomap {args[0]} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc
+def run(*args) -> subprocess.CompletedProcess:
+    return sonomap(*args, timeout=STEP_TIMEOUT_S)
 
 
 def test_demo_flow_end_to_end(tmp_path: Path, busi_sample: Path, repo_root: Path):

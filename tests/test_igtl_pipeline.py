@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import pytest
 
+from cli import sonomap as run_cli
 from runtime_model import folded_manifest, save_graph_model
 from test_igtl_standin import DEVICE, FRAME_WH, SPACING_MM, PlusStandIn, busi_images, image_matrix, pyigtl
 
@@ -86,7 +87,7 @@ def frames(busi_sample):
 
 
 def sonomap(*args, timeout: float = PROC_TIMEOUT_S) -> subprocess.CompletedProcess:
-    return subprocess.run([*SONOMAP, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    return run_cli(*args, check=False, timeout=timeout)
 
 
 def collect(plus: PlusStandIn, proc: subprocess.Popen, device: str) -> list:
