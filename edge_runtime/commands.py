@@ -54,6 +54,8 @@ def _print_summary(summary: dict) -> None:
     for stage, s in lat.items():
         if s.get("n"):
             print(f"  {stage:<11} p50 {s['p50']:8.2f}  p95 {s['p95']:8.2f}  p99 {s['p99']:8.2f}  max {s['max']:8.2f} ms")
+    for kind, path in summary.get("outputs", {}).items():  # as written: time fields and suffixes resolved
+        print(f"wrote {path} ({kind})")
 
 
 def cmd_replay(args) -> int:
@@ -70,8 +72,6 @@ def cmd_replay(args) -> int:
                                  live=False, width=config["source"]["width"], height=config["source"]["height"])
     summary = Pipeline(config, config_path=args.config, source=source).run()
     _print_summary(summary)
-    if args.out:
-        print(f"wrote {args.out}")
     return 0
 
 

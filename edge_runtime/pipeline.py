@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime import config as cfg
-from edge_runtime import yuv
+from edge_runtime import recordings, yuv
 from edge_runtime.backends import backend_from_config
 from edge_runtime.cpus import limit_opencv_threads
 from edge_runtime.errors import ConfigError
@@ -56,6 +56,7 @@ class Pipeline:
         self.roi: Roi | None = None
         self._roi_shape: tuple | None = None
         self.sinks: dict = {}
+        self.outputs: dict[str, str] = {}
         self.window: WindowSink | None = None
         self._last_prediction: Prediction | None = None
         self._last_mask: np.ndarray | None = None
@@ -92,12 +93,15 @@ class Pipeline:
         s = self.config["sinks"]
         fps = float(s["fps"] or fps or DEFAULT_FPS)
         live = bool(getattr(self.source, "live", False))
+        # A live session never records over an earlier one (a service restarted after a crash).
+        self.outputs = {k: str(recordings.session_path(s[k], keep_existing=live))
+                        for k in ("video", "raw", "masks") if s[k]}
         if s["video"]:
-            self.sinks["video"] = Mp4Sink(s["video"], fps, s["preset"], block=not live, name="video")
+            self.sinks["video"] = Mp4Sink(self.outputs["video"], fps, s["preset"], block=not live, name="video")
         if s["raw"]:
-            self.sinks["raw"] = Mp4Sink(s["raw"], fps, s["preset"], block=not live, name="raw")
+            self.sinks["raw"] = Mp4Sink(self.outputs["raw"], fps, s["preset"], block=not live, name="raw")
         if s["masks"]:
-            self.sinks["masks"] = MaskDumpSink(s["masks"], block=not live)
+            self.sinks["masks"] = MaskDumpSink(self.outputs["masks"], block=not live)
         if s["window"]:
             self.window = WindowSink(fullscreen=bool(s["fullscreen"]))
 
@@ -291,7 +295,7 @@ class Pipeline:
         summary = self.stats()
         self._stats.state = "stopped"
         summary["state"] = "stopped"
-        summary["outputs"] = {k: v for k, v in self.config["sinks"].items() if k in ("video", "raw", "masks") and v}
+        summary["outputs"] = dict(self.outputs)  # the files written, strftime fields and suffixes resolved
         path = self.config["sinks"]["summary"]
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from edge_runtime import privacy, resilient
+from edge_runtime import privacy, recordings, resilient
 from edge_runtime.frames import Observer
 from edge_runtime.sdnotify import Notifier
 from edge_runtime.signals import SignalHandlers, install_signal_handlers
@@ -32,8 +32,8 @@ def on_long_build(seconds_estimate: float) -> None:
 def private_recording_dirs(config: dict) -> list[Path]:
     """Create missing recording folders 0700; warn about existing ones others can read."""
     sinks = config["sinks"]
-    folders = [Path(sinks[k]).parent for k in ("video", "raw") if sinks.get(k)]
-    folders += [Path(sinks["masks"])] if sinks.get("masks") else []
+    folders = [recordings.expand(sinks[k]).parent for k in ("video", "raw") if sinks.get(k)]
+    folders += [recordings.expand(sinks["masks"])] if sinks.get("masks") else []
     for folder in folders:
         if not folder.exists():
             privacy.make_private_dir(folder)

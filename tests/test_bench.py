@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+
+import pytest
 
 from cli import sonomap
 from runtime_model import dark_onnx
@@ -22,15 +25,15 @@ def test_bench_reports_stages_ratios_and_naive_loop(tmp_path):
         assert {"p50", "p95", "p99", "max"} <= set(report["naive"]["latency_ms"][stage])
     assert report["ratios"]["pipeline_vs_backend_only"] > 0 and report["ratios"]["pipeline_vs_naive"] > 0
     assert report["live"]["latency_ms"]["capture_to_display"]["n"] > 0
-    # The replay's threads by name; their CPU adds up to the ceiling's denominator.
+    # The replay's threads by name; their CPU adds up to the ceiling's denominator. (An 8-frame run is
+    # too short for /proc's 10 ms ticks and the 50 ms sampler to see every thread: those are unattributed.)
     pipeline = report["pipeline"]
-    # (An 8-frame run is too short for the sampler to catch every thread: those are unattributed.)
     names = set(pipeline["cpu_by_thread_ms"])
-    assert "inference" in names
-    assert all(n in {"decode", "sinks", "sink-video", "unattributed"} or n.startswith(("render_", "native:"))
-               for n in names - {"inference"}), names
+    assert names and all(n in {"inference", "decode", "sinks", "sink-video", "unattributed"}
+                         or n.startswith(("render_", "native:")) for n in names), names
     assert abs(sum(pipeline["cpu_by_thread_ms"].values()) - pipeline["cpu_thread_sum_ms"]) < 0.1
-    assert pipeline["fps"] <= pipeline["cpu_bound_ceiling_fps"] * 1.05
+    assert pipeline["cpu_bound_ceiling_fps"] == pytest.approx(
+        len(os.sched_getaffinity(0)) * 1000 / pipeline["cpu_thread_sum_ms"])
     assert 0 < report["rss_gib"] < 4
     # The runtime alone, in its own process: it never holds the bench's decoded ROIs.
     assert 0.05 < report["runtime_rss_gib"] < report["rss_gib"]
