@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime import config as cfg
-from edge_runtime import recordings, yuv
+from edge_runtime import yuv
 from edge_runtime.backends import backend_from_config
 from edge_runtime.cpus import limit_opencv_threads
 from edge_runtime.errors import ConfigError
@@ -26,7 +26,7 @@ from edge_runtime.memory import GIB, peak_rss_bytes
 from edge_runtime.overlay import Overlay
 from edge_runtime.preprocess import to_gray
 from edge_runtime.roi import Roi, resolve_roi
-from edge_runtime.sinks import MaskDumpSink, Mp4Sink, WindowSink
+from edge_runtime.sinks import WindowSink, open_sinks
 from edge_runtime.sources import open_source
 from edge_runtime.stats import Stats
 
@@ -91,19 +91,8 @@ class Pipeline:
 
     def open_sinks(self, fps: float) -> None:
         s = self.config["sinks"]
-        fps = float(s["fps"] or fps or DEFAULT_FPS)
         live = bool(getattr(self.source, "live", False))
-        # A live session never records over an earlier one (a service restarted after a crash).
-        self.outputs = {k: str(recordings.session_path(s[k], keep_existing=live))
-                        for k in ("video", "raw", "masks") if s[k]}
-        if s["video"]:
-            self.sinks["video"] = Mp4Sink(self.outputs["video"], fps, s["preset"], block=not live, name="video")
-        if s["raw"]:
-            self.sinks["raw"] = Mp4Sink(self.outputs["raw"], fps, s["preset"], block=not live, name="raw")
-        if s["masks"]:
-            self.sinks["masks"] = MaskDumpSink(self.outputs["masks"], block=not live)
-        if s["window"]:
-            self.window = WindowSink(fullscreen=bool(s["fullscreen"]))
+        self.sinks, self.window, self.outputs = open_sinks(s, float(s["fps"] or fps or DEFAULT_FPS), live)
 
     # --- the stages -----------------------------------------------------------------
     def ensure_roi(self, frame: Frame) -> Roi:

@@ -10,8 +10,8 @@
   display instead of letting the GUI toolkit abort the process.
 - :class:`MaskDumpSink`: ``--save-masks DIR`` writes ``DIR/<index>_mask.png`` (0/255) and the ROI
   frame ``DIR/<index>_frame.png``.
-A sink's ``write`` never blocks the display path for long; its errors are counted by the
-pipeline, not raised into it.
+:func:`open_sinks` builds them from the config's ``sinks`` section. A sink's ``write`` never blocks
+the display path for long; its errors are counted by the pipeline, not raised into it.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_runtime import recordings
 from edge_runtime.cpus import encode_threads
 from edge_runtime.errors import InputError, SonomapError
 
@@ -190,6 +191,21 @@ class MaskDumpSink(_ThreadedWriter):
             out = np.where(mask > 0, MASK_FOREGROUND, 0).astype(np.uint8)
             if not cv2.imwrite(str(self.directory / f"{index:06d}_mask.png"), out):
                 raise InputError(f"{self.directory}: cannot write mask PNG")
+
+
+def open_sinks(s: dict, fps: float, live: bool) -> tuple[dict, WindowSink | None, dict[str, str]]:
+    """The config's ``sinks`` section -> (file sinks by name, window or None, the paths they write).
+    Live sinks drop frames rather than stall the display, and a live session never records over an
+    earlier recording (:mod:`edge_runtime.recordings`: a service restarted after a crash)."""
+    outputs = {k: str(recordings.session_path(s[k], keep_existing=live)) for k in ("video", "raw", "masks") if s[k]}
+    sinks: dict = {}
+    for kind in ("video", "raw"):
+        if kind in outputs:
+            sinks[kind] = Mp4Sink(outputs[kind], fps, s["preset"], block=not live, name=kind)
+    if "masks" in outputs:
+        sinks["masks"] = MaskDumpSink(outputs["masks"], block=not live)
+    window = WindowSink(fullscreen=bool(s["fullscreen"])) if s["window"] else None
+    return sinks, window, outputs
 
 
 def display_available() -> bool:
