@@ -4,7 +4,7 @@
 #     weights only need to be real, not good; the timing does not depend on them
 #   2 export it to TorchScript (checked against eager torch on real frames)
 #   3 `sonomap bench` on a generated 1080p scanner-screen clip, torch backend on CUDA, FP16 autocast,
-#     eager and with CUDA graphs
+#     eager, with CUDA graphs, and eager fed a 512x512 ROI resized on the CPU (inference.input_size)
 # Usage: configs/gpu-bench.sh OUT_DIR   (env: TRAIN_EPOCHS, BENCH_FRAMES, BENCH_ROUNDS)
 set -euo pipefail
 OUT=${1:-outputs/gpu-bench}
@@ -40,3 +40,8 @@ step "3b bench: torch CUDA FP16, CUDA graphs"
 printf 'inference:\n  cuda_graphs: true\n' > "$OUT/graphs.yaml"
 sonomap bench --config "$OUT/graphs.yaml" --model "$OUT/fcn101.ts" --backend torch --device cuda \
     --frames "$FRAMES" --rounds "$ROUNDS" --json "$OUT/bench-graphs.json"
+
+step "3c bench: torch CUDA FP16, eager, ROI resized to 512x512 on the CPU (small upload and download)"
+printf 'inference:\n  input_size: [512, 512]\n' > "$OUT/input512.yaml"
+sonomap bench --config "$OUT/input512.yaml" --model "$OUT/fcn101.ts" --backend torch --device cuda \
+    --frames "$FRAMES" --rounds "$ROUNDS" --json "$OUT/bench-eager-input512.json"

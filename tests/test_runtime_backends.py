@@ -2,6 +2,9 @@
 the runtime config (shipped default, reload)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -104,6 +107,25 @@ def make_torchscript(out: Path) -> Path:
     manifest = load_manifest(dark_onnx()).derive(format="torchscript")
     save_manifest(manifest, out)
     return out
+
+
+@pytest.mark.parametrize("preset, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_torch_backend_makes_openmp_threads_sleep_unless_told_otherwise(tmp_path, preset, expected):
+    """In a fresh process (the runtime loads torch only for this backend) OpenMP's wait policy is set
+    before torch loads; a value the user set is kept."""
+    model = make_torchscript(tmp_path / "dark.ts")
+    code = ("import os, sys\n"
+            "from edge_runtime.backends import create_backend\n"
+            "from edge_runtime.manifest import load_manifest\n"
+            "assert 'torch' not in sys.modules\n"
+            f"create_backend('torch', {str(model)!r}, load_manifest({str(model)!r}), device='cpu')\n"
+            "print(os.environ.get('OMP_WAIT_POLICY'))\n")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if preset:
+        env["OMP_WAIT_POLICY"] = preset
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == expected
 
 
 def test_torch_backend_matches_onnxruntime(tmp_path, roi_image):
