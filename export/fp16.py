@@ -42,6 +42,7 @@ def convert_fp16(fp32_path: str | Path, out: str | Path | None = None) -> Path:
         raise ConfigError(f"{fp32_path}: already an FP16 model (manifest extra.precision is fp16)")
     out = Path(out) if out is not None else fp16_path(fp32_path)
     model = onnx.load(str(fp32_path))
+    declared = {o.name: o.type.tensor_type.elem_type for o in model.graph.output}  # before the converter runs
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # one warning per tiny weight clamped to the FP16 range
         blocked = [*float16.DEFAULT_OP_BLOCK_LIST, *EXTRA_FP32_OPS]
@@ -49,7 +50,7 @@ def convert_fp16(fp32_path: str | Path, out: str | Path | None = None) -> Path:
     # The converter marks the uint8->float Cast's output FP16 in value_info while the node still
     # casts to FP32; value_info is only a hint, so drop it and let shape inference redo it.
     del half.graph.value_info[:]
-    _keep_output_types(half, model)
+    _keep_output_types(half, declared)
     half = onnx.shape_inference.infer_shapes(half, strict_mode=True)
     try:
         with atomic_path(out) as tmp:  # an invalid graph never replaces the file
@@ -67,14 +68,14 @@ def convert_fp16(fp32_path: str | Path, out: str | Path | None = None) -> Path:
     return out
 
 
-def _keep_output_types(half, original) -> None:
-    """Give ``half``'s graph outputs the types ``original`` declares, and cast them to those types.
+def _keep_output_types(half, declared: dict) -> None:
+    """Give ``half``'s graph outputs the element types the FP32 graph ``declared`` (name -> type), and
+    make the Casts that write them cast to those types.
 
     With ``keep_io_types`` the converter still turns an output written by a *blocked* (FP32) node,
     such as a Resize writing ``prob`` directly, into FP16: it declares the output FP16 and casts the
     Resize's FP32 result down, while the output's other consumers are fed as FP32. Restoring the
     declared type makes that last Cast FP32 -> FP32, which is what keep_io_types promises."""
-    declared = {o.name: o.type.tensor_type.elem_type for o in original.graph.output}
     for output in half.graph.output:
         output.type.tensor_type.elem_type = declared[output.name]
     for node in half.graph.node:
