@@ -152,7 +152,7 @@ def pipeline_replay(config: dict, path: str, limit: int, out: Path, backend=None
         threads.stop()
     summary["wall_s"] = time.perf_counter() - t0
     summary["cpu_by_thread_ms"] = threads.per_frame_ms(summary["frames"])
-    summary["cpu_thread_sum_ms"], summary["cpu_bound_ceiling_fps"] = cpu_ceiling(summary)
+    summary["cpu_cores"], summary["cpu_thread_sum_ms"], summary["cpu_bound_ceiling_fps"] = cpu_ceiling(summary)
     summary["cpu_ms_per_frame"] = _cpu_per_frame(cpu0, summary["frames"])
     summary["fps"] = summary["frames"] / summary["wall_s"]
     summary["yuv_path"] = pipeline.yuv_render
@@ -192,16 +192,17 @@ def _print_stages(title: str, fps: float, latency: dict, cpu_ms: float | None = 
             print(f"  {stage:<19} p50 {s['p50']:8.2f}  p95 {s['p95']:8.2f}  p99 {s['p99']:8.2f}  max {s['max']:8.2f} ms")
 
 
-def cpu_ceiling(pipeline: dict) -> tuple[float, float]:
-    """(CPU ms a frame over all threads, the frame rate no schedule can beat on this process's cores)."""
-    total = sum(pipeline["cpu_by_thread_ms"].values())
-    return total, (available_cores() * MS / total if total else float("nan"))
+def cpu_ceiling(pipeline: dict) -> tuple[int, float, float]:
+    """(this process's cores, CPU ms a frame over all threads, the frame rate no schedule can beat
+    at that cost)."""
+    cores, total = available_cores(), sum(pipeline["cpu_by_thread_ms"].values())
+    return cores, total, (cores * MS / total if total else float("nan"))
 
 
 def _print_ceiling(pipeline: dict, backend_fps: float) -> None:
-    total, ceiling = pipeline["cpu_thread_sum_ms"], pipeline["cpu_bound_ceiling_fps"]
+    cores, total, ceiling = pipeline["cpu_cores"], pipeline["cpu_thread_sum_ms"], pipeline["cpu_bound_ceiling_fps"]
     print("  CPU by thread, ms/frame: " + ", ".join(f"{k} {v:.1f}" for k, v in pipeline["cpu_by_thread_ms"].items()))
-    print(f"  CPU-bound ceiling at this CPU cost per frame: {available_cores()} cores x 1000 / {total:.1f} ms = {ceiling:.1f} frames/s "
+    print(f"  CPU-bound ceiling at this CPU cost per frame: {cores} cores x 1000 / {total:.1f} ms = {ceiling:.1f} frames/s "
           f"(= {ceiling / backend_fps:.2f} x backend-only); the pipeline reached {pipeline['fps'] / ceiling:.0%} of it")
 
 

@@ -33,7 +33,8 @@ def test_bench_reports_stages_ratios_and_naive_loop(tmp_path):
                          or n.startswith(("render_", "native:")) for n in names), names
     assert abs(sum(pipeline["cpu_by_thread_ms"].values()) - pipeline["cpu_thread_sum_ms"]) < 0.1
     assert pipeline["cpu_bound_ceiling_fps"] == pytest.approx(
-        len(os.sched_getaffinity(0)) * 1000 / pipeline["cpu_thread_sum_ms"])
+        pipeline["cpu_cores"] * 1000 / pipeline["cpu_thread_sum_ms"])
+    assert pipeline["cpu_cores"] == len(os.sched_getaffinity(0))
     assert 0 < report["rss_gib"] < 4
     # The runtime alone, in its own process: it never holds the bench's decoded ROIs.
     assert 0.05 < report["runtime_rss_gib"] < report["rss_gib"]
