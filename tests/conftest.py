@@ -52,15 +52,22 @@ def pytest_collection_modifyitems(config, items):
 def xvfb_display():
     """Start a real Xvfb server for window tests; skip when Xvfb is not installed."""
     import subprocess
-    import time
 
     exe = shutil.which("Xvfb")
     if exe is None:
         pytest.skip("Xvfb not installed (apt-get install xvfb)")
-    display = ":97"
-    proc = subprocess.Popen([exe, display, "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
+    # -displayfd: Xvfb picks a free display and writes its number once it accepts clients, so
+    # parallel test runs on one machine never collide and no fixed sleep is needed.
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen([exe, "-displayfd", str(write_fd), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(write_fd,))
+    os.close(write_fd)
+    with os.fdopen(read_fd) as pipe:
+        number = pipe.readline().strip()
+    if not number:
+        proc.kill()
+        raise RuntimeError("Xvfb exited before reporting its display number")
+    display = f":{number}"
     old = os.environ.get("DISPLAY")
     os.environ["DISPLAY"] = display
     yield display
