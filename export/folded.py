@@ -40,8 +40,11 @@ class FoldedSegmenter(nn.Module):
         self.other = int(others[0])
 
     def forward(self, frame: torch.Tensor):
-        height, width = frame.shape[-2], frame.shape[-1]
+        # The ROI size is read from the float tensor, never from ``frame``: TensorRT accepts a
+        # UINT8 network input only when its one consumer is a Cast (see export.trt_lint), so
+        # Shape must not read the uint8 tensor.
         x = frame.float()
+        height, width = x.shape[-2], x.shape[-1]
         x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
         x = (x * UINT8_SCALE - self.mean) / self.std
         logits = self.model(x)
