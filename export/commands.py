@@ -48,7 +48,8 @@ def _add_onnx(targets) -> None:
     p = targets.add_parser("onnx", help="checkpoint -> ONNX + manifest + parity.json",
                            description="Export CK to ONNX (opset 17) with its manifest, then compare ONNX "
                            "Runtime with torch FP32 on real frames and write parity.json beside the model. "
-                           "Exit 1 when mask agreement is below 99.9% (FP16: 99.5%).")
+                           "Exit 1 when mask agreement is below 99.9% (FP16: 99.5%), 4 when a written graph fails the "
+                           "TensorRT compatibility lint (export/trt_lint.py).")
     p.add_argument("--checkpoint", required=True, help="checkpoint written by 'sonomap train' (CK.yaml beside it)")
     p.add_argument("--out", required=True, help="ONNX file to write, e.g. model.onnx")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
@@ -97,7 +98,8 @@ def _add_selfcheck(sub) -> None:
     p = sub.add_parser("selfcheck", help="prove the TensorRT path on this machine (versions, GPU, parity, latency)",
                        description="Print versions and the GPU, build or load the TensorRT engine, run it and "
                        "ONNX Runtime on sample frames, print mask agreement and latency. Exit 1 on "
-                       "disagreement, 3 when TensorRT or pycuda is missing.")
+                       "disagreement, 3 when TensorRT or pycuda is missing, 4 when the model fails the "
+                       "TensorRT compatibility lint.")
     p.add_argument("--model", help="folded ONNX model (default: the shipped default model)")
     p.add_argument("--frames", help="folder of frames (default: vendored BUSI sample)")
     p.add_argument("--max-frames", type=int, default=DEFAULT_SELFCHECK_FRAMES,

@@ -1,7 +1,7 @@
 """`sonomap export onnx`: export, check parity on real frames, optionally make the FP16 twin.
 
 Wiring only (one place): export_onnx -> torch_vs_ort -> [convert_fp16 -> fp16_vs_fp32]
--> parity.json + parity summary in the manifest -> exit code.
+-> parity.json + parity summary in the manifest -> TensorRT lint of each file written -> exit code.
 """
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ from edge_runtime.manifest import load_manifest, save_manifest
 from export.parity import describe, write_parity
 from export.samples import load_frames
 from export.shapes import DEFAULT_MAX_HW, DEFAULT_MIN_HW, DEFAULT_OPT_HW, ShapeSpec, parse_hw
+from export.trt_lint import describe as describe_lint
+from export.trt_lint import lint_onnx
 
 EXIT_OK = 0
 EXIT_PARITY_FAILED = 1
+EXIT_LINT_FAILED = 4
 
 
 def shape_spec_from_args(args) -> ShapeSpec:
@@ -68,4 +71,12 @@ def run_onnx_export(args) -> int:
     if failed:
         print(f"PARITY FAILED for {', '.join(failed)}: files are kept for inspection; do not deploy them")
         return EXIT_PARITY_FAILED
+    lints = [lint_onnx(path) for path in ([out, half] if args.fp16 else [out])]
+    for lint in lints:
+        print(describe_lint(lint))
+    rejected = [lint.path.name for lint in lints if not lint.passed]
+    if rejected:
+        print(f"TENSORRT LINT FAILED for {', '.join(rejected)}: ONNX Runtime runs them, TensorRT would not build "
+              "them; files are kept for inspection")
+        return EXIT_LINT_FAILED
     return EXIT_OK

@@ -1,9 +1,12 @@
 """`sonomap selfcheck`: prove the TensorRT path on the target machine (no torch needed).
 
-Prints versions and the GPU; runs ONNX Runtime on real sample frames; builds or loads the
+Prints versions and the GPU; lints the model (and its FP16 twin) for TensorRT
+(:mod:`export.trt_lint`); runs ONNX Runtime on real sample frames; builds or loads the
 TensorRT engine (the runtime's own cache and backend), runs it on the same frames and
-prints mask agreement and latency. Exit codes: 0 agree, 1 below the bar, 3 TensorRT or
-pycuda missing (after the ONNX Runtime part, so the model itself is still checked).
+prints mask agreement and latency (each timed after an untimed run at the timed frame's
+size, so buffer setup for a new size is never timed). Exit codes: 0 agree, 1 below the bar,
+3 TensorRT or pycuda missing, 4 the model fails the lint (both after the ONNX Runtime part,
+so the model itself is still checked).
 TensorRT cannot be installed on this project's build machines: this command is how a user
 checks it on their own hardware.
 """
@@ -25,9 +28,10 @@ from export.parity import (FP16_AGREEMENT_BAR, FP32_AGREEMENT_BAR, count_frame, 
 from export.samples import fit_frame, load_frames
 
 DEFAULT_MODEL = Path(edge_runtime.__file__).resolve().parent / "models" / "default" / "model.onnx"
-EXIT_OK, EXIT_DISAGREE, EXIT_NO_TENSORRT = 0, 1, 3
+EXIT_OK, EXIT_DISAGREE, EXIT_NO_TENSORRT, EXIT_LINT_FAILED = 0, 1, 3, 4
 MS = 1000.0
 LATENCY_RUNS = 20  # repeated runs on one frame: steady-state latency without per-size buffer setup
+WARMUP_RUNS = 1    # untimed runs at the timed size first: a new size re-binds the TensorRT buffers
 
 
 def _version(dist: str) -> str:
@@ -62,6 +66,38 @@ def latency_text(samples_ms: list[float]) -> str:
     return f"p50 {np.percentile(arr, 50):.1f} ms, p95 {np.percentile(arr, 95):.1f} ms over {arr.size} runs"
 
 
+def timed_latency(infer, frame: np.ndarray, runs: int = LATENCY_RUNS) -> list[float]:
+    """Milliseconds of ``runs`` calls ``infer(frame)``, after :data:`WARMUP_RUNS` untimed ones at
+    this frame's size (the TensorRT backend allocates and binds buffers on the first frame of a
+    new size; that belongs to the size change, not to the steady state)."""
+    for _ in range(WARMUP_RUNS):
+        infer(frame)
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        infer(frame)
+        samples.append((time.perf_counter() - start) * MS)
+    return samples
+
+
+def lint_for_tensorrt(model: Path) -> bool:
+    """Lint the model and, when present, its FP16 twin; print each verdict. False when one fails."""
+    from edge_runtime.tensorrt.engines import FP16_TWIN_SUFFIX
+
+    try:
+        from export.trt_lint import describe, lint_onnx
+
+        import onnx  # noqa: F401  (the lint reads the graph with it; the cart may lack it)
+    except ImportError as exc:
+        print(f"TensorRT ONNX lint NOT run: {exc} ('pip install sonomap[export]')")
+        return True
+    twin = model.with_name(model.name[: -len(".onnx")] + FP16_TWIN_SUFFIX) if model.suffix == ".onnx" else None
+    reports = [lint_onnx(path) for path in (model, twin) if path is not None and path.is_file()]
+    for report in reports:
+        print(describe(report))
+    return all(report.passed for report in reports)
+
+
 def model_frame_limits(manifest) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
     """(fixed ROI or None, largest dynamic H/W or None) from the manifest's io section."""
     shape = manifest.io["inputs"][0]["shape"]
@@ -82,13 +118,10 @@ def run_selfcheck(args) -> int:
     print(f"  model        {model} ({manifest.name}, {manifest.arch}, sha256 {manifest.sha256[:12]})")
     roi, max_hw = model_frame_limits(manifest)
     frames = [(i, fit_frame(g, roi, max_hw)) for i, g in load_frames(args.frames, args.max_frames)]
+    lint_passed = lint_for_tensorrt(model)
     session = ort_session(model)
     ort_out = {frame_id: run_ort(session, gray) for frame_id, gray in frames}
-    ort_ms = []
-    for _ in range(LATENCY_RUNS):
-        start = time.perf_counter()
-        run_ort(session, frames[0][1])
-        ort_ms.append((time.perf_counter() - start) * MS)
+    ort_ms = timed_latency(lambda gray: run_ort(session, gray), frames[0][1])
     print(f"ONNX Runtime {session.get_providers()[0]} on a {frames[0][1].shape[0]}x{frames[0][1].shape[1]} frame: "
           f"{latency_text(ort_ms)}")
     try:
@@ -100,7 +133,11 @@ def run_selfcheck(args) -> int:
         gpu = current_gpu()
     except TensorRTUnavailable as exc:
         print(f"TensorRT check NOT run: {exc}")
-        return EXIT_NO_TENSORRT
+        return EXIT_NO_TENSORRT if lint_passed else EXIT_LINT_FAILED
+    if not lint_passed:
+        print("TensorRT check NOT run: the model fails the TensorRT lint above; re-export it with "
+              "'sonomap export onnx'")
+        return EXIT_LINT_FAILED
     print(f"  gpu          {gpu.name} (compute capability {gpu.compute_capability}, {gpu.sm_count} SMs)")
     precision = "fp32" if args.fp32 else "fp16"
     backend = TensorRTBackend(model, manifest, cache_dir=args.cache_dir or DEFAULT_CACHE_DIR, fp16=not args.fp32,
@@ -111,7 +148,7 @@ def run_selfcheck(args) -> int:
             pred = backend.infer(gray)
             prob, mask = ort_out[frame_id]
             counts.append(count_frame(frame_id, mask, pred.mask, prob, pred.prob, manifest.cancer_index))
-        trt_ms = [backend.infer(frames[0][1]).latency_ms for _ in range(LATENCY_RUNS)]
+        trt_ms = timed_latency(backend.infer, frames[0][1])
         record = backend.engine_record
     finally:
         backend.close()

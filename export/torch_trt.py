@@ -5,22 +5,31 @@ engine embedded; reload with ``torch.export.load(path).module()``) + ``model.ep.
 (format ``torch-tensorrt``). The folded model (uint8 frame in, prob/mask out) is compiled
 with the dynamo frontend in FP16 over the manifest's shape profile.
 
-FP16 follows the Torch-TensorRT docs: releases with ``enable_autocast`` (explicit typing by
-default, ``enabled_precisions`` deprecated) get rule-based autocast to float16; older
-releases get ``enabled_precisions={torch.half}``. The saved program embeds a serialized
+FP16 per Torch-TensorRT release (read from pytorch/TensorRT at each tag; the table the tests
+check is tests/data/torch_tensorrt_signatures.json): from 2.10, ``CompilationSettings`` has
+``autocast_low_precision_type`` and FP16 is ``enable_autocast=True,
+autocast_low_precision_type=torch.float16`` (autocast turns on explicit typing itself;
+``use_explicit_typing`` is deprecated in 2.10 and gone in 2.13, ``enabled_precisions`` gone
+from ``dynamo.compile`` in 2.13). 2.5 - 2.9 take ``enabled_precisions={torch.half}``.
+``dynamo.compile`` takes ``**kwargs`` and ignores a keyword it does not know, so a misspelt
+or renamed one silently builds FP32: hence the table and the test. 2.3/2.4 lack
+``arg_inputs`` and are refused (:data:`MIN_TORCH_TENSORRT`). The saved program embeds a serialized
 engine, so it carries the same GPU/TensorRT-version lock as a plan file. On Jetson, the
 ONNX -> TensorRT API path is the lower-risk one (Torch-TensorRT wheels pin TensorRT
 versions JetPack may not ship). Not run here: no GPU or torch_tensorrt on build machines.
 """
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import save_manifest, sha256_file
+from edge_runtime.tensorrt.key import parse_version
 from edge_runtime.tensorrt.modules import TensorRTUnavailable
 from export.shapes import ShapeSpec, parse_nchw
+
+
+MIN_TORCH_TENSORRT = (2, 5)  # first release whose compile() and save() take arg_inputs
 
 
 def import_torch_tensorrt():
@@ -30,15 +39,38 @@ def import_torch_tensorrt():
         raise TensorRTUnavailable("torch_tensorrt not found: 'pip install sonomap[torch-tensorrt]' on a CUDA "
                                   "machine with a matching torch/TensorRT pair, or use the default ONNX path "
                                   "(sonomap export tensorrt --onnx MODEL.onnx)") from exc
+    check_torch_tensorrt_version(str(torch_tensorrt.__version__))
     return torch_tensorrt
 
 
-def fp16_settings(torch_tensorrt, torch) -> dict:
-    """Compile kwargs for FP16 on this Torch-TensorRT release (see module docstring)."""
-    fields = getattr(getattr(torch_tensorrt.dynamo, "CompilationSettings", None), "__dataclass_fields__", {})
-    if "enable_autocast" in fields:
-        return {"use_explicit_typing": True, "enable_autocast": True, "low_precision_type": torch.float16}
+def check_torch_tensorrt_version(version: str) -> None:
+    if parse_version(version)[:2] < MIN_TORCH_TENSORRT:
+        raise TensorRTUnavailable(f"torch_tensorrt {version} is too old: sonomap needs >= "
+                                  f"{'.'.join(map(str, MIN_TORCH_TENSORRT))} (compile/save with arg_inputs); "
+                                  "'pip install -U sonomap[torch-tensorrt]'")
+
+
+def settings_fields(torch_tensorrt) -> set[str]:
+    """The field names of this release's ``torch_tensorrt.dynamo.CompilationSettings`` dataclass."""
+    return set(torch_tensorrt.dynamo.CompilationSettings.__dataclass_fields__)
+
+
+def fp16_settings(fields: set[str], torch) -> dict:
+    """Compile kwargs for FP16 given the release's CompilationSettings fields (module docstring)."""
+    if "autocast_low_precision_type" in fields:
+        return {"enable_autocast": True, "autocast_low_precision_type": torch.float16}
     return {"enabled_precisions": {torch.half}}
+
+
+def compile_kwargs(fields: set[str], torch, spec, workspace_mb: int) -> dict:
+    """Every keyword sonomap passes to ``torch_tensorrt.compile`` (checked against the table)."""
+    return {"ir": "dynamo", "arg_inputs": [spec], "workspace_size": int(workspace_mb) << 20,
+            **fp16_settings(fields, torch)}
+
+
+def save_kwargs(example) -> dict:
+    """Every keyword sonomap passes to ``torch_tensorrt.save`` (checked against the table)."""
+    return {"arg_inputs": [example]}
 
 
 def run_torch_tensorrt(args) -> int:
@@ -60,13 +92,11 @@ def run_torch_tensorrt(args) -> int:
     spec = torch_tensorrt.Input(min_shape=shapes["min"], opt_shape=shapes["opt"], max_shape=shapes["max"],
                                 dtype=torch.uint8)
     example = torch.zeros(shapes["opt"], dtype=torch.uint8, device="cuda")
-    compiled = torch_tensorrt.compile(folded, ir="dynamo", arg_inputs=[spec],
-                                      workspace_size=int(args.workspace_mb) << 20,
-                                      **fp16_settings(torch_tensorrt, torch))
+    compiled = torch_tensorrt.compile(folded, **compile_kwargs(settings_fields(torch_tensorrt), torch, spec,
+                                                               args.workspace_mb))
     out = Path(args.out) / "model.ep"
     out.parent.mkdir(parents=True, exist_ok=True)
-    inputs_kw = "arg_inputs" if "arg_inputs" in inspect.signature(torch_tensorrt.save).parameters else "inputs"
-    torch_tensorrt.save(compiled, str(out), **{inputs_kw: [example]})
+    torch_tensorrt.save(compiled, str(out), **save_kwargs(example))
     manifest = source.derive(
         format="torch-tensorrt", preprocessing_in_graph=True,
         io={"inputs": [{"name": "frame", "dtype": "uint8", "shape": ["batch", 1, "height", "width"]}],

@@ -183,3 +183,12 @@ def test_two_class_fold_equals_softmax_resize_slice(cancer_id):
     expected = torch.where(ref >= 0.5, cancer_id, 1 - cancer_id).to(torch.uint8)
     assert mask.dtype == torch.uint8 and 0.05 < (mask == cancer_id).float().mean() < 0.95
     assert torch.equal(mask[(ref - 0.5).abs() > 1e-5], expected[(ref - 0.5).abs() > 1e-5])
+
+
+def test_exported_graphs_pass_tensorrt_lint(exported):
+    """Both files export onnx writes are checked against TensorRT's rules (export/trt_lint.py)."""
+    from export.trt_lint import lint_onnx
+
+    for path in (exported, exported.with_name("model.fp16.onnx")):
+        report = lint_onnx(path)
+        assert report.passed, report.problems
