@@ -28,7 +28,7 @@ BUILDER_CALLS = {
                 "build_serialized_network"],
     "OnnxParser": ["parse", "num_errors", "get_error"],
     "IBuilderConfig": ["set_memory_pool_limit", "set_flag", "add_optimization_profile", "create_timing_cache",
-                       "set_timing_cache"],
+                       "set_timing_cache", "get_timing_cache"],
     "IOptimizationProfile": ["set_shape"],
     "ITimingCache": ["serialize"],
     "INetworkDefinition": ["num_inputs", "get_input"],

@@ -5,11 +5,17 @@ Model: a ``.engine``/``.plan`` file (with its manifest; refused when built for a
 or TensorRT version) or a folded ``.onnx`` (engine loaded from / built into the cache by
 :mod:`edge_runtime.tensorrt.engines`, option ``cache_dir``).
 
-CUDA state is created lazily by the first :meth:`infer` call, i.e. in the inference
-thread: pycuda contexts are per thread, and a context made elsewhere fails there with
-"invalid device context". One stream; pinned host buffers and device buffers per tensor,
-reallocated only when the ROI size changes; addresses bound with ``set_tensor_address``
-and the engine run with ``execute_async_v3`` (TensorRT 10 name-based API).
+CUDA state is created lazily by the first :meth:`infer` call, on the backend's own thread
+(:class:`edge_runtime.tensorrt.owner_thread.OwnerThread`): pycuda contexts belong to the thread
+that made them, so creation, every inference and :meth:`close` run there, whichever thread
+calls them (a context detached from another thread would leak). The constructor checks what
+the build will need (folded model, FP16 twin for the strongly typed path) so a missing file
+fails at start-up, not at the first frame. One stream; pinned host buffers and device buffers
+per tensor, reallocated only when the ROI size changes; addresses bound with
+``set_tensor_address`` and the engine run with ``execute_async_v3`` (TensorRT 10 name-based
+API). ``set_input_shape``, ``set_tensor_address`` and ``execute_async_v3`` return False on
+failure rather than raising (NvInferRuntime.h, TensorRT 10.3: "True on success, false if ...");
+each is checked.
 Written against NVIDIA's documented API; not run on this project's build machines
 (no GPU there) - ``sonomap selfcheck`` proves it on the target.
 """
@@ -27,6 +33,7 @@ from edge_runtime.backends.base import Backend, at_roi_size
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Prediction
 from edge_runtime.tensorrt.engines import DEFAULT_WORKSPACE_MB
+from edge_runtime.tensorrt.owner_thread import OwnerThread
 
 log = logging.getLogger("sonomap.backend.tensorrt")
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
@@ -35,6 +42,8 @@ INPUT, OUTPUTS = "frame", ("prob", "mask")
 DEFAULT_CACHE_DIR = (Path(os.environ["CACHE_DIRECTORY"].split(":")[0]) if os.environ.get("CACHE_DIRECTORY")
                      else Path.home() / ".cache" / "sonomap") / "engines"
 MS = 1000.0
+OWNER_THREAD_NAME = "sonomap-tensorrt"
+CLOSE_TIMEOUT_S = 10.0  # teardown is milliseconds; longer means an inference call is stuck in the driver
 
 
 EXPECTED_IO = {"frame": ("INPUT", "UINT8"), "prob": ("OUTPUT", "FLOAT"), "mask": ("OUTPUT", "UINT8")}
@@ -70,19 +79,36 @@ class TensorRTBackend(Backend):
         self.on_long_build = on_long_build
         self.device_index = device_index
         self.engine_record = None
+        self._owner: OwnerThread | None = None
         self._cuda = self._ctx = self._engine = self._context = self._stream = None
         self._hw: tuple[int, int] | None = None
         self._host: dict[str, np.ndarray] = {}
         self._device: dict[str, object] = {}
+        self._preflight()
 
-    # --- lazy CUDA/TensorRT state, made in the calling (inference) thread ---------------
+    def _preflight(self) -> None:
+        """Fail now (service start-up) on what the engine build would refuse later, e.g. the FP16
+        twin the strongly typed path parses. Without TensorRT nothing can be decided: the first
+        :meth:`infer` reports that, as before."""
+        from edge_runtime.tensorrt.engines import preflight
+        from edge_runtime.tensorrt.modules import TensorRTUnavailable, import_tensorrt
+
+        if self.model_path.suffix.lower() != ".onnx":
+            return
+        try:
+            trt = import_tensorrt()
+        except TensorRTUnavailable:
+            return
+        preflight(self.model_path, self.precision, trt.__version__, hasattr(trt.BuilderFlag, "FP16"))
+
+    # --- CUDA/TensorRT state: made, used and freed on the owner thread only ---------------
     def _start(self) -> None:
         from edge_runtime.tensorrt.modules import import_pycuda_driver, import_tensorrt
 
         trt = import_tensorrt()
         cuda = import_pycuda_driver()
         self._trt, self._cuda = trt, cuda
-        self._ctx = cuda.Device(self.device_index).make_context()  # created current on this thread
+        self._ctx = cuda.Device(self.device_index).make_context()  # current on the owner thread from now on
         try:
             runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
             self._engine = self._load(trt, runtime)
@@ -91,10 +117,8 @@ class TensorRTBackend(Backend):
             self._stream = cuda.Stream()
             self._profile = [tuple(s) for s in self._engine.get_tensor_profile_shape(INPUT, 0)]
         except BaseException:
-            self._ctx.pop()
-            self.close()
+            self._teardown()
             raise
-        self._ctx.pop()  # each infer() pushes it, so close() from another thread stays safe
 
     def _load(self, trt, runtime):
         from edge_runtime.tensorrt.cache import check_engine_file
@@ -122,15 +146,21 @@ class TensorRTBackend(Backend):
     def _bind(self, height: int, width: int) -> None:
         """(Re)allocate pinned host + device buffers for this input size and bind them."""
         cuda, trt = self._cuda, self._trt
-        self._context.set_input_shape(INPUT, (1, 1, height, width))
+        self._hw = None  # until every call below succeeded
+        shape = (1, 1, height, width)
+        if not self._context.set_input_shape(INPUT, shape):
+            raise RuntimeError(f"{self.model_path}: TensorRT refused input shape {shape} for '{INPUT}' "
+                               f"(engine profile min/opt/max {self._profile})")
         self._host.clear()
         self._device.clear()
         for name in (INPUT, *OUTPUTS):
-            shape = tuple(self._context.get_tensor_shape(name))
+            tensor_shape = tuple(self._context.get_tensor_shape(name))
             dtype = np.dtype(trt.nptype(self._engine.get_tensor_dtype(name)))
-            self._host[name] = cuda.pagelocked_empty(shape, dtype)
+            self._host[name] = cuda.pagelocked_empty(tensor_shape, dtype)
             self._device[name] = cuda.mem_alloc(self._host[name].nbytes)
-            self._context.set_tensor_address(name, int(self._device[name]))
+            if not self._context.set_tensor_address(name, int(self._device[name])):
+                raise RuntimeError(f"{self.model_path}: TensorRT refused the device buffer of tensor '{name}' "
+                                   f"{tensor_shape}")
         if self._host[INPUT].dtype != np.uint8:
             raise ConfigError(f"{self.model_path}: engine input '{INPUT}' is {self._host[INPUT].dtype}, expected uint8")
         self._hw = (height, width)
@@ -139,16 +169,14 @@ class TensorRTBackend(Backend):
         start = time.perf_counter()
         if gray_roi.dtype != np.uint8 or gray_roi.ndim != 2:
             raise InputError(f"TensorRT backend: ROI must be gray uint8 (H, W), got {gray_roi.dtype} {gray_roi.shape}")
-        if self._engine is None:
-            self._start()
-        self._ctx.push()
-        try:
-            prob, mask = self._run(gray_roi)
-        finally:
-            self._ctx.pop()
+        if self._owner is None:
+            self._owner = OwnerThread(OWNER_THREAD_NAME)
+        prob, mask = self._owner.call(self._run, gray_roi)
         return at_roi_size(mask, prob, *gray_roi.shape, (time.perf_counter() - start) * MS)
 
     def _run(self, gray_roi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self._engine is None:
+            self._start()
         height, width = gray_roi.shape
         run_hw = self._fit(height, width)
         x = gray_roi if run_hw == (height, width) else cv2.resize(gray_roi, run_hw[::-1], interpolation=cv2.INTER_AREA)
@@ -173,16 +201,28 @@ class TensorRTBackend(Backend):
         return info
 
     def close(self) -> None:
-        """Free TensorRT objects and buffers before the context goes (teardown order matters:
-        destroying them after the context logs CUDA errors)."""
-        if self._ctx is None:
+        """Free the engine, buffers and CUDA context on the owner thread, from whichever thread
+        calls this. Waits at most :data:`CLOSE_TIMEOUT_S` (an inference stuck in the driver must
+        not hang the caller); then the teardown still runs once that inference returns."""
+        owner, self._owner = self._owner, None
+        if owner is None:
             return
-        self._ctx.push()
         try:
-            self._host.clear()
-            self._device.clear()
-            self._context = self._engine = self._stream = None
+            owner.call(self._teardown, timeout=CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            log.error("TensorRT backend: teardown did not finish within %.0f s (an inference call is stuck); "
+                      "it runs when that call returns", CLOSE_TIMEOUT_S)
         finally:
-            self._ctx.pop()
-            self._ctx.detach()
-            self._ctx = None
+            owner.stop(timeout=0)
+
+    def _teardown(self) -> None:
+        """TensorRT objects and buffers go before the context (teardown order matters: destroying
+        them after the context logs CUDA errors); then the context, on the thread that made it."""
+        self._host.clear()
+        self._device.clear()
+        self._context = self._engine = self._stream = None
+        self._hw = None
+        if self._ctx is not None:
+            ctx, self._ctx = self._ctx, None
+            ctx.pop()
+            ctx.detach()

@@ -1,6 +1,8 @@
 """Build a serialized TensorRT plan from a folded ONNX model (TensorRT 10/11 Python API).
 
-Steps (NVIDIA TensorRT Python API: Builder, OnnxParser, IBuilderConfig, ITimingCache):
+Steps (NVIDIA TensorRT Python API: Builder, OnnxParser, IBuilderConfig, ITimingCache; read in
+NVIDIA/TensorRT's python/docstrings/infer/pyCoreDoc.h and python/src/infer/pyCore.cpp at
+tags v10.3.0, v10.13.0 and v11.1):
 builder -> network (STRONGLY_TYPED flag on the strongly typed path) -> ONNX parser, every
 parser error collected -> config: workspace pool limit, FP16 flag on the 10.x weak-typing
 path only, one optimisation profile for the ``frame`` input, timing cache loaded from and
@@ -16,10 +18,11 @@ from pathlib import Path
 
 from edge_runtime.errors import ConfigError, SonomapError
 from edge_runtime.atomic import atomic_write_bytes
-from edge_runtime.tensorrt.key import PATH_FP16_FLAG, PATH_STRONGLY_TYPED
+from edge_runtime.tensorrt.key import PATH_FP16_FLAG, PATH_STRONGLY_TYPED, parse_version
 
 log = logging.getLogger("sonomap.tensorrt")
 MIB = 1 << 20
+ALWAYS_STRONGLY_TYPED_FROM = 11  # major version
 
 
 class EngineBuildError(SonomapError):
@@ -43,8 +46,10 @@ def parser_errors(parser) -> list[str]:
 
 
 def network_flags(trt, build_path: str) -> int:
-    if build_path == PATH_STRONGLY_TYPED:
-        # On TensorRT 11 every network is strongly typed and the flag is accepted and ignored.
+    """``create_network`` flags. 10.12 - 10.x: the STRONGLY_TYPED bit on the strongly typed path
+    (its value is read from the enum: it is 1 in 10.x and 0 in 11.x). 11.x: none, since
+    "Strongly typed mode is always enabled" there and the flag is deprecated (NvInfer.h, v11.1)."""
+    if build_path == PATH_STRONGLY_TYPED and parse_version(trt.__version__)[0] < ALWAYS_STRONGLY_TYPED_FROM:
         return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     return 0
 
@@ -73,19 +78,51 @@ def build_plan(trt, onnx_path: str | Path, build_path: str, profile: dict[str, d
         shapes = profile[name]
         opt_profile.set_shape(name, tuple(shapes["min"]), tuple(shapes["opt"]), tuple(shapes["max"]))
     config.add_optimization_profile(opt_profile)
-    cache = None
-    if timing_cache is not None:
-        timing_cache = Path(timing_cache)
-        blob = timing_cache.read_bytes() if timing_cache.is_file() else b""
-        cache = config.create_timing_cache(blob)
-        # ignore_mismatch=False: a cache from another GPU/TensorRT is not merged (the file name
-        # already separates them; this is the second line of defence).
-        config.set_timing_cache(cache, False)
+    # ``cache`` stays referenced until the plan is built: "The cache must not be destroyed until
+    # after the engine is built" (IBuilderConfig.set_timing_cache docstring, TensorRT 10.3 - 11.1).
+    cache = attach_timing_cache(config, Path(timing_cache)) if timing_cache is not None else None
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise EngineBuildError(f"{onnx_path}: TensorRT {trt.__version__} could not build an engine "
                                f"({build_path}, workspace {workspace_mb} MiB); see the TensorRT log above")
     if cache is not None:
-        atomic_write_bytes(timing_cache, bytes(cache.serialize()), durable=True)  # now holds this build's timings too
-        log.info("timing cache saved to %s", timing_cache)
+        save_timing_cache(config, Path(timing_cache))
     return bytes(plan)
+
+
+def attach_timing_cache(config, path: Path):
+    """Load the timing cache at ``path`` into ``config`` (an empty one when the file is missing or
+    unreadable: a bad cache costs build time, never the build). Returns the attached cache.
+
+    TensorRT Python API (python/src/infer/pyCore.cpp, 10.3 - 11.1): ``create_timing_cache``
+    returns the C++ pointer as is, so a blob TensorRT cannot read gives None, not an exception;
+    ``set_timing_cache`` returns a bool ("whether the operation is done successfully"), False
+    e.g. for a cache made on another device.
+    """
+    blob = path.read_bytes() if path.is_file() else b""
+    cache = config.create_timing_cache(blob) if blob else None
+    if blob and cache is None:
+        log.warning("timing cache %s is unreadable by this TensorRT; starting an empty one (it is rewritten "
+                    "after this build)", path)
+    elif cache is not None and not config.set_timing_cache(cache, False):
+        # ignore_mismatch=False: a cache from another GPU/TensorRT is not merged (the file name
+        # already separates them; this is the second line of defence).
+        log.warning("TensorRT refused the timing cache %s (made on another device or TensorRT?); "
+                    "starting an empty one", path)
+        cache = None
+    if cache is None:
+        cache = config.create_timing_cache(b"")
+        if cache is None or not config.set_timing_cache(cache, False):
+            raise EngineBuildError(f"TensorRT could not create an empty timing cache for {path}")
+    return cache
+
+
+def save_timing_cache(config, path: Path) -> None:
+    """Write the cache the builder used (``get_timing_cache``: "The timing cache used in current
+    IBuilderConfig, or None if no timing cache is set") back to ``path``, atomically."""
+    used = config.get_timing_cache()
+    if used is None:
+        log.warning("TensorRT reports no timing cache after the build; %s is not updated", path)
+        return
+    atomic_write_bytes(path, bytes(used.serialize()), durable=True)  # now holds this build's timings too
+    log.info("timing cache saved to %s", path)

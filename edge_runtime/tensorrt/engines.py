@@ -89,6 +89,17 @@ def resolve_build_onnx(onnx_path: Path, manifest: Manifest, build_path: str) -> 
     return twin, twin_manifest
 
 
+def preflight(onnx_path: str | Path, precision: str, trt_version: str, has_fp16_flag: bool = True) -> Path:
+    """What :func:`plan_engine` would refuse, checked without a GPU or a build (the backend calls
+    this at start-up): a model that is not folded, an unsupported opset or TensorRT version, or
+    a missing FP16 twin on the strongly typed path. Returns the ONNX file the build will parse."""
+    onnx_path = Path(onnx_path)
+    manifest = load_manifest(onnx_path)
+    check_folded(onnx_path, manifest)
+    build_path = choose_build_path(trt_version, precision, has_fp16_flag)
+    return resolve_build_onnx(onnx_path, manifest, build_path)[0]
+
+
 def plan_engine(onnx_path: str | Path, cache_dir: str | Path, precision: str, trt_version: str,
                 gpu: GpuInfo, has_fp16_flag: bool = True, profile: dict | None = None,
                 workspace_mb: int = DEFAULT_WORKSPACE_MB) -> EnginePlan:

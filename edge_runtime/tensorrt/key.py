@@ -32,6 +32,7 @@ PATH_FP16_FLAG = "fp16-builder-flag"
 PATH_STRONGLY_TYPED = "strongly-typed"
 MIN_TRT = (10, 0)            # the name-based v3 API (set_tensor_address/execute_async_v3)
 STRONGLY_TYPED_FROM = (10, 12)  # weak typing (BuilderFlag.FP16) deprecated from here, removed in 11
+NOT_CHECKED_FROM = (12,)     # the next major release: refused until its API is read (pyproject pins < 12)
 KEY_SCHEMA = 1
 
 
@@ -51,6 +52,10 @@ def choose_build_path(trt_version: str, precision: str, has_fp16_flag: bool = Tr
     if version[:2] < MIN_TRT:
         raise ConfigError(f"TensorRT {trt_version} is too old: sonomap needs TensorRT >= 10.0 "
                           "(name-based tensor API, execute_async_v3)")
+    if version[:1] >= NOT_CHECKED_FROM:
+        raise ConfigError(f"TensorRT {trt_version} is not supported yet: sonomap is checked against the 10.x and "
+                          f"11.x Python API; install TensorRT < {NOT_CHECKED_FROM[0]} ('pip install sonomap[tensorrt]' "
+                          "pins it)")
     if precision == FP32:
         return PATH_FP32
     if version[:2] >= STRONGLY_TYPED_FROM or not has_fp16_flag:
