@@ -189,3 +189,9 @@ def test_strongly_typed_network_flag(version, expected):
     trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED = 1 if version.startswith("10.") else 0
     assert build.network_flags(trt, "strongly-typed") == expected
     assert build.network_flags(trt, "fp32") == 0
+
+
+def test_rejected_optimisation_profile_fails_the_build(tiny_onnx, tmp_path):
+    trt = builder_module(config=FakeBuilderConfig(profile_index=-1))
+    with pytest.raises(build.EngineBuildError, match="rejected the optimisation profile"):
+        _build(trt, tiny_onnx, None)

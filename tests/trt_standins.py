@@ -211,9 +211,10 @@ class FakeBuilderConfig:
     bool (``refuse_cache`` makes it False) and, like any binding taking a reference, raises
     TypeError for None; ``get_timing_cache`` returns the attached cache."""
 
-    def __init__(self, refuse_cache=False):
+    def __init__(self, refuse_cache=False, profile_index=0):
         self.cache = None
         self.refuse_cache = refuse_cache
+        self.profile_index = profile_index  # add_optimization_profile: index, or -1 for an invalid profile
         self.flags: list = []
 
     def create_timing_cache(self, blob):
@@ -240,7 +241,7 @@ class FakeBuilderConfig:
         self.flags.append(flag)
 
     def add_optimization_profile(self, profile):
-        return 0
+        return self.profile_index
 
 
 def builder_module(version="10.3.0.30", config=None):

@@ -113,7 +113,12 @@ class TensorRTBackend(Backend):
             runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
             self._engine = self._load(trt, runtime)
             check_engine_io(trt, self._engine, self.model_path)
+            # The binding hands back the C++ pointer (pyCore.cpp, 10.3 - 11.1): None when TensorRT could
+            # not make the context, e.g. no device memory for its activations.
             self._context = self._engine.create_execution_context()
+            if self._context is None:
+                raise RuntimeError(f"{self.model_path}: TensorRT could not create an execution context "
+                                   "(out of GPU memory?)")
             self._stream = cuda.Stream()
             self._profile = [tuple(s) for s in self._engine.get_tensor_profile_shape(INPUT, 0)]
         except BaseException:

@@ -77,11 +77,14 @@ def build_plan(trt, onnx_path: str | Path, build_path: str, profile: dict[str, d
             raise ConfigError(f"{onnx_path}: no optimisation profile for input {name!r} (have {sorted(profile)})")
         shapes = profile[name]
         opt_profile.set_shape(name, tuple(shapes["min"]), tuple(shapes["opt"]), tuple(shapes["max"]))
-    config.add_optimization_profile(opt_profile)
+    # set_shape raises RuntimeError on inconsistent shapes; add_optimization_profile instead returns
+    # "the index of the optimization profile ... or -1 if the input is not valid" (pyCoreDoc.h, 10.3 - 11.1).
+    if config.add_optimization_profile(opt_profile) < 0:
+        raise EngineBuildError(f"{onnx_path}: TensorRT {trt.__version__} rejected the optimisation profile {profile}")
     # ``cache`` stays referenced until the plan is built: "The cache must not be destroyed until
     # after the engine is built" (IBuilderConfig.set_timing_cache docstring, TensorRT 10.3 - 11.1).
     cache = attach_timing_cache(config, Path(timing_cache)) if timing_cache is not None else None
-    plan = builder.build_serialized_network(network, config)
+    plan = builder.build_serialized_network(network, config)  # None on failure, the reason in the log
     if plan is None:
         raise EngineBuildError(f"{onnx_path}: TensorRT {trt.__version__} could not build an engine "
                                f"({build_path}, workspace {workspace_mb} MiB); see the TensorRT log above")
