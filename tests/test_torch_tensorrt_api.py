@@ -9,12 +9,13 @@ silent change of behaviour (e.g. an FP32 engine where the manifest says FP16), n
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 
 import pytest
 import torch
 from packaging.requirements import Requirement
+
+tomllib = pytest.importorskip("tomllib", reason="Python < 3.11 has no tomllib to read pyproject.toml")
 
 from edge_runtime.tensorrt.key import parse_version
 from edge_runtime.tensorrt.modules import TensorRTUnavailable
