@@ -51,6 +51,17 @@ def ensure_fp16_twin(onnx_path: Path, trt) -> None:
         convert_fp16(onnx_path, twin)
 
 
+def refuse_failed_lint(onnx_path: Path) -> None:
+    """Run the TensorRT compatibility lint (export/trt_lint.py) before a build; one line naming the
+    file and its first problem when it fails."""
+    from export.trt_lint import lint_onnx
+
+    report = lint_onnx(onnx_path)
+    if not report.passed:
+        raise ConfigError(f"{onnx_path}: TensorRT would not build this graph ({len(report.problems)} problem(s); "
+                          f"first: {report.problems[0]}); re-export it with 'sonomap export onnx'")
+
+
 def run_tensorrt_export(args) -> int:
     if args.workspace_mb < MIN_WORKSPACE_MB:
         raise ConfigError(f"--workspace-mb must be >= {MIN_WORKSPACE_MB}, got {args.workspace_mb}")
@@ -62,6 +73,7 @@ def run_tensorrt_export(args) -> int:
         raise ConfigError("--onnx MODEL.onnx is required (or --via torch-tensorrt --checkpoint CK)")
     onnx_path = Path(args.onnx)
     load_manifest(onnx_path)  # missing file/manifest or wrong sha256: clear error before TensorRT
+    refuse_failed_lint(onnx_path)  # minutes before the parser would say so
     from edge_runtime.tensorrt.engines import ensure_engine
     from edge_runtime.tensorrt.modules import import_tensorrt
 

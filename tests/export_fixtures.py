@@ -138,3 +138,19 @@ def copy_model(model: Path, out_dir: Path) -> Path:
     for src in (model, model.with_name(model.name + ".yaml")):
         shutil.copy2(src, out_dir / src.name)
     return out_dir / model.name
+
+
+def old_style(model):
+    """A copy of a folded graph whose uint8 ``frame`` also feeds Shape (what tracing ``frame.shape``
+    before ``frame.float()`` gives): every Shape reading the frame's float cast reads ``frame``."""
+    import onnx
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    cast = next(n for n in model.graph.node if n.op_type == "Cast" and n.input[0] == "frame")
+    rewired = 0
+    for node in model.graph.node:
+        if node.op_type == "Shape" and node.input[0] == cast.output[0]:
+            node.input[0] = "frame"
+            rewired += 1
+    assert rewired, "no Shape reads the frame's cast; the exporter changed"
+    return model

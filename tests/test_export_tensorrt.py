@@ -63,3 +63,20 @@ def test_bad_profile_shapes(tiny_onnx):
         profile_from_args(SimpleNamespace(min_shape="1x1x300x300", opt_shape=None, max_shape=None), tiny_onnx)
     with pytest.raises(ConfigError, match="--max"):
         profile_from_args(SimpleNamespace(min_shape=None, opt_shape=None, max_shape="1x3x512x512"), tiny_onnx)
+
+
+def test_graph_failing_the_lint_is_refused_before_tensorrt(tmp_path, capsys):
+    """A graph TensorRT would reject (uint8 frame read by Shape) stops before any TensorRT import."""
+    import onnx
+
+    from edge_runtime.manifest import load_manifest, save_manifest
+    from export.selfcheck import DEFAULT_MODEL
+    from export_fixtures import copy_model, old_style
+
+    model = copy_model(DEFAULT_MODEL, tmp_path / "old")
+    onnx.save(old_style(onnx.load(str(model))), str(model))
+    save_manifest(load_manifest(model, verify_hash=False), model)
+    rc = main(["export", "tensorrt", "--onnx", str(model), "--out", str(tmp_path / "engines"), "--fp16"])
+    err = _error(capsys, rc)
+    assert "TensorRT would not build this graph" in err and "UINT8 input 'frame'" in err
+    assert not (tmp_path / "engines").exists()

@@ -1,5 +1,5 @@
-"""The TensorRT compatibility lint (export/trt_lint.py) on the shipped models, on a graph built the
-way the exporter used to build it (the uint8 frame read by Shape), and on one small graph per rule.
+"""The TensorRT compatibility lint (export/trt_lint.py) on the shipped models, on the same graphs with
+the uint8 frame also read by Shape, and on one small graph per rule.
 
 The small graphs are real ONNX models made with ``onnx.helper`` (no TensorRT needed: the rules
 come from NVIDIA's documents, cited in the module)."""
@@ -13,23 +13,9 @@ from edge_runtime.cli import main
 from edge_runtime.manifest import load_manifest, save_manifest
 from export.selfcheck import DEFAULT_MODEL, EXIT_LINT_FAILED
 from export.trt_lint import lint_model, lint_onnx, load_table
-from export_fixtures import copy_model, shared_tiny_onnx
+from export_fixtures import copy_model, old_style, shared_tiny_onnx
 
 SHIPPED = [DEFAULT_MODEL, DEFAULT_MODEL.with_name("model.fp16.onnx")]
-
-
-def old_style(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The graph as the exporter wrote it before the fix: every Shape that reads the frame's
-    float cast reads the uint8 frame itself (what ``frame.shape`` before ``.float()`` traced to)."""
-    model = onnx.ModelProto.FromString(model.SerializeToString())
-    cast = next(n for n in model.graph.node if n.op_type == "Cast" and n.input[0] == "frame")
-    rewired = 0
-    for node in model.graph.node:
-        if node.op_type == "Shape" and node.input[0] == cast.output[0]:
-            node.input[0] = "frame"
-            rewired += 1
-    assert rewired, "no Shape reads the frame's cast; the exporter changed"
-    return model
 
 
 def _graph(nodes, inputs, outputs, opset=17, initializers=()):
@@ -50,7 +36,7 @@ def test_shipped_models_pass(path):
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_uint8_frame_read_by_shape_fails(path):
-    """The shipped graphs as they were exported before: the lint must reject them."""
+    """The shipped graphs with Shape reading the uint8 frame: the lint must reject them."""
     report = lint_model(old_style(onnx.load(str(path))), path)
     assert not report.passed
     assert any("UINT8 input 'frame' must feed exactly one Cast" in p and "Shape" in p for p in report.problems)
@@ -58,7 +44,7 @@ def test_uint8_frame_read_by_shape_fails(path):
 
 
 def test_freshly_exported_model_passes():
-    """export_onnx as it is now: the frame feeds only a Cast (fails if folded.py reads frame.shape)."""
+    """A fresh export: the frame feeds only a Cast (fails if folded.py reads frame.shape)."""
     model = onnx.load(str(shared_tiny_onnx()))
     consumers = [n.op_type for n in model.graph.node if "frame" in n.input]
     assert consumers == ["Cast"]
