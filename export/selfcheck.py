@@ -13,6 +13,7 @@ checks it on their own hardware.
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import platform
 import time
 from pathlib import Path
@@ -84,12 +85,10 @@ def lint_for_tensorrt(model: Path) -> bool:
     """Lint the model and, when present, its FP16 twin; print each verdict. False when one fails."""
     from edge_runtime.tensorrt.engines import FP16_TWIN_SUFFIX
 
-    try:
-        from export.trt_lint import describe, lint_onnx
+    from export.trt_lint import describe, lint_onnx
 
-        import onnx  # noqa: F401  (the lint reads the graph with it; the cart may lack it)
-    except ImportError as exc:
-        print(f"TensorRT ONNX lint NOT run: {exc} ('pip install sonomap[export]')")
+    if importlib.util.find_spec("onnx") is None:  # the lint reads the graph with it; a cart may lack it
+        print("TensorRT ONNX lint NOT run: the 'onnx' package is not installed ('pip install sonomap[export]')")
         return True
     twin = model.with_name(model.name[: -len(".onnx")] + FP16_TWIN_SUFFIX) if model.suffix == ".onnx" else None
     reports = [lint_onnx(path) for path in (model, twin) if path is not None and path.is_file()]
