@@ -2,12 +2,14 @@
 # Install sonomap as a systemd service on a cart PC or a Jetson.
 #
 #   sudo systemd/install.sh [--headless] [--jetson] [--no-enable] [--no-venv]
-#                           [--prefix /opt/sonomap] [--root DESTDIR] [--python python3]
+#                           [--allow CIDR]... [--prefix /opt/sonomap] [--root DESTDIR] [--python python3]
 #
 # Puts:  PREFIX/venv (sonomap and its runtime deps), PREFIX/README.md,
 #        /etc/sonomap/config.yaml (kept if present), /etc/sonomap/sonomap.env (kept if present),
 #        /etc/sonomap/http-token (random, 0600, kept if present),
 #        /etc/systemd/system/sonomap.service + sonomap-headless.service (+ jetson.conf drop-in),
+#        /etc/systemd/system/<unit>.d/network.conf with --allow (the units reach loopback only;
+#        each --allow CIDR lets one PLUS server / scanner / viewer subnet through),
 #        /usr/lib/sysusers.d/sonomap.conf, /usr/lib/tmpfiles.d/sonomap.conf,
 #        /etc/xdg/autostart/sonomap-xhost.desktop (display variant only).
 # Then creates the 'sonomap' user (systemd-sysusers), reloads systemd and enables the unit.
@@ -24,12 +26,16 @@ ENABLE=1
 VENV=1
 PYTHON=${PYTHON:-python3}
 EXTRAS=dicom,igtl
+ALLOW=()
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --headless) UNIT=sonomap-headless.service ;;
         --jetson) JETSON=1 ;;
+        --allow)
+            case "${2:-}" in *[!0-9a-fA-F.:/]*|"") echo "install.sh: --allow expects an address or CIDR, got '${2:-}'" >&2; exit 2 ;; esac
+            ALLOW+=("$2"); shift ;;
         --no-enable) ENABLE=0 ;;
         --no-venv) VENV=0 ;;
         --prefix) PREFIX=$2; shift ;;
@@ -85,6 +91,16 @@ fi
 if [ "$JETSON" = 1 ]; then
     install -d -m 0755 "$UNITDIR/$UNIT.d"
     install -m 0644 "$SRC/systemd/jetson/jetson.conf" "$UNITDIR/$UNIT.d/jetson.conf"
+fi
+if [ "${#ALLOW[@]}" -gt 0 ]; then
+    install -d -m 0755 "$UNITDIR/$UNIT.d"
+    {
+        echo "# Site network allow-list, written by install.sh --allow (the unit allows loopback only)."
+        echo "[Service]"
+        for cidr in "${ALLOW[@]}"; do echo "IPAddressAllow=$cidr"; done
+    } > "$UNITDIR/$UNIT.d/network.conf"
+    chmod 0644 "$UNITDIR/$UNIT.d/network.conf"
+    say "wrote $UNITDIR/$UNIT.d/network.conf (IPAddressAllow ${ALLOW[*]})"
 fi
 install -m 0644 "$SRC/systemd/sonomap.sysusers.conf" "$ROOT/usr/lib/sysusers.d/sonomap.conf"
 install -m 0644 "$SRC/systemd/sonomap.tmpfiles.conf" "$ROOT/usr/lib/tmpfiles.d/sonomap.conf"
