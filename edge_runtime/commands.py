@@ -92,11 +92,16 @@ def _observer_hooks(args) -> list:
         if not port.isdigit():
             raise ConfigError(f"--http: expected HOST:PORT, got {args.http!r}")
         observers.append(need("edge_runtime.http_server", "--http").make_http_observer(
-            host or "127.0.0.1", int(port), args.token))
+            host or "127.0.0.1", int(port), args.token, args.tls_cert, args.tls_key))
+    elif args.tls_cert or args.tls_key:
+        raise ConfigError("--tls-cert/--tls-key secure the --http server: give --http too")
     if args.igtl_out:
         observers.append(need("edge_runtime.igtl", "--igtl-out").make_igtl_observer(out=args.igtl_out))
     if args.igtl_serve:
-        observers.append(need("edge_runtime.igtl", "--igtl-serve").make_igtl_observer(serve=args.igtl_serve))
+        observers.append(need("edge_runtime.igtl", "--igtl-serve").make_igtl_observer(
+            serve=args.igtl_serve, allow=args.igtl_allow))
+    elif args.igtl_allow:
+        raise ConfigError("--igtl-allow limits who may connect to --igtl-serve: give --igtl-serve too")
     return observers
 
 
@@ -185,8 +190,13 @@ def register(sub) -> None:
     p.add_argument("--duration", type=float, help="stop after S seconds")
     p.add_argument("--http", metavar="HOST:PORT", help="serve /healthz, /metrics and a viewer")
     p.add_argument("--token", help="access token for --http when bound beyond localhost")
+    p.add_argument("--tls-cert", metavar="PEM", help="serve --http over HTTPS with this certificate (chain)")
+    p.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
     p.add_argument("--igtl-out", metavar="HOST:PORT", help="send predictions to an OpenIGTLink server")
-    p.add_argument("--igtl-serve", metavar="PORT", type=int, help="serve predictions as an OpenIGTLink server")
+    p.add_argument("--igtl-serve", metavar="[HOST:]PORT", help="serve predictions as an OpenIGTLink server "
+                   "(HOST defaults to 127.0.0.1; another address needs --igtl-allow)")
+    p.add_argument("--igtl-allow", metavar="CIDR", action="append",
+                   help="let viewers from this network connect to --igtl-serve (repeatable)")
     _common(p)
     p.set_defaults(func=cmd_live)
 

@@ -10,32 +10,33 @@ the pipeline's observers and it serves, from its own threads,
 - ``/stats.json``   the numbers the viewer page shows.
 
 It binds 127.0.0.1 by default. On any other address a token is required (refusing to
-start without one); requests then need ``Authorization: Bearer <token>`` or ``?token=``.
+start without one); requests then need ``Authorization: Bearer <token>`` or the session
+cookie the login page sets (http_auth.py; never a token in the URL). On loopback the
+``Host`` header must name loopback (DNS rebinding). ``tls_cert``/``tls_key`` serve HTTPS.
+Timeouts, the connection cap and dropping stalled stream viewers are in http_guard.py.
 The render thread only stores a reference to the newest frame (throttled); JPEG encoding
 happens lazily in the request threads, once per frame however many viewers watch.
 """
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import json
 import logging
-import os
-import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib.resources import files
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
 
+from edge_runtime import http_auth
 from edge_runtime.errors import ConfigError
 from edge_runtime.frames import Frame, Observer, Prediction
-from edge_runtime.service_metrics import LiveStats, render_prometheus
+from edge_runtime.http_auth import CREDENTIAL_NAME, MIN_TOKEN_CHARS, TOKEN_ENV, resolve_token  # noqa: F401 (API)
+from edge_runtime.http_guard import BUSY, WAITING, GuardedHTTPServer, host_allowed, is_loopback, tls_context
+from edge_runtime.service_metrics import EVENTS, LiveStats, render_prometheus
 
 log = logging.getLogger("sonomap.http")
 
@@ -45,37 +46,17 @@ MJPEG_MAX_FPS = 15.0          # viewers do not need capture rate; this caps CPU 
 JPEG_QUALITY = 80
 STREAM_WAIT_S = 1.0           # a streaming thread re-checks for shutdown this often
 MAX_STREAMS = 8               # concurrent MJPEG viewers: each holds a thread and JPEG bandwidth
-TOKEN_ENV = "SONOMAP_HTTP_TOKEN"
-CREDENTIAL_NAME = "http-token"  # systemd LoadCredential=http-token:/etc/sonomap/http-token
-MIN_TOKEN_CHARS = 16
 BOUNDARY = "sonomapframe"
-PUBLIC_PATHS = frozenset({"/viewer.js"})
+PUBLIC_PATHS = frozenset({"/viewer.js", "/login"})  # static code; the login form
 SECURITY_HEADERS = {
     "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self'; style-src 'self' 'unsafe-inline'",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self'; style-src 'self' 'unsafe-inline'; "
+                               "form-action 'self'; frame-ancestors 'none'",
 }
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def resolve_token(token: str | None) -> str | None:
-    """The token given, else $SONOMAP_HTTP_TOKEN, else the systemd credential file."""
-    if token:
-        return token.strip()
-    if os.environ.get(TOKEN_ENV):
-        return os.environ[TOKEN_ENV].strip()
-    cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
-    if cred_dir and (Path(cred_dir) / CREDENTIAL_NAME).is_file():
-        return (Path(cred_dir) / CREDENTIAL_NAME).read_text().strip() or None
-    return None
+TEXT = "text/plain; charset=utf-8"
+HTML = "text/html; charset=utf-8"
+LOGIN_MESSAGE_SLOT = b"<!--message-->"
 
 
 class FrameStore:
@@ -121,7 +102,8 @@ class FrameStore:
 
 
 class HttpObserver(Observer):
-    def __init__(self, host: str = DEFAULT_HOST, port: int = 0, token: str | None = None):
+    def __init__(self, host: str = DEFAULT_HOST, port: int = 0, token: str | None = None,
+                 tls_cert: str | None = None, tls_key: str | None = None, **guard: float):
         self.token = resolve_token(token)
         if not is_loopback(host):
             if not self.token:
@@ -130,6 +112,9 @@ class HttpObserver(Observer):
             if len(self.token) < MIN_TOKEN_CHARS:
                 raise ConfigError(f"--http {host}:{port}: token too short "
                                   f"(need >= {MIN_TOKEN_CHARS} characters)")
+        tls = tls_context(tls_cert, tls_key)
+        self.scheme = "https" if tls else "http"
+        self.check_host = is_loopback(host)  # DNS rebinding only reaches loopback services
         self.stats = LiveStats()
         self.frames = FrameStore()
         self.stream_slots = threading.BoundedSemaphore(MAX_STREAMS)
@@ -137,23 +122,25 @@ class HttpObserver(Observer):
         self.assets = {"/": (web.joinpath("index.html").read_bytes(), "text/html; charset=utf-8"),
                        "/viewer.js": (web.joinpath("viewer.js").read_bytes(),
                                       "text/javascript; charset=utf-8")}
+        self.login_page = web.joinpath("login.html").read_bytes()
         handler = type("Handler", (_Handler,), {"observer": self})
-        server_cls = _Server6 if ":" in host else ThreadingHTTPServer
         try:
-            self.server = server_cls((host, port), handler)
+            self.server = GuardedHTTPServer((host, port), handler, tls, **guard)
         except OSError as exc:
             raise ConfigError(f"--http {host}:{port}: cannot listen: {exc.strerror or exc}") from exc
-        self.server.daemon_threads = True
         self.host, self.port = host, self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, name="sonomap-http",
                                         daemon=True)
         self._thread.start()
         log.warning("HTTP viewer on %s (token %s)", self.url, "required" if self.token else "not required")
+        if not tls and not self.check_host:
+            log.warning("HTTP viewer on %s without TLS: the token and the video cross the network in clear "
+                        "(give --tls-cert and --tls-key)", self.url)
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/"
+        return f"{self.scheme}://{host}:{self.port}/"
 
     def healthy(self) -> tuple[bool, str]:
         age = self.stats.frame_age_s(signal_only=True)
@@ -177,13 +164,11 @@ class HttpObserver(Observer):
         self._thread.join(timeout=5)
 
 
-def make_http_observer(host: str = DEFAULT_HOST, port: int = 0, token: str | None = None) -> HttpObserver:
-    """Start the HTTP server now (raises ConfigError when it cannot) and return its Observer."""
-    return HttpObserver(host, int(port), token)
-
-
-class _Server6(ThreadingHTTPServer):
-    address_family = socket.AF_INET6
+def make_http_observer(host: str = DEFAULT_HOST, port: int = 0, token: str | None = None,
+                       tls_cert: str | None = None, tls_key: str | None = None, **guard: float) -> HttpObserver:
+    """Start the HTTP server now (raises ConfigError when it cannot) and return its Observer.
+    ``guard``: http_guard.GuardedHTTPServer limits (max_connections, request_timeout_s, io_timeout_s)."""
+    return HttpObserver(host, int(port), token, tls_cert, tls_key, **guard)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -192,8 +177,12 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, fmt: str, *args: Any) -> None:  # no tokens in URLs in the logs
+    def log_message(self, fmt: str, *args: Any) -> None:  # query strings never reach the logs
         log.debug("%s %s", self.address_string(), (fmt % args).split("?")[0])
+
+    def handle_one_request(self) -> None:
+        self.server.mark(WAITING)  # until its headers are in: under the request deadline, evictable
+        super().handle_one_request()
 
     def _send(self, code: int, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
         self.send_response(code)
@@ -205,25 +194,47 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _authorised(self, query: dict[str, list[str]]) -> bool:
-        expected = self.observer.token
-        if not expected:
-            return True
-        header = self.headers.get("Authorization", "")
-        given = header[len("Bearer "):].strip() if header[:len("Bearer ")].lower() == "bearer " else ""
-        given = given or (query.get("token") or [""])[0]
-        return hmac.compare_digest(given.encode(), expected.encode())
+    def _admitted(self, path: str, query: str) -> bool:
+        """Answer and return False for a request that must not go further."""
+        obs = self.observer
+        if http_auth.token_in_query(query):
+            self._send(400, b"tokens in URLs are refused: log in at / or send Authorization: Bearer <token>\n", TEXT)
+            return False
+        if path not in PUBLIC_PATHS and not http_auth.authorised(self.headers, obs.token):
+            challenge = {"WWW-Authenticate": 'Bearer realm="sonomap"'}
+            if path == "/":
+                self._send(401, obs.login_page, HTML, challenge)
+            else:
+                self._send(401, b"unauthorised: log in at / or send Authorization: Bearer <token>\n", TEXT, challenge)
+            return False
+        if obs.check_host and not host_allowed(self.headers.get("Host")):
+            self._send(403, b"forbidden: the Host header must name this machine's loopback "
+                       b"(localhost, 127.0.0.1, [::1])\n", TEXT)
+            return False
+        return True
 
     def do_HEAD(self) -> None:
         self.do_GET()
 
+    def do_POST(self) -> None:
+        self.server.mark(BUSY)
+        url, obs = urlsplit(self.path), self.observer
+        if url.path != "/login":
+            self._send(404, b"not found\n", TEXT)
+        elif self._admitted(url.path, url.query):
+            length = self.headers.get("Content-Length", "")
+            if not length.isdigit() or int(length) > http_auth.MAX_LOGIN_BODY:
+                self.close_connection = True
+                self._send(400, b"login: send the form (at most 4 KiB, with Content-Length)\n", TEXT)
+                return
+            code, extra = http_auth.login(self.rfile.read(int(length)), obs.token, obs.scheme == "https")
+            page = obs.login_page.replace(LOGIN_MESSAGE_SLOT, b"Wrong token.")
+            self._send(code, page if code == 401 else b"logged in\n", HTML if code == 401 else TEXT, extra)
+
     def do_GET(self) -> None:
+        self.server.mark(BUSY)
         url = urlsplit(self.path)
-        query = parse_qs(url.query)
-        # viewer.js is static code with no data in it; the page loads it without a token.
-        if url.path not in PUBLIC_PATHS and not self._authorised(query):
-            self._send(401, b"unauthorised: send Authorization: Bearer <token> or ?token=\n",
-                       "text/plain; charset=utf-8", {"WWW-Authenticate": 'Bearer realm="sonomap"'})
+        if not self._admitted(url.path, url.query):
             return
         obs = self.observer
         if url.path == "/healthz":
@@ -277,3 +288,6 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             return  # the viewer closed its tab
+        except TimeoutError:  # it stopped reading: drop it so it does not hold a stream slot for ever
+            EVENTS.inc("http_stream_stalled")
+            log.warning("HTTP viewer %s stopped reading its stream; dropped", self.address_string())

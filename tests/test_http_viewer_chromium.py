@@ -59,11 +59,22 @@ def test_viewer_shows_stream_and_stats(browser):
     t = threading.Thread(target=feed, args=(obs, stop), daemon=True)
     t.start()
     try:
-        browser.get(obs.url)  # no token: the page itself is refused
-        # Under load Chromium may return from get() before the text/plain body is rendered.
+        browser.get(obs.url)  # no session: the login page instead of the viewer
+        # Under load Chromium may return from get() before the body is rendered.
         from selenium.webdriver.support.ui import WebDriverWait
         WebDriverWait(browser, 10).until(lambda drv: "unauthorised" in drv.page_source)
-        browser.get(obs.url + "?token=" + TOKEN)
+        browser.find_element("id", "token").send_keys("wrong-" + TOKEN)
+        browser.find_element("id", "login").click()
+        WebDriverWait(browser, 10).until(lambda drv: "Wrong token" in drv.page_source)
+        browser.find_element("id", "token").send_keys(TOKEN)
+        browser.find_element("id", "login").click()
+        WebDriverWait(browser, 10).until(lambda drv: drv.find_elements("id", "video"))
+        # The token is in no URL and out of reach of page scripts (HttpOnly session cookie).
+        assert TOKEN not in browser.current_url and "token" not in browser.current_url
+        assert browser.execute_script("return document.cookie") == ""
+        cookie = browser.get_cookie("sonomap_session")
+        assert cookie and cookie["httpOnly"] and cookie["sameSite"] == "Strict" and TOKEN not in cookie["value"]
+        assert browser.execute_script("return document.getElementById('video').src").endswith("/stream.mjpg")
         deadline = time.time() + 15
         while time.time() < deadline:
             natural = browser.execute_script("const v=document.getElementById('video');"

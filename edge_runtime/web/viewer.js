@@ -1,21 +1,20 @@
 // sonomap live viewer: MJPEG <img> + stats polled from /stats.json once a second.
-// The access token (when the server needs one) comes from this page's ?token= and is
-// passed on to the stream and stats URLs; it never leaves this origin (no-referrer).
+// Access (when the server needs a token) rides on the HttpOnly session cookie the login page
+// set: the browser sends it with the stream and stats requests; no token in any URL.
 "use strict";
 (function () {
-  const token = new URLSearchParams(window.location.search).get("token");
-  const withToken = (path) => (token ? path + "?token=" + encodeURIComponent(token) : path);
   const set = (id, text) => { document.getElementById(id).textContent = text; };
   const fmt = (v) => (typeof v === "number" && isFinite(v) ? v.toFixed(1) : "-");
 
   const video = document.getElementById("video");
-  video.src = withToken("stream.mjpg");
+  video.src = "stream.mjpg";
   // A dropped stream (service restart) is retried rather than left frozen.
-  video.addEventListener("error", () => setTimeout(() => { video.src = withToken("stream.mjpg") + "#" + Date.now(); }, 1000));
+  video.addEventListener("error", () => setTimeout(() => { video.src = "stream.mjpg#" + Date.now(); }, 1000));
 
   async function poll() {
     try {
-      const r = await fetch(withToken("stats.json"), { cache: "no-store" });
+      const r = await fetch("stats.json", { cache: "no-store", credentials: "same-origin" });
+      if (r.status === 401) { window.location.reload(); return; }  // session gone: back to the login page
       if (!r.ok) throw new Error("HTTP " + r.status);
       const s = await r.json();
       set("fps", fmt(s.fps));

@@ -1,0 +1,102 @@
+"""Who may use the HTTP viewer: the access token, where it comes from and how requests carry it.
+
+The token comes from ``--token``, ``$SONOMAP_HTTP_TOKEN`` or the systemd credential
+``http-token`` (:func:`resolve_token`). A request carries it either
+
+- in ``Authorization: Bearer <token>`` (scripts, Prometheus ``authorization:``), or
+- in the viewer's session cookie, which ``POST /login`` sets after checking the token typed
+  into the login page: ``HttpOnly`` (page scripts cannot read it), ``SameSite=Strict`` (other
+  sites cannot make the browser send it), ``Secure`` under TLS. Its value is an HMAC of the
+  token, so the token itself is not stored in the browser; changing the token logs everyone out.
+
+Never in a URL: URLs end up in browser history, proxy logs and screenshots, so a ``?token=``
+is refused outright rather than accepted. Comparisons are constant-time.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from http.cookies import CookieError, SimpleCookie
+from pathlib import Path
+from urllib.parse import parse_qs
+
+TOKEN_ENV = "SONOMAP_HTTP_TOKEN"
+CREDENTIAL_NAME = "http-token"  # systemd LoadCredential=http-token:/etc/sonomap/http-token
+MIN_TOKEN_CHARS = 16
+COOKIE_NAME = "sonomap_session"
+COOKIE_LABEL = b"sonomap viewer session"
+MAX_LOGIN_BODY = 4096           # a form with one token field; anything bigger is not a login
+
+
+def resolve_token(token: str | None) -> str | None:
+    """The token given, else $SONOMAP_HTTP_TOKEN, else the systemd credential file."""
+    if token:
+        return token.strip()
+    if os.environ.get(TOKEN_ENV):
+        return os.environ[TOKEN_ENV].strip()
+    cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+    if cred_dir and (Path(cred_dir) / CREDENTIAL_NAME).is_file():
+        return (Path(cred_dir) / CREDENTIAL_NAME).read_text().strip() or None
+    return None
+
+
+def session_value(token: str) -> str:
+    return hmac.new(token.encode(), COOKIE_LABEL, hashlib.sha256).hexdigest()
+
+
+def session_cookie(token: str, secure: bool) -> str:
+    """The ``Set-Cookie`` value that logs a viewer in (a browser-session cookie, no expiry)."""
+    flags = "; Path=/; HttpOnly; SameSite=Strict" + ("; Secure" if secure else "")
+    return f"{COOKIE_NAME}={session_value(token)}{flags}"
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
+
+
+def bearer(headers) -> str:
+    header = headers.get("Authorization", "") or ""
+    return header[len("Bearer "):].strip() if header[:len("Bearer ")].lower() == "bearer " else ""
+
+
+def cookie_session(headers) -> str:
+    try:
+        jar = SimpleCookie(headers.get("Cookie", "") or "")
+    except CookieError:
+        return ""
+    return jar[COOKIE_NAME].value if COOKIE_NAME in jar else ""
+
+
+def authorised(headers, token: str | None) -> bool:
+    """True when no token is configured, or the request has the bearer token or the session cookie."""
+    if not token:
+        return True
+    given = bearer(headers)
+    if given:
+        return _same(given, token)
+    session = cookie_session(headers)
+    return bool(session) and _same(session, session_value(token))
+
+
+def token_in_query(query: str) -> bool:
+    return "token" in parse_qs(query, keep_blank_values=True)
+
+
+def login_token(body: bytes) -> str:
+    """The ``token`` field of the login form (application/x-www-form-urlencoded)."""
+    try:
+        fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=4)
+    except ValueError:  # more fields than a login form has
+        return ""
+    return (fields.get("token") or [""])[0].strip()
+
+
+def login(body: bytes, token: str | None, secure: bool) -> tuple[int, dict[str, str]]:
+    """``POST /login``: (303, redirect to the viewer + session cookie) or (401, challenge)."""
+    if token and not _same(login_token(body), token):
+        return 401, {"WWW-Authenticate": 'Bearer realm="sonomap"'}
+    extra = {"Location": "/"}
+    if token:
+        extra["Set-Cookie"] = session_cookie(token, secure)
+    return 303, extra

@@ -1,0 +1,209 @@
+"""The HTTP server's transport guards: connection cap, deadlines, TLS, Host check (stdlib only).
+
+:class:`GuardedHTTPServer` is a ``ThreadingHTTPServer`` that
+
+- holds at most ``MAX_CONNECTIONS`` connections (one thread each). When a new one arrives at
+  the cap, the connection that has waited longest for its request headers is closed to make
+  room, so a flood of half-sent requests (slowloris) cannot lock out a real client; only when
+  every slot is busy serving is the newcomer refused;
+- gives every connection ``REQUEST_TIMEOUT_S`` to deliver its request line and headers (also
+  the keep-alive idle limit), enforced by the accept loop's housekeeping, however slowly the
+  bytes trickle in;
+- gives every socket read and write ``IO_TIMEOUT_S``: a viewer that stops reading its MJPEG
+  stream blocks a send that long at most, then is dropped and its stream slot freed;
+- with TLS (:func:`tls_context`), does the handshake in the connection's own thread, under the
+  same deadline, so a stalled handshake never blocks the accept loop.
+
+:func:`host_allowed` is the DNS-rebinding guard for loopback binds: a browser tricked into
+calling 127.0.0.1 by a hostile name still sends that name in ``Host``.
+
+Why by hand: the stdlib server has per-socket timeouts only; no well-kept library adds these
+guards to it without replacing it (and the runtime must stay stdlib-only for its HTTP side).
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import ssl
+import threading
+import time
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+from edge_runtime.errors import ConfigError
+
+log = logging.getLogger("sonomap.http")
+
+MAX_CONNECTIONS = 64          # threads the server may hold; well under the units' TasksMax
+REQUEST_TIMEOUT_S = 10.0      # request line + headers (and keep-alive idle) must arrive within this
+IO_TIMEOUT_S = 5.0            # any single read or write (a stalled MJPEG viewer is dropped after it)
+LISTEN_BACKLOG = 128          # a connection burst waits in the kernel, not refused by it
+HOUSEKEEPING_S = 0.25         # how often the accept loop closes connections past their deadline
+WAITING, BUSY, CLOSING = "waiting", "busy", "closing"
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "127.0.0.1", "::1"})
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def host_allowed(header: str | None) -> bool:
+    """True when ``Host`` names this machine's loopback (any port): 'localhost', '127.x.y.z', '[::1]'."""
+    if not header:
+        return False
+    host = header.strip().lower()
+    if host.startswith("["):
+        host = host[1:host.find("]")] if "]" in host else host
+    elif host.count(":") == 1:
+        host = host.rsplit(":", 1)[0]
+    return host in LOOPBACK_NAMES or is_loopback(host)
+
+
+def tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    """A server TLS context (TLS >= 1.2) from PEM files, None without them; ConfigError names the bad file."""
+    if not cert and not key:
+        return None
+    if not (cert and key):
+        raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key)):
+        if not Path(path).is_file():
+            raise ConfigError(f"{flag} {path}: no such file")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+    except (ssl.SSLError, ValueError) as exc:
+        raise ConfigError(f"--tls-cert {cert} / --tls-key {key}: not a matching PEM certificate and key "
+                          f"({exc})") from exc
+    return context
+
+
+class _Conn:
+    __slots__ = ("sock", "state", "since")
+
+    def __init__(self, sock: socket.socket):
+        self.sock, self.state, self.since = sock, WAITING, time.monotonic()
+
+
+class ConnectionTracker:
+    """Live connections (keyed by their accepted socket object), with their state and since when."""
+
+    def __init__(self, limit: int, request_timeout_s: float):
+        self.limit, self.request_timeout_s = limit, request_timeout_s
+        self._lock = threading.Lock()
+        self._conns: dict[int, _Conn] = {}  # id(accepted socket) -> record
+        self.evicted = 0
+        self.refused = 0
+        self.timed_out = 0
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._conns)
+
+    def admit(self, sock: socket.socket) -> bool:
+        with self._lock:
+            if sum(c.state != CLOSING for c in self._conns.values()) >= self.limit:
+                waiting = [c for c in self._conns.values() if c.state == WAITING]
+                if not waiting:
+                    self.refused += 1
+                    return False
+                _cut(min(waiting, key=lambda c: c.since))
+                self.evicted += 1
+            self._conns[id(sock)] = _Conn(sock)
+            return True
+
+    def get(self, sock: socket.socket) -> _Conn | None:
+        with self._lock:
+            return self._conns.get(id(sock))
+
+    def rebind(self, conn: _Conn, sock: socket.socket) -> None:
+        with self._lock:
+            conn.sock = sock
+
+    def mark(self, conn: _Conn, state: str) -> None:
+        with self._lock:
+            if conn.state != CLOSING:
+                conn.state, conn.since = state, time.monotonic()
+
+    def release(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._conns.pop(id(sock), None)
+
+    def reap(self) -> None:
+        """Close connections that have waited for their request past the deadline."""
+        deadline = time.monotonic() - self.request_timeout_s
+        with self._lock:
+            for conn in self._conns.values():
+                if conn.state == WAITING and conn.since < deadline:
+                    _cut(conn)
+                    self.timed_out += 1
+
+
+def _cut(conn: _Conn) -> None:
+    """Shut a connection down under the thread blocked on it (which then sees EOF and ends).
+    The plain-socket method on purpose: it works on a TLS socket's descriptor without
+    touching the TLS state another thread is using. Caller holds the tracker's lock."""
+    conn.state = CLOSING
+    try:
+        socket.socket.shutdown(conn.sock, socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed: nothing to cut
+
+
+class GuardedHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
+
+    def __init__(self, address, handler, tls: ssl.SSLContext | None = None,
+                 max_connections: int = MAX_CONNECTIONS, request_timeout_s: float = REQUEST_TIMEOUT_S,
+                 io_timeout_s: float = IO_TIMEOUT_S):
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        self.tls = tls
+        self.io_timeout_s = io_timeout_s
+        self.tracker = ConnectionTracker(max_connections, request_timeout_s)
+        self._last_reap = 0.0
+        self._local = threading.local()  # the connection record of the thread serving it
+        super().__init__(address, handler)
+
+    def mark(self, state: str) -> None:
+        """Called by the handler: WAITING for a request (evictable, under the deadline) or BUSY."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            self.tracker.mark(conn, state)
+
+    def verify_request(self, request, client_address) -> bool:
+        return self.tracker.admit(request)
+
+    def service_actions(self) -> None:
+        now = time.monotonic()
+        if now - self._last_reap >= HOUSEKEEPING_S:
+            self._last_reap = now
+            self.tracker.reap()
+
+    def process_request_thread(self, request, client_address) -> None:
+        conn = request
+        self._local.conn = record = self.tracker.get(request)
+        try:
+            request.settimeout(self.io_timeout_s)
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+                if record is not None:
+                    self.tracker.rebind(record, conn)
+                conn.do_handshake()  # here, in this connection's thread, under its deadline
+            self.finish_request(conn, client_address)
+        except OSError as exc:  # peer gone, timed out or cut, bad TLS handshake (SSLError is an OSError)
+            log.debug("HTTP connection from %s ended: %s", client_address[0], exc)
+        finally:
+            self._local.conn = None
+            self.tracker.release(request)
+            self.shutdown_request(conn)
+
+    def serve_forever(self, poll_interval: float = HOUSEKEEPING_S) -> None:
+        super().serve_forever(poll_interval)
