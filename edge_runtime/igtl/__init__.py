@@ -16,18 +16,20 @@ from edge_runtime.igtl.link import acquire_client_link, release_client_link
 from edge_runtime.igtl.sink import IgtlObserver, parse_host_port
 from edge_runtime.igtl.source import IgtlSource, open_igtl_source, parse_igtl_spec
 
-DEFAULT_SERVE_HOST = "0.0.0.0"
+DEFAULT_SERVE_HOST = "127.0.0.1"   # OpenIGTLink has no authentication: other hosts need an allow-list
 
 __all__ = ["IgtlObserver", "IgtlSource", "make_igtl_observer", "open_igtl_source", "parse_igtl_spec"]
 
 
 def make_igtl_observer(igtl_out: str | None = None, igtl_serve: str | int | None = None,
                        send_probability: bool = True, *, out: str | None = None,
-                       serve: str | int | None = None, **_ignored) -> IgtlObserver:
+                       serve: str | int | None = None, allow: list[str] | None = None,
+                       **_ignored) -> IgtlObserver:
     """Client mode (``igtl_out``/``out`` = ``"HOST:PORT"``: send to that server; when it is the
     server the igtl:// source reads from, the source's connection is reused) or server mode
-    (``igtl_serve``/``serve`` = ``PORT`` or ``"HOST:PORT"``, default host 0.0.0.0: viewers
-    connect to us). Extra keyword arguments are accepted and ignored."""
+    (``igtl_serve``/``serve`` = ``PORT`` or ``"HOST:PORT"``, default host 127.0.0.1: viewers
+    connect to us; ``allow``: CIDR networks they may come from, required for other hosts).
+    Extra keyword arguments are accepted and ignored."""
     igtl_out = igtl_out if igtl_out is not None else out
     igtl_serve = igtl_serve if igtl_serve is not None else serve
     if (igtl_out is None) == (igtl_serve is None):
@@ -39,4 +41,4 @@ def make_igtl_observer(igtl_out: str | None = None, igtl_serve: str | int | None
     from edge_runtime.igtl.server import IgtlServerLink
 
     host, port = parse_host_port(str(igtl_serve), "--igtl-serve", default_host=DEFAULT_SERVE_HOST)
-    return IgtlObserver(IgtlServerLink(port, host), send_probability=send_probability)
+    return IgtlObserver(IgtlServerLink(port, host, allow), send_probability=send_probability)

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_runtime.igtl.wire import IgtlImage, SkipMessage, image_from_message, read_message, require_pyigtl
+from edge_runtime.igtl.wire import (MAX_BODY_BYTES, IgtlImage, SkipMessage, image_from_message, read_message,
+                                    require_pyigtl)
 from edge_runtime.service_metrics import EVENTS
 
 log = logging.getLogger("sonomap.igtl")
@@ -33,6 +34,25 @@ CONNECT_TIMEOUT_S = 2.0
 SEND_TIMEOUT_S = 2.0              # a viewer that stalls this long is dropped, not waited for
 JOIN_TIMEOUT_S = 3.0
 WARN_EVERY = 100                  # log the 1st and every 100th skip of one kind
+# A receiving link with no byte for this long treats the connection as dead (a pulled cable
+# leaves it half-open: no FIN, no RST) and reconnects. PLUS streams at 10-60 fps.
+IDLE_TIMEOUT_S = 3.0
+# TCP keepalive + user timeout: the kernel itself declares a silent peer dead after about
+# KEEPALIVE_IDLE_S + KEEPALIVE_COUNT * KEEPALIVE_INTERVAL_S, or unacknowledged sends after
+# USER_TIMEOUT_MS (send-only links and viewers, where no read-idle timer applies).
+KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT = 2, 1, 3
+USER_TIMEOUT_MS = 5000
+
+
+def tune_socket(sock: socket.socket) -> None:
+    """No Nagle delay; keepalive and a user timeout so a dead peer is noticed (Linux options
+    are skipped where the platform lacks them)."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE_S), ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL_S),
+                        ("TCP_KEEPCNT", KEEPALIVE_COUNT), ("TCP_USER_TIMEOUT", USER_TIMEOUT_MS)):
+        if hasattr(socket, name):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
 
 
 class Counters:
@@ -66,16 +86,20 @@ def warn_counted(counters: Counters, reason: str, detail: str) -> None:
 
 class IgtlClientLink:
     """One reconnecting client connection. ``device`` None locks onto the first IMAGE
-    device seen; ``receive_images`` False keeps the link send-only (``--igtl-out``)."""
+    device seen; ``receive_images`` False keeps the link send-only (``--igtl-out``).
+    While it receives images, ``idle_timeout_s`` without a byte drops the connection;
+    a message body over ``max_body_bytes`` does too (read as it arrives, never preallocated)."""
 
     def __init__(self, host: str, port: int, device: str | None = None, receive_images: bool = True,
-                 backoff_initial_s: float = BACKOFF_INITIAL_S, backoff_max_s: float = BACKOFF_MAX_S):
+                 backoff_initial_s: float = BACKOFF_INITIAL_S, backoff_max_s: float = BACKOFF_MAX_S,
+                 idle_timeout_s: float = IDLE_TIMEOUT_S, max_body_bytes: int = MAX_BODY_BYTES):
         self.pyigtl = require_pyigtl()
         self.host, self.port = host, int(port)
         self.address = f"{host}:{self.port}"
         self.device = device
         self.receive_images = receive_images
         self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
+        self.idle_timeout_s, self.max_body_bytes = idle_timeout_s, int(max_body_bytes)
         self.counters = Counters()
         self.connected = threading.Event()
         self._cond = threading.Condition()
@@ -89,10 +113,13 @@ class IgtlClientLink:
         self._thread.start()
 
     # --- receiving ---------------------------------------------------------
-    def enable_images(self, device: str | None) -> None:
+    def enable_images(self, device: str | None, idle_timeout_s: float | None = None,
+                      max_body_bytes: int | None = None, **_unused: Any) -> None:
         """Turn a send-only link into the source's link (same server, one connection)."""
         with self._cond:
             self.device = device if device is not None else self.device
+            self.idle_timeout_s = idle_timeout_s or self.idle_timeout_s
+            self.max_body_bytes = int(max_body_bytes or self.max_body_bytes)
             self.receive_images = True
 
     def _run(self) -> None:
@@ -109,7 +136,7 @@ class IgtlClientLink:
                 delay = min(delay * 2, self.backoff_max_s)
                 continue
             sock.settimeout(SEND_TIMEOUT_S)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            tune_socket(sock)
             with self._send_lock:
                 self._sock = sock
             if self.counters.inc("connects") > 1:
@@ -131,8 +158,9 @@ class IgtlClientLink:
         received = 0
         try:
             while not self._stop.is_set():
+                idle = self.idle_timeout_s if self.receive_images else None  # a send-only peer may stay quiet
                 try:
-                    fields, msg = read_message(self.pyigtl, sock, self._stop)
+                    fields, msg = read_message(self.pyigtl, sock, self._stop, self.max_body_bytes, idle)
                 except SkipMessage as skip:
                     warn_counted(self.counters, skip.reason, str(skip))
                     continue
@@ -140,6 +168,8 @@ class IgtlClientLink:
                 self._dispatch(fields["message_type"], msg)
         except (ConnectionError, OSError) as exc:
             if not self._stop.is_set():
+                if isinstance(exc, TimeoutError):
+                    self.counters.inc("idle_timeouts")
                 self.counters.inc("disconnects")
                 EVENTS.inc("source_lost")
                 log.warning("OpenIGTLink %s: connection lost (%s); reconnecting", self.address, exc)
@@ -242,7 +272,7 @@ def acquire_client_link(host: str, port: int, device: str | None = None,
         if entry is None:
             entry = _REGISTRY[key] = [IgtlClientLink(host, port, device, receive_images, **options), 0]
         elif receive_images:
-            entry[0].enable_images(device)
+            entry[0].enable_images(device, **options)
         entry[1] += 1
         return entry[0]
 

@@ -1,43 +1,83 @@
-"""``--igtl-serve PORT``: an OpenIGTLink server that viewers (3D Slicer) connect to.
+"""``--igtl-serve [HOST:]PORT``: an OpenIGTLink server that viewers (3D Slicer) connect to.
 
 Why not pyigtl.OpenIGTLinkServer: it serves one client at a time (a plain TCPServer)
 and installs its own SIGINT/SIGTERM handlers, which must stay with the runtime (systemd
-stops it with SIGTERM). Here an accept thread keeps any number of viewers; each new
-viewer first gets the newest messages; every viewer's incoming bytes (Slicer sends
-STATUS/GET_* queries) are read and dropped so its socket never fills up; a viewer that
-stalls a send for SEND_TIMEOUT_S or errors is dropped without affecting the others.
+stops it with SIGTERM). Here an accept thread admits up to ``max_viewers`` viewers from the
+allow-list; each gets its own outbox and threads (viewer.py), so a viewer that stops reading
+loses frames and then its connection, never the others' frames. Each new viewer first gets
+the newest messages.
+
+OpenIGTLink has no authentication, so who may connect is decided by address: the server
+binds loopback unless given another HOST, and any other HOST needs an allow-list of networks
+(``--igtl-allow CIDR``, repeatable; ``0.0.0.0/0`` says "anyone" explicitly).
 
 Inputs: messages from the observer. Outputs: bytes to every connected viewer. Files: none.
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import select
 import socket
 import threading
 
 from edge_runtime.errors import ConfigError
-from edge_runtime.igtl.link import JOIN_TIMEOUT_S, SEND_TIMEOUT_S, Counters, shutdown_quietly
-from edge_runtime.igtl.wire import READ_POLL_S, RECV_CHUNK, require_pyigtl
+from edge_runtime.igtl.link import JOIN_TIMEOUT_S, WARN_EVERY, Counters, shutdown_quietly, tune_socket
+from edge_runtime.igtl.viewer import ViewerConnection
+from edge_runtime.igtl.wire import READ_POLL_S, require_pyigtl
 
 log = logging.getLogger("sonomap.igtl")
 
 LISTEN_BACKLOG = 8
+MAX_VIEWERS = 4                   # a Slicer or two per cart; each viewer costs two threads and bandwidth
+DEFAULT_HOST = "127.0.0.1"
+
+
+def parse_allow(allow: list[str] | None) -> list:
+    """``--igtl-allow`` values -> ip_network list; ConfigError names a bad one."""
+    networks = []
+    for text in allow or []:
+        try:
+            networks.append(ipaddress.ip_network(text.strip(), strict=False))
+        except ValueError as exc:
+            raise ConfigError(f"--igtl-allow {text!r}: not an address or CIDR network ({exc})") from exc
+    return networks
+
+
+def is_loopback_host(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def peer_allowed(address: str, networks: list) -> bool:
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if getattr(ip, "ipv4_mapped", None):
+        ip = ip.ipv4_mapped
+    return any(ip in net for net in networks) if networks else ip.is_loopback
 
 
 class IgtlServerLink:
-    """Listens on ``host:port`` (port 0 picks a free one: see ``.port``)."""
+    """Listens on ``host:port`` (port 0 picks a free one: see ``.port``). ``allow``: networks
+    viewers may connect from (default, and required off loopback: loopback only)."""
 
-    def __init__(self, port: int, host: str = "0.0.0.0"):
+    def __init__(self, port: int, host: str = DEFAULT_HOST, allow: list[str] | None = None,
+                 max_viewers: int = MAX_VIEWERS):
         self.pyigtl = require_pyigtl()
         self.counters = Counters()
+        self.allow = parse_allow(allow)
+        if not self.allow and not is_loopback_host(host):
+            raise ConfigError(f"--igtl-serve {host}:{port}: OpenIGTLink has no authentication; serving beyond "
+                              "loopback needs --igtl-allow CIDR for the viewers' network")
+        self.max_viewers = max_viewers
         try:
             self._listener = socket.create_server((host, int(port)), backlog=LISTEN_BACKLOG)
         except OSError as exc:
             raise ConfigError(f"--igtl-serve {host}:{port}: cannot listen ({exc})") from exc
         self.host, self.port = host, self._listener.getsockname()[1]
         self.address = f"{host}:{self.port}"
-        self._clients: list[socket.socket] = []
+        self._clients: list[ViewerConnection] = []
         self._lock = threading.Lock()
         self._last_payload = b""
         self._stop = threading.Event()
@@ -59,55 +99,47 @@ class IgtlServerLink:
                 client, peer = self._listener.accept()
             except OSError:
                 continue  # the viewer gave up between select and accept
-            client.settimeout(SEND_TIMEOUT_S)
-            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
-                try:
-                    if self._last_payload:
-                        client.sendall(self._last_payload)
-                except OSError:
-                    client.close()
-                    continue
-                self._clients.append(client)
-            self.counters.inc("viewers_connected")
-            log.info("OpenIGTLink viewer connected from %s:%s", *peer[:2])
-            threading.Thread(target=self._drain, args=(client,), daemon=True,
-                             name=f"igtl-viewer-{peer[1]}").start()
+            self._admit(client, peer)
 
-    def _drain(self, client: socket.socket) -> None:
-        """Read and drop what a viewer sends; notice when it goes away."""
-        try:
-            while not self._stop.is_set():
-                readable, _, _ = select.select([client], [], [], READ_POLL_S)
-                if readable and not client.recv(RECV_CHUNK):
-                    break
-        except (OSError, ValueError):
-            pass  # the viewer's socket was closed under us: treat as gone
-        self._drop(client)
-
-    def _drop(self, client: socket.socket) -> None:
+    def _admit(self, client: socket.socket, peer) -> None:
+        where = f"{peer[0]}:{peer[1]}"
+        refusal = None
+        if not peer_allowed(peer[0], self.allow):
+            refusal = "not in --igtl-allow"
+        elif self.client_count >= self.max_viewers:
+            refusal = f"already {self.max_viewers} viewers"
+        if refusal:
+            n = self.counters.inc("viewers_refused")
+            if n == 1 or n % WARN_EVERY == 0:
+                log.warning("OpenIGTLink viewer from %s refused (%s); %d refused so far", where, refusal, n)
+            shutdown_quietly(client)
+            client.close()
+            return
+        tune_socket(client)
+        viewer = ViewerConnection(client, where, self.counters, self._gone)
         with self._lock:
-            if client not in self._clients:
+            self._clients.append(viewer)
+            if self._last_payload:
+                viewer.offer(self._last_payload)
+        self.counters.inc("viewers_connected")
+        log.info("OpenIGTLink viewer connected from %s", where)
+
+    def _gone(self, viewer: ViewerConnection, reason: str) -> None:
+        with self._lock:
+            if viewer not in self._clients:
                 return
-            self._clients.remove(client)
-        shutdown_quietly(client)
-        client.close()
+            self._clients.remove(viewer)
         self.counters.inc("viewers_dropped")
+        if reason != "disconnected" and not self._stop.is_set():
+            log.warning("OpenIGTLink viewer %s dropped (%s)", viewer.peer, reason)
 
     def send(self, messages: list) -> bool:
-        """Send to every viewer; True when at least one got it."""
+        """Queue for every viewer, never waiting on any; True when at least one takes it."""
         payload = b"".join(m.pack() for m in messages)
         with self._lock:
             self._last_payload = payload
-            clients = list(self._clients)
-        delivered = 0
-        for client in clients:
-            try:
-                client.sendall(payload)
-                delivered += 1
-            except OSError as exc:
-                log.warning("OpenIGTLink viewer dropped (%s)", exc)
-                self._drop(client)
+            viewers = list(self._clients)
+        delivered = sum(viewer.offer(payload) for viewer in viewers)
         self.counters.inc("messages_sent" if delivered else "send_dropped", len(messages))
         return delivered > 0
 
@@ -116,7 +148,6 @@ class IgtlServerLink:
         self._thread.join(JOIN_TIMEOUT_S)
         self._listener.close()
         with self._lock:
-            clients, self._clients = list(self._clients), []
-        for client in clients:
-            shutdown_quietly(client)
-            client.close()
+            viewers = list(self._clients)
+        for viewer in viewers:
+            viewer.close("server closing")

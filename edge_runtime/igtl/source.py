@@ -9,8 +9,11 @@ timestamp, sender clock), ``igtl_received_wall``, ``transforms`` (device -> 4x4,
 newest TRANSFORM of each device when the image arrived) and ``default_roi`` ("full").
 
 Query keys: ``device`` (default: the first IMAGE device seen), ``timeout`` (seconds
-without a new frame before the stream ends with InputError; default: wait and
-reconnect for ever, as the cart should), ``backoff_max`` (reconnect backoff cap, s).
+without a new frame before the stream ends with InputError, default 2: under ``live``
+that shows NO SIGNAL and reconnects, so the display never freezes on the last image),
+``idle_timeout`` (seconds without a single byte before the connection is taken for
+dead, e.g. a pulled cable, and re-made; default 3), ``max_body_mb`` (largest message
+accepted; default 64), ``backoff_max`` (reconnect backoff cap, s).
 Files: none.
 """
 from __future__ import annotations
@@ -20,17 +23,20 @@ from urllib.parse import parse_qs, urlsplit
 
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Frame, Source
-from edge_runtime.igtl.link import BACKOFF_MAX_S, acquire_client_link, release_client_link
-from edge_runtime.igtl.wire import IgtlImage
+from edge_runtime.igtl.link import BACKOFF_MAX_S, IDLE_TIMEOUT_S, acquire_client_link, release_client_link
+from edge_runtime.igtl.wire import MAX_BODY_BYTES, IgtlImage
 
 DEFAULT_PORT = 18944              # the IANA-registered OpenIGTLink port, PLUS's default
 WAIT_POLL_S = 0.25                # how often an idle iterator checks close()
-QUERY_KEYS = ("device", "timeout", "backoff_max")
+QUERY_KEYS = ("device", "timeout", "backoff_max", "idle_timeout", "max_body_mb")
+NO_FRAME_TIMEOUT_S = 2.0          # matches /healthz's "newest frame < 2 s old"
+MIB = 1024 * 1024
 DEFAULT_ROI = "full"
 
 
 def parse_igtl_spec(spec: str) -> dict:
-    """``igtl://host:port?device=X&timeout=S`` -> {host, port, device, timeout, backoff_max}."""
+    """``igtl://host:port?device=X&timeout=S`` -> {host, port, device, timeout, backoff_max,
+    idle_timeout, max_body_bytes}."""
     parts = urlsplit(spec)
     if parts.scheme != "igtl" or not parts.hostname:
         raise ConfigError(f"{spec!r}: expected igtl://HOST:PORT?device=NAME")
@@ -40,14 +46,17 @@ def parse_igtl_spec(spec: str) -> dict:
         raise ConfigError(f"{spec!r}: unknown key(s) {', '.join(unknown)} (known: {', '.join(QUERY_KEYS)})")
     try:
         port = parts.port or DEFAULT_PORT
-        timeout = float(query["timeout"]) if query.get("timeout") else None
+        timeout = float(query["timeout"]) if query.get("timeout") else NO_FRAME_TIMEOUT_S
         backoff_max = float(query["backoff_max"]) if query.get("backoff_max") else BACKOFF_MAX_S
+        idle_timeout = float(query["idle_timeout"]) if query.get("idle_timeout") else IDLE_TIMEOUT_S
+        max_body_mb = float(query["max_body_mb"]) if query.get("max_body_mb") else MAX_BODY_BYTES / MIB
     except ValueError as exc:
         raise ConfigError(f"{spec!r}: {exc}") from exc
-    if (timeout is not None and timeout <= 0) or backoff_max <= 0:
-        raise ConfigError(f"{spec!r}: timeout and backoff_max must be > 0 seconds")
+    if min(timeout, backoff_max, idle_timeout, max_body_mb) <= 0:
+        raise ConfigError(f"{spec!r}: timeout, idle_timeout, backoff_max and max_body_mb must be > 0")
     return {"host": parts.hostname, "port": port, "device": query.get("device") or None,
-            "timeout": timeout, "backoff_max": backoff_max}
+            "timeout": timeout, "backoff_max": backoff_max, "idle_timeout": idle_timeout,
+            "max_body_bytes": int(max_body_mb * MIB)}
 
 
 def frame_meta(image: IgtlImage) -> dict:
@@ -81,7 +90,9 @@ class IgtlSource(Source):
         self.name = spec
         self._opts = parse_igtl_spec(spec)
         self.link = acquire_client_link(self._opts["host"], self._opts["port"], self._opts["device"],
-                                        receive_images=True, backoff_max_s=self._opts["backoff_max"])
+                                        receive_images=True, backoff_max_s=self._opts["backoff_max"],
+                                        idle_timeout_s=self._opts["idle_timeout"],
+                                        max_body_bytes=self._opts["max_body_bytes"])
         self._closed = False
         self._index = 0
 

@@ -13,6 +13,7 @@ import select
 import socket
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 
 import cv2
@@ -22,8 +23,9 @@ from edge_runtime.errors import SonomapError
 
 HEADER_SIZE = 58                  # OpenIGTLink v1/v2/v3 fixed header
 DEVICE_NAME_BYTES = 20            # the header's device-name field; longer names are cut
-# A 4K RGB frame is ~25 MB; anything far beyond that is a corrupt header, not an image.
-MAX_BODY_BYTES = 256 * 1024 * 1024
+# The largest body accepted (igtl:// ``max_body_mb``): a 4K RGB frame is ~25 MB; a header
+# announcing more is corrupt or hostile, and the connection is dropped to resynchronise.
+MAX_BODY_BYTES = 64 * 1024 * 1024
 READ_POLL_S = 0.2                 # how often a blocked reader checks its stop flag
 RECV_CHUNK = 1 << 20
 SPATIAL_AXES = 3                  # IGTL images are (k, j, i[, components]) arrays
@@ -149,37 +151,46 @@ def derive_device_name(name: str, tag: str) -> str:
     return clip_device_name(f"{tag}_{name}" if name else tag)
 
 
-def _recv_exact(sock: socket.socket, size: int, stop: threading.Event) -> bytearray:
-    """Read exactly ``size`` bytes; ConnectionError when the peer closes or we stop."""
-    buf = bytearray(size)
-    view = memoryview(buf)
+def _recv_exact(sock: socket.socket, size: int, stop: threading.Event, idle_timeout: float | None = None) -> bytes:
+    """Read exactly ``size`` bytes as they arrive: memory grows with the bytes received (one
+    chunk at most ahead), never with what a header claims. ConnectionError when the peer
+    closes or we stop; TimeoutError when nothing arrives for ``idle_timeout`` s (a half-open
+    connection: cable pulled, peer frozen)."""
+    chunks: list[bytes] = []
     got = 0
+    last = time.monotonic()
     while got < size:
         if stop.is_set():
             raise ConnectionAbortedError("stopped")
         readable, _, _ = select.select([sock], [], [], READ_POLL_S)
         if not readable:
+            if idle_timeout is not None and time.monotonic() - last > idle_timeout:
+                raise TimeoutError(f"nothing received for {idle_timeout:g} s (half-open connection?)")
             continue
-        n = sock.recv_into(view[got:], min(size - got, RECV_CHUNK))
-        if n == 0:
+        chunk = sock.recv(min(size - got, RECV_CHUNK))
+        if not chunk:
             raise ConnectionResetError("connection closed by peer")
-        got += n
-    return buf
+        chunks.append(chunk)
+        got += len(chunk)
+        last = time.monotonic()
+    return b"".join(chunks)
 
 
-def read_message(pyigtl, sock: socket.socket, stop: threading.Event):
+def read_message(pyigtl, sock: socket.socket, stop: threading.Event, max_body: int = MAX_BODY_BYTES,
+                 idle_timeout: float | None = None):
     """Block until one whole message is read. Returns (header fields, message or None for
     types pyigtl does not know); raises SkipMessage('malformed') for an undecodable body
-    (the stream stays in sync: the body was read in full) and ConnectionError on EOF."""
-    header = bytes(_recv_exact(sock, HEADER_SIZE, stop))
+    (the stream stays in sync: the body was read in full), ConnectionError on EOF or a body
+    over ``max_body`` bytes, TimeoutError after ``idle_timeout`` s without a byte."""
+    header = _recv_exact(sock, HEADER_SIZE, stop, idle_timeout)
     try:
         fields = pyigtl.MessageBase.parse_header(header)
     except DECODE_ERRORS as exc:
         raise ConnectionResetError(f"bad OpenIGTLink header ({exc}); resynchronising") from exc
-    if fields["body_size"] > MAX_BODY_BYTES:
+    if fields["body_size"] > max_body:
         raise ConnectionResetError(f"OpenIGTLink body of {fields['body_size']} bytes from "
-                                   f"{fields['device_name']!r}: corrupt header; resynchronising")
-    body = bytes(_recv_exact(sock, fields["body_size"], stop))
+                                   f"{fields['device_name']!r} is over the {max_body} byte limit; resynchronising")
+    body = _recv_exact(sock, fields["body_size"], stop, idle_timeout)
     msg = pyigtl.MessageBase.create_message(fields["message_type"])
     if msg is None:
         return fields, None

@@ -1,0 +1,88 @@
+"""One viewer connected to ``--igtl-serve``: its own outbox and threads, so it can never slow the others.
+
+:meth:`ViewerConnection.offer` never blocks: it puts a packed payload (whole messages) into a
+bounded outbox; when the outbox is full the oldest payload is dropped (latest wins, counted).
+A sender thread writes the outbox to the socket with a ``SEND_TIMEOUT_S`` deadline per payload;
+a reader thread reads and discards what the viewer sends (Slicer's STATUS/GET_ queries) so its
+socket never fills up, and notices when it goes away. A viewer that errors, closes or stalls a
+send past the deadline is disconnected, and ``on_gone`` tells the server.
+
+Inputs: payloads from the server. Outputs: bytes to one viewer. Files: none.
+"""
+from __future__ import annotations
+
+import logging
+import select
+import socket
+import threading
+from collections import deque
+from typing import Callable
+
+from edge_runtime.igtl.link import SEND_TIMEOUT_S, Counters, shutdown_quietly
+from edge_runtime.igtl.wire import READ_POLL_S, RECV_CHUNK
+
+log = logging.getLogger("sonomap.igtl")
+
+OUTBOX_DEPTH = 2                  # payloads waiting per viewer: the newest prediction and the one before
+
+
+class ViewerConnection:
+    def __init__(self, sock: socket.socket, peer: str, counters: Counters,
+                 on_gone: Callable[["ViewerConnection", str], None], depth: int = OUTBOX_DEPTH,
+                 send_timeout_s: float = SEND_TIMEOUT_S):
+        self.sock, self.peer, self.counters, self._on_gone = sock, peer, counters, on_gone
+        self._outbox: deque[bytes] = deque()
+        self._depth = depth
+        self._cond = threading.Condition()
+        self._closed = False
+        sock.settimeout(send_timeout_s)  # bounds each sendall; reads only follow select()
+        self._threads = [threading.Thread(target=self._send_loop, name=f"igtl-viewer-send-{peer}", daemon=True),
+                         threading.Thread(target=self._read_loop, name=f"igtl-viewer-read-{peer}", daemon=True)]
+        for thread in self._threads:
+            thread.start()
+
+    def offer(self, payload: bytes) -> bool:
+        """Queue ``payload`` without waiting; False when this viewer is already gone."""
+        with self._cond:
+            if self._closed:
+                return False
+            if len(self._outbox) >= self._depth:
+                self._outbox.popleft()
+                self.counters.inc("viewer_payloads_dropped")
+            self._outbox.append(payload)
+            self._cond.notify()
+            return True
+
+    def _send_loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._outbox or self._closed)
+                if self._closed:
+                    return
+                payload = self._outbox.popleft()
+            try:
+                self.sock.sendall(payload)
+            except OSError as exc:  # includes the send deadline (TimeoutError)
+                reason = "stalled" if isinstance(exc, TimeoutError) else f"send failed ({exc})"
+                self.close(reason)
+                return
+
+    def _read_loop(self) -> None:
+        try:
+            while not self._closed:
+                readable, _, _ = select.select([self.sock], [], [], READ_POLL_S)
+                if readable and not self.sock.recv(RECV_CHUNK):
+                    break
+        except (OSError, ValueError):
+            pass  # the socket was closed under us: treat as gone
+        self.close("disconnected")
+
+    def close(self, reason: str = "closed") -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._cond.notify_all()
+        shutdown_quietly(self.sock)
+        self.sock.close()
+        self._on_gone(self, reason)
