@@ -34,7 +34,7 @@ import numpy as np
 from edge_runtime import http_auth
 from edge_runtime.errors import ConfigError
 from edge_runtime.frames import Frame, Observer, Prediction
-from edge_runtime.http_auth import CREDENTIAL_NAME, MIN_TOKEN_CHARS, TOKEN_ENV, resolve_token  # noqa: F401 (API)
+from edge_runtime.http_auth import CREDENTIAL_NAME, MIN_TOKEN_CHARS, TOKEN_ENV, resolve_token
 from edge_runtime.http_guard import BUSY, WAITING, GuardedHTTPServer, host_allowed, is_loopback, tls_context
 from edge_runtime.service_metrics import EVENTS, LiveStats, render_prometheus
 
