@@ -105,6 +105,7 @@ class HttpObserver(Observer):
     def __init__(self, host: str = DEFAULT_HOST, port: int = 0, token: str | None = None,
                  tls_cert: str | None = None, tls_key: str | None = None, **guard: float):
         self.token = resolve_token(token)
+        host = host.strip("[]")  # --http [::1]:8080
         if not is_loopback(host):
             if not self.token:
                 raise ConfigError(f"--http {host}:{port}: binding a non-loopback address needs a token "
