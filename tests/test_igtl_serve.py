@@ -1,0 +1,132 @@
+"""`--igtl-serve` on the network, with real sockets on loopback: it binds loopback by default,
+refuses peers outside its allow-list and beyond its viewer cap, and a viewer that stops reading
+never slows another (each has its own bounded outbox)."""
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from edge_runtime.errors import ConfigError
+from test_igtl_network import FPS, image_message
+from test_igtl_standin import pyigtl
+
+igtl = pytest.importorskip("edge_runtime.igtl")
+from edge_runtime.igtl.wire import read_message  # noqa: E402 (after the importorskip)
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.timeout(90)
+
+def closed_by_server(sock: socket.socket, within: float = 3.0) -> bool:
+    sock.settimeout(within)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_serve_binds_loopback_unless_told_otherwise():
+    observer = igtl.make_igtl_observer(serve="0")
+    try:
+        assert observer.link.host == "127.0.0.1"
+    finally:
+        observer.close()
+    with pytest.raises(ConfigError, match="--igtl-allow"):
+        igtl.make_igtl_observer(serve="0.0.0.0:0")
+    with pytest.raises(ConfigError, match="not an address"):
+        igtl.make_igtl_observer(serve="0.0.0.0:0", allow=["10.0.0.0/33"])
+
+
+def test_allow_list_and_viewer_cap():
+    observer = igtl.make_igtl_observer(serve="0.0.0.0:0", allow=["10.0.0.0/8"])
+    try:
+        with socket.create_connection(("127.0.0.1", observer.link.port), timeout=5) as s:
+            assert closed_by_server(s)  # 127.0.0.1 is not in 10.0.0.0/8
+        assert observer.link.counters.get("viewers_refused") == 1 and observer.link.client_count == 0
+    finally:
+        observer.close()
+    observer = igtl.make_igtl_observer(serve="0.0.0.0:0", allow=["127.0.0.0/8"])
+    link = observer.link
+    held = []
+    try:
+        for _ in range(link.max_viewers):
+            held.append(socket.create_connection(("127.0.0.1", link.port), timeout=5))
+        deadline = time.monotonic() + 5
+        while link.client_count < link.max_viewers:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        with socket.create_connection(("127.0.0.1", link.port), timeout=5) as extra:
+            assert closed_by_server(extra)
+        assert not closed_by_server(held[0], within=0.3)
+    finally:
+        for s in held:
+            s.close()
+        observer.close()
+
+
+def test_a_viewer_that_stops_reading_never_delays_another():
+    observer = igtl.make_igtl_observer(serve="127.0.0.1:0")
+    link = observer.link
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(("127.0.0.1", link.port))  # connects and never reads
+    reader = socket.create_connection(("127.0.0.1", link.port), timeout=10)
+    received: list[float] = []
+
+    def read():
+        stop = threading.Event()
+        try:
+            while True:
+                _, msg = read_message(pyigtl, reader, stop)
+                received.append(msg.timestamp)
+        except OSError:
+            pass
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        deadline = time.monotonic() + 5
+        while link.client_count < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        durations, sent = [], []
+        for _ in range(90):  # 3 s at 30 fps, 256 kB each: far more than the stalled socket buffers
+            msg = image_message(rows=256, cols=1024)
+            start = time.monotonic()
+            link.send([msg])
+            durations.append(time.monotonic() - start)
+            sent.append(msg.timestamp)
+            time.sleep(1 / FPS)
+        deadline = time.monotonic() + 2
+        while (not received or abs(received[-1] - sent[-1]) > 1e-4) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert received and abs(received[-1] - sent[-1]) < 1e-4, "the reading viewer did not get the newest"
+        assert len(received) >= 0.9 * len(sent)
+        assert max(durations) < 0.1, f"send() waited {max(durations):.3f} s"
+        deadline = time.monotonic() + 10
+        while link.counters.get("viewers_dropped") < 1:  # the stalled one, after its send deadline
+            assert time.monotonic() < deadline, link.counters.snapshot()
+            time.sleep(0.1)
+        assert link.client_count == 1
+    finally:
+        stalled.close()
+        reader.close()
+        observer.close()
+
+
+def test_cli_refuses_to_serve_beyond_loopback_without_an_allow_list():
+    res = subprocess.run([sys.executable, "-m", "edge_runtime.cli", "live", "--source", "synthetic", "--headless",
+                          "--duration", "1", "--igtl-serve", "0.0.0.0:0"], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 2 and re.search(r"error: --igtl-serve 0\.0\.0\.0:0: .*--igtl-allow", res.stderr)
+    res = subprocess.run([sys.executable, "-m", "edge_runtime.cli", "live", "--source", "synthetic", "--headless",
+                          "--duration", "1", "--igtl-allow", "10.0.0.0/8"], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 2 and "give --igtl-serve too" in res.stderr
