@@ -187,6 +187,13 @@ class GuardedHTTPServer(ThreadingHTTPServer):
             self._last_reap = now
             self.tracker.reap()
 
+    def process_request(self, request, client_address) -> None:
+        try:
+            super().process_request(request, client_address)
+        except RuntimeError:  # no thread to be had (the unit's TasksMax): forget it, the caller closes it
+            self.tracker.release(request)
+            raise
+
     def process_request_thread(self, request, client_address) -> None:
         conn = request
         self._local.conn = record = self.tracker.get(request)
