@@ -2,10 +2,12 @@
 
 :class:`GuardedHTTPServer` is a ``ThreadingHTTPServer`` that
 
-- holds at most ``MAX_CONNECTIONS`` connections (one thread each). When a new one arrives at
-  the cap, the connection that has waited longest for its request headers is closed to make
-  room, so a flood of half-sent requests (slowloris) cannot lock out a real client; only when
-  every slot is busy serving is the newcomer refused;
+- holds at most ``MAX_CONNECTIONS`` connections (one thread each), and at most a quarter of
+  them from one client address. When a new one arrives at either limit, a connection that has
+  waited longest for its request headers is closed to make room (the newcomer's own at its
+  address's limit, else one of the address holding most), so a flood of half-sent requests
+  (slowloris) cannot lock out a real client; only when every candidate is busy serving is the
+  newcomer refused;
 - gives every connection ``REQUEST_TIMEOUT_S`` to deliver its request line and headers (also
   the keep-alive idle limit), enforced by the accept loop's housekeeping, however slowly the
   bytes trickle in;
@@ -36,6 +38,7 @@ from edge_runtime.errors import ConfigError
 log = logging.getLogger("sonomap.http")
 
 MAX_CONNECTIONS = 64          # threads the server may hold; well under the units' TasksMax
+PEER_SHARE_DIVISOR = 4        # one client address holds at most a quarter of them (16)
 REQUEST_TIMEOUT_S = 10.0      # request line + headers (and keep-alive idle) must arrive within this
 IO_TIMEOUT_S = 5.0            # any single read or write (a stalled MJPEG viewer is dropped after it)
 LISTEN_BACKLOG = 128          # a connection burst waits in the kernel, not refused by it
@@ -85,17 +88,18 @@ def tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
 
 
 class _Conn:
-    __slots__ = ("sock", "state", "since")
+    __slots__ = ("sock", "peer", "state", "since")
 
-    def __init__(self, sock: socket.socket):
-        self.sock, self.state, self.since = sock, WAITING, time.monotonic()
+    def __init__(self, sock: socket.socket, peer: str):
+        self.sock, self.peer, self.state, self.since = sock, peer, WAITING, time.monotonic()
 
 
 class ConnectionTracker:
     """Live connections (keyed by their accepted socket object), with their state and since when."""
 
-    def __init__(self, limit: int, request_timeout_s: float):
+    def __init__(self, limit: int, request_timeout_s: float, per_peer: int | None = None):
         self.limit, self.request_timeout_s = limit, request_timeout_s
+        self.per_peer = per_peer or max(1, limit // PEER_SHARE_DIVISOR)
         self._lock = threading.Lock()
         self._conns: dict[int, _Conn] = {}  # id(accepted socket) -> record
         self.evicted = 0
@@ -106,16 +110,27 @@ class ConnectionTracker:
         with self._lock:
             return len(self._conns)
 
-    def admit(self, sock: socket.socket) -> bool:
+    def admit(self, sock: socket.socket, peer: str) -> bool:
+        """Register a new connection from ``peer``, making room if needed: a peer at its share
+        gives up its own oldest waiting connection; at the total cap the oldest waiting one of
+        the peer holding most goes. False (refuse) when nothing can give way."""
         with self._lock:
-            if sum(c.state != CLOSING for c in self._conns.values()) >= self.limit:
-                waiting = [c for c in self._conns.values() if c.state == WAITING]
+            live = [c for c in self._conns.values() if c.state != CLOSING]
+            mine = [c for c in live if c.peer == peer]
+            if len(mine) >= self.per_peer or len(live) >= self.limit:
+                pool = mine if len(mine) >= self.per_peer else live
+                if pool is live:  # take from whoever holds most, so one address cannot starve the rest
+                    counts: dict[str, int] = {}
+                    for c in live:
+                        counts[c.peer] = counts.get(c.peer, 0) + 1
+                    pool = [c for c in live if counts[c.peer] == max(counts.values())]
+                waiting = [c for c in pool if c.state == WAITING]
                 if not waiting:
                     self.refused += 1
                     return False
                 _cut(min(waiting, key=lambda c: c.since))
                 self.evicted += 1
-            self._conns[id(sock)] = _Conn(sock)
+            self._conns[id(sock)] = _Conn(sock, peer)
             return True
 
     def get(self, sock: socket.socket) -> _Conn | None:
@@ -162,12 +177,13 @@ class GuardedHTTPServer(ThreadingHTTPServer):
 
     def __init__(self, address, handler, tls: ssl.SSLContext | None = None,
                  max_connections: int = MAX_CONNECTIONS, request_timeout_s: float = REQUEST_TIMEOUT_S,
+                 max_per_peer: int | None = None,
                  io_timeout_s: float = IO_TIMEOUT_S):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.tls = tls
         self.io_timeout_s = io_timeout_s
-        self.tracker = ConnectionTracker(max_connections, request_timeout_s)
+        self.tracker = ConnectionTracker(max_connections, request_timeout_s, max_per_peer)
         self._last_reap = 0.0
         self._local = threading.local()  # the connection record of the thread serving it
         super().__init__(address, handler)
@@ -179,7 +195,7 @@ class GuardedHTTPServer(ThreadingHTTPServer):
             self.tracker.mark(conn, state)
 
     def verify_request(self, request, client_address) -> bool:
-        return self.tracker.admit(request)
+        return self.tracker.admit(request, client_address[0])
 
     def service_actions(self) -> None:
         now = time.monotonic()

@@ -106,7 +106,7 @@ def test_a_trickled_request_is_cut_at_the_deadline():
 
 
 def test_at_the_cap_the_oldest_waiting_connection_makes_room():
-    obs = make_http_observer("127.0.0.1", 0, None, max_connections=4)
+    obs = make_http_observer("127.0.0.1", 0, None, max_connections=4, max_per_peer=4)
     held = []
     try:
         for _ in range(4):
@@ -120,6 +120,35 @@ def test_at_the_cap_the_oldest_waiting_connection_makes_room():
         assert obs.server.tracker.evicted >= 1
     finally:
         for s in held:
+            s.close()
+        obs.close()
+
+
+def half_sent_from(source_ip: str, port: int) -> socket.socket:
+    s = socket.socket()
+    s.bind((source_ip, 0))  # any 127.x.y.z is this machine: distinct client addresses on loopback
+    s.connect(("127.0.0.1", port))
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    return s
+
+
+def test_one_address_cannot_take_the_slots_of_another():
+    """A flood from 127.0.0.2 only ever cuts its own connections, never 127.0.0.3's."""
+    obs = make_http_observer("127.0.0.1", 0, None, max_connections=8, max_per_peer=3)
+    other = half_sent_from("127.0.0.3", obs.port)
+    flood = []
+    try:
+        time.sleep(0.1)
+        flood = [half_sent_from("127.0.0.2", obs.port) for _ in range(30)]
+        time.sleep(0.3)
+        assert not closed_by_server(other, within=0.5)
+        assert sum(closed_by_server(s, within=0.2) for s in flood) >= 30 - 3
+        other.sendall(b"\r\n")  # finish its request: it is answered
+        other.settimeout(5)
+        assert other.recv(64).startswith(b"HTTP/1.1 503")
+    finally:
+        other.close()
+        for s in flood:
             s.close()
         obs.close()
 
