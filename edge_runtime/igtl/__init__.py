@@ -2,7 +2,7 @@
 
 - :func:`open_igtl_source` (``igtl://HOST:PORT?device=Image_Reference``): a live
   Source of IMAGE messages (source.py).
-- :func:`make_igtl_observer` (``--igtl-out HOST:PORT`` / ``--igtl-serve PORT``): an
+- :func:`make_igtl_observer` (``--igtl-out HOST:PORT`` / ``--igtl-serve [HOST:]PORT``): an
   Observer that sends labelmap + probability map back as IMAGE messages (sink.py).
 
 pyigtl is optional (extra ``igtl``); it is imported on first use, and a missing
@@ -33,7 +33,7 @@ def make_igtl_observer(igtl_out: str | None = None, igtl_serve: str | int | None
     igtl_out = igtl_out if igtl_out is not None else out
     igtl_serve = igtl_serve if igtl_serve is not None else serve
     if (igtl_out is None) == (igtl_serve is None):
-        raise ConfigError("give exactly one of --igtl-out HOST:PORT and --igtl-serve PORT")
+        raise ConfigError("give exactly one of --igtl-out HOST:PORT and --igtl-serve [HOST:]PORT")
     if igtl_out is not None:
         host, port = parse_host_port(igtl_out, "--igtl-out")
         link = acquire_client_link(host, port, receive_images=False)

@@ -1,4 +1,4 @@
-"""``--igtl-out HOST:PORT`` / ``--igtl-serve PORT``: the prediction back over OpenIGTLink.
+"""``--igtl-out HOST:PORT`` / ``--igtl-serve [HOST:]PORT``: the prediction back over OpenIGTLink.
 
 Input (per rendered frame, from the pipeline's render stage): the frame and its
 prediction. Output, per new prediction, in this order:
