@@ -66,13 +66,15 @@ class IgtlServerLink:
                  max_viewers: int = MAX_VIEWERS):
         self.pyigtl = require_pyigtl()
         self.counters = Counters()
+        host = host.strip("[]")  # --igtl-serve [::1]:18945
         self.allow = parse_allow(allow)
         if not self.allow and not is_loopback_host(host):
             raise ConfigError(f"--igtl-serve {host}:{port}: OpenIGTLink has no authentication; serving beyond "
                               "loopback needs --igtl-allow CIDR for the viewers' network")
         self.max_viewers = max_viewers
         try:
-            self._listener = socket.create_server((host, int(port)), backlog=LISTEN_BACKLOG)
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            self._listener = socket.create_server((host, int(port)), family=family, backlog=LISTEN_BACKLOG)
         except OSError as exc:
             raise ConfigError(f"--igtl-serve {host}:{port}: cannot listen ({exc})") from exc
         self.host, self.port = host, self._listener.getsockname()[1]
