@@ -27,7 +27,8 @@ US_KEYS = {"image", "mm_per_pixel", "frame", "dataset_image", "dataset_frame"}
 NEEDLE_KEYS = {"tip", "shaft", "gauge", "notch_mm", "tip_offset_mm", "width_mm"}
 TRACT_KEYS = {"start", "end", "width_mm"}
 PATH_KEYS = {"wsi", "roi", "mpp", "annotations", "annotation_mpp", "cancer_classes", "ignore_classes",
-             "exclude_classes", "tip_end", "shrinkage", "fresh_length_mm", "flip_across"}
+             "exclude_classes", "tip_end", "shrinkage", "fresh_length_mm", "flip_across", "reader"}
+SLIDE_READERS = ("auto", "tifffile", "openslide")
 MIN_SHRINKAGE, MAX_SHRINKAGE = 0.3, 1.2  # outside this a "shrinkage" is a unit mistake
 
 
@@ -66,6 +67,7 @@ class PathologySpec:
     fresh_length_mm: float | None = None
     flip_across: bool = False
     roi: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1 level-0 px: one section
+    reader: str = "auto"   # slide reader: auto (the one that opens the file), tifffile or openslide
 
 
 @dataclass
@@ -205,6 +207,9 @@ def _pathology(p: dict, base: Path, where: str) -> PathologySpec:
     fresh = _positive(p.get("fresh_length_mm"), f"{where}: pathology.fresh_length_mm")
     if shrink is not None and fresh is not None:
         raise ConfigError(f"{where}: give pathology.shrinkage or pathology.fresh_length_mm, not both")
+    reader = p.get("reader", "auto")
+    if reader not in SLIDE_READERS:
+        raise ConfigError(f"{where}: pathology.reader must be one of {SLIDE_READERS}, got {reader!r}")
     flip = p.get("flip_across", False)
     if not isinstance(flip, bool):
         raise ConfigError(f"{where}: pathology.flip_across must be true or false")
@@ -218,7 +223,7 @@ def _pathology(p: dict, base: Path, where: str) -> PathologySpec:
         exclude_classes=_names(p.get("exclude_classes"), DEFAULT_EXCLUDE_CLASSES,
                                f"{where}: pathology.exclude_classes"),
         tip_end=tip_end, shrinkage=shrink, fresh_length_mm=fresh, flip_across=flip,
-        roi=_roi(p.get("roi"), f"{where}: pathology.roi"))
+        roi=_roi(p.get("roi"), f"{where}: pathology.roi"), reader=reader)
 
 
 def load_case(path: str | Path) -> CaseSpec:

@@ -22,7 +22,8 @@ tract:                        # optional: the sampled segment itself (overrides 
   end: [380, 290]             # distal end (towards the needle tip)
   width_mm: 1.6
 pathology:
-  wsi: core.tif               # pyramidal TIFF/SVS/NDPI, or a PNG/JPEG thumbnail
+  wsi: core.tif               # pyramidal TIFF/OME-TIFF/SVS/NDPI/MRXS, DICOM WSI (.dcm), or a PNG/JPEG thumbnail
+  reader: auto                # auto (the reader that opens the file) | tifffile | openslide
   roi: [0, 0, 40000, 3000]    # optional: level-0 box holding one section of the core (slides
                               #   often carry 2-3 serial sections; only this one is used)
   mpp: 4.0                    # microns per level-0 pixel; needed when the file has none

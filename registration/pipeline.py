@@ -116,7 +116,7 @@ def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | N
     us = load_ultrasound(spec.image, spec.mm_per_pixel, spec.frame, _needle_points(spec))
     tract, needle_info = resolve_tract(spec, us)
     p = spec.pathology
-    slide = read_slide(p.wsi, p.mpp, TARGET_MPP)
+    slide = read_slide(p.wsi, p.mpp, TARGET_MPP, p.reader)
     if slide.note:
         warnings.append(slide.note)
     mpp0 = slide.mpp / slide.downsample
@@ -154,8 +154,7 @@ def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | N
                        "mm_per_pixel": [round(v, 6) for v in us.mm_per_px],
                        "region": None if us.region is None else vars(us.region)},
         "needle": needle_info, "tract": tract.to_dict(),
-        "slide": {"file": str(p.wsi), "level": slide.level, "level_mpp": round(slide.mpp, 4),
-                  "downsample": round(slide.downsample, 4), "level0_shape": list(slide.level0_shape),
+        "slide": {"file": str(p.wsi), **slide.describe(),
                   "annotations": str(p.annotations), "tip_end": p.tip_end,
                   "roi": None if p.roi is None else list(p.roi)},
         "shrinkage": {"value": round(shrink, 4), "source": shrink_src},

@@ -1,196 +1,224 @@
-"""Whole slide image reading: one pyramid level, never level 0 whole.
+"""Whole slide image reading: the reader that opens the file, the level that suits, never level 0 whole.
 
-Input: a pyramidal TIFF/SVS/NDPI/OME-TIFF (tifffile; OpenSlide when installed and tifffile
-cannot read the file) or a plain PNG/JPEG thumbnail, plus an optional ``pathology.mpp``.
-Output: ``SlideLevel``: RGB pixels of the coarsest level that is still at least as fine as
-the requested microns per pixel, that level's mpp and its downsample from level 0.
+Input: a slide file (pyramidal TIFF, OME-TIFF, Aperio SVS, Hamamatsu NDPI, 3DHISTECH MRXS,
+DICOM WSI, or a plain PNG/JPEG thumbnail), ``pathology.mpp`` (optional) and the microns per
+pixel the registration works at. Output: ``SlideLevel``: RGB pixels at (or just finer than)
+that scale, their mpp and downsample from level 0, and which reader, format and level were used.
 
-mpp comes from, in order: SVS ImageDescription ``MPP = ...``, OME PhysicalSizeX (µm),
-TIFF resolution tags in cm (or inch when plausible), else ``pathology.mpp``. A file value
-that disagrees with ``pathology.mpp`` is an inconsistent scale and fails loudly.
+Reader choice (``reader="auto"``): a thumbnail goes to OpenCV; a file OpenSlide recognises as a
+scanner format (aperio, hamamatsu, mirax, dicom, leica, philips, ventana...) goes to OpenSlide
+first; generic and OME TIFFs go to tifffile first (it reads OME SubIFD pyramids and JPEG 2000
+tiles that OpenSlide's generic-TIFF driver does not). When the first reader cannot open the file,
+the next one is tried; when none can, the error lists every reader's reason. A file that opens
+but holds corrupt tiles fails with the file, level and reader in one line.
+
+Level choice: the coarsest level whose mpp is still <= the target; when even that is 2x or more
+finer than the target, it is read in row bands and shrunk band by band (area averaging), so
+memory stays bounded and level 0 of a pyramid is never decoded whole. ``Slide.read_box`` reads
+just a level-0 box at a finer scale (regions where detail matters).
 """
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edge_runtime.errors import InputError
+from registration.wsi_mpp import resolve_mpp
+from registration.wsi_openslide import OpenSlideSlide, detect_vendor
+from registration.wsi_tiff import CannotOpen, TiffSlide, to_rgb
 
+READERS = ("auto", "tifffile", "openslide")
 RASTER_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
-UM_PER_CM, UM_PER_INCH = 1e4, 25400.0
-MAX_PLAUSIBLE_MPP = 50.0      # an inch-based "72 dpi" default would give 352 µm/px: not a slide scale
-MPP_TOLERANCE = 0.02
+TIFF_FIRST = {None, "generic-tiff"}      # OpenSlide format names where tifffile is tried first
 LEVEL_TOLERANCE = 1.01        # odd level-0 sizes make a "2x" level 2.0004x
-BIG_LEVEL_PIXELS = 64_000_000  # refuse to decode a level this large whole (use a pyramid)
-SVS_MPP = re.compile(r"\bMPP\s*=\s*([0-9.]+)")
-OME_MPP = re.compile(r'PhysicalSizeX="([0-9.eE+-]+)"(?:\s+PhysicalSizeXUnit="([^"]+)")?')
+BIG_LEVEL_PIXELS = 64_000_000  # refuse to hold an output this large (the slide needs a pyramid)
+CHUNK_PIXELS = 16_000_000     # level pixels decoded per band while streaming
+NOTE_FACTOR = 4               # streaming a level this much finer than needed is worth a warning
 
 
 @dataclass
 class SlideLevel:
     rgb: np.ndarray            # uint8 [h, w, 3]
-    mpp: float                 # microns per pixel of this level
-    downsample: float          # level-0 pixels per level pixel
-    level: int
+    mpp: float                 # microns per pixel of rgb
+    downsample: float          # level-0 pixels per rgb pixel
+    level: int                 # pyramid level read (before any shrinking)
     level0_shape: tuple[int, int]
     source: str
-    note: str | None = None    # e.g. "no pyramid: streamed", reported as a warning
+    note: str | None = None    # e.g. "no pyramid level near: streamed", reported as a warning
+    reader: str = "opencv"     # tifffile | openslide | opencv
+    vendor: str = "raster"     # format as the reader names it (aperio, ome-tiff, dicom, tiff...)
+    mpp_source: str = ""
+    level_shape: tuple[int, int] = (0, 0)  # the level read, before shrinking
+    shrink: int = 1            # integer area-averaging factor applied after reading
+    origin: tuple[float, float] = (0.0, 0.0)  # level-0 (x, y) of rgb's top-left pixel
+    tried: list = field(default_factory=list)  # readers that could not open the file, with why
+
+    def describe(self) -> dict:
+        """The report.json view: which reader, format and level, at what scale."""
+        return {"reader": self.reader, "format": self.vendor, "level": self.level,
+                "level_shape": list(self.level_shape), "shrink": self.shrink, "level_mpp": round(self.mpp, 4),
+                "downsample": round(self.downsample, 4), "level0_shape": list(self.level0_shape),
+                "mpp_source": self.mpp_source, "readers_not_used": list(self.tried)}
 
 
-def _tiff_mpp(tif, where: str) -> float | None:
-    page = tif.pages[0]
-    desc = page.description or ""
-    m = SVS_MPP.search(desc)
-    if m and float(m.group(1)) > 0:
-        return float(m.group(1))
-    ome = tif.ome_metadata or ""
-    m = OME_MPP.search(ome)
-    if m:
-        unit = m.group(2) or "µm"
-        val = float(m.group(1))
-        factor = {"µm": 1.0, "um": 1.0, "nm": 1e-3, "mm": 1e3}.get(unit)
-        if factor and val > 0:
-            return val * factor
-    tags = page.tags
-    if "XResolution" in tags and "ResolutionUnit" in tags:
-        num, den = tags["XResolution"].value
-        unit = int(tags["ResolutionUnit"].value)
-        if num > 0 and den > 0:
-            per_unit = num / den
-            if unit == 3:
-                return UM_PER_CM / per_unit
-            if unit == 2 and UM_PER_INCH / per_unit <= MAX_PLAUSIBLE_MPP:
-                return UM_PER_INCH / per_unit
-    return None
+class RasterSlide:
+    """A PNG/JPEG/BMP thumbnail: one level, no scale in the file."""
 
+    reader, vendor = "opencv", "raster"
+    mpp_found, mpp_source = None, "none in the file"
 
-def _resolve_mpp(found: float | None, given: float | None, where: str) -> float:
-    if found is None and given is None:
-        raise InputError(f"{where}: missing mpp (no MPP/resolution metadata in the file); "
-                         "give pathology.mpp (microns per level-0 pixel) in case.yaml")
-    if found is not None and given is not None and abs(found - given) > MPP_TOLERANCE * found:
-        raise InputError(f"{where}: inconsistent scales: pathology.mpp={given} but the file says {found:.4f} µm/px")
-    return float(found if found is not None else given)
-
-
-def _to_rgb(arr: np.ndarray, where: str) -> np.ndarray:
-    arr = np.asarray(arr)
-    if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[2] not in (3, 4):
-        arr = np.moveaxis(arr, 0, -1)  # planar (samples first) -> interleaved
-    if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, axis=2)
-    if arr.ndim != 3 or arr.shape[2] < 3:
-        raise InputError(f"{where}: unsupported slide pixel layout {arr.shape}")
-    arr = arr[..., :3]
-    if arr.dtype != np.uint8:
-        arr = np.clip(arr.astype(np.float32) * (255.0 / max(float(arr.max()), 1.0)), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(arr)
-
-
-def _pick(downsamples: list[float], mpp0: float, target_mpp: float) -> int:
-    """Coarsest level whose mpp is <= target (level 0 if none is)."""
-    ok = [i for i, ds in enumerate(downsamples) if mpp0 * ds <= target_mpp * LEVEL_TOLERANCE]
-    return max(ok, key=lambda i: downsamples[i]) if ok else 0
-
-
-def _read_tiff(path: Path, mpp: float | None, target_mpp: float) -> SlideLevel:
-    import tifffile
-    where = str(path)
-    with tifffile.TiffFile(str(path)) as tif:
-        series = tif.series[0]
-        levels = series.levels
-        shapes = [lv.shape for lv in levels]
-        axes = series.axes
-        yi, xi = axes.index("Y"), axes.index("X")
-        h0, w0 = shapes[0][yi], shapes[0][xi]
-        downs = [w0 / s[xi] for s in shapes]
-        mpp0 = _resolve_mpp(_tiff_mpp(tif, where), mpp, where)
-        k = _pick(downs, mpp0, target_mpp)
-        factor = int(target_mpp * LEVEL_TOLERANCE / (mpp0 * downs[k]))
-        if factor >= 2 and len(levels[k].pages) == 1 and levels[k].pages[0].is_tiled:
-            # no suitable pyramid level: stream the tiles, shrinking each, never holding the level whole
-            arr = _stream_downsampled(levels[k].pages[0], factor, (shapes[k][yi], shapes[k][xi]))
-            note = (f"{where}: no pyramid level near {target_mpp} µm/px; level {k} was streamed tile by tile "
-                    f"and shrunk {factor}x (slow for big slides: save a pyramidal TIFF)")
-            return SlideLevel(arr, mpp0 * downs[k] * factor, downs[k] * factor, k, (h0, w0), where, note)
-        level_px = shapes[k][yi] * shapes[k][xi]
-        if level_px > BIG_LEVEL_PIXELS:
-            raise InputError(f"{where}: no pyramid level near {target_mpp} µm/px (the closest has {level_px} px); "
-                             "save the slide as a tiled pyramidal TIFF (e.g. with QuPath or vips)")
-        arr = levels[k].asarray()
-    return SlideLevel(_to_rgb(arr, where), mpp0 * downs[k], downs[k], k, (h0, w0), where)
-
-
-def _stream_downsampled(page, factor: int, shape: tuple[int, int]) -> np.ndarray:
-    """Decode a tiled page tile by tile, area-averaging each tile by ``factor`` into the output."""
-    h, w = shape
-    out = np.full((-(-h // factor), -(-w // factor), 3), 255, np.uint8)
-    for data, index, _ in page.segments():
-        if data is None:
-            continue
-        tile = _to_rgb(np.asarray(data)[0], str(page.parent.filehandle.path))
-        y, x = index[2], index[3]
-        th, tw = min(tile.shape[0], h - y), min(tile.shape[1], w - x)
-        if th <= 0 or tw <= 0:
-            continue
-        oy, ox = y // factor, x // factor
-        oh, ow = min(-(-th // factor), out.shape[0] - oy), min(-(-tw // factor), out.shape[1] - ox)
-        small = cv2.resize(tile[:th, :tw], (ow, oh), interpolation=cv2.INTER_AREA)
-        out[oy:oy + oh, ox:ox + ow] = small
-    return out
-
-
-def _read_openslide(path: Path, mpp: float | None, target_mpp: float) -> SlideLevel:
-    """OpenSlide path (formats tifffile cannot read). Written to the openslide-python API; not
-    exercised here because OpenSlide is not installed in this environment."""
-    import openslide
-    where = str(path)
-    slide = openslide.OpenSlide(str(path))
-    try:
-        found = slide.properties.get(openslide.PROPERTY_NAME_MPP_X)
-        mpp0 = _resolve_mpp(float(found) if found else None, mpp, where)
-        downs = [float(d) for d in slide.level_downsamples]
-        k = _pick(downs, mpp0, target_mpp)
-        size = slide.level_dimensions[k]
-        if size[0] * size[1] > BIG_LEVEL_PIXELS:
-            raise InputError(f"{where}: no pyramid level near {target_mpp} µm/px")
-        rgba = np.asarray(slide.read_region((0, 0), k, size))
-        w0, h0 = slide.dimensions
-    finally:
-        slide.close()
-    return SlideLevel(_to_rgb(rgba, where), mpp0 * downs[k], downs[k], k, (h0, w0), where)
-
-
-def read_slide(path: str | Path, mpp: float | None = None, target_mpp: float = 8.0) -> SlideLevel:
-    """Read the level of ``path`` that best serves ``target_mpp`` (µm/px)."""
-    path = Path(path)
-    where = str(path)
-    if not path.is_file():
-        raise InputError(f"{where}: WSI file not found")
-    if path.suffix.lower() in RASTER_SUFFIXES:
+    def __init__(self, path: Path):
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if img is None:
-            raise InputError(f"{where}: unreadable WSI thumbnail")
-        if mpp is None:
-            raise InputError(f"{where}: missing mpp: a thumbnail needs pathology.mpp (microns per pixel)")
-        rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-        return SlideLevel(rgb, mpp, 1.0, 0, rgb.shape[:2], where)
-    try:
-        return _read_tiff(path, mpp, target_mpp)
-    except InputError:
-        raise
-    except Exception as tiff_exc:  # tifffile raises TiffFileError, ValueError, KeyError... on odd files
+            raise CannotOpen("not a readable PNG/JPEG/BMP image")
+        self._rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        self.level_shapes = [self._rgb.shape[:2]]
+        self.downsamples = [1.0]
+
+    def tile_shape(self, level: int) -> tuple[int, int]:
+        return self.level_shapes[0]
+
+    def read_region(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
+        out = np.full((h, w, 3), 255, np.uint8)
+        src = self._rgb[max(y, 0):y + h, max(x, 0):x + w]
+        out[max(-y, 0):max(-y, 0) + src.shape[0], max(-x, 0):max(-x, 0) + src.shape[1]] = src
+        return out
+
+    def close(self) -> None:
+        self._rgb = None
+
+
+OPENERS = {"tifffile": TiffSlide, "openslide": OpenSlideSlide, "opencv": RasterSlide}
+
+
+def _one_line(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+class Slide:
+    """An open slide with its level-0 mpp resolved. Use as a context manager."""
+
+    def __init__(self, src, mpp0: float, mpp_source: str, where: str, tried: list[str]):
+        self.src, self.mpp0, self.mpp_source, self.where, self.tried = src, mpp0, mpp_source, where, tried
+
+    def __enter__(self) -> "Slide":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.src.close()
+
+    def level_for(self, target_mpp: float) -> tuple[int, int]:
+        """(level, shrink): the coarsest level with mpp <= target, then the integer shrink toward it."""
+        downs = self.src.downsamples
+        ok = [i for i, ds in enumerate(downs) if self.mpp0 * ds <= target_mpp * LEVEL_TOLERANCE]
+        k = max(ok, key=lambda i: downs[i]) if ok else 0
+        return k, max(1, int(target_mpp * LEVEL_TOLERANCE / (self.mpp0 * downs[k])))
+
+    def read(self, target_mpp: float) -> SlideLevel:
+        """The whole slide at (or just finer than) ``target_mpp``."""
+        k, _ = self.level_for(target_mpp)
+        h, w = self.src.level_shapes[k]
+        return self._read(k, (0, 0, w, h), target_mpp)
+
+    def read_box(self, box0: tuple[float, float, float, float], target_mpp: float) -> SlideLevel:
+        """Only the level-0 box (x0, y0, x1, y1), from the level that suits ``target_mpp``."""
+        k, _ = self.level_for(target_mpp)
+        ds = self.src.downsamples[k]
+        x0, y0 = int(math.floor(box0[0] / ds)), int(math.floor(box0[1] / ds))
+        x1, y1 = int(math.ceil(box0[2] / ds)), int(math.ceil(box0[3] / ds))
+        if x1 <= x0 or y1 <= y0:
+            raise InputError(f"{self.where}: empty slide box {list(box0)}")
+        return self._read(k, (x0, y0, x1 - x0, y1 - y0), target_mpp)
+
+    def _read(self, k: int, box: tuple[int, int, int, int], target_mpp: float) -> SlideLevel:
+        _, factor = self.level_for(target_mpp)
+        x, y, w, h = box
+        out_h, out_w = -(-h // factor), -(-w // factor)
+        if out_h * out_w > BIG_LEVEL_PIXELS:
+            raise InputError(f"{self.where}: no pyramid level near {target_mpp} µm/px (level {k} is "
+                             f"{w}x{h} px); save the slide as a tiled pyramidal TIFF (e.g. with QuPath or vips)")
         try:
-            import openslide  # noqa: F401  (optional: only used when installed)
-        except ImportError:
-            raise InputError(f"{where}: unreadable WSI ({type(tiff_exc).__name__}: {tiff_exc})") from tiff_exc
-        try:
-            return _read_openslide(path, mpp, target_mpp)
+            rgb = self._stream(k, box, factor, out_h, out_w)
         except InputError:
             raise
-        except Exception as exc:  # openslide.OpenSlideError and friends
-            raise InputError(f"{where}: unreadable WSI ({exc})") from exc
+        except Exception as exc:  # codec errors (Jpeg8Error, OpenSlideError...), truncated files
+            lh, lw = self.src.level_shapes[k]
+            raise InputError(f"{self.where}: level {k} ({lw}x{lh} px) cannot be read by {self.src.reader}: "
+                             f"corrupt or truncated tile data ({_one_line(exc)})") from exc
+        ds = self.src.downsamples[k]
+        note = None
+        if factor >= NOTE_FACTOR:
+            note = (f"{self.where}: no pyramid level near {target_mpp} µm/px; level {k} was streamed tile by tile "
+                    f"and shrunk {factor}x (slow for big slides: save a pyramidal TIFF)")
+        return SlideLevel(rgb, self.mpp0 * ds * factor, ds * factor, k, self.src.level_shapes[0], self.where, note,
+                          self.src.reader, self.src.vendor, self.mpp_source, tuple(self.src.level_shapes[k]),
+                          factor, (x * ds, y * ds), list(self.tried))
+
+    def _stream(self, k: int, box, factor: int, out_h: int, out_w: int) -> np.ndarray:
+        """Read ``box`` of level k in row bands, area-shrinking each band by ``factor``."""
+        x, y, w, h = box
+        th = self.src.tile_shape(k)[0]
+        band = math.lcm(th, factor)
+        rows = max(band * max(CHUNK_PIXELS // max(w * band, 1), 1), factor)
+        if rows * w > 4 * CHUNK_PIXELS:     # a huge tile height (strips, OpenSlide): bound by factor only
+            rows = factor * max(CHUNK_PIXELS // max(w * factor, 1), 1)
+        out = np.empty((out_h, out_w, 3), np.uint8)
+        for r in range(0, h, rows):
+            rr = min(rows, h - r)
+            part = to_rgb(self.src.read_region(k, x, y + r, w, rr))
+            oy = r // factor
+            oh = -(-rr // factor)
+            if factor > 1:
+                part = cv2.resize(part, (out_w, oh), interpolation=cv2.INTER_AREA)
+            out[oy:oy + oh] = part
+        return out
+
+
+def _candidates(path: Path, reader: str) -> list[str]:
+    if reader != "auto":
+        return [reader]
+    if path.suffix.lower() in RASTER_SUFFIXES:
+        return ["opencv"]
+    return ["tifffile", "openslide"] if detect_vendor(path) in TIFF_FIRST else ["openslide", "tifffile"]
+
+
+def open_slide(path: str | Path, mpp: float | None = None, reader: str = "auto") -> Slide:
+    """Open ``path`` with the first reader that can (see the module docstring); resolve its mpp."""
+    path = Path(path)
+    where = str(path)
+    if reader not in READERS:
+        raise InputError(f"{where}: unknown slide reader {reader!r} (choose from {list(READERS)})")
+    if not path.exists():
+        raise InputError(f"{where}: WSI file not found")
+    tried = []
+    for name in _candidates(path, reader):
+        try:
+            src = OPENERS[name](path)
+        except CannotOpen as exc:
+            tried.append(f"{name}: {' '.join(str(exc).split())}")
+            continue
+        if name == "opencv" and mpp is None:
+            src.close()
+            raise InputError(f"{where}: missing mpp: a thumbnail needs pathology.mpp (microns per pixel)")
+        try:
+            mpp0, source = resolve_mpp(src.mpp_found, src.mpp_source, mpp, where)
+        except Exception:
+            src.close()
+            raise
+        return Slide(src, mpp0, source, where, tried)
+    kind = "thumbnail" if path.suffix.lower() in RASTER_SUFFIXES else "WSI"
+    raise InputError(f"{where}: unreadable {kind}: no slide reader opens it ({'; '.join(tried)})")
+
+
+def read_slide(path: str | Path, mpp: float | None = None, target_mpp: float = 8.0,
+               reader: str = "auto") -> SlideLevel:
+    """Read the level of ``path`` that best serves ``target_mpp`` (µm/px), with the reader that opens it."""
+    with open_slide(path, mpp, reader) as slide:
+        return slide.read(target_mpp)

@@ -20,19 +20,28 @@ def test_svs_description_mpp(tmp_path):
     p = tmp_path / "a.tif"
     tifffile.imwrite(str(p), pink_strip(), photometric="rgb",
                      description="Aperio Image Library v12.0.5\n512x64 -> 512x64 |AppMag = 20|MPP = 0.4990")
-    lv = read_slide(p, None, 8.0)
+    lv = read_slide(p, None, 0.5)
     assert lv.mpp == pytest.approx(0.499) and lv.rgb.shape == (64, 512, 3)
+    assert lv.mpp_source == "Aperio ImageDescription MPP"
 
 
 def test_resolution_tags_cm_and_implausible_inch(tmp_path):
     p = tmp_path / "cm.tif"
     tifffile.imwrite(str(p), pink_strip(), photometric="rgb", resolution=(2500.0, 2500.0), resolutionunit="CENTIMETER")
-    assert read_slide(p, None, 8.0).mpp == pytest.approx(4.0)
+    lv = read_slide(p, None, 4.0)
+    assert lv.mpp == pytest.approx(4.0) and lv.rgb.shape == (64, 512, 3) and lv.mpp_source == "TIFF resolution tags"
+    # a stripped (untiled) level 2x finer than needed is shrunk too: the registration works at one scale
+    lv = read_slide(p, None, 8.0)
+    assert lv.mpp == pytest.approx(8.0) and lv.rgb.shape == (32, 256, 3) and lv.shrink == 2
     q = tmp_path / "inch.tif"  # 72 dpi default = 352 µm/px: a screen resolution, not a slide scale
     tifffile.imwrite(str(q), pink_strip(), photometric="rgb", resolution=(72.0, 72.0), resolutionunit="INCH")
     with pytest.raises(InputError, match="missing mpp"):
         read_slide(q, None, 8.0)
-    assert read_slide(q, 4.0, 8.0).mpp == 4.0
+    assert read_slide(q, 4.0, 4.0).mpp == 4.0
+    r = tmp_path / "cm72.tif"  # the same screen default written in centimetres (OpenSlide's own boxes.tiff)
+    tifffile.imwrite(str(r), pink_strip(), photometric="rgb", resolution=(28.35, 28.35), resolutionunit="CENTIMETER")
+    with pytest.raises(InputError, match=r"missing mpp .*352.7 µm/px is not a slide scale"):
+        read_slide(r, None, 8.0)
 
 
 def test_pyramid_level_choice_reads_the_coarsest_fine_enough_level(tmp_path):
@@ -60,8 +69,10 @@ def test_flat_tiled_tiff_is_streamed_and_shrunk(tmp_path):
 def test_unreadable_and_thumbnail(tmp_path):
     bad = tmp_path / "bad.svs"
     bad.write_bytes(b"\x00" * 100)
-    with pytest.raises(InputError, match="bad.svs: unreadable WSI"):
+    with pytest.raises(InputError, match="bad.svs: unreadable WSI: no slide reader opens it "
+                                         r"\(tifffile: .*; openslide: .*\)"):
         read_slide(bad, 1.0)
     import cv2
     cv2.imwrite(str(tmp_path / "t.png"), pink_strip())
-    assert read_slide(tmp_path / "t.png", 16.0).mpp == 16.0
+    lv = read_slide(tmp_path / "t.png", 16.0)
+    assert lv.mpp == 16.0 and lv.reader == "opencv" and lv.rgb.shape == (64, 512, 3)

@@ -1,0 +1,77 @@
+"""OpenSlide slide reader: Aperio SVS, Hamamatsu NDPI/VMS, 3DHISTECH MRXS, DICOM WSI, Leica, Philips, generic TIFF.
+
+Input: a slide file (for MRXS the .mrxs beside its data folder; for DICOM any .dcm of the
+series, its siblings in the same folder are found by OpenSlide). Output: an ``OpenSlideSlide``
+with the same interface as ``TiffSlide``: level shapes, downsamples, the file's mpp and
+``read_region(level, x, y, w, h)`` in level pixels, RGB uint8.
+
+OpenSlide comes from PyPI (``openslide-bin`` carries the C library, ``openslide-python`` the
+binding). Transparent pixels (outside the scanned area) are composited onto white: glass.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from registration.wsi_mpp import openslide_mpp
+from registration.wsi_tiff import CannotOpen
+
+REGION_TILE = 256    # rows per band when streaming a level (OpenSlide has no native tile grid here)
+OPAQUE = 255
+
+
+def openslide_module():
+    """The openslide module, or CannotOpen saying how to install it (optional dependency)."""
+    try:
+        import openslide  # deferred: optional dependency with a C library
+    except ImportError as exc:
+        raise CannotOpen(f"not installed ({exc}; pip install openslide-bin openslide-python)") from exc
+    return openslide
+
+
+def detect_vendor(path: Path) -> str | None:
+    """OpenSlide's format name for ``path`` ("aperio", "dicom", "generic-tiff"...), None if unknown/absent."""
+    try:
+        return openslide_module().OpenSlide.detect_format(str(path))
+    except CannotOpen:
+        return None
+    except Exception:  # detect_format raises OpenSlideError on some unreadable headers: "unknown"
+        return None
+
+
+class OpenSlideSlide:
+    """An open OpenSlide slide (see the module docstring)."""
+
+    reader = "openslide"
+
+    def __init__(self, path: Path):
+        openslide = openslide_module()
+        try:
+            self._slide = openslide.OpenSlide(str(path))
+        except Exception as exc:  # OpenSlideUnsupportedFormatError, OpenSlideError
+            raise CannotOpen(f"{type(exc).__name__}: {exc}") from exc
+        props = self._slide.properties
+        self.vendor = props.get(openslide.PROPERTY_NAME_VENDOR) or "unknown"
+        self.mpp_found, self.mpp_source = openslide_mpp(props)
+        self.level_shapes = [(h, w) for w, h in self._slide.level_dimensions]
+        # along x, as tifffile does: OpenSlide averages x and y, which differ on odd level sizes
+        self.downsamples = [self.level_shapes[0][1] / w for _, w in self.level_shapes]
+
+    def tile_shape(self, level: int) -> tuple[int, int]:
+        return REGION_TILE, self.level_shapes[level][1]
+
+    def read_region(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
+        """RGB uint8 [h, w, 3] of level pixels [y, y+h) x [x, x+w)."""
+        ds = self.downsamples[level]
+        rgba = np.asarray(self._slide.read_region((int(round(x * ds)), int(round(y * ds))), level, (w, h)))
+        rgb = rgba[..., :3]
+        alpha = rgba[..., 3:4]
+        if (alpha == OPAQUE).all():
+            return np.ascontiguousarray(rgb)
+        # openslide-python un-premultiplies: blend onto white where the scanner saw nothing
+        a = alpha.astype(np.uint16)
+        return ((rgb.astype(np.uint16) * a + OPAQUE * (OPAQUE - a)) // OPAQUE).astype(np.uint8)
+
+    def close(self) -> None:
+        self._slide.close()

@@ -1,0 +1,139 @@
+"""tifffile slide reader: TIFF, OME-TIFF, Aperio SVS, Hamamatsu NDPI, tile by tile.
+
+Input: a TIFF-family file. Output: a ``TiffSlide`` with the pyramid's level shapes and
+``read_region(level, x, y, w, h)`` returning RGB uint8 in that level's pixels. Only the tiles
+(or strips) that touch the region are read from disk and decoded (threads: the codecs
+release the GIL), so a 40000 px level 0 is never decoded to read a corner of it.
+
+Compressions come from imagecodecs (JPEG, JPEG 2000, LZW, deflate, ZSTD, WebP...). Opening
+checks that every level's compression can be decoded here, so a file whose tiles this reader
+cannot decode is left to the next reader rather than failing half-way.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from registration.wsi_mpp import tiff_mpp
+
+DECODE_THREADS = 2
+JPEG_COMPRESSIONS = {6, 7, 33007, 34892}  # tifffile passes JPEG tables/headers for these
+
+
+class CannotOpen(Exception):
+    """This reader cannot open the file (the next reader may)."""
+
+
+def to_rgb(arr: np.ndarray) -> np.ndarray:
+    """Gray/RGB/RGBA, any integer depth -> contiguous RGB uint8."""
+    arr = np.asarray(arr)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] < 3:
+        raise ValueError(f"unsupported slide pixel layout {arr.shape}")
+    arr = arr[..., :3]
+    if arr.dtype != np.uint8:
+        arr = np.clip(arr.astype(np.float32) * (255.0 / max(float(arr.max()), 1.0)), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(arr)
+
+
+def _vendor(tif) -> str:
+    for flag, name in (("is_svs", "aperio"), ("is_ndpi", "hamamatsu"), ("is_ome", "ome-tiff"),
+                       ("is_scn", "leica"), ("is_philips", "philips"), ("is_bif", "ventana")):
+        if getattr(tif, flag, False):
+            return name
+    return "tiff"
+
+
+class TiffSlide:
+    """An open TIFF pyramid (see the module docstring). Close it, or use it as a context manager."""
+
+    reader = "tifffile"
+
+    def __init__(self, path: Path):
+        import tifffile  # deferred: optional dependency of the registration extra
+        try:
+            self._tif = tifffile.TiffFile(str(path))
+        except Exception as exc:  # tifffile raises TiffFileError, ValueError, struct.error... on non-TIFFs
+            raise CannotOpen(f"{type(exc).__name__}: {exc}") from exc
+        try:
+            self._open(tifffile.TIFF.DECOMPRESSORS)
+        except Exception:
+            self._tif.close()
+            raise
+        self._fd = os.open(str(path), os.O_RDONLY)
+
+    def _open(self, decompressors) -> None:
+        tif = self._tif
+        if not tif.series:
+            raise CannotOpen("no image series in the file")
+        self.vendor = _vendor(tif)
+        self.mpp_found, self.mpp_source = tiff_mpp(tif)
+        self._pages = []
+        for level in tif.series[0].levels:
+            page = level.keyframe
+            if page.planarconfig != 1 and page.samplesperpixel > 1:
+                raise CannotOpen("planar (separate-sample) slides are not supported by this reader")
+            if page.ndim not in (2, 3) or (page.ndim == 3 and page.shape[2] not in (1, 3, 4)):
+                raise CannotOpen(f"unsupported level layout {page.shape} ({page.axes})")
+            if page.compression not in decompressors:
+                name = getattr(page.compression, "name", page.compression)
+                hint = " (install imagecodecs)" if isinstance(name, str) else ""
+                raise CannotOpen(f"cannot decode TIFF compression {name}{hint}")
+            self._pages.append(page)
+        self.level_shapes = [(p.shape[0], p.shape[1]) for p in self._pages]
+        w0 = self.level_shapes[0][1]
+        self.downsamples = [w0 / s[1] for s in self.level_shapes]
+
+    def tile_shape(self, level: int) -> tuple[int, int]:
+        page = self._pages[level]
+        return (page.chunks[0], page.chunks[1]) if page.is_tiled else (page.chunks[0], page.shape[1])
+
+    def read_region(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
+        """RGB uint8 [h, w, 3] of level pixels [y, y+h) x [x, x+w); outside the level is white."""
+        page = self._pages[level]
+        lh, lw = self.level_shapes[level]
+        th, tw = self.tile_shape(level)
+        nx = -(-lw // tw)
+        out = np.full((h, w, 3), 255, np.uint8)
+        ys = range(max(y, 0) // th, -(-min(y + h, lh) // th))
+        xs = range(max(x, 0) // tw, -(-min(x + w, lw) // tw))
+        jobs = [(iy * nx + ix if page.is_tiled else iy, iy * th, ix * tw) for iy in ys for ix in xs]
+        if not page.is_tiled:
+            jobs = [(i, ty, 0) for i, ty, _ in jobs[:: max(len(xs), 1)]]
+        kwargs = {}
+        if page.compression in JPEG_COMPRESSIONS:
+            kwargs = {"jpegtables": page.jpegtables, "jpegheader": page.jpegheader}
+
+        def decode(job):
+            index, ty, tx = job
+            offset, count = page.dataoffsets[index], page.databytecounts[index]
+            data = os.pread(self._fd, count, offset) if count else None
+            seg = page.decode(data, index, **kwargs)[0]
+            return ty, tx, seg
+
+        with ThreadPoolExecutor(DECODE_THREADS) as pool:
+            for ty, tx, seg in pool.map(decode, jobs):
+                if seg is None:
+                    continue  # a sparse tile: never written, glass
+                tile = to_rgb(np.asarray(seg).reshape(seg.shape[-3], seg.shape[-2], seg.shape[-1]))
+                _paste(out, tile, ty - y, tx - x)
+        return out
+
+    def close(self) -> None:
+        os.close(self._fd)
+        self._tif.close()
+
+
+def _paste(out: np.ndarray, tile: np.ndarray, oy: int, ox: int) -> None:
+    """Copy the part of ``tile`` placed at (oy, ox) that falls inside ``out``."""
+    h, w = out.shape[:2]
+    y0, x0 = max(oy, 0), max(ox, 0)
+    y1, x1 = min(oy + tile.shape[0], h), min(ox + tile.shape[1], w)
+    if y1 > y0 and x1 > x0:
+        out[y0:y1, x0:x1] = tile[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
