@@ -60,6 +60,12 @@ def _bench(args) -> int:
     return 0
 
 
+def _bench_slides(args) -> int:
+    from registration.wsi_bench import run_slide_bench
+    run_slide_bench(args.images, args.masks, args.width, args.repeats, args.seed, args.work)
+    return 0
+
+
 def register(sub) -> None:
     """Add this stage's subcommands to the top-level parser's subparsers."""
     fmt = argparse.RawDescriptionHelpFormatter
@@ -119,3 +125,18 @@ def register(sub) -> None:
     p.add_argument("--work", default=None, help="keep the simulated cases here (default: a temp folder)")
     p.add_argument("--no-timing", action="store_true", help="skip the 40k x 3k WSI timing case")
     p.set_defaults(func=_bench)
+
+    p = sub.add_parser(
+        "bench-slides", help="measure `sonomap register` time and peak memory on a scanner-sized JPEG slide, per reader",
+        formatter_class=fmt,
+        description="Simulate one case, re-tile its slide as a JPEG-tiled Aperio SVS whose level 0 is --width px\n"
+                    "wide (levels 1/4/16/64), then run `sonomap register` on it with each slide reader (tifffile,\n"
+                    "OpenSlide) --repeats times: seconds per case, peak RSS of the process, read_slide seconds,\n"
+                    "and agreement of the label with the original slide's.")
+    p.add_argument("--images", required=True)
+    p.add_argument("--masks", required=True)
+    p.add_argument("--width", type=int, default=40000, help="level-0 width in pixels (default 40000)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--work", default=None, help="keep the slide and outputs here (default: a temp folder)")
+    p.set_defaults(func=_bench_slides)
