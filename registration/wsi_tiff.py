@@ -103,18 +103,19 @@ class TiffSlide:
         out = np.full((h, w, 3), 255, np.uint8)
         ys = range(max(y, 0) // th, -(-min(y + h, lh) // th))
         xs = range(max(x, 0) // tw, -(-min(x + w, lw) // tw))
+        # strips span the full width (tw == lw), so for them xs is one column and the index is the row
         jobs = [(iy * nx + ix if page.is_tiled else iy, iy * th, ix * tw) for iy in ys for ix in xs]
-        if not page.is_tiled:
-            jobs = [(i, ty, 0) for i, ty, _ in jobs[:: max(len(xs), 1)]]
         kwargs = {}
         if page.compression in JPEG_COMPRESSIONS:
             kwargs = {"jpegtables": page.jpegtables, "jpegheader": page.jpegheader}
+
+        decode_segment = page.decode  # a cached property: build it here, not racing in the threads
 
         def decode(job):
             index, ty, tx = job
             offset, count = page.dataoffsets[index], page.databytecounts[index]
             data = os.pread(self._fd, count, offset) if count else None
-            seg = page.decode(data, index, **kwargs)[0]
+            seg = decode_segment(data, index, **kwargs)[0]
             return ty, tx, seg
 
         with ThreadPoolExecutor(DECODE_THREADS) as pool:
