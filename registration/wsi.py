@@ -144,6 +144,9 @@ class Slide:
         if out_h * out_w > BIG_LEVEL_PIXELS:
             raise InputError(f"{self.where}: no pyramid level near {target_mpp} µm/px (level {k} is "
                              f"{w}x{h} px); save the slide as a tiled pyramidal TIFF (e.g. with QuPath or vips)")
+        if self.src.tile_shape(k)[0] * w > BIG_LEVEL_PIXELS:
+            raise InputError(f"{self.where}: level {k} is stored in strips of {self.src.tile_shape(k)[0]}x{w} px, "
+                             "too big to decode; save the slide as a tiled pyramidal TIFF (e.g. with QuPath or vips)")
         try:
             rgb = self._stream(k, box, factor, out_h, out_w)
         except InputError:
@@ -167,7 +170,9 @@ class Slide:
         th = self.src.tile_shape(k)[0]
         band = math.lcm(th, factor)
         rows = max(band * max(CHUNK_PIXELS // max(w * band, 1), 1), factor)
-        if rows * w > 4 * CHUNK_PIXELS:     # a huge tile height (strips, OpenSlide): bound by factor only
+        if th >= h:                         # one strip holds the box: decode it once, not once per band
+            rows = h
+        elif rows * w > 4 * CHUNK_PIXELS:   # tall strips: bound the band by the shrink factor only
             rows = factor * max(CHUNK_PIXELS // max(w * factor, 1), 1)
         out = np.empty((out_h, out_w, 3), np.uint8)
         for r in range(0, h, rows):

@@ -25,7 +25,7 @@ def openslide_module():
     """The openslide module, or CannotOpen saying how to install it (optional dependency)."""
     try:
         import openslide  # deferred: optional dependency with a C library
-    except ImportError as exc:
+    except (ImportError, OSError) as exc:  # OSError: the binding is there but not the C library
         raise CannotOpen(f"not installed ({exc}; pip install openslide-bin openslide-python)") from exc
     return openslide
 
