@@ -14,7 +14,9 @@ but holds corrupt tiles fails with the file, level and reader in one line.
 
 Level choice: the coarsest level whose mpp is still <= the target; when even that is 2x or more
 finer than the target, it is read in row bands and shrunk band by band (area averaging), so
-memory stays bounded and level 0 of a pyramid is never decoded whole. ``Slide.read_box`` reads
+memory stays bounded and level 0 of a pyramid is never decoded whole. What is still more than
+10 % finer than the target is then resized to it, so the registration works at the same scale
+whatever the scanner's pyramid steps (its time grows with the pixels it gets). ``Slide.read_box`` reads
 just a level-0 box at a finer scale (regions where detail matters).
 """
 from __future__ import annotations
@@ -38,6 +40,7 @@ LEVEL_TOLERANCE = 1.01        # odd level-0 sizes make a "2x" level 2.0004x
 BIG_LEVEL_PIXELS = 64_000_000  # refuse to hold an output this large (the slide needs a pyramid)
 CHUNK_PIXELS = 16_000_000     # level pixels decoded per band while streaming
 NOTE_FACTOR = 4               # streaming a level this much finer than needed is worth a warning
+RESIDUAL_SHRINK = 1.1         # after the integer shrink, a level still >10 % finer is resized to the target
 
 
 @dataclass
@@ -53,14 +56,14 @@ class SlideLevel:
     vendor: str = "raster"     # format as the reader names it (aperio, ome-tiff, dicom, tiff...)
     mpp_source: str = ""
     level_shape: tuple[int, int] = (0, 0)  # the level read, before shrinking
-    shrink: int = 1            # integer area-averaging factor applied after reading
+    shrink: float = 1.0        # level pixels per rgb pixel (area averaging after reading)
     origin: tuple[float, float] = (0.0, 0.0)  # level-0 (x, y) of rgb's top-left pixel
     tried: list = field(default_factory=list)  # readers that could not open the file, with why
 
     def describe(self) -> dict:
         """The report.json view: which reader, format and level, at what scale."""
         return {"reader": self.reader, "format": self.vendor, "level": self.level,
-                "level_shape": list(self.level_shape), "shrink": self.shrink, "level_mpp": round(self.mpp, 4),
+                "level_shape": list(self.level_shape), "shrink": round(self.shrink, 4), "level_mpp": round(self.mpp, 4),
                 "downsample": round(self.downsample, 4), "level0_shape": list(self.level0_shape),
                 "mpp_source": self.mpp_source, "readers_not_used": list(self.tried)}
 
@@ -156,13 +159,18 @@ class Slide:
             raise InputError(f"{self.where}: level {k} ({lw}x{lh} px) cannot be read by {self.src.reader}: "
                              f"corrupt or truncated tile data ({_one_line(exc)})") from exc
         ds = self.src.downsamples[k]
+        residual = target_mpp / (self.mpp0 * ds * factor)
+        if residual > RESIDUAL_SHRINK:   # e.g. Aperio's 4x steps leave a level up to 4x finer than needed
+            size = (max(int(round(out_w / residual)), 1), max(int(round(out_h / residual)), 1))
+            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        shrink = w / rgb.shape[1]
         note = None
         if factor >= NOTE_FACTOR:
             note = (f"{self.where}: no pyramid level near {target_mpp} µm/px; level {k} was streamed tile by tile "
                     f"and shrunk {factor}x (slow for big slides: save a pyramidal TIFF)")
-        return SlideLevel(rgb, self.mpp0 * ds * factor, ds * factor, k, self.src.level_shapes[0], self.where, note,
+        return SlideLevel(rgb, self.mpp0 * ds * shrink, ds * shrink, k, self.src.level_shapes[0], self.where, note,
                           self.src.reader, self.src.vendor, self.mpp_source, tuple(self.src.level_shapes[k]),
-                          factor, (x * ds, y * ds), list(self.tried))
+                          shrink, (x * ds, y * ds), list(self.tried))
 
     def _stream(self, k: int, box, factor: int, out_h: int, out_w: int) -> np.ndarray:
         """Read ``box`` of level k in row bands, area-shrinking each band by ``factor``."""

@@ -95,8 +95,10 @@ def test_level_zero_is_never_decoded_when_a_coarser_level_serves(tmp_path):
     for reader in ("tifffile", "openslide"):
         lv = read_slide(path, None, 8.0, reader)
         assert lv.level == 2 and lv.rgb.shape == (32, 128, 3)
-        lv = read_slide(path, None, 12.0, reader)   # between levels: the finer level, shrunk, not level 0
-        assert lv.level == 2 and lv.shrink == 1
+        lv = read_slide(path, None, 12.0, reader)   # between levels: the finer level resized, not level 0
+        assert lv.level == 2 and lv.shrink == pytest.approx(1.5, rel=0.02) and lv.mpp == pytest.approx(12, rel=0.02)
+        lv = read_slide(path, None, 8.5, reader)    # within 10 % of the target: used as it is
+        assert lv.level == 2 and lv.shrink == 1 and lv.rgb.shape == (32, 128, 3)
         with pytest.raises(InputError, match=rf"{path.name}: level 0 \(2048x512 px\) cannot be read by {reader}"):
             read_slide(path, None, 0.5, reader)
 
