@@ -2,6 +2,8 @@
 scanner-sized slide the benchmark builds registers like the simulated slide it was made from."""
 from __future__ import annotations
 
+import json
+
 import cv2
 import pytest
 import yaml
@@ -67,3 +69,19 @@ def test_register_child_process_reports_time_and_peak_memory(cases, tmp_path):
     r = run_register(with_reader(big, "openslide"), tmp_path / "child")
     assert r["slide"]["reader"] == "openslide" and r["wall_seconds"] > r["register_seconds"] > 0
     assert 30 < r["peak_rss_mb"] < 1536
+
+
+def test_bench_slides_command_prints_and_records_each_reader(busi_sample, tmp_path):
+    from cli import sonomap
+    out = sonomap("bench-slides", "--images", busi_sample / "images", "--masks", busi_sample / "masks",
+                  "--width", 6000, "--repeats", 1, "--work", tmp_path)
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("slide benchmark: JPEG-tiled Aperio SVS, level 0 6000x")
+    for reader in ("tifffile", "openslide"):
+        line = next(x for x in lines if x.strip().startswith(reader))
+        assert "read_slide" in line and "peak RSS" in line and ("PASS" in line or "FAIL" in line)
+    res = json.loads((tmp_path / "bench_slides.json").read_text())
+    for reader in ("tifffile", "openslide"):
+        r = res["readers"][reader]
+        assert r["slide"]["reader"] == reader and r["label_agreement_with_original"] >= 0.97
+        assert len(r["wall_seconds"]) == len(r["peak_rss_mb"]) == len(r["read_seconds"]) == 1
