@@ -9,18 +9,10 @@ import tifffile
 from edge_runtime.errors import InputError
 from registration.wsi import open_slide, read_slide
 from registration.wsi_write import pyramid_from_array, write_slide
+from slide_samples import corrupt_tiles, expected_level, tissue_like
 
 MPP0 = 0.5
 DOWNSAMPLES = (1, 4, 16)
-
-
-def tissue_like(h=512, w=2048, seed=0) -> np.ndarray:
-    """Glass with a pink core, a purple tumour patch and noise: JPEG sees texture, not flat colour."""
-    rng = np.random.default_rng(seed)
-    img = np.full((h, w, 3), 243, np.uint8)
-    img[h // 3:2 * h // 3, w // 16:15 * w // 16] = (228, 160, 200)
-    img[h // 3 + 20:2 * h // 3 - 20, w // 2 - 200:w // 2 + 200] = (176, 108, 182)
-    return np.clip(img.astype(np.int16) + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
 
 
 def write(tmp_path, compression="jpeg", layout="aperio", img=None):
@@ -28,23 +20,6 @@ def write(tmp_path, compression="jpeg", layout="aperio", img=None):
     path = tmp_path / f"{layout}_{compression}.{'svs' if layout == 'aperio' else 'tif'}"
     write_slide(path, img.shape[:2], MPP0, pyramid_from_array(img, DOWNSAMPLES), DOWNSAMPLES, compression, layout)
     return path, img
-
-
-def corrupt_tiles(path, level_page: int, tiles) -> None:
-    """Overwrite the first bytes (the codec header) of some tiles of one IFD."""
-    with tifffile.TiffFile(str(path)) as tif:
-        page = tif.pages[level_page]
-        spans = [(page.dataoffsets[i], page.databytecounts[i]) for i in tiles]
-    with open(path, "r+b") as fh:
-        for offset, count in spans:
-            fh.seek(offset)
-            fh.write(b"\x00" * min(count, 64))
-
-
-def expected_level(img, ds):
-    import cv2
-    h, w = img.shape[0] // ds, img.shape[1] // ds
-    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
 
 
 @pytest.mark.parametrize("compression,tol", [("jpeg", 12), ("jpeg2000", 8), ("lzw", 0)])
