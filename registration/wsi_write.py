@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterator
 
+import cv2
 import numpy as np
 
 LAYOUTS = ("aperio", "generic", "ome")
@@ -42,7 +43,6 @@ def tiles_from_array(img: np.ndarray) -> Iterator[np.ndarray]:
 
 def pyramid_from_array(img: np.ndarray, downsamples) -> TileSource:
     """A TileSource for a small in-memory level 0 (tests): each level is an area-averaged copy."""
-    import cv2
     shapes = level_shapes(img.shape[:2], downsamples)
 
     def source(k: int, shape: tuple[int, int]) -> Iterator[np.ndarray]:
@@ -87,7 +87,6 @@ def write_slide(path: Path, shape0: tuple[int, int], mpp: float, tiles: TileSour
 
 def _write_thumbnail(tw, tiles: TileSource, shapes: list[tuple[int, int]]) -> None:
     """Aperio's second IFD: a small stripped picture of the whole slide (an associated image)."""
-    import cv2
     k = len(shapes) - 1
     h, w = shapes[k]
     ny, nx = -(-h // TILE), -(-w // TILE)
