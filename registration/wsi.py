@@ -180,7 +180,7 @@ class Slide:
         rows = max(band * max(CHUNK_PIXELS // max(w * band, 1), 1), factor)
         if th >= h:                         # one strip holds the box: decode it once, not once per band
             rows = h
-        elif rows * w > 4 * CHUNK_PIXELS:   # tall strips: bound the band by the shrink factor only
+        elif rows * w > 2 * CHUNK_PIXELS:   # tall strips or odd factors: bound the band by the factor only
             rows = factor * max(CHUNK_PIXELS // max(w * factor, 1), 1)
         out = np.empty((out_h, out_w, 3), np.uint8)
         for r in range(0, h, rows):

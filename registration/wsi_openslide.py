@@ -17,7 +17,8 @@ import numpy as np
 from registration.wsi_mpp import openslide_mpp
 from registration.wsi_tiff import CannotOpen
 
-REGION_TILE = 256    # rows per band when streaming a level (OpenSlide has no native tile grid here)
+BAND_PIXELS = 16_000_000  # one read_region call covers this many level pixels at most
+MIN_BAND_ROWS = 256
 OPAQUE = 255
 
 
@@ -55,15 +56,21 @@ class OpenSlideSlide:
         self.vendor = props.get(openslide.PROPERTY_NAME_VENDOR) or "unknown"
         self.mpp_found, self.mpp_source = openslide_mpp(props)
         self.level_shapes = [(h, w) for w, h in self._slide.level_dimensions]
-        # along x, as tifffile does: OpenSlide averages x and y, which differ on odd level sizes
+        # the scale along x, as tifffile gives it (OpenSlide averages x and y, which differ on odd level
+        # sizes); positions are converted with OpenSlide's own downsample, so row bands meet exactly
         self.downsamples = [self.level_shapes[0][1] / w for _, w in self.level_shapes]
+        self._position_downsamples = [float(d) for d in self._slide.level_downsamples]
 
     def tile_shape(self, level: int) -> tuple[int, int]:
-        return REGION_TILE, self.level_shapes[level][1]
+        """Rows per read: a level up to BAND_PIXELS is read in one call. Split reads of a level whose
+        downsample is not an integer meet with a sub-pixel offset (OpenSlide interpolates), so the
+        registration's usual coarse level is never split."""
+        w = self.level_shapes[level][1]
+        return max(MIN_BAND_ROWS, BAND_PIXELS // max(w, 1)), w
 
     def read_region(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
         """RGB uint8 [h, w, 3] of level pixels [y, y+h) x [x, x+w)."""
-        ds = self.downsamples[level]
+        ds = self._position_downsamples[level]
         rgba = np.asarray(self._slide.read_region((int(round(x * ds)), int(round(y * ds))), level, (w, h)))
         rgb = rgba[..., :3]
         alpha = rgba[..., 3:4]
