@@ -127,7 +127,7 @@ def register(sub) -> None:
     p.set_defaults(func=_bench)
 
     p = sub.add_parser(
-        "bench-slides", help="measure `sonomap register` time and peak memory on a scanner-sized JPEG slide, per reader",
+        "bench-slides", help="time and peak memory of `sonomap register` on a scanner-sized JPEG slide, per reader",
         formatter_class=fmt,
         description="Simulate one case, re-tile its slide as a JPEG-tiled Aperio SVS whose level 0 is --width px\n"
                     "wide (levels 1/4/16/64), then run `sonomap register` on it with each slide reader (tifffile,\n"
