@@ -48,8 +48,9 @@ class OpenSlideSlide:
 
     def __init__(self, path: Path):
         openslide = openslide_module()
+        self._open = lambda: openslide.OpenSlide(str(path))
         try:
-            self._slide = openslide.OpenSlide(str(path))
+            self._slide = self._open()
         except Exception as exc:  # OpenSlideUnsupportedFormatError, OpenSlideError
             raise CannotOpen(f"{type(exc).__name__}: {exc}") from exc
         props = self._slide.properties
@@ -71,7 +72,14 @@ class OpenSlideSlide:
     def read_region(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
         """RGB uint8 [h, w, 3] of level pixels [y, y+h) x [x, x+w)."""
         ds = self._position_downsamples[level]
-        rgba = np.asarray(self._slide.read_region((int(round(x * ds)), int(round(y * ds))), level, (w, h)))
+        try:
+            rgba = np.asarray(self._slide.read_region((int(round(x * ds)), int(round(y * ds))), level, (w, h)))
+        except Exception:
+            # after an error OpenSlide refuses every later call on the handle with that same error,
+            # which would blame the next level read for this one's damage: start a fresh handle
+            self._slide.close()
+            self._slide = self._open()
+            raise
         rgb = rgba[..., :3]
         alpha = rgba[..., 3:4]
         if (alpha == OPAQUE).all():

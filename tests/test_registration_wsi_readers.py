@@ -89,10 +89,11 @@ def test_a_corrupt_tile_gives_one_line_naming_file_and_level(tmp_path, compressi
     assert "\n" not in msg and msg.startswith(f"{path}: level 2 (128x32 px) cannot be read by {reader}: corrupt")
 
 
-def test_read_box_reads_only_the_tiles_it_needs(tmp_path):
+@pytest.mark.parametrize("reader", ["tifffile", "openslide"])
+def test_read_box_reads_only_the_tiles_it_needs(tmp_path, reader):
     path, img = write(tmp_path, "lzw", "generic")
     corrupt_tiles(path, 0, [0])                # level-0 tile at the top-left corner
-    with open_slide(path) as slide:
+    with open_slide(path, reader=reader) as slide:
         lv = slide.read_box((1024, 100, 1500, 400), 0.5)
         assert lv.level == 0 and lv.origin == (1024.0, 100.0) and lv.rgb.shape == (300, 476, 3)
         assert np.array_equal(lv.rgb, img[100:400, 1024:1500])
