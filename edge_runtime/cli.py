@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from importlib.metadata import entry_points
 
@@ -45,19 +46,34 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
     )
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
     except SonomapError as exc:
         if args.debug:
             raise
         print(f"sonomap {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        code = getattr(exc, "exit_code", EXIT_USER_ERROR)
     except FileNotFoundError as exc:
         if args.debug:
             raise
         print(f"sonomap {args.command}: error: file not found: {exc.filename or exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        code = EXIT_INTERRUPTED
+    _exit_past_stuck_calls(code)
+    return code
+
+
+def _exit_past_stuck_calls(code: int) -> None:
+    """End now when an inference call is stuck in native code: by here every recording is
+    finalised, and the interpreter's normal exit would wait on, or crash in, the stuck library."""
+    failsafe = sys.modules.get("edge_runtime.failsafe")  # loaded only when something inferred
+    if failsafe is None or not failsafe.calls_in_flight():
+        return
+    logging.getLogger("sonomap").warning("an inference call is still stuck; exiting without waiting for it")
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ def _overrides(args, **extra) -> dict:
     o = {
         "source": {},
         "roi": {"rect": getattr(args, "roi", None)},
-        "inference": {"model": args.model, "backend": args.backend, "device": args.device},
+        "inference": {"model": args.model, "backend": args.backend, "device": args.device,
+                      "enabled": False if getattr(args, "no_ai", False) else None},
         "overlay": {"ema": args.ema},
         "sinks": {"masks": args.save_masks, "raw": args.record_raw, "summary": args.summary},
         "live": {},
@@ -117,6 +118,7 @@ def cmd_live(args) -> int:
     from edge_runtime import service  # sd_notify, signals, reconnecting capture (service helper)
 
     pipeline = Pipeline(config, config_path=args.config, **service.live_kwargs(config, _observer_hooks(args)))
+    pipeline.live_schedule = True  # a file too: newest frame wins, the display never waits on the AI
     handlers = service.install(pipeline)
     try:
         summary = pipeline.run()
@@ -188,6 +190,8 @@ def register(sub) -> None:
     p.add_argument("--fullscreen", action="store_true", help="fullscreen window")
     p.add_argument("--record", metavar="MP4", help="record the rendered overlay (fragmented mp4)")
     p.add_argument("--duration", type=float, help="stop after S seconds")
+    p.add_argument("--no-ai", action="store_true", help="start with the AI off: raw video with an 'AI OFF' badge "
+                   "(key 'a' in the window switches it on)")
     p.add_argument("--http", metavar="HOST:PORT", help="serve /healthz, /metrics and a viewer")
     p.add_argument("--token", help="access token for --http when bound beyond localhost")
     p.add_argument("--tls-cert", metavar="PEM", help="serve --http over HTTPS with this certificate (chain)")

@@ -22,7 +22,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "roi": {"rect": "auto", "mm_per_pixel": None},
     "inference": {"model": None, "backend": "auto", "device": "auto", "threads": None, "fp16": True,
                   "cuda_graphs": False, "input_size": None, "retry_after_s": 1.0, "retry_max_s": 30.0,
-                  "reload_after_errors": 3},
+                  "reload_after_errors": 3, "enabled": True, "deadline_ms": 1000.0, "stall_restart_s": 30.0},
     "overlay": {"alpha": 0.4, "contour": True, "classes": {}, "legend": True, "hud": True, "ema": 0.0,
                 "threshold": None},
     "sinks": {"video": None, "raw": None, "masks": None, "window": False, "fullscreen": False,

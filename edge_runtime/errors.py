@@ -15,3 +15,10 @@ class ConfigError(SonomapError):
 
 class InputError(SonomapError):
     """An input file, device, stream or frame cannot be read or is malformed."""
+
+
+class InferenceStalled(SonomapError):
+    """The AI gave no answer for ``inference.stall_restart_s``: the process ends so systemd restarts it.
+    Not the user's fault, so it has its own exit status."""
+
+    exit_code = 3

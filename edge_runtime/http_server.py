@@ -3,7 +3,8 @@
 ``make_http_observer(host, port, token)`` returns an :class:`HttpObserver`: plug it into
 the pipeline's observers and it serves, from its own threads,
 
-- ``/healthz``      200 while frames with a real signal flow (newest < 2 s old), else 503;
+- ``/healthz``      200 while frames with a real signal flow (newest < 2 s old) and the AI is not
+                    STALLED or in ERROR, else 503 with the reason (the video goes on regardless);
 - ``/metrics``      Prometheus text, ``sonomap_*`` series (see service_metrics);
 - ``/``             the live viewer page (edge_runtime/web/index.html);
 - ``/stream.mjpg``  MJPEG of the rendered overlay; ``/snapshot.jpg`` one JPEG;
@@ -32,6 +33,7 @@ import cv2
 import numpy as np
 
 from edge_runtime import http_auth
+from edge_runtime.aistate import UNHEALTHY
 from edge_runtime.errors import ConfigError
 from edge_runtime.frames import Frame, Observer, Prediction
 from edge_runtime.http_auth import CREDENTIAL_NAME, MIN_TOKEN_CHARS, TOKEN_ENV, resolve_token
@@ -151,7 +153,11 @@ class HttpObserver(Observer):
             return False, "no frame rendered yet"
         if age > HEALTHY_MAX_FRAME_AGE_S:
             return False, f"no frame for {age:.1f} s"
-        return True, f"ok, newest frame {age * 1000:.0f} ms old"
+        ai = self.stats.snapshot()["ai"]
+        ai_text = f"AI {ai['state']}" + (f" {ai['detail']}" if ai.get("detail") else "") if ai else "AI state unknown"
+        if ai.get("state") in UNHEALTHY:
+            return False, f"{ai_text}: video continues without the AI"
+        return True, f"ok, newest frame {age * 1000:.0f} ms old, {ai_text}"
 
     def on_frame(self, frame: Frame, prediction: Prediction | None, rendered: np.ndarray,
                  stats: dict[str, Any]) -> None:

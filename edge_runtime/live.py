@@ -7,18 +7,29 @@ thread, so OpenCV windows work): every captured frame is rendered at capture rat
 - ``strict``: a frame gets only its own mask (display waits up to ``stale_ms`` for it
   when the AI took that frame; frames the AI skipped are shown raw).
 A mask older than ``stale_ms`` fades out over ``fade_ms`` and a banner says the AI lags.
+
+The display never waits on the AI beyond that: a request with no answer after
+``inference.deadline_ms`` turns the state STALLED (badge, banner, /healthz 503) while frames flow on,
+and one unanswered for ``inference.stall_restart_s`` ends the run with :class:`InferenceStalled`.
+Every join has a timeout, so a call stuck inside native code never holds up the shutdown: the
+recordings are finalised and the stuck daemon thread is left to the process exit.
+A non-live source (a file played by ``sonomap live``) is paced at its frame rate by the capture thread.
 """
 from __future__ import annotations
 
 import threading
 import time
 
+from edge_runtime.aistate import OFF, STALLED
+from edge_runtime.errors import InferenceStalled
 from edge_runtime.frames import Frame, Prediction
 
 MS = 1000.0
 DEFAULT_FPS = 30.0          # recording rate when the source does not say
 WAIT_S = 0.5                 # display wakes at least this often to notice stop/stalls
 NO_SIGNAL_AFTER_S = 2.0
+INFERENCE_JOIN_S = 1.0       # at shutdown: how long to wait for an inference call before leaving it
+CAPTURE_JOIN_S = 5.0         # at shutdown: how long to wait for the capture thread's read to return
 BANNER_STALE = "AI LAGGING: overlay is {age:.0f} ms old"
 BANNER_HIDDEN = "AI LAGGING: overlay hidden (older than {limit:.0f} ms)"
 
@@ -56,8 +67,18 @@ class LatestSlot:
 
 def _capture(pipeline, slot: LatestSlot) -> None:
     error = None
+    source = pipeline.source
+    paced = not getattr(source, "live", False)  # a file: play it at its own rate, like a capture card
+    start = None
     try:
-        for frame in pipeline.source:
+        for frame in source:
+            if paced:
+                fps = float(getattr(source, "fps", 0) or pipeline.config["source"]["fps"] or DEFAULT_FPS)
+                start = start if start is not None else time.monotonic() - frame.index / fps
+                delay = start + frame.index / fps - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                frame.timestamp = time.monotonic()
             slot.put(frame)
             if pipeline.stopping:
                 break
@@ -68,6 +89,7 @@ def _capture(pipeline, slot: LatestSlot) -> None:
 
 def _infer(pipeline, requests: LatestSlot, results: LatestSlot) -> None:
     seq = 0
+    pipeline.guard.prepare()  # TensorRT: context and engine on this thread, shown as AI LOADING
     while not pipeline.stopping:
         seq, frame = requests.wait_newer(seq, WAIT_S)
         if frame is None:
@@ -86,6 +108,7 @@ def _infer(pipeline, requests: LatestSlot, results: LatestSlot) -> None:
             pipeline._stats.errors += 1
             pipeline._stats.last_error = f"inference thread: {type(exc).__name__}: {exc}"
             pipeline._stats.state = "degraded"
+        pipeline.ai.answered(prediction is not None)
         results.put((frame, prediction))  # always answer, so the display never waits on a dead request
 
 
@@ -107,7 +130,7 @@ def run_live(pipeline) -> None:
     capture.start()
     seq, first = frames.wait_newer(0, None)
     if first is None:
-        capture.join()
+        capture.join(timeout=CAPTURE_JOIN_S)
         if frames.error:
             raise frames.error
         return
@@ -129,7 +152,11 @@ def run_live(pipeline) -> None:
             if frame.meta.get("session_start") and frame is not first:  # re-plugged device: new ROI
                 pipeline._roi_shape, newest = None, None  # and masks of the old session are void
                 pipeline.stage_roi(frame)
-            if ai_idle and not frame.meta.get("no_signal"):  # resilient.py's NO SIGNAL screen
+            if pipeline.ai.must_restart():
+                raise InferenceStalled(f"no answer from the AI for {pipeline.ai.pending_s():.1f} s "
+                                       "(inference.stall_restart_s): ending so the service restarts")
+            if ai_idle and pipeline.ai.enabled and not frame.meta.get("no_signal"):  # NO SIGNAL: resilient.py
+                pipeline.ai.request_sent()
                 requests.put(frame)
                 busy_until_seq = requests.seq
                 if strict:
@@ -150,8 +177,8 @@ def run_live(pipeline) -> None:
     finally:
         pipeline.stop()
         requests.close()
-        inference.join()
-        capture.join(timeout=5.0)
+        inference.join(timeout=INFERENCE_JOIN_S)
+        capture.join(timeout=CAPTURE_JOIN_S)
     if frames.error is not None:
         raise frames.error
 
@@ -167,10 +194,14 @@ def _show(pipeline, frame: Frame, newest, own: Prediction | None, strict: bool, 
     now = time.monotonic()
     banners = []
     prediction, fade, age_ms = None, 1.0, None
+    ai_state = pipeline.ai_status().state
     if frame.index < 0 or frame.meta.get("no_signal"):
         banners.append(("warning", "NO SIGNAL from the video source"))
+    elif ai_state in (STALLED, OFF):
+        pass  # no mask: the last one is from before the stall (or the operator turned the AI off)
     elif strict:
         prediction = own
+        age_ms = None if own is None else (now - frame.timestamp) * MS
     elif newest is not None and newest[1] is not None:
         src, prediction = newest
         age_ms = (now - src.timestamp) * MS
@@ -180,14 +211,16 @@ def _show(pipeline, frame: Frame, newest, own: Prediction | None, strict: bool, 
                             else BANNER_HIDDEN.format(limit=stale_ms + fade_ms)))
     t0 = time.perf_counter()
     roi = pipeline.ensure_roi(frame) if frame.index >= 0 else pipeline.roi
-    rendered = pipeline.stage_overlay(frame, prediction, fade, banners, age_ms, smooth=not strict, roi=roi)
+    ai = pipeline.ai_status(age_ms if prediction is not None else None)
+    hud_age = age_ms if not strict else None  # strict: a frame's own mask, no age in the HUD line
+    rendered = pipeline.stage_overlay(frame, prediction, fade, banners, hud_age, smooth=not strict, roi=roi, ai=ai)
     t1 = time.perf_counter()
-    pipeline.stage_sinks(frame, prediction, rendered)
+    pipeline.stage_sinks(frame, prediction, rendered, ai)
     t2 = time.perf_counter()
     stats = pipeline._stats
     stats.record("overlay", (t1 - t0) * MS)
     stats.record("sinks", (t2 - t1) * MS)
     if frame.index >= 0:
         stats.record("capture_to_display", (time.monotonic() - frame.timestamp) * MS)
-        if age_ms is not None:
-            stats.record("mask_age", age_ms)
+        if hud_age is not None:
+            stats.record("mask_age", hud_age)

@@ -1,7 +1,9 @@
 """Overlay stage: draw the prediction over the scanner screen, plus HUD, legend, banners.
 
-Input: the full BGR frame, its ROI, a Prediction at ROI size (or None), HUD values.
-Output: a new BGR frame (the input is never modified). Only the mask's bounding box is
+Input: the full BGR frame, its ROI, a Prediction at ROI size (or None), HUD values and the AI's
+state (:class:`edge_runtime.aistate.AiStatus`). Output: a new BGR frame (the input is never modified).
+The state is a coloured badge at the right end of the HUD row (above the ROI when the screen has room
+there, else in the ROI's bottom-right corner); it is drawn even with the HUD switched off. Only the mask's bounding box is
 blended, so the cost scales with the lesion, not the 1080p screen. Optional EMA smoothing
 of the probability reduces flicker; ``flicker`` reports the mean fraction of ROI pixels
 whose class changed between consecutive frames (lower is steadier).
@@ -14,14 +16,15 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from edge_runtime import hudrow, yuv
+from edge_runtime.aistate import AiStatus
 from edge_runtime.errors import ConfigError
-from edge_runtime import yuv
 from edge_runtime.roi import Roi
 
-RESEARCH_NOTICE = "RESEARCH USE ONLY"
 FONT = cv2.FONT_HERSHEY_SIMPLEX
-HUD_SCALE = 0.6
-MIN_HUD_SCALE = 0.3
+HUD_SCALE = hudrow.HUD_SCALE
+MIN_HUD_SCALE = hudrow.MIN_HUD_SCALE
+RESEARCH_NOTICE = hudrow.RESEARCH_NOTICE
 HUD_MARGIN = 8
 LEGEND_FULL_SIZE_ROI_PX = 600   # ROIs at least this tall get the full-size legend
 LEGEND_SWATCH_PX = 16
@@ -61,7 +64,7 @@ class Overlay:
     _flicker_n: int = 0
     _solids: dict = field(default_factory=dict, repr=False)
     _yuv_colours: dict = field(default_factory=dict, repr=False)
-    _hud_patch: tuple | None = field(default=None, repr=False)  # (time, layout, BGR patch) for the YUV path
+    _hud_patch: tuple | None = field(default=None, repr=False)  # (time, key, layout, BGR patch) for the YUV path
 
     @classmethod
     def from_config(cls, manifest, config: dict | None = None) -> "Overlay":
@@ -122,8 +125,9 @@ class Overlay:
 
     # --- drawing --------------------------------------------------------------
     def render(self, image: np.ndarray, roi: Roi, mask: np.ndarray | None, fade: float = 1.0,
-               hud: dict | None = None, banners: list[tuple[str, str]] | None = None) -> np.ndarray:
-        """Return a copy of ``image`` with mask (alpha x ``fade``), HUD and banners drawn."""
+               hud: dict | None = None, banners: list[tuple[str, str]] | None = None,
+               ai: AiStatus | None = None) -> np.ndarray:
+        """Return a copy of ``image`` with mask (alpha x ``fade``), HUD, banners and AI badge drawn."""
         out = image.copy()
         region = roi.crop(out)
         if mask is not None and fade > 0.0:
@@ -132,12 +136,14 @@ class Overlay:
             self._draw_legend(region)
         if banners:
             self._draw_banners(region, banners)
-        if self.hud:
-            self._draw_hud(out, roi, hud or {})
+        layout = hudrow.layout(out.shape[1], roi, (hud or {}) if self.hud else None, ai)
+        if layout is not None:
+            hudrow.draw(out, layout, 0, 0)
         return out
 
     def render_i420(self, i420: np.ndarray, roi: Roi, mask: np.ndarray | None, fade: float = 1.0,
-                    hud: dict | None = None, banners: list[tuple[str, str]] | None = None) -> np.ndarray:
+                    hud: dict | None = None, banners: list[tuple[str, str]] | None = None,
+                    ai: AiStatus | None = None) -> np.ndarray:
         """Same drawing as :meth:`render`, IN PLACE on an I420 frame ``(H*3/2, W)`` (the decoder's
         planes, see :mod:`edge_runtime.yuv`); returns it. Mask blending touches only the mask's
         box in Y/U/V; legend, banners and HUD are drawn on small boxes by the BGR code."""
@@ -154,8 +160,7 @@ class Overlay:
         if banners:
             yuv.draw_in_box(i420, (roi.x, roi.y, roi.x + roi.w, roi.y + min(roi.h, len(banners) * BANNER_PX)),
                             lambda box: self._draw_banners(box, banners))
-        if self.hud:
-            self._draw_hud_i420(i420, roi, hud or {})
+        self._draw_row_i420(i420, roi, hud or {}, ai)
         return i420
 
     def _yuv(self, bgr: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -164,24 +169,30 @@ class Overlay:
             cached = self._yuv_colours[bgr] = yuv.bgr_to_yuv(bgr)
         return cached
 
-    def _draw_hud_i420(self, i420: np.ndarray, roi: Roi, hud: dict) -> None:
+    def _draw_row_i420(self, i420: np.ndarray, roi: Roi, hud: dict, ai: AiStatus | None) -> None:
         # The text (fps, latency) changes every frame; re-render it a few times a second and
         # paste the cached patch in between: putText with anti-aliasing is the costly part.
+        # A change of AI state is drawn at once.
         now = time.monotonic()
         width = i420.shape[1]
+        key = (width, roi, None if ai is None else ai.state)
         cached = self._hud_patch
-        if cached is None or now - cached[0] >= HUD_REFRESH_S or cached[1][-1] != (width, roi):
-            layout = self._hud_layout(width, roi, hud) + ((width, roi),)
-            _, scale, x, y, tw, th, _ = layout
-            patch = np.empty((th + 13, tw + 9, 3), np.uint8)
-            self._draw_hud_at(patch, layout[0], scale, 4, th + 6, tw, th)
-            cached = self._hud_patch = (now, layout, patch)
-        _, (_, _, x, y, tw, th, _), patch = cached
+        if cached is None or now - cached[0] >= HUD_REFRESH_S or cached[1] != key:
+            layout = hudrow.layout(width, roi, hud if self.hud else None, ai)
+            patch = None
+            if layout is not None:
+                x0, y0, x1, y1 = layout.box
+                patch = np.empty((y1 - y0, x1 - x0, 3), np.uint8)
+                hudrow.draw(patch, layout, x0, y0)
+            cached = self._hud_patch = (now, key, layout, patch)
+        _, _, layout, patch = cached
+        if layout is None:
+            return
 
         def paste(box: np.ndarray) -> None:
             box[...] = patch[:box.shape[0], :box.shape[1]]
 
-        yuv.draw_in_box(i420, (x - 4, y - th - 6, x - 4 + patch.shape[1], y - th - 6 + patch.shape[0]), paste)
+        yuv.draw_in_box(i420, layout.box, paste)
 
     def _draw_mask(self, region: np.ndarray, mask: np.ndarray, fade: float) -> None:
         for class_id, style in self.styles.items():
@@ -240,34 +251,3 @@ class Overlay:
             cv2.rectangle(region, (0, y0), (region.shape[1] - 1, y0 + BANNER_PX - 1),
                           BANNER_BGR.get(level, BANNER_BGR["info"]), -1)
             cv2.putText(region, text, (HUD_MARGIN, y0 + BANNER_PX - 10), FONT, 0.7, WHITE, 2, cv2.LINE_AA)
-
-    def _draw_hud(self, out: np.ndarray, roi: Roi, hud: dict) -> None:
-        self._draw_hud_at(out, *self._hud_layout(out.shape[1], roi, hud))
-
-    def _hud_layout(self, frame_w: int, roi: Roi, hud: dict) -> tuple:
-        """(text, scale, x, y, text_w, text_h): the HUD line and where it goes on the screen."""
-        parts = [RESEARCH_NOTICE]
-        if "fps" in hud:
-            parts.append(f"{hud['fps']:.1f} fps")
-        if "latency_ms" in hud:
-            parts.append(f"AI {hud['latency_ms']:.0f} ms")
-        if hud.get("mask_age_ms") is not None:
-            parts.append(f"mask age {hud['mask_age_ms']:.0f} ms")
-        if "backend" in hud:
-            parts.append(str(hud["backend"]))
-        text = "  |  ".join(parts)
-        scale = HUD_SCALE
-        (tw, th), _ = cv2.getTextSize(text, FONT, scale, 1)
-        room = frame_w - 2 * HUD_MARGIN
-        if tw > room:  # small frames (DICOM cine, thumbnails): shrink the HUD so it stays readable and whole
-            scale = max(MIN_HUD_SCALE, scale * room / tw)
-            (tw, th), _ = cv2.getTextSize(text, FONT, scale, 1)
-        # Above the ROI when the screen has room there, else in the ROI's bottom-right corner.
-        x = min(max(HUD_MARGIN, roi.x + roi.w - tw - HUD_MARGIN), max(0, frame_w - tw - HUD_MARGIN))
-        y = roi.y - HUD_MARGIN if roi.y >= th + 2 * HUD_MARGIN else roi.y + roi.h - HUD_MARGIN
-        return text, scale, x, y, tw, th
-
-    @staticmethod
-    def _draw_hud_at(out: np.ndarray, text: str, scale: float, x: int, y: int, tw: int, th: int) -> None:
-        cv2.rectangle(out, (x - 4, y - th - 6), (x + tw + 4, y + 6), DARK, -1)
-        cv2.putText(out, text, (x, y), FONT, scale, WHITE, 1, cv2.LINE_AA)

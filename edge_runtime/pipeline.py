@@ -4,6 +4,8 @@ Each stage is one method taking the previous stage's output; they are wired in o
 :meth:`Pipeline.run`, which picks the replay schedule (:mod:`edge_runtime.replay`: every frame, none
 dropped) or the live schedule (:mod:`edge_runtime.live`: newest frame wins). ``stats()``, ``stop()`` and
 ``request_reload()`` are safe to call from other threads (HTTP server, signal handlers).
+Every rendered frame carries the AI's state (:mod:`edge_runtime.aistate`): ``stage_overlay`` draws
+it, ``stage_sinks`` hands it to observers as ``stats["ai"]``.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import numpy as np
 
 from edge_runtime import config as cfg
 from edge_runtime import yuv
+from edge_runtime.aistate import AiMonitor, AiStatus, state_banner
 from edge_runtime.backends import backend_from_config
 from edge_runtime.cpus import limit_opencv_threads
 from edge_runtime.errors import ConfigError
@@ -33,6 +36,8 @@ from edge_runtime.stats import Stats
 log = logging.getLogger("sonomap.pipeline")
 DEFAULT_FPS = 30.0
 _NOW = object()  # stage_overlay: take the fail-safe banner / smoothed mask from the current state
+# inference keys the AI monitor applies on a reload; changing them does not re-create the backend
+MONITOR_KEYS = ("enabled", "deadline_ms", "stall_restart_s")
 
 
 class Pipeline:
@@ -48,9 +53,12 @@ class Pipeline:
         self.model_path = cfg.resolve_model(config) if backend is None else getattr(backend, "model_path", None)
         self.manifest = backend.manifest if backend is not None else load_manifest(self.model_path)
         self.overlay = Overlay.from_config(self.manifest, self._overlay_config())
-        self.guard = GuardedInference(self._make_backend, self._stats, config["inference"]["retry_after_s"],
-                                      config["inference"]["retry_max_s"],
-                                      config["inference"]["reload_after_errors"], backend=backend)
+        inf = config["inference"]
+        self.ai = AiMonitor(inf["deadline_ms"], inf["stall_restart_s"], inf["enabled"])
+        self.guard = GuardedInference(self._make_backend, self._stats, inf["retry_after_s"], inf["retry_max_s"],
+                                      inf["reload_after_errors"], backend=backend, monitor=self.ai)
+        # True: the live schedule even for a file (`sonomap live clip.mp4`); None: by the source
+        self.live_schedule: bool | None = None
         self._stats.backend = self.guard.backend.describe()
         self._stats.backend["selected_because"] = getattr(self.guard.backend, "selected_because", "given")
         self.roi: Roi | None = None
@@ -89,9 +97,15 @@ class Pipeline:
             self.source = open_source(src["input"], **options)
         return self.source
 
+    def is_live(self) -> bool:
+        """Whether this run uses the live schedule (newest frame wins, recorders drop rather than wait)."""
+        if self.live_schedule is not None:
+            return self.live_schedule
+        return bool(getattr(self.source, "live", False))
+
     def open_sinks(self, fps: float) -> None:
         s = self.config["sinks"]
-        live = bool(getattr(self.source, "live", False))
+        live = self.is_live()
         self.sinks, self.window, self.outputs = open_sinks(s, float(s["fps"] or fps or DEFAULT_FPS), live)
 
     # --- the stages -----------------------------------------------------------------
@@ -132,17 +146,31 @@ class Pipeline:
             self._stats.record("backend", prediction.latency_ms)
         return prediction
 
+    def ai_status(self, mask_age_ms: float | None = None) -> AiStatus:
+        """The AI's state now (``mask_age_ms``: age of the mask drawn on the frame, if any)."""
+        return self.ai.status(self.guard.fault, mask_age_ms)
+
+    def set_ai_enabled(self, enabled: bool) -> None:
+        """Operator's AI on/off (window key, config reload): OFF shows raw video with an AI OFF badge."""
+        if enabled != self.ai.enabled:
+            self.ai.enabled = enabled
+            log.warning("AI switched %s by the operator", "on" if enabled else "off")
+
     def stage_overlay(self, frame: Frame, prediction: Prediction | None, fade: float = 1.0,
                       extra_banners: list | None = None, mask_age_ms: float | None = None,
-                      smooth: bool = True, fault_banner=_NOW, roi: Roi | None = None, mask=_NOW) -> np.ndarray:
+                      smooth: bool = True, fault_banner=_NOW, roi: Roi | None = None, mask=_NOW,
+                      ai: AiStatus | None = None) -> np.ndarray:
         """Frame + Prediction -> rendered BGR, or I420 when :meth:`renders_yuv` (drawn in place on the
         decoded planes unless a raw recording or mask dump still needs them). ``fault_banner``: the
         fail-safe banner as it was when this frame was inferred (replay renders on another thread, later).
         ``mask``: the output of :meth:`stage_smooth` when the caller ran it already (replay smooths in
-        frame order, then draws frames on parallel workers)."""
+        frame order, then draws frames on parallel workers). ``ai``: the AI state drawn on this frame
+        (default: now)."""
         if mask is _NOW:
             mask = self.stage_smooth(prediction, smooth)
         fault = self.guard.banner() if fault_banner is _NOW else fault_banner
+        ai = ai or self.ai_status(mask_age_ms if mask is not None else None)
+        fault = state_banner(ai) or fault
         banners = [b for b in [fault] if b] + list(extra_banners or [])
         hud = {"fps": self._stats.recent_fps(), "backend": self._hud_backend(), "mask_age_ms": mask_age_ms}
         latest = self._stats.latest("backend")
@@ -154,8 +182,8 @@ class Pipeline:
         if self.renders_yuv(frame):
             keep_raw = "raw" in self.sinks or "masks" in self.sinks
             return self.overlay.render_i420(frame.i420.copy() if keep_raw else frame.i420, roi, mask, fade, hud,
-                                            banners)
-        return self.overlay.render(frame.image, roi, mask, fade, hud, banners)
+                                            banners, ai)
+        return self.overlay.render(frame.image, roi, mask, fade, hud, banners, ai)
 
     def stage_smooth(self, prediction: Prediction | None, smooth: bool = True) -> np.ndarray | None:
         """Prediction -> the mask to draw (EMA-smoothed when enabled). Stateful: call in frame order."""
@@ -175,7 +203,9 @@ class Pipeline:
         b = self._stats.backend
         return f"{b.get('backend', '?')} {b.get('device', '')}".strip()
 
-    def stage_sinks(self, frame: Frame, prediction: Prediction | None, rendered: np.ndarray) -> None:
+    def stage_sinks(self, frame: Frame, prediction: Prediction | None, rendered: np.ndarray,
+                    ai: AiStatus | None = None) -> None:
+        """Rendered frame -> recorders, window and observers (``stats["ai"]``: the state drawn on it)."""
         in_yuv = self.renders_yuv(frame)
         for name, sink in self.sinks.items():
             try:
@@ -194,10 +224,14 @@ class Pipeline:
             self.window.write(rendered)
             if self.window.quit_requested:
                 self.stop()
+            if self.window.take_ai_toggle():
+                self.set_ai_enabled(not self.ai.enabled)
         snapshot = None
         for observer in self.observers:
             try:
-                snapshot = snapshot or self._stats.snapshot()
+                if snapshot is None:
+                    snapshot = self._stats.snapshot()
+                    snapshot["ai"] = (ai or self.ai_status()).as_dict()
                 observer.on_frame(frame, prediction, rendered, snapshot)
             except Exception as exc:  # noqa: BLE001 - an observer bug must not stop the display
                 self._stats.sink_errors += 1
@@ -212,6 +246,8 @@ class Pipeline:
         out["roi"] = self.roi.as_list() if self.roi else None
         out["mm_per_pixel"] = self.roi.mm_per_pixel if self.roi else None
         out["peak_rss_gib"] = round(peak_rss_bytes() / GIB, 4)
+        out["ai"] = self.ai_status().as_dict()
+        out["inference_stalls"] = self.ai.stalls
         return out
 
     def stop(self) -> None:
@@ -244,10 +280,12 @@ class Pipeline:
         old_inference = self.config["inference"]
         self.config, self.overlay = new, overlay
         self._roi_shape = None  # re-detect on the next frame; keep self.roi for the live display thread
-        if {k: v for k, v in new["inference"].items() if k != "model"} != \
-                {k: v for k, v in old_inference.items() if k != "model"}:
-            self.guard.backend.close()
-            self.guard.backend = self._make_backend()
+        inf = new["inference"]
+        self.ai.deadline_s, self.ai.stall_restart_s = inf["deadline_ms"] / 1000.0, inf["stall_restart_s"]
+        self.set_ai_enabled(inf["enabled"])
+        if {k: v for k, v in inf.items() if k != "model" and k not in MONITOR_KEYS} != \
+                {k: v for k, v in old_inference.items() if k != "model" and k not in MONITOR_KEYS}:
+            self.guard.replace_backend(self._make_backend)
         log.warning("config reloaded from %s", self.config_path)
 
     def close(self) -> None:
@@ -271,7 +309,7 @@ class Pipeline:
         source = self.open_source()
         limit_opencv_threads()
         try:
-            if source.live:
+            if self.is_live():
                 from edge_runtime.live import run_live
 
                 run_live(self)

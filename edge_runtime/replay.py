@@ -8,6 +8,10 @@ between them give backpressure, so memory stays flat on long or looping clips.
 (a replay for ``--save-masks`` or the summary alone) no overlay is drawn.
 When the source decodes to yuv420p and nothing downstream needs BGR (no window, no observers),
 frames stay in the decoder's YUV planes from decode to encode (:mod:`edge_runtime.yuv`).
+Inference runs on its own thread (:class:`edge_runtime.failsafe.InferenceThread`); the caller waits
+for it in short slices, so a stuck call is noticed (AI STALLED in the log and metrics; after
+``inference.stall_restart_s`` the run ends with :class:`InferenceStalled`, recordings finalised),
+and Ctrl-C still works. Each drawn frame carries the AI state as it was when it was inferred.
 """
 from __future__ import annotations
 
@@ -17,12 +21,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from edge_runtime.cpus import render_workers
+from edge_runtime.errors import InferenceStalled
+from edge_runtime.failsafe import InferenceThread
 
 MS = 1000.0
 QUEUE_DEPTH = 4
 DEFAULT_FPS = 30.0
 _END = object()
 PUT_POLL_S = 0.1
+WAIT_S = 0.25           # the caller re-checks for a stall or a stop this often while inference runs
+WRITER_JOIN_S = 30.0    # at the end: the sinks thread writes what is queued (a few frames) and finalises
 
 
 def _get(q: queue.Queue, errors: list):
@@ -90,9 +98,9 @@ def run_replay(pipeline, source) -> None:
         finally:
             decoded.put(_END)
 
-    def draw(frame, roi, prediction, mask, fault):
+    def draw(frame, roi, prediction, mask, fault, ai):
         t0 = time.perf_counter()
-        rendered = pipeline.stage_overlay(frame, prediction, fault_banner=fault, roi=roi, mask=mask)
+        rendered = pipeline.stage_overlay(frame, prediction, fault_banner=fault, roi=roi, mask=mask, ai=ai)
         pipeline._stats.record("overlay", (time.perf_counter() - t0) * MS)
         return rendered
 
@@ -102,10 +110,10 @@ def run_replay(pipeline, source) -> None:
                 item = inferred.get()
                 if item is _END:
                     break
-                frame, prediction, drawing = item
+                frame, prediction, drawing, ai = item
                 rendered = None if drawing is None else drawing.result()  # re-raises a drawing error here
                 t1 = time.perf_counter()
-                pipeline.stage_sinks(frame, prediction, rendered)
+                pipeline.stage_sinks(frame, prediction, rendered, ai)
                 pipeline._stats.record("sinks", (time.perf_counter() - t1) * MS)
                 pipeline._stats.record("end_to_end", (time.monotonic() - frame.timestamp) * MS)
         except BaseException as exc:  # noqa: BLE001
@@ -115,6 +123,7 @@ def run_replay(pipeline, source) -> None:
     decoder = threading.Thread(target=decode, name="decode", daemon=True)
     writer = threading.Thread(target=write, name="sinks", daemon=True)
     painters = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="render")
+    inference = InferenceThread()
     decoder.start()
     writer.start()
     pipeline._stats.state = "running"
@@ -130,11 +139,15 @@ def run_replay(pipeline, source) -> None:
                 pipeline.open_sinks(fps)
                 sinks_open = True
             t1 = time.perf_counter()
-            prediction = pipeline.stage_inference(gray, frame, roi)
+            prediction = _infer(pipeline, inference, gray, frame, roi)
+            if pipeline.stopping:
+                break
             pipeline._stats.record("inference", (time.perf_counter() - t1) * MS)
             mask = pipeline.stage_smooth(prediction)  # EMA state: in frame order, here
-            drawing = painters.submit(draw, frame, roi, prediction, mask, pipeline.guard.banner()) if render else None
-            _put(inferred, (frame, prediction, drawing), errors)
+            ai = pipeline.ai_status()
+            drawing = painters.submit(draw, frame, roi, prediction, mask, pipeline.guard.banner(), ai) \
+                if render else None
+            _put(inferred, (frame, prediction, drawing, ai), errors)
     finally:
         pipeline._stop.set()
         while decoder.is_alive():  # unblock a decoder waiting on a full queue
@@ -148,7 +161,27 @@ def run_replay(pipeline, source) -> None:
                 break
             except queue.Full:
                 continue
-        writer.join()
+        writer.join(timeout=WRITER_JOIN_S)
         painters.shutdown(wait=True)
     if errors:
         raise errors[0]
+
+
+def _infer(pipeline, inference: InferenceThread, gray, frame, roi):
+    """``pipeline.stage_inference`` on the inference thread; None when the AI is off or the run stops.
+    Raises InferenceStalled once no answer came for ``inference.stall_restart_s``."""
+    if not pipeline.ai.enabled:
+        return None
+    pipeline.ai.request_sent()
+    # TensorRT prepares its engine inside the first call, on this thread: AI LOADING, not a stall
+    inference.submit(pipeline.stage_inference, gray, frame, roi)
+    while not inference.wait(WAIT_S):
+        pipeline.ai_status()  # logs and counts a stall once it passes the deadline
+        if pipeline.ai.must_restart():
+            raise InferenceStalled(f"frame {frame.index}: no answer from the AI for {pipeline.ai.pending_s():.1f} s "
+                                   "(inference.stall_restart_s)")
+        if pipeline.stopping:
+            return None
+    prediction = inference.result()
+    pipeline.ai.answered(prediction is not None)
+    return prediction

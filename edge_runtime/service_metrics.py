@@ -13,6 +13,7 @@ import time
 from collections import deque
 from typing import Any, Callable, Mapping
 
+from edge_runtime.aistate import STATES as AI_STATES
 from edge_runtime.frames import Frame, Prediction
 from edge_runtime.memory import peak_rss_bytes, rss_bytes
 
@@ -104,6 +105,7 @@ class LiveStats:
         self.info: dict[str, str] = {}
         self.summaries: dict[str, dict[str, float]] = {}
         self.banner = ""
+        self.ai: dict[str, Any] = {}   # the AI state drawn on the newest frame (edge_runtime.aistate)
         self._last_prediction: Prediction | None = None
 
     def update(self, frame: Frame, prediction: Prediction | None, stats: Mapping[str, Any]) -> None:
@@ -140,6 +142,8 @@ class LiveStats:
                 self.summaries = summaries
             self.banner = str(stats.get("banner") or stats.get("last_error") or "") \
                 if stats.get("state") == "degraded" or stats.get("banner") else ""
+            if isinstance(stats.get("ai"), Mapping):
+                self.ai = dict(stats["ai"])
 
     def fps(self) -> float:
         with self._lock:
@@ -163,7 +167,7 @@ class LiveStats:
                     "counters": {(m if lab is None else f"{m}:{lab}"): v
                                  for (m, lab), v in self.counters.items()},
                     "events": EVENTS.snapshot(), "info": dict(self.info), "banner": self.banner,
-                    "frame_age_s": self.frame_age_s()}
+                    "frame_age_s": self.frame_age_s(), "ai": dict(self.ai)}
 
     def status_line(self) -> str:
         """One line for systemd's STATUS=: fps, latency, backend, faults."""
@@ -171,7 +175,9 @@ class LiveStats:
         if snap["no_signal"]:
             return f"NO SIGNAL from capture, reconnecting ({snap['no_signal_frames']} frames shown)"
         lat = snap["latency_ms"]
-        parts = [f"{snap['fps']:.1f} fps", f"latency {lat.get('end_to_end', float('nan')):.1f} ms"]
+        ai = snap["ai"]
+        parts = [f"AI {ai['state']}" + (f" {ai['detail']}" if ai.get("detail") else "")] if ai.get("state") else []
+        parts += [f"{snap['fps']:.1f} fps", f"latency {lat.get('end_to_end', float('nan')):.1f} ms"]
         if "backend" in lat:
             parts.append(f"backend {lat['backend']:.1f} ms")
         if "backend" in snap["info"]:
@@ -239,6 +245,13 @@ def render_prometheus(live: LiveStats) -> str:
     errors.setdefault("backend", 0)
     for kind, value in sorted(errors.items()):
         lines.append(f'sonomap_errors_total{{kind="{_label(kind)}"}} {value}')
+    with live._lock:
+        ai = dict(live.ai)
+    lines += ["# HELP sonomap_ai_state The AI state drawn on the newest frame (1 for the current one).",
+              "# TYPE sonomap_ai_state gauge"]
+    lines += [f'sonomap_ai_state{{state="{s}"}} {int(ai.get("state") == s)}' for s in AI_STATES]
+    lines += ["# HELP sonomap_inference_stalls_total Inference calls that passed inference.deadline_ms.",
+              "# TYPE sonomap_inference_stalls_total counter", f"sonomap_inference_stalls_total {ai.get('stalls', 0)}"]
     labels = ",".join(f'{k}="{_label(v)}"' for k, v in sorted(info.items()))
     lines += ["# HELP sonomap_backend_info Inference backend in use (value is always 1).",
               "# TYPE sonomap_backend_info gauge", f"sonomap_backend_info{{{labels}}} 1",

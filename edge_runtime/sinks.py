@@ -37,6 +37,8 @@ KEYFRAME_SECONDS = 1.0
 QUEUE_FRAMES = 8
 MASK_FOREGROUND = 255
 ESC_KEY = 27
+CLOSE_TIMEOUT_S = 12.0   # a recorder finalises within this at shutdown (the units give TimeoutStopSec=20)
+AI_TOGGLE_KEY = ord("a")  # the operator switches the AI off (passthrough, "AI OFF" badge) and on
 
 
 class _ThreadedWriter:
@@ -88,7 +90,9 @@ class _ThreadedWriter:
             return
         self._closed = True
         self._queue.put(None)
-        self._thread.join()
+        self._thread.join(timeout=CLOSE_TIMEOUT_S)
+        if self._thread.is_alive():
+            log.error("sink %s did not finish within %.0f s; leaving it", self.name, CLOSE_TIMEOUT_S)
 
     def _write_now(self, *item) -> None:
         raise NotImplementedError
@@ -213,7 +217,8 @@ def display_available() -> bool:
 
 
 class WindowSink:
-    """An OpenCV window (optionally fullscreen). ``quit_requested`` turns true on q/Esc."""
+    """An OpenCV window (optionally fullscreen). ``quit_requested`` turns true on q/Esc; the
+    ``a`` key asks to switch the AI off/on (:meth:`take_ai_toggle`)."""
 
     def __init__(self, title: str = "sonomap (research use only)", fullscreen: bool = False):
         if not display_available():
@@ -221,6 +226,7 @@ class WindowSink:
                                "or start it in a graphical session")
         self.title = title
         self.quit_requested = False
+        self._ai_toggles = 0
         self.shown = 0
         cv2.namedWindow(title, cv2.WINDOW_NORMAL)
         if fullscreen:
@@ -231,7 +237,14 @@ class WindowSink:
         key = cv2.waitKey(1) & 0xFF
         if key in (ord("q"), ESC_KEY):
             self.quit_requested = True
+        elif key == AI_TOGGLE_KEY:
+            self._ai_toggles += 1
         self.shown += 1
+
+    def take_ai_toggle(self) -> bool:
+        """True once per press of the AI on/off key since the last call."""
+        pressed, self._ai_toggles = self._ai_toggles > 0, 0
+        return pressed
 
     def close(self) -> None:
         cv2.destroyWindow(self.title)

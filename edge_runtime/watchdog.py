@@ -7,7 +7,9 @@
   capture or GPU. The live schedule's stall frames (``frame.index < 0``: nothing came from
   the source for 2 s) do not ping. resilient.py's "NO SIGNAL" frames do: the device is
   gone and being reconnected, a restart cannot re-plug a cable; /healthz and STATUS= say so.
-- ``STATUS=`` with fps and latency once a second; ``EXTEND_TIMEOUT_USEC`` during engine
+  Pings also stop while an inference call has been stuck for ``inference.stall_restart_s``
+  (``stats["ai"]["watchdog_ok"]``): liveness covers the AI, not only the render path.
+- ``STATUS=`` with the AI state, fps and latency once a second, and at once when the AI state changes; ``EXTEND_TIMEOUT_USEC`` during engine
   builds via :meth:`ServiceObserver.on_long_build`; ``STOPPING=1`` on close.
 """
 from __future__ import annotations
@@ -39,6 +41,7 @@ class ServiceObserver(Observer):
         self.ready_sent = False
         self._last_ping = float("-inf")
         self._last_status = float("-inf")
+        self._last_ai_state: str | None = None
         wd = self.notifier.watchdog_s
         self.ping_interval_s = None if wd is None else wd * WATCHDOG_PING_FRACTION
 
@@ -63,10 +66,14 @@ class ServiceObserver(Observer):
                 or not self.notifier.enabled
             self._last_status = now
         stalled = frame.index < 0
-        if not stalled and self.ping_interval_s is not None and now - self._last_ping >= self.ping_interval_s:
+        ai = stats.get("ai") or {}
+        alive = not stalled and ai.get("watchdog_ok", True)
+        if alive and self.ping_interval_s is not None and now - self._last_ping >= self.ping_interval_s:
             self.notifier.watchdog()
             self._last_ping = now
-        if now - self._last_status >= STATUS_INTERVAL_S:
+        changed = ai.get("state") != self._last_ai_state
+        self._last_ai_state = ai.get("state")
+        if changed or now - self._last_status >= STATUS_INTERVAL_S:
             self.notifier.status(self.stats.status_line())
             self._last_status = now
 

@@ -41,6 +41,10 @@ class Backend:
         """gray uint8 (H, W) -> Prediction at (H, W). Raises on failure; never returns None."""
         raise NotImplementedError
 
+    def prepare(self) -> None:
+        """One-off work before the first frame that must run on the inference thread (TensorRT:
+        CUDA context, engine load or build). The runtime calls it there and shows AI LOADING."""
+
     def warmup(self, height: int, width: int, runs: int = 2) -> None:
         """Run dummy frames so the first real frame does not pay for lazy init."""
         blank = np.zeros((height, width), np.uint8)

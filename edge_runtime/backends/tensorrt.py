@@ -102,6 +102,22 @@ class TensorRTBackend(Backend):
         preflight(self.model_path, self.precision, trt.__version__, hasattr(trt.BuilderFlag, "FP16"))
 
     # --- CUDA/TensorRT state: made, used and freed on the owner thread only ---------------
+    @property
+    def prepare_label(self) -> str:
+        """What AI LOADING says while :meth:`prepare` runs."""
+        return "loading engine" if self.model_path.suffix.lower() in ENGINE_SUFFIXES else "building engine"
+
+    def prepare(self) -> None:
+        """Create the CUDA context and load (or build and cache) the engine now, on the owner thread,
+        rather than inside the first :meth:`infer` (the runtime shows AI LOADING meanwhile)."""
+        if self._owner is None:
+            self._owner = OwnerThread(OWNER_THREAD_NAME)
+        self._owner.call(self._start_once)
+
+    def _start_once(self) -> None:
+        if self._engine is None:
+            self._start()
+
     def _start(self) -> None:
         from edge_runtime.tensorrt.modules import import_pycuda_driver, import_tensorrt
 

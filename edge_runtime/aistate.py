@@ -1,0 +1,157 @@
+"""The AI's state, as every rendered frame, /healthz, /metrics and systemd show it.
+
+States (:class:`AiStatus`):
+
+- ``ON``       results arrive; the detail gives the drawn mask's age;
+- ``LOADING``  the backend is being created or prepared (model load, TensorRT engine build),
+               or no result has come yet since it was;
+- ``STALLED``  a frame was handed to the AI and no answer came within ``inference.deadline_ms``;
+- ``ERROR``    the backend raised or gave invalid output (the fail-safe's passthrough);
+- ``OFF``      the operator chose passthrough (``inference.enabled: false``, ``--no-ai``, key ``a``).
+
+:class:`AiMonitor` is fed by the schedules (``request_sent`` when a frame is handed to the AI,
+``answered`` when the answer comes, from whichever thread) and by
+:class:`edge_runtime.failsafe.GuardedInference` (``loading``). It never calls the backend, so it
+answers while the inference thread is stuck inside a native call. Thread-safe; no I/O but logging.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+log = logging.getLogger("sonomap.aistate")
+
+ON, LOADING, STALLED, ERROR, OFF = "ON", "LOADING", "STALLED", "ERROR", "OFF"
+STATES = (ON, LOADING, STALLED, ERROR, OFF)
+UNHEALTHY = (STALLED, ERROR)   # /healthz answers 503 in these (the video itself still flows)
+MS = 1000.0
+STATE_BANNERS = {  # non-ON states also get a full-width banner: raw video must not read as "no cancer"
+    LOADING: ("info", "AI LOADING: {detail} - raw ultrasound only"),
+    STALLED: ("error", "AI STALLED: no answer for {detail} - raw ultrasound only"),
+    OFF: ("info", "AI OFF: raw ultrasound only (operator's choice)"),
+}
+
+
+@dataclass(frozen=True)
+class AiStatus:
+    state: str
+    detail: str = ""
+    stalls: int = 0                  # stall episodes since start (the metric)
+    watchdog_ok: bool = True         # False once a stall outlasts inference.stall_restart_s
+
+    @property
+    def label(self) -> str:
+        """What the badge says, e.g. ``AI STALLED 3.2 s``."""
+        return f"AI {self.state}" + (f" {self.detail}" if self.detail else "")
+
+    @property
+    def healthy(self) -> bool:
+        return self.state not in UNHEALTHY
+
+    def as_dict(self) -> dict:
+        return {"state": self.state, "detail": self.detail, "stalls": self.stalls,
+                "watchdog_ok": self.watchdog_ok}
+
+
+def state_banner(status: AiStatus) -> tuple[str, str] | None:
+    """(level, text) of the banner a non-ON state adds (ERROR keeps the fail-safe's own banner)."""
+    template = STATE_BANNERS.get(status.state)
+    if template is None:
+        return None
+    return template[0], template[1].format(detail=status.detail or "waiting for the first result")
+
+
+class AiMonitor:
+    """Tracks the one outstanding AI request and the backend's loading; derives :class:`AiStatus`."""
+
+    def __init__(self, deadline_ms: float, stall_restart_s: float | None = None, enabled: bool = True,
+                 clock: Callable[[], float] = time.monotonic):
+        self.deadline_s = float(deadline_ms) / MS
+        self.stall_restart_s = stall_restart_s
+        self.clock = clock
+        self.enabled = enabled
+        self._lock = threading.Lock()
+        self._loading: str | None = None
+        self._loaded_at = float("-inf")
+        self._request_t0: float | None = None
+        self._has_result = False
+        self._in_stall = False
+        self.stalls = 0
+
+    # --- fed by the schedules and the fail-safe ------------------------------------------
+    @contextlib.contextmanager
+    def loading(self, what: str) -> Iterator[None]:
+        """Marks model load / engine build: LOADING, and the deadline clock waits for it."""
+        with self._lock:
+            self._loading = what
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._loading = None
+                self._loaded_at = self.clock()
+                self._has_result = False
+
+    def request_sent(self) -> None:
+        with self._lock:
+            if self._request_t0 is None:
+                self._request_t0 = self.clock()
+
+    def answered(self, ok: bool) -> None:
+        with self._lock:
+            waited = self._pending_s(self.clock())
+            self._request_t0 = None
+            if ok:
+                self._has_result = True
+            if self._in_stall:
+                self._in_stall = False
+                log.warning("inference answered again after a stall of %.1f s", waited)
+
+    # --- read by the render path ------------------------------------------------------------
+    def _pending_s(self, now: float) -> float:
+        if self._request_t0 is None or self._loading is not None:
+            return 0.0
+        return max(0.0, now - max(self._request_t0, self._loaded_at))
+
+    def pending_s(self) -> float:
+        """Seconds the current request has waited for its answer (0 when none, or loading)."""
+        with self._lock:
+            return self._pending_s(self.clock())
+
+    def stalled_for(self) -> float:
+        """Seconds past the deadline the current request has waited (0 when not stalled)."""
+        pending = self.pending_s()
+        return pending if pending > self.deadline_s else 0.0
+
+    def status(self, fault: str | None = None, mask_age_ms: float | None = None) -> AiStatus:
+        """The state now. ``fault``: the fail-safe's banner text while it is in passthrough;
+        ``mask_age_ms``: age of the mask drawn on this frame (None: no mask on it)."""
+        with self._lock:
+            pending = self._pending_s(self.clock())
+            stalled = pending > self.deadline_s
+            if stalled and not self._in_stall:
+                self._in_stall = True
+                self.stalls += 1
+                log.warning("inference stalled: no result for %.1f s (deadline %.0f ms); raw video continues",
+                            pending, self.deadline_s * MS)
+            watchdog_ok = self.stall_restart_s is None or pending < self.stall_restart_s
+            common = {"stalls": self.stalls, "watchdog_ok": watchdog_ok}
+            if not self.enabled:
+                return AiStatus(OFF, "", **common)
+            if stalled:
+                return AiStatus(STALLED, f"{pending:.1f} s", **common)
+            if self._loading is not None:
+                return AiStatus(LOADING, self._loading, **common)
+            if fault:
+                return AiStatus(ERROR, "", **common)
+            if not self._has_result:
+                return AiStatus(LOADING, "", **common)
+            return AiStatus(ON, "" if mask_age_ms is None else f"{mask_age_ms:.0f} ms", **common)
+
+    def must_restart(self) -> bool:
+        """True once a stall has lasted ``stall_restart_s``: the process should end non-zero."""
+        return self.stall_restart_s is not None and self.pending_s() >= self.stall_restart_s
