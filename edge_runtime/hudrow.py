@@ -30,7 +30,7 @@ WHITE = (255, 255, 255)
 DARK = (20, 20, 20)
 # One colour per state, told apart at a glance and after H.264's 4:2:0 chroma subsampling.
 AI_BADGE_BGR = {"ON": (0, 150, 0), "LOADING": (200, 110, 0), "STALLED": (0, 170, 255), "ERROR": (0, 0, 210),
-                "OFF": (110, 110, 110)}
+                "OFF": (150, 40, 150)}  # OFF: violet, not a grey an ultrasound image also has
 AI_BADGE_TEXT_BGR = {"STALLED": DARK}   # dark text on amber; white on the others
 BADGE_THICKNESS = 2                       # bold: the state must read at a glance
 

@@ -29,6 +29,7 @@ HUD_MARGIN = 8
 LEGEND_FULL_SIZE_ROI_PX = 600   # ROIs at least this tall get the full-size legend
 LEGEND_SWATCH_PX = 16
 BANNER_PX = 34
+BANNER_SCALE = 0.7
 BANNER_BGR = {"error": (0, 0, 200), "warning": (0, 140, 230), "info": (90, 90, 90)}
 WHITE = (255, 255, 255)
 DARK = (20, 20, 20)
@@ -250,4 +251,7 @@ class Overlay:
                 break
             cv2.rectangle(region, (0, y0), (region.shape[1] - 1, y0 + BANNER_PX - 1),
                           BANNER_BGR.get(level, BANNER_BGR["info"]), -1)
-            cv2.putText(region, text, (HUD_MARGIN, y0 + BANNER_PX - 10), FONT, 0.7, WHITE, 2, cv2.LINE_AA)
+            # shrunk to fit a narrow ROI: the end of the line ("raw ultrasound only") matters too
+            text_w = cv2.getTextSize(text, FONT, BANNER_SCALE, 2)[0][0]
+            scale = max(MIN_HUD_SCALE, min(BANNER_SCALE, BANNER_SCALE * (region.shape[1] - 2 * HUD_MARGIN) / text_w))
+            cv2.putText(region, text, (HUD_MARGIN, y0 + BANNER_PX - 10), FONT, scale, WHITE, 2, cv2.LINE_AA)

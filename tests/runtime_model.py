@@ -137,6 +137,58 @@ def export_dark_region_onnx(out_dir: Path, nan: bool = False) -> Path:
     return save_graph_model(nodes, out_dir, "dark_region", manifest)
 
 
+HANG_TRIPS = 1 << 62   # Loop turns when the model hangs: ~1e18, years at any speed
+
+
+def export_hanging_onnx(out_dir: Path, hang_above: float) -> Path:
+    """The dark-region model behind an ONNX ``Loop`` that runs :data:`HANG_TRIPS` turns (a real hang
+    inside onnxruntime's native code, GIL released) whenever the frame's mean brightness (0..1) is above
+    ``hang_above``, and none otherwise. ``hang_above=-1``: hangs on every frame, the first included."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    path = export_dark_region_onnx(out_dir)
+    model = onnx.load(str(path))
+    graph = model.graph
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Identity", ["v_in"], ["v_out"])],
+        "spin", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                 helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+                 helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [])])
+
+    def const(name, dtype, value):
+        return helper.make_node("Constant", [], [name], value=helper.make_tensor(name + "_t", dtype, [], [value]))
+
+    # prob = Sigmoid(z) becomes Sigmoid(z + loop_out): the outputs wait for the loop
+    sigmoid = next(n for n in graph.node if n.op_type == "Sigmoid")
+    sigmoid.input[0] = "z_after_loop"
+    nodes = [helper.make_node("ReduceMean", ["x"], ["brightness"], keepdims=0),
+             const("hang_above", TensorProto.FLOAT, float(hang_above)),
+             helper.make_node("Greater", ["brightness", "hang_above"], ["hang"]),
+             helper.make_node("Cast", ["hang"], ["hang_i"], to=TensorProto.INT64),
+             const("trips_max", TensorProto.INT64, HANG_TRIPS),
+             helper.make_node("Mul", ["hang_i", "trips_max"], ["trips"]),
+             const("loop_zero", TensorProto.FLOAT, 0.0),
+             helper.make_node("Loop", ["trips", "", "loop_zero"], ["loop_out"], body=body),
+             helper.make_node("Add", ["z", "loop_out"], ["z_after_loop"])]
+    index = list(graph.node).index(sigmoid)
+    for offset, node in enumerate(nodes):
+        graph.node.insert(index + offset, node)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    manifest = folded_manifest(f"hang-above-{hang_above:g}", "dark_region_hang", 256, 256)
+    save_manifest(manifest, path)
+    return path
+
+
+@functools.lru_cache(maxsize=None)
+def hanging_onnx(hang_above: float = -1.0) -> Path:
+    """A model that hangs for real above a brightness (see :func:`export_hanging_onnx`), once per session."""
+    return export_hanging_onnx(Path(tempfile.mkdtemp(prefix="sonomap-hang-")), hang_above)
+
+
 @functools.lru_cache(maxsize=None)
 def dark_onnx(nan: bool = False) -> Path:
     """The dark-region model, written once per test session."""
