@@ -7,7 +7,8 @@ state (:class:`edge_runtime.aistate.AiStatus`). Output: a :class:`Row` layout, d
 Layout: ``[RESEARCH USE ONLY | fps | latency | backend][AI STATE detail]``: the HUD text on dark,
 then the badge in its state's colour, the row ending at the ROI's right edge. It sits above the ROI
 when the screen has room there (nothing of the ultrasound is covered), else in the ROI's
-bottom-right corner. The badge is drawn even when the HUD is off: the AI's state is never hidden.
+bottom-right corner. The badge is drawn even when the HUD is off, and on a frame too narrow for both
+the HUD text gives way: the AI's state is never hidden.
 """
 from __future__ import annotations
 
@@ -74,9 +75,14 @@ def layout(frame_w: int, roi: Roi, hud: dict | None, ai: AiStatus | None) -> Row
         (bw, bh), _ = cv2.getTextSize(label or "", FONT, scale, BADGE_THICKNESS)
         hud_w = tw + 2 * ROW_PAD_PX if text else 0
         width = hud_w + (bw + 2 * ROW_PAD_PX if label else 0)
-        if width <= room or scale <= MIN_HUD_SCALE:  # small frames (DICOM cine): shrink to stay whole
+        if width <= room:
             break
-        scale = max(MIN_HUD_SCALE, scale * room / width)
+        if scale > MIN_HUD_SCALE:  # small frames (DICOM cine): shrink to stay whole
+            scale = max(MIN_HUD_SCALE, scale * room / width)
+        elif text is not None and label is not None:
+            text = None  # still too wide: the AI state is what must stay on screen
+        else:
+            break
     height = max(th, bh) + 2 * ROW_PAD_PX + DESCENDER_PX
     x1 = min(roi.x + roi.w, frame_w - MARGIN_PX)
     x0 = max(0, x1 - width)

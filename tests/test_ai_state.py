@@ -1,0 +1,152 @@
+"""The AI state: how it is derived (AiMonitor), how it looks (golden frames of the badge and banner
+in each state, BGR and YUV paths), and what the watchdog does with it (a real notify socket)."""
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_runtime.aistate import AiMonitor, AiStatus, state_banner
+from edge_runtime.frames import Frame
+from edge_runtime.hudrow import AI_BADGE_BGR
+from edge_runtime.manifest import load_manifest
+from edge_runtime.overlay import Overlay
+from edge_runtime.roi import Roi
+from edge_runtime.sdnotify import Notifier
+from edge_runtime.watchdog import ServiceObserver
+from runtime_model import dark_onnx
+from test_replay import GOLDEN, GOLDEN_TOLERANCE
+
+ROI = Roi(60, 50, 400, 280)
+SCREEN = (360, 520)
+STATUSES = {"on": AiStatus("ON", "40 ms"), "loading": AiStatus("LOADING", "building engine"),
+            "stalled": AiStatus("STALLED", "3.2 s"), "error": AiStatus("ERROR"), "off": AiStatus("OFF")}
+
+
+class Clock:
+    def __init__(self):
+        self.t = 100.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_monitor_states_in_order_of_a_run():
+    clock = Clock()
+    ai = AiMonitor(deadline_ms=500, stall_restart_s=5, clock=clock)
+    with ai.loading("building engine"):
+        ai.request_sent()
+        clock.t += 60                                  # an engine build is not a stall
+        assert ai.status().state == "LOADING" and ai.status().detail == "building engine"
+    assert ai.status().state == "LOADING" and ai.stalled_for() == 0
+    clock.t += 0.1
+    ai.answered(True)
+    assert ai.status(mask_age_ms=35).label == "AI ON 35 ms"
+    assert ai.status(fault="AI ERROR: inference fault").state == "ERROR"
+    ai.request_sent()
+    clock.t += 0.4
+    assert ai.status().state == "ON"
+    clock.t += 0.2
+    stalled = ai.status()
+    assert stalled.state == "STALLED" and stalled.detail == "0.6 s" and not stalled.healthy
+    assert ai.status().stalls == 1                     # one episode counts once
+    assert stalled.watchdog_ok and not ai.must_restart()
+    clock.t += 5
+    assert ai.must_restart() and not ai.status().watchdog_ok
+    ai.answered(True)
+    assert ai.status().state == "ON" and ai.stalls == 1
+    ai.enabled = False
+    assert ai.status().state == "OFF" and ai.status().healthy
+
+
+def test_state_banners_say_the_video_is_raw():
+    assert state_banner(STATUSES["on"]) is None
+    for name in ("loading", "stalled", "off"):
+        level, text = state_banner(STATUSES[name])
+        assert text.startswith(f"AI {STATUSES[name].state}") and "raw ultrasound only" in text
+
+
+@pytest.fixture(scope="module")
+def screen(busi_sample):
+    image = cv2.imread(str(busi_sample / "images" / "malignant_002.png"))
+    canvas = np.full((*SCREEN, 3), 12, np.uint8)
+    canvas[ROI.y:ROI.y + ROI.h, ROI.x:ROI.x + ROI.w] = cv2.resize(image, (ROI.w, ROI.h))
+    return canvas
+
+
+def render(screen, ai: AiStatus, hud: bool = True) -> np.ndarray:
+    overlay = Overlay.from_config(load_manifest(dark_onnx()), {"hud": hud})
+    banner = state_banner(ai) or (("error", "AI ERROR: inference fault - raw ultrasound only")
+                                  if ai.state == "ERROR" else None)
+    return overlay.render(screen, ROI, None, hud={"backend": "onnxruntime cpu"}, banners=[banner] if banner else [],
+                          ai=ai)
+
+
+@pytest.mark.parametrize("name", list(STATUSES))
+def test_golden_frame_of_each_ai_state(screen, name):
+    """The badge (and banner) as the user sees it. Regenerate with SONOMAP_REGEN_GOLDEN=1 after an intended change."""
+    rendered = render(screen, STATUSES[name])
+    golden = GOLDEN / f"ai_state_{name}.png"
+    if os.environ.get("SONOMAP_REGEN_GOLDEN"):
+        cv2.imwrite(str(golden), rendered)
+    expected = cv2.imread(str(golden))
+    assert expected is not None, f"missing golden {golden}"
+    diff = np.abs(expected.astype(np.int32) - rendered).sum() / (255.0 * rendered.size)
+    assert diff <= GOLDEN_TOLERANCE, f"{name}: differs from golden by {diff:.4%}"
+    # the badge is in the state's colour, above the ROI: nothing of the ultrasound under it
+    badge = np.all(rendered[:ROI.y] == AI_BADGE_BGR[STATUSES[name].state], axis=2)
+    assert badge.sum() > 500
+    others = [np.all(rendered == bgr, axis=2).sum() for s, bgr in AI_BADGE_BGR.items() if s != STATUSES[name].state]
+    assert max(others) == 0
+
+
+@pytest.mark.parametrize("name", list(STATUSES))
+def test_badge_stays_with_the_hud_off_and_in_the_yuv_path(screen, name):
+    ai = STATUSES[name]
+    bgr = render(screen, ai, hud=False)
+    assert np.all(bgr[:ROI.y] == AI_BADGE_BGR[ai.state], axis=2).sum() > 300
+    overlay = Overlay.from_config(load_manifest(dark_onnx()), {"hud": False})
+    i420 = overlay.render_i420(cv2.cvtColor(screen, cv2.COLOR_BGR2YUV_I420), ROI, None, ai=ai)
+    got = cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
+    close = np.abs(got[:ROI.y].astype(int) - AI_BADGE_BGR[ai.state]).max(axis=2) <= 12
+    assert close.sum() > 300
+
+
+def test_badge_fits_a_small_dicom_frame(screen):
+    small = cv2.resize(screen, (128, 96))
+    roi = Roi(0, 0, 128, 96)
+    overlay = Overlay.from_config(load_manifest(dark_onnx()), {})
+    out = overlay.render(small, roi, None, hud={"fps": 30.0}, ai=STATUSES["stalled"])
+    assert np.all(out == AI_BADGE_BGR["STALLED"], axis=2).sum() > 50    # inside the ROI: no room above
+
+
+def test_watchdog_stops_pinging_once_a_stall_outlasts_the_restart_limit(tmp_path):
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(0.3)
+    observer = ServiceObserver(Notifier({"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000"}))
+    frame = Frame(0, np.zeros((8, 8, 3), np.uint8), time.monotonic())
+
+    def pings(ai: AiStatus) -> int:
+        observer.on_frame(frame, None, frame.image, {"ai": ai.as_dict()})
+        got = []
+        try:
+            while True:
+                got.append(sock.recv(4096).decode())
+        except socket.timeout:
+            return sum("WATCHDOG=1" in m for m in got)
+
+    try:
+        assert pings(AiStatus("ON")) == 1
+        time.sleep(0.01)
+        assert pings(AiStatus("STALLED", "2.0 s")) == 1                 # stalled, but not for long yet
+        time.sleep(0.01)
+        assert pings(AiStatus("STALLED", "31.0 s", watchdog_ok=False)) == 0
+    finally:
+        observer.close()
+        sock.close()
