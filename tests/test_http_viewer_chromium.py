@@ -24,6 +24,9 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage")
 
 
+AI = {"state": "ON", "detail": "40 ms"}   # the AI state the render loop reports (the test changes it)
+
+
 def feed(obs, stop: threading.Event) -> None:
     """A 20 fps render loop: a white square moving over a dark frame."""
     i = 0
@@ -33,7 +36,7 @@ def feed(obs, stop: threading.Event) -> None:
         img[100:160, x:x + 60] = 255
         obs.on_frame(Frame(i, img, time.monotonic() - 0.01),
                      Prediction(np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.float32), 9.0),
-                     img, {"backend": "onnxruntime-cpu"})
+                     img, {"backend": "onnxruntime-cpu", "ai": dict(AI)})
         i += 1
         time.sleep(0.05)
 
@@ -86,6 +89,7 @@ def test_viewer_shows_stream_and_stats(browser):
         assert natural == [320, 240], "MJPEG stream did not render in the <img>"
         assert float(browser.find_element("id", "fps").text) > 5
         assert browser.find_element("id", "health").text == "ok"
+        assert browser.find_element("id", "ai").text == "AI ON 40 ms"
         assert browser.find_element("id", "backend").text == "onnxruntime-cpu"
         assert float(browser.find_element("id", "lat-backend").text) == pytest.approx(9.0)
         # The stream is live: the page keeps updating the frame counter.
@@ -99,11 +103,17 @@ def test_viewer_shows_stream_and_stats(browser):
             "g.drawImage(v,0,0); const d=g.getImageData(0,100,320,60).data; let s=0;"
             "for (let i=0;i<d.length;i+=4) s+=d[i]; return s/(d.length/4);")
         assert 30 + 10 < png_mean < 255  # the white square is in that band, the rest is dark
+        AI.update(state="STALLED", detail="2.5 s")  # the AI hangs, frames flow on: health flips, page says why
+        deadline = time.time() + 5
+        while browser.find_element("id", "health").text == "ok" and time.time() < deadline:
+            time.sleep(0.3)
+        assert browser.find_element("id", "health").text == "AI stalled"
+        assert browser.find_element("id", "ai").text == "AI STALLED 2.5 s"
         stop.set()
         t.join()
         obs.stats.clock = lambda: time.monotonic() + 5  # frames stopped: health flips
         deadline = time.time() + 5
-        while browser.find_element("id", "health").text == "ok" and time.time() < deadline:
+        while browser.find_element("id", "health").text != "no frames" and time.time() < deadline:
             time.sleep(0.3)
         assert browser.find_element("id", "health").text == "no frames"
     finally:

@@ -27,14 +27,22 @@
         .filter(([k]) => k.startsWith("errors")).map(([, v]) => v));
       set("errors", String(errs.reduce((a, b) => a + b, 0)));
       set("banner", s.no_signal ? "NO SIGNAL: waiting for the capture device" : (s.banner || ""));
+      const ai = s.ai || {};
+      const badge = document.getElementById("ai");
+      badge.textContent = ai.state ? "AI " + ai.state + (ai.detail ? " " + ai.detail : "") : "AI ?";
+      badge.className = ai.state || "";
+      const framesFlow = !s.no_signal && typeof s.frame_age_s === "number" && s.frame_age_s < 2;
       const h = document.getElementById("health");
-      h.textContent = s.healthy ? "ok" : "no frames";
+      h.textContent = s.healthy ? "ok" : (framesFlow && ai.state ? "AI " + ai.state.toLowerCase() : "no frames");
       h.className = s.healthy ? "ok" : "bad";
       document.body.dataset.frames = String(s.frames);
     } catch (e) {
       const h = document.getElementById("health");
       h.textContent = "unreachable (" + e.message + ")";
       h.className = "bad";
+      const badge = document.getElementById("ai");
+      badge.textContent = "AI ?";  // never leave a stale "AI ON" up
+      badge.className = "";
     }
   }
   poll();
