@@ -65,6 +65,14 @@ def state_banner(status: AiStatus) -> tuple[str, str] | None:
     return template[0], template[1].format(detail=status.detail or "waiting for the first result")
 
 
+MONITOR_KEYS = ("enabled", "deadline_ms", "stall_restart_s")  # of the config's inference section
+
+
+def backend_settings(inference: dict) -> dict:
+    """The inference settings whose change needs a new backend (not the model path, not the monitor's)."""
+    return {k: v for k, v in inference.items() if k != "model" and k not in MONITOR_KEYS}
+
+
 class AiMonitor:
     """Tracks the one outstanding AI request and the backend's loading; derives :class:`AiStatus`."""
 
@@ -81,6 +89,21 @@ class AiMonitor:
         self._has_result = False
         self._in_stall = False
         self.stalls = 0
+
+    @classmethod
+    def from_config(cls, inference: dict) -> "AiMonitor":
+        return cls(inference["deadline_ms"], inference["stall_restart_s"], inference["enabled"])
+
+    def configure(self, inference: dict) -> None:
+        """Apply a reloaded inference section: deadline, restart limit, on/off."""
+        self.deadline_s, self.stall_restart_s = inference["deadline_ms"] / MS, inference["stall_restart_s"]
+        self.set_enabled(inference["enabled"])
+
+    def set_enabled(self, enabled: bool) -> None:
+        """The operator's AI on/off (window key, config): OFF is raw video with an AI OFF badge."""
+        if enabled != self.enabled:
+            self.enabled = enabled
+            log.warning("AI switched %s by the operator", "on" if enabled else "off")
 
     # --- fed by the schedules and the fail-safe ------------------------------------------
     @contextlib.contextmanager

@@ -18,7 +18,7 @@ import numpy as np
 
 from edge_runtime import config as cfg
 from edge_runtime import yuv
-from edge_runtime.aistate import AiMonitor, AiStatus, state_banner
+from edge_runtime.aistate import AiMonitor, AiStatus, backend_settings, state_banner
 from edge_runtime.backends import backend_from_config
 from edge_runtime.cpus import limit_opencv_threads
 from edge_runtime.errors import ConfigError
@@ -36,8 +36,6 @@ from edge_runtime.stats import Stats
 log = logging.getLogger("sonomap.pipeline")
 DEFAULT_FPS = 30.0
 _NOW = object()  # stage_overlay: take the fail-safe banner / smoothed mask from the current state
-# inference keys the AI monitor applies on a reload; changing them does not re-create the backend
-MONITOR_KEYS = ("enabled", "deadline_ms", "stall_restart_s")
 
 
 class Pipeline:
@@ -54,7 +52,7 @@ class Pipeline:
         self.manifest = backend.manifest if backend is not None else load_manifest(self.model_path)
         self.overlay = Overlay.from_config(self.manifest, self._overlay_config())
         inf = config["inference"]
-        self.ai = AiMonitor(inf["deadline_ms"], inf["stall_restart_s"], inf["enabled"])
+        self.ai = AiMonitor.from_config(inf)
         self.guard = GuardedInference(self._make_backend, self._stats, inf["retry_after_s"], inf["retry_max_s"],
                                       inf["reload_after_errors"], backend=backend, monitor=self.ai)
         # True: the live schedule even for a file (`sonomap live clip.mp4`); None: by the source
@@ -99,9 +97,7 @@ class Pipeline:
 
     def is_live(self) -> bool:
         """Whether this run uses the live schedule (newest frame wins, recorders drop rather than wait)."""
-        if self.live_schedule is not None:
-            return self.live_schedule
-        return bool(getattr(self.source, "live", False))
+        return bool(getattr(self.source, "live", False) if self.live_schedule is None else self.live_schedule)
 
     def open_sinks(self, fps: float) -> None:
         s = self.config["sinks"]
@@ -149,12 +145,6 @@ class Pipeline:
     def ai_status(self, mask_age_ms: float | None = None) -> AiStatus:
         """The AI's state now (``mask_age_ms``: age of the mask drawn on the frame, if any)."""
         return self.ai.status(self.guard.fault, mask_age_ms)
-
-    def set_ai_enabled(self, enabled: bool) -> None:
-        """Operator's AI on/off (window key, config reload): OFF shows raw video with an AI OFF badge."""
-        if enabled != self.ai.enabled:
-            self.ai.enabled = enabled
-            log.warning("AI switched %s by the operator", "on" if enabled else "off")
 
     def stage_overlay(self, frame: Frame, prediction: Prediction | None, fade: float = 1.0,
                       extra_banners: list | None = None, mask_age_ms: float | None = None,
@@ -225,7 +215,7 @@ class Pipeline:
             if self.window.quit_requested:
                 self.stop()
             if self.window.take_ai_toggle():
-                self.set_ai_enabled(not self.ai.enabled)
+                self.ai.set_enabled(not self.ai.enabled)
         snapshot = None
         for observer in self.observers:
             try:
@@ -280,11 +270,8 @@ class Pipeline:
         old_inference = self.config["inference"]
         self.config, self.overlay = new, overlay
         self._roi_shape = None  # re-detect on the next frame; keep self.roi for the live display thread
-        inf = new["inference"]
-        self.ai.deadline_s, self.ai.stall_restart_s = inf["deadline_ms"] / 1000.0, inf["stall_restart_s"]
-        self.set_ai_enabled(inf["enabled"])
-        if {k: v for k, v in inf.items() if k != "model" and k not in MONITOR_KEYS} != \
-                {k: v for k, v in old_inference.items() if k != "model" and k not in MONITOR_KEYS}:
+        self.ai.configure(new["inference"])
+        if backend_settings(new["inference"]) != backend_settings(old_inference):
             self.guard.replace_backend(self._make_backend)
         log.warning("config reloaded from %s", self.config_path)
 

@@ -11,10 +11,13 @@ import numpy as np
 import pytest
 
 from edge_runtime.aistate import AiMonitor, AiStatus, state_banner
-from edge_runtime.frames import Frame
+from edge_runtime.backends.onnxruntime import OnnxRuntimeBackend
+from edge_runtime.config import build_config
+from edge_runtime.frames import Frame, Observer
 from edge_runtime.hudrow import AI_BADGE_BGR
 from edge_runtime.manifest import load_manifest
 from edge_runtime.overlay import Overlay
+from edge_runtime.pipeline import Pipeline
 from edge_runtime.roi import Roi
 from edge_runtime.sdnotify import Notifier
 from edge_runtime.watchdog import ServiceObserver
@@ -150,3 +153,40 @@ def test_watchdog_stops_pinging_once_a_stall_outlasts_the_restart_limit(tmp_path
     finally:
         observer.close()
         sock.close()
+
+
+class SlowToPrepare(OnnxRuntimeBackend):
+    """The real ONNX Runtime backend whose one-off preparation blocks for a while, as a TensorRT
+    engine build does on the inference thread."""
+
+    prepare_label = "building engine"
+
+    def prepare(self):
+        time.sleep(PREPARE_S)
+
+
+PREPARE_S = 1.5
+
+
+class States(Observer):
+    def __init__(self):
+        self.seen: list[tuple[float, str, str]] = []
+
+    def on_frame(self, frame, prediction, rendered, stats):
+        self.seen.append((time.monotonic(), stats["ai"]["state"], stats["ai"]["detail"]))
+
+    def close(self):
+        pass
+
+
+def test_engine_build_shows_loading_not_stalled_and_video_flows():
+    model = dark_onnx()
+    config = build_config({"source": {"input": "synthetic", "fps": 30, "width": 320, "height": 240},
+                           "inference": {"model": str(model), "deadline_ms": 300}, "live": {"duration_s": 3.5}})
+    states = States()
+    summary = Pipeline(config, observers=[states], backend=SlowToPrepare(model, load_manifest(model), device="cpu")).run()
+    names = [s for _, s, _ in states.seen]
+    assert "STALLED" not in names and summary["inference_stalls"] == 0   # a build is not a stall
+    building = [t for t, s, d in states.seen if s == "LOADING" and d == "building engine"]
+    assert building and building[-1] - building[0] > PREPARE_S - 0.5       # frames flowed during the build
+    assert names[-1] == "ON" and names.index("ON") >= len(building)
