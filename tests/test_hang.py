@@ -157,6 +157,10 @@ def test_hang_from_the_first_frame_shows_stalled_and_sigterm_is_quick(tmp_path, 
     assert live.proc.returncode == 0, err[-2000:]
     assert exit_s < timeout_stop_s() / 2, f"SIGTERM took {exit_s:.1f} s"
     assert "inference stalled" in err and "still stuck" in err
+    waited = float(re.search(r"inference stalled: no result for ([\d.]+) s", err).group(1))
+    assert DEADLINE_MS / 1000 <= waited <= DEADLINE_MS / 1000 + 0.3, waited
+    print(f"[measured] live {mode}, hang from the first frame: hang->STALLED {waited:.2f} s "
+          f"(deadline {DEADLINE_MS} ms), SIGTERM exit {exit_s:.2f} s")
     frames = decode(live.record)                      # finalised: it decodes to the end
     summary = json.loads(live.summary.read_text())
     states = [badge_state(f, summary["roi"]) for f in frames]
@@ -164,8 +168,10 @@ def test_hang_from_the_first_frame_shows_stalled_and_sigterm_is_quick(tmp_path, 
     assert set(states) <= {"LOADING", "STALLED"} and states[0] == "LOADING"
     first_stall = states.index("STALLED")
     assert all(s == "STALLED" for s in states[first_stall:]) and len(states) - first_stall >= 10
-    # ~3.5 s at 30 fps were rendered (the live recorder may drop some on a busy machine, and counts them)
-    assert summary["frames"] >= 45 and len(frames) + summary["sink_drops"] >= summary["frames"] - 2
+    # ~2.5 s were rendered (fewer than 30 fps on a loaded 2-core machine where the hung model spins one
+    # core); the live recorder may drop frames, and counts each one
+    assert summary["frames"] >= 20 and len(frames) + summary["sink_drops"] >= summary["frames"] - 2, \
+        (summary["frames"], len(frames), summary["sink_drops"])
     assert summary["inference_stalls"] == 1 and summary["inferred"] == 0
 
 
@@ -198,6 +204,8 @@ def test_file_through_live_keeps_rendering_when_the_model_hangs_after_its_first_
     # hang -> STALLED on screen: the deadline plus at most a few frames (the log gives the wait at that frame)
     waited = float(re.search(r"inference stalled: no result for ([\d.]+) s", err).group(1))
     assert DEADLINE_MS / 1000 <= waited <= DEADLINE_MS / 1000 + 0.3, waited
+    print(f"[measured] live {mode}, file, hang after first results: hang->STALLED {waited:.2f} s "
+          f"(deadline {DEADLINE_MS} ms), SIGTERM exit {exit_s:.2f} s")
 
 
 def test_long_stall_ends_the_process_non_zero_for_systemd_with_status_and_recording(tmp_path):
