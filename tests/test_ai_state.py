@@ -49,7 +49,8 @@ def test_monitor_states_in_order_of_a_run():
     clock.t += 0.1
     ai.answered(True)
     assert ai.status(mask_age_ms=35).label == "AI ON 35 ms"
-    assert ai.status(fault="AI ERROR: inference fault").state == "ERROR"
+    error = ai.status(fault="AI ERROR: inference fault")
+    assert error.state == "ERROR" and not error.healthy
     ai.request_sent()
     clock.t += 0.4
     assert ai.status().state == "ON"
