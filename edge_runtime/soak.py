@@ -28,6 +28,7 @@ SECONDS_PER_MINUTE = 60.0
 WARMUP_FRACTION = 0.2      # ignore the first 20% (allocator pools, caches and stat windows fill)
 WINDOW_FRACTION = 0.1      # compare the median of the first and last 10% after warm-up
 DEFAULT_MAX_GROWTH = 0.02
+JOIN_MARGIN_S = 5.0
 CLIP_FRAMES, CLIP_FPS = 90, 30
 CLIP_SIZE = (640, 480)
 
@@ -80,7 +81,7 @@ def run_soak(minutes: float, clip: str | None = None, model: str | None = None, 
         thread = threading.Thread(target=sampler, name="soak-sampler", daemon=True)
         thread.start()
         summary = pipeline.run()
-        thread.join()
+        thread.join(timeout=sample_s + JOIN_MARGIN_S)  # it wakes every sample_s and sees the stop
     report = {"minutes": minutes, "frames": summary["frames"], "fps": summary["fps"],
               "errors": summary["errors"], "sink_errors": summary["sink_errors"],
               "backend": summary["backend"].get("backend"), "samples": len(samples),

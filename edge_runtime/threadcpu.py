@@ -18,6 +18,7 @@ import threading
 import time
 
 SAMPLE_S = 0.05
+JOIN_S = 5.0             # the sampler wakes every SAMPLE_S; never wait longer than this for it
 MS = 1000.0
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 UTIME_FIELD, STIME_FIELD = 11, 12  # after the ")" that closes the command name in /proc/.../stat
@@ -71,7 +72,7 @@ class ThreadCpu:
     def stop(self) -> None:
         self._done.set()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(timeout=JOIN_S)
         self._sample()
         self._process_s += time.process_time()
 
