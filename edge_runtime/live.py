@@ -69,12 +69,14 @@ def _capture(pipeline, slot: LatestSlot) -> None:
     error = None
     source = pipeline.source
     paced = not getattr(source, "live", False)  # a file: play it at its own rate, like a capture card
-    start = None
+    start, last_index = None, -1
     try:
         for frame in source:
             if paced:
                 fps = float(getattr(source, "fps", 0) or pipeline.config["source"]["fps"] or DEFAULT_FPS)
-                start = start if start is not None else time.monotonic() - frame.index / fps
+                if start is None or frame.index <= last_index:  # first frame, or a looping file restarted
+                    start = time.monotonic() - frame.index / fps
+                last_index = frame.index
                 delay = start + frame.index / fps - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
