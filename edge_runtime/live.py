@@ -94,13 +94,13 @@ def _infer(pipeline, requests: LatestSlot, results: LatestSlot) -> None:
     pipeline.guard.prepare()  # TensorRT: context and engine on this thread, shown as AI LOADING
     while not pipeline.stopping:
         seq, frame = requests.wait_newer(seq, WAIT_S)
-        if frame is None:
-            if requests.closed:
-                break
-            continue
+        if frame is None and requests.closed:
+            break
         prediction = None
         try:
-            pipeline.apply_reload()
+            pipeline.apply_reload()  # also while idle: with the AI off no frame comes to switch it back on
+            if frame is None:
+                continue
             roi = pipeline.ensure_roi(frame)  # re-detects the ROI after a reload or a size change
             gray = pipeline.stage_roi(frame)
             t0 = time.perf_counter()

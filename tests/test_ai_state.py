@@ -191,3 +191,29 @@ def test_engine_build_shows_loading_not_stalled_and_video_flows():
     building = [t for t, s, d in states.seen if s == "LOADING" and d == "building engine"]
     assert building and building[-1] - building[0] > PREPARE_S - 0.5       # frames flowed during the build
     assert names[-1] == "ON" and names.index("ON") >= len(building)
+
+
+def test_operator_switches_the_ai_off_and_on_by_config_reload(tmp_path):
+    """SIGHUP's path (request_reload): ``inference.enabled`` off, then on again while nothing is inferred."""
+    import threading
+
+    import yaml
+
+    path = tmp_path / "config.yaml"
+    data = {"source": {"input": "synthetic", "fps": 30, "width": 320, "height": 240},
+            "inference": {"model": str(dark_onnx()), "enabled": False}, "live": {"duration_s": 3.0}}
+    path.write_text(yaml.safe_dump(data))
+    states = States()
+    pipeline = Pipeline(build_config(data), observers=[states], config_path=path)
+
+    def switch_on():
+        data["inference"]["enabled"] = True
+        path.write_text(yaml.safe_dump(data))
+        pipeline.request_reload()
+
+    threading.Timer(1.2, switch_on).start()
+    summary = pipeline.run()
+    names = [s for _, s, _ in states.seen]
+    first_on = names.index("ON")
+    assert set(names[:10]) == {"OFF"} and names[-1] == "ON" and "OFF" not in names[first_on:]
+    assert summary["inferred"] > 0
