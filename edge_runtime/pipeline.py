@@ -21,7 +21,7 @@ from edge_runtime import yuv
 from edge_runtime.aistate import AiMonitor, AiStatus, backend_settings, state_banner
 from edge_runtime.backends import backend_from_config
 from edge_runtime.cpus import limit_opencv_threads
-from edge_runtime.errors import ConfigError
+from edge_runtime.errors import ConfigError, InferenceStalled
 from edge_runtime.failsafe import GuardedInference
 from edge_runtime.frames import Frame, Observer, Prediction
 from edge_runtime.manifest import load_manifest
@@ -292,9 +292,11 @@ class Pipeline:
 
     # --- schedules -----------------------------------------------------------------
     def run(self) -> dict:
-        """Run until the source ends, ``stop()`` or max_frames; returns the summary."""
+        """Run until the source ends, ``stop()`` or max_frames; returns the summary (also written when a
+        long AI stall ends the run, before InferenceStalled goes on up)."""
         source = self.open_source()
         limit_opencv_threads()
+        stalled = None
         try:
             if self.is_live():
                 from edge_runtime.live import run_live
@@ -304,14 +306,18 @@ class Pipeline:
                 from edge_runtime.replay import run_replay
 
                 run_replay(self, source)
+        except InferenceStalled as exc:
+            stalled = exc
         finally:
             self.close()
         summary = self.stats()
         self._stats.state = "stopped"
-        summary["state"] = "stopped"
+        summary["state"] = "stopped" if stalled is None else "stalled"
         summary["outputs"] = dict(self.outputs)  # the files written, strftime fields and suffixes resolved
         path = self.config["sinks"]["summary"]
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_text(json.dumps(summary, indent=2))
+        if stalled is not None:
+            raise stalled
         return summary

@@ -30,7 +30,6 @@ REPO = Path(__file__).resolve().parents[1]
 UNIT = REPO / "systemd" / "sonomap.service"
 SCREEN = (640, 360)
 ROI = [120, 60, 400, 280]       # of the test clip: room above it, where the HUD row with the badge sits
-SYNTHETIC_ROI = [121, 51, 400, 280]  # what ROI detection finds on the synthetic 640x360 screen
 BADGE_TOLERANCE = 45            # per channel, after H.264; below what any grey pixel could match
 BADGE_MIN_PIXELS = 100         # a badge is ~100 x 26 px; its text and anti-aliased edges take part of it
 DEADLINE_MS = 700             # above live.stale_ms (500), how long strict mode waits for a frame's own mask
@@ -259,8 +258,9 @@ def test_long_stall_ends_the_process_non_zero_for_systemd_with_status_and_record
     assert statuses, messages
     stall_at = messages.index(statuses[0])
     assert any("WATCHDOG=1" in m for m in messages[stall_at:])   # video still alive during the stall
-    # finalised before the exit (no summary on this path: the ROI of the synthetic screen is known)
-    states = [badge_state(f, SYNTHETIC_ROI) for f in decode(live.record)]
+    summary = json.loads(live.summary.read_text())                 # written before the exit too
+    assert summary["state"] == "stalled" and summary["inference_stalls"] == 1
+    states = [badge_state(f, summary["roi"]) for f in decode(live.record)]  # finalised before the exit
     assert None not in states and states[-1] == "STALLED" and len(states) > 20
 
 
