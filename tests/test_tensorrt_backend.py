@@ -195,3 +195,17 @@ def test_rejected_optimisation_profile_fails_the_build(tiny_onnx, tmp_path):
     trt = builder_module(config=FakeBuilderConfig(profile_index=-1))
     with pytest.raises(build.EngineBuildError, match="rejected the optimisation profile"):
         _build(trt, tiny_onnx, None)
+
+
+def test_prepare_makes_the_engine_on_the_owner_thread_before_the_first_frame(gpu, tiny_onnx, tmp_path):
+    """The runtime calls prepare() first (shown as AI LOADING: building engine), so the first frame
+    only runs the engine; infer() then uses the same context."""
+    cuda, _ = gpu
+    backend = _backend(tiny_onnx, tmp_path)
+    assert backend.prepare_label == "building engine"
+    _in_thread(backend.prepare)
+    (ctx,) = cuda.contexts
+    backend.prepare()                                     # a second call builds nothing
+    assert backend.infer(FRAME).mask.shape == FRAME.shape and cuda.contexts == [ctx]
+    backend.close()
+    assert ctx.destroyed and cuda.threads == {ctx.owner}
