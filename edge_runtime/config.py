@@ -57,6 +57,10 @@ def build_config(data: dict | None = None, origin: str = "<config>") -> dict:
     for section, values in data.items():
         config[section].update(_check(section, values))
     check_values(config, origin)  # value types/ranges (edge_runtime/config_schema.py)
+    inference = config["inference"]
+    if inference["stall_restart_s"] is not None and inference["stall_restart_s"] * 1000 <= inference["deadline_ms"]:
+        raise ConfigError(f"{origin}: config key 'inference.stall_restart_s' ({inference['stall_restart_s']} s) must "
+                          f"be longer than inference.deadline_ms ({inference['deadline_ms']} ms)")
     if config["live"]["mode"] not in LIVE_MODES:
         raise ConfigError(f"{origin}: live.mode must be one of {LIVE_MODES}, got {config['live']['mode']!r}")
     return config

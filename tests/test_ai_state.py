@@ -217,3 +217,11 @@ def test_operator_switches_the_ai_off_and_on_by_config_reload(tmp_path):
     first_on = names.index("ON")
     assert set(names[:10]) == {"OFF"} and names[-1] == "ON" and "OFF" not in names[first_on:]
     assert summary["inferred"] > 0
+
+
+def test_restart_limit_shorter_than_the_deadline_is_a_config_error():
+    from edge_runtime.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="'inference.stall_restart_s' .* longer than inference.deadline_ms"):
+        build_config({"inference": {"deadline_ms": 2000, "stall_restart_s": 1}})
+    assert build_config({"inference": {"stall_restart_s": None}})["inference"]["stall_restart_s"] is None
