@@ -16,7 +16,11 @@ def _simulate(args) -> int:
     from registration.simulate import SimParams, simulate_cases
     if not args.wsi_mpp > 0:
         raise SonomapError(f"--wsi-mpp {args.wsi_mpp}: must be > 0")
-    params = SimParams(core=CoreParams(mpp=args.wsi_mpp))
+    lab = None
+    if args.lab:
+        from registration.sim_lab import LabParams
+        lab = LabParams()
+    params = SimParams(core=CoreParams(mpp=args.wsi_mpp, lab=lab))
     summary = simulate_cases(args.images, args.masks, args.out, args.n, args.seed, params)
     print(f"simulated {len(summary['cases'])} case(s) in {summary['out']}"
           + (f"; skipped {len(summary['skipped'])} image(s) with no fitting tract" if summary["skipped"] else ""))
@@ -56,7 +60,7 @@ def _register_batch(args) -> int:
 
 def _bench(args) -> int:
     from registration.bench import run_bench
-    run_bench(args.images, args.masks, args.n, args.seed, args.work, timing=not args.no_timing)
+    run_bench(args.images, args.masks, args.n, args.seed, args.work, timing=not args.no_timing, lab=args.lab)
     return 0
 
 
@@ -84,6 +88,10 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--wsi-mpp", type=float, default=4.0,
                    help="microns per level-0 pixel of the simulated slides (default 4; larger = smaller files)")
+    p.add_argument("--lab", action="store_true",
+                   help="add what a pathology lab does to a core: non-uniform shrinkage, end loss, frayed ends, "
+                        "fat, stubby fragments, pen marks, dust, bubbles, serial sections, wider bends, "
+                        "hand-drawn annotations (docs/registration.md lists the ranges)")
     p.set_defaults(func=_simulate)
 
     p = sub.add_parser(
@@ -124,6 +132,9 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--work", default=None, help="keep the simulated cases here (default: a temp folder)")
     p.add_argument("--no-timing", action="store_true", help="skip the 40k x 3k WSI timing case")
+    p.add_argument("--lab", action="store_true",
+                   help="simulate with every lab phenomenon (simulate-biopsy --lab) and print the lab targets, "
+                        "the linear-mapping floor and the per-phenomenon breakdown")
     p.set_defaults(func=_bench)
 
     p = sub.add_parser(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -33,6 +33,7 @@ class SlideLayout:
     mpp: float                 # µm per level-0 pixel
     tissue: list               # polygons: [N, 2] float arrays (x, y) level-0 px
     cancer: list               # polygons with optional holes: [exterior, hole, ...]
+    extras: dict = field(default_factory=dict)  # lab artefacts (sim_core/sim_artifacts); empty = clean
 
 
 def _fill(mask: np.ndarray, rings: list, scale: float, x0: float, y0: float, value: int) -> None:
@@ -72,6 +73,9 @@ def render_tile(layout: SlideLayout, scale: float, x0: int, y0: int, w: int, h: 
                 img[seeds] = NUCLEUS
             else:  # nuclei smaller than a pixel just darken it
                 img[seeds] = 0.5 * img[seeds] + 0.5 * NUCLEUS
+    if layout.extras:
+        from registration.sim_artifacts import render_extras  # only slides with lab artefacts need it
+        render_extras(img, tissue > 0, layout.extras, scale, x0, y0, layout.mpp / scale, GLASS)
     img += rng.normal(0.0, 4.0, (h, w, 1)).astype(np.float32)
     return np.clip(img, 0, 255).astype(np.uint8)
 
@@ -105,11 +109,20 @@ def write_pyramid(layout: SlideLayout, path: Path, seed: int = 0) -> list[tuple[
     return shapes
 
 
-def write_geojson(layout: SlideLayout, path: Path, class_name: str = "Tumor", seed: int = 0) -> None:
-    """QuPath FeatureCollection: one annotation per cancer polygon, level-0 pixel coordinates."""
+def write_geojson(layout: SlideLayout, path: Path, class_name: str = "Tumor", seed: int = 0,
+                  habits=None) -> None:
+    """QuPath FeatureCollection: one annotation per cancer polygon, level-0 pixel coordinates.
+
+    ``habits`` (sim_lab.LabParams) draws them as a pathologist does: simplified, slightly
+    inside or outside, class names in any case, Normal regions alongside."""
     rnd = np.random.default_rng(seed)
     feats = []
-    for poly in layout.cancer:
+    cancer = layout.extras.get("annotated_cancer", layout.cancer)
+    if habits is not None:
+        from registration.sim_annot import hand_drawn  # only the lab simulation draws by hand
+        cancer, class_name, normal = hand_drawn(cancer, layout, habits, rnd)
+        feats += normal
+    for poly in cancer:
         rings = [[[round(float(x), 2), round(float(y), 2)] for x, y in r] + [[round(float(r[0][0]), 2),
                   round(float(r[0][1]), 2)]] for r in poly]
         feats.append({"type": "Feature", "id": str(uuid.UUID(bytes=rnd.bytes(16), version=4)),
@@ -129,7 +142,7 @@ def write_geojson(layout: SlideLayout, path: Path, class_name: str = "Tumor", se
 def write_asap_xml(layout: SlideLayout, path: Path, group: str = "Tumor") -> None:
     """The same cancer polygons as ASAP XML (CAMELYON style): holes become exclusion group _2."""
     lines = ['<?xml version="1.0"?>', "<ASAP_Annotations>", "  <Annotations>"]
-    for i, poly in enumerate(layout.cancer):
+    for i, poly in enumerate(layout.extras.get("annotated_cancer", layout.cancer)):
         lines.append(f'    <Annotation Name="Annotation {i}" Type="Polygon" PartOfGroup="{group}" Color="#F4FA58">')
         lines.append("      <Coordinates>")
         lines += [f'        <Coordinate Order="{j}" X="{x:.2f}" Y="{y:.2f}" />' for j, (x, y) in enumerate(poly[0])]

@@ -124,6 +124,15 @@ def _pt(p) -> list:
     return [round(float(p[0]), 3), round(float(p[1]), 3)]
 
 
+def _length_keys(geo: dict, core_truth: dict, rng, p: SimParams) -> dict:
+    """What the lab recorded about the core's length: its shrinkage, or (lab simulation) often only
+    the fresh length measured at grossing (the notch less the tissue lost at the ends)."""
+    lab = p.core.lab
+    if lab is not None and rng.random() < lab.fresh_length_p:
+        return {"fresh_length_mm": round(geo["notch_mm"] - sum(core_truth["end_loss_mm"]), 1)}
+    return {"shrinkage": round(core_truth["shrinkage"], 4)}
+
+
 def simulate_case(stem: str, image: Path, mask: Path, case_dir: Path, rng: np.random.Generator,
                   p: SimParams, case_id: str) -> dict:
     gray = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE)
@@ -146,7 +155,7 @@ def simulate_case(stem: str, image: Path, mask: Path, case_dir: Path, rng: np.ra
     write_png(case_dir / "us_prefire.png", gray)  # same probe position, no needle: the dataset frame
     write_png(case_dir / "truth.png", truth)
     write_pyramid(layout, case_dir / "core.ome.tif", seed=int(rng.integers(1 << 30)))
-    write_geojson(layout, case_dir / "core.geojson", seed=int(rng.integers(1 << 30)))
+    write_geojson(layout, case_dir / "core.geojson", seed=int(rng.integers(1 << 30)), habits=p.core.lab)
     write_asap_xml(layout, case_dir / "core.xml")
     case = {
         "id": case_id, "patient_id": stem,
@@ -156,8 +165,10 @@ def simulate_case(stem: str, image: Path, mask: Path, case_dir: Path, rng: np.ra
                    "notch_mm": round(geo["notch_mm"], 3), "tip_offset_mm": geo["tip_offset_mm"]},
         "tract": {"start": _pt(tract.start), "end": _pt(tract.end), "width_mm": tract.width_mm},
         "pathology": {"wsi": "core.ome.tif", "annotations": "core.geojson", "cancer_classes": ["Tumor"],
-                      "tip_end": core_truth["tip_end"], "shrinkage": round(core_truth["shrinkage"], 4)},
+                      "tip_end": core_truth["tip_end"], **_length_keys(geo, core_truth, rng, p)},
     }
+    if core_truth.get("roi"):
+        case["pathology"]["roi"] = core_truth["roi"]
     write_text(case_dir / "case.yaml", yaml.safe_dump(case, sort_keys=False))
     truth_info = {"case_id": case_id, "image_id": stem, "mm_per_pixel": mmpp, "angle_deg": geo["angle_deg"],
                   "tip": _pt(geo["tip"]), "entry": _pt(geo["entry"]), "shaft": _pt(geo["shaft"]),
