@@ -27,7 +27,8 @@ US_KEYS = {"image", "mm_per_pixel", "frame", "dataset_image", "dataset_frame"}
 NEEDLE_KEYS = {"tip", "shaft", "gauge", "notch_mm", "tip_offset_mm", "width_mm"}
 TRACT_KEYS = {"start", "end", "width_mm"}
 PATH_KEYS = {"wsi", "roi", "mpp", "annotations", "annotation_mpp", "cancer_classes", "ignore_classes",
-             "exclude_classes", "tip_end", "shrinkage", "fresh_length_mm", "flip_across", "reader"}
+             "exclude_classes", "tip_end", "shrinkage", "fresh_length_mm", "flip_across", "reader",
+             "fragments"}
 SLIDE_READERS = ("auto", "tifffile", "openslide")
 MIN_SHRINKAGE, MAX_SHRINKAGE = 0.3, 1.2  # outside this a "shrinkage" is a unit mistake
 
@@ -68,6 +69,7 @@ class PathologySpec:
     flip_across: bool = False
     roi: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1 level-0 px: one section
     reader: str = "auto"   # slide reader: auto (the one that opens the file), tifffile or openslide
+    fragments: int | None = None     # pieces the lab counted (quality score), None = not recorded
 
 
 @dataclass
@@ -193,6 +195,14 @@ def _roi(val, where: str) -> tuple[float, float, float, float] | None:
     return tuple(float(v) for v in val)
 
 
+def _count(val, where: str) -> int | None:
+    if val is None:
+        return None
+    if isinstance(val, bool) or not isinstance(val, int) or val < 1:
+        raise ConfigError(f"{where} must be a whole number >= 1, got {val!r}")
+    return val
+
+
 def _pathology(p: dict, base: Path, where: str) -> PathologySpec:
     for key in ("wsi", "annotations"):
         if key not in p:
@@ -223,7 +233,8 @@ def _pathology(p: dict, base: Path, where: str) -> PathologySpec:
         exclude_classes=_names(p.get("exclude_classes"), DEFAULT_EXCLUDE_CLASSES,
                                f"{where}: pathology.exclude_classes"),
         tip_end=tip_end, shrinkage=shrink, fresh_length_mm=fresh, flip_across=flip,
-        roi=_roi(p.get("roi"), f"{where}: pathology.roi"), reader=reader)
+        roi=_roi(p.get("roi"), f"{where}: pathology.roi"), reader=reader,
+        fragments=_count(p.get("fragments"), f"{where}: pathology.fragments"))
 
 
 def load_case(path: str | Path) -> CaseSpec:

@@ -111,12 +111,16 @@ def _centre(mask: np.ndarray, pts: np.ndarray, half_width: float) -> np.ndarray:
     return pts + shift[:, None] * n
 
 
-def _straight_axis(mask: np.ndarray) -> np.ndarray:
-    """Principal axis through the centroid, from border to border (for short, stubby fragments)."""
+def _straight_axis(mask: np.ndarray, direction=None) -> np.ndarray:
+    """Straight axis through the centroid, from border to border (for short, stubby fragments):
+    along ``direction`` when given (the core's direction there), else the principal axis."""
     ys, xs = np.nonzero(mask)
     c = np.array([xs.mean(), ys.mean()])
     pts = np.stack([xs, ys], 1) - c
-    v = np.linalg.svd(pts, full_matrices=False)[2][0]
+    if direction is not None:
+        v = np.asarray(direction, float) / (np.linalg.norm(direction) + 1e-12)
+    else:
+        v = np.linalg.svd(pts, full_matrices=False)[2][0]
     ends = []
     for sign in (-1.0, 1.0):
         t = 0.0
@@ -126,9 +130,14 @@ def _straight_axis(mask: np.ndarray) -> np.ndarray:
     return _resample(np.array(ends), 1.0)
 
 
-def medial_axis(mask: np.ndarray) -> np.ndarray:
-    """Ordered medial-axis polyline (x, y), one point per pixel of arc length, end cap to end cap."""
+def medial_axis(mask: np.ndarray, direction=None) -> np.ndarray:
+    """Ordered medial-axis polyline (x, y), one point per pixel of arc length, end cap to end cap.
+
+    ``direction`` (x, y): the core's direction near a stubby piece, used instead of its own
+    principal axis (a piece about as long as wide has no reliable axis of its own)."""
     mask = mask.astype(bool)
+    if direction is not None:
+        return _straight_axis(mask, direction)
     dt_fine = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
     half_width = max(float(dt_fine.max()), 1.0)
     f = max(1.0, half_width / COARSE_HALF_WIDTH_PX)

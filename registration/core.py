@@ -11,15 +11,13 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy.ndimage import binary_fill_holes
 
 from edge_runtime.errors import InputError
 from registration.centerline import medial_axis
+from registration.tissue import tissue_masks
 
 MIN_FRAGMENT_AREA_UM2 = 40_000.0  # ~0.2 x 0.2 mm: smaller specks are dust or debris
-MIN_SATURATION = 18               # H&E tissue is clearly coloured; glass is near-grey
-MAX_BACKGROUND_VALUE = 215        # darker than this is tissue even if grey (e.g. pen-free scans)
-CLEAN_RADIUS_UM = 24.0
+STUBBY_ASPECT = 2.0               # length/width below which a piece takes the core's direction
 STRIP_MARGIN = 1.3                # strip half-width in units of the fragment's max half-width
 CROP_MARGIN_PX = 4
 
@@ -38,16 +36,8 @@ class Fragment:
 
 
 def tissue_mask(rgb: np.ndarray, mpp: float) -> np.ndarray:
-    """Tissue vs glass: coloured or dark pixels, cleaned and hole-filled."""
-    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
-    sat, val = hsv[..., 1], hsv[..., 2]
-    thr = max(MIN_SATURATION, cv2.threshold(sat, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)[0] * 0.5)
-    mask = ((sat > thr) | (val < MAX_BACKGROUND_VALUE)).astype(np.uint8)
-    r = max(1, int(round(CLEAN_RADIUS_UM / mpp)))
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, k)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, k)
-    return binary_fill_holes(mask > 0)
+    """Tissue vs glass, ink and debris (tissue.tissue_masks), hole-filled."""
+    return tissue_masks(rgb, mpp).tissue
 
 
 def _straighten(comp: np.ndarray, cancer: np.ndarray, rgb: np.ndarray, line: np.ndarray):
@@ -82,12 +72,49 @@ def _straighten(comp: np.ndarray, cancer: np.ndarray, rgb: np.ndarray, line: np.
     return label, strip_rgb, lo, hi, length
 
 
+def _stub_direction(comp_line: np.ndarray, lines: dict, stubby: set, i: int, cents) -> np.ndarray | None:
+    """The core's direction at a stubby piece: the end tangent of the nearest longer fragment,
+    else the line through the other pieces' centroids; None when the piece is alone."""
+    c = np.asarray(cents[i], float)
+    best, best_d = None, np.inf
+    for j, line in lines.items():
+        if j == i or j in stubby or len(line) < 3:
+            continue
+        for end, inner in ((line[0], line[min(5, len(line) - 1)]), (line[-1], line[max(len(line) - 6, 0)])):
+            d = float(np.hypot(*(end - c)))
+            if d < best_d:
+                best, best_d = end - inner, d
+    if best is not None:
+        return best
+    others = np.array([cents[j] for j in lines if j != i], float)
+    if len(others) == 0:
+        return None
+    pts = np.vstack([others, c[None]])
+    return np.linalg.svd(pts - pts.mean(0), full_matrices=False)[2][0]
+
+
 def find_fragments(rgb: np.ndarray, mpp: float, cancer: np.ndarray, where: str,
-                   warnings: list) -> list[Fragment]:
-    """Tissue fragments of the core, each straightened; raises if no tissue is found."""
-    tissue = tissue_mask(rgb, mpp)
+                   warnings: list, tissue: np.ndarray | None = None) -> list[Fragment]:
+    """Tissue fragments of the core, each straightened; raises if no tissue is found.
+
+    ``tissue``: the tissue mask when the caller already has it (tissue.tissue_masks)."""
+    if tissue is None:
+        tissue = tissue_mask(rgb, mpp)
     n, lab, stats, cents = cv2.connectedComponentsWithStats(tissue.astype(np.uint8), connectivity=8)
     min_px = MIN_FRAGMENT_AREA_UM2 / (mpp * mpp)
+    kept = {}
+    for i in range(1, n):
+        x, y, w, h, area = stats[i]
+        if area >= min_px:
+            x0, y0 = max(x - CROP_MARGIN_PX, 0), max(y - CROP_MARGIN_PX, 0)
+            comp = lab[y0:min(y + h + CROP_MARGIN_PX, rgb.shape[0]), x0:min(x + w + CROP_MARGIN_PX, rgb.shape[1])] == i
+            kept[i] = (comp, medial_axis(comp) + [x0, y0])
+    lines = {i: line for i, (_, line) in kept.items()}
+    stubby = set()
+    for i, (comp, line) in kept.items():
+        width = 2.0 * float(cv2.distanceTransform(comp.astype(np.uint8), cv2.DIST_L2, 3).max())
+        if len(line) < STUBBY_ASPECT * width:
+            stubby.add(i)
     frags = []
     for i in range(1, n):
         x, y, w, h, area = stats[i]
@@ -99,7 +126,8 @@ def find_fragments(rgb: np.ndarray, mpp: float, cancer: np.ndarray, where: str,
         x0, y0 = max(x - CROP_MARGIN_PX, 0), max(y - CROP_MARGIN_PX, 0)
         x1, y1 = min(x + w + CROP_MARGIN_PX, rgb.shape[1]), min(y + h + CROP_MARGIN_PX, rgb.shape[0])
         comp = lab[y0:y1, x0:x1] == i
-        line = medial_axis(comp)
+        hint = _stub_direction(comp, lines, stubby, i, cents) if i in stubby else None
+        line = medial_axis(comp, hint) if hint is not None else kept[i][1] - [x0, y0]
         label, strip_rgb, lo, hi, length = _straighten(comp, cancer[y0:y1, x0:x1], rgb[y0:y1, x0:x1], line)
         frags.append(Fragment(label, strip_rgb, lo, hi, length * mpp, line + [x0, y0],
                               (float(cents[i][0]), float(cents[i][1])), float(area) * mpp * mpp,

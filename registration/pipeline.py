@@ -21,10 +21,13 @@ import numpy as np
 from edge_runtime.errors import InputError
 from registration.annotations import load_annotations, polygon_area, rasterise
 from registration.case import CaseSpec, load_case
-from registration.core import find_fragments, orient
-from registration.mapping import place, rasterise_label, resolve_shrinkage
-from registration.qa import make_qa
+from registration.core import MIN_FRAGMENT_AREA_UM2, find_fragments, orient
+from registration.mapping import ambiguous_mm, place, rasterise_label, resolve_shrinkage
+from registration.qa import QaExtras, make_qa
+from registration.quality import quality, rejected_near_tissue
+from registration.sections import find_sections, section_lengths_consistent
 from registration.report import label_stats, write_json, write_png
+from registration.tissue import tissue_masks
 from registration.tract import Tract, check_inside, device_geometry, tract_from_needle
 from registration.ultrasound import UltrasoundImage, load_ultrasound
 from registration.wsi import read_slide
@@ -107,6 +110,23 @@ def _apply_roi(slide, cancer: np.ndarray, roi, mpp0: float, where: str) -> int:
     return int(np.count_nonzero(cancer))
 
 
+def _one_section(tissue: np.ndarray, cancer: np.ndarray, mpp: float, where: str, warnings: list):
+    """Without pathology.roi: keep one of several serial sections (sections.py), or fail asking for a roi."""
+    sec = find_sections(tissue, cancer, mpp, MIN_FRAGMENT_AREA_UM2 / (mpp * mpp))
+    if sec is None:
+        return tissue, cancer, None
+    if not section_lengths_consistent(sec, tissue):
+        raise InputError(f"{where}: the slide holds {sec.count} serial sections of the core that could not be told "
+                         "apart; set pathology.roi (level-0 px x0, y0, x1, y1) around the section to use")
+    ys, xs = np.nonzero(sec.keep)
+    warnings.append(f"{where}: {sec.count} serial sections of the core found; used section {sec.used + 1} "
+                    f"(level px x {xs.min()}-{xs.max()}, y {ys.min()}-{ys.max()}: the one with the most annotated "
+                    "cancer, else the first); set pathology.roi to choose another")
+    cancer = cancer.copy()
+    cancer[~sec.keep] = 0
+    return tissue & sec.keep, cancer, sec
+
+
 def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | None = None) -> dict:
     """Register one case; write label.png, qa.png, us.png and report.json into out_dir; return the report."""
     t0 = time.perf_counter()
@@ -134,16 +154,31 @@ def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | N
     total = polygon_area(ann.cancer) * ann_scale * ann_scale
     if p.roi is not None:
         total = float(_apply_roi(slide, cancer, p.roi, mpp0, str(spec.path)))
-    frags = orient(find_fragments(slide.rgb, slide.mpp, cancer, str(p.wsi), warnings), p.tip_end)
+    masks = tissue_masks(slide.rgb, slide.mpp)
+    tissue, sections = masks.tissue, None
+    if p.roi is None:
+        tissue, cancer, sections = _one_section(tissue, cancer, slide.mpp, str(p.wsi), warnings)
+        if sections is not None:
+            total = float(np.count_nonzero(cancer))
+    frags = orient(find_fragments(slide.rgb, slide.mpp, cancer, str(p.wsi), warnings, tissue), p.tip_end)
     _check_annotation_placement(total, frags, p.annotations, warnings)
     shrink, shrink_src = resolve_shrinkage(frags, tract.length_mm, p.shrinkage, p.fresh_length_mm, warnings)
     placements, transform = place(frags, tract.length_mm, shrink, shrink_src, str(spec.path), warnings)
     label = rasterise_label(us.shape, tract, frags, placements, p.flip_across)
     band, _, _ = tract.band(us.shape)
     stats = label_stats(label, band, us.mm_per_px)
+    amb = ambiguous_mm(frags, placements)
+    rejected = masks.rejected & ~tissue if sections is None else masks.rejected
+    qual = quality(frags, transform, tract.length_mm, int(np.count_nonzero(tissue)),
+                   rejected_near_tissue(tissue, rejected, slide.mpp), slide.mpp, amb, p.fragments, shrink_src)
+    if amb > 0:
+        warnings.append(f"tissue lost at the core's ends or breaks ({transform['spare_mm']:.2f} mm of tract "
+                        f"unaccounted for): cancer boundaries over {amb:.2f} mm of tract are marked unknown "
+                        "because their position along the tract is uncertain")
     qa = make_qa(us.gray, tract, label, frags, placements,
                  f"{spec.id}: cancer {100 * stats['cancer_fraction']:.0f}% of known, "
-                 f"known {100 * stats['known_fraction']:.0f}% of band, {len(frags)} fragment(s)", slide.rgb)
+                 f"known {100 * stats['known_fraction']:.0f}% of band, {len(frags)} fragment(s), "
+                 f"quality {qual['score']:.2f}", slide.rgb, QaExtras(qual, rejected, sections))
     write_png(out / "us.png", _dataset_frame(spec, us))
     write_png(out / "label.png", label)
     write_png(out / "qa.png", qa)
@@ -160,7 +195,13 @@ def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | N
         "shrinkage": {"value": round(shrink, 4), "source": shrink_src},
         "transform": {"model": "per-fragment 1D similarity along the tract (along_mm = slide_mm / shrinkage), "
                                "across normalised to the band", "flip_across": p.flip_across, **transform},
-        "label": stats, "warnings": warnings,
+        "label": stats, "quality": qual,
+        "ambiguous": {"span_mm": round(amb, 3), "reason": ("position along the tract uncertain: tissue lost at the "
+                                                           "core's ends or breaks, where is unknown") if amb else None,
+                      "fragment_position_sd_mm": [round(pl.sigma_mm, 3) for pl in placements]},
+        "sections": None if sections is None else {"count": sections.count, "used": sections.used + 1,
+                                                   "shift_level_px": [round(v, 1) for v in sections.shift_px]},
+        "warnings": warnings,
         "seconds": round(time.perf_counter() - t0, 3),
     }
     write_json(out / "report.json", report)

@@ -8,9 +8,14 @@ Output: a BGR image with three rows:
 3. the straightened core fragments, placed where the transform puts them, with the cancer
    annotation outlined in red;
 4. the slide level as read, with each fragment's medial axis, its order number and a dot at
-   its needle-tip end (checks ordering and orientation).
+   its needle-tip end (checks ordering and orientation); ink and debris that were not taken
+   as tissue are tinted magenta;
+5. the quality score and each of its parts (green fine, orange doubtful, red poor); the
+   ambiguous span shows in rows 1-2 as grey (unknown) on both sides of a cancer boundary.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -26,6 +31,29 @@ MARGIN_MM = 1.0
 ALPHA = 0.45
 RED, GREEN, GREY, WHITE, YELLOW = (0, 0, 255), (0, 200, 0), (128, 128, 128), (255, 255, 255), (0, 255, 255)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
+MAGENTA, ORANGE = (255, 0, 255), (0, 140, 255)
+SCORE_OK, SCORE_DOUBT = 0.8, 0.5
+QUALITY_LINE_PX = 20
+
+
+@dataclass
+class QaExtras:
+    quality: dict | None = None          # quality.quality()
+    rejected: np.ndarray | None = None   # bool, slide level: ink/debris not taken as tissue
+    sections: object | None = None       # sections.Sections when copies were found
+
+
+def _quality_view(q: dict, sections, width: int) -> np.ndarray:
+    lines = [(f"quality {q['score']:.2f} (weakest: {q['weakest']})", q["score"])]
+    for name, part in q["parts"].items():
+        lines.append((f"{name}: {part['value']}  score {part['score']:.2f}  - {part['meaning']}", part["score"]))
+    if sections is not None:
+        lines.append((f"serial sections: {sections.count} found, section {sections.used + 1} used", 0.6))
+    img = np.full((QUALITY_LINE_PX * len(lines) + 8, width, 3), 255, np.uint8)
+    for i, (text, score) in enumerate(lines):
+        colour = GREEN if score >= SCORE_OK else ORANGE if score >= SCORE_DOUBT else RED
+        cv2.putText(img, text, (6, QUALITY_LINE_PX * (i + 1)), FONT, 0.45, colour, 1, cv2.LINE_AA)
+    return img
 
 
 def _overlay(bgr: np.ndarray, label: np.ndarray, band: np.ndarray) -> np.ndarray:
@@ -75,8 +103,11 @@ def _core_view(frags: list[Fragment], placements: list[Placement], tract: Tract)
     return canvas
 
 
-def _slide_view(slide_rgb: np.ndarray, frags: list[Fragment], width: int) -> np.ndarray:
+def _slide_view(slide_rgb: np.ndarray, frags: list[Fragment], width: int,
+                rejected: np.ndarray | None = None) -> np.ndarray:
     view = cv2.cvtColor(slide_rgb, cv2.COLOR_RGB2BGR)
+    if rejected is not None and rejected.shape == view.shape[:2] and rejected.any():
+        view[rejected] = (view[rejected] * (1 - ALPHA) + np.array(MAGENTA) * ALPHA).astype(np.uint8)
     scale = min(width / view.shape[1], SLIDE_PANEL_MAX_HEIGHT / view.shape[0])
     view = cv2.resize(view, (max(int(view.shape[1] * scale), 1), max(int(view.shape[0] * scale), 1)),
                       interpolation=cv2.INTER_AREA)
@@ -90,7 +121,8 @@ def _slide_view(slide_rgb: np.ndarray, frags: list[Fragment], width: int) -> np.
 
 
 def make_qa(gray: np.ndarray, tract: Tract, label: np.ndarray, frags: list[Fragment],
-            placements: list[Placement], title: str, slide_rgb: np.ndarray | None = None) -> np.ndarray:
+            placements: list[Placement], title: str, slide_rgb: np.ndarray | None = None,
+            extras: QaExtras | None = None) -> np.ndarray:
     band, _, _ = tract.band(gray.shape)
     us = _overlay(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), label, band)
     quad = np.array(tract.to_pixels(np.array([0, tract.length_mm, tract.length_mm, 0]),
@@ -103,8 +135,12 @@ def make_qa(gray: np.ndarray, tract: Tract, label: np.ndarray, frags: list[Fragm
     captions = ["ultrasound: red cancer, green tissue, grey unknown, yellow band (dot = tip end)",
                 "tract straightened (tip end left)", "core fragments straightened along the medial axis"]
     if slide_rgb is not None:
-        rows.append(_slide_view(slide_rgb, frags, max(r.shape[1] for r in rows)))
-        captions.append("slide level read: medial axes (green), fragment order, tip ends (yellow)")
+        rows.append(_slide_view(slide_rgb, frags, max(r.shape[1] for r in rows), extras and extras.rejected))
+        captions.append("slide level read: medial axes (green), fragment order, tip ends (yellow), "
+                        "ink/debris rejected (magenta)")
+    if extras is not None and extras.quality is not None:
+        rows.append(_quality_view(extras.quality, extras.sections, max(r.shape[1] for r in rows)))
+        captions.append("registration quality: each part's value and score")
     width = max(r.shape[1] for r in rows)
     header = np.full((28, width, 3), 255, np.uint8)
     cv2.putText(header, title, (6, 20), FONT, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
