@@ -6,7 +6,12 @@ Input: CASES_DIR with <case>/case.yaml (any depth). Output in DATASET/:
   registration/<id>/         label.png, qa.png, us.png, report.json of the case
   cases.csv                  id,case_id,split (case_id = patient; one patient never in two splits,
                              and a patient keeps its split when later runs add cases)
-  batch_report.json          done / skipped (already done) / failed cases with their one-line errors
+  batch_report.json          done / skipped (already done) / failed cases with their one-line errors,
+                             and the cases held out for review (quality below --min-quality)
+
+With ``min_quality`` a case whose registration quality score (report.json ``quality.score``)
+is below it is registered (its registration/<id>/ folder is kept for review) but not put in
+images/, labels/ or cases.csv; it is listed under ``low_quality`` with its weakest part.
 
 A case counts as done when registration/<id>/report.json exists and images/ + labels/ hold
 its files; every file is written atomically, so an interrupted run resumes cleanly.
@@ -121,7 +126,8 @@ def _write_cases_csv(ds: Path, seed: int) -> dict:
     return counts
 
 
-def register_batch(cases_dir, out_dataset, seed: int = 0, progress: bool = True) -> dict:
+def register_batch(cases_dir, out_dataset, seed: int = 0, progress: bool = True,
+                   min_quality: float | None = None) -> dict:
     """Register every case under cases_dir into out_dataset; return the batch summary dict."""
     import cv2
     from tqdm import tqdm
@@ -130,7 +136,7 @@ def register_batch(cases_dir, out_dataset, seed: int = 0, progress: bool = True)
     cases = find_cases(Path(cases_dir))
     for sub in ("images", "labels", "registration"):
         (ds / sub).mkdir(parents=True, exist_ok=True)
-    done, skipped, failed, seen = [], [], [], {}
+    done, skipped, failed, held, seen = [], [], [], [], {}
     for case_yaml in tqdm(cases, desc="register", unit="case", disable=not progress):
         try:
             spec = load_case(case_yaml)
@@ -142,9 +148,15 @@ def register_batch(cases_dir, out_dataset, seed: int = 0, progress: bool = True)
                 continue
             reg = ds / "registration" / spec.id
             report = register_case(case_yaml, reg, spec)
+            q = report["quality"]
+            if min_quality is not None and q["score"] < min_quality:
+                held.append({"id": spec.id, "case": str(case_yaml), "quality": q["score"], "weakest": q["weakest"],
+                             "qa": str(reg / "qa.png")})
+                continue
             write_png(ds / "images" / f"{spec.id}.png", cv2.imread(str(reg / "us.png"), cv2.IMREAD_GRAYSCALE))
             write_png(ds / "labels" / f"{spec.id}.png", cv2.imread(str(reg / "label.png"), cv2.IMREAD_GRAYSCALE))
-            done.append({"id": spec.id, "cancer_fraction": report["label"]["cancer_fraction"],
+            done.append({"id": spec.id, "quality": report["quality"]["score"],
+                         "cancer_fraction": report["label"]["cancer_fraction"],
                          "known_fraction": report["label"]["known_fraction"], "warnings": report["warnings"]})
         except SonomapError as exc:
             failed.append({"case": str(case_yaml), "error": str(exc)})
@@ -158,6 +170,7 @@ def register_batch(cases_dir, out_dataset, seed: int = 0, progress: bool = True)
     counts = _write_cases_csv(ds, seed)
     summary = {"dataset": str(ds), "registered": len(done), "skipped_done": len(skipped), "failed": len(failed),
                "splits": counts, "done": done, "skipped": skipped, "failures": failed,
+               "min_quality": min_quality, "held_for_review": len(held), "low_quality": held,
                "warnings": sum(len(d["warnings"]) for d in done)}
     write_json(ds / "batch_report.json", summary)
     return summary

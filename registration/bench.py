@@ -64,9 +64,12 @@ def boundary_errors(label: np.ndarray, lesion_truth: np.ndarray, case: dict, pos
     xi, yi = np.clip(np.round(x).astype(int), 0, w - 1), np.clip(np.round(y).astype(int), 0, h - 1)
     tv, lv = lesion_truth[yi, xi], label[yi, xi]
     tb = np.nonzero(np.diff(tv.astype(np.int8)))[0]
-    lk = (lv[:-1] != 255) & (lv[1:] != 255)
-    lb = np.nonzero(lk & (lv[:-1] != lv[1:]))[0]
     near = int(NEAR_KNOWN_MM / STEP_MM)
+    # label boundaries: a change between known samples, directly or across an unknown run no longer
+    # than the known-both-sides window (an ambiguous span), placed at the middle of that run
+    k = np.nonzero(lv != 255)[0]
+    step = np.nonzero((lv[k[:-1]] != lv[k[1:]]) & (np.diff(k) <= 2 * near + 1))[0] if len(k) > 1 else []
+    lb = np.array([(k[i] + k[i + 1] - 1) / 2.0 for i in step])
     errs = []
     for b in tb:
         lo, hi = max(b - near, 0), min(b + near + 1, len(lv) - 1)

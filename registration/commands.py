@@ -48,12 +48,18 @@ def _register(args) -> int:
 
 def _register_batch(args) -> int:
     from registration.batch import register_batch
-    s = register_batch(args.cases, args.out, seed=args.seed, progress=not args.no_progress)
-    print(f"registered {s['registered']}, already done {s['skipped_done']}, failed {s['failed']} -> {s['dataset']} "
-          f"(splits {s['splits']}; details in batch_report.json)")
+    if args.min_quality is not None and not 0.0 <= args.min_quality <= 1.0:
+        raise SonomapError(f"--min-quality {args.min_quality}: must be between 0 and 1")
+    s = register_batch(args.cases, args.out, seed=args.seed, progress=not args.no_progress,
+                       min_quality=args.min_quality)
+    print(f"registered {s['registered']}, already done {s['skipped_done']}, failed {s['failed']}, "
+          f"held for review {s['held_for_review']} -> {s['dataset']} (splits {s['splits']}; details in "
+          "batch_report.json)")
+    for h in s["low_quality"]:
+        print(f"  review: {h['id']} quality {h['quality']:.2f} (weakest: {h['weakest']}) {h['qa']}")
     for f in s["failures"]:
         print(f"  failed: {f['error']}")
-    if s["registered"] + s["skipped_done"] == 0:
+    if s["registered"] + s["skipped_done"] + s["held_for_review"] == 0:
         raise SonomapError(f"{args.cases}: no case could be registered (see {s['dataset']}/batch_report.json)")
     return EXIT_SOME_FAILED if (s["failed"] and args.strict) else 0
 
@@ -116,6 +122,9 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="DATASET folder")
     p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     p.add_argument("--strict", action="store_true", help="exit 1 when any case failed")
+    p.add_argument("--min-quality", type=float, default=None, metavar="Q",
+                   help="keep cases whose registration quality score (0-1, report.json) is below Q out of the "
+                        "dataset and list them for review")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_register_batch)
 

@@ -38,7 +38,9 @@ class Sections:
     share: float                    # autocorrelation peak / zero-shift peak
 
 
-def _autocorr_peak(mask: np.ndarray, min_shift: float) -> tuple[np.ndarray, float]:
+def _autocorr_peak(mask: np.ndarray, min_shift: float, u: np.ndarray) -> tuple[np.ndarray, float]:
+    """Highest autocorrelation at a shift longer than min_shift and mostly across direction u
+    (along the core a long piece overlaps itself at any short shift)."""
     f = min(1.0, WORK_PX / max(mask.shape))
     small = cv2.resize(mask.astype(np.float32), None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
     h, w = small.shape
@@ -48,7 +50,10 @@ def _autocorr_peak(mask: np.ndarray, min_shift: float) -> tuple[np.ndarray, floa
     ac = np.fft.fftshift(np.fft.irfft2(spec * np.conj(spec), s=pad.shape))
     cy, cx = h, w
     yy, xx = np.mgrid[:2 * h, :2 * w]
-    ac[np.hypot(yy - cy, xx - cx) < min_shift * f] = 0
+    dx, dy = xx - cx, yy - cy
+    dist = np.hypot(dx, dy)
+    ac[dist < min_shift * f] = 0
+    ac[np.abs(u[0] * dy - u[1] * dx) < ACROSS_MIN * dist] = 0
     k = int(np.argmax(ac))
     py, px = divmod(k, 2 * w)
     zero = float((small * small).sum())
@@ -74,12 +79,8 @@ def _lands(comp: np.ndarray, tissue: np.ndarray, shift: np.ndarray) -> bool:
 
 def find_sections(tissue: np.ndarray, cancer: np.ndarray, mpp: float, min_piece_px: float) -> Sections | None:
     width_px = 2.0 * float(cv2.distanceTransform(tissue.astype(np.uint8), cv2.DIST_L2, 3).max())
-    shift, share = _autocorr_peak(tissue, MIN_SHIFT_WIDTHS * width_px)
+    shift, share = _autocorr_peak(tissue, MIN_SHIFT_WIDTHS * width_px, _direction(tissue))
     if share < COPY_SHARE:
-        return None
-    u = _direction(tissue)
-    across = abs(float(u[0] * shift[1] - u[1] * shift[0])) / (np.linalg.norm(shift) + 1e-9)
-    if across < ACROSS_MIN:
         return None
     n, lab, stats, _ = cv2.connectedComponentsWithStats(tissue.astype(np.uint8), connectivity=8)
     index = np.zeros(n, int)

@@ -32,8 +32,11 @@ FAINT_OD_FLOOR = 0.015
 FAT_WINDOW_UM = 200.0       # about three fat cells
 FAT_DENSITY = 0.12          # share of faintly tinted pixels in that window that makes it fat
 CLEAN_RADIUS_UM = 24.0
-INK_BRIDGE_UM = 250.0       # tissue under a pen stroke up to this half-width is kept as tissue
+INK_BRIDGE_UM = 200.0       # tissue under a coloured pen stroke up to this half-width is kept as tissue
+GREY_SPREAD = 0.25          # (max - min) / max of the three ODs below this: a grey mark (dust, bubble)
 GLASS_BRIGHT_SHARE = 0.3
+SATURATED = 254
+MIN_SCANNED_SHARE = 0.05
 
 
 @dataclass
@@ -49,8 +52,15 @@ def _disk(r_px: int) -> np.ndarray:
 
 
 def glass_colour(rgb: np.ndarray) -> np.ndarray:
+    """Median of the brightest pixels, leaving out pure white (blanked areas outside a roi, unscanned
+    areas that scanners fill with white): glass is never fully saturated."""
     lum = rgb.astype(np.float32).mean(axis=2)
-    bright = lum >= np.quantile(lum, 1.0 - GLASS_BRIGHT_SHARE)
+    scanned = rgb.min(axis=2) < SATURATED
+    if np.count_nonzero(scanned) >= MIN_SCANNED_SHARE * scanned.size:
+        lum = np.where(scanned, lum, -1.0)
+        bright = scanned & (lum >= np.quantile(lum[scanned], 1.0 - GLASS_BRIGHT_SHARE))
+    else:
+        bright = lum >= np.quantile(lum, 1.0 - GLASS_BRIGHT_SHARE)
     return np.median(rgb[bright].reshape(-1, 3), axis=0).astype(np.float32)
 
 
@@ -71,7 +81,7 @@ def tissue_masks(rgb: np.ndarray, mpp: float) -> TissueMasks:
     tissue = cv2.morphologyEx(cv2.morphologyEx(stained.astype(np.uint8), cv2.MORPH_CLOSE, k), cv2.MORPH_OPEN, k)
     rejected = cv2.morphologyEx(marked.astype(np.uint8), cv2.MORPH_OPEN, _disk(1)) > 0
     # faint H&E tint: fat membranes (glass noise measured on the glass itself)
-    glass_px = g[(g < OD_MIN) & ~marked]
+    glass_px = g[(g < OD_MIN) & ~marked & (rgb.min(axis=2) < SATURATED)]
     sigma = 1.4826 * float(np.median(np.abs(glass_px - np.median(glass_px)))) if glass_px.size else 0.0
     faint = (g > max(FAINT_OD_FLOOR, FAINT_SIGMAS * sigma)) & he_colour & ~stained & ~rejected
     win = max(3, int(round(FAT_WINDOW_UM / mpp)) | 1)
@@ -80,10 +90,13 @@ def tissue_masks(rgb: np.ndarray, mpp: float) -> TissueMasks:
     fat = cv2.morphologyEx(fat.astype(np.uint8), cv2.MORPH_CLOSE, k) > 0
     fat = _touching(fat, tissue > 0, rc)
     tissue = (tissue > 0) | fat
-    # tissue under a pen stroke: bridge across the stroke, but only over ink pixels
+    # tissue under a coloured pen stroke: bridge across the stroke, only over its pixels (never over
+    # grey dust or bubble outlines, which lie between pieces as often as on them)
+    odmax = np.maximum(np.maximum(r, g), b)
+    grey = (odmax - np.minimum(np.minimum(r, g), b)) < GREY_SPREAD * np.maximum(odmax, 1e-6)
     rb = max(1, int(round(INK_BRIDGE_UM / mpp)))
     closed = cv2.morphologyEx(tissue.astype(np.uint8), cv2.MORPH_CLOSE, _disk(rb)) > 0
-    tissue |= closed & rejected & _near(tissue, rb)
+    tissue |= closed & rejected & ~grey
     tissue = binary_fill_holes(tissue)
     return TissueMasks(tissue, rejected & ~tissue, fat, glass)
 
