@@ -87,7 +87,7 @@ def _score_case(case_dir: Path, out: Path, case_file: Path | None = None) -> dic
     truth = cv2.imread(str(case_dir / "truth.png"), cv2.IMREAD_GRAYSCALE)
     c = confusion(label, truth)
     return {"counts": c, "dice": dice(c), "known": rep["label"]["known_fraction"], "seconds": rep["seconds"],
-            "warnings": rep["warnings"]}
+            "quality": rep["quality"]["score"], "warnings": rep["warnings"]}
 
 
 def _needle(case_dir: Path) -> dict:
@@ -175,7 +175,7 @@ def _lab_row(d: Path, c: dict) -> dict:
                                        lesion, yaml.safe_load((d / "case.yaml").read_text()), pos)
     floors = [bench_lab.linear_floor_mm(truth, a) for a in pos]
     r["floor_mm"] = [f for f in floors if f is not None]
-    r["groups"] = bench_lab.groups(truth)
+    r["groups"] = {**bench_lab.groups(truth), "quality": bench_lab.quality_group(r["quality"])}
     r["case_id"] = c["case_id"]
     return r
 

@@ -50,6 +50,10 @@ def groups(truth: dict) -> dict[str, str]:
             "serial": (f"{truth.get('serial_copies', 1)} sections" + (", roi" if truth.get("roi") else ""))}
 
 
+def quality_group(score: float) -> str:
+    return "q < 0.5" if score < 0.5 else "q 0.5-0.8" if score < 0.8 else "q >= 0.8"
+
+
 def breakdown(rows: list) -> dict:
     out: dict = {}
     for r in rows:

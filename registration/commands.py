@@ -38,7 +38,8 @@ def _register(args) -> int:
     rep = register_case(args.case, args.out)
     lab = rep["label"]
     print(f"{rep['case_id']}: label.png, qa.png, report.json in {args.out} | cancer {100 * lab['cancer_fraction']:.1f}% "
-          f"of known, known {100 * lab['known_fraction']:.1f}% of band, {len(rep['warnings'])} warning(s)")
+          f"of known, known {100 * lab['known_fraction']:.1f}% of band, quality {rep['quality']['score']:.2f} "
+          f"(weakest: {rep['quality']['weakest']}), {len(rep['warnings'])} warning(s)")
     sl = rep["slide"]
     print(f"  slide: read by {sl['reader']} ({sl['format']}), level {sl['level']} at {sl['level_mpp']} µm/px")
     for w in rep["warnings"]:

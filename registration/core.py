@@ -72,7 +72,7 @@ def _straighten(comp: np.ndarray, cancer: np.ndarray, rgb: np.ndarray, line: np.
     return label, strip_rgb, lo, hi, length
 
 
-def _stub_direction(comp_line: np.ndarray, lines: dict, stubby: set, i: int, cents) -> np.ndarray | None:
+def _stub_direction(lines: dict, stubby: set, i: int, cents) -> np.ndarray | None:
     """The core's direction at a stubby piece: the end tangent of the nearest longer fragment,
     else the line through the other pieces' centroids; None when the piece is alone."""
     c = np.asarray(cents[i], float)
@@ -126,7 +126,7 @@ def find_fragments(rgb: np.ndarray, mpp: float, cancer: np.ndarray, where: str,
         x0, y0 = max(x - CROP_MARGIN_PX, 0), max(y - CROP_MARGIN_PX, 0)
         x1, y1 = min(x + w + CROP_MARGIN_PX, rgb.shape[1]), min(y + h + CROP_MARGIN_PX, rgb.shape[0])
         comp = lab[y0:y1, x0:x1] == i
-        hint = _stub_direction(comp, lines, stubby, i, cents) if i in stubby else None
+        hint = _stub_direction(lines, stubby, i, cents) if i in stubby else None
         line = medial_axis(comp, hint) if hint is not None else kept[i][1] - [x0, y0]
         label, strip_rgb, lo, hi, length = _straighten(comp, cancer[y0:y1, x0:x1], rgb[y0:y1, x0:x1], line)
         frags.append(Fragment(label, strip_rgb, lo, hi, length * mpp, line + [x0, y0],

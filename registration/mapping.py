@@ -91,7 +91,8 @@ def place(frags: list[Fragment], tract_mm: float, shrinkage: float, source: str,
     info = {"fresh_core_mm": round(total, 4), "core_to_tract_ratio": round(ratio, 4), "fit_scale": round(fit, 4),
             "gap_mm": round(gap, 4), "spare_mm": round(max(residual, 0.0), 4), "fragments": [
                 {"slide_length_mm": round(f.length_um / UM_PER_MM, 4), "tract_from_mm": round(p.a0, 4),
-                 "tract_to_mm": round(p.a1, 4), "position_sd_mm": round(p.sigma_mm, 4), "area_mm2": round(f.area_um2 / 1e6, 4),
+                 "tract_to_mm": round(p.a1, 4), "position_sd_mm": round(p.sigma_mm, 4),
+                 "area_mm2": round(f.area_um2 / 1e6, 4),
                  "centroid_level_px": [round(c, 1) for c in f.centroid]} for f, p in zip(frags, placements)]}
     return placements, info
 

@@ -168,7 +168,7 @@ def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | N
     band, _, _ = tract.band(us.shape)
     stats = label_stats(label, band, us.mm_per_px)
     amb = ambiguous_mm(frags, placements)
-    rejected = masks.rejected & ~tissue if sections is None else masks.rejected
+    rejected = masks.rejected
     qual = quality(frags, transform, tract.length_mm, int(np.count_nonzero(tissue)),
                    rejected_near_tissue(tissue, rejected, slide.mpp), slide.mpp, amb, p.fragments, shrink_src)
     if amb > 0:
