@@ -155,11 +155,10 @@ def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | N
     if p.roi is not None:
         total = float(_apply_roi(slide, cancer, p.roi, mpp0, str(spec.path)))
     masks = tissue_masks(slide.rgb, slide.mpp)
-    tissue, sections = masks.tissue, None
-    if p.roi is None:
-        tissue, cancer, sections = _one_section(tissue, cancer, slide.mpp, str(p.wsi), warnings)
-        if sections is not None:
-            total = float(np.count_nonzero(cancer))
+    # copies are looked for inside a roi too: a box drawn around two sections is still one core
+    tissue, cancer, sections = _one_section(masks.tissue, cancer, slide.mpp, str(p.wsi), warnings)
+    if sections is not None:
+        total = float(np.count_nonzero(cancer))
     frags = orient(find_fragments(slide.rgb, slide.mpp, cancer, str(p.wsi), warnings, tissue), p.tip_end)
     _check_annotation_placement(total, frags, p.annotations, warnings)
     shrink, shrink_src = resolve_shrinkage(frags, tract.length_mm, p.shrinkage, p.fresh_length_mm, warnings)

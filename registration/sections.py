@@ -1,6 +1,6 @@
 """Serial sections: two or three copies of the same core side by side on one slide.
 
-Input: the tissue mask of the slide level (no ``pathology.roi`` given), the cancer mask and
+Input: the tissue mask of the slide level (inside ``pathology.roi`` when given), the cancer mask and
 µm per pixel. Output: ``Sections`` — how many copies, the shift between neighbouring copies,
 and the mask of the copy to use — or None when the slide holds one section.
 

@@ -156,3 +156,26 @@ def test_register_batch_min_quality_holds_low_confidence_cases_out(busi_sample, 
     assert len(list((ds / "labels").glob("*.png"))) == 2
     bad = subprocess.run(cmd + ["--min-quality", "2"], capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "--min-quality 2" in bad.stderr
+
+
+def _core_mask(shape, offset=(0, 0)):
+    """A bent core broken into three pieces, end to end (level px)."""
+    m = np.zeros(shape, np.uint8)
+    xs = np.arange(40, 560)
+    ys = 80 + 0.0004 * (xs - 300) ** 2
+    for a, b in ((40, 200), (215, 380), (395, 560)):
+        pts = np.stack([xs[a - 40:b - 40] + offset[0], ys[a - 40:b - 40] + offset[1]], 1).astype(np.int32)
+        cv2.polylines(m, [pts.reshape(-1, 1, 2)], False, 1, 24)
+    return m > 0
+
+
+def test_sections_copies_side_by_side_found_but_pieces_end_to_end_are_one_core():
+    from registration.sections import find_sections
+    one = _core_mask((400, 600))
+    assert find_sections(one, np.zeros(one.shape, np.uint8), MPP, 50) is None
+    two = one | _core_mask((400, 600), (0, 150))
+    cancer = np.zeros(two.shape, np.uint8)
+    cancer[200:260, 100:300] = 1                      # only the lower copy was annotated
+    sec = find_sections(two, cancer, MPP, 50)
+    assert sec is not None and sec.count == 2
+    assert sec.keep[230, 150] and not sec.keep[80, 300]  # the annotated copy is the one used
