@@ -68,6 +68,9 @@ def test_ink_on_and_beside_the_core_without_roi(busi_sample, tmp_path):
     assert r["dice"] >= 0.95
     assert len(r["report"]["transform"]["fragments"]) == 1
     assert r["report"]["quality"]["parts"]["rejected_mm2"]["value"] > 0
+    qa = cv2.imread(str(r["dir"] / "out" / "qa.png")).astype(int)        # BGR
+    bottom = qa[-7 * 20:]                                                 # the quality panel's lines
+    assert ((bottom[..., 1] > 120) & (bottom[..., 0] < 80) & (bottom[..., 2] < 80)).sum() > 50  # green text
 
 
 def test_fat_lobule_keeps_the_fragment_whole(busi_sample, tmp_path):
