@@ -26,6 +26,7 @@ SMOOTH_SIGMA_HALF_WIDTHS = 0.5
 TRIM_HALF_WIDTHS = 2.5      # end-cap hook (+ smoothing edge effect) to discard before extrapolating
 TANGENT_HALF_WIDTHS = 2.0   # arc length used to estimate the end tangent
 MARCH_STEP_PX = 0.25
+ON_LINE_PX = 1.0             # pixels this close to a straight axis count as on it
 SHORT_ASPECT = 4.0           # length/width below which a fragment is treated as straight
 
 
@@ -121,12 +122,13 @@ def _straight_axis(mask: np.ndarray, direction=None) -> np.ndarray:
         v = np.asarray(direction, float) / (np.linalg.norm(direction) + 1e-12)
     else:
         v = np.linalg.svd(pts, full_matrices=False)[2][0]
-    ends = []
-    for sign in (-1.0, 1.0):
-        t = 0.0
-        while _inside(mask, c + sign * (t + MARCH_STEP_PX) * v):
-            t += MARCH_STEP_PX
-        ends.append(c + sign * (t + 0.5) * v)
+    # the farthest tissue on the line, not the first glass: a mark across the piece (a bubble
+    # outline, a pen stroke) must not cut its axis short
+    along = pts @ v
+    on_line = np.abs(pts @ np.array([-v[1], v[0]])) <= ON_LINE_PX
+    if not on_line.any():
+        on_line = np.ones(len(pts), bool)
+    ends = [c + (along[on_line].min() - 0.5) * v, c + (along[on_line].max() + 0.5) * v]
     return _resample(np.array(ends), 1.0)
 
 

@@ -89,7 +89,8 @@ def tissue_masks(rgb: np.ndarray, mpp: float) -> TissueMasks:
     fat = (density > FAT_DENSITY) & ~rejected & (tissue == 0)
     fat = cv2.morphologyEx(fat.astype(np.uint8), cv2.MORPH_CLOSE, k) > 0
     fat = _touching(fat, tissue > 0, rc)
-    tissue = (tissue > 0) | fat
+    # close again once fat is in: a thin mark (a bubble outline) along a lobule's edge must not cut it off
+    tissue = cv2.morphologyEx(((tissue > 0) | fat).astype(np.uint8), cv2.MORPH_CLOSE, k) > 0
     # tissue under a coloured pen stroke: bridge across the stroke, only over its pixels (never over
     # grey dust or bubble outlines, which lie between pieces as often as on them)
     odmax = np.maximum(np.maximum(r, g), b)
