@@ -35,3 +35,12 @@ def test_run_bench_and_timing_case_tiny(busi_sample, tmp_path, capsys):
     case_dir = next(p for p in (tmp_path / "cases").iterdir() if p.is_dir())
     tm = time_big_slide(case_dir, tmp_path, shape=(500, 5000), mpp=4.0, repeats=1)
     assert tm["level0_shape"] == [500, 5000] and tm["levels"] >= 2 and tm["dice"] >= 0.95
+
+
+def test_run_bench_lab_reports_floor_breakdown_and_memory(busi_sample, tmp_path, capsys):
+    res = run_bench(busi_sample / "images", busi_sample / "masks", n=2, seed=4, work=tmp_path, timing=False, lab=True)
+    out = capsys.readouterr().out
+    assert res["lab"] and res["failed"] == [] and res["n"] == 2
+    assert "boundary floor" in out and "per phenomenon" in out and "fragments" in res["breakdown"]
+    assert 0.0 <= res["floor_mean_mm"] < 0.35
+    assert res["memory"]["ok"] and 0 < res["memory"]["peak_rss_mb"] < 1536

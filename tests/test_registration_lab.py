@@ -182,3 +182,17 @@ def test_sections_copies_side_by_side_found_but_pieces_end_to_end_are_one_core()
     sec = find_sections(two, cancer, MPP, 50)
     assert sec is not None and sec.count == 2
     assert sec.keep[230, 150] and not sec.keep[80, 300]  # the annotated copy is the one used
+
+
+def test_simulate_biopsy_lab_through_the_cli(busi_sample, tmp_path):
+    out = tmp_path / "cases"
+    proc = subprocess.run([sys.executable, "-m", "edge_runtime.cli", "simulate-biopsy", "--images",
+                           str(busi_sample / "images"), "--masks", str(busi_sample / "masks"), "--out", str(out),
+                           "--n", "1", "--seed", "4", "--wsi-mpp", "8", "--lab"], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    t = json.loads(next(out.glob("*/truth.json")).read_text())
+    for key in ("end_loss_mm", "stretch_amplitude", "shrink_profile", "fat_lobules", "serial_copies", "ink"):
+        assert key in t
+    assert 0.75 <= min(t["shrink_profile"]["values"]) and max(t["shrink_profile"]["values"]) <= 1.0
+    assert all(0.0 <= e <= 1.0 for e in t["end_loss_mm"])
