@@ -3,6 +3,7 @@ After each, the display goes on (frames keep being rendered) and the service say
 happened (/healthz, /metrics). Loopback only, a few seconds each."""
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import resource
@@ -222,8 +223,8 @@ def test_recorder_disk_full_display_continues(tmp_path):
     while proc.poll() is None and time.monotonic() < deadline:
         try:
             health.append(get(f"http://127.0.0.1:{port}/healthz")[0])
-        except OSError:
-            pass  # not listening yet
+        except (OSError, http.client.HTTPException):
+            pass  # not listening yet, or the answer was cut by the process ending after --duration
         time.sleep(0.2)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
