@@ -40,6 +40,7 @@ from edge_runtime.cpus import available_cores
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.manifest import load_manifest
 from edge_runtime.preprocess import to_gray
+from edge_runtime.privacy import redact_url
 from edge_runtime.roi import resolve_roi
 from edge_runtime.stats import summarise
 from edge_runtime.threadcpu import ThreadCpu
@@ -270,7 +271,7 @@ def run_bench(args) -> dict:
     if "pipeline_bgr" in report:
         _print_stages("pipeline replay (forced BGR path)", report["pipeline_bgr"]["fps"],
                       report["pipeline_bgr"]["latency_ms"], report["pipeline_bgr"]["cpu_ms_per_frame"])
-    _print_stages(f"live ({args.source or 'synthetic 30 fps'}, {seconds:.0f} s; shown frames/s)",
+    _print_stages(f"live ({redact_url(args.source or 'synthetic 30 fps')}, {seconds:.0f} s; shown frames/s)",
                   report["live"]["fps"], live_lat)
     c2d = live_lat.get("capture_to_display", {}).get("p99", float("nan"))
     rounds = report["rounds"]

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.cpus import decode_threads
+from edge_runtime.privacy import redact
 from edge_runtime.errors import InputError
 from edge_runtime.frames import Frame, Source
 from edge_runtime.yuv import YuvFrame, from_av
@@ -67,11 +68,11 @@ class VideoFileSource(_ReaderReleases):
 
     def __init__(self, spec: str, live: bool = False, loop: bool = False):
         self.spec = spec
-        self.name = spec
+        self.name = redact(spec)  # a stream URL's user:password never reaches a log, error or screen
         self.live = live
         self.loop = loop and not live
         if not live and not Path(spec).is_file():
-            raise InputError(f"{spec}: file not found")
+            raise InputError(f"{self.name}: file not found")
         self._container = None
 
     def _open(self):
@@ -82,11 +83,11 @@ class VideoFileSource(_ReaderReleases):
             container = av.open(self.spec, options=options, timeout=10.0 if self.live else None)
             stream = container.streams.video[0]
         except (av.FFmpegError, IndexError, OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"{self.spec}: unreadable video ({getattr(exc, 'strerror', None) or exc})") from exc
+            raise InputError(redact(f"{self.name}: unreadable video ({getattr(exc, 'strerror', None) or exc})")) from exc
         codec = stream.codec_context
         if codec is None:  # e.g. a corrupt header that names no codec
             container.close()
-            raise InputError(f"{self.spec}: unreadable video (no decodable video stream)")
+            raise InputError(f"{self.name}: unreadable video (no decodable video stream)")
         # Live streams: slice threads only, since frame threading holds back (threads - 1) frames.
         codec.thread_type = "SLICE" if self.live else "AUTO"
         codec.thread_count = decode_threads()
@@ -98,7 +99,7 @@ class VideoFileSource(_ReaderReleases):
         from edge_runtime.resilient import CorruptCounter  # service helper: skip + count corrupt packets
 
         index = 0
-        corrupt = CorruptCounter(self.spec)
+        corrupt = CorruptCounter(self.name)
         self._reading()
         try:
             while not self._closing:
@@ -124,11 +125,11 @@ class VideoFileSource(_ReaderReleases):
                                 yield Frame(index, vf.to_ndarray(format="bgr24"), time.monotonic(), pts, meta)
                             index += 1
                 except av.FFmpegError as exc:
-                    raise InputError(f"{self.spec}: unreadable video at frame {index} ({exc})") from exc
+                    raise InputError(redact(f"{self.name}: unreadable video at frame {index} ({exc})")) from exc
                 finally:
                     self._release()
                 if index == 0:
-                    raise InputError(f"{self.spec}: unreadable video (no frames decoded)")
+                    raise InputError(f"{self.name}: unreadable video (no frames decoded)")
                 if not self.loop:
                     return
         finally:

@@ -14,6 +14,7 @@ import sys
 from importlib.metadata import entry_points
 
 from edge_runtime.errors import SonomapError
+from edge_runtime.privacy import install_log_redaction, redact
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -45,17 +46,18 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
     )
+    install_log_redaction()  # DICOM identifiers and stream credentials, registered where they are read
     try:
         code = int(args.func(args) or 0)
     except SonomapError as exc:
         if args.debug:
             raise
-        print(f"sonomap {args.command}: error: {exc}", file=sys.stderr)
+        print(f"sonomap {args.command}: error: {redact(exc)}", file=sys.stderr)
         code = getattr(exc, "exit_code", EXIT_USER_ERROR)
     except FileNotFoundError as exc:
         if args.debug:
             raise
-        print(f"sonomap {args.command}: error: file not found: {exc.filename or exc}", file=sys.stderr)
+        print(f"sonomap {args.command}: error: file not found: {redact(exc.filename or exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED

@@ -9,6 +9,7 @@ import json
 
 
 from edge_runtime.errors import ConfigError, SonomapError
+from edge_runtime.privacy import redact
 
 SYNTHETIC_REPLAY_FRAMES = 90
 
@@ -56,7 +57,7 @@ def _print_summary(summary: dict) -> None:
         if s.get("n"):
             print(f"  {stage:<11} p50 {s['p50']:8.2f}  p95 {s['p95']:8.2f}  p99 {s['p99']:8.2f}  max {s['max']:8.2f} ms")
     for kind, path in summary.get("outputs", {}).items():  # as written: time fields and suffixes resolved
-        print(f"wrote {path} ({kind})")
+        print(redact(f"wrote {path} ({kind})"))  # a path may repeat a patient's name
 
 
 def cmd_replay(args) -> int:
@@ -138,7 +139,7 @@ def cmd_make_clip(args) -> int:
         raise ConfigError(f"--size: expected WxH, got {args.size!r}")
     image = Path(args.image) if args.image else synthetic.default_image()
     info = synthetic.write_clip(image, Path(args.out), args.frames, args.fps, int(width), int(height), args.seed,
-                                args.noise)
+                                args.noise, args.patient_line)
     Path(args.out).with_suffix(".json").write_text(json.dumps(info, indent=2))
     print(f"wrote {args.out}: {args.frames} frames at {args.fps} fps, ROI {','.join(map(str, info['roi']))} "
           f"({info['mm_per_pixel']:.4f} mm/px) from {image.name}")
@@ -216,6 +217,8 @@ def register(sub) -> None:
     p.add_argument("--noise", type=float, default=NOISE_SIGMA,
                    help=f"frame-independent noise in grey levels (default {NOISE_SIGMA:g}: analogue capture; "
                    "0: digital scanner output)")
+    p.add_argument("--patient-line", metavar="TEXT", help="burn this patient line (name, ID, birth date) into the "
+                   "screen above the image, as scanners do, to check de-identification (its box goes in the .json)")
     p.set_defaults(func=cmd_make_clip)
 
     p = sub.add_parser("bench", help="per-stage latency, throughput and the naive-loop comparison",

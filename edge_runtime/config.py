@@ -1,6 +1,6 @@
 """Runtime config: one YAML section per pipeline stage, keys equal to stage names.
 
-Sections: ``source``, ``roi``, ``inference``, ``overlay``, ``sinks``, ``live``. Unknown
+Sections: ``source``, ``roi``, ``inference``, ``overlay``, ``sinks``, ``live``, ``privacy``. Unknown
 sections or keys raise :class:`ConfigError` naming them. CLI flags override file values
 (``merge``). ``edge_runtime/configs/default.yaml`` documents every key.
 """
@@ -26,8 +26,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "overlay": {"alpha": 0.4, "contour": True, "classes": {}, "legend": True, "hud": True, "ema": 0.0,
                 "threshold": None},
     "sinks": {"video": None, "raw": None, "masks": None, "window": False, "fullscreen": False,
-              "preset": "ultrafast", "summary": None, "fps": None},
+              "preset": "ultrafast", "summary": None, "fps": None, "min_free_gb": 1.0, "retention_days": None},
     "live": {"mode": "latest", "stale_ms": 500.0, "fade_ms": 300.0, "duration_s": None},
+    "privacy": {"deidentify": True, "blank": [], "keep": []},  # see edge_runtime/deidentify.py
 }
 LIVE_MODES = ("latest", "strict")
 

@@ -74,6 +74,13 @@ def source_input(v: Any) -> bool:
     return v is None or isinstance(v, str) or (_int(v) and v >= 0)
 
 
+def boxes(v: Any) -> bool:
+    """A list of [x, y, w, h] screen boxes (x, y >= 0; w, h >= 1)."""
+    return isinstance(v, list) and all(
+        isinstance(b, (list, tuple)) and len(b) == ROI_FIELDS and all(_int(c) for c in b)
+        and b[0] >= 0 and b[1] >= 0 and b[2] >= 1 and b[3] >= 1 for b in v)
+
+
 def overlay_classes(v: Any) -> bool:
     if not isinstance(v, dict):
         return False
@@ -111,9 +118,13 @@ CHECKS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
                 "threshold": (opt(unit), "a number in [0, 1]")},
     "sinks": {"video": (opt(text), "a path"), "raw": (opt(text), "a path"), "masks": (opt(text), "a folder"),
               "window": (flag, "true/false"), "fullscreen": (flag, "true/false"), "preset": (text, "an x264 preset"),
-              "summary": (opt(text), "a path"), "fps": (opt(positive), "a number > 0")},
+              "summary": (opt(text), "a path"), "fps": (opt(positive), "a number > 0"),
+              "min_free_gb": (non_negative, "a number >= 0 (GB)"), "retention_days": (opt(positive), "a number > 0 (days)")},
     "live": {"mode": (text, "latest or strict"), "stale_ms": (non_negative, "a number >= 0"),
              "fade_ms": (non_negative, "a number >= 0"), "duration_s": (opt(positive), "a number > 0")},
+    "privacy": {"deidentify": (flag, "true/false"),
+                "blank": (boxes, "a list of [x, y, w, h] integer boxes (w, h >= 1)"),
+                "keep": (boxes, "a list of [x, y, w, h] integer boxes (w, h >= 1)")},
 }
 
 

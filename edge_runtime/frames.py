@@ -43,6 +43,18 @@ class Prediction:
         self.frame = frame
         self.roi = roi
 
+    def zero_boxes(self, boxes) -> None:
+        """Predict nothing inside ``boxes`` ((x0, y0, x1, y1) at mask size): mask and probability to 0
+        (a backend's read-only output is copied first). The probability may be at another size: scaled."""
+        self.mask = self.mask if self.mask.flags.writeable else self.mask.copy()
+        prob = self.native_prob if self.native_prob.flags.writeable else self.native_prob.copy()
+        sy, sx = prob.shape[0] / self.mask.shape[0], prob.shape[1] / self.mask.shape[1]
+        for x0, y0, x1, y1 in boxes:
+            self.mask[y0:y1, x0:x1] = 0
+            prob[int(y0 * sy):int(np.ceil(y1 * sy)), int(x0 * sx):int(np.ceil(x1 * sx))] = 0
+        self.native_prob = prob
+        self._prob = prob if prob.shape == self.mask.shape else None
+
     @property
     def prob(self) -> np.ndarray:
         if self._prob is None:  # two threads may both resize here: same result, no harm

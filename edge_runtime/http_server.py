@@ -4,7 +4,8 @@
 the pipeline's observers and it serves, from its own threads,
 
 - ``/healthz``      200 while frames with a real signal flow (newest < 2 s old) and the AI is not
-                    STALLED or in ERROR, else 503 with the reason (the video goes on regardless);
+                    STALLED or in ERROR, else 503 with the reason (the video goes on regardless); a
+                    paused or failed recorder keeps 200 and adds ``degraded: REC ...`` to the body;
 - ``/metrics``      Prometheus text, ``sonomap_*`` series (see service_metrics);
 - ``/``             the live viewer page (edge_runtime/web/index.html);
 - ``/stream.mjpg``  MJPEG of the rendered overlay; ``/snapshot.jpg`` one JPEG;
@@ -157,7 +158,8 @@ class HttpObserver(Observer):
         ai_text = f"AI {ai['state']}" + (f" {ai['detail']}" if ai.get("detail") else "") if ai else "AI state unknown"
         if ai.get("state") in UNHEALTHY:
             return False, f"{ai_text}: video continues without the AI"
-        return True, f"ok, newest frame {age * 1000:.0f} ms old, {ai_text}"
+        problem = self.stats.recorder_problem()  # degraded, not down: the display goes on
+        return True, f"ok, newest frame {age * 1000:.0f} ms old, {ai_text}" + (f"; degraded: {problem}" if problem else "")
 
     def on_frame(self, frame: Frame, prediction: Prediction | None, rendered: np.ndarray,
                  stats: dict[str, Any]) -> None:

@@ -52,6 +52,8 @@ class Row(NamedTuple):
 
 def hud_text(hud: dict) -> str:
     parts = [RESEARCH_NOTICE]
+    if hud.get("rec"):  # the live recorder's state: REC, REC PAUSED: disk low, REC FAILED
+        parts.append(str(hud["rec"]))
     if "fps" in hud:
         parts.append(f"{hud['fps']:.1f} fps")
     if "latency_ms" in hud:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime import config as cfg
-from edge_runtime import yuv
+from edge_runtime import deidentify, privacy, recordings, yuv
 from edge_runtime.aistate import AiMonitor, AiStatus, backend_settings, state_banner
 from edge_runtime.backends import backend_from_config
 from edge_runtime.cpus import limit_opencv_threads
@@ -64,6 +64,7 @@ class Pipeline:
         self.sinks: dict = {}
         self.outputs: dict[str, str] = {}
         self.window: WindowSink | None = None
+        self.show_rec = False  # open_sinks: whether the HUD shows the recorder's state (live)
         self._last_prediction: Prediction | None = None
         self._last_mask: np.ndarray | None = None
         self._sink_drops = 0
@@ -103,14 +104,16 @@ class Pipeline:
         s = self.config["sinks"]
         live = self.is_live()
         self.sinks, self.window, self.outputs = open_sinks(s, float(s["fps"] or fps or DEFAULT_FPS), live)
+        self.show_rec = live  # a live session's recorder state is on screen; a replay's output is no recording
 
     # --- the stages -----------------------------------------------------------------
     def ensure_roi(self, frame: Frame) -> Roi:
-        """The ROI for this frame: chosen from the first frame, and again when the frame size
-        changes (an image folder of mixed sizes, a scanner switching resolution)."""
+        """The ROI for this frame: chosen on the first frame, again on a new size or capture session."""
+        if isinstance(frame.meta.get(deidentify.ROI_META_KEY), Roi):  # chosen on the raw screen (deidentify.py)
+            return frame.meta[deidentify.ROI_META_KEY]
         roi = self.roi
         shape = yuv.frame_shape(frame)
-        if roi is None or shape != self._roi_shape:
+        if roi is None or shape != self._roi_shape or frame.meta.get("session_start"):
             r = self.config["roi"]
             rect = r["rect"]
             if rect in (None, "auto") and frame.meta.get("default_roi"):
@@ -137,6 +140,7 @@ class Pipeline:
         """Gray ROI -> Prediction (tagged with its frame and ROI), or None on a fault (passthrough)."""
         prediction = self.guard.infer(gray)
         if prediction is not None:
+            deidentify.clear_blanked(prediction, frame)
             prediction.frame, prediction.roi = frame, roi or self.roi
             self._stats.inferred += 1
             self._stats.record("backend", prediction.latency_ms)
@@ -162,13 +166,15 @@ class Pipeline:
         ai = ai or self.ai_status(mask_age_ms if mask is not None else None)
         fault = state_banner(ai) or fault
         banners = [b for b in [fault] if b] + list(extra_banners or [])
-        hud = {"fps": self._stats.recent_fps(), "backend": self._hud_backend(), "mask_age_ms": mask_age_ms}
+        hud = {"fps": self._stats.recent_fps(), "backend": self._hud_backend(), "mask_age_ms": mask_age_ms,
+               "rec": self._stats.recording if self.show_rec else ""}
         latest = self._stats.latest("backend")
         if latest is not None:
             hud["latency_ms"] = latest
         roi = roi or (prediction.roi if prediction is not None and prediction.roi is not None else self.roi)
         if mask is not None and mask.shape != (roi.h, roi.w):
             mask = None  # a mask from before a resolution change does not fit this frame
+        deidentify.render_for_window(frame, lambda raw: self.overlay.render(raw, roi, mask, fade, hud, banners, ai))
         if self.renders_yuv(frame):
             keep_raw = "raw" in self.sinks or "masks" in self.sinks
             return self.overlay.render_i420(frame.i420.copy() if keep_raw else frame.i420, roi, mask, fade, hud,
@@ -210,8 +216,9 @@ class Pipeline:
             except Exception as exc:  # noqa: BLE001 - a failing recorder must not stop the display
                 self._stats.sink_errors += 1
                 self._stats.last_error = f"sink {name}: {exc}"
+        self._stats.recording = recordings.recorder_state(self.sinks)
         if self.window is not None:
-            self.window.write(rendered)
+            self.window.write(deidentify.window_image(frame, rendered))  # the whole screen (deidentify.py)
             if self.window.quit_requested:
                 self.stop()
             if self.window.take_ai_toggle():
@@ -294,7 +301,7 @@ class Pipeline:
     def run(self) -> dict:
         """Run until the source ends, ``stop()`` or max_frames; returns the summary (also written when a
         long AI stall ends the run, before InferenceStalled goes on up)."""
-        source = self.open_source()
+        source = self.source = deidentify.wrap(self.open_source(), self.config, self.ensure_roi)
         limit_opencv_threads()
         stalled = None
         try:
@@ -314,10 +321,11 @@ class Pipeline:
         self._stats.state = "stopped"
         summary["state"] = "stopped" if stalled is None else "stalled"
         summary["outputs"] = dict(self.outputs)  # the files written, strftime fields and suffixes resolved
+        summary["deidentified"] = bool(self.config["privacy"]["deidentify"])
         path = self.config["sinks"]["summary"]
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).write_text(json.dumps(summary, indent=2))
+            Path(path).write_text(privacy.redact(json.dumps(summary, indent=2)))
         if stalled is not None:
             raise stalled
         return summary

@@ -1,13 +1,14 @@
-"""Keep patient identifiers out of recordings and logs; keep recordings private.
+"""Keep patient identifiers and stream credentials out of logs, screens and summaries; keep recordings private.
 
-- :func:`scrub_dicom` removes identifying DICOM attributes (the patient, study, people
-  and institution attributes of the PS3.15 basic confidentiality profile, every
-  person-name (PN) element, and private tags) from a pydicom Dataset in place.
-- :func:`safe_meta` filters a frame's ``meta`` dict before it is logged or recorded:
-  identifier-like keys and raw DICOM datasets never leave the process.
-- :class:`RedactingFilter` replaces identifier values seen in opened DICOM files with
-  ``[REDACTED]`` in every log record (file names often carry patient names).
+- :data:`REDACTOR` (a :class:`RedactingFilter`), installed on the root log handlers by the ``sonomap``
+  command (:func:`install_log_redaction`), replaces every registered value with ``[REDACTED]`` in
+  every log record. Values are registered where they are read: the patient identifiers of each DICOM
+  file opened (:func:`register_dicom`: name and its parts, ID, birth date, accession number, ...; file
+  names often carry them too), and the user and password of a stream URL (:func:`register_url`).
+- :func:`redact` applies the same replacement, plus URL credentials, to text that leaves the process
+  by other ways than logging: one-line errors, the NO SIGNAL screen, summaries.
 - :func:`make_private_dir` creates the recordings directory 0700 (and fixes a looser one).
+Screen pixels are de-identified by :mod:`edge_runtime.deidentify`.
 """
 from __future__ import annotations
 
@@ -17,56 +18,21 @@ import re
 import stat
 import threading
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
+from urllib.parse import unquote, urlsplit
 
 from edge_runtime.errors import ConfigError
 
 PRIVATE_DIR_MODE = 0o700
 REDACTED = "[REDACTED]"
 MIN_REDACT_CHARS = 3  # shorter values ("F", "45") would redact random digits everywhere
+# scheme://user:password@host -> scheme://[REDACTED]@host (also when the URL was never registered)
+URL_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 
-# DICOM keywords that identify a patient, the people around them, or the visit.
-IDENTIFYING_KEYWORDS = frozenset("""
-PatientName PatientID IssuerOfPatientID OtherPatientIDs OtherPatientIDsSequence OtherPatientNames
-PatientBirthDate PatientBirthTime PatientBirthName PatientMotherBirthName PatientAddress
-PatientTelephoneNumbers PatientAge PatientSex PatientSize PatientWeight EthnicGroup Occupation
-MilitaryRank BranchOfService MedicalRecordLocator PatientComments AdditionalPatientHistory
-PatientReligiousPreference ResponsiblePerson ResponsibleOrganization PatientInsurancePlanCodeSequence
-CountryOfResidence RegionOfResidence MedicalAlerts Allergies PregnancyStatus
-ReferringPhysicianName ReferringPhysicianAddress ReferringPhysicianTelephoneNumbers
-PerformingPhysicianName NameOfPhysiciansReadingStudy OperatorsName PhysiciansOfRecord
-RequestingPhysician ScheduledPerformingPhysicianName
-InstitutionName InstitutionAddress InstitutionalDepartmentName StationName DeviceSerialNumber
-AccessionNumber StudyID StudyDate StudyTime SeriesDate SeriesTime AcquisitionDate AcquisitionTime
-AcquisitionDateTime ContentDate ContentTime InstanceCreationDate InstanceCreationTime
-StudyInstanceUID SeriesInstanceUID SOPInstanceUID FrameOfReferenceUID MediaStorageSOPInstanceUID
-StudyDescription RequestAttributesSequence AdmissionID AdmittingDiagnosesDescription
-""".split())
+# DICOM keywords whose values identify the patient or the visit (registered for log redaction).
 IDENTIFIER_VALUE_KEYWORDS = ("PatientName", "PatientID", "OtherPatientIDs", "OtherPatientNames",
                              "PatientBirthDate", "AccessionNumber", "PatientAddress",
                              "ReferringPhysicianName", "OperatorsName", "InstitutionName")
-# meta keys that look like identifiers (case-insensitive substrings).
-IDENTIFYING_KEY_PARTS = ("patient", "name", "birth", "accession", "institution", "physician",
-                         "operator", "uid", "address", "phone", "dicom")
-
-
-def scrub_dicom(ds: Any) -> Any:
-    """Remove identifying attributes from a pydicom Dataset (and nested sequences) in place."""
-    ds.remove_private_tags()
-    _scrub(ds)
-    file_meta = getattr(ds, "file_meta", None)
-    if file_meta is not None and "MediaStorageSOPInstanceUID" in file_meta:
-        del file_meta.MediaStorageSOPInstanceUID
-    return ds
-
-
-def _scrub(ds: Any) -> None:
-    for elem in list(ds):
-        if elem.keyword in IDENTIFYING_KEYWORDS or elem.VR == "PN":
-            del ds[elem.tag]
-        elif elem.VR == "SQ":
-            for item in elem.value:
-                _scrub(item)
 
 
 def dicom_identifiers(ds: Any) -> list[str]:
@@ -83,21 +49,6 @@ def dicom_identifiers(ds: Any) -> list[str]:
             if "^" in text:  # DICOM PN: Family^Given^Middle -> each part on its own too
                 values += [p for p in text.split("^") if p]
     return [v for v in values if len(v) >= MIN_REDACT_CHARS]
-
-
-def _identifying_key(key: str) -> bool:
-    low = key.lower()
-    return key in IDENTIFYING_KEYWORDS or any(part in low for part in IDENTIFYING_KEY_PARTS)
-
-
-def safe_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``meta`` without identifier-like keys or DICOM datasets (recursively)."""
-    out: dict[str, Any] = {}
-    for key, value in meta.items():
-        if _identifying_key(str(key)) or type(value).__name__ in ("Dataset", "FileDataset"):
-            continue
-        out[key] = safe_meta(value) if isinstance(value, Mapping) else value
-    return out
 
 
 class RedactingFilter(logging.Filter):
@@ -121,13 +72,41 @@ class RedactingFilter(logging.Filter):
         return text if pattern is None else pattern.sub(REDACTED, text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self._pattern is not None:
-            record.msg = self.redact(record.getMessage())
-            record.args = None
+        message = record.getMessage()
+        clean = redact_url(self.redact(message))
+        if clean != message:
+            record.msg, record.args = clean, None
         return True
 
 
 REDACTOR = RedactingFilter()
+
+
+def register_dicom(ds: Any) -> None:
+    """Redact this DICOM dataset's identifiers from every later log line and :func:`redact` text."""
+    REDACTOR.register(dicom_identifiers(ds))
+
+
+def register_url(url: str) -> None:
+    """Redact a stream URL's user and password (as written and percent-decoded) from logs and :func:`redact`."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return
+    userinfo = parts.netloc.rpartition("@")[0]
+    if userinfo:
+        values = [userinfo, *userinfo.split(":", 1)]
+        REDACTOR.register(values + [unquote(v) for v in values])
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the user:password part of every URL in it replaced."""
+    return URL_USERINFO.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
+
+
+def redact(text: str) -> str:
+    """``text`` without URL credentials or any registered identifier (for text that is not a log record)."""
+    return REDACTOR.redact(redact_url(str(text)))
 
 
 def install_log_redaction(logger: logging.Logger | None = None) -> RedactingFilter:

@@ -10,17 +10,37 @@ With a fixed ``sinks.video`` path the restarted process would truncate the file 
 - in live mode an existing recording (a file, or a mask folder with anything in it) is kept and the
   new one gets the first free ``-1``, ``-2``, ... suffix, with a warning. A replay's outputs are
   results re-made on demand, so replay overwrites them as before.
+
+Disk hygiene (:class:`SpaceGuard`, :func:`apply_retention`):
+
+- ``sinks.min_free_gb``: the recorder checks the free space of its folder once a second; below the
+  threshold it finalises the file so far and pauses, and it resumes into a new file when space returns;
+- ``sinks.retention_days`` (off by default: keeping or deleting recordings is the hospital's decision):
+  at start and hourly, recordings older than that are deleted from the recording folder. Only sonomap's
+  own recordings go: files named like the configured template *and* tagged :data:`OWN_MARK` inside.
 """
 from __future__ import annotations
 
+import glob
 import logging
+import re
+import shutil
 import time
 from pathlib import Path
+from typing import Callable
 
 from edge_runtime.errors import InputError
+from edge_runtime.memory import GIB
+from edge_runtime.service_metrics import EVENTS
 
 log = logging.getLogger("sonomap.recordings")
 MAX_SUFFIX = 9999
+OWN_MARK = "sonomap recording"   # mp4 'comment' tag written by Mp4Sink
+SPACE_CHECK_INTERVAL_S = 1.0
+RESUME_MARGIN = 0.1              # resume only at 10 % above the threshold: no pause/resume flapping
+RETENTION_INTERVAL_S = 3600.0
+SECONDS_PER_DAY = 86400.0
+REC_OFF, REC_ON, REC_PAUSED, REC_FAILED = "", "REC", "REC PAUSED: disk low", "REC FAILED"
 
 
 def expand(template: str | Path, now: float | None = None) -> Path:
@@ -49,3 +69,97 @@ def session_path(template: str | Path, keep_existing: bool, now: float | None = 
             log.warning("%s already holds a recording; keeping it and recording to %s", path, candidate)
             return candidate
     raise InputError(f"{path}: {MAX_SUFFIX} earlier recordings of this name; move them, or name recordings by time (%Y%m%d-%H%M%S)")
+
+
+def free_gib(folder: str | Path) -> float:
+    """Free space (GiB) for an unprivileged writer on the file system holding ``folder``."""
+    return shutil.disk_usage(folder).free / GIB
+
+
+class SpaceGuard:
+    """``ok()`` turns False when the folder's file system has less than ``min_free_gb`` GiB free, and
+    True again from ``min_free_gb`` plus :data:`RESUME_MARGIN` (checked at most once per ``interval_s``;
+    0 disables the check)."""
+
+    def __init__(self, folder: str | Path, min_free_gb: float, interval_s: float = SPACE_CHECK_INTERVAL_S,
+                 clock: Callable[[], float] = time.monotonic):
+        self.folder = Path(folder)
+        self.min_free_gb = float(min_free_gb)
+        self.interval_s = interval_s
+        self.clock = clock
+        self.free_gb: float | None = None
+        self.below = False
+        self._checked = float("-inf")
+
+    def ok(self) -> bool:
+        if self.min_free_gb <= 0:
+            return True
+        now = self.clock()
+        if now - self._checked >= self.interval_s:
+            self.free_gb = free_gib(self.folder)
+            self._checked = now
+            self.below = self.free_gb < self.min_free_gb * (1 + RESUME_MARGIN if self.below else 1)
+        return not self.below
+
+
+def log_pause(sink: str, space: SpaceGuard, kept: str) -> None:
+    """The one error line (and the ``recording_paused`` count) when a recorder pauses for disk space."""
+    EVENTS.inc("recording_paused")
+    log.error("sink %s: only %.2f GiB free on %s (sinks.min_free_gb %g): recording paused (%s); it resumes "
+              "when space returns", sink, space.free_gb, space.folder, space.min_free_gb, kept)
+
+
+def recorder_state(sinks: dict) -> str:
+    """The recorders' (overlay, raw, mask dump) state as the HUD shows it: ``""`` (none), ``REC``,
+    ``REC PAUSED: disk low`` (below sinks.min_free_gb, resumes by itself) or ``REC FAILED`` (stopped)."""
+    recorders = [s for name, s in sinks.items() if name in ("video", "raw", "masks")]
+    if not recorders:
+        return REC_OFF
+    if any(r.error is not None for r in recorders):
+        return REC_FAILED
+    if any(r.paused for r in recorders):
+        return REC_PAUSED
+    return REC_ON
+
+
+def _template_glob(template: str | Path) -> str:
+    """A glob for every name the template gives: strftime fields and the ``-N`` suffix as wildcards."""
+    path = Path(template)
+    literal = [glob.escape(part.replace("%%", "%")) for part in re.split(r"(?:%[^%])+", path.stem)]
+    return re.sub(r"\*\*+", "*", "*".join(literal) + "*") + glob.escape(path.suffix)  # '**' means folders
+
+
+def own_recording(path: Path) -> bool:
+    """True when ``path`` is an mp4 this runtime wrote (it carries :data:`OWN_MARK`)."""
+    import av  # deferred: only retention reads recordings back
+
+    try:
+        with av.open(str(path)) as container:
+            return container.metadata.get("comment") == OWN_MARK
+    except (av.FFmpegError, OSError, UnicodeDecodeError):
+        return False
+
+
+def apply_retention(template: str | Path, days: float | None, now: float | None = None) -> list[Path]:
+    """Delete sonomap's own recordings named like ``template`` older than ``days`` from its folder;
+    return them. Nothing else in the folder is touched: other names, sub-folders, links, foreign files."""
+    if not days:
+        return []
+    folder = expand(template).parent
+    if not folder.is_dir():
+        return []
+    cutoff = (time.time() if now is None else now) - float(days) * SECONDS_PER_DAY
+    deleted = []
+    for path in sorted(folder.glob(_template_glob(Path(template).name))):
+        if path.is_symlink() or not path.is_file() or path.stat().st_mtime >= cutoff or not own_recording(path):
+            continue
+        try:
+            path.unlink()
+        except OSError as exc:
+            log.error("retention: cannot delete %s (%s)", path, exc)
+            continue
+        deleted.append(path)
+    if deleted:
+        log.warning("retention: deleted %d recording(s) older than %g days from %s (sinks.retention_days)",
+                    len(deleted), days, folder)
+    return deleted

@@ -26,6 +26,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
+from edge_runtime import privacy
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.frames import Frame, Source
 from edge_runtime.service_metrics import EVENTS
@@ -164,7 +165,7 @@ class ResilientSource(Source):
                     yield frame
                 reason = "stream ended"
             except (SonomapError, OSError, cv2.error) as exc:
-                reason = str(exc)
+                reason = privacy.redact(str(exc))  # drawn on the NO SIGNAL screen: no credentials
             if self._closed:
                 return
             self._lost(reason)
@@ -176,13 +177,17 @@ class ResilientSource(Source):
                 now = self.clock()
                 h, w = self.size or DEFAULT_SIZE
                 left = max(0.0, retry_at - now)
-                img = render_no_signal(h, w, [f"{self.name}: {reason[:MAX_REASON_CHARS]}",
-                                              f"reconnecting in {left:.1f} s (waiting {attempt_wait:.1f} s)"])
+                img = render_no_signal(h, w, self.screen_lines(reason, left, attempt_wait))
                 yield Frame(index, img, now, None, {"no_signal": True, "source": self.name})
                 index += 1
                 if left <= 0:
                     break
                 self.sleep(min(self.no_signal_interval_s, left))
+
+    def screen_lines(self, reason: str, left_s: float, wait_s: float) -> list[str]:
+        """The status lines under NO SIGNAL (credentials and registered identifiers redacted)."""
+        return [privacy.redact(f"{self.name}: {reason}")[:MAX_REASON_CHARS],
+                f"reconnecting in {left_s:.1f} s (waiting {wait_s:.1f} s)"]
 
     @property
     def fps(self) -> float:
@@ -214,5 +219,6 @@ def for_config(config: dict, fail_first_open: bool = False) -> ResilientSource |
         return None
     options = {k: src[k] for k in ("fps", "width", "height", "fourcc")}
     size = (int(src["height"]), int(src["width"])) if src["height"] and src["width"] else None
-    return ResilientSource(lambda: open_source(spec, **options), str(spec), size=size,
+    privacy.register_url(str(spec))
+    return ResilientSource(lambda: open_source(spec, **options), privacy.redact_url(str(spec)), size=size,
                            fail_first_open=fail_first_open)

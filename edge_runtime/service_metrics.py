@@ -32,6 +32,8 @@ COUNTER_KEYS = {
 }
 INFO_KEYS = ("backend", "device", "precision", "provider", "model", "mode", "source")
 SUMMARY_QUANTILES = (("p50", "0.5"), ("p95", "0.95"), ("p99", "0.99"))
+# The runtime's recorder state (sinks.recorder_state) -> the sonomap_recorder_state label.
+RECORDER_STATES = {"": "off", "REC": "recording", "REC PAUSED: disk low": "paused", "REC FAILED": "failed"}
 
 
 class EventCounters:
@@ -106,6 +108,7 @@ class LiveStats:
         self.summaries: dict[str, dict[str, float]] = {}
         self.banner = ""
         self.ai: dict[str, Any] = {}   # the AI state drawn on the newest frame (edge_runtime.aistate)
+        self.recording = ""
         self._last_prediction: Prediction | None = None
 
     def update(self, frame: Frame, prediction: Prediction | None, stats: Mapping[str, Any]) -> None:
@@ -140,6 +143,8 @@ class LiveStats:
                     self.info[key] = info[key]
             if summaries:
                 self.summaries = summaries
+            if isinstance(stats.get("recording"), str):
+                self.recording = stats["recording"]
             self.banner = str(stats.get("banner") or stats.get("last_error") or "") \
                 if stats.get("state") == "degraded" or stats.get("banner") else ""
             if isinstance(stats.get("ai"), Mapping):
@@ -167,7 +172,12 @@ class LiveStats:
                     "counters": {(m if lab is None else f"{m}:{lab}"): v
                                  for (m, lab), v in self.counters.items()},
                     "events": EVENTS.snapshot(), "info": dict(self.info), "banner": self.banner,
-                    "frame_age_s": self.frame_age_s(), "ai": dict(self.ai)}
+                    "frame_age_s": self.frame_age_s(), "ai": dict(self.ai),
+                    "recording": self.recording}
+
+    def recorder_problem(self) -> str:
+        """The recorder's state when it is paused or failed (degraded service), else ""."""
+        return self.recording if RECORDER_STATES.get(self.recording) in ("paused", "failed") else ""
 
     def status_line(self) -> str:
         """One line for systemd's STATUS=: fps, latency, backend, faults."""
@@ -184,6 +194,8 @@ class LiveStats:
             parts.append(snap["info"]["backend"])
         if snap["banner"]:
             parts.append(snap["banner"])
+        if self.recorder_problem():
+            parts.append(self.recorder_problem())
         return ", ".join(parts)
 
 
@@ -252,6 +264,11 @@ def render_prometheus(live: LiveStats) -> str:
     lines += [f'sonomap_ai_state{{state="{s}"}} {int(ai.get("state") == s)}' for s in AI_STATES]
     lines += ["# HELP sonomap_inference_stalls_total Inference calls that passed inference.deadline_ms.",
               "# TYPE sonomap_inference_stalls_total counter", f"sonomap_inference_stalls_total {ai.get('stalls', 0)}"]
+    current = RECORDER_STATES.get(live.recording, "off")
+    lines += ["# HELP sonomap_recorder_state Recorder state: 1 on the current state (paused: disk below "
+              "sinks.min_free_gb; failed: stopped by an error).", "# TYPE sonomap_recorder_state gauge"]
+    lines += [f'sonomap_recorder_state{{state="{state}"}} {int(state == current)}'
+              for state in ("off", "recording", "paused", "failed")]
     labels = ",".join(f'{k}="{_label(v)}"' for k, v in sorted(info.items()))
     lines += ["# HELP sonomap_backend_info Inference backend in use (value is always 1).",
               "# TYPE sonomap_backend_info gauge", f"sonomap_backend_info{{{labels}}} 1",

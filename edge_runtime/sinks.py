@@ -5,7 +5,9 @@
   runs on its own thread from yuv420p (BGR->I420 by OpenCV is much cheaper than libswscale), or
   straight from the decoder's planes (``write_i420``: no colour conversion at all). libx264 runs
   one thread per four cores (:func:`edge_runtime.cpus.encode_threads`): on a small CPU its thread pool would only
-  fight inference for the same cores, on a large one a single thread caps the frame rate.
+  fight inference for the same cores, on a large one a single thread caps the frame rate. Below
+  ``sinks.min_free_gb`` it finalises its file and pauses; it resumes into a new file when space returns
+  (:class:`edge_runtime.recordings.SpaceGuard`); :func:`edge_runtime.recordings.recorder_state` says which.
 - :class:`WindowSink`: an OpenCV window, optionally fullscreen; refuses to start without a
   display instead of letting the GUI toolkit abort the process.
 - :class:`MaskDumpSink`: ``--save-masks DIR`` writes ``DIR/<index>_mask.png`` (0/255) and the ROI
@@ -19,6 +21,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -28,6 +31,7 @@ import numpy as np
 from edge_runtime import recordings
 from edge_runtime.cpus import encode_threads
 from edge_runtime.errors import InputError, SonomapError
+from edge_runtime.service_metrics import EVENTS
 
 log = logging.getLogger("sonomap.sinks")
 
@@ -65,6 +69,7 @@ class _ThreadedWriter:
                 self._write_now(*item)
             except Exception as exc:  # disk full, encoder failure: stop this sink, keep displaying
                 self.error = exc
+                EVENTS.inc("recording_failed")
                 log.error("sink %s failed and stops recording: %s", self.name, exc)
         try:
             self._finish()
@@ -105,15 +110,26 @@ class Mp4Sink(_ThreadedWriter):
     """H.264 mp4 writer (PyAV/libx264). ``write(bgr)``; size fixed by the first frame."""
 
     def __init__(self, path: str | Path, fps: float = 30.0, preset: str = "ultrafast",
-                 crf: int = 23, block: bool = True, name: str = "mp4"):
+                 crf: int = 23, block: bool = True, name: str = "mp4", min_free_gb: float = 0.0,
+                 template: str | Path | None = None, retention_days: float | None = None,
+                 outputs: dict | None = None):
         self.path = Path(path)
+        self.template = template or self.path  # where a resumed recording goes (a new name from it)
         self.fps = fps
         self.preset = preset
         self.crf = crf
         self.frames = 0
+        self.files: list[Path] = []
+        self.paused = False
+        self.paused_frames = 0
+        self.retention_days = retention_days
+        self.outputs = outputs  # the session's files by kind (the summary's ``outputs``): resumed files join it
+        self._file_frames = 0
         self._container = None
         self._stream = None
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # recordings: private (privacy.py)
+        self.space = recordings.SpaceGuard(self.path.parent, min_free_gb)
+        self._retention_at = float("-inf")
         super().__init__(name, block)
 
     def write(self, bgr: np.ndarray) -> None:
@@ -132,6 +148,11 @@ class Mp4Sink(_ThreadedWriter):
                                       options={"movflags": FRAGMENTED_MOVFLAGS, "flush_packets": "1"})
         except (OSError, av.FFmpegError) as exc:
             raise InputError(f"{self.path}: cannot create video file ({exc})") from exc
+        self._container.metadata["comment"] = recordings.OWN_MARK  # retention deletes only files carrying it
+        self.files.append(self.path)
+        if self.outputs is not None and len(self.files) > 1:
+            self.outputs[f"{self.name}, resumed {len(self.files) - 1}"] = str(self.path)
+        self._file_frames = 0
         stream = self._container.add_stream("libx264", rate=rate)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
@@ -141,9 +162,32 @@ class Mp4Sink(_ThreadedWriter):
                           "keyint_min": str(gop), "g": str(gop), "threads": str(encode_threads())}
         self._stream = stream
 
+    def _room_on_disk(self) -> bool:
+        """Pause (file finalised) below ``min_free_gb``; resume into a new file once space is back."""
+        now = time.monotonic()
+        if self.retention_days and now - self._retention_at >= recordings.RETENTION_INTERVAL_S:
+            self._retention_at = now
+            recordings.apply_retention(self.template, self.retention_days)
+        if self.space.ok():
+            if self.paused:
+                self.paused = False
+                self.path = recordings.session_path(self.template, keep_existing=True)
+                log.warning("sink %s: %.1f GiB free again; recording resumes to %s", self.name,
+                            self.space.free_gb, self.path)
+            return True
+        if not self.paused:
+            self.paused = True
+            recordings.log_pause(self.name, self.space, f"{self.path} kept" if self._container is not None
+                                 else "nothing recorded yet")
+            self._finish()
+        self.paused_frames += 1
+        return False
+
     def _write_now(self, image: np.ndarray, is_i420: bool) -> None:
         import av
 
+        if not self._room_on_disk():
+            return
         if is_i420:
             height, width = image.shape[0] * 2 // 3, image.shape[1]
             if self._container is None:
@@ -165,31 +209,41 @@ class Mp4Sink(_ThreadedWriter):
         self._encode(av.VideoFrame.from_ndarray(i420, format="yuv420p"))
 
     def _encode(self, frame) -> None:
-        frame.pts = self.frames  # in 1/fps units: PyAV derives the codec time base from the rate
+        frame.pts = self._file_frames  # in 1/fps units: PyAV derives the codec time base from the rate
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
+        self._file_frames += 1
         self.frames += 1
 
     def _finish(self) -> None:
         if self._container is None:
             return
-        for packet in self._stream.encode(None):
-            self._container.mux(packet)
-        self._container.close()
+        container, stream, self._container, self._stream = self._container, self._stream, None, None
+        for packet in stream.encode(None):
+            container.mux(packet)
+        container.close()
 
 
 class MaskDumpSink(_ThreadedWriter):
     """``--save-masks DIR``: per frame, the mask (0/255 PNG) and the gray ROI it came from."""
 
-    def __init__(self, directory: str | Path, block: bool = True):
+    def __init__(self, directory: str | Path, block: bool = True, min_free_gb: float = 0.0):
         self.directory = Path(directory)
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # patient images: private
+        self.space = recordings.SpaceGuard(self.directory, min_free_gb)
+        self.paused, self.paused_frames = False, 0
         super().__init__("masks", block)
 
     def write(self, index: int, roi_image: np.ndarray, mask: np.ndarray | None) -> None:
         self.submit(index, roi_image, mask)
 
     def _write_now(self, index: int, roi_image: np.ndarray, mask: np.ndarray | None) -> None:
+        if not self.space.ok():  # a PNG per frame fills a disk faster than video: the same guard
+            if not self.paused:
+                recordings.log_pause(self.name, self.space, "the mask dump so far kept")
+            self.paused, self.paused_frames = True, self.paused_frames + 1
+            return
+        self.paused = False
         cv2.imwrite(str(self.directory / f"{index:06d}_frame.png"), roi_image)
         if mask is not None:
             out = np.where(mask > 0, MASK_FOREGROUND, 0).astype(np.uint8)
@@ -205,9 +259,11 @@ def open_sinks(s: dict, fps: float, live: bool) -> tuple[dict, WindowSink | None
     sinks: dict = {}
     for kind in ("video", "raw"):
         if kind in outputs:
-            sinks[kind] = Mp4Sink(outputs[kind], fps, s["preset"], block=not live, name=kind)
+            sinks[kind] = Mp4Sink(outputs[kind], fps, s["preset"], block=not live, name=kind,
+                                  min_free_gb=s["min_free_gb"], template=s[kind], retention_days=s["retention_days"],
+                                  outputs=outputs)
     if "masks" in outputs:
-        sinks["masks"] = MaskDumpSink(outputs["masks"], block=not live)
+        sinks["masks"] = MaskDumpSink(outputs["masks"], block=not live, min_free_gb=s["min_free_gb"])
     window = WindowSink(fullscreen=bool(s["fullscreen"])) if s["window"] else None
     return sinks, window, outputs
 

@@ -15,6 +15,7 @@ Video files, streams and capture cards live in :mod:`edge_runtime.capture`.
 from __future__ import annotations
 
 import importlib
+import logging
 import re
 import time
 from pathlib import Path
@@ -23,10 +24,12 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from edge_runtime import privacy
 from edge_runtime.capture import V4L2Source, VideoFileSource, to_bgr
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.frames import Frame, Source
 
+log = logging.getLogger("sonomap.sources")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 STREAM_SCHEMES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 DICOM_UNITS_CM = 3          # DICOM PhysicalUnits code for centimetres
@@ -76,7 +79,7 @@ class DicomCineSource(Source):
 
     def __init__(self, path: str | Path, loop: bool = False):
         self.path = Path(path)
-        self.name = self.path.name
+        self.name = "DICOM cine"  # not the file name: it often carries the patient's name
         self.loop = loop
         if not self.path.is_file():
             raise InputError(f"{self.path}: file not found")
@@ -86,8 +89,12 @@ class DicomCineSource(Source):
             raise SonomapError(f"{self.path}: reading DICOM needs pydicom (pip install 'sonomap[dicom]')") from exc
         try:
             ds = pydicom.dcmread(str(self.path))
-            pixels = ds.pixel_array
         except Exception as exc:  # pydicom raises many types for broken files
+            raise InputError(f"{self.path}: unreadable DICOM ({type(exc).__name__}: {exc})") from exc
+        privacy.register_dicom(ds)  # from now on its identifiers are [REDACTED] in logs and errors
+        try:
+            pixels = ds.pixel_array
+        except Exception as exc:  # pydicom raises many types for undecodable pixel data
             raise InputError(f"{self.path}: unreadable DICOM ({type(exc).__name__}: {exc})") from exc
         frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
         if frames == 1:
@@ -96,6 +103,7 @@ class DicomCineSource(Source):
         self.pixels = pixels
         self.fps = float(getattr(ds, "CineRate", 0) or getattr(ds, "RecommendedDisplayFrameRate", 0) or DEFAULT_FPS)
         self.mm_per_pixel = self._mm_per_pixel(ds)
+        log.info("%s: DICOM cine, %d frame(s) at %.1f fps", self.path, len(self.pixels), self.fps)
 
     @staticmethod
     def _mm_per_pixel(ds) -> float | None:
@@ -159,6 +167,7 @@ def open_source(spec, **options) -> Source:
         return V4L2Source(int(spec), options.get("width"), options.get("height"), options.get("fps"),
                           options.get("fourcc"))
     spec = str(spec)
+    privacy.register_url(spec)  # rtsp://user:password@...: never in a log line, error or screen
     if spec == "synthetic":
         return SyntheticSource(options.get("image"), options.get("fps") or DEFAULT_FPS, options.get("frames"),
                                live=options.get("live", True), width=options.get("width"),

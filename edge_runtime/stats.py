@@ -42,6 +42,7 @@ class Stats:
         self.state = "starting"
         self.backend: dict = {}
         self.last_error = ""
+        self.recording = ""      # the recorder's state for the HUD, /healthz and /metrics (sinks.recorder_state)
 
     def record(self, stage: str, ms: float) -> None:
         with self._lock:
@@ -76,7 +77,7 @@ class Stats:
                    "errors": self.errors, "sink_errors": self.sink_errors, "elapsed_s": round(elapsed, 3),
                    "fps": round(self.frames / elapsed, 3), "backend": dict(self.backend),
                    "last_frame_monotonic": self.last_frame_monotonic, "state": self.state,
-                   "last_error": self.last_error}
+                   "last_error": self.last_error, "recording": self.recording}
         out["recent_fps"] = round(self.recent_fps(), 3)
         out["latency_ms"] = {k: summarise(v) for k, v in stages.items()}
         return out

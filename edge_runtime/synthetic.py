@@ -3,7 +3,8 @@
 Used by ``sonomap make-clip`` and the ``synthetic`` live source. Each frame is a dark
 1080p "scanner screen" with header text and a depth scale, and the ultrasound image in
 a fixed window (the ROI, ~1200x840 px) whose content slides, breathes and tilts as a
-handheld probe would. Frame-independent noise (``noise_sigma``, default 6 grey levels) imitates an
+handheld probe would. ``patient_line`` burns a patient line (name, ID, birth date) into the screen
+above the image, as scanners do: the input for checking de-identification. Frame-independent noise (``noise_sigma``, default 6 grey levels) imitates an
 analogue capture path; 0 gives the clean picture of a digital (HDMI/DVI/SDI) scanner output. The noise
 costs H.264 decode and encode CPU (1080p on 2 cores: 8.5 + 8.5 ms a frame at 6, 3.3 + 5.6 ms at 0).
 Output: BGR uint8 frames.
@@ -34,6 +35,7 @@ MOTION_PERIOD_FRAMES = 90      # one slow sweep every 3 s at 30 fps
 NOISE_PATTERNS = 8
 NOISE_SIGMA = 6.0              # grey levels; 0 = digital scanner output
 TEXT_LEVEL = 200
+PATIENT_LINE_Y, PATIENT_LINE_SCALE = 110, 0.9   # second header line (1080p pixels, font scale)
 
 
 def default_image() -> Path:
@@ -55,6 +57,7 @@ class ScreenSimulator:
     screen_h: int = SCREEN_H
     roi: Roi = ROI_RECT
     noise_sigma: float = NOISE_SIGMA
+    patient_line: str | None = None
 
     def __post_init__(self):
         gray = cv2.imread(str(self.image_path), cv2.IMREAD_GRAYSCALE)
@@ -73,6 +76,7 @@ class ScreenSimulator:
         self.noise = [rng.normal(0, self.noise_sigma, (self.roi.h, self.roi.w)).astype(np.int16)
                       for _ in range(NOISE_PATTERNS)] if self.noise_sigma > 0 else []
         self.mm_per_pixel = DEPTH_MM / self.roi.h
+        self.patient_box: list[int] | None = None
         self.background = self._screen()
 
     def _screen(self) -> np.ndarray:
@@ -83,6 +87,11 @@ class ScreenSimulator:
         thick = max(1, int(round(2 * k)))
         cv2.putText(screen, "SIMULATED SCANNER  L12-5  BREAST  MI 0.9  TIS 0.2", (int(40 * k), int(60 * k)), font,
                     1.0 * k, colour, thick, cv2.LINE_AA)
+        if self.patient_line:
+            org = (int(40 * k), int(PATIENT_LINE_Y * k))
+            (tw, th), base = cv2.getTextSize(self.patient_line, font, PATIENT_LINE_SCALE * k, thick)
+            cv2.putText(screen, self.patient_line, org, font, PATIENT_LINE_SCALE * k, colour, thick, cv2.LINE_AA)
+            self.patient_box = [org[0] - 2, org[1] - th - 2, tw + 4, th + base + 4]  # x, y, w, h with the AA rim
         cv2.putText(screen, "sonomap synthetic clip", (int(40 * k), self.screen_h - int(40 * k)), font, 0.8 * k,
                     colour, 1, cv2.LINE_AA)
         x_scale = self.roi.x + self.roi.w + int(40 * k)
@@ -124,11 +133,13 @@ class ScreenSimulator:
 
 
 def write_clip(image: Path, out: Path, frames: int, fps: int, width: int = SCREEN_W,
-               height: int = SCREEN_H, seed: int = 0, noise_sigma: float = NOISE_SIGMA) -> dict:
-    """Render ``frames`` frames to an H.264 mp4; return a description (roi, mm scale)."""
+               height: int = SCREEN_H, seed: int = 0, noise_sigma: float = NOISE_SIGMA,
+               patient_line: str | None = None) -> dict:
+    """Render ``frames`` frames to an H.264 mp4; return a description (roi, mm scale, patient line box)."""
     from edge_runtime.sinks import Mp4Sink
 
-    sim = ScreenSimulator(Path(image), seed=seed, screen_w=width, screen_h=height, noise_sigma=noise_sigma)
+    sim = ScreenSimulator(Path(image), seed=seed, screen_w=width, screen_h=height, noise_sigma=noise_sigma,
+                          patient_line=patient_line)
     sink = Mp4Sink(out, fps=fps, preset="veryfast")
     try:
         for i in range(frames):
@@ -137,4 +148,4 @@ def write_clip(image: Path, out: Path, frames: int, fps: int, width: int = SCREE
         sink.close()
     return {"clip": str(out), "frames": frames, "fps": fps, "size": [width, height],
             "roi": sim.roi.as_list(), "mm_per_pixel": sim.mm_per_pixel, "image": str(image),
-            "noise_sigma": noise_sigma}
+            "noise_sigma": noise_sigma, "patient_box": sim.patient_box}

@@ -27,6 +27,7 @@ from edge_runtime.frames import Frame
 
 # BT.601 limited ("TV") range, the default of libx264/ffmpeg and OpenCV's I420 conversions.
 Y_BLACK, Y_WHITE = 16, 235
+UV_NEUTRAL = 128             # chroma of a grey (or black) pixel
 UINT8_MAX = 255
 _FULL_FROM_LIMITED = np.clip(np.round((np.arange(UINT8_MAX + 1) - Y_BLACK) * UINT8_MAX / (Y_WHITE - Y_BLACK)),
                              0, UINT8_MAX).astype(np.uint8)
@@ -56,6 +57,10 @@ class YuvFrame(Frame):
     @property
     def shape(self) -> tuple[int, int]:
         return self.i420.shape[0] * 2 // 3, self.i420.shape[1]
+
+    def converted_image(self) -> np.ndarray | None:
+        """The BGR image if it was made already (whoever edits ``i420`` in place must edit it too), else None."""
+        return self._bgr
 
     def __repr__(self) -> str:
         return f"YuvFrame(index={self.index}, size={self.shape[1]}x{self.shape[0]}, pts={self.pts})"

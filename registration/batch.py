@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.errors import InputError, SonomapError
+from edge_runtime.privacy import redact
 from registration.case import load_case
 from registration.pipeline import register_case
 from registration.report import write_json, write_png, write_text
@@ -159,13 +160,13 @@ def register_batch(cases_dir, out_dataset, seed: int = 0, progress: bool = True,
                          "cancer_fraction": report["label"]["cancer_fraction"],
                          "known_fraction": report["label"]["known_fraction"], "warnings": report["warnings"]})
         except SonomapError as exc:
-            failed.append({"case": str(case_yaml), "error": str(exc)})
+            failed.append({"case": str(case_yaml), "error": redact(str(exc))})  # no DICOM identifiers
             log.warning("%s: %s", case_yaml, exc)
         except Exception as exc:  # noqa: BLE001 - an unexpected failure (even a bug) on one case must not
             # stop an overnight batch; it is recorded with its type and location (Ctrl-C still stops)
             tb = traceback.extract_tb(exc.__traceback__)[-1]
-            failed.append({"case": str(case_yaml), "error": f"{type(exc).__name__}: {exc} "
-                                                             f"(at {Path(tb.filename).name}:{tb.lineno})"})
+            failed.append({"case": str(case_yaml), "error": redact(f"{type(exc).__name__}: {exc} "
+                                                                    f"(at {Path(tb.filename).name}:{tb.lineno})")})
             log.warning("%s: unexpected %s: %s", case_yaml, type(exc).__name__, exc)
     counts = _write_cases_csv(ds, seed)
     summary = {"dataset": str(ds), "registered": len(done), "skipped_done": len(skipped), "failed": len(failed),

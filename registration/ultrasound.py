@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.errors import InputError
+from edge_runtime.privacy import register_dicom
 
 DICOM_SUFFIXES = {".dcm", ".dicom", ""}
 UNIT_CM = 3
@@ -155,6 +156,7 @@ def load_ultrasound(path: Path, mm_per_pixel: tuple[float, float] | None = None,
         ds = pydicom.dcmread(str(path))
     except Exception as exc:  # InvalidDicomError and friends
         raise InputError(f"{where}: not a readable DICOM file ({exc})") from exc
+    register_dicom(ds)  # its patient identifiers are [REDACTED] in every later log line and error
     gray = _dicom_frame(ds, frame, where)
     regions = dicom_regions(ds, where)
     if not regions:

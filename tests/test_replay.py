@@ -65,8 +65,8 @@ def test_replay_writes_overlay_mp4_and_summary(clip, tmp_path):
     x, y, w, h = CLIP_ROI
     red = lambda f: (f[y:y + h, x:x + w, 2].astype(int) - f[y:y + h, x:x + w, 1]).mean()  # noqa: E731
     assert red(rendered[5]) > red(raw[5]) + 10                               # translucent red overlay
-    outside = np.abs(rendered[5][y + h + 5:, : x - 5].astype(int) - raw[5][y + h + 5:, : x - 5]).mean()
-    assert outside < 3                                                      # nothing painted off the ROI
+    assert raw[5][y + h + 5:, : x - 5].max() > 100                          # the screen's caption ...
+    assert rendered[5][y + h + 5:, : x - 5].max() < 8                       # ... blanked, nothing painted
 
 
 def test_replay_explicit_roi_save_masks_raw_recording_and_loop(clip, tmp_path):

@@ -151,7 +151,7 @@ def test_cuda_requested_without_cuda_is_a_config_error():
 def test_shipped_default_config_is_valid_and_complete():
     config = load_config(REPO / "edge_runtime" / "configs" / "default.yaml")
     assert config == build_config(config)          # every key known; round-trips
-    assert list(config) == ["source", "roi", "inference", "overlay", "sinks", "live"]
+    assert list(config) == ["source", "roi", "inference", "overlay", "sinks", "live", "privacy"]
 
 
 def test_request_reload_applies_a_good_config_and_keeps_the_old_one_on_a_bad_edit(tmp_path):

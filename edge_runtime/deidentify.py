@@ -1,0 +1,196 @@
+"""De-identification stage: only the ultrasound area (and sonomap's own drawing) leaves the process.
+
+Scanners burn the patient's name, ID and date of birth into their screen, outside the image. Every
+frame therefore passes this stage before any other stage sees it (:class:`DeidentifiedSource` wraps the
+pipeline's source): the ROI is chosen on the raw screen, then everything outside it is blanked (black)
+in place. Inference, overlay, recordings (overlay and raw), replay output, mask dumps, the HTTP viewer
+and snapshot, and OpenIGTLink images all start from the blanked frame; the HUD, legend and banners are
+drawn afterwards, so they stay.
+
+The local window is the exception: it is the operator's view in the procedure room, where the scanner
+shows the same screen, and it must never hide part of the image because an ROI was chosen too tight.
+With a window, the raw screen travels in ``meta["screen"]`` until the overlay stage draws the window's
+own copy from it (:func:`render_for_window`); nothing else ever reads it.
+
+Config section ``privacy`` (boxes are ``[x, y, w, h]`` in screen pixels of the source):
+
+- ``blank``: boxes blanked even inside the ROI (scanners that print initials on the image);
+- ``keep``: boxes kept outside the ROI (a depth scale). ``blank`` wins where they overlap;
+- ``deidentify: false``: the explicit opt-out; every start logs a warning.
+
+Frames sonomap draws itself (the NO SIGNAL screen) pass unchanged. Each frame carries the ROI it was
+blanked for in ``meta["roi"]``, so later stages never re-detect it on the blanked screen, and the
+``blank`` boxes inside the ROI in ``meta["blanked"]``: :func:`clear_blanked` removes the prediction
+there, since a black box is no tissue and must not come out as an overlay.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable, Iterator
+
+import numpy as np
+
+from edge_runtime import yuv
+from edge_runtime.frames import Frame, Source
+from edge_runtime.roi import Roi
+
+log = logging.getLogger("sonomap.privacy")
+
+ROI_META_KEY = "roi"
+BLANKED_META_KEY = "blanked"
+SCREEN_META_KEY, WINDOW_META_KEY = "screen", "window_image"
+BLACK_BGR = 0
+OPT_OUT_WARNING = ("privacy.deidentify is false: recordings, replay output, the HTTP viewer and snapshots "
+                   "carry the whole scanner screen, including any patient name, ID or birth date it shows")
+FULL_ROI_WARNING = ("roi.rect is 'full': the whole screen counts as the ultrasound area, so only the "
+                    "privacy.blank boxes are blanked")
+Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive ends)
+
+
+def _clip(box, width: int, height: int) -> Rect:
+    x, y, w, h = (int(v) for v in box)
+    return max(0, x), max(0, y), min(width, x + w), min(height, y + h)
+
+
+def blank_rects(shape: tuple[int, int], roi: Roi, blank=(), keep=()) -> list[Rect]:
+    """The rectangles to blank on a screen of ``shape`` (H, W): all but (ROI + ``keep``) - ``blank``.
+
+    The screen is cut into horizontal bands at every box edge; inside a band each row is the same,
+    so the runs of blanked columns of its first row are the band's rectangles (a handful per frame
+    instead of a per-pixel mask)."""
+    height, width = shape
+    kept = np.zeros((height, width), bool)
+    boxes = [_clip((roi.x, roi.y, roi.w, roi.h), width, height)]
+    boxes += [_clip(k, width, height) for k in keep]
+    for x0, y0, x1, y1 in boxes:
+        kept[y0:y1, x0:x1] = True
+    cuts = [_clip(b, width, height) for b in blank]
+    for x0, y0, x1, y1 in cuts:
+        kept[y0:y1, x0:x1] = False
+    edges = sorted({0, height} | {v for b in boxes + cuts for v in (b[1], b[3]) if 0 <= v <= height})
+    rects = []
+    for top, bottom in zip(edges, edges[1:]):
+        if top >= bottom:
+            continue
+        change = np.diff(np.concatenate(([1], kept[top].view(np.int8), [1])))
+        starts, ends = np.flatnonzero(change == -1), np.flatnonzero(change == 1)
+        rects += [(int(s), top, int(e), bottom) for s, e in zip(starts, ends)]
+    return rects
+
+
+def blank_bgr(image: np.ndarray, rects: list[Rect]) -> None:
+    for x0, y0, x1, y1 in rects:
+        image[y0:y1, x0:x1] = BLACK_BGR
+
+
+def blank_i420(i420: np.ndarray, rects: list[Rect]) -> None:
+    """Blank in the I420 planes: luma to video black, chroma to neutral. A chroma sample shared with a
+    kept pixel at an odd edge is blanked too (blanking wins)."""
+    y_plane, u_plane, v_plane = yuv.planes(i420)
+    for x0, y0, x1, y1 in rects:
+        y_plane[y0:y1, x0:x1] = yuv.Y_BLACK
+        cy0, cy1, cx0, cx1 = y0 // 2, (y1 + 1) // 2, x0 // 2, (x1 + 1) // 2
+        u_plane[cy0:cy1, cx0:cx1] = yuv.UV_NEUTRAL
+        v_plane[cy0:cy1, cx0:cx1] = yuv.UV_NEUTRAL
+
+
+class ScreenBlanker:
+    """Blanks frames for one ``privacy`` config; rectangles are computed once per (size, ROI)."""
+
+    def __init__(self, privacy: dict):
+        self.blank = [tuple(b) for b in privacy.get("blank") or []]
+        self.keep = [tuple(k) for k in privacy.get("keep") or []]
+        self._cache: tuple | None = None
+
+    def rects(self, shape: tuple[int, int], roi: Roi) -> tuple[list[Rect], list[Rect]]:
+        """(screen rectangles to blank, ``blank`` boxes inside the ROI in ROI coordinates)."""
+        key = (tuple(shape), roi.as_list())
+        if self._cache is None or self._cache[0] != key:
+            inside = [_clip((x - roi.x, y - roi.y, w, h), roi.w, roi.h) for x, y, w, h in self.blank]
+            inside = [r for r in inside if r[0] < r[2] and r[1] < r[3]]
+            self._cache = (key, (blank_rects(shape, roi, self.blank, self.keep), inside))
+        return self._cache[1]
+
+    def apply(self, frame: Frame, roi: Roi) -> Frame:
+        """Blank ``frame`` in place (a read-only image is copied first) and tag it with ``roi``."""
+        shape = yuv.frame_shape(frame)
+        rects, inside = self.rects(shape, roi)
+        if rects and isinstance(frame, yuv.YuvFrame):
+            blank_i420(frame.i420, rects)
+            converted = frame.converted_image()  # e.g. a live source checked the frame in BGR already
+            if converted is not None:
+                blank_bgr(converted, rects)
+        elif rects:
+            image = frame.image
+            if not image.flags.writeable:  # e.g. a buffer straight from a network message
+                image = frame.image = image.copy()
+            blank_bgr(image, rects)
+        frame.meta[ROI_META_KEY] = roi
+        if inside:
+            frame.meta[BLANKED_META_KEY] = inside
+        return frame
+
+
+def clear_blanked(prediction, frame: Frame | None) -> None:
+    """Zero the prediction (mask and probability) inside the frame's blanked boxes of the ROI."""
+    boxes = frame.meta.get(BLANKED_META_KEY) if frame is not None else None
+    if boxes:
+        prediction.zero_boxes(boxes)
+
+
+class DeidentifiedSource(Source):
+    """Wraps a source: every frame it yields is blanked for the ROI ``choose_roi`` picks on the raw frame
+    (:meth:`edge_runtime.pipeline.Pipeline.ensure_roi`, which detects it again when a capture session
+    starts: a re-plugged device may come back with another layout)."""
+
+    def __init__(self, inner: Source, privacy: dict, choose_roi: Callable[[Frame], Roi], keep_screen: bool = False):
+        self.inner = inner
+        self.blanker = ScreenBlanker(privacy)
+        self.choose_roi = choose_roi
+        self.keep_screen = keep_screen  # a local window shows the whole screen
+
+    @property
+    def live(self) -> bool:
+        return self.inner.live
+
+    def __getattr__(self, name: str):  # name, fps, reconnect counters ... of the wrapped source
+        if name == "inner":  # not set yet: no recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def __iter__(self) -> Iterator[Frame]:
+        for frame in self.inner:
+            if frame.meta.get("no_signal"):  # sonomap's own NO SIGNAL screen: nothing of the patient on it
+                yield frame
+                continue
+            roi = self.choose_roi(frame)
+            if self.keep_screen:
+                frame.meta[SCREEN_META_KEY] = frame.image.copy()
+            yield self.blanker.apply(frame, roi)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def wrap(source: Source, config: dict, choose_roi: Callable[[Frame], Roi]) -> Source:
+    """``source`` de-identified for the runtime ``config``, or as it is (with the opt-out warning) when
+    ``privacy.deidentify`` is off."""
+    privacy = config["privacy"]
+    if not privacy.get("deidentify", True):
+        log.warning(OPT_OUT_WARNING)
+        return source
+    if str(config["roi"]["rect"]).lower() == "full":
+        log.warning(FULL_ROI_WARNING)
+    return DeidentifiedSource(source, privacy, choose_roi, keep_screen=bool(config["sinks"]["window"]))
+
+
+def render_for_window(frame: Frame, render: Callable[[np.ndarray], np.ndarray]) -> None:
+    """Draw the window's copy (``render(raw screen)``) when the frame kept its raw screen for it."""
+    screen = frame.meta.pop(SCREEN_META_KEY, None)
+    if screen is not None:
+        frame.meta[WINDOW_META_KEY] = render(screen)
+
+
+def window_image(frame: Frame, rendered: np.ndarray) -> np.ndarray:
+    """What the local window shows for ``frame``: its whole-screen copy, else the rendered frame."""
+    return frame.meta.pop(WINDOW_META_KEY, rendered)
