@@ -72,7 +72,10 @@ class RedactingFilter(logging.Filter):
         return text if pattern is None else pattern.sub(REDACTED, text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a bad format string: the handler reports it as logging does
+            return True
         clean = redact_url(self.redact(message))
         if clean != message:
             record.msg, record.args = clean, None
