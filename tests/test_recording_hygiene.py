@@ -202,10 +202,13 @@ def test_live_with_a_full_disk_is_degraded_not_down(tmp_path):
     config.write_text(yaml.safe_dump({"source": {"input": "synthetic", "fps": 15, "width": 480, "height": 320},
                                       "sinks": {"min_free_gb": round(free + 1000)}}))
     port, rec = _free_port(), tmp_path / "rec" / "live.mp4"
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # systemd's side of sd_notify
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.settimeout(0.2)
     proc = subprocess.Popen([sys.executable, "-m", "edge_runtime.cli", "live", "--config", str(config), "--headless",
                              "--model", str(dark_onnx()), "--record", str(rec), "--http", f"127.0.0.1:{port}",
                              "--duration", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "NOTIFY_SOCKET": ""})
+                            env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")})
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -222,9 +225,17 @@ def test_live_with_a_full_disk_is_degraded_not_down(tmp_path):
         assert 'sonomap_recorder_state{state="paused"} 1' in metrics
         assert 'sonomap_errors_total{kind="recording_paused"} 1' in metrics
         assert '"recording": "REC PAUSED: disk low"' in _get(f"http://127.0.0.1:{port}/stats.json")[1]
+        statuses, deadline = [], time.monotonic() + 10  # systemctl status shows it too
+        while not any(REC_PAUSED in m for m in statuses) and time.monotonic() < deadline:
+            try:
+                statuses.append(notify.recv(4096).decode())
+            except socket.timeout:
+                continue
+        assert any(REC_PAUSED in m for m in statuses if "STATUS=" in m), statuses[-3:]
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=60)
+        notify.close()
     assert proc.returncode == 0, err[-3000:]
     assert "recording paused" in err and "sinks.min_free_gb" in err
     assert not rec.exists()
