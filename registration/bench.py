@@ -293,6 +293,7 @@ def _print_lab(res: dict, t: dict) -> None:
     print(f"  {'register seconds per simulated case':<44} mean {res['register_seconds_mean']:.3f} s")
     if "memory" in res:
         m = res["memory"]
-        print(_line("peak RSS of one `sonomap register` (child)", f"{m['peak_rss_mb']:.0f} MB",
+        measured = f"{m['peak_rss_mb']:.0f} MB" if m["ok"] else f"register failed: {m['error']}"
+        print(_line("peak RSS of one `sonomap register` (child)", measured,
                     f"<= {t['rss_mb']:.0f}", m["ok"] and m["peak_rss_mb"] <= t["rss_mb"]))
     print_breakdown(res["breakdown"])

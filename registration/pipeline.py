@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.errors import InputError
+from edge_runtime.memory import peak_rss_bytes
 from registration.annotations import load_annotations, polygon_area, rasterise
 from registration.case import CaseSpec, load_case
 from registration.core import MIN_FRAGMENT_AREA_UM2, find_fragments, orient
@@ -202,6 +203,9 @@ def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | N
                                                    "shift_level_px": [round(v, 1) for v in sections.shift_px]},
         "warnings": warnings,
         "seconds": round(time.perf_counter() - t0, 3),
+        # VmHWM of this process so far (its own address space, not a parent's): for a single
+        # `sonomap register` that is the case's peak memory; in a batch, the batch's peak so far.
+        "process_peak_rss_mb": round(peak_rss_bytes() / 2**20, 1),
     }
     write_json(out / "report.json", report)
     return report

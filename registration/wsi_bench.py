@@ -122,7 +122,8 @@ def _rescale(geom: dict, factor: float, y0: int) -> None:
 
 
 def run_register(case_file: Path, out: Path) -> dict:
-    """One `sonomap register` child process: wall seconds, its own peak RSS (MB) and its report."""
+    """One `sonomap register` child process: wall seconds, its own peak RSS (MB, the VmHWM it reports:
+    ``ru_maxrss`` of a child carries its parent's peak) and its report."""
     t0 = time.perf_counter()
     with open(out.parent / f"{out.name}.log", "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "edge_runtime.cli", "register", str(case_file),
@@ -134,7 +135,7 @@ def run_register(case_file: Path, out: Path) -> dict:
         raise RuntimeError(f"{case_file}: sonomap register failed (see {out.parent / (out.name + '.log')})")
     rep = json.loads((out / "report.json").read_text())
     return {"wall_seconds": wall, "cpu_seconds": usage.ru_utime + usage.ru_stime,
-            "register_seconds": rep["seconds"], "peak_rss_mb": usage.ru_maxrss / 1024.0, "slide": rep["slide"]}
+            "register_seconds": rep["seconds"], "peak_rss_mb": rep["process_peak_rss_mb"], "slide": rep["slide"]}
 
 
 def _agreement(a: Path, b: Path) -> float:

@@ -6,7 +6,7 @@ Inputs: a config YAML (:mod:`training.config`), a dataset in the layout of
 - ``last.pt`` (+ yaml): everything ``--resume`` needs (model, optimiser, schedule, scaler,
   epoch, RNG states, best so far, elapsed time, history);
 - ``metrics.csv`` (one row per epoch), ``summary.json``, TensorBoard scalars in ``tb/``
-  (:mod:`training.tblog`, written by tensorboardX).
+  (:mod:`training.tblog`, written by torch.utils.tensorboard).
 Runs as one process or under torchrun (DDP, SyncBatchNorm, DistributedSampler; rank 0 writes).
 """
 from __future__ import annotations
