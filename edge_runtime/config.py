@@ -24,7 +24,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                   "cuda_graphs": False, "input_size": None, "retry_after_s": 1.0, "retry_max_s": 30.0,
                   "reload_after_errors": 3, "enabled": True, "deadline_ms": 1000.0, "stall_restart_s": 30.0},
     "overlay": {"alpha": 0.4, "contour": True, "classes": {}, "legend": True, "hud": True, "ema": 0.0,
-                "threshold": None},
+                "threshold": None, "style": "mask"},
     "sinks": {"video": None, "raw": None, "masks": None, "window": False, "fullscreen": False,
               "preset": "ultrafast", "summary": None, "fps": None, "min_free_gb": 1.0, "retention_days": None},
     "live": {"mode": "latest", "stale_ms": 500.0, "fade_ms": 300.0, "duration_s": None},

@@ -8,6 +8,9 @@ consumer needs to use the artifact correctly without importing the producer:
 - ``normalisation``: ``mean``/``std`` applied after scaling uint8 to [0, 1];
 - ``classes``: id, name and RGB colour of each output class;
 - ``threshold``: the cancer-probability cut-off for the mask;
+- ``temperature``: logits are divided by it before the softmax (temperature scaling fitted on
+  validation data, so probabilities are calibrated; 1.0 = none). Graphs with
+  ``preprocessing_in_graph`` have it folded in; a consumer of raw logits applies it itself;
 - ``sha256``/``file``: the artifact itself; ``source``: what it was derived from;
 - ``io``: tensor names, shapes and dtypes (ONNX/engines), and ``preprocessing_in_graph``
   when resize/normalise/softmax/threshold are folded into the graph (uint8 in, uint8 out).
@@ -50,6 +53,7 @@ class Manifest:
     std: float
     classes: list[ClassInfo]
     threshold: float = 0.5
+    temperature: float = 1.0
     file: str = ""
     sha256: str = ""
     source: dict[str, Any] = field(default_factory=dict)
@@ -97,6 +101,7 @@ class Manifest:
             "normalisation": {"scale": "1/255", "mean": self.mean, "std": self.std},
             "classes": [asdict(c) for c in self.classes],
             "threshold": self.threshold,
+            "temperature": self.temperature,
             "preprocessing_in_graph": self.preprocessing_in_graph,
             "io": self.io,
             "versions": self.versions,
@@ -133,6 +138,7 @@ class Manifest:
                 std=float(need(norm, "std", "normalisation.")),
                 classes=classes,
                 threshold=float(data.get("threshold", 0.5)),
+                temperature=float(data.get("temperature", 1.0)),
                 file=str(data.get("file", "")),
                 sha256=str(data.get("sha256", "")),
                 source=dict(data.get("source") or {}),
@@ -154,6 +160,8 @@ class Manifest:
             raise ConfigError(f"{origin}: 'normalisation.std' must be > 0, got {self.std}")
         if not 0.0 < self.threshold < 1.0:
             raise ConfigError(f"{origin}: 'threshold' must be in (0, 1), got {self.threshold}")
+        if not self.temperature > 0.0:
+            raise ConfigError(f"{origin}: 'temperature' must be > 0, got {self.temperature}")
         ids = [c.id for c in self.classes]
         if sorted(ids) != list(range(len(ids))) or len(ids) < 2:
             raise ConfigError(f"{origin}: 'classes' ids must be 0..N-1 with N >= 2, got {ids}")

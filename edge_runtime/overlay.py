@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from edge_runtime import hudrow, yuv
+from edge_runtime import heatmap, hudrow, yuv
 from edge_runtime.aistate import AiStatus
 from edge_runtime.errors import ConfigError
 from edge_runtime.roi import Roi
@@ -36,7 +36,9 @@ DARK = (20, 20, 20)
 DEFAULT_ALPHA = 0.4
 CONTOUR_PX = 2
 HUD_REFRESH_S = 0.25   # the YUV path re-renders the HUD text at most this often (values change every frame)
-OVERLAY_KEYS = {"alpha", "contour", "classes", "legend", "hud", "ema", "threshold"}
+OVERLAY_KEYS = {"alpha", "contour", "classes", "legend", "hud", "ema", "threshold", "style"}
+MASK_STYLE, HEATMAP_STYLE = "mask", "heatmap"
+STYLES = (MASK_STYLE, HEATMAP_STYLE)
 CLASS_KEYS = {"color", "alpha", "contour", "show"}
 
 
@@ -59,6 +61,7 @@ class Overlay:
     hud: bool = True
     ema: float = 0.0          # 0 disables smoothing; else weight of the newest prob
     cancer_index: int = 1
+    style: str = MASK_STYLE   # heatmap: what is drawn is the probability (edge_runtime.heatmap)
     _smoothed: np.ndarray | None = field(default=None, repr=False)
     _previous_mask: np.ndarray | None = field(default=None, repr=False)
     _flicker_sum: float = 0.0
@@ -93,14 +96,18 @@ class Overlay:
         ema = float(config.get("ema", 0.0))
         if not 0.0 <= ema < 1.0:
             raise ConfigError(f"overlay.ema must be in [0, 1), got {ema}")
+        style = config.get("style", MASK_STYLE)
+        if style not in STYLES:
+            raise ConfigError(f"overlay.style must be one of {STYLES}, got {style!r}")
         return cls(styles, float(config.get("threshold", manifest.threshold)), bool(config.get("legend", True)),
-                   bool(config.get("hud", True)), ema, manifest.cancer_index)
+                   bool(config.get("hud", True)), ema, manifest.cancer_index, style)
 
     # --- temporal smoothing ---------------------------------------------------
     def smooth(self, mask: np.ndarray, prob) -> np.ndarray:
         """EMA over the cancer probability (when enabled); returns the mask to draw.
         ``prob``: the probability at the mask's size, or a callable returning it (read only when
-        smoothing is on, so an unsmoothed frame never makes the full-size float image)."""
+        smoothing is on, so an unsmoothed frame never makes the full-size float image).
+        In heatmap style it returns the (smoothed) probability as uint8 levels instead."""
         if self.ema <= 0.0:
             out = mask
         else:
@@ -114,6 +121,9 @@ class Overlay:
             self._flicker_sum += float(np.count_nonzero(out != self._previous_mask)) / out.size
             self._flicker_n += 1
         self._previous_mask = out
+        if self.style == HEATMAP_STYLE:
+            shown = self._smoothed if self.ema > 0.0 else (prob() if callable(prob) else prob)
+            return heatmap.levels(shown, out.shape)
         return out
 
     @property
@@ -131,10 +141,14 @@ class Overlay:
         """Return a copy of ``image`` with mask (alpha x ``fade``), HUD, banners and AI badge drawn."""
         out = image.copy()
         region = roi.crop(out)
+        heat = self.style == HEATMAP_STYLE
         if mask is not None and fade > 0.0:
-            self._draw_mask(region, mask, fade)
+            if heat:
+                heatmap.draw_heat(region, mask, self.threshold, self._heat_alpha(), fade)
+            else:
+                self._draw_mask(region, mask, fade)
         if self.legend:
-            self._draw_legend(region)
+            heatmap.draw_legend(region, self.threshold) if heat else self._draw_legend(region)
         if banners:
             self._draw_banners(region, banners)
         layout = hudrow.layout(out.shape[1], roi, (hud or {}) if self.hud else None, ai)
@@ -148,13 +162,23 @@ class Overlay:
         """Same drawing as :meth:`render`, IN PLACE on an I420 frame ``(H*3/2, W)`` (the decoder's
         planes, see :mod:`edge_runtime.yuv`); returns it. Mask blending touches only the mask's
         box in Y/U/V; legend, banners and HUD are drawn on small boxes by the BGR code."""
-        if mask is not None and fade > 0.0:
+        heat = self.style == HEATMAP_STYLE
+        if heat and mask is not None and fade > 0.0:
+            x0, y0, x1, y1 = heatmap.heat_box(mask)
+            yuv.draw_in_box(i420, (roi.x + x0, roi.y + y0, roi.x + x1, roi.y + y1),
+                            lambda box: heatmap.draw_heat(box, mask[y0:y1, x0:x1], self.threshold,
+                                                          self._heat_alpha(), fade))
+        elif mask is not None and fade > 0.0:
             for class_id, style in self.styles.items():
                 if style.show:
                     contour = self._yuv(tuple(int(c * fade) for c in style.bgr)) if style.contour else None
                     yuv.blend_mask(i420, roi, mask, class_id, self._yuv(style.bgr), style.alpha * fade, contour,
                                    CONTOUR_PX)
-        if self.legend:
+        if self.legend and heat:
+            lw, lh = heatmap.legend_size(roi.h)
+            yuv.draw_in_box(i420, (roi.x, roi.y + roi.h - lh, roi.x + min(lw, roi.w), roi.y + roi.h),
+                            lambda box: heatmap.draw_legend(box, self.threshold, roi.h))
+        elif self.legend:
             lw, lh = self._legend_size(roi.h)
             yuv.draw_in_box(i420, (roi.x, roi.y + roi.h - lh, roi.x + min(lw, roi.w), roi.y + roi.h),
                             lambda box: self._draw_legend(box, roi.h))
@@ -163,6 +187,9 @@ class Overlay:
                             lambda box: self._draw_banners(box, banners))
         self._draw_row_i420(i420, roi, hud or {}, ai)
         return i420
+
+    def _heat_alpha(self) -> float:
+        return self.styles[self.cancer_index].alpha if self.cancer_index in self.styles else DEFAULT_ALPHA
 
     def _yuv(self, bgr: tuple[int, int, int]) -> tuple[int, int, int]:
         cached = self._yuv_colours.get(bgr)

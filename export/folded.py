@@ -5,7 +5,8 @@ Outputs: ``prob`` float32 ``[N, 1, H, W]`` (cancer probability) and ``mask`` uin
 ``[N, 1, H, W]`` (class ids), both back at the ROI size. Inside, in this order (the same
 steps as :func:`edge_runtime.preprocess.preprocess`, so training and runtime agree):
 uint8 -> float -> bilinear resize to the manifest's input size -> ``(x/255 - mean)/std``
--> model -> softmax -> bilinear resize back to ROI size -> threshold. With two classes only the
+-> model -> divide by the manifest's temperature -> softmax -> bilinear resize back to ROI size
+-> threshold. With two classes only the
 cancer channel is resized, its softmax taken as the logistic of the logit difference.
 
 Folding the steps in lets the runtime move uint8 in and uint8/float out, and lets
@@ -33,6 +34,8 @@ class FoldedSegmenter(nn.Module):
         self.mean = float(manifest.mean)
         self.std = float(manifest.std)
         self.threshold = float(manifest.threshold)
+        # Temperature scaling (fitted on validation data): calibrated probabilities on every backend.
+        self.temperature = float(manifest.temperature)
         self.cancer = int(manifest.cancer_index)
         self.num_classes = int(manifest.num_classes)
         # With two classes the non-cancer id is a constant, so no ArgMax is needed.
@@ -47,7 +50,7 @@ class FoldedSegmenter(nn.Module):
         height, width = x.shape[-2], x.shape[-1]
         x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
         x = (x * UINT8_SCALE - self.mean) / self.std
-        logits = self.model(x)
+        logits = self.model(x) / self.temperature
         if self.num_classes == TWO_CLASSES:
             # The softmax of two classes is the logistic of their logit difference, and a bilinear
             # resize acts on each channel alone: so only the cancer probability is computed and

@@ -108,13 +108,17 @@ def _is_done(ds: Path, case_id: str) -> bool:
                                      ds / "images" / f"{case_id}.png", ds / "labels" / f"{case_id}.png"))
 
 
-def _write_cases_csv(ds: Path, seed: int) -> dict:
+def _write_cases_csv(ds: Path, seed: int, dedup: bool = False) -> dict:
     """cases.csv from every completed case in the dataset (this run's and earlier runs')."""
     rows = []
     for rep in sorted((ds / "registration").glob("*/report.json")):
         r = json.loads(rep.read_text())
         if _is_done(ds, r["case_id"]):
             rows.append((r["case_id"], r["patient_id"]))
+    if dedup:  # optional check; imagehash is imported only when asked for
+        from training.dedup import merge_near_duplicate_cases
+        merged = merge_near_duplicate_cases({c: ds / "images" / f"{c}.png" for c, _ in rows}, dict(rows))
+        rows = [(c, merged[c]) for c, _ in rows]
     splits = split_groups([p for _, p in rows], seed, existing=_read_existing(ds))
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -128,7 +132,7 @@ def _write_cases_csv(ds: Path, seed: int) -> dict:
 
 
 def register_batch(cases_dir, out_dataset, seed: int = 0, progress: bool = True,
-                   min_quality: float | None = None) -> dict:
+                   min_quality: float | None = None, dedup: bool = False) -> dict:
     """Register every case under cases_dir into out_dataset; return the batch summary dict."""
     import cv2
     from tqdm import tqdm
@@ -168,7 +172,7 @@ def register_batch(cases_dir, out_dataset, seed: int = 0, progress: bool = True,
             failed.append({"case": str(case_yaml), "error": redact(f"{type(exc).__name__}: {exc} "
                                                                     f"(at {Path(tb.filename).name}:{tb.lineno})")})
             log.warning("%s: unexpected %s: %s", case_yaml, type(exc).__name__, exc)
-    counts = _write_cases_csv(ds, seed)
+    counts = _write_cases_csv(ds, seed, dedup)
     summary = {"dataset": str(ds), "registered": len(done), "skipped_done": len(skipped), "failed": len(failed),
                "splits": counts, "done": done, "skipped": skipped, "failures": failed,
                "min_quality": min_quality, "held_for_review": len(held), "low_quality": held,

@@ -52,7 +52,7 @@ def _register_batch(args) -> int:
     if args.min_quality is not None and not 0.0 <= args.min_quality <= 1.0:
         raise SonomapError(f"--min-quality {args.min_quality}: must be between 0 and 1")
     s = register_batch(args.cases, args.out, seed=args.seed, progress=not args.no_progress,
-                       min_quality=args.min_quality)
+                       min_quality=args.min_quality, dedup=args.dedup)
     print(f"registered {s['registered']}, already done {s['skipped_done']}, failed {s['failed']}, "
           f"held for review {s['held_for_review']} -> {s['dataset']} (splits {s['splits']}; details in "
           "batch_report.json)")
@@ -127,6 +127,9 @@ def register(sub) -> None:
                    help="keep cases whose registration quality score (0-1, report.json) is below Q out of the "
                         "dataset and list them for review")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--dedup", action="store_true",
+                   help="also join patients whose ultrasound images are near-duplicates (perceptual hash) "
+                        "into one split group (needs imagehash, in the train extra)")
     p.set_defaults(func=_register_batch)
 
     p = sub.add_parser(

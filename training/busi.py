@@ -1,8 +1,14 @@
 """`sonomap prepare-busi`: the BUSI release (images/, masks/, index.csv) -> the dataset layout.
 
 Labels: malignant lesion pixels = 1 (cancer); benign masses and all other pixels = 0.
-BUSI has no patient ids, so each image is its own case (case_id = id) and the split is by
-image id: 70/20/10, seeded, stratified by malignant/benign so every split has both.
+BUSI has no patient ids, so near-duplicate images (same scan, or frames seconds apart; see
+:mod:`training.dedup`) are grouped into one case first. Images are split 70/20/10, seeded,
+stratified by malignant/benign so every split has both. A group whose images carry both
+labels is left out (its images are written nowhere). The split is the per-image split, with each
+group moved whole into the earliest split (train, val, test) of its members. Besides images/, labels/ and cases.csv
+(case_id = the group's first id), DATASET/ gets ``duplicates.csv`` (every pair found, with both
+hash distances), ``excluded.csv`` (id, label, group, reason) and ``duplicates.png`` (a contact
+sheet of the pairs, to check by eye).
 """
 from __future__ import annotations
 
@@ -15,6 +21,8 @@ import numpy as np
 from edge_runtime.atomic import atomic_path
 from edge_runtime.errors import InputError
 from training.data import CANCER, split_cases
+from training.dedup import DHASH_MAX, PHASH_MAX, conflicting_groups, find_duplicates, group_ids, group_splits
+from training.dedup_sheet import write_contact_sheet
 
 SPLIT_FRACTIONS = (0.7, 0.2, 0.1)
 MALIGNANT = "malignant"
@@ -38,15 +46,37 @@ def read_busi_index(busi: Path) -> list[dict]:
     return rows
 
 
-def prepare_busi(busi: str | Path, out: str | Path, seed: int = 0) -> dict:
-    """Write DATASET/images, DATASET/labels, DATASET/cases.csv; returns split counts."""
+def _write_csv(path: Path, header: list[str], rows) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def prepare_busi(busi: str | Path, out: str | Path, seed: int = 0, dedup: bool = True,
+                 phash_max: int = PHASH_MAX, dhash_max: int = DHASH_MAX) -> dict:
+    """Write DATASET/images, labels, cases.csv (+ duplicate files); returns split counts.
+
+    ``dedup=False`` restores one case per image (the leaky split, kept for comparisons).
+    Counts: split -> label -> images, plus ``excluded`` (label conflicts) and ``groups``.
+    """
     busi, out = Path(busi), Path(out)
     rows = read_busi_index(busi)
+    labels = {r["id"]: r["label"] for r in rows}
+    paths = {r["id"]: busi / "images" / f"{r['id']}.png" for r in rows}
+    for path in paths.values():
+        if not path.is_file():
+            raise InputError(f"{path}: missing or unreadable")
+    pairs = find_duplicates(paths, phash_max, dhash_max) if dedup else []
+    groups = group_ids(list(labels), pairs)
+    conflicts = conflicting_groups(groups, labels)
+    excluded = {sid for ids in conflicts.values() for sid in ids}
+    kept = [r for r in rows if r["id"] not in excluded]
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "labels").mkdir(parents=True, exist_ok=True)
-    for row in rows:
+    for row in kept:
         sid = row["id"]
-        img_path, mask_path = busi / "images" / f"{sid}.png", busi / "masks" / f"{sid}.png"
+        img_path, mask_path = paths[sid], busi / "masks" / f"{sid}.png"
         gray = cv2.imread(str(img_path), cv2.IMREAD_GRAYSCALE)
         if gray is None:
             raise InputError(f"{img_path}: missing or unreadable")
@@ -60,15 +90,27 @@ def prepare_busi(busi: str | Path, out: str | Path, seed: int = 0) -> dict:
             label[mask > 0] = CANCER
         cv2.imwrite(str(out / "images" / f"{sid}.png"), gray)  # PNG is lossless: same pixels, 8-bit gray
         cv2.imwrite(str(out / "labels" / f"{sid}.png"), label)
-    strata = {r["id"]: r["label"] for r in rows}
-    split = split_cases([r["id"] for r in rows], SPLIT_FRACTIONS, seed, strata)
-    with atomic_path(out / "cases.csv") as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["id", "case_id", "split"])
-        for row in rows:
-            writer.writerow([row["id"], row["id"], split[row["id"]]])
-    counts: dict[str, dict[str, int]] = {}
-    for row in rows:
-        counts.setdefault(split[row["id"]], {}).setdefault(row["label"], 0)
-        counts[split[row["id"]]][row["label"]] += 1
+    case_of = {r["id"]: groups[r["id"]] for r in kept}
+    # Split images as without grouping (seeded, stratified by label), then move each group whole
+    # into the earliest split of its members: the test set only loses images, so earlier models
+    # can be re-measured on it, and no group spans two splits.
+    image_split = split_cases([r["id"] for r in rows], SPLIT_FRACTIONS, seed, labels)
+    group_split = group_splits({sid: image_split[sid] for sid in case_of}, case_of)
+    split = {g: group_split[g] for g in set(case_of.values())}
+    _write_csv(out / "cases.csv", ["id", "case_id", "split"],
+               ([r["id"], case_of[r["id"]], split[case_of[r["id"]]]] for r in kept))
+    _write_csv(out / "duplicates.csv", ["id_a", "id_b", "phash", "dhash", "group", "label_a", "label_b"],
+               ([p.a, p.b, p.phash, p.dhash, groups[p.a], labels[p.a], labels[p.b]] for p in pairs))
+    _write_csv(out / "excluded.csv", ["id", "label", "group", "reason"],
+               ([sid, labels[sid], g, "near-duplicates carry both labels"]
+                for g, ids in conflicts.items() for sid in ids))
+    (out / "duplicates.png").unlink(missing_ok=True)
+    write_contact_sheet(pairs, paths, out / "duplicates.png", labels)
+    counts: dict = {}
+    for row in kept:
+        counts.setdefault(split[case_of[row["id"]]], {}).setdefault(row["label"], 0)
+        counts[split[case_of[row["id"]]]][row["label"]] += 1
+    counts["excluded"] = sorted(excluded)
+    counts["groups"] = len(set(case_of.values()))
+    counts["duplicate_pairs"] = len(pairs)
     return counts

@@ -58,9 +58,10 @@ DEFAULTS: dict[str, Any] = {
         "weight_decay": 1.0e-4,
         "warmup_iters": 50,
         "poly_power": 0.9,
-        "loss": "ce_dice",  # ce | weighted_ce | ce_dice
+        "loss": "ce_dice",  # ce | weighted_ce | ce_dice | focal_dice
         "class_weights": [1.0, 1.0],
         "dice_weight": 1.0,
+        "focal_gamma": 2.0,  # focal_dice only: (1 - p_true)^gamma down-weights easy pixels
         "aux_weight": 0.5,
         "aux_lr_mult": 10.0,
         "grad_clip": 1.0,  # max global grad norm; 0 disables
@@ -78,7 +79,7 @@ DEFAULTS: dict[str, Any] = {
 
 SELECT_METRICS = ("dice_pos_mean", "dice_pooled", "dice_mean")
 OPTIMIZERS = ("adamw", "sgd")
-LOSSES = ("ce", "weighted_ce", "ce_dice")
+LOSSES = ("ce", "weighted_ce", "ce_dice", "focal_dice")
 
 
 def _merge(base: dict, override: dict, origin: str, prefix: str = "") -> dict:

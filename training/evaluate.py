@@ -5,7 +5,11 @@ input size; the cancer probability is resized back to the image's own size, thre
 at the manifest threshold, and counted against the label over labelled pixels (255
 ignored). Outputs in REPORT/: ``metrics.csv`` (one row per image), ``pred/<id>.png``
 (0/255 mask, image size), ``summary.json``, ``report.md`` and PNG plots
-(:mod:`training.report`). ``compare`` evaluates two checkpoints into REPORT/A and
+(:mod:`training.report`), plus calibration over the decision band and per image
+(:mod:`training.calibration`): ``calibration.json`` and ``reliability.png``; for a checkpoint
+whose manifest carries a temperature, also the uncalibrated figures (T = 1) for comparison.
+The model is a training checkpoint (torch) or an exported folded ONNX file, which runs
+through the runtime's ONNX Runtime backend (what a cart runs). ``compare`` evaluates two checkpoints into REPORT/A and
 REPORT/B and writes the paired statistics (:mod:`training.stats`) to REPORT/compare.csv
 and REPORT/report.md.
 """
@@ -22,12 +26,14 @@ import torch
 
 from edge_runtime.errors import InputError
 from edge_runtime.preprocess import preprocess_for
+from training.calibration import CalibrationAccumulator, write_reliability_png
 from training.checkpoint import load_model
 from training.data import read_cases, read_pair, select_split
 from training.distributed import pick_device
 from training.metrics import COUNTS, EMPTY_POLICY, METRICS, Counts, confusion_counts, scores, summarize
 from training.report import write_compare_report, write_report
 from training.stats import compare_models
+from training.temperature import calibrated_prob
 
 MASK_ON = 255
 
@@ -41,12 +47,29 @@ class ImageResult:
 
 
 @torch.no_grad()
-def predict_prob(model, manifest, gray: np.ndarray, device: torch.device | None = None) -> np.ndarray:
-    """gray uint8 (H, W) -> cancer probability float32 (H, W) at the image's own size."""
+def predict_logits(model, manifest, gray: np.ndarray, device: torch.device | None = None) -> np.ndarray:
+    """gray uint8 (H, W) -> logits float32 (C, h, w) at the model's input size."""
     x = torch.from_numpy(preprocess_for(gray, manifest))[None]
-    logits = model(x.to(device) if device is not None else x)
-    prob = logits.float().softmax(dim=1)[0, manifest.cancer_index].cpu().numpy()
-    return cv2.resize(prob, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return model(x.to(device) if device is not None else x).float()[0].cpu().numpy()
+
+
+class OnnxPredictor:
+    """A folded ONNX model through the runtime's ONNX Runtime backend: gray -> calibrated prob."""
+
+    def __init__(self, path: Path):
+        from edge_runtime.backends.onnxruntime import OnnxRuntimeBackend
+        from edge_runtime.manifest import load_manifest
+
+        self.manifest = load_manifest(path)
+        if not self.manifest.preprocessing_in_graph:
+            raise InputError(f"{path}: evaluate takes folded ONNX models (preprocessing_in_graph: true)")
+        self.backend = OnnxRuntimeBackend(path, self.manifest, device="cpu")
+
+    def prob(self, gray: np.ndarray) -> np.ndarray:
+        prob = self.backend.infer(gray).prob
+        if prob.shape != gray.shape:
+            prob = cv2.resize(prob, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
+        return prob
 
 
 def _write_metrics_csv(path: Path, results: list[ImageResult]) -> None:
@@ -58,27 +81,79 @@ def _write_metrics_csv(path: Path, results: list[ImageResult]) -> None:
                              *(f"{r.scores[m]:.8f}" for m in METRICS)])
 
 
-def evaluate(checkpoint: str | Path, data: str | Path, split: str, out: str | Path, device: str = "cpu") -> dict:
-    """Evaluate one checkpoint; returns the summary (also REPORT/summary.json)."""
-    out = Path(out)
+def _probabilities(checkpoint: Path, device: str):
+    """-> (manifest, function gray -> (calibrated prob, uncalibrated prob or None))."""
+    if checkpoint.suffix == ".onnx":
+        predictor = OnnxPredictor(checkpoint)
+        return predictor.manifest, lambda gray: (predictor.prob(gray), None)
     model, manifest = load_model(checkpoint)
     dev = pick_device(device)
     model = model.to(dev)
+    calibrated = manifest.temperature != 1.0
+
+    def probs(gray):
+        logits = predict_logits(model, manifest, gray, dev)
+        prob = calibrated_prob(logits, manifest.temperature, manifest.cancer_index, gray.shape)
+        raw = calibrated_prob(logits, 1.0, manifest.cancer_index, gray.shape) if calibrated else None
+        return prob, raw
+
+    return manifest, probs
+
+
+def _write_calibration(out: Path, cal: CalibrationAccumulator, raw: CalibrationAccumulator | None,
+                       manifest, split: str) -> dict:
+    result = {"temperature": manifest.temperature, "calibrated": cal.summary()}
+    if raw is not None:
+        result["uncalibrated"] = raw.summary()
+        write_reliability_png(out / "reliability_uncalibrated.png", result["uncalibrated"],
+                              f"split {split}, uncalibrated (T = 1)")
+    write_reliability_png(out / "reliability.png", result["calibrated"],
+                          f"split {split}, as served (T = {manifest.temperature:.3f})")
+    (out / "calibration.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _calibration_keys(result: dict) -> dict:
+    """The headline calibration figures for summary.json."""
+    keys = {"temperature": result["temperature"]}
+    for name, summ in (("", result["calibrated"]), ("uncalibrated_", result.get("uncalibrated"))):
+        if summ is None:
+            continue
+        for part in ("pixel", "image_max", "image_mean"):
+            keys[f"{name}ece_{part}"] = summ[part]["ece"]
+            keys[f"{name}brier_{part}"] = summ[part]["brier"]
+    keys["calibration_band_px"] = result["calibrated"]["band_px"]
+    return keys
+
+
+def evaluate(checkpoint: str | Path, data: str | Path, split: str, out: str | Path, device: str = "cpu") -> dict:
+    """Evaluate one checkpoint (or folded ONNX); returns the summary (also REPORT/summary.json)."""
+    out = Path(out)
+    manifest, probs = _probabilities(Path(checkpoint), device)
     samples = select_split(read_cases(data), split, data)
     (out / "pred").mkdir(parents=True, exist_ok=True)
     results, gallery = [], []
+    cal = CalibrationAccumulator(manifest.threshold)
+    raw_cal = CalibrationAccumulator(manifest.threshold) if manifest.temperature != 1.0 else None
     for s in samples:
         gray, label = read_pair(s)
-        prob = predict_prob(model, manifest, gray, dev)
+        prob, raw = probs(gray)
         pred = prob >= manifest.threshold
+        cal.add(prob, label, pred)
+        if raw_cal is not None and raw is not None:
+            raw_cal.add(raw, label, pred)
         cv2.imwrite(str(out / "pred" / f"{s.id}.png"), pred.astype(np.uint8) * MASK_ON)
         counts = confusion_counts(pred, label)
         results.append(ImageResult(s.id, s.case_id, counts, scores(counts)))
         gallery.append((s.id, gray, label, pred))  # kept for the overlay gallery plot
     _write_metrics_csv(out / "metrics.csv", results)
     summary = summarize([r.counts for r in results])
+    benign_fp = [r for r in results if r.counts.positives == 0 and r.counts.fp > 0]
     summary.update({"checkpoint": str(checkpoint), "data": str(data), "split": split, "arch": manifest.arch,
-                    "threshold": manifest.threshold, "empty_mask_policy": EMPTY_POLICY})
+                    "threshold": manifest.threshold, "empty_mask_policy": EMPTY_POLICY,
+                    "n_negative": len(results) - summary["n_positive"],
+                    "n_negative_with_fp": len(benign_fp)})
+    summary.update(_calibration_keys(_write_calibration(out, cal, raw_cal, manifest, split)))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     run_csv = Path(checkpoint).parent / "metrics.csv"
     write_report(out, summary, results, gallery, run_csv if run_csv.is_file() else None)

@@ -3,7 +3,10 @@
 - ``ce``: cross-entropy;
 - ``weighted_ce``: cross-entropy with ``train.class_weights`` (class imbalance: cancer is rare);
 - ``ce_dice``: weighted cross-entropy + ``dice_weight`` x soft Dice of the cancer class,
-  pooled over the batch (a batch without cancer pixels still gets a false-positive penalty).
+  pooled over the batch (a batch without cancer pixels still gets a false-positive penalty);
+- ``focal_dice``: focal loss (Lin et al. 2017; ``focal_gamma``, class weights as alpha) +
+  ``dice_weight`` x the same soft Dice: easy background pixels count less, hard boundary and
+  look-alike pixels more (the usual remedy on small ultrasound sets).
 Aux head (FCN/DeepLabV3 ``aux=True``): total = loss(out) + ``aux_weight`` x loss(aux), as in
 torchvision's reference recipe.
 """
@@ -29,13 +32,26 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, cls: int = CANCER
 
 class SegLoss(nn.Module):
     def __init__(self, kind: str, class_weights: list[float] | None = None, dice_weight: float = 1.0,
-                 aux_weight: float = 0.5):
+                 aux_weight: float = 0.5, focal_gamma: float = 2.0):
         super().__init__()
         self.kind, self.dice_weight, self.aux_weight = kind, dice_weight, aux_weight
+        self.focal_gamma = focal_gamma
         weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights and kind != "ce" else None
         self.register_buffer("weight", weights, persistent=False)
 
+    def focal(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logp = F.log_softmax(logits.float(), dim=1)
+        valid = target != IGNORE_INDEX
+        safe = torch.where(valid, target, torch.zeros_like(target)).unsqueeze(1)
+        logp_t = logp.gather(1, safe).squeeze(1)
+        loss = -((1.0 - logp_t.exp()) ** self.focal_gamma) * logp_t
+        if self.weight is not None:
+            loss = loss * self.weight.to(loss.device)[safe.squeeze(1)]
+        return (loss * valid).sum() / valid.sum().clamp(min=1)
+
     def single(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.kind == "focal_dice":
+            return self.focal(logits, target) + self.dice_weight * soft_dice_loss(logits, target)
         loss = F.cross_entropy(logits.float(), target, weight=self.weight, ignore_index=IGNORE_INDEX)
         if self.kind == "ce_dice":
             loss = loss + self.dice_weight * soft_dice_loss(logits, target)
@@ -48,4 +64,5 @@ class SegLoss(nn.Module):
 
 
 def build_loss(train_cfg: dict) -> SegLoss:
-    return SegLoss(train_cfg["loss"], train_cfg["class_weights"], train_cfg["dice_weight"], train_cfg["aux_weight"])
+    return SegLoss(train_cfg["loss"], train_cfg["class_weights"], train_cfg["dice_weight"], train_cfg["aux_weight"],
+                   train_cfg["focal_gamma"])

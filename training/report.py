@@ -108,6 +108,23 @@ def _fmt(v) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
+def _calibration_lines(summary: dict) -> list[str]:
+    if "ece_pixel" not in summary:
+        return []
+    lines = ["", f"Calibration (temperature {summary['temperature']:.4f}): pixels = labelled pixels within "
+             f"{summary['calibration_band_px']} px of the cancer truth or the predicted mask; images = "
+             "'contains cancer' scored by the max or mean probability. ECE: equal-width bins (15 for pixels, "
+             "10 for images), weighted by the share of samples per bin.", "",
+             "| | ECE pixels | Brier pixels | ECE image (max) | Brier image (max) | ECE image (mean) | "
+             "Brier image (mean) |", "|---|---|---|---|---|---|---|"]
+    for name, prefix in (("as served", ""), ("uncalibrated (T = 1)", "uncalibrated_")):
+        if f"{prefix}ece_pixel" in summary:
+            lines.append(f"| {name} | " + " | ".join(
+                f"{summary[f'{prefix}{k}_{part}']:.4f}" for part in ("pixel", "image_max", "image_mean")
+                for k in ("ece", "brier")) + " |")
+    return lines
+
+
 def write_report(out: Path, summary: dict, results, gallery, run_csv: Path | None) -> None:
     _confusion_plots(out, results)
     _boxplot(out, results)
@@ -124,11 +141,14 @@ def write_report(out: Path, summary: dict, results, gallery, run_csv: Path | Non
     for m in METRICS:
         lines.append(f"| {m} | {_fmt(summary[f'{m}_mean'])} | {_fmt(summary[f'{m}_pos_mean'])} | "
                      f"{_fmt(summary[f'{m}_pooled'])} | {summary[f'{m}_n_undefined']} |")
+    lines += ["", f"Images without cancer that get any false cancer pixel: {summary.get('n_negative_with_fp', '?')} "
+              f"of {summary.get('n_negative', '?')}."]
+    lines += _calibration_lines(summary)
     lines += ["", "Files: `metrics.csv` (per image), `pred/<id>.png`, `confusion_counts.png`, "
-              "`confusion_normalised.png`, `boxplot.png`, `gallery.png`"
+              "`confusion_normalised.png`, `boxplot.png`, `gallery.png`, `calibration.json`, `reliability.png`"
               + (", `training_curves.png`" if run_csv is not None else "") + ".", ""]
     for png in ("confusion_counts.png", "confusion_normalised.png", "boxplot.png", "training_curves.png",
-                "gallery.png"):
+                "gallery.png", "reliability.png", "reliability_uncalibrated.png"):
         if (out / png).is_file():
             lines.append(f"![{png}]({png})")
     (out / "report.md").write_text("\n".join(lines) + "\n")

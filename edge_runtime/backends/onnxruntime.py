@@ -6,7 +6,7 @@ Two model flavours, told apart by ``manifest.preprocessing_in_graph``:
   a model with fixed H/W is fed the ROI resized to its size; its mask is resized back (the
   probability when read: :func:`edge_runtime.backends.base.at_roi_size`);
 - plain: input float32 from :func:`edge_runtime.preprocess.preprocess_for`, output logits
-  [1,C,h,w]; softmax, threshold and resize happen here.
+  [1,C,h,w]; temperature, softmax, threshold and resize happen here.
 """
 from __future__ import annotations
 
@@ -90,6 +90,7 @@ class OnnxRuntimeBackend(Backend):
         else:
             x = preprocess_for(gray_roi, self.manifest)[None]
             logits = self.session.run([self.output_names[0]], {self.input.name: x})[0][0]
+            logits = logits / np.float32(self.manifest.temperature)  # calibrated, as a folded graph does
             e = np.exp(logits - logits.max(axis=0, keepdims=True))
             probs = e / e.sum(axis=0, keepdims=True)
             prob = cv2.resize(probs[self.manifest.cancer_index].astype(np.float32), (width, height),

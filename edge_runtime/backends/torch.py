@@ -108,7 +108,8 @@ class TorchBackend(Backend):
         if prob is None:
             if logits is None:
                 raise InputError(f"{self.model_path}: model returned neither prob/mask nor logits")
-            p = torch.softmax(logits.float(), dim=1)[0, self.manifest.cancer_index]
+            # Divided by the manifest's temperature (calibration), as a folded graph does.
+            p = torch.softmax(logits.float() / self.manifest.temperature, dim=1)[0, self.manifest.cancer_index]
             prob_np = p.cpu().numpy()
             prob_np = cv2.resize(prob_np, (width, height), interpolation=cv2.INTER_LINEAR)
             mask_np = (prob_np > self.manifest.threshold).astype(np.uint8) * np.uint8(self.manifest.cancer_index)

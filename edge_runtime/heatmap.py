@@ -1,0 +1,102 @@
+"""Heat-map overlay style: the (calibrated) cancer probability as a colour ramp.
+
+``overlay.style: heatmap`` paints every ROI pixel whose probability is at least
+:data:`HEAT_FLOOR` with a perceptually uniform ramp (OpenCV's viridis: lightness rises
+monotonically, readable by colour-blind viewers), blended at the overlay alpha, and draws the
+threshold contour (probability >= overlay threshold, the pixels the mask style would paint) on
+top in white. Below the floor nothing is painted, so the ultrasound stays visible where the model
+sees nothing. A vertical colour bar in the ROI's bottom-left corner labels the ramp in
+probability units (floor, threshold, 1.0).
+
+Inputs: the probability at the ROI's size, quantised to uint8 levels (level = round(255 * p),
+:func:`levels`), so it travels through the pipeline like a mask; the BGR ROI region to draw on.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+COLORMAP = cv2.COLORMAP_VIRIDIS
+LEVELS = 255  # uint8 levels per unit probability
+HEAT_FLOOR = 0.1  # below this probability nothing is painted
+CONTOUR_BGR = (255, 255, 255)
+CONTOUR_PX = 2
+BAR_W, BAR_H = 14, 120  # colour bar at full size (scaled with the ROI like the mask legend)
+BAR_MARGIN = 8
+TEXT_BGR = (255, 255, 255)
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+FULL_SIZE_ROI_PX = 600
+MIN_SCALE = 0.5
+TITLE = "P(cancer)"
+BACKING_KEEP = 0.35  # the legend's box keeps this much of the image behind it
+_RAMP = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], COLORMAP)  # (256, 1, 3) BGR
+
+
+def levels(prob: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Probability (any size, float) -> uint8 levels at ``shape`` (H, W), bilinear."""
+    if prob.shape != shape:
+        prob = cv2.resize(prob, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    return np.clip(prob * LEVELS + 0.5, 0, LEVELS).astype(np.uint8)
+
+
+def level_of(p: float) -> int:
+    return int(np.clip(round(p * LEVELS), 0, LEVELS))
+
+
+def draw_heat(region: np.ndarray, heat: np.ndarray, threshold: float, alpha: float, fade: float = 1.0) -> None:
+    """Blend the ramp over pixels at or above the floor, then the threshold contour; in place.
+    ``fade`` (0..1) dims both, as the mask style does when a prediction goes stale."""
+    alpha = alpha * fade
+    shown = cv2.compare(heat, level_of(HEAT_FLOOR), cv2.CMP_GE)
+    x, y, w, h = cv2.boundingRect(shown)
+    if w == 0 or h == 0 or alpha <= 0.0:
+        return
+    sub, hsub, msub = region[y:y + h, x:x + w], heat[y:y + h, x:x + w], shown[y:y + h, x:x + w]
+    work = np.ascontiguousarray(sub)
+    tinted = cv2.addWeighted(work, 1.0 - alpha, cv2.applyColorMap(hsub, COLORMAP), alpha, 0.0)
+    cv2.copyTo(tinted, msub, work)
+    inside = cv2.compare(hsub, level_of(threshold), cv2.CMP_GE)
+    contours, _ = cv2.findContours(inside, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    colour = tuple(int(c * fade) for c in CONTOUR_BGR)
+    cv2.drawContours(work, contours, -1, colour, CONTOUR_PX, cv2.LINE_8)
+    sub[...] = work
+
+
+def _scale(roi_h: int) -> float:
+    return min(1.0, max(MIN_SCALE, roi_h / FULL_SIZE_ROI_PX))
+
+
+def legend_size(roi_h: int) -> tuple[int, int]:
+    """(width, height) of the colour-bar box in the ROI's bottom-left corner."""
+    k = _scale(roi_h)
+    text_w = cv2.getTextSize(TITLE, FONT, 0.45 * k, 1)[0][0]
+    return BAR_MARGIN + max(int(BAR_W * k) + 6 + cv2.getTextSize("0.50", FONT, 0.45 * k, 1)[0][0], text_w) \
+        + BAR_MARGIN, int(BAR_H * k) + 3 * BAR_MARGIN + int(14 * k)
+
+
+def draw_legend(region: np.ndarray, threshold: float, roi_h: int | None = None) -> None:
+    """Colour bar from the floor (bottom) to 1.0 (top), ticks at floor, threshold and 1.0."""
+    k = _scale(region.shape[0] if roi_h is None else roi_h)
+    bw, bh, scale = max(6, int(BAR_W * k)), max(40, int(BAR_H * k)), 0.45 * k
+    x0, y1 = BAR_MARGIN, region.shape[0] - BAR_MARGIN
+    y0 = y1 - bh
+    if y0 < 0 or x0 + bw >= region.shape[1]:
+        return  # ROI too small for a legend
+    lw, lh = legend_size(region.shape[0] if roi_h is None else roi_h)
+    top = max(0, region.shape[0] - lh)
+    backing = region[top:, :min(lw, region.shape[1])]
+    backing[...] = (backing * BACKING_KEEP).astype(np.uint8)  # darkened so the labels read on any image
+    ramp_levels = np.linspace(1.0, HEAT_FLOOR, bh)  # top = 1.0
+    bar = _RAMP[[level_of(p) for p in ramp_levels], 0]  # (bh, 3)
+    region[y0:y1, x0:x0 + bw] = bar[:, None, :]
+    for p in (HEAT_FLOOR, threshold, 1.0):
+        ty = int(round(y0 + (1.0 - p) / (1.0 - HEAT_FLOOR) * (bh - 1)))
+        cv2.line(region, (x0 + bw, ty), (x0 + bw + 4, ty), TEXT_BGR, 1)
+        cv2.putText(region, f"{p:.2f}", (x0 + bw + 6, ty + int(4 * k)), FONT, scale, TEXT_BGR, 1, cv2.LINE_AA)
+    cv2.putText(region, TITLE, (x0, y0 - BAR_MARGIN), FONT, scale, TEXT_BGR, 1, cv2.LINE_AA)
+
+
+def heat_box(heat: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the painted pixels in ROI coordinates (empty box when none)."""
+    x, y, w, h = cv2.boundingRect(cv2.compare(heat, level_of(HEAT_FLOOR), cv2.CMP_GE))
+    return x, y, x + w, y + h

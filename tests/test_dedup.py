@@ -1,0 +1,91 @@
+"""Leak-free BUSI preparation: near-duplicates form one case, label conflicts are left out."""
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from training.busi import prepare_busi
+from training.data import read_cases
+from training.dedup import find_duplicates, group_ids, group_splits, merge_cases
+
+SCAN = "malignant_002"  # re-saved below as a brighter, slightly cropped copy
+CONFLICT = "benign_041"  # filed again below as malignant
+
+
+def _copy_with(busi: Path, out: Path, extra: list[tuple[str, str, np.ndarray, np.ndarray]]) -> None:
+    shutil.copytree(busi, out)
+    with open(out / "index.csv", "a", newline="") as fh:
+        writer = csv.writer(fh)
+        for sid, label, image, mask in extra:
+            cv2.imwrite(str(out / "images" / f"{sid}.png"), image)
+            cv2.imwrite(str(out / "masks" / f"{sid}.png"), mask)
+            writer.writerow([sid, label, image.shape[1], image.shape[0], int((mask > 0).sum()), f"{sid}.png"])
+
+
+@pytest.fixture(scope="module")
+def busi_with_duplicates(tmp_path_factory, busi_sample) -> Path:
+    """The vendored sample plus a near-duplicate of SCAN and CONFLICT filed under the other label."""
+    scan = cv2.imread(str(busi_sample / "images" / f"{SCAN}.png"), cv2.IMREAD_GRAYSCALE)
+    scan_mask = cv2.imread(str(busi_sample / "masks" / f"{SCAN}.png"), cv2.IMREAD_GRAYSCALE)
+    near = cv2.convertScaleAbs(scan[4:-4, 6:-6], alpha=1.1, beta=8)  # re-exported: cropped, brighter
+    benign = cv2.imread(str(busi_sample / "images" / f"{CONFLICT}.png"), cv2.IMREAD_GRAYSCALE)
+    benign_mask = cv2.imread(str(busi_sample / "masks" / f"{CONFLICT}.png"), cv2.IMREAD_GRAYSCALE)
+    out = tmp_path_factory.mktemp("busi") / "busi"
+    _copy_with(busi_sample, out, [("malignant_900", "malignant", near, scan_mask[4:-4, 6:-6]),
+                                  ("malignant_901", "malignant", benign, benign_mask)])
+    return out
+
+
+def test_hashes_find_the_planted_pairs_and_nothing_else(busi_with_duplicates):
+    paths = {p.stem: p for p in (busi_with_duplicates / "images").glob("*.png")}
+    pairs = {(p.a, p.b) for p in find_duplicates(paths)}
+    assert pairs == {(CONFLICT, "malignant_901"), (SCAN, "malignant_900")}
+
+
+def test_prepare_busi_groups_duplicates_and_leaves_out_conflicts(busi_with_duplicates, tmp_path):
+    out = tmp_path / "ds"
+    counts = prepare_busi(busi_with_duplicates, out, seed=0)
+    assert counts["excluded"] == [CONFLICT, "malignant_901"] and counts["duplicate_pairs"] == 2
+    samples = {s.id: s for s in read_cases(out)}
+    assert len(samples) == 30  # 32 images, two left out
+    assert CONFLICT not in samples and "malignant_901" not in samples
+    assert not (out / "images" / f"{CONFLICT}.png").exists()
+    # the duplicate shares its case and its split with the scan it repeats
+    assert samples["malignant_900"].case_id == samples[SCAN].case_id == SCAN
+    splits = {r["id"]: r["split"] for r in csv.DictReader(open(out / "cases.csv"))}
+    assert splits["malignant_900"] == splits[SCAN]
+    excluded = list(csv.DictReader(open(out / "excluded.csv")))
+    assert {r["id"] for r in excluded} == {CONFLICT, "malignant_901"}
+    assert {r["label"] for r in excluded} == {"benign", "malignant"}
+    dups = list(csv.DictReader(open(out / "duplicates.csv")))
+    assert {(r["id_a"], r["id_b"]) for r in dups} == {(CONFLICT, "malignant_901"), (SCAN, "malignant_900")}
+    sheet = cv2.imread(str(out / "duplicates.png"))
+    assert sheet is not None and sheet.shape[0] >= 200  # the contact sheet to check by eye
+    # --no-dedup: the old one-case-per-image split, everything kept
+    leaky = prepare_busi(busi_with_duplicates, tmp_path / "leaky", seed=0, dedup=False)
+    assert leaky["excluded"] == [] and len(read_cases(tmp_path / "leaky")) == 32
+
+
+def test_a_group_never_spans_two_splits_and_test_only_loses_images():
+    groups = group_ids(["a", "b", "c", "d"], [_pair("a", "b"), _pair("b", "c")])
+    assert groups == {"a": "a", "b": "a", "c": "a", "d": "d"}
+    split = group_splits({"a": "test", "b": "val", "c": "test", "d": "test"}, groups)
+    assert split == {"a": "val", "d": "test"}  # the earliest split of any member wins
+
+
+def test_register_batch_patients_joined_by_a_duplicate_become_one_case():
+    case_of = {"img1": "P1", "img2": "P2", "img3": "P3", "img4": "P2"}
+    groups = {"img1": "img1", "img2": "img1", "img3": "img3", "img4": "img4"}
+    merged = merge_cases(case_of, groups)
+    assert merged == {"img1": "P1+P2", "img2": "P1+P2", "img3": "P3", "img4": "P1+P2"}
+
+
+def _pair(a: str, b: str):
+    from training.dedup import DuplicatePair
+
+    return DuplicatePair(a, b, 0, 0)

@@ -1,0 +1,121 @@
+"""Heat-map overlay style (overlay.style: heatmap): golden frames, the ramp and its legend, YUV path."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from edge_runtime import heatmap
+from edge_runtime.config import build_config
+from edge_runtime.errors import ConfigError
+from edge_runtime.frames import Observer
+from edge_runtime.manifest import DEFAULT_CLASSES, Manifest
+from edge_runtime.overlay import Overlay
+from edge_runtime.pipeline import Pipeline
+from edge_runtime.roi import Roi
+from runtime_model import dark_onnx
+
+GOLDEN = Path(__file__).parent / "golden"
+GOLDEN_IDS = ["malignant_002", "malignant_018", "benign_041"]
+GOLDEN_TOLERANCE = 0.005  # as tests/test_replay.py: summed absolute difference within 0.5 % of the maximum
+SIZE = 200
+ROI = Roi(20, 10, SIZE, SIZE)
+
+
+class Collect(Observer):
+    def __init__(self):
+        self.frames = []
+
+    def on_frame(self, frame, prediction, rendered, stats):
+        self.frames.append(rendered.copy())
+
+
+def manifest() -> Manifest:
+    return Manifest("t", "x", "onnx", 64, 64, 0.5, 0.25, DEFAULT_CLASSES, threshold=0.5)
+
+
+def ramp_prob() -> np.ndarray:
+    """Probability rising left to right from 0 to 1 over the ROI."""
+    return np.tile(np.linspace(0.0, 1.0, SIZE, dtype=np.float32), (SIZE, 1))
+
+
+def test_golden_heatmap_frames(busi_sample, tmp_path):
+    """Real BUSI images through the dark-region model, drawn as a heat map (HUD off). Regenerate
+    with SONOMAP_REGEN_GOLDEN=1 after an intended change; the mask style's goldens are in test_replay."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, image_id in enumerate(GOLDEN_IDS):
+        shutil.copy(busi_sample / "images" / f"{image_id}.png", folder / f"{i:02d}.png")
+    config = build_config({"source": {"input": str(folder)}, "roi": {"rect": "full"},
+                           "inference": {"model": str(dark_onnx())},
+                           "overlay": {"hud": False, "style": "heatmap"}})
+    collect = Collect()
+    Pipeline(config, observers=[collect]).run()
+    assert len(collect.frames) == len(GOLDEN_IDS)
+    for image_id, rendered in zip(GOLDEN_IDS, collect.frames):
+        golden = GOLDEN / f"heatmap_{image_id}.png"
+        if os.environ.get("SONOMAP_REGEN_GOLDEN"):
+            cv2.imwrite(str(golden), rendered)
+        expected = cv2.imread(str(golden))
+        assert expected is not None, f"missing golden {golden}"
+        assert expected.shape == rendered.shape
+        diff = np.abs(expected.astype(np.int32) - rendered).sum() / (255.0 * rendered.size)
+        assert diff <= GOLDEN_TOLERANCE, f"{image_id}: differs from golden by {diff:.4%}"
+        mask_style = cv2.imread(str(GOLDEN / f"replay_{image_id}.png"))
+        assert np.abs(mask_style.astype(np.int32) - rendered).mean() > 1.0  # not the mask style's picture
+
+
+def test_ramp_follows_probability_floor_and_contour():
+    """Below the floor nothing is painted; above it the colour is viridis at that probability,
+    blended at the overlay alpha; the threshold contour is white; the legend is the same ramp."""
+    overlay = Overlay.from_config(manifest(), {"style": "heatmap", "alpha": 1.0, "legend": False, "hud": False})
+    screen = np.full((SIZE + 20, SIZE + 40, 3), 60, np.uint8)
+    prob = ramp_prob()
+    heat = overlay.smooth((prob >= 0.5).astype(np.uint8), prob)
+    assert heat.dtype == np.uint8 and heat[0, -1] == 255 and heat[0, 0] == 0
+    out = overlay.render(screen, ROI, heat)
+    region = ROI.crop(out)
+    floor_col = int(heatmap.HEAT_FLOOR * (SIZE - 1)) - 2
+    assert np.array_equal(region[:, :floor_col], ROI.crop(screen)[:, :floor_col])   # untouched below the floor
+    col = int(0.8 * (SIZE - 1))
+    expected = cv2.applyColorMap(np.uint8([[heat[5, col]]]), cv2.COLORMAP_VIRIDIS)[0, 0]
+    assert np.abs(region[5, col].astype(int) - expected).max() <= 1                   # viridis at p = 0.8
+    threshold_col = int(np.argmax(heat[5] >= heatmap.level_of(0.5)))
+    assert (region[SIZE // 2, threshold_col - 1:threshold_col + 2] == 255).all(axis=-1).any()  # white contour
+    with_legend = Overlay.from_config(manifest(), {"style": "heatmap", "hud": False}).render(screen, ROI, heat)
+    bar = ROI.crop(with_legend)[SIZE - heatmap.BAR_MARGIN - 20, heatmap.BAR_MARGIN + 2]
+    assert not np.array_equal(bar, screen[0, 0])                                         # colour bar drawn
+
+
+def test_heatmap_i420_path_matches_bgr_path():
+    """The YUV-native replay path draws the same heat map as the BGR path (within I420 rounding)."""
+    overlay = Overlay.from_config(manifest(), {"style": "heatmap", "hud": False})
+    rng = np.random.default_rng(0)
+    screen = rng.integers(40, 200, (SIZE + 20, SIZE + 40, 3), dtype=np.uint8)
+    screen = cv2.cvtColor(cv2.cvtColor(screen, cv2.COLOR_BGR2YUV_I420), cv2.COLOR_YUV2BGR_I420)
+    heat = heatmap.levels(ramp_prob(), (SIZE, SIZE))
+    reference = overlay.render(screen, ROI, heat)
+    i420 = cv2.cvtColor(screen, cv2.COLOR_BGR2YUV_I420)
+    out = cv2.cvtColor(overlay.render_i420(i420, ROI, heat), cv2.COLOR_YUV2BGR_I420)
+    assert np.abs(out.astype(int) - reference).mean() < 3.0
+    assert np.abs(out.astype(int) - screen).mean() > 10.0  # the heat map is there
+
+
+def test_heatmap_with_ema_smooths_the_probability():
+    overlay = Overlay.from_config(manifest(), {"style": "heatmap", "ema": 0.5})
+    one, zero = np.ones((8, 8), np.float32), np.zeros((8, 8), np.float32)
+    overlay.smooth(np.ones((8, 8), np.uint8), one)
+    heat = overlay.smooth(np.zeros((8, 8), np.uint8), zero)
+    assert (heat == heatmap.level_of(0.5)).all()
+
+
+def test_bad_style_is_a_one_line_error():
+    with pytest.raises(ConfigError, match="overlay.style"):
+        Overlay.from_config(manifest(), {"style": "rainbow"})
+    with pytest.raises(ConfigError, match="overlay.style"):
+        build_config({"source": {"input": "synthetic"}, "overlay": {"style": 3}})

@@ -1,0 +1,127 @@
+"""Calibration of the cancer probability: where decisions are made, per pixel and per image.
+
+Per pixel, only labelled pixels (label 255 ignored) within :data:`BAND_PX` pixels of the cancer
+truth or of the predicted mask count (the "decision band"): the far background is easy, and
+including it makes any model look calibrated. Per image, the question is "does this image
+contain cancer" (truth: any cancer pixel), scored by the maximum or the mean probability over
+its labelled pixels.
+
+Metrics: expected calibration error (ECE: equal-width bins of the predicted cancer
+probability, :data:`PIXEL_BINS` for pixels and :data:`IMAGE_BINS` for images; the weighted mean
+over bins of |observed cancer fraction - mean predicted probability|, weights = share of
+samples in the bin), Brier score (mean squared error of the probability against 0/1), and a
+reliability diagram (PNG). Inputs: per-image probability maps at the image size and labels;
+outputs: plain dicts (JSON-ready) and the PNG.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from training.data import CANCER, IGNORE_INDEX
+
+BAND_PX = 25  # decision band: pixels this close (Euclidean) to the truth or the predicted mask
+PIXEL_BINS = 15
+IMAGE_BINS = 10  # few images: wider bins
+ECE_TARGET = 0.05
+
+
+def decision_band(label: np.ndarray, pred: np.ndarray, band_px: int = BAND_PX) -> np.ndarray:
+    """bool (H, W): labelled pixels within band_px of cancer truth or of the predicted mask."""
+    seed = (label == CANCER) | pred.astype(bool)
+    if not seed.any():
+        return np.zeros(label.shape, bool)
+    # distanceTransform measures the distance to the nearest zero: zeros where the seed is.
+    dist = cv2.distanceTransform((~seed).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return (dist <= band_px) & (label != IGNORE_INDEX)
+
+
+def reliability(prob: np.ndarray, truth: np.ndarray, bins: int) -> dict:
+    """Equal-width bins over [0, 1] -> per-bin counts/means, ECE and Brier."""
+    prob = np.asarray(prob, np.float64).ravel()
+    truth = np.asarray(truth, np.float64).ravel()
+    n = prob.size
+    if n == 0:
+        return {"n": 0, "bins": bins, "ece": float("nan"), "brier": float("nan"),
+                "count": [0] * bins, "confidence": [float("nan")] * bins, "observed": [float("nan")] * bins}
+    idx = np.minimum((prob * bins).astype(np.int64), bins - 1)
+    count = np.bincount(idx, minlength=bins).astype(np.float64)
+    conf_sum = np.bincount(idx, weights=prob, minlength=bins)
+    obs_sum = np.bincount(idx, weights=truth, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        conf = conf_sum / count
+        obs = obs_sum / count
+    gap = np.where(count > 0, np.abs(obs - conf), 0.0)
+    return {"n": int(n), "bins": bins, "ece": float(np.sum(count / n * gap)),
+            "brier": float(np.mean((prob - truth) ** 2)), "count": count.astype(int).tolist(),
+            "confidence": conf.tolist(), "observed": obs.tolist()}
+
+
+@dataclass
+class CalibrationAccumulator:
+    """Collects band pixels and per-image scores over a split, image by image."""
+
+    threshold: float = 0.5
+    band_px: int = BAND_PX
+    _prob: list = field(default_factory=list)
+    _truth: list = field(default_factory=list)
+    _img_max: list = field(default_factory=list)
+    _img_mean: list = field(default_factory=list)
+    _img_truth: list = field(default_factory=list)
+
+    def add(self, prob: np.ndarray, label: np.ndarray, pred: np.ndarray | None = None) -> None:
+        """prob float (H, W) at the label's size; pred defaults to prob >= threshold."""
+        pred = prob >= self.threshold if pred is None else pred
+        band = decision_band(label, pred, self.band_px)
+        self._prob.append(prob[band].astype(np.float32))
+        self._truth.append((label[band] == CANCER).astype(np.uint8))
+        known = label != IGNORE_INDEX
+        if known.any():
+            self._img_max.append(float(prob[known].max()))
+            self._img_mean.append(float(prob[known].mean()))
+            self._img_truth.append(float((label[known] == CANCER).any()))
+
+    def summary(self) -> dict:
+        prob = np.concatenate(self._prob) if self._prob else np.zeros(0)
+        truth = np.concatenate(self._truth) if self._truth else np.zeros(0)
+        return {
+            "band_px": self.band_px,
+            "pixel": reliability(prob, truth, PIXEL_BINS),
+            "image_max": reliability(np.array(self._img_max), np.array(self._img_truth), IMAGE_BINS),
+            "image_mean": reliability(np.array(self._img_mean), np.array(self._img_truth), IMAGE_BINS),
+        }
+
+
+def write_reliability_png(path: str | Path, summary: dict, title: str = "") -> None:
+    """Reliability diagrams: decision-band pixels, and images by max and by mean probability."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+
+    panels = (("pixel", f"pixels within {summary['band_px']} px of truth or prediction"),
+              ("image_max", "image contains cancer: max probability"),
+              ("image_mean", "image contains cancer: mean probability"))
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+    for ax, (key, name) in zip(axes, panels):
+        r = summary[key]
+        edges = np.linspace(0, 1, r["bins"] + 1)
+        centres = (edges[:-1] + edges[1:]) / 2
+        obs = np.nan_to_num(np.array(r["observed"], float), nan=0.0)
+        ax.bar(centres, obs, width=1 / r["bins"], edgecolor="black", alpha=0.7, label="observed cancer fraction")
+        ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("predicted cancer probability")
+        ax.set_ylabel("observed fraction with cancer")
+        ax.set_title(f"{name}\nECE {r['ece']:.3f} ({r['bins']} bins), Brier {r['brier']:.3f}, n={r['n']}",
+                     fontsize=8)
+        ax.legend(fontsize=7, loc="upper left")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

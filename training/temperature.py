@@ -1,0 +1,131 @@
+"""Temperature scaling: one scalar T, logits / T before the softmax, fitted on validation data.
+
+Why one scalar: it keeps the ranking of every pixel, so the mask at threshold 0.5 does not
+change (p >= 0.5 exactly where the cancer logit wins, at any T), while the probabilities on
+screen become calibrated (Guo et al., ICML 2017). T is fitted by minimising the negative
+log-likelihood over the decision-band pixels (:func:`training.calibration.decision_band`, band
+taken from the uncalibrated mask) of the validation split, with the probability computed exactly
+as the exported graph computes it: softmax at the model's size, cancer channel resized
+(bilinear) to the image's size.
+
+Inputs: an eval-mode model, its manifest, dataset samples. Outputs: per-image logits
+(:class:`LogitMap`), the fitted T, and calibrated probability maps.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from scipy.optimize import minimize_scalar
+
+from edge_runtime.preprocess import preprocess_for
+from training.calibration import BAND_PX, decision_band
+from training.data import CANCER, read_pair
+
+T_MIN, T_MAX = 0.05, 20.0  # search range; a fit at either end means the data cannot pin T down
+PROB_EPS = 1e-7  # keeps log() finite
+FIT_TOLERANCE = 1e-4  # on log T
+
+
+@dataclass
+class LogitMap:
+    id: str
+    logits: np.ndarray  # float32 (C, h, w) at the model's input size
+    label: np.ndarray  # uint8 (H, W)
+    gray: np.ndarray  # uint8 (H, W)
+
+
+@torch.no_grad()
+def logit_maps(model, manifest, samples, device: torch.device | None = None) -> list[LogitMap]:
+    out = []
+    for s in samples:
+        gray, label = read_pair(s)
+        x = torch.from_numpy(preprocess_for(gray, manifest))[None]
+        logits = model(x.to(device) if device is not None else x).float()[0].cpu().numpy()
+        out.append(LogitMap(s.id, logits, label, gray))
+    return out
+
+
+def calibrated_prob(logits: np.ndarray, temperature: float, cancer_index: int, shape: tuple[int, int]) -> np.ndarray:
+    """Softmax(logits / T), cancer channel, bilinear to shape (H, W): as the folded graph does."""
+    z = logits / np.float32(temperature)
+    z = z - z.max(axis=0, keepdims=True)
+    e = np.exp(z)
+    prob = (e[cancer_index] / e.sum(axis=0)).astype(np.float32)
+    return cv2.resize(prob, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def _band_targets(maps: list[LogitMap], cancer_index: int, threshold: float, band_px: int):
+    bands = []
+    for m in maps:
+        pred = calibrated_prob(m.logits, 1.0, cancer_index, m.label.shape) >= threshold
+        band = decision_band(m.label, pred, band_px)
+        bands.append((band, (m.label[band] == CANCER).astype(np.float64)))
+    return bands
+
+
+def band_nll(maps: list[LogitMap], temperature: float, cancer_index: int, bands) -> float:
+    total, n = 0.0, 0
+    for m, (band, truth) in zip(maps, bands):
+        if not band.any():
+            continue
+        p = calibrated_prob(m.logits, temperature, cancer_index, m.label.shape)[band].astype(np.float64)
+        p = np.clip(p, PROB_EPS, 1 - PROB_EPS)
+        total -= float(np.sum(truth * np.log(p) + (1 - truth) * np.log(1 - p)))
+        n += truth.size
+    return total / max(n, 1)
+
+
+def fit_temperature(maps: list[LogitMap], cancer_index: int, threshold: float = 0.5,
+                    band_px: int = BAND_PX) -> dict:
+    """Fit T on the maps' decision bands; returns {temperature, nll_before, nll_after, pixels}."""
+    bands = _band_targets(maps, cancer_index, threshold, band_px)
+    pixels = int(sum(t.size for _, t in bands))
+    if pixels == 0:
+        raise ValueError("no decision-band pixels to fit a temperature on (no cancer and no prediction)")
+    res = minimize_scalar(lambda lt: band_nll(maps, math.exp(lt), cancer_index, bands),
+                          bounds=(math.log(T_MIN), math.log(T_MAX)), method="bounded",
+                          options={"xatol": FIT_TOLERANCE})
+    t = float(math.exp(res.x))
+    return {"temperature": t, "nll_before": band_nll(maps, 1.0, cancer_index, bands),
+            "nll_after": float(res.fun), "pixels": pixels, "band_px": band_px}
+
+
+def _ece_pair(maps: list[LogitMap], temperature: float, cancer_index: int, threshold: float) -> dict:
+    from training.calibration import CalibrationAccumulator
+
+    before, after = CalibrationAccumulator(threshold), CalibrationAccumulator(threshold)
+    for m in maps:
+        raw = calibrated_prob(m.logits, 1.0, cancer_index, m.label.shape)
+        pred = raw >= threshold
+        before.add(raw, m.label, pred)
+        after.add(calibrated_prob(m.logits, temperature, cancer_index, m.label.shape), m.label, pred)
+    return {"before": before.summary(), "after": after.summary()}
+
+
+def calibrate_checkpoint(checkpoint, data, split: str = "val", device: str = "cpu") -> dict:
+    """Fit T on a split, write it into the checkpoint's manifest (CK.yaml); returns the record.
+
+    The threshold keeps its meaning: with T > 0 the mask at 0.5 is the mask at logit parity, the
+    same pixels before and after; any other threshold is kept as a probability and reported.
+    """
+    from edge_runtime.manifest import save_manifest
+    from training.checkpoint import load_model
+    from training.data import read_cases, select_split
+    from training.distributed import pick_device
+
+    model, manifest = load_model(checkpoint)
+    dev = pick_device(device)
+    maps = logit_maps(model.to(dev), manifest, select_split(read_cases(data), split, data), dev)
+    fit = fit_temperature(maps, manifest.cancer_index, manifest.threshold)
+    eces = _ece_pair(maps, fit["temperature"], manifest.cancer_index, manifest.threshold)
+    record = {**fit, "fitted_on": f"{data} split {split}", "threshold": manifest.threshold,
+              "ece_pixel_before": eces["before"]["pixel"]["ece"], "ece_pixel_after": eces["after"]["pixel"]["ece"],
+              "ece_image_max_before": eces["before"]["image_max"]["ece"],
+              "ece_image_max_after": eces["after"]["image_max"]["ece"]}
+    updated = manifest.derive(temperature=fit["temperature"], extra={**manifest.extra, "calibration": record})
+    save_manifest(updated, checkpoint)
+    return record
