@@ -131,3 +131,4 @@ def test_evaluate_reports_calibration_for_checkpoint_and_onnx(calibrated_checkpo
     via_ort = json.loads((tmp_path / "onnx" / "summary.json").read_text())
     assert via_ort["dice_pooled"] == pytest.approx(summary["dice_pooled"], abs=2e-3)
     assert via_ort["ece_pixel"] == pytest.approx(summary["ece_pixel"], abs=2e-3)
+    assert "uncalibrated_ece_pixel" not in via_ort  # ONNX gives calibrated probabilities only

@@ -134,13 +134,14 @@ def evaluate(checkpoint: str | Path, data: str | Path, split: str, out: str | Pa
     (out / "pred").mkdir(parents=True, exist_ok=True)
     results, gallery = [], []
     cal = CalibrationAccumulator(manifest.threshold)
-    raw_cal = CalibrationAccumulator(manifest.threshold) if manifest.temperature != 1.0 else None
+    raw_cal = None  # uncalibrated figures, where the model gives logits (a checkpoint with a temperature)
     for s in samples:
         gray, label = read_pair(s)
         prob, raw = probs(gray)
         pred = prob >= manifest.threshold
         cal.add(prob, label, pred)
-        if raw_cal is not None and raw is not None:
+        if raw is not None:
+            raw_cal = raw_cal or CalibrationAccumulator(manifest.threshold)
             raw_cal.add(raw, label, pred)
         cv2.imwrite(str(out / "pred" / f"{s.id}.png"), pred.astype(np.uint8) * MASK_ON)
         counts = confusion_counts(pred, label)
