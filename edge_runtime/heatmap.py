@@ -16,6 +16,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from edge_runtime import yuv
+
 COLORMAP = cv2.COLORMAP_VIRIDIS
 LEVELS = 255  # uint8 levels per unit probability
 HEAT_FLOOR = 0.1  # below this probability nothing is painted
@@ -100,3 +102,17 @@ def heat_box(heat: np.ndarray) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) of the painted pixels in ROI coordinates (empty box when none)."""
     x, y, w, h = cv2.boundingRect(cv2.compare(heat, level_of(HEAT_FLOOR), cv2.CMP_GE))
     return x, y, x + w, y + h
+
+
+def draw_heat_i420(i420: np.ndarray, roi, heat: np.ndarray, threshold: float, alpha: float, fade: float) -> None:
+    """:func:`draw_heat` in place on an I420 frame: only the painted pixels' box is converted."""
+    x0, y0, x1, y1 = heat_box(heat)
+    yuv.draw_in_box(i420, (roi.x + x0, roi.y + y0, roi.x + x1, roi.y + y1),
+                    lambda box: draw_heat(box, heat[y0:y1, x0:x1], threshold, alpha, fade))
+
+
+def draw_legend_i420(i420: np.ndarray, roi, threshold: float) -> None:
+    """:func:`draw_legend` in place on an I420 frame, in the ROI's bottom-left corner."""
+    lw, lh = legend_size(roi.h)
+    yuv.draw_in_box(i420, (roi.x, roi.y + roi.h - lh, roi.x + min(lw, roi.w), roi.y + roi.h),
+                    lambda box: draw_legend(box, threshold, roi.h))

@@ -164,10 +164,7 @@ class Overlay:
         box in Y/U/V; legend, banners and HUD are drawn on small boxes by the BGR code."""
         heat = self.style == HEATMAP_STYLE
         if heat and mask is not None and fade > 0.0:
-            x0, y0, x1, y1 = heatmap.heat_box(mask)
-            yuv.draw_in_box(i420, (roi.x + x0, roi.y + y0, roi.x + x1, roi.y + y1),
-                            lambda box: heatmap.draw_heat(box, mask[y0:y1, x0:x1], self.threshold,
-                                                          self._heat_alpha(), fade))
+            heatmap.draw_heat_i420(i420, roi, mask, self.threshold, self._heat_alpha(), fade)
         elif mask is not None and fade > 0.0:
             for class_id, style in self.styles.items():
                 if style.show:
@@ -175,9 +172,7 @@ class Overlay:
                     yuv.blend_mask(i420, roi, mask, class_id, self._yuv(style.bgr), style.alpha * fade, contour,
                                    CONTOUR_PX)
         if self.legend and heat:
-            lw, lh = heatmap.legend_size(roi.h)
-            yuv.draw_in_box(i420, (roi.x, roi.y + roi.h - lh, roi.x + min(lw, roi.w), roi.y + roi.h),
-                            lambda box: heatmap.draw_legend(box, self.threshold, roi.h))
+            heatmap.draw_legend_i420(i420, roi, self.threshold)
         elif self.legend:
             lw, lh = self._legend_size(roi.h)
             yuv.draw_in_box(i420, (roi.x, roi.y + roi.h - lh, roi.x + min(lw, roi.w), roi.y + roi.h),
