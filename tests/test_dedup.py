@@ -85,6 +85,12 @@ def test_register_batch_patients_joined_by_a_duplicate_become_one_case():
     assert merged == {"img1": "P1+P2", "img2": "P1+P2", "img3": "P3", "img4": "P1+P2"}
 
 
+def test_cli_defaults_are_the_documented_thresholds():
+    from training import commands, dedup
+
+    assert (commands.PHASH_MAX, commands.DHASH_MAX) == (dedup.PHASH_MAX, dedup.DHASH_MAX)
+
+
 def _pair(a: str, b: str):
     from training.dedup import DuplicatePair
 
