@@ -21,16 +21,22 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="inference device")
     p.add_argument("--config", help="runtime config YAML (sections: source, roi, inference, overlay, sinks, live)")
     p.add_argument("--roi", help="ultrasound area of the screen: x,y,w,h | auto | full (default: auto)")
+    p.add_argument("--mm-per-pixel", type=float, help="ultrasound scale in the ROI (needed to detect needle "
+                   "fires for --cases; OpenIGTLink images carry their own)")
     p.add_argument("--ema", type=float, help="temporal smoothing weight of the newest probability (0 = off)")
     p.add_argument("--save-masks", metavar="DIR", help="write per-frame mask and ROI PNGs to DIR")
     p.add_argument("--record-raw", metavar="MP4", help="also record the raw input to MP4")
     p.add_argument("--summary", help="write a JSON summary (frames, fps, per-stage latency p50/p95/p99)")
+    p.add_argument("--cases", metavar="DIR", help="capture every biopsy (detected needle fire, or a manual mark: "
+                   "key 'b', POST /mark, SIGUSR1) as a registration case folder in DIR")
+    p.add_argument("--gauge", type=int, choices=[14, 16, 18], default=14, help="core needle gauge for --cases "
+                   "(sets the notch geometry registration assumes; default 14)")
 
 
 def _overrides(args, **extra) -> dict:
     o = {
         "source": {},
-        "roi": {"rect": getattr(args, "roi", None)},
+        "roi": {"rect": getattr(args, "roi", None), "mm_per_pixel": getattr(args, "mm_per_pixel", None)},
         "inference": {"model": args.model, "backend": args.backend, "device": args.device,
                       "enabled": False if getattr(args, "no_ai", False) else None},
         "overlay": {"ema": args.ema},
@@ -72,9 +78,32 @@ def cmd_replay(args) -> int:
 
         source = SyntheticSource(image=config["source"]["image"], frames=args.max_frames or SYNTHETIC_REPLAY_FRAMES,
                                  live=False, width=config["source"]["width"], height=config["source"]["height"])
-    summary = Pipeline(config, config_path=args.config, source=source).run()
+    capture = _capture_observers(args, config)
+    summary = Pipeline(config, config_path=args.config, source=source, observers=capture).run()
     _print_summary(summary)
+    _print_captures(capture)
     return 0
+
+
+def _capture_observers(args, config: dict) -> list:
+    """[CaptureObserver] for --cases DIR, else []."""
+    if not getattr(args, "cases", None):
+        return []
+    from edge_runtime import config as cfg
+    from edge_runtime.biopsy.observer import CaptureObserver
+    from edge_runtime.manifest import load_manifest, sha256_file
+
+    model = cfg.resolve_model(config)
+    manifest = load_manifest(model)
+    return [CaptureObserver(args.cases, {"name": manifest.name, "file": model.name,
+                                         "sha256": manifest.sha256 or sha256_file(model)},
+                            config["source"]["input"], gauge=args.gauge, cancer_class=manifest.cancer_index)]
+
+
+def _print_captures(capture: list) -> None:
+    for observer in capture:
+        print(f"captured {observer.captures} biopsies into {observer.directory}"
+              + (f" ({observer.writer.errors} could not be written)" if observer.writer.errors else ""))
 
 
 def _observer_hooks(args) -> list:
@@ -118,7 +147,9 @@ def cmd_live(args) -> int:
         config["sinks"]["window"] = True
     from edge_runtime import service  # sd_notify, signals, reconnecting capture (service helper)
 
-    pipeline = Pipeline(config, config_path=args.config, **service.live_kwargs(config, _observer_hooks(args)))
+    capture = _capture_observers(args, config)
+    pipeline = Pipeline(config, config_path=args.config,
+                        **service.live_kwargs(config, _observer_hooks(args) + capture))
     pipeline.live_schedule = True  # a file too: newest frame wins, the display never waits on the AI
     handlers = service.install(pipeline)
     try:
@@ -126,6 +157,7 @@ def cmd_live(args) -> int:
     finally:
         handlers.restore()
     _print_summary(summary)
+    _print_captures(capture)
     return 0
 
 

@@ -97,5 +97,9 @@ class Observer:
                  stats: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def banners(self, frame: Frame) -> list[tuple[str, str]]:
+        """(level, text) banners to draw on ``frame`` (e.g. a short toast); called while drawing."""
+        return []
+
     def close(self) -> None:
         """Called once when the pipeline stops."""

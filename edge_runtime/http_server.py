@@ -9,7 +9,8 @@ the pipeline's observers and it serves, from its own threads,
 - ``/metrics``      Prometheus text, ``sonomap_*`` series (see service_metrics);
 - ``/``             the live viewer page (edge_runtime/web/index.html);
 - ``/stream.mjpg``  MJPEG of the rendered overlay; ``/snapshot.jpg`` one JPEG;
-- ``/stats.json``   the numbers the viewer page shows.
+- ``/stats.json``   the numbers the viewer page shows;
+- ``POST /mark``    mark a biopsy (with ``--cases DIR``; 409 without).
 
 It binds 127.0.0.1 by default. On any other address a token is required (refusing to
 start without one); requests then need ``Authorization: Bearer <token>`` or the session
@@ -35,6 +36,7 @@ import numpy as np
 
 from edge_runtime import http_auth
 from edge_runtime.aistate import UNHEALTHY
+from edge_runtime.biopsy.marks import MARKS
 from edge_runtime.errors import ConfigError
 from edge_runtime.frames import Frame, Observer, Prediction
 from edge_runtime.http_auth import CREDENTIAL_NAME, MIN_TOKEN_CHARS, TOKEN_ENV, resolve_token
@@ -228,7 +230,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.server.mark(BUSY)
         url, obs = urlsplit(self.path), self.observer
-        if url.path != "/login":
+        if url.path == "/mark":   # a biopsy mark (captured with --cases DIR); the body is ignored
+            self.close_connection = True
+            if self._admitted(url.path, url.query):
+                ok = MARKS.request("http")
+                self._send(200 if ok else 409, b"marked\n" if ok else b"not capturing: start with --cases DIR\n", TEXT)
+        elif url.path != "/login":
             self._send(404, b"not found\n", TEXT)
         elif self._admitted(url.path, url.query):
             length = self.headers.get("Content-Length", "")

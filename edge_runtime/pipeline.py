@@ -166,6 +166,7 @@ class Pipeline:
         ai = ai or self.ai_status(mask_age_ms if mask is not None else None)
         fault = state_banner(ai) or fault
         banners = [b for b in [fault] if b] + list(extra_banners or [])
+        banners += [b for observer in self.observers for b in observer.banners(frame)]  # e.g. a capture toast
         hud = {"fps": self._stats.recent_fps(), "backend": self._hud_backend(), "mask_age_ms": mask_age_ms,
                "rec": self._stats.recording if self.show_rec else ""}
         latest = self._stats.latest("backend")

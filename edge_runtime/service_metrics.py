@@ -30,6 +30,9 @@ COUNTER_KEYS = {
     "skipped": ("errors", "corrupt_input"), "corrupt": ("errors", "corrupt_input"),
     "sink_errors": ("errors", "sink"),
 }
+# EVENTS that count things done, not faults -> (metric, help).
+COUNT_EVENTS = {"biopsy_captures": ("sonomap_biopsy_captures_total",
+                                    "Biopsies captured as cases (detected fires and manual marks).")}
 INFO_KEYS = ("backend", "device", "precision", "provider", "model", "mode", "source")
 SUMMARY_QUANTILES = (("p50", "0.5"), ("p95", "0.95"), ("p99", "0.99"))
 # The runtime's recorder state (sinks.recorder_state) -> the sonomap_recorder_state label.
@@ -252,11 +255,15 @@ def render_prometheus(live: LiveStats) -> str:
               "# HELP sonomap_errors_total Faults by kind (backend, corrupt_input, source_lost, ...).",
               "# TYPE sonomap_errors_total counter"]
     errors = {lab: v for (m, lab), v in counters.items() if m == "errors"}
-    for name, value in EVENTS.snapshot().items():
-        errors[name] = errors.get(name, 0) + value
+    events = EVENTS.snapshot()
+    for name, value in events.items():
+        if name not in COUNT_EVENTS:
+            errors[name] = errors.get(name, 0) + value
     errors.setdefault("backend", 0)
     for kind, value in sorted(errors.items()):
         lines.append(f'sonomap_errors_total{{kind="{_label(kind)}"}} {value}')
+    for name, (metric, text) in COUNT_EVENTS.items():
+        lines += [f"# HELP {metric} {text}", f"# TYPE {metric} counter", f"{metric} {events.get(name, 0)}"]
     with live._lock:
         ai = dict(live.ai)
     lines += ["# HELP sonomap_ai_state The AI state drawn on the newest frame (1 for the current one).",

@@ -1,4 +1,5 @@
-"""Unix signals for the service: SIGHUP reloads the config, SIGTERM/SIGINT stop cleanly.
+"""Unix signals for the service: SIGHUP reloads the config, SIGTERM/SIGINT stop cleanly,
+SIGUSR1 marks a biopsy (captured as a case with ``--cases DIR``; see edge_runtime.biopsy).
 
 The handlers only set requests on the pipeline (``pipeline.request_reload()``,
 ``pipeline.stop()``); the pipeline does the work in its own threads at a frame
@@ -13,6 +14,7 @@ import signal
 import threading
 from typing import Any, Callable
 
+from edge_runtime.biopsy.marks import MARKS
 from edge_runtime.sdnotify import Notifier
 
 log = logging.getLogger("sonomap.signals")
@@ -34,7 +36,7 @@ class SignalHandlers:
         if threading.current_thread() is not threading.main_thread():
             raise RuntimeError("signal handlers can only be installed from the main thread")
         for sig, handler in ((signal.SIGHUP, self._hup), (signal.SIGTERM, self._term),
-                             (signal.SIGINT, self._term)):
+                             (signal.SIGINT, self._term), (signal.SIGUSR1, self._usr1)):
             self._previous[sig] = signal.signal(sig, handler)
         return self
 
@@ -50,6 +52,10 @@ class SignalHandlers:
         if self.on_reload is not None:
             self.on_reload()
         self.pipeline.request_reload()
+
+    def _usr1(self, signum: int, _frame: Any) -> None:
+        if not MARKS.request("signal"):
+            log.warning("SIGUSR1: biopsy mark ignored (start with --cases DIR to capture biopsies)")
 
     def _term(self, signum: int, _frame: Any) -> None:
         self.stops += 1

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from edge_runtime import recordings
+from edge_runtime.biopsy.marks import MARKS, WINDOW_KEY
 from edge_runtime.cpus import encode_threads
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.service_metrics import EVENTS
@@ -274,7 +275,7 @@ def display_available() -> bool:
 
 class WindowSink:
     """An OpenCV window (optionally fullscreen). ``quit_requested`` turns true on q/Esc; the
-    ``a`` key asks to switch the AI off/on (:meth:`take_ai_toggle`)."""
+    ``a`` key asks to switch the AI off/on (:meth:`take_ai_toggle`); ``b`` marks a biopsy."""
 
     def __init__(self, title: str = "sonomap (research use only)", fullscreen: bool = False):
         if not display_available():
@@ -295,6 +296,8 @@ class WindowSink:
             self.quit_requested = True
         elif key == AI_TOGGLE_KEY:
             self._ai_toggles += 1
+        elif key == ord(WINDOW_KEY):
+            MARKS.request("key")
         self.shown += 1
 
     def take_ai_toggle(self) -> bool:

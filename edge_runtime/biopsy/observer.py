@@ -1,0 +1,124 @@
+"""The pipeline observer behind ``--cases DIR``: fire detection, manual marks, case writing, toast.
+
+Input per rendered frame (:meth:`CaptureObserver.on_frame`): the frame, its prediction (whose
+``roi`` says where the ultrasound is) and the pipeline's stats. Per frame it copies the ROI into a
+short ring (the pre-fire frame is one or two frames back when the fire is confirmed), feeds the
+fire detector (:mod:`.fire`, under a millisecond a frame) and takes manual marks (:mod:`.marks`).
+A capture goes to the :class:`~.case_writer.CaseWriter` thread; the display only gets the toast
+("BIOPSY n CAPTURED", via :meth:`banners`) and ``/metrics`` the count (``biopsy_captures``).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_runtime.biopsy.case_writer import Capture, CaseWriter, FrameRecord
+from edge_runtime.biopsy.fire import FireDetector
+from edge_runtime.biopsy.marks import MARKS, MarkRequests
+from edge_runtime.frames import Frame, Observer, Prediction
+from edge_runtime.service_metrics import EVENTS
+
+log = logging.getLogger("sonomap.biopsy")
+RING_FRAMES = 8               # > the detector's look-back (2 frames) + confirmation + settling
+TOAST_FRAMES = 60             # about 2 s at 30 fps
+TOAST = "BIOPSY {n} CAPTURED"
+CAPTURE_EVENT = "biopsy_captures"
+IGTL_META_KEYS = ("transforms", "ijk_to_world", "igtl_timestamp", "igtl_coordinate_system")
+
+
+def _igtl(meta: dict) -> dict:
+    """OpenIGTLink geometry and transforms of a frame, as plain lists (YAML-safe)."""
+    out = {}
+    for key in IGTL_META_KEYS:
+        if meta.get(key) is None:
+            continue
+        value = meta[key]
+        if isinstance(value, dict):
+            out[key] = {str(k): np.asarray(v, float).round(6).tolist() for k, v in value.items()}
+        elif isinstance(value, str):
+            out[key] = value
+        else:
+            out[key] = np.asarray(value, float).round(6).tolist()
+    return out
+
+
+class CaptureObserver(Observer):
+    def __init__(self, directory: str | Path, model: dict[str, str], source: str | None, gauge: int = 14,
+                 marks: MarkRequests = MARKS, cancer_class: int = 1):
+        self.writer = CaseWriter(directory)
+        self.model, self.source, self.gauge, self.cancer_class = model, source or "", gauge, cancer_class
+        self.marks = marks
+        self.marks.enabled = True
+        self.ring: deque[FrameRecord] = deque(maxlen=RING_FRAMES)
+        self.detector: FireDetector | None = None
+        self.roi = None
+        self.captures = 0
+        self._toast_until = -1
+        self._warned_scale = False
+
+    @property
+    def directory(self) -> Path:
+        return self.writer.directory
+
+    def on_frame(self, frame: Frame, prediction: Prediction | None, rendered: np.ndarray,
+                 stats: dict[str, Any]) -> None:
+        if frame.index < 0 or frame.meta.get("no_signal"):
+            return
+        roi = prediction.roi if prediction is not None and prediction.roi is not None else self.roi
+        if roi is None:
+            return   # no prediction yet: the ROI is unknown; marks wait for the first one
+        if roi != self.roi:
+            self._new_roi(roi)
+        crop = roi.crop(frame.image)
+        age_s = max(time.monotonic() - frame.timestamp, 0.0)
+        self.ring.append(FrameRecord(frame.index, frame.pts,
+                                     datetime.fromtimestamp(time.time() - age_s, timezone.utc), crop.copy(),
+                                     prediction, _igtl(frame.meta)))
+        event = self.detector.step(frame.index, crop) if self.detector is not None else None
+        if event is not None:
+            self._capture("fire", event)
+        for via in self.marks.take():
+            self._capture(via, None)
+
+    def _new_roi(self, roi) -> None:
+        self.roi = roi
+        self.ring.clear()
+        self.detector = None
+        if roi.mm_per_pixel:
+            self.detector = FireDetector(roi.mm_per_pixel, roi.w, roi.h)
+        elif not self._warned_scale:
+            self._warned_scale = True
+            log.error("--cases: the ROI has no mm per pixel (set roi.mm_per_pixel in the config): fires are "
+                      "not detected, manual marks still capture")
+
+    def _record(self, index: int) -> FrameRecord:
+        for rec in self.ring:
+            if rec.index == index:
+                return rec
+        return self.ring[0]   # dropped in live mode: the oldest frame held is the closest before
+
+    def _capture(self, trigger: str, event) -> None:
+        self.captures += 1
+        post = self.ring[-1] if event is None else self._record(event.post_index)
+        pre = post if event is None else self._record(event.pre_index)
+        cap = Capture(self.captures, trigger, pre, post, event, self.roi.as_list(), self.roi.mm_per_pixel,
+                      self.gauge, self.model, self.source, self.cancer_class)
+        self.writer.submit(cap)
+        EVENTS.inc(CAPTURE_EVENT)
+        self._toast_until = post.index + TOAST_FRAMES
+
+    def banners(self, frame: Frame) -> list[tuple[str, str]]:
+        """The toast for ``frame``: shown for TOAST_FRAMES frames after a capture."""
+        if self.captures and 0 <= frame.index <= self._toast_until:
+            return [("info", TOAST.format(n=self.captures))]
+        return []
+
+    def close(self) -> None:
+        self.marks.enabled = False
+        self.writer.close()
