@@ -22,7 +22,8 @@ DEFAULT_IGNORE_CLASSES = ("Stroma", "Other", "Normal", "Benign", "Necrosis", "Im
                           "Region*", "Ignore*", "Tissue", "Fat")
 DEFAULT_EXCLUDE_CLASSES = ("_2", "Exclusion", "Exclude")
 TIP_ENDS = ("left", "right", "top", "bottom")
-TOP_KEYS = {"id", "patient_id", "source", "ultrasound", "needle", "tract", "pathology", "notes"}
+TOP_KEYS = {"id", "patient_id", "source", "ultrasound", "needle", "tract", "pathology", "notes",
+            "capture"}   # capture: provenance written by `sonomap live/replay --cases` (not used here)
 US_KEYS = {"image", "mm_per_pixel", "frame", "dataset_image", "dataset_frame"}
 NEEDLE_KEYS = {"tip", "shaft", "gauge", "notch_mm", "tip_offset_mm", "width_mm"}
 TRACT_KEYS = {"start", "end", "width_mm"}
@@ -84,6 +85,7 @@ class CaseSpec:
     tract: TractSpec | None
     pathology: PathologySpec
     source: dict = field(default_factory=dict)
+    capture: dict = field(default_factory=dict)   # see docs/biopsy-capture.md
     dataset_image: Path | None = None   # frame written to the dataset (e.g. pre-fire), default: image
     dataset_frame: int = 0
 
@@ -275,6 +277,6 @@ def load_case(path: str | Path) -> CaseSpec:
                     mm_per_pixel=_scale(us.get("mm_per_pixel"), f"{where}: ultrasound.mm_per_pixel"),
                     frame=frame, needle=needle, tract=tract,
                     pathology=_pathology(path_raw, base, where),
-                    source=dict(raw.get("source") or {}),
+                    source=dict(raw.get("source") or {}), capture=dict(raw.get("capture") or {}),
                     dataset_image=None if dimage is None else _file(base, dimage, f"{where}: ultrasound.dataset_image"),
                     dataset_frame=dframe)

@@ -43,8 +43,9 @@ class Needle:
     gone_frames: int           # withdrawn before the next needle
 
 
-PROCEDURE = (Needle(10.0, 20.0, 15.0, 10.0, 20, 8, (20.0,), 12, 10),
-             Needle(6.0, 30.0, 12.0, 8.0, 16, 8, (10.0, 12.0), 12, 8))
+PROCEDURE = (Needle(10.0, 20.0, 15.0, 10.0, 20, 8, (20.0,), 12, 10),      # fired in one frame
+             Needle(6.0, 30.0, 12.0, 8.0, 16, 8, (10.0, 12.0), 12, 8))   # fired over two frames
+NO_FIRE = (Needle(10.0, 25.0, 10.0, 24.0, 12, 20, (), 0, 10),)   # a brisk 2 mm/frame push, held, withdrawn
 
 
 def _still(sim: ScreenSimulator) -> np.ndarray:
@@ -78,6 +79,8 @@ def write_procedure_clip(out: Path, procedure=PROCEDURE, lead_frames: int = 15, 
             views.append((n.entry_depth_mm, n.angle_deg, tip_mm))
         post = len(views)
         views += [(n.entry_depth_mm, n.angle_deg, tip_mm)] * n.after_frames + [None] * n.gone_frames
+        if not n.throw_mm:
+            continue   # a needle that is never fired
         a = np.radians(n.angle_deg)
         tip = (tip_mm * np.cos(a) / mm, (n.entry_depth_mm + tip_mm * np.sin(a)) / mm)
         fires.append({"pre_index": pre, "post_index": post, "tip": tip, "angle_deg": n.angle_deg,
