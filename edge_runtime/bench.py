@@ -15,6 +15,8 @@ Each measurement also reports ``cpu_ms_per_frame`` (process CPU time, all thread
 frames/s it hardly moves with other jobs' load, so it shows what a change saves on a busy machine.
 The pipeline's CPU is also split by thread (:mod:`edge_runtime.threadcpu`); its sum against the
 process's cores is the CPU-bound ceiling of the frame rate, printed beside the measured rate.
+With ``--cases DIR`` the pipeline runs again on its BGR path without and with the biopsy-capture
+observer, and the observer's own CPU per frame (fire detection + ROI copy) is printed.
 Then a short live run (synthetic 30 fps source, or ``--source``) for capture-to-display latency.
 Peak RSS is reported twice: the bench process (which also holds the decoded ROIs of measurement 1)
 and ``sonomap replay`` of the same clip and settings in a process of its own, the runtime's footprint.
@@ -139,11 +141,12 @@ def naive_loop(path: str, backend, roi, limit: int, out: Path) -> dict:
             "latency_ms": {k: summarise(v) for k, v in stages.items()}}
 
 
-def pipeline_replay(config: dict, path: str, limit: int, out: Path, backend=None, yuv: bool = True) -> dict:
+def pipeline_replay(config: dict, path: str, limit: int, out: Path, backend=None, yuv: bool = True,
+                    observers: list | None = None) -> dict:
     from edge_runtime.pipeline import Pipeline
 
     config = cfg.merge(config, {"source": {"input": path, "max_frames": limit}, "sinks": {"video": str(out)}})
-    pipeline = Pipeline(config, backend=backend)
+    pipeline = Pipeline(config, backend=backend, observers=observers)
     pipeline.prefer_yuv = yuv
     threads = ThreadCpu(caller="inference").start()  # replay infers on the thread that calls run()
     cpu0, t0 = time.process_time(), time.perf_counter()
@@ -250,6 +253,8 @@ def run_bench(args) -> dict:
     ordered = sorted(report["rounds"], key=lambda r: r["ratios"]["pipeline_vs_backend_only"])
     report.update({k: v for k, v in ordered[len(ordered) // 2].items()})
     report["ratios"] = {k: float(np.median([r["ratios"][k] for r in report["rounds"]])) for k in report["ratios"]}
+    if getattr(args, "cases", None):
+        report["capture"] = capture_cost(args, config, clip, len(rois), work, warm_backend, manifest, model, roi)
     seconds = getattr(args, "live_seconds", LIVE_SECONDS)
     report["live"] = live_run(config, args.source, seconds) if seconds > 0 else {"fps": 0.0, "drops": 0,
                                                                                "latency_ms": {}}
@@ -288,4 +293,30 @@ def run_bench(args) -> dict:
           f"{report['live_budget_ms']:.1f} ms; live drops {report['live']['drops']}")
     print(f"peak RSS of the runtime (sonomap replay, own process) {report['runtime_rss_gib']:.2f} GiB "
           f"(target <= 1.5); of this bench process {report['rss_gib']:.2f} GiB")
+    if "capture" in report:
+        c = report["capture"]
+        print(f"biopsy capture (--cases): detector + ROI copy {c['observer_cpu_ms_per_frame']:.2f} ms CPU/frame "
+              f"(target <= 2); pipeline (BGR path) CPU {c['without_cpu_ms_per_frame']:.1f} -> "
+              f"{c['with_cpu_ms_per_frame']:.1f} ms/frame, {c['without_fps']:.1f} -> {c['with_fps']:.1f} frames/s; "
+              f"{c['captures']} captures on this clip")
     return report
+
+
+def capture_cost(args, config: dict, clip: str, frames: int, work: Path, warm_backend, manifest, model, roi) -> dict:
+    """The pipeline (BGR path: an observer needs BGR) without and with the biopsy-capture observer,
+    and the observer's own CPU per frame on the render path. Without a given scale the ROI is taken
+    to image the synthetic clip's depth (the detector needs millimetres)."""
+    from edge_runtime import synthetic
+    from edge_runtime.biopsy.observer import CaptureObserver
+
+    scale = config["roi"]["mm_per_pixel"] or synthetic.DEPTH_MM / roi.h
+    config = cfg.merge(config, {"roi": {"mm_per_pixel": scale}})
+
+    without = pipeline_replay(config, clip, frames, work / "nocases.mp4", warm_backend(), yuv=False)
+    observer = CaptureObserver(Path(args.cases), {"name": manifest.name, "file": model.name,
+                                                  "sha256": manifest.sha256}, clip, gauge=args.gauge)
+    with_cases = pipeline_replay(config, clip, frames, work / "cases.mp4", warm_backend(), yuv=False,
+                                 observers=[observer])   # closes the observer
+    return {"observer_cpu_ms_per_frame": observer.cpu_ms_per_frame, "captures": observer.captures,
+            "without_cpu_ms_per_frame": without["cpu_ms_per_frame"], "with_cpu_ms_per_frame": with_cases["cpu_ms_per_frame"],
+            "without_fps": without["fps"], "with_fps": with_cases["fps"]}

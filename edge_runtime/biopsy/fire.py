@@ -5,7 +5,7 @@ frame after the fire (the confirming frame is the post-fire frame), else None.
 
 Method, on a small copy of the ROI (about ``WORK_MM_PER_PX``; a 1200x840 ROI at 0.05 mm/px
 becomes 240x168, so one frame costs well under a millisecond):
-1. white top-hat with a disk wider than a needle: thin bright echoes stay, tissue brightness goes;
+1. white top-hat with a square wider than a needle: thin bright echoes stay, tissue brightness goes;
 2. *rise* = top-hat now minus top-hat two frames ago (a fire may straddle two frames); a fire
    is new echo: the largest connected rise region must be a thin oblique segment at least
    ``MIN_JUMP_MM`` long. A still bright line (ligament, specular reflector) never rises; slow
@@ -63,7 +63,7 @@ class FireDetector:
         self.scale = (roi_w / self.size[0], roi_h / self.size[1])   # ROI px per small px
         self.mm = mm_per_px * float(np.mean(self.scale))            # mm per small px
         d = max(int(round(TOPHAT_MM / self.mm)) | 1, 3)
-        self.kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d))
+        self.kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (d, d))   # separable: 5x faster than a disk
         self.history: deque[tuple[int, np.ndarray]] = deque(maxlen=2)   # frames t-2, t-1
         self.pending: dict | None = None
         self.quiet_until = -1
@@ -125,7 +125,11 @@ class FireDetector:
         (i2, th2), (i1, th1) = self.history[0], self.history[1]   # frames t-2 and t-1
         rise = cv2.subtract(th, th2)
         new = (rise > RISE_LEVEL).astype(np.uint8)
-        if cv2.countNonZero(new) < MIN_JUMP_MM / self.mm:   # most frames end here
+        appeared = cv2.countNonZero(new)
+        if appeared < MIN_JUMP_MM / self.mm:   # most frames end here
+            return None
+        fallen = cv2.countNonZero((cv2.subtract(th2, th) > RISE_LEVEL).astype(np.uint8))
+        if fallen > MAX_FALL_SHARE * appeared:
             return None
         count, labels, stats, _ = cv2.connectedComponentsWithStats(new, connectivity=8)
         k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
@@ -143,9 +147,6 @@ class FireDetector:
         width_mm = 4.0 * float(np.sqrt(max(evals[0], 0.0))) * self.mm   # +-2 sd across
         angle = float(np.degrees(np.arctan2(abs(d[1]), abs(d[0]))))
         if length_mm < MIN_JUMP_MM or width_mm > MAX_WIDTH_MM or not MIN_ANGLE_DEG <= angle <= MAX_ANGLE_DEG:
-            return None
-        fallen = cv2.countNonZero((cv2.subtract(th2, th) > RISE_LEVEL).astype(np.uint8))
-        if fallen > MAX_FALL_SHARE * len(xs):
             return None
         if not self._shaft_behind(th2, c + along.min() * d, d):
             return None

@@ -3,7 +3,9 @@
 Input per rendered frame (:meth:`CaptureObserver.on_frame`): the frame, its prediction (whose
 ``roi`` says where the ultrasound is) and the pipeline's stats. Per frame it copies the ROI into a
 short ring (the pre-fire frame is one or two frames back when the fire is confirmed), feeds the
-fire detector (:mod:`.fire`, under a millisecond a frame) and takes manual marks (:mod:`.marks`).
+fire detector (:mod:`.fire`, under a millisecond a frame). The ring holds views of
+the frames, not copies: every source hands out a new array per frame (PyAV ``to_ndarray``,
+``VideoCapture.read``) and the overlay draws on a copy, so nothing overwrites them and takes manual marks (:mod:`.marks`).
 A capture goes to the :class:`~.case_writer.CaseWriter` thread; the display only gets the toast
 ("BIOPSY n CAPTURED", via :meth:`banners`) and ``/metrics`` the count (``biopsy_captures``).
 """
@@ -61,6 +63,7 @@ class CaptureObserver(Observer):
         self.captures = 0
         self._toast_until = -1
         self._warned_scale = False
+        self.cpu_s, self.frames = 0.0, 0
 
     @property
     def directory(self) -> Path:
@@ -70,6 +73,19 @@ class CaptureObserver(Observer):
                  stats: dict[str, Any]) -> None:
         if frame.index < 0 or frame.meta.get("no_signal"):
             return
+        t0 = time.thread_time()
+        try:
+            self._observe(frame, prediction)
+        finally:
+            self.cpu_s += time.thread_time() - t0
+            self.frames += 1
+
+    @property
+    def cpu_ms_per_frame(self) -> float:
+        """CPU this observer spent per observed frame (copy, detection, marks), on the render path."""
+        return self.cpu_s * 1000.0 / max(self.frames, 1)
+
+    def _observe(self, frame: Frame, prediction: Prediction | None) -> None:
         roi = prediction.roi if prediction is not None and prediction.roi is not None else self.roi
         if roi is None:
             return   # no prediction yet: the ROI is unknown; marks wait for the first one
@@ -78,7 +94,7 @@ class CaptureObserver(Observer):
         crop = roi.crop(frame.image)
         age_s = max(time.monotonic() - frame.timestamp, 0.0)
         self.ring.append(FrameRecord(frame.index, frame.pts,
-                                     datetime.fromtimestamp(time.time() - age_s, timezone.utc), crop.copy(),
+                                     datetime.fromtimestamp(time.time() - age_s, timezone.utc), crop,
                                      prediction, _igtl(frame.meta)))
         event = self.detector.step(frame.index, crop) if self.detector is not None else None
         if event is not None:
