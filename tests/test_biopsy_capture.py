@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -33,6 +34,10 @@ TIP_TOLERANCE_MM = 1.0
 ANGLE_TOLERANCE_DEG = 2.0
 START_TIMEOUT_S = 90
 SONOMAP = [sys.executable, "-m", "edge_runtime.cli"]
+TOAST_ROW_PX = 4          # inside the banner band at the ROI's top, above the toast's text
+BANNER_GREY = 90          # overlay.BANNER_BGR["info"]
+BANNER_TOLERANCE = 8      # H.264
+TOAST_CHECK_AFTER = 20    # frames after the post-fire frame (replay draws a few frames ahead)
 
 
 @pytest.fixture(scope="module")
@@ -40,16 +45,24 @@ def procedure(tmp_path_factory):
     return write_procedure_clip(tmp_path_factory.mktemp("clip") / "procedure.mp4")
 
 
-def _replay_cases(info: dict, cases: Path) -> list[Path]:
+def _replay_cases(info: dict, cases: Path, *extra) -> list[Path]:
     roi = ",".join(map(str, info["roi"]))
     out = sonomap("replay", info["clip"], "--roi", roi, "--mm-per-pixel", info["mm_per_pixel"], "--cases", cases,
-                  "--summary", cases.parent / "summary.json")
+                  "--summary", cases.parent / "summary.json", *extra)
     assert f"into {cases}" in out.stdout
     return sorted(p for p in cases.iterdir())
 
 
+def _banner_row(video: Path, roi: list[int]) -> dict[int, np.ndarray]:
+    """Per frame: the ROI's row where a banner's band would be (gray levels)."""
+    x, y, w, _ = roi
+    with av.open(str(video)) as c:
+        return {i: vf.to_ndarray(format="bgr24")[y + TOAST_ROW_PX, x:x + w, 1].astype(int)
+                for i, vf in enumerate(c.decode(c.streams.video[0]))}
+
+
 def test_replay_captures_each_fire_once_with_the_true_tip(procedure, tmp_path):
-    folders = _replay_cases(procedure, tmp_path / "cases")
+    folders = _replay_cases(procedure, tmp_path / "cases", "--out", tmp_path / "overlay.mp4")
     assert len(folders) == len(procedure["fires"])
     mm = procedure["mm_per_pixel"]
     x, y, w, h = procedure["roi"]
@@ -79,6 +92,13 @@ def test_replay_captures_each_fire_once_with_the_true_tip(procedure, tmp_path):
         assert prob.dtype == np.uint16 and prob.shape == mask.shape == (h, w)
         assert cap["prediction"]["prob_scale"] == PROB_SCALE and cap["prediction"]["frame"] == truth["pre_index"]
         assert case["pathology"]["wsi"] is None
+    # the toast: a flat grey banner band across the ROI top after each capture, none before the first
+    rows = _banner_row(tmp_path / "overlay.mp4", procedure["roi"])
+    first = procedure["fires"][0]["post_index"]
+    flat = lambda row: np.abs(row - BANNER_GREY).max() <= BANNER_TOLERANCE  # noqa: E731
+    assert not any(flat(rows[i]) for i in range(first))
+    for truth in procedure["fires"]:
+        assert flat(rows[min(truth["post_index"] + TOAST_CHECK_AFTER, procedure["frames"] - 1)])
 
 
 def test_registration_loads_a_captured_case_once_pathology_is_filled(procedure, tmp_path):
