@@ -183,3 +183,14 @@ def test_a_mark_without_capture_is_refused():
     ("synthetic", "synthetic")])
 def test_the_recorded_source_holds_no_credentials_or_folders(given, recorded):
     assert public_source(given) == recorded
+
+
+def test_bench_measures_capture_cost(tmp_path):
+    clip = tmp_path / "clip.mp4"
+    sonomap("make-clip", "--out", clip, "--frames", 8, "--size", "640x360")
+    out = sonomap("bench", clip, "--model", dark_onnx(), "--frames", 8, "--live-seconds", 0,
+                  "--cases", tmp_path / "cases", "--json", tmp_path / "b.json")
+    assert "biopsy capture (--cases)" in out.stdout
+    capture = json.loads((tmp_path / "b.json").read_text())["capture"]
+    assert 0 < capture["observer_cpu_ms_per_frame"] < capture["with_cpu_ms_per_frame"]
+    assert capture["captures"] == 0   # probe motion over a needle-free image is no fire
