@@ -101,5 +101,8 @@ class Observer:
         """(level, text) banners to draw on ``frame`` (e.g. a short toast); called while drawing."""
         return []
 
+    def draw(self, frame: Frame, image: np.ndarray, roi: Any) -> None:
+        """Draw on the rendered BGR ``image`` of ``frame`` (in place) before it is shown."""
+
     def close(self) -> None:
         """Called once when the pipeline stops."""

@@ -180,7 +180,10 @@ class Pipeline:
             keep_raw = "raw" in self.sinks or "masks" in self.sinks
             return self.overlay.render_i420(frame.i420.copy() if keep_raw else frame.i420, roi, mask, fade, hud,
                                             banners, ai)
-        return self.overlay.render(frame.image, roi, mask, fade, hud, banners, ai)
+        rendered = self.overlay.render(frame.image, roi, mask, fade, hud, banners, ai)
+        for observer in self.observers:
+            observer.draw(frame, rendered, roi)   # e.g. the band a biopsy will sample
+        return rendered
 
     def stage_smooth(self, prediction: Prediction | None, smooth: bool = True) -> np.ndarray | None:
         """Prediction -> the mask to draw (EMA-smoothed when enabled). Stateful: call in frame order."""

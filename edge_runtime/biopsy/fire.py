@@ -75,6 +75,11 @@ class FireDetector:
             small = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
         return cv2.morphologyEx(small, cv2.MORPH_TOPHAT, self.kernel)
 
+    @property
+    def last_tophat(self) -> np.ndarray | None:
+        """The newest frame's small top-hat image (shared with the expected-yield band)."""
+        return self.history[-1][1] if self.history else None
+
     def step(self, index: int, roi_bgr: np.ndarray) -> FireEvent | None:
         th = self.small_tophat(roi_bgr)
         event = None

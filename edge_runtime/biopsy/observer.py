@@ -18,11 +18,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from edge_runtime.biopsy.case_writer import Capture, CaseWriter, FrameRecord
 from edge_runtime.biopsy.fire import FireDetector
 from edge_runtime.biopsy.marks import MARKS, MarkRequests
+from edge_runtime.biopsy.yield_band import YieldBand, YieldTracker
 from edge_runtime.frames import Frame, Observer, Prediction
 from edge_runtime.service_metrics import EVENTS
 
@@ -31,6 +33,10 @@ RING_FRAMES = 8               # > the detector's look-back (2 frames) + confirma
 TOAST_FRAMES = 60             # about 2 s at 30 fps
 TOAST = "BIOPSY {n} CAPTURED"
 CAPTURE_EVENT = "biopsy_captures"
+YIELD_TEXT = "EXPECTED YIELD {pct:.0f}% cancer (outlined band)"
+BAND_BGR = (255, 255, 0)      # cyan: apart from the overlay's red and the banners' colours
+BAND_PX = 2
+FIRED_TIP_MM = 3.0            # a needle whose tip lies this close to the last fired tip is that needle
 IGTL_META_KEYS = ("transforms", "ijk_to_world", "igtl_timestamp", "igtl_coordinate_system")
 
 
@@ -64,6 +70,9 @@ class CaptureObserver(Observer):
         self._toast_until = -1
         self._warned_scale = False
         self.cpu_s, self.frames = 0.0, 0
+        self.band: YieldBand | None = None   # expected yield of the needle in place (newest frame)
+        self._fired_tip: tuple[float, float] | None = None
+        self._bands: deque[tuple[int, YieldBand | None]] = deque(maxlen=RING_FRAMES)
 
     @property
     def directory(self) -> Path:
@@ -99,6 +108,12 @@ class CaptureObserver(Observer):
         event = self.detector.step(frame.index, crop) if self.detector is not None else None
         if event is not None:
             self._capture("fire", event)
+        elif self.detector is not None:
+            band = self.tracker.update(self.detector.last_tophat, None if prediction is None else prediction.mask)
+            self.band = None if band is None or self._is_fired(band) else band
+        else:
+            self.band = None
+        self._bands.append((frame.index, self.band))
         for via in self.marks.take():
             self._capture(via, None)
 
@@ -108,10 +123,18 @@ class CaptureObserver(Observer):
         self.detector = None
         if roi.mm_per_pixel:
             self.detector = FireDetector(roi.mm_per_pixel, roi.w, roi.h)
+            self.tracker = YieldTracker(self.detector.scale, roi.mm_per_pixel, self.cancer_class, self.gauge)
         elif not self._warned_scale:
             self._warned_scale = True
             log.error("--cases: the ROI has no mm per pixel (set roi.mm_per_pixel in the config): fires are "
                       "not detected, manual marks still capture")
+
+    def _is_fired(self, band: YieldBand) -> bool:
+        """The needle found is the one just fired (it lies in the tract): no yield to predict."""
+        if self._fired_tip is None:
+            return False
+        gap_px = float(np.hypot(band.tip[0] - self._fired_tip[0], band.tip[1] - self._fired_tip[1]))
+        return gap_px * self.roi.mm_per_pixel < FIRED_TIP_MM
 
     def _record(self, index: int) -> FrameRecord:
         for rec in self.ring:
@@ -123,17 +146,32 @@ class CaptureObserver(Observer):
         self.captures += 1
         post = self.ring[-1] if event is None else self._record(event.post_index)
         pre = post if event is None else self._record(event.pre_index)
+        band = next((b for i, b in self._bands if i == pre.index), None)
         cap = Capture(self.captures, trigger, pre, post, event, self.roi.as_list(), self.roi.mm_per_pixel,
-                      self.gauge, self.model, self.source, self.cancer_class)
+                      self.gauge, self.model, self.source, self.cancer_class, band)
         self.writer.submit(cap)
         EVENTS.inc(CAPTURE_EVENT)
         self._toast_until = post.index + TOAST_FRAMES
+        if event is not None:
+            self._fired_tip = event.tip
 
     def banners(self, frame: Frame) -> list[tuple[str, str]]:
         """The toast for ``frame``: shown for TOAST_FRAMES frames after a capture."""
+        out = []
         if self.captures and 0 <= frame.index <= self._toast_until:
-            return [("info", TOAST.format(n=self.captures))]
-        return []
+            out.append(("info", TOAST.format(n=self.captures)))
+        band = self.band
+        if band is not None:
+            out.append(("info", YIELD_TEXT.format(pct=100 * band.fraction)))
+        return out
+
+    def draw(self, frame: Frame, image: np.ndarray, roi) -> None:
+        """Outline the band the fire will sample (drawn on the rendered BGR frame)."""
+        band = self.band
+        if band is None or roi is None or image.ndim != 3:
+            return
+        pts = np.round((band.polygon + [roi.x, roi.y]) * 16).astype(np.int32).reshape(-1, 1, 2)
+        cv2.polylines(image, [pts], True, BAND_BGR, BAND_PX, cv2.LINE_AA, shift=4)
 
     def close(self) -> None:
         self.marks.enabled = False

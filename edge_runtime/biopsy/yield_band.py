@@ -1,0 +1,146 @@
+"""Expected yield before the fire: the cancer fraction of the band the fire will sample.
+
+Input per frame: the detector's small top-hat image (:meth:`.fire.FireDetector.small_tophat`),
+the ROI scale and the prediction. Output: a :class:`YieldBand` (band polygon in ROI pixels and
+the predicted cancer fraction inside it), or None when no needle is in place.
+
+The needle in place is the longest straight oblique echo (probabilistic Hough on the top-hat's
+bright pixels, at least ``MIN_SHAFT_MM`` long) that *appeared during the session* and *enters
+from the ROI's border*: a ligament or specular reflector was there from the start (each pixel's
+lowest top-hat so far is kept), and a needle comes in through the skin at the image edge. Limits:
+with a moving probe every echo has been absent at some time, so only the border test remains; a
+needle already in place when capture starts is taken for anatomy. The tip is the echo's end away from the border. The band is the gauge's notch placed where
+the throw will carry it (:func:`.devices.band_along_tip`), the core's width across; the fraction is
+the share of the prediction's cancer pixels inside it, at ROI resolution.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edge_runtime.biopsy.devices import GAUGE_DEFAULTS, THROW_MM, band_along_tip
+from edge_runtime.biopsy.fire import RISE_LEVEL
+from edge_runtime.biopsy.needle_fit import CORE_LEVEL, _sample
+
+MIN_SHAFT_MM = 8.0
+BORDER_MM = 1.5               # an echo end this close to the ROI edge is the entry
+HOUGH_GAP_MM = 1.0
+MIN_ANGLE_DEG, MAX_ANGLE_DEG = 5.0, 80.0
+ACROSS_MM = 2.5               # axis refinement: the echo's core within this of the Hough segment
+TIP_WINDOW_MM = 3.0           # the tip is sought this far either side of the segment's end
+
+
+@dataclass
+class YieldBand:
+    polygon: np.ndarray       # 4x2 float, ROI pixels
+    fraction: float           # predicted cancer fraction of the band, 0..1
+    tip: tuple[float, float]  # the needle tip now (ROI pixels)
+
+
+def find_needle(th: np.ndarray, mm: float, floor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """(entry, tip) in small-image pixels of the needle in place, or None. ``floor``: the lowest
+    top-hat each pixel has had this session; echo that was always there is not a needle."""
+    bright = th > RISE_LEVEL
+    if floor is not None:
+        bright &= cv2.subtract(th, floor) > RISE_LEVEL
+    bright = bright.astype(np.uint8) * 255
+    segs = cv2.HoughLinesP(bright, 1, np.pi / 360, threshold=int(MIN_SHAFT_MM / mm),
+                           minLineLength=MIN_SHAFT_MM / mm, maxLineGap=HOUGH_GAP_MM / mm)
+    if segs is None:
+        return None
+    h, w = th.shape
+    margin = BORDER_MM / mm
+    best, best_len = None, 0.0
+    for x0, y0, x1, y1 in segs.reshape(-1, 4).astype(float):
+        angle = np.degrees(np.arctan2(abs(y1 - y0), abs(x1 - x0)))
+        if not MIN_ANGLE_DEG <= angle <= MAX_ANGLE_DEG:
+            continue
+        ends = [np.array([x0, y0]), np.array([x1, y1])]
+        at_edge = [min(p[0], w - 1 - p[0], p[1]) <= margin for p in ends]   # not the deep (bottom) edge
+        if at_edge[0] == at_edge[1]:
+            continue
+        entry, tip = (ends[0], ends[1]) if at_edge[0] else (ends[1], ends[0])
+        length = float(np.hypot(*(tip - entry)))
+        if length > best_len:
+            best, best_len = (entry, tip), length
+    return best
+
+
+class YieldTracker:
+    """Per session (one ROI): remembers each pixel's lowest top-hat, so that an echo present
+    since the start (a ligament, a reflector) is never taken for the needle."""
+
+    def __init__(self, scale: tuple[float, float], mm_per_px: float, cancer_class: int, gauge: int,
+                 throw_mm: float = THROW_MM):
+        self.scale, self.mm_per_px, self.cancer_class, self.gauge, self.throw_mm = \
+            scale, mm_per_px, cancer_class, gauge, throw_mm
+        self.floor: np.ndarray | None = None
+
+    def update(self, th: np.ndarray, mask: np.ndarray | None) -> YieldBand | None:
+        self.floor = th.copy() if self.floor is None else cv2.min(self.floor, th)
+        return expected_yield(th, self.scale, self.mm_per_px, mask, self.cancer_class, self.gauge,
+                              self.throw_mm, self.floor)
+
+
+def refine_needle(th: np.ndarray, entry: np.ndarray, tip: np.ndarray, mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """(point on the axis at the tip, unit direction entry -> tip): the Hough segment runs along an
+    edge of the echo band; the axis goes through its bright core, and the tip is where the echo
+    falls to half the shaft's level."""
+    img = th.astype(np.float32)
+    d = (tip - entry) / np.linalg.norm(tip - entry)
+    length = float(np.linalg.norm(tip - entry))
+    s = np.arange(0.1 * length, 0.9 * length, 0.5)
+    o = np.arange(-np.ceil(ACROSS_MM / mm), np.ceil(ACROSS_MM / mm) + 1)
+    prof = _sample(img, entry, d, s, o)
+    med, peak = np.median(prof, axis=1, keepdims=True), prof.max(axis=1, keepdims=True)
+    w = np.clip(prof - (med + CORE_LEVEL * (peak - med)), 0, None)
+    ok = w.sum(axis=1) > 0
+    if ok.sum() >= 5:
+        n = np.array([-d[1], d[0]])
+        cen = (w[ok] * o[None, :]).sum(axis=1) / w[ok].sum(axis=1)
+        pts = entry[None, :] + s[ok, None] * d[None, :] + cen[:, None] * n[None, :]
+        vx, vy, x0, y0 = cv2.fitLine(pts.astype(np.float32), cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
+        d_new = np.array([vx, vy], float)
+        d = d_new if d_new @ d > 0 else -d_new
+        p = np.array([x0, y0], float)
+        tip = p + float((tip - p) @ d) * d
+    along_s = np.arange(-TIP_WINDOW_MM / mm, TIP_WINDOW_MM / mm, 0.25)
+    along = _sample(img, tip, d, along_s, np.zeros(1))[:, 0]
+    shaft = float(np.median(along[along_s < -0.5 * TIP_WINDOW_MM / mm]))
+    above = np.nonzero(along > 0.5 * shaft)[0]
+    if len(above):
+        tip = tip + along_s[above[-1]] * d
+    return tip, d
+
+
+def expected_yield(th: np.ndarray, scale: tuple[float, float], mm_per_px: float, mask: np.ndarray | None,
+                   cancer_class: int, gauge: int, throw_mm: float = THROW_MM,
+                   floor: np.ndarray | None = None) -> YieldBand | None:
+    """The band and its predicted cancer fraction (see module docstring). ``scale``: ROI px per
+    small px; ``mask``: the prediction's class ids at ROI size."""
+    mm = mm_per_px * float(np.mean(scale))
+    found = find_needle(th, mm, floor)
+    if found is None or mask is None:
+        return None
+    tip, d = refine_needle(th, *found, mm)
+    n = np.array([-d[1], d[0]])
+    near, far = band_along_tip(gauge, throw_mm)
+    half = GAUGE_DEFAULTS[gauge]["width_mm"] / 2
+    corners = [tip + (a * d + s * half * n) / mm for a, s in ((near, -1), (far, -1), (far, 1), (near, 1))]
+    small_poly = np.array(corners)
+    poly = np.stack([(small_poly[:, 0] + 0.5) * scale[0] - 0.5, (small_poly[:, 1] + 0.5) * scale[1] - 0.5], 1)
+    h, w = mask.shape[:2]
+    x0, y0 = (max(int(np.floor(v)), 0) for v in poly.min(axis=0))
+    x1, y1 = min(int(np.ceil(poly[:, 0].max())) + 1, w), min(int(np.ceil(poly[:, 1].max())) + 1, h)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    band = np.zeros((y1 - y0, x1 - x0), np.uint8)   # the band at ROI resolution, in its bounding box only
+    cv2.fillConvexPoly(band, np.round((poly - [x0, y0]) * 16).astype(np.int32), 1, cv2.LINE_8, shift=4)
+    area = int(band.sum())
+    if area == 0:
+        return None
+    fraction = float(((mask[y0:y1, x0:x1] == cancer_class) & (band > 0)).sum()) / area
+    tip_roi = ((tip[0] + 0.5) * scale[0] - 0.5, (tip[1] + 0.5) * scale[1] - 0.5)
+    return YieldBand(poly, fraction, (float(tip_roi[0]), float(tip_roi[1])))
