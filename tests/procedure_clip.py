@@ -27,6 +27,7 @@ DECOY_MM = ((30.0, 5.0), (55.0, 12.0))   # a ligament-like line, ROI mm (x, dept
 DECOY_THICK_MM = 1.0
 DECOY_LEVEL = 235
 GAUGE = 14
+THROW_MM = 22.0            # the device's throw: each fire's jumps add up to it
 FPS = 30
 
 
@@ -43,7 +44,7 @@ class Needle:
     gone_frames: int           # withdrawn before the next needle
 
 
-PROCEDURE = (Needle(10.0, 20.0, 15.0, 10.0, 20, 8, (20.0,), 12, 10),      # fired in one frame
+PROCEDURE = (Needle(10.0, 20.0, 15.0, 10.0, 20, 8, (22.0,), 12, 10),      # fired in one frame
              Needle(6.0, 30.0, 12.0, 8.0, 16, 8, (10.0, 12.0), 12, 8))   # fired over two frames
 NO_FIRE = (Needle(10.0, 25.0, 10.0, 24.0, 12, 20, (), 0, 10),)   # a brisk 2 mm/frame push, held, withdrawn
 

@@ -22,13 +22,15 @@ import pytest
 import yaml
 
 from cli import sonomap
-from procedure_clip import NO_FIRE, write_procedure_clip
+from procedure_clip import NO_FIRE, THROW_MM, write_procedure_clip
 from runtime_model import dark_onnx
 from test_http_tls_cli import free_port
 
 from edge_runtime.biopsy.case_writer import PROB_SCALE, public_source
 from edge_runtime.biopsy.marks import MarkRequests
+from edge_runtime.biopsy import devices
 from registration.case import load_case
+from registration.tract import GAUGE_DEFAULTS, device_geometry, tract_from_needle
 
 TIP_TOLERANCE_MM = 1.0
 ANGLE_TOLERANCE_DEG = 2.0
@@ -38,6 +40,8 @@ TOAST_ROW_PX = 4          # inside the banner band at the ROI's top, above the t
 BANNER_GREY = 90          # overlay.BANNER_BGR["info"]
 BANNER_TOLERANCE = 8      # H.264
 TOAST_CHECK_AFTER = 20    # frames after the post-fire frame (replay draws a few frames ahead)
+LEAD_FRAMES = 15          # procedure_clip: frames before the first needle appears
+YIELD_TOLERANCE = 0.03    # cancer fraction: pixel-edge differences of two band rasterisations, tip +-0.5 mm
 
 
 @pytest.fixture(scope="module")
@@ -94,11 +98,33 @@ def test_replay_captures_each_fire_once_with_the_true_tip(procedure, tmp_path):
         assert case["pathology"]["wsi"] is None
     # the toast: a flat grey banner band across the ROI top after each capture, none before the first
     rows = _banner_row(tmp_path / "overlay.mp4", procedure["roi"])
-    first = procedure["fires"][0]["post_index"]
     flat = lambda row: np.abs(row - BANNER_GREY).max() <= BANNER_TOLERANCE  # noqa: E731
-    assert not any(flat(rows[i]) for i in range(first))
+    assert not any(flat(rows[i]) for i in range(LEAD_FRAMES))   # no needle yet: the decoy line is no needle
     for truth in procedure["fires"]:
         assert flat(rows[min(truth["post_index"] + TOAST_CHECK_AFTER, procedure["frames"] - 1)])
+
+
+def test_expected_yield_matches_the_hand_computed_band_fraction(procedure, tmp_path):
+    """The HUD's fraction on the pre-fire frame against registration's own band model: the post-fire
+    tip is the true pre-fire tip moved on by the throw, the notch behind it by the gauge defaults."""
+    folders = _replay_cases(procedure, tmp_path / "cases")
+    mm = procedure["mm_per_pixel"]
+    for folder, truth in zip(folders, procedure["fires"]):
+        shown = yaml.safe_load((folder / "case.yaml").read_text())["capture"]["expected_yield"]
+        mask = cv2.imread(str(folder / "prefire_mask.png"), cv2.IMREAD_UNCHANGED)
+        a = math.radians(truth["angle_deg"])
+        d = np.array([math.cos(a), math.sin(a)])
+        post_tip = np.array(truth["tip_pre"]) + THROW_MM / mm * d
+        tract = tract_from_needle(post_tip, post_tip - 10 / mm * d, (mm, mm), device_geometry(14))
+        band, _, _ = tract.band(mask.shape)
+        hand = float(np.mean(mask[band] == 1))
+        assert 0.05 < hand < 0.95   # the band straddles the predicted lesion's edge: a real test
+        assert shown["frame"] == truth["pre_index"]
+        assert abs(shown["fraction"] - hand) <= YIELD_TOLERANCE
+
+
+def test_runtime_device_geometry_is_registrations():
+    assert devices.GAUGE_DEFAULTS == GAUGE_DEFAULTS
 
 
 def test_registration_loads_a_captured_case_once_pathology_is_filled(procedure, tmp_path):
