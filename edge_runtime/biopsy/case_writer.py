@@ -74,7 +74,7 @@ class Capture:
     model: dict[str, str]
     source: str
     cancer_class: int = 1
-    band: Any = None              # yield_band.YieldBand on the pre-fire frame, when a needle was in place
+    band: tuple = (None, None)    # (frame, yield_band.YieldBand) last computed up to the pre-fire frame
 
 
 def public_source(source: str | None) -> str:
@@ -121,9 +121,10 @@ def case_document(cap: Capture, name: str, post_gray: np.ndarray, prediction_fil
         "needle_detector": None if fit is None else {"angle_deg": round(fit.angle_deg, 3),
                                                      "jump_mm": round(cap.event.jump_mm, 2)},
     }
-    if cap.band is not None:
-        capture["expected_yield"] = {"fraction": round(cap.band.fraction, 4), "frame": cap.pre.index,
-                                     "band": np.round(cap.band.polygon, 2).tolist()}
+    band_frame, band = cap.band
+    if band is not None:
+        capture["expected_yield"] = {"fraction": round(band.fraction, 4), "frame": band_frame, "gauge": cap.gauge,
+                                     "band": np.round(band.polygon, 2).tolist()}
     if cap.pre.igtl or cap.post.igtl:
         capture["igtl"] = {"pre_fire": cap.pre.igtl, "post_fire": cap.post.igtl}
     head = yaml.safe_dump({"id": name, "source": {"kind": "capture"}, "ultrasound": us, "needle": needle},

@@ -36,6 +36,7 @@ CAPTURE_EVENT = "biopsy_captures"
 YIELD_TEXT = "EXPECTED YIELD {pct:.0f}% cancer (outlined band)"
 BAND_BGR = (255, 255, 0)      # cyan: apart from the overlay's red and the banners' colours
 BAND_PX = 2
+YIELD_EVERY = 3             # the HUD yield refreshes 10 times a second at 30 fps
 FIRED_TIP_MM = 3.0            # a needle whose tip lies this close to the last fired tip is that needle
 IGTL_META_KEYS = ("transforms", "ijk_to_world", "igtl_timestamp", "igtl_coordinate_system")
 
@@ -108,12 +109,12 @@ class CaptureObserver(Observer):
         event = self.detector.step(frame.index, crop) if self.detector is not None else None
         if event is not None:
             self._capture("fire", event)
-        elif self.detector is not None:
+        elif self.detector is None:
+            self.band = None
+        elif self.frames % YIELD_EVERY == 0:
             band = self.tracker.update(self.detector.last_tophat, None if prediction is None else prediction.mask)
             self.band = None if band is None or self._is_fired(band) else band
-        else:
-            self.band = None
-        self._bands.append((frame.index, self.band))
+            self._bands.append((frame.index, self.band))
         for via in self.marks.take():
             self._capture(via, None)
 
@@ -146,7 +147,7 @@ class CaptureObserver(Observer):
         self.captures += 1
         post = self.ring[-1] if event is None else self._record(event.post_index)
         pre = post if event is None else self._record(event.pre_index)
-        band = next((b for i, b in self._bands if i == pre.index), None)
+        band = next(((i, b) for i, b in reversed(self._bands) if i <= pre.index), (None, None))
         cap = Capture(self.captures, trigger, pre, post, event, self.roi.as_list(), self.roi.mm_per_pixel,
                       self.gauge, self.model, self.source, self.cancer_class, band)
         self.writer.submit(cap)

@@ -21,14 +21,16 @@ import cv2
 import numpy as np
 
 from edge_runtime.biopsy.devices import GAUGE_DEFAULTS, THROW_MM, band_along_tip
-from edge_runtime.biopsy.fire import RISE_LEVEL
 from edge_runtime.biopsy.needle_fit import CORE_LEVEL, _sample
 
 MIN_SHAFT_MM = 8.0
+NEEDLE_LEVEL = 90             # top-hat grey levels: metal echo (~150-210); tissue edges stay below
 BORDER_MM = 1.5               # an echo end this close to the ROI edge is the entry
 HOUGH_GAP_MM = 1.0
 MIN_ANGLE_DEG, MAX_ANGLE_DEG = 5.0, 80.0
 ACROSS_MM = 2.5               # axis refinement: the echo's core within this of the Hough segment
+LOW_SHARE = 0.55              # the echo is followed beyond the segment while above this share of NEEDLE_LEVEL
+GAP_MM = 1.0                  # ... across dim gaps up to this long
 TIP_WINDOW_MM = 3.0           # the tip is sought this far either side of the segment's end
 
 
@@ -42,26 +44,24 @@ class YieldBand:
 def find_needle(th: np.ndarray, mm: float, floor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """(entry, tip) in small-image pixels of the needle in place, or None. ``floor``: the lowest
     top-hat each pixel has had this session; echo that was always there is not a needle."""
-    bright = th > RISE_LEVEL
+    bright = th > NEEDLE_LEVEL
     if floor is not None:
-        bright &= cv2.subtract(th, floor) > RISE_LEVEL
+        bright &= cv2.subtract(th, floor) > NEEDLE_LEVEL
     bright = bright.astype(np.uint8) * 255
     segs = cv2.HoughLinesP(bright, 1, np.pi / 360, threshold=int(MIN_SHAFT_MM / mm),
                            minLineLength=MIN_SHAFT_MM / mm, maxLineGap=HOUGH_GAP_MM / mm)
     if segs is None:
         return None
     h, w = th.shape
-    margin = BORDER_MM / mm
     best, best_len = None, 0.0
     for x0, y0, x1, y1 in segs.reshape(-1, 4).astype(float):
         angle = np.degrees(np.arctan2(abs(y1 - y0), abs(x1 - x0)))
         if not MIN_ANGLE_DEG <= angle <= MAX_ANGLE_DEG:
             continue
-        ends = [np.array([x0, y0]), np.array([x1, y1])]
-        at_edge = [min(p[0], w - 1 - p[0], p[1]) <= margin for p in ends]   # not the deep (bottom) edge
-        if at_edge[0] == at_edge[1]:
+        a, b = np.array([x0, y0]), np.array([x1, y1])
+        entry, tip = (a, b) if a[1] < b[1] else (b, a)   # the needle comes in from the shallower end
+        if not _reaches_border(th, entry, (entry - tip) / np.linalg.norm(entry - tip), mm):
             continue
-        entry, tip = (ends[0], ends[1]) if at_edge[0] else (ends[1], ends[0])
         length = float(np.hypot(*(tip - entry)))
         if length > best_len:
             best, best_len = (entry, tip), length
@@ -82,6 +82,24 @@ class YieldTracker:
         self.floor = th.copy() if self.floor is None else cv2.min(self.floor, th)
         return expected_yield(th, self.scale, self.mm_per_px, mask, self.cancer_class, self.gauge,
                               self.throw_mm, self.floor)
+
+
+def _reaches_border(th: np.ndarray, entry: np.ndarray, back: np.ndarray, mm: float) -> bool:
+    """Whether the echo runs on from ``entry`` (direction ``back``) to the ROI's left, right or top
+    edge: within BORDER_MM of it, or over a stretch that stays bright (skin and tissue near the
+    surface may have been bright all along, so only the current top-hat counts there)."""
+    h, w = th.shape
+    limits = [t for k, size in ((0, w - 1), (1, h - 1)) for t in
+              (((size - entry[k]) / back[k]) if back[k] > 1e-9 else ((-entry[k]) / back[k]) if back[k] < -1e-9
+               else np.inf,)]
+    reach = min(limits)
+    end = entry + reach * back
+    if end[1] > h - 1 - BORDER_MM / mm and back[1] >= 0:
+        return False   # that would be the deep edge
+    if reach * mm <= BORDER_MM:
+        return True
+    along = _sample(th.astype(np.float32), entry, back, np.arange(0, reach, 0.5), np.zeros(1))[:, 0]
+    return float(np.quantile(along, 0.2)) > LOW_SHARE * NEEDLE_LEVEL
 
 
 def refine_needle(th: np.ndarray, entry: np.ndarray, tip: np.ndarray, mm: float) -> tuple[np.ndarray, np.ndarray]:
@@ -106,6 +124,12 @@ def refine_needle(th: np.ndarray, entry: np.ndarray, tip: np.ndarray, mm: float)
         d = d_new if d_new @ d > 0 else -d_new
         p = np.array([x0, y0], float)
         tip = p + float((tip - p) @ d) * d
+    walk = _sample(img, tip, d, np.arange(0, max(th.shape), 0.5), np.zeros(1))[:, 0]
+    on = np.nonzero(walk > LOW_SHARE * NEEDLE_LEVEL)[0]   # hysteresis: the echo dims in places
+    if len(on):
+        gaps = np.nonzero(np.diff(np.concatenate([[0], on])) > 2 * GAP_MM / mm)[0]   # 0.5 px steps
+        last = on[gaps[0] - 1] if len(gaps) and gaps[0] > 0 else (on[-1] if not len(gaps) else 0)
+        tip = tip + 0.5 * last * d
     along_s = np.arange(-TIP_WINDOW_MM / mm, TIP_WINDOW_MM / mm, 0.25)
     along = _sample(img, tip, d, along_s, np.zeros(1))[:, 0]
     shaft = float(np.median(along[along_s < -0.5 * TIP_WINDOW_MM / mm]))
