@@ -16,7 +16,7 @@ frames/s it hardly moves with other jobs' load, so it shows what a change saves 
 The pipeline's CPU is also split by thread (:mod:`edge_runtime.threadcpu`); its sum against the
 process's cores is the CPU-bound ceiling of the frame rate, printed beside the measured rate.
 With ``--cases DIR`` the pipeline runs again on its BGR path without and with the biopsy-capture
-observer, and the observer's own CPU per frame (fire detection + ROI copy) is printed.
+observer, and the observer's own CPU per frame on the render path (fire detection + expected yield) is printed.
 Then a short live run (synthetic 30 fps source, or ``--source``) for capture-to-display latency.
 Peak RSS is reported twice: the bench process (which also holds the decoded ROIs of measurement 1)
 and ``sonomap replay`` of the same clip and settings in a process of its own, the runtime's footprint.
@@ -295,7 +295,7 @@ def run_bench(args) -> dict:
           f"(target <= 1.5); of this bench process {report['rss_gib']:.2f} GiB")
     if "capture" in report:
         c = report["capture"]
-        print(f"biopsy capture (--cases): detector + ROI copy {c['observer_cpu_ms_per_frame']:.2f} ms CPU/frame "
+        print(f"biopsy capture (--cases): fire detection + expected yield {c['observer_cpu_ms_per_frame']:.2f} ms CPU/frame "
               f"(target <= 2); pipeline (BGR path) CPU {c['without_cpu_ms_per_frame']:.1f} -> "
               f"{c['with_cpu_ms_per_frame']:.1f} ms/frame, {c['without_fps']:.1f} -> {c['with_fps']:.1f} frames/s; "
               f"{c['captures']} captures on this clip")
