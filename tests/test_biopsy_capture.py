@@ -221,3 +221,17 @@ def test_bench_measures_capture_cost(tmp_path):
     capture = json.loads((tmp_path / "b.json").read_text())["capture"]
     assert 0 < capture["observer_cpu_ms_per_frame"] < capture["with_cpu_ms_per_frame"]
     assert capture["captures"] == 0   # probe motion over a needle-free image is no fire
+
+
+def test_live_detects_the_fires_of_a_procedure_played_as_a_live_source(procedure, tmp_path):
+    """`sonomap live` on the clip (paced at its frame rate, newest frame wins): the same cases."""
+    cases = tmp_path / "cases"
+    out = sonomap("live", "--source", procedure["clip"], "--headless", "--roi", ",".join(map(str, procedure["roi"])),
+                  "--mm-per-pixel", procedure["mm_per_pixel"], "--cases", cases)
+    assert f"captured {len(procedure['fires'])} biopsies" in out.stdout
+    mm = procedure["mm_per_pixel"]
+    for folder, truth in zip(sorted(cases.iterdir()), procedure["fires"]):
+        case = yaml.safe_load((folder / "case.yaml").read_text())
+        assert case["capture"]["trigger"] == "fire"
+        assert case["capture"]["pre_fire"]["frame"] <= truth["pre_index"] < case["capture"]["post_fire"]["frame"]
+        assert np.hypot(*(np.array(case["needle"]["tip"]) - truth["tip"])) * mm <= TIP_TOLERANCE_MM
