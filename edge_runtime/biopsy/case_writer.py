@@ -112,8 +112,10 @@ def case_document(cap: Capture, name: str, post_gray: np.ndarray, prediction_fil
     us = {"image": "postfire.png", "dataset_image": "prefire.png"}
     if cap.mm_per_pixel:
         us["mm_per_pixel"] = round(float(cap.mm_per_pixel), 6)
-    frame = lambda r, image: {"frame": r.index, "pts_s": None if r.pts is None else round(float(r.pts), 4),  # noqa: E731
-                              "utc": _iso(r.utc), "image": image}
+    def frame(r: FrameRecord, image: str) -> dict:
+        return {"frame": r.index, "pts_s": None if r.pts is None else round(float(r.pts), 4), "utc": _iso(r.utc),
+                "image": image}
+
     capture: dict[str, Any] = {
         "trigger": cap.trigger, "number": cap.number, "source": public_source(cap.source), "roi": cap.roi,
         "pre_fire": frame(cap.pre, "prefire.png"), "post_fire": frame(cap.post, "postfire.png"),

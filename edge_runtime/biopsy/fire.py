@@ -158,7 +158,8 @@ class FireDetector:
         started = float(np.mean(cv2.subtract(th1, th2)[ys, xs] > RISE_LEVEL)) > STARTED_SHARE
         tip = c + along.max() * d
         return {"pixels": (ys, xs), "waits": 0, "pre": i2 if started else i1, "fire": i1 if started else index,
-                "point": self._to_roi(*c), "tip_small": tip, "direction": (float(d[0]), float(d[1])), "tip": self._to_roi(*tip),
+                "point": self._to_roi(*c), "tip_small": tip, "direction": (float(d[0]), float(d[1])),
+                "tip": self._to_roi(*tip),
                 "jump_mm": length_mm}
 
     def _shaft_behind(self, th_before: np.ndarray, start: np.ndarray, d: np.ndarray) -> bool:

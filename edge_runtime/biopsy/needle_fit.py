@@ -42,7 +42,9 @@ class NeedleFit:
                 "angle_deg": round(self.angle_deg, 3)}
 
 
-def _sample(img: np.ndarray, origin: np.ndarray, d: np.ndarray, s: np.ndarray, o: np.ndarray) -> np.ndarray:
+def sample_band(img: np.ndarray, origin: np.ndarray, d: np.ndarray, s: np.ndarray, o: np.ndarray) -> np.ndarray:
+    """``img`` sampled (bilinear) at ``origin + s*d + o*n``: rows along ``d`` (offsets ``s``), columns
+    across it (offsets ``o``, ``n`` = ``d`` turned +90 degrees)."""
     n = np.array([-d[1], d[0]])
     mx = (origin[0] + s[:, None] * d[0] + o[None, :] * n[0]).astype(np.float32)
     my = (origin[1] + s[:, None] * d[1] + o[None, :] * n[1]).astype(np.float32)
@@ -52,7 +54,7 @@ def _sample(img: np.ndarray, origin: np.ndarray, d: np.ndarray, s: np.ndarray, o
 def _axis(img: np.ndarray, tip: np.ndarray, d: np.ndarray, px_mm: float) -> tuple[np.ndarray, np.ndarray]:
     s = -np.arange(FIT_BACK_MM[0], FIT_BACK_MM[1], px_mm) / px_mm
     o = np.arange(-ACROSS_HALF_MM / px_mm, ACROSS_HALF_MM / px_mm + 1)
-    prof = _sample(img, tip, d, s, o)
+    prof = sample_band(img, tip, d, s, o)
     med, peak = np.median(prof, axis=1, keepdims=True), prof.max(axis=1, keepdims=True)
     w = np.clip(prof - (med + CORE_LEVEL * (peak - med)), 0, None)
     ok = w.sum(axis=1) > 0
@@ -72,7 +74,7 @@ def _tip(img: np.ndarray, start: np.ndarray, d: np.ndarray, px_mm: float) -> np.
     repeats it around the answer, so an estimate a few millimetres off converges)."""
     s = np.arange(-SHAFT_LEVEL_MM[1], SEARCH_MM + BEYOND_MM[1], px_mm) / px_mm
     o = np.arange(-CENTRE_HALF_MM / px_mm, CENTRE_HALF_MM / px_mm + 1)
-    along = _sample(img, start, d, s, o).mean(axis=1)
+    along = sample_band(img, start, d, s, o).mean(axis=1)
     k = max(int(round(SMOOTH_MM / px_mm)), 1)
     along = np.convolve(along, np.ones(k) / k, mode="same")
     mm = s * px_mm

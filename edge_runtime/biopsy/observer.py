@@ -5,7 +5,8 @@ Input per rendered frame (:meth:`CaptureObserver.on_frame`): the frame, its pred
 short ring (the pre-fire frame is one or two frames back when the fire is confirmed), feeds the
 fire detector (:mod:`.fire`, under a millisecond a frame). The ring holds views of
 the frames, not copies: every source hands out a new array per frame (PyAV ``to_ndarray``,
-``VideoCapture.read``) and the overlay draws on a copy, so nothing overwrites them and takes manual marks (:mod:`.marks`).
+``VideoCapture.read``) and the overlay draws on a copy, so nothing overwrites them; and it takes
+manual marks (:mod:`.marks`). Every 3rd frame it also updates the expected yield (:mod:`.yield_band`).
 A capture goes to the :class:`~.case_writer.CaseWriter` thread; the display only gets the toast
 ("BIOPSY n CAPTURED", via :meth:`banners`) and ``/metrics`` the count (``biopsy_captures``).
 """

@@ -9,8 +9,9 @@ bright pixels, at least ``MIN_SHAFT_MM`` long) that *appeared during the session
 from the ROI's border*: a ligament or specular reflector was there from the start (each pixel's
 lowest top-hat so far is kept), and a needle comes in through the skin at the image edge. Limits:
 with a moving probe every echo has been absent at some time, so only the border test remains; a
-needle already in place when capture starts is taken for anatomy. The tip is the echo's end away from the border. The band is the gauge's notch placed where
-the throw will carry it (:func:`.devices.band_along_tip`), the core's width across; the fraction is
+needle already in place when capture starts is taken for anatomy. The axis is refined through the
+echo's core, the tip is the echo's deep end (followed past dim stretches). The band is the gauge's
+notch placed where the throw will carry it (:func:`.devices.band_along_tip`), the core's width across; the fraction is
 the share of the prediction's cancer pixels inside it, at ROI resolution.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.biopsy.devices import GAUGE_DEFAULTS, THROW_MM, band_along_tip
-from edge_runtime.biopsy.needle_fit import CORE_LEVEL, _sample
+from edge_runtime.biopsy.needle_fit import CORE_LEVEL, sample_band
 
 MIN_SHAFT_MM = 8.0
 NEEDLE_LEVEL = 90             # top-hat grey levels: metal echo (~150-210); tissue edges stay below
@@ -98,7 +99,7 @@ def _reaches_border(th: np.ndarray, entry: np.ndarray, back: np.ndarray, mm: flo
         return False   # that would be the deep edge
     if reach * mm <= BORDER_MM:
         return True
-    along = _sample(th.astype(np.float32), entry, back, np.arange(0, reach, 0.5), np.zeros(1))[:, 0]
+    along = sample_band(th.astype(np.float32), entry, back, np.arange(0, reach, 0.5), np.zeros(1))[:, 0]
     return float(np.quantile(along, 0.2)) > LOW_SHARE * NEEDLE_LEVEL
 
 
@@ -111,7 +112,7 @@ def refine_needle(th: np.ndarray, entry: np.ndarray, tip: np.ndarray, mm: float)
     length = float(np.linalg.norm(tip - entry))
     s = np.arange(0.1 * length, 0.9 * length, 0.5)
     o = np.arange(-np.ceil(ACROSS_MM / mm), np.ceil(ACROSS_MM / mm) + 1)
-    prof = _sample(img, entry, d, s, o)
+    prof = sample_band(img, entry, d, s, o)
     med, peak = np.median(prof, axis=1, keepdims=True), prof.max(axis=1, keepdims=True)
     w = np.clip(prof - (med + CORE_LEVEL * (peak - med)), 0, None)
     ok = w.sum(axis=1) > 0
@@ -124,14 +125,14 @@ def refine_needle(th: np.ndarray, entry: np.ndarray, tip: np.ndarray, mm: float)
         d = d_new if d_new @ d > 0 else -d_new
         p = np.array([x0, y0], float)
         tip = p + float((tip - p) @ d) * d
-    walk = _sample(img, tip, d, np.arange(0, max(th.shape), 0.5), np.zeros(1))[:, 0]
+    walk = sample_band(img, tip, d, np.arange(0, max(th.shape), 0.5), np.zeros(1))[:, 0]
     on = np.nonzero(walk > LOW_SHARE * NEEDLE_LEVEL)[0]   # hysteresis: the echo dims in places
     if len(on):
         gaps = np.nonzero(np.diff(np.concatenate([[0], on])) > 2 * GAP_MM / mm)[0]   # 0.5 px steps
         last = on[gaps[0] - 1] if len(gaps) and gaps[0] > 0 else (on[-1] if not len(gaps) else 0)
         tip = tip + 0.5 * last * d
     along_s = np.arange(-TIP_WINDOW_MM / mm, TIP_WINDOW_MM / mm, 0.25)
-    along = _sample(img, tip, d, along_s, np.zeros(1))[:, 0]
+    along = sample_band(img, tip, d, along_s, np.zeros(1))[:, 0]
     shaft = float(np.median(along[along_s < -0.5 * TIP_WINDOW_MM / mm]))
     above = np.nonzero(along > 0.5 * shaft)[0]
     if len(above):
