@@ -12,7 +12,7 @@ EXTRAS := train,export,dicom,wsi,registration,igtl,dev
 # System tools the tests use (Xvfb for window tests, systemd-analyze for the unit files,
 # Chromium + driver for the web-viewer test). Installed when missing and we may (root + apt);
 # otherwise those tests skip with a reason.
-SYSDEPS := Xvfb:xvfb systemd-analyze:systemd chromium:chromium chromedriver:chromium-driver openssl:openssl
+SYSDEPS := Xvfb:xvfb systemd-analyze:systemd chromium:chromium chromedriver:chromium-driver openssl:openssl xdotool:xdotool
 sysdeps:
 	@missing=""; for pair in $(SYSDEPS); do tool=$${pair%%:*}; pkg=$${pair#*:}; \
 	  command -v $$tool >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \

@@ -102,7 +102,8 @@ def _capture_observers(args, config: dict) -> list:
 
 def _print_captures(capture: list) -> None:
     for observer in capture:
-        print(f"captured {observer.captures} biopsies into {observer.directory}"
+        noun = "biopsy" if observer.captures == 1 else "biopsies"
+        print(f"captured {observer.captures} {noun} into {observer.directory}"
               + (f" ({observer.writer.errors} could not be written)" if observer.writer.errors else ""))
 
 

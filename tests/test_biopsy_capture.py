@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -235,3 +236,27 @@ def test_live_detects_the_fires_of_a_procedure_played_as_a_live_source(procedure
         assert case["capture"]["trigger"] == "fire"
         assert case["capture"]["pre_fire"]["frame"] <= truth["pre_index"] < case["capture"]["post_fire"]["frame"]
         assert np.hypot(*(np.array(case["needle"]["tip"]) - truth["tip"])) * mm <= TIP_TOLERANCE_MM
+
+
+def test_the_window_key_marks_a_biopsy(xvfb_display, tmp_path):
+    """Key 'b' pressed in the live window (a real X server; the key typed by xdotool through XTEST)."""
+    if shutil.which("xdotool") is None:
+        pytest.skip("xdotool not installed (apt-get install xdotool)")
+    cases = tmp_path / "cases"
+    proc = subprocess.Popen([*SONOMAP, "live", "--source", "synthetic", "--model", str(dark_onnx()), "--cases",
+                             str(cases), "--duration", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        found = subprocess.run(["xdotool", "search", "--sync", "--name", "sonomap"], capture_output=True, text=True,
+                               timeout=START_TIMEOUT_S)
+        window = found.stdout.split()[0]
+        subprocess.run(["xdotool", "windowfocus", "--sync", window], check=True, timeout=10)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (cases.is_dir() and any(cases.iterdir())):
+            subprocess.run(["xdotool", "key", "b"], check=True, timeout=10)
+            time.sleep(1.0)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    folders = sorted(cases.iterdir())
+    assert folders and yaml.safe_load((folders[0] / "case.yaml").read_text())["capture"]["trigger"] == "key"
