@@ -5,7 +5,7 @@ the ROI scale and the prediction. Output: a :class:`YieldBand` (band polygon in 
 the predicted cancer fraction inside it), or None when no needle is in place.
 
 The needle in place is the longest straight oblique echo (probabilistic Hough on the top-hat's
-bright pixels, at least ``MIN_SHAFT_MM`` long) that *appeared during the session* and *enters
+bright pixels, at least ``ACQUIRE_SHAFT_MM`` long, then ``TRACK_SHAFT_MM`` while it stays put) that *appeared during the session* and *enters
 from the ROI's border*: a ligament or specular reflector was there from the start (each pixel's
 lowest top-hat so far is kept), and a needle comes in through the skin at the image edge. Limits:
 with a moving probe every echo has been absent at some time, so only the border test remains; a
@@ -24,7 +24,10 @@ import numpy as np
 from edge_runtime.biopsy.devices import GAUGE_DEFAULTS, THROW_MM, band_along_tip
 from edge_runtime.biopsy.needle_fit import CORE_LEVEL, sample_band
 
-MIN_SHAFT_MM = 8.0
+ACQUIRE_SHAFT_MM = 9.0        # a needle is first taken only on this much new straight echo...
+TRACK_SHAFT_MM = 8.0          # ...then followed on this much, while its tip stays within TRACK_MM
+TRACK_MM = 3.0
+CONFIRM_UPDATES = 2           # shown once found in this many updates in a row (a passing tissue edge is not)
 NEEDLE_LEVEL = 90             # top-hat grey levels: metal echo (~150-210); tissue edges stay below
 BORDER_MM = 1.5               # an echo end this close to the ROI edge is the entry
 HOUGH_GAP_MM = 1.0
@@ -42,15 +45,14 @@ class YieldBand:
     tip: tuple[float, float]  # the needle tip now (ROI pixels)
 
 
-def find_needle(th: np.ndarray, mm: float, floor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+def find_needle(th: np.ndarray, mm: float, floor: np.ndarray | None = None,
+                min_shaft_mm: float = ACQUIRE_SHAFT_MM) -> tuple[np.ndarray, np.ndarray] | None:
     """(entry, tip) in small-image pixels of the needle in place, or None. ``floor``: the lowest
     top-hat each pixel has had this session; echo that was always there is not a needle."""
-    bright = th > NEEDLE_LEVEL
-    if floor is not None:
-        bright &= cv2.subtract(th, floor) > NEEDLE_LEVEL
-    bright = bright.astype(np.uint8) * 255
-    segs = cv2.HoughLinesP(bright, 1, np.pi / 360, threshold=int(MIN_SHAFT_MM / mm),
-                           minLineLength=MIN_SHAFT_MM / mm, maxLineGap=HOUGH_GAP_MM / mm)
+    bright = (th > NEEDLE_LEVEL).astype(np.uint8) * 255
+    gained = None if floor is None else cv2.subtract(th, floor).astype(np.float32)
+    segs = cv2.HoughLinesP(bright, 1, np.pi / 360, threshold=int(min_shaft_mm / mm),
+                           minLineLength=min_shaft_mm / mm, maxLineGap=HOUGH_GAP_MM / mm)
     if segs is None:
         return None
     h, w = th.shape
@@ -62,6 +64,8 @@ def find_needle(th: np.ndarray, mm: float, floor: np.ndarray | None = None) -> t
         a, b = np.array([x0, y0]), np.array([x1, y1])
         entry, tip = (a, b) if a[1] < b[1] else (b, a)   # the needle comes in from the shallower end
         if not _reaches_border(th, entry, (entry - tip) / np.linalg.norm(entry - tip), mm):
+            continue
+        if gained is not None and not _mostly_new(gained, entry, tip):
             continue
         length = float(np.hypot(*(tip - entry)))
         if length > best_len:
@@ -79,10 +83,31 @@ class YieldTracker:
             scale, mm_per_px, cancer_class, gauge, throw_mm
         self.floor: np.ndarray | None = None
 
+        self.last: YieldBand | None = None
+        self.streak = 0   # consecutive updates that found the needle
+
     def update(self, th: np.ndarray, mask: np.ndarray | None) -> YieldBand | None:
+        """Acquire a needle on strict evidence, then keep it on weaker evidence while its tip stays
+        put (its echo dims as it passes bright tissue); shown from the CONFIRM_UPDATES-th update in a
+        row. Tissue edges under a moving probe rarely pass the strict test twice running."""
         self.floor = th.copy() if self.floor is None else cv2.min(self.floor, th)
-        return expected_yield(th, self.scale, self.mm_per_px, mask, self.cancer_class, self.gauge,
-                              self.throw_mm, self.floor)
+        args = (th, self.scale, self.mm_per_px, mask, self.cancer_class, self.gauge, self.throw_mm, self.floor)
+        band = expected_yield(*args)
+        if band is None and self.last is not None:
+            band = expected_yield(*args, min_shaft_mm=TRACK_SHAFT_MM)
+            if band is not None and np.hypot(*np.subtract(band.tip, self.last.tip)) * self.mm_per_px > TRACK_MM:
+                band = None
+        self.last = band
+        self.streak = self.streak + 1 if band is not None else 0
+        return band if self.streak >= CONFIRM_UPDATES else None
+
+
+def _mostly_new(gained: np.ndarray, entry: np.ndarray, tip: np.ndarray) -> bool:
+    """Whether most of the segment's echo was absent at some time this session (a ligament never was)."""
+    length = float(np.linalg.norm(tip - entry))
+    d = (tip - entry) / length
+    along = sample_band(gained, entry, d, np.arange(0, length, 0.5), np.zeros(1))[:, 0]
+    return float(np.median(along)) > LOW_SHARE * NEEDLE_LEVEL
 
 
 def _reaches_border(th: np.ndarray, entry: np.ndarray, back: np.ndarray, mm: float) -> bool:
@@ -142,11 +167,11 @@ def refine_needle(th: np.ndarray, entry: np.ndarray, tip: np.ndarray, mm: float)
 
 def expected_yield(th: np.ndarray, scale: tuple[float, float], mm_per_px: float, mask: np.ndarray | None,
                    cancer_class: int, gauge: int, throw_mm: float = THROW_MM,
-                   floor: np.ndarray | None = None) -> YieldBand | None:
+                   floor: np.ndarray | None = None, min_shaft_mm: float = ACQUIRE_SHAFT_MM) -> YieldBand | None:
     """The band and its predicted cancer fraction (see module docstring). ``scale``: ROI px per
     small px; ``mask``: the prediction's class ids at ROI size."""
     mm = mm_per_px * float(np.mean(scale))
-    found = find_needle(th, mm, floor)
+    found = find_needle(th, mm, floor, min_shaft_mm)
     if found is None or mask is None:
         return None
     tip, d = refine_needle(th, *found, mm)
