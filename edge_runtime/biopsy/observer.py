@@ -6,7 +6,7 @@ short ring (the pre-fire frame is one or two frames back when the fire is confir
 fire detector (:mod:`.fire`, under a millisecond a frame). The ring holds views of
 the frames, not copies: every source hands out a new array per frame (PyAV ``to_ndarray``,
 ``VideoCapture.read``) and the overlay draws on a copy, so nothing overwrites them; and it takes
-manual marks (:mod:`.marks`). Every 3rd frame it also updates the expected yield (:mod:`.yield_band`).
+manual marks (:mod:`.marks`). Every 5th frame it also updates the expected yield (:mod:`.yield_band`).
 A capture goes to the :class:`~.case_writer.CaseWriter` thread; the display only gets the toast
 ("BIOPSY n CAPTURED", via :meth:`banners`) and ``/metrics`` the count (``biopsy_captures``).
 """
@@ -37,7 +37,7 @@ CAPTURE_EVENT = "biopsy_captures"
 YIELD_TEXT = "EXPECTED YIELD {pct:.0f}% cancer (outlined band)"
 BAND_BGR = (255, 255, 0)      # cyan: apart from the overlay's red and the banners' colours
 BAND_PX = 2
-YIELD_EVERY = 3             # the HUD yield refreshes 10 times a second at 30 fps
+YIELD_EVERY = 5             # the HUD yield refreshes 6 times a second at 30 fps
 FIRED_TIP_MM = 3.0            # a needle whose tip lies this close to the last fired tip is that needle
 IGTL_META_KEYS = ("transforms", "ijk_to_world", "igtl_timestamp", "igtl_coordinate_system")
 
