@@ -34,6 +34,7 @@ import yaml
 from edge_runtime import privacy
 from edge_runtime.biopsy.fire import FireEvent
 from edge_runtime.biopsy.needle_fit import fit_needle
+from edge_runtime.biopsy.yield_band import band_fraction
 from edge_runtime.frames import Prediction
 
 log = logging.getLogger("sonomap.biopsy")
@@ -125,7 +126,11 @@ def case_document(cap: Capture, name: str, post_gray: np.ndarray, prediction_fil
     }
     band_frame, band = cap.band
     if band is not None:
-        capture["expected_yield"] = {"fraction": round(band.fraction, 4), "frame": band_frame, "gauge": cap.gauge,
+        # the band where the needle was last found, over the pre-fire frame's own prediction
+        fraction = None if cap.pre.prediction is None else \
+            band_fraction(band.polygon, cap.pre.prediction.mask, cap.cancer_class)
+        capture["expected_yield"] = {"fraction": round(band.fraction if fraction is None else fraction, 4),
+                                     "needle_frame": band_frame, "gauge": cap.gauge,
                                      "band": np.round(band.polygon, 2).tolist()}
     if cap.pre.igtl or cap.post.igtl:
         capture["igtl"] = {"pre_fire": cap.pre.igtl, "post_fire": cap.post.igtl}

@@ -165,6 +165,22 @@ def refine_needle(th: np.ndarray, entry: np.ndarray, tip: np.ndarray, mm: float)
     return tip, d
 
 
+def band_fraction(poly: np.ndarray, mask: np.ndarray, cancer_class: int) -> float | None:
+    """Share of ``cancer_class`` pixels of ``mask`` inside the convex polygon ``poly`` (ROI pixels),
+    at ROI resolution, rasterised in the polygon's bounding box only; None when it covers no pixel."""
+    h, w = mask.shape[:2]
+    x0, y0 = (max(int(np.floor(v)), 0) for v in poly.min(axis=0))
+    x1, y1 = min(int(np.ceil(poly[:, 0].max())) + 1, w), min(int(np.ceil(poly[:, 1].max())) + 1, h)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    band = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillConvexPoly(band, np.round((poly - [x0, y0]) * 16).astype(np.int32), 1, cv2.LINE_8, shift=4)
+    area = int(band.sum())
+    if area == 0:
+        return None
+    return float(((mask[y0:y1, x0:x1] == cancer_class) & (band > 0)).sum()) / area
+
+
 def expected_yield(th: np.ndarray, scale: tuple[float, float], mm_per_px: float, mask: np.ndarray | None,
                    cancer_class: int, gauge: int, throw_mm: float = THROW_MM,
                    floor: np.ndarray | None = None, min_shaft_mm: float = ACQUIRE_SHAFT_MM) -> YieldBand | None:
@@ -181,16 +197,8 @@ def expected_yield(th: np.ndarray, scale: tuple[float, float], mm_per_px: float,
     corners = [tip + (a * d + s * half * n) / mm for a, s in ((near, -1), (far, -1), (far, 1), (near, 1))]
     small_poly = np.array(corners)
     poly = np.stack([(small_poly[:, 0] + 0.5) * scale[0] - 0.5, (small_poly[:, 1] + 0.5) * scale[1] - 0.5], 1)
-    h, w = mask.shape[:2]
-    x0, y0 = (max(int(np.floor(v)), 0) for v in poly.min(axis=0))
-    x1, y1 = min(int(np.ceil(poly[:, 0].max())) + 1, w), min(int(np.ceil(poly[:, 1].max())) + 1, h)
-    if x1 <= x0 or y1 <= y0:
+    fraction = band_fraction(poly, mask, cancer_class)
+    if fraction is None:
         return None
-    band = np.zeros((y1 - y0, x1 - x0), np.uint8)   # the band at ROI resolution, in its bounding box only
-    cv2.fillConvexPoly(band, np.round((poly - [x0, y0]) * 16).astype(np.int32), 1, cv2.LINE_8, shift=4)
-    area = int(band.sum())
-    if area == 0:
-        return None
-    fraction = float(((mask[y0:y1, x0:x1] == cancer_class) & (band > 0)).sum()) / area
     tip_roi = ((tip[0] + 0.5) * scale[0] - 0.5, (tip[1] + 0.5) * scale[1] - 0.5)
     return YieldBand(poly, fraction, (float(tip_roi[0]), float(tip_roi[1])))
