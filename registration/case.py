@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.safe_names import safe_name
 from edge_runtime.yamlfile import read_yaml_mapping
 from registration.case_example import CASE_EXAMPLE  # noqa: F401  (re-exported: `sonomap register --example`)
 
@@ -271,12 +272,18 @@ def load_case(path: str | Path) -> CaseSpec:
     if tract is None and needle is None:
         raise ConfigError(f"{where}: give 'needle' (points or auto) or an explicit 'tract'")
     path_raw = _section(raw, "pathology", PATH_KEYS, where)
-    case_id = str(raw.get("id") or base.name)
-    return CaseSpec(path=path, id=case_id, patient_id=str(raw.get("patient_id") or case_id),
+    # ids name files and folders of the dataset (images/<id>.png): one plain name each, never a path
+    case_id = safe_name(raw["id"] if raw.get("id") is not None else base.resolve().name, f"{where}: id")
+    patient_id = case_id if raw.get("patient_id") is None else safe_name(raw["patient_id"], f"{where}: patient_id")
+    source, capture = raw.get("source") or {}, raw.get("capture") or {}
+    for key, val in (("source", source), ("capture", capture)):
+        if not isinstance(val, dict):
+            raise ConfigError(f"{where}: '{key}' must be a mapping, got {type(val).__name__}")
+    return CaseSpec(path=path, id=case_id, patient_id=patient_id,
                     image=_file(base, us["image"], f"{where}: ultrasound.image"),
                     mm_per_pixel=_scale(us.get("mm_per_pixel"), f"{where}: ultrasound.mm_per_pixel"),
                     frame=frame, needle=needle, tract=tract,
                     pathology=_pathology(path_raw, base, where),
-                    source=dict(raw.get("source") or {}), capture=dict(raw.get("capture") or {}),
+                    source=dict(source), capture=dict(capture),
                     dataset_image=None if dimage is None else _file(base, dimage, f"{where}: ultrasound.dataset_image"),
                     dataset_frame=dframe)

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.errors import InputError
+from edge_runtime.safe_names import safe_name
 
 SPLITS = ("train", "val", "test")
 REQUIRED_COLUMNS = ("id", "case_id", "split")
@@ -50,7 +51,8 @@ def read_cases(root: str | Path) -> list[Sample]:
         rows = list(reader)
     samples, split_of_case, seen = [], {}, set()
     for line, row in enumerate(rows, start=2):
-        sid, case, split = row["id"].strip(), row["case_id"].strip(), row["split"].strip()
+        sid, case, split = (row[c].strip() if row[c] else "" for c in REQUIRED_COLUMNS)
+        sid = safe_name(sid, f"{csv_path}:{line}: id")  # names images/<id>.png and evaluate's pred/<id>.png
         if split not in SPLITS:
             raise InputError(f"{csv_path}:{line}: split {split!r} is not one of {SPLITS}")
         if sid in seen:

@@ -1,0 +1,99 @@
+"""Case and patient ids from case.yaml / cases.csv become file names: a path there is a one-line
+error, and no write ever lands outside the output folder. Through the real CLI."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cli import sonomap
+from edge_runtime.errors import ConfigError
+from edge_runtime.safe_names import safe_name
+
+BAD_IDS = ["../../x", "/tmp/sonomap-escape", "a/b", "..", ".", "a\\..\\b", "x\ny", ""]
+
+
+def tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def one_line_error(result) -> str:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    err = result.stderr.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory, busi_sample) -> Path:
+    """One case made by `sonomap simulate-biopsy` (its case.yaml is what the tests then edit)."""
+    cases = tmp_path_factory.mktemp("sim") / "cases"
+    sonomap("simulate-biopsy", "--images", busi_sample / "images", "--masks", busi_sample / "masks",
+            "--out", cases, "--n", "1", "--seed", "3", "--wsi-mpp", "8")
+    (case,) = [p.parent for p in cases.glob("*/case.yaml")]
+    return case
+
+
+def copy_case(src: Path, dest: Path, **keys) -> Path:
+    shutil.copytree(src, dest)
+    spec = yaml.safe_load((dest / "case.yaml").read_text())
+    spec.update(keys)
+    (dest / "case.yaml").write_text(yaml.safe_dump(spec))
+    return dest / "case.yaml"
+
+
+@pytest.mark.parametrize("bad", BAD_IDS)
+def test_safe_name_rejects_paths(bad):
+    with pytest.raises(ConfigError, match="case.yaml: id"):
+        safe_name(bad, "case.yaml: id")
+
+
+@pytest.mark.parametrize("good", ["case_0001", "P-17.b", 42, "Mamma links 3"])
+def test_safe_name_keeps_plain_names(good):
+    assert safe_name(good, "x") == str(good)
+
+
+@pytest.mark.parametrize("key", ["id", "patient_id"])
+def test_register_rejects_a_path_as_id_and_writes_nothing(simulated, tmp_path, key):
+    work = tmp_path / "work"
+    case_yaml = copy_case(simulated, work / "cases" / "c1", **{key: "../../x"})
+    before = tree(tmp_path)
+    err = one_line_error(sonomap("register", case_yaml, "--out", work / "out" / "reg", check=False))
+    assert f"{case_yaml}: {key} '../../x' must be a plain name" in err
+    assert tree(tmp_path) == before  # not even the output folder: the case is refused before any write
+
+
+def test_register_batch_refuses_bad_ids_and_keeps_every_write_inside(simulated, tmp_path):
+    work = tmp_path / "work"
+    cases = work / "cases"
+    copy_case(simulated, cases / "good", id="good")
+    copy_case(simulated, cases / "up", id="../../x")
+    copy_case(simulated, cases / "absolute", id=str(tmp_path / "abs"))
+    copy_case(simulated, cases / "patient", id="p1", patient_id="../../../etc/x")
+    copy_case(simulated, cases / "backslash", id="a\\b")
+    dataset = work / "dataset"
+    outside_before = tree(tmp_path) - {p for p in tree(tmp_path) if p.startswith("work/dataset")}
+    result = sonomap("register-batch", cases, "--out", dataset, "--no-progress")
+    assert "registered 1, already done 0, failed 4" in result.stdout
+    failures = [line for line in result.stdout.splitlines() if line.startswith("  failed:")]
+    assert len(failures) == 4
+    for needle in ("id '../../x'", f"id '{tmp_path / 'abs'}'", "patient_id '../../../etc/x'", "id 'a\\\\b'"):
+        assert sum(needle in line for line in failures) == 1, (needle, failures)
+    after = tree(tmp_path)
+    assert {p for p in after if not p.startswith("work/dataset")} == outside_before
+    assert sorted(p.name for p in (dataset / "images").iterdir()) == ["good.png"]
+    assert sorted(p.name for p in (dataset / "registration").iterdir()) == ["good"]
+    assert not (tmp_path / "abs").exists() and not (tmp_path / "abs.png").exists()
+
+
+def test_dataset_index_with_a_path_as_id_is_refused(tmp_path, repo_root):
+    """cases.csv ids name images/<id>.png and evaluate's pred/<id>.png: same rule."""
+    data = tmp_path / "dataset"
+    (data / "images").mkdir(parents=True)
+    (data / "cases.csv").write_text("id,case_id,split\n../../x,p1,train\n")
+    err = one_line_error(sonomap("train", "--config", repo_root / "configs" / "cpu-fast.yaml", "--data", data,
+                                 "--out", tmp_path / "run", "--no-progress", check=False))
+    assert f"{data / 'cases.csv'}:2: id '../../x' must be a plain name" in err
+    assert not (tmp_path / "run").exists()
