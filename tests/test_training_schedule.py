@@ -53,5 +53,5 @@ def test_cpu_bfloat16_autocast_trains(tmp_path, busi_sample):
     rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
     loss = float(rows[0]["train_loss"])
     assert 0.0 < loss < 10.0  # finite, and the weights stay float32 for export
-    state = torch.load(tmp_path / "run" / "best.pt", weights_only=False)["model"]
+    state = torch.load(tmp_path / "run" / "best.pt", weights_only=True)["model"]
     assert all(t.dtype in (torch.float32, torch.int64) for t in state.values())

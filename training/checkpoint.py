@@ -4,23 +4,77 @@ A checkpoint is a dict with ``model`` (state dict), ``model_config`` (arch, num_
 aux), ``manifest`` (dict, see :mod:`edge_runtime.manifest`), and for resuming
 ``optimizer``, ``scheduler``, ``scaler``, ``epoch``, ``rng`` and ``best``.
 Writes are atomic (temp file + rename) so a crash never leaves a half-written file.
+
+Only tensors and plain values (dict, list, tuple, str, int, float, bool, None) are stored, so
+every file is read with ``torch.load(weights_only=True)``: loading a checkpoint never runs code
+from it. A file that needs more (an older sonomap format, or one from elsewhere) is refused with
+a one-line error; ``sonomap upgrade-checkpoint FILE --trust-checkpoint`` converts it once, for a
+file whose origin the user vouches for.
 """
 from __future__ import annotations
 
+import logging
+import pickle
+import shutil
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from edge_runtime.atomic import atomic_path
 from edge_runtime.errors import ConfigError, InputError
-from edge_runtime.manifest import Manifest, load_manifest, save_manifest
+from edge_runtime.manifest import Manifest, load_manifest, manifest_path, save_manifest
 from training.models import build_model
+
+log = logging.getLogger("sonomap.checkpoint")
+PLAIN_SCALARS = (str, int, float, bool, type(None))
+BACKUP_SUFFIX = ".orig"
+
+
+def plain(value, where: str = "checkpoint"):
+    """``value`` with numpy scalars/arrays turned into Python numbers/tensors; anything else that
+    ``torch.load(weights_only=True)`` would refuse raises TypeError (a bug: caught at save time,
+    not when someone tries to load the file)."""
+    if isinstance(value, np.generic):  # before the scalars: np.float64 is a float subclass yet pickles as numpy
+        return value.item()
+    if isinstance(value, (torch.Tensor, torch.Size)) or type(value) in PLAIN_SCALARS:
+        return value
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, OrderedDict):  # a state dict: keep its per-module version metadata
+        out = OrderedDict((k, plain(v, f"{where}[{k!r}]")) for k, v in value.items())
+        if hasattr(value, "_metadata"):
+            out._metadata = value._metadata
+        return out
+    if isinstance(value, dict):
+        return {k: plain(v, f"{where}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if isinstance(value, tuple) else items
+    raise TypeError(f"{where}: {type(value).__name__} cannot be stored in a weights-only checkpoint")
+
+
+def numpy_rng_state() -> dict:
+    """NumPy's global RNG state as plain values (its own form holds an ndarray)."""
+    return numpy_rng_plain(np.random.get_state(legacy=False))
+
+
+def numpy_rng_plain(state) -> dict:
+    """A NumPy RNG state (dict form, or the legacy tuple of older checkpoints) -> plain values."""
+    if isinstance(state, tuple):  # ('MT19937', key, pos, has_gauss, gauss)
+        name, key, pos, has_gauss, gauss = state
+        state = {"bit_generator": name, "state": {"key": key, "pos": pos}, "has_gauss": has_gauss, "gauss": gauss}
+    return {"bit_generator": str(state["bit_generator"]),
+            "state": {"key": [int(v) for v in state["state"]["key"]], "pos": int(state["state"]["pos"])},
+            "has_gauss": int(state["has_gauss"]), "gauss": float(state["gauss"])}
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | Path, manifest: Manifest | None = None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    payload = plain(payload)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     if manifest is not None:
@@ -28,18 +82,59 @@ def save_checkpoint(payload: dict[str, Any], path: str | Path, manifest: Manifes
     return path
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
+def read_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
+    """Checkpoint file -> its payload, read weights-only (tensors and plain values, no code).
+
+    ``trust=True`` (``upgrade-checkpoint --trust-checkpoint`` only) unpickles everything: the
+    caller vouches for the file, since unpickling can run any code the file carries."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: checkpoint not found")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        payload = torch.load(path, map_location="cpu", weights_only=not trust)
+    except pickle.UnpicklingError as exc:
+        if trust:
+            raise InputError(f"{path}: not a readable torch checkpoint ({str(exc).splitlines()[0]})") from exc
+        raise InputError(f"{path}: holds Python objects besides tensors and plain values (an older sonomap "
+                         "checkpoint, or not one of sonomap's); it is not loaded, as unpickling it could run code. "
+                         f"If you trust its origin: sonomap upgrade-checkpoint {path} --trust-checkpoint") from exc
     except Exception as exc:  # torch raises many types for corrupt/foreign files
-        raise InputError(f"{path}: not a readable torch checkpoint ({type(exc).__name__}: {exc})") from exc
+        raise InputError(f"{path}: not a readable torch checkpoint ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+    if not isinstance(payload, dict):
+        raise InputError(f"{path}: checkpoint holds a {type(payload).__name__}, not sonomap's dict")
     for key in ("model", "model_config"):
         if key not in payload:
             raise InputError(f"{path}: checkpoint lacks key {key!r}; not written by sonomap train")
     return payload
+
+
+def upgrade_checkpoint(path: str | Path, out: str | Path | None = None) -> Path:
+    """Rewrite a trusted older-format checkpoint as tensors and plain values (readable weights-only).
+
+    In place by default, keeping the original as ``FILE.orig``; the manifest beside it follows."""
+    path = Path(path)
+    target = Path(out) if out else path
+    payload = read_checkpoint(path, trust=True)
+    rng = payload.get("rng")
+    if isinstance(rng, dict) and "numpy" in rng:
+        rng["numpy"] = numpy_rng_plain(rng["numpy"])
+    try:
+        payload = plain(payload)
+    except TypeError as exc:
+        raise InputError(f"{path}: cannot be converted to a weights-only checkpoint ({exc})") from exc
+    # the manifest beside it is checked against the old file's sha256, then re-signed for the new one
+    manifest = load_manifest(path) if manifest_path(path).is_file() else None
+    if target == path:
+        backup = path.with_name(path.name + BACKUP_SUFFIX)
+        if backup.exists():
+            raise InputError(f"{backup}: exists already; move it away or give --out")
+        shutil.copy2(path, backup)
+    save_checkpoint(payload, target)
+    if manifest is not None:
+        save_manifest(manifest, target)
+    log.warning("%s: rewritten weights-only as %s (trusted by the user)", path, target)
+    return target
 
 
 def load_model(path: str | Path, verify_manifest: bool = True):

@@ -1,6 +1,6 @@
 """`sonomap` subcommands of the training stage (registered through the sonomap.commands entry point).
 
-prepare-busi, train, evaluate (incl. --compare) and bench-train. Heavy imports happen
+prepare-busi, train, evaluate (incl. --compare), upgrade-checkpoint and bench-train. Heavy imports happen
 inside the handlers so that `sonomap --help` stays fast.
 """
 from __future__ import annotations
@@ -88,6 +88,18 @@ def _calibrate(args) -> int:
     return 0
 
 
+def _upgrade_checkpoint(args) -> int:
+    from edge_runtime.errors import ConfigError
+    from training.checkpoint import upgrade_checkpoint
+
+    if not args.trust_checkpoint:
+        raise ConfigError(f"{args.checkpoint}: converting it unpickles the file, which can run any code in it; "
+                          "add --trust-checkpoint only if you know where it came from")
+    out = upgrade_checkpoint(args.checkpoint, args.out)
+    print(f"{out}: weights-only checkpoint written" + ("" if args.out else f" (original kept as {out}.orig)"))
+    return 0
+
+
 def _bench_train(args) -> int:
     _passive_openmp()
     from training.bench import bench_train
@@ -166,6 +178,16 @@ def register(sub) -> None:
                    help="split to fit on (default val; never the test split you report)")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     p.set_defaults(func=_calibrate)
+
+    p = sub.add_parser("upgrade-checkpoint", help="rewrite a trusted older checkpoint in the weights-only format",
+                       description="Checkpoints are read weights-only (tensors and plain values; loading never runs "
+                                   "code). An older or foreign file that needs full unpickling is refused; if you "
+                                   "trust its origin, this rewrites it once in the safe format.")
+    p.add_argument("checkpoint", help="checkpoint file (best.pt / last.pt)")
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="confirm you trust the file: unpickling it can run any code it carries")
+    p.add_argument("--out", default=None, help="write here instead of in place (in place keeps FILE.orig)")
+    p.set_defaults(func=_upgrade_checkpoint)
 
     p = sub.add_parser("bench-train", help="training throughput vs the torchvision reference loop",
                        description="Images/s and peak memory of sonomap's training step vs a torchvision "

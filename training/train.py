@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from edge_runtime.atomic import atomic_path
 from edge_runtime.errors import ConfigError
 from training import distributed as D
-from training.checkpoint import read_checkpoint, save_checkpoint
+from training.checkpoint import numpy_rng_state, read_checkpoint, save_checkpoint
 from training.config import config_hash, load_config, use_cpu_bf16
 from training.data import read_cases, select_split
 from training.dataset import SegDataset
@@ -47,7 +47,7 @@ CSV_FIELDS = ("epoch", "iteration", "lr", "train_loss", "train_images_per_s", "e
 
 
 def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+    return {"torch": torch.get_rng_state(), "numpy": numpy_rng_state(), "python": random.getstate(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
