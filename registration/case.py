@@ -146,7 +146,11 @@ def _file(base: Path, val, where: str) -> Path:
         raise ConfigError(f"{where}: expected a file path, got {val!r}")
     p = Path(val)
     p = p if p.is_absolute() else base / p
-    if not p.is_file():
+    try:
+        found = p.is_file()
+    except (OSError, ValueError) as exc:  # e.g. a name longer than the file system allows
+        raise InputError(f"{where}: not a usable file path ({exc.strerror or exc})") from exc
+    if not found:
         raise InputError(f"{where}: file not found: {p}")
     return p
 

@@ -15,6 +15,7 @@ Output: images/s and peak memory of each, and the ratios sonomap / reference.
 from __future__ import annotations
 
 import multiprocessing as mp
+import queue as queues
 import random
 import resource
 import time
@@ -23,12 +24,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from edge_runtime.errors import SonomapError
+
 from training.config import load_config, use_cpu_bf16
 from training.data import IGNORE_INDEX, read_cases, select_split
 from training.models import build_model
 
 KIB = 1024.0
 RESIZE_RANGE = (0.5, 2.0)  # torchvision reference: RandomResize(0.5 x base, 2.0 x base)
+WORKER_POLL_S = 1.0  # how often the parent checks that a silent worker is still alive
 ROUNDS = 3  # alternate reference/sonomap; report each variant's median round (shared CPUs are noisy)
 
 
@@ -177,9 +181,24 @@ def _worker(variant: str, config: str, data: str, iters: int, warmup: int, devic
     queue.put({"images_per_s": images / seconds, "peak_mib": peak, "images": images, "seconds": seconds})
 
 
+def _result(proc, queue, variant: str) -> dict:
+    """The worker's result; never waits forever on a worker that died without one."""
+    while True:
+        alive = proc.is_alive()  # read before waiting: a result sent just before exit is still collected
+        try:
+            return queue.get(timeout=WORKER_POLL_S)
+        except queues.Empty:
+            if not alive:
+                raise SonomapError(f"bench-train: the {variant} worker exited (code {proc.exitcode}) "
+                                   "without a result; see its error above") from None
+
+
 def bench_train(config: str, data: str, iters: int = 10, warmup: int = 2, device: str = "auto",
                 rounds: int = ROUNDS) -> dict:
     """Run both variants ``rounds`` times, alternating; returns per-variant medians and the ratios."""
+    # a bad config or dataset is reported here, in one line, before any worker starts
+    load_config(config)
+    select_split(read_cases(data), "train", data)
     ctx = mp.get_context("spawn")
     results: dict[str, list[dict]] = {"reference": [], "sonomap": []}
     for _ in range(rounds):
@@ -187,7 +206,7 @@ def bench_train(config: str, data: str, iters: int = 10, warmup: int = 2, device
             queue = ctx.Queue()
             proc = ctx.Process(target=_worker, args=(variant, config, data, iters, warmup, device, queue))
             proc.start()
-            results[variant].append(queue.get())
+            results[variant].append(_result(proc, queue, variant))
             proc.join()
     best = {v: {k: float(np.median([x[k] for x in r])) for k in ("images_per_s", "peak_mib")}
             for v, r in results.items()}

@@ -13,9 +13,9 @@ from typing import Any
 
 import yaml
 
-from edge_runtime.yamlfile import read_yaml_mapping
-
 from edge_runtime.errors import ConfigError
+from edge_runtime.yamlfile import read_yaml_mapping
+from training.config_schema import check_values
 
 DEFAULTS: dict[str, Any] = {
     "name": "sonomap-model",
@@ -77,10 +77,6 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 
-SELECT_METRICS = ("dice_pos_mean", "dice_pooled", "dice_mean")
-OPTIMIZERS = ("adamw", "sgd")
-LOSSES = ("ce", "weighted_ce", "ce_dice", "focal_dice")
-
 
 def _merge(base: dict, override: dict, origin: str, prefix: str = "") -> dict:
     out = copy.deepcopy(base)
@@ -90,7 +86,7 @@ def _merge(base: dict, override: dict, origin: str, prefix: str = "") -> dict:
             raise ConfigError(f"{origin}: unknown key '{where}' (known: {', '.join(sorted(base))})")
         if isinstance(base[key], dict):
             if not isinstance(value, dict):
-                raise ConfigError(f"{origin}: '{where}' must be a mapping")
+                raise ConfigError(f"{origin}: config key '{where}' must be a mapping, got {value!r}")
             out[key] = _merge(base[key], value, origin, where + ".")
         else:
             out[key] = value
@@ -103,32 +99,15 @@ def _apply_input_size(data: dict, origin: str) -> None:
         return
     hw = [size, size] if isinstance(size, int) else list(size) if isinstance(size, (list, tuple)) else []
     if len(hw) != 2 or not all(isinstance(v, int) for v in hw):
-        raise ConfigError(f"{origin}: 'data.input_size' must be an integer or [height, width], got {size!r}")
+        raise ConfigError(f"{origin}: config key 'data.input_size' must be an integer or [height, width], "
+                          f"got {size!r}")
     data["input_height"], data["input_width"] = hw
 
 
 def validate(cfg: dict, origin: str) -> dict:
-    """Check value types and choices (resolving ``data.input_size``); returns ``cfg``."""
+    """Check every value's type and range (resolving ``data.input_size``); returns ``cfg``."""
     _apply_input_size(cfg["data"], origin)
-    t, d = cfg["train"], cfg["data"]
-    checks = [
-        (t["optimizer"] in OPTIMIZERS, "train.optimizer", f"one of {OPTIMIZERS}"),
-        (t["loss"] in LOSSES, "train.loss", f"one of {LOSSES}"),
-        (t["select_metric"] in SELECT_METRICS, "train.select_metric", f"one of {SELECT_METRICS}"),
-        (int(t["epochs"]) >= 1, "train.epochs", ">= 1"),
-        (int(t["batch_size"]) >= 1, "train.batch_size", ">= 1"),
-        (float(t["lr"]) > 0, "train.lr", "> 0"),
-        (int(d["input_height"]) >= 16 and int(d["input_width"]) >= 16, "data.input_height/width", ">= 16"),
-        (d["mean"] == "auto" or isinstance(d["mean"], (int, float)), "data.mean", "a number or 'auto'"),
-        (d["std"] == "auto" or (isinstance(d["std"], (int, float)) and d["std"] > 0), "data.std", "> 0 or 'auto'"),
-        (len(t["class_weights"]) == int(cfg["model"]["num_classes"]), "train.class_weights",
-         "one weight per class (model.num_classes)"),
-        (0.0 < float(cfg["eval"]["threshold"]) < 1.0, "eval.threshold", "in (0, 1)"),
-        (t["amp_cpu_bf16"] in (True, False, "auto"), "train.amp_cpu_bf16", "true, false or 'auto'"),
-    ]
-    for ok, key, want in checks:
-        if not ok:
-            raise ConfigError(f"{origin}: '{key}' must be {want}")
+    check_values(cfg, origin)
     return cfg
 
 
