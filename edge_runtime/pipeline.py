@@ -77,11 +77,12 @@ class Pipeline:
     def _overlay_config(self) -> dict:
         return {k: v for k, v in self.config["overlay"].items() if v is not None}
 
-    def _make_backend(self):
+    def _make_backend(self, inference: dict | None = None):
+        """A backend for ``inference`` (default: the running config's section)."""
         from edge_runtime.service import on_long_build  # systemd EXTEND_TIMEOUT_USEC while an engine builds
 
         # on_long_build is used by TensorRT only; other backends ignore it
-        return backend_from_config(self.config["inference"], self.model_path, self.manifest,
+        return backend_from_config(inference or self.config["inference"], self.model_path, self.manifest,
                                    on_long_build=on_long_build)
 
     def add_observer(self, observer: Observer) -> None:
@@ -274,16 +275,19 @@ class Pipeline:
             new = cfg.load_config(self.config_path)
             new = cfg.merge(new, {"inference": {"model": str(self.model_path)}})
             overlay = Overlay.from_config(self.manifest, {k: v for k, v in new["overlay"].items() if v is not None})
-        except Exception as exc:  # noqa: BLE001 - a bad edit keeps the running config
+            if backend_settings(new["inference"]) != backend_settings(self.config["inference"]):
+                # built (and swapped in) before the config is: a section that cannot be built is a
+                # rejected reload, and the old backend keeps inferring
+                self.guard.replace_backend(lambda: self._make_backend(new["inference"]))
+        except Exception as exc:  # noqa: BLE001 - a bad edit keeps the running config and backend
             self._stats.last_error = f"reload rejected: {exc}"
             log.error("config reload rejected, keeping the running config: %s", exc)
             return
-        old_inference = self.config["inference"]
         self.config, self.overlay = new, overlay
         self._roi_shape = None  # re-detect on the next frame; keep self.roi for the live display thread
         self.ai.configure(new["inference"])
-        if backend_settings(new["inference"]) != backend_settings(old_inference):
-            self.guard.replace_backend(self._make_backend)
+        backend = self.guard.backend
+        self._stats.backend = {**backend.describe(), "selected_because": getattr(backend, "selected_because", "")}
         log.warning("config reloaded from %s", self.config_path)
 
     def close(self) -> None:

@@ -33,7 +33,7 @@ COUNTER_KEYS = {
 # EVENTS that count things done, not faults -> (metric, help).
 COUNT_EVENTS = {"biopsy_captures": ("sonomap_biopsy_captures_total",
                                     "Biopsies captured as cases (detected fires and manual marks).")}
-INFO_KEYS = ("backend", "device", "precision", "provider", "model", "mode", "source")
+INFO_KEYS = ("backend", "device", "precision", "provider", "model", "mode", "source", "threads")
 SUMMARY_QUANTILES = (("p50", "0.5"), ("p95", "0.95"), ("p99", "0.99"))
 # The runtime's recorder state (sinks.recorder_state) -> the sonomap_recorder_state label.
 RECORDER_STATES = {"": "off", "REC": "recording", "REC PAUSED: disk low": "paused", "REC FAILED": "failed"}
@@ -142,8 +142,8 @@ class LiveStats:
                 if _is_number(value):
                     self.counters[(metric, label)] = int(value)
             for key in INFO_KEYS:
-                if isinstance(info.get(key), str):
-                    self.info[key] = info[key]
+                if isinstance(info.get(key), str) or _is_number(info.get(key)):
+                    self.info[key] = str(info[key])
             if summaries:
                 self.summaries = summaries
             if isinstance(stats.get("recording"), str):

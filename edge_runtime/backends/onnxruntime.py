@@ -46,6 +46,7 @@ class OnnxRuntimeBackend(Backend):
         providers = [CUDA_EP, CPU_EP] if use_cuda else [CPU_EP]
         so = ort.SessionOptions()
         so.intra_op_num_threads = int(threads or os.environ.get("SONOMAP_ORT_THREADS", 0) or 0)
+        self.threads = so.intra_op_num_threads  # 0: ONNX Runtime's default (one per core)
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if not spin:
             # ORT's worker threads busy-wait between runs by default; on a small CPU that steals
@@ -101,7 +102,7 @@ class OnnxRuntimeBackend(Backend):
 
     def describe(self) -> dict:
         return {"backend": self.name, "device": self.device, "providers": self.providers,
-                "precision": "fp32", "model": self.manifest.name}
+                "precision": "fp32", "model": self.manifest.name, "threads": self.threads}
 
     def close(self) -> None:
         self.session = None

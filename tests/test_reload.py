@@ -1,0 +1,119 @@
+"""SIGHUP reload through the real `sonomap live`: an inference section that cannot be built keeps
+the old backend inferring (and the error is logged); a good change is applied, as /metrics shows."""
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import yaml
+
+from runtime_model import dark_onnx
+
+STARTUP_S = 90
+APPLY_S = 60
+POLL_S = 0.2
+PREDICTIONS = re.compile(r'^sonomap_latency_seconds_count\{stage="backend"\} (\d+)$', re.M)
+BACKEND_INFO = re.compile(r"^sonomap_backend_info\{(.*)\} 1$", re.M)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Live:
+    """`sonomap live` in a subprocess; stderr collected line by line while it runs."""
+
+    def __init__(self, config, port: int):
+        self.port = port
+        self.proc = subprocess.Popen([sys.executable, "-m", "edge_runtime.cli", "live", "--config", str(config),
+                                      "--headless", "--http", f"127.0.0.1:{port}"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def metrics(self) -> tuple[int, dict[str, str]]:
+        """(predictions made so far, backend info labels), from /metrics."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+            assert r.status == 200
+            text = r.read().decode()
+        count = PREDICTIONS.search(text)
+        info = BACKEND_INFO.search(text)
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', info.group(1))) if info else {}
+        return (int(count.group(1)) if count else 0), labels
+
+    def wait(self, what, timeout: float, message: str):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, "\n".join(self.lines[-30:])
+            try:
+                last = what()
+            except OSError:  # not listening yet
+                last = None
+            if last:
+                return last
+            time.sleep(POLL_S)
+        raise AssertionError(f"timed out waiting for {message}; log tail: {self.lines[-10:]}")
+
+    def predictions_grow(self, by: int, timeout: float) -> dict[str, str]:
+        start, _ = self.metrics()
+        return self.wait(lambda: (lambda c, i: i if c >= start + by else None)(*self.metrics()), timeout,
+                         f"{by} more predictions")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.reader.join(timeout=5)
+
+
+def write_config(path, inference: dict) -> None:
+    path.write_text(yaml.safe_dump({"source": {"input": "synthetic", "fps": 15, "width": 320, "height": 240},
+                                    "inference": {"model": str(dark_onnx()), **inference}}))
+
+
+def test_sighup_keeps_the_old_backend_when_the_new_one_cannot_be_built(tmp_path):
+    config = tmp_path / "config.yaml"
+    write_config(config, {"backend": "onnxruntime", "threads": 2})
+    live = Live(config, free_port())
+    try:
+        info = live.wait(lambda: (lambda c, i: i if c > 5 else None)(*live.metrics()), STARTUP_S, "first predictions")
+        assert info["backend"] == "onnxruntime" and info["threads"] == "2"
+
+        # valid YAML and schema, but no backend can be built from it: the TorchScript loader, an ONNX file
+        write_config(config, {"backend": "torch", "threads": 1})
+        live.proc.send_signal(signal.SIGHUP)
+        rejected = live.wait(lambda: [line for line in live.lines if "config reload rejected" in line], APPLY_S,
+                             "the rejection in the log")
+        assert "TorchScript" in rejected[0], rejected
+        info = live.predictions_grow(10, APPLY_S)  # after the rejection: still inferring, same backend
+        assert info["backend"] == "onnxruntime" and info["threads"] == "2"
+
+        write_config(config, {"backend": "onnxruntime", "threads": 1})
+        live.proc.send_signal(signal.SIGHUP)
+        live.wait(lambda: live.metrics()[1].get("threads") == "1", APPLY_S, "threads 1 applied")
+        info = live.predictions_grow(10, APPLY_S)  # the new backend infers
+        assert info["backend"] == "onnxruntime" and info["threads"] == "1"
+    finally:
+        code = live.stop()
+    assert code == 0, "\n".join(live.lines[-30:])
+    assert sum("config reload rejected" in line for line in live.lines) == 1
+    assert sum("config reloaded from" in line for line in live.lines) == 1
