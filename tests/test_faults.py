@@ -15,7 +15,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,7 +32,7 @@ from edge_runtime.sources import open_source
 from clips import write_bar_clip
 from runtime_model import dark_onnx
 
-SONOMAP = str(Path(sys.executable).with_name("sonomap"))
+SONOMAP = [sys.executable, "-m", "edge_runtime.cli"]  # this tree's code, whatever is installed
 SMALL = {"width": 320, "height": 240}
 
 
@@ -166,11 +165,13 @@ def test_live_pipeline_shows_no_signal_while_device_gone_then_recovers():
 class FaultyBackend(OnnxRuntimeBackend):
     """The real ONNX Runtime backend, with a fault injected on calls 10..19."""
 
-    calls = 0
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = 0  # per instance: every test (and every rerun) starts with a healthy backend
 
     def infer(self, gray_roi):
-        FaultyBackend.calls += 1
-        if 10 <= FaultyBackend.calls < 20:
+        self.calls += 1
+        if 10 <= self.calls < 20:
             raise RuntimeError("injected CUDA error: an illegal memory access was encountered")
         return super().infer(gray_roi)
 
@@ -188,7 +189,7 @@ def test_backend_throws_display_continues_and_metrics_count_it():
     t.start()
     summary = pipe.run()
     t.join()
-    assert summary["errors"] >= 3 and FaultyBackend.calls >= 12
+    assert summary["errors"] >= 3 and backend.calls >= 12
     first_gap = rec.with_mask.index(False, rec.with_mask.index(True))
     assert all(rec.with_mask[-20:]) and first_gap < len(rec.with_mask) - 20  # overlay came back by itself
     times = [t for t, _, _ in rec.rendered]
@@ -214,7 +215,7 @@ def test_recorder_disk_full_display_continues(tmp_path):
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     port = free_port()
-    cmd = [SONOMAP, "live", "--source", "synthetic", "--headless", "--width", "640", "--height", "360",
+    cmd = [*SONOMAP, "live", "--source", "synthetic", "--headless", "--width", "640", "--height", "360",
            "--model", str(dark_onnx()), "--record", str(tmp_path / "rec.mp4"), "--duration", "6",
            "--summary", str(tmp_path / "summary.json"), "--http", f"127.0.0.1:{port}"]
     proc = subprocess.Popen(cmd, preexec_fn=small_disk, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
