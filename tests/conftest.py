@@ -1,4 +1,5 @@
-"""Shared fixtures: the vendored BUSI sample, the full BUSI set (skip when absent)."""
+"""Shared fixtures: the vendored BUSI sample, the full BUSI set (skip when absent), Xvfb; the CI rule
+that a missing system tool fails instead of skipping (:mod:`ci_rules`)."""
 from __future__ import annotations
 
 import os
@@ -7,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from ci_rules import fail_if_required
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "tests" / "data" / "busi"
+SLOW_TIMEOUT_S = 1800  # the whole demo flow (test_end_to_end) on 2 shared cores, with margin
 FULL_BUSI = Path(os.environ.get("SONOMAP_BUSI", REPO.parent / "shared" / "data" / "busi"))
 
 
@@ -39,7 +43,24 @@ def busi_full() -> Path:
     return FULL_BUSI
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    fail_if_required(outcome.get_result())  # on CI a missing Xvfb/systemd/Chromium fails, never skips
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    fail_if_required(outcome.get_result())  # the same for a whole module skipped at import
+
+
 def pytest_collection_modifyitems(config, items):
+    # pyproject's `timeout` bounds every test; a test marked `slow` gets SLOW_TIMEOUT_S unless it
+    # names its own limit with @pytest.mark.timeout(...)
+    for item in items:
+        if "slow" in item.keywords and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))
     if has_cuda():
         return
     skip_gpu = pytest.mark.skip(reason="no CUDA device on this machine")

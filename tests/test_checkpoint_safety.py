@@ -18,6 +18,7 @@ from training.checkpoint import load_model, read_checkpoint
 from training.models import build_model
 
 ARCH, WIDTH = "unet_small", 4
+MANY_COMMANDS_S = 900  # several `sonomap` processes, each importing torch, on 2 shared cores
 TINY = {"model": {"arch": ARCH, "width": WIDTH}, "data": {"input_height": 32, "input_width": 32},
         "train": {"epochs": 2, "batch_size": 4, "warmup_iters": 1}}
 
@@ -73,6 +74,7 @@ def assert_refused(result, path: Path, marker: Path) -> None:
     assert not marker.exists()
 
 
+@pytest.mark.timeout(MANY_COMMANDS_S)
 def test_pickle_payload_never_runs_in_evaluate_export_or_resume(evil, tmp_path, dataset):
     path, marker = evil
     assert_refused(sonomap("evaluate", "--checkpoint", path, "--data", dataset, "--out", tmp_path / "eval",
@@ -110,6 +112,7 @@ def test_trusted_old_checkpoint_is_upgraded_once_then_loads_weights_only(tmp_pat
     assert "best.pt.orig: exists already" in err  # the original is never overwritten
 
 
+@pytest.mark.timeout(MANY_COMMANDS_S)
 def test_training_writes_weights_only_checkpoints_and_resumes_from_them(tmp_path, dataset):
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY))
