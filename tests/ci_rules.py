@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 
 # Tools `make sysdeps` installs (and selenium, from the dev extra): a skip naming one fails on CI.
-REQUIRED_ON_CI = ("Xvfb", "systemd-analyze", "systemd-sysusers", "chromium", "chromedriver", "selenium")
+REQUIRED_ON_CI = ("Xvfb", "systemd-analyze", "systemd-sysusers", "chromium", "chromedriver", "selenium",
+                  "openssl")
 MISSING_WORDS = ("not installed", "needs ", "not found")
 TRUE_VALUES = ("1", "true", "yes")
 

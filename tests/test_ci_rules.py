@@ -23,6 +23,7 @@ CHILD_TIMEOUT_S = 240
     ("needs systemd-sysusers and root (chown in the temp root)", "systemd-sysusers"),
     ("no CUDA device on this machine", None),
     ("full BUSI set not found at /x (set SONOMAP_BUSI)", None),
+    ("openssl not installed (apt-get install openssl)", "openssl"),
     ("TensorRT/pycuda not installed", None),
 ])
 def test_which_skips_are_required_tools(reason, tool):
