@@ -76,6 +76,9 @@ def use_training_config(cfg: dict) -> None:
 
 @FUZZ
 @given(data=training_configs())
+@example(data={"augment": {"scale": [0.5, 2.0], "gamma": [0.5, 1.5], "blur_p": 1.0, "speckle_p": 1.0},
+               "train": {"loss": "weighted_ce", "optimizer": "sgd", "lr": "1e-3", "warmup_iters": 0}})
+@example(data={"model": {"num_classes": 3}, "train": {"class_weights": [1, 2, 0.5], "loss": "ce_dice"}})
 def test_fuzz_training_config_values(tmp_path, data):
     path = tmp_path / "train.yaml"
     path.write_text(yaml.safe_dump(data))
