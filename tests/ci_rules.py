@@ -43,5 +43,5 @@ def fail_if_required(report) -> None:
     tool = missing_required_tool(reason)
     if tool is not None:
         report.outcome = "failed"
-        report.longrepr = (f"CI=true but {tool} is missing ({reason}); `make sysdeps` installs it on a root "
-                           "Debian machine, so this machine is not a valid CI runner")
+        report.longrepr = (f"CI=true but {tool} is missing ({reason}); `make test` installs it (dev extra, "
+                           "or `make sysdeps` on a root Debian machine), so this is not a valid CI runner")
