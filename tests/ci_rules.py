@@ -11,7 +11,7 @@ import os
 
 # Tools `make sysdeps` installs (and selenium, from the dev extra): a skip naming one fails on CI.
 REQUIRED_ON_CI = ("Xvfb", "systemd-analyze", "systemd-sysusers", "chromium", "chromedriver", "selenium",
-                  "openssl")
+                  "openssl", "xdotool")
 MISSING_WORDS = ("not installed", "needs ", "not found")
 TRUE_VALUES = ("1", "true", "yes")
 

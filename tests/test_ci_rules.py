@@ -24,6 +24,7 @@ CHILD_TIMEOUT_S = 240
     ("no CUDA device on this machine", None),
     ("full BUSI set not found at /x (set SONOMAP_BUSI)", None),
     ("openssl not installed (apt-get install openssl)", "openssl"),
+    ("xdotool not installed (apt-get install xdotool)", "xdotool"),
     ("TensorRT/pycuda not installed", None),
 ])
 def test_which_skips_are_required_tools(reason, tool):
