@@ -23,6 +23,9 @@ MIB = 1024 * 1024
 PROM_LINE = re.compile(r'^(#.*|[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_]+="([^"\\]|\\.)*",?)*\})? \S+)$')
 
 
+RSS_COUNTER_LAG = 256 * 1024  # bytes: 64 pages
+
+
 def get(url: str, headers: dict | None = None) -> tuple[int, bytes, dict]:
     req = urllib.request.Request(url, headers=headers or {})
     try:
@@ -88,10 +91,11 @@ def test_metrics_prometheus_text(server):
     assert re.search(r'^sonomap_errors_total\{kind="corrupt_input"\} [1-9]\d*$', text, re.M)
     assert 'sonomap_backend_info{backend="onnxruntime-cpu"} 1' in text
     assert all(line.startswith(("#", "sonomap_")) for line in text.strip().split("\n"))
-    # This process serves the page, so its own /proc figures bound the values.
+    # This process serves the page, so its own /proc figures bound the values, within the few
+    # pages by which the kernel's per-thread RSS counters may lag (seen: one 4 KiB page).
     rss = int(re.search(r"^sonomap_resident_memory_bytes (\d+)$", text, re.M).group(1))
     peak = int(re.search(r"^sonomap_peak_resident_memory_bytes (\d+)$", text, re.M).group(1))
-    assert 10 * MIB < rss <= peak <= peak_rss_bytes()
+    assert 10 * MIB < rss <= peak + RSS_COUNTER_LAG and peak <= peak_rss_bytes() + RSS_COUNTER_LAG
 
 
 def test_snapshot_and_mjpeg_stream_carry_the_rendered_frame(server):
