@@ -20,10 +20,8 @@ from edge_runtime.service_metrics import EVENTS
 
 TOKEN = "s3cret-token-0123456789"
 MIB = 1024 * 1024
-PROM_LINE = re.compile(r'^(#.*|[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_]+="([^"\\]|\\.)*",?)*\})? \S+)$')
-
-
 RSS_COUNTER_LAG = 256 * 1024  # bytes: 64 pages
+PROM_LINE = re.compile(r'^(#.*|[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_]+="([^"\\]|\\.)*",?)*\})? \S+)$')
 
 
 def get(url: str, headers: dict | None = None) -> tuple[int, bytes, dict]:
