@@ -27,6 +27,7 @@ import yaml
 from edge_runtime.config import build_config
 from edge_runtime.deidentify import blank_rects
 from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.frames import Observer
 from edge_runtime.resilient import ResilientSource
 from edge_runtime.roi import Roi
 from edge_runtime.synthetic import ScreenSimulator, default_image
@@ -316,7 +317,7 @@ def test_register_redacts_the_identifiers_of_the_dicom_it_reads(tmp_path):
 
 # --- predictions and OpenIGTLink images ---------------------------------------------------------
 
-class _Keep:
+class _Keep(Observer):
     def __init__(self):
         self.seen = []
 
