@@ -41,7 +41,8 @@ from edge_runtime.errors import ConfigError
 from edge_runtime.frames import Frame, Observer, Prediction
 from edge_runtime.http_auth import CREDENTIAL_NAME, MIN_TOKEN_CHARS, TOKEN_ENV, resolve_token
 from edge_runtime.http_guard import BUSY, WAITING, GuardedHTTPServer, host_allowed, is_loopback, tls_context
-from edge_runtime.service_metrics import EVENTS, LiveStats, render_prometheus
+from edge_runtime.prometheus_export import CONTENT_TYPE as METRICS_CONTENT_TYPE, render_prometheus
+from edge_runtime.service_metrics import EVENTS, LiveStats
 
 log = logging.getLogger("sonomap.http")
 
@@ -257,7 +258,7 @@ class _Handler(BaseHTTPRequestHandler):
             ok, why = obs.healthy()
             self._send(200 if ok else 503, (why + "\n").encode(), "text/plain; charset=utf-8")
         elif url.path == "/metrics":
-            self._send(200, render_prometheus(obs.stats).encode(), "text/plain; version=0.0.4; charset=utf-8")
+            self._send(200, render_prometheus(obs.stats).encode(), METRICS_CONTENT_TYPE)
         elif url.path in obs.assets:
             self._send(200, *obs.assets[url.path])
         elif url.path == "/stats.json":

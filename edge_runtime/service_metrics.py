@@ -2,7 +2,7 @@
 
 Fed by observers (:meth:`LiveStats.update` once per rendered frame) and by fault
 handlers anywhere in the process (:data:`EVENTS`, e.g. a source reconnect or a skipped
-corrupt frame). Read by /metrics (Prometheus text), /stats.json, the viewer page and
+corrupt frame). Read by /metrics (edge_runtime.prometheus_export), /stats.json, the viewer page and
 the sd_notify ``STATUS=`` line. Thread-safe; no I/O.
 """
 from __future__ import annotations
@@ -11,11 +11,10 @@ import math
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from edge_runtime.aistate import STATES as AI_STATES
 from edge_runtime.frames import Frame, Prediction
-from edge_runtime.memory import peak_rss_bytes, rss_bytes
 
 MS_PER_S = 1000.0
 # Latency buckets (seconds): frame intervals at 60/30/15 fps sit at 0.017/0.033/0.067.
@@ -92,6 +91,21 @@ def _latencies_ms(frame: Frame, prediction: Prediction | None, stats: Mapping[st
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class MetricsSnapshot:
+    """One consistent copy of the lock-protected state, for /metrics.
+
+    ``hists`` maps stage -> (cumulative bucket counts, total, sum, bucket upper bounds)."""
+    frames: int
+    no_signal: bool
+    hists: dict[str, tuple[list[int], int, float, tuple[float, ...]]]
+    counters: dict[tuple[str, str | None], int]
+    info: dict[str, str]
+    summaries: dict[str, dict[str, float]]
+    ai: dict[str, Any]
+    recording: str
 
 
 class LiveStats:
@@ -178,6 +192,16 @@ class LiveStats:
                     "frame_age_s": self.frame_age_s(), "ai": dict(self.ai),
                     "recording": self.recording}
 
+    def metrics_snapshot(self) -> MetricsSnapshot:
+        """Histograms, counters, info and states copied under one lock acquisition."""
+        with self._lock:
+            return MetricsSnapshot(
+                frames=self.frames, no_signal=self.no_signal,
+                hists={k: (list(h.counts), h.total, h.sum, h.buckets) for k, h in self.hist.items()},
+                counters=dict(self.counters), info=dict(self.info),
+                summaries={k: dict(v) for k, v in self.summaries.items()},
+                ai=dict(self.ai), recording=self.recording)
+
     def recorder_problem(self) -> str:
         """The recorder's state when it is paused or failed (degraded service), else ""."""
         return self.recording if RECORDER_STATES.get(self.recording) in ("paused", "failed") else ""
@@ -200,89 +224,3 @@ class LiveStats:
         if self.recorder_problem():
             parts.append(self.recorder_problem())
         return ", ".join(parts)
-
-
-def _label(value: str) -> str:
-    """Escape a Prometheus label value (backslash, double quote, newline)."""
-    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _fmt(value: float) -> str:
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value)) if not float(value).is_integer() else str(int(value))
-
-
-def render_prometheus(live: LiveStats) -> str:
-    """Prometheus text exposition format 0.0.4, every series prefixed ``sonomap_``."""
-    fps = live.fps()
-    age = live.frame_age_s(signal_only=False)
-    lines = ["# HELP sonomap_fps Rendered frames per second over the last 2 s.",
-             "# TYPE sonomap_fps gauge", f"sonomap_fps {_fmt(round(fps, 3))}",
-             "# HELP sonomap_frames_rendered_total Frames rendered since start.",
-             "# TYPE sonomap_frames_rendered_total counter",
-             f"sonomap_frames_rendered_total {live.frames}",
-             "# HELP sonomap_no_signal 1 while the capture device is gone and NO SIGNAL is shown.",
-             "# TYPE sonomap_no_signal gauge", f"sonomap_no_signal {int(live.no_signal)}",
-             "# HELP sonomap_last_frame_age_seconds Seconds since the last rendered frame.",
-             "# TYPE sonomap_last_frame_age_seconds gauge",
-             f"sonomap_last_frame_age_seconds {_fmt(-1 if age is None else round(age, 3))}",
-             "# HELP sonomap_latency_seconds Per-stage latency of rendered frames.",
-             "# TYPE sonomap_latency_seconds histogram"]
-    with live._lock:  # one consistent copy of histograms and counters
-        hists = {k: (list(h.counts), h.total, h.sum, h.buckets) for k, h in live.hist.items()}
-        counters = dict(live.counters)
-        info = dict(live.info)
-        summaries = dict(live.summaries)
-    for stage, (counts, total, total_sum, buckets) in sorted(hists.items()):
-        s = _label(stage)
-        for upper, n in zip(buckets, counts, strict=True):
-            lines.append(f'sonomap_latency_seconds_bucket{{stage="{s}",le="{_fmt(upper)}"}} {n}')
-        lines.append(f'sonomap_latency_seconds_bucket{{stage="{s}",le="+Inf"}} {total}')
-        lines.append(f'sonomap_latency_seconds_sum{{stage="{s}"}} {_fmt(round(total_sum, 6))}')
-        lines.append(f'sonomap_latency_seconds_count{{stage="{s}"}} {total}')
-    lines += ["# HELP sonomap_stage_latency_quantile_seconds Runtime per-stage latency quantiles "
-              "over its last 4096 samples per stage (decode, roi, inference, overlay, sinks, ...).",
-              "# TYPE sonomap_stage_latency_quantile_seconds gauge"]
-    for stage, summ in sorted(summaries.items()):
-        if summ.get("n"):
-            for key, q in SUMMARY_QUANTILES:
-                lines.append(f'sonomap_stage_latency_quantile_seconds{{stage="{_label(stage)}",quantile="{q}"}} '
-                             f'{_fmt(round(float(summ[key]) / MS_PER_S, 6))}')
-    lines += ["# HELP sonomap_frames_dropped_total Frames dropped (live: superseded before inference).",
-              "# TYPE sonomap_frames_dropped_total counter",
-              f"sonomap_frames_dropped_total {counters.get(('frames_dropped', None), 0)}",
-              "# HELP sonomap_errors_total Faults by kind (backend, corrupt_input, source_lost, ...).",
-              "# TYPE sonomap_errors_total counter"]
-    errors = {lab: v for (m, lab), v in counters.items() if m == "errors"}
-    events = EVENTS.snapshot()
-    for name, value in events.items():
-        if name not in COUNT_EVENTS:
-            errors[name] = errors.get(name, 0) + value
-    errors.setdefault("backend", 0)
-    for kind, value in sorted(errors.items()):
-        lines.append(f'sonomap_errors_total{{kind="{_label(kind)}"}} {value}')
-    for name, (metric, text) in COUNT_EVENTS.items():
-        lines += [f"# HELP {metric} {text}", f"# TYPE {metric} counter", f"{metric} {events.get(name, 0)}"]
-    with live._lock:
-        ai = dict(live.ai)
-    lines += ["# HELP sonomap_ai_state The AI state drawn on the newest frame (1 for the current one).",
-              "# TYPE sonomap_ai_state gauge"]
-    lines += [f'sonomap_ai_state{{state="{s}"}} {int(ai.get("state") == s)}' for s in AI_STATES]
-    lines += ["# HELP sonomap_inference_stalls_total Inference calls that passed inference.deadline_ms.",
-              "# TYPE sonomap_inference_stalls_total counter", f"sonomap_inference_stalls_total {ai.get('stalls', 0)}"]
-    current = RECORDER_STATES.get(live.recording, "off")
-    lines += ["# HELP sonomap_recorder_state Recorder state: 1 on the current state (paused: disk below "
-              "sinks.min_free_gb; failed: stopped by an error).", "# TYPE sonomap_recorder_state gauge"]
-    lines += [f'sonomap_recorder_state{{state="{state}"}} {int(state == current)}'
-              for state in ("off", "recording", "paused", "failed")]
-    labels = ",".join(f'{k}="{_label(v)}"' for k, v in sorted(info.items()))
-    lines += ["# HELP sonomap_backend_info Inference backend in use (value is always 1).",
-              "# TYPE sonomap_backend_info gauge", f"sonomap_backend_info{{{labels}}} 1",
-              # A cart runs for days: a growing resident size is the early sign of a leak.
-              "# HELP sonomap_resident_memory_bytes Resident memory of the runtime process.",
-              "# TYPE sonomap_resident_memory_bytes gauge", f"sonomap_resident_memory_bytes {rss_bytes()}",
-              "# HELP sonomap_peak_resident_memory_bytes Peak resident memory of the runtime process.",
-              "# TYPE sonomap_peak_resident_memory_bytes gauge",
-              f"sonomap_peak_resident_memory_bytes {peak_rss_bytes()}"]
-    return "\n".join(lines) + "\n"

@@ -11,6 +11,7 @@ import urllib.request
 import cv2
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from edge_runtime.errors import ConfigError
 from edge_runtime.frames import Frame, Prediction
@@ -21,7 +22,6 @@ from edge_runtime.service_metrics import EVENTS
 TOKEN = "s3cret-token-0123456789"
 MIB = 1024 * 1024
 RSS_COUNTER_LAG = 256 * 1024  # bytes: 64 pages
-PROM_LINE = re.compile(r'^(#.*|[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_]+="([^"\\]|\\.)*",?)*\})? \S+)$')
 
 
 def get(url: str, headers: dict | None = None) -> tuple[int, bytes, dict]:
@@ -78,21 +78,30 @@ def test_metrics_prometheus_text(server):
     code, body, headers = get(server.url + "metrics")
     text = body.decode()
     assert code == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
-    for line in text.strip().split("\n"):
-        assert PROM_LINE.match(line), line
-    assert re.search(r"^sonomap_fps \d+(\.\d+)?$", text, re.M)
-    assert float(re.search(r"^sonomap_fps (\S+)$", text, re.M).group(1)) > 5
-    assert 'sonomap_latency_seconds_bucket{stage="backend",le="0.017"} 5' in text
-    assert 'sonomap_latency_seconds_bucket{stage="backend",le="0.01"} 0' in text
-    assert 'sonomap_latency_seconds_count{stage="end_to_end"} 5' in text
-    assert "sonomap_frames_dropped_total 3" in text
-    assert re.search(r'^sonomap_errors_total\{kind="corrupt_input"\} [1-9]\d*$', text, re.M)
-    assert 'sonomap_backend_info{backend="onnxruntime-cpu"} 1' in text
-    assert all(line.startswith(("#", "sonomap_")) for line in text.strip().split("\n"))
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert all(name.startswith("sonomap_") for name in families)
+    assert {f.type for f in families.values()} <= {"gauge", "counter", "histogram"}
+
+    def value(sample_name: str, **labels: str) -> float:
+        found = [s.value for f in families.values() for s in f.samples
+                 if s.name == sample_name and s.labels == labels]
+        assert len(found) == 1, (sample_name, labels, found)
+        return found[0]
+
+    assert families["sonomap_fps"].type == "gauge" and value("sonomap_fps") > 5
+    assert families["sonomap_latency_seconds"].type == "histogram"
+    assert value("sonomap_latency_seconds_bucket", stage="backend", le="0.017") == 5
+    assert value("sonomap_latency_seconds_bucket", stage="backend", le="0.01") == 0
+    assert value("sonomap_latency_seconds_count", stage="end_to_end") == 5
+    assert families["sonomap_frames_dropped"].type == "counter"
+    assert value("sonomap_frames_dropped_total") == 3
+    assert value("sonomap_errors_total", kind="corrupt_input") >= 1
+    assert families["sonomap_backend_info"].type == "gauge"
+    assert value("sonomap_backend_info", backend="onnxruntime-cpu") == 1
     # This process serves the page, so its own /proc figures bound the values, within the few
     # pages by which the kernel's per-thread RSS counters may lag (seen: one 4 KiB page).
-    rss = int(re.search(r"^sonomap_resident_memory_bytes (\d+)$", text, re.M).group(1))
-    peak = int(re.search(r"^sonomap_peak_resident_memory_bytes (\d+)$", text, re.M).group(1))
+    rss = value("sonomap_resident_memory_bytes")
+    peak = value("sonomap_peak_resident_memory_bytes")
     assert 10 * MIB < rss <= peak + RSS_COUNTER_LAG and peak <= peak_rss_bytes() + RSS_COUNTER_LAG
 
 

@@ -2,7 +2,6 @@
 the old backend inferring (and the error is logged); a good change is applied, as /metrics shows."""
 from __future__ import annotations
 
-import re
 import signal
 import socket
 import subprocess
@@ -12,14 +11,13 @@ import time
 import urllib.request
 
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from runtime_model import dark_onnx
 
 STARTUP_S = 90
 APPLY_S = 60
 POLL_S = 0.2
-PREDICTIONS = re.compile(r'^sonomap_latency_seconds_count\{stage="backend"\} (\d+)$', re.M)
-BACKEND_INFO = re.compile(r"^sonomap_backend_info\{(.*)\} 1$", re.M)
 
 
 def free_port() -> int:
@@ -49,10 +47,11 @@ class Live:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
             assert r.status == 200
             text = r.read().decode()
-        count = PREDICTIONS.search(text)
-        info = BACKEND_INFO.search(text)
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', info.group(1))) if info else {}
-        return (int(count.group(1)) if count else 0), labels
+        samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+        count = [s.value for s in samples if s.name == "sonomap_latency_seconds_count"
+                 and s.labels == {"stage": "backend"}]
+        info = [s.labels for s in samples if s.name == "sonomap_backend_info" and s.value == 1]
+        return (int(count[0]) if count else 0), (info[0] if info else {})
 
     def wait(self, what, timeout: float, message: str):
         deadline = time.monotonic() + timeout

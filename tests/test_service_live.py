@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import socket
 import stat
@@ -19,6 +18,7 @@ import av
 import numpy as np
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from runtime_model import dark_onnx
 
@@ -63,8 +63,10 @@ class NotifySocket:
 def backend_threads(port: int) -> str | None:
     """The inference threads of the backend in use, as /metrics reports it."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        found = re.search(r'^sonomap_backend_info\{.*threads="(\d+)".*\} 1$', r.read().decode(), re.M)
-    return found.group(1) if found else None
+        text = r.read().decode()
+    found = [s.labels.get("threads") for f in text_string_to_metric_families(text) for s in f.samples
+             if s.name == "sonomap_backend_info" and s.value == 1]
+    return found[0] if found else None
 
 
 def test_live_under_systemd_notify_watchdog_reload_and_term(tmp_path):
