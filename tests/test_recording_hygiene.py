@@ -15,6 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from edge_runtime import recordings
 from edge_runtime.manifest import load_manifest
@@ -221,9 +222,11 @@ def test_live_with_a_full_disk_is_degraded_not_down(tmp_path):
             assert proc.poll() is None and time.monotonic() < deadline, body
             time.sleep(0.3)
         assert status == 200 and f"degraded: {REC_PAUSED}" in body
-        metrics = _get(f"http://127.0.0.1:{port}/metrics")[1]
-        assert 'sonomap_recorder_state{state="paused"} 1' in metrics
-        assert 'sonomap_errors_total{kind="recording_paused"} 1' in metrics
+        metrics = {(s.name, tuple(s.labels.items())): s.value
+                   for f in text_string_to_metric_families(_get(f"http://127.0.0.1:{port}/metrics")[1])
+                   for s in f.samples}
+        assert metrics[("sonomap_recorder_state", (("state", "paused"),))] == 1
+        assert metrics[("sonomap_errors_total", (("kind", "recording_paused"),))] == 1
         assert '"recording": "REC PAUSED: disk low"' in _get(f"http://127.0.0.1:{port}/stats.json")[1]
         statuses, deadline = [], time.monotonic() + 10  # systemctl status shows it too
         while not any(REC_PAUSED in m for m in statuses) and time.monotonic() < deadline:
