@@ -2,7 +2,6 @@
 in each state, BGR and YUV paths), and what the watchdog does with it (a real notify socket)."""
 from __future__ import annotations
 
-import os
 import socket
 import time
 
@@ -21,8 +20,8 @@ from edge_runtime.pipeline import Pipeline
 from edge_runtime.roi import Roi
 from edge_runtime.sdnotify import Notifier
 from edge_runtime.watchdog import ServiceObserver
+from golden_frames import assert_matches_golden
 from runtime_model import dark_onnx
-from test_replay import GOLDEN, GOLDEN_TOLERANCE
 
 ROI = Roi(60, 50, 400, 280)
 SCREEN = (360, 520)
@@ -94,13 +93,7 @@ def render(screen, ai: AiStatus, hud: bool = True) -> np.ndarray:
 def test_golden_frame_of_each_ai_state(screen, name):
     """The badge (and banner) as the user sees it. Regenerate with SONOMAP_REGEN_GOLDEN=1 after an intended change."""
     rendered = render(screen, STATUSES[name])
-    golden = GOLDEN / f"ai_state_{name}.png"
-    if os.environ.get("SONOMAP_REGEN_GOLDEN"):
-        cv2.imwrite(str(golden), rendered)
-    expected = cv2.imread(str(golden))
-    assert expected is not None, f"missing golden {golden}"
-    diff = np.abs(expected.astype(np.int32) - rendered).sum() / (255.0 * rendered.size)
-    assert diff <= GOLDEN_TOLERANCE, f"{name}: differs from golden by {diff:.4%}"
+    assert_matches_golden(f"ai_state_{name}", rendered)
     # the badge is in the state's colour, above the ROI: nothing of the ultrasound under it
     badge = np.all(rendered[:ROI.y] == AI_BADGE_BGR[STATUSES[name].state], axis=2)
     assert badge.sum() > 500

@@ -1,11 +1,8 @@
 """Heat-map overlay style (overlay.style: heatmap): golden frames, the ramp and its legend, YUV path."""
 from __future__ import annotations
 
-import os
 import shutil
-from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -18,11 +15,10 @@ from edge_runtime.manifest import DEFAULT_CLASSES, Manifest
 from edge_runtime.overlay import Overlay
 from edge_runtime.pipeline import Pipeline
 from edge_runtime.roi import Roi
+from golden_frames import GOLDEN, assert_matches_golden
 from runtime_model import dark_onnx
 
-GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_IDS = ["malignant_002", "malignant_018", "benign_041"]
-GOLDEN_TOLERANCE = 0.005  # as tests/test_replay.py: summed absolute difference within 0.5 % of the maximum
 SIZE = 200
 ROI = Roi(20, 10, SIZE, SIZE)
 
@@ -58,14 +54,7 @@ def test_golden_heatmap_frames(busi_sample, tmp_path):
     Pipeline(config, observers=[collect]).run()
     assert len(collect.frames) == len(GOLDEN_IDS)
     for image_id, rendered in zip(GOLDEN_IDS, collect.frames):
-        golden = GOLDEN / f"heatmap_{image_id}.png"
-        if os.environ.get("SONOMAP_REGEN_GOLDEN"):
-            cv2.imwrite(str(golden), rendered)
-        expected = cv2.imread(str(golden))
-        assert expected is not None, f"missing golden {golden}"
-        assert expected.shape == rendered.shape
-        diff = np.abs(expected.astype(np.int32) - rendered).sum() / (255.0 * rendered.size)
-        assert diff <= GOLDEN_TOLERANCE, f"{image_id}: differs from golden by {diff:.4%}"
+        assert_matches_golden(f"heatmap_{image_id}", rendered)
         mask_style = cv2.imread(str(GOLDEN / f"replay_{image_id}.png"))
         assert np.abs(mask_style.astype(np.int32) - rendered).mean() > 1.0  # not the mask style's picture
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -15,12 +14,11 @@ from edge_runtime.config import build_config
 from edge_runtime.frames import Observer
 from edge_runtime.pipeline import Pipeline
 from cli import sonomap
+from golden_frames import GOLDEN_TOLERANCE, assert_matches_golden
 from runtime_model import dark_onnx
 
-GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_IDS = ["malignant_002", "malignant_018", "benign_041"]
 # HoloHub's golden-frame rule: summed absolute difference within 0.5 % of the maximum.
-GOLDEN_TOLERANCE = 0.005
 CLIP_FRAMES = 12
 CLIP_SIZE = (640, 360)
 CLIP_ROI = (120, 50, 400, 280)
@@ -108,14 +106,7 @@ def test_golden_frames(busi_sample, tmp_path):
     Pipeline(config, observers=[collect]).run()
     assert collect.closed and len(collect.frames) == len(GOLDEN_IDS)
     for image_id, rendered in zip(GOLDEN_IDS, collect.frames):
-        golden = GOLDEN / f"replay_{image_id}.png"
-        if os.environ.get("SONOMAP_REGEN_GOLDEN"):
-            cv2.imwrite(str(golden), rendered)
-        expected = cv2.imread(str(golden))
-        assert expected is not None, f"missing golden {golden}"
-        assert expected.shape == rendered.shape
-        diff = np.abs(expected.astype(np.int32) - rendered).sum() / (255.0 * rendered.size)
-        assert diff <= GOLDEN_TOLERANCE, f"{image_id}: differs from golden by {diff:.4%}"
+        assert_matches_golden(f"replay_{image_id}", rendered)
         raw = cv2.imread(str(busi_sample / "images" / f"{image_id}.png"))
         assert np.abs(raw.astype(np.int32) - rendered).sum() / (255.0 * raw.size) > GOLDEN_TOLERANCE  # overlay drawn
 
