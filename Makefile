@@ -7,7 +7,7 @@ STAMP := $(VENV)/.sonomap-installed
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 EXTRAS := train,export,dicom,wsi,registration,igtl,dev
 
-.PHONY: demo test install sysdeps bench clean install-service
+.PHONY: demo test lint install sysdeps bench clean install-service
 
 # System tools the tests use (Xvfb for window tests, systemd-analyze for the unit files,
 # Chromium + driver for the web-viewer test, openssl for the TLS test certificates, xdotool for window
@@ -40,8 +40,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	PATH=$(VENV)/bin:$$PATH bash configs/demo.sh outputs/demo
 
-test: $(STAMP) sysdeps
+test: $(STAMP) sysdeps lint
 	$(PY) -m pytest -q
+
+# ruff: lint and format check of the whole tree (configured in pyproject.toml).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: $(STAMP)
 	$(VENV)/bin/sonomap bench --help

@@ -14,20 +14,21 @@ States (:class:`AiStatus`):
 :class:`edge_runtime.failsafe.GuardedInference` (``loading``). It never calls the backend, so it
 answers while the inference thread is stuck inside a native call. Thread-safe; no I/O but logging.
 """
+
 from __future__ import annotations
 
 import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 log = logging.getLogger("sonomap.aistate")
 
 ON, LOADING, STALLED, ERROR, OFF = "ON", "LOADING", "STALLED", "ERROR", "OFF"
 STATES = (ON, LOADING, STALLED, ERROR, OFF)
-UNHEALTHY = (STALLED, ERROR)   # /healthz answers 503 in these (the video itself still flows)
+UNHEALTHY = (STALLED, ERROR)  # /healthz answers 503 in these (the video itself still flows)
 MS = 1000.0
 STATE_BANNERS = {  # non-ON states also get a full-width banner: raw video must not read as "no cancer"
     LOADING: ("info", "AI LOADING: {detail} - raw ultrasound only"),
@@ -40,8 +41,8 @@ STATE_BANNERS = {  # non-ON states also get a full-width banner: raw video must 
 class AiStatus:
     state: str
     detail: str = ""
-    stalls: int = 0                  # stall episodes since start (the metric)
-    watchdog_ok: bool = True         # False once a stall outlasts inference.stall_restart_s
+    stalls: int = 0  # stall episodes since start (the metric)
+    watchdog_ok: bool = True  # False once a stall outlasts inference.stall_restart_s
 
     @property
     def label(self) -> str:
@@ -53,8 +54,12 @@ class AiStatus:
         return self.state not in UNHEALTHY
 
     def as_dict(self) -> dict:
-        return {"state": self.state, "detail": self.detail, "stalls": self.stalls,
-                "watchdog_ok": self.watchdog_ok}
+        return {
+            "state": self.state,
+            "detail": self.detail,
+            "stalls": self.stalls,
+            "watchdog_ok": self.watchdog_ok,
+        }
 
 
 def state_banner(status: AiStatus) -> tuple[str, str] | None:
@@ -76,8 +81,13 @@ def backend_settings(inference: dict) -> dict:
 class AiMonitor:
     """Tracks the one outstanding AI request and the backend's loading; derives :class:`AiStatus`."""
 
-    def __init__(self, deadline_ms: float, stall_restart_s: float | None = None, enabled: bool = True,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        deadline_ms: float,
+        stall_restart_s: float | None = None,
+        enabled: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.deadline_s = float(deadline_ms) / MS
         self.stall_restart_s = stall_restart_s
         self.clock = clock
@@ -91,7 +101,7 @@ class AiMonitor:
         self.stalls = 0
 
     @classmethod
-    def from_config(cls, inference: dict) -> "AiMonitor":
+    def from_config(cls, inference: dict) -> AiMonitor:
         return cls(inference["deadline_ms"], inference["stall_restart_s"], inference["enabled"])
 
     def configure(self, inference: dict) -> None:
@@ -159,8 +169,11 @@ class AiMonitor:
             if stalled and not self._in_stall:
                 self._in_stall = True
                 self.stalls += 1
-                log.warning("inference stalled: no result for %.1f s (deadline %.0f ms); raw video continues",
-                            pending, self.deadline_s * MS)
+                log.warning(
+                    "inference stalled: no result for %.1f s (deadline %.0f ms); raw video continues",
+                    pending,
+                    self.deadline_s * MS,
+                )
             watchdog_ok = self.stall_restart_s is None or pending < self.stall_restart_s
             common = {"stalls": self.stalls, "watchdog_ok": watchdog_ok}
             if not self.enabled:

@@ -4,13 +4,14 @@
 an error the temp file is renamed over ``path`` (one rename: readers see the old file or the
 new one), otherwise it is deleted and the error propagates.
 """
+
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 FILE_MODE = 0o644  # mkstemp creates 0600; outputs are shared with the team and the service user
 

@@ -22,6 +22,7 @@ Peak RSS is reported twice: the bench process (which also holds the decoded ROIs
 and ``sonomap replay`` of the same clip and settings in a process of its own, the runtime's footprint.
 Prints per-stage p50/p95/p99/max, throughput and the ratios; returns them as a dict.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,11 +49,11 @@ from edge_runtime.stats import summarise
 from edge_runtime.threadcpu import ThreadCpu
 
 MS = 1000.0
-KIB_PER_GIB = 1024 ** 2
+KIB_PER_GIB = 1024**2
 LIVE_SECONDS = 6.0
 LIVE_FPS = 30.0
 NAIVE_ALPHA = 0.4
-NAIVE_BGR = (40, 40, 255)   # the overlay colour of the naive loop (the manifest cancer red)
+NAIVE_BGR = (40, 40, 255)  # the overlay colour of the naive loop (the manifest cancer red)
 
 
 def _decode_rois(path: str, limit: int, rect) -> tuple[list[np.ndarray], object]:
@@ -88,8 +89,12 @@ def backend_only(backend, rois: list[np.ndarray]) -> dict:
     wall = time.perf_counter() - t0
     # How much of the ROI the overlay paints: its blend and contour cost grow with it.
     coverage = painted / max(1, sum(g.size for g in rois))
-    return {"fps": len(rois) / wall, "cpu_ms_per_frame": _cpu_per_frame(cpu0, len(rois)),
-            "mask_coverage": coverage, "latency_ms": {"backend": summarise(times)}}
+    return {
+        "fps": len(rois) / wall,
+        "cpu_ms_per_frame": _cpu_per_frame(cpu0, len(rois)),
+        "mask_coverage": coverage,
+        "latency_ms": {"backend": summarise(times)},
+    }
 
 
 def naive_loop(path: str, backend, roi, limit: int, out: Path) -> dict:
@@ -137,12 +142,23 @@ def naive_loop(path: str, backend, roi, limit: int, out: Path) -> dict:
     dst.close()
     src.close()
     wall = time.perf_counter() - t0
-    return {"fps": n / wall, "frames": n, "cpu_ms_per_frame": _cpu_per_frame(cpu0, n),
-            "latency_ms": {k: summarise(v) for k, v in stages.items()}}
+    return {
+        "fps": n / wall,
+        "frames": n,
+        "cpu_ms_per_frame": _cpu_per_frame(cpu0, n),
+        "latency_ms": {k: summarise(v) for k, v in stages.items()},
+    }
 
 
-def pipeline_replay(config: dict, path: str, limit: int, out: Path, backend=None, yuv: bool = True,
-                    observers: list | None = None) -> dict:
+def pipeline_replay(
+    config: dict,
+    path: str,
+    limit: int,
+    out: Path,
+    backend=None,
+    yuv: bool = True,
+    observers: list | None = None,
+) -> dict:
     from edge_runtime.pipeline import Pipeline
 
     config = cfg.merge(config, {"source": {"input": path, "max_frames": limit}, "sinks": {"video": str(out)}})
@@ -156,7 +172,9 @@ def pipeline_replay(config: dict, path: str, limit: int, out: Path, backend=None
         threads.stop()
     summary["wall_s"] = time.perf_counter() - t0
     summary["cpu_by_thread_ms"] = threads.per_frame_ms(summary["frames"])
-    summary["cpu_cores"], summary["cpu_thread_sum_ms"], summary["cpu_bound_ceiling_fps"] = cpu_ceiling(summary)
+    summary["cpu_cores"], summary["cpu_thread_sum_ms"], summary["cpu_bound_ceiling_fps"] = cpu_ceiling(
+        summary
+    )
     summary["cpu_ms_per_frame"] = _cpu_per_frame(cpu0, summary["frames"])
     summary["fps"] = summary["frames"] / summary["wall_s"]
     summary["yuv_path"] = pipeline.yuv_render
@@ -167,10 +185,27 @@ def runtime_peak_rss(args, clip: str, frames: int, work: Path) -> float:
     """Peak RSS (GiB) of ``sonomap replay`` on ``clip`` with the bench's settings, as its own process
     (from its summary: VmHWM, see :mod:`edge_runtime.memory`)."""
     summary_path, log_path = work / "rss_summary.json", work / "rss_replay.log"
-    cmd = [sys.executable, "-m", "edge_runtime.cli", "replay", clip, "--out", str(work / "rss.mp4"),
-           "--max-frames", str(frames), "--summary", str(summary_path)]
-    for flag, value in (("--model", args.model), ("--backend", args.backend), ("--device", args.device),
-                        ("--config", args.config), ("--roi", args.roi), ("--ema", args.ema)):
+    cmd = [
+        sys.executable,
+        "-m",
+        "edge_runtime.cli",
+        "replay",
+        clip,
+        "--out",
+        str(work / "rss.mp4"),
+        "--max-frames",
+        str(frames),
+        "--summary",
+        str(summary_path),
+    ]
+    for flag, value in (
+        ("--model", args.model),
+        ("--backend", args.backend),
+        ("--device", args.device),
+        ("--config", args.config),
+        ("--roi", args.roi),
+        ("--ema", args.ema),
+    ):
         if value is not None:
             cmd += [flag, str(value)]
     with open(log_path, "w") as log:
@@ -183,8 +218,14 @@ def runtime_peak_rss(args, clip: str, frames: int, work: Path) -> float:
 def live_run(config: dict, source: str | None, seconds: float) -> dict:
     from edge_runtime.pipeline import Pipeline
 
-    config = cfg.merge(config, {"source": {"input": source or "synthetic", "fps": LIVE_FPS},
-                                "live": {"duration_s": seconds}, "sinks": {"window": False}})
+    config = cfg.merge(
+        config,
+        {
+            "source": {"input": source or "synthetic", "fps": LIVE_FPS},
+            "live": {"duration_s": seconds},
+            "sinks": {"window": False},
+        },
+    )
     return Pipeline(config).run()
 
 
@@ -193,7 +234,9 @@ def _print_stages(title: str, fps: float, latency: dict, cpu_ms: float | None = 
     print(f"{title}: {fps:.2f} frames/s{cpu}")
     for stage, s in latency.items():
         if s.get("n"):
-            print(f"  {stage:<19} p50 {s['p50']:8.2f}  p95 {s['p95']:8.2f}  p99 {s['p99']:8.2f}  max {s['max']:8.2f} ms")
+            print(
+                f"  {stage:<19} p50 {s['p50']:8.2f}  p95 {s['p95']:8.2f}  p99 {s['p99']:8.2f}  max {s['max']:8.2f} ms"
+            )
 
 
 def cpu_ceiling(pipeline: dict) -> tuple[int, float, float]:
@@ -204,18 +247,32 @@ def cpu_ceiling(pipeline: dict) -> tuple[int, float, float]:
 
 
 def _print_ceiling(pipeline: dict, backend_fps: float) -> None:
-    cores, total, ceiling = pipeline["cpu_cores"], pipeline["cpu_thread_sum_ms"], pipeline["cpu_bound_ceiling_fps"]
-    print("  CPU by thread, ms/frame: " + ", ".join(f"{k} {v:.1f}" for k, v in pipeline["cpu_by_thread_ms"].items()))
-    print(f"  CPU-bound ceiling at this CPU cost per frame: {cores} cores x 1000 / {total:.1f} ms = {ceiling:.1f} frames/s "
-          f"(= {ceiling / backend_fps:.2f} x backend-only); the pipeline reached {pipeline['fps'] / ceiling:.0%} of it")
+    cores, total, ceiling = (
+        pipeline["cpu_cores"],
+        pipeline["cpu_thread_sum_ms"],
+        pipeline["cpu_bound_ceiling_fps"],
+    )
+    print(
+        "  CPU by thread, ms/frame: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in pipeline["cpu_by_thread_ms"].items())
+    )
+    print(
+        f"  CPU-bound ceiling at this CPU cost per frame: {cores} cores x 1000 / {total:.1f} ms = {ceiling:.1f} frames/s "
+        f"(= {ceiling / backend_fps:.2f} x backend-only); the pipeline reached {pipeline['fps'] / ceiling:.0%} of it"
+    )
 
 
 def run_bench(args) -> dict:
     from edge_runtime import synthetic
 
-    config = cfg.merge(cfg.load_config(args.config), {
-        "roi": {"rect": args.roi}, "inference": {"model": args.model, "backend": args.backend, "device": args.device},
-        "overlay": {"ema": args.ema}})
+    config = cfg.merge(
+        cfg.load_config(args.config),
+        {
+            "roi": {"rect": args.roi},
+            "inference": {"model": args.model, "backend": args.backend, "device": args.device},
+            "overlay": {"ema": args.ema},
+        },
+    )
     model = cfg.resolve_model(config)
     manifest = load_manifest(model)
     work = Path(tempfile.mkdtemp(prefix="sonomap-bench-"))
@@ -232,18 +289,29 @@ def run_bench(args) -> dict:
         return made
 
     backend = warm_backend()
-    report = {"clip": clip, "frames": len(rois), "roi": roi.as_list(), "model": str(model),
-              "backend": backend.describe(), "rounds": []}
+    report = {
+        "clip": clip,
+        "frames": len(rois),
+        "roi": roi.as_list(),
+        "model": str(model),
+        "backend": backend.describe(),
+        "rounds": [],
+    }
     compare_bgr = bool(getattr(args, "compare_bgr", False))
     for _ in range(max(1, int(getattr(args, "rounds", 1) or 1))):
         backend = backend or warm_backend()
-        result = {"backend_only": backend_only(backend, rois),
-                  "naive": naive_loop(clip, backend, roi, len(rois), work / "naive.mp4")}
-        result["pipeline"] = pipeline_replay(config, clip, len(rois), work / "pipeline.mp4", backend)  # closes it
+        result = {
+            "backend_only": backend_only(backend, rois),
+            "naive": naive_loop(clip, backend, roi, len(rois), work / "naive.mp4"),
+        }
+        result["pipeline"] = pipeline_replay(
+            config, clip, len(rois), work / "pipeline.mp4", backend
+        )  # closes it
         backend = None
         if compare_bgr:
-            result["pipeline_bgr"] = pipeline_replay(config, clip, len(rois), work / "bgr.mp4", warm_backend(),
-                                                     yuv=False)
+            result["pipeline_bgr"] = pipeline_replay(
+                config, clip, len(rois), work / "bgr.mp4", warm_backend(), yuv=False
+            )
         b, n, p = result["backend_only"]["fps"], result["naive"]["fps"], result["pipeline"]["fps"]
         result["ratios"] = {"pipeline_vs_backend_only": p / b, "pipeline_vs_naive": p / n}
         if compare_bgr:
@@ -252,57 +320,96 @@ def run_bench(args) -> dict:
     # The round with the median pipeline/backend-only ratio is the one shown in full.
     ordered = sorted(report["rounds"], key=lambda r: r["ratios"]["pipeline_vs_backend_only"])
     report.update({k: v for k, v in ordered[len(ordered) // 2].items()})
-    report["ratios"] = {k: float(np.median([r["ratios"][k] for r in report["rounds"]])) for k in report["ratios"]}
+    report["ratios"] = {
+        k: float(np.median([r["ratios"][k] for r in report["rounds"]])) for k in report["ratios"]
+    }
     if getattr(args, "cases", None):
-        report["capture"] = capture_cost(args, config, clip, len(rois), work, warm_backend, manifest, model, roi)
+        report["capture"] = capture_cost(
+            args, config, clip, len(rois), work, warm_backend, manifest, model, roi
+        )
     seconds = getattr(args, "live_seconds", LIVE_SECONDS)
-    report["live"] = live_run(config, args.source, seconds) if seconds > 0 else {"fps": 0.0, "drops": 0,
-                                                                               "latency_ms": {}}
+    report["live"] = (
+        live_run(config, args.source, seconds) if seconds > 0 else {"fps": 0.0, "drops": 0, "latency_ms": {}}
+    )
     b, n, p = report["backend_only"]["fps"], report["naive"]["fps"], report["pipeline"]["fps"]
     live_lat = report["live"]["latency_ms"]
     backend_p50 = live_lat.get("backend", {}).get("p50", float("nan"))
     report["live_budget_ms"] = backend_p50 + 1.5 * MS / LIVE_FPS
     report["rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB_PER_GIB
     report["runtime_rss_gib"] = runtime_peak_rss(args, clip, len(rois), work)
-    print(f"clip {clip}: {len(rois)} frames, ROI {roi.w}x{roi.h}, model {manifest.name}, "
-          f"backend {report['backend']}")
-    _print_stages("backend only", b, report["backend_only"]["latency_ms"], report["backend_only"]["cpu_ms_per_frame"])
+    print(
+        f"clip {clip}: {len(rois)} frames, ROI {roi.w}x{roi.h}, model {manifest.name}, "
+        f"backend {report['backend']}"
+    )
+    _print_stages(
+        "backend only", b, report["backend_only"]["latency_ms"], report["backend_only"]["cpu_ms_per_frame"]
+    )
     print(f"  masks cover {100 * report['backend_only']['mask_coverage']:.1f} % of the ROI on average")
-    _print_stages("naive sequential loop", n, report["naive"]["latency_ms"], report["naive"]["cpu_ms_per_frame"])
+    _print_stages(
+        "naive sequential loop", n, report["naive"]["latency_ms"], report["naive"]["cpu_ms_per_frame"]
+    )
     path = "YUV-native" if report["pipeline"]["yuv_path"] else "BGR"
-    _print_stages(f"pipeline replay ({path} path)", p, report["pipeline"]["latency_ms"],
-                  report["pipeline"]["cpu_ms_per_frame"])
+    _print_stages(
+        f"pipeline replay ({path} path)",
+        p,
+        report["pipeline"]["latency_ms"],
+        report["pipeline"]["cpu_ms_per_frame"],
+    )
     _print_ceiling(report["pipeline"], b)
     if "pipeline_bgr" in report:
-        _print_stages("pipeline replay (forced BGR path)", report["pipeline_bgr"]["fps"],
-                      report["pipeline_bgr"]["latency_ms"], report["pipeline_bgr"]["cpu_ms_per_frame"])
-    _print_stages(f"live ({redact_url(args.source or 'synthetic 30 fps')}, {seconds:.0f} s; shown frames/s)",
-                  report["live"]["fps"], live_lat)
+        _print_stages(
+            "pipeline replay (forced BGR path)",
+            report["pipeline_bgr"]["fps"],
+            report["pipeline_bgr"]["latency_ms"],
+            report["pipeline_bgr"]["cpu_ms_per_frame"],
+        )
+    _print_stages(
+        f"live ({redact_url(args.source or 'synthetic 30 fps')}, {seconds:.0f} s; shown frames/s)",
+        report["live"]["fps"],
+        live_lat,
+    )
     c2d = live_lat.get("capture_to_display", {}).get("p99", float("nan"))
     rounds = report["rounds"]
     if len(rounds) > 1:
-        print(f"{len(rounds)} interleaved rounds; per round pipeline/backend-only: "
-              + ", ".join(f"{r['ratios']['pipeline_vs_backend_only']:.2f}" for r in rounds)
-              + "; pipeline/naive: " + ", ".join(f"{r['ratios']['pipeline_vs_naive']:.2f}" for r in rounds)
-              + " (medians below)")
+        print(
+            f"{len(rounds)} interleaved rounds; per round pipeline/backend-only: "
+            + ", ".join(f"{r['ratios']['pipeline_vs_backend_only']:.2f}" for r in rounds)
+            + "; pipeline/naive: "
+            + ", ".join(f"{r['ratios']['pipeline_vs_naive']:.2f}" for r in rounds)
+            + " (medians below)"
+        )
     if "bgr_pipeline_vs_backend_only" in report["ratios"]:
-        print(f"ratio BGR-path pipeline / backend-only:   {report['ratios']['bgr_pipeline_vs_backend_only']:.2f}")
-    print(f"ratio pipeline / backend-only throughput: {report['ratios']['pipeline_vs_backend_only']:.2f} (target >= 0.80)")
-    print(f"ratio pipeline / naive loop throughput:   {report['ratios']['pipeline_vs_naive']:.2f} (target >= 1.30)")
-    print(f"live capture-to-display p99 {c2d:.1f} ms vs budget backend p50 + 1.5 frames = "
-          f"{report['live_budget_ms']:.1f} ms; live drops {report['live']['drops']}")
-    print(f"peak RSS of the runtime (sonomap replay, own process) {report['runtime_rss_gib']:.2f} GiB "
-          f"(target <= 1.5); of this bench process {report['rss_gib']:.2f} GiB")
+        print(
+            f"ratio BGR-path pipeline / backend-only:   {report['ratios']['bgr_pipeline_vs_backend_only']:.2f}"
+        )
+    print(
+        f"ratio pipeline / backend-only throughput: {report['ratios']['pipeline_vs_backend_only']:.2f} (target >= 0.80)"
+    )
+    print(
+        f"ratio pipeline / naive loop throughput:   {report['ratios']['pipeline_vs_naive']:.2f} (target >= 1.30)"
+    )
+    print(
+        f"live capture-to-display p99 {c2d:.1f} ms vs budget backend p50 + 1.5 frames = "
+        f"{report['live_budget_ms']:.1f} ms; live drops {report['live']['drops']}"
+    )
+    print(
+        f"peak RSS of the runtime (sonomap replay, own process) {report['runtime_rss_gib']:.2f} GiB "
+        f"(target <= 1.5); of this bench process {report['rss_gib']:.2f} GiB"
+    )
     if "capture" in report:
         c = report["capture"]
-        print(f"biopsy capture (--cases): fire detection + expected yield {c['observer_cpu_ms_per_frame']:.2f} ms CPU/frame "
-              f"(target <= 2); pipeline (BGR path) CPU {c['without_cpu_ms_per_frame']:.1f} -> "
-              f"{c['with_cpu_ms_per_frame']:.1f} ms/frame, {c['without_fps']:.1f} -> {c['with_fps']:.1f} frames/s; "
-              f"{c['captures']} captures on this clip")
+        print(
+            f"biopsy capture (--cases): fire detection + expected yield {c['observer_cpu_ms_per_frame']:.2f} ms CPU/frame "
+            f"(target <= 2); pipeline (BGR path) CPU {c['without_cpu_ms_per_frame']:.1f} -> "
+            f"{c['with_cpu_ms_per_frame']:.1f} ms/frame, {c['without_fps']:.1f} -> {c['with_fps']:.1f} frames/s; "
+            f"{c['captures']} captures on this clip"
+        )
     return report
 
 
-def capture_cost(args, config: dict, clip: str, frames: int, work: Path, warm_backend, manifest, model, roi) -> dict:
+def capture_cost(
+    args, config: dict, clip: str, frames: int, work: Path, warm_backend, manifest, model, roi
+) -> dict:
     """The pipeline (BGR path: an observer needs BGR) without and with the biopsy-capture observer,
     and the observer's own CPU per frame on the render path. Without a given scale the ROI is taken
     to image the synthetic clip's depth (the detector needs millimetres)."""
@@ -313,10 +420,20 @@ def capture_cost(args, config: dict, clip: str, frames: int, work: Path, warm_ba
     config = cfg.merge(config, {"roi": {"mm_per_pixel": scale}})
 
     without = pipeline_replay(config, clip, frames, work / "nocases.mp4", warm_backend(), yuv=False)
-    observer = CaptureObserver(Path(args.cases), {"name": manifest.name, "file": model.name,
-                                                  "sha256": manifest.sha256}, clip, gauge=args.gauge)
-    with_cases = pipeline_replay(config, clip, frames, work / "cases.mp4", warm_backend(), yuv=False,
-                                 observers=[observer])   # closes the observer
-    return {"observer_cpu_ms_per_frame": observer.cpu_ms_per_frame, "captures": observer.captures,
-            "without_cpu_ms_per_frame": without["cpu_ms_per_frame"], "with_cpu_ms_per_frame": with_cases["cpu_ms_per_frame"],
-            "without_fps": without["fps"], "with_fps": with_cases["fps"]}
+    observer = CaptureObserver(
+        Path(args.cases),
+        {"name": manifest.name, "file": model.name, "sha256": manifest.sha256},
+        clip,
+        gauge=args.gauge,
+    )
+    with_cases = pipeline_replay(
+        config, clip, frames, work / "cases.mp4", warm_backend(), yuv=False, observers=[observer]
+    )  # closes the observer
+    return {
+        "observer_cpu_ms_per_frame": observer.cpu_ms_per_frame,
+        "captures": observer.captures,
+        "without_cpu_ms_per_frame": without["cpu_ms_per_frame"],
+        "with_cpu_ms_per_frame": with_cases["cpu_ms_per_frame"],
+        "without_fps": without["fps"],
+        "with_fps": with_cases["fps"],
+    }

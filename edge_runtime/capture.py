@@ -3,20 +3,21 @@ capture cards (OpenCV CAP_V4L2). Both free their handle only on the thread that 
 (:class:`_ReaderReleases`), so ``Pipeline.stop()`` from another thread cannot crash a read in flight.
 :func:`edge_runtime.sources.open_source` picks them by the spec.
 """
+
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
 
 from edge_runtime.cpus import decode_threads
-from edge_runtime.privacy import redact
 from edge_runtime.errors import InputError
 from edge_runtime.frames import Frame, Source
+from edge_runtime.privacy import redact
 from edge_runtime.yuv import YuvFrame, from_av
 
 FOURCC_LEN = 4
@@ -83,7 +84,9 @@ class VideoFileSource(_ReaderReleases):
             container = av.open(self.spec, options=options, timeout=10.0 if self.live else None)
             stream = container.streams.video[0]
         except (av.FFmpegError, IndexError, OSError, UnicodeDecodeError) as exc:
-            raise InputError(redact(f"{self.name}: unreadable video ({getattr(exc, 'strerror', None) or exc})")) from exc
+            raise InputError(
+                redact(f"{self.name}: unreadable video ({getattr(exc, 'strerror', None) or exc})")
+            ) from exc
         codec = stream.codec_context
         if codec is None:  # e.g. a corrupt header that names no codec
             container.close()
@@ -115,17 +118,24 @@ class VideoFileSource(_ReaderReleases):
                             continue
                         for vf in decoded:
                             corrupt.ok()
-                            pts = float(vf.pts * stream.time_base) if vf.pts is not None and stream.time_base \
+                            pts = (
+                                float(vf.pts * stream.time_base)
+                                if vf.pts is not None and stream.time_base
                                 else None
+                            )
                             meta = {"source": self.name}
-                            i420 = from_av(vf)  # yuv420p (nearly every H.264 clip): keep the planes, BGR on demand
+                            i420 = from_av(
+                                vf
+                            )  # yuv420p (nearly every H.264 clip): keep the planes, BGR on demand
                             if i420 is not None:
                                 yield YuvFrame(index, i420, time.monotonic(), pts, meta)
                             else:
                                 yield Frame(index, vf.to_ndarray(format="bgr24"), time.monotonic(), pts, meta)
                             index += 1
                 except av.FFmpegError as exc:
-                    raise InputError(redact(f"{self.name}: unreadable video at frame {index} ({exc})")) from exc
+                    raise InputError(
+                        redact(f"{self.name}: unreadable video at frame {index} ({exc})")
+                    ) from exc
                 finally:
                     self._release()
                 if index == 0:
@@ -146,8 +156,14 @@ class V4L2Source(_ReaderReleases):
 
     live = True
 
-    def __init__(self, device: str | int, width: int | None = None, height: int | None = None,
-                 fps: float | None = None, fourcc: str | None = None):
+    def __init__(
+        self,
+        device: str | int,
+        width: int | None = None,
+        height: int | None = None,
+        fps: float | None = None,
+        fourcc: str | None = None,
+    ):
         self.device = device
         self.name = str(device)
         if isinstance(device, str) and not Path(device).exists():
@@ -159,12 +175,19 @@ class V4L2Source(_ReaderReleases):
             if len(fourcc) != FOURCC_LEN:
                 raise InputError(f"{device}: fourcc must be 4 characters, got {fourcc!r}")
             self.cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*fourcc))
-        for prop, value in ((cv2.CAP_PROP_FRAME_WIDTH, width), (cv2.CAP_PROP_FRAME_HEIGHT, height),
-                            (cv2.CAP_PROP_FPS, fps)):
+        for prop, value in (
+            (cv2.CAP_PROP_FRAME_WIDTH, width),
+            (cv2.CAP_PROP_FRAME_HEIGHT, height),
+            (cv2.CAP_PROP_FPS, fps),
+        ):
             if value:
                 self.cap.set(prop, value)
         if fourcc:
-            got = int(self.cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(FOURCC_LEN, "little").decode("ascii", "replace")
+            got = (
+                int(self.cap.get(cv2.CAP_PROP_FOURCC))
+                .to_bytes(FOURCC_LEN, "little")
+                .decode("ascii", "replace")
+            )
             if got != fourcc:
                 self.close()
                 raise InputError(f"{device}: unsupported pixel format {fourcc!r} (device gives {got!r})")
@@ -178,9 +201,16 @@ class V4L2Source(_ReaderReleases):
                 if self._closing:
                     return
                 if not ok or image is None:
-                    raise InputError(f"{self.device}: capture stopped at frame {index} (device unplugged or busy)")
-                yield Frame(index, to_bgr(image, f"{self.device} frame {index}"), time.monotonic(), None,
-                            {"source": self.name})
+                    raise InputError(
+                        f"{self.device}: capture stopped at frame {index} (device unplugged or busy)"
+                    )
+                yield Frame(
+                    index,
+                    to_bgr(image, f"{self.device} frame {index}"),
+                    time.monotonic(),
+                    None,
+                    {"source": self.name},
+                )
                 index += 1
         finally:
             self._done_reading()

@@ -5,6 +5,7 @@ exposes ``register(subparsers)``. Loading them through entry points keeps this m
 free of imports from training, registration and export, and a stage whose optional
 dependencies are missing simply contributes no commands.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         if args.debug:
             raise
-        print(f"sonomap {args.command}: error: file not found: {redact(exc.filename or exc)}", file=sys.stderr)
+        print(
+            f"sonomap {args.command}: error: file not found: {redact(exc.filename or exc)}", file=sys.stderr
+        )
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED

@@ -5,6 +5,7 @@ extra codec threads only add switching and frame-threading overhead (measured: 1
 decode 8.5 ms CPU/frame single-threaded vs 11.7 ms with FFmpeg's default 3 threads); on a
 16-core GPU host a single thread caps the frame rate instead.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,7 +42,7 @@ def render_workers() -> int:
     return max(1, min(MAX_RENDER_WORKERS, available_cores() // CORES_PER_RENDER_WORKER))
 
 
-OPENCV_THREADS_ENV = "OPENCV_FOR_THREADS_NUM"   # OpenCV's own override, honoured when set
+OPENCV_THREADS_ENV = "OPENCV_FOR_THREADS_NUM"  # OpenCV's own override, honoured when set
 
 
 def limit_opencv_threads() -> None:

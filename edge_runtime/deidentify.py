@@ -23,10 +23,11 @@ blanked for in ``meta["roi"]``, so later stages never re-detect it on the blanke
 ``blank`` boxes inside the ROI in ``meta["blanked"]``: :func:`clear_blanked` removes the prediction
 there, since a black box is no tissue and must not come out as an overlay.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -40,10 +41,14 @@ ROI_META_KEY = "roi"
 BLANKED_META_KEY = "blanked"
 SCREEN_META_KEY, WINDOW_META_KEY = "screen", "window_image"
 BLACK_BGR = 0
-OPT_OUT_WARNING = ("privacy.deidentify is false: recordings, replay output, the HTTP viewer and snapshots "
-                   "carry the whole scanner screen, including any patient name, ID or birth date it shows")
-FULL_ROI_WARNING = ("roi.rect is 'full': the whole screen counts as the ultrasound area, so only the "
-                    "privacy.blank boxes are blanked")
+OPT_OUT_WARNING = (
+    "privacy.deidentify is false: recordings, replay output, the HTTP viewer and snapshots "
+    "carry the whole scanner screen, including any patient name, ID or birth date it shows"
+)
+FULL_ROI_WARNING = (
+    "roi.rect is 'full': the whole screen counts as the ultrasound area, so only the "
+    "privacy.blank boxes are blanked"
+)
 Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive ends)
 
 
@@ -69,12 +74,12 @@ def blank_rects(shape: tuple[int, int], roi: Roi, blank=(), keep=()) -> list[Rec
         kept[y0:y1, x0:x1] = False
     edges = sorted({0, height} | {v for b in boxes + cuts for v in (b[1], b[3]) if 0 <= v <= height})
     rects = []
-    for top, bottom in zip(edges, edges[1:]):
+    for top, bottom in zip(edges, edges[1:], strict=False):
         if top >= bottom:
             continue
         change = np.diff(np.concatenate(([1], kept[top].view(np.int8), [1])))
         starts, ends = np.flatnonzero(change == -1), np.flatnonzero(change == 1)
-        rects += [(int(s), top, int(e), bottom) for s, e in zip(starts, ends)]
+        rects += [(int(s), top, int(e), bottom) for s, e in zip(starts, ends, strict=False)]
     return rects
 
 
@@ -143,7 +148,9 @@ class DeidentifiedSource(Source):
     (:meth:`edge_runtime.pipeline.Pipeline.ensure_roi`, which detects it again when a capture session
     starts: a re-plugged device may come back with another layout)."""
 
-    def __init__(self, inner: Source, privacy: dict, choose_roi: Callable[[Frame], Roi], keep_screen: bool = False):
+    def __init__(
+        self, inner: Source, privacy: dict, choose_roi: Callable[[Frame], Roi], keep_screen: bool = False
+    ):
         self.inner = inner
         self.blanker = ScreenBlanker(privacy)
         self.choose_roi = choose_roi

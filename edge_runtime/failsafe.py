@@ -13,13 +13,14 @@ schedules detect the stall through :class:`edge_runtime.aistate.AiMonitor`, keep
 and at exit the CLI ends the process without waiting for the stuck thread. Backend creation and
 :meth:`prepare` (TensorRT's engine build) run under ``monitor.loading`` so the screen says LOADING.
 """
+
 from __future__ import annotations
 
 import logging
 import queue
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -56,9 +57,16 @@ def _tracked(call: Callable, *args):
 
 
 class GuardedInference:
-    def __init__(self, factory: Callable[[], object], stats: Stats, retry_after_s: float = 1.0,
-                 retry_max_s: float = 30.0, reload_after_errors: int = 3, backend=None,
-                 monitor: AiMonitor | None = None):
+    def __init__(
+        self,
+        factory: Callable[[], object],
+        stats: Stats,
+        retry_after_s: float = 1.0,
+        retry_max_s: float = 30.0,
+        reload_after_errors: int = 3,
+        backend=None,
+        monitor: AiMonitor | None = None,
+    ):
         self.factory = factory
         self.stats = stats
         self.retry_after_s = retry_after_s
@@ -92,7 +100,7 @@ class GuardedInference:
                 old, self.backend = self.backend, _tracked(self.factory)
             old.close()
             log.warning("backend re-created after %d consecutive faults", self.consecutive)
-        except Exception as exc:  # noqa: BLE001 - any failure here is one more fault to ride out
+        except Exception as exc:
             self.stats.last_error = f"backend reload failed: {exc}"
 
     def replace_backend(self, make: Callable[[], object]) -> None:
@@ -114,7 +122,7 @@ class GuardedInference:
             with self.monitor.loading(getattr(backend, "prepare_label", "loading model")):
                 _tracked(prepare)
             self._prepared = backend
-        except Exception as exc:  # noqa: BLE001 - fail-safe: a failed preparation means passthrough
+        except Exception as exc:
             self._failed(f"{type(exc).__name__}: {exc}", BANNER_FAULT)
 
     def infer(self, gray: np.ndarray) -> Prediction | None:
@@ -127,7 +135,7 @@ class GuardedInference:
             return None
         try:
             prediction = _tracked(self.backend.infer, gray)
-        except Exception as exc:  # noqa: BLE001 - fail-safe: any backend error means passthrough
+        except Exception as exc:
             self._failed(f"{type(exc).__name__}: {exc}", BANNER_FAULT)
             return None
         if prediction is None or not np.isfinite(prediction.native_prob).all():
@@ -169,7 +177,7 @@ class InferenceThread:
             call, args = self._calls.get()
             try:
                 self._result = (call(*args), None)
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+            except BaseException as exc:
                 self._result = (None, exc)
             self._done.set()
 

@@ -3,10 +3,12 @@
 A source yields :class:`Frame` objects; a backend turns a grayscale ROI into a
 :class:`Prediction`; the overlay and sinks consume both.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
@@ -14,10 +16,10 @@ import numpy as np
 
 @dataclass
 class Frame:
-    index: int                 # 0-based position in the stream
-    image: np.ndarray          # BGR uint8 (H, W, 3): the full scanner screen
-    timestamp: float           # time.monotonic() when captured/decoded
-    pts: float | None = None   # presentation time in seconds, when the container has one
+    index: int  # 0-based position in the stream
+    image: np.ndarray  # BGR uint8 (H, W, 3): the full scanner screen
+    timestamp: float  # time.monotonic() when captured/decoded
+    pts: float | None = None  # presentation time in seconds, when the container has one
     meta: dict[str, Any] = field(default_factory=dict)  # e.g. mm_per_pixel, igtl matrix, device
 
 
@@ -34,12 +36,18 @@ class Prediction:
     so an observer (OpenIGTLink) can send it with that frame's timestamp even when it is drawn later.
     """
 
-    def __init__(self, mask: np.ndarray, prob: np.ndarray, latency_ms: float = 0.0,
-                 frame: "Frame | None" = None, roi: Any = None):
+    def __init__(
+        self,
+        mask: np.ndarray,
+        prob: np.ndarray,
+        latency_ms: float = 0.0,
+        frame: Frame | None = None,
+        roi: Any = None,
+    ):
         self.mask = mask
         self.native_prob = prob
         self._prob = prob if prob.shape == mask.shape else None
-        self.latency_ms = latency_ms   # backend time for this frame
+        self.latency_ms = latency_ms  # backend time for this frame
         self.frame = frame
         self.roi = roi
 
@@ -51,7 +59,7 @@ class Prediction:
         sy, sx = prob.shape[0] / self.mask.shape[0], prob.shape[1] / self.mask.shape[1]
         for x0, y0, x1, y1 in boxes:
             self.mask[y0:y1, x0:x1] = 0
-            prob[int(y0 * sy):int(np.ceil(y1 * sy)), int(x0 * sx):int(np.ceil(x1 * sx))] = 0
+            prob[int(y0 * sy) : int(np.ceil(y1 * sy)), int(x0 * sx) : int(np.ceil(x1 * sx))] = 0
         self.native_prob = prob
         self._prob = prob if prob.shape == self.mask.shape else None
 
@@ -93,8 +101,9 @@ class Observer:
     sd_notify watchdog, OpenIGTLink sink, ...). Must not block: copy what you need
     and hand it to your own thread."""
 
-    def on_frame(self, frame: Frame, prediction: "Prediction | None", rendered: np.ndarray,
-                 stats: dict[str, Any]) -> None:
+    def on_frame(
+        self, frame: Frame, prediction: Prediction | None, rendered: np.ndarray, stats: dict[str, Any]
+    ) -> None:
         raise NotImplementedError
 
     def banners(self, frame: Frame) -> list[tuple[str, str]]:

@@ -11,6 +11,7 @@ probability units (floor, threshold, 1.0).
 Inputs: the probability at the ROI's size, quantised to uint8 levels (level = round(255 * p),
 :func:`levels`), so it travels through the pipeline like a mask; the BGR ROI region to draw on.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -45,7 +46,9 @@ def level_of(p: float) -> int:
     return int(np.clip(round(p * LEVELS), 0, LEVELS))
 
 
-def draw_heat(region: np.ndarray, heat: np.ndarray, threshold: float, alpha: float, fade: float = 1.0) -> None:
+def draw_heat(
+    region: np.ndarray, heat: np.ndarray, threshold: float, alpha: float, fade: float = 1.0
+) -> None:
     """Blend the ramp over pixels at or above the floor, then the threshold contour; in place.
     ``fade`` (0..1) dims both, as the mask style does when a prediction goes stale."""
     alpha = alpha * fade
@@ -53,7 +56,7 @@ def draw_heat(region: np.ndarray, heat: np.ndarray, threshold: float, alpha: flo
     x, y, w, h = cv2.boundingRect(shown)
     if w == 0 or h == 0 or alpha <= 0.0:
         return
-    sub, hsub, msub = region[y:y + h, x:x + w], heat[y:y + h, x:x + w], shown[y:y + h, x:x + w]
+    sub, hsub, msub = region[y : y + h, x : x + w], heat[y : y + h, x : x + w], shown[y : y + h, x : x + w]
     work = np.ascontiguousarray(sub)
     tinted = cv2.addWeighted(work, 1.0 - alpha, cv2.applyColorMap(hsub, COLORMAP), alpha, 0.0)
     cv2.copyTo(tinted, msub, work)
@@ -72,8 +75,9 @@ def legend_size(roi_h: int) -> tuple[int, int]:
     """(width, height) of the colour-bar box in the ROI's bottom-left corner."""
     k = _scale(roi_h)
     text_w = cv2.getTextSize(TITLE, FONT, 0.45 * k, 1)[0][0]
-    return BAR_MARGIN + max(int(BAR_W * k) + 6 + cv2.getTextSize("0.50", FONT, 0.45 * k, 1)[0][0], text_w) \
-        + BAR_MARGIN, int(BAR_H * k) + 3 * BAR_MARGIN + int(14 * k)
+    return BAR_MARGIN + max(
+        int(BAR_W * k) + 6 + cv2.getTextSize("0.50", FONT, 0.45 * k, 1)[0][0], text_w
+    ) + BAR_MARGIN, int(BAR_H * k) + 3 * BAR_MARGIN + int(14 * k)
 
 
 def draw_legend(region: np.ndarray, threshold: float, roi_h: int | None = None) -> None:
@@ -86,11 +90,11 @@ def draw_legend(region: np.ndarray, threshold: float, roi_h: int | None = None) 
         return  # ROI too small for a legend
     lw, lh = legend_size(region.shape[0] if roi_h is None else roi_h)
     top = max(0, region.shape[0] - lh)
-    backing = region[top:, :min(lw, region.shape[1])]
+    backing = region[top:, : min(lw, region.shape[1])]
     backing[...] = (backing * BACKING_KEEP).astype(np.uint8)  # darkened so the labels read on any image
     ramp_levels = np.linspace(1.0, HEAT_FLOOR, bh)  # top = 1.0
     bar = _RAMP[[level_of(p) for p in ramp_levels], 0]  # (bh, 3)
-    region[y0:y1, x0:x0 + bw] = bar[:, None, :]
+    region[y0:y1, x0 : x0 + bw] = bar[:, None, :]
     for p in (HEAT_FLOOR, threshold, 1.0):
         ty = int(round(y0 + (1.0 - p) / (1.0 - HEAT_FLOOR) * (bh - 1)))
         cv2.line(region, (x0 + bw, ty), (x0 + bw + 4, ty), TEXT_BGR, 1)
@@ -104,15 +108,23 @@ def heat_box(heat: np.ndarray) -> tuple[int, int, int, int]:
     return x, y, x + w, y + h
 
 
-def draw_heat_i420(i420: np.ndarray, roi, heat: np.ndarray, threshold: float, alpha: float, fade: float) -> None:
+def draw_heat_i420(
+    i420: np.ndarray, roi, heat: np.ndarray, threshold: float, alpha: float, fade: float
+) -> None:
     """:func:`draw_heat` in place on an I420 frame: only the painted pixels' box is converted."""
     x0, y0, x1, y1 = heat_box(heat)
-    yuv.draw_in_box(i420, (roi.x + x0, roi.y + y0, roi.x + x1, roi.y + y1),
-                    lambda box: draw_heat(box, heat[y0:y1, x0:x1], threshold, alpha, fade))
+    yuv.draw_in_box(
+        i420,
+        (roi.x + x0, roi.y + y0, roi.x + x1, roi.y + y1),
+        lambda box: draw_heat(box, heat[y0:y1, x0:x1], threshold, alpha, fade),
+    )
 
 
 def draw_legend_i420(i420: np.ndarray, roi, threshold: float) -> None:
     """:func:`draw_legend` in place on an I420 frame, in the ROI's bottom-left corner."""
     lw, lh = legend_size(roi.h)
-    yuv.draw_in_box(i420, (roi.x, roi.y + roi.h - lh, roi.x + min(lw, roi.w), roi.y + roi.h),
-                    lambda box: draw_legend(box, threshold, roi.h))
+    yuv.draw_in_box(
+        i420,
+        (roi.x, roi.y + roi.h - lh, roi.x + min(lw, roi.w), roi.y + roi.h),
+        lambda box: draw_legend(box, threshold, roi.h),
+    )

@@ -12,6 +12,7 @@ The token comes from ``--token``, ``$SONOMAP_HTTP_TOKEN`` or the systemd credent
 Never in a URL: URLs end up in browser history, proxy logs and screenshots, so a ``?token=``
 is refused outright rather than accepted. Comparisons are constant-time.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,7 +27,7 @@ CREDENTIAL_NAME = "http-token"  # systemd LoadCredential=http-token:/etc/sonomap
 MIN_TOKEN_CHARS = 16
 COOKIE_NAME = "sonomap_session"
 COOKIE_LABEL = b"sonomap viewer session"
-MAX_LOGIN_BODY = 4096           # a form with one token field; anything bigger is not a login
+MAX_LOGIN_BODY = 4096  # a form with one token field; anything bigger is not a login
 
 
 def resolve_token(token: str | None) -> str | None:
@@ -57,7 +58,7 @@ def _same(given: str, expected: str) -> bool:
 
 def bearer(headers) -> str:
     header = headers.get("Authorization", "") or ""
-    return header[len("Bearer "):].strip() if header[:len("Bearer ")].lower() == "bearer " else ""
+    return header[len("Bearer ") :].strip() if header[: len("Bearer ")].lower() == "bearer " else ""
 
 
 def cookie_session(headers) -> str:

@@ -22,6 +22,7 @@ calling 127.0.0.1 by a hostile name still sends that name in ``Host``.
 Why by hand: the stdlib server has per-socket timeouts only; no well-kept library adds these
 guards to it without replacing it (and the runtime must stay stdlib-only for its HTTP side).
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -37,12 +38,12 @@ from edge_runtime.errors import ConfigError
 
 log = logging.getLogger("sonomap.http")
 
-MAX_CONNECTIONS = 64          # threads the server may hold; well under the units' TasksMax
-PEER_SHARE_DIVISOR = 4        # one client address holds at most a quarter of them (16)
-REQUEST_TIMEOUT_S = 10.0      # request line + headers (and keep-alive idle) must arrive within this
-IO_TIMEOUT_S = 5.0            # any single read or write (a stalled MJPEG viewer is dropped after it)
-LISTEN_BACKLOG = 128          # a connection burst waits in the kernel, not refused by it
-HOUSEKEEPING_S = 0.25         # how often the accept loop closes connections past their deadline
+MAX_CONNECTIONS = 64  # threads the server may hold; well under the units' TasksMax
+PEER_SHARE_DIVISOR = 4  # one client address holds at most a quarter of them (16)
+REQUEST_TIMEOUT_S = 10.0  # request line + headers (and keep-alive idle) must arrive within this
+IO_TIMEOUT_S = 5.0  # any single read or write (a stalled MJPEG viewer is dropped after it)
+LISTEN_BACKLOG = 128  # a connection burst waits in the kernel, not refused by it
+HOUSEKEEPING_S = 0.25  # how often the accept loop closes connections past their deadline
 WAITING, BUSY, CLOSING = "waiting", "busy", "closing"
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "127.0.0.1", "::1"})
 
@@ -62,7 +63,7 @@ def host_allowed(header: str | None) -> bool:
         return False
     host = header.strip().lower()
     if host.startswith("["):
-        host = host[1:host.find("]")] if "]" in host else host
+        host = host[1 : host.find("]")] if "]" in host else host
     elif host.count(":") == 1:
         host = host.rsplit(":", 1)[0]
     return host in LOOPBACK_NAMES or is_loopback(host)
@@ -82,8 +83,9 @@ def tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
     try:
         context.load_cert_chain(cert, key)
     except (ssl.SSLError, ValueError) as exc:
-        raise ConfigError(f"--tls-cert {cert} / --tls-key {key}: not a matching PEM certificate and key "
-                          f"({exc})") from exc
+        raise ConfigError(
+            f"--tls-cert {cert} / --tls-key {key}: not a matching PEM certificate and key ({exc})"
+        ) from exc
     return context
 
 
@@ -175,10 +177,16 @@ class GuardedHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = LISTEN_BACKLOG
 
-    def __init__(self, address, handler, tls: ssl.SSLContext | None = None,
-                 max_connections: int = MAX_CONNECTIONS, request_timeout_s: float = REQUEST_TIMEOUT_S,
-                 max_per_peer: int | None = None,
-                 io_timeout_s: float = IO_TIMEOUT_S):
+    def __init__(
+        self,
+        address,
+        handler,
+        tls: ssl.SSLContext | None = None,
+        max_connections: int = MAX_CONNECTIONS,
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
+        max_per_peer: int | None = None,
+        io_timeout_s: float = IO_TIMEOUT_S,
+    ):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.tls = tls

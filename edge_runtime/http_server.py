@@ -20,6 +20,7 @@ Timeouts, the connection cap and dropping stalled stream viewers are in http_gua
 The render thread only stores a reference to the newest frame (throttled); JPEG encoding
 happens lazily in the request threads, once per frame however many viewers watch.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,24 +42,27 @@ from edge_runtime.errors import ConfigError
 from edge_runtime.frames import Frame, Observer, Prediction
 from edge_runtime.http_auth import CREDENTIAL_NAME, MIN_TOKEN_CHARS, TOKEN_ENV, resolve_token
 from edge_runtime.http_guard import BUSY, WAITING, GuardedHTTPServer, host_allowed, is_loopback, tls_context
-from edge_runtime.prometheus_export import CONTENT_TYPE as METRICS_CONTENT_TYPE, render_prometheus
+from edge_runtime.prometheus_export import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from edge_runtime.prometheus_export import render_prometheus
 from edge_runtime.service_metrics import EVENTS, LiveStats
 
 log = logging.getLogger("sonomap.http")
 
 DEFAULT_HOST = "127.0.0.1"
 HEALTHY_MAX_FRAME_AGE_S = 2.0
-MJPEG_MAX_FPS = 15.0          # viewers do not need capture rate; this caps CPU spent on JPEG
+MJPEG_MAX_FPS = 15.0  # viewers do not need capture rate; this caps CPU spent on JPEG
 JPEG_QUALITY = 80
-STREAM_WAIT_S = 1.0           # a streaming thread re-checks for shutdown this often
-MAX_STREAMS = 8               # concurrent MJPEG viewers: each holds a thread and JPEG bandwidth
+STREAM_WAIT_S = 1.0  # a streaming thread re-checks for shutdown this often
+MAX_STREAMS = 8  # concurrent MJPEG viewers: each holds a thread and JPEG bandwidth
 BOUNDARY = "sonomapframe"
 PUBLIC_PATHS = frozenset({"/viewer.js", "/login"})  # static code; the login form
 SECURITY_HEADERS = {
-    "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
     "Content-Security-Policy": "default-src 'self'; img-src 'self'; style-src 'self' 'unsafe-inline'; "
-                               "form-action 'self'; frame-ancestors 'none'",
+    "form-action 'self'; frame-ancestors 'none'",
 }
 TEXT = "text/plain; charset=utf-8"
 HTML = "text/html; charset=utf-8"
@@ -90,8 +94,9 @@ class FrameStore:
     def jpeg(self, after_seq: int = -1, timeout: float = STREAM_WAIT_S) -> tuple[int, bytes | None]:
         """Wait until a frame newer than ``after_seq`` exists; return (seq, JPEG bytes)."""
         with self.cond:
-            self.cond.wait_for(lambda: self.closed or (self.image is not None and self.seq > after_seq),
-                               timeout)
+            self.cond.wait_for(
+                lambda: self.closed or (self.image is not None and self.seq > after_seq), timeout
+            )
             if self.image is None or self.seq <= after_seq:
                 return after_seq, None
             if self._jpeg_seq != self.seq:
@@ -108,17 +113,27 @@ class FrameStore:
 
 
 class HttpObserver(Observer):
-    def __init__(self, host: str = DEFAULT_HOST, port: int = 0, token: str | None = None,
-                 tls_cert: str | None = None, tls_key: str | None = None, **guard: float):
+    def __init__(
+        self,
+        host: str = DEFAULT_HOST,
+        port: int = 0,
+        token: str | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+        **guard: float,
+    ):
         self.token = resolve_token(token)
         host = host.strip("[]")  # --http [::1]:8080
         if not is_loopback(host):
             if not self.token:
-                raise ConfigError(f"--http {host}:{port}: binding a non-loopback address needs a token "
-                                  f"(${TOKEN_ENV}, or the systemd credential '{CREDENTIAL_NAME}')")
+                raise ConfigError(
+                    f"--http {host}:{port}: binding a non-loopback address needs a token "
+                    f"(${TOKEN_ENV}, or the systemd credential '{CREDENTIAL_NAME}')"
+                )
             if len(self.token) < MIN_TOKEN_CHARS:
-                raise ConfigError(f"--http {host}:{port}: token too short "
-                                  f"(need >= {MIN_TOKEN_CHARS} characters)")
+                raise ConfigError(
+                    f"--http {host}:{port}: token too short (need >= {MIN_TOKEN_CHARS} characters)"
+                )
         tls = tls_context(tls_cert, tls_key)
         self.scheme = "https" if tls else "http"
         self.check_host = is_loopback(host)  # DNS rebinding only reaches loopback services
@@ -126,9 +141,10 @@ class HttpObserver(Observer):
         self.frames = FrameStore()
         self.stream_slots = threading.BoundedSemaphore(MAX_STREAMS)
         web = files("edge_runtime").joinpath("web")
-        self.assets = {"/": (web.joinpath("index.html").read_bytes(), "text/html; charset=utf-8"),
-                       "/viewer.js": (web.joinpath("viewer.js").read_bytes(),
-                                      "text/javascript; charset=utf-8")}
+        self.assets = {
+            "/": (web.joinpath("index.html").read_bytes(), "text/html; charset=utf-8"),
+            "/viewer.js": (web.joinpath("viewer.js").read_bytes(), "text/javascript; charset=utf-8"),
+        }
         self.login_page = web.joinpath("login.html").read_bytes()
         handler = type("Handler", (_Handler,), {"observer": self})
         try:
@@ -136,13 +152,15 @@ class HttpObserver(Observer):
         except OSError as exc:
             raise ConfigError(f"--http {host}:{port}: cannot listen: {exc.strerror or exc}") from exc
         self.host, self.port = host, self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, name="sonomap-http",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, name="sonomap-http", daemon=True)
         self._thread.start()
         log.warning("HTTP viewer on %s (token %s)", self.url, "required" if self.token else "not required")
         if not tls and not self.check_host:
-            log.warning("HTTP viewer on %s without TLS: the token and the video cross the network in clear "
-                        "(give --tls-cert and --tls-key)", self.url)
+            log.warning(
+                "HTTP viewer on %s without TLS: the token and the video cross the network in clear "
+                "(give --tls-cert and --tls-key)",
+                self.url,
+            )
 
     @property
     def url(self) -> str:
@@ -158,14 +176,21 @@ class HttpObserver(Observer):
         if age > HEALTHY_MAX_FRAME_AGE_S:
             return False, f"no frame for {age:.1f} s"
         ai = self.stats.snapshot()["ai"]
-        ai_text = f"AI {ai['state']}" + (f" {ai['detail']}" if ai.get("detail") else "") if ai else "AI state unknown"
+        ai_text = (
+            f"AI {ai['state']}" + (f" {ai['detail']}" if ai.get("detail") else "")
+            if ai
+            else "AI state unknown"
+        )
         if ai.get("state") in UNHEALTHY:
             return False, f"{ai_text}: video continues without the AI"
         problem = self.stats.recorder_problem()  # degraded, not down: the display goes on
-        return True, f"ok, newest frame {age * 1000:.0f} ms old, {ai_text}" + (f"; degraded: {problem}" if problem else "")
+        return True, f"ok, newest frame {age * 1000:.0f} ms old, {ai_text}" + (
+            f"; degraded: {problem}" if problem else ""
+        )
 
-    def on_frame(self, frame: Frame, prediction: Prediction | None, rendered: np.ndarray,
-                 stats: dict[str, Any]) -> None:
+    def on_frame(
+        self, frame: Frame, prediction: Prediction | None, rendered: np.ndarray, stats: dict[str, Any]
+    ) -> None:
         self.stats.update(frame, prediction, stats)
         self.frames.put(rendered)
 
@@ -176,8 +201,14 @@ class HttpObserver(Observer):
         self._thread.join(timeout=5)
 
 
-def make_http_observer(host: str = DEFAULT_HOST, port: int = 0, token: str | None = None,
-                       tls_cert: str | None = None, tls_key: str | None = None, **guard: float) -> HttpObserver:
+def make_http_observer(
+    host: str = DEFAULT_HOST,
+    port: int = 0,
+    token: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    **guard: float,
+) -> HttpObserver:
     """Start the HTTP server now (raises ConfigError when it cannot) and return its Observer.
     ``guard``: http_guard.GuardedHTTPServer limits (max_connections, request_timeout_s, io_timeout_s)."""
     return HttpObserver(host, int(port), token, tls_cert, tls_key, **guard)
@@ -210,18 +241,26 @@ class _Handler(BaseHTTPRequestHandler):
         """Answer and return False for a request that must not go further."""
         obs = self.observer
         if http_auth.token_in_query(query):
-            self._send(400, b"tokens in URLs are refused: log in at / or send Authorization: Bearer <token>\n", TEXT)
+            self._send(
+                400, b"tokens in URLs are refused: log in at / or send Authorization: Bearer <token>\n", TEXT
+            )
             return False
         if path not in PUBLIC_PATHS and not http_auth.authorised(self.headers, obs.token):
             challenge = {"WWW-Authenticate": 'Bearer realm="sonomap"'}
             if path == "/":
                 self._send(401, obs.login_page, HTML, challenge)
             else:
-                self._send(401, b"unauthorised: log in at / or send Authorization: Bearer <token>\n", TEXT, challenge)
+                self._send(
+                    401, b"unauthorised: log in at / or send Authorization: Bearer <token>\n", TEXT, challenge
+                )
             return False
         if obs.check_host and not host_allowed(self.headers.get("Host")):
-            self._send(403, b"forbidden: the Host header must name this machine's loopback "
-                       b"(localhost, 127.0.0.1, [::1])\n", TEXT)
+            self._send(
+                403,
+                b"forbidden: the Host header must name this machine's loopback "
+                b"(localhost, 127.0.0.1, [::1])\n",
+                TEXT,
+            )
             return False
         return True
 
@@ -231,11 +270,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.server.mark(BUSY)
         url, obs = urlsplit(self.path), self.observer
-        if url.path == "/mark":   # a biopsy mark (captured with --cases DIR); the body is ignored
+        if url.path == "/mark":  # a biopsy mark (captured with --cases DIR); the body is ignored
             self.close_connection = True
             if self._admitted(url.path, url.query):
                 ok = MARKS.request("http")
-                self._send(200 if ok else 409, b"marked\n" if ok else b"not capturing: start with --cases DIR\n", TEXT)
+                self._send(
+                    200 if ok else 409,
+                    b"marked\n" if ok else b"not capturing: start with --cases DIR\n",
+                    TEXT,
+                )
         elif url.path != "/login":
             self._send(404, b"not found\n", TEXT)
         elif self._admitted(url.path, url.query):
@@ -300,8 +343,12 @@ class _Handler(BaseHTTPRequestHandler):
                 seq, jpeg = frames.jpeg(seq)
                 if jpeg is None:
                     continue
-                self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-                                 f"Content-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg + b"\r\n")
+                self.wfile.write(
+                    f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                    f"Content-Length: {len(jpeg)}\r\n\r\n".encode()
+                    + jpeg
+                    + b"\r\n"
+                )
                 self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             return  # the viewer closed its tab

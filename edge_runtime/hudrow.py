@@ -10,6 +10,7 @@ when the screen has room there (nothing of the ultrasound is covered), else in t
 bottom-right corner. The badge is drawn even when the HUD is off, and on a frame too narrow for both
 the HUD text gives way: the AI's state is never hidden.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -24,25 +25,30 @@ RESEARCH_NOTICE = "RESEARCH USE ONLY"
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 HUD_SCALE = 0.6
 MIN_HUD_SCALE = 0.3
-MARGIN_PX = 8              # between the row and the ROI / the frame's edge
-ROW_PAD_PX = 6             # padding around the row's text
-DESCENDER_PX = 2           # room under the baseline for g, p, y
+MARGIN_PX = 8  # between the row and the ROI / the frame's edge
+ROW_PAD_PX = 6  # padding around the row's text
+DESCENDER_PX = 2  # room under the baseline for g, p, y
 WHITE = (255, 255, 255)
 DARK = (20, 20, 20)
 # One colour per state, told apart at a glance and after H.264's 4:2:0 chroma subsampling.
-AI_BADGE_BGR = {"ON": (0, 150, 0), "LOADING": (200, 110, 0), "STALLED": (0, 170, 255), "ERROR": (0, 0, 210),
-                "OFF": (150, 40, 150)}  # OFF: violet, not a grey an ultrasound image also has
-AI_BADGE_TEXT_BGR = {"STALLED": DARK}   # dark text on amber; white on the others
-BADGE_THICKNESS = 2                       # bold: the state must read at a glance
+AI_BADGE_BGR = {
+    "ON": (0, 150, 0),
+    "LOADING": (200, 110, 0),
+    "STALLED": (0, 170, 255),
+    "ERROR": (0, 0, 210),
+    "OFF": (150, 40, 150),
+}  # OFF: violet, not a grey an ultrasound image also has
+AI_BADGE_TEXT_BGR = {"STALLED": DARK}  # dark text on amber; white on the others
+BADGE_THICKNESS = 2  # bold: the state must read at a glance
 
 
 class Row(NamedTuple):
-    text: str | None                 # HUD text (None: HUD off)
-    label: str | None                # badge text (None: no AI state given)
+    text: str | None  # HUD text (None: HUD off)
+    label: str | None  # badge text (None: no AI state given)
     state: str | None
     scale: float
-    box: tuple[int, int, int, int]   # (x0, y0, x1, y1) of the whole row, frame pixels, exclusive
-    hud_w: int                       # width of the HUD part; the badge is the rest
+    box: tuple[int, int, int, int]  # (x0, y0, x1, y1) of the whole row, frame pixels, exclusive
+    hud_w: int  # width of the HUD part; the badge is the rest
 
     @property
     def badge_box(self) -> tuple[int, int, int, int]:
@@ -90,8 +96,9 @@ def layout(frame_w: int, roi: Roi, hud: dict | None, ai: AiStatus | None) -> Row
     x0 = max(0, x1 - width)
     above = roi.y >= height + 2 * MARGIN_PX
     y1 = roi.y - MARGIN_PX if above else roi.y + roi.h - MARGIN_PX
-    return Row(text, label, None if ai is None else ai.state, scale, (x0, max(0, y1 - height), x0 + width, y1),
-               hud_w)
+    return Row(
+        text, label, None if ai is None else ai.state, scale, (x0, max(0, y1 - height), x0 + width, y1), hud_w
+    )
 
 
 def draw(out: np.ndarray, row: Row, ox: int = 0, oy: int = 0) -> None:
@@ -104,5 +111,13 @@ def draw(out: np.ndarray, row: Row, ox: int = 0, oy: int = 0) -> None:
         cv2.putText(out, row.text, (x0 + ROW_PAD_PX, baseline), FONT, row.scale, WHITE, 1, cv2.LINE_AA)
     if row.label:
         cv2.rectangle(out, (x0 + row.hud_w, y0), (x1 - 1, y1 - 1), AI_BADGE_BGR.get(row.state, DARK), -1)
-        cv2.putText(out, row.label, (x0 + row.hud_w + ROW_PAD_PX, baseline), FONT, row.scale,
-                    AI_BADGE_TEXT_BGR.get(row.state, WHITE), BADGE_THICKNESS, cv2.LINE_AA)
+        cv2.putText(
+            out,
+            row.label,
+            (x0 + row.hud_w + ROW_PAD_PX, baseline),
+            FONT,
+            row.scale,
+            AI_BADGE_TEXT_BGR.get(row.state, WHITE),
+            BADGE_THICKNESS,
+            cv2.LINE_AA,
+        )

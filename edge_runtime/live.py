@@ -15,6 +15,7 @@ Every join has a timeout, so a call stuck inside native code never holds up the 
 recordings are finalised and the stuck daemon thread is left to the process exit.
 A non-live source (a file played by ``sonomap live``) is paced at its frame rate by the capture thread.
 """
+
 from __future__ import annotations
 
 import threading
@@ -25,11 +26,11 @@ from edge_runtime.errors import InferenceStalled
 from edge_runtime.frames import Frame, Prediction
 
 MS = 1000.0
-DEFAULT_FPS = 30.0          # recording rate when the source does not say
-WAIT_S = 0.5                 # display wakes at least this often to notice stop/stalls
+DEFAULT_FPS = 30.0  # recording rate when the source does not say
+WAIT_S = 0.5  # display wakes at least this often to notice stop/stalls
 NO_SIGNAL_AFTER_S = 2.0
-INFERENCE_JOIN_S = 1.0       # at shutdown: how long to wait for an inference call before leaving it
-CAPTURE_JOIN_S = 5.0         # at shutdown: how long to wait for the capture thread's read to return
+INFERENCE_JOIN_S = 1.0  # at shutdown: how long to wait for an inference call before leaving it
+CAPTURE_JOIN_S = 5.0  # at shutdown: how long to wait for the capture thread's read to return
 BANNER_STALE = "AI LAGGING: overlay is {age:.0f} ms old"
 BANNER_HIDDEN = "AI LAGGING: overlay hidden (older than {limit:.0f} ms)"
 
@@ -84,7 +85,7 @@ def _capture(pipeline, slot: LatestSlot) -> None:
             slot.put(frame)
             if pipeline.stopping:
                 break
-    except BaseException as exc:  # noqa: BLE001 - handed to the display thread
+    except BaseException as exc:
         error = exc
     slot.close(error)
 
@@ -106,7 +107,7 @@ def _infer(pipeline, requests: LatestSlot, results: LatestSlot) -> None:
             t0 = time.perf_counter()
             prediction = pipeline.stage_inference(gray, frame, roi)
             pipeline._stats.record("inference", (time.perf_counter() - t0) * MS)
-        except Exception as exc:  # noqa: BLE001 - the AI thread must outlive any one bad frame
+        except Exception as exc:
             pipeline._stats.errors += 1
             pipeline._stats.last_error = f"inference thread: {type(exc).__name__}: {exc}"
             pipeline._stats.state = "degraded"
@@ -137,13 +138,17 @@ def run_live(pipeline) -> None:
             raise frames.error
         return
     pipeline.stage_roi(first)
-    pipeline.open_sinks(float(getattr(pipeline.source, "fps", 0) or pipeline.config["source"]["fps"] or DEFAULT_FPS))
-    inference = threading.Thread(target=_infer, args=(pipeline, requests, results), name="inference", daemon=True)
+    pipeline.open_sinks(
+        float(getattr(pipeline.source, "fps", 0) or pipeline.config["source"]["fps"] or DEFAULT_FPS)
+    )
+    inference = threading.Thread(
+        target=_infer, args=(pipeline, requests, results), name="inference", daemon=True
+    )
     inference.start()
     pipeline._stats.state = "running"
     started = time.monotonic()
     frame, result_seq, newest = first, 0, None
-    busy_until_seq = 0      # requests.seq whose result has not arrived yet: the AI is busy
+    busy_until_seq = 0  # requests.seq whose result has not arrived yet: the AI is busy
     try:
         while frame is not None and not pipeline.stopping:
             result_seq, got = results.wait_newer(result_seq, 0)
@@ -155,8 +160,10 @@ def run_live(pipeline) -> None:
                 pipeline._roi_shape, newest = None, None  # and masks of the old session are void
                 pipeline.stage_roi(frame)
             if pipeline.ai.must_restart():
-                raise InferenceStalled(f"no answer from the AI for {pipeline.ai.pending_s():.1f} s "
-                                       "(inference.stall_restart_s): ending so the service restarts")
+                raise InferenceStalled(
+                    f"no answer from the AI for {pipeline.ai.pending_s():.1f} s "
+                    "(inference.stall_restart_s): ending so the service restarts"
+                )
             if ai_idle and pipeline.ai.enabled and not frame.meta.get("no_signal"):  # NO SIGNAL: resilient.py
                 pipeline.ai.request_sent()
                 requests.put(frame)
@@ -167,7 +174,9 @@ def run_live(pipeline) -> None:
                         newest = got
                         own = got[1] if got[0] is frame else None
             _show(pipeline, frame, newest, own, strict, stale_ms, fade_ms)
-            if (duration and time.monotonic() - started >= duration) or (max_frames and pipeline._stats.frames >= max_frames):
+            if (duration and time.monotonic() - started >= duration) or (
+                max_frames and pipeline._stats.frames >= max_frames
+            ):
                 break
             new_seq, frame = frames.wait_newer(seq, NO_SIGNAL_AFTER_S)
             if frame is None and not frames.closed:
@@ -191,8 +200,9 @@ def pipeline_last_image(pipeline, newest, first):
     return image
 
 
-def _show(pipeline, frame: Frame, newest, own: Prediction | None, strict: bool, stale_ms: float,
-          fade_ms: float) -> None:
+def _show(
+    pipeline, frame: Frame, newest, own: Prediction | None, strict: bool, stale_ms: float, fade_ms: float
+) -> None:
     now = time.monotonic()
     banners = []
     prediction, fade, age_ms = None, 1.0, None
@@ -209,13 +219,21 @@ def _show(pipeline, frame: Frame, newest, own: Prediction | None, strict: bool, 
         age_ms = (now - src.timestamp) * MS
         fade = _fade(age_ms, stale_ms, fade_ms)
         if fade < 1.0:
-            banners.append(("warning", BANNER_STALE.format(age=age_ms) if fade > 0
-                            else BANNER_HIDDEN.format(limit=stale_ms + fade_ms)))
+            banners.append(
+                (
+                    "warning",
+                    BANNER_STALE.format(age=age_ms)
+                    if fade > 0
+                    else BANNER_HIDDEN.format(limit=stale_ms + fade_ms),
+                )
+            )
     t0 = time.perf_counter()
     roi = pipeline.ensure_roi(frame) if frame.index >= 0 else pipeline.roi
     ai = pipeline.ai_status(age_ms if prediction is not None else None)
     hud_age = age_ms if not strict else None  # strict: a frame's own mask, no age in the HUD line
-    rendered = pipeline.stage_overlay(frame, prediction, fade, banners, hud_age, smooth=not strict, roi=roi, ai=ai)
+    rendered = pipeline.stage_overlay(
+        frame, prediction, fade, banners, hud_age, smooth=not strict, roi=roi, ai=ai
+    )
     t1 = time.perf_counter()
     pipeline.stage_sinks(frame, prediction, rendered, ai)
     t2 = time.perf_counter()

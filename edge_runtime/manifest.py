@@ -15,6 +15,7 @@ consumer needs to use the artifact correctly without importing the producer:
 - ``io``: tensor names, shapes and dtypes (ONNX/engines), and ``preprocessing_in_graph``
   when resize/normalise/softmax/threshold are folded into the graph (uint8 in, uint8 out).
 """
+
 from __future__ import annotations
 
 import copy
@@ -78,7 +79,7 @@ class Manifest:
     def colors_rgb(self) -> dict[int, tuple[int, int, int]]:
         return {c.id: (int(c.color[0]), int(c.color[1]), int(c.color[2])) for c in self.classes}
 
-    def derive(self, **changes: Any) -> "Manifest":
+    def derive(self, **changes: Any) -> Manifest:
         """A copy for a derived artifact (e.g. checkpoint -> ONNX), with fields changed."""
         new = copy.deepcopy(self)
         for key, value in changes.items():
@@ -110,7 +111,7 @@ class Manifest:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], origin: str = "<manifest>") -> "Manifest":
+    def from_dict(cls, data: dict[str, Any], origin: str = "<manifest>") -> Manifest:
         def need(mapping: dict, key: str, where: str) -> Any:
             if not isinstance(mapping, dict) or key not in mapping:
                 raise ConfigError(f"{origin}: missing key '{where}{key}'")
@@ -126,8 +127,10 @@ class Manifest:
         inp = need(data, "input", "")
         norm = need(data, "normalisation", "")
         try:
-            classes = [ClassInfo(int(c["id"]), str(c["name"]), [int(v) for v in c["color"]])
-                       for c in need(data, "classes", "")]
+            classes = [
+                ClassInfo(int(c["id"]), str(c["name"]), [int(v) for v in c["color"]])
+                for c in need(data, "classes", "")
+            ]
             manifest = cls(
                 name=str(need(data, "name", "")),
                 arch=str(need(data, "arch", "")),
@@ -155,7 +158,9 @@ class Manifest:
 
     def validate(self, origin: str = "<manifest>") -> None:
         if self.input_height <= 0 or self.input_width <= 0:
-            raise ConfigError(f"{origin}: 'input' size must be positive, got {self.input_height}x{self.input_width}")
+            raise ConfigError(
+                f"{origin}: 'input' size must be positive, got {self.input_height}x{self.input_width}"
+            )
         if self.std <= 0:
             raise ConfigError(f"{origin}: 'normalisation.std' must be > 0, got {self.std}")
         if not 0.0 < self.threshold < 1.0:

@@ -5,13 +5,14 @@ mark of this process's own address space (VmHWM). Unlike ``getrusage``'s ``ru_ma
 afresh at exec, so a child started by a large parent (``subprocess`` forks it from the parent's
 memory) reports its own peak, not the parent's.
 """
+
 from __future__ import annotations
 
 import os
 
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 KIB = 1024
-GIB = 1024 ** 3
+GIB = 1024**3
 
 
 def rss_bytes() -> int:

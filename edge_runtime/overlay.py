@@ -8,6 +8,7 @@ blended, so the cost scales with the lesion, not the 1080p screen. Optional EMA 
 of the probability reduces flicker; ``flicker`` reports the mean fraction of ROI pixels
 whose class changed between consecutive frames (lower is steadier).
 """
+
 from __future__ import annotations
 
 import time
@@ -26,7 +27,7 @@ HUD_SCALE = hudrow.HUD_SCALE
 MIN_HUD_SCALE = hudrow.MIN_HUD_SCALE
 RESEARCH_NOTICE = hudrow.RESEARCH_NOTICE
 HUD_MARGIN = 8
-LEGEND_FULL_SIZE_ROI_PX = 600   # ROIs at least this tall get the full-size legend
+LEGEND_FULL_SIZE_ROI_PX = 600  # ROIs at least this tall get the full-size legend
 LEGEND_SWATCH_PX = 16
 BANNER_PX = 34
 BANNER_SCALE = 0.7
@@ -35,7 +36,7 @@ WHITE = (255, 255, 255)
 DARK = (20, 20, 20)
 DEFAULT_ALPHA = 0.4
 CONTOUR_PX = 2
-HUD_REFRESH_S = 0.25   # the YUV path re-renders the HUD text at most this often (values change every frame)
+HUD_REFRESH_S = 0.25  # the YUV path re-renders the HUD text at most this often (values change every frame)
 OVERLAY_KEYS = {"alpha", "contour", "classes", "legend", "hud", "ema", "threshold", "style"}
 MASK_STYLE, HEATMAP_STYLE = "mask", "heatmap"
 STYLES = (MASK_STYLE, HEATMAP_STYLE)
@@ -59,19 +60,21 @@ class Overlay:
     threshold: float = 0.5
     legend: bool = True
     hud: bool = True
-    ema: float = 0.0          # 0 disables smoothing; else weight of the newest prob
+    ema: float = 0.0  # 0 disables smoothing; else weight of the newest prob
     cancer_index: int = 1
-    style: str = MASK_STYLE   # heatmap: what is drawn is the probability (edge_runtime.heatmap)
+    style: str = MASK_STYLE  # heatmap: what is drawn is the probability (edge_runtime.heatmap)
     _smoothed: np.ndarray | None = field(default=None, repr=False)
     _previous_mask: np.ndarray | None = field(default=None, repr=False)
     _flicker_sum: float = 0.0
     _flicker_n: int = 0
     _solids: dict = field(default_factory=dict, repr=False)
     _yuv_colours: dict = field(default_factory=dict, repr=False)
-    _hud_patch: tuple | None = field(default=None, repr=False)  # (time, key, layout, BGR patch) for the YUV path
+    _hud_patch: tuple | None = field(
+        default=None, repr=False
+    )  # (time, key, layout, BGR patch) for the YUV path
 
     @classmethod
-    def from_config(cls, manifest, config: dict | None = None) -> "Overlay":
+    def from_config(cls, manifest, config: dict | None = None) -> Overlay:
         config = dict(config or {})
         unknown = set(config) - OVERLAY_KEYS
         if unknown:
@@ -88,8 +91,13 @@ class Overlay:
             if bad:
                 raise ConfigError(f"overlay.classes.{c.name}: unknown key {sorted(bad)[0]!r}")
             r, g, b = o.get("color", c.color)
-            styles[c.id] = ClassStyle(c.name, (int(b), int(g), int(r)), float(o.get("alpha", alpha)),
-                                      bool(o.get("contour", contour)), bool(o.get("show", True)))
+            styles[c.id] = ClassStyle(
+                c.name,
+                (int(b), int(g), int(r)),
+                float(o.get("alpha", alpha)),
+                bool(o.get("contour", contour)),
+                bool(o.get("show", True)),
+            )
         for name in overrides:
             if name not in {c.name for c in manifest.classes}:
                 raise ConfigError(f"overlay.classes: {name!r} is not a class of model {manifest.name!r}")
@@ -99,8 +107,15 @@ class Overlay:
         style = config.get("style", MASK_STYLE)
         if style not in STYLES:
             raise ConfigError(f"overlay.style must be one of {STYLES}, got {style!r}")
-        return cls(styles, float(config.get("threshold", manifest.threshold)), bool(config.get("legend", True)),
-                   bool(config.get("hud", True)), ema, manifest.cancer_index, style)
+        return cls(
+            styles,
+            float(config.get("threshold", manifest.threshold)),
+            bool(config.get("legend", True)),
+            bool(config.get("hud", True)),
+            ema,
+            manifest.cancer_index,
+            style,
+        )
 
     # --- temporal smoothing ---------------------------------------------------
     def smooth(self, mask: np.ndarray, prob) -> np.ndarray:
@@ -135,9 +150,16 @@ class Overlay:
         self._previous_mask = None
 
     # --- drawing --------------------------------------------------------------
-    def render(self, image: np.ndarray, roi: Roi, mask: np.ndarray | None, fade: float = 1.0,
-               hud: dict | None = None, banners: list[tuple[str, str]] | None = None,
-               ai: AiStatus | None = None) -> np.ndarray:
+    def render(
+        self,
+        image: np.ndarray,
+        roi: Roi,
+        mask: np.ndarray | None,
+        fade: float = 1.0,
+        hud: dict | None = None,
+        banners: list[tuple[str, str]] | None = None,
+        ai: AiStatus | None = None,
+    ) -> np.ndarray:
         """Return a copy of ``image`` with mask (alpha x ``fade``), HUD, banners and AI badge drawn."""
         out = image.copy()
         region = roi.crop(out)
@@ -156,9 +178,16 @@ class Overlay:
             hudrow.draw(out, layout, 0, 0)
         return out
 
-    def render_i420(self, i420: np.ndarray, roi: Roi, mask: np.ndarray | None, fade: float = 1.0,
-                    hud: dict | None = None, banners: list[tuple[str, str]] | None = None,
-                    ai: AiStatus | None = None) -> np.ndarray:
+    def render_i420(
+        self,
+        i420: np.ndarray,
+        roi: Roi,
+        mask: np.ndarray | None,
+        fade: float = 1.0,
+        hud: dict | None = None,
+        banners: list[tuple[str, str]] | None = None,
+        ai: AiStatus | None = None,
+    ) -> np.ndarray:
         """Same drawing as :meth:`render`, IN PLACE on an I420 frame ``(H*3/2, W)`` (the decoder's
         planes, see :mod:`edge_runtime.yuv`); returns it. Mask blending touches only the mask's
         box in Y/U/V; legend, banners and HUD are drawn on small boxes by the BGR code."""
@@ -169,17 +198,31 @@ class Overlay:
             for class_id, style in self.styles.items():
                 if style.show:
                     contour = self._yuv(tuple(int(c * fade) for c in style.bgr)) if style.contour else None
-                    yuv.blend_mask(i420, roi, mask, class_id, self._yuv(style.bgr), style.alpha * fade, contour,
-                                   CONTOUR_PX)
+                    yuv.blend_mask(
+                        i420,
+                        roi,
+                        mask,
+                        class_id,
+                        self._yuv(style.bgr),
+                        style.alpha * fade,
+                        contour,
+                        CONTOUR_PX,
+                    )
         if self.legend and heat:
             heatmap.draw_legend_i420(i420, roi, self.threshold)
         elif self.legend:
             lw, lh = self._legend_size(roi.h)
-            yuv.draw_in_box(i420, (roi.x, roi.y + roi.h - lh, roi.x + min(lw, roi.w), roi.y + roi.h),
-                            lambda box: self._draw_legend(box, roi.h))
+            yuv.draw_in_box(
+                i420,
+                (roi.x, roi.y + roi.h - lh, roi.x + min(lw, roi.w), roi.y + roi.h),
+                lambda box: self._draw_legend(box, roi.h),
+            )
         if banners:
-            yuv.draw_in_box(i420, (roi.x, roi.y, roi.x + roi.w, roi.y + min(roi.h, len(banners) * BANNER_PX)),
-                            lambda box: self._draw_banners(box, banners))
+            yuv.draw_in_box(
+                i420,
+                (roi.x, roi.y, roi.x + roi.w, roi.y + min(roi.h, len(banners) * BANNER_PX)),
+                lambda box: self._draw_banners(box, banners),
+            )
         self._draw_row_i420(i420, roi, hud or {}, ai)
         return i420
 
@@ -213,7 +256,7 @@ class Overlay:
             return
 
         def paste(box: np.ndarray) -> None:
-            box[...] = patch[:box.shape[0], :box.shape[1]]
+            box[...] = patch[: box.shape[0], : box.shape[1]]
 
         yuv.draw_in_box(i420, layout.box, paste)
 
@@ -225,7 +268,7 @@ class Overlay:
             x, y, w, h = cv2.boundingRect(m)
             if w == 0 or h == 0:
                 continue
-            sub, msub = region[y:y + h, x:x + w], m[y:y + h, x:x + w]
+            sub, msub = region[y : y + h, x : x + w], m[y : y + h, x : x + w]
             alpha = style.alpha * fade
             work = np.ascontiguousarray(sub)
             tinted = cv2.addWeighted(work, 1.0 - alpha, self._solid(h, w, style.bgr), alpha, 0.0)
@@ -263,7 +306,9 @@ class Overlay:
         for style in self.styles.values():
             x = HUD_MARGIN
             cv2.rectangle(region, (x, y), (x + swatch, y + swatch), style.bgr, -1)
-            cv2.putText(region, style.name, (x + swatch + 6, y + swatch - 2), FONT, scale, WHITE, 1, cv2.LINE_AA)
+            cv2.putText(
+                region, style.name, (x + swatch + 6, y + swatch - 2), FONT, scale, WHITE, 1, cv2.LINE_AA
+            )
             y -= swatch + 6
 
     def _draw_banners(self, region: np.ndarray, banners: list[tuple[str, str]]) -> None:
@@ -271,9 +316,16 @@ class Overlay:
             y0 = i * BANNER_PX
             if y0 + BANNER_PX > region.shape[0]:
                 break
-            cv2.rectangle(region, (0, y0), (region.shape[1] - 1, y0 + BANNER_PX - 1),
-                          BANNER_BGR.get(level, BANNER_BGR["info"]), -1)
+            cv2.rectangle(
+                region,
+                (0, y0),
+                (region.shape[1] - 1, y0 + BANNER_PX - 1),
+                BANNER_BGR.get(level, BANNER_BGR["info"]),
+                -1,
+            )
             # shrunk to fit a narrow ROI: the end of the line ("raw ultrasound only") matters too
             text_w = cv2.getTextSize(text, FONT, BANNER_SCALE, 2)[0][0]
-            scale = max(MIN_HUD_SCALE, min(BANNER_SCALE, BANNER_SCALE * (region.shape[1] - 2 * HUD_MARGIN) / text_w))
+            scale = max(
+                MIN_HUD_SCALE, min(BANNER_SCALE, BANNER_SCALE * (region.shape[1] - 2 * HUD_MARGIN) / text_w)
+            )
             cv2.putText(region, text, (HUD_MARGIN, y0 + BANNER_PX - 10), FONT, scale, WHITE, 2, cv2.LINE_AA)

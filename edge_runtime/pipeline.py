@@ -7,6 +7,7 @@ dropped) or the live schedule (:mod:`edge_runtime.live`: newest frame wins). ``s
 Every rendered frame carries the AI's state (:mod:`edge_runtime.aistate`): ``stage_overlay`` draws
 it, ``stage_sinks`` hands it to observers as ``stats["ai"]``.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,14 @@ _NOW = object()  # stage_overlay: take the fail-safe banner / smoothed mask from
 
 
 class Pipeline:
-    def __init__(self, config: dict, observers: list[Observer] | None = None, config_path: str | Path | None = None,
-                 source=None, backend=None):
+    def __init__(
+        self,
+        config: dict,
+        observers: list[Observer] | None = None,
+        config_path: str | Path | None = None,
+        source=None,
+        backend=None,
+    ):
         self.config = config
         self.config_path = config_path
         self.observers: list[Observer] = list(observers or [])
@@ -48,13 +55,22 @@ class Pipeline:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self.source = source
-        self.model_path = cfg.resolve_model(config) if backend is None else getattr(backend, "model_path", None)
+        self.model_path = (
+            cfg.resolve_model(config) if backend is None else getattr(backend, "model_path", None)
+        )
         self.manifest = backend.manifest if backend is not None else load_manifest(self.model_path)
         self.overlay = Overlay.from_config(self.manifest, self._overlay_config())
         inf = config["inference"]
         self.ai = AiMonitor.from_config(inf)
-        self.guard = GuardedInference(self._make_backend, self._stats, inf["retry_after_s"], inf["retry_max_s"],
-                                      inf["reload_after_errors"], backend=backend, monitor=self.ai)
+        self.guard = GuardedInference(
+            self._make_backend,
+            self._stats,
+            inf["retry_after_s"],
+            inf["retry_max_s"],
+            inf["reload_after_errors"],
+            backend=backend,
+            monitor=self.ai,
+        )
         # True: the live schedule even for a file (`sonomap live clip.mp4`); None: by the source
         self.live_schedule: bool | None = None
         self._stats.backend = self.guard.backend.describe()
@@ -82,8 +98,9 @@ class Pipeline:
         from edge_runtime.service import on_long_build  # systemd EXTEND_TIMEOUT_USEC while an engine builds
 
         # on_long_build is used by TensorRT only; other backends ignore it
-        return backend_from_config(inference or self.config["inference"], self.model_path, self.manifest,
-                                   on_long_build=on_long_build)
+        return backend_from_config(
+            inference or self.config["inference"], self.model_path, self.manifest, on_long_build=on_long_build
+        )
 
     def add_observer(self, observer: Observer) -> None:
         self.observers.append(observer)
@@ -105,12 +122,16 @@ class Pipeline:
         s = self.config["sinks"]
         live = self.is_live()
         self.sinks, self.window, self.outputs = open_sinks(s, float(s["fps"] or fps or DEFAULT_FPS), live)
-        self.show_rec = live  # a live session's recorder state is on screen; a replay's output is no recording
+        self.show_rec = (
+            live  # a live session's recorder state is on screen; a replay's output is no recording
+        )
 
     # --- the stages -----------------------------------------------------------------
     def ensure_roi(self, frame: Frame) -> Roi:
         """The ROI for this frame: chosen on the first frame, again on a new size or capture session."""
-        if isinstance(frame.meta.get(deidentify.ROI_META_KEY), Roi):  # chosen on the raw screen (deidentify.py)
+        if isinstance(
+            frame.meta.get(deidentify.ROI_META_KEY), Roi
+        ):  # chosen on the raw screen (deidentify.py)
             return frame.meta[deidentify.ROI_META_KEY]
         roi = self.roi
         shape = yuv.frame_shape(frame)
@@ -137,7 +158,9 @@ class Pipeline:
             return yuv.gray_roi(frame.i420, roi)
         return to_gray(roi.crop(frame.image))
 
-    def stage_inference(self, gray: np.ndarray, frame: Frame | None = None, roi: Roi | None = None) -> Prediction | None:
+    def stage_inference(
+        self, gray: np.ndarray, frame: Frame | None = None, roi: Roi | None = None
+    ) -> Prediction | None:
         """Gray ROI -> Prediction (tagged with its frame and ROI), or None on a fault (passthrough)."""
         prediction = self.guard.infer(gray)
         if prediction is not None:
@@ -151,10 +174,19 @@ class Pipeline:
         """The AI's state now (``mask_age_ms``: age of the mask drawn on the frame, if any)."""
         return self.ai.status(self.guard.fault, mask_age_ms)
 
-    def stage_overlay(self, frame: Frame, prediction: Prediction | None, fade: float = 1.0,
-                      extra_banners: list | None = None, mask_age_ms: float | None = None,
-                      smooth: bool = True, fault_banner=_NOW, roi: Roi | None = None, mask=_NOW,
-                      ai: AiStatus | None = None) -> np.ndarray:
+    def stage_overlay(
+        self,
+        frame: Frame,
+        prediction: Prediction | None,
+        fade: float = 1.0,
+        extra_banners: list | None = None,
+        mask_age_ms: float | None = None,
+        smooth: bool = True,
+        fault_banner=_NOW,
+        roi: Roi | None = None,
+        mask=_NOW,
+        ai: AiStatus | None = None,
+    ) -> np.ndarray:
         """Frame + Prediction -> rendered BGR, or I420 when :meth:`renders_yuv` (drawn in place on the
         decoded planes unless a raw recording or mask dump still needs them). ``fault_banner``: the
         fail-safe banner as it was when this frame was inferred (replay renders on another thread, later).
@@ -168,22 +200,29 @@ class Pipeline:
         fault = state_banner(ai) or fault
         banners = [b for b in [fault] if b] + list(extra_banners or [])
         banners += [b for observer in self.observers for b in observer.banners(frame)]  # e.g. a capture toast
-        hud = {"fps": self._stats.recent_fps(), "backend": self._hud_backend(), "mask_age_ms": mask_age_ms,
-               "rec": self._stats.recording if self.show_rec else ""}
+        hud = {
+            "fps": self._stats.recent_fps(),
+            "backend": self._hud_backend(),
+            "mask_age_ms": mask_age_ms,
+            "rec": self._stats.recording if self.show_rec else "",
+        }
         latest = self._stats.latest("backend")
         if latest is not None:
             hud["latency_ms"] = latest
         roi = roi or (prediction.roi if prediction is not None and prediction.roi is not None else self.roi)
         if mask is not None and mask.shape != (roi.h, roi.w):
             mask = None  # a mask from before a resolution change does not fit this frame
-        deidentify.render_for_window(frame, lambda raw: self.overlay.render(raw, roi, mask, fade, hud, banners, ai))
+        deidentify.render_for_window(
+            frame, lambda raw: self.overlay.render(raw, roi, mask, fade, hud, banners, ai)
+        )
         if self.renders_yuv(frame):
             keep_raw = "raw" in self.sinks or "masks" in self.sinks
-            return self.overlay.render_i420(frame.i420.copy() if keep_raw else frame.i420, roi, mask, fade, hud,
-                                            banners, ai)
+            return self.overlay.render_i420(
+                frame.i420.copy() if keep_raw else frame.i420, roi, mask, fade, hud, banners, ai
+            )
         rendered = self.overlay.render(frame.image, roi, mask, fade, hud, banners, ai)
         for observer in self.observers:
-            observer.draw(frame, rendered, roi)   # e.g. the band a biopsy will sample
+            observer.draw(frame, rendered, roi)  # e.g. the band a biopsy will sample
         return rendered
 
     def stage_smooth(self, prediction: Prediction | None, smooth: bool = True) -> np.ndarray | None:
@@ -204,8 +243,9 @@ class Pipeline:
         b = self._stats.backend
         return f"{b.get('backend', '?')} {b.get('device', '')}".strip()
 
-    def stage_sinks(self, frame: Frame, prediction: Prediction | None, rendered: np.ndarray,
-                    ai: AiStatus | None = None) -> None:
+    def stage_sinks(
+        self, frame: Frame, prediction: Prediction | None, rendered: np.ndarray, ai: AiStatus | None = None
+    ) -> None:
         """Rendered frame -> recorders, window and observers (``stats["ai"]``: the state drawn on it)."""
         in_yuv = self.renders_yuv(frame)
         for name, sink in self.sinks.items():
@@ -215,10 +255,12 @@ class Pipeline:
                 elif name in ("video", "raw"):
                     sink.write(rendered if name == "video" else frame.image)
                 else:
-                    roi = prediction.roi if prediction is not None and prediction.roi is not None else self.roi
+                    roi = (
+                        prediction.roi if prediction is not None and prediction.roi is not None else self.roi
+                    )
                     pixels = yuv.gray_roi(frame.i420, roi) if in_yuv else roi.crop(frame.image)
                     sink.write(frame.index, pixels, None if prediction is None else prediction.mask)
-            except Exception as exc:  # noqa: BLE001 - a failing recorder must not stop the display
+            except Exception as exc:
                 self._stats.sink_errors += 1
                 self._stats.last_error = f"sink {name}: {exc}"
         self._stats.recording = recordings.recorder_state(self.sinks)
@@ -235,7 +277,7 @@ class Pipeline:
                     snapshot = self._stats.snapshot()
                     snapshot["ai"] = (ai or self.ai_status()).as_dict()
                 observer.on_frame(frame, prediction, rendered, snapshot)
-            except Exception as exc:  # noqa: BLE001 - an observer bug must not stop the display
+            except Exception as exc:
                 self._stats.sink_errors += 1
                 self._stats.last_error = f"observer {type(observer).__name__}: {exc}"
         self._stats.frame_done()
@@ -274,12 +316,14 @@ class Pipeline:
         try:
             new = cfg.load_config(self.config_path)
             new = cfg.merge(new, {"inference": {"model": str(self.model_path)}})
-            overlay = Overlay.from_config(self.manifest, {k: v for k, v in new["overlay"].items() if v is not None})
+            overlay = Overlay.from_config(
+                self.manifest, {k: v for k, v in new["overlay"].items() if v is not None}
+            )
             if backend_settings(new["inference"]) != backend_settings(self.config["inference"]):
                 # built (and swapped in) before the config is: a section that cannot be built is a
                 # rejected reload, and the old backend keeps inferring
                 self.guard.replace_backend(lambda: self._make_backend(new["inference"]))
-        except Exception as exc:  # noqa: BLE001 - a bad edit keeps the running config and backend
+        except Exception as exc:
             self._stats.last_error = f"reload rejected: {exc}"
             log.error("config reload rejected, keeping the running config: %s", exc)
             return
@@ -287,13 +331,18 @@ class Pipeline:
         self._roi_shape = None  # re-detect on the next frame; keep self.roi for the live display thread
         self.ai.configure(new["inference"])
         backend = self.guard.backend
-        self._stats.backend = {**backend.describe(), "selected_because": getattr(backend, "selected_because", "")}
+        self._stats.backend = {
+            **backend.describe(),
+            "selected_because": getattr(backend, "selected_because", ""),
+        }
         log.warning("config reloaded from %s", self.config_path)
 
     def close(self) -> None:
         for sink in self.sinks.values():
             sink.close()
-            self._sink_drops += getattr(sink, "dropped", 0)  # live recorders drop rather than stall the display
+            self._sink_drops += getattr(
+                sink, "dropped", 0
+            )  # live recorders drop rather than stall the display
         self.sinks = {}
         if self.window is not None:
             self.window.close()

@@ -5,6 +5,7 @@ Output: float32 (1, h, w) at the manifest's input size, scaled to [0, 1] then
 normalised with the manifest's mean/std. Training calls it on every (augmented)
 image; the runtime backends call it on every frame's ROI, so both see identical input.
 """
+
 from __future__ import annotations
 
 import cv2

@@ -10,6 +10,7 @@
 - :func:`make_private_dir` creates the recordings directory 0700 (and fixes a looser one).
 Screen pixels are de-identified by :mod:`edge_runtime.deidentify`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,8 +18,9 @@ import os
 import re
 import stat
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from edge_runtime.errors import ConfigError
@@ -30,9 +32,18 @@ MIN_REDACT_CHARS = 3  # shorter values ("F", "45") would redact random digits ev
 URL_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 
 # DICOM keywords whose values identify the patient or the visit (registered for log redaction).
-IDENTIFIER_VALUE_KEYWORDS = ("PatientName", "PatientID", "OtherPatientIDs", "OtherPatientNames",
-                             "PatientBirthDate", "AccessionNumber", "PatientAddress",
-                             "ReferringPhysicianName", "OperatorsName", "InstitutionName")
+IDENTIFIER_VALUE_KEYWORDS = (
+    "PatientName",
+    "PatientID",
+    "OtherPatientIDs",
+    "OtherPatientNames",
+    "PatientBirthDate",
+    "AccessionNumber",
+    "PatientAddress",
+    "ReferringPhysicianName",
+    "OperatorsName",
+    "InstitutionName",
+)
 
 
 def dicom_identifiers(ds: Any) -> list[str]:

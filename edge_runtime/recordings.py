@@ -19,6 +19,7 @@ Disk hygiene (:class:`SpaceGuard`, :func:`apply_retention`):
   at start and hourly, recordings older than that are deleted from the recording folder. Only sonomap's
   own recordings go: files named like the configured template *and* tagged :data:`OWN_MARK` inside.
 """
+
 from __future__ import annotations
 
 import glob
@@ -26,8 +27,8 @@ import logging
 import re
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from edge_runtime.errors import InputError
 from edge_runtime.memory import GIB
@@ -35,9 +36,9 @@ from edge_runtime.service_metrics import EVENTS
 
 log = logging.getLogger("sonomap.recordings")
 MAX_SUFFIX = 9999
-OWN_MARK = "sonomap recording"   # mp4 'comment' tag written by Mp4Sink
+OWN_MARK = "sonomap recording"  # mp4 'comment' tag written by Mp4Sink
 SPACE_CHECK_INTERVAL_S = 1.0
-RESUME_MARGIN = 0.1              # resume only at 10 % above the threshold: no pause/resume flapping
+RESUME_MARGIN = 0.1  # resume only at 10 % above the threshold: no pause/resume flapping
 RETENTION_INTERVAL_S = 3600.0
 SECONDS_PER_DAY = 86400.0
 REC_OFF, REC_ON, REC_PAUSED, REC_FAILED = "", "REC", "REC PAUSED: disk low", "REC FAILED"
@@ -68,7 +69,9 @@ def session_path(template: str | Path, keep_existing: bool, now: float | None = 
         if not _taken(candidate):
             log.warning("%s already holds a recording; keeping it and recording to %s", path, candidate)
             return candidate
-    raise InputError(f"{path}: {MAX_SUFFIX} earlier recordings of this name; move them, or name recordings by time (%Y%m%d-%H%M%S)")
+    raise InputError(
+        f"{path}: {MAX_SUFFIX} earlier recordings of this name; move them, or name recordings by time (%Y%m%d-%H%M%S)"
+    )
 
 
 def free_gib(folder: str | Path) -> float:
@@ -81,8 +84,13 @@ class SpaceGuard:
     True again from ``min_free_gb`` plus :data:`RESUME_MARGIN` (checked at most once per ``interval_s``;
     0 disables the check)."""
 
-    def __init__(self, folder: str | Path, min_free_gb: float, interval_s: float = SPACE_CHECK_INTERVAL_S,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        folder: str | Path,
+        min_free_gb: float,
+        interval_s: float = SPACE_CHECK_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.folder = Path(folder)
         self.min_free_gb = float(min_free_gb)
         self.interval_s = interval_s
@@ -105,8 +113,15 @@ class SpaceGuard:
 def log_pause(sink: str, space: SpaceGuard, kept: str) -> None:
     """The one error line (and the ``recording_paused`` count) when a recorder pauses for disk space."""
     EVENTS.inc("recording_paused")
-    log.error("sink %s: only %.2f GiB free on %s (sinks.min_free_gb %g): recording paused (%s); it resumes "
-              "when space returns", sink, space.free_gb, space.folder, space.min_free_gb, kept)
+    log.error(
+        "sink %s: only %.2f GiB free on %s (sinks.min_free_gb %g): recording paused (%s); it resumes "
+        "when space returns",
+        sink,
+        space.free_gb,
+        space.folder,
+        space.min_free_gb,
+        kept,
+    )
 
 
 def recorder_state(sinks: dict) -> str:
@@ -151,7 +166,12 @@ def apply_retention(template: str | Path, days: float | None, now: float | None 
     cutoff = (time.time() if now is None else now) - float(days) * SECONDS_PER_DAY
     deleted = []
     for path in sorted(folder.glob(_template_glob(Path(template).name))):
-        if path.is_symlink() or not path.is_file() or path.stat().st_mtime >= cutoff or not own_recording(path):
+        if (
+            path.is_symlink()
+            or not path.is_file()
+            or path.stat().st_mtime >= cutoff
+            or not own_recording(path)
+        ):
             continue
         try:
             path.unlink()
@@ -160,6 +180,10 @@ def apply_retention(template: str | Path, days: float | None, now: float | None 
             continue
         deleted.append(path)
     if deleted:
-        log.warning("retention: deleted %d recording(s) older than %g days from %s (sinks.retention_days)",
-                    len(deleted), days, folder)
+        log.warning(
+            "retention: deleted %d recording(s) older than %g days from %s (sinks.retention_days)",
+            len(deleted),
+            days,
+            folder,
+        )
     return deleted

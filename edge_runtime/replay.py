@@ -13,6 +13,7 @@ for it in short slices, so a stuck call is noticed (AI STALLED in the log and me
 ``inference.stall_restart_s`` the run ends with :class:`InferenceStalled`, recordings finalised),
 and Ctrl-C still works. Each drawn frame carries the AI state as it was when it was inferred.
 """
+
 from __future__ import annotations
 
 import queue
@@ -29,8 +30,8 @@ QUEUE_DEPTH = 4
 DEFAULT_FPS = 30.0
 _END = object()
 PUT_POLL_S = 0.1
-WAIT_S = 0.25           # the caller re-checks for a stall or a stop this often while inference runs
-WRITER_JOIN_S = 30.0    # at the end: the sinks thread writes what is queued (a few frames) and finalises
+WAIT_S = 0.25  # the caller re-checks for a stall or a stop this often while inference runs
+WRITER_JOIN_S = 30.0  # at the end: the sinks thread writes what is queued (a few frames) and finalises
 
 
 def _get(q: queue.Queue, errors: list):
@@ -63,11 +64,14 @@ def run_replay(pipeline, source) -> None:
     max_frames = pipeline.config["source"]["max_frames"]
     realtime = bool(pipeline.config["source"]["realtime"])
     fps = float(getattr(source, "fps", 0) or pipeline.config["source"]["fps"] or DEFAULT_FPS)
-    pipeline.yuv_render = bool(pipeline.prefer_yuv and not pipeline.observers
-                               and not pipeline.config["sinks"]["window"])
+    pipeline.yuv_render = bool(
+        pipeline.prefer_yuv and not pipeline.observers and not pipeline.config["sinks"]["window"]
+    )
     # Without an overlay video, a window or an observer nobody sees a drawn frame (e.g. a replay
     # for --save-masks and the summary only), so the overlay stage is skipped.
-    render = bool(pipeline.config["sinks"]["video"] or pipeline.config["sinks"]["window"] or pipeline.observers)
+    render = bool(
+        pipeline.config["sinks"]["video"] or pipeline.config["sinks"]["window"] or pipeline.observers
+    )
 
     def decode():
         try:
@@ -93,7 +97,7 @@ def run_replay(pipeline, source) -> None:
                 _put(decoded, (frame, roi, gray), errors)
                 if max_frames and frame.index + 1 >= max_frames:
                     break
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+        except BaseException as exc:
             errors.append(exc)
         finally:
             decoded.put(_END)
@@ -116,7 +120,7 @@ def run_replay(pipeline, source) -> None:
                 pipeline.stage_sinks(frame, prediction, rendered, ai)
                 pipeline._stats.record("sinks", (time.perf_counter() - t1) * MS)
                 pipeline._stats.record("end_to_end", (time.monotonic() - frame.timestamp) * MS)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
             pipeline._stop.set()
 
@@ -145,8 +149,11 @@ def run_replay(pipeline, source) -> None:
             pipeline._stats.record("inference", (time.perf_counter() - t1) * MS)
             mask = pipeline.stage_smooth(prediction)  # EMA state: in frame order, here
             ai = pipeline.ai_status()
-            drawing = painters.submit(draw, frame, roi, prediction, mask, pipeline.guard.banner(), ai) \
-                if render else None
+            drawing = (
+                painters.submit(draw, frame, roi, prediction, mask, pipeline.guard.banner(), ai)
+                if render
+                else None
+            )
             _put(inferred, (frame, prediction, drawing, ai), errors)
     finally:
         pipeline._stop.set()
@@ -178,8 +185,10 @@ def _infer(pipeline, inference: InferenceThread, gray, frame, roi):
     while not inference.wait(WAIT_S):
         pipeline.ai_status()  # logs and counts a stall once it passes the deadline
         if pipeline.ai.must_restart():
-            raise InferenceStalled(f"frame {frame.index}: no answer from the AI for {pipeline.ai.pending_s():.1f} s "
-                                   "(inference.stall_restart_s)")
+            raise InferenceStalled(
+                f"frame {frame.index}: no answer from the AI for {pipeline.ai.pending_s():.1f} s "
+                "(inference.stall_restart_s)"
+            )
         if pipeline.stopping:
             return None
     prediction = inference.result()

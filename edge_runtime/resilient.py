@@ -17,11 +17,12 @@ The first frame of each connection carries ``meta["session_start"] = True`` (the
 schedule re-detects the ROI then: a re-plugged device may come back at another size).
 :func:`for_config` wraps the configured source when it is a capture device or a stream.
 """
+
 from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -37,11 +38,11 @@ INITIAL_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 10.0
 BACKOFF_FACTOR = 2.0
 NO_SIGNAL_FPS = 10.0
-DEFAULT_SIZE = (720, 1280)        # (H, W) of the NO SIGNAL screen before any frame was seen
-WARN_EVERY_N_SKIPS = 100          # after the first few, one warning per 100 corrupt frames
+DEFAULT_SIZE = (720, 1280)  # (H, W) of the NO SIGNAL screen before any frame was seen
+WARN_EVERY_N_SKIPS = 100  # after the first few, one warning per 100 corrupt frames
 FIRST_SKIP_WARNINGS = 5
-MAX_CONSECUTIVE_CORRUPT = 30      # one second of video at 30 fps
-MAX_REASON_CHARS = 80            # what fits on a 640-pixel-wide NO SIGNAL screen
+MAX_CONSECUTIVE_CORRUPT = 30  # one second of video at 30 fps
+MAX_REASON_CHARS = 80  # what fits on a 640-pixel-wide NO SIGNAL screen
 TEXT_COLOUR = (255, 255, 255)
 TITLE_COLOUR = (0, 200, 255)
 
@@ -53,12 +54,28 @@ def render_no_signal(height: int, width: int, lines: list[str]) -> np.ndarray:
     title = "NO SIGNAL"
     (tw, th), _ = cv2.getTextSize(title, cv2.FONT_HERSHEY_SIMPLEX, 2 * scale, max(2, int(3 * scale)))
     y = height // 2
-    cv2.putText(img, title, ((width - tw) // 2, y), cv2.FONT_HERSHEY_SIMPLEX, 2 * scale, TITLE_COLOUR,
-                max(2, int(3 * scale)), cv2.LINE_AA)
+    cv2.putText(
+        img,
+        title,
+        ((width - tw) // 2, y),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        2 * scale,
+        TITLE_COLOUR,
+        max(2, int(3 * scale)),
+        cv2.LINE_AA,
+    )
     for line in lines:
         y += int(40 * scale)
-        cv2.putText(img, line, (max(4, width // 10), y), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale,
-                    TEXT_COLOUR, max(1, int(scale)), cv2.LINE_AA)
+        cv2.putText(
+            img,
+            line,
+            (max(4, width // 10), y),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.6 * scale,
+            TEXT_COLOUR,
+            max(1, int(scale)),
+            cv2.LINE_AA,
+        )
     return img
 
 
@@ -80,7 +97,9 @@ class CorruptCounter:
         if self.consecutive > self.max_consecutive:
             raise InputError(f"{self.name}: {self.consecutive} corrupt frames in a row at {where} ({reason})")
         if self.skipped <= FIRST_SKIP_WARNINGS or self.skipped % WARN_EVERY_N_SKIPS == 0:
-            log.warning("%s: skipped corrupt %s (%s); %d skipped so far", self.name, where, reason, self.skipped)
+            log.warning(
+                "%s: skipped corrupt %s (%s); %d skipped so far", self.name, where, reason, self.skipped
+            )
 
     def ok(self) -> None:
         self.consecutive = 0
@@ -89,17 +108,25 @@ class CorruptCounter:
 class ResilientSource(Source):
     live = True
 
-    def __init__(self, open_source: Callable[[], Source], name: str = "capture", *,
-                 initial_backoff_s: float = INITIAL_BACKOFF_S, max_backoff_s: float = MAX_BACKOFF_S,
-                 no_signal_fps: float = NO_SIGNAL_FPS, size: tuple[int, int] | None = None,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-                 fail_first_open: bool = False):
+    def __init__(
+        self,
+        open_source: Callable[[], Source],
+        name: str = "capture",
+        *,
+        initial_backoff_s: float = INITIAL_BACKOFF_S,
+        max_backoff_s: float = MAX_BACKOFF_S,
+        no_signal_fps: float = NO_SIGNAL_FPS,
+        size: tuple[int, int] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        fail_first_open: bool = False,
+    ):
         self.open_source = open_source
         self.name = name
         self.initial_backoff_s = initial_backoff_s
         self.max_backoff_s = max_backoff_s
         self.no_signal_interval_s = 1.0 / no_signal_fps
-        self.size = size            # (H, W) of the NO SIGNAL screen: the last good frame's
+        self.size = size  # (H, W) of the NO SIGNAL screen: the last good frame's
         self.clock, self.sleep = clock, sleep
         # True: a device that cannot be opened at all at start-up is an error (a typo'd device at a
         # terminal); False (under systemd): wait for it behind NO SIGNAL (scanner switched on later).
@@ -113,15 +140,23 @@ class ResilientSource(Source):
 
     def _valid(self, frame: Frame, expected: tuple[int, int] | None) -> bool:
         img = frame.image
-        ok = (isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.ndim == 3
-              and img.shape[2] == 3 and img.shape[0] > 0 and img.shape[1] > 0)
+        ok = (
+            isinstance(img, np.ndarray)
+            and img.dtype == np.uint8
+            and img.ndim == 3
+            and img.shape[2] == 3
+            and img.shape[0] > 0
+            and img.shape[1] > 0
+        )
         if ok and expected is not None and img.shape[:2] != tuple(expected):
             ok = False  # a truncated read: the device's size is fixed while it is connected
         if ok:
             self.corrupt.ok()
         else:
-            self.corrupt.skip(f"frame {frame.index}", f"shape {getattr(img, 'shape', None)}, "
-                              f"dtype {getattr(img, 'dtype', None)}")
+            self.corrupt.skip(
+                f"frame {frame.index}",
+                f"shape {getattr(img, 'shape', None)}, dtype {getattr(img, 'dtype', None)}",
+            )
         return ok
 
     @property
@@ -186,8 +221,10 @@ class ResilientSource(Source):
 
     def screen_lines(self, reason: str, left_s: float, wait_s: float) -> list[str]:
         """The status lines under NO SIGNAL (credentials and registered identifiers redacted)."""
-        return [privacy.redact(f"{self.name}: {reason}")[:MAX_REASON_CHARS],
-                f"reconnecting in {left_s:.1f} s (waiting {wait_s:.1f} s)"]
+        return [
+            privacy.redact(f"{self.name}: {reason}")[:MAX_REASON_CHARS],
+            f"reconnecting in {left_s:.1f} s (waiting {wait_s:.1f} s)",
+        ]
 
     @property
     def fps(self) -> float:
@@ -220,5 +257,9 @@ def for_config(config: dict, fail_first_open: bool = False) -> ResilientSource |
     options = {k: src[k] for k in ("fps", "width", "height", "fourcc")}
     size = (int(src["height"]), int(src["width"])) if src["height"] and src["width"] else None
     privacy.register_url(str(spec))
-    return ResilientSource(lambda: open_source(spec, **options), privacy.redact_url(str(spec)), size=size,
-                           fail_first_open=fail_first_open)
+    return ResilientSource(
+        lambda: open_source(spec, **options),
+        privacy.redact_url(str(spec)),
+        size=size,
+        fail_first_open=fail_first_open,
+    )

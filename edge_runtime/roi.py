@@ -6,6 +6,7 @@ plus the mm scale when known) and the cropped view. The ROI is either configured
 scanner screens are dark with a bright B-mode sector/rectangle plus small text and
 icons, so the largest bright connected region (after closing gaps) is the image.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,13 +40,20 @@ class Roi:
 
     def crop(self, image: np.ndarray) -> np.ndarray:
         """A view (no copy) of the ROI in ``image``."""
-        return image[self.y:self.y + self.h, self.x:self.x + self.w]
+        return image[self.y : self.y + self.h, self.x : self.x + self.w]
 
     def check_inside(self, width: int, height: int, origin: str = "roi") -> None:
-        if self.w <= 0 or self.h <= 0 or self.x < 0 or self.y < 0 \
-                or self.x + self.w > width or self.y + self.h > height:
-            raise ConfigError(f"{origin} {self.x},{self.y},{self.w},{self.h} lies outside the "
-                              f"{width}x{height} frame")
+        if (
+            self.w <= 0
+            or self.h <= 0
+            or self.x < 0
+            or self.y < 0
+            or self.x + self.w > width
+            or self.y + self.h > height
+        ):
+            raise ConfigError(
+                f"{origin} {self.x},{self.y},{self.w},{self.h} lies outside the {width}x{height} frame"
+            )
 
     def as_list(self) -> list[int]:
         return [self.x, self.y, self.w, self.h]
@@ -86,8 +94,9 @@ def detect_roi(image: np.ndarray) -> Roi:
     return Roi(x, y, w, h)
 
 
-def resolve_roi(config_rect, frame: np.ndarray, mm_per_pixel: float | None = None,
-                origin: str = "roi.rect") -> Roi:
+def resolve_roi(
+    config_rect, frame: np.ndarray, mm_per_pixel: float | None = None, origin: str = "roi.rect"
+) -> Roi:
     """Configured rect (validated against the frame) or auto-detection / full frame."""
     if frame is None or frame.ndim < 2:
         raise InputError("cannot choose a ROI: the first frame is empty")

@@ -5,6 +5,7 @@ Input: the value as read (YAML or CSV). Output: the same name as a ``str`` when 
 path component; otherwise a ``ConfigError`` naming where it came from. A plain component can
 never climb out of the folder it is joined to, so no write lands outside the output folder.
 """
+
 from __future__ import annotations
 
 from edge_runtime.errors import ConfigError
@@ -30,8 +31,10 @@ def safe_name(value, where: str) -> str:
         raise ConfigError(f"{where} is {len(name)} characters long (at most {MAX_NAME_CHARS})")
     bad = [part for part in FORBIDDEN if part in name]
     if bad or name == ".":
-        raise ConfigError(f"{where} {name!r} must be a plain name, not a path "
-                          f"(no '/', '\\', '..'; it becomes a file name inside the output folder)")
+        raise ConfigError(
+            f"{where} {name!r} must be a plain name, not a path "
+            f"(no '/', '\\', '..'; it becomes a file name inside the output folder)"
+        )
     if any(ord(ch) < FIRST_PRINTABLE or ord(ch) == DELETE for ch in name):
         raise ConfigError(f"{where} {name!r} contains a control character")
     return name

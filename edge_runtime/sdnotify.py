@@ -8,12 +8,13 @@ so the same binary runs from a shell, a test or a unit.
 
 Inputs: the environment. Outputs: datagrams to the socket. Files: none.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import socket
-from typing import Mapping
+from collections.abc import Mapping
 
 from edge_runtime.errors import ConfigError
 
@@ -53,8 +54,10 @@ def socket_address(value: str) -> str | bytes:
         return b"\0" + value[1:].encode()
     if value.startswith("/"):
         return value
-    raise ConfigError(f"NOTIFY_SOCKET={value!r}: expected an absolute path or an @abstract name "
-                      "(vsock: addresses are not supported)")
+    raise ConfigError(
+        f"NOTIFY_SOCKET={value!r}: expected an absolute path or an @abstract name "
+        "(vsock: addresses are not supported)"
+    )
 
 
 def _clean(value: str) -> str:

@@ -7,6 +7,7 @@
 - :func:`install` (once the Pipeline exists): SIGHUP -> reload, SIGTERM -> clean stop.
 - :func:`on_long_build`: give it to an engine builder; it sends ``EXTEND_TIMEOUT_USEC``.
 """
+
 from __future__ import annotations
 
 import logging

@@ -5,33 +5,42 @@ handlers anywhere in the process (:data:`EVENTS`, e.g. a source reconnect or a s
 corrupt frame). Read by /metrics (edge_runtime.prometheus_export), /stats.json, the viewer page and
 the sd_notify ``STATUS=`` line. Thread-safe; no I/O.
 """
+
 from __future__ import annotations
 
 import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from edge_runtime.frames import Frame, Prediction
 
 MS_PER_S = 1000.0
 # Latency buckets (seconds): frame intervals at 60/30/15 fps sit at 0.017/0.033/0.067.
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.017, 0.025, 0.033, 0.05, 0.067, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
-FPS_WINDOW_S = 2.0            # fps is frames counted over the last 2 s
+FPS_WINDOW_S = 2.0  # fps is frames counted over the last 2 s
 FPS_WINDOW_MAX_FRAMES = 512
 # Stats keys the runtime reports as cumulative counts -> (metric, label) here.
 COUNTER_KEYS = {
-    "dropped": ("frames_dropped", None), "drops": ("frames_dropped", None),
+    "dropped": ("frames_dropped", None),
+    "drops": ("frames_dropped", None),
     "frames_dropped": ("frames_dropped", None),
-    "errors": ("errors", "backend"), "backend_errors": ("errors", "backend"),
-    "skipped": ("errors", "corrupt_input"), "corrupt": ("errors", "corrupt_input"),
+    "errors": ("errors", "backend"),
+    "backend_errors": ("errors", "backend"),
+    "skipped": ("errors", "corrupt_input"),
+    "corrupt": ("errors", "corrupt_input"),
     "sink_errors": ("errors", "sink"),
 }
 # EVENTS that count things done, not faults -> (metric, help).
-COUNT_EVENTS = {"biopsy_captures": ("sonomap_biopsy_captures_total",
-                                    "Biopsies captured as cases (detected fires and manual marks).")}
+COUNT_EVENTS = {
+    "biopsy_captures": (
+        "sonomap_biopsy_captures_total",
+        "Biopsies captured as cases (detected fires and manual marks).",
+    )
+}
 INFO_KEYS = ("backend", "device", "precision", "provider", "model", "mode", "source", "threads")
 SUMMARY_QUANTILES = (("p50", "0.5"), ("p95", "0.95"), ("p99", "0.99"))
 # The runtime's recorder state (sinks.recorder_state) -> the sonomap_recorder_state label.
@@ -72,8 +81,9 @@ class Histogram:
         self.sum += value
 
 
-def _latencies_ms(frame: Frame, prediction: Prediction | None, stats: Mapping[str, Any],
-                  now: float, new_prediction: bool) -> dict[str, float]:
+def _latencies_ms(
+    frame: Frame, prediction: Prediction | None, stats: Mapping[str, Any], now: float, new_prediction: bool
+) -> dict[str, float]:
     """Stage -> latency (ms) for this frame: end to end from the capture timestamp, the
     backend's own time (once per prediction: live mode redraws one mask on several
     frames), and any per-frame numeric timings the runtime put in ``stats``."""
@@ -98,6 +108,7 @@ class MetricsSnapshot:
     """One consistent copy of the lock-protected state, for /metrics.
 
     ``hists`` maps stage -> (cumulative bucket counts, total, sum, bucket upper bounds)."""
+
     frames: int
     no_signal: bool
     hists: dict[str, tuple[list[int], int, float, tuple[float, ...]]]
@@ -124,7 +135,7 @@ class LiveStats:
         self.info: dict[str, str] = {}
         self.summaries: dict[str, dict[str, float]] = {}
         self.banner = ""
-        self.ai: dict[str, Any] = {}   # the AI state drawn on the newest frame (edge_runtime.aistate)
+        self.ai: dict[str, Any] = {}  # the AI state drawn on the newest frame (edge_runtime.aistate)
         self.recording = ""
         self._last_prediction: Prediction | None = None
 
@@ -136,8 +147,11 @@ class LiveStats:
         self._last_prediction = prediction
         lat = {} if no_signal else _latencies_ms(frame, prediction, stats, now, new_prediction)
         nested = stats.get("latency_ms")
-        summaries = {str(k): dict(v) for k, v in nested.items() if isinstance(v, Mapping)} \
-            if isinstance(nested, Mapping) else {}
+        summaries = (
+            {str(k): dict(v) for k, v in nested.items() if isinstance(v, Mapping)}
+            if isinstance(nested, Mapping)
+            else {}
+        )
         info = stats.get("backend") if isinstance(stats.get("backend"), Mapping) else stats
         with self._lock:
             self.frames += 1
@@ -162,8 +176,11 @@ class LiveStats:
                 self.summaries = summaries
             if isinstance(stats.get("recording"), str):
                 self.recording = stats["recording"]
-            self.banner = str(stats.get("banner") or stats.get("last_error") or "") \
-                if stats.get("state") == "degraded" or stats.get("banner") else ""
+            self.banner = (
+                str(stats.get("banner") or stats.get("last_error") or "")
+                if stats.get("state") == "degraded" or stats.get("banner")
+                else ""
+            )
             if isinstance(stats.get("ai"), Mapping):
                 self.ai = dict(stats["ai"])
 
@@ -183,24 +200,36 @@ class LiveStats:
     def snapshot(self) -> dict[str, Any]:
         fps = self.fps()
         with self._lock:
-            return {"fps": round(fps, 2), "frames": self.frames, "no_signal": self.no_signal,
-                    "no_signal_frames": self.no_signal_frames,
-                    "latency_ms": {k: round(v, 2) for k, v in self.last_ms.items()},
-                    "counters": {(m if lab is None else f"{m}:{lab}"): v
-                                 for (m, lab), v in self.counters.items()},
-                    "events": EVENTS.snapshot(), "info": dict(self.info), "banner": self.banner,
-                    "frame_age_s": self.frame_age_s(), "ai": dict(self.ai),
-                    "recording": self.recording}
+            return {
+                "fps": round(fps, 2),
+                "frames": self.frames,
+                "no_signal": self.no_signal,
+                "no_signal_frames": self.no_signal_frames,
+                "latency_ms": {k: round(v, 2) for k, v in self.last_ms.items()},
+                "counters": {
+                    (m if lab is None else f"{m}:{lab}"): v for (m, lab), v in self.counters.items()
+                },
+                "events": EVENTS.snapshot(),
+                "info": dict(self.info),
+                "banner": self.banner,
+                "frame_age_s": self.frame_age_s(),
+                "ai": dict(self.ai),
+                "recording": self.recording,
+            }
 
     def metrics_snapshot(self) -> MetricsSnapshot:
         """Histograms, counters, info and states copied under one lock acquisition."""
         with self._lock:
             return MetricsSnapshot(
-                frames=self.frames, no_signal=self.no_signal,
+                frames=self.frames,
+                no_signal=self.no_signal,
                 hists={k: (list(h.counts), h.total, h.sum, h.buckets) for k, h in self.hist.items()},
-                counters=dict(self.counters), info=dict(self.info),
+                counters=dict(self.counters),
+                info=dict(self.info),
                 summaries={k: dict(v) for k, v in self.summaries.items()},
-                ai=dict(self.ai), recording=self.recording)
+                ai=dict(self.ai),
+                recording=self.recording,
+            )
 
     def recorder_problem(self) -> str:
         """The recorder's state when it is paused or failed (degraded service), else ""."""
@@ -213,7 +242,11 @@ class LiveStats:
             return f"NO SIGNAL from capture, reconnecting ({snap['no_signal_frames']} frames shown)"
         lat = snap["latency_ms"]
         ai = snap["ai"]
-        parts = [f"AI {ai['state']}" + (f" {ai['detail']}" if ai.get("detail") else "")] if ai.get("state") else []
+        parts = (
+            [f"AI {ai['state']}" + (f" {ai['detail']}" if ai.get("detail") else "")]
+            if ai.get("state")
+            else []
+        )
         parts += [f"{snap['fps']:.1f} fps", f"latency {lat.get('end_to_end', float('nan')):.1f} ms"]
         if "backend" in lat:
             parts.append(f"backend {lat['backend']:.1f} ms")

@@ -7,12 +7,14 @@ boundary, so a recording is closed by the code that owns it, never from inside a
 handler. ``systemctl reload sonomap`` sends SIGHUP (ExecReload=kill -HUP $MAINPID);
 ``systemctl stop`` sends SIGTERM and waits TimeoutStopSec.
 """
+
 from __future__ import annotations
 
 import logging
 import signal
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from edge_runtime.biopsy.marks import MARKS
 from edge_runtime.sdnotify import Notifier
@@ -23,8 +25,9 @@ log = logging.getLogger("sonomap.signals")
 class SignalHandlers:
     """Installed handlers; ``restore()`` puts the previous ones back (tests, nested runs)."""
 
-    def __init__(self, pipeline: Any, notifier: Notifier | None = None,
-                 on_reload: Callable[[], None] | None = None):
+    def __init__(
+        self, pipeline: Any, notifier: Notifier | None = None, on_reload: Callable[[], None] | None = None
+    ):
         self.pipeline = pipeline
         self.notifier = notifier or Notifier()
         self.on_reload = on_reload
@@ -32,11 +35,15 @@ class SignalHandlers:
         self.stops = 0
         self._previous: dict[int, Any] = {}
 
-    def install(self) -> "SignalHandlers":
+    def install(self) -> SignalHandlers:
         if threading.current_thread() is not threading.main_thread():
             raise RuntimeError("signal handlers can only be installed from the main thread")
-        for sig, handler in ((signal.SIGHUP, self._hup), (signal.SIGTERM, self._term),
-                             (signal.SIGINT, self._term), (signal.SIGUSR1, self._usr1)):
+        for sig, handler in (
+            (signal.SIGHUP, self._hup),
+            (signal.SIGTERM, self._term),
+            (signal.SIGINT, self._term),
+            (signal.SIGUSR1, self._usr1),
+        ):
             self._previous[sig] = signal.signal(sig, handler)
         return self
 
@@ -67,7 +74,8 @@ class SignalHandlers:
         self.pipeline.stop()
 
 
-def install_signal_handlers(pipeline: Any, notifier: Notifier | None = None,
-                            on_reload: Callable[[], None] | None = None) -> SignalHandlers:
+def install_signal_handlers(
+    pipeline: Any, notifier: Notifier | None = None, on_reload: Callable[[], None] | None = None
+) -> SignalHandlers:
     """SIGHUP -> pipeline.request_reload(); SIGTERM/SIGINT -> pipeline.stop()."""
     return SignalHandlers(pipeline, notifier, on_reload).install()

@@ -15,6 +15,7 @@
 :func:`open_sinks` builds them from the config's ``sinks`` section. A sink's ``write`` never blocks
 the display path for long; its errors are counted by the pipeline, not raised into it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,7 +43,7 @@ KEYFRAME_SECONDS = 1.0
 QUEUE_FRAMES = 8
 MASK_FOREGROUND = 255
 ESC_KEY = 27
-CLOSE_TIMEOUT_S = 12.0   # a recorder finalises within this at shutdown (the units give TimeoutStopSec=20)
+CLOSE_TIMEOUT_S = 12.0  # a recorder finalises within this at shutdown (the units give TimeoutStopSec=20)
 AI_TOGGLE_KEY = ord("a")  # the operator switches the AI off (passthrough, "AI OFF" badge) and on
 
 
@@ -74,7 +75,7 @@ class _ThreadedWriter:
                 log.error("sink %s failed and stops recording: %s", self.name, exc)
         try:
             self._finish()
-        except Exception as exc:  # noqa: BLE001 - report, never lose the rest of the shutdown
+        except Exception as exc:
             self.error = self.error or exc
             log.error("sink %s could not finalise: %s", self.name, exc)
 
@@ -110,10 +111,19 @@ class _ThreadedWriter:
 class Mp4Sink(_ThreadedWriter):
     """H.264 mp4 writer (PyAV/libx264). ``write(bgr)``; size fixed by the first frame."""
 
-    def __init__(self, path: str | Path, fps: float = 30.0, preset: str = "ultrafast",
-                 crf: int = 23, block: bool = True, name: str = "mp4", min_free_gb: float = 0.0,
-                 template: str | Path | None = None, retention_days: float | None = None,
-                 outputs: dict | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float = 30.0,
+        preset: str = "ultrafast",
+        crf: int = 23,
+        block: bool = True,
+        name: str = "mp4",
+        min_free_gb: float = 0.0,
+        template: str | Path | None = None,
+        retention_days: float | None = None,
+        outputs: dict | None = None,
+    ):
         self.path = Path(path)
         self.template = template or self.path  # where a resumed recording goes (a new name from it)
         self.fps = fps
@@ -124,7 +134,9 @@ class Mp4Sink(_ThreadedWriter):
         self.paused = False
         self.paused_frames = 0
         self.retention_days = retention_days
-        self.outputs = outputs  # the session's files by kind (the summary's ``outputs``): resumed files join it
+        self.outputs = (
+            outputs  # the session's files by kind (the summary's ``outputs``): resumed files join it
+        )
         self._file_frames = 0
         self._container = None
         self._stream = None
@@ -145,8 +157,12 @@ class Mp4Sink(_ThreadedWriter):
 
         rate = Fraction(self.fps).limit_denominator(1001)
         try:
-            self._container = av.open(str(self.path), mode="w", format="mp4",
-                                      options={"movflags": FRAGMENTED_MOVFLAGS, "flush_packets": "1"})
+            self._container = av.open(
+                str(self.path),
+                mode="w",
+                format="mp4",
+                options={"movflags": FRAGMENTED_MOVFLAGS, "flush_packets": "1"},
+            )
         except (OSError, av.FFmpegError) as exc:
             raise InputError(f"{self.path}: cannot create video file ({exc})") from exc
         self._container.metadata["comment"] = recordings.OWN_MARK  # retention deletes only files carrying it
@@ -159,8 +175,14 @@ class Mp4Sink(_ThreadedWriter):
         stream.pix_fmt = "yuv420p"
         gop = max(1, int(round(float(rate) * KEYFRAME_SECONDS)))
         stream.codec_context.gop_size = gop
-        stream.options = {"preset": self.preset, "crf": str(self.crf), "tune": "zerolatency",
-                          "keyint_min": str(gop), "g": str(gop), "threads": str(encode_threads())}
+        stream.options = {
+            "preset": self.preset,
+            "crf": str(self.crf),
+            "tune": "zerolatency",
+            "keyint_min": str(gop),
+            "g": str(gop),
+            "threads": str(encode_threads()),
+        }
         self._stream = stream
 
     def _room_on_disk(self) -> bool:
@@ -173,13 +195,20 @@ class Mp4Sink(_ThreadedWriter):
             if self.paused:
                 self.paused = False
                 self.path = recordings.session_path(self.template, keep_existing=True)
-                log.warning("sink %s: %.1f GiB free again; recording resumes to %s", self.name,
-                            self.space.free_gb, self.path)
+                log.warning(
+                    "sink %s: %.1f GiB free again; recording resumes to %s",
+                    self.name,
+                    self.space.free_gb,
+                    self.path,
+                )
             return True
         if not self.paused:
             self.paused = True
-            recordings.log_pause(self.name, self.space, f"{self.path} kept" if self._container is not None
-                                 else "nothing recorded yet")
+            recordings.log_pause(
+                self.name,
+                self.space,
+                f"{self.path} kept" if self._container is not None else "nothing recorded yet",
+            )
             self._finish()
         self.paused_frames += 1
         return False
@@ -256,13 +285,23 @@ def open_sinks(s: dict, fps: float, live: bool) -> tuple[dict, WindowSink | None
     """The config's ``sinks`` section -> (file sinks by name, window or None, the paths they write).
     Live sinks drop frames rather than stall the display, and a live session never records over an
     earlier recording (:mod:`edge_runtime.recordings`: a service restarted after a crash)."""
-    outputs = {k: str(recordings.session_path(s[k], keep_existing=live)) for k in ("video", "raw", "masks") if s[k]}
+    outputs = {
+        k: str(recordings.session_path(s[k], keep_existing=live)) for k in ("video", "raw", "masks") if s[k]
+    }
     sinks: dict = {}
     for kind in ("video", "raw"):
         if kind in outputs:
-            sinks[kind] = Mp4Sink(outputs[kind], fps, s["preset"], block=not live, name=kind,
-                                  min_free_gb=s["min_free_gb"], template=s[kind], retention_days=s["retention_days"],
-                                  outputs=outputs)
+            sinks[kind] = Mp4Sink(
+                outputs[kind],
+                fps,
+                s["preset"],
+                block=not live,
+                name=kind,
+                min_free_gb=s["min_free_gb"],
+                template=s[kind],
+                retention_days=s["retention_days"],
+                outputs=outputs,
+            )
     if "masks" in outputs:
         sinks["masks"] = MaskDumpSink(outputs["masks"], block=not live, min_free_gb=s["min_free_gb"])
     window = WindowSink(fullscreen=bool(s["fullscreen"])) if s["window"] else None
@@ -279,8 +318,10 @@ class WindowSink:
 
     def __init__(self, title: str = "sonomap (research use only)", fullscreen: bool = False):
         if not display_available():
-            raise SonomapError("no display (DISPLAY/WAYLAND_DISPLAY unset): run with --headless "
-                               "or start it in a graphical session")
+            raise SonomapError(
+                "no display (DISPLAY/WAYLAND_DISPLAY unset): run with --headless "
+                "or start it in a graphical session"
+            )
         self.title = title
         self.quit_requested = False
         self._ai_toggles = 0

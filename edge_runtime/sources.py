@@ -12,14 +12,15 @@ Every source yields :class:`edge_runtime.frames.Frame` with a BGR uint8 image; a
 yuv420p yields :class:`edge_runtime.yuv.YuvFrame` (the decoder's planes; BGR made only when asked).
 Video files, streams and capture cards live in :mod:`edge_runtime.capture`.
 """
+
 from __future__ import annotations
 
 import importlib
 import logging
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -32,7 +33,7 @@ from edge_runtime.frames import Frame, Source
 log = logging.getLogger("sonomap.sources")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 STREAM_SCHEMES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
-DICOM_UNITS_CM = 3          # DICOM PhysicalUnits code for centimetres
+DICOM_UNITS_CM = 3  # DICOM PhysicalUnits code for centimetres
 MM_PER_CM = 10.0
 DEFAULT_FPS = 30.0
 
@@ -86,7 +87,9 @@ class DicomCineSource(Source):
         try:
             import pydicom
         except ImportError as exc:
-            raise SonomapError(f"{self.path}: reading DICOM needs pydicom (pip install 'sonomap[dicom]')") from exc
+            raise SonomapError(
+                f"{self.path}: reading DICOM needs pydicom (pip install 'sonomap[dicom]')"
+            ) from exc
         try:
             ds = pydicom.dcmread(str(self.path))
         except Exception as exc:  # pydicom raises many types for broken files
@@ -99,9 +102,14 @@ class DicomCineSource(Source):
         frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
         if frames == 1:
             pixels = pixels[None]
-        self.rgb = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")) not in ("MONOCHROME1", "MONOCHROME2")
+        self.rgb = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")) not in (
+            "MONOCHROME1",
+            "MONOCHROME2",
+        )
         self.pixels = pixels
-        self.fps = float(getattr(ds, "CineRate", 0) or getattr(ds, "RecommendedDisplayFrameRate", 0) or DEFAULT_FPS)
+        self.fps = float(
+            getattr(ds, "CineRate", 0) or getattr(ds, "RecommendedDisplayFrameRate", 0) or DEFAULT_FPS
+        )
         self.mm_per_pixel = self._mm_per_pixel(ds)
         log.info("%s: DICOM cine, %d frame(s) at %.1f fps", self.path, len(self.pixels), self.fps)
 
@@ -119,7 +127,11 @@ class DicomCineSource(Source):
             for i, image in enumerate(self.pixels):
                 if image.dtype != np.uint8:
                     raise InputError(f"{self.path}: unsupported pixel format {image.dtype} in frame {i}")
-                bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if self.rgb and image.ndim == 3 else to_bgr(image, f"{self.path} frame {i}")
+                bgr = (
+                    cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+                    if self.rgb and image.ndim == 3
+                    else to_bgr(image, f"{self.path} frame {i}")
+                )
                 meta = {"source": self.name, "mm_per_pixel": self.mm_per_pixel}
                 yield Frame(index, np.ascontiguousarray(bgr), time.monotonic(), i / self.fps, meta)
                 index += 1
@@ -131,12 +143,22 @@ class SyntheticSource(Source):
     """A real BUSI image under simulated probe motion on a 1080p scanner screen.
     ``live=True`` paces frames at ``fps`` (a stand-in for a capture card)."""
 
-    def __init__(self, image: str | Path | None = None, fps: float = DEFAULT_FPS, frames: int | None = None,
-                 live: bool = True, width: int | None = None, height: int | None = None, seed: int = 0):
+    def __init__(
+        self,
+        image: str | Path | None = None,
+        fps: float = DEFAULT_FPS,
+        frames: int | None = None,
+        live: bool = True,
+        width: int | None = None,
+        height: int | None = None,
+        seed: int = 0,
+    ):
         from edge_runtime import synthetic
 
         size = {"screen_w": int(width or synthetic.SCREEN_W), "screen_h": int(height or synthetic.SCREEN_H)}
-        self.sim = synthetic.ScreenSimulator(Path(image) if image else synthetic.default_image(), seed=seed, **size)
+        self.sim = synthetic.ScreenSimulator(
+            Path(image) if image else synthetic.default_image(), seed=seed, **size
+        )
         self.fps = float(fps)
         self.frames = frames
         self.live = live
@@ -164,14 +186,20 @@ def open_source(spec, **options) -> Source:
     """Open ``spec`` (see module docstring). ``options``: loop, fps, width, height, fourcc, image, frames."""
     loop = bool(options.get("loop", False))
     if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit()):
-        return V4L2Source(int(spec), options.get("width"), options.get("height"), options.get("fps"),
-                          options.get("fourcc"))
+        return V4L2Source(
+            int(spec), options.get("width"), options.get("height"), options.get("fps"), options.get("fourcc")
+        )
     spec = str(spec)
     privacy.register_url(spec)  # rtsp://user:password@...: never in a log line, error or screen
     if spec == "synthetic":
-        return SyntheticSource(options.get("image"), options.get("fps") or DEFAULT_FPS, options.get("frames"),
-                               live=options.get("live", True), width=options.get("width"),
-                               height=options.get("height"))
+        return SyntheticSource(
+            options.get("image"),
+            options.get("fps") or DEFAULT_FPS,
+            options.get("frames"),
+            live=options.get("live", True),
+            width=options.get("width"),
+            height=options.get("height"),
+        )
     if spec.startswith("igtl://"):
         try:
             igtl = importlib.import_module("edge_runtime.igtl")
@@ -179,8 +207,9 @@ def open_source(spec, **options) -> Source:
             raise SonomapError(f"{spec}: OpenIGTLink support is not available ({exc})") from exc
         return igtl.open_igtl_source(spec)
     if re.match(r"^/dev/video\d+$", spec):
-        return V4L2Source(spec, options.get("width"), options.get("height"), options.get("fps"),
-                          options.get("fourcc"))
+        return V4L2Source(
+            spec, options.get("width"), options.get("height"), options.get("fps"), options.get("fourcc")
+        )
     if spec.startswith(STREAM_SCHEMES):
         return VideoFileSource(spec, live=True)
     path = Path(spec)

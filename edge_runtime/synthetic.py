@@ -4,11 +4,13 @@ Used by ``sonomap make-clip`` and the ``synthetic`` live source. Each frame is a
 1080p "scanner screen" with header text and a depth scale, and the ultrasound image in
 a fixed window (the ROI, ~1200x840 px) whose content slides, breathes and tilts as a
 handheld probe would. ``patient_line`` burns a patient line (name, ID, birth date) into the screen
-above the image, as scanners do: the input for checking de-identification. Frame-independent noise (``noise_sigma``, default 6 grey levels) imitates an
+above the image, as scanners do: the input for checking de-identification.
+Frame-independent noise (``noise_sigma``, default 6 grey levels) imitates an
 analogue capture path; 0 gives the clean picture of a digital (HDMI/DVI/SDI) scanner output. The noise
 costs H.264 decode and encode CPU (1080p on 2 cores: 8.5 + 8.5 ms a frame at 6, 3.3 + 5.6 ms at 0).
 Output: BGR uint8 frames.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,19 +25,19 @@ from edge_runtime.roi import Roi
 
 SCREEN_W, SCREEN_H = 1920, 1080
 ROI_RECT = Roi(360, 150, 1200, 840)
-SCREEN_LEVEL = 4               # near-black scanner background
-BORDER_LEVEL = 70              # thin frame around the image, as scanner UIs draw
+SCREEN_LEVEL = 4  # near-black scanner background
+BORDER_LEVEL = 70  # thin frame around the image, as scanner UIs draw
 BORDER_PX = 2
-DEPTH_MM = 40.0                # imaged depth shown by the simulated scanner
-OVERSCAN = 1.3                 # content is larger than the window so motion reveals no edges
-SHIFT_FRACTION = 0.07          # max probe slide, fraction of window size
+DEPTH_MM = 40.0  # imaged depth shown by the simulated scanner
+OVERSCAN = 1.3  # content is larger than the window so motion reveals no edges
+SHIFT_FRACTION = 0.07  # max probe slide, fraction of window size
 TILT_DEG = 3.0
 ZOOM_SWING = 0.04
-MOTION_PERIOD_FRAMES = 90      # one slow sweep every 3 s at 30 fps
+MOTION_PERIOD_FRAMES = 90  # one slow sweep every 3 s at 30 fps
 NOISE_PATTERNS = 8
-NOISE_SIGMA = 6.0              # grey levels; 0 = digital scanner output
+NOISE_SIGMA = 6.0  # grey levels; 0 = digital scanner output
 TEXT_LEVEL = 200
-PATIENT_LINE_Y, PATIENT_LINE_SCALE = 110, 0.9   # second header line (1080p pixels, font scale)
+PATIENT_LINE_Y, PATIENT_LINE_SCALE = 110, 0.9  # second header line (1080p pixels, font scale)
 
 
 def default_image() -> Path:
@@ -65,16 +67,26 @@ class ScreenSimulator:
             raise InputError(f"{self.image_path}: not a readable image")
         if self.roi.x + self.roi.w > self.screen_w or self.roi.y + self.roi.h > self.screen_h:
             scale = min(self.screen_w / SCREEN_W, self.screen_h / SCREEN_H)
-            self.roi = Roi(int(ROI_RECT.x * scale), int(ROI_RECT.y * scale),
-                           int(ROI_RECT.w * scale), int(ROI_RECT.h * scale))
+            self.roi = Roi(
+                int(ROI_RECT.x * scale),
+                int(ROI_RECT.y * scale),
+                int(ROI_RECT.w * scale),
+                int(ROI_RECT.h * scale),
+            )
         fit = OVERSCAN * max(self.roi.w / gray.shape[1], self.roi.h / gray.shape[0])
         self.content = cv2.resize(gray, None, fx=fit, fy=fit, interpolation=cv2.INTER_CUBIC)
         rng = np.random.default_rng(self.seed)
         self.phase = rng.uniform(0, 2 * math.pi, 3)
         if self.noise_sigma < 0:
             raise InputError(f"noise sigma must be >= 0, got {self.noise_sigma}")
-        self.noise = [rng.normal(0, self.noise_sigma, (self.roi.h, self.roi.w)).astype(np.int16)
-                      for _ in range(NOISE_PATTERNS)] if self.noise_sigma > 0 else []
+        self.noise = (
+            [
+                rng.normal(0, self.noise_sigma, (self.roi.h, self.roi.w)).astype(np.int16)
+                for _ in range(NOISE_PATTERNS)
+            ]
+            if self.noise_sigma > 0
+            else []
+        )
         self.mm_per_pixel = DEPTH_MM / self.roi.h
         self.patient_box: list[int] | None = None
         self.background = self._screen()
@@ -85,21 +97,52 @@ class ScreenSimulator:
         colour = (TEXT_LEVEL,) * 3
         k = self.screen_h / SCREEN_H  # text and margins scale with the screen
         thick = max(1, int(round(2 * k)))
-        cv2.putText(screen, "SIMULATED SCANNER  L12-5  BREAST  MI 0.9  TIS 0.2", (int(40 * k), int(60 * k)), font,
-                    1.0 * k, colour, thick, cv2.LINE_AA)
+        cv2.putText(
+            screen,
+            "SIMULATED SCANNER  L12-5  BREAST  MI 0.9  TIS 0.2",
+            (int(40 * k), int(60 * k)),
+            font,
+            1.0 * k,
+            colour,
+            thick,
+            cv2.LINE_AA,
+        )
         if self.patient_line:
             org = (int(40 * k), int(PATIENT_LINE_Y * k))
             (tw, th), base = cv2.getTextSize(self.patient_line, font, PATIENT_LINE_SCALE * k, thick)
-            cv2.putText(screen, self.patient_line, org, font, PATIENT_LINE_SCALE * k, colour, thick, cv2.LINE_AA)
-            self.patient_box = [org[0] - 2, org[1] - th - 2, tw + 4, th + base + 4]  # x, y, w, h with the AA rim
-        cv2.putText(screen, "sonomap synthetic clip", (int(40 * k), self.screen_h - int(40 * k)), font, 0.8 * k,
-                    colour, 1, cv2.LINE_AA)
+            cv2.putText(
+                screen, self.patient_line, org, font, PATIENT_LINE_SCALE * k, colour, thick, cv2.LINE_AA
+            )
+            self.patient_box = [
+                org[0] - 2,
+                org[1] - th - 2,
+                tw + 4,
+                th + base + 4,
+            ]  # x, y, w, h with the AA rim
+        cv2.putText(
+            screen,
+            "sonomap synthetic clip",
+            (int(40 * k), self.screen_h - int(40 * k)),
+            font,
+            0.8 * k,
+            colour,
+            1,
+            cv2.LINE_AA,
+        )
         x_scale = self.roi.x + self.roi.w + int(40 * k)
         for mm in range(0, int(DEPTH_MM) + 1, 10):
             y = self.roi.y + int(mm / self.mm_per_pixel)
             cv2.line(screen, (x_scale, y), (x_scale + int(20 * k), y), colour, thick)
-            cv2.putText(screen, f"{mm}", (x_scale + int(30 * k), y + int(8 * k)), font, 0.7 * k, colour, 1,
-                        cv2.LINE_AA)
+            cv2.putText(
+                screen,
+                f"{mm}",
+                (x_scale + int(30 * k), y + int(8 * k)),
+                font,
+                0.7 * k,
+                colour,
+                1,
+                cv2.LINE_AA,
+            )
         return screen
 
     def ultrasound(self, index: int) -> np.ndarray:
@@ -114,8 +157,9 @@ class ScreenSimulator:
         # Move the content centre (+ probe slide) onto the window centre.
         m[0, 2] += self.roi.w / 2 - cw / 2 + dx
         m[1, 2] += self.roi.h / 2 - ch / 2 + dy
-        view = cv2.warpAffine(self.content, m, (self.roi.w, self.roi.h), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REFLECT)
+        view = cv2.warpAffine(
+            self.content, m, (self.roi.w, self.roi.h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+        )
         if self.noise:
             noisy = view.astype(np.int16) + self.noise[index % NOISE_PATTERNS]
             view = np.clip(noisy, 0, 255).astype(np.uint8)
@@ -132,20 +176,42 @@ class ScreenSimulator:
         return screen
 
 
-def write_clip(image: Path, out: Path, frames: int, fps: int, width: int = SCREEN_W,
-               height: int = SCREEN_H, seed: int = 0, noise_sigma: float = NOISE_SIGMA,
-               patient_line: str | None = None) -> dict:
+def write_clip(
+    image: Path,
+    out: Path,
+    frames: int,
+    fps: int,
+    width: int = SCREEN_W,
+    height: int = SCREEN_H,
+    seed: int = 0,
+    noise_sigma: float = NOISE_SIGMA,
+    patient_line: str | None = None,
+) -> dict:
     """Render ``frames`` frames to an H.264 mp4; return a description (roi, mm scale, patient line box)."""
     from edge_runtime.sinks import Mp4Sink
 
-    sim = ScreenSimulator(Path(image), seed=seed, screen_w=width, screen_h=height, noise_sigma=noise_sigma,
-                          patient_line=patient_line)
+    sim = ScreenSimulator(
+        Path(image),
+        seed=seed,
+        screen_w=width,
+        screen_h=height,
+        noise_sigma=noise_sigma,
+        patient_line=patient_line,
+    )
     sink = Mp4Sink(out, fps=fps, preset="veryfast")
     try:
         for i in range(frames):
             sink.write(sim.frame(i))
     finally:
         sink.close()
-    return {"clip": str(out), "frames": frames, "fps": fps, "size": [width, height],
-            "roi": sim.roi.as_list(), "mm_per_pixel": sim.mm_per_pixel, "image": str(image),
-            "noise_sigma": noise_sigma, "patient_box": sim.patient_box}
+    return {
+        "clip": str(out),
+        "frames": frames,
+        "fps": fps,
+        "size": [width, height],
+        "roi": sim.roi.as_list(),
+        "mm_per_pixel": sim.mm_per_pixel,
+        "image": str(image),
+        "noise_sigma": noise_sigma,
+        "patient_box": sim.patient_box,
+    }

@@ -11,6 +11,7 @@ process's own CPU clock counts it, so the difference is reported as ``unattribut
 total stays exact. That total against the cores the process may use gives the CPU-bound ceiling
 of the frame rate: at that CPU cost per frame no schedule can beat ``cores * 1000 / cpu_ms_per_frame``.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,7 +19,7 @@ import threading
 import time
 
 SAMPLE_S = 0.05
-JOIN_S = 5.0             # the sampler wakes every SAMPLE_S; never wait longer than this for it
+JOIN_S = 5.0  # the sampler wakes every SAMPLE_S; never wait longer than this for it
 MS = 1000.0
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 UTIME_FIELD, STIME_FIELD = 11, 12  # after the ")" that closes the command name in /proc/.../stat
@@ -33,7 +34,7 @@ def _task_cpu_s() -> dict[int, tuple[float, str]]:
                 stat = f.read()
         except OSError:  # the thread ended between listdir and open
             continue
-        comm, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 1:].split()
+        comm, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 1 :].split()
         out[int(tid)] = ((int(rest[UTIME_FIELD]) + int(rest[STIME_FIELD])) / TICKS_PER_S, comm)
     return out
 
@@ -61,7 +62,7 @@ class ThreadCpu:
         while not self._done.wait(self.interval_s):
             self._sample()
 
-    def start(self) -> "ThreadCpu":
+    def start(self) -> ThreadCpu:
         self._process_s = -time.process_time()  # all threads, ended ones included
         self._base = _task_cpu_s()
         self._names[threading.get_native_id()] = self.caller

@@ -9,14 +9,16 @@
   gone and being reconnected, a restart cannot re-plug a cable; /healthz and STATUS= say so.
   Pings also stop while an inference call has been stuck for ``inference.stall_restart_s``
   (``stats["ai"]["watchdog_ok"]``): liveness covers the AI, not only the render path.
-- ``STATUS=`` with the AI state, fps and latency once a second, and at once when the AI state changes; ``EXTEND_TIMEOUT_USEC`` during engine
-  builds via :meth:`ServiceObserver.on_long_build`; ``STOPPING=1`` on close.
+- ``STATUS=`` with the AI state, fps and latency once a second, and at once when the AI state changes;
+  ``EXTEND_TIMEOUT_USEC`` during engine builds via :meth:`ServiceObserver.on_long_build`; ``STOPPING=1`` on close.
 """
+
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -27,14 +29,18 @@ from edge_runtime.service_metrics import LiveStats
 log = logging.getLogger("sonomap.watchdog")
 
 STATUS_INTERVAL_S = 1.0
-WATCHDOG_PING_FRACTION = 0.5      # ping at half the timeout, as sd_watchdog_enabled(3) advises
-BUILD_TIMEOUT_MARGIN = 1.5        # ask for 50% more than the builder's own estimate
+WATCHDOG_PING_FRACTION = 0.5  # ping at half the timeout, as sd_watchdog_enabled(3) advises
+BUILD_TIMEOUT_MARGIN = 1.5  # ask for 50% more than the builder's own estimate
 MIN_EXTEND_S = 60.0
 
 
 class ServiceObserver(Observer):
-    def __init__(self, notifier: Notifier | None = None, stats: LiveStats | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        notifier: Notifier | None = None,
+        stats: LiveStats | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.notifier = notifier or Notifier()
         self.stats = stats or LiveStats(clock)
         self.clock = clock
@@ -52,18 +58,24 @@ class ServiceObserver(Observer):
     def on_long_build(self, seconds_estimate: float) -> None:
         """Give to the engine builder: extends systemd's start timeout while it builds."""
         extend = max(MIN_EXTEND_S, float(seconds_estimate) * BUILD_TIMEOUT_MARGIN)
-        log.warning("building the inference engine (about %.0f s); asking systemd for %.0f s",
-                    seconds_estimate, extend)
+        log.warning(
+            "building the inference engine (about %.0f s); asking systemd for %.0f s",
+            seconds_estimate,
+            extend,
+        )
         self.notifier.extend_timeout(extend)
         self.notifier.status(f"building inference engine (about {seconds_estimate:.0f} s)")
 
-    def on_frame(self, frame: Frame, prediction: Prediction | None, rendered: np.ndarray,
-                 stats: dict[str, Any]) -> None:
+    def on_frame(
+        self, frame: Frame, prediction: Prediction | None, rendered: np.ndarray, stats: dict[str, Any]
+    ) -> None:
         self.stats.update(frame, prediction, stats)
         now = self.clock()
         if not self.ready_sent:
-            self.ready_sent = self.notifier.ready(f"first frame rendered; {self.stats.status_line()}") \
+            self.ready_sent = (
+                self.notifier.ready(f"first frame rendered; {self.stats.status_line()}")
                 or not self.notifier.enabled
+            )
             self._last_status = now
         stalled = frame.index < 0
         ai = stats.get("ai") or {}

@@ -3,6 +3,7 @@
 Shared by every stage that reads YAML a person wrote (runtime config, model manifest,
 case.yaml, training config), so each gives the same one-line messages.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

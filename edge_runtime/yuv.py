@@ -16,9 +16,10 @@ YUV path instead:
 Small decorations (legend, banners, HUD) are drawn by the BGR drawing code on a small box that is
 converted to BGR and back (:func:`draw_in_box`), so they look exactly like the BGR path.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -27,19 +28,26 @@ from edge_runtime.frames import Frame
 
 # BT.601 limited ("TV") range, the default of libx264/ffmpeg and OpenCV's I420 conversions.
 Y_BLACK, Y_WHITE = 16, 235
-UV_NEUTRAL = 128             # chroma of a grey (or black) pixel
+UV_NEUTRAL = 128  # chroma of a grey (or black) pixel
 UINT8_MAX = 255
-_FULL_FROM_LIMITED = np.clip(np.round((np.arange(UINT8_MAX + 1) - Y_BLACK) * UINT8_MAX / (Y_WHITE - Y_BLACK)),
-                             0, UINT8_MAX).astype(np.uint8)
-YUV_FORMATS = ("yuv420p",)   # decoder formats kept as planes; anything else (yuvj420p, rgb, 4:2:2) -> BGR
+_FULL_FROM_LIMITED = np.clip(
+    np.round((np.arange(UINT8_MAX + 1) - Y_BLACK) * UINT8_MAX / (Y_WHITE - Y_BLACK)), 0, UINT8_MAX
+).astype(np.uint8)
+YUV_FORMATS = ("yuv420p",)  # decoder formats kept as planes; anything else (yuvj420p, rgb, 4:2:2) -> BGR
 
 
 class YuvFrame(Frame):
     """A :class:`Frame` whose pixels are I420 planes (``i420``: ``(H*3/2, W)`` uint8).
     ``image`` (BGR) is made on first access and cached; ``shape`` is (H, W) without converting."""
 
-    def __init__(self, index: int, i420: np.ndarray, timestamp: float, pts: float | None = None,
-                 meta: dict | None = None):
+    def __init__(
+        self,
+        index: int,
+        i420: np.ndarray,
+        timestamp: float,
+        pts: float | None = None,
+        meta: dict | None = None,
+    ):
         self.index, self.i420, self.timestamp, self.pts = index, i420, timestamp, pts
         self.meta = meta if meta is not None else {}
         self._bgr: np.ndarray | None = None
@@ -86,8 +94,8 @@ def planes(i420: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     flat = i420.reshape(-1)
     luma, chroma = height * width, (height // 2) * (width // 2)
     y = flat[:luma].reshape(height, width)
-    u = flat[luma:luma + chroma].reshape(height // 2, width // 2)
-    v = flat[luma + chroma:luma + 2 * chroma].reshape(height // 2, width // 2)
+    u = flat[luma : luma + chroma].reshape(height // 2, width // 2)
+    v = flat[luma + chroma : luma + 2 * chroma].reshape(height // 2, width // 2)
     return y, u, v
 
 
@@ -114,8 +122,16 @@ def _even_box(x0: int, y0: int, x1: int, y1: int, width: int, height: int) -> tu
     return max(0, x0 & ~1), max(0, y0 & ~1), min(width, (x1 + 1) & ~1), min(height, (y1 + 1) & ~1)
 
 
-def blend_mask(i420: np.ndarray, roi, mask: np.ndarray, class_id: int, yuv: tuple[int, int, int],
-               alpha: float, contour_yuv: tuple[int, int, int] | None, contour_px: int) -> None:
+def blend_mask(
+    i420: np.ndarray,
+    roi,
+    mask: np.ndarray,
+    class_id: int,
+    yuv: tuple[int, int, int],
+    alpha: float,
+    contour_yuv: tuple[int, int, int] | None,
+    contour_px: int,
+) -> None:
     """Blend ``yuv`` at ``alpha`` where ``mask == class_id`` (mask at ROI size), in place, touching
     only the mask's bounding box; draw its outer contour when ``contour_yuv`` is given."""
     m = cv2.compare(mask, class_id, cv2.CMP_EQ)
@@ -127,17 +143,21 @@ def blend_mask(i420: np.ndarray, roi, mask: np.ndarray, class_id: int, yuv: tupl
     # Work on an even-aligned box of the frame (grown by the contour's width); the mask is padded
     # with zeros there, so pixels outside the mask's own box stay untouched.
     grow = contour_px if contour_yuv is not None else 0
-    x0, y0, x1, y1 = _even_box(roi.x + bx - grow, roi.y + by - grow, roi.x + bx + bw + grow,
-                               roi.y + by + bh + grow, width, height)
+    x0, y0, x1, y1 = _even_box(
+        roi.x + bx - grow, roi.y + by - grow, roi.x + bx + bw + grow, roi.y + by + bh + grow, width, height
+    )
     box_mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
     mx0, my0 = roi.x + bx - x0, roi.y + by - y0
-    box_mask[my0:my0 + bh, mx0:mx0 + bw] = m[by:by + bh, bx:bx + bw]
+    box_mask[my0 : my0 + bh, mx0 : mx0 + bw] = m[by : by + bh, bx : bx + bw]
     luma = y_plane[y0:y1, x0:x1]
-    chroma = (u_plane[y0 // 2:y1 // 2, x0 // 2:x1 // 2], v_plane[y0 // 2:y1 // 2, x0 // 2:x1 // 2])
+    chroma = (u_plane[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2], v_plane[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2])
     # A chroma sample is tinted when its top-left pixel is: the contour drawn over the mask's
     # edge hides the difference to an exact 2x2 coverage there.
-    for plane, value, sub_mask in ((luma, yuv[0], box_mask), (chroma[0], yuv[1], box_mask[::2, ::2]),
-                                   (chroma[1], yuv[2], box_mask[::2, ::2])):
+    for plane, value, sub_mask in (
+        (luma, yuv[0], box_mask),
+        (chroma[0], yuv[1], box_mask[::2, ::2]),
+        (chroma[1], yuv[2], box_mask[::2, ::2]),
+    ):
         # (1 - alpha) * plane + alpha * value in one pass, no solid-colour plane allocated
         tinted = cv2.convertScaleAbs(plane, alpha=1.0 - alpha, beta=alpha * value)
         cv2.copyTo(tinted, sub_mask, plane)  # masked copy straight into the plane (a view)
@@ -156,10 +176,11 @@ def blend_mask(i420: np.ndarray, roi, mask: np.ndarray, class_id: int, yuv: tupl
     points = points.reshape(-1, 2)  # (x, y) pairs; OpenCV 4 adds a middle axis
     rows, cols = points[:, 1], points[:, 0]
     weight = coverage[rows, cols].astype(np.uint32)
-    for plane, value in zip(chroma, contour_yuv[1:]):
+    for plane, value in zip(chroma, contour_yuv[1:], strict=False):
         old = plane[rows, cols].astype(np.uint32)
-        plane[rows, cols] = ((old * (UINT8_MAX - weight) + value * weight + UINT8_MAX // 2) // UINT8_MAX
-                             ).astype(np.uint8)
+        plane[rows, cols] = (
+            (old * (UINT8_MAX - weight) + value * weight + UINT8_MAX // 2) // UINT8_MAX
+        ).astype(np.uint8)
 
 
 def draw_in_box(i420: np.ndarray, box: tuple[int, int, int, int], draw: Callable[[np.ndarray], None]) -> None:
@@ -173,10 +194,13 @@ def draw_in_box(i420: np.ndarray, box: tuple[int, int, int, int], draw: Callable
     if bx1 <= bx0 or by1 <= by0:
         return
     x0, y0, x1, y1 = _even_box(bx0, by0, bx1, by1, width, height)
-    ys, us, vs = y_plane[y0:y1, x0:x1], u_plane[y0 // 2:y1 // 2, x0 // 2:x1 // 2], \
-        v_plane[y0 // 2:y1 // 2, x0 // 2:x1 // 2]
+    ys, us, vs = (
+        y_plane[y0:y1, x0:x1],
+        u_plane[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2],
+        v_plane[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2],
+    )
     small = np.concatenate([ys.ravel(), us.ravel(), vs.ravel()]).reshape((y1 - y0) * 3 // 2, x1 - x0)
     bgr = cv2.cvtColor(small, cv2.COLOR_YUV2BGR_I420)
-    draw(bgr[by0 - y0:by1 - y0, bx0 - x0:bx1 - x0])
+    draw(bgr[by0 - y0 : by1 - y0, bx0 - x0 : bx1 - x0])
     sy, su, sv = planes(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420))
     ys[...], us[...], vs[...] = sy, su, sv

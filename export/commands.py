@@ -3,6 +3,7 @@
 ``sonomap export onnx|torchscript|tensorrt`` and ``sonomap selfcheck``.
 Heavy imports happen inside the handlers so that `sonomap --help` stays fast.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,10 +22,13 @@ def _hw(hw: tuple[int, int]) -> str:
 
 def register(sub) -> None:
     """Add this stage's subcommands to the top-level parser's subparsers."""
-    p = sub.add_parser("export", help="export a checkpoint to ONNX / TorchScript / TensorRT",
-                       description="Export a trained checkpoint for the runtime. Preprocessing (resize, "
-                       "normalise) and postprocessing (softmax, threshold, resize back) are folded into the "
-                       "model: uint8 frame [N,1,H,W] in, prob float32 and mask uint8 out.")
+    p = sub.add_parser(
+        "export",
+        help="export a checkpoint to ONNX / TorchScript / TensorRT",
+        description="Export a trained checkpoint for the runtime. Preprocessing (resize, "
+        "normalise) and postprocessing (softmax, threshold, resize back) are folded into the "
+        "model: uint8 frame [N,1,H,W] in, prob float32 and mask uint8 out.",
+    )
     targets = p.add_subparsers(dest="target", metavar="TARGET", required=True)
     _add_onnx(targets)
     _add_torchscript(targets)
@@ -36,76 +40,126 @@ def _add_shape_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("input shape")
     g.add_argument("--roi", metavar="HxW", help="fixed ROI size (default: dynamic height/width)")
     g.add_argument("--min-hw", metavar="HxW", help=f"smallest dynamic ROI (default {_hw(DEFAULT_MIN_HW)})")
-    g.add_argument("--opt-hw", metavar="HxW",
-                   help=f"typical ROI, what TensorRT tunes for (default {_hw(DEFAULT_OPT_HW)})")
+    g.add_argument(
+        "--opt-hw",
+        metavar="HxW",
+        help=f"typical ROI, what TensorRT tunes for (default {_hw(DEFAULT_OPT_HW)})",
+    )
     g.add_argument("--max-hw", metavar="HxW", help=f"largest dynamic ROI (default {_hw(DEFAULT_MAX_HW)})")
     g.add_argument("--dynamic-batch", action="store_true", help="make the batch dimension dynamic")
-    g.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH,
-                   help=f"largest batch with --dynamic-batch (default {DEFAULT_MAX_BATCH})")
+    g.add_argument(
+        "--max-batch",
+        type=int,
+        default=DEFAULT_MAX_BATCH,
+        help=f"largest batch with --dynamic-batch (default {DEFAULT_MAX_BATCH})",
+    )
 
 
 def _add_onnx(targets) -> None:
-    p = targets.add_parser("onnx", help="checkpoint -> ONNX + manifest + parity.json",
-                           description="Export CK to ONNX (opset 17) with its manifest, then compare ONNX "
-                           "Runtime with torch FP32 on real frames and write parity.json beside the model. "
-                           "Exit 1 when mask agreement is below 99.9% (FP16: 99.5%), 4 when a written graph fails the "
-                           "TensorRT compatibility lint (export/trt_lint.py).")
-    p.add_argument("--checkpoint", required=True, help="checkpoint written by 'sonomap train' (CK.yaml beside it)")
+    p = targets.add_parser(
+        "onnx",
+        help="checkpoint -> ONNX + manifest + parity.json",
+        description="Export CK to ONNX (opset 17) with its manifest, then compare ONNX "
+        "Runtime with torch FP32 on real frames and write parity.json beside the model. "
+        "Exit 1 when mask agreement is below 99.9% (FP16: 99.5%), 4 when a written graph fails the "
+        "TensorRT compatibility lint (export/trt_lint.py).",
+    )
+    p.add_argument(
+        "--checkpoint", required=True, help="checkpoint written by 'sonomap train' (CK.yaml beside it)"
+    )
     p.add_argument("--out", required=True, help="ONNX file to write, e.g. model.onnx")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     _add_shape_args(p)
     p.add_argument("--fp16", action="store_true", help="also write MODEL.fp16.onnx and check it against FP32")
     p.add_argument("--frames", help="folder of real frames for parity (default: vendored BUSI sample)")
-    p.add_argument("--parity-frames", type=int, default=DEFAULT_PARITY_FRAMES,
-                   help=f"how many frames to compare (default {DEFAULT_PARITY_FRAMES})")
+    p.add_argument(
+        "--parity-frames",
+        type=int,
+        default=DEFAULT_PARITY_FRAMES,
+        help=f"how many frames to compare (default {DEFAULT_PARITY_FRAMES})",
+    )
     p.set_defaults(func=_run_onnx)
 
 
 def _add_torchscript(targets) -> None:
-    p = targets.add_parser("torchscript", help="checkpoint -> TorchScript (for the runtime's torch backend)",
-                           description="Trace the folded model to TorchScript (format 'torchscript' in the "
-                           "manifest); the runtime's torch backend loads it without importing training.")
+    p = targets.add_parser(
+        "torchscript",
+        help="checkpoint -> TorchScript (for the runtime's torch backend)",
+        description="Trace the folded model to TorchScript (format 'torchscript' in the "
+        "manifest); the runtime's torch backend loads it without importing training.",
+    )
     p.add_argument("--checkpoint", required=True, help="checkpoint written by 'sonomap train'")
     p.add_argument("--out", required=True, help="TorchScript file to write, e.g. model.ts")
     p.add_argument("--frames", help="folder of real frames for the torch-vs-TorchScript check")
-    p.add_argument("--parity-frames", type=int, default=DEFAULT_TS_PARITY_FRAMES,
-                   help=f"frames to compare (default {DEFAULT_TS_PARITY_FRAMES})")
+    p.add_argument(
+        "--parity-frames",
+        type=int,
+        default=DEFAULT_TS_PARITY_FRAMES,
+        help=f"frames to compare (default {DEFAULT_TS_PARITY_FRAMES})",
+    )
     p.set_defaults(func=_run_torchscript)
 
 
 def _add_tensorrt(targets) -> None:
-    p = targets.add_parser("tensorrt", help="ONNX -> TensorRT engine (cached, on the target GPU)",
-                           description="Build a TensorRT engine from a folded ONNX model on this machine's "
-                           "GPU, into the engine cache DIR (keyed by ONNX sha256, GPU, TensorRT version, "
-                           "precision and shapes). TensorRT 10.x < 10.12 uses the FP16 builder flag on the FP32 "
-                           "ONNX; >= 10.12 and 11 build a strongly typed network from the FP16 ONNX.")
+    p = targets.add_parser(
+        "tensorrt",
+        help="ONNX -> TensorRT engine (cached, on the target GPU)",
+        description="Build a TensorRT engine from a folded ONNX model on this machine's "
+        "GPU, into the engine cache DIR (keyed by ONNX sha256, GPU, TensorRT version, "
+        "precision and shapes). TensorRT 10.x < 10.12 uses the FP16 builder flag on the FP32 "
+        "ONNX; >= 10.12 and 11 build a strongly typed network from the FP16 ONNX.",
+    )
     p.add_argument("--onnx", help="folded ONNX model (model.onnx, manifest beside it)")
     p.add_argument("--out", required=True, help="engine cache directory")
     p.add_argument("--fp16", action="store_true", help="FP16 engine (default FP32)")
-    p.add_argument("--workspace-mb", type=int, default=DEFAULT_WORKSPACE_MB,
-                   help=f"builder workspace limit in MiB (default {DEFAULT_WORKSPACE_MB})")
-    p.add_argument("--min", dest="min_shape", metavar="NxCxHxW", help="profile minimum (default from manifest)")
-    p.add_argument("--opt", dest="opt_shape", metavar="NxCxHxW", help="profile optimum (default from manifest)")
-    p.add_argument("--max", dest="max_shape", metavar="NxCxHxW", help="profile maximum (default from manifest)")
+    p.add_argument(
+        "--workspace-mb",
+        type=int,
+        default=DEFAULT_WORKSPACE_MB,
+        help=f"builder workspace limit in MiB (default {DEFAULT_WORKSPACE_MB})",
+    )
+    p.add_argument(
+        "--min", dest="min_shape", metavar="NxCxHxW", help="profile minimum (default from manifest)"
+    )
+    p.add_argument(
+        "--opt", dest="opt_shape", metavar="NxCxHxW", help="profile optimum (default from manifest)"
+    )
+    p.add_argument(
+        "--max", dest="max_shape", metavar="NxCxHxW", help="profile maximum (default from manifest)"
+    )
     p.add_argument("--force", action="store_true", help="rebuild even when a valid cached engine exists")
-    p.add_argument("--via", choices=("tensorrt", "torch-tensorrt"), default="tensorrt",
-                   help="build with the TensorRT API (default) or Torch-TensorRT dynamo (needs --checkpoint)")
+    p.add_argument(
+        "--via",
+        choices=("tensorrt", "torch-tensorrt"),
+        default="tensorrt",
+        help="build with the TensorRT API (default) or Torch-TensorRT dynamo (needs --checkpoint)",
+    )
     p.add_argument("--checkpoint", help="checkpoint for --via torch-tensorrt")
     p.set_defaults(func=_run_tensorrt)
 
 
 def _add_selfcheck(sub) -> None:
-    p = sub.add_parser("selfcheck", help="prove the TensorRT path on this machine (versions, GPU, parity, latency)",
-                       description="Print versions and the GPU, build or load the TensorRT engine, run it and "
-                       "ONNX Runtime on sample frames, print mask agreement and latency. Exit 1 on "
-                       "disagreement, 3 when TensorRT or pycuda is missing, 4 when the model fails the "
-                       "TensorRT compatibility lint.")
+    p = sub.add_parser(
+        "selfcheck",
+        help="prove the TensorRT path on this machine (versions, GPU, parity, latency)",
+        description="Print versions and the GPU, build or load the TensorRT engine, run it and "
+        "ONNX Runtime on sample frames, print mask agreement and latency. Exit 1 on "
+        "disagreement, 3 when TensorRT or pycuda is missing, 4 when the model fails the "
+        "TensorRT compatibility lint.",
+    )
     p.add_argument("--model", help="folded ONNX model (default: the shipped default model)")
     p.add_argument("--frames", help="folder of frames (default: vendored BUSI sample)")
-    p.add_argument("--max-frames", type=int, default=DEFAULT_SELFCHECK_FRAMES,
-                   help=f"frames to compare (default {DEFAULT_SELFCHECK_FRAMES})")
-    p.add_argument("--cache-dir", help="engine cache directory (default: $CACHE_DIRECTORY/engines under systemd, "
-                   "else ~/.cache/sonomap/engines)")
+    p.add_argument(
+        "--max-frames",
+        type=int,
+        default=DEFAULT_SELFCHECK_FRAMES,
+        help=f"frames to compare (default {DEFAULT_SELFCHECK_FRAMES})",
+    )
+    p.add_argument(
+        "--cache-dir",
+        help="engine cache directory (default: $CACHE_DIRECTORY/engines under systemd, "
+        "else ~/.cache/sonomap/engines)",
+    )
     p.add_argument("--fp32", action="store_true", help="build an FP32 engine instead of FP16")
     p.set_defaults(func=_run_selfcheck)
 

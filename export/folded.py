@@ -12,6 +12,7 @@ cancer channel is resized, its softmax taken as the logistic of the logit differ
 Folding the steps in lets the runtime move uint8 in and uint8/float out, and lets
 TensorRT run the resizes on the GPU instead of OpenCV on the CPU.
 """
+
 from __future__ import annotations
 
 import torch
@@ -57,7 +58,9 @@ class FoldedSegmenter(nn.Module):
             # resized to the ROI (same values as softmax -> resize -> slice). At ROI size (about a
             # megapixel) that halves the resize and drops a full-size slice and select: about 5 of
             # 23 ms a frame on a CPU.
-            prob = torch.sigmoid(logits[:, self.cancer:self.cancer + 1] - logits[:, self.other:self.other + 1])
+            prob = torch.sigmoid(
+                logits[:, self.cancer : self.cancer + 1] - logits[:, self.other : self.other + 1]
+            )
             prob = F.interpolate(prob, size=(height, width), mode="bilinear", align_corners=False)
             # Compare, then cast (bool -> float -> uint8; TensorRT takes uint8 only at I/O casts).
             mask = (prob >= self.threshold).float()
@@ -66,7 +69,7 @@ class FoldedSegmenter(nn.Module):
             return prob, mask.to(torch.uint8)
         probs = torch.softmax(logits, dim=1)
         probs = F.interpolate(probs, size=(height, width), mode="bilinear", align_corners=False)
-        prob = probs[:, self.cancer:self.cancer + 1]
+        prob = probs[:, self.cancer : self.cancer + 1]
         # Best non-cancer class: zero the cancer channel, then argmax.
         keep = torch.ones(self.num_classes, device=probs.device)
         keep[self.cancer] = 0.0
@@ -74,6 +77,7 @@ class FoldedSegmenter(nn.Module):
         # The mask is computed in float and cast last: TensorRT supports uint8 only at I/O casts.
         mask = torch.where(prob >= self.threshold, torch.full_like(prob, float(self.cancer)), fallback)
         return prob, mask.to(torch.uint8)
+
 
 def load_folded(checkpoint) -> tuple[FoldedSegmenter, Manifest]:
     """Checkpoint (+ its manifest, which must agree) -> (folded eval model on CPU, manifest)."""

@@ -8,6 +8,7 @@ and uint8 ``mask`` out, so the runtime feeds both models the same way. Resize st
 FP32 (onnxconverter-common's default block list), which also keeps TensorRT's resize exact.
 This FP16 ONNX is what the strongly typed TensorRT path (TensorRT >= 10.12 and 11) builds from.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -62,7 +63,11 @@ def convert_fp16(fp32_path: str | Path, out: str | Path | None = None) -> Path:
         format="onnx",
         source={**manifest.source, "fp32_onnx": fp32_path.name, "fp32_onnx_sha256": manifest.sha256},
         versions={**manifest.versions, "onnxconverter_common": _converter_version()},
-        extra={**manifest.extra, "precision": "fp16", "fp16_converter": "onnxconverter_common.float16 keep_io_types"},
+        extra={
+            **manifest.extra,
+            "precision": "fp16",
+            "fp16_converter": "onnxconverter_common.float16 keep_io_types",
+        },
     )
     save_manifest(derived, out)
     return out

@@ -3,6 +3,7 @@
 Wiring only (one place): export_onnx -> torch_vs_ort -> [convert_fp16 -> fp16_vs_fp32]
 -> parity.json + parity summary in the manifest -> TensorRT lint of each file written -> exit code.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,9 +38,12 @@ def shape_spec_from_args(args) -> ShapeSpec:
 def record_parity(model_path: Path, section: dict) -> None:
     """Keep the parity verdict in the manifest too (the sha256 of the model is unchanged)."""
     manifest = load_manifest(model_path)
-    manifest.extra = {**manifest.extra, "parity": {k: section[k] for k in
-                                                   ("reference", "candidate", "frames", "mask_agreement",
-                                                    "bar", "passed")}}
+    manifest.extra = {
+        **manifest.extra,
+        "parity": {
+            k: section[k] for k in ("reference", "candidate", "frames", "mask_agreement", "bar", "passed")
+        },
+    }
     save_manifest(manifest, model_path)
 
 
@@ -53,9 +57,11 @@ def run_onnx_export(args) -> int:
     frames = load_frames(args.frames, args.parity_frames)  # fail on bad --frames before the slow export
     out = Path(args.out)
     manifest, folded = export_onnx(args.checkpoint, out, spec, opset=args.opset)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {out.name}.yaml "
-          f"[{manifest.arch}, input {manifest.input_height}x{manifest.input_width}, "
-          f"frame {'x'.join(map(str, spec.dims))} uint8, opset {args.opset}]")
+    print(
+        f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {out.name}.yaml "
+        f"[{manifest.arch}, input {manifest.input_height}x{manifest.input_width}, "
+        f"frame {'x'.join(map(str, spec.dims))} uint8, opset {args.opset}]"
+    )
     sections = {"fp32": torch_vs_ort(folded, out, frames, spec, manifest.cancer_index)}
     record_parity(out, sections["fp32"])
     print(describe(sections["fp32"]))
@@ -76,7 +82,9 @@ def run_onnx_export(args) -> int:
         print(describe_lint(lint))
     rejected = [lint.path.name for lint in lints if not lint.passed]
     if rejected:
-        print(f"TENSORRT LINT FAILED for {', '.join(rejected)}: ONNX Runtime runs them, TensorRT would not build "
-              "them; files are kept for inspection")
+        print(
+            f"TENSORRT LINT FAILED for {', '.join(rejected)}: ONNX Runtime runs them, TensorRT would not build "
+            "them; files are kept for inspection"
+        )
         return EXIT_LINT_FAILED
     return EXIT_OK

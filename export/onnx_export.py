@@ -4,6 +4,7 @@ Inputs: ``CK`` (a ``sonomap train`` checkpoint with ``CK.yaml`` beside it).
 Outputs: ``model.onnx``, ``model.onnx.yaml`` (format onnx, io, profile, sha256, source),
 ``parity.json`` (torch FP32 vs ONNX Runtime FP32 on real frames) beside the model.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,7 +30,9 @@ EXPORTER = "sonomap.export (torch.onnx TorchScript exporter)"
 
 def check_opset(opset: int) -> None:
     if opset not in SUPPORTED_OPSETS:
-        raise ConfigError(f"--opset {opset} is not supported; use one of {SUPPORTED_OPSETS} (default {DEFAULT_OPSET})")
+        raise ConfigError(
+            f"--opset {opset} is not supported; use one of {SUPPORTED_OPSETS} (default {DEFAULT_OPSET})"
+        )
 
 
 def library_versions() -> dict[str, str]:
@@ -38,8 +41,14 @@ def library_versions() -> dict[str, str]:
     import torch
     import torchvision
 
-    found = {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-             "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "numpy": np.__version__}
+    found = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "numpy": np.__version__,
+    }
     return {name: str(version) for name, version in found.items()}  # TorchVersion is not YAML-safe
 
 
@@ -47,7 +56,7 @@ def _name_output_dims(model, spec: ShapeSpec) -> None:
     """The exporter names output dims after internal nodes; give them the input's names."""
     for output in model.graph.output:
         dims = output.type.tensor_type.shape.dim
-        for dim, value in zip(dims, spec.dims):
+        for dim, value in zip(dims, spec.dims, strict=False):
             if isinstance(value, str):
                 dim.dim_param = value
             else:
@@ -68,9 +77,16 @@ def write_onnx(folded, path: Path, spec: ShapeSpec, opset: int) -> None:
             # The TorchScript exporter is deprecated upstream but needs no onnxscript; its warnings are noise here.
             warnings.simplefilter("ignore")
             with torch.no_grad():
-                torch.onnx.export(folded, (dummy,), str(tmp), input_names=[INPUT_NAME],
-                                  output_names=list(OUTPUT_NAMES), dynamic_axes=spec.dynamic_axes(),
-                                  opset_version=opset, dynamo=False)
+                torch.onnx.export(
+                    folded,
+                    (dummy,),
+                    str(tmp),
+                    input_names=[INPUT_NAME],
+                    output_names=list(OUTPUT_NAMES),
+                    dynamic_axes=spec.dynamic_axes(),
+                    opset_version=opset,
+                    dynamo=False,
+                )
         model = onnx.load(str(tmp))
         _name_output_dims(model, spec)
         onnx.save(model, str(tmp))
@@ -91,12 +107,15 @@ def torch_vs_ort(folded, onnx_path: Path, frames, spec: ShapeSpec, cancer_id: in
         with torch.no_grad():
             t_prob, t_mask = folded(torch.from_numpy(gray)[None, None])
         o_prob, o_mask = run_ort(session, gray)
-        counts.append(count_frame(frame_id, t_mask[0, 0].numpy(), o_mask, t_prob[0, 0].numpy(), o_prob, cancer_id))
+        counts.append(
+            count_frame(frame_id, t_mask[0, 0].numpy(), o_mask, t_prob[0, 0].numpy(), o_prob, cancer_id)
+        )
     return summarise(counts, FP32_AGREEMENT_BAR, reference="torch-fp32", candidate="onnxruntime-fp32")
 
 
-def export_onnx(checkpoint: str | Path, out: str | Path, spec: ShapeSpec | None = None,
-                opset: int = DEFAULT_OPSET) -> tuple[Manifest, object]:
+def export_onnx(
+    checkpoint: str | Path, out: str | Path, spec: ShapeSpec | None = None, opset: int = DEFAULT_OPSET
+) -> tuple[Manifest, object]:
     """Export ``checkpoint`` to ``out``; returns (manifest written beside it, folded torch model)."""
     from export.folded import load_folded
 
@@ -113,12 +132,14 @@ def export_onnx(checkpoint: str | Path, out: str | Path, spec: ShapeSpec | None 
         format="onnx",
         preprocessing_in_graph=True,
         io=spec.io(opset),
-        source={"checkpoint": str(checkpoint.resolve()), "checkpoint_sha256": sha256_file(checkpoint),
-                "checkpoint_name": source.name},
+        source={
+            "checkpoint": str(checkpoint.resolve()),
+            "checkpoint_sha256": sha256_file(checkpoint),
+            "checkpoint_name": source.name,
+        },
         versions={**source.versions, **library_versions(), "exporter": EXPORTER},
         extra={**source.extra, "precision": "fp32"},
     )
     save_manifest(manifest, out)
     log.info("wrote %s (%d bytes)", out, out.stat().st_size)
     return manifest, folded
-

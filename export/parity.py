@@ -4,13 +4,15 @@ Count first, score second: each frame gives pixel counts (pixels, agreeing mask 
 cancer pixels in each run, their intersection) and the largest probability difference;
 the summary pools the counts over all frames (agreement = sum agree / sum pixels) and
 also reports the worst frame. Any NaN/inf probability in the candidate (FP16 overflow) fails
-the check whatever the agreement, since the runtime would show a wrong overlay. Empty-mask policy: pixels of an empty mask count like any
+the check whatever the agreement, since the runtime would show a wrong overlay.
+Empty-mask policy: pixels of an empty mask count like any
 other, so two empty masks agree fully; the cancer-pixel counts are reported beside the
 agreement so a model that marks nothing is visible as such.
 
 Writes ``parity.json`` beside the model (sections merged, written atomically).
 No torch import here: selfcheck uses this on the cart.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +25,8 @@ import numpy as np
 from edge_runtime.atomic import atomic_write_text
 from edge_runtime.errors import InputError
 
-FP32_AGREEMENT_BAR = 0.999   # torch FP32 vs ONNX Runtime FP32
-FP16_AGREEMENT_BAR = 0.995   # FP16 (ONNX or TensorRT) vs FP32
+FP32_AGREEMENT_BAR = 0.999  # torch FP32 vs ONNX Runtime FP32
+FP16_AGREEMENT_BAR = 0.995  # FP16 (ONNX or TensorRT) vs FP32
 PARITY_FILE = "parity.json"
 
 
@@ -39,11 +41,17 @@ class FrameCounts:
     cancer_test: int
     cancer_both: int
     max_prob_diff: float
-    nonfinite_test: int   # NaN/inf probabilities in the candidate (FP16 overflow): always a failure
+    nonfinite_test: int  # NaN/inf probabilities in the candidate (FP16 overflow): always a failure
 
 
-def count_frame(frame_id: str, mask_ref: np.ndarray, mask_test: np.ndarray, prob_ref: np.ndarray,
-                prob_test: np.ndarray, cancer_id: int) -> FrameCounts:
+def count_frame(
+    frame_id: str,
+    mask_ref: np.ndarray,
+    mask_test: np.ndarray,
+    prob_ref: np.ndarray,
+    prob_test: np.ndarray,
+    cancer_id: int,
+) -> FrameCounts:
     """Masks uint8 (H, W) and probabilities float (H, W) of one frame -> counts."""
     if mask_ref.shape != mask_test.shape or prob_ref.shape != prob_test.shape:
         raise InputError(f"frame {frame_id}: output shapes differ ({mask_ref.shape} vs {mask_test.shape})")
@@ -51,9 +59,13 @@ def count_frame(frame_id: str, mask_ref: np.ndarray, mask_test: np.ndarray, prob
     test_c = mask_test == cancer_id
     diff = np.abs(prob_ref.astype(np.float64) - prob_test.astype(np.float64))
     return FrameCounts(
-        id=frame_id, height=int(mask_ref.shape[0]), width=int(mask_ref.shape[1]),
-        pixels=int(mask_ref.size), agree=int(np.count_nonzero(mask_ref == mask_test)),
-        cancer_ref=int(ref_c.sum()), cancer_test=int(test_c.sum()),
+        id=frame_id,
+        height=int(mask_ref.shape[0]),
+        width=int(mask_ref.shape[1]),
+        pixels=int(mask_ref.size),
+        agree=int(np.count_nonzero(mask_ref == mask_test)),
+        cancer_ref=int(ref_c.sum()),
+        cancer_test=int(test_c.sum()),
         cancer_both=int(np.count_nonzero(ref_c & test_c)),
         max_prob_diff=float(np.nanmax(diff)) if np.isfinite(diff).any() else 0.0,
         nonfinite_test=int(np.count_nonzero(~np.isfinite(prob_test))),
@@ -125,9 +137,11 @@ def write_parity(model_path: str | Path, sections: dict[str, Any]) -> Path:
 
 def describe(section: dict[str, Any]) -> str:
     """One line for the console."""
-    return (f"{section['candidate']} vs {section['reference']}: mask agreement "
-            f"{100 * section['mask_agreement']:.3f}% over {section['frames']} frames "
-            f"(worst frame {100 * section['worst_frame_agreement']:.3f}%, bar {100 * section['bar']:.1f}%, "
-            f"cancer px {section['cancer_pixels_reference']}/{section['cancer_pixels_candidate']}, "
-            f"max |dprob| {section['max_prob_diff']:.2e}, non-finite {section['nonfinite_prob_candidate']}) "
-            f"-> {'PASS' if section['passed'] else 'FAIL'}")
+    return (
+        f"{section['candidate']} vs {section['reference']}: mask agreement "
+        f"{100 * section['mask_agreement']:.3f}% over {section['frames']} frames "
+        f"(worst frame {100 * section['worst_frame_agreement']:.3f}%, bar {100 * section['bar']:.1f}%, "
+        f"cancer px {section['cancer_pixels_reference']}/{section['cancer_pixels_candidate']}, "
+        f"max |dprob| {section['max_prob_diff']:.2e}, non-finite {section['nonfinite_prob_candidate']}) "
+        f"-> {'PASS' if section['passed'] else 'FAIL'}"
+    )

@@ -4,6 +4,7 @@ Input: a folder of 8-bit images (default: the vendored BUSI sample ``tests/data/
 of a source checkout, else the four frames packaged with the default model, so an installed
 cart without the source tree can still run ``sonomap selfcheck``). Output: ``[(id, gray uint8 (H, W)), ...]`` sorted by name.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,11 +25,15 @@ def default_frames_dir(candidates: tuple[Path, ...] = (DEFAULT_FRAMES, PACKAGED_
     for folder in candidates:
         if folder.is_dir():
             return folder
-    raise InputError(f"sample frames not found in {', '.join(map(str, candidates))}; "
-                     "pass --frames DIR with a few ultrasound images")
+    raise InputError(
+        f"sample frames not found in {', '.join(map(str, candidates))}; "
+        "pass --frames DIR with a few ultrasound images"
+    )
 
 
-def load_frames(frames_dir: str | Path | None = None, limit: int | None = None) -> list[tuple[str, np.ndarray]]:
+def load_frames(
+    frames_dir: str | Path | None = None, limit: int | None = None
+) -> list[tuple[str, np.ndarray]]:
     """Read up to ``limit`` gray frames; spread the pick over the sorted list so a small
     limit still mixes benign and malignant images."""
     folder = Path(frames_dir) if frames_dir is not None else default_frames_dir()
@@ -49,8 +54,9 @@ def load_frames(frames_dir: str | Path | None = None, limit: int | None = None) 
     return frames
 
 
-def fit_frame(gray: np.ndarray, roi: tuple[int, int] | None,
-              max_hw: tuple[int, int] | None = None) -> np.ndarray:
+def fit_frame(
+    gray: np.ndarray, roi: tuple[int, int] | None, max_hw: tuple[int, int] | None = None
+) -> np.ndarray:
     """Bring a frame to what the model accepts: the fixed ROI size, or within the dynamic
     range's maximum (scaled down keeping aspect)."""
     if roi is not None:

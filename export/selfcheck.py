@@ -10,6 +10,7 @@ so the model itself is still checked).
 TensorRT cannot be installed on this project's build machines: this command is how a user
 checks it on their own hardware.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -24,15 +25,22 @@ import edge_runtime
 from edge_runtime.errors import InputError
 from edge_runtime.manifest import load_manifest
 from edge_runtime.tensorrt.modules import TensorRTUnavailable
-from export.parity import (FP16_AGREEMENT_BAR, FP32_AGREEMENT_BAR, count_frame, describe, ort_session, run_ort,
-                           summarise)
+from export.parity import (
+    FP16_AGREEMENT_BAR,
+    FP32_AGREEMENT_BAR,
+    count_frame,
+    describe,
+    ort_session,
+    run_ort,
+    summarise,
+)
 from export.samples import fit_frame, load_frames
 
 DEFAULT_MODEL = Path(edge_runtime.__file__).resolve().parent / "models" / "default" / "model.onnx"
 EXIT_OK, EXIT_DISAGREE, EXIT_NO_TENSORRT, EXIT_LINT_FAILED = 0, 1, 3, 4
 MS = 1000.0
 LATENCY_RUNS = 20  # repeated runs on one frame: steady-state latency without per-size buffer setup
-WARMUP_RUNS = 1    # untimed runs at the timed size first: a new size re-binds the TensorRT buffers
+WARMUP_RUNS = 1  # untimed runs at the timed size first: a new size re-binds the TensorRT buffers
 
 
 def _version(dist: str) -> str:
@@ -45,10 +53,16 @@ def _version(dist: str) -> str:
 def versions() -> dict[str, str]:
     import onnxruntime
 
-    found = {"python": platform.python_version(), "platform": platform.platform(), "numpy": np.__version__,
-             "onnxruntime": f"{onnxruntime.__version__} {onnxruntime.get_available_providers()}",
-             "opencv": _version("opencv-python")}
-    found["tensorrt"] = _version("tensorrt") if _version("tensorrt") != "not installed" else _jetpack_tensorrt()
+    found = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "numpy": np.__version__,
+        "onnxruntime": f"{onnxruntime.__version__} {onnxruntime.get_available_providers()}",
+        "opencv": _version("opencv-python"),
+    }
+    found["tensorrt"] = (
+        _version("tensorrt") if _version("tensorrt") != "not installed" else _jetpack_tensorrt()
+    )
     found["pycuda"] = _version("pycuda")
     return found
 
@@ -84,13 +98,16 @@ def timed_latency(infer, frame: np.ndarray, runs: int = LATENCY_RUNS) -> list[fl
 def lint_for_tensorrt(model: Path) -> bool:
     """Lint the model and, when present, its FP16 twin; print each verdict. False when one fails."""
     from edge_runtime.tensorrt.engines import FP16_TWIN_SUFFIX
-
     from export.trt_lint import describe, lint_onnx
 
     if importlib.util.find_spec("onnx") is None:  # the lint reads the graph with it; a cart may lack it
-        print("TensorRT ONNX lint NOT run: the 'onnx' package is not installed ('pip install sonomap[export]')")
+        print(
+            "TensorRT ONNX lint NOT run: the 'onnx' package is not installed ('pip install sonomap[export]')"
+        )
         return True
-    twin = model.with_name(model.name[: -len(".onnx")] + FP16_TWIN_SUFFIX) if model.suffix == ".onnx" else None
+    twin = (
+        model.with_name(model.name[: -len(".onnx")] + FP16_TWIN_SUFFIX) if model.suffix == ".onnx" else None
+    )
     reports = [lint_onnx(path) for path in (model, twin) if path is not None and path.is_file()]
     for report in reports:
         print(describe(report))
@@ -121,8 +138,10 @@ def run_selfcheck(args) -> int:
     session = ort_session(model)
     ort_out = {frame_id: run_ort(session, gray) for frame_id, gray in frames}
     ort_ms = timed_latency(lambda gray: run_ort(session, gray), frames[0][1])
-    print(f"ONNX Runtime {session.get_providers()[0]} on a {frames[0][1].shape[0]}x{frames[0][1].shape[1]} frame: "
-          f"{latency_text(ort_ms)}")
+    print(
+        f"ONNX Runtime {session.get_providers()[0]} on a {frames[0][1].shape[0]}x{frames[0][1].shape[1]} frame: "
+        f"{latency_text(ort_ms)}"
+    )
     try:
         from edge_runtime.backends.tensorrt import DEFAULT_CACHE_DIR, TensorRTBackend
         from edge_runtime.tensorrt.key import current_gpu
@@ -134,13 +153,20 @@ def run_selfcheck(args) -> int:
         print(f"TensorRT check NOT run: {exc}")
         return EXIT_NO_TENSORRT if lint_passed else EXIT_LINT_FAILED
     if not lint_passed:
-        print("TensorRT check NOT run: the model fails the TensorRT lint above; re-export it with "
-              "'sonomap export onnx'")
+        print(
+            "TensorRT check NOT run: the model fails the TensorRT lint above; re-export it with "
+            "'sonomap export onnx'"
+        )
         return EXIT_LINT_FAILED
     print(f"  gpu          {gpu.name} (compute capability {gpu.compute_capability}, {gpu.sm_count} SMs)")
     precision = "fp32" if args.fp32 else "fp16"
-    backend = TensorRTBackend(model, manifest, cache_dir=args.cache_dir or DEFAULT_CACHE_DIR, fp16=not args.fp32,
-                              on_long_build=lambda s: print(f"building the engine (up to {s / 60:.0f} min)..."))
+    backend = TensorRTBackend(
+        model,
+        manifest,
+        cache_dir=args.cache_dir or DEFAULT_CACHE_DIR,
+        fp16=not args.fp32,
+        on_long_build=lambda s: print(f"building the engine (up to {s / 60:.0f} min)..."),
+    )
     try:
         counts = []
         for frame_id, gray in frames:
@@ -152,8 +178,12 @@ def run_selfcheck(args) -> int:
     finally:
         backend.close()
     if record is not None:
-        print(f"engine {record.path}: {'built' if record.built else 'loaded from cache'} ({record.key.build_path})")
-    print(f"TensorRT {precision} on the same frame: {latency_text(trt_ms)} (host uint8 in -> host prob/mask out)")
+        print(
+            f"engine {record.path}: {'built' if record.built else 'loaded from cache'} ({record.key.build_path})"
+        )
+    print(
+        f"TensorRT {precision} on the same frame: {latency_text(trt_ms)} (host uint8 in -> host prob/mask out)"
+    )
     bar = FP32_AGREEMENT_BAR if args.fp32 else FP16_AGREEMENT_BAR
     section = summarise(counts, bar, reference="onnxruntime-fp32", candidate=f"tensorrt-{precision}")
     print(describe(section))

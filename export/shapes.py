@@ -3,6 +3,7 @@
 The range (min/opt/max ``[N,1,H,W]``) is recorded in the manifest's ``io.profile`` so the
 TensorRT engine build on the cart (which may not import export) uses the same one.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ def parse_nchw(text: str, flag: str) -> list[int]:
 
 @dataclass
 class ShapeSpec:
-    roi: tuple[int, int] | None = None        # fixed (H, W); None = dynamic H/W
+    roi: tuple[int, int] | None = None  # fixed (H, W); None = dynamic H/W
     dynamic_batch: bool = False
     min_hw: tuple[int, int] = DEFAULT_MIN_HW
     opt_hw: tuple[int, int] = DEFAULT_OPT_HW
@@ -54,8 +55,10 @@ class ShapeSpec:
         if self.roi is None:
             for i, axis in enumerate(("height", "width")):
                 if not self.min_hw[i] <= self.opt_hw[i] <= self.max_hw[i]:
-                    raise ConfigError(f"shape range: {axis} must satisfy min <= opt <= max, got "
-                                      f"{self.min_hw[i]} / {self.opt_hw[i]} / {self.max_hw[i]}")
+                    raise ConfigError(
+                        f"shape range: {axis} must satisfy min <= opt <= max, got "
+                        f"{self.min_hw[i]} / {self.opt_hw[i]} / {self.max_hw[i]}"
+                    )
         if self.max_batch < 1:
             raise ConfigError(f"--max-batch must be >= 1, got {self.max_batch}")
 

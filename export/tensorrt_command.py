@@ -4,6 +4,7 @@ Input: ``model.onnx`` (+ manifest; ``model.fp16.onnx`` is made here when the str
 typed path needs it). Output: ``DIR/<model>-<precision>-<key>.engine`` + manifest, and the
 timing cache in DIR. ``--via torch-tensorrt``: see :mod:`export.torch_trt`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,8 +29,10 @@ def profile_from_args(args, onnx_path: Path) -> dict | None:
         raise ConfigError(f"--{missing[0]} is needed (the manifest of {onnx_path} has no io.profile)")
     for axis in range(4):
         if not profile["min"][axis] <= profile["opt"][axis] <= profile["max"][axis]:
-            raise ConfigError(f"--min/--opt/--max: dimension {axis} must satisfy min <= opt <= max, got "
-                              f"{profile['min'][axis]}/{profile['opt'][axis]}/{profile['max'][axis]}")
+            raise ConfigError(
+                f"--min/--opt/--max: dimension {axis} must satisfy min <= opt <= max, got "
+                f"{profile['min'][axis]}/{profile['opt'][axis]}/{profile['max'][axis]}"
+            )
     return profile
 
 
@@ -46,8 +49,10 @@ def ensure_fp16_twin(onnx_path: Path, trt) -> None:
         return
     twin = onnx_path.with_name(onnx_path.name[: -len(".onnx")] + FP16_TWIN_SUFFIX)
     if not twin.is_file():
-        print(f"TensorRT {trt.__version__} builds FP16 as a strongly typed network: converting {onnx_path.name} "
-              f"-> {twin.name}")
+        print(
+            f"TensorRT {trt.__version__} builds FP16 as a strongly typed network: converting {onnx_path.name} "
+            f"-> {twin.name}"
+        )
         convert_fp16(onnx_path, twin)
 
 
@@ -58,8 +63,10 @@ def refuse_failed_lint(onnx_path: Path) -> None:
 
     report = lint_onnx(onnx_path)
     if not report.passed:
-        raise ConfigError(f"{onnx_path}: TensorRT would not build this graph ({len(report.problems)} problem(s); "
-                          f"first: {report.problems[0]}); re-export it with 'sonomap export onnx'")
+        raise ConfigError(
+            f"{onnx_path}: TensorRT would not build this graph ({len(report.problems)} problem(s); "
+            f"first: {report.problems[0]}); re-export it with 'sonomap export onnx'"
+        )
 
 
 def run_tensorrt_export(args) -> int:
@@ -82,11 +89,20 @@ def run_tensorrt_export(args) -> int:
     if args.fp16:
         ensure_fp16_twin(onnx_path, trt)
     profile = profile_from_args(args, onnx_path)
-    record = ensure_engine(onnx_path, args.out, precision=precision,
-                           profile=profile, workspace_mb=args.workspace_mb, force=args.force, trt=trt,
-                           on_long_build=lambda s: print(f"building a TensorRT engine; this may take up to {s / 60:.0f} min"))
+    record = ensure_engine(
+        onnx_path,
+        args.out,
+        precision=precision,
+        profile=profile,
+        workspace_mb=args.workspace_mb,
+        force=args.force,
+        trt=trt,
+        on_long_build=lambda s: print(f"building a TensorRT engine; this may take up to {s / 60:.0f} min"),
+    )
     verb = f"built in {record.seconds:.0f} s" if record.built else "reused from cache"
-    print(f"engine {record.path} ({record.key.precision}, {record.key.build_path}, TensorRT {record.key.trt_version}, "
-          f"{record.key.gpu_name} sm {record.key.compute_capability}, profile {record.key.profile[INPUT_NAME]}) {verb}")
+    print(
+        f"engine {record.path} ({record.key.precision}, {record.key.build_path}, TensorRT {record.key.trt_version}, "
+        f"{record.key.gpu_name} sm {record.key.compute_capability}, profile {record.key.profile[INPUT_NAME]}) {verb}"
+    )
     print(f"check it on this machine: sonomap selfcheck --model {onnx_path} --cache-dir {args.out}")
     return 0

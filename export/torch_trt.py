@@ -18,6 +18,7 @@ engine, so it carries the same GPU/TensorRT-version lock as a plan file. On Jets
 ONNX -> TensorRT API path is the lower-risk one (Torch-TensorRT wheels pin TensorRT
 versions JetPack may not ship). Not run here: no GPU or torch_tensorrt on build machines.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,7 +29,6 @@ from edge_runtime.tensorrt.key import parse_version
 from edge_runtime.tensorrt.modules import TensorRTUnavailable
 from export.shapes import ShapeSpec, parse_nchw
 
-
 MIN_TORCH_TENSORRT = (2, 5)  # first release whose compile() and save() take arg_inputs
 
 
@@ -36,18 +36,22 @@ def import_torch_tensorrt():
     try:
         import torch_tensorrt
     except ImportError as exc:
-        raise TensorRTUnavailable("torch_tensorrt not found: 'pip install sonomap[torch-tensorrt]' on a CUDA "
-                                  "machine with a matching torch/TensorRT pair, or use the default ONNX path "
-                                  "(sonomap export tensorrt --onnx MODEL.onnx)") from exc
+        raise TensorRTUnavailable(
+            "torch_tensorrt not found: 'pip install sonomap[torch-tensorrt]' on a CUDA "
+            "machine with a matching torch/TensorRT pair, or use the default ONNX path "
+            "(sonomap export tensorrt --onnx MODEL.onnx)"
+        ) from exc
     check_torch_tensorrt_version(str(torch_tensorrt.__version__))
     return torch_tensorrt
 
 
 def check_torch_tensorrt_version(version: str) -> None:
     if parse_version(version)[:2] < MIN_TORCH_TENSORRT:
-        raise TensorRTUnavailable(f"torch_tensorrt {version} is too old: sonomap needs >= "
-                                  f"{'.'.join(map(str, MIN_TORCH_TENSORRT))} (compile/save with arg_inputs); "
-                                  "'pip install -U sonomap[torch-tensorrt]'")
+        raise TensorRTUnavailable(
+            f"torch_tensorrt {version} is too old: sonomap needs >= "
+            f"{'.'.join(map(str, MIN_TORCH_TENSORRT))} (compile/save with arg_inputs); "
+            "'pip install -U sonomap[torch-tensorrt]'"
+        )
 
 
 def settings_fields(torch_tensorrt) -> set[str]:
@@ -64,8 +68,12 @@ def fp16_settings(fields: set[str], torch) -> dict:
 
 def compile_kwargs(fields: set[str], torch, spec, workspace_mb: int) -> dict:
     """Every keyword sonomap passes to ``torch_tensorrt.compile`` (checked against the table)."""
-    return {"ir": "dynamo", "arg_inputs": [spec], "workspace_size": int(workspace_mb) << 20,
-            **fp16_settings(fields, torch)}
+    return {
+        "ir": "dynamo",
+        "arg_inputs": [spec],
+        "workspace_size": int(workspace_mb) << 20,
+        **fp16_settings(fields, torch),
+    }
 
 
 def save_kwargs(example) -> dict:
@@ -87,25 +95,40 @@ def run_torch_tensorrt(args) -> int:
     folded, source = load_folded(args.checkpoint)
     folded = folded.cuda().eval()
     base = ShapeSpec().profile()
-    shapes = {k: parse_nchw(v, f"--{k}") if v else base[k]
-              for k, v in (("min", args.min_shape), ("opt", args.opt_shape), ("max", args.max_shape))}
-    spec = torch_tensorrt.Input(min_shape=shapes["min"], opt_shape=shapes["opt"], max_shape=shapes["max"],
-                                dtype=torch.uint8)
+    shapes = {
+        k: parse_nchw(v, f"--{k}") if v else base[k]
+        for k, v in (("min", args.min_shape), ("opt", args.opt_shape), ("max", args.max_shape))
+    }
+    spec = torch_tensorrt.Input(
+        min_shape=shapes["min"], opt_shape=shapes["opt"], max_shape=shapes["max"], dtype=torch.uint8
+    )
     example = torch.zeros(shapes["opt"], dtype=torch.uint8, device="cuda")
-    compiled = torch_tensorrt.compile(folded, **compile_kwargs(settings_fields(torch_tensorrt), torch, spec,
-                                                               args.workspace_mb))
+    compiled = torch_tensorrt.compile(
+        folded, **compile_kwargs(settings_fields(torch_tensorrt), torch, spec, args.workspace_mb)
+    )
     out = Path(args.out) / "model.ep"
     out.parent.mkdir(parents=True, exist_ok=True)
     torch_tensorrt.save(compiled, str(out), **save_kwargs(example))
     manifest = source.derive(
-        format="torch-tensorrt", preprocessing_in_graph=True,
-        io={"inputs": [{"name": "frame", "dtype": "uint8", "shape": ["batch", 1, "height", "width"]}],
-            "outputs": [{"name": "prob", "dtype": "float32", "shape": ["batch", 1, "height", "width"]},
-                        {"name": "mask", "dtype": "uint8", "shape": ["batch", 1, "height", "width"]}],
-            "profile": shapes},
-        source={"checkpoint": str(Path(args.checkpoint).resolve()), "checkpoint_sha256": sha256_file(args.checkpoint)},
-        versions={**library_versions(), "torch_tensorrt": str(torch_tensorrt.__version__),
-                  "gpu": torch.cuda.get_device_name(0)},
+        format="torch-tensorrt",
+        preprocessing_in_graph=True,
+        io={
+            "inputs": [{"name": "frame", "dtype": "uint8", "shape": ["batch", 1, "height", "width"]}],
+            "outputs": [
+                {"name": "prob", "dtype": "float32", "shape": ["batch", 1, "height", "width"]},
+                {"name": "mask", "dtype": "uint8", "shape": ["batch", 1, "height", "width"]},
+            ],
+            "profile": shapes,
+        },
+        source={
+            "checkpoint": str(Path(args.checkpoint).resolve()),
+            "checkpoint_sha256": sha256_file(args.checkpoint),
+        },
+        versions={
+            **library_versions(),
+            "torch_tensorrt": str(torch_tensorrt.__version__),
+            "gpu": torch.cuda.get_device_name(0),
+        },
         extra={"precision": "fp16", "exporter": "torch_tensorrt.compile(ir=dynamo) + torch_tensorrt.save"},
     )
     save_manifest(manifest, out)

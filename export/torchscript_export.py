@@ -7,6 +7,7 @@ The runtime loads it with ``torch.jit.load`` and never imports training.
 Before the manifest is written the trace is checked against eager torch on real frames at
 their own sizes, so a trace that froze a shape is caught here, not on the cart.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -42,9 +43,14 @@ def export_torchscript(checkpoint: str | Path, out: str | Path):
     spec = ShapeSpec(roi=None, dynamic_batch=True)
     io = {key: value for key, value in spec.io(opset=0).items() if key not in ("opset", "profile")}
     manifest = source.derive(
-        format="torchscript", preprocessing_in_graph=True, io=io,
-        source={"checkpoint": str(checkpoint.resolve()), "checkpoint_sha256": sha256_file(checkpoint),
-                "checkpoint_name": source.name},
+        format="torchscript",
+        preprocessing_in_graph=True,
+        io=io,
+        source={
+            "checkpoint": str(checkpoint.resolve()),
+            "checkpoint_sha256": sha256_file(checkpoint),
+            "checkpoint_name": source.name,
+        },
         versions={**source.versions, **library_versions(), "exporter": "sonomap.export (torch.jit.trace)"},
         extra={**source.extra, "precision": "fp32"},
     )
@@ -62,10 +68,20 @@ def eager_vs_traced(folded, traced, frames, cancer_id: int) -> dict:
             e_prob, e_mask = folded(x)
             t_prob, t_mask = traced(x)
         if t_mask.shape != e_mask.shape:
-            raise ConfigError(f"TorchScript trace froze the input size: frame {frame_id} "
-                              f"{tuple(x.shape)} gave {tuple(t_mask.shape)}")
-        counts.append(count_frame(frame_id, e_mask[0, 0].numpy(), t_mask[0, 0].numpy(),
-                                  e_prob[0, 0].numpy(), t_prob[0, 0].numpy(), cancer_id))
+            raise ConfigError(
+                f"TorchScript trace froze the input size: frame {frame_id} "
+                f"{tuple(x.shape)} gave {tuple(t_mask.shape)}"
+            )
+        counts.append(
+            count_frame(
+                frame_id,
+                e_mask[0, 0].numpy(),
+                t_mask[0, 0].numpy(),
+                e_prob[0, 0].numpy(),
+                t_prob[0, 0].numpy(),
+                cancer_id,
+            )
+        )
     return summarise(counts, FP32_AGREEMENT_BAR, reference="torch-eager-fp32", candidate="torchscript-fp32")
 
 
@@ -73,7 +89,9 @@ def run_torchscript_export(args) -> int:
     out = Path(args.out)
     frames = load_frames(args.frames, args.parity_frames)
     manifest, folded, traced = export_torchscript(args.checkpoint, out)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {out.name}.yaml [{manifest.arch}, format torchscript]")
+    print(
+        f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {out.name}.yaml [{manifest.arch}, format torchscript]"
+    )
     section = eager_vs_traced(folded, traced, frames, manifest.cancer_index)
     print(describe(section))
     write_parity(out, {"torchscript": section})

@@ -20,6 +20,7 @@ Sources (read for each rule below; the operator table is vendored with its prove
 Why hand-written: no maintained package checks an ONNX graph against TensorRT's rules without
 TensorRT itself (Polygraphy and trtexec both need it installed).
 """
+
 from __future__ import annotations
 
 import json
@@ -32,20 +33,61 @@ from export.onnx_export import SUPPORTED_OPSETS
 TABLE_PATH = Path(__file__).resolve().parent / "data" / "onnx_tensorrt_operators.json"
 DEFAULT_DOMAINS = ("", "ai.onnx")
 # ONNX TensorProto element type name -> the spelling of [OPS]'s "Supported Types" column.
-TYPE_NAMES = {"FLOAT": "FP32", "FLOAT16": "FP16", "BFLOAT16": "BF16", "INT32": "INT32", "INT64": "INT64",
-              "UINT8": "UINT8", "INT8": "INT8", "BOOL": "BOOL", "DOUBLE": "DOUBLE"}
+TYPE_NAMES = {
+    "FLOAT": "FP32",
+    "FLOAT16": "FP16",
+    "BFLOAT16": "BF16",
+    "INT32": "INT32",
+    "INT64": "INT64",
+    "UINT8": "UINT8",
+    "INT8": "INT8",
+    "BOOL": "BOOL",
+    "DOUBLE": "DOUBLE",
+}
 TABLE_TYPOS = {"INF64": "INT64"}  # [OPS] spells INT64 "INF64" in ConstantOfShape's row
 # Ops whose every input carries data of the op's type (elsewhere only input 0 does; the rest
 # are shapes, scales, indices or axes with their own fixed types).
-ALL_INPUTS_TYPED = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Concat", "Equal", "Greater",
-                    "GreaterOrEqual", "Less", "LessOrEqual", "And", "Or", "Xor", "Where", "Conv", "ConvTranspose"}
+ALL_INPUTS_TYPED = {
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Pow",
+    "Max",
+    "Min",
+    "Sum",
+    "Mean",
+    "Concat",
+    "Equal",
+    "Greater",
+    "GreaterOrEqual",
+    "Less",
+    "LessOrEqual",
+    "And",
+    "Or",
+    "Xor",
+    "Where",
+    "Conv",
+    "ConvTranspose",
+}
 # [OPS] Restrictions: "`axes` must be an initializer" (Slice, Squeeze, Pad, ReduceMean) and
 # "must be a constant tensor" (Unsqueeze). The parser turns Constant nodes into weights too.
-CONSTANT_INPUTS = {"Slice": (3, "axes"), "Squeeze": (1, "axes"), "Unsqueeze": (1, "axes"), "Pad": (3, "axes"),
-                   "ReduceMean": (1, "axes")}
+CONSTANT_INPUTS = {
+    "Slice": (3, "axes"),
+    "Squeeze": (1, "axes"),
+    "Unsqueeze": (1, "axes"),
+    "Pad": (3, "axes"),
+    "ReduceMean": (1, "axes"),
+}
 # [OPS] Resize restrictions.
 RESIZE_MODES = {"nearest", "linear"}
-RESIZE_COORDINATES = {"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric", "align_corners"}
+RESIZE_COORDINATES = {
+    "half_pixel",
+    "pytorch_half_pixel",
+    "tf_half_pixel_for_nn",
+    "asymmetric",
+    "align_corners",
+}
 
 
 @dataclass
@@ -61,8 +103,10 @@ class LintReport:
 
     def summary(self) -> str:
         verdict = "PASS" if self.passed else f"FAIL ({len(self.problems)} problem(s))"
-        return (f"TensorRT ONNX lint of {self.path.name}: opset {self.opset}, {sum(self.ops.values())} nodes, "
-                f"{len(self.ops)} op types -> {verdict}")
+        return (
+            f"TensorRT ONNX lint of {self.path.name}: opset {self.opset}, {sum(self.ops.values())} nodes, "
+            f"{len(self.ops)} op types -> {verdict}"
+        )
 
 
 def load_table(path: Path = TABLE_PATH) -> dict:
@@ -109,8 +153,10 @@ def _default_opset(model) -> int:
 def _check_opset(report: LintReport, table: dict) -> None:
     low, high = table["opset_range"]
     if report.opset not in SUPPORTED_OPSETS:
-        report.problems.append(f"opset {report.opset} is outside the opsets sonomap exports for TensorRT "
-                               f"({SUPPORTED_OPSETS[0]}-{SUPPORTED_OPSETS[-1]})")
+        report.problems.append(
+            f"opset {report.opset} is outside the opsets sonomap exports for TensorRT "
+            f"({SUPPORTED_OPSETS[0]}-{SUPPORTED_OPSETS[-1]})"
+        )
     elif not low <= report.opset <= high:
         report.problems.append(f"opset {report.opset} is outside TensorRT 10.x's parser range {low}-{high}")
 
@@ -127,15 +173,19 @@ def _check_uint8(graph, types: dict, consumers: dict, report: LintReport) -> Non
         if name in inputs:
             if len(users) != 1 or users[0].op_type != "Cast":
                 found = ", ".join(f"{n.op_type} {n.name}" for n in users) or "nothing"
-                report.problems.append(f"UINT8 input {name!r} must feed exactly one Cast (TensorRT: 'All UINT8 "
-                                       f"inputs must directly feed into a cast layer'); it feeds {found}")
+                report.problems.append(
+                    f"UINT8 input {name!r} must feed exactly one Cast (TensorRT: 'All UINT8 "
+                    f"inputs must directly feed into a cast layer'); it feeds {found}"
+                )
             continue
         producer = producers.get(name)
         if name in outputs and producer is not None and producer.op_type == "Cast" and not users:
             continue  # a Cast to a UINT8 network output: allowed
         where = f"made by {producer.op_type} {producer.name}" if producer is not None else "a constant"
-        report.problems.append(f"tensor {name!r} ({where}) is UINT8 inside the network; TensorRT supports UINT8 "
-                               "only as a network input or output through a Cast")
+        report.problems.append(
+            f"tensor {name!r} ({where}) is UINT8 inside the network; TensorRT supports UINT8 "
+            "only as a network input or output through a Cast"
+        )
 
 
 def _check_node(node, types: dict, table: dict, constants: set, report: LintReport) -> None:
@@ -145,7 +195,9 @@ def _check_node(node, types: dict, table: dict, constants: set, report: LintRepo
         report.problems.append(f"{label}: op of domain {node.domain!r} needs a TensorRT plugin")
         return
     if row is None or not row["supported"]:
-        report.problems.append(f"{label}: not supported by the TensorRT ONNX parser (onnx-tensorrt operators.md)")
+        report.problems.append(
+            f"{label}: not supported by the TensorRT ONNX parser (onnx-tensorrt operators.md)"
+        )
         return
     allowed = {TABLE_TYPOS.get(t, t) for t in row["types"]}
     typed = range(len(node.input)) if node.op_type in ALL_INPUTS_TYPED else range(min(1, len(node.input)))
@@ -157,7 +209,9 @@ def _check_node(node, types: dict, table: dict, constants: set, report: LintRepo
         if dtype is None:
             report.problems.append(f"{label}: the type of {name!r} cannot be inferred; cannot check it")
         elif TYPE_NAMES.get(dtype, dtype) not in allowed:
-            report.problems.append(f"{label}: {name!r} is {dtype}; TensorRT supports {', '.join(row['types'])}")
+            report.problems.append(
+                f"{label}: {name!r} is {dtype}; TensorRT supports {', '.join(row['types'])}"
+            )
     for name in node.input:  # a BOOL anywhere else is as bad as in the typed inputs
         if name and name not in names and types.get(name) == "BOOL" and "BOOL" not in allowed:
             report.problems.append(f"{label}: BOOL tensor {name!r} where TensorRT does not take BOOL")
@@ -169,8 +223,10 @@ def _check_node(node, types: dict, table: dict, constants: set, report: LintRepo
         mode = _attr(node, "mode", "nearest")
         coords = _attr(node, "coordinate_transformation_mode", "half_pixel")
         if mode not in RESIZE_MODES or coords not in RESIZE_COORDINATES or _attr(node, "antialias", 0):
-            report.problems.append(f"{label}: mode {mode!r} / coordinate_transformation_mode {coords!r} / "
-                                   "antialias is not supported by TensorRT's Resize")
+            report.problems.append(
+                f"{label}: mode {mode!r} / coordinate_transformation_mode {coords!r} / "
+                "antialias is not supported by TensorRT's Resize"
+            )
     if node.op_type == "MaxPool":
         if len([o for o in node.output if o]) > 1 or any(d != 1 for d in _attr(node, "dilations", [])):
             report.problems.append(f"{label}: TensorRT's MaxPool has no Indices output and no dilation")
@@ -188,7 +244,9 @@ def lint_model(model, path: str | Path = "<model>", table: dict | None = None) -
         report.ops[node.op_type] = report.ops.get(node.op_type, 0) + 1
         for name in node.input:
             consumers.setdefault(name, []).append(node)
-    constants = {i.name for i in graph.initializer} | {n.output[0] for n in graph.node if n.op_type == "Constant"}
+    constants = {i.name for i in graph.initializer} | {
+        n.output[0] for n in graph.node if n.op_type == "Constant"
+    }
     _check_uint8(graph, types, consumers, report)
     for node in graph.node:
         _check_node(node, types, table, constants, report)

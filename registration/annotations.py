@@ -9,6 +9,7 @@ Class names are mapped explicitly: a name that is neither cancer, ignored nor ex
 fails loudly (a typo must not silently turn cancer into background). Names ending in ``*``
 match by prefix. Unclassified objects are ignored with a warning.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,8 @@ ANNOTATION_TYPES = {"annotation", "PathAnnotationObject", None}
 
 @dataclass
 class Annotations:
-    cancer: list = field(default_factory=list)    # polygons counted as cancer
-    exclude: list = field(default_factory=list)   # polygons cut out of cancer (ASAP _2, exclusion)
+    cancer: list = field(default_factory=list)  # polygons counted as cancer
+    exclude: list = field(default_factory=list)  # polygons cut out of cancer (ASAP _2, exclusion)
     n_objects: int = 0
     warnings: list = field(default_factory=list)
 
@@ -40,8 +41,10 @@ def _role(name: str | None, cancer, ignore, exclude, where: str) -> str | None:
     for role, names in (("cancer", cancer), ("exclude", exclude), ("ignore", ignore)):
         if any(fnmatchcase(name.lower(), pat.lower()) for pat in names):
             return role
-    raise InputError(f"{where}: unknown annotation class {name!r}; add it to pathology.cancer_classes "
-                     f"or pathology.ignore_classes (cancer classes now: {list(cancer)})")
+    raise InputError(
+        f"{where}: unknown annotation class {name!r}; add it to pathology.cancer_classes "
+        f"or pathology.ignore_classes (cancer classes now: {list(cancer)})"
+    )
 
 
 def _ring(coords, where: str) -> np.ndarray:
@@ -92,7 +95,9 @@ def load_geojson(path: Path, cancer, ignore, exclude) -> Annotations:
     elif isinstance(data, list):
         features = data
     else:
-        raise InputError(f"{where}: malformed GeoJSON: expected a FeatureCollection, Feature or list of Features")
+        raise InputError(
+            f"{where}: malformed GeoJSON: expected a FeatureCollection, Feature or list of Features"
+        )
     if not isinstance(features, list):
         raise InputError(f"{where}: malformed GeoJSON: 'features' is not a list")
     out = Annotations()
@@ -103,7 +108,9 @@ def load_geojson(path: Path, cancer, ignore, exclude) -> Annotations:
         props = feat.get("properties") or {}
         if not isinstance(props, dict):  # found by tests/test_fuzz.py
             raise InputError(f"{fwhere}: 'properties' is not a JSON object")
-        obj_type = props.get("objectType", feat.get("id") if feat.get("id") == "PathAnnotationObject" else None)
+        obj_type = props.get(
+            "objectType", feat.get("id") if feat.get("id") == "PathAnnotationObject" else None
+        )
         if obj_type not in ANNOTATION_TYPES:
             continue  # detections/cells/tiles are not the pathologist's outline
         out.n_objects += 1
@@ -140,8 +147,13 @@ def load_asap_xml(path: Path, cancer, ignore, exclude) -> Annotations:
             out.warnings.append(f"{awhere}: annotation without a group ignored")
             continue
         try:
-            pts = sorted(((int(c.get("Order", 0)), float(c.get("X")), float(c.get("Y")))
-                          for c in ann.iter("Coordinate")), key=lambda t: t[0])
+            pts = sorted(
+                (
+                    (int(c.get("Order", 0)), float(c.get("X")), float(c.get("Y")))
+                    for c in ann.iter("Coordinate")
+                ),
+                key=lambda t: t[0],
+            )
         except (TypeError, ValueError) as exc:
             raise InputError(f"{awhere}: malformed Coordinate ({exc})") from exc
         if ann.get("Type", "Polygon") not in ("Polygon", "Spline", "Rectangle", "PointSet") or len(pts) < 3:
@@ -163,8 +175,9 @@ def load_annotations(path: str | Path, cancer, ignore, exclude) -> Annotations:
     else:
         ann = load_geojson(path, cancer, ignore, exclude)
     if ann.n_objects == 0:
-        ann.warnings.append(f"{path}: empty annotation file (no annotation objects): the core is labelled "
-                            "cancer-free")
+        ann.warnings.append(
+            f"{path}: empty annotation file (no annotation objects): the core is labelled cancer-free"
+        )
     return ann
 
 
@@ -177,8 +190,9 @@ def polygon_area(polygons: list) -> float:
     return total
 
 
-def rasterise(polygons: list, shape: tuple[int, int], scale: float, value: int = 1,
-              out: np.ndarray | None = None) -> np.ndarray:
+def rasterise(
+    polygons: list, shape: tuple[int, int], scale: float, value: int = 1, out: np.ndarray | None = None
+) -> np.ndarray:
     """Fill polygons (holes cut out) into a uint8 mask; coordinates are multiplied by ``scale``.
 
     Pixel centres sit at integer coordinates, so level-0 point x maps to x * scale - 0.5 + 0.5.

@@ -16,6 +16,7 @@ images/, labels/ or cases.csv; it is listed under ``low_quality`` with its weake
 A case counts as done when registration/<id>/report.json exists and images/ + labels/ hold
 its files; every file is written atomically, so an interrupted run resumes cleanly.
 """
+
 from __future__ import annotations
 
 import csv
@@ -66,7 +67,7 @@ def split_groups(groups: list[str], seed: int = 0, existing: dict[str, str] | No
         counts = {"train": n - val - test, "val": val, "test": test}
     out, i = {}, 0
     for name in ("train", "val", "test"):
-        for g in order[i:i + counts[name]]:
+        for g in order[i : i + counts[name]]:
             out[g] = name
         i += counts[name]
     return out
@@ -104,8 +105,14 @@ def find_cases(cases_dir: Path) -> list[Path]:
 
 
 def _is_done(ds: Path, case_id: str) -> bool:
-    return all(p.is_file() for p in (ds / "registration" / case_id / "report.json",
-                                     ds / "images" / f"{case_id}.png", ds / "labels" / f"{case_id}.png"))
+    return all(
+        p.is_file()
+        for p in (
+            ds / "registration" / case_id / "report.json",
+            ds / "images" / f"{case_id}.png",
+            ds / "labels" / f"{case_id}.png",
+        )
+    )
 
 
 def _write_cases_csv(ds: Path, seed: int, dedup: bool = False) -> dict:
@@ -117,6 +124,7 @@ def _write_cases_csv(ds: Path, seed: int, dedup: bool = False) -> dict:
             rows.append((r["case_id"], r["patient_id"]))
     if dedup:  # optional check; imagehash is imported only when asked for
         from training.dedup import merge_near_duplicate_cases
+
         merged = merge_near_duplicate_cases({c: ds / "images" / f"{c}.png" for c, _ in rows}, dict(rows))
         rows = [(c, merged[c]) for c, _ in rows]
     splits = split_groups([p for _, p in rows], seed, existing=_read_existing(ds))
@@ -131,8 +139,14 @@ def _write_cases_csv(ds: Path, seed: int, dedup: bool = False) -> dict:
     return counts
 
 
-def register_batch(cases_dir, out_dataset, seed: int = 0, progress: bool = True,
-                   min_quality: float | None = None, dedup: bool = False) -> dict:
+def register_batch(
+    cases_dir,
+    out_dataset,
+    seed: int = 0,
+    progress: bool = True,
+    min_quality: float | None = None,
+    dedup: bool = False,
+) -> dict:
     """Register every case under cases_dir into out_dataset; return the batch summary dict."""
     import cv2
     from tqdm import tqdm
@@ -155,27 +169,56 @@ def register_batch(cases_dir, out_dataset, seed: int = 0, progress: bool = True,
             report = register_case(case_yaml, reg, spec)
             q = report["quality"]
             if min_quality is not None and q["score"] < min_quality:
-                held.append({"id": spec.id, "case": str(case_yaml), "quality": q["score"], "weakest": q["weakest"],
-                             "qa": str(reg / "qa.png")})
+                held.append(
+                    {
+                        "id": spec.id,
+                        "case": str(case_yaml),
+                        "quality": q["score"],
+                        "weakest": q["weakest"],
+                        "qa": str(reg / "qa.png"),
+                    }
+                )
                 continue
             write_png(ds / "images" / f"{spec.id}.png", cv2.imread(str(reg / "us.png"), cv2.IMREAD_GRAYSCALE))
-            write_png(ds / "labels" / f"{spec.id}.png", cv2.imread(str(reg / "label.png"), cv2.IMREAD_GRAYSCALE))
-            done.append({"id": spec.id, "quality": report["quality"]["score"],
-                         "cancer_fraction": report["label"]["cancer_fraction"],
-                         "known_fraction": report["label"]["known_fraction"], "warnings": report["warnings"]})
+            write_png(
+                ds / "labels" / f"{spec.id}.png", cv2.imread(str(reg / "label.png"), cv2.IMREAD_GRAYSCALE)
+            )
+            done.append(
+                {
+                    "id": spec.id,
+                    "quality": report["quality"]["score"],
+                    "cancer_fraction": report["label"]["cancer_fraction"],
+                    "known_fraction": report["label"]["known_fraction"],
+                    "warnings": report["warnings"],
+                }
+            )
         except SonomapError as exc:
             failed.append({"case": str(case_yaml), "error": redact(str(exc))})  # no DICOM identifiers
             log.warning("%s: %s", case_yaml, exc)
-        except Exception as exc:  # noqa: BLE001 - an unexpected failure (even a bug) on one case must not
+        except Exception as exc:
             # stop an overnight batch; it is recorded with its type and location (Ctrl-C still stops)
             tb = traceback.extract_tb(exc.__traceback__)[-1]
-            failed.append({"case": str(case_yaml), "error": redact(f"{type(exc).__name__}: {exc} "
-                                                                    f"(at {Path(tb.filename).name}:{tb.lineno})")})
+            failed.append(
+                {
+                    "case": str(case_yaml),
+                    "error": redact(f"{type(exc).__name__}: {exc} (at {Path(tb.filename).name}:{tb.lineno})"),
+                }
+            )
             log.warning("%s: unexpected %s: %s", case_yaml, type(exc).__name__, exc)
     counts = _write_cases_csv(ds, seed, dedup)
-    summary = {"dataset": str(ds), "registered": len(done), "skipped_done": len(skipped), "failed": len(failed),
-               "splits": counts, "done": done, "skipped": skipped, "failures": failed,
-               "min_quality": min_quality, "held_for_review": len(held), "low_quality": held,
-               "warnings": sum(len(d["warnings"]) for d in done)}
+    summary = {
+        "dataset": str(ds),
+        "registered": len(done),
+        "skipped_done": len(skipped),
+        "failed": len(failed),
+        "splits": counts,
+        "done": done,
+        "skipped": skipped,
+        "failures": failed,
+        "min_quality": min_quality,
+        "held_for_review": len(held),
+        "low_quality": held,
+        "warnings": sum(len(d["warnings"]) for d in done),
+    }
     write_json(ds / "batch_report.json", summary)
     return summary

@@ -7,6 +7,7 @@ own cases without reading code.
 
 The full example with every key is ``CASE_EXAMPLE`` (case_example.py; ``sonomap register --example``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -17,20 +18,61 @@ from edge_runtime.safe_names import safe_name
 from edge_runtime.yamlfile import read_yaml_mapping
 from registration.case_example import CASE_EXAMPLE  # noqa: F401  (re-exported: `sonomap register --example`)
 
-DEFAULT_CANCER_CLASSES = ("Tumor", "Tumour", "Cancer", "Carcinoma", "Invasive carcinoma", "DCIS",
-                          "Malignant", "_0", "_1")
-DEFAULT_IGNORE_CLASSES = ("Stroma", "Other", "Normal", "Benign", "Necrosis", "Immune cells",
-                          "Region*", "Ignore*", "Tissue", "Fat")
+DEFAULT_CANCER_CLASSES = (
+    "Tumor",
+    "Tumour",
+    "Cancer",
+    "Carcinoma",
+    "Invasive carcinoma",
+    "DCIS",
+    "Malignant",
+    "_0",
+    "_1",
+)
+DEFAULT_IGNORE_CLASSES = (
+    "Stroma",
+    "Other",
+    "Normal",
+    "Benign",
+    "Necrosis",
+    "Immune cells",
+    "Region*",
+    "Ignore*",
+    "Tissue",
+    "Fat",
+)
 DEFAULT_EXCLUDE_CLASSES = ("_2", "Exclusion", "Exclude")
 TIP_ENDS = ("left", "right", "top", "bottom")
-TOP_KEYS = {"id", "patient_id", "source", "ultrasound", "needle", "tract", "pathology", "notes",
-            "capture"}   # capture: provenance written by `sonomap live/replay --cases` (not used here)
+TOP_KEYS = {
+    "id",
+    "patient_id",
+    "source",
+    "ultrasound",
+    "needle",
+    "tract",
+    "pathology",
+    "notes",
+    "capture",
+}  # capture: provenance written by `sonomap live/replay --cases` (not used here)
 US_KEYS = {"image", "mm_per_pixel", "frame", "dataset_image", "dataset_frame"}
 NEEDLE_KEYS = {"tip", "shaft", "gauge", "notch_mm", "tip_offset_mm", "width_mm"}
 TRACT_KEYS = {"start", "end", "width_mm"}
-PATH_KEYS = {"wsi", "roi", "mpp", "annotations", "annotation_mpp", "cancer_classes", "ignore_classes",
-             "exclude_classes", "tip_end", "shrinkage", "fresh_length_mm", "flip_across", "reader",
-             "fragments"}
+PATH_KEYS = {
+    "wsi",
+    "roi",
+    "mpp",
+    "annotations",
+    "annotation_mpp",
+    "cancer_classes",
+    "ignore_classes",
+    "exclude_classes",
+    "tip_end",
+    "shrinkage",
+    "fresh_length_mm",
+    "flip_across",
+    "reader",
+    "fragments",
+}
 SLIDE_READERS = ("auto", "tifffile", "openslide")
 MIN_SHRINKAGE, MAX_SHRINKAGE = 0.3, 1.2  # outside this a "shrinkage" is a unit mistake
 
@@ -70,8 +112,8 @@ class PathologySpec:
     fresh_length_mm: float | None = None
     flip_across: bool = False
     roi: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1 level-0 px: one section
-    reader: str = "auto"   # slide reader: auto (the one that opens the file), tifffile or openslide
-    fragments: int | None = None     # pieces the lab counted (quality score), None = not recorded
+    reader: str = "auto"  # slide reader: auto (the one that opens the file), tifffile or openslide
+    fragments: int | None = None  # pieces the lab counted (quality score), None = not recorded
 
 
 @dataclass
@@ -86,8 +128,8 @@ class CaseSpec:
     tract: TractSpec | None
     pathology: PathologySpec
     source: dict = field(default_factory=dict)
-    capture: dict = field(default_factory=dict)   # see docs/biopsy-capture.md
-    dataset_image: Path | None = None   # frame written to the dataset (e.g. pre-fire), default: image
+    capture: dict = field(default_factory=dict)  # see docs/biopsy-capture.md
+    dataset_image: Path | None = None  # frame written to the dataset (e.g. pre-fire), default: image
     dataset_frame: int = 0
 
 
@@ -101,13 +143,18 @@ def _section(d: dict, key: str, allowed: set, where: str, required: bool = True)
         raise ConfigError(f"{where}: '{key}' must be a mapping, got {type(val).__name__}")
     unknown = set(val) - allowed
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)} in '{key}' (allowed: {sorted(allowed)})")
+        raise ConfigError(
+            f"{where}: unknown key(s) {sorted(unknown)} in '{key}' (allowed: {sorted(allowed)})"
+        )
     return val
 
 
 def _point(val, where: str) -> tuple[float, float]:
-    if (not isinstance(val, (list, tuple)) or len(val) != 2
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in val)):
+    if (
+        not isinstance(val, (list, tuple))
+        or len(val) != 2
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in val)
+    ):
         raise ConfigError(f"{where}: expected a pixel point [x, y], got {val!r}")
     return float(val[0]), float(val[1])
 
@@ -164,7 +211,9 @@ def _needle(val, where: str) -> NeedleSpec | None:
         raise ConfigError(f"{where}: 'needle' must be 'auto' or a mapping")
     unknown = set(val) - NEEDLE_KEYS
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)} in 'needle' (allowed: {sorted(NEEDLE_KEYS)})")
+        raise ConfigError(
+            f"{where}: unknown key(s) {sorted(unknown)} in 'needle' (allowed: {sorted(NEEDLE_KEYS)})"
+        )
     gauge = val.get("gauge", 14)
     if not isinstance(gauge, int) or isinstance(gauge, bool):
         raise ConfigError(f"{where}: needle.gauge must be an integer, got {gauge!r}")
@@ -178,10 +227,14 @@ def _needle(val, where: str) -> NeedleSpec | None:
         shaft_pt = _point(val["shaft"], f"{where}: needle.shaft")
         if tip_pt == shaft_pt:
             raise ConfigError(f"{where}: needle.tip and needle.shaft are the same point")
-    return NeedleSpec(tip=tip_pt, shaft=shaft_pt, gauge=gauge,
-                      notch_mm=_positive(val.get("notch_mm"), f"{where}: needle.notch_mm"),
-                      tip_offset_mm=_tip_offset(val.get("tip_offset_mm"), where),
-                      width_mm=_positive(val.get("width_mm"), f"{where}: needle.width_mm"))
+    return NeedleSpec(
+        tip=tip_pt,
+        shaft=shaft_pt,
+        gauge=gauge,
+        notch_mm=_positive(val.get("notch_mm"), f"{where}: needle.notch_mm"),
+        tip_offset_mm=_tip_offset(val.get("tip_offset_mm"), where),
+        width_mm=_positive(val.get("width_mm"), f"{where}: needle.width_mm"),
+    )
 
 
 def _tip_offset(val, where: str) -> float | None:
@@ -195,10 +248,15 @@ def _tip_offset(val, where: str) -> float | None:
 def _roi(val, where: str) -> tuple[float, float, float, float] | None:
     if val is None:
         return None
-    if (not isinstance(val, list) or len(val) != 4
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in val)
-            or not (val[2] > val[0] and val[3] > val[1])):
-        raise ConfigError(f"{where}: expected [x0, y0, x1, y1] in level-0 pixels with x1 > x0, y1 > y0, got {val!r}")
+    if (
+        not isinstance(val, list)
+        or len(val) != 4
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in val)
+        or not (val[2] > val[0] and val[3] > val[1])
+    ):
+        raise ConfigError(
+            f"{where}: expected [x0, y0, x1, y1] in level-0 pixels with x1 > x0, y1 > y0, got {val!r}"
+        )
     return tuple(float(v) for v in val)
 
 
@@ -219,8 +277,10 @@ def _pathology(p: dict, base: Path, where: str) -> PathologySpec:
         raise ConfigError(f"{where}: pathology.tip_end must be one of {TIP_ENDS}, got {tip_end!r}")
     shrink = _positive(p.get("shrinkage"), f"{where}: pathology.shrinkage")
     if shrink is not None and not MIN_SHRINKAGE <= shrink <= MAX_SHRINKAGE:
-        raise ConfigError(f"{where}: pathology.shrinkage={shrink} is implausible "
-                          f"(expected slide/fresh length in [{MIN_SHRINKAGE}, {MAX_SHRINKAGE}])")
+        raise ConfigError(
+            f"{where}: pathology.shrinkage={shrink} is implausible "
+            f"(expected slide/fresh length in [{MIN_SHRINKAGE}, {MAX_SHRINKAGE}])"
+        )
     fresh = _positive(p.get("fresh_length_mm"), f"{where}: pathology.fresh_length_mm")
     if shrink is not None and fresh is not None:
         raise ConfigError(f"{where}: give pathology.shrinkage or pathology.fresh_length_mm, not both")
@@ -235,13 +295,23 @@ def _pathology(p: dict, base: Path, where: str) -> PathologySpec:
         annotations=_file(base, p["annotations"], f"{where}: pathology.annotations"),
         mpp=_positive(p.get("mpp"), f"{where}: pathology.mpp"),
         annotation_mpp=_positive(p.get("annotation_mpp"), f"{where}: pathology.annotation_mpp"),
-        cancer_classes=_names(p.get("cancer_classes"), DEFAULT_CANCER_CLASSES, f"{where}: pathology.cancer_classes"),
-        ignore_classes=_names(p.get("ignore_classes"), DEFAULT_IGNORE_CLASSES, f"{where}: pathology.ignore_classes"),
-        exclude_classes=_names(p.get("exclude_classes"), DEFAULT_EXCLUDE_CLASSES,
-                               f"{where}: pathology.exclude_classes"),
-        tip_end=tip_end, shrinkage=shrink, fresh_length_mm=fresh, flip_across=flip,
-        roi=_roi(p.get("roi"), f"{where}: pathology.roi"), reader=reader,
-        fragments=_count(p.get("fragments"), f"{where}: pathology.fragments"))
+        cancer_classes=_names(
+            p.get("cancer_classes"), DEFAULT_CANCER_CLASSES, f"{where}: pathology.cancer_classes"
+        ),
+        ignore_classes=_names(
+            p.get("ignore_classes"), DEFAULT_IGNORE_CLASSES, f"{where}: pathology.ignore_classes"
+        ),
+        exclude_classes=_names(
+            p.get("exclude_classes"), DEFAULT_EXCLUDE_CLASSES, f"{where}: pathology.exclude_classes"
+        ),
+        tip_end=tip_end,
+        shrinkage=shrink,
+        fresh_length_mm=fresh,
+        flip_across=flip,
+        roi=_roi(p.get("roi"), f"{where}: pathology.roi"),
+        reader=reader,
+        fragments=_count(p.get("fragments"), f"{where}: pathology.fragments"),
+    )
 
 
 def load_case(path: str | Path) -> CaseSpec:
@@ -267,9 +337,11 @@ def load_case(path: str | Path) -> CaseSpec:
         for key in ("start", "end", "width_mm"):
             if key not in tract_raw:
                 raise ConfigError(f"{where}: missing key 'tract.{key}'")
-        tract = TractSpec(start=_point(tract_raw["start"], f"{where}: tract.start"),
-                          end=_point(tract_raw["end"], f"{where}: tract.end"),
-                          width_mm=_positive(tract_raw["width_mm"], f"{where}: tract.width_mm", False))
+        tract = TractSpec(
+            start=_point(tract_raw["start"], f"{where}: tract.start"),
+            end=_point(tract_raw["end"], f"{where}: tract.end"),
+            width_mm=_positive(tract_raw["width_mm"], f"{where}: tract.width_mm", False),
+        )
         if tract.start == tract.end:
             raise ConfigError(f"{where}: tract.start and tract.end are the same point")
     needle = _needle(raw.get("needle"), where)
@@ -278,16 +350,25 @@ def load_case(path: str | Path) -> CaseSpec:
     path_raw = _section(raw, "pathology", PATH_KEYS, where)
     # ids name files and folders of the dataset (images/<id>.png): one plain name each, never a path
     case_id = safe_name(raw["id"] if raw.get("id") is not None else base.resolve().name, f"{where}: id")
-    patient_id = case_id if raw.get("patient_id") is None else safe_name(raw["patient_id"], f"{where}: patient_id")
+    patient_id = (
+        case_id if raw.get("patient_id") is None else safe_name(raw["patient_id"], f"{where}: patient_id")
+    )
     source, capture = raw.get("source") or {}, raw.get("capture") or {}
     for key, val in (("source", source), ("capture", capture)):
         if not isinstance(val, dict):
             raise ConfigError(f"{where}: '{key}' must be a mapping, got {type(val).__name__}")
-    return CaseSpec(path=path, id=case_id, patient_id=patient_id,
-                    image=_file(base, us["image"], f"{where}: ultrasound.image"),
-                    mm_per_pixel=_scale(us.get("mm_per_pixel"), f"{where}: ultrasound.mm_per_pixel"),
-                    frame=frame, needle=needle, tract=tract,
-                    pathology=_pathology(path_raw, base, where),
-                    source=dict(source), capture=dict(capture),
-                    dataset_image=None if dimage is None else _file(base, dimage, f"{where}: ultrasound.dataset_image"),
-                    dataset_frame=dframe)
+    return CaseSpec(
+        path=path,
+        id=case_id,
+        patient_id=patient_id,
+        image=_file(base, us["image"], f"{where}: ultrasound.image"),
+        mm_per_pixel=_scale(us.get("mm_per_pixel"), f"{where}: ultrasound.mm_per_pixel"),
+        frame=frame,
+        needle=needle,
+        tract=tract,
+        pathology=_pathology(path_raw, base, where),
+        source=dict(source),
+        capture=dict(capture),
+        dataset_image=None if dimage is None else _file(base, dimage, f"{where}: ultrasound.dataset_image"),
+        dataset_frame=dframe,
+    )

@@ -12,6 +12,7 @@ trimmed, it is re-centred across the tissue, and extended along its end curvatur
 tissue border. Stubby pieces (length < 4 widths) use their principal axis: corners would
 drag a minimal path diagonally, and their bend is negligible.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -21,13 +22,13 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 
 COARSE_HALF_WIDTH_PX = 6.0  # work at a scale where the fragment is ~12 px wide: fast, still medial
-RIDGE_POWER = 2.0           # cost exponent: higher hugs the ridge more tightly
+RIDGE_POWER = 2.0  # cost exponent: higher hugs the ridge more tightly
 SMOOTH_SIGMA_HALF_WIDTHS = 0.5
-TRIM_HALF_WIDTHS = 2.5      # end-cap hook (+ smoothing edge effect) to discard before extrapolating
-TANGENT_HALF_WIDTHS = 2.0   # arc length used to estimate the end tangent
+TRIM_HALF_WIDTHS = 2.5  # end-cap hook (+ smoothing edge effect) to discard before extrapolating
+TANGENT_HALF_WIDTHS = 2.0  # arc length used to estimate the end tangent
 MARCH_STEP_PX = 0.25
-ON_LINE_PX = 1.0             # pixels this close to a straight axis count as on it
-SHORT_ASPECT = 4.0           # length/width below which a fragment is treated as straight
+ON_LINE_PX = 1.0  # pixels this close to a straight axis count as on it
+SHORT_ASPECT = 4.0  # length/width below which a fragment is treated as straight
 
 
 def _graph(mask: np.ndarray, node_cost: np.ndarray):
@@ -48,7 +49,9 @@ def _graph(mask: np.ndarray, node_cost: np.ndarray):
         cols += [b, a]
         weights += [wgt, wgt]
     n = len(ys)
-    g = coo_matrix((np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)).tocsr()
+    g = coo_matrix(
+        (np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
+    ).tocsr()
     return g, xs, ys
 
 
@@ -72,7 +75,9 @@ def _extend(mask: np.ndarray, pts: np.ndarray, tangent_len: float) -> np.ndarray
     """March beyond the last point along a quadratic fitted to the end (keeps the bend) until
     leaving the tissue."""
     back = pts[::-1]
-    s = -np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(back, axis=0).T))])  # 0 at the end, negative inwards
+    s = -np.concatenate(
+        [[0.0], np.cumsum(np.hypot(*np.diff(back, axis=0).T))]
+    )  # 0 at the end, negative inwards
     k = max(int(np.searchsorted(-s, tangent_len)) + 1, 2)
     deg = 2 if k >= 6 else 1
     cx, cy = np.polyfit(s[:k], back[:k, 0], deg), np.polyfit(s[:k], back[:k, 1], deg)
@@ -106,7 +111,7 @@ def _centre(mask: np.ndarray, pts: np.ndarray, half_width: float) -> np.ndarray:
         if not row[mid]:
             continue
         # first outside sample on each side (symmetric, so their midpoint is the crossing midpoint)
-        lo = offs[mid - np.argmin(row[mid::-1])] if not row[:mid + 1].all() else offs[0]
+        lo = offs[mid - np.argmin(row[mid::-1])] if not row[: mid + 1].all() else offs[0]
         hi = offs[mid + np.argmin(row[mid:])] if not row[mid:].all() else offs[-1]
         shift[i] = (lo + hi) / 2
     return pts + shift[:, None] * n
@@ -180,7 +185,7 @@ def medial_axis(mask: np.ndarray, direction=None) -> np.ndarray:
         pts = np.stack([gaussian_filter1d(pts[:, i], sigma, mode="nearest") for i in (0, 1)], axis=1)
     trim = min(int(TRIM_HALF_WIDTHS * half_width), max((len(pts) - 5) // 2, 0))
     if trim > 0:
-        pts = pts[trim:len(pts) - trim]
+        pts = pts[trim : len(pts) - trim]
     pts = _resample(_centre(mask, pts, half_width), 1.0)
     tangent_len = TANGENT_HALF_WIDTHS * half_width
     pts = _extend(mask, pts, tangent_len)

@@ -2,44 +2,58 @@
 
 Heavy imports happen inside the handlers so that `sonomap --help` stays fast.
 """
+
 from __future__ import annotations
 
 import argparse
 
 from edge_runtime.errors import SonomapError
+from registration.cases import cli as cases_cli
 
 EXIT_SOME_FAILED = 1
 
 
 def _simulate(args) -> int:
-    from registration.sim_core import CoreParams
-    from registration.simulate import SimParams, simulate_cases
+    from registration.sim.biopsy_core import CoreParams
+    from registration.sim.simulate import SimParams, simulate_cases
+
     if not args.wsi_mpp > 0:
         raise SonomapError(f"--wsi-mpp {args.wsi_mpp}: must be > 0")
     lab = None
     if args.lab:
-        from registration.sim_lab import LabParams
+        from registration.sim.lab import LabParams
+
         lab = LabParams()
     params = SimParams(core=CoreParams(mpp=args.wsi_mpp, lab=lab))
     summary = simulate_cases(args.images, args.masks, args.out, args.n, args.seed, params)
-    print(f"simulated {len(summary['cases'])} case(s) in {summary['out']}"
-          + (f"; skipped {len(summary['skipped'])} image(s) with no fitting tract" if summary["skipped"] else ""))
+    print(
+        f"simulated {len(summary['cases'])} case(s) in {summary['out']}"
+        + (
+            f"; skipped {len(summary['skipped'])} image(s) with no fitting tract"
+            if summary["skipped"]
+            else ""
+        )
+    )
     return 0
 
 
 def _register(args) -> int:
     if args.example:
         from registration.case import CASE_EXAMPLE
+
         print(CASE_EXAMPLE, end="")
         return 0
     if args.case is None or args.out is None:
         raise SonomapError("give CASE.yaml and --out DIR (or --example to print a full case.yaml)")
     from registration.pipeline import register_case
+
     rep = register_case(args.case, args.out)
     lab = rep["label"]
-    print(f"{rep['case_id']}: label.png, qa.png, report.json in {args.out} | cancer {100 * lab['cancer_fraction']:.1f}% "
-          f"of known, known {100 * lab['known_fraction']:.1f}% of band, quality {rep['quality']['score']:.2f} "
-          f"(weakest: {rep['quality']['weakest']}), {len(rep['warnings'])} warning(s)")
+    print(
+        f"{rep['case_id']}: label.png, qa.png, report.json in {args.out} | cancer {100 * lab['cancer_fraction']:.1f}% "
+        f"of known, known {100 * lab['known_fraction']:.1f}% of band, quality {rep['quality']['score']:.2f} "
+        f"(weakest: {rep['quality']['weakest']}), {len(rep['warnings'])} warning(s)"
+    )
     sl = rep["slide"]
     print(f"  slide: read by {sl['reader']} ({sl['format']}), level {sl['level']} at {sl['level_mpp']} µm/px")
     for w in rep["warnings"]:
@@ -49,30 +63,43 @@ def _register(args) -> int:
 
 def _register_batch(args) -> int:
     from registration.batch import register_batch
+
     if args.min_quality is not None and not 0.0 <= args.min_quality <= 1.0:
         raise SonomapError(f"--min-quality {args.min_quality}: must be between 0 and 1")
-    s = register_batch(args.cases, args.out, seed=args.seed, progress=not args.no_progress,
-                       min_quality=args.min_quality, dedup=args.dedup)
-    print(f"registered {s['registered']}, already done {s['skipped_done']}, failed {s['failed']}, "
-          f"held for review {s['held_for_review']} -> {s['dataset']} (splits {s['splits']}; details in "
-          "batch_report.json)")
+    s = register_batch(
+        args.cases,
+        args.out,
+        seed=args.seed,
+        progress=not args.no_progress,
+        min_quality=args.min_quality,
+        dedup=args.dedup,
+    )
+    print(
+        f"registered {s['registered']}, already done {s['skipped_done']}, failed {s['failed']}, "
+        f"held for review {s['held_for_review']} -> {s['dataset']} (splits {s['splits']}; details in "
+        "batch_report.json)"
+    )
     for h in s["low_quality"]:
         print(f"  review: {h['id']} quality {h['quality']:.2f} (weakest: {h['weakest']}) {h['qa']}")
     for f in s["failures"]:
         print(f"  failed: {f['error']}")
     if s["registered"] + s["skipped_done"] + s["held_for_review"] == 0:
-        raise SonomapError(f"{args.cases}: no case could be registered (see {s['dataset']}/batch_report.json)")
+        raise SonomapError(
+            f"{args.cases}: no case could be registered (see {s['dataset']}/batch_report.json)"
+        )
     return EXIT_SOME_FAILED if (s["failed"] and args.strict) else 0
 
 
 def _bench(args) -> int:
-    from registration.bench import run_bench
+    from registration.sim.bench import run_bench
+
     run_bench(args.images, args.masks, args.n, args.seed, args.work, timing=not args.no_timing, lab=args.lab)
     return 0
 
 
 def _bench_slides(args) -> int:
-    from registration.wsi_bench import run_slide_bench
+    from registration.sim.bench_slides import run_slide_bench
+
     run_slide_bench(args.images, args.masks, args.width, args.repeats, args.seed, args.work)
     return 0
 
@@ -81,82 +108,110 @@ def register(sub) -> None:
     """Add this stage's subcommands to the top-level parser's subparsers."""
     fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser(
-        "simulate-biopsy", help="make semi-synthetic biopsy cases with known truth from ultrasound images + masks",
+        "simulate-biopsy",
+        help="make semi-synthetic biopsy cases with known truth from ultrasound images + masks",
         formatter_class=fmt,
         description="Make semi-synthetic biopsy cases from real ultrasound images with lesion masks (BUSI layout:\n"
-                    "an index.csv beside the images folder selects the malignant ones). Each case gets a needle\n"
-                    "tract through the lesion (10-40 deg, 14G/16G, notch 15-22 mm) with its echo drawn in, a bent,\n"
-                    "fragmented, shrunken core as a pyramidal OME-TIFF, QuPath GeoJSON + ASAP XML annotations,\n"
-                    "truth.png (lesion within the tract band) and CASES/<case_id>/case.yaml.")
+        "an index.csv beside the images folder selects the malignant ones). Each case gets a needle\n"
+        "tract through the lesion (10-40 deg, 14G/16G, notch 15-22 mm) with its echo drawn in, a bent,\n"
+        "fragmented, shrunken core as a pyramidal OME-TIFF, QuPath GeoJSON + ASAP XML annotations,\n"
+        "truth.png (lesion within the tract band) and CASES/<case_id>/case.yaml.",
+    )
     p.add_argument("--images", required=True, help="folder of 8-bit ultrasound images")
     p.add_argument("--masks", required=True, help="folder of lesion masks (same stems, 0/255)")
     p.add_argument("--out", required=True, help="output CASES folder")
     p.add_argument("--n", type=int, default=10, help="number of cases (default 10)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--wsi-mpp", type=float, default=4.0,
-                   help="microns per level-0 pixel of the simulated slides (default 4; larger = smaller files)")
-    p.add_argument("--lab", action="store_true",
-                   help="add what a pathology lab does to a core: non-uniform shrinkage, end loss, frayed ends, "
-                        "fat, stubby fragments, pen marks, dust, bubbles, serial sections, wider bends, "
-                        "hand-drawn annotations (docs/registration.md lists the ranges)")
+    p.add_argument(
+        "--wsi-mpp",
+        type=float,
+        default=4.0,
+        help="microns per level-0 pixel of the simulated slides (default 4; larger = smaller files)",
+    )
+    p.add_argument(
+        "--lab",
+        action="store_true",
+        help="add what a pathology lab does to a core: non-uniform shrinkage, end loss, frayed ends, "
+        "fat, stubby fragments, pen marks, dust, bubbles, serial sections, wider bends, "
+        "hand-drawn annotations (docs/registration.md lists the ranges)",
+    )
     p.set_defaults(func=_simulate)
 
     p = sub.add_parser(
-        "register", help="register one case's WSI annotation onto its needle-tract ultrasound image",
+        "register",
+        help="register one case's WSI annotation onto its needle-tract ultrasound image",
         formatter_class=fmt,
         description="Map the pathologist's cancer annotation of a biopsy core onto the ultrasound image of its\n"
-                    "needle tract. Writes OUT/label.png (ultrasound size; 0 tissue, 1 cancer, 255 unknown),\n"
-                    "OUT/qa.png, OUT/us.png and OUT/report.json (transform, scale, shrinkage, cancer fraction,\n"
-                    "detected needle, warnings). `sonomap register --example` prints a case.yaml with every key.")
+        "needle tract. Writes OUT/label.png (ultrasound size; 0 tissue, 1 cancer, 255 unknown),\n"
+        "OUT/qa.png, OUT/us.png and OUT/report.json (transform, scale, shrinkage, cancer fraction,\n"
+        "detected needle, warnings). `sonomap register --example` prints a case.yaml with every key.",
+    )
     p.add_argument("case", nargs="?", help="CASE.yaml")
     p.add_argument("--out", help="output folder")
     p.add_argument("--example", action="store_true", help="print a full case.yaml example and exit")
     p.set_defaults(func=_register)
 
     p = sub.add_parser(
-        "register-batch", help="register every case under a folder into the training dataset layout",
+        "register-batch",
+        help="register every case under a folder into the training dataset layout",
         formatter_class=fmt,
         description="Register CASES_DIR/*/case.yaml into DATASET/images, DATASET/labels and DATASET/cases.csv\n"
-                    "(id,case_id,split; patients split 70/20/10, seeded). Resumable: cases already done are\n"
-                    "skipped. A bad case is reported in DATASET/batch_report.json and never stops the batch.")
+        "(id,case_id,split; patients split 70/20/10, seeded). Resumable: cases already done are\n"
+        "skipped. A bad case is reported in DATASET/batch_report.json and never stops the batch.",
+    )
     p.add_argument("cases", help="CASES_DIR")
     p.add_argument("--out", required=True, help="DATASET folder")
     p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     p.add_argument("--strict", action="store_true", help="exit 1 when any case failed")
-    p.add_argument("--min-quality", type=float, default=None, metavar="Q",
-                   help="keep cases whose registration quality score (0-1, report.json) is below Q out of the "
-                        "dataset and list them for review")
+    p.add_argument(
+        "--min-quality",
+        type=float,
+        default=None,
+        metavar="Q",
+        help="keep cases whose registration quality score (0-1, report.json) is below Q out of the "
+        "dataset and list them for review",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--dedup", action="store_true",
-                   help="also join patients whose ultrasound images are near-duplicates (perceptual hash) "
-                        "into one split group (needs imagehash, in the train extra)")
+    p.add_argument(
+        "--dedup",
+        action="store_true",
+        help="also join patients whose ultrasound images are near-duplicates (perceptual hash) "
+        "into one split group (needs imagehash, in the train extra)",
+    )
     p.set_defaults(func=_register_batch)
 
     p = sub.add_parser(
-        "bench-registration", help="measure registration accuracy and speed on simulated cases",
+        "bench-registration",
+        help="measure registration accuracy and speed on simulated cases",
         formatter_class=fmt,
         description="Simulate N cases from real images + masks, register them and print issue-3 target metrics:\n"
-                    "Dice vs truth over known pixels, along-tract boundary error (mm), known fraction of the band,\n"
-                    "needle auto-detection pass rate (angle <= 2 deg and tip <= 1 mm), and seconds per case for a\n"
-                    "WSI whose level 0 is 40k x 3k pixels.")
+        "Dice vs truth over known pixels, along-tract boundary error (mm), known fraction of the band,\n"
+        "needle auto-detection pass rate (angle <= 2 deg and tip <= 1 mm), and seconds per case for a\n"
+        "WSI whose level 0 is 40k x 3k pixels.",
+    )
     p.add_argument("--images", required=True)
     p.add_argument("--masks", required=True)
     p.add_argument("--n", type=int, default=50)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--work", default=None, help="keep the simulated cases here (default: a temp folder)")
     p.add_argument("--no-timing", action="store_true", help="skip the 40k x 3k WSI timing case")
-    p.add_argument("--lab", action="store_true",
-                   help="simulate with every lab phenomenon (simulate-biopsy --lab) and print the lab targets, "
-                        "the linear-mapping floor and the per-phenomenon breakdown")
+    p.add_argument(
+        "--lab",
+        action="store_true",
+        help="simulate with every lab phenomenon (simulate-biopsy --lab) and print the lab targets, "
+        "the linear-mapping floor and the per-phenomenon breakdown",
+    )
     p.set_defaults(func=_bench)
 
     p = sub.add_parser(
-        "bench-slides", help="time and peak memory of `sonomap register` on a scanner-sized JPEG slide, per reader",
+        "bench-slides",
+        help="time and peak memory of `sonomap register` on a scanner-sized JPEG slide, per reader",
         formatter_class=fmt,
         description="Simulate one case, re-tile its slide as a JPEG-tiled Aperio SVS whose level 0 is --width px\n"
-                    "wide (levels 1/4/16/64), then run `sonomap register` on it with each slide reader (tifffile,\n"
-                    "OpenSlide) --repeats times: seconds per case, peak RSS of the process, read_slide seconds,\n"
-                    "and agreement of the label with the original slide's.")
+        "wide (levels 1/4/16/64), then run `sonomap register` on it with each slide reader (tifffile,\n"
+        "OpenSlide) --repeats times: seconds per case, peak RSS of the process, read_slide seconds,\n"
+        "and agreement of the label with the original slide's.",
+    )
     p.add_argument("--images", required=True)
     p.add_argument("--masks", required=True)
     p.add_argument("--width", type=int, default=40000, help="level-0 width in pixels (default 40000)")
@@ -164,3 +219,5 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--work", default=None, help="keep the slide and outputs here (default: a temp folder)")
     p.set_defaults(func=_bench_slides)
+
+    cases_cli.add_parser(sub)

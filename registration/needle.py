@@ -17,6 +17,7 @@ form a fainter reverberation tail, and it ends at the tip):
    level are joined across stretches above half of it, because the echo dims where the tissue
    above it is bright), at the half-contrast crossing.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,27 +28,27 @@ import numpy as np
 from edge_runtime.errors import InputError
 
 TOPHAT_DIAMETER_MM = 4.0
-LOW_THRESHOLD = 0.5          # hysteresis: the echo may dim to half where the tissue above is bright
-KEEP_TOP_FRACTION = 0.04      # Radon over the brightest 4 % of top-hat pixels
+LOW_THRESHOLD = 0.5  # hysteresis: the echo may dim to half where the tissue above is bright
+KEEP_TOP_FRACTION = 0.04  # Radon over the brightest 4 % of top-hat pixels
 ANGLE_STEP_DEG = 0.5
-MIN_ANGLE_DEG, MAX_ANGLE_DEG = 5.0, 75.0   # needle is oblique: not a horizontal layer, not a vertical shadow
+MIN_ANGLE_DEG, MAX_ANGLE_DEG = 5.0, 75.0  # needle is oblique: not a horizontal layer, not a vertical shadow
 PROFILE_HALF_WIDTH_MM = 1.5
 SMOOTH_ALONG_MM = 0.6
 MIN_RUN_MM = 5.0
 BRIDGE_GAP_MM = 1.5
 SHAFT_POINT_MM = 10.0
 SHAFT_POINT_MAX_FRACTION = 0.8  # keep the shaft point on the visible echo
-FIRST_FIT_QUANTILE = 0.6     # before the tip is known, fit the brightest 40 % of the chord
-STEP_WINDOW_MM = 2.0          # tip step-edge window
+FIRST_FIT_QUANTILE = 0.6  # before the tip is known, fit the brightest 40 % of the chord
+STEP_WINDOW_MM = 2.0  # tip step-edge window
 REFINE_ITERATIONS = 3
-SHAFT_LEVEL_QUANTILE = 0.8    # shaft brightness: robust to dim stretches and speckle
-TIP_LEVEL = 0.9               # a tip step must start from ~the shaft's brightness
+SHAFT_LEVEL_QUANTILE = 0.8  # shaft brightness: robust to dim stretches and speckle
+TIP_LEVEL = 0.9  # a tip step must start from ~the shaft's brightness
 CENTRE_HALF_MM = 0.5
-FLANK_MM = (1.5, 2.5)          # shallower flank band, beyond the widest (14G, 2.1 mm) shaft
-CANDIDATES = 8               # Radon peaks examined as needle candidates
+FLANK_MM = (1.5, 2.5)  # shallower flank band, beyond the widest (14G, 2.1 mm) shaft
+CANDIDATES = 8  # Radon peaks examined as needle candidates
 NMS_ANGLE_DEG = 4.0
 NMS_SEPARATION_MM = 3.0
-MIN_CONTRAST = 3.0            # echo vs the tissue above it, in robust top-hat spreads
+MIN_CONTRAST = 3.0  # echo vs the tissue above it, in robust top-hat spreads
 SIDE_OFFSET_MM = 2.5
 
 
@@ -56,13 +57,17 @@ class NeedleDetection:
     tip: tuple[float, float]
     shaft: tuple[float, float]
     entry: tuple[float, float]
-    angle_deg: float          # shaft angle below the horizontal, 0..90
+    angle_deg: float  # shaft angle below the horizontal, 0..90
     contrast: float
 
     def to_dict(self) -> dict:
-        return {"tip": [round(v, 2) for v in self.tip], "shaft": [round(v, 2) for v in self.shaft],
-                "entry": [round(v, 2) for v in self.entry], "angle_deg": round(self.angle_deg, 3),
-                "contrast": round(self.contrast, 2)}
+        return {
+            "tip": [round(v, 2) for v in self.tip],
+            "shaft": [round(v, 2) for v in self.shaft],
+            "entry": [round(v, 2) for v in self.entry],
+            "angle_deg": round(self.angle_deg, 3),
+            "contrast": round(self.contrast, 2),
+        }
 
 
 def _tophat(gray: np.ndarray, mmpp: float) -> np.ndarray:
@@ -80,8 +85,12 @@ def _radon_candidates(th: np.ndarray, smooth_px: float, sep_px: float) -> list[t
         raise InputError("no bright line structure found")
     wts = th[ys, xs].astype(np.float64)
     diag = int(np.hypot(*th.shape)) + 2
-    angles = np.concatenate([np.arange(MIN_ANGLE_DEG, MAX_ANGLE_DEG + 1e-9, ANGLE_STEP_DEG),
-                             np.arange(180 - MAX_ANGLE_DEG, 180 - MIN_ANGLE_DEG + 1e-9, ANGLE_STEP_DEG)])
+    angles = np.concatenate(
+        [
+            np.arange(MIN_ANGLE_DEG, MAX_ANGLE_DEG + 1e-9, ANGLE_STEP_DEG),
+            np.arange(180 - MAX_ANGLE_DEG, 180 - MIN_ANGLE_DEG + 1e-9, ANGLE_STEP_DEG),
+        ]
+    )
     width = max(int(round(smooth_px)), 1)
     acc = np.empty((len(angles), 2 * diag + 1))
     for k, a in enumerate(angles):
@@ -96,7 +105,7 @@ def _radon_candidates(th: np.ndarray, smooth_px: float, sep_px: float) -> list[t
             break
         out.append((float(np.deg2rad(angles[k])), float(i - diag)))
         near = np.abs(angles - angles[k]) < NMS_ANGLE_DEG
-        acc[near, max(i - int(sep_px), 0):i + int(sep_px) + 1] = 0
+        acc[near, max(i - int(sep_px), 0) : i + int(sep_px) + 1] = 0
     return out
 
 
@@ -135,6 +144,7 @@ def _otsu(values: np.ndarray) -> float:
 def _bright_run(p: np.ndarray, high: float, bridge: int) -> tuple[int, int]:
     """Strongest run above ``high`` (gaps <= bridge bridged; runs joined across dimmer stretches
     that stay above LOW_THRESHOLD * high)."""
+
     def runs(on):
         out, start = [], None
         for i, v in enumerate(np.append(on, False)):
@@ -150,16 +160,17 @@ def _bright_run(p: np.ndarray, high: float, bridge: int) -> tuple[int, int]:
             else:
                 merged.append(r)
         return merged
+
     strong = runs(p > high)
     if not strong:
         raise InputError("no bright run along the candidate line")
     joined = [strong[0]]
     for r in strong[1:]:  # join runs whose gap never drops below the low level; ends stay strong
-        if p[joined[-1][1] + 1:r[0]].min() > LOW_THRESHOLD * high:
+        if p[joined[-1][1] + 1 : r[0]].min() > LOW_THRESHOLD * high:
             joined[-1] = [joined[-1][0], r[1]]
         else:
             joined.append(r)
-    return tuple(max(joined, key=lambda r: p[r[0]:r[1] + 1].sum()))
+    return tuple(max(joined, key=lambda r: p[r[0] : r[1] + 1].sum()))
 
 
 def _contrast(th: np.ndarray, p0, d, s0: float, s1: float, mmpp: float) -> float:
@@ -171,7 +182,9 @@ def _contrast(th: np.ndarray, p0, d, s0: float, s1: float, mmpp: float) -> float
     s = np.linspace(s0, s1, 64)
     centre = cv2.remap(th, *(np.float32(p0[i] + s * d[i])[None, :] for i in (0, 1)), cv2.INTER_LINEAR)
     off = SIDE_OFFSET_MM / mmpp
-    side = cv2.remap(th, *(np.float32(p0[i] + s * d[i] + off * n[i])[None, :] for i in (0, 1)), cv2.INTER_LINEAR)
+    side = cv2.remap(
+        th, *(np.float32(p0[i] + s * d[i] + off * n[i])[None, :] for i in (0, 1)), cv2.INTER_LINEAR
+    )
     spread = 1.4826 * float(np.median(np.abs(th - np.median(th)))) + 1.0
     return float(np.median(centre - side)) / spread
 
@@ -192,8 +205,8 @@ def _tip_index(along: np.ndarray, i0: int, i1: int, win: int, min_run: int, leve
         after = (c[hi] - c[j]) / (hi - j)
         if before >= TIP_LEVEL * level and before - after > best:
             best, j_best = before - after, j
-    before = along[max(j_best - win, i0):j_best].mean()
-    after = along[j_best:min(j_best + win, len(along))].mean()
+    before = along[max(j_best - win, i0) : j_best].mean()
+    after = along[j_best : min(j_best + win, len(along))].mean()
     mid = 0.5 * (before + after)
     k = j_best - 1  # last sample of the shaft still above the half-way level, then interpolate
     lo = max(j_best - win // 2, i0)
@@ -234,7 +247,11 @@ def _fit_line(th: np.ndarray, gray: np.ndarray, theta: float, r: float, mmpp: fl
             return None
         peak = prof.max(axis=1)
         wts = np.clip(prof - 0.5 * peak[:, None], 0, None)
-        ok = (peak > np.quantile(peak, FIRST_FIT_QUANTILE)) if shaft is None else ((s >= shaft[0]) & (s <= shaft[1]))
+        ok = (
+            (peak > np.quantile(peak, FIRST_FIT_QUANTILE))
+            if shaft is None
+            else ((s >= shaft[0]) & (s <= shaft[1]))
+        )
         ok &= wts.sum(axis=1) > 0
         if ok.sum() >= 5:  # robust line through the perpendicular centroids of the echo
             cen = (wts[ok] * o[None, :]).sum(axis=1) / wts[ok].sum(axis=1)
@@ -256,37 +273,54 @@ def _fit_line(th: np.ndarray, gray: np.ndarray, theta: float, r: float, mmpp: fl
             return None  # refinement slid onto a horizontal layer or a vertical edge
         _, _, gprof = _profiles(gray, p0, d, max(CENTRE_HALF_MM / mmpp, 1.0))
         bright = np.convolve(gprof.mean(axis=1), np.ones(smooth) / smooth, mode="same")
-        level = float(np.quantile(bright[i0:i1 + 1], SHAFT_LEVEL_QUANTILE))
+        level = float(np.quantile(bright[i0 : i1 + 1], SHAFT_LEVEL_QUANTILE))
         tip = _tip_index(bright, i0, len(bright) - 1, win, min_run, level)
         j = int(np.floor(tip))
         shaft = (s[i0], s[min(j, len(s) - 1)])
-        res = {"p0": p0, "d": d, "s0": float(s[i0]), "tip_s": float(np.interp(tip, np.arange(len(s)), s)),
-               "i0": i0, "j": j, "s": s, "score": float(along[i0:j + 1].sum()) * mmpp}
+        res = {
+            "p0": p0,
+            "d": d,
+            "s0": float(s[i0]),
+            "tip_s": float(np.interp(tip, np.arange(len(s)), s)),
+            "i0": i0,
+            "j": j,
+            "s": s,
+            "score": float(along[i0 : j + 1].sum()) * mmpp,
+        }
     return res
 
 
-def detect_needle(gray: np.ndarray, mm_per_px: tuple[float, float], where: str = "ultrasound") -> NeedleDetection:
+def detect_needle(
+    gray: np.ndarray, mm_per_px: tuple[float, float], where: str = "ultrasound"
+) -> NeedleDetection:
     mmpp = float(np.mean(mm_per_px))
     th = _tophat(gray, mmpp)
     try:
         cands = _radon_candidates(th, 1.0 / mmpp, NMS_SEPARATION_MM / mmpp)
     except InputError as exc:
-        raise InputError(f"{where}: needle auto-detection failed ({exc}); give needle.tip and needle.shaft") from exc
+        raise InputError(
+            f"{where}: needle auto-detection failed ({exc}); give needle.tip and needle.shaft"
+        ) from exc
     # the needle is the candidate with the strongest *continuous* echo, not the longest faint line
     g = cv2.GaussianBlur(gray, (0, 0), 1.0).astype(np.float32)
     fits = [f for f in (_fit_line(th, g, t, r, mmpp) for t, r in cands) if f is not None]
     if not fits:
-        raise InputError(f"{where}: needle auto-detection found no echo longer than {MIN_RUN_MM} mm; "
-                         "give needle.tip and needle.shaft")
+        raise InputError(
+            f"{where}: needle auto-detection found no echo longer than {MIN_RUN_MM} mm; "
+            "give needle.tip and needle.shaft"
+        )
     best = max(fits, key=lambda f: f["score"])
     p0, d = best["p0"], best["d"]
     contrast = _contrast(th, p0, d, best["s0"], best["tip_s"], mmpp)
     if contrast < MIN_CONTRAST:
-        raise InputError(f"{where}: needle auto-detection: echo contrast {contrast:.1f} too low; "
-                         "give needle.tip and needle.shaft")
+        raise InputError(
+            f"{where}: needle auto-detection: echo contrast {contrast:.1f} too low; "
+            "give needle.tip and needle.shaft"
+        )
     tip = p0 + best["tip_s"] * d
     entry = p0 + best["s0"] * d
     shaft = tip - d * min(SHAFT_POINT_MM / mmpp, (best["tip_s"] - best["s0"]) * SHAFT_POINT_MAX_FRACTION)
     angle = float(np.degrees(np.arctan2(abs(d[1]), abs(d[0]))))
-    return NeedleDetection(tuple(map(float, tip)), tuple(map(float, shaft)), tuple(map(float, entry)), angle,
-                           contrast)
+    return NeedleDetection(
+        tuple(map(float, tip)), tuple(map(float, shaft)), tuple(map(float, entry)), angle, contrast
+    )

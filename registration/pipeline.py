@@ -11,6 +11,7 @@ report.json (written last: its presence means the case is complete), and us.png 
 8-bit gray ultrasound frame the label belongs to: ultrasound.dataset_image/dataset_frame when
 given, e.g. the pre-fire frame, else the registered frame; for DICOM the decoded frame).
 """
+
 from __future__ import annotations
 
 import time
@@ -22,18 +23,18 @@ from edge_runtime.errors import InputError
 from edge_runtime.memory import peak_rss_bytes
 from registration.annotations import load_annotations, polygon_area, rasterise
 from registration.case import CaseSpec, load_case
-from registration.core import MIN_FRAGMENT_AREA_UM2, find_fragments, orient
+from registration.fragments import MIN_FRAGMENT_AREA_UM2, find_fragments, orient
 from registration.mapping import ambiguous_mm, place, rasterise_label, resolve_shrinkage
 from registration.qa import QaExtras, make_qa
 from registration.quality import quality, rejected_near_tissue
-from registration.sections import find_sections, section_lengths_consistent
 from registration.report import label_stats, write_json, write_png
+from registration.sections import find_sections, section_lengths_consistent
 from registration.tissue import tissue_masks
 from registration.tract import Tract, check_inside, device_geometry, tract_from_needle
 from registration.ultrasound import UltrasoundImage, load_ultrasound
 from registration.wsi import read_slide
 
-TARGET_MPP = 8.0                 # µm/px to work at: US pixels are ~100 µm, cores ~1 mm wide
+TARGET_MPP = 8.0  # µm/px to work at: US pixels are ~100 µm, cores ~1 mm wide
 OUTSIDE_WARN, OUTSIDE_FAIL = 0.05, 0.9
 
 
@@ -56,6 +57,7 @@ def resolve_tract(spec: CaseSpec, us: UltrasoundImage) -> tuple[Tract, dict]:
     info = {"mode": "auto" if nd.auto else "points", "gauge": nd.gauge, "geometry": geo}
     if nd.auto:
         from registration.needle import detect_needle
+
         det = detect_needle(us.gray, us.mm_per_px, where)
         tip, shaft = det.tip, det.shaft
         info["detected"] = det.to_dict()
@@ -63,8 +65,14 @@ def resolve_tract(spec: CaseSpec, us: UltrasoundImage) -> tuple[Tract, dict]:
         check_inside({"needle.tip": nd.tip, "needle.shaft": nd.shaft}, us.shape, where)
         tip, shaft = nd.tip, nd.shaft
     tract = tract_from_needle(tip, shaft, us.mm_per_px, geo)
-    check_inside({"tract start derived from the needle (needle.notch_mm/tip_offset_mm)": tract.start,
-                  "tract end derived from the needle": tract.end}, us.shape, where)
+    check_inside(
+        {
+            "tract start derived from the needle (needle.notch_mm/tip_offset_mm)": tract.start,
+            "tract end derived from the needle": tract.end,
+        },
+        us.shape,
+        where,
+    )
     info.update(tip=[round(v, 2) for v in tip], shaft=[round(v, 2) for v in shaft])
     return tract, info
 
@@ -76,8 +84,10 @@ def _check_annotation_placement(total: float, frags, ann_file: Path, warnings: l
     inside = sum(f.cancer_px for f in frags)
     outside = 1.0 - min(inside / total, 1.0)
     if outside > OUTSIDE_FAIL:
-        raise InputError(f"{ann_file}: annotation outside the tissue ({100 * outside:.0f}% of the cancer area); "
-                         "wrong slide, or coordinates not in level-0 pixels (pathology.annotation_mpp)?")
+        raise InputError(
+            f"{ann_file}: annotation outside the tissue ({100 * outside:.0f}% of the cancer area); "
+            "wrong slide, or coordinates not in level-0 pixels (pathology.annotation_mpp)?"
+        )
     if outside > OUTSIDE_WARN:
         warnings.append(f"{ann_file}: {100 * outside:.0f}% of the cancer annotation lies outside the tissue")
 
@@ -90,8 +100,10 @@ def _dataset_frame(spec: CaseSpec, us: UltrasoundImage) -> np.ndarray:
     path = spec.dataset_image or spec.image
     other = load_ultrasound(path, us.mm_per_px, spec.dataset_frame, [])
     if other.shape != us.shape:
-        raise InputError(f"{spec.path}: ultrasound.dataset_image {path} is {other.shape[1]}x{other.shape[0]} but "
-                         f"the registered image is {us.shape[1]}x{us.shape[0]}")
+        raise InputError(
+            f"{spec.path}: ultrasound.dataset_image {path} is {other.shape[1]}x{other.shape[0]} but "
+            f"the registered image is {us.shape[1]}x{us.shape[0]}"
+        )
     return other.gray
 
 
@@ -102,8 +114,10 @@ def _apply_roi(slide, cancer: np.ndarray, roi, mpp0: float, where: str) -> int:
     x0, y0 = max(int(np.floor(roi[0] * f)), 0), max(int(np.floor(roi[1] * f)), 0)
     x1, y1 = min(int(np.ceil(roi[2] * f)), w), min(int(np.ceil(roi[3] * f)), h)
     if x1 <= x0 or y1 <= y0:
-        raise InputError(f"{where}: pathology.roi {list(roi)} lies outside the slide "
-                         f"({slide.level0_shape[1]}x{slide.level0_shape[0]} level-0 px)")
+        raise InputError(
+            f"{where}: pathology.roi {list(roi)} lies outside the slide "
+            f"({slide.level0_shape[1]}x{slide.level0_shape[0]} level-0 px)"
+        )
     keep = np.zeros((h, w), bool)
     keep[y0:y1, x0:x1] = True
     slide.rgb[~keep] = 255
@@ -117,12 +131,16 @@ def _one_section(tissue: np.ndarray, cancer: np.ndarray, mpp: float, where: str,
     if sec is None:
         return tissue, cancer, None
     if not section_lengths_consistent(sec, tissue):
-        raise InputError(f"{where}: the slide holds {sec.count} serial sections of the core that could not be told "
-                         "apart; set pathology.roi (level-0 px x0, y0, x1, y1) around the section to use")
+        raise InputError(
+            f"{where}: the slide holds {sec.count} serial sections of the core that could not be told "
+            "apart; set pathology.roi (level-0 px x0, y0, x1, y1) around the section to use"
+        )
     ys, xs = np.nonzero(sec.keep)
-    warnings.append(f"{where}: {sec.count} serial sections of the core found; used section {sec.used + 1} "
-                    f"(level px x {xs.min()}-{xs.max()}, y {ys.min()}-{ys.max()}: the one with the most annotated "
-                    "cancer, else the first); set pathology.roi to choose another")
+    warnings.append(
+        f"{where}: {sec.count} serial sections of the core found; used section {sec.used + 1} "
+        f"(level px x {xs.min()}-{xs.max()}, y {ys.min()}-{ys.max()}: the one with the most annotated "
+        "cancer, else the first); set pathology.roi to choose another"
+    )
     cancer = cancer.copy()
     cancer[~sec.keep] = 0
     return tissue & sec.keep, cancer, sec
@@ -149,8 +167,10 @@ def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | N
     if ann.exclude:
         cancer[rasterise(ann.exclude, level_shape, ann_scale) > 0] = 0
     if ann.n_objects and not ann.cancer:
-        warnings.append(f"{p.annotations}: no annotation of a cancer class {list(p.cancer_classes)[:4]}...: "
-                        "the core is labelled cancer-free")
+        warnings.append(
+            f"{p.annotations}: no annotation of a cancer class {list(p.cancer_classes)[:4]}...: "
+            "the core is labelled cancer-free"
+        )
     # annotated area: analytic (off-slide parts count), or within the ROI when one section is chosen
     total = polygon_area(ann.cancer) * ann_scale * ann_scale
     if p.roi is not None:
@@ -169,38 +189,87 @@ def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | N
     stats = label_stats(label, band, us.mm_per_px)
     amb = ambiguous_mm(frags, placements)
     rejected = masks.rejected
-    qual = quality(frags, transform, tract.length_mm, int(np.count_nonzero(tissue)),
-                   rejected_near_tissue(tissue, rejected, slide.mpp), slide.mpp, amb, p.fragments, shrink_src)
+    qual = quality(
+        frags,
+        transform,
+        tract.length_mm,
+        int(np.count_nonzero(tissue)),
+        rejected_near_tissue(tissue, rejected, slide.mpp),
+        slide.mpp,
+        amb,
+        p.fragments,
+        shrink_src,
+    )
     if amb > 0:
-        warnings.append(f"tissue lost at the core's ends or breaks ({transform['spare_mm']:.2f} mm of tract "
-                        f"unaccounted for): cancer boundaries over {amb:.2f} mm of tract are marked unknown "
-                        "because their position along the tract is uncertain")
-    qa = make_qa(us.gray, tract, label, frags, placements,
-                 f"{spec.id}: cancer {100 * stats['cancer_fraction']:.0f}% of known, "
-                 f"known {100 * stats['known_fraction']:.0f}% of band, {len(frags)} fragment(s), "
-                 f"quality {qual['score']:.2f}", slide.rgb, QaExtras(qual, rejected, sections))
+        warnings.append(
+            f"tissue lost at the core's ends or breaks ({transform['spare_mm']:.2f} mm of tract "
+            f"unaccounted for): cancer boundaries over {amb:.2f} mm of tract are marked unknown "
+            "because their position along the tract is uncertain"
+        )
+    qa = make_qa(
+        us.gray,
+        tract,
+        label,
+        frags,
+        placements,
+        f"{spec.id}: cancer {100 * stats['cancer_fraction']:.0f}% of known, "
+        f"known {100 * stats['known_fraction']:.0f}% of band, {len(frags)} fragment(s), "
+        f"quality {qual['score']:.2f}",
+        slide.rgb,
+        QaExtras(qual, rejected, sections),
+    )
     write_png(out / "us.png", _dataset_frame(spec, us))
     write_png(out / "label.png", label)
     write_png(out / "qa.png", qa)
     report = {
-        "case_id": spec.id, "patient_id": spec.patient_id, "case_file": str(spec.path), "source": spec.source,
-        "ultrasound": {"file": str(spec.image), "frame": spec.frame, "shape": list(us.shape),
-                       "dataset_image": str(spec.dataset_image or spec.image), "dataset_frame": spec.dataset_frame,
-                       "mm_per_pixel": [round(v, 6) for v in us.mm_per_px],
-                       "region": None if us.region is None else vars(us.region)},
-        "needle": needle_info, "tract": tract.to_dict(),
-        "slide": {"file": str(p.wsi), **slide.describe(),
-                  "annotations": str(p.annotations), "tip_end": p.tip_end,
-                  "roi": None if p.roi is None else list(p.roi)},
+        "case_id": spec.id,
+        "patient_id": spec.patient_id,
+        "case_file": str(spec.path),
+        "source": spec.source,
+        "ultrasound": {
+            "file": str(spec.image),
+            "frame": spec.frame,
+            "shape": list(us.shape),
+            "dataset_image": str(spec.dataset_image or spec.image),
+            "dataset_frame": spec.dataset_frame,
+            "mm_per_pixel": [round(v, 6) for v in us.mm_per_px],
+            "region": None if us.region is None else vars(us.region),
+        },
+        "needle": needle_info,
+        "tract": tract.to_dict(),
+        "slide": {
+            "file": str(p.wsi),
+            **slide.describe(),
+            "annotations": str(p.annotations),
+            "tip_end": p.tip_end,
+            "roi": None if p.roi is None else list(p.roi),
+        },
         "shrinkage": {"value": round(shrink, 4), "source": shrink_src},
-        "transform": {"model": "per-fragment 1D similarity along the tract (along_mm = slide_mm / shrinkage), "
-                               "across normalised to the band", "flip_across": p.flip_across, **transform},
-        "label": stats, "quality": qual,
-        "ambiguous": {"span_mm": round(amb, 3), "reason": ("position along the tract uncertain: tissue lost at the "
-                                                           "core's ends or breaks, where is unknown") if amb else None,
-                      "fragment_position_sd_mm": [round(pl.sigma_mm, 3) for pl in placements]},
-        "sections": None if sections is None else {"count": sections.count, "used": sections.used + 1,
-                                                   "shift_level_px": [round(v, 1) for v in sections.shift_px]},
+        "transform": {
+            "model": "per-fragment 1D similarity along the tract (along_mm = slide_mm / shrinkage), "
+            "across normalised to the band",
+            "flip_across": p.flip_across,
+            **transform,
+        },
+        "label": stats,
+        "quality": qual,
+        "ambiguous": {
+            "span_mm": round(amb, 3),
+            "reason": (
+                "position along the tract uncertain: tissue lost at the "
+                "core's ends or breaks, where is unknown"
+            )
+            if amb
+            else None,
+            "fragment_position_sd_mm": [round(pl.sigma_mm, 3) for pl in placements],
+        },
+        "sections": None
+        if sections is None
+        else {
+            "count": sections.count,
+            "used": sections.used + 1,
+            "shift_level_px": [round(v, 1) for v in sections.shift_px],
+        },
         "warnings": warnings,
         "seconds": round(time.perf_counter() - t0, 3),
         # VmHWM of this process so far (its own address space, not a parent's): for a single

@@ -18,6 +18,7 @@ Parts:
   half-widths (a bad axis skews every along-tract position);
 - ambiguous: tract length whose cancer boundaries are marked unknown for position, mm.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -26,11 +27,11 @@ import numpy as np
 EXPECTED_MAX_FRAGMENTS = 5
 LENGTH_OK, LENGTH_LOW_BAD, LENGTH_HIGH_BAD = (0.8, 1.05), 0.4, 1.35
 LENGTH_UNCONSTRAINED_SCORE = 0.75
-UNEXPLAINED_BAD = 0.25       # share of the tract
-REJECTED_BAD = 0.2           # share of the tissue area
+UNEXPLAINED_BAD = 0.25  # share of the tract
+REJECTED_BAD = 0.2  # share of the tissue area
 REJECTED_NEAR_UM = 100.0
-AXIS_BAD = 0.5               # half-widths
-AMBIGUOUS_BAD = 0.3          # share of the tract
+AXIS_BAD = 0.5  # half-widths
+AMBIGUOUS_BAD = 0.3  # share of the tract
 
 
 def _ramp(x: float, ok: float, bad: float) -> float:
@@ -42,7 +43,10 @@ def _ramp(x: float, ok: float, bad: float) -> float:
 
 def rejected_near_tissue(tissue: np.ndarray, rejected: np.ndarray, mpp: float) -> int:
     r = max(1, int(round(REJECTED_NEAR_UM / mpp)))
-    near = cv2.dilate(tissue.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2)) > 0
+    near = (
+        cv2.dilate(tissue.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2))
+        > 0
+    )
     return int(np.count_nonzero(rejected & near))
 
 
@@ -58,39 +62,74 @@ def _axis_residual(frags) -> float:
     return float(np.mean(vals)) if vals else 0.0
 
 
-def quality(frags, transform: dict, tract_mm: float, tissue_px: int, rejected_px: int, mpp: float,
-            ambiguous_mm: float, expected_fragments: int | None, shrink_source: str) -> dict:
+def quality(
+    frags,
+    transform: dict,
+    tract_mm: float,
+    tissue_px: int,
+    rejected_px: int,
+    mpp: float,
+    ambiguous_mm: float,
+    expected_fragments: int | None,
+    shrink_source: str,
+) -> dict:
     n = len(frags)
     if expected_fragments:
-        frag = {"value": n, "expected": expected_fragments, "score": _ramp(abs(n - expected_fragments), 0, 4),
-                "meaning": "tissue pieces found vs pathology.fragments"}
+        frag = {
+            "value": n,
+            "expected": expected_fragments,
+            "score": _ramp(abs(n - expected_fragments), 0, 4),
+            "meaning": "tissue pieces found vs pathology.fragments",
+        }
     else:
-        frag = {"value": n, "expected": f"1-{EXPECTED_MAX_FRAGMENTS}",
-                "score": _ramp(n, EXPECTED_MAX_FRAGMENTS, 2 * EXPECTED_MAX_FRAGMENTS),
-                "meaning": "tissue pieces found (more than a core usually breaks into: debris or a foreign piece)"}
+        frag = {
+            "value": n,
+            "expected": f"1-{EXPECTED_MAX_FRAGMENTS}",
+            "score": _ramp(n, EXPECTED_MAX_FRAGMENTS, 2 * EXPECTED_MAX_FRAGMENTS),
+            "meaning": "tissue pieces found (more than a core usually breaks into: debris or a foreign piece)",
+        }
     ratio = transform["core_to_tract_ratio"]
     if shrink_source == "tract length":
-        length = {"value": ratio, "score": LENGTH_UNCONSTRAINED_SCORE,
-                  "meaning": "unconstrained: the shrinkage was derived from the tract (give pathology.shrinkage "
-                             "or fresh_length_mm)"}
+        length = {
+            "value": ratio,
+            "score": LENGTH_UNCONSTRAINED_SCORE,
+            "meaning": "unconstrained: the shrinkage was derived from the tract (give pathology.shrinkage "
+            "or fresh_length_mm)",
+        }
     else:
-        s = _ramp(ratio, LENGTH_OK[0], LENGTH_LOW_BAD) if ratio < LENGTH_OK[0] else _ramp(ratio, LENGTH_OK[1],
-                                                                                         LENGTH_HIGH_BAD)
+        s = (
+            _ramp(ratio, LENGTH_OK[0], LENGTH_LOW_BAD)
+            if ratio < LENGTH_OK[0]
+            else _ramp(ratio, LENGTH_OK[1], LENGTH_HIGH_BAD)
+        )
         length = {"value": ratio, "score": s, "meaning": "fresh core length / tract length"}
     spare = transform.get("spare_mm", 0.0)
     rej_mm2 = rejected_px * mpp * mpp / 1e6
     tissue_mm2 = max(tissue_px * mpp * mpp / 1e6, 1e-9)
     axis = _axis_residual(frags)
     parts = {
-        "fragments": frag, "length": length,
-        "unexplained_mm": {"value": round(spare, 3), "score": _ramp(spare / tract_mm, 0.0, UNEXPLAINED_BAD),
-                           "meaning": "tract length no tissue accounts for (lost at the ends or breaks)"},
-        "rejected_mm2": {"value": round(rej_mm2, 4), "score": _ramp(rej_mm2 / tissue_mm2, 0.0, REJECTED_BAD),
-                         "meaning": "ink/debris on or next to the tissue (may hide tissue)"},
-        "axis_residual": {"value": round(axis, 3), "score": _ramp(axis, 0.0, AXIS_BAD),
-                          "meaning": "tissue off-centre about the medial axis, half-widths"},
-        "ambiguous_mm": {"value": round(ambiguous_mm, 3), "score": _ramp(ambiguous_mm / tract_mm, 0.0, AMBIGUOUS_BAD),
-                         "meaning": "tract length whose cancer boundaries are unknown for position (label 255)"},
+        "fragments": frag,
+        "length": length,
+        "unexplained_mm": {
+            "value": round(spare, 3),
+            "score": _ramp(spare / tract_mm, 0.0, UNEXPLAINED_BAD),
+            "meaning": "tract length no tissue accounts for (lost at the ends or breaks)",
+        },
+        "rejected_mm2": {
+            "value": round(rej_mm2, 4),
+            "score": _ramp(rej_mm2 / tissue_mm2, 0.0, REJECTED_BAD),
+            "meaning": "ink/debris on or next to the tissue (may hide tissue)",
+        },
+        "axis_residual": {
+            "value": round(axis, 3),
+            "score": _ramp(axis, 0.0, AXIS_BAD),
+            "meaning": "tissue off-centre about the medial axis, half-widths",
+        },
+        "ambiguous_mm": {
+            "value": round(ambiguous_mm, 3),
+            "score": _ramp(ambiguous_mm / tract_mm, 0.0, AMBIGUOUS_BAD),
+            "meaning": "tract length whose cancer boundaries are unknown for position (label 255)",
+        },
     }
     for p in parts.values():
         p["score"] = round(float(p["score"]), 3)

@@ -14,6 +14,7 @@ the shift can be taken back from it while still landing on tissue; the copy used
 carrying the most annotated cancer (the pathologist often outlines one copy only), else the
 first. When pieces cannot be numbered consistently, the caller fails asking for a roi.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,21 +22,21 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-COPY_SHARE = 0.35          # share of the tissue that repeats at the copy shift
+COPY_SHARE = 0.35  # share of the tissue that repeats at the copy shift
 MAX_COPIES = 3
-ACROSS_MIN = 0.7           # |sin| of the angle between shift and core direction (~45 deg)
-MIN_SHIFT_WIDTHS = 1.5     # the shift is longer than this many core widths
-LAND_SHARE = 0.5           # a piece "has a copy" when this share of it lands on tissue
-WORK_PX = 512              # autocorrelation at most this size (long side)
+ACROSS_MIN = 0.7  # |sin| of the angle between shift and core direction (~45 deg)
+MIN_SHIFT_WIDTHS = 1.5  # the shift is longer than this many core widths
+LAND_SHARE = 0.5  # a piece "has a copy" when this share of it lands on tissue
+WORK_PX = 512  # autocorrelation at most this size (long side)
 
 
 @dataclass
 class Sections:
     count: int
-    shift_px: tuple[float, float]   # level px between neighbouring copies
-    used: int                       # 0-based copy number, from the first copy along -shift
-    keep: np.ndarray                # bool mask of the pieces of the copy used
-    share: float                    # autocorrelation peak / zero-shift peak
+    shift_px: tuple[float, float]  # level px between neighbouring copies
+    used: int  # 0-based copy number, from the first copy along -shift
+    keep: np.ndarray  # bool mask of the pieces of the copy used
+    share: float  # autocorrelation peak / zero-shift peak
 
 
 def _autocorr_peak(mask: np.ndarray, min_shift: float, u: np.ndarray) -> tuple[np.ndarray, float]:
@@ -49,7 +50,7 @@ def _autocorr_peak(mask: np.ndarray, min_shift: float, u: np.ndarray) -> tuple[n
     spec = np.fft.rfft2(pad)
     ac = np.fft.fftshift(np.fft.irfft2(spec * np.conj(spec), s=pad.shape))
     cy, cx = h, w
-    yy, xx = np.mgrid[:2 * h, :2 * w]
+    yy, xx = np.mgrid[: 2 * h, : 2 * w]
     dx, dy = xx - cx, yy - cy
     dist = np.hypot(dx, dy)
     ac[dist < min_shift * f] = 0

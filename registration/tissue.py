@@ -16,6 +16,7 @@ Fat: adipose lobules are glass crossed by thin membranes. At 8 µm/px a membrane
 pixels it crosses faintly; a window where many pixels carry such a faint H&E tint, next to
 stained tissue, is fat and counts as tissue (it keeps a fragment whole).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,16 +25,16 @@ import cv2
 import numpy as np
 from scipy.ndimage import binary_fill_holes
 
-OD_MIN = 0.06               # ~13 % green absorption: clearly stained (glass noise is ~0.005)
-RED_GREEN_MAX = 1.25        # haematoxylin is ~0.9-1.0; blue ink ~1.5, green ink ~3
-BLUE_GREEN_MAX = 0.80       # H&E 0.1-0.6; grey marks ~1.0, red ink ~0.9
-FAINT_SIGMAS = 6.0          # a faint tint: this many glass-noise sigmas above glass
+OD_MIN = 0.06  # ~13 % green absorption: clearly stained (glass noise is ~0.005)
+RED_GREEN_MAX = 1.25  # haematoxylin is ~0.9-1.0; blue ink ~1.5, green ink ~3
+BLUE_GREEN_MAX = 0.80  # H&E 0.1-0.6; grey marks ~1.0, red ink ~0.9
+FAINT_SIGMAS = 6.0  # a faint tint: this many glass-noise sigmas above glass
 FAINT_OD_FLOOR = 0.015
-FAT_WINDOW_UM = 200.0       # about three fat cells
-FAT_DENSITY = 0.12          # share of faintly tinted pixels in that window that makes it fat
+FAT_WINDOW_UM = 200.0  # about three fat cells
+FAT_DENSITY = 0.12  # share of faintly tinted pixels in that window that makes it fat
 CLEAN_RADIUS_UM = 24.0
-INK_BRIDGE_UM = 200.0       # tissue under a coloured pen stroke up to this half-width is kept as tissue
-GREY_SPREAD = 0.25          # (max - min) / max of the three ODs below this: a grey mark (dust, bubble)
+INK_BRIDGE_UM = 200.0  # tissue under a coloured pen stroke up to this half-width is kept as tissue
+GREY_SPREAD = 0.25  # (max - min) / max of the three ODs below this: a grey mark (dust, bubble)
 GLASS_BRIGHT_SHARE = 0.3
 SATURATED = 254
 MIN_SCANNED_SHARE = 0.05
@@ -41,10 +42,10 @@ MIN_SCANNED_SHARE = 0.05
 
 @dataclass
 class TissueMasks:
-    tissue: np.ndarray       # bool: stained tissue and fat, hole-filled
-    rejected: np.ndarray     # bool: ink, dust, bubbles and other unstained marks
-    fat: np.ndarray          # bool: fat added to the tissue
-    glass: np.ndarray        # float[3] glass colour
+    tissue: np.ndarray  # bool: stained tissue and fat, hole-filled
+    rejected: np.ndarray  # bool: ink, dust, bubbles and other unstained marks
+    fat: np.ndarray  # bool: fat added to the tissue
+    glass: np.ndarray  # float[3] glass colour
 
 
 def _disk(r_px: int) -> np.ndarray:
@@ -78,7 +79,9 @@ def tissue_masks(rgb: np.ndarray, mpp: float) -> TissueMasks:
     marked = (np.maximum(np.maximum(r, g), b) > OD_MIN) & ~stained
     rc = max(1, int(round(CLEAN_RADIUS_UM / mpp)))
     k = _disk(rc)
-    tissue = cv2.morphologyEx(cv2.morphologyEx(stained.astype(np.uint8), cv2.MORPH_CLOSE, k), cv2.MORPH_OPEN, k)
+    tissue = cv2.morphologyEx(
+        cv2.morphologyEx(stained.astype(np.uint8), cv2.MORPH_CLOSE, k), cv2.MORPH_OPEN, k
+    )
     rejected = cv2.morphologyEx(marked.astype(np.uint8), cv2.MORPH_OPEN, _disk(1)) > 0
     # faint H&E tint: fat membranes (glass noise measured on the glass itself)
     glass_px = g[(g < OD_MIN) & ~marked & (rgb.min(axis=2) < SATURATED)]

@@ -6,6 +6,7 @@ device geometry. Output: a ``Tract`` and, per ultrasound pixel, tract coordinate
 across, signed). The same band function builds the simulator's truth and the registered
 label, so "known" pixels mean the same thing in both.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,15 +26,19 @@ GAUGE_DEFAULTS = {
 
 @dataclass
 class Tract:
-    start: tuple[float, float]   # proximal end of the sampled segment (pixels)
-    end: tuple[float, float]     # distal end, towards the needle tip (pixels)
+    start: tuple[float, float]  # proximal end of the sampled segment (pixels)
+    end: tuple[float, float]  # distal end, towards the needle tip (pixels)
     width_mm: float
     mm_per_px: tuple[float, float]
 
     @property
     def length_mm(self) -> float:
-        return float(np.hypot((self.start[0] - self.end[0]) * self.mm_per_px[0],
-                              (self.start[1] - self.end[1]) * self.mm_per_px[1]))
+        return float(
+            np.hypot(
+                (self.start[0] - self.end[0]) * self.mm_per_px[0],
+                (self.start[1] - self.end[1]) * self.mm_per_px[1],
+            )
+        )
 
     def axes(self) -> tuple[np.ndarray, np.ndarray]:
         """Unit vectors in mm space: u (distal -> proximal) and n (u rotated +90 deg)."""
@@ -82,16 +87,22 @@ class Tract:
         return inside, a_full, d_full
 
     def to_dict(self) -> dict:
-        return {"start": [round(v, 3) for v in self.start], "end": [round(v, 3) for v in self.end],
-                "width_mm": round(self.width_mm, 4), "length_mm": round(self.length_mm, 4),
-                "mm_per_pixel": [round(v, 6) for v in self.mm_per_px]}
+        return {
+            "start": [round(v, 3) for v in self.start],
+            "end": [round(v, 3) for v in self.end],
+            "width_mm": round(self.width_mm, 4),
+            "length_mm": round(self.length_mm, 4),
+            "mm_per_pixel": [round(v, 6) for v in self.mm_per_px],
+        }
 
 
 def device_geometry(gauge: int, notch_mm=None, tip_offset_mm=None, width_mm=None, where: str = "") -> dict:
     """Defaults for the gauge, each overridable (None = keep the default)."""
     if gauge not in GAUGE_DEFAULTS:
-        raise ConfigError(f"{where}needle.gauge={gauge} has no defaults (known: {sorted(GAUGE_DEFAULTS)}); "
-                          "give needle.notch_mm, tip_offset_mm and width_mm or an explicit tract")
+        raise ConfigError(
+            f"{where}needle.gauge={gauge} has no defaults (known: {sorted(GAUGE_DEFAULTS)}); "
+            "give needle.notch_mm, tip_offset_mm and width_mm or an explicit tract"
+        )
     geo = dict(GAUGE_DEFAULTS[gauge])
     for key, val in (("notch_mm", notch_mm), ("tip_offset_mm", tip_offset_mm), ("width_mm", width_mm)):
         if val is not None:

@@ -8,6 +8,7 @@ DICOM calibration (PS3.3 C.8.5.5): PhysicalDeltaX/Y in PhysicalUnitsX/YDirection
 code 3 means cm (the only spatial unit), so mm/px = delta * 10. Several regions can coexist
 (B-mode + Doppler panes); we use the 2D tissue region that contains the needle.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ SCALE_TOLERANCE = 0.02  # a case.yaml scale that differs more from the DICOM one
 @dataclass
 class Region:
     """A calibrated DICOM region: pixel bounds (inclusive) and mm per pixel."""
+
     x0: int
     y0: int
     x1: int
@@ -46,11 +48,11 @@ class Region:
 
 @dataclass
 class UltrasoundImage:
-    gray: np.ndarray                 # uint8 [H, W]
-    mm_per_px: tuple[float, float]   # (x, y)
+    gray: np.ndarray  # uint8 [H, W]
+    mm_per_px: tuple[float, float]  # (x, y)
     source: str
-    regions: list[Region]            # calibrated regions (DICOM), empty for PNG/JPEG
-    region: Region | None = None     # the region the calibration came from
+    regions: list[Region]  # calibrated regions (DICOM), empty for PNG/JPEG
+    region: Region | None = None  # the region the calibration came from
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -91,15 +93,25 @@ def dicom_regions(ds, where: str) -> list[Region]:
     out = []
     for i, item in enumerate(getattr(ds, "SequenceOfUltrasoundRegions", []) or []):
         fmt = int(getattr(item, "RegionSpatialFormat", SPATIAL_FORMAT_2D))
-        ux, uy = getattr(item, "PhysicalUnitsXDirection", None), getattr(item, "PhysicalUnitsYDirection", None)
+        ux, uy = (
+            getattr(item, "PhysicalUnitsXDirection", None),
+            getattr(item, "PhysicalUnitsYDirection", None),
+        )
         if fmt != SPATIAL_FORMAT_2D or ux != UNIT_CM or uy != UNIT_CM:
             continue
         dx, dy = float(item.PhysicalDeltaX), float(item.PhysicalDeltaY)
         if not (dx > 0 and dy > 0):
             raise InputError(f"{where}: SequenceOfUltrasoundRegions[{i}] has PhysicalDeltaX/Y <= 0")
-        out.append(Region(int(item.RegionLocationMinX0), int(item.RegionLocationMinY0),
-                          int(item.RegionLocationMaxX1), int(item.RegionLocationMaxY1),
-                          abs(dx) * MM_PER_CM, abs(dy) * MM_PER_CM))
+        out.append(
+            Region(
+                int(item.RegionLocationMinX0),
+                int(item.RegionLocationMinY0),
+                int(item.RegionLocationMaxX1),
+                int(item.RegionLocationMaxY1),
+                abs(dx) * MM_PER_CM,
+                abs(dy) * MM_PER_CM,
+            )
+        )
     return out
 
 
@@ -120,6 +132,7 @@ def _dicom_frame(ds, frame: int, where: str) -> np.ndarray:
         photometric = str(getattr(ds, "PhotometricInterpretation", "RGB"))
         if photometric.startswith("YBR"):
             from pydicom.pixels import convert_color_space
+
             arr = convert_color_space(arr, photometric, "RGB")
         arr = cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_RGB2BGR)
     return to_gray_u8(np.asarray(arr), where)
@@ -129,14 +142,20 @@ def _pick_region(regions: list[Region], needle_points, where: str) -> Region:
     if needle_points:
         inside = [r for r in regions if all(r.contains(p) for p in needle_points)]
         if not inside:
-            raise InputError(f"{where}: no calibrated ultrasound region contains the needle/tract points "
-                             f"{[tuple(round(v, 1) for v in p) for p in needle_points]}")
+            raise InputError(
+                f"{where}: no calibrated ultrasound region contains the needle/tract points "
+                f"{[tuple(round(v, 1) for v in p) for p in needle_points]}"
+            )
         return min(inside, key=lambda r: r.area)  # the innermost pane that holds the needle
     return max(regions, key=lambda r: r.area)
 
 
-def load_ultrasound(path: Path, mm_per_pixel: tuple[float, float] | None = None, frame: int = 0,
-                    needle_points: list | None = None) -> UltrasoundImage:
+def load_ultrasound(
+    path: Path,
+    mm_per_pixel: tuple[float, float] | None = None,
+    frame: int = 0,
+    needle_points: list | None = None,
+) -> UltrasoundImage:
     """Read the ultrasound image and its calibration.
 
     For DICOM, ``needle_points`` (tip/shaft or tract ends, pixels) choose the region;
@@ -152,6 +171,7 @@ def load_ultrasound(path: Path, mm_per_pixel: tuple[float, float] | None = None,
             raise InputError(f"{where}: ultrasound.frame={frame} but a PNG/JPEG has one frame")
         return UltrasoundImage(gray, mm_per_pixel, where, [])
     import pydicom
+
     try:
         ds = pydicom.dcmread(str(path))
     except Exception as exc:  # InvalidDicomError and friends
@@ -161,14 +181,18 @@ def load_ultrasound(path: Path, mm_per_pixel: tuple[float, float] | None = None,
     regions = dicom_regions(ds, where)
     if not regions:
         if mm_per_pixel is None:
-            raise InputError(f"{where}: no SequenceOfUltrasoundRegions calibrated in cm; "
-                             "give ultrasound.mm_per_pixel in case.yaml")
+            raise InputError(
+                f"{where}: no SequenceOfUltrasoundRegions calibrated in cm; "
+                "give ultrasound.mm_per_pixel in case.yaml"
+            )
         return UltrasoundImage(gray, mm_per_pixel, where, [])
     region = _pick_region(regions, needle_points, where)
     scale = (region.mm_x, region.mm_y)
     if mm_per_pixel is not None:
-        for axis, given, found in zip("xy", mm_per_pixel, scale):
+        for axis, given, found in zip("xy", mm_per_pixel, scale, strict=False):
             if abs(given - found) > SCALE_TOLERANCE * found:
-                raise InputError(f"{where}: inconsistent scales: ultrasound.mm_per_pixel {axis}={given} but "
-                                 f"the DICOM region says {found:.5f} mm/px")
+                raise InputError(
+                    f"{where}: inconsistent scales: ultrasound.mm_per_pixel {axis}={given} but "
+                    f"the DICOM region says {found:.5f} mm/px"
+                )
     return UltrasoundImage(gray, scale, where, regions, region)

@@ -19,6 +19,7 @@ memory stays bounded and level 0 of a pyramid is never decoded whole. What is st
 whatever the scanner's pyramid steps (its time grows with the pixels it gets). ``Slide.read_box`` reads
 just a level-0 box at a finer scale (regions where detail matters).
 """
+
 from __future__ import annotations
 
 import math
@@ -35,37 +36,45 @@ from registration.wsi_tiff import CannotOpen, TiffSlide, to_rgb
 
 READERS = ("auto", "tifffile", "openslide")
 RASTER_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
-TIFF_FIRST = {None, "generic-tiff"}      # OpenSlide format names where tifffile is tried first
-LEVEL_TOLERANCE = 1.01        # odd level-0 sizes make a "2x" level 2.0004x
+TIFF_FIRST = {None, "generic-tiff"}  # OpenSlide format names where tifffile is tried first
+LEVEL_TOLERANCE = 1.01  # odd level-0 sizes make a "2x" level 2.0004x
 BIG_LEVEL_PIXELS = 64_000_000  # refuse to hold an output this large (the slide needs a pyramid)
-CHUNK_PIXELS = 16_000_000     # level pixels decoded per band while streaming
-NOTE_FACTOR = 4               # streaming a level this much finer than needed is worth a warning
-RESIDUAL_SHRINK = 1.1         # after the integer shrink, a level still >10 % finer is resized to the target
+CHUNK_PIXELS = 16_000_000  # level pixels decoded per band while streaming
+NOTE_FACTOR = 4  # streaming a level this much finer than needed is worth a warning
+RESIDUAL_SHRINK = 1.1  # after the integer shrink, a level still >10 % finer is resized to the target
 
 
 @dataclass
 class SlideLevel:
-    rgb: np.ndarray            # uint8 [h, w, 3]
-    mpp: float                 # microns per pixel of rgb
-    downsample: float          # level-0 pixels per rgb pixel
-    level: int                 # pyramid level read (before any shrinking)
+    rgb: np.ndarray  # uint8 [h, w, 3]
+    mpp: float  # microns per pixel of rgb
+    downsample: float  # level-0 pixels per rgb pixel
+    level: int  # pyramid level read (before any shrinking)
     level0_shape: tuple[int, int]
     source: str
-    note: str | None = None    # e.g. "no pyramid level near: streamed", reported as a warning
-    reader: str = "opencv"     # tifffile | openslide | opencv
-    vendor: str = "raster"     # format as the reader names it (aperio, ome-tiff, dicom, tiff...)
+    note: str | None = None  # e.g. "no pyramid level near: streamed", reported as a warning
+    reader: str = "opencv"  # tifffile | openslide | opencv
+    vendor: str = "raster"  # format as the reader names it (aperio, ome-tiff, dicom, tiff...)
     mpp_source: str = ""
     level_shape: tuple[int, int] = (0, 0)  # the level read, before shrinking
-    shrink: float = 1.0        # level pixels per rgb pixel (area averaging after reading)
+    shrink: float = 1.0  # level pixels per rgb pixel (area averaging after reading)
     origin: tuple[float, float] = (0.0, 0.0)  # level-0 (x, y) of rgb's top-left pixel
     tried: list = field(default_factory=list)  # readers that could not open the file, with why
 
     def describe(self) -> dict:
         """The report.json view: which reader, format and level, at what scale."""
-        return {"reader": self.reader, "format": self.vendor, "level": self.level,
-                "level_shape": list(self.level_shape), "shrink": round(self.shrink, 4), "level_mpp": round(self.mpp, 4),
-                "downsample": round(self.downsample, 4), "level0_shape": list(self.level0_shape),
-                "mpp_source": self.mpp_source, "readers_not_used": list(self.tried)}
+        return {
+            "reader": self.reader,
+            "format": self.vendor,
+            "level": self.level,
+            "level_shape": list(self.level_shape),
+            "shrink": round(self.shrink, 4),
+            "level_mpp": round(self.mpp, 4),
+            "downsample": round(self.downsample, 4),
+            "level0_shape": list(self.level0_shape),
+            "mpp_source": self.mpp_source,
+            "readers_not_used": list(self.tried),
+        }
 
 
 class RasterSlide:
@@ -87,8 +96,8 @@ class RasterSlide:
 
     def read_region(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
         out = np.full((h, w, 3), 255, np.uint8)
-        src = self._rgb[max(y, 0):y + h, max(x, 0):x + w]
-        out[max(-y, 0):max(-y, 0) + src.shape[0], max(-x, 0):max(-x, 0) + src.shape[1]] = src
+        src = self._rgb[max(y, 0) : y + h, max(x, 0) : x + w]
+        out[max(-y, 0) : max(-y, 0) + src.shape[0], max(-x, 0) : max(-x, 0) + src.shape[1]] = src
         return out
 
     def close(self) -> None:
@@ -108,7 +117,7 @@ class Slide:
     def __init__(self, src, mpp0: float, mpp_source: str, where: str, tried: list[str]):
         self.src, self.mpp0, self.mpp_source, self.where, self.tried = src, mpp0, mpp_source, where, tried
 
-    def __enter__(self) -> "Slide":
+    def __enter__(self) -> Slide:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -145,32 +154,53 @@ class Slide:
         x, y, w, h = box
         out_h, out_w = -(-h // factor), -(-w // factor)
         if out_h * out_w > BIG_LEVEL_PIXELS:
-            raise InputError(f"{self.where}: no pyramid level near {target_mpp} µm/px (level {k} is "
-                             f"{w}x{h} px); save the slide as a tiled pyramidal TIFF (e.g. with QuPath or vips)")
+            raise InputError(
+                f"{self.where}: no pyramid level near {target_mpp} µm/px (level {k} is "
+                f"{w}x{h} px); save the slide as a tiled pyramidal TIFF (e.g. with QuPath or vips)"
+            )
         if self.src.tile_shape(k)[0] * w > BIG_LEVEL_PIXELS:
-            raise InputError(f"{self.where}: level {k} is stored in strips of {self.src.tile_shape(k)[0]}x{w} px, "
-                             "too big to decode; save the slide as a tiled pyramidal TIFF (e.g. with QuPath or vips)")
+            raise InputError(
+                f"{self.where}: level {k} is stored in strips of {self.src.tile_shape(k)[0]}x{w} px, "
+                "too big to decode; save the slide as a tiled pyramidal TIFF (e.g. with QuPath or vips)"
+            )
         try:
             rgb = self._stream(k, box, factor, out_h, out_w)
         except InputError:
             raise
         except Exception as exc:  # codec errors (Jpeg8Error, OpenSlideError...), truncated files
             lh, lw = self.src.level_shapes[k]
-            raise InputError(f"{self.where}: level {k} ({lw}x{lh} px) cannot be read by {self.src.reader}: "
-                             f"corrupt or truncated tile data ({_one_line(exc)})") from exc
+            raise InputError(
+                f"{self.where}: level {k} ({lw}x{lh} px) cannot be read by {self.src.reader}: "
+                f"corrupt or truncated tile data ({_one_line(exc)})"
+            ) from exc
         ds = self.src.downsamples[k]
         residual = target_mpp / (self.mpp0 * ds * factor)
-        if residual > RESIDUAL_SHRINK:   # e.g. Aperio's 4x steps leave a level up to 4x finer than needed
+        if residual > RESIDUAL_SHRINK:  # e.g. Aperio's 4x steps leave a level up to 4x finer than needed
             size = (max(int(round(out_w / residual)), 1), max(int(round(out_h / residual)), 1))
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         shrink = w / rgb.shape[1]
         note = None
         if factor >= NOTE_FACTOR:
-            note = (f"{self.where}: no pyramid level near {target_mpp} µm/px; level {k} was streamed tile by tile "
-                    f"and shrunk {factor}x (slow for big slides: save a pyramidal TIFF)")
-        return SlideLevel(rgb, self.mpp0 * ds * shrink, ds * shrink, k, self.src.level_shapes[0], self.where, note,
-                          self.src.reader, self.src.vendor, self.mpp_source, tuple(self.src.level_shapes[k]),
-                          shrink, (x * ds, y * ds), list(self.tried))
+            note = (
+                f"{self.where}: no pyramid level near {target_mpp} µm/px; level {k} was streamed tile by tile "
+                f"and shrunk {factor}x (slow for big slides: save a pyramidal TIFF)"
+            )
+        return SlideLevel(
+            rgb,
+            self.mpp0 * ds * shrink,
+            ds * shrink,
+            k,
+            self.src.level_shapes[0],
+            self.where,
+            note,
+            self.src.reader,
+            self.src.vendor,
+            self.mpp_source,
+            tuple(self.src.level_shapes[k]),
+            shrink,
+            (x * ds, y * ds),
+            list(self.tried),
+        )
 
     def _stream(self, k: int, box, factor: int, out_h: int, out_w: int) -> np.ndarray:
         """Read ``box`` of level k in row bands, area-shrinking each band by ``factor``."""
@@ -178,9 +208,9 @@ class Slide:
         th = self.src.tile_shape(k)[0]
         band = math.lcm(th, factor)
         rows = max(band * max(CHUNK_PIXELS // max(w * band, 1), 1), factor)
-        if th >= h:                         # one strip holds the box: decode it once, not once per band
+        if th >= h:  # one strip holds the box: decode it once, not once per band
             rows = h
-        elif rows * w > 2 * CHUNK_PIXELS:   # tall strips or odd factors: bound the band by the factor only
+        elif rows * w > 2 * CHUNK_PIXELS:  # tall strips or odd factors: bound the band by the factor only
             rows = factor * max(CHUNK_PIXELS // max(w * factor, 1), 1)
         out = np.empty((out_h, out_w, 3), np.uint8)
         for r in range(0, h, rows):
@@ -190,7 +220,7 @@ class Slide:
             oh = -(-rr // factor)
             if factor > 1:
                 part = cv2.resize(part, (out_w, oh), interpolation=cv2.INTER_AREA)
-            out[oy:oy + oh] = part
+            out[oy : oy + oh] = part
         return out
 
 
@@ -230,8 +260,9 @@ def open_slide(path: str | Path, mpp: float | None = None, reader: str = "auto")
     raise InputError(f"{where}: unreadable {kind}: no slide reader opens it ({'; '.join(tried)})")
 
 
-def read_slide(path: str | Path, mpp: float | None = None, target_mpp: float = 8.0,
-               reader: str = "auto") -> SlideLevel:
+def read_slide(
+    path: str | Path, mpp: float | None = None, target_mpp: float = 8.0, reader: str = "auto"
+) -> SlideLevel:
     """Read the level of ``path`` that best serves ``target_mpp`` (µm/px), with the reader that opens it."""
     with open_slide(path, mpp, reader) as slide:
         return slide.read(target_mpp)

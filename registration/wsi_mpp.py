@@ -8,6 +8,7 @@ The file's own value wins when it is plausible; ``pathology.mpp`` fills in when 
 none (or only a screen default such as 72 dpi); when both exist and disagree, the case fails
 with both numbers, because a wrong scale silently stretches every label.
 """
+
 from __future__ import annotations
 
 import re
@@ -15,8 +16,8 @@ import re
 from edge_runtime.errors import InputError
 
 UM_PER_CM, UM_PER_INCH = 1e4, 25400.0
-MIN_PLAUSIBLE_MPP = 0.05   # finer than any light microscope resolves: a unit mistake
-MAX_PLAUSIBLE_MPP = 50.0   # a "72 dpi" default gives 352.8 µm/px: a screen, not a slide scale
+MIN_PLAUSIBLE_MPP = 0.05  # finer than any light microscope resolves: a unit mistake
+MAX_PLAUSIBLE_MPP = 50.0  # a "72 dpi" default gives 352.8 µm/px: a screen, not a slide scale
 MPP_TOLERANCE = 0.02
 RESOLUTION_UNIT_INCH, RESOLUTION_UNIT_CM = 2, 3
 SVS_MPP = re.compile(r"\bMPP\s*=\s*([0-9.]+)")
@@ -74,11 +75,15 @@ def openslide_mpp(props) -> tuple[float | None, str]:
 def resolve_mpp(found: float | None, found_source: str, given: float | None, where: str) -> tuple[float, str]:
     """The level-0 mpp to use and where it came from; raise when missing or inconsistent."""
     if found is None and given is None:
-        raise InputError(f"{where}: missing mpp (slide scale: {found_source}); "
-                         "give pathology.mpp (microns per level-0 pixel) in case.yaml")
+        raise InputError(
+            f"{where}: missing mpp (slide scale: {found_source}); "
+            "give pathology.mpp (microns per level-0 pixel) in case.yaml"
+        )
     if found is None:
         return float(given), "case.yaml pathology.mpp"
     if given is not None and abs(found - given) > MPP_TOLERANCE * found:
-        raise InputError(f"{where}: inconsistent scales: pathology.mpp={given} but the file says {found:.4f} µm/px "
-                         f"({found_source}); remove pathology.mpp to use the file's value, or correct it")
+        raise InputError(
+            f"{where}: inconsistent scales: pathology.mpp={given} but the file says {found:.4f} µm/px "
+            f"({found_source}); remove pathology.mpp to use the file's value, or correct it"
+        )
     return float(found), found_source

@@ -8,6 +8,7 @@ with the same interface as ``TiffSlide``: level shapes, downsamples, the file's 
 OpenSlide comes from PyPI (``openslide-bin`` carries the C library, ``openslide-python`` the
 binding). Transparent pixels (outside the scanned area) are composited onto white: glass.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -73,7 +74,9 @@ class OpenSlideSlide:
         """RGB uint8 [h, w, 3] of level pixels [y, y+h) x [x, x+w)."""
         ds = self._position_downsamples[level]
         try:
-            rgba = np.asarray(self._slide.read_region((int(round(x * ds)), int(round(y * ds))), level, (w, h)))
+            rgba = np.asarray(
+                self._slide.read_region((int(round(x * ds)), int(round(y * ds))), level, (w, h))
+            )
         except Exception:
             # after an error OpenSlide refuses every later call on the handle with that same error,
             # which would blame the next level read for this one's damage: start a fresh handle

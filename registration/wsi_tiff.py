@@ -9,6 +9,7 @@ Compressions come from imagecodecs (JPEG, JPEG 2000, LZW, deflate, ZSTD, WebP...
 checks that every level's compression can be decoded here, so a file whose tiles this reader
 cannot decode is left to the next reader rather than failing half-way.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,8 +44,14 @@ def to_rgb(arr: np.ndarray) -> np.ndarray:
 
 
 def _vendor(tif) -> str:
-    for flag, name in (("is_svs", "aperio"), ("is_ndpi", "hamamatsu"), ("is_ome", "ome-tiff"),
-                       ("is_scn", "leica"), ("is_philips", "philips"), ("is_bif", "ventana")):
+    for flag, name in (
+        ("is_svs", "aperio"),
+        ("is_ndpi", "hamamatsu"),
+        ("is_ome", "ome-tiff"),
+        ("is_scn", "leica"),
+        ("is_philips", "philips"),
+        ("is_bif", "ventana"),
+    ):
         if getattr(tif, flag, False):
             return name
     return "tiff"
@@ -57,6 +64,7 @@ class TiffSlide:
 
     def __init__(self, path: Path):
         import tifffile  # deferred: optional dependency of the registration extra
+
         try:
             self._tif = tifffile.TiffFile(str(path))
         except Exception as exc:  # tifffile raises TiffFileError, ValueError, struct.error... on non-TIFFs
@@ -137,4 +145,4 @@ def _paste(out: np.ndarray, tile: np.ndarray, oy: int, ox: int) -> None:
     y0, x0 = max(oy, 0), max(ox, 0)
     y1, x1 = min(oy + tile.shape[0], h), min(ox + tile.shape[1], w)
     if y1 > y0 and x1 > x0:
-        out[y0:y1, x0:x1] = tile[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+        out[y0:y1, x0:x1] = tile[y0 - oy : y1 - oy, x0 - ox : x1 - ox]

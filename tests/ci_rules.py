@@ -5,13 +5,22 @@ with a reason. On CI (``CI`` set to true, as ``.ci/run`` and hosted CI services 
 ``sysdeps`` has installed those tools, so such a skip means the machine is broken: the conftest
 hooks turn it into a failure.
 """
+
 from __future__ import annotations
 
 import os
 
 # Tools `make sysdeps` installs (and selenium, from the dev extra): a skip naming one fails on CI.
-REQUIRED_ON_CI = ("Xvfb", "systemd-analyze", "systemd-sysusers", "chromium", "chromedriver", "selenium",
-                  "openssl", "xdotool")
+REQUIRED_ON_CI = (
+    "Xvfb",
+    "systemd-analyze",
+    "systemd-sysusers",
+    "chromium",
+    "chromedriver",
+    "selenium",
+    "openssl",
+    "xdotool",
+)
 MISSING_WORDS = ("not installed", "needs ", "not found")
 TRUE_VALUES = ("1", "true", "yes")
 
@@ -43,5 +52,7 @@ def fail_if_required(report) -> None:
     tool = missing_required_tool(reason)
     if tool is not None:
         report.outcome = "failed"
-        report.longrepr = (f"CI=true but {tool} is missing ({reason}); `make test` installs it (dev extra, "
-                           "or `make sysdeps` on a root Debian machine), so this is not a valid CI runner")
+        report.longrepr = (
+            f"CI=true but {tool} is missing ({reason}); `make test` installs it (dev extra, "
+            "or `make sysdeps` on a root Debian machine), so this is not a valid CI runner"
+        )

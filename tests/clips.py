@@ -1,4 +1,5 @@
 """Test helper: tiny H.264 clips written with PyAV (a white bar moving across black)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +8,7 @@ import av
 import numpy as np
 
 BAR_PX = 8
-SIZE = (64, 48)   # (W, H)
+SIZE = (64, 48)  # (W, H)
 
 
 def write_bar_clip(path: Path, frames: int, step: int, fps: int = 10) -> Path:
@@ -18,7 +19,7 @@ def write_bar_clip(path: Path, frames: int, step: int, fps: int = 10) -> Path:
         s.width, s.height, s.pix_fmt = width, height, "yuv420p"
         for i in range(frames):
             img = np.zeros((height, width, 3), np.uint8)
-            img[:, i * step:i * step + BAR_PX] = 255
+            img[:, i * step : i * step + BAR_PX] = 255
             for p in s.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
                 c.mux(p)
         for p in s.encode():

@@ -1,5 +1,6 @@
 """Shared fixtures: the vendored BUSI sample, the full BUSI set (skip when absent), Xvfb; the CI rule
 that a missing system tool fails instead of skipping (:mod:`ci_rules`)."""
+
 from __future__ import annotations
 
 import os
@@ -7,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from ci_rules import fail_if_required
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,8 +80,12 @@ def xvfb_display():
     # -displayfd: Xvfb picks a free display and writes its number once it accepts clients, so
     # parallel test runs on one machine never collide and no fixed sleep is needed.
     read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen([exe, "-displayfd", str(write_fd), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(write_fd,))
+    proc = subprocess.Popen(
+        [exe, "-displayfd", str(write_fd), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        pass_fds=(write_fd,),
+    )
     os.close(write_fd)
     with os.fdopen(read_fd) as pipe:
         number = pipe.readline().strip()

@@ -5,6 +5,7 @@ The model is a seeded LRASPP-MobileNetV3 at a small input size, fitted for a few
 the vendored BUSI sample (lesion mask = class 1) so its masks have structure: parity is
 then measured on masks with both classes and real boundaries, not trivially uniform ones.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -31,8 +32,17 @@ SAMPLE = Path(__file__).resolve().parent / "data" / "busi"
 
 
 def tiny_manifest(arch: str = ARCH, size: int = INPUT_SIZE) -> Manifest:
-    return Manifest(name="tiny-export-test", arch=arch, format="checkpoint", input_height=size,
-                    input_width=size, mean=MEAN, std=STD, classes=list(DEFAULT_CLASSES), threshold=0.5)
+    return Manifest(
+        name="tiny-export-test",
+        arch=arch,
+        format="checkpoint",
+        input_height=size,
+        input_width=size,
+        mean=MEAN,
+        std=STD,
+        classes=list(DEFAULT_CLASSES),
+        threshold=0.5,
+    )
 
 
 def _sample_batch(size: int):
@@ -59,7 +69,7 @@ def _recalibrate_batchnorm(model, x) -> None:
     model.train()
     with torch.no_grad():
         for start in range(0, len(x), FIT_BATCH):
-            model(x[start:start + FIT_BATCH])
+            model(x[start : start + FIT_BATCH])
 
 
 def make_checkpoint(out_dir: Path, arch: str = ARCH, size: int = INPUT_SIZE, steps: int = FIT_STEPS) -> Path:
@@ -98,8 +108,11 @@ def _fit_and_save(out_dir: Path, arch: str, size: int, steps: int) -> Path:
     _recalibrate_batchnorm(model, x)
     model.eval()
     manifest = tiny_manifest(arch, size)
-    payload = {"model": model.state_dict(), "model_config": {"arch": arch, "num_classes": 2, "aux": False},
-               "manifest": manifest.to_dict()}
+    payload = {
+        "model": model.state_dict(),
+        "model_config": {"arch": arch, "num_classes": 2, "aux": False},
+        "manifest": manifest.to_dict(),
+    }
     out_dir.mkdir(parents=True, exist_ok=True)
     return save_checkpoint(payload, out_dir / "tiny.pt", manifest)
 
@@ -111,8 +124,11 @@ def export_tiny_onnx(out_dir: Path, steps: int = 1) -> Path:
     from export.shapes import ShapeSpec
 
     out = out_dir / "model.onnx"
-    export_onnx(make_checkpoint(out_dir / "ck", steps=steps), out,
-                ShapeSpec(min_hw=(64, 64), opt_hw=(240, 320), max_hw=(480, 640)))
+    export_onnx(
+        make_checkpoint(out_dir / "ck", steps=steps),
+        out,
+        ShapeSpec(min_hw=(64, 64), opt_hw=(240, 320), max_hw=(480, 640)),
+    )
     return out
 
 
@@ -122,12 +138,12 @@ _SHARED = Path(tempfile.mkdtemp(prefix="sonomap-export-tests-"))
 atexit.register(shutil.rmtree, _SHARED, True)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shared_checkpoint(steps: int = FIT_STEPS) -> Path:
     return make_checkpoint(_SHARED / f"ck{steps}", steps=steps)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shared_tiny_onnx() -> Path:
     return export_tiny_onnx(_SHARED / "tiny-onnx")
 

@@ -2,6 +2,7 @@
 
 Regenerate after an intended change with ``SONOMAP_REGEN_GOLDEN=1``.
 """
+
 from __future__ import annotations
 
 import os

@@ -8,6 +8,7 @@ specular reflector) is the decoy. Each needle is drawn with registration's post-
 ``write_procedure_clip`` returns the truth: per fire the pre-fire and post-fire frame indices and the
 post-fire tip (ROI pixels) and angle.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,46 +19,55 @@ import numpy as np
 
 from edge_runtime.sinks import Mp4Sink
 from edge_runtime.synthetic import ScreenSimulator, default_image
-from registration.sim_echo import draw_needle
+from registration.sim.echo import draw_needle
 from registration.tract import GAUGE_DEFAULTS
 
 SCREEN = (1280, 720)
 NOISE_SIGMA = 6.0
-DECOY_MM = ((30.0, 5.0), (55.0, 12.0))   # a ligament-like line, ROI mm (x, depth)
+DECOY_MM = ((30.0, 5.0), (55.0, 12.0))  # a ligament-like line, ROI mm (x, depth)
 DECOY_THICK_MM = 1.0
 DECOY_LEVEL = 235
 GAUGE = 14
-THROW_MM = 22.0            # the device's throw: each fire's jumps add up to it
+THROW_MM = 22.0  # the device's throw: each fire's jumps add up to it
 FPS = 30
 
 
 @dataclass
 class Needle:
-    entry_depth_mm: float      # where the needle crosses the left ROI edge
-    angle_deg: float           # below the horizontal
-    start_mm: float            # tip distance from the entry when it appears
-    advance_mm: float          # slow advancement before the fire
+    entry_depth_mm: float  # where the needle crosses the left ROI edge
+    angle_deg: float  # below the horizontal
+    start_mm: float  # tip distance from the entry when it appears
+    advance_mm: float  # slow advancement before the fire
     advance_frames: int
-    hold_frames: int           # in place before the fire
-    throw_mm: tuple            # tip jump per frame of the fire: (22,) or (10, 12)
-    after_frames: int          # in the tract after the fire
-    gone_frames: int           # withdrawn before the next needle
+    hold_frames: int  # in place before the fire
+    throw_mm: tuple  # tip jump per frame of the fire: (22,) or (10, 12)
+    after_frames: int  # in the tract after the fire
+    gone_frames: int  # withdrawn before the next needle
 
 
 # Each needle is held in place for 2/3 s before the fire (an operator aims for longer).
-PROCEDURE = (Needle(10.0, 20.0, 15.0, 10.0, 20, 20, (22.0,), 12, 10),      # fired in one frame
-             Needle(6.0, 30.0, 12.0, 8.0, 16, 20, (10.0, 12.0), 12, 8))   # fired over two frames
-NO_FIRE = (Needle(10.0, 25.0, 10.0, 24.0, 12, 20, (), 0, 10),)   # a brisk 2 mm/frame push, held, withdrawn
+PROCEDURE = (
+    Needle(10.0, 20.0, 15.0, 10.0, 20, 20, (22.0,), 12, 10),  # fired in one frame
+    Needle(6.0, 30.0, 12.0, 8.0, 16, 20, (10.0, 12.0), 12, 8),
+)  # fired over two frames
+NO_FIRE = (Needle(10.0, 25.0, 10.0, 24.0, 12, 20, (), 0, 10),)  # a brisk 2 mm/frame push, held, withdrawn
 
 
 def _still(sim: ScreenSimulator) -> np.ndarray:
     """The still ROI content without noise, with the decoy line."""
-    base = ScreenSimulator(sim.image_path, seed=sim.seed, screen_w=sim.screen_w, screen_h=sim.screen_h,
-                           noise_sigma=0).ultrasound(0)
+    base = ScreenSimulator(
+        sim.image_path, seed=sim.seed, screen_w=sim.screen_w, screen_h=sim.screen_h, noise_sigma=0
+    ).ultrasound(0)
     mm = sim.mm_per_pixel
     (x0, y0), (x1, y1) = DECOY_MM
-    cv2.line(base, (int(x0 / mm), int(y0 / mm)), (int(x1 / mm), int(y1 / mm)), DECOY_LEVEL,
-             max(int(DECOY_THICK_MM / mm), 1), cv2.LINE_AA)
+    cv2.line(
+        base,
+        (int(x0 / mm), int(y0 / mm)),
+        (int(x1 / mm), int(y1 / mm)),
+        DECOY_LEVEL,
+        max(int(DECOY_THICK_MM / mm), 1),
+        cv2.LINE_AA,
+    )
     return base
 
 
@@ -69,11 +79,13 @@ def write_procedure_clip(out: Path, procedure=PROCEDURE, lead_frames: int = 15, 
     od_px = GAUGE_DEFAULTS[GAUGE]["od_mm"] / mm
     rng = np.random.default_rng(seed)
     noise = [rng.normal(0, NOISE_SIGMA, still.shape).astype(np.int16) for _ in range(8)]
-    views: list[tuple[float, float, float] | None] = [None] * lead_frames   # (entry_y_mm, angle, tip_mm)
+    views: list[tuple[float, float, float] | None] = [None] * lead_frames  # (entry_y_mm, angle, tip_mm)
     fires = []
     for n in procedure:
         for k in range(n.advance_frames + n.hold_frames):
-            views.append((n.entry_depth_mm, n.angle_deg, n.start_mm + n.advance_mm * min(k / n.advance_frames, 1)))
+            views.append(
+                (n.entry_depth_mm, n.angle_deg, n.start_mm + n.advance_mm * min(k / n.advance_frames, 1))
+            )
         tip_mm = n.start_mm + n.advance_mm
         pre = len(views) - 1
         for jump in n.throw_mm:
@@ -82,12 +94,21 @@ def write_procedure_clip(out: Path, procedure=PROCEDURE, lead_frames: int = 15, 
         post = len(views)
         views += [(n.entry_depth_mm, n.angle_deg, tip_mm)] * n.after_frames + [None] * n.gone_frames
         if not n.throw_mm:
-            continue   # a needle that is never fired
+            continue  # a needle that is never fired
         a = np.radians(n.angle_deg)
         tip = (tip_mm * np.cos(a) / mm, (n.entry_depth_mm + tip_mm * np.sin(a)) / mm)
-        fires.append({"pre_index": pre, "post_index": post, "tip": tip, "angle_deg": n.angle_deg,
-                      "tip_pre": (((tip_mm - sum(n.throw_mm)) * np.cos(a)) / mm,
-                                  (n.entry_depth_mm + (tip_mm - sum(n.throw_mm)) * np.sin(a)) / mm)})
+        fires.append(
+            {
+                "pre_index": pre,
+                "post_index": post,
+                "tip": tip,
+                "angle_deg": n.angle_deg,
+                "tip_pre": (
+                    ((tip_mm - sum(n.throw_mm)) * np.cos(a)) / mm,
+                    (n.entry_depth_mm + (tip_mm - sum(n.throw_mm)) * np.sin(a)) / mm,
+                ),
+            }
+        )
     sink = Mp4Sink(out, fps=FPS, preset="veryfast")
     try:
         for i, view in enumerate(views):
@@ -97,11 +118,17 @@ def write_procedure_clip(out: Path, procedure=PROCEDURE, lead_frames: int = 15, 
                 a = np.radians(angle)
                 entry = np.array([0.0, entry_y / mm])
                 tip = entry + tip_mm / mm * np.array([np.cos(a), np.sin(a)])
-                gray = draw_needle(still, entry, tip, od_px, np.random.default_rng(seed))   # same echo look
+                gray = draw_needle(still, entry, tip, od_px, np.random.default_rng(seed))  # same echo look
             noisy = np.clip(gray.astype(np.int16) + noise[i % len(noise)], 0, 255).astype(np.uint8)
             screen = sim.background.copy()
             sim.roi.crop(screen)[:] = noisy[:, :, None]
             sink.write(screen)
     finally:
         sink.close()
-    return {"clip": str(out), "roi": sim.roi.as_list(), "mm_per_pixel": mm, "frames": len(views), "fires": fires}
+    return {
+        "clip": str(out),
+        "roi": sim.roi.as_list(),
+        "mm_per_pixel": mm,
+        "frames": len(views),
+        "fires": fires,
+    }

@@ -6,6 +6,7 @@ serves its screen over RTSP; FFmpeg's own RTSP client on the other side is the r
 It serves one clip, paced at its frame rate, looping until stopped. No RTSP server package can be
 installed here without ~120 system packages (GStreamer), and FFmpeg has no RTSP server of its own.
 """
+
 from __future__ import annotations
 
 import socket
@@ -36,8 +37,12 @@ def encode_annexb(frames: list[np.ndarray], fps: int) -> list[list[bytes]]:
     ctx = av.CodecContext.create("libx264", "w")
     ctx.width, ctx.height, ctx.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
     ctx.time_base = Fraction(1, fps)
-    ctx.options = {"preset": "ultrafast", "tune": "zerolatency", "g": str(KEYFRAME_INTERVAL),
-                   "x264-params": "repeat-headers=1"}
+    ctx.options = {
+        "preset": "ultrafast",
+        "tune": "zerolatency",
+        "g": str(KEYFRAME_INTERVAL),
+        "x264-params": "repeat-headers=1",
+    }
     units = []
     for i, bgr in enumerate(frames + [None]):
         frame = None
@@ -63,7 +68,7 @@ def rtp_packets(nals: list[bytes], seq: int, timestamp: int) -> list[bytes]:
             continue
         indicator = (nal[0] & NAL_NRI_MASK) | FU_A
         body = nal[1:]
-        chunks = [body[i:i + MAX_PAYLOAD] for i in range(0, len(body), MAX_PAYLOAD)]
+        chunks = [body[i : i + MAX_PAYLOAD] for i in range(0, len(body), MAX_PAYLOAD)]
         for k, chunk in enumerate(chunks):
             header = nal[0] & NAL_TYPE_MASK
             header |= FU_START if k == 0 else 0
@@ -72,8 +77,12 @@ def rtp_packets(nals: list[bytes], seq: int, timestamp: int) -> list[bytes]:
     out = []
     for k, payload in enumerate(payloads):
         marker = 0x80 if k == len(payloads) - 1 else 0
-        out.append(struct.pack("!BBHII", RTP_VERSION, marker | PAYLOAD_TYPE, (seq + k) & 0xFFFF,
-                               timestamp & 0xFFFFFFFF, SSRC) + payload)
+        out.append(
+            struct.pack(
+                "!BBHII", RTP_VERSION, marker | PAYLOAD_TYPE, (seq + k) & 0xFFFF, timestamp & 0xFFFFFFFF, SSRC
+            )
+            + payload
+        )
     return out
 
 
@@ -101,7 +110,9 @@ class RtspServer:
         """Stop as a crashed server would: the listener and every open connection close."""
         self._stop.set()
         try:
-            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(): close() alone leaves it listening
+            self.sock.shutdown(
+                socket.SHUT_RDWR
+            )  # wakes the blocked accept(): close() alone leaves it listening
         except OSError:
             pass  # never listened or already shut down
         self.sock.close()
@@ -157,15 +168,22 @@ class RtspServer:
         if method == "OPTIONS":
             extra.append("Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER")
         elif method == "DESCRIBE":
-            body = ("v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=sonomap test\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-                    f"m=video 0 RTP/AVP {PAYLOAD_TYPE}\r\na=rtpmap:{PAYLOAD_TYPE} H264/{CLOCK_HZ}\r\n"
-                    f"a=fmtp:{PAYLOAD_TYPE} packetization-mode=1\r\na=control:track0\r\n").encode()
+            body = (
+                "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=sonomap test\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                f"m=video 0 RTP/AVP {PAYLOAD_TYPE}\r\na=rtpmap:{PAYLOAD_TYPE} H264/{CLOCK_HZ}\r\n"
+                f"a=fmtp:{PAYLOAD_TYPE} packetization-mode=1\r\na=control:track0\r\n"
+            ).encode()
             extra += ["Content-Type: application/sdp", f"Content-Base: {self.url}/"]
         elif method == "SETUP":
             extra += ["Transport: RTP/AVP/TCP;unicast;interleaved=0-1", f"Session: {SESSION}"]
         elif method in ("PLAY", "GET_PARAMETER", "TEARDOWN"):
             extra.append(f"Session: {SESSION}")
-        head = ["RTSP/1.0 200 OK", f"CSeq: {headers.get('CSeq', '0')}", *extra, f"Content-Length: {len(body)}"]
+        head = [
+            "RTSP/1.0 200 OK",
+            f"CSeq: {headers.get('CSeq', '0')}",
+            *extra,
+            f"Content-Length: {len(body)}",
+        ]
         with lock:
             conn.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
 

@@ -1,4 +1,5 @@
 """Test helper: tissue-like slide pictures, their expected pyramid levels, and tile corruption."""
+
 from __future__ import annotations
 
 import cv2
@@ -10,8 +11,8 @@ def tissue_like(h=512, w=2048, seed=0) -> np.ndarray:
     """Glass with a pink core, a purple tumour patch and noise: JPEG sees texture, not flat colour."""
     rng = np.random.default_rng(seed)
     img = np.full((h, w, 3), 243, np.uint8)
-    img[h // 3:2 * h // 3, w // 16:15 * w // 16] = (228, 160, 200)
-    img[h // 3 + 20:2 * h // 3 - 20, w // 2 - 200:w // 2 + 200] = (176, 108, 182)
+    img[h // 3 : 2 * h // 3, w // 16 : 15 * w // 16] = (228, 160, 200)
+    img[h // 3 + 20 : 2 * h // 3 - 20, w // 2 - 200 : w // 2 + 200] = (176, 108, 182)
     return np.clip(img.astype(np.int16) + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
 
 

@@ -1,5 +1,6 @@
 """The AI state: how it is derived (AiMonitor), how it looks (golden frames of the badge and banner
 in each state, BGR and YUV paths), and what the watchdog does with it (a real notify socket)."""
+
 from __future__ import annotations
 
 import socket
@@ -8,6 +9,8 @@ import time
 import cv2
 import numpy as np
 import pytest
+from golden_frames import assert_matches_golden
+from runtime_model import dark_onnx
 
 from edge_runtime.aistate import AiMonitor, AiStatus, state_banner
 from edge_runtime.backends.onnxruntime import OnnxRuntimeBackend
@@ -20,13 +23,16 @@ from edge_runtime.pipeline import Pipeline
 from edge_runtime.roi import Roi
 from edge_runtime.sdnotify import Notifier
 from edge_runtime.watchdog import ServiceObserver
-from golden_frames import assert_matches_golden
-from runtime_model import dark_onnx
 
 ROI = Roi(60, 50, 400, 280)
 SCREEN = (360, 520)
-STATUSES = {"on": AiStatus("ON", "40 ms"), "loading": AiStatus("LOADING", "building engine"),
-            "stalled": AiStatus("STALLED", "3.2 s"), "error": AiStatus("ERROR"), "off": AiStatus("OFF")}
+STATUSES = {
+    "on": AiStatus("ON", "40 ms"),
+    "loading": AiStatus("LOADING", "building engine"),
+    "stalled": AiStatus("STALLED", "3.2 s"),
+    "error": AiStatus("ERROR"),
+    "off": AiStatus("OFF"),
+}
 
 
 class Clock:
@@ -42,7 +48,7 @@ def test_monitor_states_in_order_of_a_run():
     ai = AiMonitor(deadline_ms=500, stall_restart_s=5, clock=clock)
     with ai.loading("building engine"):
         ai.request_sent()
-        clock.t += 60                                  # an engine build is not a stall
+        clock.t += 60  # an engine build is not a stall
         assert ai.status().state == "LOADING" and ai.status().detail == "building engine"
     assert ai.status().state == "LOADING" and ai.stalled_for() == 0
     clock.t += 0.1
@@ -56,7 +62,7 @@ def test_monitor_states_in_order_of_a_run():
     clock.t += 0.2
     stalled = ai.status()
     assert stalled.state == "STALLED" and stalled.detail == "0.6 s" and not stalled.healthy
-    assert ai.status().stalls == 1                     # one episode counts once
+    assert ai.status().stalls == 1  # one episode counts once
     assert stalled.watchdog_ok and not ai.must_restart()
     clock.t += 5
     assert ai.must_restart() and not ai.status().watchdog_ok
@@ -77,16 +83,18 @@ def test_state_banners_say_the_video_is_raw():
 def screen(busi_sample):
     image = cv2.imread(str(busi_sample / "images" / "malignant_002.png"))
     canvas = np.full((*SCREEN, 3), 12, np.uint8)
-    canvas[ROI.y:ROI.y + ROI.h, ROI.x:ROI.x + ROI.w] = cv2.resize(image, (ROI.w, ROI.h))
+    canvas[ROI.y : ROI.y + ROI.h, ROI.x : ROI.x + ROI.w] = cv2.resize(image, (ROI.w, ROI.h))
     return canvas
 
 
 def render(screen, ai: AiStatus, hud: bool = True) -> np.ndarray:
     overlay = Overlay.from_config(load_manifest(dark_onnx()), {"hud": hud})
-    banner = state_banner(ai) or (("error", "AI ERROR: inference fault - raw ultrasound only")
-                                  if ai.state == "ERROR" else None)
-    return overlay.render(screen, ROI, None, hud={"backend": "onnxruntime cpu"}, banners=[banner] if banner else [],
-                          ai=ai)
+    banner = state_banner(ai) or (
+        ("error", "AI ERROR: inference fault - raw ultrasound only") if ai.state == "ERROR" else None
+    )
+    return overlay.render(
+        screen, ROI, None, hud={"backend": "onnxruntime cpu"}, banners=[banner] if banner else [], ai=ai
+    )
 
 
 @pytest.mark.parametrize("name", list(STATUSES))
@@ -95,9 +103,11 @@ def test_golden_frame_of_each_ai_state(screen, name):
     rendered = render(screen, STATUSES[name])
     assert_matches_golden(f"ai_state_{name}", rendered)
     # the badge is in the state's colour, above the ROI: nothing of the ultrasound under it
-    badge = np.all(rendered[:ROI.y] == AI_BADGE_BGR[STATUSES[name].state], axis=2)
+    badge = np.all(rendered[: ROI.y] == AI_BADGE_BGR[STATUSES[name].state], axis=2)
     assert badge.sum() > 500
-    others = [np.all(rendered == bgr, axis=2).sum() for s, bgr in AI_BADGE_BGR.items() if s != STATUSES[name].state]
+    others = [
+        np.all(rendered == bgr, axis=2).sum() for s, bgr in AI_BADGE_BGR.items() if s != STATUSES[name].state
+    ]
     assert max(others) == 0
 
 
@@ -105,11 +115,11 @@ def test_golden_frame_of_each_ai_state(screen, name):
 def test_badge_stays_with_the_hud_off_and_in_the_yuv_path(screen, name):
     ai = STATUSES[name]
     bgr = render(screen, ai, hud=False)
-    assert np.all(bgr[:ROI.y] == AI_BADGE_BGR[ai.state], axis=2).sum() > 300
+    assert np.all(bgr[: ROI.y] == AI_BADGE_BGR[ai.state], axis=2).sum() > 300
     overlay = Overlay.from_config(load_manifest(dark_onnx()), {"hud": False})
     i420 = overlay.render_i420(cv2.cvtColor(screen, cv2.COLOR_BGR2YUV_I420), ROI, None, ai=ai)
     got = cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
-    close = np.abs(got[:ROI.y].astype(int) - AI_BADGE_BGR[ai.state]).max(axis=2) <= 12
+    close = np.abs(got[: ROI.y].astype(int) - AI_BADGE_BGR[ai.state]).max(axis=2) <= 12
     assert close.sum() > 300
 
 
@@ -118,7 +128,7 @@ def test_badge_fits_a_small_dicom_frame(screen):
     roi = Roi(0, 0, 128, 96)
     overlay = Overlay.from_config(load_manifest(dark_onnx()), {})
     out = overlay.render(small, roi, None, hud={"fps": 30.0}, ai=STATUSES["stalled"])
-    assert np.all(out == AI_BADGE_BGR["STALLED"], axis=2).sum() > 50    # inside the ROI: no room above
+    assert np.all(out == AI_BADGE_BGR["STALLED"], axis=2).sum() > 50  # inside the ROI: no room above
 
 
 def test_watchdog_stops_pinging_once_a_stall_outlasts_the_restart_limit(tmp_path):
@@ -135,13 +145,13 @@ def test_watchdog_stops_pinging_once_a_stall_outlasts_the_restart_limit(tmp_path
         try:
             while True:
                 got.append(sock.recv(4096).decode())
-        except socket.timeout:
+        except TimeoutError:
             return sum("WATCHDOG=1" in m for m in got)
 
     try:
         assert pings(AiStatus("ON")) == 1
         time.sleep(0.01)
-        assert pings(AiStatus("STALLED", "2.0 s")) == 1                 # stalled, but not for long yet
+        assert pings(AiStatus("STALLED", "2.0 s")) == 1  # stalled, but not for long yet
         time.sleep(0.01)
         assert pings(AiStatus("STALLED", "31.0 s", watchdog_ok=False)) == 0
     finally:
@@ -175,14 +185,21 @@ class States(Observer):
 
 def test_engine_build_shows_loading_not_stalled_and_video_flows():
     model = dark_onnx()
-    config = build_config({"source": {"input": "synthetic", "fps": 30, "width": 320, "height": 240},
-                           "inference": {"model": str(model), "deadline_ms": 300}, "live": {"duration_s": 3.5}})
+    config = build_config(
+        {
+            "source": {"input": "synthetic", "fps": 30, "width": 320, "height": 240},
+            "inference": {"model": str(model), "deadline_ms": 300},
+            "live": {"duration_s": 3.5},
+        }
+    )
     states = States()
-    summary = Pipeline(config, observers=[states], backend=SlowToPrepare(model, load_manifest(model), device="cpu")).run()
+    summary = Pipeline(
+        config, observers=[states], backend=SlowToPrepare(model, load_manifest(model), device="cpu")
+    ).run()
     names = [s for _, s, _ in states.seen]
-    assert "STALLED" not in names and summary["inference_stalls"] == 0   # a build is not a stall
+    assert "STALLED" not in names and summary["inference_stalls"] == 0  # a build is not a stall
     building = [t for t, s, d in states.seen if s == "LOADING" and d == "building engine"]
-    assert building and building[-1] - building[0] > PREPARE_S - 0.5       # frames flowed during the build
+    assert building and building[-1] - building[0] > PREPARE_S - 0.5  # frames flowed during the build
     assert names[-1] == "ON" and names.index("ON") >= len(building)
 
 
@@ -193,8 +210,11 @@ def test_operator_switches_the_ai_off_and_on_by_config_reload(tmp_path):
     import yaml
 
     path = tmp_path / "config.yaml"
-    data = {"source": {"input": "synthetic", "fps": 30, "width": 320, "height": 240},
-            "inference": {"model": str(dark_onnx()), "enabled": False}, "live": {"duration_s": 3.0}}
+    data = {
+        "source": {"input": "synthetic", "fps": 30, "width": 320, "height": 240},
+        "inference": {"model": str(dark_onnx()), "enabled": False},
+        "live": {"duration_s": 3.0},
+    }
     path.write_text(yaml.safe_dump(data))
     states = States()
     pipeline = Pipeline(build_config(data), observers=[states], config_path=path)

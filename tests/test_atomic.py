@@ -1,4 +1,5 @@
 """The shared atomic writer: the old file survives a failed write, and no temp file is left."""
+
 from __future__ import annotations
 
 import stat

@@ -2,6 +2,7 @@
 one case per needle fire with the tip and angle of the truth, none without a fire (slow push, still
 bright decoy line), a case.yaml that registration's loader accepts once the lab fills in pathology,
 and manual marks by POST /mark and SIGUSR1 counted in /metrics."""
+
 from __future__ import annotations
 
 import json
@@ -21,16 +22,15 @@ import cv2
 import numpy as np
 import pytest
 import yaml
-
 from cli import sonomap
 from procedure_clip import NO_FIRE, THROW_MM, write_procedure_clip
 from runtime_model import dark_onnx
 from test_http_tls_cli import free_port
 
+from edge_runtime.biopsy import devices
 from edge_runtime.biopsy.case_writer import PROB_SCALE, public_source
 from edge_runtime.biopsy.marks import MarkRequests
 from edge_runtime.biopsy.observer import YIELD_EVERY
-from edge_runtime.biopsy import devices
 from registration.case import load_case
 from registration.tract import GAUGE_DEFAULTS, device_geometry, tract_from_needle
 
@@ -38,12 +38,12 @@ TIP_TOLERANCE_MM = 1.0
 ANGLE_TOLERANCE_DEG = 2.0
 START_TIMEOUT_S = 90
 SONOMAP = [sys.executable, "-m", "edge_runtime.cli"]
-TOAST_ROW_PX = 4          # inside the banner band at the ROI's top, above the toast's text
-BANNER_GREY = 90          # overlay.BANNER_BGR["info"]
-BANNER_TOLERANCE = 8      # H.264
-TOAST_CHECK_AFTER = 20    # frames after the post-fire frame (replay draws a few frames ahead)
-LEAD_FRAMES = 15          # procedure_clip: frames before the first needle appears
-YIELD_TOLERANCE = 0.02    # cancer fraction: pixel-edge differences of two band rasterisations, tip +-0.5 mm
+TOAST_ROW_PX = 4  # inside the banner band at the ROI's top, above the toast's text
+BANNER_GREY = 90  # overlay.BANNER_BGR["info"]
+BANNER_TOLERANCE = 8  # H.264
+TOAST_CHECK_AFTER = 20  # frames after the post-fire frame (replay draws a few frames ahead)
+LEAD_FRAMES = 15  # procedure_clip: frames before the first needle appears
+YIELD_TOLERANCE = 0.02  # cancer fraction: pixel-edge differences of two band rasterisations, tip +-0.5 mm
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +53,19 @@ def procedure(tmp_path_factory):
 
 def _replay_cases(info: dict, cases: Path, *extra) -> list[Path]:
     roi = ",".join(map(str, info["roi"]))
-    out = sonomap("replay", info["clip"], "--roi", roi, "--mm-per-pixel", info["mm_per_pixel"], "--cases", cases,
-                  "--summary", cases.parent / "summary.json", *extra)
+    out = sonomap(
+        "replay",
+        info["clip"],
+        "--roi",
+        roi,
+        "--mm-per-pixel",
+        info["mm_per_pixel"],
+        "--cases",
+        cases,
+        "--summary",
+        cases.parent / "summary.json",
+        *extra,
+    )
     assert f"into {cases}" in out.stdout
     return sorted(p for p in cases.iterdir())
 
@@ -63,8 +74,10 @@ def _banner_row(video: Path, roi: list[int]) -> dict[int, np.ndarray]:
     """Per frame: the ROI's row where a banner's band would be (gray levels)."""
     x, y, w, _ = roi
     with av.open(str(video)) as c:
-        return {i: vf.to_ndarray(format="bgr24")[y + TOAST_ROW_PX, x:x + w, 1].astype(int)
-                for i, vf in enumerate(c.decode(c.streams.video[0]))}
+        return {
+            i: vf.to_ndarray(format="bgr24")[y + TOAST_ROW_PX, x : x + w, 1].astype(int)
+            for i, vf in enumerate(c.decode(c.streams.video[0]))
+        }
 
 
 def test_replay_captures_each_fire_once_with_the_true_tip(procedure, tmp_path):
@@ -72,15 +85,18 @@ def test_replay_captures_each_fire_once_with_the_true_tip(procedure, tmp_path):
     assert len(folders) == len(procedure["fires"])
     mm = procedure["mm_per_pixel"]
     x, y, w, h = procedure["roi"]
-    for n, (folder, truth) in enumerate(zip(folders, procedure["fires"]), start=1):
+    for n, (folder, truth) in enumerate(zip(folders, procedure["fires"], strict=False), start=1):
         assert folder.name.endswith(f"-{n}")
         case = yaml.safe_load((folder / "case.yaml").read_text())
         cap = case["capture"]
         assert cap["trigger"] == "fire" and cap["roi"] == [x, y, w, h]
         assert cap["pre_fire"]["frame"] == truth["pre_index"]
         assert truth["pre_index"] < cap["post_fire"]["frame"] <= truth["post_index"]
-        assert case["ultrasound"] == {"image": "postfire.png", "dataset_image": "prefire.png",
-                                      "mm_per_pixel": round(mm, 6)}
+        assert case["ultrasound"] == {
+            "image": "postfire.png",
+            "dataset_image": "prefire.png",
+            "mm_per_pixel": round(mm, 6),
+        }
         tip, shaft = np.array(case["needle"]["tip"]), np.array(case["needle"]["shaft"])
         assert np.hypot(*(tip - truth["tip"])) * mm <= TIP_TOLERANCE_MM
         angle = math.degrees(math.atan2(abs(tip[1] - shaft[1]), abs(tip[0] - shaft[0])))
@@ -96,12 +112,14 @@ def test_replay_captures_each_fire_once_with_the_true_tip(procedure, tmp_path):
         prob = cv2.imread(str(folder / "prefire_prob.png"), cv2.IMREAD_UNCHANGED)
         mask = cv2.imread(str(folder / "prefire_mask.png"), cv2.IMREAD_UNCHANGED)
         assert prob.dtype == np.uint16 and prob.shape == mask.shape == (h, w)
-        assert cap["prediction"]["prob_scale"] == PROB_SCALE and cap["prediction"]["frame"] == truth["pre_index"]
+        assert (
+            cap["prediction"]["prob_scale"] == PROB_SCALE and cap["prediction"]["frame"] == truth["pre_index"]
+        )
         assert case["pathology"]["wsi"] is None
     # the toast: a flat grey banner band across the ROI top after each capture, none before the first
     rows = _banner_row(tmp_path / "overlay.mp4", procedure["roi"])
     flat = lambda row: np.abs(row - BANNER_GREY).max() <= BANNER_TOLERANCE  # noqa: E731
-    assert not any(flat(rows[i]) for i in range(LEAD_FRAMES))   # no needle yet: the decoy line is no needle
+    assert not any(flat(rows[i]) for i in range(LEAD_FRAMES))  # no needle yet: the decoy line is no needle
     for truth in procedure["fires"]:
         assert flat(rows[min(truth["post_index"] + TOAST_CHECK_AFTER, procedure["frames"] - 1)])
 
@@ -111,7 +129,7 @@ def test_expected_yield_matches_the_hand_computed_band_fraction(procedure, tmp_p
     tip is the true pre-fire tip moved on by the throw, the notch behind it by the gauge defaults."""
     folders = _replay_cases(procedure, tmp_path / "cases")
     mm = procedure["mm_per_pixel"]
-    for folder, truth in zip(folders, procedure["fires"]):
+    for folder, truth in zip(folders, procedure["fires"], strict=False):
         shown = yaml.safe_load((folder / "case.yaml").read_text())["capture"]["expected_yield"]
         mask = cv2.imread(str(folder / "prefire_mask.png"), cv2.IMREAD_UNCHANGED)
         a = math.radians(truth["angle_deg"])
@@ -120,8 +138,10 @@ def test_expected_yield_matches_the_hand_computed_band_fraction(procedure, tmp_p
         tract = tract_from_needle(post_tip, post_tip - 10 / mm * d, (mm, mm), device_geometry(14))
         band, _, _ = tract.band(mask.shape)
         hand = float(np.mean(mask[band] == 1))
-        assert 0.05 < hand < 0.95   # the band straddles the predicted lesion's edge: a real test
-        assert truth["pre_index"] - 2 * YIELD_EVERY < shown["needle_frame"] <= truth["pre_index"]   # found lately
+        assert 0.05 < hand < 0.95  # the band straddles the predicted lesion's edge: a real test
+        assert (
+            truth["pre_index"] - 2 * YIELD_EVERY < shown["needle_frame"] <= truth["pre_index"]
+        )  # found lately
         assert abs(shown["fraction"] - hand) <= YIELD_TOLERANCE
 
 
@@ -133,11 +153,12 @@ def test_registration_loads_a_captured_case_once_pathology_is_filled(procedure, 
     folder = _replay_cases(procedure, tmp_path / "cases")[0]
     text = (folder / "case.yaml").read_text()
     with pytest.raises(Exception, match="pathology.wsi"):
-        load_case(folder / "case.yaml")   # pending: the lab has not filled it in
+        load_case(folder / "case.yaml")  # pending: the lab has not filled it in
     (folder / "core.tif").write_bytes(b"slide")
     (folder / "core.geojson").write_text("{}")
-    (folder / "case.yaml").write_text(text.replace("wsi: null", "wsi: core.tif")
-                                      .replace("annotations: null", "annotations: core.geojson"))
+    (folder / "case.yaml").write_text(
+        text.replace("wsi: null", "wsi: core.tif").replace("annotations: null", "annotations: core.geojson")
+    )
     spec = load_case(folder / "case.yaml")
     assert spec.image.name == "postfire.png" and spec.dataset_image.name == "prefire.png"
     assert spec.needle.gauge == 14 and spec.needle.tip is not None
@@ -173,19 +194,39 @@ def _wait_up(base: str, proc) -> None:
 
 def test_live_marks_by_http_and_sigusr1_are_captured_and_counted(tmp_path):
     port, cases = free_port(), tmp_path / "cases"
-    proc = subprocess.Popen([*SONOMAP, "live", "--source", "synthetic", "--model", str(dark_onnx()), "--headless",
-                             "--http", f"127.0.0.1:{port}", "--cases", str(cases), "--duration", "60"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            *SONOMAP,
+            "live",
+            "--source",
+            "synthetic",
+            "--model",
+            str(dark_onnx()),
+            "--headless",
+            "--http",
+            f"127.0.0.1:{port}",
+            "--cases",
+            str(cases),
+            "--duration",
+            "60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}/"
     try:
         _wait_up(base, proc)
         assert _request(base + "mark", "POST") == (200, "marked\n")
         os.kill(proc.pid, signal.SIGUSR1)
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and "sonomap_biopsy_captures_total 2" not in _request(base + "metrics")[1]:
+        while (
+            time.monotonic() < deadline
+            and "sonomap_biopsy_captures_total 2" not in _request(base + "metrics")[1]
+        ):
             time.sleep(0.2)
         assert "sonomap_biopsy_captures_total 2" in _request(base + "metrics")[1]
-        assert 'kind="biopsy_captures"' not in _request(base + "metrics")[1]   # a count, not an error
+        assert 'kind="biopsy_captures"' not in _request(base + "metrics")[1]  # a count, not an error
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
@@ -205,10 +246,14 @@ def test_a_mark_without_capture_is_refused():
     assert marks.request("key") and marks.request("signal") and marks.take() == ["key", "signal"]
 
 
-@pytest.mark.parametrize("given,recorded", [
-    ("rtsp://admin:secret@10.0.0.5:554/stream?token=abc", "rtsp://10.0.0.5:554/stream"),
-    ("/data/MRN12345/procedure.mp4", "procedure.mp4"),
-    ("synthetic", "synthetic")])
+@pytest.mark.parametrize(
+    "given,recorded",
+    [
+        ("rtsp://admin:secret@10.0.0.5:554/stream?token=abc", "rtsp://10.0.0.5:554/stream"),
+        ("/data/MRN12345/procedure.mp4", "procedure.mp4"),
+        ("synthetic", "synthetic"),
+    ],
+)
 def test_the_recorded_source_holds_no_credentials_or_folders(given, recorded):
     assert public_source(given) == recorded
 
@@ -216,25 +261,49 @@ def test_the_recorded_source_holds_no_credentials_or_folders(given, recorded):
 def test_bench_measures_capture_cost(tmp_path):
     clip = tmp_path / "clip.mp4"
     sonomap("make-clip", "--out", clip, "--frames", 8, "--size", "640x360")
-    out = sonomap("bench", clip, "--model", dark_onnx(), "--frames", 8, "--live-seconds", 0,
-                  "--cases", tmp_path / "cases", "--json", tmp_path / "b.json")
+    out = sonomap(
+        "bench",
+        clip,
+        "--model",
+        dark_onnx(),
+        "--frames",
+        8,
+        "--live-seconds",
+        0,
+        "--cases",
+        tmp_path / "cases",
+        "--json",
+        tmp_path / "b.json",
+    )
     assert "biopsy capture (--cases)" in out.stdout
     capture = json.loads((tmp_path / "b.json").read_text())["capture"]
     assert 0 < capture["observer_cpu_ms_per_frame"] < capture["with_cpu_ms_per_frame"]
-    assert capture["captures"] == 0   # probe motion over a needle-free image is no fire
+    assert capture["captures"] == 0  # probe motion over a needle-free image is no fire
 
 
 def test_live_detects_the_fires_of_a_procedure_played_as_a_live_source(procedure, tmp_path):
     """`sonomap live` on the clip (paced at its frame rate, newest frame wins): the same cases."""
     cases = tmp_path / "cases"
-    out = sonomap("live", "--source", procedure["clip"], "--headless", "--roi", ",".join(map(str, procedure["roi"])),
-                  "--mm-per-pixel", procedure["mm_per_pixel"], "--cases", cases)
+    out = sonomap(
+        "live",
+        "--source",
+        procedure["clip"],
+        "--headless",
+        "--roi",
+        ",".join(map(str, procedure["roi"])),
+        "--mm-per-pixel",
+        procedure["mm_per_pixel"],
+        "--cases",
+        cases,
+    )
     assert f"captured {len(procedure['fires'])} biopsies" in out.stdout
     mm = procedure["mm_per_pixel"]
-    for folder, truth in zip(sorted(cases.iterdir()), procedure["fires"]):
+    for folder, truth in zip(sorted(cases.iterdir()), procedure["fires"], strict=False):
         case = yaml.safe_load((folder / "case.yaml").read_text())
         assert case["capture"]["trigger"] == "fire"
-        assert case["capture"]["pre_fire"]["frame"] <= truth["pre_index"] < case["capture"]["post_fire"]["frame"]
+        assert (
+            case["capture"]["pre_fire"]["frame"] <= truth["pre_index"] < case["capture"]["post_fire"]["frame"]
+        )
         assert np.hypot(*(np.array(case["needle"]["tip"]) - truth["tip"])) * mm <= TIP_TOLERANCE_MM
 
 
@@ -243,11 +312,30 @@ def test_the_window_key_marks_a_biopsy(xvfb_display, tmp_path):
     if shutil.which("xdotool") is None:
         pytest.skip("xdotool not installed (apt-get install xdotool)")
     cases = tmp_path / "cases"
-    proc = subprocess.Popen([*SONOMAP, "live", "--source", "synthetic", "--model", str(dark_onnx()), "--cases",
-                             str(cases), "--duration", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            *SONOMAP,
+            "live",
+            "--source",
+            "synthetic",
+            "--model",
+            str(dark_onnx()),
+            "--cases",
+            str(cases),
+            "--duration",
+            "60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        found = subprocess.run(["xdotool", "search", "--sync", "--name", "sonomap"], capture_output=True, text=True,
-                               timeout=START_TIMEOUT_S)
+        found = subprocess.run(
+            ["xdotool", "search", "--sync", "--name", "sonomap"],
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT_S,
+        )
         window = found.stdout.split()[0]
         subprocess.run(["xdotool", "windowfocus", "--sync", window], check=True, timeout=10)
         deadline = time.monotonic() + 20

@@ -1,5 +1,6 @@
 """Calibration: ECE/Brier, the decision band, temperature fitting, and the temperature folded into
 ONNX and TorchScript (runtime backends agree with each other and with evaluate's torch path)."""
+
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ import shutil
 import cv2
 import numpy as np
 import pytest
+from export_fixtures import shared_checkpoint
 
 from edge_runtime.backends.onnxruntime import OnnxRuntimeBackend
 from edge_runtime.backends.torch import TorchBackend
@@ -15,7 +17,6 @@ from edge_runtime.manifest import load_manifest, save_manifest
 from export.onnx_export import export_onnx
 from export.shapes import ShapeSpec
 from export.torchscript_export import export_torchscript
-from export_fixtures import shared_checkpoint
 from training.calibration import BAND_PX, CalibrationAccumulator, decision_band, reliability
 from training.evaluate import predict_logits
 from training.temperature import LogitMap, calibrated_prob, fit_temperature
@@ -38,14 +39,14 @@ def test_ece_and_brier_by_hand():
 
 def test_decision_band_keeps_pixels_near_truth_or_prediction_only():
     label = np.zeros((200, 200), np.uint8)
-    label[90:110, 20:40] = 1            # cancer on the left
-    label[0:5, :] = 255                 # unknown pixels never count
+    label[90:110, 20:40] = 1  # cancer on the left
+    label[0:5, :] = 255  # unknown pixels never count
     pred = np.zeros_like(label, bool)
-    pred[90:110, 160:180] = True        # a false positive on the right
+    pred[90:110, 160:180] = True  # a false positive on the right
     band = decision_band(label, pred)
     assert band[100, 30] and band[100, 40 + BAND_PX - 1] and not band[100, 40 + BAND_PX + 2]
     assert band[100, 170] and band[100, 160 - BAND_PX + 1]
-    assert not band[10, 100] and not band[2, 30]   # far background; unknown pixels
+    assert not band[10, 100] and not band[2, 30]  # far background; unknown pixels
     assert not decision_band(np.zeros_like(label), np.zeros_like(pred)).any()
 
 
@@ -80,12 +81,15 @@ def calibrated_checkpoint(tmp_path_factory):
     return ck
 
 
-def test_temperature_is_folded_into_onnx_and_torchscript_with_parity(calibrated_checkpoint, tmp_path, busi_sample):
+def test_temperature_is_folded_into_onnx_and_torchscript_with_parity(
+    calibrated_checkpoint, tmp_path, busi_sample
+):
     from training.checkpoint import load_model
 
     onnx_path, ts_path = tmp_path / "model.onnx", tmp_path / "model.ts"
-    onnx_manifest, _ = export_onnx(calibrated_checkpoint, onnx_path,
-                                   ShapeSpec(min_hw=(64, 64), opt_hw=(240, 320), max_hw=(480, 640)))
+    onnx_manifest, _ = export_onnx(
+        calibrated_checkpoint, onnx_path, ShapeSpec(min_hw=(64, 64), opt_hw=(240, 320), max_hw=(480, 640))
+    )
     export_torchscript(calibrated_checkpoint, ts_path)
     assert onnx_manifest.temperature == TEMPERATURE == load_manifest(ts_path).temperature
     ort = OnnxRuntimeBackend(onnx_path, load_manifest(onnx_path), device="cpu")
@@ -114,20 +118,53 @@ def test_evaluate_reports_calibration_for_checkpoint_and_onnx(calibrated_checkpo
 
     data = tmp_path / "ds"
     prepare_busi(busi_sample, data, seed=0)
-    assert main(["evaluate", "--checkpoint", str(calibrated_checkpoint), "--data", str(data),
-                 "--split", "test", "--out", str(tmp_path / "ck")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(calibrated_checkpoint),
+                "--data",
+                str(data),
+                "--split",
+                "test",
+                "--out",
+                str(tmp_path / "ck"),
+            ]
+        )
+        == 0
+    )
     summary = json.loads((tmp_path / "ck" / "summary.json").read_text())
     cal = json.loads((tmp_path / "ck" / "calibration.json").read_text())
     assert summary["temperature"] == TEMPERATURE and summary["calibration_band_px"] == BAND_PX
     assert 0.0 <= summary["ece_pixel"] <= 1.0 and "uncalibrated_ece_pixel" in summary
-    assert cal["calibrated"]["pixel"]["bins"] == 15 and cal["calibrated"]["image_max"]["n"] == summary["n_images"]
+    assert (
+        cal["calibrated"]["pixel"]["bins"] == 15
+        and cal["calibrated"]["image_max"]["n"] == summary["n_images"]
+    )
     for png in ("reliability.png", "reliability_uncalibrated.png"):
         assert cv2.imread(str(tmp_path / "ck" / png)) is not None
     assert "ECE pixels" in (tmp_path / "ck" / "report.md").read_text()
     onnx_path = tmp_path / "model.onnx"
-    export_onnx(calibrated_checkpoint, onnx_path, ShapeSpec(min_hw=(64, 64), opt_hw=(240, 320), max_hw=(480, 640)))
-    assert main(["evaluate", "--checkpoint", str(onnx_path), "--data", str(data), "--split", "test",
-                 "--out", str(tmp_path / "onnx")]) == 0
+    export_onnx(
+        calibrated_checkpoint, onnx_path, ShapeSpec(min_hw=(64, 64), opt_hw=(240, 320), max_hw=(480, 640))
+    )
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(onnx_path),
+                "--data",
+                str(data),
+                "--split",
+                "test",
+                "--out",
+                str(tmp_path / "onnx"),
+            ]
+        )
+        == 0
+    )
     via_ort = json.loads((tmp_path / "onnx" / "summary.json").read_text())
     assert via_ort["dice_pooled"] == pytest.approx(summary["dice_pooled"], abs=2e-3)
     assert via_ort["ece_pixel"] == pytest.approx(summary["ece_pixel"], abs=2e-3)

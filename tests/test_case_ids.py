@@ -1,5 +1,6 @@
 """Case and patient ids from case.yaml / cases.csv become file names: a path there is a one-line
 error, and no write ever lands outside the output folder. Through the real CLI."""
+
 from __future__ import annotations
 
 import shutil
@@ -7,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from cli import sonomap
+
 from edge_runtime.errors import ConfigError
 from edge_runtime.safe_names import safe_name
 
@@ -30,8 +31,21 @@ def one_line_error(result) -> str:
 def simulated(tmp_path_factory, busi_sample) -> Path:
     """One case made by `sonomap simulate-biopsy` (its case.yaml is what the tests then edit)."""
     cases = tmp_path_factory.mktemp("sim") / "cases"
-    sonomap("simulate-biopsy", "--images", busi_sample / "images", "--masks", busi_sample / "masks",
-            "--out", cases, "--n", "1", "--seed", "3", "--wsi-mpp", "8")
+    sonomap(
+        "simulate-biopsy",
+        "--images",
+        busi_sample / "images",
+        "--masks",
+        busi_sample / "masks",
+        "--out",
+        cases,
+        "--n",
+        "1",
+        "--seed",
+        "3",
+        "--wsi-mpp",
+        "8",
+    )
     (case,) = [p.parent for p in cases.glob("*/case.yaml")]
     return case
 
@@ -93,7 +107,18 @@ def test_dataset_index_with_a_path_as_id_is_refused(tmp_path, repo_root):
     data = tmp_path / "dataset"
     (data / "images").mkdir(parents=True)
     (data / "cases.csv").write_text("id,case_id,split\n../../x,p1,train\n")
-    err = one_line_error(sonomap("train", "--config", repo_root / "configs" / "cpu-fast.yaml", "--data", data,
-                                 "--out", tmp_path / "run", "--no-progress", check=False))
+    err = one_line_error(
+        sonomap(
+            "train",
+            "--config",
+            repo_root / "configs" / "cpu-fast.yaml",
+            "--data",
+            data,
+            "--out",
+            tmp_path / "run",
+            "--no-progress",
+            check=False,
+        )
+    )
     assert f"{data / 'cases.csv'}:2: id '../../x' must be a plain name" in err
     assert not (tmp_path / "run").exists()

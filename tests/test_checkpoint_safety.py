@@ -1,6 +1,7 @@
 """Checkpoints are read weights-only: a file whose unpickling would run code is refused with a
 one-line error by every command that loads one, and the code never runs. A trusted older file is
 converted once by `sonomap upgrade-checkpoint --trust-checkpoint`."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,18 +10,21 @@ import numpy as np
 import pytest
 import torch
 import yaml
-
 from cli import sonomap
-from edge_runtime.manifest import load_manifest, save_manifest
 from export_fixtures import tiny_manifest
+
+from edge_runtime.manifest import load_manifest, save_manifest
 from training.busi import prepare_busi
 from training.checkpoint import load_model, read_checkpoint
 from training.models import build_model
 
 ARCH, WIDTH = "unet_small", 4
 MANY_COMMANDS_S = 900  # several `sonomap` processes, each importing torch, on 2 shared cores
-TINY = {"model": {"arch": ARCH, "width": WIDTH}, "data": {"input_height": 32, "input_width": 32},
-        "train": {"epochs": 2, "batch_size": 4, "warmup_iters": 1}}
+TINY = {
+    "model": {"arch": ARCH, "width": WIDTH},
+    "data": {"input_height": 32, "input_width": 32},
+    "train": {"epochs": 2, "batch_size": 4, "warmup_iters": 1},
+}
 
 
 class CreatesFile:
@@ -43,11 +47,15 @@ def one_line_error(result) -> str:
 def old_format_payload(payload_extra: dict | None = None) -> dict:
     """What sonomap train used to write: a state dict plus numpy objects (RNG state, scores)."""
     model = build_model(ARCH, 2, width=WIDTH)
-    return {"model": model.state_dict(), "model_config": {"arch": ARCH, "num_classes": 2, "aux": False,
-                                                          "width": WIDTH},
-            "manifest": tiny_manifest(ARCH, 32).to_dict(), "epoch": 0,
-            "val": {"dice_pos_mean": np.float64(0.25)}, "rng": {"numpy": np.random.get_state()},
-            **(payload_extra or {})}
+    return {
+        "model": model.state_dict(),
+        "model_config": {"arch": ARCH, "num_classes": 2, "aux": False, "width": WIDTH},
+        "manifest": tiny_manifest(ARCH, 32).to_dict(),
+        "epoch": 0,
+        "val": {"dice_pos_mean": np.float64(0.25)},
+        "rng": {"numpy": np.random.get_state()},
+        **(payload_extra or {}),
+    }
 
 
 @pytest.fixture()
@@ -77,16 +85,41 @@ def assert_refused(result, path: Path, marker: Path) -> None:
 @pytest.mark.timeout(MANY_COMMANDS_S)
 def test_pickle_payload_never_runs_in_evaluate_export_or_resume(evil, tmp_path, dataset):
     path, marker = evil
-    assert_refused(sonomap("evaluate", "--checkpoint", path, "--data", dataset, "--out", tmp_path / "eval",
-                           check=False), path, marker)
-    assert_refused(sonomap("export", "onnx", "--checkpoint", path, "--out", tmp_path / "m.onnx", check=False),
-                   path, marker)
-    assert_refused(sonomap("export", "torchscript", "--checkpoint", path, "--out", tmp_path / "m.ts", check=False),
-                   path, marker)
+    assert_refused(
+        sonomap("evaluate", "--checkpoint", path, "--data", dataset, "--out", tmp_path / "eval", check=False),
+        path,
+        marker,
+    )
+    assert_refused(
+        sonomap("export", "onnx", "--checkpoint", path, "--out", tmp_path / "m.onnx", check=False),
+        path,
+        marker,
+    )
+    assert_refused(
+        sonomap("export", "torchscript", "--checkpoint", path, "--out", tmp_path / "m.ts", check=False),
+        path,
+        marker,
+    )
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY))
-    assert_refused(sonomap("train", "--config", config, "--data", dataset, "--out", path.parent, "--resume",
-                           "--no-progress", "--device", "cpu", check=False), path, marker)
+    assert_refused(
+        sonomap(
+            "train",
+            "--config",
+            config,
+            "--data",
+            dataset,
+            "--out",
+            path.parent,
+            "--resume",
+            "--no-progress",
+            "--device",
+            "cpu",
+            check=False,
+        ),
+        path,
+        marker,
+    )
     err = one_line_error(sonomap("upgrade-checkpoint", path, check=False))
     assert "--trust-checkpoint" in err and not marker.exists()
     # the payload is live: an unguarded load runs it (so the checks above can fail)
@@ -104,7 +137,9 @@ def test_trusted_old_checkpoint_is_upgraded_once_then_loads_weights_only(tmp_pat
     assert "weights-only checkpoint written" in result.stdout
     assert (tmp_path / "best.pt.orig").is_file()
     payload = torch.load(path, weights_only=True)  # the new file needs no unpickling of objects
-    assert isinstance(payload["rng"]["numpy"]["state"]["key"], list) and payload["val"]["dice_pos_mean"] == 0.25
+    assert (
+        isinstance(payload["rng"]["numpy"]["state"]["key"], list) and payload["val"]["dice_pos_mean"] == 0.25
+    )
     model, manifest = load_model(path)  # manifest re-signed for the new file's sha256
     assert manifest.arch == ARCH and load_manifest(path).sha256
     assert model(torch.zeros(1, 1, 32, 32)).shape == (1, 2, 32, 32)
@@ -117,11 +152,34 @@ def test_training_writes_weights_only_checkpoints_and_resumes_from_them(tmp_path
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY))
     run = tmp_path / "run"
-    sonomap("train", "--config", config, "--data", dataset, "--out", run, "--no-progress", "--device", "cpu",
-            "--stop-after-epochs", "1")
+    sonomap(
+        "train",
+        "--config",
+        config,
+        "--data",
+        dataset,
+        "--out",
+        run,
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--stop-after-epochs",
+        "1",
+    )
     state = torch.load(run / "last.pt", weights_only=True)
     assert {"optimizer", "scheduler", "rng", "history", "config"} <= set(state)
     torch.load(run / "best.pt", weights_only=True)
-    sonomap("train", "--config", config, "--data", dataset, "--out", run, "--no-progress", "--device", "cpu",
-            "--resume")
+    sonomap(
+        "train",
+        "--config",
+        config,
+        "--data",
+        dataset,
+        "--out",
+        run,
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--resume",
+    )
     assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 1

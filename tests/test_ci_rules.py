@@ -1,5 +1,6 @@
 """The CI rules: on CI a test that needs Xvfb, systemd or Chromium fails when the tool is
 missing (off CI it skips); `make sysdeps` fails when root + apt cannot install them."""
+
 from __future__ import annotations
 
 import os
@@ -9,24 +10,26 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from ci_rules import missing_required_tool, on_ci
 
 WINDOW_TEST = "tests/test_runtime_sinks.py::test_window_sink_under_xvfb"
 CHILD_TIMEOUT_S = 240
 
 
-@pytest.mark.parametrize("reason,tool", [
-    ("Xvfb not installed (apt-get install xvfb)", "Xvfb"),
-    ("systemd-analyze not installed (apt-get install systemd)", "systemd-analyze"),
-    ("chromium/chromedriver not installed (apt-get install chromium chromium-driver)", "chromium"),
-    ("needs systemd-sysusers and root (chown in the temp root)", "systemd-sysusers"),
-    ("no CUDA device on this machine", None),
-    ("full BUSI set not found at /x (set SONOMAP_BUSI)", None),
-    ("openssl not installed (apt-get install openssl)", "openssl"),
-    ("xdotool not installed (apt-get install xdotool)", "xdotool"),
-    ("TensorRT/pycuda not installed", None),
-])
+@pytest.mark.parametrize(
+    "reason,tool",
+    [
+        ("Xvfb not installed (apt-get install xvfb)", "Xvfb"),
+        ("systemd-analyze not installed (apt-get install systemd)", "systemd-analyze"),
+        ("chromium/chromedriver not installed (apt-get install chromium chromium-driver)", "chromium"),
+        ("needs systemd-sysusers and root (chown in the temp root)", "systemd-sysusers"),
+        ("no CUDA device on this machine", None),
+        ("full BUSI set not found at /x (set SONOMAP_BUSI)", None),
+        ("openssl not installed (apt-get install openssl)", "openssl"),
+        ("xdotool not installed (apt-get install xdotool)", "xdotool"),
+        ("TensorRT/pycuda not installed", None),
+    ],
+)
 def test_which_skips_are_required_tools(reason, tool):
     assert missing_required_tool(reason) == tool
 
@@ -38,8 +41,14 @@ def test_ci_flag():
 def run_without_system_tools(repo: Path, ci: str) -> subprocess.CompletedProcess:
     """The window test in a child pytest whose PATH holds only the venv: Xvfb cannot be found."""
     env = {**os.environ, "PATH": str(Path(sys.executable).parent), "CI": ci}
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", WINDOW_TEST], cwd=repo,
-                          env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", WINDOW_TEST],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT_S,
+    )
 
 
 def test_missing_xvfb_skips_off_ci_and_fails_on_ci(repo_root):
@@ -61,12 +70,24 @@ def test_sysdeps_fails_as_root_when_a_package_cannot_be_installed(repo_root, tmp
     (fake / "apt-get").write_text("#!/bin/sh\necho 'E: Unable to locate package' >&2\nexit 100\n")
     (fake / "apt-get").chmod(0o755)
     env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}
-    res = subprocess.run(["make", "-s", "sysdeps", "SYSDEPS=sonomap-no-such-tool:sonomap-no-such-package"],
-                         cwd=repo_root, env=env, capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        ["make", "-s", "sysdeps", "SYSDEPS=sonomap-no-such-tool:sonomap-no-such-package"],
+        cwd=repo_root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode != 0, res.stdout + res.stderr
     assert "could not install" in res.stderr and "sonomap-no-such-package" in res.stderr
-    ok = subprocess.run(["make", "-s", "sysdeps", "SYSDEPS=sh:dash"], cwd=repo_root, env=env,
-                        capture_output=True, text=True, timeout=60)
+    ok = subprocess.run(
+        ["make", "-s", "sysdeps", "SYSDEPS=sh:dash"],
+        cwd=repo_root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert ok.returncode == 0, ok.stderr  # nothing missing: apt is never called
 
 
@@ -80,8 +101,25 @@ def test_a_hung_test_is_stopped_by_the_configured_timeout(repo_root, tmp_path):
     native call is ended and reported, so a hang cannot stall CI."""
     hung = tmp_path / "test_hung.py"
     hung.write_text("import socket\n\ndef test_hangs():\n    a, b = socket.socketpair()\n    a.recv(1)\n")
-    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c",
-                          str(repo_root / "pyproject.toml"), "--rootdir", str(tmp_path), "-o", "timeout=3", str(hung)],
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-c",
+            str(repo_root / "pyproject.toml"),
+            "--rootdir",
+            str(tmp_path),
+            "-o",
+            "timeout=3",
+            str(hung),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode != 0
     assert "Timeout" in res.stdout + res.stderr and "test_hangs" in res.stdout + res.stderr

@@ -1,4 +1,5 @@
 """torchrun DDP with 2 CPU processes on gloo: trains, only rank 0 writes, and resumes."""
+
 from __future__ import annotations
 
 import csv
@@ -17,9 +18,12 @@ from training.data import read_cases, select_split
 
 WORLD = 2
 BATCH = 4
-CFG = {"name": "ddp-tiny", "model": {"arch": "unet_small", "width": 4},
-       "data": {"input_height": 48, "input_width": 48},
-       "train": {"epochs": 1, "batch_size": BATCH, "warmup_iters": 1}}
+CFG = {
+    "name": "ddp-tiny",
+    "model": {"arch": "unet_small", "width": 4},
+    "data": {"input_height": 48, "input_width": 48},
+    "train": {"epochs": 1, "batch_size": BATCH, "warmup_iters": 1},
+}
 
 
 @pytest.mark.slow
@@ -30,9 +34,25 @@ def test_torchrun_two_cpu_processes_gloo(tmp_path, busi_sample):
     cfg.write_text(yaml.safe_dump(CFG))
     out = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}",
-           "-m", "edge_runtime.cli", "train", "--config", str(cfg), "--data", str(data), "--out", str(out),
-           "--device", "cpu", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={WORLD}",
+        "-m",
+        "edge_runtime.cli",
+        "train",
+        "--config",
+        str(cfg),
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())

@@ -1,4 +1,5 @@
 """Leak-free BUSI preparation: near-duplicates form one case, label conflicts are left out."""
+
 from __future__ import annotations
 
 import csv
@@ -36,8 +37,14 @@ def busi_with_duplicates(tmp_path_factory, busi_sample) -> Path:
     benign = cv2.imread(str(busi_sample / "images" / f"{CONFLICT}.png"), cv2.IMREAD_GRAYSCALE)
     benign_mask = cv2.imread(str(busi_sample / "masks" / f"{CONFLICT}.png"), cv2.IMREAD_GRAYSCALE)
     out = tmp_path_factory.mktemp("busi") / "busi"
-    _copy_with(busi_sample, out, [("malignant_900", "malignant", near, scan_mask[4:-4, 6:-6]),
-                                  ("malignant_901", "malignant", benign, benign_mask)])
+    _copy_with(
+        busi_sample,
+        out,
+        [
+            ("malignant_900", "malignant", near, scan_mask[4:-4, 6:-6]),
+            ("malignant_901", "malignant", benign, benign_mask),
+        ],
+    )
     return out
 
 

@@ -3,6 +3,7 @@
 simulate-biopsy -> register-batch -> train -> evaluate -> export onnx -> make-clip -> replay,
 each step reading the previous step's files, as `make demo` does.
 """
+
 from __future__ import annotations
 
 import csv
@@ -15,7 +16,6 @@ import cv2
 import numpy as np
 import pytest
 import yaml
-
 from cli import sonomap
 
 pytestmark = pytest.mark.slow
@@ -32,8 +32,19 @@ def run(*args) -> subprocess.CompletedProcess:
 
 def test_demo_flow_end_to_end(tmp_path: Path, busi_sample: Path, repo_root: Path):
     cases, dataset, runs = tmp_path / "cases", tmp_path / "dataset", tmp_path / "run"
-    run("simulate-biopsy", "--images", busi_sample / "images", "--masks", busi_sample / "masks",
-        "--out", cases, "--n", N_CASES, "--seed", 1)
+    run(
+        "simulate-biopsy",
+        "--images",
+        busi_sample / "images",
+        "--masks",
+        busi_sample / "masks",
+        "--out",
+        cases,
+        "--n",
+        N_CASES,
+        "--seed",
+        1,
+    )
     assert len(list(cases.glob("*/case.yaml"))) == N_CASES
 
     run("register-batch", cases, "--out", dataset)
@@ -51,8 +62,17 @@ def test_demo_flow_end_to_end(tmp_path: Path, busi_sample: Path, repo_root: Path
     run("train", "--config", tiny_cfg, "--data", dataset, "--out", runs, "--max-minutes", 1)
     assert (runs / "best.pt").is_file() and (runs / "best.pt.yaml").is_file()
 
-    run("evaluate", "--checkpoint", runs / "best.pt", "--data", dataset, "--split", "test",
-        "--out", tmp_path / "eval")
+    run(
+        "evaluate",
+        "--checkpoint",
+        runs / "best.pt",
+        "--data",
+        dataset,
+        "--split",
+        "test",
+        "--out",
+        tmp_path / "eval",
+    )
     metrics = list(csv.DictReader(open(tmp_path / "eval" / "metrics.csv")))
     test_ids = {r["id"] for r in rows if r["split"] == "test"}
     assert {m["id"] for m in metrics} == test_ids

@@ -1,4 +1,5 @@
 """FCN-101 vs DeepLabV3 (torchvision, weights=None) at tiny size, and the paired statistics."""
+
 from __future__ import annotations
 
 import csv
@@ -35,9 +36,12 @@ def small_dataset(tmp_path_factory, busi_sample) -> Path:
 
 
 def _train(tmp: Path, data: Path, arch: str, aux: bool) -> Path:
-    cfg = {"name": arch, "model": {"arch": arch, "aux": aux},
-           "data": {"input_height": 64, "input_width": 64},
-           "train": {"epochs": 1, "batch_size": 4, "optimizer": "sgd", "lr": 0.01, "warmup_iters": 0}}
+    cfg = {
+        "name": arch,
+        "model": {"arch": arch, "aux": aux},
+        "data": {"input_height": 64, "input_width": 64},
+        "train": {"epochs": 1, "batch_size": 4, "optimizer": "sgd", "lr": 0.01, "warmup_iters": 0},
+    }
     path = tmp / f"{arch}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     out = tmp / arch

@@ -1,4 +1,5 @@
 """`sonomap export onnx` end to end on a tiny real checkpoint and real BUSI frames."""
+
 from __future__ import annotations
 
 import json
@@ -8,13 +9,13 @@ import numpy as np
 import onnx
 import pytest
 import yaml
+from export_fixtures import shared_checkpoint
 
 from edge_runtime.cli import main
 from edge_runtime.manifest import load_manifest, manifest_path, sha256_file
 from edge_runtime.preprocess import preprocess_for
 from export.parity import ort_session, run_ort
 from export.samples import load_frames
-from export_fixtures import shared_checkpoint
 
 PARITY_FRAMES = 4
 
@@ -27,8 +28,21 @@ def checkpoint():
 @pytest.fixture(scope="module")
 def exported(checkpoint, tmp_path_factory, busi_sample):
     out = tmp_path_factory.mktemp("onnx") / "model.onnx"
-    rc = main(["export", "onnx", "--checkpoint", str(checkpoint), "--out", str(out), "--fp16",
-               "--parity-frames", str(PARITY_FRAMES), "--frames", str(busi_sample / "images")])
+    rc = main(
+        [
+            "export",
+            "onnx",
+            "--checkpoint",
+            str(checkpoint),
+            "--out",
+            str(out),
+            "--fp16",
+            "--parity-frames",
+            str(PARITY_FRAMES),
+            "--frames",
+            str(busi_sample / "images"),
+        ]
+    )
     assert rc == 0
     return out
 
@@ -94,21 +108,42 @@ def test_fp16_model_keeps_io_types(exported):
     assert m.extra["precision"] == "fp16" and m.source["fp32_onnx_sha256"] == sha256_file(exported)
     session = ort_session(half)
     assert session.get_inputs()[0].type == "tensor(uint8)"
-    assert {o.name: o.type for o in session.get_outputs()} == {"prob": "tensor(float)", "mask": "tensor(uint8)"}
+    assert {o.name: o.type for o in session.get_outputs()} == {
+        "prob": "tensor(float)",
+        "mask": "tensor(uint8)",
+    }
     assert onnx.load(str(half)).ByteSize() < 0.6 * onnx.load(str(exported)).ByteSize()
 
 
 def test_fixed_roi_dynamic_batch(checkpoint, tmp_path, busi_sample):
     out = tmp_path / "fixed.onnx"
-    rc = main(["export", "onnx", "--checkpoint", str(checkpoint), "--out", str(out), "--roi", "96x128",
-               "--dynamic-batch", "--parity-frames", "2", "--frames", str(busi_sample / "images")])
+    rc = main(
+        [
+            "export",
+            "onnx",
+            "--checkpoint",
+            str(checkpoint),
+            "--out",
+            str(out),
+            "--roi",
+            "96x128",
+            "--dynamic-batch",
+            "--parity-frames",
+            "2",
+            "--frames",
+            str(busi_sample / "images"),
+        ]
+    )
     assert rc == 0
     session = ort_session(out)
     assert session.get_inputs()[0].shape == ["batch", 1, 96, 128]
     prob, mask = session.run(["prob", "mask"], {"frame": np.zeros((2, 1, 96, 128), np.uint8)})
     assert prob.shape == (2, 1, 96, 128) and mask.shape == (2, 1, 96, 128)
-    assert load_manifest(out).io["profile"] == {"min": [1, 1, 96, 128], "opt": [1, 1, 96, 128],
-                                                 "max": [4, 1, 96, 128]}
+    assert load_manifest(out).io["profile"] == {
+        "min": [1, 1, 96, 128],
+        "opt": [1, 1, 96, 128],
+        "max": [4, 1, 96, 128],
+    }
 
 
 def _one_line_error(capsys, rc: int) -> str:
@@ -118,7 +153,18 @@ def _one_line_error(capsys, rc: int) -> str:
 
 
 def test_unsupported_opset(checkpoint, tmp_path, capsys):
-    rc = main(["export", "onnx", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "m.onnx"), "--opset", "11"])
+    rc = main(
+        [
+            "export",
+            "onnx",
+            "--checkpoint",
+            str(checkpoint),
+            "--out",
+            str(tmp_path / "m.onnx"),
+            "--opset",
+            "11",
+        ]
+    )
     assert "--opset 11" in _one_line_error(capsys, rc)
     assert not (tmp_path / "m.onnx").exists()
 
@@ -142,18 +188,23 @@ def test_checkpoint_replaced_after_manifest(checkpoint, tmp_path, capsys):
     assert "sha256" in _one_line_error(capsys, rc)
 
 
-@pytest.mark.parametrize("extra, culprit", [
-    (["--frames", "/nonexistent/frames"], "/nonexistent/frames"),
-    (["--roi", "96by128"], "--roi"),
-    (["--min-hw", "900x900", "--opt-hw", "800x800"], "height"),
-])
+@pytest.mark.parametrize(
+    "extra, culprit",
+    [
+        (["--frames", "/nonexistent/frames"], "/nonexistent/frames"),
+        (["--roi", "96by128"], "--roi"),
+        (["--min-hw", "900x900", "--opt-hw", "800x800"], "height"),
+    ],
+)
 def test_bad_arguments(checkpoint, tmp_path, capsys, extra, culprit):
     rc = main(["export", "onnx", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "m.onnx"), *extra])
     assert culprit in _one_line_error(capsys, rc)
 
 
 def test_missing_checkpoint(tmp_path, capsys):
-    rc = main(["export", "onnx", "--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "m.onnx")])
+    rc = main(
+        ["export", "onnx", "--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "m.onnx")]
+    )
     assert "nope.pt" in _one_line_error(capsys, rc)
 
 
@@ -170,15 +221,26 @@ def test_two_class_fold_equals_softmax_resize_slice(cancer_id):
     torch.manual_seed(0)
     net = torch.nn.Conv2d(1, 2, 3, padding=1)
     classes = [ClassInfo(1 - cancer_id, "tissue", [0, 0, 0]), ClassInfo(cancer_id, "cancer", [255, 40, 40])]
-    manifest = Manifest(name="t", arch="conv", format="checkpoint", input_height=16, input_width=24,
-                        mean=0.3, std=0.2, classes=sorted(classes, key=lambda c: c.id), threshold=0.5)
+    manifest = Manifest(
+        name="t",
+        arch="conv",
+        format="checkpoint",
+        input_height=16,
+        input_width=24,
+        mean=0.3,
+        std=0.2,
+        classes=sorted(classes, key=lambda c: c.id),
+        threshold=0.5,
+    )
     folded = FoldedSegmenter(net, manifest)
     frame = torch.randint(0, 256, (1, 1, 37, 53), dtype=torch.uint8)
     with torch.no_grad():
         prob, mask = folded(frame)
-        x = (F.interpolate(frame.float(), size=(16, 24), mode="bilinear", align_corners=False) / 255.0 - 0.3) / 0.2
+        x = (
+            F.interpolate(frame.float(), size=(16, 24), mode="bilinear", align_corners=False) / 255.0 - 0.3
+        ) / 0.2
         ref = F.interpolate(torch.softmax(net(x), 1), size=(37, 53), mode="bilinear", align_corners=False)
-    ref = ref[:, cancer_id:cancer_id + 1]
+    ref = ref[:, cancer_id : cancer_id + 1]
     assert torch.allclose(prob, ref, atol=1e-6)
     expected = torch.where(ref >= 0.5, cancer_id, 1 - cancer_id).to(torch.uint8)
     assert mask.dtype == torch.uint8 and 0.05 < (mask == cancer_id).float().mean() < 0.95

@@ -1,4 +1,5 @@
 """Parity counting and verdicts (count first, score second) on small real arrays."""
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,9 @@ def test_counts_and_pooled_agreement():
     assert (a.pixels, a.agree, a.cancer_ref, a.cancer_test, a.cancer_both) == (1000, 998, 500, 498, 498)
     b = _frame("b", ref, ref)
     s = summarise([a, b], FP32_AGREEMENT_BAR, "ref", "cand")
-    assert s["mask_agreement"] == pytest.approx(1998 / 2000) and s["worst_frame_agreement"] == pytest.approx(0.998)
+    assert s["mask_agreement"] == pytest.approx(1998 / 2000) and s["worst_frame_agreement"] == pytest.approx(
+        0.998
+    )
     assert s["passed"] is True and s["cancer_iou"] == pytest.approx(998 / 1000)
     assert summarise([a], FP32_AGREEMENT_BAR, "ref", "cand")["passed"] is False  # 99.8% < 99.9%
 
@@ -56,7 +59,10 @@ def test_write_parity_merges_sections(tmp_path):
     model = tmp_path / "model.onnx"
     write_parity(model, {"fp32": {"passed": True}})
     write_parity(model, {"fp16": {"passed": False}})
-    assert json.loads((tmp_path / "parity.json").read_text()) == {"fp32": {"passed": True}, "fp16": {"passed": False}}
+    assert json.loads((tmp_path / "parity.json").read_text()) == {
+        "fp32": {"passed": True},
+        "fp16": {"passed": False},
+    }
     (tmp_path / "parity.json").write_text("{broken")
     write_parity(model, {"fp32": {"passed": True}})  # a damaged report is replaced
     assert json.loads((tmp_path / "parity.json").read_text()) == {"fp32": {"passed": True}}

@@ -1,4 +1,5 @@
 """Sample frames for parity/selfcheck: the source checkout's, else those packaged with the model."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,13 +1,14 @@
 """`sonomap export tensorrt` argument and environment errors (TensorRT is not installable here;
 the build itself is exercised by `sonomap selfcheck` on a GPU machine)."""
+
 from __future__ import annotations
 
 import importlib.util
 
 import pytest
+from export_fixtures import shared_tiny_onnx
 
 from edge_runtime.cli import main
-from export_fixtures import shared_tiny_onnx
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
 HAS_TORCH_TRT = importlib.util.find_spec("torch_tensorrt") is not None
@@ -34,16 +35,21 @@ def test_missing_tensorrt(tiny_onnx, tmp_path, capsys):
 @pytest.mark.skipif(HAS_TORCH_TRT, reason="torch_tensorrt is installed here")
 def test_missing_torch_tensorrt(tiny_onnx, tmp_path, capsys):
     ck = tiny_onnx.parent / "ck" / "tiny.pt"
-    rc = main(["export", "tensorrt", "--via", "torch-tensorrt", "--checkpoint", str(ck), "--out", str(tmp_path)])
+    rc = main(
+        ["export", "tensorrt", "--via", "torch-tensorrt", "--checkpoint", str(ck), "--out", str(tmp_path)]
+    )
     assert "torch_tensorrt not found" in _error(capsys, rc)
 
 
-@pytest.mark.parametrize("args, culprit", [
-    (["--via", "torch-tensorrt"], "--checkpoint"),
-    ([], "--onnx MODEL.onnx is required"),
-    (["--onnx", "/nonexistent/model.onnx"], "/nonexistent/model.onnx"),
-    (["--workspace-mb", "1"], "--workspace-mb"),
-])
+@pytest.mark.parametrize(
+    "args, culprit",
+    [
+        (["--via", "torch-tensorrt"], "--checkpoint"),
+        ([], "--onnx MODEL.onnx is required"),
+        (["--onnx", "/nonexistent/model.onnx"], "/nonexistent/model.onnx"),
+        (["--workspace-mb", "1"], "--workspace-mb"),
+    ],
+)
 def test_bad_arguments(tmp_path, capsys, args, culprit):
     rc = main(["export", "tensorrt", "--out", str(tmp_path), *args])
     assert culprit in _error(capsys, rc)
@@ -56,9 +62,14 @@ def test_bad_profile_shapes(tiny_onnx):
     from export.tensorrt_command import profile_from_args
 
     ok = SimpleNamespace(min_shape="1x1x64x64", opt_shape=None, max_shape="1x1x512x512")
-    assert profile_from_args(ok, tiny_onnx) == {"min": [1, 1, 64, 64], "opt": [1, 1, 240, 320],
-                                                "max": [1, 1, 512, 512]}
-    assert profile_from_args(SimpleNamespace(min_shape=None, opt_shape=None, max_shape=None), tiny_onnx) is None
+    assert profile_from_args(ok, tiny_onnx) == {
+        "min": [1, 1, 64, 64],
+        "opt": [1, 1, 240, 320],
+        "max": [1, 1, 512, 512],
+    }
+    assert (
+        profile_from_args(SimpleNamespace(min_shape=None, opt_shape=None, max_shape=None), tiny_onnx) is None
+    )
     with pytest.raises(ConfigError, match="min <= opt <= max"):
         profile_from_args(SimpleNamespace(min_shape="1x1x300x300", opt_shape=None, max_shape=None), tiny_onnx)
     with pytest.raises(ConfigError, match="--max"):
@@ -68,10 +79,10 @@ def test_bad_profile_shapes(tiny_onnx):
 def test_graph_failing_the_lint_is_refused_before_tensorrt(tmp_path, capsys):
     """A graph TensorRT would reject (uint8 frame read by Shape) stops before any TensorRT import."""
     import onnx
+    from export_fixtures import copy_model, old_style
 
     from edge_runtime.manifest import load_manifest, save_manifest
     from export.selfcheck import DEFAULT_MODEL
-    from export_fixtures import copy_model, old_style
 
     model = copy_model(DEFAULT_MODEL, tmp_path / "old")
     onnx.save(old_style(onnx.load(str(model))), str(model))

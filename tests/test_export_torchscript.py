@@ -1,15 +1,16 @@
 """`sonomap export torchscript`: the folded model as TorchScript, loaded by the runtime's torch backend."""
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
+from export_fixtures import shared_checkpoint
 
 from edge_runtime.cli import main
 from edge_runtime.manifest import load_manifest, sha256_file
 from export.samples import load_frames
-from export_fixtures import shared_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -17,8 +18,20 @@ def exported(tmp_path_factory, busi_sample):
     root = tmp_path_factory.mktemp("ts")
     ck = shared_checkpoint()
     out = root / "model.ts"
-    rc = main(["export", "torchscript", "--checkpoint", str(ck), "--out", str(out),
-               "--frames", str(busi_sample / "images"), "--parity-frames", "3"])
+    rc = main(
+        [
+            "export",
+            "torchscript",
+            "--checkpoint",
+            str(ck),
+            "--out",
+            str(out),
+            "--frames",
+            str(busi_sample / "images"),
+            "--parity-frames",
+            "3",
+        ]
+    )
     assert rc == 0
     return out, ck
 

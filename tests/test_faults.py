@@ -1,6 +1,7 @@
 """Injected faults: the source disappears, the backend throws, the recorder's disk fills up.
 After each, the display goes on (frames keep being rendered) and the service says what
 happened (/healthz, /metrics). Loopback only, a few seconds each."""
+
 from __future__ import annotations
 
 import http.client
@@ -17,7 +18,9 @@ import urllib.request
 
 import numpy as np
 import pytest
+from clips import write_bar_clip
 from prometheus_client.parser import text_string_to_metric_families
+from runtime_model import dark_onnx
 
 from edge_runtime import config as cfg
 from edge_runtime.backends.onnxruntime import OnnxRuntimeBackend
@@ -29,8 +32,6 @@ from edge_runtime.pipeline import Pipeline
 from edge_runtime.resilient import ResilientSource
 from edge_runtime.service_metrics import EVENTS
 from edge_runtime.sources import open_source
-from clips import write_bar_clip
-from runtime_model import dark_onnx
 
 SONOMAP = [sys.executable, "-m", "edge_runtime.cli"]  # this tree's code, whatever is installed
 SMALL = {"width": 320, "height": 240}
@@ -60,13 +61,18 @@ def get(url: str) -> tuple[int, str]:
 
 
 def live_config(**sinks) -> dict:
-    config = cfg.build_config({"source": {"input": "synthetic", "fps": 30, **SMALL},
-                               "inference": {"model": str(dark_onnx()), "retry_after_s": 0.2},
-                               "sinks": sinks})
+    config = cfg.build_config(
+        {
+            "source": {"input": "synthetic", "fps": 30, **SMALL},
+            "inference": {"model": str(dark_onnx()), "retry_after_s": 0.2},
+            "sinks": sinks,
+        }
+    )
     return config
 
 
 # ---------------------------------------------------------------- source disappears
+
 
 class FlakyDevice:
     """Opens the runtime's real synthetic source, but like an unplugged capture card: the
@@ -95,7 +101,12 @@ def test_resilient_backoff_and_no_signal_frames():
     frames = []
     for f in src:
         frames.append(f)
-        if dev.opens == 5 and not f.meta.get("no_signal") and f.image.shape == (240, 320, 3) and len(frames) > 10:
+        if (
+            dev.opens == 5
+            and not f.meta.get("no_signal")
+            and f.image.shape == (240, 320, 3)
+            and len(frames) > 10
+        ):
             break
     real = [f for f in frames if not f.meta.get("no_signal")]
     ns = [f for f in frames if f.meta.get("no_signal")]
@@ -116,7 +127,7 @@ def test_resilient_skips_corrupt_frames_with_counted_warning(caplog):
         def __iter__(self):
             good = np.zeros((24, 32, 3), np.uint8)
             yield Frame(0, good, time.monotonic())
-            yield Frame(1, good[:10], time.monotonic())               # truncated read
+            yield Frame(1, good[:10], time.monotonic())  # truncated read
             yield Frame(2, good.astype(np.float32), time.monotonic())  # wrong format
             yield Frame(3, good, time.monotonic())
 
@@ -151,16 +162,21 @@ def test_live_pipeline_shows_no_signal_while_device_gone_then_recovers():
     t.join()
     flags = [ns for _, _, ns in rec.rendered]
     first_ns, last_ns = flags.index(True), len(flags) - 1 - flags[::-1].index(True)
-    assert not any(flags[:first_ns]) and any(not f for f in flags[last_ns + 1:]), "no recovery after NO SIGNAL"
+    assert not any(flags[:first_ns]) and any(not f for f in flags[last_ns + 1 :]), (
+        "no recovery after NO SIGNAL"
+    )
     times = [t for t, _, _ in rec.rendered]
     assert max(np.diff(times)) < 0.5, "the display stalled"
     assert source.reconnects >= 1 and dev.opens >= 4
-    assert not any(m for m, (_, _, ns) in zip(rec.with_mask, rec.rendered, strict=True) if ns)  # no AI on NO SIGNAL
+    assert not any(
+        m for m, (_, _, ns) in zip(rec.with_mask, rec.rendered, strict=True) if ns
+    )  # no AI on NO SIGNAL
     assert 200 in health and 503 in health and health[-1] == 200
     assert summary["frames"] == len(rec.rendered)
 
 
 # ---------------------------------------------------------------- backend throws
+
 
 class FaultyBackend(OnnxRuntimeBackend):
     """The real ONNX Runtime backend, with a fault injected on calls 10..19."""
@@ -194,12 +210,17 @@ def test_backend_throws_display_continues_and_metrics_count_it():
     assert all(rec.with_mask[-20:]) and first_gap < len(rec.with_mask) - 20  # overlay came back by itself
     times = [t for t, _, _ in rec.rendered]
     assert len(times) > 60 and max(np.diff(times)) < 0.5
-    backend_errors = [s.value for f in text_string_to_metric_families(metrics[0]) for s in f.samples
-                      if s.name == "sonomap_errors_total" and s.labels == {"kind": "backend"}]
+    backend_errors = [
+        s.value
+        for f in text_string_to_metric_families(metrics[0])
+        for s in f.samples
+        if s.name == "sonomap_errors_total" and s.labels == {"kind": "backend"}
+    ]
     assert backend_errors and backend_errors[0] >= 1
 
 
 # ---------------------------------------------------------------- recorder disk fills up
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -216,10 +237,30 @@ def test_recorder_disk_full_display_continues(tmp_path):
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     port = free_port()
-    cmd = [*SONOMAP, "live", "--source", "synthetic", "--headless", "--width", "640", "--height", "360",
-           "--model", str(dark_onnx()), "--record", str(tmp_path / "rec.mp4"), "--duration", "6",
-           "--summary", str(tmp_path / "summary.json"), "--http", f"127.0.0.1:{port}"]
-    proc = subprocess.Popen(cmd, preexec_fn=small_disk, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cmd = [
+        *SONOMAP,
+        "live",
+        "--source",
+        "synthetic",
+        "--headless",
+        "--width",
+        "640",
+        "--height",
+        "360",
+        "--model",
+        str(dark_onnx()),
+        "--record",
+        str(tmp_path / "rec.mp4"),
+        "--duration",
+        "6",
+        "--summary",
+        str(tmp_path / "summary.json"),
+        "--http",
+        f"127.0.0.1:{port}",
+    ]
+    proc = subprocess.Popen(
+        cmd, preexec_fn=small_disk, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     health = []
     deadline = time.monotonic() + 30
     while proc.poll() is None and time.monotonic() < deadline:
@@ -237,8 +278,17 @@ def test_recorder_disk_full_display_continues(tmp_path):
     assert health.count(200) > 10 and health[-1] == 200
 
 
-@pytest.mark.parametrize("spec,wrapped", [("/dev/video0", True), ("2", True), ("rtsp://10.0.0.5/us", True),
-                                          ("synthetic", False), ("clip.mp4", False), ("frames/", False)])
+@pytest.mark.parametrize(
+    "spec,wrapped",
+    [
+        ("/dev/video0", True),
+        ("2", True),
+        ("rtsp://10.0.0.5/us", True),
+        ("synthetic", False),
+        ("clip.mp4", False),
+        ("frames/", False),
+    ],
+)
 def test_only_devices_and_streams_get_reconnects(spec, wrapped):
     from edge_runtime.resilient import for_config
 
@@ -251,6 +301,7 @@ def test_only_devices_and_streams_get_reconnects(spec, wrapped):
 
 # ---------------------------------------------------------------- corrupt input in a file
 
+
 def test_corrupt_packet_in_video_is_skipped_with_counted_warning(tmp_path, caplog):
     import av
 
@@ -259,7 +310,7 @@ def test_corrupt_packet_in_video_is_skipped_with_counted_warning(tmp_path, caplo
         packets = [(p.pos, p.size) for p in c.demux(video=0) if p.size]
     data = bytearray(path.read_bytes())
     pos, size = packets[5]
-    data[pos:pos + size] = b"\xff" * size  # one packet of garbage, as a bad sector would leave
+    data[pos : pos + size] = b"\xff" * size  # one packet of garbage, as a bad sector would leave
     path.write_bytes(bytes(data))
     before = EVENTS.snapshot().get("corrupt_input", 0)
     frames = list(open_source(str(path)))

@@ -2,6 +2,7 @@
 YAML, pathologist GeoJSON, video/image/DICOM inputs, HTTP requests and systemd's
 environment. Contract: a result, or a clean SonomapError naming the culprit; never another
 exception, a hang or a crash."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,10 @@ import urllib.request
 import numpy as np
 import pytest
 import yaml
+from clips import write_bar_clip
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from runtime_model import dark_onnx
 
 from edge_runtime import config as cfg
 from edge_runtime.errors import SonomapError
@@ -21,18 +24,25 @@ from edge_runtime.http_server import make_http_observer
 from edge_runtime.pipeline import Pipeline
 from edge_runtime.sdnotify import Notifier
 from edge_runtime.sources import open_source
-from clips import write_bar_clip
-from runtime_model import dark_onnx
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 MAX_FRAMES_READ = 50
 FUZZ_TOKEN = "fuzz-token-0123456789"
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
-                    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12))
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                       st.dictionaries(st.text(max_size=6), inner, max_size=3)),
-                      max_leaves=8)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
 
 
 def known_key_configs():
@@ -45,6 +55,7 @@ def known_key_configs():
 
 
 # --------------------------------------------------------------------- config YAML
+
 
 @FUZZ
 @given(data=known_key_configs())
@@ -62,9 +73,23 @@ def test_fuzz_config_values(tmp_path, data):
 
 
 @FUZZ
-@given(text=st.one_of(st.text(max_size=200),
-                      st.sampled_from(["source: [", "a: b: c", "- 1\n- 2", "live: {mode: fast}", "\t\x00",
-                                       "source:\n  input: synthetic\n  fps: .nan", "*x", "&a [*a]"])))
+@given(
+    text=st.one_of(
+        st.text(max_size=200),
+        st.sampled_from(
+            [
+                "source: [",
+                "a: b: c",
+                "- 1\n- 2",
+                "live: {mode: fast}",
+                "\t\x00",
+                "source:\n  input: synthetic\n  fps: .nan",
+                "*x",
+                "&a [*a]",
+            ]
+        ),
+    )
+)
 def test_fuzz_config_text(tmp_path, text):
     path = tmp_path / "config.yaml"
     path.write_text(text)
@@ -77,21 +102,55 @@ def test_fuzz_config_text(tmp_path, text):
 # --------------------------------------------------------------------- GeoJSON
 
 annotations = pytest.importorskip("registration.annotations")
-coords = st.lists(st.lists(st.one_of(st.floats(-1e12, 1e12), st.floats(allow_nan=True), st.integers(-5, 5000)),
-                           min_size=0, max_size=3), max_size=6)
-geometry = st.one_of(values, st.fixed_dictionaries({
-    "type": st.sampled_from(["Polygon", "MultiPolygon", "Point", "LineString", "Bogus"]),
-    "coordinates": st.one_of(st.lists(coords, max_size=2), st.lists(st.lists(coords, max_size=2), max_size=2),
-                             values)}))
-feature = st.one_of(values, st.fixed_dictionaries({
-    "type": st.just("Feature"), "geometry": geometry,
-    "properties": st.one_of(values, st.fixed_dictionaries({
-        "objectType": st.sampled_from(["annotation", "detection", None]),
-        "classification": st.one_of(values, st.fixed_dictionaries(
-            {"name": st.sampled_from(["Tumor", "Stroma", "Other", "Necrosis"])}))}))}))
-geojson = st.one_of(values, st.lists(feature, max_size=3),
-                    st.fixed_dictionaries({"type": st.just("FeatureCollection"),
-                                           "features": st.one_of(st.lists(feature, max_size=4), values)}))
+coords = st.lists(
+    st.lists(
+        st.one_of(st.floats(-1e12, 1e12), st.floats(allow_nan=True), st.integers(-5, 5000)),
+        min_size=0,
+        max_size=3,
+    ),
+    max_size=6,
+)
+geometry = st.one_of(
+    values,
+    st.fixed_dictionaries(
+        {
+            "type": st.sampled_from(["Polygon", "MultiPolygon", "Point", "LineString", "Bogus"]),
+            "coordinates": st.one_of(
+                st.lists(coords, max_size=2), st.lists(st.lists(coords, max_size=2), max_size=2), values
+            ),
+        }
+    ),
+)
+feature = st.one_of(
+    values,
+    st.fixed_dictionaries(
+        {
+            "type": st.just("Feature"),
+            "geometry": geometry,
+            "properties": st.one_of(
+                values,
+                st.fixed_dictionaries(
+                    {
+                        "objectType": st.sampled_from(["annotation", "detection", None]),
+                        "classification": st.one_of(
+                            values,
+                            st.fixed_dictionaries(
+                                {"name": st.sampled_from(["Tumor", "Stroma", "Other", "Necrosis"])}
+                            ),
+                        ),
+                    }
+                ),
+            ),
+        }
+    ),
+)
+geojson = st.one_of(
+    values,
+    st.lists(feature, max_size=3),
+    st.fixed_dictionaries(
+        {"type": st.just("FeatureCollection"), "features": st.one_of(st.lists(feature, max_size=4), values)}
+    ),
+)
 
 
 @FUZZ
@@ -120,6 +179,7 @@ def test_fuzz_geojson_bytes(tmp_path, raw):
 
 # --------------------------------------------------------------------- video inputs
 
+
 @pytest.fixture(scope="module")
 def clip_bytes(tmp_path_factory) -> bytes:
     return write_bar_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", frames=12, step=4).read_bytes()
@@ -140,7 +200,9 @@ def read_all(spec: str) -> int:
 
 
 @FUZZ
-@given(cut=st.floats(0.0, 1.0), flips=st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(0, 255)), max_size=20))
+@given(
+    cut=st.floats(0.0, 1.0), flips=st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(0, 255)), max_size=20)
+)
 def test_fuzz_truncated_or_corrupt_mp4(tmp_path, clip_bytes, cut, flips):
     data = bytearray(clip_bytes[: max(1, math.floor(len(clip_bytes) * cut))] if cut < 1 else clip_bytes)
     for where, byte in flips:
@@ -166,6 +228,7 @@ def test_fuzz_garbage_files(tmp_path, raw, suffix):
 
 # --------------------------------------------------------------------- HTTP and systemd env
 
+
 @pytest.fixture(scope="module")
 def http():
     obs = make_http_observer("127.0.0.1", 0, FUZZ_TOKEN)
@@ -174,12 +237,25 @@ def http():
 
 
 @FUZZ
-@given(request=st.one_of(st.binary(max_size=200),
-                         st.builds(lambda m, p, h: f"{m} {p} HTTP/1.1\r\n{h}\r\n\r\n".encode("utf-8", "replace"),
-                                   st.sampled_from(["GET", "HEAD", "POST", "DELETE", "GET\x00"]),
-                                   st.text(max_size=60),
-                                   st.sampled_from(["", "Authorization: Bearer x", "Authorization: Bearer ",
-                                                    "Authorization: Basic Zm9v", "Host: \xff"]))))
+@given(
+    request=st.one_of(
+        st.binary(max_size=200),
+        st.builds(
+            lambda m, p, h: f"{m} {p} HTTP/1.1\r\n{h}\r\n\r\n".encode("utf-8", "replace"),
+            st.sampled_from(["GET", "HEAD", "POST", "DELETE", "GET\x00"]),
+            st.text(max_size=60),
+            st.sampled_from(
+                [
+                    "",
+                    "Authorization: Bearer x",
+                    "Authorization: Bearer ",
+                    "Authorization: Basic Zm9v",
+                    "Host: \xff",
+                ]
+            ),
+        ),
+    )
+)
 def test_fuzz_http_requests(http, request):
     with socket.create_connection(("127.0.0.1", http.port), timeout=5) as s:
         s.sendall(request)
@@ -200,8 +276,9 @@ def test_fuzz_http_requests(http, request):
 def assert_server_answers(http) -> None:
     """A full authorised HTTP exchange (a bare connect would succeed on the kernel's backlog
     even with the server thread dead)."""
-    req = urllib.request.Request(f"http://127.0.0.1:{http.port}/metrics",
-                                 headers={"Authorization": f"Bearer {FUZZ_TOKEN}"})
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{http.port}/metrics", headers={"Authorization": f"Bearer {FUZZ_TOKEN}"}
+    )
     with urllib.request.urlopen(req, timeout=5) as r:
         assert r.status == 200
         assert b"sonomap_frames_rendered_total" in r.read()

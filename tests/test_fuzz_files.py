@@ -1,6 +1,7 @@
 """Hypothesis fuzzing of the files a research team writes by hand: training configs and
 case.yaml. Contract: a validated result the next stages can use, or a clean SonomapError naming
 the file (and key); never another exception. Plus one bad value of each through the real CLI."""
+
 from __future__ import annotations
 
 import copy
@@ -10,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from cli import sonomap
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from cli import sonomap
 from edge_runtime.errors import SonomapError
 from edge_runtime.safe_names import safe_name
 from registration.case import load_case
@@ -27,16 +28,43 @@ from training.transforms import make_example
 FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 EXAMPLE_SIZE = (24, 24)  # augmentations are exercised at a small size; the config's size is only checked
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
-                    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12))
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                       st.dictionaries(st.text(max_size=6), inner, max_size=3)),
-                      max_leaves=8)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
 # values of the right shape, so that fuzzing also reaches the stages that use a config
-plausible = st.one_of(st.integers(-3, 300), st.floats(-2.0, 2.0), st.booleans(),
-                      st.sampled_from(["auto", "adamw", "sgd", "ce", "weighted_ce", "ce_dice", "dice_mean",
-                                       "unet_small", "1e-3", "abc", "", "../x"]),
-                      st.lists(st.one_of(st.floats(-0.5, 2.0), st.integers(0, 3)), max_size=3))
+plausible = st.one_of(
+    st.integers(-3, 300),
+    st.floats(-2.0, 2.0),
+    st.booleans(),
+    st.sampled_from(
+        [
+            "auto",
+            "adamw",
+            "sgd",
+            "ce",
+            "weighted_ce",
+            "ce_dice",
+            "dice_mean",
+            "unet_small",
+            "1e-3",
+            "abc",
+            "",
+            "../x",
+        ]
+    ),
+    st.lists(st.one_of(st.floats(-0.5, 2.0), st.integers(0, 3)), max_size=3),
+)
 anything = st.one_of(values, plausible)
 
 
@@ -53,9 +81,13 @@ def test_config_knows_every_architecture():
 
 # --------------------------------------------------------------------- training config
 
+
 def training_configs():
-    sections = {name: st.dictionaries(st.sampled_from(sorted(keys) + ["bogus"]), anything, max_size=4)
-                for name, keys in DEFAULTS.items() if isinstance(keys, dict)}
+    sections = {
+        name: st.dictionaries(st.sampled_from(sorted(keys) + ["bogus"]), anything, max_size=4)
+        for name, keys in DEFAULTS.items()
+        if isinstance(keys, dict)
+    }
     return st.fixed_dictionaries({}, optional={**sections, "name": anything, "bogus": anything})
 
 
@@ -76,8 +108,12 @@ def use_training_config(cfg: dict) -> None:
 
 @FUZZ
 @given(data=training_configs())
-@example(data={"augment": {"scale": [0.5, 2.0], "gamma": [0.5, 1.5], "blur_p": 1.0, "speckle_p": 1.0},
-               "train": {"loss": "weighted_ce", "optimizer": "sgd", "lr": "1e-3", "warmup_iters": 0}})
+@example(
+    data={
+        "augment": {"scale": [0.5, 2.0], "gamma": [0.5, 1.5], "blur_p": 1.0, "speckle_p": 1.0},
+        "train": {"loss": "weighted_ce", "optimizer": "sgd", "lr": "1e-3", "warmup_iters": 0},
+    }
+)
 @example(data={"model": {"num_classes": 3}, "train": {"class_weights": [1, 2, 0.5], "loss": "ce_dice"}})
 def test_fuzz_training_config_values(tmp_path, data):
     path = tmp_path / "train.yaml"
@@ -91,9 +127,24 @@ def test_fuzz_training_config_values(tmp_path, data):
 
 
 @FUZZ
-@given(text=st.one_of(st.text(max_size=200),
-                      st.sampled_from(["train: [", "train:\n  epochs: abc", "- 1", "model: {arch: [x]}", "\t\x00",
-                                       "eval:\n  threshold: .nan", "*x", "&a [*a]", "train:\n  lr: 1e999"])))
+@given(
+    text=st.one_of(
+        st.text(max_size=200),
+        st.sampled_from(
+            [
+                "train: [",
+                "train:\n  epochs: abc",
+                "- 1",
+                "model: {arch: [x]}",
+                "\t\x00",
+                "eval:\n  threshold: .nan",
+                "*x",
+                "&a [*a]",
+                "train:\n  lr: 1e999",
+            ]
+        ),
+    )
+)
 def test_fuzz_training_config_text(tmp_path, text):
     path = tmp_path / "train.yaml"
     path.write_text(text)
@@ -106,8 +157,11 @@ def test_fuzz_training_config_text(tmp_path, text):
 def test_cli_train_names_the_bad_key_and_file(tmp_path):
     config = tmp_path / "train.yaml"
     config.write_text("train:\n  epochs: abc\n")
-    err = one_line_error(sonomap("train", "--config", config, "--data", tmp_path / "none", "--out", tmp_path / "r",
-                                 check=False))
+    err = one_line_error(
+        sonomap(
+            "train", "--config", config, "--data", tmp_path / "none", "--out", tmp_path / "r", check=False
+        )
+    )
     assert f"{config}: config key 'train.epochs' must be an integer >= 1" in err and "got 'abc'" in err
     config.write_text("augment:\n  scale: [1.5, 0.5]\n")
     err = one_line_error(sonomap("bench-train", "--config", config, "--data", tmp_path / "none", check=False))
@@ -117,27 +171,76 @@ def test_cli_train_names_the_bad_key_and_file(tmp_path):
 # --------------------------------------------------------------------- case.yaml
 
 VALID_CASE = {
-    "id": "case_1", "patient_id": "P1", "source": {"image_id": "x"},
+    "id": "case_1",
+    "patient_id": "P1",
+    "source": {"image_id": "x"},
     "ultrasound": {"image": "us.png", "mm_per_pixel": 0.1, "frame": 0},
     "needle": {"tip": [40, 30], "shaft": [10, 10], "gauge": 14},
     "pathology": {"wsi": "core.tif", "annotations": "core.geojson", "mpp": 4.0, "tip_end": "left"},
 }
-CASE_PATHS = ["id", "patient_id", "source", "notes", "bogus", "ultrasound", "needle", "tract", "pathology",
-              "ultrasound.image", "ultrasound.mm_per_pixel", "ultrasound.frame", "ultrasound.dataset_image",
-              "ultrasound.dataset_frame", "needle.tip", "needle.shaft", "needle.gauge", "needle.notch_mm",
-              "needle.tip_offset_mm", "needle.width_mm", "tract.start", "tract.end", "tract.width_mm",
-              "pathology.wsi", "pathology.roi", "pathology.mpp", "pathology.annotations", "pathology.annotation_mpp",
-              "pathology.cancer_classes", "pathology.tip_end", "pathology.shrinkage", "pathology.fresh_length_mm",
-              "pathology.flip_across", "pathology.bogus"]
-case_values = st.one_of(anything, st.sampled_from(["us.png", "core.tif", "auto", "../../x", "/etc/passwd", "a\x00b",
-                                                  "x" * 300, [1, 2], [0, 0, 10, 10], 14, 0.85]))
+CASE_PATHS = [
+    "id",
+    "patient_id",
+    "source",
+    "notes",
+    "bogus",
+    "ultrasound",
+    "needle",
+    "tract",
+    "pathology",
+    "ultrasound.image",
+    "ultrasound.mm_per_pixel",
+    "ultrasound.frame",
+    "ultrasound.dataset_image",
+    "ultrasound.dataset_frame",
+    "needle.tip",
+    "needle.shaft",
+    "needle.gauge",
+    "needle.notch_mm",
+    "needle.tip_offset_mm",
+    "needle.width_mm",
+    "tract.start",
+    "tract.end",
+    "tract.width_mm",
+    "pathology.wsi",
+    "pathology.roi",
+    "pathology.mpp",
+    "pathology.annotations",
+    "pathology.annotation_mpp",
+    "pathology.cancer_classes",
+    "pathology.tip_end",
+    "pathology.shrinkage",
+    "pathology.fresh_length_mm",
+    "pathology.flip_across",
+    "pathology.bogus",
+]
+case_values = st.one_of(
+    anything,
+    st.sampled_from(
+        [
+            "us.png",
+            "core.tif",
+            "auto",
+            "../../x",
+            "/etc/passwd",
+            "a\x00b",
+            "x" * 300,
+            [1, 2],
+            [0, 0, 10, 10],
+            14,
+            0.85,
+        ]
+    ),
+)
 
 
 @pytest.fixture(scope="module")
 def case_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("case")
     for name in ("us.png", "core.tif", "core.geojson"):
-        (d / name).write_bytes(b"placeholder")  # load_case checks the files exist; reading them is the stages' job
+        (d / name).write_bytes(
+            b"placeholder"
+        )  # load_case checks the files exist; reading them is the stages' job
     return d
 
 
@@ -174,7 +277,9 @@ def test_fuzz_case_yaml_values(case_dir, changes):
 
 
 @FUZZ
-@given(text=st.one_of(st.text(max_size=200), st.sampled_from(["id: [", "- 1", "ultrasound: 3", "\t\x00", "*x"])))
+@given(
+    text=st.one_of(st.text(max_size=200), st.sampled_from(["id: [", "- 1", "ultrasound: 3", "\t\x00", "*x"]))
+)
 def test_fuzz_case_yaml_text(case_dir, text):
     path = case_dir / "case.yaml"
     path.write_text(text)

@@ -1,4 +1,5 @@
 """Heat-map overlay style (overlay.style: heatmap): golden frames, the ramp and its legend, YUV path."""
+
 from __future__ import annotations
 
 import shutil
@@ -6,6 +7,8 @@ import shutil
 import cv2
 import numpy as np
 import pytest
+from golden_frames import GOLDEN, assert_matches_golden
+from runtime_model import dark_onnx
 
 from edge_runtime import heatmap
 from edge_runtime.config import build_config
@@ -15,8 +18,6 @@ from edge_runtime.manifest import DEFAULT_CLASSES, Manifest
 from edge_runtime.overlay import Overlay
 from edge_runtime.pipeline import Pipeline
 from edge_runtime.roi import Roi
-from golden_frames import GOLDEN, assert_matches_golden
-from runtime_model import dark_onnx
 
 GOLDEN_IDS = ["malignant_002", "malignant_018", "benign_041"]
 SIZE = 200
@@ -47,13 +48,18 @@ def test_golden_heatmap_frames(busi_sample, tmp_path):
     folder.mkdir()
     for i, image_id in enumerate(GOLDEN_IDS):
         shutil.copy(busi_sample / "images" / f"{image_id}.png", folder / f"{i:02d}.png")
-    config = build_config({"source": {"input": str(folder)}, "roi": {"rect": "full"},
-                           "inference": {"model": str(dark_onnx())},
-                           "overlay": {"hud": False, "style": "heatmap"}})
+    config = build_config(
+        {
+            "source": {"input": str(folder)},
+            "roi": {"rect": "full"},
+            "inference": {"model": str(dark_onnx())},
+            "overlay": {"hud": False, "style": "heatmap"},
+        }
+    )
     collect = Collect()
     Pipeline(config, observers=[collect]).run()
     assert len(collect.frames) == len(GOLDEN_IDS)
-    for image_id, rendered in zip(GOLDEN_IDS, collect.frames):
+    for image_id, rendered in zip(GOLDEN_IDS, collect.frames, strict=False):
         assert_matches_golden(f"heatmap_{image_id}", rendered)
         mask_style = cv2.imread(str(GOLDEN / f"replay_{image_id}.png"))
         assert np.abs(mask_style.astype(np.int32) - rendered).mean() > 1.0  # not the mask style's picture
@@ -62,7 +68,9 @@ def test_golden_heatmap_frames(busi_sample, tmp_path):
 def test_ramp_follows_probability_floor_and_contour():
     """Below the floor nothing is painted; above it the colour is viridis at that probability,
     blended at the overlay alpha; the threshold contour is white; the legend is the same ramp."""
-    overlay = Overlay.from_config(manifest(), {"style": "heatmap", "alpha": 1.0, "legend": False, "hud": False})
+    overlay = Overlay.from_config(
+        manifest(), {"style": "heatmap", "alpha": 1.0, "legend": False, "hud": False}
+    )
     screen = np.full((SIZE + 20, SIZE + 40, 3), 60, np.uint8)
     prob = ramp_prob()
     heat = overlay.smooth((prob >= 0.5).astype(np.uint8), prob)
@@ -70,15 +78,19 @@ def test_ramp_follows_probability_floor_and_contour():
     out = overlay.render(screen, ROI, heat)
     region = ROI.crop(out)
     floor_col = int(heatmap.HEAT_FLOOR * (SIZE - 1)) - 2
-    assert np.array_equal(region[:, :floor_col], ROI.crop(screen)[:, :floor_col])   # untouched below the floor
+    assert np.array_equal(region[:, :floor_col], ROI.crop(screen)[:, :floor_col])  # untouched below the floor
     col = int(0.8 * (SIZE - 1))
     expected = cv2.applyColorMap(np.uint8([[heat[5, col]]]), cv2.COLORMAP_VIRIDIS)[0, 0]
-    assert np.abs(region[5, col].astype(int) - expected).max() <= 1                   # viridis at p = 0.8
+    assert np.abs(region[5, col].astype(int) - expected).max() <= 1  # viridis at p = 0.8
     threshold_col = int(np.argmax(heat[5] >= heatmap.level_of(0.5)))
-    assert (region[SIZE // 2, threshold_col - 1:threshold_col + 2] == 255).all(axis=-1).any()  # white contour
-    with_legend = Overlay.from_config(manifest(), {"style": "heatmap", "hud": False}).render(screen, ROI, heat)
+    assert (
+        (region[SIZE // 2, threshold_col - 1 : threshold_col + 2] == 255).all(axis=-1).any()
+    )  # white contour
+    with_legend = Overlay.from_config(manifest(), {"style": "heatmap", "hud": False}).render(
+        screen, ROI, heat
+    )
     bar = ROI.crop(with_legend)[SIZE - heatmap.BAR_MARGIN - 20, heatmap.BAR_MARGIN + 2]
-    assert not np.array_equal(bar, screen[0, 0])                                         # colour bar drawn
+    assert not np.array_equal(bar, screen[0, 0])  # colour bar drawn
 
 
 def test_heatmap_i420_path_matches_bgr_path():

@@ -1,4 +1,5 @@
 """The HTTP observer: a real server on 127.0.0.1 (ephemeral port) fed real frames."""
+
 from __future__ import annotations
 
 import json
@@ -66,8 +67,9 @@ def test_healthz_tracks_frame_flow(server):
 
 def test_healthz_503_while_no_signal(server):
     push(server, 2)
-    server.on_frame(Frame(9, rendered_image(0), time.monotonic(), meta={"no_signal": True}), None,
-                    rendered_image(0), {})
+    server.on_frame(
+        Frame(9, rendered_image(0), time.monotonic(), meta={"no_signal": True}), None, rendered_image(0), {}
+    )
     code, body, _ = get(server.url + "healthz")
     assert code == 503 and b"no signal" in body
 
@@ -83,8 +85,12 @@ def test_metrics_prometheus_text(server):
     assert {f.type for f in families.values()} <= {"gauge", "counter", "histogram"}
 
     def value(sample_name: str, **labels: str) -> float:
-        found = [s.value for f in families.values() for s in f.samples
-                 if s.name == sample_name and s.labels == labels]
+        found = [
+            s.value
+            for f in families.values()
+            for s in f.samples
+            if s.name == sample_name and s.labels == labels
+        ]
         assert len(found) == 1, (sample_name, labels, found)
         return found[0]
 
@@ -171,7 +177,9 @@ def test_token_enforced_on_every_endpoint():
             assert code == 401 and headers["WWW-Authenticate"].startswith("Bearer"), path
             assert get(obs.url + path + "?token=wrong" + TOKEN)[0] == 400  # tokens in URLs: refused
         assert get(obs.url + "healthz", {"Authorization": f"Bearer {TOKEN}"})[0] == 200
-        assert get(obs.url + "healthz", {"Authorization": f"bearer {TOKEN}"})[0] == 200  # scheme is case-insensitive
+        assert (
+            get(obs.url + "healthz", {"Authorization": f"bearer {TOKEN}"})[0] == 200
+        )  # scheme is case-insensitive
         assert get(obs.url + "metrics?token=" + TOKEN)[0] == 400  # even the right one: never in a URL
     finally:
         obs.close()

@@ -2,6 +2,7 @@
 20 MJPEG streams that are never read, while the synthetic source keeps rendering. /healthz must
 still answer 200 within 2 s, frames must keep being rendered, and the stalled stream viewers must
 be dropped so that a new viewer gets a stream again."""
+
 from __future__ import annotations
 
 import re
@@ -15,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from runtime_model import dark_onnx
 
 from edge_runtime.http_guard import MAX_CONNECTIONS
-from runtime_model import dark_onnx
 
 REPO = Path(__file__).resolve().parents[1]
 HALF_SENT = 300
@@ -56,12 +57,34 @@ def frames_rendered(base: str) -> int:
 @pytest.fixture()
 def live(tmp_path):
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({"source": {"input": "synthetic", "fps": 30, "width": 1280, "height": 720},
-                                      "inference": {"model": str(dark_onnx())}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "source": {"input": "synthetic", "fps": 30, "width": 1280, "height": 720},
+                "inference": {"model": str(dark_onnx())},
+            }
+        )
+    )
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "edge_runtime.cli", "live", "--config", str(config),
-                             "--headless", "--http", f"127.0.0.1:{port}", "--duration", "120"], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edge_runtime.cli",
+            "live",
+            "--config",
+            str(config),
+            "--headless",
+            "--http",
+            f"127.0.0.1:{port}",
+            "--duration",
+            "120",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -108,8 +131,10 @@ def test_healthz_answers_within_2_s_under_a_connection_flood(live):
             time.sleep(0.2)
         assert frames_rendered(base) > rendered_before
         flood_threads = threads(pid)  # after the evicted connections' threads have ended
-        print(f"\n/healthz under {HALF_SENT} half-sent requests + {UNREAD_STREAMS} unread streams: "
-              f"median {statistics.median(latencies) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms")
+        print(
+            f"\n/healthz under {HALF_SENT} half-sent requests + {UNREAD_STREAMS} unread streams: "
+            f"median {statistics.median(latencies) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms"
+        )
         print(f"threads: {threads_before} before the flood, {flood_threads} during it")
         assert max(latencies) < HEALTHZ_LIMIT_S
         assert flood_threads - threads_before <= MAX_CONNECTIONS  # one per admitted connection, capped

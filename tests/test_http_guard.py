@@ -2,6 +2,7 @@
 deadline, the connection cap, dropping viewers that stop reading, the Host check, the login
 cookie, and TLS with a certificate made here by `openssl req`. The flood test runs the real
 `sonomap live` command (see test_http_flood_cli.py)."""
+
 from __future__ import annotations
 
 import http.client
@@ -32,8 +33,12 @@ def feed(obs, stop: threading.Event, size=(720, 1280)) -> None:
     i = 0
     while not stop.is_set():
         img = rng.integers(0, 255, (*size, 3), np.uint8)
-        obs.on_frame(Frame(i, img, time.monotonic()), Prediction(np.zeros((4, 4), np.uint8),
-                     np.zeros((4, 4), np.float32), 5.0), img, {"backend": "onnxruntime-cpu"})
+        obs.on_frame(
+            Frame(i, img, time.monotonic()),
+            Prediction(np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.float32), 5.0),
+            img,
+            {"backend": "onnxruntime-cpu"},
+        )
         i += 1
         time.sleep(1 / 30)
 
@@ -54,8 +59,14 @@ def rendering():
         thread.join()
 
 
-def request(port: int, path: str = "/healthz", headers: dict | None = None, method: str = "GET",
-            body: bytes | None = None, context: ssl.SSLContext | None = None) -> http.client.HTTPResponse:
+def request(
+    port: int,
+    path: str = "/healthz",
+    headers: dict | None = None,
+    method: str = "GET",
+    body: bytes | None = None,
+    context: ssl.SSLContext | None = None,
+) -> http.client.HTTPResponse:
     cls = http.client.HTTPSConnection if context else http.client.HTTPConnection
     kwargs = {"context": context} if context else {}
     conn = cls("127.0.0.1", port, timeout=5, **kwargs)
@@ -183,9 +194,18 @@ def test_a_viewer_that_stops_reading_is_dropped_and_its_slot_freed(rendering):
         obs.close()
 
 
-@pytest.mark.parametrize("host,code", [("127.0.0.1:8080", 503), ("localhost:8080", 503), ("[::1]:8080", 503),
-                                       ("127.0.0.2", 503), ("evil.example:8080", 403), ("10.0.0.5", 403),
-                                       ("localhost.evil.example", 403)])
+@pytest.mark.parametrize(
+    "host,code",
+    [
+        ("127.0.0.1:8080", 503),
+        ("localhost:8080", 503),
+        ("[::1]:8080", 503),
+        ("127.0.0.2", 503),
+        ("evil.example:8080", 403),
+        ("10.0.0.5", 403),
+        ("localhost.evil.example", 403),
+    ],
+)
 def test_loopback_server_answers_only_loopback_host_names(host, code):
     """DNS rebinding: a hostile page whose name resolves to 127.0.0.1 still sends its own name."""
     obs = make_http_observer("127.0.0.1", 0, None)
@@ -211,11 +231,21 @@ def test_login_sets_an_httponly_session_cookie_that_opens_every_endpoint():
     try:
         page = request(obs.port, "/")
         assert page.status == 401 and b'name="token"' in page.body and b'type="password"' in page.body
-        wrong = request(obs.port, "/login", {"Content-Type": "application/x-www-form-urlencoded"}, "POST",
-                        b"token=not-the-token-0123456789")
+        wrong = request(
+            obs.port,
+            "/login",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            "POST",
+            b"token=not-the-token-0123456789",
+        )
         assert wrong.status == 401 and b"Wrong token" in wrong.body and wrong.getheader("Set-Cookie") is None
-        ok = request(obs.port, "/login", {"Content-Type": "application/x-www-form-urlencoded"}, "POST",
-                     f"token={TOKEN}".encode())
+        ok = request(
+            obs.port,
+            "/login",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            "POST",
+            f"token={TOKEN}".encode(),
+        )
         cookie = ok.getheader("Set-Cookie")
         assert ok.status == 303 and ok.getheader("Location") == "/"
         assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" not in cookie  # plain HTTP
@@ -238,9 +268,29 @@ def certificate(tmp_path_factory):
         pytest.skip("openssl not installed (apt-get install openssl)")
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run([OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            OPENSSL,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return cert, key
 
 
@@ -262,13 +312,20 @@ def test_tls_serves_https_and_marks_the_cookie_secure(certificate, rendering):
         # Connections that never start their TLS handshake hold nothing that others need.
         stalled = [socket.create_connection(("127.0.0.1", obs.port), timeout=5) for _ in range(20)]
         start = time.monotonic()
-        resp = request(obs.port, "/healthz", {"Authorization": f"Bearer {TOKEN}"}, context=client_context(cert))
+        resp = request(
+            obs.port, "/healthz", {"Authorization": f"Bearer {TOKEN}"}, context=client_context(cert)
+        )
         assert resp.status == 200 and time.monotonic() - start < 2
-        login = request(obs.port, "/login", {}, "POST", f"token={TOKEN}".encode(), context=client_context(cert))
+        login = request(
+            obs.port, "/login", {}, "POST", f"token={TOKEN}".encode(), context=client_context(cert)
+        )
         assert login.status == 303 and "; Secure" in login.getheader("Set-Cookie")
         with socket.create_connection(("127.0.0.1", obs.port), timeout=5) as plain:  # no TLS: nothing served
-            plain.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + TOKEN.encode()
-                          + b"\r\n\r\n")
+            plain.sendall(
+                b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+                + TOKEN.encode()
+                + b"\r\n\r\n"
+            )
             assert b"200 OK" not in plain.recv(4096)
     finally:
         for s in stalled:

@@ -1,5 +1,6 @@
 """`sonomap live --http ... --tls-cert --tls-key` through the real command: HTTPS with a certificate made
 here by `openssl req`, the token only over TLS, and one-line errors for a half-given or misplaced TLS pair."""
+
 from __future__ import annotations
 
 import socket
@@ -11,7 +12,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from runtime_model import dark_onnx
 from test_http_guard import certificate, client_context, needs_openssl  # noqa: F401 (certificate: a fixture)
 
@@ -40,10 +40,31 @@ def https_get(url: str, cert) -> int:
 def test_live_serves_https_with_the_given_certificate(certificate):
     cert, key = certificate
     port = free_port()
-    proc = subprocess.Popen([*SONOMAP, "live", "--source", "synthetic", "--model", str(dark_onnx()), "--headless",
-                             "--http", f"127.0.0.1:{port}", "--token", TOKEN, "--tls-cert", str(cert),
-                             "--tls-key", str(key), "--duration", "90"], cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            *SONOMAP,
+            "live",
+            "--source",
+            "synthetic",
+            "--model",
+            str(dark_onnx()),
+            "--headless",
+            "--http",
+            f"127.0.0.1:{port}",
+            "--token",
+            TOKEN,
+            "--tls-cert",
+            str(cert),
+            "--tls-key",
+            str(key),
+            "--duration",
+            "90",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         code = None
@@ -63,17 +84,27 @@ def test_live_serves_https_with_the_given_certificate(certificate):
 
 
 @needs_openssl
-@pytest.mark.parametrize("flags,message", [
-    (["--http", "127.0.0.1:0", "--tls-cert", "{cert}"], "--tls-cert and --tls-key go together"),
-    (["--tls-cert", "{cert}", "--tls-key", "{key}"], "give --http too"),
-    (["--http", "127.0.0.1:0", "--tls-cert", "/nonexistent/cert.pem", "--tls-key", "{key}"],
-     "--tls-cert /nonexistent/cert.pem: no such file"),
-])
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--http", "127.0.0.1:0", "--tls-cert", "{cert}"], "--tls-cert and --tls-key go together"),
+        (["--tls-cert", "{cert}", "--tls-key", "{key}"], "give --http too"),
+        (
+            ["--http", "127.0.0.1:0", "--tls-cert", "/nonexistent/cert.pem", "--tls-key", "{key}"],
+            "--tls-cert /nonexistent/cert.pem: no such file",
+        ),
+    ],
+)
 def test_tls_flag_errors_are_one_line(certificate, flags, message):
     cert, key = certificate
     flags = [f.format(cert=cert, key=key) for f in flags]
-    res = subprocess.run([*SONOMAP, "live", "--source", "synthetic", "--headless", "--duration", "1", *flags],
-                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [*SONOMAP, "live", "--source", "synthetic", "--headless", "--duration", "1", *flags],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 2, res.stderr[-2000:]
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith("sonomap live: error: ") and message in last and "Traceback" not in res.stderr

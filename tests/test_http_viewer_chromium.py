@@ -2,6 +2,7 @@
 
 CI needs: apt-get install -y chromium chromium-driver ; pip install selenium.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -17,14 +18,24 @@ from edge_runtime.http_server import make_http_observer
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (pip install selenium)")
-pytestmark = pytest.mark.skipif(CHROMIUM is None or DRIVER is None,
-                                reason="chromium/chromedriver not installed (apt-get install chromium chromium-driver)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None or DRIVER is None,
+    reason="chromium/chromedriver not installed (apt-get install chromium chromium-driver)",
+)
 TOKEN = "viewer-token-0123456789abcdef"
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+)
 
 
-AI = {"state": "ON", "detail": "40 ms"}   # the AI state the render loop reports (the test changes it)
+AI = {"state": "ON", "detail": "40 ms"}  # the AI state the render loop reports (the test changes it)
 
 
 def feed(obs, stop: threading.Event) -> None:
@@ -33,10 +44,13 @@ def feed(obs, stop: threading.Event) -> None:
     while not stop.is_set():
         img = np.full((240, 320, 3), 30, np.uint8)
         x = 20 + (i * 4) % 240
-        img[100:160, x:x + 60] = 255
-        obs.on_frame(Frame(i, img, time.monotonic() - 0.01),
-                     Prediction(np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.float32), 9.0),
-                     img, {"backend": "onnxruntime-cpu", "ai": dict(AI)})
+        img[100:160, x : x + 60] = 255
+        obs.on_frame(
+            Frame(i, img, time.monotonic() - 0.01),
+            Prediction(np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.float32), 9.0),
+            img,
+            {"backend": "onnxruntime-cpu", "ai": dict(AI)},
+        )
         i += 1
         time.sleep(0.05)
 
@@ -65,6 +79,7 @@ def test_viewer_shows_stream_and_stats(browser):
         browser.get(obs.url)  # no session: the login page instead of the viewer
         # Under load Chromium may return from get() before the body is rendered.
         from selenium.webdriver.support.ui import WebDriverWait
+
         WebDriverWait(browser, 10).until(lambda drv: "unauthorised" in drv.page_source)
         browser.find_element("id", "token").send_keys("wrong-" + TOKEN)
         browser.find_element("id", "login").click()
@@ -76,12 +91,15 @@ def test_viewer_shows_stream_and_stats(browser):
         assert TOKEN not in browser.current_url and "token" not in browser.current_url
         assert browser.execute_script("return document.cookie") == ""
         cookie = browser.get_cookie("sonomap_session")
-        assert cookie and cookie["httpOnly"] and cookie["sameSite"] == "Strict" and TOKEN not in cookie["value"]
+        assert (
+            cookie and cookie["httpOnly"] and cookie["sameSite"] == "Strict" and TOKEN not in cookie["value"]
+        )
         assert browser.execute_script("return document.getElementById('video').src").endswith("/stream.mjpg")
         deadline = time.time() + 15
         while time.time() < deadline:
-            natural = browser.execute_script("const v=document.getElementById('video');"
-                                             "return [v.naturalWidth, v.naturalHeight];")
+            natural = browser.execute_script(
+                "const v=document.getElementById('video');return [v.naturalWidth, v.naturalHeight];"
+            )
             fps = browser.find_element("id", "fps").text
             if natural == [320, 240] and fps not in ("-", "") and float(fps) > 5:
                 break
@@ -101,9 +119,12 @@ def test_viewer_shows_stream_and_stats(browser):
             "const v=document.getElementById('video'); const c=document.createElement('canvas');"
             "c.width=v.naturalWidth; c.height=v.naturalHeight; const g=c.getContext('2d');"
             "g.drawImage(v,0,0); const d=g.getImageData(0,100,320,60).data; let s=0;"
-            "for (let i=0;i<d.length;i+=4) s+=d[i]; return s/(d.length/4);")
+            "for (let i=0;i<d.length;i+=4) s+=d[i]; return s/(d.length/4);"
+        )
         assert 30 + 10 < png_mean < 255  # the white square is in that band, the rest is dark
-        AI.update(state="STALLED", detail="2.5 s")  # the AI hangs, frames flow on: health flips, page says why
+        AI.update(
+            state="STALLED", detail="2.5 s"
+        )  # the AI hangs, frames flow on: health flips, page says why
         deadline = time.time() + 5
         while browser.find_element("id", "health").text == "ok" and time.time() < deadline:
             time.sleep(0.3)

@@ -7,6 +7,7 @@ and probability map sent back in client mode (over the source's own connection) 
 server mode, with the input's size, spacing, matrix, timestamp and derived names, pasted
 at a sub-ROI; clear errors.
 """
+
 from __future__ import annotations
 
 import sys
@@ -15,13 +16,21 @@ import time
 import cv2
 import numpy as np
 import pytest
+from test_igtl_standin import (
+    DEVICE,
+    PROBE_TO_TRACKER,
+    SPACING_MM,
+    TRANSFORM_DEVICE,
+    PlusStandIn,
+    busi4,  # noqa: F401
+    image_matrix,
+    pyigtl,
+)
 
 from edge_runtime.errors import ConfigError, InputError, SonomapError
 from edge_runtime.frames import Frame, Prediction
 from edge_runtime.roi import Roi
 from edge_runtime.service_metrics import EVENTS
-from test_igtl_standin import (DEVICE, PROBE_TO_TRACKER, SPACING_MM, TRANSFORM_DEVICE, PlusStandIn, busi4,  # noqa: F401
-                               image_matrix, plus, pyigtl)
 
 igtl = pytest.importorskip("edge_runtime.igtl")
 
@@ -81,8 +90,11 @@ def test_latest_frame_wins_and_rgb_becomes_bgr(busi4):
             for i in range(4):
                 plus.send(plus.image_message(i))
             last_ts = time.time()
-            plus.send(pyigtl.ImageMessage(rgb[np.newaxis], ijk_to_world_matrix=image_matrix(),
-                                          timestamp=last_ts, device_name=DEVICE))
+            plus.send(
+                pyigtl.ImageMessage(
+                    rgb[np.newaxis], ijk_to_world_matrix=image_matrix(), timestamp=last_ts, device_name=DEVICE
+                )
+            )
             wait_until(lambda: source.counters.get("images", 0) == 5, "5 images")
             frame = first_frames(source, 1)[0]
     finally:
@@ -103,7 +115,7 @@ class RawMessage(pyigtl.MessageBase):
         return self._payload
 
 
-SCALAR_TYPE_OFFSET = 58 + 3   # header, then image header version (2 bytes) and components (1)
+SCALAR_TYPE_OFFSET = 58 + 3  # header, then image header version (2 bytes) and components (1)
 UNKNOWN_SCALAR_CODE = 99
 
 
@@ -167,7 +179,7 @@ def fake_prediction(frame: Frame, roi: Roi | None = None) -> Prediction:
     """A deterministic prediction from the pixels (these tests are about transport, the
     model-equality test is in test_igtl_pipeline.py)."""
     gray = frame.image[:, :, 1] if roi is None else roi.crop(frame.image)[:, :, 1]
-    prob = (gray.astype(np.float32) / 255.0)
+    prob = gray.astype(np.float32) / 255.0
     return Prediction(mask=(prob > 0.5).astype(np.uint8), prob=prob)
 
 
@@ -219,7 +231,7 @@ def test_server_mode_serves_viewers_and_pastes_a_sub_roi(plus, busi4):
         observer.close()
     assert label is not None and label.image.shape == (1, h, w)
     expected = np.zeros((h, w), np.uint8)
-    expected[roi.y:roi.y + roi.h, roi.x:roi.x + roi.w] = prediction.mask
+    expected[roi.y : roi.y + roi.h, roi.x : roi.x + roi.w] = prediction.mask
     np.testing.assert_array_equal(label.image[0], expected)
     assert label.timestamp == pytest.approx(frame.meta["igtl_timestamp"], abs=1e-5)
 
@@ -229,8 +241,13 @@ def test_frames_from_other_sources_get_an_axis_aligned_matrix_with_their_mm_scal
     try:
         image = np.zeros((20, 30, 3), np.uint8)
         frame = Frame(0, image, time.monotonic(), meta={"mm_per_pixel": 0.25})
-        messages = observer.build_messages(igtl.sink.geometry(frame), (20, 30), None,
-                                           np.ones((20, 30), np.uint8), np.zeros((20, 30), np.float32))
+        messages = observer.build_messages(
+            igtl.sink.geometry(frame),
+            (20, 30),
+            None,
+            np.ones((20, 30), np.uint8),
+            np.zeros((20, 30), np.float32),
+        )
     finally:
         observer.close()
     assert [m.device_name for m in messages] == ["Prediction", "ProbMap"]
@@ -238,13 +255,16 @@ def test_frames_from_other_sources_get_an_axis_aligned_matrix_with_their_mm_scal
     np.testing.assert_allclose(messages[0].ijk_to_world_matrix, np.diag([0.25, 0.25, 1, 1]))
 
 
-@pytest.mark.parametrize("name,tag,expected", [
-    ("Image_Reference", "Prediction", "Prediction_Reference"),
-    ("Image_Reference", "ProbMap", "ProbMap_Reference"),
-    ("ImageToReference", "Pred", "PredToReference"),
-    ("ProbeToTracker", "Pred", "Pred_ProbeToTracker"),
-    ("Image_VeryLongReferenceName", "Prediction", "Prediction_VeryLongR"),
-])
+@pytest.mark.parametrize(
+    "name,tag,expected",
+    [
+        ("Image_Reference", "Prediction", "Prediction_Reference"),
+        ("Image_Reference", "ProbMap", "ProbMap_Reference"),
+        ("ImageToReference", "Pred", "PredToReference"),
+        ("ProbeToTracker", "Pred", "Pred_ProbeToTracker"),
+        ("Image_VeryLongReferenceName", "Prediction", "Prediction_VeryLongR"),
+    ],
+)
 def test_derived_device_names_fit_the_20_byte_field(name, tag, expected):
     assert igtl.wire.derive_device_name(name, tag) == expected
 
@@ -261,8 +281,9 @@ def test_no_frame_within_timeout_is_a_clear_input_error():
         assert source.counters["connect_failures"] >= 1
 
 
-@pytest.mark.parametrize("bad", ["igtl://", "igtl://host:port", "igtl://h:1?fps=3",
-                                 "igtl://h:1?timeout=-1", "tcp://h:1"])
+@pytest.mark.parametrize(
+    "bad", ["igtl://", "igtl://host:port", "igtl://h:1?fps=3", "igtl://h:1?timeout=-1", "tcp://h:1"]
+)
 def test_bad_specs_are_config_errors(bad):
     with pytest.raises(ConfigError, match="igtl|host|port|timeout|fps"):
         igtl.parse_igtl_spec(bad)
@@ -302,15 +323,16 @@ def test_a_plain_2d_array_sender_keeps_its_layout_and_axis_spacing(busi4):
     observer = igtl.make_igtl_observer(igtl_serve="127.0.0.1:0")
     try:
         mask = (gray > 100).astype(np.uint8)
-        label = observer.build_messages(igtl.sink.geometry(frame), gray.shape, None, mask,
-                                        mask.astype(np.float32))[0]
+        label = observer.build_messages(
+            igtl.sink.geometry(frame), gray.shape, None, mask, mask.astype(np.float32)
+        )[0]
     finally:
         observer.close()
     assert label.image.shape == (*gray.shape, 1)
     np.testing.assert_array_equal(label.image[:, :, 0], mask)
 
 
-BODY_SIZE_OFFSET = 2 + 12 + 20 + 8   # header: version, type, device name, timestamp, then body size
+BODY_SIZE_OFFSET = 2 + 12 + 20 + 8  # header: version, type, device name, timestamp, then body size
 
 
 def test_a_corrupt_header_resynchronises_by_reconnecting(plus):
@@ -318,7 +340,7 @@ def test_a_corrupt_header_resynchronises_by_reconnecting(plus):
         it = iter(source)
         next(it)
         corrupt = bytearray(plus.image_message(0).pack())
-        corrupt[BODY_SIZE_OFFSET:BODY_SIZE_OFFSET + 8] = (1 << 62).to_bytes(8, "big")
+        corrupt[BODY_SIZE_OFFSET : BODY_SIZE_OFFSET + 8] = (1 << 62).to_bytes(8, "big")
         plus.send(RawMessage(bytes(corrupt)))
         wait_until(lambda: source.counters.get("disconnects", 0) == 1, "the resync disconnect")
         after = next(it)

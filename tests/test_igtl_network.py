@@ -5,6 +5,7 @@ detected and re-made, and `sonomap live` shows NO SIGNAL meanwhile, then recover
 bodies are read as they arrive (a header claiming 48 MiB costs what was really sent) and a
 body over the configured maximum drops the connection. The server side: test_igtl_serve.py.
 """
+
 from __future__ import annotations
 
 import socket
@@ -19,25 +20,27 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from edge_runtime.errors import ConfigError
 from runtime_model import dark_onnx
 from test_igtl_standin import DEVICE, image_matrix, pyigtl
+
+from edge_runtime.errors import ConfigError
 
 igtl = pytest.importorskip("edge_runtime.igtl")
 from edge_runtime.igtl.link import USER_TIMEOUT_MS, tune_socket  # noqa: E402 (after the importorskip)
 
 REPO = Path(__file__).resolve().parents[1]
 FPS = 30.0
-BODY_SIZE_OFFSET = 2 + 12 + 20 + 8   # header: version, type, device name, timestamp, then body size
+BODY_SIZE_OFFSET = 2 + 12 + 20 + 8  # header: version, type, device name, timestamp, then body size
 CLAIMED_BODY = 48 * 1024 * 1024
 MIB = 1024 * 1024
 pytestmark = pytest.mark.timeout(90)
 
 
-def image_message(rows: int = 96, cols: int = 128, value: int = 80) -> "pyigtl.ImageMessage":
+def image_message(rows: int = 96, cols: int = 128, value: int = 80) -> pyigtl.ImageMessage:
     img = np.full((1, rows, cols), value, np.uint8)
-    return pyigtl.ImageMessage(img, ijk_to_world_matrix=image_matrix(), timestamp=time.time(), device_name=DEVICE)
+    return pyigtl.ImageMessage(
+        img, ijk_to_world_matrix=image_matrix(), timestamp=time.time(), device_name=DEVICE
+    )
 
 
 class ScriptedServer:
@@ -123,10 +126,27 @@ def test_live_shows_no_signal_on_a_pulled_cable_then_recovers():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         http_port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "edge_runtime.cli", "live", "--source",
-                             f"igtl://127.0.0.1:{server.port}?device={DEVICE}", "--model", str(dark_onnx()),
-                             "--headless", "--http", f"127.0.0.1:{http_port}", "--duration", "40"], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edge_runtime.cli",
+            "live",
+            "--source",
+            f"igtl://127.0.0.1:{server.port}?device={DEVICE}",
+            "--model",
+            str(dark_onnx()),
+            "--headless",
+            "--http",
+            f"127.0.0.1:{http_port}",
+            "--duration",
+            "40",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     base = f"http://127.0.0.1:{http_port}/"
     seen = []
     try:
@@ -150,7 +170,9 @@ def test_live_shows_no_signal_on_a_pulled_cable_then_recovers():
 
 def test_a_body_is_read_as_it_arrives_never_preallocated_from_the_header():
     header = bytearray(image_message().pack()[:58])
-    header[BODY_SIZE_OFFSET:BODY_SIZE_OFFSET + 8] = CLAIMED_BODY.to_bytes(8, "big")  # under the 64 MiB limit
+    header[BODY_SIZE_OFFSET : BODY_SIZE_OFFSET + 8] = CLAIMED_BODY.to_bytes(
+        8, "big"
+    )  # under the 64 MiB limit
     arrived = threading.Event()
 
     def liar(n, sock, stop):

@@ -11,6 +11,7 @@ Model: the shipped default model when it exists, else a real ONNX graph built he
 the export contract (uint8 ``frame`` in, ``prob``/``mask`` out at input size) that marks
 hypoechoic (dark) tissue: prob = sigmoid((DARK_LEVEL - pixel) / SOFTNESS).
 """
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from cli import sonomap as run_cli
 from runtime_model import folded_manifest, save_graph_model
 from test_igtl_standin import DEVICE, FRAME_WH, SPACING_MM, PlusStandIn, busi_images, image_matrix, pyigtl
@@ -35,7 +35,7 @@ LIVE_SECONDS = 3.0
 POLL_S = 0.01
 PROC_TIMEOUT_S = 25
 DARK_BAND_ROWS = 48
-BENCH_FRAMES = 45          # 1.5 s of a 30 fps stream
+BENCH_FRAMES = 45  # 1.5 s of a 30 fps stream
 
 
 def build_dark_tissue_onnx(out_dir: Path) -> Path:
@@ -50,9 +50,11 @@ def build_dark_tissue_onnx(out_dir: Path) -> Path:
         helper.make_node("Greater", ["prob", "half"], ["hit"]),
         helper.make_node("Cast", ["hit"], ["mask"], to=TensorProto.UINT8),
     ]
-    consts = [helper.make_tensor("level", TensorProto.FLOAT, [], [DARK_LEVEL]),
-              helper.make_tensor("softness", TensorProto.FLOAT, [], [SOFTNESS]),
-              helper.make_tensor("half", TensorProto.FLOAT, [], [0.5])]
+    consts = [
+        helper.make_tensor("level", TensorProto.FLOAT, [], [DARK_LEVEL]),
+        helper.make_tensor("softness", TensorProto.FLOAT, [], [SOFTNESS]),
+        helper.make_tensor("half", TensorProto.FLOAT, [], [0.5]),
+    ]
     manifest = folded_manifest("dark-tissue-test", "threshold", FRAME_WH[1], FRAME_WH[0])
     return save_graph_model(nodes, out_dir, "dark_tissue", manifest, consts)
 
@@ -110,8 +112,9 @@ def replay_masks(tmp: Path, busi_sample: Path, model: Path) -> list[np.ndarray]:
         cv2.imwrite(str(folder / f"{i:03d}.png"), image)
     replay = sonomap("replay", folder, "--model", model, "--roi", "full", "--save-masks", tmp / "replay")
     assert replay.returncode == 0, replay.stderr
-    expected = [cv2.imread(str(tmp / "replay" / f"{i:06d}_mask.png"), cv2.IMREAD_GRAYSCALE)
-                for i in range(N_FRAMES)]
+    expected = [
+        cv2.imread(str(tmp / "replay" / f"{i:06d}_mask.png"), cv2.IMREAD_GRAYSCALE) for i in range(N_FRAMES)
+    ]
     assert all(m is not None for m in expected)
     if model != DEFAULT_MODEL:  # ours must make the comparison non-trivial
         assert any(0 < (m > 0).mean() < 1 for m in expected), "the model marks nothing or everything"
@@ -129,8 +132,11 @@ def check_labelmaps(labelmaps: list, plus: PlusStandIn, expected: list[np.ndarra
         assert msg.image.shape == (1, FRAME_WH[1], FRAME_WH[0]) and msg.image.dtype == np.uint8
         np.testing.assert_allclose(msg.ijk_to_world_matrix, image_matrix(), atol=1e-4)
         assert np.linalg.norm(msg.ijk_to_world_matrix[:3, 0]) == pytest.approx(SPACING_MM, rel=1e-5)
-        np.testing.assert_array_equal(np.where(msg.image[0] > 0, 255, 0), expected[index],
-                                      err_msg=f"labelmap of frame {index} differs from replay")
+        np.testing.assert_array_equal(
+            np.where(msg.image[0] > 0, 255, 0),
+            expected[index],
+            err_msg=f"labelmap of frame {index} differs from replay",
+        )
     assert len(seen) >= 2, "the stream's frames did not all come back"
 
 
@@ -146,10 +152,26 @@ def test_live_igtl_out_labelmaps_equal_replay_masks(tmp_path, busi_sample, frame
     expected = replay_masks(tmp_path, busi_sample, model)
     plus = PlusStandIn(frames)
     try:
-        proc = subprocess.Popen([*SONOMAP, "live", "--source", f"igtl://127.0.0.1:{plus.port}?device={DEVICE}&timeout=10",
-                                 "--igtl-out", f"127.0.0.1:{plus.port}", "--headless", "--mode", "strict",
-                                 "--duration", str(LIVE_SECONDS), "--model", str(model)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [
+                *SONOMAP,
+                "live",
+                "--source",
+                f"igtl://127.0.0.1:{plus.port}?device={DEVICE}&timeout=10",
+                "--igtl-out",
+                f"127.0.0.1:{plus.port}",
+                "--headless",
+                "--mode",
+                "strict",
+                "--duration",
+                str(LIVE_SECONDS),
+                "--model",
+                str(model),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         labelmaps = collect(plus, proc, "Prediction_Reference")
         _, err = proc.communicate(timeout=PROC_TIMEOUT_S)
     finally:
@@ -159,7 +181,9 @@ def test_live_igtl_out_labelmaps_equal_replay_masks(tmp_path, busi_sample, frame
 
 
 @pytest.mark.timeout(60)
-def test_live_igtl_serve_in_latest_mode_sends_each_mask_with_its_own_frame(tmp_path, busi_sample, frames, model):
+def test_live_igtl_serve_in_latest_mode_sends_each_mask_with_its_own_frame(
+    tmp_path, busi_sample, frames, model
+):
     """'latest' draws a mask over later frames; what goes out must still carry the
     timestamp (and geometry) of the frame the mask was computed on."""
     expected = replay_masks(tmp_path, busi_sample, model)
@@ -167,10 +191,26 @@ def test_live_igtl_serve_in_latest_mode_sends_each_mask_with_its_own_frame(tmp_p
     port = free_port()
     viewer = pyigtl.OpenIGTLinkClient(host="127.0.0.1", port=port)
     try:
-        proc = subprocess.Popen([*SONOMAP, "live", "--source", f"igtl://127.0.0.1:{plus.port}?device={DEVICE}&timeout=10",
-                                 "--igtl-serve", str(port), "--headless", "--mode", "latest",
-                                 "--duration", str(LIVE_SECONDS), "--model", str(model)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [
+                *SONOMAP,
+                "live",
+                "--source",
+                f"igtl://127.0.0.1:{plus.port}?device={DEVICE}&timeout=10",
+                "--igtl-serve",
+                str(port),
+                "--headless",
+                "--mode",
+                "latest",
+                "--duration",
+                str(LIVE_SECONDS),
+                "--model",
+                str(model),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         labelmaps = []
         while proc.poll() is None:
             msg = viewer.wait_for_message("Prediction_Reference", timeout=POLL_S)
@@ -187,8 +227,18 @@ def test_live_igtl_serve_in_latest_mode_sends_each_mask_with_its_own_frame(tmp_p
 def test_bench_reports_igtl_round_trip_latency(tmp_path, frames, model):
     plus = PlusStandIn(frames)
     try:
-        result = sonomap("bench", "--frames", BENCH_FRAMES, "--model", model, "--json", tmp_path / "bench.json",
-                         "--source", f"igtl://127.0.0.1:{plus.port}?device={DEVICE}", timeout=60)
+        result = sonomap(
+            "bench",
+            "--frames",
+            BENCH_FRAMES,
+            "--model",
+            model,
+            "--json",
+            tmp_path / "bench.json",
+            "--source",
+            f"igtl://127.0.0.1:{plus.port}?device={DEVICE}",
+            timeout=60,
+        )
     finally:
         plus.stop()
     assert result.returncode == 0, result.stderr

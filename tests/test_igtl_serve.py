@@ -1,6 +1,7 @@
 """`--igtl-serve` on the network, with real sockets on loopback: it binds loopback by default,
 refuses peers outside its allow-list and beyond its viewer cap, and a viewer that stops reading
 never slows another (each has its own bounded outbox)."""
+
 from __future__ import annotations
 
 import re
@@ -12,17 +13,17 @@ import time
 from pathlib import Path
 
 import pytest
-
-from edge_runtime.errors import ConfigError
 from test_igtl_network import FPS, image_message
 from test_igtl_standin import pyigtl
+
+from edge_runtime.errors import ConfigError
 
 igtl = pytest.importorskip("edge_runtime.igtl")
 from edge_runtime.igtl.wire import read_message  # noqa: E402 (after the importorskip)
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(90)
-SEND_NEVER_WAITS_S = 0.25         # a blocking send would wait out the stalled viewer's 2 s deadline
+SEND_NEVER_WAITS_S = 0.25  # a blocking send would wait out the stalled viewer's 2 s deadline
 
 
 class Packed:
@@ -33,6 +34,7 @@ class Packed:
 
     def pack(self) -> bytes:
         return self.payload
+
 
 def closed_by_server(sock: socket.socket, within: float = 3.0) -> bool:
     sock.settimeout(within)
@@ -134,11 +136,43 @@ def test_a_viewer_that_stops_reading_never_delays_another():
 
 
 def test_cli_refuses_to_serve_beyond_loopback_without_an_allow_list():
-    res = subprocess.run([sys.executable, "-m", "edge_runtime.cli", "live", "--source", "synthetic", "--headless",
-                          "--duration", "1", "--igtl-serve", "0.0.0.0:0"], cwd=REPO, capture_output=True,
-                         text=True, timeout=120)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge_runtime.cli",
+            "live",
+            "--source",
+            "synthetic",
+            "--headless",
+            "--duration",
+            "1",
+            "--igtl-serve",
+            "0.0.0.0:0",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 2 and re.search(r"error: --igtl-serve 0\.0\.0\.0:0: .*--igtl-allow", res.stderr)
-    res = subprocess.run([sys.executable, "-m", "edge_runtime.cli", "live", "--source", "synthetic", "--headless",
-                          "--duration", "1", "--igtl-allow", "10.0.0.0/8"], cwd=REPO, capture_output=True,
-                         text=True, timeout=120)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge_runtime.cli",
+            "live",
+            "--source",
+            "synthetic",
+            "--headless",
+            "--duration",
+            "1",
+            "--igtl-allow",
+            "10.0.0.0/8",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 2 and "give --igtl-serve too" in res.stderr

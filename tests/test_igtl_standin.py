@@ -6,6 +6,7 @@ uint8 gray, known spacing and IJK-to-world matrix) plus a ``ProbeToTracker`` TRA
 at 30 fps while a client is connected, as PLUS does. It records what it sent
 (timestamp -> image index), so a test can tell which image a returned labelmap is for.
 """
+
 from __future__ import annotations
 
 import signal
@@ -25,11 +26,12 @@ SPACING_MM = 0.12
 ORIGIN_MM = (10.0, -20.0, 5.0)
 FPS = 30.0
 N_IMAGES = 4
-FRAME_WH = (384, 288)      # small, so tests stay fast on 2 cores
+FRAME_WH = (384, 288)  # small, so tests stay fast on 2 cores
 CONNECT_TIMEOUT_S = 5.0
-TIMESTAMP_TOL_S = 1e-5     # OpenIGTLink timestamps are 32.32 fixed point; floats lose a few us
-PROBE_TO_TRACKER = np.array([[0.0, -1.0, 0.0, 12.5], [1.0, 0.0, 0.0, -3.0],
-                             [0.0, 0.0, 1.0, 40.0], [0.0, 0.0, 0.0, 1.0]], np.float32)
+TIMESTAMP_TOL_S = 1e-5  # OpenIGTLink timestamps are 32.32 fixed point; floats lose a few us
+PROBE_TO_TRACKER = np.array(
+    [[0.0, -1.0, 0.0, 12.5], [1.0, 0.0, 0.0, -3.0], [0.0, 0.0, 1.0, 40.0], [0.0, 0.0, 0.0, 1.0]], np.float32
+)
 
 
 def image_matrix(spacing: float = SPACING_MM) -> np.ndarray:
@@ -42,9 +44,13 @@ def busi_images(busi_dir: Path, n: int = N_IMAGES) -> list[tuple[str, np.ndarray
     """The first ``n`` BUSI sample images, resized to one scanner frame size: a PLUS
     stream keeps its geometry from frame to frame (the runtime picks its ROI once)."""
     # Malignant first: a trained model should mark something in the streamed frames.
-    files = sorted((busi_dir / "images").glob("*.png"), key=lambda f: (not f.name.startswith("malignant"), f.name))[:n]
-    return [(f.name, cv2.resize(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), FRAME_WH, interpolation=cv2.INTER_AREA))
-            for f in files]
+    files = sorted(
+        (busi_dir / "images").glob("*.png"), key=lambda f: (not f.name.startswith("malignant"), f.name)
+    )[:n]
+    return [
+        (f.name, cv2.resize(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), FRAME_WH, interpolation=cv2.INTER_AREA))
+        for f in files
+    ]
 
 
 class PlusStandIn:
@@ -64,10 +70,14 @@ class PlusStandIn:
         if self._thread:
             self._thread.start()
 
-    def image_message(self, index: int, timestamp: float | None = None) -> "pyigtl.ImageMessage":
+    def image_message(self, index: int, timestamp: float | None = None) -> pyigtl.ImageMessage:
         ts = time.time() if timestamp is None else timestamp
-        msg = pyigtl.ImageMessage(self.images[index % len(self.images)][np.newaxis],
-                                  ijk_to_world_matrix=image_matrix(), timestamp=ts, device_name=DEVICE)
+        msg = pyigtl.ImageMessage(
+            self.images[index % len(self.images)][np.newaxis],
+            ijk_to_world_matrix=image_matrix(),
+            timestamp=ts,
+            device_name=DEVICE,
+        )
         self.sent[ts] = index % len(self.images)
         return msg
 
@@ -94,8 +104,10 @@ class PlusStandIn:
                 self._stop.wait(self.period)
                 continue
             ts = time.time()
-            self.send(pyigtl.TransformMessage(PROBE_TO_TRACKER, timestamp=ts, device_name=TRANSFORM_DEVICE),
-                      self.image_message(index, ts))
+            self.send(
+                pyigtl.TransformMessage(PROBE_TO_TRACKER, timestamp=ts, device_name=TRANSFORM_DEVICE),
+                self.image_message(index, ts),
+            )
             index += 1
             self._stop.wait(self.period)
 

@@ -1,4 +1,5 @@
 """Live mode against the synthetic 30 fps source, and the fail-safe (throw, NaN, lag)."""
+
 from __future__ import annotations
 
 import shutil
@@ -6,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+from runtime_model import dark_onnx
 
 from edge_runtime.backends.onnxruntime import OnnxRuntimeBackend
 from edge_runtime.config import build_config
@@ -13,11 +15,10 @@ from edge_runtime.frames import Observer
 from edge_runtime.manifest import load_manifest
 from edge_runtime.overlay import BANNER_BGR
 from edge_runtime.pipeline import Pipeline
-from runtime_model import dark_onnx
 
 SCREEN = {"width": 640, "height": 360}
 BANNER_ROWS = 60  # the fault banner's band at the top of the ROI
-HUD_ROWS = 60     # the HUD and legend's band at the bottom
+HUD_ROWS = 60  # the HUD and legend's band at the bottom
 
 
 class Collect(Observer):
@@ -51,8 +52,11 @@ class FaultyBackend(OnnxRuntimeBackend):
 
 
 def live_config(**sections):
-    data = {"source": {"input": "synthetic", "fps": 30, **SCREEN}, "inference": {"model": str(dark_onnx())},
-            "live": {"duration_s": 2.0}}
+    data = {
+        "source": {"input": "synthetic", "fps": 30, **SCREEN},
+        "inference": {"model": str(dark_onnx())},
+        "live": {"duration_s": 2.0},
+    }
     for key, value in sections.items():
         data.setdefault(key, {}).update(value)
     return build_config(data)
@@ -77,7 +81,16 @@ def test_live_latest_mode_shows_every_captured_frame_with_newest_mask():
     assert lat["capture_to_display"]["n"] == len(shown) and lat["mask_age"]["p99"] > 0
     assert summary["inferred"] >= 3 and summary["errors"] == 0
     stats = pipeline.stats()
-    assert {"frames", "fps", "latency_ms", "drops", "errors", "backend", "last_frame_monotonic", "state"} <= set(stats)
+    assert {
+        "frames",
+        "fps",
+        "latency_ms",
+        "drops",
+        "errors",
+        "backend",
+        "last_frame_monotonic",
+        "state",
+    } <= set(stats)
 
 
 def test_live_strict_mode_draws_only_a_frames_own_mask():
@@ -93,20 +106,25 @@ def test_failsafe_backend_that_throws_gives_passthrough_banner_and_recovers(busi
     folder.mkdir()
     for i, src in enumerate(sorted((busi_sample / "images").glob("malignant_0*.png"))[:8]):
         shutil.copy(src, folder / f"{i:02d}.png")
-    config = build_config({"source": {"input": str(folder)}, "roi": {"rect": "full"},
-                           "inference": {"model": str(dark_onnx()), "retry_after_s": 0.0}})
+    config = build_config(
+        {
+            "source": {"input": str(folder)},
+            "roi": {"rect": "full"},
+            "inference": {"model": str(dark_onnx()), "retry_after_s": 0.0},
+        }
+    )
     collect = Collect()
     summary = Pipeline(config, observers=[collect], backend=FaultyBackend(dark_onnx(), raise_on={3, 4})).run()
-    assert summary["frames"] == 8 and summary["errors"] == 2          # every frame still rendered
+    assert summary["frames"] == 8 and summary["errors"] == 2  # every frame still rendered
     predictions = [p for _, p, _, _ in collect.items]
-    assert predictions[2] is None and predictions[3] is None           # passthrough on faults
+    assert predictions[2] is None and predictions[3] is None  # passthrough on faults
     assert all(p is not None for i, p in enumerate(predictions) if i not in (2, 3))  # recovered by itself
     for i in (2, 3):
         frame, _, image, _ = collect.items[i]
         h, w = frame.image.shape[:2]
         assert banner_colour(image, (0, 0, w, h)) == BANNER_BGR["error"]
-        between = slice(BANNER_ROWS, h - HUD_ROWS)                      # below the banner, above the HUD
-        assert np.array_equal(image[between], frame.image[between])     # exactly the raw ultrasound: no overlay
+        between = slice(BANNER_ROWS, h - HUD_ROWS)  # below the banner, above the HUD
+        assert np.array_equal(image[between], frame.image[between])  # exactly the raw ultrasound: no overlay
     overlaid = [i for i, p in enumerate(predictions) if p is not None and p.mask.any()]
     assert overlaid  # ...while a frame with a mask differs there, so the check above can fail
     for i in overlaid:
@@ -120,11 +138,12 @@ def test_failsafe_backend_that_throws_gives_passthrough_banner_and_recovers(busi
 
 def test_failsafe_nan_output_keeps_live_video_running_with_banner():
     collect = Collect(keep_images=5)
-    config = live_config(inference={"model": str(dark_onnx(nan=True)), "retry_after_s": 0.05},
-                         live={"duration_s": 1.5})
+    config = live_config(
+        inference={"model": str(dark_onnx(nan=True)), "retry_after_s": 0.05}, live={"duration_s": 1.5}
+    )
     summary = Pipeline(config, observers=[collect]).run()
     assert summary["errors"] >= 1 and summary["inferred"] == 0
-    assert len(collect.items) >= 10                                    # raw video kept flowing
+    assert len(collect.items) >= 10  # raw video kept flowing
     assert all(p is None for _, p, _, _ in collect.items)
     roi = summary["roi"]
     images = [img for _, _, img, _ in collect.items if img is not None]
@@ -136,7 +155,7 @@ def test_live_backend_falling_behind_fades_mask_with_banner_but_video_flows():
     slow = FaultyBackend(dark_onnx(), delay_s=0.6)
     config = live_config(live={"duration_s": 2.5, "stale_ms": 100, "fade_ms": 100})
     summary = Pipeline(config, observers=[collect], backend=slow).run()
-    assert slow.calls <= 6 and len(collect.items) >= 3 * slow.calls   # display did not wait for the AI
+    assert slow.calls <= 6 and len(collect.items) >= 3 * slow.calls  # display did not wait for the AI
     roi = summary["roi"]
     colours = [banner_colour(img, roi) for _, p, img, _ in collect.items if p is not None]
     assert BANNER_BGR["warning"] in colours
@@ -159,10 +178,12 @@ def test_stop_from_another_thread_finalises_the_recording(tmp_path):
 
     out = tmp_path / "rec.mp4"
     collect = Collect(keep_images=0)
-    pipeline = Pipeline(live_config(live={"duration_s": None}, sinks={"video": str(out)}), observers=[collect])
-    threading.Timer(1.5, pipeline.stop).start()            # what SIGTERM's handler does
+    pipeline = Pipeline(
+        live_config(live={"duration_s": None}, sinks={"video": str(out)}), observers=[collect]
+    )
+    threading.Timer(1.5, pipeline.stop).start()  # what SIGTERM's handler does
     summary = pipeline.run()
     assert summary["state"] == "stopped" and collect.closed
     with av.open(str(out)) as c:
         frames = sum(1 for _ in c.decode(c.streams.video[0]))
-    assert frames + summary["sink_drops"] == summary["frames"] >= 10   # every shown frame recorded or counted
+    assert frames + summary["sink_drops"] == summary["frames"] >= 10  # every shown frame recorded or counted

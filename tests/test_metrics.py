@@ -1,4 +1,5 @@
 """Metrics agree with scikit-learn to 1e-6, per image and pooled, incl. ignore and empty masks."""
+
 from __future__ import annotations
 
 import math
@@ -59,9 +60,9 @@ def test_per_image_scores_match_sklearn(kind):
 def test_pooled_scores_match_sklearn_on_concatenated_pixels():
     rng = np.random.default_rng(7)
     cases = [_random_case(rng, k) for k in ("random", "empty_truth", "random", "both_empty")]
-    counts = [confusion_counts(p, l) for p, l in cases]
+    counts = [confusion_counts(p, t) for p, t in cases]
     pred = np.concatenate([p.ravel() for p, _ in cases])
-    label = np.concatenate([l.ravel() for _, l in cases])
+    label = np.concatenate([t.ravel() for _, t in cases])
     ours, ref = scores(pooled(counts)), _sk(pred, label)
     for name, value in ref.items():
         assert _close(ours[name], float(value)), name

@@ -1,15 +1,16 @@
 """Overlay stage: colour/alpha maths, contour, legend, HUD, banners, EMA smoothing and flicker."""
+
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import pytest
+from runtime_model import dark_onnx
 
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import load_manifest
 from edge_runtime.overlay import BANNER_BGR, Overlay
 from edge_runtime.roi import Roi
-from runtime_model import dark_onnx
 
 ROI = Roi(20, 40, 200, 120)
 
@@ -42,20 +43,25 @@ def test_translucent_class_colour_inside_mask_only(manifest, screen):
     assert np.abs(out[inside].astype(float) - expected).max() <= 1.0
     outside = disc_mask() == 0
     assert np.array_equal(ROI.crop(out)[outside], ROI.crop(screen)[outside])
-    assert np.array_equal(out[:ROI.y], screen[:ROI.y])               # nothing outside the ROI
+    assert np.array_equal(out[: ROI.y], screen[: ROI.y])  # nothing outside the ROI
     assert not np.shares_memory(out, screen)
 
 
 def test_contour_legend_hud_and_banner(manifest, screen):
     overlay = Overlay.from_config(manifest, {"alpha": 0.0, "classes": {"cancer": {"color": [0, 255, 0]}}})
-    out = overlay.render(screen, ROI, disc_mask(), hud={"fps": 29.9, "latency_ms": 41, "backend": "onnxruntime cpu"},
-                         banners=[("warning", "AI LAGGING")])
-    edge = ROI.crop(out)[60, 100 + 30]                               # on the disc's rim
+    out = overlay.render(
+        screen,
+        ROI,
+        disc_mask(),
+        hud={"fps": 29.9, "latency_ms": 41, "backend": "onnxruntime cpu"},
+        banners=[("warning", "AI LAGGING")],
+    )
+    edge = ROI.crop(out)[60, 100 + 30]  # on the disc's rim
     assert tuple(int(v) for v in edge) == (0, 255, 0)
-    legend = ROI.crop(out)[ROI.h - 8 - 8, 8 + 8]                     # legend swatch, bottom-left
+    legend = ROI.crop(out)[ROI.h - 8 - 8, 8 + 8]  # legend swatch, bottom-left
     assert tuple(int(v) for v in legend) == (0, 255, 0)
     assert tuple(int(v) for v in ROI.crop(out)[3, ROI.w - 4]) == BANNER_BGR["warning"]
-    hud_band = out[ROI.y - 30:ROI.y, ROI.x:ROI.x + ROI.w]           # HUD text sits above the ROI
+    hud_band = out[ROI.y - 30 : ROI.y, ROI.x : ROI.x + ROI.w]  # HUD text sits above the ROI
     assert (hud_band > 200).any()
 
 
@@ -101,23 +107,26 @@ def test_yuv_render_matches_bgr_render(manifest, screen):
     4:2:0 round trip the encoder applies to BGR output), and nothing off the ROI changes."""
     overlay = Overlay.from_config(manifest, {})
     hud, banners = {"fps": 29.9, "latency_ms": 41, "backend": "onnxruntime cpu"}, [("warning", "AI LAGGING")]
-    reference = cv2.cvtColor(_i420(overlay.render(screen, ROI, disc_mask(), hud=hud, banners=banners)),
-                             cv2.COLOR_YUV2BGR_I420)
+    reference = cv2.cvtColor(
+        _i420(overlay.render(screen, ROI, disc_mask(), hud=hud, banners=banners)), cv2.COLOR_YUV2BGR_I420
+    )
     i420 = _i420(screen)
     raw = cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
     out = overlay.render_i420(i420, ROI, disc_mask(), hud=hud, banners=banners)
-    assert out is i420                                                 # drawn in place: no frame copy
+    assert out is i420  # drawn in place: no frame copy
     got = cv2.cvtColor(out, cv2.COLOR_YUV2BGR_I420)
     diff = np.abs(got.astype(int) - reference)
-    assert diff.mean() < 1.0 and np.percentile(diff, 99) <= 40        # only chroma edges differ a little
+    assert diff.mean() < 1.0 and np.percentile(diff, 99) <= 40  # only chroma edges differ a little
     inside = (ROI.y + 60, ROI.x + 100)
-    assert int(got[inside][2]) - int(got[inside][1]) > int(raw[inside][2]) - int(raw[inside][1]) + 40  # red tint
+    assert (
+        int(got[inside][2]) - int(got[inside][1]) > int(raw[inside][2]) - int(raw[inside][1]) + 40
+    )  # red tint
     rim = ROI.crop(got)[60, 100 + 30].astype(int)
-    assert rim[2] > 200 and rim[1] < 90                                # saturated red contour
+    assert rim[2] > 200 and rim[1] < 90  # saturated red contour
     ys, _ = np.nonzero(np.abs(got.astype(int) - raw).max(axis=2) > 3)
-    assert ys.min() >= ROI.y - 40                                      # the HUD band above the ROI
-    assert np.array_equal(got[ROI.y + ROI.h:], raw[ROI.y + ROI.h:])   # nothing below or beside the ROI
-    assert np.array_equal(got[ROI.y:, :ROI.x], raw[ROI.y:, :ROI.x])
+    assert ys.min() >= ROI.y - 40  # the HUD band above the ROI
+    assert np.array_equal(got[ROI.y + ROI.h :], raw[ROI.y + ROI.h :])  # nothing below or beside the ROI
+    assert np.array_equal(got[ROI.y :, : ROI.x], raw[ROI.y :, : ROI.x])
 
 
 def test_yuv_gray_roi_equals_bgr_gray(screen):
@@ -136,5 +145,5 @@ def test_yuv_frame_converts_to_bgr_only_when_asked(screen):
 
     frame = YuvFrame(0, _i420(screen), 0.0)
     assert frame_shape(frame) == screen.shape[:2] and frame._bgr is None
-    assert frame.image.shape == screen.shape and frame.image is frame.image   # converted once, cached
+    assert frame.image.shape == screen.shape and frame.image is frame.image  # converted once, cached
     assert np.abs(frame.image.astype(int) - screen).mean() < 2

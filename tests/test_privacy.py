@@ -6,6 +6,7 @@ credentials in the URL); no output may carry the line: its box is blank in the o
 recordings, the replay output, the mask dumps, the viewer's snapshot and MJPEG stream. A DICOM cine
 with identifiers (in its file name too) leaves none in logs, errors or outputs.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,6 +24,9 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from cli import sonomap
+from rtsp_server import RtspServer
+from runtime_model import dark_onnx
 
 from edge_runtime.config import build_config
 from edge_runtime.deidentify import blank_rects
@@ -31,29 +35,26 @@ from edge_runtime.frames import Observer
 from edge_runtime.resilient import ResilientSource
 from edge_runtime.roi import Roi
 from edge_runtime.synthetic import ScreenSimulator, default_image
-from cli import sonomap
-from rtsp_server import RtspServer
-from runtime_model import dark_onnx
 
 PATIENT_LINE = "DOE^JANINE  ID MRN-4711-0815  DOB 1970-01-01"
 SCREEN_1080P = (1920, 1080)
-ROI_1080P = (360, 150, 1200, 840)           # ScreenSimulator's image window at 1080p
-DEPTH_SCALE_BOX = [1590, 140, 80, 860]      # the simulated depth scale, right of the image
-INITIALS_BOX = [400, 200, 120, 60]          # inside the image: "scanners print initials there"
-BLANK_MAX = 16                               # blank after H.264/JPEG: black within coding noise
-TEXT_MIN = 120                               # the burned-in text is drawn at grey level 200
+ROI_1080P = (360, 150, 1200, 840)  # ScreenSimulator's image window at 1080p
+DEPTH_SCALE_BOX = [1590, 140, 80, 860]  # the simulated depth scale, right of the image
+INITIALS_BOX = [400, 200, 120, 60]  # inside the image: "scanners print initials there"
+BLANK_MAX = 16  # blank after H.264/JPEG: black within coding noise
+TEXT_MIN = 120  # the burned-in text is drawn at grey level 200
 SECRET_USER, SECRET_PASSWORD = "alice", "s3cretpw"
 CLIP_FRAMES = 10
 
 
 def box(image: np.ndarray, b) -> np.ndarray:
     x, y, w, h = b
-    return image[y:y + h, x:x + w]
+    return image[y : y + h, x : x + w]
 
 
 def inner(image: np.ndarray, b, margin: int = 3) -> np.ndarray:
     x, y, w, h = b
-    return image[y + margin:y + h - margin, x + margin:x + w - margin]
+    return image[y + margin : y + h - margin, x + margin : x + w - margin]
 
 
 def decode(path: Path) -> list[np.ndarray]:
@@ -80,6 +81,7 @@ def patient_clip(tmp_path_factory) -> tuple[Path, dict]:
 
 # --- the blanking itself -------------------------------------------------------------------------
 
+
 def test_blank_rects_cover_everything_but_roi_and_kept_boxes():
     shape, roi = (100, 200), Roi(50, 20, 100, 60)
     keep, blank = [(160, 10, 20, 80)], [(60, 30, 10, 10), (170, 50, 5, 5)]
@@ -89,16 +91,21 @@ def test_blank_rects_cover_everything_but_roi_and_kept_boxes():
     expected = np.zeros(shape, bool)
     expected[20:80, 50:150] = True
     expected[10:90, 160:180] = True
-    expected[30:40, 60:70] = False          # a blank box inside the ROI
-    expected[50:55, 170:175] = False        # blank wins over keep
+    expected[30:40, 60:70] = False  # a blank box inside the ROI
+    expected[50:55, 170:175] = False  # blank wins over keep
     assert np.array_equal(kept, expected)
 
 
-@pytest.mark.parametrize("section, key", [({"blank": [[1, 2, 3]]}, "privacy.blank"),
-                                          ({"keep": [[0, 0, 0, 5]]}, "privacy.keep"),
-                                          ({"keep": "depth scale"}, "privacy.keep"),
-                                          ({"deidentify": "no"}, "privacy.deidentify"),
-                                          ({"blanc": []}, "privacy.blanc")])
+@pytest.mark.parametrize(
+    "section, key",
+    [
+        ({"blank": [[1, 2, 3]]}, "privacy.blank"),
+        ({"keep": [[0, 0, 0, 5]]}, "privacy.keep"),
+        ({"keep": "depth scale"}, "privacy.keep"),
+        ({"deidentify": "no"}, "privacy.deidentify"),
+        ({"blanc": []}, "privacy.blanc"),
+    ],
+)
 def test_privacy_config_errors_name_the_key(section, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as err:
         build_config({"privacy": section})
@@ -113,13 +120,28 @@ def test_sink_config_errors_name_the_key():
 
 # --- replay through the CLI ----------------------------------------------------------------------
 
+
 def test_replay_outputs_carry_only_the_ultrasound_area_and_the_hud(patient_clip, tmp_path):
     clip, info = patient_clip
     config = tmp_path / "privacy.yaml"
     config.write_text(yaml.safe_dump({"privacy": {"keep": [DEPTH_SCALE_BOX], "blank": [INITIALS_BOX]}}))
     out, raw, masks = tmp_path / "out.mp4", tmp_path / "raw.mp4", tmp_path / "masks"
-    res = sonomap("replay", clip, "--config", config, "--model", dark_onnx(), "--out", out, "--record-raw", raw,
-                  "--save-masks", masks, "--summary", tmp_path / "s.json")
+    res = sonomap(
+        "replay",
+        clip,
+        "--config",
+        config,
+        "--model",
+        dark_onnx(),
+        "--out",
+        out,
+        "--record-raw",
+        raw,
+        "--save-masks",
+        masks,
+        "--summary",
+        tmp_path / "s.json",
+    )
     assert "privacy.deidentify is false" not in res.stderr
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["deidentified"] is True
@@ -128,17 +150,21 @@ def test_replay_outputs_carry_only_the_ultrasound_area_and_the_hud(patient_clip,
     x, y, w, h = ROI_1080P
     for frames in (rendered, recorded):
         for frame in frames[::3]:
-            assert box(frame, info["patient_box"]).max() <= BLANK_MAX           # the patient line is gone
-            assert box(frame, [0, 0, SCREEN_1080P[0], 60]).max() <= BLANK_MAX   # and the rest of the header
-            assert inner(frame, INITIALS_BOX).max() <= BLANK_MAX                # blanked inside the image too,
+            assert box(frame, info["patient_box"]).max() <= BLANK_MAX  # the patient line is gone
+            assert box(frame, [0, 0, SCREEN_1080P[0], 60]).max() <= BLANK_MAX  # and the rest of the header
+            assert inner(frame, INITIALS_BOX).max() <= BLANK_MAX  # blanked inside the image too,
             # with no overlay there (a black box is no tissue); a contour next to it may touch its edge
-            assert box(frame, DEPTH_SCALE_BOX).max() > TEXT_MIN                 # the kept depth scale stays
+            assert box(frame, DEPTH_SCALE_BOX).max() > TEXT_MIN  # the kept depth scale stays
     assert box(recorded[4], (x + 200, y + 200, 400, 300)).mean() == pytest.approx(
-        box(source[4], (x + 200, y + 200, 400, 300)).mean(), abs=3)              # the image itself is intact
-    assert box(rendered[4], (x + w - 300, y - 30, 300, 25)).max() > 200        # sonomap's HUD, above the image
-    frame_png = cv2.imread(str(sorted(masks.glob("*_frame.png"))[0]))          # mask dumps: the blanked ROI
-    (rx, ry, rw, rh), (ix, iy, iw, ih) = summary["roi"], INITIALS_BOX    # auto-detected: within a pixel
-    assert frame_png.shape[:2] == (rh, rw) and frame_png[iy - ry:iy - ry + ih, ix - rx:ix - rx + iw].max() == 0
+        box(source[4], (x + 200, y + 200, 400, 300)).mean(), abs=3
+    )  # the image itself is intact
+    assert box(rendered[4], (x + w - 300, y - 30, 300, 25)).max() > 200  # sonomap's HUD, above the image
+    frame_png = cv2.imread(str(sorted(masks.glob("*_frame.png"))[0]))  # mask dumps: the blanked ROI
+    (rx, ry, rw, rh), (ix, iy, iw, ih) = summary["roi"], INITIALS_BOX  # auto-detected: within a pixel
+    assert (
+        frame_png.shape[:2] == (rh, rw)
+        and frame_png[iy - ry : iy - ry + ih, ix - rx : ix - rx + iw].max() == 0
+    )
 
 
 def test_opt_out_keeps_the_whole_screen_and_warns_each_start(patient_clip, tmp_path):
@@ -147,7 +173,9 @@ def test_opt_out_keeps_the_whole_screen_and_warns_each_start(patient_clip, tmp_p
     config.write_text(yaml.safe_dump({"privacy": {"deidentify": False}}))
     out = tmp_path / "out.mp4"
     for _ in range(2):
-        res = sonomap("replay", clip, "--config", config, "--model", dark_onnx(), "--out", out, "--max-frames", 2)
+        res = sonomap(
+            "replay", clip, "--config", config, "--model", dark_onnx(), "--out", out, "--max-frames", 2
+        )
         assert res.stderr.count("privacy.deidentify is false") == 1
     assert box(decode(out)[1], info["patient_box"]).max() > TEXT_MIN
 
@@ -160,6 +188,7 @@ def test_bad_privacy_config_is_a_one_line_cli_error(patient_clip, tmp_path):
 
 
 # --- live through the CLI: RTSP with credentials, recordings, viewer, snapshot ---------------------
+
 
 def _get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
     try:
@@ -187,12 +216,34 @@ def test_live_outputs_viewer_and_logs_carry_no_patient_line_or_credentials(tmp_p
     rec, raw, summary = tmp_path / "rec" / "live.mp4", tmp_path / "rec" / "raw.mp4", tmp_path / "s.json"
     with RtspServer(frames, 15) as url:
         secret_url = url.replace("rtsp://", f"rtsp://{SECRET_USER}:{SECRET_PASSWORD}@")
-        proc = subprocess.Popen([sys.executable, "-m", "edge_runtime.cli", "-v", "live", "--source", secret_url,
-                                 "--headless", "--model", str(dark_onnx()), "--record", str(rec), "--record-raw",
-                                 str(raw), "--http", f"127.0.0.1:{port}", "--summary", str(summary),
-                                 "--duration", "90"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "NOTIFY_SOCKET": ""})
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "edge_runtime.cli",
+                "-v",
+                "live",
+                "--source",
+                secret_url,
+                "--headless",
+                "--model",
+                str(dark_onnx()),
+                "--record",
+                str(rec),
+                "--record-raw",
+                str(raw),
+                "--http",
+                f"127.0.0.1:{port}",
+                "--summary",
+                str(summary),
+                "--duration",
+                "90",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "NOTIFY_SOCKET": ""},
+        )
         try:
             deadline = time.monotonic() + 60
             while _get_status(f"http://127.0.0.1:{port}/healthz") != 200:
@@ -203,7 +254,10 @@ def test_live_outputs_viewer_and_logs_carry_no_patient_line_or_credentials(tmp_p
             assert status == 200
             snapshot = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
             streamed = _first_mjpeg_frame(f"http://127.0.0.1:{port}/stream.mjpg")
-            texts = [_get(f"http://127.0.0.1:{port}{p}")[1].decode() for p in ("/metrics", "/stats.json", "/healthz")]
+            texts = [
+                _get(f"http://127.0.0.1:{port}{p}")[1].decode()
+                for p in ("/metrics", "/stats.json", "/healthz")
+            ]
         except BaseException:
             proc.kill()
             raise
@@ -220,10 +274,15 @@ def test_live_outputs_viewer_and_logs_carry_no_patient_line_or_credentials(tmp_p
     texts += [out, err, summary.read_text()]
     for text in texts:
         assert SECRET_PASSWORD not in text and SECRET_USER not in text
-    for image in (snapshot, streamed, *decode(rec)[2:14:5], *decode(raw)[2:14:5]):  # before the stream stopped
+    for image in (
+        snapshot,
+        streamed,
+        *decode(rec)[2:14:5],
+        *decode(raw)[2:14:5],
+    ):  # before the stream stopped
         assert image.shape[:2] == (SCREEN_1080P[1], SCREEN_1080P[0])
         assert box(image, sim.patient_box).max() <= BLANK_MAX
-        assert box(image, (400, 300, 600, 400)).mean() > 40                        # the ultrasound is there
+        assert box(image, (400, 300, 600, 400)).mean() > 40  # the ultrasound is there
     assert box(snapshot, (ROI_1080P[0] + ROI_1080P[2] - 300, ROI_1080P[1] - 30, 300, 25)).max() > 200  # HUD
 
 
@@ -241,6 +300,7 @@ def test_no_signal_screen_and_its_log_line_never_show_stream_credentials():
         raise InputError(f"{url}: unreadable video (Connection refused: '{url}')")
 
     from edge_runtime.resilient import for_config
+
     source = for_config(build_config({"source": {"input": url}}))
     assert SECRET_PASSWORD not in source.name and SECRET_USER not in source.name
     lost = ResilientSource(refuse, source.name, sleep=lambda s: None)
@@ -253,8 +313,13 @@ def test_no_signal_screen_and_its_log_line_never_show_stream_credentials():
 
 # --- DICOM identifiers ---------------------------------------------------------------------------
 
-PATIENT = {"PatientName": "Sorensen^Ingrid", "PatientID": "PID-90210-77", "PatientBirthDate": "19640229",
-           "AccessionNumber": "ACC-5550123", "InstitutionName": "Mercy General Hospital"}
+PATIENT = {
+    "PatientName": "Sorensen^Ingrid",
+    "PatientID": "PID-90210-77",
+    "PatientBirthDate": "19640229",
+    "AccessionNumber": "ACC-5550123",
+    "InstitutionName": "Mercy General Hospital",
+}
 
 
 def _identified_dicom(folder: Path, bits: int = 8) -> Path:
@@ -285,8 +350,21 @@ def _assert_no_identifiers(texts: list[str]) -> None:
 def test_dicom_identifiers_are_redacted_from_logs_errors_and_outputs(tmp_path):
     path = _identified_dicom(tmp_path)
     out = tmp_path / "out"
-    res = sonomap("-v", "replay", path, "--model", dark_onnx(), "--max-frames", 6, "--out", out / "o.mp4",
-                  "--summary", out / "s.json", "--save-masks", out / "masks")
+    res = sonomap(
+        "-v",
+        "replay",
+        path,
+        "--model",
+        dark_onnx(),
+        "--max-frames",
+        6,
+        "--out",
+        out / "o.mp4",
+        "--summary",
+        out / "s.json",
+        "--save-masks",
+        out / "masks",
+    )
     assert "DICOM cine" in res.stderr and "[REDACTED]" in res.stderr  # the file was logged, redacted
     texts = [res.stdout, res.stderr, (out / "s.json").read_text()]
     with av.open(str(out / "o.mp4")) as c:
@@ -307,15 +385,28 @@ def test_register_redacts_the_identifiers_of_the_dicom_it_reads(tmp_path):
     path = _identified_dicom(tmp_path)
     cv2.imwrite(str(tmp_path / "core.png"), np.zeros((20, 200, 3), np.uint8))
     (tmp_path / "core.geojson").write_text('{"type": "FeatureCollection", "features": []}')
-    (tmp_path / "case.yaml").write_text(yaml.safe_dump({
-        "id": "c1", "ultrasound": {"image": path.name}, "needle": {"tip": [100, 100], "shaft": [50, 50], "gauge": 14},
-        "pathology": {"wsi": "core.png", "mpp": 4.0, "annotations": "core.geojson", "cancer_classes": ["Tumor"]}}))
+    (tmp_path / "case.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "id": "c1",
+                "ultrasound": {"image": path.name},
+                "needle": {"tip": [100, 100], "shaft": [50, 50], "gauge": 14},
+                "pathology": {
+                    "wsi": "core.png",
+                    "mpp": 4.0,
+                    "annotations": "core.geojson",
+                    "cancer_classes": ["Tumor"],
+                },
+            }
+        )
+    )
     res = sonomap("register", tmp_path / "case.yaml", "--out", tmp_path / "out", check=False)
     assert res.returncode == 2 and "[REDACTED]" in res.stderr and ".dcm" in res.stderr  # the file, named ...
-    _assert_no_identifiers([res.stdout, res.stderr])                                     # ... without them
+    _assert_no_identifiers([res.stdout, res.stderr])  # ... without them
 
 
 # --- predictions and OpenIGTLink images ---------------------------------------------------------
+
 
 class _Keep(Observer):
     def __init__(self):
@@ -338,8 +429,9 @@ def test_openigtlink_images_carry_nothing_from_blanked_boxes(busi_sample, tmp_pa
     from edge_runtime.pipeline import Pipeline
 
     screen = np.zeros((360, 640, 3), np.uint8)
-    screen[40:320, 120:520] = cv2.resize(cv2.imread(str(sorted((busi_sample / "images").glob("*.png"))[0])),
-                                         (400, 280))
+    screen[40:320, 120:520] = cv2.resize(
+        cv2.imread(str(sorted((busi_sample / "images").glob("*.png"))[0])), (400, 280)
+    )
     cv2.putText(screen, "DOE^JANINE 1970", (10, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (200, 200, 200), 2)
     screen[60:100, 140:200] = 0  # a dark patch inside the image: the test model's "cancer"
     folder = tmp_path / "frames"
@@ -347,20 +439,27 @@ def test_openigtlink_images_carry_nothing_from_blanked_boxes(busi_sample, tmp_pa
     cv2.imwrite(str(folder / "0.png"), screen)
     masks = {}
     for blank in ([], [[140, 60, 60, 40]]):
-        config = build_config({"source": {"input": str(folder)}, "roi": {"rect": [120, 40, 400, 280]},
-                               "inference": {"model": str(dark_onnx())}, "privacy": {"blank": blank},
-                               "overlay": {"hud": False}})  # the HUD would sit over the name line here
+        config = build_config(
+            {
+                "source": {"input": str(folder)},
+                "roi": {"rect": [120, 40, 400, 280]},
+                "inference": {"model": str(dark_onnx())},
+                "privacy": {"blank": blank},
+                "overlay": {"hud": False},
+            }
+        )  # the HUD would sit over the name line here
         keep, igtl = _Keep(), make_igtl_observer(serve="127.0.0.1:0")
         Pipeline(config, observers=[keep, igtl]).run()
         frame, prediction, rendered = keep.seen[0]
-        assert rendered[:40].max() == 0                                   # the name line is blank
-        labelmap, prob = igtl.build_messages(geometry(frame), frame.image.shape[:2], prediction.roi,
-                                             prediction.mask, prediction.prob)[-2:]
+        assert rendered[:40].max() == 0  # the name line is blank
+        labelmap, prob = igtl.build_messages(
+            geometry(frame), frame.image.shape[:2], prediction.roi, prediction.mask, prediction.prob
+        )[-2:]
         masks[len(blank)] = labelmap.image.reshape(360, 640), prob.image.reshape(360, 640)
     (open_map, _), (blanked_map, blanked_prob) = masks[0], masks[1]
-    assert open_map[60:100, 140:200].mean() > 0.5                         # without the box: marked
+    assert open_map[60:100, 140:200].mean() > 0.5  # without the box: marked
     assert blanked_map[60:100, 140:200].max() == 0 and blanked_prob[60:100, 140:200].max() == 0
-    assert blanked_map[:40].max() == 0 and blanked_map[:, :120].max() == 0   # nothing outside the ROI
+    assert blanked_map[:40].max() == 0 and blanked_map[:, :120].max() == 0  # nothing outside the ROI
 
 
 def test_the_local_window_gets_the_whole_screen_and_every_output_the_blanked_one(patient_clip):
@@ -372,8 +471,9 @@ def test_the_local_window_gets_the_whole_screen_and_every_output_the_blanked_one
     from edge_runtime.sources import open_source
 
     clip, info = patient_clip
-    config = build_config({"source": {"input": str(clip)}, "inference": {"model": str(dark_onnx())},
-                           "sinks": {"window": True}})
+    config = build_config(
+        {"source": {"input": str(clip)}, "inference": {"model": str(dark_onnx())}, "sinks": {"window": True}}
+    )
     pipeline = Pipeline(config)
     source = deidentify.wrap(open_source(str(clip)), config, pipeline.ensure_roi)
     frame = next(iter(source))
@@ -382,9 +482,11 @@ def test_the_local_window_gets_the_whole_screen_and_every_output_the_blanked_one
     window = deidentify.window_image(frame, rendered)
     source.close()
     pipeline.close()
-    assert box(window, info["patient_box"]).max() > TEXT_MIN            # the window: the whole screen
-    assert box(rendered, info["patient_box"]).max() == 0                # everything else: blanked
+    assert box(window, info["patient_box"]).max() > TEXT_MIN  # the window: the whole screen
+    assert box(rendered, info["patient_box"]).max() == 0  # everything else: blanked
     assert box(frame.image, info["patient_box"]).max() == 0
-    assert not {"screen", "window_image"} & set(frame.meta)             # the raw copy is gone
+    assert not {"screen", "window_image"} & set(frame.meta)  # the raw copy is gone
     x, y, w, h = ROI_1080P
-    assert np.array_equal(window[y:y + h, x:x + w], rendered[y:y + h, x:x + w])  # same image and overlay
+    assert np.array_equal(
+        window[y : y + h, x : x + w], rendered[y : y + h, x : x + w]
+    )  # same image and overlay

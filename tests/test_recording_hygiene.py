@@ -2,6 +2,7 @@
 space, real files: the threshold is put above and then below what the disk has), resumes into a new
 file, and a paused or failed recorder shows on screen, in /healthz (degraded, still 200), in /metrics
 and in the log; ``sinks.retention_days`` deletes only sonomap's own old recordings."""
+
 from __future__ import annotations
 
 import os
@@ -16,15 +17,15 @@ import av
 import numpy as np
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+from runtime_model import dark_onnx
 
 from edge_runtime import recordings
 from edge_runtime.manifest import load_manifest
 from edge_runtime.overlay import Overlay
+from edge_runtime.recordings import REC_FAILED, REC_ON, REC_PAUSED, recorder_state
 from edge_runtime.roi import Roi
 from edge_runtime.service_metrics import EVENTS
-from edge_runtime.recordings import REC_FAILED, REC_ON, REC_PAUSED, recorder_state
 from edge_runtime.sinks import MaskDumpSink, Mp4Sink
-from runtime_model import dark_onnx
 
 FPS = 10
 WAIT_S = 30.0
@@ -33,7 +34,7 @@ DAY_S = 86400
 
 def frame(i: int) -> np.ndarray:
     img = np.zeros((48, 64, 3), np.uint8)
-    img[:, (i * 4) % 56:(i * 4) % 56 + 8] = 255
+    img[:, (i * 4) % 56 : (i * 4) % 56 + 8] = 255
     return img
 
 
@@ -200,16 +201,41 @@ def test_live_with_a_full_disk_is_degraded_not_down(tmp_path):
     200 and says why it is degraded, /metrics and the log say the recorder paused, nothing is written."""
     free = recordings.free_gib(tmp_path)
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({"source": {"input": "synthetic", "fps": 15, "width": 480, "height": 320},
-                                      "sinks": {"min_free_gb": round(free + 1000)}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "source": {"input": "synthetic", "fps": 15, "width": 480, "height": 320},
+                "sinks": {"min_free_gb": round(free + 1000)},
+            }
+        )
+    )
     port, rec = _free_port(), tmp_path / "rec" / "live.mp4"
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # systemd's side of sd_notify
     notify.bind(str(tmp_path / "notify.sock"))
     notify.settimeout(0.2)
-    proc = subprocess.Popen([sys.executable, "-m", "edge_runtime.cli", "live", "--config", str(config), "--headless",
-                             "--model", str(dark_onnx()), "--record", str(rec), "--http", f"127.0.0.1:{port}",
-                             "--duration", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edge_runtime.cli",
+            "live",
+            "--config",
+            str(config),
+            "--headless",
+            "--model",
+            str(dark_onnx()),
+            "--record",
+            str(rec),
+            "--http",
+            f"127.0.0.1:{port}",
+            "--duration",
+            "60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")},
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -222,9 +248,11 @@ def test_live_with_a_full_disk_is_degraded_not_down(tmp_path):
             assert proc.poll() is None and time.monotonic() < deadline, body
             time.sleep(0.3)
         assert status == 200 and f"degraded: {REC_PAUSED}" in body
-        metrics = {(s.name, tuple(s.labels.items())): s.value
-                   for f in text_string_to_metric_families(_get(f"http://127.0.0.1:{port}/metrics")[1])
-                   for s in f.samples}
+        metrics = {
+            (s.name, tuple(s.labels.items())): s.value
+            for f in text_string_to_metric_families(_get(f"http://127.0.0.1:{port}/metrics")[1])
+            for s in f.samples
+        }
         assert metrics[("sonomap_recorder_state", (("state", "paused"),))] == 1
         assert metrics[("sonomap_errors_total", (("kind", "recording_paused"),))] == 1
         assert '"recording": "REC PAUSED: disk low"' in _get(f"http://127.0.0.1:{port}/stats.json")[1]
@@ -232,7 +260,7 @@ def test_live_with_a_full_disk_is_degraded_not_down(tmp_path):
         while not any(REC_PAUSED in m for m in statuses) and time.monotonic() < deadline:
             try:
                 statuses.append(notify.recv(4096).decode())
-            except socket.timeout:
+            except TimeoutError:
                 continue
         assert any(REC_PAUSED in m for m in statuses if "STATUS=" in m), statuses[-3:]
     finally:

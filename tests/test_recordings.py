@@ -1,16 +1,17 @@
 """A live session never records over an earlier one; recording paths take strftime fields."""
+
 from __future__ import annotations
 
 import time
 
 import av
 import pytest
+from runtime_model import dark_onnx
 
 from edge_runtime.config import build_config
 from edge_runtime.errors import InputError
 from edge_runtime.pipeline import Pipeline
 from edge_runtime.recordings import MAX_SUFFIX, expand, session_path
-from runtime_model import dark_onnx
 
 SESSION_S = 1.0
 FIXED_TIME = time.mktime((2026, 11, 25, 14, 30, 5, 0, 0, -1))
@@ -22,9 +23,14 @@ def frames_in(path) -> int:
 
 
 def live_session(**sinks) -> dict:
-    config = build_config({"source": {"input": "synthetic", "fps": 30, "width": 640, "height": 360},
-                           "inference": {"model": str(dark_onnx())}, "live": {"duration_s": SESSION_S},
-                           "sinks": sinks})
+    config = build_config(
+        {
+            "source": {"input": "synthetic", "fps": 30, "width": 640, "height": 360},
+            "inference": {"model": str(dark_onnx())},
+            "live": {"duration_s": SESSION_S},
+            "sinks": sinks,
+        }
+    )
     return Pipeline(config).run()
 
 
@@ -35,9 +41,11 @@ def test_a_restarted_live_session_keeps_the_earlier_recording(tmp_path):
     size = video.stat().st_size
     second = live_session(video=str(video), masks=str(masks))
     assert first["outputs"] == {"video": str(video), "masks": str(masks)}
-    assert second["outputs"] == {"video": str(tmp_path / "rec" / "overlay-1.mp4"),
-                                 "masks": str(tmp_path / "rec" / "masks-1")}
-    assert video.stat().st_size == size and frames_in(video) > 0           # untouched
+    assert second["outputs"] == {
+        "video": str(tmp_path / "rec" / "overlay-1.mp4"),
+        "masks": str(tmp_path / "rec" / "masks-1"),
+    }
+    assert video.stat().st_size == size and frames_in(video) > 0  # untouched
     assert frames_in(second["outputs"]["video"]) > 0
     assert any((tmp_path / "rec" / "masks-1").glob("*_mask.png"))
 
@@ -54,7 +62,7 @@ def test_recording_path_with_time_fields(tmp_path):
 def test_replay_outputs_are_overwritten_and_suffixes_run_out(tmp_path):
     out = tmp_path / "overlay.mp4"
     out.write_bytes(b"old")
-    assert session_path(out, keep_existing=False) == out                    # replay: re-made on demand
+    assert session_path(out, keep_existing=False) == out  # replay: re-made on demand
     (tmp_path / "empty").mkdir()
     assert session_path(tmp_path / "empty", keep_existing=True) == tmp_path / "empty"  # nothing to keep
     for n in range(1, MAX_SUFFIX + 1):

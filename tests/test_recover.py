@@ -1,4 +1,5 @@
 """Recovering a unet_small checkpoint from its folded ONNX reproduces the exported model."""
+
 from __future__ import annotations
 
 import cv2
@@ -28,11 +29,26 @@ def test_recovered_checkpoint_matches_the_onnx_it_came_from(tmp_path, busi_sampl
             m.weight.data.uniform_(0.5, 1.5)
             m.bias.data.uniform_(-0.2, 0.2)
     model.eval()
-    manifest = Manifest("u", "unet_small", "checkpoint", 64, 64, 0.3, 0.2, list(DEFAULT_CLASSES),
-                        extra={"model_config": {"arch": "unet_small", "num_classes": 2, "aux": False, "width": 4}})
-    ck = save_checkpoint({"model": model.state_dict(), "manifest": manifest.to_dict(),
-                          "model_config": {"arch": "unet_small", "num_classes": 2, "aux": False, "width": 4}},
-                         tmp_path / "orig" / "best.pt", manifest)
+    manifest = Manifest(
+        "u",
+        "unet_small",
+        "checkpoint",
+        64,
+        64,
+        0.3,
+        0.2,
+        list(DEFAULT_CLASSES),
+        extra={"model_config": {"arch": "unet_small", "num_classes": 2, "aux": False, "width": 4}},
+    )
+    ck = save_checkpoint(
+        {
+            "model": model.state_dict(),
+            "manifest": manifest.to_dict(),
+            "model_config": {"arch": "unet_small", "num_classes": 2, "aux": False, "width": 4},
+        },
+        tmp_path / "orig" / "best.pt",
+        manifest,
+    )
     onnx_path = tmp_path / "model.onnx"
     export_onnx(ck, onnx_path, ShapeSpec(min_hw=(64, 64), opt_hw=(240, 320), max_hw=(480, 640)))
     recovered = recover_checkpoint(onnx_path, tmp_path / "rec" / "best.pt")

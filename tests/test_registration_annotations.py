@@ -1,4 +1,5 @@
 """Annotation readers: QuPath GeoJSON variants and ASAP XML, class mapping, holes, rasterisation."""
+
 from __future__ import annotations
 
 import json
@@ -25,24 +26,26 @@ def feature(geom, cls, obj="annotation"):
 def test_geojson_variants_holes_and_object_types(tmp_path):
     feats = [
         feature({"type": "Polygon", "coordinates": [SQUARE, HOLE]}, {"name": "Tumor", "color": [200, 0, 0]}),
-        feature({"type": "MultiPolygon", "coordinates": [[[[100, 0], [120, 0], [120, 20], [100, 0]]]]},
-                {"names": ["Tumor", "Positive"]}),                      # derived class counts as its base
-        feature({"type": "Polygon", "coordinates": [SQUARE]}, "Carcinoma"),   # legacy string class
+        feature(
+            {"type": "MultiPolygon", "coordinates": [[[[100, 0], [120, 0], [120, 20], [100, 0]]]]},
+            {"names": ["Tumor", "Positive"]},
+        ),  # derived class counts as its base
+        feature({"type": "Polygon", "coordinates": [SQUARE]}, "Carcinoma"),  # legacy string class
         feature({"type": "Polygon", "coordinates": [SQUARE]}, {"name": "Tumor"}, obj="detection"),  # ignored
         feature({"type": "Polygon", "coordinates": [SQUARE]}, {"name": "Stroma"}),
-        feature({"type": "Polygon", "coordinates": [SQUARE]}, None),        # unclassified: warning
+        feature({"type": "Polygon", "coordinates": [SQUARE]}, None),  # unclassified: warning
         feature({"type": "Point", "coordinates": [5, 5]}, {"name": "Tumor"}),  # no area
     ]
     p = tmp_path / "a.geojson"
-    p.write_text(json.dumps(feats))                                      # bare list, as QuPath writes by default
+    p.write_text(json.dumps(feats))  # bare list, as QuPath writes by default
     ann = load_annotations(p, *CLASSES)
     assert len(ann.cancer) == 3 and ann.n_objects == 6
     assert any("unclassified" in w for w in ann.warnings)
     assert polygon_area(ann.cancer[:1]) == pytest.approx(40 * 40 - 20 * 20)
     mask = rasterise(ann.cancer[:1], (50, 50), 1.0)
-    assert mask[5, 5] == 1 and mask[20, 20] == 0                       # the hole is cut out
+    assert mask[5, 5] == 1 and mask[20, 20] == 0  # the hole is cut out
     assert int(mask.sum()) == pytest.approx(1200, rel=0.05)
-    half = rasterise(ann.cancer[:1], (25, 25), 0.5)                      # a 2x coarser level
+    half = rasterise(ann.cancer[:1], (25, 25), 0.5)  # a 2x coarser level
     assert int(half.sum()) == pytest.approx(300, rel=0.1)
 
 
@@ -62,18 +65,29 @@ def test_asap_xml_with_exclusion_group(tmp_path):
     p.write_text(xml)
     ann = load_annotations(p, *CLASSES)
     assert len(ann.cancer) == 1 and len(ann.exclude) == 1
-    assert polygon_area(ann.cancer) == pytest.approx(1600)              # coordinates sorted by Order
+    assert polygon_area(ann.cancer) == pytest.approx(1600)  # coordinates sorted by Order
 
 
-@pytest.mark.parametrize("text,match", [
-    ('{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1]]]}, '
-     '"properties": {"classification": {"name": "Tumor"}}}', "malformed coordinates|>= 3 finite"),
-    ('{"type": "Topology"}', "malformed GeoJSON"),
-    ('{"type": "Feature", "properties": {"classification": {"name": "Tumor"}}}', "without a valid 'geometry'"),
-    ('{"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": {"type": "Polygon", '
-     '"coordinates": [[[0, 0], [1, 0], [1, 1]]]}, "properties": {"classification": {"name": "Tumour-ish"}}}]}',
-     "unknown annotation class 'Tumour-ish'"),
-])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        (
+            '{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1]]]}, '
+            '"properties": {"classification": {"name": "Tumor"}}}',
+            "malformed coordinates|>= 3 finite",
+        ),
+        ('{"type": "Topology"}', "malformed GeoJSON"),
+        (
+            '{"type": "Feature", "properties": {"classification": {"name": "Tumor"}}}',
+            "without a valid 'geometry'",
+        ),
+        (
+            '{"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": {"type": "Polygon", '
+            '"coordinates": [[[0, 0], [1, 0], [1, 1]]]}, "properties": {"classification": {"name": "Tumour-ish"}}}]}',
+            "unknown annotation class 'Tumour-ish'",
+        ),
+    ],
+)
 def test_geojson_errors_name_the_file_and_feature(tmp_path, text, match):
     p = tmp_path / "bad.geojson"
     p.write_text(text)
@@ -83,8 +97,10 @@ def test_geojson_errors_name_the_file_and_feature(tmp_path, text, match):
 
 
 def test_custom_cancer_classes_and_prefix_patterns(tmp_path):
-    feats = [feature({"type": "Polygon", "coordinates": [SQUARE]}, {"name": "IDC grade 2"}),
-             feature({"type": "Polygon", "coordinates": [SQUARE]}, {"name": "Region 3"})]
+    feats = [
+        feature({"type": "Polygon", "coordinates": [SQUARE]}, {"name": "IDC grade 2"}),
+        feature({"type": "Polygon", "coordinates": [SQUARE]}, {"name": "Region 3"}),
+    ]
     p = tmp_path / "c.geojson"
     p.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
     ann = load_annotations(p, ("IDC*",), DEFAULT_IGNORE_CLASSES, ())

@@ -1,4 +1,5 @@
 """Bad input -> an error naming the file/key, or a flagged warning in report.json; never a silent label."""
+
 from __future__ import annotations
 
 import json
@@ -12,15 +13,21 @@ import yaml
 from edge_runtime.errors import ConfigError, InputError, SonomapError
 from registration.case import load_case
 from registration.pipeline import register_case
-from registration.sim_core import CoreParams
-from registration.simulate import SimParams, simulate_cases
+from registration.sim.biopsy_core import CoreParams
+from registration.sim.simulate import SimParams, simulate_cases
 
 
 @pytest.fixture(scope="module")
 def src(busi_sample, tmp_path_factory):
     out = tmp_path_factory.mktemp("bad")
-    s = simulate_cases(busi_sample / "images", busi_sample / "masks", out, 1, seed=21,
-                       params=SimParams(core=CoreParams(mpp=8.0, fragments=(1,), fragment_p=(1.0,))))
+    s = simulate_cases(
+        busi_sample / "images",
+        busi_sample / "masks",
+        out,
+        1,
+        seed=21,
+        params=SimParams(core=CoreParams(mpp=8.0, fragments=(1,), fragment_p=(1.0,))),
+    )
     return out / s["cases"][0]["case_id"]
 
 
@@ -66,7 +73,10 @@ def test_core_somewhat_longer_than_tract_is_a_flagged_warning(case, tmp_path):
 def test_annotation_entirely_outside_tissue_fails(case, tmp_path):
     def shift(gj):
         for f in gj["features"]:
-            f["geometry"]["coordinates"] = [[[x, y + 5000] for x, y in r] for r in f["geometry"]["coordinates"]]
+            f["geometry"]["coordinates"] = [
+                [[x, y + 5000] for x, y in r] for r in f["geometry"]["coordinates"]
+            ]
+
     edit_geojson(case, shift)
     with pytest.raises(InputError, match="core.geojson: annotation outside the tissue"):
         register_case(case / "case.yaml", tmp_path / "o")
@@ -74,12 +84,23 @@ def test_annotation_entirely_outside_tissue_fails(case, tmp_path):
 
 def test_annotation_partly_outside_tissue_is_a_warning(case, tmp_path):
     def add(gj):  # an extra tumour outline off the slide, a fifth of the real tumour area
-        area = sum(cv2.contourArea(np.float32(f["geometry"]["coordinates"][0])) for f in gj["features"]
-                   if f["properties"]["classification"]["name"] == "Tumor")
+        area = sum(
+            cv2.contourArea(np.float32(f["geometry"]["coordinates"][0]))
+            for f in gj["features"]
+            if f["properties"]["classification"]["name"] == "Tumor"
+        )
         side = float(np.sqrt(area / 5))
-        gj["features"].append({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [
-            [[-side - 5, 0], [-5, 0], [-5, side], [-side - 5, side], [-side - 5, 0]]]}, "properties": {
-            "objectType": "annotation", "classification": {"name": "Tumor"}}})
+        gj["features"].append(
+            {
+                "type": "Feature",
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [[[-side - 5, 0], [-5, 0], [-5, side], [-side - 5, side], [-side - 5, 0]]],
+                },
+                "properties": {"objectType": "annotation", "classification": {"name": "Tumor"}},
+            }
+        )
+
     edit_geojson(case, add)
     rep = register_case(case / "case.yaml", tmp_path / "o")
     assert any("lies outside the tissue" in w for w in rep["warnings"])
@@ -94,6 +115,7 @@ def test_missing_mpp_on_a_thumbnail_names_the_key(case, tmp_path):
 
 def test_missing_mpp_in_a_tiff_names_the_key(case, tmp_path):
     import tifffile
+
     tifffile.imwrite(str(case / "plain.tif"), np.full((64, 256, 3), 240, np.uint8), photometric="rgb")
     p = edit(case, lambda c: c["pathology"].update(wsi="plain.tif"))
     with pytest.raises(InputError, match=r"plain.tif: missing mpp .* give pathology.mpp"):
@@ -104,6 +126,7 @@ def test_needle_outside_image(case, tmp_path):
     def needle(c):
         del c["tract"]
         c["needle"] = {"tip": [-40.0, 12.0], "shaft": [100.0, 10.0], "gauge": 14}
+
     with pytest.raises(InputError, match=r"needle.tip=\(-40.0, 12.0\) lies outside"):
         register_case(edit(case, needle), tmp_path / "o")
 
@@ -174,6 +197,7 @@ def test_failure_keeps_earlier_outputs(case, tmp_path):
 
 def test_documented_case_example_is_valid(tmp_path):
     from registration.case import CASE_EXAMPLE
+
     for name in ("us.png", "core.tif", "core.geojson"):
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "case.yaml").write_text(CASE_EXAMPLE)

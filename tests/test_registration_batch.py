@@ -1,4 +1,5 @@
 """register-batch: dataset layout, patient-level splits, resume, bad cases collected; CLI errors in one line."""
+
 from __future__ import annotations
 
 import csv
@@ -13,8 +14,8 @@ import pytest
 import yaml
 
 from registration.batch import register_batch, split_groups
-from registration.sim_core import CoreParams
-from registration.simulate import SimParams, simulate_cases
+from registration.sim.biopsy_core import CoreParams
+from registration.sim.simulate import SimParams, simulate_cases
 
 
 def sonomap_exe(repo_root: Path) -> str:
@@ -25,8 +26,14 @@ def sonomap_exe(repo_root: Path) -> str:
 @pytest.fixture(scope="module")
 def cases_dir(busi_sample, tmp_path_factory):
     out = tmp_path_factory.mktemp("batch") / "cases"
-    s = simulate_cases(busi_sample / "images", busi_sample / "masks", out, 3, seed=41,
-                       params=SimParams(core=CoreParams(mpp=8.0)))
+    s = simulate_cases(
+        busi_sample / "images",
+        busi_sample / "masks",
+        out,
+        3,
+        seed=41,
+        params=SimParams(core=CoreParams(mpp=8.0)),
+    )
     first = out / s["cases"][0]["case_id"]
     # a second image of the first patient: must land in the same split
     twin = out / "twin_case"
@@ -55,7 +62,7 @@ def test_batch_builds_dataset_collects_errors_and_resumes(cases_dir, tmp_path):
     assert "zz_bad" in s["failures"][0]["case"] and "malformed GeoJSON" in s["failures"][0]["error"]
     rows = _rows(ds)
     assert [r["id"] for r in rows] == sorted(r["id"] for r in rows) and len(rows) == 4
-    assert {r["split"] for r in rows} == {"train", "val", "test"}   # 3 patients: every split non-empty
+    assert {r["split"] for r in rows} == {"train", "val", "test"}  # 3 patients: every split non-empty
     by_patient = {}
     for r in rows:
         by_patient.setdefault(r["case_id"], set()).add(r["split"])
@@ -66,7 +73,7 @@ def test_batch_builds_dataset_collects_errors_and_resumes(cases_dir, tmp_path):
         if r["id"] != "twin_case":  # the dataset gets the pre-fire frame, not the needle-covered one
             prefire = cv2.imread(str(cases_dir / r["id"] / "us_prefire.png"), cv2.IMREAD_GRAYSCALE)
             assert (img == prefire).all()
-    assert all(len(v) == 1 for v in by_patient.values())            # one patient, one split
+    assert all(len(v) == 1 for v in by_patient.values())  # one patient, one split
     assert json.loads((ds / "batch_report.json").read_text())["failed"] == 1
     assert not list(ds.rglob("*.tmp"))
 
@@ -74,57 +81,94 @@ def test_batch_builds_dataset_collects_errors_and_resumes(cases_dir, tmp_path):
     assert (again["registered"], again["skipped_done"], again["failed"]) == (0, 4, 1)
     assert _rows(ds) == rows
 
-    (ds / "labels" / f"{rows[0]['id']}.png").unlink()                # an interrupted case is redone
+    (ds / "labels" / f"{rows[0]['id']}.png").unlink()  # an interrupted case is redone
     third = register_batch(cases_dir, ds, progress=False)
     assert (third["registered"], third["skipped_done"]) == (1, 3)
     assert _rows(ds) == rows
 
 
-@pytest.mark.parametrize("n,expected", [(1, {"train": 1}), (2, {"train": 1, "test": 1}),
-                                        (3, {"train": 1, "val": 1, "test": 1}),
-                                        (10, {"train": 7, "val": 2, "test": 1}),
-                                        (40, {"train": 28, "val": 8, "test": 4})])
+@pytest.mark.parametrize(
+    "n,expected",
+    [
+        (1, {"train": 1}),
+        (2, {"train": 1, "test": 1}),
+        (3, {"train": 1, "val": 1, "test": 1}),
+        (10, {"train": 7, "val": 2, "test": 1}),
+        (40, {"train": 28, "val": 8, "test": 4}),
+    ],
+)
 def test_split_groups_counts_and_seeding(n, expected):
     groups = [f"p{i}" for i in range(n)]
-    s = split_groups(groups + groups[:1], seed=3)                    # duplicates are one group
+    s = split_groups(groups + groups[:1], seed=3)  # duplicates are one group
     counts = {}
     for v in s.values():
         counts[v] = counts.get(v, 0) + 1
     assert counts == expected and set(s) == set(groups)
-    assert split_groups(list(reversed(groups)), seed=3) == s         # order of discovery does not matter
+    assert split_groups(list(reversed(groups)), seed=3) == s  # order of discovery does not matter
 
 
 def test_cli_register_batch_and_simulate(cases_dir, tmp_path, repo_root, busi_sample):
     exe = sonomap_exe(repo_root)
-    r = subprocess.run([exe, "register-batch", str(cases_dir), "--out", str(tmp_path / "ds"), "--no-progress"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [exe, "register-batch", str(cases_dir), "--out", str(tmp_path / "ds"), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert "registered 4, already done 0, failed 1" in r.stdout
-    r = subprocess.run([exe, "register-batch", str(cases_dir), "--out", str(tmp_path / "ds"), "--no-progress",
-                        "--strict"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [exe, "register-batch", str(cases_dir), "--out", str(tmp_path / "ds"), "--no-progress", "--strict"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 1 and "already done 4" in r.stdout
 
 
 def test_cli_errors_are_one_line(tmp_path, repo_root, cases_dir):
     exe = sonomap_exe(repo_root)
-    r = subprocess.run([exe, "register", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "o")],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [exe, "register", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
     assert "nope.yaml" in r.stderr
-    r = subprocess.run([exe, "register", str(cases_dir / "zz_bad" / "case.yaml"), "--out", str(tmp_path / "o")],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [exe, "register", str(cases_dir / "zz_bad" / "case.yaml"), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().count("\n") == 0 and "core.geojson: malformed GeoJSON" in r.stderr
-    r = subprocess.run([exe, "simulate-biopsy", "--images", str(tmp_path / "none"), "--masks", str(tmp_path),
-                        "--out", str(tmp_path / "c"), "--n", "1"], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [
+            exe,
+            "simulate-biopsy",
+            "--images",
+            str(tmp_path / "none"),
+            "--masks",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "c"),
+            "--n",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "--images" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_split_is_stable_when_patients_are_added():
     first = split_groups([f"p{i}" for i in range(10)], seed=1)
     grown = split_groups([f"p{i}" for i in range(20)], seed=1, existing=first)
-    assert all(grown[g] == s for g, s in first.items())               # nobody moves
+    assert all(grown[g] == s for g, s in first.items())  # nobody moves
     counts = {s: sum(1 for v in grown.values() if v == s) for s in ("train", "val", "test")}
     assert counts == {"train": 14, "val": 4, "test": 2}
     assert split_groups(["a", "b"], seed=0, existing={"a": "test", "gone": "train"})["a"] == "test"

@@ -1,4 +1,5 @@
 """Core geometry: medial axis of bent strips, straightening, fragment order and handedness, tract mapping."""
+
 from __future__ import annotations
 
 import cv2
@@ -7,7 +8,7 @@ import pytest
 
 from edge_runtime.errors import InputError
 from registration.centerline import medial_axis
-from registration.core import find_fragments, orient
+from registration.fragments import find_fragments, orient
 from registration.mapping import place, rasterise_label
 from registration.tract import Tract
 
@@ -44,9 +45,9 @@ def _slide_with_fragments():
     """Two pink fragments on glass; the left one has a cancer block on its upper (-y) half."""
     rgb = np.full((120, 600, 3), 244, np.uint8)
     cancer = np.zeros((120, 600), np.uint8)
-    cv2.rectangle(rgb, (20, 40), (260, 79), (228, 160, 200), -1)   # 241 px long, 40 px wide
+    cv2.rectangle(rgb, (20, 40), (260, 79), (228, 160, 200), -1)  # 241 px long, 40 px wide
     cv2.rectangle(rgb, (320, 42), (560, 77), (228, 160, 200), -1)
-    cancer[40:60, 100:180] = 1                                         # upper half, middle of fragment 1
+    cancer[40:60, 100:180] = 1  # upper half, middle of fragment 1
     return rgb, cancer
 
 
@@ -68,7 +69,7 @@ def test_fragments_are_ordered_from_the_tip_end_and_keep_handedness():
     assert g.cancer_px == f.cancer_px
     cols_g = np.nonzero((g.label == 1).any(axis=0))[0]
     mid_g = (np.nanmean(g.lo) + np.nanmean(g.hi)) / 2
-    assert cols_g.min() > mid_g - 1   # a 180-degree turn swaps sides, it does not mirror
+    assert cols_g.min() > mid_g - 1  # a 180-degree turn swaps sides, it does not mirror
     rows_g = np.nonzero((g.label == 1).any(axis=1))[0]
     assert rows_g.min() == pytest.approx(241 - 160, abs=2)
 
@@ -78,23 +79,27 @@ def test_mapping_shares_spare_length_over_ends_and_break_and_leaves_gap_unknown(
     frags = orient(find_fragments(rgb, MPP, cancer, "slide", []), "left")
     shrink = 0.8
     slide_mm = sum(f.length_um for f in frags) / 1000
-    tract_mm = slide_mm / shrink + 1.0                                 # 1 mm of tissue lost at the break
-    tract = Tract((10 + tract_mm / 0.1, 50.0), (10.0, 50.0), 1.6, (0.1, 0.1))   # horizontal, tip end left
+    tract_mm = slide_mm / shrink + 1.0  # 1 mm of tissue lost at the break
+    tract = Tract((10 + tract_mm / 0.1, 50.0), (10.0, 50.0), 1.6, (0.1, 0.1))  # horizontal, tip end left
     placements, info = place(frags, tract.length_mm, shrink, "test", "case", [])
     # the 1 mm spare may have been lost at either end or at the break: a third to each on average
     assert placements[0].a0 == pytest.approx(1 / 3, abs=0.02)
     assert placements[-1].a1 == pytest.approx(tract_mm - 1 / 3, abs=0.02)
-    assert info["gap_mm"] == pytest.approx(1 / 3, abs=0.02) and info["spare_mm"] == pytest.approx(1.0, abs=0.05)
-    assert all(p.sigma_mm < 0.25 for p in placements)       # 0.24 mm: committed to, not marked unknown
+    assert info["gap_mm"] == pytest.approx(1 / 3, abs=0.02) and info["spare_mm"] == pytest.approx(
+        1.0, abs=0.05
+    )
+    assert all(p.sigma_mm < 0.25 for p in placements)  # 0.24 mm: committed to, not marked unknown
     label = rasterise_label((100, 600), tract, frags, placements)
     gap_x = int(round(10 + (placements[0].a1 + placements[1].a0) / 2 / 0.1))
     assert (label[:, gap_x] == 255).all()
     # cancer at fresh 80..160 px * 8 µm / 0.8 = 0.8..1.6 mm from the tip end, + 1/3 mm -> x = 21.3..29.3
-    row = label[46]                                                    # -normal side = upper half
+    row = label[46]  # -normal side = upper half
     xs = np.nonzero(row == 1)[0]
     assert xs.min() == pytest.approx(21.3, abs=1) and xs.max() == pytest.approx(29.3, abs=1)
 
 
 def test_blank_slide_has_no_tissue():
     with pytest.raises(InputError, match="no tissue found"):
-        find_fragments(np.full((50, 80, 3), 245, np.uint8), MPP, np.zeros((50, 80), np.uint8), "empty.tif", [])
+        find_fragments(
+            np.full((50, 80, 3), 245, np.uint8), MPP, np.zeros((50, 80), np.uint8), "empty.tif", []
+        )

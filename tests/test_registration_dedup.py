@@ -1,4 +1,5 @@
 """register-batch --dedup: two patient ids whose ultrasound images are one scan become one split group."""
+
 from __future__ import annotations
 
 import csv
@@ -7,14 +8,20 @@ import shutil
 import yaml
 
 from registration.batch import register_batch
-from registration.sim_core import CoreParams
-from registration.simulate import SimParams, simulate_cases
+from registration.sim.biopsy_core import CoreParams
+from registration.sim.simulate import SimParams, simulate_cases
 
 
 def test_dedup_joins_patients_that_share_a_scan(busi_sample, tmp_path):
     cases = tmp_path / "cases"
-    s = simulate_cases(busi_sample / "images", busi_sample / "masks", cases, 3, seed=41,
-                       params=SimParams(core=CoreParams(mpp=8.0)))
+    s = simulate_cases(
+        busi_sample / "images",
+        busi_sample / "masks",
+        cases,
+        3,
+        seed=41,
+        params=SimParams(core=CoreParams(mpp=8.0)),
+    )
     first = cases / s["cases"][0]["case_id"]
     copy = cases / "copy_case"  # the same scan filed under another patient id
     shutil.copytree(first, copy)

@@ -1,4 +1,5 @@
 """Ultrasound inputs: PNG + mm_per_pixel, DICOM calibrated by SequenceOfUltrasoundRegions, DICOM cine frames."""
+
 from __future__ import annotations
 
 import cv2
@@ -7,10 +8,10 @@ import pytest
 import yaml
 
 from edge_runtime.errors import InputError
-from registration.bench import confusion, dice
 from registration.pipeline import register_case
-from registration.sim_core import CoreParams
-from registration.simulate import SimParams, simulate_cases
+from registration.sim.bench import confusion, dice
+from registration.sim.biopsy_core import CoreParams
+from registration.sim.simulate import SimParams, simulate_cases
 from registration.ultrasound import load_ultrasound
 
 US_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.6.1"
@@ -41,7 +42,9 @@ def write_us_dicom(path, frames: list, regions: list) -> None:
     for r in regions:
         it = Dataset()
         it.RegionSpatialFormat, it.RegionDataType, it.RegionFlags = r.get("format", 1), 1, 0
-        it.RegionLocationMinX0, it.RegionLocationMinY0, it.RegionLocationMaxX1, it.RegionLocationMaxY1 = r["box"]
+        it.RegionLocationMinX0, it.RegionLocationMinY0, it.RegionLocationMaxX1, it.RegionLocationMaxY1 = r[
+            "box"
+        ]
         it.PhysicalUnitsXDirection, it.PhysicalUnitsYDirection = r.get("units", (3, 3))
         it.PhysicalDeltaX, it.PhysicalDeltaY = r["delta_cm"]
         items.append(it)
@@ -52,8 +55,14 @@ def write_us_dicom(path, frames: list, regions: list) -> None:
 @pytest.fixture(scope="module")
 def case(busi_sample, tmp_path_factory):
     out = tmp_path_factory.mktemp("dcm")
-    s = simulate_cases(busi_sample / "images", busi_sample / "masks", out, 1, seed=11,
-                       params=SimParams(core=CoreParams(mpp=8.0)))
+    s = simulate_cases(
+        busi_sample / "images",
+        busi_sample / "masks",
+        out,
+        1,
+        seed=11,
+        params=SimParams(core=CoreParams(mpp=8.0)),
+    )
     return out / s["cases"][0]["case_id"]
 
 

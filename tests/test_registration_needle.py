@@ -1,4 +1,5 @@
 """Needle auto-detection on post-fire images (real BUSI anatomy + simulated echo) and `needle: auto` cases."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,8 @@ import yaml
 from edge_runtime.errors import InputError
 from registration.needle import detect_needle
 from registration.pipeline import register_case
-from registration.sim_core import CoreParams
-from registration.simulate import SimParams, simulate_cases
+from registration.sim.biopsy_core import CoreParams
+from registration.sim.simulate import SimParams, simulate_cases
 
 ANGLE_TOL_DEG, TIP_TOL_MM = 2.0, 1.0
 
@@ -20,8 +21,14 @@ ANGLE_TOL_DEG, TIP_TOL_MM = 2.0, 1.0
 @pytest.fixture(scope="module")
 def cases(busi_sample, tmp_path_factory):
     out = tmp_path_factory.mktemp("needle")
-    s = simulate_cases(busi_sample / "images", busi_sample / "masks", out, 3, seed=31,
-                       params=SimParams(core=CoreParams(mpp=8.0)))
+    s = simulate_cases(
+        busi_sample / "images",
+        busi_sample / "masks",
+        out,
+        3,
+        seed=31,
+        params=SimParams(core=CoreParams(mpp=8.0)),
+    )
     return [out / c["case_id"] for c in s["cases"]]
 
 

@@ -1,4 +1,5 @@
 """register: simulated cases with known truth -> label matches truth for each pathology input format."""
+
 from __future__ import annotations
 
 import json
@@ -8,10 +9,10 @@ import numpy as np
 import pytest
 import yaml
 
-from registration.bench import confusion, dice
 from registration.pipeline import register_case
-from registration.sim_core import CoreParams
-from registration.simulate import SimParams, simulate_cases
+from registration.sim.bench import confusion, dice
+from registration.sim.biopsy_core import CoreParams
+from registration.sim.simulate import SimParams, simulate_cases
 
 # every case: three fragments on a strongly bent line, small WSIs for speed
 HARD = SimParams(core=CoreParams(mpp=8.0, fragments=(3,), fragment_p=(1.0,), bend_deg=(30.0, 35.0)))
@@ -47,11 +48,13 @@ def test_bent_fragmented_core_geojson_matches_truth(cases, tmp_path):
         assert label.shape == truth.shape
         assert set(np.unique(label)) <= {0, 1, 255}
         assert dsc >= MIN_DICE, (d.name, dsc)
-        assert (label[truth == 255] == 255).all()          # nothing outside the band
+        assert (label[truth == 255] == 255).all()  # nothing outside the band
         assert rep["label"]["known_fraction"] >= 0.7
         assert len(rep["transform"]["fragments"]) == 3
-        assert rep["transform"]["gap_mm"] > 0              # tissue lost at the breaks -> unknown gaps
-        assert (out / "qa.png").is_file() and json.loads((out / "report.json").read_text())["case_id"] == d.name
+        assert rep["transform"]["gap_mm"] > 0  # tissue lost at the breaks -> unknown gaps
+        assert (out / "qa.png").is_file() and json.loads((out / "report.json").read_text())[
+            "case_id"
+        ] == d.name
 
 
 def test_gaps_between_fragments_are_unknown(cases, tmp_path):
@@ -60,10 +63,11 @@ def test_gaps_between_fragments_are_unknown(cases, tmp_path):
     frags = rep["transform"]["fragments"]
     case = yaml.safe_load((d / "case.yaml").read_text())
     from registration.tract import Tract
+
     t, mm = case["tract"], case["ultrasound"]["mm_per_pixel"]
     tract = Tract(tuple(t["start"]), tuple(t["end"]), t["width_mm"], (mm, mm))
     label = cv2.imread(str(tmp_path / "o" / "label.png"), cv2.IMREAD_GRAYSCALE)
-    for f0, f1 in zip(frags, frags[1:]):
+    for f0, f1 in zip(frags, frags[1:], strict=False):
         a = (f0["tract_to_mm"] + f1["tract_from_mm"]) / 2
         gap = f1["tract_from_mm"] - f0["tract_to_mm"]
         x, y = tract.to_pixels(np.array([a]), np.array([0.0]))
@@ -82,6 +86,7 @@ def test_asap_xml_gives_the_same_label_as_geojson(cases, tmp_path):
 
 def test_plain_thumbnail_with_mpp(cases, tmp_path):
     import tifffile
+
     d = cases[0]
     with tifffile.TiffFile(str(d / "core.ome.tif")) as tif:
         level1 = tif.series[0].levels[1].asarray()
@@ -95,6 +100,7 @@ def test_plain_thumbnail_with_mpp(cases, tmp_path):
 
 def test_tiff_pyramid_reads_a_coarse_level_not_level0(cases, tmp_path, monkeypatch):
     import registration.pipeline as pipeline
+
     monkeypatch.setattr(pipeline, "TARGET_MPP", 16.0)
     rep = register_case(cases[0] / "case.yaml", tmp_path / "c")
     assert rep["slide"]["level"] == 1 and rep["slide"]["downsample"] == pytest.approx(2.0, rel=0.01)
@@ -124,18 +130,24 @@ def test_flip_across_changes_only_across_mapping(cases, tmp_path):
     a = cv2.imread(str(tmp_path / "a" / "label.png"), 0)
     b = cv2.imread(str(tmp_path / "b" / "label.png"), 0)
     band = (a != 255).sum()
-    assert ((a == 255) != (b == 255)).sum() < 0.02 * band    # same known pixels up to end-cap rounding
+    assert ((a == 255) != (b == 255)).sum() < 0.02 * band  # same known pixels up to end-cap rounding
     assert (a == 1).sum() == pytest.approx((b == 1).sum(), rel=0.2)
 
 
 def test_roi_selects_one_of_two_serial_sections(cases, tmp_path):
     import tifffile
+
     d = cases[0]
     with tifffile.TiffFile(str(d / "core.ome.tif")) as tif:
         level0 = tif.series[0].levels[0].asarray()
     h, w = level0.shape[:2]
-    tifffile.imwrite(str(d / "two.tif"), np.vstack([level0, level0]), photometric="rgb",
-                     resolution=(1250.0, 1250.0), resolutionunit="CENTIMETER")        # 8 µm/px
+    tifffile.imwrite(
+        str(d / "two.tif"),
+        np.vstack([level0, level0]),
+        photometric="rgb",
+        resolution=(1250.0, 1250.0),
+        resolutionunit="CENTIMETER",
+    )  # 8 µm/px
     gj = json.loads((d / "core.geojson").read_text())
     copies = json.loads(json.dumps(gj["features"]))
     for f in copies:  # the pathologist outlined the second section too
@@ -147,7 +159,8 @@ def test_roi_selects_one_of_two_serial_sections(cases, tmp_path):
     assert whole["sections"]["count"] == 2 and len(whole["transform"]["fragments"]) == 3
     assert any("2 serial sections" in x and "pathology.roi" in x for x in whole["warnings"])
     assert _score(d, tmp_path / "w")[2] >= MIN_DICE
-    rep = register_case(_variant(d, "roi", wsi="two.tif", annotations="two.geojson", roi=[0, 0, w, h]),
-                        tmp_path / "r")
+    rep = register_case(
+        _variant(d, "roi", wsi="two.tif", annotations="two.geojson", roi=[0, 0, w, h]), tmp_path / "r"
+    )
     assert len(rep["transform"]["fragments"]) == 3 and not rep["warnings"]
     assert _score(d, tmp_path / "r")[2] >= MIN_DICE

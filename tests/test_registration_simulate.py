@@ -1,4 +1,5 @@
 """simulate-biopsy on real BUSI images: case files, truth, pyramidal WSI, annotations, needle echo."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 import yaml
 
-from registration.sim_core import CoreParams
-from registration.simulate import SimParams, simulate_cases
+from registration.sim.biopsy_core import CoreParams
+from registration.sim.simulate import SimParams, simulate_cases
 from registration.tract import Tract
 
 TINY = SimParams(core=CoreParams(mpp=8.0))
@@ -25,8 +26,11 @@ def cases(busi_sample, tmp_path_factory):
 def test_writes_requested_cases_with_required_keys(cases, busi_sample):
     out, summary = cases
     assert len(summary["cases"]) == 3
-    malignant = {line.split(",")[0] for line in (busi_sample / "index.csv").read_text().splitlines()
-                 if ",malignant," in line}
+    malignant = {
+        line.split(",")[0]
+        for line in (busi_sample / "index.csv").read_text().splitlines()
+        if ",malignant," in line
+    }
     for c in summary["cases"]:
         case = yaml.safe_load((out / c["case_id"] / "case.yaml").read_text())
         assert case["source"]["image_id"] in malignant
@@ -76,6 +80,7 @@ def test_geometry_ranges_and_needle_echo(cases, busi_sample):
 
 def test_wsi_is_pyramidal_with_mpp_and_geojson_in_level0_pixels(cases):
     import tifffile
+
     out, summary = cases
     d = out / summary["cases"][0]["case_id"]
     with tifffile.TiffFile(str(d / "core.ome.tif")) as tif:

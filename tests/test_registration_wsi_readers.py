@@ -1,15 +1,16 @@
 """Slide readers on tiled pyramids written here: JPEG / JPEG 2000 / LZW tiles, Aperio / generic / OME layouts,
 tifffile and OpenSlide, reader choice, corrupt tiles, and level 0 never decoded when a coarser level serves."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import tifffile
+from slide_samples import corrupt_tiles, expected_level, tissue_like
 
 from edge_runtime.errors import InputError
 from registration.wsi import open_slide, read_slide
 from registration.wsi_write import pyramid_from_array, write_slide
-from slide_samples import corrupt_tiles, expected_level, tissue_like
 
 MPP0 = 0.5
 DOWNSAMPLES = (1, 4, 16)
@@ -18,7 +19,9 @@ DOWNSAMPLES = (1, 4, 16)
 def write(tmp_path, compression="jpeg", layout="aperio", img=None):
     img = tissue_like() if img is None else img
     path = tmp_path / f"{layout}_{compression}.{'svs' if layout == 'aperio' else 'tif'}"
-    write_slide(path, img.shape[:2], MPP0, pyramid_from_array(img, DOWNSAMPLES), DOWNSAMPLES, compression, layout)
+    write_slide(
+        path, img.shape[:2], MPP0, pyramid_from_array(img, DOWNSAMPLES), DOWNSAMPLES, compression, layout
+    )
     return path, img
 
 
@@ -66,33 +69,43 @@ def test_level_zero_is_never_decoded_when_a_coarser_level_serves(tmp_path):
     path, _ = write(tmp_path, "jpeg", "aperio")
     with tifffile.TiffFile(str(path)) as tif:
         n0 = len(tif.pages[0].dataoffsets)
-    corrupt_tiles(path, 0, range(n0))          # every level-0 tile is now undecodable
+    corrupt_tiles(path, 0, range(n0))  # every level-0 tile is now undecodable
     for reader in ("tifffile", "openslide"):
         lv = read_slide(path, None, 8.0, reader)
         assert lv.level == 2 and lv.rgb.shape == (32, 128, 3)
-        lv = read_slide(path, None, 12.0, reader)   # between levels: the finer level resized, not level 0
-        assert lv.level == 2 and lv.shrink == pytest.approx(1.5, rel=0.02) and lv.mpp == pytest.approx(12, rel=0.02)
-        lv = read_slide(path, None, 8.5, reader)    # within 10 % of the target: used as it is
+        lv = read_slide(path, None, 12.0, reader)  # between levels: the finer level resized, not level 0
+        assert (
+            lv.level == 2
+            and lv.shrink == pytest.approx(1.5, rel=0.02)
+            and lv.mpp == pytest.approx(12, rel=0.02)
+        )
+        lv = read_slide(path, None, 8.5, reader)  # within 10 % of the target: used as it is
         assert lv.level == 2 and lv.shrink == 1 and lv.rgb.shape == (32, 128, 3)
-        with pytest.raises(InputError, match=rf"{path.name}: level 0 \(2048x512 px\) cannot be read by {reader}"):
+        with pytest.raises(
+            InputError, match=rf"{path.name}: level 0 \(2048x512 px\) cannot be read by {reader}"
+        ):
             read_slide(path, None, 0.5, reader)
 
 
 # (OpenSlide does not open generic JPEG 2000 TIFF tiles at all: see the fallback test)
-@pytest.mark.parametrize("reader,compression", [("tifffile", "jpeg"), ("tifffile", "jpeg2000"), ("openslide", "jpeg")])
+@pytest.mark.parametrize(
+    "reader,compression", [("tifffile", "jpeg"), ("tifffile", "jpeg2000"), ("openslide", "jpeg")]
+)
 def test_a_corrupt_tile_gives_one_line_naming_file_and_level(tmp_path, compression, reader):
     path, _ = write(tmp_path, compression, "aperio")
-    corrupt_tiles(path, 3, [0])                # IFD 3 = level 2 (IFD 1 is the thumbnail)
+    corrupt_tiles(path, 3, [0])  # IFD 3 = level 2 (IFD 1 is the thumbnail)
     with pytest.raises(InputError) as err:
         read_slide(path, None, 8.0, reader)
     msg = str(err.value)
-    assert "\n" not in msg and msg.startswith(f"{path}: level 2 (128x32 px) cannot be read by {reader}: corrupt")
+    assert "\n" not in msg and msg.startswith(
+        f"{path}: level 2 (128x32 px) cannot be read by {reader}: corrupt"
+    )
 
 
 @pytest.mark.parametrize("reader", ["tifffile", "openslide"])
 def test_read_box_reads_only_the_tiles_it_needs(tmp_path, reader):
     path, img = write(tmp_path, "lzw", "generic")
-    corrupt_tiles(path, 0, [0])                # level-0 tile at the top-left corner
+    corrupt_tiles(path, 0, [0])  # level-0 tile at the top-left corner
     with open_slide(path, reader=reader) as slide:
         lv = slide.read_box((1024, 100, 1500, 400), 0.5)
         assert lv.level == 0 and lv.origin == (1024.0, 100.0) and lv.rgb.shape == (300, 476, 3)
@@ -104,10 +117,17 @@ def test_read_box_reads_only_the_tiles_it_needs(tmp_path, reader):
 
 
 def test_a_huge_single_level_is_streamed_in_bands_not_held_whole(tmp_path):
-    img = np.repeat(tissue_like(256, 1024), 4, axis=0)       # 1024 x 1024 level 0, no pyramid
+    img = np.repeat(tissue_like(256, 1024), 4, axis=0)  # 1024 x 1024 level 0, no pyramid
     path = tmp_path / "flat.tif"
-    tifffile.imwrite(str(path), img, photometric="rgb", tile=(256, 256), compression="jpeg",
-                     resolution=(1e4 / MPP0, 1e4 / MPP0), resolutionunit="CENTIMETER")
+    tifffile.imwrite(
+        str(path),
+        img,
+        photometric="rgb",
+        tile=(256, 256),
+        compression="jpeg",
+        resolution=(1e4 / MPP0, 1e4 / MPP0),
+        resolutionunit="CENTIMETER",
+    )
     lv = read_slide(path, None, 8.0)
     assert (lv.level, lv.shrink, lv.rgb.shape) == (0, 16, (64, 64, 3)) and "streamed tile by tile" in lv.note
 

@@ -1,5 +1,6 @@
 """SIGHUP reload through the real `sonomap live`: an inference section that cannot be built keeps
 the old backend inferring (and the error is logged); a good change is applied, as /metrics shows."""
+
 from __future__ import annotations
 
 import signal
@@ -12,7 +13,6 @@ import urllib.request
 
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
-
 from runtime_model import dark_onnx
 
 STARTUP_S = 90
@@ -31,9 +31,22 @@ class Live:
 
     def __init__(self, config, port: int):
         self.port = port
-        self.proc = subprocess.Popen([sys.executable, "-m", "edge_runtime.cli", "live", "--config", str(config),
-                                      "--headless", "--http", f"127.0.0.1:{port}"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "edge_runtime.cli",
+                "live",
+                "--config",
+                str(config),
+                "--headless",
+                "--http",
+                f"127.0.0.1:{port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.lines: list[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -48,8 +61,11 @@ class Live:
             assert r.status == 200
             text = r.read().decode()
         samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
-        count = [s.value for s in samples if s.name == "sonomap_latency_seconds_count"
-                 and s.labels == {"stage": "backend"}]
+        count = [
+            s.value
+            for s in samples
+            if s.name == "sonomap_latency_seconds_count" and s.labels == {"stage": "backend"}
+        ]
         info = [s.labels for s in samples if s.name == "sonomap_backend_info" and s.value == 1]
         return (int(count[0]) if count else 0), (info[0] if info else {})
 
@@ -69,8 +85,11 @@ class Live:
 
     def predictions_grow(self, by: int, timeout: float) -> dict[str, str]:
         start, _ = self.metrics()
-        return self.wait(lambda: (lambda c, i: i if c >= start + by else None)(*self.metrics()), timeout,
-                         f"{by} more predictions")
+        return self.wait(
+            lambda: (lambda c, i: i if c >= start + by else None)(*self.metrics()),
+            timeout,
+            f"{by} more predictions",
+        )
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -85,8 +104,14 @@ class Live:
 
 
 def write_config(path, inference: dict) -> None:
-    path.write_text(yaml.safe_dump({"source": {"input": "synthetic", "fps": 15, "width": 320, "height": 240},
-                                    "inference": {"model": str(dark_onnx()), **inference}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "source": {"input": "synthetic", "fps": 15, "width": 320, "height": 240},
+                "inference": {"model": str(dark_onnx()), **inference},
+            }
+        )
+    )
 
 
 def test_sighup_keeps_the_old_backend_when_the_new_one_cannot_be_built(tmp_path):
@@ -94,14 +119,19 @@ def test_sighup_keeps_the_old_backend_when_the_new_one_cannot_be_built(tmp_path)
     write_config(config, {"backend": "onnxruntime", "threads": 2})
     live = Live(config, free_port())
     try:
-        info = live.wait(lambda: (lambda c, i: i if c > 5 else None)(*live.metrics()), STARTUP_S, "first predictions")
+        info = live.wait(
+            lambda: (lambda c, i: i if c > 5 else None)(*live.metrics()), STARTUP_S, "first predictions"
+        )
         assert info["backend"] == "onnxruntime" and info["threads"] == "2"
 
         # valid YAML and schema, but no backend can be built from it: the TorchScript loader, an ONNX file
         write_config(config, {"backend": "torch", "threads": 1})
         live.proc.send_signal(signal.SIGHUP)
-        rejected = live.wait(lambda: [line for line in live.lines if "config reload rejected" in line], APPLY_S,
-                             "the rejection in the log")
+        rejected = live.wait(
+            lambda: [line for line in live.lines if "config reload rejected" in line],
+            APPLY_S,
+            "the rejection in the log",
+        )
         assert "TorchScript" in rejected[0], rejected
         info = live.predictions_grow(10, APPLY_S)  # after the rejection: still inferring, same backend
         assert info["backend"] == "onnxruntime" and info["threads"] == "2"

@@ -1,4 +1,5 @@
 """`sonomap make-clip` + `sonomap replay` on real BUSI images, and golden-frame regression."""
+
 from __future__ import annotations
 
 import json
@@ -9,13 +10,13 @@ import av
 import cv2
 import numpy as np
 import pytest
+from cli import sonomap
+from golden_frames import GOLDEN_TOLERANCE, assert_matches_golden
+from runtime_model import dark_onnx
 
 from edge_runtime.config import build_config
 from edge_runtime.frames import Observer
 from edge_runtime.pipeline import Pipeline
-from cli import sonomap
-from golden_frames import GOLDEN_TOLERANCE, assert_matches_golden
-from runtime_model import dark_onnx
 
 GOLDEN_IDS = ["malignant_002", "malignant_018", "benign_041"]
 # HoloHub's golden-frame rule: summed absolute difference within 0.5 % of the maximum.
@@ -42,9 +43,9 @@ def test_make_clip_writes_a_scanner_screen_clip(clip):
     info = json.loads(clip.with_suffix(".json").read_text())
     assert info["roi"] == list(CLIP_ROI) and info["mm_per_pixel"] > 0
     x, y, w, h = CLIP_ROI
-    assert frames[0][y + 10:y + h - 10, x + 10:x + w - 10].mean() > 40      # ultrasound inside the ROI
-    assert frames[0][:, :x - 5].mean() < 15                                 # dark screen around it
-    assert not np.array_equal(frames[0], frames[CLIP_FRAMES - 1])           # the probe moves
+    assert frames[0][y + 10 : y + h - 10, x + 10 : x + w - 10].mean() > 40  # ultrasound inside the ROI
+    assert frames[0][:, : x - 5].mean() < 15  # dark screen around it
+    assert not np.array_equal(frames[0], frames[CLIP_FRAMES - 1])  # the probe moves
 
 
 def test_replay_writes_overlay_mp4_and_summary(clip, tmp_path):
@@ -56,21 +57,36 @@ def test_replay_writes_overlay_mp4_and_summary(clip, tmp_path):
     assert summary["fps"] > 0
     for stage in ("decode", "inference", "overlay", "sinks", "end_to_end"):
         assert {"p50", "p95", "p99"} <= set(summary["latency_ms"][stage])
-    assert all(abs(a - b) <= 3 for a, b in zip(summary["roi"], CLIP_ROI))   # auto-detected ROI
+    assert all(abs(a - b) <= 3 for a, b in zip(summary["roi"], CLIP_ROI, strict=False))  # auto-detected ROI
     assert summary["backend"]["backend"] == "onnxruntime"
     rendered, raw = decode(out), decode(clip)
     assert len(rendered) == CLIP_FRAMES
     x, y, w, h = CLIP_ROI
-    red = lambda f: (f[y:y + h, x:x + w, 2].astype(int) - f[y:y + h, x:x + w, 1]).mean()  # noqa: E731
-    assert red(rendered[5]) > red(raw[5]) + 10                               # translucent red overlay
-    assert raw[5][y + h + 5:, : x - 5].max() > 100                          # the screen's caption ...
-    assert rendered[5][y + h + 5:, : x - 5].max() < 8                       # ... blanked, nothing painted
+    red = lambda f: (f[y : y + h, x : x + w, 2].astype(int) - f[y : y + h, x : x + w, 1]).mean()  # noqa: E731
+    assert red(rendered[5]) > red(raw[5]) + 10  # translucent red overlay
+    assert raw[5][y + h + 5 :, : x - 5].max() > 100  # the screen's caption ...
+    assert rendered[5][y + h + 5 :, : x - 5].max() < 8  # ... blanked, nothing painted
 
 
 def test_replay_explicit_roi_save_masks_raw_recording_and_loop(clip, tmp_path):
     masks, raw = tmp_path / "masks", tmp_path / "raw.mp4"
-    sonomap("replay", clip, "--model", dark_onnx(), "--roi", "130,60,300,200", "--save-masks", masks,
-            "--record-raw", raw, "--loop", "--max-frames", 20, "--summary", tmp_path / "s.json")
+    sonomap(
+        "replay",
+        clip,
+        "--model",
+        dark_onnx(),
+        "--roi",
+        "130,60,300,200",
+        "--save-masks",
+        masks,
+        "--record-raw",
+        raw,
+        "--loop",
+        "--max-frames",
+        20,
+        "--summary",
+        tmp_path / "s.json",
+    )
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["frames"] == 20 and summary["roi"] == [130, 60, 300, 200]
     # No overlay video, window or observer: no frame is drawn (the masks and raw video need none).
@@ -100,15 +116,23 @@ def test_golden_frames(busi_sample, tmp_path):
     folder.mkdir()
     for i, image_id in enumerate(GOLDEN_IDS):
         shutil.copy(busi_sample / "images" / f"{image_id}.png", folder / f"{i:02d}.png")
-    config = build_config({"source": {"input": str(folder)}, "roi": {"rect": "full"},
-                           "inference": {"model": str(dark_onnx())}, "overlay": {"hud": False}})
+    config = build_config(
+        {
+            "source": {"input": str(folder)},
+            "roi": {"rect": "full"},
+            "inference": {"model": str(dark_onnx())},
+            "overlay": {"hud": False},
+        }
+    )
     collect = Collect()
     Pipeline(config, observers=[collect]).run()
     assert collect.closed and len(collect.frames) == len(GOLDEN_IDS)
-    for image_id, rendered in zip(GOLDEN_IDS, collect.frames):
+    for image_id, rendered in zip(GOLDEN_IDS, collect.frames, strict=False):
         assert_matches_golden(f"replay_{image_id}", rendered)
         raw = cv2.imread(str(busi_sample / "images" / f"{image_id}.png"))
-        assert np.abs(raw.astype(np.int32) - rendered).sum() / (255.0 * raw.size) > GOLDEN_TOLERANCE  # overlay drawn
+        assert (
+            np.abs(raw.astype(np.int32) - rendered).sum() / (255.0 * raw.size) > GOLDEN_TOLERANCE
+        )  # overlay drawn
 
 
 def test_mp4_replay_takes_the_yuv_path_and_looks_like_the_bgr_path(clip, tmp_path):
@@ -122,8 +146,14 @@ def test_mp4_replay_takes_the_yuv_path_and_looks_like_the_bgr_path(clip, tmp_pat
     outputs = {}
     for prefer_yuv in (True, False):
         out = tmp_path / f"overlay_{prefer_yuv}.mp4"
-        config = build_config({"source": {"input": str(clip)}, "inference": {"model": str(dark_onnx())},
-                               "overlay": {"hud": False}, "sinks": {"video": str(out)}})
+        config = build_config(
+            {
+                "source": {"input": str(clip)},
+                "inference": {"model": str(dark_onnx())},
+                "overlay": {"hud": False},
+                "sinks": {"video": str(out)},
+            }
+        )
         pipeline = Pipeline(config)
         pipeline.prefer_yuv = prefer_yuv
         assert pipeline.run()["frames"] == CLIP_FRAMES
@@ -135,10 +165,12 @@ def test_mp4_replay_takes_the_yuv_path_and_looks_like_the_bgr_path(clip, tmp_pat
     overlay_effect = np.abs(outputs[False] - raw).mean()
     assert np.abs(outputs[True] - outputs[False]).mean() < min(2.5, 0.25 * overlay_effect)
     x, y, w, h = CLIP_ROI
-    red = lambda f: (f[:, y:y + h, x:x + w, 2] - f[:, y:y + h, x:x + w, 1]).mean()  # noqa: E731
-    assert red(outputs[True]) > red(raw) + 10                                 # translucent red overlay
+    red = lambda f: (f[:, y : y + h, x : x + w, 2] - f[:, y : y + h, x : x + w, 1]).mean()  # noqa: E731
+    assert red(outputs[True]) > red(raw) + 10  # translucent red overlay
     collect = Collect()
-    config = build_config({"source": {"input": str(clip), "max_frames": 2}, "inference": {"model": str(dark_onnx())}})
+    config = build_config(
+        {"source": {"input": str(clip), "max_frames": 2}, "inference": {"model": str(dark_onnx())}}
+    )
     pipeline = Pipeline(config, observers=[collect])
     pipeline.run()
     assert not pipeline.yuv_render and collect.frames[0].shape == (CLIP_SIZE[1], CLIP_SIZE[0], 3)
@@ -153,12 +185,18 @@ def test_parallel_overlay_workers_write_frames_in_order(clip, tmp_path, monkeypa
     for workers in (1, 3):
         monkeypatch.setattr(replay, "render_workers", lambda n=workers: n)
         out = tmp_path / f"overlay_{workers}.mp4"
-        config = build_config({"source": {"input": str(clip)}, "inference": {"model": str(dark_onnx())},
-                               "overlay": {"hud": False, "ema": 0.5}, "sinks": {"video": str(out)}})
+        config = build_config(
+            {
+                "source": {"input": str(clip)},
+                "inference": {"model": str(dark_onnx())},
+                "overlay": {"hud": False, "ema": 0.5},
+                "sinks": {"video": str(out)},
+            }
+        )
         assert Pipeline(config).run()["frames"] == CLIP_FRAMES
         outputs[workers] = decode(out)
     assert len(outputs[3]) == CLIP_FRAMES
-    assert all(np.array_equal(a, b) for a, b in zip(outputs[1], outputs[3]))
+    assert all(np.array_equal(a, b) for a, b in zip(outputs[1], outputs[3], strict=False))
 
 
 def test_make_clip_noise_option(tmp_path):

@@ -1,5 +1,6 @@
 """RTSP input: FFmpeg's RTSP client (through PyAV) against an RTSP server on loopback
 (tests/rtsp_server.py: H.264 over RTP interleaved in TCP, as the runtime requests)."""
+
 from __future__ import annotations
 
 import json
@@ -8,21 +9,21 @@ import time
 import av
 import numpy as np
 import pytest
+from cli import sonomap
+from rtsp_server import RtspServer
+from runtime_model import dark_onnx
 
 from edge_runtime.errors import InputError
 from edge_runtime.resilient import ResilientSource
 from edge_runtime.roi import Roi
 from edge_runtime.sources import open_source
 from edge_runtime.synthetic import ScreenSimulator, default_image
-from cli import sonomap
-from rtsp_server import RtspServer
-from runtime_model import dark_onnx
 
 SCREEN = (640, 360)
 FPS = 30
 CLIP_FRAMES = 30
 LIVE_SECONDS = 4.0
-MIN_LIVE_FRAMES = 45        # 4 s at 30 fps, less ~1 s of RTSP set-up and stream probing
+MIN_LIVE_FRAMES = 45  # 4 s at 30 fps, less ~1 s of RTSP set-up and stream probing
 ROI_TOLERANCE_PX = 6
 
 
@@ -55,13 +56,29 @@ def test_live_cli_from_rtsp_overlays_and_records(screen, tmp_path):
     """`sonomap live --source rtsp://...`: the real command, with the service's reconnecting source."""
     sim, frames = screen
     with RtspServer(frames, FPS) as url:
-        sonomap("live", "--source", url, "--headless", "--duration", LIVE_SECONDS, "--model", dark_onnx(),
-                "--record", tmp_path / "rec.mp4", "--summary", tmp_path / "s.json")
+        sonomap(
+            "live",
+            "--source",
+            url,
+            "--headless",
+            "--duration",
+            LIVE_SECONDS,
+            "--model",
+            dark_onnx(),
+            "--record",
+            tmp_path / "rec.mp4",
+            "--summary",
+            tmp_path / "s.json",
+        )
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["frames"] >= MIN_LIVE_FRAMES and summary["inferred"] > MIN_LIVE_FRAMES // 3
     roi, expected = Roi(*summary["roi"]), sim.roi
-    assert max(abs(roi.x - expected.x), abs(roi.y - expected.y), abs(roi.w - expected.w),
-               abs(roi.h - expected.h)) <= ROI_TOLERANCE_PX
+    assert (
+        max(
+            abs(roi.x - expected.x), abs(roi.y - expected.y), abs(roi.w - expected.w), abs(roi.h - expected.h)
+        )
+        <= ROI_TOLERANCE_PX
+    )
     with av.open(str(tmp_path / "rec.mp4")) as c:
         assert sum(1 for _ in c.decode(c.streams.video[0])) >= MIN_LIVE_FRAMES - 5
 

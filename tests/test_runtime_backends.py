@@ -1,5 +1,6 @@
 """Backends: ONNX Runtime (folded and plain graphs), torch (TorchScript), auto selection, and
 the runtime config (shipped default, reload)."""
+
 from __future__ import annotations
 
 import os
@@ -10,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from runtime_model import DARK_GAIN, DARK_LEVEL, POOL, dark_onnx
 
 from edge_runtime.backends import choose_backend, create_backend
 from edge_runtime.backends.base import Backend
@@ -20,7 +22,6 @@ from edge_runtime.frames import Prediction
 from edge_runtime.manifest import load_manifest, save_manifest
 from edge_runtime.pipeline import Pipeline
 from edge_runtime.stats import Stats
-from runtime_model import DARK_GAIN, DARK_LEVEL, POOL, dark_onnx
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -68,7 +69,9 @@ def test_fixed_size_model_keeps_prob_at_model_size_until_read(tmp_path, roi_imag
     # The mask is the model's own 256x256 mask resized by nearest neighbour.
     native_mask = (pred.native_prob > 0.5).astype(np.uint8)
     assert 0.02 < native_mask.mean() < 0.98
-    assert np.array_equal(pred.mask, cv2.resize(native_mask, (width, height), interpolation=cv2.INTER_NEAREST))
+    assert np.array_equal(
+        pred.mask, cv2.resize(native_mask, (width, height), interpolation=cv2.INTER_NEAREST)
+    )
 
 
 def test_failsafe_sees_a_nan_in_a_model_size_probability():
@@ -98,7 +101,9 @@ def make_torchscript(out: Path) -> Path:
     class Dark(torch.nn.Module):
         def forward(self, frame):
             x = frame.float() / 255.0
-            avg = torch.nn.functional.avg_pool2d(x, POOL, stride=1, padding=POOL // 2, count_include_pad=False)
+            avg = torch.nn.functional.avg_pool2d(
+                x, POOL, stride=1, padding=POOL // 2, count_include_pad=False
+            )
             prob = torch.sigmoid((DARK_LEVEL - avg) * DARK_GAIN)
             return prob, (prob > 0.5).to(torch.uint8)
 
@@ -114,12 +119,14 @@ def test_torch_backend_makes_openmp_threads_sleep_unless_told_otherwise(tmp_path
     """In a fresh process (the runtime loads torch only for this backend) OpenMP's wait policy is set
     before torch loads; a value the user set is kept."""
     model = make_torchscript(tmp_path / "dark.ts")
-    code = ("import os, sys\n"
-            "from edge_runtime.backends import create_backend\n"
-            "from edge_runtime.manifest import load_manifest\n"
-            "assert 'torch' not in sys.modules\n"
-            f"create_backend('torch', {str(model)!r}, load_manifest({str(model)!r}), device='cpu')\n"
-            "print(os.environ.get('OMP_WAIT_POLICY'))\n")
+    code = (
+        "import os, sys\n"
+        "from edge_runtime.backends import create_backend\n"
+        "from edge_runtime.manifest import load_manifest\n"
+        "assert 'torch' not in sys.modules\n"
+        f"create_backend('torch', {str(model)!r}, load_manifest({str(model)!r}), device='cpu')\n"
+        "print(os.environ.get('OMP_WAIT_POLICY'))\n"
+    )
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     if preset:
         env["OMP_WAIT_POLICY"] = preset
@@ -132,7 +139,7 @@ def test_torch_backend_matches_onnxruntime(tmp_path, roi_image):
     ts = make_torchscript(tmp_path / "model.ts")
     torch_backend = create_backend("auto", ts, load_manifest(ts), device="cpu", fp16=True, cuda_graphs=True)
     assert torch_backend.name == "torch" and "TorchScript" in torch_backend.selected_because
-    assert torch_backend.describe()["precision"] == "fp32"          # FP16/graphs only on CUDA
+    assert torch_backend.describe()["precision"] == "fp32"  # FP16/graphs only on CUDA
     ort_backend = create_backend("onnxruntime", dark_onnx(), load_manifest(dark_onnx()), device="cpu")
     a, b = torch_backend.infer(roi_image), ort_backend.infer(roi_image)
     assert a.mask.shape == roi_image.shape
@@ -150,15 +157,19 @@ def test_cuda_requested_without_cuda_is_a_config_error():
 
 def test_shipped_default_config_is_valid_and_complete():
     config = load_config(REPO / "edge_runtime" / "configs" / "default.yaml")
-    assert config == build_config(config)          # every key known; round-trips
+    assert config == build_config(config)  # every key known; round-trips
     assert list(config) == ["source", "roi", "inference", "overlay", "sinks", "live", "privacy"]
 
 
 def test_request_reload_applies_a_good_config_and_keeps_the_old_one_on_a_bad_edit(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text(f"source: {{input: synthetic}}\ninference: {{model: {dark_onnx()}}}\noverlay: {{alpha: 0.4}}\n")
+    path.write_text(
+        f"source: {{input: synthetic}}\ninference: {{model: {dark_onnx()}}}\noverlay: {{alpha: 0.4}}\n"
+    )
     pipeline = Pipeline(load_config(path), config_path=path)
-    path.write_text(f"source: {{input: synthetic}}\ninference: {{model: {dark_onnx()}}}\noverlay: {{alpha: 0.8}}\n")
+    path.write_text(
+        f"source: {{input: synthetic}}\ninference: {{model: {dark_onnx()}}}\noverlay: {{alpha: 0.8}}\n"
+    )
     pipeline.request_reload()
     pipeline.apply_reload()
     assert pipeline.overlay.styles[1].alpha == pytest.approx(0.8)

@@ -1,14 +1,27 @@
 """The runtime must run on a Jetson without torch: importing it must not pull torch in."""
+
 from __future__ import annotations
 
 import subprocess
 import sys
 
 RUNTIME_MODULES = [
-    "edge_runtime.cli", "edge_runtime.commands", "edge_runtime.config", "edge_runtime.sources",
-    "edge_runtime.roi", "edge_runtime.overlay", "edge_runtime.sinks", "edge_runtime.pipeline",
-    "edge_runtime.replay", "edge_runtime.live", "edge_runtime.failsafe", "edge_runtime.synthetic",
-    "edge_runtime.bench", "edge_runtime.stats", "edge_runtime.backends", "edge_runtime.backends.onnxruntime",
+    "edge_runtime.cli",
+    "edge_runtime.commands",
+    "edge_runtime.config",
+    "edge_runtime.sources",
+    "edge_runtime.roi",
+    "edge_runtime.overlay",
+    "edge_runtime.sinks",
+    "edge_runtime.pipeline",
+    "edge_runtime.replay",
+    "edge_runtime.live",
+    "edge_runtime.failsafe",
+    "edge_runtime.synthetic",
+    "edge_runtime.bench",
+    "edge_runtime.stats",
+    "edge_runtime.backends",
+    "edge_runtime.backends.onnxruntime",
     "edge_runtime.backends.torch",
 ]
 
@@ -27,14 +40,19 @@ def test_runtime_modules_do_not_import_torch_or_other_stages():
 
 
 def test_cli_help_lists_runtime_commands():
-    out = subprocess.run([sys.executable, "-m", "edge_runtime.cli", "--help"], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "edge_runtime.cli", "--help"], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0
     for name in ("replay", "live", "bench", "make-clip"):
         assert name in out.stdout
     for name in ("replay", "live", "bench", "make-clip"):
-        sub = subprocess.run([sys.executable, "-m", "edge_runtime.cli", name, "--help"], capture_output=True,
-                             text=True, timeout=120)
+        sub = subprocess.run(
+            [sys.executable, "-m", "edge_runtime.cli", name, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert sub.returncode == 0 and "usage:" in sub.stdout
 
 
@@ -56,7 +74,9 @@ def test_a_replay_run_does_not_import_torch(tmp_path):
 
     (tmp_path / "img").mkdir()
     for name in ("malignant_002.png", "benign_041.png"):
-        shutil.copy(__import__("pathlib").Path(__file__).parent / "data" / "busi" / "images" / name, tmp_path / "img")
+        shutil.copy(
+            __import__("pathlib").Path(__file__).parent / "data" / "busi" / "images" / name, tmp_path / "img"
+        )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"a replay imported {out.stdout.strip()}"

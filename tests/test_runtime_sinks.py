@@ -1,4 +1,5 @@
 """Sinks: crash-safe fragmented mp4, the window under a real Xvfb server, no-display errors."""
+
 from __future__ import annotations
 
 import os
@@ -9,7 +10,6 @@ import textwrap
 
 import av
 import pytest
-
 from runtime_model import dark_onnx
 
 FPS = 30
@@ -40,10 +40,31 @@ def test_fragmented_mp4_survives_a_crash(tmp_path):
 
 def test_window_sink_under_xvfb(xvfb_display, tmp_path):
     env = dict(os.environ, DISPLAY=xvfb_display)
-    out = subprocess.run([sys.executable, "-m", "edge_runtime.cli", "live", "--source", "synthetic", "--model",
-                          str(dark_onnx()), "--width", "640", "--height", "360", "--duration", "2", "--fullscreen",
-                          "--summary", str(tmp_path / "s.json")], capture_output=True, text=True, env=env,
-                         timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge_runtime.cli",
+            "live",
+            "--source",
+            "synthetic",
+            "--model",
+            str(dark_onnx()),
+            "--width",
+            "640",
+            "--height",
+            "360",
+            "--duration",
+            "2",
+            "--fullscreen",
+            "--summary",
+            str(tmp_path / "s.json"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     import json
 
@@ -53,9 +74,28 @@ def test_window_sink_under_xvfb(xvfb_display, tmp_path):
 
 def test_window_without_display_is_a_clean_error(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    out = subprocess.run([sys.executable, "-m", "edge_runtime.cli", "live", "--source", "synthetic", "--model",
-                          str(dark_onnx()), "--width", "320", "--height", "180", "--duration", "1"],
-                         capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge_runtime.cli",
+            "live",
+            "--source",
+            "synthetic",
+            "--model",
+            str(dark_onnx()),
+            "--width",
+            "320",
+            "--height",
+            "180",
+            "--duration",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert out.returncode == 2 and "--headless" in out.stderr and "Traceback" not in out.stderr
 
 

@@ -1,4 +1,5 @@
 """sd_notify against a real AF_UNIX datagram socket (path and abstract), as systemd does."""
+
 from __future__ import annotations
 
 import os
@@ -30,7 +31,7 @@ class FakeSystemd:
             while True:
                 data = self.sock.recv(4096).decode()
                 out.append(dict(line.split("=", 1) for line in data.split("\n")))
-        except socket.timeout:
+        except TimeoutError:
             return out
 
     def close(self):
@@ -88,12 +89,15 @@ def test_missing_socket_is_logged_not_raised(tmp_path, caplog):
     assert sum("sd_notify" in r.message for r in caplog.records) == 1
 
 
-@pytest.mark.parametrize("env,expected", [
-    ({"WATCHDOG_USEC": "10000000"}, 10.0),
-    ({"WATCHDOG_USEC": "500000", "WATCHDOG_PID": str(os.getpid())}, 0.5),
-    ({"WATCHDOG_USEC": "500000", "WATCHDOG_PID": "1"}, None),  # meant for another process
-    ({}, None),
-])
+@pytest.mark.parametrize(
+    "env,expected",
+    [
+        ({"WATCHDOG_USEC": "10000000"}, 10.0),
+        ({"WATCHDOG_USEC": "500000", "WATCHDOG_PID": str(os.getpid())}, 0.5),
+        ({"WATCHDOG_USEC": "500000", "WATCHDOG_PID": "1"}, None),  # meant for another process
+        ({}, None),
+    ],
+)
 def test_watchdog_usec(env, expected):
     assert parse_watchdog_usec(env) == expected
 
@@ -187,12 +191,15 @@ def test_signal_handlers_reload_and_stop_a_pipeline(path_socket):
 
 
 def test_pipeline_gives_the_engine_builder_the_extend_timeout_hook():
+    from runtime_model import dark_onnx
+
     from edge_runtime import config as cfg
     from edge_runtime.pipeline import Pipeline
     from edge_runtime.service import on_long_build
-    from runtime_model import dark_onnx
 
-    pipe = Pipeline(cfg.build_config({"source": {"input": "synthetic"}, "inference": {"model": str(dark_onnx())}}))
+    pipe = Pipeline(
+        cfg.build_config({"source": {"input": "synthetic"}, "inference": {"model": str(dark_onnx())}})
+    )
     try:
         assert pipe.guard.backend.options["on_long_build"] is on_long_build
     finally:

@@ -1,15 +1,16 @@
 """`sonomap selfcheck` on this machine: versions, ONNX Runtime on real frames, and a clear
 non-zero exit because TensorRT/pycuda cannot be installed here. The GPU test runs the full
 check (engine build, cache reuse, agreement) where a GPU with TensorRT exists."""
+
 from __future__ import annotations
 
 import importlib.util
 
 import pytest
+from export_fixtures import copy_model, shared_tiny_onnx
 
 from edge_runtime.cli import main
 from export.selfcheck import DEFAULT_MODEL, EXIT_NO_TENSORRT, EXIT_OK
-from export_fixtures import copy_model, shared_tiny_onnx
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None and importlib.util.find_spec("pycuda") is not None
 
@@ -21,7 +22,9 @@ def tiny_onnx():
 
 @pytest.mark.skipif(HAS_TRT, reason="TensorRT and pycuda are installed here")
 def test_selfcheck_without_tensorrt(tiny_onnx, busi_sample, capsys):
-    rc = main(["selfcheck", "--model", str(tiny_onnx), "--frames", str(busi_sample / "images"), "--max-frames", "3"])
+    rc = main(
+        ["selfcheck", "--model", str(tiny_onnx), "--frames", str(busi_sample / "images"), "--max-frames", "3"]
+    )
     out = capsys.readouterr().out
     assert rc == EXIT_NO_TENSORRT
     assert "onnxruntime" in out and "tensorrt     not installed" in out
@@ -51,8 +54,17 @@ def test_selfcheck_bad_frames_dir(tiny_onnx, tmp_path, capsys):
 @pytest.mark.skipif(not HAS_TRT, reason="TensorRT/pycuda not installed")
 def test_selfcheck_on_gpu_builds_then_reuses(tiny_onnx, busi_sample, tmp_path, capsys):
     model = copy_model(tiny_onnx, tmp_path / "model")
-    args = ["selfcheck", "--model", str(model), "--frames", str(busi_sample / "images"), "--max-frames", "4",
-            "--cache-dir", str(tmp_path / "engines")]
+    args = [
+        "selfcheck",
+        "--model",
+        str(model),
+        "--frames",
+        str(busi_sample / "images"),
+        "--max-frames",
+        "4",
+        "--cache-dir",
+        str(tmp_path / "engines"),
+    ]
     from export.fp16 import convert_fp16
 
     convert_fp16(model)  # the strongly typed path (TensorRT >= 10.12) needs the FP16 twin

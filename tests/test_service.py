@@ -3,6 +3,7 @@ own tools (systemd-analyze verify, systemd-sysusers, systemd-tmpfiles) in temp r
 
 CI needs the `systemd` Debian package for systemd-analyze (tests skip without it).
 """
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,9 @@ REPO = Path(__file__).resolve().parents[1]
 UNITS = ("sonomap.service", "sonomap-headless.service")
 INSTALLED_EXE = "/opt/sonomap/venv/bin/sonomap"
 ANALYZE = shutil.which("systemd-analyze")
-needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze not installed (apt-get install systemd)")
+needs_analyze = pytest.mark.skipif(
+    ANALYZE is None, reason="systemd-analyze not installed (apt-get install systemd)"
+)
 
 
 def unit_options(name: str) -> dict[str, list[str]]:
@@ -46,8 +49,13 @@ def verify_copy(tmp_path: Path, name: str, dropin: Path | None = None) -> subpro
     if dropin is not None:
         (tmp_path / f"{name}.d").mkdir()
         shutil.copy(dropin, tmp_path / f"{name}.d" / dropin.name)
-    return subprocess.run([ANALYZE, "verify", str(tmp_path / name)], capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "SYSTEMD_LOG_LEVEL": "notice"})
+    return subprocess.run(
+        [ANALYZE, "verify", str(tmp_path / name)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "SYSTEMD_LOG_LEVEL": "notice"},
+    )
 
 
 @needs_analyze
@@ -68,8 +76,9 @@ def test_verify_catches_a_broken_unit(tmp_path):
     """The verify test can fail: a typo'd key and a missing binary are reported."""
     bad = (REPO / "systemd" / "sonomap.service").read_text().replace("WatchdogSec=", "WatchdogSecs=")
     (tmp_path / "sonomap.service").write_text(bad)
-    res = subprocess.run([ANALYZE, "verify", str(tmp_path / "sonomap.service")], capture_output=True,
-                         text=True, timeout=60)
+    res = subprocess.run(
+        [ANALYZE, "verify", str(tmp_path / "sonomap.service")], capture_output=True, text=True, timeout=60
+    )
     assert "WatchdogSecs" in res.stderr and res.returncode != 0
 
 
@@ -116,27 +125,45 @@ def test_install_script_stages_everything(tmp_path):
 
 
 def test_install_script_rejects_unknown_option(tmp_path):
-    res = subprocess.run(["bash", str(REPO / "systemd" / "install.sh"), "--root", str(tmp_path), "--bogus"],
-                         capture_output=True, text=True, timeout=30)
+    res = subprocess.run(
+        ["bash", str(REPO / "systemd" / "install.sh"), "--root", str(tmp_path), "--bogus"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert res.returncode == 2 and "--bogus" in res.stderr
 
 
-@pytest.mark.skipif(shutil.which("systemd-sysusers") is None or os.geteuid() != 0,
-                    reason="needs systemd-sysusers and root (chown in the temp root)")
+@pytest.mark.skipif(
+    shutil.which("systemd-sysusers") is None or os.geteuid() != 0,
+    reason="needs systemd-sysusers and root (chown in the temp root)",
+)
 def test_sysusers_and_tmpfiles_create_user_and_private_dirs(tmp_path):
     (tmp_path / "etc").mkdir()
     for name in ("passwd", "group", "shadow", "gshadow"):
         if Path("/etc", name).exists():
             shutil.copy(Path("/etc", name), tmp_path / "etc" / name)
-    subprocess.run(["systemd-sysusers", f"--root={tmp_path}", str(REPO / "systemd/sonomap.sysusers.conf")],
-                   check=True, capture_output=True, timeout=30)
-    groups = {line.split(":")[0]: line.strip().split(":")[3].split(",")
-              for line in (tmp_path / "etc/group").read_text().splitlines()}
+    subprocess.run(
+        ["systemd-sysusers", f"--root={tmp_path}", str(REPO / "systemd/sonomap.sysusers.conf")],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    groups = {
+        line.split(":")[0]: line.strip().split(":")[3].split(",")
+        for line in (tmp_path / "etc/group").read_text().splitlines()
+    }
     assert "sonomap" in groups["video"] and "sonomap" in groups["render"]
-    passwd = [line for line in (tmp_path / "etc/passwd").read_text().splitlines() if line.startswith("sonomap:")]
+    passwd = [
+        line for line in (tmp_path / "etc/passwd").read_text().splitlines() if line.startswith("sonomap:")
+    ]
     assert passwd and passwd[0].endswith(":/usr/sbin/nologin")
-    subprocess.run(["systemd-tmpfiles", f"--root={tmp_path}", "--create",
-                    str(REPO / "systemd/sonomap.tmpfiles.conf")], check=True, capture_output=True, timeout=30)
+    subprocess.run(
+        ["systemd-tmpfiles", f"--root={tmp_path}", "--create", str(REPO / "systemd/sonomap.tmpfiles.conf")],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
     rec = tmp_path / "var/lib/sonomap/recordings"
     assert stat.S_IMODE(rec.stat().st_mode) == 0o700
 

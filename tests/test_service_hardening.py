@@ -3,6 +3,7 @@ network drop-in that install.sh writes, and the display unit's wait for X (its r
 
 CI needs the `systemd` Debian package for systemd-analyze (tests skip without it).
 """
+
 from __future__ import annotations
 
 import re
@@ -13,19 +14,28 @@ import time
 from pathlib import Path
 
 import pytest
-
 from test_service import ANALYZE, REPO, UNITS, needs_analyze, unit_options, verify_copy
 
 MAX_EXPOSURE = 2.0
 SCORE = re.compile(r"Overall exposure level for \S+: (\d+\.\d+)")
-HARDENING = {"ProtectKernelLogs": "yes", "ProtectProc": "invisible", "RemoveIPC": "yes", "PrivateMounts": "yes",
-             "IPAddressDeny": "any", "IPAddressAllow": "localhost"}
+HARDENING = {
+    "ProtectKernelLogs": "yes",
+    "ProtectProc": "invisible",
+    "RemoveIPC": "yes",
+    "PrivateMounts": "yes",
+    "IPAddressDeny": "any",
+    "IPAddressAllow": "localhost",
+}
 X_WAIT_LIMIT_S = 60
 
 
 def exposure(unit: Path) -> float:
-    res = subprocess.run([ANALYZE, "security", "--offline=yes", "--no-pager", str(unit)], capture_output=True,
-                         text=True, timeout=60)
+    res = subprocess.run(
+        [ANALYZE, "security", "--offline=yes", "--no-pager", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     match = SCORE.search(res.stdout + res.stderr)
     assert match, res.stdout[-2000:] + res.stderr[-2000:]
     return float(match.group(1))
@@ -41,8 +51,15 @@ def test_units_score_at_most_2_on_systemd_analyze_security(name):
 def test_the_score_check_can_fail(tmp_path):
     """Without the sandbox block the same unit scores above the limit (3.6 before it was added)."""
     text = (REPO / "systemd" / "sonomap-headless.service").read_text()
-    for key in ("SystemCallFilter", "ProtectKernelLogs", "ProtectProc", "RemoveIPC", "PrivateMounts",
-                "IPAddressDeny", "IPAddressAllow"):
+    for key in (
+        "SystemCallFilter",
+        "ProtectKernelLogs",
+        "ProtectProc",
+        "RemoveIPC",
+        "PrivateMounts",
+        "IPAddressDeny",
+        "IPAddressAllow",
+    ):
         text = re.sub(rf"^{key}=.*$", "", text, flags=re.M)
     (tmp_path / "weak.service").write_text(text)
     assert exposure(tmp_path / "weak.service") > MAX_EXPOSURE
@@ -65,8 +82,12 @@ def staged_network_dropin(tmp_path: Path, unit: str, *cidrs: str) -> Path:
     flags = ["--headless"] if unit == "sonomap-headless.service" else []
     for cidr in cidrs:
         flags += ["--allow", cidr]
-    res = subprocess.run(["bash", str(REPO / "systemd" / "install.sh"), "--root", str(root), "--no-venv", *flags],
-                         capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        ["bash", str(REPO / "systemd" / "install.sh"), "--root", str(root), "--no-venv", *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 0, res.stderr
     return root / "etc/systemd/system" / f"{unit}.d" / "network.conf"
 
@@ -82,8 +103,20 @@ def test_site_network_dropin_verifies_and_keeps_the_score(tmp_path, name):
 
 
 def test_install_rejects_a_bad_allow_entry_before_writing_anything(tmp_path):
-    res = subprocess.run(["bash", str(REPO / "systemd" / "install.sh"), "--root", str(tmp_path / "r"), "--no-venv",
-                          "--allow", "10.0.0.0/8;rm"], capture_output=True, text=True, timeout=30)
+    res = subprocess.run(
+        [
+            "bash",
+            str(REPO / "systemd" / "install.sh"),
+            "--root",
+            str(tmp_path / "r"),
+            "--no-venv",
+            "--allow",
+            "10.0.0.0/8;rm",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert res.returncode == 2 and "--allow" in res.stderr and not (tmp_path / "r").exists()
 
 
@@ -108,7 +141,9 @@ def test_display_unit_waits_for_x_instead_of_failing(tmp_path):
     threading.Thread(target=x_comes_up, daemon=True).start()
     start = time.monotonic()
     try:
-        res = subprocess.run(["/bin/sh", "-c", x_wait_command(path, 30)], capture_output=True, text=True, timeout=40)
+        res = subprocess.run(
+            ["/bin/sh", "-c", x_wait_command(path, 30)], capture_output=True, text=True, timeout=40
+        )
     finally:
         server.close()
     assert res.returncode == 0, res.stderr
@@ -116,6 +151,7 @@ def test_display_unit_waits_for_x_instead_of_failing(tmp_path):
 
 
 def test_display_unit_gives_up_with_a_message_when_x_never_comes(tmp_path):
-    res = subprocess.run(["/bin/sh", "-c", x_wait_command(tmp_path / "X0", 1)], capture_output=True, text=True,
-                         timeout=30)
+    res = subprocess.run(
+        ["/bin/sh", "-c", x_wait_command(tmp_path / "X0", 1)], capture_output=True, text=True, timeout=30
+    )
     assert res.returncode == 1 and "not up after" in res.stderr

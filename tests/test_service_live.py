@@ -1,6 +1,7 @@
 """`sonomap live` as systemd runs it: a real NOTIFY_SOCKET and WATCHDOG_USEC, the HTTP
 server, SIGHUP (reload without restart) and SIGTERM (clean stop, recording finalised).
 Also: no DICOM patient identifiers in logs, summaries or recordings."""
+
 from __future__ import annotations
 
 import json
@@ -19,13 +20,17 @@ import numpy as np
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
-
 from runtime_model import dark_onnx
 
 SONOMAP = [sys.executable, "-m", "edge_runtime.cli"]  # this tree's code, whatever is installed
 RELOAD_APPLIED_S = 30
-PATIENT = {"PatientName": "Doe^Janine", "PatientID": "MRN-4711-0815", "PatientBirthDate": "19700101",
-           "InstitutionName": "St Elsewhere Hospital", "AccessionNumber": "ACC99887766"}
+PATIENT = {
+    "PatientName": "Doe^Janine",
+    "PatientID": "MRN-4711-0815",
+    "PatientBirthDate": "19700101",
+    "InstitutionName": "St Elsewhere Hospital",
+    "AccessionNumber": "ACC99887766",
+}
 
 
 def free_port() -> int:
@@ -47,7 +52,7 @@ class NotifySocket:
                 data = self.sock.recv(4096).decode()
                 self.messages.append(dict(line.split("=", 1) for line in data.split("\n")))
                 self.sock.settimeout(0.05)
-        except socket.timeout:
+        except TimeoutError:
             return self.messages
 
     def wait_for(self, key: str, timeout: float) -> dict[str, str] | None:
@@ -64,22 +69,48 @@ def backend_threads(port: int) -> str | None:
     """The inference threads of the backend in use, as /metrics reports it."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         text = r.read().decode()
-    found = [s.labels.get("threads") for f in text_string_to_metric_families(text) for s in f.samples
-             if s.name == "sonomap_backend_info" and s.value == 1]
+    found = [
+        s.labels.get("threads")
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "sonomap_backend_info" and s.value == 1
+    ]
     return found[0] if found else None
 
 
 def test_live_under_systemd_notify_watchdog_reload_and_term(tmp_path):
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({"source": {"input": "synthetic", "fps": 30, "width": 480, "height": 320},
-                                      "inference": {"model": str(dark_onnx())}, "overlay": {"alpha": 0.4}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "source": {"input": "synthetic", "fps": 30, "width": 480, "height": 320},
+                "inference": {"model": str(dark_onnx())},
+                "overlay": {"alpha": 0.4},
+            }
+        )
+    )
     notify = NotifySocket(tmp_path / "notify.sock")
     port = free_port()
     rec = tmp_path / "recordings" / "live.mp4"
     env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "2000000"}
-    proc = subprocess.Popen([*SONOMAP, "-v", "live", "--config", str(config), "--headless", "--record", str(rec),
-                             "--http", f"127.0.0.1:{port}"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            *SONOMAP,
+            "-v",
+            "live",
+            "--config",
+            str(config),
+            "--headless",
+            "--record",
+            str(rec),
+            "--http",
+            f"127.0.0.1:{port}",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         ready = notify.wait_for("READY", 60)
         assert ready is not None, proc.stderr.read() if proc.poll() is not None else "no READY"
@@ -96,12 +127,17 @@ def test_live_under_systemd_notify_watchdog_reload_and_term(tmp_path):
         assert any("fps" in m.get("STATUS", "") for m in notify.messages)
 
         assert backend_threads(port) != "1"
-        config.write_text(config.read_text().replace("alpha: 0.4", "alpha: 0.7")
-                          .replace("inference:", "inference:\n  threads: 1"))
+        config.write_text(
+            config.read_text()
+            .replace("alpha: 0.4", "alpha: 0.7")
+            .replace("inference:", "inference:\n  threads: 1")
+        )
         proc.send_signal(signal.SIGHUP)
         assert notify.wait_for("STATUS", 5)
         deadline = time.monotonic() + RELOAD_APPLIED_S
-        while backend_threads(port) != "1" and time.monotonic() < deadline:  # the applied value, not a log line
+        while (
+            backend_threads(port) != "1" and time.monotonic() < deadline
+        ):  # the applied value, not a log line
             time.sleep(0.2)
         assert backend_threads(port) == "1"
         assert proc.poll() is None  # reloaded, not restarted
@@ -145,9 +181,25 @@ def test_dicom_identifiers_never_reach_logs_or_outputs(tmp_path):
     ds.save_as(str(path), enforce_file_format=True)
 
     out = tmp_path / "out"
-    res = subprocess.run([*SONOMAP, "-v", "replay", str(path), "--model", str(dark_onnx()), "--out",
-                          str(out / "overlay.mp4"), "--summary", str(out / "summary.json"), "--save-masks",
-                          str(out / "masks")], capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [
+            *SONOMAP,
+            "-v",
+            "replay",
+            str(path),
+            "--model",
+            str(dark_onnx()),
+            "--out",
+            str(out / "overlay.mp4"),
+            "--summary",
+            str(out / "summary.json"),
+            "--save-masks",
+            str(out / "masks"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     assert stat.S_IMODE((out / "masks").stat().st_mode) == 0o700
     texts = [res.stdout, res.stderr, (out / "summary.json").read_text()]

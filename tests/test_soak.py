@@ -2,18 +2,21 @@
 RSS after warm-up must stay flat (< 2% growth). The 10-minute figure comes from
 `sonomap soak --minutes 10` (README); this test runs the same code for 45 s, unpaced so the
 pipeline reaches its steady state (stat windows full) within the first third."""
+
 from __future__ import annotations
 
 import pytest
+from runtime_model import dark_onnx
 
 from edge_runtime.soak import DEFAULT_MAX_GROWTH, growth, run_soak
-from runtime_model import dark_onnx
 
 MIB = 1024 * 1024
 
 
 def test_growth_compares_post_warmup_and_last_windows():
-    samples = [(t, (100 + (50 if t < 10 else 0) + t // 50) * MIB) for t in range(100)]  # warm-up spike ignored
+    samples = [
+        (t, (100 + (50 if t < 10 else 0) + t // 50) * MIB) for t in range(100)
+    ]  # warm-up spike ignored
     g = growth(samples, 100)
     assert g["baseline_mib"] == 100 and g["final_mib"] == 101 and g["growth"] == pytest.approx(0.01)
     assert growth([], 100)["growth"] is None
@@ -21,8 +24,15 @@ def test_growth_compares_post_warmup_and_last_windows():
 
 @pytest.mark.slow
 def test_soak_replay_loop_rss_flat():
-    report = run_soak(0.75, model=str(dark_onnx()), realtime=False, record=True, sample_s=0.5,
-                      warmup=0.35, window_fraction=0.25)
+    report = run_soak(
+        0.75,
+        model=str(dark_onnx()),
+        realtime=False,
+        record=True,
+        sample_s=0.5,
+        warmup=0.35,
+        window_fraction=0.25,
+    )
     assert report["frames"] > 1000  # unpaced: ~100 fps on 2 shared cores here
     assert report["errors"] == 0 and report["sink_errors"] == 0
     assert report["growth"] is not None and report["growth"] < DEFAULT_MAX_GROWTH, report

@@ -1,17 +1,17 @@
 """Sources (DICOM cine, image folder, video file, synthetic) and bad-input errors via the CLI."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import cv2
 import numpy as np
 import pytest
+from cli import sonomap as run_cli
+from runtime_model import dark_onnx
 
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.manifest import load_manifest, save_manifest
 from edge_runtime.roi import Roi, detect_roi, parse_roi, resolve_roi
 from edge_runtime.sources import DicomCineSource, ImageFolderSource, SyntheticSource, open_source
-from cli import sonomap as run_cli
-from runtime_model import dark_onnx
 
 EXIT_USER_ERROR = 2
 
@@ -38,8 +38,20 @@ def test_dicom_cine_source_yields_all_frames_with_mm_scale(dicom_cine):
 
 
 def test_replay_dicom_cine_via_cli(dicom_cine, tmp_path):
-    out = sonomap("replay", dicom_cine, "--model", dark_onnx(), "--out", tmp_path / "o.mp4", "--roi", "full",
-                  "--max-frames", 6, "--summary", tmp_path / "s.json")
+    out = sonomap(
+        "replay",
+        dicom_cine,
+        "--model",
+        dark_onnx(),
+        "--out",
+        tmp_path / "o.mp4",
+        "--roi",
+        "full",
+        "--max-frames",
+        6,
+        "--summary",
+        tmp_path / "s.json",
+    )
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "o.mp4").stat().st_size > 0 and '"frames": 6' in (tmp_path / "s.json").read_text()
 
@@ -73,8 +85,19 @@ def test_roi_parsing_and_outside_frame():
         resolve_roi("600,0,100,100", np.zeros((480, 640, 3), np.uint8))
 
 
-@pytest.mark.parametrize("case", ["missing", "unreadable", "roi", "device", "pixfmt", "config_key",
-                                  "manifest_vs_config", "manifest_vs_model"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "unreadable",
+        "roi",
+        "device",
+        "pixfmt",
+        "config_key",
+        "manifest_vs_config",
+        "manifest_vs_model",
+    ],
+)
 def test_bad_input_gives_one_line_error_exit_2(case, tmp_path, busi_sample):
     model = dark_onnx()
     image = busi_sample / "images" / "malignant_002.png"
@@ -178,10 +201,10 @@ def test_close_from_another_thread_waits_for_the_read_in_flight():
     reader = threading.Thread(target=lambda: list(src), name="reader")
     reader.start()
     assert src.in_read.wait(5)
-    src.close()                       # from the main thread, mid-read
-    assert src.released_by == []      # not freed under the read
+    src.close()  # from the main thread, mid-read
+    assert src.released_by == []  # not freed under the read
     src.proceed.set()
     reader.join(5)
     assert not reader.is_alive() and src.released_by == ["reader"]
-    src.close()                       # nobody reads now: frees at once (idempotent)
+    src.close()  # nobody reads now: frees at once (idempotent)
     assert src.released_by == ["reader", "MainThread"]

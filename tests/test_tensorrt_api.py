@@ -5,6 +5,7 @@ runtime classes as the full package, so the backend's calls are checked against 
 builder calls need the full ``tensorrt`` module: checked when present, skipped otherwise.
 Nothing here runs an engine (no GPU); `sonomap selfcheck` does that on the target.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,17 +19,33 @@ from edge_runtime.tensorrt.key import STRONGLY_TYPED_FROM, parse_version
 # (class, methods) the backend and engines.load_engine use (edge_runtime/backends/tensorrt.py).
 RUNTIME_CALLS = {
     "Runtime": ["deserialize_cuda_engine"],
-    "ICudaEngine": ["num_io_tensors", "get_tensor_name", "get_tensor_mode", "get_tensor_dtype",
-                    "get_tensor_profile_shape", "create_execution_context"],
+    "ICudaEngine": [
+        "num_io_tensors",
+        "get_tensor_name",
+        "get_tensor_mode",
+        "get_tensor_dtype",
+        "get_tensor_profile_shape",
+        "create_execution_context",
+    ],
     "IExecutionContext": ["set_input_shape", "get_tensor_shape", "set_tensor_address", "execute_async_v3"],
 }
 # What edge_runtime/tensorrt/build.py uses.
 BUILDER_CALLS = {
-    "Builder": ["create_network", "create_builder_config", "create_optimization_profile",
-                "build_serialized_network"],
+    "Builder": [
+        "create_network",
+        "create_builder_config",
+        "create_optimization_profile",
+        "build_serialized_network",
+    ],
     "OnnxParser": ["parse", "num_errors", "get_error"],
-    "IBuilderConfig": ["set_memory_pool_limit", "set_flag", "add_optimization_profile", "create_timing_cache",
-                       "set_timing_cache", "get_timing_cache"],
+    "IBuilderConfig": [
+        "set_memory_pool_limit",
+        "set_flag",
+        "add_optimization_profile",
+        "create_timing_cache",
+        "set_timing_cache",
+        "get_timing_cache",
+    ],
     "IOptimizationProfile": ["set_shape"],
     "ITimingCache": ["serialize"],
     "INetworkDefinition": ["num_inputs", "get_input"],
@@ -36,8 +53,12 @@ BUILDER_CALLS = {
 
 
 def _check(trt, calls):
-    missing = [f"{cls}.{name}" for cls, names in calls.items() for name in names
-               if not hasattr(getattr(trt, cls, None), name)]
+    missing = [
+        f"{cls}.{name}"
+        for cls, names in calls.items()
+        for name in names
+        if not hasattr(getattr(trt, cls, None), name)
+    ]
     assert not missing, f"TensorRT {trt.__version__} lacks {missing}"
 
 
@@ -113,6 +134,7 @@ def test_backend_without_tensorrt_fails_clearly(tiny_onnx, tmp_path):
     backend = TensorRTBackend(model, load_manifest(model), cache_dir=tmp_path / "cache")
     try:
         import tensorrt  # noqa: F401
+
         pytest.skip("TensorRT is installed here; the missing-module path cannot be exercised")
     except ImportError:
         pass

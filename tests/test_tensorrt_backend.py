@@ -6,6 +6,7 @@ small stand-ins of tests/trt_standins.py, which follow the behaviour pycuda's an
 sources document; enums and dtypes are tensorrt_lean's. Everything else is the real code: the
 backend class, its thread, the engine-cache functions, the folded ONNX model and its manifest.
 """
+
 from __future__ import annotations
 
 import logging
@@ -13,6 +14,8 @@ import threading
 
 import numpy as np
 import pytest
+from export_fixtures import copy_model, shared_tiny_onnx
+from trt_standins import TIMING_MAGIC, FakeBuilderConfig, FakeCuda, FakeEngine, builder_module, runtime_module
 
 from edge_runtime.backends import tensorrt as trt_backend
 from edge_runtime.errors import ConfigError, InputError
@@ -21,8 +24,6 @@ from edge_runtime.tensorrt import build, engines, key, modules
 from edge_runtime.tensorrt.engines import preflight
 from edge_runtime.tensorrt.key import GpuInfo, choose_build_path
 from export.selfcheck import timed_latency
-from export_fixtures import copy_model, shared_tiny_onnx
-from trt_standins import TIMING_MAGIC, FakeBuilderConfig, FakeCuda, FakeEngine, builder_module, runtime_module
 
 FRAME = np.arange(120 * 160, dtype=np.uint32).reshape(120, 160).astype(np.uint8)
 OTHER_SIZE = np.full((96, 128), 200, np.uint8)
@@ -132,8 +133,12 @@ def test_missing_fp16_twin_fails_at_construction(lean, tiny_onnx, tmp_path, monk
     """TensorRT >= 10.12 builds FP16 from model.fp16.onnx: its absence is reported when the
     backend is made (service start-up), not at the first frame."""
     model = copy_model(tiny_onnx, tmp_path / "m")
-    monkeypatch.setattr(modules, "import_tensorrt", lambda: runtime_module(lean, "10.13.0.35", fp16_flag=True))
-    with pytest.raises(InputError, match=r"model\.fp16\.onnx: FP16 ONNX not found.*sonomap export onnx --fp16"):
+    monkeypatch.setattr(
+        modules, "import_tensorrt", lambda: runtime_module(lean, "10.13.0.35", fp16_flag=True)
+    )
+    with pytest.raises(
+        InputError, match=r"model\.fp16\.onnx: FP16 ONNX not found.*sonomap export onnx --fp16"
+    ):
         _backend(model, tmp_path)
     monkeypatch.setattr(modules, "import_tensorrt", lambda: runtime_module(lean, "10.3.0.30", fp16_flag=True))
     _backend(model, tmp_path).close()  # 10.3 builds from the FP32 file with the FP16 flag
@@ -205,7 +210,7 @@ def test_prepare_makes_the_engine_on_the_owner_thread_before_the_first_frame(gpu
     assert backend.prepare_label == "building engine"
     _in_thread(backend.prepare)
     (ctx,) = cuda.contexts
-    backend.prepare()                                     # a second call builds nothing
+    backend.prepare()  # a second call builds nothing
     assert backend.infer(FRAME).mask.shape == FRAME.shape and cuda.contexts == [ctx]
     backend.close()
     assert ctx.destroyed and cuda.threads == {ctx.owner}

@@ -5,6 +5,7 @@ before and after TensorRT runs (key, file names, atomic writes, stale/corrupt de
 version-dependent build path). The TensorRT calls are covered by tests/test_tensorrt_api.py
 (API surface) and, on a GPU machine, by `sonomap selfcheck`.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -13,19 +14,31 @@ import types
 
 import pytest
 import yaml
+from export_fixtures import copy_model, make_checkpoint, shared_tiny_onnx
 
 from edge_runtime.atomic import atomic_write_bytes
 from edge_runtime.errors import ConfigError, InputError, SonomapError
 from edge_runtime.manifest import load_manifest, manifest_path, save_manifest
-from edge_runtime.tensorrt.cache import (BUILD, LOAD, check_engine_file, inspect_cached,
-                                         timing_cache_path, write_engine)
+from edge_runtime.tensorrt.cache import (
+    BUILD,
+    LOAD,
+    check_engine_file,
+    inspect_cached,
+    timing_cache_path,
+    write_engine,
+)
 from edge_runtime.tensorrt.engines import ensure_engine, load_engine, plan_engine
-from edge_runtime.tensorrt.key import (PATH_FP16_FLAG, PATH_FP32, PATH_STRONGLY_TYPED, GpuInfo, choose_build_path,
-                                       parse_version)
+from edge_runtime.tensorrt.key import (
+    PATH_FP16_FLAG,
+    PATH_FP32,
+    PATH_STRONGLY_TYPED,
+    GpuInfo,
+    choose_build_path,
+    parse_version,
+)
 from export.fp16 import convert_fp16
 from export.onnx_export import export_onnx
 from export.shapes import ShapeSpec
-from export_fixtures import copy_model, make_checkpoint, shared_tiny_onnx
 
 ORIN = GpuInfo("Orin", "8.7", 16)
 RTX = GpuInfo("NVIDIA RTX A4000", "8.6", 48)
@@ -40,15 +53,18 @@ def onnx_model():
     return shared_tiny_onnx()  # profile 64x64 / 240x320 / 480x640
 
 
-@pytest.mark.parametrize("version, precision, has_flag, expected", [
-    (TRT_JETPACK6, "fp16", True, PATH_FP16_FLAG),
-    ("10.11.0.33", "fp16", True, PATH_FP16_FLAG),
-    ("10.12.0.36", "fp16", True, PATH_STRONGLY_TYPED),
-    ("11.4.0.106", "fp16", False, PATH_STRONGLY_TYPED),
-    (TRT_JETPACK6, "fp16", False, PATH_STRONGLY_TYPED),  # a build without the flag: types decide
-    (TRT_JETPACK6, "fp32", True, PATH_FP32),
-    ("11.4.0.106", "fp32", False, PATH_FP32),
-])
+@pytest.mark.parametrize(
+    "version, precision, has_flag, expected",
+    [
+        (TRT_JETPACK6, "fp16", True, PATH_FP16_FLAG),
+        ("10.11.0.33", "fp16", True, PATH_FP16_FLAG),
+        ("10.12.0.36", "fp16", True, PATH_STRONGLY_TYPED),
+        ("11.4.0.106", "fp16", False, PATH_STRONGLY_TYPED),
+        (TRT_JETPACK6, "fp16", False, PATH_STRONGLY_TYPED),  # a build without the flag: types decide
+        (TRT_JETPACK6, "fp32", True, PATH_FP32),
+        ("11.4.0.106", "fp32", False, PATH_FP32),
+    ],
+)
 def test_build_path_by_version(version, precision, has_flag, expected):
     assert choose_build_path(version, precision, has_flag) == expected
 
@@ -74,7 +90,11 @@ def test_fresh_cache_builds_then_loads(onnx_model, tmp_path):
     plan = plan_engine(onnx_model, tmp_path, "fp16", TRT_JETPACK6, ORIN)
     assert plan.state.action == BUILD and "no cached engine" in plan.state.reason
     assert plan.key.build_path == PATH_FP16_FLAG and plan.build_onnx == onnx_model
-    assert plan.key.profile["frame"] == {"min": [1, 1, 64, 64], "opt": [1, 1, 240, 320], "max": [1, 1, 480, 640]}
+    assert plan.key.profile["frame"] == {
+        "min": [1, 1, 64, 64],
+        "opt": [1, 1, 240, 320],
+        "max": [1, 1, 480, 640],
+    }
     write_engine(plan.path, PLAN, plan.key, plan.manifest, onnx_model.name)
     again = plan_engine(onnx_model, tmp_path, "fp16", TRT_JETPACK6, ORIN)
     assert again.path == plan.path and again.state.action == LOAD
@@ -83,16 +103,37 @@ def test_fresh_cache_builds_then_loads(onnx_model, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
-@pytest.mark.parametrize("change", ["gpu-model", "trt", "precision", "profile", "workspace"])  # no bare "gpu" id: conftest skips that keyword
+@pytest.mark.parametrize(
+    "change", ["gpu-model", "trt", "precision", "profile", "workspace"]
+)  # no bare "gpu" id: conftest skips that keyword
 def test_key_change_selects_another_engine(onnx_model, tmp_path, change):
     base = plan_engine(onnx_model, tmp_path, "fp16", TRT_JETPACK6, ORIN)
     write_engine(base.path, PLAN, base.key, base.manifest, onnx_model.name)
-    args = {"precision": "fp16", "trt_version": TRT_JETPACK6, "gpu": ORIN, "profile": None, "workspace_mb": 1024}
-    args.update({"gpu-model": {"gpu": RTX}, "trt": {"trt_version": "10.3.1.1"}, "precision": {"precision": "fp32"},
-                 "profile": {"profile": {"min": [1, 1, 64, 64], "opt": [1, 1, 480, 640], "max": [1, 1, 480, 640]}},
-                 "workspace": {"workspace_mb": 2048}}[change])
-    other = plan_engine(onnx_model, tmp_path, args["precision"], args["trt_version"], args["gpu"],
-                        profile=args["profile"], workspace_mb=args["workspace_mb"])
+    args = {
+        "precision": "fp16",
+        "trt_version": TRT_JETPACK6,
+        "gpu": ORIN,
+        "profile": None,
+        "workspace_mb": 1024,
+    }
+    args.update(
+        {
+            "gpu-model": {"gpu": RTX},
+            "trt": {"trt_version": "10.3.1.1"},
+            "precision": {"precision": "fp32"},
+            "profile": {"profile": {"min": [1, 1, 64, 64], "opt": [1, 1, 480, 640], "max": [1, 1, 480, 640]}},
+            "workspace": {"workspace_mb": 2048},
+        }[change]
+    )
+    other = plan_engine(
+        onnx_model,
+        tmp_path,
+        args["precision"],
+        args["trt_version"],
+        args["gpu"],
+        profile=args["profile"],
+        workspace_mb=args["workspace_mb"],
+    )
     assert other.path != base.path and other.state.action == BUILD
     stale = inspect_cached(base.path, other.key)  # the old file, judged against the new needs
     assert stale.action == BUILD and "stale" in stale.reason
@@ -101,8 +142,11 @@ def test_key_change_selects_another_engine(onnx_model, tmp_path, change):
 def test_new_onnx_changes_the_key(onnx_model, tmp_path):
     first = plan_engine(onnx_model, tmp_path, "fp16", TRT_JETPACK6, ORIN)
     retrained = tmp_path / "m2" / "model.onnx"
-    export_onnx(make_checkpoint(tmp_path / "ck2", steps=2), retrained, ShapeSpec(min_hw=(64, 64), opt_hw=(240, 320),
-                                                                                 max_hw=(480, 640)))
+    export_onnx(
+        make_checkpoint(tmp_path / "ck2", steps=2),
+        retrained,
+        ShapeSpec(min_hw=(64, 64), opt_hw=(240, 320), max_hw=(480, 640)),
+    )
     second = plan_engine(retrained, tmp_path, "fp16", TRT_JETPACK6, ORIN)
     assert second.key.onnx_sha256 != first.key.onnx_sha256 and second.path != first.path
 
@@ -157,10 +201,13 @@ def test_strongly_typed_path_needs_the_fp16_twin(onnx_model, tmp_path):
         plan_engine(onnx_model, tmp_path, "fp16", TRT_NEW, ORIN)
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("preprocessing_in_graph", False, "not a folded sonomap ONNX"),
-    ("opset", 9, "io.opset 9 is unsupported"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("preprocessing_in_graph", False, "not a folded sonomap ONNX"),
+        ("opset", 9, "io.opset 9 is unsupported"),
+    ],
+)
 def test_unusable_onnx_is_refused(onnx_model, tmp_path, key, value, message):
     copy = tmp_path / "plain.onnx"
     copy.write_bytes(onnx_model.read_bytes())

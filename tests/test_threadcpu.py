@@ -1,4 +1,5 @@
 """ThreadCpu: per-thread CPU from /proc, threads that ended before the run did still counted."""
+
 from __future__ import annotations
 
 import hashlib

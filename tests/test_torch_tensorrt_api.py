@@ -6,6 +6,7 @@ provenance in tests/data/torch_tensorrt_signatures.json. ``dynamo.compile`` take
 and ignores keywords it does not know, so a keyword missing from its named parameters is a
 silent change of behaviour (e.g. an FP32 engine where the manifest says FP16), not an error.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,11 +16,11 @@ import pytest
 import torch
 from packaging.requirements import Requirement
 
-tomllib = pytest.importorskip("tomllib", reason="Python < 3.11 has no tomllib to read pyproject.toml")
-
 from edge_runtime.tensorrt.key import parse_version
 from edge_runtime.tensorrt.modules import TensorRTUnavailable
 from export.torch_trt import MIN_TORCH_TENSORRT, check_torch_tensorrt_version, compile_kwargs, save_kwargs
+
+tomllib = pytest.importorskip("tomllib", reason="Python < 3.11 has no tomllib to read pyproject.toml")
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = json.loads((Path(__file__).parent / "data" / "torch_tensorrt_signatures.json").read_text())

@@ -1,4 +1,5 @@
 """Training stage on real BUSI images at tiny size: prepare-busi, train, resume, evaluate, errors."""
+
 from __future__ import annotations
 
 import csv
@@ -19,14 +20,18 @@ from training.checkpoint import load_model, read_checkpoint
 from training.data import read_cases, read_pair, select_split
 from training.train import run
 
-TINY = {"name": "tiny", "model": {"arch": "unet_small", "width": 4},
-        "data": {"input_height": 64, "input_width": 64, "mean": "auto", "std": "auto"},
-        "train": {"epochs": 2, "batch_size": 4, "warmup_iters": 2, "lr": 3.0e-3}}
+TINY = {
+    "name": "tiny",
+    "model": {"arch": "unet_small", "width": 4},
+    "data": {"input_height": 64, "input_width": 64, "mean": "auto", "std": "auto"},
+    "train": {"epochs": 2, "batch_size": 4, "warmup_iters": 2, "lr": 3.0e-3},
+}
 
 
 def _sonomap(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge_runtime.cli", *args], capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "edge_runtime.cli", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")
@@ -111,20 +116,45 @@ def test_resume_with_other_config_is_refused(tmp_path, dataset, tiny_cfg, traine
 
 def test_evaluate_cli_writes_report(tmp_path, dataset, trained):
     rep = tmp_path / "rep"
-    res = _sonomap("evaluate", "--checkpoint", str(trained / "best.pt"), "--data", str(dataset), "--split", "test",
-                   "--out", str(rep))
+    res = _sonomap(
+        "evaluate",
+        "--checkpoint",
+        str(trained / "best.pt"),
+        "--data",
+        str(dataset),
+        "--split",
+        "test",
+        "--out",
+        str(rep),
+    )
     assert res.returncode == 0, res.stderr
     rows = list(csv.DictReader(open(rep / "metrics.csv")))
     test_ids = {s.id for s in select_split(read_cases(dataset), "test", dataset)}
     assert {r["id"] for r in rows} == test_ids
-    assert {"tp", "fp", "fn", "tn", "pixel_accuracy", "dice", "recall", "precision", "iou", "specificity"} <= set(rows[0])
+    assert {
+        "tp",
+        "fp",
+        "fn",
+        "tn",
+        "pixel_accuracy",
+        "dice",
+        "recall",
+        "precision",
+        "iou",
+        "specificity",
+    } <= set(rows[0])
     for r in rows:
         gray = cv2.imread(str(dataset / "images" / f"{r['id']}.png"), cv2.IMREAD_GRAYSCALE)
         pred = cv2.imread(str(rep / "pred" / f"{r['id']}.png"), cv2.IMREAD_UNCHANGED)
         assert pred.shape == gray.shape and set(np.unique(pred)) <= {0, 255}
         assert int(r["tp"]) + int(r["fp"]) == int(np.count_nonzero(pred))  # no 255 labels in BUSI
-    for png in ("confusion_counts.png", "confusion_normalised.png", "boxplot.png", "training_curves.png",
-                "gallery.png"):
+    for png in (
+        "confusion_counts.png",
+        "confusion_normalised.png",
+        "boxplot.png",
+        "training_curves.png",
+        "gallery.png",
+    ):
         assert (rep / png).stat().st_size > 1000, png
     assert "Empty-mask policy" in (rep / "report.md").read_text()
 

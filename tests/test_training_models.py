@@ -1,4 +1,5 @@
 """Model builders: gray in, logits out at any size; local backbone weights load; bad options fail."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Warmup + poly lr schedule, and the --max-minutes budget annealing the lr to zero."""
+
 from __future__ import annotations
 
 import csv
@@ -17,10 +18,12 @@ def test_warmup_then_poly():
     sched = PolySchedule(opt, warmup_iters=4, power=0.9)
     assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * WARMUP_START)
     sched.step(0.1)  # iteration 1 of 4 warmup, 10% of the run done
-    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * (WARMUP_START + (1 - WARMUP_START) / 4) * 0.9 ** 0.9)
+    assert opt.param_groups[0]["lr"] == pytest.approx(
+        0.1 * (WARMUP_START + (1 - WARMUP_START) / 4) * 0.9**0.9
+    )
     for _ in range(3):
         sched.step(0.5)
-    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5 ** 0.9)  # warmup over
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5**0.9)  # warmup over
     sched.step(1.0)
     assert opt.param_groups[0]["lr"] == 0.0
     clone = PolySchedule(opt, 0, 1.0)
@@ -32,9 +35,15 @@ def test_time_budget_stops_early_and_anneals_lr_to_zero(tmp_path, busi_sample):
     data = tmp_path / "ds"
     prepare_busi(busi_sample, data, seed=0)
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(yaml.safe_dump({"model": {"arch": "unet_small", "width": 4},
-                                   "data": {"input_height": 32, "input_width": 32},
-                                   "train": {"epochs": 100000, "batch_size": 4, "warmup_iters": 0}}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"arch": "unet_small", "width": 4},
+                "data": {"input_height": 32, "input_width": 32},
+                "train": {"epochs": 100000, "batch_size": 4, "warmup_iters": 0},
+            }
+        )
+    )
     summary = run(cfg, data, tmp_path / "run", max_minutes=0.01, show_progress=False)
     assert summary["epochs_done"] < 100000
     rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
@@ -46,9 +55,15 @@ def test_cpu_bfloat16_autocast_trains(tmp_path, busi_sample):
     data = tmp_path / "ds"
     prepare_busi(busi_sample, data, seed=0)
     cfg = tmp_path / "bf16.yaml"
-    cfg.write_text(yaml.safe_dump({"model": {"arch": "unet_small", "width": 4},
-                                   "data": {"input_height": 32, "input_width": 32},
-                                   "train": {"epochs": 1, "batch_size": 4, "amp_cpu_bf16": True}}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"arch": "unet_small", "width": 4},
+                "data": {"input_height": 32, "input_width": 32},
+                "train": {"epochs": 1, "batch_size": 4, "amp_cpu_bf16": True},
+            }
+        )
+    )
     run(cfg, data, tmp_path / "run", device="cpu", show_progress=False)
     rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
     loss = float(rows[0]["train_loss"])

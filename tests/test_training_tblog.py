@@ -1,12 +1,15 @@
 """Training's TensorBoard scalars (tensorboardX), read back by TensorBoard's own reader."""
+
 from __future__ import annotations
 
 import pytest
 
 from training.tblog import EventWriter
 
-accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator",
-                                  reason="the tensorboard package (dev extra) reads the event files back")
+accumulator = pytest.importorskip(
+    "tensorboard.backend.event_processing.event_accumulator",
+    reason="the tensorboard package (dev extra) reads the event files back",
+)
 
 
 def _scalars(logdir, tag):

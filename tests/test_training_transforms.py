@@ -1,4 +1,5 @@
 """Augmentation keeps image and label aligned, stays grayscale, and ends in the runtime's preprocess."""
+
 from __future__ import annotations
 
 import cv2
@@ -34,8 +35,16 @@ def test_geometry_moves_label_with_image():
     gray = np.zeros((300, 400), np.uint8)
     gray[100:200, 150:260] = 200
     label = (gray > 0).astype(np.uint8)
-    aug = dict(DEFAULTS["augment"], gain=[1, 1], contrast=[1, 1], gamma=[1, 1], speckle_p=0.0, blur_p=0.0,
-               rotate_deg=15.0, hflip=0.5)
+    aug = dict(
+        DEFAULTS["augment"],
+        gain=[1, 1],
+        contrast=[1, 1],
+        gamma=[1, 1],
+        speckle_p=0.0,
+        blur_p=0.0,
+        rotate_deg=15.0,
+        hflip=0.5,
+    )
     for seed in range(10):
         x, y = make_example(gray, label, SIZE, 0.0, 1.0, np.random.default_rng(seed), aug)
         bright = x[0] > 0.5

@@ -1,4 +1,5 @@
 """Shared YAML reading (one-line errors naming the file) and the CPU bf16 switch."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -5,6 +5,7 @@ Each stand-in follows the behaviour NVIDIA's and pycuda's sources document, cite
 enums and dtype mapping come from the real ``tensorrt_lean`` module. They exist only because the
 real objects cannot be created here: ``sonomap selfcheck`` runs the real ones on a GPU.
 """
+
 from __future__ import annotations
 
 import threading
@@ -88,7 +89,7 @@ class FakeCuda:
         stack = self.stack()
         return stack[-1] if stack else None
 
-    def Device(self, index):  # noqa: N802 - pycuda's name
+    def Device(self, index):
         cuda = self
 
         class _Device:
@@ -100,7 +101,7 @@ class FakeCuda:
 
         return _Device()
 
-    def Stream(self):  # noqa: N802 - pycuda's name
+    def Stream(self):
         self.touch()
         return types.SimpleNamespace(handle=1, synchronize=self.touch)
 
@@ -155,7 +156,9 @@ class FakeExecutionContext:
         if self.cuda.current() is None:
             raise FakeCudaError("invalid device context")
         shape = self.shapes["frame"]
-        frame = np.frombuffer(bytes(self.cuda.allocations[self.addresses["frame"]].data), np.uint8).reshape(shape)
+        frame = np.frombuffer(bytes(self.cuda.allocations[self.addresses["frame"]].data), np.uint8).reshape(
+            shape
+        )
         self.cuda.allocations[self.addresses["prob"]].data[:] = (frame / 255.0).astype(np.float32).tobytes()
         self.cuda.allocations[self.addresses["mask"]].data[:] = (frame >= 128).astype(np.uint8).tobytes()
         return True
@@ -192,9 +195,15 @@ def runtime_module(lean, version="10.3.0.30", fp16_flag=True):
     """The parts of ``tensorrt`` the backend uses; enums and ``nptype`` are tensorrt_lean's own."""
     flags = types.SimpleNamespace(FP16=0) if fp16_flag else types.SimpleNamespace()
     logger = type("Logger", (), {"WARNING": 2, "__init__": lambda self, level=2: None})
-    return types.SimpleNamespace(__version__=version, Logger=logger, Runtime=lambda log: object(),
-                                 nptype=lean.nptype, DataType=lean.DataType, TensorIOMode=lean.TensorIOMode,
-                                 BuilderFlag=flags)
+    return types.SimpleNamespace(
+        __version__=version,
+        Logger=logger,
+        Runtime=lambda log: object(),
+        nptype=lean.nptype,
+        DataType=lean.DataType,
+        TensorIOMode=lean.TensorIOMode,
+        BuilderFlag=flags,
+    )
 
 
 class FakeTimingCache:
@@ -221,7 +230,7 @@ class FakeBuilderConfig:
         blob = bytes(blob)
         if not blob:
             return FakeTimingCache(b"")
-        return FakeTimingCache(blob[len(TIMING_MAGIC):]) if blob.startswith(TIMING_MAGIC) else None
+        return FakeTimingCache(blob[len(TIMING_MAGIC) :]) if blob.startswith(TIMING_MAGIC) else None
 
     def set_timing_cache(self, cache, ignore_mismatch):
         if cache is None:
@@ -268,10 +277,21 @@ def builder_module(version="10.3.0.30", config=None):
                 cfg.cache.entries += b"+timings"
             return b"PLAN"
 
-    parser = type("OnnxParser", (), {"__init__": lambda self, net, log: None, "parse": lambda self, blob: True,
-                                      "num_errors": 0})
+    parser = type(
+        "OnnxParser",
+        (),
+        {"__init__": lambda self, net, log: None, "parse": lambda self, blob: True, "num_errors": 0},
+    )
     logger = type("Logger", (), {"WARNING": 2, "__init__": lambda self, level=2: None})
     return types.SimpleNamespace(
-        __version__=version, Builder=Builder, OnnxParser=parser, Logger=logger, config=config,
-        MemoryPoolType=types.SimpleNamespace(WORKSPACE=0), BuilderFlag=types.SimpleNamespace(FP16=0),
-        NetworkDefinitionCreationFlag=types.SimpleNamespace(STRONGLY_TYPED=1 if version.startswith("10.") else 0))
+        __version__=version,
+        Builder=Builder,
+        OnnxParser=parser,
+        Logger=logger,
+        config=config,
+        MemoryPoolType=types.SimpleNamespace(WORKSPACE=0),
+        BuilderFlag=types.SimpleNamespace(FP16=0),
+        NetworkDefinitionCreationFlag=types.SimpleNamespace(
+            STRONGLY_TYPED=1 if version.startswith("10.") else 0
+        ),
+    )

@@ -12,6 +12,7 @@ spawned process so peak memory (CPU: max RSS; CUDA: max allocated) is its own.
   (grad clipping, AMP/channels_last on CUDA).
 Output: images/s and peak memory of each, and the ratios sonomap / reference.
 """
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -25,7 +26,6 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from edge_runtime.errors import SonomapError
-
 from training.config import load_config, use_cpu_bf16
 from training.data import IGNORE_INDEX, read_cases, select_split
 from training.models import build_model
@@ -46,8 +46,8 @@ class ReferenceDataset(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int):
-        from PIL import Image
         import torchvision.transforms.functional as TF
+        from PIL import Image
 
         s = self.samples[index]
         img, target = Image.open(s.image).convert("L"), Image.open(s.label)
@@ -65,7 +65,9 @@ class ReferenceDataset(Dataset):
         top = random.randint(0, img.size[1] - h)
         left = random.randint(0, img.size[0] - w)
         img, target = TF.crop(img, top, left, h, w), TF.crop(target, top, left, h, w)
-        x = TF.normalize(TF.convert_image_dtype(TF.pil_to_tensor(img), torch.float32), [self.mean], [self.std])
+        x = TF.normalize(
+            TF.convert_image_dtype(TF.pil_to_tensor(img), torch.float32), [self.mean], [self.std]
+        )
         return x, torch.as_tensor(np.array(target), dtype=torch.int64), index
 
 
@@ -83,8 +85,11 @@ def _reference_steps(model, loader, device, iters: int, warmup: int) -> tuple[in
             x, y = x.to(device), y.to(device)
             with torch.autocast(device_type=device.type, enabled=scaler is not None):
                 out = model(x)
-                loss = criterion(out["out"], y) + 0.5 * criterion(out["aux"], y) if isinstance(out, dict) \
+                loss = (
+                    criterion(out["out"], y) + 0.5 * criterion(out["aux"], y)
+                    if isinstance(out, dict)
                     else criterion(out, y)
+                )
             optimizer.zero_grad()
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -139,8 +144,21 @@ def _sonomap_steps(model, loader, cfg, device, iters: int, warmup: int) -> tuple
     while counter["n"] < total:
         loader.dataset.set_epoch(epoch)
         cpu_bf16 = torch.bfloat16 if (device.type == "cpu" and use_cpu_bf16(tc["amp_cpu_bf16"])) else None
-        train_one_epoch(model, loader, loss_fn, optimizer, schedule, scaler, device, float(tc["grad_clip"]),
-                        progress, time_up, show_progress=False, channels_last=channels_last, autocast_dtype=cpu_bf16)
+        train_one_epoch(
+            model,
+            loader,
+            loss_fn,
+            optimizer,
+            schedule,
+            scaler,
+            device,
+            float(tc["grad_clip"]),
+            progress,
+            time_up,
+            show_progress=False,
+            channels_last=channels_last,
+            autocast_dtype=cpu_bf16,
+        )
         epoch += 1
     _sync(device)
     return images, time.perf_counter() - start
@@ -169,15 +187,23 @@ def _worker(variant: str, config: str, data: str, iters: int, warmup: int, devic
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     if variant == "reference":
-        loader = DataLoader(ReferenceDataset(samples, size, mean, std), batch_size=bs, shuffle=True,
-                            num_workers=workers, drop_last=True)
+        loader = DataLoader(
+            ReferenceDataset(samples, size, mean, std),
+            batch_size=bs,
+            shuffle=True,
+            num_workers=workers,
+            drop_last=True,
+        )
         images, seconds = _reference_steps(model, loader, dev, iters, warmup)
     else:
         ds = SegDataset(samples, size, mean, std, cfg["augment"], seed=0)
         loader = DataLoader(ds, batch_size=bs, shuffle=True, num_workers=workers, drop_last=True)
         images, seconds = _sonomap_steps(model, loader, cfg, dev, iters, warmup)
-    peak = (torch.cuda.max_memory_allocated() / KIB ** 2 if dev.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB)
+    peak = (
+        torch.cuda.max_memory_allocated() / KIB**2
+        if dev.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB
+    )
     queue.put({"images_per_s": images / seconds, "peak_mib": peak, "images": images, "seconds": seconds})
 
 
@@ -189,12 +215,15 @@ def _result(proc, queue, variant: str) -> dict:
             return queue.get(timeout=WORKER_POLL_S)
         except queues.Empty:
             if not alive:
-                raise SonomapError(f"bench-train: the {variant} worker exited (code {proc.exitcode}) "
-                                   "without a result; see its error above") from None
+                raise SonomapError(
+                    f"bench-train: the {variant} worker exited (code {proc.exitcode}) "
+                    "without a result; see its error above"
+                ) from None
 
 
-def bench_train(config: str, data: str, iters: int = 10, warmup: int = 2, device: str = "auto",
-                rounds: int = ROUNDS) -> dict:
+def bench_train(
+    config: str, data: str, iters: int = 10, warmup: int = 2, device: str = "auto", rounds: int = ROUNDS
+) -> dict:
     """Run both variants ``rounds`` times, alternating; returns per-variant medians and the ratios."""
     # a bad config or dataset is reported here, in one line, before any worker starts
     load_config(config)
@@ -208,9 +237,18 @@ def bench_train(config: str, data: str, iters: int = 10, warmup: int = 2, device
             proc.start()
             results[variant].append(_result(proc, queue, variant))
             proc.join()
-    best = {v: {k: float(np.median([x[k] for x in r])) for k in ("images_per_s", "peak_mib")}
-            for v, r in results.items()}
-    return {"config": config, "device": device, "iters": iters, "warmup": warmup, "rounds": results,
-            "reference": best["reference"], "sonomap": best["sonomap"],
-            "throughput_ratio": best["sonomap"]["images_per_s"] / best["reference"]["images_per_s"],
-            "peak_memory_ratio": best["sonomap"]["peak_mib"] / best["reference"]["peak_mib"]}
+    best = {
+        v: {k: float(np.median([x[k] for x in r])) for k in ("images_per_s", "peak_mib")}
+        for v, r in results.items()
+    }
+    return {
+        "config": config,
+        "device": device,
+        "iters": iters,
+        "warmup": warmup,
+        "rounds": results,
+        "reference": best["reference"],
+        "sonomap": best["sonomap"],
+        "throughput_ratio": best["sonomap"]["images_per_s"] / best["reference"]["images_per_s"],
+        "peak_memory_ratio": best["sonomap"]["peak_mib"] / best["reference"]["peak_mib"],
+    }

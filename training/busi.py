@@ -10,6 +10,7 @@ group moved whole into the earliest split (train, val, test) of its members. Bes
 hash distances), ``excluded.csv`` (id, label, group, reason) and ``duplicates.png`` (a contact
 sheet of the pairs, to check by eye).
 """
+
 from __future__ import annotations
 
 import csv
@@ -53,8 +54,14 @@ def _write_csv(path: Path, header: list[str], rows) -> None:
         writer.writerows(rows)
 
 
-def prepare_busi(busi: str | Path, out: str | Path, seed: int = 0, dedup: bool = True,
-                 phash_max: int = PHASH_MAX, dhash_max: int = DHASH_MAX) -> dict:
+def prepare_busi(
+    busi: str | Path,
+    out: str | Path,
+    seed: int = 0,
+    dedup: bool = True,
+    phash_max: int = PHASH_MAX,
+    dhash_max: int = DHASH_MAX,
+) -> dict:
     """Write DATASET/images, labels, cases.csv (+ duplicate files); returns split counts.
 
     ``dedup=False`` restores one case per image (the leaky split, kept for comparisons).
@@ -97,13 +104,25 @@ def prepare_busi(busi: str | Path, out: str | Path, seed: int = 0, dedup: bool =
     image_split = split_cases([r["id"] for r in rows], SPLIT_FRACTIONS, seed, labels)
     group_split = group_splits({sid: image_split[sid] for sid in case_of}, case_of)
     split = {g: group_split[g] for g in set(case_of.values())}
-    _write_csv(out / "cases.csv", ["id", "case_id", "split"],
-               ([r["id"], case_of[r["id"]], split[case_of[r["id"]]]] for r in kept))
-    _write_csv(out / "duplicates.csv", ["id_a", "id_b", "phash", "dhash", "group", "label_a", "label_b"],
-               ([p.a, p.b, p.phash, p.dhash, groups[p.a], labels[p.a], labels[p.b]] for p in pairs))
-    _write_csv(out / "excluded.csv", ["id", "label", "group", "reason"],
-               ([sid, labels[sid], g, "near-duplicates carry both labels"]
-                for g, ids in conflicts.items() for sid in ids))
+    _write_csv(
+        out / "cases.csv",
+        ["id", "case_id", "split"],
+        ([r["id"], case_of[r["id"]], split[case_of[r["id"]]]] for r in kept),
+    )
+    _write_csv(
+        out / "duplicates.csv",
+        ["id_a", "id_b", "phash", "dhash", "group", "label_a", "label_b"],
+        ([p.a, p.b, p.phash, p.dhash, groups[p.a], labels[p.a], labels[p.b]] for p in pairs),
+    )
+    _write_csv(
+        out / "excluded.csv",
+        ["id", "label", "group", "reason"],
+        (
+            [sid, labels[sid], g, "near-duplicates carry both labels"]
+            for g, ids in conflicts.items()
+            for sid in ids
+        ),
+    )
     (out / "duplicates.png").unlink(missing_ok=True)
     write_contact_sheet(pairs, paths, out / "duplicates.png", labels)
     counts: dict = {}

@@ -13,6 +13,7 @@ samples in the bin), Brier score (mean squared error of the probability against 
 reliability diagram (PNG). Inputs: per-image probability maps at the image size and labels;
 outputs: plain dicts (JSON-ready) and the PNG.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -45,8 +46,15 @@ def reliability(prob: np.ndarray, truth: np.ndarray, bins: int) -> dict:
     truth = np.asarray(truth, np.float64).ravel()
     n = prob.size
     if n == 0:
-        return {"n": 0, "bins": bins, "ece": float("nan"), "brier": float("nan"),
-                "count": [0] * bins, "confidence": [float("nan")] * bins, "observed": [float("nan")] * bins}
+        return {
+            "n": 0,
+            "bins": bins,
+            "ece": float("nan"),
+            "brier": float("nan"),
+            "count": [0] * bins,
+            "confidence": [float("nan")] * bins,
+            "observed": [float("nan")] * bins,
+        }
     idx = np.minimum((prob * bins).astype(np.int64), bins - 1)
     count = np.bincount(idx, minlength=bins).astype(np.float64)
     conf_sum = np.bincount(idx, weights=prob, minlength=bins)
@@ -55,9 +63,15 @@ def reliability(prob: np.ndarray, truth: np.ndarray, bins: int) -> dict:
         conf = conf_sum / count
         obs = obs_sum / count
     gap = np.where(count > 0, np.abs(obs - conf), 0.0)
-    return {"n": int(n), "bins": bins, "ece": float(np.sum(count / n * gap)),
-            "brier": float(np.mean((prob - truth) ** 2)), "count": count.astype(int).tolist(),
-            "confidence": conf.tolist(), "observed": obs.tolist()}
+    return {
+        "n": int(n),
+        "bins": bins,
+        "ece": float(np.sum(count / n * gap)),
+        "brier": float(np.mean((prob - truth) ** 2)),
+        "count": count.astype(int).tolist(),
+        "confidence": conf.tolist(),
+        "observed": obs.tolist(),
+    }
 
 
 @dataclass
@@ -102,23 +116,28 @@ def write_reliability_png(path: str | Path, summary: dict, title: str = "") -> N
     matplotlib.use("Agg")  # files only, never a window
     import matplotlib.pyplot as plt
 
-    panels = (("pixel", f"pixels within {summary['band_px']} px of truth or prediction"),
-              ("image_max", "image contains cancer: max probability"),
-              ("image_mean", "image contains cancer: mean probability"))
+    panels = (
+        ("pixel", f"pixels within {summary['band_px']} px of truth or prediction"),
+        ("image_max", "image contains cancer: max probability"),
+        ("image_mean", "image contains cancer: mean probability"),
+    )
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
-    for ax, (key, name) in zip(axes, panels):
+    for ax, (key, name) in zip(axes, panels, strict=False):
         r = summary[key]
         edges = np.linspace(0, 1, r["bins"] + 1)
         centres = (edges[:-1] + edges[1:]) / 2
         obs = np.nan_to_num(np.array(r["observed"], float), nan=0.0)
-        ax.bar(centres, obs, width=1 / r["bins"], edgecolor="black", alpha=0.7, label="observed cancer fraction")
+        ax.bar(
+            centres, obs, width=1 / r["bins"], edgecolor="black", alpha=0.7, label="observed cancer fraction"
+        )
         ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_xlabel("predicted cancer probability")
         ax.set_ylabel("observed fraction with cancer")
-        ax.set_title(f"{name}\nECE {r['ece']:.3f} ({r['bins']} bins), Brier {r['brier']:.3f}, n={r['n']}",
-                     fontsize=8)
+        ax.set_title(
+            f"{name}\nECE {r['ece']:.3f} ({r['bins']} bins), Brier {r['brier']:.3f}, n={r['n']}", fontsize=8
+        )
         ax.legend(fontsize=7, loc="upper left")
     if title:
         fig.suptitle(title, fontsize=9)

@@ -11,6 +11,7 @@ from it. A file that needs more (an older sonomap format, or one from elsewhere)
 a one-line error; ``sonomap upgrade-checkpoint FILE --trust-checkpoint`` converts it once, for a
 file whose origin the user vouches for.
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,7 +38,9 @@ def plain(value, where: str = "checkpoint"):
     """``value`` with numpy scalars/arrays turned into Python numbers/tensors; anything else that
     ``torch.load(weights_only=True)`` would refuse raises TypeError (a bug: caught at save time,
     not when someone tries to load the file)."""
-    if isinstance(value, np.generic):  # before the scalars: np.float64 is a float subclass yet pickles as numpy
+    if isinstance(
+        value, np.generic
+    ):  # before the scalars: np.float64 is a float subclass yet pickles as numpy
         return value.item()
     if isinstance(value, (torch.Tensor, torch.Size)) or type(value) in PLAIN_SCALARS:
         return value
@@ -65,10 +68,18 @@ def numpy_rng_plain(state) -> dict:
     """A NumPy RNG state (dict form, or the legacy tuple of older checkpoints) -> plain values."""
     if isinstance(state, tuple):  # ('MT19937', key, pos, has_gauss, gauss)
         name, key, pos, has_gauss, gauss = state
-        state = {"bit_generator": name, "state": {"key": key, "pos": pos}, "has_gauss": has_gauss, "gauss": gauss}
-    return {"bit_generator": str(state["bit_generator"]),
-            "state": {"key": [int(v) for v in state["state"]["key"]], "pos": int(state["state"]["pos"])},
-            "has_gauss": int(state["has_gauss"]), "gauss": float(state["gauss"])}
+        state = {
+            "bit_generator": name,
+            "state": {"key": key, "pos": pos},
+            "has_gauss": has_gauss,
+            "gauss": gauss,
+        }
+    return {
+        "bit_generator": str(state["bit_generator"]),
+        "state": {"key": [int(v) for v in state["state"]["key"]], "pos": int(state["state"]["pos"])},
+        "has_gauss": int(state["has_gauss"]),
+        "gauss": float(state["gauss"]),
+    }
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | Path, manifest: Manifest | None = None) -> Path:
@@ -95,12 +106,16 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
     except pickle.UnpicklingError as exc:
         if trust:
             raise InputError(f"{path}: not a readable torch checkpoint ({str(exc).splitlines()[0]})") from exc
-        raise InputError(f"{path}: holds Python objects besides tensors and plain values (an older sonomap "
-                         "checkpoint, or not one of sonomap's); it is not loaded, as unpickling it could run code. "
-                         f"If you trust its origin: sonomap upgrade-checkpoint {path} --trust-checkpoint") from exc
+        raise InputError(
+            f"{path}: holds Python objects besides tensors and plain values (an older sonomap "
+            "checkpoint, or not one of sonomap's); it is not loaded, as unpickling it could run code. "
+            f"If you trust its origin: sonomap upgrade-checkpoint {path} --trust-checkpoint"
+        ) from exc
     except Exception as exc:  # torch raises many types for corrupt/foreign files
-        raise InputError(f"{path}: not a readable torch checkpoint ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+        raise InputError(
+            f"{path}: not a readable torch checkpoint ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from exc
     if not isinstance(payload, dict):
         raise InputError(f"{path}: checkpoint holds a {type(payload).__name__}, not sonomap's dict")
     for key in ("model", "model_config"):

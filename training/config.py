@@ -4,6 +4,7 @@ Input: a YAML path. Output: a nested dict with every key filled from :data:`DEFA
 Unknown sections or keys raise :class:`ConfigError` naming the file and the key, so a
 typo never silently falls back to a default.
 """
+
 from __future__ import annotations
 
 import copy
@@ -99,8 +100,9 @@ def _apply_input_size(data: dict, origin: str) -> None:
         return
     hw = [size, size] if isinstance(size, int) else list(size) if isinstance(size, (list, tuple)) else []
     if len(hw) != 2 or not all(isinstance(v, int) for v in hw):
-        raise ConfigError(f"{origin}: config key 'data.input_size' must be an integer or [height, width], "
-                          f"got {size!r}")
+        raise ConfigError(
+            f"{origin}: config key 'data.input_size' must be an integer or [height, width], got {size!r}"
+        )
     data["input_height"], data["input_width"] = hw
 
 

@@ -4,24 +4,33 @@ Input: the merged config dict (defaults filled) and its file name. Output: nothi
 ``ConfigError`` naming the file and the key, e.g. ``config key 'train.epochs' must be an integer
 >= 1, got 'abc'``: a bad value never reaches ``int()`` deep inside training as a traceback.
 """
+
 from __future__ import annotations
 
 import math
 import re
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from edge_runtime.errors import ConfigError
 
-ARCH_NAMES = ("fcn_resnet101", "fcn_resnet50", "deeplabv3_resnet101", "deeplabv3_resnet50",
-              "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large", "unet_small")
+ARCH_NAMES = (
+    "fcn_resnet101",
+    "fcn_resnet50",
+    "deeplabv3_resnet101",
+    "deeplabv3_resnet50",
+    "deeplabv3_mobilenet_v3_large",
+    "lraspp_mobilenet_v3_large",
+    "unet_small",
+)
 SELECT_METRICS = ("dice_pos_mean", "dice_pooled", "dice_mean")
 OPTIMIZERS = ("adamw", "sgd")
 LOSSES = ("ce", "weighted_ce", "ce_dice", "focal_dice")
 MIN_INPUT_SIDE = 16
-MAX_INPUT_SIDE = 8192      # beyond any ultrasound frame; stops a typo allocating gigabytes
+MAX_INPUT_SIDE = 8192  # beyond any ultrasound frame; stops a typo allocating gigabytes
 MAX_EPOCHS = 100_000
-MAX_CLASSES = 256          # masks are uint8
-SHOWN_CHARS = 60           # a bad value is quoted in the error up to this length
+MAX_CLASSES = 256  # masks are uint8
+SHOWN_CHARS = 60  # a bad value is quoted in the error up to this length
 Check = Callable[[object], bool]
 # YAML 1.1 (PyYAML) reads 1e-3 as text: it wants a dot (1.0e-3). Such text is taken as the number.
 SCIENTIFIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
@@ -48,7 +57,9 @@ def integer(lo: int, hi: int | None = None) -> Rule:
 
 def number(lo: float, hi: float | None = None, open_lo: bool = False) -> Rule:
     want = f"a number {'>' if open_lo else '>='} {lo}" + ("" if hi is None else f" and <= {hi}")
-    return Rule(lambda v: _is_num(v) and (v > lo if open_lo else v >= lo) and (hi is None or v <= hi), want, True)
+    return Rule(
+        lambda v: _is_num(v) and (v > lo if open_lo else v >= lo) and (hi is None or v <= hi), want, True
+    )
 
 
 def choice(options: tuple) -> Rule:
@@ -61,8 +72,13 @@ def number_or_auto(lo: float, open_lo: bool) -> Rule:
 
 
 def pair(lo: float) -> Rule:
-    return Rule(lambda v: isinstance(v, list) and len(v) == 2 and all(_is_num(x) and x >= lo for x in v)
-                and v[0] <= v[1], f"a range [low, high] of numbers >= {lo} with low <= high", True)
+    return Rule(
+        lambda v: (
+            isinstance(v, list) and len(v) == 2 and all(_is_num(x) and x >= lo for x in v) and v[0] <= v[1]
+        ),
+        f"a range [low, high] of numbers >= {lo} with low <= high",
+        True,
+    )
 
 
 BOOL = Rule(lambda v: isinstance(v, bool), "true or false")
@@ -75,17 +91,25 @@ RULES: dict[str, Rule] = {
     "model.num_classes": integer(2, MAX_CLASSES),
     "model.aux": BOOL,
     "model.pretrained_backbone": BOOL,
-    "model.width": Rule(lambda v: v is None or (_is_int(v) and 1 <= v <= 1024), "an integer in [1, 1024] or null"),
+    "model.width": Rule(
+        lambda v: v is None or (_is_int(v) and 1 <= v <= 1024), "an integer in [1, 1024] or null"
+    ),
     "data.input_height": integer(MIN_INPUT_SIDE, MAX_INPUT_SIDE),
     "data.input_width": integer(MIN_INPUT_SIDE, MAX_INPUT_SIDE),
     "data.mean": number_or_auto(0.0, open_lo=False),
     "data.std": number_or_auto(0.0, open_lo=True),
     "data.num_workers": integer(0, 256),
     "augment.enabled": BOOL,
-    "augment.hflip": PROB, "augment.vflip": PROB, "augment.speckle_p": PROB, "augment.blur_p": PROB,
+    "augment.hflip": PROB,
+    "augment.vflip": PROB,
+    "augment.speckle_p": PROB,
+    "augment.blur_p": PROB,
     "augment.rotate_deg": number(0.0, 180.0),
-    "augment.scale": pair(0.01), "augment.gain": pair(0.0), "augment.contrast": pair(0.0),
-    "augment.gamma": pair(0.01), "augment.blur_sigma": pair(0.0),
+    "augment.scale": pair(0.01),
+    "augment.gain": pair(0.0),
+    "augment.contrast": pair(0.0),
+    "augment.gamma": pair(0.01),
+    "augment.blur_sigma": pair(0.0),
     "augment.translate": number(0.0, 1.0),
     "augment.speckle_sigma": number(0.0),
     "train.epochs": integer(1, MAX_EPOCHS),
@@ -97,9 +121,14 @@ RULES: dict[str, Rule] = {
     "train.warmup_iters": integer(0),
     "train.poly_power": number(0.0),
     "train.loss": choice(LOSSES),
-    "train.class_weights": Rule(lambda v: isinstance(v, list) and bool(v) and all(_is_num(x) and x >= 0 for x in v),
-                                "a list of numbers >= 0, one per class", True),
-    "train.dice_weight": number(0.0), "train.focal_gamma": number(0.0), "train.aux_weight": number(0.0),
+    "train.class_weights": Rule(
+        lambda v: isinstance(v, list) and bool(v) and all(_is_num(x) and x >= 0 for x in v),
+        "a list of numbers >= 0, one per class",
+        True,
+    ),
+    "train.dice_weight": number(0.0),
+    "train.focal_gamma": number(0.0),
+    "train.aux_weight": number(0.0),
     "train.aux_lr_mult": number(0.0, open_lo=True),
     "train.grad_clip": number(0.0),
     "train.amp": BOOL,
@@ -138,5 +167,7 @@ def check_values(cfg: dict, origin: str) -> None:
             raise ConfigError(f"{origin}: config key '{key}' must be {want}, got {_shown(value)}")
     weights, classes = cfg["train"]["class_weights"], cfg["model"]["num_classes"]
     if len(weights) != classes:
-        raise ConfigError(f"{origin}: config key 'train.class_weights' must have one weight per class "
-                          f"(model.num_classes = {classes}), got {len(weights)}")
+        raise ConfigError(
+            f"{origin}: config key 'train.class_weights' must have one weight per class "
+            f"(model.num_classes = {classes}), got {len(weights)}"
+        )

@@ -9,6 +9,7 @@ Layout (the contract between registration/prepare-busi and training)::
 Every problem (missing column, unknown split, one case in two splits, empty split,
 size mismatch, label value outside {0, 1, 255}) raises an error naming the file.
 """
+
 from __future__ import annotations
 
 import csv
@@ -59,7 +60,9 @@ def read_cases(root: str | Path) -> list[Sample]:
             raise InputError(f"{csv_path}:{line}: id {sid!r} listed twice")
         seen.add(sid)
         if split_of_case.setdefault(case, split) != split:
-            raise InputError(f"{csv_path}:{line}: case {case!r} is in both {split_of_case[case]!r} and {split!r}")
+            raise InputError(
+                f"{csv_path}:{line}: case {case!r} is in both {split_of_case[case]!r} and {split!r}"
+            )
         sample = Sample(sid, case, split, root / "images" / f"{sid}.png", root / "labels" / f"{sid}.png")
         for path in (sample.image, sample.label):
             if not path.is_file():
@@ -91,18 +94,26 @@ def read_pair(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
     if label is None:
         raise InputError(f"{sample.label}: not a readable image")
     if label.ndim != 2 or label.dtype != np.uint8:
-        raise InputError(f"{sample.label}: label must be single-channel uint8, got shape {label.shape} {label.dtype}")
+        raise InputError(
+            f"{sample.label}: label must be single-channel uint8, got shape {label.shape} {label.dtype}"
+        )
     if label.shape != gray.shape:
-        raise InputError(f"{sample.label}: label size {label.shape[::-1]} != image size {gray.shape[::-1]} "
-                         f"({sample.image.name})")
+        raise InputError(
+            f"{sample.label}: label size {label.shape[::-1]} != image size {gray.shape[::-1]} "
+            f"({sample.image.name})"
+        )
     bad = np.setdiff1d(np.unique(label), LABEL_VALUES)
     if bad.size:
         raise InputError(f"{sample.label}: label values {bad.tolist()} outside {{0, 1, 255}}")
     return gray, label
 
 
-def split_cases(case_ids: list[str], fractions: tuple[float, float, float], seed: int,
-                strata: dict[str, str] | None = None) -> dict[str, str]:
+def split_cases(
+    case_ids: list[str],
+    fractions: tuple[float, float, float],
+    seed: int,
+    strata: dict[str, str] | None = None,
+) -> dict[str, str]:
     """Assign each case (patient) to train/val/test, seeded; stratified by ``strata`` if given.
 
     Rounding gives val and test at least one case when a stratum has >= 3 cases.

@@ -5,6 +5,7 @@ memory easily), so an epoch costs only augmentation and the model. Each item's
 augmentation RNG is seeded from (seed, epoch, index): the stream does not depend on
 worker count or order, which makes ``--resume`` reproduce an uninterrupted run.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,15 @@ from training.transforms import make_example
 class SegDataset(Dataset):
     """Items: (input float32 [1,h,w], label int64 [h,w], index)."""
 
-    def __init__(self, samples: list[Sample], size: tuple[int, int], mean: float, std: float,
-                 augment: dict | None = None, seed: int = 0):
+    def __init__(
+        self,
+        samples: list[Sample],
+        size: tuple[int, int],
+        mean: float,
+        std: float,
+        augment: dict | None = None,
+        seed: int = 0,
+    ):
         self.samples = samples
         self.pairs = [read_pair(s) for s in samples]
         self.size, self.mean, self.std = size, mean, std

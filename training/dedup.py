@@ -15,6 +15,7 @@ Grouping is transitive (union-find): frames A~B and B~C make one group {A, B, C}
 Inputs: image ids -> PNG paths. Outputs: :class:`DuplicatePair` list and groups (id -> group id,
 the group's first id in sorted order).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,8 +52,9 @@ def image_hashes(paths: dict[str, Path]) -> dict[str, tuple[imagehash.ImageHash,
     return out
 
 
-def find_duplicates(paths: dict[str, Path], phash_max: int = PHASH_MAX,
-                    dhash_max: int = DHASH_MAX) -> list[DuplicatePair]:
+def find_duplicates(
+    paths: dict[str, Path], phash_max: int = PHASH_MAX, dhash_max: int = DHASH_MAX
+) -> list[DuplicatePair]:
     """All near-duplicate pairs among the images (every pair compared: fine for thousands)."""
     hashes = image_hashes(paths)
     pairs = []
@@ -86,12 +88,12 @@ def conflicting_groups(groups: dict[str, str], labels: dict[str, str]) -> dict[s
     members: dict[str, list[str]] = {}
     for sid, g in groups.items():
         members.setdefault(g, []).append(sid)
-    return {g: sorted(ids) for g, ids in sorted(members.items())
-            if len({labels[i] for i in ids}) > 1}
+    return {g: sorted(ids) for g, ids in sorted(members.items()) if len({labels[i] for i in ids}) > 1}
 
 
-def group_splits(split_of: dict[str, str], groups: dict[str, str],
-                 order: tuple[str, ...] = ("train", "val", "test")) -> dict[str, str]:
+def group_splits(
+    split_of: dict[str, str], groups: dict[str, str], order: tuple[str, ...] = ("train", "val", "test")
+) -> dict[str, str]:
     """Image split -> group split: a group goes to the earliest split (in ``order``) any member has.
 
     Why the earliest: an image split made before grouping then loses test images only, never
@@ -112,8 +114,11 @@ def merge_cases(case_of: dict[str, str], groups: dict[str, str]) -> dict[str, st
     merged case id ("P1+P7" when patients P1 and P7 share a near-duplicate image).
     """
     cases = sorted(set(case_of.values()))
-    links = [DuplicatePair(case_of[a], case_of[b], 0, 0) for a, b in
-             ((sid, groups[sid]) for sid in case_of) if case_of[a] != case_of[b]]
+    links = [
+        DuplicatePair(case_of[a], case_of[b], 0, 0)
+        for a, b in ((sid, groups[sid]) for sid in case_of)
+        if case_of[a] != case_of[b]
+    ]
     joined = group_ids(cases, links)
     members: dict[str, list[str]] = {}
     for c in cases:

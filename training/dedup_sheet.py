@@ -4,6 +4,7 @@ One tile per pair: the two images side by side at a fixed tile size, their ids o
 two hash distances below. Inputs: pairs from :func:`training.dedup.find_duplicates` and
 id -> PNG path. Output: one PNG (nothing written when there are no pairs).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,7 +30,9 @@ def _tile(path: Path, sid: str) -> np.ndarray:
     return tile
 
 
-def write_contact_sheet(pairs, paths: dict[str, Path], out: str | Path, labels: dict[str, str] | None = None) -> Path | None:
+def write_contact_sheet(
+    pairs, paths: dict[str, Path], out: str | Path, labels: dict[str, str] | None = None
+) -> Path | None:
     """Render every pair; returns the PNG path, or None when there are no pairs."""
     if not pairs:
         return None
@@ -43,7 +46,7 @@ def write_contact_sheet(pairs, paths: dict[str, Path], out: str | Path, labels: 
         tiles.append(pair)
     while len(tiles) % COLUMNS:
         tiles.append(np.zeros_like(tiles[0]))
-    sheet = np.vstack([np.hstack(tiles[i:i + COLUMNS]) for i in range(0, len(tiles), COLUMNS)])
+    sheet = np.vstack([np.hstack(tiles[i : i + COLUMNS]) for i in range(0, len(tiles), COLUMNS)])
     out = Path(out)
     ok, png = cv2.imencode(".png", sheet)
     if not ok:

@@ -3,6 +3,7 @@
 torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them training runs as one
 process. Backend: nccl on CUDA, gloo on CPU. Only rank 0 writes files or prints.
 """
+
 from __future__ import annotations
 
 import os

@@ -13,6 +13,7 @@ through the runtime's ONNX Runtime backend (what a cart runs). ``compare`` evalu
 REPORT/B and writes the paired statistics (:mod:`training.stats`) to REPORT/compare.csv
 and REPORT/report.md.
 """
+
 from __future__ import annotations
 
 import csv
@@ -77,8 +78,14 @@ def _write_metrics_csv(path: Path, results: list[ImageResult]) -> None:
         writer = csv.writer(fh)
         writer.writerow(["id", "case_id", *COUNTS, *METRICS])
         for r in results:
-            writer.writerow([r.id, r.case_id, *(getattr(r.counts, k) for k in COUNTS),
-                             *(f"{r.scores[m]:.8f}" for m in METRICS)])
+            writer.writerow(
+                [
+                    r.id,
+                    r.case_id,
+                    *(getattr(r.counts, k) for k in COUNTS),
+                    *(f"{r.scores[m]:.8f}" for m in METRICS),
+                ]
+            )
 
 
 def _probabilities(checkpoint: Path, device: str):
@@ -100,15 +107,22 @@ def _probabilities(checkpoint: Path, device: str):
     return manifest, probs
 
 
-def _write_calibration(out: Path, cal: CalibrationAccumulator, raw: CalibrationAccumulator | None,
-                       manifest, split: str) -> dict:
+def _write_calibration(
+    out: Path, cal: CalibrationAccumulator, raw: CalibrationAccumulator | None, manifest, split: str
+) -> dict:
     result = {"temperature": manifest.temperature, "calibrated": cal.summary()}
     if raw is not None:
         result["uncalibrated"] = raw.summary()
-        write_reliability_png(out / "reliability_uncalibrated.png", result["uncalibrated"],
-                              f"split {split}, uncalibrated (T = 1)")
-    write_reliability_png(out / "reliability.png", result["calibrated"],
-                          f"split {split}, as served (T = {manifest.temperature:.3f})")
+        write_reliability_png(
+            out / "reliability_uncalibrated.png",
+            result["uncalibrated"],
+            f"split {split}, uncalibrated (T = 1)",
+        )
+    write_reliability_png(
+        out / "reliability.png",
+        result["calibrated"],
+        f"split {split}, as served (T = {manifest.temperature:.3f})",
+    )
     (out / "calibration.json").write_text(json.dumps(result, indent=2))
     return result
 
@@ -126,7 +140,9 @@ def _calibration_keys(result: dict) -> dict:
     return keys
 
 
-def evaluate(checkpoint: str | Path, data: str | Path, split: str, out: str | Path, device: str = "cpu") -> dict:
+def evaluate(
+    checkpoint: str | Path, data: str | Path, split: str, out: str | Path, device: str = "cpu"
+) -> dict:
     """Evaluate one checkpoint (or folded ONNX); returns the summary (also REPORT/summary.json)."""
     out = Path(out)
     manifest, probs = _probabilities(Path(checkpoint), device)
@@ -150,10 +166,18 @@ def evaluate(checkpoint: str | Path, data: str | Path, split: str, out: str | Pa
     _write_metrics_csv(out / "metrics.csv", results)
     summary = summarize([r.counts for r in results])
     benign_fp = [r for r in results if r.counts.positives == 0 and r.counts.fp > 0]
-    summary.update({"checkpoint": str(checkpoint), "data": str(data), "split": split, "arch": manifest.arch,
-                    "threshold": manifest.threshold, "empty_mask_policy": EMPTY_POLICY,
-                    "n_negative": len(results) - summary["n_positive"],
-                    "n_negative_with_fp": len(benign_fp)})
+    summary.update(
+        {
+            "checkpoint": str(checkpoint),
+            "data": str(data),
+            "split": split,
+            "arch": manifest.arch,
+            "threshold": manifest.threshold,
+            "empty_mask_policy": EMPTY_POLICY,
+            "n_negative": len(results) - summary["n_positive"],
+            "n_negative_with_fp": len(benign_fp),
+        }
+    )
     summary.update(_calibration_keys(_write_calibration(out, cal, raw_cal, manifest, split)))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     run_csv = Path(checkpoint).parent / "metrics.csv"
@@ -166,8 +190,15 @@ def _per_image(path: Path) -> dict[str, dict]:
         return {row["id"]: row for row in csv.DictReader(fh)}
 
 
-def compare(ck_a: str | Path, ck_b: str | Path, data: str | Path, split: str, out: str | Path,
-            seed: int = 0, device: str = "cpu") -> str:
+def compare(
+    ck_a: str | Path,
+    ck_b: str | Path,
+    data: str | Path,
+    split: str,
+    out: str | Path,
+    seed: int = 0,
+    device: str = "cpu",
+) -> str:
     """Evaluate A and B on the same images, then paired tests. Returns the markdown table."""
     out = Path(out)
     sum_a = evaluate(ck_a, data, split, out / "A", device)

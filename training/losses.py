@@ -10,6 +10,7 @@
 Aux head (FCN/DeepLabV3 ``aux=True``): total = loss(out) + ``aux_weight`` x loss(aux), as in
 torchvision's reference recipe.
 """
+
 from __future__ import annotations
 
 import torch
@@ -31,8 +32,14 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, cls: int = CANCER
 
 
 class SegLoss(nn.Module):
-    def __init__(self, kind: str, class_weights: list[float] | None = None, dice_weight: float = 1.0,
-                 aux_weight: float = 0.5, focal_gamma: float = 2.0):
+    def __init__(
+        self,
+        kind: str,
+        class_weights: list[float] | None = None,
+        dice_weight: float = 1.0,
+        aux_weight: float = 0.5,
+        focal_gamma: float = 2.0,
+    ):
         super().__init__()
         self.kind, self.dice_weight, self.aux_weight = kind, dice_weight, aux_weight
         self.focal_gamma = focal_gamma
@@ -64,5 +71,10 @@ class SegLoss(nn.Module):
 
 
 def build_loss(train_cfg: dict) -> SegLoss:
-    return SegLoss(train_cfg["loss"], train_cfg["class_weights"], train_cfg["dice_weight"], train_cfg["aux_weight"],
-                   train_cfg["focal_gamma"])
+    return SegLoss(
+        train_cfg["loss"],
+        train_cfg["class_weights"],
+        train_cfg["dice_weight"],
+        train_cfg["aux_weight"],
+        train_cfg["focal_gamma"],
+    )

@@ -10,6 +10,7 @@ cancer in the truth, precision with nothing predicted, specificity with no tissu
 and accuracy with no labelled pixels are undefined: NaN, left out of means and counted in
 the report. (scikit-learn: f1/jaccard ``zero_division=1.0``, others ``zero_division=nan``.)
 """
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,10 @@ from training.data import CANCER, IGNORE_INDEX
 
 METRICS = ("pixel_accuracy", "dice", "recall", "precision", "iou", "specificity")
 COUNTS = ("tp", "fp", "fn", "tn")
-EMPTY_POLICY = ("both-empty images score Dice = IoU = 1.0; recall/precision/specificity/accuracy "
-                "with a zero denominator are NaN and left out of means (counted)")
+EMPTY_POLICY = (
+    "both-empty images score Dice = IoU = 1.0; recall/precision/specificity/accuracy "
+    "with a zero denominator are NaN and left out of means (counted)"
+)
 NAN = float("nan")
 
 
@@ -33,7 +36,7 @@ class Counts:
     fn: int = 0
     tn: int = 0
 
-    def __add__(self, other: "Counts") -> "Counts":
+    def __add__(self, other: Counts) -> Counts:
         return Counts(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.tn + other.tn)
 
     @property
@@ -41,8 +44,9 @@ class Counts:
         return self.tp + self.fn
 
 
-def confusion_counts(pred: np.ndarray, label: np.ndarray, positive: int = CANCER,
-                     ignore: int = IGNORE_INDEX) -> Counts:
+def confusion_counts(
+    pred: np.ndarray, label: np.ndarray, positive: int = CANCER, ignore: int = IGNORE_INDEX
+) -> Counts:
     """pred (H,W) class ids or bool, label (H,W) uint8 -> Counts over labelled pixels."""
     if pred.shape != label.shape:
         raise ValueError(f"prediction shape {pred.shape} != label shape {label.shape}")
@@ -87,7 +91,7 @@ def nanmean(values) -> float:
 def summarize(counts: list[Counts]) -> dict[str, float]:
     """Per-image means (all images; cancer-positive images only) and pooled scores."""
     per = [scores(c) for c in counts]
-    pos = [s for s, c in zip(per, counts) if c.positives > 0]
+    pos = [s for s, c in zip(per, counts, strict=False) if c.positives > 0]
     out: dict[str, float] = {"n_images": len(counts), "n_positive": len(pos)}
     for m in METRICS:
         out[f"{m}_mean"] = nanmean(s[m] for s in per)

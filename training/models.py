@@ -6,6 +6,7 @@ eval mode. In train mode with ``aux=True`` it returns ``{"out": ..., "aux": ...}
 Grayscale is repeated to 3 channels inside the model, so ImageNet backbone weights
 load unchanged.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -50,9 +51,14 @@ class GraySegmenter(nn.Module):
         return out["out"]
 
 
-def build_model(arch: str, num_classes: int, aux: bool = False,
-                backbone_weights: str | Path | None = None,
-                pretrained_backbone: bool = False, width: int | None = None) -> GraySegmenter:
+def build_model(
+    arch: str,
+    num_classes: int,
+    aux: bool = False,
+    backbone_weights: str | Path | None = None,
+    pretrained_backbone: bool = False,
+    width: int | None = None,
+) -> GraySegmenter:
     """Build ``arch`` with ``num_classes`` outputs.
 
     ``backbone_weights`` is a local state-dict file for the backbone (e.g. a ResNet-101
@@ -74,7 +80,9 @@ def build_model(arch: str, num_classes: int, aux: bool = False,
         kwargs["weights_backbone"] = None
     if arch in WIDTH_ARCHS:
         if pretrained_backbone:
-            raise ConfigError(f"model 'pretrained_backbone' is not available for {arch} (no ImageNet weights)")
+            raise ConfigError(
+                f"model 'pretrained_backbone' is not available for {arch} (no ImageNet weights)"
+            )
         kwargs.pop("weights_backbone")
         if width is not None:
             kwargs["width"] = int(width)

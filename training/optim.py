@@ -6,6 +6,7 @@ lr = base x warmup(it) x (1 - progress)^power, where progress is the fraction of
 iteration budget, or of the time budget (``--max-minutes``) when that ends sooner, so a
 time-limited run still anneals to zero instead of stopping at a high lr.
 """
+
 from __future__ import annotations
 
 import torch
@@ -47,7 +48,7 @@ class PolySchedule:
 
     def apply(self, progress: float) -> None:
         f = self.factor(progress)
-        for group, base in zip(self.optimizer.param_groups, self.base):
+        for group, base in zip(self.optimizer.param_groups, self.base, strict=False):
             group["lr"] = base * f
 
     def step(self, progress: float) -> None:
@@ -55,8 +56,17 @@ class PolySchedule:
         self.apply(progress)
 
     def state_dict(self) -> dict:
-        return {"base": self.base, "warmup_iters": self.warmup_iters, "power": self.power, "iteration": self.iteration}
+        return {
+            "base": self.base,
+            "warmup_iters": self.warmup_iters,
+            "power": self.power,
+            "iteration": self.iteration,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.base = list(state["base"])
-        self.warmup_iters, self.power, self.iteration = state["warmup_iters"], state["power"], state["iteration"]
+        self.warmup_iters, self.power, self.iteration = (
+            state["warmup_iters"],
+            state["power"],
+            state["iteration"],
+        )

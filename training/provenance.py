@@ -4,6 +4,7 @@
 mean/std, classes (:data:`DEFAULT_CLASSES`), threshold, validation metrics, and ``source``
 (dataset path + sha256 over cases.csv and every image/label, config path + sha256).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -17,8 +18,16 @@ from edge_runtime.manifest import DEFAULT_CLASSES, Manifest
 from training.data import Sample, image_stats
 
 HASH_CHUNK = 1 << 20
-MANIFEST_METRICS = ("dice_pos_mean", "dice_pooled", "dice_mean", "recall_pooled", "precision_pooled",
-                    "pixel_accuracy_pooled", "n_images", "n_positive")
+MANIFEST_METRICS = (
+    "dice_pos_mean",
+    "dice_pooled",
+    "dice_mean",
+    "recall_pooled",
+    "precision_pooled",
+    "pixel_accuracy_pooled",
+    "n_images",
+    "n_positive",
+)
 
 
 def _update(digest, path: Path) -> None:
@@ -49,22 +58,49 @@ def resolve_norm(data_cfg: dict, train_samples: list[Sample]) -> tuple[float, fl
     return float(mean), float(std)
 
 
-def make_manifest(cfg: dict, mean: float, std: float, data: str | Path, data_sha: str, config: str | Path,
-                  config_sha: str, best: dict, val_summary: dict) -> Manifest:
+def make_manifest(
+    cfg: dict,
+    mean: float,
+    std: float,
+    data: str | Path,
+    data_sha: str,
+    config: str | Path,
+    config_sha: str,
+    best: dict,
+    val_summary: dict,
+) -> Manifest:
     mc, dc = cfg["model"], cfg["data"]
-    metrics = {f"val_{k}": (int(val_summary[k]) if k.startswith("n_") else float(val_summary[k]))
-               for k in MANIFEST_METRICS if k in val_summary}
+    metrics = {
+        f"val_{k}": (int(val_summary[k]) if k.startswith("n_") else float(val_summary[k]))
+        for k in MANIFEST_METRICS
+        if k in val_summary
+    }
     metrics["best_epoch"] = int(best["epoch"])
     metrics["select_metric"] = best["metric"]
     return Manifest(
-        name=str(cfg["name"]), arch=str(mc["arch"]), format="checkpoint",
-        input_height=int(dc["input_height"]), input_width=int(dc["input_width"]),
-        mean=float(mean), std=float(std), classes=list(DEFAULT_CLASSES),
+        name=str(cfg["name"]),
+        arch=str(mc["arch"]),
+        format="checkpoint",
+        input_height=int(dc["input_height"]),
+        input_width=int(dc["input_width"]),
+        mean=float(mean),
+        std=float(std),
+        classes=list(DEFAULT_CLASSES),
         threshold=float(cfg["eval"]["threshold"]),
-        source={"dataset": str(Path(data).resolve()), "dataset_sha256": data_sha,
-                "config": str(Path(config).resolve()), "config_sha256": config_sha},
+        source={
+            "dataset": str(Path(data).resolve()),
+            "dataset_sha256": data_sha,
+            "config": str(Path(config).resolve()),
+            "config_sha256": config_sha,
+        },
         versions={"torch": str(torch.__version__), "torchvision": str(torchvision.__version__)},
         metrics=metrics,
-        extra={"model_config": {"arch": mc["arch"], "num_classes": int(mc["num_classes"]), "aux": bool(mc["aux"]),
-                                "width": mc.get("width")}},
+        extra={
+            "model_config": {
+                "arch": mc["arch"],
+                "num_classes": int(mc["num_classes"]),
+                "aux": bool(mc["aux"]),
+                "width": mc.get("width"),
+            }
+        },
     )

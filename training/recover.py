@@ -13,6 +13,7 @@ manifest (``extra.model_config``). Outputs: ``best.pt`` + ``best.pt.yaml`` (form
 ``source.recovered_from_onnx_sha256``). Only ``unet_small`` is supported (its layer order is
 known to match); other architectures are a one-line error.
 """
+
 from __future__ import annotations
 
 import sys
@@ -45,7 +46,9 @@ def recover_checkpoint(onnx_path: str | Path, out: str | Path) -> Path:
     manifest = load_manifest(onnx_path)
     cfg = dict(manifest.extra.get("model_config") or {})
     if cfg.get("arch") != SUPPORTED:
-        raise ConfigError(f"{onnx_path}: recovery supports arch {SUPPORTED!r} only, manifest says {cfg.get('arch')!r}")
+        raise ConfigError(
+            f"{onnx_path}: recovery supports arch {SUPPORTED!r} only, manifest says {cfg.get('arch')!r}"
+        )
     graph = onnx.load(str(onnx_path)).graph
     weights = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     convs = [n for n in graph.node if n.op_type == "Conv"]
@@ -54,11 +57,13 @@ def recover_checkpoint(onnx_path: str | Path, out: str | Path) -> Path:
     if len(layers) != len(convs):
         raise ConfigError(f"{onnx_path}: {len(convs)} Conv nodes but the model has {len(layers)} conv layers")
     with torch.no_grad():
-        for node, (conv, bn) in zip(convs, layers):
+        for node, (conv, bn) in zip(convs, layers, strict=False):
             w = torch.from_numpy(weights[node.input[1]].copy())
             b = torch.from_numpy(weights[node.input[2]].copy())
             if tuple(w.shape) != tuple(conv.weight.shape):
-                raise ConfigError(f"{onnx_path}: {node.name} weight {tuple(w.shape)} != {tuple(conv.weight.shape)}")
+                raise ConfigError(
+                    f"{onnx_path}: {node.name} weight {tuple(w.shape)} != {tuple(conv.weight.shape)}"
+                )
             conv.weight.copy_(w)
             if bn is None:
                 conv.bias.copy_(b)
@@ -68,12 +73,23 @@ def recover_checkpoint(onnx_path: str | Path, out: str | Path) -> Path:
                 bn.weight.fill_(1.0)
                 bn.bias.copy_(b)
     model.eval()
-    ck_manifest = manifest.derive(format="checkpoint", io={}, preprocessing_in_graph=False,
-                                  source={**manifest.source, "recovered_from_onnx_sha256": manifest.sha256})
-    model_config = {"arch": cfg["arch"], "num_classes": int(cfg["num_classes"]), "aux": False,
-                    "width": int(cfg["width"])}
-    return save_checkpoint({"model": model.state_dict(), "model_config": model_config,
-                            "manifest": ck_manifest.to_dict()}, out, ck_manifest)
+    ck_manifest = manifest.derive(
+        format="checkpoint",
+        io={},
+        preprocessing_in_graph=False,
+        source={**manifest.source, "recovered_from_onnx_sha256": manifest.sha256},
+    )
+    model_config = {
+        "arch": cfg["arch"],
+        "num_classes": int(cfg["num_classes"]),
+        "aux": False,
+        "width": int(cfg["width"]),
+    }
+    return save_checkpoint(
+        {"model": model.state_dict(), "model_config": model_config, "manifest": ck_manifest.to_dict()},
+        out,
+        ck_manifest,
+    )
 
 
 if __name__ == "__main__":

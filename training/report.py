@@ -5,6 +5,7 @@ truth), ``boxplot.png`` (per-image metrics), ``training_curves.png`` (from the r
 metrics.csv when it sits beside the checkpoint), ``gallery.png`` (test images: truth
 contour green, prediction red). ``write_compare_report`` writes compare.csv + report.md.
 """
+
 from __future__ import annotations
 
 import csv
@@ -15,9 +16,9 @@ import cv2
 import matplotlib
 
 matplotlib.use("Agg")  # files only, never a window
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from training.metrics import METRICS, EMPTY_POLICY, confusion_matrix, pooled  # noqa: E402
+from training.metrics import EMPTY_POLICY, METRICS, confusion_matrix, pooled
 
 GALLERY_MAX = 8
 GALLERY_POSITIVE = 6  # images with cancer first, then some without
@@ -30,12 +31,21 @@ CLASS_NAMES = ("tissue", "cancer")
 def _confusion_plots(out: Path, results) -> None:
     cm = confusion_matrix(pooled([r.counts for r in results]))
     norm = cm / cm.sum(axis=1, keepdims=True).clip(min=1)
-    for name, mat, fmt in (("confusion_counts.png", cm, "{:d}"), ("confusion_normalised.png", norm, "{:.3f}")):
+    for name, mat, fmt in (
+        ("confusion_counts.png", cm, "{:d}"),
+        ("confusion_normalised.png", norm, "{:.3f}"),
+    ):
         fig, ax = plt.subplots(figsize=(4, 3.6))
         ax.imshow(mat, cmap="Blues")
         for (i, j), v in ((ij, mat[ij]) for ij in [(0, 0), (0, 1), (1, 0), (1, 1)]):
-            ax.text(j, i, fmt.format(int(v) if fmt == "{:d}" else float(v)), ha="center", va="center",
-                    color="white" if v > mat.max() / 2 else "black")
+            ax.text(
+                j,
+                i,
+                fmt.format(int(v) if fmt == "{:d}" else float(v)),
+                ha="center",
+                va="center",
+                color="white" if v > mat.max() / 2 else "black",
+            )
         ax.set_xticks([0, 1], CLASS_NAMES)
         ax.set_yticks([0, 1], CLASS_NAMES)
         ax.set_xlabel("prediction")
@@ -66,9 +76,9 @@ def _training_curves(out: Path, run_csv: Path) -> None:
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("train loss")
     for key in ("val_dice_pos_mean", "val_dice_pooled"):
-        pts = [(e, float(r[key])) for e, r in zip(epochs, rows) if r.get(key) not in (None, "")]
+        pts = [(e, float(r[key])) for e, r in zip(epochs, rows, strict=False) if r.get(key) not in (None, "")]
         if pts:
-            ax2.plot(*zip(*pts), label=key)
+            ax2.plot(*zip(*pts, strict=False), label=key)
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("validation Dice")
     ax2.legend()
@@ -78,8 +88,10 @@ def _training_curves(out: Path, run_csv: Path) -> None:
 
 
 def _gallery(out: Path, gallery, results) -> None:
-    positives = [g for g, r in zip(gallery, results) if r.counts.positives > 0][:GALLERY_POSITIVE]
-    negatives = [g for g, r in zip(gallery, results) if r.counts.positives == 0]
+    positives = [g for g, r in zip(gallery, results, strict=False) if r.counts.positives > 0][
+        :GALLERY_POSITIVE
+    ]
+    negatives = [g for g, r in zip(gallery, results, strict=False) if r.counts.positives == 0]
     chosen = (positives + negatives)[:GALLERY_MAX]
     if not chosen:
         return
@@ -88,7 +100,7 @@ def _gallery(out: Path, gallery, results) -> None:
     fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
-    for ax, (sid, gray, label, pred) in zip(axes.ravel(), chosen):
+    for ax, (sid, gray, label, pred) in zip(axes.ravel(), chosen, strict=False):
         rgb = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
         overlay = rgb.copy()
         overlay[pred] = PRED_BGR
@@ -111,17 +123,28 @@ def _fmt(v) -> str:
 def _calibration_lines(summary: dict) -> list[str]:
     if "ece_pixel" not in summary:
         return []
-    lines = ["", f"Calibration (temperature {summary['temperature']:.4f}): pixels = labelled pixels within "
-             f"{summary['calibration_band_px']} px of the cancer truth or the predicted mask; images = "
-             "'contains cancer' scored by the max or mean probability. ECE: equal-width bins (15 for pixels, "
-             "10 for images), weighted by the share of samples per bin.", "",
-             "| | ECE pixels | Brier pixels | ECE image (max) | Brier image (max) | ECE image (mean) | "
-             "Brier image (mean) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        f"Calibration (temperature {summary['temperature']:.4f}): pixels = labelled pixels within "
+        f"{summary['calibration_band_px']} px of the cancer truth or the predicted mask; images = "
+        "'contains cancer' scored by the max or mean probability. ECE: equal-width bins (15 for pixels, "
+        "10 for images), weighted by the share of samples per bin.",
+        "",
+        "| | ECE pixels | Brier pixels | ECE image (max) | Brier image (max) | ECE image (mean) | "
+        "Brier image (mean) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, prefix in (("as served", ""), ("uncalibrated (T = 1)", "uncalibrated_")):
         if f"{prefix}ece_pixel" in summary:
-            lines.append(f"| {name} | " + " | ".join(
-                f"{summary[f'{prefix}{k}_{part}']:.4f}" for part in ("pixel", "image_max", "image_mean")
-                for k in ("ece", "brier")) + " |")
+            lines.append(
+                f"| {name} | "
+                + " | ".join(
+                    f"{summary[f'{prefix}{k}_{part}']:.4f}"
+                    for part in ("pixel", "image_max", "image_mean")
+                    for k in ("ece", "brier")
+                )
+                + " |"
+            )
     return lines
 
 
@@ -131,36 +154,73 @@ def write_report(out: Path, summary: dict, results, gallery, run_csv: Path | Non
     _gallery(out, gallery, results)
     if run_csv is not None:
         _training_curves(out, run_csv)
-    lines = [f"# Evaluation of `{summary['checkpoint']}`", "",
-             f"Split `{summary['split']}` of `{summary['data']}`: {summary['n_images']} images, "
-             f"{summary['n_positive']} with cancer pixels. Architecture `{summary['arch']}`, threshold "
-             f"{summary['threshold']}. Counts are over labelled pixels (255 ignored) at each image's size.", "",
-             f"Empty-mask policy: {EMPTY_POLICY}.", "",
-             "| metric | mean (all images) | mean (images with cancer) | pooled pixels | undefined images |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"# Evaluation of `{summary['checkpoint']}`",
+        "",
+        f"Split `{summary['split']}` of `{summary['data']}`: {summary['n_images']} images, "
+        f"{summary['n_positive']} with cancer pixels. Architecture `{summary['arch']}`, threshold "
+        f"{summary['threshold']}. Counts are over labelled pixels (255 ignored) at each image's size.",
+        "",
+        f"Empty-mask policy: {EMPTY_POLICY}.",
+        "",
+        "| metric | mean (all images) | mean (images with cancer) | pooled pixels | undefined images |",
+        "|---|---|---|---|---|",
+    ]
     for m in METRICS:
-        lines.append(f"| {m} | {_fmt(summary[f'{m}_mean'])} | {_fmt(summary[f'{m}_pos_mean'])} | "
-                     f"{_fmt(summary[f'{m}_pooled'])} | {summary[f'{m}_n_undefined']} |")
-    lines += ["", f"Images without cancer that get any false cancer pixel: {summary.get('n_negative_with_fp', '?')} "
-              f"of {summary.get('n_negative', '?')}."]
+        lines.append(
+            f"| {m} | {_fmt(summary[f'{m}_mean'])} | {_fmt(summary[f'{m}_pos_mean'])} | "
+            f"{_fmt(summary[f'{m}_pooled'])} | {summary[f'{m}_n_undefined']} |"
+        )
+    lines += [
+        "",
+        f"Images without cancer that get any false cancer pixel: {summary.get('n_negative_with_fp', '?')} "
+        f"of {summary.get('n_negative', '?')}.",
+    ]
     lines += _calibration_lines(summary)
-    lines += ["", "Files: `metrics.csv` (per image), `pred/<id>.png`, `confusion_counts.png`, "
-              "`confusion_normalised.png`, `boxplot.png`, `gallery.png`, `calibration.json`, `reliability.png`"
-              + (", `training_curves.png`" if run_csv is not None else "") + ".", ""]
-    for png in ("confusion_counts.png", "confusion_normalised.png", "boxplot.png", "training_curves.png",
-                "gallery.png", "reliability.png", "reliability_uncalibrated.png"):
+    lines += [
+        "",
+        "Files: `metrics.csv` (per image), `pred/<id>.png`, `confusion_counts.png`, "
+        "`confusion_normalised.png`, `boxplot.png`, `gallery.png`, `calibration.json`, `reliability.png`"
+        + (", `training_curves.png`" if run_csv is not None else "")
+        + ".",
+        "",
+    ]
+    for png in (
+        "confusion_counts.png",
+        "confusion_normalised.png",
+        "boxplot.png",
+        "training_curves.png",
+        "gallery.png",
+        "reliability.png",
+        "reliability_uncalibrated.png",
+    ):
         if (out / png).is_file():
             lines.append(f"![{png}]({png})")
     (out / "report.md").write_text("\n".join(lines) + "\n")
 
 
-COMPARE_COLUMNS = ("n", "n_excluded", "mean_a", "mean_b", "mean_diff", "mean_ci_low", "mean_ci_high",
-                   "median_diff", "median_ci_low", "median_ci_high", "wilcoxon_stat", "wilcoxon_p",
-                   "wilcoxon_p_holm", "ttest_t", "ttest_p")
+COMPARE_COLUMNS = (
+    "n",
+    "n_excluded",
+    "mean_a",
+    "mean_b",
+    "mean_diff",
+    "mean_ci_low",
+    "mean_ci_high",
+    "median_diff",
+    "median_ci_low",
+    "median_ci_high",
+    "wilcoxon_stat",
+    "wilcoxon_p",
+    "wilcoxon_p_holm",
+    "ttest_t",
+    "ttest_p",
+)
 
 
-def write_compare_report(out: Path, ck_a: str, ck_b: str, sum_a: dict, sum_b: dict, table: dict,
-                         n_images: int, n_cases: int) -> str:
+def write_compare_report(
+    out: Path, ck_a: str, ck_b: str, sum_a: dict, sum_b: dict, table: dict, n_images: int, n_cases: int
+) -> str:
     with open(out / "compare.csv", "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["metric", *COMPARE_COLUMNS])
@@ -169,23 +229,34 @@ def write_compare_report(out: Path, ck_a: str, ck_b: str, sum_a: dict, sum_b: di
     head = "| metric | n | mean A | mean B | mean B−A [95% CI] | median B−A [95% CI] | Wilcoxon p (Holm) | t-test p |"
     md = [head, "|---|---|---|---|---|---|---|---|"]
     for m, r in table.items():
-        md.append(f"| {m} | {r['n']} | {r['mean_a']:.4f} | {r['mean_b']:.4f} | {r['mean_diff']:+.4f} "
-                  f"[{r.get('mean_ci_low', float('nan')):+.4f}, {r.get('mean_ci_high', float('nan')):+.4f}] | "
-                  f"{r['median_diff']:+.4f} [{r.get('median_ci_low', float('nan')):+.4f}, "
-                  f"{r.get('median_ci_high', float('nan')):+.4f}] | {r['wilcoxon_p']:.4g} "
-                  f"({r['wilcoxon_p_holm']:.4g}) | {r['ttest_p']:.4g} |")
+        md.append(
+            f"| {m} | {r['n']} | {r['mean_a']:.4f} | {r['mean_b']:.4f} | {r['mean_diff']:+.4f} "
+            f"[{r.get('mean_ci_low', float('nan')):+.4f}, {r.get('mean_ci_high', float('nan')):+.4f}] | "
+            f"{r['median_diff']:+.4f} [{r.get('median_ci_low', float('nan')):+.4f}, "
+            f"{r.get('median_ci_high', float('nan')):+.4f}] | {r['wilcoxon_p']:.4g} "
+            f"({r['wilcoxon_p_holm']:.4g}) | {r['ttest_p']:.4g} |"
+        )
     d = table.get("dice", {})
     text = "\n".join(md)
-    lines = [f"# Paired comparison: A = `{ck_a}` vs B = `{ck_b}`", "",
-             f"{n_images} test images from {n_cases} cases; differences are B − A per image. Wilcoxon signed-rank "
-             "(zero_method='wilcox': zero differences dropped) is primary, paired t-test secondary; 95% CIs are "
-             "percentile bootstrap over cases (patients), 2000 resamples. Holm corrects the Wilcoxon p over the "
-             f"metrics. Empty-mask policy: {EMPTY_POLICY}.", "", text, "",
-             f"Pooled Dice: A {sum_a['dice_pooled']:.4f}, B {sum_b['dice_pooled']:.4f}; pooled pixel accuracy: "
-             f"A {sum_a['pixel_accuracy_pooled']:.4f}, B {sum_b['pixel_accuracy_pooled']:.4f} (descriptive).", ""]
+    lines = [
+        f"# Paired comparison: A = `{ck_a}` vs B = `{ck_b}`",
+        "",
+        f"{n_images} test images from {n_cases} cases; differences are B − A per image. Wilcoxon signed-rank "
+        "(zero_method='wilcox': zero differences dropped) is primary, paired t-test secondary; 95% CIs are "
+        "percentile bootstrap over cases (patients), 2000 resamples. Holm corrects the Wilcoxon p over the "
+        f"metrics. Empty-mask policy: {EMPTY_POLICY}.",
+        "",
+        text,
+        "",
+        f"Pooled Dice: A {sum_a['dice_pooled']:.4f}, B {sum_b['dice_pooled']:.4f}; pooled pixel accuracy: "
+        f"A {sum_a['pixel_accuracy_pooled']:.4f}, B {sum_b['pixel_accuracy_pooled']:.4f} (descriptive).",
+        "",
+    ]
     if "mcnemar_hit_p" in d:
-        lines.append(f"Image-level exact McNemar on hit = Dice ≥ 0.5: only A hit {d['mcnemar_hit_only_a']}, "
-                     f"only B hit {d['mcnemar_hit_only_b']}, p = {d['mcnemar_hit_p']:.4g}.")
+        lines.append(
+            f"Image-level exact McNemar on hit = Dice ≥ 0.5: only A hit {d['mcnemar_hit_only_a']}, "
+            f"only B hit {d['mcnemar_hit_only_b']}, p = {d['mcnemar_hit_p']:.4g}."
+        )
     lines += ["", "Per-model reports: [A/report.md](A/report.md), [B/report.md](B/report.md)."]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return text

@@ -9,6 +9,7 @@ Holm-adjusted Wilcoxon p over the metrics tested, and an image-level exact McNem
 "hit" = Dice >= :data:`HIT_DICE`. Images where either value is NaN (undefined under the
 empty-mask policy) are left out of that metric and counted.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,9 @@ def _ttest(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(res.statistic), float(res.pvalue)
 
 
-def case_bootstrap(diff: np.ndarray, cases: list[str], seed: int,
-                   n_resamples: int = BOOTSTRAP_RESAMPLES) -> dict[str, float]:
+def case_bootstrap(
+    diff: np.ndarray, cases: list[str], seed: int, n_resamples: int = BOOTSTRAP_RESAMPLES
+) -> dict[str, float]:
     """Percentile CI of mean and median of ``diff``, resampling whole cases with replacement."""
     rng = np.random.default_rng(seed)
     uniq = sorted(set(cases))
@@ -52,8 +54,12 @@ def case_bootstrap(diff: np.ndarray, cases: list[str], seed: int,
         sample = diff[np.concatenate([members[j] for j in pick])]
         means[i], medians[i] = sample.mean(), np.median(sample)
     lo, hi = 100 * (1 - CI_LEVEL) / 2, 100 * (1 + CI_LEVEL) / 2
-    return {"mean_ci_low": float(np.percentile(means, lo)), "mean_ci_high": float(np.percentile(means, hi)),
-            "median_ci_low": float(np.percentile(medians, lo)), "median_ci_high": float(np.percentile(medians, hi))}
+    return {
+        "mean_ci_low": float(np.percentile(means, lo)),
+        "mean_ci_high": float(np.percentile(means, hi)),
+        "median_ci_low": float(np.percentile(medians, lo)),
+        "median_ci_high": float(np.percentile(medians, hi)),
+    }
 
 
 def holm(pvalues: list[float]) -> list[float]:
@@ -77,34 +83,52 @@ def mcnemar_exact(hit_a: np.ndarray, hit_b: np.ndarray) -> dict[str, float]:
     return {"only_a": only_a, "only_b": only_b, "p": p}
 
 
-def compare_metric(a: np.ndarray, b: np.ndarray, cases: list[str], seed: int,
-                   n_resamples: int = BOOTSTRAP_RESAMPLES) -> dict[str, float]:
+def compare_metric(
+    a: np.ndarray, b: np.ndarray, cases: list[str], seed: int, n_resamples: int = BOOTSTRAP_RESAMPLES
+) -> dict[str, float]:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     ok = ~(np.isnan(a) | np.isnan(b))
     a, b = a[ok], b[ok]
-    kept_cases = [c for c, keep in zip(cases, ok) if keep]
+    kept_cases = [c for c, keep in zip(cases, ok, strict=False) if keep]
     d = b - a
     w_stat, w_p = _wilcoxon(a, b)
     t_stat, t_p = _ttest(a, b)
-    row = {"n": int(ok.sum()), "n_excluded": int((~ok).sum()),
-           "mean_a": float(a.mean()) if a.size else float("nan"),
-           "mean_b": float(b.mean()) if b.size else float("nan"),
-           "mean_diff": float(d.mean()) if d.size else float("nan"),
-           "median_diff": float(np.median(d)) if d.size else float("nan"),
-           "wilcoxon_stat": w_stat, "wilcoxon_p": w_p, "ttest_t": t_stat, "ttest_p": t_p}
+    row = {
+        "n": int(ok.sum()),
+        "n_excluded": int((~ok).sum()),
+        "mean_a": float(a.mean()) if a.size else float("nan"),
+        "mean_b": float(b.mean()) if b.size else float("nan"),
+        "mean_diff": float(d.mean()) if d.size else float("nan"),
+        "median_diff": float(np.median(d)) if d.size else float("nan"),
+        "wilcoxon_stat": w_stat,
+        "wilcoxon_p": w_p,
+        "ttest_t": t_stat,
+        "ttest_p": t_p,
+    }
     if d.size:
         row.update(case_bootstrap(d, kept_cases, seed, n_resamples))
     return row
 
 
-def compare_models(per_a: dict[str, np.ndarray], per_b: dict[str, np.ndarray], cases: list[str], seed: int,
-                   n_resamples: int = BOOTSTRAP_RESAMPLES) -> dict[str, dict[str, float]]:
+def compare_models(
+    per_a: dict[str, np.ndarray],
+    per_b: dict[str, np.ndarray],
+    cases: list[str],
+    seed: int,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+) -> dict[str, dict[str, float]]:
     """metric -> comparison row; adds Holm-adjusted Wilcoxon p and the image-level McNemar."""
     table = {m: compare_metric(per_a[m], per_b[m], cases, seed, n_resamples) for m in per_a}
     adjusted = holm([table[m]["wilcoxon_p"] for m in table])
-    for m, p in zip(table, adjusted):
+    for m, p in zip(table, adjusted, strict=False):
         table[m]["wilcoxon_p_holm"] = p
     if "dice" in per_a:
-        table["dice"].update({f"mcnemar_hit_{k}": v for k, v in mcnemar_exact(
-            np.asarray(per_a["dice"]) >= HIT_DICE, np.asarray(per_b["dice"]) >= HIT_DICE).items()})
+        table["dice"].update(
+            {
+                f"mcnemar_hit_{k}": v
+                for k, v in mcnemar_exact(
+                    np.asarray(per_a["dice"]) >= HIT_DICE, np.asarray(per_b["dice"]) >= HIT_DICE
+                ).items()
+            }
+        )
     return table

@@ -5,6 +5,7 @@ Writes ``RUN/tb/events.out.tfevents.*``: one scalar series per metric (``train_l
 rather than tensorboardX because its ``flush()`` waits for the writer thread's queue to drain, so
 an epoch is on disk when ``add_scalars`` returns; tensorboardX's ``flush()`` does not wait.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -11,6 +11,7 @@ as the exported graph computes it: softmax at the model's size, cancer channel r
 Inputs: an eval-mode model, its manifest, dataset samples. Outputs: per-image logits
 (:class:`LogitMap`), the fitted T, and calibrated probability maps.
 """
+
 from __future__ import annotations
 
 import math
@@ -49,7 +50,9 @@ def logit_maps(model, manifest, samples, device: torch.device | None = None) -> 
     return out
 
 
-def calibrated_prob(logits: np.ndarray, temperature: float, cancer_index: int, shape: tuple[int, int]) -> np.ndarray:
+def calibrated_prob(
+    logits: np.ndarray, temperature: float, cancer_index: int, shape: tuple[int, int]
+) -> np.ndarray:
     """Softmax(logits / T), cancer channel, bilinear to shape (H, W): as the folded graph does."""
     z = logits / np.float32(temperature)
     z = z - z.max(axis=0, keepdims=True)
@@ -69,7 +72,7 @@ def _band_targets(maps: list[LogitMap], cancer_index: int, threshold: float, ban
 
 def band_nll(maps: list[LogitMap], temperature: float, cancer_index: int, bands) -> float:
     total, n = 0.0, 0
-    for m, (band, truth) in zip(maps, bands):
+    for m, (band, truth) in zip(maps, bands, strict=False):
         if not band.any():
             continue
         p = calibrated_prob(m.logits, temperature, cancer_index, m.label.shape)[band].astype(np.float64)
@@ -79,19 +82,28 @@ def band_nll(maps: list[LogitMap], temperature: float, cancer_index: int, bands)
     return total / max(n, 1)
 
 
-def fit_temperature(maps: list[LogitMap], cancer_index: int, threshold: float = 0.5,
-                    band_px: int = BAND_PX) -> dict:
+def fit_temperature(
+    maps: list[LogitMap], cancer_index: int, threshold: float = 0.5, band_px: int = BAND_PX
+) -> dict:
     """Fit T on the maps' decision bands; returns {temperature, nll_before, nll_after, pixels}."""
     bands = _band_targets(maps, cancer_index, threshold, band_px)
     pixels = int(sum(t.size for _, t in bands))
     if pixels == 0:
         raise ValueError("no decision-band pixels to fit a temperature on (no cancer and no prediction)")
-    res = minimize_scalar(lambda lt: band_nll(maps, math.exp(lt), cancer_index, bands),
-                          bounds=(math.log(T_MIN), math.log(T_MAX)), method="bounded",
-                          options={"xatol": FIT_TOLERANCE})
+    res = minimize_scalar(
+        lambda lt: band_nll(maps, math.exp(lt), cancer_index, bands),
+        bounds=(math.log(T_MIN), math.log(T_MAX)),
+        method="bounded",
+        options={"xatol": FIT_TOLERANCE},
+    )
     t = float(math.exp(res.x))
-    return {"temperature": t, "nll_before": band_nll(maps, 1.0, cancer_index, bands),
-            "nll_after": float(res.fun), "pixels": pixels, "band_px": band_px}
+    return {
+        "temperature": t,
+        "nll_before": band_nll(maps, 1.0, cancer_index, bands),
+        "nll_after": float(res.fun),
+        "pixels": pixels,
+        "band_px": band_px,
+    }
 
 
 def _ece_pair(maps: list[LogitMap], temperature: float, cancer_index: int, threshold: float) -> dict:
@@ -122,10 +134,15 @@ def calibrate_checkpoint(checkpoint, data, split: str = "val", device: str = "cp
     maps = logit_maps(model.to(dev), manifest, select_split(read_cases(data), split, data), dev)
     fit = fit_temperature(maps, manifest.cancer_index, manifest.threshold)
     eces = _ece_pair(maps, fit["temperature"], manifest.cancer_index, manifest.threshold)
-    record = {**fit, "fitted_on": f"{data} split {split}", "threshold": manifest.threshold,
-              "ece_pixel_before": eces["before"]["pixel"]["ece"], "ece_pixel_after": eces["after"]["pixel"]["ece"],
-              "ece_image_max_before": eces["before"]["image_max"]["ece"],
-              "ece_image_max_after": eces["after"]["image_max"]["ece"]}
+    record = {
+        **fit,
+        "fitted_on": f"{data} split {split}",
+        "threshold": manifest.threshold,
+        "ece_pixel_before": eces["before"]["pixel"]["ece"],
+        "ece_pixel_after": eces["after"]["pixel"]["ece"],
+        "ece_image_max_before": eces["before"]["image_max"]["ece"],
+        "ece_image_max_after": eces["after"]["image_max"]["ece"],
+    }
     updated = manifest.derive(temperature=fit["temperature"], extra={**manifest.extra, "calibration": record})
     save_manifest(updated, checkpoint)
     return record

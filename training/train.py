@@ -9,6 +9,7 @@ Inputs: a config YAML (:mod:`training.config`), a dataset in the layout of
   (:mod:`training.tblog`, written by torch.utils.tensorboard).
 Runs as one process or under torchrun (DDP, SyncBatchNorm, DistributedSampler; rank 0 writes).
 """
+
 from __future__ import annotations
 
 import csv
@@ -41,14 +42,32 @@ from training.tblog import EventWriter
 
 log = logging.getLogger("sonomap.train")
 SECONDS_PER_MINUTE = 60.0
-CSV_FIELDS = ("epoch", "iteration", "lr", "train_loss", "train_images_per_s", "epoch_seconds", "elapsed_s",
-              "val_dice_pos_mean", "val_dice_pooled", "val_dice_mean", "val_recall_pooled",
-              "val_precision_pooled", "val_pixel_accuracy_pooled", "selected", "best")
+CSV_FIELDS = (
+    "epoch",
+    "iteration",
+    "lr",
+    "train_loss",
+    "train_images_per_s",
+    "epoch_seconds",
+    "elapsed_s",
+    "val_dice_pos_mean",
+    "val_dice_pooled",
+    "val_dice_mean",
+    "val_recall_pooled",
+    "val_precision_pooled",
+    "val_pixel_accuracy_pooled",
+    "selected",
+    "best",
+)
 
 
 def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": numpy_rng_state(), "python": random.getstate(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": numpy_rng_state(),
+        "python": random.getstate(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
 
 
 def _set_rng_state(state: dict) -> None:
@@ -86,13 +105,25 @@ def _data(cfg: dict, samples, data, info: D.DistInfo, dev: torch.device):
     val_ds = SegDataset(val_s, size, mean, std, None)
     bs, workers = int(tc["batch_size"]), int(dc["num_workers"])
     # one process: a world of 1, so the seeded per-epoch shuffle is the same code path as DDP's
-    sampler = DistributedSampler(train_ds, num_replicas=info.world, rank=info.rank, shuffle=True,
-                                 seed=int(tc["seed"]), drop_last=info.enabled)
+    sampler = DistributedSampler(
+        train_ds,
+        num_replicas=info.world,
+        rank=info.rank,
+        shuffle=True,
+        seed=int(tc["seed"]),
+        drop_last=info.enabled,
+    )
     # drop the ragged last batch as torchvision's reference does (a lone sample would also break
     # BatchNorm after DeepLabV3's global pooling); sets smaller than two batches keep everything
     drop_last = len(sampler) >= 2 * bs
-    loader = DataLoader(train_ds, batch_size=bs, sampler=sampler, drop_last=drop_last, num_workers=workers,
-                        pin_memory=dev.type == "cuda")
+    loader = DataLoader(
+        train_ds,
+        batch_size=bs,
+        sampler=sampler,
+        drop_last=drop_last,
+        num_workers=workers,
+        pin_memory=dev.type == "cuda",
+    )
     val_loader = DataLoader(val_ds, batch_size=bs, shuffle=False, num_workers=workers)
     return mean, std, train_ds, sampler, loader, val_loader
 
@@ -100,8 +131,14 @@ def _data(cfg: dict, samples, data, info: D.DistInfo, dev: torch.device):
 def _model(cfg: dict, backbone_weights, info: D.DistInfo, dev: torch.device):
     """Config -> (model to train: DDP-wrapped under torchrun, bare model to save, channels_last)."""
     mc, tc = cfg["model"], cfg["train"]
-    model = build_model(mc["arch"], int(mc["num_classes"]), bool(mc["aux"]), backbone_weights,
-                        bool(mc["pretrained_backbone"]), width=mc.get("width")).to(dev)
+    model = build_model(
+        mc["arch"],
+        int(mc["num_classes"]),
+        bool(mc["aux"]),
+        backbone_weights,
+        bool(mc["pretrained_backbone"]),
+        width=mc.get("width"),
+    ).to(dev)
     channels_last = dev.type == "cuda" and bool(tc["channels_last"])
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -112,13 +149,23 @@ def _model(cfg: dict, backbone_weights, info: D.DistInfo, dev: torch.device):
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         bare = model
         model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[dev.index] if dev.type == "cuda" else None)
+            model, device_ids=[dev.index] if dev.type == "cuda" else None
+        )
     return model, bare, channels_last
 
 
-def run(config: str | Path, data: str | Path, out: str | Path, max_minutes: float | None = None,
-        resume: bool = False, deterministic: bool = False, backbone_weights: str | None = None,
-        device: str = "auto", show_progress: bool = True, stop_after_epochs: int | None = None) -> dict:
+def run(
+    config: str | Path,
+    data: str | Path,
+    out: str | Path,
+    max_minutes: float | None = None,
+    resume: bool = False,
+    deterministic: bool = False,
+    backbone_weights: str | None = None,
+    device: str = "auto",
+    show_progress: bool = True,
+    stop_after_epochs: int | None = None,
+) -> dict:
     """Train; returns the summary dict (also written to RUN/summary.json on rank 0).
 
     ``stop_after_epochs``: end this session after that many epochs (e.g. a scheduler's wall-time
@@ -141,8 +188,12 @@ def run(config: str | Path, data: str | Path, out: str | Path, max_minutes: floa
 
         chash = config_hash(cfg)
         dhash = dataset_hash(data, samples)
-        model_config = {"arch": mc["arch"], "num_classes": int(mc["num_classes"]), "aux": bool(mc["aux"]),
-                        "width": mc.get("width")}
+        model_config = {
+            "arch": mc["arch"],
+            "num_classes": int(mc["num_classes"]),
+            "aux": bool(mc["aux"]),
+            "width": mc.get("width"),
+        }
         epochs, iters_per_epoch = int(tc["epochs"]), len(loader)
         total_iters = max(1, epochs * iters_per_epoch)
         budget_s = max_minutes * SECONDS_PER_MINUTE if max_minutes else None
@@ -151,8 +202,10 @@ def run(config: str | Path, data: str | Path, out: str | Path, max_minutes: floa
         if resume:
             state = read_checkpoint(out / "last.pt")
             if state.get("config_sha256") != chash:
-                raise ConfigError(f"{out / 'last.pt'}: was trained with a different config than {config} "
-                                  "(checkpoint/config mismatch); start a new RUN or use the same config")
+                raise ConfigError(
+                    f"{out / 'last.pt'}: was trained with a different config than {config} "
+                    "(checkpoint/config mismatch); start a new RUN or use the same config"
+                )
             bare.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             schedule.load_state_dict(state["scheduler"])
@@ -167,8 +220,14 @@ def run(config: str | Path, data: str | Path, out: str | Path, max_minutes: floa
         writer = EventWriter(out / "tb") if info.main else None
         if info.main:
             out.mkdir(parents=True, exist_ok=True)
-            log.info("training %s on %d images (val %d), %s, world %d", mc["arch"], len(train_ds),
-                     len(val_loader.dataset), dev, info.world)
+            log.info(
+                "training %s on %d images (val %d), %s, world %d",
+                mc["arch"],
+                len(train_ds),
+                len(val_loader.dataset),
+                dev,
+                info.world,
+            )
         t0 = time.monotonic()
 
         def elapsed() -> float:
@@ -194,18 +253,46 @@ def run(config: str | Path, data: str | Path, out: str | Path, max_minutes: floa
         for epoch in range(start_epoch, epochs):
             sampler.set_epoch(epoch)
             train_ds.set_epoch(epoch)
-            stats = train_one_epoch(model, loader, loss_fn, optimizer, schedule, scaler, dev, float(tc["grad_clip"]),
-                                    progress, time_up, show_progress and info.main, f"epoch {epoch}", channels_last,
-                                    cpu_bf16)
+            stats = train_one_epoch(
+                model,
+                loader,
+                loss_fn,
+                optimizer,
+                schedule,
+                scaler,
+                dev,
+                float(tc["grad_clip"]),
+                progress,
+                time_up,
+                show_progress and info.main,
+                f"epoch {epoch}",
+                channels_last,
+                cpu_bf16,
+            )
             last = stats["stopped"] or epoch == epochs - 1
-            row = {"epoch": epoch, "iteration": schedule.iteration, "lr": optimizer.param_groups[0]["lr"],
-                   "train_loss": stats["loss"], "train_images_per_s": stats["images_per_s"] * info.world,
-                   "epoch_seconds": stats["seconds"]}
+            row = {
+                "epoch": epoch,
+                "iteration": schedule.iteration,
+                "lr": optimizer.param_groups[0]["lr"],
+                "train_loss": stats["loss"],
+                "train_images_per_s": stats["images_per_s"] * info.world,
+                "epoch_seconds": stats["seconds"],
+            }
             if info.main and ((epoch + 1) % int(tc["val_every"]) == 0 or last):
                 summary = summarize(validate(bare, val_loader, dev, float(cfg["eval"]["threshold"])))
-                row.update({f"val_{k}": summary[k] for k in ("dice_pos_mean", "dice_pooled", "dice_mean",
-                                                               "recall_pooled", "precision_pooled",
-                                                               "pixel_accuracy_pooled")})
+                row.update(
+                    {
+                        f"val_{k}": summary[k]
+                        for k in (
+                            "dice_pos_mean",
+                            "dice_pooled",
+                            "dice_mean",
+                            "recall_pooled",
+                            "precision_pooled",
+                            "pixel_accuracy_pooled",
+                        )
+                    }
+                )
                 value = summary[tc["select_metric"]]
                 if math.isnan(value):  # e.g. no cancer pixel in the val split: fall back to mean Dice
                     value = summary["dice_mean"]
@@ -213,32 +300,70 @@ def run(config: str | Path, data: str | Path, out: str | Path, max_minutes: floa
                 if value > best["value"]:
                     best = {"metric": tc["select_metric"], "value": float(value), "epoch": epoch}
                     manifest = make_manifest(cfg, mean, std, data, dhash, config, chash, best, summary)
-                    save_checkpoint({"model": bare.state_dict(), "model_config": model_config,
-                                     "manifest": manifest.to_dict(), "epoch": epoch, "val": summary},
-                                    out / "best.pt", manifest)
+                    save_checkpoint(
+                        {
+                            "model": bare.state_dict(),
+                            "model_config": model_config,
+                            "manifest": manifest.to_dict(),
+                            "epoch": epoch,
+                            "val": summary,
+                        },
+                        out / "best.pt",
+                        manifest,
+                    )
             row.update({"elapsed_s": elapsed(), "best": best["value"]})
             if info.main:
                 history.append(row)
                 _write_csv(out / "metrics.csv", history)
                 if writer is not None:
-                    writer.add_scalars({k: float(v) for k, v in row.items() if k != "epoch" and v is not None}, epoch)
-                log.warning("epoch %d loss %.4f val %s %.4f best %.4f (epoch %d) %.0fs", epoch, stats["loss"],
-                            tc["select_metric"], row.get("selected", float("nan")), best["value"], best["epoch"],
-                            elapsed())
-                save_checkpoint({"model": bare.state_dict(), "model_config": model_config,
-                                 "manifest": make_manifest(cfg, mean, std, data, dhash, config, chash, best,
-                                                           {}).to_dict(),
-                                 "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
-                                 "scaler": scaler.state_dict() if scaler else None, "epoch": epoch,
-                                 "rng": _rng_state(), "best": best, "elapsed_s": elapsed(), "budget_s": budget_s,
-                                 "history": history, "config": cfg, "config_sha256": chash},
-                                out / "last.pt")
+                    writer.add_scalars(
+                        {k: float(v) for k, v in row.items() if k != "epoch" and v is not None}, epoch
+                    )
+                log.warning(
+                    "epoch %d loss %.4f val %s %.4f best %.4f (epoch %d) %.0fs",
+                    epoch,
+                    stats["loss"],
+                    tc["select_metric"],
+                    row.get("selected", float("nan")),
+                    best["value"],
+                    best["epoch"],
+                    elapsed(),
+                )
+                save_checkpoint(
+                    {
+                        "model": bare.state_dict(),
+                        "model_config": model_config,
+                        "manifest": make_manifest(
+                            cfg, mean, std, data, dhash, config, chash, best, {}
+                        ).to_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": schedule.state_dict(),
+                        "scaler": scaler.state_dict() if scaler else None,
+                        "epoch": epoch,
+                        "rng": _rng_state(),
+                        "best": best,
+                        "elapsed_s": elapsed(),
+                        "budget_s": budget_s,
+                        "history": history,
+                        "config": cfg,
+                        "config_sha256": chash,
+                    },
+                    out / "last.pt",
+                )
             D.barrier(info)
             if stats["stopped"] or (stop_after_epochs and epoch + 1 - start_epoch >= stop_after_epochs):
                 break
-        result = {"run": str(out), "epochs_done": epoch + 1, "iterations": schedule.iteration,
-                  "elapsed_s": elapsed(), "best": best, "world_size": info.world, "device": str(dev),
-                  "mean": mean, "std": std}
+        result = {
+            "run": str(out),
+            "epochs_done": epoch + 1,
+            "iterations": schedule.iteration,
+            "elapsed_s": elapsed(),
+            "best": best,
+            "world_size": info.world,
+            "device": str(dev),
+            "mean": mean,
+            "std": std,
+        }
         if info.main:
             (out / "summary.json").write_text(json.dumps(result, indent=2))
             if writer is not None:

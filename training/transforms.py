@@ -8,6 +8,7 @@ one affine warp, so each image is interpolated once. Intensity changes mimic wha
 differs between scanners and presets: gain, contrast, gamma, speckle-like
 multiplicative noise and blur. Never colour: B-mode has none.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,9 @@ UINT8_MAX = 255.0
 IMAGE_FILL = 0  # outside the scan: black, like the sector border of a B-mode image
 
 
-def affine_matrix(src_hw: tuple[int, int], dst_hw: tuple[int, int], rng: np.random.Generator | None,
-                  aug: dict | None) -> np.ndarray:
+def affine_matrix(
+    src_hw: tuple[int, int], dst_hw: tuple[int, int], rng: np.random.Generator | None, aug: dict | None
+) -> np.ndarray:
     """2x3 matrix mapping source pixels to the (h, w) network frame, with random geometry."""
     sh, sw = src_hw
     dh, dw = dst_hw
@@ -62,8 +64,15 @@ def intensity(gray: np.ndarray, rng: np.random.Generator, aug: dict) -> np.ndarr
     return np.clip(x * UINT8_MAX + 0.5, 0, UINT8_MAX).astype(np.uint8)
 
 
-def make_example(gray: np.ndarray, label: np.ndarray, size: tuple[int, int], mean: float, std: float,
-                 rng: np.random.Generator | None = None, aug: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+def make_example(
+    gray: np.ndarray,
+    label: np.ndarray,
+    size: tuple[int, int],
+    mean: float,
+    std: float,
+    rng: np.random.Generator | None = None,
+    aug: dict | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """(gray, label) native size -> (input float32 (1,h,w), label uint8 (h,w)).
 
     ``rng=None`` or ``aug=None``: no augmentation, i.e. exactly the runtime's input.

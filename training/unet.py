@@ -8,6 +8,7 @@ the deepest level uses dilated convs for context. Input [N, 1, H, W] (any size; 
 are padded internally to a multiple of :data:`STRIDE`), output ``{"out": logits [N, C, H, W]}``.
 Exports to ONNX opset 17 (Conv, BatchNorm, ReLU, Resize, Concat, Pad).
 """
+
 from __future__ import annotations
 
 import torch
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 LEVELS = 4  # stride-2 stem + 3 pooling steps
-STRIDE = 2 ** LEVELS
+STRIDE = 2**LEVELS
 
 
 def conv_bn(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -40,8 +41,12 @@ class SmallUNet(nn.Module):
         chans = [w, 2 * w, 4 * w, 8 * w]
         self.stem = nn.Sequential(conv_bn(1, w, stride=2), conv_bn(w, w))
         self.down = nn.ModuleList([Block(chans[i], chans[i + 1]) for i in range(len(chans) - 1)])
-        self.context = nn.Sequential(conv_bn(chans[-1], chans[-1], dilation=2), conv_bn(chans[-1], chans[-1], dilation=4))
-        self.up = nn.ModuleList([Block(chans[i + 1] + chans[i], chans[i]) for i in reversed(range(len(chans) - 1))])
+        self.context = nn.Sequential(
+            conv_bn(chans[-1], chans[-1], dilation=2), conv_bn(chans[-1], chans[-1], dilation=4)
+        )
+        self.up = nn.ModuleList(
+            [Block(chans[i + 1] + chans[i], chans[i]) for i in reversed(range(len(chans) - 1))]
+        )
         self.head = nn.Conv2d(w, num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

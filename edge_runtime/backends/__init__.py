@@ -6,6 +6,7 @@
 it and a GPU are available (engine built and cached by the TensorRT module), else ONNX Runtime
 (CUDA EP when present, CPU otherwise). Heavy imports happen only for the chosen backend.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -73,7 +74,9 @@ def backend_from_config(inference: dict, model_path: str | Path, manifest, **ext
     if inference.get("threads"):
         opts["threads"] = inference["threads"]
     if name in ("torch", "tensorrt") or (name == "auto" and Path(model_path).suffix.lower() != ".onnx"):
-        opts.update(fp16=inference["fp16"], cuda_graphs=inference["cuda_graphs"], input_size=inference["input_size"])
+        opts.update(
+            fp16=inference["fp16"], cuda_graphs=inference["cuda_graphs"], input_size=inference["input_size"]
+        )
     return create_backend(name, model_path, manifest, **opts)
 
 

@@ -6,6 +6,7 @@ probability at the ROI's size (the probability may stay at the model's size: :fu
 A backend whose model folds preprocessing into the graph (manifest.preprocessing_in_graph) is fed
 uint8 directly; otherwise it calls :func:`edge_runtime.preprocess.preprocess_for`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -8,6 +8,7 @@ Two model flavours, told apart by ``manifest.preprocessing_in_graph``:
 - plain: input float32 from :func:`edge_runtime.preprocess.preprocess_for`, output logits
   [1,C,h,w]; temperature, softmax, threshold and resize happen here.
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,8 +32,15 @@ MS = 1000.0
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
-    def __init__(self, model_path, manifest, device: str = "auto", threads: int | None = None, spin: bool = False,
-                 **options):
+    def __init__(
+        self,
+        model_path,
+        manifest,
+        device: str = "auto",
+        threads: int | None = None,
+        spin: bool = False,
+        **options,
+    ):
         super().__init__(model_path, manifest, **options)
         import onnxruntime as ort
 
@@ -40,8 +48,9 @@ class OnnxRuntimeBackend(Backend):
             raise InputError(f"{self.model_path}: model file not found")
         available = ort.get_available_providers()
         if device == "cuda" and CUDA_EP not in available:
-            raise ConfigError(f"inference.device: cuda requested but onnxruntime has no {CUDA_EP} "
-                              f"(available: {available})")
+            raise ConfigError(
+                f"inference.device: cuda requested but onnxruntime has no {CUDA_EP} (available: {available})"
+            )
         use_cuda = device in ("cuda", "auto") and CUDA_EP in available
         providers = [CUDA_EP, CPU_EP] if use_cuda else [CPU_EP]
         so = ort.SessionOptions()
@@ -67,17 +76,29 @@ class OnnxRuntimeBackend(Backend):
         folded = self.manifest.preprocessing_in_graph
         in_type = self.input.type
         if folded and in_type != "tensor(uint8)":
-            raise ConfigError(f"{self.model_path}: manifest says preprocessing_in_graph but input "
-                              f"{self.input.name!r} is {in_type}, not uint8")
+            raise ConfigError(
+                f"{self.model_path}: manifest says preprocessing_in_graph but input "
+                f"{self.input.name!r} is {in_type}, not uint8"
+            )
         if folded and not {"prob", "mask"} <= set(self.output_names):
-            raise ConfigError(f"{self.model_path}: folded model must output 'prob' and 'mask', has {self.output_names}")
+            raise ConfigError(
+                f"{self.model_path}: folded model must output 'prob' and 'mask', has {self.output_names}"
+            )
         if not folded and in_type != "tensor(float)":
-            raise ConfigError(f"{self.model_path}: manifest says preprocessing_in_graph: false but input is {in_type}")
+            raise ConfigError(
+                f"{self.model_path}: manifest says preprocessing_in_graph: false but input is {in_type}"
+            )
         shape = self.input.shape
         self.fixed_hw = tuple(shape[2:4]) if all(isinstance(d, int) for d in shape[2:4]) else None
-        if not folded and self.fixed_hw and self.fixed_hw != (self.manifest.input_height, self.manifest.input_width):
-            raise ConfigError(f"{self.model_path}: input is {self.fixed_hw} but manifest input is "
-                              f"{self.manifest.input_height}x{self.manifest.input_width}")
+        if (
+            not folded
+            and self.fixed_hw
+            and self.fixed_hw != (self.manifest.input_height, self.manifest.input_width)
+        ):
+            raise ConfigError(
+                f"{self.model_path}: input is {self.fixed_hw} but manifest input is "
+                f"{self.manifest.input_height}x{self.manifest.input_width}"
+            )
 
     def infer(self, gray_roi: np.ndarray) -> Prediction:
         start = time.perf_counter()
@@ -94,15 +115,27 @@ class OnnxRuntimeBackend(Backend):
             logits = logits / np.float32(self.manifest.temperature)  # calibrated, as a folded graph does
             e = np.exp(logits - logits.max(axis=0, keepdims=True))
             probs = e / e.sum(axis=0, keepdims=True)
-            prob = cv2.resize(probs[self.manifest.cancer_index].astype(np.float32), (width, height),
-                              interpolation=cv2.INTER_LINEAR)
+            prob = cv2.resize(
+                probs[self.manifest.cancer_index].astype(np.float32),
+                (width, height),
+                interpolation=cv2.INTER_LINEAR,
+            )
             mask = (prob > self.manifest.threshold).astype(np.uint8) * np.uint8(self.manifest.cancer_index)
-        return Prediction(np.ascontiguousarray(mask, np.uint8), np.ascontiguousarray(prob, np.float32),
-                          (time.perf_counter() - start) * MS)
+        return Prediction(
+            np.ascontiguousarray(mask, np.uint8),
+            np.ascontiguousarray(prob, np.float32),
+            (time.perf_counter() - start) * MS,
+        )
 
     def describe(self) -> dict:
-        return {"backend": self.name, "device": self.device, "providers": self.providers,
-                "precision": "fp32", "model": self.manifest.name, "threads": self.threads}
+        return {
+            "backend": self.name,
+            "device": self.device,
+            "providers": self.providers,
+            "precision": "fp32",
+            "model": self.manifest.name,
+            "threads": self.threads,
+        }
 
     def close(self) -> None:
         self.session = None

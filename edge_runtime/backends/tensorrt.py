@@ -19,6 +19,7 @@ each is checked.
 Written against NVIDIA's documented API; not run on this project's build machines
 (no GPU there) - ``sonomap selfcheck`` proves it on the target.
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,8 +40,11 @@ log = logging.getLogger("sonomap.backend.tensorrt")
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 INPUT, OUTPUTS = "frame", ("prob", "mask")
 # Under systemd, CacheDirectory=sonomap sets $CACHE_DIRECTORY (/var/cache/sonomap, persistent).
-DEFAULT_CACHE_DIR = (Path(os.environ["CACHE_DIRECTORY"].split(":")[0]) if os.environ.get("CACHE_DIRECTORY")
-                     else Path.home() / ".cache" / "sonomap") / "engines"
+DEFAULT_CACHE_DIR = (
+    Path(os.environ["CACHE_DIRECTORY"].split(":")[0])
+    if os.environ.get("CACHE_DIRECTORY")
+    else Path.home() / ".cache" / "sonomap"
+) / "engines"
 MS = 1000.0
 OWNER_THREAD_NAME = "sonomap-tensorrt"
 CLOSE_TIMEOUT_S = 10.0  # teardown is milliseconds; longer means an inference call is stuck in the driver
@@ -56,22 +60,35 @@ def check_engine_io(trt, engine, origin) -> None:
         name = engine.get_tensor_name(i)
         found[name] = (engine.get_tensor_mode(name).name, engine.get_tensor_dtype(name).name)
     if found != EXPECTED_IO:
-        raise ConfigError(f"{origin}: engine tensors are {found}, expected {EXPECTED_IO} "
-                          "(not built from a folded sonomap ONNX)")
+        raise ConfigError(
+            f"{origin}: engine tensors are {found}, expected {EXPECTED_IO} "
+            "(not built from a folded sonomap ONNX)"
+        )
 
 
 class TensorRTBackend(Backend):
     name = "tensorrt"
 
-    def __init__(self, model_path, manifest, cache_dir: str | Path | None = None, fp16: bool = True,
-                 workspace_mb: int = DEFAULT_WORKSPACE_MB, on_long_build=None, device_index: int = 0,
-                 profile: dict | None = None, **options):
+    def __init__(
+        self,
+        model_path,
+        manifest,
+        cache_dir: str | Path | None = None,
+        fp16: bool = True,
+        workspace_mb: int = DEFAULT_WORKSPACE_MB,
+        on_long_build=None,
+        device_index: int = 0,
+        profile: dict | None = None,
+        **options,
+    ):
         super().__init__(model_path, manifest, **options)
         if not self.model_path.is_file():
             raise InputError(f"{self.model_path}: model file not found")
         if not manifest.preprocessing_in_graph:
-            raise ConfigError(f"{self.model_path}: the TensorRT backend needs a folded model "
-                              "(manifest preprocessing_in_graph: true); re-export with 'sonomap export onnx'")
+            raise ConfigError(
+                f"{self.model_path}: the TensorRT backend needs a folded model "
+                "(manifest preprocessing_in_graph: true); re-export with 'sonomap export onnx'"
+            )
         self.cache_dir = Path(cache_dir) if cache_dir else DEFAULT_CACHE_DIR
         self.precision = "fp16" if fp16 else "fp32"
         self.workspace_mb = workspace_mb
@@ -133,8 +150,9 @@ class TensorRTBackend(Backend):
             # not make the context, e.g. no device memory for its activations.
             self._context = self._engine.create_execution_context()
             if self._context is None:
-                raise RuntimeError(f"{self.model_path}: TensorRT could not create an execution context "
-                                   "(out of GPU memory?)")
+                raise RuntimeError(
+                    f"{self.model_path}: TensorRT could not create an execution context (out of GPU memory?)"
+                )
             self._stream = cuda.Stream()
             self._profile = [tuple(s) for s in self._engine.get_tensor_profile_shape(INPUT, 0)]
         except BaseException:
@@ -151,12 +169,22 @@ class TensorRTBackend(Backend):
             check_engine_file(self.model_path, gpu, trt.__version__)
             engine = runtime.deserialize_cuda_engine(self.model_path.read_bytes())
             if engine is None:
-                raise ConfigError(f"{self.model_path}: TensorRT {trt.__version__} cannot deserialise this engine "
-                                  "(corrupt, or built by another TensorRT); rebuild it with 'sonomap export tensorrt'")
+                raise ConfigError(
+                    f"{self.model_path}: TensorRT {trt.__version__} cannot deserialise this engine "
+                    "(corrupt, or built by another TensorRT); rebuild it with 'sonomap export tensorrt'"
+                )
             return engine
-        engine, self.engine_record = load_engine(runtime, self.model_path, self.cache_dir, precision=self.precision,
-                                                 workspace_mb=self.workspace_mb, on_long_build=self.on_long_build,
-                                                 profile=self.profile, trt=trt, gpu=gpu)
+        engine, self.engine_record = load_engine(
+            runtime,
+            self.model_path,
+            self.cache_dir,
+            precision=self.precision,
+            workspace_mb=self.workspace_mb,
+            on_long_build=self.on_long_build,
+            profile=self.profile,
+            trt=trt,
+            gpu=gpu,
+        )
         return engine
 
     def _fit(self, height: int, width: int) -> tuple[int, int]:
@@ -170,8 +198,10 @@ class TensorRTBackend(Backend):
         self._hw = None  # until every call below succeeded
         shape = (1, 1, height, width)
         if not self._context.set_input_shape(INPUT, shape):
-            raise RuntimeError(f"{self.model_path}: TensorRT refused input shape {shape} for '{INPUT}' "
-                               f"(engine profile min/opt/max {self._profile})")
+            raise RuntimeError(
+                f"{self.model_path}: TensorRT refused input shape {shape} for '{INPUT}' "
+                f"(engine profile min/opt/max {self._profile})"
+            )
         self._host.clear()
         self._device.clear()
         for name in (INPUT, *OUTPUTS):
@@ -180,16 +210,21 @@ class TensorRTBackend(Backend):
             self._host[name] = cuda.pagelocked_empty(tensor_shape, dtype)
             self._device[name] = cuda.mem_alloc(self._host[name].nbytes)
             if not self._context.set_tensor_address(name, int(self._device[name])):
-                raise RuntimeError(f"{self.model_path}: TensorRT refused the device buffer of tensor '{name}' "
-                                   f"{tensor_shape}")
+                raise RuntimeError(
+                    f"{self.model_path}: TensorRT refused the device buffer of tensor '{name}' {tensor_shape}"
+                )
         if self._host[INPUT].dtype != np.uint8:
-            raise ConfigError(f"{self.model_path}: engine input '{INPUT}' is {self._host[INPUT].dtype}, expected uint8")
+            raise ConfigError(
+                f"{self.model_path}: engine input '{INPUT}' is {self._host[INPUT].dtype}, expected uint8"
+            )
         self._hw = (height, width)
 
     def infer(self, gray_roi: np.ndarray) -> Prediction:
         start = time.perf_counter()
         if gray_roi.dtype != np.uint8 or gray_roi.ndim != 2:
-            raise InputError(f"TensorRT backend: ROI must be gray uint8 (H, W), got {gray_roi.dtype} {gray_roi.shape}")
+            raise InputError(
+                f"TensorRT backend: ROI must be gray uint8 (H, W), got {gray_roi.dtype} {gray_roi.shape}"
+            )
         if self._owner is None:
             self._owner = OwnerThread(OWNER_THREAD_NAME)
         prob, mask = self._owner.call(self._run, gray_roi)
@@ -200,7 +235,11 @@ class TensorRTBackend(Backend):
             self._start()
         height, width = gray_roi.shape
         run_hw = self._fit(height, width)
-        x = gray_roi if run_hw == (height, width) else cv2.resize(gray_roi, run_hw[::-1], interpolation=cv2.INTER_AREA)
+        x = (
+            gray_roi
+            if run_hw == (height, width)
+            else cv2.resize(gray_roi, run_hw[::-1], interpolation=cv2.INTER_AREA)
+        )
         if self._hw != run_hw:
             self._bind(*run_hw)
         cuda, stream = self._cuda, self._stream
@@ -215,8 +254,12 @@ class TensorRTBackend(Backend):
         return self._host["prob"][0, 0].astype(np.float32), self._host["mask"][0, 0].copy()
 
     def describe(self) -> dict:
-        info = {"backend": self.name, "device": f"cuda:{self.device_index}", "precision": self.precision,
-                "model": self.manifest.name}
+        info = {
+            "backend": self.name,
+            "device": f"cuda:{self.device_index}",
+            "precision": self.precision,
+            "model": self.manifest.name,
+        }
         if self.engine_record is not None:
             info["engine"] = str(self.engine_record.path)
         return info
@@ -231,8 +274,11 @@ class TensorRTBackend(Backend):
         try:
             owner.call(self._teardown, timeout=CLOSE_TIMEOUT_S)
         except TimeoutError:
-            log.error("TensorRT backend: teardown did not finish within %.0f s (an inference call is stuck); "
-                      "it runs when that call returns", CLOSE_TIMEOUT_S)
+            log.error(
+                "TensorRT backend: teardown did not finish within %.0f s (an inference call is stuck); "
+                "it runs when that call returns",
+                CLOSE_TIMEOUT_S,
+            )
         finally:
             owner.stop(timeout=0)
 

@@ -7,6 +7,7 @@ output of :func:`edge_runtime.preprocess.preprocess_for` and returns logits.
 On CUDA: FP16 through autocast (``fp16``), and optionally CUDA graphs (``cuda_graphs``):
 the forward pass is captured once per input shape and replayed, removing launch overhead.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,8 +31,17 @@ OMP_WAIT_ENV = "OMP_WAIT_POLICY"
 class TorchBackend(Backend):
     name = "torch"
 
-    def __init__(self, model_path, manifest, device: str = "auto", fp16: bool = True,
-                 cuda_graphs: bool = False, input_size=None, threads: int | None = None, **options):
+    def __init__(
+        self,
+        model_path,
+        manifest,
+        device: str = "auto",
+        fp16: bool = True,
+        cuda_graphs: bool = False,
+        input_size=None,
+        threads: int | None = None,
+        **options,
+    ):
         super().__init__(model_path, manifest, **options)
         # GNU OpenMP's threads spin while they wait. On the CPU, beside the decode, overlay and encode
         # threads, that takes their cores: replay CPU 67.8 -> 52.9 ms a frame on 2 cores with
@@ -44,7 +54,9 @@ class TorchBackend(Backend):
             raise InputError(f"{self.model_path}: model file not found")
         if device == "cuda" and not torch.cuda.is_available():
             raise ConfigError("inference.device: cuda requested but torch sees no CUDA device")
-        self.device = torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+        self.device = torch.device(
+            "cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+        )
         if threads:
             torch.set_num_threads(int(threads))
         try:
@@ -61,8 +73,12 @@ class TorchBackend(Backend):
         torch = self.torch
         # autocast's cast-weight cache must be off while a CUDA graph is captured (PyTorch's CUDA
         # graph notes): cached casts would be freed after capture yet replayed by the graph.
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.float16, enabled=self.fp16,
-                                                    cache_enabled=not self.cuda_graphs):
+        with (
+            torch.inference_mode(),
+            torch.autocast(
+                self.device.type, dtype=torch.float16, enabled=self.fp16, cache_enabled=not self.cuda_graphs
+            ),
+        ):
             out = self.model(x)
         if isinstance(out, dict):
             return out.get("prob"), out.get("mask"), out.get("out")
@@ -100,28 +116,49 @@ class TorchBackend(Backend):
         if self.manifest.preprocessing_in_graph:
             x_np = gray_roi
             if self.input_size and tuple(self.input_size) != (height, width):
-                x_np = cv2.resize(gray_roi, (self.input_size[1], self.input_size[0]), interpolation=cv2.INTER_LINEAR)
+                x_np = cv2.resize(
+                    gray_roi, (self.input_size[1], self.input_size[0]), interpolation=cv2.INTER_LINEAR
+                )
             x = torch.from_numpy(np.ascontiguousarray(x_np))[None, None].to(self.device, non_blocking=True)
         else:
-            x = torch.from_numpy(preprocess_for(gray_roi, self.manifest)[None]).to(self.device, non_blocking=True)
+            x = torch.from_numpy(preprocess_for(gray_roi, self.manifest)[None]).to(
+                self.device, non_blocking=True
+            )
         prob, mask, logits = self._graph_forward(x) if self.cuda_graphs else self._forward(x)
         if prob is None:
             if logits is None:
                 raise InputError(f"{self.model_path}: model returned neither prob/mask nor logits")
             # Divided by the manifest's temperature (calibration), as a folded graph does.
-            p = torch.softmax(logits.float() / self.manifest.temperature, dim=1)[0, self.manifest.cancer_index]
+            p = torch.softmax(logits.float() / self.manifest.temperature, dim=1)[
+                0, self.manifest.cancer_index
+            ]
             prob_np = p.cpu().numpy()
             prob_np = cv2.resize(prob_np, (width, height), interpolation=cv2.INTER_LINEAR)
-            mask_np = (prob_np > self.manifest.threshold).astype(np.uint8) * np.uint8(self.manifest.cancer_index)
+            mask_np = (prob_np > self.manifest.threshold).astype(np.uint8) * np.uint8(
+                self.manifest.cancer_index
+            )
         else:
-            return at_roi_size(mask[0, 0].to(torch.uint8).cpu().numpy(), prob[0, 0].float().cpu().numpy(),
-                               height, width, (time.perf_counter() - start) * MS)
-        return Prediction(np.ascontiguousarray(mask_np, np.uint8), np.ascontiguousarray(prob_np, np.float32),
-                          (time.perf_counter() - start) * MS)
+            return at_roi_size(
+                mask[0, 0].to(torch.uint8).cpu().numpy(),
+                prob[0, 0].float().cpu().numpy(),
+                height,
+                width,
+                (time.perf_counter() - start) * MS,
+            )
+        return Prediction(
+            np.ascontiguousarray(mask_np, np.uint8),
+            np.ascontiguousarray(prob_np, np.float32),
+            (time.perf_counter() - start) * MS,
+        )
 
     def describe(self) -> dict:
-        return {"backend": self.name, "device": str(self.device), "model": self.manifest.name,
-                "precision": "fp16" if self.fp16 else "fp32", "cuda_graphs": self.cuda_graphs}
+        return {
+            "backend": self.name,
+            "device": str(self.device),
+            "model": self.manifest.name,
+            "precision": "fp16" if self.fp16 else "fp32",
+            "cuda_graphs": self.cuda_graphs,
+        }
 
     def close(self) -> None:
         self._graphs.clear()

@@ -14,6 +14,7 @@ Only ROI pixels are written (the scanner's screen text, which may carry the pati
 outside the ROI). The folder is written under a hidden name and renamed when complete, so a
 reader never sees half a case. Layout: docs/biopsy-capture.md.
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,8 +39,8 @@ from edge_runtime.biopsy.yield_band import band_fraction
 from edge_runtime.frames import Prediction
 
 log = logging.getLogger("sonomap.biopsy")
-PROB_SCALE = 65535            # prefire_prob.png: uint16 = round(probability * PROB_SCALE)
-QUEUE_DEPTH = 8               # captures waiting to be written; more means the disk has stalled
+PROB_SCALE = 65535  # prefire_prob.png: uint16 = round(probability * PROB_SCALE)
+QUEUE_DEPTH = 8  # captures waiting to be written; more means the disk has stalled
 CLOSE_TIMEOUT_S = 30.0
 PATHOLOGY_TEMPLATE = """\
 pathology:                    # for the lab: fill in when the slide comes back
@@ -54,6 +55,7 @@ pathology:                    # for the lab: fill in when the slide comes back
 @dataclass
 class FrameRecord:
     """One observed frame: what a capture needs of it, copied off the render path's buffers."""
+
     index: int
     pts: float | None
     utc: datetime
@@ -65,17 +67,17 @@ class FrameRecord:
 @dataclass
 class Capture:
     number: int
-    trigger: str                  # fire | key | http | signal
+    trigger: str  # fire | key | http | signal
     pre: FrameRecord
     post: FrameRecord
     event: FireEvent | None
-    roi: list[int]                # [x, y, w, h] in source pixels
+    roi: list[int]  # [x, y, w, h] in source pixels
     mm_per_pixel: float | None
     gauge: int
     model: dict[str, str]
     source: str
     cancer_class: int = 1
-    band: tuple = (None, None)    # (frame, yield_band.YieldBand) last computed up to the pre-fire frame
+    band: tuple = (None, None)  # (frame, yield_band.YieldBand) last computed up to the pre-fire frame
 
 
 def public_source(source: str | None) -> str:
@@ -108,39 +110,67 @@ def case_document(cap: Capture, name: str, post_gray: np.ndarray, prediction_fil
     fit = None
     if cap.event is not None and cap.mm_per_pixel:
         fit = fit_needle(post_gray, cap.mm_per_pixel, cap.event.point, cap.event.direction, cap.event.tip)
-    needle: Any = {"tip": [round(v, 2) for v in fit.tip], "shaft": [round(v, 2) for v in fit.shaft],
-                   "gauge": cap.gauge} if fit is not None else "auto"
+    needle: Any = (
+        {"tip": [round(v, 2) for v in fit.tip], "shaft": [round(v, 2) for v in fit.shaft], "gauge": cap.gauge}
+        if fit is not None
+        else "auto"
+    )
     us = {"image": "postfire.png", "dataset_image": "prefire.png"}
     if cap.mm_per_pixel:
         us["mm_per_pixel"] = round(float(cap.mm_per_pixel), 6)
+
     def frame(r: FrameRecord, image: str) -> dict:
-        return {"frame": r.index, "pts_s": None if r.pts is None else round(float(r.pts), 4), "utc": _iso(r.utc),
-                "image": image}
+        return {
+            "frame": r.index,
+            "pts_s": None if r.pts is None else round(float(r.pts), 4),
+            "utc": _iso(r.utc),
+            "image": image,
+        }
 
     capture: dict[str, Any] = {
-        "trigger": cap.trigger, "number": cap.number, "source": public_source(cap.source), "roi": cap.roi,
-        "pre_fire": frame(cap.pre, "prefire.png"), "post_fire": frame(cap.post, "postfire.png"),
-        "model": cap.model, "prediction": prediction_files,
-        "needle_detector": None if fit is None else {"angle_deg": round(fit.angle_deg, 3),
-                                                     "jump_mm": round(cap.event.jump_mm, 2)},
+        "trigger": cap.trigger,
+        "number": cap.number,
+        "source": public_source(cap.source),
+        "roi": cap.roi,
+        "pre_fire": frame(cap.pre, "prefire.png"),
+        "post_fire": frame(cap.post, "postfire.png"),
+        "model": cap.model,
+        "prediction": prediction_files,
+        "needle_detector": None
+        if fit is None
+        else {"angle_deg": round(fit.angle_deg, 3), "jump_mm": round(cap.event.jump_mm, 2)},
     }
     band_frame, band = cap.band
     if band is not None:
         # the band where the needle was last found, over the pre-fire frame's own prediction
-        fraction = None if cap.pre.prediction is None else \
-            band_fraction(band.polygon, cap.pre.prediction.mask, cap.cancer_class)
-        capture["expected_yield"] = {"fraction": round(band.fraction if fraction is None else fraction, 4),
-                                     "needle_frame": band_frame, "gauge": cap.gauge,
-                                     "band": np.round(band.polygon, 2).tolist()}
+        fraction = (
+            None
+            if cap.pre.prediction is None
+            else band_fraction(band.polygon, cap.pre.prediction.mask, cap.cancer_class)
+        )
+        capture["expected_yield"] = {
+            "fraction": round(band.fraction if fraction is None else fraction, 4),
+            "needle_frame": band_frame,
+            "gauge": cap.gauge,
+            "band": np.round(band.polygon, 2).tolist(),
+        }
     if cap.pre.igtl or cap.post.igtl:
         capture["igtl"] = {"pre_fire": cap.pre.igtl, "post_fire": cap.post.igtl}
-    head = yaml.safe_dump({"id": name, "source": {"kind": "capture"}, "ultrasound": us, "needle": needle},
-                          sort_keys=False, default_flow_style=None)
+    head = yaml.safe_dump(
+        {"id": name, "source": {"kind": "capture"}, "ultrasound": us, "needle": needle},
+        sort_keys=False,
+        default_flow_style=None,
+    )
     tail = yaml.safe_dump({"capture": capture}, sort_keys=False, default_flow_style=None)
-    note = "# needle: auto - no fire was detected (manual mark), registration detects the needle\n" \
-        if fit is None else ""
-    return f"# biopsy case captured by sonomap; complete 'pathology' when the slide is back\n{head}{note}{tail}" \
-           f"{PATHOLOGY_TEMPLATE}"
+    note = (
+        "# needle: auto - no fire was detected (manual mark), registration detects the needle\n"
+        if fit is None
+        else ""
+    )
+    return (
+        f"# biopsy case captured by sonomap; complete 'pathology' when the slide is back\n{head}{note}{tail}"
+        f"{PATHOLOGY_TEMPLATE}"
+    )
 
 
 def write_case(directory: Path, cap: Capture) -> Path:
@@ -159,8 +189,13 @@ def write_case(directory: Path, cap: Capture) -> Path:
         if p is not None:
             _png(partial / "prefire_mask.png", p.mask.astype(np.uint8))
             _png(partial / "prefire_prob.png", np.round(np.clip(p.prob, 0, 1) * PROB_SCALE).astype(np.uint16))
-            files = {"frame": p.frame.index if p.frame is not None else cap.pre.index, "prob": "prefire_prob.png",
-                     "prob_scale": PROB_SCALE, "mask": "prefire_mask.png", "cancer_class": cap.cancer_class}
+            files = {
+                "frame": p.frame.index if p.frame is not None else cap.pre.index,
+                "prob": "prefire_prob.png",
+                "prob_scale": PROB_SCALE,
+                "mask": "prefire_mask.png",
+                "cancer_class": cap.cancer_class,
+            }
         (partial / "case.yaml").write_text(case_document(cap, name, post, files))
         os.rename(partial, final)
     except BaseException:
@@ -186,7 +221,9 @@ class CaseWriter:
             return True
         except queue.Full:
             self.errors += 1
-            log.error("biopsy %d not written: %d cases already wait for the disk", capture.number, QUEUE_DEPTH)
+            log.error(
+                "biopsy %d not written: %d cases already wait for the disk", capture.number, QUEUE_DEPTH
+            )
             return False
 
     def _run(self) -> None:
@@ -198,7 +235,7 @@ class CaseWriter:
                 path = write_case(self.directory, cap)
                 self.written.append(path)
                 log.warning("biopsy %d captured (%s): %s", cap.number, cap.trigger, path)
-            except Exception as exc:  # noqa: BLE001 - a full disk must not stop the display
+            except Exception as exc:
                 self.errors += 1
                 log.error("biopsy %d: writing the case failed: %s", cap.number, exc)
 

@@ -5,6 +5,7 @@ from the post-fire tip); a test keeps the two identical, since edge_runtime must
 registration. ``THROW_MM``: how far the tip jumps when the device fires (common 14G/16G
 spring-loaded devices: 22 mm throw, ~19 mm notch).
 """
+
 from __future__ import annotations
 
 GAUGE_DEFAULTS = {

@@ -19,6 +19,7 @@ Why not registration's detector: it costs far more than a frame's budget (Radon 
 ROI) and edge_runtime must not import registration; this detector only needs the change, and the
 tip is refined on the full-resolution post-fire ROI off the render path (:mod:`.needle_fit`).
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -27,30 +28,30 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-WORK_MM_PER_PX = 0.25        # working scale of the small image
-TOPHAT_MM = 4.0              # wider than any core needle's echo (14G: 2.1 mm)
-RISE_LEVEL = 50              # grey levels of top-hat gained: new echo (needle ~150 above tissue)
-MIN_JUMP_MM = 10.0           # throws are 15-25 mm; part of it may leave the image plane
-MAX_WIDTH_MM = 4.0           # the new echo (shaft + merged reverberation) is thin
-MIN_ANGLE_DEG, MAX_ANGLE_DEG = 5.0, 80.0   # oblique, as a needle enters the breast
-MAX_FALL_SHARE = 0.3         # vanished echo / new echo above this: the probe moved
+WORK_MM_PER_PX = 0.25  # working scale of the small image
+TOPHAT_MM = 4.0  # wider than any core needle's echo (14G: 2.1 mm)
+RISE_LEVEL = 50  # grey levels of top-hat gained: new echo (needle ~150 above tissue)
+MIN_JUMP_MM = 10.0  # throws are 15-25 mm; part of it may leave the image plane
+MAX_WIDTH_MM = 4.0  # the new echo (shaft + merged reverberation) is thin
+MIN_ANGLE_DEG, MAX_ANGLE_DEG = 5.0, 80.0  # oblique, as a needle enters the breast
+MAX_FALL_SHARE = 0.3  # vanished echo / new echo above this: the probe moved
 SHAFT_BEHIND_MM = (1.0, 5.0)  # the old shaft must lie behind the new echo, along its axis
-CONFIRM_SHARE = 0.6          # share of the new echo still bright in the next frame
-STARTED_SHARE = 0.25         # share already risen one frame earlier: the jump straddled two frames
-REFRACTORY_FRAMES = 10       # one fire is reported once
-SETTLED_MM = 2.0             # new echo (as a line length) still appearing: the needle still moves
+CONFIRM_SHARE = 0.6  # share of the new echo still bright in the next frame
+STARTED_SHARE = 0.25  # share already risen one frame earlier: the jump straddled two frames
+REFRACTORY_FRAMES = 10  # one fire is reported once
+SETTLED_MM = 2.0  # new echo (as a line length) still appearing: the needle still moves
 MAX_SETTLE_FRAMES = 2
-GAP_MM = 1.0                 # speckle gaps bridged when following the echo to its end
+GAP_MM = 1.0  # speckle gaps bridged when following the echo to its end
 
 
 @dataclass
 class FireEvent:
-    pre_index: int           # last frame before the jump (the dataset image)
-    fire_index: int          # first frame showing the jump
-    post_index: int          # the confirming frame: needle in the tract
-    point: tuple[float, float]       # a point on the needle axis (ROI pixels)
-    direction: tuple[float, float]   # unit axis, pointing deeper (+y)
-    tip: tuple[float, float]         # deep end of the new echo (ROI pixels): the tip estimate
+    pre_index: int  # last frame before the jump (the dataset image)
+    fire_index: int  # first frame showing the jump
+    post_index: int  # the confirming frame: needle in the tract
+    point: tuple[float, float]  # a point on the needle axis (ROI pixels)
+    direction: tuple[float, float]  # unit axis, pointing deeper (+y)
+    tip: tuple[float, float]  # deep end of the new echo (ROI pixels): the tip estimate
     jump_mm: float
 
 
@@ -60,11 +61,11 @@ class FireDetector:
     def __init__(self, mm_per_px: float, roi_w: int, roi_h: int):
         factor = max(1, int(round(WORK_MM_PER_PX / mm_per_px)))
         self.size = (max(roi_w // factor, 8), max(roi_h // factor, 8))
-        self.scale = (roi_w / self.size[0], roi_h / self.size[1])   # ROI px per small px
-        self.mm = mm_per_px * float(np.mean(self.scale))            # mm per small px
+        self.scale = (roi_w / self.size[0], roi_h / self.size[1])  # ROI px per small px
+        self.mm = mm_per_px * float(np.mean(self.scale))  # mm per small px
         d = max(int(round(TOPHAT_MM / self.mm)) | 1, 3)
-        self.kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (d, d))   # separable: 5x faster than a disk
-        self.history: deque[tuple[int, np.ndarray]] = deque(maxlen=2)   # frames t-2, t-1
+        self.kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (d, d))  # separable: 5x faster than a disk
+        self.history: deque[tuple[int, np.ndarray]] = deque(maxlen=2)  # frames t-2, t-1
         self.pending: dict | None = None
         self.quiet_until = -1
         self.fires = 0
@@ -97,15 +98,22 @@ class FireDetector:
             return None
         still_rising = cv2.countNonZero((cv2.subtract(th, self.history[-1][1]) > RISE_LEVEL).astype(np.uint8))
         if still_rising * self.mm >= SETTLED_MM and cand["waits"] < MAX_SETTLE_FRAMES:
-            cand["waits"] += 1          # the stylet is still travelling: the post-fire frame comes later
+            cand["waits"] += 1  # the stylet is still travelling: the post-fire frame comes later
             cand["pixels"] = np.nonzero(th > RISE_LEVEL)
             self.pending = cand
             return None
         self.fires += 1
         self.quiet_until = index + REFRACTORY_FRAMES
         tip, extra = self._follow(th, cand["tip_small"], np.array(cand["direction"]))
-        return FireEvent(cand["pre"], cand["fire"], index, cand["point"], cand["direction"], self._to_roi(*tip),
-                         cand["jump_mm"] + extra)
+        return FireEvent(
+            cand["pre"],
+            cand["fire"],
+            index,
+            cand["point"],
+            cand["direction"],
+            self._to_roi(*tip),
+            cand["jump_mm"] + extra,
+        )
 
     def _follow(self, th: np.ndarray, tip: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, float]:
         """The echo's deep end now, walking on from ``tip`` along ``d`` (gaps up to GAP_MM bridged):
@@ -127,11 +135,11 @@ class FireDetector:
         return (x + 0.5) * self.scale[0] - 0.5, (y + 0.5) * self.scale[1] - 0.5
 
     def _candidate(self, index: int, th: np.ndarray) -> dict | None:
-        (i2, th2), (i1, th1) = self.history[0], self.history[1]   # frames t-2 and t-1
+        (i2, th2), (i1, th1) = self.history[0], self.history[1]  # frames t-2 and t-1
         rise = cv2.subtract(th, th2)
         new = (rise > RISE_LEVEL).astype(np.uint8)
         appeared = cv2.countNonZero(new)
-        if appeared < MIN_JUMP_MM / self.mm:   # most frames end here
+        if appeared < MIN_JUMP_MM / self.mm:  # most frames end here
             return None
         fallen = cv2.countNonZero((cv2.subtract(th2, th) > RISE_LEVEL).astype(np.uint8))
         if fallen > MAX_FALL_SHARE * appeared:
@@ -149,7 +157,7 @@ class FireDetector:
         d = evecs[:, 1] * (1 if evecs[1, 1] >= 0 else -1)
         along = pts @ d
         length_mm = float(np.ptp(along)) * self.mm
-        width_mm = 4.0 * float(np.sqrt(max(evals[0], 0.0))) * self.mm   # +-2 sd across
+        width_mm = 4.0 * float(np.sqrt(max(evals[0], 0.0))) * self.mm  # +-2 sd across
         angle = float(np.degrees(np.arctan2(abs(d[1]), abs(d[0]))))
         if length_mm < MIN_JUMP_MM or width_mm > MAX_WIDTH_MM or not MIN_ANGLE_DEG <= angle <= MAX_ANGLE_DEG:
             return None
@@ -157,10 +165,17 @@ class FireDetector:
             return None
         started = float(np.mean(cv2.subtract(th1, th2)[ys, xs] > RISE_LEVEL)) > STARTED_SHARE
         tip = c + along.max() * d
-        return {"pixels": (ys, xs), "waits": 0, "pre": i2 if started else i1, "fire": i1 if started else index,
-                "point": self._to_roi(*c), "tip_small": tip, "direction": (float(d[0]), float(d[1])),
-                "tip": self._to_roi(*tip),
-                "jump_mm": length_mm}
+        return {
+            "pixels": (ys, xs),
+            "waits": 0,
+            "pre": i2 if started else i1,
+            "fire": i1 if started else index,
+            "point": self._to_roi(*c),
+            "tip_small": tip,
+            "direction": (float(d[0]), float(d[1])),
+            "tip": self._to_roi(*tip),
+            "jump_mm": length_mm,
+        }
 
     def _shaft_behind(self, th_before: np.ndarray, start: np.ndarray, d: np.ndarray) -> bool:
         """Echo was there before the jump, just behind its proximal end (the old shaft)."""

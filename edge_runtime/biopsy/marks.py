@@ -5,17 +5,18 @@ observer takes them once per rendered frame (:meth:`MarkRequests.take`). No lock
 handler runs on the main thread, which in live mode is also the thread taking marks, so a lock
 could deadlock it; ``deque.append``/``popleft`` are atomic instead.
 """
+
 from __future__ import annotations
 
 from collections import deque
 
-WINDOW_KEY = "b"   # the key that marks a biopsy in the OpenCV window
+WINDOW_KEY = "b"  # the key that marks a biopsy in the OpenCV window
 
 
 class MarkRequests:
     def __init__(self) -> None:
         self._pending: deque[str] = deque()
-        self.enabled = False   # set by the capture observer: without --cases a mark has nowhere to go
+        self.enabled = False  # set by the capture observer: without --cases a mark has nowhere to go
 
     def request(self, via: str) -> bool:
         """Queue a mark made ``via`` ('key', 'http', 'signal'); False when capture is off."""

@@ -11,6 +11,7 @@ Runs on the case writer's thread (tens of milliseconds at 1080p is fine there):
 2. along that axis, the tip is where the echo falls through half-way between the shaft's level
    and the tissue beyond the tip, interpolated to a fraction of a pixel (the echo ends at the tip).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,17 +19,17 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-ACROSS_HALF_MM = 3.0          # wider than the echo (14G: 2.1 mm), so a row's median is tissue
-CORE_LEVEL = 0.6              # share of median -> peak that belongs to the echo's core
-FIT_BACK_MM = (2.0, 20.0)     # shaft stretch behind the tip used for the axis
-SEARCH_MM = 6.0               # the tip estimate is good to a few small-image pixels
-CENTRE_HALF_MM = 0.4          # along-axis brightness: this close to the axis
+ACROSS_HALF_MM = 3.0  # wider than the echo (14G: 2.1 mm), so a row's median is tissue
+CORE_LEVEL = 0.6  # share of median -> peak that belongs to the echo's core
+FIT_BACK_MM = (2.0, 20.0)  # shaft stretch behind the tip used for the axis
+SEARCH_MM = 6.0  # the tip estimate is good to a few small-image pixels
+CENTRE_HALF_MM = 0.4  # along-axis brightness: this close to the axis
 SMOOTH_MM = 0.3
 SHAFT_LEVEL_MM = (2.0, 12.0)  # shaft brightness measured here behind the tip
-BEYOND_MM = (2.0, 6.0)        # tissue brightness measured here beyond the tip
+BEYOND_MM = (2.0, 6.0)  # tissue brightness measured here beyond the tip
 SHAFT_POINT_MM = 10.0
 REFINE_ITERATIONS = 2
-MIN_STEP = 20.0               # grey levels: shaft minus tissue, below this there is no echo edge
+MIN_STEP = 20.0  # grey levels: shaft minus tissue, below this there is no echo edge
 
 
 @dataclass
@@ -38,11 +39,16 @@ class NeedleFit:
     angle_deg: float
 
     def to_dict(self) -> dict:
-        return {"tip": [round(v, 2) for v in self.tip], "shaft": [round(v, 2) for v in self.shaft],
-                "angle_deg": round(self.angle_deg, 3)}
+        return {
+            "tip": [round(v, 2) for v in self.tip],
+            "shaft": [round(v, 2) for v in self.shaft],
+            "angle_deg": round(self.angle_deg, 3),
+        }
 
 
-def sample_band(img: np.ndarray, origin: np.ndarray, d: np.ndarray, s: np.ndarray, o: np.ndarray) -> np.ndarray:
+def sample_band(
+    img: np.ndarray, origin: np.ndarray, d: np.ndarray, s: np.ndarray, o: np.ndarray
+) -> np.ndarray:
     """``img`` sampled (bilinear) at ``origin + s*d + o*n``: rows along ``d`` (offsets ``s``), columns
     across it (offsets ``o``, ``n`` = ``d`` turned +90 degrees)."""
     n = np.array([-d[1], d[0]])
@@ -66,7 +72,7 @@ def _axis(img: np.ndarray, tip: np.ndarray, d: np.ndarray, px_mm: float) -> tupl
     vx, vy, x0, y0 = cv2.fitLine(pts.astype(np.float32), cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
     d_new = np.array([vx, vy], float) * (1 if vy >= 0 else -1)
     p = np.array([x0, y0], float)
-    return p + float((tip - p) @ d_new) * d_new, d_new   # the tip estimate projected on the new axis
+    return p + float((tip - p) @ d_new) * d_new, d_new  # the tip estimate projected on the new axis
 
 
 def _tip(img: np.ndarray, start: np.ndarray, d: np.ndarray, px_mm: float) -> np.ndarray | None:
@@ -84,7 +90,7 @@ def _tip(img: np.ndarray, start: np.ndarray, d: np.ndarray, px_mm: float) -> np.
         return None
     mid = 0.5 * (shaft + beyond)
     first = int(np.searchsorted(mm, -SHAFT_LEVEL_MM[0]))
-    below = np.nonzero(along[first:] < mid)[0]   # the first fall below half-way past the shaft stretch
+    below = np.nonzero(along[first:] < mid)[0]  # the first fall below half-way past the shaft stretch
     if len(below) == 0:
         return None
     j = first + int(below[0])

@@ -10,6 +10,7 @@ manual marks (:mod:`.marks`). Every 5th frame it also updates the expected yield
 A capture goes to the :class:`~.case_writer.CaseWriter` thread; the display only gets the toast
 ("BIOPSY n CAPTURED", via :meth:`banners`) and ``/metrics`` the count (``biopsy_captures``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,15 +31,15 @@ from edge_runtime.frames import Frame, Observer, Prediction
 from edge_runtime.service_metrics import EVENTS
 
 log = logging.getLogger("sonomap.biopsy")
-RING_FRAMES = 8               # > the detector's look-back (2 frames) + confirmation + settling
-TOAST_FRAMES = 60             # about 2 s at 30 fps
+RING_FRAMES = 8  # > the detector's look-back (2 frames) + confirmation + settling
+TOAST_FRAMES = 60  # about 2 s at 30 fps
 TOAST = "BIOPSY {n} CAPTURED"
 CAPTURE_EVENT = "biopsy_captures"
 YIELD_TEXT = "EXPECTED YIELD {pct:.0f}% cancer (outlined band)"
-BAND_BGR = (255, 255, 0)      # cyan: apart from the overlay's red and the banners' colours
+BAND_BGR = (255, 255, 0)  # cyan: apart from the overlay's red and the banners' colours
 BAND_PX = 2
-YIELD_EVERY = 5             # the HUD yield refreshes 6 times a second at 30 fps
-FIRED_TIP_MM = 3.0            # a needle whose tip lies this close to the last fired tip is that needle
+YIELD_EVERY = 5  # the HUD yield refreshes 6 times a second at 30 fps
+FIRED_TIP_MM = 3.0  # a needle whose tip lies this close to the last fired tip is that needle
 IGTL_META_KEYS = ("transforms", "ijk_to_world", "igtl_timestamp", "igtl_coordinate_system")
 
 
@@ -59,8 +60,15 @@ def _igtl(meta: dict) -> dict:
 
 
 class CaptureObserver(Observer):
-    def __init__(self, directory: str | Path, model: dict[str, str], source: str | None, gauge: int = 14,
-                 marks: MarkRequests = MARKS, cancer_class: int = 1):
+    def __init__(
+        self,
+        directory: str | Path,
+        model: dict[str, str],
+        source: str | None,
+        gauge: int = 14,
+        marks: MarkRequests = MARKS,
+        cancer_class: int = 1,
+    ):
         self.writer = CaseWriter(directory)
         self.model, self.source, self.gauge, self.cancer_class = model, source or "", gauge, cancer_class
         self.marks = marks
@@ -72,7 +80,7 @@ class CaptureObserver(Observer):
         self._toast_until = -1
         self._warned_scale = False
         self.cpu_s, self.frames = 0.0, 0
-        self.band: YieldBand | None = None   # expected yield of the needle in place (newest frame)
+        self.band: YieldBand | None = None  # expected yield of the needle in place (newest frame)
         self._fired_tip: tuple[float, float] | None = None
         self._bands: deque[tuple[int, YieldBand | None]] = deque(maxlen=RING_FRAMES)
 
@@ -80,8 +88,9 @@ class CaptureObserver(Observer):
     def directory(self) -> Path:
         return self.writer.directory
 
-    def on_frame(self, frame: Frame, prediction: Prediction | None, rendered: np.ndarray,
-                 stats: dict[str, Any]) -> None:
+    def on_frame(
+        self, frame: Frame, prediction: Prediction | None, rendered: np.ndarray, stats: dict[str, Any]
+    ) -> None:
         if frame.index < 0 or frame.meta.get("no_signal"):
             return
         t0 = time.thread_time()
@@ -99,21 +108,30 @@ class CaptureObserver(Observer):
     def _observe(self, frame: Frame, prediction: Prediction | None) -> None:
         roi = prediction.roi if prediction is not None and prediction.roi is not None else self.roi
         if roi is None:
-            return   # no prediction yet: the ROI is unknown; marks wait for the first one
+            return  # no prediction yet: the ROI is unknown; marks wait for the first one
         if roi != self.roi:
             self._new_roi(roi)
         crop = roi.crop(frame.image)
         age_s = max(time.monotonic() - frame.timestamp, 0.0)
-        self.ring.append(FrameRecord(frame.index, frame.pts,
-                                     datetime.fromtimestamp(time.time() - age_s, timezone.utc), crop,
-                                     prediction, _igtl(frame.meta)))
+        self.ring.append(
+            FrameRecord(
+                frame.index,
+                frame.pts,
+                datetime.fromtimestamp(time.time() - age_s, timezone.utc),
+                crop,
+                prediction,
+                _igtl(frame.meta),
+            )
+        )
         event = self.detector.step(frame.index, crop) if self.detector is not None else None
         if event is not None:
             self._capture("fire", event)
         elif self.detector is None:
             self.band = None
         elif self.frames % YIELD_EVERY == 0:
-            band = self.tracker.update(self.detector.last_tophat, None if prediction is None else prediction.mask)
+            band = self.tracker.update(
+                self.detector.last_tophat, None if prediction is None else prediction.mask
+            )
             self.band = None if band is None or self._is_fired(band) else band
             self._bands.append((frame.index, self.band))
         for via in self.marks.take():
@@ -128,8 +146,10 @@ class CaptureObserver(Observer):
             self.tracker = YieldTracker(self.detector.scale, roi.mm_per_pixel, self.cancer_class, self.gauge)
         elif not self._warned_scale:
             self._warned_scale = True
-            log.error("--cases: the ROI has no mm per pixel (set roi.mm_per_pixel in the config): fires are "
-                      "not detected, manual marks still capture")
+            log.error(
+                "--cases: the ROI has no mm per pixel (set roi.mm_per_pixel in the config): fires are "
+                "not detected, manual marks still capture"
+            )
 
     def _is_fired(self, band: YieldBand) -> bool:
         """The needle found is the one just fired (it lies in the tract): no yield to predict."""
@@ -142,15 +162,27 @@ class CaptureObserver(Observer):
         for rec in self.ring:
             if rec.index == index:
                 return rec
-        return self.ring[0]   # dropped in live mode: the oldest frame held is the closest before
+        return self.ring[0]  # dropped in live mode: the oldest frame held is the closest before
 
     def _capture(self, trigger: str, event) -> None:
         self.captures += 1
         post = self.ring[-1] if event is None else self._record(event.post_index)
         pre = post if event is None else self._record(event.pre_index)
         band = next(((i, b) for i, b in reversed(self._bands) if i <= pre.index), (None, None))
-        cap = Capture(self.captures, trigger, pre, post, event, self.roi.as_list(), self.roi.mm_per_pixel,
-                      self.gauge, self.model, self.source, self.cancer_class, band)
+        cap = Capture(
+            self.captures,
+            trigger,
+            pre,
+            post,
+            event,
+            self.roi.as_list(),
+            self.roi.mm_per_pixel,
+            self.gauge,
+            self.model,
+            self.source,
+            self.cancer_class,
+            band,
+        )
         self.writer.submit(cap)
         EVENTS.inc(CAPTURE_EVENT)
         self._toast_until = post.index + TOAST_FRAMES

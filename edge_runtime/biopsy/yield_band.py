@@ -5,7 +5,8 @@ the ROI scale and the prediction. Output: a :class:`YieldBand` (band polygon in 
 the predicted cancer fraction inside it), or None when no needle is in place.
 
 The needle in place is the longest straight oblique echo (probabilistic Hough on the top-hat's
-bright pixels, at least ``ACQUIRE_SHAFT_MM`` long, then ``TRACK_SHAFT_MM`` while it stays put) that *appeared during the session* and *enters
+bright pixels, at least ``ACQUIRE_SHAFT_MM`` long, then ``TRACK_SHAFT_MM`` while it stays put) that
+*appeared during the session* and *enters
 from the ROI's border*: a ligament or specular reflector was there from the start (each pixel's
 lowest top-hat so far is kept), and a needle comes in through the skin at the image edge. Limits:
 with a moving probe every echo has been absent at some time, so only the border test remains; a
@@ -14,6 +15,7 @@ echo's core, the tip is the echo's deep end (followed past dim stretches). The b
 notch placed where the throw will carry it (:func:`.devices.band_along_tip`), the core's width across; the fraction is
 the share of the prediction's cancer pixels inside it, at ROI resolution.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,35 +26,42 @@ import numpy as np
 from edge_runtime.biopsy.devices import GAUGE_DEFAULTS, THROW_MM, band_along_tip
 from edge_runtime.biopsy.needle_fit import CORE_LEVEL, sample_band
 
-ACQUIRE_SHAFT_MM = 9.0        # a needle is first taken only on this much new straight echo...
-TRACK_SHAFT_MM = 8.0          # ...then followed on this much, while its tip stays within TRACK_MM
+ACQUIRE_SHAFT_MM = 9.0  # a needle is first taken only on this much new straight echo...
+TRACK_SHAFT_MM = 8.0  # ...then followed on this much, while its tip stays within TRACK_MM
 TRACK_MM = 3.0
-CONFIRM_UPDATES = 2           # shown once found in this many updates in a row (a passing tissue edge is not)
-NEEDLE_LEVEL = 90             # top-hat grey levels: metal echo (~150-210); tissue edges stay below
-BORDER_MM = 1.5               # an echo end this close to the ROI edge is the entry
+CONFIRM_UPDATES = 2  # shown once found in this many updates in a row (a passing tissue edge is not)
+NEEDLE_LEVEL = 90  # top-hat grey levels: metal echo (~150-210); tissue edges stay below
+BORDER_MM = 1.5  # an echo end this close to the ROI edge is the entry
 HOUGH_GAP_MM = 1.0
 MIN_ANGLE_DEG, MAX_ANGLE_DEG = 5.0, 80.0
-ACROSS_MM = 2.5               # axis refinement: the echo's core within this of the Hough segment
-LOW_SHARE = 0.55              # the echo is followed beyond the segment while above this share of NEEDLE_LEVEL
-GAP_MM = 1.0                  # ... across dim gaps up to this long
-TIP_WINDOW_MM = 3.0           # the tip is sought this far either side of the segment's end
+ACROSS_MM = 2.5  # axis refinement: the echo's core within this of the Hough segment
+LOW_SHARE = 0.55  # the echo is followed beyond the segment while above this share of NEEDLE_LEVEL
+GAP_MM = 1.0  # ... across dim gaps up to this long
+TIP_WINDOW_MM = 3.0  # the tip is sought this far either side of the segment's end
 
 
 @dataclass
 class YieldBand:
-    polygon: np.ndarray       # 4x2 float, ROI pixels
-    fraction: float           # predicted cancer fraction of the band, 0..1
+    polygon: np.ndarray  # 4x2 float, ROI pixels
+    fraction: float  # predicted cancer fraction of the band, 0..1
     tip: tuple[float, float]  # the needle tip now (ROI pixels)
 
 
-def find_needle(th: np.ndarray, mm: float, floor: np.ndarray | None = None,
-                min_shaft_mm: float = ACQUIRE_SHAFT_MM) -> tuple[np.ndarray, np.ndarray] | None:
+def find_needle(
+    th: np.ndarray, mm: float, floor: np.ndarray | None = None, min_shaft_mm: float = ACQUIRE_SHAFT_MM
+) -> tuple[np.ndarray, np.ndarray] | None:
     """(entry, tip) in small-image pixels of the needle in place, or None. ``floor``: the lowest
     top-hat each pixel has had this session; echo that was always there is not a needle."""
     bright = (th > NEEDLE_LEVEL).astype(np.uint8) * 255
     gained = None if floor is None else cv2.subtract(th, floor).astype(np.float32)
-    segs = cv2.HoughLinesP(bright, 1, np.pi / 360, threshold=int(min_shaft_mm / mm),
-                           minLineLength=min_shaft_mm / mm, maxLineGap=HOUGH_GAP_MM / mm)
+    segs = cv2.HoughLinesP(
+        bright,
+        1,
+        np.pi / 360,
+        threshold=int(min_shaft_mm / mm),
+        minLineLength=min_shaft_mm / mm,
+        maxLineGap=HOUGH_GAP_MM / mm,
+    )
     if segs is None:
         return None
     h, w = th.shape
@@ -62,7 +71,7 @@ def find_needle(th: np.ndarray, mm: float, floor: np.ndarray | None = None,
         if not MIN_ANGLE_DEG <= angle <= MAX_ANGLE_DEG:
             continue
         a, b = np.array([x0, y0]), np.array([x1, y1])
-        entry, tip = (a, b) if a[1] < b[1] else (b, a)   # the needle comes in from the shallower end
+        entry, tip = (a, b) if a[1] < b[1] else (b, a)  # the needle comes in from the shallower end
         if not _reaches_border(th, entry, (entry - tip) / np.linalg.norm(entry - tip), mm):
             continue
         if gained is not None and not _mostly_new(gained, entry, tip):
@@ -77,25 +86,48 @@ class YieldTracker:
     """Per session (one ROI): remembers each pixel's lowest top-hat, so that an echo present
     since the start (a ligament, a reflector) is never taken for the needle."""
 
-    def __init__(self, scale: tuple[float, float], mm_per_px: float, cancer_class: int, gauge: int,
-                 throw_mm: float = THROW_MM):
-        self.scale, self.mm_per_px, self.cancer_class, self.gauge, self.throw_mm = \
-            scale, mm_per_px, cancer_class, gauge, throw_mm
+    def __init__(
+        self,
+        scale: tuple[float, float],
+        mm_per_px: float,
+        cancer_class: int,
+        gauge: int,
+        throw_mm: float = THROW_MM,
+    ):
+        self.scale, self.mm_per_px, self.cancer_class, self.gauge, self.throw_mm = (
+            scale,
+            mm_per_px,
+            cancer_class,
+            gauge,
+            throw_mm,
+        )
         self.floor: np.ndarray | None = None
 
         self.last: YieldBand | None = None
-        self.streak = 0   # consecutive updates that found the needle
+        self.streak = 0  # consecutive updates that found the needle
 
     def update(self, th: np.ndarray, mask: np.ndarray | None) -> YieldBand | None:
         """Acquire a needle on strict evidence, then keep it on weaker evidence while its tip stays
         put (its echo dims as it passes bright tissue); shown from the CONFIRM_UPDATES-th update in a
         row. Tissue edges under a moving probe rarely pass the strict test twice running."""
         self.floor = th.copy() if self.floor is None else cv2.min(self.floor, th)
-        args = (th, self.scale, self.mm_per_px, mask, self.cancer_class, self.gauge, self.throw_mm, self.floor)
+        args = (
+            th,
+            self.scale,
+            self.mm_per_px,
+            mask,
+            self.cancer_class,
+            self.gauge,
+            self.throw_mm,
+            self.floor,
+        )
         band = expected_yield(*args)
         if band is None and self.last is not None:
             band = expected_yield(*args, min_shaft_mm=TRACK_SHAFT_MM)
-            if band is not None and np.hypot(*np.subtract(band.tip, self.last.tip)) * self.mm_per_px > TRACK_MM:
+            if (
+                band is not None
+                and np.hypot(*np.subtract(band.tip, self.last.tip)) * self.mm_per_px > TRACK_MM
+            ):
                 band = None
         self.last = band
         self.streak = self.streak + 1 if band is not None else 0
@@ -115,20 +147,30 @@ def _reaches_border(th: np.ndarray, entry: np.ndarray, back: np.ndarray, mm: flo
     edge: within BORDER_MM of it, or over a stretch that stays bright (skin and tissue near the
     surface may have been bright all along, so only the current top-hat counts there)."""
     h, w = th.shape
-    limits = [t for k, size in ((0, w - 1), (1, h - 1)) for t in
-              (((size - entry[k]) / back[k]) if back[k] > 1e-9 else ((-entry[k]) / back[k]) if back[k] < -1e-9
-               else np.inf,)]
+    limits = [
+        t
+        for k, size in ((0, w - 1), (1, h - 1))
+        for t in (
+            ((size - entry[k]) / back[k])
+            if back[k] > 1e-9
+            else ((-entry[k]) / back[k])
+            if back[k] < -1e-9
+            else np.inf,
+        )
+    ]
     reach = min(limits)
     end = entry + reach * back
     if end[1] > h - 1 - BORDER_MM / mm and back[1] >= 0:
-        return False   # that would be the deep edge
+        return False  # that would be the deep edge
     if reach * mm <= BORDER_MM:
         return True
     along = sample_band(th.astype(np.float32), entry, back, np.arange(0, reach, 0.5), np.zeros(1))[:, 0]
     return float(np.quantile(along, 0.2)) > LOW_SHARE * NEEDLE_LEVEL
 
 
-def refine_needle(th: np.ndarray, entry: np.ndarray, tip: np.ndarray, mm: float) -> tuple[np.ndarray, np.ndarray]:
+def refine_needle(
+    th: np.ndarray, entry: np.ndarray, tip: np.ndarray, mm: float
+) -> tuple[np.ndarray, np.ndarray]:
     """(point on the axis at the tip, unit direction entry -> tip): the Hough segment runs along an
     edge of the echo band; the axis goes through its bright core, and the tip is where the echo
     falls to half the shaft's level."""
@@ -151,9 +193,9 @@ def refine_needle(th: np.ndarray, entry: np.ndarray, tip: np.ndarray, mm: float)
         p = np.array([x0, y0], float)
         tip = p + float((tip - p) @ d) * d
     walk = sample_band(img, tip, d, np.arange(0, max(th.shape), 0.5), np.zeros(1))[:, 0]
-    on = np.nonzero(walk > LOW_SHARE * NEEDLE_LEVEL)[0]   # hysteresis: the echo dims in places
+    on = np.nonzero(walk > LOW_SHARE * NEEDLE_LEVEL)[0]  # hysteresis: the echo dims in places
     if len(on):
-        gaps = np.nonzero(np.diff(np.concatenate([[0], on])) > 2 * GAP_MM / mm)[0]   # 0.5 px steps
+        gaps = np.nonzero(np.diff(np.concatenate([[0], on])) > 2 * GAP_MM / mm)[0]  # 0.5 px steps
         last = on[gaps[0] - 1] if len(gaps) and gaps[0] > 0 else (on[-1] if not len(gaps) else 0)
         tip = tip + 0.5 * last * d
     along_s = np.arange(-TIP_WINDOW_MM / mm, TIP_WINDOW_MM / mm, 0.25)
@@ -181,9 +223,17 @@ def band_fraction(poly: np.ndarray, mask: np.ndarray, cancer_class: int) -> floa
     return float(((mask[y0:y1, x0:x1] == cancer_class) & (band > 0)).sum()) / area
 
 
-def expected_yield(th: np.ndarray, scale: tuple[float, float], mm_per_px: float, mask: np.ndarray | None,
-                   cancer_class: int, gauge: int, throw_mm: float = THROW_MM,
-                   floor: np.ndarray | None = None, min_shaft_mm: float = ACQUIRE_SHAFT_MM) -> YieldBand | None:
+def expected_yield(
+    th: np.ndarray,
+    scale: tuple[float, float],
+    mm_per_px: float,
+    mask: np.ndarray | None,
+    cancer_class: int,
+    gauge: int,
+    throw_mm: float = THROW_MM,
+    floor: np.ndarray | None = None,
+    min_shaft_mm: float = ACQUIRE_SHAFT_MM,
+) -> YieldBand | None:
     """The band and its predicted cancer fraction (see module docstring). ``scale``: ROI px per
     small px; ``mask``: the prediction's class ids at ROI size."""
     mm = mm_per_px * float(np.mean(scale))

@@ -9,6 +9,7 @@ pyigtl is optional (extra ``igtl``); it is imported on first use, and a missing
 package gives a SonomapError, not an ImportError, so ``import edge_runtime.igtl``
 always works.
 """
+
 from __future__ import annotations
 
 from edge_runtime.errors import ConfigError
@@ -16,15 +17,21 @@ from edge_runtime.igtl.link import acquire_client_link, release_client_link
 from edge_runtime.igtl.sink import IgtlObserver, parse_host_port
 from edge_runtime.igtl.source import IgtlSource, open_igtl_source, parse_igtl_spec
 
-DEFAULT_SERVE_HOST = "127.0.0.1"   # OpenIGTLink has no authentication: other hosts need an allow-list
+DEFAULT_SERVE_HOST = "127.0.0.1"  # OpenIGTLink has no authentication: other hosts need an allow-list
 
 __all__ = ["IgtlObserver", "IgtlSource", "make_igtl_observer", "open_igtl_source", "parse_igtl_spec"]
 
 
-def make_igtl_observer(igtl_out: str | None = None, igtl_serve: str | int | None = None,
-                       send_probability: bool = True, *, out: str | None = None,
-                       serve: str | int | None = None, allow: list[str] | None = None,
-                       **_ignored) -> IgtlObserver:
+def make_igtl_observer(
+    igtl_out: str | None = None,
+    igtl_serve: str | int | None = None,
+    send_probability: bool = True,
+    *,
+    out: str | None = None,
+    serve: str | int | None = None,
+    allow: list[str] | None = None,
+    **_ignored,
+) -> IgtlObserver:
     """Client mode (``igtl_out``/``out`` = ``"HOST:PORT"``: send to that server; when it is the
     server the igtl:// source reads from, the source's connection is reused) or server mode
     (``igtl_serve``/``serve`` = ``PORT`` or ``"HOST:PORT"``, default host 127.0.0.1: viewers
@@ -37,7 +44,9 @@ def make_igtl_observer(igtl_out: str | None = None, igtl_serve: str | int | None
     if igtl_out is not None:
         host, port = parse_host_port(igtl_out, "--igtl-out")
         link = acquire_client_link(host, port, receive_images=False)
-        return IgtlObserver(link, release=lambda: release_client_link(link), send_probability=send_probability)
+        return IgtlObserver(
+            link, release=lambda: release_client_link(link), send_probability=send_probability
+        )
     from edge_runtime.igtl.server import IgtlServerLink
 
     host, port = parse_host_port(str(igtl_serve), "--igtl-serve", default_host=DEFAULT_SERVE_HOST)

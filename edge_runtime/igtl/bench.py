@@ -11,6 +11,7 @@ Reported, p50/p99/max in ms:
 - ``received_to_sent``: IMAGE received -> prediction sent, on our clock only.
 Inputs: the igtl:// spec, a runtime config. Outputs: printed lines and a dict. Files: none.
 """
+
 from __future__ import annotations
 
 import copy
@@ -29,9 +30,9 @@ from edge_runtime.stats import summarise
 log = logging.getLogger("sonomap.igtl")
 
 LOOPBACK = "127.0.0.1"
-DEFAULT_SOURCE_TIMEOUT_S = 10.0   # a bench against a dead server ends with an error, not a hang
-DRAIN_S = 2.0                     # time for the last labelmaps to reach the viewer
-MAX_SECONDS_PER_FRAME = 1.0       # a stalled stream ends the bench instead of hanging it
+DEFAULT_SOURCE_TIMEOUT_S = 10.0  # a bench against a dead server ends with an error, not a hang
+DRAIN_S = 2.0  # time for the last labelmaps to reach the viewer
+MAX_SECONDS_PER_FRAME = 1.0  # a stalled stream ends the bench instead of hanging it
 
 
 class LoopbackViewer:
@@ -109,15 +110,20 @@ def run_igtl_bench(spec: str, config: dict, frames: int) -> dict:
 
 
 def print_igtl_report(report: dict) -> None:
-    print(f"OpenIGTLink bench on {report['source']}: {report['pipeline'].get('frames')} frames shown, "
-          f"{report['predictions_sent']} predictions sent")
-    for key, label in (("round_trip_ms", "round trip (input stamp -> labelmap at viewer)"),
-                       ("received_to_sent_ms", "received -> prediction sent (local clock)")):
+    print(
+        f"OpenIGTLink bench on {report['source']}: {report['pipeline'].get('frames')} frames shown, "
+        f"{report['predictions_sent']} predictions sent"
+    )
+    for key, label in (
+        ("round_trip_ms", "round trip (input stamp -> labelmap at viewer)"),
+        ("received_to_sent_ms", "received -> prediction sent (local clock)"),
+    ):
         s = report[key]
         if s.get("n"):
-            print(f"  {label:<48} p50 {s['p50']:8.2f}  p99 {s['p99']:8.2f}  max {s['max']:8.2f} ms  (n={s['n']})")
+            print(
+                f"  {label:<48} p50 {s['p50']:8.2f}  p99 {s['p99']:8.2f}  max {s['max']:8.2f} ms  (n={s['n']})"
+            )
         else:
             print(f"  {label:<48} no samples")
     skipped = {k: v for k, v in report["counters"].items() if k.startswith("skipped_")}
     print(f"  messages: {report['counters'].get('images', 0)} images in, skipped {skipped or 'none'}")
-

@@ -12,6 +12,7 @@ One connection per (host, port) is shared through :func:`acquire_client_link`: t
 igtl:// source and ``--igtl-out`` to the same server reuse it, as SlicerIGT's
 live-AI modules do (and pyigtl's test server serves one client at a time).
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from edge_runtime.igtl.wire import (MAX_BODY_BYTES, IgtlImage, SkipMessage, image_from_message, read_message,
-                                    require_pyigtl)
+from edge_runtime.igtl.wire import (
+    MAX_BODY_BYTES,
+    IgtlImage,
+    SkipMessage,
+    image_from_message,
+    read_message,
+    require_pyigtl,
+)
 from edge_runtime.service_metrics import EVENTS
 
 log = logging.getLogger("sonomap.igtl")
@@ -31,9 +38,9 @@ log = logging.getLogger("sonomap.igtl")
 BACKOFF_INITIAL_S = 0.1
 BACKOFF_MAX_S = 2.0
 CONNECT_TIMEOUT_S = 2.0
-SEND_TIMEOUT_S = 2.0              # a viewer that stalls this long is dropped, not waited for
+SEND_TIMEOUT_S = 2.0  # a viewer that stalls this long is dropped, not waited for
 JOIN_TIMEOUT_S = 3.0
-WARN_EVERY = 100                  # log the 1st and every 100th skip of one kind
+WARN_EVERY = 100  # log the 1st and every 100th skip of one kind
 # A receiving link with no byte for this long treats the connection as dead (a pulled cable
 # leaves it half-open: no FIN, no RST) and reconnects. PLUS streams at 10-60 fps.
 IDLE_TIMEOUT_S = 3.0
@@ -49,8 +56,12 @@ def tune_socket(sock: socket.socket) -> None:
     are skipped where the platform lacks them)."""
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for name, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE_S), ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL_S),
-                        ("TCP_KEEPCNT", KEEPALIVE_COUNT), ("TCP_USER_TIMEOUT", USER_TIMEOUT_MS)):
+    for name, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE_S),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL_S),
+        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+        ("TCP_USER_TIMEOUT", USER_TIMEOUT_MS),
+    ):
         if hasattr(socket, name):
             sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
 
@@ -90,9 +101,17 @@ class IgtlClientLink:
     While it receives images, ``idle_timeout_s`` without a byte drops the connection;
     a message body over ``max_body_bytes`` does too (read as it arrives, never preallocated)."""
 
-    def __init__(self, host: str, port: int, device: str | None = None, receive_images: bool = True,
-                 backoff_initial_s: float = BACKOFF_INITIAL_S, backoff_max_s: float = BACKOFF_MAX_S,
-                 idle_timeout_s: float = IDLE_TIMEOUT_S, max_body_bytes: int = MAX_BODY_BYTES):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        device: str | None = None,
+        receive_images: bool = True,
+        backoff_initial_s: float = BACKOFF_INITIAL_S,
+        backoff_max_s: float = BACKOFF_MAX_S,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ):
         self.pyigtl = require_pyigtl()
         self.host, self.port = host, int(port)
         self.address = f"{host}:{self.port}"
@@ -113,8 +132,13 @@ class IgtlClientLink:
         self._thread.start()
 
     # --- receiving ---------------------------------------------------------
-    def enable_images(self, device: str | None, idle_timeout_s: float | None = None,
-                      max_body_bytes: int | None = None, **_unused: Any) -> None:
+    def enable_images(
+        self,
+        device: str | None,
+        idle_timeout_s: float | None = None,
+        max_body_bytes: int | None = None,
+        **_unused: Any,
+    ) -> None:
         """Turn a send-only link into the source's link (same server, one connection)."""
         with self._cond:
             self.device = device if device is not None else self.device
@@ -130,8 +154,12 @@ class IgtlClientLink:
             except OSError as exc:
                 n = self.counters.inc("connect_failures")
                 if n == 1 or n % WARN_EVERY == 0:
-                    log.warning("OpenIGTLink %s: cannot connect (%s); retrying with backoff up to %.1f s",
-                                self.address, exc, self.backoff_max_s)
+                    log.warning(
+                        "OpenIGTLink %s: cannot connect (%s); retrying with backoff up to %.1f s",
+                        self.address,
+                        exc,
+                        self.backoff_max_s,
+                    )
                 self._stop.wait(delay)
                 delay = min(delay * 2, self.backoff_max_s)
                 continue
@@ -173,7 +201,7 @@ class IgtlClientLink:
                 self.counters.inc("disconnects")
                 EVENTS.inc("source_lost")
                 log.warning("OpenIGTLink %s: connection lost (%s); reconnecting", self.address, exc)
-        except Exception:  # noqa: BLE001 - a decoder bug must not end the live source for good
+        except Exception:
             self.counters.inc("reader_errors")
             log.exception("OpenIGTLink %s: unexpected error while reading; reconnecting", self.address)
         return received
@@ -193,8 +221,9 @@ class IgtlClientLink:
                 log.info("OpenIGTLink %s: using IMAGE device %r", self.address, self.device)
             device, transforms = self.device, dict(self._transforms)
         if msg.device_name != device:
-            warn_counted(self.counters, "device", f"IMAGE from device {msg.device_name!r} "
-                         f"(configured: {device!r})")
+            warn_counted(
+                self.counters, "device", f"IMAGE from device {msg.device_name!r} (configured: {device!r})"
+            )
             return
         try:
             image = image_from_message(msg, transforms)
@@ -263,8 +292,9 @@ _REGISTRY: dict[tuple[str, int], list] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
-def acquire_client_link(host: str, port: int, device: str | None = None,
-                        receive_images: bool = False, **options: Any) -> IgtlClientLink:
+def acquire_client_link(
+    host: str, port: int, device: str | None = None, receive_images: bool = False, **options: Any
+) -> IgtlClientLink:
     """The shared link to (host, port), created on first use; pair with release_client_link."""
     key = (host, int(port))
     with _REGISTRY_LOCK:

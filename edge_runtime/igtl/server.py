@@ -13,6 +13,7 @@ binds loopback unless given another HOST, and any other HOST needs an allow-list
 
 Inputs: messages from the observer. Outputs: bytes to every connected viewer. Files: none.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -29,7 +30,7 @@ from edge_runtime.igtl.wire import READ_POLL_S, require_pyigtl
 log = logging.getLogger("sonomap.igtl")
 
 LISTEN_BACKLOG = 8
-MAX_VIEWERS = 4                   # a Slicer or two per cart; each viewer costs two threads and bandwidth
+MAX_VIEWERS = 4  # a Slicer or two per cart; each viewer costs two threads and bandwidth
 DEFAULT_HOST = "127.0.0.1"
 
 
@@ -62,15 +63,22 @@ class IgtlServerLink:
     """Listens on ``host:port`` (port 0 picks a free one: see ``.port``). ``allow``: networks
     viewers may connect from (default, and required off loopback: loopback only)."""
 
-    def __init__(self, port: int, host: str = DEFAULT_HOST, allow: list[str] | None = None,
-                 max_viewers: int = MAX_VIEWERS):
+    def __init__(
+        self,
+        port: int,
+        host: str = DEFAULT_HOST,
+        allow: list[str] | None = None,
+        max_viewers: int = MAX_VIEWERS,
+    ):
         self.pyigtl = require_pyigtl()
         self.counters = Counters()
         host = host.strip("[]")  # --igtl-serve [::1]:18945
         self.allow = parse_allow(allow)
         if not self.allow and not is_loopback_host(host):
-            raise ConfigError(f"--igtl-serve {host}:{port}: OpenIGTLink has no authentication; serving beyond "
-                              "loopback needs --igtl-allow CIDR for the viewers' network")
+            raise ConfigError(
+                f"--igtl-serve {host}:{port}: OpenIGTLink has no authentication; serving beyond "
+                "loopback needs --igtl-allow CIDR for the viewers' network"
+            )
         self.max_viewers = max_viewers
         try:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET

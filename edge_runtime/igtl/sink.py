@@ -17,6 +17,7 @@ zero labelmap of the full image. Files: none.
 ``on_frame`` never blocks the render stage: it copies the prediction into a one-slot
 mailbox (latest wins) that a sender thread drains.
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,9 +37,9 @@ from edge_runtime.stats import summarise
 log = logging.getLogger("sonomap.igtl")
 
 LABELMAP_TAG, PROBABILITY_TAG, TRANSFORM_TAG = "Prediction", "ProbMap", "Pred"
-DEFAULT_INPUT_DEVICE = "Image"    # for frames from non-IGTL sources (files, capture cards)
+DEFAULT_INPUT_DEVICE = "Image"  # for frames from non-IGTL sources (files, capture cards)
 UINT8_MAX = 255.0
-LATENCY_WINDOW = 10_000           # latency samples kept for p50/p99
+LATENCY_WINDOW = 10_000  # latency samples kept for p50/p99
 MS_PER_S = 1000.0
 JOIN_TIMEOUT_S = 3.0
 
@@ -53,7 +54,7 @@ def paste(full_shape: tuple[int, int], roi, plane: np.ndarray) -> np.ndarray:
     if plane.shape != (h, w):
         raise ValueError(f"prediction of size {plane.shape} does not match ROI {w}x{h}")
     out = np.zeros(full_shape, plane.dtype)
-    out[y:y + h, x:x + w] = plane
+    out[y : y + h, x : x + w] = plane
     return out
 
 
@@ -63,15 +64,23 @@ def geometry(frame: Frame) -> dict:
     meta = frame.meta or {}
     height, width = frame.image.shape[:2]
     if "ijk_to_world" in meta and "igtl_layout" in meta:
-        return {"layout": tuple(meta["igtl_layout"]), "matrix": np.asarray(meta["ijk_to_world"]),
-                "system": meta.get("igtl_coordinate_system", "ras"),
-                "device": meta.get("device") or DEFAULT_INPUT_DEVICE,
-                "timestamp": float(meta["igtl_timestamp"]), "transforms": meta.get("transforms") or {}}
-    mm = float(meta.get("mm_per_pixel") or 1.0)
-    return {"layout": (1, height, width), "matrix": np.diag([mm, mm, 1.0, 1.0]), "system": "ras",
+        return {
+            "layout": tuple(meta["igtl_layout"]),
+            "matrix": np.asarray(meta["ijk_to_world"]),
+            "system": meta.get("igtl_coordinate_system", "ras"),
             "device": meta.get("device") or DEFAULT_INPUT_DEVICE,
-            "timestamp": time.time() - (time.monotonic() - frame.timestamp),
-            "transforms": meta.get("transforms") or {}}
+            "timestamp": float(meta["igtl_timestamp"]),
+            "transforms": meta.get("transforms") or {},
+        }
+    mm = float(meta.get("mm_per_pixel") or 1.0)
+    return {
+        "layout": (1, height, width),
+        "matrix": np.diag([mm, mm, 1.0, 1.0]),
+        "system": "ras",
+        "device": meta.get("device") or DEFAULT_INPUT_DEVICE,
+        "timestamp": time.time() - (time.monotonic() - frame.timestamp),
+        "transforms": meta.get("transforms") or {},
+    }
 
 
 class IgtlObserver(Observer):
@@ -94,8 +103,9 @@ class IgtlObserver(Observer):
         self._thread = threading.Thread(target=self._run, name="igtl-sink", daemon=True)
         self._thread.start()
 
-    def on_frame(self, frame: Frame, prediction: Prediction | None, rendered: np.ndarray,
-                 stats: dict[str, Any]) -> None:
+    def on_frame(
+        self, frame: Frame, prediction: Prediction | None, rendered: np.ndarray, stats: dict[str, Any]
+    ) -> None:
         # No prediction (fail-safe passthrough) or the same one re-rendered: nothing new to send.
         if prediction is None or prediction is self._last_prediction or self._closed:
             return
@@ -103,10 +113,15 @@ class IgtlObserver(Observer):
         # In live 'latest' mode the prediction drawn over this frame was computed on an
         # earlier one: send it with *that* frame's geometry and timestamp when known.
         source = getattr(prediction, "frame", None) or frame
-        roi = (getattr(prediction, "roi", None) or (source.meta or {}).get("roi")
-               or (stats or {}).get("roi"))
-        job = (geometry(source), source.image.shape[:2], roi, source.timestamp,
-               np.array(prediction.mask, np.uint8), np.array(prediction.prob, np.float32))
+        roi = getattr(prediction, "roi", None) or (source.meta or {}).get("roi") or (stats or {}).get("roi")
+        job = (
+            geometry(source),
+            source.image.shape[:2],
+            roi,
+            source.timestamp,
+            np.array(prediction.mask, np.uint8),
+            np.array(prediction.prob, np.float32),
+        )
         with self._cond:
             if self._job is None:
                 self._pending += 1
@@ -132,17 +147,39 @@ class IgtlObserver(Observer):
 
     def build_messages(self, geo: dict, shape, roi, mask: np.ndarray, prob: np.ndarray) -> list:
         shape = tuple(shape)
-        messages = [self.pyigtl.TransformMessage(np.asarray(m, np.float32), timestamp=geo["timestamp"],
-                                                 device_name=derive_device_name(name, TRANSFORM_TAG))
-                    for name, m in sorted(geo["transforms"].items())]
+        messages = [
+            self.pyigtl.TransformMessage(
+                np.asarray(m, np.float32),
+                timestamp=geo["timestamp"],
+                device_name=derive_device_name(name, TRANSFORM_TAG),
+            )
+            for name, m in sorted(geo["transforms"].items())
+        ]
         labelmap = paste(shape, roi, mask)
-        messages.append(build_image(self.pyigtl, labelmap, geo["layout"], geo["matrix"], geo["system"],
-                                    derive_device_name(geo["device"], LABELMAP_TAG), geo["timestamp"]))
+        messages.append(
+            build_image(
+                self.pyigtl,
+                labelmap,
+                geo["layout"],
+                geo["matrix"],
+                geo["system"],
+                derive_device_name(geo["device"], LABELMAP_TAG),
+                geo["timestamp"],
+            )
+        )
         if self.send_probability:
             prob8 = np.rint(np.clip(np.nan_to_num(prob), 0.0, 1.0) * UINT8_MAX).astype(np.uint8)
-            messages.append(build_image(self.pyigtl, paste(shape, roi, prob8), geo["layout"], geo["matrix"],
-                                        geo["system"], derive_device_name(geo["device"], PROBABILITY_TAG),
-                                        geo["timestamp"]))
+            messages.append(
+                build_image(
+                    self.pyigtl,
+                    paste(shape, roi, prob8),
+                    geo["layout"],
+                    geo["matrix"],
+                    geo["system"],
+                    derive_device_name(geo["device"], PROBABILITY_TAG),
+                    geo["timestamp"],
+                )
+            )
         return messages
 
     def _send(self, geo, shape, roi, captured, mask, prob) -> None:
@@ -162,8 +199,10 @@ class IgtlObserver(Observer):
         """Latency summaries (n, mean, p50/p95/p99, max in ms; stats.summarise) of input timestamp -> sent
         and capture (receive) -> sent."""
         out = {}
-        for name, values in (("stamp_to_sent_ms", self.stamp_to_sent_ms),
-                             ("capture_to_sent_ms", self.capture_to_sent_ms)):
+        for name, values in (
+            ("stamp_to_sent_ms", self.stamp_to_sent_ms),
+            ("capture_to_sent_ms", self.capture_to_sent_ms),
+        ):
             if values:
                 out[name] = summarise(values)
         return out

@@ -16,9 +16,10 @@ dead, e.g. a pulled cable, and re-made; default 3), ``max_body_mb`` (largest mes
 accepted; default 64), ``backoff_max`` (reconnect backoff cap, s).
 Files: none.
 """
+
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 from edge_runtime.errors import ConfigError, InputError
@@ -26,10 +27,10 @@ from edge_runtime.frames import Frame, Source
 from edge_runtime.igtl.link import BACKOFF_MAX_S, IDLE_TIMEOUT_S, acquire_client_link, release_client_link
 from edge_runtime.igtl.wire import MAX_BODY_BYTES, IgtlImage
 
-DEFAULT_PORT = 18944              # the IANA-registered OpenIGTLink port, PLUS's default
-WAIT_POLL_S = 0.25                # how often an idle iterator checks close()
+DEFAULT_PORT = 18944  # the IANA-registered OpenIGTLink port, PLUS's default
+WAIT_POLL_S = 0.25  # how often an idle iterator checks close()
 QUERY_KEYS = ("device", "timeout", "backoff_max", "idle_timeout", "max_body_mb")
-NO_FRAME_TIMEOUT_S = 2.0          # matches /healthz's "newest frame < 2 s old"
+NO_FRAME_TIMEOUT_S = 2.0  # matches /healthz's "newest frame < 2 s old"
 MIB = 1024 * 1024
 DEFAULT_ROI = "full"
 
@@ -54,9 +55,15 @@ def parse_igtl_spec(spec: str) -> dict:
         raise ConfigError(f"{spec!r}: {exc}") from exc
     if min(timeout, backoff_max, idle_timeout, max_body_mb) <= 0:
         raise ConfigError(f"{spec!r}: timeout, idle_timeout, backoff_max and max_body_mb must be > 0")
-    return {"host": parts.hostname, "port": port, "device": query.get("device") or None,
-            "timeout": timeout, "backoff_max": backoff_max, "idle_timeout": idle_timeout,
-            "max_body_bytes": int(max_body_mb * MIB)}
+    return {
+        "host": parts.hostname,
+        "port": port,
+        "device": query.get("device") or None,
+        "timeout": timeout,
+        "backoff_max": backoff_max,
+        "idle_timeout": idle_timeout,
+        "max_body_bytes": int(max_body_mb * MIB),
+    }
 
 
 def frame_meta(image: IgtlImage) -> dict:
@@ -89,10 +96,15 @@ class IgtlSource(Source):
         self.spec = spec
         self.name = spec
         self._opts = parse_igtl_spec(spec)
-        self.link = acquire_client_link(self._opts["host"], self._opts["port"], self._opts["device"],
-                                        receive_images=True, backoff_max_s=self._opts["backoff_max"],
-                                        idle_timeout_s=self._opts["idle_timeout"],
-                                        max_body_bytes=self._opts["max_body_bytes"])
+        self.link = acquire_client_link(
+            self._opts["host"],
+            self._opts["port"],
+            self._opts["device"],
+            receive_images=True,
+            backoff_max_s=self._opts["backoff_max"],
+            idle_timeout_s=self._opts["idle_timeout"],
+            max_body_bytes=self._opts["max_body_bytes"],
+        )
         self._closed = False
         self._index = 0
 
@@ -112,14 +124,21 @@ class IgtlSource(Source):
                 waited += WAIT_POLL_S
                 if timeout is not None and waited >= timeout:
                     state = "connected" if self.link.connected.is_set() else "not connected"
-                    raise InputError(f"{self.spec}: no IMAGE from device "
-                                     f"{self.link.device or '(any)'} for {timeout:g} s ({state}; "
-                                     f"counters {self.counters})")
+                    raise InputError(
+                        f"{self.spec}: no IMAGE from device "
+                        f"{self.link.device or '(any)'} for {timeout:g} s ({state}; "
+                        f"counters {self.counters})"
+                    )
                 continue
             waited = 0.0
             seq, image = got
-            frame = Frame(index=self._index, image=image.bgr, timestamp=image.received_monotonic,
-                          pts=None, meta=frame_meta(image))
+            frame = Frame(
+                index=self._index,
+                image=image.bgr,
+                timestamp=image.received_monotonic,
+                pts=None,
+                meta=frame_meta(image),
+            )
             self._index += 1
             yield frame
 

@@ -9,6 +9,7 @@ send past the deadline is disconnected, and ``on_gone`` tells the server.
 
 Inputs: payloads from the server. Outputs: bytes to one viewer. Files: none.
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,28 +17,36 @@ import select
 import socket
 import threading
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 from edge_runtime.igtl.link import SEND_TIMEOUT_S, Counters, shutdown_quietly
 from edge_runtime.igtl.wire import READ_POLL_S, RECV_CHUNK
 
 log = logging.getLogger("sonomap.igtl")
 
-OUTBOX_DEPTH = 2                  # payloads waiting per viewer: the newest prediction and the one before
+OUTBOX_DEPTH = 2  # payloads waiting per viewer: the newest prediction and the one before
 
 
 class ViewerConnection:
-    def __init__(self, sock: socket.socket, peer: str, counters: Counters,
-                 on_gone: Callable[["ViewerConnection", str], None], depth: int = OUTBOX_DEPTH,
-                 send_timeout_s: float = SEND_TIMEOUT_S):
+    def __init__(
+        self,
+        sock: socket.socket,
+        peer: str,
+        counters: Counters,
+        on_gone: Callable[[ViewerConnection, str], None],
+        depth: int = OUTBOX_DEPTH,
+        send_timeout_s: float = SEND_TIMEOUT_S,
+    ):
         self.sock, self.peer, self.counters, self._on_gone = sock, peer, counters, on_gone
         self._outbox: deque[bytes] = deque()
         self._depth = depth
         self._cond = threading.Condition()
         self._closed = False
         sock.settimeout(send_timeout_s)  # bounds each sendall; reads only follow select()
-        self._threads = [threading.Thread(target=self._send_loop, name=f"igtl-viewer-send-{peer}", daemon=True),
-                         threading.Thread(target=self._read_loop, name=f"igtl-viewer-read-{peer}", daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._send_loop, name=f"igtl-viewer-send-{peer}", daemon=True),
+            threading.Thread(target=self._read_loop, name=f"igtl-viewer-read-{peer}", daemon=True),
+        ]
         for thread in self._threads:
             thread.start()
 

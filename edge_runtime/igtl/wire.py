@@ -7,6 +7,7 @@ and turns an IMAGE message into a BGR frame plus its geometry, and back.
 Inputs: a connected socket, pyigtl messages. Outputs: :class:`IgtlImage`, packed bytes.
 Files: none.
 """
+
 from __future__ import annotations
 
 import select
@@ -21,14 +22,14 @@ import numpy as np
 
 from edge_runtime.errors import SonomapError
 
-HEADER_SIZE = 58                  # OpenIGTLink v1/v2/v3 fixed header
-DEVICE_NAME_BYTES = 20            # the header's device-name field; longer names are cut
+HEADER_SIZE = 58  # OpenIGTLink v1/v2/v3 fixed header
+DEVICE_NAME_BYTES = 20  # the header's device-name field; longer names are cut
 # The largest body accepted (igtl:// ``max_body_mb``): a 4K RGB frame is ~25 MB; a header
 # announcing more is corrupt or hostile, and the connection is dropped to resynchronise.
 MAX_BODY_BYTES = 64 * 1024 * 1024
-READ_POLL_S = 0.2                 # how often a blocked reader checks its stop flag
+READ_POLL_S = 0.2  # how often a blocked reader checks its stop flag
 RECV_CHUNK = 1 << 20
-SPATIAL_AXES = 3                  # IGTL images are (k, j, i[, components]) arrays
+SPATIAL_AXES = 3  # IGTL images are (k, j, i[, components]) arrays
 GRAY_COMPONENTS, RGB_COMPONENTS = 1, 3
 # pyigtl raises these for malformed bodies (unknown scalar code, subvolume, short body).
 DECODE_ERRORS = (KeyError, ValueError, NotImplementedError, struct.error, UnicodeDecodeError, TypeError)
@@ -41,8 +42,10 @@ def require_pyigtl():
     try:
         import pyigtl
     except ImportError as exc:
-        raise SonomapError("OpenIGTLink support needs the optional package pyigtl: "
-                           "pip install 'sonomap[igtl]' (or pip install pyigtl)") from exc
+        raise SonomapError(
+            "OpenIGTLink support needs the optional package pyigtl: "
+            "pip install 'sonomap[igtl]' (or pip install pyigtl)"
+        ) from exc
     return pyigtl
 
 
@@ -58,12 +61,13 @@ class SkipMessage(Exception):
 class IgtlImage:
     """A 2-D IMAGE message as a frame. ``layout`` is the (k, j, i) array shape it came in
     (one axis is 1), so an output image in the same layout maps pixels with the same matrix."""
-    bgr: np.ndarray               # (H, W, 3) uint8
+
+    bgr: np.ndarray  # (H, W, 3) uint8
     layout: tuple[int, int, int]
-    ijk_to_world: np.ndarray      # 4x4, as sent (origin at voxel 0)
-    coordinate_system: str        # "ras" or "lps", as sent
+    ijk_to_world: np.ndarray  # 4x4, as sent (origin at voxel 0)
+    coordinate_system: str  # "ras" or "lps", as sent
     device: str
-    timestamp: float              # the message's own timestamp (sender clock, s since 1970)
+    timestamp: float  # the message's own timestamp (sender clock, s since 1970)
     received_monotonic: float = 0.0
     received_wall: float = 0.0
     transforms: dict = field(default_factory=dict)
@@ -106,35 +110,53 @@ def image_from_message(msg, transforms: dict | None = None) -> IgtlImage:
     """pyigtl ImageMessage -> IgtlImage; raises SkipMessage for what we cannot segment."""
     data = np.asarray(msg.image)
     if data.dtype != np.uint8:
-        raise SkipMessage("scalar_type", f"IMAGE {msg.device_name!r}: scalar type {data.dtype} "
-                          "is not supported (uint8 gray or RGB only)")
+        raise SkipMessage(
+            "scalar_type",
+            f"IMAGE {msg.device_name!r}: scalar type {data.dtype} is not supported (uint8 gray or RGB only)",
+        )
     if data.ndim != SPATIAL_AXES and data.ndim != SPATIAL_AXES + 1:
         raise SkipMessage("malformed", f"IMAGE {msg.device_name!r}: array of shape {data.shape}")
     layout = tuple(int(n) for n in data.shape[:SPATIAL_AXES])
     components = data.shape[SPATIAL_AXES] if data.ndim > SPATIAL_AXES else GRAY_COMPONENTS
     if sum(n > 1 for n in layout) > 2:
-        raise SkipMessage("volume", f"IMAGE {msg.device_name!r}: 3-D volume of size "
-                          f"{layout[::-1]} (i, j, k); only 2-D images are segmented")
+        raise SkipMessage(
+            "volume",
+            f"IMAGE {msg.device_name!r}: 3-D volume of size "
+            f"{layout[::-1]} (i, j, k); only 2-D images are segmented",
+        )
     rows, cols = plane_shape(layout)
     if components == GRAY_COMPONENTS:
         bgr = cv2.cvtColor(data.reshape(rows, cols), cv2.COLOR_GRAY2BGR)
     elif components == RGB_COMPONENTS:
         bgr = cv2.cvtColor(data.reshape(rows, cols, RGB_COMPONENTS), cv2.COLOR_RGB2BGR)
     else:
-        raise SkipMessage("components", f"IMAGE {msg.device_name!r}: {components} components "
-                          "per pixel (1 gray or 3 RGB supported)")
-    return IgtlImage(bgr=bgr, layout=layout, ijk_to_world=np.array(msg.ijk_to_world_matrix, np.float64),
-                     coordinate_system=msg.world_coordinate_system, device=msg.device_name,
-                     timestamp=float(msg.timestamp), transforms=dict(transforms or {}))
+        raise SkipMessage(
+            "components",
+            f"IMAGE {msg.device_name!r}: {components} components per pixel (1 gray or 3 RGB supported)",
+        )
+    return IgtlImage(
+        bgr=bgr,
+        layout=layout,
+        ijk_to_world=np.array(msg.ijk_to_world_matrix, np.float64),
+        coordinate_system=msg.world_coordinate_system,
+        device=msg.device_name,
+        timestamp=float(msg.timestamp),
+        transforms=dict(transforms or {}),
+    )
 
 
-def build_image(pyigtl, plane: np.ndarray, layout, matrix, coordinate_system: str,
-                device: str, timestamp: float):
+def build_image(
+    pyigtl, plane: np.ndarray, layout, matrix, coordinate_system: str, device: str, timestamp: float
+):
     """A 2-D uint8 plane -> ImageMessage in the input's layout, matrix and timestamp."""
     volume = np.ascontiguousarray(plane).reshape(layout)
-    return pyigtl.ImageMessage(volume, ijk_to_world_matrix=matrix,
-                               world_coordinate_system=coordinate_system,
-                               timestamp=timestamp, device_name=device)
+    return pyigtl.ImageMessage(
+        volume,
+        ijk_to_world_matrix=matrix,
+        world_coordinate_system=coordinate_system,
+        timestamp=timestamp,
+        device_name=device,
+    )
 
 
 def clip_device_name(name: str) -> str:
@@ -147,11 +169,13 @@ def derive_device_name(name: str, tag: str) -> str:
     ``ImageToReference`` + ``Pred`` -> ``PredToReference``; ``US`` -> ``Prediction_US``;
     ``ProbeToTracker`` + ``Pred`` -> ``Pred_ProbeToTracker``. Cut to the 20-byte field."""
     if name.startswith("Image"):
-        return clip_device_name(tag + name[len("Image"):])
+        return clip_device_name(tag + name[len("Image") :])
     return clip_device_name(f"{tag}_{name}" if name else tag)
 
 
-def _recv_exact(sock: socket.socket, size: int, stop: threading.Event, idle_timeout: float | None = None) -> bytes:
+def _recv_exact(
+    sock: socket.socket, size: int, stop: threading.Event, idle_timeout: float | None = None
+) -> bytes:
     """Read exactly ``size`` bytes as they arrive: memory grows with the bytes received (one
     chunk at most ahead), never with what a header claims. ConnectionError when the peer
     closes or we stop; TimeoutError when nothing arrives for ``idle_timeout`` s (a half-open
@@ -176,8 +200,13 @@ def _recv_exact(sock: socket.socket, size: int, stop: threading.Event, idle_time
     return b"".join(chunks)
 
 
-def read_message(pyigtl, sock: socket.socket, stop: threading.Event, max_body: int = MAX_BODY_BYTES,
-                 idle_timeout: float | None = None):
+def read_message(
+    pyigtl,
+    sock: socket.socket,
+    stop: threading.Event,
+    max_body: int = MAX_BODY_BYTES,
+    idle_timeout: float | None = None,
+):
     """Block until one whole message is read. Returns (header fields, message or None for
     types pyigtl does not know); raises SkipMessage('malformed') for an undecodable body
     (the stream stays in sync: the body was read in full), ConnectionError on EOF or a body
@@ -188,8 +217,10 @@ def read_message(pyigtl, sock: socket.socket, stop: threading.Event, max_body: i
     except DECODE_ERRORS as exc:
         raise ConnectionResetError(f"bad OpenIGTLink header ({exc}); resynchronising") from exc
     if fields["body_size"] > max_body:
-        raise ConnectionResetError(f"OpenIGTLink body of {fields['body_size']} bytes from "
-                                   f"{fields['device_name']!r} is over the {max_body} byte limit; resynchronising")
+        raise ConnectionResetError(
+            f"OpenIGTLink body of {fields['body_size']} bytes from "
+            f"{fields['device_name']!r} is over the {max_body} byte limit; resynchronising"
+        )
     body = _recv_exact(sock, fields["body_size"], stop, idle_timeout)
     msg = pyigtl.MessageBase.create_message(fields["message_type"])
     if msg is None:
@@ -197,6 +228,9 @@ def read_message(pyigtl, sock: socket.socket, stop: threading.Event, max_body: i
     try:
         msg.unpack(fields, body)
     except DECODE_ERRORS as exc:
-        raise SkipMessage("malformed", f"{fields['message_type']} {fields['device_name']!r}: "
-                          f"cannot decode ({type(exc).__name__}: {exc})") from exc
+        raise SkipMessage(
+            "malformed",
+            f"{fields['message_type']} {fields['device_name']!r}: "
+            f"cannot decode ({type(exc).__name__}: {exc})",
+        ) from exc
     return fields, msg

@@ -11,13 +11,14 @@ saved back to disk -> ``build_serialized_network``.
 Not testable on machines without TensorRT and a GPU: ``sonomap selfcheck`` proves it on
 the target.
 """
+
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from edge_runtime.errors import ConfigError, SonomapError
 from edge_runtime.atomic import atomic_write_bytes
+from edge_runtime.errors import ConfigError, SonomapError
 from edge_runtime.tensorrt.key import PATH_FP16_FLAG, PATH_STRONGLY_TYPED, parse_version
 
 log = logging.getLogger("sonomap.tensorrt")
@@ -54,8 +55,15 @@ def network_flags(trt, build_path: str) -> int:
     return 0
 
 
-def build_plan(trt, onnx_path: str | Path, build_path: str, profile: dict[str, dict[str, list[int]]],
-               workspace_mb: int, timing_cache: str | Path | None, logger=None) -> bytes:
+def build_plan(
+    trt,
+    onnx_path: str | Path,
+    build_path: str,
+    profile: dict[str, dict[str, list[int]]],
+    workspace_mb: int,
+    timing_cache: str | Path | None,
+    logger=None,
+) -> bytes:
     """Parse ``onnx_path`` and build a plan; ``profile`` maps input name -> min/opt/max shapes."""
     onnx_path = Path(onnx_path)
     logger = logger or trt.Logger(trt.Logger.WARNING)
@@ -64,8 +72,10 @@ def build_plan(trt, onnx_path: str | Path, build_path: str, profile: dict[str, d
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_path.read_bytes()):
         errors = parser_errors(parser)
-        raise EngineBuildError(f"{onnx_path}: TensorRT {trt.__version__} ONNX parser reported {len(errors)} "
-                               f"error(s): " + " | ".join(errors))
+        raise EngineBuildError(
+            f"{onnx_path}: TensorRT {trt.__version__} ONNX parser reported {len(errors)} "
+            f"error(s): " + " | ".join(errors)
+        )
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) * MIB)
     if build_path == PATH_FP16_FLAG:
@@ -74,20 +84,26 @@ def build_plan(trt, onnx_path: str | Path, build_path: str, profile: dict[str, d
     inputs = [network.get_input(i).name for i in range(network.num_inputs)]
     for name in inputs:
         if name not in profile:
-            raise ConfigError(f"{onnx_path}: no optimisation profile for input {name!r} (have {sorted(profile)})")
+            raise ConfigError(
+                f"{onnx_path}: no optimisation profile for input {name!r} (have {sorted(profile)})"
+            )
         shapes = profile[name]
         opt_profile.set_shape(name, tuple(shapes["min"]), tuple(shapes["opt"]), tuple(shapes["max"]))
     # set_shape raises RuntimeError on inconsistent shapes; add_optimization_profile instead returns
     # "the index of the optimization profile ... or -1 if the input is not valid" (pyCoreDoc.h, 10.3 - 11.1).
     if config.add_optimization_profile(opt_profile) < 0:
-        raise EngineBuildError(f"{onnx_path}: TensorRT {trt.__version__} rejected the optimisation profile {profile}")
+        raise EngineBuildError(
+            f"{onnx_path}: TensorRT {trt.__version__} rejected the optimisation profile {profile}"
+        )
     # ``cache`` stays referenced until the plan is built: "The cache must not be destroyed until
     # after the engine is built" (IBuilderConfig.set_timing_cache docstring, TensorRT 10.3 - 11.1).
     cache = attach_timing_cache(config, Path(timing_cache)) if timing_cache is not None else None
     plan = builder.build_serialized_network(network, config)  # None on failure, the reason in the log
     if plan is None:
-        raise EngineBuildError(f"{onnx_path}: TensorRT {trt.__version__} could not build an engine "
-                               f"({build_path}, workspace {workspace_mb} MiB); see the TensorRT log above")
+        raise EngineBuildError(
+            f"{onnx_path}: TensorRT {trt.__version__} could not build an engine "
+            f"({build_path}, workspace {workspace_mb} MiB); see the TensorRT log above"
+        )
     if cache is not None:
         save_timing_cache(config, Path(timing_cache))
     return bytes(plan)
@@ -105,13 +121,19 @@ def attach_timing_cache(config, path: Path):
     blob = path.read_bytes() if path.is_file() else b""
     cache = config.create_timing_cache(blob) if blob else None
     if blob and cache is None:
-        log.warning("timing cache %s is unreadable by this TensorRT; starting an empty one (it is rewritten "
-                    "after this build)", path)
+        log.warning(
+            "timing cache %s is unreadable by this TensorRT; starting an empty one (it is rewritten "
+            "after this build)",
+            path,
+        )
     elif cache is not None and not config.set_timing_cache(cache, False):
         # ignore_mismatch=False: a cache from another GPU/TensorRT is not merged (the file name
         # already separates them; this is the second line of defence).
-        log.warning("TensorRT refused the timing cache %s (made on another device or TensorRT?); "
-                    "starting an empty one", path)
+        log.warning(
+            "TensorRT refused the timing cache %s (made on another device or TensorRT?); "
+            "starting an empty one",
+            path,
+        )
         cache = None
     if cache is None:
         cache = config.create_timing_cache(b"")

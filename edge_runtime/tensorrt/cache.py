@@ -9,6 +9,7 @@ Layout of a cache directory (e.g. systemd's ``CacheDirectory=sonomap`` -> /var/c
 - ``timing-trt<version>-<gpu>-sm<cc>.cache``: the builder's timing cache, one per
   TensorRT version and GPU (its contents are only valid there), kept between builds.
 """
+
 from __future__ import annotations
 
 import re
@@ -30,15 +31,21 @@ def _slug(text: str) -> str:
 
 
 def engine_path(cache_dir: str | Path, model_stem: str, key: EngineKey) -> Path:
-    return Path(cache_dir) / f"{_slug(model_stem)}-{key.precision}-{key.digest()[:DIGEST_CHARS]}{ENGINE_SUFFIX}"
+    return (
+        Path(cache_dir) / f"{_slug(model_stem)}-{key.precision}-{key.digest()[:DIGEST_CHARS]}{ENGINE_SUFFIX}"
+    )
 
 
 def timing_cache_path(cache_dir: str | Path, key: EngineKey) -> Path:
-    return Path(cache_dir) / f"timing-trt{_slug(key.trt_version)}-{_slug(key.gpu_name)}-sm{key.compute_capability}.cache"
+    return (
+        Path(cache_dir)
+        / f"timing-trt{_slug(key.trt_version)}-{_slug(key.gpu_name)}-sm{key.compute_capability}.cache"
+    )
 
 
-def write_engine(path: str | Path, plan: bytes, key: EngineKey, onnx_manifest: Manifest,
-                 onnx_name: str) -> Path:
+def write_engine(
+    path: str | Path, plan: bytes, key: EngineKey, onnx_manifest: Manifest, onnx_name: str
+) -> Path:
     """Store a plan and its manifest (plan first, so a manifest never points at nothing)."""
     path = Path(path)
     if not plan:
@@ -71,7 +78,7 @@ def prune_siblings(keep: str | Path) -> list[Path]:
 
 @dataclass
 class CacheState:
-    action: str    # LOAD or BUILD
+    action: str  # LOAD or BUILD
     reason: str
 
 
@@ -117,6 +124,8 @@ def check_engine_file(path: str | Path, gpu: GpuInfo, trt_version: str) -> Engin
     key = read_engine_key(path)
     problems = machine_mismatches(key, gpu, trt_version)
     if problems:
-        raise ConfigError(f"{path}: engine unusable here: {'; '.join(problems)}; rebuild it on this machine "
-                          "with 'sonomap export tensorrt --onnx MODEL.onnx --out DIR'")
+        raise ConfigError(
+            f"{path}: engine unusable here: {'; '.join(problems)}; rebuild it on this machine "
+            "with 'sonomap export tensorrt --onnx MODEL.onnx --out DIR'"
+        )
     return key

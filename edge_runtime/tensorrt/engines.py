@@ -8,20 +8,36 @@ Before any build it logs a clear warning and calls ``on_long_build(seconds_estim
 the service passes a callback that sends systemd ``EXTEND_TIMEOUT_USEC`` so the unit's
 start timeout does not kill a first-boot build.
 """
+
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.manifest import Manifest, load_manifest, manifest_path
-from edge_runtime.tensorrt.cache import (LOAD, CacheState, engine_path, inspect_cached, prune_siblings,
-                                         timing_cache_path, write_engine)
-from edge_runtime.tensorrt.key import (FP16, FP32, PATH_FP32, PATH_STRONGLY_TYPED, EngineKey, GpuInfo, choose_build_path,
-                                       current_gpu)
+from edge_runtime.tensorrt.cache import (
+    LOAD,
+    CacheState,
+    engine_path,
+    inspect_cached,
+    prune_siblings,
+    timing_cache_path,
+    write_engine,
+)
+from edge_runtime.tensorrt.key import (
+    FP16,
+    FP32,
+    PATH_FP32,
+    PATH_STRONGLY_TYPED,
+    EngineKey,
+    GpuInfo,
+    choose_build_path,
+    current_gpu,
+)
 
 log = logging.getLogger("sonomap.tensorrt")
 
@@ -44,8 +60,8 @@ class EnginePlan:
     key: EngineKey
     path: Path
     state: CacheState
-    build_onnx: Path        # the ONNX file the network is parsed from
-    manifest: Manifest      # that file's manifest
+    build_onnx: Path  # the ONNX file the network is parsed from
+    manifest: Manifest  # that file's manifest
 
 
 @dataclass
@@ -60,12 +76,16 @@ class EngineRecord:
 def check_folded(onnx_path: Path, manifest: Manifest) -> None:
     names = [t.get("name") for t in manifest.io.get("inputs", [])]
     if manifest.format != "onnx" or not manifest.preprocessing_in_graph or names != [INPUT_NAME]:
-        raise ConfigError(f"{manifest_path(onnx_path)}: not a folded sonomap ONNX model (needs format onnx, "
-                          f"preprocessing_in_graph true, input '{INPUT_NAME}'); re-export with 'sonomap export onnx'")
+        raise ConfigError(
+            f"{manifest_path(onnx_path)}: not a folded sonomap ONNX model (needs format onnx, "
+            f"preprocessing_in_graph true, input '{INPUT_NAME}'); re-export with 'sonomap export onnx'"
+        )
     opset = manifest.io.get("opset")
     if opset is not None and int(opset) not in SUPPORTED_OPSETS:
-        raise ConfigError(f"{manifest_path(onnx_path)}: io.opset {opset} is unsupported for TensorRT builds "
-                          f"(supported {SUPPORTED_OPSETS.start}-{SUPPORTED_OPSETS.stop - 1}); re-export with --opset 17")
+        raise ConfigError(
+            f"{manifest_path(onnx_path)}: io.opset {opset} is unsupported for TensorRT builds "
+            f"(supported {SUPPORTED_OPSETS.start}-{SUPPORTED_OPSETS.stop - 1}); re-export with --opset 17"
+        )
 
 
 def resolve_build_onnx(onnx_path: Path, manifest: Manifest, build_path: str) -> tuple[Path, Manifest]:
@@ -79,13 +99,17 @@ def resolve_build_onnx(onnx_path: Path, manifest: Manifest, build_path: str) -> 
         return onnx_path, manifest
     twin = onnx_path.with_name(onnx_path.name[: -len(".onnx")] + FP16_TWIN_SUFFIX)
     if not twin.is_file():
-        raise InputError(f"{twin}: FP16 ONNX not found; TensorRT >= 10.12 builds FP16 engines as strongly typed "
-                         f"networks from it: run 'sonomap export onnx --fp16' (or 'sonomap export tensorrt', "
-                         "which makes it)")
+        raise InputError(
+            f"{twin}: FP16 ONNX not found; TensorRT >= 10.12 builds FP16 engines as strongly typed "
+            f"networks from it: run 'sonomap export onnx --fp16' (or 'sonomap export tensorrt', "
+            "which makes it)"
+        )
     twin_manifest = load_manifest(twin)
     if twin_manifest.source.get("fp32_onnx_sha256") != manifest.sha256:
-        raise ConfigError(f"{twin}: this FP16 ONNX was not converted from {onnx_path.name} "
-                          "(source.fp32_onnx_sha256 differs); re-run 'sonomap export onnx --fp16'")
+        raise ConfigError(
+            f"{twin}: this FP16 ONNX was not converted from {onnx_path.name} "
+            "(source.fp32_onnx_sha256 differs); re-run 'sonomap export onnx --fp16'"
+        )
     return twin, twin_manifest
 
 
@@ -100,9 +124,16 @@ def preflight(onnx_path: str | Path, precision: str, trt_version: str, has_fp16_
     return resolve_build_onnx(onnx_path, manifest, build_path)[0]
 
 
-def plan_engine(onnx_path: str | Path, cache_dir: str | Path, precision: str, trt_version: str,
-                gpu: GpuInfo, has_fp16_flag: bool = True, profile: dict | None = None,
-                workspace_mb: int = DEFAULT_WORKSPACE_MB) -> EnginePlan:
+def plan_engine(
+    onnx_path: str | Path,
+    cache_dir: str | Path,
+    precision: str,
+    trt_version: str,
+    gpu: GpuInfo,
+    has_fp16_flag: bool = True,
+    profile: dict | None = None,
+    workspace_mb: int = DEFAULT_WORKSPACE_MB,
+) -> EnginePlan:
     """Which engine file this model needs here, and whether the cached one can be used."""
     onnx_path = Path(onnx_path)
     manifest = load_manifest(onnx_path)  # verifies the ONNX sha256
@@ -111,20 +142,39 @@ def plan_engine(onnx_path: str | Path, cache_dir: str | Path, precision: str, tr
     build_onnx, build_manifest = resolve_build_onnx(onnx_path, manifest, build_path)
     shapes = profile or manifest.io.get("profile")
     if not shapes:
-        raise ConfigError(f"{manifest_path(onnx_path)}: no 'io.profile' and no --min/--opt/--max shapes given")
-    key = EngineKey(onnx_sha256=build_manifest.sha256, gpu_name=gpu.name, compute_capability=gpu.compute_capability,
-                    sm_count=gpu.sm_count, trt_version=str(trt_version), precision=precision,
-                    build_path=build_path, profile={INPUT_NAME: {k: list(shapes[k]) for k in ("min", "opt", "max")}},
-                    workspace_mb=int(workspace_mb))
+        raise ConfigError(
+            f"{manifest_path(onnx_path)}: no 'io.profile' and no --min/--opt/--max shapes given"
+        )
+    key = EngineKey(
+        onnx_sha256=build_manifest.sha256,
+        gpu_name=gpu.name,
+        compute_capability=gpu.compute_capability,
+        sm_count=gpu.sm_count,
+        trt_version=str(trt_version),
+        precision=precision,
+        build_path=build_path,
+        profile={INPUT_NAME: {k: list(shapes[k]) for k in ("min", "opt", "max")}},
+        workspace_mb=int(workspace_mb),
+    )
     path = engine_path(cache_dir, onnx_path.stem, key)
-    return EnginePlan(key=key, path=path, state=inspect_cached(path, key), build_onnx=build_onnx,
-                      manifest=build_manifest)
+    return EnginePlan(
+        key=key, path=path, state=inspect_cached(path, key), build_onnx=build_onnx, manifest=build_manifest
+    )
 
 
-def ensure_engine(onnx_path: str | Path, cache_dir: str | Path, precision: str = FP16, profile: dict | None = None,
-                  workspace_mb: int = DEFAULT_WORKSPACE_MB, on_long_build: LongBuildHook | None = None,
-                  force: bool = False, why: str | None = None, trt=None, gpu: GpuInfo | None = None,
-                  build: Callable[..., bytes] | None = None) -> EngineRecord:
+def ensure_engine(
+    onnx_path: str | Path,
+    cache_dir: str | Path,
+    precision: str = FP16,
+    profile: dict | None = None,
+    workspace_mb: int = DEFAULT_WORKSPACE_MB,
+    on_long_build: LongBuildHook | None = None,
+    force: bool = False,
+    why: str | None = None,
+    trt=None,
+    gpu: GpuInfo | None = None,
+    build: Callable[..., bytes] | None = None,
+) -> EngineRecord:
     """Return a valid cached engine for ``onnx_path`` or build one (atomically) into ``cache_dir``.
 
     ``build`` defaults to :func:`edge_runtime.tensorrt.build.build_plan` (same signature)."""
@@ -134,16 +184,33 @@ def ensure_engine(onnx_path: str | Path, cache_dir: str | Path, precision: str =
         from edge_runtime.tensorrt.build import build_plan as build
     trt = trt or import_tensorrt()
     gpu = gpu or current_gpu()
-    plan = plan_engine(onnx_path, cache_dir, precision, trt.__version__, gpu,
-                       has_fp16_flag=hasattr(trt.BuilderFlag, "FP16"), profile=profile, workspace_mb=workspace_mb)
+    plan = plan_engine(
+        onnx_path,
+        cache_dir,
+        precision,
+        trt.__version__,
+        gpu,
+        has_fp16_flag=hasattr(trt.BuilderFlag, "FP16"),
+        profile=profile,
+        workspace_mb=workspace_mb,
+    )
     if plan.state.action == LOAD and not force:
         return EngineRecord(plan.path, plan.key, built=False, reason=plan.state.reason, seconds=0.0)
     timing = timing_cache_path(cache_dir, plan.key)
     estimate = BUILD_SECONDS_WARM if timing.is_file() else BUILD_SECONDS_COLD
     reason = why or plan.state.reason
-    log.warning("building TensorRT %s engine for %s on %s (TensorRT %s, %s): %s. This can take up to %.0f min; "
-                "the result is cached in %s", plan.key.precision, plan.build_onnx.name, gpu.name, trt.__version__,
-                plan.key.build_path, reason, estimate / 60, plan.path.parent)
+    log.warning(
+        "building TensorRT %s engine for %s on %s (TensorRT %s, %s): %s. This can take up to %.0f min; "
+        "the result is cached in %s",
+        plan.key.precision,
+        plan.build_onnx.name,
+        gpu.name,
+        trt.__version__,
+        plan.key.build_path,
+        reason,
+        estimate / 60,
+        plan.path.parent,
+    )
     if on_long_build is not None:
         on_long_build(float(estimate))
     start = time.monotonic()
@@ -164,8 +231,9 @@ def load_engine(runtime, onnx_path: str | Path, cache_dir: str | Path, **options
     if engine is None and not record.built:
         log.warning("TensorRT could not deserialise %s; deleting it and rebuilding", record.path)
         record.path.unlink(missing_ok=True)
-        record = ensure_engine(onnx_path, cache_dir, force=True, why="cached engine failed to deserialise",
-                               **options)
+        record = ensure_engine(
+            onnx_path, cache_dir, force=True, why="cached engine failed to deserialise", **options
+        )
         engine = _deserialise(runtime, record.path)
     if engine is None:
         raise ConfigError(f"{record.path}: TensorRT cannot deserialise the engine it just built")

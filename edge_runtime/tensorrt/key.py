@@ -16,6 +16,7 @@ migration guide removes ``BuilderFlag.FP16`` in favour of strongly typed FP16 ne
   ``NetworkDefinitionCreationFlag.STRONGLY_TYPED`` from the FP16 ONNX (``model.fp16.onnx``),
   whose tensor types decide the precision.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,9 +31,9 @@ PRECISIONS = (FP32, FP16)
 PATH_FP32 = "fp32"
 PATH_FP16_FLAG = "fp16-builder-flag"
 PATH_STRONGLY_TYPED = "strongly-typed"
-MIN_TRT = (10, 0)            # the name-based v3 API (set_tensor_address/execute_async_v3)
+MIN_TRT = (10, 0)  # the name-based v3 API (set_tensor_address/execute_async_v3)
 STRONGLY_TYPED_FROM = (10, 12)  # weak typing (BuilderFlag.FP16) deprecated from here, removed in 11
-NOT_CHECKED_FROM = (12,)     # the next major release: refused until its API is read (pyproject pins < 12)
+NOT_CHECKED_FROM = (12,)  # the next major release: refused until its API is read (pyproject pins < 12)
 KEY_SCHEMA = 1
 
 
@@ -50,12 +51,16 @@ def choose_build_path(trt_version: str, precision: str, has_fp16_flag: bool = Tr
         raise ConfigError(f"precision {precision!r} is not one of {PRECISIONS}")
     version = parse_version(trt_version)
     if version[:2] < MIN_TRT:
-        raise ConfigError(f"TensorRT {trt_version} is too old: sonomap needs TensorRT >= 10.0 "
-                          "(name-based tensor API, execute_async_v3)")
+        raise ConfigError(
+            f"TensorRT {trt_version} is too old: sonomap needs TensorRT >= 10.0 "
+            "(name-based tensor API, execute_async_v3)"
+        )
     if version[:1] >= NOT_CHECKED_FROM:
-        raise ConfigError(f"TensorRT {trt_version} is not supported yet: sonomap is checked against the 10.x and "
-                          f"11.x Python API; install TensorRT < {NOT_CHECKED_FROM[0]} ('pip install sonomap[tensorrt]' "
-                          "pins it)")
+        raise ConfigError(
+            f"TensorRT {trt_version} is not supported yet: sonomap is checked against the 10.x and "
+            f"11.x Python API; install TensorRT < {NOT_CHECKED_FROM[0]} ('pip install sonomap[tensorrt]' "
+            "pins it)"
+        )
     if precision == FP32:
         return PATH_FP32
     if version[:2] >= STRONGLY_TYPED_FROM or not has_fp16_flag:
@@ -66,7 +71,7 @@ def choose_build_path(trt_version: str, precision: str, has_fp16_flag: bool = Tr
 @dataclass(frozen=True)
 class GpuInfo:
     name: str
-    compute_capability: str   # "8.7"
+    compute_capability: str  # "8.7"
     sm_count: int
 
 
@@ -77,20 +82,23 @@ def current_gpu(device_index: int = 0) -> GpuInfo:
     cuda = import_pycuda_driver()
     dev = cuda.Device(device_index)
     major, minor = dev.compute_capability()
-    return GpuInfo(name=str(dev.name()), compute_capability=f"{major}.{minor}",
-                   sm_count=int(dev.get_attribute(cuda.device_attribute.MULTIPROCESSOR_COUNT)))
+    return GpuInfo(
+        name=str(dev.name()),
+        compute_capability=f"{major}.{minor}",
+        sm_count=int(dev.get_attribute(cuda.device_attribute.MULTIPROCESSOR_COUNT)),
+    )
 
 
 @dataclass(frozen=True)
 class EngineKey:
-    onnx_sha256: str          # the ONNX file the network is parsed from
+    onnx_sha256: str  # the ONNX file the network is parsed from
     gpu_name: str
     compute_capability: str
     sm_count: int
     trt_version: str
     precision: str
     build_path: str
-    profile: dict = field(default_factory=dict)   # input -> {"min": [...], "opt": [...], "max": [...]}
+    profile: dict = field(default_factory=dict)  # input -> {"min": [...], "opt": [...], "max": [...]}
     workspace_mb: int = 0
     schema: int = KEY_SCHEMA
 
@@ -98,7 +106,7 @@ class EngineKey:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict, origin: str = "<engine key>") -> "EngineKey":
+    def from_dict(cls, data: dict, origin: str = "<engine key>") -> EngineKey:
         try:
             return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
         except TypeError as exc:
@@ -109,11 +117,14 @@ class EngineKey:
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
-    def mismatches(self, other: "EngineKey") -> list[str]:
+    def mismatches(self, other: EngineKey) -> list[str]:
         """Human-readable differences ``field: engine has X, this machine/model needs Y``."""
         mine, theirs = self.to_dict(), other.to_dict()
-        return [f"{name}: engine has {theirs[name]!r}, needed {mine[name]!r}"
-                for name in mine if mine[name] != theirs.get(name)]
+        return [
+            f"{name}: engine has {theirs[name]!r}, needed {mine[name]!r}"
+            for name in mine
+            if mine[name] != theirs.get(name)
+        ]
 
 
 def machine_mismatches(engine_key: EngineKey, gpu: GpuInfo, trt_version: str) -> list[str]:
@@ -122,6 +133,8 @@ def machine_mismatches(engine_key: EngineKey, gpu: GpuInfo, trt_version: str) ->
     if engine_key.trt_version != trt_version:
         problems.append(f"built with TensorRT {engine_key.trt_version}, this machine has {trt_version}")
     if (engine_key.gpu_name, engine_key.compute_capability) != (gpu.name, gpu.compute_capability):
-        problems.append(f"built for {engine_key.gpu_name} (sm {engine_key.compute_capability}), "
-                        f"this machine has {gpu.name} (sm {gpu.compute_capability})")
+        problems.append(
+            f"built for {engine_key.gpu_name} (sm {engine_key.compute_capability}), "
+            f"this machine has {gpu.name} (sm {gpu.compute_capability})"
+        )
     return problems

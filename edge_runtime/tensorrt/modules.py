@@ -3,6 +3,7 @@
 Each function returns the module or raises :class:`TensorRTUnavailable` (a SonomapError,
 so the CLI prints one line) saying what to install.
 """
+
 from __future__ import annotations
 
 from edge_runtime.errors import SonomapError
@@ -19,11 +20,13 @@ def import_tensorrt():
     except ImportError as exc:
         raise TensorRTUnavailable(
             "TensorRT Python module 'tensorrt' not found: on a Jetson install JetPack's python3-libnvinfer, "
-            "on a cart PC 'pip install sonomap[tensorrt]' (needs an NVIDIA GPU and driver)") from exc
+            "on a cart PC 'pip install sonomap[tensorrt]' (needs an NVIDIA GPU and driver)"
+        ) from exc
     if not hasattr(tensorrt, "Builder") or not hasattr(tensorrt, "OnnxParser"):
         raise TensorRTUnavailable(
             f"module 'tensorrt' {getattr(tensorrt, '__version__', '?')} has no Builder/OnnxParser "
-            "(a runtime-only/lean package); engine builds need the full TensorRT package")
+            "(a runtime-only/lean package); engine builds need the full TensorRT package"
+        )
     return tensorrt
 
 
@@ -34,11 +37,14 @@ def import_pycuda_driver():
     except ImportError as exc:
         raise TensorRTUnavailable(
             "pycuda not found: 'pip install pycuda' (needs the CUDA toolkit headers; on a Jetson "
-            "install it against JetPack's CUDA)") from exc
+            "install it against JetPack's CUDA)"
+        ) from exc
     try:
         cuda.init()
     except cuda.Error as exc:
-        raise TensorRTUnavailable(f"CUDA driver initialisation failed ({exc}); is there an NVIDIA GPU and driver?") from exc
+        raise TensorRTUnavailable(
+            f"CUDA driver initialisation failed ({exc}); is there an NVIDIA GPU and driver?"
+        ) from exc
     if cuda.Device.count() == 0:
         raise TensorRTUnavailable("pycuda found no CUDA device")
     return cuda

@@ -11,6 +11,7 @@ whichever thread calls it.
 
 Input: callables. Output: their results (or their exceptions), returned in the calling thread.
 """
+
 from __future__ import annotations
 
 import queue
@@ -61,5 +62,5 @@ class OwnerThread:
                 continue
             try:
                 job.set_result(fn(*args))
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller, who re-raises it
+            except BaseException as exc:
                 job.set_exception(exc)

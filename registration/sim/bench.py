@@ -12,6 +12,7 @@ pixels known in both label and truth), then reductions:
 - seconds per case for a WSI whose level 0 is 40000 x 3000 px (median of repeats).
 Prints one line per metric with its target and writes WORK/bench.json.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,12 @@ TIMING_FILL = 0.9  # share of the canvas length the core (with its gaps) may tak
 
 def confusion(label: np.ndarray, truth: np.ndarray) -> dict:
     k = (label != 255) & (truth != 255)
-    return {"tp": int(((label == 1) & (truth == 1) & k).sum()), "fp": int(((label == 1) & (truth == 0) & k).sum()),
-            "fn": int(((label == 0) & (truth == 1) & k).sum()), "tn": int(((label == 0) & (truth == 0) & k).sum())}
+    return {
+        "tp": int(((label == 1) & (truth == 1) & k).sum()),
+        "fp": int(((label == 1) & (truth == 0) & k).sum()),
+        "fn": int(((label == 0) & (truth == 1) & k).sum()),
+        "tn": int(((label == 0) & (truth == 0) & k).sum()),
+    }
 
 
 def dice(c: dict) -> float:
@@ -50,11 +55,13 @@ def dice(c: dict) -> float:
     return 1.0 if den == 0 else 2 * c["tp"] / den
 
 
-def boundary_errors(label: np.ndarray, lesion_truth: np.ndarray, case: dict, positions: list | None = None
-                    ) -> list[float]:
+def boundary_errors(
+    label: np.ndarray, lesion_truth: np.ndarray, case: dict, positions: list | None = None
+) -> list[float]:
     """Along-tract distances (mm) between truth and label cancer boundaries on the centre line
     (``positions`` collects each scored truth boundary's distance from the tip end, mm)."""
     from registration.tract import Tract
+
     t = case["tract"]
     mm = case["ultrasound"]["mm_per_pixel"]
     tract = Tract(tuple(t["start"]), tuple(t["end"]), t["width_mm"], (mm, mm))
@@ -86,13 +93,20 @@ def _score_case(case_dir: Path, out: Path, case_file: Path | None = None) -> dic
     label = cv2.imread(str(out / "label.png"), cv2.IMREAD_GRAYSCALE)
     truth = cv2.imread(str(case_dir / "truth.png"), cv2.IMREAD_GRAYSCALE)
     c = confusion(label, truth)
-    return {"counts": c, "dice": dice(c), "known": rep["label"]["known_fraction"], "seconds": rep["seconds"],
-            "quality": rep["quality"]["score"], "warnings": rep["warnings"]}
+    return {
+        "counts": c,
+        "dice": dice(c),
+        "known": rep["label"]["known_fraction"],
+        "seconds": rep["seconds"],
+        "quality": rep["quality"]["score"],
+        "warnings": rep["warnings"],
+    }
 
 
 def _needle(case_dir: Path) -> dict:
-    from registration.needle import detect_needle
     from edge_runtime.errors import InputError
+    from registration.needle import detect_needle
+
     t = json.loads((case_dir / "truth.json").read_text())
     gray = cv2.imread(str(case_dir / "us.png"), cv2.IMREAD_GRAYSCALE)
     mm = t["mm_per_pixel"]
@@ -110,20 +124,31 @@ def _auto_case_file(case_dir: Path) -> Path:
     case = yaml.safe_load((case_dir / "case.yaml").read_text())
     t = json.loads((case_dir / "truth.json").read_text())
     case.pop("tract")
-    case["needle"] = {"tip": "auto", "gauge": t["gauge"], "notch_mm": t["notch_mm"],
-                      "tip_offset_mm": t["tip_offset_mm"], "width_mm": t["width_mm"]}
+    case["needle"] = {
+        "tip": "auto",
+        "gauge": t["gauge"],
+        "notch_mm": t["notch_mm"],
+        "tip_offset_mm": t["tip_offset_mm"],
+        "width_mm": t["width_mm"],
+    }
     path = case_dir / "case_auto.yaml"
     path.write_text(yaml.safe_dump(case, sort_keys=False))
     return path
 
 
-def time_big_slide(case_dir: Path, work: Path, shape: tuple = TIMING_SHAPE, mpp: float = TIMING_MPP,
-                   repeats: int = TIMING_REPEATS) -> dict:
+def time_big_slide(
+    case_dir: Path,
+    work: Path,
+    shape: tuple = TIMING_SHAPE,
+    mpp: float = TIMING_MPP,
+    repeats: int = TIMING_REPEATS,
+) -> dict:
     """Re-render one case's core on a big level 0 (default 40000 x 3000 at 0.5 µm/px) and time its
     registration (median of ``repeats``)."""
-    from registration.sim_core import CoreParams, build_layout
-    from registration.sim_slide import write_geojson, write_pyramid
+    from registration.sim.biopsy_core import CoreParams, build_layout
+    from registration.sim.slide import write_geojson, write_pyramid
     from registration.tract import Tract
+
     case = yaml.safe_load((case_dir / "case.yaml").read_text())
     t, mm = case["tract"], case["ultrasound"]["mm_per_pixel"]
     tract = Tract(tuple(t["start"]), tuple(t["end"]), t["width_mm"], (mm, mm))
@@ -131,9 +156,18 @@ def time_big_slide(case_dir: Path, work: Path, shape: tuple = TIMING_SHAPE, mpp:
     lesion = cv2.imread(str(case_dir / "truth.png"), cv2.IMREAD_GRAYSCALE) == 1
     canvas_mm = shape[1] * mpp / 1000.0
     shrink = min(0.8, TIMING_FILL * canvas_mm / tract.length_mm)  # the shrunken core must fit the canvas
-    params = replace(CoreParams(), mpp=mpp, canvas=shape, shrinkage=(shrink, shrink),
-                     fragments=(1, 2), fragment_p=(0.5, 0.5), slide_gap_um=(300.0, 600.0), bend_deg=(0.3, 0.6),
-                     wiggle_deg=(0.0, 0.0), rotation_deg=0.1)
+    params = replace(
+        CoreParams(),
+        mpp=mpp,
+        canvas=shape,
+        shrinkage=(shrink, shrink),
+        fragments=(1, 2),
+        fragment_p=(0.5, 0.5),
+        slide_gap_um=(300.0, 600.0),
+        bend_deg=(0.3, 0.6),
+        wiggle_deg=(0.0, 0.0),
+        rotation_deg=0.1,
+    )
     layout, core_truth = build_layout(lesion, tract, np.random.default_rng(0), params)
     big = work / "timing_case"
     big.mkdir(parents=True, exist_ok=True)
@@ -151,9 +185,15 @@ def time_big_slide(case_dir: Path, work: Path, shape: tuple = TIMING_SHAPE, mpp:
         t0 = time.perf_counter()
         res = _score_case(big, big / "out")
         secs.append(time.perf_counter() - t0)
-    return {"level0_shape": list(shapes[0]), "levels": len(shapes), "render_seconds": round(render_s, 1),
-            "seconds": secs, "median_seconds": float(np.median(secs)), "dice": res["dice"],
-            "source_case": src["case_id"]}
+    return {
+        "level0_shape": list(shapes[0]),
+        "levels": len(shapes),
+        "render_seconds": round(render_s, 1),
+        "seconds": secs,
+        "median_seconds": float(np.median(secs)),
+        "dice": res["dice"],
+        "source_case": src["case_id"],
+    }
 
 
 def _line(name: str, value: str, target: str, ok: bool) -> str:
@@ -162,8 +202,9 @@ def _line(name: str, value: str, target: str, ok: bool) -> str:
 
 def _lab_row(d: Path, c: dict) -> dict:
     """Score one lab case; a failure to open or register is a row with its error, not a crash."""
-    from registration import bench_lab
     from edge_runtime.errors import SonomapError
+    from registration import bench_lab
+
     truth = json.loads((d / "truth.json").read_text())
     try:
         r = _score_case(d, d / "out")
@@ -171,8 +212,12 @@ def _lab_row(d: Path, c: dict) -> dict:
         return {"case_id": c["case_id"], "error": str(exc), "groups": bench_lab.groups(truth)}
     pos: list = []
     lesion = cv2.imread(str(d / "truth.png"), cv2.IMREAD_GRAYSCALE) == 1
-    r["boundary_mm"] = boundary_errors(cv2.imread(str(d / "out" / "label.png"), cv2.IMREAD_GRAYSCALE),
-                                       lesion, yaml.safe_load((d / "case.yaml").read_text()), pos)
+    r["boundary_mm"] = boundary_errors(
+        cv2.imread(str(d / "out" / "label.png"), cv2.IMREAD_GRAYSCALE),
+        lesion,
+        yaml.safe_load((d / "case.yaml").read_text()),
+        pos,
+    )
     floors = [bench_lab.linear_floor_mm(truth, a) for a in pos]
     r["floor_mm"] = [f for f in floors if f is not None]
     r["groups"] = {**bench_lab.groups(truth), "quality": bench_lab.quality_group(r["quality"])}
@@ -180,8 +225,11 @@ def _lab_row(d: Path, c: dict) -> dict:
     return r
 
 
-def run_bench(images, masks, n: int = 50, seed: int = 1, work=None, timing: bool = True, lab: bool = False) -> dict:
-    from registration.simulate import SimParams, simulate_cases
+def run_bench(
+    images, masks, n: int = 50, seed: int = 1, work=None, timing: bool = True, lab: bool = False
+) -> dict:
+    from registration.sim.simulate import SimParams, simulate_cases
+
     tmp = None
     if work is None:
         tmp = tempfile.mkdtemp(prefix="sonomap-bench-reg-")
@@ -191,8 +239,9 @@ def run_bench(images, masks, n: int = 50, seed: int = 1, work=None, timing: bool
         t0 = time.perf_counter()
         params = None
         if lab:
-            from registration.sim_core import CoreParams
-            from registration.sim_lab import LabParams
+            from registration.sim.biopsy_core import CoreParams
+            from registration.sim.lab import LabParams
+
             params = SimParams(core=CoreParams(lab=LabParams()))
         sim = simulate_cases(images, masks, work / "cases", n, seed, params)
         sim_s = time.perf_counter() - t0
@@ -204,8 +253,11 @@ def run_bench(images, masks, n: int = 50, seed: int = 1, work=None, timing: bool
                 continue
             lesion = cv2.imread(str(d / "truth.png"), cv2.IMREAD_GRAYSCALE) == 1
             r = _score_case(d, d / "out")
-            r["boundary_mm"] = boundary_errors(cv2.imread(str(d / "out" / "label.png"), cv2.IMREAD_GRAYSCALE),
-                                               lesion, yaml.safe_load((d / "case.yaml").read_text()))
+            r["boundary_mm"] = boundary_errors(
+                cv2.imread(str(d / "out" / "label.png"), cv2.IMREAD_GRAYSCALE),
+                lesion,
+                yaml.safe_load((d / "case.yaml").read_text()),
+            )
             r["needle"] = _needle(d)
             r["auto"] = _score_case(d, d / "out_auto", _auto_case_file(d)) if r["needle"]["ok"] else None
             r["case_id"] = c["case_id"]
@@ -223,11 +275,17 @@ def run_bench(images, masks, n: int = 50, seed: int = 1, work=None, timing: bool
 
 def _summarise_lab(rows: list, sim_s: float, work: Path) -> dict:
     from registration import bench_lab
+
     ok = [r for r in rows if "error" not in r]
-    res = _summarise([dict(r, needle={"ok": False, "tip_mm": None, "angle_deg": None}, auto=None) for r in ok], sim_s)
-    res.update(lab=True, failed=[{"case_id": r["case_id"], "error": r["error"]} for r in rows if "error" in r],
-               floor_mean_mm=float(np.mean([f for r in ok for f in r["floor_mm"]] or [0.0])),
-               breakdown=bench_lab.breakdown(ok))
+    res = _summarise(
+        [dict(r, needle={"ok": False, "tip_mm": None, "angle_deg": None}, auto=None) for r in ok], sim_s
+    )
+    res.update(
+        lab=True,
+        failed=[{"case_id": r["case_id"], "error": r["error"]} for r in rows if "error" in r],
+        floor_mean_mm=float(np.mean([f for r in ok for f in r["floor_mm"]] or [0.0])),
+        breakdown=bench_lab.breakdown(ok),
+    )
     if ok:
         d = work / "cases" / ok[0]["case_id"]
         res["memory"] = bench_lab.peak_rss_register(d / "case.yaml", d / "out_rss")
@@ -241,59 +299,107 @@ def _summarise(rows: list, sim_s: float) -> dict:
     nd = [r["needle"] for r in rows]
     det = [x for x in nd if x["tip_mm"] is not None]
     auto = [r["auto"]["dice"] for r in rows if r["auto"]]
-    return {"n": len(rows), "simulate_seconds": round(sim_s, 1),
-            "dice_mean": float(np.mean(dices)), "dice_min": float(np.min(dices)), "dice_pooled": dice(pooled),
-            "boundary_mean_mm": float(np.mean(bnd)) if bnd else 0.0,
-            "boundary_p95_mm": float(np.quantile(bnd, 0.95)) if bnd else 0.0, "boundaries": len(bnd),
-            "known_mean": float(np.mean([r["known"] for r in rows])),
-            "known_min": float(np.min([r["known"] for r in rows])),
-            "needle_pass": float(np.mean([x["ok"] for x in nd])),
-            "needle_tip_median_mm": float(np.median([x["tip_mm"] for x in det])) if det else None,
-            "needle_angle_median_deg": float(np.median([x["angle_deg"] for x in det])) if det else None,
-            "auto_dice_mean": float(np.mean(auto)) if auto else None,
-            "register_seconds_mean": float(np.mean([r["seconds"] for r in rows])),
-            "cases_with_warnings": sum(1 for r in rows if r["warnings"])}
+    return {
+        "n": len(rows),
+        "simulate_seconds": round(sim_s, 1),
+        "dice_mean": float(np.mean(dices)),
+        "dice_min": float(np.min(dices)),
+        "dice_pooled": dice(pooled),
+        "boundary_mean_mm": float(np.mean(bnd)) if bnd else 0.0,
+        "boundary_p95_mm": float(np.quantile(bnd, 0.95)) if bnd else 0.0,
+        "boundaries": len(bnd),
+        "known_mean": float(np.mean([r["known"] for r in rows])),
+        "known_min": float(np.min([r["known"] for r in rows])),
+        "needle_pass": float(np.mean([x["ok"] for x in nd])),
+        "needle_tip_median_mm": float(np.median([x["tip_mm"] for x in det])) if det else None,
+        "needle_angle_median_deg": float(np.median([x["angle_deg"] for x in det])) if det else None,
+        "auto_dice_mean": float(np.mean(auto)) if auto else None,
+        "register_seconds_mean": float(np.mean([r["seconds"] for r in rows])),
+        "cases_with_warnings": sum(1 for r in rows if r["warnings"]),
+    }
 
 
 def _print(res: dict, images, seed: int) -> None:
     t = LAB_TARGETS if res.get("lab") else TARGETS
-    print(f"registration benchmark: {res['n']} simulated cases from {images} (seed {seed}); "
-          f"simulation took {res['simulate_seconds']} s")
-    print(_line("Dice on cancer over known pixels", f"mean {res['dice_mean']:.4f} min {res['dice_min']:.4f} "
-                f"pooled {res['dice_pooled']:.4f}", f">= {t['dice']}", res["dice_mean"] >= t["dice"]))
-    print(_line("along-tract boundary error", f"mean {res['boundary_mean_mm']:.3f} mm p95 {res['boundary_p95_mm']:.3f}"
-                f" (n={res['boundaries']})", f"<= {t['boundary_mm']}", res["boundary_mean_mm"] <= t["boundary_mm"]))
-    print(_line("known fraction of the tract band", f"mean {res['known_mean']:.3f} min {res['known_min']:.3f}",
-                f">= {t['known']}", res["known_mean"] >= t["known"]))
+    print(
+        f"registration benchmark: {res['n']} simulated cases from {images} (seed {seed}); "
+        f"simulation took {res['simulate_seconds']} s"
+    )
+    print(
+        _line(
+            "Dice on cancer over known pixels",
+            f"mean {res['dice_mean']:.4f} min {res['dice_min']:.4f} pooled {res['dice_pooled']:.4f}",
+            f">= {t['dice']}",
+            res["dice_mean"] >= t["dice"],
+        )
+    )
+    print(
+        _line(
+            "along-tract boundary error",
+            f"mean {res['boundary_mean_mm']:.3f} mm p95 {res['boundary_p95_mm']:.3f} (n={res['boundaries']})",
+            f"<= {t['boundary_mm']}",
+            res["boundary_mean_mm"] <= t["boundary_mm"],
+        )
+    )
+    print(
+        _line(
+            "known fraction of the tract band",
+            f"mean {res['known_mean']:.3f} min {res['known_min']:.3f}",
+            f">= {t['known']}",
+            res["known_mean"] >= t["known"],
+        )
+    )
     if res.get("lab"):
         _print_lab(res, t)
         return
     tip, ang = res["needle_tip_median_mm"], res["needle_angle_median_deg"]
-    print(_line("needle auto-detection (angle<=2deg, tip<=1mm)", f"{100 * res['needle_pass']:.1f}% pass; median tip "
-                f"{tip if tip is None else round(tip, 3)} mm, angle {ang if ang is None else round(ang, 3)} deg",
-                f">= {100 * t['needle_pass']:.0f}%", res["needle_pass"] >= t["needle_pass"]))
+    print(
+        _line(
+            "needle auto-detection (angle<=2deg, tip<=1mm)",
+            f"{100 * res['needle_pass']:.1f}% pass; median tip "
+            f"{tip if tip is None else round(tip, 3)} mm, angle {ang if ang is None else round(ang, 3)} deg",
+            f">= {100 * t['needle_pass']:.0f}%",
+            res["needle_pass"] >= t["needle_pass"],
+        )
+    )
     if res["auto_dice_mean"] is not None:
         print(f"  {'Dice with the auto-detected needle tract':<44} mean {res['auto_dice_mean']:.4f}")
-    print(f"  {'register seconds per simulated case':<44} mean {res['register_seconds_mean']:.3f} s "
-          f"(level-0 mpp 4 µm); cases with warnings: {res['cases_with_warnings']}")
+    print(
+        f"  {'register seconds per simulated case':<44} mean {res['register_seconds_mean']:.3f} s "
+        f"(level-0 mpp 4 µm); cases with warnings: {res['cases_with_warnings']}"
+    )
     if "timing" in res:
         tm = res["timing"]
-        print(_line(f"seconds per case, level 0 {tm['level0_shape'][1]}x{tm['level0_shape'][0]}",
-                    f"median {tm['median_seconds']:.3f} s of {len(tm['seconds'])} (Dice {tm['dice']:.4f})",
-                    f"<= {t['seconds']}", tm["median_seconds"] <= t["seconds"]))
+        print(
+            _line(
+                f"seconds per case, level 0 {tm['level0_shape'][1]}x{tm['level0_shape'][0]}",
+                f"median {tm['median_seconds']:.3f} s of {len(tm['seconds'])} (Dice {tm['dice']:.4f})",
+                f"<= {t['seconds']}",
+                tm["median_seconds"] <= t["seconds"],
+            )
+        )
 
 
 def _print_lab(res: dict, t: dict) -> None:
-    from registration.bench_lab import print_breakdown
+    from registration.sim.bench_lab import print_breakdown
+
     print(_line("cases that failed to open or register", str(len(res["failed"])), "0", not res["failed"]))
     for f in res["failed"]:
         print(f"    {f['case_id']}: {f['error']}")
-    print(f"  {'boundary floor (linear within a fragment)':<44} mean {res['floor_mean_mm']:.3f} mm at the same "
-          "boundaries")
+    print(
+        f"  {'boundary floor (linear within a fragment)':<44} mean {res['floor_mean_mm']:.3f} mm at the same "
+        "boundaries"
+    )
     print(f"  {'register seconds per simulated case':<44} mean {res['register_seconds_mean']:.3f} s")
     if "memory" in res:
         m = res["memory"]
         measured = f"{m['peak_rss_mb']:.0f} MB" if m["ok"] else f"register failed: {m['error']}"
-        print(_line("peak RSS of one `sonomap register` (child)", measured,
-                    f"<= {t['rss_mb']:.0f}", m["ok"] and m["peak_rss_mb"] <= t["rss_mb"]))
+        print(
+            _line(
+                "peak RSS of one `sonomap register` (child)",
+                measured,
+                f"<= {t['rss_mb']:.0f}",
+                m["ok"] and m["peak_rss_mb"] <= t["rss_mb"],
+            )
+        )
     print_breakdown(res["breakdown"])

@@ -10,6 +10,7 @@ lost at each break), shrinks isotropically by ``shrinkage``, and is laid on the 
 bent centre line (arc-length preserving, so along-core distances survive the bend) and
 rotated; tip_end says which slide side carries the needle-tip end.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,23 +18,30 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from registration.sim_lab import (PROFILE_STEP_MM, CoreProfiles, LabParams, end_losses, fat_segments, ragged,
-                                  sample_profiles)
-from registration.sim_slide import SlideLayout
+from registration.sim.lab import (
+    PROFILE_STEP_MM,
+    CoreProfiles,
+    LabParams,
+    end_losses,
+    fat_segments,
+    ragged,
+    sample_profiles,
+)
+from registration.sim.slide import SlideLayout
 from registration.tract import Tract
 
 UM_PER_MM = 1000.0
-CORE_STEP_MM = 0.01         # raster step of the fresh core (10 µm << 100 µm ultrasound pixels)
+CORE_STEP_MM = 0.01  # raster step of the fresh core (10 µm << 100 µm ultrasound pixels)
 OUTLINE_STEP_UM = 20.0
-CONTOUR_KEEP_EVERY = 3      # thin the contour, keep it dense enough to follow the bend
+CONTOUR_KEEP_EVERY = 3  # thin the contour, keep it dense enough to follow the bend
 MIN_FRAGMENT_MM = 3.0
-CUT_RANGE = (0.15, 0.85)    # breaks fall within this share of the core length
-FRAY_MIN_LOSS_MM = 0.2      # an outer end that lost more than this is likely frayed
-CRUSH_OVERHANG = 1.05       # the darkened crushed zone covers the whole (ragged) width
-PROFILE_KEEP = 10           # truth.json keeps every 10th shrink profile sample (0.1 mm)
-FAT_MARGIN_MM = 0.6         # a lobule lies at least this far inside a fragment
+CUT_RANGE = (0.15, 0.85)  # breaks fall within this share of the core length
+FRAY_MIN_LOSS_MM = 0.2  # an outer end that lost more than this is likely frayed
+CRUSH_OVERHANG = 1.05  # the darkened crushed zone covers the whole (ragged) width
+PROFILE_KEEP = 10  # truth.json keeps every 10th shrink profile sample (0.1 mm)
+FAT_MARGIN_MM = 0.6  # a lobule lies at least this far inside a fragment
 SERIAL_GAP_UM = (800.0, 2000.0)  # glass between serial sections, beside the core's full spread
-SERIAL_ANNOTATE_ALL_P = 0.4      # the pathologist outlined every section (else only the first)
+SERIAL_ANNOTATE_ALL_P = 0.4  # the pathologist outlined every section (else only the first)
 ROI_MARGIN_UM = 200.0
 
 
@@ -42,15 +50,15 @@ class CoreParams:
     shrinkage: tuple = (0.75, 0.95)
     fragments: tuple = (1, 2, 3)
     fragment_p: tuple = (0.35, 0.35, 0.30)
-    lost_mm: tuple = (0.1, 0.5)           # tissue lost at each break (fresh mm)
+    lost_mm: tuple = (0.1, 0.5)  # tissue lost at each break (fresh mm)
     slide_gap_um: tuple = (300.0, 1200.0)
-    bend_deg: tuple = (10.0, 35.0)        # total turn of the centre line
-    wiggle_deg: tuple = (-8.0, 8.0)       # S-shaped component
+    bend_deg: tuple = (10.0, 35.0)  # total turn of the centre line
+    wiggle_deg: tuple = (-8.0, 8.0)  # S-shaped component
     rotation_deg: float = 12.0
-    mpp: float = 4.0                      # level-0 µm per pixel
+    mpp: float = 4.0  # level-0 µm per pixel
     margin_um: float = 400.0
-    canvas: tuple | None = None           # force (height, width) level-0 pixels (benchmarks)
-    lab: LabParams | None = None          # lab phenomena (sim_lab); None = the clean core above
+    canvas: tuple | None = None  # force (height, width) level-0 pixels (benchmarks)
+    lab: LabParams | None = None  # lab phenomena (sim_lab); None = the clean core above
 
 
 def _fragments(notch: float, rng, p: CoreParams, ends=(0.0, 0.0)) -> tuple[list, list]:
@@ -69,7 +77,7 @@ def _fragments(notch: float, rng, p: CoreParams, ends=(0.0, 0.0)) -> tuple[list,
     lost = rng.uniform(*p.lost_mm, len(cuts))
     starts = [lo] + list(cuts + lost / 2)
     stops = list(cuts - lost / 2) + [hi]
-    return list(zip(starts, stops)), [float(v) for v in lost]
+    return list(zip(starts, stops, strict=False)), [float(v) for v in lost]
 
 
 def _centre_line(total_um: float, rng, p: CoreParams, tip_right: bool):
@@ -83,8 +91,17 @@ def _centre_line(total_um: float, rng, p: CoreParams, tip_right: bool):
     phi = phi0 + turn * (t - 0.5) + wiggle * np.sin(2 * np.pi * t)
     dx = np.diff(xs, prepend=0.0)
     cx, cy = np.cumsum(np.cos(phi) * dx), np.cumsum(np.sin(phi) * dx)
-    return xs, cx, cy, phi, {"bend_deg": float(np.rad2deg(turn)), "wiggle_deg": float(np.rad2deg(wiggle)),
-                             "rotation_deg": float(np.rad2deg(phi0))}
+    return (
+        xs,
+        cx,
+        cy,
+        phi,
+        {
+            "bend_deg": float(np.rad2deg(turn)),
+            "wiggle_deg": float(np.rad2deg(wiggle)),
+            "rotation_deg": float(np.rad2deg(phi0)),
+        },
+    )
 
 
 def _profiles(notch: float, rng, p: CoreParams) -> tuple[CoreProfiles, tuple[float, float]]:
@@ -102,9 +119,13 @@ def _frays(frags: list, ends: tuple, rng, lab: LabParams | None) -> list[tuple[f
         return []
     out = []
     for k, (a0, a1) in enumerate(frags):
-        for pos, sign, outer_loss in ((a0, 1.0, ends[0] if k == 0 else None),
-                                      (a1, -1.0, ends[1] if k == len(frags) - 1 else None)):
-            p_fray = lab.fray_p if outer_loss is not None and outer_loss > FRAY_MIN_LOSS_MM else lab.fray_p / 3
+        for pos, sign, outer_loss in (
+            (a0, 1.0, ends[0] if k == 0 else None),
+            (a1, -1.0, ends[1] if k == len(frags) - 1 else None),
+        ):
+            p_fray = (
+                lab.fray_p if outer_loss is not None and outer_loss > FRAY_MIN_LOSS_MM else lab.fray_p / 3
+            )
             if rng.random() < p_fray:
                 zone = min(rng.uniform(*lab.fray_mm), (a1 - a0) / 3)
                 out.append((float(pos), float(sign * zone), float(rng.uniform(*lab.fray_widen))))
@@ -122,12 +143,13 @@ def _fray_factor(a: np.ndarray, frays: list) -> np.ndarray:
 def build_layout(lesion: np.ndarray, tract: Tract, rng: np.random.Generator, p: CoreParams):
     notch, width = tract.length_mm, tract.width_mm
     na, nd = int(np.ceil(notch / CORE_STEP_MM)), int(np.ceil(width / CORE_STEP_MM))
-    aa, dd = np.meshgrid((np.arange(na) + 0.5) * notch / na, -width / 2 + (np.arange(nd) + 0.5) * width / nd,
-                         indexing="ij")
+    aa, dd = np.meshgrid(
+        (np.arange(na) + 0.5) * notch / na, -width / 2 + (np.arange(nd) + 0.5) * width / nd, indexing="ij"
+    )
     px, py = tract.to_pixels(aa, dd)
     h, w = lesion.shape
     xi, yi = np.clip(np.round(px).astype(int), 0, w - 1), np.clip(np.round(py).astype(int), 0, h - 1)
-    core = lesion[yi, xi].astype(np.uint8)               # [along, across]
+    core = lesion[yi, xi].astype(np.uint8)  # [along, across]
     prof, ends = _profiles(notch, rng, p)
     frags, lost = _fragments(notch, rng, p, ends)
     frays = _frays(frags, ends, rng, p.lab)
@@ -147,8 +169,11 @@ def build_layout(lesion: np.ndarray, tract: Tract, rng: np.random.Generator, p: 
         return d_um * prof.half_scale(a) * _fray_factor(a, frays)
 
     tissue_um, cancer_um, crushed_um, fat_um = [], [], [], []
-    for k, ((a0, a1), x0) in enumerate(zip(frags, x0s)):
-        along = lambda a: x0 + prof.slide_um(a) - prof.slide_um(a0)  # noqa: E731 - one fragment's x(a)
+    for k, ((a0, a1), x0) in enumerate(zip(frags, x0s, strict=False)):
+
+        def along(a, x0=x0, a0=a0):  # one fragment's x(a)
+            return x0 + prof.slide_um(a) - prof.slide_um(a0)
+
         aline = np.linspace(a0, a1, max(int(lens_um[k] / OUTLINE_STEP_UM), 2))
         xl = along(aline)
         sides = []
@@ -162,14 +187,20 @@ def build_layout(lesion: np.ndarray, tract: Tract, rng: np.random.Generator, p: 
                 top = np.stack(to_slide(along(za), across(za, -half_fresh * CRUSH_OVERHANG)), 1)
                 bot = np.stack(to_slide(along(za), across(za, half_fresh * CRUSH_OVERHANG)), 1)
                 crushed_um.append(np.vstack([top, bot[::-1]]))
-        fat_um += _fat_polygons(a0, a1, rng, p.lab, lambda a, d: np.stack(to_slide(along(a), across(a, d)), 1),
-                                half_fresh)
+        fat_um += _fat_polygons(
+            a0,
+            a1,
+            rng,
+            p.lab,
+            lambda a, d, along=along: np.stack(to_slide(along(a), across(a, d)), 1),
+            half_fresh,
+        )
         i0, i1 = int(round(a0 / notch * na)), int(round(a1 / notch * na))
         block = np.pad(core[i0:i1], 1)
         contours, hier = cv2.findContours(block, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
         polys = {}
         for ci, cnt in enumerate(contours):
-            pts = cnt[:, 0, :].astype(np.float64)[::CONTOUR_KEEP_EVERY] - 1.0   # (col, row) unpadded
+            pts = cnt[:, 0, :].astype(np.float64)[::CONTOUR_KEEP_EVERY] - 1.0  # (col, row) unpadded
             if len(pts) < 3:
                 continue
             a = (i0 + pts[:, 1] + 0.5) * notch / na
@@ -183,15 +214,25 @@ def build_layout(lesion: np.ndarray, tract: Tract, rng: np.random.Generator, p: 
         cancer_um += [v for v in polys.values() if len(v) and len(v[0]) >= 3]
     shrink = float(sum(lens_um) / UM_PER_MM / sum(b - a for a, b in frags))
     layout, extra = _place_on_slide(tissue_um, cancer_um, crushed_um, fat_um, rng, p)
-    truth = {"shrinkage": shrink, "tip_end": "right" if tip_right else "left",
-             "fragments_mm": [[round(a, 4), round(b, 4)] for a, b in frags], "lost_mm": lost,
-             "slide_gaps_um": [float(g) for g in gaps], "slide_mpp": p.mpp,
-             "slide_shape": [int(layout.height), int(layout.width)],
-             "end_loss_mm": [round(e, 4) for e in ends], "stretch_amplitude": round(prof.amplitude, 4),
-             "shrink_profile": {"step_mm": PROFILE_STEP_MM * PROFILE_KEEP,
-                                "values": [round(float(v), 4) for v in prof.shrink[::PROFILE_KEEP]]},
-             "frayed_ends": [[round(a, 3), round(z, 3), round(w, 3)] for a, z, w in frays],
-             "fat_lobules": len(fat_um), **bend, **extra}
+    truth = {
+        "shrinkage": shrink,
+        "tip_end": "right" if tip_right else "left",
+        "fragments_mm": [[round(a, 4), round(b, 4)] for a, b in frags],
+        "lost_mm": lost,
+        "slide_gaps_um": [float(g) for g in gaps],
+        "slide_mpp": p.mpp,
+        "slide_shape": [int(layout.height), int(layout.width)],
+        "end_loss_mm": [round(e, 4) for e in ends],
+        "stretch_amplitude": round(prof.amplitude, 4),
+        "shrink_profile": {
+            "step_mm": PROFILE_STEP_MM * PROFILE_KEEP,
+            "values": [round(float(v), 4) for v in prof.shrink[::PROFILE_KEEP]],
+        },
+        "frayed_ends": [[round(a, 3), round(z, 3), round(w, 3)] for a, z, w in frays],
+        "fat_lobules": len(fat_um),
+        **bend,
+        **extra,
+    }
     return layout, truth
 
 
@@ -223,7 +264,8 @@ def _serial_shift(tissue_um: list, rng) -> np.ndarray:
 
 def _place_on_slide(tissue_um, cancer_um, crushed_um, fat_um, rng, p: CoreParams):
     """Copies (serial sections), canvas, level-0 pixels, and the slide artefacts (ink, dust, bubbles)."""
-    from registration.sim_lab import ink_strokes, specks
+    from registration.sim.lab import ink_strokes, specks
+
     lab = p.lab
     n_copies = int(rng.integers(2, 4)) if lab is not None and rng.random() < lab.serial_p else 1
     shift = _serial_shift(tissue_um, rng) if n_copies > 1 else np.zeros(2)
@@ -242,8 +284,10 @@ def _place_on_slide(tissue_um, cancer_um, crushed_um, fat_um, rng, p: CoreParams
         off = np.array([cw, ch]) * p.mpp / 2 - (lo + hi) / 2
     else:
         off = p.margin_um - lo
-        cw, ch = (int(np.ceil((hi[0] - lo[0] + 2 * p.margin_um) / p.mpp)),
-                  int(np.ceil((hi[1] - lo[1] + 2 * p.margin_um) / p.mpp)))
+        cw, ch = (
+            int(np.ceil((hi[0] - lo[0] + 2 * p.margin_um) / p.mpp)),
+            int(np.ceil((hi[1] - lo[1] + 2 * p.margin_um) / p.mpp)),
+        )
     px = lambda a: (a + off) / p.mpp  # noqa: E731 - slide µm -> level-0 px
     tissue = [px(t) for t in tis_all]
     cancer = [[px(r) for r in poly] for poly in copies(cancer_um, True)]
@@ -252,19 +296,29 @@ def _place_on_slide(tissue_um, cancer_um, crushed_um, fat_um, rng, p: CoreParams
     if lab is None:
         return layout, extra
     n_annot = len(cancer) if annotate_all else len(cancer_um)
-    first = np.vstack(tissue[:len(tissue_um)])
+    first = np.vstack(tissue[: len(tissue_um)])
     fat = [px(f) for f in copies(fat_um)]
     ink = ink_strokes(first, p.mpp, rng, lab)
     dust, bubbles = specks(np.zeros(2), np.array([cw, ch], float), p.mpp, rng, lab)
-    layout.extras = {"fat": fat, "fat_segments": [fat_segments(f, rng.uniform(*lab.fat_cell_um), p.mpp, rng)
-                                                  for f in fat],
-                     "crushed": [px(c) for c in copies(crushed_um)], "ink": ink, "dust": dust, "bubbles": bubbles,
-                     "annotated_cancer": cancer[:n_annot]}
+    layout.extras = {
+        "fat": fat,
+        "fat_segments": [fat_segments(f, rng.uniform(*lab.fat_cell_um), p.mpp, rng) for f in fat],
+        "crushed": [px(c) for c in copies(crushed_um)],
+        "ink": ink,
+        "dust": dust,
+        "bubbles": bubbles,
+        "annotated_cancer": cancer[:n_annot],
+    }
     roi = None
     if n_copies > 1 and rng.random() < lab.roi_p:
         m = ROI_MARGIN_UM / p.mpp
         roi = [round(float(v), 1) for v in (*(first.min(0) - m), *(first.max(0) + m))]
-    extra.update(annotated_copies=n_copies if annotate_all else 1, roi=roi,
-                 ink=[s["name"] for s in ink], ink_on_tissue=any(s["on_tissue"] for s in ink),
-                 dust=len(dust), bubbles=len(bubbles))
+    extra.update(
+        annotated_copies=n_copies if annotate_all else 1,
+        roi=roi,
+        ink=[s["name"] for s in ink],
+        ink_on_tissue=any(s["on_tissue"] for s in ink),
+        dust=len(dust),
+        bubbles=len(bubbles),
+    )
     return layout, extra

@@ -6,6 +6,7 @@ hand-drawn or QuPath-simplified outline), each offset 0-25 µm inside or outside
 boundary, holes kept; the class name in one of several spellings (Tumor/tumor/TUMOR); and
 extra Normal/Stroma regions over some tissue, as labs annotate alongside the tumour.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -13,7 +14,7 @@ import uuid
 import cv2
 import numpy as np
 
-from registration.sim_lab import CANCER_SPELLINGS
+from registration.sim.lab import CANCER_SPELLINGS
 
 NORMAL_SPELLINGS = ("Normal", "normal", "Stroma", "STROMA")
 
@@ -28,7 +29,9 @@ def _offset(ring: np.ndarray, dist_px: float) -> np.ndarray:
 
 
 def _simplify(ring: np.ndarray, eps_px: float) -> np.ndarray:
-    out = cv2.approxPolyDP(ring.astype(np.float32).reshape(-1, 1, 2), eps_px, True)[:, 0, :].astype(np.float64)
+    out = cv2.approxPolyDP(ring.astype(np.float32).reshape(-1, 1, 2), eps_px, True)[:, 0, :].astype(
+        np.float64
+    )
     return out if len(out) >= 3 else ring
 
 
@@ -42,12 +45,18 @@ def hand_drawn(cancer: list, layout, habits, rnd) -> tuple[list, str, list]:
     name = str(rnd.choice(CANCER_SPELLINGS))
     normal = []
     if rnd.random() < habits.normal_regions_p:
-        for ring in layout.tissue[:max(1, len(layout.tissue) // 2)]:
+        for ring in layout.tissue[: max(1, len(layout.tissue) // 2)]:
             pts = _simplify(ring, eps)
             coords = [[round(float(x), 2), round(float(y), 2)] for x, y in pts]
-            normal.append({"type": "Feature", "id": str(uuid.UUID(bytes=rnd.bytes(16), version=4)),
-                           "geometry": {"type": "Polygon", "coordinates": [coords + coords[:1]]},
-                           "properties": {"objectType": "annotation",
-                                          "classification": {"name": str(rnd.choice(NORMAL_SPELLINGS)),
-                                                             "color": [20, 200, 20]}}})
+            normal.append(
+                {
+                    "type": "Feature",
+                    "id": str(uuid.UUID(bytes=rnd.bytes(16), version=4)),
+                    "geometry": {"type": "Polygon", "coordinates": [coords + coords[:1]]},
+                    "properties": {
+                        "objectType": "annotation",
+                        "classification": {"name": str(rnd.choice(NORMAL_SPELLINGS)), "color": [20, 200, 20]},
+                    },
+                }
+            )
     return drawn, name, normal

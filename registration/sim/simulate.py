@@ -10,6 +10,7 @@ core.geojson (QuPath), core.xml (ASAP, same polygons) and truth.json (all sample
 BUSI carries no calibration, so each case draws an imaging depth of 40-50 mm and records
 mm_per_pixel = depth / image height.
 """
+
 from __future__ import annotations
 
 import csv
@@ -22,17 +23,17 @@ import yaml
 
 from edge_runtime.errors import InputError
 from registration.report import write_json, write_png, write_text
-from registration.sim_core import CoreParams, build_layout
-from registration.sim_echo import draw_needle
-from registration.sim_slide import write_asap_xml, write_geojson, write_pyramid
+from registration.sim.biopsy_core import CoreParams, build_layout
+from registration.sim.echo import draw_needle
+from registration.sim.slide import write_asap_xml, write_geojson, write_pyramid
 from registration.tract import GAUGE_DEFAULTS, Tract
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 MAX_ATTEMPTS = 200
 MIN_TRUTH_PX = 12
 MIN_LESION_SHARE = 0.25
-NOTCH_SHIFT = 0.3            # notch centre offset from the aimed lesion point, in notch lengths
-SHAFT_POINT_FRACTION = 0.6   # recorded shaft point: this far from the tip towards the entry
+NOTCH_SHIFT = 0.3  # notch centre offset from the aimed lesion point, in notch lengths
+SHAFT_POINT_FRACTION = 0.6  # recorded shaft point: this far from the tip towards the entry
 
 
 @dataclass
@@ -60,8 +61,10 @@ def list_sources(images_dir: Path, masks_dir: Path) -> list[tuple[str, Path, Pat
     for img in sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
         if malignant is not None and img.stem not in malignant:
             continue
-        mask = next((masks_dir / (img.stem + s) for s in IMAGE_SUFFIXES if (masks_dir / (img.stem + s)).is_file()),
-                    None)
+        mask = next(
+            (masks_dir / (img.stem + s) for s in IMAGE_SUFFIXES if (masks_dir / (img.stem + s)).is_file()),
+            None,
+        )
         if mask is not None:
             out.append((img.stem, img, mask))
     if not out:
@@ -98,14 +101,21 @@ def sample_tract(lesion: np.ndarray, mmpp: float, rng: np.random.Generator, p: S
         direction = np.array([side * np.cos(theta), np.sin(theta)])
         notch = float(rng.uniform(*p.notch_mm))
         k = int(rng.choice(len(ys), p=weights))
-        centre = np.array([xs[k], ys[k]], float) + direction * rng.uniform(-NOTCH_SHIFT, NOTCH_SHIFT) * notch / mmpp
+        centre = (
+            np.array([xs[k], ys[k]], float)
+            + direction * rng.uniform(-NOTCH_SHIFT, NOTCH_SHIFT) * notch / mmpp
+        )
         end = centre + direction * notch / 2 / mmpp
         start = centre - direction * notch / 2 / mmpp
         tip = end + direction * geo["tip_offset_mm"] / mmpp
         margin = geo["width_mm"] / mmpp + 2
         pts = np.array([start, end, tip])
-        if (pts[:, 0].min() < margin or pts[:, 0].max() > w - 1 - margin or pts[:, 1].min() < margin
-                or pts[:, 1].max() > h - 1 - margin):
+        if (
+            pts[:, 0].min() < margin
+            or pts[:, 0].max() > w - 1 - margin
+            or pts[:, 1].min() < margin
+            or pts[:, 1].max() > h - 1 - margin
+        ):
             continue
         tract = Tract(tuple(start), tuple(end), geo["width_mm"], (mmpp, mmpp))
         band, _, _ = tract.band(lesion.shape)
@@ -115,8 +125,17 @@ def sample_tract(lesion: np.ndarray, mmpp: float, rng: np.random.Generator, p: S
             continue
         entry = _entry_point(tip, direction, lesion.shape)
         shaft = tip + (entry - tip) * SHAFT_POINT_FRACTION
-        return {"tract": tract, "tip": tip, "entry": entry, "shaft": shaft, "gauge": gauge, "notch_mm": notch,
-                "tip_offset_mm": geo["tip_offset_mm"], "od_mm": geo["od_mm"], "angle_deg": float(np.rad2deg(theta))}
+        return {
+            "tract": tract,
+            "tip": tip,
+            "entry": entry,
+            "shaft": shaft,
+            "gauge": gauge,
+            "notch_mm": notch,
+            "tip_offset_mm": geo["tip_offset_mm"],
+            "od_mm": geo["od_mm"],
+            "angle_deg": float(np.rad2deg(theta)),
+        }
     raise InputError(f"{where}: no tract through the lesion fits in the image after {MAX_ATTEMPTS} tries")
 
 
@@ -133,8 +152,9 @@ def _length_keys(geo: dict, core_truth: dict, rng, p: SimParams) -> dict:
     return {"shrinkage": round(core_truth["shrinkage"], 4)}
 
 
-def simulate_case(stem: str, image: Path, mask: Path, case_dir: Path, rng: np.random.Generator,
-                  p: SimParams, case_id: str) -> dict:
+def simulate_case(
+    stem: str, image: Path, mask: Path, case_dir: Path, rng: np.random.Generator, p: SimParams, case_id: str
+) -> dict:
     gray = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE)
     lesion_img = cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE)
     if gray is None or lesion_img is None:
@@ -158,28 +178,52 @@ def simulate_case(stem: str, image: Path, mask: Path, case_dir: Path, rng: np.ra
     write_geojson(layout, case_dir / "core.geojson", seed=int(rng.integers(1 << 30)), habits=p.core.lab)
     write_asap_xml(layout, case_dir / "core.xml")
     case = {
-        "id": case_id, "patient_id": stem,
+        "id": case_id,
+        "patient_id": stem,
         "source": {"image_id": stem, "dataset": "BUSI", "simulated": True},
         "ultrasound": {"image": "us.png", "mm_per_pixel": round(mmpp, 6), "dataset_image": "us_prefire.png"},
-        "needle": {"tip": _pt(geo["tip"]), "shaft": _pt(geo["shaft"]), "gauge": geo["gauge"],
-                   "notch_mm": round(geo["notch_mm"], 3), "tip_offset_mm": geo["tip_offset_mm"]},
+        "needle": {
+            "tip": _pt(geo["tip"]),
+            "shaft": _pt(geo["shaft"]),
+            "gauge": geo["gauge"],
+            "notch_mm": round(geo["notch_mm"], 3),
+            "tip_offset_mm": geo["tip_offset_mm"],
+        },
         "tract": {"start": _pt(tract.start), "end": _pt(tract.end), "width_mm": tract.width_mm},
-        "pathology": {"wsi": "core.ome.tif", "annotations": "core.geojson", "cancer_classes": ["Tumor"],
-                      "tip_end": core_truth["tip_end"], **_length_keys(geo, core_truth, rng, p)},
+        "pathology": {
+            "wsi": "core.ome.tif",
+            "annotations": "core.geojson",
+            "cancer_classes": ["Tumor"],
+            "tip_end": core_truth["tip_end"],
+            **_length_keys(geo, core_truth, rng, p),
+        },
     }
     if core_truth.get("roi"):
         case["pathology"]["roi"] = core_truth["roi"]
     write_text(case_dir / "case.yaml", yaml.safe_dump(case, sort_keys=False))
-    truth_info = {"case_id": case_id, "image_id": stem, "mm_per_pixel": mmpp, "angle_deg": geo["angle_deg"],
-                  "tip": _pt(geo["tip"]), "entry": _pt(geo["entry"]), "shaft": _pt(geo["shaft"]),
-                  "gauge": geo["gauge"], "notch_mm": geo["notch_mm"], "tip_offset_mm": geo["tip_offset_mm"],
-                  "width_mm": tract.width_mm, "truth_cancer_px": int((truth == 1).sum()),
-                  "band_px": int(band.sum()), **core_truth}
+    truth_info = {
+        "case_id": case_id,
+        "image_id": stem,
+        "mm_per_pixel": mmpp,
+        "angle_deg": geo["angle_deg"],
+        "tip": _pt(geo["tip"]),
+        "entry": _pt(geo["entry"]),
+        "shaft": _pt(geo["shaft"]),
+        "gauge": geo["gauge"],
+        "notch_mm": geo["notch_mm"],
+        "tip_offset_mm": geo["tip_offset_mm"],
+        "width_mm": tract.width_mm,
+        "truth_cancer_px": int((truth == 1).sum()),
+        "band_px": int(band.sum()),
+        **core_truth,
+    }
     write_json(case_dir / "truth.json", truth_info)
     return truth_info
 
 
-def simulate_cases(images_dir, masks_dir, out_dir, n: int, seed: int = 0, params: SimParams | None = None) -> dict:
+def simulate_cases(
+    images_dir, masks_dir, out_dir, n: int, seed: int = 0, params: SimParams | None = None
+) -> dict:
     """Make ``n`` cases in out_dir/<case_id>/; returns {"cases": [...], "skipped": [...], "out": ...}."""
     if n < 1:
         raise InputError(f"--n {n}: need at least one case")

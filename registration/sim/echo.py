@@ -7,6 +7,7 @@ outer diameter in pixels, a random generator. Output: the image with
 - a reverberation tail: fainter copies repeated deeper along the beam (vertical) axis;
 - an acoustic shadow below the shaft.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -15,7 +16,7 @@ import numpy as np
 SHAFT_LEVEL = (205.0, 245.0)
 REVERB_DECAY = (0.45, 0.65)
 REVERB_COPIES = 4
-REVERB_SPACING_OD = (1.1, 1.6)   # in needle diameters
+REVERB_SPACING_OD = (1.1, 1.6)  # in needle diameters
 SHADOW_GAIN = (0.45, 0.7)
 SPECKLE = 0.12
 BLUR_SIGMA = 0.8
@@ -54,7 +55,7 @@ def draw_needle(gray: np.ndarray, entry, tip, od_px: float, rng: np.random.Gener
     spacing = rng.uniform(*REVERB_SPACING_OD) * max(od_px, 2.0)
     for k in range(1, REVERB_COPIES + 1):
         m = np.float32([[1, 0, 0], [0, 1, k * spacing]])
-        copy = cv2.warpAffine(shaft, m, (w, h)) * (decay ** k)
+        copy = cv2.warpAffine(shaft, m, (w, h)) * (decay**k)
         layer = np.maximum(layer, copy * level * 0.9 * speckle)
     layer = cv2.GaussianBlur(layer, (0, 0), BLUR_SIGMA)
     return np.clip(np.maximum(img, layer), 0, 255).astype(np.uint8)

@@ -17,6 +17,7 @@ Phenomena (all on with ``LabParams()``; ``None`` fields or zero probabilities tu
 - annotation habits: outlines simplified at 20-50 µm, drawn 0-25 µm inside or outside,
   Normal/Stroma regions, class names in different cases.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,12 +33,12 @@ CANCER_SPELLINGS = ("Tumor", "tumor", "TUMOR")
 @dataclass
 class LabParams:
     shrink_mean: tuple = (0.80, 0.95)
-    shrink_amplitude: tuple = (0.0, 0.10)   # +- around the mean, clipped to shrink_range
+    shrink_amplitude: tuple = (0.0, 0.10)  # +- around the mean, clipped to shrink_range
     shrink_range: tuple = (0.75, 1.0)
     shrink_corr_mm: tuple = (2.0, 6.0)
-    end_loss_mm: tuple = (0.0, 1.0)         # each outer end
-    fray_p: float = 0.6                     # an end that lost tissue is frayed/crushed
-    fray_mm: tuple = (0.15, 0.4)            # crushed zone length (slide, fresh mm)
+    end_loss_mm: tuple = (0.0, 1.0)  # each outer end
+    fray_p: float = 0.6  # an end that lost tissue is frayed/crushed
+    fray_mm: tuple = (0.15, 0.4)  # crushed zone length (slide, fresh mm)
     fray_widen: tuple = (1.15, 1.35)
     width_var: float = 0.20
     width_corr_mm: tuple = (1.0, 3.0)
@@ -49,34 +50,35 @@ class LabParams:
     min_fragment_mm: float = 1.0
     fat_lobules: tuple = (0, 1, 2)
     fat_p: tuple = (0.4, 0.4, 0.2)
-    fat_mm: tuple = (0.3, 1.0)              # lobule length along the fresh core
+    fat_mm: tuple = (0.3, 1.0)  # lobule length along the fresh core
     fat_cell_um: tuple = (50.0, 90.0)
     ink_p: float = 0.6
     ink_strokes: tuple = (1, 3)
-    ink_on_tissue_p: float = 0.4            # a stroke that runs onto the tissue
+    ink_on_tissue_p: float = 0.4  # a stroke that runs onto the tissue
     dust: tuple = (5, 30)
     bubbles: tuple = (0, 3)
-    serial_p: float = 0.3                   # 2-3 copies of the core
-    roi_p: float = 0.5                      # a serial case names its section in pathology.roi
+    serial_p: float = 0.3  # 2-3 copies of the core
+    roi_p: float = 0.5  # a serial case names its section in pathology.roi
     simplify_um: tuple = (20.0, 50.0)
     outline_offset_um: tuple = (-25.0, 25.0)
     normal_regions_p: float = 0.5
-    fresh_length_p: float = 0.6             # case.yaml gives fresh_length_mm (else shrinkage)
+    fresh_length_p: float = 0.6  # case.yaml gives fresh_length_mm (else shrinkage)
 
 
 def smooth_noise(n: int, corr_steps: float, rng) -> np.ndarray:
     """Unit-peak smooth noise of n samples with a correlation length of corr_steps samples."""
     x = gaussian_filter1d(rng.normal(0.0, 1.0, n + int(6 * corr_steps)), corr_steps, mode="wrap")
-    x = x[int(3 * corr_steps):int(3 * corr_steps) + n]
+    x = x[int(3 * corr_steps) : int(3 * corr_steps) + n]
     return x / (np.abs(x).max() + 1e-12)
 
 
 @dataclass
 class CoreProfiles:
     """Along the fresh core (mm from the distal end, PROFILE_STEP_MM grid)."""
+
     a: np.ndarray
-    shrink: np.ndarray      # local shrinkage factor
-    width: np.ndarray       # width factor (1 +- width variation), times the local shrinkage
+    shrink: np.ndarray  # local shrinkage factor
+    width: np.ndarray  # width factor (1 +- width variation), times the local shrinkage
     amplitude: float
 
     def slide_um(self, a) -> np.ndarray:
@@ -115,10 +117,12 @@ def end_losses(rng, p: LabParams) -> tuple[float, float]:
 def fat_segments(poly: np.ndarray, cell_um: float, mpp: float, rng) -> np.ndarray:
     """Membrane segments [N, 2, 2] (level-0 px) of a lobule of fat cells filling poly's bbox."""
     from scipy.spatial import Voronoi
+
     lo, hi = poly.min(0), poly.max(0)
     step = cell_um / mpp
-    gx, gy = np.meshgrid(np.arange(lo[0] - step, hi[0] + 2 * step, step),
-                         np.arange(lo[1] - step, hi[1] + 2 * step, step))
+    gx, gy = np.meshgrid(
+        np.arange(lo[0] - step, hi[0] + 2 * step, step), np.arange(lo[1] - step, hi[1] + 2 * step, step)
+    )
     pts = np.stack([gx.ravel(), gy.ravel()], 1) + rng.uniform(-0.35, 0.35, (gx.size, 2)) * step
     vor = Voronoi(pts)
     segs = [vor.vertices[list(r)] for r in vor.ridge_vertices if -1 not in r]
@@ -149,16 +153,27 @@ def ink_strokes(core_pts: np.ndarray, mpp: float, rng, p: LabParams) -> list[dic
         angs = ang + curve * (t - 0.5) * 2
         steps = np.stack([np.cos(angs), np.sin(angs)], 1) * length / len(t)
         pts = start + np.cumsum(steps, 0)
-        out.append({"points": pts, "thickness": rng.uniform(150, 400) / mpp, "colour": INK_COLOURS[colour],
-                    "name": colour, "on_tissue": bool(on_tissue)})
+        out.append(
+            {
+                "points": pts,
+                "thickness": rng.uniform(150, 400) / mpp,
+                "colour": INK_COLOURS[colour],
+                "name": colour,
+                "on_tissue": bool(on_tissue),
+            }
+        )
     return out
 
 
 def specks(lo: np.ndarray, hi: np.ndarray, mpp: float, rng, p: LabParams) -> tuple[list, list]:
     """Dust specks (centre, radius px, grey) and bubble outlines (centre, radius px, ring px)."""
     span = hi - lo
-    dust = [(lo + rng.random(2) * span, rng.uniform(5, 40) / mpp, float(rng.uniform(60, 140)))
-            for _ in range(int(rng.integers(p.dust[0], p.dust[1] + 1)))]
-    bubbles = [(lo + rng.random(2) * span, rng.uniform(300, 1500) / mpp, rng.uniform(10, 25) / mpp)
-               for _ in range(int(rng.integers(p.bubbles[0], p.bubbles[1] + 1)))]
+    dust = [
+        (lo + rng.random(2) * span, rng.uniform(5, 40) / mpp, float(rng.uniform(60, 140)))
+        for _ in range(int(rng.integers(p.dust[0], p.dust[1] + 1)))
+    ]
+    bubbles = [
+        (lo + rng.random(2) * span, rng.uniform(300, 1500) / mpp, rng.uniform(10, 25) / mpp)
+        for _ in range(int(rng.integers(p.bubbles[0], p.bubbles[1] + 1)))
+    ]
     return dust, bubbles

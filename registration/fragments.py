@@ -5,6 +5,7 @@ Input: one slide level (RGB, mpp) and the cancer mask drawn at that level. Outpu
 row; columns = across, +normal side last) with label 0 tissue / 1 cancer / 255 glass, the
 per-row tissue extent and its length in microns.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,22 +18,22 @@ from registration.centerline import medial_axis
 from registration.tissue import tissue_masks
 
 MIN_FRAGMENT_AREA_UM2 = 40_000.0  # ~0.2 x 0.2 mm: smaller specks are dust or debris
-STUBBY_ASPECT = 2.0               # length/width below which a piece takes the core's direction
-STRIP_MARGIN = 1.3                # strip half-width in units of the fragment's max half-width
+STUBBY_ASPECT = 2.0  # length/width below which a piece takes the core's direction
+STRIP_MARGIN = 1.3  # strip half-width in units of the fragment's max half-width
 CROP_MARGIN_PX = 4
 
 
 @dataclass
 class Fragment:
-    label: np.ndarray        # uint8 [rows, cols]: 0 tissue, 1 cancer, 255 no tissue
-    rgb: np.ndarray          # uint8 [rows, cols, 3] straightened pixels (QA)
-    lo: np.ndarray           # float [rows]: first tissue column (NaN if none)
-    hi: np.ndarray           # float [rows]: last tissue column
+    label: np.ndarray  # uint8 [rows, cols]: 0 tissue, 1 cancer, 255 no tissue
+    rgb: np.ndarray  # uint8 [rows, cols, 3] straightened pixels (QA)
+    lo: np.ndarray  # float [rows]: first tissue column (NaN if none)
+    hi: np.ndarray  # float [rows]: last tissue column
     length_um: float
-    centerline: np.ndarray   # [N, 2] level pixels (x, y), tip end first after orient()
+    centerline: np.ndarray  # [N, 2] level pixels (x, y), tip end first after orient()
     centroid: tuple[float, float]
     area_um2: float
-    cancer_px: int           # annotated cancer pixels inside this fragment (level pixels)
+    cancer_px: int  # annotated cancer pixels inside this fragment (level pixels)
 
 
 def tissue_mask(rgb: np.ndarray, mpp: float) -> np.ndarray:
@@ -48,7 +49,7 @@ def _straighten(comp: np.ndarray, cancer: np.ndarray, rgb: np.ndarray, line: np.
     s = np.concatenate([[0.0], np.cumsum(seg)])
     length = float(s[-1])
     rows = max(int(np.ceil(length)), 1)
-    centres = (np.arange(rows) + 0.5) * (length / rows)   # row i covers [i, i+1) * length/rows
+    centres = (np.arange(rows) + 0.5) * (length / rows)  # row i covers [i, i+1) * length/rows
     cx, cy = np.interp(centres, s, line[:, 0]), np.interp(centres, s, line[:, 1])
     if rows > 1:
         tx, ty = np.gradient(cx), np.gradient(cy)
@@ -93,8 +94,14 @@ def _stub_direction(lines: dict, stubby: set, i: int, cents) -> np.ndarray | Non
     return np.linalg.svd(pts - pts.mean(0), full_matrices=False)[2][0]
 
 
-def find_fragments(rgb: np.ndarray, mpp: float, cancer: np.ndarray, where: str,
-                   warnings: list, tissue: np.ndarray | None = None) -> list[Fragment]:
+def find_fragments(
+    rgb: np.ndarray,
+    mpp: float,
+    cancer: np.ndarray,
+    where: str,
+    warnings: list,
+    tissue: np.ndarray | None = None,
+) -> list[Fragment]:
     """Tissue fragments of the core, each straightened; raises if no tissue is found.
 
     ``tissue``: the tissue mask when the caller already has it (tissue.tissue_masks)."""
@@ -107,7 +114,13 @@ def find_fragments(rgb: np.ndarray, mpp: float, cancer: np.ndarray, where: str,
         x, y, w, h, area = stats[i]
         if area >= min_px:
             x0, y0 = max(x - CROP_MARGIN_PX, 0), max(y - CROP_MARGIN_PX, 0)
-            comp = lab[y0:min(y + h + CROP_MARGIN_PX, rgb.shape[0]), x0:min(x + w + CROP_MARGIN_PX, rgb.shape[1])] == i
+            comp = (
+                lab[
+                    y0 : min(y + h + CROP_MARGIN_PX, rgb.shape[0]),
+                    x0 : min(x + w + CROP_MARGIN_PX, rgb.shape[1]),
+                ]
+                == i
+            )
             kept[i] = (comp, medial_axis(comp) + [x0, y0])
     lines = {i: line for i, (_, line) in kept.items()}
     stubby = set()
@@ -120,8 +133,10 @@ def find_fragments(rgb: np.ndarray, mpp: float, cancer: np.ndarray, where: str,
         x, y, w, h, area = stats[i]
         if area < min_px:
             if area > min_px / 4:
-                warnings.append(f"{where}: ignored a tissue speck of {area * mpp * mpp / 1e6:.3f} mm2 at "
-                                f"level pixel ({cents[i][0]:.0f}, {cents[i][1]:.0f})")
+                warnings.append(
+                    f"{where}: ignored a tissue speck of {area * mpp * mpp / 1e6:.3f} mm2 at "
+                    f"level pixel ({cents[i][0]:.0f}, {cents[i][1]:.0f})"
+                )
             continue
         x0, y0 = max(x - CROP_MARGIN_PX, 0), max(y - CROP_MARGIN_PX, 0)
         x1, y1 = min(x + w + CROP_MARGIN_PX, rgb.shape[1]), min(y + h + CROP_MARGIN_PX, rgb.shape[0])
@@ -129,9 +144,19 @@ def find_fragments(rgb: np.ndarray, mpp: float, cancer: np.ndarray, where: str,
         hint = _stub_direction(lines, stubby, i, cents) if i in stubby else None
         line = medial_axis(comp, hint) if hint is not None else kept[i][1] - [x0, y0]
         label, strip_rgb, lo, hi, length = _straighten(comp, cancer[y0:y1, x0:x1], rgb[y0:y1, x0:x1], line)
-        frags.append(Fragment(label, strip_rgb, lo, hi, length * mpp, line + [x0, y0],
-                              (float(cents[i][0]), float(cents[i][1])), float(area) * mpp * mpp,
-                              int(np.count_nonzero(cancer[y0:y1, x0:x1][comp]))))
+        frags.append(
+            Fragment(
+                label,
+                strip_rgb,
+                lo,
+                hi,
+                length * mpp,
+                line + [x0, y0],
+                (float(cents[i][0]), float(cents[i][1])),
+                float(area) * mpp * mpp,
+                int(np.count_nonzero(cancer[y0:y1, x0:x1][comp])),
+            )
+        )
     if not frags:
         raise InputError(f"{where}: no tissue found on the slide (is this the right WSI / level?)")
     return frags
@@ -151,8 +176,16 @@ def orient(frags: list[Fragment], tip_end: str) -> list[Fragment]:
     for f in sorted(frags, key=lambda f: float(np.dot(f.centroid, ax))):
         if np.dot(f.centerline[0], ax) > np.dot(f.centerline[-1], ax):
             ncol = f.label.shape[1] - 1
-            f = Fragment(f.label[::-1, ::-1].copy(), f.rgb[::-1, ::-1].copy(), (ncol - f.hi)[::-1].copy(),
-                         (ncol - f.lo)[::-1].copy(), f.length_um, f.centerline[::-1].copy(), f.centroid,
-                         f.area_um2, f.cancer_px)
+            f = Fragment(
+                f.label[::-1, ::-1].copy(),
+                f.rgb[::-1, ::-1].copy(),
+                (ncol - f.hi)[::-1].copy(),
+                (ncol - f.lo)[::-1].copy(),
+                f.length_um,
+                f.centerline[::-1].copy(),
+                f.centroid,
+                f.area_um2,
+                f.cancer_px,
+            )
         out.append(f)
     return out

@@ -1,0 +1,1 @@
+"""Simulated biopsy cases and the registration benchmarks that score against them."""
