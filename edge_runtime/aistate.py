@@ -11,7 +11,7 @@ States (:class:`AiStatus`):
 
 :class:`AiMonitor` is fed by the schedules (``request_sent`` when a frame is handed to the AI,
 ``answered`` when the answer comes, from whichever thread) and by
-:class:`edge_runtime.failsafe.GuardedInference` (``loading``). It never calls the backend, so it
+:class:`edge_runtime.backends.failsafe.GuardedInference` (``loading``). It never calls the backend, so it
 answers while the inference thread is stuck inside a native call. Thread-safe; no I/O but logging.
 """
 

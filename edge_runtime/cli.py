@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 def _exit_past_stuck_calls(code: int) -> None:
     """End now when an inference call is stuck in native code: by here every recording is
     finalised, and the interpreter's normal exit would wait on, or crash in, the stuck library."""
-    failsafe = sys.modules.get("edge_runtime.failsafe")  # loaded only when something inferred
+    failsafe = sys.modules.get("edge_runtime.backends.failsafe")  # loaded only when something inferred
     if failsafe is None or not failsafe.calls_in_flight():
         return
     logging.getLogger("sonomap").warning("an inference call is still stuck; exiting without waiting for it")

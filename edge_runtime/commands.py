@@ -95,7 +95,7 @@ def _print_summary(summary: dict) -> None:
 
 
 def cmd_replay(args) -> int:
-    from edge_runtime.pipeline import Pipeline
+    from edge_runtime.pipeline.graph import Pipeline
 
     config = _config(
         args,
@@ -108,7 +108,7 @@ def cmd_replay(args) -> int:
     )
     source = None
     if args.input == "synthetic":  # replay of the synthetic screen: a fixed number of frames, not paced
-        from edge_runtime.sources import SyntheticSource
+        from edge_runtime.sources.opener import SyntheticSource
 
         source = SyntheticSource(
             image=config["source"]["image"],
@@ -171,7 +171,7 @@ def _observer_hooks(args) -> list:
         if not port.isdigit():
             raise ConfigError(f"--http: expected HOST:PORT, got {args.http!r}")
         observers.append(
-            need("edge_runtime.http_server", "--http").make_http_observer(
+            need("edge_runtime.service.http_server", "--http").make_http_observer(
                 host or "127.0.0.1", int(port), args.token, args.tls_cert, args.tls_key
             )
         )
@@ -191,7 +191,7 @@ def _observer_hooks(args) -> list:
 
 
 def cmd_live(args) -> int:
-    from edge_runtime.pipeline import Pipeline
+    from edge_runtime.pipeline.graph import Pipeline
 
     config = _config(
         args,
@@ -209,7 +209,7 @@ def cmd_live(args) -> int:
     )
     if not args.headless and config["sinks"]["window"] is False and not args.config:
         config["sinks"]["window"] = True
-    from edge_runtime import service  # sd_notify, signals, reconnecting capture (service helper)
+    from edge_runtime.service import hooks as service  # sd_notify, signals, reconnecting capture
 
     capture = _capture_observers(args, config)
     pipeline = Pipeline(
@@ -229,7 +229,7 @@ def cmd_live(args) -> int:
 def cmd_make_clip(args) -> int:
     from pathlib import Path
 
-    from edge_runtime import synthetic
+    from edge_runtime.sources import synthetic
 
     width, _, height = args.size.partition("x")
     if not (width.isdigit() and height.isdigit()):
@@ -256,11 +256,11 @@ def cmd_make_clip(args) -> int:
 
 def cmd_bench(args) -> int:
     if args.source and args.source.startswith("igtl://"):
-        from edge_runtime.igtl.bench import run_igtl_bench
+        from edge_runtime.tools.igtl_bench import run_igtl_bench
 
         report = run_igtl_bench(args.source, _config(args), args.frames)
     else:
-        from edge_runtime.bench import run_bench
+        from edge_runtime.tools.bench import run_bench
 
         report = run_bench(args)
     if args.json:
@@ -272,7 +272,9 @@ def cmd_bench(args) -> int:
 
 def register(sub) -> None:
     """Add the runtime's subcommands to the top-level parser's subparsers."""
-    from edge_runtime.synthetic import NOISE_SIGMA  # light: numpy + OpenCV, which the runtime needs anyway
+    from edge_runtime.sources.synthetic import (
+        NOISE_SIGMA,  # light: numpy + OpenCV, which the runtime needs anyway
+    )
 
     p = sub.add_parser(
         "replay",
@@ -396,6 +398,6 @@ def register(sub) -> None:
     _common(p)
     p.set_defaults(func=cmd_bench)
 
-    from edge_runtime import soak  # `sonomap soak` (service helper; light module, heavy imports inside)
+    from edge_runtime.tools import soak  # `sonomap soak` (service helper; light module, heavy imports inside)
 
     soak.register(sub)

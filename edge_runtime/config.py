@@ -69,7 +69,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "retention_days": None,
     },
     "live": {"mode": "latest", "stale_ms": 500.0, "fade_ms": 300.0, "duration_s": None},
-    "privacy": {"deidentify": True, "blank": [], "keep": []},  # see edge_runtime/deidentify.py
+    "privacy": {"deidentify": True, "blank": [], "keep": []},  # see edge_runtime/pipeline/deidentify.py
 }
 LIVE_MODES = ("latest", "strict")
 

@@ -113,5 +113,8 @@ class Observer:
     def draw(self, frame: Frame, image: np.ndarray, roi: Any) -> None:
         """Draw on the rendered BGR ``image`` of ``frame`` (in place) before it is shown."""
 
+    def on_long_build(self, seconds_estimate: float) -> None:
+        """A model engine build of about this many seconds starts (a service extends its start timeout)."""
+
     def close(self) -> None:
         """Called once when the pipeline stops."""

@@ -8,7 +8,7 @@
 - :func:`redact` applies the same replacement, plus URL credentials, to text that leaves the process
   by other ways than logging: one-line errors, the NO SIGNAL screen, summaries.
 - :func:`make_private_dir` creates the recordings directory 0700 (and fixes a looser one).
-Screen pixels are de-identified by :mod:`edge_runtime.deidentify`.
+Screen pixels are de-identified by :mod:`edge_runtime.pipeline.deidentify`.
 """
 
 from __future__ import annotations

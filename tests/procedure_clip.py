@@ -17,8 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.sinks import Mp4Sink
-from edge_runtime.synthetic import ScreenSimulator, default_image
+from edge_runtime.sinks.writers import Mp4Sink
+from edge_runtime.sources.synthetic import ScreenSimulator, default_image
 from registration.sim.echo import draw_needle
 from registration.tract import GAUGE_DEFAULTS
 

@@ -16,13 +16,13 @@ from edge_runtime.aistate import AiMonitor, AiStatus, state_banner
 from edge_runtime.backends.onnxruntime import OnnxRuntimeBackend
 from edge_runtime.config import build_config
 from edge_runtime.frames import Frame, Observer
-from edge_runtime.hudrow import AI_BADGE_BGR
 from edge_runtime.manifest import load_manifest
-from edge_runtime.overlay import Overlay
-from edge_runtime.pipeline import Pipeline
+from edge_runtime.pipeline.graph import Pipeline
+from edge_runtime.render.hudrow import AI_BADGE_BGR
+from edge_runtime.render.overlay import Overlay
 from edge_runtime.roi import Roi
-from edge_runtime.sdnotify import Notifier
-from edge_runtime.watchdog import ServiceObserver
+from edge_runtime.service.sdnotify import Notifier
+from edge_runtime.service.watchdog import ServiceObserver
 
 ROI = Roi(60, 50, 400, 280)
 SCREEN = (360, 520)

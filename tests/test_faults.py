@@ -26,12 +26,12 @@ from edge_runtime import config as cfg
 from edge_runtime.backends.onnxruntime import OnnxRuntimeBackend
 from edge_runtime.errors import InputError
 from edge_runtime.frames import Frame, Observer, Source
-from edge_runtime.http_server import make_http_observer
+from edge_runtime.live_stats import EVENTS
 from edge_runtime.manifest import load_manifest
-from edge_runtime.pipeline import Pipeline
-from edge_runtime.resilient import ResilientSource
-from edge_runtime.service_metrics import EVENTS
-from edge_runtime.sources import open_source
+from edge_runtime.pipeline.graph import Pipeline
+from edge_runtime.service.http_server import make_http_observer
+from edge_runtime.sources.opener import open_source
+from edge_runtime.sources.reconnect import ResilientSource
 
 SONOMAP = [sys.executable, "-m", "edge_runtime.cli"]  # this tree's code, whatever is installed
 SMALL = {"width": 320, "height": 240}
@@ -290,7 +290,7 @@ def test_recorder_disk_full_display_continues(tmp_path):
     ],
 )
 def test_only_devices_and_streams_get_reconnects(spec, wrapped):
-    from edge_runtime.resilient import for_config
+    from edge_runtime.sources.opener import reconnecting_source as for_config
 
     config = cfg.build_config({"source": {"input": spec, "width": 640, "height": 480}})
     src = for_config(config)

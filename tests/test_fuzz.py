@@ -20,10 +20,10 @@ from runtime_model import dark_onnx
 
 from edge_runtime import config as cfg
 from edge_runtime.errors import SonomapError
-from edge_runtime.http_server import make_http_observer
-from edge_runtime.pipeline import Pipeline
-from edge_runtime.sdnotify import Notifier
-from edge_runtime.sources import open_source
+from edge_runtime.pipeline.graph import Pipeline
+from edge_runtime.service.http_server import make_http_observer
+from edge_runtime.service.sdnotify import Notifier
+from edge_runtime.sources.opener import open_source
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 MAX_FRAMES_READ = 50

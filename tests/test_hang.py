@@ -26,7 +26,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from runtime_model import dark_onnx, hanging_onnx
 
-from edge_runtime.hudrow import AI_BADGE_BGR
+from edge_runtime.render.hudrow import AI_BADGE_BGR
 
 REPO = Path(__file__).resolve().parents[1]
 UNIT = REPO / "systemd" / "sonomap.service"

@@ -10,13 +10,13 @@ import pytest
 from golden_frames import GOLDEN, assert_matches_golden
 from runtime_model import dark_onnx
 
-from edge_runtime import heatmap
 from edge_runtime.config import build_config
 from edge_runtime.errors import ConfigError
 from edge_runtime.frames import Observer
 from edge_runtime.manifest import DEFAULT_CLASSES, Manifest
-from edge_runtime.overlay import Overlay
-from edge_runtime.pipeline import Pipeline
+from edge_runtime.pipeline.graph import Pipeline
+from edge_runtime.render import heatmap
+from edge_runtime.render.overlay import Overlay
 from edge_runtime.roi import Roi
 
 GOLDEN_IDS = ["malignant_002", "malignant_018", "benign_041"]

@@ -16,9 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from edge_runtime.errors import ConfigError
 from edge_runtime.frames import Frame, Prediction
-from edge_runtime.http_server import HEALTHY_MAX_FRAME_AGE_S, make_http_observer
+from edge_runtime.live_stats import EVENTS
 from edge_runtime.memory import peak_rss_bytes
-from edge_runtime.service_metrics import EVENTS
+from edge_runtime.service.http_server import HEALTHY_MAX_FRAME_AGE_S, make_http_observer
 
 TOKEN = "s3cret-token-0123456789"
 MIB = 1024 * 1024
@@ -191,7 +191,7 @@ def test_port_in_use_is_a_clean_error(server):
 
 
 def test_viewer_count_is_capped(server):
-    from edge_runtime.http_server import MAX_STREAMS
+    from edge_runtime.service.http_server import MAX_STREAMS
 
     push(server, 1)
     socks = []

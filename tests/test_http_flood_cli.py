@@ -18,7 +18,7 @@ import pytest
 import yaml
 from runtime_model import dark_onnx
 
-from edge_runtime.http_guard import MAX_CONNECTIONS
+from edge_runtime.service.http_guard import MAX_CONNECTIONS
 
 REPO = Path(__file__).resolve().parents[1]
 HALF_SENT = 300

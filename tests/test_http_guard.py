@@ -18,8 +18,8 @@ import pytest
 
 from edge_runtime.errors import ConfigError
 from edge_runtime.frames import Frame, Prediction
-from edge_runtime.http_server import MAX_STREAMS, make_http_observer
-from edge_runtime.service_metrics import EVENTS
+from edge_runtime.live_stats import EVENTS
+from edge_runtime.service.http_server import MAX_STREAMS, make_http_observer
 
 TOKEN = "guard-token-0123456789abcdef"
 SMALL_RCVBUF = 4096

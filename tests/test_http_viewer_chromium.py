@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from edge_runtime.frames import Frame, Prediction
-from edge_runtime.http_server import make_http_observer
+from edge_runtime.service.http_server import make_http_observer
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")

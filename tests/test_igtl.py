@@ -29,8 +29,8 @@ from test_igtl_standin import (
 
 from edge_runtime.errors import ConfigError, InputError, SonomapError
 from edge_runtime.frames import Frame, Prediction
+from edge_runtime.live_stats import EVENTS
 from edge_runtime.roi import Roi
-from edge_runtime.service_metrics import EVENTS
 
 igtl = pytest.importorskip("edge_runtime.igtl")
 

@@ -13,8 +13,8 @@ from edge_runtime.backends.onnxruntime import OnnxRuntimeBackend
 from edge_runtime.config import build_config
 from edge_runtime.frames import Observer
 from edge_runtime.manifest import load_manifest
-from edge_runtime.overlay import BANNER_BGR
-from edge_runtime.pipeline import Pipeline
+from edge_runtime.pipeline.graph import Pipeline
+from edge_runtime.render.overlay import BANNER_BGR
 
 SCREEN = {"width": 640, "height": 360}
 BANNER_ROWS = 60  # the fault banner's band at the top of the ROI

@@ -9,7 +9,7 @@ from runtime_model import dark_onnx
 
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import load_manifest
-from edge_runtime.overlay import BANNER_BGR, Overlay
+from edge_runtime.render.overlay import BANNER_BGR, Overlay
 from edge_runtime.roi import Roi
 
 ROI = Roi(20, 40, 200, 120)

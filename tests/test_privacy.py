@@ -29,12 +29,12 @@ from rtsp_server import RtspServer
 from runtime_model import dark_onnx
 
 from edge_runtime.config import build_config
-from edge_runtime.deidentify import blank_rects
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Observer
-from edge_runtime.resilient import ResilientSource
+from edge_runtime.pipeline.deidentify import blank_rects
 from edge_runtime.roi import Roi
-from edge_runtime.synthetic import ScreenSimulator, default_image
+from edge_runtime.sources.reconnect import ResilientSource
+from edge_runtime.sources.synthetic import ScreenSimulator, default_image
 
 PATIENT_LINE = "DOE^JANINE  ID MRN-4711-0815  DOB 1970-01-01"
 SCREEN_1080P = (1920, 1080)
@@ -299,7 +299,7 @@ def test_no_signal_screen_and_its_log_line_never_show_stream_credentials():
     def refuse():
         raise InputError(f"{url}: unreadable video (Connection refused: '{url}')")
 
-    from edge_runtime.resilient import for_config
+    from edge_runtime.sources.opener import reconnecting_source as for_config
 
     source = for_config(build_config({"source": {"input": url}}))
     assert SECRET_PASSWORD not in source.name and SECRET_USER not in source.name
@@ -426,7 +426,7 @@ def test_openigtlink_images_carry_nothing_from_blanked_boxes(busi_sample, tmp_pa
     pytest.importorskip("pyigtl")
     from edge_runtime.igtl import make_igtl_observer
     from edge_runtime.igtl.sink import geometry
-    from edge_runtime.pipeline import Pipeline
+    from edge_runtime.pipeline.graph import Pipeline
 
     screen = np.zeros((360, 640, 3), np.uint8)
     screen[40:320, 120:520] = cv2.resize(
@@ -466,9 +466,8 @@ def test_the_local_window_gets_the_whole_screen_and_every_output_the_blanked_one
     """The operator's window (in the room, next to the scanner) never loses part of the screen to a
     tight ROI; recordings, viewer and observers still get the blanked frame. The pipeline's own stages
     on a real frame of the clip (a window needs a display: the CLI window runs in test_runtime_sinks)."""
-    from edge_runtime import deidentify
-    from edge_runtime.pipeline import Pipeline
-    from edge_runtime.sources import open_source
+    from edge_runtime.pipeline.graph import Pipeline, deidentify
+    from edge_runtime.sources.opener import open_source
 
     clip, info = patient_clip
     config = build_config(

@@ -19,13 +19,12 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from runtime_model import dark_onnx
 
-from edge_runtime import recordings
+from edge_runtime.live_stats import EVENTS
 from edge_runtime.manifest import load_manifest
-from edge_runtime.overlay import Overlay
-from edge_runtime.recordings import REC_FAILED, REC_ON, REC_PAUSED, recorder_state
+from edge_runtime.render.overlay import Overlay
 from edge_runtime.roi import Roi
-from edge_runtime.service_metrics import EVENTS
-from edge_runtime.sinks import MaskDumpSink, Mp4Sink
+from edge_runtime.sinks.recordings import REC_FAILED, REC_ON, REC_PAUSED, recorder_state
+from edge_runtime.sinks.writers import MaskDumpSink, Mp4Sink, recordings
 
 FPS = 10
 WAIT_S = 30.0

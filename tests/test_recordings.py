@@ -10,8 +10,8 @@ from runtime_model import dark_onnx
 
 from edge_runtime.config import build_config
 from edge_runtime.errors import InputError
-from edge_runtime.pipeline import Pipeline
-from edge_runtime.recordings import MAX_SUFFIX, expand, session_path
+from edge_runtime.pipeline.graph import Pipeline
+from edge_runtime.sinks.recordings import MAX_SUFFIX, expand, session_path
 
 SESSION_S = 1.0
 FIXED_TIME = time.mktime((2026, 11, 25, 14, 30, 5, 0, 0, -1))

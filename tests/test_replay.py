@@ -16,7 +16,7 @@ from runtime_model import dark_onnx
 
 from edge_runtime.config import build_config
 from edge_runtime.frames import Observer
-from edge_runtime.pipeline import Pipeline
+from edge_runtime.pipeline.graph import Pipeline
 
 GOLDEN_IDS = ["malignant_002", "malignant_018", "benign_041"]
 # HoloHub's golden-frame rule: summed absolute difference within 0.5 % of the maximum.
@@ -138,7 +138,7 @@ def test_golden_frames(busi_sample, tmp_path):
 def test_mp4_replay_takes_the_yuv_path_and_looks_like_the_bgr_path(clip, tmp_path):
     """A yuv420p mp4 stays in the decoder's planes from decode to encode; the overlay it writes
     matches the BGR path's within encoder noise. A consumer of BGR (an observer) selects BGR."""
-    from edge_runtime.sources import open_source
+    from edge_runtime.sources.opener import open_source
     from edge_runtime.yuv import YuvFrame
 
     with open_source(str(clip)) as source:
@@ -179,7 +179,7 @@ def test_mp4_replay_takes_the_yuv_path_and_looks_like_the_bgr_path(clip, tmp_pat
 def test_parallel_overlay_workers_write_frames_in_order(clip, tmp_path, monkeypatch):
     """Replay draws frames on several workers (large hosts) and must still write them in order:
     three workers give the same encoded frames as one, and the EMA state follows frame order."""
-    import edge_runtime.replay as replay
+    import edge_runtime.pipeline.replay as replay
 
     outputs = {}
     for workers in (1, 3):

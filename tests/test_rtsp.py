@@ -14,10 +14,10 @@ from rtsp_server import RtspServer
 from runtime_model import dark_onnx
 
 from edge_runtime.errors import InputError
-from edge_runtime.resilient import ResilientSource
 from edge_runtime.roi import Roi
-from edge_runtime.sources import open_source
-from edge_runtime.synthetic import ScreenSimulator, default_image
+from edge_runtime.sources.opener import open_source
+from edge_runtime.sources.reconnect import ResilientSource
+from edge_runtime.sources.synthetic import ScreenSimulator, default_image
 
 SCREEN = (640, 360)
 FPS = 30

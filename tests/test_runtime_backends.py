@@ -15,12 +15,12 @@ from runtime_model import DARK_GAIN, DARK_LEVEL, POOL, dark_onnx
 
 from edge_runtime.backends import choose_backend, create_backend
 from edge_runtime.backends.base import Backend
+from edge_runtime.backends.failsafe import BANNER_NAN, GuardedInference
 from edge_runtime.config import build_config, load_config
 from edge_runtime.errors import ConfigError
-from edge_runtime.failsafe import BANNER_NAN, GuardedInference
 from edge_runtime.frames import Prediction
 from edge_runtime.manifest import load_manifest, save_manifest
-from edge_runtime.pipeline import Pipeline
+from edge_runtime.pipeline.graph import Pipeline
 from edge_runtime.stats import Stats
 
 REPO = Path(__file__).resolve().parents[1]

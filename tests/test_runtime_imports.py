@@ -9,16 +9,16 @@ RUNTIME_MODULES = [
     "edge_runtime.cli",
     "edge_runtime.commands",
     "edge_runtime.config",
-    "edge_runtime.sources",
+    "edge_runtime.sources.opener",
     "edge_runtime.roi",
-    "edge_runtime.overlay",
-    "edge_runtime.sinks",
-    "edge_runtime.pipeline",
-    "edge_runtime.replay",
-    "edge_runtime.live",
-    "edge_runtime.failsafe",
-    "edge_runtime.synthetic",
-    "edge_runtime.bench",
+    "edge_runtime.render.overlay",
+    "edge_runtime.sinks.writers",
+    "edge_runtime.pipeline.graph",
+    "edge_runtime.pipeline.replay",
+    "edge_runtime.pipeline.live",
+    "edge_runtime.backends.failsafe",
+    "edge_runtime.sources.synthetic",
+    "edge_runtime.tools.bench",
     "edge_runtime.stats",
     "edge_runtime.backends",
     "edge_runtime.backends.onnxruntime",
@@ -63,7 +63,7 @@ def test_a_replay_run_does_not_import_torch(tmp_path):
     code = (
         "import sys\n"
         "from edge_runtime.config import build_config\n"
-        "from edge_runtime.pipeline import Pipeline\n"
+        "from edge_runtime.pipeline.graph import Pipeline\n"
         f"cfg = build_config({{'source': {{'input': {str(tmp_path / 'img')!r}}}, 'roi': {{'rect': 'full'}},"
         f" 'inference': {{'model': {str(dark_onnx())!r}}}, 'sinks': {{'video': {str(tmp_path / 'o.mp4')!r}}}}})\n"
         "s = Pipeline(cfg).run()\n"

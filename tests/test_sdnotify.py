@@ -12,8 +12,8 @@ import pytest
 
 from edge_runtime.errors import ConfigError
 from edge_runtime.frames import Frame, Prediction
-from edge_runtime.sdnotify import Notifier, parse_watchdog_usec
-from edge_runtime.watchdog import ServiceObserver
+from edge_runtime.service.sdnotify import Notifier, parse_watchdog_usec
+from edge_runtime.service.watchdog import ServiceObserver
 
 
 class FakeSystemd:
@@ -146,22 +146,11 @@ def test_observer_long_build_extends_timeout(path_socket):
     assert sd.messages()[0]["STOPPING"] == "1"
 
 
-def test_service_on_long_build_hook_uses_environment(path_socket, monkeypatch):
-    """The callable given to the engine builder: EXTEND_TIMEOUT_USEC from $NOTIFY_SOCKET."""
-    from edge_runtime.service import on_long_build
-
-    addr, sd = path_socket
-    monkeypatch.setenv("NOTIFY_SOCKET", addr)
-    on_long_build(40)  # short estimates still get MIN_EXTEND_S
-    msgs = sd.messages()
-    assert msgs[0] == {"EXTEND_TIMEOUT_USEC": "60000000"}
-
-
 def test_signal_handlers_reload_and_stop_a_pipeline(path_socket):
     """Real signals to this process: SIGHUP -> request_reload(), SIGTERM -> stop(), twice -> give up."""
     import signal
 
-    from edge_runtime.signals import install_signal_handlers
+    from edge_runtime.service.signals import install_signal_handlers
 
     class Pipe:
         reloads = stops = 0
@@ -190,17 +179,21 @@ def test_signal_handlers_reload_and_stop_a_pipeline(path_socket):
     assert signal.getsignal(signal.SIGTERM) != handlers._term  # previous handler restored
 
 
-def test_pipeline_gives_the_engine_builder_the_extend_timeout_hook():
+def test_pipeline_hands_engine_builds_to_the_service_observer(path_socket):
+    """The engine builder's hook goes through the pipeline to its observers: the service's
+    ServiceObserver sends EXTEND_TIMEOUT_USEC (short estimates still get MIN_EXTEND_S)."""
     from runtime_model import dark_onnx
 
     from edge_runtime import config as cfg
-    from edge_runtime.pipeline import Pipeline
-    from edge_runtime.service import on_long_build
+    from edge_runtime.pipeline.graph import Pipeline
 
+    addr, sd = path_socket
     pipe = Pipeline(
-        cfg.build_config({"source": {"input": "synthetic"}, "inference": {"model": str(dark_onnx())}})
+        cfg.build_config({"source": {"input": "synthetic"}, "inference": {"model": str(dark_onnx())}}),
+        observers=[ServiceObserver(Notifier(env={"NOTIFY_SOCKET": addr}))],
     )
     try:
-        assert pipe.guard.backend.options["on_long_build"] is on_long_build
+        pipe.guard.backend.options["on_long_build"](40)
+        assert sd.messages()[0] == {"EXTEND_TIMEOUT_USEC": "60000000"}
     finally:
         pipe.close()

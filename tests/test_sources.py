@@ -11,7 +11,7 @@ from runtime_model import dark_onnx
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.manifest import load_manifest, save_manifest
 from edge_runtime.roi import Roi, detect_roi, parse_roi, resolve_roi
-from edge_runtime.sources import DicomCineSource, ImageFolderSource, SyntheticSource, open_source
+from edge_runtime.sources.opener import DicomCineSource, ImageFolderSource, SyntheticSource, open_source
 
 EXIT_USER_ERROR = 2
 
@@ -172,7 +172,7 @@ def test_close_from_another_thread_waits_for_the_read_in_flight():
     (that crashed FFmpeg's RTSP demuxer); the reader frees it when its read returns."""
     import threading
 
-    from edge_runtime.capture import _ReaderReleases
+    from edge_runtime.sources.capture import _ReaderReleases
 
     class BlockingRead(_ReaderReleases):
         def __init__(self):

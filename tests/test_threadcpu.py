@@ -6,7 +6,7 @@ import hashlib
 import threading
 import time
 
-from edge_runtime.threadcpu import ThreadCpu
+from edge_runtime.tools.threadcpu import ThreadCpu
 
 BURN_S = 0.3
 TICK_MS = 10  # /proc counts CPU in clock ticks

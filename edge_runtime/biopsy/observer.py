@@ -28,7 +28,7 @@ from edge_runtime.biopsy.fire import FireDetector
 from edge_runtime.biopsy.marks import MARKS, MarkRequests
 from edge_runtime.biopsy.yield_band import YieldBand, YieldTracker
 from edge_runtime.frames import Frame, Observer, Prediction
-from edge_runtime.service_metrics import EVENTS
+from edge_runtime.live_stats import EVENTS
 
 log = logging.getLogger("sonomap.biopsy")
 RING_FRAMES = 8  # > the detector's look-back (2 frames) + confirmation + settling

@@ -31,7 +31,7 @@ from edge_runtime.igtl.wire import (
     read_message,
     require_pyigtl,
 )
-from edge_runtime.service_metrics import EVENTS
+from edge_runtime.live_stats import EVENTS
 
 log = logging.getLogger("sonomap.igtl")
 

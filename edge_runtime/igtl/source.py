@@ -150,5 +150,5 @@ class IgtlSource(Source):
 
 
 def open_igtl_source(spec: str) -> IgtlSource:
-    """The entry point ``edge_runtime.sources.open_source`` dispatches ``igtl://`` to."""
+    """The entry point ``edge_runtime.sources.opener.open_source`` dispatches ``igtl://`` to."""
     return IgtlSource(spec)

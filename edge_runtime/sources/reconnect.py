@@ -15,7 +15,7 @@ Frames that are not a BGR uint8 (H, W, 3) image of the size the stream started w
 (corrupt or truncated reads) are skipped with a counted warning (``corrupt_input``).
 The first frame of each connection carries ``meta["session_start"] = True`` (the live
 schedule re-detects the ROI then: a re-plugged device may come back at another size).
-:func:`for_config` wraps the configured source when it is a capture device or a stream.
+:func:`edge_runtime.sources.opener.reconnecting_source` wraps the configured device or stream.
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ import cv2
 import numpy as np
 
 from edge_runtime import privacy
-from edge_runtime.errors import InputError, SonomapError
+from edge_runtime.errors import SonomapError
 from edge_runtime.frames import Frame, Source
-from edge_runtime.service_metrics import EVENTS
+from edge_runtime.live_stats import EVENTS
+from edge_runtime.sources.corrupt import CorruptCounter
 
 log = logging.getLogger("sonomap.resilient")
 
@@ -39,9 +40,6 @@ MAX_BACKOFF_S = 10.0
 BACKOFF_FACTOR = 2.0
 NO_SIGNAL_FPS = 10.0
 DEFAULT_SIZE = (720, 1280)  # (H, W) of the NO SIGNAL screen before any frame was seen
-WARN_EVERY_N_SKIPS = 100  # after the first few, one warning per 100 corrupt frames
-FIRST_SKIP_WARNINGS = 5
-MAX_CONSECUTIVE_CORRUPT = 30  # one second of video at 30 fps
 MAX_REASON_CHARS = 80  # what fits on a 640-pixel-wide NO SIGNAL screen
 TEXT_COLOUR = (255, 255, 255)
 TITLE_COLOUR = (0, 200, 255)
@@ -77,32 +75,6 @@ def render_no_signal(height: int, width: int, lines: list[str]) -> np.ndarray:
             cv2.LINE_AA,
         )
     return img
-
-
-class CorruptCounter:
-    """Skips corrupt frames of one input with a counted warning (the first few, then every
-    100th; ``EVENTS["corrupt_input"]``). After ``max_consecutive`` in a row the input is
-    broken rather than glitchy: InputError naming it and the frame."""
-
-    def __init__(self, name: str, max_consecutive: int = MAX_CONSECUTIVE_CORRUPT):
-        self.name = name
-        self.max_consecutive = max_consecutive
-        self.skipped = 0
-        self.consecutive = 0
-
-    def skip(self, where: str, reason: str) -> None:
-        self.skipped += 1
-        self.consecutive += 1
-        EVENTS.inc("corrupt_input")
-        if self.consecutive > self.max_consecutive:
-            raise InputError(f"{self.name}: {self.consecutive} corrupt frames in a row at {where} ({reason})")
-        if self.skipped <= FIRST_SKIP_WARNINGS or self.skipped % WARN_EVERY_N_SKIPS == 0:
-            log.warning(
-                "%s: skipped corrupt %s (%s); %d skipped so far", self.name, where, reason, self.skipped
-            )
-
-    def ok(self) -> None:
-        self.consecutive = 0
 
 
 class ResilientSource(Source):
@@ -236,30 +208,3 @@ class ResilientSource(Source):
         if self._inner is not None:
             self._inner.close()
             self._inner = None
-
-
-def is_device_or_stream(spec) -> bool:
-    """A V4L2 device (``/dev/videoN`` or its number) or a network stream: things that unplug."""
-    if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit()):
-        return True
-    return isinstance(spec, str) and (spec.startswith("/dev/video") or "://" in spec)
-
-
-def for_config(config: dict, fail_first_open: bool = False) -> ResilientSource | None:
-    """A ResilientSource for the config's capture device/stream, or None for files and
-    the synthetic source (they end instead of unplugging)."""
-    from edge_runtime.sources import open_source
-
-    src = config["source"]
-    spec = src["input"]
-    if not is_device_or_stream(spec):
-        return None
-    options = {k: src[k] for k in ("fps", "width", "height", "fourcc")}
-    size = (int(src["height"]), int(src["width"])) if src["height"] and src["width"] else None
-    privacy.register_url(str(spec))
-    return ResilientSource(
-        lambda: open_source(spec, **options),
-        privacy.redact_url(str(spec)),
-        size=size,
-        fail_first_open=fail_first_open,
-    )

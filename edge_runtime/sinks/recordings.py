@@ -31,8 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edge_runtime.errors import InputError
+from edge_runtime.live_stats import EVENTS
 from edge_runtime.memory import GIB
-from edge_runtime.service_metrics import EVENTS
 
 log = logging.getLogger("sonomap.recordings")
 MAX_SUFFIX = 9999

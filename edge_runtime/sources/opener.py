@@ -10,7 +10,7 @@
 - ``igtl://HOST:PORT?device=NAME`` (OpenIGTLink client, in :mod:`edge_runtime.igtl`).
 Every source yields :class:`edge_runtime.frames.Frame` with a BGR uint8 image; a video decoding to
 yuv420p yields :class:`edge_runtime.yuv.YuvFrame` (the decoder's planes; BGR made only when asked).
-Video files, streams and capture cards live in :mod:`edge_runtime.capture`.
+Video files, streams and capture cards live in :mod:`edge_runtime.sources.capture`.
 """
 
 from __future__ import annotations
@@ -26,9 +26,12 @@ import cv2
 import numpy as np
 
 from edge_runtime import privacy
-from edge_runtime.capture import V4L2Source, VideoFileSource, to_bgr
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.frames import Frame, Source
+from edge_runtime.sources import synthetic
+from edge_runtime.sources.capture import V4L2Source, VideoFileSource, to_bgr
+from edge_runtime.sources.corrupt import CorruptCounter
+from edge_runtime.sources.reconnect import ResilientSource
 
 log = logging.getLogger("sonomap.sources")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -53,7 +56,6 @@ class ImageFolderSource(Source):
             raise InputError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in folder")
 
     def __iter__(self) -> Iterator[Frame]:
-        from edge_runtime.resilient import CorruptCounter  # service helper: skip + count corrupt files
 
         index = 0
         corrupt = CorruptCounter(self.name)
@@ -153,8 +155,6 @@ class SyntheticSource(Source):
         height: int | None = None,
         seed: int = 0,
     ):
-        from edge_runtime import synthetic
-
         size = {"screen_w": int(width or synthetic.SCREEN_W), "screen_h": int(height or synthetic.SCREEN_H)}
         self.sim = synthetic.ScreenSimulator(
             Path(image) if image else synthetic.default_image(), seed=seed, **size
@@ -220,3 +220,28 @@ def open_source(spec, **options) -> Source:
     if path.suffix.lower() in (".dcm", ".dicom"):
         return DicomCineSource(path, loop=loop)
     return VideoFileSource(spec, loop=loop)
+
+
+def is_device_or_stream(spec) -> bool:
+    """A V4L2 device (``/dev/videoN`` or its number) or a network stream: things that unplug."""
+    if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit()):
+        return True
+    return isinstance(spec, str) and (spec.startswith("/dev/video") or "://" in spec)
+
+
+def reconnecting_source(config: dict, fail_first_open: bool = False) -> ResilientSource | None:
+    """A ResilientSource for the config's capture device/stream, or None for files and
+    the synthetic source (they end instead of unplugging)."""
+    src = config["source"]
+    spec = src["input"]
+    if not is_device_or_stream(spec):
+        return None
+    options = {k: src[k] for k in ("fps", "width", "height", "fourcc")}
+    size = (int(src["height"]), int(src["width"])) if src["height"] and src["width"] else None
+    privacy.register_url(str(spec))
+    return ResilientSource(
+        lambda: open_source(spec, **options),
+        privacy.redact_url(str(spec)),
+        size=size,
+        fail_first_open=fail_first_open,
+    )

@@ -7,7 +7,7 @@
   one thread per four cores (:func:`edge_runtime.cpus.encode_threads`): on a small CPU its thread pool would only
   fight inference for the same cores, on a large one a single thread caps the frame rate. Below
   ``sinks.min_free_gb`` it finalises its file and pauses; it resumes into a new file when space returns
-  (:class:`edge_runtime.recordings.SpaceGuard`); :func:`edge_runtime.recordings.recorder_state` says which.
+  (:class:`edge_runtime.sinks.recordings.SpaceGuard`); :func:`edge_runtime.sinks.recordings.recorder_state` says which.
 - :class:`WindowSink`: an OpenCV window, optionally fullscreen; refuses to start without a
   display instead of letting the GUI toolkit abort the process.
 - :class:`MaskDumpSink`: ``--save-masks DIR`` writes ``DIR/<index>_mask.png`` (0/255) and the ROI
@@ -29,11 +29,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime import recordings
 from edge_runtime.biopsy.marks import MARKS, WINDOW_KEY
 from edge_runtime.cpus import encode_threads
 from edge_runtime.errors import InputError, SonomapError
-from edge_runtime.service_metrics import EVENTS
+from edge_runtime.live_stats import EVENTS
+from edge_runtime.sinks import recordings
 
 log = logging.getLogger("sonomap.sinks")
 
@@ -284,7 +284,7 @@ class MaskDumpSink(_ThreadedWriter):
 def open_sinks(s: dict, fps: float, live: bool) -> tuple[dict, WindowSink | None, dict[str, str]]:
     """The config's ``sinks`` section -> (file sinks by name, window or None, the paths they write).
     Live sinks drop frames rather than stall the display, and a live session never records over an
-    earlier recording (:mod:`edge_runtime.recordings`: a service restarted after a crash)."""
+    earlier recording (:mod:`edge_runtime.sinks.recordings`: a service restarted after a crash)."""
     outputs = {
         k: str(recordings.session_path(s[k], keep_existing=live)) for k in ("video", "raw", "masks") if s[k]
     }

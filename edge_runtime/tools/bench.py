@@ -13,7 +13,7 @@ Three measurements over the same frames (a 1080p scanner-screen clip, ROI auto-d
 the load drifts between measurements, and interleaving exposes each to the same drift.
 Each measurement also reports ``cpu_ms_per_frame`` (process CPU time, all threads, per frame): unlike
 frames/s it hardly moves with other jobs' load, so it shows what a change saves on a busy machine.
-The pipeline's CPU is also split by thread (:mod:`edge_runtime.threadcpu`); its sum against the
+The pipeline's CPU is also split by thread (:mod:`edge_runtime.tools.threadcpu`); its sum against the
 process's cores is the CPU-bound ceiling of the frame rate, printed beside the measured rate.
 With ``--cases DIR`` the pipeline runs again on its BGR path without and with the biopsy-capture
 observer, and the observer's own CPU per frame on the render path (fire detection + expected yield) is printed.
@@ -46,7 +46,7 @@ from edge_runtime.preprocess import to_gray
 from edge_runtime.privacy import redact_url
 from edge_runtime.roi import resolve_roi
 from edge_runtime.stats import summarise
-from edge_runtime.threadcpu import ThreadCpu
+from edge_runtime.tools.threadcpu import ThreadCpu
 
 MS = 1000.0
 KIB_PER_GIB = 1024**2
@@ -159,7 +159,7 @@ def pipeline_replay(
     yuv: bool = True,
     observers: list | None = None,
 ) -> dict:
-    from edge_runtime.pipeline import Pipeline
+    from edge_runtime.pipeline.graph import Pipeline
 
     config = cfg.merge(config, {"source": {"input": path, "max_frames": limit}, "sinks": {"video": str(out)}})
     pipeline = Pipeline(config, backend=backend, observers=observers)
@@ -216,7 +216,7 @@ def runtime_peak_rss(args, clip: str, frames: int, work: Path) -> float:
 
 
 def live_run(config: dict, source: str | None, seconds: float) -> dict:
-    from edge_runtime.pipeline import Pipeline
+    from edge_runtime.pipeline.graph import Pipeline
 
     config = cfg.merge(
         config,
@@ -263,7 +263,7 @@ def _print_ceiling(pipeline: dict, backend_fps: float) -> None:
 
 
 def run_bench(args) -> dict:
-    from edge_runtime import synthetic
+    from edge_runtime.sources import synthetic
 
     config = cfg.merge(
         cfg.load_config(args.config),
@@ -413,8 +413,8 @@ def capture_cost(
     """The pipeline (BGR path: an observer needs BGR) without and with the biopsy-capture observer,
     and the observer's own CPU per frame on the render path. Without a given scale the ROI is taken
     to image the synthetic clip's depth (the detector needs millimetres)."""
-    from edge_runtime import synthetic
     from edge_runtime.biopsy.observer import CaptureObserver
+    from edge_runtime.sources import synthetic
 
     scale = config["roi"]["mm_per_pixel"] or synthetic.DEPTH_MM / roi.h
     config = cfg.merge(config, {"roi": {"mm_per_pixel": scale}})

@@ -1,8 +1,8 @@
 """The runtime graph: source -> roi -> inference -> overlay -> sinks (+ observers).
 
 Each stage is one method taking the previous stage's output; they are wired in one place,
-:meth:`Pipeline.run`, which picks the replay schedule (:mod:`edge_runtime.replay`: every frame, none
-dropped) or the live schedule (:mod:`edge_runtime.live`: newest frame wins). ``stats()``, ``stop()`` and
+:meth:`Pipeline.run`, which picks the replay schedule (:mod:`edge_runtime.pipeline.replay`: every frame, none
+dropped) or the live schedule (:mod:`edge_runtime.pipeline.live`: newest frame wins). ``stats()``, ``stop()`` and
 ``request_reload()`` are safe to call from other threads (HTTP server, signal handlers).
 Every rendered frame carries the AI's state (:mod:`edge_runtime.aistate`): ``stage_overlay`` draws
 it, ``stage_sinks`` hands it to observers as ``stats["ai"]``.
@@ -18,20 +18,21 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime import config as cfg
-from edge_runtime import deidentify, privacy, recordings, yuv
+from edge_runtime import privacy, yuv
 from edge_runtime.aistate import AiMonitor, AiStatus, backend_settings, state_banner
 from edge_runtime.backends import backend_from_config
+from edge_runtime.backends.failsafe import GuardedInference
 from edge_runtime.cpus import limit_opencv_threads
 from edge_runtime.errors import ConfigError, InferenceStalled
-from edge_runtime.failsafe import GuardedInference
 from edge_runtime.frames import Frame, Observer, Prediction
 from edge_runtime.manifest import load_manifest
 from edge_runtime.memory import GIB, peak_rss_bytes
-from edge_runtime.overlay import Overlay
+from edge_runtime.pipeline import deidentify
 from edge_runtime.preprocess import to_gray
+from edge_runtime.render.overlay import Overlay
 from edge_runtime.roi import Roi, resolve_roi
-from edge_runtime.sinks import WindowSink, open_sinks
-from edge_runtime.sources import open_source
+from edge_runtime.sinks.writers import WindowSink, open_sinks, recordings
+from edge_runtime.sources.opener import open_source
 from edge_runtime.stats import Stats
 
 log = logging.getLogger("sonomap.pipeline")
@@ -95,12 +96,19 @@ class Pipeline:
 
     def _make_backend(self, inference: dict | None = None):
         """A backend for ``inference`` (default: the running config's section)."""
-        from edge_runtime.service import on_long_build  # systemd EXTEND_TIMEOUT_USEC while an engine builds
-
         # on_long_build is used by TensorRT only; other backends ignore it
         return backend_from_config(
-            inference or self.config["inference"], self.model_path, self.manifest, on_long_build=on_long_build
+            inference or self.config["inference"],
+            self.model_path,
+            self.manifest,
+            on_long_build=self.announce_long_build,
         )
+
+    def announce_long_build(self, seconds_estimate: float) -> None:
+        """An engine build of about this many seconds starts: observers hear of it (the service
+        extends systemd's start timeout); the pipeline itself knows nothing of systemd."""
+        for observer in self.observers:
+            observer.on_long_build(seconds_estimate)
 
     def add_observer(self, observer: Observer) -> None:
         self.observers.append(observer)
@@ -363,11 +371,11 @@ class Pipeline:
         stalled = None
         try:
             if self.is_live():
-                from edge_runtime.live import run_live
+                from edge_runtime.pipeline.live import run_live
 
                 run_live(self)
             else:
-                from edge_runtime.replay import run_replay
+                from edge_runtime.pipeline.replay import run_replay
 
                 run_replay(self, source)
         except InferenceStalled as exc:

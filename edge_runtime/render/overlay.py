@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from edge_runtime import heatmap, hudrow, yuv
+from edge_runtime import yuv
 from edge_runtime.aistate import AiStatus
 from edge_runtime.errors import ConfigError
+from edge_runtime.render import heatmap, hudrow
 from edge_runtime.roi import Roi
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -62,7 +63,7 @@ class Overlay:
     hud: bool = True
     ema: float = 0.0  # 0 disables smoothing; else weight of the newest prob
     cancer_index: int = 1
-    style: str = MASK_STYLE  # heatmap: what is drawn is the probability (edge_runtime.heatmap)
+    style: str = MASK_STYLE  # heatmap: what is drawn is the probability (edge_runtime.render.heatmap)
     _smoothed: np.ndarray | None = field(default=None, repr=False)
     _previous_mask: np.ndarray | None = field(default=None, repr=False)
     _flicker_sum: float = 0.0

@@ -1,11 +1,10 @@
 """What `sonomap live` adds when it runs as a service, wired in one place.
 
 - :func:`live_kwargs` (before the Pipeline is built): the capture device wrapped in a
-  :class:`~edge_runtime.resilient.ResilientSource`, the sd_notify
-  :class:`~edge_runtime.watchdog.ServiceObserver` appended to the observers, recording
+  :class:`~edge_runtime.sources.reconnect.ResilientSource`, the sd_notify
+  :class:`~edge_runtime.service.watchdog.ServiceObserver` appended to the observers, recording
   directories created 0700, log redaction of DICOM identifiers, and ``STATUS=loading``.
 - :func:`install` (once the Pipeline exists): SIGHUP -> reload, SIGTERM -> clean stop.
-- :func:`on_long_build`: give it to an engine builder; it sends ``EXTEND_TIMEOUT_USEC``.
 """
 
 from __future__ import annotations
@@ -15,19 +14,16 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from edge_runtime import privacy, recordings, resilient
+from edge_runtime import privacy
 from edge_runtime.frames import Observer
-from edge_runtime.sdnotify import Notifier
-from edge_runtime.signals import SignalHandlers, install_signal_handlers
-from edge_runtime.watchdog import ServiceObserver
+from edge_runtime.service.sdnotify import Notifier
+from edge_runtime.service.signals import SignalHandlers, install_signal_handlers
+from edge_runtime.service.watchdog import ServiceObserver
+from edge_runtime.sinks import recordings
+from edge_runtime.sources.opener import reconnecting_source
 
 log = logging.getLogger("sonomap.service")
 GROUP_OTHER_BITS = 0o077
-
-
-def on_long_build(seconds_estimate: float) -> None:
-    """EXTEND_TIMEOUT_USEC + STATUS while a TensorRT engine is built (a no-op off systemd)."""
-    ServiceObserver(Notifier()).on_long_build(seconds_estimate)
 
 
 def private_recording_dirs(config: dict) -> list[Path]:
@@ -52,7 +48,7 @@ def live_kwargs(config: dict, observers: list[Observer]) -> dict[str, Any]:
     service_observers = [ServiceObserver(notifier)] if notifier.enabled else []
     # Under systemd, wait behind NO SIGNAL for a scanner switched on after the cart; at a terminal,
     # a device that cannot be opened at all is an immediate one-line error.
-    source = resilient.for_config(config, fail_first_open=not notifier.enabled)
+    source = reconnecting_source(config, fail_first_open=not notifier.enabled)
     return {"source": source, "observers": list(observers) + service_observers}
 
 

@@ -21,8 +21,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from edge_runtime.aistate import STATES as AI_STATES
-from edge_runtime.memory import peak_rss_bytes, rss_bytes
-from edge_runtime.service_metrics import (
+from edge_runtime.live_stats import (
     COUNT_EVENTS,
     EVENTS,
     MS_PER_S,
@@ -31,6 +30,7 @@ from edge_runtime.service_metrics import (
     LiveStats,
     MetricsSnapshot,
 )
+from edge_runtime.memory import peak_rss_bytes, rss_bytes
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 RECORDER_STATE_NAMES = ("off", "recording", "paused", "failed")

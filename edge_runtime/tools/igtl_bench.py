@@ -75,7 +75,7 @@ def run_igtl_bench(spec: str, config: dict, frames: int) -> dict:
     """Run the live pipeline on ``spec`` until it has shown ``frames`` frames (at most
     MAX_SECONDS_PER_FRAME each); print and return {"round_trip_ms", "received_to_sent_ms",
     "pipeline" (its summary), "counters", "predictions_sent"}."""
-    from edge_runtime.pipeline import Pipeline
+    from edge_runtime.pipeline.graph import Pipeline
 
     config = copy.deepcopy(config)
     config["source"]["input"] = spec

@@ -8,7 +8,7 @@ between them give backpressure, so memory stays flat on long or looping clips.
 (a replay for ``--save-masks`` or the summary alone) no overlay is drawn.
 When the source decodes to yuv420p and nothing downstream needs BGR (no window, no observers),
 frames stay in the decoder's YUV planes from decode to encode (:mod:`edge_runtime.yuv`).
-Inference runs on its own thread (:class:`edge_runtime.failsafe.InferenceThread`); the caller waits
+Inference runs on its own thread (:class:`edge_runtime.backends.failsafe.InferenceThread`); the caller waits
 for it in short slices, so a stuck call is noticed (AI STALLED in the log and metrics; after
 ``inference.stall_restart_s`` the run ends with :class:`InferenceStalled`, recordings finalised),
 and Ctrl-C still works. Each drawn frame carries the AI state as it was when it was inferred.
@@ -21,9 +21,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from edge_runtime.backends.failsafe import InferenceThread
 from edge_runtime.cpus import render_workers
 from edge_runtime.errors import InferenceStalled
-from edge_runtime.failsafe import InferenceThread
 
 MS = 1000.0
 QUEUE_DEPTH = 4

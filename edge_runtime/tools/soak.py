@@ -66,10 +66,10 @@ def run_soak(
     window_fraction: float = WINDOW_FRACTION,
 ) -> dict:
     from edge_runtime import config as cfg
-    from edge_runtime import synthetic
-    from edge_runtime.http_server import make_http_observer
-    from edge_runtime.pipeline import Pipeline
-    from edge_runtime.watchdog import ServiceObserver
+    from edge_runtime.pipeline.graph import Pipeline
+    from edge_runtime.service.http_server import make_http_observer
+    from edge_runtime.service.watchdog import ServiceObserver
+    from edge_runtime.sources import synthetic
 
     duration = minutes * SECONDS_PER_MINUTE
     with tempfile.TemporaryDirectory(prefix="sonomap-soak-") as tmp:
@@ -162,8 +162,8 @@ def register(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m edge_runtime.soak`` works too, without the sonomap CLI."""
-    parser = argparse.ArgumentParser(prog="python -m edge_runtime.soak")
+    """``python -m edge_runtime.tools.soak`` works too, without the sonomap CLI."""
+    parser = argparse.ArgumentParser(prog="python -m edge_runtime.tools.soak")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["soak", *(argv if argv is not None else __import__("sys").argv[1:])])
     logging.basicConfig(level=logging.WARNING)

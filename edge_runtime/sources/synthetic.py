@@ -22,6 +22,7 @@ import numpy as np
 
 from edge_runtime.errors import InputError
 from edge_runtime.roi import Roi
+from edge_runtime.sinks.writers import Mp4Sink
 
 SCREEN_W, SCREEN_H = 1920, 1080
 ROI_RECT = Roi(360, 150, 1200, 840)
@@ -42,7 +43,7 @@ PATIENT_LINE_Y, PATIENT_LINE_SCALE = 110, 0.9  # second header line (1080p pixel
 
 def default_image() -> Path:
     """A real malignant BUSI image from the repo's vendored sample."""
-    root = Path(__file__).resolve().parents[1] / "tests" / "data" / "busi" / "images"
+    root = Path(__file__).resolve().parents[2] / "tests" / "data" / "busi" / "images"
     candidates = sorted(root.glob("malignant_*.png")) if root.is_dir() else []
     if not candidates:
         raise InputError(f"synthetic source: no BUSI image found under {root}; pass --image IMG")
@@ -188,8 +189,6 @@ def write_clip(
     patient_line: str | None = None,
 ) -> dict:
     """Render ``frames`` frames to an H.264 mp4; return a description (roi, mm scale, patient line box)."""
-    from edge_runtime.sinks import Mp4Sink
-
     sim = ScreenSimulator(
         Path(image),
         seed=seed,

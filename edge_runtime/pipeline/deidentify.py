@@ -145,7 +145,7 @@ def clear_blanked(prediction, frame: Frame | None) -> None:
 
 class DeidentifiedSource(Source):
     """Wraps a source: every frame it yields is blanked for the ROI ``choose_roi`` picks on the raw frame
-    (:meth:`edge_runtime.pipeline.Pipeline.ensure_roi`, which detects it again when a capture session
+    (:meth:`edge_runtime.pipeline.graph.Pipeline.ensure_roi`, which detects it again when a capture session
     starts: a re-plugged device may come back with another layout)."""
 
     def __init__(

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edge_runtime.biopsy.marks import MARKS
-from edge_runtime.sdnotify import Notifier
+from edge_runtime.service.sdnotify import Notifier
 
 log = logging.getLogger("sonomap.signals")
 

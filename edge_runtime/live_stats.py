@@ -2,7 +2,7 @@
 
 Fed by observers (:meth:`LiveStats.update` once per rendered frame) and by fault
 handlers anywhere in the process (:data:`EVENTS`, e.g. a source reconnect or a skipped
-corrupt frame). Read by /metrics (edge_runtime.prometheus_export), /stats.json, the viewer page and
+corrupt frame). Read by /metrics (edge_runtime.service.prometheus_export), /stats.json, the viewer page and
 the sd_notify ``STATUS=`` line. Thread-safe; no I/O.
 """
 

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from edge_runtime.frames import Frame, Observer, Prediction
-from edge_runtime.sdnotify import Notifier
-from edge_runtime.service_metrics import LiveStats
+from edge_runtime.live_stats import LiveStats
+from edge_runtime.service.sdnotify import Notifier
 
 log = logging.getLogger("sonomap.watchdog")
 

@@ -35,16 +35,23 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
-from edge_runtime import http_auth
 from edge_runtime.aistate import UNHEALTHY
 from edge_runtime.biopsy.marks import MARKS
 from edge_runtime.errors import ConfigError
 from edge_runtime.frames import Frame, Observer, Prediction
-from edge_runtime.http_auth import CREDENTIAL_NAME, MIN_TOKEN_CHARS, TOKEN_ENV, resolve_token
-from edge_runtime.http_guard import BUSY, WAITING, GuardedHTTPServer, host_allowed, is_loopback, tls_context
-from edge_runtime.prometheus_export import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from edge_runtime.prometheus_export import render_prometheus
-from edge_runtime.service_metrics import EVENTS, LiveStats
+from edge_runtime.live_stats import EVENTS, LiveStats
+from edge_runtime.service import http_auth
+from edge_runtime.service.http_auth import CREDENTIAL_NAME, MIN_TOKEN_CHARS, TOKEN_ENV, resolve_token
+from edge_runtime.service.http_guard import (
+    BUSY,
+    WAITING,
+    GuardedHTTPServer,
+    host_allowed,
+    is_loopback,
+    tls_context,
+)
+from edge_runtime.service.prometheus_export import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from edge_runtime.service.prometheus_export import render_prometheus
 
 log = logging.getLogger("sonomap.http")
 

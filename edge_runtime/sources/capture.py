@@ -1,7 +1,7 @@
 """Sources that own a native handle: video files and network streams (PyAV/FFmpeg) and V4L2/UVC
 capture cards (OpenCV CAP_V4L2). Both free their handle only on the thread that reads it
 (:class:`_ReaderReleases`), so ``Pipeline.stop()`` from another thread cannot crash a read in flight.
-:func:`edge_runtime.sources.open_source` picks them by the spec.
+:func:`edge_runtime.sources.opener.open_source` picks them by the spec.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from edge_runtime.cpus import decode_threads
 from edge_runtime.errors import InputError
 from edge_runtime.frames import Frame, Source
 from edge_runtime.privacy import redact
+from edge_runtime.sources.corrupt import CorruptCounter
 from edge_runtime.yuv import YuvFrame, from_av
 
 FOURCC_LEN = 4
@@ -98,8 +99,6 @@ class VideoFileSource(_ReaderReleases):
 
     def __iter__(self) -> Iterator[Frame]:
         import av
-
-        from edge_runtime.resilient import CorruptCounter  # service helper: skip + count corrupt packets
 
         index = 0
         corrupt = CorruptCounter(self.name)

@@ -1,0 +1,1 @@
+"""The frame graph (de-identify, infer, render, write) and its two schedules: replay and live."""

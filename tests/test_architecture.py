@@ -1,0 +1,127 @@
+"""edge_runtime's rooms (docs/architecture.md): no import circles, and no module imports a room above its own.
+
+The graph is read from the source (every import statement, function-level ones included), so a
+circle hidden inside a function counts too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "edge_runtime"
+ROOF = {
+    "edge_runtime.cli",
+    "edge_runtime.commands",
+}  # the wiring: the only modules that may import every room
+# A room may import the ground floor, its own room and rooms of a lower level.
+LEVELS = {
+    "ground": 0,
+    "biopsy": 1,
+    "render": 1,
+    "igtl": 1,
+    "tensorrt": 1,
+    "backends": 2,
+    "sinks": 2,
+    "sources": 3,
+    "pipeline": 4,
+    "service": 5,
+    "tools": 6,
+    "roof": 7,
+}
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for f in PACKAGE.rglob("*.py"):
+        parts = f.relative_to(PACKAGE.parent).with_suffix("").parts
+        out[".".join(parts).removesuffix(".__init__")] = f
+    return out
+
+
+def _graph() -> dict[str, set[str]]:
+    mods = _modules()
+    graph = {}
+    for mod, path in mods.items():
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("edge_runtime"):
+                for alias in node.names:
+                    sub = f"{node.module}.{alias.name}"
+                    deps.add(sub if sub in mods else node.module)
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name.startswith("edge_runtime")}
+        graph[mod] = {d for d in deps if d in mods and d != mod}
+    return graph
+
+
+def room(module: str) -> str:
+    if module in ROOF:
+        return "roof"
+    parts = module.split(".")
+    if len(parts) >= 2 and (PACKAGE / parts[1]).is_dir():
+        return parts[1]
+    return "ground"
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+    counter = [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_edge_runtime_has_no_import_circles():
+    assert _cycles(_graph()) == []
+
+
+def test_the_cycle_finder_finds_a_circle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_every_room_has_a_level():
+    rooms = {room(m) for m in _modules()}
+    assert rooms <= set(LEVELS), rooms - set(LEVELS)
+
+
+def test_no_module_imports_a_room_above_its_own():
+    upward = [
+        f"{mod} ({room(mod)}) -> {dep} ({room(dep)})"
+        for mod, deps in _graph().items()
+        for dep in deps
+        if room(dep) != room(mod) and LEVELS[room(dep)] > LEVELS[room(mod)]
+    ]
+    assert upward == []
+
+
+def test_the_pipeline_knows_nothing_of_systemd():
+    graph = _graph()
+    pipeline = [m for m in graph if room(m) == "pipeline"]
+    assert pipeline
+    assert all(room(d) != "service" for m in pipeline for d in graph[m])
