@@ -130,8 +130,8 @@ class ConnectionTracker:
                 if not waiting:
                     self.refused += 1
                     return False
-                _cut(min(waiting, key=lambda c: c.since))
                 self.evicted += 1
+                _cut(min(waiting, key=lambda c: c.since))
             self._conns[id(sock)] = _Conn(sock, peer)
             return True
 
@@ -158,8 +158,8 @@ class ConnectionTracker:
         with self._lock:
             for conn in self._conns.values():
                 if conn.state == WAITING and conn.since < deadline:
+                    self.timed_out += 1  # counted before the cut: whoever sees the cut sees the count
                     _cut(conn)
-                    self.timed_out += 1
 
 
 def _cut(conn: _Conn) -> None:
