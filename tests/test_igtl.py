@@ -22,8 +22,9 @@ from test_igtl_standin import (
     SPACING_MM,
     TRANSFORM_DEVICE,
     PlusStandIn,
-    busi4,  # noqa: F401
+    busi4,  # noqa: F401 - a fixture
     image_matrix,
+    plus,  # noqa: F401 - a fixture
     pyigtl,
 )
 

@@ -203,7 +203,7 @@ def _line(name: str, value: str, target: str, ok: bool) -> str:
 def _lab_row(d: Path, c: dict) -> dict:
     """Score one lab case; a failure to open or register is a row with its error, not a crash."""
     from edge_runtime.errors import SonomapError
-    from registration import bench_lab
+    from registration.sim import bench_lab
 
     truth = json.loads((d / "truth.json").read_text())
     try:
@@ -274,7 +274,7 @@ def run_bench(
 
 
 def _summarise_lab(rows: list, sim_s: float, work: Path) -> dict:
-    from registration import bench_lab
+    from registration.sim import bench_lab
 
     ok = [r for r in rows if "error" not in r]
     res = _summarise(
