@@ -7,7 +7,12 @@ Input: CASES_DIR with <case>/case.yaml (any depth). Output in DATASET/:
   cases.csv                  id,case_id,split (case_id = patient; one patient never in two splits,
                              and a patient keeps its split when later runs add cases)
   batch_report.json          done / skipped (already done) / failed cases with their one-line errors,
-                             and the cases held out for review (quality below --min-quality)
+                             the cases held out for review (quality below --min-quality), and the
+                             pending cases with what each lacks
+
+A pending case is one still waiting for something registration needs (a captured biopsy whose
+slide and annotation are not back yet; registration/cases/status.py): it is listed with what it
+lacks, not registered and not a failure, and a later run picks it up once the lab has filled it in.
 
 With ``min_quality`` a case whose registration quality score (report.json ``quality.score``)
 is below it is registered (its registration/<id>/ folder is kept for review) but not put in
@@ -30,7 +35,9 @@ import numpy as np
 
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.privacy import redact
+from edge_runtime.yamlfile import read_yaml_mapping
 from registration.case import load_case
+from registration.cases.status import find_case_files, lacks_of
 from registration.pipeline import register_case
 from registration.report import write_json, write_png, write_text
 
@@ -98,7 +105,7 @@ def find_cases(cases_dir: Path) -> list[Path]:
     cases_dir = Path(cases_dir)
     if not cases_dir.is_dir():
         raise InputError(f"{cases_dir}: cases folder not found")
-    found = sorted(cases_dir.rglob("case.yaml"))
+    found = find_case_files(cases_dir)
     if not found:
         raise InputError(f"{cases_dir}: no */case.yaml found")
     return found
@@ -139,6 +146,19 @@ def _write_cases_csv(ds: Path, seed: int, dedup: bool = False) -> dict:
     return counts
 
 
+def _pending(case_yaml: Path) -> dict | None:
+    """{case, id, lacks} when the case lacks something registration needs, else None
+    (a case.yaml that is not even a mapping is left to the loader's error)."""
+    try:
+        raw = read_yaml_mapping(case_yaml, "case file")
+    except SonomapError:
+        return None
+    missing = [str(x) for x in lacks_of(raw, case_yaml.parent) if x.required]
+    if not missing:
+        return None
+    return {"case": str(case_yaml), "id": str(raw.get("id") or case_yaml.parent.name), "lacks": missing}
+
+
 def register_batch(
     cases_dir,
     out_dataset,
@@ -155,9 +175,13 @@ def register_batch(
     cases = find_cases(Path(cases_dir))
     for sub in ("images", "labels", "registration"):
         (ds / sub).mkdir(parents=True, exist_ok=True)
-    done, skipped, failed, held, seen = [], [], [], [], {}
+    done, skipped, failed, held, pending, seen = [], [], [], [], [], {}
     for case_yaml in tqdm(cases, desc="register", unit="case", disable=not progress):
         try:
+            waiting = _pending(case_yaml)
+            if waiting is not None:
+                pending.append(waiting)
+                continue
             spec = load_case(case_yaml)
             if spec.id in seen:
                 raise InputError(f"{case_yaml}: case id {spec.id!r} already used by {seen[spec.id]}")
@@ -218,6 +242,8 @@ def register_batch(
         "min_quality": min_quality,
         "held_for_review": len(held),
         "low_quality": held,
+        "pending": len(pending),
+        "pending_cases": pending,
         "warnings": sum(len(d["warnings"]) for d in done),
     }
     write_json(ds / "batch_report.json", summary)

@@ -17,6 +17,7 @@ from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.safe_names import safe_name
 from edge_runtime.yamlfile import read_yaml_mapping
 from registration.case_example import CASE_EXAMPLE  # noqa: F401  (re-exported: `sonomap register --example`)
+from registration.cases.identity import patient_of
 
 DEFAULT_CANCER_CLASSES = (
     "Tumor",
@@ -72,6 +73,7 @@ PATH_KEYS = {
     "flip_across",
     "reader",
     "fragments",
+    "patient_id",  # the pseudonymous patient id the lab enters (registration/cases/identity.py)
 }
 SLIDE_READERS = ("auto", "tifffile", "openslide")
 MIN_SHRINKAGE, MAX_SHRINKAGE = 0.3, 1.2  # outside this a "shrinkage" is a unit mistake
@@ -350,9 +352,7 @@ def load_case(path: str | Path) -> CaseSpec:
     path_raw = _section(raw, "pathology", PATH_KEYS, where)
     # ids name files and folders of the dataset (images/<id>.png): one plain name each, never a path
     case_id = safe_name(raw["id"] if raw.get("id") is not None else base.resolve().name, f"{where}: id")
-    patient_id = (
-        case_id if raw.get("patient_id") is None else safe_name(raw["patient_id"], f"{where}: patient_id")
-    )
+    patient_id, _ = patient_of(raw, case_id, where)
     source, capture = raw.get("source") or {}, raw.get("capture") or {}
     for key, val in (("source", source), ("capture", capture)):
         if not isinstance(val, dict):

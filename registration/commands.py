@@ -9,6 +9,7 @@ import argparse
 
 from edge_runtime.errors import SonomapError
 from registration.cases import cli as cases_cli
+from registration.sim import commands as sim_commands
 
 EXIT_SOME_FAILED = 1
 
@@ -76,14 +77,18 @@ def _register_batch(args) -> int:
     )
     print(
         f"registered {s['registered']}, already done {s['skipped_done']}, failed {s['failed']}, "
-        f"held for review {s['held_for_review']} -> {s['dataset']} (splits {s['splits']}; details in "
-        "batch_report.json)"
+        f"held for review {s['held_for_review']}, pending {s['pending']} -> {s['dataset']} "
+        f"(splits {s['splits']}; details in batch_report.json)"
     )
+    for w in s["pending_cases"]:
+        print(f"  pending: {w['id']} lacks {', '.join(w['lacks'])}")
     for h in s["low_quality"]:
         print(f"  review: {h['id']} quality {h['quality']:.2f} (weakest: {h['weakest']}) {h['qa']}")
     for f in s["failures"]:
         print(f"  failed: {f['error']}")
-    if s["registered"] + s["skipped_done"] + s["held_for_review"] == 0:
+    # cases waiting for pathology are not failures: a batch of only those succeeds with nothing to do
+    nothing = s["registered"] + s["skipped_done"] + s["held_for_review"] == 0
+    if nothing and (s["failed"] or not s["pending"]):
         raise SonomapError(
             f"{args.cases}: no case could be registered (see {s['dataset']}/batch_report.json)"
         )
@@ -157,7 +162,9 @@ def register(sub) -> None:
         formatter_class=fmt,
         description="Register CASES_DIR/*/case.yaml into DATASET/images, DATASET/labels and DATASET/cases.csv\n"
         "(id,case_id,split; patients split 70/20/10, seeded). Resumable: cases already done are\n"
-        "skipped. A bad case is reported in DATASET/batch_report.json and never stops the batch.",
+        "skipped. A bad case is reported in DATASET/batch_report.json and never stops the batch.\n"
+        "Cases still waiting for their slide or annotation (e.g. captured biopsies) are listed as\n"
+        "pending with what each lacks; they are not failures and a later run registers them.",
     )
     p.add_argument("cases", help="CASES_DIR")
     p.add_argument("--out", required=True, help="DATASET folder")
@@ -220,4 +227,5 @@ def register(sub) -> None:
     p.add_argument("--work", default=None, help="keep the slide and outputs here (default: a temp folder)")
     p.set_defaults(func=_bench_slides)
 
+    sim_commands.register(sub)
     cases_cli.add_parser(sub)

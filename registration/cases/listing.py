@@ -1,13 +1,84 @@
-"""Placeholder: lists captured cases and what each lacks (being written)."""
+"""``sonomap cases DIR``: one line per captured (or any) case and what it still lacks.
+
+Input: DIR holding ``<case>/case.yaml`` at any depth; optionally ``--dataset DATASET`` (the
+``register-batch --out`` folder) to mark the cases already registered there. Output on stdout:
+
+    20261130T034535Z-1  pending   patient 20261130T034535Z-1 (case id)  lacks: slide (pathology.wsi), ...
+    20261130T034540Z-2  complete  patient P-7 (capture.study_id)  ready to register
+    ...
+    3 case(s): 1 registered, 1 complete, 1 pending, 0 broken
+
+Names printed are folder names and ids from case.yaml: captured cases are named by time, never
+by patient. Exit status 0 whatever the cases' state (a listing is not a check); a missing DIR
+or a DIR with no case.yaml is an error.
+"""
 
 from __future__ import annotations
 
-from edge_runtime.errors import SonomapError
+from pathlib import Path
+
+from edge_runtime.errors import InputError
+from registration.cases.status import BROKEN, COMPLETE, PENDING, CaseStatus, find_case_files, inspect_case
+
+REGISTERED = "registered"
+STATES = (REGISTERED, COMPLETE, PENDING, BROKEN)
 
 
 def add_options(p) -> None:
     """Options of ``sonomap cases DIR``."""
+    p.add_argument(
+        "--dataset",
+        default=None,
+        metavar="DATASET",
+        help="register-batch output folder: cases registered there are listed as 'registered'",
+    )
+
+
+def registered_in(dataset: Path | None, case_id: str) -> bool:
+    return dataset is not None and (dataset / "registration" / case_id / "report.json").is_file()
+
+
+def state_of(status: CaseStatus, dataset: Path | None) -> str:
+    if status.state == COMPLETE and registered_in(dataset, status.id):
+        return REGISTERED
+    return status.state
+
+
+def line(status: CaseStatus, state: str, cases_dir: Path) -> str:
+    name = status.case_yaml.parent.relative_to(cases_dir).as_posix()
+    who = f"patient {status.patient_id} ({status.patient_source})" if status.patient_id else ""
+    if state == BROKEN:
+        tail = f"error: {status.error}"
+    elif status.lacks:
+        tail = "lacks: " + ", ".join(str(x) for x in status.lacks)
+    else:
+        tail = "nothing missing"
+    if state == COMPLETE:
+        tail = f"ready to register; {tail}"
+    return "  ".join(x for x in (f"{name:<22}", f"{state:<10}", who, tail) if x)
+
+
+def list_cases(cases_dir: str | Path, dataset: str | Path | None = None) -> list[tuple[CaseStatus, str]]:
+    """(status, state) of every case under cases_dir; state adds 'registered' to the status's."""
+    cases_dir = Path(cases_dir)
+    if not cases_dir.is_dir():
+        raise InputError(f"{cases_dir}: cases folder not found")
+    files = find_case_files(cases_dir)
+    if not files:
+        raise InputError(f"{cases_dir}: no */case.yaml found")
+    ds = Path(dataset) if dataset else None
+    out = []
+    for f in files:
+        s = inspect_case(f)
+        out.append((s, state_of(s, ds)))
+    return out
 
 
 def run_list(args) -> int:
-    raise SonomapError("sonomap cases: not implemented yet")
+    cases_dir = Path(args.cases_dir)
+    rows = list_cases(cases_dir, args.dataset)
+    for status, state in rows:
+        print(line(status, state, cases_dir))
+    counts = {k: sum(1 for _, s in rows if s == k) for k in STATES}
+    print(f"{len(rows)} case(s): " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    return 0

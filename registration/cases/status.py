@@ -1,0 +1,126 @@
+"""What a case folder still lacks before registration can run, read from case.yaml alone.
+
+Input: a ``case.yaml`` path (a captured biopsy, docs/biopsy-capture.md, or any other case).
+Output: a :class:`CaseStatus`:
+
+- ``pending``: something registration needs is not there yet (the slide, the annotation, the
+  ultrasound scale, or a file the lab named but has not copied in). These are the cases waiting
+  for pathology; they are listed, never counted as failures.
+- ``complete``: nothing required is missing and registration's loader accepts the case.
+- ``broken``: nothing is missing but the case is wrong (a bad key or value); ``error`` is the
+  loader's one-line message.
+
+``lacks`` also names what is recommended but not required: without ``pathology.shrinkage`` or
+``fresh_length_mm`` registration assumes no tissue was lost and warns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge_runtime.errors import SonomapError
+from edge_runtime.yamlfile import read_yaml_mapping
+from registration.case import load_case
+from registration.cases.identity import patient_of
+
+PENDING, COMPLETE, BROKEN = "pending", "complete", "broken"
+SCALED_FORMATS = (".dcm", ".dicom")  # DICOM carries its own pixel spacing
+
+
+@dataclass
+class Lack:
+    what: str  # e.g. "slide (pathology.wsi)"
+    required: bool = True
+
+    def __str__(self) -> str:
+        return self.what if self.required else f"{self.what} (optional)"
+
+
+@dataclass
+class CaseStatus:
+    case_yaml: Path
+    id: str
+    state: str
+    lacks: list[Lack] = field(default_factory=list)
+    error: str | None = None
+    patient_id: str | None = None
+    patient_source: str | None = None
+    model: str | None = None  # capture.model sha256, short: the model version that saw the biopsy
+
+    @property
+    def missing_required(self) -> list[Lack]:
+        return [x for x in self.lacks if x.required]
+
+
+def _file_lack(base: Path, value, key: str, what: str) -> Lack | None:
+    if value is None or value == "":
+        return Lack(f"{what} ({key})")
+    if isinstance(value, str) and not (base / value).is_file():  # absolute paths pass through the join
+        return Lack(f"{what} file {Path(value).name} ({key}) not in the folder yet")
+    return None  # present, or of a wrong type: the loader names that
+
+
+def lacks_of(raw: dict, base: Path) -> list[Lack]:
+    """What ``raw`` (a case.yaml mapping in folder ``base``) lacks; empty when nothing."""
+    out: list[Lack] = []
+    path = raw.get("pathology")
+    if not isinstance(path, dict):
+        path = {}
+        out.append(Lack("pathology section (pathology:)"))
+    for key, what in (("wsi", "slide"), ("annotations", "annotation")):
+        lack = _file_lack(base, path.get(key), f"pathology.{key}", what)
+        if lack is not None:
+            out.append(lack)
+    us = raw.get("ultrasound") if isinstance(raw.get("ultrasound"), dict) else {}
+    image = us.get("image")
+    if image is None:
+        out.append(Lack("ultrasound image (ultrasound.image)"))
+    else:
+        lack = _file_lack(base, image, "ultrasound.image", "ultrasound image")
+        if lack is not None:
+            out.append(lack)
+        if us.get("mm_per_pixel") is None and Path(str(image)).suffix.lower() not in SCALED_FORMATS:
+            out.append(Lack("ultrasound scale (ultrasound.mm_per_pixel)"))
+    if raw.get("needle") is None and raw.get("tract") is None:
+        out.append(Lack("needle or tract (needle: auto, or tip/shaft points)"))
+    if path.get("shrinkage") is None and path.get("fresh_length_mm") is None:
+        out.append(Lack("shrinkage (pathology.shrinkage or fresh_length_mm)", required=False))
+    return out
+
+
+def inspect_case(case_yaml: str | Path) -> CaseStatus:
+    """The status of one case.yaml (module docstring); never raises for a bad case."""
+    case_yaml = Path(case_yaml)
+    try:
+        raw = read_yaml_mapping(case_yaml, "case file")
+    except SonomapError as exc:
+        return CaseStatus(case_yaml, case_yaml.parent.name, BROKEN, error=str(exc))
+    case_id = str(raw.get("id") or case_yaml.parent.name)
+    capture = raw.get("capture") if isinstance(raw.get("capture"), dict) else {}
+    model = capture.get("model") if isinstance(capture.get("model"), dict) else {}
+    status = CaseStatus(case_yaml, case_id, COMPLETE, lacks_of(raw, case_yaml.parent))
+    status.model = str(model["sha256"])[:12] if model.get("sha256") else None
+    try:
+        status.patient_id, status.patient_source = patient_of(raw, case_id, str(case_yaml))
+    except SonomapError as exc:
+        status.state, status.error = BROKEN, str(exc)
+        return status
+    if status.missing_required:
+        status.state = PENDING
+        return status
+    try:
+        status.id = load_case(case_yaml).id
+    except SonomapError as exc:
+        status.state, status.error = BROKEN, str(exc)
+    return status
+
+
+def find_case_files(cases_dir: Path) -> list[Path]:
+    """Every case.yaml under ``cases_dir`` (any depth), sorted; folders whose name starts with a
+    dot are skipped (a capture still being written is ``.<name>.partial``)."""
+    return sorted(
+        p
+        for p in Path(cases_dir).rglob("case.yaml")
+        if not any(part.startswith(".") for part in p.relative_to(cases_dir).parts[:-1])
+    )

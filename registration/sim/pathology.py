@@ -1,0 +1,147 @@
+"""``sonomap simulate-pathology``: the lab's answer for captured biopsies of a simulated procedure.
+
+Input: a folder of cases captured by ``sonomap replay CLIP --cases DIR`` and the clip's truth
+(``CLIP.truth.json`` + ``CLIP.lesion.png``, written by ``sonomap simulate-procedure``). For each
+captured case still waiting for its slide, the fire it recorded is found in the truth (by its
+pre-fire frame), and the core that fire cut is simulated along the *true* tract: the true post-fire
+tip and angle, the case's gauge geometry (registration/tract.py), the lesion truth in ROI pixels.
+Output per case folder:
+
+- ``slide.ome.tif`` (pyramidal OME-TIFF) and ``slide.geojson`` (QuPath annotation), made by the
+  same simulator as ``sonomap simulate-biopsy`` (registration/sim/biopsy_core.py, slide.py);
+- case.yaml's ``pathology:`` section filled in (slide, annotation, tip end, shrinkage, and
+  ``patient_id`` when given), the rest of the file kept as written;
+- ``pathology_truth.json``: the true tract and the truth's cancer fraction in its band, for checks.
+
+Registration later reads the needle the capture fitted (not the truth), as it would in a clinic.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+from edge_runtime.errors import InputError
+from edge_runtime.yamlfile import read_yaml_mapping
+from registration.report import write_json, write_text
+from registration.sim.biopsy_core import CoreParams, build_layout
+from registration.sim.procedure import GAUGE
+from registration.sim.slide import write_geojson, write_pyramid
+from registration.tract import Tract, device_geometry, tract_from_needle
+
+SLIDE, ANNOTATION, TRUTH = "slide.ome.tif", "slide.geojson", "pathology_truth.json"
+SHAFT_MM = 10.0  # a point this far behind the true tip, on the shaft
+CANCER_CLASS = "Tumor"
+LESION_LEVEL = 127
+SECTION = "\npathology:"
+
+
+def _fire_for(case: dict, fires: list[dict], where: str) -> dict:
+    pre = (case.get("capture") or {}).get("pre_fire") or {}
+    for fire in fires:
+        if fire["pre_index"] == pre.get("frame"):
+            return fire
+    raise InputError(
+        f"{where}: capture.pre_fire.frame {pre.get('frame')!r} matches no fire of the truth "
+        f"(pre-fire frames {[f['pre_index'] for f in fires]}): not a case of this clip?"
+    )
+
+
+def true_tract(fire: dict, mm: float, gauge: int) -> Tract:
+    """The sampled segment of ``fire`` from its true post-fire tip and angle."""
+    a = np.radians(fire["angle_deg"])
+    tip = np.asarray(fire["tip"], float)
+    shaft = tip - SHAFT_MM / mm * np.array([np.cos(a), np.sin(a)])  # the needle enters from the left
+    return tract_from_needle(tuple(tip), tuple(shaft), (mm, mm), device_geometry(gauge))
+
+
+def _fill_pathology(case_yaml: Path, pathology: dict, note: str) -> None:
+    """Replace case.yaml's pathology section (the last one of a captured case), keep the rest."""
+    text = case_yaml.read_text()
+    section = (
+        f"pathology:  # {note}\n"
+        + yaml.safe_dump({"pathology": pathology}, sort_keys=False, default_flow_style=None).split("\n", 1)[1]
+    )
+    at = text.find(SECTION)
+    if at < 0:
+        raise InputError(f"{case_yaml}: no 'pathology:' section to fill in (not a captured case?)")
+    write_text(case_yaml, text[: at + 1] + section)
+
+
+def simulate_case(case_yaml: Path, truth: dict, lesion: np.ndarray, seed: int, params: CoreParams, patient):
+    where = str(case_yaml)
+    case = read_yaml_mapping(case_yaml, "case file")
+    fire = _fire_for(case, truth["fires"], where)
+    us = case.get("ultrasound") or {}
+    mm = float(us.get("mm_per_pixel") or truth["mm_per_pixel"])
+    needle = case.get("needle") if isinstance(case.get("needle"), dict) else {}
+    gauge = int(needle.get("gauge", truth.get("gauge", GAUGE)))
+    pre = cv2.imread(str(case_yaml.parent / us.get("dataset_image", "prefire.png")), cv2.IMREAD_GRAYSCALE)
+    if pre is None or pre.shape != lesion.shape:
+        raise InputError(f"{where}: the pre-fire image is not the truth's ROI size {lesion.shape[::-1]}")
+    tract = true_tract(fire, mm, gauge)
+    rng = np.random.default_rng([seed, int(fire["pre_index"])])
+    layout, core = build_layout(lesion, tract, rng, params)
+    folder = case_yaml.parent
+    write_pyramid(layout, folder / SLIDE, seed=int(rng.integers(1 << 30)))
+    write_geojson(layout, folder / ANNOTATION, CANCER_CLASS, seed=int(rng.integers(1 << 30)))
+    pathology = {
+        "wsi": SLIDE,
+        "annotations": ANNOTATION,
+        "cancer_classes": [CANCER_CLASS],
+        "tip_end": core["tip_end"],
+        "shrinkage": round(core["shrinkage"], 4),
+    }
+    if core.get("roi"):
+        pathology["roi"] = core["roi"]
+    if patient is not None:
+        pathology["patient_id"] = patient
+    band, _, _ = tract.band(lesion.shape)
+    fraction = float(lesion[band].mean()) if band.any() else 0.0
+    info = {
+        "case": case.get("id", folder.name),
+        "fire": fire,
+        "tract": tract.to_dict(),
+        "truth_cancer_fraction": round(fraction, 4),
+        "core_has_cancer": bool(lesion[band].any()),
+        "shrinkage": core["shrinkage"],
+        "fragments_mm": core["fragments_mm"],
+    }
+    write_json(folder / TRUTH, info)
+    _fill_pathology(
+        case_yaml, pathology, f"simulated by sonomap simulate-pathology from {truth['clip_name']}"
+    )
+    return info
+
+
+def simulate_pathology(
+    cases_dir, truth_json, seed: int = 0, patient_id: str | None = None, mpp: float = 4.0
+) -> dict:
+    """Fill in every captured case under ``cases_dir`` still waiting for its slide; return a summary."""
+    from registration.cases.identity import patient_of
+    from registration.cases.status import find_case_files
+
+    truth_json = Path(truth_json)
+    truth = read_yaml_mapping(truth_json, "procedure truth")  # JSON is YAML
+    truth["clip_name"] = Path(truth.get("clip", truth_json)).name
+    lesion_png = truth_json.parent / truth.get("lesion", "")
+    lesion_img = cv2.imread(str(lesion_png), cv2.IMREAD_GRAYSCALE) if lesion_png.is_file() else None
+    if lesion_img is None:
+        raise InputError(f"{truth_json}: lesion mask {lesion_png} not found or unreadable")
+    if patient_id is not None:
+        patient_of({"patient_id": patient_id}, "", "--patient-id")  # one plain name, or a clear error
+    files = find_case_files(Path(cases_dir))
+    if not files:
+        raise InputError(f"{cases_dir}: no */case.yaml found")
+    params = CoreParams(mpp=mpp)
+    made, kept = [], []
+    for case_yaml in files:
+        case = read_yaml_mapping(case_yaml, "case file")
+        if (case.get("pathology") or {}).get("wsi") is not None:
+            kept.append(str(case_yaml))  # the lab has answered already
+            continue
+        made.append(simulate_case(case_yaml, truth, lesion_img > LESION_LEVEL, seed, params, patient_id))
+    return {"filled": made, "already_filled": kept}

@@ -1,0 +1,195 @@
+"""A synthetic biopsy procedure on a still probe, with its truth (``sonomap simulate-procedure``).
+
+A real BUSI image (malignant by default) fills the ROI of a 1280x720 scanner screen (the probe does not move;
+frame-independent noise as an analogue capture adds). A static bright oblique line (a ligament or
+specular reflector) is the decoy. Each needle is drawn with registration's post-fire echo model
+(shaft, reverberation tail, shadow); it enters from the left edge, is advanced slowly, held, fired
+(the tip jumps by the throw in one frame, or over two), held in the tract, then withdrawn.
+``write_procedure_clip`` returns the truth: per fire the pre-fire and post-fire frame indices and the
+post-fire tip (ROI pixels) and angle. With ``truth=True`` it also writes, beside CLIP.mp4,
+``CLIP.lesion.png`` (the image's lesion mask carried into ROI pixels exactly as the image is, 0/255;
+empty for a benign image: no cancer) and ``CLIP.truth.json`` (the returned dict), which
+``sonomap simulate-pathology`` turns into a slide and annotation per captured core.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_runtime.errors import InputError
+from edge_runtime.sinks.writers import Mp4Sink
+from edge_runtime.sources.synthetic import BORDER_PX, ScreenSimulator, default_image
+from registration.report import write_json, write_png
+from registration.sim.echo import draw_needle
+from registration.tract import GAUGE_DEFAULTS
+
+SCREEN = (1280, 720)
+NOISE_SIGMA = 6.0
+DECOY_MM = ((30.0, 5.0), (55.0, 12.0))  # a ligament-like line, ROI mm (x, depth)
+DECOY_THICK_MM = 1.0
+DECOY_LEVEL = 235
+GAUGE = 14
+THROW_MM = 22.0  # the device's throw: each fire's jumps add up to it
+FPS = 30
+LESION_LEVEL = 127  # the warped 0/255 mask is cancer above this
+
+
+@dataclass
+class Needle:
+    entry_depth_mm: float  # where the needle crosses the left ROI edge
+    angle_deg: float  # below the horizontal
+    start_mm: float  # tip distance from the entry when it appears
+    advance_mm: float  # slow advancement before the fire
+    advance_frames: int
+    hold_frames: int  # in place before the fire
+    throw_mm: tuple  # tip jump per frame of the fire: (22,) or (10, 12)
+    after_frames: int  # in the tract after the fire
+    gone_frames: int  # withdrawn before the next needle
+
+
+# Each needle is held in place for 2/3 s before the fire (an operator aims for longer).
+PROCEDURE = (
+    Needle(10.0, 20.0, 15.0, 10.0, 20, 20, (22.0,), 12, 10),  # fired in one frame
+    Needle(6.0, 30.0, 12.0, 8.0, 16, 20, (10.0, 12.0), 12, 8),
+)  # fired over two frames
+NO_FIRE = (Needle(10.0, 25.0, 10.0, 24.0, 12, 20, (), 0, 10),)  # a brisk 2 mm/frame push, held, withdrawn
+
+
+def _still(sim: ScreenSimulator) -> np.ndarray:
+    """The still ROI content without noise, with the decoy line."""
+    base = ScreenSimulator(
+        sim.image_path, seed=sim.seed, screen_w=sim.screen_w, screen_h=sim.screen_h, noise_sigma=0
+    ).ultrasound(0)
+    mm = sim.mm_per_pixel
+    (x0, y0), (x1, y1) = DECOY_MM
+    cv2.line(
+        base,
+        (int(x0 / mm), int(y0 / mm)),
+        (int(x1 / mm), int(y1 / mm)),
+        DECOY_LEVEL,
+        max(int(DECOY_THICK_MM / mm), 1),
+        cv2.LINE_AA,
+    )
+    return base
+
+
+def truth_paths(clip: Path) -> tuple[Path, Path]:
+    """(CLIP.truth.json, CLIP.lesion.png) beside the clip."""
+    clip = Path(clip)
+    return clip.with_suffix(".truth.json"), clip.with_suffix(".lesion.png")
+
+
+def lesion_in_roi(sim: ScreenSimulator, mask_path: Path, cancer: bool) -> np.ndarray:
+    """The lesion mask (0/255) drawn through the same resize and placement as the image at frame 0;
+    all zero when the lesion is not cancer (a benign image)."""
+    if not cancer:
+        return np.zeros((sim.roi.h, sim.roi.w), np.uint8)
+    warped = ScreenSimulator(
+        Path(mask_path), seed=sim.seed, screen_w=sim.screen_w, screen_h=sim.screen_h, noise_sigma=0
+    ).ultrasound(0)
+    lesion = np.where(warped > LESION_LEVEL, 255, 0).astype(np.uint8)
+    lesion[:BORDER_PX, :] = lesion[-BORDER_PX:, :] = 0  # the simulated scanner's frame line, not tissue
+    lesion[:, :BORDER_PX] = lesion[:, -BORDER_PX:] = 0
+    return lesion
+
+
+def busi_mask(image: Path) -> tuple[Path, bool]:
+    """(mask path, malignant?) of a BUSI-layout image (images/X.png, masks/X.png, X named
+    malignant_* or benign_*)."""
+    image = Path(image)
+    mask = image.parent.parent / "masks" / image.name
+    if not mask.is_file():
+        raise InputError(f"{image}: no lesion mask at {mask} (BUSI layout: images/ beside masks/)")
+    return mask, image.stem.startswith("malignant")
+
+
+def write_procedure_clip(
+    out: Path,
+    procedure=PROCEDURE,
+    lead_frames: int = 15,
+    seed: int = 3,
+    image: Path | None = None,
+    truth: bool = False,
+) -> dict:
+    """Write the clip (H.264 mp4) and return {roi, mm_per_pixel, frames, fires: [...]}; with
+    ``truth`` also CLIP.truth.json and CLIP.lesion.png (module docstring)."""
+    image = Path(image) if image is not None else default_image()
+    sim = ScreenSimulator(image, seed=seed, screen_w=SCREEN[0], screen_h=SCREEN[1], noise_sigma=0)
+    mm = sim.mm_per_pixel
+    still = _still(sim)
+    od_px = GAUGE_DEFAULTS[GAUGE]["od_mm"] / mm
+    rng = np.random.default_rng(seed)
+    noise = [rng.normal(0, NOISE_SIGMA, still.shape).astype(np.int16) for _ in range(8)]
+    views: list[tuple[float, float, float] | None] = [None] * lead_frames  # (entry_y_mm, angle, tip_mm)
+    fires = []
+    for n in procedure:
+        for k in range(n.advance_frames + n.hold_frames):
+            views.append(
+                (n.entry_depth_mm, n.angle_deg, n.start_mm + n.advance_mm * min(k / n.advance_frames, 1))
+            )
+        tip_mm = n.start_mm + n.advance_mm
+        pre = len(views) - 1
+        for jump in n.throw_mm:
+            tip_mm += jump
+            views.append((n.entry_depth_mm, n.angle_deg, tip_mm))
+        post = len(views)
+        views += [(n.entry_depth_mm, n.angle_deg, tip_mm)] * n.after_frames + [None] * n.gone_frames
+        if not n.throw_mm:
+            continue  # a needle that is never fired
+        a = np.radians(n.angle_deg)
+        tip = (tip_mm * np.cos(a) / mm, (n.entry_depth_mm + tip_mm * np.sin(a)) / mm)
+        fires.append(
+            {
+                "pre_index": pre,
+                "post_index": post,
+                "tip": tip,
+                "angle_deg": n.angle_deg,
+                "tip_pre": (
+                    ((tip_mm - sum(n.throw_mm)) * np.cos(a)) / mm,
+                    (n.entry_depth_mm + (tip_mm - sum(n.throw_mm)) * np.sin(a)) / mm,
+                ),
+            }
+        )
+    sink = Mp4Sink(out, fps=FPS, preset="veryfast")
+    try:
+        for i, view in enumerate(views):
+            gray = still
+            if view is not None:
+                entry_y, angle, tip_mm = view
+                a = np.radians(angle)
+                entry = np.array([0.0, entry_y / mm])
+                tip = entry + tip_mm / mm * np.array([np.cos(a), np.sin(a)])
+                gray = draw_needle(still, entry, tip, od_px, np.random.default_rng(seed))  # same echo look
+            noisy = np.clip(gray.astype(np.int16) + noise[i % len(noise)], 0, 255).astype(np.uint8)
+            screen = sim.background.copy()
+            sim.roi.crop(screen)[:] = noisy[:, :, None]
+            sink.write(screen)
+    finally:
+        sink.close()
+    info = {
+        "clip": str(out),
+        "image": image.name,
+        "roi": sim.roi.as_list(),
+        "mm_per_pixel": mm,
+        "frames": len(views),
+        "gauge": GAUGE,
+        "fires": [{k: _plain(v) for k, v in f.items()} for f in fires],
+    }
+    if truth:
+        truth_json, lesion_png = truth_paths(out)
+        mask, malignant = busi_mask(image)
+        write_png(lesion_png, lesion_in_roi(sim, mask, malignant))
+        info.update(lesion=lesion_png.name, cancer=malignant)
+        write_json(truth_json, info)
+    return info
+
+
+def _plain(v):
+    """JSON-ready: numpy scalars and tuples as plain floats and lists."""
+    if isinstance(v, (tuple, list)):
+        return [float(x) for x in v]
+    return float(v) if isinstance(v, (float, np.floating)) else v

@@ -1,0 +1,1 @@
+"""``sonomap concordance``: the live prediction at each biopsy against the pathology registered onto it."""

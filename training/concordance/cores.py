@@ -1,0 +1,142 @@
+"""One row per registered biopsy core: the live pre-fire prediction against the registered label.
+
+Input: a folder of captured cases (``<case>/case.yaml``, ``prefire_mask.png``, ``prefire_prob.png``;
+docs/biopsy-capture.md) and the ``register-batch --out`` folder that holds each registered case's
+``registration/<id>/label.png`` and ``report.json``. Output: :class:`Core` records.
+
+The comparison region is the core's band as registration modelled it (the notch's segment of the
+tract, its core width across) where the label is known: ``label.png`` is 0 (no cancer) or 1
+(cancer) there and 255 everywhere else, including stretches of the band whose position along the
+tract is uncertain. The prediction is the decision the operator saw (``prefire_mask.png``, class
+``capture.prediction.cancer_class``); ``prefire_prob.png`` gives the probability.
+
+Counts first: the per-core confusion counts over those pixels (training/metrics.py), then the
+fractions and scores derived from them. Cases not registered yet (pending, broken, held for review)
+and cases without a saved prediction (a mark before the first prediction) are skipped with a reason.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_runtime.errors import InputError, SonomapError
+from edge_runtime.yamlfile import read_yaml_mapping
+from training.data import IGNORE_INDEX
+from training.metrics import Counts, confusion_counts, scores
+
+UNKNOWN_MODEL = "unknown"
+SHA_SHOWN = 12  # characters of the model's sha256 that name its version in the report
+
+
+@dataclass
+class Core:
+    id: str
+    patient_id: str
+    model: str  # "<name> <sha256[:12]>": the model version that made the prediction
+    counts: Counts  # pixels of the known band, cancer positive
+    prob_mean: float  # mean predicted cancer probability over the known band
+    quality: float | None  # registration quality score
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def known_px(self) -> int:
+        c = self.counts
+        return c.tp + c.fp + c.fn + c.tn
+
+    @property
+    def predicted_fraction(self) -> float:
+        return (self.counts.tp + self.counts.fp) / self.known_px if self.known_px else float("nan")
+
+    @property
+    def observed_fraction(self) -> float:
+        return self.counts.positives / self.known_px if self.known_px else float("nan")
+
+    @property
+    def pathology_positive(self) -> bool:
+        """The core contains cancer by pathology: some cancer was registered into its band."""
+        return self.counts.positives > 0
+
+    def scores(self) -> dict[str, float]:
+        """Dice, sensitivity (recall) and specificity along the tract (training/metrics.py policy)."""
+        s = scores(self.counts)
+        return {"dice": s["dice"], "sensitivity": s["recall"], "specificity": s["specificity"]}
+
+
+def find_case_files(cases_dir: Path) -> list[Path]:
+    """Every case.yaml under cases_dir, sorted; hidden folders (captures being written) skipped."""
+    return sorted(
+        p
+        for p in cases_dir.rglob("case.yaml")
+        if not any(part.startswith(".") for part in p.relative_to(cases_dir).parts[:-1])
+    )
+
+
+def _read(path: Path, flags: int, where: str) -> np.ndarray:
+    img = cv2.imread(str(path), flags) if path.is_file() else None
+    if img is None:
+        raise InputError(f"{where}: {path.name} missing or unreadable")
+    return img
+
+
+def model_version(capture: dict) -> str:
+    model = capture.get("model") if isinstance(capture.get("model"), dict) else {}
+    sha = str(model.get("sha256") or "")
+    if not sha:
+        return UNKNOWN_MODEL
+    return f"{model.get('name') or 'model'} {sha[:SHA_SHOWN]}"
+
+
+def load_core(case_yaml: Path, dataset: Path) -> Core:
+    """The :class:`Core` of one captured, registered case; InputError naming what is missing."""
+    where = str(case_yaml)
+    case = read_yaml_mapping(case_yaml, "case file")
+    case_id = str(case.get("id") or case_yaml.parent.name)
+    reg = dataset / "registration" / case_id
+    if not (reg / "report.json").is_file():
+        raise InputError(f"{where}: not registered in {dataset} (no registration/{case_id}/report.json)")
+    capture = case.get("capture") if isinstance(case.get("capture"), dict) else {}
+    pred = capture.get("prediction") if isinstance(capture.get("prediction"), dict) else None
+    if not pred:
+        raise InputError(f"{where}: no live prediction was saved with this capture (capture.prediction)")
+    folder = case_yaml.parent
+    mask = _read(folder / str(pred.get("mask")), cv2.IMREAD_UNCHANGED, where)
+    prob16 = _read(folder / str(pred.get("prob")), cv2.IMREAD_UNCHANGED, where)
+    label = _read(reg / "label.png", cv2.IMREAD_UNCHANGED, str(reg))
+    if not (mask.shape == prob16.shape == label.shape):
+        raise InputError(
+            f"{where}: prediction {mask.shape[::-1]} and registered label {label.shape[::-1]} differ in size"
+        )
+    report = json.loads((reg / "report.json").read_text())
+    known = label != IGNORE_INDEX
+    predicted = mask == int(pred.get("cancer_class", 1))
+    prob = prob16.astype(np.float64) / float(pred.get("prob_scale", np.iinfo(np.uint16).max))
+    return Core(
+        id=case_id,
+        patient_id=str(report.get("patient_id") or case_id),
+        model=model_version(capture),
+        counts=confusion_counts(predicted, label),
+        prob_mean=float(prob[known].mean()) if known.any() else float("nan"),
+        quality=(report.get("quality") or {}).get("score"),
+        extra={"expected_yield": (capture.get("expected_yield") or {}).get("fraction")},
+    )
+
+
+def load_cores(cases_dir: str | Path, dataset: str | Path) -> tuple[list[Core], list[dict]]:
+    """(cores, skipped) over every case under cases_dir; skipped = [{case, reason}]."""
+    cases_dir, dataset = Path(cases_dir), Path(dataset)
+    if not cases_dir.is_dir():
+        raise InputError(f"{cases_dir}: cases folder not found")
+    if not (dataset / "registration").is_dir():
+        raise InputError(f"{dataset}: no registration/ folder (the output of `sonomap register-batch`)")
+    cores, skipped = [], []
+    for case_yaml in find_case_files(cases_dir):
+        try:
+            cores.append(load_core(case_yaml, dataset))
+        except SonomapError as exc:
+            skipped.append({"case": case_yaml.parent.relative_to(cases_dir).as_posix(), "reason": str(exc)})
+    return cores, skipped

@@ -1,0 +1,140 @@
+"""The concordance report folder: ``report.md``, ``concordance.json``, ``cores.csv`` and the PNGs.
+
+Input: the cores (:mod:`training.concordance.cores`) and their summaries per model version and
+over all (:mod:`training.concordance.core_stats`). Output in REPORT/: the files above; the
+markdown shows, per group, the core counts first and the scores with their CIs second.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+from training.concordance.cores import Core
+from training.concordance.plots import write_bland_altman, write_scatter
+
+CORE_COLUMNS = (
+    "id",
+    "patient_id",
+    "model",
+    "known_px",
+    "tp",
+    "fp",
+    "fn",
+    "tn",
+    "dice",
+    "sensitivity",
+    "specificity",
+    "predicted_fraction",
+    "observed_fraction",
+    "prob_mean",
+    "pathology_cancer",
+    "called_cancer",
+    "quality",
+)
+
+
+def core_row(c: Core, threshold: float) -> dict:
+    s = c.scores()
+    return {
+        "id": c.id,
+        "patient_id": c.patient_id,
+        "model": c.model,
+        "known_px": c.known_px,
+        "tp": c.counts.tp,
+        "fp": c.counts.fp,
+        "fn": c.counts.fn,
+        "tn": c.counts.tn,
+        **s,
+        "predicted_fraction": c.predicted_fraction,
+        "observed_fraction": c.observed_fraction,
+        "prob_mean": c.prob_mean,
+        "pathology_cancer": c.pathology_positive,
+        "called_cancer": c.predicted_fraction >= threshold,
+        "quality": c.quality,
+    }
+
+
+def _f(v, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return f"{v:.{digits}f}"
+
+
+def _ci(s: dict) -> str:
+    return f"{_f(s['value'])} [{_f(s['ci_low'])}, {_f(s['ci_high'])}]"
+
+
+def _group_md(name: str, g: dict) -> list[str]:
+    c, sc, px, ba = g["core_counts"], g["core_scores"], g["pixel"], g["fraction_agreement"]
+    lines = [
+        f"## {name}",
+        "",
+        f"{g['n_cores']} cores from {g['n_patients']} patient(s).",
+        "",
+        "| core counts | pathology cancer | pathology no cancer |",
+        "|---|---|---|",
+        f"| called cancer | {c['tp']} (tp) | {c['fp']} (fp) |",
+        f"| not called | {c['fn']} (fn) | {c['tn']} (tn) |",
+        "",
+        "| score | value [95% CI, patient bootstrap] |",
+        "|---|---|",
+        f"| core sensitivity | {_ci(sc['sensitivity'])} |",
+        f"| core specificity | {_ci(sc['specificity'])} |",
+        f"| core AUC (predicted fraction) | {_ci(sc['auc'])} |",
+        f"| Dice along the tract, mean over cores | {_f(px['dice_mean'])} (pooled {_f(px['dice_pooled'])}) |",
+        f"| pixel sensitivity, mean over cores | {_f(px['recall_mean'])} ({px['recall_n_undefined']} "
+        "cores without cancer: undefined) |",
+        f"| pixel specificity, mean over cores | {_f(px['specificity_mean'])} "
+        f"({px['specificity_n_undefined']} undefined) |",
+    ]
+    if ba.get("n"):
+        lines.append(
+            f"| fraction bias (predicted - observed) | {_f(ba['bias'])} [{_f(ba['bias_ci_low'])}, "
+            f"{_f(ba['bias_ci_high'])}], limits of agreement {_f(ba['loa_low'])} to {_f(ba['loa_high'])} |"
+        )
+    return [*lines, ""]
+
+
+def write_report(out: Path, cores: list[Core], summary: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    threshold = summary["core_threshold"]
+    rows = [core_row(c, threshold) for c in cores]
+    with open(out / "cores.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=CORE_COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    (out / "concordance.json").write_text(json.dumps({**summary, "cores": rows}, indent=2))
+    write_scatter(out / "scatter.png", cores, threshold)
+    write_bland_altman(out / "bland_altman.png", cores, summary["all"]["fraction_agreement"])
+    md = [
+        "# Concordance: live prediction at the biopsy vs registered pathology",
+        "",
+        f"Cases: `{summary['cases_dir']}`; registered in `{summary['dataset']}`. A core is *called* cancer",
+        f"when the live prediction covers at least {100 * threshold:.0f}% of its known band. "
+        f"Empty-mask policy: {summary['empty_mask_policy']}. Reduction: {summary['reduction']}.",
+        "",
+    ]
+    for name, g in summary["models"].items():
+        md += _group_md(f"model {name}", g)
+    if len(summary["models"]) > 1:
+        md += _group_md("all models", summary["all"])
+    md += [
+        "## Per core",
+        "",
+        "| core | patient | model | tp | fp | fn | tn | Dice | sens | spec | predicted | observed | pathology | call |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        md.append(
+            f"| {r['id']} | {r['patient_id']} | {r['model']} | {r['tp']} | {r['fp']} | {r['fn']} | {r['tn']} | "
+            f"{_f(r['dice'])} | {_f(r['sensitivity'])} | {_f(r['specificity'])} | "
+            f"{_f(r['predicted_fraction'])} | {_f(r['observed_fraction'])} | "
+            f"{'cancer' if r['pathology_cancer'] else 'no cancer'} | {'cancer' if r['called_cancer'] else '-'} |"
+        )
+    if summary["skipped"]:
+        md += ["", "## Not scored", ""] + [f"- {s['case']}: {s['reason']}" for s in summary["skipped"]]
+    md += ["", "![scatter](scatter.png) ![Bland-Altman](bland_altman.png)", ""]
+    (out / "report.md").write_text("\n".join(md))

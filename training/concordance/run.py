@@ -1,0 +1,42 @@
+"""``sonomap concordance CASES --dataset DATASET --out REPORT``: load the cores, group them by model
+version (``capture.model``: name and sha256), summarise each group and all, write the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge_runtime.errors import InputError
+from training.concordance.core_stats import group_summary
+from training.concordance.cores import load_cores
+from training.concordance.report import write_report
+from training.metrics import EMPTY_POLICY
+
+DEFAULT_CORE_THRESHOLD = 0.05  # the model "calls" a core cancer at 5% of its known band
+
+
+def concordance(
+    cases_dir, dataset, out, core_threshold: float = DEFAULT_CORE_THRESHOLD, seed: int = 0
+) -> dict:
+    """Write the report folder ``out``; return the summary (also ``out/concordance.json``)."""
+    if not 0.0 < core_threshold <= 1.0:
+        raise InputError(f"--core-threshold {core_threshold}: must be in (0, 1]")
+    cores, skipped = load_cores(cases_dir, dataset)
+    if not cores:
+        reasons = "; ".join(f"{s['case']}: {s['reason']}" for s in skipped[:3])
+        raise InputError(f"{cases_dir}: no registered core with a saved prediction ({reasons})")
+    models: dict[str, list] = {}
+    for c in cores:
+        models.setdefault(c.model, []).append(c)
+    summary = {
+        "cases_dir": str(cases_dir),
+        "dataset": str(dataset),
+        "core_threshold": core_threshold,
+        "seed": seed,
+        "empty_mask_policy": EMPTY_POLICY,
+        "models": {m: group_summary(g, core_threshold, seed) for m, g in sorted(models.items())},
+        "all": group_summary(cores, core_threshold, seed),
+        "skipped": skipped,
+    }
+    summary["reduction"] = summary["all"]["reduction"]
+    write_report(Path(out), cores, summary)
+    return summary
