@@ -6,12 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge_runtime.errors import InputError
+from training.concordance.cli import DEFAULT_CORE_THRESHOLD
 from training.concordance.core_stats import group_summary
 from training.concordance.cores import load_cores
 from training.concordance.report import write_report
 from training.metrics import EMPTY_POLICY
-
-DEFAULT_CORE_THRESHOLD = 0.05  # the model "calls" a core cancer at 5% of its known band
 
 
 def concordance(

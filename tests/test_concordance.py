@@ -1,0 +1,104 @@
+"""`sonomap concordance` on hand-made captured + registered cores whose counts are known by
+construction: counts first (per core, then per core call), scores second, grouped per model version,
+with pending cases skipped and the report folder's files written."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+from captured_cases import SHAPE, write_captured_case
+from cli import sonomap
+
+from training.concordance.core_stats import auc
+
+BAND_ROWS, BAND_COLS = slice(50, 70), slice(20, 180)  # the registered band's known pixels
+BAND_PX = 20 * 160
+SHA_A, SHA_B = "a" * 64, "b" * 64
+
+
+def _mask(cols: slice) -> np.ndarray:
+    m = np.zeros(SHAPE, bool)
+    m[:, cols] = True
+    return m
+
+
+def _register(ds, case_id: str, patient: str, cancer_cols: slice | None) -> None:
+    """What register-batch leaves for one case: label.png (255 outside the band) and report.json."""
+    reg = ds / "registration" / case_id
+    reg.mkdir(parents=True)
+    label = np.full(SHAPE, 255, np.uint8)
+    label[BAND_ROWS, BAND_COLS] = 0
+    if cancer_cols is not None:
+        label[BAND_ROWS, cancer_cols] = 1
+    cv2.imwrite(str(reg / "label.png"), label)
+    (reg / "report.json").write_text(json.dumps({"patient_id": patient, "quality": {"score": 0.9}}))
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("conc")
+    cases, ds = root / "cases", root / "ds"
+    # A: cancer cols 100-180, predicted 120-200 -> tp 20x60, fn 20x20, tn 20x80 (fp only outside the band)
+    write_captured_case(cases / "A", _mask(slice(120, 200)), SHA_A)
+    _register(ds, "A", "p1", slice(100, 180))
+    write_captured_case(cases / "B", _mask(slice(0, 0)), SHA_A)  # no cancer, none predicted
+    _register(ds, "B", "p2", None)
+    write_captured_case(cases / "C", _mask(slice(20, 40)), SHA_B)  # no cancer, 20x20 false positive
+    _register(ds, "C", "p3", None)
+    write_captured_case(cases / "D", _mask(slice(0, 50)), SHA_A)  # pending: never registered
+    out = root / "report"
+    printed = sonomap("concordance", cases, "--dataset", ds, "--out", out).stdout
+    return out, json.loads((out / "concordance.json").read_text()), printed
+
+
+def test_per_core_counts_and_fractions(report):
+    out, _, _ = report
+    rows = {r["id"]: r for r in csv.DictReader(open(out / "cores.csv"))}
+    assert set(rows) == {"A", "B", "C"}
+    a, b, c = rows["A"], rows["B"], rows["C"]
+    assert (int(a["tp"]), int(a["fp"]), int(a["fn"]), int(a["tn"])) == (1200, 0, 400, 1600)
+    assert float(a["dice"]) == pytest.approx(2400 / 2800)
+    assert float(a["sensitivity"]) == pytest.approx(0.75) and float(a["specificity"]) == 1.0
+    assert float(a["predicted_fraction"]) == pytest.approx(1200 / BAND_PX)
+    assert float(a["observed_fraction"]) == pytest.approx(1600 / BAND_PX)
+    assert float(a["prob_mean"]) == pytest.approx((1200 * 52000 + 2000 * 6000) / BAND_PX / 65535)
+    assert a["pathology_cancer"] == "True" and a["called_cancer"] == "True"
+    assert int(b["tn"]) == BAND_PX and float(b["dice"]) == 1.0 and b["sensitivity"] == "nan"  # empty policy
+    assert int(c["fp"]) == 400 and c["called_cancer"] == "True" and c["pathology_cancer"] == "False"
+
+
+def test_core_level_scores_over_all_and_per_model(report):
+    out, s, printed = report
+    everything = s["all"]
+    assert everything["core_counts"] == {"tp": 1, "fp": 1, "fn": 0, "tn": 1}
+    assert everything["core_scores"]["sensitivity"]["value"] == 1.0
+    assert everything["core_scores"]["specificity"]["value"] == 0.5
+    assert everything["core_scores"]["auc"]["value"] == 1.0  # A's fraction is above both negatives
+    ci = everything["core_scores"]["specificity"]
+    assert 0.0 <= ci["ci_low"] <= ci["value"] <= ci["ci_high"] <= 1.0
+    ba = everything["fraction_agreement"]
+    assert ba["bias"] == pytest.approx(0.0, abs=1e-12) and ba["loa_low"] < 0 < ba["loa_high"]
+    models = s["models"]
+    assert set(models) == {"test-model aaaaaaaaaaaa", "test-model bbbbbbbbbbbb"}
+    only_c = models["test-model bbbbbbbbbbbb"]
+    assert only_c["core_counts"] == {"tp": 0, "fp": 1, "fn": 0, "tn": 0}
+    assert math.isnan(only_c["core_scores"]["sensitivity"]["value"])
+    assert math.isnan(only_c["core_scores"]["auc"]["value"])
+    assert [x["case"] for x in s["skipped"]] == ["D"] and "not registered" in s["skipped"][0]["reason"]
+    assert "not scored: 1 case(s)" in printed
+    md = (out / "report.md").read_text()
+    assert "| called cancer | 1 (tp) | 0 (fp) |" in md and "## model test-model bbbbbbbbbbbb" in md
+    for png in ("scatter.png", "bland_altman.png"):
+        img = cv2.imread(str(out / png))
+        assert img is not None and img.shape[0] > 200
+
+
+def test_auc_counts_ties_half():
+    truth = np.array([True, True, False, False])
+    assert auc(np.array([0.5, 0.9, 0.5, 0.1]), truth) == pytest.approx(0.875)
+    assert math.isnan(auc(np.array([0.5, 0.9]), np.array([True, True])))
