@@ -54,10 +54,10 @@ def test_every_fire_is_captured_listed_pending_then_registered(loop):
     folders = sorted((out / "cases").glob("*/*/case.yaml"))
     assert len(folders) == FIRES_PER_CLIP * len(PATIENTS)
     n = len(folders)
-    assert f"{n} case(s): 0 registered, 0 complete, {n} pending, 0 broken" in log
+    assert f"{n} case(s): 0 registered, 0 held, 0 failed, 0 complete, {n} pending, 0 broken" in log
     assert f"registered 0, already done 0, failed 0, held for review 0, pending {n}" in log
-    assert f"{n} case(s): 0 registered, {n} complete, 0 pending, 0 broken" in log
-    assert f"{n} case(s): {n} registered, 0 complete, 0 pending, 0 broken" in log
+    assert f"{n} case(s): 0 registered, 0 held, 0 failed, {n} complete, 0 pending, 0 broken" in log
+    assert f"{n} case(s): {n} registered, 0 held, 0 failed, 0 complete, 0 pending, 0 broken" in log
     with open(out / "dataset" / "cases.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == n

@@ -46,7 +46,7 @@ def cases(tmp_path):
 
 def test_listing_names_what_each_case_lacks(cases):
     out = sonomap("cases", cases).stdout.splitlines()
-    assert out[-1] == "4 case(s): 0 registered, 1 complete, 2 pending, 1 broken"
+    assert out[-1] == "4 case(s): 0 registered, 0 held, 0 failed, 1 complete, 2 pending, 1 broken"
     by_name = {line.split()[0]: line for line in out[:-1]}
     assert set(by_name) == {f"20261130T01010{n}Z-{n}" for n in (1, 2, 3, 4)}
     first = by_name["20261130T010101Z-1"]
@@ -82,6 +82,10 @@ def test_register_batch_still_fails_when_broken_cases_are_all_it_could_try(cases
     report = json.loads((tmp_path / "ds" / "batch_report.json").read_text())
     assert report["pending"] == 2 and report["failed"] == 2
     assert any("tip_end" in f["error"] for f in report["failures"])
+    listing = sonomap("cases", cases, "--dataset", tmp_path / "ds").stdout.splitlines()
+    assert listing[-1] == "4 case(s): 0 registered, 0 held, 1 failed, 0 complete, 2 pending, 1 broken"
+    (failed,) = [line for line in listing if " failed " in line]
+    assert failed.startswith("20261130T010103Z-3") and "error: " in failed
 
 
 @pytest.mark.parametrize(

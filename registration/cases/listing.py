@@ -1,12 +1,14 @@
 """``sonomap cases DIR``: one line per captured (or any) case and what it still lacks.
 
 Input: DIR holding ``<case>/case.yaml`` at any depth; optionally ``--dataset DATASET`` (the
-``register-batch --out`` folder) to mark the cases already registered there. Output on stdout:
+``register-batch --out`` folder): a complete case is then ``registered`` (in the dataset),
+``held`` (registered but kept out for review, ``--min-quality``) or ``failed`` (the batch's error
+for it, from ``batch_report.json``). Output on stdout:
 
     20261130T034535Z-1  pending   patient 20261130T034535Z-1 (case id)  lacks: slide (pathology.wsi), ...
     20261130T034540Z-2  complete  patient P-7 (capture.study_id)  ready to register
     ...
-    3 case(s): 1 registered, 1 complete, 1 pending, 0 broken
+    3 case(s): 1 registered, 0 held, 0 failed, 1 complete, 1 pending, 0 broken
 
 Names printed are folder names and ids from case.yaml: captured cases are named by time, never
 by patient. Exit status 0 whatever the cases' state (a listing is not a check); a missing DIR
@@ -15,13 +17,14 @@ or a DIR with no case.yaml is an error.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from edge_runtime.errors import InputError
 from registration.cases.status import BROKEN, COMPLETE, PENDING, CaseStatus, find_case_files, inspect_case
 
-REGISTERED = "registered"
-STATES = (REGISTERED, COMPLETE, PENDING, BROKEN)
+REGISTERED, HELD, FAILED = "registered", "held", "failed"
+STATES = (REGISTERED, HELD, FAILED, COMPLETE, PENDING, BROKEN)
 
 
 def add_options(p) -> None:
@@ -30,25 +33,41 @@ def add_options(p) -> None:
         "--dataset",
         default=None,
         metavar="DATASET",
-        help="register-batch output folder: cases registered there are listed as 'registered'",
+        help="register-batch output folder: complete cases are listed as registered, held or failed there",
     )
 
 
-def registered_in(dataset: Path | None, case_id: str) -> bool:
-    return dataset is not None and (dataset / "registration" / case_id / "report.json").is_file()
+def batch_failures(dataset: Path | None) -> dict[Path, str]:
+    """case.yaml (resolved) -> the error the last register-batch run gave it."""
+    report = dataset / "batch_report.json" if dataset is not None else None
+    if report is None or not report.is_file():
+        return {}
+    failures = json.loads(report.read_text()).get("failures", [])
+    return {Path(f["case"]).resolve(): f["error"] for f in failures}
 
 
-def state_of(status: CaseStatus, dataset: Path | None) -> str:
-    if status.state == COMPLETE and registered_in(dataset, status.id):
+def state_of(status: CaseStatus, dataset: Path | None, failures: dict[Path, str]) -> str:
+    """The status's state, refined by what the dataset holds for a complete case."""
+    if status.state != COMPLETE or dataset is None:
+        return status.state
+    if (dataset / "images" / f"{status.id}.png").is_file():
         return REGISTERED
-    return status.state
+    if (dataset / "registration" / status.id / "report.json").is_file():
+        return HELD
+    error = failures.get(status.case_yaml.resolve())
+    if error is not None:
+        status.error = error
+        return FAILED
+    return COMPLETE
 
 
 def line(status: CaseStatus, state: str, cases_dir: Path) -> str:
     name = status.case_yaml.parent.relative_to(cases_dir).as_posix()
     who = f"patient {status.patient_id} ({status.patient_source})" if status.patient_id else ""
-    if state == BROKEN:
+    if state in (BROKEN, FAILED):
         tail = f"error: {status.error}"
+    elif state == HELD:
+        tail = "registered, kept out of the dataset for review (register-batch --min-quality)"
     elif status.lacks:
         tail = "lacks: " + ", ".join(str(x) for x in status.lacks)
     else:
@@ -67,10 +86,11 @@ def list_cases(cases_dir: str | Path, dataset: str | Path | None = None) -> list
     if not files:
         raise InputError(f"{cases_dir}: no */case.yaml found")
     ds = Path(dataset) if dataset else None
+    failures = batch_failures(ds)
     out = []
     for f in files:
         s = inspect_case(f)
-        out.append((s, state_of(s, ds)))
+        out.append((s, state_of(s, ds, failures)))
     return out
 
 
