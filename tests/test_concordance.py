@@ -27,7 +27,7 @@ def _mask(cols: slice) -> np.ndarray:
     return m
 
 
-def _register(ds, case_id: str, patient: str, cancer_cols: slice | None) -> None:
+def _register(ds, case_id: str, patient: str, cancer_cols: slice | None, held: bool = False) -> None:
     """What register-batch leaves for one case: label.png (255 outside the band) and report.json."""
     reg = ds / "registration" / case_id
     reg.mkdir(parents=True)
@@ -37,6 +37,9 @@ def _register(ds, case_id: str, patient: str, cancer_cols: slice | None) -> None
         label[BAND_ROWS, cancer_cols] = 1
     cv2.imwrite(str(reg / "label.png"), label)
     (reg / "report.json").write_text(json.dumps({"patient_id": patient, "quality": {"score": 0.9}}))
+    (ds / "images").mkdir(exist_ok=True)
+    if not held:  # a case held for review (register-batch --min-quality) has no dataset image
+        (ds / "images" / f"{case_id}.png").write_bytes(b"")
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +54,8 @@ def report(tmp_path_factory):
     write_captured_case(cases / "C", _mask(slice(20, 40)), SHA_B)  # no cancer, 20x20 false positive
     _register(ds, "C", "p3", None)
     write_captured_case(cases / "D", _mask(slice(0, 50)), SHA_A)  # pending: never registered
+    write_captured_case(cases / "E", _mask(slice(0, 50)), SHA_A)
+    _register(ds, "E", "p4", None, held=True)
     out = root / "report"
     printed = sonomap("concordance", cases, "--dataset", ds, "--out", out).stdout
     return out, json.loads((out / "concordance.json").read_text()), printed
@@ -89,8 +94,8 @@ def test_core_level_scores_over_all_and_per_model(report):
     assert only_c["core_counts"] == {"tp": 0, "fp": 1, "fn": 0, "tn": 0}
     assert math.isnan(only_c["core_scores"]["sensitivity"]["value"])
     assert math.isnan(only_c["core_scores"]["auc"]["value"])
-    assert [x["case"] for x in s["skipped"]] == ["D"] and "not registered" in s["skipped"][0]["reason"]
-    assert "not scored: 1 case(s)" in printed
+    assert [x["case"] for x in s["skipped"]] == ["D", "E"] and "not registered" in s["skipped"][0]["reason"]
+    assert "held for review" in s["skipped"][1]["reason"] and "not scored: 2 case(s)" in printed
     md = (out / "report.md").read_text()
     assert "| called cancer | 1 (tp) | 0 (fp) |" in md and "## model test-model bbbbbbbbbbbb" in md
     for png in ("scatter.png", "bland_altman.png"):

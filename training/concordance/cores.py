@@ -99,6 +99,8 @@ def load_core(case_yaml: Path, dataset: Path) -> Core:
     reg = dataset / "registration" / case_id
     if not (reg / "report.json").is_file():
         raise InputError(f"{where}: not registered in {dataset} (no registration/{case_id}/report.json)")
+    if not (dataset / "images" / f"{case_id}.png").is_file():
+        raise InputError(f"{where}: held for review, not in {dataset}/images (register-batch --min-quality)")
     capture = case.get("capture") if isinstance(case.get("capture"), dict) else {}
     pred = capture.get("prediction") if isinstance(capture.get("prediction"), dict) else None
     if not pred:
