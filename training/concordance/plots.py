@@ -62,7 +62,7 @@ def write_bland_altman(path: Path, cores: list[Core], agreement: dict) -> None:
     ax.set_ylim(-1.05, 1.05)
     ax.set_xlabel("mean of predicted and observed fraction")
     ax.set_ylabel("predicted - observed")
-    ax.set_title("Bland-Altman (dashed: 95% limits of agreement)")
+    ax.set_title("Bland-Altman (dashed: 95% limits)")
     ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
