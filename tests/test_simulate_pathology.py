@@ -1,0 +1,79 @@
+"""`sonomap simulate-pathology` on a hand-made captured case: the slide and annotation are simulated
+along the fire's true tract, case.yaml keeps everything but its pathology section, the case then
+registers, and the registered cancer share matches the truth; a case from another clip is refused."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+from captured_cases import MM_PER_PIXEL, SHAPE, write_captured_case
+from cli import sonomap
+
+PRE_FIRE = 40
+LESION_COLS = slice(100, 200)  # the lesion truth: every column from 100 on
+TIP = (170.0, 60.0)  # the true post-fire tip; the needle runs along the row from the left
+REGISTERED_TOLERANCE = 0.08  # coarse 0.2 mm pixels, the boundary mid-core, fragments lost at breaks
+
+
+def _truth(tmp_path, pre_index: int = PRE_FIRE):
+    lesion = np.zeros(SHAPE, np.uint8)
+    lesion[:, LESION_COLS] = 255
+    cv2.imwrite(str(tmp_path / "clip.lesion.png"), lesion)
+    truth = {
+        "clip": "clip.mp4",
+        "mm_per_pixel": MM_PER_PIXEL,
+        "gauge": 14,
+        "lesion": "clip.lesion.png",
+        "fires": [{"pre_index": pre_index, "post_index": pre_index + 1, "tip": list(TIP), "angle_deg": 0.0}],
+    }
+    (tmp_path / "clip.truth.json").write_text(json.dumps(truth))
+    return tmp_path / "clip.truth.json"
+
+
+def _captured(root):
+    folder = write_captured_case(root / "20261130T010101Z-1")
+    case = yaml.safe_load((folder / "case.yaml").read_text())
+    case["capture"]["pre_fire"] = {"frame": PRE_FIRE, "image": "prefire.png"}
+    (folder / "case.yaml").write_text(yaml.safe_dump(case, sort_keys=False))
+    return folder
+
+
+def test_the_lab_answer_is_simulated_along_the_true_tract_and_registers(tmp_path):
+    folder = _captured(tmp_path / "cases")
+    before = (folder / "case.yaml").read_text()
+    out = sonomap(
+        "simulate-pathology", tmp_path / "cases", "--truth", _truth(tmp_path), "--patient-id", "P-1"
+    )
+    assert "filled 1 case(s)" in out.stdout
+    after = (folder / "case.yaml").read_text()
+    head = before[: before.index("\npathology:")]
+    assert after.startswith(head)  # everything above the pathology section is kept byte for byte
+    path = yaml.safe_load(after)["pathology"]
+    assert path["wsi"] == "slide.ome.tif" and path["annotations"] == "slide.geojson"
+    assert path["patient_id"] == "P-1" and 0.75 <= path["shrinkage"] <= 0.95
+    truth = json.loads((folder / "pathology_truth.json").read_text())
+    # 14G: the notch is 5-24 mm behind the tip, i.e. columns 50-145 at 0.2 mm/px; lesion from 100
+    tract = truth["tract"]
+    assert tract["end"] == pytest.approx([TIP[0] - 5 / MM_PER_PIXEL, TIP[1]], abs=1e-6)
+    assert tract["start"] == pytest.approx([TIP[0] - 24 / MM_PER_PIXEL, TIP[1]], abs=1e-6)
+    assert truth["core_has_cancer"] and truth["truth_cancer_fraction"] == pytest.approx(45 / 95, abs=0.03)
+    listing = sonomap("cases", tmp_path / "cases").stdout
+    assert "complete" in listing and "patient P-1 (pathology.patient_id)" in listing
+    sonomap("register", folder / "case.yaml", "--out", tmp_path / "reg")
+    report = json.loads((tmp_path / "reg" / "report.json").read_text())
+    assert report["patient_id"] == "P-1"
+    registered = report["label"]["cancer_fraction"]
+    assert abs(registered - truth["truth_cancer_fraction"]) <= REGISTERED_TOLERANCE
+    again = sonomap("simulate-pathology", tmp_path / "cases", "--truth", tmp_path / "clip.truth.json")
+    assert "filled 0 case(s); 1 already had a slide" in again.stdout
+
+
+def test_a_case_from_another_clip_is_refused(tmp_path):
+    folder = _captured(tmp_path / "cases")
+    out = sonomap("simulate-pathology", tmp_path / "cases", "--truth", _truth(tmp_path, 99), check=False)
+    assert out.returncode == 2 and "capture.pre_fire.frame 40 matches no fire" in out.stderr
+    assert yaml.safe_load((folder / "case.yaml").read_text())["pathology"]["wsi"] is None
