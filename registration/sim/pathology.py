@@ -26,6 +26,8 @@ import yaml
 
 from edge_runtime.errors import InputError
 from edge_runtime.yamlfile import read_yaml_mapping
+from registration.cases.identity import patient_of
+from registration.cases.status import find_case_files
 from registration.report import write_json, write_text
 from registration.sim.biopsy_core import CoreParams, build_layout
 from registration.sim.procedure import GAUGE
@@ -71,7 +73,10 @@ def _fill_pathology(case_yaml: Path, pathology: dict, note: str) -> None:
     write_text(case_yaml, text[: at + 1] + section)
 
 
-def simulate_case(case_yaml: Path, truth: dict, lesion: np.ndarray, seed: int, params: CoreParams, patient):
+def simulate_case(
+    case_yaml: Path, truth: dict, lesion: np.ndarray, seed: int, params: CoreParams, patient: str | None
+) -> dict:
+    """Simulate one case's slide + annotation (module docstring); return its truth record."""
     where = str(case_yaml)
     case = read_yaml_mapping(case_yaml, "case file")
     fire = _fire_for(case, truth["fires"], where)
@@ -121,9 +126,6 @@ def simulate_pathology(
     cases_dir, truth_json, seed: int = 0, patient_id: str | None = None, mpp: float = 4.0
 ) -> dict:
     """Fill in every captured case under ``cases_dir`` still waiting for its slide; return a summary."""
-    from registration.cases.identity import patient_of
-    from registration.cases.status import find_case_files
-
     truth_json = Path(truth_json)
     truth = read_yaml_mapping(truth_json, "procedure truth")  # JSON is YAML
     truth["clip_name"] = Path(truth.get("clip", truth_json)).name

@@ -68,7 +68,8 @@ class Core:
 
 
 def find_case_files(cases_dir: Path) -> list[Path]:
-    """Every case.yaml under cases_dir, sorted; hidden folders (captures being written) skipped."""
+    """Every case.yaml under cases_dir, sorted; hidden folders (captures being written) skipped.
+    (The same rule as registration/cases/status.py; training does not import registration.)"""
     return sorted(
         p
         for p in cases_dir.rglob("case.yaml")
