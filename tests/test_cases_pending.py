@@ -60,6 +60,14 @@ def test_listing_names_what_each_case_lacks(cases):
     assert "tip_end must be one of" in by_name["20261130T010104Z-4"]
 
 
+def test_an_empty_cases_folder_lists_nothing_and_a_missing_one_is_an_error(tmp_path):
+    (tmp_path / "cases" / ".20261130T010105Z-1.partial").mkdir(parents=True)
+    out = sonomap("cases", tmp_path / "cases").stdout.splitlines()
+    assert out == ["0 case(s): 0 registered, 0 held, 0 failed, 0 complete, 0 pending, 0 broken"]
+    missing = sonomap("cases", tmp_path / "nowhere", check=False)
+    assert missing.returncode == EXIT_ERROR and "cases folder not found" in missing.stderr
+
+
 def test_register_batch_lists_pending_cases_and_succeeds(tmp_path):
     root = tmp_path / "cases"
     for n in (1, 2):

@@ -11,8 +11,8 @@ for it, from ``batch_report.json``). Output on stdout:
     3 case(s): 1 registered, 0 held, 0 failed, 1 complete, 1 pending, 0 broken
 
 Names printed are folder names and ids from case.yaml: captured cases are named by time, never
-by patient. Exit status 0 whatever the cases' state (a listing is not a check); a missing DIR
-or a DIR with no case.yaml is an error.
+by patient. Exit status 0 whatever the cases' state (a listing is not a check), also for a DIR
+with no case yet; a missing DIR is an error.
 """
 
 from __future__ import annotations
@@ -82,9 +82,7 @@ def list_cases(cases_dir: str | Path, dataset: str | Path | None = None) -> list
     cases_dir = Path(cases_dir)
     if not cases_dir.is_dir():
         raise InputError(f"{cases_dir}: cases folder not found")
-    files = find_case_files(cases_dir)
-    if not files:
-        raise InputError(f"{cases_dir}: no */case.yaml found")
+    files = find_case_files(cases_dir)  # none yet is a listing too: no biopsy captured so far
     ds = Path(dataset) if dataset else None
     failures = batch_failures(ds)
     out = []
