@@ -24,12 +24,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from edge_runtime.units import MS_PER_S
+
 log = logging.getLogger("sonomap.aistate")
 
 ON, LOADING, STALLED, ERROR, OFF = "ON", "LOADING", "STALLED", "ERROR", "OFF"
 STATES = (ON, LOADING, STALLED, ERROR, OFF)
 UNHEALTHY = (STALLED, ERROR)  # /healthz answers 503 in these (the video itself still flows)
-MS = 1000.0
 STATE_BANNERS = {  # non-ON states also get a full-width banner: raw video must not read as "no cancer"
     LOADING: ("info", "AI LOADING: {detail} - raw ultrasound only"),
     STALLED: ("error", "AI STALLED: no answer for {detail} - raw ultrasound only"),
@@ -88,7 +89,7 @@ class AiMonitor:
         enabled: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self.deadline_s = float(deadline_ms) / MS
+        self.deadline_s = float(deadline_ms) / MS_PER_S
         self.stall_restart_s = stall_restart_s
         self.clock = clock
         self.enabled = enabled
@@ -106,7 +107,10 @@ class AiMonitor:
 
     def configure(self, inference: dict) -> None:
         """Apply a reloaded inference section: deadline, restart limit, on/off."""
-        self.deadline_s, self.stall_restart_s = inference["deadline_ms"] / MS, inference["stall_restart_s"]
+        self.deadline_s, self.stall_restart_s = (
+            inference["deadline_ms"] / MS_PER_S,
+            inference["stall_restart_s"],
+        )
         self.set_enabled(inference["enabled"])
 
     def set_enabled(self, enabled: bool) -> None:
@@ -172,7 +176,7 @@ class AiMonitor:
                 log.warning(
                     "inference stalled: no result for %.1f s (deadline %.0f ms); raw video continues",
                     pending,
-                    self.deadline_s * MS,
+                    self.deadline_s * MS_PER_S,
                 )
             watchdog_ok = self.stall_restart_s is None or pending < self.stall_restart_s
             common = {"stalls": self.stalls, "watchdog_ok": watchdog_ok}

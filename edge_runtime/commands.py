@@ -10,6 +10,7 @@ import json
 
 from edge_runtime.errors import ConfigError, SonomapError
 from edge_runtime.privacy import redact
+from edge_runtime.units import DEFAULT_FPS
 
 SYNTHETIC_REPLAY_FRAMES = 90
 
@@ -349,7 +350,7 @@ def register(sub) -> None:
     p.add_argument("--image", help="grayscale ultrasound PNG (default: a vendored BUSI malignant image)")
     p.add_argument("--out", required=True, help="mp4 to write")
     p.add_argument("--frames", type=int, default=90, help="number of frames (default 90)")
-    p.add_argument("--fps", type=int, default=30)
+    p.add_argument("--fps", type=int, default=int(DEFAULT_FPS))
     p.add_argument("--size", default="1920x1080", help="screen size WxH")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(

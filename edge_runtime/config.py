@@ -13,6 +13,7 @@ from typing import Any
 
 from edge_runtime.config_schema import check_values
 from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.units import MS_PER_S
 from edge_runtime.yamlfile import read_yaml_mapping
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default" / "model.onnx"
@@ -105,7 +106,7 @@ def build_config(data: dict | None = None, origin: str = "<config>") -> dict:
     inference = config["inference"]
     if (
         inference["stall_restart_s"] is not None
-        and inference["stall_restart_s"] * 1000 <= inference["deadline_ms"]
+        and inference["stall_restart_s"] * MS_PER_S <= inference["deadline_ms"]
     ):
         raise ConfigError(
             f"{origin}: config key 'inference.stall_restart_s' ({inference['stall_restart_s']} s) must "

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_runtime.frames import Frame, Prediction
+from edge_runtime.units import MS_PER_S
 
-MS_PER_S = 1000.0
 # Latency buckets (seconds): frame intervals at 60/30/15 fps sit at 0.017/0.033/0.067.
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.017, 0.025, 0.033, 0.05, 0.067, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
 FPS_WINDOW_S = 2.0  # fps is frames counted over the last 2 s

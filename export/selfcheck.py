@@ -25,6 +25,7 @@ import edge_runtime
 from edge_runtime.errors import InputError
 from edge_runtime.manifest import load_manifest
 from edge_runtime.tensorrt.modules import TensorRTUnavailable
+from edge_runtime.units import MS_PER_S
 from export.parity import (
     FP16_AGREEMENT_BAR,
     FP32_AGREEMENT_BAR,
@@ -38,7 +39,6 @@ from export.samples import fit_frame, load_frames
 
 DEFAULT_MODEL = Path(edge_runtime.__file__).resolve().parent / "models" / "default" / "model.onnx"
 EXIT_OK, EXIT_DISAGREE, EXIT_NO_TENSORRT, EXIT_LINT_FAILED = 0, 1, 3, 4
-MS = 1000.0
 LATENCY_RUNS = 20  # repeated runs on one frame: steady-state latency without per-size buffer setup
 WARMUP_RUNS = 1  # untimed runs at the timed size first: a new size re-binds the TensorRT buffers
 
@@ -91,7 +91,7 @@ def timed_latency(infer, frame: np.ndarray, runs: int = LATENCY_RUNS) -> list[fl
     for _ in range(runs):
         start = time.perf_counter()
         infer(frame)
-        samples.append((time.perf_counter() - start) * MS)
+        samples.append((time.perf_counter() - start) * MS_PER_S)
     return samples
 
 

@@ -22,11 +22,11 @@ from edge_runtime.backends.base import Backend, at_roi_size
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Prediction
 from edge_runtime.preprocess import preprocess_for
+from edge_runtime.units import MS_PER_S
 
 log = logging.getLogger("sonomap.backend.onnxruntime")
 CUDA_EP = "CUDAExecutionProvider"
 CPU_EP = "CPUExecutionProvider"
-MS = 1000.0
 
 
 class OnnxRuntimeBackend(Backend):
@@ -108,7 +108,9 @@ class OnnxRuntimeBackend(Backend):
             if self.fixed_hw and self.fixed_hw != (height, width):
                 x = cv2.resize(gray_roi, (self.fixed_hw[1], self.fixed_hw[0]), interpolation=cv2.INTER_LINEAR)
             prob, mask = self.session.run(["prob", "mask"], {self.input.name: x[None, None]})
-            return at_roi_size(mask[0, 0], prob[0, 0], height, width, (time.perf_counter() - start) * MS)
+            return at_roi_size(
+                mask[0, 0], prob[0, 0], height, width, (time.perf_counter() - start) * MS_PER_S
+            )
         else:
             x = preprocess_for(gray_roi, self.manifest)[None]
             logits = self.session.run([self.output_names[0]], {self.input.name: x})[0][0]
@@ -124,7 +126,7 @@ class OnnxRuntimeBackend(Backend):
         return Prediction(
             np.ascontiguousarray(mask, np.uint8),
             np.ascontiguousarray(prob, np.float32),
-            (time.perf_counter() - start) * MS,
+            (time.perf_counter() - start) * MS_PER_S,
         )
 
     def describe(self) -> dict:

@@ -35,6 +35,7 @@ from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Prediction
 from edge_runtime.tensorrt.engines import DEFAULT_WORKSPACE_MB
 from edge_runtime.tensorrt.owner_thread import OwnerThread
+from edge_runtime.units import MS_PER_S
 
 log = logging.getLogger("sonomap.backend.tensorrt")
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
@@ -45,7 +46,6 @@ DEFAULT_CACHE_DIR = (
     if os.environ.get("CACHE_DIRECTORY")
     else Path.home() / ".cache" / "sonomap"
 ) / "engines"
-MS = 1000.0
 OWNER_THREAD_NAME = "sonomap-tensorrt"
 CLOSE_TIMEOUT_S = 10.0  # teardown is milliseconds; longer means an inference call is stuck in the driver
 
@@ -228,7 +228,7 @@ class TensorRTBackend(Backend):
         if self._owner is None:
             self._owner = OwnerThread(OWNER_THREAD_NAME)
         prob, mask = self._owner.call(self._run, gray_roi)
-        return at_roi_size(mask, prob, *gray_roi.shape, (time.perf_counter() - start) * MS)
+        return at_roi_size(mask, prob, *gray_roi.shape, (time.perf_counter() - start) * MS_PER_S)
 
     def _run(self, gray_roi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self._engine is None:

@@ -21,9 +21,9 @@ from edge_runtime.backends.base import Backend, at_roi_size
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Prediction
 from edge_runtime.preprocess import preprocess_for
+from edge_runtime.units import MS_PER_S
 
 log = logging.getLogger("sonomap.backend.torch")
-MS = 1000.0
 GRAPH_WARMUP_RUNS = 3
 OMP_WAIT_ENV = "OMP_WAIT_POLICY"
 
@@ -143,12 +143,12 @@ class TorchBackend(Backend):
                 prob[0, 0].float().cpu().numpy(),
                 height,
                 width,
-                (time.perf_counter() - start) * MS,
+                (time.perf_counter() - start) * MS_PER_S,
             )
         return Prediction(
             np.ascontiguousarray(mask_np, np.uint8),
             np.ascontiguousarray(prob_np, np.float32),
-            (time.perf_counter() - start) * MS,
+            (time.perf_counter() - start) * MS_PER_S,
         )
 
     def describe(self) -> dict:

@@ -29,6 +29,7 @@ from edge_runtime.biopsy.marks import MARKS, MarkRequests
 from edge_runtime.biopsy.yield_band import YieldBand, YieldTracker
 from edge_runtime.frames import Frame, Observer, Prediction
 from edge_runtime.live_stats import EVENTS
+from edge_runtime.units import MS_PER_S
 
 log = logging.getLogger("sonomap.biopsy")
 RING_FRAMES = 8  # > the detector's look-back (2 frames) + confirmation + settling
@@ -103,7 +104,7 @@ class CaptureObserver(Observer):
     @property
     def cpu_ms_per_frame(self) -> float:
         """CPU this observer spent per observed frame (copy, detection, marks), on the render path."""
-        return self.cpu_s * 1000.0 / max(self.frames, 1)
+        return self.cpu_s * MS_PER_S / max(self.frames, 1)
 
     def _observe(self, frame: Frame, prediction: Prediction | None) -> None:
         roi = prediction.roi if prediction is not None and prediction.roi is not None else self.roi

@@ -33,6 +33,7 @@ from edge_runtime.frames import Frame, Observer, Prediction
 from edge_runtime.igtl.link import WARN_EVERY
 from edge_runtime.igtl.wire import build_image, derive_device_name, require_pyigtl
 from edge_runtime.stats import summarise
+from edge_runtime.units import MS_PER_S
 
 log = logging.getLogger("sonomap.igtl")
 
@@ -40,7 +41,6 @@ LABELMAP_TAG, PROBABILITY_TAG, TRANSFORM_TAG = "Prediction", "ProbMap", "Pred"
 DEFAULT_INPUT_DEVICE = "Image"  # for frames from non-IGTL sources (files, capture cards)
 UINT8_MAX = 255.0
 LATENCY_WINDOW = 10_000  # latency samples kept for p50/p99
-MS_PER_S = 1000.0
 JOIN_TIMEOUT_S = 3.0
 
 

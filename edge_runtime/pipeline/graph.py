@@ -34,9 +34,9 @@ from edge_runtime.roi import Roi, resolve_roi
 from edge_runtime.sinks.writers import WindowSink, open_sinks, recordings
 from edge_runtime.sources.opener import open_source
 from edge_runtime.stats import Stats
+from edge_runtime.units import DEFAULT_FPS
 
 log = logging.getLogger("sonomap.pipeline")
-DEFAULT_FPS = 30.0
 _NOW = object()  # stage_overlay: take the fail-safe banner / smoothed mask from the current state
 
 

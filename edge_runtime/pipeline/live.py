@@ -24,9 +24,8 @@ import time
 from edge_runtime.aistate import OFF, STALLED
 from edge_runtime.errors import InferenceStalled
 from edge_runtime.frames import Frame, Prediction
+from edge_runtime.units import DEFAULT_FPS, MS_PER_S
 
-MS = 1000.0
-DEFAULT_FPS = 30.0  # recording rate when the source does not say
 WAIT_S = 0.5  # display wakes at least this often to notice stop/stalls
 NO_SIGNAL_AFTER_S = 2.0
 INFERENCE_JOIN_S = 1.0  # at shutdown: how long to wait for an inference call before leaving it
@@ -106,7 +105,7 @@ def _infer(pipeline, requests: LatestSlot, results: LatestSlot) -> None:
             gray = pipeline.stage_roi(frame)
             t0 = time.perf_counter()
             prediction = pipeline.stage_inference(gray, frame, roi)
-            pipeline._stats.record("inference", (time.perf_counter() - t0) * MS)
+            pipeline._stats.record("inference", (time.perf_counter() - t0) * MS_PER_S)
         except Exception as exc:
             pipeline._stats.errors += 1
             pipeline._stats.last_error = f"inference thread: {type(exc).__name__}: {exc}"
@@ -169,7 +168,7 @@ def run_live(pipeline) -> None:
                 requests.put(frame)
                 busy_until_seq = requests.seq
                 if strict:
-                    result_seq, got = results.wait_newer(result_seq, stale_ms / MS)
+                    result_seq, got = results.wait_newer(result_seq, stale_ms / MS_PER_S)
                     if got is not None:
                         newest = got
                         own = got[1] if got[0] is frame else None
@@ -213,10 +212,10 @@ def _show(
         pass  # no mask: the last one is from before the stall (or the operator turned the AI off)
     elif strict:
         prediction = own
-        age_ms = None if own is None else (now - frame.timestamp) * MS
+        age_ms = None if own is None else (now - frame.timestamp) * MS_PER_S
     elif newest is not None and newest[1] is not None:
         src, prediction = newest
-        age_ms = (now - src.timestamp) * MS
+        age_ms = (now - src.timestamp) * MS_PER_S
         fade = _fade(age_ms, stale_ms, fade_ms)
         if fade < 1.0:
             banners.append(
@@ -238,9 +237,9 @@ def _show(
     pipeline.stage_sinks(frame, prediction, rendered, ai)
     t2 = time.perf_counter()
     stats = pipeline._stats
-    stats.record("overlay", (t1 - t0) * MS)
-    stats.record("sinks", (t2 - t1) * MS)
+    stats.record("overlay", (t1 - t0) * MS_PER_S)
+    stats.record("sinks", (t2 - t1) * MS_PER_S)
     if frame.index >= 0:
-        stats.record("capture_to_display", (time.monotonic() - frame.timestamp) * MS)
+        stats.record("capture_to_display", (time.monotonic() - frame.timestamp) * MS_PER_S)
         if hud_age is not None:
             stats.record("mask_age", hud_age)

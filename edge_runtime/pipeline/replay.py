@@ -24,10 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from edge_runtime.backends.failsafe import InferenceThread
 from edge_runtime.cpus import render_workers
 from edge_runtime.errors import InferenceStalled
+from edge_runtime.units import DEFAULT_FPS, MS_PER_S
 
-MS = 1000.0
 QUEUE_DEPTH = 4
-DEFAULT_FPS = 30.0
 _END = object()
 PUT_POLL_S = 0.1
 WAIT_S = 0.25  # the caller re-checks for a stall or a stop this often while inference runs
@@ -83,12 +82,12 @@ def run_replay(pipeline, source) -> None:
                 if frame is None:
                     break
                 t1 = time.perf_counter()
-                pipeline._stats.record("decode", (t1 - t0) * MS)
+                pipeline._stats.record("decode", (t1 - t0) * MS_PER_S)
                 # The ROI is cut here, so the inference thread (the schedule's slowest stage on a
                 # GPU) does nothing but infer.
                 roi = pipeline.ensure_roi(frame)
                 gray = pipeline.stage_roi(frame, roi)
-                pipeline._stats.record("roi", (time.perf_counter() - t1) * MS)
+                pipeline._stats.record("roi", (time.perf_counter() - t1) * MS_PER_S)
                 if realtime:
                     start = start or time.monotonic() - frame.index / fps
                     delay = start + frame.index / fps - time.monotonic()
@@ -105,7 +104,7 @@ def run_replay(pipeline, source) -> None:
     def draw(frame, roi, prediction, mask, fault, ai):
         t0 = time.perf_counter()
         rendered = pipeline.stage_overlay(frame, prediction, fault_banner=fault, roi=roi, mask=mask, ai=ai)
-        pipeline._stats.record("overlay", (time.perf_counter() - t0) * MS)
+        pipeline._stats.record("overlay", (time.perf_counter() - t0) * MS_PER_S)
         return rendered
 
     def write():
@@ -118,8 +117,8 @@ def run_replay(pipeline, source) -> None:
                 rendered = None if drawing is None else drawing.result()  # re-raises a drawing error here
                 t1 = time.perf_counter()
                 pipeline.stage_sinks(frame, prediction, rendered, ai)
-                pipeline._stats.record("sinks", (time.perf_counter() - t1) * MS)
-                pipeline._stats.record("end_to_end", (time.monotonic() - frame.timestamp) * MS)
+                pipeline._stats.record("sinks", (time.perf_counter() - t1) * MS_PER_S)
+                pipeline._stats.record("end_to_end", (time.monotonic() - frame.timestamp) * MS_PER_S)
         except BaseException as exc:
             errors.append(exc)
             pipeline._stop.set()
@@ -146,7 +145,7 @@ def run_replay(pipeline, source) -> None:
             prediction = _infer(pipeline, inference, gray, frame, roi)
             if pipeline.stopping:
                 break
-            pipeline._stats.record("inference", (time.perf_counter() - t1) * MS)
+            pipeline._stats.record("inference", (time.perf_counter() - t1) * MS_PER_S)
             mask = pipeline.stage_smooth(prediction)  # EMA state: in frame order, here
             ai = pipeline.ai_status()
             drawing = (

@@ -52,6 +52,7 @@ from edge_runtime.service.http_guard import (
 )
 from edge_runtime.service.prometheus_export import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from edge_runtime.service.prometheus_export import render_prometheus
+from edge_runtime.units import MS_PER_S
 
 log = logging.getLogger("sonomap.http")
 
@@ -191,7 +192,7 @@ class HttpObserver(Observer):
         if ai.get("state") in UNHEALTHY:
             return False, f"{ai_text}: video continues without the AI"
         problem = self.stats.recorder_problem()  # degraded, not down: the display goes on
-        return True, f"ok, newest frame {age * 1000:.0f} ms old, {ai_text}" + (
+        return True, f"ok, newest frame {age * MS_PER_S:.0f} ms old, {ai_text}" + (
             f"; degraded: {problem}" if problem else ""
         )
 

@@ -34,6 +34,7 @@ from edge_runtime.cpus import encode_threads
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.live_stats import EVENTS
 from edge_runtime.sinks import recordings
+from edge_runtime.units import DEFAULT_FPS
 
 log = logging.getLogger("sonomap.sinks")
 
@@ -114,7 +115,7 @@ class Mp4Sink(_ThreadedWriter):
     def __init__(
         self,
         path: str | Path,
-        fps: float = 30.0,
+        fps: float = DEFAULT_FPS,
         preset: str = "ultrafast",
         crf: int = 23,
         block: bool = True,

@@ -47,11 +47,10 @@ from edge_runtime.privacy import redact_url
 from edge_runtime.roi import resolve_roi
 from edge_runtime.stats import summarise
 from edge_runtime.tools.threadcpu import ThreadCpu
+from edge_runtime.units import DEFAULT_FPS, MS_PER_S
 
-MS = 1000.0
 KIB_PER_GIB = 1024**2
 LIVE_SECONDS = 6.0
-LIVE_FPS = 30.0
 NAIVE_ALPHA = 0.4
 NAIVE_BGR = (40, 40, 255)  # the overlay colour of the naive loop (the manifest cancer red)
 
@@ -75,7 +74,7 @@ def _decode_rois(path: str, limit: int, rect) -> tuple[list[np.ndarray], object]
 
 
 def _cpu_per_frame(cpu0: float, frames: int) -> float:
-    return (time.process_time() - cpu0) * MS / max(frames, 1)
+    return (time.process_time() - cpu0) * MS_PER_S / max(frames, 1)
 
 
 def backend_only(backend, rois: list[np.ndarray]) -> dict:
@@ -84,7 +83,7 @@ def backend_only(backend, rois: list[np.ndarray]) -> dict:
     for gray in rois:
         t = time.perf_counter()
         prediction = backend.infer(gray)
-        times.append((time.perf_counter() - t) * MS)
+        times.append((time.perf_counter() - t) * MS_PER_S)
         painted += np.count_nonzero(prediction.mask)
     wall = time.perf_counter() - t0
     # How much of the ROI the overlay paints: its blend and contour cost grow with it.
@@ -134,7 +133,7 @@ def naive_loop(path: str, backend, roi, limit: int, out: Path) -> dict:
             dst.mux(packet)
         t4 = time.perf_counter()
         for key, a, b in (("decode", t, t1), ("infer", t1, t2), ("blend", t2, t3), ("encode", t3, t4)):
-            stages[key].append((b - a) * MS)
+            stages[key].append((b - a) * MS_PER_S)
         n += 1
     if stream is not None:
         for packet in stream.encode(None):
@@ -221,7 +220,7 @@ def live_run(config: dict, source: str | None, seconds: float) -> dict:
     config = cfg.merge(
         config,
         {
-            "source": {"input": source or "synthetic", "fps": LIVE_FPS},
+            "source": {"input": source or "synthetic", "fps": DEFAULT_FPS},
             "live": {"duration_s": seconds},
             "sinks": {"window": False},
         },
@@ -243,7 +242,7 @@ def cpu_ceiling(pipeline: dict) -> tuple[int, float, float]:
     """(this process's cores, CPU ms a frame over all threads, the frame rate no schedule can beat
     at that cost)."""
     cores, total = available_cores(), sum(pipeline["cpu_by_thread_ms"].values())
-    return cores, total, (cores * MS / total if total else float("nan"))
+    return cores, total, (cores * MS_PER_S / total if total else float("nan"))
 
 
 def _print_ceiling(pipeline: dict, backend_fps: float) -> None:
@@ -279,7 +278,7 @@ def run_bench(args) -> dict:
     clip = args.input
     if clip is None:
         clip = str(work / "clip.mp4")
-        synthetic.write_clip(synthetic.default_image(), Path(clip), args.frames, int(LIVE_FPS))
+        synthetic.write_clip(synthetic.default_image(), Path(clip), args.frames, int(DEFAULT_FPS))
     rois, roi = _decode_rois(clip, args.frames, config["roi"]["rect"])
 
     def warm_backend():
@@ -334,7 +333,7 @@ def run_bench(args) -> dict:
     b, n, p = report["backend_only"]["fps"], report["naive"]["fps"], report["pipeline"]["fps"]
     live_lat = report["live"]["latency_ms"]
     backend_p50 = live_lat.get("backend", {}).get("p50", float("nan"))
-    report["live_budget_ms"] = backend_p50 + 1.5 * MS / LIVE_FPS
+    report["live_budget_ms"] = backend_p50 + 1.5 * MS_PER_S / DEFAULT_FPS
     report["rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB_PER_GIB
     report["runtime_rss_gib"] = runtime_peak_rss(args, clip, len(rois), work)
     print(

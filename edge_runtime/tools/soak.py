@@ -21,6 +21,7 @@ from pathlib import Path
 from statistics import median
 
 from edge_runtime.memory import rss_bytes
+from edge_runtime.units import DEFAULT_FPS
 
 log = logging.getLogger("sonomap.soak")
 
@@ -30,7 +31,8 @@ WARMUP_FRACTION = 0.2  # ignore the first 20% (allocator pools, caches and stat 
 WINDOW_FRACTION = 0.1  # compare the median of the first and last 10% after warm-up
 DEFAULT_MAX_GROWTH = 0.02
 JOIN_MARGIN_S = 5.0
-CLIP_FRAMES, CLIP_FPS = 90, 30
+CLIP_FPS = int(DEFAULT_FPS)
+CLIP_FRAMES = 3 * CLIP_FPS  # a 3 s clip, looped
 CLIP_SIZE = (640, 480)
 
 

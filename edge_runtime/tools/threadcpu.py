@@ -18,9 +18,10 @@ import os
 import threading
 import time
 
+from edge_runtime.units import MS_PER_S
+
 SAMPLE_S = 0.05
 JOIN_S = 5.0  # the sampler wakes every SAMPLE_S; never wait longer than this for it
-MS = 1000.0
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 UTIME_FIELD, STIME_FIELD = 11, 12  # after the ")" that closes the command name in /proc/.../stat
 
@@ -92,5 +93,5 @@ class ThreadCpu:
         rest = self._process_s - sampler - sum(seconds.values())
         if rest > 0:
             seconds["unattributed"] = rest
-        per_frame = MS / max(frames, 1)
+        per_frame = MS_PER_S / max(frames, 1)
         return dict(sorted(((k, round(v * per_frame, 2)) for k, v in seconds.items()), key=lambda kv: -kv[1]))
