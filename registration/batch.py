@@ -5,7 +5,8 @@ Input: CASES_DIR with <case>/case.yaml (any depth). Output in DATASET/:
   labels/<id>.png            0 tissue / 1 cancer / 255 unknown
   registration/<id>/         label.png, qa.png, us.png, report.json of the case
   cases.csv                  id,case_id,split (case_id = patient; one patient never in two splits,
-                             and a patient keeps its split when later runs add cases)
+                             and a patient keeps its split when later runs add cases; the split is
+                             edge_runtime.case_split's, the one prepare-busi uses)
   batch_report.json          done / skipped (already done) / failed cases with their one-line errors,
                              the cases held out for review (quality below --min-quality), and the
                              pending cases with what each lacks
@@ -31,9 +32,9 @@ import logging
 import traceback
 from pathlib import Path
 
-import numpy as np
-
+from edge_runtime.case_split import SPLITS, split_cases
 from edge_runtime.errors import InputError, SonomapError
+from edge_runtime.near_duplicates import merge_near_duplicate_cases
 from edge_runtime.privacy import redact
 from edge_runtime.yamlfile import read_yaml_mapping
 from registration.case import load_case
@@ -41,56 +42,7 @@ from registration.cases.status import find_case_files, lacks_of
 from registration.pipeline import register_case
 from registration.report import write_json, write_png, write_text
 
-SPLIT_FRACTIONS = (("train", 0.7), ("val", 0.2), ("test", 0.1))
-SPLIT_NAMES = tuple(name for name, _ in SPLIT_FRACTIONS)
-SHARE = dict(SPLIT_FRACTIONS)
 log = logging.getLogger("sonomap.registration")
-
-
-def split_groups(groups: list[str], seed: int = 0, existing: dict[str, str] | None = None) -> dict[str, str]:
-    """Seeded 70/20/10 split of patient groups; every split that can be non-empty is.
-
-    With 1 group: train. With 2: train + test (evaluation needs a test set more than model
-    selection needs a val set). With >= 3: each split gets at least one group.
-    ``existing`` (patient -> split from an earlier cases.csv) is kept as it is: a patient never
-    moves between splits when a later batch adds cases; new patients fill the splits that are
-    furthest below their share.
-    """
-    groups = sorted(set(groups))
-    kept = {g: s for g, s in (existing or {}).items() if g in set(groups) and s in SPLIT_NAMES}
-    if kept:
-        return _extend_split(groups, kept, seed)
-    n = len(groups)
-    order = [groups[i] for i in np.random.default_rng(seed).permutation(n)]
-    if n == 0:
-        return {}
-    if n == 1:
-        counts = {"train": 1, "val": 0, "test": 0}
-    elif n == 2:
-        counts = {"train": 1, "val": 0, "test": 1}
-    else:
-        test = max(1, int(round(n * SPLIT_FRACTIONS[2][1])))
-        val = max(1, int(round(n * SPLIT_FRACTIONS[1][1])))
-        counts = {"train": n - val - test, "val": val, "test": test}
-    out, i = {}, 0
-    for name in ("train", "val", "test"):
-        for g in order[i : i + counts[name]]:
-            out[g] = name
-        i += counts[name]
-    return out
-
-
-def _extend_split(groups: list[str], kept: dict[str, str], seed: int) -> dict[str, str]:
-    out = dict(kept)
-    new = [g for g in groups if g not in kept]
-    order = [new[i] for i in np.random.default_rng(seed).permutation(len(new))]
-    counts = {name: sum(1 for s in out.values() if s == name) for name in SPLIT_NAMES}
-    for g in order:
-        total = len(out) + 1
-        name = max(SPLIT_NAMES, key=lambda n: SHARE[n] * total - counts[n])  # largest deficit first
-        out[g] = name
-        counts[name] += 1
-    return out
 
 
 def _read_existing(ds: Path) -> dict[str, str]:
@@ -130,15 +82,13 @@ def _write_cases_csv(ds: Path, seed: int, dedup: bool = False) -> dict:
         if _is_done(ds, r["case_id"]):
             rows.append((r["case_id"], r["patient_id"]))
     if dedup:  # optional check; imagehash is imported only when asked for
-        from training.dedup import merge_near_duplicate_cases
-
         merged = merge_near_duplicate_cases({c: ds / "images" / f"{c}.png" for c, _ in rows}, dict(rows))
         rows = [(c, merged[c]) for c, _ in rows]
-    splits = split_groups([p for _, p in rows], seed, existing=_read_existing(ds))
+    splits = split_cases([p for _, p in rows], seed, existing=_read_existing(ds))
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["id", "case_id", "split"])
-    counts = {"train": 0, "val": 0, "test": 0}
+    counts = dict.fromkeys(SPLITS, 0)
     for cid, pid in rows:
         w.writerow([cid, pid, splits[pid]])
         counts[splits[pid]] += 1

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import csv
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from edge_runtime.case_split import split_cases
+from edge_runtime.near_duplicates import (
+    DHASH_MAX,
+    PHASH_MAX,
+    find_duplicates,
+    group_ids,
+    group_splits,
+    merge_cases,
+)
 from training.busi import prepare_busi
 from training.data import read_cases
-from training.dedup import find_duplicates, group_ids, group_splits, merge_cases
 
 SCAN = "malignant_002"  # re-saved below as a brighter, slightly cropped copy
 CONFLICT = "benign_041"  # filed again below as malignant
@@ -76,6 +86,10 @@ def test_prepare_busi_groups_duplicates_and_leaves_out_conflicts(busi_with_dupli
     # --no-dedup: the old one-case-per-image split, everything kept
     leaky = prepare_busi(busi_with_duplicates, tmp_path / "leaky", seed=0, dedup=False)
     assert leaky["excluded"] == [] and len(read_cases(tmp_path / "leaky")) == 32
+    # one image, one case: the split is the shared splitter's (the one register-batch uses), by label
+    labels = {r["id"]: r["label"] for r in csv.DictReader(open(busi_with_duplicates / "index.csv"))}
+    leaky_split = {s.case_id: s.split for s in read_cases(tmp_path / "leaky")}
+    assert leaky_split == split_cases(list(labels), seed=0, strata=labels)
 
 
 def test_a_group_never_spans_two_splits_and_test_only_loses_images():
@@ -92,13 +106,28 @@ def test_register_batch_patients_joined_by_a_duplicate_become_one_case():
     assert merged == {"img1": "P1+P2", "img2": "P1+P2", "img3": "P3", "img4": "P1+P2"}
 
 
-def test_cli_defaults_are_the_documented_thresholds():
-    from training import commands, dedup
-
-    assert (commands.PHASH_MAX, commands.DHASH_MAX) == (dedup.PHASH_MAX, dedup.DHASH_MAX)
+def test_cli_help_shows_the_thresholds_without_importing_imagehash():
+    code = (
+        "import sys, argparse\n"
+        "from training import commands\n"
+        "p = argparse.ArgumentParser(); sub = p.add_subparsers()\n"
+        "commands.register(sub)\n"
+        "print('imagehash' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"  # --help stays light
+    help_run = subprocess.run(
+        [sys.executable, "-m", "edge_runtime.cli", "prepare-busi", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    help_text = " ".join(help_run.stdout.split())  # argparse wraps lines
+    assert f"(default {PHASH_MAX})" in help_text and f"(default {DHASH_MAX})" in help_text
 
 
 def _pair(a: str, b: str):
-    from training.dedup import DuplicatePair
+    from edge_runtime.near_duplicates import DuplicatePair
 
     return DuplicatePair(a, b, 0, 0)

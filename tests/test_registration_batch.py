@@ -13,7 +13,8 @@ import cv2
 import pytest
 import yaml
 
-from registration.batch import register_batch, split_groups
+from edge_runtime.case_split import split_cases
+from registration.batch import register_batch
 from registration.sim.biopsy_core import CoreParams
 from registration.sim.simulate import SimParams, simulate_cases
 
@@ -74,6 +75,8 @@ def test_batch_builds_dataset_collects_errors_and_resumes(cases_dir, tmp_path):
             prefire = cv2.imread(str(cases_dir / r["id"] / "us_prefire.png"), cv2.IMREAD_GRAYSCALE)
             assert (img == prefire).all()
     assert all(len(v) == 1 for v in by_patient.values())  # one patient, one split
+    # the one splitter prepare-busi uses too: same patients and seed, same split
+    assert {p: v.pop() for p, v in by_patient.items()} == split_cases(list(by_patient), seed=0)
     assert json.loads((ds / "batch_report.json").read_text())["failed"] == 1
     assert not list(ds.rglob("*.tmp"))
 
@@ -99,12 +102,12 @@ def test_batch_builds_dataset_collects_errors_and_resumes(cases_dir, tmp_path):
 )
 def test_split_groups_counts_and_seeding(n, expected):
     groups = [f"p{i}" for i in range(n)]
-    s = split_groups(groups + groups[:1], seed=3)  # duplicates are one group
+    s = split_cases(groups + groups[:1], seed=3)  # duplicates are one group
     counts = {}
     for v in s.values():
         counts[v] = counts.get(v, 0) + 1
     assert counts == expected and set(s) == set(groups)
-    assert split_groups(list(reversed(groups)), seed=3) == s  # order of discovery does not matter
+    assert split_cases(list(reversed(groups)), seed=3) == s  # order of discovery does not matter
 
 
 def test_cli_register_batch_and_simulate(cases_dir, tmp_path, repo_root, busi_sample):
@@ -166,9 +169,9 @@ def test_cli_errors_are_one_line(tmp_path, repo_root, cases_dir):
 
 
 def test_split_is_stable_when_patients_are_added():
-    first = split_groups([f"p{i}" for i in range(10)], seed=1)
-    grown = split_groups([f"p{i}" for i in range(20)], seed=1, existing=first)
+    first = split_cases([f"p{i}" for i in range(10)], seed=1)
+    grown = split_cases([f"p{i}" for i in range(20)], seed=1, existing=first)
     assert all(grown[g] == s for g, s in first.items())  # nobody moves
     counts = {s: sum(1 for v in grown.values() if v == s) for s in ("train", "val", "test")}
     assert counts == {"train": 14, "val": 4, "test": 2}
-    assert split_groups(["a", "b"], seed=0, existing={"a": "test", "gone": "train"})["a"] == "test"
+    assert split_cases(["a", "b"], seed=0, existing={"a": "test", "gone": "train"})["a"] == "test"

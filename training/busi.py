@@ -2,7 +2,8 @@
 
 Labels: malignant lesion pixels = 1 (cancer); benign masses and all other pixels = 0.
 BUSI has no patient ids, so near-duplicate images (same scan, or frames seconds apart; see
-:mod:`training.dedup`) are grouped into one case first. Images are split 70/20/10, seeded,
+:mod:`edge_runtime.near_duplicates`) are grouped into one case first. Images are split 70/20/10 by
+:func:`edge_runtime.case_split.split_cases` (the splitter register-batch uses), seeded,
 stratified by malignant/benign so every split has both. A group whose images carry both
 labels is left out (its images are written nowhere). The split is the per-image split, with each
 group moved whole into the earliest split (train, val, test) of its members. Besides images/, labels/ and cases.csv
@@ -20,12 +21,19 @@ import cv2
 import numpy as np
 
 from edge_runtime.atomic import atomic_path
+from edge_runtime.case_split import split_cases
 from edge_runtime.errors import InputError
-from training.data import CANCER, split_cases
-from training.dedup import DHASH_MAX, PHASH_MAX, conflicting_groups, find_duplicates, group_ids, group_splits
+from edge_runtime.near_duplicates import (
+    DHASH_MAX,
+    PHASH_MAX,
+    conflicting_groups,
+    find_duplicates,
+    group_ids,
+    group_splits,
+)
+from training.data import CANCER
 from training.dedup_sheet import write_contact_sheet
 
-SPLIT_FRACTIONS = (0.7, 0.2, 0.1)
 MALIGNANT = "malignant"
 BENIGN = "benign"
 
@@ -101,7 +109,7 @@ def prepare_busi(
     # Split images as without grouping (seeded, stratified by label), then move each group whole
     # into the earliest split of its members: the test set only loses images, so earlier models
     # can be re-measured on it, and no group spans two splits.
-    image_split = split_cases([r["id"] for r in rows], SPLIT_FRACTIONS, seed, labels)
+    image_split = split_cases([r["id"] for r in rows], seed, strata=labels)
     group_split = group_splits({sid: image_split[sid] for sid in case_of}, case_of)
     split = {g: group_split[g] for g in set(case_of.values())}
     _write_csv(

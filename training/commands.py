@@ -9,15 +9,14 @@ from __future__ import annotations
 import json
 import os
 
+# Light: imagehash is imported only when hashing starts.
+from edge_runtime.near_duplicates import DHASH_MAX, PHASH_MAX
 from training.concordance import cli as concordance_cli
 
 # GNU OpenMP threads spin while waiting; on a small CPU shared with other processes the
 # spinning threads steal the cores the work needs (measured here: 0.8 vs 3.0 images/s on
 # 2 contended cores). PASSIVE makes waiting threads sleep. Must be set before torch loads.
 OMP_WAIT_ENV = "OMP_WAIT_POLICY"
-# Defaults shown in --help; training.dedup owns them (kept here so --help does not import imagehash).
-PHASH_MAX = 12
-DHASH_MAX = 10
 
 
 def _passive_openmp() -> None:

@@ -1,4 +1,4 @@
-"""Dataset layout reader and validator, case-level splitting, and the torch Dataset.
+"""Dataset layout reader and validator (the split itself: :mod:`edge_runtime.case_split`).
 
 Layout (the contract between registration/prepare-busi and training)::
 
@@ -19,10 +19,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_runtime.case_split import SPLITS
 from edge_runtime.errors import InputError
 from edge_runtime.safe_names import safe_name
 
-SPLITS = ("train", "val", "test")
 REQUIRED_COLUMNS = ("id", "case_id", "split")
 IGNORE_INDEX = 255
 CANCER = 1
@@ -106,32 +106,6 @@ def read_pair(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
     if bad.size:
         raise InputError(f"{sample.label}: label values {bad.tolist()} outside {{0, 1, 255}}")
     return gray, label
-
-
-def split_cases(
-    case_ids: list[str],
-    fractions: tuple[float, float, float],
-    seed: int,
-    strata: dict[str, str] | None = None,
-) -> dict[str, str]:
-    """Assign each case (patient) to train/val/test, seeded; stratified by ``strata`` if given.
-
-    Rounding gives val and test at least one case when a stratum has >= 3 cases.
-    """
-    rng = np.random.default_rng(seed)
-    groups: dict[str, list[str]] = {}
-    for case in sorted(set(case_ids)):
-        groups.setdefault((strata or {}).get(case, ""), []).append(case)
-    out = {}
-    for key in sorted(groups):
-        cases = groups[key]
-        order = rng.permutation(len(cases))
-        n = len(cases)
-        n_test = max(1, round(n * fractions[2])) if n >= 3 else 0
-        n_val = max(1, round(n * fractions[1])) if n >= 3 else 0
-        for rank, idx in enumerate(order):
-            out[cases[idx]] = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
-    return out
 
 
 def image_stats(samples: list[Sample]) -> tuple[float, float]:

@@ -1,7 +1,7 @@
 """Contact sheet of near-duplicate pairs (PNG), for checking the hash threshold by eye.
 
 One tile per pair: the two images side by side at a fixed tile size, their ids on top and the
-two hash distances below. Inputs: pairs from :func:`training.dedup.find_duplicates` and
+two hash distances below. Inputs: pairs from :func:`edge_runtime.near_duplicates.find_duplicates` and
 id -> PNG path. Output: one PNG (nothing written when there are no pairs).
 """
 

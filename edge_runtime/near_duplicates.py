@@ -1,5 +1,9 @@
 """Near-duplicate images -> one case, so that no scan sits in two splits.
 
+Shared by registration (``register-batch --dedup``) and training (``prepare-busi``): it lives on
+edge_runtime's ground floor because both stages may import that, and neither may import the other's
+dataset code. The runtime itself never imports it.
+
 Public ultrasound sets repeat themselves: the same scan saved twice, consecutive frames of one
 lesion, one image filed under two labels. Two images are near-duplicates when either of two
 perceptual hashes from ``imagehash`` (64-bit each, on the 8-bit gray image) is close:
@@ -8,7 +12,7 @@ perceptual hashes from ``imagehash`` (64-bit each, on the 8-bit gray image) is c
 - gradient hash (``dhash``) Hamming distance <= :data:`DHASH_MAX`.
 
 The thresholds were set on the full BUSI subset by looking at every pair found (contact sheet
-written by :func:`training.dedup_sheet.write_contact_sheet`): all pairs at or under them are the
+written by ``training.dedup_sheet.write_contact_sheet``): all pairs at or under them are the
 same scan or the same lesion seconds apart; the first pairs above them are different lesions.
 Grouping is transitive (union-find): frames A~B and B~C make one group {A, B, C}.
 
@@ -21,11 +25,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
-
-import imagehash
-from PIL import Image
+from typing import TYPE_CHECKING
 
 from edge_runtime.errors import InputError
+
+if TYPE_CHECKING:
+    import imagehash
 
 PHASH_MAX = 12  # of 64 bits; the closest different-lesion pairs in BUSI are at 14
 DHASH_MAX = 10  # of 64 bits; the closest different-lesion pairs in BUSI are at 11
@@ -41,6 +46,10 @@ class DuplicatePair:
 
 def image_hashes(paths: dict[str, Path]) -> dict[str, tuple[imagehash.ImageHash, imagehash.ImageHash]]:
     """id -> (phash, dhash) of the image read as 8-bit gray."""
+    # Deferred: imagehash and Pillow are dataset-preparation extras, not runtime dependencies.
+    import imagehash
+    from PIL import Image
+
     out = {}
     for sid, path in paths.items():
         try:

@@ -1,0 +1,74 @@
+"""The one case splitter (edge_runtime.case_split) and the stage arrows around it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from edge_runtime.case_split import SPLITS, split_cases, split_counts
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _count(split: dict[str, str]) -> dict[str, int]:
+    return {name: sum(1 for v in split.values() if v == name) for name in SPLITS}
+
+
+@pytest.mark.parametrize(
+    "n,expected",
+    [(0, (0, 0, 0)), (1, (1, 0, 0)), (2, (1, 0, 1)), (3, (1, 1, 1)), (10, (7, 2, 1)), (40, (28, 8, 4))],
+)
+def test_counts(n, expected):
+    assert tuple(split_counts(n).values()) == expected
+
+
+def test_two_cases_per_stratum_give_a_test_case_in_each():
+    """Two cases: train + test, with or without strata (the stages used to differ here)."""
+    assert sorted(split_cases(["a", "b"], seed=5).values()) == ["test", "train"]
+    strata = {"m1": "malignant", "m2": "malignant", "b1": "benign", "b2": "benign"}
+    split = split_cases(list(strata), seed=5, strata=strata)
+    for label in ("malignant", "benign"):
+        assert sorted(s for c, s in split.items() if strata[c] == label) == ["test", "train"]
+
+
+def test_stratified_split_puts_every_stratum_in_every_split():
+    strata = {f"m{i}": "malignant" for i in range(10)} | {f"b{i}": "benign" for i in range(20)}
+    split = split_cases(list(strata), seed=1, strata=strata)
+    for label, n in (("malignant", 10), ("benign", 20)):
+        assert _count({c: s for c, s in split.items() if strata[c] == label}) == split_counts(n)
+    assert split_cases(list(reversed(list(strata))), seed=1, strata=strata) == split  # order-free
+    assert split_cases(list(strata), seed=2, strata=strata) != split  # the seed matters
+
+
+def test_an_earlier_split_is_kept_within_each_stratum():
+    strata = {f"c{i}": "ab"[i % 2] for i in range(40)}
+    first = split_cases([c for c in strata if int(c[1:]) < 20], seed=3, strata=strata)
+    grown = split_cases(list(strata), seed=3, strata=strata, existing=first)
+    assert all(grown[c] == s for c, s in first.items())  # nobody moves
+    for label in "ab":
+        assert _count({c: s for c, s in grown.items() if strata[c] == label}) == split_counts(20)
+
+
+def _imports(package: str) -> set[str]:
+    found = set()
+    for path in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):  # function-level imports count too
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                found |= {a.name.split(".")[0] for a in node.names}
+    return found
+
+
+@pytest.mark.parametrize(
+    "stage,forbidden",
+    [
+        ("edge_runtime", {"registration", "training", "export"}),
+        ("registration", {"training", "export"}),
+        ("training", {"export"}),
+    ],
+)
+def test_stages_import_only_the_way_the_data_flows(stage, forbidden):
+    assert not _imports(stage) & forbidden
