@@ -159,11 +159,6 @@ class AiMonitor:
         with self._lock:
             return self._pending_s(self.clock())
 
-    def stalled_for(self) -> float:
-        """Seconds past the deadline the current request has waited (0 when not stalled)."""
-        pending = self.pending_s()
-        return pending if pending > self.deadline_s else 0.0
-
     def status(self, fault: str | None = None, mask_age_ms: float | None = None) -> AiStatus:
         """The state now. ``fault``: the fail-safe's banner text while it is in passthrough;
         ``mask_age_ms``: age of the mask drawn on this frame (None: no mask on it)."""

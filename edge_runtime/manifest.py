@@ -76,9 +76,6 @@ class Manifest:
                 return c.id
         raise ConfigError(f"manifest {self.name!r}: no class named {CANCER_CLASS!r} in 'classes'")
 
-    def colors_rgb(self) -> dict[int, tuple[int, int, int]]:
-        return {c.id: (int(c.color[0]), int(c.color[1]), int(c.color[2])) for c in self.classes}
-
     def derive(self, **changes: Any) -> Manifest:
         """A copy for a derived artifact (e.g. checkpoint -> ONNX), with fields changed."""
         new = copy.deepcopy(self)

@@ -163,8 +163,7 @@ def medial_axis(mask: np.ndarray, direction=None) -> np.ndarray:
     if n > 2:
         coarse = lab == (np.argmax(np.bincount(lab.ravel())[1:]) + 1)
     dt = cv2.distanceTransform(np.pad(coarse, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
-    ys0, xs0 = np.nonzero(coarse)
-    g_len, xs, ys = _graph(coarse, np.ones(len(ys0)))
+    g_len, xs, ys = _graph(coarse, np.ones(np.count_nonzero(coarse)))
     seed = int(np.argmax(dt[ys, xs]))
     far_a = int(np.argmax(dijkstra(g_len, indices=seed)))
     dist_a = dijkstra(g_len, indices=far_a)

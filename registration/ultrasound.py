@@ -20,7 +20,6 @@ import numpy as np
 from edge_runtime.errors import InputError
 from edge_runtime.privacy import register_dicom
 
-DICOM_SUFFIXES = {".dcm", ".dicom", ""}
 UNIT_CM = 3
 MM_PER_CM = 10.0
 SPATIAL_FORMAT_2D = 1

@@ -50,7 +50,7 @@ def test_monitor_states_in_order_of_a_run():
         ai.request_sent()
         clock.t += 60  # an engine build is not a stall
         assert ai.status().state == "LOADING" and ai.status().detail == "building engine"
-    assert ai.status().state == "LOADING" and ai.stalled_for() == 0
+    assert ai.status().state == "LOADING" and ai.pending_s() == 0
     clock.t += 0.1
     ai.answered(True)
     assert ai.status(mask_age_ms=35).label == "AI ON 35 ms"

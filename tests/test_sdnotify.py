@@ -168,7 +168,7 @@ def test_signal_handlers_reload_and_stop_a_pipeline(path_socket):
         os.kill(os.getpid(), signal.SIGHUP)
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(0.05)
-        assert (pipe.reloads, pipe.stops) == (1, 1)
+        assert (pipe.reloads, pipe.stops) == (1, 1) and (handlers.reloads, handlers.stops) == (1, 1)
         msgs = sd.messages()
         assert "reloading" in msgs[0]["STATUS"] and msgs[1]["STOPPING"] == "1"
         with pytest.raises(KeyboardInterrupt):

@@ -27,7 +27,6 @@ from training.data import CANCER, IGNORE_INDEX
 BAND_PX = 25  # decision band: pixels this close (Euclidean) to the truth or the predicted mask
 PIXEL_BINS = 15
 IMAGE_BINS = 10  # few images: wider bins
-ECE_TARGET = 0.05
 
 
 def decision_band(label: np.ndarray, pred: np.ndarray, band_px: int = BAND_PX) -> np.ndarray:

@@ -68,7 +68,6 @@ class FireDetector:
         self.history: deque[tuple[int, np.ndarray]] = deque(maxlen=2)  # frames t-2, t-1
         self.pending: dict | None = None
         self.quiet_until = -1
-        self.fires = 0
 
     def small_tophat(self, roi_bgr: np.ndarray) -> np.ndarray:
         small = cv2.resize(roi_bgr, self.size, interpolation=cv2.INTER_LINEAR)
@@ -102,7 +101,6 @@ class FireDetector:
             cand["pixels"] = np.nonzero(th > RISE_LEVEL)
             self.pending = cand
             return None
-        self.fires += 1
         self.quiet_until = index + REFRACTORY_FRAMES
         tip, extra = self._follow(th, cand["tip_small"], np.array(cand["direction"]))
         return FireEvent(

@@ -110,9 +110,6 @@ class Pipeline:
         for observer in self.observers:
             observer.on_long_build(seconds_estimate)
 
-    def add_observer(self, observer: Observer) -> None:
-        self.observers.append(observer)
-
     def open_source(self):
         if self.source is None:
             src = self.config["source"]

@@ -50,11 +50,6 @@ class Row(NamedTuple):
     box: tuple[int, int, int, int]  # (x0, y0, x1, y1) of the whole row, frame pixels, exclusive
     hud_w: int  # width of the HUD part; the badge is the rest
 
-    @property
-    def badge_box(self) -> tuple[int, int, int, int]:
-        x0, y0, x1, y1 = self.box
-        return x0 + self.hud_w, y0, x1, y1
-
 
 def hud_text(hud: dict) -> str:
     parts = [RESEARCH_NOTICE]

@@ -146,10 +146,6 @@ class Overlay:
     def flicker(self) -> float:
         return self._flicker_sum / self._flicker_n if self._flicker_n else 0.0
 
-    def reset(self) -> None:
-        self._smoothed = None
-        self._previous_mask = None
-
     # --- drawing --------------------------------------------------------------
     def render(
         self,

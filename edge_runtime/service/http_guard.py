@@ -105,7 +105,6 @@ class ConnectionTracker:
         self._lock = threading.Lock()
         self._conns: dict[int, _Conn] = {}  # id(accepted socket) -> record
         self.evicted = 0
-        self.refused = 0
         self.timed_out = 0
 
     def __len__(self) -> int:
@@ -128,7 +127,6 @@ class ConnectionTracker:
                     pool = [c for c in live if counts[c.peer] == max(counts.values())]
                 waiting = [c for c in pool if c.state == WAITING]
                 if not waiting:
-                    self.refused += 1
                     return False
                 self.evicted += 1
                 _cut(min(waiting, key=lambda c: c.since))

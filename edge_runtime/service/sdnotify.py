@@ -113,9 +113,6 @@ class Notifier:
         """Ask systemd for ``seconds`` more before the start/stop timeout fires."""
         return self.notify(f"EXTEND_TIMEOUT_USEC={max(1, int(seconds * USEC_PER_S))}")
 
-    def reloading(self) -> bool:
-        return self.notify("RELOADING=1")
-
     def stopping(self, status: str | None = None) -> bool:
         return self.notify("STOPPING=1", *([f"STATUS={_clean(status)}"] if status else []))
 

@@ -51,10 +51,6 @@ class ServiceObserver(Observer):
         wd = self.notifier.watchdog_s
         self.ping_interval_s = None if wd is None else wd * WATCHDOG_PING_FRACTION
 
-    def starting(self, text: str) -> None:
-        """STATUS= while starting up (loading model, opening capture)."""
-        self.notifier.status(text)
-
     def on_long_build(self, seconds_estimate: float) -> None:
         """Give to the engine builder: extends systemd's start timeout while it builds."""
         extend = max(MIN_EXTEND_S, float(seconds_estimate) * BUILD_TIMEOUT_MARGIN)
@@ -88,9 +84,6 @@ class ServiceObserver(Observer):
         if changed or now - self._last_status >= STATUS_INTERVAL_S:
             self.notifier.status(self.stats.status_line())
             self._last_status = now
-
-    def reloaded(self, what: str) -> None:
-        self.notifier.status(f"reloaded {what}; {self.stats.status_line()}")
 
     def close(self) -> None:
         self.notifier.stopping("stopping: finalising recordings")

@@ -86,9 +86,6 @@ class CoreProfiles:
         cum = np.concatenate([[0.0], np.cumsum(self.shrink[:-1] * PROFILE_STEP_MM * 1000.0)])
         return np.interp(a, self.a, cum)
 
-    def mean_shrink(self, a0: float, a1: float) -> float:
-        return float((self.slide_um(a1) - self.slide_um(a0)) / ((a1 - a0) * 1000.0))
-
     def half_scale(self, a) -> np.ndarray:
         """Factor on the fresh half-width at a (local shrinkage x width variation)."""
         return np.interp(a, self.a, self.shrink * self.width)
