@@ -233,8 +233,29 @@ def _line_likeness(th: np.ndarray, p0, d, mmpp: float, smooth: int) -> tuple[np.
     return s, np.convolve(np.clip(centre - flank, 0, None), np.ones(smooth) / smooth, mode="same")
 
 
-def _fit_line(th: np.ndarray, gray: np.ndarray, theta: float, r: float, mmpp: float) -> dict | None:
-    """Refine one candidate line on its echo (shaft only, once the tip is known); None if no echo."""
+@dataclass(frozen=True)
+class LineFit:
+    """One candidate refined on its echo: the line (point, unit direction), the echo's start and
+    tip along it (pixels from ``p0``), and its score (summed line-likeness x mm)."""
+
+    p0: np.ndarray
+    d: np.ndarray
+    s0: float
+    tip_s: float
+    score: float
+
+
+class CandidateRejected(Exception):
+    """A Radon candidate that is not a needle echo; the message says why."""
+
+
+MIN_PROFILE_SAMPLES = 5  # fewer samples along a chord than this: it barely crosses the image
+
+
+def _fit_line(th: np.ndarray, gray: np.ndarray, theta: float, r: float, mmpp: float) -> LineFit:
+    """Refine one candidate line on its echo (shaft only, once the tip is known).
+
+    Raises :class:`CandidateRejected` naming why the candidate is not a needle echo."""
     p0, d = _chord(theta, r, th.shape)
     half = PROFILE_HALF_WIDTH_MM / mmpp
     smooth = max(int(round(SMOOTH_ALONG_MM / mmpp)), 1)
@@ -243,8 +264,8 @@ def _fit_line(th: np.ndarray, gray: np.ndarray, theta: float, r: float, mmpp: fl
     res = None
     for _ in range(REFINE_ITERATIONS):
         s, o, prof = _profiles(th, p0, d, half)
-        if len(s) < 5:
-            return None
+        if len(s) < MIN_PROFILE_SAMPLES:
+            raise CandidateRejected("line barely crosses the image")
         peak = prof.max(axis=1)
         wts = np.clip(prof - 0.5 * peak[:, None], 0, None)
         ok = (
@@ -253,7 +274,7 @@ def _fit_line(th: np.ndarray, gray: np.ndarray, theta: float, r: float, mmpp: fl
             else ((s >= shaft[0]) & (s <= shaft[1]))
         )
         ok &= wts.sum(axis=1) > 0
-        if ok.sum() >= 5:  # robust line through the perpendicular centroids of the echo
+        if ok.sum() >= MIN_PROFILE_SAMPLES:  # robust line through the perpendicular centroids of the echo
             cen = (wts[ok] * o[None, :]).sum(axis=1) / wts[ok].sum(axis=1)
             n = np.array([-d[1], d[0]])
             pts = p0[None, :] + s[ok, None] * d[None, :] + cen[:, None] * n[None, :]
@@ -261,32 +282,30 @@ def _fit_line(th: np.ndarray, gray: np.ndarray, theta: float, r: float, mmpp: fl
             d = np.array([vx, vy], float) * (1 if vy >= 0 else -1)
             p0 = np.array([x0, y0], float)
         s, along = _line_likeness(th, p0, d, mmpp, smooth)
-        if len(s) < 5:
-            return None
+        if len(s) < MIN_PROFILE_SAMPLES:
+            raise CandidateRejected("refined line barely crosses the image")
         try:
             i0, i1 = _bright_run(along, _otsu(along), int(BRIDGE_GAP_MM / mmpp))
-        except InputError:
-            return None
+        except InputError as exc:
+            raise CandidateRejected(f"no bright run ({exc})") from exc
         if i1 - i0 < min_run:
-            return None
+            raise CandidateRejected(f"echo shorter than {MIN_RUN_MM} mm")
         if not MIN_ANGLE_DEG <= np.degrees(np.arctan2(abs(d[1]), abs(d[0]))) <= MAX_ANGLE_DEG:
-            return None  # refinement slid onto a horizontal layer or a vertical edge
+            # refinement slid onto a horizontal layer or a vertical edge
+            raise CandidateRejected(f"angle outside {MIN_ANGLE_DEG}-{MAX_ANGLE_DEG} degrees")
         _, _, gprof = _profiles(gray, p0, d, max(CENTRE_HALF_MM / mmpp, 1.0))
         bright = np.convolve(gprof.mean(axis=1), np.ones(smooth) / smooth, mode="same")
         level = float(np.quantile(bright[i0 : i1 + 1], SHAFT_LEVEL_QUANTILE))
         tip = _tip_index(bright, i0, len(bright) - 1, win, min_run, level)
         j = int(np.floor(tip))
         shaft = (s[i0], s[min(j, len(s) - 1)])
-        res = {
-            "p0": p0,
-            "d": d,
-            "s0": float(s[i0]),
-            "tip_s": float(np.interp(tip, np.arange(len(s)), s)),
-            "i0": i0,
-            "j": j,
-            "s": s,
-            "score": float(along[i0 : j + 1].sum()) * mmpp,
-        }
+        res = LineFit(
+            p0,
+            d,
+            float(s[i0]),
+            float(np.interp(tip, np.arange(len(s)), s)),
+            float(along[i0 : j + 1].sum()) * mmpp,
+        )
     return res
 
 
@@ -303,23 +322,29 @@ def detect_needle(
         ) from exc
     # the needle is the candidate with the strongest *continuous* echo, not the longest faint line
     g = cv2.GaussianBlur(gray, (0, 0), 1.0).astype(np.float32)
-    fits = [f for f in (_fit_line(th, g, t, r, mmpp) for t, r in cands) if f is not None]
+    fits, rejected = [], {}
+    for t, r in cands:
+        try:
+            fits.append(_fit_line(th, g, t, r, mmpp))
+        except CandidateRejected as exc:
+            rejected[str(exc)] = rejected.get(str(exc), 0) + 1
     if not fits:
+        why = "; ".join(f"{n} x {reason}" for reason, n in sorted(rejected.items()))
         raise InputError(
-            f"{where}: needle auto-detection found no echo longer than {MIN_RUN_MM} mm; "
+            f"{where}: needle auto-detection found no echo longer than {MIN_RUN_MM} mm ({why}); "
             "give needle.tip and needle.shaft"
         )
-    best = max(fits, key=lambda f: f["score"])
-    p0, d = best["p0"], best["d"]
-    contrast = _contrast(th, p0, d, best["s0"], best["tip_s"], mmpp)
+    best = max(fits, key=lambda f: f.score)
+    p0, d = best.p0, best.d
+    contrast = _contrast(th, p0, d, best.s0, best.tip_s, mmpp)
     if contrast < MIN_CONTRAST:
         raise InputError(
             f"{where}: needle auto-detection: echo contrast {contrast:.1f} too low; "
             "give needle.tip and needle.shaft"
         )
-    tip = p0 + best["tip_s"] * d
-    entry = p0 + best["s0"] * d
-    shaft = tip - d * min(SHAFT_POINT_MM / mmpp, (best["tip_s"] - best["s0"]) * SHAFT_POINT_MAX_FRACTION)
+    tip = p0 + best.tip_s * d
+    entry = p0 + best.s0 * d
+    shaft = tip - d * min(SHAFT_POINT_MM / mmpp, (best.tip_s - best.s0) * SHAFT_POINT_MAX_FRACTION)
     angle = float(np.degrees(np.arctan2(abs(d[1]), abs(d[0]))))
     return NeedleDetection(
         tuple(map(float, tip)), tuple(map(float, shaft)), tuple(map(float, entry)), angle, contrast

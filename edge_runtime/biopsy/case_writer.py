@@ -34,14 +34,16 @@ import yaml
 
 from edge_runtime import privacy
 from edge_runtime.biopsy.fire import FireEvent
-from edge_runtime.biopsy.needle_fit import fit_needle
+from edge_runtime.biopsy.needle_fit import NoEcho, fit_needle
 from edge_runtime.biopsy.yield_band import band_fraction
 from edge_runtime.frames import Prediction
 
 log = logging.getLogger("sonomap.biopsy")
 PROB_SCALE = 65535  # prefire_prob.png: uint16 = round(probability * PROB_SCALE)
 QUEUE_DEPTH = 8  # captures waiting to be written; more means the disk has stalled
-CLOSE_TIMEOUT_S = 30.0
+CLOSE_TIMEOUT_S = (
+    30.0  # at close: a queue of QUEUE_DEPTH captures (PNG + JSON each) is written well within this
+)
 PATHOLOGY_TEMPLATE = """\
 pathology:                    # for the lab: fill in when the slide comes back
   wsi: null                   # the core's whole slide image (path relative to this folder)
@@ -109,7 +111,10 @@ def case_document(cap: Capture, name: str, post_gray: np.ndarray, prediction_fil
     """case.yaml text for ``cap`` (the needle fitted on ``post_gray``)."""
     fit = None
     if cap.event is not None and cap.mm_per_pixel:
-        fit = fit_needle(post_gray, cap.mm_per_pixel, cap.event.point, cap.event.direction, cap.event.tip)
+        try:
+            fit = fit_needle(post_gray, cap.mm_per_pixel, cap.event.point, cap.event.direction, cap.event.tip)
+        except NoEcho as exc:  # registration's own detector gets the needle ("auto")
+            log.info("capture %d: needle not fitted on the post-fire frame: %s", cap.number, exc)
     needle: Any = (
         {"tip": [round(v, 2) for v in fit.tip], "shaft": [round(v, 2) for v in fit.shaft], "gauge": cap.gauge}
         if fit is not None

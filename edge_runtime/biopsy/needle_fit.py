@@ -2,7 +2,8 @@
 
 Input: gray ROI (uint8), mm per pixel, a seed axis (point + unit direction pointing deeper) and a
 tip estimate, all in ROI pixels. Output: :class:`NeedleFit` (tip, a shaft point SHAFT_POINT_MM
-behind it, the angle below the horizontal), or None when no echo lies along the seed.
+behind it, the angle below the horizontal); :class:`NoEcho`, with the reason, when no echo edge
+lies along the seed.
 
 Runs on the case writer's thread (tens of milliseconds at 1080p is fine there):
 1. across the axis, the centroid of the echo's bright core (above 60 % of the way from the
@@ -30,6 +31,10 @@ BEYOND_MM = (2.0, 6.0)  # tissue brightness measured here beyond the tip
 SHAFT_POINT_MM = 10.0
 REFINE_ITERATIONS = 2
 MIN_STEP = 20.0  # grey levels: shaft minus tissue, below this there is no echo edge
+
+
+class NoEcho(Exception):
+    """No needle echo ends along the seed axis; the message says what was measured."""
 
 
 @dataclass
@@ -75,7 +80,7 @@ def _axis(img: np.ndarray, tip: np.ndarray, d: np.ndarray, px_mm: float) -> tupl
     return p + float((tip - p) @ d_new) * d_new, d_new  # the tip estimate projected on the new axis
 
 
-def _tip(img: np.ndarray, start: np.ndarray, d: np.ndarray, px_mm: float) -> np.ndarray | None:
+def _tip(img: np.ndarray, start: np.ndarray, d: np.ndarray, px_mm: float) -> np.ndarray:
     """Half-way crossing of the echo's end near ``start`` (measured around ``start``; the caller
     repeats it around the answer, so an estimate a few millimetres off converges)."""
     s = np.arange(-SHAFT_LEVEL_MM[1], SEARCH_MM + BEYOND_MM[1], px_mm) / px_mm
@@ -87,19 +92,22 @@ def _tip(img: np.ndarray, start: np.ndarray, d: np.ndarray, px_mm: float) -> np.
     shaft = float(np.median(along[(mm >= -SHAFT_LEVEL_MM[1]) & (mm <= -SHAFT_LEVEL_MM[0])]))
     beyond = float(np.median(along[(mm >= BEYOND_MM[0]) & (mm <= BEYOND_MM[1])]))
     if shaft - beyond < MIN_STEP:
-        return None
+        raise NoEcho(
+            f"shaft {shaft - beyond:.0f} grey levels above the tissue beyond the tip (< {MIN_STEP:.0f})"
+        )
     mid = 0.5 * (shaft + beyond)
     first = int(np.searchsorted(mm, -SHAFT_LEVEL_MM[0]))
     below = np.nonzero(along[first:] < mid)[0]  # the first fall below half-way past the shaft stretch
     if len(below) == 0:
-        return None
+        raise NoEcho("the echo never falls to half-way beyond the tip")
     j = first + int(below[0])
     frac = (along[j - 1] - mid) / max(along[j - 1] - along[j], 1e-6)
     return start + (s[j - 1] + float(np.clip(frac, 0, 1)) * (s[j] - s[j - 1])) * d
 
 
-def fit_needle(gray: np.ndarray, mm_per_px: float, point, direction, tip) -> NeedleFit | None:
-    """Refine the detector's seed on the full-resolution ROI (see module docstring)."""
+def fit_needle(gray: np.ndarray, mm_per_px: float, point, direction, tip) -> NeedleFit:
+    """Refine the detector's seed on the full-resolution ROI (see module docstring); raises
+    :class:`NoEcho` when no echo edge lies along it."""
     img = cv2.GaussianBlur(gray, (0, 0), 1.0).astype(np.float32)
     px_mm = float(mm_per_px)
     d = np.asarray(direction, float)
@@ -108,10 +116,7 @@ def fit_needle(gray: np.ndarray, mm_per_px: float, point, direction, tip) -> Nee
     for _ in range(REFINE_ITERATIONS):
         t, d = _axis(img, t, d, px_mm)
         for _ in range(REFINE_ITERATIONS):
-            found = _tip(img, t, d, px_mm)
-            if found is None:
-                return None
-            t = found
+            t = _tip(img, t, d, px_mm)
     h, w = gray.shape[:2]
     back = min(SHAFT_POINT_MM / px_mm, _inside_length(t, -d, w, h))
     shaft = t - d * back

@@ -35,11 +35,11 @@ from edge_runtime.live_stats import EVENTS
 
 log = logging.getLogger("sonomap.igtl")
 
-BACKOFF_INITIAL_S = 0.1
-BACKOFF_MAX_S = 2.0
-CONNECT_TIMEOUT_S = 2.0
+BACKOFF_INITIAL_S = 0.1  # reconnect at once after a blip...
+BACKOFF_MAX_S = 2.0  # ...and at least every 2 s while the peer is away (Slicer restarts in seconds)
+CONNECT_TIMEOUT_S = 2.0  # on a LAN a connect answers in milliseconds; longer means no one is there
 SEND_TIMEOUT_S = 2.0  # a viewer that stalls this long is dropped, not waited for
-JOIN_TIMEOUT_S = 3.0
+JOIN_TIMEOUT_S = 3.0  # at close: the I/O thread wakes within SEND_TIMEOUT_S / a read poll and ends
 WARN_EVERY = 100  # log the 1st and every 100th skip of one kind
 # A receiving link with no byte for this long treats the connection as dead (a pulled cable
 # leaves it half-open: no FIN, no RST) and reconnects. PLUS streams at 10-60 fps.
@@ -48,7 +48,7 @@ IDLE_TIMEOUT_S = 3.0
 # KEEPALIVE_IDLE_S + KEEPALIVE_COUNT * KEEPALIVE_INTERVAL_S, or unacknowledged sends after
 # USER_TIMEOUT_MS (send-only links and viewers, where no read-idle timer applies).
 KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT = 2, 1, 3
-USER_TIMEOUT_MS = 5000
+USER_TIMEOUT_MS = 5000  # unacknowledged data for 5 s: the kernel drops the connection (above IDLE_TIMEOUT_S)
 
 
 def tune_socket(sock: socket.socket) -> None:

@@ -41,7 +41,9 @@ LABELMAP_TAG, PROBABILITY_TAG, TRANSFORM_TAG = "Prediction", "ProbMap", "Pred"
 DEFAULT_INPUT_DEVICE = "Image"  # for frames from non-IGTL sources (files, capture cards)
 UINT8_MAX = 255.0
 LATENCY_WINDOW = 10_000  # latency samples kept for p50/p99
-JOIN_TIMEOUT_S = 3.0
+JOIN_TIMEOUT_S = (
+    3.0  # at close: queued messages go out within link.SEND_TIMEOUT_S (2 s) or the viewer is dropped
+)
 
 
 def paste(full_shape: tuple[int, int], roi, plane: np.ndarray) -> np.ndarray:

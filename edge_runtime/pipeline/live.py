@@ -27,7 +27,7 @@ from edge_runtime.frames import Frame, Prediction
 from edge_runtime.units import DEFAULT_FPS, MS_PER_S
 
 WAIT_S = 0.5  # display wakes at least this often to notice stop/stalls
-NO_SIGNAL_AFTER_S = 2.0
+NO_SIGNAL_AFTER_S = 2.0  # no new frame for this long: NO SIGNAL (the /healthz frame-age limit too)
 INFERENCE_JOIN_S = 1.0  # at shutdown: how long to wait for an inference call before leaving it
 CAPTURE_JOIN_S = 5.0  # at shutdown: how long to wait for the capture thread's read to return
 BANNER_STALE = "AI LAGGING: overlay is {age:.0f} ms old"

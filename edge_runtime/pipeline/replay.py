@@ -28,7 +28,8 @@ from edge_runtime.units import DEFAULT_FPS, MS_PER_S
 
 QUEUE_DEPTH = 4
 _END = object()
-PUT_POLL_S = 0.1
+PUT_POLL_S = 0.1  # a blocked queue put/get re-checks for a stop this often (10 times a second)
+DECODER_JOIN_POLL_S = 0.05  # at the end: drain the decoder's queue between short joins so it never blocks
 WAIT_S = 0.25  # the caller re-checks for a stall or a stop this often while inference runs
 WRITER_JOIN_S = 30.0  # at the end: the sinks thread writes what is queued (a few frames) and finalises
 
@@ -160,7 +161,7 @@ def run_replay(pipeline, source) -> None:
             try:
                 decoded.get_nowait()
             except queue.Empty:
-                decoder.join(0.05)
+                decoder.join(DECODER_JOIN_POLL_S)
         while writer.is_alive():  # the writer drains what is queued, then stops
             try:
                 inferred.put(_END, timeout=PUT_POLL_S)

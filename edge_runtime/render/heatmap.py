@@ -25,9 +25,16 @@ HEAT_FLOOR = 0.1  # below this probability nothing is painted
 CONTOUR_BGR = (255, 255, 255)
 CONTOUR_PX = 2
 BAR_W, BAR_H = 14, 120  # colour bar at full size (scaled with the ROI like the mask legend)
+MIN_BAR_W, MIN_BAR_H = 6, 40  # smaller, the ramp no longer reads
 BAR_MARGIN = 8
+TICK_PX = 4  # tick mark length, right of the bar
+TICK_LABEL_GAP_PX = 6  # from the bar's right edge to a tick label
+LABEL_DROP_PX = 4  # a label's baseline sits this far below its tick: the tick points at its middle
+TITLE_LINE_PX = 14  # the title's line above the bar
 TEXT_BGR = (255, 255, 255)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
+LABEL_SCALE = 0.45  # tick labels and title at full size; small, the bar is a legend
+WIDEST_LABEL = "0.50"  # tick labels are p to two decimals: all this wide
 FULL_SIZE_ROI_PX = 600
 MIN_SCALE = 0.5
 TITLE = "P(cancer)"
@@ -74,16 +81,16 @@ def _scale(roi_h: int) -> float:
 def legend_size(roi_h: int) -> tuple[int, int]:
     """(width, height) of the colour-bar box in the ROI's bottom-left corner."""
     k = _scale(roi_h)
-    text_w = cv2.getTextSize(TITLE, FONT, 0.45 * k, 1)[0][0]
-    return BAR_MARGIN + max(
-        int(BAR_W * k) + 6 + cv2.getTextSize("0.50", FONT, 0.45 * k, 1)[0][0], text_w
-    ) + BAR_MARGIN, int(BAR_H * k) + 3 * BAR_MARGIN + int(14 * k)
+    text_w = cv2.getTextSize(TITLE, FONT, LABEL_SCALE * k, 1)[0][0]
+    label_w = cv2.getTextSize(WIDEST_LABEL, FONT, LABEL_SCALE * k, 1)[0][0]
+    width = BAR_MARGIN + max(int(BAR_W * k) + TICK_LABEL_GAP_PX + label_w, text_w) + BAR_MARGIN
+    return width, int(BAR_H * k) + 3 * BAR_MARGIN + int(TITLE_LINE_PX * k)
 
 
 def draw_legend(region: np.ndarray, threshold: float, roi_h: int | None = None) -> None:
     """Colour bar from the floor (bottom) to 1.0 (top), ticks at floor, threshold and 1.0."""
     k = _scale(region.shape[0] if roi_h is None else roi_h)
-    bw, bh, scale = max(6, int(BAR_W * k)), max(40, int(BAR_H * k)), 0.45 * k
+    bw, bh, scale = max(MIN_BAR_W, int(BAR_W * k)), max(MIN_BAR_H, int(BAR_H * k)), LABEL_SCALE * k
     x0, y1 = BAR_MARGIN, region.shape[0] - BAR_MARGIN
     y0 = y1 - bh
     if y0 < 0 or x0 + bw >= region.shape[1]:
@@ -97,8 +104,9 @@ def draw_legend(region: np.ndarray, threshold: float, roi_h: int | None = None) 
     region[y0:y1, x0 : x0 + bw] = bar[:, None, :]
     for p in (HEAT_FLOOR, threshold, 1.0):
         ty = int(round(y0 + (1.0 - p) / (1.0 - HEAT_FLOOR) * (bh - 1)))
-        cv2.line(region, (x0 + bw, ty), (x0 + bw + 4, ty), TEXT_BGR, 1)
-        cv2.putText(region, f"{p:.2f}", (x0 + bw + 6, ty + int(4 * k)), FONT, scale, TEXT_BGR, 1, cv2.LINE_AA)
+        cv2.line(region, (x0 + bw, ty), (x0 + bw + TICK_PX, ty), TEXT_BGR, 1)
+        label_at = (x0 + bw + TICK_LABEL_GAP_PX, ty + int(LABEL_DROP_PX * k))
+        cv2.putText(region, f"{p:.2f}", label_at, FONT, scale, TEXT_BGR, 1, cv2.LINE_AA)
     cv2.putText(region, TITLE, (x0, y0 - BAR_MARGIN), FONT, scale, TEXT_BGR, 1, cv2.LINE_AA)
 
 

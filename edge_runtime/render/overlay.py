@@ -30,8 +30,14 @@ RESEARCH_NOTICE = hudrow.RESEARCH_NOTICE
 HUD_MARGIN = 8
 LEGEND_FULL_SIZE_ROI_PX = 600  # ROIs at least this tall get the full-size legend
 LEGEND_SWATCH_PX = 16
+MIN_SWATCH_PX = 6  # smaller swatches no longer show their colour
+LEGEND_GAP_PX = 6  # between a swatch and its name, and between legend rows
+LEGEND_TEXT_LIFT_PX = 2  # the name's baseline sits this far above the swatch's bottom
 BANNER_PX = 34
 BANNER_SCALE = 0.7
+BANNER_THICKNESS = 2  # bold: a banner must read at a glance
+BANNER_BASELINE_PX = 10  # the text's baseline sits this far above the banner's bottom edge
+DEFAULT_THRESHOLD = 0.5  # two classes: cancer where its probability is the larger one
 BANNER_BGR = {"error": (0, 0, 200), "warning": (0, 140, 230), "info": (90, 90, 90)}
 WHITE = (255, 255, 255)
 DARK = (20, 20, 20)
@@ -58,7 +64,7 @@ class Overlay:
     """Renders frames. Build with :meth:`from_config` (manifest classes + config overrides)."""
 
     styles: dict[int, ClassStyle]
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD
     legend: bool = True
     hud: bool = True
     ema: float = 0.0  # 0 disables smoothing; else weight of the newest prob
@@ -289,13 +295,17 @@ class Overlay:
     def _legend_scale(roi_h: int) -> tuple[int, float]:
         # Scaled to the ROI so a 240-line DICOM cine keeps most of its image visible.
         k = min(1.0, max(MIN_HUD_SCALE / HUD_SCALE, roi_h / LEGEND_FULL_SIZE_ROI_PX))
-        return max(6, int(LEGEND_SWATCH_PX * k)), HUD_SCALE * k
+        return max(MIN_SWATCH_PX, int(LEGEND_SWATCH_PX * k)), HUD_SCALE * k
 
     def _legend_size(self, roi_h: int) -> tuple[int, int]:
         """(width, height) of the legend's box in the ROI's bottom-left corner (YUV path)."""
         swatch, scale = self._legend_scale(roi_h)
         text_w = max((cv2.getTextSize(s.name, FONT, scale, 1)[0][0] for s in self.styles.values()), default=0)
-        return HUD_MARGIN + swatch + 6 + text_w + HUD_MARGIN, HUD_MARGIN + len(self.styles) * (swatch + 6) + 2
+        rows_h = len(self.styles) * (swatch + LEGEND_GAP_PX)
+        return (
+            HUD_MARGIN + swatch + LEGEND_GAP_PX + text_w + HUD_MARGIN,
+            HUD_MARGIN + rows_h + LEGEND_TEXT_LIFT_PX,
+        )
 
     def _draw_legend(self, region: np.ndarray, roi_h: int | None = None) -> None:
         swatch, scale = self._legend_scale(region.shape[0] if roi_h is None else roi_h)
@@ -304,9 +314,16 @@ class Overlay:
             x = HUD_MARGIN
             cv2.rectangle(region, (x, y), (x + swatch, y + swatch), style.bgr, -1)
             cv2.putText(
-                region, style.name, (x + swatch + 6, y + swatch - 2), FONT, scale, WHITE, 1, cv2.LINE_AA
+                region,
+                style.name,
+                (x + swatch + LEGEND_GAP_PX, y + swatch - LEGEND_TEXT_LIFT_PX),
+                FONT,
+                scale,
+                WHITE,
+                1,
+                cv2.LINE_AA,
             )
-            y -= swatch + 6
+            y -= swatch + LEGEND_GAP_PX
 
     def _draw_banners(self, region: np.ndarray, banners: list[tuple[str, str]]) -> None:
         for i, (level, text) in enumerate(banners):
@@ -321,8 +338,17 @@ class Overlay:
                 -1,
             )
             # shrunk to fit a narrow ROI: the end of the line ("raw ultrasound only") matters too
-            text_w = cv2.getTextSize(text, FONT, BANNER_SCALE, 2)[0][0]
+            text_w = cv2.getTextSize(text, FONT, BANNER_SCALE, BANNER_THICKNESS)[0][0]
             scale = max(
                 MIN_HUD_SCALE, min(BANNER_SCALE, BANNER_SCALE * (region.shape[1] - 2 * HUD_MARGIN) / text_w)
             )
-            cv2.putText(region, text, (HUD_MARGIN, y0 + BANNER_PX - 10), FONT, scale, WHITE, 2, cv2.LINE_AA)
+            cv2.putText(
+                region,
+                text,
+                (HUD_MARGIN, y0 + BANNER_PX - BANNER_BASELINE_PX),
+                FONT,
+                scale,
+                WHITE,
+                BANNER_THICKNESS,
+                cv2.LINE_AA,
+            )

@@ -57,7 +57,8 @@ from edge_runtime.units import MS_PER_S
 log = logging.getLogger("sonomap.http")
 
 DEFAULT_HOST = "127.0.0.1"
-HEALTHY_MAX_FRAME_AGE_S = 2.0
+HEALTHY_MAX_FRAME_AGE_S = 2.0  # older newest frame: /healthz fails (the live loop shows NO SIGNAL then)
+SERVER_JOIN_S = 5.0  # at close: shutdown() has stopped serve_forever; a thread that still hangs is left
 MJPEG_MAX_FPS = 15.0  # viewers do not need capture rate; this caps CPU spent on JPEG
 JPEG_QUALITY = 80
 STREAM_WAIT_S = 1.0  # a streaming thread re-checks for shutdown this often
@@ -75,6 +76,10 @@ SECURITY_HEADERS = {
 TEXT = "text/plain; charset=utf-8"
 HTML = "text/html; charset=utf-8"
 LOGIN_MESSAGE_SLOT = b"<!--message-->"
+
+
+class NoFrame(Exception):
+    """No JPEG to serve: none newer than asked for arrived in time, or it could not be encoded."""
 
 
 class FrameStore:
@@ -99,18 +104,22 @@ class FrameStore:
             self.image, self.seq = copy, self.seq + 1
             self.cond.notify_all()
 
-    def jpeg(self, after_seq: int = -1, timeout: float = STREAM_WAIT_S) -> tuple[int, bytes | None]:
-        """Wait until a frame newer than ``after_seq`` exists; return (seq, JPEG bytes)."""
+    def jpeg(self, after_seq: int = -1, timeout: float = STREAM_WAIT_S) -> tuple[int, bytes]:
+        """Wait until a frame newer than ``after_seq`` exists; return (seq, JPEG bytes).
+
+        Raises :class:`NoFrame` (with the reason) when none came within ``timeout``."""
         with self.cond:
             self.cond.wait_for(
                 lambda: self.closed or (self.image is not None and self.seq > after_seq), timeout
             )
-            if self.image is None or self.seq <= after_seq:
-                return after_seq, None
+            if self.image is None:
+                raise NoFrame("no frame rendered yet")
+            if self.seq <= after_seq:
+                raise NoFrame(f"no new frame within {timeout:.1f} s")
             if self._jpeg_seq != self.seq:
                 ok, buf = cv2.imencode(".jpg", self.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
                 if not ok:
-                    return after_seq, None
+                    raise NoFrame(f"frame {self.seq} could not be encoded as JPEG")
                 self._jpeg, self._jpeg_seq = buf.tobytes(), self.seq
             return self.seq, self._jpeg
 
@@ -206,7 +215,7 @@ class HttpObserver(Observer):
         self.frames.close()
         self.server.shutdown()
         self.server.server_close()
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=SERVER_JOIN_S)
 
 
 def make_http_observer(
@@ -316,9 +325,10 @@ class _Handler(BaseHTTPRequestHandler):
             snap = {**obs.stats.snapshot(), "healthy": obs.healthy()[0]}
             self._send(200, json.dumps(snap).encode(), "application/json")
         elif url.path == "/snapshot.jpg":
-            _, jpeg = obs.frames.jpeg(timeout=STREAM_WAIT_S)
-            if jpeg is None:
-                self._send(503, b"no frame rendered yet\n", "text/plain; charset=utf-8")
+            try:
+                _, jpeg = obs.frames.jpeg(timeout=STREAM_WAIT_S)
+            except NoFrame as exc:
+                self._send(503, f"{exc}\n".encode(), "text/plain; charset=utf-8")
             else:
                 self._send(200, jpeg, "image/jpeg")
         elif url.path == "/stream.mjpg":
@@ -348,9 +358,10 @@ class _Handler(BaseHTTPRequestHandler):
         seq, frames = -1, self.observer.frames
         try:
             while not frames.closed:
-                seq, jpeg = frames.jpeg(seq)
-                if jpeg is None:
-                    continue
+                try:
+                    seq, jpeg = frames.jpeg(seq)
+                except NoFrame:
+                    continue  # re-check for shutdown, then wait again
                 self.wfile.write(
                     f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
                     f"Content-Length: {len(jpeg)}\r\n\r\n".encode()

@@ -28,10 +28,12 @@ from edge_runtime.service.sdnotify import Notifier
 
 log = logging.getLogger("sonomap.watchdog")
 
-STATUS_INTERVAL_S = 1.0
+STATUS_INTERVAL_S = 1.0  # systemctl status refreshes its STATUS= line about once a second too
 WATCHDOG_PING_FRACTION = 0.5  # ping at half the timeout, as sd_watchdog_enabled(3) advises
 BUILD_TIMEOUT_MARGIN = 1.5  # ask for 50% more than the builder's own estimate
-MIN_EXTEND_S = 60.0
+MIN_EXTEND_S = (
+    60.0  # never ask for less: small builds' estimates are noisy, and a start that times out costs a restart
+)
 
 
 class ServiceObserver(Observer):

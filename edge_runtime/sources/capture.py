@@ -22,6 +22,9 @@ from edge_runtime.sources.corrupt import CorruptCounter
 from edge_runtime.yuv import YuvFrame, from_av
 
 FOURCC_LEN = 4
+# A network stream (RTSP, UDP, HTTP) that has not answered in this long is down: the reconnecting
+# source shows NO SIGNAL and retries, instead of the open blocking forever.
+STREAM_OPEN_TIMEOUT_S = 10.0
 
 
 def to_bgr(image: np.ndarray, origin: str) -> np.ndarray:
@@ -82,7 +85,9 @@ class VideoFileSource(_ReaderReleases):
 
         options = {"rtsp_transport": "tcp"} if self.spec.startswith("rtsp://") else {}
         try:
-            container = av.open(self.spec, options=options, timeout=10.0 if self.live else None)
+            container = av.open(
+                self.spec, options=options, timeout=STREAM_OPEN_TIMEOUT_S if self.live else None
+            )
             stream = container.streams.video[0]
         except (av.FFmpegError, IndexError, OSError, UnicodeDecodeError) as exc:
             raise InputError(

@@ -35,41 +35,53 @@ from edge_runtime.sources.corrupt import CorruptCounter
 
 log = logging.getLogger("sonomap.resilient")
 
-INITIAL_BACKOFF_S = 0.5
-MAX_BACKOFF_S = 10.0
+INITIAL_BACKOFF_S = 0.5  # a re-plugged capture card is usually back within a second
+MAX_BACKOFF_S = 10.0  # a device away for long is still found within 10 s of its return
 BACKOFF_FACTOR = 2.0
-NO_SIGNAL_FPS = 10.0
+NO_SIGNAL_FPS = 10.0  # enough for the display and /healthz to stay alive; no CPU wasted on a still screen
 DEFAULT_SIZE = (720, 1280)  # (H, W) of the NO SIGNAL screen before any frame was seen
 MAX_REASON_CHARS = 80  # what fits on a 640-pixel-wide NO SIGNAL screen
 TEXT_COLOUR = (255, 255, 255)
-TITLE_COLOUR = (0, 200, 255)
+TITLE_COLOUR = (0, 200, 255)  # amber: a warning, and never a colour the overlay paints
+NO_SIGNAL_TITLE = "NO SIGNAL"
+NO_SIGNAL_FONT = cv2.FONT_HERSHEY_SIMPLEX
+NO_SIGNAL_GREY = 24  # near-black, but not black: the screen is visibly alive, not a dead monitor
+DESIGN_WIDTH_PX = 640  # the layout below is drawn for this width and scaled with the frame
+MIN_TEXT_SCALE = 0.5  # narrower frames keep this scale: smaller text no longer reads
+TITLE_SCALE = 2.0  # the title reads from across the room (x the width scale)
+TITLE_THICKNESS = 3.0  # x the width scale; at least MIN_TITLE_THICKNESS
+MIN_TITLE_THICKNESS = 2
+LINE_SCALE = 0.6  # status lines: the HUD's size (x the width scale)
+LINE_STEP_PX = 40  # from one line's baseline to the next (x the width scale)
+LINE_INDENT_DIVISOR = 10  # status lines start a tenth of the width in
+MIN_INDENT_PX = 4
 
 
 def render_no_signal(height: int, width: int, lines: list[str]) -> np.ndarray:
     """A dark BGR frame with a large "NO SIGNAL" title and smaller status lines."""
-    img = np.full((height, width, 3), 24, np.uint8)
-    scale = max(0.5, width / 640)
-    title = "NO SIGNAL"
-    (tw, th), _ = cv2.getTextSize(title, cv2.FONT_HERSHEY_SIMPLEX, 2 * scale, max(2, int(3 * scale)))
+    img = np.full((height, width, 3), NO_SIGNAL_GREY, np.uint8)
+    scale = max(MIN_TEXT_SCALE, width / DESIGN_WIDTH_PX)
+    thickness = max(MIN_TITLE_THICKNESS, int(TITLE_THICKNESS * scale))
+    (tw, _), _ = cv2.getTextSize(NO_SIGNAL_TITLE, NO_SIGNAL_FONT, TITLE_SCALE * scale, thickness)
     y = height // 2
     cv2.putText(
         img,
-        title,
+        NO_SIGNAL_TITLE,
         ((width - tw) // 2, y),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        2 * scale,
+        NO_SIGNAL_FONT,
+        TITLE_SCALE * scale,
         TITLE_COLOUR,
-        max(2, int(3 * scale)),
+        thickness,
         cv2.LINE_AA,
     )
     for line in lines:
-        y += int(40 * scale)
+        y += int(LINE_STEP_PX * scale)
         cv2.putText(
             img,
             line,
-            (max(4, width // 10), y),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.6 * scale,
+            (max(MIN_INDENT_PX, width // LINE_INDENT_DIVISOR), y),
+            NO_SIGNAL_FONT,
+            LINE_SCALE * scale,
             TEXT_COLOUR,
             max(1, int(scale)),
             cv2.LINE_AA,

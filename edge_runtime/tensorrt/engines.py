@@ -227,24 +227,36 @@ def load_engine(runtime, onnx_path: str | Path, cache_dir: str | Path, **options
     """Deserialise the cached engine (building it if needed); a plan TensorRT rejects is
     deleted and rebuilt once. Returns (ICudaEngine, EngineRecord)."""
     record = ensure_engine(onnx_path, cache_dir, **options)
-    engine = _deserialise(runtime, record.path)
-    if engine is None and not record.built:
-        log.warning("TensorRT could not deserialise %s; deleting it and rebuilding", record.path)
+    if not record.built:
+        try:
+            return _deserialise(runtime, record.path), record
+        except EngineRejected as exc:
+            log.warning(
+                "TensorRT could not deserialise %s (%s); deleting it and rebuilding", record.path, exc
+            )
         record.path.unlink(missing_ok=True)
         record = ensure_engine(
             onnx_path, cache_dir, force=True, why="cached engine failed to deserialise", **options
         )
-        engine = _deserialise(runtime, record.path)
-    if engine is None:
-        raise ConfigError(f"{record.path}: TensorRT cannot deserialise the engine it just built")
-    return engine, record
+    try:
+        return _deserialise(runtime, record.path), record
+    except EngineRejected as exc:
+        raise ConfigError(
+            f"{record.path}: TensorRT cannot deserialise the engine it just built ({exc})"
+        ) from exc
+
+
+class EngineRejected(Exception):
+    """TensorRT would not deserialise a plan; the message says what it reported."""
 
 
 def _deserialise(runtime, path: Path):
-    """The engine, or None when TensorRT rejects the plan (it returns None and logs; some
-    bindings raise instead)."""
+    """The engine; :class:`EngineRejected` when TensorRT rejects the plan (it returns None and
+    logs; some bindings raise instead)."""
     try:
-        return runtime.deserialize_cuda_engine(path.read_bytes())
+        engine = runtime.deserialize_cuda_engine(path.read_bytes())
     except (RuntimeError, TypeError, ValueError) as exc:
-        log.warning("TensorRT rejected %s: %s", path, exc)
-        return None
+        raise EngineRejected(str(exc)) from exc
+    if engine is None:
+        raise EngineRejected("TensorRT returned no engine (its log says why)")
+    return engine

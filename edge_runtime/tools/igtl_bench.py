@@ -32,6 +32,7 @@ log = logging.getLogger("sonomap.igtl")
 LOOPBACK = "127.0.0.1"
 DEFAULT_SOURCE_TIMEOUT_S = 10.0  # a bench against a dead server ends with an error, not a hang
 DRAIN_S = 2.0  # time for the last labelmaps to reach the viewer
+DRAIN_POLL_S = 0.01  # check the viewer's count this often while draining (well under a frame)
 MAX_SECONDS_PER_FRAME = 1.0  # a stalled stream ends the bench instead of hanging it
 
 
@@ -92,7 +93,7 @@ def run_igtl_bench(spec: str, config: dict, frames: int) -> dict:
         counters = source.counters
         deadline = time.monotonic() + DRAIN_S
         while len(viewer.latency_ms) < observer.sent and time.monotonic() < deadline:
-            time.sleep(0.01)
+            time.sleep(DRAIN_POLL_S)
     finally:
         viewer.close()
         observer.close()
