@@ -7,6 +7,7 @@ inside the handlers so that `sonomap --help` stays fast.
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 # Light: imagehash is imported only when hashing starts.
@@ -17,6 +18,7 @@ from training.concordance import cli as concordance_cli
 # spinning threads steal the cores the work needs (measured here: 0.8 vs 3.0 images/s on
 # 2 contended cores). PASSIVE makes waiting threads sleep. Must be set before torch loads.
 OMP_WAIT_ENV = "OMP_WAIT_POLICY"
+TRAIN_LOGGER = "sonomap.train"  # training.train's logger (its epoch lines)
 
 
 def _passive_openmp() -> None:
@@ -47,6 +49,8 @@ def _prepare_busi(args) -> int:
 
 def _train(args) -> int:
     _passive_openmp()
+    # Epoch lines are progress (INFO), not warnings; the train command shows them without --verbose.
+    logging.getLogger(TRAIN_LOGGER).setLevel(logging.INFO)
     from training.train import run
 
     result = run(

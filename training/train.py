@@ -319,7 +319,7 @@ def run(
                     writer.add_scalars(
                         {k: float(v) for k, v in row.items() if k != "epoch" and v is not None}, epoch
                     )
-                log.warning(
+                log.info(
                     "epoch %d loss %.4f val %s %.4f best %.4f (epoch %d) %.0fs",
                     epoch,
                     stats["loss"],
