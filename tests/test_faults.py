@@ -8,17 +8,15 @@ import http.client
 import json
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import numpy as np
 import pytest
 from clips import write_bar_clip
+from loopback import free_port, get
 from prometheus_client.parser import text_string_to_metric_families
 from runtime_model import dark_onnx
 
@@ -50,14 +48,6 @@ class Recorder(Observer):
 
     def close(self):
         pass
-
-
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 def live_config(**sinks) -> dict:
@@ -220,12 +210,6 @@ def test_backend_throws_display_continues_and_metrics_count_it():
 
 
 # ---------------------------------------------------------------- recorder disk fills up
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_recorder_disk_full_display_continues(tmp_path):

@@ -14,8 +14,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import av
@@ -23,6 +21,7 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from loopback import free_port, get
 from prometheus_client.parser import text_string_to_metric_families
 from runtime_model import dark_onnx, hanging_onnx
 
@@ -38,24 +37,10 @@ DEADLINE_MS = 700  # above live.stale_ms (500), how long strict mode waits for a
 START_TIMEOUT_S = 60
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def timeout_stop_s() -> float:
     match = re.search(r"^TimeoutStopSec=(\d+)", UNIT.read_text(), re.M)
     assert match, f"{UNIT}: no TimeoutStopSec"
     return float(match.group(1))
-
-
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 def badge_state(image: np.ndarray, roi=ROI) -> str | None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from loopback import free_port
 from runtime_model import dark_onnx
 
 from edge_runtime.service.http_guard import MAX_CONNECTIONS
@@ -27,12 +28,6 @@ HEALTHZ_LIMIT_S = 2.0
 PROBES = 10
 SMALL_RCVBUF = 4096
 START_TIMEOUT_S = 90
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url: str) -> tuple[int, bytes, float]:

@@ -3,7 +3,6 @@ here by `openssl req`, the token only over TLS, and one-line errors for a half-g
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from loopback import free_port
 from runtime_model import dark_onnx
 from test_http_guard import certificate, client_context, needs_openssl  # noqa: F401 (certificate: a fixture)
 
@@ -19,12 +19,6 @@ REPO = Path(__file__).resolve().parents[1]
 TOKEN = "tls-cli-token-0123456789abcdef"
 START_TIMEOUT_S = 90
 SONOMAP = [sys.executable, "-m", "edge_runtime.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def https_get(url: str, cert) -> int:

@@ -15,7 +15,6 @@ hypoechoic (dark) tissue: prob = sigmoid((DARK_LEVEL - pixel) / SOFTNESS).
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +23,7 @@ import cv2
 import numpy as np
 import pytest
 from cli import sonomap as run_cli
+from loopback import free_port
 from runtime_model import folded_manifest, save_graph_model
 from test_igtl_standin import DEVICE, FRAME_WH, SPACING_MM, PlusStandIn, busi_images, image_matrix, pyigtl
 
@@ -138,12 +138,6 @@ def check_labelmaps(labelmaps: list, plus: PlusStandIn, expected: list[np.ndarra
             err_msg=f"labelmap of frame {index} differs from replay",
         )
     assert len(seen) >= 2, "the stream's frames did not all come back"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.timeout(60)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import numpy as np
 import pytest
 import yaml
 from cli import sonomap
+from loopback import free_port, get_bytes
 from rtsp_server import RtspServer
 from runtime_model import dark_onnx
 
@@ -60,12 +60,6 @@ def inner(image: np.ndarray, b, margin: int = 3) -> np.ndarray:
 def decode(path: Path) -> list[np.ndarray]:
     with av.open(str(path)) as c:
         return [f.to_ndarray(format="bgr24") for f in c.decode(c.streams.video[0])]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -190,14 +184,6 @@ def test_bad_privacy_config_is_a_one_line_cli_error(patient_clip, tmp_path):
 # --- live through the CLI: RTSP with credentials, recordings, viewer, snapshot ---------------------
 
 
-def _get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
 def _first_mjpeg_frame(url: str) -> np.ndarray:
     with urllib.request.urlopen(url, timeout=10) as r:
         length = None
@@ -250,12 +236,12 @@ def test_live_outputs_viewer_and_logs_carry_no_patient_line_or_credentials(tmp_p
                 assert proc.poll() is None and time.monotonic() < deadline, "live never became healthy"
                 time.sleep(0.3)
             time.sleep(1.5)
-            status, jpeg = _get(f"http://127.0.0.1:{port}/snapshot.jpg")
+            status, jpeg = get_bytes(f"http://127.0.0.1:{port}/snapshot.jpg")
             assert status == 200
             snapshot = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
             streamed = _first_mjpeg_frame(f"http://127.0.0.1:{port}/stream.mjpg")
             texts = [
-                _get(f"http://127.0.0.1:{port}{p}")[1].decode()
+                get_bytes(f"http://127.0.0.1:{port}{p}")[1].decode()
                 for p in ("/metrics", "/stats.json", "/healthz")
             ]
         except BaseException:
@@ -263,10 +249,10 @@ def test_live_outputs_viewer_and_logs_carry_no_patient_line_or_credentials(tmp_p
             raise
     # The stream is gone: NO SIGNAL, and the reconnect attempts against the URL are logged.
     deadline = time.monotonic() + 45
-    while _get(f"http://127.0.0.1:{port}/healthz")[1] != b"no signal from capture device\n":
+    while get_bytes(f"http://127.0.0.1:{port}/healthz")[1] != b"no signal from capture device\n":
         assert proc.poll() is None and time.monotonic() < deadline, "NO SIGNAL never shown"
         time.sleep(0.3)
-    texts.append(_get(f"http://127.0.0.1:{port}/stats.json")[1].decode())
+    texts.append(get_bytes(f"http://127.0.0.1:{port}/stats.json")[1].decode())
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-3000:]
@@ -288,7 +274,7 @@ def test_live_outputs_viewer_and_logs_carry_no_patient_line_or_credentials(tmp_p
 
 def _get_status(url: str) -> int | None:
     try:
-        return _get(url, timeout=2)[0]
+        return get_bytes(url, timeout=2)[0]
     except OSError:
         return None
 

@@ -10,12 +10,12 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import av
 import numpy as np
 import yaml
+from loopback import get
 from prometheus_client.parser import text_string_to_metric_families
 from runtime_model import dark_onnx
 
@@ -187,14 +187,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
 def test_live_with_a_full_disk_is_degraded_not_down(tmp_path):
     """`sonomap live` whose recording disk is below sinks.min_free_gb: the video goes on, /healthz stays
     200 and says why it is degraded, /metrics and the log say the recorder paused, nothing is written."""
@@ -239,7 +231,7 @@ def test_live_with_a_full_disk_is_degraded_not_down(tmp_path):
         deadline = time.monotonic() + 60
         while True:
             try:
-                status, body = _get(f"http://127.0.0.1:{port}/healthz")
+                status, body = get(f"http://127.0.0.1:{port}/healthz")
             except OSError:
                 status, body = None, ""
             if "degraded" in body:
@@ -249,12 +241,12 @@ def test_live_with_a_full_disk_is_degraded_not_down(tmp_path):
         assert status == 200 and f"degraded: {REC_PAUSED}" in body
         metrics = {
             (s.name, tuple(s.labels.items())): s.value
-            for f in text_string_to_metric_families(_get(f"http://127.0.0.1:{port}/metrics")[1])
+            for f in text_string_to_metric_families(get(f"http://127.0.0.1:{port}/metrics")[1])
             for s in f.samples
         }
         assert metrics[("sonomap_recorder_state", (("state", "paused"),))] == 1
         assert metrics[("sonomap_errors_total", (("kind", "recording_paused"),))] == 1
-        assert '"recording": "REC PAUSED: disk low"' in _get(f"http://127.0.0.1:{port}/stats.json")[1]
+        assert '"recording": "REC PAUSED: disk low"' in get(f"http://127.0.0.1:{port}/stats.json")[1]
         statuses, deadline = [], time.monotonic() + 10  # systemctl status shows it too
         while not any(REC_PAUSED in m for m in statuses) and time.monotonic() < deadline:
             try:

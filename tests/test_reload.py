@@ -4,7 +4,6 @@ the old backend inferring (and the error is logged); a good change is applied, a
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -12,18 +11,13 @@ import time
 import urllib.request
 
 import yaml
+from loopback import free_port
 from prometheus_client.parser import text_string_to_metric_families
 from runtime_model import dark_onnx
 
 STARTUP_S = 90
 APPLY_S = 60
 POLL_S = 0.2
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Live:

@@ -19,6 +19,7 @@ import av
 import numpy as np
 import pytest
 import yaml
+from loopback import free_port
 from prometheus_client.parser import text_string_to_metric_families
 from runtime_model import dark_onnx
 
@@ -31,12 +32,6 @@ PATIENT = {
     "InstitutionName": "St Elsewhere Hospital",
     "AccessionNumber": "ACC99887766",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class NotifySocket:
