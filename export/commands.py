@@ -55,6 +55,17 @@ def _add_shape_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_parity_args(p: argparse.ArgumentParser, frames_help: str, default_frames: int) -> None:
+    """--frames DIR and --parity-frames N: the real frames an export is checked on."""
+    p.add_argument("--frames", help=frames_help)
+    p.add_argument(
+        "--parity-frames",
+        type=int,
+        default=default_frames,
+        help=f"how many frames to compare (default {default_frames})",
+    )
+
+
 def _add_onnx(targets) -> None:
     p = targets.add_parser(
         "onnx",
@@ -71,12 +82,8 @@ def _add_onnx(targets) -> None:
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     _add_shape_args(p)
     p.add_argument("--fp16", action="store_true", help="also write MODEL.fp16.onnx and check it against FP32")
-    p.add_argument("--frames", help="folder of real frames for parity (default: vendored BUSI sample)")
-    p.add_argument(
-        "--parity-frames",
-        type=int,
-        default=DEFAULT_PARITY_FRAMES,
-        help=f"how many frames to compare (default {DEFAULT_PARITY_FRAMES})",
+    _add_parity_args(
+        p, "folder of real frames for parity (default: vendored BUSI sample)", DEFAULT_PARITY_FRAMES
     )
     p.set_defaults(func=_run_onnx)
 
@@ -90,13 +97,7 @@ def _add_torchscript(targets) -> None:
     )
     p.add_argument("--checkpoint", required=True, help="checkpoint written by 'sonomap train'")
     p.add_argument("--out", required=True, help="TorchScript file to write, e.g. model.ts")
-    p.add_argument("--frames", help="folder of real frames for the torch-vs-TorchScript check")
-    p.add_argument(
-        "--parity-frames",
-        type=int,
-        default=DEFAULT_TS_PARITY_FRAMES,
-        help=f"frames to compare (default {DEFAULT_TS_PARITY_FRAMES})",
-    )
+    _add_parity_args(p, "folder of real frames for the torch-vs-TorchScript check", DEFAULT_TS_PARITY_FRAMES)
     p.set_defaults(func=_run_torchscript)
 
 
@@ -118,15 +119,13 @@ def _add_tensorrt(targets) -> None:
         default=DEFAULT_WORKSPACE_MB,
         help=f"builder workspace limit in MiB (default {DEFAULT_WORKSPACE_MB})",
     )
-    p.add_argument(
-        "--min", dest="min_shape", metavar="NxCxHxW", help="profile minimum (default from manifest)"
-    )
-    p.add_argument(
-        "--opt", dest="opt_shape", metavar="NxCxHxW", help="profile optimum (default from manifest)"
-    )
-    p.add_argument(
-        "--max", dest="max_shape", metavar="NxCxHxW", help="profile maximum (default from manifest)"
-    )
+    for flag, what in (("min", "minimum"), ("opt", "optimum"), ("max", "maximum")):
+        p.add_argument(
+            f"--{flag}",
+            dest=f"{flag}_shape",
+            metavar="NxCxHxW",
+            help=f"profile {what} (default from manifest)",
+        )
     p.add_argument("--force", action="store_true", help="rebuild even when a valid cached engine exists")
     p.add_argument(
         "--via",

@@ -109,6 +109,14 @@ def _bench_slides(args) -> int:
     return 0
 
 
+def _add_bench_inputs(p: argparse.ArgumentParser, work_help: str) -> None:
+    """The benchmarks' inputs: real images + masks to simulate cases from, a seed, a work folder."""
+    p.add_argument("--images", required=True, help="folder of 8-bit ultrasound images")
+    p.add_argument("--masks", required=True, help="folder of lesion masks (same stems, 0/255)")
+    p.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
+    p.add_argument("--work", default=None, help=work_help)
+
+
 def register(sub) -> None:
     """Add this stage's subcommands to the top-level parser's subparsers."""
     fmt = argparse.RawDescriptionHelpFormatter
@@ -183,7 +191,7 @@ def register(sub) -> None:
         "--dedup",
         action="store_true",
         help="also join patients whose ultrasound images are near-duplicates (perceptual hash) "
-        "into one split group (needs imagehash, in the train extra)",
+        "into one split group (needs imagehash, in the registration extra)",
     )
     p.set_defaults(func=_register_batch)
 
@@ -191,16 +199,13 @@ def register(sub) -> None:
         "bench-registration",
         help="measure registration accuracy and speed on simulated cases",
         formatter_class=fmt,
-        description="Simulate N cases from real images + masks, register them and print issue-3 target metrics:\n"
+        description="Simulate N cases from real images + masks, register them and print the target metrics:\n"
         "Dice vs truth over known pixels, along-tract boundary error (mm), known fraction of the band,\n"
         "needle auto-detection pass rate (angle <= 2 deg and tip <= 1 mm), and seconds per case for a\n"
         "WSI whose level 0 is 40k x 3k pixels.",
     )
-    p.add_argument("--images", required=True)
-    p.add_argument("--masks", required=True)
+    _add_bench_inputs(p, "keep the simulated cases here (default: a temp folder)")
     p.add_argument("--n", type=int, default=50)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--work", default=None, help="keep the simulated cases here (default: a temp folder)")
     p.add_argument("--no-timing", action="store_true", help="skip the 40k x 3k WSI timing case")
     p.add_argument(
         "--lab",
@@ -219,12 +224,9 @@ def register(sub) -> None:
         "OpenSlide) --repeats times: seconds per case, peak RSS of the process, read_slide seconds,\n"
         "and agreement of the label with the original slide's.",
     )
-    p.add_argument("--images", required=True)
-    p.add_argument("--masks", required=True)
+    _add_bench_inputs(p, "keep the slide and outputs here (default: a temp folder)")
     p.add_argument("--width", type=int, default=40000, help="level-0 width in pixels (default 40000)")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--work", default=None, help="keep the slide and outputs here (default: a temp folder)")
     p.set_defaults(func=_bench_slides)
 
     sim_commands.register(sub)
