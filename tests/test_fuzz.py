@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import yaml
 from clips import write_bar_clip
+from fuzz_values import values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from runtime_model import dark_onnx
@@ -28,21 +29,6 @@ from edge_runtime.sources.opener import open_source
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 MAX_FRAMES_READ = 50
 FUZZ_TOKEN = "fuzz-token-0123456789"
-
-scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(-(10**6), 10**6),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=12),
-)
-values = st.recursive(
-    scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
 
 
 def known_key_configs():

@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 from cli import sonomap
+from fuzz_values import values
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -28,20 +29,6 @@ from training.transforms import make_example
 FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 EXAMPLE_SIZE = (24, 24)  # augmentations are exercised at a small size; the config's size is only checked
 
-scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(-(10**6), 10**6),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=12),
-)
-values = st.recursive(
-    scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
 # values of the right shape, so that fuzzing also reaches the stages that use a config
 plausible = st.one_of(
     st.integers(-3, 300),
