@@ -18,16 +18,16 @@ from edge_runtime.manifest import DEFAULT_CLASSES, Manifest
 from training.data import Sample, image_stats
 
 HASH_CHUNK = 1 << 20
-MANIFEST_METRICS = (
+# Validation metrics logged each epoch (metrics.csv, val_*) and recorded in the manifest.
+VAL_METRICS = (
     "dice_pos_mean",
     "dice_pooled",
     "dice_mean",
     "recall_pooled",
     "precision_pooled",
     "pixel_accuracy_pooled",
-    "n_images",
-    "n_positive",
 )
+MANIFEST_METRICS = (*VAL_METRICS, "n_images", "n_positive")
 
 
 def _update(digest, path: Path) -> None:

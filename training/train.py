@@ -37,7 +37,7 @@ from training.losses import build_loss
 from training.metrics import summarize
 from training.models import build_model
 from training.optim import PolySchedule, build_optimizer
-from training.provenance import dataset_hash, make_manifest, resolve_norm
+from training.provenance import VAL_METRICS, dataset_hash, make_manifest, resolve_norm
 from training.tblog import EventWriter
 
 log = logging.getLogger("sonomap.train")
@@ -280,19 +280,7 @@ def run(
             }
             if info.main and ((epoch + 1) % int(tc["val_every"]) == 0 or last):
                 summary = summarize(validate(bare, val_loader, dev, float(cfg["eval"]["threshold"])))
-                row.update(
-                    {
-                        f"val_{k}": summary[k]
-                        for k in (
-                            "dice_pos_mean",
-                            "dice_pooled",
-                            "dice_mean",
-                            "recall_pooled",
-                            "precision_pooled",
-                            "pixel_accuracy_pooled",
-                        )
-                    }
-                )
+                row.update({f"val_{k}": summary[k] for k in VAL_METRICS})
                 value = summary[tc["select_metric"]]
                 if math.isnan(value):  # e.g. no cancer pixel in the val split: fall back to mean Dice
                     value = summary["dice_mean"]

@@ -24,13 +24,13 @@ from edge_runtime.aistate import STATES as AI_STATES
 from edge_runtime.live_stats import (
     COUNT_EVENTS,
     EVENTS,
-    MS_PER_S,
     RECORDER_STATES,
     SUMMARY_QUANTILES,
     LiveStats,
     MetricsSnapshot,
 )
 from edge_runtime.memory import peak_rss_bytes, rss_bytes
+from edge_runtime.units import MS_PER_S
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 RECORDER_STATE_NAMES = ("off", "recording", "paused", "failed")

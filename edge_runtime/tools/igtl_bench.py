@@ -22,10 +22,11 @@ import time
 
 from edge_runtime.igtl.link import CONNECT_TIMEOUT_S
 from edge_runtime.igtl.server import IgtlServerLink
-from edge_runtime.igtl.sink import LABELMAP_TAG, MS_PER_S, IgtlObserver
+from edge_runtime.igtl.sink import LABELMAP_TAG, IgtlObserver
 from edge_runtime.igtl.source import open_igtl_source
 from edge_runtime.igtl.wire import SkipMessage, read_message
 from edge_runtime.stats import summarise
+from edge_runtime.units import MS_PER_S
 
 log = logging.getLogger("sonomap.igtl")
 
