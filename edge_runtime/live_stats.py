@@ -67,6 +67,9 @@ EVENTS = EventCounters()
 
 
 class Histogram:
+    """Cumulative latency buckets, read by the /metrics collector. Not prometheus_client's Histogram:
+    that one lives in a registry, and /metrics builds its families from one snapshot per scrape."""
+
     def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS_S):
         self.buckets = buckets
         self.counts = [0] * len(buckets)

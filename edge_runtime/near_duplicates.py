@@ -76,7 +76,10 @@ def find_duplicates(
 
 
 def group_ids(ids: list[str], pairs: list[DuplicatePair]) -> dict[str, str]:
-    """Union-find over the pairs: id -> group id (the smallest id of its group)."""
+    """Union-find over the pairs: id -> group id (the smallest id of its group).
+
+    By hand (a dozen lines): scipy's connected_components would do the grouping, but scipy is not
+    a dependency of every stage that calls this, and the group names would still need mapping."""
     parent = {i: i for i in ids}
 
     def root(i: str) -> str:

@@ -38,7 +38,9 @@ KEY_SCHEMA = 1
 
 
 def parse_version(text: str) -> tuple[int, ...]:
-    """'10.3.0.30' -> (10, 3, 0, 30); raises ConfigError on text without a leading number."""
+    """'10.3.0.30' -> (10, 3, 0, 30); raises ConfigError on text without a leading number.
+
+    By hand: ``packaging`` is not among the Jetson runtime's packages, and only the numbers matter."""
     parts = re.findall(r"\d+", str(text).split("+")[0])
     if not parts:
         raise ConfigError(f"cannot read a TensorRT version from {text!r}")
