@@ -23,8 +23,8 @@ from edge_runtime.roi import Roi
 
 RESEARCH_NOTICE = "RESEARCH USE ONLY"
 FONT = cv2.FONT_HERSHEY_SIMPLEX
-HUD_SCALE = 0.6
-MIN_HUD_SCALE = 0.3
+HUD_SCALE = 0.6  # about 13 px tall text: reads from the operator's distance at 1080p
+MIN_HUD_SCALE = 0.3  # the smallest that still reads (a 240-line DICOM cine)
 MARGIN_PX = 8  # between the row and the ROI / the frame's edge
 ROW_PAD_PX = 6  # padding around the row's text
 DESCENDER_PX = 2  # room under the baseline for g, p, y
