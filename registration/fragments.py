@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.errors import InputError
+from edge_runtime.units import UM2_PER_MM2
 from registration.centerline import medial_axis
 from registration.tissue import tissue_masks
 
@@ -134,7 +135,7 @@ def find_fragments(
         if area < min_px:
             if area > min_px / 4:
                 warnings.append(
-                    f"{where}: ignored a tissue speck of {area * mpp * mpp / 1e6:.3f} mm2 at "
+                    f"{where}: ignored a tissue speck of {area * mpp * mpp / UM2_PER_MM2:.3f} mm2 at "
                     f"level pixel ({cents[i][0]:.0f}, {cents[i][1]:.0f})"
                 )
             continue

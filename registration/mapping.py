@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge_runtime.errors import InputError
+from edge_runtime.units import UM2_PER_MM2, UM_PER_MM
 from registration.fragments import Fragment
 from registration.tract import Tract
 
-UM_PER_MM = 1000.0
 SCALE_WARN = 0.10  # core vs tract length mismatch that earns a warning
 SCALE_FAIL_HIGH = 2.0  # core > 2x the tract: mpp or shrinkage is wrong, not the anatomy
 SCALE_FAIL_LOW = 0.25  # core < 1/4 of the tract: likely the wrong slide or mpp
@@ -113,7 +113,7 @@ def place(
                 "tract_from_mm": round(p.a0, 4),
                 "tract_to_mm": round(p.a1, 4),
                 "position_sd_mm": round(p.sigma_mm, 4),
-                "area_mm2": round(f.area_um2 / 1e6, 4),
+                "area_mm2": round(f.area_um2 / UM2_PER_MM2, 4),
                 "centroid_level_px": [round(c, 1) for c in f.centroid],
             }
             for f, p in zip(frags, placements, strict=False)

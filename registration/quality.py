@@ -24,6 +24,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from edge_runtime.units import UM2_PER_MM2
+
 EXPECTED_MAX_FRAGMENTS = 5
 LENGTH_OK, LENGTH_LOW_BAD, LENGTH_HIGH_BAD = (0.8, 1.05), 0.4, 1.35
 LENGTH_UNCONSTRAINED_SCORE = 0.75
@@ -104,8 +106,8 @@ def quality(
         )
         length = {"value": ratio, "score": s, "meaning": "fresh core length / tract length"}
     spare = transform.get("spare_mm", 0.0)
-    rej_mm2 = rejected_px * mpp * mpp / 1e6
-    tissue_mm2 = max(tissue_px * mpp * mpp / 1e6, 1e-9)
+    rej_mm2 = rejected_px * mpp * mpp / UM2_PER_MM2
+    tissue_mm2 = max(tissue_px * mpp * mpp / UM2_PER_MM2, 1e-9)
     axis = _axis_residual(frags)
     parts = {
         "fragments": frag,

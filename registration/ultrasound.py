@@ -19,9 +19,9 @@ import numpy as np
 
 from edge_runtime.errors import InputError
 from edge_runtime.privacy import register_dicom
+from edge_runtime.units import MM_PER_CM
 
 UNIT_CM = 3
-MM_PER_CM = 10.0
 SPATIAL_FORMAT_2D = 1
 SCALE_TOLERANCE = 0.02  # a case.yaml scale that differs more from the DICOM one is a mistake
 

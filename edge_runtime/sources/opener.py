@@ -32,13 +32,12 @@ from edge_runtime.sources import synthetic
 from edge_runtime.sources.capture import V4L2Source, VideoFileSource, to_bgr
 from edge_runtime.sources.corrupt import CorruptCounter
 from edge_runtime.sources.reconnect import ResilientSource
-from edge_runtime.units import DEFAULT_FPS
+from edge_runtime.units import DEFAULT_FPS, MM_PER_CM
 
 log = logging.getLogger("sonomap.sources")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 STREAM_SCHEMES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 DICOM_UNITS_CM = 3  # DICOM PhysicalUnits code for centimetres
-MM_PER_CM = 10.0
 
 
 class ImageFolderSource(Source):

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 import yaml
 
+from edge_runtime.units import UM_PER_MM
 from registration.pipeline import register_case
 
 STEP_MM = 0.02
@@ -154,7 +155,7 @@ def time_big_slide(
     tract = Tract(tuple(t["start"]), tuple(t["end"]), t["width_mm"], (mm, mm))
     src = json.loads((case_dir / "truth.json").read_text())
     lesion = cv2.imread(str(case_dir / "truth.png"), cv2.IMREAD_GRAYSCALE) == 1
-    canvas_mm = shape[1] * mpp / 1000.0
+    canvas_mm = shape[1] * mpp / UM_PER_MM
     shrink = min(0.8, TIMING_FILL * canvas_mm / tract.length_mm)  # the shrunken core must fit the canvas
     params = replace(
         CoreParams(),

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edge_runtime.units import UM_PER_MM
 from registration.sim.lab import (
     PROFILE_STEP_MM,
     CoreProfiles,
@@ -30,7 +31,6 @@ from registration.sim.lab import (
 from registration.sim.slide import SlideLayout
 from registration.tract import Tract
 
-UM_PER_MM = 1000.0
 CORE_STEP_MM = 0.01  # raster step of the fresh core (10 µm << 100 µm ultrasound pixels)
 OUTLINE_STEP_UM = 20.0
 CONTOUR_KEEP_EVERY = 3  # thin the contour, keep it dense enough to follow the bend

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
+from edge_runtime.units import UM_PER_MM
+
 PROFILE_STEP_MM = 0.01
 INK_COLOURS = {"green": (40, 140, 80), "blue": (40, 70, 170), "black": (35, 35, 40), "red": (200, 40, 50)}
 CANCER_SPELLINGS = ("Tumor", "tumor", "TUMOR")
@@ -83,7 +85,7 @@ class CoreProfiles:
 
     def slide_um(self, a) -> np.ndarray:
         """Slide arc length (µm) from a = 0 to a: the integral of the local shrinkage."""
-        cum = np.concatenate([[0.0], np.cumsum(self.shrink[:-1] * PROFILE_STEP_MM * 1000.0)])
+        cum = np.concatenate([[0.0], np.cumsum(self.shrink[:-1] * PROFILE_STEP_MM * UM_PER_MM)])
         return np.interp(a, self.a, cum)
 
     def half_scale(self, a) -> np.ndarray:
