@@ -47,7 +47,8 @@ def split_cases(
     their share, within their stratum. The order the ids come in does not matter.
     """
     cases = sorted(set(case_ids))
-    kept = {c: s for c, s in (existing or {}).items() if c in set(cases) and s in SPLITS}
+    known = set(cases)
+    kept = {c: s for c, s in (existing or {}).items() if c in known and s in SPLITS}
     rng = np.random.default_rng(seed)
     strata_members: dict[str, list[str]] = {}
     for case in cases:
