@@ -26,7 +26,7 @@ import numpy as np
 from edge_runtime.biopsy.case_writer import Capture, CaseWriter, FrameRecord
 from edge_runtime.biopsy.fire import FireDetector
 from edge_runtime.biopsy.marks import MARKS, MarkRequests
-from edge_runtime.biopsy.yield_band import YieldBand, YieldTracker
+from edge_runtime.biopsy.yield_band import SUBPIXEL, SUBPIXEL_BITS, YieldBand, YieldTracker
 from edge_runtime.frames import Frame, Observer, Prediction
 from edge_runtime.live_stats import EVENTS
 from edge_runtime.units import MS_PER_S
@@ -205,8 +205,8 @@ class CaptureObserver(Observer):
         band = self.band
         if band is None or roi is None or image.ndim != 3:
             return
-        pts = np.round((band.polygon + [roi.x, roi.y]) * 16).astype(np.int32).reshape(-1, 1, 2)
-        cv2.polylines(image, [pts], True, BAND_BGR, BAND_PX, cv2.LINE_AA, shift=4)
+        pts = np.round((band.polygon + [roi.x, roi.y]) * SUBPIXEL).astype(np.int32).reshape(-1, 1, 2)
+        cv2.polylines(image, [pts], True, BAND_BGR, BAND_PX, cv2.LINE_AA, shift=SUBPIXEL_BITS)
 
     def close(self) -> None:
         self.marks.enabled = False

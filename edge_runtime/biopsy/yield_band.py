@@ -38,6 +38,8 @@ ACROSS_MM = 2.5  # axis refinement: the echo's core within this of the Hough seg
 LOW_SHARE = 0.55  # the echo is followed beyond the segment while above this share of NEEDLE_LEVEL
 GAP_MM = 1.0  # ... across dim gaps up to this long
 TIP_WINDOW_MM = 3.0  # the tip is sought this far either side of the segment's end
+SUBPIXEL_BITS = 4  # polygons are drawn at 1/16 pixel (OpenCV's shift): the band does not jump by whole pixels
+SUBPIXEL = 1 << SUBPIXEL_BITS
 
 
 @dataclass
@@ -216,7 +218,9 @@ def band_fraction(poly: np.ndarray, mask: np.ndarray, cancer_class: int) -> floa
     if x1 <= x0 or y1 <= y0:
         return None
     band = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    cv2.fillConvexPoly(band, np.round((poly - [x0, y0]) * 16).astype(np.int32), 1, cv2.LINE_8, shift=4)
+    cv2.fillConvexPoly(
+        band, np.round((poly - [x0, y0]) * SUBPIXEL).astype(np.int32), 1, cv2.LINE_8, shift=SUBPIXEL_BITS
+    )
     area = int(band.sum())
     if area == 0:
         return None
