@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
-import shutil
-
 import cv2
 import numpy as np
 import pytest
-from golden_frames import GOLDEN, assert_matches_golden
-from runtime_model import dark_onnx
+from golden_frames import GOLDEN, GOLDEN_IDS, assert_matches_golden, render_golden_ids
 
 from edge_runtime.config import build_config
 from edge_runtime.errors import ConfigError
-from edge_runtime.frames import Observer
 from edge_runtime.manifest import DEFAULT_CLASSES, Manifest
-from edge_runtime.pipeline.graph import Pipeline
 from edge_runtime.render import heatmap
 from edge_runtime.render.overlay import Overlay
 from edge_runtime.roi import Roi
 
-GOLDEN_IDS = ["malignant_002", "malignant_018", "benign_041"]
 SIZE = 200
 ROI = Roi(20, 10, SIZE, SIZE)
-
-
-class Collect(Observer):
-    def __init__(self):
-        self.frames = []
-
-    def on_frame(self, frame, prediction, rendered, stats):
-        self.frames.append(rendered.copy())
 
 
 def manifest() -> Manifest:
@@ -44,20 +30,7 @@ def ramp_prob() -> np.ndarray:
 def test_golden_heatmap_frames(busi_sample, tmp_path):
     """Real BUSI images through the dark-region model, drawn as a heat map (HUD off). Regenerate
     with SONOMAP_REGEN_GOLDEN=1 after an intended change; the mask style's goldens are in test_replay."""
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    for i, image_id in enumerate(GOLDEN_IDS):
-        shutil.copy(busi_sample / "images" / f"{image_id}.png", folder / f"{i:02d}.png")
-    config = build_config(
-        {
-            "source": {"input": str(folder)},
-            "roi": {"rect": "full"},
-            "inference": {"model": str(dark_onnx())},
-            "overlay": {"hud": False, "style": "heatmap"},
-        }
-    )
-    collect = Collect()
-    Pipeline(config, observers=[collect]).run()
+    collect = render_golden_ids(busi_sample, tmp_path, {"hud": False, "style": "heatmap"})
     assert len(collect.frames) == len(GOLDEN_IDS)
     for image_id, rendered in zip(GOLDEN_IDS, collect.frames, strict=False):
         assert_matches_golden(f"heatmap_{image_id}", rendered)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import av
@@ -11,14 +10,12 @@ import cv2
 import numpy as np
 import pytest
 from cli import sonomap
-from golden_frames import GOLDEN_TOLERANCE, assert_matches_golden
+from golden_frames import GOLDEN_IDS, GOLDEN_TOLERANCE, Collect, assert_matches_golden, render_golden_ids
 from runtime_model import dark_onnx
 
 from edge_runtime.config import build_config
-from edge_runtime.frames import Observer
 from edge_runtime.pipeline.graph import Pipeline
 
-GOLDEN_IDS = ["malignant_002", "malignant_018", "benign_041"]
 # HoloHub's golden-frame rule: summed absolute difference within 0.5 % of the maximum.
 CLIP_FRAMES = 12
 CLIP_SIZE = (640, 360)
@@ -98,34 +95,10 @@ def test_replay_explicit_roi_save_masks_raw_recording_and_loop(clip, tmp_path):
     assert len(decode(raw)) == 20
 
 
-class Collect(Observer):
-    def __init__(self):
-        self.frames, self.closed = [], False
-
-    def on_frame(self, frame, prediction, rendered, stats):
-        self.frames.append(rendered.copy())
-
-    def close(self):
-        self.closed = True
-
-
 def test_golden_frames(busi_sample, tmp_path):
     """Replay real BUSI images and compare rendered frames with golden PNGs (HUD off: it
     shows timings). Regenerate with SONOMAP_REGEN_GOLDEN=1 after an intended change."""
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    for i, image_id in enumerate(GOLDEN_IDS):
-        shutil.copy(busi_sample / "images" / f"{image_id}.png", folder / f"{i:02d}.png")
-    config = build_config(
-        {
-            "source": {"input": str(folder)},
-            "roi": {"rect": "full"},
-            "inference": {"model": str(dark_onnx())},
-            "overlay": {"hud": False},
-        }
-    )
-    collect = Collect()
-    Pipeline(config, observers=[collect]).run()
+    collect = render_golden_ids(busi_sample, tmp_path, {"hud": False})
     assert collect.closed and len(collect.frames) == len(GOLDEN_IDS)
     for image_id, rendered in zip(GOLDEN_IDS, collect.frames, strict=False):
         assert_matches_golden(f"replay_{image_id}", rendered)
