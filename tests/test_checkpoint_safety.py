@@ -152,36 +152,12 @@ def test_training_writes_weights_only_checkpoints_and_resumes_from_them(tmp_path
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY))
     run = tmp_path / "run"
-    first = sonomap(
-        "train",
-        "--config",
-        config,
-        "--data",
-        dataset,
-        "--out",
-        run,
-        "--no-progress",
-        "--device",
-        "cpu",
-        "--stop-after-epochs",
-        "1",
-    )
+    train = ("train", "--config", config, "--data", dataset, "--out", run, "--no-progress", "--device", "cpu")
+    first = sonomap(*train, "--stop-after-epochs", "1")
     epoch_lines = [line for line in first.stderr.splitlines() if "epoch 0 loss" in line]
     assert len(epoch_lines) == 1 and " INFO: " in epoch_lines[0]  # shown by default, at INFO
     state = torch.load(run / "last.pt", weights_only=True)
     assert {"optimizer", "scheduler", "rng", "history", "config"} <= set(state)
     torch.load(run / "best.pt", weights_only=True)
-    sonomap(
-        "train",
-        "--config",
-        config,
-        "--data",
-        dataset,
-        "--out",
-        run,
-        "--no-progress",
-        "--device",
-        "cpu",
-        "--resume",
-    )
+    sonomap(*train, "--resume")
     assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 1
