@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import re
 import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
+from cli import sonomap
 from test_igtl_network import FPS, image_message
 from test_igtl_standin import pyigtl
 
@@ -21,7 +19,6 @@ from edge_runtime.errors import ConfigError
 igtl = pytest.importorskip("edge_runtime.igtl")
 from edge_runtime.igtl.wire import read_message  # noqa: E402 (after the importorskip)
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(90)
 SEND_NEVER_WAITS_S = 0.25  # a blocking send would wait out the stalled viewer's 2 s deadline
 
@@ -136,43 +133,8 @@ def test_a_viewer_that_stops_reading_never_delays_another():
 
 
 def test_cli_refuses_to_serve_beyond_loopback_without_an_allow_list():
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edge_runtime.cli",
-            "live",
-            "--source",
-            "synthetic",
-            "--headless",
-            "--duration",
-            "1",
-            "--igtl-serve",
-            "0.0.0.0:0",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    live = ("live", "--source", "synthetic", "--headless", "--duration", "1")
+    res = sonomap(*live, "--igtl-serve", "0.0.0.0:0", check=False)
     assert res.returncode == 2 and re.search(r"error: --igtl-serve 0\.0\.0\.0:0: .*--igtl-allow", res.stderr)
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edge_runtime.cli",
-            "live",
-            "--source",
-            "synthetic",
-            "--headless",
-            "--duration",
-            "1",
-            "--igtl-allow",
-            "10.0.0.0/8",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    res = sonomap(*live, "--igtl-allow", "10.0.0.0/8", check=False)
     assert res.returncode == 2 and "give --igtl-serve too" in res.stderr
