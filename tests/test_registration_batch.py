@@ -100,7 +100,7 @@ def test_batch_builds_dataset_collects_errors_and_resumes(cases_dir, tmp_path):
         (40, {"train": 28, "val": 8, "test": 4}),
     ],
 )
-def test_split_groups_counts_and_seeding(n, expected):
+def test_split_counts_and_seeding(n, expected):
     groups = [f"p{i}" for i in range(n)]
     s = split_cases(groups + groups[:1], seed=3)  # duplicates are one group
     counts = {}
