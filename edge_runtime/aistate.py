@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from edge_runtime.config_schema import InferenceConfig
+from edge_runtime.typed_config import as_dict
 from edge_runtime.units import MS_PER_S
 
 log = logging.getLogger("sonomap.aistate")
@@ -74,9 +76,9 @@ def state_banner(status: AiStatus) -> tuple[str, str] | None:
 MONITOR_KEYS = ("enabled", "deadline_ms", "stall_restart_s")  # of the config's inference section
 
 
-def backend_settings(inference: dict) -> dict:
+def backend_settings(inference: InferenceConfig) -> dict:
     """The inference settings whose change needs a new backend (not the model path, not the monitor's)."""
-    return {k: v for k, v in inference.items() if k != "model" and k not in MONITOR_KEYS}
+    return {k: v for k, v in as_dict(inference).items() if k != "model" and k not in MONITOR_KEYS}
 
 
 class AiMonitor:
@@ -102,16 +104,13 @@ class AiMonitor:
         self.stalls = 0
 
     @classmethod
-    def from_config(cls, inference: dict) -> AiMonitor:
-        return cls(inference["deadline_ms"], inference["stall_restart_s"], inference["enabled"])
+    def from_config(cls, inference: InferenceConfig) -> AiMonitor:
+        return cls(inference.deadline_ms, inference.stall_restart_s, inference.enabled)
 
-    def configure(self, inference: dict) -> None:
+    def configure(self, inference: InferenceConfig) -> None:
         """Apply a reloaded inference section: deadline, restart limit, on/off."""
-        self.deadline_s, self.stall_restart_s = (
-            inference["deadline_ms"] / MS_PER_S,
-            inference["stall_restart_s"],
-        )
-        self.set_enabled(inference["enabled"])
+        self.deadline_s, self.stall_restart_s = inference.deadline_ms / MS_PER_S, inference.stall_restart_s
+        self.set_enabled(inference.enabled)
 
     def set_enabled(self, enabled: bool) -> None:
         """The operator's AI on/off (window key, config): OFF is raw video with an AI OFF badge."""

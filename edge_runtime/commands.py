@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from edge_runtime.errors import ConfigError, SonomapError
 from edge_runtime.privacy import redact
 from edge_runtime.units import DEFAULT_FPS
+
+if TYPE_CHECKING:  # the config module is imported where a command needs it
+    from edge_runtime.config_schema import RuntimeConfig
 
 SYNTHETIC_REPLAY_FRAMES = 90
 
@@ -74,7 +78,7 @@ def _overrides(args, **extra) -> dict:
     return o
 
 
-def _config(args, **extra) -> dict:
+def _config(args, **extra) -> RuntimeConfig:
     from edge_runtime import config as cfg
 
     return cfg.merge(cfg.load_config(args.config), _overrides(args, **extra))
@@ -112,11 +116,11 @@ def cmd_replay(args) -> int:
         from edge_runtime.sources.opener import SyntheticSource
 
         source = SyntheticSource(
-            image=config["source"]["image"],
+            image=config.source.image,
             frames=args.max_frames or SYNTHETIC_REPLAY_FRAMES,
             live=False,
-            width=config["source"]["width"],
-            height=config["source"]["height"],
+            width=config.source.width,
+            height=config.source.height,
         )
     capture = _capture_observers(args, config)
     summary = Pipeline(config, config_path=args.config, source=source, observers=capture).run()
@@ -125,7 +129,7 @@ def cmd_replay(args) -> int:
     return 0
 
 
-def _capture_observers(args, config: dict) -> list:
+def _capture_observers(args, config: RuntimeConfig) -> list:
     """[CaptureObserver] for --cases DIR, else []."""
     if not getattr(args, "cases", None):
         return []
@@ -139,7 +143,7 @@ def _capture_observers(args, config: dict) -> list:
         CaptureObserver(
             args.cases,
             {"name": manifest.name, "file": model.name, "sha256": manifest.sha256 or sha256_file(model)},
-            config["source"]["input"],
+            config.source.input,
             gauge=args.gauge,
             cancer_class=manifest.cancer_index,
         )
@@ -208,8 +212,8 @@ def cmd_live(args) -> int:
         sinks__window=False if args.headless else None,
         sinks__fullscreen=args.fullscreen or None,
     )
-    if not args.headless and config["sinks"]["window"] is False and not args.config:
-        config["sinks"]["window"] = True
+    if not args.headless and config.sinks.window is False and not args.config:
+        config.sinks.window = True
     from edge_runtime.service import hooks as service  # sd_notify, signals, reconnecting capture
 
     capture = _capture_observers(args, config)

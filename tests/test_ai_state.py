@@ -237,4 +237,4 @@ def test_restart_limit_shorter_than_the_deadline_is_a_config_error():
 
     with pytest.raises(ConfigError, match="'inference.stall_restart_s' .* longer than inference.deadline_ms"):
         build_config({"inference": {"deadline_ms": 2000, "stall_restart_s": 1}})
-    assert build_config({"inference": {"stall_restart_s": None}})["inference"]["stall_restart_s"] is None
+    assert build_config({"inference": {"stall_restart_s": None}}).inference.stall_restart_s is None

@@ -137,7 +137,7 @@ def test_live_pipeline_shows_no_signal_while_device_gone_then_recovers():
     rec = Recorder()
     http = make_http_observer("127.0.0.1", 0, None)
     config = live_config()
-    config["live"]["duration_s"] = 5.0
+    config.live.duration_s = 5.0
     pipe = Pipeline(config, observers=[rec, http], source=source)
     health: list[int] = []
 
@@ -188,7 +188,7 @@ def test_backend_throws_display_continues_and_metrics_count_it():
     rec = Recorder()
     http = make_http_observer("127.0.0.1", 0, None)
     config = live_config()
-    config["live"]["duration_s"] = 4.0
+    config.live.duration_s = 4.0
     pipe = Pipeline(config, observers=[rec, http], backend=backend)
     metrics: list[str] = []
     t = threading.Thread(target=lambda: (time.sleep(3.5), metrics.append(get(http.url + "metrics")[1])))

@@ -25,6 +25,7 @@ from edge_runtime.pipeline.graph import Pipeline
 from edge_runtime.service.http_server import make_http_observer
 from edge_runtime.service.sdnotify import Notifier
 from edge_runtime.sources.opener import open_source
+from edge_runtime.typed_config import section_keys
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 MAX_FRAMES_READ = 50
@@ -35,7 +36,7 @@ def known_key_configs():
     """Sections with mostly real keys (so values reach the stages) and the odd bad name."""
     section_dicts = {
         section: st.dictionaries(st.sampled_from(sorted(keys) + ["bogus"]), values, max_size=4)
-        for section, keys in cfg.DEFAULTS.items()
+        for section, keys in section_keys(cfg.RuntimeConfig).items()
     }
     return st.fixed_dictionaries({}, optional=section_dicts)
 
@@ -80,7 +81,7 @@ def test_fuzz_config_text(tmp_path, text):
     path = tmp_path / "config.yaml"
     path.write_text(text)
     try:
-        assert isinstance(cfg.load_config(path), dict)
+        assert isinstance(cfg.load_config(path), cfg.RuntimeConfig)
     except SonomapError as exc:
         assert str(path) in str(exc)
 

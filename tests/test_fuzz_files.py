@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 
 from edge_runtime.errors import SonomapError
 from edge_runtime.safe_names import safe_name
+from edge_runtime.typed_config import section_keys
 from registration.case import load_case
-from training.config import DEFAULTS, config_hash, load_config
-from training.config_schema import ARCH_NAMES
+from training.config import config_hash, load_config
+from training.config_schema import ARCH_NAMES, TrainingConfig
 from training.losses import build_loss
 from training.models import ARCHS
 from training.optim import PolySchedule, build_optimizer
@@ -72,24 +73,23 @@ def test_config_knows_every_architecture():
 def training_configs():
     sections = {
         name: st.dictionaries(st.sampled_from(sorted(keys) + ["bogus"]), anything, max_size=4)
-        for name, keys in DEFAULTS.items()
-        if isinstance(keys, dict)
+        for name, keys in section_keys(TrainingConfig).items()
     }
     return st.fixed_dictionaries({}, optional={**sections, "name": anything, "bogus": anything})
 
 
 def use_training_config(cfg: dict) -> None:
     """What training does with the values before it touches data: augment, loss, optimiser, schedule."""
-    tc, classes = cfg["train"], cfg["model"]["num_classes"]
+    tc, classes = cfg.train, cfg.model.num_classes
     rng = np.random.default_rng(0)
     gray = rng.integers(0, 256, (40, 50), dtype=np.uint8)
     label = (gray > 128).astype(np.uint8)
-    x, y = make_example(gray, label, EXAMPLE_SIZE, 0.5, 0.25, rng, cfg["augment"])
+    x, y = make_example(gray, label, EXAMPLE_SIZE, 0.5, 0.25, rng, cfg.augment)
     assert x.shape == (1, *EXAMPLE_SIZE) and np.isfinite(x).all() and y.shape == EXAMPLE_SIZE
     loss = build_loss(tc)(torch.zeros(1, classes, *EXAMPLE_SIZE), torch.from_numpy(y).long().unsqueeze(0))
     assert math.isfinite(float(loss))
     optimizer = build_optimizer(torch.nn.Conv2d(1, classes, 1), tc)
-    PolySchedule(optimizer, tc["warmup_iters"], tc["poly_power"]).step(0.5)
+    PolySchedule(optimizer, tc.warmup_iters, tc.poly_power).step(0.5)
     assert len(config_hash(cfg)) == 64
 
 

@@ -22,6 +22,7 @@ from edge_runtime.frames import Prediction
 from edge_runtime.manifest import load_manifest, save_manifest
 from edge_runtime.pipeline.graph import Pipeline
 from edge_runtime.stats import Stats
+from edge_runtime.typed_config import as_dict
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -157,8 +158,8 @@ def test_cuda_requested_without_cuda_is_a_config_error():
 
 def test_shipped_default_config_is_valid_and_complete():
     config = load_config(REPO / "edge_runtime" / "configs" / "default.yaml")
-    assert config == build_config(config)  # every key known; round-trips
-    assert list(config) == ["source", "roi", "inference", "overlay", "sinks", "live", "privacy"]
+    assert config == build_config(as_dict(config))  # every key known; round-trips
+    assert list(as_dict(config)) == ["source", "roi", "inference", "overlay", "sinks", "live", "privacy"]
 
 
 def test_request_reload_applies_a_good_config_and_keeps_the_old_one_on_a_bad_edit(tmp_path):

@@ -172,4 +172,4 @@ def test_shipped_config_is_a_valid_runtime_config():
     from edge_runtime import config as cfg
 
     config = cfg.load_config(REPO / "systemd" / "config.yaml")
-    assert config["source"]["input"] == "/dev/video0" and config["sinks"]["fullscreen"] is True
+    assert config.source.input == "/dev/video0" and config.sinks.fullscreen is True

@@ -212,8 +212,8 @@ def test_config_input_size_shorthand(tmp_path):
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text("data:\n  input_size: [32, 48]\n")
-    data = load_config(cfg)["data"]
-    assert (data["input_height"], data["input_width"]) == (32, 48) and "input_size" not in data
+    data = load_config(cfg).data
+    assert (data.input_height, data.input_width) == (32, 48) and data.input_size is None
     cfg.write_text("data:\n  input_size: big\n")
     with pytest.raises(ConfigError, match="'data.input_size' must be"):
         load_config(cfg)

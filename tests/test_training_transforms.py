@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edge_runtime.preprocess import preprocess
-from training.config import DEFAULTS
+from training.config_schema import AugmentConfig
 from training.data import IGNORE_INDEX
 from training.transforms import make_example
 
@@ -35,8 +35,7 @@ def test_geometry_moves_label_with_image():
     gray = np.zeros((300, 400), np.uint8)
     gray[100:200, 150:260] = 200
     label = (gray > 0).astype(np.uint8)
-    aug = dict(
-        DEFAULTS["augment"],
+    aug = AugmentConfig(
         gain=[1, 1],
         contrast=[1, 1],
         gamma=[1, 1],
@@ -55,7 +54,7 @@ def test_geometry_moves_label_with_image():
 
 def test_intensity_augmentation_changes_values_but_not_labels(real_pair):
     gray, label = real_pair
-    aug = dict(DEFAULTS["augment"])
+    aug = AugmentConfig()
     x1, y1 = make_example(gray, label, SIZE, MEAN, STD, np.random.default_rng(1), aug)
     x2, y2 = make_example(gray, label, SIZE, MEAN, STD, np.random.default_rng(1), aug)
     np.testing.assert_array_equal(x1, x2)  # seeded: reproducible

@@ -45,4 +45,4 @@ def test_amp_cpu_bf16_rejects_other_values(tmp_path: Path, repo_root: Path):
     cfg.write_text("train:\n  amp_cpu_bf16: sometimes\n")
     with pytest.raises(ConfigError, match="train.amp_cpu_bf16"):
         tconfig.load_config(cfg)
-    assert tconfig.load_config(repo_root / "configs" / "cpu-fast.yaml")["train"]["amp_cpu_bf16"] == "auto"
+    assert tconfig.load_config(repo_root / "configs" / "cpu-fast.yaml").train.amp_cpu_bf16 == "auto"

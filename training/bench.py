@@ -115,12 +115,12 @@ def _sonomap_steps(model, loader, cfg, device, iters: int, warmup: int) -> tuple
     from training.losses import build_loss
     from training.optim import PolySchedule, build_optimizer
 
-    tc = cfg["train"]
+    tc = cfg.train
     optimizer = build_optimizer(model, tc)
-    schedule = PolySchedule(optimizer, int(tc["warmup_iters"]), float(tc["poly_power"]))
-    scaler = torch.amp.GradScaler("cuda") if (device.type == "cuda" and tc["amp"]) else None
+    schedule = PolySchedule(optimizer, int(tc.warmup_iters), float(tc.poly_power))
+    scaler = torch.amp.GradScaler("cuda") if (device.type == "cuda" and tc.amp) else None
     loss_fn = build_loss(tc).to(device)
-    channels_last = device.type == "cuda" and bool(tc["channels_last"])
+    channels_last = device.type == "cuda" and bool(tc.channels_last)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     total = iters + warmup
@@ -143,7 +143,7 @@ def _sonomap_steps(model, loader, cfg, device, iters: int, warmup: int) -> tuple
     epoch = 0
     while counter["n"] < total:
         loader.dataset.set_epoch(epoch)
-        cpu_bf16 = torch.bfloat16 if (device.type == "cpu" and use_cpu_bf16(tc["amp_cpu_bf16"])) else None
+        cpu_bf16 = torch.bfloat16 if (device.type == "cpu" and use_cpu_bf16(tc.amp_cpu_bf16)) else None
         train_one_epoch(
             model,
             loader,
@@ -152,7 +152,7 @@ def _sonomap_steps(model, loader, cfg, device, iters: int, warmup: int) -> tuple
             schedule,
             scaler,
             device,
-            float(tc["grad_clip"]),
+            float(tc.grad_clip),
             progress,
             time_up,
             show_progress=False,
@@ -179,11 +179,11 @@ def _worker(variant: str, config: str, data: str, iters: int, warmup: int, devic
     cfg = load_config(config)
     dev = pick_device(device)
     samples = select_split(read_cases(data), "train", data)
-    size = (int(cfg["data"]["input_height"]), int(cfg["data"]["input_width"]))
-    mean, std = resolve_norm(cfg["data"], samples)
-    mc = cfg["model"]
-    model = build_model(mc["arch"], int(mc["num_classes"]), bool(mc["aux"]), width=mc.get("width")).to(dev)
-    bs, workers = int(cfg["train"]["batch_size"]), int(cfg["data"]["num_workers"])
+    size = (int(cfg.data.input_height), int(cfg.data.input_width))
+    mean, std = resolve_norm(cfg.data, samples)
+    mc = cfg.model
+    model = build_model(mc.arch, int(mc.num_classes), bool(mc.aux), width=mc.width).to(dev)
+    bs, workers = int(cfg.train.batch_size), int(cfg.data.num_workers)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     if variant == "reference":
@@ -196,7 +196,7 @@ def _worker(variant: str, config: str, data: str, iters: int, warmup: int, devic
         )
         images, seconds = _reference_steps(model, loader, dev, iters, warmup)
     else:
-        ds = SegDataset(samples, size, mean, std, cfg["augment"], seed=0)
+        ds = SegDataset(samples, size, mean, std, cfg.augment, seed=0)
         loader = DataLoader(ds, batch_size=bs, shuffle=True, num_workers=workers, drop_last=True)
         images, seconds = _sonomap_steps(model, loader, cfg, dev, iters, warmup)
     peak = (

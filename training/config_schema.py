@@ -1,18 +1,18 @@
-"""Value rules of the training config: every key's type and range, checked before any use.
+"""The training config as typed structs: every key's type, range and default, checked before any use.
 
-Input: the merged config dict (defaults filled) and its file name. Output: nothing, or a
-``ConfigError`` naming the file and the key, e.g. ``config key 'train.epochs' must be an integer
->= 1, got 'abc'``: a bad value never reaches ``int()`` deep inside training as a traceback.
+Sections ``model``, ``data``, ``augment``, ``train``, ``eval`` plus a top-level ``name``. The field
+defaults here are the only training defaults (``configs/*.yaml`` are recipes that override some;
+a test loads each). A bad value is a one-line ``ConfigError`` naming the file and the key, e.g.
+``config key 'train.epochs' must be an integer >= 1 and <= 100000, got 'abc'``: it never reaches
+``int()`` deep inside training as a traceback.
 """
 
-from __future__ import annotations
+# no `from __future__ import annotations`: msgspec reads these annotations as objects
+from typing import Any, Literal
 
-import math
-import re
-from collections.abc import Callable
-from typing import NamedTuple
+from msgspec import field
 
-from edge_runtime.errors import ConfigError
+from edge_runtime.typed_config import Rule, Section, described, number
 
 ARCH_NAMES = (
     "fcn_resnet101",
@@ -30,144 +30,122 @@ MIN_INPUT_SIDE = 16
 MAX_INPUT_SIDE = 8192  # beyond any ultrasound frame; stops a typo allocating gigabytes
 MAX_EPOCHS = 100_000
 MAX_CLASSES = 256  # masks are uint8
-SHOWN_CHARS = 60  # a bad value is quoted in the error up to this length
-Check = Callable[[object], bool]
-# YAML 1.1 (PyYAML) reads 1e-3 as text: it wants a dot (1.0e-3). Such text is taken as the number.
-SCIENTIFIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+MAX_WIDTH = 1024
+MAX_WORKERS = 256
+MAX_BATCH = 65536
+MAX_SEED = 2**32 - 1
+MAX_ROTATION_DEG = 180.0
+RANGE_ENDS = 2
 
 
-class Rule(NamedTuple):
-    check: Check
-    want: str
-    numeric: bool = False  # scientific-notation text is read as a number first
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def integer(lo: int, hi: int | None = None) -> Rule:
+def integer(lo: int, hi: int | None = None) -> Any:
     want = f"an integer >= {lo}" + ("" if hi is None else f" and <= {hi}")
-    return Rule(lambda v: _is_int(v) and v >= lo and (hi is None or v <= hi), want)
+    return number(want, integer=True, ge=lo, **({} if hi is None else {"le": hi}))
 
 
-def number(lo: float, hi: float | None = None, open_lo: bool = False) -> Rule:
+def real(lo: float, hi: float | None = None, open_lo: bool = False) -> Any:
     want = f"a number {'>' if open_lo else '>='} {lo}" + ("" if hi is None else f" and <= {hi}")
-    return Rule(
-        lambda v: _is_num(v) and (v > lo if open_lo else v >= lo) and (hi is None or v <= hi), want, True
-    )
+    low = {"gt": lo} if open_lo else {"ge": lo}
+    return number(want, **low, **({} if hi is None else {"le": hi}))
 
 
-def choice(options: tuple) -> Rule:
-    return Rule(lambda v: isinstance(v, (str, bool)) and v in options, f"one of {list(options)}")
+def choice(options: tuple) -> Any:
+    return described(Literal[options], f"one of {list(options)}")
 
 
-def number_or_auto(lo: float, open_lo: bool) -> Rule:
-    check, want, _ = number(lo, open_lo=open_lo)
-    return Rule(lambda v: v == "auto" or check(v), f"{want} or 'auto'", True)
+def real_or_auto(lo: float, open_lo: bool) -> Any:
+    want = f"a number {'>' if open_lo else '>='} {lo} or 'auto'"
+    low = {"gt": lo} if open_lo else {"ge": lo}
+    return described(number(want, **low) | Literal["auto"], want)
 
 
-def pair(lo: float) -> Rule:
-    return Rule(
-        lambda v: (
-            isinstance(v, list) and len(v) == 2 and all(_is_num(x) and x >= lo for x in v) and v[0] <= v[1]
-        ),
+def pair(lo: float) -> Any:
+    """A range [low, high] of numbers >= lo with low <= high."""
+    bound = number("", ge=lo)
+    return described(
+        list[bound],
         f"a range [low, high] of numbers >= {lo} with low <= high",
-        True,
+        Rule(lambda v: len(v) == RANGE_ENDS and v[0] <= v[1]),
     )
 
 
-BOOL = Rule(lambda v: isinstance(v, bool), "true or false")
-PROB = number(0.0, 1.0)
-NAME = Rule(lambda v: isinstance(v, str) and bool(v.strip()), "a non-empty text")
+FLAG = described(bool, "true or false")
+PROB = real(0.0, 1.0)
 
-RULES: dict[str, Rule] = {
-    "name": NAME,
-    "model.arch": choice(ARCH_NAMES),
-    "model.num_classes": integer(2, MAX_CLASSES),
-    "model.aux": BOOL,
-    "model.pretrained_backbone": BOOL,
-    "model.width": Rule(
-        lambda v: v is None or (_is_int(v) and 1 <= v <= 1024), "an integer in [1, 1024] or null"
-    ),
-    "data.input_height": integer(MIN_INPUT_SIDE, MAX_INPUT_SIDE),
-    "data.input_width": integer(MIN_INPUT_SIDE, MAX_INPUT_SIDE),
-    "data.mean": number_or_auto(0.0, open_lo=False),
-    "data.std": number_or_auto(0.0, open_lo=True),
-    "data.num_workers": integer(0, 256),
-    "augment.enabled": BOOL,
-    "augment.hflip": PROB,
-    "augment.vflip": PROB,
-    "augment.speckle_p": PROB,
-    "augment.blur_p": PROB,
-    "augment.rotate_deg": number(0.0, 180.0),
-    "augment.scale": pair(0.01),
-    "augment.gain": pair(0.0),
-    "augment.contrast": pair(0.0),
-    "augment.gamma": pair(0.01),
-    "augment.blur_sigma": pair(0.0),
-    "augment.translate": number(0.0, 1.0),
-    "augment.speckle_sigma": number(0.0),
-    "train.epochs": integer(1, MAX_EPOCHS),
-    "train.batch_size": integer(1, 65536),
-    "train.optimizer": choice(OPTIMIZERS),
-    "train.lr": number(0.0, open_lo=True),
-    "train.momentum": number(0.0, 1.0),
-    "train.weight_decay": number(0.0),
-    "train.warmup_iters": integer(0),
-    "train.poly_power": number(0.0),
-    "train.loss": choice(LOSSES),
-    "train.class_weights": Rule(
-        lambda v: isinstance(v, list) and bool(v) and all(_is_num(x) and x >= 0 for x in v),
+
+class ModelConfig(Section):
+    arch: choice(ARCH_NAMES) = "lraspp_mobilenet_v3_large"
+    num_classes: integer(2, MAX_CLASSES) = 2
+    aux: FLAG = False
+    pretrained_backbone: FLAG = False  # True: torchvision downloads ImageNet weights (needs network)
+    width: described(  # base channel count of the 'unet_*' archs (ignored by torchvision archs)
+        number("", integer=True, ge=1, le=MAX_WIDTH) | None, f"an integer in [1, {MAX_WIDTH}] or null"
+    ) = 16
+
+
+class DataConfig(Section):
+    input_height: integer(MIN_INPUT_SIDE, MAX_INPUT_SIDE) = 256
+    input_width: integer(MIN_INPUT_SIDE, MAX_INPUT_SIDE) = 256
+    # shorthand: N (square) or [height, width]; replaces the two above when loading
+    input_size: described(int | list[int] | None, "an integer or [height, width]") = None
+    mean: real_or_auto(0.0, open_lo=False) = 0.5  # after scaling uint8 to [0, 1]; auto: train split's
+    std: real_or_auto(0.0, open_lo=True) = 0.25
+    num_workers: integer(0, MAX_WORKERS) = 0
+
+
+class AugmentConfig(Section):
+    enabled: FLAG = True
+    hflip: PROB = 0.5
+    vflip: PROB = 0.0  # probes are not flipped top/bottom: skin line is always at the top
+    rotate_deg: real(0.0, MAX_ROTATION_DEG) = 10.0
+    scale: pair(0.01) = field(default_factory=lambda: [0.85, 1.2])
+    translate: real(0.0, 1.0) = 0.08  # fraction of the output size
+    gain: pair(0.0) = field(default_factory=lambda: [0.75, 1.3])
+    contrast: pair(0.0) = field(default_factory=lambda: [0.75, 1.3])
+    gamma: pair(0.01) = field(default_factory=lambda: [0.75, 1.35])
+    speckle_sigma: real(0.0) = 0.12  # multiplicative noise std (speckle-like)
+    speckle_p: PROB = 0.5
+    blur_sigma: pair(0.0) = field(default_factory=lambda: [0.0, 1.2])
+    blur_p: PROB = 0.3
+
+
+class TrainConfig(Section):
+    epochs: integer(1, MAX_EPOCHS) = 40
+    batch_size: integer(1, MAX_BATCH) = 8
+    optimizer: choice(OPTIMIZERS) = "adamw"
+    lr: real(0.0, open_lo=True) = 1.0e-3
+    momentum: real(0.0, 1.0) = 0.9
+    weight_decay: real(0.0) = 1.0e-4
+    warmup_iters: integer(0) = 50
+    poly_power: real(0.0) = 0.9
+    loss: choice(LOSSES) = "ce_dice"
+    class_weights: described(
+        list[number("", ge=0)],
         "a list of numbers >= 0, one per class",
-        True,
-    ),
-    "train.dice_weight": number(0.0),
-    "train.focal_gamma": number(0.0),
-    "train.aux_weight": number(0.0),
-    "train.aux_lr_mult": number(0.0, open_lo=True),
-    "train.grad_clip": number(0.0),
-    "train.amp": BOOL,
-    "train.amp_cpu_bf16": Rule(lambda v: isinstance(v, bool) or v == "auto", "true, false or 'auto'"),
-    "train.channels_last": BOOL,
-    "train.seed": integer(0, 2**32 - 1),
-    "train.select_metric": choice(SELECT_METRICS),
-    "train.val_every": integer(1),
-    "eval.threshold": Rule(lambda v: _is_num(v) and 0.0 < v < 1.0, "a number in (0, 1)", True),
-}
+        Rule(lambda v: bool(v)),
+    ) = field(default_factory=lambda: [1.0, 1.0])
+    dice_weight: real(0.0) = 1.0
+    focal_gamma: real(0.0) = 2.0  # focal_dice only: (1 - p_true)^gamma down-weights easy pixels
+    aux_weight: real(0.0) = 0.5
+    aux_lr_mult: real(0.0, open_lo=True) = 10.0
+    grad_clip: real(0.0) = 1.0  # max global grad norm; 0 disables
+    amp: FLAG = True  # CUDA: float16 autocast + GradScaler
+    # CPU: bfloat16 autocast; auto = on only where the CPU has native bf16
+    amp_cpu_bf16: described(bool | Literal["auto"], "true, false or 'auto'") = False
+    channels_last: FLAG = True  # only used on CUDA
+    seed: integer(0, MAX_SEED) = 0
+    select_metric: choice(SELECT_METRICS) = "dice_pos_mean"
+    val_every: integer(1) = 1
 
 
-def _scientific(value):
-    if isinstance(value, str) and SCIENTIFIC.fullmatch(value.strip()):
-        return float(value)
-    if isinstance(value, list):
-        return [_scientific(v) for v in value]
-    return value
+class EvalConfig(Section):
+    threshold: number("a number in (0, 1)", gt=0.0, lt=1.0) = 0.5
 
 
-def _shown(value) -> str:
-    text = repr(value)
-    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "..."
-
-
-def check_values(cfg: dict, origin: str) -> None:
-    """Raise ConfigError for the first key whose value breaks its rule (file and key named).
-    Numeric keys given as scientific-notation text (``1e-3``) are replaced by the number."""
-    for key, (ok, want, numeric) in RULES.items():
-        section, _, name = key.rpartition(".")
-        node = cfg[section] if section else cfg
-        if numeric:
-            node[name] = _scientific(node[name])
-        value = node[name]
-        if not ok(value):
-            raise ConfigError(f"{origin}: config key '{key}' must be {want}, got {_shown(value)}")
-    weights, classes = cfg["train"]["class_weights"], cfg["model"]["num_classes"]
-    if len(weights) != classes:
-        raise ConfigError(
-            f"{origin}: config key 'train.class_weights' must have one weight per class "
-            f"(model.num_classes = {classes}), got {len(weights)}"
-        )
+class TrainingConfig(Section):
+    name: described(str, "a non-empty text", Rule(lambda v: bool(v.strip()))) = "sonomap-model"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)

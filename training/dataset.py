@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from training.config_schema import AugmentConfig
 from training.data import Sample, read_pair
 from training.transforms import make_example
 
@@ -25,7 +26,7 @@ class SegDataset(Dataset):
         size: tuple[int, int],
         mean: float,
         std: float,
-        augment: dict | None = None,
+        augment: AugmentConfig | None = None,
         seed: int = 0,
     ):
         self.samples = samples
@@ -42,7 +43,7 @@ class SegDataset(Dataset):
     def __getitem__(self, index: int):
         gray, label = self.pairs[index]
         rng = None
-        if self.augment and self.augment.get("enabled", True):
+        if self.augment is not None and self.augment.enabled:
             rng = np.random.default_rng((self.seed, self.epoch, index))
         x, y = make_example(gray, label, self.size, self.mean, self.std, rng, self.augment)
         return torch.from_numpy(x), torch.from_numpy(y.astype(np.int64)), index

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from training.config_schema import TrainConfig
 from training.data import CANCER, IGNORE_INDEX
 
 DICE_SMOOTH = 1.0  # keeps the soft Dice finite and smooth on batches without cancer
@@ -70,11 +71,11 @@ class SegLoss(nn.Module):
         return self.single(output, target)
 
 
-def build_loss(train_cfg: dict) -> SegLoss:
+def build_loss(train_cfg: TrainConfig) -> SegLoss:
     return SegLoss(
-        train_cfg["loss"],
-        train_cfg["class_weights"],
-        train_cfg["dice_weight"],
-        train_cfg["aux_weight"],
-        train_cfg["focal_gamma"],
+        train_cfg.loss,
+        train_cfg.class_weights,
+        train_cfg.dice_weight,
+        train_cfg.aux_weight,
+        train_cfg.focal_gamma,
     )

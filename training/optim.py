@@ -12,21 +12,23 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from training.config_schema import TrainConfig
+
 WARMUP_START = 0.01  # warmup ramps lr linearly from 1% of base
 
 
-def build_optimizer(model: nn.Module, train_cfg: dict) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, train_cfg: TrainConfig) -> torch.optim.Optimizer:
     main, aux = [], []
     for name, param in model.named_parameters():
         if param.requires_grad:
             (aux if ".aux_classifier." in f".{name}" else main).append(param)
-    lr = float(train_cfg["lr"])
+    lr = float(train_cfg.lr)
     groups = [{"params": main, "lr": lr}]
     if aux:
-        groups.append({"params": aux, "lr": lr * float(train_cfg["aux_lr_mult"])})
-    wd = float(train_cfg["weight_decay"])
-    if train_cfg["optimizer"] == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=float(train_cfg["momentum"]), weight_decay=wd)
+        groups.append({"params": aux, "lr": lr * float(train_cfg.aux_lr_mult)})
+    wd = float(train_cfg.weight_decay)
+    if train_cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=float(train_cfg.momentum), weight_decay=wd)
     return torch.optim.AdamW(groups, lr=lr, weight_decay=wd)
 
 

@@ -15,6 +15,7 @@ import torchvision
 
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import DEFAULT_CLASSES, Manifest
+from training.config_schema import DataConfig, TrainingConfig
 from training.data import Sample, image_stats
 
 HASH_CHUNK = 1 << 20
@@ -46,9 +47,9 @@ def dataset_hash(root: str | Path, samples: list[Sample]) -> str:
     return digest.hexdigest()
 
 
-def resolve_norm(data_cfg: dict, train_samples: list[Sample]) -> tuple[float, float]:
+def resolve_norm(data_cfg: DataConfig, train_samples: list[Sample]) -> tuple[float, float]:
     """Config mean/std, or measured on the train split when set to 'auto'."""
-    mean, std = data_cfg["mean"], data_cfg["std"]
+    mean, std = data_cfg.mean, data_cfg.std
     if mean == "auto" or std == "auto":
         m, s = image_stats(train_samples)
         mean = m if mean == "auto" else mean
@@ -59,7 +60,7 @@ def resolve_norm(data_cfg: dict, train_samples: list[Sample]) -> tuple[float, fl
 
 
 def make_manifest(
-    cfg: dict,
+    cfg: TrainingConfig,
     mean: float,
     std: float,
     data: str | Path,
@@ -69,7 +70,7 @@ def make_manifest(
     best: dict,
     val_summary: dict,
 ) -> Manifest:
-    mc, dc = cfg["model"], cfg["data"]
+    mc, dc = cfg.model, cfg.data
     metrics = {
         f"val_{k}": (int(val_summary[k]) if k.startswith("n_") else float(val_summary[k]))
         for k in MANIFEST_METRICS
@@ -78,15 +79,15 @@ def make_manifest(
     metrics["best_epoch"] = int(best["epoch"])
     metrics["select_metric"] = best["metric"]
     return Manifest(
-        name=str(cfg["name"]),
-        arch=str(mc["arch"]),
+        name=str(cfg.name),
+        arch=str(mc.arch),
         format="checkpoint",
-        input_height=int(dc["input_height"]),
-        input_width=int(dc["input_width"]),
+        input_height=int(dc.input_height),
+        input_width=int(dc.input_width),
         mean=float(mean),
         std=float(std),
         classes=list(DEFAULT_CLASSES),
-        threshold=float(cfg["eval"]["threshold"]),
+        threshold=float(cfg.eval.threshold),
         source={
             "dataset": str(Path(data).resolve()),
             "dataset_sha256": data_sha,
@@ -97,10 +98,10 @@ def make_manifest(
         metrics=metrics,
         extra={
             "model_config": {
-                "arch": mc["arch"],
-                "num_classes": int(mc["num_classes"]),
-                "aux": bool(mc["aux"]),
-                "width": mc.get("width"),
+                "arch": mc.arch,
+                "num_classes": int(mc.num_classes),
+                "aux": bool(mc.aux),
+                "width": mc.width,
             }
         },
     )

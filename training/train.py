@@ -29,7 +29,8 @@ from edge_runtime.atomic import atomic_path
 from edge_runtime.errors import ConfigError
 from training import distributed as D
 from training.checkpoint import numpy_rng_state, read_checkpoint, save_checkpoint
-from training.config import config_hash, load_config, use_cpu_bf16
+from training.config import config_hash, effective_dict, load_config, use_cpu_bf16
+from training.config_schema import TrainingConfig
 from training.data import read_cases, select_split
 from training.dataset import SegDataset
 from training.engine import train_one_epoch, validate
@@ -95,22 +96,22 @@ def _write_csv(path: Path, history: list[dict]) -> None:
         writer.writerows(history)
 
 
-def _data(cfg: dict, samples, data, info: D.DistInfo, dev: torch.device):
+def _data(cfg: TrainingConfig, samples, data, info: D.DistInfo, dev: torch.device):
     """Train/val splits -> (mean, std, train dataset, sampler, train loader, val loader)."""
-    dc, tc = cfg["data"], cfg["train"]
+    dc, tc = cfg.data, cfg.train
     train_s, val_s = select_split(samples, "train", data), select_split(samples, "val", data)
     mean, std = resolve_norm(dc, train_s)
-    size = (int(dc["input_height"]), int(dc["input_width"]))
-    train_ds = SegDataset(train_s, size, mean, std, cfg["augment"], seed=int(tc["seed"]))
+    size = (int(dc.input_height), int(dc.input_width))
+    train_ds = SegDataset(train_s, size, mean, std, cfg.augment, seed=int(tc.seed))
     val_ds = SegDataset(val_s, size, mean, std, None)
-    bs, workers = int(tc["batch_size"]), int(dc["num_workers"])
+    bs, workers = int(tc.batch_size), int(dc.num_workers)
     # one process: a world of 1, so the seeded per-epoch shuffle is the same code path as DDP's
     sampler = DistributedSampler(
         train_ds,
         num_replicas=info.world,
         rank=info.rank,
         shuffle=True,
-        seed=int(tc["seed"]),
+        seed=int(tc.seed),
         drop_last=info.enabled,
     )
     # drop the ragged last batch as torchvision's reference does (a lone sample would also break
@@ -128,18 +129,18 @@ def _data(cfg: dict, samples, data, info: D.DistInfo, dev: torch.device):
     return mean, std, train_ds, sampler, loader, val_loader
 
 
-def _model(cfg: dict, backbone_weights, info: D.DistInfo, dev: torch.device):
+def _model(cfg: TrainingConfig, backbone_weights, info: D.DistInfo, dev: torch.device):
     """Config -> (model to train: DDP-wrapped under torchrun, bare model to save, channels_last)."""
-    mc, tc = cfg["model"], cfg["train"]
+    mc, tc = cfg.model, cfg.train
     model = build_model(
-        mc["arch"],
-        int(mc["num_classes"]),
-        bool(mc["aux"]),
+        mc.arch,
+        int(mc.num_classes),
+        bool(mc.aux),
         backbone_weights,
-        bool(mc["pretrained_backbone"]),
-        width=mc.get("width"),
+        bool(mc.pretrained_backbone),
+        width=mc.width,
     ).to(dev)
-    channels_last = dev.type == "cuda" and bool(tc["channels_last"])
+    channels_last = dev.type == "cuda" and bool(tc.channels_last)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     bare = model
@@ -172,33 +173,33 @@ def run(
     slot); ``--resume`` then continues exactly where it stopped.
     """
     cfg = load_config(config)
-    mc, tc = cfg["model"], cfg["train"]
+    mc, tc = cfg.model, cfg.train
     info, dev = D.init(D.pick_device(device))
     out = Path(out)
     try:
-        _seed_all(int(tc["seed"]), deterministic)
+        _seed_all(int(tc.seed), deterministic)
         samples = read_cases(data)
         mean, std, train_ds, sampler, loader, val_loader = _data(cfg, samples, data, info, dev)
         model, bare, channels_last = _model(cfg, backbone_weights, info, dev)
         optimizer = build_optimizer(bare, tc)
-        schedule = PolySchedule(optimizer, int(tc["warmup_iters"]), float(tc["poly_power"]))
-        scaler = torch.amp.GradScaler("cuda") if (dev.type == "cuda" and tc["amp"]) else None
-        cpu_bf16 = torch.bfloat16 if (dev.type == "cpu" and use_cpu_bf16(tc["amp_cpu_bf16"])) else None
+        schedule = PolySchedule(optimizer, int(tc.warmup_iters), float(tc.poly_power))
+        scaler = torch.amp.GradScaler("cuda") if (dev.type == "cuda" and tc.amp) else None
+        cpu_bf16 = torch.bfloat16 if (dev.type == "cpu" and use_cpu_bf16(tc.amp_cpu_bf16)) else None
         loss_fn = build_loss(tc).to(dev)
 
         chash = config_hash(cfg)
         dhash = dataset_hash(data, samples)
         model_config = {
-            "arch": mc["arch"],
-            "num_classes": int(mc["num_classes"]),
-            "aux": bool(mc["aux"]),
-            "width": mc.get("width"),
+            "arch": mc.arch,
+            "num_classes": int(mc.num_classes),
+            "aux": bool(mc.aux),
+            "width": mc.width,
         }
-        epochs, iters_per_epoch = int(tc["epochs"]), len(loader)
+        epochs, iters_per_epoch = int(tc.epochs), len(loader)
         total_iters = max(1, epochs * iters_per_epoch)
         budget_s = max_minutes * SECONDS_PER_MINUTE if max_minutes else None
         start_epoch, elapsed_before, history = 0, 0.0, []
-        best = {"metric": tc["select_metric"], "value": -1.0, "epoch": -1}
+        best = {"metric": tc.select_metric, "value": -1.0, "epoch": -1}
         if resume:
             state = read_checkpoint(out / "last.pt")
             if state.get("config_sha256") != chash:
@@ -222,7 +223,7 @@ def run(
             out.mkdir(parents=True, exist_ok=True)
             log.info(
                 "training %s on %d images (val %d), %s, world %d",
-                mc["arch"],
+                mc.arch,
                 len(train_ds),
                 len(val_loader.dataset),
                 dev,
@@ -261,7 +262,7 @@ def run(
                 schedule,
                 scaler,
                 dev,
-                float(tc["grad_clip"]),
+                float(tc.grad_clip),
                 progress,
                 time_up,
                 show_progress and info.main,
@@ -278,15 +279,15 @@ def run(
                 "train_images_per_s": stats["images_per_s"] * info.world,
                 "epoch_seconds": stats["seconds"],
             }
-            if info.main and ((epoch + 1) % int(tc["val_every"]) == 0 or last):
-                summary = summarize(validate(bare, val_loader, dev, float(cfg["eval"]["threshold"])))
+            if info.main and ((epoch + 1) % int(tc.val_every) == 0 or last):
+                summary = summarize(validate(bare, val_loader, dev, float(cfg.eval.threshold)))
                 row.update({f"val_{k}": summary[k] for k in VAL_METRICS})
-                value = summary[tc["select_metric"]]
+                value = summary[tc.select_metric]
                 if math.isnan(value):  # e.g. no cancer pixel in the val split: fall back to mean Dice
                     value = summary["dice_mean"]
                 row["selected"] = value
                 if value > best["value"]:
-                    best = {"metric": tc["select_metric"], "value": float(value), "epoch": epoch}
+                    best = {"metric": tc.select_metric, "value": float(value), "epoch": epoch}
                     manifest = make_manifest(cfg, mean, std, data, dhash, config, chash, best, summary)
                     save_checkpoint(
                         {
@@ -311,7 +312,7 @@ def run(
                     "epoch %d loss %.4f val %s %.4f best %.4f (epoch %d) %.0fs",
                     epoch,
                     stats["loss"],
-                    tc["select_metric"],
+                    tc.select_metric,
                     row.get("selected", float("nan")),
                     best["value"],
                     best["epoch"],
@@ -333,7 +334,7 @@ def run(
                         "elapsed_s": elapsed(),
                         "budget_s": budget_s,
                         "history": history,
-                        "config": cfg,
+                        "config": effective_dict(cfg),
                         "config_sha256": chash,
                     },
                     out / "last.pt",

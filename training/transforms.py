@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.preprocess import preprocess
+from training.config_schema import AugmentConfig
 from training.data import IGNORE_INDEX
 
 UINT8_MAX = 255.0
@@ -24,21 +25,24 @@ IMAGE_FILL = 0  # outside the scan: black, like the sector border of a B-mode im
 
 
 def affine_matrix(
-    src_hw: tuple[int, int], dst_hw: tuple[int, int], rng: np.random.Generator | None, aug: dict | None
+    src_hw: tuple[int, int],
+    dst_hw: tuple[int, int],
+    rng: np.random.Generator | None,
+    aug: AugmentConfig | None,
 ) -> np.ndarray:
     """2x3 matrix mapping source pixels to the (h, w) network frame, with random geometry."""
     sh, sw = src_hw
     dh, dw = dst_hw
     # base: plain resize (what the runtime's preprocess does)
     base = np.array([[dw / sw, 0, 0], [0, dh / sh, 0], [0, 0, 1]], dtype=np.float64)
-    if rng is None or not aug:
+    if rng is None or aug is None:
         return base[:2]
     cx, cy = dw / 2.0, dh / 2.0
-    angle = math.radians(rng.uniform(-aug["rotate_deg"], aug["rotate_deg"]))
-    scale = rng.uniform(*aug["scale"])
-    flip = -1.0 if rng.random() < aug["hflip"] else 1.0
-    vflip = -1.0 if rng.random() < aug["vflip"] else 1.0
-    tx, ty = rng.uniform(-aug["translate"], aug["translate"], size=2) * (dw, dh)
+    angle = math.radians(rng.uniform(-aug.rotate_deg, aug.rotate_deg))
+    scale = rng.uniform(*aug.scale)
+    flip = -1.0 if rng.random() < aug.hflip else 1.0
+    vflip = -1.0 if rng.random() < aug.vflip else 1.0
+    tx, ty = rng.uniform(-aug.translate, aug.translate, size=2) * (dw, dh)
     cos, sin = math.cos(angle) * scale, math.sin(angle) * scale
     rot = np.array([[cos * flip, -sin * vflip, 0], [sin * flip, cos * vflip, 0], [0, 0, 1]])
     to_c = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]])
@@ -46,19 +50,19 @@ def affine_matrix(
     return (back @ rot @ to_c @ base)[:2]
 
 
-def intensity(gray: np.ndarray, rng: np.random.Generator, aug: dict) -> np.ndarray:
+def intensity(gray: np.ndarray, rng: np.random.Generator, aug: AugmentConfig) -> np.ndarray:
     """Gain/contrast/gamma/speckle/blur on a uint8 image -> uint8 image."""
     x = gray.astype(np.float32) / UINT8_MAX
-    x = x * rng.uniform(*aug["gain"])
+    x = x * rng.uniform(*aug.gain)
     m = float(x.mean())
-    x = (x - m) * rng.uniform(*aug["contrast"]) + m
-    x = np.clip(x, 0.0, 1.0) ** rng.uniform(*aug["gamma"])
-    if rng.random() < aug["speckle_p"] and aug["speckle_sigma"] > 0:
+    x = (x - m) * rng.uniform(*aug.contrast) + m
+    x = np.clip(x, 0.0, 1.0) ** rng.uniform(*aug.gamma)
+    if rng.random() < aug.speckle_p and aug.speckle_sigma > 0:
         # speckle is multiplicative; smooth the field a little so grains span a few pixels
-        noise = rng.normal(1.0, aug["speckle_sigma"], size=x.shape).astype(np.float32)
+        noise = rng.normal(1.0, aug.speckle_sigma, size=x.shape).astype(np.float32)
         x = x * cv2.GaussianBlur(noise, (0, 0), 0.7)
-    if rng.random() < aug["blur_p"]:
-        sigma = rng.uniform(*aug["blur_sigma"])
+    if rng.random() < aug.blur_p:
+        sigma = rng.uniform(*aug.blur_sigma)
         if sigma > 0.1:
             x = cv2.GaussianBlur(x, (0, 0), sigma)
     return np.clip(x * UINT8_MAX + 0.5, 0, UINT8_MAX).astype(np.uint8)
@@ -71,14 +75,14 @@ def make_example(
     mean: float,
     std: float,
     rng: np.random.Generator | None = None,
-    aug: dict | None = None,
+    aug: AugmentConfig | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(gray, label) native size -> (input float32 (1,h,w), label uint8 (h,w)).
 
     ``rng=None`` or ``aug=None``: no augmentation, i.e. exactly the runtime's input.
     """
     h, w = size
-    use_aug = rng is not None and bool(aug) and aug.get("enabled", True)
+    use_aug = rng is not None and aug is not None and aug.enabled
     if not use_aug:
         img = gray
         lab = cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST)

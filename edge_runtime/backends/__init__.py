@@ -14,6 +14,7 @@ import importlib.util
 import logging
 from pathlib import Path
 
+from edge_runtime.config_schema import InferenceConfig
 from edge_runtime.errors import ConfigError, SonomapError
 
 log = logging.getLogger("sonomap.backends")
@@ -66,17 +67,15 @@ def create_backend(name: str, model_path: str | Path, manifest, **options):
     return backend
 
 
-def backend_from_config(inference: dict, model_path: str | Path, manifest, **extra):
+def backend_from_config(inference: InferenceConfig, model_path: str | Path, manifest, **extra):
     """The runtime config's ``inference`` section -> a backend, each option passed only to the
     backends that take it (the pipeline and ``sonomap bench`` build theirs here)."""
-    name = inference["backend"]
-    opts = {"device": inference["device"], **extra}
-    if inference.get("threads"):
-        opts["threads"] = inference["threads"]
+    name = inference.backend
+    opts = {"device": inference.device, **extra}
+    if inference.threads:
+        opts["threads"] = inference.threads
     if name in ("torch", "tensorrt") or (name == "auto" and Path(model_path).suffix.lower() != ".onnx"):
-        opts.update(
-            fp16=inference["fp16"], cuda_graphs=inference["cuda_graphs"], input_size=inference["input_size"]
-        )
+        opts.update(fp16=inference.fp16, cuda_graphs=inference.cuda_graphs, input_size=inference.input_size)
     return create_backend(name, model_path, manifest, **opts)
 
 

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from edge_runtime import yuv
+from edge_runtime.config_schema import PrivacyConfig, RuntimeConfig
 from edge_runtime.frames import Frame, Source
 from edge_runtime.roi import Roi
 
@@ -102,9 +103,9 @@ def blank_i420(i420: np.ndarray, rects: list[Rect]) -> None:
 class ScreenBlanker:
     """Blanks frames for one ``privacy`` config; rectangles are computed once per (size, ROI)."""
 
-    def __init__(self, privacy: dict):
-        self.blank = [tuple(b) for b in privacy.get("blank") or []]
-        self.keep = [tuple(k) for k in privacy.get("keep") or []]
+    def __init__(self, privacy: PrivacyConfig):
+        self.blank = [tuple(b) for b in privacy.blank]
+        self.keep = [tuple(k) for k in privacy.keep]
         self._cache: tuple | None = None
 
     def rects(self, shape: tuple[int, int], roi: Roi) -> tuple[list[Rect], list[Rect]]:
@@ -179,16 +180,16 @@ class DeidentifiedSource(Source):
         self.inner.close()
 
 
-def wrap(source: Source, config: dict, choose_roi: Callable[[Frame], Roi]) -> Source:
+def wrap(source: Source, config: RuntimeConfig, choose_roi: Callable[[Frame], Roi]) -> Source:
     """``source`` de-identified for the runtime ``config``, or as it is (with the opt-out warning) when
     ``privacy.deidentify`` is off."""
-    privacy = config["privacy"]
-    if not privacy.get("deidentify", True):
+    privacy = config.privacy
+    if not privacy.deidentify:
         log.warning(OPT_OUT_WARNING)
         return source
-    if str(config["roi"]["rect"]).lower() == "full":
+    if str(config.roi.rect).lower() == "full":
         log.warning(FULL_ROI_WARNING)
-    return DeidentifiedSource(source, privacy, choose_roi, keep_screen=bool(config["sinks"]["window"]))
+    return DeidentifiedSource(source, privacy, choose_roi, keep_screen=bool(config.sinks.window))
 
 
 def render_for_window(frame: Frame, render: Callable[[np.ndarray], np.ndarray]) -> None:

@@ -22,6 +22,7 @@ from edge_runtime import privacy, yuv
 from edge_runtime.aistate import AiMonitor, AiStatus, backend_settings, state_banner
 from edge_runtime.backends import backend_from_config
 from edge_runtime.backends.failsafe import GuardedInference
+from edge_runtime.config_schema import InferenceConfig, RuntimeConfig
 from edge_runtime.cpus import limit_opencv_threads
 from edge_runtime.errors import ConfigError, InferenceStalled
 from edge_runtime.frames import Frame, Observer, Prediction
@@ -34,6 +35,7 @@ from edge_runtime.roi import Roi, resolve_roi
 from edge_runtime.sinks.writers import WindowSink, open_sinks, recordings
 from edge_runtime.sources.opener import open_source
 from edge_runtime.stats import Stats
+from edge_runtime.typed_config import as_dict
 from edge_runtime.units import DEFAULT_FPS
 
 log = logging.getLogger("sonomap.pipeline")
@@ -43,7 +45,7 @@ _NOW = object()  # stage_overlay: take the fail-safe banner / smoothed mask from
 class Pipeline:
     def __init__(
         self,
-        config: dict,
+        config: RuntimeConfig,
         observers: list[Observer] | None = None,
         config_path: str | Path | None = None,
         source=None,
@@ -61,14 +63,14 @@ class Pipeline:
         )
         self.manifest = backend.manifest if backend is not None else load_manifest(self.model_path)
         self.overlay = Overlay.from_config(self.manifest, self._overlay_config())
-        inf = config["inference"]
+        inf = config.inference
         self.ai = AiMonitor.from_config(inf)
         self.guard = GuardedInference(
             self._make_backend,
             self._stats,
-            inf["retry_after_s"],
-            inf["retry_max_s"],
-            inf["reload_after_errors"],
+            inf.retry_after_s,
+            inf.retry_max_s,
+            inf.reload_after_errors,
             backend=backend,
             monitor=self.ai,
         )
@@ -92,13 +94,13 @@ class Pipeline:
 
     # --- construction helpers ---------------------------------------------------
     def _overlay_config(self) -> dict:
-        return {k: v for k, v in self.config["overlay"].items() if v is not None}
+        return {k: v for k, v in as_dict(self.config.overlay).items() if v is not None}
 
-    def _make_backend(self, inference: dict | None = None):
+    def _make_backend(self, inference: InferenceConfig | None = None):
         """A backend for ``inference`` (default: the running config's section)."""
         # on_long_build is used by TensorRT only; other backends ignore it
         return backend_from_config(
-            inference or self.config["inference"],
+            inference or self.config.inference,
             self.model_path,
             self.manifest,
             on_long_build=self.announce_long_build,
@@ -112,11 +114,13 @@ class Pipeline:
 
     def open_source(self):
         if self.source is None:
-            src = self.config["source"]
-            if src["input"] is None:
+            src = self.config.source
+            if src.input is None:
                 raise ConfigError("source.input: no input given")
-            options = {k: src[k] for k in ("loop", "fps", "width", "height", "fourcc", "image", "frames")}
-            self.source = open_source(src["input"], **options)
+            options = {
+                k: getattr(src, k) for k in ("loop", "fps", "width", "height", "fourcc", "image", "frames")
+            }
+            self.source = open_source(src.input, **options)
         return self.source
 
     def is_live(self) -> bool:
@@ -124,9 +128,9 @@ class Pipeline:
         return bool(getattr(self.source, "live", False) if self.live_schedule is None else self.live_schedule)
 
     def open_sinks(self, fps: float) -> None:
-        s = self.config["sinks"]
+        s = self.config.sinks
         live = self.is_live()
-        self.sinks, self.window, self.outputs = open_sinks(s, float(s["fps"] or fps or DEFAULT_FPS), live)
+        self.sinks, self.window, self.outputs = open_sinks(s, float(s.fps or fps or DEFAULT_FPS), live)
         self.show_rec = (
             live  # a live session's recorder state is on screen; a replay's output is no recording
         )
@@ -141,8 +145,8 @@ class Pipeline:
         roi = self.roi
         shape = yuv.frame_shape(frame)
         if roi is None or shape != self._roi_shape or frame.meta.get("session_start"):
-            r = self.config["roi"]
-            rect = r["rect"]
+            r = self.config.roi
+            rect = r.rect
             if rect in (None, "auto") and frame.meta.get("default_roi"):
                 rect = frame.meta["default_roi"]  # e.g. OpenIGTLink IMAGEs are already the ultrasound area
             # A YUV frame's full-range luma is the gray screen auto-detection looks at (no BGR made).
@@ -150,7 +154,7 @@ class Pipeline:
                 screen = yuv.full_range_luma(yuv.planes(frame.i420)[0])
             else:
                 screen = frame.image
-            roi = resolve_roi(rect, screen, frame.meta.get("mm_per_pixel") or r["mm_per_pixel"])
+            roi = resolve_roi(rect, screen, frame.meta.get("mm_per_pixel") or r.mm_per_pixel)
             self.roi, self._roi_shape = roi, shape
             log.info("ROI %s", roi)
         return roi
@@ -322,19 +326,19 @@ class Pipeline:
             new = cfg.load_config(self.config_path)
             new = cfg.merge(new, {"inference": {"model": str(self.model_path)}})
             overlay = Overlay.from_config(
-                self.manifest, {k: v for k, v in new["overlay"].items() if v is not None}
+                self.manifest, {k: v for k, v in as_dict(new.overlay).items() if v is not None}
             )
-            if backend_settings(new["inference"]) != backend_settings(self.config["inference"]):
+            if backend_settings(new.inference) != backend_settings(self.config.inference):
                 # built (and swapped in) before the config is: a section that cannot be built is a
                 # rejected reload, and the old backend keeps inferring
-                self.guard.replace_backend(lambda: self._make_backend(new["inference"]))
+                self.guard.replace_backend(lambda: self._make_backend(new.inference))
         except Exception as exc:
             self._stats.last_error = f"reload rejected: {exc}"
             log.error("config reload rejected, keeping the running config: %s", exc)
             return
         self.config, self.overlay = new, overlay
         self._roi_shape = None  # re-detect on the next frame; keep self.roi for the live display thread
-        self.ai.configure(new["inference"])
+        self.ai.configure(new.inference)
         backend = self.guard.backend
         self._stats.backend = {
             **backend.describe(),
@@ -383,8 +387,8 @@ class Pipeline:
         self._stats.state = "stopped"
         summary["state"] = "stopped" if stalled is None else "stalled"
         summary["outputs"] = dict(self.outputs)  # the files written, strftime fields and suffixes resolved
-        summary["deidentified"] = bool(self.config["privacy"]["deidentify"])
-        path = self.config["sinks"]["summary"]
+        summary["deidentified"] = bool(self.config.privacy.deidentify)
+        path = self.config.sinks.summary
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_text(privacy.redact(json.dumps(summary, indent=2)))

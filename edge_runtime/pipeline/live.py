@@ -73,7 +73,7 @@ def _capture(pipeline, slot: LatestSlot) -> None:
     try:
         for frame in source:
             if paced:
-                fps = float(getattr(source, "fps", 0) or pipeline.config["source"]["fps"] or DEFAULT_FPS)
+                fps = float(getattr(source, "fps", 0) or pipeline.config.source.fps or DEFAULT_FPS)
                 if start is None or frame.index <= last_index:  # first frame, or a looping file restarted
                     start = time.monotonic() - frame.index / fps
                 last_index = frame.index
@@ -122,11 +122,11 @@ def _fade(age_ms: float, stale_ms: float, fade_ms: float) -> float:
 
 def run_live(pipeline) -> None:
     """Run until the source ends, ``pipeline.stop()``, ``live.duration_s`` or ``source.max_frames``."""
-    live = pipeline.config["live"]
-    strict = live["mode"] == "strict"
-    stale_ms, fade_ms = float(live["stale_ms"]), float(live["fade_ms"])
-    duration = live["duration_s"]
-    max_frames = pipeline.config["source"]["max_frames"]
+    live = pipeline.config.live
+    strict = live.mode == "strict"
+    stale_ms, fade_ms = float(live.stale_ms), float(live.fade_ms)
+    duration = live.duration_s
+    max_frames = pipeline.config.source.max_frames
     frames, requests, results = LatestSlot(), LatestSlot(), LatestSlot()
     capture = threading.Thread(target=_capture, args=(pipeline, frames), name="capture", daemon=True)
     capture.start()
@@ -138,7 +138,7 @@ def run_live(pipeline) -> None:
         return
     pipeline.stage_roi(first)
     pipeline.open_sinks(
-        float(getattr(pipeline.source, "fps", 0) or pipeline.config["source"]["fps"] or DEFAULT_FPS)
+        float(getattr(pipeline.source, "fps", 0) or pipeline.config.source.fps or DEFAULT_FPS)
     )
     inference = threading.Thread(
         target=_infer, args=(pipeline, requests, results), name="inference", daemon=True

@@ -61,17 +61,15 @@ def run_replay(pipeline, source) -> None:
     # Holds (frame, prediction, drawing future) in frame order; deep enough to keep every worker busy.
     inferred: queue.Queue = queue.Queue(max(QUEUE_DEPTH, 2 * workers))
     errors: list[BaseException] = []
-    max_frames = pipeline.config["source"]["max_frames"]
-    realtime = bool(pipeline.config["source"]["realtime"])
-    fps = float(getattr(source, "fps", 0) or pipeline.config["source"]["fps"] or DEFAULT_FPS)
+    max_frames = pipeline.config.source.max_frames
+    realtime = bool(pipeline.config.source.realtime)
+    fps = float(getattr(source, "fps", 0) or pipeline.config.source.fps or DEFAULT_FPS)
     pipeline.yuv_render = bool(
-        pipeline.prefer_yuv and not pipeline.observers and not pipeline.config["sinks"]["window"]
+        pipeline.prefer_yuv and not pipeline.observers and not pipeline.config.sinks.window
     )
     # Without an overlay video, a window or an observer nobody sees a drawn frame (e.g. a replay
     # for --save-masks and the summary only), so the overlay stage is skipped.
-    render = bool(
-        pipeline.config["sinks"]["video"] or pipeline.config["sinks"]["window"] or pipeline.observers
-    )
+    render = bool(pipeline.config.sinks.video or pipeline.config.sinks.window or pipeline.observers)
 
     def decode():
         try:

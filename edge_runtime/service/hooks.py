@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_runtime import privacy
+from edge_runtime.config_schema import RuntimeConfig
 from edge_runtime.frames import Observer
 from edge_runtime.service.sdnotify import Notifier
 from edge_runtime.service.signals import SignalHandlers, install_signal_handlers
@@ -26,11 +27,11 @@ log = logging.getLogger("sonomap.service")
 GROUP_OTHER_BITS = 0o077
 
 
-def private_recording_dirs(config: dict) -> list[Path]:
+def private_recording_dirs(config: RuntimeConfig) -> list[Path]:
     """Create missing recording folders 0700; warn about existing ones others can read."""
-    sinks = config["sinks"]
-    folders = [recordings.expand(sinks[k]).parent for k in ("video", "raw") if sinks.get(k)]
-    folders += [recordings.expand(sinks["masks"])] if sinks.get("masks") else []
+    sinks = config.sinks
+    folders = [recordings.expand(path).parent for path in (sinks.video, sinks.raw) if path]
+    folders += [recordings.expand(sinks.masks)] if sinks.masks else []
     for folder in folders:
         if not folder.exists():
             privacy.make_private_dir(folder)
@@ -39,7 +40,7 @@ def private_recording_dirs(config: dict) -> list[Path]:
     return folders
 
 
-def live_kwargs(config: dict, observers: list[Observer]) -> dict[str, Any]:
+def live_kwargs(config: RuntimeConfig, observers: list[Observer]) -> dict[str, Any]:
     """Pipeline keyword arguments for live mode: ``source`` and ``observers``."""
     notifier = Notifier()
     notifier.status("loading model and opening the video source")

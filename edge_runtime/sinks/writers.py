@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.biopsy.marks import MARKS, WINDOW_KEY
+from edge_runtime.config_schema import SinksConfig
 from edge_runtime.cpus import encode_threads
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.live_stats import EVENTS
@@ -282,12 +283,14 @@ class MaskDumpSink(_ThreadedWriter):
                 raise InputError(f"{self.directory}: cannot write mask PNG")
 
 
-def open_sinks(s: dict, fps: float, live: bool) -> tuple[dict, WindowSink | None, dict[str, str]]:
+def open_sinks(s: SinksConfig, fps: float, live: bool) -> tuple[dict, WindowSink | None, dict[str, str]]:
     """The config's ``sinks`` section -> (file sinks by name, window or None, the paths they write).
     Live sinks drop frames rather than stall the display, and a live session never records over an
     earlier recording (:mod:`edge_runtime.sinks.recordings`: a service restarted after a crash)."""
     outputs = {
-        k: str(recordings.session_path(s[k], keep_existing=live)) for k in ("video", "raw", "masks") if s[k]
+        k: str(recordings.session_path(getattr(s, k), keep_existing=live))
+        for k in ("video", "raw", "masks")
+        if getattr(s, k)
     }
     sinks: dict = {}
     for kind in ("video", "raw"):
@@ -295,17 +298,17 @@ def open_sinks(s: dict, fps: float, live: bool) -> tuple[dict, WindowSink | None
             sinks[kind] = Mp4Sink(
                 outputs[kind],
                 fps,
-                s["preset"],
+                s.preset,
                 block=not live,
                 name=kind,
-                min_free_gb=s["min_free_gb"],
-                template=s[kind],
-                retention_days=s["retention_days"],
+                min_free_gb=s.min_free_gb,
+                template=getattr(s, kind),
+                retention_days=s.retention_days,
                 outputs=outputs,
             )
     if "masks" in outputs:
-        sinks["masks"] = MaskDumpSink(outputs["masks"], block=not live, min_free_gb=s["min_free_gb"])
-    window = WindowSink(fullscreen=bool(s["fullscreen"])) if s["window"] else None
+        sinks["masks"] = MaskDumpSink(outputs["masks"], block=not live, min_free_gb=s.min_free_gb)
+    window = WindowSink(fullscreen=bool(s.fullscreen)) if s.window else None
     return sinks, window, outputs
 
 

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from edge_runtime import privacy
+from edge_runtime.config_schema import RuntimeConfig
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.frames import Frame, Source
 from edge_runtime.sources import synthetic
@@ -228,15 +229,15 @@ def is_device_or_stream(spec) -> bool:
     return isinstance(spec, str) and (spec.startswith("/dev/video") or "://" in spec)
 
 
-def reconnecting_source(config: dict, fail_first_open: bool = False) -> ResilientSource | None:
+def reconnecting_source(config: RuntimeConfig, fail_first_open: bool = False) -> ResilientSource | None:
     """A ResilientSource for the config's capture device/stream, or None for files and
     the synthetic source (they end instead of unplugging)."""
-    src = config["source"]
-    spec = src["input"]
+    src = config.source
+    spec = src.input
     if not is_device_or_stream(spec):
         return None
-    options = {k: src[k] for k in ("fps", "width", "height", "fourcc")}
-    size = (int(src["height"]), int(src["width"])) if src["height"] and src["width"] else None
+    options = {k: getattr(src, k) for k in ("fps", "width", "height", "fourcc")}
+    size = (int(src.height), int(src.width)) if src.height and src.width else None
     privacy.register_url(str(spec))
     return ResilientSource(
         lambda: open_source(spec, **options),

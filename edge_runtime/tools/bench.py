@@ -39,6 +39,7 @@ import numpy as np
 
 from edge_runtime import config as cfg
 from edge_runtime.backends import backend_from_config
+from edge_runtime.config_schema import RuntimeConfig
 from edge_runtime.cpus import available_cores
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.manifest import load_manifest
@@ -150,7 +151,7 @@ def naive_loop(path: str, backend, roi, limit: int, out: Path) -> dict:
 
 
 def pipeline_replay(
-    config: dict,
+    config: RuntimeConfig,
     path: str,
     limit: int,
     out: Path,
@@ -214,7 +215,7 @@ def runtime_peak_rss(args, clip: str, frames: int, work: Path) -> float:
     return float(json.loads(summary_path.read_text())["peak_rss_gib"])
 
 
-def live_run(config: dict, source: str | None, seconds: float) -> dict:
+def live_run(config: RuntimeConfig, source: str | None, seconds: float) -> dict:
     from edge_runtime.pipeline.graph import Pipeline
 
     config = cfg.merge(
@@ -279,10 +280,10 @@ def run_bench(args) -> dict:
     if clip is None:
         clip = str(work / "clip.mp4")
         synthetic.write_clip(synthetic.default_image(), Path(clip), args.frames, int(DEFAULT_FPS))
-    rois, roi = _decode_rois(clip, args.frames, config["roi"]["rect"])
+    rois, roi = _decode_rois(clip, args.frames, config.roi.rect)
 
     def warm_backend():
-        made = backend_from_config(config["inference"], model, manifest)
+        made = backend_from_config(config.inference, model, manifest)
         made.model_path, made.selected_because = model, "bench"
         made.warmup(roi.h, roi.w)
         return made
@@ -407,7 +408,7 @@ def run_bench(args) -> dict:
 
 
 def capture_cost(
-    args, config: dict, clip: str, frames: int, work: Path, warm_backend, manifest, model, roi
+    args, config: RuntimeConfig, clip: str, frames: int, work: Path, warm_backend, manifest, model, roi
 ) -> dict:
     """The pipeline (BGR path: an observer needs BGR) without and with the biopsy-capture observer,
     and the observer's own CPU per frame on the render path. Without a given scale the ROI is taken
@@ -415,7 +416,7 @@ def capture_cost(
     from edge_runtime.biopsy.observer import CaptureObserver
     from edge_runtime.sources import synthetic
 
-    scale = config["roi"]["mm_per_pixel"] or synthetic.DEPTH_MM / roi.h
+    scale = config.roi.mm_per_pixel or synthetic.DEPTH_MM / roi.h
     config = cfg.merge(config, {"roi": {"mm_per_pixel": scale}})
 
     without = pipeline_replay(config, clip, frames, work / "nocases.mp4", warm_backend(), yuv=False)

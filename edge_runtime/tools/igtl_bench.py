@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 
+from edge_runtime.config_schema import RuntimeConfig
 from edge_runtime.igtl.link import CONNECT_TIMEOUT_S
 from edge_runtime.igtl.server import IgtlServerLink
 from edge_runtime.igtl.sink import LABELMAP_TAG, IgtlObserver
@@ -73,17 +74,17 @@ def _with_timeout(spec: str) -> str:
     return f"{spec}{'&' if '?' in spec else '?'}timeout={DEFAULT_SOURCE_TIMEOUT_S:g}"
 
 
-def run_igtl_bench(spec: str, config: dict, frames: int) -> dict:
+def run_igtl_bench(spec: str, config: RuntimeConfig, frames: int) -> dict:
     """Run the live pipeline on ``spec`` until it has shown ``frames`` frames (at most
     MAX_SECONDS_PER_FRAME each); print and return {"round_trip_ms", "received_to_sent_ms",
     "pipeline" (its summary), "counters", "predictions_sent"}."""
     from edge_runtime.pipeline.graph import Pipeline
 
     config = copy.deepcopy(config)
-    config["source"]["input"] = spec
-    config["source"]["max_frames"] = int(frames)
-    config["live"]["duration_s"] = int(frames) * MAX_SECONDS_PER_FRAME
-    config["sinks"]["window"] = False
+    config.source.input = spec
+    config.source.max_frames = int(frames)
+    config.live.duration_s = int(frames) * MAX_SECONDS_PER_FRAME
+    config.sinks.window = False
     server = IgtlServerLink(0, LOOPBACK)
     observer = IgtlObserver(server)
     viewer = LoopbackViewer(server.port, server.pyigtl)
