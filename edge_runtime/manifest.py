@@ -16,35 +16,92 @@ consumer needs to use the artifact correctly without importing the producer:
   when resize/normalise/softmax/threshold are folded into the graph (uint8 in, uint8 out).
 """
 
-from __future__ import annotations
-
+# no `from __future__ import annotations`: msgspec reads these annotations as objects
 import copy
 import hashlib
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import yaml
 
 from edge_runtime.atomic import atomic_write_text
 from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.typed_config import Section, Wording, convert, described, shown
 from edge_runtime.yamlfile import read_yaml_mapping
 
 SCHEMA = "sonomap.manifest/1"
 FORMATS = ("checkpoint", "onnx", "torchscript", "tensorrt", "torch-tensorrt")
 CANCER_CLASS = "cancer"
 HASH_CHUNK_BYTES = 1 << 20
+RGB_CHANNELS, RGB_MAX = 3, 255
+OPEN_SECTIONS = ("source", "io", "versions", "metrics", "extra")  # free-form mappings; null = {}
 
 
-@dataclass
-class ClassInfo:
-    id: int
-    name: str
-    color: list[int]  # RGB, 0-255
+class ClassInfo(msgspec.Struct, forbid_unknown_fields=True):
+    id: described(int, "an integer")
+    name: described(str, "a text")
+    color: described(list[int], "[r, g, b] integers")  # RGB, 0-255
 
 
-@dataclass
-class Manifest:
+class ManifestInput(Section):
+    height: described(int, "an integer")
+    width: described(int, "an integer")
+    channels: described(int, "an integer") = 1
+
+
+class Normalisation(Section, kw_only=True):
+    scale: described(str, "a text") = "1/255"
+    mean: described(float, "a number")
+    std: described(float, "a number")
+
+
+class ManifestFile(Section, kw_only=True):
+    """The manifest YAML key by key, in the order written. A new field: add it here and to
+    :class:`Manifest` under the same name (copied both ways by name)."""
+
+    schema: described(str, "a text") = SCHEMA
+    name: described(str, "a text")
+    arch: described(str, "a text")
+    format: described(str, f"one of {FORMATS}")
+    file: described(str, "a text") = ""
+    sha256: described(str, "a text") = ""
+    source: dict[str, Any] = {}
+    input: ManifestInput
+    normalisation: Normalisation
+    classes: described(list[ClassInfo], "a list of {id, name, color}")
+    threshold: described(float, "a number") = 0.5
+    temperature: described(float, "a number") = 1.0
+    preprocessing_in_graph: described(bool, "true or false") = False
+    io: dict[str, Any] = {}
+    versions: dict[str, Any] = {}
+    metrics: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+
+
+NESTED = {  # Manifest field -> (ManifestFile section, key)
+    "input_height": ("input", "height"),
+    "input_width": ("input", "width"),
+    "mean": ("normalisation", "mean"),
+    "std": ("normalisation", "std"),
+}
+
+
+class ManifestWording(Wording):
+    def bad_value(self, origin: str, key: str, want: str, value: Any) -> str:
+        return f"{origin}: malformed manifest value: '{key}' must be {want}, got {shown(value)}"
+
+    def unknown(self, origin: str, key: str, known: list[str]) -> str:
+        return f"{origin}: unknown manifest key '{key}' (known: {', '.join(known)})"
+
+    def not_mapping(self, origin: str, key: str, value: Any) -> str:
+        return f"{origin}: manifest key '{key}' must be a mapping, got {shown(value)}"
+
+
+WORDING = ManifestWording()
+
+
+class Manifest(msgspec.Struct):
     name: str
     arch: str
     format: str
@@ -57,12 +114,12 @@ class Manifest:
     temperature: float = 1.0
     file: str = ""
     sha256: str = ""
-    source: dict[str, Any] = field(default_factory=dict)
-    io: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = {}
+    io: dict[str, Any] = {}
     preprocessing_in_graph: bool = False
-    versions: dict[str, str] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = {}
+    metrics: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
 
     # --- derived helpers -------------------------------------------------
     @property
@@ -76,80 +133,43 @@ class Manifest:
                 return c.id
         raise ConfigError(f"manifest {self.name!r}: no class named {CANCER_CLASS!r} in 'classes'")
 
-    def derive(self, **changes: Any) -> Manifest:
+    def derive(self, **changes: Any) -> "Manifest":
         """A copy for a derived artifact (e.g. checkpoint -> ONNX), with fields changed."""
         new = copy.deepcopy(self)
         for key, value in changes.items():
-            if not hasattr(new, key):
+            if key not in self.__struct_fields__:
                 raise ConfigError(f"manifest has no field {key!r}")
             setattr(new, key, value)
         return new
 
     # --- (de)serialisation ----------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema": SCHEMA,
-            "name": self.name,
-            "arch": self.arch,
-            "format": self.format,
-            "file": self.file,
-            "sha256": self.sha256,
-            "source": self.source,
-            "input": {"height": self.input_height, "width": self.input_width, "channels": 1},
-            "normalisation": {"scale": "1/255", "mean": self.mean, "std": self.std},
-            "classes": [asdict(c) for c in self.classes],
-            "threshold": self.threshold,
-            "temperature": self.temperature,
-            "preprocessing_in_graph": self.preprocessing_in_graph,
-            "io": self.io,
-            "versions": self.versions,
-            "metrics": self.metrics,
-            "extra": self.extra,
-        }
+        values = {name: getattr(self, name) for name in self.__struct_fields__ if name not in NESTED}
+        nested: dict[str, dict[str, Any]] = {"input": {}, "normalisation": {}}
+        for name, (section, key) in NESTED.items():
+            nested[section][key] = getattr(self, name)
+        file = ManifestFile(
+            input=ManifestInput(**nested["input"]),
+            normalisation=Normalisation(**nested["normalisation"]),
+            **values,
+        )
+        return msgspec.to_builtins(file)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], origin: str = "<manifest>") -> Manifest:
-        def need(mapping: dict, key: str, where: str) -> Any:
-            if not isinstance(mapping, dict) or key not in mapping:
-                raise ConfigError(f"{origin}: missing key '{where}{key}'")
-            return mapping[key]
-
+    def from_dict(cls, data: dict[str, Any], origin: str = "<manifest>") -> "Manifest":
         if not isinstance(data, dict):
             raise ConfigError(f"{origin}: a manifest must be a YAML mapping")
         if data.get("schema", SCHEMA) != SCHEMA:
             raise ConfigError(f"{origin}: unsupported schema {data.get('schema')!r} (want {SCHEMA})")
-        fmt = need(data, "format", "")
-        if fmt not in FORMATS:
-            raise ConfigError(f"{origin}: 'format' is {fmt!r}, expected one of {FORMATS}")
-        inp = need(data, "input", "")
-        norm = need(data, "normalisation", "")
-        try:
-            classes = [
-                ClassInfo(int(c["id"]), str(c["name"]), [int(v) for v in c["color"]])
-                for c in need(data, "classes", "")
-            ]
-            manifest = cls(
-                name=str(need(data, "name", "")),
-                arch=str(need(data, "arch", "")),
-                format=fmt,
-                input_height=int(need(inp, "height", "input.")),
-                input_width=int(need(inp, "width", "input.")),
-                mean=float(need(norm, "mean", "normalisation.")),
-                std=float(need(norm, "std", "normalisation.")),
-                classes=classes,
-                threshold=float(data.get("threshold", 0.5)),
-                temperature=float(data.get("temperature", 1.0)),
-                file=str(data.get("file", "")),
-                sha256=str(data.get("sha256", "")),
-                source=dict(data.get("source") or {}),
-                io=dict(data.get("io") or {}),
-                preprocessing_in_graph=bool(data.get("preprocessing_in_graph", False)),
-                versions={str(k): str(v) for k, v in (data.get("versions") or {}).items()},
-                metrics=dict(data.get("metrics") or {}),
-                extra=dict(data.get("extra") or {}),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"{origin}: malformed manifest value ({exc})") from exc
+        if "format" in data and data["format"] not in FORMATS:
+            raise ConfigError(f"{origin}: 'format' is {data['format']!r}, expected one of {FORMATS}")
+        data = {k: v for k, v in data.items() if not (k in OPEN_SECTIONS and v is None)}
+        file = convert(data, ManifestFile, origin, WORDING)
+        values = {name: getattr(file, name) for name in cls.__struct_fields__ if name not in NESTED}
+        for name, (section, key) in NESTED.items():
+            values[name] = getattr(getattr(file, section), key)
+        values["versions"] = {str(k): str(v) for k, v in file.versions.items()}
+        manifest = cls(**values)
         manifest.validate(origin)
         return manifest
 
@@ -168,7 +188,7 @@ class Manifest:
         if sorted(ids) != list(range(len(ids))) or len(ids) < 2:
             raise ConfigError(f"{origin}: 'classes' ids must be 0..N-1 with N >= 2, got {ids}")
         for c in self.classes:
-            if len(c.color) != 3 or not all(0 <= v <= 255 for v in c.color):
+            if len(c.color) != RGB_CHANNELS or not all(0 <= v <= RGB_MAX for v in c.color):
                 raise ConfigError(f"{origin}: class {c.name!r} colour must be 3 values in 0..255")
         self.cancer_index  # noqa: B018 - raises when there is no cancer class
 

@@ -15,6 +15,10 @@ The wanted value ("a number in [0, 1]") is the ``description`` of the field's ``
 Why msgspec (not hand-written checks, not pydantic): one small C extension with no dependencies,
 wheels for aarch64/Python 3.10 (JetPack 6), microsecond imports and validation on the cart;
 strict types (``true`` is not a number), unknown-key rejection and error paths are built in.
+
+Known msgspec limit (0.19-0.23): a union holding a *bounded* number and a fixed-length tuple
+(``number(...) | tuple[int, int]``) crashes the interpreter when the type is compiled; such a
+field uses a list with a length :class:`Rule` (or a plain int) instead.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ UNIONS = (Union, types.UnionType)  # Union[A, B] and A | B
 
 
 class Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Base of every typed config: keyword construction, unknown keys rejected, attribute access."""
+    """Base of every typed config: unknown keys rejected, attribute access. (msgspec does not
+    inherit ``kw_only``: a struct with a required field after defaulted ones sets it itself.)"""
 
 
 class Rule:
@@ -194,7 +199,7 @@ def _message(text: str, data: Any, cls: type, origin: str, wording: Wording) -> 
     match = _ERROR.match(text)
     what, path = match.group("text"), match.group("path") or ""
     tokens = [
-        name if name is not None else (int(index) if index is not None else None)
+        name or (int(index) if index else None)  # None: a dict value (`[...]`)
         for name, index in _TOKEN.findall(path)
     ]
     fields, field_type, value, struct = _walk(tokens, cls, data)

@@ -31,8 +31,11 @@ pathology:
   annotation_mpp: 4.0         # microns per annotation pixel (default: level-0 mpp)
   cancer_classes: [Tumor]     # classification names that count as cancer
   ignore_classes: [Stroma]    # names that are known and ignored; others fail loudly
+  exclude_classes: [Exclusion] # names whose polygons are cut out of cancer (ASAP _2, exclusion)
   tip_end: left               # slide side nearest the needle-tip end of the core
   shrinkage: 0.85             # slide length / fresh length; instead, you may give
 # fresh_length_mm: 19.0       #   the measured fresh core length
   flip_across: false          # mirror across-core -> across-tract
+  fragments: 2                # optional: pieces the lab counted (checked by the quality score)
+  patient_id: P0001           # optional: the lab's pseudonymous patient id (top-level patient_id wins)
 """
