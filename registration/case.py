@@ -1,6 +1,8 @@
-"""case.yaml: schema, defaults and validation for one biopsy case.
+"""case.yaml: validation and resolution of one biopsy case.
 
-Input: a case.yaml path. Output: a validated ``CaseSpec`` whose file paths are absolute
+Keys, types, ranges and defaults are declared in ``case_schema.py`` (``CaseFile``); this module
+converts a file with them and resolves what needs the file system (paths, ids). Input: a
+case.yaml path. Output: a validated ``CaseSpec`` whose file paths are absolute
 (relative paths are resolved against the folder holding case.yaml). Every problem raises
 ``ConfigError``/``InputError`` naming the file and the key, so a research team can fix its
 own cases without reading code.
@@ -135,7 +137,7 @@ def _file(base: Path, val: str | None, where: str) -> Path:
     return p
 
 
-def _scale(val, where: str) -> tuple[float, float] | None:
+def _scale(val) -> tuple[float, float] | None:
     if val is None:
         return None
     return (float(val), float(val)) if isinstance(val, (int, float)) else (float(val[0]), float(val[1]))
@@ -226,7 +228,7 @@ def load_case(path: str | Path) -> CaseSpec:
         id=case_id,
         patient_id=patient_id,
         image=_file(base, us.image, f"{where}: ultrasound.image"),
-        mm_per_pixel=_scale(us.mm_per_pixel, f"{where}: ultrasound.mm_per_pixel"),
+        mm_per_pixel=_scale(us.mm_per_pixel),
         frame=us.frame,
         needle=needle,
         tract=tract,
