@@ -13,9 +13,11 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from edge_runtime.config_schema import LIVE_MODES, SECTIONS, RuntimeConfig
 from edge_runtime.errors import ConfigError, InputError
-from edge_runtime.typed_config import Wording, convert, replace, shown
+from edge_runtime.typed_config import Wording, convert, shown
 from edge_runtime.units import MS_PER_S
 from edge_runtime.yamlfile import read_yaml_mapping
 
@@ -80,8 +82,8 @@ def merge(config: RuntimeConfig, overrides: dict[str, dict[str, Any]]) -> Runtim
         for key in changes:
             if key not in type(getattr(config, section)).__struct_fields__:
                 raise ConfigError(f"config key '{section}.{key}' is unknown")
-        sections[section] = replace(getattr(config, section), **changes)
-    return replace(config, **sections)
+        sections[section] = msgspec.structs.replace(getattr(config, section), **changes)
+    return msgspec.structs.replace(config, **sections)
 
 
 def resolve_model(config: RuntimeConfig) -> Path:

@@ -92,15 +92,6 @@ def as_dict(struct: msgspec.Struct) -> dict[str, Any]:
     return msgspec.to_builtins(struct)
 
 
-def replace(struct: msgspec.Struct, **changes: Any) -> Any:
-    """A copy with fields changed (unknown names raise ConfigError)."""
-    names = set(struct.__struct_fields__)
-    for key in changes:
-        if key not in names:
-            raise ConfigError(f"{type(struct).__name__} has no field {key!r}")
-    return msgspec.structs.replace(struct, **changes)
-
-
 def shown(value: Any, limit: int = MAX_SHOWN_CHARS) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
