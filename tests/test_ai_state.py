@@ -15,6 +15,7 @@ from runtime_model import dark_onnx
 from edge_runtime.aistate import AiMonitor, AiStatus, state_banner
 from edge_runtime.backends.onnxruntime import OnnxRuntimeBackend
 from edge_runtime.config import build_config
+from edge_runtime.config_schema import OverlayConfig
 from edge_runtime.frames import Frame, Observer
 from edge_runtime.manifest import load_manifest
 from edge_runtime.pipeline.graph import Pipeline
@@ -88,7 +89,7 @@ def screen(busi_sample):
 
 
 def render(screen, ai: AiStatus, hud: bool = True) -> np.ndarray:
-    overlay = Overlay.from_config(load_manifest(dark_onnx()), {"hud": hud})
+    overlay = Overlay.from_config(load_manifest(dark_onnx()), OverlayConfig(hud=hud))
     banner = state_banner(ai) or (
         ("error", "AI ERROR: inference fault - raw ultrasound only") if ai.state == "ERROR" else None
     )
@@ -116,7 +117,7 @@ def test_badge_stays_with_the_hud_off_and_in_the_yuv_path(screen, name):
     ai = STATUSES[name]
     bgr = render(screen, ai, hud=False)
     assert np.all(bgr[: ROI.y] == AI_BADGE_BGR[ai.state], axis=2).sum() > 300
-    overlay = Overlay.from_config(load_manifest(dark_onnx()), {"hud": False})
+    overlay = Overlay.from_config(load_manifest(dark_onnx()), OverlayConfig(hud=False))
     i420 = overlay.render_i420(cv2.cvtColor(screen, cv2.COLOR_BGR2YUV_I420), ROI, None, ai=ai)
     got = cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
     close = np.abs(got[: ROI.y].astype(int) - AI_BADGE_BGR[ai.state]).max(axis=2) <= 12
@@ -126,7 +127,7 @@ def test_badge_stays_with_the_hud_off_and_in_the_yuv_path(screen, name):
 def test_badge_fits_a_small_dicom_frame(screen):
     small = cv2.resize(screen, (128, 96))
     roi = Roi(0, 0, 128, 96)
-    overlay = Overlay.from_config(load_manifest(dark_onnx()), {})
+    overlay = Overlay.from_config(load_manifest(dark_onnx()), OverlayConfig())
     out = overlay.render(small, roi, None, hud={"fps": 30.0}, ai=STATUSES["stalled"])
     assert np.all(out == AI_BADGE_BGR["STALLED"], axis=2).sum() > 50  # inside the ROI: no room above
 

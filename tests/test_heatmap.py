@@ -8,6 +8,7 @@ import pytest
 from golden_frames import GOLDEN, GOLDEN_IDS, assert_matches_golden, render_golden_ids
 
 from edge_runtime.config import build_config
+from edge_runtime.config_schema import OverlayConfig
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import DEFAULT_CLASSES, Manifest
 from edge_runtime.render import heatmap
@@ -42,7 +43,7 @@ def test_ramp_follows_probability_floor_and_contour():
     """Below the floor nothing is painted; above it the colour is viridis at that probability,
     blended at the overlay alpha; the threshold contour is white; the legend is the same ramp."""
     overlay = Overlay.from_config(
-        manifest(), {"style": "heatmap", "alpha": 1.0, "legend": False, "hud": False}
+        manifest(), OverlayConfig(style="heatmap", alpha=1.0, legend=False, hud=False)
     )
     screen = np.full((SIZE + 20, SIZE + 40, 3), 60, np.uint8)
     prob = ramp_prob()
@@ -59,7 +60,7 @@ def test_ramp_follows_probability_floor_and_contour():
     assert (
         (region[SIZE // 2, threshold_col - 1 : threshold_col + 2] == 255).all(axis=-1).any()
     )  # white contour
-    with_legend = Overlay.from_config(manifest(), {"style": "heatmap", "hud": False}).render(
+    with_legend = Overlay.from_config(manifest(), OverlayConfig(style="heatmap", hud=False)).render(
         screen, ROI, heat
     )
     bar = ROI.crop(with_legend)[SIZE - heatmap.BAR_MARGIN - 20, heatmap.BAR_MARGIN + 2]
@@ -68,7 +69,7 @@ def test_ramp_follows_probability_floor_and_contour():
 
 def test_heatmap_i420_path_matches_bgr_path():
     """The YUV-native replay path draws the same heat map as the BGR path (within I420 rounding)."""
-    overlay = Overlay.from_config(manifest(), {"style": "heatmap", "hud": False})
+    overlay = Overlay.from_config(manifest(), OverlayConfig(style="heatmap", hud=False))
     rng = np.random.default_rng(0)
     screen = rng.integers(40, 200, (SIZE + 20, SIZE + 40, 3), dtype=np.uint8)
     screen = cv2.cvtColor(cv2.cvtColor(screen, cv2.COLOR_BGR2YUV_I420), cv2.COLOR_YUV2BGR_I420)
@@ -81,7 +82,7 @@ def test_heatmap_i420_path_matches_bgr_path():
 
 
 def test_heatmap_with_ema_smooths_the_probability():
-    overlay = Overlay.from_config(manifest(), {"style": "heatmap", "ema": 0.5})
+    overlay = Overlay.from_config(manifest(), OverlayConfig(style="heatmap", ema=0.5))
     one, zero = np.ones((8, 8), np.float32), np.zeros((8, 8), np.float32)
     overlay.smooth(np.ones((8, 8), np.uint8), one)
     heat = overlay.smooth(np.zeros((8, 8), np.uint8), zero)
@@ -90,6 +91,6 @@ def test_heatmap_with_ema_smooths_the_probability():
 
 def test_bad_style_is_a_one_line_error():
     with pytest.raises(ConfigError, match="overlay.style"):
-        Overlay.from_config(manifest(), {"style": "rainbow"})
+        Overlay.from_config(manifest(), OverlayConfig(style="rainbow"))
     with pytest.raises(ConfigError, match="overlay.style"):
         build_config({"source": {"input": "synthetic"}, "overlay": {"style": 3}})

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from runtime_model import dark_onnx
 
+from edge_runtime.config import build_config
+from edge_runtime.config_schema import OverlayConfig
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import load_manifest
 from edge_runtime.render.overlay import BANNER_BGR, Overlay
@@ -35,7 +37,7 @@ def disc_mask():
 
 
 def test_translucent_class_colour_inside_mask_only(manifest, screen):
-    overlay = Overlay.from_config(manifest, {"alpha": 0.5, "contour": False, "legend": False, "hud": False})
+    overlay = Overlay.from_config(manifest, OverlayConfig(alpha=0.5, contour=False, legend=False, hud=False))
     out = overlay.render(screen, ROI, disc_mask())
     r, g, b = manifest.classes[1].color
     inside = (ROI.y + 60, ROI.x + 100)
@@ -48,7 +50,9 @@ def test_translucent_class_colour_inside_mask_only(manifest, screen):
 
 
 def test_contour_legend_hud_and_banner(manifest, screen):
-    overlay = Overlay.from_config(manifest, {"alpha": 0.0, "classes": {"cancer": {"color": [0, 255, 0]}}})
+    overlay = Overlay.from_config(
+        manifest, OverlayConfig(alpha=0.0, classes={"cancer": {"color": [0, 255, 0]}})
+    )
     out = overlay.render(
         screen,
         ROI,
@@ -66,7 +70,7 @@ def test_contour_legend_hud_and_banner(manifest, screen):
 
 
 def test_fade_reduces_overlay_strength(manifest, screen):
-    overlay = Overlay.from_config(manifest, {"alpha": 0.6, "contour": False, "legend": False, "hud": False})
+    overlay = Overlay.from_config(manifest, OverlayConfig(alpha=0.6, contour=False, legend=False, hud=False))
     full = overlay.render(screen, ROI, disc_mask(), fade=1.0)
     half = overlay.render(screen, ROI, disc_mask(), fade=0.5)
     gone = overlay.render(screen, ROI, disc_mask(), fade=0.0)
@@ -81,7 +85,7 @@ def test_ema_smoothing_reduces_flicker(manifest):
     frames = [np.clip(base + rng.normal(0, 0.1, base.shape).astype(np.float32), 0, 1) for _ in range(30)]
     flicker = {}
     for ema in (0.0, 0.2):
-        overlay = Overlay.from_config(manifest, {"ema": ema})
+        overlay = Overlay.from_config(manifest, OverlayConfig(ema=ema))
         for prob in frames:
             overlay.smooth((prob > 0.5).astype(np.uint8), prob)
         flicker[ema] = overlay.flicker
@@ -89,12 +93,12 @@ def test_ema_smoothing_reduces_flicker(manifest):
 
 
 def test_overlay_config_errors_name_the_key(manifest):
-    with pytest.raises(ConfigError, match="alphaa"):
-        Overlay.from_config(manifest, {"alphaa": 0.3})
+    with pytest.raises(ConfigError, match="overlay.alphaa"):  # unknown keys: refused when loading
+        build_config({"overlay": {"alphaa": 0.3}})
     with pytest.raises(ConfigError, match="lesion"):
-        Overlay.from_config(manifest, {"classes": {"lesion": {"alpha": 0.3}}})
+        Overlay.from_config(manifest, OverlayConfig(classes={"lesion": {"alpha": 0.3}}))
     with pytest.raises(ConfigError, match="ema"):
-        Overlay.from_config(manifest, {"ema": 1.5})
+        Overlay.from_config(manifest, OverlayConfig(ema=1.5))
 
 
 # --- the YUV-native path (edge_runtime.yuv): same look, drawn in the decoder's I420 planes -------------
@@ -105,7 +109,7 @@ def _i420(bgr):
 def test_yuv_render_matches_bgr_render(manifest, screen):
     """Blend, contour, legend, banner and HUD drawn in I420 look like the BGR path (after the same
     4:2:0 round trip the encoder applies to BGR output), and nothing off the ROI changes."""
-    overlay = Overlay.from_config(manifest, {})
+    overlay = Overlay.from_config(manifest, OverlayConfig())
     hud, banners = {"fps": 29.9, "latency_ms": 41, "backend": "onnxruntime cpu"}, [("warning", "AI LAGGING")]
     reference = cv2.cvtColor(
         _i420(overlay.render(screen, ROI, disc_mask(), hud=hud, banners=banners)), cv2.COLOR_YUV2BGR_I420

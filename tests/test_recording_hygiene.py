@@ -19,6 +19,7 @@ from loopback import get
 from prometheus_client.parser import text_string_to_metric_families
 from runtime_model import dark_onnx
 
+from edge_runtime.config_schema import OverlayConfig
 from edge_runtime.live_stats import EVENTS
 from edge_runtime.manifest import load_manifest
 from edge_runtime.render.overlay import Overlay
@@ -121,7 +122,7 @@ def test_failed_recorder_is_reported_as_failed():
 
 
 def test_recorder_state_is_drawn_in_the_hud():
-    overlay = Overlay.from_config(load_manifest(dark_onnx()), {"legend": False})
+    overlay = Overlay.from_config(load_manifest(dark_onnx()), OverlayConfig(legend=False))
     screen = np.zeros((360, 640, 3), np.uint8)
     roi = Roi(120, 60, 400, 280)
 

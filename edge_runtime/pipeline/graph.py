@@ -35,7 +35,6 @@ from edge_runtime.roi import Roi, resolve_roi
 from edge_runtime.sinks.writers import WindowSink, open_sinks, recordings
 from edge_runtime.sources.opener import open_source
 from edge_runtime.stats import Stats
-from edge_runtime.typed_config import as_dict
 from edge_runtime.units import DEFAULT_FPS
 
 log = logging.getLogger("sonomap.pipeline")
@@ -62,7 +61,7 @@ class Pipeline:
             cfg.resolve_model(config) if backend is None else getattr(backend, "model_path", None)
         )
         self.manifest = backend.manifest if backend is not None else load_manifest(self.model_path)
-        self.overlay = Overlay.from_config(self.manifest, self._overlay_config())
+        self.overlay = Overlay.from_config(self.manifest, config.overlay)
         inf = config.inference
         self.ai = AiMonitor.from_config(inf)
         self.guard = GuardedInference(
@@ -93,9 +92,6 @@ class Pipeline:
         self.yuv_render = False
 
     # --- construction helpers ---------------------------------------------------
-    def _overlay_config(self) -> dict:
-        return {k: v for k, v in as_dict(self.config.overlay).items() if v is not None}
-
     def _make_backend(self, inference: InferenceConfig | None = None):
         """A backend for ``inference`` (default: the running config's section)."""
         # on_long_build is used by TensorRT only; other backends ignore it
@@ -325,9 +321,7 @@ class Pipeline:
         try:
             new = cfg.load_config(self.config_path)
             new = cfg.merge(new, {"inference": {"model": str(self.model_path)}})
-            overlay = Overlay.from_config(
-                self.manifest, {k: v for k, v in as_dict(new.overlay).items() if v is not None}
-            )
+            overlay = Overlay.from_config(self.manifest, new.overlay)
             if backend_settings(new.inference) != backend_settings(self.config.inference):
                 # built (and swapped in) before the config is: a section that cannot be built is a
                 # rejected reload, and the old backend keeps inferring

@@ -19,6 +19,7 @@ import numpy as np
 
 from edge_runtime import yuv
 from edge_runtime.aistate import AiStatus
+from edge_runtime.config_schema import OverlayConfig
 from edge_runtime.errors import ConfigError
 from edge_runtime.render import heatmap, hudrow
 from edge_runtime.roi import Roi
@@ -45,7 +46,6 @@ DARK = (20, 20, 20)
 DEFAULT_ALPHA = 0.4  # the tint shows, and the speckle under it stays readable
 CONTOUR_PX = 2  # visible at 1080p, thin enough not to hide the lesion's edge
 HUD_REFRESH_S = 0.25  # the YUV path re-renders the HUD text at most this often (values change every frame)
-OVERLAY_KEYS = {"alpha", "contour", "classes", "legend", "hud", "ema", "threshold", "style"}
 MASK_STYLE, HEATMAP_STYLE = "mask", "heatmap"
 STYLES = (MASK_STYLE, HEATMAP_STYLE)
 CLASS_KEYS = {"color", "alpha", "contour", "show"}
@@ -82,19 +82,14 @@ class Overlay:
     )  # (time, key, layout, BGR patch) for the YUV path
 
     @classmethod
-    def from_config(cls, manifest, config: dict | None = None) -> Overlay:
-        config = dict(config or {})
-        unknown = set(config) - OVERLAY_KEYS
-        if unknown:
-            raise ConfigError(f"overlay: unknown key {sorted(unknown)[0]!r} (known: {sorted(OVERLAY_KEYS)})")
-        alpha = float(config.get("alpha", DEFAULT_ALPHA))
-        contour = bool(config.get("contour", True))
-        overrides = config.get("classes") or {}
+    def from_config(cls, manifest, config: OverlayConfig | None = None) -> Overlay:
+        """The model's classes styled by the config's ``overlay`` section (None: its defaults)."""
+        config = OverlayConfig() if config is None else config
         styles = {}
         for c in manifest.classes:
             if c.id == 0:
                 continue  # background tissue is never painted
-            o = overrides.get(c.name, {}) or {}
+            o = config.classes.get(c.name) or {}  # per-class styles: a mapping keyed by class name
             bad = set(o) - CLASS_KEYS
             if bad:
                 raise ConfigError(f"overlay.classes.{c.name}: unknown key {sorted(bad)[0]!r}")
@@ -102,27 +97,27 @@ class Overlay:
             styles[c.id] = ClassStyle(
                 c.name,
                 (int(b), int(g), int(r)),
-                float(o.get("alpha", alpha)),
-                bool(o.get("contour", contour)),
+                float(o.get("alpha", config.alpha)),
+                bool(o.get("contour", config.contour)),
                 bool(o.get("show", True)),
             )
-        for name in overrides:
+        for name in config.classes:
             if name not in {c.name for c in manifest.classes}:
                 raise ConfigError(f"overlay.classes: {name!r} is not a class of model {manifest.name!r}")
-        ema = float(config.get("ema", 0.0))
+        ema = float(config.ema)  # a struct built in code is not validated: check what would break rendering
         if not 0.0 <= ema < 1.0:
             raise ConfigError(f"overlay.ema must be in [0, 1), got {ema}")
-        style = config.get("style", MASK_STYLE)
-        if style not in STYLES:
-            raise ConfigError(f"overlay.style must be one of {STYLES}, got {style!r}")
+        if config.style not in STYLES:
+            raise ConfigError(f"overlay.style must be one of {STYLES}, got {config.style!r}")
+        threshold = manifest.threshold if config.threshold is None else config.threshold
         return cls(
             styles,
-            float(config.get("threshold", manifest.threshold)),
-            bool(config.get("legend", True)),
-            bool(config.get("hud", True)),
+            float(threshold),
+            bool(config.legend),
+            bool(config.hud),
             ema,
             manifest.cancer_index,
-            style,
+            config.style,
         )
 
     # --- temporal smoothing ---------------------------------------------------
