@@ -14,6 +14,11 @@ consumer needs to use the artifact correctly without importing the producer:
 - ``sha256``/``file``: the artifact itself; ``source``: what it was derived from;
 - ``io``: tensor names, shapes and dtypes (ONNX/engines), and ``preprocessing_in_graph``
   when resize/normalise/softmax/threshold are folded into the graph (uint8 in, uint8 out).
+
+The YAML is declared key by key in :class:`ManifestFile` (msgspec, docs/configuration.md); a
+wrong type, a missing key or an unknown key is a one-line ``ConfigError`` naming the file and
+the key path. :class:`Manifest` is the same content in memory, with the input size and the
+normalisation flattened into fields.
 """
 
 # no `from __future__ import annotations`: msgspec reads these annotations as objects

@@ -58,7 +58,9 @@ def _numbers_from_text(data: dict) -> dict:
         for info in msgspec.structs.fields(struct):
             if info.name in node and float in leaf_types(info.type):
                 node[info.name] = _scientific(node[info.name])
-        if section is not None:
+        if section is None:
+            out.update(node)  # the top level comes first, before any section is replaced
+        else:
             out[section] = node
     return out
 
