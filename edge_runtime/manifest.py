@@ -195,7 +195,8 @@ class Manifest(msgspec.Struct):
         for c in self.classes:
             if len(c.color) != RGB_CHANNELS or not all(0 <= v <= RGB_MAX for v in c.color):
                 raise ConfigError(f"{origin}: class {c.name!r} colour must be 3 values in 0..255")
-        self.cancer_index  # noqa: B018 - raises when there is no cancer class
+        if CANCER_CLASS not in {c.name for c in self.classes}:
+            raise ConfigError(f"{origin}: no class named {CANCER_CLASS!r} in 'classes'")
 
 
 def manifest_path(artifact: str | Path) -> Path:

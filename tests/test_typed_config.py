@@ -127,6 +127,9 @@ def test_manifest_errors_name_the_key_path(tmp_path):
         Manifest.from_dict(bad, "m.yaml")
     with pytest.raises(ConfigError, match="m.yaml: unknown manifest key 'bias'"):
         Manifest.from_dict({**data, "bias": 0.1}, "m.yaml")
+    data["classes"][1]["name"] = "lesion"
+    with pytest.raises(ConfigError, match="m.yaml: no class named 'cancer' in 'classes'"):
+        Manifest.from_dict(data, "m.yaml")
 
 
 def test_manifest_round_trips_byte_for_byte():
@@ -205,9 +208,12 @@ MANIFEST_PATHS = (
 )
 
 
-def check_error(exc: SonomapError, origin: str) -> None:
+def check_error(exc: SonomapError, origin: str, changes: dict) -> None:
+    """One line, starting with the file, naming (a section or key of) what was changed."""
     text = assert_one_line(exc, origin)
     assert "Traceback" not in text and len(text) < 600, text
+    names = {name for path in changes for name in path if name is not None}
+    assert any(name in text[len(origin) :] for name in names), text
 
 
 @FUZZ
@@ -216,7 +222,7 @@ def test_fuzz_runtime_config_structure(changes):
     try:
         config = runtime_config.build_config(with_changes({}, changes), "fuzz.yaml")
     except SonomapError as exc:
-        check_error(exc, "fuzz.yaml")
+        check_error(exc, "fuzz.yaml", changes)
         return
     assert runtime_config.build_config(as_dict(config)) == config
 
@@ -227,7 +233,7 @@ def test_fuzz_training_config_structure(changes):
     try:
         cfg = training_config.validate(with_changes({}, changes), "train.yaml")
     except SonomapError as exc:
-        check_error(exc, "train.yaml")
+        check_error(exc, "train.yaml", changes)
         return
     assert len(training_config.config_hash(cfg)) == 64
     assert cfg.data.input_size is None and len(cfg.train.class_weights) == cfg.model.num_classes
@@ -240,7 +246,7 @@ def test_fuzz_manifest(changes):
     try:
         manifest = Manifest.from_dict(with_changes(base, changes), "model.onnx.yaml")
     except SonomapError as exc:
-        check_error(exc, "model.onnx.yaml")
+        check_error(exc, "model.onnx.yaml", changes)
         return
     assert Manifest.from_dict(manifest.to_dict(), "again") == manifest
     assert 0 <= manifest.cancer_index < manifest.num_classes
@@ -254,7 +260,7 @@ def test_fuzz_case_yaml_structure(case_dir, changes):
     try:
         spec = load_case(path)
     except SonomapError as exc:
-        check_error(exc, str(path))
+        check_error(exc, str(path), changes)
         return
     assert spec.image.is_file() and spec.pathology.wsi.is_file()
 
