@@ -4,7 +4,8 @@
 #   sudo systemd/install.sh [--headless] [--jetson] [--no-enable] [--no-venv]
 #                           [--allow CIDR]... [--prefix /opt/sonomap] [--root DESTDIR] [--python python3]
 #
-# Puts:  PREFIX/venv (sonomap and its runtime deps), PREFIX/README.md,
+# Puts:  PREFIX/venv (sonomap and its runtime deps), PREFIX/README.md and PREFIX/docs/ (the units'
+#        Documentation=; operating the service: docs/operations.md),
 #        /etc/sonomap/config.yaml (kept if present), /etc/sonomap/sonomap.env (kept if present),
 #        /etc/sonomap/http-token (random, 0600, kept if present),
 #        /etc/systemd/system/sonomap.service + sonomap-headless.service (+ jetson.conf drop-in),
@@ -28,7 +29,7 @@ PYTHON=${PYTHON:-python3}
 EXTRAS=dicom,igtl
 ALLOW=()
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set /{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --headless) UNIT=sonomap-headless.service ;;
@@ -70,6 +71,8 @@ if [ "$VENV" = 1 ]; then
     "$DEST/venv/bin/python" -m pip install -q "$SRC[$EXTRAS]"
 fi
 install -m 0644 "$SRC/README.md" "$DEST/README.md"
+install -d -m 0755 "$DEST/docs"
+install -m 0644 "$SRC"/docs/*.md "$DEST/docs/"
 
 # 2. Configuration: never overwrite what the site has edited.
 install_once() {  # SRC DEST MODE
@@ -124,7 +127,7 @@ systemd-tmpfiles --create /usr/lib/tmpfiles.d/sonomap.conf
 systemctl daemon-reload
 if [ "$ENABLE" = 1 ]; then
     systemctl enable --now "$UNIT"
-    say "enabled and started $UNIT: see 'systemctl status $UNIT' and 'journalctl -u $UNIT'"
+    say "enabled and started $UNIT: see 'systemctl status $UNIT' and 'journalctl -u $UNIT'; operating it: $PREFIX/docs/operations.md"
 else
-    say "installed $UNIT (not enabled): systemctl enable --now $UNIT"
+    say "installed $UNIT (not enabled): systemctl enable --now $UNIT (see $PREFIX/docs/operations.md)"
 fi

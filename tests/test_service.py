@@ -99,7 +99,9 @@ def test_unit_requirements(name):
     assert one["ExecStart"].startswith(INSTALLED_EXE + " live --config /etc/sonomap/config.yaml")
     assert ("--headless" in one["ExecStart"]) == (name == "sonomap-headless.service")
     env = " ".join(o["Environment"])
-    assert "MALLOC_ARENA_MAX=2" in env and "MALLOC_MMAP_THRESHOLD_=" in env  # flat RSS (README: soak)
+    assert (
+        "MALLOC_ARENA_MAX=2" in env and "MALLOC_MMAP_THRESHOLD_=" in env
+    )  # flat RSS (docs/measurements.md: soak)
 
 
 def test_install_script_stages_everything(tmp_path):
@@ -117,11 +119,28 @@ def test_install_script_stages_everything(tmp_path):
     assert (root / "usr/lib/sysusers.d/sonomap.conf").is_file()
     assert (root / "etc/xdg/autostart/sonomap-xhost.desktop").is_file()
     assert (root / "opt/sonomap/README.md").is_file()
+    assert (root / "opt/sonomap/docs/operations.md").is_file()
     # A second run keeps what the site edited, including its token.
     (etc / "config.yaml").write_text("# edited on site\n")
     before = token.read_text()
     assert subprocess.run(cmd, capture_output=True, timeout=60).returncode == 0
     assert (etc / "config.yaml").read_text() == "# edited on site\n" and token.read_text() == before
+
+
+@pytest.mark.parametrize("name", UNITS)
+def test_unit_documentation_points_to_pages_the_installer_copies(tmp_path, name):
+    """Every Documentation= file:// URI names a page that install.sh puts under the prefix."""
+    unit = ConfigParser(strict=False, interpolation=None, delimiters=("=",))
+    unit.optionxform = str
+    unit.read_string((REPO / "systemd" / name).read_text())
+    uris = unit["Unit"]["Documentation"].split()
+    assert any(u.endswith("/docs/operations.md") for u in uris), uris
+    root = tmp_path / "root"
+    cmd = ["bash", str(REPO / "systemd" / "install.sh"), "--root", str(root), "--no-venv"]
+    assert subprocess.run(cmd, capture_output=True, timeout=60).returncode == 0
+    for uri in uris:
+        assert uri.startswith("file:///opt/sonomap/"), uri
+        assert (root / uri.removeprefix("file:///")).is_file(), uri
 
 
 def test_install_script_rejects_unknown_option(tmp_path):

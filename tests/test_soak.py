@@ -1,6 +1,6 @@
 """Soak: the real replay pipeline loops a clip with the service observers and a recording;
 RSS after warm-up must stay flat (< 2% growth). The 10-minute figure comes from
-`sonomap soak --minutes 10` (README); this test runs the same code for 45 s, unpaced so the
+`sonomap soak --minutes 10` (docs/operations.md); this test runs the same code for 45 s, unpaced so the
 pipeline reaches its steady state (stat windows full) within the first third."""
 
 from __future__ import annotations
