@@ -1,4 +1,4 @@
-"""bench-registration: issue-3 accuracy and speed targets, measured on simulated cases in one run.
+"""bench-registration: the accuracy and speed targets, measured on simulated cases in one run.
 
 Input: real images + lesion masks (BUSI layout), N, seed. It simulates N cases, registers each
 with its explicit tract, and scores against truth.png. Counts first (per case tp/fp/fn over
