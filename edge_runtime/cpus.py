@@ -51,7 +51,7 @@ def limit_opencv_threads() -> None:
     The pipeline already runs its stages (and, in replay, several overlay workers) in parallel
     threads; OpenCV's own pool of one worker per core on top of them oversubscribes a large host.
     A precaution, not a measured win: on 2 cores it made no difference, and on the 16-core H100
-    host its effect could not be separated from other changes (see README, GPU section).
+    host its effect could not be separated from other changes (docs/measurements.md, GPU section).
     """
     import cv2
 
