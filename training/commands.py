@@ -190,7 +190,7 @@ def register(sub) -> None:
     p.add_argument(
         "--no-dedup",
         action="store_true",
-        help="one case per image, no duplicate check (the old, leaky split; for comparisons only)",
+        help="one case per image, no duplicate check (a leaky per-image split; for comparisons only)",
     )
     p.set_defaults(func=_prepare_busi)
 
