@@ -44,6 +44,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--record-raw", metavar="MP4", help="also record the raw input to MP4")
     p.add_argument("--summary", help="write a JSON summary (frames, fps, per-stage latency p50/p95/p99)")
     p.add_argument(
+        "--record-sequence",
+        metavar="FILE.seq.nrrd",
+        help="record ROI image, labelmap, probability, timestamps and OpenIGTLink transforms "
+        "losslessly as 3D Slicer / PLUS sequences (needs pynrrd: sonomap[sequences])",
+    )
+    p.add_argument(
         "--cases",
         metavar="DIR",
         help="capture every biopsy (detected needle fire, or a manual mark: "
@@ -123,10 +129,32 @@ def cmd_replay(args) -> int:
             height=config.source.height,
         )
     capture = _capture_observers(args, config)
-    summary = Pipeline(config, config_path=args.config, source=source, observers=capture).run()
+    sequence = _sequence_observers(args, config, live=False)
+    observers = _observer_hooks(args) + capture + sequence
+    summary = Pipeline(config, config_path=args.config, source=source, observers=observers).run()
     _print_summary(summary)
     _print_captures(capture)
+    _print_sequences(sequence)
     return 0
+
+
+def _sequence_observers(args, config: RuntimeConfig, live: bool) -> list:
+    """[SequenceRecorder] for --record-sequence FILE.seq.nrrd, else []."""
+    if not getattr(args, "record_sequence", None):
+        return []
+    from edge_runtime.sinks.sequence import SequenceRecorder
+
+    return [SequenceRecorder(args.record_sequence, live=live, min_free_gb=config.sinks.min_free_gb)]
+
+
+def _print_sequences(sequence: list) -> None:
+    for recorder in sequence:
+        for path in recorder.files:
+            print(
+                redact(
+                    f"wrote {path} ({recorder.frames} frames, {recorder.dropped} dropped; Slicer sequence)"
+                )
+            )
 
 
 def _capture_observers(args, config: RuntimeConfig) -> list:
@@ -171,7 +199,7 @@ def _observer_hooks(args) -> list:
         except ImportError as exc:
             raise SonomapError(f"{flag}: {module} is not available in this install ({exc})") from exc
 
-    if args.http:
+    if getattr(args, "http", None):  # replay has no --http
         host, _, port = args.http.rpartition(":")
         if not port.isdigit():
             raise ConfigError(f"--http: expected HOST:PORT, got {args.http!r}")
@@ -180,7 +208,7 @@ def _observer_hooks(args) -> list:
                 host or "127.0.0.1", int(port), args.token, args.tls_cert, args.tls_key
             )
         )
-    elif args.tls_cert or args.tls_key:
+    elif getattr(args, "tls_cert", None) or getattr(args, "tls_key", None):
         raise ConfigError("--tls-cert/--tls-key secure the --http server: give --http too")
     if args.igtl_out:
         observers.append(need("edge_runtime.igtl", "--igtl-out").make_igtl_observer(out=args.igtl_out))
@@ -217,8 +245,11 @@ def cmd_live(args) -> int:
     from edge_runtime.service import hooks as service  # sd_notify, signals, reconnecting capture
 
     capture = _capture_observers(args, config)
+    sequence = _sequence_observers(args, config, live=True)
     pipeline = Pipeline(
-        config, config_path=args.config, **service.live_kwargs(config, _observer_hooks(args) + capture)
+        config,
+        config_path=args.config,
+        **service.live_kwargs(config, _observer_hooks(args) + capture + sequence),
     )
     pipeline.live_schedule = True  # a file too: newest frame wins, the display never waits on the AI
     handlers = service.install(pipeline)
@@ -228,6 +259,7 @@ def cmd_live(args) -> int:
         handlers.restore()
     _print_summary(summary)
     _print_captures(capture)
+    _print_sequences(sequence)
     return 0
 
 
@@ -275,6 +307,22 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def _igtl_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--igtl-out", metavar="HOST:PORT", help="send predictions to an OpenIGTLink server")
+    p.add_argument(
+        "--igtl-serve",
+        metavar="[HOST:]PORT",
+        help="serve predictions as an OpenIGTLink server "
+        "(HOST defaults to 127.0.0.1; another address needs --igtl-allow)",
+    )
+    p.add_argument(
+        "--igtl-allow",
+        metavar="CIDR",
+        action="append",
+        help="let viewers from this network connect to --igtl-serve (repeatable)",
+    )
+
+
 def register(sub) -> None:
     """Add the runtime's subcommands to the top-level parser's subparsers."""
     from edge_runtime.sources.synthetic import (
@@ -287,12 +335,13 @@ def register(sub) -> None:
         description="Process every frame (none dropped) of INPUT: a video file (PyAV), an image "
         "folder, a DICOM cine (.dcm) or 'synthetic'; draw the cancer overlay and write H.264 mp4.",
     )
-    p.add_argument("input", help="video file, image folder, .dcm file or 'synthetic'")
+    p.add_argument("input", help="video file, image folder, .dcm file, .seq.nrrd sequence or 'synthetic'")
     p.add_argument("--out", help="overlay mp4 to write")
     p.add_argument("--loop", action="store_true", help="loop the input (stop with Ctrl-C)")
     p.add_argument("--realtime", action="store_true", help="pace at the clip's frame rate")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--window", action="store_true", help="also show a window")
+    _igtl_options(p)
     _common(p)
     p.set_defaults(func=cmd_replay)
 
@@ -329,19 +378,7 @@ def register(sub) -> None:
     p.add_argument("--token", help="access token for --http when bound beyond localhost")
     p.add_argument("--tls-cert", metavar="PEM", help="serve --http over HTTPS with this certificate (chain)")
     p.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
-    p.add_argument("--igtl-out", metavar="HOST:PORT", help="send predictions to an OpenIGTLink server")
-    p.add_argument(
-        "--igtl-serve",
-        metavar="[HOST:]PORT",
-        help="serve predictions as an OpenIGTLink server "
-        "(HOST defaults to 127.0.0.1; another address needs --igtl-allow)",
-    )
-    p.add_argument(
-        "--igtl-allow",
-        metavar="CIDR",
-        action="append",
-        help="let viewers from this network connect to --igtl-serve (repeatable)",
-    )
+    _igtl_options(p)
     _common(p)
     p.set_defaults(func=cmd_live)
 

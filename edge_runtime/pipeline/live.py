@@ -74,10 +74,16 @@ def _capture(pipeline, slot: LatestSlot) -> None:
         for frame in source:
             if paced:
                 fps = float(getattr(source, "fps", 0) or pipeline.config.source.fps or DEFAULT_FPS)
+                # a recorded sequence keeps its own times; other files play at their frame rate
+                at = (
+                    frame.pts
+                    if getattr(source, "paced_by_pts", False) and frame.pts is not None
+                    else frame.index / fps
+                )
                 if start is None or frame.index <= last_index:  # first frame, or a looping file restarted
-                    start = time.monotonic() - frame.index / fps
+                    start = time.monotonic() - at
                 last_index = frame.index
-                delay = start + frame.index / fps - time.monotonic()
+                delay = start + at - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
                 frame.timestamp = time.monotonic()

@@ -64,6 +64,7 @@ def run_replay(pipeline, source) -> None:
     max_frames = pipeline.config.source.max_frames
     realtime = bool(pipeline.config.source.realtime)
     fps = float(getattr(source, "fps", 0) or pipeline.config.source.fps or DEFAULT_FPS)
+    by_pts = bool(getattr(source, "paced_by_pts", False))
     pipeline.yuv_render = bool(
         pipeline.prefer_yuv and not pipeline.observers and not pipeline.config.sinks.window
     )
@@ -87,9 +88,10 @@ def run_replay(pipeline, source) -> None:
                 roi = pipeline.ensure_roi(frame)
                 gray = pipeline.stage_roi(frame, roi)
                 pipeline._stats.record("roi", (time.perf_counter() - t1) * MS_PER_S)
-                if realtime:
-                    start = start or time.monotonic() - frame.index / fps
-                    delay = start + frame.index / fps - time.monotonic()
+                if realtime:  # a recorded sequence keeps its own times; other files play at their frame rate
+                    at = frame.pts if by_pts and frame.pts is not None else frame.index / fps
+                    start = start or time.monotonic() - at
+                    delay = start + at - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
                 _put(decoded, (frame, roi, gray), errors)

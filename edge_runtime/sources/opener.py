@@ -7,7 +7,8 @@
 - a ``.dcm`` file (DICOM cine via pydicom; the mm scale comes from its ultrasound regions);
 - ``synthetic`` (a real BUSI image with simulated probe motion, paced at ``fps``);
 - ``/dev/videoN`` or an integer (V4L2/UVC capture card through OpenCV CAP_V4L2: size, fps, fourcc);
-- ``igtl://HOST:PORT?device=NAME`` (OpenIGTLink client, in :mod:`edge_runtime.igtl`).
+- ``igtl://HOST:PORT?device=NAME`` (OpenIGTLink client, in :mod:`edge_runtime.igtl`);
+- a ``.seq.nrrd`` 3D Slicer sequence, e.g. a ``--record-sequence`` session (:mod:`edge_runtime.sources.sequence`).
 Every source yields :class:`edge_runtime.frames.Frame` with a BGR uint8 image; a video decoding to
 yuv420p yields :class:`edge_runtime.yuv.YuvFrame` (the decoder's planes; BGR made only when asked).
 Video files, streams and capture cards live in :mod:`edge_runtime.sources.capture`.
@@ -33,12 +34,15 @@ from edge_runtime.sources import synthetic
 from edge_runtime.sources.capture import V4L2Source, VideoFileSource, to_bgr
 from edge_runtime.sources.corrupt import CorruptCounter
 from edge_runtime.sources.reconnect import ResilientSource
+from edge_runtime.sources.sequence import SequenceSource
 from edge_runtime.units import DEFAULT_FPS, MM_PER_CM
 
 log = logging.getLogger("sonomap.sources")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 STREAM_SCHEMES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 DICOM_UNITS_CM = 3  # DICOM PhysicalUnits code for centimetres
+SEQUENCE_SUFFIXES = (".nrrd", ".nhdr")
+PLUS_METAIMAGE_SUFFIXES = (".mha", ".mhd")
 
 
 class ImageFolderSource(Source):
@@ -219,6 +223,13 @@ def open_source(spec, **options) -> Source:
         return ImageFolderSource(path, loop=loop)
     if path.suffix.lower() in (".dcm", ".dicom"):
         return DicomCineSource(path, loop=loop)
+    if path.suffix.lower() in SEQUENCE_SUFFIXES:
+        return SequenceSource(path, loop=loop)
+    if path.suffix.lower() in PLUS_METAIMAGE_SUFFIXES:
+        raise InputError(
+            f"{spec}: PLUS MetaImage sequences (.igs.mha/.seq.mha) are not read; load it in 3D Slicer "
+            "and save the image sequence as .seq.nrrd"
+        )
     return VideoFileSource(spec, loop=loop)
 
 

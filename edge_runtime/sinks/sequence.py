@@ -1,0 +1,301 @@
+"""``--record-sequence FILE.seq.nrrd``: the session as 3D Slicer / PLUS sequences, frame-exact and lossless.
+
+Input (an :class:`edge_runtime.frames.Observer`, per rendered frame): the de-identified frame, its
+prediction. Output: the three sequences of :mod:`edge_runtime.sinks.sequence_layout` (ROI image,
+labelmap, probability) with per-frame timestamps, OpenIGTLink transforms and the spacing.
+
+``on_frame`` copies the ROI and hands it to a writer thread through a bounded queue: a replay waits
+for room (every frame recorded), a live session drops the frame instead (counted, written to the header
+as ``sonomap dropped frames``), so the video never waits on the disk. A write error (a full disk)
+stops this recorder with one error line, the ``recording_failed`` count and a banner on screen; the
+video goes on. Below ``sinks.min_free_gb`` it pauses (frames so far kept) and resumes into a new file.
+The headers are checkpointed every :data:`CHECKPOINT_S` (more rarely as a session grows) and at
+close, so a crash keeps the frames up to the last checkpoint. A new ROI size starts a new file
+(a volume sequence has one geometry). Memory: a few frames in the queue plus ~10 bytes a frame of index values.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge_runtime import yuv
+from edge_runtime.frames import Frame, Observer, Prediction
+from edge_runtime.live_stats import EVENTS
+from edge_runtime.preprocess import to_gray
+from edge_runtime.roi import Roi
+from edge_runtime.sinks import recordings
+from edge_runtime.sinks import sequence_layout as layout
+
+log = logging.getLogger("sonomap.sequence")
+QUEUE_FRAMES = 8
+CHECKPOINT_S = 2.0
+TAIL_BYTES_PER_S = 1_000_000  # long sessions checkpoint more rarely: the index values grow 10 bytes a frame
+CLOSE_TIMEOUT_S = 12.0  # like the other recorders (the units give TimeoutStopSec=20)
+DEFAULT_DEVICE = "Image_Reference"
+BANNER = "SEQUENCE RECORDING FAILED: see the log"
+
+
+def ijk_to_world(frame: Frame, roi: Roi) -> tuple[np.ndarray, str]:
+    """The ROI's IJK-to-world matrix and coordinate system: the OpenIGTLink image's own, moved to the
+    ROI's corner, or an axis-aligned one with the mm scale (1 mm when unknown)."""
+    meta = frame.meta or {}
+    if "ijk_to_world" in meta:
+        matrix = np.array(meta["ijk_to_world"], np.float64)
+        matrix[:3, 3] = matrix[:3, :3] @ np.array([roi.x, roi.y, 0.0]) + matrix[:3, 3]
+        return matrix, str(meta.get("igtl_coordinate_system", "ras")).lower()
+    mm = float(roi.mm_per_pixel or meta.get("mm_per_pixel") or 1.0)
+    return np.diag([mm, mm, 1.0, 1.0]), "ras"
+
+
+class _Session:
+    """The three header + data file pairs of one recording file (one ROI size)."""
+
+    def __init__(self, main: Path, first: dict):
+        self.main = main
+        self.shape = first["gray"].shape
+        self.matrix, self.system = first["matrix"], first["system"]
+        height, width = self.shape
+        extra = {layout.DEVICE_KEY: first["device"], layout.ROI_KEY: " ".join(map(str, first["roi"]))}
+        self.headers: dict[str, layout.GrowingHeader] = {}
+        self.data: dict = {}
+        main.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # patient images: private
+        for kind, path in layout.sequence_paths(main).items():
+            data = layout.data_path(path)
+            keys = dict(extra)
+            if kind == layout.PROBABILITY:
+                keys[layout.PROBABILITY_SCALE_KEY] = f"1/{layout.UINT8_MAX}"
+            fixed = layout.fixed_header(kind, width, height, self.matrix, self.system, data.name, keys)
+            self.data[kind] = open(data, "wb")  # open for the session; closed in close()
+            self.headers[kind] = layout.GrowingHeader(path, fixed)
+        self.frames = 0
+        self.first_timestamp: float | None = None
+        self.index_values = bytearray()
+        self.dropped_before = first["dropped"]
+
+    def append(self, item: dict, label: np.ndarray, prob8: np.ndarray, prediction_of: str) -> None:
+        n = self.frames
+        for kind, plane in (
+            (layout.IMAGE, item["gray"]),
+            (layout.LABELMAP, label),
+            (layout.PROBABILITY, prob8),
+        ):
+            self.data[kind].write(np.ascontiguousarray(plane, np.uint8).data)
+        if self.first_timestamp is None:
+            self.first_timestamp = item["timestamp"]
+        key = layout.frame_key
+        lines = [
+            f"{key(n, layout.TIMESTAMP)}:={layout.number(item['timestamp'])}",
+            f"{key(n, layout.FRAME_INDEX)}:={item['index']}",
+            f"{key(n, layout.IMAGE_STATUS)}:={layout.STATUS_OK}",
+        ]
+        if not np.array_equal(item["matrix"], self.matrix):
+            lines.append(f"{key(n, layout.IJK_TO_WORLD)}:={layout.numbers(item['matrix'])}")
+        for name, matrix in sorted(item["transforms"].items()):
+            field = f"{name}{layout.TRANSFORM_SUFFIX}"
+            lines.append(f"{key(n, field)}:={layout.numbers(matrix)}")
+            lines.append(f"{key(n, field + layout.STATUS_SUFFIX)}:={layout.STATUS_OK}")
+        self.headers[layout.IMAGE].add("".join(line + "\n" for line in lines))
+        status = layout.STATUS_OK if prediction_of != layout.NO_PREDICTION else layout.STATUS_INVALID
+        for kind in (layout.LABELMAP, layout.PROBABILITY):
+            self.headers[kind].add(
+                f"{key(n, layout.PREDICTION_OF)}:={prediction_of}\n{key(n, layout.IMAGE_STATUS)}:={status}\n"
+            )
+        self.index_values += f"{item['timestamp'] - self.first_timestamp:.6f} ".encode("ascii")
+        self.frames += 1
+
+    def checkpoint(self, dropped: int) -> None:
+        """Data first, then the headers that count it: a header never names a frame not on disk."""
+        for f in self.data.values():
+            f.flush()
+        height, width = self.shape
+        tail = layout.tail(width, height, self.frames, self.index_values)
+        tail = f"{layout.DROPPED_KEY}:={dropped - self.dropped_before}\n".encode("ascii") + tail
+        for header in self.headers.values():
+            header.checkpoint(tail)
+
+    def close(self, dropped: int) -> None:
+        try:
+            self.checkpoint(dropped)
+        finally:
+            for f in [*self.data.values(), *self.headers.values()]:
+                f.close()
+
+
+class SequenceRecorder(Observer):
+    """Records every rendered frame's ROI, labelmap and probability (see module docstring)."""
+
+    def __init__(self, path: str | Path, live: bool, min_free_gb: float = 0.0):
+        layout.require_pynrrd("--record-sequence")
+        self.template = path
+        self.live = live
+        self.path = recordings.session_path(path, keep_existing=live)
+        self.files: list[Path] = []
+        self.frames = 0
+        self.dropped = 0
+        self.paused = False
+        self.error: Exception | None = None
+        Path(self.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # patient images: private
+        self.space = recordings.SpaceGuard(Path(self.path).parent, min_free_gb)
+        self._session: _Session | None = None
+        self._checkpoint_at = 0.0
+        self._first_pts: tuple[float, float] | None = None  # (pts, wall) of the first frame with a pts
+        self._cache: tuple[Prediction | None, np.ndarray, np.ndarray, str] | None = None
+        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="sink-sequence", daemon=True)
+        self._thread.start()
+
+    # --- the render thread -------------------------------------------------------
+    def on_frame(self, frame: Frame, prediction: Prediction | None, rendered, stats) -> None:
+        if self._closed or self.error is not None or frame.index < 0 or frame.meta.get("no_signal"):
+            return
+        item = self._item(frame, prediction)
+        if not self.live:
+            self._queue.put(item)
+            return
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            self.dropped += 1
+
+    def _item(self, frame: Frame, prediction: Prediction | None) -> dict:
+        meta = frame.meta or {}
+        roi = meta.get("roi") if isinstance(meta.get("roi"), Roi) else None
+        roi = roi or (prediction.roi if prediction is not None and isinstance(prediction.roi, Roi) else None)
+        if roi is None:  # privacy.deidentify off and no prediction yet: the whole frame
+            height, width = yuv.frame_shape(frame)
+            roi = Roi(0, 0, width, height, meta.get("mm_per_pixel"))
+        # The model's input exactly (Pipeline.stage_roi), copied: the frame may be drawn on later.
+        gray = (
+            yuv.gray_roi(frame.i420, roi)
+            if isinstance(frame, yuv.YuvFrame)
+            else to_gray(roi.crop(frame.image))
+        )
+        matrix, system = ijk_to_world(frame, roi)
+        return {
+            "gray": np.array(gray, np.uint8),
+            "prediction": prediction,
+            "timestamp": self._timestamp(frame),
+            "index": frame.index,
+            "matrix": matrix,
+            "system": system,
+            "device": str(meta.get("device") or DEFAULT_DEVICE),
+            "roi": roi.as_list(),
+            "transforms": {str(k): np.array(v) for k, v in (meta.get("transforms") or {}).items()},
+            "dropped": self.dropped,
+        }
+
+    def _timestamp(self, frame: Frame) -> float:
+        """The sender's timestamp (OpenIGTLink), else the clip's time from the first frame's wall
+        time, else the wall time of capture."""
+        meta = frame.meta or {}
+        if meta.get("igtl_timestamp") is not None:
+            return float(meta["igtl_timestamp"])
+        wall = time.time() - (time.monotonic() - frame.timestamp)
+        if frame.pts is None:
+            return wall
+        if self._first_pts is None:
+            self._first_pts = (float(frame.pts), wall)
+        return self._first_pts[1] + float(frame.pts) - self._first_pts[0]
+
+    def banners(self, frame: Frame) -> list[tuple[str, str]]:
+        return [("warning", BANNER)] if self.error is not None else []
+
+    # --- the writer thread -------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            if self.error is not None:
+                continue
+            try:
+                self._write(item)
+            except (OSError, ValueError) as exc:  # disk full, file too large, bad geometry
+                self._fail(exc)
+                self._finish()  # the headers now, not at shutdown: they name the frames kept
+        self._finish()
+
+    def _fail(self, exc: Exception) -> None:
+        self.error = exc
+        EVENTS.inc("recording_failed")
+        log.error(
+            "sink sequence failed and stops recording (%s kept up to frame %d): %s",
+            self.path,
+            self.frames,
+            exc,
+        )
+
+    def _write(self, item: dict) -> None:
+        if not self.space.ok():
+            if not self.paused:
+                self.paused = True
+                recordings.log_pause("sequence", self.space, f"{self.path} kept")
+                self._end_session()
+            return
+        if self._session is None or self._session.shape != item["gray"].shape:
+            self._start_session(item)
+        label, prob8, prediction_of = self._planes(item)
+        self._session.append(item, label, prob8, prediction_of)
+        self.frames += 1
+        now = time.monotonic()
+        if now >= self._checkpoint_at:
+            self._session.checkpoint(self.dropped)
+            wait = max(CHECKPOINT_S, len(self._session.index_values) / TAIL_BYTES_PER_S)
+            self._checkpoint_at = time.monotonic() + wait
+
+    def _start_session(self, item: dict) -> None:
+        if self._session is not None or self.paused:  # a new ROI size, or space is back: a new file
+            self._end_session()
+            self.paused = False
+            self.path = recordings.session_path(self.template, keep_existing=True)
+            log.warning("sink sequence: recording continues in %s", self.path)
+        self._session = _Session(Path(self.path), item)
+        self.files.append(Path(self.path))
+
+    def _planes(self, item: dict) -> tuple[np.ndarray, np.ndarray, str]:
+        """Labelmap, probability (uint8) and the index of the frame the prediction was computed on."""
+        prediction = item["prediction"]
+        if self._cache is not None and self._cache[0] is prediction and prediction is not None:
+            return self._cache[1:]
+        shape = item["gray"].shape
+        if prediction is None or prediction.mask.shape != shape:
+            zeros = np.zeros(shape, np.uint8)
+            return zeros, zeros, layout.NO_PREDICTION
+        label = np.asarray(prediction.mask, np.uint8)
+        prob = np.clip(np.nan_to_num(np.asarray(prediction.prob, np.float32)), 0.0, 1.0)
+        prob8 = np.rint(prob * layout.UINT8_MAX).astype(np.uint8)
+        source = prediction.frame.index if prediction.frame is not None else item["index"]
+        self._cache = (prediction, label, prob8, str(source))
+        return label, prob8, str(source)
+
+    def _end_session(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            session.close(self.dropped)
+
+    def _finish(self) -> None:
+        if self._session is None:
+            return
+        try:
+            self._end_session()
+        except (OSError, ValueError) as exc:
+            if self.error is None:
+                self._fail(exc)
+        if self.files:
+            log.info("sink sequence: %d frames in %s (%d dropped)", self.frames, self.files[-1], self.dropped)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join(timeout=CLOSE_TIMEOUT_S)
+        if self._thread.is_alive():
+            log.error("sink sequence did not finish within %.0f s; leaving it", CLOSE_TIMEOUT_S)

@@ -1,0 +1,237 @@
+"""A recorded session (``.seq.nrrd``) as a source: re-score it with another model, frame by frame.
+
+Input: a 3D Slicer volume sequence file (``--record-sequence`` output, or one Slicer or PLUS wrote):
+a NRRD header (attached, or detached with ``data file:``), 8-bit gray 2-D frames on a ``list`` axis
+(last, as sonomap and Slicer write it; first, as older Slicer did, uncompressed only), raw or gzip.
+Output: one :class:`edge_runtime.frames.Frame` per frame, BGR, with the recorded time and geometry in
+``meta`` the way the OpenIGTLink source gives them (``igtl_timestamp``, ``ijk_to_world``,
+``igtl_layout``, ``device``, ``transforms``, ``mm_per_pixel``, ``default_roi: full``), so
+``--igtl-out``/``--igtl-serve`` send the same timestamps and transforms as the session did, and
+``pts`` = seconds since the first frame (``paced_by_pts``: ``live`` and ``replay --realtime`` keep the
+recorded pace; ``replay`` alone runs as fast as it can). Frames are read one at a time (memory-mapped
+or streamed): memory stays flat however long the recording.
+Errors: one line naming the file (and the frame) for a header that is not NRRD, a layout that is not
+a 2-D gray sequence, a missing or truncated data file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_runtime.errors import InputError
+from edge_runtime.frames import Frame, Source
+from edge_runtime.sinks import sequence_layout as layout
+
+log = logging.getLogger("sonomap.sources")
+SPATIAL_AXES = 3
+DEFAULT_FPS = 30.0
+GRAY_TYPES = ("uint8", "unsigned char", "uchar", "unsigned int8", "uint8_t")
+RAW, GZIP = ("raw",), ("gzip", "gz")
+
+
+def _frame_fields(header: dict) -> dict[int, dict[str, str]]:
+    """``Seq_FrameNNNN_Field:=value`` keys -> {frame: {field: value}}."""
+    out: dict[int, dict[str, str]] = {}
+    for key, value in header.items():
+        match = layout.FRAME_KEY.match(key)
+        if match:
+            out.setdefault(int(match.group(1)), {})[match.group(2)] = str(value)
+    return out
+
+
+def _matrix(text: str, path: Path, what: str) -> np.ndarray:
+    try:
+        return np.array([float(v) for v in text.split()], np.float64).reshape(4, 4)
+    except ValueError as exc:
+        raise InputError(f"{path}: {what} is not 16 numbers ({text[:60]!r})") from exc
+
+
+class SequenceSource(Source):
+    """Frames of a ``.seq.nrrd`` (see module docstring). Not live: replay takes every frame."""
+
+    paced_by_pts = True  # live and `replay --realtime` pace by the recorded times, not a nominal rate
+
+    def __init__(self, path: str | Path, loop: bool = False):
+        nrrd = layout.require_pynrrd("reading a .seq.nrrd")
+        self.path = Path(path)
+        self.name = "Slicer sequence"  # not the file name: recordings may be named after the patient
+        self.loop = loop
+        try:
+            with open(self.path, "rb") as fh:
+                self.header = nrrd.read_header(fh)
+                self._attached_at = fh.tell()
+        except OSError as exc:
+            raise InputError(f"{self.path}: cannot read ({exc.strerror or exc})") from exc
+        except (nrrd.NRRDError, ValueError, TypeError, UnicodeDecodeError, StopIteration) as exc:
+            raise InputError(f"{self.path}: not a readable NRRD sequence header ({exc})") from exc
+        self._layout()
+        self._geometry()
+        self._per_frame()
+        log.info("%s: Slicer sequence, %d frame(s) of %dx%d", self.path, self.frames, self.width, self.height)
+
+    # --- header -----------------------------------------------------------------
+    def _bad(self, what: str) -> InputError:
+        return InputError(f"{self.path}: {what}")
+
+    def _layout(self) -> None:
+        h = self.header
+        kinds = [str(k).lower() for k in h.get("kinds", [])]
+        sizes = [int(s) for s in h.get("sizes", [])]
+        if int(h.get("dimension", 0)) != SPATIAL_AXES + 1 or len(kinds) != 4 or len(sizes) != 4:
+            raise self._bad(
+                f"expected a 4-D sequence (i, j, k, list), got kinds {kinds or '?'} sizes {sizes or '?'}"
+            )
+        if kinds.count("list") != 1 or kinds.index("list") not in (0, SPATIAL_AXES):
+            raise self._bad(f"expected one 'list' axis, first or last, got kinds {' '.join(kinds)}")
+        if str(h.get("type", "")).lower() not in GRAY_TYPES:
+            raise self._bad(f"pixel type {h.get('type')!r}: only 8-bit gray ultrasound sequences are read")
+        self.list_first = kinds[0] == "list"
+        spatial = sizes[1:] if self.list_first else sizes[:SPATIAL_AXES]
+        self.frames = sizes[0] if self.list_first else sizes[SPATIAL_AXES]
+        self.width, self.height, depth = spatial
+        if depth != 1:
+            raise self._bad(
+                f"frames of {self.width}x{self.height}x{depth}: a sequence of 2-D images expected"
+            )
+        self.encoding = str(h.get("encoding", "raw")).lower()
+        if self.encoding not in RAW + GZIP:
+            raise self._bad(f"encoding {self.encoding!r} not supported (raw or gzip)")
+        if self.list_first and self.encoding != "raw":
+            raise self._bad(
+                "a gzip sequence with the list axis first cannot be read frame by frame; re-save it in Slicer"
+            )
+        data_file = h.get("data file")
+        if data_file is not None and (" " in str(data_file).strip() or str(data_file).upper() == "LIST"):
+            raise self._bad(f"data file {data_file!r}: only one data file is supported")
+        self.data_path = self.path.parent / str(data_file) if data_file else self.path
+        self.offset = int(h.get("byte skip", 0)) if data_file else self._attached_at
+        if h.get("line skip"):
+            raise self._bad("'line skip' is not supported")
+        if not self.data_path.is_file():
+            raise self._bad(f"data file {self.data_path.name} not found beside it")
+        self.frame_bytes = self.width * self.height
+        if self.encoding == "raw":
+            present = self.data_path.stat().st_size - self.offset
+            if present < self.frames * self.frame_bytes:
+                whole = max(0, present) // self.frame_bytes
+                raise self._bad(
+                    f"data ends in frame {whole} of {self.frames} ({self.data_path.name} holds {max(0, present)} "
+                    f"of {self.frames * self.frame_bytes} bytes): truncated"
+                )
+
+    def _geometry(self) -> None:
+        h = self.header
+        directions = h.get("space directions")
+        space = str(h.get("space", "right-anterior-superior"))
+        self.system = layout.SYSTEMS.get(space, "ras")
+        matrix = np.eye(4)
+        if directions is not None:
+            rows = [
+                np.asarray(r, np.float64) for r in np.asarray(directions, np.float64) if not np.isnan(r).all()
+            ]
+            if len(rows) != SPATIAL_AXES or any(r.shape != (SPATIAL_AXES,) for r in rows):
+                raise self._bad("space directions: expected three 3-D axis vectors and 'none'")
+            matrix[:3, :3] = np.array(rows).T
+        if h.get("space origin") is not None:
+            matrix[:3, 3] = np.asarray(h["space origin"], np.float64)
+        self.matrix = matrix
+        self.device = str(h.get(layout.DEVICE_KEY) or "Image_Reference")
+
+    def _per_frame(self) -> None:
+        fields = _frame_fields(self.header)
+        index_values = (
+            str(self.header.get(f"axis {layout.LIST_AXIS} index values") or "").split()
+            or str(self.header.get("axis 0 index values") or "").split()
+        )
+        times = []
+        for n in range(self.frames):
+            stamp = fields.get(n, {}).get(layout.TIMESTAMP)
+            try:
+                times.append(float(stamp) if stamp is not None else float(index_values[n]))
+            except (ValueError, IndexError):
+                times.append(n / DEFAULT_FPS)
+        self.timestamps = times
+        self.fields = fields
+        span = times[-1] - times[0] if len(times) > 1 else 0.0
+        self.fps = (len(times) - 1) / span if span > 0 else DEFAULT_FPS
+
+    # --- frames -------------------------------------------------------------------
+    def frame_meta(self, n: int) -> dict:
+        fields = self.fields.get(n, {})
+        matrix = (
+            _matrix(fields[layout.IJK_TO_WORLD], self.path, f"frame {n} {layout.IJK_TO_WORLD}")
+            if layout.IJK_TO_WORLD in fields
+            else self.matrix
+        )
+        transforms = {}
+        for field, value in fields.items():
+            if (
+                field.endswith(layout.TRANSFORM_SUFFIX)
+                and fields.get(field + layout.STATUS_SUFFIX, "OK") == "OK"
+            ):
+                name = field[: -len(layout.TRANSFORM_SUFFIX)]
+                transforms[name] = _matrix(value, self.path, f"frame {n} {field}").astype(np.float32)
+        col_mm = float(np.linalg.norm(matrix[:3, 0]))
+        row_mm = float(np.linalg.norm(matrix[:3, 1]))
+        ijk_to_ras = matrix if self.system == "ras" else np.diag([-1.0, -1.0, 1.0, 1.0]) @ matrix
+        return {
+            "source": self.name,
+            "mm_per_pixel": (row_mm + col_mm) / 2.0,
+            "spacing": (col_mm, row_mm, float(np.linalg.norm(matrix[:3, 2]))),
+            "pixel_spacing": (row_mm, col_mm),
+            "ijk_to_ras": ijk_to_ras,
+            "ijk_to_world": matrix,
+            "igtl_coordinate_system": self.system,
+            "igtl_layout": (1, self.height, self.width),
+            "device": self.device,
+            "igtl_timestamp": self.timestamps[n],
+            "transforms": transforms,
+            "default_roi": "full",
+            "sequence_frame": n,
+        }
+
+    def images(self) -> Iterator[np.ndarray]:
+        """The frames' gray pixels (H, W) uint8, in order, one at a time."""
+        if self.encoding == "raw":
+            data = np.memmap(
+                self.data_path, np.uint8, "r", offset=self.offset, shape=(self.frames * self.frame_bytes,)
+            )
+            if self.list_first:
+                frames = data.reshape(self.height, self.width, self.frames)
+                for n in range(self.frames):
+                    yield np.ascontiguousarray(frames[:, :, n])
+            else:
+                frames = data.reshape(self.frames, self.height, self.width)
+                for n in range(self.frames):
+                    yield np.array(frames[n])
+            return
+        with open(self.data_path, "rb") as fh:
+            fh.seek(self.offset)
+            stream = gzip.GzipFile(fileobj=fh)
+            for n in range(self.frames):
+                try:
+                    chunk = stream.read(self.frame_bytes)
+                except (OSError, EOFError, zlib.error) as exc:
+                    raise self._bad(f"frame {n} of {self.frames} cannot be decompressed ({exc})") from exc
+                if len(chunk) < self.frame_bytes:
+                    raise self._bad(f"data ends in frame {n} of {self.frames}: truncated")
+                yield np.frombuffer(chunk, np.uint8).reshape(self.height, self.width)
+
+    def __iter__(self) -> Iterator[Frame]:
+        index = 0
+        while True:
+            for n, gray in enumerate(self.images()):
+                bgr = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+                pts = self.timestamps[n] - self.timestamps[0]
+                yield Frame(index, bgr, time.monotonic(), pts, self.frame_meta(n))
+                index += 1
+            if not self.loop or self.frames == 0:
+                return

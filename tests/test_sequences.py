@@ -1,0 +1,269 @@
+"""`--record-sequence` and `.seq.nrrd` replay, through the real `sonomap` command.
+
+A pyigtl server on loopback stands in for PLUS (real BUSI frames + a ProbeToTracker transform);
+`sonomap live` records the session; `sonomap replay` of the recording must give the very frames
+(bit-exact), timestamps and transforms back, and send over OpenIGTLink what the live session sent.
+Also: a write error mid-session (a real file-size limit, EFBIG) stops only the recorder; a truncated
+or corrupt recording is a one-line error naming the file (and the frame); SimpleITK (ITK's NRRD
+reader, which 3D Slicer reads sequences with) reads the files with their geometry and fields.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from cli import sonomap
+from test_igtl_pipeline import DEVICE, build_dark_tissue_onnx, free_port, streamed_images
+from test_igtl_standin import PROBE_TO_TRACKER, SPACING_MM, PlusStandIn, image_matrix, pyigtl
+
+from edge_runtime.errors import InputError, SonomapError
+from edge_runtime.sinks import sequence_layout as layout
+from edge_runtime.sources.opener import open_source
+from edge_runtime.sources.sequence import SequenceSource
+
+nrrd = pytest.importorskip("nrrd")
+SONOMAP = [sys.executable, "-m", "edge_runtime.cli"]
+LIVE_SECONDS = 3.0
+POLL_S = 0.01
+PROC_TIMEOUT_S = 40
+LABELMAP, TRANSFORM = "Prediction_Reference", "Pred_ProbeToTracker"
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    return build_dark_tissue_onnx(tmp_path_factory.mktemp("seq-model"))
+
+
+def collect(viewer, proc: subprocess.Popen) -> dict[float, dict]:
+    """timestamp -> {labelmap, transform} the viewer got while ``proc`` ran (newest per device)."""
+    got: dict[float, dict] = {}
+    while proc.poll() is None:
+        for device, key in ((LABELMAP, "labelmap"), (TRANSFORM, "transform")):
+            msg = viewer.wait_for_message(device, timeout=POLL_S)
+            if msg is not None:
+                value = msg.image[0] if key == "labelmap" else msg.matrix
+                got.setdefault(msg.timestamp, {})[key] = np.array(value)
+    return got
+
+
+def run_with_viewer(args: list, port: int) -> tuple[subprocess.CompletedProcess, dict]:
+    viewer = pyigtl.OpenIGTLinkClient(host="127.0.0.1", port=port)
+    try:
+        proc = subprocess.Popen(
+            [*SONOMAP, *map(str, args), "--igtl-serve", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        got = collect(viewer, proc)
+        out, err = proc.communicate(timeout=PROC_TIMEOUT_S)
+    finally:
+        viewer.stop()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), got
+
+
+@pytest.mark.timeout(180)
+def test_live_session_round_trips_through_a_sequence(tmp_path, busi_sample, model):
+    frames = streamed_images(busi_sample)
+    plus = PlusStandIn(frames)
+    recording = tmp_path / "rec" / "session.seq.nrrd"
+    try:
+        live, sent_live = run_with_viewer(
+            [
+                "live",
+                "--source",
+                f"igtl://127.0.0.1:{plus.port}?device={DEVICE}&timeout=10",
+                "--headless",
+                "--mode",
+                "strict",
+                "--duration",
+                LIVE_SECONDS,
+                "--model",
+                model,
+                "--record-sequence",
+                recording,
+            ],
+            free_port(),
+        )
+    finally:
+        plus.stop()
+    assert live.returncode == 0, live.stderr[-3000:]
+    assert f"wrote {recording}" in live.stdout
+
+    # The recording: every frame is the image PLUS sent at its timestamp, bit for bit, with its
+    # transform and geometry.
+    source = SequenceSource(recording)
+    assert source.frames >= 10, f"only {source.frames} frames recorded"
+    recorded = {}
+    for frame in source:
+        ts = frame.meta["igtl_timestamp"]
+        np.testing.assert_array_equal(frame.image[:, :, 0], frames[plus.index_for(ts)])
+        np.testing.assert_array_equal(frame.meta["transforms"]["ProbeToTracker"], PROBE_TO_TRACKER)
+        np.testing.assert_allclose(frame.meta["ijk_to_world"], image_matrix(), atol=1e-9)
+        assert frame.meta["device"] == DEVICE and frame.meta["mm_per_pixel"] == pytest.approx(SPACING_MM)
+        recorded[ts] = frame.image[:, :, 0]
+    assert len(set(source.timestamps)) == source.frames and source.timestamps == sorted(source.timestamps)
+    labelmaps, _ = nrrd.read(str(layout.sequence_paths(recording)[layout.LABELMAP]), index_order="C")
+    assert labelmaps.shape == (source.frames, 1, source.height, source.width)
+
+    # What live sent for a frame, the recorded labelmap holds for it.
+    index_of = {ts: n for n, ts in enumerate(source.timestamps)}
+    checked = [ts for ts in sent_live if ts in index_of and "labelmap" in sent_live[ts]]
+    assert len(checked) >= 2, "the viewer saw too few of the recorded frames"
+    for ts in checked:
+        np.testing.assert_array_equal(sent_live[ts]["labelmap"], labelmaps[index_of[ts], 0])
+
+    # Replay of the recording, paced by its timestamps, sends the same labelmaps and transforms
+    # with the same timestamps.
+    replay, sent_replay = run_with_viewer(["replay", recording, "--realtime", "--model", model], free_port())
+    assert replay.returncode == 0, replay.stderr[-3000:]
+    assert sent_replay and set(sent_replay) <= set(recorded), "replay sent timestamps never recorded"
+    common = [ts for ts in sent_replay if ts in sent_live and "labelmap" in sent_replay[ts]]
+    assert len(common) >= 2, "live and replay viewers saw too few of the same frames"
+    for ts in common:
+        np.testing.assert_array_equal(sent_replay[ts]["labelmap"], sent_live[ts]["labelmap"])
+        np.testing.assert_array_equal(sent_replay[ts]["transform"], sent_live[ts]["transform"])
+        np.testing.assert_array_equal(sent_replay[ts]["transform"], PROBE_TO_TRACKER)
+
+
+def record_folder(tmp_path: Path, busi_sample: Path, model: Path, *extra) -> tuple[Path, Path]:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, image in enumerate(streamed_images(busi_sample)):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), image)
+    recording = tmp_path / "out" / "clip.seq.nrrd"
+    sonomap("replay", folder, "--model", model, "--roi", "full", "--record-sequence", recording, *extra)
+    return folder, recording
+
+
+def test_replay_records_every_frame_with_its_masks_and_reads_back(tmp_path, busi_sample, model):
+    folder, recording = record_folder(tmp_path, busi_sample, model, "--save-masks", tmp_path / "masks")
+    source = open_source(str(recording))
+    assert isinstance(source, SequenceSource) and not source.live
+    images = sorted(folder.glob("*.png"))
+    labelmaps, header = nrrd.read(str(layout.sequence_paths(recording)[layout.LABELMAP]), index_order="C")
+    probability, _ = nrrd.read(str(layout.sequence_paths(recording)[layout.PROBABILITY]), index_order="C")
+    assert header["DataNodeClassName"] == "vtkMRMLLabelMapVolumeNode"
+    got = list(source)
+    assert len(got) == len(images) == labelmaps.shape[0] == probability.shape[0]
+    for n, frame in enumerate(got):
+        np.testing.assert_array_equal(frame.image[:, :, 0], cv2.imread(str(images[n]), cv2.IMREAD_GRAYSCALE))
+        mask = cv2.imread(str(tmp_path / "masks" / f"{n:06d}_mask.png"), cv2.IMREAD_GRAYSCALE)
+        np.testing.assert_array_equal(np.where(labelmaps[n, 0] > 0, 255, 0), mask)
+        assert ((probability[n, 0] >= 128) == (labelmaps[n, 0] > 0)).mean() > 0.99  # mask = prob > 0.5
+        assert header[layout.frame_key(n, layout.PREDICTION_OF)] == str(n)  # each frame its own prediction
+    assert 0 < (labelmaps > 0).mean() < 1, "the model marks nothing or everything"
+
+
+def test_simpleitk_reads_the_files_with_geometry_and_fields(tmp_path, busi_sample, model):
+    sitk = pytest.importorskip(
+        "SimpleITK", reason="SimpleITK (ITK's NRRD reader, as in 3D Slicer) not installed"
+    )
+    _, recording = record_folder(tmp_path, busi_sample, model, "--mm-per-pixel", "0.25")
+    source = SequenceSource(recording)
+    for kind, path in layout.sequence_paths(recording).items():
+        image = sitk.ReadImage(str(path))
+        # ITK 5.4 reads the list axis as pixel components (ITK 6 / Slicer: as a 4th dimension)
+        frames = image.GetNumberOfComponentsPerPixel() if image.GetDimension() == 3 else image.GetSize()[3]
+        assert frames == source.frames
+        assert image.GetSize()[:3] == (source.width, source.height, 1)
+        assert image.GetSpacing()[:2] == pytest.approx((0.25, 0.25))
+        assert image.GetMetaData("DataNodeClassName") == layout.DATA_NODE_CLASS[kind]
+        assert image.GetMetaData(layout.CONTENT_KEY) == kind
+        assert image.GetMetaData(f"axis {layout.LIST_AXIS} index type") == "numeric"
+        if kind == layout.IMAGE:
+            pixels = sitk.GetArrayFromImage(image).reshape(source.height, source.width, source.frames)
+            for n, gray in enumerate(source.images()):
+                np.testing.assert_array_equal(pixels[:, :, n], gray)
+            stamp = float(image.GetMetaData(layout.frame_key(1, layout.TIMESTAMP)))
+            assert stamp == source.timestamps[1]
+
+
+def test_a_write_error_mid_session_stops_the_recorder_not_the_video(tmp_path, model):
+    """A real EFBIG: the recorder's files may not grow past 3 frames; the live session goes on."""
+    recording = tmp_path / "rec.seq.nrrd"
+    frame_bytes = 1200 * 840  # the synthetic screen's ROI
+    limit = 3 * frame_bytes + frame_bytes // 2
+
+    def cap_file_size():  # runs in the child: Python ignores SIGXFSZ, so a write beyond fails
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    args = [*SONOMAP, "live", "--source", "synthetic", "--fps", "10", "--duration", "4", "--headless"]
+    args += [
+        "--model",
+        str(model),
+        "--record-sequence",
+        str(recording),
+        "--summary",
+        str(tmp_path / "s.json"),
+    ]
+    run = subprocess.run(
+        args, capture_output=True, text=True, timeout=PROC_TIMEOUT_S, preexec_fn=cap_file_size
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    failures = [line for line in run.stderr.splitlines() if "sink sequence failed" in line]
+    assert len(failures) == 1 and "File too large" in failures[0], run.stderr[-3000:]
+    summary = json.loads((tmp_path / "s.json").read_text())
+    kept = SequenceSource(recording)
+    assert 1 <= kept.frames <= 3
+    assert summary["frames"] > kept.frames + 5, "the video stopped with the recorder"
+    assert len(list(kept)) == kept.frames  # what was written before the error reads back
+
+
+def test_truncated_and_corrupt_recordings_are_one_line_errors(tmp_path, busi_sample, model):
+    _, recording = record_folder(tmp_path, busi_sample, model)
+    data = layout.data_path(recording)
+    frame_bytes = SequenceSource(recording).frame_bytes
+    with open(data, "r+b") as f:
+        f.truncate(frame_bytes + 10)
+    with pytest.raises(InputError, match=r"clip\.seq\.nrrd: data ends in frame 1 of 3 .*truncated"):
+        SequenceSource(recording)
+    run = sonomap("replay", recording, "--model", model, check=False)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines()[-1].endswith("truncated") and str(recording) in run.stderr
+
+    bad = tmp_path / "bad.seq.nrrd"
+    bad.write_bytes(b"NRRD0005\ndimension: 4\nsizes: 10 x 1 3\n\n")
+    with pytest.raises(InputError, match=r"bad\.seq\.nrrd: not a readable NRRD sequence header"):
+        SequenceSource(bad)
+    bad.write_bytes(b"not a nrrd at all\n")
+    with pytest.raises(InputError, match=r"bad\.seq\.nrrd: not a readable NRRD sequence header"):
+        SequenceSource(bad)
+    with pytest.raises(InputError, match=r"\.igs\.mha: PLUS MetaImage sequences .* not read"):
+        (tmp_path / "x.igs.mha").write_bytes(b"ObjectType = Image\n")
+        open_source(str(tmp_path / "x.igs.mha"))
+
+
+def test_a_truncated_gzip_recording_names_the_frame(tmp_path):
+    """Sequences Slicer saves compressed (attached header, gzip) read frame by frame too."""
+    frames = np.arange(3 * 4 * 5, dtype=np.uint8).reshape(3, 4, 5)  # (frames, height, width)
+    header = {
+        "kinds": ["domain", "domain", "domain", "list"],
+        "encoding": "gzip",
+        "space": "left-posterior-superior",
+    }
+    header["space directions"] = np.vstack([np.diag([0.5, 0.5, 1.0]), np.full(3, np.nan)])
+    path = tmp_path / "slicer.seq.nrrd"
+    nrrd.write(str(path), frames.reshape(3, 1, 4, 5), header, index_order="C")
+    source = SequenceSource(path)
+    assert [g.tolist() for g in source.images()] == frames.tolist()
+    assert source.system == "lps" and source.frame_meta(0)["mm_per_pixel"] == 0.5
+    path.write_bytes(path.read_bytes()[:-12])
+    with pytest.raises(InputError, match=r"slicer\.seq\.nrrd: .*frame \d of 3"):
+        list(SequenceSource(path).images())
+
+
+def test_missing_pynrrd_is_a_one_line_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "nrrd", None)
+    with pytest.raises(
+        SonomapError, match=r"--record-sequence needs pynrrd: pip install 'sonomap\[sequences\]'"
+    ):
+        layout.require_pynrrd("--record-sequence")
