@@ -53,80 +53,6 @@ def ijk_to_world(frame: Frame, roi: Roi) -> tuple[np.ndarray, str]:
     return np.diag([mm, mm, 1.0, 1.0]), "ras"
 
 
-class _Session:
-    """The three header + data file pairs of one recording file (one ROI size)."""
-
-    def __init__(self, main: Path, first: dict):
-        self.main = main
-        self.shape = first["gray"].shape
-        self.matrix, self.system = first["matrix"], first["system"]
-        height, width = self.shape
-        extra = {layout.DEVICE_KEY: first["device"], layout.ROI_KEY: " ".join(map(str, first["roi"]))}
-        self.headers: dict[str, layout.GrowingHeader] = {}
-        self.data: dict = {}
-        main.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # patient images: private
-        for kind, path in layout.sequence_paths(main).items():
-            data = layout.data_path(path)
-            keys = dict(extra)
-            if kind == layout.PROBABILITY:
-                keys[layout.PROBABILITY_SCALE_KEY] = f"1/{layout.UINT8_MAX}"
-            fixed = layout.fixed_header(kind, width, height, self.matrix, self.system, data.name, keys)
-            self.data[kind] = open(data, "wb")  # open for the session; closed in close()
-            self.headers[kind] = layout.GrowingHeader(path, fixed)
-        self.frames = 0
-        self.first_timestamp: float | None = None
-        self.index_values = bytearray()
-        self.dropped_before = first["dropped"]
-
-    def append(self, item: dict, label: np.ndarray, prob8: np.ndarray, prediction_of: str) -> None:
-        n = self.frames
-        for kind, plane in (
-            (layout.IMAGE, item["gray"]),
-            (layout.LABELMAP, label),
-            (layout.PROBABILITY, prob8),
-        ):
-            self.data[kind].write(np.ascontiguousarray(plane, np.uint8).data)
-        if self.first_timestamp is None:
-            self.first_timestamp = item["timestamp"]
-        key = layout.frame_key
-        lines = [
-            f"{key(n, layout.TIMESTAMP)}:={layout.number(item['timestamp'])}",
-            f"{key(n, layout.FRAME_INDEX)}:={item['index']}",
-            f"{key(n, layout.IMAGE_STATUS)}:={layout.STATUS_OK}",
-        ]
-        if not np.array_equal(item["matrix"], self.matrix):
-            lines.append(f"{key(n, layout.IJK_TO_WORLD)}:={layout.numbers(item['matrix'])}")
-        for name, matrix in sorted(item["transforms"].items()):
-            field = f"{name}{layout.TRANSFORM_SUFFIX}"
-            lines.append(f"{key(n, field)}:={layout.numbers(matrix)}")
-            lines.append(f"{key(n, field + layout.STATUS_SUFFIX)}:={layout.STATUS_OK}")
-        self.headers[layout.IMAGE].add("".join(line + "\n" for line in lines))
-        status = layout.STATUS_OK if prediction_of != layout.NO_PREDICTION else layout.STATUS_INVALID
-        for kind in (layout.LABELMAP, layout.PROBABILITY):
-            self.headers[kind].add(
-                f"{key(n, layout.PREDICTION_OF)}:={prediction_of}\n{key(n, layout.IMAGE_STATUS)}:={status}\n"
-            )
-        self.index_values += f"{item['timestamp'] - self.first_timestamp:.6f} ".encode("ascii")
-        self.frames += 1
-
-    def checkpoint(self, dropped: int) -> None:
-        """Data first, then the headers that count it: a header never names a frame not on disk."""
-        for f in self.data.values():
-            f.flush()
-        height, width = self.shape
-        tail = layout.tail(width, height, self.frames, self.index_values)
-        tail = f"{layout.DROPPED_KEY}:={dropped - self.dropped_before}\n".encode("ascii") + tail
-        for header in self.headers.values():
-            header.checkpoint(tail)
-
-    def close(self, dropped: int) -> None:
-        try:
-            self.checkpoint(dropped)
-        finally:
-            for f in [*self.data.values(), *self.headers.values()]:
-                f.close()
-
-
 class SequenceRecorder(Observer):
     """Records every rendered frame's ROI, labelmap and probability (see module docstring)."""
 
@@ -142,7 +68,7 @@ class SequenceRecorder(Observer):
         self.error: Exception | None = None
         Path(self.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # patient images: private
         self.space = recordings.SpaceGuard(Path(self.path).parent, min_free_gb)
-        self._session: _Session | None = None
+        self._session: layout.SequenceFiles | None = None
         self._checkpoint_at = 0.0
         self._first_pts: tuple[float, float] | None = None  # (pts, wall) of the first frame with a pts
         self._cache: tuple[Prediction | None, np.ndarray, np.ndarray, str] | None = None
@@ -256,7 +182,7 @@ class SequenceRecorder(Observer):
             self.paused = False
             self.path = recordings.session_path(self.template, keep_existing=True)
             log.warning("sink sequence: recording continues in %s", self.path)
-        self._session = _Session(Path(self.path), item)
+        self._session = layout.SequenceFiles(Path(self.path), item)
         self.files.append(Path(self.path))
 
     def _planes(self, item: dict) -> tuple[np.ndarray, np.ndarray, str]:

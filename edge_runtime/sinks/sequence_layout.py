@@ -170,3 +170,77 @@ class GrowingHeader:
 
     def close(self) -> None:
         self._fh.close()
+
+
+class SequenceFiles:
+    """The three header + data file pairs of one recording file (one ROI size)."""
+
+    def __init__(self, main: Path, first: dict):
+        self.main = main
+        self.shape = first["gray"].shape
+        self.matrix, self.system = first["matrix"], first["system"]
+        height, width = self.shape
+        extra = {DEVICE_KEY: first["device"], ROI_KEY: " ".join(map(str, first["roi"]))}
+        self.headers: dict[str, GrowingHeader] = {}
+        self.data: dict = {}
+        main.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # patient images: private
+        for kind, path in sequence_paths(main).items():
+            data = data_path(path)
+            keys = dict(extra)
+            if kind == PROBABILITY:
+                keys[PROBABILITY_SCALE_KEY] = f"1/{UINT8_MAX}"
+            fixed = fixed_header(kind, width, height, self.matrix, self.system, data.name, keys)
+            self.data[kind] = open(data, "wb")  # open for the session; closed in close()
+            self.headers[kind] = GrowingHeader(path, fixed)
+        self.frames = 0
+        self.first_timestamp: float | None = None
+        self.index_values = bytearray()
+        self.dropped_before = first["dropped"]
+
+    def append(self, item: dict, label: np.ndarray, prob8: np.ndarray, prediction_of: str) -> None:
+        n = self.frames
+        for kind, plane in (
+            (IMAGE, item["gray"]),
+            (LABELMAP, label),
+            (PROBABILITY, prob8),
+        ):
+            self.data[kind].write(np.ascontiguousarray(plane, np.uint8).data)
+        if self.first_timestamp is None:
+            self.first_timestamp = item["timestamp"]
+        key = frame_key
+        lines = [
+            f"{key(n, TIMESTAMP)}:={number(item['timestamp'])}",
+            f"{key(n, FRAME_INDEX)}:={item['index']}",
+            f"{key(n, IMAGE_STATUS)}:={STATUS_OK}",
+        ]
+        if not np.array_equal(item["matrix"], self.matrix):
+            lines.append(f"{key(n, IJK_TO_WORLD)}:={numbers(item['matrix'])}")
+        for name, matrix in sorted(item["transforms"].items()):
+            field = f"{name}{TRANSFORM_SUFFIX}"
+            lines.append(f"{key(n, field)}:={numbers(matrix)}")
+            lines.append(f"{key(n, field + STATUS_SUFFIX)}:={STATUS_OK}")
+        self.headers[IMAGE].add("".join(line + "\n" for line in lines))
+        status = STATUS_OK if prediction_of != NO_PREDICTION else STATUS_INVALID
+        for kind in (LABELMAP, PROBABILITY):
+            self.headers[kind].add(
+                f"{key(n, PREDICTION_OF)}:={prediction_of}\n{key(n, IMAGE_STATUS)}:={status}\n"
+            )
+        self.index_values += f"{item['timestamp'] - self.first_timestamp:.6f} ".encode("ascii")
+        self.frames += 1
+
+    def checkpoint(self, dropped: int) -> None:
+        """Data first, then the headers that count it: a header never names a frame not on disk."""
+        for f in self.data.values():
+            f.flush()
+        height, width = self.shape
+        dropped_line = f"{DROPPED_KEY}:={dropped - self.dropped_before}\n".encode("ascii")
+        end = dropped_line + tail(width, height, self.frames, self.index_values)
+        for header in self.headers.values():
+            header.checkpoint(end)
+
+    def close(self, dropped: int) -> None:
+        try:
+            self.checkpoint(dropped)
+        finally:
+            for f in [*self.data.values(), *self.headers.values()]:
+                f.close()
