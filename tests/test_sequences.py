@@ -267,3 +267,13 @@ def test_missing_pynrrd_is_a_one_line_error(monkeypatch):
         SonomapError, match=r"--record-sequence needs pynrrd: pip install 'sonomap\[sequences\]'"
     ):
         layout.require_pynrrd("--record-sequence")
+
+
+def test_bench_counts_every_byte_written(tmp_path):
+    from edge_runtime.tools.sequence_bench import run
+
+    report = run(5, 640, 480, tmp_path)
+    width, height = map(int, report["roi"].split("x"))
+    assert report["frames"] == 5
+    assert report["bytes_per_frame"] == pytest.approx(3 * width * height + report["header_bytes_per_frame"])
+    assert sum(report["cpu_ms_per_frame"].values()) > 0
