@@ -277,3 +277,27 @@ def test_bench_counts_every_byte_written(tmp_path):
     assert report["frames"] == 5
     assert report["bytes_per_frame"] == pytest.approx(3 * width * height + report["header_bytes_per_frame"])
     assert sum(report["cpu_ms_per_frame"].values()) > 0
+
+
+def test_a_list_first_sequence_as_older_slicer_wrote_reads_and_loops_with_rising_pts(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 256, (3, 4, 5), dtype=np.uint8)  # (frames, height, width)
+    header = {
+        "kinds": ["list", "domain", "domain", "domain"],
+        "encoding": "raw",
+        "space": "right-anterior-superior",
+        "space directions": np.vstack([np.full(3, np.nan), np.diag([0.3, 0.3, 1.0])]),
+        "axis 0 index values": "0 0.1 0.2",
+    }
+    path = tmp_path / "old.seq.nrrd"
+    nrrd.write(str(path), np.ascontiguousarray(frames.transpose(1, 2, 0))[None], header, index_order="C")
+    source = SequenceSource(path, loop=True)
+    assert source.list_first and source.fps == pytest.approx(10.0)
+    got = []
+    for frame in source:
+        got.append(frame)
+        if len(got) == 6:
+            break
+    for n, frame in enumerate(got):
+        np.testing.assert_array_equal(frame.image[:, :, 0], frames[n % 3])
+    assert [round(f.pts, 6) for f in got] == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]  # a loop keeps the pace
+    assert got[0].meta["mm_per_pixel"] == pytest.approx(0.3)

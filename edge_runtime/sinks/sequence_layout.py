@@ -14,7 +14,8 @@ Shared by the recorder (:mod:`edge_runtime.sinks.sequence`) and the reader
 Each ``.seq.nrrd`` is a *detached* NRRD header (``data file:``) for a raw data file beside it
 (``.seq.raw``): the data file only ever grows by whole frames, so a session streams to disk, and
 the header, which names the frame count (``sizes``) and the frames' times (``axis 3 index values``),
-is brought up to date at checkpoints. Axes (fastest first): i (width), j (height), k (1), list (frames).
+is brought up to date at checkpoints (:class:`GrowingHeader`). Axes (fastest first): i (width),
+j (height), k (1), list (frames). :class:`SequenceFiles` writes one recording's three header/data pairs.
 """
 
 from __future__ import annotations

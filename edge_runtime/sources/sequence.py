@@ -226,12 +226,15 @@ class SequenceSource(Source):
                 yield np.frombuffer(chunk, np.uint8).reshape(self.height, self.width)
 
     def __iter__(self) -> Iterator[Frame]:
-        index = 0
+        index, offset = 0, 0.0
         while True:
             for n, gray in enumerate(self.images()):
                 bgr = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
-                pts = self.timestamps[n] - self.timestamps[0]
+                pts = offset + self.timestamps[n] - self.timestamps[0]
                 yield Frame(index, bgr, time.monotonic(), pts, self.frame_meta(n))
                 index += 1
             if not self.loop or self.frames == 0:
                 return
+            offset += (
+                self.timestamps[-1] - self.timestamps[0] + 1.0 / self.fps
+            )  # pts go on rising: pacing holds
