@@ -143,7 +143,9 @@ class SequenceRecorder(Observer):
                 continue
             try:
                 self._write(item)
-            except (OSError, ValueError) as exc:  # disk full, file too large, bad geometry
+            except (
+                Exception
+            ) as exc:  # disk full, file too large, anything: stop this recorder, never the video
                 self._fail(exc)
                 self._finish()  # the headers now, not at shutdown: they name the frames kept
         self._finish()
@@ -221,7 +223,11 @@ class SequenceRecorder(Observer):
         if self._closed:
             return
         self._closed = True
-        self._queue.put(None)
+        try:
+            self._queue.put(None, timeout=CLOSE_TIMEOUT_S)  # a writer stuck on a dead disk is left behind
+        except queue.Full:
+            log.error("sink sequence: writer stuck for %.0f s; leaving it", CLOSE_TIMEOUT_S)
+            return
         self._thread.join(timeout=CLOSE_TIMEOUT_S)
         if self._thread.is_alive():
             log.error("sink sequence did not finish within %.0f s; leaving it", CLOSE_TIMEOUT_S)
