@@ -5,7 +5,8 @@ A pyigtl server on loopback stands in for PLUS (real BUSI frames + a ProbeToTrac
 (bit-exact), timestamps and transforms back, and send over OpenIGTLink what the live session sent.
 Also: a write error mid-session (a real file-size limit, EFBIG) stops only the recorder; a truncated
 or corrupt recording is a one-line error naming the file (and the frame); SimpleITK (ITK's NRRD
-reader, which 3D Slicer reads sequences with) reads the files with their geometry and fields.
+reader, which 3D Slicer reads sequences with) reads the files with their geometry and fields; PLUS
+MetaImage sequences (.igs.mha, plain and zlib-compressed, as PLUS writes them) replay too.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import resource
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import cv2
@@ -237,9 +239,6 @@ def test_truncated_and_corrupt_recordings_are_one_line_errors(tmp_path, busi_sam
     bad.write_bytes(b"not a nrrd at all\n")
     with pytest.raises(InputError, match=r"bad\.seq\.nrrd: not a readable NRRD sequence header"):
         SequenceSource(bad)
-    with pytest.raises(InputError, match=r"\.igs\.mha: PLUS MetaImage sequences .* not read"):
-        (tmp_path / "x.igs.mha").write_bytes(b"ObjectType = Image\n")
-        open_source(str(tmp_path / "x.igs.mha"))
 
 
 def test_a_truncated_gzip_recording_names_the_frame(tmp_path):
@@ -301,3 +300,74 @@ def test_a_list_first_sequence_as_older_slicer_wrote_reads_and_loops_with_rising
         np.testing.assert_array_equal(frame.image[:, :, 0], frames[n % 3])
     assert [round(f.pts, 6) for f in got] == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]  # a loop keeps the pace
     assert got[0].meta["mm_per_pixel"] == pytest.approx(0.3)
+
+
+def plus_file(path: Path, frames: np.ndarray, compressed: bool, orientation: str = "MF") -> None:
+    """A PLUS sequence file as PLUS writes it (MetaImage, per-frame fields; frame 1 marked INVALID)."""
+    n, height, width = frames.shape
+    data = zlib.compress(frames.tobytes()) if compressed else frames.tobytes()
+    fields = [
+        "ObjectType = Image",
+        "NDims = 3",
+        "AnatomicalOrientation = RAI",
+        "BinaryData = True",
+        "BinaryDataByteOrderMSB = False",
+        f"CompressedData = {compressed}",
+        *([f"CompressedDataSize = {len(data)}"] if compressed else []),
+        f"DimSize = {width} {height} {n}",
+        "ElementSpacing = 0.2 0.25 1",
+        "Offset = 1 2 3",
+        "TransformMatrix = 1 0 0 0 1 0 0 0 1",
+        "ElementType = MET_UCHAR",
+        "Kinds = domain domain list",
+        f"UltrasoundImageOrientation = {orientation}",
+        "UltrasoundImageType = BRIGHTNESS",
+    ]
+    for i in range(n):
+        fields += [
+            f"Seq_Frame{i:04d}_ProbeToTrackerTransform = " + " ".join(map(str, PROBE_TO_TRACKER.ravel() + i)),
+            f"Seq_Frame{i:04d}_ProbeToTrackerTransformStatus = OK",
+            f"Seq_Frame{i:04d}_Timestamp = {100 + i * 0.05:.3f}",
+            f"Seq_Frame{i:04d}_ImageStatus = {'INVALID' if i == 1 else 'OK'}",
+        ]
+    path.write_bytes(("\n".join([*fields, "ElementDataFile = LOCAL"]) + "\n").encode() + data)
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_plus_metaimage_sequences_read_frame_by_frame(tmp_path, compressed):
+    pytest.importorskip("SimpleITK", reason="PLUS .mha sequences are read through SimpleITK")
+    frames = np.random.default_rng(1).integers(0, 256, (4, 6, 7), dtype=np.uint8)
+    path = tmp_path / "plus.igs.mha"
+    plus_file(path, frames, compressed, orientation="UF")
+    got = list(open_source(str(path)))
+    assert [f.meta["sequence_frame"] for f in got] == [0, 2, 3]  # the INVALID frame is skipped
+    for frame in got:
+        n = frame.meta["sequence_frame"]
+        np.testing.assert_array_equal(frame.image[:, :, 0], frames[n][:, ::-1])  # UF -> MF
+        assert frame.meta["igtl_timestamp"] == pytest.approx(100 + n * 0.05)
+        np.testing.assert_array_equal(frame.meta["transforms"]["ProbeToTracker"], PROBE_TO_TRACKER + n)
+        np.testing.assert_allclose(frame.meta["ijk_to_world"][:3, 3], [1, 2, 3])
+        assert frame.meta["pixel_spacing"] == pytest.approx((0.25, 0.2))
+    if compressed:
+        path.write_bytes(path.read_bytes()[:-20])
+        with pytest.raises(InputError, match=r"plus\.igs\.mha: .*frame 3 of 4"):
+            list(open_source(str(path)))
+
+
+def test_plus_metaimage_replays_through_the_pipeline(tmp_path, busi_sample, model):
+    pytest.importorskip("SimpleITK", reason="PLUS .mha sequences are read through SimpleITK")
+    frames = np.stack(streamed_images(busi_sample))
+    path = tmp_path / "session.seq.mha"
+    plus_file(path, frames, compressed=True)
+    sonomap("replay", path, "--model", model, "--save-masks", tmp_path / "masks")
+    assert sorted(p.name for p in (tmp_path / "masks").glob("*_mask.png")) == [
+        "000000_mask.png",
+        "000001_mask.png",
+    ]
+
+
+def test_missing_simpleitk_for_plus_files_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "SimpleITK", None)
+    (tmp_path / "x.igs.mha").write_bytes(b"ObjectType = Image\n")
+    with pytest.raises(SonomapError, match=r"x\.igs\.mha: reading a PLUS MetaImage sequence needs SimpleITK"):
+        open_source(str(tmp_path / "x.igs.mha"))

@@ -8,7 +8,8 @@
 - ``synthetic`` (a real BUSI image with simulated probe motion, paced at ``fps``);
 - ``/dev/videoN`` or an integer (V4L2/UVC capture card through OpenCV CAP_V4L2: size, fps, fourcc);
 - ``igtl://HOST:PORT?device=NAME`` (OpenIGTLink client, in :mod:`edge_runtime.igtl`);
-- a ``.seq.nrrd`` 3D Slicer sequence, e.g. a ``--record-sequence`` session (:mod:`edge_runtime.sources.sequence`).
+- a ``.seq.nrrd`` 3D Slicer sequence, e.g. a ``--record-sequence`` session (:mod:`edge_runtime.sources.sequence`),
+  or a PLUS ``.igs.mha``/``.seq.mha`` sequence (:mod:`edge_runtime.sources.plus_metaimage`).
 Every source yields :class:`edge_runtime.frames.Frame` with a BGR uint8 image; a video decoding to
 yuv420p yields :class:`edge_runtime.yuv.YuvFrame` (the decoder's planes; BGR made only when asked).
 Video files, streams and capture cards live in :mod:`edge_runtime.sources.capture`.
@@ -33,6 +34,7 @@ from edge_runtime.frames import Frame, Source
 from edge_runtime.sources import synthetic
 from edge_runtime.sources.capture import V4L2Source, VideoFileSource, to_bgr
 from edge_runtime.sources.corrupt import CorruptCounter
+from edge_runtime.sources.plus_metaimage import PlusMetaImageSource
 from edge_runtime.sources.reconnect import ResilientSource
 from edge_runtime.sources.sequence import SequenceSource
 from edge_runtime.units import DEFAULT_FPS, MM_PER_CM
@@ -226,10 +228,7 @@ def open_source(spec, **options) -> Source:
     if path.suffix.lower() in SEQUENCE_SUFFIXES:
         return SequenceSource(path, loop=loop)
     if path.suffix.lower() in PLUS_METAIMAGE_SUFFIXES:
-        raise InputError(
-            f"{spec}: PLUS MetaImage sequences (.igs.mha/.seq.mha) are not read; load it in 3D Slicer "
-            "and save the image sequence as .seq.nrrd"
-        )
+        return PlusMetaImageSource(path, loop=loop)
     return VideoFileSource(spec, loop=loop)
 
 

@@ -16,7 +16,6 @@ a 2-D gray sequence, a missing or truncated data file.
 
 from __future__ import annotations
 
-import gzip
 import logging
 import time
 import zlib
@@ -34,7 +33,9 @@ log = logging.getLogger("sonomap.sources")
 SPATIAL_AXES = 3
 DEFAULT_FPS = 30.0
 GRAY_TYPES = ("uint8", "unsigned char", "uchar", "unsigned int8", "uint8_t")
-RAW, GZIP = ("raw",), ("gzip", "gz")
+RAW, GZIP, ZLIB = ("raw",), ("gzip", "gz"), ("zlib",)  # zlib: MetaImage's CompressedData
+GZIP_WBITS, ZLIB_WBITS = 16 + zlib.MAX_WBITS, zlib.MAX_WBITS
+READ_CHUNK = 1 << 20
 
 
 def _frame_fields(header: dict) -> dict[int, dict[str, str]]:
@@ -115,6 +116,10 @@ class SequenceSource(Source):
         self.offset = int(h.get("byte skip", 0)) if data_file else self._attached_at
         if h.get("line skip"):
             raise self._bad("'line skip' is not supported")
+        self._check_data()
+
+    def _check_data(self) -> None:
+        """The data file exists and, uncompressed, holds every frame the header names."""
         if not self.data_path.is_file():
             raise self._bad(f"data file {self.data_path.name} not found beside it")
         self.frame_bytes = self.width * self.height
@@ -215,20 +220,28 @@ class SequenceSource(Source):
             return
         with open(self.data_path, "rb") as fh:
             fh.seek(self.offset)
-            stream = gzip.GzipFile(fileobj=fh)
+            inflate = zlib.decompressobj(GZIP_WBITS if self.encoding in GZIP else ZLIB_WBITS)
+            buffer = bytearray()
             for n in range(self.frames):
-                try:
-                    chunk = stream.read(self.frame_bytes)
-                except (OSError, EOFError, zlib.error) as exc:
-                    raise self._bad(f"frame {n} of {self.frames} cannot be decompressed ({exc})") from exc
-                if len(chunk) < self.frame_bytes:
-                    raise self._bad(f"data ends in frame {n} of {self.frames}: truncated")
-                yield np.frombuffer(chunk, np.uint8).reshape(self.height, self.width)
+                while len(buffer) < self.frame_bytes:
+                    data = inflate.unconsumed_tail or fh.read(READ_CHUNK)
+                    if not data or inflate.eof:
+                        raise self._bad(f"data ends in frame {n} of {self.frames}: truncated")
+                    try:  # at most a frame out per call: a run of zeros never balloons in memory
+                        buffer += inflate.decompress(data, self.frame_bytes)
+                    except zlib.error as exc:
+                        raise self._bad(f"frame {n} of {self.frames} cannot be decompressed ({exc})") from exc
+                yield np.frombuffer(bytes(buffer[: self.frame_bytes]), np.uint8).reshape(
+                    self.height, self.width
+                )
+                del buffer[: self.frame_bytes]
 
     def __iter__(self) -> Iterator[Frame]:
         index, offset = 0, 0.0
         while True:
             for n, gray in enumerate(self.images()):
+                if self.fields.get(n, {}).get(layout.IMAGE_STATUS, layout.STATUS_OK) != layout.STATUS_OK:
+                    continue  # PLUS marks frames without a valid image: nothing to score
                 bgr = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
                 pts = offset + self.timestamps[n] - self.timestamps[0]
                 yield Frame(index, bgr, time.monotonic(), pts, self.frame_meta(n))
