@@ -371,3 +371,49 @@ def test_missing_simpleitk_for_plus_files_is_a_one_line_error(tmp_path, monkeypa
     (tmp_path / "x.igs.mha").write_bytes(b"ObjectType = Image\n")
     with pytest.raises(SonomapError, match=r"x\.igs\.mha: reading a PLUS MetaImage sequence needs SimpleITK"):
         open_source(str(tmp_path / "x.igs.mha"))
+
+
+def test_moving_image_geometry_and_frames_without_a_prediction_are_kept(tmp_path):
+    """PLUS's Image_Reference moves with the probe: each frame's IJK-to-world is kept. A frame the AI
+    did not answer (off, loading) gets an empty labelmap marked INVALID."""
+    from edge_runtime.frames import Frame, Prediction
+    from edge_runtime.roi import Roi
+    from edge_runtime.sinks.sequence import SequenceRecorder
+
+    recorder = SequenceRecorder(tmp_path / "moving.seq.nrrd", live=False)
+    roi = Roi(2, 1, 5, 4)
+    images, matrices = [], []
+    for n in range(3):
+        image = np.random.default_rng(n).integers(0, 256, (6, 8, 3), dtype=np.uint8)
+        image[:, :, 1] = image[:, :, 2] = image[:, :, 0]  # gray, as scanners send
+        matrix = image_matrix()
+        matrix[:3, 3] += [n * 2.0, 0.0, 0.0]
+        meta = {
+            "roi": roi,
+            "ijk_to_world": matrix,
+            "igtl_coordinate_system": "lps",
+            "igtl_timestamp": 50.0 + n,
+        }
+        frame = Frame(n, image, 0.0, None, meta)
+        mask = np.ones((roi.h, roi.w), np.uint8)
+        prediction = (
+            None if n == 1 else Prediction(mask, mask.astype(np.float32) * 0.75, frame=frame, roi=roi)
+        )
+        recorder.on_frame(frame, prediction, image, {})
+        images.append(image[1:5, 2:7, 0])
+        matrices.append(matrix)
+    recorder.close()
+    assert recorder.error is None and recorder.frames == 3
+    source = SequenceSource(tmp_path / "moving.seq.nrrd")
+    for n, frame in enumerate(source):
+        np.testing.assert_array_equal(frame.image[:, :, 0], images[n])
+        expected = matrices[n].copy()
+        expected[:3, 3] += expected[:3, :3] @ [roi.x, roi.y, 0.0]  # the ROI's corner
+        np.testing.assert_allclose(frame.meta["ijk_to_world"], expected)
+        assert frame.meta["igtl_coordinate_system"] == "lps" and frame.meta["igtl_timestamp"] == 50.0 + n
+    labelmaps, header = nrrd.read(str(tmp_path / "moving.labelmap.seq.nrrd"), index_order="C")
+    probability, _ = nrrd.read(str(tmp_path / "moving.probability.seq.nrrd"), index_order="C")
+    assert [header[layout.frame_key(n, layout.IMAGE_STATUS)] for n in range(3)] == ["OK", "INVALID", "OK"]
+    assert [header[layout.frame_key(n, layout.PREDICTION_OF)] for n in range(3)] == ["0", "none", "2"]
+    assert labelmaps[1].max() == 0 and probability[1].max() == 0  # no prediction: zeros
+    assert (labelmaps[[0, 2]] == 1).all() and (probability[[0, 2]] == round(0.75 * 255)).all()
