@@ -15,6 +15,7 @@ import json
 import resource
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -417,3 +418,22 @@ def test_moving_image_geometry_and_frames_without_a_prediction_are_kept(tmp_path
     assert [header[layout.frame_key(n, layout.PREDICTION_OF)] for n in range(3)] == ["0", "none", "2"]
     assert labelmaps[1].max() == 0 and probability[1].max() == 0  # no prediction: zeros
     assert (labelmaps[[0, 2]] == 1).all() and (probability[[0, 2]] == round(0.75 * 255)).all()
+
+
+def test_a_live_session_never_writes_over_an_earlier_recording(tmp_path):
+    """A service restarted after a crash records beside the earlier file; a replay remakes its output."""
+    from edge_runtime.frames import Frame
+    from edge_runtime.sinks.sequence import SequenceRecorder
+
+    def record(live: bool) -> SequenceRecorder:
+        recorder = SequenceRecorder(tmp_path / "%Y" / "case.seq.nrrd", live=live)
+        image = np.zeros((4, 6, 3), np.uint8)
+        recorder.on_frame(Frame(0, image, 0.0, None, {"igtl_timestamp": 1.0}), None, image, {})
+        recorder.close()
+        return recorder
+
+    year = time.strftime("%Y")
+    assert record(live=True).files == [tmp_path / year / "case.seq.nrrd"]
+    assert record(live=True).files == [tmp_path / year / "case-1.seq.nrrd"]
+    assert (tmp_path / year / "case-1.labelmap.seq.nrrd").is_file()
+    assert record(live=False).files == [tmp_path / year / "case.seq.nrrd"]

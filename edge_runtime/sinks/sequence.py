@@ -60,7 +60,7 @@ class SequenceRecorder(Observer):
         layout.require_pynrrd("--record-sequence")
         self.template = path
         self.live = live
-        self.path = recordings.session_path(path, keep_existing=live)
+        self.path = layout.session_main(path, keep_existing=live)
         self.files: list[Path] = []
         self.frames = 0
         self.dropped = 0
@@ -182,7 +182,7 @@ class SequenceRecorder(Observer):
         if self._session is not None or self.paused:  # a new ROI size, or space is back: a new file
             self._end_session()
             self.paused = False
-            self.path = recordings.session_path(self.template, keep_existing=True)
+            self.path = layout.session_main(self.template, keep_existing=True)
             log.warning("sink sequence: recording continues in %s", self.path)
         self._session = layout.SequenceFiles(Path(self.path), item)
         self.files.append(Path(self.path))

@@ -21,12 +21,16 @@ j (height), k (1), list (frames). :class:`SequenceFiles` writes one recording's 
 from __future__ import annotations
 
 import importlib
+import logging
 import re
 from pathlib import Path
 
 import numpy as np
 
 from edge_runtime.errors import SonomapError
+from edge_runtime.sinks import recordings
+
+log = logging.getLogger("sonomap.sequence")
 
 IMAGE, LABELMAP, PROBABILITY = "image", "labelmap", "probability"
 KIND_INFIX = {IMAGE: "", LABELMAP: ".labelmap", PROBABILITY: ".probability"}
@@ -66,6 +70,23 @@ def sequence_paths(main: str | Path) -> dict[str, Path]:
     name = main.name
     base = name[: -len(HEADER_SUFFIX)] if name.endswith(HEADER_SUFFIX) else Path(name).stem
     return {kind: main.with_name(f"{base}{infix}{HEADER_SUFFIX}") for kind, infix in KIND_INFIX.items()}
+
+
+def session_main(template: str | Path, keep_existing: bool) -> Path:
+    """The image header this session writes: ``template`` with its strftime fields filled in and
+    named ``*.seq.nrrd``; with ``keep_existing`` (live) the first ``-1``, ``-2``, ... name none of whose
+    three headers exists yet, so a restarted service never writes over a recording."""
+    main = sequence_paths(recordings.expand(template))[IMAGE]
+    base = main.name[: -len(HEADER_SUFFIX)]
+    for n in range(recordings.MAX_SUFFIX + 1):
+        candidate = main if n == 0 else main.with_name(f"{base}-{n}{HEADER_SUFFIX}")
+        if not keep_existing or not any(p.exists() for p in sequence_paths(candidate).values()):
+            if n:
+                log.warning("%s already holds a recording; keeping it and recording to %s", main, candidate)
+            return candidate
+    raise SonomapError(
+        f"{main}: {recordings.MAX_SUFFIX} earlier recordings of this name; name them by time (%Y%m%d-%H%M%S)"
+    )
 
 
 def data_path(header: Path) -> Path:
