@@ -143,9 +143,8 @@ class SequenceRecorder(Observer):
                 continue
             try:
                 self._write(item)
-            except (
-                Exception
-            ) as exc:  # disk full, file too large, anything: stop this recorder, never the video
+            # disk full, file too large, anything else: stop this recorder, never the video
+            except Exception as exc:
                 self._fail(exc)
                 self._finish()  # the headers now, not at shutdown: they name the frames kept
         self._finish()
@@ -154,9 +153,9 @@ class SequenceRecorder(Observer):
         self.error = exc
         EVENTS.inc("recording_failed")
         log.error(
-            "sink sequence failed and stops recording (%s kept up to frame %d): %s",
-            self.path,
+            "sink sequence failed and stops recording (%d frames kept in %s): %s",
             self.frames,
+            self.path,
             exc,
         )
 
@@ -213,7 +212,7 @@ class SequenceRecorder(Observer):
             return
         try:
             self._end_session()
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # the headers could not be finalised: say so once, never raise here
             if self.error is None:
                 self._fail(exc)
         if self.files:
