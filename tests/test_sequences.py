@@ -225,6 +225,15 @@ def test_truncated_and_corrupt_recordings_are_one_line_errors(tmp_path, busi_sam
     _, recording = record_folder(tmp_path, busi_sample, model)
     data = layout.data_path(recording)
     frame_bytes = SequenceSource(recording).frame_bytes
+    bad = tmp_path / "bad.seq.nrrd"
+    text = recording.read_text()
+    bad.write_text(
+        text.replace("Seq_Frame0002_Timestamp:=", "Seq_Frame0002_Timestamp:=x").replace(
+            "clip.seq.raw", str(data)
+        )
+    )
+    with pytest.raises(InputError, match=r"bad\.seq\.nrrd: frame 2: Timestamp 'x.*' is not a number"):
+        SequenceSource(bad)
     with open(data, "r+b") as f:
         f.truncate(frame_bytes + 10)
     with pytest.raises(InputError, match=r"clip\.seq\.nrrd: data ends in frame 1 of 3 .*truncated"):
@@ -233,7 +242,6 @@ def test_truncated_and_corrupt_recordings_are_one_line_errors(tmp_path, busi_sam
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert run.stderr.strip().splitlines()[-1].endswith("truncated") and str(recording) in run.stderr
 
-    bad = tmp_path / "bad.seq.nrrd"
     bad.write_bytes(b"NRRD0005\ndimension: 4\nsizes: 10 x 1 3\n\n")
     with pytest.raises(InputError, match=r"bad\.seq\.nrrd: not a readable NRRD sequence header"):
         SequenceSource(bad)

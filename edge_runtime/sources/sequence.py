@@ -120,6 +120,8 @@ class SequenceSource(Source):
 
     def _check_data(self) -> None:
         """The data file exists and, uncompressed, holds every frame the header names."""
+        if self.frames < 1:
+            raise self._bad("the sequence holds no frames")
         if not self.data_path.is_file():
             raise self._bad(f"data file {self.data_path.name} not found beside it")
         self.frame_bytes = self.width * self.height
@@ -159,8 +161,14 @@ class SequenceSource(Source):
         times = []
         for n in range(self.frames):
             stamp = fields.get(n, {}).get(layout.TIMESTAMP)
-            try:
-                times.append(float(stamp) if stamp is not None else float(index_values[n]))
+            if stamp is not None:
+                try:
+                    times.append(float(stamp))
+                except ValueError as exc:
+                    raise self._bad(f"frame {n}: {layout.TIMESTAMP} {stamp[:40]!r} is not a number") from exc
+                continue
+            try:  # no PLUS timestamps: Slicer's index values, when numeric
+                times.append(float(index_values[n]))
             except (ValueError, IndexError):
                 times.append(n / DEFAULT_FPS)
         self.timestamps = times
