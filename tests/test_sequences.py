@@ -445,3 +445,26 @@ def test_a_live_session_never_writes_over_an_earlier_recording(tmp_path):
     assert record(live=True).files == [tmp_path / year / "case-1.seq.nrrd"]
     assert (tmp_path / year / "case-1.labelmap.seq.nrrd").is_file()
     assert record(live=False).files == [tmp_path / year / "case.seq.nrrd"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_full_disk_is_counted_and_shown_and_never_blocks(tmp_path):
+    """The labelmap's data file on /dev/full (every write: ENOSPC): the recorder stops, counts it
+    (``recording_failed``, /metrics), puts a banner on every frame after, and takes frames without waiting."""
+    from edge_runtime.frames import Frame
+    from edge_runtime.live_stats import EVENTS
+    from edge_runtime.sinks.sequence import BANNER, SequenceRecorder
+
+    (tmp_path / "full.labelmap.seq.raw").symlink_to("/dev/full")
+    before = EVENTS.snapshot().get("recording_failed", 0)
+    recorder = SequenceRecorder(tmp_path / "full.seq.nrrd", live=False)
+    image = np.zeros((4, 6, 3), np.uint8)
+    for n in range(50):  # far more than the queue holds: a stopped writer must not block the caller
+        frame = Frame(n, image, 0.0, None, {"igtl_timestamp": float(n)})
+        recorder.on_frame(frame, None, image, {})
+    recorder.close()
+    assert isinstance(recorder.error, OSError) and recorder.frames == 0
+    assert EVENTS.snapshot().get("recording_failed", 0) == before + 1
+    assert recorder.banners(Frame(50, image, 0.0)) == [("warning", BANNER)]
+    with pytest.raises(InputError, match=r"full\.seq\.nrrd: the sequence holds no frames"):
+        SequenceSource(tmp_path / "full.seq.nrrd")  # the headers were finalised for the 0 frames kept

@@ -194,6 +194,16 @@ class GrowingHeader:
         self._fh.close()
 
 
+def _write_all(raw, view: memoryview) -> None:
+    """An unbuffered file's write may take part of the bytes (a disk filling up): write the rest, so
+    the error, if any, is raised here."""
+    while view:
+        written = raw.write(view)
+        if not written:
+            raise OSError(f"{raw.name}: nothing written")
+        view = view[written:]
+
+
 class SequenceFiles:
     """The three header + data file pairs of one recording file (one ROI size)."""
 
@@ -212,7 +222,9 @@ class SequenceFiles:
             if kind == PROBABILITY:
                 keys[PROBABILITY_SCALE_KEY] = f"1/{UINT8_MAX}"
             fixed = fixed_header(kind, width, height, self.matrix, self.system, data.name, keys)
-            self.data[kind] = open(data, "wb")  # open for the session; closed in close()
+            # unbuffered: a frame is a large write anyway, and a write error then surfaces in the
+            # frame that caused it, before the headers count that frame
+            self.data[kind] = open(data, "wb", buffering=0)  # open for the session; closed in close()
             self.headers[kind] = GrowingHeader(path, fixed)
         self.frames = 0
         self.first_timestamp: float | None = None
@@ -226,7 +238,7 @@ class SequenceFiles:
             (LABELMAP, label),
             (PROBABILITY, prob8),
         ):
-            self.data[kind].write(np.ascontiguousarray(plane, np.uint8).data)
+            _write_all(self.data[kind], memoryview(np.ascontiguousarray(plane, np.uint8)).cast("B"))
         if self.first_timestamp is None:
             self.first_timestamp = item["timestamp"]
         key = frame_key
@@ -251,9 +263,7 @@ class SequenceFiles:
         self.frames += 1
 
     def checkpoint(self, dropped: int) -> None:
-        """Data first, then the headers that count it: a header never names a frame not on disk."""
-        for f in self.data.values():
-            f.flush()
+        """The data is written unbuffered, so a header never names a frame not on disk."""
         height, width = self.shape
         dropped_line = f"{DROPPED_KEY}:={dropped - self.dropped_before}\n".encode("ascii")
         end = dropped_line + tail(width, height, self.frames, self.index_values)
