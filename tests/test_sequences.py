@@ -468,3 +468,25 @@ def test_a_full_disk_is_counted_and_shown_and_never_blocks(tmp_path):
     assert recorder.banners(Frame(50, image, 0.0)) == [("warning", BANNER)]
     with pytest.raises(InputError, match=r"full\.seq\.nrrd: the sequence holds no frames"):
         SequenceSource(tmp_path / "full.seq.nrrd")  # the headers were finalised for the 0 frames kept
+
+
+def test_a_recorded_clip_rescored_gives_the_clips_masks(tmp_path, model):
+    """An H.264 scanner-screen clip (decoded in YUV): its recording holds the model's very input, so
+    replaying the recording with the same model gives the clip's masks, frame for frame."""
+    clip = tmp_path / "clip.mp4"
+    sonomap("make-clip", "--out", clip, "--frames", 6, "--size", "640x360", "--noise", 0)
+    recording = tmp_path / "clip.seq.nrrd"
+    sonomap("replay", clip, "--model", model, "--save-masks", tmp_path / "a", "--record-sequence", recording)
+    sonomap("replay", recording, "--model", model, "--save-masks", tmp_path / "b")
+    masks_a = sorted((tmp_path / "a").glob("*_mask.png"))
+    assert len(masks_a) == 6 and [p.name for p in masks_a] == sorted(
+        p.name for p in (tmp_path / "b").glob("*_mask.png")
+    )
+    for a in masks_a:
+        np.testing.assert_array_equal(
+            cv2.imread(str(a), cv2.IMREAD_GRAYSCALE),
+            cv2.imread(str(tmp_path / "b" / a.name), cv2.IMREAD_GRAYSCALE),
+        )
+    assert any(0 < (cv2.imread(str(a), cv2.IMREAD_GRAYSCALE) > 0).mean() < 1 for a in masks_a)
+    stamps = SequenceSource(recording).timestamps  # the clip's own times: make-clip writes 30 fps
+    assert np.diff(stamps) == pytest.approx(np.full(5, 1 / 30), abs=1e-3)
