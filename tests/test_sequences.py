@@ -490,3 +490,30 @@ def test_a_recorded_clip_rescored_gives_the_clips_masks(tmp_path, model):
     assert any(0 < (cv2.imread(str(a), cv2.IMREAD_GRAYSCALE) > 0).mean() < 1 for a in masks_a)
     stamps = SequenceSource(recording).timestamps  # the clip's own times: make-clip writes 30 fps
     assert np.diff(stamps) == pytest.approx(np.full(5, 1 / 30), abs=1e-3)
+
+
+def test_live_recording_drops_rather_than_waits_for_a_stalled_disk(tmp_path):
+    """The image data file is a FIFO nobody reads yet: the writer thread stalls in it, as on a hung
+    disk. A live session's frames go on being taken at once; those the queue cannot hold are dropped
+    and counted in the header. Then the FIFO is drained and every queued frame is written."""
+    import os
+    import threading
+
+    from edge_runtime.frames import Frame
+    from edge_runtime.sinks.sequence import QUEUE_FRAMES, SequenceRecorder
+
+    os.mkfifo(tmp_path / "live.seq.raw")
+    recorder = SequenceRecorder(tmp_path / "live.seq.nrrd", live=True)
+    image = np.zeros((4, 6, 3), np.uint8)
+    frames = 40
+    for n in range(frames):
+        recorder.on_frame(Frame(n, image, 0.0, None, {"igtl_timestamp": float(n)}), None, image, {})
+    assert recorder.dropped >= frames - QUEUE_FRAMES - 1  # the writer holds one, the queue the rest
+    drained = bytearray()
+    reader = threading.Thread(target=lambda: drained.extend((tmp_path / "live.seq.raw").read_bytes()))
+    reader.start()
+    recorder.close()
+    reader.join(timeout=10)
+    assert recorder.frames == frames - recorder.dropped and len(drained) == recorder.frames * 4 * 6
+    header = nrrd.read_header(str(tmp_path / "live.seq.nrrd"))
+    assert int(header[layout.DROPPED_KEY]) == recorder.dropped and int(header["sizes"][3]) == recorder.frames
