@@ -44,12 +44,6 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--record-raw", metavar="MP4", help="also record the raw input to MP4")
     p.add_argument("--summary", help="write a JSON summary (frames, fps, per-stage latency p50/p95/p99)")
     p.add_argument(
-        "--record-sequence",
-        metavar="FILE.seq.nrrd",
-        help="record ROI image, labelmap, probability, timestamps and OpenIGTLink transforms "
-        "losslessly as 3D Slicer / PLUS sequences (needs pynrrd: sonomap[sequences])",
-    )
-    p.add_argument(
         "--cases",
         metavar="DIR",
         help="capture every biopsy (detected needle fire, or a manual mark: "
@@ -308,6 +302,13 @@ def cmd_bench(args) -> int:
 
 
 def _igtl_options(p: argparse.ArgumentParser) -> None:
+    """OpenIGTLink out and the session recording in Slicer's format: replay and live."""
+    p.add_argument(
+        "--record-sequence",
+        metavar="FILE.seq.nrrd",
+        help="record ROI image, labelmap, probability, timestamps and OpenIGTLink transforms "
+        "losslessly as 3D Slicer / PLUS sequences (needs pynrrd: sonomap[sequences])",
+    )
     p.add_argument("--igtl-out", metavar="HOST:PORT", help="send predictions to an OpenIGTLink server")
     p.add_argument(
         "--igtl-serve",
