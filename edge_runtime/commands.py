@@ -301,7 +301,7 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def _igtl_options(p: argparse.ArgumentParser) -> None:
+def _output_options(p: argparse.ArgumentParser) -> None:
     """OpenIGTLink out and the session recording in Slicer's format: replay and live."""
     p.add_argument(
         "--record-sequence",
@@ -336,13 +336,20 @@ def register(sub) -> None:
         description="Process every frame (none dropped) of INPUT: a video file (PyAV), an image "
         "folder, a DICOM cine (.dcm) or 'synthetic'; draw the cancer overlay and write H.264 mp4.",
     )
-    p.add_argument("input", help="video file, image folder, .dcm file, .seq.nrrd sequence or 'synthetic'")
+    p.add_argument(
+        "input",
+        help="video file, image folder, .dcm file, .seq.nrrd or PLUS .igs.mha sequence, or 'synthetic'",
+    )
     p.add_argument("--out", help="overlay mp4 to write")
     p.add_argument("--loop", action="store_true", help="loop the input (stop with Ctrl-C)")
-    p.add_argument("--realtime", action="store_true", help="pace at the clip's frame rate")
+    p.add_argument(
+        "--realtime",
+        action="store_true",
+        help="pace at the clip's frame rate (a sequence: its recorded times)",
+    )
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--window", action="store_true", help="also show a window")
-    _igtl_options(p)
+    _output_options(p)
     _common(p)
     p.set_defaults(func=cmd_replay)
 
@@ -379,7 +386,7 @@ def register(sub) -> None:
     p.add_argument("--token", help="access token for --http when bound beyond localhost")
     p.add_argument("--tls-cert", metavar="PEM", help="serve --http over HTTPS with this certificate (chain)")
     p.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
-    _igtl_options(p)
+    _output_options(p)
     _common(p)
     p.set_defaults(func=cmd_live)
 
