@@ -28,10 +28,10 @@ import numpy as np
 from edge_runtime.errors import InputError
 from edge_runtime.frames import Frame, Source
 from edge_runtime.sinks import sequence_layout as layout
+from edge_runtime.units import DEFAULT_FPS
 
 log = logging.getLogger("sonomap.sources")
 SPATIAL_AXES = 3
-DEFAULT_FPS = 30.0
 GRAY_TYPES = ("uint8", "unsigned char", "uchar", "unsigned int8", "uint8_t")
 RAW, GZIP, ZLIB = ("raw",), ("gzip", "gz"), ("zlib",)  # zlib: MetaImage's CompressedData
 GZIP_WBITS, ZLIB_WBITS = 16 + zlib.MAX_WBITS, zlib.MAX_WBITS

@@ -27,8 +27,8 @@ from edge_runtime.roi import detect_roi
 from edge_runtime.sinks.sequence import SequenceRecorder
 from edge_runtime.sources.synthetic import ScreenSimulator, default_image
 from edge_runtime.tools.threadcpu import ThreadCpu
+from edge_runtime.units import MS_PER_S
 
-MS = 1000.0
 DISTINCT_FRAMES = (
     30  # screens rendered up front and cycled: the bench measures the recorder, not the simulator
 )
@@ -54,8 +54,8 @@ def run(frames: int, width: int, height: int, out: Path) -> dict:
         prediction = Prediction(mask, mask.astype(np.float32), frame=frame, roi=roi)
         t0, c0 = time.perf_counter(), time.thread_time()
         recorder.on_frame(frame, prediction, screen, {})
-        on_frame_ms.append((time.perf_counter() - t0) * MS)
-        on_frame_cpu_ms.append((time.thread_time() - c0) * MS)
+        on_frame_ms.append((time.perf_counter() - t0) * MS_PER_S)
+        on_frame_cpu_ms.append((time.thread_time() - c0) * MS_PER_S)
     recorder.close()
     wall_s = time.perf_counter() - started
     cpu.stop()
@@ -68,7 +68,7 @@ def run(frames: int, width: int, height: int, out: Path) -> dict:
         "header_bytes_per_frame": headers / max(recorder.frames, 1),
         "on_frame_ms_p50": statistics.median(on_frame_ms),
         "on_frame_cpu_ms_mean": statistics.fmean(on_frame_cpu_ms),
-        "wall_ms_per_frame": wall_s * MS / frames,
+        "wall_ms_per_frame": wall_s * MS_PER_S / frames,
         "cpu_ms_per_frame": cpu.per_frame_ms(frames),
     }
 
