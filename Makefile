@@ -5,19 +5,21 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.sonomap-installed
 # torch is pinned: these wheels lie on the build machines' disk; another pin downloads gigabytes.
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
-EXTRAS := train,export,dicom,wsi,registration,igtl,dev
+EXTRAS := train,export,dicom,wsi,registration,igtl,pacs,dev
 
 .PHONY: demo test lint install sysdeps bench clean install-service
 
 # System tools the tests use (Xvfb for window tests, systemd-analyze for the unit files,
 # Chromium + driver for the web-viewer test, openssl for the TLS test certificates, xdotool for window
-# key presses), as tool:package. Installed when missing and we may (root + apt); there a failed install is
-# an error (CI must not quietly skip those tests). Without root or apt: a warning, and those tests skip
+# key presses, Orthanc + its DICOMweb plugin for the PACS export test), as tool:package; a tool given
+# as a path is a file that must exist (the plugin is a library, not a command). Installed when missing
+# and we may (root + apt); there a failed install is an error (CI must not quietly skip those tests). Without root or apt: a warning, and those tests skip
 # with a reason (they fail when CI=true).
-SYSDEPS ?= Xvfb:xvfb systemd-analyze:systemd chromium:chromium chromedriver:chromium-driver openssl:openssl xdotool:xdotool
+SYSDEPS ?= Xvfb:xvfb systemd-analyze:systemd chromium:chromium chromedriver:chromium-driver openssl:openssl xdotool:xdotool \
+  Orthanc:orthanc /usr/share/orthanc/plugins/libOrthancDicomWeb.so:orthanc-dicomweb
 sysdeps:
 	@missing=""; for pair in $(SYSDEPS); do tool=$${pair%%:*}; pkg=$${pair#*:}; \
-	  command -v $$tool >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	  { command -v $$tool || test -e $$tool; } >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
 	  echo "warning: missing system packages:$$missing (not root or no apt); the tests that need them will skip" >&2; \
@@ -25,7 +27,7 @@ sysdeps:
 	echo "installing system packages:$$missing"; \
 	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) \
 	  || { echo "error: could not install$$missing as root with apt-get" >&2; exit 1; }; \
-	for pair in $(SYSDEPS); do tool=$${pair%%:*}; command -v $$tool >/dev/null 2>&1 \
+	for pair in $(SYSDEPS); do tool=$${pair%%:*}; { command -v $$tool || test -e $$tool; } >/dev/null 2>&1 \
 	  || { echo "error: $$tool still missing after installing$$missing" >&2; exit 1; }; done
 
 $(STAMP): pyproject.toml

@@ -20,6 +20,10 @@ REQUIRED_ON_CI = (
     "selenium",
     "openssl",
     "xdotool",
+    "orthanc-dicomweb",  # before Orthanc: the first name found in a reason is the one reported
+    "Orthanc",
+    "highdicom",
+    "dicomweb-client",
 )
 MISSING_WORDS = ("not installed", "needs ", "not found")
 TRUE_VALUES = ("1", "true", "yes")

@@ -28,6 +28,9 @@ CHILD_TIMEOUT_S = 240
         ("openssl not installed (apt-get install openssl)", "openssl"),
         ("xdotool not installed (apt-get install xdotool)", "xdotool"),
         ("TensorRT/pycuda not installed", None),
+        ("Orthanc not installed (Debian package orthanc)", "Orthanc"),
+        ("orthanc-dicomweb not installed (/usr/share/orthanc/plugins/x.so not found)", "orthanc-dicomweb"),
+        ("highdicom not installed (pacs extra)", "highdicom"),
     ],
 )
 def test_which_skips_are_required_tools(reason, tool):
@@ -89,6 +92,25 @@ def test_sysdeps_fails_as_root_when_a_package_cannot_be_installed(repo_root, tmp
         timeout=60,
     )
     assert ok.returncode == 0, ok.stderr  # nothing missing: apt is never called
+    # a tool given as a path is a file that must exist (the Orthanc DICOMweb plugin is a library)
+    present = subprocess.run(
+        ["make", "-s", "sysdeps", f"SYSDEPS={fake / 'apt-get'}:sonomap-no-such-package"],
+        cwd=repo_root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert present.returncode == 0, present.stderr
+    absent = subprocess.run(
+        ["make", "-s", "sysdeps", f"SYSDEPS={tmp_path / 'no-such.so'}:sonomap-no-such-package"],
+        cwd=repo_root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert absent.returncode != 0 and "sonomap-no-such-package" in absent.stderr
 
 
 def test_every_test_has_a_time_limit(request):

@@ -1,13 +1,119 @@
-"""Placeholder: exports captured cases as DICOM to a DICOMweb server (being written)."""
+"""``sonomap cases export DIR --dicomweb URL``: send each captured case to a PACS by STOW-RS.
+
+Input: DIR, a folder of captured cases (``sonomap live/replay --cases``). Per case, the pre-fire
+image and the live prediction's segmentation (:mod:`registration.pacs.objects`) go to the DICOMweb
+server in one STOW-RS request, filed under the case's ``capture.study_id``. A case captured without
+a study ID is an error for that case, unless ``--study-id`` names the one to file such cases under
+(cases that have their own keep it). ``--dry-run OUT`` writes the .dcm files under
+``OUT/<study ID>/<case>/`` instead of sending.
+
+Output: one line per case (what was sent, or why not: the HTTP status of a refused upload), then a
+total. A failed case does not stop the others (``--stop-on-error`` does); the exit status is 1 when
+any case failed. Objects and attributes: docs/pacs-export.md.
+"""
 
 from __future__ import annotations
 
-from edge_runtime.errors import SonomapError
+import argparse
+import time
+from pathlib import Path
+
+from edge_runtime import privacy
+from edge_runtime.errors import ConfigError, SonomapError
+
+EXIT_SOME_FAILED = 1
+DEFAULT_TIMEOUT_S = 30.0
+FILE_NAMES = {"US": "image.dcm", "SEG": "seg.dcm"}
 
 
-def add_options(p) -> None:
+def add_options(p: argparse.ArgumentParser) -> None:
     """Options of ``sonomap cases export DIR``."""
+    g = p.add_argument_group("export (sonomap cases export DIR)")
+    g.add_argument("--dicomweb", metavar="URL", help="DICOMweb root of the PACS, e.g. https://pacs/dicom-web")
+    g.add_argument("--dry-run", metavar="OUT", help="write the .dcm files under OUT instead of sending them")
+    g.add_argument(
+        "--study-id", metavar="ID", help="file cases captured without a study ID under ID (a pseudonym)"
+    )
+    g.add_argument(
+        "--segmentation",
+        choices=("binary", "fractional"),
+        default="binary",
+        help="the prediction as the cancer mask (default) or as the 8-bit probability",
+    )
+    g.add_argument(
+        "--token-env", metavar="VAR", help="env var holding a bearer token (default SONOMAP_DICOMWEB_TOKEN)"
+    )
+    g.add_argument(
+        "--basic-auth-env",
+        metavar="VAR",
+        help="env var holding user:password (default SONOMAP_DICOMWEB_BASIC)",
+    )
+    g.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per request (default 30)"
+    )
+    g.add_argument("--stop-on-error", action="store_true", help="stop at the first case that fails")
 
 
-def run_export(args) -> int:
-    raise SonomapError("sonomap cases export: not implemented yet")
+def _write(objects, out: Path) -> str:
+    folder = out
+    for part in (objects.study_id, objects.case.case_id):  # each level 0700, as the case folders
+        folder = privacy.make_private_dir(folder / part)
+    for ds in objects.datasets:
+        ds.save_as(folder / FILE_NAMES[ds.Modality], enforce_file_format=True)
+    return f"wrote {len(objects.datasets)} file(s) to {folder}"
+
+
+def _sent(objects) -> str:
+    parts = ["pre-fire image"] + [f"{ds.SegmentationType.lower()} SEG" for ds in objects.datasets[1:]]
+    note = "" if len(objects.datasets) > 1 else " (no prediction saved)"
+    return f"{len(objects.datasets)} instance(s): {', '.join(parts)}{note}"
+
+
+def run_export(args: argparse.Namespace) -> int:
+    # dicomweb-client, highdicom and pydicom are the optional `pacs` extra: loaded only when exporting
+    from edge_runtime.biopsy.study_id import check_study_id
+    from registration.pacs.captured_case import case_folders, read_case
+    from registration.pacs.objects import case_objects
+    from registration.pacs.stow import make_client, store
+
+    if bool(args.dicomweb) == bool(args.dry_run):
+        raise ConfigError(
+            "sonomap cases export: give --dicomweb URL (send) or --dry-run OUT (write files), one"
+        )
+    fallback = None if args.study_id is None else check_study_id(args.study_id)
+    client = (
+        None
+        if args.dry_run
+        else make_client(args.dicomweb, args.token_env, args.basic_auth_env, args.timeout)
+    )
+    target = Path(args.dry_run) if args.dry_run else privacy.redact_url(args.dicomweb)
+    folders = case_folders(args.cases_dir)
+    print(f"{len(folders)} case(s) in {args.cases_dir} -> {target}")
+    failed = 0
+    for folder in folders:
+        start = time.perf_counter()
+        try:
+            case = read_case(folder)
+            study_id = case.study_id or fallback
+            if study_id is None:
+                raise SonomapError("no study ID (captured without --study-id); give --study-id ID to file it")
+            objects = case_objects(case, study_id, args.segmentation)
+            if client is None:
+                line = _write(objects, target)
+            else:
+                result = store(client, objects.datasets)
+                if not result.ok:
+                    raise SonomapError(f"upload failed: {result.detail}")
+                line = f"sent {_sent(objects)}"
+            print(
+                f"{folder.name}  {objects.study_id}  {line} in {time.perf_counter() - start:.2f} s",
+                flush=True,
+            )
+        except (SonomapError, OSError) as exc:
+            failed += 1
+            print(f"{folder.name}  FAILED: {privacy.redact(str(exc))}", flush=True)
+            if args.stop_on_error:
+                print("stopped at the first failure (--stop-on-error)")
+                break
+    print(f"{len(folders) - failed} of {len(folders)} case(s) exported, {failed} failed")
+    return EXIT_SOME_FAILED if failed else 0

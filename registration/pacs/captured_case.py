@@ -1,0 +1,123 @@
+"""A captured biopsy case folder (written by ``sonomap live/replay --cases``) read for DICOM export.
+
+Input: ``DIR/<id>/`` holding ``case.yaml`` (its ``capture:`` section), ``prefire.png`` and, when the
+live prediction was saved, ``prefire_mask.png`` and ``prefire_prob.png`` (layout:
+docs/biopsy-capture.md). Output: a :class:`CapturedCase` with the pixels and the provenance the DICOM
+objects carry. Every problem is an ``InputError`` naming the file and key. Registration's own loader
+is not used: it refuses a case whose pathology is still pending, and export happens before that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.yamlfile import read_yaml_mapping
+
+CASE_FILE = "case.yaml"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    mask: np.ndarray  # bool (rows, cols): the cancer class of the saved class-id mask
+    probability: np.ndarray  # float32 (rows, cols) in [0, 1]
+    frame: int
+
+
+@dataclass(frozen=True)
+class CapturedCase:
+    folder: Path
+    case_id: str  # the folder name, <UTC time>-<n>
+    number: int  # capture number within its run
+    trigger: str  # fire | key | http | signal
+    study_id: str | None  # capture.study_id as entered at session start; None when none was entered
+    prefire: np.ndarray  # uint8 gray ROI
+    prefire_frame: int
+    prefire_utc: datetime
+    mm_per_pixel: float | None
+    model_name: str
+    model_sha256: str
+    prediction: Prediction | None
+
+
+def case_folders(cases_dir: str | Path) -> list[Path]:
+    """The complete case folders under ``cases_dir`` in name (time) order; half-written ones are hidden."""
+    root = Path(cases_dir)
+    if not root.is_dir():
+        raise InputError(f"{root}: not a folder of captured cases")
+    return sorted(
+        p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / CASE_FILE).is_file()
+    )
+
+
+def _png(path: Path, dtype) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise InputError(f"{path}: missing or not a PNG")
+    if image.dtype != dtype or image.ndim != 2:
+        raise InputError(
+            f"{path}: expected a single-channel {np.dtype(dtype).name} image, got {image.dtype} {image.shape}"
+        )
+    return image
+
+
+def _key(mapping: dict, key: str, where: str, kind):
+    value = mapping.get(key) if isinstance(mapping, dict) else None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise InputError(f"{where}.{key}: expected {getattr(kind, '__name__', kind)}, got {value!r}")
+    return value
+
+
+def _prediction(folder: Path, pred: dict, shape: tuple[int, int], where: str) -> Prediction:
+    mask = _png(folder / _key(pred, "mask", where, str), np.uint8)
+    prob = _png(folder / _key(pred, "prob", where, str), np.uint16)
+    scale = _key(pred, "prob_scale", where, int)
+    cancer = _key(pred, "cancer_class", where, int)
+    for name, image in (("mask", mask), ("prob", prob)):
+        if image.shape != shape:
+            raise InputError(f"{folder / pred[name]}: {image.shape} does not match prefire.png {shape}")
+    return Prediction(mask == cancer, prob.astype(np.float32) / scale, _key(pred, "frame", where, int))
+
+
+def read_case(folder: str | Path) -> CapturedCase:
+    """The case in ``folder`` (see module docstring)."""
+    folder = Path(folder)
+    path = folder / CASE_FILE
+    try:
+        doc = read_yaml_mapping(path, "captured case")
+    except ConfigError as exc:
+        raise InputError(str(exc)) from exc
+    where = f"{path}: capture"
+    cap = doc.get("capture")
+    if not isinstance(cap, dict):
+        raise InputError(f"{path}: no 'capture' section (not a case written by --cases)")
+    pre = _key(cap, "pre_fire", where, dict)
+    image = _png(folder / _key(pre, "image", f"{where}.pre_fire", str), np.uint8)
+    utc = _key(pre, "utc", f"{where}.pre_fire", str)
+    try:
+        when = datetime.fromisoformat(utc.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InputError(f"{where}.pre_fire.utc: not an ISO time: {utc!r}") from exc
+    model = _key(cap, "model", where, dict)
+    scale = (doc.get("ultrasound") or {}).get("mm_per_pixel")
+    pred = cap.get("prediction")
+    study = cap.get("study_id")
+    return CapturedCase(
+        folder=folder,
+        case_id=folder.name,
+        number=_key(cap, "number", where, int),
+        trigger=_key(cap, "trigger", where, str),
+        study_id=None if study is None else str(study),
+        prefire=image,
+        prefire_frame=_key(pre, "frame", f"{where}.pre_fire", int),
+        prefire_utc=when,
+        mm_per_pixel=float(scale) if isinstance(scale, (int, float)) and scale > 0 else None,
+        model_name=_key(model, "name", f"{where}.model", str),
+        model_sha256=_key(model, "sha256", f"{where}.model", str),
+        prediction=None if pred is None else _prediction(folder, pred, image.shape, f"{where}.prediction"),
+    )

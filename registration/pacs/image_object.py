@@ -1,0 +1,71 @@
+"""The pre-fire frame of a captured case as a DICOM Secondary Capture image.
+
+Input: a :class:`~registration.pacs.captured_case.CapturedCase` and its :class:`Subject`. Output: a
+highdicom ``SCImage`` (8-bit MONOCHROME2, the ROI only, Modality US).
+
+Why Secondary Capture and not US Image Storage: the capture comes off the scanner's video output, so
+the scanner's calibration regions (US Region Calibration, the only place US Image Storage carries a
+physical scale) are unknown; the SC Image module carries Pixel Spacing with its calibration type
+(PS3.3 C.8.6.2), which is what ``mm_per_pixel`` is. The probe's orientation is unknown too, so
+Patient Orientation (Type 2C) is left empty rather than guessed.
+"""
+
+from __future__ import annotations
+
+import highdicom as hd
+
+from edge_runtime import __version__
+from registration.pacs.captured_case import CapturedCase
+from registration.pacs.subject import MANUFACTURER, Subject, identify, uid
+
+MODALITY = "US"
+CONVERSION_TYPE = "DV"  # PS3.3 C.8.6.1: digitized video (the capture card)
+PLACEHOLDER_ORIENTATION = ("P", "F")  # highdicom insists on one; cleared again below
+
+
+def image_uids(case: CapturedCase, subject: Subject) -> tuple[str, str]:
+    """(series, instance) UIDs of the case's image."""
+    return (
+        uid(subject.study_id, case.case_id, "image-series"),
+        uid(subject.study_id, case.case_id, "image"),
+    )
+
+
+def prefire_image(case: CapturedCase, subject: Subject) -> hd.sc.SCImage:
+    """The SC image of ``case.prefire`` (see module docstring)."""
+    series_uid, instance_uid = image_uids(case, subject)
+    spacing = None if case.mm_per_pixel is None else (case.mm_per_pixel, case.mm_per_pixel)
+    when = case.prefire_utc
+    image = hd.sc.SCImage(
+        pixel_array=case.prefire,
+        photometric_interpretation="MONOCHROME2",
+        bits_allocated=8,
+        coordinate_system="PATIENT",
+        patient_orientation=PLACEHOLDER_ORIENTATION,
+        study_instance_uid=subject.study_uid,
+        series_instance_uid=series_uid,
+        series_number=case.number,
+        sop_instance_uid=instance_uid,
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        patient_id=subject.study_id,
+        study_id=subject.study_id,
+        study_date=subject.study_date,
+        pixel_spacing=spacing,
+    )
+    image.PatientOrientation = ""  # unknown for a hand-held probe (Type 2C: present, empty)
+    identify(image, subject)
+    image.Modality = MODALITY
+    image.ConversionType = CONVERSION_TYPE
+    image.SecondaryCaptureDeviceManufacturer = MANUFACTURER
+    image.SecondaryCaptureDeviceSoftwareVersions = __version__
+    if spacing is not None:
+        image.PixelSpacingCalibrationType = "GEOMETRY"
+        image.PixelSpacingCalibrationDescription = "sonomap mm_per_pixel of the ROI"
+    image.SeriesDescription = f"biopsy {case.number} pre-fire ({case.trigger})"
+    image.ContentDate = when.strftime("%Y%m%d")
+    image.ContentTime = when.strftime("%H%M%S.%f")
+    image.AcquisitionDateTime = when.strftime("%Y%m%d%H%M%S.%f+0000")
+    image.TimezoneOffsetFromUTC = "+0000"  # the capture times are UTC
+    image.ImageComments = f"sonomap case {case.case_id}, frame {case.prefire_frame}"
+    return image

@@ -1,0 +1,93 @@
+"""Send DICOM objects to a DICOMweb server by STOW-RS (dicomweb-client), one request per case.
+
+Input: the server's DICOMweb root URL (e.g. ``https://pacs.example.org/dicom-web``), credentials
+from the environment (never from the command line, where ``ps`` shows them), the datasets.
+Output: a :class:`StoreResult` per request: the HTTP status, and the SOP instances the server refused
+(a STOW-RS response may accept some instances and fail others).
+
+Credentials: a bearer token in the variable named by ``--token-env`` (default
+``SONOMAP_DICOMWEB_TOKEN``), or ``user:password`` in the one named by ``--basic-auth-env`` (default
+``SONOMAP_DICOMWEB_BASIC``). Both are registered with the log redactor.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import requests
+from dicomweb_client.api import DICOMwebClient
+from dicomweb_client.session_utils import create_session, create_session_from_user_pass
+
+from edge_runtime import privacy
+from edge_runtime.errors import ConfigError
+
+TOKEN_ENV = "SONOMAP_DICOMWEB_TOKEN"
+BASIC_ENV = "SONOMAP_DICOMWEB_BASIC"
+SCHEMES = ("http", "https")
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    ok: bool
+    status: int | None  # HTTP status; None when no answer came (refused connection, timeout)
+    detail: str  # the reason, one line, for a report
+
+
+def _credential(name: str | None, default: str) -> str | None:
+    """The value of env var ``name`` (an explicitly named one must be set), else of ``default`` if set."""
+    if name is not None:
+        value = os.environ.get(name)
+        if not value:
+            raise ConfigError(f"environment variable {name} (named by the command) is not set")
+        return value
+    return os.environ.get(default) or None
+
+
+def make_client(
+    url: str, token_env: str | None = None, basic_env: str | None = None, timeout_s: float = 30.0
+):
+    """A DICOMweb client for ``url`` with the credentials the environment holds (module docstring)."""
+    parts = urlsplit(url)
+    if parts.scheme not in SCHEMES or not parts.hostname:
+        raise ConfigError(f"--dicomweb {privacy.redact_url(url)!r}: expected an http(s):// DICOMweb root URL")
+    if "@" in parts.netloc:
+        raise ConfigError(
+            f"--dicomweb: put the credentials in ${BASIC_ENV} or ${TOKEN_ENV}, not in the URL (ps shows it)"
+        )
+    token = _credential(token_env, TOKEN_ENV)
+    basic = _credential(basic_env, BASIC_ENV)
+    if token and basic:
+        raise ConfigError(f"both a token and user:password are set ({TOKEN_ENV}, {BASIC_ENV}): keep one")
+    if basic:
+        user, sep, password = basic.partition(":")
+        if not sep:
+            raise ConfigError(f"the basic-auth variable must hold user:password ({basic_env or BASIC_ENV})")
+        privacy.REDACTOR.register([password, basic])
+        session = create_session_from_user_pass(user, password)
+    else:
+        session = create_session()
+    if token:
+        privacy.REDACTOR.register([token])
+        session.headers["Authorization"] = f"Bearer {token}"
+    client = DICOMwebClient(url.rstrip("/"), session=session, timeout=timeout_s)
+    client.set_http_retry_params(retry=False)  # a failed case is reported, and the next one tried
+    return client
+
+
+def store(client: DICOMwebClient, datasets) -> StoreResult:
+    """STOW-RS ``datasets`` in one request; never raises for a server or network failure."""
+    try:
+        answer = client.store_instances(datasets=list(datasets))
+    except requests.HTTPError as exc:
+        response = exc.response
+        status = None if response is None else response.status_code
+        reason = "" if response is None else response.reason
+        return StoreResult(False, status, f"HTTP {status} {reason}".strip())
+    except requests.RequestException as exc:
+        return StoreResult(False, None, f"no answer: {type(exc).__name__}: {privacy.redact(str(exc))[:200]}")
+    failed = [item.get("ReferencedSOPInstanceUID", "?") for item in answer.get("FailedSOPSequence", [])]
+    if failed:
+        return StoreResult(False, 200, f"the server refused {len(failed)} instance(s): {', '.join(failed)}")
+    return StoreResult(True, 200, "stored")

@@ -1,0 +1,197 @@
+"""Captured biopsy cases into a research PACS: the real capture (`sonomap replay --cases` on the
+synthetic procedure clip) makes the cases, `sonomap cases export` turns them into a Secondary Capture
+image + a Segmentation per case and sends them by STOW-RS to a real Orthanc with its DICOMweb plugin;
+QIDO-RS finds them by the study ID and the SEG fetched by WADO-RS decodes to the saved mask."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pydicom
+import pytest
+import yaml
+from cli import sonomap
+from orthanc_server import start_orthanc
+from procedure_clip import write_procedure_clip
+
+highdicom = pytest.importorskip("highdicom", reason="highdicom not installed (pacs extra)")
+dicomweb_api = pytest.importorskip("dicomweb_client.api", reason="dicomweb-client not installed (pacs extra)")
+
+STUDY_ID = "BX-0042"
+FALLBACK_ID = "BX-0099"
+SONOMAP = [sys.executable, "-m", "edge_runtime.cli"]
+OBJECTS_PER_CASE = 2  # the pre-fire image and its segmentation
+HALF_STEP = 0.5 / 255 + 1e-6  # fractional SEG: 8-bit probability against the 16-bit PNG
+
+
+def _capture(info: dict, cases: Path, *extra) -> list[Path]:
+    roi = ",".join(map(str, info["roi"]))
+    sonomap(
+        "replay", info["clip"], "--roi", roi, "--mm-per-pixel", info["mm_per_pixel"], "--cases", cases, *extra
+    )
+    return sorted(p for p in cases.iterdir())
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return write_procedure_clip(tmp_path_factory.mktemp("clip") / "procedure.mp4")
+
+
+@pytest.fixture(scope="module")
+def cases(clip, tmp_path_factory) -> Path:
+    """Cases captured with --study-id (the operator's pseudonym at session start)."""
+    folder = tmp_path_factory.mktemp("captured") / "cases"
+    assert len(_capture(clip, folder, "--study-id", STUDY_ID)) == len(clip["fires"])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def anonymous_cases(clip, tmp_path_factory) -> Path:
+    """Cases captured without a study ID."""
+    folder = tmp_path_factory.mktemp("captured") / "cases"
+    _capture(clip, folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory):
+    yield from start_orthanc(tmp_path_factory.mktemp("orthanc"))
+
+
+def _export(cases: Path, *extra, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*SONOMAP, "cases", "export", str(cases), *map(str, extra)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def _auth(server) -> dict:
+    return {"SONOMAP_DICOMWEB_BASIC": f"{server.user}:{server.password}"}
+
+
+def _client(server):
+    from dicomweb_client.session_utils import create_session_from_user_pass
+
+    return dicomweb_api.DICOMwebClient(
+        server.dicomweb, session=create_session_from_user_pass(server.user, server.password)
+    )
+
+
+def _cancer_mask(folder: Path) -> np.ndarray:
+    pred = yaml.safe_load((folder / "case.yaml").read_text())["capture"]["prediction"]
+    return cv2.imread(str(folder / pred["mask"]), cv2.IMREAD_UNCHANGED) == pred["cancer_class"]
+
+
+def test_capture_records_the_study_id(cases):
+    for folder in cases.iterdir():
+        assert yaml.safe_load((folder / "case.yaml").read_text())["capture"]["study_id"] == STUDY_ID
+
+
+def test_export_to_orthanc_qido_finds_the_study_and_the_seg_decodes_to_the_mask(cases, orthanc):
+    folders = sorted(cases.iterdir())
+    out = _export(cases, "--dicomweb", orthanc.dicomweb, env=_auth(orthanc))
+    assert out.returncode == 0, out.stdout + out.stderr
+    for folder in folders:
+        assert f"{folder.name}  {STUDY_ID}  sent 2 instance(s): pre-fire image, binary SEG" in out.stdout
+    assert orthanc.rest("/statistics")["CountInstances"] == OBJECTS_PER_CASE * len(folders)
+
+    client = _client(orthanc)
+    studies = client.search_for_studies(search_filters={"StudyID": STUDY_ID})
+    assert len(studies) == 1  # one session, one study
+    assert client.search_for_studies(search_filters={"PatientID": "BX-0041"}) == []
+    found = client.search_for_instances(search_filters={"PatientID": STUDY_ID, "Modality": "SEG"})
+    assert len(found) == len(folders)
+    images = {
+        pydicom.Dataset.from_json(i).SOPInstanceUID
+        for i in client.search_for_instances(search_filters={"PatientID": STUDY_ID, "Modality": "US"})
+    }
+    assert len(images) == len(folders)
+    mm = yaml.safe_load((folders[0] / "case.yaml").read_text())["ultrasound"]["mm_per_pixel"]
+    for item in found:
+        ref = pydicom.Dataset.from_json(item)
+        seg = highdicom.seg.Segmentation.from_dataset(
+            client.retrieve_instance(ref.StudyInstanceUID, ref.SeriesInstanceUID, ref.SOPInstanceUID)
+        )
+        ((_, _, source_uid),) = seg.get_source_image_uids()
+        assert source_uid in images
+        number = int(seg.SeriesDescription.split()[1])  # "biopsy N live prediction (binary)"
+        folder = next(f for f in folders if f.name.endswith(f"-{number}"))
+        decoded = seg.get_pixels_by_source_instance([source_uid], segment_numbers=[1])[0, :, :, 0]
+        assert decoded.any() and np.array_equal(decoded.astype(bool), _cancer_mask(folder))
+        assert seg.PatientID == seg.PatientName == seg.StudyID == STUDY_ID
+        sha = yaml.safe_load((folder / "case.yaml").read_text())["capture"]["model"]["sha256"]
+        algorithm = seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0]
+        assert algorithm.AlgorithmVersion == sha and sha in seg.SoftwareVersions
+        image = client.retrieve_instance(ref.StudyInstanceUID, *_series_and_uid(client, source_uid))
+        assert np.array_equal(
+            image.pixel_array, cv2.imread(str(folder / "prefire.png"), cv2.IMREAD_UNCHANGED)
+        )
+        assert [float(v) for v in image.PixelSpacing] == pytest.approx([mm, mm])
+        assert (
+            image.PatientBirthDate == "" and image.PatientSex == "" and image.PatientIdentityRemoved == "YES"
+        )
+        assert "procedure.mp4" not in str(image) + str(seg)  # the source file name may carry a name
+
+    again = _export(cases, "--dicomweb", orthanc.dicomweb, env=_auth(orthanc))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert orthanc.rest("/statistics")["CountInstances"] == OBJECTS_PER_CASE * len(folders)  # same UIDs
+
+
+def _series_and_uid(client, sop_uid: str) -> tuple[str, str]:
+    (item,) = client.search_for_instances(search_filters={"SOPInstanceUID": sop_uid})
+    ds = pydicom.Dataset.from_json(item)
+    return ds.SeriesInstanceUID, ds.SOPInstanceUID
+
+
+def test_a_refused_upload_names_each_case_and_the_status_and_exits_nonzero(cases, orthanc):
+    folders = sorted(cases.iterdir())
+    wrong = {"SONOMAP_DICOMWEB_BASIC": f"{orthanc.user}:wrong-password"}
+    out = _export(cases, "--dicomweb", orthanc.dicomweb, env=wrong)
+    assert out.returncode == 1
+    for folder in folders:  # the first failure does not stop the rest
+        assert f"{folder.name}  FAILED: upload failed: HTTP 401" in out.stdout
+    assert "wrong-password" not in out.stdout + out.stderr
+    stopped = _export(cases, "--dicomweb", orthanc.dicomweb, "--stop-on-error", env=wrong)
+    assert stopped.returncode == 1 and stopped.stdout.count("FAILED") == 1
+
+
+def test_cases_without_a_study_id_fail_unless_the_command_gives_one(anonymous_cases, tmp_path):
+    folders = sorted(anonymous_cases.iterdir())
+    refused = _export(anonymous_cases, "--dry-run", tmp_path / "none")
+    assert refused.returncode == 1
+    assert refused.stdout.count("FAILED: no study ID") == len(folders)
+    out = _export(
+        anonymous_cases,
+        "--dry-run",
+        tmp_path / "dcm",
+        "--study-id",
+        FALLBACK_ID,
+        "--segmentation",
+        "fractional",
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    for folder in folders:
+        written = tmp_path / "dcm" / FALLBACK_ID / folder.name
+        image = pydicom.dcmread(written / "image.dcm")
+        seg = highdicom.seg.segread(written / "seg.dcm")
+        assert image.PatientID == seg.PatientID == FALLBACK_ID and seg.SegmentationType == "FRACTIONAL"
+        prob = cv2.imread(str(folder / "prefire_prob.png"), cv2.IMREAD_UNCHANGED) / 65535.0
+        decoded = seg.get_pixels_by_source_instance([image.SOPInstanceUID], segment_numbers=[1])[0, :, :, 0]
+        assert np.abs(decoded - prob).max() <= HALF_STEP
+
+
+@pytest.mark.parametrize(
+    "bad", ["Jane Doe", "Doe^Jane", "12345678", "Smith", "BX/0042", "BX-00420000000000000"]
+)
+def test_export_refuses_a_study_id_that_is_no_pseudonym(anonymous_cases, tmp_path, bad):
+    out = _export(anonymous_cases, "--dry-run", tmp_path / "dcm", "--study-id", bad)
+    assert out.returncode != 0 and "--study-id" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "dcm").exists()
