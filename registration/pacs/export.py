@@ -55,7 +55,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 
 def _write(objects, out: Path) -> str:
-    folder = out
+    folder = privacy.make_private_dir(out)
     for part in (objects.study_id, objects.case.case_id):  # each level 0700, as the case folders
         folder = privacy.make_private_dir(folder / part)
     for ds in objects.datasets:
