@@ -6,6 +6,7 @@ QIDO-RS finds them by the study ID and the SEG fetched by WADO-RS decodes to the
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -195,3 +196,21 @@ def test_export_refuses_a_study_id_that_is_no_pseudonym(anonymous_cases, tmp_pat
     out = _export(anonymous_cases, "--dry-run", tmp_path / "dcm", "--study-id", bad)
     assert out.returncode != 0 and "--study-id" in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "dcm").exists()
+
+
+def test_each_broken_case_is_named_with_its_file_and_key(anonymous_cases, tmp_path):
+    cases = tmp_path / "cases"
+    shutil.copytree(anonymous_cases, cases)
+    broken, good = sorted(cases.iterdir())
+    text = (broken / "case.yaml").read_text()
+    (broken / "case.yaml").write_text(text.replace("sha256:", "sha_256:"))
+    (good / "prefire_mask.png").write_bytes(b"not a png")
+    (tmp_path / "cases" / ".20261130T000000Z-9.partial").mkdir()  # half-written: never read
+    out = _export(cases, "--dry-run", tmp_path / "dcm", "--study-id", FALLBACK_ID)
+    assert out.returncode == 1
+    assert (
+        f"{broken.name}  FAILED: {broken / 'case.yaml'}: capture.model.sha256: expected str, got None"
+        in out.stdout
+    )
+    assert f"{good.name}  FAILED: {good / 'prefire_mask.png'}: missing or not a PNG" in out.stdout
+    assert "2 case(s) in" in out.stdout

@@ -98,6 +98,7 @@ def run_export(args: argparse.Namespace) -> int:
             if study_id is None:
                 raise SonomapError("no study ID (captured without --study-id); give --study-id ID to file it")
             objects = case_objects(case, study_id, args.segmentation)
+            built = time.perf_counter()
             if client is None:
                 line = _write(objects, target)
             else:
@@ -105,8 +106,10 @@ def run_export(args: argparse.Namespace) -> int:
                 if not result.ok:
                     raise SonomapError(f"upload failed: {result.detail}")
                 line = f"sent {_sent(objects)}"
+            done = time.perf_counter()
             print(
-                f"{folder.name}  {objects.study_id}  {line} in {time.perf_counter() - start:.2f} s",
+                f"{folder.name}  {objects.study_id}  {line} (built {built - start:.2f} s, "
+                f"{'written' if client is None else 'sent'} {done - built:.2f} s)",
                 flush=True,
             )
         except (SonomapError, OSError) as exc:
