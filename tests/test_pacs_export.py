@@ -194,7 +194,12 @@ def test_cases_without_a_study_id_fail_unless_the_command_gives_one(anonymous_ca
 )
 def test_export_refuses_a_study_id_that_is_no_pseudonym(anonymous_cases, tmp_path, bad):
     out = _export(anonymous_cases, "--dry-run", tmp_path / "dcm", "--study-id", bad)
-    assert out.returncode != 0 and "--study-id" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert (
+        out.returncode != 0
+        and "--study-id refused" in out.stderr
+        and len(out.stderr.strip().splitlines()) == 1
+    )
+    assert bad not in out.stdout + out.stderr  # it may be a patient's name: never repeated
     assert not (tmp_path / "dcm").exists()
 
 
@@ -214,3 +219,23 @@ def test_each_broken_case_is_named_with_its_file_and_key(anonymous_cases, tmp_pa
     )
     assert f"{good.name}  FAILED: {good / 'prefire_mask.png'}: missing or not a PNG" in out.stdout
     assert "2 case(s) in" in out.stdout
+
+
+def test_study_id_rule():
+    from edge_runtime.biopsy.study_id import check_study_id
+    from edge_runtime.errors import ConfigError
+
+    for good in ("BX-0042", "p1", "SITE2_0001", "A" * 15 + "1"):
+        assert check_study_id(good) == good
+    for bad, why in (
+        ("Jane Doe", "contains a space"),
+        ("Smith", "has no digit"),
+        ("0042", "has no letter"),
+        ("-BX1", "starts with"),
+        ("BX.0042", "other than"),
+        ("A" * 16 + "1", "17 characters"),
+        ("", "empty"),
+        (42, "not text"),
+    ):
+        with pytest.raises(ConfigError, match=why):
+            check_study_id(bad, "the field")

@@ -22,15 +22,48 @@ RULE = (
 )
 
 
+def _why(value) -> str | None:
+    """What is wrong with ``value`` as a study ID, without repeating it; None when it is fine."""
+    if not isinstance(value, str):
+        return f"not text ({type(value).__name__})"
+    if not value:
+        return "empty"
+    if len(value) > MAX_CHARS:
+        return f"{len(value)} characters"
+    if any(c.isspace() for c in value):
+        return "contains a space"
+    if value[0] in "-_":
+        return "starts with '-' or '_'"
+    if PATTERN.fullmatch(value) is None:
+        return "contains a character other than a letter, a digit, '-' or '_'"
+    if not any(c.isdigit() for c in value):
+        return "has no digit"
+    if not any(c.isalpha() for c in value):
+        return "has no letter"
+    return None
+
+
 def check_study_id(value, where: str = "--study-id") -> str:
-    """``value`` as a study ID, or ``ConfigError`` (one line) naming ``where`` and the rule."""
-    text = value if isinstance(value, str) else None
-    ok = (
-        text is not None
-        and PATTERN.fullmatch(text) is not None
-        and any(c.isdigit() for c in text)
-        and any(c.isalpha() for c in text)
-    )
-    if not ok:
-        raise ConfigError(f"{where} {value!r} refused: {RULE}")
-    return text
+    """``value`` as a study ID, or ``ConfigError`` (one line) naming ``where``, what is wrong and the
+    rule. The refused value is not repeated: it may be the patient's name, and errors reach logs."""
+    why = _why(value)
+    if why is not None:
+        raise ConfigError(f"{where} refused ({why}): {RULE}")
+    return value
+
+
+class StudyIdSlot:
+    """The running session's study ID, set at start (``--study-id``) or from the viewer
+    (``POST /study-id``) and read by the capture when it writes a case. A plain attribute: a str
+    assignment is atomic, and a capture takes whichever ID was set when it was made."""
+
+    def __init__(self) -> None:
+        self.value: str | None = None
+        self.enabled = False  # set by the capture observer: without --cases an ID has nothing to name
+
+    def set(self, value, where: str) -> str:
+        self.value = check_study_id(value, where)
+        return self.value
+
+
+STUDY_ID = StudyIdSlot()
