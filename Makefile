@@ -11,12 +11,12 @@ EXTRAS := train,export,dicom,wsi,registration,igtl,pacs,dev
 
 # System tools the tests use (Xvfb for window tests, systemd-analyze for the unit files,
 # Chromium + driver for the web-viewer test, openssl for the TLS test certificates, xdotool for window
-# key presses, Orthanc + its DICOMweb plugin for the PACS export test), as tool:package; a tool given
+# key presses, Orthanc + its DICOMweb plugin and dciodvfy for the PACS export test), as tool:package; a tool given
 # as a path is a file that must exist (the plugin is a library, not a command). Installed when missing
 # and we may (root + apt); there a failed install is an error (CI must not quietly skip those tests). Without root or apt: a warning, and those tests skip
 # with a reason (they fail when CI=true).
 SYSDEPS ?= Xvfb:xvfb systemd-analyze:systemd chromium:chromium chromedriver:chromium-driver openssl:openssl xdotool:xdotool \
-  Orthanc:orthanc /usr/share/orthanc/plugins/libOrthancDicomWeb.so:orthanc-dicomweb
+  Orthanc:orthanc /usr/share/orthanc/plugins/libOrthancDicomWeb.so:orthanc-dicomweb dciodvfy:dicom3tools
 sysdeps:
 	@missing=""; for pair in $(SYSDEPS); do tool=$${pair%%:*}; pkg=$${pair#*:}; \
 	  { command -v $$tool || test -e $$tool; } >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \

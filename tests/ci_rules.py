@@ -22,6 +22,7 @@ REQUIRED_ON_CI = (
     "xdotool",
     "orthanc-dicomweb",  # before Orthanc: the first name found in a reason is the one reported
     "Orthanc",
+    "dciodvfy",
     "highdicom",
     "dicomweb-client",
 )

@@ -239,3 +239,21 @@ def test_study_id_rule():
     ):
         with pytest.raises(ConfigError, match=why):
             check_study_id(bad, "the field")
+
+
+@pytest.mark.skipif(
+    shutil.which("dciodvfy") is None, reason="dciodvfy not installed (Debian package dicom3tools)"
+)
+@pytest.mark.parametrize("kind", ["binary", "fractional"])
+def test_the_objects_pass_the_dicom_validator(anonymous_cases, tmp_path, kind):
+    """dicom3tools' dciodvfy checks each object against its IOD: no errors (warnings are listed in
+    docs/pacs-export.md)."""
+    out = _export(anonymous_cases, "--dry-run", tmp_path, "--study-id", FALLBACK_ID, "--segmentation", kind)
+    assert out.returncode == 0, out.stdout + out.stderr
+    files = sorted(tmp_path.glob(f"{FALLBACK_ID}/*/*.dcm"))
+    assert len(files) == OBJECTS_PER_CASE * len(list(anonymous_cases.iterdir()))
+    for path in files:
+        check = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
+        report = check.stdout + check.stderr
+        assert ("SCImage" if path.name == "image.dcm" else "Segmentation") in report
+        assert not [line for line in report.splitlines() if line.startswith("Error")], report

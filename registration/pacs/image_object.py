@@ -54,6 +54,7 @@ def prefire_image(case: CapturedCase, subject: Subject) -> hd.sc.SCImage:
         pixel_spacing=spacing,
     )
     image.PatientOrientation = ""  # unknown for a hand-held probe (Type 2C: present, empty)
+    image.Laterality = ""  # the breast is paired and the side is not captured (Type 2C: present, empty)
     identify(image, subject)
     image.Modality = MODALITY
     image.ConversionType = CONVERSION_TYPE

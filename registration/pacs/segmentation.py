@@ -85,6 +85,7 @@ def prediction_segmentation(
     shared = seg.SharedFunctionalGroupsSequence[0]
     if "PixelMeasuresSequence" in shared:
         del shared.PixelMeasuresSequence
+    seg.PatientOrientation = ""  # no frame of reference: General Image's Type 2C, as on the image
     seg.SoftwareVersions = [__version__, case.model_sha256]  # highdicom takes one string
     identify(seg, subject)
     seg.SeriesDescription = f"biopsy {case.number} live prediction ({kind})"
