@@ -58,6 +58,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _study_id_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--study-id",
+        metavar="ID",
+        help="pseudonymous study ID of this session's subject (e.g. BX-0042; never a name or hospital "
+        "number), written into each --cases case as capture.study_id; the viewer page can change it",
+    )
+
+
 def _overrides(args, **extra) -> dict:
     o = {
         "source": {},
@@ -153,6 +162,13 @@ def _print_sequences(sequence: list) -> None:
 
 def _capture_observers(args, config: RuntimeConfig) -> list:
     """[CaptureObserver] for --cases DIR, else []."""
+    study_id = getattr(args, "study_id", None)
+    if study_id is not None:
+        from edge_runtime.biopsy.study_id import check_study_id
+
+        study_id = check_study_id(study_id)  # before anything starts: a one-line error
+        if not getattr(args, "cases", None):
+            raise ConfigError("--study-id names the subject of captured cases: give --cases DIR too")
     if not getattr(args, "cases", None):
         return []
     from edge_runtime import config as cfg
@@ -168,6 +184,7 @@ def _capture_observers(args, config: RuntimeConfig) -> list:
             config.source.input,
             gauge=args.gauge,
             cancer_class=manifest.cancer_index,
+            study_id=study_id,
         )
     ]
 
@@ -351,6 +368,7 @@ def register(sub) -> None:
     p.add_argument("--window", action="store_true", help="also show a window")
     _output_options(p)
     _common(p)
+    _study_id_option(p)
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser(
@@ -388,6 +406,7 @@ def register(sub) -> None:
     p.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
     _output_options(p)
     _common(p)
+    _study_id_option(p)
     p.set_defaults(func=cmd_live)
 
     p = sub.add_parser(

@@ -7,8 +7,8 @@ detector's seed, where they came from). Output: ``DIR/<UTC timestamp>-<n>/`` hol
 - ``postfire.png`` gray ROI, the needle lying in the tract: ``ultrasound.image``;
 - ``prefire_prob.png`` (16-bit, probability x 65535) and ``prefire_mask.png`` (class ids): the
   live prediction shown with the pre-fire frame;
-- ``case.yaml`` in registration's case format, with ``capture:`` (provenance) and an empty
-  ``pathology:`` for the lab.
+- ``case.yaml`` in registration's case format, with ``capture:`` (provenance, and ``study_id``, the
+  session's pseudonymous study ID, when one was given) and an empty ``pathology:`` for the lab.
 
 Only ROI pixels are written (the scanner's screen text, which may carry the patient's name, is
 outside the ROI). The folder is written under a hidden name and renamed when complete, so a
@@ -80,6 +80,7 @@ class Capture:
     source: str
     cancer_class: int = 1
     band: tuple = (None, None)  # (frame, yield_band.YieldBand) last computed up to the pre-fire frame
+    study_id: str | None = None  # the session's pseudonymous study ID when the capture was made
 
 
 def public_source(source: str | None) -> str:
@@ -135,6 +136,7 @@ def case_document(cap: Capture, name: str, post_gray: np.ndarray, prediction_fil
     capture: dict[str, Any] = {
         "trigger": cap.trigger,
         "number": cap.number,
+        **({} if cap.study_id is None else {"study_id": cap.study_id}),
         "source": public_source(cap.source),
         "roi": cap.roi,
         "pre_fire": frame(cap.pre, "prefire.png"),

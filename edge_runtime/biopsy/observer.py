@@ -26,6 +26,7 @@ import numpy as np
 from edge_runtime.biopsy.case_writer import Capture, CaseWriter, FrameRecord
 from edge_runtime.biopsy.fire import FireDetector
 from edge_runtime.biopsy.marks import MARKS, MarkRequests
+from edge_runtime.biopsy.study_id import STUDY_ID, StudyIdSlot
 from edge_runtime.biopsy.yield_band import SUBPIXEL, SUBPIXEL_BITS, YieldBand, YieldTracker
 from edge_runtime.frames import Frame, Observer, Prediction
 from edge_runtime.live_stats import EVENTS
@@ -69,11 +70,17 @@ class CaptureObserver(Observer):
         gauge: int = 14,
         marks: MarkRequests = MARKS,
         cancer_class: int = 1,
+        study_id: str | None = None,
+        study: StudyIdSlot = STUDY_ID,
     ):
         self.writer = CaseWriter(directory)
         self.model, self.source, self.gauge, self.cancer_class = model, source or "", gauge, cancer_class
         self.marks = marks
         self.marks.enabled = True
+        self.study = study  # the session's study ID: set here from --study-id, or later from the viewer
+        self.study.enabled = True
+        if study_id is not None:
+            self.study.value = study_id
         self.ring: deque[FrameRecord] = deque(maxlen=RING_FRAMES)
         self.detector: FireDetector | None = None
         self.roi = None
@@ -183,6 +190,7 @@ class CaptureObserver(Observer):
             self.source,
             self.cancer_class,
             band,
+            self.study.value,
         )
         self.writer.submit(cap)
         EVENTS.inc(CAPTURE_EVENT)
@@ -210,4 +218,5 @@ class CaptureObserver(Observer):
 
     def close(self) -> None:
         self.marks.enabled = False
+        self.study.enabled, self.study.value = False, None  # the session is over
         self.writer.close()

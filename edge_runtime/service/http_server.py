@@ -11,6 +11,9 @@ the pipeline's observers and it serves, from its own threads,
 - ``/stream.mjpg``  MJPEG of the rendered overlay; ``/snapshot.jpg`` one JPEG;
 - ``/stats.json``   the numbers the viewer page shows;
 - ``POST /mark``    mark a biopsy (with ``--cases DIR``; 409 without).
+- ``POST /study-id`` set the session's pseudonymous study ID (body: the ID as text; 400 with the
+                    rule when it is not a pseudonym, 409 without ``--cases DIR``);
+                    ``GET /study-id`` gives it as JSON ``{"study_id", "capturing"}``.
 
 It binds 127.0.0.1 by default. On any other address a token is required (refusing to
 start without one); requests then need ``Authorization: Bearer <token>`` or the session
@@ -37,6 +40,7 @@ import numpy as np
 
 from edge_runtime.aistate import UNHEALTHY
 from edge_runtime.biopsy.marks import MARKS
+from edge_runtime.biopsy.study_id import STUDY_ID
 from edge_runtime.errors import ConfigError
 from edge_runtime.frames import Frame, Observer, Prediction
 from edge_runtime.live_stats import EVENTS, LiveStats
@@ -59,6 +63,7 @@ log = logging.getLogger("sonomap.http")
 DEFAULT_HOST = "127.0.0.1"
 HEALTHY_MAX_FRAME_AGE_S = 2.0  # older newest frame: /healthz fails (the live loop shows NO SIGNAL then)
 SERVER_JOIN_S = 5.0  # at close: shutdown() has stopped serve_forever; a thread that still hangs is left
+MAX_STUDY_ID_BODY = 64  # a study ID is at most 16 characters; room for a newline and stray spaces
 MJPEG_MAX_FPS = 15.0  # viewers do not need capture rate; this caps CPU spent on JPEG
 JPEG_QUALITY = 80
 STREAM_WAIT_S = 1.0  # a streaming thread re-checks for shutdown this often
@@ -296,6 +301,10 @@ class _Handler(BaseHTTPRequestHandler):
                     b"marked\n" if ok else b"not capturing: start with --cases DIR\n",
                     TEXT,
                 )
+        elif url.path == "/study-id":
+            self.close_connection = True
+            if self._admitted(url.path, url.query):
+                self._set_study_id()
         elif url.path != "/login":
             self._send(404, b"not found\n", TEXT)
         elif self._admitted(url.path, url.query):
@@ -307,6 +316,24 @@ class _Handler(BaseHTTPRequestHandler):
             code, extra = http_auth.login(self.rfile.read(int(length)), obs.token, obs.scheme == "https")
             page = obs.login_page.replace(LOGIN_MESSAGE_SLOT, b"Wrong token.")
             self._send(code, page if code == 401 else b"logged in\n", HTML if code == 401 else TEXT, extra)
+
+    def _set_study_id(self) -> None:
+        """``POST /study-id``: the body (text) becomes the session's study ID, if it is a pseudonym."""
+        length = self.headers.get("Content-Length", "")
+        if not length.isdigit() or int(length) > MAX_STUDY_ID_BODY:
+            self._send(400, b"study ID: send it as the body (at most 64 bytes, with Content-Length)\n", TEXT)
+            return
+        if not STUDY_ID.enabled:
+            self._send(409, b"not capturing: start with --cases DIR\n", TEXT)
+            return
+        text = self.rfile.read(int(length)).decode("utf-8", "replace").strip()
+        try:
+            STUDY_ID.set(text, "study ID")
+        except ConfigError as exc:  # the message names the rule, never the refused text
+            self._send(400, f"{exc}\n".encode(), TEXT)
+            return
+        log.warning("study ID changed from the viewer; the next captured cases carry it")
+        self._send(200, b"study ID set\n", TEXT)
 
     def do_GET(self) -> None:
         self.server.mark(BUSY)
@@ -321,6 +348,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, render_prometheus(obs.stats).encode(), METRICS_CONTENT_TYPE)
         elif url.path in obs.assets:
             self._send(200, *obs.assets[url.path])
+        elif url.path == "/study-id":
+            body = {"study_id": STUDY_ID.value, "capturing": STUDY_ID.enabled}
+            self._send(200, json.dumps(body).encode(), "application/json")
         elif url.path == "/stats.json":
             snap = {**obs.stats.snapshot(), "healthy": obs.healthy()[0]}
             self._send(200, json.dumps(snap).encode(), "application/json")

@@ -45,6 +45,36 @@
       badge.className = "";
     }
   }
+  // The session's study ID (a pseudonym) for the cases captured from now on: POST /study-id.
+  const study = document.getElementById("study-id");
+  const studyMsg = (text, ok) => {
+    const m = document.getElementById("study-msg");
+    m.textContent = text;
+    m.className = ok ? "ok" : "bad";
+  };
+  async function loadStudy() {
+    try {
+      const r = await fetch("study-id", { cache: "no-store", credentials: "same-origin" });
+      if (!r.ok) return;
+      const s = await r.json();
+      study.value = s.study_id || "";
+      study.disabled = !s.capturing;
+      if (!s.capturing) studyMsg("not capturing (start with --cases DIR)", false);
+    } catch (e) { /* the stats poll reports an unreachable server */ }
+  }
+  document.getElementById("study").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      const r = await fetch("study-id", {
+        method: "POST", body: study.value, credentials: "same-origin",
+        headers: { "Content-Type": "text/plain; charset=utf-8" },
+      });
+      studyMsg((await r.text()).trim(), r.ok);
+    } catch (e) {
+      studyMsg("not set: " + e.message, false);
+    }
+  });
+  loadStudy();
   poll();
   setInterval(poll, 1000);
 })();

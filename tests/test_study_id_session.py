@@ -1,0 +1,136 @@
+"""The session's pseudonymous study ID: `sonomap live/replay --study-id`, and the viewer's field
+(`POST /study-id`, same token rules as `POST /mark`). Captured cases carry it as
+`capture.study_id`; a value that is no pseudonym is refused with one line that never repeats it."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+import yaml
+from cli import sonomap
+from runtime_model import dark_onnx
+from test_http_tls_cli import free_port
+
+from edge_runtime.biopsy.study_id import STUDY_ID
+from edge_runtime.service.http_server import make_http_observer
+
+SONOMAP = [sys.executable, "-m", "edge_runtime.cli"]
+START_TIMEOUT_S = 90
+TOKEN = "study-token-0123456789abcdef"
+
+
+def _request(url: str, method: str = "GET", body: bytes | None = None, token: str | None = None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    data = body if body is not None else (b"" if method == "POST" else None)
+    req = urllib.request.Request(url, method=method, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def _wait_up(base: str, proc) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        try:
+            if _request(base + "healthz")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("live did not become healthy")
+
+
+@pytest.mark.parametrize("bad", ["Jane Doe", "12345678", "Doe^Jane"])
+@pytest.mark.parametrize("command", ["live", "replay"])
+def test_a_study_id_that_is_no_pseudonym_is_refused_in_one_line(command, bad, tmp_path):
+    source = ["--source", "synthetic"] if command == "live" else ["synthetic"]
+    out = sonomap(command, *source, "--study-id", bad, "--cases", tmp_path / "cases", check=False)
+    assert out.returncode != 0
+    assert out.stderr.strip().count("\n") == 0 and "--study-id refused" in out.stderr
+    assert bad not in out.stdout + out.stderr  # it may be the patient's name
+    assert not (tmp_path / "cases").exists()  # refused before anything started
+
+
+def test_a_study_id_needs_cases(tmp_path):
+    out = sonomap("replay", "synthetic", "--study-id", "BX-0042", check=False)
+    assert out.returncode != 0 and "give --cases DIR too" in out.stderr
+
+
+def test_the_viewer_sets_the_study_id_of_the_next_cases(tmp_path):
+    port, cases = free_port(), tmp_path / "cases"
+    proc = subprocess.Popen(
+        [
+            *SONOMAP,
+            "live",
+            "--source",
+            "synthetic",
+            "--model",
+            str(dark_onnx()),
+            "--headless",
+            "--http",
+            f"127.0.0.1:{port}",
+            "--cases",
+            str(cases),
+            "--study-id",
+            "BX-0001",
+            "--duration",
+            "60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_up(base, proc)
+        assert json.loads(_request(base + "study-id")[1]) == {"study_id": "BX-0001", "capturing": True}
+        assert _request(base + "mark", "POST") == (200, "marked\n")
+        _wait_for_cases(cases, 1)
+        code, text = _request(base + "study-id", "POST", b"Jane Doe")
+        assert code == 400 and "refused (contains a space)" in text and "Jane" not in text
+        assert _request(base + "study-id", "POST", b"BX-0002\n") == (200, "study ID set\n")
+        assert json.loads(_request(base + "study-id")[1])["study_id"] == "BX-0002"
+        assert _request(base + "study-id", "POST", b"x" * 65)[0] == 400  # over the body limit
+        assert _request(base + "mark", "POST") == (200, "marked\n")
+        _wait_for_cases(cases, 2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    ids = [
+        yaml.safe_load((f / "case.yaml").read_text())["capture"]["study_id"] for f in sorted(cases.iterdir())
+    ]
+    assert ids == ["BX-0001", "BX-0002"]
+    assert "Jane" not in out + err
+
+
+def _wait_for_cases(cases, n: int) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len([p for p in cases.iterdir() if not p.name.startswith(".")]) < n:
+        time.sleep(0.2)
+    assert len([p for p in cases.iterdir() if not p.name.startswith(".")]) == n
+
+
+def test_the_study_id_endpoint_keeps_the_token_rules_and_needs_capture():
+    obs = make_http_observer("127.0.0.1", 0, TOKEN)
+    try:
+        base = obs.url.rstrip("/") + "/"
+        assert _request(base + "study-id", "POST", b"BX-0003")[0] == 401  # no token
+        assert _request(base + "study-id")[0] == 401
+        assert _request(base + "study-id", "POST", b"BX-0003", TOKEN) == (
+            409,
+            "not capturing: start with --cases DIR\n",
+        )
+        assert STUDY_ID.value is None
+    finally:
+        obs.close()
