@@ -19,6 +19,7 @@ import yaml
 from cli import sonomap
 from orthanc_server import start_orthanc
 from procedure_clip import write_procedure_clip
+from test_http_tls_cli import free_port
 
 highdicom = pytest.importorskip("highdicom", reason="highdicom not installed (pacs extra)")
 dicomweb_api = pytest.importorskip("dicomweb_client.api", reason="dicomweb-client not installed (pacs extra)")
@@ -257,3 +258,29 @@ def test_the_objects_pass_the_dicom_validator(anonymous_cases, tmp_path, kind):
         report = check.stdout + check.stderr
         assert ("SCImage" if path.name == "image.dcm" else "Segmentation") in report
         assert not [line for line in report.splitlines() if line.startswith("Error")], report
+
+
+def test_credentials_come_from_the_environment_and_never_show(cases, orthanc):
+    token = "tok-" + "s3cr3t" * 4
+    out = _export(cases, "--dicomweb", orthanc.dicomweb, env={"SONOMAP_DICOMWEB_TOKEN": token})
+    assert out.returncode == 1 and out.stdout.count("FAILED: upload failed: HTTP 401") == len(
+        list(cases.iterdir())
+    )
+    assert token not in out.stdout + out.stderr  # Orthanc takes basic auth only: the bearer token is refused
+    both = _export(
+        cases, "--dicomweb", orthanc.dicomweb, env={"SONOMAP_DICOMWEB_TOKEN": token, **_auth(orthanc)}
+    )
+    assert both.returncode != 0 and "keep one" in both.stderr and token not in both.stderr
+    in_url = orthanc.dicomweb.replace("http://", f"http://{orthanc.user}:{orthanc.password}@")
+    refused = _export(cases, "--dicomweb", in_url)
+    assert refused.returncode != 0 and "not in the URL" in refused.stderr
+    assert orthanc.password not in refused.stdout + refused.stderr
+    unset = _export(cases, "--dicomweb", orthanc.dicomweb, "--basic-auth-env", "SONOMAP_NO_SUCH_VAR")
+    assert unset.returncode != 0 and "SONOMAP_NO_SUCH_VAR" in unset.stderr
+
+
+def test_an_unreachable_pacs_fails_each_case_with_no_answer(cases):
+    url = f"http://127.0.0.1:{free_port()}/dicom-web"  # nothing listens there
+    out = _export(cases, "--dicomweb", url, "--timeout", "5")
+    assert out.returncode == 1
+    assert out.stdout.count("FAILED: upload failed: no answer: ConnectionError") == len(list(cases.iterdir()))
