@@ -163,6 +163,7 @@ def test_a_refused_upload_names_each_case_and_the_status_and_exits_nonzero(cases
     assert "wrong-password" not in out.stdout + out.stderr
     stopped = _export(cases, "--dicomweb", orthanc.dicomweb, "--stop-on-error", env=wrong)
     assert stopped.returncode == 1 and stopped.stdout.count("FAILED") == 1
+    assert f"0 of {len(folders)} case(s) exported, 1 failed, {len(folders) - 1} not tried" in stopped.stdout
 
 
 def test_cases_without_a_study_id_fail_unless_the_command_gives_one(anonymous_cases, tmp_path):

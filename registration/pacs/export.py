@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from edge_runtime import privacy
+from edge_runtime.biopsy.study_id import check_study_id
 from edge_runtime.errors import ConfigError, SonomapError
 
 EXIT_SOME_FAILED = 1
@@ -70,11 +71,14 @@ def _sent(objects) -> str:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    # dicomweb-client, highdicom and pydicom are the optional `pacs` extra: loaded only when exporting
-    from edge_runtime.biopsy.study_id import check_study_id
-    from registration.pacs.captured_case import case_folders, read_case
-    from registration.pacs.objects import case_objects
-    from registration.pacs.stow import make_client, store
+    try:  # highdicom and dicomweb-client are the optional `pacs` extra: loaded only when exporting
+        from registration.pacs.captured_case import case_folders, read_case
+        from registration.pacs.objects import case_objects
+        from registration.pacs.stow import make_client, store
+    except ImportError as exc:
+        raise SonomapError(
+            f"sonomap cases export needs the pacs extra: pip install 'sonomap[pacs]' ({exc})"
+        ) from exc
 
     if bool(args.dicomweb) == bool(args.dry_run):
         raise ConfigError(
@@ -89,7 +93,7 @@ def run_export(args: argparse.Namespace) -> int:
     target = Path(args.dry_run) if args.dry_run else privacy.redact_url(args.dicomweb)
     folders = case_folders(args.cases_dir)
     print(f"{len(folders)} case(s) in {args.cases_dir} -> {target}")
-    failed = 0
+    failed = exported = 0
     for folder in folders:
         start = time.perf_counter()
         try:
@@ -107,6 +111,7 @@ def run_export(args: argparse.Namespace) -> int:
                     raise SonomapError(f"upload failed: {result.detail}")
                 line = f"sent {_sent(objects)}"
             done = time.perf_counter()
+            exported += 1
             print(
                 f"{folder.name}  {objects.study_id}  {line} (built {built - start:.2f} s, "
                 f"{'written' if client is None else 'sent'} {done - built:.2f} s)",
@@ -118,5 +123,9 @@ def run_export(args: argparse.Namespace) -> int:
             if args.stop_on_error:
                 print("stopped at the first failure (--stop-on-error)")
                 break
-    print(f"{len(folders) - failed} of {len(folders)} case(s) exported, {failed} failed")
+    untried = len(folders) - exported - failed
+    print(
+        f"{exported} of {len(folders)} case(s) exported, {failed} failed"
+        + (f", {untried} not tried" if untried else "")
+    )
     return EXIT_SOME_FAILED if failed else 0
