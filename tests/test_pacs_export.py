@@ -19,7 +19,9 @@ import yaml
 from cli import sonomap
 from orthanc_server import start_orthanc
 from procedure_clip import write_procedure_clip
+from test_http_guard import certificate  # noqa: F401 (a fixture)
 from test_http_tls_cli import free_port
+from tls_relay import TlsRelay
 
 highdicom = pytest.importorskip("highdicom", reason="highdicom not installed (pacs extra)")
 dicomweb_api = pytest.importorskip("dicomweb_client.api", reason="dicomweb-client not installed (pacs extra)")
@@ -285,3 +287,30 @@ def test_an_unreachable_pacs_fails_each_case_with_no_answer(cases):
     out = _export(cases, "--dicomweb", url, "--timeout", "5")
     assert out.returncode == 1
     assert out.stdout.count("FAILED: upload failed: no answer: ConnectionError") == len(list(cases.iterdir()))
+
+
+@pytest.fixture(scope="module")
+def https_pacs(orthanc, certificate):
+    """The test's Orthanc behind HTTPS, with a self-signed certificate (a site's own CA)."""
+    from urllib.parse import urlsplit
+
+    cert, key = certificate
+    relay = TlsRelay(urlsplit(orthanc.base).port, cert, key)
+    yield f"https://127.0.0.1:{relay.port}/dicom-web", cert
+    relay.close()
+
+
+def test_https_pacs_with_the_sites_own_ca(cases, orthanc, https_pacs):
+    """A PACS whose certificate is signed by a CA the public bundle does not hold: refused without
+    --ca-bundle, sent with it."""
+    url, cert = https_pacs
+    before = orthanc.rest("/statistics")["CountInstances"]
+    refused = _export(cases, "--dicomweb", url, env=_auth(orthanc))
+    assert refused.returncode == 1
+    assert refused.stdout.count("FAILED: upload failed: no answer: SSLError") == len(list(cases.iterdir()))
+    assert orthanc.rest("/statistics")["CountInstances"] == before
+    sent = _export(cases, "--dicomweb", url, "--ca-bundle", cert, env=_auth(orthanc))
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert sent.stdout.count("sent 2 instance(s)") == len(list(cases.iterdir()))
+    missing = _export(cases, "--dicomweb", url, "--ca-bundle", cert.parent / "nope.pem")
+    assert missing.returncode != 0 and "--ca-bundle" in missing.stderr and "no such file" in missing.stderr

@@ -50,6 +50,12 @@ def add_options(p: argparse.ArgumentParser) -> None:
         help="env var holding user:password (default SONOMAP_DICOMWEB_BASIC)",
     )
     g.add_argument(
+        "--ca-bundle",
+        metavar="PEM",
+        help="CA certificate(s) that sign the PACS's HTTPS certificate, e.g. the hospital's own CA "
+        "(default: the public CAs requests trusts, or $REQUESTS_CA_BUNDLE)",
+    )
+    g.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per request (default 30)"
     )
     g.add_argument("--stop-on-error", action="store_true", help="stop at the first case that fails")
@@ -88,7 +94,7 @@ def run_export(args: argparse.Namespace) -> int:
     client = (
         None
         if args.dry_run
-        else make_client(args.dicomweb, args.token_env, args.basic_auth_env, args.timeout)
+        else make_client(args.dicomweb, args.token_env, args.basic_auth_env, args.timeout, args.ca_bundle)
     )
     target = Path(args.dry_run) if args.dry_run else privacy.redact_url(args.dicomweb)
     folders = case_folders(args.cases_dir)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
@@ -46,9 +47,14 @@ def _credential(name: str | None, default: str) -> str | None:
 
 
 def make_client(
-    url: str, token_env: str | None = None, basic_env: str | None = None, timeout_s: float = 30.0
+    url: str,
+    token_env: str | None = None,
+    basic_env: str | None = None,
+    timeout_s: float = 30.0,
+    ca_bundle: str | None = None,
 ):
-    """A DICOMweb client for ``url`` with the credentials the environment holds (module docstring)."""
+    """A DICOMweb client for ``url`` with the credentials the environment holds (module docstring);
+    ``ca_bundle``: the PEM file of the CA that signs the server's HTTPS certificate (a hospital's own)."""
     parts = urlsplit(url)
     if parts.scheme not in SCHEMES or not parts.hostname:
         raise ConfigError(f"--dicomweb {privacy.redact_url(url)!r}: expected an http(s):// DICOMweb root URL")
@@ -71,6 +77,14 @@ def make_client(
     if token:
         privacy.REDACTOR.register([token])
         session.headers["Authorization"] = f"Bearer {token}"
+    if ca_bundle is not None:
+        if not Path(ca_bundle).is_file():
+            raise ConfigError(f"--ca-bundle {ca_bundle}: no such file")
+        # requests lets $REQUESTS_CA_BUNDLE override a session's own CA file: read the environment
+        # no more, keeping only its proxy settings for this URL
+        session.proxies = requests.utils.get_environ_proxies(url)
+        session.trust_env = False
+        session.verify = str(ca_bundle)
     client = DICOMwebClient(url.rstrip("/"), session=session, timeout=timeout_s)
     client.set_http_retry_params(retry=False)  # a failed case is reported, and the next one tried
     return client
