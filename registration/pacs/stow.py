@@ -27,6 +27,7 @@ from edge_runtime.errors import ConfigError
 TOKEN_ENV = "SONOMAP_DICOMWEB_TOKEN"
 BASIC_ENV = "SONOMAP_DICOMWEB_BASIC"
 SCHEMES = ("http", "https")
+MAX_DETAIL = 200  # characters of a network error kept for the one-line report
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,14 @@ def store(client: DICOMwebClient, datasets) -> StoreResult:
         status = None if response is None else response.status_code
         reason = "" if response is None else response.reason
         return StoreResult(False, status, f"HTTP {status} {reason}".strip())
+    except requests.exceptions.SSLError as exc:
+        hint = "the server's certificate is not trusted: give --ca-bundle with the CA that signs it"
+        text = hint if "CERTIFICATE_VERIFY_FAILED" in str(exc) else privacy.redact(str(exc))[:MAX_DETAIL]
+        return StoreResult(False, None, f"no answer: SSLError: {text}")
     except requests.RequestException as exc:
-        return StoreResult(False, None, f"no answer: {type(exc).__name__}: {privacy.redact(str(exc))[:200]}")
+        return StoreResult(
+            False, None, f"no answer: {type(exc).__name__}: {privacy.redact(str(exc))[:MAX_DETAIL]}"
+        )
     failed = [item.get("ReferencedSOPInstanceUID", "?") for item in answer.get("FailedSOPSequence", [])]
     if failed:
         return StoreResult(False, 200, f"the server refused {len(failed)} instance(s): {', '.join(failed)}")
