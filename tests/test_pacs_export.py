@@ -5,10 +5,6 @@ QIDO-RS finds them by the study ID and the SEG fetched by WADO-RS decodes to the
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -16,9 +12,8 @@ import numpy as np
 import pydicom
 import pytest
 import yaml
-from cli import sonomap
 from orthanc_server import start_orthanc
-from procedure_clip import write_procedure_clip
+from pacs_cases import OBJECTS_PER_CASE, STUDY_ID, cases, clip, export  # noqa: F401 (fixtures)
 from test_http_guard import certificate  # noqa: F401 (a fixture)
 from test_http_tls_cli import free_port
 from tls_relay import TlsRelay
@@ -26,55 +21,10 @@ from tls_relay import TlsRelay
 highdicom = pytest.importorskip("highdicom", reason="highdicom not installed (pacs extra)")
 dicomweb_api = pytest.importorskip("dicomweb_client.api", reason="dicomweb-client not installed (pacs extra)")
 
-STUDY_ID = "BX-0042"
-FALLBACK_ID = "BX-0099"
-SONOMAP = [sys.executable, "-m", "edge_runtime.cli"]
-OBJECTS_PER_CASE = 2  # the pre-fire image and its segmentation
-HALF_STEP = 0.5 / 255 + 1e-6  # fractional SEG: 8-bit probability against the 16-bit PNG
-
-
-def _capture(info: dict, cases: Path, *extra) -> list[Path]:
-    roi = ",".join(map(str, info["roi"]))
-    sonomap(
-        "replay", info["clip"], "--roi", roi, "--mm-per-pixel", info["mm_per_pixel"], "--cases", cases, *extra
-    )
-    return sorted(p for p in cases.iterdir())
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    return write_procedure_clip(tmp_path_factory.mktemp("clip") / "procedure.mp4")
-
-
-@pytest.fixture(scope="module")
-def cases(clip, tmp_path_factory) -> Path:
-    """Cases captured with --study-id (the operator's pseudonym at session start)."""
-    folder = tmp_path_factory.mktemp("captured") / "cases"
-    assert len(_capture(clip, folder, "--study-id", STUDY_ID)) == len(clip["fires"])
-    return folder
-
-
-@pytest.fixture(scope="module")
-def anonymous_cases(clip, tmp_path_factory) -> Path:
-    """Cases captured without a study ID."""
-    folder = tmp_path_factory.mktemp("captured") / "cases"
-    _capture(clip, folder)
-    return folder
-
 
 @pytest.fixture(scope="module")
 def orthanc(tmp_path_factory):
     yield from start_orthanc(tmp_path_factory.mktemp("orthanc"))
-
-
-def _export(cases: Path, *extra, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*SONOMAP, "cases", "export", str(cases), *map(str, extra)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def _auth(server) -> dict:
@@ -101,7 +51,7 @@ def test_capture_records_the_study_id(cases):
 
 def test_export_to_orthanc_qido_finds_the_study_and_the_seg_decodes_to_the_mask(cases, orthanc):
     folders = sorted(cases.iterdir())
-    out = _export(cases, "--dicomweb", orthanc.dicomweb, env=_auth(orthanc))
+    out = export(cases, "--dicomweb", orthanc.dicomweb, env=_auth(orthanc))
     assert out.returncode == 0, out.stdout + out.stderr
     for folder in folders:
         assert f"{folder.name}  {STUDY_ID}  sent 2 instance(s): pre-fire image, binary SEG" in out.stdout
@@ -144,7 +94,7 @@ def test_export_to_orthanc_qido_finds_the_study_and_the_seg_decodes_to_the_mask(
         )
         assert "procedure.mp4" not in str(image) + str(seg)  # the source file name may carry a name
 
-    again = _export(cases, "--dicomweb", orthanc.dicomweb, env=_auth(orthanc))
+    again = export(cases, "--dicomweb", orthanc.dicomweb, env=_auth(orthanc))
     assert again.returncode == 0, again.stdout + again.stderr
     assert orthanc.rest("/statistics")["CountInstances"] == OBJECTS_PER_CASE * len(folders)  # same UIDs
 
@@ -158,133 +108,38 @@ def _series_and_uid(client, sop_uid: str) -> tuple[str, str]:
 def test_a_refused_upload_names_each_case_and_the_status_and_exits_nonzero(cases, orthanc):
     folders = sorted(cases.iterdir())
     wrong = {"SONOMAP_DICOMWEB_BASIC": f"{orthanc.user}:wrong-password"}
-    out = _export(cases, "--dicomweb", orthanc.dicomweb, env=wrong)
+    out = export(cases, "--dicomweb", orthanc.dicomweb, env=wrong)
     assert out.returncode == 1
     for folder in folders:  # the first failure does not stop the rest
         assert f"{folder.name}  FAILED: upload failed: HTTP 401" in out.stdout
     assert "wrong-password" not in out.stdout + out.stderr
-    stopped = _export(cases, "--dicomweb", orthanc.dicomweb, "--stop-on-error", env=wrong)
+    stopped = export(cases, "--dicomweb", orthanc.dicomweb, "--stop-on-error", env=wrong)
     assert stopped.returncode == 1 and stopped.stdout.count("FAILED") == 1
     assert f"0 of {len(folders)} case(s) exported, 1 failed, {len(folders) - 1} not tried" in stopped.stdout
 
 
-def test_cases_without_a_study_id_fail_unless_the_command_gives_one(anonymous_cases, tmp_path):
-    folders = sorted(anonymous_cases.iterdir())
-    refused = _export(anonymous_cases, "--dry-run", tmp_path / "none")
-    assert refused.returncode == 1
-    assert refused.stdout.count("FAILED: no study ID") == len(folders)
-    out = _export(
-        anonymous_cases,
-        "--dry-run",
-        tmp_path / "dcm",
-        "--study-id",
-        FALLBACK_ID,
-        "--segmentation",
-        "fractional",
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-    for folder in folders:
-        written = tmp_path / "dcm" / FALLBACK_ID / folder.name
-        image = pydicom.dcmread(written / "image.dcm")
-        seg = highdicom.seg.segread(written / "seg.dcm")
-        assert image.PatientID == seg.PatientID == FALLBACK_ID and seg.SegmentationType == "FRACTIONAL"
-        prob = cv2.imread(str(folder / "prefire_prob.png"), cv2.IMREAD_UNCHANGED) / 65535.0
-        decoded = seg.get_pixels_by_source_instance([image.SOPInstanceUID], segment_numbers=[1])[0, :, :, 0]
-        assert np.abs(decoded - prob).max() <= HALF_STEP
-
-
-@pytest.mark.parametrize(
-    "bad", ["Jane Doe", "Doe^Jane", "12345678", "Smith", "BX/0042", "BX-00420000000000000"]
-)
-def test_export_refuses_a_study_id_that_is_no_pseudonym(anonymous_cases, tmp_path, bad):
-    out = _export(anonymous_cases, "--dry-run", tmp_path / "dcm", "--study-id", bad)
-    assert (
-        out.returncode != 0
-        and "--study-id refused" in out.stderr
-        and len(out.stderr.strip().splitlines()) == 1
-    )
-    assert bad not in out.stdout + out.stderr  # it may be a patient's name: never repeated
-    assert not (tmp_path / "dcm").exists()
-
-
-def test_each_broken_case_is_named_with_its_file_and_key(anonymous_cases, tmp_path):
-    cases = tmp_path / "cases"
-    shutil.copytree(anonymous_cases, cases)
-    broken, good = sorted(cases.iterdir())
-    text = (broken / "case.yaml").read_text()
-    (broken / "case.yaml").write_text(text.replace("sha256:", "sha_256:"))
-    (good / "prefire_mask.png").write_bytes(b"not a png")
-    (tmp_path / "cases" / ".20261130T000000Z-9.partial").mkdir()  # half-written: never read
-    out = _export(cases, "--dry-run", tmp_path / "dcm", "--study-id", FALLBACK_ID)
-    assert out.returncode == 1
-    assert (
-        f"{broken.name}  FAILED: {broken / 'case.yaml'}: capture.model.sha256: expected str, got None"
-        in out.stdout
-    )
-    assert f"{good.name}  FAILED: {good / 'prefire_mask.png'}: missing or not a PNG" in out.stdout
-    assert "2 case(s) in" in out.stdout
-
-
-def test_study_id_rule():
-    from edge_runtime.biopsy.study_id import check_study_id
-    from edge_runtime.errors import ConfigError
-
-    for good in ("BX-0042", "p1", "SITE2_0001", "A" * 15 + "1"):
-        assert check_study_id(good) == good
-    for bad, why in (
-        ("Jane Doe", "contains a space"),
-        ("Smith", "has no digit"),
-        ("0042", "has no letter"),
-        ("-BX1", "starts with"),
-        ("BX.0042", "other than"),
-        ("A" * 16 + "1", "17 characters"),
-        ("", "empty"),
-        (42, "not text"),
-    ):
-        with pytest.raises(ConfigError, match=why):
-            check_study_id(bad, "the field")
-
-
-@pytest.mark.skipif(
-    shutil.which("dciodvfy") is None, reason="dciodvfy not installed (Debian package dicom3tools)"
-)
-@pytest.mark.parametrize("kind", ["binary", "fractional"])
-def test_the_objects_pass_the_dicom_validator(anonymous_cases, tmp_path, kind):
-    """dicom3tools' dciodvfy checks each object against its IOD: no errors (warnings are listed in
-    docs/pacs-export.md)."""
-    out = _export(anonymous_cases, "--dry-run", tmp_path, "--study-id", FALLBACK_ID, "--segmentation", kind)
-    assert out.returncode == 0, out.stdout + out.stderr
-    files = sorted(tmp_path.glob(f"{FALLBACK_ID}/*/*.dcm"))
-    assert len(files) == OBJECTS_PER_CASE * len(list(anonymous_cases.iterdir()))
-    for path in files:
-        check = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
-        report = check.stdout + check.stderr
-        assert ("SCImage" if path.name == "image.dcm" else "Segmentation") in report
-        assert not [line for line in report.splitlines() if line.startswith("Error")], report
-
-
 def test_credentials_come_from_the_environment_and_never_show(cases, orthanc):
     token = "tok-" + "s3cr3t" * 4
-    out = _export(cases, "--dicomweb", orthanc.dicomweb, env={"SONOMAP_DICOMWEB_TOKEN": token})
+    out = export(cases, "--dicomweb", orthanc.dicomweb, env={"SONOMAP_DICOMWEB_TOKEN": token})
     assert out.returncode == 1 and out.stdout.count("FAILED: upload failed: HTTP 401") == len(
         list(cases.iterdir())
     )
     assert token not in out.stdout + out.stderr  # Orthanc takes basic auth only: the bearer token is refused
-    both = _export(
+    both = export(
         cases, "--dicomweb", orthanc.dicomweb, env={"SONOMAP_DICOMWEB_TOKEN": token, **_auth(orthanc)}
     )
     assert both.returncode != 0 and "keep one" in both.stderr and token not in both.stderr
     in_url = orthanc.dicomweb.replace("http://", f"http://{orthanc.user}:{orthanc.password}@")
-    refused = _export(cases, "--dicomweb", in_url)
+    refused = export(cases, "--dicomweb", in_url)
     assert refused.returncode != 0 and "not in the URL" in refused.stderr
     assert orthanc.password not in refused.stdout + refused.stderr
-    unset = _export(cases, "--dicomweb", orthanc.dicomweb, "--basic-auth-env", "SONOMAP_NO_SUCH_VAR")
+    unset = export(cases, "--dicomweb", orthanc.dicomweb, "--basic-auth-env", "SONOMAP_NO_SUCH_VAR")
     assert unset.returncode != 0 and "SONOMAP_NO_SUCH_VAR" in unset.stderr
 
 
 def test_an_unreachable_pacs_fails_each_case_with_no_answer(cases):
     url = f"http://127.0.0.1:{free_port()}/dicom-web"  # nothing listens there
-    out = _export(cases, "--dicomweb", url, "--timeout", "5")
+    out = export(cases, "--dicomweb", url, "--timeout", "5")
     assert out.returncode == 1
     assert out.stdout.count("FAILED: upload failed: no answer: ConnectionError") == len(list(cases.iterdir()))
 
@@ -305,13 +160,13 @@ def test_https_pacs_with_the_sites_own_ca(cases, orthanc, https_pacs):
     --ca-bundle, sent with it."""
     url, cert = https_pacs
     before = orthanc.rest("/statistics")["CountInstances"]
-    refused = _export(cases, "--dicomweb", url, env=_auth(orthanc))
+    refused = export(cases, "--dicomweb", url, env=_auth(orthanc))
     assert refused.returncode == 1
     hint = "FAILED: upload failed: no answer: SSLError: the server's certificate is not trusted: give --ca-bundle"
     assert refused.stdout.count(hint) == len(list(cases.iterdir()))
     assert orthanc.rest("/statistics")["CountInstances"] == before
-    sent = _export(cases, "--dicomweb", url, "--ca-bundle", cert, env=_auth(orthanc))
+    sent = export(cases, "--dicomweb", url, "--ca-bundle", cert, env=_auth(orthanc))
     assert sent.returncode == 0, sent.stdout + sent.stderr
     assert sent.stdout.count("sent 2 instance(s)") == len(list(cases.iterdir()))
-    missing = _export(cases, "--dicomweb", url, "--ca-bundle", cert.parent / "nope.pem")
+    missing = export(cases, "--dicomweb", url, "--ca-bundle", cert.parent / "nope.pem")
     assert missing.returncode != 0 and "--ca-bundle" in missing.stderr and "no such file" in missing.stderr

@@ -134,3 +134,23 @@ def test_the_study_id_endpoint_keeps_the_token_rules_and_needs_capture():
         assert STUDY_ID.value is None
     finally:
         obs.close()
+
+
+def test_study_id_rule():
+    from edge_runtime.biopsy.study_id import check_study_id
+    from edge_runtime.errors import ConfigError
+
+    for good in ("BX-0042", "p1", "SITE2_0001", "A" * 15 + "1"):
+        assert check_study_id(good) == good
+    for bad, why in (
+        ("Jane Doe", "contains a space"),
+        ("Smith", "has no digit"),
+        ("0042", "has no letter"),
+        ("-BX1", "starts with"),
+        ("BX.0042", "other than"),
+        ("A" * 16 + "1", "17 characters"),
+        ("", "empty"),
+        (42, "not text"),
+    ):
+        with pytest.raises(ConfigError, match=why):
+            check_study_id(bad, "the field")
