@@ -12,10 +12,10 @@ import numpy as np
 import pydicom
 import pytest
 import yaml
+from loopback import free_port
 from orthanc_server import start_orthanc
 from pacs_cases import OBJECTS_PER_CASE, STUDY_ID, cases, clip, export  # noqa: F401 (fixtures)
 from test_http_guard import certificate  # noqa: F401 (a fixture)
-from test_http_tls_cli import free_port
 from tls_relay import TlsRelay
 
 highdicom = pytest.importorskip("highdicom", reason="highdicom not installed (pacs extra)")

@@ -15,8 +15,8 @@ import urllib.request
 import pytest
 import yaml
 from cli import sonomap
+from loopback import free_port
 from runtime_model import dark_onnx
-from test_http_tls_cli import free_port
 
 from edge_runtime.biopsy.study_id import STUDY_ID
 from edge_runtime.service.http_server import make_http_observer
