@@ -1,20 +1,26 @@
-"""`sonomap` subcommands of the edge runtime (replay, live, bench, make-clip).
+"""`sonomap` subcommands of the edge runtime (replay, live, bench, make-clip, soak).
 
-Heavy modules are imported inside the handlers so `sonomap --help` stays fast.
+This module is the CLI's wiring and is imported by every `sonomap` call, `--help` included: each
+command imports the part of the runtime it runs (the pipeline, the bench, the service hooks) inside
+its handler, so `--help` does not load the whole runtime. The HTTP viewer and OpenIGTLink observers
+are imported by name when asked for, so an install without their extras says which flag needs what.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
-from typing import TYPE_CHECKING
+from pathlib import Path
 
+from edge_runtime import config as cfg
+from edge_runtime.config_schema import RuntimeConfig
 from edge_runtime.errors import ConfigError, SonomapError
+from edge_runtime.manifest import load_manifest, sha256_file
 from edge_runtime.privacy import redact
+from edge_runtime.sources import synthetic
+from edge_runtime.tools import soak
 from edge_runtime.units import DEFAULT_FPS
-
-if TYPE_CHECKING:  # the config module is imported where a command needs it
-    from edge_runtime.config_schema import RuntimeConfig
 
 SYNTHETIC_REPLAY_FRAMES = 90
 
@@ -88,8 +94,6 @@ def _overrides(args, **extra) -> dict:
 
 
 def _config(args, **extra) -> RuntimeConfig:
-    from edge_runtime import config as cfg
-
     return cfg.merge(cfg.load_config(args.config), _overrides(args, **extra))
 
 
@@ -109,7 +113,8 @@ def _print_summary(summary: dict) -> None:
 
 
 def cmd_replay(args) -> int:
-    from edge_runtime.pipeline.graph import Pipeline
+    from edge_runtime.pipeline.graph import Pipeline  # deferred for --help (module doc)
+    from edge_runtime.sources.opener import SyntheticSource  # deferred for --help (module doc)
 
     config = _config(
         args,
@@ -122,8 +127,6 @@ def cmd_replay(args) -> int:
     )
     source = None
     if args.input == "synthetic":  # replay of the synthetic screen: a fixed number of frames, not paced
-        from edge_runtime.sources.opener import SyntheticSource
-
         source = SyntheticSource(
             image=config.source.image,
             frames=args.max_frames or SYNTHETIC_REPLAY_FRAMES,
@@ -171,9 +174,7 @@ def _capture_observers(args, config: RuntimeConfig) -> list:
             raise ConfigError("--study-id names the subject of captured cases: give --cases DIR too")
     if not getattr(args, "cases", None):
         return []
-    from edge_runtime import config as cfg
-    from edge_runtime.biopsy.observer import CaptureObserver
-    from edge_runtime.manifest import load_manifest, sha256_file
+    from edge_runtime.biopsy.observer import CaptureObserver  # deferred for --help (module doc)
 
     model = cfg.resolve_model(config)
     manifest = load_manifest(model)
@@ -199,9 +200,7 @@ def _print_captures(capture: list) -> None:
 
 
 def _observer_hooks(args) -> list:
-    """Observers for --http / --igtl-out / --igtl-serve, imported only when asked for."""
-    import importlib
-
+    """Observers for --http / --igtl-out / --igtl-serve, imported only when asked for (optional extras)."""
     observers = []
 
     def need(module: str, flag: str):
@@ -235,7 +234,8 @@ def _observer_hooks(args) -> list:
 
 
 def cmd_live(args) -> int:
-    from edge_runtime.pipeline.graph import Pipeline
+    from edge_runtime.pipeline.graph import Pipeline  # deferred for --help (module doc)
+    from edge_runtime.service import hooks as service  # deferred for --help; sd_notify, signals, reconnect
 
     config = _config(
         args,
@@ -253,8 +253,6 @@ def cmd_live(args) -> int:
     )
     if not args.headless and config.sinks.window is False and not args.config:
         config.sinks.window = True
-    from edge_runtime.service import hooks as service  # sd_notify, signals, reconnecting capture
-
     capture = _capture_observers(args, config)
     sequence = _sequence_observers(args, config, live=True)
     pipeline = Pipeline(
@@ -275,10 +273,6 @@ def cmd_live(args) -> int:
 
 
 def cmd_make_clip(args) -> int:
-    from pathlib import Path
-
-    from edge_runtime.sources import synthetic
-
     width, _, height = args.size.partition("x")
     if not (width.isdigit() and height.isdigit()):
         raise ConfigError(f"--size: expected WxH, got {args.size!r}")
@@ -304,16 +298,14 @@ def cmd_make_clip(args) -> int:
 
 def cmd_bench(args) -> int:
     if args.source and args.source.startswith("igtl://"):
-        from edge_runtime.tools.igtl_bench import run_igtl_bench
+        from edge_runtime.tools.igtl_bench import run_igtl_bench  # deferred for --help (module doc)
 
         report = run_igtl_bench(args.source, _config(args), args.frames)
     else:
-        from edge_runtime.tools.bench import run_bench
+        from edge_runtime.tools.bench import run_bench  # deferred for --help (module doc)
 
         report = run_bench(args)
     if args.json:
-        from pathlib import Path
-
         Path(args.json).write_text(json.dumps(report, indent=2, default=str))
     return 0
 
@@ -343,10 +335,6 @@ def _output_options(p: argparse.ArgumentParser) -> None:
 
 def register(sub) -> None:
     """Add the runtime's subcommands to the top-level parser's subparsers."""
-    from edge_runtime.sources.synthetic import (
-        NOISE_SIGMA,  # light: numpy + OpenCV, which the runtime needs anyway
-    )
-
     p = sub.add_parser(
         "replay",
         help="run the model over a video, image folder or DICOM cine and write an overlay mp4",
@@ -424,8 +412,8 @@ def register(sub) -> None:
     p.add_argument(
         "--noise",
         type=float,
-        default=NOISE_SIGMA,
-        help=f"frame-independent noise in grey levels (default {NOISE_SIGMA:g}: analogue capture; "
+        default=synthetic.NOISE_SIGMA,
+        help=f"frame-independent noise in grey levels (default {synthetic.NOISE_SIGMA:g}: analogue capture; "
         "0: digital scanner output)",
     )
     p.add_argument(
@@ -466,7 +454,5 @@ def register(sub) -> None:
     )
     _common(p)
     p.set_defaults(func=cmd_bench)
-
-    from edge_runtime.tools import soak  # `sonomap soak` (service helper; light module, heavy imports inside)
 
     soak.register(sub)

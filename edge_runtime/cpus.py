@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 
+import cv2
+
 CORES_PER_DECODE_THREAD = 2
 CORES_PER_ENCODE_THREAD = 4
 MAX_CODEC_THREADS = 8
@@ -53,7 +55,5 @@ def limit_opencv_threads() -> None:
     A precaution, not a measured win: on 2 cores it made no difference, and on the 16-core H100
     host its effect could not be separated from other changes (docs/measurements.md, GPU section).
     """
-    import cv2
-
     if os.environ.get(OPENCV_THREADS_ENV) is None:
         cv2.setNumThreads(1)

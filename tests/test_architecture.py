@@ -125,3 +125,35 @@ def test_the_pipeline_knows_nothing_of_systemd():
     pipeline = [m for m in graph if room(m) == "pipeline"]
     assert pipeline
     assert all(room(d) != "service" for m in pipeline for d in graph[m])
+
+
+ALLOWED_PRIVATE = {"os._exit"}  # the standard library's documented exit without clean-up
+
+
+def _private_reaches(source: str) -> list[str]:
+    """``obj._name`` where ``obj`` is not ``self``/``cls``: a module reaching into another object's
+    private fields (dunder names are protocol, not private)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Attribute) or not node.attr.startswith("_") or node.attr.startswith("__"):
+            continue
+        owner = node.value.id if isinstance(node.value, ast.Name) else None
+        if owner in ("self", "cls") or f"{owner}.{node.attr}" in ALLOWED_PRIVATE:
+            continue
+        found.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_module_reaches_into_another_objects_private_fields():
+    reaches = {
+        str(path.relative_to(PACKAGE.parent)): found
+        for path in _modules().values()
+        if (found := _private_reaches(path.read_text()))
+    }
+    assert reaches == {}
+
+
+def test_the_private_field_check_finds_a_reach():
+    assert _private_reaches("def run(pipeline):\n    pipeline._stats.record('x', 1)\n    self._ok = 1\n") == [
+        "line 2: pipeline._stats"
+    ]

@@ -26,7 +26,7 @@ from test_igtl_standin import DEVICE, image_matrix, pyigtl
 from edge_runtime.errors import ConfigError
 
 igtl = pytest.importorskip("edge_runtime.igtl")
-from edge_runtime.igtl.link import USER_TIMEOUT_MS, tune_socket  # noqa: E402 (after the importorskip)
+from edge_runtime.igtl.net import USER_TIMEOUT_MS, tune_socket  # noqa: E402 (after the importorskip)
 
 REPO = Path(__file__).resolve().parents[1]
 FPS = 30.0

@@ -452,7 +452,8 @@ def test_the_local_window_gets_the_whole_screen_and_every_output_the_blanked_one
     """The operator's window (in the room, next to the scanner) never loses part of the screen to a
     tight ROI; recordings, viewer and observers still get the blanked frame. The pipeline's own stages
     on a real frame of the clip (a window needs a display: the CLI window runs in test_runtime_sinks)."""
-    from edge_runtime.pipeline.graph import Pipeline, deidentify
+    from edge_runtime.pipeline import deidentify
+    from edge_runtime.pipeline.graph import Pipeline
     from edge_runtime.sources.opener import open_source
 
     clip, info = patient_clip
@@ -460,10 +461,11 @@ def test_the_local_window_gets_the_whole_screen_and_every_output_the_blanked_one
         {"source": {"input": str(clip)}, "inference": {"model": str(dark_onnx())}, "sinks": {"window": True}}
     )
     pipeline = Pipeline(config)
-    source = deidentify.wrap(open_source(str(clip)), config, pipeline.ensure_roi)
+    stages = pipeline.stages
+    source = deidentify.wrap(open_source(str(clip)), config, stages.ensure_roi)
     frame = next(iter(source))
-    prediction = pipeline.stage_inference(pipeline.stage_roi(frame), frame)
-    rendered = pipeline.stage_overlay(frame, prediction)
+    prediction = stages.infer(stages.cut(frame), frame)
+    rendered = stages.render(frame, prediction)
     window = deidentify.window_image(frame, rendered)
     source.close()
     pipeline.close()

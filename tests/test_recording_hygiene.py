@@ -24,8 +24,10 @@ from edge_runtime.live_stats import EVENTS
 from edge_runtime.manifest import load_manifest
 from edge_runtime.render.overlay import Overlay
 from edge_runtime.roi import Roi
+from edge_runtime.sinks import recordings
+from edge_runtime.sinks.masks import MaskDumpSink
+from edge_runtime.sinks.mp4 import Mp4Sink
 from edge_runtime.sinks.recordings import REC_FAILED, REC_ON, REC_PAUSED, recorder_state
-from edge_runtime.sinks.writers import MaskDumpSink, Mp4Sink, recordings
 
 FPS = 10
 WAIT_S = 30.0

@@ -22,7 +22,7 @@ def test_fragmented_mp4_survives_a_crash(tmp_path):
     code = textwrap.dedent(f"""
         import os, signal, time
         import numpy as np
-        from edge_runtime.sinks.writers import Mp4Sink
+        from edge_runtime.sinks.mp4 import Mp4Sink
         sink = Mp4Sink({str(out)!r}, fps={FPS})
         for i in range(100):
             sink.write(np.full((120, 160, 3), i * 2 % 255, np.uint8))
@@ -105,7 +105,7 @@ def test_full_disk_stops_the_recorder_without_raising_into_the_display(block):
     import numpy as np
 
     from edge_runtime.errors import SonomapError
-    from edge_runtime.sinks.writers import Mp4Sink
+    from edge_runtime.sinks.mp4 import Mp4Sink
 
     sink = Mp4Sink("/dev/full", fps=FPS, block=block)
     frame = np.zeros((64, 64, 3), np.uint8)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 from runtime_model import dark_onnx
 
-from edge_runtime.tools.soak import DEFAULT_MAX_GROWTH, growth, run_soak
+from edge_runtime.tools.soak import DEFAULT_MAX_GROWTH
+from edge_runtime.tools.soak_run import growth, run_soak
 
 MIB = 1024 * 1024
 

@@ -9,13 +9,15 @@ it and a GPU are available (engine built and cached by the TensorRT module), els
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import logging
 from pathlib import Path
 
+from edge_runtime.backends.onnxruntime import OnnxRuntimeBackend
+from edge_runtime.backends.tensorrt import TensorRTBackend
+from edge_runtime.backends.torch import TorchBackend
 from edge_runtime.config_schema import InferenceConfig
-from edge_runtime.errors import ConfigError, SonomapError
+from edge_runtime.errors import ConfigError
 
 log = logging.getLogger("sonomap.backends")
 
@@ -37,7 +39,7 @@ def choose_backend(model_path: str | Path) -> tuple[str, str]:
         return "torch", f"model {Path(model_path).name} is TorchScript"
     if _has("tensorrt") and _has("pycuda"):
         return "tensorrt", "tensorrt and pycuda are installed (engine built from the ONNX and cached)"
-    import onnxruntime as ort
+    import onnxruntime as ort  # deferred: about 0.1 s to import, and only `auto` on an .onnx model asks it
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
         return "onnxruntime", "onnxruntime has the CUDA execution provider"
@@ -54,15 +56,11 @@ def create_backend(name: str, model_path: str | Path, manifest, **options):
     else:
         why = f"backend {name} requested"
     if name == "onnxruntime":
-        from edge_runtime.backends.onnxruntime import OnnxRuntimeBackend
-
         backend = OnnxRuntimeBackend(model_path, manifest, **options)
     elif name == "torch":
-        from edge_runtime.backends.torch import TorchBackend
-
         backend = TorchBackend(model_path, manifest, **options)
     else:
-        backend = _tensorrt(model_path, manifest, **options)
+        backend = TensorRTBackend(model_path, manifest, **options)
     backend.selected_because = why
     return backend
 
@@ -77,11 +75,3 @@ def backend_from_config(inference: InferenceConfig, model_path: str | Path, mani
     if name in ("torch", "tensorrt") or (name == "auto" and Path(model_path).suffix.lower() != ".onnx"):
         opts.update(fp16=inference.fp16, cuda_graphs=inference.cuda_graphs, input_size=inference.input_size)
     return create_backend(name, model_path, manifest, **opts)
-
-
-def _tensorrt(model_path, manifest, **options):
-    try:
-        trt = importlib.import_module("edge_runtime.backends.tensorrt")
-    except ImportError as exc:
-        raise SonomapError(f"backend tensorrt unavailable here ({exc}); use --backend onnxruntime") from exc
-    return trt.TensorRTBackend(model_path, manifest, **options)

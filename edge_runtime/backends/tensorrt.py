@@ -33,6 +33,7 @@ import numpy as np
 from edge_runtime.backends.base import Backend, at_roi_size
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Prediction
+from edge_runtime.tensorrt import cache, engines, key, modules
 from edge_runtime.tensorrt.engines import DEFAULT_WORKSPACE_MB
 from edge_runtime.tensorrt.owner_thread import OwnerThread
 from edge_runtime.units import MS_PER_S
@@ -107,16 +108,13 @@ class TensorRTBackend(Backend):
         """Fail now (service start-up) on what the engine build would refuse later, e.g. the FP16
         twin the strongly typed path parses. Without TensorRT nothing can be decided: the first
         :meth:`infer` reports that, as before."""
-        from edge_runtime.tensorrt.engines import preflight
-        from edge_runtime.tensorrt.modules import TensorRTUnavailable, import_tensorrt
-
         if self.model_path.suffix.lower() != ".onnx":
             return
         try:
-            trt = import_tensorrt()
-        except TensorRTUnavailable:
+            trt = modules.import_tensorrt()
+        except modules.TensorRTUnavailable:
             return
-        preflight(self.model_path, self.precision, trt.__version__, hasattr(trt.BuilderFlag, "FP16"))
+        engines.preflight(self.model_path, self.precision, trt.__version__, hasattr(trt.BuilderFlag, "FP16"))
 
     # --- CUDA/TensorRT state: made, used and freed on the owner thread only ---------------
     @property
@@ -136,10 +134,8 @@ class TensorRTBackend(Backend):
             self._start()
 
     def _start(self) -> None:
-        from edge_runtime.tensorrt.modules import import_pycuda_driver, import_tensorrt
-
-        trt = import_tensorrt()
-        cuda = import_pycuda_driver()
+        trt = modules.import_tensorrt()
+        cuda = modules.import_pycuda_driver()
         self._trt, self._cuda = trt, cuda
         self._ctx = cuda.Device(self.device_index).make_context()  # current on the owner thread from now on
         try:
@@ -160,13 +156,9 @@ class TensorRTBackend(Backend):
             raise
 
     def _load(self, trt, runtime):
-        from edge_runtime.tensorrt.cache import check_engine_file
-        from edge_runtime.tensorrt.engines import load_engine
-        from edge_runtime.tensorrt.key import current_gpu
-
-        gpu = current_gpu(self.device_index)
+        gpu = key.current_gpu(self.device_index)
         if self.model_path.suffix.lower() in ENGINE_SUFFIXES:
-            check_engine_file(self.model_path, gpu, trt.__version__)
+            cache.check_engine_file(self.model_path, gpu, trt.__version__)
             engine = runtime.deserialize_cuda_engine(self.model_path.read_bytes())
             if engine is None:
                 raise ConfigError(
@@ -174,7 +166,7 @@ class TensorRTBackend(Backend):
                     "(corrupt, or built by another TensorRT); rebuild it with 'sonomap export tensorrt'"
                 )
             return engine
-        engine, self.engine_record = load_engine(
+        engine, self.engine_record = engines.load_engine(
             runtime,
             self.model_path,
             self.cache_dir,

@@ -47,7 +47,7 @@ class TorchBackend(Backend):
         # threads, that takes their cores: replay CPU 67.8 -> 52.9 ms a frame on 2 cores with
         # PASSIVE. It only works before torch loads, which in the runtime is here (a user's value wins).
         os.environ.setdefault(OMP_WAIT_ENV, "PASSIVE")
-        import torch
+        import torch  # deferred: the runtime imports torch only when this backend is chosen
 
         self.torch = torch
         if not self.model_path.is_file():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from edge_runtime.errors import ConfigError
 from edge_runtime.igtl.link import acquire_client_link, release_client_link
+from edge_runtime.igtl.server import IgtlServerLink
 from edge_runtime.igtl.sink import IgtlObserver, parse_host_port
 from edge_runtime.igtl.source import IgtlSource, open_igtl_source, parse_igtl_spec
 
@@ -47,7 +48,5 @@ def make_igtl_observer(
         return IgtlObserver(
             link, release=lambda: release_client_link(link), send_probability=send_probability
         )
-    from edge_runtime.igtl.server import IgtlServerLink
-
     host, port = parse_host_port(str(igtl_serve), "--igtl-serve", default_host=DEFAULT_SERVE_HOST)
     return IgtlObserver(IgtlServerLink(port, host, allow), send_probability=send_probability)

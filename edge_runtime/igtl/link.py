@@ -23,6 +23,15 @@ from typing import Any
 
 import numpy as np
 
+from edge_runtime.igtl.net import (
+    JOIN_TIMEOUT_S,
+    SEND_TIMEOUT_S,
+    WARN_EVERY,
+    Counters,
+    shutdown_quietly,
+    tune_socket,
+    warn_counted,
+)
 from edge_runtime.igtl.wire import (
     MAX_BODY_BYTES,
     IgtlImage,
@@ -38,61 +47,9 @@ log = logging.getLogger("sonomap.igtl")
 BACKOFF_INITIAL_S = 0.1  # reconnect at once after a blip...
 BACKOFF_MAX_S = 2.0  # ...and at least every 2 s while the peer is away (Slicer restarts in seconds)
 CONNECT_TIMEOUT_S = 2.0  # on a LAN a connect answers in milliseconds; longer means no one is there
-SEND_TIMEOUT_S = 2.0  # a viewer that stalls this long is dropped, not waited for
-JOIN_TIMEOUT_S = 3.0  # at close: the I/O thread wakes within SEND_TIMEOUT_S / a read poll and ends
-WARN_EVERY = 100  # log the 1st and every 100th skip of one kind
 # A receiving link with no byte for this long treats the connection as dead (a pulled cable
 # leaves it half-open: no FIN, no RST) and reconnects. PLUS streams at 10-60 fps.
 IDLE_TIMEOUT_S = 3.0
-# TCP keepalive + user timeout: the kernel itself declares a silent peer dead after about
-# KEEPALIVE_IDLE_S + KEEPALIVE_COUNT * KEEPALIVE_INTERVAL_S, or unacknowledged sends after
-# USER_TIMEOUT_MS (send-only links and viewers, where no read-idle timer applies).
-KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT = 2, 1, 3
-USER_TIMEOUT_MS = 5000  # unacknowledged data for 5 s: the kernel drops the connection (above IDLE_TIMEOUT_S)
-
-
-def tune_socket(sock: socket.socket) -> None:
-    """No Nagle delay; keepalive and a user timeout so a dead peer is noticed (Linux options
-    are skipped where the platform lacks them)."""
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for name, value in (
-        ("TCP_KEEPIDLE", KEEPALIVE_IDLE_S),
-        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL_S),
-        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
-        ("TCP_USER_TIMEOUT", USER_TIMEOUT_MS),
-    ):
-        if hasattr(socket, name):
-            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
-
-
-class Counters:
-    """Thread-safe named counters (frames, skipped_<reason>, connects, ...)."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._values: dict[str, int] = {}
-
-    def inc(self, key: str, by: int = 1) -> int:
-        with self._lock:
-            self._values[key] = self._values.get(key, 0) + by
-            return self._values[key]
-
-    def get(self, key: str) -> int:
-        with self._lock:
-            return self._values.get(key, 0)
-
-    def snapshot(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._values)
-
-
-def warn_counted(counters: Counters, reason: str, detail: str) -> None:
-    """Count a skipped message as ``skipped_<reason>``; log the 1st and every WARN_EVERY-th."""
-    n = counters.inc(f"skipped_{reason}")
-    EVENTS.inc(f"igtl_skipped_{reason}")  # -> sonomap_errors_total{kind=...} on /metrics
-    if n == 1 or n % WARN_EVERY == 0:
-        log.warning("OpenIGTLink: skipped %s (%d so far of this kind)", detail, n)
 
 
 class IgtlClientLink:
@@ -279,13 +236,6 @@ class IgtlClientLink:
             self._cond.notify_all()
         if self._thread is not threading.current_thread():
             self._thread.join(JOIN_TIMEOUT_S)
-
-
-def shutdown_quietly(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed by the peer: nothing left to shut down
 
 
 _REGISTRY: dict[tuple[str, int], list] = {}

@@ -23,7 +23,7 @@ import socket
 import threading
 
 from edge_runtime.errors import ConfigError
-from edge_runtime.igtl.link import JOIN_TIMEOUT_S, WARN_EVERY, Counters, shutdown_quietly, tune_socket
+from edge_runtime.igtl.net import JOIN_TIMEOUT_S, WARN_EVERY, Counters, shutdown_quietly, tune_socket
 from edge_runtime.igtl.viewer import ViewerConnection
 from edge_runtime.igtl.wire import READ_POLL_S, require_pyigtl
 

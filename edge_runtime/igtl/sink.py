@@ -29,8 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from edge_runtime.errors import ConfigError
 from edge_runtime.frames import Frame, Observer, Prediction
-from edge_runtime.igtl.link import WARN_EVERY
+from edge_runtime.igtl.net import WARN_EVERY
 from edge_runtime.igtl.wire import build_image, derive_device_name, require_pyigtl
 from edge_runtime.stats import summarise
 from edge_runtime.units import MS_PER_S
@@ -222,8 +223,6 @@ class IgtlObserver(Observer):
 
 def parse_host_port(text: str, option: str, default_host: str | None = None) -> tuple[str, int]:
     """``HOST:PORT`` (or ``PORT`` when a default host is given) -> (host, port)."""
-    from edge_runtime.errors import ConfigError
-
     host, sep, port = str(text).rpartition(":")
     if not sep:
         host = default_host

@@ -19,7 +19,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-from edge_runtime.igtl.link import SEND_TIMEOUT_S, Counters, shutdown_quietly
+from edge_runtime.igtl.net import SEND_TIMEOUT_S, Counters, shutdown_quietly
 from edge_runtime.igtl.wire import READ_POLL_S, RECV_CHUNK
 
 log = logging.getLogger("sonomap.igtl")

@@ -40,7 +40,7 @@ LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 def require_pyigtl():
     """Import pyigtl lazily: it is an optional extra, needed only for igtl:// and --igtl-*."""
     try:
-        import pyigtl
+        import pyigtl  # deferred: an optional extra (see the docstring)
     except ImportError as exc:
         raise SonomapError(
             "OpenIGTLink support needs the optional package pyigtl: "

@@ -34,9 +34,10 @@ import numpy as np
 from edge_runtime import yuv
 from edge_runtime.config_schema import PrivacyConfig, RuntimeConfig
 from edge_runtime.frames import Frame, Source
-from edge_runtime.roi import Roi
+from edge_runtime.roi import Roi, resolve_roi
 
 log = logging.getLogger("sonomap.privacy")
+roi_log = logging.getLogger("sonomap.pipeline")  # the ROI is the pipeline's news, not a privacy event
 
 ROI_META_KEY = "roi"
 BLANKED_META_KEY = "blanked"
@@ -51,6 +52,42 @@ FULL_ROI_WARNING = (
     "privacy.blank boxes are blanked"
 )
 Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive ends)
+
+
+class RoiChooser:
+    """Chooses the ROI of each frame on the raw screen (before any blanking): once on the first frame,
+    again on a new size, a new capture session (a re-plugged device may come back with another layout)
+    or after :meth:`forget` (a config reload). A frame tagged with its ROI already keeps it.
+    ``config``: the runtime config (its ``roi`` section is read at each new choice)."""
+
+    def __init__(self, config: RuntimeConfig):
+        self.config = config
+        self.roi: Roi | None = None
+        self.shape: tuple | None = None
+
+    def forget(self) -> None:
+        """Choose again on the next frame; :attr:`roi` stays for a display drawing meanwhile."""
+        self.shape = None
+
+    def choose(self, frame: Frame) -> Roi:
+        if isinstance(frame.meta.get(ROI_META_KEY), Roi):  # chosen before the frame was blanked
+            return frame.meta[ROI_META_KEY]
+        roi = self.roi
+        shape = yuv.frame_shape(frame)
+        if roi is None or shape != self.shape or frame.meta.get("session_start"):
+            r = self.config.roi
+            rect = r.rect
+            if rect in (None, "auto") and frame.meta.get("default_roi"):
+                rect = frame.meta["default_roi"]  # e.g. OpenIGTLink IMAGEs are already the ultrasound area
+            # A YUV frame's full-range luma is the gray screen auto-detection looks at (no BGR made).
+            if isinstance(frame, yuv.YuvFrame):
+                screen = yuv.full_range_luma(yuv.planes(frame.i420)[0])
+            else:
+                screen = frame.image
+            roi = resolve_roi(rect, screen, frame.meta.get("mm_per_pixel") or r.mm_per_pixel)
+            self.roi, self.shape = roi, shape
+            roi_log.info("ROI %s", roi)
+        return roi
 
 
 def _clip(box, width: int, height: int) -> Rect:
@@ -146,11 +183,14 @@ def clear_blanked(prediction, frame: Frame | None) -> None:
 
 class DeidentifiedSource(Source):
     """Wraps a source: every frame it yields is blanked for the ROI ``choose_roi`` picks on the raw frame
-    (:meth:`edge_runtime.pipeline.graph.Pipeline.ensure_roi`, which detects it again when a capture session
-    starts: a re-plugged device may come back with another layout)."""
+    (:meth:`RoiChooser.choose`)."""
 
     def __init__(
-        self, inner: Source, privacy: dict, choose_roi: Callable[[Frame], Roi], keep_screen: bool = False
+        self,
+        inner: Source,
+        privacy: PrivacyConfig,
+        choose_roi: Callable[[Frame], Roi],
+        keep_screen: bool = False,
     ):
         self.inner = inner
         self.blanker = ScreenBlanker(privacy)

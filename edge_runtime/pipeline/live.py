@@ -21,9 +21,12 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
+
 from edge_runtime.aistate import OFF, STALLED
 from edge_runtime.errors import InferenceStalled
 from edge_runtime.frames import Frame, Prediction
+from edge_runtime.pipeline.stages import FrameStages, ScheduledPipeline
 from edge_runtime.units import DEFAULT_FPS, MS_PER_S
 
 WAIT_S = 0.5  # display wakes at least this often to notice stop/stalls
@@ -65,9 +68,9 @@ class LatestSlot:
             return seq, None
 
 
-def _capture(pipeline, slot: LatestSlot) -> None:
+def _capture(pipeline: ScheduledPipeline, slot: LatestSlot) -> None:
     error = None
-    source = pipeline.source
+    source = pipeline.stages.source
     paced = not getattr(source, "live", False)  # a file: play it at its own rate, like a capture card
     start, last_index = None, -1
     try:
@@ -88,35 +91,36 @@ def _capture(pipeline, slot: LatestSlot) -> None:
                     time.sleep(delay)
                 frame.timestamp = time.monotonic()
             slot.put(frame)
-            if pipeline.stopping:
+            if pipeline.stages.stopping:
                 break
     except BaseException as exc:
         error = exc
     slot.close(error)
 
 
-def _infer(pipeline, requests: LatestSlot, results: LatestSlot) -> None:
+def _infer(stages: FrameStages, requests: LatestSlot, results: LatestSlot) -> None:
     seq = 0
-    pipeline.guard.prepare()  # TensorRT: context and engine on this thread, shown as AI LOADING
-    while not pipeline.stopping:
+    stats = stages.stats
+    stages.guard.prepare()  # TensorRT: context and engine on this thread, shown as AI LOADING
+    while not stages.stopping:
         seq, frame = requests.wait_newer(seq, WAIT_S)
         if frame is None and requests.closed:
             break
         prediction = None
         try:
-            pipeline.apply_reload()  # also while idle: with the AI off no frame comes to switch it back on
+            stages.between_frames()  # also while idle: with the AI off no frame comes to switch it back on
             if frame is None:
                 continue
-            roi = pipeline.ensure_roi(frame)  # re-detects the ROI after a reload or a size change
-            gray = pipeline.stage_roi(frame)
+            roi = stages.ensure_roi(frame)  # re-detects the ROI after a reload or a size change
+            gray = stages.cut(frame)
             t0 = time.perf_counter()
-            prediction = pipeline.stage_inference(gray, frame, roi)
-            pipeline._stats.record("inference", (time.perf_counter() - t0) * MS_PER_S)
+            prediction = stages.infer(gray, frame, roi)
+            stats.record("inference", (time.perf_counter() - t0) * MS_PER_S)
         except Exception as exc:
-            pipeline._stats.errors += 1
-            pipeline._stats.last_error = f"inference thread: {type(exc).__name__}: {exc}"
-            pipeline._stats.state = "degraded"
-        pipeline.ai.answered(prediction is not None)
+            stats.errors += 1
+            stats.last_error = f"inference thread: {type(exc).__name__}: {exc}"
+            stats.state = "degraded"
+        stages.ai.answered(prediction is not None)
         results.put((frame, prediction))  # always answer, so the display never waits on a dead request
 
 
@@ -126,8 +130,10 @@ def _fade(age_ms: float, stale_ms: float, fade_ms: float) -> float:
     return max(0.0, 1.0 - (age_ms - stale_ms) / max(fade_ms, 1e-6))
 
 
-def run_live(pipeline) -> None:
+def run_live(pipeline: ScheduledPipeline) -> None:
     """Run until the source ends, ``pipeline.stop()``, ``live.duration_s`` or ``source.max_frames``."""
+    stages, stats = pipeline.stages, pipeline.stages.stats
+    ai = stages.ai
     live = pipeline.config.live
     strict = live.mode == "strict"
     stale_ms, fade_ms = float(live.stale_ms), float(live.fade_ms)
@@ -142,35 +148,37 @@ def run_live(pipeline) -> None:
         if frames.error:
             raise frames.error
         return
-    pipeline.stage_roi(first)
-    pipeline.open_sinks(
-        float(getattr(pipeline.source, "fps", 0) or pipeline.config.source.fps or DEFAULT_FPS)
+    stages.cut(first)
+    stages.open_outputs(
+        float(getattr(stages.source, "fps", 0) or pipeline.config.source.fps or DEFAULT_FPS),
+        live=True,
     )
     inference = threading.Thread(
-        target=_infer, args=(pipeline, requests, results), name="inference", daemon=True
+        target=_infer, args=(stages, requests, results), name="inference", daemon=True
     )
     inference.start()
-    pipeline._stats.state = "running"
+    stats.state = "running"
     started = time.monotonic()
     frame, result_seq, newest = first, 0, None
     busy_until_seq = 0  # requests.seq whose result has not arrived yet: the AI is busy
     try:
-        while frame is not None and not pipeline.stopping:
+        while frame is not None and not stages.stopping:
             result_seq, got = results.wait_newer(result_seq, 0)
             if got is not None:
                 newest = got
             ai_idle = results.seq >= busy_until_seq
             own: Prediction | None = None
             if frame.meta.get("session_start") and frame is not first:  # re-plugged device: new ROI
-                pipeline._roi_shape, newest = None, None  # and masks of the old session are void
-                pipeline.stage_roi(frame)
-            if pipeline.ai.must_restart():
+                stages.rois.forget()
+                newest = None  # and masks of the old session are void
+                stages.cut(frame)
+            if ai.must_restart():
                 raise InferenceStalled(
-                    f"no answer from the AI for {pipeline.ai.pending_s():.1f} s "
+                    f"no answer from the AI for {ai.pending_s():.1f} s "
                     "(inference.stall_restart_s): ending so the service restarts"
                 )
-            if ai_idle and pipeline.ai.enabled and not frame.meta.get("no_signal"):  # NO SIGNAL: resilient.py
-                pipeline.ai.request_sent()
+            if ai_idle and ai.enabled and not frame.meta.get("no_signal"):  # NO SIGNAL: resilient.py
+                ai.request_sent()
                 requests.put(frame)
                 busy_until_seq = requests.seq
                 if strict:
@@ -178,20 +186,20 @@ def run_live(pipeline) -> None:
                     if got is not None:
                         newest = got
                         own = got[1] if got[0] is frame else None
-            _show(pipeline, frame, newest, own, strict, stale_ms, fade_ms)
+            _show(stages, frame, newest, own, strict, stale_ms, fade_ms)
             if (duration and time.monotonic() - started >= duration) or (
-                max_frames and pipeline._stats.frames >= max_frames
+                max_frames and stats.frames >= max_frames
             ):
                 break
             new_seq, frame = frames.wait_newer(seq, NO_SIGNAL_AFTER_S)
             if frame is None and not frames.closed:
-                frame = Frame(-1, pipeline_last_image(pipeline, newest, first), time.monotonic(), None, {})
-                pipeline._stats.state = "no signal"
+                frame = Frame(-1, last_image(newest, first), time.monotonic(), None, {})
+                stats.state = "no signal"
                 continue
-            pipeline._stats.drops += max(0, new_seq - seq - 1)
+            stats.drops += max(0, new_seq - seq - 1)
             seq = new_seq
     finally:
-        pipeline.stop()
+        stages.stop()
         requests.close()
         inference.join(timeout=INFERENCE_JOIN_S)
         capture.join(timeout=CAPTURE_JOIN_S)
@@ -199,19 +207,24 @@ def run_live(pipeline) -> None:
         raise frames.error
 
 
-def pipeline_last_image(pipeline, newest, first):
+def last_image(newest: tuple[Frame, Prediction | None] | None, first: Frame) -> np.ndarray:
     """What to show while no frame arrives: the last frame, dimmed, with a banner."""
-    image = (newest[0].image if newest else first.image) // 3
-    return image
+    return (newest[0].image if newest else first.image) // 3
 
 
 def _show(
-    pipeline, frame: Frame, newest, own: Prediction | None, strict: bool, stale_ms: float, fade_ms: float
+    stages: FrameStages,
+    frame: Frame,
+    newest: tuple[Frame, Prediction | None] | None,
+    own: Prediction | None,
+    strict: bool,
+    stale_ms: float,
+    fade_ms: float,
 ) -> None:
     now = time.monotonic()
     banners = []
     prediction, fade, age_ms = None, 1.0, None
-    ai_state = pipeline.ai_status().state
+    ai_state = stages.ai_status().state
     if frame.index < 0 or frame.meta.get("no_signal"):
         banners.append(("warning", "NO SIGNAL from the video source"))
     elif ai_state in (STALLED, OFF):
@@ -233,16 +246,14 @@ def _show(
                 )
             )
     t0 = time.perf_counter()
-    roi = pipeline.ensure_roi(frame) if frame.index >= 0 else pipeline.roi
-    ai = pipeline.ai_status(age_ms if prediction is not None else None)
+    roi = stages.ensure_roi(frame) if frame.index >= 0 else stages.roi
+    ai = stages.ai_status(age_ms if prediction is not None else None)
     hud_age = age_ms if not strict else None  # strict: a frame's own mask, no age in the HUD line
-    rendered = pipeline.stage_overlay(
-        frame, prediction, fade, banners, hud_age, smooth=not strict, roi=roi, ai=ai
-    )
+    rendered = stages.render(frame, prediction, fade, banners, hud_age, smooth=not strict, roi=roi, ai=ai)
     t1 = time.perf_counter()
-    pipeline.stage_sinks(frame, prediction, rendered, ai)
+    stages.deliver(frame, prediction, rendered, ai)
     t2 = time.perf_counter()
-    stats = pipeline._stats
+    stats = stages.stats
     stats.record("overlay", (t1 - t0) * MS_PER_S)
     stats.record("sinks", (t2 - t1) * MS_PER_S)
     if frame.index >= 0:

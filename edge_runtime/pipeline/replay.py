@@ -21,9 +21,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+
 from edge_runtime.backends.failsafe import InferenceThread
 from edge_runtime.cpus import render_workers
 from edge_runtime.errors import InferenceStalled
+from edge_runtime.frames import Frame, Prediction, Source
+from edge_runtime.pipeline.stages import FrameStages, ScheduledPipeline
+from edge_runtime.roi import Roi
 from edge_runtime.units import DEFAULT_FPS, MS_PER_S
 
 QUEUE_DEPTH = 4
@@ -54,8 +59,9 @@ def _put(q: queue.Queue, item, errors: list) -> None:
             continue
 
 
-def run_replay(pipeline, source) -> None:
+def run_replay(pipeline: ScheduledPipeline, source: Source) -> None:
     """Every frame, none dropped: decode+roi | inference | overlay (parallel) | sinks, in order."""
+    stages, stats = pipeline.stages, pipeline.stages.stats
     workers = render_workers()
     decoded: queue.Queue = queue.Queue(QUEUE_DEPTH)
     # Holds (frame, prediction, drawing future) in frame order; deep enough to keep every worker busy.
@@ -65,29 +71,27 @@ def run_replay(pipeline, source) -> None:
     realtime = bool(pipeline.config.source.realtime)
     fps = float(getattr(source, "fps", 0) or pipeline.config.source.fps or DEFAULT_FPS)
     by_pts = bool(getattr(source, "paced_by_pts", False))
-    pipeline.yuv_render = bool(
-        pipeline.prefer_yuv and not pipeline.observers and not pipeline.config.sinks.window
-    )
+    stages.yuv_render = bool(stages.prefer_yuv and not stages.observers and not pipeline.config.sinks.window)
     # Without an overlay video, a window or an observer nobody sees a drawn frame (e.g. a replay
     # for --save-masks and the summary only), so the overlay stage is skipped.
-    render = bool(pipeline.config.sinks.video or pipeline.config.sinks.window or pipeline.observers)
+    render = bool(pipeline.config.sinks.video or pipeline.config.sinks.window or stages.observers)
 
     def decode():
         try:
             start = None
             it = iter(source)
-            while not pipeline._stop.is_set():
+            while not stages.stopping:
                 t0 = time.perf_counter()
                 frame = next(it, None)
                 if frame is None:
                     break
                 t1 = time.perf_counter()
-                pipeline._stats.record("decode", (t1 - t0) * MS_PER_S)
+                stats.record("decode", (t1 - t0) * MS_PER_S)
                 # The ROI is cut here, so the inference thread (the schedule's slowest stage on a
                 # GPU) does nothing but infer.
-                roi = pipeline.ensure_roi(frame)
-                gray = pipeline.stage_roi(frame, roi)
-                pipeline._stats.record("roi", (time.perf_counter() - t1) * MS_PER_S)
+                roi = stages.ensure_roi(frame)
+                gray = stages.cut(frame, roi)
+                stats.record("roi", (time.perf_counter() - t1) * MS_PER_S)
                 if realtime:  # a recorded sequence keeps its own times; other files play at their frame rate
                     at = frame.pts if by_pts and frame.pts is not None else frame.index / fps
                     start = start or time.monotonic() - at
@@ -104,8 +108,8 @@ def run_replay(pipeline, source) -> None:
 
     def draw(frame, roi, prediction, mask, fault, ai):
         t0 = time.perf_counter()
-        rendered = pipeline.stage_overlay(frame, prediction, fault_banner=fault, roi=roi, mask=mask, ai=ai)
-        pipeline._stats.record("overlay", (time.perf_counter() - t0) * MS_PER_S)
+        rendered = stages.render(frame, prediction, fault_banner=fault, roi=roi, mask=mask, ai=ai)
+        stats.record("overlay", (time.perf_counter() - t0) * MS_PER_S)
         return rendered
 
     def write():
@@ -117,12 +121,12 @@ def run_replay(pipeline, source) -> None:
                 frame, prediction, drawing, ai = item
                 rendered = None if drawing is None else drawing.result()  # re-raises a drawing error here
                 t1 = time.perf_counter()
-                pipeline.stage_sinks(frame, prediction, rendered, ai)
-                pipeline._stats.record("sinks", (time.perf_counter() - t1) * MS_PER_S)
-                pipeline._stats.record("end_to_end", (time.monotonic() - frame.timestamp) * MS_PER_S)
+                stages.deliver(frame, prediction, rendered, ai)
+                stats.record("sinks", (time.perf_counter() - t1) * MS_PER_S)
+                stats.record("end_to_end", (time.monotonic() - frame.timestamp) * MS_PER_S)
         except BaseException as exc:
             errors.append(exc)
-            pipeline._stop.set()
+            stages.finish()
 
     decoder = threading.Thread(target=decode, name="decode", daemon=True)
     writer = threading.Thread(target=write, name="sinks", daemon=True)
@@ -130,7 +134,7 @@ def run_replay(pipeline, source) -> None:
     inference = InferenceThread()
     decoder.start()
     writer.start()
-    pipeline._stats.state = "running"
+    stats.state = "running"
     sinks_open = False
     try:
         while True:
@@ -138,25 +142,25 @@ def run_replay(pipeline, source) -> None:
             if item is _END or errors:
                 break
             frame, roi, gray = item
-            pipeline.apply_reload()
+            stages.between_frames()
             if not sinks_open:
-                pipeline.open_sinks(fps)
+                stages.open_outputs(fps, live=False)
                 sinks_open = True
             t1 = time.perf_counter()
-            prediction = _infer(pipeline, inference, gray, frame, roi)
-            if pipeline.stopping:
+            prediction = _infer(stages, inference, gray, frame, roi)
+            if stages.stopping:
                 break
-            pipeline._stats.record("inference", (time.perf_counter() - t1) * MS_PER_S)
-            mask = pipeline.stage_smooth(prediction)  # EMA state: in frame order, here
-            ai = pipeline.ai_status()
+            stats.record("inference", (time.perf_counter() - t1) * MS_PER_S)
+            mask = stages.smooth(prediction)  # EMA state: in frame order, here
+            ai = stages.ai_status()
             drawing = (
-                painters.submit(draw, frame, roi, prediction, mask, pipeline.guard.banner(), ai)
+                painters.submit(draw, frame, roi, prediction, mask, stages.guard.banner(), ai)
                 if render
                 else None
             )
             _put(inferred, (frame, prediction, drawing, ai), errors)
     finally:
-        pipeline._stop.set()
+        stages.finish()
         while decoder.is_alive():  # unblock a decoder waiting on a full queue
             try:
                 decoded.get_nowait()
@@ -174,23 +178,27 @@ def run_replay(pipeline, source) -> None:
         raise errors[0]
 
 
-def _infer(pipeline, inference: InferenceThread, gray, frame, roi):
-    """``pipeline.stage_inference`` on the inference thread; None when the AI is off or the run stops.
+def _infer(
+    stages: FrameStages, inference: InferenceThread, gray: np.ndarray, frame: Frame, roi: Roi
+) -> Prediction | None:
+    """The guarded backend on the inference thread, then ``stages.accept``; None when the AI is off or
+    the run stops.
     Raises InferenceStalled once no answer came for ``inference.stall_restart_s``."""
-    if not pipeline.ai.enabled:
+    ai = stages.ai
+    if not ai.enabled:
         return None
-    pipeline.ai.request_sent()
+    ai.request_sent()
     # TensorRT prepares its engine inside the first call, on this thread: AI LOADING, not a stall
-    inference.submit(pipeline.stage_inference, gray, frame, roi)
+    inference.submit(stages.guard.infer, gray)
     while not inference.wait(WAIT_S):
-        pipeline.ai_status()  # logs and counts a stall once it passes the deadline
-        if pipeline.ai.must_restart():
+        stages.ai_status()  # logs and counts a stall once it passes the deadline
+        if ai.must_restart():
             raise InferenceStalled(
-                f"frame {frame.index}: no answer from the AI for {pipeline.ai.pending_s():.1f} s "
+                f"frame {frame.index}: no answer from the AI for {ai.pending_s():.1f} s "
                 "(inference.stall_restart_s)"
             )
-        if pipeline.stopping:
+        if stages.stopping:
             return None
-    prediction = inference.result()
-    pipeline.ai.answered(prediction is not None)
+    prediction = stages.accept(inference.result(), frame, roi)
+    ai.answered(prediction is not None)
     return prediction

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 
@@ -81,8 +82,6 @@ class VideoFileSource(_ReaderReleases):
         self._container = None
 
     def _open(self):
-        import av
-
         options = {"rtsp_transport": "tcp"} if self.spec.startswith("rtsp://") else {}
         try:
             container = av.open(
@@ -103,8 +102,6 @@ class VideoFileSource(_ReaderReleases):
         return container, stream
 
     def __iter__(self) -> Iterator[Frame]:
-        import av
-
         index = 0
         corrupt = CorruptCounter(self.name)
         self._reading()

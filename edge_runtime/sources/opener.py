@@ -17,7 +17,6 @@ Video files, streams and capture cards live in :mod:`edge_runtime.sources.captur
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
 import time
@@ -31,6 +30,7 @@ from edge_runtime import privacy
 from edge_runtime.config_schema import RuntimeConfig
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.frames import Frame, Source
+from edge_runtime.igtl.source import open_igtl_source
 from edge_runtime.sources import synthetic
 from edge_runtime.sources.capture import V4L2Source, VideoFileSource, to_bgr
 from edge_runtime.sources.corrupt import CorruptCounter
@@ -93,7 +93,7 @@ class DicomCineSource(Source):
         if not self.path.is_file():
             raise InputError(f"{self.path}: file not found")
         try:
-            import pydicom
+            import pydicom  # deferred: an optional extra, needed for DICOM cine only
         except ImportError as exc:
             raise SonomapError(
                 f"{self.path}: reading DICOM needs pydicom (pip install 'sonomap[dicom]')"
@@ -207,11 +207,7 @@ def open_source(spec, **options) -> Source:
             height=options.get("height"),
         )
     if spec.startswith("igtl://"):
-        try:
-            igtl = importlib.import_module("edge_runtime.igtl")
-        except ImportError as exc:
-            raise SonomapError(f"{spec}: OpenIGTLink support is not available ({exc})") from exc
-        return igtl.open_igtl_source(spec)
+        return open_igtl_source(spec)  # pyigtl, an optional extra, is imported when the link opens
     if re.match(r"^/dev/video\d+$", spec):
         return V4L2Source(
             spec, options.get("width"), options.get("height"), options.get("fps"), options.get("fourcc")

@@ -22,7 +22,7 @@ import numpy as np
 
 from edge_runtime.errors import InputError
 from edge_runtime.roi import Roi
-from edge_runtime.sinks.writers import Mp4Sink
+from edge_runtime.sinks.mp4 import Mp4Sink
 
 SCREEN_W, SCREEN_H = 1920, 1080
 ROI_RECT = Roi(360, 150, 1200, 840)

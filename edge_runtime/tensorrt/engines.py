@@ -19,6 +19,8 @@ from pathlib import Path
 
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.manifest import Manifest, load_manifest, manifest_path
+from edge_runtime.tensorrt import modules
+from edge_runtime.tensorrt.build import build_plan
 from edge_runtime.tensorrt.cache import (
     LOAD,
     CacheState,
@@ -178,11 +180,9 @@ def ensure_engine(
     """Return a valid cached engine for ``onnx_path`` or build one (atomically) into ``cache_dir``.
 
     ``build`` defaults to :func:`edge_runtime.tensorrt.build.build_plan` (same signature)."""
-    from edge_runtime.tensorrt.modules import import_tensorrt
-
     if build is None:
-        from edge_runtime.tensorrt.build import build_plan as build
-    trt = trt or import_tensorrt()
+        build = build_plan
+    trt = trt or modules.import_tensorrt()
     gpu = gpu or current_gpu()
     plan = plan_engine(
         onnx_path,

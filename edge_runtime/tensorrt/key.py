@@ -25,6 +25,7 @@ import re
 from dataclasses import asdict, dataclass, field
 
 from edge_runtime.errors import ConfigError
+from edge_runtime.tensorrt import modules
 
 FP32, FP16 = "fp32", "fp16"
 PRECISIONS = (FP32, FP16)
@@ -79,9 +80,7 @@ class GpuInfo:
 
 def current_gpu(device_index: int = 0) -> GpuInfo:
     """The GPU this process would build/run on (pycuda; no context is created)."""
-    from edge_runtime.tensorrt.modules import import_pycuda_driver
-
-    cuda = import_pycuda_driver()
+    cuda = modules.import_pycuda_driver()
     dev = cuda.Device(device_index)
     major, minor = dev.compute_capability()
     return GpuInfo(

@@ -16,7 +16,7 @@ class TensorRTUnavailable(SonomapError):
 def import_tensorrt():
     """The full ``tensorrt`` module (builder + ONNX parser + runtime)."""
     try:
-        import tensorrt
+        import tensorrt  # deferred: optional, present on GPU machines only
     except ImportError as exc:
         raise TensorRTUnavailable(
             "TensorRT Python module 'tensorrt' not found: on a Jetson install JetPack's python3-libnvinfer, "
@@ -33,7 +33,7 @@ def import_tensorrt():
 def import_pycuda_driver():
     """``pycuda.driver``, initialised (no context is created here: see the backend)."""
     try:
-        import pycuda.driver as cuda
+        import pycuda.driver as cuda  # deferred: optional, present on GPU machines only
     except ImportError as exc:
         raise TensorRTUnavailable(
             "pycuda not found: 'pip install pycuda' (needs the CUDA toolkit headers; on a Jetson "

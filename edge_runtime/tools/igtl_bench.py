@@ -26,6 +26,7 @@ from edge_runtime.igtl.server import IgtlServerLink
 from edge_runtime.igtl.sink import LABELMAP_TAG, IgtlObserver
 from edge_runtime.igtl.source import open_igtl_source
 from edge_runtime.igtl.wire import SkipMessage, read_message
+from edge_runtime.pipeline.graph import Pipeline
 from edge_runtime.stats import summarise
 from edge_runtime.units import MS_PER_S
 
@@ -78,8 +79,6 @@ def run_igtl_bench(spec: str, config: RuntimeConfig, frames: int) -> dict:
     """Run the live pipeline on ``spec`` until it has shown ``frames`` frames (at most
     MAX_SECONDS_PER_FRAME each); print and return {"round_trip_ms", "received_to_sent_ms",
     "pipeline" (its summary), "counters", "predictions_sent"}."""
-    from edge_runtime.pipeline.graph import Pipeline
-
     config = copy.deepcopy(config)
     config.source.input = spec
     config.source.max_frames = int(frames)

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.errors import InputError
-from edge_runtime.sinks.writers import Mp4Sink
+from edge_runtime.sinks.mp4 import Mp4Sink
 from edge_runtime.sources.synthetic import BORDER_PX, ScreenSimulator, default_image
 from registration.report import write_json, write_png
 from registration.sim.echo import draw_needle

@@ -1,0 +1,289 @@
+"""The frame's path: cut the ROI -> infer -> smooth -> render -> deliver (recorders, window, observers).
+
+Input: a frame from the de-identified source (:mod:`edge_runtime.pipeline.deidentify` chose its ROI on
+the raw screen, blanked the rest and tagged the frame with it). Output: the rendered frame in the
+recorders (files under ``sinks.*``), the local window and every observer. A schedule
+(:mod:`edge_runtime.pipeline.replay`, :mod:`edge_runtime.pipeline.live`) calls the stages in this order,
+each on the thread it picks; no stage calls back into a schedule, and none into the graph
+(:mod:`edge_runtime.pipeline.graph`) that built them, except :meth:`FrameStages.between_frames`,
+which applies a requested config reload. Every rendered frame carries the AI's state
+(:mod:`edge_runtime.aistate`): :meth:`FrameStages.render` draws it, :meth:`FrameStages.deliver` hands it
+to observers as ``stats["ai"]``. ``stop()`` and ``request_reload()`` are safe from other threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from edge_runtime import yuv
+from edge_runtime.aistate import AiMonitor, AiStatus, state_banner
+from edge_runtime.backends.failsafe import GuardedInference
+from edge_runtime.config_schema import RuntimeConfig
+from edge_runtime.frames import Frame, Observer, Prediction, Source
+from edge_runtime.pipeline import deidentify
+from edge_runtime.preprocess import to_gray
+from edge_runtime.render.overlay import Overlay
+from edge_runtime.roi import Roi
+from edge_runtime.sinks import recordings
+from edge_runtime.sinks.window import WindowSink
+from edge_runtime.sinks.writers import open_sinks
+from edge_runtime.stats import Stats
+from edge_runtime.units import DEFAULT_FPS
+
+_NOW = object()  # render: take the fail-safe banner / smoothed mask from the current state
+
+
+class FrameStages:
+    """The stages of one run and the state they share (ROI, smoothing, recorders). Built by the graph;
+    the schedules read ``config``, ``stats``, ``ai``, ``guard`` and ``observers`` and call the stages."""
+
+    def __init__(
+        self,
+        config: RuntimeConfig,
+        overlay: Overlay,
+        guard: GuardedInference,
+        stats: Stats,
+        observers: list[Observer],
+        reload: Callable[[], None],
+    ):
+        self.config = config
+        self.overlay = overlay
+        self.guard = guard
+        self.ai: AiMonitor = guard.monitor
+        self.stats = stats
+        self.observers = observers
+        self.rois = deidentify.RoiChooser(config)
+        self.source: Source | None = None
+        self.sinks: dict = {}
+        self.outputs: dict[str, str] = {}
+        self.window: WindowSink | None = None
+        self.show_rec = False  # open_outputs: whether the HUD shows the recorder's state (live)
+        # Replay renders and encodes in the decoder's YUV planes when the source gives them and no
+        # consumer needs BGR (window, observers); the replay schedule decides. False forces BGR.
+        self.prefer_yuv = True
+        self.yuv_render = False
+        self._reload = reload
+        self._stop = threading.Event()
+        self._reload_requested = threading.Event()
+        self._last_prediction: Prediction | None = None
+        self._last_mask: np.ndarray | None = None
+
+    # --- control (any thread) ------------------------------------------------------
+    def stop(self) -> None:
+        """End the run from any thread; closing the source unblocks a read that waits on it."""
+        self._stop.set()
+        if self.source is not None:
+            self.source.close()
+
+    def finish(self) -> None:
+        """A schedule's own end (a stage failed, the frames ran out): no further frame is read; the
+        graph closes the source afterwards, on its own thread."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def request_reload(self) -> None:
+        self._reload_requested.set()
+
+    def take_reload_request(self) -> bool:
+        """True once per :meth:`request_reload` (the graph's reload calls it)."""
+        requested = self._reload_requested.is_set()
+        self._reload_requested.clear()
+        return requested
+
+    def between_frames(self) -> None:
+        """A schedule calls this between frames: a requested config reload is applied here."""
+        if self._reload_requested.is_set():
+            self._reload()
+
+    def reconfigure(self, config: RuntimeConfig, overlay: Overlay) -> None:
+        """A reloaded config and its overlay; the ROI is chosen again on the next frame (the old one
+        stays for the live display thread meanwhile)."""
+        self.config, self.overlay = config, overlay
+        self.rois.config = config
+        self.rois.forget()
+        self.ai.configure(config.inference)
+
+    # --- outputs ---------------------------------------------------------------------
+    def open_outputs(self, fps: float, live: bool) -> None:
+        s = self.config.sinks
+        self.sinks, self.window, self.outputs = open_sinks(s, float(s.fps or fps or DEFAULT_FPS), live)
+        self.show_rec = (
+            live  # a live session's recorder state is on screen; a replay's output is no recording
+        )
+
+    def close_outputs(self) -> int:
+        """Finalise the recorders and close the window; the frames live recorders dropped."""
+        dropped = 0
+        for sink in self.sinks.values():
+            sink.close()
+            dropped += getattr(sink, "dropped", 0)  # live recorders drop rather than stall the display
+        self.sinks = {}
+        if self.window is not None:
+            self.window.close()
+            self.window = None
+        return dropped
+
+    # --- the stages, in order ----------------------------------------------------------
+    @property
+    def roi(self) -> Roi | None:
+        """The ROI chosen last (None before the first frame)."""
+        return self.rois.roi
+
+    def ensure_roi(self, frame: Frame) -> Roi:
+        """The frame's ROI: the one it was blanked for, else chosen now (de-identification off)."""
+        return self.rois.choose(frame)
+
+    def cut(self, frame: Frame, roi: Roi | None = None) -> np.ndarray:
+        """Frame -> gray ROI pixels; for a YUV frame, the Y plane's ROI. ``roi``: the frame's ROI
+        (default: :meth:`ensure_roi`)."""
+        roi = roi or self.ensure_roi(frame)
+        if isinstance(frame, yuv.YuvFrame):
+            return yuv.gray_roi(frame.i420, roi)
+        return to_gray(roi.crop(frame.image))
+
+    def infer(
+        self, gray: np.ndarray, frame: Frame | None = None, roi: Roi | None = None
+    ) -> Prediction | None:
+        """Gray ROI -> Prediction (tagged with its frame and ROI), or None on a fault (passthrough):
+        the guarded backend (:class:`edge_runtime.backends.failsafe.GuardedInference`), then :meth:`accept`."""
+        return self.accept(self.guard.infer(gray), frame, roi)
+
+    def accept(
+        self, prediction: Prediction | None, frame: Frame | None, roi: Roi | None
+    ) -> Prediction | None:
+        """The guarded backend's answer for ``frame``: nothing predicted inside the frame's blanked boxes,
+        tagged with the frame and its ROI, counted. A schedule that runs ``guard.infer`` on a thread of its
+        own calls this with the answer (the backend never calls back into the stages)."""
+        if prediction is not None:
+            deidentify.clear_blanked(prediction, frame)
+            prediction.frame, prediction.roi = frame, roi or self.roi
+            self.stats.inferred += 1
+            self.stats.record("backend", prediction.latency_ms)
+        return prediction
+
+    def ai_status(self, mask_age_ms: float | None = None) -> AiStatus:
+        """The AI's state now (``mask_age_ms``: age of the mask drawn on the frame, if any)."""
+        return self.ai.status(self.guard.fault, mask_age_ms)
+
+    def smooth(self, prediction: Prediction | None, smooth: bool = True) -> np.ndarray | None:
+        """Prediction -> the mask to draw (EMA-smoothed when enabled). Stateful: call in frame order."""
+        if prediction is None:
+            return None
+        if prediction is self._last_prediction:
+            return self._last_mask  # live 'latest' redraws one prediction on many frames: smooth it once
+        mask = self.overlay.smooth(prediction.mask, lambda: prediction.prob) if smooth else prediction.mask
+        self._last_prediction, self._last_mask = prediction, mask
+        return mask
+
+    def render(
+        self,
+        frame: Frame,
+        prediction: Prediction | None,
+        fade: float = 1.0,
+        extra_banners: list | None = None,
+        mask_age_ms: float | None = None,
+        smooth: bool = True,
+        fault_banner=_NOW,
+        roi: Roi | None = None,
+        mask=_NOW,
+        ai: AiStatus | None = None,
+    ) -> np.ndarray:
+        """Frame + Prediction -> rendered BGR, or I420 when :meth:`renders_yuv` (drawn in place on the
+        decoded planes unless a raw recording or mask dump still needs them). ``fault_banner``: the
+        fail-safe banner as it was when this frame was inferred (replay renders on another thread, later).
+        ``mask``: the output of :meth:`smooth` when the caller ran it already (replay smooths in
+        frame order, then draws frames on parallel workers). ``ai``: the AI state drawn on this frame
+        (default: now)."""
+        if mask is _NOW:
+            mask = self.smooth(prediction, smooth)
+        fault = self.guard.banner() if fault_banner is _NOW else fault_banner
+        ai = ai or self.ai_status(mask_age_ms if mask is not None else None)
+        fault = state_banner(ai) or fault
+        banners = [b for b in [fault] if b] + list(extra_banners or [])
+        banners += [b for observer in self.observers for b in observer.banners(frame)]  # e.g. a capture toast
+        hud = {
+            "fps": self.stats.recent_fps(),
+            "backend": self._hud_backend(),
+            "mask_age_ms": mask_age_ms,
+            "rec": self.stats.recording if self.show_rec else "",
+        }
+        latest = self.stats.latest("backend")
+        if latest is not None:
+            hud["latency_ms"] = latest
+        roi = roi or (prediction.roi if prediction is not None and prediction.roi is not None else self.roi)
+        if mask is not None and mask.shape != (roi.h, roi.w):
+            mask = None  # a mask from before a resolution change does not fit this frame
+        deidentify.render_for_window(
+            frame, lambda raw: self.overlay.render(raw, roi, mask, fade, hud, banners, ai)
+        )
+        if self.renders_yuv(frame):
+            keep_raw = "raw" in self.sinks or "masks" in self.sinks
+            return self.overlay.render_i420(
+                frame.i420.copy() if keep_raw else frame.i420, roi, mask, fade, hud, banners, ai
+            )
+        rendered = self.overlay.render(frame.image, roi, mask, fade, hud, banners, ai)
+        for observer in self.observers:
+            observer.draw(frame, rendered, roi)  # e.g. the band a biopsy will sample
+        return rendered
+
+    def renders_yuv(self, frame: Frame) -> bool:
+        """Whether this frame is rendered and encoded as I420 (the replay's YUV-native path)."""
+        return self.yuv_render and isinstance(frame, yuv.YuvFrame)
+
+    def _hud_backend(self) -> str:
+        b = self.stats.backend
+        return f"{b.get('backend', '?')} {b.get('device', '')}".strip()
+
+    def deliver(
+        self, frame: Frame, prediction: Prediction | None, rendered: np.ndarray, ai: AiStatus | None = None
+    ) -> None:
+        """Rendered frame -> recorders, window and observers (``stats["ai"]``: the state drawn on it)."""
+        in_yuv = self.renders_yuv(frame)
+        for name, sink in self.sinks.items():
+            try:
+                if name in ("video", "raw") and in_yuv:
+                    sink.write_i420(rendered if name == "video" else frame.i420)
+                elif name in ("video", "raw"):
+                    sink.write(rendered if name == "video" else frame.image)
+                else:
+                    roi = (
+                        prediction.roi if prediction is not None and prediction.roi is not None else self.roi
+                    )
+                    pixels = yuv.gray_roi(frame.i420, roi) if in_yuv else roi.crop(frame.image)
+                    sink.write(frame.index, pixels, None if prediction is None else prediction.mask)
+            except Exception as exc:
+                self.stats.sink_errors += 1
+                self.stats.last_error = f"sink {name}: {exc}"
+        self.stats.recording = recordings.recorder_state(self.sinks)
+        if self.window is not None:
+            self.window.write(deidentify.window_image(frame, rendered))  # the whole screen (deidentify.py)
+            if self.window.quit_requested:
+                self.stop()
+            if self.window.take_ai_toggle():
+                self.ai.set_enabled(not self.ai.enabled)
+        snapshot = None
+        for observer in self.observers:
+            try:
+                if snapshot is None:
+                    snapshot = self.stats.snapshot()
+                    snapshot["ai"] = (ai or self.ai_status()).as_dict()
+                observer.on_frame(frame, prediction, rendered, snapshot)
+            except Exception as exc:
+                self.stats.sink_errors += 1
+                self.stats.last_error = f"observer {type(observer).__name__}: {exc}"
+        self.stats.frame_done()
+
+
+class ScheduledPipeline(Protocol):
+    """What a schedule sees of the pipeline (:class:`edge_runtime.pipeline.graph.Pipeline`): its config
+    and its stages (which hold the de-identified source). Nothing else, and nothing private."""
+
+    config: RuntimeConfig
+    stages: FrameStages

@@ -1,0 +1,177 @@
+"""H.264 recordings through PyAV into a *fragmented* mp4 (``frag_keyframe+empty_moov``, a keyframe at
+least every second), so a crash loses at most about one second. Encoding runs on the sink's own
+thread (:class:`edge_runtime.sinks.threaded.ThreadedWriter`) from yuv420p (BGR->I420 by OpenCV is much
+cheaper than libswscale), or straight from the decoder's planes (``write_i420``: no colour conversion).
+libx264 runs one thread per four cores (:func:`edge_runtime.cpus.encode_threads`): on a small CPU its
+thread pool would only fight inference for the same cores, on a large one a single thread caps the
+frame rate. Below ``sinks.min_free_gb`` it finalises its file and pauses; it resumes into a new file
+when space returns (:class:`edge_runtime.sinks.recordings.SpaceGuard`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_runtime.cpus import encode_threads
+from edge_runtime.errors import InputError
+from edge_runtime.sinks import recordings
+from edge_runtime.sinks.threaded import ThreadedWriter
+from edge_runtime.units import DEFAULT_FPS
+
+log = logging.getLogger("sonomap.sinks")
+
+# A fragment per keyframe; empty_moov makes the file readable without a trailing index.
+FRAGMENTED_MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
+KEYFRAME_SECONDS = 1.0
+
+
+class Mp4Sink(ThreadedWriter):
+    """H.264 mp4 writer (PyAV/libx264). ``write(bgr)``; size fixed by the first frame."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float = DEFAULT_FPS,
+        preset: str = "ultrafast",
+        crf: int = 23,
+        block: bool = True,
+        name: str = "mp4",
+        min_free_gb: float = 0.0,
+        template: str | Path | None = None,
+        retention_days: float | None = None,
+        outputs: dict | None = None,
+    ):
+        self.path = Path(path)
+        self.template = template or self.path  # where a resumed recording goes (a new name from it)
+        self.fps = fps
+        self.preset = preset
+        self.crf = crf
+        self.frames = 0
+        self.files: list[Path] = []
+        self.paused = False
+        self.paused_frames = 0
+        self.retention_days = retention_days
+        self.outputs = (
+            outputs  # the session's files by kind (the summary's ``outputs``): resumed files join it
+        )
+        self._file_frames = 0
+        self._container = None
+        self._stream = None
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # recordings: private (privacy.py)
+        self.space = recordings.SpaceGuard(self.path.parent, min_free_gb)
+        self._retention_at = float("-inf")
+        super().__init__(name, block)
+
+    def write(self, bgr: np.ndarray) -> None:
+        self.submit(bgr, False)
+
+    def write_i420(self, i420: np.ndarray) -> None:
+        """An I420 frame ``(H*3/2, W)`` (see :mod:`edge_runtime.yuv`), encoded as it is."""
+        self.submit(i420, True)
+
+    def _open(self, width: int, height: int) -> None:
+        import av  # deferred: PyAV loads FFmpeg (about 0.1 s), and `sonomap --help` imports this module
+
+        rate = Fraction(self.fps).limit_denominator(1001)
+        try:
+            self._container = av.open(
+                str(self.path),
+                mode="w",
+                format="mp4",
+                options={"movflags": FRAGMENTED_MOVFLAGS, "flush_packets": "1"},
+            )
+        except (OSError, av.FFmpegError) as exc:
+            raise InputError(f"{self.path}: cannot create video file ({exc})") from exc
+        self._container.metadata["comment"] = recordings.OWN_MARK  # retention deletes only files carrying it
+        self.files.append(self.path)
+        if self.outputs is not None and len(self.files) > 1:
+            self.outputs[f"{self.name}, resumed {len(self.files) - 1}"] = str(self.path)
+        self._file_frames = 0
+        stream = self._container.add_stream("libx264", rate=rate)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        gop = max(1, int(round(float(rate) * KEYFRAME_SECONDS)))
+        stream.codec_context.gop_size = gop
+        stream.options = {
+            "preset": self.preset,
+            "crf": str(self.crf),
+            "tune": "zerolatency",
+            "keyint_min": str(gop),
+            "g": str(gop),
+            "threads": str(encode_threads()),
+        }
+        self._stream = stream
+
+    def _room_on_disk(self) -> bool:
+        """Pause (file finalised) below ``min_free_gb``; resume into a new file once space is back."""
+        now = time.monotonic()
+        if self.retention_days and now - self._retention_at >= recordings.RETENTION_INTERVAL_S:
+            self._retention_at = now
+            recordings.apply_retention(self.template, self.retention_days)
+        if self.space.ok():
+            if self.paused:
+                self.paused = False
+                self.path = recordings.session_path(self.template, keep_existing=True)
+                log.warning(
+                    "sink %s: %.1f GiB free again; recording resumes to %s",
+                    self.name,
+                    self.space.free_gb,
+                    self.path,
+                )
+            return True
+        if not self.paused:
+            self.paused = True
+            recordings.log_pause(
+                self.name,
+                self.space,
+                f"{self.path} kept" if self._container is not None else "nothing recorded yet",
+            )
+            self._finish()
+        self.paused_frames += 1
+        return False
+
+    def _write_now(self, image: np.ndarray, is_i420: bool) -> None:
+        import av  # deferred: PyAV loads FFmpeg (about 0.1 s), and `sonomap --help` imports this module
+
+        if not self._room_on_disk():
+            return
+        if is_i420:
+            height, width = image.shape[0] * 2 // 3, image.shape[1]
+            if self._container is None:
+                self._open(width, height)
+            if (width, height) == (self._stream.width, self._stream.height):
+                self._encode(av.VideoFrame.from_ndarray(image, format="yuv420p"))
+                return
+            image = cv2.cvtColor(image, cv2.COLOR_YUV2BGR_I420)  # size changed mid-stream: rare, scale in BGR
+        bgr = image
+        height, width = bgr.shape[:2]
+        even_w, even_h = width - width % 2, height - height % 2  # yuv420p needs even sizes
+        if self._container is None:
+            self._open(even_w, even_h)
+        if (even_w, even_h) != (self._stream.width, self._stream.height):
+            bgr = cv2.resize(bgr, (self._stream.width, self._stream.height))
+        elif (even_w, even_h) != (width, height):
+            bgr = bgr[:even_h, :even_w]
+        i420 = cv2.cvtColor(np.ascontiguousarray(bgr), cv2.COLOR_BGR2YUV_I420)
+        self._encode(av.VideoFrame.from_ndarray(i420, format="yuv420p"))
+
+    def _encode(self, frame) -> None:
+        frame.pts = self._file_frames  # in 1/fps units: PyAV derives the codec time base from the rate
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+        self._file_frames += 1
+        self.frames += 1
+
+    def _finish(self) -> None:
+        if self._container is None:
+            return
+        container, stream, self._container, self._stream = self._container, self._stream, None, None
+        for packet in stream.encode(None):
+            container.mux(packet)
+        container.close()

@@ -1,0 +1,80 @@
+"""A sink's worker thread: ``submit`` queues an item, the thread writes it (``_write_now``), so a slow
+disk or encoder never holds up the frame that is being shown. ``block`` chooses backpressure
+(replay: every frame is written) or dropping (live: ``dropped`` counts them). A write error stops
+that sink only (``error``; the display goes on) and is counted in ``EVENTS["recording_failed"]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+
+from edge_runtime.errors import SonomapError
+from edge_runtime.live_stats import EVENTS
+
+log = logging.getLogger("sonomap.sinks")
+
+QUEUE_FRAMES = 8
+CLOSE_TIMEOUT_S = 12.0  # a recorder finalises within this at shutdown (the units give TimeoutStopSec=20)
+
+
+class ThreadedWriter:
+    """Runs ``_write_now`` on a worker thread; ``block`` chooses backpressure vs dropping."""
+
+    def __init__(self, name: str, block: bool = True):
+        self.name = name
+        self.block = block
+        self.dropped = 0
+        self.error: Exception | None = None
+        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
+        self._thread = threading.Thread(target=self._run, name=f"sink-{name}", daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            if self.error is not None:
+                continue
+            try:
+                self._write_now(*item)
+            except Exception as exc:  # disk full, encoder failure: stop this sink, keep displaying
+                self.error = exc
+                EVENTS.inc("recording_failed")
+                log.error("sink %s failed and stops recording: %s", self.name, exc)
+        try:
+            self._finish()
+        except Exception as exc:
+            self.error = self.error or exc
+            log.error("sink %s could not finalise: %s", self.name, exc)
+
+    def submit(self, *item) -> None:
+        if self._closed:
+            return
+        if self.error is not None:
+            raise SonomapError(f"sink {self.name} stopped: {self.error}")
+        if self.block:
+            self._queue.put(item)
+            return
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            self.dropped += 1
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join(timeout=CLOSE_TIMEOUT_S)
+        if self._thread.is_alive():
+            log.error("sink %s did not finish within %.0f s; leaving it", self.name, CLOSE_TIMEOUT_S)
+
+    def _write_now(self, *item) -> None:
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        """Flush and close files."""

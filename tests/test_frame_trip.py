@@ -1,0 +1,70 @@
+"""A frame's trip in replay, traced for real (:mod:`frame_trip`): the stages take it in one direction.
+
+Source -> de-identify -> ROI -> infer -> render -> sinks: the schedule calls the stages, the graph that
+built them is not on the way, and no two pipeline files call each other back and forth.
+"""
+
+from __future__ import annotations
+
+import pytest
+from cli import sonomap
+from frame_trip import GRAPH_FILES, SCHEDULE_FILES, live_trip, replay_trip
+
+from edge_runtime.config import DEFAULT_MODEL
+
+CLIP_FRAMES = 12
+# Every file the trip enters today, ground-floor helpers (frames, roi, yuv, stats, aistate) included
+# (render/hudrow.py only when the HUD line's text changes); a change that adds files to the path has
+# to raise this on purpose.
+MAX_FILES = 18
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    clip = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    sonomap("make-clip", "--out", clip, "--frames", CLIP_FRAMES, "--size", "640x360")
+    return clip
+
+
+@pytest.fixture(scope="module")
+def trip(clip, tmp_path_factory):
+    return replay_trip(clip, DEFAULT_MODEL, tmp_path_factory.mktemp("trip"))
+
+
+def test_the_trip_enters_each_stage_and_no_more_files_than_budgeted(trip):
+    stages = {
+        "sources/capture.py",
+        "pipeline/deidentify.py",
+        "pipeline/stages.py",
+        "backends/onnxruntime.py",
+        "render/overlay.py",
+        "sinks/mp4.py",
+    }
+    assert stages <= trip.files, trip.report()
+    assert len(trip.files) <= MAX_FILES, trip.report()
+
+
+def test_the_graph_is_not_on_the_frames_way(trip):
+    assert trip.crossings == 0, trip.report()
+    assert not trip.files & GRAPH_FILES, trip.report()
+
+
+def test_nothing_calls_back_into_the_schedule(trip):
+    into_schedule = [(a, b) for a, b in trip.hops if b in SCHEDULE_FILES]
+    assert into_schedule == [], trip.report()
+
+
+def test_no_pipeline_file_and_another_call_each_other(trip):
+    """The stages call the backend, the renderer and the sinks; none of them calls back (the schedule
+    runs the backend on its thread and hands the answer to the stages)."""
+    pipeline_pairs = [
+        (a, b) for a, b in trip.ping_pong if a.startswith("pipeline/") or b.startswith("pipeline/")
+    ]
+    assert pipeline_pairs == [], trip.report()
+
+
+def test_the_live_schedule_keeps_the_graph_off_the_frames_way_too(clip):
+    trip = live_trip(clip, DEFAULT_MODEL)
+    assert "pipeline/live.py" in trip.files and "pipeline/stages.py" in trip.files, trip.report()
+    assert trip.crossings == 0 and not trip.files & GRAPH_FILES, trip.report()
+    assert [(a, b) for a, b in trip.hops if b in SCHEDULE_FILES] == [], trip.report()
