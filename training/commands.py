@@ -64,6 +64,7 @@ def _train(args) -> int:
         device=args.device,
         show_progress=not args.no_progress,
         stop_after_epochs=args.stop_after_epochs,
+        init_from=args.init_from,
     )
     if result.get("best") is not None:
         print(json.dumps(result["best"]))
@@ -214,6 +215,12 @@ def register(sub) -> None:
     p.add_argument("--deterministic", action="store_true", help="use deterministic algorithms")
     p.add_argument(
         "--backbone-weights", default=None, help="local backbone state-dict file (e.g. ImageNet ResNet)"
+    )
+    p.add_argument(
+        "--init-from",
+        default=None,
+        metavar="CK",
+        help="start from this checkpoint's weights (fine-tuning; same model config); ignored with --resume",
     )
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

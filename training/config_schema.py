@@ -26,6 +26,7 @@ ARCH_NAMES = (
 SELECT_METRICS = ("dice_pos_mean", "dice_pooled", "dice_mean")
 OPTIMIZERS = ("adamw", "sgd")
 LOSSES = ("ce", "weighted_ce", "ce_dice", "focal_dice")
+SCHEDULES = ("poly", "cosine")
 MIN_INPUT_SIDE = 16
 MAX_INPUT_SIDE = 8192  # beyond any ultrasound frame; stops a typo allocating gigabytes
 MAX_EPOCHS = 100_000
@@ -126,6 +127,10 @@ class TrainConfig(Section):
     ) = field(default_factory=lambda: [1.0, 1.0])
     dice_weight: real(0.0) = 1.0
     focal_gamma: real(0.0) = 2.0  # focal_dice only: (1 - p_true)^gamma down-weights easy pixels
+    image_weight: real(0.0) = 0.0  # image-level "contains cancer" loss weight (0: off), training.losses
+    image_topk: real(0.0, 1.0, open_lo=True) = 0.002  # fraction of pixels whose mean margin scores an image
+    schedule: choice(SCHEDULES) = "poly"  # poly | cosine (`cycles` warm restarts over the budget)
+    cycles: integer(1, MAX_EPOCHS) = 1
     aux_weight: real(0.0) = 0.5
     aux_lr_mult: real(0.0, open_lo=True) = 10.0
     grad_clip: real(0.0) = 1.0  # max global grad norm; 0 disables

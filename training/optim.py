@@ -1,13 +1,18 @@
-"""Optimiser (SGD or AdamW) and the warmup + poly learning-rate schedule.
+"""Optimiser (SGD or AdamW) and the warmup + poly or cosine-with-restarts learning-rate schedule.
 
 Parameter groups follow torchvision's reference recipe: network at the base lr, the aux
 head (when present) at ``aux_lr_mult`` x lr. The schedule is per iteration:
 lr = base x warmup(it) x (1 - progress)^power, where progress is the fraction of the
 iteration budget, or of the time budget (``--max-minutes``) when that ends sooner, so a
 time-limited run still anneals to zero instead of stopping at a high lr.
+``train.schedule: cosine`` splits the same progress into ``train.cycles`` equal cycles, each a
+cosine from the base lr down to zero (SGDR, Loshchilov & Hutter 2017; one cycle is plain cosine
+annealing); the end of each cycle is a low-lr point worth keeping as a snapshot.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -42,11 +47,17 @@ class PolySchedule:
         self.iteration = 0
         self.apply(0.0)
 
-    def factor(self, progress: float) -> float:
-        warm = 1.0
+    def warm(self) -> float:
         if self.iteration < self.warmup_iters:
-            warm = WARMUP_START + (1.0 - WARMUP_START) * self.iteration / self.warmup_iters
-        return warm * max(0.0, 1.0 - min(progress, 1.0)) ** self.power
+            return WARMUP_START + (1.0 - WARMUP_START) * self.iteration / self.warmup_iters
+        return 1.0
+
+    def cycle(self, progress: float) -> int:
+        """Index of the schedule cycle ``progress`` falls in (always 0 for poly)."""
+        return 0
+
+    def factor(self, progress: float) -> float:
+        return self.warm() * max(0.0, 1.0 - min(progress, 1.0)) ** self.power
 
     def apply(self, progress: float) -> None:
         f = self.factor(progress)
@@ -72,3 +83,24 @@ class PolySchedule:
             state["power"],
             state["iteration"],
         )
+
+
+class CosineRestarts(PolySchedule):
+    """Warmup, then ``cycles`` cosine decays from the base lr to zero over the progress budget."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, warmup_iters: int, cycles: int):
+        self.cycles = int(cycles)
+        super().__init__(optimizer, warmup_iters, 1.0)
+
+    def cycle(self, progress: float) -> int:
+        return min(int(min(max(progress, 0.0), 1.0) * self.cycles), self.cycles - 1)
+
+    def factor(self, progress: float) -> float:
+        within = min(max(progress, 0.0), 1.0) * self.cycles - self.cycle(progress)
+        return self.warm() * 0.5 * (1.0 + math.cos(math.pi * within))
+
+
+def build_schedule(optimizer: torch.optim.Optimizer, train_cfg: TrainConfig) -> PolySchedule:
+    if train_cfg.schedule == "cosine":
+        return CosineRestarts(optimizer, int(train_cfg.warmup_iters), int(train_cfg.cycles))
+    return PolySchedule(optimizer, int(train_cfg.warmup_iters), float(train_cfg.poly_power))

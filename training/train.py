@@ -3,6 +3,8 @@
 Inputs: a config YAML (:mod:`training.config`), a dataset in the layout of
 :mod:`training.data`. Outputs in RUN/:
 - ``best.pt`` + ``best.pt.yaml``: the model with the best validation Dice and its manifest;
+- ``cycleK.pt`` (+ yaml), only with ``train.schedule: cosine`` and ``cycles`` > 1: the best
+  validation epoch within each warm-restart cycle K (snapshots for an ensemble);
 - ``last.pt`` (+ yaml): everything ``--resume`` needs (model, optimiser, schedule, scaler,
   epoch, RNG states, best so far, elapsed time, history);
 - ``metrics.csv`` (one row per epoch), ``summary.json``, TensorBoard scalars in ``tb/``
@@ -37,9 +39,10 @@ from training.engine import train_one_epoch, validate
 from training.losses import build_loss
 from training.metrics import summarize
 from training.models import build_model
-from training.optim import PolySchedule, build_optimizer
+from training.optim import build_optimizer, build_schedule
 from training.provenance import VAL_METRICS, dataset_hash, make_manifest, resolve_norm
 from training.tblog import EventWriter
+from training.warmstart import load_initial_weights
 
 log = logging.getLogger("sonomap.train")
 SECONDS_PER_MINUTE = 60.0
@@ -166,11 +169,13 @@ def run(
     device: str = "auto",
     show_progress: bool = True,
     stop_after_epochs: int | None = None,
+    init_from: str | Path | None = None,
 ) -> dict:
     """Train; returns the summary dict (also written to RUN/summary.json on rank 0).
 
     ``stop_after_epochs``: end this session after that many epochs (e.g. a scheduler's wall-time
-    slot); ``--resume`` then continues exactly where it stopped.
+    slot); ``--resume`` then continues exactly where it stopped. ``init_from``: a checkpoint whose
+    weights the model starts from (fine-tuning, :mod:`training.warmstart`); ignored on resume.
     """
     cfg = load_config(config)
     mc, tc = cfg.model, cfg.train
@@ -182,7 +187,7 @@ def run(
         mean, std, train_ds, sampler, loader, val_loader = _data(cfg, samples, data, info, dev)
         model, bare, channels_last = _model(cfg, backbone_weights, info, dev)
         optimizer = build_optimizer(bare, tc)
-        schedule = PolySchedule(optimizer, int(tc.warmup_iters), float(tc.poly_power))
+        schedule = build_schedule(optimizer, tc)
         scaler = torch.amp.GradScaler("cuda") if (dev.type == "cuda" and tc.amp) else None
         cpu_bf16 = torch.bfloat16 if (dev.type == "cpu" and use_cpu_bf16(tc.amp_cpu_bf16)) else None
         loss_fn = build_loss(tc).to(dev)
@@ -200,6 +205,9 @@ def run(
         budget_s = max_minutes * SECONDS_PER_MINUTE if max_minutes else None
         start_epoch, elapsed_before, history = 0, 0.0, []
         best = {"metric": tc.select_metric, "value": -1.0, "epoch": -1}
+        cycle_best: dict[str, float] = {}
+        if init_from and not resume:
+            load_initial_weights(bare, init_from, model_config, loader, dev)
         if resume:
             state = read_checkpoint(out / "last.pt")
             if state.get("config_sha256") != chash:
@@ -215,6 +223,7 @@ def run(
             _set_rng_state(state["rng"])
             start_epoch, elapsed_before = int(state["epoch"]) + 1, float(state["elapsed_s"])
             history, best = list(state["history"]), dict(state["best"])
+            cycle_best = dict(state.get("cycle_best") or {})
             if state.get("budget_s"):
                 budget_s = float(state["budget_s"])
 
@@ -286,6 +295,22 @@ def run(
                 if math.isnan(value):  # e.g. no cancer pixel in the val split: fall back to mean Dice
                     value = summary["dice_mean"]
                 row["selected"] = value
+                cycle = str(schedule.cycle(cache.get("d", [0.0])[0]))
+                if int(tc.cycles) > 1 and value > cycle_best.get(cycle, -1.0):
+                    cycle_best[cycle] = float(value)
+                    snap = {"metric": tc.select_metric, "value": float(value), "epoch": epoch}
+                    manifest = make_manifest(cfg, mean, std, data, dhash, config, chash, snap, summary)
+                    save_checkpoint(
+                        {
+                            "model": bare.state_dict(),
+                            "model_config": model_config,
+                            "manifest": manifest.to_dict(),
+                            "epoch": epoch,
+                            "val": summary,
+                        },
+                        out / f"cycle{cycle}.pt",
+                        manifest,
+                    )
                 if value > best["value"]:
                     best = {"metric": tc.select_metric, "value": float(value), "epoch": epoch}
                     manifest = make_manifest(cfg, mean, std, data, dhash, config, chash, best, summary)
@@ -331,6 +356,7 @@ def run(
                         "epoch": epoch,
                         "rng": _rng_state(),
                         "best": best,
+                        "cycle_best": cycle_best,
                         "elapsed_s": elapsed(),
                         "budget_s": budget_s,
                         "history": history,
@@ -348,6 +374,8 @@ def run(
             "iterations": schedule.iteration,
             "elapsed_s": elapsed(),
             "best": best,
+            "cycle_best": cycle_best,
+            "init_from": str(init_from) if init_from else None,
             "world_size": info.world,
             "device": str(dev),
             "mean": mean,

@@ -1,0 +1,164 @@
+"""Fine-tuning pieces: cosine warm restarts, --init-from with folded BatchNorm re-standardised,
+per-cycle snapshots, and the image-level "contains cancer" loss (real BUSI sample, tiny sizes)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from edge_runtime.errors import ConfigError
+from training.busi import prepare_busi
+from training.checkpoint import read_checkpoint
+from training.losses import SegLoss, image_presence_loss
+from training.models import build_model
+from training.optim import WARMUP_START, CosineRestarts
+from training.train import run
+from training.warmstart import restandardize_batchnorm
+
+TINY = {
+    "name": "tiny-ft",
+    "model": {"arch": "unet_small", "width": 4},
+    "data": {"input_height": 48, "input_width": 48, "mean": 0.3, "std": 0.2},
+    "train": {"epochs": 2, "batch_size": 4, "warmup_iters": 0, "lr": 1.0e-3},
+}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, busi_sample) -> Path:
+    out = tmp_path_factory.mktemp("ds") / "busi"
+    prepare_busi(busi_sample, out, seed=0)
+    return out
+
+
+def _config(tmp_path: Path, name: str, **train) -> Path:
+    cfg = {**TINY, "train": {**TINY["train"], **train}}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_cosine_restarts_cycle_from_base_to_zero():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.2)
+    sched = CosineRestarts(opt, warmup_iters=2, cycles=3)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.2 * WARMUP_START)
+    sched.step(0.0)
+    sched.step(0.0)  # warmup over
+    for progress, cycle, factor in (
+        (0.0, 0, 1.0),
+        (1 / 6, 0, 0.5),
+        (1 / 3 - 1e-9, 0, 0.0),
+        (1 / 3, 1, 1.0),  # warm restart
+        (0.5, 1, 0.5),
+        (2 / 3, 2, 1.0),
+        (1.0, 2, 0.0),
+        (1.5, 2, 0.0),  # a budget overrun stays at zero
+    ):
+        sched.apply(progress)
+        assert sched.cycle(progress) == cycle
+        assert opt.param_groups[0]["lr"] == pytest.approx(0.2 * factor, abs=1e-7), progress
+
+
+def _fold_batchnorm(model: torch.nn.Module) -> None:
+    """Make every BatchNorm look like training.recover writes it (identity plus a bias)."""
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.zero_()
+                mod.running_var.fill_(1.0 - mod.eps)
+                mod.weight.fill_(1.0)
+                mod.bias.copy_(torch.randn_like(mod.bias) * 0.1)
+
+
+def test_restandardize_keeps_the_eval_function_and_normalises_batches():
+    model = build_model("unet_small", 2, width=4)
+    _fold_batchnorm(model)
+    torch.manual_seed(2)
+    batches = [(torch.rand(4, 1, 48, 48) * 3.0 + 1.0, None, None) for _ in range(3)]
+    x = batches[0][0]
+    model.eval()
+    with torch.no_grad():
+        before = model(x)
+    assert restandardize_batchnorm(model, batches, torch.device("cpu")) == 16
+    model.eval()
+    with torch.no_grad():
+        after = model(x)
+        bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+        assert not torch.all(bn.running_mean == 0)  # statistics measured, not left folded
+        model.train()
+        train_mode = model(x)
+    assert torch.allclose(before, after, atol=1e-4)
+    # Batch statistics now match the running ones, so train mode computes nearly the same function:
+    # folded layers left as they were would rescale every activation here.
+    assert (train_mode - before).abs().mean() < 0.1 * before.abs().mean()
+    assert restandardize_batchnorm(model, batches, torch.device("cpu")) == 0  # nothing folded any more
+
+
+def test_init_from_starts_at_the_checkpoint_and_cycles_keep_snapshots(tmp_path, dataset):
+    base = run(_config(tmp_path, "base"), dataset, tmp_path / "base", show_progress=False)
+    assert base["init_from"] is None
+    start = read_checkpoint(tmp_path / "base" / "last.pt")["model"]
+    # lr so small that one epoch leaves the weights where they started
+    cfg = _config(tmp_path, "ft", lr=1.0e-12, schedule="cosine", cycles=2, epochs=2)
+    result = run(cfg, dataset, tmp_path / "ft", show_progress=False, init_from=tmp_path / "base" / "last.pt")
+    assert result["init_from"].endswith("last.pt")
+    tuned = read_checkpoint(tmp_path / "ft" / "last.pt")["model"]
+    convs = [k for k in start if k.endswith(".weight") and start[k].dim() == 4]
+    assert convs and all(torch.allclose(start[k], tuned[k], atol=1e-6) for k in convs)
+    # two cycles of one epoch each: each cycle's best epoch kept
+    assert sorted(p.name for p in (tmp_path / "ft").glob("cycle*.pt")) == ["cycle0.pt", "cycle1.pt"]
+    assert set(result["cycle_best"]) == {"0", "1"}
+    assert read_checkpoint(tmp_path / "ft" / "cycle1.pt")["epoch"] == 1
+
+
+def test_init_from_another_architecture_is_refused(tmp_path, dataset):
+    run(_config(tmp_path, "base", epochs=1), dataset, tmp_path / "base", show_progress=False)
+    wide = {**TINY, "model": {**TINY["model"], "width": 8}}
+    cfg = tmp_path / "wide.yaml"
+    cfg.write_text(yaml.safe_dump(wide))
+    with pytest.raises(ConfigError, match=r"--init-from .*best\.pt.*does not match"):
+        run(cfg, dataset, tmp_path / "wide", show_progress=False, init_from=tmp_path / "base" / "best.pt")
+
+
+def _logits(cancer_margin: torch.Tensor) -> torch.Tensor:
+    """[N, H, W] cancer-minus-tissue margin -> [N, 2, H, W] logits."""
+    return torch.stack([torch.zeros_like(cancer_margin), cancer_margin], dim=1)
+
+
+def test_image_presence_loss_punishes_a_false_blob_on_a_benign_image():
+    benign = torch.zeros(1, 32, 32, dtype=torch.long)
+    clean = torch.full((1, 32, 32), -6.0)
+    blob = clean.clone()
+    blob[:, 10:14, 10:14] = 6.0  # 16 confident false cancer pixels
+    topk = 16 / (32 * 32)
+    assert image_presence_loss(_logits(clean), benign, topk) < 0.01
+    assert image_presence_loss(_logits(blob), benign, topk) == pytest.approx(
+        math.log1p(math.exp(6.0)), rel=1e-4
+    )
+    # the same blob where the label says "unknown" (255) does not count
+    ignored = benign.clone()
+    ignored[:, 10:14, 10:14] = 255
+    assert image_presence_loss(_logits(blob), ignored, topk) < 0.01
+    # on an image with cancer, a confident lesion is the right answer
+    malignant = benign.clone()
+    malignant[:, 10:14, 10:14] = 1
+    assert image_presence_loss(_logits(blob), malignant, topk) < 0.01
+    # and the term is added to the pixel loss only when weighted
+    plain, weighted = SegLoss("ce_dice"), SegLoss("ce_dice", image_weight=0.5, image_topk=topk)
+    extra = weighted(_logits(blob), benign) - plain(_logits(blob), benign)
+    assert float(extra) == pytest.approx(0.5 * math.log1p(math.exp(6.0)), rel=1e-4)
+
+
+def test_schedule_and_image_loss_keys_are_checked(tmp_path, dataset):
+    for key, value, want in (
+        ("schedule", "step", r"train\.schedule' must be one of"),
+        ("cycles", 0, r"train\.cycles' must be an integer >= 1"),
+        ("image_weight", -1, r"train\.image_weight' must be a number >= 0"),
+        ("image_topk", 0, r"train\.image_topk' must be a number > 0"),
+    ):
+        with pytest.raises(ConfigError, match=want):
+            run(_config(tmp_path, key, **{key: value}), dataset, tmp_path / key, show_progress=False)

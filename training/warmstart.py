@@ -1,0 +1,92 @@
+"""Start training from an earlier model's weights (``sonomap train --init-from CK``): fine-tuning.
+
+Input: a checkpoint (``best.pt``, e.g. one rebuilt from an exported ONNX file by
+:mod:`training.recover`) with the same ``model_config`` as the run's config, and the run's train
+loader. Output: the model's weights replaced in place; nothing is written.
+
+Why the BatchNorm step: a checkpoint rebuilt from a folded ONNX graph carries each BatchNorm as the
+identity plus a bias (running mean 0, variance 1 - eps, weight 1). That is exact in eval mode, but
+in train mode BatchNorm normalises by the batch's own statistics, so the first training step would
+rescale every layer and throw the learned function away. :func:`restandardize_batchnorm` measures
+each BatchNorm input's mean m and standard deviation s on training images and rewrites the layer as
+running mean m, variance s^2 - eps, weight s, bias m + b: still the same function in eval mode
+(exactly), and in train mode it normalises batches back to where the weights expect them.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edge_runtime.errors import ConfigError
+from training.checkpoint import read_checkpoint
+
+log = logging.getLogger("sonomap.train")
+STATS_BATCHES = 8  # training batches used to measure BatchNorm input statistics
+MIN_VARIANCE = 1e-6  # a dead channel (constant input) keeps a tiny positive variance
+
+
+def _is_folded(bn: nn.BatchNorm2d) -> bool:
+    """True for a BatchNorm rebuilt from a fused graph: zero mean, unit weight, variance 1 - eps."""
+    return (
+        bool(torch.all(bn.running_mean == 0))
+        and bool(torch.all(bn.weight == 1))
+        and bool(torch.allclose(bn.running_var, torch.full_like(bn.running_var, 1.0 - bn.eps)))
+    )
+
+
+@torch.no_grad()
+def restandardize_batchnorm(model: nn.Module, loader, device: torch.device) -> int:
+    """Rewrite every folded BatchNorm from measured input statistics; returns how many changed."""
+    folded = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d) and _is_folded(m)]
+    if not folded:
+        return 0
+    sums: dict[nn.Module, list[torch.Tensor]] = {bn: [] for bn in folded}
+
+    def hook(module, inputs, _output):
+        x = inputs[0].double()
+        sums[module].append(torch.stack([x.mean(dim=(0, 2, 3)), (x * x).mean(dim=(0, 2, 3))]))
+
+    handles = [bn.register_forward_hook(hook) for bn in folded]
+    was_training = model.training
+    model.eval()  # folded layers are exact in eval mode, so every layer's input is the original's
+    try:
+        for i, (x, _y, _idx) in enumerate(loader):
+            if i >= STATS_BATCHES:
+                break
+            model(x.to(device))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    for bn in folded:
+        moments = torch.stack(sums[bn]).mean(dim=0)
+        mean = moments[0]
+        var = (moments[1] - mean * mean).clamp(min=MIN_VARIANCE + bn.eps)
+        std = var.sqrt()
+        bn.bias.copy_((bn.bias.double() + mean).to(bn.bias.dtype))
+        bn.weight.copy_(std.to(bn.weight.dtype))
+        bn.running_mean.copy_(mean.to(bn.running_mean.dtype))
+        bn.running_var.copy_((var - bn.eps).to(bn.running_var.dtype))
+    return len(folded)
+
+
+def load_initial_weights(
+    model: nn.Module, checkpoint: str | Path, model_config: dict, loader, device
+) -> None:
+    """Copy ``checkpoint``'s weights into ``model`` (same architecture required), then re-standardise
+    folded BatchNorm layers on ``loader``'s images."""
+    state = read_checkpoint(checkpoint)
+    theirs = state.get("model_config") or {}
+    keys = ("arch", "num_classes", "width")
+    if any(theirs.get(k) != model_config.get(k) for k in keys):
+        raise ConfigError(
+            f"--init-from {checkpoint}: model {dict((k, theirs.get(k)) for k in keys)} does not match the "
+            f"config's {dict((k, model_config.get(k)) for k in keys)}"
+        )
+    model.load_state_dict(state["model"])
+    changed = restandardize_batchnorm(model, loader, device)
+    log.info("initial weights from %s (%d folded BatchNorm layers re-standardised)", checkpoint, changed)
