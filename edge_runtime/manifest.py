@@ -11,6 +11,10 @@ consumer needs to use the artifact correctly without importing the producer:
 - ``temperature``: logits are divided by it before the softmax (temperature scaling fitted on
   validation data, so probabilities are calibrated; 1.0 = none). Graphs with
   ``preprocessing_in_graph`` have it folded in; a consumer of raw logits applies it itself;
+- ``calibration_curve`` (optional, two-class models): knots ``margin`` -> ``prob`` of a
+  non-decreasing piecewise-linear map from the temperature-scaled cancer-minus-tissue logit margin
+  to the probability, used instead of the logistic (:mod:`edge_runtime.calibration_curve`); folded
+  into graphs like the temperature; ``threshold`` is then the curve's value at margin 0;
 - ``sha256``/``file``: the artifact itself; ``source``: what it was derived from;
 - ``io``: tensor names, shapes and dtypes (ONNX/engines), and ``preprocessing_in_graph``
   when resize/normalise/softmax/threshold are folded into the graph (uint8 in, uint8 out).
@@ -31,6 +35,7 @@ import msgspec
 import yaml
 
 from edge_runtime.atomic import atomic_write_text
+from edge_runtime.calibration_curve import check_curve
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.typed_config import Section, Wording, convert, described, shown
 from edge_runtime.yamlfile import read_yaml_mapping
@@ -77,6 +82,8 @@ class ManifestFile(Section, kw_only=True):
     classes: described(list[ClassInfo], "a list of {id, name, color}")
     threshold: described(float, "a number") = 0.5
     temperature: described(float, "a number") = 1.0
+    # checked by edge_runtime.calibration_curve.check_curve (its messages name the rule broken)
+    calibration_curve: Any = None
     preprocessing_in_graph: described(bool, "true or false") = False
     io: dict[str, Any] = {}
     versions: dict[str, Any] = {}
@@ -117,6 +124,7 @@ class Manifest(msgspec.Struct):
     classes: list[ClassInfo]
     threshold: float = 0.5
     temperature: float = 1.0
+    calibration_curve: dict[str, list[float]] | None = None
     file: str = ""
     sha256: str = ""
     source: dict[str, Any] = {}
@@ -158,7 +166,10 @@ class Manifest(msgspec.Struct):
             normalisation=Normalisation(**nested["normalisation"]),
             **values,
         )
-        return msgspec.to_builtins(file)
+        out = msgspec.to_builtins(file)
+        if out.get("calibration_curve") is None:  # most models have none: no null key in their YAML
+            out.pop("calibration_curve", None)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], origin: str = "<manifest>") -> "Manifest":
@@ -189,6 +200,8 @@ class Manifest(msgspec.Struct):
             raise ConfigError(f"{origin}: 'threshold' must be in (0, 1), got {self.threshold}")
         if not self.temperature > 0.0:
             raise ConfigError(f"{origin}: 'temperature' must be > 0, got {self.temperature}")
+        if self.calibration_curve is not None:
+            check_curve(self.calibration_curve, len(self.classes), origin)
         ids = [c.id for c in self.classes]
         if sorted(ids) != list(range(len(ids))) or len(ids) < 2:
             raise ConfigError(f"{origin}: 'classes' ids must be 0..N-1 with N >= 2, got {ids}")

@@ -7,7 +7,8 @@ steps as :func:`edge_runtime.preprocess.preprocess`, so training and runtime agr
 uint8 -> float -> bilinear resize to the manifest's input size -> ``(x/255 - mean)/std``
 -> model -> divide by the manifest's temperature -> softmax -> bilinear resize back to ROI size
 -> threshold. With two classes only the
-cancer channel is resized, its softmax taken as the logistic of the logit difference.
+cancer channel is resized, its softmax taken as the logistic of the logit difference, or, when the
+manifest has a ``calibration_curve``, that curve of the logit difference (:class:`CurveCalibration`).
 
 Folding the steps in lets the runtime move uint8 in and uint8/float out, and lets
 TensorRT run the resizes on the GPU instead of OpenCV on the CPU.
@@ -25,6 +26,27 @@ UINT8_SCALE = 1.0 / 255.0
 TWO_CLASSES = 2
 
 
+class CurveCalibration(nn.Module):
+    """The manifest's piecewise-linear calibration curve as graph ops (same values as
+    :func:`edge_runtime.calibration_curve.apply_curve`): base + sum over segments of
+    slope x (clamp(margin, segment start, segment end) - segment start). Max, Min, Sub, Mul and
+    ReduceSum only, so ONNX Runtime and TensorRT run it as they run the rest of the graph."""
+
+    def __init__(self, curve: dict):
+        super().__init__()
+        knots = torch.tensor(curve["margin"], dtype=torch.float32)
+        values = torch.tensor(curve["prob"], dtype=torch.float32)
+        shape = (1, -1, 1, 1)  # one channel per segment, broadcast over [N, 1, h, w]
+        self.register_buffer("start", knots[:-1].reshape(shape))
+        self.register_buffer("end", knots[1:].reshape(shape))
+        self.register_buffer("slope", ((values[1:] - values[:-1]) / (knots[1:] - knots[:-1])).reshape(shape))
+        self.base = float(values[0])
+
+    def forward(self, margin: torch.Tensor) -> torch.Tensor:
+        clamped = torch.minimum(torch.maximum(margin, self.start), self.end)
+        return self.base + ((clamped - self.start) * self.slope).sum(dim=1, keepdim=True)
+
+
 class FoldedSegmenter(nn.Module):
     """Wrap an eval-mode GraySegmenter (float [N,1,h,w] -> logits [N,C,h,w])."""
 
@@ -37,6 +59,8 @@ class FoldedSegmenter(nn.Module):
         self.threshold = float(manifest.threshold)
         # Temperature scaling (fitted on validation data): calibrated probabilities on every backend.
         self.temperature = float(manifest.temperature)
+        # A calibration curve (two classes) replaces the logistic of the logit difference.
+        self.curve = CurveCalibration(manifest.calibration_curve) if manifest.calibration_curve else None
         self.cancer = int(manifest.cancer_index)
         self.num_classes = int(manifest.num_classes)
         # With two classes the non-cancer id is a constant, so no ArgMax is needed.
@@ -58,9 +82,8 @@ class FoldedSegmenter(nn.Module):
             # resized to the ROI (same values as softmax -> resize -> slice). At ROI size (about a
             # megapixel) that halves the resize and drops a full-size slice and select: about 5 of
             # 23 ms a frame on a CPU.
-            prob = torch.sigmoid(
-                logits[:, self.cancer : self.cancer + 1] - logits[:, self.other : self.other + 1]
-            )
+            margin = logits[:, self.cancer : self.cancer + 1] - logits[:, self.other : self.other + 1]
+            prob = self.curve(margin) if self.curve is not None else torch.sigmoid(margin)
             prob = F.interpolate(prob, size=(height, width), mode="bilinear", align_corners=False)
             # Compare, then cast (bool -> float -> uint8; TensorRT takes uint8 only at I/O casts).
             mask = (prob >= self.threshold).float()

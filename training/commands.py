@@ -117,7 +117,19 @@ def _calibrate(args) -> int:
     _passive_openmp()
     from training.temperature import calibrate_checkpoint
 
-    r = calibrate_checkpoint(args.checkpoint, args.data, args.split, args.device)
+    r = calibrate_checkpoint(args.checkpoint, args.data, args.split, args.device, args.method)
+    if args.method == "curve":
+        print(
+            f"calibration curve ({r['knots']} knots) fitted on {r['pixels']} decision-band pixels of split "
+            f"{args.split} (NLL {r['nll_before']:.4f} -> {r['nll_after']:.4f}); pixel ECE "
+            f"{r['ece_pixel_before']:.4f} -> {r['ece_pixel_after']:.4f}, image ECE (max) "
+            f"{r['ece_image_max_before']:.4f} -> {r['ece_image_max_after']:.4f}; threshold "
+            f"{r['threshold_before']} -> {r['threshold']:.4f} (same mask: where the cancer logit wins)"
+        )
+        print(
+            f"written to {args.checkpoint}.yaml (calibration_curve, threshold); export folds it into the graph"
+        )
+        return 0
     print(
         f"temperature {r['temperature']:.4f} fitted on {r['pixels']} decision-band pixels of split {args.split} "
         f"(NLL {r['nll_before']:.4f} -> {r['nll_after']:.4f}); pixel ECE {r['ece_pixel_before']:.4f} -> "
@@ -255,11 +267,20 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "calibrate",
-        help="fit temperature scaling on the validation split",
-        description="Fit one temperature T (logits / T before the softmax) by minimising the NLL "
-        "over validation pixels within 25 px of the cancer truth or the predicted mask; "
-        "writes it into CK.yaml. The mask at threshold 0.5 is unchanged; `export` folds "
-        "T into the graph so every backend shows calibrated probabilities.",
+        help="fit temperature scaling or a calibration curve on the validation split",
+        description="Fit the calibration of the cancer probability on validation pixels within 25 px "
+        "of the cancer truth or the predicted mask, and write it into CK.yaml. --method temperature: "
+        "one T (logits / T before the softmax) by minimising the NLL; the threshold 0.5 keeps its "
+        "mask. --method curve: an isotonic (non-decreasing, piecewise-linear) map from the logit "
+        "margin to the probability, for models one T cannot calibrate; the threshold becomes the "
+        "curve's value at logit parity, so the mask is unchanged. `export` folds either into the "
+        "graph so every backend shows calibrated probabilities.",
+    )
+    p.add_argument(
+        "--method",
+        default="temperature",
+        choices=("temperature", "curve"),
+        help="temperature scaling (default) or an isotonic calibration curve",
     )
     p.add_argument("--checkpoint", required=True, help="checkpoint (best.pt) with its manifest")
     p.add_argument("--data", required=True, help="dataset directory")

@@ -31,6 +31,7 @@ from training.calibration import CalibrationAccumulator, write_reliability_png
 from training.checkpoint import load_model
 from training.data import read_cases, read_pair, select_split
 from training.distributed import pick_device
+from training.isotonic import served_prob
 from training.metrics import COUNTS, EMPTY_POLICY, METRICS, Counts, confusion_counts, scores, summarize
 from training.report import write_compare_report, write_report
 from training.stats import compare_models
@@ -96,11 +97,11 @@ def _probabilities(checkpoint: Path, device: str):
     model, manifest = load_model(checkpoint)
     dev = pick_device(device)
     model = model.to(dev)
-    calibrated = manifest.temperature != 1.0
+    calibrated = manifest.temperature != 1.0 or bool(manifest.calibration_curve)
 
     def probs(gray):
         logits = predict_logits(model, manifest, gray, dev)
-        prob = calibrated_prob(logits, manifest.temperature, manifest.cancer_index, gray.shape)
+        prob = served_prob(logits, manifest, gray.shape)
         raw = calibrated_prob(logits, 1.0, manifest.cancer_index, gray.shape) if calibrated else None
         return prob, raw
 
@@ -110,7 +111,11 @@ def _probabilities(checkpoint: Path, device: str):
 def _write_calibration(
     out: Path, cal: CalibrationAccumulator, raw: CalibrationAccumulator | None, manifest, split: str
 ) -> dict:
-    result = {"temperature": manifest.temperature, "calibrated": cal.summary()}
+    result = {
+        "temperature": manifest.temperature,
+        "calibration_curve": manifest.calibration_curve,
+        "calibrated": cal.summary(),
+    }
     if raw is not None:
         result["uncalibrated"] = raw.summary()
         write_reliability_png(
@@ -121,7 +126,8 @@ def _write_calibration(
     write_reliability_png(
         out / "reliability.png",
         result["calibrated"],
-        f"split {split}, as served (T = {manifest.temperature:.3f})",
+        f"split {split}, as served (T = {manifest.temperature:.3f}"
+        + (", calibration curve)" if manifest.calibration_curve else ")"),
     )
     (out / "calibration.json").write_text(json.dumps(result, indent=2))
     return result
@@ -129,7 +135,7 @@ def _write_calibration(
 
 def _calibration_keys(result: dict) -> dict:
     """The headline calibration figures for summary.json."""
-    keys = {"temperature": result["temperature"]}
+    keys = {"temperature": result["temperature"], "calibration_curve": result.get("calibration_curve")}
     for name, summ in (("", result["calibrated"]), ("uncalibrated_", result.get("uncalibrated"))):
         if summ is None:
             continue

@@ -125,7 +125,9 @@ def _calibration_lines(summary: dict) -> list[str]:
         return []
     lines = [
         "",
-        f"Calibration (temperature {summary['temperature']:.4f}): pixels = labelled pixels within "
+        f"Calibration (temperature {summary['temperature']:.4f}"
+        + (", then a calibration curve" if summary.get("calibration_curve") else "")
+        + f"): pixels = labelled pixels within "
         f"{summary['calibration_band_px']} px of the cancer truth or the predicted mask; images = "
         "'contains cancer' scored by the max or mean probability. ECE: equal-width bins (15 for pixels, "
         "10 for images), weighted by the share of samples per bin.",

@@ -29,6 +29,7 @@ from training.data import CANCER, read_pair
 T_MIN, T_MAX = 0.05, 20.0  # search range; a fit at either end means the data cannot pin T down
 PROB_EPS = 1e-7  # keeps log() finite
 FIT_TOLERANCE = 1e-4  # on log T
+DEFAULT_THRESHOLD = 0.5
 
 
 @dataclass
@@ -118,11 +119,15 @@ def _ece_pair(maps: list[LogitMap], temperature: float, cancer_index: int, thres
     return {"before": before.summary(), "after": after.summary()}
 
 
-def calibrate_checkpoint(checkpoint, data, split: str = "val", device: str = "cpu") -> dict:
-    """Fit T on a split, write it into the checkpoint's manifest (CK.yaml); returns the record.
+def calibrate_checkpoint(
+    checkpoint, data, split: str = "val", device: str = "cpu", method: str = "temperature"
+) -> dict:
+    """Fit T (or, ``method="curve"``, a calibration curve: :mod:`training.isotonic`) on a split,
+    write it into the checkpoint's manifest (CK.yaml); returns the record.
 
     The threshold keeps its meaning: with T > 0 the mask at 0.5 is the mask at logit parity, the
-    same pixels before and after; any other threshold is kept as a probability and reported.
+    same pixels before and after; any other threshold is kept as a probability and reported. A
+    curve moves the threshold to its value at logit parity: again the same mask.
     """
     from edge_runtime.manifest import save_manifest
     from training.checkpoint import load_model
@@ -132,17 +137,32 @@ def calibrate_checkpoint(checkpoint, data, split: str = "val", device: str = "cp
     model, manifest = load_model(checkpoint)
     dev = pick_device(device)
     maps = logit_maps(model.to(dev), manifest, select_split(read_cases(data), split, data), dev)
-    fit = fit_temperature(maps, manifest.cancer_index, manifest.threshold)
-    eces = _ece_pair(maps, fit["temperature"], manifest.cancer_index, manifest.threshold)
+    if method == "curve":
+        from training.isotonic import calibrate_curve
+
+        updated, record = calibrate_curve(maps, manifest)
+        record["fitted_on"] = f"{data} split {split}"
+        save_manifest(updated.derive(extra={**updated.extra, "calibration": record}), checkpoint)
+        return record
+    threshold = manifest.threshold
+    if manifest.calibration_curve:  # back to the threshold the curve replaced (same mask at T = 1)
+        threshold = float(manifest.extra.get("calibration", {}).get("threshold_before", DEFAULT_THRESHOLD))
+    fit = fit_temperature(maps, manifest.cancer_index, threshold)
+    eces = _ece_pair(maps, fit["temperature"], manifest.cancer_index, threshold)
     record = {
         **fit,
         "fitted_on": f"{data} split {split}",
-        "threshold": manifest.threshold,
+        "threshold": threshold,
         "ece_pixel_before": eces["before"]["pixel"]["ece"],
         "ece_pixel_after": eces["after"]["pixel"]["ece"],
         "ece_image_max_before": eces["before"]["image_max"]["ece"],
         "ece_image_max_after": eces["after"]["image_max"]["ece"],
     }
-    updated = manifest.derive(temperature=fit["temperature"], extra={**manifest.extra, "calibration": record})
+    updated = manifest.derive(
+        temperature=fit["temperature"],
+        calibration_curve=None,
+        threshold=threshold,
+        extra={**manifest.extra, "calibration": record},
+    )
     save_manifest(updated, checkpoint)
     return record

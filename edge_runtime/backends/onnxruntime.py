@@ -6,7 +6,8 @@ Two model flavours, told apart by ``manifest.preprocessing_in_graph``:
   a model with fixed H/W is fed the ROI resized to its size; its mask is resized back (the
   probability when read: :func:`edge_runtime.backends.base.at_roi_size`);
 - plain: input float32 from :func:`edge_runtime.preprocess.preprocess_for`, output logits
-  [1,C,h,w]; temperature, softmax, threshold and resize happen here.
+  [1,C,h,w]; calibration (temperature, softmax or the manifest's curve), threshold and resize
+  happen here.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.backends.base import Backend, at_roi_size
+from edge_runtime.calibration_curve import cancer_probability
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Prediction
 from edge_runtime.preprocess import preprocess_for
@@ -114,11 +116,8 @@ class OnnxRuntimeBackend(Backend):
         else:
             x = preprocess_for(gray_roi, self.manifest)[None]
             logits = self.session.run([self.output_names[0]], {self.input.name: x})[0][0]
-            logits = logits / np.float32(self.manifest.temperature)  # calibrated, as a folded graph does
-            e = np.exp(logits - logits.max(axis=0, keepdims=True))
-            probs = e / e.sum(axis=0, keepdims=True)
             prob = cv2.resize(
-                probs[self.manifest.cancer_index].astype(np.float32),
+                cancer_probability(logits, self.manifest),  # calibrated, as a folded graph does
                 (width, height),
                 interpolation=cv2.INTER_LINEAR,
             )

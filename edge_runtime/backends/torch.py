@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.backends.base import Backend, at_roi_size
+from edge_runtime.calibration_curve import cancer_probability
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Prediction
 from edge_runtime.preprocess import preprocess_for
@@ -128,11 +129,8 @@ class TorchBackend(Backend):
         if prob is None:
             if logits is None:
                 raise InputError(f"{self.model_path}: model returned neither prob/mask nor logits")
-            # Divided by the manifest's temperature (calibration), as a folded graph does.
-            p = torch.softmax(logits.float() / self.manifest.temperature, dim=1)[
-                0, self.manifest.cancer_index
-            ]
-            prob_np = p.cpu().numpy()
+            # Calibrated (temperature, softmax or the manifest's curve), as a folded graph does.
+            prob_np = cancer_probability(logits[0].float().cpu().numpy(), self.manifest)
             prob_np = cv2.resize(prob_np, (width, height), interpolation=cv2.INTER_LINEAR)
             mask_np = (prob_np > self.manifest.threshold).astype(np.uint8) * np.uint8(
                 self.manifest.cancer_index

@@ -1,0 +1,161 @@
+"""Calibration curve: isotonic fit, manifest rules, the curve folded into ONNX (ONNX Runtime and
+torch agree, the mask is unchanged), `sonomap calibrate --method curve` on real BUSI images, and
+the runtime's unfolded path applying the same curve."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from export_fixtures import shared_checkpoint
+
+from edge_runtime.backends.onnxruntime import OnnxRuntimeBackend
+from edge_runtime.calibration_curve import apply_curve, cancer_probability
+from edge_runtime.errors import ConfigError
+from edge_runtime.manifest import Manifest, load_manifest, save_manifest
+from export.folded import CurveCalibration
+from export.onnx_export import export_onnx
+from export.shapes import ShapeSpec
+from training.evaluate import predict_logits
+from training.isotonic import CURVE_KNOTS, fit_curve, served_prob
+
+BOUNDARY_PX = 9  # one network pixel in image pixels here (a 64-pixel input, images up to ~560 px)
+SHAPES = ShapeSpec(min_hw=(64, 64), opt_hw=(240, 320), max_hw=(480, 640))
+# A curve no temperature can give: a floor of 0.2 for confident "no", steep in the middle.
+CURVE = {"margin": [-8.0, -3.0, 0.0, 2.0, 6.0], "prob": [0.02, 0.2, 0.35, 0.8, 0.99]}
+
+
+def test_isotonic_fit_recovers_a_floor_a_scale_cannot_give():
+    """Truth drawn from 0.2 + 0.7 sigmoid(m): the curve follows it within a few hundredths."""
+    rng = np.random.default_rng(0)
+    margin = rng.normal(0.0, 4.0, 400_000)
+    want = lambda m: 0.2 + 0.7 / (1 + np.exp(-m))  # noqa: E731 - the generating function, named
+    truth = (rng.random(margin.size) < want(margin)).astype(np.float64)
+    curve = fit_curve(margin, truth)
+    knots, values = np.array(curve["margin"]), np.array(curve["prob"])
+    assert knots.size == CURVE_KNOTS and np.all(np.diff(knots) > 0) and np.all(np.diff(values) > 0)
+    inner = slice(1, -1)  # the end knots sit on the most extreme (noisiest) samples
+    assert np.abs(values[inner] - want(knots[inner])).max() < 0.04
+    with pytest.raises(ValueError, match="no decision-band pixels"):
+        fit_curve(np.zeros(0), np.zeros(0))
+
+
+def test_graph_curve_matches_the_numpy_curve_everywhere():
+    margin = np.linspace(-12.0, 12.0, 2001, dtype=np.float32)  # beyond both end knots too
+    graph = CurveCalibration(CURVE)(torch.from_numpy(margin).reshape(1, 1, 1, -1)).numpy().ravel()
+    assert np.abs(graph - apply_curve(margin, CURVE)).max() < 1e-6
+    assert graph[0] == pytest.approx(0.02) and graph[-1] == pytest.approx(0.99)
+
+
+def _manifest_dict(**changes) -> dict:
+    ck = shared_checkpoint()
+    data = load_manifest(ck).to_dict()
+    data.update(changes)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("curve", "classes", "want"),
+    [
+        ({"margin": [0.0, 0.0], "prob": [0.1, 0.9]}, None, "strictly increasing"),
+        ({"margin": [-1.0, 1.0], "prob": [0.9, 0.1]}, None, "never decrease"),
+        ({"margin": [-1.0, 1.0], "prob": [0.1, 1.5]}, None, r"lie in \[0, 1\]"),
+        ({"margin": [-1.0, 1.0], "prob": [0.1]}, None, "one length"),
+        ({"margin": [1.0], "prob": [0.1]}, None, "at least 2 knots"),
+        ({"knots": [1.0]}, None, "keys margin and prob"),
+        (CURVE, 3, "two-class model"),
+    ],
+)
+def test_bad_curves_are_refused_with_the_file_named(curve, classes, want):
+    data = _manifest_dict(calibration_curve=curve)
+    if classes:
+        data["classes"] = [*data["classes"], {"id": 2, "name": "benign", "color": [0, 255, 0]}]
+    with pytest.raises(ConfigError, match=f"model.onnx.yaml: .*{want}"):
+        Manifest.from_dict(data, origin="model.onnx.yaml")
+
+
+def test_curve_round_trips_through_the_manifest():
+    m = Manifest.from_dict(_manifest_dict(calibration_curve=CURVE, threshold=0.35))
+    again = Manifest.from_dict(m.to_dict())
+    assert again.calibration_curve == CURVE and again.threshold == 0.35
+    assert Manifest.from_dict(_manifest_dict()).calibration_curve is None  # older manifests: none
+
+
+@pytest.fixture(scope="module")
+def curve_checkpoint(tmp_path_factory):
+    ck = tmp_path_factory.mktemp("ck") / "tiny.pt"
+    shutil.copy2(shared_checkpoint(), ck)
+    # threshold = curve(0): the mask stays "cancer logit wins"
+    save_manifest(load_manifest(shared_checkpoint()).derive(calibration_curve=CURVE, threshold=0.35), ck)
+    return ck
+
+
+def test_curve_folded_into_onnx_matches_torch_and_keeps_the_mask(curve_checkpoint, tmp_path, busi_sample):
+    from training.checkpoint import load_model
+
+    onnx_path = tmp_path / "model.onnx"
+    onnx_manifest, _ = export_onnx(curve_checkpoint, onnx_path, SHAPES)
+    assert onnx_manifest.calibration_curve == CURVE and onnx_manifest.threshold == 0.35
+    ort = OnnxRuntimeBackend(onnx_path, load_manifest(onnx_path), device="cpu")
+    model, manifest = load_model(curve_checkpoint)
+    plain = manifest.derive(calibration_curve=None, threshold=0.5)
+    for sid in ("malignant_002", "benign_041"):
+        gray = cv2.imread(str(busi_sample / "images" / f"{sid}.png"), cv2.IMREAD_GRAYSCALE)
+        logits = predict_logits(model, manifest, gray)
+        want, logistic = served_prob(logits, manifest, gray.shape), served_prob(logits, plain, gray.shape)
+        got = ort.infer(gray)
+        # only the uint8 rounding of the resized input differs (cv2 resizes uint8, the graph float)
+        assert np.abs(got.prob - want).mean() < 0.01
+        assert np.abs(got.prob - logistic).mean() > 5 * np.abs(got.prob - want).mean()  # the curve acts
+        # Same mask as before the curve, up to boundary pixels: the probability is resized after the
+        # curve, and a curve and a logistic interpolate differently between two network pixels.
+        old = (logistic >= 0.5).astype(np.uint8)
+        kernel = np.ones((2 * BOUNDARY_PX + 1,) * 2, np.uint8)
+        boundary = cv2.dilate(old, kernel) != cv2.erode(old, kernel)
+        assert not np.any(((want >= 0.35) != old.astype(bool)) & ~boundary)
+        assert np.mean(got.mask == (want >= 0.35)) > 0.98
+
+
+def test_unfolded_runtime_path_applies_the_curve(curve_checkpoint):
+    manifest = load_manifest(curve_checkpoint)
+    logits = np.stack(
+        [np.zeros((4, 5), np.float32), np.linspace(-10, 10, 20, dtype=np.float32).reshape(4, 5)]
+    )
+    prob = cancer_probability(logits, manifest)
+    assert np.allclose(prob, apply_curve(logits[1] - logits[0], CURVE))
+    plain = cancer_probability(logits, manifest.derive(calibration_curve=None))
+    assert np.allclose(plain, 1 / (1 + np.exp(-(logits[1] - logits[0]))), atol=1e-6)
+
+
+def test_calibrate_curve_cli_lowers_band_ece_and_keeps_the_mask(tmp_path, busi_sample):
+    from edge_runtime.cli import main
+    from training.busi import prepare_busi
+
+    data = tmp_path / "ds"
+    prepare_busi(busi_sample, data, seed=0)
+    ck = tmp_path / "tiny.pt"
+    shutil.copy2(shared_checkpoint(), ck)
+    save_manifest(load_manifest(shared_checkpoint()), ck)
+    args = ["--data", str(data), "--split", "train"]  # the sample's train split has the most pixels
+    assert main(["evaluate", "--checkpoint", str(ck), *args, "--out", str(tmp_path / "before")]) == 0
+    assert main(["calibrate", "--checkpoint", str(ck), *args, "--method", "curve"]) == 0
+    manifest = load_manifest(ck)
+    record = manifest.extra["calibration"]
+    assert record["method"] == "curve" and len(manifest.calibration_curve["margin"]) >= 2
+    assert manifest.threshold == pytest.approx(apply_curve(np.zeros(1), manifest.calibration_curve)[0])
+    assert record["ece_pixel_after"] < record["ece_pixel_before"]
+    assert main(["evaluate", "--checkpoint", str(ck), *args, "--out", str(tmp_path / "after")]) == 0
+    before = json.loads((tmp_path / "before" / "summary.json").read_text())
+    after = json.loads((tmp_path / "after" / "summary.json").read_text())
+    assert after["ece_pixel"] < before["ece_pixel"]
+    assert after["calibration_curve"] == manifest.calibration_curve
+    # same mask up to boundary pixels (see above; this model's 64-pixel output is upsampled ~8x)
+    assert after["dice_pooled"] == pytest.approx(before["dice_pooled"], abs=0.01)
+    # a temperature fit afterwards replaces the curve and restores the threshold it replaced
+    assert main(["calibrate", "--checkpoint", str(ck), *args]) == 0
+    back = load_manifest(ck)
+    assert back.calibration_curve is None and back.threshold == before["threshold"]
