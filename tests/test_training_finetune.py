@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from edge_runtime.errors import ConfigError
+from training.average import average_checkpoints
 from training.busi import prepare_busi
 from training.checkpoint import read_checkpoint
 from training.losses import SegLoss, image_presence_loss
@@ -162,3 +163,18 @@ def test_schedule_and_image_loss_keys_are_checked(tmp_path, dataset):
     ):
         with pytest.raises(ConfigError, match=want):
             run(_config(tmp_path, key, **{key: value}), dataset, tmp_path / key, show_progress=False)
+
+
+def test_average_of_two_runs_lies_between_them_with_batchnorm_measured_again(tmp_path, dataset):
+    run(_config(tmp_path, "a", epochs=1, seed=1), dataset, tmp_path / "a", show_progress=False)
+    run(_config(tmp_path, "b", epochs=1, seed=2), dataset, tmp_path / "b", show_progress=False)
+    cks = [tmp_path / "a" / "best.pt", tmp_path / "b" / "best.pt"]
+    out = average_checkpoints(cks, dataset, tmp_path / "soup" / "best.pt")
+    a, b, soup = (read_checkpoint(p)["model"] for p in (*cks, out))
+    key = "net.head.weight"
+    assert not torch.equal(a[key], b[key]) and torch.allclose(soup[key], (a[key] + b[key]) / 2)
+    bn = "net.stem.0.1.running_var"  # re-measured on the train images, not the mean of the two
+    assert not torch.allclose(soup[bn], (a[bn] + b[bn]) / 2)
+    assert [str(c) for c in cks] == read_checkpoint(out)["manifest"]["source"]["averaged_from"]
+    with pytest.raises(ConfigError, match="at least two"):
+        average_checkpoints(cks[:1], dataset, tmp_path / "one.pt")
