@@ -32,9 +32,9 @@ class CurveCalibration(nn.Module):
     to the end knots, p = prob[0] + sum_i c_i relu(margin - knot_i), where c_i is the change of
     slope at knot i. Two 1x1 convolutions carry it (knot shifts, then the weighted sum), so the
     whole curve is Clip -> Conv+Relu -> Conv, which ONNX Runtime fuses and TensorRT and the FP16
-    converter handle like the rest of the network. (Clamping each segment separately took 7 full
-    passes over a [1, knots, h, w] tensor and about 3 ms a frame on 2 CPU cores; this form
-    measured no slower than the logistic it replaces.)"""
+    converter handle like the rest of the network. On a 256x256 margin with 2 CPU threads it takes
+    about 0.35 ms against the logistic's 0.05 ms (clamping each segment separately, 7 passes over a
+    [1, knots, h, w] tensor, cost several ms)."""
 
     def __init__(self, curve: dict):
         super().__init__()

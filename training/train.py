@@ -4,7 +4,7 @@ Inputs: a config YAML (:mod:`training.config`), a dataset in the layout of
 :mod:`training.data`. Outputs in RUN/:
 - ``best.pt`` + ``best.pt.yaml``: the model with the best validation Dice and its manifest;
 - ``cycleK.pt`` (+ yaml), only with ``train.schedule: cosine`` and ``cycles`` > 1: the best
-  validation epoch within each warm-restart cycle K (snapshots for an ensemble);
+  validation epoch within each warm-restart cycle K (snapshots for `python -m training.average`);
 - ``last.pt`` (+ yaml): everything ``--resume`` needs (model, optimiser, schedule, scaler,
   epoch, RNG states, best so far, elapsed time, history);
 - ``metrics.csv`` (one row per epoch), ``summary.json``, TensorBoard scalars in ``tb/``
