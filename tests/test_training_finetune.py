@@ -107,6 +107,7 @@ def test_init_from_starts_at_the_checkpoint_and_cycles_keep_snapshots(tmp_path, 
     cfg = _config(tmp_path, "ft", lr=1.0e-12, schedule="cosine", cycles=2, epochs=2)
     result = run(cfg, dataset, tmp_path / "ft", show_progress=False, init_from=tmp_path / "base" / "last.pt")
     assert result["init_from"].endswith("last.pt")
+    assert read_checkpoint(tmp_path / "ft" / "best.pt")["manifest"]["source"]["init_from"].endswith("last.pt")
     tuned = read_checkpoint(tmp_path / "ft" / "last.pt")["model"]
     convs = [k for k in start if k.endswith(".weight") and start[k].dim() == 4]
     assert convs and all(torch.allclose(start[k], tuned[k], atol=1e-6) for k in convs)

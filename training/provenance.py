@@ -69,6 +69,7 @@ def make_manifest(
     config_sha: str,
     best: dict,
     val_summary: dict,
+    init_from: str | Path | None = None,
 ) -> Manifest:
     mc, dc = cfg.model, cfg.data
     metrics = {
@@ -93,6 +94,7 @@ def make_manifest(
             "dataset_sha256": data_sha,
             "config": str(Path(config).resolve()),
             "config_sha256": config_sha,
+            **({"init_from": str(init_from)} if init_from else {}),
         },
         versions={"torch": str(torch.__version__), "torchvision": str(torchvision.__version__)},
         metrics=metrics,

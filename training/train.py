@@ -299,7 +299,9 @@ def run(
                 if int(tc.cycles) > 1 and value > cycle_best.get(cycle, -1.0):
                     cycle_best[cycle] = float(value)
                     snap = {"metric": tc.select_metric, "value": float(value), "epoch": epoch}
-                    manifest = make_manifest(cfg, mean, std, data, dhash, config, chash, snap, summary)
+                    manifest = make_manifest(
+                        cfg, mean, std, data, dhash, config, chash, snap, summary, init_from
+                    )
                     save_checkpoint(
                         {
                             "model": bare.state_dict(),
@@ -313,7 +315,9 @@ def run(
                     )
                 if value > best["value"]:
                     best = {"metric": tc.select_metric, "value": float(value), "epoch": epoch}
-                    manifest = make_manifest(cfg, mean, std, data, dhash, config, chash, best, summary)
+                    manifest = make_manifest(
+                        cfg, mean, std, data, dhash, config, chash, best, summary, init_from
+                    )
                     save_checkpoint(
                         {
                             "model": bare.state_dict(),
@@ -348,7 +352,7 @@ def run(
                         "model": bare.state_dict(),
                         "model_config": model_config,
                         "manifest": make_manifest(
-                            cfg, mean, std, data, dhash, config, chash, best, {}
+                            cfg, mean, std, data, dhash, config, chash, best, {}, init_from
                         ).to_dict(),
                         "optimizer": optimizer.state_dict(),
                         "scheduler": schedule.state_dict(),
