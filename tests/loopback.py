@@ -1,8 +1,10 @@
-"""Loopback helpers the service tests share: a free TCP port, and a GET that returns error pages too."""
+"""Loopback helpers the service tests share: a free TCP port, requests that return error pages too, and
+waiting for a started service to report healthy."""
 
 from __future__ import annotations
 
 import socket
+import time
 import urllib.error
 import urllib.request
 
@@ -30,3 +32,35 @@ def get(url: str, timeout: float = GET_TIMEOUT_S) -> tuple[int, str]:
     """(status, body as text) of a GET; an HTTP error status is returned, not raised."""
     status, body = get_bytes(url, timeout)
     return status, body.decode()
+
+
+def request(
+    url: str, method: str = "GET", body: bytes | None = None, token: str | None = None
+) -> tuple[int, str]:
+    """(status, body as text) of a request (a POST sends ``body``, empty by default); an HTTP error
+    status is returned, not raised. ``token``: sent as ``Authorization: Bearer``."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    data = body if body is not None else (b"" if method == "POST" else None)
+    req = urllib.request.Request(url, method=method, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=GET_TIMEOUT_S) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+HEALTH_POLL_S = 0.3  # how often a starting service is asked for /healthz
+
+
+def wait_healthy(base: str, proc, timeout_s: float) -> None:
+    """Wait until ``base + "healthz"`` answers 200; fail at once (with its stderr) if ``proc`` ends."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        try:
+            if request(base + "healthz")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(HEALTH_POLL_S)
+    raise AssertionError("live did not become healthy")

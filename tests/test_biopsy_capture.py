@@ -13,8 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import av
@@ -23,9 +21,9 @@ import numpy as np
 import pytest
 import yaml
 from cli import sonomap
+from loopback import free_port, request, wait_healthy
 from procedure_clip import NO_FIRE, THROW_MM, write_procedure_clip
 from runtime_model import dark_onnx
-from test_http_tls_cli import free_port
 
 from edge_runtime.biopsy import devices
 from edge_runtime.biopsy.case_writer import PROB_SCALE, public_source
@@ -170,28 +168,6 @@ def test_no_fire_gives_no_case(tmp_path):
     assert _replay_cases(info, tmp_path / "cases") == []
 
 
-def _request(url: str, method: str = "GET") -> tuple[int, str]:
-    req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
-    try:
-        with urllib.request.urlopen(req, timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
-def _wait_up(base: str, proc) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read()
-        try:
-            if _request(base + "healthz")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError("live did not become healthy")
-
-
 def test_live_marks_by_http_and_sigusr1_are_captured_and_counted(tmp_path):
     port, cases = free_port(), tmp_path / "cases"
     proc = subprocess.Popen(
@@ -216,17 +192,17 @@ def test_live_marks_by_http_and_sigusr1_are_captured_and_counted(tmp_path):
     )
     base = f"http://127.0.0.1:{port}/"
     try:
-        _wait_up(base, proc)
-        assert _request(base + "mark", "POST") == (200, "marked\n")
+        wait_healthy(base, proc, START_TIMEOUT_S)
+        assert request(base + "mark", "POST") == (200, "marked\n")
         os.kill(proc.pid, signal.SIGUSR1)
         deadline = time.monotonic() + 20
         while (
             time.monotonic() < deadline
-            and "sonomap_biopsy_captures_total 2" not in _request(base + "metrics")[1]
+            and "sonomap_biopsy_captures_total 2" not in request(base + "metrics")[1]
         ):
             time.sleep(0.2)
-        assert "sonomap_biopsy_captures_total 2" in _request(base + "metrics")[1]
-        assert 'kind="biopsy_captures"' not in _request(base + "metrics")[1]  # a count, not an error
+        assert "sonomap_biopsy_captures_total 2" in request(base + "metrics")[1]
+        assert 'kind="biopsy_captures"' not in request(base + "metrics")[1]  # a count, not an error
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)

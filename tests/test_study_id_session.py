@@ -9,13 +9,11 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 import yaml
 from cli import sonomap
-from loopback import free_port
+from loopback import free_port, request, wait_healthy
 from runtime_model import dark_onnx
 
 from edge_runtime.biopsy.study_id import STUDY_ID
@@ -24,30 +22,6 @@ from edge_runtime.service.http_server import make_http_observer
 SONOMAP = [sys.executable, "-m", "edge_runtime.cli"]
 START_TIMEOUT_S = 90
 TOKEN = "study-token-0123456789abcdef"
-
-
-def _request(url: str, method: str = "GET", body: bytes | None = None, token: str | None = None):
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    data = body if body is not None else (b"" if method == "POST" else None)
-    req = urllib.request.Request(url, method=method, data=data, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
-def _wait_up(base: str, proc) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read()
-        try:
-            if _request(base + "healthz")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError("live did not become healthy")
 
 
 @pytest.mark.parametrize("bad", ["Jane Doe", "12345678", "Doe^Jane"])
@@ -92,16 +66,16 @@ def test_the_viewer_sets_the_study_id_of_the_next_cases(tmp_path):
     )
     base = f"http://127.0.0.1:{port}/"
     try:
-        _wait_up(base, proc)
-        assert json.loads(_request(base + "study-id")[1]) == {"study_id": "BX-0001", "capturing": True}
-        assert _request(base + "mark", "POST") == (200, "marked\n")
+        wait_healthy(base, proc, START_TIMEOUT_S)
+        assert json.loads(request(base + "study-id")[1]) == {"study_id": "BX-0001", "capturing": True}
+        assert request(base + "mark", "POST") == (200, "marked\n")
         _wait_for_cases(cases, 1)
-        code, text = _request(base + "study-id", "POST", b"Jane Doe")
+        code, text = request(base + "study-id", "POST", b"Jane Doe")
         assert code == 400 and "refused (contains a space)" in text and "Jane" not in text
-        assert _request(base + "study-id", "POST", b"BX-0002\n") == (200, "study ID set\n")
-        assert json.loads(_request(base + "study-id")[1])["study_id"] == "BX-0002"
-        assert _request(base + "study-id", "POST", b"x" * 65)[0] == 400  # over the body limit
-        assert _request(base + "mark", "POST") == (200, "marked\n")
+        assert request(base + "study-id", "POST", b"BX-0002\n") == (200, "study ID set\n")
+        assert json.loads(request(base + "study-id")[1])["study_id"] == "BX-0002"
+        assert request(base + "study-id", "POST", b"x" * 65)[0] == 400  # over the body limit
+        assert request(base + "mark", "POST") == (200, "marked\n")
         _wait_for_cases(cases, 2)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -125,9 +99,9 @@ def test_the_study_id_endpoint_keeps_the_token_rules_and_needs_capture():
     obs = make_http_observer("127.0.0.1", 0, TOKEN)
     try:
         base = obs.url.rstrip("/") + "/"
-        assert _request(base + "study-id", "POST", b"BX-0003")[0] == 401  # no token
-        assert _request(base + "study-id")[0] == 401
-        assert _request(base + "study-id", "POST", b"BX-0003", TOKEN) == (
+        assert request(base + "study-id", "POST", b"BX-0003")[0] == 401  # no token
+        assert request(base + "study-id")[0] == 401
+        assert request(base + "study-id", "POST", b"BX-0003", TOKEN) == (
             409,
             "not capturing: start with --cases DIR\n",
         )
