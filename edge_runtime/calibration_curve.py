@@ -38,7 +38,7 @@ def check_curve(curve: dict, num_classes: int, origin: str) -> None:
         raise ConfigError(f"{origin}: 'calibration_curve.prob' must lie in [0, 1] and never decrease")
     if num_classes != 2:
         raise ConfigError(
-            f"{origin}: 'calibration_curve' needs a two-class model, this one has {num_classes}"
+            f"{origin}: 'calibration_curve' needs a two-class model, 'classes' has {num_classes}"
         )
 
 

@@ -200,8 +200,6 @@ class Manifest(msgspec.Struct):
             raise ConfigError(f"{origin}: 'threshold' must be in (0, 1), got {self.threshold}")
         if not self.temperature > 0.0:
             raise ConfigError(f"{origin}: 'temperature' must be > 0, got {self.temperature}")
-        if self.calibration_curve is not None:
-            check_curve(self.calibration_curve, len(self.classes), origin)
         ids = [c.id for c in self.classes]
         if sorted(ids) != list(range(len(ids))) or len(ids) < 2:
             raise ConfigError(f"{origin}: 'classes' ids must be 0..N-1 with N >= 2, got {ids}")
@@ -210,6 +208,9 @@ class Manifest(msgspec.Struct):
                 raise ConfigError(f"{origin}: class {c.name!r} colour must be 3 values in 0..255")
         if CANCER_CLASS not in {c.name for c in self.classes}:
             raise ConfigError(f"{origin}: no class named {CANCER_CLASS!r} in 'classes'")
+        # after the classes: the curve's rule depends on how many there are
+        if self.calibration_curve is not None:
+            check_curve(self.calibration_curve, len(self.classes), origin)
 
 
 def manifest_path(artifact: str | Path) -> Path:

@@ -133,8 +133,14 @@ def test_live_session_round_trips_through_a_sequence(tmp_path, busi_sample, mode
     assert len(common) >= 2, "live and replay viewers saw too few of the same frames"
     for ts in common:
         np.testing.assert_array_equal(sent_replay[ts]["labelmap"], sent_live[ts]["labelmap"])
-        np.testing.assert_array_equal(sent_replay[ts]["transform"], sent_live[ts]["transform"])
+    # The viewer keeps only the newest message per device, so it may see a frame's labelmap and
+    # miss its transform: compare transforms where both viewers saw one.
+    with_transform = [ts for ts in sent_replay if "transform" in sent_replay[ts]]
+    assert len(with_transform) >= 2, "the replay viewer saw too few transforms"
+    for ts in with_transform:
         np.testing.assert_array_equal(sent_replay[ts]["transform"], PROBE_TO_TRACKER)
+        if "transform" in sent_live.get(ts, {}):
+            np.testing.assert_array_equal(sent_replay[ts]["transform"], sent_live[ts]["transform"])
 
 
 def record_folder(tmp_path: Path, busi_sample: Path, model: Path, *extra) -> tuple[Path, Path]:
