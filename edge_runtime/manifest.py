@@ -15,6 +15,9 @@ consumer needs to use the artifact correctly without importing the producer:
   non-decreasing piecewise-linear map from the temperature-scaled cancer-minus-tissue logit margin
   to the probability, used instead of the logistic (:mod:`edge_runtime.calibration_curve`); folded
   into graphs like the temperature; ``threshold`` is then the curve's value at margin 0;
+- ``mask_filter`` (optional): which parts of the thresholded mask count as a finding (minimum
+  peak probability, minimum part size, largest part only), :mod:`edge_runtime.mask_filter`;
+  applied after the backend by the runtime and by evaluation, never folded into a graph;
 - ``sha256``/``file``: the artifact itself; ``source``: what it was derived from;
 - ``io``: tensor names, shapes and dtypes (ONNX/engines), and ``preprocessing_in_graph``
   when resize/normalise/softmax/threshold are folded into the graph (uint8 in, uint8 out).
@@ -37,6 +40,7 @@ import yaml
 from edge_runtime.atomic import atomic_write_text
 from edge_runtime.calibration_curve import check_curve
 from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.mask_filter import MaskFilter
 from edge_runtime.typed_config import Section, Wording, convert, described, shown
 from edge_runtime.yamlfile import read_yaml_mapping
 
@@ -84,6 +88,7 @@ class ManifestFile(Section, kw_only=True):
     temperature: described(float, "a number") = 1.0
     # checked by edge_runtime.calibration_curve.check_curve (its messages name the rule broken)
     calibration_curve: Any = None
+    mask_filter: MaskFilter | None = None
     preprocessing_in_graph: described(bool, "true or false") = False
     io: dict[str, Any] = {}
     versions: dict[str, Any] = {}
@@ -125,6 +130,7 @@ class Manifest(msgspec.Struct):
     threshold: float = 0.5
     temperature: float = 1.0
     calibration_curve: dict[str, list[float]] | None = None
+    mask_filter: MaskFilter | None = None
     file: str = ""
     sha256: str = ""
     source: dict[str, Any] = {}
@@ -167,8 +173,9 @@ class Manifest(msgspec.Struct):
             **values,
         )
         out = msgspec.to_builtins(file)
-        if out.get("calibration_curve") is None:  # most models have none: no null key in their YAML
-            out.pop("calibration_curve", None)
+        for optional in ("calibration_curve", "mask_filter"):  # most models have none: no null key
+            if out.get(optional) is None:
+                out.pop(optional, None)
         return out
 
     @classmethod

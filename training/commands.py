@@ -113,8 +113,25 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _fit_mask_filter(args) -> int:
+    from training.mask_filter_fit import fit_mask_filter
+
+    r = fit_mask_filter(args.checkpoint, args.data, args.split, args.device)
+    before, after = r["before"], r["after"]
+    print(
+        f"mask filter: {r['filter']} (best of {r['candidates']} on split {args.split}); per-image score "
+        f"{before['score']:.4f} -> {after['score']:.4f}, malignant Dice mean "
+        f"{before['dice_malignant_mean']:.4f} -> {after['dice_malignant_mean']:.4f}, images without cancer "
+        f"with false pixels {before['negatives_with_fp']} -> {after['negatives_with_fp']} of {after['negatives']}"
+    )
+    print(f"written to {args.checkpoint}.yaml (mask_filter); the runtime and evaluate apply it")
+    return 0
+
+
 def _calibrate(args) -> int:
     _passive_openmp()
+    if args.method == "mask-filter":
+        return _fit_mask_filter(args)
     from training.temperature import calibrate_checkpoint
 
     r = calibrate_checkpoint(args.checkpoint, args.data, args.split, args.device, args.method)
@@ -274,15 +291,20 @@ def register(sub) -> None:
         "mask. --method curve: an isotonic (non-decreasing, piecewise-linear) map from the logit "
         "margin to the probability, for models one T cannot calibrate; the threshold becomes the "
         "curve's value at logit parity, so the mask is unchanged. `export` folds either into the "
-        "graph so every backend shows calibrated probabilities.",
+        "graph so every backend shows calibrated probabilities. --method mask-filter (after the "
+        "probability's calibration; CK may also be a folded ONNX file): choose which parts of the "
+        "thresholded mask count as a finding (minimum peak probability, minimum part size, largest part "
+        "only) by the mean per-image score over the split (Dice with cancer; without: 1 if clean, else 0).",
     )
     p.add_argument(
         "--method",
         default="temperature",
-        choices=("temperature", "curve"),
-        help="temperature scaling (default) or an isotonic calibration curve",
+        choices=("temperature", "curve", "mask-filter"),
+        help="temperature scaling (default), an isotonic calibration curve, or the mask filter",
     )
-    p.add_argument("--checkpoint", required=True, help="checkpoint (best.pt) with its manifest")
+    p.add_argument(
+        "--checkpoint", required=True, help="checkpoint (best.pt) or, for mask-filter, folded ONNX"
+    )
     p.add_argument("--data", required=True, help="dataset directory")
     p.add_argument(
         "--split",

@@ -3,7 +3,8 @@
 Each test image goes through the runtime's :func:`preprocess_for` at the manifest's
 input size; the cancer probability is resized back to the image's own size, thresholded
 at the manifest threshold, and counted against the label over labelled pixels (255
-ignored). Outputs in REPORT/: ``metrics.csv`` (one row per image), ``pred/<id>.png``
+ignored), then the manifest's mask filter (:mod:`edge_runtime.mask_filter`, as the runtime
+applies it). Outputs in REPORT/: ``metrics.csv`` (one row per image), ``pred/<id>.png``
 (0/255 mask, image size), ``summary.json``, ``report.md`` and PNG plots
 (:mod:`training.report`), plus calibration over the decision band and per image
 (:mod:`training.calibration`): ``calibration.json`` and ``reliability.png``; for a checkpoint
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 from edge_runtime.errors import InputError
+from edge_runtime.mask_filter import filter_mask
 from edge_runtime.preprocess import preprocess_for
 from training.calibration import CalibrationAccumulator, write_reliability_png
 from training.checkpoint import load_model
@@ -89,8 +91,9 @@ def _write_metrics_csv(path: Path, results: list[ImageResult]) -> None:
             )
 
 
-def _probabilities(checkpoint: Path, device: str):
-    """-> (manifest, function gray -> (calibrated prob, uncalibrated prob or None))."""
+def served_probabilities(checkpoint: Path, device: str):
+    """-> (manifest, function gray -> (calibrated prob, uncalibrated prob or None)), both at the
+    image's size: what the runtime thresholds (before the manifest's mask filter)."""
     if checkpoint.suffix == ".onnx":
         predictor = OnnxPredictor(checkpoint)
         return predictor.manifest, lambda gray: (predictor.prob(gray), None)
@@ -151,7 +154,7 @@ def evaluate(
 ) -> dict:
     """Evaluate one checkpoint (or folded ONNX); returns the summary (also REPORT/summary.json)."""
     out = Path(out)
-    manifest, probs = _probabilities(Path(checkpoint), device)
+    manifest, probs = served_probabilities(Path(checkpoint), device)
     samples = select_split(read_cases(data), split, data)
     (out / "pred").mkdir(parents=True, exist_ok=True)
     results, gallery = [], []
@@ -160,11 +163,13 @@ def evaluate(
     for s in samples:
         gray, label = read_pair(s)
         prob, raw = probs(gray)
-        pred = prob >= manifest.threshold
-        cal.add(prob, label, pred)
+        thresholded = prob >= manifest.threshold
+        # calibration is of the probability, so its band follows the threshold, not the filter
+        cal.add(prob, label, thresholded)
         if raw is not None:
             raw_cal = raw_cal or CalibrationAccumulator(manifest.threshold)
-            raw_cal.add(raw, label, pred)
+            raw_cal.add(raw, label, thresholded)
+        pred = filter_mask(thresholded, float(prob.max()), manifest.mask_filter)
         cv2.imwrite(str(out / "pred" / f"{s.id}.png"), pred.astype(np.uint8) * MASK_ON)
         counts = confusion_counts(pred, label)
         results.append(ImageResult(s.id, s.case_id, counts, scores(counts)))
@@ -179,6 +184,7 @@ def evaluate(
             "split": split,
             "arch": manifest.arch,
             "threshold": manifest.threshold,
+            "mask_filter": manifest.mask_filter.describe() if manifest.mask_filter else "none",
             "empty_mask_policy": EMPTY_POLICY,
             "n_negative": len(results) - summary["n_positive"],
             "n_negative_with_fp": len(benign_fp),

@@ -24,6 +24,7 @@ from edge_runtime.aistate import AiMonitor, AiStatus, state_banner
 from edge_runtime.backends.failsafe import GuardedInference
 from edge_runtime.config_schema import RuntimeConfig
 from edge_runtime.frames import Frame, Observer, Prediction, Source
+from edge_runtime.mask_filter import filter_mask
 from edge_runtime.pipeline import deidentify
 from edge_runtime.preprocess import to_gray
 from edge_runtime.render.overlay import Overlay
@@ -159,10 +160,15 @@ class FrameStages:
         self, prediction: Prediction | None, frame: Frame | None, roi: Roi | None
     ) -> Prediction | None:
         """The guarded backend's answer for ``frame``: nothing predicted inside the frame's blanked boxes,
-        tagged with the frame and its ROI, counted. A schedule that runs ``guard.infer`` on a thread of its
-        own calls this with the answer (the backend never calls back into the stages)."""
+        the mask through the manifest's mask filter (:mod:`edge_runtime.mask_filter`), tagged with the
+        frame and its ROI, counted. A schedule that runs ``guard.infer`` on a thread of its own calls
+        this with the answer (the backend never calls back into the stages)."""
         if prediction is not None:
             deidentify.clear_blanked(prediction, frame)
+            # the finding the cart shows and records is the mask after the model's filter
+            prediction.mask = filter_mask(
+                prediction.mask, float(prediction.native_prob.max()), self.overlay.mask_filter
+            )
             prediction.frame, prediction.roi = frame, roi or self.roi
             self.stats.inferred += 1
             self.stats.record("backend", prediction.latency_ms)

@@ -3,10 +3,11 @@
 ``overlay.style: heatmap`` paints every ROI pixel whose probability is at least
 :data:`HEAT_FLOOR` with a perceptually uniform ramp (OpenCV's viridis: lightness rises
 monotonically, readable by colour-blind viewers), blended at the overlay alpha, and draws the
-threshold contour (probability >= overlay threshold, the pixels the mask style would paint) on
-top in white. Below the floor nothing is painted, so the ultrasound stays visible where the model
-sees nothing. A vertical colour bar in the ROI's bottom-left corner labels the ramp in
-probability units (floor, threshold, 1.0).
+threshold contour (probability >= overlay threshold, the pixels the mask style would paint: parts
+the manifest's mask filter drops keep their colour but get no contour) on top in white. Below the
+floor nothing is painted, so the ultrasound stays visible where the model sees nothing. A vertical
+colour bar in the ROI's bottom-left corner labels the ramp in probability units (floor, threshold,
+1.0).
 
 Inputs: the probability at the ROI's size, quantised to uint8 levels (level = round(255 * p),
 :func:`levels`), so it travels through the pipeline like a mask; the BGR ROI region to draw on.
@@ -51,6 +52,15 @@ def levels(prob: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def level_of(p: float) -> int:
     return int(np.clip(round(p * LEVELS), 0, LEVELS))
+
+
+def without_contour(heat: np.ndarray, dropped: np.ndarray, threshold: float) -> np.ndarray:
+    """Levels with the pixels in ``dropped`` (over the threshold, but in parts the manifest's mask
+    filter does not count as a finding) held just under the threshold: their colour still shows the
+    probability, and the contour (what the mask style would paint) leaves them out. In place."""
+    top = level_of(threshold)
+    heat[dropped & (heat >= top)] = max(top - 1, 0)
+    return heat
 
 
 def draw_heat(

@@ -21,6 +21,7 @@ from edge_runtime import yuv
 from edge_runtime.aistate import AiStatus
 from edge_runtime.config_schema import OverlayConfig
 from edge_runtime.errors import ConfigError
+from edge_runtime.mask_filter import MaskFilter, filter_mask
 from edge_runtime.render import heatmap, hudrow
 from edge_runtime.roi import Roi
 
@@ -71,6 +72,7 @@ class Overlay:
     ema: float = 0.0  # 0 disables smoothing; else weight of the newest prob
     cancer_index: int = 1
     style: str = MASK_STYLE  # heatmap: what is drawn is the probability (edge_runtime.render.heatmap)
+    mask_filter: MaskFilter | None = None  # the manifest's: which mask parts count as a finding
     _smoothed: np.ndarray | None = field(default=None, repr=False)
     _previous_mask: np.ndarray | None = field(default=None, repr=False)
     _flicker_sum: float = 0.0
@@ -118,6 +120,7 @@ class Overlay:
             ema,
             manifest.cancer_index,
             config.style,
+            manifest.mask_filter,
         )
 
     # --- temporal smoothing ---------------------------------------------------
@@ -135,13 +138,17 @@ class Overlay:
             else:
                 cv2.addWeighted(prob, self.ema, self._smoothed, 1.0 - self.ema, 0.0, dst=self._smoothed)
             out = (self._smoothed > self.threshold).astype(np.uint8) * np.uint8(self.cancer_index)
+            out = filter_mask(out, float(self._smoothed.max()), self.mask_filter)
         if self._previous_mask is not None and self._previous_mask.shape == out.shape:
             self._flicker_sum += float(np.count_nonzero(out != self._previous_mask)) / out.size
             self._flicker_n += 1
         self._previous_mask = out
         if self.style == HEATMAP_STYLE:
             shown = self._smoothed if self.ema > 0.0 else (prob() if callable(prob) else prob)
-            return heatmap.levels(shown, out.shape)
+            heat = heatmap.levels(shown, out.shape)
+            if self.mask_filter is not None and self.mask_filter.active:
+                heat = heatmap.without_contour(heat, out == 0, self.threshold)
+            return heat
         return out
 
     @property

@@ -1,0 +1,175 @@
+"""The manifest's mask filter: the rules, its fit on a split, and that evaluation, replay and the
+heat-map overlay all apply it (real ONNX Runtime, real images, the `sonomap` command)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+from cli import sonomap
+
+from edge_runtime.config import DEFAULT_MODEL
+from edge_runtime.config_schema import OverlayConfig
+from edge_runtime.errors import ConfigError
+from edge_runtime.manifest import Manifest, load_manifest, manifest_path
+from edge_runtime.mask_filter import MaskFilter, filter_mask
+from edge_runtime.render import heatmap
+from edge_runtime.render.overlay import Overlay
+from training.mask_filter_fit import GRID, choose, image_score
+from training.metrics import Counts
+
+LARGEST = MaskFilter(min_area_fraction=0.02, largest_only=True)
+
+
+def two_blobs(big: int = 30, small: int = 4) -> np.ndarray:
+    mask = np.zeros((100, 100), np.uint8)
+    mask[10 : 10 + big, 10 : 10 + big] = 1
+    mask[80 : 80 + small, 80 : 80 + small] = 1
+    return mask
+
+
+def parts(mask: np.ndarray) -> list[int]:
+    count, _, stats, _ = cv2.connectedComponentsWithStats((mask > 0).astype(np.uint8), connectivity=8)
+    return sorted(stats[1:, cv2.CC_STAT_AREA].tolist())
+
+
+def test_each_rule_drops_what_it_names_and_nothing_else():
+    mask = two_blobs()
+    assert filter_mask(mask, 0.9, None) is mask and filter_mask(mask, 0.9, MaskFilter()) is mask
+    assert parts(filter_mask(mask, 0.9, MaskFilter(min_area_fraction=0.01))) == [900]  # 16 px < 100
+    assert parts(filter_mask(mask, 0.9, MaskFilter(min_area_fraction=0.0016))) == [16, 900]
+    assert parts(filter_mask(mask, 0.9, MaskFilter(largest_only=True))) == [900]
+    gated = filter_mask(mask, 0.69, MaskFilter(min_peak=0.7))
+    assert not gated.any() and gated.dtype == mask.dtype
+    assert filter_mask(mask, 0.7, MaskFilter(min_peak=0.7)).sum() == mask.sum()
+    # nothing large enough: the largest-only rule does not bring a dropped part back
+    assert not filter_mask(mask, 0.9, MaskFilter(min_area_fraction=0.5, largest_only=True)).any()
+    # bool masks stay bool; diagonal neighbours are one part (8-connected)
+    diagonal = np.eye(6, dtype=bool)
+    assert filter_mask(diagonal, 1.0, MaskFilter(largest_only=True)).sum() == 6
+    assert filter_mask(two_blobs() > 0, 0.9, LARGEST).dtype == bool
+
+
+def test_the_manifest_carries_it_and_names_a_bad_key():
+    data = load_manifest(DEFAULT_MODEL).to_dict()
+    data.pop("mask_filter", None)
+    assert Manifest.from_dict(data, "m.yaml").mask_filter is None
+    data["mask_filter"] = {"min_peak": 0.7, "largest_only": True}
+    manifest = Manifest.from_dict(data, "m.yaml")
+    assert manifest.mask_filter == MaskFilter(min_peak=0.7, largest_only=True)
+    assert Manifest.from_dict(manifest.to_dict(), "again") == manifest
+    for bad, key in (
+        ({"min_peak": 1.5}, "mask_filter.min_peak"),
+        ({"min_area_fraction": 1}, "mask_filter.min_area_fraction"),
+    ):
+        data["mask_filter"] = bad
+        with pytest.raises(ConfigError, match=rf"m.yaml: malformed manifest value: '{key}'"):
+            Manifest.from_dict(data, "m.yaml")
+    data["mask_filter"] = {"keep": "all"}
+    with pytest.raises(ConfigError, match="m.yaml: unknown manifest key 'mask_filter.keep'"):
+        Manifest.from_dict(data, "m.yaml")
+
+
+def test_the_image_score_policy():
+    assert image_score(Counts(tp=0, fp=0, fn=0, tn=10)) == 1.0  # no cancer, nothing called
+    assert image_score(Counts(tp=0, fp=1, fn=0, tn=9)) == 0.0  # no cancer, one false pixel
+    assert image_score(Counts(tp=3, fp=1, fn=2, tn=4)) == pytest.approx(6 / 9)
+
+
+def lesion_image(prob_peak: float, speck_prob: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """A probability map with a true lesion (or none) and an optional false speck, and its label."""
+    prob = np.full((100, 100), 0.05, np.float32)
+    label = np.zeros((100, 100), np.uint8)
+    if prob_peak:
+        prob[20:50, 20:50] = prob_peak
+        label[20:50, 20:50] = 1
+    if speck_prob is not None:
+        prob[85:88, 85:88] = speck_prob
+    return prob, label
+
+
+def test_the_fit_turns_a_filter_on_only_when_it_helps():
+    clean = [lesion_image(0.95, None), lesion_image(0.9, None), lesion_image(0, None)]
+    rule, record = choose(clean, threshold=0.5)
+    assert rule == GRID[0] and not rule.active and record["after"] == record["before"]
+    specks = [lesion_image(0.95, 0.6), lesion_image(0.9, 0.6), lesion_image(0, 0.6), lesion_image(0, 0.55)]
+    rule, record = choose(specks, threshold=0.5)
+    assert rule.active, record
+    assert record["before"]["negatives_with_fp"] == 2 and record["after"]["negatives_with_fp"] == 0
+    assert record["after"]["dice_malignant_mean"] == pytest.approx(1.0)
+    assert record["after"]["score"] == pytest.approx(1.0)
+    assert record["before"]["score"] < 1.0
+
+
+def test_heatmap_keeps_the_colour_of_a_dropped_part_but_not_its_contour():
+    manifest = load_manifest(DEFAULT_MODEL).derive(mask_filter=LARGEST)
+    overlay = Overlay.from_config(manifest, OverlayConfig(style="heatmap", legend=False, hud=False))
+    prob = two_blobs(big=30, small=6).astype(np.float32) * 0.9
+    mask = filter_mask((prob >= overlay.threshold).astype(np.uint8), 0.9, LARGEST)
+    levels = overlay.smooth(mask, prob)
+    top = heatmap.level_of(overlay.threshold)
+    assert (levels[10:40, 10:40] >= top).all()  # the kept part: contoured
+    small = levels[80:86, 80:86]
+    assert (small < top).all() and (small >= heatmap.level_of(heatmap.HEAT_FLOOR)).all()  # coloured
+
+
+@pytest.fixture(scope="module")
+def filtered_model(tmp_path_factory):
+    """The shipped model twice: as shipped, and with a largest-part filter in its manifest."""
+    root = tmp_path_factory.mktemp("mask-filter")
+    models = {}
+    for name, rule in (("plain", None), ("largest", {"min_area_fraction": 0.02, "largest_only": True})):
+        folder = root / name
+        folder.mkdir()
+        model = folder / "model.onnx"
+        shutil.copy(DEFAULT_MODEL, model)
+        data = yaml.safe_load(manifest_path(DEFAULT_MODEL).read_text())
+        data.pop("mask_filter", None)
+        if rule:
+            data["mask_filter"] = rule
+        manifest_path(model).write_text(yaml.safe_dump(data, sort_keys=False))
+        models[name] = model
+    return models
+
+
+def test_replay_shows_and_saves_the_filtered_mask(filtered_model, busi_sample, tmp_path):
+    saved = {}
+    for name, model in filtered_model.items():
+        out = tmp_path / name
+        sonomap(
+            "replay", busi_sample / "images", "--model", model, "--save-masks", out, "--out", out / "o.mp4"
+        )
+        saved[name] = {
+            p.name: cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in sorted(out.glob("*_mask.png"))
+        }
+    assert saved["plain"].keys() == saved["largest"].keys() and len(saved["plain"]) >= 20
+    several = [n for n, m in saved["plain"].items() if len(parts(m)) > 1]
+    assert several, "the shipped model should give some frame two parts"
+    for name, plain in saved["plain"].items():
+        np.testing.assert_array_equal(saved["largest"][name], filter_mask(plain, 1.0, LARGEST), err_msg=name)
+    assert all(len(parts(saved["largest"][n])) <= 1 for n in several)
+
+
+def test_calibrate_fits_it_and_evaluate_applies_it(filtered_model, busi_sample, tmp_path):
+    from training.busi import prepare_busi
+
+    data = tmp_path / "ds"
+    prepare_busi(busi_sample, data, seed=0)
+    model = tmp_path / "model.onnx"
+    shutil.copy(filtered_model["plain"], model)
+    shutil.copy(manifest_path(filtered_model["plain"]), manifest_path(model))
+    out = sonomap("calibrate", "--method", "mask-filter", "--checkpoint", model, "--data", data)
+    manifest = load_manifest(model)
+    record = manifest.extra["mask_filter_fit"]
+    assert record["candidates"] == len(GRID) and f"mask filter: {record['filter']}" in out.stdout
+    assert record["after"]["score"] >= record["before"]["score"]
+    assert (manifest.mask_filter.describe() if manifest.mask_filter else "none") == record["filter"]
+    # evaluate on the fitted split reproduces the fit's figures, filter applied
+    sonomap("evaluate", "--checkpoint", model, "--data", data, "--split", "val", "--out", tmp_path / "ev")
+    summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    assert summary["mask_filter"] == record["filter"]
+    assert summary["n_negative_with_fp"] == record["after"]["negatives_with_fp"]

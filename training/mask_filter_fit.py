@@ -1,0 +1,89 @@
+"""`sonomap calibrate --method mask-filter`: choose the manifest's mask filter on a validation split.
+
+Input: a checkpoint (``best.pt``) or a folded ONNX file with its manifest, and a dataset split
+(default ``val``; never the test split you report). Output: the chosen
+:class:`edge_runtime.mask_filter.MaskFilter` written into the artifact's manifest (``mask_filter``,
+plus ``extra.mask_filter_fit``: the criterion before and after, and the split), and that record.
+Run it after the probability calibration: the filter works on calibrated probabilities
+(``min_peak``) and on the mask at the manifest's threshold.
+
+Count first, score second: each image's probability (as served, at its own size) is thresholded,
+filtered by every candidate of :data:`GRID`, and counted against its label
+(:func:`training.metrics.confusion_counts`); a candidate is then scored by the **mean over images**
+of each image's score, with an explicit empty-mask policy: an image with cancer scores its Dice, an
+image without cancer scores 1 when no pixel is called cancer and 0 otherwise. The criterion so
+weighs "finds the lesion" against "leaves a benign image clean", the two ways a filter can help or
+hurt. Candidates run from weak to strong and only a strictly better score replaces the best so far,
+so the filter stays off unless it helps.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+
+from edge_runtime.mask_filter import MaskFilter, filter_mask
+from training.metrics import Counts, confusion_counts
+
+PEAKS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+AREA_FRACTIONS = (0.0, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05)
+GRID = [
+    MaskFilter(min_peak=p, min_area_fraction=a, largest_only=largest)
+    for p, a, largest in itertools.product(PEAKS, AREA_FRACTIONS, (False, True))
+]
+
+
+def image_score(counts: Counts) -> float:
+    """Dice on an image with cancer; on one without, 1 if nothing was called cancer, else 0."""
+    if counts.positives == 0:
+        return float(counts.fp == 0)
+    return 2 * counts.tp / (2 * counts.tp + counts.fp + counts.fn)
+
+
+def criterion(counts: list[Counts]) -> dict[str, float]:
+    """Per-image counts of one candidate -> its score and the figures reported beside it."""
+    cancer = [image_score(c) for c in counts if c.positives > 0]
+    clean = [c for c in counts if c.positives == 0]
+    return {
+        "score": float(np.mean([image_score(c) for c in counts])),
+        "dice_malignant_mean": float(np.mean(cancer)) if cancer else float("nan"),
+        "negatives_with_fp": sum(c.fp > 0 for c in clean),
+        "negatives": len(clean),
+    }
+
+
+def choose(images: list[tuple[np.ndarray, np.ndarray]], threshold: float) -> tuple[MaskFilter, dict]:
+    """(served probability, label) per image -> the best filter of :data:`GRID` and its record."""
+    if not images:
+        raise ValueError("no images to fit the mask filter on")
+    masks = [(prob >= threshold, float(prob.max()), label) for prob, label in images]
+    best, best_fig, before = GRID[0], None, None
+    for rule in GRID:
+        figures = criterion([confusion_counts(filter_mask(m, peak, rule), label) for m, peak, label in masks])
+        before = before or figures  # GRID[0] is the filter that does nothing
+        if best_fig is None or figures["score"] > best_fig["score"]:
+            best, best_fig = rule, figures
+    return best, {"before": before, "after": best_fig, "filter": best.describe(), "candidates": len(GRID)}
+
+
+def fit_mask_filter(artifact, data, split: str = "val", device: str = "cpu") -> dict:
+    """Choose the filter on ``split`` of ``data`` and write it into ``artifact``'s manifest."""
+    from edge_runtime.manifest import save_manifest
+    from training.data import read_cases, read_pair, select_split
+    from training.evaluate import served_probabilities
+
+    manifest, probs = served_probabilities(Path(artifact), device)
+    images = []
+    for sample in select_split(read_cases(data), split, data):
+        gray, label = read_pair(sample)
+        images.append((probs(gray)[0], label))
+    rule, record = choose(images, manifest.threshold)
+    record["fitted_on"] = f"{data} split {split}"
+    updated = manifest.derive(
+        mask_filter=rule if rule.active else None,
+        extra={**manifest.extra, "mask_filter_fit": record},
+    )
+    save_manifest(updated, artifact)
+    return record
