@@ -35,7 +35,9 @@ def test_cpu_by_thread_counts_a_finished_thread_and_the_caller():
     assert BURN_S * 500 <= by_thread["decode"] <= BURN_S * 1000 + 2 * TICK_MS
     assert abs(by_thread["inference"] - BURN_S * 500) <= 2 * TICK_MS
     decode_and_rest = by_thread["decode"] + by_thread.get("unattributed", 0.0)
-    assert abs(decode_and_rest - BURN_S * 1000) <= 2 * TICK_MS + 5  # process clock vs ticks
+    # process clock vs ticks: three threads' counts are each rounded to a tick (the worker, the
+    # caller and the sampler, whose CPU is subtracted from the process's)
+    assert abs(decode_and_rest - BURN_S * 1000) <= 3 * TICK_MS + 5
     assert "threadcpu" not in by_thread  # the sampler is not part of the run
     assert list(by_thread) == sorted(by_thread, key=by_thread.get, reverse=True)
     assert abs(cpu.per_frame_ms(frames=10)["decode"] - by_thread["decode"] / 10) <= 0.01
