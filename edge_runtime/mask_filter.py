@@ -25,6 +25,10 @@ import numpy as np
 from edge_runtime.typed_config import Section, described, number
 
 CONNECTIVITY = 8  # diagonal neighbours belong to one part, as a reader sees a blob
+# Parts are found on a grid at most this many cells on its long side: the shipped network's output
+# side, so no detail the network resolves is lost, and a 1200x840 ROI costs about a millisecond
+# instead of the ~10 ms of labelling every ROI pixel.
+ANALYSIS_SIDE = 256
 
 
 class MaskFilter(Section):
@@ -46,22 +50,50 @@ class MaskFilter(Section):
 
 
 def filter_mask(mask: np.ndarray, peak: float, rule: MaskFilter | None) -> np.ndarray:
-    """Mask (non-zero = cancer) -> the same mask without the parts ``rule`` drops (same dtype)."""
-    if rule is None or not rule.active or not mask.any():
+    """Mask (non-zero = cancer) -> the same mask without the parts ``rule`` drops (same dtype).
+
+    A mask larger than :data:`ANALYSIS_SIDE` is analysed on blocks of k x k pixels (k the smallest
+    integer that fits it): a block is foreground when any pixel in it is, parts are the 8-connected
+    groups of blocks (so two parts less than a block apart count as one), and a part's area is its
+    blocks' share of the grid. Every pixel keeps or loses its own part's verdict exactly."""
+    if rule is None or not rule.active:
+        return mask
+    binary = mask.view(np.uint8) if mask.dtype == bool else mask  # OpenCV: non-zero is foreground
+    if not cv2.countNonZero(binary):
         return mask
     if peak < rule.min_peak:
         return np.zeros_like(mask)
     if rule.min_area_fraction <= 0 and not rule.largest_only:
         return mask
-    binary = (mask != 0).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=CONNECTIVITY)
+    block = -(-max(mask.shape[:2]) // ANALYSIS_SIDE)
+    grid = _block_any(binary, block)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(grid, connectivity=CONNECTIVITY)
     areas = stats[1:, cv2.CC_STAT_AREA]  # row 0 is the background
-    keep = areas >= rule.min_area_fraction * mask.size
+    keep = areas >= rule.min_area_fraction * grid.size
     if rule.largest_only and keep.any():
         largest = int(np.argmax(np.where(keep, areas, -1)))
         keep = np.zeros_like(keep)
         keep[largest] = True
     if keep.all():
         return mask
-    lookup = np.concatenate([[False], keep])  # label -> kept?
-    return np.where(lookup[labels], mask, np.zeros_like(mask))
+    verdict = np.zeros(count, np.uint8)  # label -> 1 if its part stays (label 0: background)
+    verdict[1:] = keep
+    kept = verdict[labels]
+    if block > 1:  # nearest at an exact integer scale: pixel (y, x) reads cell (y // k, x // k)
+        height, width = mask.shape[:2]
+        grid_h, grid_w = kept.shape
+        kept = cv2.resize(kept, (grid_w * block, grid_h * block), interpolation=cv2.INTER_NEAREST)
+        kept = np.ascontiguousarray(kept[:height, :width])
+    if mask.dtype == bool:
+        return mask & kept.view(bool)
+    return cv2.multiply(np.ascontiguousarray(mask), kept) if mask.dtype == np.uint8 else mask * kept
+
+
+def _block_any(binary: np.ndarray, block: int) -> np.ndarray:
+    """uint8 (H, W) -> (ceil(H/k), ceil(W/k)): 1 where any pixel of the k x k block is non-zero."""
+    if block == 1:
+        return binary
+    # dilating with a k x k kernel anchored at its top-left corner puts each block's maximum at the
+    # block's first pixel; keeping every k-th row and column keeps exactly those
+    spread = cv2.dilate(binary, np.ones((block, block), np.uint8), anchor=(0, 0))
+    return np.ascontiguousarray(spread[::block, ::block])

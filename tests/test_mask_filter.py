@@ -16,10 +16,10 @@ from edge_runtime.config import DEFAULT_MODEL
 from edge_runtime.config_schema import OverlayConfig
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import Manifest, load_manifest, manifest_path
-from edge_runtime.mask_filter import MaskFilter, filter_mask
+from edge_runtime.mask_filter import ANALYSIS_SIDE, MaskFilter, filter_mask
 from edge_runtime.render import heatmap
 from edge_runtime.render.overlay import Overlay
-from training.mask_filter_fit import GRID, choose, image_score
+from training.mask_filter_fit import GRID, choose, image_score, smallest_lesion
 from training.metrics import Counts
 
 LARGEST = MaskFilter(min_area_fraction=0.02, largest_only=True)
@@ -52,6 +52,36 @@ def test_each_rule_drops_what_it_names_and_nothing_else():
     diagonal = np.eye(6, dtype=bool)
     assert filter_mask(diagonal, 1.0, MaskFilter(largest_only=True)).sum() == 6
     assert filter_mask(two_blobs() > 0, 0.9, LARGEST).dtype == bool
+
+
+def test_a_large_mask_is_analysed_in_blocks_and_every_pixel_keeps_its_parts_verdict():
+    mask = np.zeros((840, 1200), np.uint8)
+    cv2.circle(mask, (400, 400), 150, 1, -1)  # the lesion
+    cv2.circle(mask, (900, 300), 60, 1, -1)  # a second part, far away
+    mask[700:703, 100:103] = 1  # a speck: 9 px, much less than a 5 x 5 block
+    assert ANALYSIS_SIDE < 1200  # the grid is coarser than the mask here
+    largest = filter_mask(mask, 1.0, MaskFilter(largest_only=True))
+    lesion = np.zeros_like(mask)
+    cv2.circle(lesion, (400, 400), 150, 1, -1)
+    np.testing.assert_array_equal(largest, lesion)  # exact to the pixel, edges included
+    # the speck is under 0.1 % of the image even counted in blocks; the second part is not
+    some = filter_mask(mask, 1.0, MaskFilter(min_area_fraction=0.001))
+    assert some[700:703, 100:103].sum() == 0 and (some == mask)[:, 600:].all()
+    assert (filter_mask(mask > 0, 1.0, MaskFilter(largest_only=True)) == (lesion > 0)).all()
+
+
+def test_speckle_noise_is_dropped_part_by_part_and_near_parts_merge_on_a_coarse_grid():
+    noise = np.zeros((ANALYSIS_SIDE, ANALYSIS_SIDE), np.uint8)  # one block per pixel
+    noise[::2, ::2] = 1  # 16 384 single-pixel parts
+    assert not filter_mask(noise, 1.0, MaskFilter(min_area_fraction=0.01)).any()
+    noise[50:150, 50:150] = 1
+    kept = filter_mask(noise, 1.0, MaskFilter(min_area_fraction=0.01))
+    _, labels = cv2.connectedComponents(noise, connectivity=8)
+    np.testing.assert_array_equal(kept, labels == labels[100, 100])  # the square and noise touching it
+    # at three times the size, pixels two apart share a block: the noise is one part, and stays
+    coarse = np.zeros((3 * ANALYSIS_SIDE, 3 * ANALYSIS_SIDE), np.uint8)
+    coarse[::2, ::2] = 1
+    assert (filter_mask(coarse, 1.0, MaskFilter(min_area_fraction=0.01)) == coarse).all()
 
 
 def test_the_manifest_carries_it_and_names_a_bad_key():
@@ -103,6 +133,22 @@ def test_the_fit_turns_a_filter_on_only_when_it_helps():
     assert record["after"]["dice_malignant_mean"] == pytest.approx(1.0)
     assert record["after"]["score"] == pytest.approx(1.0)
     assert record["before"]["score"] < 1.0
+
+
+def test_size_rules_stay_below_the_smallest_lesion_of_the_split():
+    """Large specks on benign images would be best removed by a size cut that also hides the one
+    small lesion; the fit may not try a cut that large."""
+    images = [lesion_image(0.95, 0.6), lesion_image(0, 0.6), lesion_image(0, 0.6)]
+    prob, label = lesion_image(0, None)
+    prob[60:63, 60:64], label[60:63, 60:64] = 0.95, 1  # a 12-pixel lesion: 0.12 % of its image
+    images.append((prob, label))
+    assert smallest_lesion([lab for _, lab in images]) == pytest.approx(0.0012)
+    rule, record = choose(images, threshold=0.5)
+    assert record["largest_size_rule_tried_below"] == pytest.approx(0.0006)  # half the lesion
+    assert rule.min_area_fraction < 0.0006
+    assert record["candidates"] == sum(r.min_area_fraction < 0.0006 for r in GRID) < len(GRID)
+    kept = filter_mask(prob >= 0.5, float(prob.max()), rule)
+    assert kept[60:63, 60:64].all()  # the small lesion survives the chosen filter
 
 
 def test_heatmap_keeps_the_colour_of_a_dropped_part_but_not_its_contour():
@@ -165,7 +211,8 @@ def test_calibrate_fits_it_and_evaluate_applies_it(filtered_model, busi_sample, 
     out = sonomap("calibrate", "--method", "mask-filter", "--checkpoint", model, "--data", data)
     manifest = load_manifest(model)
     record = manifest.extra["mask_filter_fit"]
-    assert record["candidates"] == len(GRID) and f"mask filter: {record['filter']}" in out.stdout
+    below_cap = [r for r in GRID if r.min_area_fraction < record["largest_size_rule_tried_below"]]
+    assert record["candidates"] == len(below_cap) and f"mask filter: {record['filter']}" in out.stdout
     assert record["after"]["score"] >= record["before"]["score"]
     assert (manifest.mask_filter.describe() if manifest.mask_filter else "none") == record["filter"]
     # evaluate on the fitted split reproduces the fit's figures, filter applied

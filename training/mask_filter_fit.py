@@ -14,7 +14,10 @@ of each image's score, with an explicit empty-mask policy: an image with cancer 
 image without cancer scores 1 when no pixel is called cancer and 0 otherwise. The criterion so
 weighs "finds the lesion" against "leaves a benign image clean", the two ways a filter can help or
 hurt. Candidates run from weak to strong and only a strictly better score replaces the best so far,
-so the filter stays off unless it helps.
+so the filter stays off unless it helps. Size rules stay below half the smallest lesion in the
+train and fitted splits' labels (:func:`smallest_lesion`; in BUSI the smallest malignant lesion is
+0.5 % of its image, and 5 % of malignant lesions are under 2.8 %): a handful of validation images
+cannot show that a larger cut is safe.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.mask_filter import MaskFilter, filter_mask
+from training.data import CANCER
 from training.metrics import Counts, confusion_counts
 
 PEAKS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-AREA_FRACTIONS = (0.0, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05)
+AREA_FRACTIONS = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02)
+LESION_SHARE_KEPT = 0.5  # a size rule must keep a part half as large as the smallest known lesion
 GRID = [
     MaskFilter(min_peak=p, min_area_fraction=a, largest_only=largest)
     for p, a, largest in itertools.product(PEAKS, AREA_FRACTIONS, (False, True))
@@ -54,18 +59,33 @@ def criterion(counts: list[Counts]) -> dict[str, float]:
     }
 
 
-def choose(images: list[tuple[np.ndarray, np.ndarray]], threshold: float) -> tuple[MaskFilter, dict]:
-    """(served probability, label) per image -> the best filter of :data:`GRID` and its record."""
+def smallest_lesion(labels: list[np.ndarray]) -> float:
+    """The smallest share of its image that cancer takes, over the labels with any (1.0: none)."""
+    shares = [np.count_nonzero(label == CANCER) / label.size for label in labels]
+    return min((share for share in shares if share > 0), default=1.0)
+
+
+def choose(
+    images: list[tuple[np.ndarray, np.ndarray]], threshold: float, lesions: list[np.ndarray] | None = None
+) -> tuple[MaskFilter, dict]:
+    """(served probability, label) per image -> the best filter of :data:`GRID` and its record.
+
+    Size rules that could hide half of the smallest lesion in ``lesions`` (labels; default: those of
+    ``images``) are not tried: a few validation images cannot show that such a rule is safe, and a
+    lesion the model finds only half of would vanish."""
     if not images:
         raise ValueError("no images to fit the mask filter on")
     masks = [(prob >= threshold, float(prob.max()), label) for prob, label in images]
+    cap = LESION_SHARE_KEPT * smallest_lesion(lesions or [label for _, label in images])
+    grid = [rule for rule in GRID if rule.min_area_fraction < cap]
     best, best_fig, before = GRID[0], None, None
-    for rule in GRID:
+    for rule in grid:
         figures = criterion([confusion_counts(filter_mask(m, peak, rule), label) for m, peak, label in masks])
         before = before or figures  # GRID[0] is the filter that does nothing
         if best_fig is None or figures["score"] > best_fig["score"]:
             best, best_fig = rule, figures
-    return best, {"before": before, "after": best_fig, "filter": best.describe(), "candidates": len(GRID)}
+    record = {"before": before, "after": best_fig, "filter": best.describe(), "candidates": len(grid)}
+    return best, {**record, "largest_size_rule_tried_below": float(cap)}
 
 
 def fit_mask_filter(artifact, data, split: str = "val", device: str = "cpu") -> dict:
@@ -75,11 +95,14 @@ def fit_mask_filter(artifact, data, split: str = "val", device: str = "cpu") -> 
     from training.evaluate import served_probabilities
 
     manifest, probs = served_probabilities(Path(artifact), device)
+    cases = read_cases(data)
     images = []
-    for sample in select_split(read_cases(data), split, data):
+    for sample in select_split(cases, split, data):
         gray, label = read_pair(sample)
         images.append((probs(gray)[0], label))
-    rule, record = choose(images, manifest.threshold)
+    # the smallest lesion the training labels know of, too: more lesions than the split alone
+    known = [read_pair(s)[1] for s in select_split(cases, "train", data)] if split != "train" else []
+    rule, record = choose(images, manifest.threshold, known + [label for _, label in images])
     record["fitted_on"] = f"{data} split {split}"
     updated = manifest.derive(
         mask_filter=rule if rule.active else None,
