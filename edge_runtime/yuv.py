@@ -14,12 +14,13 @@ YUV path instead:
   blending commutes with the affine RGB->YUV map, so this matches blending in BGR.
 
 Small decorations (legend, banners, HUD) are drawn by the BGR drawing code on a small box that is
-converted to BGR and back (:func:`draw_in_box`), so they look exactly like the BGR path.
+converted to BGR and back (:func:`bgr_box`), so they look exactly like the BGR path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -183,15 +184,18 @@ def blend_mask(
         ).astype(np.uint8)
 
 
-def draw_in_box(i420: np.ndarray, box: tuple[int, int, int, int], draw: Callable[[np.ndarray], None]) -> None:
-    """Run a BGR drawing function on a small box of the frame (x0, y0, x1, y1, exclusive), in place:
-    the box is converted to BGR, ``draw`` gets exactly that box (box coordinates), and it is
-    converted back. The cost scales with the box, not the frame."""
+@contextlib.contextmanager
+def bgr_box(i420: np.ndarray, box: tuple[int, int, int, int]) -> Iterator[np.ndarray | None]:
+    """A small box of the frame (x0, y0, x1, y1, exclusive) as BGR, to draw on with OpenCV, in place:
+    ``with bgr_box(i420, box) as bgr: ...`` gives exactly that box clipped to the frame (box
+    coordinates; None when nothing of it is inside), and converts it back into the planes at the end
+    of the block. The cost scales with the box, not the frame."""
     y_plane, u_plane, v_plane = planes(i420)
     height, width = y_plane.shape
     bx0, by0 = max(0, box[0]), max(0, box[1])
     bx1, by1 = min(width, box[2]), min(height, box[3])
     if bx1 <= bx0 or by1 <= by0:
+        yield None
         return
     x0, y0, x1, y1 = _even_box(bx0, by0, bx1, by1, width, height)
     ys, us, vs = (
@@ -201,6 +205,6 @@ def draw_in_box(i420: np.ndarray, box: tuple[int, int, int, int], draw: Callable
     )
     small = np.concatenate([ys.ravel(), us.ravel(), vs.ravel()]).reshape((y1 - y0) * 3 // 2, x1 - x0)
     bgr = cv2.cvtColor(small, cv2.COLOR_YUV2BGR_I420)
-    draw(bgr[by0 - y0 : by1 - y0, bx0 - x0 : bx1 - x0])
+    yield bgr[by0 - y0 : by1 - y0, bx0 - x0 : bx1 - x0]
     sy, su, sv = planes(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420))
     ys[...], us[...], vs[...] = sy, su, sv

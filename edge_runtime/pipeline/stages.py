@@ -184,7 +184,7 @@ class FrameStages:
             return None
         if prediction is self._last_prediction:
             return self._last_mask  # live 'latest' redraws one prediction on many frames: smooth it once
-        mask = self.overlay.smooth(prediction.mask, lambda: prediction.prob) if smooth else prediction.mask
+        mask = self.overlay.smooth(prediction.mask, prediction) if smooth else prediction.mask
         self._last_prediction, self._last_mask = prediction, mask
         return mask
 

@@ -131,18 +131,14 @@ def draw_heat_i420(
 ) -> None:
     """:func:`draw_heat` in place on an I420 frame: only the painted pixels' box is converted."""
     x0, y0, x1, y1 = heat_box(heat)
-    yuv.draw_in_box(
-        i420,
-        (roi.x + x0, roi.y + y0, roi.x + x1, roi.y + y1),
-        lambda box: draw_heat(box, heat[y0:y1, x0:x1], threshold, alpha, fade),
-    )
+    with yuv.bgr_box(i420, (roi.x + x0, roi.y + y0, roi.x + x1, roi.y + y1)) as box:
+        if box is not None:
+            draw_heat(box, heat[y0:y1, x0:x1], threshold, alpha, fade)
 
 
 def draw_legend_i420(i420: np.ndarray, roi, threshold: float) -> None:
     """:func:`draw_legend` in place on an I420 frame, in the ROI's bottom-left corner."""
     lw, lh = legend_size(roi.h)
-    yuv.draw_in_box(
-        i420,
-        (roi.x, roi.y + roi.h - lh, roi.x + min(lw, roi.w), roi.y + roi.h),
-        lambda box: draw_legend(box, threshold, roi.h),
-    )
+    with yuv.bgr_box(i420, (roi.x, roi.y + roi.h - lh, roi.x + min(lw, roi.w), roi.y + roi.h)) as box:
+        if box is not None:
+            draw_legend(box, threshold, roi.h)

@@ -1,12 +1,15 @@
 """Overlay stage: draw the prediction over the scanner screen, plus HUD, legend, banners.
 
 Input: the full BGR frame, its ROI, a Prediction at ROI size (or None), HUD values and the AI's
-state (:class:`edge_runtime.aistate.AiStatus`). Output: a new BGR frame (the input is never modified).
-The state is a coloured badge at the right end of the HUD row (above the ROI when the screen has room
-there, else in the ROI's bottom-right corner); it is drawn even with the HUD switched off. Only the mask's bounding box is
-blended, so the cost scales with the lesion, not the 1080p screen. Optional EMA smoothing
-of the probability reduces flicker; ``flicker`` reports the mean fraction of ROI pixels
-whose class changed between consecutive frames (lower is steadier).
+state (:class:`edge_runtime.aistate.AiStatus`). Output: a new BGR frame (the input is never modified),
+or the decoder's I420 planes drawn in place (:meth:`Overlay.render_i420`). The state is a coloured
+badge at the right end of the HUD row (:mod:`edge_runtime.render.hudrow`; above the ROI when the screen
+has room there, else in the ROI's bottom-right corner); it is drawn even with the HUD switched off.
+The prediction is painted by :mod:`edge_runtime.render.mask` (class colours) or
+:mod:`edge_runtime.render.heatmap` (``overlay.style: heatmap``); what each class looks like comes from
+:mod:`edge_runtime.render.styles`. Optional EMA smoothing of the probability reduces flicker;
+``flicker`` reports the mean fraction of ROI pixels whose class changed between consecutive frames
+(lower is steadier).
 """
 
 from __future__ import annotations
@@ -20,15 +23,26 @@ import numpy as np
 from edge_runtime import yuv
 from edge_runtime.aistate import AiStatus
 from edge_runtime.config_schema import OverlayConfig
-from edge_runtime.errors import ConfigError
+from edge_runtime.frames import Prediction
 from edge_runtime.mask_filter import MaskFilter, filter_mask
 from edge_runtime.render import heatmap, hudrow
+from edge_runtime.render.mask import MaskPainter
+from edge_runtime.render.styles import (
+    DEFAULT_ALPHA,
+    DEFAULT_THRESHOLD,
+    HEATMAP_STYLE,
+    MASK_STYLE,
+    ClassStyle,
+    checked_ema,
+    checked_style,
+    class_styles,
+    cut_off,
+)
 from edge_runtime.roi import Roi
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 HUD_SCALE = hudrow.HUD_SCALE
 MIN_HUD_SCALE = hudrow.MIN_HUD_SCALE
-RESEARCH_NOTICE = hudrow.RESEARCH_NOTICE
 HUD_MARGIN = 8  # legend and banner text keep this far from the ROI's edges
 LEGEND_FULL_SIZE_ROI_PX = 600  # ROIs at least this tall get the full-size legend
 LEGEND_SWATCH_PX = 16  # a colour patch about the HUD text's height at full size
@@ -39,26 +53,10 @@ BANNER_PX = 34  # one line of BANNER_SCALE text with room above and below
 BANNER_SCALE = 0.7  # larger than the HUD's 0.6: a banner is a warning
 BANNER_THICKNESS = 2  # bold: a banner must read at a glance
 BANNER_BASELINE_PX = 10  # the text's baseline sits this far above the banner's bottom edge
-DEFAULT_THRESHOLD = 0.5  # two classes: cancer where its probability is the larger one
 # red, amber, grey: the usual alarm colours, none of them a colour the overlay paints
 BANNER_BGR = {"error": (0, 0, 200), "warning": (0, 140, 230), "info": (90, 90, 90)}
 WHITE = (255, 255, 255)
-DARK = (20, 20, 20)
-DEFAULT_ALPHA = 0.4  # the tint shows, and the speckle under it stays readable
-CONTOUR_PX = 2  # visible at 1080p, thin enough not to hide the lesion's edge
 HUD_REFRESH_S = 0.25  # the YUV path re-renders the HUD text at most this often (values change every frame)
-MASK_STYLE, HEATMAP_STYLE = "mask", "heatmap"
-STYLES = (MASK_STYLE, HEATMAP_STYLE)
-CLASS_KEYS = {"color", "alpha", "contour", "show"}
-
-
-@dataclass
-class ClassStyle:
-    name: str
-    bgr: tuple[int, int, int]
-    alpha: float = DEFAULT_ALPHA
-    contour: bool = True
-    show: bool = True
 
 
 @dataclass
@@ -77,62 +75,40 @@ class Overlay:
     _previous_mask: np.ndarray | None = field(default=None, repr=False)
     _flicker_sum: float = 0.0
     _flicker_n: int = 0
-    _solids: dict = field(default_factory=dict, repr=False)
-    _yuv_colours: dict = field(default_factory=dict, repr=False)
+    _mask: MaskPainter = field(init=False, repr=False)
     _hud_patch: tuple | None = field(
         default=None, repr=False
     )  # (time, key, layout, BGR patch) for the YUV path
 
+    def __post_init__(self) -> None:
+        self._mask = MaskPainter(self.styles)
+
     @classmethod
     def from_config(cls, manifest, config: OverlayConfig | None = None) -> Overlay:
-        """The model's classes styled by the config's ``overlay`` section (None: its defaults)."""
+        """The model's classes styled by the config's ``overlay`` section (None: its defaults), checked
+        by :mod:`edge_runtime.render.styles`."""
         config = OverlayConfig() if config is None else config
-        styles = {}
-        for c in manifest.classes:
-            if c.id == 0:
-                continue  # background tissue is never painted
-            o = config.classes.get(c.name) or {}  # per-class styles: a mapping keyed by class name
-            bad = set(o) - CLASS_KEYS
-            if bad:
-                raise ConfigError(f"overlay.classes.{c.name}: unknown key {sorted(bad)[0]!r}")
-            r, g, b = o.get("color", c.color)
-            styles[c.id] = ClassStyle(
-                c.name,
-                (int(b), int(g), int(r)),
-                float(o.get("alpha", config.alpha)),
-                bool(o.get("contour", config.contour)),
-                bool(o.get("show", True)),
-            )
-        for name in config.classes:
-            if name not in {c.name for c in manifest.classes}:
-                raise ConfigError(f"overlay.classes: {name!r} is not a class of model {manifest.name!r}")
-        ema = float(config.ema)  # a struct built in code is not validated: check what would break rendering
-        if not 0.0 <= ema < 1.0:
-            raise ConfigError(f"overlay.ema must be in [0, 1), got {ema}")
-        if config.style not in STYLES:
-            raise ConfigError(f"overlay.style must be one of {STYLES}, got {config.style!r}")
-        threshold = manifest.threshold if config.threshold is None else config.threshold
         return cls(
-            styles,
-            float(threshold),
+            class_styles(manifest, config),
+            cut_off(manifest, config),
             bool(config.legend),
             bool(config.hud),
-            ema,
+            checked_ema(config),
             manifest.cancer_index,
-            config.style,
+            checked_style(config),
             manifest.mask_filter,
         )
 
     # --- temporal smoothing ---------------------------------------------------
-    def smooth(self, mask: np.ndarray, prob) -> np.ndarray:
+    def smooth(self, mask: np.ndarray, prob: np.ndarray | Prediction) -> np.ndarray:
         """EMA over the cancer probability (when enabled); returns the mask to draw.
-        ``prob``: the probability at the mask's size, or a callable returning it (read only when
-        smoothing is on, so an unsmoothed frame never makes the full-size float image).
-        In heatmap style it returns the (smoothed) probability as uint8 levels instead."""
+        ``prob``: the probability at the mask's size, or the Prediction it comes from (whose ``prob``
+        is read only when smoothing is on, so an unsmoothed frame never makes the full-size float
+        image). In heatmap style it returns the (smoothed) probability as uint8 levels instead."""
         if self.ema <= 0.0:
             out = mask
         else:
-            prob = prob() if callable(prob) else prob
+            prob = _probability(prob)
             if self._smoothed is None or self._smoothed.shape != prob.shape:
                 self._smoothed = prob.astype(np.float32).copy()
             else:
@@ -144,7 +120,7 @@ class Overlay:
             self._flicker_n += 1
         self._previous_mask = out
         if self.style == HEATMAP_STYLE:
-            shown = self._smoothed if self.ema > 0.0 else (prob() if callable(prob) else prob)
+            shown = self._smoothed if self.ema > 0.0 else _probability(prob)
             heat = heatmap.levels(shown, out.shape)
             if self.mask_filter is not None and self.mask_filter.active:
                 heat = heatmap.without_contour(heat, out == 0, self.threshold)
@@ -174,7 +150,7 @@ class Overlay:
             if heat:
                 heatmap.draw_heat(region, mask, self.threshold, self._heat_alpha(), fade)
             else:
-                self._draw_mask(region, mask, fade)
+                self._mask.paint(region, mask, fade)
         if self.legend:
             heatmap.draw_legend(region, self.threshold) if heat else self._draw_legend(region)
         if banners:
@@ -201,45 +177,24 @@ class Overlay:
         if heat and mask is not None and fade > 0.0:
             heatmap.draw_heat_i420(i420, roi, mask, self.threshold, self._heat_alpha(), fade)
         elif mask is not None and fade > 0.0:
-            for class_id, style in self.styles.items():
-                if style.show:
-                    contour = self._yuv(tuple(int(c * fade) for c in style.bgr)) if style.contour else None
-                    yuv.blend_mask(
-                        i420,
-                        roi,
-                        mask,
-                        class_id,
-                        self._yuv(style.bgr),
-                        style.alpha * fade,
-                        contour,
-                        CONTOUR_PX,
-                    )
+            self._mask.paint_i420(i420, roi, mask, fade)
         if self.legend and heat:
             heatmap.draw_legend_i420(i420, roi, self.threshold)
         elif self.legend:
             lw, lh = self._legend_size(roi.h)
-            yuv.draw_in_box(
-                i420,
-                (roi.x, roi.y + roi.h - lh, roi.x + min(lw, roi.w), roi.y + roi.h),
-                lambda box: self._draw_legend(box, roi.h),
-            )
+            with yuv.bgr_box(i420, (roi.x, roi.y + roi.h - lh, roi.x + min(lw, roi.w), roi.y + roi.h)) as box:
+                if box is not None:
+                    self._draw_legend(box, roi.h)
         if banners:
-            yuv.draw_in_box(
-                i420,
-                (roi.x, roi.y, roi.x + roi.w, roi.y + min(roi.h, len(banners) * BANNER_PX)),
-                lambda box: self._draw_banners(box, banners),
-            )
+            top = (roi.x, roi.y, roi.x + roi.w, roi.y + min(roi.h, len(banners) * BANNER_PX))
+            with yuv.bgr_box(i420, top) as box:
+                if box is not None:
+                    self._draw_banners(box, banners)
         self._draw_row_i420(i420, roi, hud or {}, ai)
         return i420
 
     def _heat_alpha(self) -> float:
         return self.styles[self.cancer_index].alpha if self.cancer_index in self.styles else DEFAULT_ALPHA
-
-    def _yuv(self, bgr: tuple[int, int, int]) -> tuple[int, int, int]:
-        cached = self._yuv_colours.get(bgr)
-        if cached is None:
-            cached = self._yuv_colours[bgr] = yuv.bgr_to_yuv(bgr)
-        return cached
 
     def _draw_row_i420(self, i420: np.ndarray, roi: Roi, hud: dict, ai: AiStatus | None) -> None:
         # The text (fps, latency) changes every frame; re-render it a few times a second and
@@ -260,39 +215,9 @@ class Overlay:
         _, _, layout, patch = cached
         if layout is None:
             return
-
-        def paste(box: np.ndarray) -> None:
-            box[...] = patch[: box.shape[0], : box.shape[1]]
-
-        yuv.draw_in_box(i420, layout.box, paste)
-
-    def _draw_mask(self, region: np.ndarray, mask: np.ndarray, fade: float) -> None:
-        for class_id, style in self.styles.items():
-            if not style.show:
-                continue
-            m = cv2.compare(mask, class_id, cv2.CMP_EQ)  # 0/255, far cheaper than numpy boolean ops
-            x, y, w, h = cv2.boundingRect(m)
-            if w == 0 or h == 0:
-                continue
-            sub, msub = region[y : y + h, x : x + w], m[y : y + h, x : x + w]
-            alpha = style.alpha * fade
-            work = np.ascontiguousarray(sub)
-            tinted = cv2.addWeighted(work, 1.0 - alpha, self._solid(h, w, style.bgr), alpha, 0.0)
-            cv2.copyTo(tinted, msub, work)  # masked copy; numpy's copyto(where=) is ~50x slower
-            if style.contour:
-                contours, _ = cv2.findContours(msub, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-                colour = tuple(int(c * fade) for c in style.bgr)
-                cv2.drawContours(work, contours, -1, colour, CONTOUR_PX, cv2.LINE_8)  # AA costs ~10x
-            sub[...] = work
-
-    def _solid(self, h: int, w: int, bgr: tuple[int, int, int]) -> np.ndarray:
-        """A cached solid-colour image at least h x w (sliced), so no per-frame allocation."""
-        cached = self._solids.get(bgr)
-        if cached is None or cached.shape[0] < h or cached.shape[1] < w:
-            cached = np.empty((h, w, 3), np.uint8)
-            cached[:] = bgr
-            self._solids[bgr] = cached
-        return cached[:h, :w]
+        with yuv.bgr_box(i420, layout.box) as box:
+            if box is not None:
+                box[...] = patch[: box.shape[0], : box.shape[1]]
 
     @staticmethod
     def _legend_scale(roi_h: int) -> tuple[int, float]:
@@ -355,3 +280,7 @@ class Overlay:
                 BANNER_THICKNESS,
                 cv2.LINE_AA,
             )
+
+
+def _probability(prob: np.ndarray | Prediction) -> np.ndarray:
+    return prob.prob if isinstance(prob, Prediction) else prob
