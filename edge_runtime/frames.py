@@ -51,6 +51,19 @@ class Prediction:
         self.frame = frame
         self.roi = roi
 
+    @classmethod
+    def at_roi_size(
+        cls, mask: np.ndarray, prob: np.ndarray, height: int, width: int, latency_ms: float
+    ) -> Prediction:
+        """A model's (mask, prob) at its output size -> Prediction for an (height, width) ROI.
+
+        The mask is resized now (nearest: class ids stay class ids); the float probability keeps the
+        model's size and is resized only if something reads :attr:`prob`."""
+        mask = np.ascontiguousarray(mask, np.uint8)
+        if mask.shape != (height, width):
+            mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+        return cls(mask, np.ascontiguousarray(prob, np.float32), latency_ms)
+
     def zero_boxes(self, boxes) -> None:
         """Predict nothing inside ``boxes`` ((x0, y0, x1, y1) at mask size): mask and probability to 0
         (a backend's read-only output is copied first). The probability may be at another size: scaled."""

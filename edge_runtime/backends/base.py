@@ -2,7 +2,8 @@
 
 Input: a grayscale uint8 ROI (H, W) at any size. Output: a
 :class:`edge_runtime.frames.Prediction` with the class-id mask and cancer
-probability at the ROI's size (the probability may stay at the model's size: :func:`at_roi_size`).
+probability at the ROI's size (the probability may stay at the model's size:
+:meth:`edge_runtime.frames.Prediction.at_roi_size`).
 A backend whose model folds preprocessing into the graph (manifest.preprocessing_in_graph) is fed
 uint8 directly; otherwise it calls :func:`edge_runtime.preprocess.preprocess_for`.
 """
@@ -12,22 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from edge_runtime.frames import Prediction
 from edge_runtime.manifest import Manifest
-
-
-def at_roi_size(mask: np.ndarray, prob: np.ndarray, height: int, width: int, latency_ms: float) -> Prediction:
-    """A model's (mask, prob) at its output size -> Prediction for an (height, width) ROI.
-
-    The mask is resized now (nearest: class ids stay class ids); the float probability keeps the
-    model's size and is resized only if something reads ``Prediction.prob``."""
-    mask = np.ascontiguousarray(mask, np.uint8)
-    if mask.shape != (height, width):
-        mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
-    return Prediction(mask, np.ascontiguousarray(prob, np.float32), latency_ms)
 
 
 class Backend:

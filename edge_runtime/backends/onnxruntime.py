@@ -4,7 +4,7 @@ Input: gray uint8 ROI (H, W). Output: Prediction (mask uint8, prob float32) at (
 Two model flavours, told apart by ``manifest.preprocessing_in_graph``:
 - folded (the export contract): input ``frame`` uint8 [1,1,H,W], outputs ``prob``/``mask``;
   a model with fixed H/W is fed the ROI resized to its size; its mask is resized back (the
-  probability when read: :func:`edge_runtime.backends.base.at_roi_size`);
+  probability when read: :meth:`edge_runtime.frames.Prediction.at_roi_size`);
 - plain: input float32 from :func:`edge_runtime.preprocess.preprocess_for`, output logits
   [1,C,h,w]; calibration (temperature, softmax or the manifest's curve), threshold and resize
   happen here.
@@ -19,7 +19,7 @@ import time
 import cv2
 import numpy as np
 
-from edge_runtime.backends.base import Backend, at_roi_size
+from edge_runtime.backends.base import Backend
 from edge_runtime.calibration_curve import cancer_probability
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Prediction
@@ -110,7 +110,7 @@ class OnnxRuntimeBackend(Backend):
             if self.fixed_hw and self.fixed_hw != (height, width):
                 x = cv2.resize(gray_roi, (self.fixed_hw[1], self.fixed_hw[0]), interpolation=cv2.INTER_LINEAR)
             prob, mask = self.session.run(["prob", "mask"], {self.input.name: x[None, None]})
-            return at_roi_size(
+            return Prediction.at_roi_size(
                 mask[0, 0], prob[0, 0], height, width, (time.perf_counter() - start) * MS_PER_S
             )
         else:

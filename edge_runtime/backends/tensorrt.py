@@ -30,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.backends.base import Backend, at_roi_size
+from edge_runtime.backends.base import Backend
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Prediction
 from edge_runtime.tensorrt import cache, engines, key, modules
@@ -220,7 +220,7 @@ class TensorRTBackend(Backend):
         if self._owner is None:
             self._owner = OwnerThread(OWNER_THREAD_NAME)
         prob, mask = self._owner.call(self._run, gray_roi)
-        return at_roi_size(mask, prob, *gray_roi.shape, (time.perf_counter() - start) * MS_PER_S)
+        return Prediction.at_roi_size(mask, prob, *gray_roi.shape, (time.perf_counter() - start) * MS_PER_S)
 
     def _run(self, gray_roi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self._engine is None:

@@ -17,7 +17,7 @@ import time
 import cv2
 import numpy as np
 
-from edge_runtime.backends.base import Backend, at_roi_size
+from edge_runtime.backends.base import Backend
 from edge_runtime.calibration_curve import cancer_probability
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Prediction
@@ -136,7 +136,7 @@ class TorchBackend(Backend):
                 self.manifest.cancer_index
             )
         else:
-            return at_roi_size(
+            return Prediction.at_roi_size(
                 mask[0, 0].to(torch.uint8).cpu().numpy(),
                 prob[0, 0].float().cpu().numpy(),
                 height,
