@@ -120,7 +120,10 @@ class FrameStages:
         )
 
     def close_outputs(self) -> int:
-        """Finalise the recorders and close the window; the frames live recorders dropped."""
+        """Finalise the recorders and close the window; the frames live recorders dropped. The
+        recorders' last state goes into the stats (the run's summary)."""
+        if self.sinks and self.stats.frames:
+            self.stats.recording = recordings.recorder_state(self.sinks)
         dropped = 0
         for sink in self.sinks.values():
             sink.close()
@@ -267,7 +270,8 @@ class FrameStages:
             except Exception as exc:
                 self.stats.sink_errors += 1
                 self.stats.last_error = f"sink {name}: {exc}"
-        self.stats.recording = recordings.recorder_state(self.sinks)
+        if self.show_rec or self.observers:  # read per frame only by the HUD and the observers (/metrics)
+            self.stats.recording = recordings.recorder_state(self.sinks)
         if self.window is not None:
             self.window.write(deidentify.window_image(frame, rendered))  # the whole screen (deidentify.py)
             if self.window.quit_requested:
