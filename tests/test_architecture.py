@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "edge_runtime"
 ROOF = {
     "edge_runtime.cli",
     "edge_runtime.commands",
-}  # the wiring: the only modules that may import every room
+}  # the wiring (commands: a package, its modules too): the only modules that may import every room
 # A room may import the ground floor, its own room and rooms of a lower level.
 LEVELS = {
     "ground": 0,
@@ -56,7 +56,7 @@ def _graph() -> dict[str, set[str]]:
 
 
 def room(module: str) -> str:
-    if module in ROOF:
+    if module in ROOF or module.rpartition(".")[0] in ROOF:
         return "roof"
     parts = module.split(".")
     if len(parts) >= 2 and (PACKAGE / parts[1]).is_dir():

@@ -1,0 +1,106 @@
+"""The observers replay and live attach on request: biopsy capture (``--cases``), Slicer sequences
+(``--record-sequence``), the HTTP viewer (``--http``) and OpenIGTLink (``--igtl-out``/``--igtl-serve``).
+
+Input: the parsed arguments and the runtime config. Output: the observers, and what they wrote
+printed at the end. Each is imported only when asked for (optional extras), so an install without
+one says which flag needs what.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from edge_runtime import config as cfg
+from edge_runtime.config_schema import RuntimeConfig
+from edge_runtime.errors import ConfigError, SonomapError
+from edge_runtime.manifest import load_manifest, sha256_file
+from edge_runtime.privacy import redact
+
+
+def sequence_observers(args, config: RuntimeConfig, live: bool) -> list:
+    """[SequenceRecorder] for --record-sequence FILE.seq.nrrd, else []."""
+    if not getattr(args, "record_sequence", None):
+        return []
+    from edge_runtime.sinks.sequence import SequenceRecorder
+
+    return [SequenceRecorder(args.record_sequence, live=live, min_free_gb=config.sinks.min_free_gb)]
+
+
+def print_sequences(sequence: list) -> None:
+    for recorder in sequence:
+        for path in recorder.files:
+            print(
+                redact(
+                    f"wrote {path} ({recorder.frames} frames, {recorder.dropped} dropped; Slicer sequence)"
+                )
+            )
+
+
+def capture_observers(args, config: RuntimeConfig) -> list:
+    """[CaptureObserver] for --cases DIR, else []."""
+    study_id = getattr(args, "study_id", None)
+    if study_id is not None:
+        from edge_runtime.biopsy.study_id import check_study_id
+
+        study_id = check_study_id(study_id)  # before anything starts: a one-line error
+        if not getattr(args, "cases", None):
+            raise ConfigError("--study-id names the subject of captured cases: give --cases DIR too")
+    if not getattr(args, "cases", None):
+        return []
+    from edge_runtime.biopsy.observer import CaptureObserver  # deferred for --help (module doc)
+
+    model = cfg.resolve_model(config)
+    manifest = load_manifest(model)
+    return [
+        CaptureObserver(
+            args.cases,
+            {"name": manifest.name, "file": model.name, "sha256": manifest.sha256 or sha256_file(model)},
+            config.source.input,
+            gauge=args.gauge,
+            cancer_class=manifest.cancer_index,
+            study_id=study_id,
+        )
+    ]
+
+
+def print_captures(capture: list) -> None:
+    for observer in capture:
+        noun = "biopsy" if observer.captures == 1 else "biopsies"
+        print(
+            f"captured {observer.captures} {noun} into {observer.directory}"
+            + (f" ({observer.writer.errors} could not be written)" if observer.writer.errors else "")
+        )
+
+
+def observer_hooks(args) -> list:
+    """Observers for --http / --igtl-out / --igtl-serve, imported only when asked for (optional extras)."""
+    observers = []
+
+    def need(module: str, flag: str):
+        try:
+            return importlib.import_module(module)
+        except ImportError as exc:
+            raise SonomapError(f"{flag}: {module} is not available in this install ({exc})") from exc
+
+    if getattr(args, "http", None):  # replay has no --http
+        host, _, port = args.http.rpartition(":")
+        if not port.isdigit():
+            raise ConfigError(f"--http: expected HOST:PORT, got {args.http!r}")
+        observers.append(
+            need("edge_runtime.service.http_server", "--http").make_http_observer(
+                host or "127.0.0.1", int(port), args.token, args.tls_cert, args.tls_key
+            )
+        )
+    elif getattr(args, "tls_cert", None) or getattr(args, "tls_key", None):
+        raise ConfigError("--tls-cert/--tls-key secure the --http server: give --http too")
+    if args.igtl_out:
+        observers.append(need("edge_runtime.igtl", "--igtl-out").make_igtl_observer(out=args.igtl_out))
+    if args.igtl_serve:
+        observers.append(
+            need("edge_runtime.igtl", "--igtl-serve").make_igtl_observer(
+                serve=args.igtl_serve, allow=args.igtl_allow
+            )
+        )
+    elif args.igtl_allow:
+        raise ConfigError("--igtl-allow limits who may connect to --igtl-serve: give --igtl-serve too")
+    return observers

@@ -1,0 +1,123 @@
+"""The options and the runtime config that several runtime subcommands share.
+
+Input: the parsed arguments. Output: argparse options added to a subcommand's parser, the runtime
+config (``--config`` YAML merged with the command-line overrides), and the run summary printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from edge_runtime import config as cfg
+from edge_runtime.config_schema import RuntimeConfig
+from edge_runtime.privacy import redact
+
+
+def add_common_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        help="model file (.onnx, .engine, .ts) with its manifest beside it "
+        "(default: edge_runtime/models/default/model.onnx)",
+    )
+    p.add_argument(
+        "--backend", choices=["auto", "onnxruntime", "tensorrt", "torch"], help="inference backend"
+    )
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="inference device")
+    p.add_argument(
+        "--config", help="runtime config YAML (sections: source, roi, inference, overlay, sinks, live)"
+    )
+    p.add_argument("--roi", help="ultrasound area of the screen: x,y,w,h | auto | full (default: auto)")
+    p.add_argument(
+        "--mm-per-pixel",
+        type=float,
+        help="ultrasound scale in the ROI (needed to detect needle "
+        "fires for --cases; OpenIGTLink images carry their own)",
+    )
+    p.add_argument("--ema", type=float, help="temporal smoothing weight of the newest probability (0 = off)")
+    p.add_argument("--save-masks", metavar="DIR", help="write per-frame mask and ROI PNGs to DIR")
+    p.add_argument("--record-raw", metavar="MP4", help="also record the raw input to MP4")
+    p.add_argument("--summary", help="write a JSON summary (frames, fps, per-stage latency p50/p95/p99)")
+    p.add_argument(
+        "--cases",
+        metavar="DIR",
+        help="capture every biopsy (detected needle fire, or a manual mark: "
+        "key 'b', POST /mark, SIGUSR1) as a registration case folder in DIR",
+    )
+    p.add_argument(
+        "--gauge",
+        type=int,
+        choices=[14, 16, 18],
+        default=14,
+        help="core needle gauge for --cases (sets the notch geometry registration assumes; default 14)",
+    )
+
+
+def add_study_id_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--study-id",
+        metavar="ID",
+        help="pseudonymous study ID of this session's subject (e.g. BX-0042; never a name or hospital "
+        "number), written into each --cases case as capture.study_id; the viewer page can change it",
+    )
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    """OpenIGTLink out and the session recording in Slicer's format: replay and live."""
+    p.add_argument(
+        "--record-sequence",
+        metavar="FILE.seq.nrrd",
+        help="record ROI image, labelmap, probability, timestamps and OpenIGTLink transforms "
+        "losslessly as 3D Slicer / PLUS sequences (needs pynrrd: sonomap[sequences])",
+    )
+    p.add_argument("--igtl-out", metavar="HOST:PORT", help="send predictions to an OpenIGTLink server")
+    p.add_argument(
+        "--igtl-serve",
+        metavar="[HOST:]PORT",
+        help="serve predictions as an OpenIGTLink server "
+        "(HOST defaults to 127.0.0.1; another address needs --igtl-allow)",
+    )
+    p.add_argument(
+        "--igtl-allow",
+        metavar="CIDR",
+        action="append",
+        help="let viewers from this network connect to --igtl-serve (repeatable)",
+    )
+
+
+def overrides(args, **extra) -> dict:
+    o = {
+        "source": {},
+        "roi": {"rect": getattr(args, "roi", None), "mm_per_pixel": getattr(args, "mm_per_pixel", None)},
+        "inference": {
+            "model": args.model,
+            "backend": args.backend,
+            "device": args.device,
+            "enabled": False if getattr(args, "no_ai", False) else None,
+        },
+        "overlay": {"ema": args.ema},
+        "sinks": {"masks": args.save_masks, "raw": args.record_raw, "summary": args.summary},
+        "live": {},
+    }
+    for key, value in extra.items():
+        section, name = key.split("__")
+        o[section][name] = value
+    return o
+
+
+def runtime_config(args, **extra) -> RuntimeConfig:
+    return cfg.merge(cfg.load_config(args.config), overrides(args, **extra))
+
+
+def print_summary(summary: dict) -> None:
+    lat = summary.get("latency_ms", {})
+    print(
+        f"frames {summary['frames']}  fps {summary['fps']:.2f}  errors {summary['errors']}  "
+        f"drops {summary['drops']}  backend {summary['backend'].get('backend')} {summary['backend'].get('device', '')}"
+    )
+    for stage, s in lat.items():
+        if s.get("n"):
+            print(
+                f"  {stage:<11} p50 {s['p50']:8.2f}  p95 {s['p95']:8.2f}  p99 {s['p99']:8.2f}  max {s['max']:8.2f} ms"
+            )
+    for kind, path in summary.get("outputs", {}).items():  # as written: time fields and suffixes resolved
+        print(redact(f"wrote {path} ({kind})"))  # a path may repeat a patient's name

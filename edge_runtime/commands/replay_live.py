@@ -1,0 +1,162 @@
+"""``sonomap replay`` and ``sonomap live``: run the pipeline over a recording, or live.
+
+Input: the parsed arguments (the input or the capture source, outputs, observers). Output: the run
+(:class:`edge_runtime.pipeline.graph.Pipeline`), its summary and what the observers wrote, printed.
+Each handler imports the pipeline (and live, the service hooks) when it runs, so
+`sonomap --help` does not load them.
+"""
+
+from __future__ import annotations
+
+from edge_runtime.commands.observers import (
+    capture_observers,
+    observer_hooks,
+    print_captures,
+    print_sequences,
+    sequence_observers,
+)
+from edge_runtime.commands.options import (
+    add_common_options,
+    add_output_options,
+    add_study_id_option,
+    print_summary,
+    runtime_config,
+)
+
+SYNTHETIC_REPLAY_FRAMES = 90
+
+
+def cmd_replay(args) -> int:
+    from edge_runtime.pipeline.graph import Pipeline  # deferred for --help (module doc)
+    from edge_runtime.sources.opener import SyntheticSource  # deferred for --help (module doc)
+
+    config = runtime_config(
+        args,
+        source__input=args.input,
+        source__loop=args.loop or None,
+        source__realtime=args.realtime or None,
+        source__max_frames=args.max_frames,
+        sinks__video=args.out,
+        sinks__window=args.window or None,
+    )
+    source = None
+    if args.input == "synthetic":  # replay of the synthetic screen: a fixed number of frames, not paced
+        source = SyntheticSource(
+            image=config.source.image,
+            frames=args.max_frames or SYNTHETIC_REPLAY_FRAMES,
+            live=False,
+            width=config.source.width,
+            height=config.source.height,
+        )
+    capture = capture_observers(args, config)
+    sequence = sequence_observers(args, config, live=False)
+    observers = observer_hooks(args) + capture + sequence
+    summary = Pipeline(config, config_path=args.config, source=source, observers=observers).run()
+    print_summary(summary)
+    print_captures(capture)
+    print_sequences(sequence)
+    return 0
+
+
+def cmd_live(args) -> int:
+    from edge_runtime.pipeline.graph import Pipeline  # deferred for --help (module doc)
+    from edge_runtime.service import hooks as service  # deferred for --help; sd_notify, signals, reconnect
+
+    config = runtime_config(
+        args,
+        source__input=args.source,
+        source__fps=args.fps,
+        source__width=args.width,
+        source__height=args.height,
+        source__fourcc=args.fourcc,
+        live__mode=args.mode,
+        live__duration_s=args.duration,
+        sinks__video=args.record,
+        source__realtime=True,
+        sinks__window=False if args.headless else None,
+        sinks__fullscreen=args.fullscreen or None,
+    )
+    if not args.headless and config.sinks.window is False and not args.config:
+        config.sinks.window = True
+    capture = capture_observers(args, config)
+    sequence = sequence_observers(args, config, live=True)
+    pipeline = Pipeline(
+        config,
+        config_path=args.config,
+        **service.live_kwargs(config, observer_hooks(args) + capture + sequence),
+    )
+    pipeline.live_schedule = True  # a file too: newest frame wins, the display never waits on the AI
+    handlers = service.install(pipeline)
+    try:
+        summary = pipeline.run()
+    finally:
+        handlers.restore()
+    print_summary(summary)
+    print_captures(capture)
+    print_sequences(sequence)
+    return 0
+
+
+def register(sub) -> None:
+    """Add ``replay`` and ``live`` to the top-level parser's subparsers."""
+    p = sub.add_parser(
+        "replay",
+        help="run the model over a video, image folder or DICOM cine and write an overlay mp4",
+        description="Process every frame (none dropped) of INPUT: a video file (PyAV), an image "
+        "folder, a DICOM cine (.dcm) or 'synthetic'; draw the cancer overlay and write H.264 mp4.",
+    )
+    p.add_argument(
+        "input",
+        help="video file, image folder, .dcm file, .seq.nrrd or PLUS .igs.mha sequence, or 'synthetic'",
+    )
+    p.add_argument("--out", help="overlay mp4 to write")
+    p.add_argument("--loop", action="store_true", help="loop the input (stop with Ctrl-C)")
+    p.add_argument(
+        "--realtime",
+        action="store_true",
+        help="pace at the clip's frame rate (a sequence: its recorded times)",
+    )
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--window", action="store_true", help="also show a window")
+    add_output_options(p)
+    add_common_options(p)
+    add_study_id_option(p)
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser(
+        "live",
+        help="live overlay from a capture card, stream, OpenIGTLink or the synthetic source",
+        description="Live mode: the newest captured frame wins; raw video is shown at capture rate "
+        "and the overlay never holds it back.",
+    )
+    p.add_argument(
+        "--source",
+        default=None,
+        help="synthetic | /dev/videoN | N | rtsp://... | igtl://HOST:PORT?device=NAME | file",
+    )
+    p.add_argument(
+        "--mode",
+        choices=["latest", "strict"],
+        help="overlay the newest mask (with its age) or only a frame's own mask",
+    )
+    p.add_argument("--fps", type=float, help="capture frame rate")
+    p.add_argument("--width", type=int, help="capture width")
+    p.add_argument("--height", type=int, help="capture height")
+    p.add_argument("--fourcc", help="capture pixel format (e.g. YUYV, MJPG)")
+    p.add_argument("--headless", action="store_true", help="no window")
+    p.add_argument("--fullscreen", action="store_true", help="fullscreen window")
+    p.add_argument("--record", metavar="MP4", help="record the rendered overlay (fragmented mp4)")
+    p.add_argument("--duration", type=float, help="stop after S seconds")
+    p.add_argument(
+        "--no-ai",
+        action="store_true",
+        help="start with the AI off: raw video with an 'AI OFF' badge (key 'a' in the window switches it on)",
+    )
+    p.add_argument("--http", metavar="HOST:PORT", help="serve /healthz, /metrics and a viewer")
+    p.add_argument("--token", help="access token for --http when bound beyond localhost")
+    p.add_argument("--tls-cert", metavar="PEM", help="serve --http over HTTPS with this certificate (chain)")
+    p.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
+    add_output_options(p)
+    add_common_options(p)
+    add_study_id_option(p)
+    p.set_defaults(func=cmd_live)
