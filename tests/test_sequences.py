@@ -506,7 +506,8 @@ def test_live_recording_drops_rather_than_waits_for_a_stalled_disk(tmp_path):
     import threading
 
     from edge_runtime.frames import Frame
-    from edge_runtime.sinks.sequence import QUEUE_FRAMES, SequenceRecorder
+    from edge_runtime.sinks.sequence import SequenceRecorder
+    from edge_runtime.sinks.threaded import QUEUE_FRAMES
 
     os.mkfifo(tmp_path / "live.seq.raw")
     recorder = SequenceRecorder(tmp_path / "live.seq.nrrd", live=True)

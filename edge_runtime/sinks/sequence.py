@@ -4,9 +4,10 @@ Input (an :class:`edge_runtime.frames.Observer`, per rendered frame): the de-ide
 prediction. Output: the three sequences of :mod:`edge_runtime.sinks.sequence_layout` (ROI image,
 labelmap, probability) with per-frame timestamps, OpenIGTLink transforms and the spacing.
 
-``on_frame`` copies the ROI and hands it to a writer thread through a bounded queue: a replay waits
-for room (every frame recorded), a live session drops the frame instead (counted, written to the header
-as ``sonomap dropped frames``), so the video never waits on the disk. A write error (a full disk)
+``on_frame`` copies the ROI and hands it to the recorder's writer thread
+(:class:`edge_runtime.sinks.threaded.ThreadedWriter`, as the mp4 recorders) through a bounded queue:
+a replay waits for room (every frame recorded), a live session drops the frame instead (counted,
+written to the header as ``sonomap dropped frames``), so the video never waits on the disk. A write error (a full disk)
 stops this recorder with one error line, the ``recording_failed`` count and a banner on screen; the
 video goes on. Below ``sinks.min_free_gb`` it pauses (frames so far kept) and resumes into a new file.
 The headers are checkpointed every :data:`CHECKPOINT_S` (more rarely as a session grows) and at
@@ -17,26 +18,24 @@ close, so a crash keeps the frames up to the last checkpoint. A new ROI size sta
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
 from edge_runtime import yuv
+from edge_runtime.errors import SonomapError
 from edge_runtime.frames import Frame, Observer, Prediction
 from edge_runtime.live_stats import EVENTS
 from edge_runtime.preprocess import to_gray
 from edge_runtime.roi import Roi
 from edge_runtime.sinks import recordings
 from edge_runtime.sinks import sequence_layout as layout
+from edge_runtime.sinks.threaded import ThreadedWriter
 
 log = logging.getLogger("sonomap.sequence")
-QUEUE_FRAMES = 8
 CHECKPOINT_S = 2.0
 TAIL_BYTES_PER_S = 1_000_000  # long sessions checkpoint more rarely: the index values grow 10 bytes a frame
-CLOSE_TIMEOUT_S = 12.0  # like the other recorders (the units give TimeoutStopSec=20)
 DEFAULT_DEVICE = "Image_Reference"
 BANNER = "SEQUENCE RECORDING FAILED: see the log"
 
@@ -53,7 +52,7 @@ def ijk_to_world(frame: Frame, roi: Roi) -> tuple[np.ndarray, str]:
     return np.diag([mm, mm, 1.0, 1.0]), "ras"
 
 
-class SequenceRecorder(Observer):
+class SequenceRecorder(ThreadedWriter, Observer):
     """Records every rendered frame's ROI, labelmap and probability (see module docstring)."""
 
     def __init__(self, path: str | Path, live: bool, min_free_gb: float = 0.0):
@@ -63,32 +62,23 @@ class SequenceRecorder(Observer):
         self.path = layout.session_main(path, keep_existing=live)
         self.files: list[Path] = []
         self.frames = 0
-        self.dropped = 0
         self.paused = False
-        self.error: Exception | None = None
         Path(self.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # patient images: private
         self.space = recordings.SpaceGuard(Path(self.path).parent, min_free_gb)
         self._session: layout.SequenceFiles | None = None
         self._checkpoint_at = 0.0
         self._first_pts: tuple[float, float] | None = None  # (pts, wall) of the first frame with a pts
         self._cache: tuple[Prediction | None, np.ndarray, np.ndarray, str] | None = None
-        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="sink-sequence", daemon=True)
-        self._thread.start()
+        super().__init__("sequence", block=not live)  # live: drop a frame rather than wait for the disk
 
     # --- the render thread -------------------------------------------------------
     def on_frame(self, frame: Frame, prediction: Prediction | None, rendered, stats) -> None:
         if self._closed or self.error is not None or frame.index < 0 or frame.meta.get("no_signal"):
             return
-        item = self._item(frame, prediction)
-        if not self.live:
-            self._queue.put(item)
-            return
         try:
-            self._queue.put_nowait(item)
-        except queue.Full:
-            self.dropped += 1
+            self.submit(self._item(frame, prediction))
+        except SonomapError:  # the writer failed since the check above: its banner says so, the video goes on
+            return
 
     def _item(self, frame: Frame, prediction: Prediction | None) -> dict:
         meta = frame.meta or {}
@@ -134,19 +124,10 @@ class SequenceRecorder(Observer):
         return [("warning", BANNER)] if self.error is not None else []
 
     # --- the writer thread -------------------------------------------------------
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                break
-            if self.error is not None:
-                continue
-            try:
-                self._write(item)
-            # disk full, file too large, anything else: stop this recorder, never the video
-            except Exception as exc:
-                self._fail(exc)
-                self._finish()  # the headers now, not at shutdown: they name the frames kept
+    def _failed(self, exc: Exception) -> None:
+        """A write raised (disk full, file too large, anything else): this recorder stops, never the
+        video; the headers are written now, not at shutdown, since they name the frames kept."""
+        self._fail(exc)
         self._finish()
 
     def _fail(self, exc: Exception) -> None:
@@ -159,7 +140,7 @@ class SequenceRecorder(Observer):
             exc,
         )
 
-    def _write(self, item: dict) -> None:
+    def _write_now(self, item: dict) -> None:
         if not self.space.ok():
             if not self.paused:
                 self.paused = True
@@ -217,16 +198,3 @@ class SequenceRecorder(Observer):
                 self._fail(exc)
         if self.files:
             log.info("sink sequence: %d frames in %s (%d dropped)", self.frames, self.files[-1], self.dropped)
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._queue.put(None, timeout=CLOSE_TIMEOUT_S)  # a writer stuck on a dead disk is left behind
-        except queue.Full:
-            log.error("sink sequence: writer stuck for %.0f s; leaving it", CLOSE_TIMEOUT_S)
-            return
-        self._thread.join(timeout=CLOSE_TIMEOUT_S)
-        if self._thread.is_alive():
-            log.error("sink sequence did not finish within %.0f s; leaving it", CLOSE_TIMEOUT_S)

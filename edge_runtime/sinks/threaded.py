@@ -42,9 +42,7 @@ class ThreadedWriter:
             try:
                 self._write_now(*item)
             except Exception as exc:  # disk full, encoder failure: stop this sink, keep displaying
-                self.error = exc
-                EVENTS.inc("recording_failed")
-                log.error("sink %s failed and stops recording: %s", self.name, exc)
+                self._failed(exc)
         try:
             self._finish()
         except Exception as exc:
@@ -68,13 +66,23 @@ class ThreadedWriter:
         if self._closed:
             return
         self._closed = True
-        self._queue.put(None)
+        try:
+            self._queue.put(None, timeout=CLOSE_TIMEOUT_S)  # a writer stuck on a dead disk is left behind
+        except queue.Full:
+            log.error("sink %s: writer stuck for %.0f s; leaving it", self.name, CLOSE_TIMEOUT_S)
+            return
         self._thread.join(timeout=CLOSE_TIMEOUT_S)
         if self._thread.is_alive():
             log.error("sink %s did not finish within %.0f s; leaving it", self.name, CLOSE_TIMEOUT_S)
 
     def _write_now(self, *item) -> None:
         raise NotImplementedError
+
+    def _failed(self, exc: Exception) -> None:
+        """A write raised: this sink stops (``error``), counted and logged once."""
+        self.error = exc
+        EVENTS.inc("recording_failed")
+        log.error("sink %s failed and stops recording: %s", self.name, exc)
 
     def _finish(self) -> None:
         """Flush and close files."""
