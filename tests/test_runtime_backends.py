@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from runtime_model import DARK_GAIN, DARK_LEVEL, POOL, dark_onnx
 
-from edge_runtime.backends import choose_backend, create_backend
+from edge_runtime.backends import backend_from_config, choose_backend, create_backend
 from edge_runtime.backends.base import Backend
 from edge_runtime.backends.failsafe import BANNER_NAN, GuardedInference
 from edge_runtime.config import build_config, load_config
@@ -145,6 +145,27 @@ def test_torch_backend_matches_onnxruntime(tmp_path, roi_image):
     a, b = torch_backend.infer(roi_image), ort_backend.infer(roi_image)
     assert a.mask.shape == roi_image.shape
     assert (a.mask == b.mask).mean() > 0.999 and np.abs(a.prob - b.prob).max() < 1e-3
+
+
+@pytest.mark.parametrize("input_size", [48, [48, 48]])
+def test_torch_backend_input_size_as_one_int_or_a_pair_works_as_a_fixed_size_onnx_model(
+    tmp_path, roi_image, input_size
+):
+    """``inference.input_size: 48`` (the config allows one int: a 48 x 48 square) and ``[48, 48]`` feed
+    the torch model the ROI resized to 48 x 48, as ONNX Runtime feeds a model fixed at 48 x 48: the
+    same mask at ROI size, the probability at the model's size until read."""
+    ts = make_torchscript(tmp_path / "model.ts")
+    inference = build_config(
+        {"inference": {"model": str(ts), "backend": "torch", "device": "cpu", "input_size": input_size}}
+    ).inference
+    torch_backend = backend_from_config(inference, ts, load_manifest(ts))
+    fixed = fixed_size_copy(dark_onnx(), tmp_path / "fixed.onnx", 48, 48)
+    ort_backend = create_backend("onnxruntime", fixed, load_manifest(fixed), device="cpu")
+    a, b = torch_backend.infer(roi_image), ort_backend.infer(roi_image)
+    assert torch_backend.input_size == (48, 48)
+    assert a.mask.shape == roi_image.shape and a.native_prob.shape == b.native_prob.shape == (48, 48)
+    assert (a.mask == b.mask).mean() > 0.999 and np.abs(a.native_prob - b.native_prob).max() < 1e-3
+    assert 0.02 < a.mask.mean() < 0.98  # something and not everything is predicted
 
 
 def test_cuda_requested_without_cuda_is_a_config_error():

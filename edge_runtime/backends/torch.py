@@ -29,6 +29,17 @@ GRAPH_WARMUP_RUNS = 3
 OMP_WAIT_ENV = "OMP_WAIT_POLICY"
 
 
+def input_hw(input_size: int | tuple[int, int] | list[int] | None) -> tuple[int, int] | None:
+    """``inference.input_size`` as (height, width): N is an N x N square (as the training config reads
+    it), [h, w] is kept, None means the ROI goes in at its own size."""
+    if not input_size:
+        return None
+    if isinstance(input_size, int):
+        return input_size, input_size
+    height, width = input_size
+    return int(height), int(width)
+
+
 class TorchBackend(Backend):
     name = "torch"
 
@@ -66,7 +77,7 @@ class TorchBackend(Backend):
             raise InputError(f"{self.model_path}: not a loadable TorchScript model ({exc})") from exc
         self.fp16 = bool(fp16) and self.device.type == "cuda"
         self.cuda_graphs = bool(cuda_graphs) and self.device.type == "cuda"
-        self.input_size = tuple(input_size) if input_size else None
+        self.input_size = input_hw(input_size)
         self._graphs: dict = {}
 
     # --- model call -----------------------------------------------------------------
@@ -116,7 +127,7 @@ class TorchBackend(Backend):
         height, width = gray_roi.shape[:2]
         if self.manifest.preprocessing_in_graph:
             x_np = gray_roi
-            if self.input_size and tuple(self.input_size) != (height, width):
+            if self.input_size and self.input_size != (height, width):
                 x_np = cv2.resize(
                     gray_roi, (self.input_size[1], self.input_size[0]), interpolation=cv2.INTER_LINEAR
                 )
