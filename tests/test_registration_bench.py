@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from registration.sim.bench import boundary_errors, confusion, dice, run_bench, time_big_slide
+from registration.sim.bench import run_bench, time_big_slide
+from registration.sim.scores import boundary_errors, confusion, dice
 
 
 def test_dice_from_counts_and_empty_policy():

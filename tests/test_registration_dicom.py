@@ -9,8 +9,8 @@ import yaml
 
 from edge_runtime.errors import InputError
 from registration.pipeline import register_case
-from registration.sim.bench import confusion, dice
 from registration.sim.biopsy_core import CoreParams
+from registration.sim.scores import confusion, dice
 from registration.sim.simulate import SimParams, simulate_cases
 from registration.ultrasound import load_ultrasound
 

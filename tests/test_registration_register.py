@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from registration.pipeline import register_case
-from registration.sim.bench import confusion, dice
 from registration.sim.biopsy_core import CoreParams
+from registration.sim.scores import confusion, dice
 from registration.sim.simulate import SimParams, simulate_cases
 
 # every case: three fragments on a strongly bent line, small WSIs for speed

@@ -10,7 +10,8 @@ pixels known in both label and truth), then reductions:
 - needle auto-detection on the post-fire image: pass = angle <= 2 deg and tip <= 1 mm;
 - Dice again with the tract taken from the auto-detected needle (end to end);
 - seconds per case for a WSI whose level 0 is 40000 x 3000 px (median of repeats).
-Prints one line per metric with its target and writes WORK/bench.json.
+Prints one line per metric with its target (:mod:`registration.sim.bench_report`) and writes
+WORK/bench.json. The scores themselves are :mod:`registration.sim.scores`.
 """
 
 from __future__ import annotations
@@ -28,65 +29,14 @@ import yaml
 
 from edge_runtime.units import UM_PER_MM
 from registration.pipeline import register_case
+from registration.sim.bench_report import print_report
+from registration.sim.scores import boundary_errors, confusion, dice
 
-STEP_MM = 0.02
-NEAR_KNOWN_MM = 0.3
-MISS_MM = 2.0
-TARGETS = {"dice": 0.95, "boundary_mm": 0.25, "known": 0.70, "needle_pass": 0.95, "seconds": 2.0}
-LAB_TARGETS = {**TARGETS, "boundary_mm": 0.35, "known": 0.80, "rss_mb": 1536.0}
 ANGLE_TOL_DEG, TIP_TOL_MM = 2.0, 1.0
 TIMING_SHAPE = (3000, 40000)
 TIMING_MPP = 0.5
 TIMING_REPEATS = 3
 TIMING_FILL = 0.9  # share of the canvas length the core (with its gaps) may take
-
-
-def confusion(label: np.ndarray, truth: np.ndarray) -> dict:
-    k = (label != 255) & (truth != 255)
-    return {
-        "tp": int(((label == 1) & (truth == 1) & k).sum()),
-        "fp": int(((label == 1) & (truth == 0) & k).sum()),
-        "fn": int(((label == 0) & (truth == 1) & k).sum()),
-        "tn": int(((label == 0) & (truth == 0) & k).sum()),
-    }
-
-
-def dice(c: dict) -> float:
-    den = 2 * c["tp"] + c["fp"] + c["fn"]
-    return 1.0 if den == 0 else 2 * c["tp"] / den
-
-
-def boundary_errors(
-    label: np.ndarray, lesion_truth: np.ndarray, case: dict, positions: list | None = None
-) -> list[float]:
-    """Along-tract distances (mm) between truth and label cancer boundaries on the centre line
-    (``positions`` collects each scored truth boundary's distance from the tip end, mm)."""
-    from registration.tract import Tract
-
-    t = case["tract"]
-    mm = case["ultrasound"]["mm_per_pixel"]
-    tract = Tract(tuple(t["start"]), tuple(t["end"]), t["width_mm"], (mm, mm))
-    a = np.arange(0.0, tract.length_mm, STEP_MM)
-    x, y = tract.to_pixels(a, np.zeros_like(a))
-    h, w = label.shape
-    xi, yi = np.clip(np.round(x).astype(int), 0, w - 1), np.clip(np.round(y).astype(int), 0, h - 1)
-    tv, lv = lesion_truth[yi, xi], label[yi, xi]
-    tb = np.nonzero(np.diff(tv.astype(np.int8)))[0]
-    near = int(NEAR_KNOWN_MM / STEP_MM)
-    # label boundaries: a change between known samples, directly or across an unknown run no longer
-    # than the known-both-sides window (an ambiguous span), placed at the middle of that run
-    k = np.nonzero(lv != 255)[0]
-    step = np.nonzero((lv[k[:-1]] != lv[k[1:]]) & (np.diff(k) <= 2 * near + 1))[0] if len(k) > 1 else []
-    lb = np.array([(k[i] + k[i + 1] - 1) / 2.0 for i in step])
-    errs = []
-    for b in tb:
-        lo, hi = max(b - near, 0), min(b + near + 1, len(lv) - 1)
-        if lv[lo] == 255 or lv[hi] == 255:
-            continue  # the truth boundary lies in a gap: the label makes no claim there
-        errs.append(min(float(np.min(np.abs(lb - b))) * STEP_MM, MISS_MM) if len(lb) else MISS_MM)
-        if positions is not None:
-            positions.append(float(a[b] + STEP_MM / 2))
-    return errs
 
 
 def _score_case(case_dir: Path, out: Path, case_file: Path | None = None) -> dict:
@@ -197,10 +147,6 @@ def time_big_slide(
     }
 
 
-def _line(name: str, value: str, target: str, ok: bool) -> str:
-    return f"  {name:<44} {value:<42} target {target:<8} {'PASS' if ok else 'FAIL'}"
-
-
 def _lab_row(d: Path, c: dict) -> dict:
     """Score one lab case; a failure to open or register is a row with its error, not a crash."""
     from edge_runtime.errors import SonomapError
@@ -266,7 +212,7 @@ def run_bench(
         res = _summarise_lab(rows, sim_s, work) if lab else _summarise(rows, sim_s)
         if timing and rows:
             res["timing"] = time_big_slide(work / "cases" / rows[0]["case_id"], work)
-        _print(res, images, seed)
+        print_report(res, images, seed)
         (work / "bench.json").write_text(json.dumps({"summary": res, "cases": rows}, indent=1, default=float))
         return res
     finally:
@@ -318,89 +264,3 @@ def _summarise(rows: list, sim_s: float) -> dict:
         "register_seconds_mean": float(np.mean([r["seconds"] for r in rows])),
         "cases_with_warnings": sum(1 for r in rows if r["warnings"]),
     }
-
-
-def _print(res: dict, images, seed: int) -> None:
-    t = LAB_TARGETS if res.get("lab") else TARGETS
-    print(
-        f"registration benchmark: {res['n']} simulated cases from {images} (seed {seed}); "
-        f"simulation took {res['simulate_seconds']} s"
-    )
-    print(
-        _line(
-            "Dice on cancer over known pixels",
-            f"mean {res['dice_mean']:.4f} min {res['dice_min']:.4f} pooled {res['dice_pooled']:.4f}",
-            f">= {t['dice']}",
-            res["dice_mean"] >= t["dice"],
-        )
-    )
-    print(
-        _line(
-            "along-tract boundary error",
-            f"mean {res['boundary_mean_mm']:.3f} mm p95 {res['boundary_p95_mm']:.3f} (n={res['boundaries']})",
-            f"<= {t['boundary_mm']}",
-            res["boundary_mean_mm"] <= t["boundary_mm"],
-        )
-    )
-    print(
-        _line(
-            "known fraction of the tract band",
-            f"mean {res['known_mean']:.3f} min {res['known_min']:.3f}",
-            f">= {t['known']}",
-            res["known_mean"] >= t["known"],
-        )
-    )
-    if res.get("lab"):
-        _print_lab(res, t)
-        return
-    tip, ang = res["needle_tip_median_mm"], res["needle_angle_median_deg"]
-    print(
-        _line(
-            "needle auto-detection (angle<=2deg, tip<=1mm)",
-            f"{100 * res['needle_pass']:.1f}% pass; median tip "
-            f"{tip if tip is None else round(tip, 3)} mm, angle {ang if ang is None else round(ang, 3)} deg",
-            f">= {100 * t['needle_pass']:.0f}%",
-            res["needle_pass"] >= t["needle_pass"],
-        )
-    )
-    if res["auto_dice_mean"] is not None:
-        print(f"  {'Dice with the auto-detected needle tract':<44} mean {res['auto_dice_mean']:.4f}")
-    print(
-        f"  {'register seconds per simulated case':<44} mean {res['register_seconds_mean']:.3f} s "
-        f"(level-0 mpp 4 µm); cases with warnings: {res['cases_with_warnings']}"
-    )
-    if "timing" in res:
-        tm = res["timing"]
-        print(
-            _line(
-                f"seconds per case, level 0 {tm['level0_shape'][1]}x{tm['level0_shape'][0]}",
-                f"median {tm['median_seconds']:.3f} s of {len(tm['seconds'])} (Dice {tm['dice']:.4f})",
-                f"<= {t['seconds']}",
-                tm["median_seconds"] <= t["seconds"],
-            )
-        )
-
-
-def _print_lab(res: dict, t: dict) -> None:
-    from registration.sim.bench_lab import print_breakdown
-
-    print(_line("cases that failed to open or register", str(len(res["failed"])), "0", not res["failed"]))
-    for f in res["failed"]:
-        print(f"    {f['case_id']}: {f['error']}")
-    print(
-        f"  {'boundary floor (linear within a fragment)':<44} mean {res['floor_mean_mm']:.3f} mm at the same "
-        "boundaries"
-    )
-    print(f"  {'register seconds per simulated case':<44} mean {res['register_seconds_mean']:.3f} s")
-    if "memory" in res:
-        m = res["memory"]
-        measured = f"{m['peak_rss_mb']:.0f} MB" if m["ok"] else f"register failed: {m['error']}"
-        print(
-            _line(
-                "peak RSS of one `sonomap register` (child)",
-                measured,
-                f"<= {t['rss_mb']:.0f}",
-                m["ok"] and m["peak_rss_mb"] <= t["rss_mb"],
-            )
-        )
-    print_breakdown(res["breakdown"])
