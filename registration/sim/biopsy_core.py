@@ -8,7 +8,8 @@ The core in tract coordinates (a along from the distal end, d across, mm) is the
 sampled at the ultrasound pixel it falls in. It breaks into 1-3 fragments (a little tissue
 lost at each break), shrinks isotropically by ``shrinkage``, and is laid on the slide along a
 bent centre line (arc-length preserving, so along-core distances survive the bend) and
-rotated; tip_end says which slide side carries the needle-tip end.
+rotated; tip_end says which slide side carries the needle-tip end. Serial sections, the canvas
+and the slide artefacts are :mod:`registration.sim.slide_placement`.
 """
 
 from __future__ import annotations
@@ -24,11 +25,10 @@ from registration.sim.lab import (
     CoreProfiles,
     LabParams,
     end_losses,
-    fat_segments,
     ragged,
     sample_profiles,
 )
-from registration.sim.slide import SlideLayout
+from registration.sim.slide_placement import place_on_slide
 from registration.tract import Tract
 
 CORE_STEP_MM = 0.01  # raster step of the fresh core (10 µm << 100 µm ultrasound pixels)
@@ -40,9 +40,6 @@ FRAY_MIN_LOSS_MM = 0.2  # an outer end that lost more than this is likely frayed
 CRUSH_OVERHANG = 1.05  # the darkened crushed zone covers the whole (ragged) width
 PROFILE_KEEP = 10  # truth.json keeps every 10th shrink profile sample (0.1 mm)
 FAT_MARGIN_MM = 0.6  # a lobule lies at least this far inside a fragment
-SERIAL_GAP_UM = (800.0, 2000.0)  # glass between serial sections, beside the core's full spread
-SERIAL_ANNOTATE_ALL_P = 0.4  # the pathologist outlined every section (else only the first)
-ROI_MARGIN_UM = 200.0
 
 
 @dataclass
@@ -213,7 +210,17 @@ def build_layout(lesion: np.ndarray, tract: Tract, rng: np.random.Generator, p: 
                 polys.setdefault(parent, []).append(ring)
         cancer_um += [v for v in polys.values() if len(v) and len(v[0]) >= 3]
     shrink = float(sum(lens_um) / UM_PER_MM / sum(b - a for a, b in frags))
-    layout, extra = _place_on_slide(tissue_um, cancer_um, crushed_um, fat_um, rng, p)
+    layout, extra = place_on_slide(
+        tissue_um,
+        cancer_um,
+        crushed_um,
+        fat_um,
+        rng,
+        mpp=p.mpp,
+        margin_um=p.margin_um,
+        canvas=p.canvas,
+        lab=p.lab,
+    )
     truth = {
         "shrinkage": shrink,
         "tip_end": "right" if tip_right else "left",
@@ -250,75 +257,3 @@ def _fat_polygons(a0: float, a1: float, rng, lab: LabParams | None, to_um, half_
         top, bot = to_um(za, np.full(12, -half_fresh * 1.3)), to_um(za, np.full(12, half_fresh * 1.3))
         out.append(np.vstack([top, bot[::-1]]))
     return out
-
-
-def _serial_shift(tissue_um: list, rng) -> np.ndarray:
-    """Translation between serial sections: beside the core, perpendicular to its overall direction."""
-    pts = np.vstack(tissue_um)
-    c = pts.mean(0)
-    u = np.linalg.svd(pts - c, full_matrices=False)[2][0]
-    perp = np.array([-u[1], u[0]])
-    spread = (pts - c) @ perp
-    return perp * (spread.max() - spread.min() + rng.uniform(*SERIAL_GAP_UM))
-
-
-def _place_on_slide(tissue_um, cancer_um, crushed_um, fat_um, rng, p: CoreParams):
-    """Copies (serial sections), canvas, level-0 pixels, and the slide artefacts (ink, dust, bubbles)."""
-    from registration.sim.lab import ink_strokes, specks
-
-    lab = p.lab
-    n_copies = int(rng.integers(2, 4)) if lab is not None and rng.random() < lab.serial_p else 1
-    shift = _serial_shift(tissue_um, rng) if n_copies > 1 else np.zeros(2)
-    annotate_all = bool(rng.random() < SERIAL_ANNOTATE_ALL_P)
-
-    def copies(polys, ring_lists=False):
-        if ring_lists:
-            return [[r + k * shift for r in poly] for k in range(n_copies) for poly in polys]
-        return [poly + k * shift for k in range(n_copies) for poly in polys]
-
-    tis_all = copies(tissue_um)
-    allpts = np.vstack(tis_all)
-    lo, hi = allpts.min(0), allpts.max(0)
-    if p.canvas is not None:
-        ch, cw = p.canvas
-        off = np.array([cw, ch]) * p.mpp / 2 - (lo + hi) / 2
-    else:
-        off = p.margin_um - lo
-        cw, ch = (
-            int(np.ceil((hi[0] - lo[0] + 2 * p.margin_um) / p.mpp)),
-            int(np.ceil((hi[1] - lo[1] + 2 * p.margin_um) / p.mpp)),
-        )
-    px = lambda a: (a + off) / p.mpp  # noqa: E731 - slide µm -> level-0 px
-    tissue = [px(t) for t in tis_all]
-    cancer = [[px(r) for r in poly] for poly in copies(cancer_um, True)]
-    layout = SlideLayout(width=int(cw), height=int(ch), mpp=p.mpp, tissue=tissue, cancer=cancer)
-    extra = {"serial_copies": n_copies}
-    if lab is None:
-        return layout, extra
-    n_annot = len(cancer) if annotate_all else len(cancer_um)
-    first = np.vstack(tissue[: len(tissue_um)])
-    fat = [px(f) for f in copies(fat_um)]
-    ink = ink_strokes(first, p.mpp, rng, lab)
-    dust, bubbles = specks(np.zeros(2), np.array([cw, ch], float), p.mpp, rng, lab)
-    layout.extras = {
-        "fat": fat,
-        "fat_segments": [fat_segments(f, rng.uniform(*lab.fat_cell_um), p.mpp, rng) for f in fat],
-        "crushed": [px(c) for c in copies(crushed_um)],
-        "ink": ink,
-        "dust": dust,
-        "bubbles": bubbles,
-        "annotated_cancer": cancer[:n_annot],
-    }
-    roi = None
-    if n_copies > 1 and rng.random() < lab.roi_p:
-        m = ROI_MARGIN_UM / p.mpp
-        roi = [round(float(v), 1) for v in (*(first.min(0) - m), *(first.max(0) + m))]
-    extra.update(
-        annotated_copies=n_copies if annotate_all else 1,
-        roi=roi,
-        ink=[s["name"] for s in ink],
-        ink_on_tissue=any(s["on_tissue"] for s in ink),
-        dust=len(dust),
-        bubbles=len(bubbles),
-    )
-    return layout, extra
