@@ -1,16 +1,46 @@
-"""TensorBoard scalar logs for a training run, written by ``torch.utils.tensorboard``.
+"""A training run's per-epoch logs: ``RUN/metrics.csv`` and TensorBoard scalars.
 
-Writes ``RUN/tb/events.out.tfevents.*``: one scalar series per metric (``train_loss``,
-``val_dice``, ...), one point per epoch. torch's writer (over the tensorboard package) is used
-rather than tensorboardX because its ``flush()`` waits for the writer thread's queue to drain, so
-an epoch is on disk when ``add_scalars`` returns; tensorboardX's ``flush()`` does not wait.
+:func:`write_history_csv` rewrites ``metrics.csv`` (one row per epoch, atomically) each epoch.
+:class:`EventWriter` writes ``RUN/tb/events.out.tfevents.*`` through ``torch.utils.tensorboard``:
+one scalar series per metric (``train_loss``, ``val_dice``, ...), one point per epoch. torch's
+writer (over the tensorboard package) is used rather than tensorboardX because its ``flush()``
+waits for the writer thread's queue to drain, so an epoch is on disk when ``add_scalars``
+returns; tensorboardX's ``flush()`` does not wait.
 """
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 from torch.utils.tensorboard import SummaryWriter
+
+from edge_runtime.atomic import atomic_path
+
+CSV_FIELDS = (
+    "epoch",
+    "iteration",
+    "lr",
+    "train_loss",
+    "train_images_per_s",
+    "epoch_seconds",
+    "elapsed_s",
+    "val_dice_pos_mean",
+    "val_dice_pooled",
+    "val_dice_mean",
+    "val_recall_pooled",
+    "val_precision_pooled",
+    "val_pixel_accuracy_pooled",
+    "selected",
+    "best",
+)
+
+
+def write_history_csv(path: Path, history: list[dict]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(history)
 
 
 class EventWriter:

@@ -14,148 +14,31 @@ Runs as one process or under torchrun (DDP, SyncBatchNorm, DistributedSampler; r
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
-import os
-import random
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
 
-from edge_runtime.atomic import atomic_path
 from edge_runtime.errors import ConfigError
 from training import distributed as D
-from training.checkpoint import numpy_rng_state, read_checkpoint, save_checkpoint
+from training.checkpoint import read_checkpoint, save_checkpoint
 from training.config import config_hash, effective_dict, load_config, use_cpu_bf16
-from training.config_schema import TrainingConfig
-from training.data import read_cases, select_split
-from training.dataset import SegDataset
+from training.data import read_cases
 from training.engine import train_one_epoch, validate
 from training.losses import build_loss
 from training.metrics import summarize
-from training.models import build_model
 from training.optim import build_optimizer, build_schedule
-from training.provenance import VAL_METRICS, dataset_hash, make_manifest, resolve_norm
-from training.tblog import EventWriter
+from training.provenance import VAL_METRICS, dataset_hash, make_manifest
+from training.rng import rng_state, seed_all, set_rng_state
+from training.run_setup import build_loaders, build_run_model
+from training.tblog import EventWriter, write_history_csv
 from training.warmstart import load_initial_weights
 
 log = logging.getLogger("sonomap.train")
 SECONDS_PER_MINUTE = 60.0
-CSV_FIELDS = (
-    "epoch",
-    "iteration",
-    "lr",
-    "train_loss",
-    "train_images_per_s",
-    "epoch_seconds",
-    "elapsed_s",
-    "val_dice_pos_mean",
-    "val_dice_pooled",
-    "val_dice_mean",
-    "val_recall_pooled",
-    "val_precision_pooled",
-    "val_pixel_accuracy_pooled",
-    "selected",
-    "best",
-)
-
-
-def _rng_state() -> dict:
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy": numpy_rng_state(),
-        "python": random.getstate(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if state.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _seed_all(seed: int, deterministic: bool) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-
-
-def _write_csv(path: Path, history: list[dict]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(history)
-
-
-def _data(cfg: TrainingConfig, samples, data, info: D.DistInfo, dev: torch.device):
-    """Train/val splits -> (mean, std, train dataset, sampler, train loader, val loader)."""
-    dc, tc = cfg.data, cfg.train
-    train_s, val_s = select_split(samples, "train", data), select_split(samples, "val", data)
-    mean, std = resolve_norm(dc, train_s)
-    size = (int(dc.input_height), int(dc.input_width))
-    train_ds = SegDataset(train_s, size, mean, std, cfg.augment, seed=int(tc.seed))
-    val_ds = SegDataset(val_s, size, mean, std, None)
-    bs, workers = int(tc.batch_size), int(dc.num_workers)
-    # one process: a world of 1, so the seeded per-epoch shuffle is the same code path as DDP's
-    sampler = DistributedSampler(
-        train_ds,
-        num_replicas=info.world,
-        rank=info.rank,
-        shuffle=True,
-        seed=int(tc.seed),
-        drop_last=info.enabled,
-    )
-    # drop the ragged last batch as torchvision's reference does (a lone sample would also break
-    # BatchNorm after DeepLabV3's global pooling); sets smaller than two batches keep everything
-    drop_last = len(sampler) >= 2 * bs
-    loader = DataLoader(
-        train_ds,
-        batch_size=bs,
-        sampler=sampler,
-        drop_last=drop_last,
-        num_workers=workers,
-        pin_memory=dev.type == "cuda",
-    )
-    val_loader = DataLoader(val_ds, batch_size=bs, shuffle=False, num_workers=workers)
-    return mean, std, train_ds, sampler, loader, val_loader
-
-
-def _model(cfg: TrainingConfig, backbone_weights, info: D.DistInfo, dev: torch.device):
-    """Config -> (model to train: DDP-wrapped under torchrun, bare model to save, channels_last)."""
-    mc, tc = cfg.model, cfg.train
-    model = build_model(
-        mc.arch,
-        int(mc.num_classes),
-        bool(mc.aux),
-        backbone_weights,
-        bool(mc.pretrained_backbone),
-        width=mc.width,
-    ).to(dev)
-    channels_last = dev.type == "cuda" and bool(tc.channels_last)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    bare = model
-    if info.enabled:
-        if dev.type == "cuda":  # PyTorch's SyncBatchNorm runs on GPUs only; on CPU/gloo each process
-            # keeps its own batch statistics and DDP broadcasts rank 0's running stats every step
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        bare = model
-        model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[dev.index] if dev.type == "cuda" else None
-        )
-    return model, bare, channels_last
 
 
 def run(
@@ -182,10 +65,10 @@ def run(
     info, dev = D.init(D.pick_device(device))
     out = Path(out)
     try:
-        _seed_all(int(tc.seed), deterministic)
+        seed_all(int(tc.seed), deterministic)
         samples = read_cases(data)
-        mean, std, train_ds, sampler, loader, val_loader = _data(cfg, samples, data, info, dev)
-        model, bare, channels_last = _model(cfg, backbone_weights, info, dev)
+        mean, std, train_ds, sampler, loader, val_loader = build_loaders(cfg, samples, data, info, dev)
+        model, bare, channels_last = build_run_model(cfg, backbone_weights, info, dev)
         optimizer = build_optimizer(bare, tc)
         schedule = build_schedule(optimizer, tc)
         scaler = torch.amp.GradScaler("cuda") if (dev.type == "cuda" and tc.amp) else None
@@ -220,7 +103,7 @@ def run(
             schedule.load_state_dict(state["scheduler"])
             if scaler is not None and state.get("scaler"):
                 scaler.load_state_dict(state["scaler"])
-            _set_rng_state(state["rng"])
+            set_rng_state(state["rng"])
             start_epoch, elapsed_before = int(state["epoch"]) + 1, float(state["elapsed_s"])
             history, best = list(state["history"]), dict(state["best"])
             cycle_best = dict(state.get("cycle_best") or {})
@@ -332,7 +215,7 @@ def run(
             row.update({"elapsed_s": elapsed(), "best": best["value"]})
             if info.main:
                 history.append(row)
-                _write_csv(out / "metrics.csv", history)
+                write_history_csv(out / "metrics.csv", history)
                 if writer is not None:
                     writer.add_scalars(
                         {k: float(v) for k, v in row.items() if k != "epoch" and v is not None}, epoch
@@ -358,7 +241,7 @@ def run(
                         "scheduler": schedule.state_dict(),
                         "scaler": scaler.state_dict() if scaler else None,
                         "epoch": epoch,
-                        "rng": _rng_state(),
+                        "rng": rng_state(),
                         "best": best,
                         "cycle_best": cycle_best,
                         "elapsed_s": elapsed(),

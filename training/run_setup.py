@@ -1,0 +1,78 @@
+"""What one training run is built from: the data loaders of its splits and the model it trains.
+
+Input: the training config, the dataset's samples and directory, the process's place in the run
+(:class:`training.distributed.DistInfo`: one process, or a rank under torchrun) and its device.
+Output: the normalisation, the train dataset, its sampler and loader, the validation loader; and
+the model (DDP-wrapped with SyncBatchNorm on GPUs under torchrun) with the bare model to save.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+from training import distributed as D
+from training.config_schema import TrainingConfig
+from training.data import select_split
+from training.dataset import SegDataset
+from training.models import build_model
+from training.provenance import resolve_norm
+
+
+def build_loaders(cfg: TrainingConfig, samples, data, info: D.DistInfo, dev: torch.device):
+    """Train/val splits -> (mean, std, train dataset, sampler, train loader, val loader)."""
+    dc, tc = cfg.data, cfg.train
+    train_s, val_s = select_split(samples, "train", data), select_split(samples, "val", data)
+    mean, std = resolve_norm(dc, train_s)
+    size = (int(dc.input_height), int(dc.input_width))
+    train_ds = SegDataset(train_s, size, mean, std, cfg.augment, seed=int(tc.seed))
+    val_ds = SegDataset(val_s, size, mean, std, None)
+    bs, workers = int(tc.batch_size), int(dc.num_workers)
+    # one process: a world of 1, so the seeded per-epoch shuffle is the same code path as DDP's
+    sampler = DistributedSampler(
+        train_ds,
+        num_replicas=info.world,
+        rank=info.rank,
+        shuffle=True,
+        seed=int(tc.seed),
+        drop_last=info.enabled,
+    )
+    # drop the ragged last batch as torchvision's reference does (a lone sample would also break
+    # BatchNorm after DeepLabV3's global pooling); sets smaller than two batches keep everything
+    drop_last = len(sampler) >= 2 * bs
+    loader = DataLoader(
+        train_ds,
+        batch_size=bs,
+        sampler=sampler,
+        drop_last=drop_last,
+        num_workers=workers,
+        pin_memory=dev.type == "cuda",
+    )
+    val_loader = DataLoader(val_ds, batch_size=bs, shuffle=False, num_workers=workers)
+    return mean, std, train_ds, sampler, loader, val_loader
+
+
+def build_run_model(cfg: TrainingConfig, backbone_weights, info: D.DistInfo, dev: torch.device):
+    """Config -> (model to train: DDP-wrapped under torchrun, bare model to save, channels_last)."""
+    mc, tc = cfg.model, cfg.train
+    model = build_model(
+        mc.arch,
+        int(mc.num_classes),
+        bool(mc.aux),
+        backbone_weights,
+        bool(mc.pretrained_backbone),
+        width=mc.width,
+    ).to(dev)
+    channels_last = dev.type == "cuda" and bool(tc.channels_last)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    bare = model
+    if info.enabled:
+        if dev.type == "cuda":  # PyTorch's SyncBatchNorm runs on GPUs only; on CPU/gloo each process
+            # keeps its own batch statistics and DDP broadcasts rank 0's running stats every step
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        bare = model
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[dev.index] if dev.type == "cuda" else None
+        )
+    return model, bare, channels_last
