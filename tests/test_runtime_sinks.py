@@ -116,3 +116,50 @@ def test_full_disk_stops_the_recorder_without_raising_into_the_display(block):
             break  # the pipeline counts this as a sink error and keeps displaying
     sink.close()
     assert sink.error is not None
+
+
+@pytest.mark.timeout(60)
+def test_close_leaves_a_recorder_stuck_on_a_hung_disk_behind(monkeypatch):
+    """A recorder whose writes hang, as on a hung disk (it waits on an event: an mp4 recorder opening
+    a FIFO blocked the whole test process here, timeouts included). A live recorder drops what its queue cannot hold, and
+    close() gives up after CLOSE_TIMEOUT_S instead of waiting for room in the queue for ever. When
+    the disk comes back, the writer writes what was queued and finalises."""
+    import threading
+    import time
+
+    from edge_runtime.sinks import threaded
+
+    class HungDisk(threaded.ThreadedWriter):
+        def __init__(self):
+            self.stuck, self.disk_back, self.finished = (
+                threading.Event(),
+                threading.Event(),
+                threading.Event(),
+            )
+            self.written: list[int] = []
+            super().__init__("hung", block=False)
+
+        def _write_now(self, n: int) -> None:
+            self.stuck.set()
+            self.disk_back.wait()
+            self.written.append(n)
+
+        def _finish(self) -> None:
+            self.finished.set()
+
+    close_timeout_s = 0.5
+    monkeypatch.setattr(threaded, "CLOSE_TIMEOUT_S", close_timeout_s)
+    sink = HungDisk()
+    sink.submit(0)
+    assert sink.stuck.wait(timeout=30)  # the writer hangs on its first item
+    extra = 4
+    for n in range(1, 1 + threaded.QUEUE_FRAMES + extra):
+        sink.submit(n)
+    assert sink.dropped == extra  # the queue is full
+    started = time.monotonic()
+    sink.close()
+    assert time.monotonic() - started < 10 * close_timeout_s  # gave up: waiting would never end
+    assert not sink.finished.is_set()
+    sink.disk_back.set()
+    assert sink.finished.wait(timeout=30), "the writer never finalised once the disk came back"
+    assert sink.written == list(range(1 + threaded.QUEUE_FRAMES))  # what was queued, in order

@@ -2,6 +2,8 @@
 disk or encoder never holds up the frame that is being shown. ``block`` chooses backpressure
 (replay: every frame is written) or dropping (live: ``dropped`` counts them). A write error stops
 that sink only (``error``; the display goes on) and is counted in ``EVENTS["recording_failed"]``.
+``close`` waits at most :data:`CLOSE_TIMEOUT_S` for room in the queue and again for the thread: a
+writer stuck on a hung disk is left behind, and finalises its file if the disk comes back.
 """
 
 from __future__ import annotations
@@ -28,21 +30,22 @@ class ThreadedWriter:
         self.dropped = 0
         self.error: Exception | None = None
         self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name=f"sink-{name}", daemon=True)
         self._thread.start()
-        self._closed = False
 
     def _run(self) -> None:
         while True:
             item = self._queue.get()
             if item is None:
                 break
-            if self.error is not None:
-                continue
-            try:
-                self._write_now(*item)
-            except Exception as exc:  # disk full, encoder failure: stop this sink, keep displaying
-                self._failed(exc)
+            if self.error is None:
+                try:
+                    self._write_now(*item)
+                except Exception as exc:  # disk full, encoder failure: stop this sink, keep displaying
+                    self._failed(exc)
+            if self._closed and self._queue.empty():  # close() gave up waiting (a hung disk came back)
+                break
         try:
             self._finish()
         except Exception as exc:
