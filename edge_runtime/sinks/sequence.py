@@ -7,12 +7,13 @@ labelmap, probability) with per-frame timestamps, OpenIGTLink transforms and the
 ``on_frame`` copies the ROI and hands it to the recorder's writer thread
 (:class:`edge_runtime.sinks.threaded.ThreadedWriter`, as the mp4 recorders) through a bounded queue:
 a replay waits for room (every frame recorded), a live session drops the frame instead (counted,
-written to the header as ``sonomap dropped frames``), so the video never waits on the disk. A write error (a full disk)
-stops this recorder with one error line, the ``recording_failed`` count and a banner on screen; the
-video goes on. Below ``sinks.min_free_gb`` it pauses (frames so far kept) and resumes into a new file.
-The headers are checkpointed every :data:`CHECKPOINT_S` (more rarely as a session grows) and at
-close, so a crash keeps the frames up to the last checkpoint. A new ROI size starts a new file
-(a volume sequence has one geometry). Memory: a few frames in the queue plus ~10 bytes a frame of index values.
+written to the header as ``sonomap dropped frames``), so the video never waits on the disk. A write
+error (a full disk) stops this recorder with one error line, the ``recording_failed`` count and a
+banner on screen; the video goes on. Below ``sinks.min_free_gb`` it pauses (frames so far kept)
+and resumes into a new file. The headers are checkpointed every :data:`CHECKPOINT_S` (more rarely
+as a session grows) and at close, so a crash keeps the frames up to the last checkpoint. A new ROI
+size starts a new file (a volume sequence has one geometry). Memory: a few frames in the queue plus
+~10 bytes a frame of index values.
 """
 
 from __future__ import annotations
