@@ -182,7 +182,8 @@ class Overlay:
             heatmap.draw_legend_i420(i420, roi, self.threshold)
         elif self.legend:
             lw, lh = self._legend_size(roi.h)
-            with yuv.bgr_box(i420, (roi.x, roi.y + roi.h - lh, roi.x + min(lw, roi.w), roi.y + roi.h)) as box:
+            corner = (roi.x, roi.y + roi.h - lh, roi.x + min(lw, roi.w), roi.y + roi.h)
+            with yuv.bgr_box(i420, corner) as box:
                 if box is not None:
                     self._draw_legend(box, roi.h)
         if banners:
