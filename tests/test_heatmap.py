@@ -94,3 +94,25 @@ def test_bad_style_is_a_one_line_error():
         Overlay.from_config(manifest(), OverlayConfig(style="rainbow"))
     with pytest.raises(ConfigError, match="overlay.style"):
         build_config({"source": {"input": "synthetic"}, "overlay": {"style": 3}})
+
+
+def test_the_floor_sits_above_a_calibration_curves_plateau_and_nothing_below_it_is_painted():
+    from edge_runtime.config import DEFAULT_MODEL
+    from edge_runtime.manifest import load_manifest
+
+    plain = load_manifest(DEFAULT_MODEL).derive(calibration_curve=None, threshold=0.5)
+    assert heatmap.floor_for(plain, 0.5) == heatmap.HEAT_FLOOR
+    curve = {"margin": [-4.0, -2.0, -1.5, -1.0, 0.0, 2.0], "prob": [0.0, 0.238, 0.239, 0.240, 0.37, 1.0]}
+    curved = plain.derive(calibration_curve=curve, threshold=0.37)
+    floor = heatmap.floor_for(curved, 0.37)
+    assert 0.238 < floor < 0.25  # just above the flat run, which would tint most of the image
+    assert heatmap.floor_for(curved, 0.2) == 0.2  # never above the threshold
+    heat = heatmap.levels(np.full((20, 40), 0.239, np.float32), (20, 40))
+    heat[5:15, 30:38] = heatmap.level_of(0.6)
+    region = np.full((20, 40, 3), 100, np.uint8)
+    heatmap.draw_heat(region, heat, 0.37, 0.5, floor=floor)
+    assert (region[:, :25] == 100).all()  # the plateau: not painted
+    assert (region[7:13, 32:36] != 100).any()  # above the floor: painted
+    painted_at_default = np.full((20, 40, 3), 100, np.uint8)
+    heatmap.draw_heat(painted_at_default, heat, 0.37, 0.5)
+    assert (painted_at_default[:, :25] != 100).all()  # what the fixed 0.1 floor would have done

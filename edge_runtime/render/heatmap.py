@@ -22,7 +22,8 @@ from edge_runtime import yuv
 
 COLORMAP = cv2.COLORMAP_VIRIDIS
 LEVELS = 255  # uint8 levels per unit probability
-HEAT_FLOOR = 0.1  # below this probability nothing is painted
+HEAT_FLOOR = 0.1  # below this probability nothing is painted (raised for some models: floor_for)
+PLATEAU_STEP = 0.005  # calibration-curve knots closer than this in probability are one flat run
 CONTOUR_BGR = (255, 255, 255)
 CONTOUR_PX = 2  # the mask style's contour width
 BAR_W, BAR_H = 14, 120  # colour bar at full size (scaled with the ROI like the mask legend)
@@ -54,6 +55,19 @@ def level_of(p: float) -> int:
     return int(np.clip(round(p * LEVELS), 0, LEVELS))
 
 
+def floor_for(manifest, threshold: float) -> float:
+    """The lowest probability the heat map paints for this model: :data:`HEAT_FLOOR`, or just above
+    the lowest flat run of its calibration curve. A curve fitted on the decision band gives the
+    pixels the network calls tissue the cancer rate of missed lesion parts near a lesion (a plateau
+    around 0.2); painting that would tint nearly the whole image (~90 % of the far background on the
+    shipped model), hiding the ultrasound and saying nothing. Never above the threshold."""
+    curve = manifest.calibration_curve
+    prob = curve["prob"] if curve else []
+    flat = [a for a, b in zip(prob, prob[1:], strict=False) if a > 0 and b - a < PLATEAU_STEP]
+    floor = max(HEAT_FLOOR, (level_of(min(flat)) + 1) / LEVELS) if flat else HEAT_FLOOR
+    return min(floor, threshold)
+
+
 def without_contour(heat: np.ndarray, dropped: np.ndarray, threshold: float) -> np.ndarray:
     """Levels with the pixels in ``dropped`` (over the threshold, but in parts the manifest's mask
     filter does not count as a finding) held just under the threshold: their colour still shows the
@@ -64,12 +78,17 @@ def without_contour(heat: np.ndarray, dropped: np.ndarray, threshold: float) -> 
 
 
 def draw_heat(
-    region: np.ndarray, heat: np.ndarray, threshold: float, alpha: float, fade: float = 1.0
+    region: np.ndarray,
+    heat: np.ndarray,
+    threshold: float,
+    alpha: float,
+    fade: float = 1.0,
+    floor: float = HEAT_FLOOR,
 ) -> None:
     """Blend the ramp over pixels at or above the floor, then the threshold contour; in place.
     ``fade`` (0..1) dims both, as the mask style does when a prediction goes stale."""
     alpha = alpha * fade
-    shown = cv2.compare(heat, level_of(HEAT_FLOOR), cv2.CMP_GE)
+    shown = cv2.compare(heat, level_of(floor), cv2.CMP_GE)
     x, y, w, h = cv2.boundingRect(shown)
     if w == 0 or h == 0 or alpha <= 0.0:
         return
@@ -97,7 +116,9 @@ def legend_size(roi_h: int) -> tuple[int, int]:
     return width, int(BAR_H * k) + 3 * BAR_MARGIN + int(TITLE_LINE_PX * k)
 
 
-def draw_legend(region: np.ndarray, threshold: float, roi_h: int | None = None) -> None:
+def draw_legend(
+    region: np.ndarray, threshold: float, roi_h: int | None = None, floor: float = HEAT_FLOOR
+) -> None:
     """Colour bar from the floor (bottom) to 1.0 (top), ticks at floor, threshold and 1.0."""
     k = _scale(region.shape[0] if roi_h is None else roi_h)
     bw, bh, scale = max(MIN_BAR_W, int(BAR_W * k)), max(MIN_BAR_H, int(BAR_H * k)), LABEL_SCALE * k
@@ -109,36 +130,42 @@ def draw_legend(region: np.ndarray, threshold: float, roi_h: int | None = None) 
     top = max(0, region.shape[0] - lh)
     backing = region[top:, : min(lw, region.shape[1])]
     backing[...] = (backing * BACKING_KEEP).astype(np.uint8)  # darkened so the labels read on any image
-    ramp_levels = np.linspace(1.0, HEAT_FLOOR, bh)  # top = 1.0
+    ramp_levels = np.linspace(1.0, floor, bh)  # top = 1.0
     bar = _RAMP[[level_of(p) for p in ramp_levels], 0]  # (bh, 3)
     region[y0:y1, x0 : x0 + bw] = bar[:, None, :]
-    for p in (HEAT_FLOOR, threshold, 1.0):
-        ty = int(round(y0 + (1.0 - p) / (1.0 - HEAT_FLOOR) * (bh - 1)))
+    for p in (floor, threshold, 1.0):
+        ty = int(round(y0 + (1.0 - p) / (1.0 - floor) * (bh - 1)))
         cv2.line(region, (x0 + bw, ty), (x0 + bw + TICK_PX, ty), TEXT_BGR, 1)
         label_at = (x0 + bw + TICK_LABEL_GAP_PX, ty + int(LABEL_DROP_PX * k))
         cv2.putText(region, f"{p:.2f}", label_at, FONT, scale, TEXT_BGR, 1, cv2.LINE_AA)
     cv2.putText(region, TITLE, (x0, y0 - BAR_MARGIN), FONT, scale, TEXT_BGR, 1, cv2.LINE_AA)
 
 
-def heat_box(heat: np.ndarray) -> tuple[int, int, int, int]:
+def heat_box(heat: np.ndarray, floor: float = HEAT_FLOOR) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) of the painted pixels in ROI coordinates (empty box when none)."""
-    x, y, w, h = cv2.boundingRect(cv2.compare(heat, level_of(HEAT_FLOOR), cv2.CMP_GE))
+    x, y, w, h = cv2.boundingRect(cv2.compare(heat, level_of(floor), cv2.CMP_GE))
     return x, y, x + w, y + h
 
 
 def draw_heat_i420(
-    i420: np.ndarray, roi, heat: np.ndarray, threshold: float, alpha: float, fade: float
+    i420: np.ndarray,
+    roi,
+    heat: np.ndarray,
+    threshold: float,
+    alpha: float,
+    fade: float,
+    floor: float = HEAT_FLOOR,
 ) -> None:
     """:func:`draw_heat` in place on an I420 frame: only the painted pixels' box is converted."""
-    x0, y0, x1, y1 = heat_box(heat)
+    x0, y0, x1, y1 = heat_box(heat, floor)
     with yuv.bgr_box(i420, (roi.x + x0, roi.y + y0, roi.x + x1, roi.y + y1)) as box:
         if box is not None:
-            draw_heat(box, heat[y0:y1, x0:x1], threshold, alpha, fade)
+            draw_heat(box, heat[y0:y1, x0:x1], threshold, alpha, fade, floor)
 
 
-def draw_legend_i420(i420: np.ndarray, roi, threshold: float) -> None:
+def draw_legend_i420(i420: np.ndarray, roi, threshold: float, floor: float = HEAT_FLOOR) -> None:
     """:func:`draw_legend` in place on an I420 frame, in the ROI's bottom-left corner."""
     lw, lh = legend_size(roi.h)
     with yuv.bgr_box(i420, (roi.x, roi.y + roi.h - lh, roi.x + min(lw, roi.w), roi.y + roi.h)) as box:
         if box is not None:
-            draw_legend(box, threshold, roi.h)
+            draw_legend(box, threshold, roi.h, floor)

@@ -71,6 +71,7 @@ class Overlay:
     cancer_index: int = 1
     style: str = MASK_STYLE  # heatmap: what is drawn is the probability (edge_runtime.render.heatmap)
     mask_filter: MaskFilter | None = None  # the manifest's: which mask parts count as a finding
+    heat_floor: float = heatmap.HEAT_FLOOR  # heatmap style: nothing below it is painted (floor_for)
     _smoothed: np.ndarray | None = field(default=None, repr=False)
     _previous_mask: np.ndarray | None = field(default=None, repr=False)
     _flicker_sum: float = 0.0
@@ -88,15 +89,17 @@ class Overlay:
         """The model's classes styled by the config's ``overlay`` section (None: its defaults), checked
         by :mod:`edge_runtime.render.styles`."""
         config = OverlayConfig() if config is None else config
+        threshold = cut_off(manifest, config)
         return cls(
             class_styles(manifest, config),
-            cut_off(manifest, config),
+            threshold,
             bool(config.legend),
             bool(config.hud),
             checked_ema(config),
             manifest.cancer_index,
             checked_style(config),
             manifest.mask_filter,
+            heatmap.floor_for(manifest, threshold),
         )
 
     # --- temporal smoothing ---------------------------------------------------
@@ -148,11 +151,13 @@ class Overlay:
         heat = self.style == HEATMAP_STYLE
         if mask is not None and fade > 0.0:
             if heat:
-                heatmap.draw_heat(region, mask, self.threshold, self._heat_alpha(), fade)
+                heatmap.draw_heat(region, mask, self.threshold, self._heat_alpha(), fade, self.heat_floor)
             else:
                 self._mask.paint(region, mask, fade)
         if self.legend:
-            heatmap.draw_legend(region, self.threshold) if heat else self._draw_legend(region)
+            heatmap.draw_legend(region, self.threshold, floor=self.heat_floor) if heat else self._draw_legend(
+                region
+            )
         if banners:
             self._draw_banners(region, banners)
         layout = hudrow.layout(out.shape[1], roi, (hud or {}) if self.hud else None, ai)
@@ -175,11 +180,11 @@ class Overlay:
         box in Y/U/V; legend, banners and HUD are drawn on small boxes by the BGR code."""
         heat = self.style == HEATMAP_STYLE
         if heat and mask is not None and fade > 0.0:
-            heatmap.draw_heat_i420(i420, roi, mask, self.threshold, self._heat_alpha(), fade)
+            heatmap.draw_heat_i420(i420, roi, mask, self.threshold, self._heat_alpha(), fade, self.heat_floor)
         elif mask is not None and fade > 0.0:
             self._mask.paint_i420(i420, roi, mask, fade)
         if self.legend and heat:
-            heatmap.draw_legend_i420(i420, roi, self.threshold)
+            heatmap.draw_legend_i420(i420, roi, self.threshold, self.heat_floor)
         elif self.legend:
             lw, lh = self._legend_size(roi.h)
             corner = (roi.x, roi.y + roi.h - lh, roi.x + min(lw, roi.w), roi.y + roi.h)
