@@ -42,6 +42,10 @@ BANNER_TOLERANCE = 8  # H.264
 TOAST_CHECK_AFTER = 20  # frames after the post-fire frame (replay draws a few frames ahead)
 LEAD_FRAMES = 15  # procedure_clip: frames before the first needle appears
 YIELD_TOLERANCE = 0.02  # cancer fraction: pixel-edge differences of two band rasterisations, tip +-0.5 mm
+# or the shown fraction lies among those of bands placed within this much of the true needle (where a
+# lesion edge runs along the band, a tenth of a millimetre moves the fraction more than 0.02)
+YIELD_TIP_MM, YIELD_ANGLE_DEG = 0.5, 1.0
+RASTER_TOLERANCE = 0.005
 
 
 @pytest.fixture(scope="module")
@@ -124,23 +128,33 @@ def test_replay_captures_each_fire_once_with_the_true_tip(procedure, tmp_path):
 
 def test_expected_yield_matches_the_hand_computed_band_fraction(procedure, tmp_path):
     """The HUD's fraction on the pre-fire frame against registration's own band model: the post-fire
-    tip is the true pre-fire tip moved on by the throw, the notch behind it by the gauge defaults."""
-    folders = _replay_cases(procedure, tmp_path / "cases")
+    tip is the true pre-fire tip moved on by the throw, the notch behind it by the gauge defaults.
+    The dark-region model draws the mask, so the check is of the band's geometry, not of whichever
+    network ships (how a learned lesion edge runs along the band changes what 0.5 mm is worth)."""
+    folders = _replay_cases(procedure, tmp_path / "cases", "--model", dark_onnx())
     mm = procedure["mm_per_pixel"]
     for folder, truth in zip(folders, procedure["fires"], strict=False):
         shown = yaml.safe_load((folder / "case.yaml").read_text())["capture"]["expected_yield"]
         mask = cv2.imread(str(folder / "prefire_mask.png"), cv2.IMREAD_UNCHANGED)
-        a = math.radians(truth["angle_deg"])
-        d = np.array([math.cos(a), math.sin(a)])
-        post_tip = np.array(truth["tip_pre"]) + THROW_MM / mm * d
-        tract = tract_from_needle(post_tip, post_tip - 10 / mm * d, (mm, mm), device_geometry(14))
-        band, _, _ = tract.band(mask.shape)
-        hand = float(np.mean(mask[band] == 1))
+        hands = {}
+        for shift_mm in (-YIELD_TIP_MM, 0.0, YIELD_TIP_MM):  # the needle as found, within its error
+            for turn_deg in (-YIELD_ANGLE_DEG, 0.0, YIELD_ANGLE_DEG):
+                a = math.radians(truth["angle_deg"] + turn_deg)
+                d = np.array([math.cos(a), math.sin(a)])
+                post_tip = np.array(truth["tip_pre"]) + (THROW_MM + shift_mm) / mm * d
+                tract = tract_from_needle(post_tip, post_tip - 10 / mm * d, (mm, mm), device_geometry(14))
+                band, _, _ = tract.band(mask.shape)
+                hands[shift_mm, turn_deg] = float(np.mean(mask[band] == 1))
+        hand = hands[0.0, 0.0]
         assert 0.05 < hand < 0.95  # the band straddles the predicted lesion's edge: a real test
         assert (
             truth["pre_index"] - 2 * YIELD_EVERY < shown["needle_frame"] <= truth["pre_index"]
         )  # found lately
-        assert abs(shown["fraction"] - hand) <= YIELD_TOLERANCE
+        assert abs(shown["fraction"] - hand) <= YIELD_TOLERANCE or (
+            min(hands.values()) - RASTER_TOLERANCE
+            <= shown["fraction"]
+            <= max(hands.values()) + RASTER_TOLERANCE
+        ), (shown["fraction"], hands)
 
 
 def test_runtime_device_geometry_is_registrations():
