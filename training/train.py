@@ -143,6 +143,13 @@ def run(
             return bool(cache.get("d", [0.0, 0.0])[1])
 
         epoch = start_epoch - 1
+
+        def save_snapshot(path: Path, selected: dict, epoch: int, summary: dict) -> None:
+            """An epoch's weights with its manifest (``selected``: the metric that chose it)."""
+            manifest = make_manifest(cfg, mean, std, data, dhash, config, chash, selected, summary, init_from)
+            state = {"model": bare.state_dict(), "model_config": model_config, "manifest": manifest.to_dict()}
+            save_checkpoint({**state, "epoch": epoch, "val": summary}, path, manifest)
+
         for epoch in range(start_epoch, epochs):
             sampler.set_epoch(epoch)
             train_ds.set_epoch(epoch)
@@ -178,40 +185,15 @@ def run(
                 if math.isnan(value):  # e.g. no cancer pixel in the val split: fall back to mean Dice
                     value = summary["dice_mean"]
                 row["selected"] = value
+
                 cycle = str(schedule.cycle(cache.get("d", [0.0])[0]))
                 if int(tc.cycles) > 1 and value > cycle_best.get(cycle, -1.0):
                     cycle_best[cycle] = float(value)
                     snap = {"metric": tc.select_metric, "value": float(value), "epoch": epoch}
-                    manifest = make_manifest(
-                        cfg, mean, std, data, dhash, config, chash, snap, summary, init_from
-                    )
-                    save_checkpoint(
-                        {
-                            "model": bare.state_dict(),
-                            "model_config": model_config,
-                            "manifest": manifest.to_dict(),
-                            "epoch": epoch,
-                            "val": summary,
-                        },
-                        out / f"cycle{cycle}.pt",
-                        manifest,
-                    )
+                    save_snapshot(out / f"cycle{cycle}.pt", snap, epoch, summary)
                 if value > best["value"]:
                     best = {"metric": tc.select_metric, "value": float(value), "epoch": epoch}
-                    manifest = make_manifest(
-                        cfg, mean, std, data, dhash, config, chash, best, summary, init_from
-                    )
-                    save_checkpoint(
-                        {
-                            "model": bare.state_dict(),
-                            "model_config": model_config,
-                            "manifest": manifest.to_dict(),
-                            "epoch": epoch,
-                            "val": summary,
-                        },
-                        out / "best.pt",
-                        manifest,
-                    )
+                    save_snapshot(out / "best.pt", best, epoch, summary)
             row.update({"elapsed_s": elapsed(), "best": best["value"]})
             if info.main:
                 history.append(row)
