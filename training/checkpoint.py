@@ -27,7 +27,7 @@ import torch
 from edge_runtime.atomic import atomic_path
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.manifest import Manifest, load_manifest, manifest_path, save_manifest
-from training.models import build_model
+from training.models import build_from_config
 
 log = logging.getLogger("sonomap.checkpoint")
 PLAIN_SCALARS = (str, int, float, bool, type(None))
@@ -170,7 +170,7 @@ def load_model(path: str | Path, verify_manifest: bool = True):
             f"{path}: checkpoint is {cfg['arch']} with {cfg['num_classes']} classes but its manifest says "
             f"{manifest.arch} with {manifest.num_classes}"
         )
-    model = build_model(cfg["arch"], cfg["num_classes"], aux=cfg.get("aux", False), width=cfg.get("width"))
+    model = build_from_config(cfg)
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as exc:

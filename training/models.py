@@ -94,6 +94,31 @@ def build_model(
     return GraySegmenter(net, aux=aux)
 
 
+class LogitEnsemble(nn.Module):
+    """Several networks of one input contract as one: the mean of their logits.
+
+    Averaging logits (not probabilities) keeps the output a logit, so temperature, calibration
+    curve and threshold fold on top exactly as for a single network, and the export is one graph."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(x) for member in self.members]).mean(dim=0)
+
+
+ENSEMBLE_ARCH = "ensemble"
+
+
+def build_from_config(cfg: dict) -> nn.Module:
+    """A checkpoint's ``model_config`` -> the untrained module it describes (a single network, or
+    an :class:`LogitEnsemble` whose ``members`` are model configs themselves)."""
+    if cfg["arch"] == ENSEMBLE_ARCH:
+        return LogitEnsemble([build_from_config(member) for member in cfg["members"]])
+    return build_model(cfg["arch"], cfg["num_classes"], aux=cfg.get("aux", False), width=cfg.get("width"))
+
+
 def _load_backbone(net: nn.Module, path: Path) -> None:
     if not path.is_file():
         raise ConfigError(f"--backbone-weights {path}: file not found")

@@ -1,0 +1,88 @@
+"""Fold several trained checkpoints into one ensemble checkpoint: one graph, the mean of their logits.
+
+Why: networks trained from different seeds make partly independent errors, so the mean of their
+logits usually segments better than either; unlike a weight average (:mod:`training.average`),
+which needs one basin, it works for independent runs. The cost is at inference: each member runs
+on every frame (two members: about twice the network's time).
+
+Usage: ``python -m training.ensemble --out OUT/best.pt CK1 CK2 [...]``. Inputs: checkpoints whose
+manifests agree on input size, normalisation and classes. Output: ``OUT/best.pt`` + manifest
+(``arch: ensemble``, ``source.ensemble_of`` naming each member and its sha256). The members'
+calibration is not carried over: their logits are averaged before any temperature, so the
+ensemble is calibrated afresh (``sonomap calibrate``) like any new model.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from edge_runtime.errors import ConfigError, SonomapError
+from edge_runtime.manifest import Manifest
+from training.checkpoint import load_model, read_checkpoint, save_checkpoint
+from training.models import ENSEMBLE_ARCH, LogitEnsemble
+
+MIN_MEMBERS = 2
+
+
+def _same_contract(first: Manifest, other: Manifest, where: Path) -> None:
+    for field in ("input_height", "input_width", "mean", "std"):
+        if getattr(first, field) != getattr(other, field):
+            raise ConfigError(
+                f"{where}: manifest '{field}' is {getattr(other, field)}, the first member's is "
+                f"{getattr(first, field)}; members must share one preprocessing contract"
+            )
+    if [(c.id, c.name) for c in first.classes] != [(c.id, c.name) for c in other.classes]:
+        raise ConfigError(f"{where}: manifest 'classes' differ from the first member's")
+
+
+def ensemble_checkpoints(checkpoints: list[str | Path], out: str | Path) -> Path:
+    """Write the ensemble of ``checkpoints`` to ``out`` (+ manifest); returns ``out``."""
+    paths = [Path(c) for c in checkpoints]
+    if len(paths) < MIN_MEMBERS:
+        raise ConfigError(f"give at least {MIN_MEMBERS} checkpoints to ensemble")
+    members, configs, sources = [], [], []
+    first: Manifest | None = None
+    for path in paths:
+        model, manifest = load_model(path)
+        if first is None:
+            first = manifest
+        else:
+            _same_contract(first, manifest, path)
+        members.append(model)
+        configs.append(read_checkpoint(path)["model_config"])
+        sources.append({"checkpoint": str(path), "sha256": manifest.sha256})
+    ensemble = LogitEnsemble(members).eval()
+    model_config = {"arch": ENSEMBLE_ARCH, "num_classes": first.num_classes, "members": configs}
+    manifest = first.derive(
+        name=f"{first.name}-ensemble{len(paths)}",
+        arch=ENSEMBLE_ARCH,
+        threshold=0.5,
+        temperature=1.0,
+        calibration_curve=None,
+        mask_filter=None,
+        source={"ensemble_of": sources},
+        metrics={},
+        extra={"model_config": model_config},
+    )
+    return save_checkpoint(
+        {"model": ensemble.state_dict(), "model_config": model_config, "manifest": manifest.to_dict()},
+        out,
+        manifest,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.ensemble", description=__doc__.split("\n")[0])
+    parser.add_argument("checkpoints", nargs="+", help="member checkpoints (best.pt)")
+    parser.add_argument("--out", required=True, help="output checkpoint (best.pt)")
+    args = parser.parse_args(argv)
+    try:
+        print(ensemble_checkpoints(args.checkpoints, args.out))
+    except SonomapError as exc:  # a bad input: one line naming the file, no traceback
+        parser.exit(2, f"error: {exc}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
