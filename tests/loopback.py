@@ -1,15 +1,21 @@
-"""Loopback helpers the service tests share: a free TCP port, requests that return error pages too, and
-waiting for a started service to report healthy."""
+"""Loopback helpers the service tests share: a free TCP port, requests that return error pages too,
+starting `sonomap live` in the background, and waiting for a started service to report healthy."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 
+from runtime_model import dark_onnx
+
 LOOPBACK = "127.0.0.1"
 GET_TIMEOUT_S = 5.0  # a local service answers in milliseconds; longer means it is stuck
+SONOMAP = [sys.executable, "-m", "edge_runtime.cli"]  # this tree's code, whatever is installed
+LIVE_START_TIMEOUT_S = 90  # model load + first frame on 2 shared cores, with margin
 
 
 def free_port() -> int:
@@ -64,3 +70,13 @@ def wait_healthy(base: str, proc, timeout_s: float) -> None:
             pass
         time.sleep(HEALTH_POLL_S)
     raise AssertionError("live did not become healthy")
+
+
+def start_live(*args, port: int | None = None, stdout=subprocess.PIPE, **popen) -> subprocess.Popen:
+    """`sonomap live` on the synthetic scanner with the dark-region test model, headless, in the
+    background: ``port`` serves HTTP on loopback, ``args`` are added. stderr is piped as text."""
+    http = ["--http", f"{LOOPBACK}:{port}"] if port is not None else []
+    argv = ["live", "--source", "synthetic", "--model", dark_onnx(), "--headless", *http, *args]
+    return subprocess.Popen(
+        [*SONOMAP, *map(str, argv)], stdout=stdout, stderr=subprocess.PIPE, text=True, **popen
+    )

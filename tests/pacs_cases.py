@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from cli import sonomap
+from loopback import SONOMAP
 from procedure_clip import write_procedure_clip
 
 STUDY_ID = "BX-0042"
 FALLBACK_ID = "BX-0099"
-SONOMAP = [sys.executable, "-m", "edge_runtime.cli"]
 OBJECTS_PER_CASE = 2  # the pre-fire image and its segmentation
 EXPORT_TIMEOUT_S = 300
 

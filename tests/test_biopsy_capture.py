@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 import pytest
 import yaml
 from cli import sonomap
-from loopback import free_port, request, wait_healthy
+from loopback import LIVE_START_TIMEOUT_S, SONOMAP, free_port, request, start_live, wait_healthy
 from procedure_clip import NO_FIRE, THROW_MM, write_procedure_clip
 from runtime_model import dark_onnx
 
@@ -34,8 +33,6 @@ from registration.tract import GAUGE_DEFAULTS, device_geometry, tract_from_needl
 
 TIP_TOLERANCE_MM = 1.0
 ANGLE_TOLERANCE_DEG = 2.0
-START_TIMEOUT_S = 90
-SONOMAP = [sys.executable, "-m", "edge_runtime.cli"]
 TOAST_ROW_PX = 4  # inside the banner band at the ROI's top, above the toast's text
 BANNER_GREY = 90  # overlay.BANNER_BGR["info"]
 BANNER_TOLERANCE = 8  # H.264
@@ -184,29 +181,10 @@ def test_no_fire_gives_no_case(tmp_path):
 
 def test_live_marks_by_http_and_sigusr1_are_captured_and_counted(tmp_path):
     port, cases = free_port(), tmp_path / "cases"
-    proc = subprocess.Popen(
-        [
-            *SONOMAP,
-            "live",
-            "--source",
-            "synthetic",
-            "--model",
-            str(dark_onnx()),
-            "--headless",
-            "--http",
-            f"127.0.0.1:{port}",
-            "--cases",
-            str(cases),
-            "--duration",
-            "60",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_live("--cases", cases, "--duration", 60, port=port)
     base = f"http://127.0.0.1:{port}/"
     try:
-        wait_healthy(base, proc, START_TIMEOUT_S)
+        wait_healthy(base, proc, LIVE_START_TIMEOUT_S)
         assert request(base + "mark", "POST") == (200, "marked\n")
         os.kill(proc.pid, signal.SIGUSR1)
         deadline = time.monotonic() + 20
@@ -324,7 +302,7 @@ def test_the_window_key_marks_a_biopsy(xvfb_display, tmp_path):
             ["xdotool", "search", "--sync", "--name", "sonomap"],
             capture_output=True,
             text=True,
-            timeout=START_TIMEOUT_S,
+            timeout=LIVE_START_TIMEOUT_S,
         )
         window = found.stdout.split()[0]
         subprocess.run(["xdotool", "windowfocus", "--sync", window], check=True, timeout=10)

@@ -9,14 +9,13 @@ import json
 import resource
 import signal
 import subprocess
-import sys
 import threading
 import time
 
 import numpy as np
 import pytest
 from clips import write_bar_clip
-from loopback import free_port, get
+from loopback import SONOMAP, free_port, get
 from prometheus_client.parser import text_string_to_metric_families
 from runtime_model import dark_onnx
 
@@ -31,7 +30,6 @@ from edge_runtime.service.http_server import make_http_observer
 from edge_runtime.sources.opener import open_source
 from edge_runtime.sources.reconnect import ResilientSource
 
-SONOMAP = [sys.executable, "-m", "edge_runtime.cli"]  # this tree's code, whatever is installed
 SMALL = {"width": 320, "height": 240}
 
 

@@ -4,21 +4,17 @@ here by `openssl req`, the token only over TLS, and one-line errors for a half-g
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
-from loopback import free_port
-from runtime_model import dark_onnx
+from loopback import LIVE_START_TIMEOUT_S, SONOMAP, free_port, start_live
 from test_http_guard import certificate, client_context, needs_openssl  # noqa: F401 (certificate: a fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "tls-cli-token-0123456789abcdef"
-START_TIMEOUT_S = 90
-SONOMAP = [sys.executable, "-m", "edge_runtime.cli"]
 
 
 def https_get(url: str, cert) -> int:
@@ -34,33 +30,21 @@ def https_get(url: str, cert) -> int:
 def test_live_serves_https_with_the_given_certificate(certificate):
     cert, key = certificate
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            *SONOMAP,
-            "live",
-            "--source",
-            "synthetic",
-            "--model",
-            str(dark_onnx()),
-            "--headless",
-            "--http",
-            f"127.0.0.1:{port}",
-            "--token",
-            TOKEN,
-            "--tls-cert",
-            str(cert),
-            "--tls-key",
-            str(key),
-            "--duration",
-            "90",
-        ],
+    proc = start_live(
+        "--token",
+        TOKEN,
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+        "--duration",
+        90,
+        port=port,
         cwd=REPO,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
     )
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
+        deadline = time.monotonic() + LIVE_START_TIMEOUT_S
         code = None
         while time.monotonic() < deadline and code != 200:
             assert proc.poll() is None, proc.stderr.read()[-3000:]

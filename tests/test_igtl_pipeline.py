@@ -16,18 +16,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from cli import sonomap as run_cli
-from loopback import free_port
+from loopback import SONOMAP, free_port
 from runtime_model import folded_manifest, save_graph_model
 from test_igtl_standin import DEVICE, FRAME_WH, SPACING_MM, PlusStandIn, busi_images, image_matrix, pyigtl
 
-SONOMAP = [sys.executable, "-m", "edge_runtime.cli"]
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "edge_runtime" / "models" / "default" / "model.onnx"
 DARK_LEVEL, SOFTNESS = 70.0, 12.0
 N_FRAMES = 3

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import pytest
 from cli import sonomap
+from loopback import SONOMAP
 from test_igtl_pipeline import DEVICE, build_dark_tissue_onnx, free_port, streamed_images
 from test_igtl_standin import PROBE_TO_TRACKER, SPACING_MM, PlusStandIn, image_matrix, pyigtl
 
@@ -32,7 +33,6 @@ from edge_runtime.sources.opener import open_source
 from edge_runtime.sources.sequence import SequenceSource
 
 nrrd = pytest.importorskip("nrrd")
-SONOMAP = [sys.executable, "-m", "edge_runtime.cli"]
 LIVE_SECONDS = 3.0
 POLL_S = 0.01
 PROC_TIMEOUT_S = 40

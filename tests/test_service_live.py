@@ -10,7 +10,6 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -19,11 +18,10 @@ import av
 import numpy as np
 import pytest
 import yaml
-from loopback import free_port
+from loopback import SONOMAP, free_port
 from prometheus_client.parser import text_string_to_metric_families
 from runtime_model import dark_onnx
 
-SONOMAP = [sys.executable, "-m", "edge_runtime.cli"]  # this tree's code, whatever is installed
 RELOAD_APPLIED_S = 30
 PATIENT = {
     "PatientName": "Doe^Janine",

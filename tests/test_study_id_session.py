@@ -6,21 +6,16 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 import yaml
 from cli import sonomap
-from loopback import free_port, request, wait_healthy
-from runtime_model import dark_onnx
+from loopback import LIVE_START_TIMEOUT_S, free_port, request, start_live, wait_healthy
 
 from edge_runtime.biopsy.study_id import STUDY_ID
 from edge_runtime.service.http_server import make_http_observer
 
-SONOMAP = [sys.executable, "-m", "edge_runtime.cli"]
-START_TIMEOUT_S = 90
 TOKEN = "study-token-0123456789abcdef"
 
 
@@ -42,31 +37,10 @@ def test_a_study_id_needs_cases(tmp_path):
 
 def test_the_viewer_sets_the_study_id_of_the_next_cases(tmp_path):
     port, cases = free_port(), tmp_path / "cases"
-    proc = subprocess.Popen(
-        [
-            *SONOMAP,
-            "live",
-            "--source",
-            "synthetic",
-            "--model",
-            str(dark_onnx()),
-            "--headless",
-            "--http",
-            f"127.0.0.1:{port}",
-            "--cases",
-            str(cases),
-            "--study-id",
-            "BX-0001",
-            "--duration",
-            "60",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_live("--cases", cases, "--study-id", "BX-0001", "--duration", 60, port=port)
     base = f"http://127.0.0.1:{port}/"
     try:
-        wait_healthy(base, proc, START_TIMEOUT_S)
+        wait_healthy(base, proc, LIVE_START_TIMEOUT_S)
         assert json.loads(request(base + "study-id")[1]) == {"study_id": "BX-0001", "capturing": True}
         assert request(base + "mark", "POST") == (200, "marked\n")
         _wait_for_cases(cases, 1)
