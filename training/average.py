@@ -22,7 +22,7 @@ from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader
 
 from edge_runtime.errors import ConfigError
-from training.checkpoint import load_model, read_checkpoint, save_checkpoint
+from training.checkpoint import load_model_and_config, read_checkpoint, save_checkpoint
 from training.data import read_cases, select_split
 from training.dataset import SegDataset
 
@@ -43,12 +43,11 @@ class _Images:
 def average_checkpoints(checkpoints: list[str | Path], data: str | Path, out: str | Path) -> Path:
     if len(checkpoints) < 2:
         raise ConfigError("give at least two checkpoints to average")
-    model, manifest = load_model(checkpoints[0])
-    first = read_checkpoint(checkpoints[0])
-    states = [first["model"]]
+    model, manifest, model_config = load_model_and_config(checkpoints[0])
+    states = [model.state_dict()]  # the first checkpoint's weights, as loaded
     for ck in checkpoints[1:]:
         state = read_checkpoint(ck)
-        if state.get("model_config") != first.get("model_config"):
+        if state.get("model_config") != model_config:
             raise ConfigError(f"{ck}: model_config differs from {checkpoints[0]}'s")
         states.append(state["model"])
     averaged = {}
@@ -64,7 +63,7 @@ def average_checkpoints(checkpoints: list[str | Path], data: str | Path, out: st
     model.eval()
     derived = manifest.derive(source={**manifest.source, "averaged_from": [str(c) for c in checkpoints]})
     return save_checkpoint(
-        {"model": model.state_dict(), "model_config": first["model_config"], "manifest": derived.to_dict()},
+        {"model": model.state_dict(), "model_config": model_config, "manifest": derived.to_dict()},
         out,
         derived,
     )

@@ -158,6 +158,13 @@ def load_model(path: str | Path, verify_manifest: bool = True):
     The manifest beside the file wins over the copy embedded in the checkpoint; the two
     must agree on architecture and classes, or the pair came from different runs.
     """
+    model, manifest, _config = load_model_and_config(path, verify_manifest)
+    return model, manifest
+
+
+def load_model_and_config(path: str | Path, verify_manifest: bool = True):
+    """:func:`load_model` plus the checkpoint's ``model_config``, from one read of the file (for
+    tools that write a new checkpoint from loaded ones)."""
     path = Path(path)
     payload = read_checkpoint(path)
     cfg = payload["model_config"]
@@ -176,4 +183,4 @@ def load_model(path: str | Path, verify_manifest: bool = True):
     except RuntimeError as exc:
         raise ConfigError(f"{path}: weights do not fit {cfg['arch']} ({str(exc).splitlines()[0]})") from exc
     model.eval()
-    return model, manifest
+    return model, manifest, cfg

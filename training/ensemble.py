@@ -19,7 +19,7 @@ from pathlib import Path
 
 from edge_runtime.errors import ConfigError, SonomapError
 from edge_runtime.manifest import Manifest
-from training.checkpoint import load_model, read_checkpoint, save_checkpoint
+from training.checkpoint import load_model_and_config, save_checkpoint
 from training.models import ENSEMBLE_ARCH, LogitEnsemble
 
 MIN_MEMBERS = 2
@@ -44,13 +44,13 @@ def ensemble_checkpoints(checkpoints: list[str | Path], out: str | Path) -> Path
     members, configs, sources = [], [], []
     first: Manifest | None = None
     for path in paths:
-        model, manifest = load_model(path)
+        model, manifest, config = load_model_and_config(path)
         if first is None:
             first = manifest
         else:
             _same_contract(first, manifest, path)
         members.append(model)
-        configs.append(read_checkpoint(path)["model_config"])
+        configs.append(config)
         sources.append({"checkpoint": str(path), "sha256": manifest.sha256})
     ensemble = LogitEnsemble(members).eval()
     model_config = {"arch": ENSEMBLE_ARCH, "num_classes": first.num_classes, "members": configs}
