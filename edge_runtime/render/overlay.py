@@ -154,10 +154,10 @@ class Overlay:
                 heatmap.draw_heat(region, mask, self.threshold, self._heat_alpha(), fade, self.heat_floor)
             else:
                 self._mask.paint(region, mask, fade)
-        if self.legend:
-            heatmap.draw_legend(region, self.threshold, floor=self.heat_floor) if heat else self._draw_legend(
-                region
-            )
+        if self.legend and heat:
+            heatmap.draw_legend(region, self.threshold, floor=self.heat_floor)
+        elif self.legend:
+            self._draw_legend(region)
         if banners:
             self._draw_banners(region, banners)
         layout = hudrow.layout(out.shape[1], roi, (hud or {}) if self.hud else None, ai)
