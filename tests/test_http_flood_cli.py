@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from loopback import free_port
+from loopback import LIVE_START_TIMEOUT_S, free_port
 from runtime_model import dark_onnx
 
 from edge_runtime.service.http_guard import MAX_CONNECTIONS
@@ -27,7 +27,6 @@ UNREAD_STREAMS = 20
 HEALTHZ_LIMIT_S = 2.0
 PROBES = 10
 SMALL_RCVBUF = 4096
-START_TIMEOUT_S = 90
 
 
 def get(url: str) -> tuple[int, bytes, float]:
@@ -81,7 +80,7 @@ def live(tmp_path):
         text=True,
     )
     base = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + START_TIMEOUT_S
+    deadline = time.monotonic() + LIVE_START_TIMEOUT_S
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stderr.read()[-3000:]
         try:
