@@ -27,6 +27,25 @@ def test_aux_head_in_train_mode_only():
         assert model.eval()(x).shape == (2, 2, 32, 32)
 
 
+def test_unet_small_deep_supervision_trains_a_head_the_exported_graph_does_not_have():
+    """aux=True adds a coarse decoder head in train mode; eval output and state dict of the main
+    network are those of the plain network, so the exported graph and its runtime are unchanged."""
+    torch.manual_seed(0)
+    model = build_model("unet_small", 2, aux=True, width=4)
+    x, y = torch.randn(2, 1, 50, 70), torch.randint(0, 2, (2, 50, 70))
+    out = model.train()(x)
+    assert set(out) == {"out", "aux"} and out["aux"].shape == out["out"].shape == (2, 2, 50, 70)
+    # The aux head's gradient reaches the encoder: a loss on "aux" alone moves the stem.
+    torch.nn.functional.cross_entropy(out["aux"], y).backward()
+    assert model.net.aux_head.weight.grad.abs().sum() > 0
+    assert model.net.stem[0][0].weight.grad.abs().sum() > 0
+    plain = build_model("unet_small", 2, width=4).eval()
+    missing, unexpected = plain.load_state_dict(model.state_dict(), strict=False)
+    assert missing == [] and unexpected == ["net.aux_head.weight", "net.aux_head.bias"]
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), plain(x))
+
+
 def test_backbone_weights_from_local_file(tmp_path):
     torch.manual_seed(0)
     reference = resnet50(weights=None)

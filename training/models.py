@@ -26,7 +26,7 @@ ARCHS = {
     "deeplabv3_resnet50": (tvseg.deeplabv3_resnet50, True),
     "deeplabv3_mobilenet_v3_large": (tvseg.deeplabv3_mobilenet_v3_large, True),
     "lraspp_mobilenet_v3_large": (tvseg.lraspp_mobilenet_v3_large, False),
-    "unet_small": (unet_small, False),  # the fast CPU profile (training/unet.py)
+    "unet_small": (unet_small, True),  # the fast CPU profile (training/unet.py); aux: deep supervision
 }
 # Archs whose builder takes a ``width`` (base channel count) argument.
 WIDTH_ARCHS = ("unet_small",)

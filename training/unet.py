@@ -7,6 +7,11 @@ the most and lesion boundaries survive a x2 bilinear upsampling of the logits), 
 the deepest level uses dilated convs for context. Input [N, 1, H, W] (any size; H and W
 are padded internally to a multiple of :data:`STRIDE`), output ``{"out": logits [N, C, H, W]}``.
 Exports to ONNX opset 17 (Conv, BatchNorm, ReLU, Resize, Concat, Pad).
+
+Deep supervision (``aux_loss=True``): a 1x1 head on the first decoder level (1/8 of the input)
+adds ``"aux"`` logits, upsampled to the input, in train mode only; the loss weighs it by
+``train.aux_weight``. It gives the coarse decoder a direct lesion signal, which small sets need
+most; the exported (eval) graph does not contain it.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ class Block(nn.Sequential):
 class SmallUNet(nn.Module):
     in_channels = 1  # GraySegmenter feeds the gray plane as is
 
-    def __init__(self, num_classes: int = 2, width: int = 16):
+    def __init__(self, num_classes: int = 2, width: int = 16, aux: bool = False):
         super().__init__()
         w = width
         chans = [w, 2 * w, 4 * w, 8 * w]
@@ -48,6 +53,9 @@ class SmallUNet(nn.Module):
             [Block(chans[i + 1] + chans[i], chans[i]) for i in reversed(range(len(chans) - 1))]
         )
         self.head = nn.Conv2d(w, num_classes, 1)
+        # Named aux_head, not aux_classifier: the optimiser's 10x lr for torchvision's aux heads
+        # is meant for a pretrained backbone, and this network trains from scratch.
+        self.aux_head = nn.Conv2d(chans[-2], num_classes, 1) if aux else None
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         h, w = x.shape[-2:]
@@ -58,14 +66,27 @@ class SmallUNet(nn.Module):
         for block in self.down:
             skips.append(block(F.max_pool2d(skips[-1], 2)))
         y = self.context(skips.pop())
+        aux = None
         for block in self.up:
             skip = skips.pop()
             y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             y = block(torch.cat([y, skip], dim=1))
-        y = F.interpolate(self.head(y), size=x.shape[-2:], mode="bilinear", align_corners=False)
-        return {"out": y[..., :h, :w]}
+            if aux is None and self.aux_head is not None and self.training:
+                aux = self._full_size(self.aux_head(y), x, h, w)
+        out = {"out": self._full_size(self.head(y), x, h, w)}
+        if aux is not None:
+            out["aux"] = aux
+        return out
+
+    @staticmethod
+    def _full_size(logits: torch.Tensor, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """Logits upsampled to the padded input, then cut to the unpadded ``h`` x ``w``."""
+        up = F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return up[..., :h, :w]
 
 
-def unet_small(weights=None, num_classes: int = 2, weights_backbone=None, width: int = 16) -> SmallUNet:
+def unet_small(
+    weights=None, num_classes: int = 2, weights_backbone=None, width: int = 16, aux_loss: bool = False
+) -> SmallUNet:
     """torchvision-style builder; this model has no pretrained weights (must be None)."""
-    return SmallUNet(num_classes=num_classes, width=width)
+    return SmallUNet(num_classes=num_classes, width=width, aux=aux_loss)
