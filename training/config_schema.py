@@ -134,6 +134,7 @@ class TrainConfig(Section):
     aux_weight: real(0.0) = 0.5
     aux_lr_mult: real(0.0, open_lo=True) = 10.0
     grad_clip: real(0.0) = 1.0  # max global grad norm; 0 disables
+    ema_decay: number("a number >= 0 and < 1", ge=0.0, lt=1.0) = 0.0  # weight average, training.ema (0: off)
     amp: FLAG = True  # CUDA: float16 autocast + GradScaler
     # CPU: bfloat16 autocast; auto = on only where the CPU has native bf16
     amp_cpu_bf16: described(bool | Literal["auto"], "true, false or 'auto'") = False

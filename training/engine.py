@@ -42,9 +42,11 @@ def train_one_epoch(
     desc: str = "train",
     channels_last: bool = False,
     autocast_dtype: torch.dtype | None = None,
+    after_step: Callable[[], None] | None = None,
 ) -> dict:
     """``scaler`` set: CUDA float16 AMP. ``autocast_dtype`` set without a scaler: e.g. CPU bfloat16
-    autocast (bfloat16 has float32's range, so no loss scaling is needed)."""
+    autocast (bfloat16 has float32's range, so no loss scaling is needed). ``after_step`` runs
+    after every optimiser step (e.g. the weight average's update)."""
     model.train()
     total, count, start, stopped = 0.0, 0, time.monotonic(), False
     use_amp = scaler is not None
@@ -70,6 +72,8 @@ def train_one_epoch(
             scaler.update()
         else:
             optimizer.step()
+        if after_step is not None:
+            after_step()
         schedule.step(progress())
         total += float(loss.detach()) * x.shape[0]
         count += x.shape[0]

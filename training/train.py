@@ -27,6 +27,7 @@ from training import distributed as D
 from training.checkpoint import read_checkpoint, save_checkpoint
 from training.config import config_hash, effective_dict, load_config, use_cpu_bf16
 from training.data import read_cases
+from training.ema import build_ema
 from training.engine import train_one_epoch, validate
 from training.losses import build_loss
 from training.metrics import summarize
@@ -74,6 +75,8 @@ def run(
         scaler = torch.amp.GradScaler("cuda") if (dev.type == "cuda" and tc.amp) else None
         cpu_bf16 = torch.bfloat16 if (dev.type == "cpu" and use_cpu_bf16(tc.amp_cpu_bf16)) else None
         loss_fn = build_loss(tc).to(dev)
+        ema = build_ema(bare, float(tc.ema_decay))
+        scored = ema.module if ema is not None else bare  # what is validated and saved as best.pt
 
         chash = config_hash(cfg)
         dhash = dataset_hash(data, samples)
@@ -107,6 +110,8 @@ def run(
             start_epoch, elapsed_before = int(state["epoch"]) + 1, float(state["elapsed_s"])
             history, best = list(state["history"]), dict(state["best"])
             cycle_best = dict(state.get("cycle_best") or {})
+            if ema is not None and state.get("ema"):
+                ema.load_state_dict(state["ema"])
             if state.get("budget_s"):
                 budget_s = float(state["budget_s"])
 
@@ -147,7 +152,7 @@ def run(
         def save_snapshot(path: Path, selected: dict, epoch: int, summary: dict) -> None:
             """An epoch's weights with its manifest (``selected``: the metric that chose it)."""
             manifest = make_manifest(cfg, mean, std, data, dhash, config, chash, selected, summary, init_from)
-            state = {"model": bare.state_dict(), "model_config": model_config, "manifest": manifest.to_dict()}
+            state = {"model": scored.state_dict(), "model_config": model_config, "manifest": manifest.to_dict()}
             save_checkpoint({**state, "epoch": epoch, "val": summary}, path, manifest)
 
         for epoch in range(start_epoch, epochs):
@@ -168,6 +173,7 @@ def run(
                 f"epoch {epoch}",
                 channels_last,
                 cpu_bf16,
+                (lambda: ema.update_parameters(bare)) if ema is not None else None,
             )
             last = stats["stopped"] or epoch == epochs - 1
             row = {
@@ -179,7 +185,7 @@ def run(
                 "epoch_seconds": stats["seconds"],
             }
             if info.main and ((epoch + 1) % int(tc.val_every) == 0 or last):
-                summary = summarize(validate(bare, val_loader, dev, float(cfg.eval.threshold)))
+                summary = summarize(validate(scored, val_loader, dev, float(cfg.eval.threshold)))
                 row.update({f"val_{k}": summary[k] for k in VAL_METRICS})
                 value = summary[tc.select_metric]
                 if math.isnan(value):  # e.g. no cancer pixel in the val split: fall back to mean Dice
@@ -222,6 +228,7 @@ def run(
                         "optimizer": optimizer.state_dict(),
                         "scheduler": schedule.state_dict(),
                         "scaler": scaler.state_dict() if scaler else None,
+                        "ema": ema.state_dict() if ema is not None else None,
                         "epoch": epoch,
                         "rng": rng_state(),
                         "best": best,
