@@ -152,7 +152,11 @@ def run(
         def save_snapshot(path: Path, selected: dict, epoch: int, summary: dict) -> None:
             """An epoch's weights with its manifest (``selected``: the metric that chose it)."""
             manifest = make_manifest(cfg, mean, std, data, dhash, config, chash, selected, summary, init_from)
-            state = {"model": scored.state_dict(), "model_config": model_config, "manifest": manifest.to_dict()}
+            state = {
+                "model": scored.state_dict(),
+                "model_config": model_config,
+                "manifest": manifest.to_dict(),
+            }
             save_checkpoint({**state, "epoch": epoch, "val": summary}, path, manifest)
 
         for epoch in range(start_epoch, epochs):
