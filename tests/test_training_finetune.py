@@ -13,7 +13,7 @@ import yaml
 from edge_runtime.errors import ConfigError
 from training.average import average_checkpoints
 from training.busi import prepare_busi
-from training.checkpoint import read_checkpoint
+from training.checkpoint import read_checkpoint, save_checkpoint
 from training.losses import SegLoss, image_presence_loss
 from training.models import build_model
 from training.optim import WARMUP_START, CosineRestarts
@@ -124,6 +124,25 @@ def test_init_from_another_architecture_is_refused(tmp_path, dataset):
     cfg.write_text(yaml.safe_dump(wide))
     with pytest.raises(ConfigError, match=r"--init-from .*best\.pt.*does not match"):
         run(cfg, dataset, tmp_path / "wide", show_progress=False, init_from=tmp_path / "base" / "best.pt")
+
+
+def test_init_from_a_checkpoint_without_deep_supervision_starts_a_fresh_aux_head(tmp_path, dataset):
+    run(_config(tmp_path, "base", epochs=1), dataset, tmp_path / "base", show_progress=False)
+    start = read_checkpoint(tmp_path / "base" / "best.pt")["model"]
+    deep = {**TINY, "model": {**TINY["model"], "aux": True}, "train": {**TINY["train"], "lr": 1.0e-12}}
+    cfg = tmp_path / "deep.yaml"
+    cfg.write_text(yaml.safe_dump({**deep, "train": {**deep["train"], "epochs": 1}}))
+    run(cfg, dataset, tmp_path / "deep", show_progress=False, init_from=tmp_path / "base" / "best.pt")
+    tuned = read_checkpoint(tmp_path / "deep" / "last.pt")["model"]
+    assert set(tuned) - set(start) == {"net.aux_head.weight", "net.aux_head.bias"}
+    convs = [k for k in start if k.endswith(".weight") and start[k].dim() == 4]
+    assert convs and all(torch.allclose(start[k], tuned[k], atol=1e-6) for k in convs)
+    # a key missing from the main network is still refused, naming the file and the key
+    state = read_checkpoint(tmp_path / "base" / "best.pt")
+    del state["model"]["net.head.weight"]
+    save_checkpoint(state, tmp_path / "cut.pt")
+    with pytest.raises(ConfigError, match=r"--init-from .*cut\.pt: .*'net\.head\.weight'"):
+        run(cfg, dataset, tmp_path / "cut", show_progress=False, init_from=tmp_path / "cut.pt")
 
 
 def _logits(cancer_margin: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,7 @@ from training.checkpoint import read_checkpoint
 log = logging.getLogger("sonomap.train")
 STATS_BATCHES = 8  # training batches used to measure BatchNorm input statistics
 MIN_VARIANCE = 1e-6  # a dead channel (constant input) keeps a tiny positive variance
+AUX_HEADS = ("aux_head", "aux_classifier")  # training-only heads (training/unet.py, torchvision's)
 
 
 def _is_folded(bn: nn.BatchNorm2d) -> bool:
@@ -87,6 +88,15 @@ def load_initial_weights(
             f"--init-from {checkpoint}: model {dict((k, theirs.get(k)) for k in keys)} does not match the "
             f"config's {dict((k, model_config.get(k)) for k in keys)}"
         )
-    model.load_state_dict(state["model"])
+    # An auxiliary head (deep supervision, torchvision's aux classifier) is used by training only, so
+    # a run with one may start from a checkpoint without one (the head starts fresh), and the
+    # other way round the checkpoint's head is dropped. Any other key that does not fit is refused.
+    missing, unexpected = model.load_state_dict(state["model"], strict=False)
+    misfits = [k for k in (*missing, *unexpected) if not any(f".{a}." in f".{k}" for a in AUX_HEADS)]
+    if misfits:
+        raise ConfigError(
+            f"--init-from {checkpoint}: its weights do not fit the model ({len(misfits)} keys, "
+            f"e.g. {misfits[0]!r})"
+        )
     changed = restandardize_batchnorm(model, loader, device)
     log.info("initial weights from %s (%d folded BatchNorm layers re-standardised)", checkpoint, changed)
