@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -27,7 +28,7 @@ def dataset(tmp_path_factory, busi_sample):
     return out
 
 
-def _config(tmp_path, **train) -> str:
+def _config(tmp_path: Path, **train) -> Path:
     cfg = copy.deepcopy(EMA)
     cfg["train"].update(train)
     path = tmp_path / "ema.yaml"

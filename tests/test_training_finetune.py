@@ -129,9 +129,13 @@ def test_init_from_another_architecture_is_refused(tmp_path, dataset):
 def test_init_from_a_checkpoint_without_deep_supervision_starts_a_fresh_aux_head(tmp_path, dataset):
     run(_config(tmp_path, "base", epochs=1), dataset, tmp_path / "base", show_progress=False)
     start = read_checkpoint(tmp_path / "base" / "best.pt")["model"]
-    deep = {**TINY, "model": {**TINY["model"], "aux": True}, "train": {**TINY["train"], "lr": 1.0e-12}}
+    deep = {
+        **TINY,
+        "model": {**TINY["model"], "aux": True},
+        "train": {**TINY["train"], "lr": 1.0e-12, "epochs": 1},
+    }
     cfg = tmp_path / "deep.yaml"
-    cfg.write_text(yaml.safe_dump({**deep, "train": {**deep["train"], "epochs": 1}}))
+    cfg.write_text(yaml.safe_dump(deep))
     run(cfg, dataset, tmp_path / "deep", show_progress=False, init_from=tmp_path / "base" / "best.pt")
     tuned = read_checkpoint(tmp_path / "deep" / "last.pt")["model"]
     assert set(tuned) - set(start) == {"net.aux_head.weight", "net.aux_head.bias"}
