@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,30 @@ def repo_root() -> Path:
 def busi_sample() -> Path:
     """The vendored 30-image BUSI sample (images/, masks/, index.csv)."""
     return SAMPLE
+
+
+def _tree_state(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ROOT with its size and modification time (ns)."""
+    return {
+        str(f.relative_to(root)): (f.stat().st_size, f.stat().st_mtime_ns)
+        for f in root.rglob("*")
+        if f.is_file()
+    }
+
+
+@pytest.fixture(scope="session")
+def busi_dataset(tmp_path_factory, busi_sample) -> Iterator[Path]:
+    """The vendored sample prepared once (`prepare_busi`, seed 0): images/, labels/, cases.csv.
+    Shared read-only by every test that trains, calibrates or evaluates on it; the session fails at
+    teardown if a test changed it (a test that edits a dataset prepares its own)."""
+    from training.busi import prepare_busi  # deferred: training loads torch, which most tests never need
+
+    out = tmp_path_factory.mktemp("busi_dataset") / "busi"
+    prepare_busi(busi_sample, out, seed=0)
+    before = _tree_state(out)
+    yield out
+    changed = sorted(set(before.items()) ^ set(_tree_state(out).items()))
+    assert not changed, f"a test changed the shared prepared dataset {out}: {changed[:5]}"
 
 
 @pytest.fixture(scope="session")

@@ -112,12 +112,10 @@ def test_temperature_is_folded_into_onnx_and_torchscript_with_parity(
         assert np.mean(a.mask == b.mask) > 0.999
 
 
-def test_evaluate_reports_calibration_for_checkpoint_and_onnx(calibrated_checkpoint, tmp_path, busi_sample):
+def test_evaluate_reports_calibration_for_checkpoint_and_onnx(calibrated_checkpoint, tmp_path, busi_dataset):
     from edge_runtime.cli import main
-    from training.busi import prepare_busi
 
-    data = tmp_path / "ds"
-    prepare_busi(busi_sample, data, seed=0)
+    data = busi_dataset
     assert (
         main(
             [

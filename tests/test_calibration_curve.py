@@ -137,12 +137,10 @@ def test_unfolded_runtime_path_applies_the_curve(curve_checkpoint):
     assert np.allclose(plain, 1 / (1 + np.exp(-(logits[1] - logits[0]))), atol=1e-6)
 
 
-def test_calibrate_curve_cli_lowers_band_ece_and_keeps_the_mask(tmp_path, busi_sample):
+def test_calibrate_curve_cli_lowers_band_ece_and_keeps_the_mask(tmp_path, busi_dataset):
     from edge_runtime.cli import main
-    from training.busi import prepare_busi
 
-    data = tmp_path / "ds"
-    prepare_busi(busi_sample, data, seed=0)
+    data = busi_dataset
     ck = tmp_path / "tiny.pt"
     shutil.copy2(shared_checkpoint(), ck)
     save_manifest(load_manifest(shared_checkpoint()), ck)

@@ -14,7 +14,6 @@ from cli import sonomap
 from export_fixtures import tiny_manifest
 
 from edge_runtime.manifest import load_manifest, save_manifest
-from training.busi import prepare_busi
 from training.checkpoint import load_model, read_checkpoint
 from training.models import build_model
 
@@ -68,13 +67,6 @@ def evil(tmp_path) -> tuple[Path, Path]:
     return path, marker
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory, busi_sample) -> Path:
-    out = tmp_path_factory.mktemp("ds") / "busi"
-    prepare_busi(busi_sample, out, seed=0)
-    return out
-
-
 def assert_refused(result, path: Path, marker: Path) -> None:
     err = one_line_error(result)
     assert f"{path}: holds Python objects besides tensors and plain values" in err
@@ -83,10 +75,12 @@ def assert_refused(result, path: Path, marker: Path) -> None:
 
 
 @pytest.mark.timeout(MANY_COMMANDS_S)
-def test_pickle_payload_never_runs_in_evaluate_export_or_resume(evil, tmp_path, dataset):
+def test_pickle_payload_never_runs_in_evaluate_export_or_resume(evil, tmp_path, busi_dataset):
     path, marker = evil
     assert_refused(
-        sonomap("evaluate", "--checkpoint", path, "--data", dataset, "--out", tmp_path / "eval", check=False),
+        sonomap(
+            "evaluate", "--checkpoint", path, "--data", busi_dataset, "--out", tmp_path / "eval", check=False
+        ),
         path,
         marker,
     )
@@ -108,7 +102,7 @@ def test_pickle_payload_never_runs_in_evaluate_export_or_resume(evil, tmp_path, 
             "--config",
             config,
             "--data",
-            dataset,
+            busi_dataset,
             "--out",
             path.parent,
             "--resume",
@@ -148,11 +142,22 @@ def test_trusted_old_checkpoint_is_upgraded_once_then_loads_weights_only(tmp_pat
 
 
 @pytest.mark.timeout(MANY_COMMANDS_S)
-def test_training_writes_weights_only_checkpoints_and_resumes_from_them(tmp_path, dataset):
+def test_training_writes_weights_only_checkpoints_and_resumes_from_them(tmp_path, busi_dataset):
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY))
     run = tmp_path / "run"
-    train = ("train", "--config", config, "--data", dataset, "--out", run, "--no-progress", "--device", "cpu")
+    train = (
+        "train",
+        "--config",
+        config,
+        "--data",
+        busi_dataset,
+        "--out",
+        run,
+        "--no-progress",
+        "--device",
+        "cpu",
+    )
     first = sonomap(*train, "--stop-after-epochs", "1")
     epoch_lines = [line for line in first.stderr.splitlines() if "epoch 0 loss" in line]
     assert len(epoch_lines) == 1 and " INFO: " in epoch_lines[0]  # shown by default, at INFO

@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from edge_runtime.manifest import load_manifest
-from training.busi import prepare_busi
 from training.data import read_cases, select_split
 
 WORLD = 2
@@ -27,9 +26,8 @@ CFG = {
 
 
 @pytest.mark.slow
-def test_torchrun_two_cpu_processes_gloo(tmp_path, busi_sample):
-    data = tmp_path / "ds"
-    prepare_busi(busi_sample, data, seed=0)
+def test_torchrun_two_cpu_processes_gloo(tmp_path, busi_dataset):
+    data = busi_dataset
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(CFG))
     out = tmp_path / "run"

@@ -200,11 +200,8 @@ def test_replay_shows_and_saves_the_filtered_mask(filtered_model, busi_sample, t
     assert all(len(parts(saved["largest"][n])) <= 1 for n in several)
 
 
-def test_calibrate_fits_it_and_evaluate_applies_it(filtered_model, busi_sample, tmp_path):
-    from training.busi import prepare_busi
-
-    data = tmp_path / "ds"
-    prepare_busi(busi_sample, data, seed=0)
+def test_calibrate_fits_it_and_evaluate_applies_it(filtered_model, busi_dataset, tmp_path):
+    data = busi_dataset
     model = tmp_path / "model.onnx"
     shutil.copy(filtered_model["plain"], model)
     shutil.copy(manifest_path(filtered_model["plain"]), manifest_path(model))

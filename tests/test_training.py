@@ -35,13 +35,6 @@ def _sonomap(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory, busi_sample) -> Path:
-    out = tmp_path_factory.mktemp("ds") / "busi"
-    prepare_busi(busi_sample, out, seed=0)
-    return out
-
-
-@pytest.fixture(scope="module")
 def tiny_cfg(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("cfg") / "tiny.yaml"
     path.write_text(yaml.safe_dump(TINY))
@@ -49,14 +42,14 @@ def tiny_cfg(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, dataset, tiny_cfg) -> Path:
+def trained(tmp_path_factory, busi_dataset, tiny_cfg) -> Path:
     out = tmp_path_factory.mktemp("run") / "run"
-    run(tiny_cfg, dataset, out, deterministic=True, show_progress=False)
+    run(tiny_cfg, busi_dataset, out, deterministic=True, show_progress=False)
     return out
 
 
-def test_prepare_busi_labels_and_split(dataset, busi_sample):
-    samples = read_cases(dataset)
+def test_prepare_busi_labels_and_split(busi_dataset, busi_sample, tmp_path):
+    samples = read_cases(busi_dataset)
     assert len(samples) == 30
     index = {r["id"]: r["label"] for r in csv.DictReader(open(busi_sample / "index.csv"))}
     for s in samples:
@@ -66,13 +59,13 @@ def test_prepare_busi_labels_and_split(dataset, busi_sample):
         np.testing.assert_array_equal(label == 1, expected)  # benign masses are not cancer
         assert set(np.unique(label)) <= {0, 1}
     for split in ("train", "val", "test"):
-        chosen = select_split(samples, split, dataset)
+        chosen = select_split(samples, split, busi_dataset)
         assert {index[s.id] for s in chosen} == {"malignant", "benign"}  # stratified
-    assert len(select_split(samples, "train", dataset)) == 21
+    assert len(select_split(samples, "train", busi_dataset)) == 21
     # same seed, same split; a case never sits in two splits (case_id = image id for BUSI)
-    again = dataset.parent / "again"
+    again = tmp_path / "again"
     prepare_busi(busi_sample, again, seed=0)
-    assert (again / "cases.csv").read_text() == (dataset / "cases.csv").read_text()
+    assert (again / "cases.csv").read_text() == (busi_dataset / "cases.csv").read_text()
 
 
 def test_train_writes_checkpoint_manifest_and_logs(trained):
@@ -92,12 +85,12 @@ def test_train_writes_checkpoint_manifest_and_logs(trained):
     assert {"optimizer", "scheduler", "epoch", "rng", "best"} <= set(state)
 
 
-def test_resume_continues_exactly(tmp_path, dataset, tiny_cfg, trained):
+def test_resume_continues_exactly(tmp_path, busi_dataset, tiny_cfg, trained):
     out = tmp_path / "resumed"
-    run(tiny_cfg, dataset, out, deterministic=True, show_progress=False, stop_after_epochs=1)
+    run(tiny_cfg, busi_dataset, out, deterministic=True, show_progress=False, stop_after_epochs=1)
     assert read_checkpoint(out / "last.pt")["epoch"] == 0
     # interrupted after epoch 0, resumed: must equal the uninterrupted 2-epoch run bit for bit
-    run(tiny_cfg, dataset, out, resume=True, deterministic=True, show_progress=False)
+    run(tiny_cfg, busi_dataset, out, resume=True, deterministic=True, show_progress=False)
     assert (out / "metrics.csv").read_text().count("\n") == 3
     a = read_checkpoint(out / "last.pt")["model"]
     b = read_checkpoint(trained / "last.pt")["model"]
@@ -105,23 +98,23 @@ def test_resume_continues_exactly(tmp_path, dataset, tiny_cfg, trained):
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
 
 
-def test_resume_with_other_config_is_refused(tmp_path, dataset, tiny_cfg, trained):
+def test_resume_with_other_config_is_refused(tmp_path, busi_dataset, tiny_cfg, trained):
     cfg = yaml.safe_load(tiny_cfg.read_text())
     cfg["train"]["lr"] = 0.5
     other = tmp_path / "other.yaml"
     other.write_text(yaml.safe_dump(cfg))
     with pytest.raises(ConfigError, match="last.pt.*config mismatch"):
-        run(other, dataset, trained, resume=True, show_progress=False)
+        run(other, busi_dataset, trained, resume=True, show_progress=False)
 
 
-def test_evaluate_cli_writes_report(tmp_path, dataset, trained):
+def test_evaluate_cli_writes_report(tmp_path, busi_dataset, trained):
     rep = tmp_path / "rep"
     res = _sonomap(
         "evaluate",
         "--checkpoint",
         str(trained / "best.pt"),
         "--data",
-        str(dataset),
+        str(busi_dataset),
         "--split",
         "test",
         "--out",
@@ -129,7 +122,7 @@ def test_evaluate_cli_writes_report(tmp_path, dataset, trained):
     )
     assert res.returncode == 0, res.stderr
     rows = list(csv.DictReader(open(rep / "metrics.csv")))
-    test_ids = {s.id for s in select_split(read_cases(dataset), "test", dataset)}
+    test_ids = {s.id for s in select_split(read_cases(busi_dataset), "test", busi_dataset)}
     assert {r["id"] for r in rows} == test_ids
     assert {
         "tp",
@@ -144,7 +137,7 @@ def test_evaluate_cli_writes_report(tmp_path, dataset, trained):
         "specificity",
     } <= set(rows[0])
     for r in rows:
-        gray = cv2.imread(str(dataset / "images" / f"{r['id']}.png"), cv2.IMREAD_GRAYSCALE)
+        gray = cv2.imread(str(busi_dataset / "images" / f"{r['id']}.png"), cv2.IMREAD_GRAYSCALE)
         pred = cv2.imread(str(rep / "pred" / f"{r['id']}.png"), cv2.IMREAD_UNCHANGED)
         assert pred.shape == gray.shape and set(np.unique(pred)) <= {0, 255}
         assert int(r["tp"]) + int(r["fp"]) == int(np.count_nonzero(pred))  # no 255 labels in BUSI
@@ -166,8 +159,8 @@ def _copy_dataset(src: Path, dst: Path) -> Path:
     return dst
 
 
-def test_bad_dataset_inputs_give_one_line_errors(tmp_path, dataset, tiny_cfg):
-    bad_value = _copy_dataset(dataset, tmp_path / "bad_value")
+def test_bad_dataset_inputs_give_one_line_errors(tmp_path, busi_dataset, tiny_cfg):
+    bad_value = _copy_dataset(busi_dataset, tmp_path / "bad_value")
     victim = read_cases(bad_value)[0]
     lab = cv2.imread(str(victim.label), cv2.IMREAD_UNCHANGED)
     lab[0, 0] = 7
@@ -175,13 +168,13 @@ def test_bad_dataset_inputs_give_one_line_errors(tmp_path, dataset, tiny_cfg):
     with pytest.raises(InputError, match=rf"{victim.id}.png: label values \[7\]"):
         read_pair(victim)
 
-    mismatch = _copy_dataset(dataset, tmp_path / "mismatch")
+    mismatch = _copy_dataset(busi_dataset, tmp_path / "mismatch")
     victim = read_cases(mismatch)[0]
     cv2.imwrite(str(victim.label), np.zeros((10, 12), np.uint8))
     with pytest.raises(InputError, match=rf"{victim.id}.png: label size"):
         read_pair(victim)
 
-    empty = _copy_dataset(dataset, tmp_path / "empty")
+    empty = _copy_dataset(busi_dataset, tmp_path / "empty")
     text = (empty / "cases.csv").read_text().replace(",val", ",train")
     (empty / "cases.csv").write_text(text)
     res = _sonomap("train", "--config", str(tiny_cfg), "--data", str(empty), "--out", str(tmp_path / "r"))
@@ -190,10 +183,10 @@ def test_bad_dataset_inputs_give_one_line_errors(tmp_path, dataset, tiny_cfg):
     assert "Traceback" not in res.stderr
 
 
-def test_bad_config_key_and_checkpoint_manifest_mismatch(tmp_path, dataset, trained):
+def test_bad_config_key_and_checkpoint_manifest_mismatch(tmp_path, busi_dataset, trained):
     cfg = tmp_path / "typo.yaml"
     cfg.write_text("train:\n  lr_rate: 0.1\n")
-    res = _sonomap("train", "--config", str(cfg), "--data", str(dataset), "--out", str(tmp_path / "r"))
+    res = _sonomap("train", "--config", str(cfg), "--data", str(busi_dataset), "--out", str(tmp_path / "r"))
     assert res.returncode == 2 and "unknown key 'train.lr_rate'" in res.stderr
 
     import shutil
@@ -203,7 +196,9 @@ def test_bad_config_key_and_checkpoint_manifest_mismatch(tmp_path, dataset, trai
     data = yaml.safe_load((trained / "best.pt.yaml").read_text())
     data["arch"] = "fcn_resnet101"
     (tmp_path / "best.pt.yaml").write_text(yaml.safe_dump(data))
-    res = _sonomap("evaluate", "--checkpoint", str(ck), "--data", str(dataset), "--out", str(tmp_path / "e"))
+    res = _sonomap(
+        "evaluate", "--checkpoint", str(ck), "--data", str(busi_dataset), "--out", str(tmp_path / "e")
+    )
     assert res.returncode == 2 and "best.pt: checkpoint is unet_small" in res.stderr
 
 

@@ -6,15 +6,13 @@ import pytest
 import yaml
 
 from training.bench import bench_train
-from training.busi import prepare_busi
 
 ITERS, BATCH = 2, 2
 
 
 @pytest.mark.slow
-def test_bench_train_reports_both_variants(tmp_path, busi_sample):
-    data = tmp_path / "ds"
-    prepare_busi(busi_sample, data, seed=0)
+def test_bench_train_reports_both_variants(tmp_path, busi_dataset):
+    data = busi_dataset
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(
         yaml.safe_dump(

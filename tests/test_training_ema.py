@@ -5,11 +5,9 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import pytest
 import torch
 import yaml
 
-from training.busi import prepare_busi
 from training.checkpoint import read_checkpoint
 from training.train import run
 
@@ -21,13 +19,6 @@ EMA = {
 }
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory, busi_sample):
-    out = tmp_path_factory.mktemp("ds") / "busi"
-    prepare_busi(busi_sample, out, seed=0)
-    return out
-
-
 def _config(tmp_path: Path, **train) -> Path:
     cfg = copy.deepcopy(EMA)
     cfg["train"].update(train)
@@ -36,8 +27,8 @@ def _config(tmp_path: Path, **train) -> Path:
     return path
 
 
-def test_best_checkpoint_holds_the_averaged_weights_not_the_raw_ones(tmp_path, dataset):
-    run(_config(tmp_path, epochs=1), dataset, tmp_path / "run", deterministic=True, show_progress=False)
+def test_best_checkpoint_holds_the_averaged_weights_not_the_raw_ones(tmp_path, busi_dataset):
+    run(_config(tmp_path, epochs=1), busi_dataset, tmp_path / "run", deterministic=True, show_progress=False)
     best = read_checkpoint(tmp_path / "run" / "best.pt")["model"]
     last = read_checkpoint(tmp_path / "run" / "last.pt")
     averaged = {k.removeprefix("module."): v for k, v in last["ema"].items() if k.startswith("module.")}
@@ -49,12 +40,12 @@ def test_best_checkpoint_holds_the_averaged_weights_not_the_raw_ones(tmp_path, d
     assert not torch.equal(best[weight], last["model"][weight])  # the raw weights moved past it
 
 
-def test_resume_restores_the_average_bit_for_bit(tmp_path, dataset):
+def test_resume_restores_the_average_bit_for_bit(tmp_path, busi_dataset):
     config = _config(tmp_path)
     whole, split = tmp_path / "whole", tmp_path / "split"
-    run(config, dataset, whole, deterministic=True, show_progress=False)
-    run(config, dataset, split, deterministic=True, show_progress=False, stop_after_epochs=1)
-    run(config, dataset, split, resume=True, deterministic=True, show_progress=False)
+    run(config, busi_dataset, whole, deterministic=True, show_progress=False)
+    run(config, busi_dataset, split, deterministic=True, show_progress=False, stop_after_epochs=1)
+    run(config, busi_dataset, split, resume=True, deterministic=True, show_progress=False)
     a, b = read_checkpoint(split / "last.pt")["ema"], read_checkpoint(whole / "last.pt")["ema"]
     assert set(a) == set(b)
     for key in b:

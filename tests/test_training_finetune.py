@@ -12,7 +12,6 @@ import yaml
 
 from edge_runtime.errors import ConfigError
 from training.average import average_checkpoints
-from training.busi import prepare_busi
 from training.checkpoint import read_checkpoint, save_checkpoint
 from training.losses import SegLoss, image_presence_loss
 from training.models import build_model
@@ -26,13 +25,6 @@ TINY = {
     "data": {"input_height": 48, "input_width": 48, "mean": 0.3, "std": 0.2},
     "train": {"epochs": 2, "batch_size": 4, "warmup_iters": 0, "lr": 1.0e-3},
 }
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory, busi_sample) -> Path:
-    out = tmp_path_factory.mktemp("ds") / "busi"
-    prepare_busi(busi_sample, out, seed=0)
-    return out
 
 
 def _config(tmp_path: Path, name: str, **train) -> Path:
@@ -99,13 +91,15 @@ def test_restandardize_keeps_the_eval_function_and_normalises_batches():
     assert restandardize_batchnorm(model, batches, torch.device("cpu")) == 0  # nothing folded any more
 
 
-def test_init_from_starts_at_the_checkpoint_and_cycles_keep_snapshots(tmp_path, dataset):
-    base = run(_config(tmp_path, "base"), dataset, tmp_path / "base", show_progress=False)
+def test_init_from_starts_at_the_checkpoint_and_cycles_keep_snapshots(tmp_path, busi_dataset):
+    base = run(_config(tmp_path, "base"), busi_dataset, tmp_path / "base", show_progress=False)
     assert base["init_from"] is None
     start = read_checkpoint(tmp_path / "base" / "last.pt")["model"]
     # lr so small that one epoch leaves the weights where they started
     cfg = _config(tmp_path, "ft", lr=1.0e-12, schedule="cosine", cycles=2, epochs=2)
-    result = run(cfg, dataset, tmp_path / "ft", show_progress=False, init_from=tmp_path / "base" / "last.pt")
+    result = run(
+        cfg, busi_dataset, tmp_path / "ft", show_progress=False, init_from=tmp_path / "base" / "last.pt"
+    )
     assert result["init_from"].endswith("last.pt")
     assert read_checkpoint(tmp_path / "ft" / "best.pt")["manifest"]["source"]["init_from"].endswith("last.pt")
     tuned = read_checkpoint(tmp_path / "ft" / "last.pt")["model"]
@@ -117,17 +111,19 @@ def test_init_from_starts_at_the_checkpoint_and_cycles_keep_snapshots(tmp_path, 
     assert read_checkpoint(tmp_path / "ft" / "cycle1.pt")["epoch"] == 1
 
 
-def test_init_from_another_architecture_is_refused(tmp_path, dataset):
-    run(_config(tmp_path, "base", epochs=1), dataset, tmp_path / "base", show_progress=False)
+def test_init_from_another_architecture_is_refused(tmp_path, busi_dataset):
+    run(_config(tmp_path, "base", epochs=1), busi_dataset, tmp_path / "base", show_progress=False)
     wide = {**TINY, "model": {**TINY["model"], "width": 8}}
     cfg = tmp_path / "wide.yaml"
     cfg.write_text(yaml.safe_dump(wide))
     with pytest.raises(ConfigError, match=r"--init-from .*best\.pt.*does not match"):
-        run(cfg, dataset, tmp_path / "wide", show_progress=False, init_from=tmp_path / "base" / "best.pt")
+        run(
+            cfg, busi_dataset, tmp_path / "wide", show_progress=False, init_from=tmp_path / "base" / "best.pt"
+        )
 
 
-def test_init_from_a_checkpoint_without_deep_supervision_starts_a_fresh_aux_head(tmp_path, dataset):
-    run(_config(tmp_path, "base", epochs=1), dataset, tmp_path / "base", show_progress=False)
+def test_init_from_a_checkpoint_without_deep_supervision_starts_a_fresh_aux_head(tmp_path, busi_dataset):
+    run(_config(tmp_path, "base", epochs=1), busi_dataset, tmp_path / "base", show_progress=False)
     start = read_checkpoint(tmp_path / "base" / "best.pt")["model"]
     deep = {
         **TINY,
@@ -136,7 +132,7 @@ def test_init_from_a_checkpoint_without_deep_supervision_starts_a_fresh_aux_head
     }
     cfg = tmp_path / "deep.yaml"
     cfg.write_text(yaml.safe_dump(deep))
-    run(cfg, dataset, tmp_path / "deep", show_progress=False, init_from=tmp_path / "base" / "best.pt")
+    run(cfg, busi_dataset, tmp_path / "deep", show_progress=False, init_from=tmp_path / "base" / "best.pt")
     tuned = read_checkpoint(tmp_path / "deep" / "last.pt")["model"]
     assert set(tuned) - set(start) == {"net.aux_head.weight", "net.aux_head.bias"}
     convs = [k for k in start if k.endswith(".weight") and start[k].dim() == 4]
@@ -146,7 +142,7 @@ def test_init_from_a_checkpoint_without_deep_supervision_starts_a_fresh_aux_head
     del state["model"]["net.head.weight"]
     save_checkpoint(state, tmp_path / "cut.pt")
     with pytest.raises(ConfigError, match=r"--init-from .*cut\.pt: .*'net\.head\.weight'"):
-        run(cfg, dataset, tmp_path / "cut", show_progress=False, init_from=tmp_path / "cut.pt")
+        run(cfg, busi_dataset, tmp_path / "cut", show_progress=False, init_from=tmp_path / "cut.pt")
 
 
 def _logits(cancer_margin: torch.Tensor) -> torch.Tensor:
@@ -178,7 +174,7 @@ def test_image_presence_loss_punishes_a_false_blob_on_a_benign_image():
     assert float(extra) == pytest.approx(0.5 * math.log1p(math.exp(6.0)), rel=1e-4)
 
 
-def test_schedule_and_image_loss_keys_are_checked(tmp_path, dataset):
+def test_schedule_and_image_loss_keys_are_checked(tmp_path, busi_dataset):
     for key, value, want in (
         ("schedule", "step", r"train\.schedule' must be one of"),
         ("cycles", 0, r"train\.cycles' must be an integer >= 1"),
@@ -186,14 +182,14 @@ def test_schedule_and_image_loss_keys_are_checked(tmp_path, dataset):
         ("image_topk", 0, r"train\.image_topk' must be a number > 0"),
     ):
         with pytest.raises(ConfigError, match=want):
-            run(_config(tmp_path, key, **{key: value}), dataset, tmp_path / key, show_progress=False)
+            run(_config(tmp_path, key, **{key: value}), busi_dataset, tmp_path / key, show_progress=False)
 
 
-def test_average_of_two_runs_lies_between_them_with_batchnorm_measured_again(tmp_path, dataset):
-    run(_config(tmp_path, "a", epochs=1, seed=1), dataset, tmp_path / "a", show_progress=False)
-    run(_config(tmp_path, "b", epochs=1, seed=2), dataset, tmp_path / "b", show_progress=False)
+def test_average_of_two_runs_lies_between_them_with_batchnorm_measured_again(tmp_path, busi_dataset):
+    run(_config(tmp_path, "a", epochs=1, seed=1), busi_dataset, tmp_path / "a", show_progress=False)
+    run(_config(tmp_path, "b", epochs=1, seed=2), busi_dataset, tmp_path / "b", show_progress=False)
     cks = [tmp_path / "a" / "best.pt", tmp_path / "b" / "best.pt"]
-    out = average_checkpoints(cks, dataset, tmp_path / "soup" / "best.pt")
+    out = average_checkpoints(cks, busi_dataset, tmp_path / "soup" / "best.pt")
     a, b, soup = (read_checkpoint(p)["model"] for p in (*cks, out))
     key = "net.head.weight"
     assert not torch.equal(a[key], b[key]) and torch.allclose(soup[key], (a[key] + b[key]) / 2)
@@ -201,4 +197,4 @@ def test_average_of_two_runs_lies_between_them_with_batchnorm_measured_again(tmp
     assert not torch.allclose(soup[bn], (a[bn] + b[bn]) / 2)
     assert [str(c) for c in cks] == read_checkpoint(out)["manifest"]["source"]["averaged_from"]
     with pytest.raises(ConfigError, match="at least two"):
-        average_checkpoints(cks[:1], dataset, tmp_path / "one.pt")
+        average_checkpoints(cks[:1], busi_dataset, tmp_path / "one.pt")

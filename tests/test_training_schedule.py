@@ -8,7 +8,6 @@ import pytest
 import torch
 import yaml
 
-from training.busi import prepare_busi
 from training.optim import WARMUP_START, PolySchedule
 from training.train import run
 
@@ -31,9 +30,8 @@ def test_warmup_then_poly():
     assert clone.iteration == 5 and clone.warmup_iters == 4
 
 
-def test_time_budget_stops_early_and_anneals_lr_to_zero(tmp_path, busi_sample):
-    data = tmp_path / "ds"
-    prepare_busi(busi_sample, data, seed=0)
+def test_time_budget_stops_early_and_anneals_lr_to_zero(tmp_path, busi_dataset):
+    data = busi_dataset
     cfg = tmp_path / "c.yaml"
     cfg.write_text(
         yaml.safe_dump(
@@ -51,9 +49,8 @@ def test_time_budget_stops_early_and_anneals_lr_to_zero(tmp_path, busi_sample):
     assert (tmp_path / "run" / "best.pt").is_file()
 
 
-def test_cpu_bfloat16_autocast_trains(tmp_path, busi_sample):
-    data = tmp_path / "ds"
-    prepare_busi(busi_sample, data, seed=0)
+def test_cpu_bfloat16_autocast_trains(tmp_path, busi_dataset):
+    data = busi_dataset
     cfg = tmp_path / "bf16.yaml"
     cfg.write_text(
         yaml.safe_dump(
