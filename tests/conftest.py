@@ -38,11 +38,8 @@ def busi_sample() -> Path:
 
 def _tree_state(root: Path) -> dict[str, tuple[int, int]]:
     """Every file under ROOT with its size and modification time (ns)."""
-    return {
-        str(f.relative_to(root)): (f.stat().st_size, f.stat().st_mtime_ns)
-        for f in root.rglob("*")
-        if f.is_file()
-    }
+    stats = {str(f.relative_to(root)): f.stat() for f in root.rglob("*") if f.is_file()}
+    return {name: (st.st_size, st.st_mtime_ns) for name, st in stats.items()}
 
 
 @pytest.fixture(scope="session")

@@ -67,6 +67,13 @@ def evil(tmp_path) -> tuple[Path, Path]:
     return path, marker
 
 
+def tiny_train(tmp_path: Path, data: Path, out: Path) -> tuple:
+    """`sonomap train` arguments for the TINY config (written to TMP_PATH) on DATA into OUT, on CPU."""
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    return ("train", "--config", config, "--data", data, "--out", out, "--no-progress", "--device", "cpu")
+
+
 def assert_refused(result, path: Path, marker: Path) -> None:
     err = one_line_error(result)
     assert f"{path}: holds Python objects besides tensors and plain values" in err
@@ -94,25 +101,8 @@ def test_pickle_payload_never_runs_in_evaluate_export_or_resume(evil, tmp_path, 
         path,
         marker,
     )
-    config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump(TINY))
     assert_refused(
-        sonomap(
-            "train",
-            "--config",
-            config,
-            "--data",
-            busi_dataset,
-            "--out",
-            path.parent,
-            "--resume",
-            "--no-progress",
-            "--device",
-            "cpu",
-            check=False,
-        ),
-        path,
-        marker,
+        sonomap(*tiny_train(tmp_path, busi_dataset, path.parent), "--resume", check=False), path, marker
     )
     err = one_line_error(sonomap("upgrade-checkpoint", path, check=False))
     assert "--trust-checkpoint" in err and not marker.exists()
@@ -143,21 +133,8 @@ def test_trusted_old_checkpoint_is_upgraded_once_then_loads_weights_only(tmp_pat
 
 @pytest.mark.timeout(MANY_COMMANDS_S)
 def test_training_writes_weights_only_checkpoints_and_resumes_from_them(tmp_path, busi_dataset):
-    config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump(TINY))
     run = tmp_path / "run"
-    train = (
-        "train",
-        "--config",
-        config,
-        "--data",
-        busi_dataset,
-        "--out",
-        run,
-        "--no-progress",
-        "--device",
-        "cpu",
-    )
+    train = tiny_train(tmp_path, busi_dataset, run)
     first = sonomap(*train, "--stop-after-epochs", "1")
     epoch_lines = [line for line in first.stderr.splitlines() if "epoch 0 loss" in line]
     assert len(epoch_lines) == 1 and " INFO: " in epoch_lines[0]  # shown by default, at INFO
