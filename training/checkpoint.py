@@ -168,6 +168,11 @@ def load_model_and_config(path: str | Path, verify_manifest: bool = True):
     path = Path(path)
     payload = read_checkpoint(path)
     cfg = payload["model_config"]
+    if payload.get("pretext"):
+        raise InputError(
+            f"{path}: a self-supervised pretraining checkpoint (no segmentation head), not a model; "
+            f"train from it with: sonomap train --init-from {path}"
+        )
     if verify_manifest:
         manifest = load_manifest(path)
     else:

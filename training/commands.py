@@ -1,6 +1,6 @@
 """`sonomap` subcommands of the training stage (registered through the sonomap.commands entry point).
 
-prepare-busi, train, evaluate (incl. --compare), concordance, calibrate, upgrade-checkpoint and bench-train
+prepare-busi, pretrain, train, evaluate (incl. --compare), concordance, calibrate, upgrade-checkpoint and bench-train
 (evaluate and calibrate: :mod:`training.evaluation_cli`; concordance: :mod:`training.concordance.cli`).
 Heavy imports happen inside the handlers so that `sonomap --help` stays fast.
 """
@@ -63,6 +63,27 @@ def _train(args) -> int:
     if result.get("best") is not None:
         print(json.dumps(result["best"]))
     print(f"best checkpoint: {args.out}/best.pt (manifest best.pt.yaml), resume state: {args.out}/last.pt")
+    return 0
+
+
+def _pretrain(args) -> int:
+    passive_openmp()
+    logging.getLogger(TRAIN_LOGGER).setLevel(logging.INFO)
+    from training.pretrain import run
+
+    result = run(
+        args.config,
+        args.data,
+        args.out,
+        images=args.images,
+        epochs=args.epochs,
+        max_minutes=args.max_minutes,
+        lr=args.lr,
+    )
+    print(
+        f"{result['epochs_done']} epochs on {result['images']} images, restoration loss "
+        f"{result['first_loss']:.5f} -> {result['final_loss']:.5f}; wrote {args.out}/pretrained.pt"
+    )
     return 0
 
 
@@ -169,6 +190,22 @@ def register(sub) -> None:
         help="end this session after N epochs (e.g. a cluster time slot); continue with --resume",
     )
     p.set_defaults(func=_train)
+
+    p = sub.add_parser(
+        "pretrain",
+        help="self-supervised pretraining on unlabelled images (image restoration)",
+        description="Models Genesis restoration pretext on DATASET's train-split images (labels "
+        "unused; val and test never read) plus any --images folders; writes RUN/pretrained.pt, the "
+        "weights without the segmentation head. Then: sonomap train --init-from RUN/pretrained.pt.",
+    )
+    p.add_argument("--config", required=True, help="the training config the weights are for")
+    p.add_argument("--data", required=True, help="dataset directory (its train split's images)")
+    p.add_argument("--out", required=True, help="run directory to write")
+    p.add_argument("--images", action="append", default=[], metavar="DIR", help="more unlabelled images")
+    p.add_argument("--epochs", type=int, default=200, help="upper bound (default 200)")
+    p.add_argument("--max-minutes", type=float, default=None, help="time budget; lr anneals to zero at it")
+    p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
+    p.set_defaults(func=_pretrain)
 
     evaluation_cli.add_evaluate_parser(sub)
     concordance_cli.add_parser(sub)

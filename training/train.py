@@ -93,7 +93,7 @@ def run(
         best = {"metric": tc.select_metric, "value": -1.0, "epoch": -1}
         cycle_best: dict[str, float] = {}
         if init_from and not resume:
-            load_initial_weights(bare, init_from, model_config, loader, dev)
+            load_initial_weights(bare, init_from, model_config, loader, dev, (mean, std))
         if resume:
             state = read_checkpoint(out / "last.pt")
             if state.get("config_sha256") != chash:

@@ -16,6 +16,7 @@ running mean m, variance s^2 - eps, weight s, bias m + b: still the same functio
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import torch
@@ -26,8 +27,10 @@ from training.checkpoint import read_checkpoint
 
 log = logging.getLogger("sonomap.train")
 STATS_BATCHES = 8  # training batches used to measure BatchNorm input statistics
+NORM_TOLERANCE = 1e-3  # relative: a pretraining normalisation this close counts as the same
 MIN_VARIANCE = 1e-6  # a dead channel (constant input) keeps a tiny positive variance
 AUX_HEADS = ("aux_head", "aux_classifier")  # training-only heads (training/unet.py, torchvision's)
+PRETEXT_FREE_HEADS = ("head", "classifier")  # segmentation heads a pretext checkpoint does not carry
 
 
 def _is_folded(bn: nn.BatchNorm2d) -> bool:
@@ -76,10 +79,16 @@ def restandardize_batchnorm(model: nn.Module, loader, device: torch.device) -> i
 
 
 def load_initial_weights(
-    model: nn.Module, checkpoint: str | Path, model_config: dict, loader, device
+    model: nn.Module,
+    checkpoint: str | Path,
+    model_config: dict,
+    loader,
+    device,
+    norm_used: tuple[float, float],
 ) -> None:
     """Copy ``checkpoint``'s weights into ``model`` (same architecture required), then re-standardise
-    folded BatchNorm layers on ``loader``'s images."""
+    folded BatchNorm layers on ``loader``'s images. ``norm_used``: this run's (mean, std); a
+    pretext checkpoint pretrained with another normalisation is loaded with a warning."""
     state = read_checkpoint(checkpoint)
     theirs = state.get("model_config") or {}
     keys = ("arch", "num_classes", "width")
@@ -91,12 +100,25 @@ def load_initial_weights(
     # An auxiliary head (deep supervision, torchvision's aux classifier) is used by training only, so
     # a run with one may start from a checkpoint without one (the head starts fresh), and the
     # other way round the checkpoint's head is dropped. Any other key that does not fit is refused.
+    # A self-supervised checkpoint (`sonomap pretrain`, key "pretext") has no segmentation head:
+    # the head starts fresh, as an aux head does.
+    fresh = (*AUX_HEADS, *PRETEXT_FREE_HEADS) if state.get("pretext") else AUX_HEADS
     missing, unexpected = model.load_state_dict(state["model"], strict=False)
-    misfits = [k for k in (*missing, *unexpected) if not any(f".{a}." in f".{k}" for a in AUX_HEADS)]
+    misfits = [k for k in (*missing, *unexpected) if not any(f".{a}." in f".{k}" for a in fresh)]
     if misfits:
         raise ConfigError(
             f"--init-from {checkpoint}: its weights do not fit the model ({len(misfits)} keys, "
             f"e.g. {misfits[0]!r})"
         )
+    pretext = state.get("pretext")
+    if pretext:
+        norm = (float(pretext["mean"]), float(pretext["std"]))
+        if not all(math.isclose(a, b, rel_tol=NORM_TOLERANCE) for a, b in zip(norm, norm_used, strict=True)):
+            log.warning(
+                "--init-from %s was pretrained with mean/std %.4f/%.4f, this run uses %.4f/%.4f",
+                checkpoint,
+                *norm,
+                *norm_used,
+            )
     changed = restandardize_batchnorm(model, loader, device)
     log.info("initial weights from %s (%d folded BatchNorm layers re-standardised)", checkpoint, changed)

@@ -1,0 +1,231 @@
+"""`sonomap pretrain`: self-supervised pretraining on unlabelled images -> RUN/pretrained.pt.
+
+Inputs: a training config (the model, normalisation and augmentation of the run that will start
+from these weights), a dataset in the layout of :mod:`training.data` (its **train split's images**;
+labels are not read) and, optionally, folders of further unlabelled images (``--images``). Images
+of the validation and test splits are never used, so a later choice by validation stays honest.
+
+The task is image restoration (:mod:`training.pretext`, Models Genesis): each epoch every image is
+augmented as in training, distorted, and the network restores the clean image through its first
+output channel (sigmoid, mean squared error). Every layer but the segmentation head learns.
+
+Outputs in RUN/:
+- ``pretrained.pt``: the weights without the segmentation head(s), the ``model_config`` and a
+  ``pretext`` record (method, images, epochs, normalisation). Written after every epoch, so a run
+  stopped by hand keeps its last epoch. Start training from it with ``sonomap train --init-from
+  RUN/pretrained.pt`` (the head starts fresh; :mod:`training.warmstart`). It is not a segmentation
+  model: export and evaluate refuse it.
+- ``metrics.csv``: one row per epoch (restoration loss, lr, seconds); ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from edge_runtime.atomic import atomic_path
+from edge_runtime.errors import InputError
+from edge_runtime.preprocess import preprocess
+from training.checkpoint import save_checkpoint
+from training.config import load_config, use_cpu_bf16
+from training.config_schema import AugmentConfig, TrainingConfig
+from training.data import read_cases, select_split
+from training.models import build_model
+from training.pretext import distort
+from training.provenance import resolve_norm
+from training.rng import seed_all
+from training.transforms import IMAGE_FILL, UINT8_MAX, affine_matrix, intensity
+
+log = logging.getLogger("sonomap.train")
+PRETEXT = "models_genesis"
+HEAD_KEYS = ("net.head.", "net.aux_head.", "net.classifier.", "net.aux_classifier.")  # never pretrained
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+WARMUP_FRACTION = 0.02  # of the run: linear lr warmup, then cosine to zero
+SECONDS_PER_MINUTE = 60.0
+CSV_FIELDS = ("epoch", "lr", "loss", "images", "epoch_seconds", "elapsed_s")
+
+
+def pretext_images(data: str | Path, extra: list[str | Path] = ()) -> list[Path]:
+    """The train split's image files plus every image under each ``extra`` folder (sorted)."""
+    paths = [s.image for s in select_split(read_cases(data), "train", data)]
+    for folder in extra:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise InputError(f"--images {folder}: not a folder")
+        found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            raise InputError(f"--images {folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+        paths.extend(found)
+    return paths
+
+
+def read_gray(path: Path) -> np.ndarray:
+    gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if gray is None:
+        raise InputError(f"{path}: not a readable image")
+    return gray
+
+
+class RestorationDataset(Dataset):
+    """Items: (distorted input float32 [1,h,w] as the runtime preprocesses it, clean target float32
+    [1,h,w] in [0, 1], index). Each item's RNG is seeded from (seed, epoch, index)."""
+
+    def __init__(self, paths, size, mean: float, std: float, augment: AugmentConfig, seed: int = 0):
+        self.grays = [read_gray(p) for p in paths]
+        self.size, self.mean, self.std = size, mean, std
+        self.augment, self.seed, self.epoch = augment, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.grays)
+
+    def __getitem__(self, index: int):
+        h, w = self.size
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        gray = self.grays[index]
+        if self.augment.enabled:
+            mat = affine_matrix(gray.shape, self.size, rng, self.augment)
+            img = cv2.warpAffine(gray, mat, (w, h), flags=cv2.INTER_LINEAR, borderValue=IMAGE_FILL)
+            img = intensity(img, rng, self.augment)
+        else:
+            img = cv2.resize(gray, (w, h), interpolation=cv2.INTER_LINEAR)
+        clean = img.astype(np.float32) / UINT8_MAX
+        broken = np.clip(distort(clean, rng) * UINT8_MAX + 0.5, 0, UINT8_MAX).astype(np.uint8)
+        x = preprocess(broken, h, w, self.mean, self.std)  # the runtime's own input contract
+        return torch.from_numpy(x), torch.from_numpy(clean[None]), index
+
+
+def lr_factor(progress: float) -> float:
+    """Linear warmup over the first :data:`WARMUP_FRACTION`, then cosine to zero at progress 1."""
+    if progress < WARMUP_FRACTION:
+        return max(progress / WARMUP_FRACTION, 0.01)
+    p = (progress - WARMUP_FRACTION) / (1.0 - WARMUP_FRACTION)
+    return 0.5 * (1.0 + math.cos(math.pi * min(p, 1.0)))
+
+
+def encoder_decoder_state(model: torch.nn.Module) -> dict:
+    """The model's weights without its segmentation head(s)."""
+    return {k: v for k, v in model.state_dict().items() if not k.startswith(HEAD_KEYS)}
+
+
+def _model_config(cfg: TrainingConfig) -> dict:
+    mc = cfg.model
+    return {"arch": mc.arch, "num_classes": int(mc.num_classes), "aux": bool(mc.aux), "width": mc.width}
+
+
+def run(
+    config: str | Path,
+    data: str | Path,
+    out: str | Path,
+    images: list[str | Path] = (),
+    epochs: int = 200,
+    max_minutes: float | None = None,
+    lr: float = 1e-3,
+) -> dict:
+    """Pretrain; returns the summary (also RUN/summary.json). Ends after ``epochs`` or at
+    ``max_minutes``, whichever comes first; the lr reaches zero at that end."""
+    cfg = load_config(config)
+    tc, dc = cfg.train, cfg.data
+    seed_all(int(tc.seed), False)
+    out = Path(out)
+    paths = pretext_images(data, images)
+    mean, std = resolve_norm(dc, select_split(read_cases(data), "train", data))
+    size = (int(dc.input_height), int(dc.input_width))
+    ds = RestorationDataset(paths, size, mean, std, cfg.augment, seed=int(tc.seed))
+    gen = torch.Generator().manual_seed(int(tc.seed))
+    loader = DataLoader(ds, batch_size=int(tc.batch_size), shuffle=True, drop_last=True, generator=gen)
+    if len(loader) == 0:
+        raise InputError(f"{data}: {len(ds)} images are fewer than one batch of {tc.batch_size}")
+    mc = cfg.model
+    model = build_model(mc.arch, int(mc.num_classes), aux=False, width=mc.width)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=float(tc.weight_decay))
+    bf16 = use_cpu_bf16(tc.amp_cpu_bf16)
+    budget_s = max_minutes * SECONDS_PER_MINUTE if max_minutes else None
+    total_iters = epochs * len(loader)
+    out.mkdir(parents=True, exist_ok=True)
+    log.info("pretraining %s on %d unlabelled images (%s)", mc.arch, len(ds), PRETEXT)
+    history, it, t0, epoch = [], 0, time.monotonic(), -1
+    stopped = False
+    for epoch in range(epochs):
+        ds.set_epoch(epoch)
+        model.train()
+        total, count, e0 = 0.0, 0, time.monotonic()
+        for x, target, _ in loader:
+            progress = it / total_iters
+            if budget_s:
+                progress = max(progress, (time.monotonic() - t0) / budget_s)
+            if progress >= 1.0:
+                stopped = True
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = lr * lr_factor(progress)
+            with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=bf16):
+                restored = torch.sigmoid(model(x)[:, :1].float())
+            loss = torch.nn.functional.mse_loss(restored, target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), float(tc.grad_clip) or math.inf)
+            optimizer.step()
+            total, count, it = total + loss.item() * len(x), count + len(x), it + 1
+        if count:
+            row = {
+                "epoch": epoch,
+                "lr": optimizer.param_groups[0]["lr"],
+                "loss": total / count,
+                "images": count,
+                "epoch_seconds": time.monotonic() - e0,
+                "elapsed_s": time.monotonic() - t0,
+            }
+            history.append(row)
+            _save(out, model, cfg, len(ds), epoch, mean, std, row["loss"])
+            _write_csv(out / "metrics.csv", history)
+            log.info("pretext epoch %d loss %.5f %.0fs", epoch, row["loss"], row["elapsed_s"])
+        if stopped:
+            break
+    if not history:
+        raise InputError(f"{out}: the time budget ended before one pretraining epoch")
+    summary = {
+        "run": str(out),
+        "pretext": PRETEXT,
+        "images": len(ds),
+        "epochs_done": len(history),
+        "final_loss": history[-1]["loss"],
+        "first_loss": history[0]["loss"],
+        "elapsed_s": time.monotonic() - t0,
+        "mean": mean,
+        "std": std,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _save(out: Path, model, cfg: TrainingConfig, n_images: int, epoch: int, mean, std, loss) -> None:
+    pretext = {
+        "method": PRETEXT,
+        "images": n_images,
+        "epoch": epoch,
+        "loss": loss,
+        "mean": mean,
+        "std": std,
+        "input_size": [int(cfg.data.input_height), int(cfg.data.input_width)],
+    }
+    payload = {"model": encoder_decoder_state(model), "model_config": _model_config(cfg), "pretext": pretext}
+    save_checkpoint(payload, out / "pretrained.pt")
+
+
+def _write_csv(path: Path, history: list[dict]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        writer.writerows(history)
