@@ -48,14 +48,14 @@ def test_distort_is_seeded_in_range_and_changes_the_image():
         pretext.distort(np.zeros((4, 4, 3), np.float32), np.random.default_rng(0))
 
 
-def test_local_shuffle_keeps_each_window_s_values():
+def test_local_shuffle_moves_pixels_only_within_small_windows():
     img = _image()
     out = pretext._local_shuffle(img, np.random.default_rng(0))
     assert not np.array_equal(out, img)
-    # shuffling within windows moves pixels a little: the value multiset stays close and the
-    # coarse picture (16x16 block means) barely changes
+    assert np.array_equal(np.sort(out.ravel()), np.sort(img.ravel()))  # the same values, moved
+    # no pixel moves farther than a window: the 16x16 block means barely change
     coarse = lambda x: x.reshape(4, 16, 5, 16).mean(axis=(1, 3))  # noqa: E731
-    assert np.abs(coarse(out) - coarse(img)).max() < 0.05
+    assert np.abs(coarse(out) - coarse(img)).max() < 0.02
 
 
 def test_intensity_map_is_monotone():

@@ -19,8 +19,8 @@ LOCAL_SHUFFLE_P = 0.5
 PAINT_P = 0.9
 OUTPAINT_SHARE = 0.8  # of the painted images, this share are out-painted (the rest in-painted)
 CURVE_SAMPLES = 1000  # points along the Bezier curve the intensity map interpolates
-SHUFFLE_BLOCKS = 1000  # windows shuffled per image (at 256x256, about a quarter of the pixels)
-SHUFFLE_MAX_FRACTION = 1 / 10  # a shuffled window's side, at most this share of the image's side
+SHUFFLE_SIDE = (2, 8)  # a shuffled window's side in pixels: speckle-scale texture, not anatomy
+SHUFFLE_SHARE = 0.5  # of the windows, this share is shuffled
 INPAINT_BOXES = 5  # at most this many noise boxes
 INPAINT_SIDE = (1 / 6, 1 / 3)  # an in-painted box's side, as a share of the image's side
 OUTPAINT_BOXES = 5  # at most this many boxes of the image kept inside the noise
@@ -42,14 +42,23 @@ def _bezier_map(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _local_shuffle(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Pixels shuffled within small square windows (a grid at a random offset; a random half of
+    its windows): fine texture is scrambled, structure larger than a window stays."""
     out = x.copy()
-    h, w = x.shape
-    most_h, most_w = max(1, int(h * SHUFFLE_MAX_FRACTION)), max(1, int(w * SHUFFLE_MAX_FRACTION))
-    for _ in range(SHUFFLE_BLOCKS):
-        bh, bw = rng.integers(1, most_h + 1), rng.integers(1, most_w + 1)
-        y0, x0 = rng.integers(0, h - bh + 1), rng.integers(0, w - bw + 1)
-        window = x[y0 : y0 + bh, x0 : x0 + bw].ravel()  # from the original: windows never compound
-        out[y0 : y0 + bh, x0 : x0 + bw] = rng.permutation(window).reshape(bh, bw)
+    side = int(rng.integers(SHUFFLE_SIDE[0], SHUFFLE_SIDE[1] + 1))
+    oy, ox = (int(v) for v in rng.integers(0, side, size=2))
+    ny, nx = (x.shape[0] - oy) // side, (x.shape[1] - ox) // side
+    if ny == 0 or nx == 0:
+        return out
+    region = x[oy : oy + ny * side, ox : ox + nx * side]
+    windows = region.reshape(ny, side, nx, side).transpose(0, 2, 1, 3).reshape(ny, nx, side * side)
+    order = np.argsort(rng.random(windows.shape), axis=-1)  # one random permutation per window
+    shuffled = np.take_along_axis(windows, order, axis=-1)
+    chosen = rng.random((ny, nx, 1)) < SHUFFLE_SHARE
+    mixed = np.where(chosen, shuffled, windows)
+    out[oy : oy + ny * side, ox : ox + nx * side] = (
+        mixed.reshape(ny, nx, side, side).transpose(0, 2, 1, 3).reshape(ny * side, nx * side)
+    )
     return out
 
 
