@@ -15,11 +15,16 @@ from export.shapes import ShapeSpec
 from training.checkpoint import load_model, save_checkpoint
 from training.evaluate import predict_logits
 from training.models import build_model
+from training.isotonic import served_prob
 from training.recover import recover_checkpoint
 from training.temperature import calibrated_prob
 
 
-def test_recovered_checkpoint_matches_the_onnx_it_came_from(tmp_path, busi_sample):
+CURVE = {"margin": [-3.0, -1.0, 0.0, 1.0, 3.0], "prob": [0.02, 0.1, 0.35, 0.7, 0.97]}
+
+
+@pytest.mark.parametrize("calibrated", [False, True], ids=["raw", "temperature-and-curve"])
+def test_recovered_checkpoint_matches_the_onnx_it_came_from(tmp_path, busi_sample, calibrated):
     torch.manual_seed(0)
     model = build_model("unet_small", 2, width=4)
     for m in model.modules():  # non-trivial BatchNorm statistics, so the fusion matters
@@ -40,6 +45,8 @@ def test_recovered_checkpoint_matches_the_onnx_it_came_from(tmp_path, busi_sampl
         list(DEFAULT_CLASSES),
         extra={"model_config": {"arch": "unet_small", "num_classes": 2, "aux": False, "width": 4}},
     )
+    if calibrated:  # the shipped model's kind: its graph also holds the curve's own 1x1 Convs
+        manifest = manifest.derive(temperature=2.0, calibration_curve=CURVE, threshold=0.35)
     ck = save_checkpoint(
         {
             "model": model.state_dict(),
@@ -60,7 +67,10 @@ def test_recovered_checkpoint_matches_the_onnx_it_came_from(tmp_path, busi_sampl
     got = predict_logits(rec_model, rec_manifest, gray)
     assert np.abs(want - got).max() < 1e-3
     prob, _ = run_ort(session, gray)
-    assert np.abs(prob - calibrated_prob(got, 1.0, 1, gray.shape)).mean() < 0.01
+    assert rec_manifest.calibration_curve == manifest.calibration_curve
+    assert np.abs(prob - served_prob(got, rec_manifest, gray.shape)).mean() < 0.01
+    if not calibrated:
+        assert np.abs(prob - calibrated_prob(got, 1.0, 1, gray.shape)).mean() < 0.01
 
 
 def test_other_architectures_are_refused(tmp_path):

@@ -30,6 +30,8 @@ from training.models import build_model
 
 SUPPORTED = "unet_small"
 
+CALIBRATION_SCOPE = "/curve/"  # node-name prefix of the folded calibration curve
+
 
 def _conv_layers(model: torch.nn.Module) -> list[tuple[torch.nn.Conv2d, torch.nn.BatchNorm2d | None]]:
     mods = list(model.modules())
@@ -51,7 +53,9 @@ def recover_checkpoint(onnx_path: str | Path, out: str | Path) -> Path:
         )
     graph = onnx.load(str(onnx_path)).graph
     weights = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    convs = [n for n in graph.node if n.op_type == "Conv"]
+    # The folded calibration curve (export/folded.py) adds 1x1 Convs under its own scope; they are
+    # not the network's, and the manifest carries the curve itself.
+    convs = [n for n in graph.node if n.op_type == "Conv" and not n.name.startswith(CALIBRATION_SCOPE)]
     model = build_model(cfg["arch"], int(cfg["num_classes"]), width=int(cfg["width"]))
     layers = _conv_layers(model)
     if len(layers) != len(convs):
