@@ -14,11 +14,10 @@ from export.parity import ort_session, run_ort
 from export.shapes import ShapeSpec
 from training.checkpoint import load_model, save_checkpoint
 from training.evaluate import predict_logits
-from training.models import build_model
 from training.isotonic import served_prob
+from training.models import build_model
 from training.recover import recover_checkpoint
 from training.temperature import calibrated_prob
-
 
 CURVE = {"margin": [-3.0, -1.0, 0.0, 1.0, 3.0], "prob": [0.02, 0.1, 0.35, 0.7, 0.97]}
 
