@@ -97,9 +97,14 @@ class CalibrationAccumulator:
             self._img_mean.append(float(prob[known].mean()))
             self._img_truth.append(float((label[known] == CANCER).any()))
 
-    def summary(self) -> dict:
+    def summary_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The band pixels collected so far: (probability, truth 0/1), for pooling several."""
         prob = np.concatenate(self._prob) if self._prob else np.zeros(0)
         truth = np.concatenate(self._truth) if self._truth else np.zeros(0)
+        return prob, truth
+
+    def summary(self) -> dict:
+        prob, truth = self.summary_arrays()
         return {
             "band_px": self.band_px,
             "pixel": reliability(prob, truth, PIXEL_BINS),
