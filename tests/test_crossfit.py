@@ -23,7 +23,9 @@ def curved(tmp_path, busi_dataset):
     return ck
 
 
-def test_crossfit_scores_held_out_cases_and_matches_evaluate_in_sample(curved, busi_dataset, tmp_path, capsys):
+def test_crossfit_scores_held_out_cases_and_matches_evaluate_in_sample(
+    curved, busi_dataset, tmp_path, capsys
+):
     from edge_runtime.cli import main as sonomap
 
     with pytest.raises(ConfigError, match="no calibration curve"):
