@@ -41,10 +41,15 @@ def _prepare_busi(args) -> int:
     return 0
 
 
-def _train(args) -> int:
+def _training_process() -> None:
+    """Set up a process that trains: OpenMP threads that sleep when idle, and epoch lines shown."""
     passive_openmp()
-    # Epoch lines are progress (INFO), not warnings; the train command shows them without --verbose.
+    # Epoch lines are progress (INFO), not warnings; the training commands show them without --verbose.
     logging.getLogger(TRAIN_LOGGER).setLevel(logging.INFO)
+
+
+def _train(args) -> int:
+    _training_process()
     from training.train import run
 
     result = run(
@@ -67,8 +72,7 @@ def _train(args) -> int:
 
 
 def _pretrain(args) -> int:
-    passive_openmp()
-    logging.getLogger(TRAIN_LOGGER).setLevel(logging.INFO)
+    _training_process()
     from training.pretrain import run
 
     result = run(

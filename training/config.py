@@ -129,3 +129,9 @@ def use_cpu_bf16(setting) -> bool:
 def config_hash(cfg: TrainingConfig) -> str:
     """Stable sha256 of the effective config (for the manifest's ``source``)."""
     return hashlib.sha256(yaml.safe_dump(effective_dict(cfg), sort_keys=True).encode()).hexdigest()
+
+
+def model_config(cfg: TrainingConfig) -> dict:
+    """The ``model_config`` a checkpoint stores: what :func:`training.models.build_from_config` rebuilds."""
+    mc = cfg.model
+    return {"arch": mc.arch, "num_classes": int(mc.num_classes), "aux": bool(mc.aux), "width": mc.width}

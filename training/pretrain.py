@@ -20,7 +20,6 @@ Outputs in RUN/:
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -32,22 +31,22 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from edge_runtime.atomic import atomic_path
 from edge_runtime.errors import InputError
 from edge_runtime.preprocess import preprocess
 from training.checkpoint import save_checkpoint
-from training.config import load_config, use_cpu_bf16
+from training.config import load_config, model_config, use_cpu_bf16
 from training.config_schema import AugmentConfig, TrainingConfig
 from training.data import read_cases, select_split
 from training.models import build_model
 from training.pretext import distort
 from training.provenance import resolve_norm
 from training.rng import seed_all
-from training.transforms import IMAGE_FILL, UINT8_MAX, affine_matrix, intensity
+from training.tblog import write_history_csv
+from training.transforms import UINT8_MAX, augment_gray
+from training.warmstart import ALL_HEADS, in_heads
 
 log = logging.getLogger("sonomap.train")
 PRETEXT = "models_genesis"
-HEAD_KEYS = ("net.head.", "net.aux_head.", "net.classifier.", "net.aux_classifier.")  # never pretrained
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 WARMUP_FRACTION = 0.02  # of the run: linear lr warmup, then cosine to zero
 SECONDS_PER_MINUTE = 60.0
@@ -95,9 +94,7 @@ class RestorationDataset(Dataset):
         rng = np.random.default_rng((self.seed, self.epoch, index))
         gray = self.grays[index]
         if self.augment.enabled:
-            mat = affine_matrix(gray.shape, self.size, rng, self.augment)
-            img = cv2.warpAffine(gray, mat, (w, h), flags=cv2.INTER_LINEAR, borderValue=IMAGE_FILL)
-            img = intensity(img, rng, self.augment)
+            img, _warp = augment_gray(gray, self.size, rng, self.augment)
         else:
             img = cv2.resize(gray, (w, h), interpolation=cv2.INTER_LINEAR)
         clean = img.astype(np.float32) / UINT8_MAX
@@ -115,13 +112,8 @@ def lr_factor(progress: float) -> float:
 
 
 def encoder_decoder_state(model: torch.nn.Module) -> dict:
-    """The model's weights without its segmentation head(s)."""
-    return {k: v for k, v in model.state_dict().items() if not k.startswith(HEAD_KEYS)}
-
-
-def _model_config(cfg: TrainingConfig) -> dict:
-    mc = cfg.model
-    return {"arch": mc.arch, "num_classes": int(mc.num_classes), "aux": bool(mc.aux), "width": mc.width}
+    """The model's weights without its segmentation head(s) (never pretrained)."""
+    return {k: v for k, v in model.state_dict().items() if not in_heads(k, ALL_HEADS)}
 
 
 def run(
@@ -189,7 +181,7 @@ def run(
             }
             history.append(row)
             _save(out, model, cfg, len(ds), epoch, mean, std, row["loss"])
-            _write_csv(out / "metrics.csv", history)
+            write_history_csv(out / "metrics.csv", history, CSV_FIELDS)
             log.info("pretext epoch %d loss %.5f %.0fs", epoch, row["loss"], row["elapsed_s"])
         if stopped:
             break
@@ -220,12 +212,5 @@ def _save(out: Path, model, cfg: TrainingConfig, n_images: int, epoch: int, mean
         "std": std,
         "input_size": [int(cfg.data.input_height), int(cfg.data.input_width)],
     }
-    payload = {"model": encoder_decoder_state(model), "model_config": _model_config(cfg), "pretext": pretext}
+    payload = {"model": encoder_decoder_state(model), "model_config": model_config(cfg), "pretext": pretext}
     save_checkpoint(payload, out / "pretrained.pt")
-
-
-def _write_csv(path: Path, history: list[dict]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        writer.writerows(history)

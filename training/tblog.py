@@ -36,9 +36,10 @@ CSV_FIELDS = (
 )
 
 
-def write_history_csv(path: Path, history: list[dict]) -> None:
+def write_history_csv(path: Path, history: list[dict], fields: tuple[str, ...] = CSV_FIELDS) -> None:
+    """One row per epoch, written atomically (a reader never sees half a file)."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(history)
 

@@ -26,6 +26,7 @@ from edge_runtime.errors import ConfigError
 from training import distributed as D
 from training.checkpoint import read_checkpoint, save_checkpoint
 from training.config import config_hash, effective_dict, load_config, use_cpu_bf16
+from training.config import model_config as checkpoint_model_config
 from training.data import read_cases
 from training.ema import build_ema
 from training.engine import train_one_epoch, validate
@@ -80,12 +81,7 @@ def run(
 
         chash = config_hash(cfg)
         dhash = dataset_hash(data, samples)
-        model_config = {
-            "arch": mc.arch,
-            "num_classes": int(mc.num_classes),
-            "aux": bool(mc.aux),
-            "width": mc.width,
-        }
+        model_config = checkpoint_model_config(cfg)
         epochs, iters_per_epoch = int(tc.epochs), len(loader)
         total_iters = max(1, epochs * iters_per_epoch)
         budget_s = max_minutes * SECONDS_PER_MINUTE if max_minutes else None

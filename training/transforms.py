@@ -68,6 +68,17 @@ def intensity(gray: np.ndarray, rng: np.random.Generator, aug: AugmentConfig) ->
     return np.clip(x * UINT8_MAX + 0.5, 0, UINT8_MAX).astype(np.uint8)
 
 
+def augment_gray(
+    gray: np.ndarray, size: tuple[int, int], rng: np.random.Generator, aug: AugmentConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Random geometry and intensity: gray uint8 native size -> (uint8 (h, w), the 2x3 warp used),
+    so a label can follow the image with the same warp."""
+    h, w = size
+    mat = affine_matrix(gray.shape, size, rng, aug)
+    img = cv2.warpAffine(gray, mat, (w, h), flags=cv2.INTER_LINEAR, borderValue=IMAGE_FILL)
+    return intensity(img, rng, aug), mat
+
+
 def make_example(
     gray: np.ndarray,
     label: np.ndarray,
@@ -87,8 +98,6 @@ def make_example(
         img = gray
         lab = cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST)
     else:
-        mat = affine_matrix(gray.shape, size, rng, aug)
-        img = cv2.warpAffine(gray, mat, (w, h), flags=cv2.INTER_LINEAR, borderValue=IMAGE_FILL)
+        img, mat = augment_gray(gray, size, rng, aug)
         lab = cv2.warpAffine(label, mat, (w, h), flags=cv2.INTER_NEAREST, borderValue=IGNORE_INDEX)
-        img = intensity(img, rng, aug)
     return preprocess(img, h, w, mean, std), lab

@@ -31,6 +31,12 @@ NORM_TOLERANCE = 1e-3  # relative: a pretraining normalisation this close counts
 MIN_VARIANCE = 1e-6  # a dead channel (constant input) keeps a tiny positive variance
 AUX_HEADS = ("aux_head", "aux_classifier")  # training-only heads (training/unet.py, torchvision's)
 PRETEXT_FREE_HEADS = ("head", "classifier")  # segmentation heads a pretext checkpoint does not carry
+ALL_HEADS = (*AUX_HEADS, *PRETEXT_FREE_HEADS)
+
+
+def in_heads(key: str, heads: tuple[str, ...]) -> bool:
+    """Whether state-dict ``key`` belongs to one of the modules named ``heads`` (at any depth)."""
+    return any(f".{h}." in f".{key}" for h in heads)
 
 
 def _is_folded(bn: nn.BatchNorm2d) -> bool:
@@ -102,9 +108,9 @@ def load_initial_weights(
     # other way round the checkpoint's head is dropped. Any other key that does not fit is refused.
     # A self-supervised checkpoint (`sonomap pretrain`, key "pretext") has no segmentation head:
     # the head starts fresh, as an aux head does.
-    fresh = (*AUX_HEADS, *PRETEXT_FREE_HEADS) if state.get("pretext") else AUX_HEADS
+    fresh = ALL_HEADS if state.get("pretext") else AUX_HEADS
     missing, unexpected = model.load_state_dict(state["model"], strict=False)
-    misfits = [k for k in (*missing, *unexpected) if not any(f".{a}." in f".{k}" for a in fresh)]
+    misfits = [k for k in (*missing, *unexpected) if not in_heads(k, fresh)]
     if misfits:
         raise ConfigError(
             f"--init-from {checkpoint}: its weights do not fit the model ({len(misfits)} keys, "
