@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -149,7 +150,13 @@ def test_evaluate_cli_writes_report(tmp_path, busi_dataset, trained):
         "gallery.png",
     ):
         assert (rep / png).stat().st_size > 1000, png
-    assert "Empty-mask policy" in (rep / "report.md").read_text()
+    report = (rep / "report.md").read_text()
+    assert "Empty-mask policy" in report
+    summary = json.loads((rep / "summary.json").read_text())
+    low, high = summary["ci95"]["dice_pooled"]
+    assert low <= summary["dice_pooled"] <= high
+    assert f"| dice_pooled | {summary['dice_pooled']:.4f} | {low:.4f} – {high:.4f} |" in report
+    assert "dice (mean over images with cancer)" in res.stdout and "95 % CI" in res.stdout
 
 
 def _copy_dataset(src: Path, dst: Path) -> Path:

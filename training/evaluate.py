@@ -33,6 +33,7 @@ from training.calibration import CalibrationAccumulator, write_reliability_png
 from training.checkpoint import load_model
 from training.data import read_cases, read_pair, select_split
 from training.distributed import pick_device
+from training.intervals import headline_intervals
 from training.isotonic import served_prob
 from training.metrics import COUNTS, EMPTY_POLICY, METRICS, Counts, confusion_counts, scores, summarize
 from training.report import write_compare_report, write_report
@@ -150,9 +151,15 @@ def _calibration_keys(result: dict) -> dict:
 
 
 def evaluate(
-    checkpoint: str | Path, data: str | Path, split: str, out: str | Path, device: str = "cpu"
+    checkpoint: str | Path,
+    data: str | Path,
+    split: str,
+    out: str | Path,
+    device: str = "cpu",
+    seed: int = 0,
 ) -> dict:
-    """Evaluate one checkpoint (or folded ONNX); returns the summary (also REPORT/summary.json)."""
+    """Evaluate one checkpoint (or folded ONNX); returns the summary (also REPORT/summary.json),
+    with 95 % intervals of the headline figures (:mod:`training.intervals`; ``seed``: the bootstrap's)."""
     out = Path(out)
     manifest, probs = served_probabilities(Path(checkpoint), device)
     samples = select_split(read_cases(data), split, data)
@@ -190,6 +197,7 @@ def evaluate(
             "n_negative_with_fp": len(benign_fp),
         }
     )
+    summary.update(headline_intervals([r.counts for r in results], [r.case_id for r in results], seed))
     summary.update(_calibration_keys(_write_calibration(out, cal, raw_cal, manifest, split)))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     run_csv = Path(checkpoint).parent / "metrics.csv"
@@ -213,8 +221,8 @@ def compare(
 ) -> str:
     """Evaluate A and B on the same images, then paired tests. Returns the markdown table."""
     out = Path(out)
-    sum_a = evaluate(ck_a, data, split, out / "A", device)
-    sum_b = evaluate(ck_b, data, split, out / "B", device)
+    sum_a = evaluate(ck_a, data, split, out / "A", device, seed)
+    sum_b = evaluate(ck_b, data, split, out / "B", device, seed)
     rows_a, rows_b = _per_image(out / "A" / "metrics.csv"), _per_image(out / "B" / "metrics.csv")
     if rows_a.keys() != rows_b.keys():
         raise InputError(f"{out}: A and B were scored on different images")

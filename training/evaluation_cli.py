@@ -31,15 +31,21 @@ def _evaluate(args) -> int:
             from edge_runtime.errors import ConfigError
 
             raise ConfigError("give --checkpoint CK (or --compare CK_A CK_B)")
-        summary = evaluate(args.checkpoint, args.data, args.split, args.out, device=args.device)
+        summary = evaluate(
+            args.checkpoint, args.data, args.split, args.out, device=args.device, seed=args.seed
+        )
+        ci = summary["ci95"]
         print(
-            f"dice (mean over images with cancer) {summary['dice_pos_mean']:.4f}, "
-            f"dice (pooled) {summary['dice_pooled']:.4f}, pixel accuracy (pooled) "
+            f"dice (mean over images with cancer) {summary['dice_pos_mean']:.4f} "
+            f"[95 % CI {ci['dice_pos_mean'][0]:.3f}, {ci['dice_pos_mean'][1]:.3f}], "
+            f"dice (pooled) {summary['dice_pooled']:.4f} "
+            f"[{ci['dice_pooled'][0]:.3f}, {ci['dice_pooled'][1]:.3f}], pixel accuracy (pooled) "
             f"{summary['pixel_accuracy_pooled']:.4f}, recall (pooled) {summary['recall_pooled']:.4f}"
         )
         print(
             f"images without cancer with any false cancer pixel: {summary['n_negative_with_fp']} of "
-            f"{summary['n_negative']}; calibration (T {summary['temperature']:.4f}): pixel ECE "
+            f"{summary['n_negative']} [{ci['benign_fp_share'][0]:.3f}, {ci['benign_fp_share'][1]:.3f}]; "
+            f"calibration (T {summary['temperature']:.4f}): pixel ECE "
             f"{summary['ece_pixel']:.4f}, Brier {summary['brier_pixel']:.4f}; image ECE (max) "
             f"{summary['ece_image_max']:.4f}"
             + (
@@ -112,7 +118,12 @@ def add_evaluate_parser(sub) -> None:
     p.add_argument("--data", required=True, help="dataset directory")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--out", required=True, help="report directory to write")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed for --compare")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the case bootstraps (the 95 %% intervals, --compare's CIs)",
+    )
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     p.set_defaults(func=_evaluate)
 

@@ -150,6 +150,16 @@ def _calibration_lines(summary: dict) -> list[str]:
     return lines
 
 
+def _interval_lines(summary: dict) -> list[str]:
+    if "ci95" not in summary:
+        return []
+    lines = ["", f"{summary['ci95_method']} ({summary['ci95_cases']} cases).", ""]
+    lines += ["| figure | value | 95 % interval |", "|---|---|---|"]
+    for name, (low, high) in summary["ci95"].items():
+        lines.append(f"| {name} | {_fmt(summary[name])} | {_fmt(low)} – {_fmt(high)} |")
+    return lines
+
+
 def write_report(out: Path, summary: dict, results, gallery, run_csv: Path | None) -> None:
     _confusion_plots(out, results)
     _boxplot(out, results)
@@ -178,6 +188,7 @@ def write_report(out: Path, summary: dict, results, gallery, run_csv: Path | Non
         f"Images without cancer that get any false cancer pixel: {summary.get('n_negative_with_fp', '?')} "
         f"of {summary.get('n_negative', '?')}.",
     ]
+    lines += _interval_lines(summary)
     lines += _calibration_lines(summary)
     lines += [
         "",
