@@ -9,19 +9,17 @@ attributes, ``config.overlay.alpha``). Unknown sections or keys and bad values r
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from edge_runtime.config_schema import LIVE_MODES, SECTIONS, RuntimeConfig
 from edge_runtime.errors import ConfigError, InputError
-from edge_runtime.typed_config import Wording, convert, shown
+from edge_runtime.typed_config import Wording, as_dict, convert, shown
 from edge_runtime.units import MS_PER_S
 from edge_runtime.yamlfile import read_yaml_mapping
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default" / "model.onnx"
+COMMAND_LINE = "command line"  # the origin named in errors about a flag's value
 MAX_MESSAGE_CHARS = 300  # a fuzzed value can be huge: the one-line error stays readable
 __all__ = ["LIVE_MODES", "RuntimeConfig", "build_config", "load_config", "merge", "resolve_model"]
 
@@ -73,17 +71,20 @@ def load_config(path: str | Path | None) -> RuntimeConfig:
     return build_config(data, str(path))
 
 
-def merge(config: RuntimeConfig, overrides: dict[str, dict[str, Any]]) -> RuntimeConfig:
-    """Apply CLI overrides (None values are ignored); returns a new config."""
-    config = copy.deepcopy(config)  # the caller's config stays as it was
-    sections = {}
+def merge(
+    config: RuntimeConfig, overrides: dict[str, dict[str, Any]], origin: str = COMMAND_LINE
+) -> RuntimeConfig:
+    """Apply CLI overrides (None values are ignored); returns a new config, validated as a whole
+    exactly as a file is, so a flag can no more set a bad value than a YAML key can. A bad value is
+    a one-line ConfigError naming ``origin`` and the config key."""
+    data = as_dict(config)  # plain builtins: the caller's config stays as it was
     for section, values in overrides.items():
         changes = {key: value for key, value in values.items() if value is not None}
         for key in changes:
             if key not in type(getattr(config, section)).__struct_fields__:
-                raise ConfigError(f"config key '{section}.{key}' is unknown")
-        sections[section] = msgspec.structs.replace(getattr(config, section), **changes)
-    return msgspec.structs.replace(config, **sections)
+                raise ConfigError(f"{origin}: config key '{section}.{key}' is unknown")
+        data[section].update(changes)
+    return build_config(data, origin)
 
 
 def resolve_model(config: RuntimeConfig) -> Path:

@@ -15,7 +15,6 @@ from edge_runtime.typed_config import Rule, Section, described, finite, number
 
 RGB_CHANNELS = 3
 RGB_MAX = 255
-ROI_FIELDS = 4
 MAX_DIMENSION_PX = 16384  # 16K: above any scanner output; a typo'd 1080000 must not allocate gigabytes
 LIVE_MODES = ("latest", "strict")
 OVERLAY_STYLES = ("mask", "heatmap")

@@ -2,7 +2,7 @@
 
 Input: a cancer mask (bool or uint8, non-zero = cancer) at any size, the frame's peak calibrated
 cancer probability, and the manifest's ``mask_filter`` (fitted on validation data by
-``sonomap calibrate --mask-filter``, :mod:`training.mask_filter_fit`). Output: the mask with the
+``sonomap calibrate --method mask-filter``, :mod:`training.mask_filter_fit`). Output: the mask with the
 parts the filter drops set to 0 (a new array; the input is not changed). Three rules, each off by
 default, applied in this order:
 

@@ -34,6 +34,7 @@ def fp16_path(fp32_path: str | Path) -> Path:
 
 def convert_fp16(fp32_path: str | Path, out: str | Path | None = None) -> Path:
     """Write the FP16 twin of a folded FP32 ONNX model with its manifest; returns its path."""
+    # deferred: onnx and onnxconverter-common are the optional [export] extra
     import onnx
     from onnxconverter_common import float16
 
@@ -91,6 +92,7 @@ def _keep_output_types(half, declared: dict) -> None:
 
 
 def _converter_version() -> str:
+    # deferred: the optional [export] extra
     import onnxconverter_common
 
     return str(onnxconverter_common.__version__)

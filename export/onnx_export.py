@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,7 @@ def check_opset(opset: int) -> None:
 
 
 def library_versions() -> dict[str, str]:
+    # deferred: onnx ([export] extra) and torch (seconds to load)
     import onnx
     import onnxruntime
     import torch
@@ -65,8 +67,7 @@ def _name_output_dims(model, spec: ShapeSpec) -> None:
 
 def write_onnx(folded, path: Path, spec: ShapeSpec, opset: int) -> None:
     """Trace ``folded`` and write a checked ONNX file (atomically: temp file, then rename)."""
-    import warnings
-
+    # deferred: onnx ([export] extra) and torch (seconds to load)
     import onnx
     import torch
 
@@ -98,7 +99,7 @@ def write_onnx(folded, path: Path, spec: ShapeSpec, opset: int) -> None:
 
 def torch_vs_ort(folded, onnx_path: Path, frames, spec: ShapeSpec, cancer_id: int) -> dict:
     """Run the folded torch model and ONNX Runtime on the same real frames; pooled counts."""
-    import torch
+    import torch  # deferred: torch takes seconds to load
 
     session = ort_session(onnx_path)
     counts = []

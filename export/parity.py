@@ -103,6 +103,7 @@ def summarise(counts: list[FrameCounts], bar: float, reference: str, candidate: 
 
 def ort_session(model_path: str | Path, providers: list[str] | None = None):
     """An ONNX Runtime session (CPU unless ``providers`` says otherwise)."""
+    # deferred: loaded only when a parity check runs
     import onnxruntime as ort
 
     path = Path(model_path)

@@ -51,6 +51,7 @@ def _version(dist: str) -> str:
 
 
 def versions() -> dict[str, str]:
+    # deferred: loaded only when the selfcheck runs
     import onnxruntime
 
     found = {
@@ -70,6 +71,7 @@ def versions() -> dict[str, str]:
 def _jetpack_tensorrt() -> str:
     """JetPack installs TensorRT's Python module as a Debian package, without pip metadata."""
     try:
+        # deferred: optional, JetPack's own package
         import tensorrt
     except ImportError:
         return "not installed"

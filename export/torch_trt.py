@@ -34,6 +34,7 @@ MIN_TORCH_TENSORRT = (2, 5)  # first release whose compile() and save() take arg
 
 def import_torch_tensorrt():
     try:
+        # deferred: the optional [torch-tensorrt] extra
         import torch_tensorrt
     except ImportError as exc:
         raise TensorRTUnavailable(
@@ -82,6 +83,7 @@ def save_kwargs(example) -> dict:
 
 
 def run_torch_tensorrt(args) -> int:
+    # deferred: torch takes seconds to load
     import torch
 
     from export.folded import load_folded

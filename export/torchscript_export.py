@@ -27,6 +27,7 @@ EXIT_PARITY_FAILED = 1
 
 def export_torchscript(checkpoint: str | Path, out: str | Path):
     """Trace and save; returns (manifest, eager folded model, traced module)."""
+    # deferred: torch takes seconds to load
     import torch
 
     from export.folded import load_folded
@@ -59,6 +60,7 @@ def export_torchscript(checkpoint: str | Path, out: str | Path):
 
 
 def eager_vs_traced(folded, traced, frames, cancer_id: int) -> dict:
+    # deferred: torch takes seconds to load
     import torch
 
     counts = []

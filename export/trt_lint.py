@@ -115,6 +115,7 @@ def load_table(path: Path = TABLE_PATH) -> dict:
 
 def _tensor_types(model) -> dict[str, str]:
     """Name -> element type name of every tensor the graph declares, infers or holds as a constant."""
+    # deferred: onnx is the optional [export] extra
     import onnx
 
     inferred = onnx.shape_inference.infer_shapes(model)
@@ -134,6 +135,7 @@ def _tensor_types(model) -> dict[str, str]:
 
 
 def _attr(node, name, default):
+    # deferred: onnx is the optional [export] extra
     import onnx
 
     for attr in node.attribute:
@@ -255,6 +257,7 @@ def lint_model(model, path: str | Path = "<model>", table: dict | None = None) -
 
 def lint_onnx(path: str | Path) -> LintReport:
     """Load ``path`` (weights included: a Constant's type needs them) and lint it."""
+    # deferred: onnx is the optional [export] extra
     import onnx
 
     path = Path(path)

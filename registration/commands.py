@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from edge_runtime.errors import SonomapError
+from registration.case import CASE_EXAMPLE
 from registration.cases import cli as cases_cli
 from registration.sim import commands as sim_commands
 
@@ -40,8 +41,6 @@ def _simulate(args) -> int:
 
 def _register(args) -> int:
     if args.example:
-        from registration.case import CASE_EXAMPLE
-
         print(CASE_EXAMPLE, end="")
         return 0
     if args.case is None or args.out is None:

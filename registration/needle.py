@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy.stats import median_abs_deviation
 
 from edge_runtime.errors import InputError
 from registration.needle_fit import MAX_ANGLE_DEG, MIN_ANGLE_DEG, MIN_RUN_MM, CandidateRejected, fit_line
@@ -40,6 +41,7 @@ NMS_ANGLE_DEG = 4.0
 NMS_SEPARATION_MM = 3.0
 MIN_CONTRAST = 3.0  # echo vs the tissue above it, in robust top-hat spreads
 SIDE_OFFSET_MM = 2.5
+SPREAD_FLOOR = 1.0  # grey levels added to the robust spread, so a flat image scores 0, not inf
 
 
 @dataclass
@@ -111,7 +113,7 @@ def _contrast(th: np.ndarray, p0, d, s0: float, s1: float, mmpp: float) -> float
     side = cv2.remap(
         th, *(np.float32(p0[i] + s * d[i] + off * n[i])[None, :] for i in (0, 1)), cv2.INTER_LINEAR
     )
-    spread = 1.4826 * float(np.median(np.abs(th - np.median(th)))) + 1.0
+    spread = float(median_abs_deviation(th, axis=None, scale="normal")) + SPREAD_FLOOR  # robust sigma
     return float(np.median(centre - side)) / spread
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from scipy.ndimage import binary_fill_holes
+from scipy.stats import median_abs_deviation
 
 OD_MIN = 0.06  # ~13 % green absorption: clearly stained (glass noise is ~0.005)
 RED_GREEN_MAX = 1.25  # haematoxylin is ~0.9-1.0; blue ink ~1.5, green ink ~3
@@ -85,7 +86,7 @@ def tissue_masks(rgb: np.ndarray, mpp: float) -> TissueMasks:
     rejected = cv2.morphologyEx(marked.astype(np.uint8), cv2.MORPH_OPEN, _disk(1)) > 0
     # faint H&E tint: fat membranes (glass noise measured on the glass itself)
     glass_px = g[(g < OD_MIN) & ~marked & (rgb.min(axis=2) < SATURATED)]
-    sigma = 1.4826 * float(np.median(np.abs(glass_px - np.median(glass_px)))) if glass_px.size else 0.0
+    sigma = float(median_abs_deviation(glass_px, scale="normal")) if glass_px.size else 0.0  # robust sigma
     faint = (g > max(FAINT_OD_FLOOR, FAINT_SIGMAS * sigma)) & he_colour & ~stained & ~rejected
     win = max(3, int(round(FAT_WINDOW_UM / mpp)) | 1)
     density = cv2.blur(faint.astype(np.float32), (win, win))

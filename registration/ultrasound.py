@@ -130,6 +130,7 @@ def _dicom_frame(ds, frame: int, where: str) -> np.ndarray:
     if spp == 3:
         photometric = str(getattr(ds, "PhotometricInterpretation", "RGB"))
         if photometric.startswith("YBR"):
+            # deferred: pydicom is the optional [dicom] extra
             from pydicom.pixels import convert_color_space
 
             arr = convert_color_space(arr, photometric, "RGB")
@@ -169,6 +170,7 @@ def load_ultrasound(
         if frame != 0:
             raise InputError(f"{where}: ultrasound.frame={frame} but a PNG/JPEG has one frame")
         return UltrasoundImage(gray, mm_per_pixel, where, [])
+    # deferred: pydicom is the optional [dicom] extra
     import pydicom
 
     try:

@@ -3,6 +3,7 @@ the runtime config (shipped default, reload)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from runtime_model import DARK_GAIN, DARK_LEVEL, POOL, dark_onnx
 
-from edge_runtime.backends import backend_from_config, choose_backend, create_backend
+from edge_runtime.backends import backend_from_config, choose_backend, create_backend, failsafe
 from edge_runtime.backends.base import Backend
 from edge_runtime.backends.failsafe import BANNER_NAN, GuardedInference
 from edge_runtime.config import build_config, load_config
@@ -86,6 +87,30 @@ def test_failsafe_sees_a_nan_in_a_model_size_probability():
     guard = GuardedInference(lambda: OneNaN(model, load_manifest(model)), Stats(), retry_after_s=0.0)
     assert guard.infer(np.zeros((40, 60), np.uint8)) is None
     assert guard.banner() == ("error", BANNER_NAN)
+
+
+def test_a_failed_backend_re_creation_is_logged_and_the_old_backend_kept(caplog):
+    class Broken(Backend):
+        def infer(self, gray_roi):
+            raise RuntimeError("CUDA error: an illegal memory access")
+
+    model = dark_onnx()
+    built = []
+
+    def factory():
+        if built:
+            raise OSError(f"{model}: engine file unreadable")
+        built.append(Broken(model, load_manifest(model)))
+        return built[0]
+
+    stats = Stats()
+    guard = GuardedInference(factory, stats, retry_after_s=0.0, reload_after_errors=2)
+    with caplog.at_level(logging.ERROR, logger=failsafe.log.name):
+        for _ in range(3):  # faults 1 and 2, then the re-creation that fails
+            assert guard.infer(np.zeros((40, 60), np.uint8)) is None
+    failed = [r for r in caplog.records if "re-creation" in r.getMessage()]
+    assert len(failed) == 1 and "engine file unreadable" in failed[0].getMessage()
+    assert guard.backend is built[0] and guard.consecutive == 3  # the old one kept, still counted
 
 
 def test_auto_backend_logs_why():

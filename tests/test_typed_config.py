@@ -5,6 +5,8 @@ and the full key path; the shipped examples agree with the defaults declared in 
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,6 +100,51 @@ def test_runtime_numbers_keep_their_type_and_overrides_leave_the_original():
     assert merged.sinks.video == "out.mp4" and merged.sinks.fps == 30 and config.sinks.video is None
     with pytest.raises(ConfigError, match="config key 'sinks.vidoe' is unknown"):
         runtime_config.merge(config, {"sinks": {"vidoe": "x"}})
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"roi": {"mm_per_pixel": -1}}, "'roi.mm_per_pixel' must be a number > 0, got -1"),
+        ({"source": {"fps": 0}}, "'source.fps' must be a number > 0, got 0"),
+        ({"source": {"max_frames": -3}}, "'source.max_frames' must be an integer >= 1, got -3"),
+        ({"inference": {"stall_restart_s": 0.01}}, "'inference.stall_restart_s' (0.01 s) must be longer"),
+    ],
+)
+def test_a_flag_is_validated_like_the_file_key_it_sets(overrides, message):
+    """Overrides go through the same checks as a YAML file, cross-key rules included."""
+    with pytest.raises(ConfigError) as err:
+        runtime_config.merge(runtime_config.build_config(), overrides)
+    assert str(err.value).startswith("command line: config key ") and message in str(err.value)
+
+
+def test_a_bad_flag_value_is_one_line_before_anything_runs(tmp_path):
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge_runtime.cli",
+            "live",
+            "--source",
+            "synthetic",
+            "--headless",
+            "--fps",
+            "-5",
+            "--duration",
+            "1",
+            "--summary",
+            str(tmp_path / "s.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip().splitlines() == [
+        "sonomap live: error: command line: config key 'source.fps' must be a number > 0, got -5.0"
+    ]
+    assert not (tmp_path / "s.json").exists()
 
 
 def test_training_epochs_abc_is_one_line_naming_key_and_file(tmp_path):

@@ -46,6 +46,7 @@ class ReferenceDataset(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int):
+        # deferred: only the reference loop of bench-train decodes with PIL and torchvision
         import torchvision.transforms.functional as TF
         from PIL import Image
 

@@ -115,6 +115,7 @@ class CalibrationAccumulator:
 
 def write_reliability_png(path: str | Path, summary: dict, title: str = "") -> None:
     """Reliability diagrams: decision-band pixels, and images by max and by mean probability."""
+    # deferred: matplotlib loads in about half a second and only this plot needs it
     import matplotlib
 
     matplotlib.use("Agg")  # files only, never a window

@@ -11,6 +11,7 @@ import json
 import logging
 
 # Light: imagehash is imported only when hashing starts.
+from edge_runtime.errors import ConfigError
 from edge_runtime.near_duplicates import DHASH_MAX, PHASH_MAX
 from training import evaluation_cli
 from training.concordance import cli as concordance_cli
@@ -92,7 +93,6 @@ def _pretrain(args) -> int:
 
 
 def _upgrade_checkpoint(args) -> int:
-    from edge_runtime.errors import ConfigError
     from training.checkpoint import upgrade_checkpoint
 
     if not args.trust_checkpoint:

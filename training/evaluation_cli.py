@@ -8,6 +8,7 @@ manifest. Heavy imports happen inside the handlers so that ``sonomap --help`` st
 
 from __future__ import annotations
 
+from edge_runtime.errors import ConfigError
 from training.openmp import passive_openmp
 
 
@@ -28,8 +29,6 @@ def _evaluate(args) -> int:
         print(table)
     else:
         if not args.checkpoint:
-            from edge_runtime.errors import ConfigError
-
             raise ConfigError("give --checkpoint CK (or --compare CK_A CK_B)")
         summary = evaluate(
             args.checkpoint, args.data, args.split, args.out, device=args.device, seed=args.seed
@@ -131,7 +130,7 @@ def add_evaluate_parser(sub) -> None:
 def add_calibrate_parser(sub) -> None:
     p = sub.add_parser(
         "calibrate",
-        help="fit temperature scaling or a calibration curve on the validation split",
+        help="fit temperature scaling, a calibration curve or the mask filter on the validation split",
         description="Fit the calibration of the cancer probability on validation pixels within 25 px "
         "of the cancer truth or the predicted mask, and write it into CK.yaml. --method temperature: "
         "one T (logits / T before the softmax) by minimising the NLL; the threshold 0.5 keeps its "

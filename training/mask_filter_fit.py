@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.mask_filter import MaskFilter, filter_mask
-from training.data import CANCER
+from training.data import CANCER, read_cases, read_pair, select_split
 from training.metrics import Counts, confusion_counts
 
 PEAKS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -91,7 +91,6 @@ def choose(
 def fit_mask_filter(artifact, data, split: str = "val", device: str = "cpu") -> dict:
     """Choose the filter on ``split`` of ``data`` and write it into ``artifact``'s manifest."""
     from edge_runtime.manifest import save_manifest
-    from training.data import read_cases, read_pair, select_split
     from training.evaluate import served_probabilities
 
     manifest, probs = served_probabilities(Path(artifact), device)

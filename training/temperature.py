@@ -23,8 +23,8 @@ import torch
 from scipy.optimize import minimize_scalar
 
 from edge_runtime.preprocess import preprocess_for
-from training.calibration import BAND_PX, decision_band
-from training.data import CANCER, read_pair
+from training.calibration import BAND_PX, CalibrationAccumulator, decision_band
+from training.data import CANCER, read_cases, read_pair, select_split
 
 T_MIN, T_MAX = 0.05, 20.0  # search range; a fit at either end means the data cannot pin T down
 PROB_EPS = 1e-7  # keeps log() finite
@@ -108,8 +108,6 @@ def fit_temperature(
 
 
 def _ece_pair(maps: list[LogitMap], temperature: float, cancer_index: int, threshold: float) -> dict:
-    from training.calibration import CalibrationAccumulator
-
     before, after = CalibrationAccumulator(threshold), CalibrationAccumulator(threshold)
     for m in maps:
         raw = calibrated_prob(m.logits, 1.0, cancer_index, m.label.shape)
@@ -131,7 +129,6 @@ def calibrate_checkpoint(
     """
     from edge_runtime.manifest import save_manifest
     from training.checkpoint import load_model
-    from training.data import read_cases, select_split
     from training.distributed import pick_device
 
     model, manifest = load_model(checkpoint)

@@ -100,7 +100,8 @@ class GuardedInference:
                 old, self.backend = self.backend, _tracked(self.factory)
             old.close()
             log.warning("backend re-created after %d consecutive faults", self.consecutive)
-        except Exception as exc:
+        except Exception as exc:  # the old backend keeps serving; the next fault run tries again
+            log.error("backend re-creation after %d consecutive faults failed: %s", self.consecutive, exc)
             self.stats.last_error = f"backend reload failed: {exc}"
 
     def replace_backend(self, make: Callable[[], object]) -> None:

@@ -31,6 +31,8 @@ BEYOND_MM = (2.0, 6.0)  # tissue brightness measured here beyond the tip
 SHAFT_POINT_MM = 10.0
 REFINE_ITERATIONS = 2
 MIN_STEP = 20.0  # grey levels: shaft minus tissue, below this there is no echo edge
+MIN_AXIS_ROWS = 5  # fewer rows with an echo core than this: keep the axis as it was
+FIT_LINE_EPS = 0.01  # cv2.fitLine's radius and angle accuracy
 
 
 class NoEcho(Exception):
@@ -69,12 +71,14 @@ def _axis(img: np.ndarray, tip: np.ndarray, d: np.ndarray, px_mm: float) -> tupl
     med, peak = np.median(prof, axis=1, keepdims=True), prof.max(axis=1, keepdims=True)
     w = np.clip(prof - (med + CORE_LEVEL * (peak - med)), 0, None)
     ok = w.sum(axis=1) > 0
-    if ok.sum() < 5:
+    if ok.sum() < MIN_AXIS_ROWS:
         return tip, d
     cen = (w[ok] * o[None, :]).sum(axis=1) / w[ok].sum(axis=1)
     n = np.array([-d[1], d[0]])
     pts = tip[None, :] + s[ok, None] * d[None, :] + cen[:, None] * n[None, :]
-    vx, vy, x0, y0 = cv2.fitLine(pts.astype(np.float32), cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
+    vx, vy, x0, y0 = cv2.fitLine(
+        pts.astype(np.float32), cv2.DIST_HUBER, 0, FIT_LINE_EPS, FIT_LINE_EPS
+    ).ravel()
     d_new = np.array([vx, vy], float) * (1 if vy >= 0 else -1)
     p = np.array([x0, y0], float)
     return p + float((tip - p) @ d_new) * d_new, d_new  # the tip estimate projected on the new axis

@@ -38,6 +38,14 @@ ACROSS_MM = 2.5  # axis refinement: the echo's core within this of the Hough seg
 LOW_SHARE = 0.55  # the echo is followed beyond the segment while above this share of NEEDLE_LEVEL
 GAP_MM = 1.0  # ... across dim gaps up to this long
 TIP_WINDOW_MM = 3.0  # the tip is sought this far either side of the segment's end
+STEP_PX = 0.5  # profiles are sampled every half pixel along the needle
+TIP_STEP_PX = 0.25  # ...and every quarter pixel around the tip
+ENTRY_QUANTILE = 0.2  # the dimmest fifth of the echo from the border to the segment must still be needle
+AXIS_SPAN = (0.1, 0.9)  # the axis is fitted on the segment's middle: its ends are the least certain
+MIN_AXIS_ROWS = 5  # fewer rows with an echo core than this: keep the Hough axis
+FIT_LINE_EPS = 0.01  # cv2.fitLine's radius and angle accuracy
+TIP_LEVEL = 0.5  # the tip is where the echo falls to this share of the shaft's level
+HALF_PX = 0.5  # pixel centres: a small-image point maps to the ROI through its centre
 SUBPIXEL_BITS = 4  # polygons are drawn at 1/16 pixel (OpenCV's shift): the band does not jump by whole pixels
 SUBPIXEL = 1 << SUBPIXEL_BITS
 
@@ -140,7 +148,7 @@ def _mostly_new(gained: np.ndarray, entry: np.ndarray, tip: np.ndarray) -> bool:
     """Whether most of the segment's echo was absent at some time this session (a ligament never was)."""
     length = float(np.linalg.norm(tip - entry))
     d = (tip - entry) / length
-    along = sample_band(gained, entry, d, np.arange(0, length, 0.5), np.zeros(1))[:, 0]
+    along = sample_band(gained, entry, d, np.arange(0, length, STEP_PX), np.zeros(1))[:, 0]
     return float(np.median(along)) > LOW_SHARE * NEEDLE_LEVEL
 
 
@@ -166,8 +174,8 @@ def _reaches_border(th: np.ndarray, entry: np.ndarray, back: np.ndarray, mm: flo
         return False  # that would be the deep edge
     if reach * mm <= BORDER_MM:
         return True
-    along = sample_band(th.astype(np.float32), entry, back, np.arange(0, reach, 0.5), np.zeros(1))[:, 0]
-    return float(np.quantile(along, 0.2)) > LOW_SHARE * NEEDLE_LEVEL
+    along = sample_band(th.astype(np.float32), entry, back, np.arange(0, reach, STEP_PX), np.zeros(1))[:, 0]
+    return float(np.quantile(along, ENTRY_QUANTILE)) > LOW_SHARE * NEEDLE_LEVEL
 
 
 def refine_needle(
@@ -179,31 +187,33 @@ def refine_needle(
     img = th.astype(np.float32)
     d = (tip - entry) / np.linalg.norm(tip - entry)
     length = float(np.linalg.norm(tip - entry))
-    s = np.arange(0.1 * length, 0.9 * length, 0.5)
+    s = np.arange(AXIS_SPAN[0] * length, AXIS_SPAN[1] * length, STEP_PX)
     o = np.arange(-np.ceil(ACROSS_MM / mm), np.ceil(ACROSS_MM / mm) + 1)
     prof = sample_band(img, entry, d, s, o)
     med, peak = np.median(prof, axis=1, keepdims=True), prof.max(axis=1, keepdims=True)
     w = np.clip(prof - (med + CORE_LEVEL * (peak - med)), 0, None)
     ok = w.sum(axis=1) > 0
-    if ok.sum() >= 5:
+    if ok.sum() >= MIN_AXIS_ROWS:
         n = np.array([-d[1], d[0]])
         cen = (w[ok] * o[None, :]).sum(axis=1) / w[ok].sum(axis=1)
         pts = entry[None, :] + s[ok, None] * d[None, :] + cen[:, None] * n[None, :]
-        vx, vy, x0, y0 = cv2.fitLine(pts.astype(np.float32), cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
+        vx, vy, x0, y0 = cv2.fitLine(
+            pts.astype(np.float32), cv2.DIST_HUBER, 0, FIT_LINE_EPS, FIT_LINE_EPS
+        ).ravel()
         d_new = np.array([vx, vy], float)
         d = d_new if d_new @ d > 0 else -d_new
         p = np.array([x0, y0], float)
         tip = p + float((tip - p) @ d) * d
-    walk = sample_band(img, tip, d, np.arange(0, max(th.shape), 0.5), np.zeros(1))[:, 0]
+    walk = sample_band(img, tip, d, np.arange(0, max(th.shape), STEP_PX), np.zeros(1))[:, 0]
     on = np.nonzero(walk > LOW_SHARE * NEEDLE_LEVEL)[0]  # hysteresis: the echo dims in places
     if len(on):
-        gaps = np.nonzero(np.diff(np.concatenate([[0], on])) > 2 * GAP_MM / mm)[0]  # 0.5 px steps
+        gaps = np.nonzero(np.diff(np.concatenate([[0], on])) > GAP_MM / mm / STEP_PX)[0]
         last = on[gaps[0] - 1] if len(gaps) and gaps[0] > 0 else (on[-1] if not len(gaps) else 0)
-        tip = tip + 0.5 * last * d
-    along_s = np.arange(-TIP_WINDOW_MM / mm, TIP_WINDOW_MM / mm, 0.25)
+        tip = tip + STEP_PX * last * d
+    along_s = np.arange(-TIP_WINDOW_MM / mm, TIP_WINDOW_MM / mm, TIP_STEP_PX)
     along = sample_band(img, tip, d, along_s, np.zeros(1))[:, 0]
-    shaft = float(np.median(along[along_s < -0.5 * TIP_WINDOW_MM / mm]))
-    above = np.nonzero(along > 0.5 * shaft)[0]
+    shaft = float(np.median(along[along_s < -TIP_WINDOW_MM / 2 / mm]))  # the window's far half: shaft
+    above = np.nonzero(along > TIP_LEVEL * shaft)[0]
     if len(above):
         tip = tip + along_s[above[-1]] * d
     return tip, d
@@ -250,9 +260,9 @@ def expected_yield(
     half = GAUGE_DEFAULTS[gauge]["width_mm"] / 2
     corners = [tip + (a * d + s * half * n) / mm for a, s in ((near, -1), (far, -1), (far, 1), (near, 1))]
     small_poly = np.array(corners)
-    poly = np.stack([(small_poly[:, 0] + 0.5) * scale[0] - 0.5, (small_poly[:, 1] + 0.5) * scale[1] - 0.5], 1)
+    poly = np.stack([(small_poly[:, i] + HALF_PX) * scale[i] - HALF_PX for i in (0, 1)], 1)
     fraction = band_fraction(poly, mask, cancer_class)
     if fraction is None:
         return None
-    tip_roi = ((tip[0] + 0.5) * scale[0] - 0.5, (tip[1] + 0.5) * scale[1] - 0.5)
+    tip_roi = tuple((tip[i] + HALF_PX) * scale[i] - HALF_PX for i in (0, 1))
     return YieldBand(poly, fraction, (float(tip_roi[0]), float(tip_roi[1])))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.frames import Prediction
+from edge_runtime.frames import Frame, Prediction
 from edge_runtime.roi import detect_roi
 from edge_runtime.sinks.sequence import SequenceRecorder
 from edge_runtime.sources.synthetic import ScreenSimulator, default_image
@@ -36,8 +36,6 @@ DARK_LEVEL = 70  # "cancer" where the image is dark: a labelmap with real struct
 
 
 def run(frames: int, width: int, height: int, out: Path) -> dict:
-    from edge_runtime.frames import Frame
-
     sim = ScreenSimulator(default_image(), screen_w=width, screen_h=height)
     screens = [sim.frame(i) for i in range(DISTINCT_FRAMES)]
     roi = detect_roi(screens[0])

@@ -27,10 +27,12 @@ import cv2
 import numpy as np
 import yaml
 
+from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.units import UM_PER_MM
 from registration.pipeline import register_case
 from registration.sim.bench_report import print_report
 from registration.sim.scores import boundary_errors, confusion, dice
+from registration.tract import Tract
 
 ANGLE_TOL_DEG, TIP_TOL_MM = 2.0, 1.0
 TIMING_SHAPE = (3000, 40000)
@@ -55,7 +57,6 @@ def _score_case(case_dir: Path, out: Path, case_file: Path | None = None) -> dic
 
 
 def _needle(case_dir: Path) -> dict:
-    from edge_runtime.errors import InputError
     from registration.needle import detect_needle
 
     t = json.loads((case_dir / "truth.json").read_text())
@@ -98,7 +99,6 @@ def time_big_slide(
     registration (median of ``repeats``)."""
     from registration.sim.biopsy_core import CoreParams, build_layout
     from registration.sim.slide import write_geojson, write_pyramid
-    from registration.tract import Tract
 
     case = yaml.safe_load((case_dir / "case.yaml").read_text())
     t, mm = case["tract"], case["ultrasound"]["mm_per_pixel"]
@@ -149,7 +149,6 @@ def time_big_slide(
 
 def _lab_row(d: Path, c: dict) -> dict:
     """Score one lab case; a failure to open or register is a row with its error, not a crash."""
-    from edge_runtime.errors import SonomapError
     from registration.sim import bench_lab
 
     truth = json.loads((d / "truth.json").read_text())

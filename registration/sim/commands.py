@@ -7,13 +7,12 @@ Heavy imports happen inside the handlers so that `sonomap --help` stays fast.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from edge_runtime.errors import SonomapError
 
 
 def _procedure(args) -> int:
-    from pathlib import Path
-
     from registration.sim.procedure import truth_paths, write_procedure_clip
 
     out = Path(args.out)

@@ -115,6 +115,7 @@ def end_losses(rng, p: LabParams) -> tuple[float, float]:
 
 def fat_segments(poly: np.ndarray, cell_um: float, mpp: float, rng) -> np.ndarray:
     """Membrane segments [N, 2, 2] (level-0 px) of a lobule of fat cells filling poly's bbox."""
+    # deferred: scipy.spatial only for the lab simulator's fat cells
     from scipy.spatial import Voronoi
 
     lo, hi = poly.min(0), poly.max(0)

@@ -94,6 +94,7 @@ def _tiles(layout: SlideLayout, scale: float, shape: tuple[int, int], seed: int)
 
 def write_pyramid(layout: SlideLayout, path: Path, seed: int = 0) -> list[tuple[int, int]]:
     """Write the tiled pyramidal OME-TIFF; return the level shapes (h, w)."""
+    # deferred: tifffile is the optional [wsi]/[registration] extra
     import tifffile
 
     shapes = [(layout.height, layout.width)]

@@ -6,17 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge_runtime.errors import InputError
-from training.concordance.cli import DEFAULT_CORE_THRESHOLD
 from training.concordance.core_stats import group_summary
 from training.concordance.cores import load_cores
 from training.concordance.report import write_report
 from training.metrics import EMPTY_POLICY
 
 
-def concordance(
-    cases_dir, dataset, out, core_threshold: float = DEFAULT_CORE_THRESHOLD, seed: int = 0
-) -> dict:
-    """Write the report folder ``out``; return the summary (also ``out/concordance.json``)."""
+def concordance(cases_dir, dataset, out, core_threshold: float, seed: int = 0) -> dict:
+    """Write the report folder ``out``; return the summary (also ``out/concordance.json``).
+    ``core_threshold``: the share of a core's known band the model must mark to call it cancer
+    (the command's default is ``training.concordance.cli.DEFAULT_CORE_THRESHOLD``)."""
     if not 0.0 < core_threshold <= 1.0:
         raise InputError(f"--core-threshold {core_threshold}: must be in (0, 1]")
     cores, skipped = load_cores(cases_dir, dataset)
