@@ -61,11 +61,24 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"sonomap {args.command}: error: file not found: {redact(exc.filename or exc)}", file=sys.stderr
         )
-        return EXIT_USER_ERROR
+        code = EXIT_USER_ERROR
+    except OSError as exc:  # a file or folder the command could not write or read: one line, no traceback
+        if args.debug:
+            raise
+        print(f"sonomap {args.command}: error: {redact(os_error_text(exc))}", file=sys.stderr)
+        code = EXIT_USER_ERROR
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
     _exit_past_stuck_calls(code)
     return code
+
+
+def os_error_text(exc: OSError) -> str:
+    """``PATH: REASON`` for an OSError (``Is a directory``, ``Permission denied``, ...); the bare
+    message when it names no file (a socket, a pipe)."""
+    if exc.filename is None:
+        return str(exc)
+    return f"{exc.filename}: {exc.strerror or exc}"
 
 
 def _exit_past_stuck_calls(code: int) -> None:

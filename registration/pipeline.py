@@ -10,6 +10,8 @@ Outputs in OUT: label.png (ultrasound size; 0 tissue, 1 cancer, 255 unknown), qa
 report.json (written last: its presence means the case is complete), and us.png (the
 8-bit gray ultrasound frame the label belongs to: ultrasound.dataset_image/dataset_frame when
 given, e.g. the pre-fire frame, else the registered frame; for DICOM the decoded frame).
+report.json records the input files by content (SHA-256 and size), never by path or name
+(report.py).
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ from registration.fragments import MIN_FRAGMENT_AREA_UM2, find_fragments, orient
 from registration.mapping import ambiguous_mm, place, rasterise_label, resolve_shrinkage
 from registration.qa import QaExtras, make_qa
 from registration.quality import quality, rejected_near_tissue
-from registration.report import label_stats, write_json, write_png
+from registration.report import input_file, label_stats, without_input_paths, write_json, write_png
 from registration.sections import find_sections, section_lengths_consistent
 from registration.tissue import tissue_masks
 from registration.tract import Tract, check_inside, device_geometry, tract_from_needle
-from registration.ultrasound import UltrasoundImage, load_ultrasound
+from registration.ultrasound import UltrasoundImage, is_dicom, load_ultrasound
 from registration.wsi import read_slide
 
 TARGET_MPP = 8.0  # µm/px to work at: US pixels are ~100 µm, cores ~1 mm wide
@@ -146,6 +148,24 @@ def _one_section(tissue: np.ndarray, cancer: np.ndarray, mpp: float, where: str,
     return tissue & sec.keep, cancer, sec
 
 
+def _ultrasound_file(path: Path) -> dict:
+    """report.json's record of an ultrasound input: its format and content digest (report.py)."""
+    return {"format": "dicom" if is_dicom(path) else "raster", **input_file(path)}
+
+
+def _input_keys(spec: CaseSpec) -> dict[str, str]:
+    """Each input file's path -> the case.yaml key that names it (what report.json says instead)."""
+    keys = {
+        str(spec.path): "case.yaml",
+        str(spec.image): "ultrasound.image",
+        str(spec.pathology.wsi): "pathology.wsi",
+        str(spec.pathology.annotations): "pathology.annotations",
+    }
+    if spec.dataset_image is not None:
+        keys[str(spec.dataset_image)] = "ultrasound.dataset_image"
+    return keys
+
+
 def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | None = None) -> dict:
     """Register one case; write label.png, qa.png, us.png and report.json into out_dir; return the report."""
     t0 = time.perf_counter()
@@ -221,16 +241,17 @@ def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | N
     write_png(out / "us.png", _dataset_frame(spec, us))
     write_png(out / "label.png", label)
     write_png(out / "qa.png", qa)
+    us_file = _ultrasound_file(spec.image)
     report = {
         "case_id": spec.id,
         "patient_id": spec.patient_id,
-        "case_file": str(spec.path),
+        "case_file": input_file(spec.path),
         "source": spec.source,
         "ultrasound": {
-            "file": str(spec.image),
+            "file": us_file,
             "frame": spec.frame,
             "shape": list(us.shape),
-            "dataset_image": str(spec.dataset_image or spec.image),
+            "dataset_image": us_file if spec.dataset_image is None else _ultrasound_file(spec.dataset_image),
             "dataset_frame": spec.dataset_frame,
             "mm_per_pixel": [round(v, 6) for v in us.mm_per_px],
             "region": None if us.region is None else vars(us.region),
@@ -238,9 +259,9 @@ def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | N
         "needle": needle_info,
         "tract": tract.to_dict(),
         "slide": {
-            "file": str(p.wsi),
+            "file": input_file(p.wsi),
             **slide.describe(),
-            "annotations": str(p.annotations),
+            "annotations": input_file(p.annotations),
             "tip_end": p.tip_end,
             "roi": None if p.roi is None else list(p.roi),
         },
@@ -276,5 +297,6 @@ def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | N
         # `sonomap register` that is the case's peak memory; in a batch, the batch's peak so far.
         "process_peak_rss_mb": round(peak_rss_bytes() / 2**20, 1),
     }
+    report = without_input_paths(report, _input_keys(spec))  # e.g. a warning that names the slide file
     write_json(out / "report.json", report)
     return report

@@ -101,7 +101,7 @@ def test_replay_captures_each_fire_once_with_the_true_tip(procedure, tmp_path):
         angle = math.degrees(math.atan2(abs(tip[1] - shaft[1]), abs(tip[0] - shaft[0])))
         assert abs(angle - truth["angle_deg"]) <= ANGLE_TOLERANCE_DEG
         assert case["needle"]["gauge"] == 14
-        assert len(cap["model"]["sha256"]) == 64 and cap["source"] == "procedure.mp4"
+        assert len(cap["model"]["sha256"]) == 64 and cap["source"] == "video file"
         # ROI-only pixels (the screen text lies outside the ROI); the pre-fire frame has no needle yet
         pre = cv2.imread(str(folder / "prefire.png"), cv2.IMREAD_UNCHANGED)
         post = cv2.imread(str(folder / "postfire.png"), cv2.IMREAD_UNCHANGED)
@@ -218,11 +218,11 @@ def test_a_mark_without_capture_is_refused():
     "given,recorded",
     [
         ("rtsp://admin:secret@10.0.0.5:554/stream?token=abc", "rtsp://10.0.0.5:554/stream"),
-        ("/data/MRN12345/procedure.mp4", "procedure.mp4"),
+        ("/data/MRN12345/procedure.mp4", "video file"),
         ("synthetic", "synthetic"),
     ],
 )
-def test_the_recorded_source_holds_no_credentials_or_folders(given, recorded):
+def test_the_recorded_source_holds_no_credentials_or_file_names(given, recorded):
     assert public_source(given) == recorded
 
 

@@ -7,8 +7,9 @@ detector's seed, where they came from). Output: ``DIR/<UTC timestamp>-<n>/`` hol
 - ``postfire.png`` gray ROI, the needle lying in the tract: ``ultrasound.image``;
 - ``prefire_prob.png`` (16-bit, probability x 65535) and ``prefire_mask.png`` (class ids): the
   live prediction shown with the pre-fire frame;
-- ``case.yaml`` in registration's case format, with ``capture:`` (provenance, and ``study_id``, the
-  session's pseudonymous study ID, when one was given) and an empty ``pathology:`` for the lab.
+- ``case.yaml`` in registration's case format, with ``capture:`` (provenance, the source by its kind
+  and never its file name: :func:`public_source`; ``study_id``, the session's pseudonymous study ID,
+  when one was given) and an empty ``pathology:`` for the lab.
 
 Only ROI pixels are written (the scanner's screen text, which may carry the patient's name, is
 outside the ROI). The folder is written under a hidden name and renamed when complete, so a
@@ -20,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import re
 import shutil
 import threading
 from dataclasses import dataclass, field
@@ -44,6 +46,18 @@ QUEUE_DEPTH = 8  # captures waiting to be written; more means the disk has stall
 CLOSE_TIMEOUT_S = (
     30.0  # at close: a queue of QUEUE_DEPTH captures (PNG + JSON each) is written well within this
 )
+# capture.source for a file: the kind the source opener (edge_runtime.sources.opener, a room above
+# this one) reads it as, by suffix; the DICOM and sequence kinds are those sources' own names.
+FILE_KINDS = (
+    ((".dcm", ".dicom"), "DICOM cine"),
+    ((".nrrd", ".nhdr"), "Slicer sequence"),
+    ((".mha", ".mhd"), "PLUS sequence"),
+    ((".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"), "image file"),
+)
+VIDEO_FILE = "video file"  # any other file: the opener hands it to the video decoder
+IMAGE_FOLDER = "image folder"
+SYNTHETIC_SOURCE = "synthetic"
+CAPTURE_DEVICE = re.compile(r"^(?:/dev/video)?(\d+)$")  # /dev/videoN, or N as --source takes it
 PATHOLOGY_TEMPLATE = """\
 pathology:                    # for the lab: fill in when the slide comes back
   wsi: null                   # the core's whole slide image (path relative to this folder)
@@ -77,22 +91,38 @@ class Capture:
     mm_per_pixel: float | None
     gauge: int
     model: dict[str, str]
-    source: str
+    source: str  # as given to live/replay: case.yaml records public_source(source)
     cancer_class: int = 1
     band: tuple = (None, None)  # (frame, yield_band.YieldBand) last computed up to the pre-fire frame
     study_id: str | None = None  # the session's pseudonymous study ID when the capture was made
 
 
 def public_source(source: str | None) -> str:
-    """The source as a case may record it: no credentials, no query, no folders of a file path
-    (folder names often carry a medical record number)."""
-    if not source:
+    """What a case records as ``capture.source``: the kind of source, never a file or folder name
+    (both often carry the patient's name or record number).
+
+    Input: the source as given to ``live``/``replay`` (a path, a stream URL, a capture device or
+    ``synthetic``). Output: a stream URL without user:password, query and fragment;
+    ``capture device /dev/videoN``; ``synthetic``; for a path its kind: ``DICOM cine``,
+    ``Slicer sequence``, ``PLUS sequence``, ``image file``, ``image folder`` or ``video file``;
+    "" when no source is known. Reads nothing but whether a path is a folder."""
+    if source is None or str(source) == "":
         return ""
-    parts = urlsplit(str(source))
+    text = str(source)
+    parts = urlsplit(text)
     if parts.scheme and parts.netloc:
         host = parts.netloc.rpartition("@")[2]
         return urlunsplit((parts.scheme, host, parts.path, "", ""))
-    return Path(str(source)).name
+    if text == SYNTHETIC_SOURCE:
+        return SYNTHETIC_SOURCE
+    device = CAPTURE_DEVICE.match(text)
+    if device:
+        return f"capture device /dev/video{device.group(1)}"
+    path = Path(text)
+    if path.is_dir():
+        return IMAGE_FOLDER
+    suffix = path.suffix.lower()
+    return next((kind for suffixes, kind in FILE_KINDS if suffix in suffixes), VIDEO_FILE)
 
 
 def _iso(t: datetime) -> str:

@@ -2,6 +2,9 @@
 
 Input: the parsed arguments. Output: an mp4 clip with its ``.json`` (ROI, mm scale), or the
 benchmark's report (printed, and as JSON with ``--json``).
+Settings and output paths are checked before anything is written or measured
+(:mod:`edge_runtime.commands.output_paths`); a clip whose writer failed is a one-line error, not a
+``wrote`` line, and gets no ``.json``.
 The bench is imported when it runs, so `sonomap --help` does not load it.
 """
 
@@ -11,28 +14,81 @@ import json
 from pathlib import Path
 
 from edge_runtime.commands.options import add_common_options, runtime_config
-from edge_runtime.errors import ConfigError
+from edge_runtime.commands.output_paths import Output, check_outputs
+from edge_runtime.errors import ConfigError, InputError, SonomapError
+from edge_runtime.live_stats import EVENTS
 from edge_runtime.sources import synthetic
 from edge_runtime.units import DEFAULT_FPS
 
+CLIP_SUFFIX = ".mp4"  # the writer makes H.264 MP4 whatever the name says
+INFO_SUFFIX = ".json"  # the clip's description, beside it
+# Below this the ROI (5/8 of the screen width) is a few pixels and the screen text unreadable.
+MIN_CLIP_WIDTH, MIN_CLIP_HEIGHT = 64, 36
+WRITER_FAILED_EVENT = (
+    "recording_failed"  # counted by every recorder that stops on an error (sinks/threaded.py)
+)
+
+
+def clip_size(size: str) -> tuple[int, int]:
+    """``--size WxH`` -> (width, height), or a ConfigError naming the option and the limit."""
+    width, _, height = size.partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        raise ConfigError(f"--size: expected WxH, got {size!r}")
+    if int(width) < MIN_CLIP_WIDTH or int(height) < MIN_CLIP_HEIGHT:
+        raise ConfigError(f"--size {size}: at least {MIN_CLIP_WIDTH}x{MIN_CLIP_HEIGHT}")
+    return int(width), int(height)
+
+
+def check_clip_args(args) -> tuple[int, int]:
+    """Refuse (ConfigError) a setting make-clip cannot write before any file is touched; the size."""
+    size = clip_size(args.size)
+    if args.frames < 1:
+        raise ConfigError(f"--frames {args.frames}: must be at least 1")
+    if not args.fps > 0:
+        raise ConfigError(f"--fps {args.fps}: must be > 0")
+    out = Path(args.out)
+    if out.suffix.lower() != CLIP_SUFFIX:
+        raise ConfigError(f"--out {out}: the clip is written as H.264 MP4; name it *{CLIP_SUFFIX}")
+    check_outputs(
+        [Output("--out", out), Output(f"--out's {INFO_SUFFIX}", out.with_suffix(INFO_SUFFIX))],
+        {"--image": Path(args.image)} if args.image else {},
+    )
+    return size
+
+
+def frames_in(path: Path) -> int:
+    """Video frames (packets) the mp4 at ``path`` holds; 0 when it is missing or unreadable."""
+    import av  # deferred: PyAV loads FFmpeg, and `sonomap --help` imports this module
+
+    try:
+        with av.open(str(path)) as container:
+            return sum(1 for packet in container.demux(container.streams.video[0]) if packet.size)
+    except (OSError, IndexError, av.FFmpegError):  # no file, no video stream, not an mp4
+        return 0
+
 
 def cmd_make_clip(args) -> int:
-    width, _, height = args.size.partition("x")
-    if not (width.isdigit() and height.isdigit()):
-        raise ConfigError(f"--size: expected WxH, got {args.size!r}")
+    width, height = check_clip_args(args)
     image = Path(args.image) if args.image else synthetic.default_image()
-    info = synthetic.write_clip(
-        image,
-        Path(args.out),
-        args.frames,
-        args.fps,
-        int(width),
-        int(height),
-        args.seed,
-        args.noise,
-        args.patient_line,
-    )
-    Path(args.out).with_suffix(".json").write_text(json.dumps(info, indent=2))
+    out = Path(args.out)
+    failures_before = EVENTS.snapshot().get(WRITER_FAILED_EVENT, 0)
+    try:
+        info = synthetic.write_clip(
+            image, out, args.frames, args.fps, width, height, args.seed, args.noise, args.patient_line
+        )
+    except SonomapError as exc:
+        if EVENTS.snapshot().get(WRITER_FAILED_EVENT, 0) == failures_before:
+            raise  # not the writer: the image or a setting, which the error names
+        raise InputError(f"--out {out}: {exc}") from exc
+    # The writer's thread may fail on the last frames or while finalising, after the last write
+    # returned, and FFmpeg does not report every failed write (a file size limit): the file itself
+    # says whether every frame is in it.
+    written = frames_in(out)
+    if written != args.frames:
+        raise InputError(
+            f"--out {out}: writing the video failed: the file holds {written} of {args.frames} frames"
+        )
+    out.with_suffix(INFO_SUFFIX).write_text(json.dumps(info, indent=2))
     print(
         f"wrote {args.out}: {args.frames} frames at {args.fps} fps, ROI {','.join(map(str, info['roi']))} "
         f"({info['mm_per_pixel']:.4f} mm/px) from {image.name}"
@@ -41,6 +97,10 @@ def cmd_make_clip(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.json:  # checked before the run: a bad path must not throw away minutes of measurement
+        check_outputs(
+            [Output("--json", Path(args.json))], {"the input": Path(args.input)} if args.input else {}
+        )
     if args.source and args.source.startswith("igtl://"):
         from edge_runtime.tools.igtl_bench import run_igtl_bench  # deferred for --help (module doc)
 
@@ -50,6 +110,7 @@ def cmd_bench(args) -> int:
 
         report = run_bench(args)
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)  # a missing folder passed the check above
         Path(args.json).write_text(json.dumps(report, indent=2, default=str))
     return 0
 

@@ -16,6 +16,9 @@ from edge_runtime.errors import ConfigError, SonomapError
 from edge_runtime.manifest import load_manifest, sha256_file
 from edge_runtime.privacy import redact
 
+MIN_PORT, MAX_PORT = 0, 65535  # TCP ports; 0 lets the system choose one
+DEFAULT_HTTP_HOST = "127.0.0.1"  # --http :PORT listens on loopback only
+
 
 def sequence_observers(args, config: RuntimeConfig, live: bool) -> list:
     """[SequenceRecorder] for --record-sequence FILE.seq.nrrd, else []."""
@@ -55,7 +58,7 @@ def capture_observers(args, config: RuntimeConfig) -> list:
         CaptureObserver(
             args.cases,
             {"name": manifest.name, "file": model.name, "sha256": manifest.sha256 or sha256_file(model)},
-            config.source.input,
+            None if config.source.input is None else str(config.source.input),  # a device may be 0
             gauge=args.gauge,
             cancer_class=manifest.cancer_index,
             study_id=study_id,
@@ -72,6 +75,18 @@ def print_captures(capture: list) -> None:
         )
 
 
+def http_address(text: str) -> tuple[str, int]:
+    """``--http HOST:PORT`` (or ``:PORT``, on loopback) -> (host, port); ConfigError naming --http
+    for anything else, before a socket is made (a port past 65535 would end in a traceback there)."""
+    host, _, port = text.rpartition(":")
+    if not (port.isascii() and port.isdigit()):
+        raise ConfigError(f"--http: expected HOST:PORT, got {text!r}")
+    number = int(port)
+    if not MIN_PORT <= number <= MAX_PORT:
+        raise ConfigError(f"--http {text!r}: port {number} is outside {MIN_PORT}-{MAX_PORT}")
+    return host or DEFAULT_HTTP_HOST, number
+
+
 def observer_hooks(args) -> list:
     """Observers for --http / --igtl-out / --igtl-serve, imported only when asked for (optional extras)."""
     observers = []
@@ -83,12 +98,10 @@ def observer_hooks(args) -> list:
             raise SonomapError(f"{flag}: {module} is not available in this install ({exc})") from exc
 
     if getattr(args, "http", None):  # replay has no --http
-        host, _, port = args.http.rpartition(":")
-        if not port.isdigit():
-            raise ConfigError(f"--http: expected HOST:PORT, got {args.http!r}")
+        host, port = http_address(args.http)
         observers.append(
             need("edge_runtime.service.http_server", "--http").make_http_observer(
-                host or "127.0.0.1", int(port), args.token, args.tls_cert, args.tls_key
+                host, port, args.token, args.tls_cert, args.tls_key
             )
         )
     elif getattr(args, "tls_cert", None) or getattr(args, "tls_key", None):

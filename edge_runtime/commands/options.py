@@ -7,6 +7,7 @@ config (``--config`` YAML merged with the command-line overrides), and the run s
 from __future__ import annotations
 
 import argparse
+from collections.abc import Collection
 
 from edge_runtime import config as cfg
 from edge_runtime.config_schema import RuntimeConfig
@@ -108,7 +109,9 @@ def runtime_config(args, **extra) -> RuntimeConfig:
     return cfg.merge(cfg.load_config(args.config), overrides(args, **extra))
 
 
-def print_summary(summary: dict) -> None:
+def print_summary(summary: dict, failed: Collection[str] = ()) -> None:
+    """The run's counts and per-stage latency, then ``wrote PATH (KIND)`` for each file the run wrote,
+    except those in ``failed`` (paths whose recorder stopped on an error: the command reports them)."""
     lat = summary.get("latency_ms", {})
     print(
         f"frames {summary['frames']}  fps {summary['fps']:.2f}  errors {summary['errors']}  "
@@ -120,4 +123,5 @@ def print_summary(summary: dict) -> None:
                 f"  {stage:<11} p50 {s['p50']:8.2f}  p95 {s['p95']:8.2f}  p99 {s['p99']:8.2f}  max {s['max']:8.2f} ms"
             )
     for kind, path in summary.get("outputs", {}).items():  # as written: time fields and suffixes resolved
-        print(redact(f"wrote {path} ({kind})"))  # a path may repeat a patient's name
+        if path not in failed:
+            print(redact(f"wrote {path} ({kind})"))  # a path may repeat a patient's name

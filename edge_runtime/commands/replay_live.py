@@ -2,11 +2,17 @@
 
 Input: the parsed arguments (the input or the capture source, outputs, observers). Output: the run
 (:class:`edge_runtime.pipeline.graph.Pipeline`), its summary and what the observers wrote, printed.
+The output paths are checked before anything opens (:mod:`edge_runtime.commands.output_paths`). A
+recorder that stopped on an error (disk full, unwritable file) is not reported as written: replay
+ends with a one-line error naming it (exit status non-zero), live warns (its session ran; the screen
+showed REC FAILED). What the other outputs wrote is reported and kept either way.
 Each handler imports the pipeline (and live, the service hooks) when it runs, so
 `sonomap --help` does not load them.
 """
 
 from __future__ import annotations
+
+import sys
 
 from edge_runtime.commands.observers import (
     capture_observers,
@@ -22,8 +28,13 @@ from edge_runtime.commands.options import (
     print_summary,
     runtime_config,
 )
+from edge_runtime.commands.output_paths import check_outputs, runtime_inputs, runtime_outputs, sink_options
+from edge_runtime.errors import SonomapError
+from edge_runtime.privacy import redact
 
 SYNTHETIC_REPLAY_FRAMES = 90
+REPLAY_VIDEO_OPTION, LIVE_VIDEO_OPTION = "--out", "--record"
+REPLAY_INPUT_NAME, LIVE_INPUT_NAME = "the input", "--source"
 
 
 def cmd_replay(args) -> int:
@@ -39,6 +50,9 @@ def cmd_replay(args) -> int:
         sinks__video=args.out,
         sinks__window=args.window or None,
     )
+    check_outputs(  # before any sink opens: a bad path is refused before the input is touched
+        runtime_outputs(args, config, REPLAY_VIDEO_OPTION), runtime_inputs(args, config, REPLAY_INPUT_NAME)
+    )
     source = None
     if args.input == "synthetic":  # replay of the synthetic screen: a fixed number of frames, not paced
         source = SyntheticSource(
@@ -52,9 +66,12 @@ def cmd_replay(args) -> int:
     sequence = sequence_observers(args, config, live=False)
     observers = observer_hooks(args) + capture + sequence
     summary = Pipeline(config, config_path=args.config, source=source, observers=observers).run()
-    print_summary(summary)
+    failed = recorder_failures(summary, sequence, sink_options(args, REPLAY_VIDEO_OPTION))
+    print_summary(summary, failed)
     print_captures(capture)
-    print_sequences(sequence)
+    print_sequences([recorder for recorder in sequence if recorder.error is None])
+    if failed:
+        raise SonomapError("; ".join(failed.values()))
     return 0
 
 
@@ -78,6 +95,9 @@ def cmd_live(args) -> int:
     )
     if not args.headless and config.sinks.window is False and not args.config:
         config.sinks.window = True
+    check_outputs(  # before the recording folders are made and any sink opens
+        runtime_outputs(args, config, LIVE_VIDEO_OPTION), runtime_inputs(args, config, LIVE_INPUT_NAME)
+    )
     capture = capture_observers(args, config)
     sequence = sequence_observers(args, config, live=True)
     pipeline = Pipeline(
@@ -91,10 +111,31 @@ def cmd_live(args) -> int:
         summary = pipeline.run()
     finally:
         handlers.restore()
-    print_summary(summary)
+    failed = recorder_failures(summary, sequence, sink_options(args, LIVE_VIDEO_OPTION))
+    print_summary(summary, failed)
     print_captures(capture)
-    print_sequences(sequence)
+    print_sequences([recorder for recorder in sequence if recorder.error is None])
+    for message in failed.values():  # the session itself ran: a warning, exit status 0
+        print(redact(f"sonomap live: warning: {message}"), file=sys.stderr)
     return 0
+
+
+def recorder_failures(summary: dict, sequence: list, names: dict[str, str]) -> dict[str, str]:
+    """The recorders that stopped on an error -> {their file or folder: one line naming the option, the
+    path and the writer's error}. ``summary``: the run's (``failed_outputs``: sink name -> error,
+    ``outputs``: sink name -> path); ``sequence``: the --record-sequence recorders; ``names``: sink
+    name -> option (:func:`output_paths.sink_options`). What a failed recorder wrote before its error
+    stays on disk."""
+    failed = {}
+    for kind, error in summary.get("failed_outputs", {}).items():
+        path = summary.get("outputs", {}).get(kind, kind)
+        failed[path] = f"{names.get(kind, kind)} {path}: recording failed: {error}"
+    for recorder in sequence:
+        if recorder.error is not None:
+            failed[str(recorder.path)] = (
+                f"--record-sequence {recorder.path}: recording failed: {recorder.error}"
+            )
+    return failed
 
 
 def register(sub) -> None:

@@ -214,6 +214,7 @@ class Pipeline:
         summary["outputs"] = dict(
             self.stages.outputs
         )  # the files written, strftime fields and suffixes resolved
+        summary["failed_outputs"] = dict(self.stages.failed_outputs)  # recorder -> why it stopped
         summary["deidentified"] = bool(self.config.privacy.deidentify)
         path = self.config.sinks.summary
         if path:

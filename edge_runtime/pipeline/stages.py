@@ -61,6 +61,7 @@ class FrameStages:
         self.source: Source | None = None
         self.sinks: dict = {}
         self.outputs: dict[str, str] = {}
+        self.failed_outputs: dict[str, str] = {}  # recorder name -> the error that stopped it (once closed)
         self.window: WindowSink | None = None
         self.show_rec = False  # open_outputs: whether the HUD shows the recorder's state (live)
         # Replay renders and encodes in the decoder's YUV planes when the source gives them and no
@@ -115,19 +116,19 @@ class FrameStages:
     def open_outputs(self, fps: float, live: bool) -> None:
         s = self.config.sinks
         self.sinks, self.window, self.outputs = open_sinks(s, float(s.fps or fps or DEFAULT_FPS), live)
-        self.show_rec = (
-            live  # a live session's recorder state is on screen; a replay's output is no recording
-        )
+        self.show_rec = live  # a live session's recorder state is on screen; a replay's is no recording
 
     def close_outputs(self) -> int:
         """Finalise the recorders and close the window; the frames live recorders dropped. The
-        recorders' last state goes into the stats (the run's summary)."""
+        recorders' last state goes into the stats, their errors into ``failed_outputs`` (the summary)."""
         if self.sinks and self.stats.frames:
             self.stats.recording = recordings.recorder_state(self.sinks)
         dropped = 0
-        for sink in self.sinks.values():
-            sink.close()
+        for name, sink in self.sinks.items():
+            sink.close()  # finalised first: only then does ``error`` hold all that failed
             dropped += getattr(sink, "dropped", 0)  # live recorders drop rather than stall the display
+            if sink.error is not None:
+                self.failed_outputs[name] = str(sink.error)
         self.sinks = {}
         if self.window is not None:
             self.window.close()

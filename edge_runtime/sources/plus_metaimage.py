@@ -101,7 +101,8 @@ class PlusMetaImageSource(SequenceSource):
         self.matrix, self.system = matrix, "lps"  # ITK's physical space
         self.device = "Image_Reference"  # PLUS's name for the image in its reference frame
         self._per_frame()
-        log.info("%s: PLUS sequence, %d frame(s) of %dx%d", self.path, self.frames, self.width, self.height)
+        # the kind, not the path, as SequenceSource logs it: the file name may carry the patient's name
+        log.info("%s: %d frame(s) of %dx%d", self.name, self.frames, self.width, self.height)
 
     def _data_location(self, text: dict[str, str], data_at: int) -> None:
         data_file = text[DATA_FILE_KEY]

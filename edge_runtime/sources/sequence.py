@@ -11,7 +11,8 @@ Output: one :class:`edge_runtime.frames.Frame` per frame, BGR, with the recorded
 recorded pace; ``replay`` alone runs as fast as it can). Frames are read one at a time (memory-mapped
 or streamed): memory stays flat however long the recording.
 Errors: one line naming the file (and the frame) for a header that is not NRRD, a layout that is not
-a 2-D gray sequence, a missing or truncated data file.
+a 2-D gray sequence, a missing or truncated data file. Log lines name the source by its kind
+(``Slicer sequence``), never by its path: file names may carry the patient's name (docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ class SequenceSource(Source):
         self._layout()
         self._geometry()
         self._per_frame()
-        log.info("%s: Slicer sequence, %d frame(s) of %dx%d", self.path, self.frames, self.width, self.height)
+        # the kind, not the path: a sequence has no patient header whose identifiers would redact its name
+        log.info("%s: %d frame(s) of %dx%d", self.name, self.frames, self.width, self.height)
 
     # --- header -----------------------------------------------------------------
     def _bad(self, what: str) -> InputError:

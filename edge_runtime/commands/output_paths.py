@@ -1,0 +1,141 @@
+"""Where a command's outputs go, checked before anything is read or written.
+
+Input: the outputs a command was asked to write (:class:`Output`: the option that named it, the
+path as the run writes it, file or folder) and the files it reads (the input, ``--config``,
+``--model``). Output: nothing, or a one-line :class:`~edge_runtime.errors.ConfigError` naming the
+option(s) and the path when an output
+
+- is one of the inputs: writing it would destroy what is being read;
+- is the same file as another output: two writers in one file leave neither readable;
+- cannot be created: an existing folder where a file goes (or a file where a folder goes), a
+  parent that is a file, a folder this process may not write in.
+
+The commands run these checks before any sink opens, so a bad path is refused at once instead of
+after a long run, and a file already there is never touched by a run that was going to fail.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_runtime.errors import ConfigError
+
+# The runtime's file outputs by ``sinks`` key, and the option that sets each (``video`` differs:
+# ``--out`` for replay, ``--record`` for live).
+SINK_OPTIONS = {"raw": "--record-raw", "masks": "--save-masks", "summary": "--summary"}
+FOLDER_SINKS = ("masks",)  # a folder of files, not one file
+LITERAL_SINKS = ("summary",)  # written as named: no strftime fields (the recorders expand theirs)
+SYNTHETIC_SOURCE = "synthetic"
+
+
+@dataclass(frozen=True)
+class Output:
+    """One thing a command writes: ``option`` names it in errors, ``path`` is where it goes."""
+
+    option: str
+    path: Path
+    folder: bool = False  # a folder of files (--save-masks, --cases) rather than one file
+
+
+def sink_options(args, video_option: str) -> dict[str, str]:
+    """``sinks`` key -> the name to give it in messages: the command-line option when it was given,
+    else the config key (``sinks.video`` from ``--config``)."""
+    names = {}
+    for kind, option in {"video": video_option, **SINK_OPTIONS}.items():
+        given = getattr(args, option.lstrip("-").replace("-", "_"), None)
+        names[kind] = option if given else f"sinks.{kind}"
+    return names
+
+
+def runtime_outputs(args, config, video_option: str) -> list[Output]:
+    """What ``replay``/``live`` will write: the ``sinks`` files (strftime fields filled in as the
+    recorders will), the ``--record-sequence`` headers and data files, the ``--cases`` folder."""
+    from edge_runtime.sinks import recordings  # deferred for --help: loads the recorders' helpers
+    from edge_runtime.sinks import sequence_layout as layout
+
+    names = sink_options(args, video_option)
+    outputs = []
+    for kind, name in names.items():
+        template = getattr(config.sinks, kind)
+        if template:
+            path = Path(template) if kind in LITERAL_SINKS else recordings.expand(template)
+            outputs.append(Output(name, path, folder=kind in FOLDER_SINKS))
+    if getattr(args, "record_sequence", None):
+        for header in layout.sequence_paths(recordings.expand(args.record_sequence)).values():
+            outputs += [
+                Output("--record-sequence", header),
+                Output("--record-sequence", layout.data_path(header)),
+            ]
+    if getattr(args, "cases", None):
+        outputs.append(Output("--cases", Path(args.cases), folder=True))
+    return outputs
+
+
+def runtime_inputs(args, config, input_name: str) -> dict[str, Path]:
+    """The local files ``replay``/``live`` read, by the name to give them in messages: the source
+    (only when it is a file or folder, not 'synthetic', a camera or a stream), the config, the model."""
+    from edge_runtime.sources.opener import is_device_or_stream  # deferred for --help (loads the sources)
+
+    source = config.source.input
+    named = {
+        input_name: None if source in (None, SYNTHETIC_SOURCE) or is_device_or_stream(source) else source,
+        "--config": getattr(args, "config", None),
+        "--model": config.inference.model,
+    }
+    return {name: Path(path) for name, path in named.items() if path}
+
+
+def check_outputs(outputs: list[Output], inputs: dict[str, Path]) -> None:
+    """Raise ConfigError unless every output can be created and none is an input or another output."""
+    for i, out in enumerate(outputs):
+        for name, path in inputs.items():
+            if same_path(out.path, path):
+                raise ConfigError(
+                    f"{out.option} {out.path} is the same file as {name} {path}: "
+                    "writing it would destroy what is being read; give another name"
+                )
+        for other in outputs[:i]:
+            if same_path(out.path, other.path):
+                raise ConfigError(
+                    f"{other.option} and {out.option} both write {out.path}: give each its own name"
+                )
+    for out in outputs:
+        check_writable(out)
+
+
+def same_path(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same inode when both exist (hard links, bind mounts),
+    else the same absolute path once symlinks and ``..`` are resolved."""
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def check_writable(out: Output) -> None:
+    """Raise ConfigError naming ``out`` unless it can be created (or replaced) where it is: a file
+    output must not be a folder, a folder output not a file, and when it does not exist yet the nearest
+    existing folder above it must be one this process can write in (the writers create the missing
+    folders between)."""
+    path = out.path
+    if path.exists():
+        if out.folder and not path.is_dir():
+            raise ConfigError(f"{out.option} {path}: is a file, not a folder")
+        if not out.folder and path.is_dir():
+            raise ConfigError(f"{out.option} {path}: is a folder; give a file name")
+        # Replaced or written into by replay, kept by live (which records under a new name beside
+        # it): its own permissions are for the writer to report.
+        return
+    above = _nearest_existing(path.parent)
+    if not above.is_dir():
+        raise ConfigError(f"{out.option} {path}: {above} is a file, not a folder")
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise ConfigError(f"{out.option} {path}: cannot create files in {above} (permission denied)")
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its nearest ancestor that exists (the root always does)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path

@@ -1,0 +1,261 @@
+"""Output paths of `sonomap replay`, `make-clip` and `bench`: refused up front when they would destroy
+an input, collide, or cannot be created; a failed writer is an error, not a ``wrote`` line.
+
+Real CLI runs on real files (tiny clips, a few frames). Failing writers are real too: ``/dev/full``
+(every write: no space left) and a file size limit (RLIMIT_FSIZE, as a full disk).
+"""
+
+from __future__ import annotations
+
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cli import sonomap
+from runtime_model import dark_onnx
+
+CLIP_FRAMES = 3
+CLIP_SIZE = "320x180"
+DEV_FULL = Path("/dev/full")  # Linux: every write fails with ENOSPC
+needs_dev_full = pytest.mark.skipif(not DEV_FULL.exists(), reason="needs /dev/full (Linux)")
+FILE_SIZE_LIMIT = 2000  # bytes: smaller than a few frames of the clip, larger than its .json
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    sonomap("make-clip", "--out", out, "--frames", CLIP_FRAMES, "--size", CLIP_SIZE, "--noise", 0)
+    return out
+
+
+def refused(result: subprocess.CompletedProcess, command: str, *words: str) -> str:
+    """Assert a one-line user error (exit 2, no traceback) naming ``words``; return the line."""
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith(f"sonomap {command}: error: "), result.stderr[-2000:]
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+# ---------------------------------------------------------------- an output that is an input or another output
+
+
+def test_out_equal_to_the_input_is_refused_and_the_input_kept(clip, tmp_path):
+    victim = tmp_path / "victim.mp4"
+    shutil.copy(clip, victim)
+    before = victim.read_bytes()
+    line = refused(sonomap("replay", victim, "--model", dark_onnx(), "--out", victim, check=False), "replay")
+    assert "--out" in line and "input" in line
+    assert victim.read_bytes() == before
+
+
+def test_save_masks_on_the_input_is_refused(clip, tmp_path):
+    victim = tmp_path / "victim.mp4"
+    shutil.copy(clip, victim)
+    before = victim.read_bytes()
+    refused(
+        sonomap("replay", victim, "--model", dark_onnx(), "--save-masks", victim, check=False),
+        "replay",
+        "--save-masks",
+    )
+    assert victim.read_bytes() == before
+
+
+@pytest.mark.parametrize("second", ["--record-raw", "--summary"])
+def test_two_outputs_on_one_path_are_refused_before_anything_is_written(tmp_path, second):
+    dup = tmp_path / "dup.mp4"
+    result = sonomap(
+        "replay",
+        "synthetic",
+        "--max-frames",
+        2,
+        "--model",
+        dark_onnx(),
+        "--out",
+        dup,
+        second,
+        dup,
+        check=False,
+    )
+    refused(result, "replay", "--out", second)
+    assert files_in(tmp_path) == []
+
+
+def test_one_path_spelled_two_ways_is_one_path(tmp_path):
+    (tmp_path / "sub").mkdir()
+    result = sonomap(
+        "replay",
+        "synthetic",
+        "--max-frames",
+        2,
+        "--model",
+        dark_onnx(),
+        "--out",
+        tmp_path / "sub" / ".." / "o.mp4",
+        "--record-raw",
+        tmp_path / "o.mp4",
+        check=False,
+    )
+    refused(result, "replay", "--out", "--record-raw")
+    assert files_in(tmp_path) == ["sub"]
+
+
+# ---------------------------------------------------------------- outputs that cannot be created
+
+
+def test_summary_on_a_folder_is_refused_before_the_run(clip, tmp_path):
+    (tmp_path / "folder").mkdir()
+    out = tmp_path / "overlay.mp4"
+    result = sonomap(
+        "replay", clip, "--model", dark_onnx(), "--out", out, "--summary", tmp_path / "folder", check=False
+    )
+    refused(result, "replay", "--summary", "folder")
+    assert not out.exists()  # refused before the run, not after it
+
+
+@pytest.mark.parametrize("option", ["--out", "--summary"])
+def test_an_output_below_a_file_is_refused(clip, tmp_path, option):
+    (tmp_path / "garbage.png").write_bytes(b"not a folder")
+    name = "x.mp4" if option == "--out" else "s.json"
+    result = sonomap(
+        "replay", clip, "--model", dark_onnx(), option, tmp_path / "garbage.png" / name, check=False
+    )
+    refused(result, "replay", option, "garbage.png", "not a folder")
+
+
+def test_save_masks_on_a_file_is_refused_and_the_file_kept(clip, tmp_path):
+    existing = tmp_path / "notes.txt"
+    existing.write_text("keep me")
+    result = sonomap("replay", clip, "--model", dark_onnx(), "--save-masks", existing, check=False)
+    refused(result, "replay", "--save-masks", "not a folder")
+    assert existing.read_text() == "keep me"
+
+
+def test_bench_json_on_a_folder_is_refused_before_the_benchmark(clip, tmp_path):
+    (tmp_path / "folder").mkdir()
+    result = sonomap(
+        "bench",
+        clip,
+        "--model",
+        dark_onnx(),
+        "--frames",
+        2,
+        "--live-seconds",
+        0,
+        "--json",
+        tmp_path / "folder",
+        check=False,
+    )
+    refused(result, "bench", "--json", "folder")
+    assert "backend only" not in result.stdout  # nothing was measured
+
+
+# ---------------------------------------------------------------- a writer that fails during the run
+
+
+@needs_dev_full
+def test_a_failing_recorder_is_an_error_and_the_others_are_kept(clip, tmp_path):
+    raw, summary = tmp_path / "raw.mp4", tmp_path / "s.json"
+    result = sonomap(
+        "replay",
+        clip,
+        "--model",
+        dark_onnx(),
+        "--out",
+        DEV_FULL,
+        "--record-raw",
+        raw,
+        "--summary",
+        summary,
+        check=False,
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("sonomap replay: error: --out /dev/full") and "No space left" in last, last
+    assert f"wrote {DEV_FULL}" not in result.stdout
+    assert f"wrote {raw} (raw)" in result.stdout and raw.stat().st_size > 0  # what succeeded is kept
+    assert summary.exists()
+
+
+@needs_dev_full
+def test_an_unwritable_summary_is_one_line_not_a_traceback(clip, tmp_path):
+    result = sonomap("replay", clip, "--model", dark_onnx(), "--summary", DEV_FULL, check=False)
+    refused(result, "replay", "No space left")
+
+
+def _small_disk():
+    """In the child: writes past FILE_SIZE_LIMIT fail with EFBIG (not SIGXFSZ), like a full disk."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
+
+
+def test_make_clip_with_a_failing_writer_is_an_error_without_json(tmp_path):
+    out = tmp_path / "c.mp4"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge_runtime.cli",
+            "make-clip",
+            "--out",
+            str(out),
+            "--frames",
+            "6",
+            "--size",
+            CLIP_SIZE,
+        ],
+        preexec_fn=_small_disk,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith(f"sonomap make-clip: error: --out {out}")
+    assert "wrote" not in result.stdout
+    assert not out.with_suffix(".json").exists()
+
+
+# ---------------------------------------------------------------- make-clip settings
+
+
+@pytest.mark.parametrize(
+    "args,named",
+    [
+        (["--frames", "0"], "--frames"),
+        (["--frames", "-5"], "--frames"),
+        (["--fps", "-1"], "--fps"),
+        (["--fps", "0"], "--fps"),
+        (["--size", "0x0"], "--size"),
+        (["--size", "16x9"], "--size"),
+    ],
+)
+def test_make_clip_refuses_bad_settings_and_writes_nothing(tmp_path, args, named):
+    result = sonomap("make-clip", "--out", tmp_path / "c.mp4", "--size", CLIP_SIZE, *args, check=False)
+    refused(result, "make-clip", named)
+    assert files_in(tmp_path) == []
+
+
+def test_make_clip_refuses_a_name_that_is_not_mp4(tmp_path):
+    result = sonomap(
+        "make-clip", "--out", tmp_path / "k.json", "--frames", 2, "--size", CLIP_SIZE, check=False
+    )
+    refused(result, "make-clip", "--out", "*.mp4")
+    assert files_in(tmp_path) == []
+
+
+def test_make_clip_refuses_a_folder_as_out(tmp_path):
+    (tmp_path / "d.mp4").mkdir()
+    result = sonomap(
+        "make-clip", "--out", tmp_path / "d.mp4", "--frames", 2, "--size", CLIP_SIZE, check=False
+    )
+    refused(result, "make-clip", "--out", "folder")
+    assert files_in(tmp_path / "d.mp4") == []
