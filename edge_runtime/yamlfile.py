@@ -21,7 +21,9 @@ def read_yaml_mapping(path: str | Path, what: str, allow_empty: bool = False) ->
     if not path.is_file():
         raise InputError(f"{path}: {what} not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:  # a binary file given where YAML belongs
+        raise ConfigError(f"{path}: a {what} must be UTF-8 text (byte {exc.start} is not)") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
     if data is None and allow_empty:

@@ -32,6 +32,9 @@ import logging
 import traceback
 from pathlib import Path
 
+import cv2
+from tqdm import tqdm
+
 from edge_runtime.case_split import SPLITS, split_cases
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.near_duplicates import merge_near_duplicate_cases
@@ -118,9 +121,6 @@ def register_batch(
     dedup: bool = False,
 ) -> dict:
     """Register every case under cases_dir into out_dataset; return the batch summary dict."""
-    import cv2
-    from tqdm import tqdm
-
     ds = Path(out_dataset)
     cases = find_cases(Path(cases_dir))
     for sub in ("images", "labels", "registration"):

@@ -236,6 +236,7 @@ def test_make_clip_with_a_failing_writer_is_an_error_without_json(tmp_path):
         (["--fps", "0"], "--fps"),
         (["--size", "0x0"], "--size"),
         (["--size", "16x9"], "--size"),
+        (["--size", "1920x1080000"], "--size"),
     ],
 )
 def test_make_clip_refuses_bad_settings_and_writes_nothing(tmp_path, args, named):

@@ -22,6 +22,10 @@ def test_yaml_mapping_errors_name_the_file(tmp_path: Path):
     listy.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match=r"list\.yaml: a case file must be a YAML mapping, got list"):
         read_yaml_mapping(listy, "case file")
+    binary = tmp_path / "model.onnx"
+    binary.write_bytes(b"\x08\x07\x12\x07pytorch\xff\xfe\x00")
+    with pytest.raises(ConfigError, match=r"model\.onnx: a config file must be UTF-8 text \(byte 11 is not\)"):
+        read_yaml_mapping(binary, "config file")
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
     assert read_yaml_mapping(empty, "config file", allow_empty=True) == {}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from edge_runtime.commands.options import add_common_options, runtime_config
 from edge_runtime.commands.output_paths import Output, check_outputs
+from edge_runtime.config_schema import MAX_DIMENSION_PX
 from edge_runtime.errors import ConfigError, InputError, SonomapError
 from edge_runtime.live_stats import EVENTS
 from edge_runtime.sources import synthetic
@@ -36,6 +37,8 @@ def clip_size(size: str) -> tuple[int, int]:
         raise ConfigError(f"--size: expected WxH, got {size!r}")
     if int(width) < MIN_CLIP_WIDTH or int(height) < MIN_CLIP_HEIGHT:
         raise ConfigError(f"--size {size}: at least {MIN_CLIP_WIDTH}x{MIN_CLIP_HEIGHT}")
+    if max(int(width), int(height)) > MAX_DIMENSION_PX:  # a typo'd size must not allocate gigabytes
+        raise ConfigError(f"--size {size}: at most {MAX_DIMENSION_PX} pixels a side")
     return int(width), int(height)
 
 

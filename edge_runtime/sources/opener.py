@@ -119,7 +119,8 @@ class DicomCineSource(Source):
             getattr(ds, "CineRate", 0) or getattr(ds, "RecommendedDisplayFrameRate", 0) or DEFAULT_FPS
         )
         self.mm_per_pixel = self._mm_per_pixel(ds)
-        log.info("%s: DICOM cine, %d frame(s) at %.1f fps", self.path, len(self.pixels), self.fps)
+        # the kind, not the path: a file name may carry the patient's name even when the header does not
+        log.info("%s: %d frame(s) at %.1f fps", self.name, len(self.pixels), self.fps)
 
     @staticmethod
     def _mm_per_pixel(ds) -> float | None:
