@@ -24,7 +24,9 @@ def test_yaml_mapping_errors_name_the_file(tmp_path: Path):
         read_yaml_mapping(listy, "case file")
     binary = tmp_path / "model.onnx"
     binary.write_bytes(b"\x08\x07\x12\x07pytorch\xff\xfe\x00")
-    with pytest.raises(ConfigError, match=r"model\.onnx: a config file must be UTF-8 text \(byte 11 is not\)"):
+    with pytest.raises(
+        ConfigError, match=r"model\.onnx: a config file must be UTF-8 text \(byte 11 is not\)"
+    ):
         read_yaml_mapping(binary, "config file")
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
