@@ -18,6 +18,13 @@ PATIENTS="pat-a:malignant_002 pat-b:malignant_039 pat-c:benign_041"
 
 step() { printf '\n== [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 mkdir -p "$OUT"
+# `sonomap train` refuses a folder that holds a run. The run folder this script made on an earlier
+# run (marked) is cleared first; one it did not make is never deleted (train names it instead).
+RUN_MARK=.made-by-this-script
+fresh_run() {
+  if [ -f "$1/$RUN_MARK" ]; then rm -rf "$1"; fi
+  if [ ! -e "$1" ]; then mkdir -p "$1" && touch "$1/$RUN_MARK"; fi
+}
 
 for p in $PATIENTS; do
   id=${p%%:*} image=${p##*:}
@@ -45,6 +52,7 @@ step "concordance: live prediction at each fire vs registered pathology"
 sonomap concordance "$OUT/cases" --dataset "$OUT/dataset" --out "$OUT/concordance"
 
 step "train on the registered cores ($EPOCHS epoch(s))"
+fresh_run "$OUT/run"
 sonomap train --config "$HERE/configs/cpu-fast.yaml" --data "$OUT/dataset" --out "$OUT/run" \
   --stop-after-epochs "$EPOCHS" --no-progress
 step "done: $OUT/concordance/report.md, $OUT/dataset, $OUT/run/best.pt"

@@ -13,6 +13,13 @@ FRAMES=${BENCH_FRAMES:-300}
 ROUNDS=${BENCH_ROUNDS:-3}
 step() { printf '\n== [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 mkdir -p "$OUT"
+# `sonomap train` refuses a folder that holds a run. The run folder this script made on an earlier
+# run (marked) is cleared first; one it did not make is never deleted (train names it instead).
+RUN_MARK=.made-by-this-script
+fresh_run() {
+  if [ -f "$1/$RUN_MARK" ]; then rm -rf "$1"; fi
+  if [ ! -e "$1" ]; then mkdir -p "$1" && touch "$1/$RUN_MARK"; fi
+}
 
 step "0 machine"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
@@ -27,6 +34,7 @@ cfg["data"].update(input_height=512, input_width=512)
 cfg["train"].update(epochs=int(sys.argv[3]))
 yaml.safe_dump(cfg, open(sys.argv[2], "w"))
 EOF
+fresh_run "$OUT/run"
 sonomap train --config "$OUT/fcn101-512.yaml" --data "$OUT/ds" --out "$OUT/run" --device cuda --no-progress
 
 step "2 export TorchScript"

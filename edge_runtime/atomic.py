@@ -2,11 +2,17 @@
 
 ``atomic_path(path)`` yields a hidden temp file beside ``path``; when the block ends without
 an error the temp file is renamed over ``path`` (one rename: readers see the old file or the
-new one), otherwise it is deleted and the error propagates.
+new one), otherwise it is deleted and the error propagates. A ``path`` that is a folder, or
+whose parent is a file, is refused before anything is written, with an OSError naming ``path``
+(the CLI prints it as one line ``PATH: REASON``), never the hidden temp file.
+
+``same_file(a, b)`` tells whether two paths name one file (through links too): the commands use
+it to refuse an output that would overwrite one of their inputs.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -21,7 +27,7 @@ def atomic_path(path: str | Path, durable: bool = False) -> Iterator[Path]:
     """Yield a temp path to write; rename it to ``path`` on success. ``durable`` also fsyncs
     the file and its directory, so the new file survives a power cut (engine caches)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _check_target(path)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
@@ -35,6 +41,30 @@ def atomic_path(path: str | Path, durable: bool = False) -> Iterator[Path]:
             _fsync(path.parent, os.O_RDONLY)  # make the rename itself durable
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _check_target(path: Path) -> None:
+    """Make ``path``'s parent folder; raise an OSError naming ``path`` when it cannot be a file
+    (os.replace would otherwise report the temp file, mkdir a parent that merely exists)."""
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file: give a file name", str(path))
+    for parent in (path.parent, *path.parent.parents):
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise NotADirectoryError(
+                    errno.ENOTDIR, f"cannot be written: {parent} is a file, not a folder", str(path)
+                )
+            break
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """True when ``a`` and ``b`` name the same file: the same resolved path, or (both existing)
+    one file reached through a hard or symbolic link."""
+    a, b = Path(a), Path(b)
+    if a.resolve() == b.resolve():
+        return True
+    return a.exists() and b.exists() and os.path.samefile(a, b)
 
 
 def _fsync(path: Path, flags: int) -> None:

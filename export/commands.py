@@ -1,6 +1,7 @@
 """`sonomap` subcommands of the export stage (registered through the sonomap.commands entry point).
 
 ``sonomap export onnx|torchscript|tensorrt`` and ``sonomap selfcheck``.
+Every export target refuses an ``--out`` that is its ``--checkpoint`` (the trained model).
 Heavy imports happen inside the handlers so that `sonomap --help` stays fast.
 """
 
@@ -96,7 +97,9 @@ def _add_torchscript(targets) -> None:
         "manifest); the runtime's torch backend loads it without importing training.",
     )
     p.add_argument("--checkpoint", required=True, help="checkpoint written by 'sonomap train'")
-    p.add_argument("--out", required=True, help="TorchScript file to write, e.g. model.ts")
+    p.add_argument(
+        "--out", required=True, help="TorchScript file to write, ending in .ts or .torchscript, e.g. model.ts"
+    )
     _add_parity_args(p, "folder of real frames for the torch-vs-TorchScript check", DEFAULT_TS_PARITY_FRAMES)
     p.set_defaults(func=_run_torchscript)
 
@@ -176,7 +179,11 @@ def _run_torchscript(args) -> int:
 
 
 def _run_tensorrt(args) -> int:
+    from export.onnx_export import refuse_overwrite
     from export.tensorrt_command import run_tensorrt_export
+
+    if args.checkpoint:  # --via torch-tensorrt: the engine folder must not be the trained checkpoint
+        refuse_overwrite(args.checkpoint, args.out)
 
     return run_tensorrt_export(args)
 

@@ -3,6 +3,9 @@
 Inputs: ``CK`` (a ``sonomap train`` checkpoint with ``CK.yaml`` beside it).
 Outputs: ``model.onnx``, ``model.onnx.yaml`` (format onnx, io, profile, sha256, source),
 ``parity.json`` (torch FP32 vs ONNX Runtime FP32 on real frames) beside the model.
+An ``out`` that is the checkpoint itself is refused before anything is written. The manifest
+names the checkpoint by file name and sha256 only: it travels to the cart, and a folder above
+the checkpoint or the dataset may be named after a patient.
 """
 
 from __future__ import annotations
@@ -10,11 +13,11 @@ from __future__ import annotations
 import logging
 import platform
 import warnings
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 
-from edge_runtime.atomic import atomic_path
+from edge_runtime.atomic import atomic_path, same_file
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import Manifest, save_manifest, sha256_file
 from export.parity import FP32_AGREEMENT_BAR, count_frame, ort_session, run_ort, summarise
@@ -27,6 +30,44 @@ DEFAULT_OPSET = 17
 # Opsets whose Resize/Softmax semantics we rely on and TensorRT 10.3+ parses.
 SUPPORTED_OPSETS = (17, 18, 19, 20)
 EXPORTER = "sonomap.export (torch.onnx TorchScript exporter)"
+# extra sections whose ``fitted_on`` names the dataset (calibrate, mask-filter); manifests written
+# before it held only the folder's name may hold a full path there
+FITTED_SECTIONS = ("calibration", "mask_filter_fit")
+SPLIT_SEPARATOR = " split "
+
+
+def refuse_overwrite(checkpoint: str | Path, out: str | Path) -> None:
+    """ConfigError when ``out`` is the checkpoint itself (or its manifest): exporting over it
+    would destroy the trained model it is made from."""
+    checkpoint = Path(checkpoint)
+    for kept in (checkpoint, checkpoint.with_name(checkpoint.name + ".yaml")):
+        if same_file(out, kept):
+            raise ConfigError(
+                f"--out {out} is the checkpoint's file {kept}: give another file name, "
+                "or the trained model would be overwritten"
+            )
+
+
+def exported_source(checkpoint: Path, source: Manifest) -> dict:
+    """The exported manifest's ``source``: the checkpoint by file name and sha256, never its path."""
+    return {
+        "checkpoint": checkpoint.name,
+        "checkpoint_sha256": sha256_file(checkpoint),
+        "checkpoint_name": source.name,
+    }
+
+
+def exported_extra(extra: dict, precision: str) -> dict:
+    """The checkpoint's ``extra`` for the exported manifest, with each ``fitted_on`` reduced to the
+    dataset folder's base name (an older checkpoint may hold the full path) and ``precision`` set."""
+    out = {**extra, "precision": precision}
+    for section in FITTED_SECTIONS:
+        record = out.get(section)
+        if isinstance(record, dict) and isinstance(record.get("fitted_on"), str):
+            dataset, sep, split = record["fitted_on"].rpartition(SPLIT_SEPARATOR)
+            public = f"{PurePath(dataset).name}{sep}{split}" if sep else PurePath(split).name
+            out[section] = {**record, "fitted_on": public}
+    return out
 
 
 def check_opset(opset: int) -> None:
@@ -126,6 +167,7 @@ def export_onnx(
     checkpoint, out = Path(checkpoint), Path(out)
     if out.suffix != ".onnx":
         raise ConfigError(f"--out {out}: the ONNX file name must end in .onnx")
+    refuse_overwrite(checkpoint, out)
     folded, source = load_folded(checkpoint)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_onnx(folded, out, spec, opset)
@@ -133,13 +175,9 @@ def export_onnx(
         format="onnx",
         preprocessing_in_graph=True,
         io=spec.io(opset),
-        source={
-            "checkpoint": str(checkpoint.resolve()),
-            "checkpoint_sha256": sha256_file(checkpoint),
-            "checkpoint_name": source.name,
-        },
+        source=exported_source(checkpoint, source),
         versions={**source.versions, **library_versions(), "exporter": EXPORTER},
-        extra={**source.extra, "precision": "fp32"},
+        extra=exported_extra(source.extra, "fp32"),
     )
     save_manifest(manifest, out)
     log.info("wrote %s (%d bytes)", out, out.stat().st_size)

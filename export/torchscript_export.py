@@ -6,6 +6,9 @@ batch) and ``model.ts.yaml`` (format ``torchscript``, preprocessing_in_graph tru
 The runtime loads it with ``torch.jit.load`` and never imports training.
 Before the manifest is written the trace is checked against eager torch on real frames at
 their own sizes, so a trace that froze a shape is caught here, not on the cart.
+``--out`` must end in ``.ts`` or ``.torchscript`` (the suffixes the runtime recognises; never a
+checkpoint's ``.pt``) and must not be the checkpoint itself: both are refused before anything
+is written. The manifest names the checkpoint by file name and sha256 only.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ import warnings
 from pathlib import Path
 
 from edge_runtime.atomic import atomic_path
+from edge_runtime.backends import TORCHSCRIPT_SUFFIXES
 from edge_runtime.errors import ConfigError
-from edge_runtime.manifest import save_manifest, sha256_file
+from edge_runtime.manifest import save_manifest
 from export.parity import FP32_AGREEMENT_BAR, count_frame, describe, summarise, write_parity
 from export.samples import load_frames
 from export.shapes import ShapeSpec
@@ -26,14 +30,22 @@ EXIT_PARITY_FAILED = 1
 
 
 def export_torchscript(checkpoint: str | Path, out: str | Path):
-    """Trace and save; returns (manifest, eager folded model, traced module)."""
+    """Trace ``checkpoint`` and save it to ``out`` (+ ``out.yaml``); returns (manifest, eager
+    folded model, traced module). ConfigError for an ``out`` without a TorchScript suffix or that
+    is the checkpoint."""
     # deferred: torch takes seconds to load
     import torch
 
     from export.folded import load_folded
-    from export.onnx_export import library_versions
+    from export.onnx_export import exported_extra, exported_source, library_versions, refuse_overwrite
 
     checkpoint, out = Path(checkpoint), Path(out)
+    refuse_overwrite(checkpoint, out)
+    if out.suffix.lower() not in TORCHSCRIPT_SUFFIXES:
+        raise ConfigError(
+            f"--out {out}: the TorchScript file name must end in {' or '.join(TORCHSCRIPT_SUFFIXES)}, "
+            "e.g. model.ts"
+        )
     folded, source = load_folded(checkpoint)
     dummy = torch.zeros(1, 1, *TRACE_HW, dtype=torch.uint8)
     with warnings.catch_warnings(), torch.no_grad():
@@ -47,13 +59,9 @@ def export_torchscript(checkpoint: str | Path, out: str | Path):
         format="torchscript",
         preprocessing_in_graph=True,
         io=io,
-        source={
-            "checkpoint": str(checkpoint.resolve()),
-            "checkpoint_sha256": sha256_file(checkpoint),
-            "checkpoint_name": source.name,
-        },
+        source=exported_source(checkpoint, source),
         versions={**source.versions, **library_versions(), "exporter": "sonomap.export (torch.jit.trace)"},
-        extra={**source.extra, "precision": "fp32"},
+        extra=exported_extra(source.extra, "fp32"),
     )
     save_manifest(manifest, out)
     return manifest, folded, traced

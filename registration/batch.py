@@ -21,6 +21,10 @@ images/, labels/ or cases.csv; it is listed under ``low_quality`` with its weake
 
 A case counts as done when registration/<id>/report.json exists and images/ + labels/ hold
 its files; every file is written atomically, so an interrupted run resumes cleanly.
+
+cases.csv is rebuilt from registration/*/report.json, so a DATASET this command did not build
+(e.g. one from prepare-busi, whose cases.csv rows have no registration/<id>/report.json) is
+refused before anything is written: rebuilding would drop those rows.
 """
 
 from __future__ import annotations
@@ -54,6 +58,22 @@ def _read_existing(ds: Path) -> dict[str, str]:
         return {}
     with open(path, newline="") as fh:
         return {r["case_id"]: r["split"] for r in csv.DictReader(fh) if r.get("case_id") and r.get("split")}
+
+
+def refuse_foreign_dataset(ds: Path) -> None:
+    """InputError when DS/cases.csv has rows that no DS/registration/<id>/report.json backs: the
+    rebuilt cases.csv would lose them (and leave their images and labels orphaned)."""
+    path = ds / "cases.csv"
+    if not path.is_file():
+        return
+    with open(path, newline="") as fh:
+        ids = [r.get("id") or "" for r in csv.DictReader(fh)]
+    foreign = [i for i in ids if not (ds / "registration" / i / "report.json").is_file()]
+    if foreign:
+        raise InputError(
+            f"--out {ds}: its cases.csv has {len(foreign)} row(s) not made by register-batch (no "
+            f"registration/<id>/report.json, e.g. {foreign[0]!r}); register into a new dataset folder"
+        )
 
 
 def find_cases(cases_dir: Path) -> list[Path]:
@@ -123,6 +143,7 @@ def register_batch(
     """Register every case under cases_dir into out_dataset; return the batch summary dict."""
     ds = Path(out_dataset)
     cases = find_cases(Path(cases_dir))
+    refuse_foreign_dataset(ds)
     for sub in ("images", "labels", "registration"):
         (ds / sub).mkdir(parents=True, exist_ok=True)
     done, skipped, failed, held, pending, seen = [], [], [], [], [], {}

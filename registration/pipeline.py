@@ -11,7 +11,8 @@ report.json (written last: its presence means the case is complete), and us.png 
 8-bit gray ultrasound frame the label belongs to: ultrasound.dataset_image/dataset_frame when
 given, e.g. the pre-fire frame, else the registered frame; for DICOM the decoded frame).
 report.json records the input files by content (SHA-256 and size), never by path or name
-(report.py).
+(report.py). An OUT where one of these files would be an input of the case (us.png beside
+case.yaml, ``--out`` the case's own folder) is refused before anything is read or written.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.atomic import same_file
 from edge_runtime.errors import InputError
 from edge_runtime.memory import peak_rss_bytes
 from registration.annotations import load_annotations, polygon_area, rasterise
@@ -38,6 +40,7 @@ from registration.wsi import read_slide
 
 TARGET_MPP = 8.0  # µm/px to work at: US pixels are ~100 µm, cores ~1 mm wide
 OUTSIDE_WARN, OUTSIDE_FAIL = 0.05, 0.9
+OUTPUT_FILES = ("us.png", "label.png", "qa.png", "report.json")  # what register_case writes in OUT
 
 
 def _needle_points(spec: CaseSpec) -> list:
@@ -166,11 +169,22 @@ def _input_keys(spec: CaseSpec) -> dict[str, str]:
     return keys
 
 
+def refuse_overwriting_inputs(spec: CaseSpec, out: Path) -> None:
+    """InputError naming ``out`` and the case.yaml key when an output file would replace an input."""
+    for path, key in _input_keys(spec).items():
+        for name in OUTPUT_FILES:
+            if same_file(out / name, path):
+                raise InputError(
+                    f"--out {out}: {name} would overwrite the case's input {key}; choose another output folder"
+                )
+
+
 def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | None = None) -> dict:
     """Register one case; write label.png, qa.png, us.png and report.json into out_dir; return the report."""
     t0 = time.perf_counter()
     spec = spec or load_case(case_path)
     out = Path(out_dir)
+    refuse_overwriting_inputs(spec, out)
     warnings: list[str] = []
     us = load_ultrasound(spec.image, spec.mm_per_pixel, spec.frame, _needle_points(spec))
     tract, needle_info = resolve_tract(spec, us)

@@ -9,7 +9,8 @@ labels is left out (its images are written nowhere). The split is the per-image 
 group moved whole into the earliest split (train, val, test) of its members. Besides images/, labels/ and cases.csv
 (case_id = the group's first id), DATASET/ gets ``duplicates.csv`` (every pair found, with both
 hash distances), ``excluded.csv`` (id, label, group, reason) and ``duplicates.png`` (a contact
-sheet of the pairs, to check by eye).
+sheet of the pairs, to check by eye). DATASET and the BUSI folder must be apart (neither inside
+the other), so the release's own images are never written over.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 
 from edge_runtime.atomic import atomic_path
 from edge_runtime.case_split import split_cases
-from edge_runtime.errors import InputError
+from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.near_duplicates import (
     DHASH_MAX,
     PHASH_MAX,
@@ -55,6 +56,30 @@ def read_busi_index(busi: Path) -> list[dict]:
     return rows
 
 
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Write IMAGE as a PNG file at PATH; InputError naming PATH when it cannot be written
+    (cv2.imwrite reports failure only by returning False)."""
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, so the image cannot be written there")
+    try:
+        written = cv2.imwrite(str(path), image)
+    except cv2.error as exc:
+        raise InputError(f"{path}: cannot be written ({str(exc).strip().splitlines()[-1]})") from exc
+    if not written:
+        raise InputError(f"{path}: cannot be written (no permission, no space, or a missing folder)")
+
+
+def check_apart(busi: Path, out: Path) -> None:
+    """Refuse an OUT that is BUSI, lies inside it or contains it: prepare-busi writes images/ and
+    labels/ under OUT, which would write over (or mix with) the release's images/ and masks/."""
+    b, o = busi.resolve(), out.resolve()
+    if o == b or b in o.parents or o in b.parents:
+        raise ConfigError(
+            f"--out {out}: is, lies inside or contains --busi {busi}; the dataset must go to a "
+            "separate folder so the BUSI release is never written over"
+        )
+
+
 def _write_csv(path: Path, header: list[str], rows) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
@@ -76,6 +101,7 @@ def prepare_busi(
     Counts: split -> label -> images, plus ``excluded`` (label conflicts) and ``groups``.
     """
     busi, out = Path(busi), Path(out)
+    check_apart(busi, out)
     rows = read_busi_index(busi)
     labels = {r["id"]: r["label"] for r in rows}
     paths = {r["id"]: busi / "images" / f"{r['id']}.png" for r in rows}
@@ -103,8 +129,8 @@ def prepare_busi(
         label = np.zeros_like(mask)
         if row["label"] == MALIGNANT:
             label[mask > 0] = CANCER
-        cv2.imwrite(str(out / "images" / f"{sid}.png"), gray)  # PNG is lossless: same pixels, 8-bit gray
-        cv2.imwrite(str(out / "labels" / f"{sid}.png"), label)
+        write_png(out / "images" / f"{sid}.png", gray)  # PNG is lossless: same pixels, 8-bit gray
+        write_png(out / "labels" / f"{sid}.png", label)
     case_of = {r["id"]: groups[r["id"]] for r in kept}
     # Split images as without grouping (seeded, stratified by label), then move each group whole
     # into the earliest split of its members: the test set only loses images, so earlier models

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from edge_runtime.atomic import atomic_path
+from edge_runtime.atomic import atomic_path, same_file
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.manifest import Manifest, load_manifest, manifest_path, save_manifest
 from training.models import build_from_config
@@ -140,7 +140,7 @@ def upgrade_checkpoint(path: str | Path, out: str | Path | None = None) -> Path:
         raise InputError(f"{path}: cannot be converted to a weights-only checkpoint ({exc})") from exc
     # the manifest beside it is checked against the old file's sha256, then re-signed for the new one
     manifest = load_manifest(path) if manifest_path(path).is_file() else None
-    if target == path:
+    if same_file(target, path):  # any spelling of the same file (relative, absolute, a link) is in place
         backup = path.with_name(path.name + BACKUP_SUFFIX)
         if backup.exists():
             raise InputError(f"{backup}: exists already; move it away or give --out")

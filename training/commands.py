@@ -11,6 +11,7 @@ import json
 import logging
 
 # Light: imagehash is imported only when hashing starts.
+from edge_runtime.atomic import same_file
 from edge_runtime.errors import ConfigError
 from edge_runtime.near_duplicates import DHASH_MAX, PHASH_MAX
 from training import evaluation_cli
@@ -101,7 +102,8 @@ def _upgrade_checkpoint(args) -> int:
             "add --trust-checkpoint only if you know where it came from"
         )
     out = upgrade_checkpoint(args.checkpoint, args.out)
-    print(f"{out}: weights-only checkpoint written" + ("" if args.out else f" (original kept as {out}.orig)"))
+    in_place = not args.out or same_file(args.out, args.checkpoint)
+    print(f"{out}: weights-only checkpoint written" + (f" (original kept as {out}.orig)" if in_place else ""))
     return 0
 
 
@@ -137,7 +139,7 @@ def register(sub) -> None:
         "labels are left out (DATASET/excluded.csv).",
     )
     p.add_argument("--busi", required=True, help="BUSI directory with images/, masks/, index.csv")
-    p.add_argument("--out", required=True, help="dataset directory to write")
+    p.add_argument("--out", required=True, help="dataset directory to write (apart from --busi)")
     p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     p.add_argument(
         "--phash-max",
@@ -167,14 +169,18 @@ def register(sub) -> None:
     )
     p.add_argument("--config", required=True, help="config YAML, e.g. configs/cpu-fast.yaml")
     p.add_argument("--data", required=True, help="dataset directory")
-    p.add_argument("--out", required=True, help="run directory to write")
+    p.add_argument(
+        "--out", required=True, help="run directory to write: a new one, or the run to continue with --resume"
+    )
     p.add_argument(
         "--max-minutes",
         type=float,
         default=None,
         help="time budget; the lr schedule anneals to zero at the budget",
     )
-    p.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
+    p.add_argument(
+        "--resume", action="store_true", help="continue from RUN/last.pt (same config and dataset)"
+    )
     p.add_argument("--deterministic", action="store_true", help="use deterministic algorithms")
     p.add_argument(
         "--backbone-weights", default=None, help="local backbone state-dict file (e.g. ImageNet ResNet)"

@@ -13,6 +13,11 @@ The model is a training checkpoint (torch) or an exported folded ONNX file, whic
 through the runtime's ONNX Runtime backend (what a cart runs). ``compare`` evaluates two checkpoints into REPORT/A and
 REPORT/B and writes the paired statistics (:mod:`training.stats`) to REPORT/compare.csv
 and REPORT/report.md.
+
+REPORT is written whole or not at all: the report is built in a hidden folder beside it, which
+replaces REPORT only when everything is written. REPORT may be new, empty or an earlier report of
+evaluate, which is replaced as a whole; any other folder, a training run's above all, is refused
+before anything is written (:mod:`training.report_folder`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import torch
 from edge_runtime.errors import InputError
 from edge_runtime.mask_filter import filter_mask
 from edge_runtime.preprocess import preprocess_for
+from training.busi import write_png
 from training.calibration import CalibrationAccumulator, write_reliability_png
 from training.checkpoint import load_model
 from training.data import read_cases, read_pair, select_split
@@ -37,6 +43,7 @@ from training.intervals import headline_intervals
 from training.isotonic import served_prob
 from training.metrics import COUNTS, EMPTY_POLICY, METRICS, Counts, confusion_counts, scores, summarize
 from training.report import write_compare_report, write_report
+from training.report_folder import check_report_folder, run_curves_csv, staged_report
 from training.stats import compare_models
 from training.temperature import calibrated_prob
 
@@ -159,11 +166,25 @@ def evaluate(
     seed: int = 0,
 ) -> dict:
     """Evaluate one checkpoint (or folded ONNX); returns the summary (also REPORT/summary.json),
-    with 95 % intervals of the headline figures (:mod:`training.intervals`; ``seed``: the bootstrap's)."""
+    with 95 % intervals of the headline figures (:mod:`training.intervals`; ``seed``: the bootstrap's).
+    ``out``: REPORT, new, empty or an earlier report (replaced whole, only once this one is written)."""
     out = Path(out)
+    # every input is read and checked before anything is written; the run's metrics.csv (for the
+    # training curves) stays untouched, as OUT is never the run's folder
+    check_report_folder(out)
     manifest, probs = served_probabilities(Path(checkpoint), device)
     samples = select_split(read_cases(data), split, data)
-    (out / "pred").mkdir(parents=True, exist_ok=True)
+    run_csv = run_curves_csv(Path(checkpoint))
+    with staged_report(out) as stage:
+        return _write_evaluation(checkpoint, data, split, stage, (manifest, probs), samples, seed, run_csv)
+
+
+def _write_evaluation(checkpoint, data, split, out: Path, model, samples, seed: int, run_csv) -> dict:
+    """Score SAMPLES into the new folder OUT (every report file); MODEL: (manifest, probabilities
+    function) from :func:`served_probabilities`; RUN_CSV: the run's log for the curves, or None.
+    Returns the summary."""
+    manifest, probs = model
+    (out / "pred").mkdir()
     results, gallery = [], []
     cal = CalibrationAccumulator(manifest.threshold)
     raw_cal = None  # uncalibrated figures, where the model gives logits (a checkpoint with a temperature)
@@ -177,7 +198,7 @@ def evaluate(
             raw_cal = raw_cal or CalibrationAccumulator(manifest.threshold)
             raw_cal.add(raw, label, thresholded)
         pred = filter_mask(thresholded, float(prob.max()), manifest.mask_filter)
-        cv2.imwrite(str(out / "pred" / f"{s.id}.png"), pred.astype(np.uint8) * MASK_ON)
+        write_png(out / "pred" / f"{s.id}.png", pred.astype(np.uint8) * MASK_ON)
         counts = confusion_counts(pred, label)
         results.append(ImageResult(s.id, s.case_id, counts, scores(counts)))
         gallery.append((s.id, gray, label, pred))  # kept for the overlay gallery plot
@@ -200,8 +221,7 @@ def evaluate(
     summary.update(headline_intervals([r.counts for r in results], [r.case_id for r in results], seed))
     summary.update(_calibration_keys(_write_calibration(out, cal, raw_cal, manifest, split)))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    run_csv = Path(checkpoint).parent / "metrics.csv"
-    write_report(out, summary, results, gallery, run_csv if run_csv.is_file() else None)
+    write_report(out, summary, results, gallery, run_csv)
     return summary
 
 
@@ -219,16 +239,21 @@ def compare(
     seed: int = 0,
     device: str = "cpu",
 ) -> str:
-    """Evaluate A and B on the same images, then paired tests. Returns the markdown table."""
+    """Evaluate A and B on the same images, then paired tests. Returns the markdown table.
+    ``out``: REPORT with A/, B/, compare.csv and report.md, replaced whole as in :func:`evaluate`."""
     out = Path(out)
-    sum_a = evaluate(ck_a, data, split, out / "A", device, seed)
-    sum_b = evaluate(ck_b, data, split, out / "B", device, seed)
-    rows_a, rows_b = _per_image(out / "A" / "metrics.csv"), _per_image(out / "B" / "metrics.csv")
-    if rows_a.keys() != rows_b.keys():
-        raise InputError(f"{out}: A and B were scored on different images")
-    ids = sorted(rows_a)
-    cases = [rows_a[i]["case_id"] for i in ids]
-    per_a = {m: np.array([float(rows_a[i][m]) for i in ids]) for m in METRICS}
-    per_b = {m: np.array([float(rows_b[i][m]) for i in ids]) for m in METRICS}
-    table = compare_models(per_a, per_b, cases, seed)
-    return write_compare_report(out, str(ck_a), str(ck_b), sum_a, sum_b, table, len(ids), len(set(cases)))
+    check_report_folder(out)
+    with staged_report(out) as stage:
+        sum_a = evaluate(ck_a, data, split, stage / "A", device, seed)
+        sum_b = evaluate(ck_b, data, split, stage / "B", device, seed)
+        rows_a, rows_b = _per_image(stage / "A" / "metrics.csv"), _per_image(stage / "B" / "metrics.csv")
+        if rows_a.keys() != rows_b.keys():
+            raise InputError(f"{out}: A and B were scored on different images")
+        ids = sorted(rows_a)
+        cases = [rows_a[i]["case_id"] for i in ids]
+        per_a = {m: np.array([float(rows_a[i][m]) for i in ids]) for m in METRICS}
+        per_b = {m: np.array([float(rows_b[i][m]) for i in ids]) for m in METRICS}
+        table = compare_models(per_a, per_b, cases, seed)
+        return write_compare_report(
+            stage, str(ck_a), str(ck_b), sum_a, sum_b, table, len(ids), len(set(cases))
+        )

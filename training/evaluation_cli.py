@@ -116,7 +116,12 @@ def add_evaluate_parser(sub) -> None:
     p.add_argument("--compare", nargs=2, metavar=("CK_A", "CK_B"), help="compare two checkpoints")
     p.add_argument("--data", required=True, help="dataset directory")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
-    p.add_argument("--out", required=True, help="report directory to write")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="report directory to write: new, empty or an earlier report (replaced once the new one is "
+        "complete); never a training run's folder",
+    )
     p.add_argument(
         "--seed",
         type=int,

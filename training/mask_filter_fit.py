@@ -92,6 +92,7 @@ def fit_mask_filter(artifact, data, split: str = "val", device: str = "cpu") -> 
     """Choose the filter on ``split`` of ``data`` and write it into ``artifact``'s manifest."""
     from edge_runtime.manifest import save_manifest
     from training.evaluate import served_probabilities
+    from training.provenance import fitted_on
 
     manifest, probs = served_probabilities(Path(artifact), device)
     cases = read_cases(data)
@@ -102,7 +103,7 @@ def fit_mask_filter(artifact, data, split: str = "val", device: str = "cpu") -> 
     # the smallest lesion the training labels know of, too: more lesions than the split alone
     known = [read_pair(s)[1] for s in select_split(cases, "train", data)] if split != "train" else []
     rule, record = choose(images, manifest.threshold, known + [label for _, label in images])
-    record["fitted_on"] = f"{data} split {split}"
+    record.update(fitted_on(data, split, cases))  # folder name + digest: the manifest goes to the cart
     updated = manifest.derive(
         mask_filter=rule if rule.active else None,
         extra={**manifest.extra, "mask_filter_fit": record},

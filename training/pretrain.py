@@ -16,6 +16,8 @@ Outputs in RUN/:
   RUN/pretrained.pt`` (the head starts fresh; :mod:`training.warmstart`). It is not a segmentation
   model: export and evaluate refuse it.
 - ``metrics.csv``: one row per epoch (restoration loss, lr, seconds); ``summary.json``.
+An earlier pretraining run in RUN is replaced; a RUN holding a training run (or another command's
+metrics.csv / summary.json) is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -41,12 +43,14 @@ from training.models import build_model
 from training.pretext import distort
 from training.provenance import resolve_norm
 from training.rng import seed_all
+from training.run_setup import RUN_FILES, RUN_LOGS, refuse_files
 from training.tblog import write_history_csv
 from training.transforms import UINT8_MAX, augment_gray
 from training.warmstart import ALL_HEADS, in_heads
 
 log = logging.getLogger("sonomap.train")
 PRETEXT = "models_genesis"
+PRETRAINED = "pretrained.pt"  # the run's one checkpoint
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 WARMUP_FRACTION = 0.02  # of the run: linear lr warmup, then cosine to zero
 SECONDS_PER_MINUTE = 60.0
@@ -131,6 +135,7 @@ def run(
     tc, dc = cfg.train, cfg.data
     seed_all(int(tc.seed), False)
     out = Path(out)
+    _check_out(out)
     paths = pretext_images(data, images)
     mean, std = resolve_norm(dc, select_split(read_cases(data), "train", data))
     size = (int(dc.input_height), int(dc.input_width))
@@ -202,6 +207,20 @@ def run(
     return summary
 
 
+def _check_out(out: Path) -> None:
+    """Refuse an OUT whose files pretrain would replace without having written them: a training
+    run's (checkpoints, metrics.csv, summary.json) or, where no pretrained.pt shows an earlier
+    pretraining run, any metrics.csv or summary.json. An earlier pretraining run is replaced."""
+    refuse_files(
+        out,
+        [name for name in RUN_FILES if name != PRETRAINED],
+        "so it holds a training run, whose metrics.csv and summary.json pretraining would replace; "
+        "give a new --out folder",
+    )
+    if not (out / PRETRAINED).exists():
+        refuse_files(out, RUN_LOGS, "which pretrain did not write and would replace; give a new --out folder")
+
+
 def _save(out: Path, model, cfg: TrainingConfig, n_images: int, epoch: int, mean, std, loss) -> None:
     pretext = {
         "method": PRETEXT,
@@ -213,4 +232,4 @@ def _save(out: Path, model, cfg: TrainingConfig, n_images: int, epoch: int, mean
         "input_size": [int(cfg.data.input_height), int(cfg.data.input_width)],
     }
     payload = {"model": encoder_decoder_state(model), "model_config": model_config(cfg), "pretext": pretext}
-    save_checkpoint(payload, out / "pretrained.pt")
+    save_checkpoint(payload, out / PRETRAINED)

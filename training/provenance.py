@@ -2,7 +2,10 @@
 
 ``make_manifest`` fills :class:`edge_runtime.manifest.Manifest` for ``best.pt``: input size,
 mean/std, classes (:data:`DEFAULT_CLASSES`), threshold, validation metrics, and ``source``
-(dataset path + sha256 over cases.csv and every image/label, config path + sha256).
+(the dataset folder's base name + sha256 over cases.csv and every image/label, the config's file
+name + sha256, the initial checkpoint's file name). The manifest travels with every exported
+model to the cart, so it never holds a path: a folder above the dataset may name a patient.
+``fitted_on`` gives calibrate and mask-filter the same way of naming the data they fitted on.
 """
 
 from __future__ import annotations
@@ -45,6 +48,17 @@ def dataset_hash(root: str | Path, samples: list[Sample]) -> str:
         _update(digest, s.image)
         _update(digest, s.label)
     return digest.hexdigest()
+
+
+def dataset_name(root: str | Path) -> str:
+    """The dataset folder's base name (``.`` resolved to the folder's name), never its path."""
+    return Path(root).resolve().name
+
+
+def fitted_on(root: str | Path, split: str, samples: list[Sample]) -> dict:
+    """What a fit recorded in a manifest ran on: ``{"fitted_on": "<dataset name> split <split>",
+    "dataset_sha256": <dataset_hash of samples>}`` (samples: every sample of the dataset)."""
+    return {"fitted_on": f"{dataset_name(root)} split {split}", "dataset_sha256": dataset_hash(root, samples)}
 
 
 def resolve_norm(data_cfg: DataConfig, train_samples: list[Sample]) -> tuple[float, float]:
@@ -90,11 +104,11 @@ def make_manifest(
         classes=list(DEFAULT_CLASSES),
         threshold=float(cfg.eval.threshold),
         source={
-            "dataset": str(Path(data).resolve()),
+            "dataset": dataset_name(data),
             "dataset_sha256": data_sha,
-            "config": str(Path(config).resolve()),
+            "config": Path(config).name,
             "config_sha256": config_sha,
-            **({"init_from": str(init_from)} if init_from else {}),
+            **({"init_from": Path(init_from).name} if init_from else {}),
         },
         versions={"torch": str(torch.__version__), "torchvision": str(torchvision.__version__)},
         metrics=metrics,

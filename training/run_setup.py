@@ -4,19 +4,54 @@ Input: the training config, the dataset's samples and directory, the process's p
 (:class:`training.distributed.DistInfo`: one process, or a rank under torchrun) and its device.
 Output: the normalisation, the train dataset, its sampler and loader, the validation loader; and
 the model (DDP-wrapped with SyncBatchNorm on GPUs under torchrun) with the bare model to save.
+
+Also the guards on a run's folder, checked before anything is written: :func:`refuse_files` (an
+``--out`` holding files another run or command wrote, which this one would replace; the run's
+marks are :data:`RUN_FILES`) and :func:`check_resume_dataset` (``--resume`` on the dataset the run
+was trained on, by the sha256 its checkpoint's manifest records).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
+from edge_runtime.errors import ConfigError
 from training import distributed as D
 from training.config_schema import TrainingConfig
 from training.data import select_split
 from training.dataset import SegDataset
 from training.models import build_model
 from training.provenance import resolve_norm
+
+# The files that mark a folder as holding a training or pretraining run.
+RUN_FILES = ("last.pt", "best.pt", "best.pt.yaml", "pretrained.pt")
+# What `sonomap train` writes at the top of RUN besides its checkpoints: a new run would replace them.
+RUN_LOGS = ("metrics.csv", "summary.json")
+SHA_SHOWN = 12  # leading hex digits of a sha256 in messages: enough to tell two datasets apart
+
+
+def refuse_files(out: Path, names, why: str) -> None:
+    """Raise ConfigError naming ``--out`` OUT and the first of NAMES it holds, followed by WHY."""
+    for name in names:
+        if (out / name).exists():
+            raise ConfigError(f"--out {out}: holds {name}, {why}")
+
+
+def check_resume_dataset(last: Path, state: dict, data, data_sha: str) -> None:
+    """Refuse to resume LAST (its payload STATE) on a dataset other than the one it was trained on:
+    the manifest in STATE records the dataset's path and sha256 (:func:`training.provenance.dataset_hash`);
+    DATA with sha256 DATA_SHA is the one given now. A checkpoint that records none is not checked."""
+    source = (state.get("manifest") or {}).get("source") or {}
+    trained_sha = source.get("dataset_sha256")
+    if trained_sha and trained_sha != data_sha:
+        raise ConfigError(
+            f"{last}: was trained on dataset {source.get('dataset', '?')} (sha256 "
+            f"{trained_sha[:SHA_SHOWN]}...) but --data {data} differs (sha256 {data_sha[:SHA_SHOWN]}...); "
+            "resume with the same dataset, or train a new RUN"
+        )
 
 
 def build_loaders(cfg: TrainingConfig, samples, data, info: D.DistInfo, dev: torch.device):

@@ -9,7 +9,9 @@ as the exported graph computes it: softmax at the model's size, cancer channel r
 (bilinear) to the image's size.
 
 Inputs: an eval-mode model, its manifest, dataset samples. Outputs: per-image logits
-(:class:`LogitMap`), the fitted T, and calibrated probability maps.
+(:class:`LogitMap`), the fitted T, and calibrated probability maps. ``calibrate_checkpoint``
+names the data it fitted on by the dataset folder's base name and digest
+(:func:`training.provenance.fitted_on`), never by path: the manifest goes to the cart.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from scipy.optimize import minimize_scalar
 from edge_runtime.preprocess import preprocess_for
 from training.calibration import BAND_PX, CalibrationAccumulator, decision_band
 from training.data import CANCER, read_cases, read_pair, select_split
+from training.provenance import fitted_on
 
 T_MIN, T_MAX = 0.05, 20.0  # search range; a fit at either end means the data cannot pin T down
 PROB_EPS = 1e-7  # keeps log() finite
@@ -133,12 +136,14 @@ def calibrate_checkpoint(
 
     model, manifest = load_model(checkpoint)
     dev = pick_device(device)
-    maps = logit_maps(model.to(dev), manifest, select_split(read_cases(data), split, data), dev)
+    cases = read_cases(data)
+    data_record = fitted_on(data, split, cases)  # folder name + digest: the manifest goes to the cart
+    maps = logit_maps(model.to(dev), manifest, select_split(cases, split, data), dev)
     if method == "curve":
         from training.isotonic import calibrate_curve
 
         updated, record = calibrate_curve(maps, manifest)
-        record["fitted_on"] = f"{data} split {split}"
+        record.update(data_record)
         save_manifest(updated.derive(extra={**updated.extra, "calibration": record}), checkpoint)
         return record
     threshold = manifest.threshold
@@ -148,7 +153,7 @@ def calibrate_checkpoint(
     eces = _ece_pair(maps, fit["temperature"], manifest.cancer_index, threshold)
     record = {
         **fit,
-        "fitted_on": f"{data} split {split}",
+        **data_record,
         "threshold": threshold,
         "ece_pixel_before": eces["before"]["pixel"]["ece"],
         "ece_pixel_after": eces["after"]["pixel"]["ece"],

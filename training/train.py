@@ -10,6 +10,8 @@ Inputs: a config YAML (:mod:`training.config`), a dataset in the layout of
 - ``metrics.csv`` (one row per epoch), ``summary.json``, TensorBoard scalars in ``tb/``
   (:mod:`training.tblog`, written by torch.utils.tensorboard).
 Runs as one process or under torchrun (DDP, SyncBatchNorm, DistributedSampler; rank 0 writes).
+Without ``--resume``, a RUN that already holds a run's files (checkpoints, metrics.csv,
+summary.json) is refused before anything is written; ``--resume`` needs the same config and dataset.
 """
 
 from __future__ import annotations
@@ -35,7 +37,14 @@ from training.metrics import summarize
 from training.optim import build_optimizer, build_schedule
 from training.provenance import VAL_METRICS, dataset_hash, make_manifest
 from training.rng import rng_state, seed_all, set_rng_state
-from training.run_setup import build_loaders, build_run_model
+from training.run_setup import (
+    RUN_FILES,
+    RUN_LOGS,
+    build_loaders,
+    build_run_model,
+    check_resume_dataset,
+    refuse_files,
+)
 from training.tblog import EventWriter, write_history_csv
 from training.warmstart import load_initial_weights
 
@@ -64,8 +73,15 @@ def run(
     """
     cfg = load_config(config)
     mc, tc = cfg.model, cfg.train
-    info, dev = D.init(D.pick_device(device))
     out = Path(out)
+    if not resume:  # before the process group: every rank reads the same folder and refuses alike
+        refuse_files(
+            out,
+            (*RUN_FILES, *RUN_LOGS),
+            "which a new run would replace or mix with its own; give a new --out folder, "
+            "or add --resume to continue the run there",
+        )
+    info, dev = D.init(D.pick_device(device))
     try:
         seed_all(int(tc.seed), deterministic)
         samples = read_cases(data)
@@ -97,6 +113,7 @@ def run(
                     f"{out / 'last.pt'}: was trained with a different config than {config} "
                     "(checkpoint/config mismatch); start a new RUN or use the same config"
                 )
+            check_resume_dataset(out / "last.pt", state, data, dhash)
             bare.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             schedule.load_state_dict(state["scheduler"])

@@ -1,0 +1,194 @@
+"""Outputs never destroy inputs, and what leaves the process names no patient folder.
+
+Through the real CLI and public functions on real files: an export onto its own checkpoint, a
+registration into its own case folder, a register-batch into a prepare-busi dataset are refused
+with one line and change no byte; an atomic write onto a folder or under a file names the target;
+calibrate + export of a dataset under a folder named after a patient write neither that name nor
+an absolute path into the manifests.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from cli import sonomap
+from export_fixtures import copy_model, shared_checkpoint
+
+from edge_runtime.atomic import atomic_write_text
+from edge_runtime.cli import os_error_text
+from edge_runtime.manifest import load_manifest, save_manifest
+
+EXIT_USER_ERROR = 2
+PATIENT_FOLDER = "Doe_Jane_MRN12345"
+PATIENT_PARTS = ("Doe", "Jane", "MRN12345")
+REGISTRATION_OUTPUTS = ("us.png", "label.png", "qa.png", "report.json")
+
+
+def one_line_error(result) -> str:
+    assert result.returncode == EXIT_USER_ERROR, (result.stdout, result.stderr)
+    err = result.stderr.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# --- export ----------------------------------------------------------------------------------
+
+
+def test_torchscript_export_onto_its_checkpoint_is_refused_and_the_checkpoint_kept(tmp_path):
+    ck = copy_model(shared_checkpoint(), tmp_path / "run")
+    before = tree_bytes(tmp_path)
+    err = one_line_error(sonomap("export", "torchscript", "--checkpoint", ck, "--out", ck, check=False))
+    assert f"--out {ck}" in err and "checkpoint" in err
+    other = tmp_path / "run" / "best.pt"  # a checkpoint's suffix is not a TorchScript file name
+    err = one_line_error(sonomap("export", "torchscript", "--checkpoint", ck, "--out", other, check=False))
+    assert f"--out {other}" in err and ".ts" in err
+    assert tree_bytes(tmp_path) == before
+
+
+# --- registration ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def us_png_case(tmp_path_factory, busi_sample) -> Path:
+    """A simulated case: its ultrasound image is us.png, beside its case.yaml."""
+    cases = tmp_path_factory.mktemp("sim") / "cases"
+    sonomap(
+        "simulate-biopsy",
+        "--images",
+        busi_sample / "images",
+        "--masks",
+        busi_sample / "masks",
+        "--out",
+        cases,
+        "--n",
+        "1",
+        "--seed",
+        "3",
+        "--wsi-mpp",
+        "8",
+    )
+    (case_yaml,) = cases.glob("*/case.yaml")
+    assert yaml.safe_load(case_yaml.read_text())["ultrasound"]["image"] == "us.png"
+    return case_yaml.parent
+
+
+def test_register_into_its_own_case_folder_is_refused_and_the_image_kept(us_png_case):
+    before = tree_bytes(us_png_case)
+    err = one_line_error(sonomap("register", us_png_case / "case.yaml", "--out", us_png_case, check=False))
+    assert f"--out {us_png_case}" in err and "ultrasound.image" in err
+    assert tree_bytes(us_png_case) == before
+
+
+def test_register_batch_refuses_a_prepare_busi_dataset_and_reruns_its_own(
+    us_png_case, busi_dataset, tmp_path
+):
+    foreign = tmp_path / "busi"
+    shutil.copytree(busi_dataset, foreign)
+    before = tree_bytes(foreign)
+    cases = us_png_case.parent
+    err = one_line_error(sonomap("register-batch", cases, "--out", foreign, "--no-progress", check=False))
+    n_rows = len((foreign / "cases.csv").read_text().splitlines()) - 1
+    assert f"--out {foreign}" in err and f"{n_rows} row(s)" in err
+    assert tree_bytes(foreign) == before  # cases.csv byte-identical, nothing added
+    own = tmp_path / "own"
+    sonomap("register-batch", cases, "--out", own, "--no-progress")
+    rows = (own / "cases.csv").read_text()
+    sonomap("register-batch", cases, "--out", own, "--no-progress")  # its own dataset: resumes
+    assert (own / "cases.csv").read_text() == rows and len(rows.splitlines()) == 2
+
+
+# --- atomic writes ---------------------------------------------------------------------------
+
+
+def test_atomic_write_onto_a_folder_or_under_a_file_names_the_target(tmp_path):
+    folder = tmp_path / "best.pt"
+    folder.mkdir()
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    for target in (folder, afile / "sub" / "x.json"):
+        with pytest.raises(OSError) as caught:
+            atomic_write_text(target, "{}")
+        line = os_error_text(caught.value)
+        assert line.startswith(f"{target}: ") and "\n" not in line and ".tmp" not in line, line
+    assert afile.read_text() == "keep" and sorted(p.name for p in tmp_path.iterdir()) == ["afile", "best.pt"]
+
+
+# --- privacy of manifests --------------------------------------------------------------------
+
+
+def assert_private(path: Path, tmp_path: Path) -> None:
+    text = path.read_text()
+    for part in PATIENT_PARTS:
+        assert part not in text, f"{path.name} names {part!r}"
+    assert str(tmp_path) not in text and str(tmp_path.resolve()) not in text, f"{path.name} holds a path"
+
+
+def test_calibrate_and_export_write_no_patient_folder_or_path_into_manifests(busi_dataset, tmp_path):
+    patient = tmp_path / PATIENT_FOLDER
+    data = patient / "ds"
+    shutil.copytree(busi_dataset, data)
+    ck = copy_model(shared_checkpoint(), patient / "run")
+    sonomap("calibrate", "--checkpoint", ck, "--data", data, "--device", "cpu")
+    calibration = load_manifest(ck).extra["calibration"]
+    assert calibration["fitted_on"] == "ds split val" and len(calibration["dataset_sha256"]) == 64
+    assert_private(ck.with_name(ck.name + ".yaml"), tmp_path)
+    ts = tmp_path / "cart" / "model.ts"
+    sonomap("export", "torchscript", "--checkpoint", ck, "--out", ts, "--parity-frames", "1")
+    assert load_manifest(ts).source["checkpoint"] == ck.name
+    assert_private(ts.with_name(ts.name + ".yaml"), tmp_path)
+
+
+def test_export_of_an_older_checkpoint_drops_its_absolute_paths(tmp_path):
+    from export.onnx_export import export_onnx
+    from export.shapes import ShapeSpec
+
+    ck = copy_model(shared_checkpoint(), tmp_path / PATIENT_FOLDER / "run")
+    legacy = f"{tmp_path / PATIENT_FOLDER / 'ds'} split val"  # what calibrate used to record
+    manifest = load_manifest(ck)
+    save_manifest(
+        manifest.derive(
+            source={"dataset": str(tmp_path / PATIENT_FOLDER / "ds"), "dataset_sha256": "0" * 64},
+            extra={
+                **manifest.extra,
+                "calibration": {"fitted_on": legacy},
+                "mask_filter_fit": {"fitted_on": legacy},
+            },
+        ),
+        ck,
+    )
+    onnx = tmp_path / "cart" / "model.onnx"
+    exported, _ = export_onnx(ck, onnx, ShapeSpec(min_hw=(64, 64), opt_hw=(64, 64), max_hw=(128, 128)))
+    assert exported.extra["calibration"]["fitted_on"] == "ds split val"
+    assert_private(onnx.with_name(onnx.name + ".yaml"), tmp_path)
+
+
+def test_training_manifest_names_dataset_and_config_without_paths(busi_dataset, tmp_path, repo_root):
+    from training.config import load_config
+    from training.provenance import make_manifest
+
+    data = tmp_path / PATIENT_FOLDER / "ds"
+    config = repo_root / "configs" / "cpu-fast.yaml"
+    cfg = load_config(config)
+    manifest = make_manifest(
+        cfg,
+        0.3,
+        0.2,
+        data,
+        "a" * 64,
+        config,
+        "b" * 64,
+        {"epoch": 1, "metric": "dice"},
+        {},
+        init_from=tmp_path / PATIENT_FOLDER / "base" / "last.pt",
+    )
+    assert manifest.source["dataset"] == "ds" and manifest.source["config"] == "cpu-fast.yaml"
+    assert manifest.source["init_from"] == "last.pt"
+    text = yaml.safe_dump(manifest.to_dict())
+    assert PATIENT_FOLDER not in text and str(repo_root) not in text
