@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from edge_runtime.cli import main as sonomap
+from edge_runtime.privacy import redact
 from training.data import read_cases, select_split
 from training.train import run
 
@@ -32,7 +33,8 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
 
 
 def one_line_error(capsys, code: int) -> str:
-    """The CLI's error after a refused command: exit status 2, one line, no traceback."""
+    """The CLI's error after a refused command: exit status 2, one line, no traceback. The CLI redacts
+    identifiers other tests in this process registered, so expected paths go through ``redact`` too."""
     err = capsys.readouterr().err.strip()
     assert code == EXIT_USER_ERROR, err
     assert "\n" not in err and "Traceback" not in err, err
@@ -63,13 +65,13 @@ def test_evaluate_and_pretrain_refuse_a_training_run_folder(
         + ["--out", str(trained)]
     )
     err = one_line_error(capsys, code)
-    assert f"--out {trained}" in err and "training run" in err
+    assert redact(f"--out {trained}") in err and "training run" in err
     code = sonomap(
         ["pretrain", "--config", str(tiny_cfg), "--data", str(busi_dataset), "--out", str(trained)]
         + ["--epochs", "1"]
     )
     err = one_line_error(capsys, code)
-    assert f"--out {trained}" in err and "training run" in err
+    assert redact(f"--out {trained}") in err and "training run" in err
     assert tree_bytes(trained) == before
     assert sorted(p.name for p in trained.parent.iterdir()) == ["run"]  # no staging folder left
 
@@ -102,7 +104,7 @@ def test_evaluate_replaces_an_earlier_report_whole_and_a_failure_keeps_it(
         ["evaluate", "--checkpoint", str(trained / "best.pt"), "--data", str(broken)]
         + ["--split", "val", "--out", str(report)]
     )
-    assert str(unreadable) in one_line_error(capsys, code)
+    assert redact(str(unreadable)) in one_line_error(capsys, code)
     assert tree_bytes(report) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "report"]  # no staging folder left
 
@@ -121,7 +123,7 @@ def test_train_refuses_a_used_run_folder(trained, busi_dataset, tiny_cfg, capsys
         + ["--no-progress", "--device", "cpu"]
     )
     err = one_line_error(capsys, code)
-    assert f"--out {trained}" in err and "--resume" in err
+    assert redact(f"--out {trained}") in err and "--resume" in err
     assert tree_bytes(trained) == before
 
 
@@ -138,7 +140,11 @@ def test_resume_on_another_dataset_is_refused(trained, busi_dataset, tiny_cfg, t
         + ["--no-progress", "--device", "cpu"]
     )
     err = one_line_error(capsys, code)
-    assert str(trained / "last.pt") in err and f"dataset {busi_dataset.name} " in err and str(other) in err
+    assert (
+        redact(str(trained / "last.pt")) in err
+        and f"dataset {busi_dataset.name} " in err
+        and redact(str(other)) in err
+    )
     assert tree_bytes(trained) == before
 
 
@@ -148,7 +154,7 @@ def test_prepare_busi_never_writes_into_the_busi_release(busi_sample, tmp_path, 
     before = tree_bytes(busi)
     for out in (busi, busi / "dataset", tmp_path):  # the release itself, inside it, around it
         code = sonomap(["prepare-busi", "--busi", str(busi), "--out", str(out)])
-        assert f"--out {out}" in one_line_error(capsys, code)
+        assert redact(f"--out {out}") in one_line_error(capsys, code)
     assert tree_bytes(busi) == before
 
 
@@ -158,7 +164,7 @@ def test_an_image_that_cannot_be_written_is_a_one_line_error(busi_sample, busi_d
     blocker = out / "images" / f"{first}.png"
     blocker.mkdir(parents=True)  # a folder where the image goes
     code = sonomap(["prepare-busi", "--busi", str(busi_sample), "--out", str(out)])
-    assert str(blocker) in one_line_error(capsys, code)
+    assert redact(str(blocker)) in one_line_error(capsys, code)
 
 
 def test_upgrade_checkpoint_in_place_by_another_spelling_keeps_the_backup(
