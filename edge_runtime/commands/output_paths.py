@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_runtime.atomic import same_file
 from edge_runtime.errors import ConfigError
 
 # The runtime's file outputs by ``sinks`` key, and the option that sets each (``video`` differs:
@@ -91,26 +92,18 @@ def check_outputs(outputs: list[Output], inputs: dict[str, Path]) -> None:
     """Raise ConfigError unless every output can be created and none is an input or another output."""
     for i, out in enumerate(outputs):
         for name, path in inputs.items():
-            if same_path(out.path, path):
+            if same_file(out.path, path):
                 raise ConfigError(
                     f"{out.option} {out.path} is the same file as {name} {path}: "
                     "writing it would destroy what is being read; give another name"
                 )
         for other in outputs[:i]:
-            if same_path(out.path, other.path):
+            if same_file(out.path, other.path):
                 raise ConfigError(
                     f"{other.option} and {out.option} both write {out.path}: give each its own name"
                 )
     for out in outputs:
         check_writable(out)
-
-
-def same_path(a: Path, b: Path) -> bool:
-    """Whether two paths name one file: the same inode when both exist (hard links, bind mounts),
-    else the same absolute path once symlinks and ``..`` are resolved."""
-    if a.exists() and b.exists():
-        return os.path.samefile(a, b)
-    return a.resolve() == b.resolve()
 
 
 def check_writable(out: Output) -> None:
