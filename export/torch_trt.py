@@ -2,7 +2,8 @@
 
 Input: ``CK`` (+ manifest). Output: ``DIR/model.ep`` (an ExportedProgram with the TensorRT
 engine embedded; reload with ``torch.export.load(path).module()``) + ``model.ep.yaml``
-(format ``torch-tensorrt``). The folded model (uint8 frame in, prob/mask out) is compiled
+(format ``torch-tensorrt``; its ``source`` names the checkpoint by file name and sha256, never
+its path, as the ONNX export does). The folded model (uint8 frame in, prob/mask out) is compiled
 with the dynamo frontend in FP16 over the manifest's shape profile.
 
 FP16 per Torch-TensorRT release (read from pytorch/TensorRT at each tag; the table the tests
@@ -24,9 +25,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge_runtime.errors import ConfigError
-from edge_runtime.manifest import save_manifest, sha256_file
+from edge_runtime.manifest import Manifest, save_manifest
 from edge_runtime.tensorrt.key import parse_version
 from edge_runtime.tensorrt.modules import TensorRTUnavailable
+from export.onnx_export import exported_extra, exported_source, library_versions
 from export.shapes import ShapeSpec, parse_nchw
 
 MIN_TORCH_TENSORRT = (2, 5)  # first release whose compile() and save() take arg_inputs
@@ -87,7 +89,6 @@ def run_torch_tensorrt(args) -> int:
     import torch
 
     from export.folded import load_folded
-    from export.onnx_export import library_versions
 
     if not args.checkpoint:
         raise ConfigError("--via torch-tensorrt needs --checkpoint CK")
@@ -111,7 +112,21 @@ def run_torch_tensorrt(args) -> int:
     out = Path(args.out) / "model.ep"
     out.parent.mkdir(parents=True, exist_ok=True)
     torch_tensorrt.save(compiled, str(out), **save_kwargs(example))
-    manifest = source.derive(
+    versions = {
+        **library_versions(),
+        "torch_tensorrt": str(torch_tensorrt.__version__),
+        "gpu": torch.cuda.get_device_name(0),
+    }
+    manifest = compiled_manifest(source, Path(args.checkpoint), shapes, versions)
+    save_manifest(manifest, out)
+    print(f"wrote {out} (Torch-TensorRT {torch_tensorrt.__version__}, FP16, {torch.cuda.get_device_name(0)})")
+    return 0
+
+
+def compiled_manifest(source: Manifest, checkpoint: Path, shapes: dict, versions: dict) -> Manifest:
+    """The manifest of ``model.ep``: the checkpoint's (model_config, calibration, mask filter kept),
+    with the folded graph's I/O over ``shapes``, the checkpoint by file name and sha256."""
+    return source.derive(
         format="torch-tensorrt",
         preprocessing_in_graph=True,
         io={
@@ -122,17 +137,10 @@ def run_torch_tensorrt(args) -> int:
             ],
             "profile": shapes,
         },
-        source={
-            "checkpoint": str(Path(args.checkpoint).resolve()),
-            "checkpoint_sha256": sha256_file(args.checkpoint),
+        source=exported_source(checkpoint, source),
+        versions=versions,
+        extra={
+            **exported_extra(source.extra, "fp16"),
+            "exporter": "torch_tensorrt.compile(ir=dynamo) + torch_tensorrt.save",
         },
-        versions={
-            **library_versions(),
-            "torch_tensorrt": str(torch_tensorrt.__version__),
-            "gpu": torch.cuda.get_device_name(0),
-        },
-        extra={"precision": "fp16", "exporter": "torch_tensorrt.compile(ir=dynamo) + torch_tensorrt.save"},
     )
-    save_manifest(manifest, out)
-    print(f"wrote {out} (Torch-TensorRT {torch_tensorrt.__version__}, FP16, {torch.cuda.get_device_name(0)})")
-    return 0

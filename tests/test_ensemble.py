@@ -13,7 +13,7 @@ from export_fixtures import tiny_manifest
 
 from edge_runtime.backends.onnxruntime import OnnxRuntimeBackend
 from edge_runtime.errors import ConfigError
-from edge_runtime.manifest import load_manifest
+from edge_runtime.manifest import load_manifest, sha256_file
 from export.onnx_export import export_onnx
 from export.shapes import ShapeSpec
 from training.checkpoint import load_model, save_checkpoint
@@ -50,8 +50,11 @@ def test_the_ensemble_is_the_mean_of_its_members_logits(members, tmp_path):
     # the members' temperatures (2.7, 3.7) apply to their own logits, not to the mean: re-calibrate
     assert manifest.temperature == 1.0 and manifest.calibration_curve is None and manifest.mask_filter is None
     named = manifest.source["ensemble_of"]
-    assert [e["checkpoint"] for e in named] == [str(m) for m in members]
+    # each member by file name and sha256, never by path: m1/, m2/ (a folder a patient could name) stay out
+    assert [e["checkpoint"] for e in named] == ["best.pt", "best.pt"]
+    assert [e["sha256"] for e in named] == [sha256_file(m) for m in members]
     assert [e["sha256"] for e in named] == [load_manifest(m).sha256 for m in members]
+    assert not any(part in str(named) for part in ("/", "\\", "m1", "m2", tmp_path.name))
 
 
 def test_the_exported_ensemble_is_one_graph_that_onnx_runtime_runs_like_torch(members, tmp_path):

@@ -9,11 +9,17 @@ import numpy as np
 import pytest
 import yaml
 
+from edge_runtime.manifest import sha256_file
 from registration.sim.biopsy_core import CoreParams
 from registration.sim.simulate import SimParams, simulate_cases
 from registration.tract import Tract
 
 TINY = SimParams(core=CoreParams(mpp=8.0))
+
+
+def _stem_by_sha(busi_sample) -> dict[str, str]:
+    """The sample's image stems by the SHA-256 of their bytes: how the cases name their source."""
+    return {sha256_file(p): p.stem for p in (busi_sample / "images").glob("*.png")}
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +37,14 @@ def test_writes_requested_cases_with_required_keys(cases, busi_sample):
         for line in (busi_sample / "index.csv").read_text().splitlines()
         if ",malignant," in line
     }
-    for c in summary["cases"]:
+    stems = _stem_by_sha(busi_sample)
+    for i, c in enumerate(summary["cases"]):
         case = yaml.safe_load((out / c["case_id"] / "case.yaml").read_text())
-        assert case["source"]["image_id"] in malignant
+        sha = case["source"]["image_sha256"]
+        assert stems[sha] in malignant and c["image_sha256"] == sha
+        # no file name: the case id is a number, the patient a pseudonym of the image's content
+        assert case["id"] == c["case_id"] == f"sim_{i:04d}"
+        assert case["patient_id"] == f"src-{sha[:12]}"
         assert case["ultrasound"]["image"] == "us.png" and case["ultrasound"]["mm_per_pixel"] > 0
         assert len(case["tract"]["start"]) == 2 and len(case["tract"]["end"]) == 2
         assert case["tract"]["width_mm"] in (1.6, 1.2)
@@ -50,7 +61,8 @@ def test_truth_is_lesion_inside_tract_band(cases, busi_sample):
         d = out / c["case_id"]
         case = yaml.safe_load((d / "case.yaml").read_text())
         truth = cv2.imread(str(d / "truth.png"), cv2.IMREAD_GRAYSCALE)
-        lesion = cv2.imread(str(busi_sample / "masks" / f"{case['source']['image_id']}.png"), 0) > 127
+        stem = _stem_by_sha(busi_sample)[case["source"]["image_sha256"]]
+        lesion = cv2.imread(str(busi_sample / "masks" / f"{stem}.png"), 0) > 127
         mm = case["ultrasound"]["mm_per_pixel"]
         t = case["tract"]
         band, _, _ = Tract(tuple(t["start"]), tuple(t["end"]), t["width_mm"], (mm, mm)).band(truth.shape)
@@ -69,7 +81,8 @@ def test_geometry_ranges_and_needle_echo(cases, busi_sample):
         assert 15.0 <= t["notch_mm"] <= 22.0 and t["gauge"] in (14, 16)
         assert 0.75 <= t["shrinkage"] <= 0.95 and 1 <= len(t["fragments_mm"]) <= 3
         us = cv2.imread(str(d / "us.png"), 0).astype(float)
-        src = cv2.imread(str(busi_sample / "images" / f"{t['image_id']}.png"), 0).astype(float)
+        stem = _stem_by_sha(busi_sample)[t["image_sha256"]]
+        src = cv2.imread(str(busi_sample / "images" / f"{stem}.png"), 0).astype(float)
         # the echo is bright just behind the tip and the image is unchanged far from the needle
         tip = np.array(t["tip"])
         back = tip + (np.array(t["entry"]) - tip) / np.linalg.norm(np.array(t["entry"]) - tip) * 5

@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from edge_runtime.errors import ConfigError
+from edge_runtime.manifest import sha256_file
 from training.average import average_checkpoints
 from training.checkpoint import read_checkpoint, save_checkpoint
 from training.losses import SegLoss, image_presence_loss
@@ -195,6 +196,10 @@ def test_average_of_two_runs_lies_between_them_with_batchnorm_measured_again(tmp
     assert not torch.equal(a[key], b[key]) and torch.allclose(soup[key], (a[key] + b[key]) / 2)
     bn = "net.stem.0.1.running_var"  # re-measured on the train images, not the mean of the two
     assert not torch.allclose(soup[bn], (a[bn] + b[bn]) / 2)
-    assert [str(c) for c in cks] == read_checkpoint(out)["manifest"]["source"]["averaged_from"]
+    # each input by file name and sha256, never by path (a folder above may be named after a patient)
+    averaged_from = read_checkpoint(out)["manifest"]["source"]["averaged_from"]
+    assert averaged_from == [{"checkpoint": "best.pt", "sha256": sha256_file(c)} for c in cks]
+    assert averaged_from[0]["sha256"] != averaged_from[1]["sha256"]
+    assert not any(sep in str(averaged_from) for sep in ("/", "\\", tmp_path.name))
     with pytest.raises(ConfigError, match="at least two"):
         average_checkpoints(cks[:1], busi_dataset, tmp_path / "one.pt")

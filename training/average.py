@@ -9,7 +9,8 @@ preprocessing, no augmentation), as ``torch.optim.swa_utils.update_bn`` does.
 Usage: ``python -m training.average --data DATASET --out OUT/best.pt CK1 CK2 [...]``. Inputs:
 checkpoints with the same ``model_config`` and normalisation, the dataset whose train split
 re-estimates BatchNorm. Output: ``OUT/best.pt`` + manifest (the first checkpoint's, with
-``source.averaged_from`` listing the inputs).
+``source.averaged_from`` naming each input by file name and sha256, never by path: the manifest
+travels with the model, and a folder above a checkpoint may be named after a patient).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader
 
 from edge_runtime.errors import ConfigError
+from edge_runtime.manifest import sha256_file
 from training.checkpoint import load_model_and_config, read_checkpoint, save_checkpoint
 from training.data import read_cases, select_split
 from training.dataset import SegDataset
@@ -61,7 +63,8 @@ def average_checkpoints(checkpoints: list[str | Path], data: str | Path, out: st
     train = SegDataset(select_split(read_cases(data), "train", data), size, manifest.mean, manifest.std, None)
     update_bn(_Images(DataLoader(train, batch_size=BN_BATCH, shuffle=False)), model)
     model.eval()
-    derived = manifest.derive(source={**manifest.source, "averaged_from": [str(c) for c in checkpoints]})
+    averaged_from = [{"checkpoint": Path(c).name, "sha256": sha256_file(c)} for c in checkpoints]
+    derived = manifest.derive(source={**manifest.source, "averaged_from": averaged_from})
     return save_checkpoint(
         {"model": model.state_dict(), "model_config": model_config, "manifest": derived.to_dict()},
         out,

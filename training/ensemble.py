@@ -7,7 +7,8 @@ on every frame (two members: about twice the network's time).
 
 Usage: ``python -m training.ensemble --out OUT/best.pt CK1 CK2 [...]``. Inputs: checkpoints whose
 manifests agree on input size, normalisation and classes. Output: ``OUT/best.pt`` + manifest
-(``arch: ensemble``, ``source.ensemble_of`` naming each member and its sha256). The members'
+(``arch: ensemble``, ``source.ensemble_of`` naming each member by file name and sha256, never by
+path: a folder above a checkpoint may be named after a patient). The members'
 calibration is not carried over: their logits are averaged before any temperature, so the
 ensemble is calibrated afresh (``sonomap calibrate``) like any new model.
 """
@@ -18,7 +19,7 @@ import argparse
 from pathlib import Path
 
 from edge_runtime.errors import ConfigError, SonomapError
-from edge_runtime.manifest import Manifest
+from edge_runtime.manifest import Manifest, sha256_file
 from training.checkpoint import load_model_and_config, save_checkpoint
 from training.models import ENSEMBLE_ARCH, LogitEnsemble
 
@@ -51,7 +52,7 @@ def ensemble_checkpoints(checkpoints: list[str | Path], out: str | Path) -> Path
             _same_contract(first, manifest, path)
         members.append(model)
         configs.append(config)
-        sources.append({"checkpoint": str(path), "sha256": manifest.sha256})
+        sources.append({"checkpoint": path.name, "sha256": sha256_file(path)})
     ensemble = LogitEnsemble(members).eval()
     model_config = {"arch": ENSEMBLE_ARCH, "num_classes": first.num_classes, "members": configs}
     manifest = first.derive(

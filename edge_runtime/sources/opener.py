@@ -120,7 +120,8 @@ class DicomCineSource(Source):
         )
         self.mm_per_pixel = self._mm_per_pixel(ds)
         # the kind, not the path: a file name may carry the patient's name even when the header does not
-        log.info("%s: %d frame(s) at %.1f fps", self.name, len(self.pixels), self.fps)
+        height, width = pixels.shape[1:3]
+        log.info("%s: %d frame(s) of %dx%d at %.1f fps", self.name, len(pixels), width, height, self.fps)
 
     @staticmethod
     def _mm_per_pixel(ds) -> float | None:

@@ -22,7 +22,8 @@ def _procedure(args) -> int:
     info = write_procedure_clip(out, seed=args.seed, image=args.image, truth=True)
     truth_json, lesion = truth_paths(out)
     print(
-        f"{out}: {info['frames']} frames, {len(info['fires'])} needle fires, image {info['image']} "
+        f"{out}: {info['frames']} frames, {len(info['fires'])} needle fires, "
+        f"image sha256 {info['image_sha256'][:12]} "
         f"({'malignant: the lesion is cancer' if info['cancer'] else 'benign: no cancer'}); truth in "
         f"{truth_json.name} and {lesion.name}"
     )

@@ -6,9 +6,10 @@ specular reflector) is the decoy. Each needle is drawn with registration's post-
 (shaft, reverberation tail, shadow); it enters from the left edge, is advanced slowly, held, fired
 (the tip jumps by the throw in one frame, or over two), held in the tract, then withdrawn.
 ``write_procedure_clip`` returns the truth: per fire the pre-fire and post-fire frame indices and the
-post-fire tip (ROI pixels) and angle. With ``truth=True`` it also writes, beside CLIP.mp4,
-``CLIP.lesion.png`` (the image's lesion mask carried into ROI pixels exactly as the image is, 0/255;
-empty for a benign image: no cancer) and ``CLIP.truth.json`` (the returned dict), which
+post-fire tip (ROI pixels) and angle, and the source image by the SHA-256 of its content, never its
+name (a user's image may be named after the patient). With ``truth=True`` it also writes, beside
+CLIP.mp4, ``CLIP.lesion.png`` (the image's lesion mask carried into ROI pixels exactly as the image
+is, 0/255; empty for a benign image: no cancer) and ``CLIP.truth.json`` (the returned dict), which
 ``sonomap simulate-pathology`` turns into a slide and annotation per captured core.
 """
 
@@ -21,6 +22,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.errors import InputError
+from edge_runtime.manifest import sha256_file
 from edge_runtime.sinks.mp4 import Mp4Sink
 from edge_runtime.sources.synthetic import BORDER_PX, ScreenSimulator, default_image
 from registration.report import write_json, write_png
@@ -172,7 +174,7 @@ def write_procedure_clip(
         sink.close()
     info = {
         "clip": str(out),
-        "image": image.name,
+        "image_sha256": sha256_file(image),  # not its name: an image may be named after the patient
         "roi": sim.roi.as_list(),
         "mm_per_pixel": mm,
         "frames": len(views),

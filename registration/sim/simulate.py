@@ -9,6 +9,12 @@ core.geojson (QuPath), core.xml (ASAP, same polygons) and truth.json (all sample
 
 BUSI carries no calibration, so each case draws an imaging depth of 40-50 mm and records
 mm_per_pixel = depth / image height.
+
+Nothing written or returned carries an input file's name: a user's own images may be named after
+the patient. Case ids are ``sim_NNNN``; case.yaml's ``patient_id`` is ``src-`` + the first 12 hex
+digits of the image file's SHA-256 (cases made from one image stay one patient for the dataset
+split), and ``source.image_sha256`` / truth.json's ``image_sha256`` / a skipped entry record the
+image by the SHA-256 of its content.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import numpy as np
 import yaml
 
 from edge_runtime.errors import InputError
+from edge_runtime.manifest import sha256_file
 from registration.report import write_json, write_png, write_text
 from registration.sim.biopsy_core import CoreParams, build_layout
 from registration.sim.echo import draw_needle
@@ -34,6 +41,7 @@ MIN_TRUTH_PX = 12
 MIN_LESION_SHARE = 0.25
 NOTCH_SHIFT = 0.3  # notch centre offset from the aimed lesion point, in notch lengths
 SHAFT_POINT_FRACTION = 0.6  # recorded shaft point: this far from the tip towards the entry
+PSEUDONYM_HEX = 12  # hex digits of the image's SHA-256 in its pseudonymous patient id
 
 
 @dataclass
@@ -45,8 +53,27 @@ class SimParams:
     core: CoreParams = field(default_factory=CoreParams)
 
 
-def list_sources(images_dir: Path, masks_dir: Path) -> list[tuple[str, Path, Path]]:
-    """(stem, image, mask) of malignant images (index.csv label) or of all images with a lesion."""
+@dataclass(frozen=True)
+class SimSource:
+    """One source image and its lesion mask, known outside this module only by the image's digest."""
+
+    image: Path
+    mask: Path
+    sha256: str  # of the image file's bytes
+
+    @property
+    def patient_id(self) -> str:
+        """Pseudonymous patient id: the same for every case made from this image, no file name in it."""
+        return f"src-{self.sha256[:PSEUDONYM_HEX]}"
+
+    @property
+    def label(self) -> str:
+        """How messages name this source: by digest, never by its file name."""
+        return f"source image {self.patient_id}"
+
+
+def list_sources(images_dir: Path, masks_dir: Path) -> list[SimSource]:
+    """Malignant images (index.csv label) or all images with a lesion mask, each with its digest."""
     images_dir, masks_dir = Path(images_dir), Path(masks_dir)
     if not images_dir.is_dir():
         raise InputError(f"--images {images_dir}: not a folder")
@@ -66,7 +93,7 @@ def list_sources(images_dir: Path, masks_dir: Path) -> list[tuple[str, Path, Pat
             None,
         )
         if mask is not None:
-            out.append((img.stem, img, mask))
+            out.append(SimSource(img, mask, sha256_file(img)))
     if not out:
         raise InputError(f"--images {images_dir}: no images with a matching lesion mask in {masks_dir}")
     return out
@@ -153,17 +180,17 @@ def _length_keys(geo: dict, core_truth: dict, rng, p: SimParams) -> dict:
 
 
 def simulate_case(
-    stem: str, image: Path, mask: Path, case_dir: Path, rng: np.random.Generator, p: SimParams, case_id: str
+    src: SimSource, case_dir: Path, rng: np.random.Generator, p: SimParams, case_id: str
 ) -> dict:
-    gray = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE)
-    lesion_img = cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE)
+    gray = cv2.imread(str(src.image), cv2.IMREAD_GRAYSCALE)
+    lesion_img = cv2.imread(str(src.mask), cv2.IMREAD_GRAYSCALE)
     if gray is None or lesion_img is None:
-        raise InputError(f"{image}: unreadable image or mask")
+        raise InputError(f"{src.label}: unreadable image or mask")
     if lesion_img.shape != gray.shape:
-        raise InputError(f"{mask}: mask size {lesion_img.shape} differs from the image {gray.shape}")
+        raise InputError(f"{src.label}: mask size {lesion_img.shape} differs from the image {gray.shape}")
     lesion = lesion_img > 127
     mmpp = float(rng.uniform(*p.depth_mm)) / gray.shape[0]
-    geo = sample_tract(lesion, mmpp, rng, p, str(image))
+    geo = sample_tract(lesion, mmpp, rng, p, src.label)
     tract = geo["tract"]
     band, _, _ = tract.band(gray.shape)
     truth = np.full(gray.shape, 255, np.uint8)
@@ -179,8 +206,8 @@ def simulate_case(
     write_asap_xml(layout, case_dir / "core.xml")
     case = {
         "id": case_id,
-        "patient_id": stem,
-        "source": {"image_id": stem, "dataset": "BUSI", "simulated": True},
+        "patient_id": src.patient_id,
+        "source": {"image_sha256": src.sha256, "dataset": "BUSI", "simulated": True},
         "ultrasound": {"image": "us.png", "mm_per_pixel": round(mmpp, 6), "dataset_image": "us_prefire.png"},
         "needle": {
             "tip": _pt(geo["tip"]),
@@ -203,7 +230,7 @@ def simulate_case(
     write_text(case_dir / "case.yaml", yaml.safe_dump(case, sort_keys=False))
     truth_info = {
         "case_id": case_id,
-        "image_id": stem,
+        "image_sha256": src.sha256,
         "mm_per_pixel": mmpp,
         "angle_deg": geo["angle_deg"],
         "tip": _pt(geo["tip"]),
@@ -235,12 +262,12 @@ def simulate_cases(
     made, skipped = [], []
     i = 0
     while len(made) < n and i < n + len(sources):
-        stem, image, mask = sources[order[i % len(sources)]]
+        src = sources[order[i % len(sources)]]
         i += 1
-        case_id = f"sim_{len(made):04d}_{stem}"
+        case_id = f"sim_{len(made):04d}"  # no file name: the image may be named after the patient
         case_rng = np.random.default_rng([seed, i])
         try:
-            made.append(simulate_case(stem, image, mask, out / case_id, case_rng, params, case_id))
+            made.append(simulate_case(src, out / case_id, case_rng, params, case_id))
         except InputError as exc:  # e.g. a lesion too close to the border for any tract
-            skipped.append({"image_id": stem, "reason": str(exc)})
+            skipped.append({"image_sha256": src.sha256, "reason": str(exc)})
     return {"out": str(out), "cases": made, "skipped": skipped}
