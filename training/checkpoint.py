@@ -9,7 +9,9 @@ Only tensors and plain values (dict, list, tuple, str, int, float, bool, None) a
 every file is read with ``torch.load(weights_only=True)``: loading a checkpoint never runs code
 from it. A file that needs more (an older sonomap format, or one from elsewhere) is refused with
 a one-line error; ``sonomap upgrade-checkpoint FILE --trust-checkpoint`` converts it once, for a
-file whose origin the user vouches for.
+file whose origin the user vouches for. A file that is no torch checkpoint at all (an ONNX or
+TorchScript model, a TensorRT engine, the manifest) is named as what it is, before torch reads it
+(:mod:`training.checkpoint_kind`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import torch
 from edge_runtime.atomic import atomic_path, same_file
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.manifest import Manifest, load_manifest, manifest_path, save_manifest
+from training.checkpoint_kind import not_a_checkpoint
 from training.models import build_from_config
 
 log = logging.getLogger("sonomap.checkpoint")
@@ -101,6 +104,9 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: checkpoint not found")
+    foreign = not_a_checkpoint(path)  # an exported model, an engine, ...: named, with what to give instead
+    if foreign:
+        raise InputError(f"{path}: {foreign}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as exc:
