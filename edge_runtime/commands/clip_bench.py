@@ -85,12 +85,17 @@ def cmd_make_clip(args) -> int:
         raise InputError(f"--out {out}: {exc}") from exc
     # The writer's thread may fail on the last frames or while finalising, after the last write
     # returned, and FFmpeg does not report every failed write (a file size limit): the file itself
-    # says whether every frame is in it.
+    # says whether every frame and its closing index are in it.
+    from edge_runtime.sinks.mp4 import unfinished  # deferred: the writer loads OpenCV, `--help` needs none
+
     written = frames_in(out)
     if written != args.frames:
         raise InputError(
             f"--out {out}: writing the video failed: the file holds {written} of {args.frames} frames"
         )
+    problem = unfinished(out)
+    if problem:
+        raise InputError(f"--out {out}: {problem}")
     out.with_suffix(INFO_SUFFIX).write_text(json.dumps(info, indent=2))
     print(
         f"wrote {args.out}: {args.frames} frames at {args.fps} fps, ROI {','.join(map(str, info['roi']))} "

@@ -8,7 +8,10 @@ option(s) and the path when an output
 - is one of the inputs: writing it would destroy what is being read;
 - is the same file as another output: two writers in one file leave neither readable;
 - cannot be created: an existing folder where a file goes (or a file where a folder goes), a
-  parent that is a file, a folder this process may not write in.
+  parent that is a file, a folder this process may not write in;
+- is a live recording on something that exists and is not a regular file (a device such as
+  ``/dev/null``, a FIFO, a socket): live keeps an existing recording and records beside it under a
+  new name (:mod:`edge_runtime.sinks.recordings`), which would put ``/dev/null-1`` in ``/dev``.
 
 The commands run these checks before any sink opens, so a bad path is refused at once instead of
 after a long run, and a file already there is never touched by a run that was going to fail.
@@ -38,6 +41,7 @@ class Output:
     option: str
     path: Path
     folder: bool = False  # a folder of files (--save-masks, --cases) rather than one file
+    live: bool = False  # a live recording: never written over, so an existing one must be a file (or folder)
 
 
 def sink_options(args, video_option: str) -> dict[str, str]:
@@ -50,9 +54,10 @@ def sink_options(args, video_option: str) -> dict[str, str]:
     return names
 
 
-def runtime_outputs(args, config, video_option: str) -> list[Output]:
+def runtime_outputs(args, config, video_option: str, live: bool = False) -> list[Output]:
     """What ``replay``/``live`` will write: the ``sinks`` files (strftime fields filled in as the
-    recorders will), the ``--record-sequence`` headers and data files, the ``--cases`` folder."""
+    recorders will), the ``--record-sequence`` headers and data files, the ``--cases`` folder.
+    ``live``: the recordings (not the summary) are live ones (:attr:`Output.live`)."""
     from edge_runtime.sinks import recordings  # deferred for --help: loads the recorders' helpers
     from edge_runtime.sinks import sequence_layout as layout
 
@@ -62,12 +67,13 @@ def runtime_outputs(args, config, video_option: str) -> list[Output]:
         template = getattr(config.sinks, kind)
         if template:
             path = Path(template) if kind in LITERAL_SINKS else recordings.expand(template)
-            outputs.append(Output(name, path, folder=kind in FOLDER_SINKS))
+            recording = live and kind not in LITERAL_SINKS
+            outputs.append(Output(name, path, folder=kind in FOLDER_SINKS, live=recording))
     if getattr(args, "record_sequence", None):
         for header in layout.sequence_paths(recordings.expand(args.record_sequence)).values():
             outputs += [
-                Output("--record-sequence", header),
-                Output("--record-sequence", layout.data_path(header)),
+                Output("--record-sequence", header, live=live),
+                Output("--record-sequence", layout.data_path(header), live=live),
             ]
     if getattr(args, "cases", None):
         outputs.append(Output("--cases", Path(args.cases), folder=True))
@@ -117,6 +123,11 @@ def check_writable(out: Output) -> None:
             raise ConfigError(f"{out.option} {path}: is a file, not a folder")
         if not out.folder and path.is_dir():
             raise ConfigError(f"{out.option} {path}: is a folder; give a file name")
+        if out.live and not out.folder and not path.is_file():
+            raise ConfigError(
+                f"{out.option} {path}: exists and is not a regular file (a device, FIFO or socket); "
+                "a live recording goes to a file of its own: give a file name"
+            )
         # Replaced or written into by replay, kept by live (which records under a new name beside
         # it): its own permissions are for the writer to report.
         return

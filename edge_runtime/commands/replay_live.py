@@ -96,7 +96,8 @@ def cmd_live(args) -> int:
     if not args.headless and config.sinks.window is False and not args.config:
         config.sinks.window = True
     check_outputs(  # before the recording folders are made and any sink opens
-        runtime_outputs(args, config, LIVE_VIDEO_OPTION), runtime_inputs(args, config, LIVE_INPUT_NAME)
+        runtime_outputs(args, config, LIVE_VIDEO_OPTION, live=True),
+        runtime_inputs(args, config, LIVE_INPUT_NAME),
     )
     capture = capture_observers(args, config)
     sequence = sequence_observers(args, config, live=True)

@@ -6,11 +6,20 @@ libx264 runs one thread per four cores (:func:`edge_runtime.cpus.encode_threads`
 thread pool would only fight inference for the same cores, on a large one a single thread caps the
 frame rate. Below ``sinks.min_free_gb`` it finalises its file and pauses; it resumes into a new file
 when space returns (:class:`edge_runtime.sinks.recordings.SpaceGuard`).
+
+FFmpeg does not report every failed write: when the disk fills up (or a file size limit is hit) while
+it closes the file, writing the last fragment and the index, ``close()`` returns as if all went well
+and the file is cut short. So after closing, :func:`unfinished` reads the file's last bytes back: a
+complete fragmented mp4 ends in its fragment index (``mfra``, closed by an ``mfro`` box giving its
+size), the last thing FFmpeg writes; a file without it is a failed recording (``error``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import stat
+import struct
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -29,6 +38,33 @@ log = logging.getLogger("sonomap.sinks")
 # A fragment per keyframe; empty_moov makes the file readable without a trailing index.
 FRAGMENTED_MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
 KEYFRAME_SECONDS = 1.0
+MFRO = struct.Struct(">I4sII")  # the mfro box that ends an mp4: size 16, type, version+flags, mfra size
+BOX_HEADER = struct.Struct(">I4s")
+
+
+def unfinished(path: str | Path) -> str | None:
+    """None when the fragmented mp4 at ``path`` ends in its complete index (an ``mfra`` box closed by
+    ``mfro``: FFmpeg writes it last) or is no regular file (a pipe, a device: nothing to read back);
+    otherwise one line saying what is missing."""
+    try:
+        with open(path, "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                return None
+            size = info.st_size
+            if size >= MFRO.size:
+                f.seek(size - MFRO.size)
+                box, kind, _flags, mfra = MFRO.unpack(f.read(MFRO.size))
+                if box == MFRO.size and kind == b"mfro" and BOX_HEADER.size + MFRO.size <= mfra <= size:
+                    f.seek(size - mfra)
+                    if BOX_HEADER.unpack(f.read(BOX_HEADER.size)) == (mfra, b"mfra"):
+                        return None
+    except OSError as exc:
+        return f"cannot be read back after writing ({exc})"
+    return (
+        f"writing the end of the file failed: it stops after {size} bytes without the closing index "
+        "FFmpeg writes last (disk full, or a file size limit)"
+    )
 
 
 class Mp4Sink(ThreadedWriter):
@@ -175,3 +211,6 @@ class Mp4Sink(ThreadedWriter):
         for packet in stream.encode(None):
             container.mux(packet)
         container.close()
+        problem = unfinished(self.files[-1])  # FFmpeg may drop the last writes without an error
+        if problem and self.error is None:  # a write that failed before has been reported already
+            raise InputError(f"{self.files[-1]}: {problem}")

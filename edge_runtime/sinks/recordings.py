@@ -9,7 +9,9 @@ With a fixed ``sinks.video`` path the restarted process would truncate the file 
   ``%%`` is a literal ``%``);
 - in live mode an existing recording (a file, or a mask folder with anything in it) is kept and the
   new one gets the first free ``-1``, ``-2``, ... suffix, with a warning. A replay's outputs are
-  results re-made on demand, so replay overwrites them as before.
+  results re-made on demand, so replay overwrites them as before. A live path that exists and is
+  neither a regular file nor a folder (``/dev/null``, a FIFO) is refused: no recording is there to
+  keep, and a name beside it (``/dev/null-1``) would land in ``/dev``.
 
 Disk hygiene (:class:`SpaceGuard`, :func:`apply_retention`):
 
@@ -62,7 +64,14 @@ def session_path(template: str | Path, keep_existing: bool, now: float | None = 
     """The path this session records to: ``template`` expanded; with ``keep_existing``, a free variant
     when that path already holds a recording."""
     path = expand(template, now)
-    if not keep_existing or not _taken(path):
+    if not keep_existing:
+        return path
+    if path.exists() and not (path.is_file() or path.is_dir()):
+        raise InputError(
+            f"{path}: exists and is not a regular file (a device, FIFO or socket); a live recording "
+            "goes to a file of its own: give a file name"
+        )
+    if not _taken(path):
         return path
     for n in range(1, MAX_SUFFIX + 1):
         candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")

@@ -1,7 +1,8 @@
 """A sink's worker thread: ``submit`` queues an item, the thread writes it (``_write_now``), so a slow
 disk or encoder never holds up the frame that is being shown. ``block`` chooses backpressure
 (replay: every frame is written) or dropping (live: ``dropped`` counts them). A write error stops
-that sink only (``error``; the display goes on) and is counted in ``EVENTS["recording_failed"]``.
+that sink only (``error``; the display goes on) and is counted in ``EVENTS["recording_failed"]``, as
+is a failure to finalise the file at the end.
 ``close`` waits at most :data:`CLOSE_TIMEOUT_S` for room in the queue and again for the thread: a
 writer stuck on a hung disk is left behind, and finalises its file if the disk comes back.
 """
@@ -49,7 +50,9 @@ class ThreadedWriter:
         try:
             self._finish()
         except Exception as exc:
-            self.error = self.error or exc
+            if self.error is None:  # every write went through, finalising failed: a failed recording too
+                self.error = exc
+                EVENTS.inc("recording_failed")
             log.error("sink %s could not finalise: %s", self.name, exc)
 
     def submit(self, *item) -> None:
