@@ -54,5 +54,5 @@ sonomap demo finished. Outputs in $OUT:
   registration QA   $OUT/dataset/registration/<id>/qa.png (+ label.png, report.json), $OUT/dataset/batch_report.json
   training run      $OUT/run/ (best.pt + manifest, metrics)
   evaluation        $OUT/eval/ (report.md, metrics.csv, plots)
-  exported model    $OUT/model.onnx (+ model.onnx.yaml, parity.json)
+  exported model    $OUT/model.onnx (+ model.onnx.yaml, model.onnx.parity.json)
 EOM

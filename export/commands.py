@@ -70,9 +70,9 @@ def _add_parity_args(p: argparse.ArgumentParser, frames_help: str, default_frame
 def _add_onnx(targets) -> None:
     p = targets.add_parser(
         "onnx",
-        help="checkpoint -> ONNX + manifest + parity.json",
+        help="checkpoint -> ONNX + manifest + MODEL.parity.json",
         description="Export CK to ONNX (opset 17) with its manifest, then compare ONNX "
-        "Runtime with torch FP32 on real frames and write parity.json beside the model. "
+        "Runtime with torch FP32 on real frames and write MODEL.parity.json beside the model. "
         "Exit 1 when mask agreement is below 99.9% (FP16: 99.5%), 4 when a written graph fails the "
         "TensorRT compatibility lint (export/trt_lint.py).",
     )

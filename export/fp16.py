@@ -1,7 +1,8 @@
 """FP32 ONNX -> FP16 ONNX (onnxconverter-common), checked against the FP32 model with ONNX Runtime.
 
 Input: ``model.onnx`` (+ manifest). Outputs: ``model.fp16.onnx`` + ``model.fp16.onnx.yaml``
-(extra.precision fp16) and a ``fp16_vs_fp32`` section in ``parity.json``.
+(extra.precision fp16) and an ``fp16`` section (FP16 vs FP32) in the FP32 model's report,
+``model.onnx.parity.json``.
 
 ``keep_io_types=True`` keeps the graph's I/O as it was: uint8 ``frame`` in, float32 ``prob``
 and uint8 ``mask`` out, so the runtime feeds both models the same way. Resize stays in

@@ -1,7 +1,7 @@
 """`sonomap export onnx`: export, check parity on real frames, optionally make the FP16 twin.
 
 Wiring only (one place): export_onnx -> torch_vs_ort -> [convert_fp16 -> fp16_vs_fp32]
--> parity.json + parity summary in the manifest -> TensorRT lint of each file written -> exit code.
+-> MODEL.parity.json + parity summary in the manifest -> TensorRT lint of each file written -> exit code.
 """
 
 from __future__ import annotations

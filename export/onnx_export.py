@@ -2,7 +2,7 @@
 
 Inputs: ``CK`` (a ``sonomap train`` checkpoint with ``CK.yaml`` beside it).
 Outputs: ``model.onnx``, ``model.onnx.yaml`` (format onnx, io, profile, sha256, source),
-``parity.json`` (torch FP32 vs ONNX Runtime FP32 on real frames) beside the model.
+``model.onnx.parity.json`` (torch FP32 vs ONNX Runtime FP32 on real frames) beside the model.
 An ``out`` that is the checkpoint itself is refused before anything is written. The manifest
 names the checkpoint by file name and sha256 only: it travels to the cart, and a folder above
 the checkpoint or the dataset may be named after a patient.

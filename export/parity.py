@@ -9,7 +9,8 @@ Empty-mask policy: pixels of an empty mask count like any
 other, so two empty masks agree fully; the cancer-pixel counts are reported beside the
 agreement so a model that marks nothing is visible as such.
 
-Writes ``parity.json`` beside the model (sections merged, written atomically).
+Writes ``MODEL.parity.json`` beside the model, named after it (``model.onnx.parity.json``), so
+models exported into one folder keep a report each (sections merged, written atomically).
 No torch import here: selfcheck uses this on the cart.
 """
 
@@ -27,7 +28,7 @@ from edge_runtime.errors import InputError
 
 FP32_AGREEMENT_BAR = 0.999  # torch FP32 vs ONNX Runtime FP32
 FP16_AGREEMENT_BAR = 0.995  # FP16 (ONNX or TensorRT) vs FP32
-PARITY_FILE = "parity.json"
+PARITY_SUFFIX = ".parity.json"  # appended to the model's file name
 
 
 @dataclass
@@ -123,9 +124,15 @@ def run_ort(session, gray: np.ndarray, input_name: str = "frame") -> tuple[np.nd
     return prob[0, 0].astype(np.float32), mask[0, 0]
 
 
+def parity_path(model_path: str | Path) -> Path:
+    """The parity report of a model: ``MODEL.parity.json`` beside it (model.onnx -> model.onnx.parity.json)."""
+    path = Path(model_path)
+    return path.with_name(path.name + PARITY_SUFFIX)
+
+
 def write_parity(model_path: str | Path, sections: dict[str, Any]) -> Path:
-    """Merge ``sections`` into ``parity.json`` beside the model (atomic replace)."""
-    out = Path(model_path).with_name(PARITY_FILE)
+    """Merge ``sections`` into the model's report, ``MODEL.parity.json`` beside it (atomic replace)."""
+    out = parity_path(model_path)
     data: dict[str, Any] = {}
     if out.is_file():
         try:

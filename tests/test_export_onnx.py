@@ -64,13 +64,33 @@ def test_onnx_file_manifest_and_checker(exported, checkpoint):
 
 
 def test_parity_json_fp32_and_fp16(exported):
-    report = json.loads((exported.parent / "parity.json").read_text())
+    report = json.loads((exported.parent / "model.onnx.parity.json").read_text())
     fp32, fp16 = report["fp32"], report["fp16"]
     assert fp32["frames"] == PARITY_FRAMES and fp32["passed"] and fp32["mask_agreement"] >= 0.999
     assert fp16["passed"] and fp16["mask_agreement"] >= 0.995
     # The fitted model marks lesions: agreement is not measured on empty masks.
     assert 0 < fp32["cancer_pixels_reference"] < fp32["pixels"]
     assert load_manifest(exported).extra["parity"]["passed"] is True
+
+
+def test_a_second_model_in_the_folder_keeps_the_first_models_report(
+    exported, checkpoint, busi_sample, capsys
+):
+    """Reports are named after their model: exporting other.onnx beside model.onnx (FP32 only) leaves
+    model.onnx's report, FP16 section included, as it was."""
+    first = exported.with_name("model.onnx.parity.json")
+    before = first.read_bytes()
+    other = exported.with_name("other.onnx")
+    rc = main(
+        ["export", "onnx", "--checkpoint", str(checkpoint), "--out", str(other), "--parity-frames", "1"]
+        + ["--frames", str(busi_sample / "images")]
+    )
+    assert rc == 0
+    assert f"parity report: {other}.parity.json" in capsys.readouterr().out
+    assert first.read_bytes() == before
+    report = json.loads(other.with_name("other.onnx.parity.json").read_text())
+    assert set(report) == {"fp32"} and report["fp32"]["frames"] == 1
+    assert not exported.with_name("parity.json").exists()
 
 
 def test_dynamic_size_outputs_follow_input(exported):

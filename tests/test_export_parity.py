@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge_runtime.errors import InputError
-from export.parity import FP32_AGREEMENT_BAR, count_frame, summarise, write_parity
+from export.parity import FP32_AGREEMENT_BAR, count_frame, parity_path, summarise, write_parity
 
 CANCER = 1
 
@@ -59,11 +59,28 @@ def test_write_parity_merges_sections(tmp_path):
     model = tmp_path / "model.onnx"
     write_parity(model, {"fp32": {"passed": True}})
     write_parity(model, {"fp16": {"passed": False}})
-    assert json.loads((tmp_path / "parity.json").read_text()) == {
+    report = tmp_path / "model.onnx.parity.json"
+    assert json.loads(report.read_text()) == {
         "fp32": {"passed": True},
         "fp16": {"passed": False},
     }
-    (tmp_path / "parity.json").write_text("{broken")
+    report.write_text("{broken")
     write_parity(model, {"fp32": {"passed": True}})  # a damaged report is replaced
-    assert json.loads((tmp_path / "parity.json").read_text()) == {"fp32": {"passed": True}}
+    assert json.loads(report.read_text()) == {"fp32": {"passed": True}}
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_two_models_in_one_folder_keep_a_report_each(tmp_path):
+    write_parity(
+        tmp_path / "model.onnx", {"fp32": {"candidate": "model"}, "fp16": {"candidate": "model-fp16"}}
+    )
+    write_parity(tmp_path / "other.onnx", {"fp32": {"candidate": "other"}})
+    write_parity(tmp_path / "model.ts", {"torchscript": {"candidate": "ts"}})
+    assert json.loads((tmp_path / "model.onnx.parity.json").read_text()) == {
+        "fp32": {"candidate": "model"},
+        "fp16": {"candidate": "model-fp16"},
+    }
+    assert json.loads((tmp_path / "other.onnx.parity.json").read_text()) == {"fp32": {"candidate": "other"}}
+    assert json.loads((tmp_path / "model.ts.parity.json").read_text()) == {"torchscript": {"candidate": "ts"}}
+    assert parity_path(tmp_path / "model.onnx") == tmp_path / "model.onnx.parity.json"
+    assert not (tmp_path / "parity.json").exists()

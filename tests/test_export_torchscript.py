@@ -42,7 +42,7 @@ def test_manifest_and_parity(exported):
     assert m.format == "torchscript" and m.preprocessing_in_graph
     assert m.source["checkpoint_sha256"] == sha256_file(ck)
     assert [t["name"] for t in m.io["outputs"]] == ["prob", "mask"]
-    section = json.loads((out.parent / "parity.json").read_text())["torchscript"]
+    section = json.loads(out.with_name(out.name + ".parity.json").read_text())["torchscript"]
     assert section["passed"] and section["frames"] == 3 and section["mask_agreement"] >= 0.999
 
 
