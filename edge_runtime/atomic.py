@@ -2,9 +2,14 @@
 
 ``atomic_path(path)`` yields a hidden temp file beside ``path``; when the block ends without
 an error the temp file is renamed over ``path`` (one rename: readers see the old file or the
-new one), otherwise it is deleted and the error propagates. A ``path`` that is a folder, or
-whose parent is a file, is refused before anything is written, with an OSError naming ``path``
-(the CLI prints it as one line ``PATH: REASON``), never the hidden temp file.
+new one), otherwise it is deleted and the error propagates. A ``path`` that is a folder, a device,
+a pipe or a socket (the rename would replace ``/dev/null`` itself when run as root), or whose parent
+is a file, is refused before anything is written. Every OSError of the write names ``path`` (the CLI
+prints it as one line ``PATH: REASON``), never the hidden temp file.
+
+``atomic_write_png(path, image)`` is the one PNG writer of the stages: cv2.imencode, then the atomic
+byte writer; a failure is one line naming ``path`` (an InputError when the array cannot be encoded,
+an OSError when the file cannot be written).
 
 ``same_file(a, b)`` tells whether two paths name one file (through links too): the commands use
 it to refuse an output that would overwrite one of their inputs.
@@ -18,6 +23,11 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_runtime.errors import InputError
 
 FILE_MODE = 0o644  # mkstemp creates 0600; outputs are shared with the team and the service user
 
@@ -39,6 +49,12 @@ def atomic_path(path: str | Path, durable: bool = False) -> Iterator[Path]:
         os.replace(tmp, path)
         if durable:
             _fsync(path.parent, os.O_RDONLY)  # make the rename itself durable
+    except OSError as exc:
+        # A failed write of the temp file (no space, no permission) names the target instead: the
+        # temp file is gone by the time anyone reads the message. Errors about other files pass.
+        if exc.errno is None or exc.filename not in (None, str(tmp)):
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -48,6 +64,8 @@ def _check_target(path: Path) -> None:
     (os.replace would otherwise report the temp file, mkdir a parent that merely exists)."""
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder, not a file: give a file name", str(path))
+    if path.exists() and not path.is_file():
+        raise OSError(errno.EINVAL, "is a device, pipe or socket, not a file: give a file name", str(path))
     for parent in (path.parent, *path.parent.parents):
         if parent.exists() or parent.is_symlink():
             if not parent.is_dir():
@@ -85,3 +103,17 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def atomic_write_png(path: str | Path, image: np.ndarray) -> Path:
+    """Write ``image`` (uint8 or uint16; gray, BGR or BGRA) as a PNG file at ``path``, atomically;
+    return ``path``. InputError ``PATH: PNG encoding failed (REASON)`` when OpenCV cannot encode the
+    array (None, empty, 2 or 5+ channels); an OSError naming ``path``, never the temp file, when the
+    file cannot be written (a folder there, no permission, no space)."""
+    try:
+        ok, buf = cv2.imencode(".png", image)
+    except cv2.error as exc:
+        raise InputError(f"{path}: PNG encoding failed ({str(exc).strip().splitlines()[-1]})") from exc
+    if not ok:
+        raise InputError(f"{path}: PNG encoding failed")
+    return atomic_write_bytes(path, buf.tobytes())

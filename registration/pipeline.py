@@ -1,18 +1,15 @@
 """register_case: the one place where the registration stages are wired together.
 
 Stages (each a function in its own module):
-  load_case (case.py) -> load_ultrasound (ultrasound.py) -> resolve the tract (tract.py, needle.py)
-  -> read_slide (wsi.py) -> load_annotations + rasterise (annotations.py) -> find_fragments +
-  orient (core.py, centerline.py) -> resolve_shrinkage + place + rasterise_label (mapping.py)
-  -> make_qa (qa.py) -> files (report.py).
+  load_case (case.py) -> refuse_overwriting_inputs (case_outputs.py) -> load_ultrasound
+  (ultrasound.py) -> resolve the tract (here: tract.py, needle.py) -> read_slide (wsi.py) ->
+  load_annotations + rasterise (annotations.py) -> apply_roi, one_section (slide_region.py) ->
+  find_fragments + orient (fragments.py) -> check_annotation_placement (slide_region.py) ->
+  resolve_shrinkage + place + rasterise_label (mapping.py) -> make_qa (qa.py) -> write_images,
+  write_report (case_outputs.py).
 
-Outputs in OUT: label.png (ultrasound size; 0 tissue, 1 cancer, 255 unknown), qa.png,
-report.json (written last: its presence means the case is complete), and us.png (the
-8-bit gray ultrasound frame the label belongs to: ultrasound.dataset_image/dataset_frame when
-given, e.g. the pre-fire frame, else the registered frame; for DICOM the decoded frame).
-report.json records the input files by content (SHA-256 and size), never by path or name
-(report.py). An OUT where one of these files would be an input of the case (us.png beside
-case.yaml, ``--out`` the case's own folder) is refused before anything is read or written.
+Input: a case.yaml (or its loaded CaseSpec). Outputs in OUT: us.png, label.png, qa.png and
+report.json, the last written last (case_outputs.py says what each holds).
 """
 
 from __future__ import annotations
@@ -22,25 +19,23 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.atomic import same_file
-from edge_runtime.errors import InputError
 from edge_runtime.memory import peak_rss_bytes
 from registration.annotations import load_annotations, polygon_area, rasterise
 from registration.case import CaseSpec, load_case
-from registration.fragments import MIN_FRAGMENT_AREA_UM2, find_fragments, orient
+from registration.case_outputs import refuse_overwriting_inputs, ultrasound_file, write_images, write_report
+from registration.fragments import find_fragments, orient
 from registration.mapping import ambiguous_mm, place, rasterise_label, resolve_shrinkage
+from registration.needle import detect_needle
 from registration.qa import QaExtras, make_qa
 from registration.quality import quality, rejected_near_tissue
-from registration.report import input_file, label_stats, without_input_paths, write_json, write_png
-from registration.sections import find_sections, section_lengths_consistent
+from registration.report import input_file, label_stats
+from registration.slide_region import apply_roi, check_annotation_placement, one_section
 from registration.tissue import tissue_masks
 from registration.tract import Tract, check_inside, device_geometry, tract_from_needle
-from registration.ultrasound import UltrasoundImage, is_dicom, load_ultrasound
+from registration.ultrasound import UltrasoundImage, load_ultrasound
 from registration.wsi import read_slide
 
 TARGET_MPP = 8.0  # µm/px to work at: US pixels are ~100 µm, cores ~1 mm wide
-OUTSIDE_WARN, OUTSIDE_FAIL = 0.05, 0.9
-OUTPUT_FILES = ("us.png", "label.png", "qa.png", "report.json")  # what register_case writes in OUT
 
 
 def _needle_points(spec: CaseSpec) -> list:
@@ -61,8 +56,6 @@ def resolve_tract(spec: CaseSpec, us: UltrasoundImage) -> tuple[Tract, dict]:
     geo = device_geometry(nd.gauge, nd.notch_mm, nd.tip_offset_mm, nd.width_mm, f"{where}: ")
     info = {"mode": "auto" if nd.auto else "points", "gauge": nd.gauge, "geometry": geo}
     if nd.auto:
-        from registration.needle import detect_needle
-
         det = detect_needle(us.gray, us.mm_per_px, where)
         tip, shaft = det.tip, det.shaft
         info["detected"] = det.to_dict()
@@ -80,103 +73,6 @@ def resolve_tract(spec: CaseSpec, us: UltrasoundImage) -> tuple[Tract, dict]:
     )
     info.update(tip=[round(v, 2) for v in tip], shaft=[round(v, 2) for v in shaft])
     return tract, info
-
-
-def _check_annotation_placement(total: float, frags, ann_file: Path, warnings: list) -> None:
-    """Share of the annotated cancer area (level pixels) that lies on no tissue fragment."""
-    if total <= 0:
-        return
-    inside = sum(f.cancer_px for f in frags)
-    outside = 1.0 - min(inside / total, 1.0)
-    if outside > OUTSIDE_FAIL:
-        raise InputError(
-            f"{ann_file}: annotation outside the tissue ({100 * outside:.0f}% of the cancer area); "
-            "wrong slide, or coordinates not in level-0 pixels (pathology.annotation_mpp)?"
-        )
-    if outside > OUTSIDE_WARN:
-        warnings.append(f"{ann_file}: {100 * outside:.0f}% of the cancer annotation lies outside the tissue")
-
-
-def _dataset_frame(spec: CaseSpec, us: UltrasoundImage) -> np.ndarray:
-    """The image the label belongs to in the dataset: ultrasound.dataset_image/dataset_frame
-    (e.g. the pre-fire frame, anatomy not hidden by the needle echo) or the registered frame."""
-    if spec.dataset_image is None and spec.dataset_frame == 0:
-        return us.gray
-    path = spec.dataset_image or spec.image
-    other = load_ultrasound(path, us.mm_per_px, spec.dataset_frame, [])
-    if other.shape != us.shape:
-        raise InputError(
-            f"{spec.path}: ultrasound.dataset_image {path} is {other.shape[1]}x{other.shape[0]} but "
-            f"the registered image is {us.shape[1]}x{us.shape[0]}"
-        )
-    return other.gray
-
-
-def _apply_roi(slide, cancer: np.ndarray, roi, mpp0: float, where: str) -> int:
-    """Blank everything outside pathology.roi (glass, no cancer); return the cancer pixels inside."""
-    f = mpp0 / slide.mpp
-    h, w = cancer.shape
-    x0, y0 = max(int(np.floor(roi[0] * f)), 0), max(int(np.floor(roi[1] * f)), 0)
-    x1, y1 = min(int(np.ceil(roi[2] * f)), w), min(int(np.ceil(roi[3] * f)), h)
-    if x1 <= x0 or y1 <= y0:
-        raise InputError(
-            f"{where}: pathology.roi {list(roi)} lies outside the slide "
-            f"({slide.level0_shape[1]}x{slide.level0_shape[0]} level-0 px)"
-        )
-    keep = np.zeros((h, w), bool)
-    keep[y0:y1, x0:x1] = True
-    slide.rgb[~keep] = 255
-    cancer[~keep] = 0
-    return int(np.count_nonzero(cancer))
-
-
-def _one_section(tissue: np.ndarray, cancer: np.ndarray, mpp: float, where: str, warnings: list):
-    """Without pathology.roi: keep one of several serial sections (sections.py), or fail asking for a roi."""
-    sec = find_sections(tissue, cancer, mpp, MIN_FRAGMENT_AREA_UM2 / (mpp * mpp))
-    if sec is None:
-        return tissue, cancer, None
-    if not section_lengths_consistent(sec, tissue):
-        raise InputError(
-            f"{where}: the slide holds {sec.count} serial sections of the core that could not be told "
-            "apart; set pathology.roi (level-0 px x0, y0, x1, y1) around the section to use"
-        )
-    ys, xs = np.nonzero(sec.keep)
-    warnings.append(
-        f"{where}: {sec.count} serial sections of the core found; used section {sec.used + 1} "
-        f"(level px x {xs.min()}-{xs.max()}, y {ys.min()}-{ys.max()}: the one with the most annotated "
-        "cancer, else the first); set pathology.roi to choose another"
-    )
-    cancer = cancer.copy()
-    cancer[~sec.keep] = 0
-    return tissue & sec.keep, cancer, sec
-
-
-def _ultrasound_file(path: Path) -> dict:
-    """report.json's record of an ultrasound input: its format and content digest (report.py)."""
-    return {"format": "dicom" if is_dicom(path) else "raster", **input_file(path)}
-
-
-def _input_keys(spec: CaseSpec) -> dict[str, str]:
-    """Each input file's path -> the case.yaml key that names it (what report.json says instead)."""
-    keys = {
-        str(spec.path): "case.yaml",
-        str(spec.image): "ultrasound.image",
-        str(spec.pathology.wsi): "pathology.wsi",
-        str(spec.pathology.annotations): "pathology.annotations",
-    }
-    if spec.dataset_image is not None:
-        keys[str(spec.dataset_image)] = "ultrasound.dataset_image"
-    return keys
-
-
-def refuse_overwriting_inputs(spec: CaseSpec, out: Path) -> None:
-    """InputError naming ``out`` and the case.yaml key when an output file would replace an input."""
-    for path, key in _input_keys(spec).items():
-        for name in OUTPUT_FILES:
-            if same_file(out / name, path):
-                raise InputError(
-                    f"--out {out}: {name} would overwrite the case's input {key}; choose another output folder"
-                )
 
 
 def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | None = None) -> dict:
@@ -208,14 +104,14 @@ def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | N
     # annotated area: analytic (off-slide parts count), or within the ROI when one section is chosen
     total = polygon_area(ann.cancer) * ann_scale * ann_scale
     if p.roi is not None:
-        total = float(_apply_roi(slide, cancer, p.roi, mpp0, str(spec.path)))
+        total = float(apply_roi(slide, cancer, p.roi, mpp0, str(spec.path)))
     masks = tissue_masks(slide.rgb, slide.mpp)
     # copies are looked for inside a roi too: a box drawn around two sections is still one core
-    tissue, cancer, sections = _one_section(masks.tissue, cancer, slide.mpp, str(p.wsi), warnings)
+    tissue, cancer, sections = one_section(masks.tissue, cancer, slide.mpp, str(p.wsi), warnings)
     if sections is not None:
         total = float(np.count_nonzero(cancer))
     frags = orient(find_fragments(slide.rgb, slide.mpp, cancer, str(p.wsi), warnings, tissue), p.tip_end)
-    _check_annotation_placement(total, frags, p.annotations, warnings)
+    check_annotation_placement(total, frags, p.annotations, warnings)
     shrink, shrink_src = resolve_shrinkage(frags, tract.length_mm, p.shrinkage, p.fresh_length_mm, warnings)
     placements, transform = place(frags, tract.length_mm, shrink, shrink_src, str(spec.path), warnings)
     label = rasterise_label(us.shape, tract, frags, placements, p.flip_across)
@@ -252,10 +148,8 @@ def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | N
         slide.rgb,
         QaExtras(qual, rejected, sections),
     )
-    write_png(out / "us.png", _dataset_frame(spec, us))
-    write_png(out / "label.png", label)
-    write_png(out / "qa.png", qa)
-    us_file = _ultrasound_file(spec.image)
+    write_images(out, spec, us, label, qa)
+    us_file = ultrasound_file(spec.image)
     report = {
         "case_id": spec.id,
         "patient_id": spec.patient_id,
@@ -265,7 +159,7 @@ def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | N
             "file": us_file,
             "frame": spec.frame,
             "shape": list(us.shape),
-            "dataset_image": us_file if spec.dataset_image is None else _ultrasound_file(spec.dataset_image),
+            "dataset_image": us_file if spec.dataset_image is None else ultrasound_file(spec.dataset_image),
             "dataset_frame": spec.dataset_frame,
             "mm_per_pixel": [round(v, 6) for v in us.mm_per_px],
             "region": None if us.region is None else vars(us.region),
@@ -311,6 +205,4 @@ def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | N
         # `sonomap register` that is the case's peak memory; in a batch, the batch's peak so far.
         "process_peak_rss_mb": round(peak_rss_bytes() / 2**20, 1),
     }
-    report = without_input_paths(report, _input_keys(spec))  # e.g. a warning that names the slide file
-    write_json(out / "report.json", report)
-    return report
+    return write_report(out, spec, report)

@@ -1,8 +1,8 @@
 """Output files of one registration: atomic writers, the label statistics of report.json, and how
 report.json names its input files.
 
-Every file is written to a temporary name in the same folder and renamed, so a crash or a
-Ctrl-C never leaves a half-written label that a later batch run would take as done.
+Every file is written to a temporary name in the same folder and renamed (edge_runtime.atomic), so
+a crash or a Ctrl-C never leaves a half-written label that a later batch run would take as done.
 
 report.json never holds an input file's path or name: file and folder names often carry the
 patient's name or record number. An input is recorded by its SHA-256 and size
@@ -16,19 +16,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
-from edge_runtime.atomic import atomic_write_bytes, atomic_write_text
-from edge_runtime.errors import InputError
+from edge_runtime.atomic import atomic_write_png, atomic_write_text
 from edge_runtime.manifest import sha256_file
 
-
-def write_png(path: Path, img: np.ndarray) -> None:
-    ok, buf = cv2.imencode(".png", img)
-    if not ok:
-        raise InputError(f"{path}: PNG encoding failed")
-    atomic_write_bytes(path, buf.tobytes())
+write_png = atomic_write_png  # the stages' one PNG writer, under the name registration's modules import
 
 
 def write_json(path: Path, obj) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import stat
 from pathlib import Path
 
@@ -29,3 +31,42 @@ def test_successful_write_replaces_readable_file(tmp_path: Path):
     atomic_write_bytes(target, b"new", durable=True)
     assert target.read_bytes() == b"new"
     assert sorted(p.name for p in target.parent.iterdir()) == ["label.json"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_refuses_to_replace_a_device_or_pipe(tmp_path: Path, kind: str):
+    """Run as root, the rename would replace /dev/null itself with a regular file."""
+    if kind == "fifo":
+        target = tmp_path / "pipe"
+        os.mkfifo(target)
+    else:
+        target = Path("/dev/null")
+    before = target.stat()
+    with pytest.raises(OSError, match="device, pipe or socket") as caught:
+        atomic_write_text(target, "x")
+    assert caught.value.filename == str(target)
+    after = target.stat()
+    assert (after.st_ino, after.st_mode) == (before.st_ino, before.st_mode)
+    assert not stat.S_ISREG(after.st_mode)
+
+
+def test_a_failed_write_names_the_target_not_the_temp_file(tmp_path: Path):
+    target = tmp_path / "summary.json"
+    target.write_text("old")
+    with pytest.raises(OSError) as caught:
+        with atomic_path(target) as tmp:
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+    assert caught.value.filename == str(target) and caught.value.errno == errno.ENOSPC
+    with pytest.raises(OSError) as caught:
+        with atomic_path(target):
+            raise OSError(errno.ENOSPC, "No space left on device")  # what a failed write() raises
+    assert caught.value.filename == str(target)
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
+
+
+def test_errors_about_other_files_pass_unchanged(tmp_path: Path):
+    with pytest.raises(FileNotFoundError) as caught:
+        with atomic_path(tmp_path / "out.json"):
+            (tmp_path / "missing-input.yaml").read_text()
+    assert caught.value.filename == str(tmp_path / "missing-input.yaml")

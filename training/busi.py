@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.atomic import atomic_path
+from edge_runtime.atomic import atomic_path, atomic_write_png
 from edge_runtime.case_split import split_cases
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.near_duplicates import (
@@ -56,17 +56,7 @@ def read_busi_index(busi: Path) -> list[dict]:
     return rows
 
 
-def write_png(path: Path, image: np.ndarray) -> None:
-    """Write IMAGE as a PNG file at PATH; InputError naming PATH when it cannot be written
-    (cv2.imwrite reports failure only by returning False)."""
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, so the image cannot be written there")
-    try:
-        written = cv2.imwrite(str(path), image)
-    except cv2.error as exc:
-        raise InputError(f"{path}: cannot be written ({str(exc).strip().splitlines()[-1]})") from exc
-    if not written:
-        raise InputError(f"{path}: cannot be written (no permission, no space, or a missing folder)")
+write_png = atomic_write_png  # the stages' one PNG writer; training.evaluate imports it from here
 
 
 def check_apart(busi: Path, out: Path) -> None:

@@ -1,0 +1,83 @@
+"""The output folder of one registered case (OUT): what goes in it, and the refusal to let it replace an input.
+
+Files in OUT: us.png (the 8-bit gray ultrasound frame the label belongs to: ultrasound.dataset_image/
+dataset_frame when given, e.g. the pre-fire frame, else the registered frame; for DICOM the decoded
+frame), label.png (ultrasound size; 0 tissue, 1 cancer, 255 unknown), qa.png, and report.json,
+written last: its presence means the case is complete. report.json records the input files by
+content (SHA-256 and size), never by path or name (report.py). Every file is written atomically
+(report.py). An OUT where one of these files would be an input of the case (us.png beside case.yaml,
+``--out`` the case's own folder) is refused before anything is read or written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edge_runtime.atomic import same_file
+from edge_runtime.errors import InputError
+from registration.case import CaseSpec
+from registration.report import input_file, without_input_paths, write_json, write_png
+from registration.ultrasound import UltrasoundImage, is_dicom, load_ultrasound
+
+OUTPUT_FILES = ("us.png", "label.png", "qa.png", "report.json")  # what register_case writes in OUT
+
+
+def input_keys(spec: CaseSpec) -> dict[str, str]:
+    """Each input file's path -> the case.yaml key that names it (what report.json says instead)."""
+    keys = {
+        str(spec.path): "case.yaml",
+        str(spec.image): "ultrasound.image",
+        str(spec.pathology.wsi): "pathology.wsi",
+        str(spec.pathology.annotations): "pathology.annotations",
+    }
+    if spec.dataset_image is not None:
+        keys[str(spec.dataset_image)] = "ultrasound.dataset_image"
+    return keys
+
+
+def refuse_overwriting_inputs(spec: CaseSpec, out: Path) -> None:
+    """InputError naming ``out`` and the case.yaml key when an output file would replace an input."""
+    for path, key in input_keys(spec).items():
+        for name in OUTPUT_FILES:
+            if same_file(out / name, path):
+                raise InputError(
+                    f"--out {out}: {name} would overwrite the case's input {key}; choose another output folder"
+                )
+
+
+def ultrasound_file(path: Path) -> dict:
+    """report.json's record of an ultrasound input: its format and content digest (report.py)."""
+    return {"format": "dicom" if is_dicom(path) else "raster", **input_file(path)}
+
+
+def dataset_frame(spec: CaseSpec, us: UltrasoundImage) -> np.ndarray:
+    """The image the label belongs to in the dataset: ultrasound.dataset_image/dataset_frame
+    (e.g. the pre-fire frame, anatomy not hidden by the needle echo) or the registered frame.
+    InputError naming case.yaml when that image's size differs from the registered one."""
+    if spec.dataset_image is None and spec.dataset_frame == 0:
+        return us.gray
+    path = spec.dataset_image or spec.image
+    other = load_ultrasound(path, us.mm_per_px, spec.dataset_frame, [])
+    if other.shape != us.shape:
+        raise InputError(
+            f"{spec.path}: ultrasound.dataset_image {path} is {other.shape[1]}x{other.shape[0]} but "
+            f"the registered image is {us.shape[1]}x{us.shape[0]}"
+        )
+    return other.gray
+
+
+def write_images(out: Path, spec: CaseSpec, us: UltrasoundImage, label: np.ndarray, qa: np.ndarray) -> None:
+    """Write OUT/us.png (:func:`dataset_frame`), OUT/label.png and OUT/qa.png, in that order."""
+    write_png(out / "us.png", dataset_frame(spec, us))
+    write_png(out / "label.png", label)
+    write_png(out / "qa.png", qa)
+
+
+def write_report(out: Path, spec: CaseSpec, report: dict) -> dict:
+    """Write OUT/report.json (last: it marks the case complete) with every input path in it replaced
+    by the case.yaml key naming it; return that report."""
+    report = without_input_paths(report, input_keys(spec))  # e.g. a warning that names the slide file
+    write_json(out / "report.json", report)
+    return report
