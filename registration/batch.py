@@ -39,6 +39,7 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
+from edge_runtime.atomic import atomic_write_png
 from edge_runtime.case_split import SPLITS, split_cases
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.near_duplicates import merge_near_duplicate_cases
@@ -47,7 +48,7 @@ from edge_runtime.yamlfile import read_yaml_mapping
 from registration.case import load_case
 from registration.cases.status import find_case_files, lacks_of
 from registration.pipeline import register_case
-from registration.report import write_json, write_png, write_text
+from registration.report import write_json, write_text
 
 log = logging.getLogger("sonomap.registration")
 
@@ -174,8 +175,10 @@ def register_batch(
                     }
                 )
                 continue
-            write_png(ds / "images" / f"{spec.id}.png", cv2.imread(str(reg / "us.png"), cv2.IMREAD_GRAYSCALE))
-            write_png(
+            atomic_write_png(
+                ds / "images" / f"{spec.id}.png", cv2.imread(str(reg / "us.png"), cv2.IMREAD_GRAYSCALE)
+            )
+            atomic_write_png(
                 ds / "labels" / f"{spec.id}.png", cv2.imread(str(reg / "label.png"), cv2.IMREAD_GRAYSCALE)
             )
             done.append(

@@ -3,7 +3,7 @@
 CASE_EXAMPLE = """\
 id: case_0001                 # default: the folder name
 patient_id: P0001             # groups cases for the dataset split (default: id)
-source: {image_id: malignant_012}
+source: {dataset: BUSI}         # free-form provenance; never a file name or patient detail
 ultrasound:
   image: us.png               # PNG/JPEG, or DICOM (.dcm) with SequenceOfUltrasoundRegions
   mm_per_pixel: 0.1           # PNG/JPEG: required (number or [x, y]); DICOM: read from the file

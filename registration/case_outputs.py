@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.atomic import same_file
+from edge_runtime.atomic import atomic_write_png, same_file
 from edge_runtime.errors import InputError
 from registration.case import CaseSpec
-from registration.report import input_file, without_input_paths, write_json, write_png
+from registration.report import input_file, without_input_paths, write_json
 from registration.ultrasound import UltrasoundImage, is_dicom, load_ultrasound
 
 OUTPUT_FILES = ("us.png", "label.png", "qa.png", "report.json")  # what register_case writes in OUT
@@ -70,9 +70,9 @@ def dataset_frame(spec: CaseSpec, us: UltrasoundImage) -> np.ndarray:
 
 def write_images(out: Path, spec: CaseSpec, us: UltrasoundImage, label: np.ndarray, qa: np.ndarray) -> None:
     """Write OUT/us.png (:func:`dataset_frame`), OUT/label.png and OUT/qa.png, in that order."""
-    write_png(out / "us.png", dataset_frame(spec, us))
-    write_png(out / "label.png", label)
-    write_png(out / "qa.png", qa)
+    atomic_write_png(out / "us.png", dataset_frame(spec, us))
+    atomic_write_png(out / "label.png", label)
+    atomic_write_png(out / "qa.png", qa)
 
 
 def write_report(out: Path, spec: CaseSpec, report: dict) -> dict:

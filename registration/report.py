@@ -18,10 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_runtime.atomic import atomic_write_png, atomic_write_text
+from edge_runtime.atomic import atomic_write_text
 from edge_runtime.manifest import sha256_file
-
-write_png = atomic_write_png  # the stages' one PNG writer, under the name registration's modules import
 
 
 def write_json(path: Path, obj) -> None:

@@ -56,9 +56,6 @@ def read_busi_index(busi: Path) -> list[dict]:
     return rows
 
 
-write_png = atomic_write_png  # the stages' one PNG writer; training.evaluate imports it from here
-
-
 def check_apart(busi: Path, out: Path) -> None:
     """Refuse an OUT that is BUSI, lies inside it or contains it: prepare-busi writes images/ and
     labels/ under OUT, which would write over (or mix with) the release's images/ and masks/."""
@@ -119,8 +116,8 @@ def prepare_busi(
         label = np.zeros_like(mask)
         if row["label"] == MALIGNANT:
             label[mask > 0] = CANCER
-        write_png(out / "images" / f"{sid}.png", gray)  # PNG is lossless: same pixels, 8-bit gray
-        write_png(out / "labels" / f"{sid}.png", label)
+        atomic_write_png(out / "images" / f"{sid}.png", gray)  # PNG is lossless: same pixels, 8-bit gray
+        atomic_write_png(out / "labels" / f"{sid}.png", label)
     case_of = {r["id"]: groups[r["id"]] for r in kept}
     # Split images as without grouping (seeded, stratified by label), then move each group whole
     # into the earliest split of its members: the test set only loses images, so earlier models

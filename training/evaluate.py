@@ -31,10 +31,10 @@ import cv2
 import numpy as np
 import torch
 
+from edge_runtime.atomic import atomic_write_png
 from edge_runtime.errors import InputError
 from edge_runtime.mask_filter import filter_mask
 from edge_runtime.preprocess import preprocess_for
-from training.busi import write_png
 from training.calibration import CalibrationAccumulator, write_reliability_png
 from training.checkpoint import load_model
 from training.data import read_cases, read_pair, select_split
@@ -198,7 +198,7 @@ def _write_evaluation(checkpoint, data, split, out: Path, model, samples, seed: 
             raw_cal = raw_cal or CalibrationAccumulator(manifest.threshold)
             raw_cal.add(raw, label, thresholded)
         pred = filter_mask(thresholded, float(prob.max()), manifest.mask_filter)
-        write_png(out / "pred" / f"{s.id}.png", pred.astype(np.uint8) * MASK_ON)
+        atomic_write_png(out / "pred" / f"{s.id}.png", pred.astype(np.uint8) * MASK_ON)
         counts = confusion_counts(pred, label)
         results.append(ImageResult(s.id, s.case_id, counts, scores(counts)))
         gallery.append((s.id, gray, label, pred))  # kept for the overlay gallery plot

@@ -35,6 +35,7 @@ import numpy as np
 import yaml
 
 from edge_runtime import privacy
+from edge_runtime.atomic import atomic_write_png
 from edge_runtime.biopsy.fire import FireEvent
 from edge_runtime.biopsy.needle_fit import NoEcho, fit_needle
 from edge_runtime.biopsy.yield_band import band_fraction
@@ -133,11 +134,6 @@ def _gray(bgr: np.ndarray) -> np.ndarray:
     return bgr if bgr.ndim == 2 else cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
 
 
-def _png(path: Path, image: np.ndarray) -> None:
-    if not cv2.imwrite(str(path), image):
-        raise OSError(f"{path}: cannot write PNG")
-
-
 def case_document(cap: Capture, name: str, post_gray: np.ndarray, prediction_files: dict | None) -> str:
     """case.yaml text for ``cap`` (the needle fitted on ``post_gray``)."""
     fit = None
@@ -219,13 +215,15 @@ def write_case(directory: Path, cap: Capture) -> Path:
     partial.mkdir(mode=privacy.PRIVATE_DIR_MODE)
     try:
         pre, post = _gray(cap.pre.roi_bgr), _gray(cap.post.roi_bgr)
-        _png(partial / "prefire.png", pre)
-        _png(partial / "postfire.png", post)
+        atomic_write_png(partial / "prefire.png", pre)
+        atomic_write_png(partial / "postfire.png", post)
         files = None
         p = cap.pre.prediction
         if p is not None:
-            _png(partial / "prefire_mask.png", p.mask.astype(np.uint8))
-            _png(partial / "prefire_prob.png", np.round(np.clip(p.prob, 0, 1) * PROB_SCALE).astype(np.uint16))
+            atomic_write_png(partial / "prefire_mask.png", p.mask.astype(np.uint8))
+            atomic_write_png(
+                partial / "prefire_prob.png", np.round(np.clip(p.prob, 0, 1) * PROB_SCALE).astype(np.uint16)
+            )
             files = {
                 "frame": p.frame.index if p.frame is not None else cap.pre.index,
                 "prob": "prefire_prob.png",

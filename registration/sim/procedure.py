@@ -9,7 +9,7 @@ specular reflector) is the decoy. Each needle is drawn with registration's post-
 post-fire tip (ROI pixels) and angle, and the source image by the SHA-256 of its content, never its
 name (a user's image may be named after the patient). With ``truth=True`` it also writes, beside
 CLIP.mp4, ``CLIP.lesion.png`` (the image's lesion mask carried into ROI pixels exactly as the image
-is, 0/255; empty for a benign image: no cancer) and ``CLIP.truth.json`` (the returned dict), which
+is, 0/255; empty for a benign image: no cancer) and ``CLIP.truth.json`` (the returned dict, the clip by file name), which
 ``sonomap simulate-pathology`` turns into a slide and annotation per captured core.
 """
 
@@ -21,11 +21,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_runtime.atomic import atomic_write_png
 from edge_runtime.errors import InputError
 from edge_runtime.manifest import sha256_file
 from edge_runtime.sinks.mp4 import Mp4Sink
 from edge_runtime.sources.synthetic import BORDER_PX, ScreenSimulator, default_image
-from registration.report import write_json, write_png
+from registration.report import write_json
 from registration.sim.echo import draw_needle
 from registration.tract import GAUGE_DEFAULTS
 
@@ -184,9 +185,10 @@ def write_procedure_clip(
     if truth:
         truth_json, lesion_png = truth_paths(out)
         mask, malignant = busi_mask(image)
-        write_png(lesion_png, lesion_in_roi(sim, mask, malignant))
+        atomic_write_png(lesion_png, lesion_in_roi(sim, mask, malignant))
         info.update(lesion=lesion_png.name, cancer=malignant)
-        write_json(truth_json, info)
+        # the file names the clip beside it, not the folder the user chose (it may name a patient)
+        write_json(truth_json, {**info, "clip": out.name})
     return info
 
 

@@ -27,9 +27,10 @@ import cv2
 import numpy as np
 import yaml
 
+from edge_runtime.atomic import atomic_write_png
 from edge_runtime.errors import InputError
 from edge_runtime.manifest import sha256_file
-from registration.report import write_json, write_png, write_text
+from registration.report import write_json, write_text
 from registration.sim.biopsy_core import CoreParams, build_layout
 from registration.sim.echo import draw_needle
 from registration.sim.slide import write_asap_xml, write_geojson, write_pyramid
@@ -198,9 +199,9 @@ def simulate_case(
     us = draw_needle(gray, geo["entry"], geo["tip"], geo["od_mm"] / mmpp, rng)
     layout, core_truth = build_layout(lesion, tract, rng, p.core)
     case_dir.mkdir(parents=True, exist_ok=True)
-    write_png(case_dir / "us.png", us)
-    write_png(case_dir / "us_prefire.png", gray)  # same probe position, no needle: the dataset frame
-    write_png(case_dir / "truth.png", truth)
+    atomic_write_png(case_dir / "us.png", us)
+    atomic_write_png(case_dir / "us_prefire.png", gray)  # same probe position, no needle: the dataset frame
+    atomic_write_png(case_dir / "truth.png", truth)
     write_pyramid(layout, case_dir / "core.ome.tif", seed=int(rng.integers(1 << 30)))
     write_geojson(layout, case_dir / "core.geojson", seed=int(rng.integers(1 << 30)), habits=p.core.lab)
     write_asap_xml(layout, case_dir / "core.xml")
