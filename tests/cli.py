@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 DEFAULT_TIMEOUT_S = 300
 STDERR_TAIL = 3000
@@ -20,3 +21,23 @@ def sonomap(*args, check: bool = True, timeout: float = DEFAULT_TIMEOUT_S) -> su
     if check:
         assert out.returncode == 0, out.stderr[-STDERR_TAIL:]
     return out
+
+
+def simulate_biopsy(
+    busi: Path,
+    out: Path,
+    n: int = 1,
+    seed: int = 3,
+    wsi_mpp: float | None = 8,
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> subprocess.CompletedProcess:
+    """``sonomap simulate-biopsy`` on a BUSI-layout folder (``images/``, ``masks/``) into ``out``; must
+    exit 0. ``wsi_mpp``: the simulated slides' µm per pixel (coarse 8 keeps tests fast; None: the
+    command's default)."""
+    mpp = () if wsi_mpp is None else ("--wsi-mpp", wsi_mpp)
+    return sonomap(
+        "simulate-biopsy",
+        *("--images", busi / "images", "--masks", busi / "masks", "--out", out),
+        *("--n", n, "--seed", seed, *mpp),
+        timeout=timeout,
+    )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cli import sonomap
+from cli import simulate_biopsy, sonomap
 
 from edge_runtime.errors import ConfigError
 from edge_runtime.safe_names import safe_name
@@ -31,21 +31,7 @@ def one_line_error(result) -> str:
 def simulated(tmp_path_factory, busi_sample) -> Path:
     """One case made by `sonomap simulate-biopsy` (its case.yaml is what the tests then edit)."""
     cases = tmp_path_factory.mktemp("sim") / "cases"
-    sonomap(
-        "simulate-biopsy",
-        "--images",
-        busi_sample / "images",
-        "--masks",
-        busi_sample / "masks",
-        "--out",
-        cases,
-        "--n",
-        "1",
-        "--seed",
-        "3",
-        "--wsi-mpp",
-        "8",
-    )
+    simulate_biopsy(busi_sample, cases, n=1, seed=3)
     (case,) = [p.parent for p in cases.glob("*/case.yaml")]
     return case
 

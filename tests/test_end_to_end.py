@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 import yaml
-from cli import sonomap
+from cli import simulate_biopsy, sonomap
 
 pytestmark = pytest.mark.slow
 
@@ -32,19 +32,7 @@ def run(*args) -> subprocess.CompletedProcess:
 
 def test_demo_flow_end_to_end(tmp_path: Path, busi_sample: Path, repo_root: Path):
     cases, dataset, runs = tmp_path / "cases", tmp_path / "dataset", tmp_path / "run"
-    run(
-        "simulate-biopsy",
-        "--images",
-        busi_sample / "images",
-        "--masks",
-        busi_sample / "masks",
-        "--out",
-        cases,
-        "--n",
-        N_CASES,
-        "--seed",
-        1,
-    )
+    simulate_biopsy(busi_sample, cases, N_CASES, seed=1, wsi_mpp=None, timeout=STEP_TIMEOUT_S)
     assert len(list(cases.glob("*/case.yaml"))) == N_CASES
 
     run("register-batch", cases, "--out", dataset)

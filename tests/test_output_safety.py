@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cli import sonomap
+from cli import simulate_biopsy, sonomap
 from export_fixtures import copy_model, shared_checkpoint
 
 from edge_runtime.atomic import atomic_write_text
@@ -59,21 +59,7 @@ def test_torchscript_export_onto_its_checkpoint_is_refused_and_the_checkpoint_ke
 def us_png_case(tmp_path_factory, busi_sample) -> Path:
     """A simulated case: its ultrasound image is us.png, beside its case.yaml."""
     cases = tmp_path_factory.mktemp("sim") / "cases"
-    sonomap(
-        "simulate-biopsy",
-        "--images",
-        busi_sample / "images",
-        "--masks",
-        busi_sample / "masks",
-        "--out",
-        cases,
-        "--n",
-        "1",
-        "--seed",
-        "3",
-        "--wsi-mpp",
-        "8",
-    )
+    simulate_biopsy(busi_sample, cases, n=1, seed=3)
     (case_yaml,) = cases.glob("*/case.yaml")
     assert yaml.safe_load(case_yaml.read_text())["ultrasound"]["image"] == "us.png"
     return case_yaml.parent
