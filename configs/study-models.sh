@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The study's own comparison on a GPU: FCN-101 vs DeepLabV3 on the leak-free BUSI split.
+#   1 the leak-free dataset: `sonomap prepare-busi` on a BUSI folder (near-duplicates grouped into
+#     one case, conflicting labels left out), or a dataset it already made (a folder with cases.csv)
+#   2 train configs/fcn101.yaml and configs/deeplabv3.yaml from scratch (no ImageNet weights: none
+#     are reachable on an offline cart or lab machine), each for STUDY_MINUTES with the lr annealed
+#     to zero at the budget; one GPU, so the lr is scaled to the batch as the configs say
+#   3 evaluate each on the test split, then `evaluate --compare` (paired Wilcoxon, paired t-test and
+#     case-bootstrap intervals), as the study compared FCN-101 with DeepLabV3
+# Usage: configs/study-models.sh BUSI_OR_DATASET OUT_DIR
+#   env: STUDY_MINUTES (per model, default 20), STUDY_DEVICE (default cuda), STUDY_BATCH (default 8),
+#        STUDY_SIZE (input side, default the configs' 480)
+set -euo pipefail
+SRC=${1:?usage: configs/study-models.sh BUSI_OR_DATASET OUT_DIR}
+OUT=${2:?usage: configs/study-models.sh BUSI_OR_DATASET OUT_DIR}
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+MINUTES=${STUDY_MINUTES:-20}
+DEVICE=${STUDY_DEVICE:-cuda}
+BATCH=${STUDY_BATCH:-8}
+SIZE=${STUDY_SIZE:-}
+REFERENCE_BATCH=32 # configs' lr is torchvision's for 8 GPUs x batch 4
+step() { printf '\n== [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+mkdir -p "$OUT"
+RUN_MARK=.made-by-this-script # run folders this script made are cleared on a rerun, no others
+fresh_run() {
+  if [ -f "$1/$RUN_MARK" ]; then rm -rf "$1"; fi
+  if [ ! -e "$1" ]; then mkdir -p "$1" && touch "$1/$RUN_MARK"; fi
+}
+
+step "0 machine"
+if [ "$DEVICE" = cuda ]; then nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true; fi
+python3 -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda, torch.cuda.is_available())'
+
+step "1 leak-free dataset"
+if [ -f "$SRC/cases.csv" ]; then
+  DATA=$SRC
+else
+  DATA=$OUT/ds
+  sonomap prepare-busi --busi "$SRC" --out "$DATA" --seed 0
+fi
+
+for MODEL in fcn101 deeplabv3; do
+  step "2 train $MODEL for $MINUTES min on $DEVICE (batch $BATCH)"
+  python3 - "$HERE/configs/$MODEL.yaml" "$OUT/$MODEL.yaml" "$BATCH" "$REFERENCE_BATCH" "$SIZE" <<'PY'
+import sys, yaml
+src, dst, batch, reference, size = sys.argv[1:]
+cfg = yaml.safe_load(open(src))
+cfg["train"]["lr"] = cfg["train"]["lr"] * int(batch) / int(reference)  # linear scaling rule
+cfg["train"]["batch_size"] = int(batch)
+if size:
+    cfg["data"].update(input_height=int(size), input_width=int(size))
+yaml.safe_dump(cfg, open(dst, "w"), sort_keys=False)
+PY
+  fresh_run "$OUT/$MODEL"
+  sonomap train --config "$OUT/$MODEL.yaml" --data "$DATA" --out "$OUT/$MODEL" --device "$DEVICE" \
+    --max-minutes "$MINUTES" --no-progress
+  step "3 evaluate $MODEL on the test split"
+  sonomap evaluate --checkpoint "$OUT/$MODEL/best.pt" --data "$DATA" --split test --out "$OUT/$MODEL-test" \
+    --device "$DEVICE"
+done
+
+step "3 compare FCN-101 (A) with DeepLabV3 (B), paired, on the test split"
+sonomap evaluate --compare "$OUT/fcn101/best.pt" "$OUT/deeplabv3/best.pt" --data "$DATA" --split test \
+  --out "$OUT/compare" --device "$DEVICE"
+printf '\nReports: %s/fcn101-test/report.md, %s/deeplabv3-test/report.md, %s/compare/report.md\n' "$OUT" "$OUT" "$OUT"
