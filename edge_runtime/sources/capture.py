@@ -1,6 +1,9 @@
 """Sources that own a native handle: video files and network streams (PyAV/FFmpeg) and V4L2/UVC
 capture cards (OpenCV CAP_V4L2). Both free their handle only on the thread that reads it
 (:class:`_ReaderReleases`), so ``Pipeline.stop()`` from another thread cannot crash a read in flight.
+A source's ``name`` (its log lines, its frames' ``meta["source"]``) is its kind: ``video file``,
+``capture device /dev/videoN``, or a stream URL without ``user:password@``; a file name may carry the
+patient's name. Its one-line errors name the file, for whoever gave the path.
 :func:`edge_runtime.sources.opener.open_source` picks them by the spec.
 """
 
@@ -26,6 +29,13 @@ FOURCC_LEN = 4
 # A network stream (RTSP, UDP, HTTP) that has not answered in this long is down: the reconnecting
 # source shows NO SIGNAL and retries, instead of the open blocking forever.
 STREAM_OPEN_TIMEOUT_S = 10.0
+VIDEO_FILE = "video file"  # a video file's name in logs and frame metadata: not its path
+
+
+def capture_device_name(device: str | int) -> str:
+    """A capture device as logs name it: ``capture device /dev/videoN`` (a device path names no patient)."""
+    text = str(device)
+    return f"capture device /dev/video{text}" if text.isdigit() else f"capture device {text}"
 
 
 def to_bgr(image: np.ndarray, origin: str) -> np.ndarray:
@@ -74,11 +84,12 @@ class VideoFileSource(_ReaderReleases):
 
     def __init__(self, spec: str, live: bool = False, loop: bool = False):
         self.spec = spec
-        self.name = redact(spec)  # a stream URL's user:password never reaches a log, error or screen
+        self.origin = redact(spec)  # the errors' name: a stream URL's user:password never reaches one
+        self.name = self.origin if live else VIDEO_FILE  # logs, frame metadata: a stream's URL, a file's kind
         self.live = live
         self.loop = loop and not live
         if not live and not Path(spec).is_file():
-            raise InputError(f"{self.name}: file not found")
+            raise InputError(f"{self.origin}: file not found")
         self._container = None
 
     def _open(self):
@@ -90,12 +101,12 @@ class VideoFileSource(_ReaderReleases):
             stream = container.streams.video[0]
         except (av.FFmpegError, IndexError, OSError, UnicodeDecodeError) as exc:
             raise InputError(
-                redact(f"{self.name}: unreadable video ({getattr(exc, 'strerror', None) or exc})")
+                redact(f"{self.origin}: unreadable video ({getattr(exc, 'strerror', None) or exc})")
             ) from exc
         codec = stream.codec_context
         if codec is None:  # e.g. a corrupt header that names no codec
             container.close()
-            raise InputError(f"{self.name}: unreadable video (no decodable video stream)")
+            raise InputError(f"{self.origin}: unreadable video (no decodable video stream)")
         # Live streams: slice threads only, since frame threading holds back (threads - 1) frames.
         codec.thread_type = "SLICE" if self.live else "AUTO"
         codec.thread_count = decode_threads()
@@ -103,7 +114,7 @@ class VideoFileSource(_ReaderReleases):
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0
-        corrupt = CorruptCounter(self.name)
+        corrupt = CorruptCounter(self.origin, self.name)
         self._reading()
         try:
             while not self._closing:
@@ -115,7 +126,8 @@ class VideoFileSource(_ReaderReleases):
                         try:
                             decoded = packet.decode()
                         except av.InvalidDataError as exc:
-                            corrupt.skip(f"packet after frame {index}", str(exc))
+                            # strerror: FFmpeg's message without the file name it may append
+                            corrupt.skip(f"packet after frame {index}", exc.strerror or str(exc))
                             continue
                         for vf in decoded:
                             corrupt.ok()
@@ -135,12 +147,12 @@ class VideoFileSource(_ReaderReleases):
                             index += 1
                 except av.FFmpegError as exc:
                     raise InputError(
-                        redact(f"{self.name}: unreadable video at frame {index} ({exc})")
+                        redact(f"{self.origin}: unreadable video at frame {index} ({exc})")
                     ) from exc
                 finally:
                     self._release()
                 if index == 0:
-                    raise InputError(f"{self.name}: unreadable video (no frames decoded)")
+                    raise InputError(f"{self.origin}: unreadable video (no frames decoded)")
                 if not self.loop:
                     return
         finally:
@@ -166,7 +178,7 @@ class V4L2Source(_ReaderReleases):
         fourcc: str | None = None,
     ):
         self.device = device
-        self.name = str(device)
+        self.name = capture_device_name(device)
         if isinstance(device, str) and not Path(device).exists():
             raise InputError(f"{device}: capture device not found")
         self.cap = cv2.VideoCapture(device if isinstance(device, int) else str(device), cv2.CAP_V4L2)

@@ -1,7 +1,9 @@
 """Corrupt-input counting shared by every source: skip a bad frame with a counted warning, fail on a run.
 
 A glitchy input (a torn packet, a truncated file) loses a frame and says so; a broken one (too many
-corrupt frames in a row) stops with an InputError naming the input and the frame.
+corrupt frames in a row) stops with an InputError naming the input and the frame. The warnings name
+the input by its kind (``video file``, ``image folder``): a log line goes to the journal, and a file
+name may carry the patient's name. The error names the file, for whoever gave its path.
 """
 
 from __future__ import annotations
@@ -21,23 +23,32 @@ MAX_CONSECUTIVE_CORRUPT = 30  # one second of video at 30 fps
 class CorruptCounter:
     """Skips corrupt frames of one input with a counted warning (the first few, then every
     100th; ``EVENTS["corrupt_input"]``). After ``max_consecutive`` in a row the input is
-    broken rather than glitchy: InputError naming it and the frame."""
+    broken rather than glitchy: InputError naming it and the frame.
 
-    def __init__(self, name: str, max_consecutive: int = MAX_CONSECUTIVE_CORRUPT):
+    ``name``: the input as the error names it (its path, a stream URL without credentials);
+    ``label``: the input as the warnings name it, its kind (default: ``name``)."""
+
+    def __init__(self, name: str, label: str | None = None, max_consecutive: int = MAX_CONSECUTIVE_CORRUPT):
         self.name = name
+        self.label = name if label is None else label
         self.max_consecutive = max_consecutive
         self.skipped = 0
         self.consecutive = 0
 
-    def skip(self, where: str, reason: str) -> None:
+    def skip(self, where: str, reason: str, file: str | None = None) -> None:
+        """Count a corrupt frame at ``where`` (no file name: it is logged); ``file``: the file that
+        held it, when not the input itself (an image in a folder), named in the error only."""
         self.skipped += 1
         self.consecutive += 1
         EVENTS.inc("corrupt_input")
         if self.consecutive > self.max_consecutive:
-            raise InputError(f"{self.name}: {self.consecutive} corrupt frames in a row at {where} ({reason})")
+            last = f"; the last: {file}" if file else ""
+            raise InputError(
+                f"{self.name}: {self.consecutive} corrupt frames in a row at {where} ({reason}{last})"
+            )
         if self.skipped <= FIRST_SKIP_WARNINGS or self.skipped % WARN_EVERY_N_SKIPS == 0:
             log.warning(
-                "%s: skipped corrupt %s (%s); %d skipped so far", self.name, where, reason, self.skipped
+                "%s: skipped corrupt %s (%s); %d skipped so far", self.label, where, reason, self.skipped
             )
 
     def ok(self) -> None:

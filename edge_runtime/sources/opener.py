@@ -13,6 +13,8 @@
 Every source yields :class:`edge_runtime.frames.Frame` with a BGR uint8 image; a video decoding to
 yuv420p yields :class:`edge_runtime.yuv.YuvFrame` (the decoder's planes; BGR made only when asked).
 Video files, streams and capture cards live in :mod:`edge_runtime.sources.capture`.
+A source's ``name`` (its log lines, ``meta["source"]``) is its kind, never a file name (which may
+carry the patient's name); its one-line errors name the file, for whoever gave the path.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.frames import Frame, Source
 from edge_runtime.igtl.source import open_igtl_source
 from edge_runtime.sources import synthetic
-from edge_runtime.sources.capture import V4L2Source, VideoFileSource, to_bgr
+from edge_runtime.sources.capture import V4L2Source, VideoFileSource, capture_device_name, to_bgr
 from edge_runtime.sources.corrupt import CorruptCounter
 from edge_runtime.sources.plus_metaimage import PlusMetaImageSource
 from edge_runtime.sources.reconnect import ResilientSource
@@ -45,14 +47,15 @@ STREAM_SCHEMES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://
 DICOM_UNITS_CM = 3  # DICOM PhysicalUnits code for centimetres
 SEQUENCE_SUFFIXES = (".nrrd", ".nhdr")
 PLUS_METAIMAGE_SUFFIXES = (".mha", ".mhd")
+IMAGE_FOLDER, IMAGE_FILE = "image folder", "image file"  # their names in logs and frame metadata
 
 
 class ImageFolderSource(Source):
     """Sorted images of a folder (or one image file) as frames."""
 
     def __init__(self, path: str | Path, loop: bool = False):
-        path = Path(path)
-        self.name = str(path)
+        path = self.path = Path(path)
+        self.name = IMAGE_FOLDER if path.is_dir() else IMAGE_FILE  # the errors name the path
         self.loop = loop
         if path.is_dir():
             self.files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -64,20 +67,21 @@ class ImageFolderSource(Source):
     def __iter__(self) -> Iterator[Frame]:
 
         index = 0
-        corrupt = CorruptCounter(self.name)
+        corrupt = CorruptCounter(str(self.path), self.name)
         while True:
-            for f in self.files:
+            for number, f in enumerate(self.files, 1):
                 image = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
                 if image is None:
                     if len(self.files) == 1:
                         raise InputError(f"{f}: not a readable image (frame {index})")
-                    corrupt.skip(f"image {f.name}", "not a readable image")
+                    # by its place in the sorted folder: the image's name stays out of the log
+                    corrupt.skip(f"image {number} of {len(self.files)}", "not a readable image", f.name)
                     continue
                 corrupt.ok()
-                yield Frame(index, to_bgr(image, str(f)), time.monotonic(), None, {"source": str(f)})
+                yield Frame(index, to_bgr(image, str(f)), time.monotonic(), None, {"source": self.name})
                 index += 1
             if index == 0:
-                raise InputError(f"{self.name}: none of its {len(self.files)} images is readable")
+                raise InputError(f"{self.path}: none of its {len(self.files)} images is readable")
             if not self.loop:
                 return
 
@@ -249,7 +253,7 @@ def reconnecting_source(config: RuntimeConfig, fail_first_open: bool = False) ->
     privacy.register_url(str(spec))
     return ResilientSource(
         lambda: open_source(spec, **options),
-        privacy.redact_url(str(spec)),
+        privacy.redact_url(str(spec)) if "://" in str(spec) else capture_device_name(spec),
         size=size,
         fail_first_open=fail_first_open,
     )

@@ -16,6 +16,8 @@ Frames that are not a BGR uint8 (H, W, 3) image of the size the stream started w
 The first frame of each connection carries ``meta["session_start"] = True`` (the live
 schedule re-detects the ROI then: a re-plugged device may come back at another size).
 :func:`edge_runtime.sources.opener.reconnecting_source` wraps the configured device or stream.
+``name`` names the source in the log lines and on the NO SIGNAL screen: its kind
+(``capture device /dev/video0``) or a stream URL without ``user:password@``, never a file name.
 """
 
 from __future__ import annotations
