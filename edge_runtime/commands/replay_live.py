@@ -5,7 +5,9 @@ Input: the parsed arguments (the input or the capture source, outputs, observers
 The output paths are checked before anything opens (:mod:`edge_runtime.commands.output_paths`). A
 recorder that stopped on an error (disk full, unwritable file) is not reported as written: replay
 ends with a one-line error naming it (exit status non-zero), live warns (its session ran; the screen
-showed REC FAILED). What the other outputs wrote is reported and kept either way.
+showed REC FAILED). A replay's recorder that paused below ``sinks.min_free_gb`` has failed too: its
+output misses frames (live resumes instead; the log says so). What the other outputs wrote is reported
+and kept either way, and no ``wrote`` line names a file the run never made.
 Each handler imports the pipeline (and live, the service hooks) when it runs, so
 `sonomap --help` does not load them.
 """
@@ -13,6 +15,7 @@ Each handler imports the pipeline (and live, the service hooks) when it runs, so
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from edge_runtime.commands.observers import (
     capture_observers,
@@ -67,7 +70,7 @@ def cmd_replay(args) -> int:
     observers = observer_hooks(args) + capture + sequence
     summary = Pipeline(config, config_path=args.config, source=source, observers=observers).run()
     failed = recorder_failures(summary, sequence, sink_options(args, REPLAY_VIDEO_OPTION))
-    print_summary(summary, failed)
+    print_summary(summary, set(failed) | never_made(summary))
     print_captures(capture)
     print_sequences([recorder for recorder in sequence if recorder.error is None])
     if failed:
@@ -113,7 +116,7 @@ def cmd_live(args) -> int:
     finally:
         handlers.restore()
     failed = recorder_failures(summary, sequence, sink_options(args, LIVE_VIDEO_OPTION))
-    print_summary(summary, failed)
+    print_summary(summary, set(failed) | never_made(summary))
     print_captures(capture)
     print_sequences([recorder for recorder in sequence if recorder.error is None])
     for message in failed.values():  # the session itself ran: a warning, exit status 0
@@ -137,6 +140,12 @@ def recorder_failures(summary: dict, sequence: list, names: dict[str, str]) -> d
                 f"--record-sequence {recorder.path}: recording failed: {recorder.error}"
             )
     return failed
+
+
+def never_made(summary: dict) -> set[str]:
+    """The summary's outputs that are not on disk: a live recorder paused for disk space before its
+    first frame opened no file."""
+    return {path for path in summary.get("outputs", {}).values() if not Path(path).exists()}
 
 
 def register(sub) -> None:

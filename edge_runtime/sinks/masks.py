@@ -1,14 +1,16 @@
 """``--save-masks DIR``: per frame ``DIR/<index>_mask.png`` (0/255) and the gray ROI frame
-``DIR/<index>_frame.png``, written on the sink's own thread; paused below ``sinks.min_free_gb``."""
+``DIR/<index>_frame.png``, written on the sink's own thread; paused below ``sinks.min_free_gb``.
+Both go through :func:`edge_runtime.atomic.atomic_write_png`: a PNG that cannot be written (disk full,
+a file size limit) raises an error naming it, and this sink stops as a failed recorder
+(:mod:`edge_runtime.sinks.threaded`) instead of losing frames without a word."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from edge_runtime.errors import InputError
+from edge_runtime.atomic import atomic_write_png
 from edge_runtime.sinks import recordings
 from edge_runtime.sinks.threaded import ThreadedWriter
 
@@ -16,27 +18,32 @@ MASK_FOREGROUND = 255
 
 
 class MaskDumpSink(ThreadedWriter):
-    """``--save-masks DIR``: per frame, the mask (0/255 PNG) and the gray ROI it came from."""
+    """``--save-masks DIR``: per frame, the mask (0/255 PNG) and the gray ROI it came from.
+    ``resume`` False (replay): a pause for disk space is final, and a failed recording at close."""
 
-    def __init__(self, directory: str | Path, block: bool = True, min_free_gb: float = 0.0):
+    def __init__(
+        self, directory: str | Path, block: bool = True, min_free_gb: float = 0.0, resume: bool = True
+    ):
         self.directory = Path(directory)
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # patient images: private
         self.space = recordings.SpaceGuard(self.directory, min_free_gb)
-        self.paused, self.paused_frames = False, 0
+        self.paused, self.paused_frames, self.frames = False, 0, 0
+        self.resume = resume
         super().__init__("masks", block)
 
     def write(self, index: int, roi_image: np.ndarray, mask: np.ndarray | None) -> None:
         self.submit(index, roi_image, mask)
 
     def _write_now(self, index: int, roi_image: np.ndarray, mask: np.ndarray | None) -> None:
-        if not self.space.ok():  # a PNG per frame fills a disk faster than video: the same guard
+        # a PNG per frame fills a disk faster than video: the same guard
+        if (self.paused and not self.resume) or not self.space.ok():
             if not self.paused:
-                recordings.log_pause(self.name, self.space, "the mask dump so far kept")
+                recordings.log_pause(self.name, self.space, "the mask dump so far kept", self.resume)
             self.paused, self.paused_frames = True, self.paused_frames + 1
             return
         self.paused = False
-        cv2.imwrite(str(self.directory / f"{index:06d}_frame.png"), roi_image)
+        atomic_write_png(self.directory / f"{index:06d}_frame.png", roi_image)
         if mask is not None:
             out = np.where(mask > 0, MASK_FOREGROUND, 0).astype(np.uint8)
-            if not cv2.imwrite(str(self.directory / f"{index:06d}_mask.png"), out):
-                raise InputError(f"{self.directory}: cannot write mask PNG")
+            atomic_write_png(self.directory / f"{index:06d}_mask.png", out)
+        self.frames += 1

@@ -5,7 +5,8 @@ cheaper than libswscale), or straight from the decoder's planes (``write_i420``:
 libx264 runs one thread per four cores (:func:`edge_runtime.cpus.encode_threads`): on a small CPU its
 thread pool would only fight inference for the same cores, on a large one a single thread caps the
 frame rate. Below ``sinks.min_free_gb`` it finalises its file and pauses; it resumes into a new file
-when space returns (:class:`edge_runtime.sinks.recordings.SpaceGuard`).
+when space returns (:class:`edge_runtime.sinks.recordings.SpaceGuard`), or, with ``resume`` False
+(replay), stays paused and fails at close.
 
 FFmpeg does not report every failed write: when the disk fills up (or a file size limit is hit) while
 it closes the file, writing the last fragment and the index, ``close()`` returns as if all went well
@@ -82,6 +83,7 @@ class Mp4Sink(ThreadedWriter):
         template: str | Path | None = None,
         retention_days: float | None = None,
         outputs: dict | None = None,
+        resume: bool = True,
     ):
         self.path = Path(path)
         self.template = template or self.path  # where a resumed recording goes (a new name from it)
@@ -92,6 +94,7 @@ class Mp4Sink(ThreadedWriter):
         self.files: list[Path] = []
         self.paused = False
         self.paused_frames = 0
+        self.resume = resume  # False (replay): a pause is final, a failed recording at close
         self.retention_days = retention_days
         self.outputs = (
             outputs  # the session's files by kind (the summary's ``outputs``): resumed files join it
@@ -150,7 +153,7 @@ class Mp4Sink(ThreadedWriter):
         if self.retention_days and now - self._retention_at >= recordings.RETENTION_INTERVAL_S:
             self._retention_at = now
             recordings.apply_retention(self.template, self.retention_days)
-        if self.space.ok():
+        if (self.resume or not self.paused) and self.space.ok():
             if self.paused:
                 self.paused = False
                 self.path = recordings.session_path(self.template, keep_existing=True)
@@ -167,6 +170,7 @@ class Mp4Sink(ThreadedWriter):
                 self.name,
                 self.space,
                 f"{self.path} kept" if self._container is not None else "nothing recorded yet",
+                self.resume,
             )
             self._finish()
         self.paused_frames += 1

@@ -16,7 +16,8 @@ With a fixed ``sinks.video`` path the restarted process would truncate the file 
 Disk hygiene (:class:`SpaceGuard`, :func:`apply_retention`):
 
 - ``sinks.min_free_gb``: the recorder checks the free space of its folder once a second; below the
-  threshold it finalises the file so far and pauses, and it resumes into a new file when space returns;
+  threshold it finalises the file so far and pauses, and it resumes into a new file when space returns
+  (live; a replay's recorder stays paused and fails: :mod:`edge_runtime.sinks.threaded`);
 - ``sinks.retention_days`` (off by default: keeping or deleting recordings is the hospital's decision):
   at start and hourly, recordings older than that are deleted from the recording folder. Only sonomap's
   own recordings go: files named like the configured template *and* tagged :data:`OWN_MARK` inside.
@@ -119,17 +120,18 @@ class SpaceGuard:
         return not self.below
 
 
-def log_pause(sink: str, space: SpaceGuard, kept: str) -> None:
-    """The one error line (and the ``recording_paused`` count) when a recorder pauses for disk space."""
+def log_pause(sink: str, space: SpaceGuard, kept: str, resumes: bool = True) -> None:
+    """The one error line (and the ``recording_paused`` count) when a recorder pauses for disk space;
+    ``resumes`` False: a replay's recorder, whose pause is final (its output misses the rest)."""
     EVENTS.inc("recording_paused")
     log.error(
-        "sink %s: only %.2f GiB free on %s (sinks.min_free_gb %g): recording paused (%s); it resumes "
-        "when space returns",
+        "sink %s: only %.2f GiB free on %s (sinks.min_free_gb %g): recording paused (%s); %s",
         sink,
         space.free_gb,
         space.folder,
         space.min_free_gb,
         kept,
+        "it resumes when space returns" if resumes else "a replay does not resume: the rest is not written",
     )
 
 

@@ -10,10 +10,10 @@ a replay waits for room (every frame recorded), a live session drops the frame i
 written to the header as ``sonomap dropped frames``), so the video never waits on the disk. A write
 error (a full disk) stops this recorder with one error line, the ``recording_failed`` count and a
 banner on screen; the video goes on. Below ``sinks.min_free_gb`` it pauses (frames so far kept)
-and resumes into a new file. The headers are checkpointed every :data:`CHECKPOINT_S` (more rarely
-as a session grows) and at close, so a crash keeps the frames up to the last checkpoint. A new ROI
-size starts a new file (a volume sequence has one geometry). Memory: a few frames in the queue plus
-~10 bytes a frame of index values.
+and, live, resumes into a new file; a replay's recorder stays paused and has failed at close. The
+headers are checkpointed every :data:`CHECKPOINT_S` (more rarely as a session grows) and at close, so
+a crash keeps the frames up to the last checkpoint. A new ROI size starts a new file (a volume
+sequence has one geometry). Memory: a few frames in the queue plus ~10 bytes a frame of index values.
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ class SequenceRecorder(ThreadedWriter, Observer):
         self.files: list[Path] = []
         self.frames = 0
         self.paused = False
+        self.resume = live  # replay: a pause for disk space is final, a failed recording at close
         Path(self.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # patient images: private
         self.space = recordings.SpaceGuard(Path(self.path).parent, min_free_gb)
         self._session: layout.SequenceFiles | None = None
@@ -142,11 +143,12 @@ class SequenceRecorder(ThreadedWriter, Observer):
         )
 
     def _write_now(self, item: dict) -> None:
-        if not self.space.ok():
+        if (self.paused and not self.resume) or not self.space.ok():
             if not self.paused:
                 self.paused = True
-                recordings.log_pause("sequence", self.space, f"{self.path} kept")
+                recordings.log_pause("sequence", self.space, f"{self.path} kept", self.resume)
                 self._end_session()
+            self.paused_frames += 1
             return
         if self._session is None or self._session.shape != item["gray"].shape:
             self._start_session(item)

@@ -3,6 +3,10 @@ disk or encoder never holds up the frame that is being shown. ``block`` chooses 
 (replay: every frame is written) or dropping (live: ``dropped`` counts them). A write error stops
 that sink only (``error``; the display goes on) and is counted in ``EVENTS["recording_failed"]``, as
 is a failure to finalise the file at the end.
+A recorder that pauses for disk space (``sinks.min_free_gb``) counts the frames it left out
+(``paused_frames``). Live, it resumes when space returns. With ``resume`` False (replay: a result
+re-made on demand, every frame expected in it) a pause is final, and at close the recorder has failed:
+``error`` says after how many frames it paused and how many it did not write.
 ``close`` waits at most :data:`CLOSE_TIMEOUT_S` for room in the queue and again for the thread: a
 writer stuck on a hung disk is left behind, and finalises its file if the disk comes back.
 """
@@ -24,6 +28,12 @@ CLOSE_TIMEOUT_S = 12.0  # a recorder finalises within this at shutdown (the unit
 
 class ThreadedWriter:
     """Runs ``_write_now`` on a worker thread; ``block`` chooses backpressure vs dropping."""
+
+    frames = 0  # frames written
+    paused = False  # below sinks.min_free_gb: frames are counted, not written
+    paused_frames = 0
+    resume = True  # False: a pause is final and makes a failed recording (replay)
+    space = None  # the recorder's sinks.recordings.SpaceGuard, when it checks free space
 
     def __init__(self, name: str, block: bool = True):
         self.name = name
@@ -54,6 +64,15 @@ class ThreadedWriter:
                 self.error = exc
                 EVENTS.inc("recording_failed")
             log.error("sink %s could not finalise: %s", self.name, exc)
+        if self.error is None and self.paused_frames and not self.resume:
+            below = (
+                f" (free space below sinks.min_free_gb {self.space.min_free_gb:g} GiB)" if self.space else ""
+            )
+            self.error = SonomapError(
+                f"paused for low disk{below} after {self.frames} frame(s); {self.paused_frames} frame(s) "
+                "not written"
+            )
+            EVENTS.inc("recording_failed")
 
     def submit(self, *item) -> None:
         if self._closed:

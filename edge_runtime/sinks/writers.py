@@ -20,8 +20,10 @@ from edge_runtime.sinks.window import WindowSink
 
 def open_sinks(s: SinksConfig, fps: float, live: bool) -> tuple[dict, WindowSink | None, dict[str, str]]:
     """The config's ``sinks`` section -> (file sinks by name, window or None, the paths they write).
-    Live sinks drop frames rather than stall the display, and a live session never records over an
-    earlier recording (:mod:`edge_runtime.sinks.recordings`: a service restarted after a crash)."""
+    Live sinks drop frames rather than stall the display, resume after a pause for disk space, and a
+    live session never records over an earlier recording (:mod:`edge_runtime.sinks.recordings`: a
+    service restarted after a crash). A replay's recorders write every frame or fail: a pause for disk
+    space is final, and makes a failed output (:mod:`edge_runtime.sinks.threaded`)."""
     outputs = {
         k: str(recordings.session_path(getattr(s, k), keep_existing=live))
         for k in ("video", "raw", "masks")
@@ -40,8 +42,11 @@ def open_sinks(s: SinksConfig, fps: float, live: bool) -> tuple[dict, WindowSink
                 template=getattr(s, kind),
                 retention_days=s.retention_days,
                 outputs=outputs,
+                resume=live,
             )
     if "masks" in outputs:
-        sinks["masks"] = MaskDumpSink(outputs["masks"], block=not live, min_free_gb=s.min_free_gb)
+        sinks["masks"] = MaskDumpSink(
+            outputs["masks"], block=not live, min_free_gb=s.min_free_gb, resume=live
+        )
     window = WindowSink(fullscreen=bool(s.fullscreen)) if s.window else None
     return sinks, window, outputs
