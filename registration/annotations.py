@@ -88,6 +88,15 @@ def load_geojson(path: Path, cancer, ignore, exclude) -> Annotations:
         data = json.loads(Path(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{where}: malformed GeoJSON ({exc})") from exc
+    except RecursionError as exc:  # [[[ ... ]]] thousands deep: json's parser recurses per level
+        raise InputError(f"{where}: malformed GeoJSON (nested too deeply)") from exc
+    try:
+        return _geojson_annotations(data, where, cancer, ignore, exclude)
+    except RecursionError as exc:  # GeometryCollections nested hundreds deep
+        raise InputError(f"{where}: malformed GeoJSON (geometries nested too deeply)") from exc
+
+
+def _geojson_annotations(data, where: str, cancer, ignore, exclude) -> Annotations:
     if isinstance(data, dict) and data.get("type") == "FeatureCollection":
         features = data.get("features")
     elif isinstance(data, dict) and data.get("type") == "Feature":

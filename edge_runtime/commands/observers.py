@@ -70,8 +70,10 @@ def print_captures(capture: list) -> None:
     for observer in capture:
         noun = "biopsy" if observer.captures == 1 else "biopsies"
         print(
-            f"captured {observer.captures} {noun} into {observer.directory}"
-            + (f" ({observer.writer.errors} could not be written)" if observer.writer.errors else "")
+            redact(
+                f"captured {observer.captures} {noun} into {observer.directory}"
+                + (f" ({observer.writer.errors} could not be written)" if observer.writer.errors else "")
+            )
         )
 
 
