@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 
+from edge_runtime import cli_args
 from edge_runtime.errors import SonomapError
 from registration.case import CASE_EXAMPLE
 from registration.cases import cli as cases_cli
 from registration.sim import commands as sim_commands
+from registration.wsi_mpp import MAX_PLAUSIBLE_MPP, MIN_PLAUSIBLE_MPP, mpp_argument
 
 EXIT_SOME_FAILED = 1
 
@@ -19,8 +21,6 @@ def _simulate(args) -> int:
     from registration.sim.biopsy_core import CoreParams
     from registration.sim.simulate import SimParams, simulate_cases
 
-    if not args.wsi_mpp > 0:
-        raise SonomapError(f"--wsi-mpp {args.wsi_mpp}: must be > 0")
     lab = None
     if args.lab:
         from registration.sim.lab import LabParams
@@ -112,7 +112,7 @@ def _add_bench_inputs(p: argparse.ArgumentParser, work_help: str) -> None:
     """The benchmarks' inputs: real images + masks to simulate cases from, a seed, a work folder."""
     p.add_argument("--images", required=True, help="folder of 8-bit ultrasound images")
     p.add_argument("--masks", required=True, help="folder of lesion masks (same stems, 0/255)")
-    p.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
+    p.add_argument("--seed", type=cli_args.seed, default=1, help="simulation seed (default 1)")
     p.add_argument("--work", default=None, help=work_help)
 
 
@@ -133,12 +133,13 @@ def register(sub) -> None:
     p.add_argument("--masks", required=True, help="folder of lesion masks (same stems, 0/255)")
     p.add_argument("--out", required=True, help="output CASES folder")
     p.add_argument("--n", type=int, default=10, help="number of cases (default 10)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=cli_args.seed, default=0, help="random seed (default 0)")
     p.add_argument(
         "--wsi-mpp",
-        type=float,
+        type=mpp_argument,
         default=4.0,
-        help="microns per level-0 pixel of the simulated slides (default 4; larger = smaller files)",
+        help=f"microns per level-0 pixel of the simulated slides, {MIN_PLAUSIBLE_MPP:g}-{MAX_PLAUSIBLE_MPP:g} "
+        "(default 4; larger = smaller files)",
     )
     p.add_argument(
         "--lab",
@@ -175,7 +176,7 @@ def register(sub) -> None:
     )
     p.add_argument("cases", help="CASES_DIR")
     p.add_argument("--out", required=True, help="DATASET folder")
-    p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
+    p.add_argument("--seed", type=cli_args.seed, default=0, help="split seed (default 0)")
     p.add_argument("--strict", action="store_true", help="exit 1 when any case failed")
     p.add_argument(
         "--min-quality",

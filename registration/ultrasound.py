@@ -7,6 +7,9 @@ cine, frame chosen by index) calibrated by SequenceOfUltrasoundRegions. Output: 
 DICOM calibration (PS3.3 C.8.5.5): PhysicalDeltaX/Y in PhysicalUnitsX/YDirection, where unit
 code 3 means cm (the only spatial unit), so mm/px = delta * 10. Several regions can coexist
 (B-mode + Doppler panes); we use the 2D tissue region that contains the needle.
+
+DICOM pixels (YBR, palette, MONOCHROME1...) become gray in :mod:`edge_runtime.dicom_pixels`, the
+reader the runtime's DICOM cine replay uses too.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_runtime.dicom_pixels import dicom_gray, frame_count
 from edge_runtime.errors import InputError
 from edge_runtime.privacy import register_dicom
 from edge_runtime.units import MM_PER_CM
@@ -115,27 +119,12 @@ def dicom_regions(ds, where: str) -> list[Region]:
 
 
 def _dicom_frame(ds, frame: int, where: str) -> np.ndarray:
-    try:
-        arr = ds.pixel_array
-    except Exception as exc:  # pydicom raises many types for missing/undecodable pixel data
-        raise InputError(f"{where}: cannot decode DICOM pixel data ({exc})") from exc
-    n_frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    spp = int(getattr(ds, "SamplesPerPixel", 1))
-    if n_frames > 1:
-        if frame >= n_frames:
-            raise InputError(f"{where}: ultrasound.frame={frame} out of range (cine has {n_frames} frames)")
-        arr = arr[frame]
-    elif frame != 0:
+    n_frames = frame_count(ds)
+    if n_frames > 1 and frame >= n_frames:
+        raise InputError(f"{where}: ultrasound.frame={frame} out of range (cine has {n_frames} frames)")
+    if n_frames == 1 and frame != 0:
         raise InputError(f"{where}: ultrasound.frame={frame} but the DICOM has a single frame")
-    if spp == 3:
-        photometric = str(getattr(ds, "PhotometricInterpretation", "RGB"))
-        if photometric.startswith("YBR"):
-            # deferred: pydicom is the optional [dicom] extra
-            from pydicom.pixels import convert_color_space
-
-            arr = convert_color_space(arr, photometric, "RGB")
-        arr = cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_RGB2BGR)
-    return to_gray_u8(np.asarray(arr), where)
+    return dicom_gray(ds, where, frame)  # the colours as the runtime replays them
 
 
 def _pick_region(regions: list[Region], needle_points, where: str) -> Region:

@@ -11,6 +11,7 @@ with both numbers, because a wrong scale silently stretches every label.
 
 from __future__ import annotations
 
+import argparse
 import re
 
 from edge_runtime.errors import InputError
@@ -27,6 +28,21 @@ OME_UNITS = {"µm": 1.0, "um": 1.0, "\u03bcm": 1.0, "nm": 1e-3, "mm": 1e3}
 
 def plausible(mpp: float | None) -> bool:
     return mpp is not None and MIN_PLAUSIBLE_MPP <= mpp <= MAX_PLAUSIBLE_MPP
+
+
+def mpp_argument(text: str) -> float:
+    """argparse type of ``--wsi-mpp``: a slide scale that registration will accept, so a simulated
+    slide is never written at a scale ``sonomap register`` refuses later."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of µm per pixel, got {text!r}") from None
+    if not plausible(value):
+        raise argparse.ArgumentTypeError(
+            f"must be between {MIN_PLAUSIBLE_MPP:g} and {MAX_PLAUSIBLE_MPP:g} µm per pixel "
+            f"(the slide scales registration accepts), got {text}"
+        )
+    return value
 
 
 def _float(text: str) -> float | None:

@@ -4,7 +4,8 @@
 
 - a video file (PyAV, threaded decode) or an ``rtsp://``/``rtmp://``/``http(s)://`` URL (live);
 - an image folder (sorted, png/jpg/bmp/tif) or a single image;
-- a ``.dcm`` file (DICOM cine via pydicom; the mm scale comes from its ultrasound regions);
+- a ``.dcm`` file (DICOM cine via pydicom, its colours read by :mod:`edge_runtime.dicom_pixels`; the mm
+  scale comes from its ultrasound regions);
 - ``synthetic`` (a real BUSI image with simulated probe motion, paced at ``fps``);
 - ``/dev/videoN`` or an integer (V4L2/UVC capture card through OpenCV CAP_V4L2: size, fps, fourcc);
 - ``igtl://HOST:PORT?device=NAME`` (OpenIGTLink client, in :mod:`edge_runtime.igtl`);
@@ -30,6 +31,7 @@ import numpy as np
 
 from edge_runtime import privacy
 from edge_runtime.config_schema import RuntimeConfig
+from edge_runtime.dicom_pixels import dicom_pixels
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.frames import Frame, Source
 from edge_runtime.igtl.source import open_igtl_source
@@ -107,17 +109,8 @@ class DicomCineSource(Source):
         except Exception as exc:  # pydicom raises many types for broken files
             raise InputError(f"{self.path}: unreadable DICOM ({type(exc).__name__}: {exc})") from exc
         privacy.register_dicom(ds)  # from now on its identifiers are [REDACTED] in logs and errors
-        try:
-            pixels = ds.pixel_array
-        except Exception as exc:  # pydicom raises many types for undecodable pixel data
-            raise InputError(f"{self.path}: unreadable DICOM ({type(exc).__name__}: {exc})") from exc
-        frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
-        if frames == 1:
-            pixels = pixels[None]
-        self.rgb = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")) not in (
-            "MONOCHROME1",
-            "MONOCHROME2",
-        )
+        # 8-bit gray or RGB: YBR converted, a palette applied, MONOCHROME1 inverted; else an error
+        pixels = dicom_pixels(ds, str(self.path))
         self.pixels = pixels
         self.fps = float(
             getattr(ds, "CineRate", 0) or getattr(ds, "RecommendedDisplayFrameRate", 0) or DEFAULT_FPS
@@ -139,12 +132,8 @@ class DicomCineSource(Source):
         index = 0
         while True:
             for i, image in enumerate(self.pixels):
-                if image.dtype != np.uint8:
-                    raise InputError(f"{self.path}: unsupported pixel format {image.dtype} in frame {i}")
                 bgr = (
-                    cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-                    if self.rgb and image.ndim == 3
-                    else to_bgr(image, f"{self.path} frame {i}")
+                    cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else to_bgr(image, f"frame {i}")
                 )
                 meta = {"source": self.name, "mm_per_pixel": self.mm_per_pixel}
                 yield Frame(index, np.ascontiguousarray(bgr), time.monotonic(), i / self.fps, meta)

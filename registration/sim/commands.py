@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edge_runtime import cli_args
 from edge_runtime.errors import SonomapError
+from registration.wsi_mpp import MAX_PLAUSIBLE_MPP, MIN_PLAUSIBLE_MPP, mpp_argument
 
 
 def _procedure(args) -> int:
@@ -36,8 +38,6 @@ def _procedure(args) -> int:
 def _pathology(args) -> int:
     from registration.sim.pathology import simulate_pathology
 
-    if not args.wsi_mpp > 0:
-        raise SonomapError(f"--wsi-mpp {args.wsi_mpp}: must be > 0")
     s = simulate_pathology(args.cases, args.truth, args.seed, args.patient_id, args.wsi_mpp)
     for c in s["filled"]:
         print(
@@ -66,7 +66,7 @@ def register(sub) -> None:
         default=None,
         help="BUSI-layout image (images/X.png with masks/X.png; default: the bundled malignant sample)",
     )
-    p.add_argument("--seed", type=int, default=3, help="noise and placement seed (default 3)")
+    p.add_argument("--seed", type=cli_args.seed, default=3, help="noise and placement seed (default 3)")
     p.set_defaults(func=_procedure)
 
     p = sub.add_parser(
@@ -80,11 +80,16 @@ def register(sub) -> None:
     )
     p.add_argument("cases", help="folder of captured cases")
     p.add_argument("--truth", required=True, help="CLIP.truth.json written by simulate-procedure")
-    p.add_argument("--seed", type=int, default=0, help="core simulation seed (default 0)")
+    p.add_argument("--seed", type=cli_args.seed, default=0, help="core simulation seed (default 0)")
     p.add_argument(
         "--patient-id",
         default=None,
         help="pseudonymous patient id the lab records (pathology.patient_id); groups the cores in one split",
     )
-    p.add_argument("--wsi-mpp", type=float, default=4.0, help="microns per slide pixel (default 4)")
+    p.add_argument(
+        "--wsi-mpp",
+        type=mpp_argument,
+        default=4.0,
+        help=f"microns per slide pixel, {MIN_PLAUSIBLE_MPP:g}-{MAX_PLAUSIBLE_MPP:g} (default 4)",
+    )
     p.set_defaults(func=_pathology)

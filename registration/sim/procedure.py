@@ -10,7 +10,9 @@ post-fire tip (ROI pixels) and angle, and the source image by the SHA-256 of its
 name (a user's image may be named after the patient). With ``truth=True`` it also writes, beside
 CLIP.mp4, ``CLIP.lesion.png`` (the image's lesion mask carried into ROI pixels exactly as the image
 is, 0/255; empty for a benign image: no cancer) and ``CLIP.truth.json`` (the returned dict, the clip by file name), which
-``sonomap simulate-pathology`` turns into a slide and annotation per captured core.
+``sonomap simulate-pathology`` turns into a slide and annotation per captured core. Every input (the
+image, its lesion mask) is read before anything is written, and the clip is encoded to a temp file
+renamed over CLIP.mp4 when whole: a failed run leaves an earlier clip, truth and lesion as they were.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.atomic import atomic_write_png
+from edge_runtime.atomic import atomic_path, atomic_write_png
 from edge_runtime.errors import InputError
 from edge_runtime.manifest import sha256_file
 from edge_runtime.sinks.mp4 import Mp4Sink
@@ -122,6 +124,11 @@ def write_procedure_clip(
     ``truth`` also CLIP.truth.json and CLIP.lesion.png (module docstring)."""
     image = Path(image) if image is not None else default_image()
     sim = ScreenSimulator(image, seed=seed, screen_w=SCREEN[0], screen_h=SCREEN[1], noise_sigma=0)
+    lesion = None
+    if truth:  # every input checked before anything is written: a failure leaves earlier files as they were
+        mask, malignant = busi_mask(image)
+        lesion = lesion_in_roi(sim, mask, malignant)
+    image_sha256 = sha256_file(image)  # not its name: an image may be named after the patient
     mm = sim.mm_per_pixel
     still = _still(sim)
     od_px = GAUGE_DEFAULTS[GAUGE]["od_mm"] / mm
@@ -157,7 +164,30 @@ def write_procedure_clip(
                 ),
             }
         )
-    sink = Mp4Sink(out, fps=FPS, preset="veryfast")
+    with atomic_path(out) as tmp:  # the clip appears only whole: a failed run keeps the earlier one
+        _encode(tmp, views, sim, still, noise, od_px, seed)
+    info = {
+        "clip": str(out),
+        "image_sha256": image_sha256,
+        "roi": sim.roi.as_list(),
+        "mm_per_pixel": mm,
+        "frames": len(views),
+        "gauge": GAUGE,
+        "fires": [{k: _plain(v) for k, v in f.items()} for f in fires],
+    }
+    if truth:
+        truth_json, lesion_png = truth_paths(out)
+        atomic_write_png(lesion_png, lesion)
+        info.update(lesion=lesion_png.name, cancer=malignant)
+        # the file names the clip beside it, not the folder the user chose (it may name a patient)
+        write_json(truth_json, {**info, "clip": out.name})
+    return info
+
+
+def _encode(path: Path, views, sim: ScreenSimulator, still, noise, od_px: float, seed: int) -> None:
+    """Draw every frame of ``views`` on the scanner screen and encode them into ``path``."""
+    mm = sim.mm_per_pixel
+    sink = Mp4Sink(path, fps=FPS, preset="veryfast")
     try:
         for i, view in enumerate(views):
             gray = still
@@ -173,23 +203,6 @@ def write_procedure_clip(
             sink.write(screen)
     finally:
         sink.close()
-    info = {
-        "clip": str(out),
-        "image_sha256": sha256_file(image),  # not its name: an image may be named after the patient
-        "roi": sim.roi.as_list(),
-        "mm_per_pixel": mm,
-        "frames": len(views),
-        "gauge": GAUGE,
-        "fires": [{k: _plain(v) for k, v in f.items()} for f in fires],
-    }
-    if truth:
-        truth_json, lesion_png = truth_paths(out)
-        mask, malignant = busi_mask(image)
-        atomic_write_png(lesion_png, lesion_in_roi(sim, mask, malignant))
-        info.update(lesion=lesion_png.name, cancer=malignant)
-        # the file names the clip beside it, not the folder the user chose (it may name a patient)
-        write_json(truth_json, {**info, "clip": out.name})
-    return info
 
 
 def _plain(v):

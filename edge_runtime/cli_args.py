@@ -1,0 +1,49 @@
+"""Argument types shared by every stage's command line: a bad number is refused by argparse with one
+line naming the option (``sonomap X: error: argument --seed: ...``, exit 2) before any work starts,
+instead of a traceback after it.
+
+``seed``: a random seed, an integer >= 0 (numpy's generators take no negative seed).
+``at_least(n)``: an integer >= n (frame counts, rounds); ``non_negative_float``: seconds, >= 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+
+
+def seed(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed must be a whole number >= 0, got {value}")
+    return value
+
+
+def at_least(minimum: int):
+    """An argparse type: an integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        value = _int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value

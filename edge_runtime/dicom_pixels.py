@@ -1,0 +1,109 @@
+"""DICOM pixel data as 8-bit display pixels: the one place that reads a DICOM image's colours.
+
+Used by the runtime's DICOM cine source and by registration's ultrasound reader, so a frame
+replayed and the same frame registered are the same picture.
+
+pydicom 3 decodes the pixel data and already delivers RGB for YBR_FULL / YBR_FULL_422 (its
+default colour conversion) and for JPEG 2000's YBR_RCT / YBR_ICT (converted by the codec); the
+decoder says which colour space it returned, and that, not the header, decides what is done here:
+
+- MONOCHROME2: as is; MONOCHROME1 (0 is white): inverted;
+- RGB: as is;
+- PALETTE COLOR: through the file's lookup table (``pydicom.pixels.apply_color_lut``), 16-bit
+  table entries scaled to 8 bits.
+
+Anything else (more than 8 bits per sample, signed samples, a colour space pydicom leaves
+unconverted such as YBR_PARTIAL_420, a palette without its table) is a one-line
+:class:`~edge_runtime.errors.InputError` naming the file. pydicom is the optional ``[dicom]`` extra:
+callers have read the dataset with it already; version 3 or later is needed (``pydicom.pixels``).
+Compressed transfer syntaxes need a pydicom pixel-data plugin (Pillow decodes JPEG baseline and
+JPEG 2000).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from edge_runtime.errors import InputError, SonomapError
+
+MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
+RGB, PALETTE = "RGB", "PALETTE COLOR"
+LUT_16_BIT = 16
+
+
+def frame_count(ds) -> int:
+    """The number of frames the dataset holds (1 when NumberOfFrames is absent or empty)."""
+    try:
+        return max(int(getattr(ds, "NumberOfFrames", 1) or 1), 1)
+    except (TypeError, ValueError):
+        return 1
+
+
+def _decode(ds, where: str, index: int | None):
+    try:
+        from pydicom.pixels import get_decoder  # deferred: pydicom is an optional extra
+    except ImportError as exc:  # pydicom 2 has no pydicom.pixels
+        raise SonomapError(
+            f"{where}: reading DICOM pixels needs pydicom >= 3 (pip install -U 'pydicom>=3')"
+        ) from exc
+    try:
+        decoder = get_decoder(ds.file_meta.TransferSyntaxUID)
+        return decoder.as_array(ds, index=index, as_rgb=True)
+    except Exception as exc:  # pydicom raises many types for missing, broken or undecodable pixel data
+        raise InputError(
+            f"{where}: cannot decode the DICOM pixel data ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _palette(arr: np.ndarray, ds, where: str) -> np.ndarray:
+    from pydicom.pixels import apply_color_lut
+
+    try:
+        rgb = apply_color_lut(arr, ds)
+    except Exception as exc:  # a missing or malformed lookup table
+        raise InputError(
+            f"{where}: unusable PALETTE COLOR lookup table ({type(exc).__name__}: {exc})"
+        ) from exc
+    if rgb.dtype.itemsize * 8 >= LUT_16_BIT:
+        return (rgb >> 8).astype(np.uint8)  # 16-bit table entries span 0..65535
+    return rgb.astype(np.uint8)
+
+
+def dicom_pixels(ds, where: str, index: int | None = None) -> np.ndarray:
+    """Frame ``index`` as uint8 ``[H, W]`` gray or ``[H, W, 3]`` RGB; with ``index=None`` every
+    frame, stacked ``[N, H, W(, 3)]`` (N >= 1). ``where`` (the file as the user gave it) names it in
+    errors. The caller checks ``index`` against :func:`frame_count`."""
+    arr, meta = _decode(ds, where, index)
+    if index is None and frame_count(ds) == 1:
+        arr = arr[None]
+    photometric = str(
+        getattr(meta["photometric_interpretation"], "value", meta["photometric_interpretation"])
+    )
+    bits = int(meta.get("bits_allocated", 8))
+    if bits != 8 or arr.dtype != np.uint8:
+        raise InputError(
+            f"{where}: unsupported pixel format: {bits}-bit {arr.dtype} samples "
+            f"(DICOM images are read as 8-bit unsigned)"
+        )
+    if photometric == "MONOCHROME1":
+        return 255 - arr
+    if photometric == "MONOCHROME2" or (photometric == RGB and arr.shape[-1] == 3):
+        return np.ascontiguousarray(arr)
+    if photometric == PALETTE:
+        return _palette(arr, ds, where)
+    raise InputError(
+        f"{where}: unsupported photometric interpretation {photometric!r} "
+        f"(readable: {', '.join((*MONOCHROME, 'RGB', 'YBR_FULL', 'YBR_FULL_422', 'YBR_RCT', 'YBR_ICT', PALETTE))})"
+    )
+
+
+def dicom_gray(ds, where: str, index: int | None = None) -> np.ndarray:
+    """:func:`dicom_pixels` as 8-bit gray (ITU-R 601 luma for colour): ``[H, W]`` or ``[N, H, W]``."""
+    pixels = dicom_pixels(ds, where, index)
+    single = index is not None
+    if pixels.ndim == (3 if single else 4):
+        flat = pixels.reshape(-1, pixels.shape[-2], 3)  # frames stacked along rows: one cvtColor call
+        gray = cv2.cvtColor(np.ascontiguousarray(flat), cv2.COLOR_RGB2GRAY)
+        return gray.reshape(pixels.shape[:-1])
+    return pixels
