@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from edge_runtime import cli_args
 from edge_runtime.tensorrt.engines import DEFAULT_WORKSPACE_MB
 from export.shapes import DEFAULT_MAX_BATCH, DEFAULT_MAX_HW, DEFAULT_MIN_HW, DEFAULT_OPT_HW
 
@@ -61,7 +62,7 @@ def _add_parity_args(p: argparse.ArgumentParser, frames_help: str, default_frame
     p.add_argument("--frames", help=frames_help)
     p.add_argument(
         "--parity-frames",
-        type=int,
+        type=cli_args.at_least(1),
         default=default_frames,
         help=f"how many frames to compare (default {default_frames})",
     )
@@ -153,7 +154,7 @@ def _add_selfcheck(sub) -> None:
     p.add_argument("--frames", help="folder of frames (default: vendored BUSI sample)")
     p.add_argument(
         "--max-frames",
-        type=int,
+        type=cli_args.at_least(1),
         default=DEFAULT_SELFCHECK_FRAMES,
         help=f"frames to compare (default {DEFAULT_SELFCHECK_FRAMES})",
     )

@@ -3,10 +3,15 @@
 Input: a folder of 8-bit images (default: the vendored BUSI sample ``tests/data/busi/images``
 of a source checkout, else the four frames packaged with the default model, so an installed
 cart without the source tree can still run ``sonomap selfcheck``). Output: ``[(id, gray uint8 (H, W)), ...]`` sorted by name.
+
+A frame's id is its position in the folder's sorted image list and the start of its file's sha256
+(``#3 sha256:1f2e...``), never its file name: the ids go into ``MODEL.parity.json``, which ships with
+the model, and a frame file may be named after a patient.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import cv2
@@ -18,6 +23,7 @@ from edge_runtime.errors import InputError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 DEFAULT_FRAMES = Path(__file__).resolve().parents[1] / "tests" / "data" / "busi" / "images"
 PACKAGED_FRAMES = Path(edge_runtime.__file__).resolve().parent / "models" / "default" / "samples"
+ID_SHA256_CHARS = 16  # of the file's sha256 in a frame id: enough to find the file, short to read
 
 
 def default_frames_dir(candidates: tuple[Path, ...] = (DEFAULT_FRAMES, PACKAGED_FRAMES)) -> Path:
@@ -34,24 +40,37 @@ def default_frames_dir(candidates: tuple[Path, ...] = (DEFAULT_FRAMES, PACKAGED_
 def load_frames(
     frames_dir: str | Path | None = None, limit: int | None = None
 ) -> list[tuple[str, np.ndarray]]:
-    """Read up to ``limit`` gray frames; spread the pick over the sorted list so a small
-    limit still mixes benign and malignant images."""
+    """Read up to ``limit`` (>= 1) gray frames; spread the pick over the sorted list so a small
+    limit still mixes benign and malignant images. Ids: see the module doc (no file names)."""
+    if limit is not None and limit < 1:
+        raise InputError(f"frames to compare must be at least 1, got {limit}")
     folder = Path(frames_dir) if frames_dir is not None else default_frames_dir()
     if not folder.is_dir():
         raise InputError(f"--frames {folder}: not a directory")
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise InputError(f"--frames {folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
+    picked = range(len(paths))
     if limit is not None and limit < len(paths):
         step = len(paths) / limit
-        paths = [paths[int(i * step)] for i in range(limit)]
+        picked = [int(i * step) for i in range(limit)]
     frames = []
-    for path in paths:
-        gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    for index in picked:
+        path = paths[index]
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"{path}: unreadable ({exc.strerror or exc})") from exc
+        gray = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if data else None
         if gray is None:
             raise InputError(f"{path}: not a readable image")
-        frames.append((path.stem, gray))
+        frames.append((frame_id(index, data), gray))
     return frames
+
+
+def frame_id(index: int, data: bytes) -> str:
+    """``#INDEX sha256:PREFIX``: the frame's place in the sorted folder and its file's hash, no name."""
+    return f"#{index} sha256:{hashlib.sha256(data).hexdigest()[:ID_SHA256_CHARS]}"
 
 
 def fit_frame(

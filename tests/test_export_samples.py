@@ -23,7 +23,8 @@ def test_installed_cart_falls_back_to_packaged_frames(tmp_path: Path):
     assert folder == samples.PACKAGED_FRAMES
     frames = samples.load_frames(folder)
     assert len(frames) == PACKAGED_COUNT
-    assert {name.split("_")[0] for name, _ in frames} == {"malignant", "benign"}
+    assert {path.stem.split("_")[0] for path in folder.glob("*.png")} == {"malignant", "benign"}
+    assert [frame_id.split()[0] for frame_id, _ in frames] == ["#0", "#1", "#2", "#3"]  # ids: no file names
     for _, gray in frames:
         assert gray.dtype == np.uint8 and gray.ndim == 2 and min(gray.shape) > 100
 

@@ -230,10 +230,6 @@ def test_make_clip_with_a_failing_writer_is_an_error_without_json(tmp_path):
 @pytest.mark.parametrize(
     "args,named",
     [
-        (["--frames", "0"], "--frames"),
-        (["--frames", "-5"], "--frames"),
-        (["--fps", "-1"], "--fps"),
-        (["--fps", "0"], "--fps"),
         (["--size", "0x0"], "--size"),
         (["--size", "16x9"], "--size"),
         (["--size", "1920x1080000"], "--size"),
@@ -242,6 +238,16 @@ def test_make_clip_with_a_failing_writer_is_an_error_without_json(tmp_path):
 def test_make_clip_refuses_bad_settings_and_writes_nothing(tmp_path, args, named):
     result = sonomap("make-clip", "--out", tmp_path / "c.mp4", "--size", CLIP_SIZE, *args, check=False)
     refused(result, "make-clip", named)
+    assert files_in(tmp_path) == []
+
+
+@pytest.mark.parametrize("args", [["--frames", "0"], ["--frames", "-5"], ["--fps", "-1"], ["--fps", "0"]])
+def test_make_clip_parser_refuses_bad_counts_and_writes_nothing(tmp_path, args):
+    result = sonomap("make-clip", "--out", tmp_path / "c.mp4", "--size", CLIP_SIZE, *args, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr  # argparse: usage, then the line
+    assert (
+        result.stderr.strip().splitlines()[-1].startswith(f"sonomap make-clip: error: argument {args[0]}: ")
+    )
     assert files_in(tmp_path) == []
 
 

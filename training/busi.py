@@ -16,6 +16,7 @@ the other), so the release's own images are never written over.
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import cv2
@@ -43,11 +44,21 @@ def read_busi_index(busi: Path) -> list[dict]:
     index = busi / "index.csv"
     if not index.is_file():
         raise InputError(f"{index}: BUSI index not found (expected DIR/index.csv with id,label)")
-    with open(index, newline="") as fh:
-        reader = csv.DictReader(fh)
+    try:
+        data = index.read_bytes()
+        text = data.decode("utf-8-sig")  # a spreadsheet's byte-order mark is not part of the header
+    except OSError as exc:
+        raise InputError(f"{index}: unreadable ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(f"{index}:{line}: not UTF-8 text; save the index as UTF-8 CSV (id,label)") from None
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
         if not {"id", "label"} <= set(reader.fieldnames or []):
             raise InputError(f"{index}: needs columns id,label")
         rows = list(reader)
+    except csv.Error as exc:
+        raise InputError(f"{index}:{reader.line_num}: not a valid CSV ({exc})") from None
     for line, row in enumerate(rows, start=2):
         if row["label"] not in (MALIGNANT, BENIGN):
             raise InputError(f"{index}:{line}: label {row['label']!r} is not malignant|benign")

@@ -11,6 +11,7 @@ import json
 import logging
 
 # Light: imagehash is imported only when hashing starts.
+from edge_runtime import cli_args
 from edge_runtime.atomic import same_file
 from edge_runtime.errors import ConfigError
 from edge_runtime.near_duplicates import DHASH_MAX, PHASH_MAX
@@ -140,7 +141,7 @@ def register(sub) -> None:
     )
     p.add_argument("--busi", required=True, help="BUSI directory with images/, masks/, index.csv")
     p.add_argument("--out", required=True, help="dataset directory to write (apart from --busi)")
-    p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
+    p.add_argument("--seed", type=cli_args.seed, default=0, help="split seed (default 0)")
     p.add_argument(
         "--phash-max",
         type=int,
@@ -245,9 +246,14 @@ def register(sub) -> None:
     )
     p.add_argument("--config", required=True)
     p.add_argument("--data", required=True)
-    p.add_argument("--iters", type=int, default=10, help="timed iterations per round")
-    p.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
-    p.add_argument("--rounds", type=int, default=3, help="alternating rounds per variant (median reported)")
+    p.add_argument("--iters", type=cli_args.at_least(1), default=10, help="timed iterations per round")
+    p.add_argument("--warmup", type=cli_args.at_least(0), default=2, help="untimed iterations first")
+    p.add_argument(
+        "--rounds",
+        type=cli_args.at_least(1),
+        default=3,
+        help="alternating rounds per variant (median reported)",
+    )
     p.add_argument("--json", default=None, help="also write the full result as JSON")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.set_defaults(func=_bench_train)

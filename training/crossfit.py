@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.errors import ConfigError
+from edge_runtime import cli_args
+from edge_runtime.errors import ConfigError, SonomapError
 from training.calibration import PIXEL_BINS, CalibrationAccumulator, reliability
 from training.checkpoint import load_model
 from training.data import read_cases, select_split
-from training.isotonic import calibrate_curve, served_prob
+from training.isotonic import CurveFitError, calibrate_curve, served_prob
 from training.temperature import LogitMap, logit_maps
 
 FOLDS = 2
@@ -63,7 +64,12 @@ def crossfit_ece(checkpoint: str | Path, data: str | Path, repeats: int = 40, se
         probs, truths = [], []
         for held in halves:
             fit = [m for c in cases if c not in held for m in by_case[c]]
-            fitted, _record = calibrate_curve(fit, uncurved)
+            try:
+                fitted, _record = calibrate_curve(fit, uncurved)
+            except CurveFitError as exc:
+                raise ConfigError(
+                    f"{data}: half of the validation cases cannot carry a curve: {exc}"
+                ) from exc
             scored = _accumulate([m for c in sorted(held) for m in by_case[c]], fitted).summary_arrays()
             probs.append(scored[0])
             truths.append(scored[1])
@@ -82,10 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.crossfit", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="checkpoint with a fitted temperature and calibration curve")
     parser.add_argument("data", help="dataset directory (its val split is used)")
-    parser.add_argument("--repeats", type=int, default=40, help="random halvings (default 40)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--repeats", type=cli_args.at_least(1), default=40, help="random halvings (default 40)"
+    )
+    parser.add_argument("--seed", type=cli_args.seed, default=0)
     args = parser.parse_args(argv)
-    r = crossfit_ece(args.checkpoint, args.data, args.repeats, args.seed)
+    try:
+        r = crossfit_ece(args.checkpoint, args.data, args.repeats, args.seed)
+    except SonomapError as exc:  # a bad checkpoint or dataset: one line, as sonomap's commands
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
     print(
         f"{args.checkpoint}: band ECE on val, curve fitted on the same cases {r['in_sample']:.4f}; "
         f"cross-fitted {r['cross_fitted']:.4f} (min {r['min']:.4f}, max {r['max']:.4f}; "

@@ -8,6 +8,7 @@ manifest. Heavy imports happen inside the handlers so that ``sonomap --help`` st
 
 from __future__ import annotations
 
+from edge_runtime import cli_args
 from edge_runtime.errors import ConfigError
 from training.openmp import passive_openmp
 
@@ -124,7 +125,7 @@ def add_evaluate_parser(sub) -> None:
     )
     p.add_argument(
         "--seed",
-        type=int,
+        type=cli_args.seed,
         default=0,
         help="seed of the case bootstraps (the 95 %% intervals, --compare's CIs)",
     )

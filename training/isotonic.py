@@ -23,12 +23,18 @@ import numpy as np
 from scipy.optimize import isotonic_regression
 
 from edge_runtime.calibration_curve import apply_curve, cancer_probability
+from edge_runtime.errors import InputError
 from training.calibration import BAND_PX, CalibrationAccumulator, decision_band
 from training.data import CANCER
 
 CURVE_KNOTS = 16  # enough for the shape seen on BUSI; each knot costs two element-wise ops per pixel
 STRICT_RAMP = 1e-3  # share of a 0..1 ramp blended in so the curve strictly increases
 PROB_EPS = 1e-7
+
+
+class CurveFitError(InputError, ValueError):
+    """The split's decision-band pixels cannot carry a curve (too few, all equal, or on one side of
+    logit parity). The caller names the split and the way out (:func:`training.temperature.calibrate_checkpoint`)."""
 
 
 def _resize(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -58,13 +64,13 @@ def fit_curve(margin: np.ndarray, truth: np.ndarray, knots: int = CURVE_KNOTS) -
     """Isotonic fit of truth on margin -> strictly increasing curve {margin, prob} with ``knots``
     knots at equal-count quantiles of the margin."""
     if margin.size == 0:
-        raise ValueError("no decision-band pixels to fit a calibration curve on")
+        raise CurveFitError("no decision-band pixels to fit a calibration curve on")
     order = np.argsort(margin, kind="stable")
     sorted_margin = margin[order]
     fitted = isotonic_regression(truth[order], increasing=True).x
     at = np.unique(np.quantile(sorted_margin, np.linspace(0.0, 1.0, knots)))
     if at.size < 2:
-        raise ValueError("the margins are all equal: a curve cannot be fitted")
+        raise CurveFitError("the margins are all equal: a curve cannot be fitted")
     idx = np.clip(np.searchsorted(sorted_margin, at, side="left"), 0, sorted_margin.size - 1)
     values = fitted[idx]
     values = (1.0 - STRICT_RAMP) * values + STRICT_RAMP * np.linspace(0.0, 1.0, at.size)
@@ -87,7 +93,10 @@ def calibrate_curve(maps, manifest, band_px: int = BAND_PX) -> tuple[object, dic
     margin, truth = band_margins(maps, manifest, band_px)
     curve = fit_curve(margin, truth)
     if not curve["margin"][0] < 0.0 < curve["margin"][-1]:
-        raise ValueError("the band has no margins on both sides of 0: the mask could not be kept")
+        raise CurveFitError(
+            "the decision-band margins do not lie on both sides of logit parity (0), so a curve "
+            "could not keep the mask"
+        )
     threshold = float(apply_curve(np.zeros(1), curve)[0])
     updated = manifest.derive(calibration_curve=curve, threshold=threshold)
     before, after = CalibrationAccumulator(manifest.threshold), CalibrationAccumulator(threshold)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from scipy.optimize import minimize_scalar
 
+from edge_runtime.errors import InputError
 from edge_runtime.preprocess import preprocess_for
 from training.calibration import BAND_PX, CalibrationAccumulator, decision_band
 from training.data import CANCER, read_cases, read_pair, select_split
@@ -140,9 +141,16 @@ def calibrate_checkpoint(
     data_record = fitted_on(data, split, cases)  # folder name + digest: the manifest goes to the cart
     maps = logit_maps(model.to(dev), manifest, select_split(cases, split, data), dev)
     if method == "curve":
-        from training.isotonic import calibrate_curve
+        from training.isotonic import CurveFitError, calibrate_curve
 
-        updated, record = calibrate_curve(maps, manifest)
+        try:
+            updated, record = calibrate_curve(maps, manifest)
+        except CurveFitError as exc:  # before the manifest is written: it stays as it was
+            images = f"{len(maps)} image{'' if len(maps) == 1 else 's'}"
+            raise InputError(
+                f"--data {data} split {split} ({images}): no calibration curve can be fitted: {exc}; "
+                "use --method temperature, or a larger split"
+            ) from exc
         record.update(data_record)
         save_manifest(updated.derive(extra={**updated.extra, "calibration": record}), checkpoint)
         return record

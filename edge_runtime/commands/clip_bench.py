@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from edge_runtime import cli_args
 from edge_runtime.commands.options import add_common_options, runtime_config
 from edge_runtime.commands.output_paths import Output, check_outputs
 from edge_runtime.config_schema import MAX_DIMENSION_PX
@@ -133,13 +134,13 @@ def register(sub) -> None:
     )
     p.add_argument("--image", help="grayscale ultrasound PNG (default: a vendored BUSI malignant image)")
     p.add_argument("--out", required=True, help="mp4 to write")
-    p.add_argument("--frames", type=int, default=90, help="number of frames (default 90)")
-    p.add_argument("--fps", type=int, default=int(DEFAULT_FPS))
+    p.add_argument("--frames", type=cli_args.at_least(1), default=90, help="number of frames (default 90)")
+    p.add_argument("--fps", type=cli_args.at_least(1), default=int(DEFAULT_FPS))
     p.add_argument("--size", default="1920x1080", help="screen size WxH")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=cli_args.seed, default=0)
     p.add_argument(
         "--noise",
-        type=float,
+        type=cli_args.non_negative_float,
         default=synthetic.NOISE_SIGMA,
         help=f"frame-independent noise in grey levels (default {synthetic.NOISE_SIGMA:g}: analogue capture; "
         "0: digital scanner output)",
@@ -161,18 +162,21 @@ def register(sub) -> None:
     p.add_argument(
         "input", nargs="?", default=None, help="clip to replay (default: a generated 1080p synthetic clip)"
     )
-    p.add_argument("--frames", type=int, default=120, help="frames per measurement")
+    p.add_argument("--frames", type=cli_args.at_least(1), default=120, help="frames per measurement")
     p.add_argument("--json", help="write the report as JSON")
     p.add_argument(
         "--source",
         help="live source to measure (default: synthetic 30 fps; igtl://... for OpenIGTLink round trips)",
     )
     p.add_argument(
-        "--live-seconds", type=float, default=6.0, help="length of the live measurement (0 = skip)"
+        "--live-seconds",
+        type=cli_args.non_negative_float,
+        default=6.0,
+        help="length of the live measurement (0 = skip)",
     )
     p.add_argument(
         "--rounds",
-        type=int,
+        type=cli_args.at_least(1),
         default=1,
         help="repeat backend-only / naive / pipeline this many times, "
         "interleaved, and report the median ratios (steadier on a shared machine)",

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.errors import InputError
+from edge_runtime.manifest import sha256_file
 from edge_runtime.roi import Roi
 from edge_runtime.sinks.mp4 import Mp4Sink
 
@@ -188,7 +189,8 @@ def write_clip(
     noise_sigma: float = NOISE_SIGMA,
     patient_line: str | None = None,
 ) -> dict:
-    """Render ``frames`` frames to an H.264 mp4; return a description (roi, mm scale, patient line box)."""
+    """Render ``frames`` frames to an H.264 mp4; return a description (roi, mm scale, patient line box,
+    the image's sha256: never its path or name)."""
     sim = ScreenSimulator(
         Path(image),
         seed=seed,
@@ -210,7 +212,7 @@ def write_clip(
         "size": [width, height],
         "roi": sim.roi.as_list(),
         "mm_per_pixel": sim.mm_per_pixel,
-        "image": str(image),
+        "image_sha256": sha256_file(image),  # not its path: a file may be named after a patient
         "noise_sigma": noise_sigma,
         "patient_box": sim.patient_box,
     }

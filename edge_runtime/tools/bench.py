@@ -88,7 +88,7 @@ def run_bench(args) -> dict:
         "rounds": [],
     }
     compare_bgr = bool(getattr(args, "compare_bgr", False))
-    for _ in range(max(1, int(getattr(args, "rounds", 1) or 1))):
+    for _ in range(args.rounds):  # >= 1: the parser refuses fewer (edge_runtime/cli_args.py)
         backend = backend or warm_backend()
         result = {
             "backend_only": backend_only(backend, rois),

@@ -43,13 +43,19 @@ def decode_rois(path: str, limit: int, rect) -> tuple[list[np.ndarray], Roi]:
     """The clip's first ``limit`` frames as gray ROIs (the ROI resolved on the first frame).
     Frame by frame, so the bench never holds the full 1080p frames: its peak RSS is the runtime's."""
     rois, roi = [], None
-    with av.open(path) as c:
-        for vf in c.decode(c.streams.video[0]):
-            bgr = vf.to_ndarray(format="bgr24")
-            roi = roi or resolve_roi(rect, bgr)
-            rois.append(np.ascontiguousarray(to_gray(roi.crop(bgr))))
-            if len(rois) >= limit:
-                break
+    try:
+        with av.open(path) as c:
+            for vf in c.decode(c.streams.video[0]):
+                bgr = vf.to_ndarray(format="bgr24")
+                roi = roi or resolve_roi(rect, bgr)
+                rois.append(np.ascontiguousarray(to_gray(roi.crop(bgr))))
+                if len(rois) >= limit:
+                    break
+    except (av.FFmpegError, OSError, IndexError, UnicodeDecodeError) as exc:
+        # empty, text or truncated file, no video stream: one line naming the clip, as replay's
+        where = f" at frame {len(rois)}" if rois else ""
+        reason = getattr(exc, "strerror", None) or ("no video stream" if isinstance(exc, IndexError) else exc)
+        raise InputError(f"{path}: unreadable video{where} ({reason})") from exc
     if roi is None:
         raise InputError(f"{path}: no video frames to benchmark")
     return rois, roi

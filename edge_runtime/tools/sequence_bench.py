@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime import cli_args
 from edge_runtime.frames import Frame, Prediction
 from edge_runtime.roi import detect_roi
 from edge_runtime.sinks.sequence import SequenceRecorder
@@ -73,7 +74,7 @@ def run(frames: int, width: int, height: int, out: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m edge_runtime.tools.sequence_bench", description=__doc__)
-    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--frames", type=cli_args.at_least(1), default=300)
     parser.add_argument("--size", default="1920x1080", help="screen WxH (the ROI is detected on it)")
     parser.add_argument("--out", help="keep the recording in this folder")
     args = parser.parse_args(argv)

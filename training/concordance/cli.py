@@ -5,6 +5,8 @@ Heavy imports happen inside the handler so that ``sonomap --help`` stays fast.
 
 from __future__ import annotations
 
+from edge_runtime import cli_args
+
 DEFAULT_CORE_THRESHOLD = 0.05  # the model "calls" a core cancer at 5% of its known band
 
 
@@ -45,5 +47,5 @@ def add_parser(sub) -> None:
         default=DEFAULT_CORE_THRESHOLD,
         help="call a core cancer when the prediction covers this share of its known band (default 0.05)",
     )
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--seed", type=cli_args.seed, default=0, help="bootstrap seed")
     p.set_defaults(func=_run)

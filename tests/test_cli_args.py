@@ -1,0 +1,108 @@
+"""The shared argument types, through the real CLI: a bad number is one line naming the option, exit 2,
+before any work (nothing written)."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+from cli import sonomap
+
+from edge_runtime.cli_args import at_least, non_negative_float, seed
+
+
+def test_types_accept_good_values_and_refuse_bad_ones():
+    assert seed("0") == 0 and seed("7") == 7
+    assert at_least(1)("3") == 3 and non_negative_float("0") == 0.0
+    for parse, bad in (
+        (seed, "-1"),
+        (seed, "x"),
+        (at_least(1), "0"),
+        (non_negative_float, "-1"),
+        (non_negative_float, "nan"),
+    ):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse(bad)
+
+
+SEEDED = [
+    ["make-clip", "--frames", "2"],
+    ["prepare-busi", "--busi", "{busi}"],  # the real sample: it used to write images/ and labels/ first
+    ["evaluate", "--checkpoint", "{busi}/missing.pt", "--data", "{busi}"],
+    ["concordance", "{busi}", "--dataset", "{busi}"],
+]
+
+
+@pytest.mark.parametrize("command", SEEDED, ids=lambda c: c[0])
+def test_a_negative_seed_is_one_line_before_any_work(tmp_path, busi_sample, command):
+    out = tmp_path / ("clip.mp4" if command[0] == "make-clip" else "out")
+    args = [a.format(busi=busi_sample) for a in command]
+    result = sonomap(*args, "--out", out, "--seed", "-1", check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--seed" in result.stderr and ">= 0" in result.stderr
+    assert not out.exists()
+
+
+def test_crossfit_refuses_a_negative_seed(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "training.crossfit", str(tmp_path / "ck.pt"), str(tmp_path), "--seed", "-3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "argument --seed" in result.stderr and ">= 0" in result.stderr
+
+
+# (command, option, bad value, what the error says): counts and durations refused by the parser
+BAD_NUMBERS = [
+    (["bench", "{clip}"], "--frames", "0", ">= 1"),
+    (["bench", "{clip}"], "--frames", "-5", ">= 1"),
+    (["bench", "{clip}"], "--rounds", "0", ">= 1"),
+    (["bench", "{clip}"], "--rounds", "-2", ">= 1"),
+    (["bench", "{clip}"], "--live-seconds", "-1", ">= 0"),
+    (["make-clip", "--out", "{tmp}/c.mp4"], "--frames", "0", ">= 1"),
+    (["make-clip", "--out", "{tmp}/c.mp4"], "--fps", "0", ">= 1"),
+    (["make-clip", "--out", "{tmp}/c.mp4"], "--noise", "-1", ">= 0"),
+    (["selfcheck"], "--max-frames", "0", ">= 1"),
+    (["selfcheck"], "--max-frames", "-1", ">= 1"),
+    (
+        ["export", "onnx", "--checkpoint", "{tmp}/ck.pt", "--out", "{tmp}/m.onnx"],
+        "--parity-frames",
+        "0",
+        ">= 1",
+    ),
+    (
+        ["export", "onnx", "--checkpoint", "{tmp}/ck.pt", "--out", "{tmp}/m.onnx"],
+        "--parity-frames",
+        "-1",
+        ">= 1",
+    ),
+    (
+        ["export", "torchscript", "--checkpoint", "{tmp}/ck.pt", "--out", "{tmp}/m.ts"],
+        "--parity-frames",
+        "0",
+        ">= 1",
+    ),
+    (["soak"], "--minutes", "0", "> 0"),
+    (["soak"], "--sample-s", "-1", ">= 0"),
+    (["soak"], "--max-growth", "-0.1", ">= 0"),
+    (["bench-train", "--config", "{tmp}/c.yaml", "--data", "{tmp}"], "--rounds", "0", ">= 1"),
+    (["bench-train", "--config", "{tmp}/c.yaml", "--data", "{tmp}"], "--iters", "0", ">= 1"),
+    (["bench-train", "--config", "{tmp}/c.yaml", "--data", "{tmp}"], "--warmup", "-1", ">= 0"),
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "value", "says"), BAD_NUMBERS, ids=lambda v: v[0] if isinstance(v, list) else v
+)
+def test_bad_counts_and_durations_are_one_line_before_any_work(tmp_path, command, option, value, says):
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"")  # never opened: the parser refuses first
+    args = [a.format(clip=clip, tmp=tmp_path) for a in command]
+    result = sonomap(*args, option, value, check=False, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"argument {option}" in result.stderr and says in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]  # nothing written
