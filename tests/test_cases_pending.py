@@ -116,3 +116,16 @@ def test_a_study_id_that_is_a_path_is_refused(tmp_path):
         tmp_path / "c1", pathology=_filled(tmp_path, patient_id="P-9"), study_id="S-1"
     )
     assert load_case(folder / "case.yaml").patient_id == "P-9"
+
+
+@pytest.mark.parametrize(
+    "body", ["{not json", '{"failures": 5}', '{"failures": [{"case": "x"}]}', "[" * 100_000]
+)
+def test_a_damaged_batch_report_is_one_line_naming_it(cases, tmp_path, body):
+    dataset = tmp_path / "ds"
+    dataset.mkdir()
+    (dataset / "batch_report.json").write_text(body)
+    out = sonomap("cases", cases, "--dataset", dataset, check=False)
+    err = out.stderr.strip()
+    assert out.returncode == 2 and "Traceback" not in err and "\n" not in err, err
+    assert "batch_report.json: not a register-batch report" in err

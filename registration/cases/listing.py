@@ -42,8 +42,14 @@ def batch_failures(dataset: Path | None) -> dict[Path, str]:
     report = dataset / "batch_report.json" if dataset is not None else None
     if report is None or not report.is_file():
         return {}
-    failures = json.loads(report.read_text()).get("failures", [])
-    return {Path(f["case"]).resolve(): f["error"] for f in failures}
+    try:
+        failures = json.loads(report.read_text(encoding="utf-8")).get("failures", [])
+        return {Path(f["case"]).resolve(): str(f["error"]) for f in failures}
+    except (ValueError, RecursionError, AttributeError, TypeError, KeyError) as exc:
+        # ValueError covers JSONDecodeError and UnicodeDecodeError; the others a report of another shape
+        raise InputError(
+            f"{report}: not a register-batch report ({type(exc).__name__}); run register-batch again"
+        ) from exc
 
 
 def state_of(status: CaseStatus, dataset: Path | None, failures: dict[Path, str]) -> str:
