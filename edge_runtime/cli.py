@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import sys
 from importlib.metadata import entry_points
 
@@ -20,12 +19,6 @@ from edge_runtime.privacy import install_log_redaction, redact
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
-OWN_LOGGER = "sonomap"  # our log lines name kinds, never files; every other logger is a library's
-# A library's log line may quote the file it reads (tifffile: <tifffile.TiffFile 'DOE_JANE.ome.tif'>),
-# and a file is often named after the patient: a quoted name with an extension or a folder, or a path.
-QUOTED_FILE = re.compile(r"""(['"])[^'"\n]*?(?:[/\\]|\.[A-Za-z][A-Za-z0-9]{0,4}\b)[^'"\n]*\1""")
-BARE_PATH = re.compile(r"(?<![\w.:/])(?:~|\.{1,2})?/[^\s:'\"<>()\[\],;]+")
-FILE_PLACEHOLDER = "[file]"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,9 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
     )
-    install_log_redaction()  # DICOM identifiers and stream credentials, registered where they are read
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_library_file_names)
+    # DICOM identifiers and stream credentials, registered where they are read; file names in libraries' lines
+    install_log_redaction()
     try:
         code = int(args.func(args) or 0)
     except SonomapError as exc:
@@ -80,20 +72,6 @@ def main(argv: list[str] | None = None) -> int:
         code = EXIT_INTERRUPTED
     _exit_past_stuck_calls(code)
     return code
-
-
-def _library_file_names(record: logging.LogRecord) -> bool:
-    """Handler filter: a library's log line keeps its reason but not the file names it quotes."""
-    if record.name == OWN_LOGGER or record.name.startswith(OWN_LOGGER + "."):
-        return True
-    try:
-        message = record.getMessage()
-    except (TypeError, ValueError):  # a bad format string: the handler reports it as logging does
-        return True
-    clean = BARE_PATH.sub(FILE_PLACEHOLDER, QUOTED_FILE.sub(FILE_PLACEHOLDER, message))
-    if clean != message:
-        record.msg, record.args = clean, None
-    return True
 
 
 def os_error_text(exc: OSError) -> str:

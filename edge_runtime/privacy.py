@@ -5,6 +5,8 @@
   every log record. Values are registered where they are read: the patient identifiers of each DICOM
   file opened (:func:`register_dicom`: name and its parts, ID, birth date, accession number, ...; file
   names often carry them too), and the user and password of a stream URL (:func:`register_url`).
+  Beside it, :func:`library_file_names` takes the file names out of other libraries' log lines
+  (tifffile quotes the file it reads), which the redactor cannot know.
 - :func:`redact` applies the same replacement, plus URL credentials, to text that leaves the process
   by other ways than logging: one-line errors, the NO SIGNAL screen, summaries.
 - :func:`make_private_dir` creates the recordings directory 0700 (and fixes a looser one).
@@ -60,6 +62,14 @@ def dicom_identifiers(ds: Any) -> list[str]:
             if "^" in text:  # DICOM PN: Family^Given^Middle -> each part on its own too
                 values += [p for p in text.split("^") if p]
     return [v for v in values if len(v) >= MIN_REDACT_CHARS]
+
+
+OWN_LOGGER = "sonomap"  # our log lines name kinds, never files; every other logger is a library's
+# A library's log line may quote the file it reads (tifffile: <tifffile.TiffFile 'DOE_JANE.ome.tif'>),
+# and a file is often named after the patient: a quoted name with an extension or a folder, or a path.
+QUOTED_FILE = re.compile(r"""(['"])[^'"\n]*?(?:[/\\]|\.[A-Za-z][A-Za-z0-9]{0,4}\b)[^'"\n]*\1""")
+BARE_PATH = re.compile(r"(?<![\w.:/])(?:~|\.{1,2})?/[^\s:'\"<>()\[\],;]+")
+FILE_PLACEHOLDER = "[file]"
 
 
 class RedactingFilter(logging.Filter):
@@ -123,12 +133,29 @@ def redact(text: str) -> str:
     return REDACTOR.redact(redact_url(str(text)))
 
 
+def library_file_names(record: logging.LogRecord) -> bool:
+    """Handler filter: a library's log line keeps its reason but not the file names it quotes."""
+    if record.name == OWN_LOGGER or record.name.startswith(OWN_LOGGER + "."):
+        return True
+    try:
+        message = record.getMessage()
+    except (TypeError, ValueError):  # a bad format string: the handler reports it as logging does
+        return True
+    clean = BARE_PATH.sub(FILE_PLACEHOLDER, QUOTED_FILE.sub(FILE_PLACEHOLDER, message))
+    if clean != message:
+        record.msg, record.args = clean, None
+    return True
+
+
 def install_log_redaction(logger: logging.Logger | None = None) -> RedactingFilter:
-    """Attach the process-wide redactor to every handler of ``logger`` (root by default)."""
+    """Attach the process-wide redactor, and the filter of file names in libraries' log lines
+    (:func:`library_file_names`), to every handler of ``logger`` (root by default)."""
     logger = logger or logging.getLogger()
     for handler in logger.handlers:
         if REDACTOR not in handler.filters:
             handler.addFilter(REDACTOR)
+        if library_file_names not in handler.filters:
+            handler.addFilter(library_file_names)
     return REDACTOR
 
 
