@@ -38,6 +38,9 @@ def test_bench_reports_stages_ratios_and_naive_loop(tmp_path):
     ):
         assert text in out.stdout
     report = json.loads((tmp_path / "b.json").read_text())
+    # a shareable measurement: the clip by kind, the model by manifest name and digest, no path
+    assert report["clip"] == "video file" and report["model_sha256"]
+    assert str(tmp_path) not in (tmp_path / "b.json").read_text() and "/" not in report["model"]
     assert report["frames"] == 8 and report["pipeline"]["frames"] == 8 and report["naive"]["frames"] == 8
     for stage in ("decode", "infer", "blend", "encode"):
         assert {"p50", "p95", "p99", "max"} <= set(report["naive"]["latency_ms"][stage])

@@ -79,11 +79,14 @@ def run_bench(args) -> dict:
         return made
 
     backend = warm_backend()
+    # the report may be shared as a measurement: the clip by its kind and the model by its manifest's
+    # name and digest, never a path (a recording, or a folder above it, may be named after a patient)
     report = {
-        "clip": clip,
+        "clip": "synthetic" if args.input is None else "video file",
         "frames": len(rois),
         "roi": roi.as_list(),
-        "model": str(model),
+        "model": manifest.name,
+        "model_sha256": manifest.sha256,
         "backend": backend.describe(),
         "rounds": [],
     }
