@@ -174,7 +174,8 @@ def test_parallel_overlay_workers_write_frames_in_order(clip, tmp_path, monkeypa
 
 def test_make_clip_noise_option(tmp_path):
     """--noise 0 gives a digital scanner's clean output: same picture, far fewer bits than the
-    default analogue-capture noise; a negative level is a one-line error."""
+    default analogue-capture noise; a negative level is refused by the parser (usage, then one error
+    line naming the option), before anything is written."""
     sizes = {}
     for noise in ("0", "6"):
         out = tmp_path / f"clip{noise}.mp4"
@@ -183,4 +184,7 @@ def test_make_clip_noise_option(tmp_path):
         sizes[noise] = out.stat().st_size
     assert sizes["0"] < 0.6 * sizes["6"]
     bad = sonomap("make-clip", "--out", tmp_path / "bad.mp4", "--noise", "-1", check=False)
-    assert bad.returncode == 2 and "noise" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    last = bad.stderr.strip().splitlines()[-1]
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert last == "sonomap make-clip: error: argument --noise: must be a finite number >= 0, got -1"
+    assert not (tmp_path / "bad.mp4").exists()
