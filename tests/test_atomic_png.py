@@ -4,15 +4,12 @@ failure is one error naming the target file, with the old file kept and no temp 
 from __future__ import annotations
 
 import re
-import resource
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from file_size_limit import python_with_file_size_limit
 
 from edge_runtime.atomic import atomic_write_png
 from edge_runtime.errors import InputError
@@ -51,11 +48,6 @@ def test_a_folder_in_the_way_is_an_os_error_naming_the_file(tmp_path: Path):
     assert caught.value.filename == str(target)
 
 
-def _limit_file_size() -> None:
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
-    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
-
-
 def test_a_failed_write_names_the_file_not_the_temp_file(tmp_path: Path):
     target = tmp_path / "label.png"
     code = (
@@ -67,9 +59,7 @@ def test_a_failed_write_names_the_file_not_the_temp_file(tmp_path: Path):
         "except OSError as exc:\n"
         "    print(exc.filename)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, preexec_fn=_limit_file_size
-    )
+    out = python_with_file_size_limit(FILE_SIZE_LIMIT, "-c", code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(target)
     assert list(tmp_path.iterdir()) == []

@@ -10,34 +10,16 @@ size of a mask PNG (mostly one value: a few hundred bytes) and a frame PNG (ultr
 from __future__ import annotations
 
 import json
-import resource
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from cli import sonomap
+from file_size_limit import python_with_file_size_limit, sonomap_with_file_size_limit
 from runtime_model import dark_onnx
 
 CLIP_FRAMES = 4
 CLIP_SIZE = "320x180"
 FILE_SIZE_LIMIT = 8000  # bytes: above a mask PNG of this clip and its summary JSON, below a frame PNG
-CHILD_TIMEOUT_S = 300
-
-
-def run_with_file_size_limit(limit: int, *args: str) -> subprocess.CompletedProcess:
-    def small_disk():  # in the child only
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    return subprocess.run(
-        [sys.executable, *args],
-        preexec_fn=small_disk,
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT_S,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +40,8 @@ def test_the_limit_lies_between_a_mask_and_a_frame_png(clip, tmp_path):
 
 def test_replay_whose_frame_pngs_cannot_be_written_fails_naming_the_png(clip, tmp_path):
     masks, summary = tmp_path / "masks", tmp_path / "summary.json"
-    result = run_with_file_size_limit(
+    result = sonomap_with_file_size_limit(
         FILE_SIZE_LIMIT,
-        "-m",
-        "edge_runtime.cli",
         "replay",
         str(clip),
         "--model",
@@ -98,7 +78,7 @@ sink.write(0, np.zeros((360, 640), np.uint8), mask)
 sink.close()
 print(json.dumps({{"error": str(sink.error), "failed": EVENTS.snapshot().get("recording_failed", 0)}}))
 """
-    result = run_with_file_size_limit(FILE_SIZE_LIMIT, "-c", child)
+    result = python_with_file_size_limit(FILE_SIZE_LIMIT, "-c", child)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert f"File too large: '{out / '000000_mask.png'}'" in report["error"], report

@@ -10,8 +10,6 @@ next keyframe starts (one a second), so the last second of a clip is written at 
 from __future__ import annotations
 
 import json
-import resource
-import signal
 import struct
 import subprocess
 import sys
@@ -19,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from cli import sonomap
+from file_size_limit import CHILD_TIMEOUT_S, sonomap_with_file_size_limit
 from runtime_model import dark_onnx
 
 from edge_runtime.sinks.mp4 import unfinished
@@ -26,7 +25,6 @@ from edge_runtime.sinks.mp4 import unfinished
 FPS = 30
 FRAMES = 2 * FPS  # two one-second fragments: the second is written when the file is closed
 CLIP_SIZE = "320x180"
-CHILD_TIMEOUT_S = 300
 
 
 def boxes(path: Path) -> list[tuple[int, bytes, int]]:
@@ -44,20 +42,6 @@ def limit_in_last_fragment(reference: Path) -> int:
     byte written before close, short of what close writes."""
     last_moof = [offset for offset, kind, _ in boxes(reference) if kind == b"moof"][-1]
     return (last_moof + reference.stat().st_size) // 2
-
-
-def run_with_file_size_limit(limit: int, *args) -> subprocess.CompletedProcess:
-    def small_disk():  # in the child only
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    return subprocess.run(
-        [sys.executable, "-m", "edge_runtime.cli", *map(str, args)],
-        preexec_fn=small_disk,
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT_S,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +103,7 @@ def test_replay_with_the_end_of_its_recording_lost_is_an_error(clip, tmp_path):
     assert unfinished(reference) is None
     out, summary = tmp_path / "overlay.mp4", tmp_path / "summary.json"
     limit = limit_in_last_fragment(reference)
-    result = run_with_file_size_limit(
+    result = sonomap_with_file_size_limit(
         limit, "replay", clip, "--model", model, "--out", out, "--summary", summary
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
@@ -137,7 +121,7 @@ def test_make_clip_with_the_end_of_its_file_lost_is_an_error_without_json(clip, 
     out = tmp_path / "again.mp4"
     size = clip.stat().st_size  # make-clip is deterministic: the same settings give the same bytes
     mfra = [box for box in boxes(clip) if box[1] == b"mfra"][0][2]
-    result = run_with_file_size_limit(
+    result = sonomap_with_file_size_limit(
         size - mfra // 2,
         "make-clip",
         "--out",
