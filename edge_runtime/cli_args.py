@@ -3,7 +3,8 @@ line naming the option (``sonomap X: error: argument --seed: ...``, exit 2) befo
 instead of a traceback after it.
 
 ``seed``: a random seed, an integer >= 0 (numpy's generators take no negative seed).
-``at_least(n)``: an integer >= n (frame counts, rounds); ``non_negative_float``: seconds, >= 0.
+``at_least(n)``: an integer >= n (frame counts, rounds); ``non_negative_float``: seconds, >= 0;
+``positive_float``: a duration or a sampling period, > 0.
 """
 
 from __future__ import annotations
@@ -46,4 +47,11 @@ def non_negative_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
     return value

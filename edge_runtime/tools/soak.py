@@ -18,14 +18,6 @@ from edge_runtime import cli_args
 DEFAULT_MAX_GROWTH = 0.02
 
 
-def positive_float(text: str) -> float:
-    """An argparse type: a finite number > 0 (a duration or a sampling period)."""
-    value = cli_args.non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
-    return value
-
-
 def cmd_soak(args) -> int:
     # deferred: the run loads the pipeline and the HTTP server (prometheus_client), and `sonomap --help`
     # imports this module for the parser
@@ -61,11 +53,13 @@ def register(sub) -> None:
         "must stay under --max-growth.",
     )
     p.add_argument("input", nargs="?", default=None, help="clip to loop (default: a synthetic 640x480 clip)")
-    p.add_argument("--minutes", type=positive_float, default=10.0, help="duration (default 10)")
+    p.add_argument("--minutes", type=cli_args.positive_float, default=10.0, help="duration (default 10)")
     p.add_argument("--model", help="model (default: the shipped default model)")
     p.add_argument("--fast", action="store_true", help="as fast as possible instead of real-time pacing")
     p.add_argument("--no-record", action="store_true", help="do not record the overlay mp4 meanwhile")
-    p.add_argument("--sample-s", type=positive_float, default=1.0, help="RSS sampling period (default 1 s)")
+    p.add_argument(
+        "--sample-s", type=cli_args.positive_float, default=1.0, help="RSS sampling period (default 1 s)"
+    )
     p.add_argument(
         "--max-growth",
         type=cli_args.non_negative_float,
