@@ -14,18 +14,23 @@ import sys
 CHILD_TIMEOUT_S = 300
 
 
+def small_disk(limit: int):
+    """A ``preexec_fn`` for :mod:`subprocess`: in the child, files are capped at ``limit`` bytes."""
+
+    def cap():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return cap
+
+
 def python_with_file_size_limit(
     limit: int, *args, timeout: float = CHILD_TIMEOUT_S
 ) -> subprocess.CompletedProcess:
     """``python ARGS`` (e.g. ``-c CODE``) with files capped at ``limit`` bytes; output captured."""
-
-    def small_disk():  # in the child only
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
     return subprocess.run(
         [sys.executable, *map(str, args)],
-        preexec_fn=small_disk,
+        preexec_fn=small_disk(limit),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import resource
-import signal
 import subprocess
 import threading
 import time
@@ -15,6 +13,7 @@ import time
 import numpy as np
 import pytest
 from clips import write_bar_clip
+from file_size_limit import small_disk
 from loopback import SONOMAP, free_port, get
 from prometheus_client.parser import text_string_to_metric_families
 from runtime_model import dark_onnx
@@ -214,10 +213,6 @@ def test_recorder_disk_full_display_continues(tmp_path):
     """RLIMIT_FSIZE makes the recording fail with EFBIG after 200 kB, like a full disk."""
     limit = 200_000
 
-    def small_disk():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
     port = free_port()
     cmd = [
         *SONOMAP,
@@ -241,7 +236,7 @@ def test_recorder_disk_full_display_continues(tmp_path):
         f"127.0.0.1:{port}",
     ]
     proc = subprocess.Popen(
-        cmd, preexec_fn=small_disk, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        cmd, preexec_fn=small_disk(limit), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     health = []
     deadline = time.monotonic() + 30

@@ -7,15 +7,14 @@ Real CLI runs on real files (tiny clips, a few frames). Failing writers are real
 
 from __future__ import annotations
 
-import resource
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from cli import sonomap
+from file_size_limit import small_disk
 from runtime_model import dark_onnx
 
 CLIP_FRAMES = 3
@@ -192,12 +191,6 @@ def test_an_unwritable_summary_is_one_line_not_a_traceback(clip, tmp_path):
     refused(result, "replay", "No space left")
 
 
-def _small_disk():
-    """In the child: writes past FILE_SIZE_LIMIT fail with EFBIG (not SIGXFSZ), like a full disk."""
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
-
-
 def test_make_clip_with_a_failing_writer_is_an_error_without_json(tmp_path):
     out = tmp_path / "c.mp4"
     result = subprocess.run(
@@ -213,7 +206,7 @@ def test_make_clip_with_a_failing_writer_is_an_error_without_json(tmp_path):
             "--size",
             CLIP_SIZE,
         ],
-        preexec_fn=_small_disk,
+        preexec_fn=small_disk(FILE_SIZE_LIMIT),
         capture_output=True,
         text=True,
         timeout=120,

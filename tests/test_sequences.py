@@ -12,7 +12,6 @@ MetaImage sequences (.igs.mha, plain and zlib-compressed, as PLUS writes them) r
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import cv2
 import numpy as np
 import pytest
 from cli import sonomap
+from file_size_limit import small_disk
 from loopback import SONOMAP
 from test_igtl_pipeline import DEVICE, build_dark_tissue_onnx, free_port, streamed_images
 from test_igtl_standin import PROBE_TO_TRACKER, SPACING_MM, PlusStandIn, image_matrix, pyigtl
@@ -201,10 +201,6 @@ def test_a_write_error_mid_session_stops_the_recorder_not_the_video(tmp_path, mo
     recording = tmp_path / "rec.seq.nrrd"
     frame_bytes = 1200 * 840  # the synthetic screen's ROI
     limit = 3 * frame_bytes + frame_bytes // 2
-
-    def cap_file_size():  # runs in the child: Python ignores SIGXFSZ, so a write beyond fails
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
     args = [*SONOMAP, "live", "--source", "synthetic", "--fps", "10", "--duration", "4", "--headless"]
     args += [
         "--model",
@@ -215,7 +211,7 @@ def test_a_write_error_mid_session_stops_the_recorder_not_the_video(tmp_path, mo
         str(tmp_path / "s.json"),
     ]
     run = subprocess.run(
-        args, capture_output=True, text=True, timeout=PROC_TIMEOUT_S, preexec_fn=cap_file_size
+        args, capture_output=True, text=True, timeout=PROC_TIMEOUT_S, preexec_fn=small_disk(limit)
     )
     assert run.returncode == 0, run.stderr[-3000:]
     failures = [line for line in run.stderr.splitlines() if "sink sequence failed" in line]
