@@ -19,8 +19,8 @@ import numpy as np
 
 import edge_runtime
 from edge_runtime.errors import InputError
+from edge_runtime.source_kinds import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 DEFAULT_FRAMES = Path(__file__).resolve().parents[1] / "tests" / "data" / "busi" / "images"
 PACKAGED_FRAMES = Path(edge_runtime.__file__).resolve().parent / "models" / "default" / "samples"
 ID_SHA256_CHARS = 16  # of the file's sha256 in a frame id: enough to find the file, short to read

@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from edge_runtime.errors import InputError
 from edge_runtime.preprocess import preprocess
+from edge_runtime.source_kinds import IMAGE_SUFFIXES
 from training.checkpoint import save_checkpoint
 from training.config import load_config, model_config, use_cpu_bf16
 from training.config_schema import AugmentConfig, TrainingConfig
@@ -51,7 +52,6 @@ from training.warmstart import ALL_HEADS, in_heads
 log = logging.getLogger("sonomap.train")
 PRETEXT = "models_genesis"
 PRETRAINED = "pretrained.pt"  # the run's one checkpoint
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 WARMUP_FRACTION = 0.02  # of the run: linear lr warmup, then cosine to zero
 SECONDS_PER_MINUTE = 60.0
 CSV_FIELDS = ("epoch", "lr", "loss", "images", "epoch_seconds", "elapsed_s")

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 import yaml
 
-from edge_runtime import privacy
+from edge_runtime import privacy, source_kinds
 from edge_runtime.atomic import atomic_write_png
 from edge_runtime.biopsy.fire import FireEvent
 from edge_runtime.biopsy.needle_fit import NoEcho, fit_needle
@@ -49,15 +49,6 @@ CLOSE_TIMEOUT_S = (
 )
 # capture.source for a file: the kind the source opener (edge_runtime.sources.opener, a room above
 # this one) reads it as, by suffix; the DICOM and sequence kinds are those sources' own names.
-FILE_KINDS = (
-    ((".dcm", ".dicom"), "DICOM cine"),
-    ((".nrrd", ".nhdr"), "Slicer sequence"),
-    ((".mha", ".mhd"), "PLUS sequence"),
-    ((".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"), "image file"),
-)
-VIDEO_FILE = "video file"  # any other file: the opener hands it to the video decoder
-IMAGE_FOLDER = "image folder"
-SYNTHETIC_SOURCE = "synthetic"
 CAPTURE_DEVICE = re.compile(r"^(?:/dev/video)?(\d+)$")  # /dev/videoN, or N as --source takes it
 PATHOLOGY_TEMPLATE = """\
 pathology:                    # for the lab: fill in when the slide comes back
@@ -114,16 +105,12 @@ def public_source(source: str | None) -> str:
     if parts.scheme and parts.netloc:
         host = parts.netloc.rpartition("@")[2]
         return urlunsplit((parts.scheme, host, parts.path, "", ""))
-    if text == SYNTHETIC_SOURCE:
-        return SYNTHETIC_SOURCE
+    if text == source_kinds.SYNTHETIC:
+        return source_kinds.SYNTHETIC
     device = CAPTURE_DEVICE.match(text)
     if device:
         return f"capture device /dev/video{device.group(1)}"
-    path = Path(text)
-    if path.is_dir():
-        return IMAGE_FOLDER
-    suffix = path.suffix.lower()
-    return next((kind for suffixes, kind in FILE_KINDS if suffix in suffixes), VIDEO_FILE)
+    return source_kinds.path_kind(Path(text))
 
 
 def _iso(t: datetime) -> str:

@@ -23,6 +23,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_runtime import source_kinds
 from edge_runtime.atomic import same_file
 from edge_runtime.errors import ConfigError
 
@@ -31,7 +32,6 @@ from edge_runtime.errors import ConfigError
 SINK_OPTIONS = {"raw": "--record-raw", "masks": "--save-masks", "summary": "--summary"}
 FOLDER_SINKS = ("masks",)  # a folder of files, not one file
 LITERAL_SINKS = ("summary",)  # written as named: no strftime fields (the recorders expand theirs)
-SYNTHETIC_SOURCE = "synthetic"
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,9 @@ def runtime_inputs(args, config, input_name: str) -> dict[str, Path]:
 
     source = config.source.input
     named = {
-        input_name: None if source in (None, SYNTHETIC_SOURCE) or is_device_or_stream(source) else source,
+        input_name: None
+        if source in (None, source_kinds.SYNTHETIC) or is_device_or_stream(source)
+        else source,
         "--config": getattr(args, "config", None),
         "--model": config.inference.model,
     }

@@ -17,6 +17,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from edge_runtime import source_kinds
 from edge_runtime.commands.observers import (
     capture_observers,
     observer_hooks,
@@ -57,7 +58,9 @@ def cmd_replay(args) -> int:
         runtime_outputs(args, config, REPLAY_VIDEO_OPTION), runtime_inputs(args, config, REPLAY_INPUT_NAME)
     )
     source = None
-    if args.input == "synthetic":  # replay of the synthetic screen: a fixed number of frames, not paced
+    if (
+        args.input == source_kinds.SYNTHETIC
+    ):  # replay of the synthetic screen: a fixed number of frames, not paced
         source = SyntheticSource(
             image=config.source.image,
             frames=args.max_frames or SYNTHETIC_REPLAY_FRAMES,

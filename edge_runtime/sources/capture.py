@@ -18,6 +18,7 @@ import av
 import cv2
 import numpy as np
 
+from edge_runtime import source_kinds
 from edge_runtime.cpus import decode_threads
 from edge_runtime.errors import InputError
 from edge_runtime.frames import Frame, Source
@@ -29,7 +30,6 @@ FOURCC_LEN = 4
 # A network stream (RTSP, UDP, HTTP) that has not answered in this long is down: the reconnecting
 # source shows NO SIGNAL and retries, instead of the open blocking forever.
 STREAM_OPEN_TIMEOUT_S = 10.0
-VIDEO_FILE = "video file"  # a video file's name in logs and frame metadata: not its path
 
 
 def capture_device_name(device: str | int) -> str:
@@ -85,7 +85,9 @@ class VideoFileSource(_ReaderReleases):
     def __init__(self, spec: str, live: bool = False, loop: bool = False):
         self.spec = spec
         self.origin = redact(spec)  # the errors' name: a stream URL's user:password never reaches one
-        self.name = self.origin if live else VIDEO_FILE  # logs, frame metadata: a stream's URL, a file's kind
+        self.name = (
+            self.origin if live else source_kinds.VIDEO_FILE
+        )  # logs, frame metadata: a stream's URL, a file's kind
         self.live = live
         self.loop = loop and not live
         if not live and not Path(spec).is_file():

@@ -29,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime import privacy
+from edge_runtime import privacy, source_kinds
 from edge_runtime.config_schema import RuntimeConfig
 from edge_runtime.dicom_pixels import dicom_pixels
 from edge_runtime.errors import InputError, SonomapError
@@ -44,12 +44,8 @@ from edge_runtime.sources.sequence import SequenceSource
 from edge_runtime.units import DEFAULT_FPS, MM_PER_CM
 
 log = logging.getLogger("sonomap.sources")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 STREAM_SCHEMES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 DICOM_UNITS_CM = 3  # DICOM PhysicalUnits code for centimetres
-SEQUENCE_SUFFIXES = (".nrrd", ".nhdr")
-PLUS_METAIMAGE_SUFFIXES = (".mha", ".mhd")
-IMAGE_FOLDER, IMAGE_FILE = "image folder", "image file"  # their names in logs and frame metadata
 
 
 class ImageFolderSource(Source):
@@ -57,14 +53,14 @@ class ImageFolderSource(Source):
 
     def __init__(self, path: str | Path, loop: bool = False):
         path = self.path = Path(path)
-        self.name = IMAGE_FOLDER if path.is_dir() else IMAGE_FILE  # the errors name the path
+        self.name = source_kinds.path_kind(path)  # image folder/file; the errors name the path
         self.loop = loop
         if path.is_dir():
-            self.files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            self.files = sorted(p for p in path.iterdir() if p.suffix.lower() in source_kinds.IMAGE_SUFFIXES)
         else:
             self.files = [path]
         if not self.files:
-            raise InputError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in folder")
+            raise InputError(f"{path}: no images ({', '.join(source_kinds.IMAGE_SUFFIXES)}) in folder")
 
     def __iter__(self) -> Iterator[Frame]:
 
@@ -94,7 +90,7 @@ class DicomCineSource(Source):
 
     def __init__(self, path: str | Path, loop: bool = False):
         self.path = Path(path)
-        self.name = "DICOM cine"  # not the file name: it often carries the patient's name
+        self.name = source_kinds.DICOM_CINE  # not the file name: it often carries the patient's name
         self.loop = loop
         if not self.path.is_file():
             raise InputError(f"{self.path}: file not found")
@@ -163,7 +159,7 @@ class SyntheticSource(Source):
         self.fps = float(fps)
         self.frames = frames
         self.live = live
-        self.name = "synthetic"
+        self.name = source_kinds.SYNTHETIC
         self._closed = False
 
     def __iter__(self) -> Iterator[Frame]:
@@ -192,7 +188,7 @@ def open_source(spec, **options) -> Source:
         )
     spec = str(spec)
     privacy.register_url(spec)  # rtsp://user:password@...: never in a log line, error or screen
-    if spec == "synthetic":
+    if spec == source_kinds.SYNTHETIC:
         return SyntheticSource(
             options.get("image"),
             options.get("fps") or DEFAULT_FPS,
@@ -212,13 +208,14 @@ def open_source(spec, **options) -> Source:
     path = Path(spec)
     if not path.exists():
         raise InputError(f"{spec}: file not found")
-    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
+    kind = source_kinds.path_kind(path)
+    if kind in (source_kinds.IMAGE_FOLDER, source_kinds.IMAGE_FILE):
         return ImageFolderSource(path, loop=loop)
-    if path.suffix.lower() in (".dcm", ".dicom"):
+    if kind == source_kinds.DICOM_CINE:
         return DicomCineSource(path, loop=loop)
-    if path.suffix.lower() in SEQUENCE_SUFFIXES:
+    if kind == source_kinds.SLICER_SEQUENCE:
         return SequenceSource(path, loop=loop)
-    if path.suffix.lower() in PLUS_METAIMAGE_SUFFIXES:
+    if kind == source_kinds.PLUS_SEQUENCE:
         return PlusMetaImageSource(path, loop=loop)
     return VideoFileSource(spec, loop=loop)
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime import source_kinds
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.sources.sequence import RAW, ZLIB, SequenceSource
 
@@ -62,7 +63,7 @@ class PlusMetaImageSource(SequenceSource):
 
     def __init__(self, path: str | Path, loop: bool = False):
         self.path = Path(path)
-        self.name = "PLUS sequence"  # not the file name: recordings may be named after the patient
+        self.name = source_kinds.PLUS_SEQUENCE  # not the file name: recordings may be named after the patient
         self.loop = loop
         sitk = require_simpleitk(self.path)
         reader = sitk.ImageFileReader()

@@ -26,6 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_runtime import source_kinds
 from edge_runtime.errors import InputError
 from edge_runtime.frames import Frame, Source
 from edge_runtime.sinks import sequence_layout as layout
@@ -64,7 +65,9 @@ class SequenceSource(Source):
     def __init__(self, path: str | Path, loop: bool = False):
         nrrd = layout.require_pynrrd("reading a .seq.nrrd")
         self.path = Path(path)
-        self.name = "Slicer sequence"  # not the file name: recordings may be named after the patient
+        self.name = (
+            source_kinds.SLICER_SEQUENCE
+        )  # not the file name: recordings may be named after the patient
         self.loop = loop
         try:
             with open(self.path, "rb") as fh:

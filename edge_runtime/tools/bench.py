@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime import config as cfg
+from edge_runtime import source_kinds
 from edge_runtime.backends import backend_from_config
 from edge_runtime.manifest import load_manifest
 from edge_runtime.sources import synthetic
@@ -82,7 +83,7 @@ def run_bench(args) -> dict:
     # the report may be shared as a measurement: the clip by its kind and the model by its manifest's
     # name and digest, never a path (a recording, or a folder above it, may be named after a patient)
     report = {
-        "clip": "synthetic" if args.input is None else "video file",
+        "clip": source_kinds.SYNTHETIC if args.input is None else source_kinds.VIDEO_FILE,
         "frames": len(rois),
         "roi": roi.as_list(),
         "model": manifest.name,

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from edge_runtime import config as cfg
+from edge_runtime import source_kinds
 from edge_runtime.biopsy.observer import CaptureObserver
 from edge_runtime.config_schema import RuntimeConfig
 from edge_runtime.cpus import available_cores
@@ -209,7 +210,7 @@ def live_run(config: RuntimeConfig, source: str | None, seconds: float) -> dict:
     config = cfg.merge(
         config,
         {
-            "source": {"input": source or "synthetic", "fps": DEFAULT_FPS},
+            "source": {"input": source or source_kinds.SYNTHETIC, "fps": DEFAULT_FPS},
             "live": {"duration_s": seconds},
             "sinks": {"window": False},
         },
