@@ -26,10 +26,8 @@ class MaskDumpSink(ThreadedWriter):
     ):
         self.directory = Path(directory)
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # patient images: private
-        self.space = recordings.SpaceGuard(self.directory, min_free_gb)
-        self.paused, self.paused_frames, self.frames = False, 0, 0
-        self.resume = resume
-        super().__init__("masks", block)
+        space = recordings.SpaceGuard(self.directory, min_free_gb)
+        super().__init__("masks", block, resume=resume, space=space)
 
     def write(self, index: int, roi_image: np.ndarray, mask: np.ndarray | None) -> None:
         self.submit(index, roi_image, mask)

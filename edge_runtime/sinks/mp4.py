@@ -90,11 +90,7 @@ class Mp4Sink(ThreadedWriter):
         self.fps = fps
         self.preset = preset
         self.crf = crf
-        self.frames = 0
         self.files: list[Path] = []
-        self.paused = False
-        self.paused_frames = 0
-        self.resume = resume  # False (replay): a pause is final, a failed recording at close
         self.retention_days = retention_days
         self.outputs = (
             outputs  # the session's files by kind (the summary's ``outputs``): resumed files join it
@@ -103,9 +99,10 @@ class Mp4Sink(ThreadedWriter):
         self._container = None
         self._stream = None
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # recordings: private (privacy.py)
-        self.space = recordings.SpaceGuard(self.path.parent, min_free_gb)
         self._retention_at = float("-inf")
-        super().__init__(name, block)
+        # resume False (replay): a pause is final, a failed recording at close
+        space = recordings.SpaceGuard(self.path.parent, min_free_gb)
+        super().__init__(name, block, resume=resume, space=space)
 
     def write(self, bgr: np.ndarray) -> None:
         self.submit(bgr, False)

@@ -62,16 +62,15 @@ class SequenceRecorder(ThreadedWriter, Observer):
         self.live = live
         self.path = layout.session_main(path, keep_existing=live)
         self.files: list[Path] = []
-        self.frames = 0
-        self.paused = False
-        self.resume = live  # replay: a pause for disk space is final, a failed recording at close
         Path(self.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # patient images: private
-        self.space = recordings.SpaceGuard(Path(self.path).parent, min_free_gb)
         self._session: layout.SequenceFiles | None = None
         self._checkpoint_at = 0.0
         self._first_pts: tuple[float, float] | None = None  # (pts, wall) of the first frame with a pts
         self._cache: tuple[Prediction | None, np.ndarray, np.ndarray, str] | None = None
-        super().__init__("sequence", block=not live)  # live: drop a frame rather than wait for the disk
+        # live: drop a frame rather than wait for the disk; replay: a pause for disk space is final,
+        # a failed recording at close
+        space = recordings.SpaceGuard(Path(self.path).parent, min_free_gb)
+        super().__init__("sequence", block=not live, resume=live, space=space)
 
     # --- the render thread -------------------------------------------------------
     def on_frame(self, frame: Frame, prediction: Prediction | None, rendered, stats) -> None:

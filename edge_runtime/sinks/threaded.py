@@ -27,17 +27,20 @@ CLOSE_TIMEOUT_S = 12.0  # a recorder finalises within this at shutdown (the unit
 
 
 class ThreadedWriter:
-    """Runs ``_write_now`` on a worker thread; ``block`` chooses backpressure vs dropping."""
+    """Runs ``_write_now`` on a worker thread; ``block`` chooses backpressure vs dropping.
 
-    frames = 0  # frames written
-    paused = False  # below sinks.min_free_gb: frames are counted, not written
-    paused_frames = 0
-    resume = True  # False: a pause is final and makes a failed recording (replay)
-    space = None  # the recorder's sinks.recordings.SpaceGuard, when it checks free space
+    ``resume`` False: a pause for disk space is final and makes a failed recording (replay);
+    ``space``: the recorder's :class:`edge_runtime.sinks.recordings.SpaceGuard`, when it checks free
+    space. A subclass sets what its writes need before calling this: the thread starts here."""
 
-    def __init__(self, name: str, block: bool = True):
+    def __init__(self, name: str, block: bool = True, *, resume: bool = True, space=None):
         self.name = name
         self.block = block
+        self.resume = resume
+        self.space = space
+        self.frames = 0  # frames written
+        self.paused = False  # below sinks.min_free_gb: frames are counted, not written
+        self.paused_frames = 0
         self.dropped = 0
         self.error: Exception | None = None
         self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
