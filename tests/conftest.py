@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from ci_rules import fail_if_required
 
+from registration.sim.biopsy_core import CoreParams
+from registration.sim.simulate import SimParams, simulate_cases
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "tests" / "data" / "busi"
 SLOW_TIMEOUT_S = 1800  # the whole demo flow (test_end_to_end) on 2 shared cores, with margin
@@ -34,6 +37,22 @@ def repo_root() -> Path:
 def busi_sample() -> Path:
     """The vendored 30-image BUSI sample (images/, masks/, index.csv)."""
     return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def simulated_case(busi_sample, tmp_path_factory) -> Path:
+    """One simulated biopsy case (seed 11, an 8 µm/px slide) from the vendored sample: its folder.
+    Tests may add files beside its own, under names of their own."""
+    out = tmp_path_factory.mktemp("simulated_case")
+    made = simulate_cases(
+        busi_sample / "images",
+        busi_sample / "masks",
+        out,
+        1,
+        seed=11,
+        params=SimParams(core=CoreParams(mpp=8.0)),
+    )
+    return out / made["cases"][0]["case_id"]
 
 
 def _tree_state(root: Path) -> dict[str, tuple[int, int]]:

@@ -15,8 +15,6 @@ from cli import sonomap
 
 from edge_runtime.errors import InputError
 from edge_runtime.sources.opener import DicomCineSource
-from registration.sim.biopsy_core import CoreParams
-from registration.sim.simulate import SimParams, simulate_cases
 from registration.ultrasound import load_ultrasound
 
 pydicom = pytest.importorskip("pydicom")
@@ -61,26 +59,12 @@ def _write(path, pixels: np.ndarray, photometric: str, bits: int = 8) -> None:
     ds.save_as(str(path), enforce_file_format=True)
 
 
-@pytest.fixture(scope="module")
-def sim_case(busi_sample, tmp_path_factory):
-    out = tmp_path_factory.mktemp("dcmcolour")
-    s = simulate_cases(
-        busi_sample / "images",
-        busi_sample / "masks",
-        out,
-        1,
-        seed=11,
-        params=SimParams(core=CoreParams(mpp=8.0)),
-    )
-    return out / s["cases"][0]["case_id"]
-
-
-def _dicom_case(sim_case, folder, dicom, **ultrasound):
+def _dicom_case(simulated_case, folder, dicom, **ultrasound):
     """The simulated case's slide and annotation with ``dicom`` as its ultrasound image."""
     folder.mkdir(parents=True)
-    case = yaml.safe_load((sim_case / "case.yaml").read_text())
+    case = yaml.safe_load((simulated_case / "case.yaml").read_text())
     for key in ("wsi", "annotations"):
-        shutil.copy(sim_case / case["pathology"][key], folder / case["pathology"][key])
+        shutil.copy(simulated_case / case["pathology"][key], folder / case["pathology"][key])
     shutil.copy(dicom, folder / "Doe_Jane.dcm")
     case.pop("needle")
     case["id"] = folder.name
@@ -90,20 +74,23 @@ def _dicom_case(sim_case, folder, dicom, **ultrasound):
     return folder / "case.yaml"
 
 
-def test_register_and_replay_give_the_reference_gray_of_a_ybr_cine(sim_case, tmp_path):
+def test_register_and_replay_give_the_reference_gray_of_a_ybr_cine(simulated_case, tmp_path):
     ref = _reference_gray("examples_ybr_color.dcm", YBR_FRAME)
     case = _dicom_case(
-        sim_case, tmp_path / "ybr", get_testdata_file("examples_ybr_color.dcm"), frame=YBR_FRAME
+        simulated_case, tmp_path / "ybr", get_testdata_file("examples_ybr_color.dcm"), frame=YBR_FRAME
     )
     sonomap("register", case, "--out", tmp_path / "out")
     assert np.array_equal(cv2.imread(str(tmp_path / "out" / "us.png"), cv2.IMREAD_GRAYSCALE), ref)
     assert np.array_equal(_runtime_gray(get_testdata_file("examples_ybr_color.dcm"), YBR_FRAME), ref)
 
 
-def test_a_jpeg2000_ybr_rct_file_registers_and_replays(sim_case, tmp_path):
+def test_a_jpeg2000_ybr_rct_file_registers_and_replays(simulated_case, tmp_path):
     ref = _reference_gray("examples_jpeg2k.dcm")
     case = _dicom_case(
-        sim_case, tmp_path / "j2k", get_testdata_file("examples_jpeg2k.dcm"), mm_per_pixel=[MM_PER_PIXEL] * 2
+        simulated_case,
+        tmp_path / "j2k",
+        get_testdata_file("examples_jpeg2k.dcm"),
+        mm_per_pixel=[MM_PER_PIXEL] * 2,
     )
     sonomap("register", case, "--out", tmp_path / "out")
     assert np.array_equal(cv2.imread(str(tmp_path / "out" / "us.png"), cv2.IMREAD_GRAYSCALE), ref)
@@ -152,12 +139,12 @@ def test_an_unreadable_colour_space_or_depth_is_one_line_naming_the_file(
         assert "\n" not in str(err.value)
 
 
-def test_register_batch_names_the_dicom_of_a_case_it_cannot_read(sim_case, tmp_path):
+def test_register_batch_names_the_dicom_of_a_case_it_cannot_read(simulated_case, tmp_path):
     bad = tmp_path / "partial.dcm"
     _write(bad, np.full((240, 320, 3), 128, np.uint8), "YBR_PARTIAL_422")
-    _dicom_case(sim_case, tmp_path / "cases" / "a_bad", bad, mm_per_pixel=[MM_PER_PIXEL] * 2)
+    _dicom_case(simulated_case, tmp_path / "cases" / "a_bad", bad, mm_per_pixel=[MM_PER_PIXEL] * 2)
     j2k = get_testdata_file("examples_jpeg2k.dcm")
-    _dicom_case(sim_case, tmp_path / "cases" / "b_j2k", j2k, mm_per_pixel=[MM_PER_PIXEL] * 2)
+    _dicom_case(simulated_case, tmp_path / "cases" / "b_j2k", j2k, mm_per_pixel=[MM_PER_PIXEL] * 2)
     sonomap("register-batch", tmp_path / "cases", "--out", tmp_path / "ds", "--no-progress")
     report = json.loads((tmp_path / "ds" / "batch_report.json").read_text())
     assert report["registered"] == 1 and report["failed"] == 1

@@ -9,9 +9,7 @@ import yaml
 
 from edge_runtime.errors import InputError
 from registration.pipeline import register_case
-from registration.sim.biopsy_core import CoreParams
 from registration.sim.scores import confusion, dice
-from registration.sim.simulate import SimParams, simulate_cases
 from registration.ultrasound import load_ultrasound
 
 US_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.6.1"
@@ -52,20 +50,6 @@ def write_us_dicom(path, frames: list, regions: list) -> None:
     ds.save_as(str(path), enforce_file_format=True)
 
 
-@pytest.fixture(scope="module")
-def case(busi_sample, tmp_path_factory):
-    out = tmp_path_factory.mktemp("dcm")
-    s = simulate_cases(
-        busi_sample / "images",
-        busi_sample / "masks",
-        out,
-        1,
-        seed=11,
-        params=SimParams(core=CoreParams(mpp=8.0)),
-    )
-    return out / s["cases"][0]["case_id"]
-
-
 def _regions_for(case_dir):
     case = yaml.safe_load((case_dir / "case.yaml").read_text())
     us = cv2.imread(str(case_dir / "us.png"), 0)
@@ -94,51 +78,53 @@ def _dice(case_dir, out):
     return dice(confusion(cv2.imread(str(out / "label.png"), 0), cv2.imread(str(case_dir / "truth.png"), 0)))
 
 
-def test_png_with_scale(case, tmp_path):
-    rep = register_case(case / "case.yaml", tmp_path / "png")
-    mm = yaml.safe_load((case / "case.yaml").read_text())["ultrasound"]["mm_per_pixel"]
+def test_png_with_scale(simulated_case, tmp_path):
+    rep = register_case(simulated_case / "case.yaml", tmp_path / "png")
+    mm = yaml.safe_load((simulated_case / "case.yaml").read_text())["ultrasound"]["mm_per_pixel"]
     assert rep["ultrasound"]["mm_per_pixel"] == [pytest.approx(mm), pytest.approx(mm)]
-    assert _dice(case, tmp_path / "png") >= 0.95
+    assert _dice(simulated_case, tmp_path / "png") >= 0.95
 
 
-def test_dicom_region_containing_the_needle_gives_the_scale(case, tmp_path):
-    us, meta, regions = _regions_for(case)
-    p = _dicom_case(case, "single", [us], regions)
+def test_dicom_region_containing_the_needle_gives_the_scale(simulated_case, tmp_path):
+    us, meta, regions = _regions_for(simulated_case)
+    p = _dicom_case(simulated_case, "single", [us], regions)
     rep = register_case(p, tmp_path / "d")
     mm = meta["ultrasound"]["mm_per_pixel"]
     assert rep["ultrasound"]["mm_per_pixel"][0] == pytest.approx(mm, rel=1e-6)
     assert rep["ultrasound"]["region"]["x1"] == us.shape[1] - 1
-    assert _dice(case, tmp_path / "d") >= 0.95
+    assert _dice(simulated_case, tmp_path / "d") >= 0.95
     assert np.array_equal(cv2.imread(str(tmp_path / "d" / "us.png"), 0), us)
 
 
-def test_dicom_cine_frame_index(case, tmp_path):
-    us, _, regions = _regions_for(case)
+def test_dicom_cine_frame_index(simulated_case, tmp_path):
+    us, _, regions = _regions_for(simulated_case)
     blank = np.zeros_like(us)
-    p = _dicom_case(case, "cine", [blank, us, blank], regions, frame=1)
+    p = _dicom_case(simulated_case, "cine", [blank, us, blank], regions, frame=1)
     register_case(p, tmp_path / "c")
-    assert _dice(case, tmp_path / "c") >= 0.95
-    bad = _dicom_case(case, "cine_bad", [blank, us, blank], regions, frame=3)
+    assert _dice(simulated_case, tmp_path / "c") >= 0.95
+    bad = _dicom_case(simulated_case, "cine_bad", [blank, us, blank], regions, frame=3)
     with pytest.raises(InputError, match=r"ultrasound.frame=3 out of range \(cine has 3 frames\)"):
         register_case(bad, tmp_path / "c2")
 
 
-def test_dicom_without_a_region_holding_the_needle_fails(case, tmp_path):
-    us, _, regions = _regions_for(case)
-    p = _dicom_case(case, "pane_only", [us], regions[:2])
+def test_dicom_without_a_region_holding_the_needle_fails(simulated_case, tmp_path):
+    us, _, regions = _regions_for(simulated_case)
+    p = _dicom_case(simulated_case, "pane_only", [us], regions[:2])
     with pytest.raises(InputError, match="no calibrated ultrasound region contains the needle"):
         register_case(p, tmp_path / "x")
 
 
-def test_dicom_scale_disagreeing_with_case_yaml_is_inconsistent(case, tmp_path):
-    us, meta, regions = _regions_for(case)
-    p = _dicom_case(case, "conflict", [us], regions, mm_per_pixel=meta["ultrasound"]["mm_per_pixel"] * 1.5)
+def test_dicom_scale_disagreeing_with_case_yaml_is_inconsistent(simulated_case, tmp_path):
+    us, meta, regions = _regions_for(simulated_case)
+    p = _dicom_case(
+        simulated_case, "conflict", [us], regions, mm_per_pixel=meta["ultrasound"]["mm_per_pixel"] * 1.5
+    )
     with pytest.raises(InputError, match="inconsistent scales: ultrasound.mm_per_pixel"):
         register_case(p, tmp_path / "x")
 
 
-def test_dicom_non_cm_units_only_needs_manual_scale(case, tmp_path):
-    us, _, regions = _regions_for(case)
+def test_dicom_non_cm_units_only_needs_manual_scale(simulated_case, tmp_path):
+    us, _, regions = _regions_for(simulated_case)
     write_us_dicom(tmp_path / "s.dcm", [us], [regions[1]])
     with pytest.raises(InputError, match="give ultrasound.mm_per_pixel"):
         load_ultrasound(tmp_path / "s.dcm")
