@@ -13,6 +13,7 @@ match by prefix. Unclassified objects are ignored with a warning.
 from __future__ import annotations
 
 import json
+import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -24,6 +25,9 @@ import numpy as np
 from edge_runtime.errors import InputError
 
 SUBPIXEL_BITS = 4  # cv2.fillPoly fixed-point precision: 1/16 pixel
+# Largest |coordinate| accepted: rasterise's fixed-point int32 (x * 2**SUBPIXEL_BITS) must not
+# overflow, and no scanned slide is near this wide (level 0 is ~1e5 px); beyond it is a broken file
+MAX_COORDINATE = 2 ** (31 - SUBPIXEL_BITS - 1)
 ANNOTATION_TYPES = {"annotation", "PathAnnotationObject", None}
 
 
@@ -54,7 +58,19 @@ def _ring(coords, where: str) -> np.ndarray:
         raise InputError(f"{where}: malformed coordinates ({exc})") from exc
     if arr.ndim != 2 or arr.shape[1] < 2 or len(arr) < 3 or not np.isfinite(arr).all():
         raise InputError(f"{where}: a polygon ring needs >= 3 finite [x, y] points")
+    if np.abs(arr[:, :2]).max() > MAX_COORDINATE:
+        raise InputError(
+            f"{where}: a coordinate beyond {MAX_COORDINATE} pixels ({np.abs(arr[:, :2]).max():g}); "
+            "not a slide's pixel coordinates"
+        )
     return arr[:, :2]
+
+
+def _polygon(rings, where: str) -> list:
+    """[exterior, holes...]; an empty polygon is refused: it may be an outline the export lost."""
+    if not isinstance(rings, list) or not rings:
+        raise InputError(f"{where}: a polygon without rings (empty 'coordinates')")
+    return [_ring(r, where) for r in rings]
 
 
 def _geometry_polygons(geom, where: str) -> list:
@@ -62,9 +78,12 @@ def _geometry_polygons(geom, where: str) -> list:
         raise InputError(f"{where}: feature without a valid 'geometry'")
     kind = geom["type"]
     if kind == "Polygon":
-        return [[_ring(r, where) for r in geom.get("coordinates", [])]]
+        return [_polygon(geom.get("coordinates"), where)]
     if kind == "MultiPolygon":
-        return [[_ring(r, where) for r in poly] for poly in geom.get("coordinates", [])]
+        polys = geom.get("coordinates")
+        if not isinstance(polys, list) or not polys:
+            raise InputError(f"{where}: a MultiPolygon without polygons (empty 'coordinates')")
+        return [_polygon(poly, where) for poly in polys]
     if kind == "GeometryCollection":
         return [p for g in geom.get("geometries", []) for p in _geometry_polygons(g, where)]
     return []  # points and lines carry no area
@@ -120,6 +139,8 @@ def _geojson_annotations(data, where: str, cancer, ignore, exclude) -> Annotatio
         obj_type = props.get(
             "objectType", feat.get("id") if feat.get("id") == "PathAnnotationObject" else None
         )
+        if obj_type is not None and not isinstance(obj_type, str):
+            raise InputError(f"{fwhere}: 'objectType' must be text, got {type(obj_type).__name__}")
         if obj_type not in ANNOTATION_TYPES:
             continue  # detections/cells/tiles are not the pathologist's outline
         out.n_objects += 1
@@ -190,12 +211,25 @@ def load_annotations(path: str | Path, cancer, ignore, exclude) -> Annotations:
     return ann
 
 
-def polygon_area(polygons: list) -> float:
-    """Total area (annotation pixels^2) of polygons, holes subtracted; counts what lies off the slide too."""
+def _ring_area(ring: np.ndarray) -> float:
+    """|shoelace area| in float64 (cv2.contourArea works in float32: large coordinates overflow)."""
+    x, y = ring[:, 0], ring[:, 1]
+    with np.errstate(over="ignore", invalid="ignore"):  # an inf/NaN area is polygon_area's error
+        return abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) / 2
+
+
+def polygon_area(polygons: list, where: str) -> float:
+    """Total area (annotation pixels^2) of polygons, holes subtracted; counts what lies off the slide
+    too. InputError naming ``where`` (the annotation file) when it is not a finite number: an
+    infinite or NaN area would silently pass the "annotation outside the tissue" check."""
     total = 0.0
     for poly in polygons:
-        rings = [np.abs(cv2.contourArea(r.astype(np.float32))) for r in poly]
+        rings = [_ring_area(r) for r in poly]
         total += rings[0] - sum(rings[1:])
+    if not math.isfinite(total):
+        raise InputError(
+            f"{where}: the annotated cancer area is not a finite number; coordinates out of range"
+        )
     return total
 
 

@@ -20,7 +20,11 @@ is below it is registered (its registration/<id>/ folder is kept for review) but
 images/, labels/ or cases.csv; it is listed under ``low_quality`` with its weakest part.
 
 A case counts as done when registration/<id>/report.json exists and images/ + labels/ hold
-its files; every file is written atomically, so an interrupted run resumes cleanly.
+its files; every file is written atomically, so an interrupted run resumes cleanly. A done case is
+registered again (listed under ``registered_again``) when its report.json is not of case.yaml as
+it is now: the file changed since (e.g. a corrected patient_id) or the report is damaged
+(batch_reports.py). Cases sharing an id are all refused before anything is registered.
+A damaged report.json of a case not in this run is left out of cases.csv and listed as failed.
 
 cases.csv is rebuilt from registration/*/report.json, so a DATASET this command did not build
 (e.g. one from prepare-busi, whose cases.csv rows have no registration/<id>/report.json) is
@@ -31,7 +35,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import traceback
 from pathlib import Path
@@ -45,7 +48,8 @@ from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.near_duplicates import merge_near_duplicate_cases
 from edge_runtime.privacy import redact
 from edge_runtime.yamlfile import read_yaml_mapping
-from registration.case import load_case
+from registration.batch_reports import REPORT, read_report, stale_reason
+from registration.case import CaseSpec, load_case
 from registration.cases.status import find_case_files, lacks_of
 from registration.pipeline import register_case
 from registration.report import write_json, write_text
@@ -98,11 +102,16 @@ def _is_done(ds: Path, case_id: str) -> bool:
     )
 
 
-def _write_cases_csv(ds: Path, seed: int, dedup: bool = False) -> dict:
-    """cases.csv from every completed case in the dataset (this run's and earlier runs')."""
+def _write_cases_csv(ds: Path, seed: int, failed: list, dedup: bool = False) -> dict:
+    """cases.csv from every completed case in the dataset (this run's and earlier runs'); a damaged
+    report.json leaves its case out and is added to ``failed`` naming the file."""
     rows = []
-    for rep in sorted((ds / "registration").glob("*/report.json")):
-        r = json.loads(rep.read_text())
+    for rep in sorted((ds / "registration").glob(f"*/{REPORT}")):
+        try:
+            r = read_report(rep)
+        except InputError as exc:
+            failed.append(_failure(rep, exc))
+            continue
         if _is_done(ds, r["case_id"]):
             rows.append((r["case_id"], r["patient_id"]))
     if dedup:  # optional check; imagehash is imported only when asked for
@@ -118,6 +127,53 @@ def _write_cases_csv(ds: Path, seed: int, dedup: bool = False) -> dict:
         counts[splits[pid]] += 1
     write_text(ds / "cases.csv", buf.getvalue())
     return counts
+
+
+def _failure(case_yaml: Path, error: Exception | str) -> dict:
+    """batch_report.json's record of one failed case; its error names the case file once (an
+    error that already starts with it is not prefixed again) and holds no DICOM identifiers."""
+    text = str(error)
+    if isinstance(error, Exception) and not isinstance(error, SonomapError):
+        # recorded with its type and location, to be found in the code
+        tb = traceback.extract_tb(error.__traceback__)[-1]
+        text = f"{type(error).__name__}: {error} (at {Path(tb.filename).name}:{tb.lineno})"
+    if not text.startswith(str(case_yaml)):
+        text = f"{case_yaml}: {text}"
+    entry = {"case": str(case_yaml), "error": redact(text)}
+    log.warning("%s", entry["error"])
+    return entry
+
+
+def _load_cases(cases: list[Path], failed: list, pending: list) -> list[tuple[Path, CaseSpec]]:
+    """(case file, spec) of every case ready to register. Pending cases go to ``pending``; a case
+    that does not load, and every case whose id another case also has, to ``failed``: all of
+    this before anything is registered, so no case is taken as done on another's outputs."""
+    loaded = []
+    for case_yaml in cases:
+        try:
+            waiting = _pending(case_yaml)
+            if waiting is not None:
+                pending.append(waiting)
+                continue
+            loaded.append((case_yaml, load_case(case_yaml)))
+        except Exception as exc:  # one bad case never stops the batch (Ctrl-C still does)
+            failed.append(_failure(case_yaml, exc))
+    by_id: dict[str, list[Path]] = {}
+    for case_yaml, spec in loaded:
+        by_id.setdefault(spec.id, []).append(case_yaml)
+    ready = []
+    for case_yaml, spec in loaded:
+        others = [str(p) for p in by_id[spec.id] if p != case_yaml]
+        if others:
+            failed.append(
+                _failure(
+                    case_yaml,
+                    f"case id {spec.id!r} is also used by {', '.join(others)}; give each case its own id",
+                )
+            )
+        else:
+            ready.append((case_yaml, spec))
+    return ready
 
 
 def _pending(case_yaml: Path) -> dict | None:
@@ -147,21 +203,20 @@ def register_batch(
     refuse_foreign_dataset(ds)
     for sub in ("images", "labels", "registration"):
         (ds / sub).mkdir(parents=True, exist_ok=True)
-    done, skipped, failed, held, pending, seen = [], [], [], [], [], {}
-    for case_yaml in tqdm(cases, desc="register", unit="case", disable=not progress):
+    done, skipped, failed, held, pending, again = [], [], [], [], [], []
+    ready = _load_cases(cases, failed, pending)
+    for case_yaml, spec in tqdm(ready, desc="register", unit="case", disable=not progress):
         try:
-            waiting = _pending(case_yaml)
-            if waiting is not None:
-                pending.append(waiting)
-                continue
-            spec = load_case(case_yaml)
-            if spec.id in seen:
-                raise InputError(f"{case_yaml}: case id {spec.id!r} already used by {seen[spec.id]}")
-            seen[spec.id] = case_yaml
-            if _is_done(ds, spec.id):
-                skipped.append(spec.id)
-                continue
             reg = ds / "registration" / spec.id
+            if _is_done(ds, spec.id):
+                stale = stale_reason(reg / REPORT, spec)
+                if stale is None:
+                    skipped.append(spec.id)
+                    continue
+                # the dataset's copy is another version's: it leaves cases.csv unless this run redoes it
+                again.append({"id": spec.id, "reason": redact(stale)})
+                for sub in ("images", "labels"):
+                    (ds / sub / f"{spec.id}.png").unlink(missing_ok=True)
             report = register_case(case_yaml, reg, spec)
             q = report["quality"]
             if min_quality is not None and q["score"] < min_quality:
@@ -190,20 +245,9 @@ def register_batch(
                     "warnings": report["warnings"],
                 }
             )
-        except SonomapError as exc:
-            failed.append({"case": str(case_yaml), "error": redact(str(exc))})  # no DICOM identifiers
-            log.warning("%s: %s", case_yaml, exc)
-        except Exception as exc:
-            # stop an overnight batch; it is recorded with its type and location (Ctrl-C still stops)
-            tb = traceback.extract_tb(exc.__traceback__)[-1]
-            failed.append(
-                {
-                    "case": str(case_yaml),
-                    "error": redact(f"{type(exc).__name__}: {exc} (at {Path(tb.filename).name}:{tb.lineno})"),
-                }
-            )
-            log.warning("%s: unexpected %s: %s", case_yaml, type(exc).__name__, exc)
-    counts = _write_cases_csv(ds, seed, dedup)
+        except Exception as exc:  # one bad case never stops the batch (Ctrl-C still does)
+            failed.append(_failure(case_yaml, exc))
+    counts = _write_cases_csv(ds, seed, failed, dedup)
     summary = {
         "dataset": str(ds),
         "registered": len(done),
@@ -212,6 +256,7 @@ def register_batch(
         "splits": counts,
         "done": done,
         "skipped": skipped,
+        "registered_again": again,
         "failures": failed,
         "min_quality": min_quality,
         "held_for_review": len(held),

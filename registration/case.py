@@ -12,6 +12,7 @@ The full example with every key is ``CASE_EXAMPLE`` (case_example.py; ``sonomap 
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from registration.case_schema import (
     PathologySection,
 )
 from registration.cases.identity import patient_of
+from registration.wsi_mpp import MAX_PLAUSIBLE_MPP, MIN_PLAUSIBLE_MPP, plausible
 
 __all__ = [
     "DEFAULT_CANCER_CLASSES",
@@ -178,6 +180,13 @@ def _pathology(p: PathologySection, base: Path, where: str) -> PathologySpec:
             f"{where}: pathology.shrinkage={shrink} is implausible "
             f"(expected slide/fresh length in [{MIN_SHRINKAGE}, {MAX_SHRINKAGE}])"
         )
+    for key in ("mpp", "annotation_mpp"):
+        value = getattr(p, key)
+        if value is not None and not plausible(float(value)):  # the range simulate-biopsy --wsi-mpp offers
+            raise ConfigError(
+                f"{where}: pathology.{key}={value} is implausible (expected microns per pixel in "
+                f"[{MIN_PLAUSIBLE_MPP:g}, {MAX_PLAUSIBLE_MPP:g}]: a unit mistake?)"
+            )
     fresh = _float(p.fresh_length_mm)
     if shrink is not None and fresh is not None:
         raise ConfigError(f"{where}: give pathology.shrinkage or pathology.fresh_length_mm, not both")
@@ -196,6 +205,27 @@ def _pathology(p: PathologySection, base: Path, where: str) -> PathologySpec:
         roi=None if p.roi is None else tuple(float(v) for v in p.roi),
         reader=p.reader,
         fragments=p.fragments,
+    )
+
+
+JSON_SCALARS = (str, int, float, bool, type(None))  # what report.json can hold as is
+
+
+def _json_safe(value: Any, key: str, where: str) -> Any:
+    """``value`` from YAML as report.json can hold it: a YAML date (``scanned: 2024-01-05``) becomes
+    its ISO text; any other non-JSON value (binary, a set) is a ConfigError naming the key, here at
+    load, not when report.json is written after the images."""
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    if isinstance(value, JSON_SCALARS):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v, f"{key}[{i}]", where) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {str(_json_safe(k, key, where)): _json_safe(v, f"{key}.{k}", where) for k, v in value.items()}
+    raise ConfigError(
+        f"{where}: {key} must be text, a number, true/false, a date, a list or a mapping, "
+        f"got {type(value).__name__}"
     )
 
 
@@ -233,7 +263,7 @@ def load_case(path: str | Path) -> CaseSpec:
         needle=needle,
         tract=tract,
         pathology=_pathology(raw.pathology, base, where),
-        source=dict(raw.source or {}),
+        source=_json_safe(dict(raw.source or {}), "source", where),
         capture=dict(raw.capture or {}),
         dataset_image=None
         if us.dataset_image is None

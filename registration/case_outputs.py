@@ -18,7 +18,7 @@ import numpy as np
 from edge_runtime.atomic import atomic_write_png, same_file
 from edge_runtime.errors import InputError
 from registration.case import CaseSpec
-from registration.report import input_file, without_input_paths, write_json
+from registration.report import input_file, report_text, without_input_paths, write_text
 from registration.ultrasound import UltrasoundImage, is_dicom, load_ultrasound
 
 OUTPUT_FILES = ("us.png", "label.png", "qa.png", "report.json")  # what register_case writes in OUT
@@ -68,16 +68,22 @@ def dataset_frame(spec: CaseSpec, us: UltrasoundImage) -> np.ndarray:
     return other.gray
 
 
-def write_images(out: Path, spec: CaseSpec, us: UltrasoundImage, label: np.ndarray, qa: np.ndarray) -> None:
-    """Write OUT/us.png (:func:`dataset_frame`), OUT/label.png and OUT/qa.png, in that order."""
-    atomic_write_png(out / "us.png", dataset_frame(spec, us))
+def write_outputs(
+    out: Path, spec: CaseSpec, us: UltrasoundImage, label: np.ndarray, qa: np.ndarray, report: dict
+) -> dict:
+    """Write OUT/us.png (:func:`dataset_frame`), label.png, qa.png and, last, report.json with every
+    input path in it replaced by the case.yaml key naming it; return that report.
+
+    Whatever can fail on the inputs (the dataset frame, report.json's text) is worked out before
+    the first file is touched, so such a failure leaves an earlier run's outputs as they were. An
+    earlier report.json is removed before the first image is replaced: report.json marks the case
+    complete, and an old one beside new images would pass a half-rewritten case off as done."""
+    report = without_input_paths(report, input_keys(spec))  # e.g. a warning that names the slide file
+    text = report_text(report, f"{spec.path}: report.json")
+    us_gray = dataset_frame(spec, us)
+    (out / "report.json").unlink(missing_ok=True)
+    atomic_write_png(out / "us.png", us_gray)
     atomic_write_png(out / "label.png", label)
     atomic_write_png(out / "qa.png", qa)
-
-
-def write_report(out: Path, spec: CaseSpec, report: dict) -> dict:
-    """Write OUT/report.json (last: it marks the case complete) with every input path in it replaced
-    by the case.yaml key naming it; return that report."""
-    report = without_input_paths(report, input_keys(spec))  # e.g. a warning that names the slide file
-    write_json(out / "report.json", report)
+    write_text(out / "report.json", text)
     return report

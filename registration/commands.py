@@ -15,6 +15,9 @@ from registration.sim import commands as sim_commands
 from registration.wsi_mpp import MAX_PLAUSIBLE_MPP, MIN_PLAUSIBLE_MPP, mpp_argument
 
 EXIT_SOME_FAILED = 1
+# bench-slides: a level 0 narrower than 8 tiles is no scanner's slide, and the simulated core
+# squeezed into it reaches slide scales register refuses
+MIN_BENCH_WIDTH = 2048
 
 
 def _simulate(args) -> int:
@@ -225,8 +228,13 @@ def register(sub) -> None:
         "and agreement of the label with the original slide's.",
     )
     _add_bench_inputs(p, "keep the slide and outputs here (default: a temp folder)")
-    p.add_argument("--width", type=int, default=40000, help="level-0 width in pixels (default 40000)")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument(
+        "--width",
+        type=cli_args.at_least(MIN_BENCH_WIDTH),
+        default=40000,
+        help=f"level-0 width in pixels, >= {MIN_BENCH_WIDTH} (default 40000)",
+    )
+    p.add_argument("--repeats", type=cli_args.at_least(1), default=3, help="runs per reader (default 3)")
     p.set_defaults(func=_bench_slides)
 
     sim_commands.register(sub)

@@ -5,8 +5,8 @@ Stages (each a function in its own module):
   (ultrasound.py) -> resolve the tract (here: tract.py, needle.py) -> read_slide (wsi.py) ->
   load_annotations + rasterise (annotations.py) -> apply_roi, one_section (slide_region.py) ->
   find_fragments + orient (fragments.py) -> check_annotation_placement (slide_region.py) ->
-  resolve_shrinkage + place + rasterise_label (mapping.py) -> make_qa (qa.py) -> write_images,
-  write_report (case_outputs.py).
+  resolve_shrinkage + place + rasterise_label (mapping.py) -> make_qa (qa.py) -> write_outputs
+  (case_outputs.py).
 
 Input: a case.yaml (or its loaded CaseSpec). Outputs in OUT: us.png, label.png, qa.png and
 report.json, the last written last (case_outputs.py says what each holds).
@@ -22,7 +22,7 @@ import numpy as np
 from edge_runtime.memory import peak_rss_bytes
 from registration.annotations import load_annotations, polygon_area, rasterise
 from registration.case import CaseSpec, load_case
-from registration.case_outputs import refuse_overwriting_inputs, ultrasound_file, write_images, write_report
+from registration.case_outputs import refuse_overwriting_inputs, ultrasound_file, write_outputs
 from registration.fragments import find_fragments, orient
 from registration.mapping import ambiguous_mm, place, rasterise_label, resolve_shrinkage
 from registration.needle import detect_needle
@@ -102,7 +102,7 @@ def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | N
             "the core is labelled cancer-free"
         )
     # annotated area: analytic (off-slide parts count), or within the ROI when one section is chosen
-    total = polygon_area(ann.cancer) * ann_scale * ann_scale
+    total = polygon_area(ann.cancer, str(p.annotations)) * ann_scale * ann_scale
     if p.roi is not None:
         total = float(apply_roi(slide, cancer, p.roi, mpp0, str(spec.path)))
     masks = tissue_masks(slide.rgb, slide.mpp)
@@ -148,7 +148,6 @@ def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | N
         slide.rgb,
         QaExtras(qual, rejected, sections),
     )
-    write_images(out, spec, us, label, qa)
     us_file = ultrasound_file(spec.image)
     report = {
         "case_id": spec.id,
@@ -205,4 +204,4 @@ def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | N
         # `sonomap register` that is the case's peak memory; in a batch, the batch's peak so far.
         "process_peak_rss_mb": round(peak_rss_bytes() / 2**20, 1),
     }
-    return write_report(out, spec, report)
+    return write_outputs(out, spec, us, label, qa, report)

@@ -19,11 +19,20 @@ from typing import Any
 import numpy as np
 
 from edge_runtime.atomic import atomic_write_text
+from edge_runtime.errors import SonomapError
 from edge_runtime.manifest import sha256_file
 
 
 def write_json(path: Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def report_text(obj, where: str) -> str:
+    """``obj`` as JSON text; SonomapError naming ``where`` when it holds a value JSON cannot."""
+    try:
+        return json.dumps(obj, indent=2) + "\n"
+    except (TypeError, ValueError) as exc:  # e.g. a date; case.py converts those at load
+        raise SonomapError(f"{where}: cannot be written ({exc})") from exc
 
 
 def write_text(path: Path, text: str) -> None:

@@ -14,6 +14,7 @@ reader the runtime's DICOM cine replay uses too.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from edge_runtime.units import MM_PER_CM
 
 UNIT_CM = 3
 SPATIAL_FORMAT_2D = 1
+REGION_BOX = ("RegionLocationMinX0", "RegionLocationMinY0", "RegionLocationMaxX1", "RegionLocationMaxY1")
 SCALE_TOLERANCE = 0.02  # a case.yaml scale that differs more from the DICOM one is a mistake
 
 
@@ -91,30 +93,39 @@ def to_gray_u8(img: np.ndarray, where: str) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
+def _region_value(item, name: str, index: int, where: str, kind: type):
+    """``item.name`` as ``kind``; InputError naming the file, the region and the attribute when it
+    is missing, empty or not a finite number (a scanner or an anonymiser may drop it)."""
+    value = getattr(item, name, None)
+    if value is None or value == "":
+        raise InputError(f"{where}: SequenceOfUltrasoundRegions[{index}] lacks {name}")
+    try:
+        number = kind(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InputError(
+            f"{where}: SequenceOfUltrasoundRegions[{index}] {name} is not a number ({value!r})"
+        ) from exc
+    if not math.isfinite(number):
+        raise InputError(f"{where}: SequenceOfUltrasoundRegions[{index}] {name} is not finite ({value!r})")
+    return number
+
+
 def dicom_regions(ds, where: str) -> list[Region]:
     """All 2D regions calibrated in cm on both axes (others cannot give a spatial scale)."""
     out = []
     for i, item in enumerate(getattr(ds, "SequenceOfUltrasoundRegions", []) or []):
-        fmt = int(getattr(item, "RegionSpatialFormat", SPATIAL_FORMAT_2D))
+        fmt = getattr(item, "RegionSpatialFormat", SPATIAL_FORMAT_2D)
         ux, uy = (
             getattr(item, "PhysicalUnitsXDirection", None),
             getattr(item, "PhysicalUnitsYDirection", None),
         )
         if fmt != SPATIAL_FORMAT_2D or ux != UNIT_CM or uy != UNIT_CM:
             continue
-        dx, dy = float(item.PhysicalDeltaX), float(item.PhysicalDeltaY)
+        dx, dy = (_region_value(item, name, i, where, float) for name in ("PhysicalDeltaX", "PhysicalDeltaY"))
         if not (dx > 0 and dy > 0):
             raise InputError(f"{where}: SequenceOfUltrasoundRegions[{i}] has PhysicalDeltaX/Y <= 0")
-        out.append(
-            Region(
-                int(item.RegionLocationMinX0),
-                int(item.RegionLocationMinY0),
-                int(item.RegionLocationMaxX1),
-                int(item.RegionLocationMaxY1),
-                abs(dx) * MM_PER_CM,
-                abs(dy) * MM_PER_CM,
-            )
-        )
+        box = [_region_value(item, name, i, where, int) for name in REGION_BOX]
+        out.append(Region(*box, abs(dx) * MM_PER_CM, abs(dy) * MM_PER_CM))
     return out
 
 

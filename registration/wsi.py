@@ -32,13 +32,13 @@ import numpy as np
 from edge_runtime.errors import InputError
 from registration.wsi_mpp import resolve_mpp
 from registration.wsi_openslide import OpenSlideSlide, detect_vendor
+from registration.wsi_raster import BIG_LEVEL_PIXELS, RasterSlide
 from registration.wsi_tiff import CannotOpen, TiffSlide, to_rgb
 
 READERS = ("auto", "tifffile", "openslide")
 RASTER_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 TIFF_FIRST = {None, "generic-tiff"}  # OpenSlide format names where tifffile is tried first
 LEVEL_TOLERANCE = 1.01  # odd level-0 sizes make a "2x" level 2.0004x
-BIG_LEVEL_PIXELS = 64_000_000  # refuse to hold an output this large (the slide needs a pyramid)
 CHUNK_PIXELS = 16_000_000  # level pixels decoded per band while streaming
 NOTE_FACTOR = 4  # streaming a level this much finer than needed is worth a warning
 RESIDUAL_SHRINK = 1.1  # after the integer shrink, a level still >10 % finer is resized to the target
@@ -75,33 +75,6 @@ class SlideLevel:
             "mpp_source": self.mpp_source,
             "readers_not_used": list(self.tried),
         }
-
-
-class RasterSlide:
-    """A PNG/JPEG/BMP thumbnail: one level, no scale in the file."""
-
-    reader, vendor = "opencv", "raster"
-    mpp_found, mpp_source = None, "none in the file"
-
-    def __init__(self, path: Path):
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if img is None:
-            raise CannotOpen("not a readable PNG/JPEG/BMP image")
-        self._rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-        self.level_shapes = [self._rgb.shape[:2]]
-        self.downsamples = [1.0]
-
-    def tile_shape(self, level: int) -> tuple[int, int]:
-        return self.level_shapes[0]
-
-    def read_region(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
-        out = np.full((h, w, 3), 255, np.uint8)
-        src = self._rgb[max(y, 0) : y + h, max(x, 0) : x + w]
-        out[max(-y, 0) : max(-y, 0) + src.shape[0], max(-x, 0) : max(-x, 0) + src.shape[1]] = src
-        return out
-
-    def close(self) -> None:
-        self._rgb = None
 
 
 OPENERS = {"tifffile": TiffSlide, "openslide": OpenSlideSlide, "opencv": RasterSlide}

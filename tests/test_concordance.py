@@ -14,6 +14,7 @@ import pytest
 from captured_cases import SHAPE, write_captured_case
 from cli import sonomap
 
+from edge_runtime.manifest import sha256_file
 from training.concordance.core_stats import auc
 
 BAND_ROWS, BAND_COLS = slice(50, 70), slice(20, 180)  # the registered band's known pixels
@@ -36,7 +37,10 @@ def _register(ds, case_id: str, patient: str, cancer_cols: slice | None, held: b
     if cancer_cols is not None:
         label[BAND_ROWS, cancer_cols] = 1
     cv2.imwrite(str(reg / "label.png"), label)
-    (reg / "report.json").write_text(json.dumps({"patient_id": patient, "quality": {"score": 0.9}}))
+    case_file = {"sha256": sha256_file(ds.parent / "cases" / case_id / "case.yaml")}
+    (reg / "report.json").write_text(
+        json.dumps({"patient_id": patient, "case_file": case_file, "quality": {"score": 0.9}})
+    )
     (ds / "images").mkdir(exist_ok=True)
     if not held:  # a case held for review (register-batch --min-quality) has no dataset image
         (ds / "images" / f"{case_id}.png").write_bytes(b"")
@@ -101,6 +105,25 @@ def test_core_level_scores_over_all_and_per_model(report):
     for png in ("scatter.png", "bland_altman.png"):
         img = cv2.imread(str(out / png))
         assert img is not None and img.shape[0] > 200
+
+
+def test_a_damaged_or_stale_report_skips_its_core_naming_the_file(tmp_path):
+    cases, ds = tmp_path / "cases", tmp_path / "ds"
+    for name in ("A", "F", "G"):
+        write_captured_case(cases / name, _mask(slice(120, 200)), SHA_A)
+        _register(ds, name, f"p_{name}", slice(100, 180))
+    (ds / "registration" / "F" / "report.json").write_text('{"patient_id": ')
+    g = cases / "G" / "case.yaml"
+    g.write_text(g.read_text() + "patient_id: corrected\n")  # the report's patient is now stale
+    r = sonomap("concordance", cases, "--dataset", ds, "--out", tmp_path / "report")
+    assert "Traceback" not in r.stderr
+    skipped = {
+        x["case"]: x["reason"]
+        for x in json.loads((tmp_path / "report" / "concordance.json").read_text())["skipped"]
+    }
+    assert set(skipped) == {"F", "G"}
+    assert "F/report.json: damaged report.json" in skipped["F"]
+    assert "G/case.yaml: changed since it was registered" in skipped["G"]
 
 
 def test_auc_counts_ties_half():

@@ -41,7 +41,7 @@ def test_geojson_variants_holes_and_object_types(tmp_path):
     ann = load_annotations(p, *CLASSES)
     assert len(ann.cancer) == 3 and ann.n_objects == 6
     assert any("unclassified" in w for w in ann.warnings)
-    assert polygon_area(ann.cancer[:1]) == pytest.approx(40 * 40 - 20 * 20)
+    assert polygon_area(ann.cancer[:1], "a.geojson") == pytest.approx(40 * 40 - 20 * 20)
     mask = rasterise(ann.cancer[:1], (50, 50), 1.0)
     assert mask[5, 5] == 1 and mask[20, 20] == 0  # the hole is cut out
     assert int(mask.sum()) == pytest.approx(1200, rel=0.05)
@@ -65,7 +65,7 @@ def test_asap_xml_with_exclusion_group(tmp_path):
     p.write_text(xml)
     ann = load_annotations(p, *CLASSES)
     assert len(ann.cancer) == 1 and len(ann.exclude) == 1
-    assert polygon_area(ann.cancer) == pytest.approx(1600)  # coordinates sorted by Order
+    assert polygon_area(ann.cancer, "a.xml") == pytest.approx(1600)  # coordinates sorted by Order
 
 
 @pytest.mark.parametrize(
@@ -94,6 +94,65 @@ def test_geojson_errors_name_the_file_and_feature(tmp_path, text, match):
     with pytest.raises(InputError, match=match) as exc:
         load_annotations(p, *CLASSES)
     assert "bad.geojson" in str(exc.value)
+
+
+TUMOR = {"classification": {"name": "Tumor"}}
+BIG = 1e39  # beyond float32: cv2's float32 area would be inf
+
+
+@pytest.mark.parametrize(
+    "geometry,properties,match",
+    [
+        ({"type": "Polygon", "coordinates": []}, TUMOR, r"feature 0: a polygon without rings"),
+        ({"type": "MultiPolygon", "coordinates": [[]]}, TUMOR, r"feature 0: a polygon without rings"),
+        ({"type": "MultiPolygon", "coordinates": []}, TUMOR, r"feature 0: a MultiPolygon without polygons"),
+        (
+            {"type": "Polygon", "coordinates": [SQUARE]},
+            {"objectType": [1]},
+            r"'objectType' must be text, got list",
+        ),
+        (
+            {"type": "Polygon", "coordinates": [[[1e300, 0], [0, 1e300], [1e300, 1e300]]]},
+            TUMOR,
+            r"feature 0: a coordinate beyond \d+ pixels \(1e\+300\)",
+        ),
+        (
+            {"type": "Polygon", "coordinates": [[[BIG, 0], [0, BIG], [BIG, BIG]]]},
+            TUMOR,
+            "a coordinate beyond",
+        ),
+    ],
+)
+def test_empty_polygons_odd_object_types_and_huge_coordinates_are_one_line_errors(
+    tmp_path, geometry, properties, match
+):
+    p = tmp_path / "bad.geojson"
+    p.write_text(json.dumps({"type": "Feature", "geometry": geometry, "properties": properties}))
+    with pytest.raises(InputError, match=match) as exc:
+        load_annotations(p, *CLASSES)
+    assert str(exc.value).startswith(str(p)) and "\n" not in str(exc.value)
+
+
+def test_asap_coordinates_beyond_float32_are_refused(tmp_path):
+    p = tmp_path / "bad.xml"
+    coords = "".join(
+        f'<Coordinate Order="{i}" X="{x}" Y="{y}"/>'
+        for i, (x, y) in enumerate([(BIG, 0), (0, BIG), (BIG, BIG)])
+    )
+    p.write_text(
+        '<ASAP_Annotations><Annotations><Annotation Name="a" Type="Polygon" PartOfGroup="_0">'
+        f"<Coordinates>{coords}</Coordinates></Annotation></Annotations></ASAP_Annotations>"
+    )
+    with pytest.raises(InputError, match=f"{p} Annotation 0 .*a coordinate beyond"):
+        load_annotations(p, *CLASSES)
+
+
+def test_polygon_area_is_float64_and_refuses_a_non_finite_total():
+    big = np.array([[0, 0], [6e7, 0], [6e7, 6e7]], np.float64)  # area 1.8e15: float32 rounds it
+    assert polygon_area([[big]], "a.geojson") == 6e7 * 6e7 / 2
+    huge = np.array([[0, 0], [1e300, 0], [1e300, 1e300]])
+    with pytest.raises(InputError, match="a.geojson: the annotated cancer area is not a finite number"):
+        polygon_area([[huge]], "a.geojson")
 
 
 def test_custom_cancer_classes_and_prefix_patterns(tmp_path):

@@ -129,3 +129,19 @@ def test_dicom_non_cm_units_only_needs_manual_scale(simulated_case, tmp_path):
     with pytest.raises(InputError, match="give ultrasound.mm_per_pixel"):
         load_ultrasound(tmp_path / "s.dcm")
     assert load_ultrasound(tmp_path / "s.dcm", (0.1, 0.1)).mm_per_px == (0.1, 0.1)
+
+
+@pytest.mark.parametrize("missing", ["PhysicalDeltaX", "RegionLocationMaxX1"])
+def test_a_region_lacking_a_calibration_attribute_names_the_file_region_and_attribute(
+    simulated_case, tmp_path, missing
+):
+    import pydicom
+
+    us, _, regions = _regions_for(simulated_case)
+    path = tmp_path / "dropped.dcm"
+    write_us_dicom(path, [us], regions)
+    ds = pydicom.dcmread(path)
+    delattr(ds.SequenceOfUltrasoundRegions[2], missing)  # e.g. dropped by an anonymiser
+    ds.save_as(path)
+    with pytest.raises(InputError, match=rf"dropped.dcm: SequenceOfUltrasoundRegions\[2\] lacks {missing}$"):
+        load_ultrasound(path, needle_points=[(10.0, 10.0)])

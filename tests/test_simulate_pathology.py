@@ -5,6 +5,7 @@ registers, and the registered cancer share matches the truth; a case from anothe
 from __future__ import annotations
 
 import json
+import re
 
 import cv2
 import numpy as np
@@ -76,4 +77,26 @@ def test_a_case_from_another_clip_is_refused(tmp_path):
     folder = _captured(tmp_path / "cases")
     out = sonomap("simulate-pathology", tmp_path / "cases", "--truth", _truth(tmp_path, 99), check=False)
     assert out.returncode == 2 and "capture.pre_fire.frame 40 matches no fire" in out.stderr
+    assert yaml.safe_load((folder / "case.yaml").read_text())["pathology"]["wsi"] is None
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (lambda t: t.pop("fires"), "'fires' missing or not a list"),
+        (lambda t: t["fires"][0].pop("tip"), r"fires\[0\].tip missing or not list"),
+        (lambda t: t["fires"][0].update(pre_index="40"), r"fires\[0\].pre_index missing or not int"),
+        (lambda t: t.pop("mm_per_pixel"), "'mm_per_pixel' missing or not a positive number"),
+    ],
+)
+def test_a_truth_lacking_a_key_is_one_line_naming_the_file_and_key(tmp_path, change, message):
+    folder = _captured(tmp_path / "cases")
+    path = _truth(tmp_path)
+    truth = json.loads(path.read_text())
+    change(truth)
+    path.write_text(json.dumps(truth))
+    out = sonomap("simulate-pathology", tmp_path / "cases", "--truth", path, check=False)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert re.search(f"{re.escape(str(path))}: {message}", out.stderr), out.stderr
     assert yaml.safe_load((folder / "case.yaml").read_text())["pathology"]["wsi"] is None

@@ -58,12 +58,12 @@ def state_of(status: CaseStatus, dataset: Path | None, failures: dict[Path, str]
         return status.state
     if (dataset / "images" / f"{status.id}.png").is_file():
         return REGISTERED
-    if (dataset / "registration" / status.id / "report.json").is_file():
-        return HELD
     error = failures.get(status.case_yaml.resolve())
-    if error is not None:
+    if error is not None:  # before HELD: a case registered again that failed keeps its old report
         status.error = error
         return FAILED
+    if (dataset / "registration" / status.id / "report.json").is_file():
+        return HELD
     return COMPLETE
 
 

@@ -20,6 +20,10 @@ from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.yamlfile import read_yaml_mapping
 
 CASE_FILE = "case.yaml"
+FIRST_NUMBER = 1  # capture numbers count from 1 (the DICOM series number is the capture number)
+# DICOM IS (Series Number) holds < 2**31, and the segmentation's series adds 1000 to the number:
+# no run captures anywhere near this many
+MAX_NUMBER = 2**30
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,8 @@ def _prediction(folder: Path, pred: dict, shape: tuple[int, int], where: str) ->
     mask = _png(folder / _key(pred, "mask", where, str), np.uint8)
     prob = _png(folder / _key(pred, "prob", where, str), np.uint16)
     scale = _key(pred, "prob_scale", where, int)
+    if scale <= 0:  # the probability PNG holds round(p * prob_scale): 0 would divide by zero
+        raise InputError(f"{where}.prob_scale: expected a positive integer, got {scale}")
     cancer = _key(pred, "cancer_class", where, int)
     for name, image in (("mask", mask), ("prob", prob)):
         if image.shape != shape:
@@ -107,10 +113,15 @@ def read_case(folder: str | Path) -> CapturedCase:
     scale = (doc.get("ultrasound") or {}).get("mm_per_pixel")
     pred = cap.get("prediction")
     study = cap.get("study_id")
+    number = _key(cap, "number", where, int)
+    if not FIRST_NUMBER <= number <= MAX_NUMBER:
+        raise InputError(
+            f"{where}.number: expected an integer in [{FIRST_NUMBER}, {MAX_NUMBER}], got {number}"
+        )
     return CapturedCase(
         folder=folder,
         case_id=folder.name,
-        number=_key(cap, "number", where, int),
+        number=number,
         trigger=_key(cap, "trigger", where, str),
         study_id=None if study is None else str(study),
         prefire=image,

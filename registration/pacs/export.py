@@ -107,7 +107,10 @@ def run_export(args: argparse.Namespace) -> int:
             study_id = case.study_id or fallback
             if study_id is None:
                 raise SonomapError("no study ID (captured without --study-id); give --study-id ID to file it")
-            objects = case_objects(case, study_id, args.segmentation)
+            try:
+                objects = case_objects(case, study_id, args.segmentation)
+            except ValueError as exc:  # highdicom's refusal of one case's values: that case fails
+                raise SonomapError(f"{folder / 'case.yaml'}: cannot make its DICOM objects ({exc})") from exc
             built = time.perf_counter()
             if client is None:
                 line = _write(objects, target)

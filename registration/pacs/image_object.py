@@ -16,7 +16,7 @@ import highdicom as hd
 
 from edge_runtime import __version__
 from registration.pacs.captured_case import CapturedCase
-from registration.pacs.subject import MANUFACTURER, Subject, identify, uid
+from registration.pacs.subject import MANUFACTURER, Subject, identify, lo, uid
 
 MODALITY = "US"
 CONVERSION_TYPE = "DV"  # PS3.3 C.8.6.1: digitized video (the capture card)
@@ -63,7 +63,7 @@ def prefire_image(case: CapturedCase, subject: Subject) -> hd.sc.SCImage:
     if spacing is not None:
         image.PixelSpacingCalibrationType = "GEOMETRY"
         image.PixelSpacingCalibrationDescription = "sonomap mm_per_pixel of the ROI"
-    image.SeriesDescription = f"biopsy {case.number} pre-fire ({case.trigger})"
+    image.SeriesDescription = lo(f"biopsy {case.number} pre-fire ({case.trigger})")
     image.ContentDate = when.strftime("%Y%m%d")
     image.ContentTime = when.strftime("%H%M%S.%f")
     image.AcquisitionDateTime = when.strftime("%Y%m%d%H%M%S.%f+0000")

@@ -21,7 +21,7 @@ from pydicom.sr.codedict import codes
 
 from edge_runtime import __version__
 from registration.pacs.captured_case import CapturedCase
-from registration.pacs.subject import MANUFACTURER, Subject, identify, uid
+from registration.pacs.subject import MANUFACTURER, Subject, identify, lo, uid
 
 KINDS = ("binary", "fractional")
 SEGMENT_LABEL = "cancer (predicted)"
@@ -32,8 +32,8 @@ SERIAL_NOT_RECORDED = "not recorded"  # the cart's serial is not in the case
 
 def segment_description(case: CapturedCase) -> hd.seg.SegmentDescription:
     algorithm = hd.AlgorithmIdentificationSequence(
-        name=case.model_name,
-        version=case.model_sha256,  # the model file's sha256 identifies the version (LO: 64 chars)
+        name=lo(case.model_name),
+        version=lo(case.model_sha256),  # the model file's sha256 identifies the version (LO: 64 chars)
         family=codes.cid7162.ArtificialIntelligence,
     )
     return hd.seg.SegmentDescription(
@@ -60,7 +60,7 @@ def _segmentation(case: CapturedCase, image, subject: Subject, kind: str, pixels
         sop_instance_uid=uid(subject.study_id, case.case_id, kind, "seg"),
         instance_number=1,
         manufacturer=MANUFACTURER,
-        manufacturer_model_name=case.model_name[:64],
+        manufacturer_model_name=lo(case.model_name),
         software_versions=__version__,
         device_serial_number=SERIAL_NOT_RECORDED,
         content_description=f"live prediction, frame {case.prediction.frame}",
@@ -86,7 +86,7 @@ def prediction_segmentation(
     if "PixelMeasuresSequence" in shared:
         del shared.PixelMeasuresSequence
     seg.PatientOrientation = ""  # no frame of reference: General Image's Type 2C, as on the image
-    seg.SoftwareVersions = [__version__, case.model_sha256]  # highdicom takes one string
+    seg.SoftwareVersions = [lo(__version__), lo(case.model_sha256)]  # highdicom takes one string
     identify(seg, subject)
-    seg.SeriesDescription = f"biopsy {case.number} live prediction ({kind})"
+    seg.SeriesDescription = lo(f"biopsy {case.number} live prediction ({kind})")
     return seg

@@ -24,6 +24,7 @@ from registration.pacs.captured_case import CapturedCase
 DEIDENTIFICATION_METHOD = "sonomap: pseudonymous study ID; ROI pixels only"
 MANUFACTURER = "sonomap"
 BODY_PART = "BREAST"
+LO_MAX_CHARS = 64  # PS3.5 6.2: a Long String (LO) value holds at most 64 characters
 UID_NAMESPACE = uuid.uuid5(
     uuid.NAMESPACE_URL, "https://sonomap/pacs-export"
 )  # fixed: the UIDs must not change
@@ -47,6 +48,12 @@ def uid(*parts: str) -> UID:
     """A UID that is the same for the same ``parts`` and different for any other: ``2.25.`` and the
     integer of the UUID (version 5, SHA-1 name-based) of the parts."""
     return UID(f"2.25.{uuid.uuid5(UID_NAMESPACE, '/'.join(parts)).int}")
+
+
+def lo(text: str) -> str:
+    """``text`` cut to an LO value's length: case.yaml text (the model name, the trigger) can be
+    longer, and a longer value makes an invalid DICOM object."""
+    return str(text)[:LO_MAX_CHARS]
 
 
 def identify(ds, subject: Subject) -> None:

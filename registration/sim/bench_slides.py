@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 import yaml
 
+from edge_runtime.errors import SonomapError
 from registration.pipeline import TARGET_MPP, register_case
 from registration.sim.simulate import simulate_cases
 from registration.wsi import read_slide
@@ -151,7 +152,10 @@ def run_register(case_file: Path, out: Path) -> dict:
         proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
-        raise RuntimeError(f"{case_file}: sonomap register failed (see {out.parent / (out.name + '.log')})")
+        log_file = out.parent / f"{out.name}.log"
+        lines = [line for line in log_file.read_text(errors="replace").splitlines() if line.strip()]
+        why = lines[-1].strip() if lines else f"exit status {proc.returncode}"  # its one-line error
+        raise SonomapError(f"{case_file}: the `sonomap register` child failed: {why} (log: {log_file})")
     rep = json.loads((out / "report.json").read_text())
     return {
         "wall_seconds": wall,

@@ -39,6 +39,34 @@ SHAFT_MM = 10.0  # a point this far behind the true tip, on the shaft
 CANCER_CLASS = "Tumor"
 LESION_LEVEL = 127
 SECTION = "\npathology:"
+NUMBER = (int, float)
+FIRE_KEYS = {"pre_index": (int,), "angle_deg": NUMBER, "tip": (list,)}  # what each fire must hold
+XY = 2
+
+
+def _is(value, kinds) -> bool:
+    return isinstance(value, kinds) and not isinstance(value, bool)
+
+
+def check_truth(truth: dict, where: str) -> None:
+    """InputError naming the truth file and the key when it lacks what simulating a case reads
+    (``mm_per_pixel``, ``fires`` with each fire's pre-fire frame, true tip and angle)."""
+    mm = truth.get("mm_per_pixel")
+    if not _is(mm, NUMBER) or not mm > 0:
+        raise InputError(
+            f"{where}: 'mm_per_pixel' missing or not a positive number (a truth.json of simulate-procedure?)"
+        )
+    fires = truth.get("fires")
+    if not isinstance(fires, list):
+        raise InputError(f"{where}: 'fires' missing or not a list (a truth.json of simulate-procedure?)")
+    for i, fire in enumerate(fires):
+        if not isinstance(fire, dict):
+            raise InputError(f"{where}: fires[{i}] is not a mapping")
+        for key, kinds in FIRE_KEYS.items():
+            if not _is(fire.get(key), kinds):
+                raise InputError(f"{where}: fires[{i}].{key} missing or not {kinds[0].__name__}")
+        if len(fire["tip"]) != XY or not all(_is(v, NUMBER) for v in fire["tip"]):
+            raise InputError(f"{where}: fires[{i}].tip must be [x, y], got {fire['tip']!r}")
 
 
 def _fire_for(case: dict, fires: list[dict], where: str) -> dict:
@@ -128,6 +156,7 @@ def simulate_pathology(
     """Fill in every captured case under ``cases_dir`` still waiting for its slide; return a summary."""
     truth_json = Path(truth_json)
     truth = read_yaml_mapping(truth_json, "procedure truth")  # JSON is YAML
+    check_truth(truth, str(truth_json))
     truth["clip_name"] = Path(truth.get("clip", truth_json)).name
     lesion_png = truth_json.parent / truth.get("lesion", "")
     lesion_img = cv2.imread(str(lesion_png), cv2.IMREAD_GRAYSCALE) if lesion_png.is_file() else None

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.errors import InputError, SonomapError
+from edge_runtime.manifest import sha256_file
 from edge_runtime.yamlfile import read_yaml_mapping
 from training.data import IGNORE_INDEX
 from training.metrics import Counts, confusion_counts, scores
@@ -92,6 +93,24 @@ def model_version(capture: dict) -> str:
     return f"{model.get('name') or 'model'} {sha[:SHA_SHOWN]}"
 
 
+def _report(path: Path, case_yaml: Path) -> dict:
+    """The registered case's report.json, made from case_yaml as it is now; InputError naming the
+    file when it is damaged, or when case.yaml changed since (its patient_id, say, may have been
+    corrected: the report's would be stale, and register-batch registers such a case again)."""
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: damaged report.json ({exc}); run register-batch again") from exc
+    recorded = report.get("case_file") if isinstance(report, dict) else None
+    if not isinstance(recorded, dict) or not isinstance(report.get("patient_id", ""), str):
+        raise InputError(
+            f"{path}: damaged report.json (no case_file record or patient_id); run register-batch again"
+        )
+    if recorded.get("sha256") != sha256_file(case_yaml):
+        raise InputError(f"{case_yaml}: changed since it was registered ({path}); run register-batch again")
+    return report
+
+
 def load_core(case_yaml: Path, dataset: Path) -> Core:
     """The :class:`Core` of one captured, registered case; InputError naming what is missing."""
     where = str(case_yaml)
@@ -114,7 +133,7 @@ def load_core(case_yaml: Path, dataset: Path) -> Core:
         raise InputError(
             f"{where}: prediction {mask.shape[::-1]} and registered label {label.shape[::-1]} differ in size"
         )
-    report = json.loads((reg / "report.json").read_text())
+    report = _report(reg / "report.json", case_yaml)
     known = label != IGNORE_INDEX
     predicted = mask == int(pred.get("cancer_class", 1))
     prob = prob16.astype(np.float64) / float(pred.get("prob_scale", np.iinfo(np.uint16).max))
@@ -124,7 +143,7 @@ def load_core(case_yaml: Path, dataset: Path) -> Core:
         model=model_version(capture),
         counts=confusion_counts(predicted, label),
         prob_mean=float(prob[known].mean()) if known.any() else float("nan"),
-        quality=(report.get("quality") or {}).get("score"),
+        quality=report["quality"].get("score") if isinstance(report.get("quality"), dict) else None,
         extra={"expected_yield": (capture.get("expected_yield") or {}).get("fraction")},
     )
 

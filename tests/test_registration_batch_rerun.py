@@ -1,0 +1,136 @@
+"""register-batch re-runs: a case.yaml edited after registration is registered again (its patient
+never stale in cases.csv), a damaged report.json is one failed case naming the file, not a crash,
+and cases sharing an id are all refused before anything is registered."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import pytest
+import yaml
+
+from registration.batch import register_batch
+from registration.sim.biopsy_core import CoreParams
+from registration.sim.simulate import SimParams, simulate_cases
+
+
+@pytest.fixture(scope="module")
+def simulated(busi_sample, tmp_path_factory):
+    out = tmp_path_factory.mktemp("rerun") / "cases"
+    simulate_cases(
+        busi_sample / "images",
+        busi_sample / "masks",
+        out,
+        2,
+        seed=41,
+        params=SimParams(core=CoreParams(mpp=8.0)),
+    )
+    return out
+
+
+@pytest.fixture()
+def cases(simulated, tmp_path):
+    d = tmp_path / "cases"
+    shutil.copytree(simulated, d)
+    return d
+
+
+def _rows(ds) -> dict:
+    with open(ds / "cases.csv", newline="") as fh:
+        return {r["id"]: r for r in csv.DictReader(fh)}
+
+
+def _edit(case_yaml, **keys):
+    c = yaml.safe_load(case_yaml.read_text())
+    c.update(keys)
+    case_yaml.write_text(yaml.safe_dump(c))
+
+
+def test_a_corrected_patient_id_is_registered_again_and_keeps_the_patient_in_one_split(cases, tmp_path):
+    ds = tmp_path / "ds"
+    register_batch(cases, ds, progress=False)
+    first, second = sorted(_rows(ds))
+    _edit(cases / first / "case.yaml", patient_id=_rows(ds)[second]["case_id"])  # both cores: one patient
+    s = register_batch(cases, ds, progress=False)
+    assert (s["registered"], s["skipped_done"], s["failed"]) == (1, 1, 0)
+    assert [a["id"] for a in s["registered_again"]] == [first]
+    rows = _rows(ds)
+    assert rows[first]["case_id"] == rows[second]["case_id"] and rows[first]["split"] == rows[second]["split"]
+    report = json.loads((ds / "registration" / first / "report.json").read_text())
+    assert report["patient_id"] == rows[second]["case_id"]
+    again = register_batch(cases, ds, progress=False)  # now up to date: skipped
+    assert (again["registered"], again["skipped_done"]) == (0, 2)
+
+
+def test_a_damaged_report_json_fails_that_case_only_and_the_batch_finishes(cases, tmp_path):
+    ds = tmp_path / "ds"
+    register_batch(cases, ds, progress=False)
+    first, second = sorted(_rows(ds))
+    (ds / "registration" / first / "report.json").write_text('{"patient_id": ')  # a case of this run
+    ghost = ds / "registration" / "ghost" / "report.json"  # a case of an earlier run's cases folder
+    ghost.parent.mkdir()
+    ghost.write_text('{"patient_id": ')
+    (ds / "batch_report.json").unlink()
+    s = register_batch(cases, ds, progress=False)
+    assert (s["registered"], s["skipped_done"], s["failed"]) == (1, 1, 1)
+    assert [a["id"] for a in s["registered_again"]] == [first]
+    assert s["failures"][0]["case"] == str(ghost)
+    assert s["failures"][0]["error"].startswith(f"{ghost}: damaged report.json")
+    assert set(_rows(ds)) == {first, second}
+    assert json.loads((ds / "batch_report.json").read_text())["failed"] == 1
+
+
+def test_cases_sharing_an_id_are_all_refused_and_none_is_taken_as_done(cases, tmp_path):
+    ds = tmp_path / "ds"
+    original = sorted(p for p in cases.iterdir() if p.is_dir())[0]
+    case_id = yaml.safe_load((original / "case.yaml").read_text())["id"]
+    dup = cases / "dup"
+    shutil.move(original, dup / "m_case")
+    register_batch(cases, ds, progress=False)
+    label = (ds / "labels" / f"{case_id}.png").read_bytes()
+    shutil.copytree(dup / "m_case", dup / "a_case")  # the same id, sorting first
+    _edit(dup / "a_case" / "case.yaml", notes="a copy")
+    s = register_batch(cases, ds, progress=False)
+    assert s["failed"] == 2 and s["registered"] == 0 and case_id not in s["skipped"]
+    a_yaml, m_yaml = dup / "a_case" / "case.yaml", dup / "m_case" / "case.yaml"
+    errors = {f["case"]: f["error"] for f in s["failures"]}
+    assert (
+        errors[str(a_yaml)]
+        == f"{a_yaml}: case id {case_id!r} is also used by {m_yaml}; give each case its own id"
+    )
+    assert (
+        errors[str(m_yaml)]
+        == f"{m_yaml}: case id {case_id!r} is also used by {a_yaml}; give each case its own id"
+    )
+    assert (ds / "labels" / f"{case_id}.png").read_bytes() == label  # nothing already written is lost
+
+
+def test_a_broken_annotation_fails_naming_the_case_file_and_the_annotation(cases, tmp_path):
+    broken = sorted(p for p in cases.iterdir() if p.is_dir())[0]
+    gj = json.loads((broken / "core.geojson").read_text())
+    gj["features"][0]["geometry"] = {"type": "MultiPolygon", "coordinates": [[]]}
+    (broken / "core.geojson").write_text(json.dumps(gj))
+    s = register_batch(cases, tmp_path / "ds", progress=False)
+    assert (s["registered"], s["failed"]) == (1, 1)
+    error = s["failures"][0]["error"]
+    assert error.startswith(
+        f"{broken / 'case.yaml'}: {broken / 'core.geojson'} feature 0: a polygon without rings"
+    )
+    assert error.count(str(broken / "case.yaml")) == 1
+
+
+def test_an_edited_case_that_now_fails_leaves_the_dataset_and_lists_as_failed(cases, tmp_path):
+    from registration.cases.listing import list_cases
+
+    ds = tmp_path / "ds"
+    register_batch(cases, ds, progress=False)
+    first, second = sorted(_rows(ds))
+    _edit(cases / first / "case.yaml", notes="slide re-scanned")
+    (cases / first / "core.geojson").write_text("{broken")
+    s = register_batch(cases, ds, progress=False)
+    assert [a["id"] for a in s["registered_again"]] == [first] and s["failed"] == 1
+    assert set(_rows(ds)) == {second}  # its earlier version's image and label are not kept
+    states = {status.id: state for status, state in list_cases(cases, ds)}
+    assert states == {first: "failed", second: "registered"}

@@ -1,0 +1,85 @@
+"""A case's outputs never mislead: values report.json cannot hold are dealt with at load, and a
+re-run that fails midway never leaves an earlier report.json (the "complete" mark) beside new images."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import yaml
+
+from edge_runtime.errors import ConfigError, InputError
+from registration.pipeline import register_case
+
+
+@pytest.fixture()
+def case(simulated_case, tmp_path):
+    d = tmp_path / "case"
+    shutil.copytree(simulated_case, d)
+    return d
+
+
+def _append(case_dir, text: str):
+    path = case_dir / "case.yaml"
+    path.write_text(path.read_text() + text)
+    return path
+
+
+def test_a_yaml_date_under_source_is_recorded_as_iso_text(case, tmp_path):
+    path = _append(case, "source:\n  scanned: 2024-01-05\n  visits: [2024-01-05T10:30:00]\n")
+    rep = register_case(path, tmp_path / "o")
+    assert rep["source"] == {"scanned": "2024-01-05", "visits": ["2024-01-05T10:30:00"]}
+    assert json.loads((tmp_path / "o" / "report.json").read_text())["source"]["scanned"] == "2024-01-05"
+
+
+def test_a_value_report_json_cannot_hold_is_refused_before_anything_is_written(case, tmp_path):
+    out = tmp_path / "o"
+    register_case(case / "case.yaml", out)
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    path = _append(case, "source:\n  blob: !!binary aGVsbG8=\n")
+    with pytest.raises(ConfigError, match=r"case.yaml: source.blob must be .*got bytes"):
+        register_case(path, out)
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+
+
+def test_a_rerun_failing_midway_leaves_no_old_report_beside_new_images(case, tmp_path):
+    out = tmp_path / "o"
+    register_case(case / "case.yaml", out)
+    old_label = (out / "label.png").read_bytes()
+    spec = yaml.safe_load((case / "case.yaml").read_text())
+    spec["pathology"]["flip_across"] = True  # a different label on the re-run
+    (case / "case.yaml").write_text(yaml.safe_dump(spec))
+    (out / "qa.png").unlink()
+    (out / "qa.png").mkdir()  # the third image cannot be written
+    with pytest.raises(IsADirectoryError):
+        register_case(case / "case.yaml", out)
+    assert (out / "label.png").read_bytes() != old_label
+    assert not (out / "report.json").exists()
+
+
+def test_a_cancer_outline_beyond_float32_is_refused_not_labelled_cancer_free(case, tmp_path):
+    gj = json.loads((case / "core.geojson").read_text())
+    big = 1e39
+    gj["features"].append(
+        {
+            "type": "Feature",
+            "geometry": {"type": "Polygon", "coordinates": [[[big, 0], [0, big], [big, big]]]},
+            "properties": {"objectType": "annotation", "classification": {"name": "Tumor"}},
+        }
+    )
+    (case / "core.geojson").write_text(json.dumps(gj))
+    with pytest.raises(InputError, match=r"core.geojson feature \d+: a coordinate beyond"):
+        register_case(case / "case.yaml", tmp_path / "o")
+    assert not (tmp_path / "o" / "report.json").exists()
+
+
+@pytest.mark.parametrize("key,value", [("mpp", 0.0001), ("mpp", 1000), ("annotation_mpp", 0.001)])
+def test_an_implausible_slide_scale_is_refused_naming_the_key(case, tmp_path, key, value):
+    spec = yaml.safe_load((case / "case.yaml").read_text())
+    spec["pathology"][key] = value
+    (case / "case.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(
+        ConfigError, match=rf"case.yaml: pathology.{key}={value} is implausible .*\[0.05, 50\]"
+    ):
+        register_case(case / "case.yaml", tmp_path / "o")
