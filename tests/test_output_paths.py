@@ -187,8 +187,9 @@ def test_a_failing_recorder_is_an_error_and_the_others_are_kept(clip, tmp_path):
 
 @needs_dev_full
 def test_an_unwritable_summary_is_one_line_not_a_traceback(clip, tmp_path):
+    """A device is no summary file: refused in one line naming it (the atomic writer's rule)."""
     result = sonomap("replay", clip, "--model", dark_onnx(), "--summary", DEV_FULL, check=False)
-    refused(result, "replay", "No space left")
+    refused(result, "replay", str(DEV_FULL), "is a device")
 
 
 def test_make_clip_with_a_failing_writer_is_an_error_without_json(tmp_path):

@@ -37,12 +37,15 @@ from edge_runtime.errors import SonomapError
 from edge_runtime.privacy import redact
 
 SYNTHETIC_REPLAY_FRAMES = 90
+EXIT_SIGNAL_BASE = 128  # a replay stopped by a signal exits 128 + its number, as the shell reports it
 REPLAY_VIDEO_OPTION, LIVE_VIDEO_OPTION = "--out", "--record"
 REPLAY_INPUT_NAME, LIVE_INPUT_NAME = "the input", "--source"
 
 
 def cmd_replay(args) -> int:
     from edge_runtime.pipeline.graph import Pipeline  # deferred for --help (module doc)
+    from edge_runtime.service.sdnotify import Notifier  # deferred for --help (module doc)
+    from edge_runtime.service.signals import install_signal_handlers  # deferred for --help (module doc)
     from edge_runtime.sources.opener import SyntheticSource  # deferred for --help (module doc)
 
     config = runtime_config(
@@ -71,13 +74,27 @@ def cmd_replay(args) -> int:
     capture = capture_observers(args, config)
     sequence = sequence_observers(args, config, live=False)
     observers = observer_hooks(args) + capture + sequence
-    summary = Pipeline(config, config_path=args.config, source=source, observers=observers).run()
+    pipeline = Pipeline(config, config_path=args.config, source=source, observers=observers)
+    # SIGTERM and Ctrl-C stop at a frame boundary: outputs finalised, summary written (no sd_notify:
+    # a replay is no service); a second one gives up waiting
+    handlers = install_signal_handlers(pipeline, Notifier(env={}))
+    try:
+        summary = pipeline.run()
+    finally:
+        handlers.restore()
     failed = recorder_failures(summary, sequence, sink_options(args, REPLAY_VIDEO_OPTION))
     print_summary(summary, set(failed) | never_made(summary))
     print_captures(capture)
     print_sequences([recorder for recorder in sequence if recorder.error is None])
     if failed:
         raise SonomapError("; ".join(failed.values()))
+    if handlers.stopped_by is not None:  # the outputs hold the frames before the signal only
+        print(
+            f"sonomap replay: stopped by {handlers.stopped_by.name} after {summary['frames']} frame(s); "
+            "the outputs are finalised",
+            file=sys.stderr,
+        )
+        return EXIT_SIGNAL_BASE + int(handlers.stopped_by)
     return 0
 
 

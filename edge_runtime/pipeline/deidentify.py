@@ -3,9 +3,9 @@
 Scanners burn the patient's name, ID and date of birth into their screen, outside the image. Every
 frame therefore passes this stage before any other stage sees it (:class:`DeidentifiedSource` wraps the
 pipeline's source): the ROI is chosen on the raw screen, then everything outside it is blanked (black)
-in place. Inference, overlay, recordings (overlay and raw), replay output, mask dumps, the HTTP viewer
-and snapshot, and OpenIGTLink images all start from the blanked frame; the HUD, legend and banners are
-drawn afterwards, so they stay.
+in place; a screen with no ROI decided (no image on it) is blanked whole. Inference, overlay,
+recordings (overlay and raw), replay output, mask dumps, the HTTP viewer and snapshot, and OpenIGTLink
+images all start from the blanked frame; the HUD, legend and banners are drawn afterwards, so they stay.
 
 The local window is the exception: it is the operator's view in the procedure room, where the scanner
 shows the same screen, and it must never hide part of the image because an ROI was chosen too tight.
@@ -33,8 +33,9 @@ import numpy as np
 
 from edge_runtime import yuv
 from edge_runtime.config_schema import PrivacyConfig, RuntimeConfig
+from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Frame, Source
-from edge_runtime.roi import Roi, resolve_roi
+from edge_runtime.roi import Roi, resolve_roi, undecided_roi
 
 log = logging.getLogger("sonomap.privacy")
 roi_log = logging.getLogger("sonomap.pipeline")  # the ROI is the pipeline's news, not a privacy event
@@ -52,18 +53,31 @@ FULL_ROI_WARNING = (
     "privacy.blank boxes are blanked"
 )
 Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive ends)
+# While no ROI is decided, auto-detection tries again every this many frames: a try costs about
+# 20 ms of the capture thread on a 1080p screen that is not all black (a black one: about 1 ms).
+REDETECT_EVERY_FRAMES = 5
+# Smaller frames are refused: ROI detection, the overlay and the encoders need a few pixels each way.
+MIN_FRAME_W, MIN_FRAME_H = 16, 16
 
 
 class RoiChooser:
     """Chooses the ROI of each frame on the raw screen (before any blanking): once on the first frame,
     again on a new size, a new capture session (a re-plugged device may come back with another layout)
     or after :meth:`forget` (a config reload). A frame tagged with its ROI already keeps it.
-    ``config``: the runtime config (its ``roi`` section is read at each new choice)."""
+    ``config``: the runtime config (its ``roi`` section is read at each new choice). A screen with no
+    image (card starting, probe lifted), or a configured rect that no longer fits after a size change,
+    gives an undecided ROI (:func:`edge_runtime.roi.undecided_roi`: whole frame blanked, AI off) until a
+    later try decides one; a rect that does not fit the first frame is a ConfigError. Every frame of
+    every source passes here, so frames below MIN_FRAME_W x MIN_FRAME_H are refused here."""
 
     def __init__(self, config: RuntimeConfig):
         self.config = config
         self.roi: Roi | None = None
-        self.shape: tuple | None = None
+        self.shape: tuple | None = None  # (H, W) the ROI was chosen for; None: choose again
+        self.size: tuple | None = None  # (H, W) of the last frame seen; a reload checks a new rect on it
+        self.index = -1  # of the last frame seen (a rejected reload names it)
+        self.undecided_frames = 0  # frames blanked whole because no ROI was decided (the summary)
+        self._since_try = 0
 
     def forget(self) -> None:
         """Choose again on the next frame; :attr:`roi` stays for a display drawing meanwhile."""
@@ -72,20 +86,56 @@ class RoiChooser:
     def choose(self, frame: Frame) -> Roi:
         if isinstance(frame.meta.get(ROI_META_KEY), Roi):  # chosen before the frame was blanked
             return frame.meta[ROI_META_KEY]
-        roi = self.roi
         shape = yuv.frame_shape(frame)
-        if roi is None or shape != self.shape or frame.meta.get("session_start"):
-            r = self.config.roi
-            rect = r.rect
-            if rect in (None, "auto") and frame.meta.get("default_roi"):
-                rect = frame.meta["default_roi"]  # e.g. OpenIGTLink IMAGEs are already the ultrasound area
-            # A YUV frame's full-range luma is the gray screen auto-detection looks at (no BGR made).
-            if isinstance(frame, yuv.YuvFrame):
-                screen = yuv.full_range_luma(yuv.planes(frame.i420)[0])
-            else:
-                screen = frame.image
+        self._check_size(frame, shape)
+        self.size, self.index, roi = shape, frame.index, self.roi
+        again = roi is None or shape != self.shape or bool(frame.meta.get("session_start"))
+        if not again and roi.undecided:
+            self._since_try += 1
+            again = self._since_try >= REDETECT_EVERY_FRAMES
+        if again:
+            roi = self._choose(frame, shape)
+        if roi.undecided:
+            self.undecided_frames += 1
+        frame.meta[ROI_META_KEY] = roi  # no later stage chooses again for this frame
+        return roi
+
+    def _check_size(self, frame: Frame, shape: tuple) -> None:
+        height, width = shape
+        if width < MIN_FRAME_W or height < MIN_FRAME_H:
+            name = self.config.source.input or frame.meta.get("source") or "the source"
+            raise InputError(
+                f"{name}: frame {frame.index} is {width}x{height}, smaller than the minimum "
+                f"{MIN_FRAME_W}x{MIN_FRAME_H}"
+            )
+
+    def _choose(self, frame: Frame, shape: tuple) -> Roi:
+        r = self.config.roi
+        rect = r.rect
+        if rect in (None, "auto") and frame.meta.get("default_roi"):
+            rect = frame.meta["default_roi"]  # e.g. OpenIGTLink IMAGEs are already the ultrasound area
+        # A YUV frame's full-range luma is the gray screen auto-detection looks at (no BGR made).
+        if isinstance(frame, yuv.YuvFrame):
+            screen = yuv.full_range_luma(yuv.planes(frame.i420)[0])
+        else:
+            screen = frame.image
+        try:
             roi = resolve_roi(rect, screen, frame.meta.get("mm_per_pixel") or r.mm_per_pixel)
-            self.roi, self.shape = roi, shape
+        except ConfigError as exc:
+            if self.roi is None:  # the first frame: the configured rect is wrong, a one-line error
+                raise
+            # a source that changed its frame size mid-run: the video goes on, blanked, AI off
+            roi = undecided_roi(shape[1], shape[0], str(exc))
+        before, self.roi, self.shape, self._since_try = self.roi, roi, shape, 0
+        if roi.undecided and not (before is not None and before.undecided == roi.undecided):
+            log.warning(
+                "frame %d: %s: the AI is off and outputs get a blank frame until a ROI is decided",
+                frame.index,
+                roi.undecided,
+            )
+        elif not roi.undecided and before is not None and before.undecided:
+            log.warning("frame %d: ROI %s decided; the AI is on again", frame.index, roi.as_list())
+        elif roi != before:
             roi_log.info("ROI %s", roi)
         return roi
 
@@ -147,8 +197,11 @@ class ScreenBlanker:
 
     def rects(self, shape: tuple[int, int], roi: Roi) -> tuple[list[Rect], list[Rect]]:
         """(screen rectangles to blank, ``blank`` boxes inside the ROI in ROI coordinates)."""
-        key = (tuple(shape), roi.as_list())
+        key = (tuple(shape), roi.as_list(), roi.undecided)
         if self._cache is None or self._cache[0] != key:
+            if roi.undecided:  # no image area decided: nothing of the screen leaves the process
+                self._cache = (key, ([(0, 0, shape[1], shape[0])], []))
+                return self._cache[1]
             inside = [_clip((x - roi.x, y - roi.y, w, h), roi.w, roi.h) for x, y, w, h in self.blank]
             inside = [r for r in inside if r[0] < r[2] and r[1] < r[3]]
             self._cache = (key, (blank_rects(shape, roi, self.blank, self.keep), inside))

@@ -18,19 +18,21 @@ from pathlib import Path
 from edge_runtime import config as cfg
 from edge_runtime import privacy
 from edge_runtime.aistate import AiMonitor, backend_settings
+from edge_runtime.atomic import atomic_write_text
 from edge_runtime.backends import backend_from_config
 from edge_runtime.backends.failsafe import GuardedInference
 from edge_runtime.config_schema import InferenceConfig, RuntimeConfig
 from edge_runtime.cpus import limit_opencv_threads
-from edge_runtime.errors import ConfigError, InferenceStalled
+from edge_runtime.errors import ConfigError, InferenceStalled, InputError, SonomapError
 from edge_runtime.frames import Observer, Source
 from edge_runtime.manifest import load_manifest
 from edge_runtime.memory import GIB, peak_rss_bytes
 from edge_runtime.pipeline import deidentify
 from edge_runtime.pipeline.live import run_live
-from edge_runtime.pipeline.replay import run_replay
+from edge_runtime.pipeline.replay import SourceFailed, run_replay
 from edge_runtime.pipeline.stages import FrameStages
 from edge_runtime.render.overlay import Overlay
+from edge_runtime.roi import parse_roi
 from edge_runtime.sources.opener import open_source
 from edge_runtime.stats import Stats
 
@@ -141,10 +143,13 @@ class Pipeline:
         out = stages.stats.snapshot()
         out["flicker"] = round(stages.overlay.flicker, 5)
         out["sink_drops"] = self._sink_drops + sum(getattr(k, "dropped", 0) for k in stages.sinks.values())
-        out["roi"] = stages.roi.as_list() if stages.roi else None
-        out["mm_per_pixel"] = stages.roi.mm_per_pixel if stages.roi else None
+        decided = stages.roi if stages.roi is not None and not stages.roi.undecided else None
+        out["roi"] = decided.as_list() if decided else None
+        out["mm_per_pixel"] = decided.mm_per_pixel if decided else None
+        out["roi_undecided"] = stages.roi.undecided if stages.roi is not None else ""  # why, at the end
+        out["roi_undecided_frames"] = stages.rois.undecided_frames  # blanked whole: no image found
         out["peak_rss_gib"] = round(peak_rss_bytes() / GIB, 4)
-        out["ai"] = stages.ai_status().as_dict()
+        out["ai"] = stages.ai_status(roi=stages.roi).as_dict()  # OFF while no ROI is decided
         out["inference_stalls"] = self.ai.stalls
         return out
 
@@ -166,13 +171,14 @@ class Pipeline:
             new = cfg.load_config(self.config_path)
             new = cfg.merge(new, {"inference": {"model": str(self.model_path)}})
             overlay = Overlay.from_config(self.manifest, new.overlay)
+            self._check_rect(new)
             if backend_settings(new.inference) != backend_settings(self.config.inference):
                 # built (and swapped in) before the config is: a section that cannot be built is a
                 # rejected reload, and the old backend keeps inferring
                 self.guard.replace_backend(lambda: self._make_backend(new.inference))
         except Exception as exc:
             self.stages.stats.last_error = f"reload rejected: {exc}"
-            log.error("config reload rejected, keeping the running config: %s", exc)
+            log.warning("config reload rejected, keeping the running config: %s", exc)
             return
         self.config = new
         self.stages.reconfigure(new, overlay)
@@ -182,6 +188,18 @@ class Pipeline:
             "selected_because": getattr(backend, "selected_because", ""),
         }
         log.warning("config reloaded from %s", self.config_path)
+
+    def _check_rect(self, config: RuntimeConfig) -> None:
+        """A reloaded ``roi.rect`` must fit the frames coming in now (ConfigError naming the frame size
+        and index); the ROI chooser would otherwise meet it on the next frame, in the capture thread."""
+        rect = parse_roi(config.roi.rect, "roi.rect")
+        rois = self.stages.rois
+        if rect is None or rois.size is None:  # size: (H, W) of the last frame; None before the first
+            return
+        try:
+            rect.check_inside(rois.size[1], rois.size[0], "roi.rect")
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (frame {rois.index})") from exc
 
     def close(self) -> None:
         self._sink_drops += self.stages.close_outputs()
@@ -198,7 +216,7 @@ class Pipeline:
         long AI stall ends the run, before InferenceStalled goes on up)."""
         source = self.source = deidentify.wrap(self.open_source(), self.config, self.stages.rois.choose)
         limit_opencv_threads()
-        stalled = None
+        stalled = failed = None
         try:
             if self.is_live():
                 run_live(self)
@@ -206,8 +224,12 @@ class Pipeline:
                 run_replay(self, source)
         except InferenceStalled as exc:
             stalled = exc
+        except SourceFailed as exc:
+            failed = exc.error
         finally:
             self.close()
+        if failed is not None and not self.stages.stats.frames:  # nothing written: the input's error alone
+            raise failed
         summary = self.stats()
         self.stages.stats.state = "stopped"
         summary["state"] = "stopped" if stalled is None else "stalled"
@@ -217,9 +239,20 @@ class Pipeline:
         summary["failed_outputs"] = dict(self.stages.failed_outputs)  # recorder -> why it stopped
         summary["deidentified"] = bool(self.config.privacy.deidentify)
         path = self.config.sinks.summary
-        if path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).write_text(privacy.redact(json.dumps(summary, indent=2)))
+        if path:  # atomically: a failed write names the file and keeps a previous summary whole
+            atomic_write_text(path, privacy.redact(json.dumps(summary, indent=2)))
         if stalled is not None:
             raise stalled
+        if failed is not None:
+            raise partial_input_error(failed, summary["frames"])
         return summary
+
+
+def partial_input_error(error: SonomapError, frames: int) -> SonomapError:
+    """``error`` of a source that failed after ``frames`` frames, saying what the outputs hold: the
+    frames before the bad one, finalised (every recorder closed its file whole)."""
+    message = f"{error} (the outputs were finalised with the {frames} frame(s) before it)"
+    try:
+        return type(error)(message)
+    except TypeError:  # an error type with other arguments: the message as an input error
+        return InputError(message)

@@ -177,7 +177,8 @@ def run_live(pipeline: ScheduledPipeline) -> None:
                     f"no answer from the AI for {ai.pending_s():.1f} s "
                     "(inference.stall_restart_s): ending so the service restarts"
                 )
-            if ai_idle and ai.enabled and not frame.meta.get("no_signal"):  # NO SIGNAL: resilient.py
+            # NO SIGNAL (resilient.py) and a screen with no image found (an undecided ROI): nothing to infer
+            if ai_idle and ai.enabled and not frame.meta.get("no_signal") and not _undecided(stages, frame):
                 ai.request_sent()
                 requests.put(frame)
                 busy_until_seq = requests.seq
@@ -207,6 +208,11 @@ def run_live(pipeline: ScheduledPipeline) -> None:
         raise frames.error
 
 
+def _undecided(stages: FrameStages, frame: Frame) -> bool:
+    """Whether no ROI is decided on ``frame`` (no image on the screen): the whole frame is blanked."""
+    return bool(stages.ensure_roi(frame).undecided)
+
+
 def last_image(newest: tuple[Frame, Prediction | None] | None, first: Frame) -> np.ndarray:
     """What to show while no frame arrives: the last frame, dimmed, with a banner."""
     return (newest[0].image if newest else first.image) // 3
@@ -224,11 +230,12 @@ def _show(
     now = time.monotonic()
     banners = []
     prediction, fade, age_ms = None, 1.0, None
-    ai_state = stages.ai_status().state
+    roi = stages.ensure_roi(frame) if frame.index >= 0 else stages.roi
+    ai_state = stages.ai_status(roi=roi).state
     if frame.index < 0 or frame.meta.get("no_signal"):
         banners.append(("warning", "NO SIGNAL from the video source"))
     elif ai_state in (STALLED, OFF):
-        pass  # no mask: the last one is from before the stall (or the operator turned the AI off)
+        pass  # no mask: the last one is from before the stall (or the AI is off: operator, no image)
     elif strict:
         prediction = own
         age_ms = None if own is None else (now - frame.timestamp) * MS_PER_S
@@ -246,8 +253,7 @@ def _show(
                 )
             )
     t0 = time.perf_counter()
-    roi = stages.ensure_roi(frame) if frame.index >= 0 else stages.roi
-    ai = stages.ai_status(age_ms if prediction is not None else None)
+    ai = stages.ai_status(age_ms if prediction is not None else None, roi)
     hud_age = age_ms if not strict else None  # strict: a frame's own mask, no age in the HUD line
     rendered = stages.render(frame, prediction, fade, banners, hud_age, smooth=not strict, roi=roi, ai=ai)
     t1 = time.perf_counter()

@@ -12,6 +12,11 @@ Inference runs on its own thread (:class:`edge_runtime.backends.failsafe.Inferen
 for it in short slices, so a stuck call is noticed (AI STALLED in the log and metrics; after
 ``inference.stall_restart_s`` the run ends with :class:`InferenceStalled`, recordings finalised),
 and Ctrl-C still works. Each drawn frame carries the AI state as it was when it was inferred.
+A source that fails part way (an unreadable image, too many corrupt packets) does not cost the frames
+decoded before it: they are inferred, drawn and written, then :class:`SourceFailed` carries the
+source's error up, so the graph finalises the outputs and writes the summary before it is reported.
+A frame whose ROI is undecided (no image on the screen, :func:`edge_runtime.roi.undecided_roi`) is
+not inferred: it is drawn blank with AI OFF.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import numpy as np
 
 from edge_runtime.backends.failsafe import InferenceThread
 from edge_runtime.cpus import render_workers
-from edge_runtime.errors import InferenceStalled
+from edge_runtime.errors import InferenceStalled, SonomapError
 from edge_runtime.frames import Frame, Prediction, Source
 from edge_runtime.pipeline.stages import FrameStages, ScheduledPipeline
 from edge_runtime.roi import Roi
@@ -37,6 +42,15 @@ PUT_POLL_S = 0.1  # a blocked queue put/get re-checks for a stop this often (10 
 DECODER_JOIN_POLL_S = 0.05  # at the end: drain the decoder's queue between short joins so it never blocks
 WAIT_S = 0.25  # the caller re-checks for a stall or a stop this often while inference runs
 WRITER_JOIN_S = 30.0  # at the end: the sinks thread writes what is queued (a few frames) and finalises
+
+
+class SourceFailed(SonomapError):
+    """The source failed after ``error`` was raised on the decode thread; every frame decoded before it
+    went through the stages. The graph reports ``error`` once the outputs are finalised."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(str(error))
+        self.error = error
 
 
 def _get(q: queue.Queue, errors: list):
@@ -66,7 +80,8 @@ def run_replay(pipeline: ScheduledPipeline, source: Source) -> None:
     decoded: queue.Queue = queue.Queue(QUEUE_DEPTH)
     # Holds (frame, prediction, drawing future) in frame order; deep enough to keep every worker busy.
     inferred: queue.Queue = queue.Queue(max(QUEUE_DEPTH, 2 * workers))
-    errors: list[BaseException] = []
+    errors: list[BaseException] = []  # a stage after the source failed: the run ends at once
+    source_errors: list[BaseException] = []  # the source failed: the frames decoded before it go on
     max_frames = pipeline.config.source.max_frames
     realtime = bool(pipeline.config.source.realtime)
     fps = float(getattr(source, "fps", 0) or pipeline.config.source.fps or DEFAULT_FPS)
@@ -90,7 +105,7 @@ def run_replay(pipeline: ScheduledPipeline, source: Source) -> None:
                 # The ROI is cut here, so the inference thread (the schedule's slowest stage on a
                 # GPU) does nothing but infer.
                 roi = stages.ensure_roi(frame)
-                gray = stages.cut(frame, roi)
+                gray = None if roi.undecided else stages.cut(frame, roi)  # no image: nothing to infer
                 stats.record("roi", (time.perf_counter() - t1) * MS_PER_S)
                 if realtime:  # a recorded sequence keeps its own times; other files play at their frame rate
                     at = frame.pts if by_pts and frame.pts is not None else frame.index / fps
@@ -102,7 +117,8 @@ def run_replay(pipeline: ScheduledPipeline, source: Source) -> None:
                 if max_frames and frame.index + 1 >= max_frames:
                     break
         except BaseException as exc:
-            errors.append(exc)
+            if not stages.stopping:  # a read cut short by a stop (SIGTERM, a failed stage) is no input error
+                source_errors.append(exc)
         finally:
             decoded.put(_END)
 
@@ -152,7 +168,7 @@ def run_replay(pipeline: ScheduledPipeline, source: Source) -> None:
                 break
             stats.record("inference", (time.perf_counter() - t1) * MS_PER_S)
             mask = stages.smooth(prediction)  # EMA state: in frame order, here
-            ai = stages.ai_status()
+            ai = stages.ai_status(roi=roi)
             drawing = (
                 painters.submit(draw, frame, roi, prediction, mask, stages.guard.banner(), ai)
                 if render
@@ -176,6 +192,10 @@ def run_replay(pipeline: ScheduledPipeline, source: Source) -> None:
         painters.shutdown(wait=True)
     if errors:
         raise errors[0]
+    if source_errors and isinstance(source_errors[0], SonomapError):  # bad input: reported with the count
+        raise SourceFailed(source_errors[0]) from source_errors[0]
+    if source_errors:  # anything else is a bug: its traceback, once the frames before it are written
+        raise source_errors[0]
 
 
 def _infer(
@@ -185,7 +205,7 @@ def _infer(
     the run stops.
     Raises InferenceStalled once no answer came for ``inference.stall_restart_s``."""
     ai = stages.ai
-    if not ai.enabled:
+    if not ai.enabled or roi.undecided:
         return None
     ai.request_sent()
     # TensorRT prepares its engine inside the first call, on this thread: AI LOADING, not a stall

@@ -2,13 +2,12 @@
 
 Input: a frame from the de-identified source (:mod:`edge_runtime.pipeline.deidentify` chose its ROI on
 the raw screen, blanked the rest and tagged the frame with it). Output: the rendered frame in the
-recorders (files under ``sinks.*``), the local window and every observer. A schedule
-(:mod:`edge_runtime.pipeline.replay`, :mod:`edge_runtime.pipeline.live`) calls the stages in this order,
-each on the thread it picks; no stage calls back into a schedule, and none into the graph
-(:mod:`edge_runtime.pipeline.graph`) that built them, except :meth:`FrameStages.between_frames`,
-which applies a requested config reload. Every rendered frame carries the AI's state
-(:mod:`edge_runtime.aistate`): :meth:`FrameStages.render` draws it, :meth:`FrameStages.deliver` hands it
-to observers as ``stats["ai"]``. ``stop()`` and ``request_reload()`` are safe from other threads.
+recorders (``sinks.*``), the local window and every observer. A schedule (``replay``, ``live``) calls
+the stages in this order, each on the thread it picks; no stage calls back into a schedule, and none
+into the graph that built them, except :meth:`FrameStages.between_frames` (a requested config reload).
+Every rendered frame carries the AI's state (:mod:`edge_runtime.aistate`), OFF on a frame whose ROI is
+undecided: :meth:`FrameStages.render` draws it, :meth:`FrameStages.deliver` hands it to observers as
+``stats["ai"]``. ``stop()`` and ``request_reload()`` are safe from other threads.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from edge_runtime.mask_filter import filter_mask
 from edge_runtime.pipeline import deidentify
 from edge_runtime.preprocess import to_gray
 from edge_runtime.render.overlay import Overlay
-from edge_runtime.roi import Roi
+from edge_runtime.roi import Roi, undecided_banner, undecided_status
 from edge_runtime.sinks import recordings
 from edge_runtime.sinks.window import WindowSink
 from edge_runtime.sinks.writers import open_sinks
@@ -82,8 +81,7 @@ class FrameStages:
             self.source.close()
 
     def finish(self) -> None:
-        """A schedule's own end (a stage failed, the frames ran out): no further frame is read; the
-        graph closes the source afterwards, on its own thread."""
+        """A schedule's own end (a stage failed, no frames left); the graph closes the source later."""
         self._stop.set()
 
     @property
@@ -95,8 +93,7 @@ class FrameStages:
 
     def take_reload_request(self) -> bool:
         """True once per :meth:`request_reload` (the graph's reload calls it)."""
-        requested = self._reload_requested.is_set()
-        self._reload_requested.clear()
+        requested, _ = self._reload_requested.is_set(), self._reload_requested.clear()
         return requested
 
     def between_frames(self) -> None:
@@ -107,8 +104,7 @@ class FrameStages:
     def reconfigure(self, config: RuntimeConfig, overlay: Overlay) -> None:
         """A reloaded config and its overlay; the ROI is chosen again on the next frame (the old one
         stays for the live display thread meanwhile)."""
-        self.config, self.overlay = config, overlay
-        self.rois.config = config
+        self.config, self.overlay, self.rois.config = config, overlay, config
         self.rois.forget()
         self.ai.configure(config.inference)
 
@@ -119,8 +115,8 @@ class FrameStages:
         self.show_rec = live  # a live session's recorder state is on screen; a replay's is no recording
 
     def close_outputs(self) -> int:
-        """Finalise the recorders and close the window; the frames live recorders dropped. The
-        recorders' last state goes into the stats, their errors into ``failed_outputs`` (the summary)."""
+        """Finalise the recorders, close the window; the frames live recorders dropped. Their last state
+        goes into the stats, their errors into ``failed_outputs`` (the summary)."""
         if self.sinks and self.stats.frames:
             self.stats.recording = recordings.recorder_state(self.sinks)
         dropped = 0
@@ -146,8 +142,7 @@ class FrameStages:
         return self.rois.choose(frame)
 
     def cut(self, frame: Frame, roi: Roi | None = None) -> np.ndarray:
-        """Frame -> gray ROI pixels; for a YUV frame, the Y plane's ROI. ``roi``: the frame's ROI
-        (default: :meth:`ensure_roi`)."""
+        """Frame -> gray ROI pixels (a YUV frame: the Y plane's); ``roi`` default: :meth:`ensure_roi`."""
         roi = roi or self.ensure_roi(frame)
         if isinstance(frame, yuv.YuvFrame):
             return yuv.gray_roi(frame.i420, roi)
@@ -156,9 +151,9 @@ class FrameStages:
     def infer(
         self, gray: np.ndarray, frame: Frame | None = None, roi: Roi | None = None
     ) -> Prediction | None:
-        """Gray ROI -> Prediction (tagged with its frame and ROI), or None on a fault (passthrough):
-        the guarded backend (:class:`edge_runtime.backends.failsafe.GuardedInference`), then :meth:`accept`."""
-        return self.accept(self.guard.infer(gray), frame, roi)
+        """Gray ROI -> Prediction (tagged with its frame and ROI), or None on a fault (passthrough) or
+        an undecided ROI: the guarded backend (:class:`GuardedInference`), then :meth:`accept`."""
+        return None if roi is not None and roi.undecided else self.accept(self.guard.infer(gray), frame, roi)
 
     def accept(
         self, prediction: Prediction | None, frame: Frame | None, roi: Roi | None
@@ -178,9 +173,11 @@ class FrameStages:
             self.stats.record("backend", prediction.latency_ms)
         return prediction
 
-    def ai_status(self, mask_age_ms: float | None = None) -> AiStatus:
-        """The AI's state now (``mask_age_ms``: age of the mask drawn on the frame, if any)."""
-        return self.ai.status(self.guard.fault, mask_age_ms)
+    def ai_status(self, mask_age_ms: float | None = None, roi: Roi | None = None) -> AiStatus:
+        """The AI's state now (``mask_age_ms``: age of the mask drawn on the frame, if any); OFF on a
+        frame whose ``roi`` is undecided (:func:`edge_runtime.roi.undecided_roi`)."""
+        status = self.ai.status(self.guard.fault, mask_age_ms)
+        return undecided_status(status) if roi is not None and roi.undecided else status
 
     def smooth(self, prediction: Prediction | None, smooth: bool = True) -> np.ndarray | None:
         """Prediction -> the mask to draw (EMA-smoothed when enabled). Stateful: call in frame order."""
@@ -214,8 +211,11 @@ class FrameStages:
         if mask is _NOW:
             mask = self.smooth(prediction, smooth)
         fault = self.guard.banner() if fault_banner is _NOW else fault_banner
+        roi = roi or (prediction.roi if prediction is not None and prediction.roi is not None else self.roi)
         ai = ai or self.ai_status(mask_age_ms if mask is not None else None)
         fault = state_banner(ai) or fault
+        if roi.undecided:  # no image on the screen: AI off, saying why, whatever the schedule passed
+            ai, fault, mask = undecided_status(ai), undecided_banner(roi), None
         banners = [b for b in [fault] if b] + list(extra_banners or [])
         banners += [b for observer in self.observers for b in observer.banners(frame)]  # e.g. a capture toast
         hud = {
@@ -227,7 +227,6 @@ class FrameStages:
         latest = self.stats.latest("backend")
         if latest is not None:
             hud["latency_ms"] = latest
-        roi = roi or (prediction.roi if prediction is not None and prediction.roi is not None else self.roi)
         if mask is not None and mask.shape != (roi.h, roi.w):
             mask = None  # a mask from before a resolution change does not fit this frame
         deidentify.render_for_window(

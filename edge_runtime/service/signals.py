@@ -33,6 +33,7 @@ class SignalHandlers:
         self.on_reload = on_reload
         self.reloads = 0
         self.stops = 0
+        self.stopped_by: signal.Signals | None = None  # the first SIGTERM/SIGINT (replay's exit status)
         self._previous: dict[int, Any] = {}
 
     def install(self) -> SignalHandlers:
@@ -69,6 +70,7 @@ class SignalHandlers:
         name = signal.Signals(signum).name
         if self.stops > 1:  # a second Ctrl-C / SIGTERM while stopping: give up waiting
             raise KeyboardInterrupt(f"second {name} while stopping")
+        self.stopped_by = signal.Signals(signum)
         log.warning("%s: stopping, finalising recordings", name)
         self.notifier.stopping(f"stopping ({name}): finalising recordings")
         self.pipeline.stop()

@@ -76,6 +76,9 @@ class SequenceRecorder(ThreadedWriter, Observer):
     def on_frame(self, frame: Frame, prediction: Prediction | None, rendered, stats) -> None:
         if self._closed or self.error is not None or frame.index < 0 or frame.meta.get("no_signal"):
             return
+        roi = frame.meta.get("roi")
+        if isinstance(roi, Roi) and roi.undecided:  # no image on the screen: a blank frame, nothing to keep
+            return
         try:
             self.submit(self._item(frame, prediction))
         except SonomapError:  # the writer failed since the check above: its banner says so, the video goes on
