@@ -3,7 +3,9 @@
 Subcommands come from the ``sonomap.commands`` entry-point group: each stage package
 exposes ``register(subparsers)``. Loading them through entry points keeps this module
 free of imports from training, registration and export, and a stage whose optional
-dependencies are missing simply contributes no commands.
+dependencies are missing simply contributes no commands. Only the stages up to the one that owns
+the command given are loaded, the runtime's first, so a runtime command (live, replay, bench)
+holds no module of another stage; ``--help`` loads them all.
 """
 
 from __future__ import annotations
@@ -14,14 +16,27 @@ import os
 import sys
 from importlib.metadata import entry_points
 
+import cv2
+
 from edge_runtime.errors import SonomapError
 from edge_runtime.privacy import install_log_redaction, redact
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+RUNTIME_PACKAGE = "edge_runtime"  # the stage whose commands are looked for first
+# OpenCV's native logger writes to stderr (the journal) past Python's log filters, and its messages
+# name the files it reads, at every level (`imread_('DOE_JANE.png'): can't open/read file` is a
+# warning, `can't read header` an error); OpenCV's failures reach sonomap as return values and
+# exceptions, which name files only in the one-line error. The variable covers child processes.
+OPENCV_LOG_ENV = "OPENCV_LOG_LEVEL"
+OPENCV_SILENT = "SILENT"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser with the stages' subcommands. Given the ``command`` to run, only the entry points
+    up to the one that adds it are loaded, the runtime's first: `sonomap live` imports no module
+    of training, registration or export (a live run must not hold them). Without one (``--help``)
+    or for a name no stage has, every stage's commands are added, so the usage lists them all."""
     parser = argparse.ArgumentParser(
         prog="sonomap",
         description="Cancer-region overlay for ultrasound-guided breast biopsy "
@@ -30,25 +45,52 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for ep in sorted(entry_points(group="sonomap.commands"), key=lambda e: e.name):
+    stages = sorted(entry_points(group="sonomap.commands"), key=lambda e: e.name)
+    if command is not None:  # the runtime's commands first: the cart runs them, and they are cheap
+        stages.sort(key=lambda e: e.module.partition(".")[0] != RUNTIME_PACKAGE)
+    for ep in stages:
         try:
             register = ep.load()
         except ImportError as exc:  # a stage whose optional extras are not installed
             logging.getLogger("sonomap").debug("commands of %s unavailable: %s", ep.name, exc)
             continue
         register(sub)
+        if command is not None and command in sub.choices:
+            break
     return parser
 
 
+def chosen_command(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv``: its first word that is not an option (the top-level options
+    take no value); None when there is none (``sonomap --help``)."""
+    for arg in argv:
+        if arg == "--":
+            return None
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
+def silence_opencv() -> None:
+    """Switch OpenCV's native logger off in this process and in the processes it starts."""
+    os.environ[OPENCV_LOG_ENV] = OPENCV_SILENT
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
-    )
-    # DICOM identifiers and stream credentials, registered where they are read; file names in libraries' lines
+    silence_opencv()
+    # Logging and its filters before anything else runs, the commands' imports included: DICOM
+    # identifiers and stream credentials (registered where they are read), file names in libraries'
+    # lines. Python warnings (pydicom's "... found in file DOE_JANE.dcm") go through the same
+    # handlers, and so through the filters, instead of straight to stderr.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     install_log_redaction()
+    logging.captureWarnings(True)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(chosen_command(argv))
+    args = parser.parse_args(argv)
+    if args.verbose:
+        logging.getLogger().setLevel(logging.INFO)
     try:
         code = int(args.func(args) or 0)
     except SonomapError as exc:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edge_runtime.config_schema import LIVE_MODES, SECTIONS, RuntimeConfig
+from edge_runtime.config_schema import LIVE_MODES, SECTIONS, RuntimeConfig, check_cancer_visible
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.typed_config import Wording, as_dict, convert, shown
 from edge_runtime.units import MS_PER_S
@@ -51,6 +51,7 @@ def build_config(data: dict | None = None, origin: str = "<config>") -> RuntimeC
         section: values for section, values in data.items() if values is not None
     }  # `overlay:` = defaults
     config = convert(data, RuntimeConfig, origin, WORDING)
+    check_cancer_visible(config.overlay, origin)
     inference = config.inference
     if (
         inference.stall_restart_s is not None

@@ -7,10 +7,13 @@ A bad value is a one-line ``ConfigError``: ``config key 'overlay.alpha' must be 
 """
 
 # no `from __future__ import annotations`: msgspec reads these annotations as objects
+import math
 from typing import Annotated, Any, Literal
 
 from msgspec import Meta, field
 
+from edge_runtime.errors import ConfigError
+from edge_runtime.manifest import CANCER_CLASS
 from edge_runtime.typed_config import Rule, Section, described, finite, number
 
 RGB_CHANNELS = 3
@@ -18,6 +21,25 @@ RGB_MAX = 255
 MAX_DIMENSION_PX = 16384  # 16K: above any scanner output; a typo'd 1080000 must not allocate gigabytes
 LIVE_MODES = ("latest", "strict")
 OVERLAY_STYLES = ("mask", "heatmap")
+DEVICES = ("auto", "cpu", "cuda")
+RECT_WORDS = ("", "auto", "full")  # roi.rect: decided from the frame
+RECT_FIELDS = 4  # x, y, w, h
+# libx264's presets (x264 --help): any other name fails in FFmpeg's avcodec_open2 only after the run
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
+# Frame rates a source or a recording may claim: below 1 fps a realtime replay waits minutes a frame
+# and the mp4's time base rounds to nothing; above 240 no scanner or capture card delivers frames.
+MIN_FPS, MAX_FPS = 1, 240
 
 FLAG = described(bool, "true/false")
 NUMBER = number("a number")
@@ -30,9 +52,27 @@ PATH = described(str | None, "a path")
 PIXEL = Annotated[int, Meta(ge=0)]
 EXTENT = Annotated[int, Meta(ge=1)]
 SIDE = Annotated[int, Meta(ge=1)]
+CUT_OFF = number("a number in [0, 1)", ge=0, lt=1)
+FPS = number(f"a number in [{MIN_FPS}, {MAX_FPS}] (frames per second)", ge=MIN_FPS, le=MAX_FPS)
 BOXES = described(
     list[tuple[PIXEL, PIXEL, EXTENT, EXTENT]], "a list of [x, y, w, h] integer boxes (w, h >= 1)"
 )
+
+
+def rect_text(v: Any) -> bool:
+    """A ``roi.rect`` given as text: auto, full or ``x,y,w,h`` finite numbers (what
+    ``edge_runtime.roi.parse_roi`` reads), checked at load, not at the first frame."""
+    if not isinstance(v, str) or v.strip().lower() in RECT_WORDS:
+        return True
+    parts = v.split(",")
+    return len(parts) == RECT_FIELDS and all(_finite_text(p) for p in parts)
+
+
+def _finite_text(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 def overlay_classes(v: Any) -> bool:
@@ -60,7 +100,7 @@ class SourceConfig(Section):
     input: described(Annotated[int, Meta(ge=0)] | str | None, "a path, URL, device or 'synthetic'") = None
     loop: FLAG = False  # replay: start again at the end
     realtime: FLAG = False  # replay: pace at the clip's frame rate
-    fps: POSITIVE | None = None  # capture/synthetic frame rate (None: device/clip default)
+    fps: FPS | None = None  # capture/synthetic frame rate (None: device/clip default)
     width: DIMENSION | None = None  # V4L2 capture size
     height: DIMENSION | None = None
     fourcc: described(str | None, "4 characters") = None
@@ -73,6 +113,7 @@ class RoiConfig(Section):
     rect: described(
         str | tuple[NUMBER, NUMBER, NUMBER, NUMBER] | None,
         "auto, full or [x, y, w, h]",
+        Rule(rect_text),
     ) = "auto"
     mm_per_pixel: POSITIVE | None = None
 
@@ -80,7 +121,7 @@ class RoiConfig(Section):
 class InferenceConfig(Section):
     model: PATH = None  # None: edge_runtime/models/default/model.onnx
     backend: described(str, "a backend name") = "auto"
-    device: described(str, "auto, cpu or cuda") = "auto"
+    device: described(Literal[DEVICES], "auto, cpu or cuda") = "auto"
     threads: COUNT | None = None
     fp16: FLAG = True
     cuda_graphs: FLAG = False
@@ -107,7 +148,8 @@ class OverlayConfig(Section):
     legend: FLAG = True
     hud: FLAG = True
     ema: number("a number in [0, 1)", ge=0, lt=1) = 0.0
-    threshold: described(UNIT | None, "a number in [0, 1]") = None  # None: the manifest's
+    # None: the manifest's. Below 1: no probability is above 1, so 1 would hide every lesion
+    threshold: described(CUT_OFF | None, "a number in [0, 1)") = None
     style: described(Literal[OVERLAY_STYLES], "mask or heatmap") = "mask"
 
 
@@ -117,9 +159,9 @@ class SinksConfig(Section):
     masks: described(str | None, "a folder") = None
     window: FLAG = False
     fullscreen: FLAG = False
-    preset: described(str, "an x264 preset") = "ultrafast"
+    preset: described(Literal[X264_PRESETS], f"an x264 preset ({', '.join(X264_PRESETS)})") = "ultrafast"
     summary: PATH = None
-    fps: POSITIVE | None = None
+    fps: FPS | None = None
     min_free_gb: number("a number >= 0 (GB)", ge=0) = 1.0
     retention_days: described(POSITIVE | None, "a number > 0 (days)") = None
 
@@ -150,3 +192,29 @@ class RuntimeConfig(Section):
 
 
 SECTIONS = tuple(RuntimeConfig.__struct_fields__)
+
+
+def check_cancer_visible(overlay: OverlayConfig, origin: str) -> None:
+    """Refuse (one-line ConfigError naming ``origin`` and the key) overlay settings that would never
+    draw the cancer class: with the badge saying AI ON, raw video would then read as "no cancer".
+    Every model has a class named ``cancer`` (the manifest's contract), so this needs no model and
+    runs at load, on SIGHUP reload and on the renderer's own styles alike."""
+    own = overlay.classes.get(CANCER_CLASS)
+    own = own if isinstance(own, dict) else {}  # a struct built in code is unchecked: styles.py names it
+    prefix = f"overlay.classes.{CANCER_CLASS}."
+    alpha_key = prefix + "alpha" if "alpha" in own else "overlay.alpha"
+    contour_key = prefix + "contour" if "contour" in own else "overlay.contour"
+    alpha, contour = own.get("alpha", overlay.alpha), own.get("contour", overlay.contour)
+    heatmap, no_tint = overlay.style == "heatmap", finite(alpha) and alpha <= 0
+    why = None
+    if own.get("show", True) is False:
+        key, why = prefix + "show", "false hides the cancer class"
+    elif heatmap and no_tint:  # the heat map draws its threshold contour only with its tint
+        key, why = alpha_key, "0 in the heatmap style paints nothing, not even the threshold contour"
+    elif not heatmap and no_tint and not contour:
+        key, why = alpha_key, f"0 with {contour_key} false paints nothing"
+    if why is not None:
+        raise ConfigError(
+            f"{origin}: config key '{key}': {why}; the overlay must show cancer, or a screen with "
+            "AI ON would look cancer-free (to see the raw video, set inference.enabled: false)"
+        )

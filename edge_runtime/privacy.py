@@ -6,7 +6,8 @@
   file opened (:func:`register_dicom`: name and its parts, ID, birth date, accession number, ...; file
   names often carry them too), and the user and password of a stream URL (:func:`register_url`).
   Beside it, :func:`library_file_names` takes the file names out of other libraries' log lines
-  (tifffile quotes the file it reads), which the redactor cannot know.
+  (tifffile quotes the file it reads, pydicom names it bare, Python warnings routed into logging
+  too), which the redactor cannot know.
 - :func:`redact` applies the same replacement, plus URL credentials, to text that leaves the process
   by other ways than logging: one-line errors, the NO SIGNAL screen, summaries.
 - :func:`make_private_dir` creates the recordings directory 0700 (and fixes a looser one).
@@ -65,10 +66,18 @@ def dicom_identifiers(ds: Any) -> list[str]:
 
 
 OWN_LOGGER = "sonomap"  # our log lines name kinds, never files; every other logger is a library's
-# A library's log line may quote the file it reads (tifffile: <tifffile.TiffFile 'DOE_JANE.ome.tif'>),
-# and a file is often named after the patient: a quoted name with an extension or a folder, or a path.
+# A library's log line may quote the file it reads (tifffile: <tifffile.TiffFile 'DOE_JANE.ome.tif'>)
+# or name it bare (pydicom: "... found in file t/DOE_JANE.dcm"), absolute, relative or without a
+# folder, and a file is often named after the patient. Taken out: a quoted text with an extension or
+# a folder in it, and every unquoted word that holds a folder separator or ends in an extension.
+# Conservative on purpose: "model.onnx" or "image/png" go too; a URL stays (its credentials are
+# redacted by redact_url; a file:// URL is a path). "4.10.0", "e.g" and "1/2" stay.
 QUOTED_FILE = re.compile(r"""(['"])[^'"\n]*?(?:[/\\]|\.[A-Za-z][A-Za-z0-9]{0,4}\b)[^'"\n]*\1""")
-BARE_PATH = re.compile(r"(?<![\w.:/])(?:~|\.{1,2})?/[^\s:'\"<>()\[\],;]+")
+URL_OR_WORD = re.compile(r"(?P<url>\b(?!file:)[a-zA-Z][a-zA-Z0-9+.-]*://\S+)|[^\s:'\"<>()\[\],;=]+")
+FOLDER_SEPARATORS = ("/", "\\")
+# an extension of 2-5 characters: ".dcm", ".png", ".nrrd"; "e.g" and "4.10" are not file names
+FILE_EXTENSION = re.compile(r".\.[A-Za-z][A-Za-z0-9]{1,4}$")
+SENTENCE_END = "."  # "... in file X.dcm." ends a sentence: the full stop is no part of the name
 FILE_PLACEHOLDER = "[file]"
 
 
@@ -141,10 +150,26 @@ def library_file_names(record: logging.LogRecord) -> bool:
         message = record.getMessage()
     except (TypeError, ValueError):  # a bad format string: the handler reports it as logging does
         return True
-    clean = BARE_PATH.sub(FILE_PLACEHOLDER, QUOTED_FILE.sub(FILE_PLACEHOLDER, message))
+    clean = without_file_names(message)
     if clean != message:
         record.msg, record.args = clean, None
     return True
+
+
+def without_file_names(text: str) -> str:
+    """``text`` with every quoted or bare file name or path in it replaced by ``[file]``."""
+    return URL_OR_WORD.sub(_file_word, QUOTED_FILE.sub(FILE_PLACEHOLDER, text))
+
+
+def _file_word(match: re.Match[str]) -> str:
+    word = match.group(0)
+    if match.group("url"):
+        return word
+    name = word.rstrip(SENTENCE_END)
+    in_folder = any(sep in name for sep in FOLDER_SEPARATORS) and any(c.isalpha() for c in name)
+    if in_folder or FILE_EXTENSION.search(name):  # a path ("1/2" has no letter: a ratio), or a name
+        return FILE_PLACEHOLDER + word[len(name) :]
+    return word
 
 
 def install_log_redaction(logger: logging.Logger | None = None) -> RedactingFilter:

@@ -68,7 +68,8 @@ def test_make_clip_json_records_the_image_by_hash(tmp_path, patient_frames):
     image = patient_frames / f"{PATIENT}.png"
     out = tmp_path / "clip.mp4"
     result = sonomap("make-clip", "--image", image, "--out", out, "--frames", "2", "--size", "320x240")
-    assert PATIENT in result.stdout  # told to the user who gave it, on the terminal only
+    assert PATIENT not in result.stdout  # stdout goes to logs and the journal too
+    assert f"from image sha256 {sha256_file(image)[:12]}" in result.stdout
     text = out.with_suffix(".json").read_text()
     _no_names(text)
     info = json.loads(text)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 RUNTIME_MODULES = [
     "edge_runtime.cli",
@@ -80,3 +84,59 @@ def test_a_replay_run_does_not_import_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"a replay imported {out.stdout.strip()}"
+
+
+OTHER_STAGES = ("training", "registration", "export")
+
+
+@pytest.mark.parametrize("command", ["replay", "live", "bench"])
+def test_a_runtime_command_loads_no_other_stage(tmp_path, command):
+    """`sonomap replay/live/bench` through the real CLI entry (`edge_runtime.cli.main`, as the console
+    script runs it): only the runtime's subcommands are loaded, so no training, registration or
+    export module is imported, not even their command wiring."""
+    from runtime_model import dark_onnx
+
+    images = tmp_path / "img"
+    images.mkdir()
+    shutil.copy(Path(__file__).parent / "data" / "busi" / "images" / "malignant_002.png", images)
+    model = ("--model", str(dark_onnx()))
+    clip = tmp_path / "clip.mp4"
+    if command == "bench":  # bench replays a video
+        subprocess.run(
+            [sys.executable, "-m", "edge_runtime.cli", "make-clip", "--out", str(clip), "--frames", "2"]
+            + ["--size", "64x36", "--noise", "0"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+    argv = {
+        "replay": ["replay", str(images), *model, "--roi", "full"],
+        "live": ["live", "--source", "synthetic", "--headless", "--duration", "1", *model],
+        "bench": ["bench", str(clip), *model, "--frames", "2", "--live-seconds", "0"],
+    }[command]
+    code = (
+        "import sys\n"
+        "from edge_runtime.cli import main\n"
+        f"code = main({argv!r})\n"
+        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {OTHER_STAGES!r})\n"
+        "print('OTHER STAGES:', ','.join(bad), file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stderr.strip().splitlines()[-1] == "OTHER STAGES:", out.stderr[-3000:]
+
+
+def test_help_still_lists_every_stage_and_a_stage_command_still_runs():
+    out = subprocess.run(
+        [sys.executable, "-m", "edge_runtime.cli", "--help"], capture_output=True, text=True, timeout=120
+    )
+    for name in ("replay", "train", "register", "export", "cases"):  # one of each stage
+        assert f"    {name} " in out.stdout, out.stdout
+    sub = subprocess.run(
+        [sys.executable, "-m", "edge_runtime.cli", "-v", "register", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert sub.returncode == 0 and sub.stdout.startswith("usage: sonomap register"), sub.stderr

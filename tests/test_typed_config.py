@@ -78,7 +78,7 @@ def test_runtime_errors_name_file_and_key(tmp_path):
     cases = {
         "overlay: {alpha: abc}": "config key 'overlay.alpha' must be a number in [0, 1], got 'abc'",
         "overlay: {alpha: true}": "config key 'overlay.alpha' must be a number in [0, 1], got True",
-        "source: {fps: .inf}": "config key 'source.fps' must be a number > 0, got inf",
+        "source: {fps: .inf}": "config key 'source.fps' must be a number in [1, 240] (frames per second), got inf",
         "overlay: {alphaa: 1}": "config key 'overlay.alphaa' is unknown (known: alpha, classes,",
         "overlays: {}": "unknown config section 'overlays' (stages: source, roi,",
         "overlay: 3": "config section 'overlay' must be a mapping, got 3",
@@ -106,7 +106,7 @@ def test_runtime_numbers_keep_their_type_and_overrides_leave_the_original():
     "overrides, message",
     [
         ({"roi": {"mm_per_pixel": -1}}, "'roi.mm_per_pixel' must be a number > 0, got -1"),
-        ({"source": {"fps": 0}}, "'source.fps' must be a number > 0, got 0"),
+        ({"source": {"fps": 0}}, "'source.fps' must be a number in [1, 240] (frames per second), got 0"),
         ({"source": {"max_frames": -3}}, "'source.max_frames' must be an integer >= 1, got -3"),
         ({"inference": {"stall_restart_s": 0.01}}, "'inference.stall_restart_s' (0.01 s) must be longer"),
     ],
@@ -142,7 +142,8 @@ def test_a_bad_flag_value_is_one_line_before_anything_runs(tmp_path):
     )
     assert res.returncode == 2, res.stderr
     assert res.stderr.strip().splitlines() == [
-        "sonomap live: error: command line: config key 'source.fps' must be a number > 0, got -5.0"
+        "sonomap live: error: command line: config key 'source.fps' must be a number in [1, 240] "
+        "(frames per second), got -5.0"
     ]
     assert not (tmp_path / "s.json").exists()
 

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from edge_runtime import cli_args
+from edge_runtime.atomic import atomic_write_text
 from edge_runtime.commands.options import add_common_options, runtime_config
 from edge_runtime.commands.output_paths import Output, check_outputs
 from edge_runtime.config_schema import MAX_DIMENSION_PX
@@ -26,6 +27,7 @@ CLIP_SUFFIX = ".mp4"  # the writer makes H.264 MP4 whatever the name says
 INFO_SUFFIX = ".json"  # the clip's description, beside it
 # Below this the ROI (5/8 of the screen width) is a few pixels and the screen text unreadable.
 MIN_CLIP_WIDTH, MIN_CLIP_HEIGHT = 64, 36
+SHA_SHOWN_CHARS = 12  # of the image's SHA-256 on stdout: tells images apart, as simulate-procedure's
 WRITER_FAILED_EVENT = (
     "recording_failed"  # counted by every recorder that stops on an error (sinks/threaded.py)
 )
@@ -97,10 +99,11 @@ def cmd_make_clip(args) -> int:
     problem = unfinished(out)
     if problem:
         raise InputError(f"--out {out}: {problem}")
-    out.with_suffix(INFO_SUFFIX).write_text(json.dumps(info, indent=2))
+    atomic_write_text(out.with_suffix(INFO_SUFFIX), json.dumps(info, indent=2))
+    # the image by its content, as the .json records it: its file name may be the patient's
     print(
         f"wrote {args.out}: {args.frames} frames at {args.fps} fps, ROI {','.join(map(str, info['roi']))} "
-        f"({info['mm_per_pixel']:.4f} mm/px) from {image.name}"
+        f"({info['mm_per_pixel']:.4f} mm/px) from image sha256 {info['image_sha256'][:SHA_SHOWN_CHARS]}"
     )
     return 0
 
@@ -118,9 +121,8 @@ def cmd_bench(args) -> int:
         from edge_runtime.tools.bench import run_bench  # deferred for --help (module doc)
 
         report = run_bench(args)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)  # a missing folder passed the check above
-        Path(args.json).write_text(json.dumps(report, indent=2, default=str))
+    if args.json:  # atomically: a failed write keeps an earlier report whole, and names the file
+        atomic_write_text(args.json, json.dumps(report, indent=2, default=str))
     return 0
 
 

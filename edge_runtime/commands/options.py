@@ -10,7 +10,8 @@ import argparse
 from collections.abc import Collection
 
 from edge_runtime import config as cfg
-from edge_runtime.config_schema import RuntimeConfig
+from edge_runtime.config_schema import RuntimeConfig, rect_text
+from edge_runtime.errors import ConfigError
 from edge_runtime.privacy import redact
 
 
@@ -106,6 +107,9 @@ def overrides(args, **extra) -> dict:
 
 
 def runtime_config(args, **extra) -> RuntimeConfig:
+    roi = getattr(args, "roi", None)
+    if roi is not None and not rect_text(roi):  # named as typed: the user gave a flag, not roi.rect
+        raise ConfigError(f"--roi: expected auto, full or x,y,w,h numbers, got {roi!r}")
     return cfg.merge(cfg.load_config(args.config), overrides(args, **extra))
 
 

@@ -234,17 +234,22 @@ class Overlay:
     def _legend_size(self, roi_h: int) -> tuple[int, int]:
         """(width, height) of the legend's box in the ROI's bottom-left corner (YUV path)."""
         swatch, scale = self._legend_scale(roi_h)
-        text_w = max((cv2.getTextSize(s.name, FONT, scale, 1)[0][0] for s in self.styles.values()), default=0)
-        rows_h = len(self.styles) * (swatch + LEGEND_GAP_PX)
+        shown = self._legend_styles()
+        text_w = max((cv2.getTextSize(s.name, FONT, scale, 1)[0][0] for s in shown), default=0)
+        rows_h = len(shown) * (swatch + LEGEND_GAP_PX)
         return (
             HUD_MARGIN + swatch + LEGEND_GAP_PX + text_w + HUD_MARGIN,
             HUD_MARGIN + rows_h + LEGEND_TEXT_LIFT_PX,
         )
 
+    def _legend_styles(self) -> list[ClassStyle]:
+        # a hidden class gets no swatch: the legend names only colours the overlay can paint
+        return [s for s in self.styles.values() if s.show]
+
     def _draw_legend(self, region: np.ndarray, roi_h: int | None = None) -> None:
         swatch, scale = self._legend_scale(region.shape[0] if roi_h is None else roi_h)
         y = region.shape[0] - HUD_MARGIN - swatch
-        for style in self.styles.values():
+        for style in self._legend_styles():
             x = HUD_MARGIN
             cv2.rectangle(region, (x, y), (x + swatch, y + swatch), style.bgr, -1)
             cv2.putText(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edge_runtime.config_schema import OverlayConfig
+from edge_runtime.config_schema import OverlayConfig, check_cancer_visible
 from edge_runtime.errors import ConfigError
 
 DEFAULT_THRESHOLD = 0.5  # two classes: cancer where its probability is the larger one
@@ -34,7 +34,10 @@ class ClassStyle:
 
 def class_styles(manifest, config: OverlayConfig) -> dict[int, ClassStyle]:
     """class id -> style for every class but the background: the manifest's colour, overridden by
-    ``overlay.classes.<name>`` (a mapping keyed by class name), else the section's defaults."""
+    ``overlay.classes.<name>`` (a mapping keyed by class name), else the section's defaults. Settings
+    that would never draw the cancer class are refused here too: a struct built in code skips the
+    loader's check."""
+    check_cancer_visible(config, "overlay settings")
     styles = {}
     for c in manifest.classes:
         if c.id == BACKGROUND_ID:

@@ -78,6 +78,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:  # the client learns it cannot send another request on this one
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -115,8 +117,10 @@ class RequestHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.server.mark(BUSY)
         url, obs = urlsplit(self.path), self.observer
+        # Every POST is the connection's last: most answers (404, 401, 400, /mark) leave the body
+        # unread, and an unread body would be parsed as a second request.
+        self.close_connection = True
         if url.path == "/mark":  # a biopsy mark (captured with --cases DIR); the body is ignored
-            self.close_connection = True
             if self._admitted(url.path, url.query):
                 ok = MARKS.request("http")
                 self._send(
@@ -125,7 +129,6 @@ class RequestHandler(BaseHTTPRequestHandler):
                     TEXT,
                 )
         elif url.path == "/study-id":
-            self.close_connection = True
             if self._admitted(url.path, url.query):
                 self._set_study_id()
         elif url.path != "/login":
@@ -133,7 +136,6 @@ class RequestHandler(BaseHTTPRequestHandler):
         elif self._admitted(url.path, url.query):
             length = self.headers.get("Content-Length", "")
             if not length.isdigit() or int(length) > http_auth.MAX_LOGIN_BODY:
-                self.close_connection = True
                 self._send(400, b"login: send the form (at most 4 KiB, with Content-Length)\n", TEXT)
                 return
             code, extra = http_auth.login(self.rfile.read(int(length)), obs.token, obs.scheme == "https")
@@ -158,8 +160,18 @@ class RequestHandler(BaseHTTPRequestHandler):
         log.warning("study ID changed from the viewer; the next captured cases carry it")
         self._send(200, b"study ID set\n", TEXT)
 
+    def _close_if_body_unread(self) -> None:
+        """One request per connection when a body comes that this request will not read: left in
+        the stream, it would be parsed as the next request (request smuggling past the checks)."""
+        if (
+            self.headers.get("Content-Length", "0").strip() not in ("", "0")
+            or "Transfer-Encoding" in self.headers
+        ):
+            self.close_connection = True
+
     def do_GET(self) -> None:
         self.server.mark(BUSY)
+        self._close_if_body_unread()  # GET and HEAD ignore a body
         url = urlsplit(self.path)
         if not self._admitted(url.path, url.query):
             return

@@ -68,7 +68,7 @@ class ImageFolderSource(Source):
         corrupt = CorruptCounter(str(self.path), self.name)
         while True:
             for number, f in enumerate(self.files, 1):
-                image = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
+                image = read_image(f)
                 if image is None:
                     if len(self.files) == 1:
                         raise InputError(f"{f}: not a readable image (frame {index})")
@@ -82,6 +82,20 @@ class ImageFolderSource(Source):
                 raise InputError(f"{self.path}: none of its {len(self.files)} images is readable")
             if not self.loop:
                 return
+
+
+def read_image(path: Path) -> np.ndarray | None:
+    """The image at ``path`` as ``cv2.imread(IMREAD_UNCHANGED)`` reads it; None when it cannot be
+    read or decoded. Decoded from its bytes: OpenCV's native logger names a file it cannot open
+    (``imread_('DOE_JANE.png'): can't open/read file``), straight to stderr past the log filters, and
+    a file name may be the patient's. imdecode never sees the path."""
+    try:
+        data = path.read_bytes()
+    except OSError:  # gone, a dangling link, a folder, no permission: unreadable like a corrupt image
+        return None
+    if not data:  # imdecode asserts on an empty buffer
+        return None
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
 
 
 class DicomCineSource(Source):

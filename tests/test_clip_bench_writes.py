@@ -1,0 +1,56 @@
+"""`make-clip`'s .json and `bench --json` are written atomically: under a real file size limit
+(RLIMIT_FSIZE, a full disk without root) the write fails with one line naming the file, and the
+good file from an earlier run is still whole. make-clip names its image on stdout by content only."""
+
+from __future__ import annotations
+
+import json
+
+from cli import sonomap
+from file_size_limit import sonomap_with_file_size_limit
+from runtime_model import dark_onnx
+
+from edge_runtime.manifest import sha256_file
+
+FOLDER_NAME_CHARS = 200  # the .json records the clip's path: a long one makes it larger than the clip
+FOLDER_DEPTH = 16
+CLIP_LIMIT_BYTES = 3000  # above the 1-frame 64x36 clip (~2 KB), below its .json (~3.5 KB)
+BENCH_LIMIT_BYTES = 4096  # above bench's own clip of a 64x36 input, below its report (~9 KB)
+TINY = ("--size", "64x36", "--noise", "0")
+
+
+def test_make_clip_json_write_failure_keeps_the_old_json_and_names_it(tmp_path):
+    folder = tmp_path.joinpath(*(f"{i}" * FOLDER_NAME_CHARS for i in "abcdefghijklmnop"[:FOLDER_DEPTH]))
+    out = folder / "c.mp4"
+    info = out.with_suffix(".json")
+    sonomap("make-clip", "--out", out, "--frames", 1, *TINY)
+    good = info.read_text()
+    assert len(good) > CLIP_LIMIT_BYTES > out.stat().st_size
+    res = sonomap_with_file_size_limit(CLIP_LIMIT_BYTES, "make-clip", "--out", out, "--frames", 1, *TINY)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip().splitlines() == [f"sonomap make-clip: error: {info}: File too large"]
+    assert info.read_text() == good and json.loads(good)["frames"] == 1
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []  # no temp file left
+
+
+def test_bench_json_write_failure_keeps_the_old_report_and_names_it(tmp_path):
+    clip = tmp_path / "clip.mp4"
+    sonomap("make-clip", "--out", clip, "--frames", 4, *TINY)
+    report = tmp_path / "b.json"
+    args = ("bench", clip, "--model", dark_onnx(), "--frames", 4, "--live-seconds", 0, "--json", report)
+    sonomap(*args)
+    good = report.read_text()
+    assert len(good) > BENCH_LIMIT_BYTES
+    res = sonomap_with_file_size_limit(BENCH_LIMIT_BYTES, *args)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip().splitlines()[-1] == f"sonomap bench: error: {report}: File too large"
+    assert report.read_text() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.json", "clip.json", "clip.mp4"]
+
+
+def test_make_clip_names_its_image_by_content_on_stdout(tmp_path, busi_sample):
+    image = tmp_path / "DOE_JANE_1970.png"
+    image.write_bytes((busi_sample / "images" / "malignant_002.png").read_bytes())
+    res = sonomap("make-clip", "--image", image, "--out", tmp_path / "c.mp4", "--frames", 1, *TINY)
+    assert "DOE_JANE" not in res.stdout + res.stderr
+    assert f"from image sha256 {sha256_file(image)[:12]}" in res.stdout

@@ -1,0 +1,102 @@
+"""Overlay settings that would never draw the cancer class are refused: at load, through the real
+`sonomap replay`, on a config reload, and for a struct built in code. With the badge at AI ON, raw
+video would otherwise read as "no cancer"."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from cli import sonomap
+from runtime_model import dark_onnx
+
+from edge_runtime.config import load_config
+from edge_runtime.config_schema import OverlayConfig
+from edge_runtime.errors import ConfigError
+from edge_runtime.manifest import load_manifest
+from edge_runtime.pipeline.graph import Pipeline
+from edge_runtime.render.overlay import Overlay
+
+BUSI = Path(__file__).parent / "data" / "busi" / "images"
+
+HIDDEN = {  # overlay section -> the key the error must name
+    "{alpha: 0.0, contour: false}": "overlay.alpha",
+    "{classes: {cancer: {show: false}}}": "overlay.classes.cancer.show",
+    "{contour: false, classes: {cancer: {alpha: 0}}}": "overlay.classes.cancer.alpha",
+    "{classes: {cancer: {alpha: 0, contour: false}}}": "overlay.classes.cancer.alpha",
+    "{style: heatmap, alpha: 0}": "overlay.alpha",  # the heat map's contour goes with its tint
+    "{style: heatmap, classes: {cancer: {show: false}}}": "overlay.classes.cancer.show",
+    "{threshold: 1.0}": "overlay.threshold",  # no probability is above 1
+}
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("imgs")
+    shutil.copy(BUSI / "malignant_002.png", folder)
+    return folder
+
+
+@pytest.mark.parametrize("section, key", HIDDEN.items())
+def test_replay_refuses_an_overlay_that_hides_cancer(images, tmp_path, section, key):
+    config = tmp_path / "hide.yaml"
+    config.write_text(f"overlay: {section}\n")
+    out = tmp_path / "o.mp4"
+    res = sonomap(
+        "replay",
+        images,
+        "--model",
+        dark_onnx(),
+        "--roi",
+        "full",
+        "--config",
+        config,
+        "--out",
+        out,
+        check=False,
+    )
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert lines[0].startswith(f"sonomap replay: error: {config}: config key '{key}'"), lines[0]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        "{alpha: 0.0}",  # the contour still outlines the lesion
+        "{contour: false, alpha: 0.0, classes: {cancer: {alpha: 0.5}}}",
+        "{style: heatmap, contour: false}",  # the heat map's contour does not depend on the mask's
+    ],
+)
+def test_settings_that_still_show_cancer_load(tmp_path, section):
+    config = tmp_path / "ok.yaml"
+    config.write_text(f"overlay: {section}\n")
+    load_config(config)
+
+
+def test_a_reload_that_would_hide_cancer_is_rejected_and_the_old_overlay_kept(tmp_path):
+    path = tmp_path / "c.yaml"
+    head = f"source: {{input: synthetic}}\ninference: {{model: {dark_onnx()}}}\n"
+    path.write_text(head + "overlay: {alpha: 0.6}\n")
+    pipeline = Pipeline(load_config(path), config_path=path)
+    try:
+        for section, key in HIDDEN.items():
+            path.write_text(head + f"overlay: {section}\n")
+            pipeline.request_reload()
+            pipeline.apply_reload()
+            style = pipeline.overlay.styles[1]
+            assert (style.alpha, style.contour, style.show) == (pytest.approx(0.6), True, True)
+            assert f"config key '{key}'" in pipeline.stats()["last_error"], section
+    finally:
+        pipeline.close()
+
+
+def test_the_renderer_refuses_a_hidden_cancer_style_built_in_code():
+    manifest = load_manifest(dark_onnx())
+    with pytest.raises(ConfigError, match=r"'overlay.classes.cancer.show'"):
+        Overlay.from_config(manifest, OverlayConfig(classes={"cancer": {"show": False}}))
+    with pytest.raises(ConfigError, match=r"'overlay.alpha'"):
+        Overlay.from_config(manifest, OverlayConfig(alpha=0.0, contour=False))
