@@ -101,3 +101,17 @@ def test_a_tiny_frame_after_good_ones_keeps_them(tmp_path):
     error = result.stderr.strip().splitlines()[-1]
     assert result.returncode == 2 and "frame 3 is 1x1, smaller than the minimum 16x16" in error, error
     assert str(folder) in error and frames_in(out) == 3
+
+
+def test_skipped_corrupt_images_are_counted_in_the_summary_and_said(tmp_path):
+    """A glitchy input (two unreadable images among good ones) plays through, and both the summary
+    and the printed report say how many frames the outputs lack."""
+    folder = tmp_path / "frames"
+    good_images(folder)
+    for name in ("005b.png", "010b.png"):
+        (folder / name).write_bytes(b"not a png")
+    result, out, _, summary = replay(folder, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    stats = json.loads(summary.read_text())
+    assert stats["frames"] == GOOD == frames_in(out) and stats["input_frames_skipped"] == 2
+    assert "skipped 2 corrupt input frame(s)" in result.stdout, result.stdout

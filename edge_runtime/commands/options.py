@@ -126,6 +126,8 @@ def print_summary(summary: dict, failed: Collection[str] = ()) -> None:
             print(
                 f"  {stage:<11} p50 {s['p50']:8.2f}  p95 {s['p95']:8.2f}  p99 {s['p99']:8.2f}  max {s['max']:8.2f} ms"
             )
+    if summary.get("input_frames_skipped"):
+        print(f"  skipped {summary['input_frames_skipped']} corrupt input frame(s): the outputs lack them")
     for kind, path in summary.get("outputs", {}).items():  # as written: time fields and suffixes resolved
         if path not in failed:
             print(redact(f"wrote {path} ({kind})"))  # a path may repeat a patient's name

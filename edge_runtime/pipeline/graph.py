@@ -25,6 +25,7 @@ from edge_runtime.config_schema import InferenceConfig, RuntimeConfig
 from edge_runtime.cpus import limit_opencv_threads
 from edge_runtime.errors import ConfigError, InferenceStalled, InputError, SonomapError
 from edge_runtime.frames import Observer, Source
+from edge_runtime.live_stats import EVENTS
 from edge_runtime.manifest import load_manifest
 from edge_runtime.memory import GIB, peak_rss_bytes
 from edge_runtime.pipeline import deidentify
@@ -33,6 +34,7 @@ from edge_runtime.pipeline.replay import SourceFailed, run_replay
 from edge_runtime.pipeline.stages import FrameStages
 from edge_runtime.render.overlay import Overlay
 from edge_runtime.roi import parse_roi
+from edge_runtime.sources.corrupt import CORRUPT_INPUT
 from edge_runtime.sources.opener import open_source
 from edge_runtime.stats import Stats
 
@@ -214,6 +216,7 @@ class Pipeline:
     def run(self) -> dict:
         """Run until the source ends, ``stop()`` or max_frames; returns the summary (also written when a
         long AI stall ends the run, before InferenceStalled goes on up)."""
+        skipped_before = EVENTS.snapshot().get(CORRUPT_INPUT, 0)  # the counter is process-wide
         source = self.source = deidentify.wrap(self.open_source(), self.config, self.stages.rois.choose)
         limit_opencv_threads()
         stalled = failed = None
@@ -238,6 +241,8 @@ class Pipeline:
         )  # the files written, strftime fields and suffixes resolved
         summary["failed_outputs"] = dict(self.stages.failed_outputs)  # recorder -> why it stopped
         summary["deidentified"] = bool(self.config.privacy.deidentify)
+        # corrupt input frames the source skipped: the outputs lack them, with no error
+        summary["input_frames_skipped"] = EVENTS.snapshot().get(CORRUPT_INPUT, 0) - skipped_before
         path = self.config.sinks.summary
         if path:  # atomically: a failed write names the file and keeps a previous summary whole
             atomic_write_text(path, privacy.redact(json.dumps(summary, indent=2)))

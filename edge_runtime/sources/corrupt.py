@@ -18,6 +18,7 @@ log = logging.getLogger("sonomap.sources")
 WARN_EVERY_N_SKIPS = 100  # after the first few, one warning per 100 corrupt frames
 FIRST_SKIP_WARNINGS = 5
 MAX_CONSECUTIVE_CORRUPT = 30  # one second of video at 30 fps
+CORRUPT_INPUT = "corrupt_input"  # the EVENTS counter of skipped corrupt frames
 
 
 class CorruptCounter:
@@ -40,7 +41,7 @@ class CorruptCounter:
         held it, when not the input itself (an image in a folder), named in the error only."""
         self.skipped += 1
         self.consecutive += 1
-        EVENTS.inc("corrupt_input")
+        EVENTS.inc(CORRUPT_INPUT)
         if self.consecutive > self.max_consecutive:
             last = f"; the last: {file}" if file else ""
             raise InputError(
