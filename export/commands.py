@@ -10,8 +10,15 @@ from __future__ import annotations
 import argparse
 
 from edge_runtime import cli_args
-from edge_runtime.tensorrt.engines import DEFAULT_WORKSPACE_MB
-from export.shapes import DEFAULT_MAX_BATCH, DEFAULT_MAX_HW, DEFAULT_MIN_HW, DEFAULT_OPT_HW
+from edge_runtime.tensorrt.engines import DEFAULT_WORKSPACE_MB, MAX_WORKSPACE_MB, MIN_WORKSPACE_MB
+from export.shapes import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_HW,
+    DEFAULT_MIN_HW,
+    DEFAULT_OPT_HW,
+    MAX_BATCH,
+    MAX_SIDE,
+)
 
 DEFAULT_PARITY_FRAMES = 8
 DEFAULT_TS_PARITY_FRAMES = 4
@@ -20,6 +27,20 @@ DEFAULT_SELFCHECK_FRAMES = 10
 
 def _hw(hw: tuple[int, int]) -> str:
     return f"{hw[0]}x{hw[1]}"
+
+
+def whole_number(low: int, high: int):
+    """An argparse type: an integer from ``low`` to ``high`` (cli_args.at_least, plus the top)."""
+    at_least = cli_args.at_least(low)
+
+    def parse(text: str) -> int:
+        value = at_least(text)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be a whole number <= {high}, got {value}")
+        return value
+
+    parse.__name__ = f"integer {low}..{high}"
+    return parse
 
 
 def register(sub) -> None:
@@ -47,13 +68,17 @@ def _add_shape_args(p: argparse.ArgumentParser) -> None:
         metavar="HxW",
         help=f"typical ROI, what TensorRT tunes for (default {_hw(DEFAULT_OPT_HW)})",
     )
-    g.add_argument("--max-hw", metavar="HxW", help=f"largest dynamic ROI (default {_hw(DEFAULT_MAX_HW)})")
+    g.add_argument(
+        "--max-hw",
+        metavar="HxW",
+        help=f"largest dynamic ROI (default {_hw(DEFAULT_MAX_HW)}; each side at most {MAX_SIDE})",
+    )
     g.add_argument("--dynamic-batch", action="store_true", help="make the batch dimension dynamic")
     g.add_argument(
         "--max-batch",
-        type=int,
-        default=DEFAULT_MAX_BATCH,
-        help=f"largest batch with --dynamic-batch (default {DEFAULT_MAX_BATCH})",
+        type=whole_number(1, MAX_BATCH),
+        default=None,  # None: not given; refused without --dynamic-batch instead of being dropped
+        help=f"largest batch, with --dynamic-batch only (default {DEFAULT_MAX_BATCH}, at most {MAX_BATCH})",
     )
 
 
@@ -119,9 +144,10 @@ def _add_tensorrt(targets) -> None:
     p.add_argument("--fp16", action="store_true", help="FP16 engine (default FP32)")
     p.add_argument(
         "--workspace-mb",
-        type=int,
+        type=whole_number(MIN_WORKSPACE_MB, MAX_WORKSPACE_MB),
         default=DEFAULT_WORKSPACE_MB,
-        help=f"builder workspace limit in MiB (default {DEFAULT_WORKSPACE_MB})",
+        help=f"builder workspace limit in MiB, {MIN_WORKSPACE_MB} to {MAX_WORKSPACE_MB} "
+        f"(default {DEFAULT_WORKSPACE_MB})",
     )
     for flag, what in (("min", "minimum"), ("opt", "optimum"), ("max", "maximum")):
         p.add_argument(
@@ -130,7 +156,11 @@ def _add_tensorrt(targets) -> None:
             metavar="NxCxHxW",
             help=f"profile {what} (default from manifest)",
         )
-    p.add_argument("--force", action="store_true", help="rebuild even when a valid cached engine exists")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="rebuild even when a valid cached engine exists (--via torch-tensorrt: replace DIR/model.ep)",
+    )
     p.add_argument(
         "--via",
         choices=("tensorrt", "torch-tensorrt"),

@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 
 from edge_runtime.atomic import atomic_path
-from edge_runtime.errors import ConfigError
+from edge_runtime.errors import ConfigError, SonomapError
 from edge_runtime.manifest import load_manifest, save_manifest
 from export.parity import FP16_AGREEMENT_BAR, count_frame, ort_session, run_ort, summarise
 from export.samples import fit_frame
@@ -31,6 +31,20 @@ EXTRA_FP32_OPS = ("GreaterOrEqual", "Where")
 def fp16_path(fp32_path: str | Path) -> Path:
     path = Path(fp32_path)
     return path.with_name(path.name[: -len(".onnx")] + FP16_SUFFIX)
+
+
+def stale_twin(fp32_path: str | Path, fp32_sha256: str) -> Path | None:
+    """The FP16 twin beside ``fp32_path`` when it exists but was not converted from the FP32 file
+    with ``fp32_sha256`` (its manifest's ``source.fp32_onnx_sha256`` differs, or the manifest is
+    missing or unreadable): a twin left from an earlier export, which TensorRT would refuse."""
+    twin = fp16_path(fp32_path)
+    if not twin.exists():
+        return None
+    try:
+        recorded = load_manifest(twin, verify_hash=False).source.get("fp32_onnx_sha256")
+    except SonomapError:
+        return twin
+    return None if recorded == fp32_sha256 else twin
 
 
 def convert_fp16(fp32_path: str | Path, out: str | Path | None = None) -> Path:

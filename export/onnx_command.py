@@ -2,16 +2,29 @@
 
 Wiring only (one place): export_onnx -> torch_vs_ort -> [convert_fp16 -> fp16_vs_fp32]
 -> MODEL.parity.json + parity summary in the manifest -> TensorRT lint of each file written -> exit code.
+Everything is written into a staging folder beside ``--out`` (:mod:`export.staging`) and renamed
+into place only when parity and the lint pass; a failed export is kept in ``MODEL.failed/`` and the
+previous model at ``--out`` stays as it was. An FP16 twin left beside the new model by an earlier
+export (not converted from it) is removed, since TensorRT would refuse it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from edge_runtime.manifest import load_manifest, save_manifest
-from export.parity import describe, write_parity
+from edge_runtime.errors import ConfigError
+from edge_runtime.manifest import load_manifest, manifest_path, save_manifest, sha256_file
+from export.parity import checked_file, describe, parity_path, write_parity
 from export.samples import load_frames
-from export.shapes import DEFAULT_MAX_HW, DEFAULT_MIN_HW, DEFAULT_OPT_HW, ShapeSpec, parse_hw
+from export.shapes import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_HW,
+    DEFAULT_MIN_HW,
+    DEFAULT_OPT_HW,
+    ShapeSpec,
+    parse_hw,
+)
+from export.staging import staged
 from export.trt_lint import describe as describe_lint
 from export.trt_lint import lint_onnx
 
@@ -21,6 +34,9 @@ EXIT_LINT_FAILED = 4
 
 
 def shape_spec_from_args(args) -> ShapeSpec:
+    if args.max_batch is not None and not args.dynamic_batch:
+        # without --dynamic-batch the batch is fixed at 1: the value would be dropped unseen
+        raise ConfigError(f"--max-batch {args.max_batch} needs --dynamic-batch (without it the batch is 1)")
     roi = parse_hw(args.roi, "--roi") if args.roi else None
     spec = ShapeSpec(
         roi=roi,
@@ -28,7 +44,7 @@ def shape_spec_from_args(args) -> ShapeSpec:
         min_hw=parse_hw(args.min_hw, "--min-hw") if args.min_hw else DEFAULT_MIN_HW,
         opt_hw=parse_hw(args.opt_hw, "--opt-hw") if args.opt_hw else DEFAULT_OPT_HW,
         max_hw=parse_hw(args.max_hw, "--max-hw") if args.max_hw else DEFAULT_MAX_HW,
-        max_batch=int(args.max_batch),
+        max_batch=DEFAULT_MAX_BATCH if args.max_batch is None else int(args.max_batch),
     )
     spec.validate()
     return spec
@@ -47,41 +63,78 @@ def record_parity(model_path: Path, section: dict) -> None:
 
 
 def run_onnx_export(args) -> int:
-    from export.fp16 import convert_fp16, fp16_vs_fp32
-    from export.onnx_export import export_onnx, torch_vs_ort
+    from export.onnx_export import refuse_overwrite
 
     spec = shape_spec_from_args(args)
     frames = load_frames(args.frames, args.parity_frames)  # fail on bad --frames before the slow export
     out = Path(args.out)
+    refuse_overwrite(args.checkpoint, out)  # the export itself sees only the staged path
+    with staged(out) as stage:
+        code, names = export_and_check(args, spec, frames, stage.path())
+        if code != EXIT_OK:
+            kept = stage.keep_failed()
+            print(f"the failed files are kept in {kept} for inspection; {out} was left as it was")
+            return code
+        stage.install(names)
+    print(f"installed {', '.join(names)} in {out.parent}")
+    print(f"parity report: {parity_path(out)}")
+    if not args.fp16:
+        remove_stale_twin(out)
+    return EXIT_OK
+
+
+def export_and_check(args, spec: ShapeSpec, frames, out: Path) -> tuple[int, list[str]]:
+    """Export, compare and lint into the staging folder (``out`` is the staged model path);
+    returns (exit code, the file names to install in order: the FP32 model's manifest last)."""
+    from export.fp16 import convert_fp16, fp16_vs_fp32
+    from export.onnx_export import export_onnx, torch_vs_ort
+
     manifest, folded = export_onnx(args.checkpoint, out, spec, opset=args.opset)
     print(
-        f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {out.name}.yaml "
+        f"exported {out.name} ({out.stat().st_size / 1e6:.1f} MB) and {out.name}.yaml "
         f"[{manifest.arch}, input {manifest.input_height}x{manifest.input_width}, "
         f"frame {'x'.join(map(str, spec.dims))} uint8, opset {args.opset}]"
     )
-    sections = {"fp32": torch_vs_ort(folded, out, frames, spec, manifest.cancer_index)}
+    fp32 = torch_vs_ort(folded, out, frames, spec, manifest.cancer_index)
+    sections = {"fp32": checked_file(out, manifest.sha256, fp32)}
     record_parity(out, sections["fp32"])
     print(describe(sections["fp32"]))
+    files = [out]
     if args.fp16:
         half = convert_fp16(out)
-        sections["fp16"] = fp16_vs_fp32(out, half, frames, spec.roi, spec.max_hw, manifest.cancer_index)
+        fp16 = fp16_vs_fp32(out, half, frames, spec.roi, spec.max_hw, manifest.cancer_index)
+        sections["fp16"] = checked_file(half, sha256_file(half), fp16)
         record_parity(half, sections["fp16"])
-        print(f"wrote {half} ({half.stat().st_size / 1e6:.1f} MB)")
+        print(f"exported {half.name} ({half.stat().st_size / 1e6:.1f} MB)")
         print(describe(sections["fp16"]))
+        files.append(half)
     report = write_parity(out, sections)
-    print(f"parity report: {report}")
+    names = [n for f in files[1:] for n in (f.name, manifest_path(f).name)]
+    names += [report.name, out.name, manifest_path(out).name]
     failed = [name for name, s in sections.items() if not s["passed"]]
     if failed:
-        print(f"PARITY FAILED for {', '.join(failed)}: files are kept for inspection; do not deploy them")
-        return EXIT_PARITY_FAILED
-    lints = [lint_onnx(path) for path in ([out, half] if args.fp16 else [out])]
+        print(f"PARITY FAILED for {', '.join(failed)}: do not deploy these files")
+        return EXIT_PARITY_FAILED, names
+    lints = [lint_onnx(path) for path in files]
     for lint in lints:
         print(describe_lint(lint))
     rejected = [lint.path.name for lint in lints if not lint.passed]
     if rejected:
         print(
             f"TENSORRT LINT FAILED for {', '.join(rejected)}: ONNX Runtime runs them, TensorRT would not build "
-            "them; files are kept for inspection"
+            "them"
         )
-        return EXIT_LINT_FAILED
-    return EXIT_OK
+        return EXIT_LINT_FAILED, names
+    return EXIT_OK, names
+
+
+def remove_stale_twin(out: Path) -> None:
+    """Remove an FP16 twin beside ``out`` left by an earlier export (converted from another FP32
+    file): TensorRT would refuse it, and selfcheck would lint it as if it were this model's."""
+    from export.fp16 import stale_twin
+
+    twin = stale_twin(out, load_manifest(out).sha256)
+    if twin is not None:
+        twin.unlink(missing_ok=True)
+        manifest_path(twin).unlink(missing_ok=True)
+        print(f"removed {twin.name}: an FP16 twin of an earlier export (re-run with --fp16 to make one)")

@@ -10,7 +10,9 @@ other, so two empty masks agree fully; the cancer-pixel counts are reported besi
 agreement so a model that marks nothing is visible as such.
 
 Writes ``MODEL.parity.json`` beside the model, named after it (``model.onnx.parity.json``), so
-models exported into one folder keep a report each (sections merged, written atomically).
+models exported into one folder keep a report each. Each export writes its report whole (atomically),
+never merged with an older one: a section left from a previous export would describe another model.
+Each section names the file it checked and its sha256 (``model``, ``model_sha256``).
 No torch import here: selfcheck uses this on the cart.
 """
 
@@ -131,16 +133,15 @@ def parity_path(model_path: str | Path) -> Path:
 
 
 def write_parity(model_path: str | Path, sections: dict[str, Any]) -> Path:
-    """Merge ``sections`` into the model's report, ``MODEL.parity.json`` beside it (atomic replace)."""
-    out = parity_path(model_path)
-    data: dict[str, Any] = {}
-    if out.is_file():
-        try:
-            data = json.loads(out.read_text())
-        except json.JSONDecodeError:
-            data = {}  # a damaged report is replaced, never trusted
-    data.update(sections)
-    return atomic_write_text(out, json.dumps(data, indent=2))
+    """Write ``sections`` as the model's whole report, ``MODEL.parity.json`` beside it (atomic
+    replace): an older report, of an earlier export to the same name, is replaced, never merged."""
+    return atomic_write_text(parity_path(model_path), json.dumps(sections, indent=2))
+
+
+def checked_file(path: str | Path, sha256: str, section: dict[str, Any]) -> dict[str, Any]:
+    """``section`` with the file it checked, by name and sha256, first: a report beside a model
+    tells whether it describes that very file."""
+    return {"model": Path(path).name, "model_sha256": sha256, **section}
 
 
 def describe(section: dict[str, Any]) -> str:

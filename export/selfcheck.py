@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 import edge_runtime
-from edge_runtime.errors import InputError
-from edge_runtime.manifest import load_manifest
+from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.manifest import load_manifest, manifest_path
 from edge_runtime.tensorrt.modules import TensorRTUnavailable
 from edge_runtime.units import MS_PER_S
 from export.parity import (
@@ -40,6 +40,7 @@ from export.samples import fit_frame, load_frames
 DEFAULT_MODEL = Path(edge_runtime.__file__).resolve().parent / "models" / "default" / "model.onnx"
 EXIT_OK, EXIT_DISAGREE, EXIT_NO_TENSORRT, EXIT_LINT_FAILED = 0, 1, 3, 4
 LATENCY_RUNS = 20  # repeated runs on one frame: steady-state latency without per-size buffer setup
+INPUT_RANK = 4  # [N, 1, H, W]
 WARMUP_RUNS = 1  # untimed runs at the timed size first: a new size re-binds the TensorRT buffers
 
 
@@ -116,6 +117,25 @@ def lint_for_tensorrt(model: Path) -> bool:
     return all(report.passed for report in reports)
 
 
+def check_onnx_model(model: Path, manifest) -> None:
+    """One line naming the file when ``model`` is not a folded ONNX model: a checkpoint (or any
+    other format) has no ONNX graph for ONNX Runtime or TensorRT to run."""
+    from edge_runtime.tensorrt.engines import check_folded
+
+    if manifest.format != "onnx":
+        raise InputError(
+            f"{model}: its manifest says format {manifest.format!r}; selfcheck needs a folded ONNX model "
+            "(make one with 'sonomap export onnx --checkpoint CK --out model.onnx')"
+        )
+    check_folded(model, manifest)  # format onnx, but not sonomap's folded contract
+    shape = manifest.io["inputs"][0].get("shape")
+    if not isinstance(shape, list) or len(shape) != INPUT_RANK:
+        raise ConfigError(
+            f"{manifest_path(model)}: io.inputs[0].shape must be [N, 1, H, W], got {shape!r}; "
+            "re-export with 'sonomap export onnx'"
+        )
+
+
 def model_frame_limits(manifest) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
     """(fixed ROI or None, largest dynamic H/W or None) from the manifest's io section."""
     shape = manifest.io["inputs"][0]["shape"]
@@ -133,6 +153,7 @@ def run_selfcheck(args) -> int:
     if not model.is_file():
         raise InputError(f"{model}: model not found (pass --model MODEL.onnx)")
     manifest = load_manifest(model)
+    check_onnx_model(model, manifest)
     print(f"  model        {model} ({manifest.name}, {manifest.arch}, sha256 {manifest.sha256[:12]})")
     roi, max_hw = model_frame_limits(manifest)
     frames = [(i, fit_frame(g, roi, max_hw)) for i, g in load_frames(args.frames, args.max_frames)]

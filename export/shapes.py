@@ -18,6 +18,11 @@ DEFAULT_MIN_HW = (64, 64)
 DEFAULT_OPT_HW = (840, 1200)
 DEFAULT_MAX_HW = (1080, 1920)
 DEFAULT_MAX_BATCH = 4
+# Upper limits of a shape flag. The cart runs one video stream, and an 8K frame is twice a 4K
+# scanner screen: anything larger is a typo, which TensorRT would only report, as a TypeError
+# from its 32-bit Dims or an out-of-memory build, long after the manifest recorded it.
+MAX_BATCH = 64
+MAX_SIDE = 8192
 
 
 def parse_hw(text: str, flag: str) -> tuple[int, int]:
@@ -28,6 +33,8 @@ def parse_hw(text: str, flag: str) -> tuple[int, int]:
         raise ConfigError(f"{flag} {text!r}: expected HEIGHTxWIDTH, e.g. 480x640") from exc
     if h <= 0 or w <= 0:
         raise ConfigError(f"{flag} {text!r}: height and width must be positive")
+    if h > MAX_SIDE or w > MAX_SIDE:
+        raise ConfigError(f"{flag} {text!r}: height and width must be at most {MAX_SIDE} pixels")
     return h, w
 
 
@@ -39,7 +46,32 @@ def parse_nchw(text: str, flag: str) -> list[int]:
         raise ConfigError(f"{flag} {text!r}: expected NxCxHxW, e.g. 1x1x480x640") from exc
     if len(dims) != 4 or dims[1] != 1 or min(dims) <= 0:
         raise ConfigError(f"{flag} {text!r}: expected N x 1 x H x W with positive sizes")
+    if dims[0] > MAX_BATCH or max(dims[2:]) > MAX_SIDE:
+        raise ConfigError(
+            f"{flag} {text!r}: the batch must be at most {MAX_BATCH} and height and width at most {MAX_SIDE}"
+        )
     return dims
+
+
+def given_shapes(args) -> dict[str, str | None]:
+    """The --min/--opt/--max texts (None where not given)."""
+    return {"min": args.min_shape, "opt": args.opt_shape, "max": args.max_shape}
+
+
+def checked_profile(given: dict[str, str | None], base: dict, origin: str) -> dict[str, list[int]]:
+    """min/opt/max [N,1,H,W] from the flags in ``given``, the others from ``base`` (whose origin
+    ``origin`` names the error); each dimension must satisfy min <= opt <= max."""
+    profile = {k: parse_nchw(v, f"--{k}") if v else list(base.get(k, [])) for k, v in given.items()}
+    missing = [k for k, v in profile.items() if not v]
+    if missing:
+        raise ConfigError(f"--{missing[0]} is needed ({origin} has no io.profile)")
+    for axis in range(4):
+        if not profile["min"][axis] <= profile["opt"][axis] <= profile["max"][axis]:
+            raise ConfigError(
+                f"--min/--opt/--max: dimension {axis} must satisfy min <= opt <= max, got "
+                f"{profile['min'][axis]}/{profile['opt'][axis]}/{profile['max'][axis]}"
+            )
+    return profile
 
 
 @dataclass
@@ -59,8 +91,11 @@ class ShapeSpec:
                         f"shape range: {axis} must satisfy min <= opt <= max, got "
                         f"{self.min_hw[i]} / {self.opt_hw[i]} / {self.max_hw[i]}"
                     )
-        if self.max_batch < 1:
-            raise ConfigError(f"--max-batch must be >= 1, got {self.max_batch}")
+        if not 1 <= self.max_batch <= MAX_BATCH:
+            raise ConfigError(f"--max-batch must be between 1 and {MAX_BATCH}, got {self.max_batch}")
+        sides = [*(self.roi or ()), *self.min_hw, *self.opt_hw, *self.max_hw]
+        if max(sides) > MAX_SIDE:
+            raise ConfigError(f"shape range: height and width must be at most {MAX_SIDE}, got {max(sides)}")
 
     @property
     def dims(self) -> list:

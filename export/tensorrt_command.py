@@ -12,28 +12,17 @@ from pathlib import Path
 
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import load_manifest
-from export.shapes import INPUT_NAME, parse_nchw
+from export.shapes import INPUT_NAME, checked_profile, given_shapes
 
 log = logging.getLogger("sonomap.export")
-MIN_WORKSPACE_MB = 64
 
 
 def profile_from_args(args, onnx_path: Path) -> dict | None:
-    given = {"min": args.min_shape, "opt": args.opt_shape, "max": args.max_shape}
+    given = given_shapes(args)
     if not any(given.values()):
         return None  # the manifest's io.profile
     base = load_manifest(onnx_path).io.get("profile", {})
-    profile = {k: parse_nchw(v, f"--{k}") if v else list(base.get(k, [])) for k, v in given.items()}
-    missing = [k for k, v in profile.items() if not v]
-    if missing:
-        raise ConfigError(f"--{missing[0]} is needed (the manifest of {onnx_path} has no io.profile)")
-    for axis in range(4):
-        if not profile["min"][axis] <= profile["opt"][axis] <= profile["max"][axis]:
-            raise ConfigError(
-                f"--min/--opt/--max: dimension {axis} must satisfy min <= opt <= max, got "
-                f"{profile['min'][axis]}/{profile['opt'][axis]}/{profile['max'][axis]}"
-            )
-    return profile
+    return checked_profile(given, base, f"the manifest of {onnx_path}")
 
 
 def ensure_fp16_twin(onnx_path: Path, trt) -> None:
@@ -41,14 +30,16 @@ def ensure_fp16_twin(onnx_path: Path, trt) -> None:
     has onnxconverter-common; the cart's runtime does not)."""
     from edge_runtime.tensorrt.engines import FP16_TWIN_SUFFIX
     from edge_runtime.tensorrt.key import PATH_STRONGLY_TYPED, choose_build_path
-    from export.fp16 import convert_fp16
+    from export.fp16 import convert_fp16, stale_twin
 
     if choose_build_path(trt.__version__, "fp16", hasattr(trt.BuilderFlag, "FP16")) != PATH_STRONGLY_TYPED:
         return
-    if load_manifest(onnx_path).extra.get("precision") == "fp16":
+    manifest = load_manifest(onnx_path)
+    if manifest.extra.get("precision") == "fp16":
         return
     twin = onnx_path.with_name(onnx_path.name[: -len(".onnx")] + FP16_TWIN_SUFFIX)
-    if not twin.is_file():
+    # a twin converted from an earlier model.onnx would be refused by the build: make it again
+    if not twin.is_file() or stale_twin(onnx_path, manifest.sha256) is not None:
         print(
             f"TensorRT {trt.__version__} builds FP16 as a strongly typed network: converting {onnx_path.name} "
             f"-> {twin.name}"
@@ -70,8 +61,13 @@ def refuse_failed_lint(onnx_path: Path) -> None:
 
 
 def run_tensorrt_export(args) -> int:
-    if args.workspace_mb < MIN_WORKSPACE_MB:
-        raise ConfigError(f"--workspace-mb must be >= {MIN_WORKSPACE_MB}, got {args.workspace_mb}")
+    from edge_runtime.tensorrt.engines import MAX_WORKSPACE_MB, MIN_WORKSPACE_MB
+
+    # the parser checks it too; this guards callers that build ``args`` themselves
+    if not MIN_WORKSPACE_MB <= args.workspace_mb <= MAX_WORKSPACE_MB:
+        raise ConfigError(
+            f"--workspace-mb must be between {MIN_WORKSPACE_MB} and {MAX_WORKSPACE_MB}, got {args.workspace_mb}"
+        )
     if args.via == "torch-tensorrt":
         from export.torch_trt import run_torch_tensorrt
 
@@ -80,6 +76,7 @@ def run_tensorrt_export(args) -> int:
         raise ConfigError("--onnx MODEL.onnx is required (or --via torch-tensorrt --checkpoint CK)")
     onnx_path = Path(args.onnx)
     load_manifest(onnx_path)  # missing file/manifest or wrong sha256: clear error before TensorRT
+    profile = profile_from_args(args, onnx_path)  # a bad flag is named before TensorRT loads
     refuse_failed_lint(onnx_path)  # minutes before the parser would say so
     from edge_runtime.tensorrt.engines import ensure_engine
     from edge_runtime.tensorrt.modules import import_tensorrt
@@ -88,7 +85,6 @@ def run_tensorrt_export(args) -> int:
     precision = "fp16" if args.fp16 else "fp32"
     if args.fp16:
         ensure_fp16_twin(onnx_path, trt)
-    profile = profile_from_args(args, onnx_path)
     record = ensure_engine(
         onnx_path,
         args.out,

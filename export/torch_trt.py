@@ -4,7 +4,11 @@ Input: ``CK`` (+ manifest). Output: ``DIR/model.ep`` (an ExportedProgram with th
 engine embedded; reload with ``torch.export.load(path).module()``) + ``model.ep.yaml``
 (format ``torch-tensorrt``; its ``source`` names the checkpoint by file name and sha256, never
 its path, as the ONNX export does). The folded model (uint8 frame in, prob/mask out) is compiled
-with the dynamo frontend in FP16 over the manifest's shape profile.
+with the dynamo frontend, in FP16 with ``--fp16`` (else FP32, as the ONNX path), over sonomap's
+default shape range or ``--min/--opt/--max`` (checked min <= opt <= max, as the ONNX path does).
+An existing ``DIR/model.ep`` is replaced only with ``--force``; the program is saved under a temp
+name in DIR and renamed over it, so a failed save never leaves half a file. The flags are checked
+before torch or torch_tensorrt is imported.
 
 FP16 per Torch-TensorRT release (read from pytorch/TensorRT at each tag; the table the tests
 check is tests/data/torch_tensorrt_signatures.json): from 2.10, ``CompilationSettings`` has
@@ -24,14 +28,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edge_runtime.atomic import atomic_path
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import Manifest, save_manifest
 from edge_runtime.tensorrt.key import parse_version
 from edge_runtime.tensorrt.modules import TensorRTUnavailable
 from export.onnx_export import exported_extra, exported_source, library_versions
-from export.shapes import ShapeSpec, parse_nchw
+from export.shapes import ShapeSpec, checked_profile, given_shapes
 
 MIN_TORCH_TENSORRT = (2, 5)  # first release whose compile() and save() take arg_inputs
+PROGRAM_NAME = "model.ep"
 
 
 def import_torch_tensorrt():
@@ -69,13 +75,14 @@ def fp16_settings(fields: set[str], torch) -> dict:
     return {"enabled_precisions": {torch.half}}
 
 
-def compile_kwargs(fields: set[str], torch, spec, workspace_mb: int) -> dict:
-    """Every keyword sonomap passes to ``torch_tensorrt.compile`` (checked against the table)."""
+def compile_kwargs(fields: set[str], torch, spec, workspace_mb: int, fp16: bool = True) -> dict:
+    """Every keyword sonomap passes to ``torch_tensorrt.compile`` (checked against the table).
+    Without ``fp16`` no precision keyword is passed: every release then builds FP32."""
     return {
         "ir": "dynamo",
         "arg_inputs": [spec],
         "workspace_size": int(workspace_mb) << 20,
-        **fp16_settings(fields, torch),
+        **(fp16_settings(fields, torch) if fp16 else {}),
     }
 
 
@@ -84,46 +91,64 @@ def save_kwargs(example) -> dict:
     return {"arg_inputs": [example]}
 
 
+def check_args(args) -> tuple[Path, dict[str, list[int]]]:
+    """The flags, before torch loads: --checkpoint given, the shape range ordered, and an existing
+    program replaced only with --force. Returns (the program's path, the profile)."""
+    if not args.checkpoint:
+        raise ConfigError("--via torch-tensorrt needs --checkpoint CK")
+    shapes = checked_profile(given_shapes(args), ShapeSpec().profile(), "sonomap's default range")
+    out = Path(args.out) / PROGRAM_NAME
+    if out.exists() and not args.force:
+        raise ConfigError(f"{out} exists: pass --force to replace it")
+    return out, shapes
+
+
+def save_program(save, compiled, out: Path, example) -> None:
+    """``save`` (torch_tensorrt.save) the compiled program to a temp file beside ``out``, then rename
+    it over ``out``: a save that fails leaves the previous program whole."""
+    with atomic_path(out) as tmp:
+        save(compiled, str(tmp), **save_kwargs(example))
+
+
 def run_torch_tensorrt(args) -> int:
+    out, shapes = check_args(args)
     # deferred: torch takes seconds to load
     import torch
 
     from export.folded import load_folded
 
-    if not args.checkpoint:
-        raise ConfigError("--via torch-tensorrt needs --checkpoint CK")
     torch_tensorrt = import_torch_tensorrt()
     if not torch.cuda.is_available():
         raise TensorRTUnavailable("--via torch-tensorrt needs a CUDA device; torch sees none")
     folded, source = load_folded(args.checkpoint)
     folded = folded.cuda().eval()
-    base = ShapeSpec().profile()
-    shapes = {
-        k: parse_nchw(v, f"--{k}") if v else base[k]
-        for k, v in (("min", args.min_shape), ("opt", args.opt_shape), ("max", args.max_shape))
-    }
     spec = torch_tensorrt.Input(
         min_shape=shapes["min"], opt_shape=shapes["opt"], max_shape=shapes["max"], dtype=torch.uint8
     )
     example = torch.zeros(shapes["opt"], dtype=torch.uint8, device="cuda")
+    fields = settings_fields(torch_tensorrt)
     compiled = torch_tensorrt.compile(
-        folded, **compile_kwargs(settings_fields(torch_tensorrt), torch, spec, args.workspace_mb)
+        folded, **compile_kwargs(fields, torch, spec, args.workspace_mb, fp16=args.fp16)
     )
-    out = Path(args.out) / "model.ep"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch_tensorrt.save(compiled, str(out), **save_kwargs(example))
+    save_program(torch_tensorrt.save, compiled, out, example)
     versions = {
         **library_versions(),
         "torch_tensorrt": str(torch_tensorrt.__version__),
         "gpu": torch.cuda.get_device_name(0),
     }
-    manifest = compiled_manifest(source, Path(args.checkpoint), shapes, versions)
+    precision = "fp16" if args.fp16 else "fp32"
+    manifest = compiled_manifest(source, Path(args.checkpoint), shapes, versions, precision)
     save_manifest(manifest, out)
-    print(f"wrote {out} (Torch-TensorRT {torch_tensorrt.__version__}, FP16, {torch.cuda.get_device_name(0)})")
+    print(
+        f"wrote {out} (Torch-TensorRT {torch_tensorrt.__version__}, {precision.upper()}, "
+        f"{torch.cuda.get_device_name(0)})"
+    )
     return 0
 
 
-def compiled_manifest(source: Manifest, checkpoint: Path, shapes: dict, versions: dict) -> Manifest:
+def compiled_manifest(
+    source: Manifest, checkpoint: Path, shapes: dict, versions: dict, precision: str = "fp16"
+) -> Manifest:
     """The manifest of ``model.ep``: the checkpoint's (model_config, calibration, mask filter kept),
     with the folded graph's I/O over ``shapes``, the checkpoint by file name and sha256."""
     return source.derive(
@@ -140,7 +165,7 @@ def compiled_manifest(source: Manifest, checkpoint: Path, shapes: dict, versions
         source=exported_source(checkpoint, source),
         versions=versions,
         extra={
-            **exported_extra(source.extra, "fp16"),
+            **exported_extra(source.extra, precision),
             "exporter": "torch_tensorrt.compile(ir=dynamo) + torch_tensorrt.save",
         },
     )

@@ -19,10 +19,19 @@ from pathlib import Path
 from edge_runtime.atomic import atomic_path
 from edge_runtime.backends import TORCHSCRIPT_SUFFIXES
 from edge_runtime.errors import ConfigError
-from edge_runtime.manifest import save_manifest
-from export.parity import FP32_AGREEMENT_BAR, count_frame, describe, summarise, write_parity
+from edge_runtime.manifest import manifest_path, save_manifest
+from export.parity import (
+    FP32_AGREEMENT_BAR,
+    checked_file,
+    count_frame,
+    describe,
+    parity_path,
+    summarise,
+    write_parity,
+)
 from export.samples import load_frames
 from export.shapes import ShapeSpec
+from export.staging import staged
 
 TRACE_HW = (240, 320)
 EXIT_OK = 0
@@ -41,11 +50,7 @@ def export_torchscript(checkpoint: str | Path, out: str | Path):
 
     checkpoint, out = Path(checkpoint), Path(out)
     refuse_overwrite(checkpoint, out)
-    if out.suffix.lower() not in TORCHSCRIPT_SUFFIXES:
-        raise ConfigError(
-            f"--out {out}: the TorchScript file name must end in {' or '.join(TORCHSCRIPT_SUFFIXES)}, "
-            "e.g. model.ts"
-        )
+    check_suffix(out)
     folded, source = load_folded(checkpoint)
     dummy = torch.zeros(1, 1, *TRACE_HW, dtype=torch.uint8)
     with warnings.catch_warnings(), torch.no_grad():
@@ -95,14 +100,37 @@ def eager_vs_traced(folded, traced, frames, cancer_id: int) -> dict:
     return summarise(counts, FP32_AGREEMENT_BAR, reference="torch-eager-fp32", candidate="torchscript-fp32")
 
 
+def check_suffix(out: Path) -> None:
+    """ConfigError naming ``--out`` unless it ends in a suffix the runtime loads as TorchScript."""
+    if out.suffix.lower() not in TORCHSCRIPT_SUFFIXES:
+        raise ConfigError(
+            f"--out {out}: the TorchScript file name must end in {' or '.join(TORCHSCRIPT_SUFFIXES)}, "
+            "e.g. model.ts"
+        )
+
+
 def run_torchscript_export(args) -> int:
+    """As `export onnx` (:mod:`export.staging`): written beside ``--out``, installed only when the
+    trace agrees with eager torch; a failed one is kept in ``MODEL.failed/``, the old model stays."""
+    from export.onnx_export import refuse_overwrite
+
     out = Path(args.out)
     frames = load_frames(args.frames, args.parity_frames)
-    manifest, folded, traced = export_torchscript(args.checkpoint, out)
-    print(
-        f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {out.name}.yaml [{manifest.arch}, format torchscript]"
-    )
-    section = eager_vs_traced(folded, traced, frames, manifest.cancer_index)
-    print(describe(section))
-    write_parity(out, {"torchscript": section})
-    return EXIT_OK if section["passed"] else EXIT_PARITY_FAILED
+    refuse_overwrite(args.checkpoint, out)  # the export itself sees only the staged path
+    check_suffix(out)
+    with staged(out) as stage:
+        staged_out = stage.path()
+        manifest, folded, traced = export_torchscript(args.checkpoint, staged_out)
+        print(
+            f"exported {out.name} ({staged_out.stat().st_size / 1e6:.1f} MB) and {out.name}.yaml "
+            f"[{manifest.arch}, format torchscript]"
+        )
+        section = eager_vs_traced(folded, traced, frames, manifest.cancer_index)
+        print(describe(section))
+        report = write_parity(staged_out, {"torchscript": checked_file(staged_out, manifest.sha256, section)})
+        if not section["passed"]:
+            print(f"PARITY FAILED: kept in {stage.keep_failed()} for inspection; {out} was left as it was")
+            return EXIT_PARITY_FAILED
+        stage.install([report.name, out.name, manifest_path(out).name])
+    print(f"installed {out} and {out.name}.yaml; parity report: {parity_path(out)}")
+    return EXIT_OK

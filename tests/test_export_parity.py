@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from edge_runtime.errors import InputError
-from export.parity import FP32_AGREEMENT_BAR, count_frame, parity_path, summarise, write_parity
+from export.parity import (
+    FP32_AGREEMENT_BAR,
+    checked_file,
+    count_frame,
+    parity_path,
+    summarise,
+    write_parity,
+)
 
 CANCER = 1
 
@@ -55,19 +62,23 @@ def test_shape_mismatch_and_no_frames_are_errors():
         summarise([], FP32_AGREEMENT_BAR, "ref", "cand")
 
 
-def test_write_parity_merges_sections(tmp_path):
+def test_write_parity_replaces_the_old_report_whole(tmp_path):
+    """A report describes one export: sections of an earlier one (its FP16 twin's) never survive
+    beside a new model's, and a damaged report is simply replaced."""
     model = tmp_path / "model.onnx"
-    write_parity(model, {"fp32": {"passed": True}})
-    write_parity(model, {"fp16": {"passed": False}})
+    write_parity(model, {"fp32": {"passed": True}, "fp16": {"passed": True}})
+    write_parity(model, {"fp32": {"passed": False}})
     report = tmp_path / "model.onnx.parity.json"
-    assert json.loads(report.read_text()) == {
-        "fp32": {"passed": True},
-        "fp16": {"passed": False},
-    }
+    assert json.loads(report.read_text()) == {"fp32": {"passed": False}}
     report.write_text("{broken")
-    write_parity(model, {"fp32": {"passed": True}})  # a damaged report is replaced
+    write_parity(model, {"fp32": {"passed": True}})
     assert json.loads(report.read_text()) == {"fp32": {"passed": True}}
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_checked_file_names_the_model_and_its_sha256(tmp_path):
+    section = checked_file(tmp_path / "model.fp16.onnx", "ab" * 32, {"passed": True})
+    assert section == {"model": "model.fp16.onnx", "model_sha256": "ab" * 32, "passed": True}
 
 
 def test_two_models_in_one_folder_keep_a_report_each(tmp_path):

@@ -47,7 +47,6 @@ def test_missing_torch_tensorrt(tiny_onnx, tmp_path, capsys):
         (["--via", "torch-tensorrt"], "--checkpoint"),
         ([], "--onnx MODEL.onnx is required"),
         (["--onnx", "/nonexistent/model.onnx"], "/nonexistent/model.onnx"),
-        (["--workspace-mb", "1"], "--workspace-mb"),
     ],
 )
 def test_bad_arguments(tmp_path, capsys, args, culprit):

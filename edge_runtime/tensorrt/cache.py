@@ -5,13 +5,16 @@ Layout of a cache directory (e.g. systemd's ``CacheDirectory=sonomap`` -> /var/c
 - ``<model>-<precision>-<digest16>.engine``: the serialized plan;
 - ``<...>.engine.yaml``: its manifest (format tensorrt) with ``extra.engine_key`` (the full
   key) and ``sha256`` of the plan, so a truncated or foreign file is detected before
-  TensorRT sees it;
+  TensorRT sees it, and ``source.onnx_location`` (a hash of the ONNX file's absolute path):
+  two models with one file name in different folders share a cache without pruning each
+  other's engines;
 - ``timing-trt<version>-<gpu>-sm<cc>.cache``: the builder's timing cache, one per
   TensorRT version and GPU (its contents are only valid there), kept between builds.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +26,7 @@ from edge_runtime.tensorrt.key import EngineKey, GpuInfo, machine_mismatches
 
 ENGINE_SUFFIX = ".engine"
 DIGEST_CHARS = 16
+LOCATION_CHARS = 16  # of the sha256 of the model's absolute path: unique enough for one cache folder
 LOAD, BUILD = "load", "build"
 
 
@@ -43,17 +47,32 @@ def timing_cache_path(cache_dir: str | Path, key: EngineKey) -> Path:
     )
 
 
+def model_location(onnx_path: str | Path) -> str:
+    """Which model an engine belongs to, whatever its content: a hash of the ONNX file's absolute
+    path (a hash, not the path: the manifest may be copied off the cart, and a folder may be
+    named after a patient). An updated model at the same path keeps its location."""
+    resolved = str(Path(onnx_path).resolve())
+    return hashlib.sha256(resolved.encode()).hexdigest()[:LOCATION_CHARS]
+
+
 def write_engine(
-    path: str | Path, plan: bytes, key: EngineKey, onnx_manifest: Manifest, onnx_name: str
+    path: str | Path,
+    plan: bytes,
+    key: EngineKey,
+    onnx_manifest: Manifest,
+    onnx_name: str,
+    location: str | None = None,
 ) -> Path:
-    """Store a plan and its manifest (plan first, so a manifest never points at nothing)."""
+    """Store a plan and its manifest (plan first, so a manifest never points at nothing).
+    ``location`` (:func:`model_location`) lets :func:`prune_siblings` tell models apart."""
     path = Path(path)
     if not plan:
         raise ConfigError(f"{path}: refusing to cache an empty TensorRT plan")
     atomic_write_bytes(path, plan, durable=True)
+    origin = {} if location is None else {"onnx_location": location}
     manifest = onnx_manifest.derive(
         format="tensorrt",
-        source={**onnx_manifest.source, "onnx": onnx_name, "onnx_sha256": key.onnx_sha256},
+        source={**onnx_manifest.source, "onnx": onnx_name, "onnx_sha256": key.onnx_sha256, **origin},
         versions={**onnx_manifest.versions, "tensorrt": key.trt_version},
         extra={**onnx_manifest.extra, "precision": key.precision, "engine_key": key.to_dict()},
     )
@@ -61,15 +80,30 @@ def write_engine(
     return path
 
 
+def engine_location(path: str | Path) -> str | None:
+    """The ``source.onnx_location`` recorded beside an engine; None when there is none (an engine
+    cached before locations were recorded) or its manifest is missing or unreadable."""
+    try:
+        location = load_manifest(path, verify_hash=False).source.get("onnx_location")
+    except (ConfigError, InputError):
+        return None
+    return location if isinstance(location, str) else None
+
+
 def prune_siblings(keep: str | Path) -> list[Path]:
     """Delete the other engines of the same model and precision (older ONNX, TensorRT or GPU
     keys) after a successful build, so a cart updated for months does not fill its disk.
-    Returns the deleted engine paths."""
+    "The same model" is the same file name *and* the same recorded location: another folder's
+    model.onnx sharing the cache keeps its engines, and an engine whose owner is unknown (no
+    location recorded) is left alone. Returns the deleted engine paths."""
     keep = Path(keep)
+    location = engine_location(keep)
+    if location is None:
+        return []
     prefix = keep.name[: -(DIGEST_CHARS + len(ENGINE_SUFFIX))]  # "<model>-<precision>-"
     removed = []
     for old in keep.parent.glob(f"{prefix}*{ENGINE_SUFFIX}"):
-        if old != keep and len(old.name) == len(keep.name):
+        if old != keep and len(old.name) == len(keep.name) and engine_location(old) == location:
             old.unlink(missing_ok=True)
             manifest_path(old).unlink(missing_ok=True)
             removed.append(old)

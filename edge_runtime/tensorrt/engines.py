@@ -26,6 +26,7 @@ from edge_runtime.tensorrt.cache import (
     CacheState,
     engine_path,
     inspect_cached,
+    model_location,
     prune_siblings,
     timing_cache_path,
     write_engine,
@@ -45,6 +46,9 @@ log = logging.getLogger("sonomap.tensorrt")
 
 INPUT_NAME = "frame"
 DEFAULT_WORKSPACE_MB = 1024
+MIN_WORKSPACE_MB = 64
+# 1 TiB: far above any GPU's memory, and int(mb) * MiB still fits the builder's 64-bit size_t
+MAX_WORKSPACE_MB = 1 << 20
 # Seconds announced to systemd before a build: FCN-101 FP16 takes minutes on a Jetson Orin
 # without a timing cache; with one, far less. Generous on purpose: overshooting only delays
 # the watchdog, undershooting gets the service killed mid-build.
@@ -215,7 +219,7 @@ def ensure_engine(
         on_long_build(float(estimate))
     start = time.monotonic()
     blob = build(trt, plan.build_onnx, plan.key.build_path, plan.key.profile, workspace_mb, timing)
-    write_engine(plan.path, blob, plan.key, plan.manifest, plan.build_onnx.name)
+    write_engine(plan.path, blob, plan.key, plan.manifest, plan.build_onnx.name, model_location(onnx_path))
     seconds = time.monotonic() - start
     log.warning("TensorRT engine built in %.0f s: %s", seconds, plan.path)
     for old in prune_siblings(plan.path):
