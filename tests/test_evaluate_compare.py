@@ -12,7 +12,8 @@ from scipy import stats as sps
 
 from training.busi import prepare_busi
 from training.evaluate import compare
-from training.stats import case_bootstrap, compare_metric, holm, mcnemar_exact
+from training.report import write_compare_report
+from training.stats import case_bootstrap, compare_metric, compare_models, holm, mcnemar_exact
 from training.train import run
 
 SUBSET = {"train": 4, "val": 2, "test": 3}  # the vendored sample's test split has 3 images
@@ -104,3 +105,31 @@ def test_holm_and_mcnemar():
     res = mcnemar_exact(hit_a, hit_b)
     assert (res["only_a"], res["only_b"]) == (2, 1)
     assert res["p"] == pytest.approx(sps.binomtest(2, 3, 0.5).pvalue)
+
+
+def test_a_metric_no_image_defines_gets_no_p_and_does_not_count_in_holm():
+    defined = np.array([0.2, 0.4, 0.5, 0.8, 0.3, 0.6])
+    better = defined + np.array([0.1, 0.2, 0.15, 0.05, 0.12, 0.3])
+    undefined = np.full(6, np.nan)  # e.g. Dice on a split without cancer under the empty-mask policy
+    cases = [f"c{i}" for i in range(6)]
+    row = compare_metric(undefined, undefined, cases, seed=0, n_resamples=50)
+    assert row["n"] == 0 and np.isnan(row["wilcoxon_p"])
+    table = compare_models(
+        {"dice": undefined, "recall": defined}, {"dice": undefined, "recall": better}, cases, 0, 50
+    )
+    assert np.isnan(table["dice"]["wilcoxon_p_holm"])
+    # only one metric was tested: Holm leaves its p as it is
+    assert table["recall"]["wilcoxon_p_holm"] == pytest.approx(table["recall"]["wilcoxon_p"])
+
+
+def test_compare_report_names_the_split_it_compared_on(tmp_path):
+    a = np.array([0.2, 0.4, 0.5])
+    b = a + np.array([0.1, 0.2, 0.05])
+    cases = ["x", "y", "z"]
+    table = compare_models({"dice": a}, {"dice": b}, cases, 0, 50)
+    pooled = {"dice_pooled": 0.5, "pixel_accuracy_pooled": 0.9}
+    write_compare_report(tmp_path, "a.pt", "b.pt", pooled, pooled, table, 3, 3, "val")
+    report = (tmp_path / "report.md").read_text()
+    assert "3 images of split val" in report and "test images" not in report
+    rows = list(csv.DictReader(open(tmp_path / "compare.csv")))
+    assert [r["split"] for r in rows] == ["val"]

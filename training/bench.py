@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from edge_runtime.errors import SonomapError
+from edge_runtime.errors import ConfigError, SonomapError
 from training.config import load_config, use_cpu_bf16
 from training.data import IGNORE_INDEX, read_cases, select_split
 from training.models import build_model
@@ -80,6 +80,7 @@ def _reference_steps(model, loader, device, iters: int, warmup: int) -> tuple[in
     scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
     criterion = torch.nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
     model.train()
+    _require_batches(loader)
     done, images, start = 0, 0, time.perf_counter()
     while done < total:
         for x, y, _ in loader:
@@ -142,6 +143,7 @@ def _sonomap_steps(model, loader, cfg, device, iters: int, warmup: int) -> tuple
         return counter["n"] >= total
 
     epoch = 0
+    _require_batches(loader)
     while counter["n"] < total:
         loader.dataset.set_epoch(epoch)
         cpu_bf16 = torch.bfloat16 if (device.type == "cpu" and use_cpu_bf16(tc.amp_cpu_bf16)) else None
@@ -163,6 +165,14 @@ def _sonomap_steps(model, loader, cfg, device, iters: int, warmup: int) -> tuple
         epoch += 1
     _sync(device)
     return images, time.perf_counter() - start
+
+
+def _require_batches(loader) -> None:
+    """Each loop repeats epochs until its iterations are done: an empty loader would never end."""
+    if len(loader) == 0:
+        raise SonomapError(
+            f"bench-train: {len(loader.dataset)} train images make no full batch of {loader.batch_size}"
+        )
 
 
 def _sync(device) -> None:
@@ -227,8 +237,13 @@ def bench_train(
 ) -> dict:
     """Run both variants ``rounds`` times, alternating; returns per-variant medians and the ratios."""
     # a bad config or dataset is reported here, in one line, before any worker starts
-    load_config(config)
-    select_split(read_cases(data), "train", data)
+    batch = int(load_config(config).train.batch_size)
+    images = len(select_split(read_cases(data), "train", data))
+    if images < batch:  # both loops drop the ragged batch: no full batch would be an endless loop
+        raise ConfigError(
+            f"{config}: train.batch_size {batch} is larger than the {images} images of {data}'s train "
+            "split; a benchmark needs at least one full batch: lower train.batch_size"
+        )
     ctx = mp.get_context("spawn")
     results: dict[str, list[dict]] = {"reference": [], "sonomap": []}
     for _ in range(rounds):

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.atomic import atomic_path, atomic_write_png
-from edge_runtime.case_split import split_cases
+from edge_runtime.case_split import SPLITS, split_cases
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.near_duplicates import (
     DHASH_MAX,
@@ -38,6 +38,7 @@ from training.dedup_sheet import write_contact_sheet
 
 MALIGNANT = "malignant"
 BENIGN = "benign"
+HASH_BITS = 64  # imagehash's pHash and dHash: distances run from 0 (same) to 64 (every bit differs)
 
 
 def read_busi_index(busi: Path) -> list[dict]:
@@ -59,9 +60,14 @@ def read_busi_index(busi: Path) -> list[dict]:
         rows = list(reader)
     except csv.Error as exc:
         raise InputError(f"{index}:{reader.line_num}: not a valid CSV ({exc})") from None
+    first_line: dict[str, int] = {}
     for line, row in enumerate(rows, start=2):
         if row["label"] not in (MALIGNANT, BENIGN):
             raise InputError(f"{index}:{line}: label {row['label']!r} is not malignant|benign")
+        # one id names one image file: a repeat would be written once and listed twice in cases.csv
+        seen = first_line.setdefault(row["id"], line)
+        if seen != line:
+            raise InputError(f"{index}:{line}: id {row['id']!r} listed twice (first on line {seen})")
     if not rows:
         raise InputError(f"{index}: no images listed")
     return rows
@@ -75,6 +81,19 @@ def check_apart(busi: Path, out: Path) -> None:
         raise ConfigError(
             f"--out {out}: is, lies inside or contains --busi {busi}; the dataset must go to a "
             "separate folder so the BUSI release is never written over"
+        )
+
+
+def _check_splits(busi: Path, emptied: set[str], n_images: int, n_excluded: int) -> None:
+    """Refuse, before anything is written, when grouping or leaving out conflicts emptied a split
+    the images alone fill (e.g. hash limits so loose that every image is one group): train and
+    evaluate refuse an empty split. A set too small for every split (1 or 2 images, see
+    :func:`edge_runtime.case_split.split_counts`) is split as the splitter does."""
+    empty = [name for name in SPLITS if name in emptied]
+    if empty:
+        raise ConfigError(
+            f"{busi}: split(s) {', '.join(empty)} would be empty ({n_images} images, {n_excluded} left out "
+            "as near-duplicates with both labels); lower --phash-max/--dhash-max or add images"
         )
 
 
@@ -99,6 +118,9 @@ def prepare_busi(
     Counts: split -> label -> images, plus ``excluded`` (label conflicts) and ``groups``.
     """
     busi, out = Path(busi), Path(out)
+    for flag, value in (("--phash-max", phash_max), ("--dhash-max", dhash_max)):
+        if not 0 <= value <= HASH_BITS:
+            raise ConfigError(f"{flag} {value}: a distance between {HASH_BITS}-bit hashes, 0..{HASH_BITS}")
     check_apart(busi, out)
     rows = read_busi_index(busi)
     labels = {r["id"]: r["label"] for r in rows}
@@ -111,6 +133,15 @@ def prepare_busi(
     conflicts = conflicting_groups(groups, labels)
     excluded = {sid for ids in conflicts.values() for sid in ids}
     kept = [r for r in rows if r["id"] not in excluded]
+    case_of = {r["id"]: groups[r["id"]] for r in kept}
+    # Split images as without grouping (seeded, stratified by label), then move each group whole
+    # into the earliest split of its members: the test set only loses images, so earlier models
+    # can be re-measured on it, and no group spans two splits.
+    image_split = split_cases([r["id"] for r in rows], seed, strata=labels)
+    group_split = group_splits({sid: image_split[sid] for sid in case_of}, case_of)
+    split = {g: group_split[g] for g in set(case_of.values())}
+    filled = {split[case_of[r["id"]]] for r in kept}
+    _check_splits(busi, set(image_split.values()) - filled, len(rows), len(excluded))
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "labels").mkdir(parents=True, exist_ok=True)
     for row in kept:
@@ -129,13 +160,6 @@ def prepare_busi(
             label[mask > 0] = CANCER
         atomic_write_png(out / "images" / f"{sid}.png", gray)  # PNG is lossless: same pixels, 8-bit gray
         atomic_write_png(out / "labels" / f"{sid}.png", label)
-    case_of = {r["id"]: groups[r["id"]] for r in kept}
-    # Split images as without grouping (seeded, stratified by label), then move each group whole
-    # into the earliest split of its members: the test set only loses images, so earlier models
-    # can be re-measured on it, and no group spans two splits.
-    image_split = split_cases([r["id"] for r in rows], seed, strata=labels)
-    group_split = group_splits({sid: image_split[sid] for sid in case_of}, case_of)
-    split = {g: group_split[g] for g in set(case_of.values())}
     _write_csv(
         out / "cases.csv",
         ["id", "case_id", "split"],

@@ -31,10 +31,12 @@ from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.manifest import Manifest, load_manifest, manifest_path, save_manifest
 from training.checkpoint_kind import not_a_checkpoint
 from training.models import build_from_config
+from training.output_checks import refuse_manifest_clash
 
 log = logging.getLogger("sonomap.checkpoint")
 PLAIN_SCALARS = (str, int, float, bool, type(None))
 BACKUP_SUFFIX = ".orig"
+SHOWN_CHARS = 80  # of a bad value quoted in an error
 
 
 def plain(value, where: str = "checkpoint"):
@@ -127,15 +129,36 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
     for key in ("model", "model_config"):
         if key not in payload:
             raise InputError(f"{path}: checkpoint lacks key {key!r}; not written by sonomap train")
+    if not isinstance(payload["model"], dict):
+        raise InputError(
+            f"{path}: checkpoint's 'model' is a {type(payload['model']).__name__}, not a state dict"
+        )
+    if not isinstance(payload["model_config"], dict):
+        raise InputError(f"{path}: {_not_a_model_config(payload['model_config'])}")
     return payload
+
+
+def _not_a_model_config(config) -> str:
+    return (
+        f"checkpoint's 'model_config' is {_short(config)}, not the mapping sonomap train writes "
+        "(arch, num_classes, ...)"
+    )
+
+
+def _short(value, limit: int = SHOWN_CHARS) -> str:
+    """A value for a one-line error: its repr, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def upgrade_checkpoint(path: str | Path, out: str | Path | None = None) -> Path:
     """Rewrite a trusted older-format checkpoint as tensors and plain values (readable weights-only).
 
-    In place by default, keeping the original as ``FILE.orig``; the manifest beside it follows."""
+    In place by default, keeping the original as ``FILE.orig``; the manifest beside it follows.
+    An ``out`` that is a manifest, or whose manifest would land on ``path``, is refused first."""
     path = Path(path)
     target = Path(out) if out else path
+    refuse_manifest_clash(path, target)
     payload = read_checkpoint(path, trust=True)
     rng = payload.get("rng")
     if isinstance(rng, dict) and "numpy" in rng:
@@ -174,6 +197,8 @@ def load_model_and_config(path: str | Path, verify_manifest: bool = True):
     path = Path(path)
     payload = read_checkpoint(path)
     cfg = payload["model_config"]
+    if not (isinstance(cfg.get("arch"), str) and "num_classes" in cfg):  # what the model is built from
+        raise InputError(f"{path}: {_not_a_model_config(cfg)}")
     if payload.get("pretext"):
         raise InputError(
             f"{path}: a self-supervised pretraining checkpoint (no segmentation head), not a model; "
@@ -188,7 +213,12 @@ def load_model_and_config(path: str | Path, verify_manifest: bool = True):
             f"{path}: checkpoint is {cfg['arch']} with {cfg['num_classes']} classes but its manifest says "
             f"{manifest.arch} with {manifest.num_classes}"
         )
-    model = build_from_config(cfg)
+    try:
+        model = build_from_config(cfg)
+    except (KeyError, TypeError, ValueError) as exc:  # e.g. a member without 'arch', a width "wide"
+        raise InputError(
+            f"{path}: checkpoint's model_config {_short(cfg)} cannot be built ({exc!r})"
+        ) from None
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as exc:

@@ -26,7 +26,8 @@ PICKLE_PROTO = 0x80  # pickle protocol >= 2 starts with PROTO; torch's legacy fo
 # the runtime's engine names (edge_runtime.backends.tensorrt, not imported here: training needs no TensorRT)
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 MANIFEST_SUFFIX = ".yaml"
-GIVE = "give the best.pt (or last.pt) that sonomap train wrote"
+# best.pt, not last.pt: evaluate and export need the manifest that only best.pt has beside it
+GIVE = "give the best.pt (with its best.pt.yaml) that sonomap train wrote"
 GIVE_SOURCE = "give the best.pt it was exported from"
 GIVE_ENGINE = "give the best.pt its ONNX model was exported from"
 # ONNX ModelProto's top-level fields: number -> protobuf wire type (0 varint, 2 length-delimited)

@@ -12,12 +12,15 @@ import logging
 
 # Light: imagehash is imported only when hashing starts.
 from edge_runtime import cli_args
-from edge_runtime.atomic import same_file
+from edge_runtime.atomic import atomic_write_text, same_file
 from edge_runtime.errors import ConfigError
 from edge_runtime.near_duplicates import DHASH_MAX, PHASH_MAX
 from training import evaluation_cli
+from training.busi import HASH_BITS
+from training.cli_types import int_in_range
 from training.concordance import cli as concordance_cli
 from training.openmp import passive_openmp
+from training.output_checks import check_output_file
 
 TRAIN_LOGGER = "sonomap.train"  # training.train's logger (its epoch lines)
 
@@ -112,10 +115,11 @@ def _bench_train(args) -> int:
     passive_openmp()
     from training.bench import bench_train
 
+    if args.json:  # written at the end: a path that cannot be written fails now, not after the benchmark
+        check_output_file(args.json, "--json")
     result = bench_train(args.config, args.data, args.iters, args.warmup, args.device, args.rounds)
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(result, fh, indent=2)
+        atomic_write_text(args.json, json.dumps(result, indent=2))
     for variant in ("reference", "sonomap"):
         r = result[variant]
         print(
@@ -144,15 +148,16 @@ def register(sub) -> None:
     p.add_argument("--seed", type=cli_args.seed, default=0, help="split seed (default 0)")
     p.add_argument(
         "--phash-max",
-        type=int,
+        type=int_in_range(0, HASH_BITS),
         default=PHASH_MAX,
-        help=f"near-duplicate when the DCT hash distance (of 64 bits) is <= this (default {PHASH_MAX})",
+        help=f"near-duplicate when the DCT hash distance (0..{HASH_BITS} bits) is <= this "
+        f"(default {PHASH_MAX})",
     )
     p.add_argument(
         "--dhash-max",
-        type=int,
+        type=int_in_range(0, HASH_BITS),
         default=DHASH_MAX,
-        help=f"... or the gradient hash distance is <= this (default {DHASH_MAX})",
+        help=f"... or the gradient hash distance (0..{HASH_BITS}) is <= this (default {DHASH_MAX})",
     )
     p.add_argument(
         "--no-dedup",
@@ -175,9 +180,9 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--max-minutes",
-        type=float,
+        type=cli_args.positive_float,
         default=None,
-        help="time budget; the lr schedule anneals to zero at the budget",
+        help="time budget in minutes (> 0; default none); the lr schedule anneals to zero at the budget",
     )
     p.add_argument(
         "--resume", action="store_true", help="continue from RUN/last.pt (same config and dataset)"
@@ -196,7 +201,7 @@ def register(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument(
         "--stop-after-epochs",
-        type=int,
+        type=cli_args.at_least(1),
         default=None,
         help="end this session after N epochs (e.g. a cluster time slot); continue with --resume",
     )
@@ -213,9 +218,16 @@ def register(sub) -> None:
     p.add_argument("--data", required=True, help="dataset directory (its train split's images)")
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--images", action="append", default=[], metavar="DIR", help="more unlabelled images")
-    p.add_argument("--epochs", type=int, default=200, help="upper bound (default 200)")
-    p.add_argument("--max-minutes", type=float, default=None, help="time budget; lr anneals to zero at it")
-    p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
+    p.add_argument("--epochs", type=cli_args.at_least(1), default=200, help="upper bound (default 200)")
+    p.add_argument(
+        "--max-minutes",
+        type=cli_args.positive_float,
+        default=None,
+        help="time budget in minutes (> 0; default none); lr anneals to zero at it",
+    )
+    p.add_argument(
+        "--lr", type=cli_args.positive_float, default=1e-3, help="AdamW learning rate (default 1e-3)"
+    )
     p.set_defaults(func=_pretrain)
 
     evaluation_cli.add_evaluate_parser(sub)

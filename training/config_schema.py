@@ -37,6 +37,9 @@ MAX_BATCH = 65536
 MAX_SEED = 2**32 - 1
 MAX_ROTATION_DEG = 180.0
 RANGE_ENDS = 2
+# Smallest data.std: the input is divided by it in float32; below this a uint8 image's
+# normalised values overflow or (1e-300 rounds to 0) divide by zero, and every loss is NaN.
+MIN_STD = 1.0e-6
 
 
 def integer(lo: int, hi: int | None = None) -> Any:
@@ -90,7 +93,7 @@ class DataConfig(Section):
     # shorthand: N (square) or [height, width]; replaces the two above when loading
     input_size: described(int | list[int] | None, "an integer or [height, width]") = None
     mean: real_or_auto(0.0, open_lo=False) = 0.5  # after scaling uint8 to [0, 1]; auto: train split's
-    std: real_or_auto(0.0, open_lo=True) = 0.25
+    std: real_or_auto(MIN_STD, open_lo=False) = 0.25
     num_workers: integer(0, MAX_WORKERS) = 0
 
 
@@ -122,8 +125,9 @@ class TrainConfig(Section):
     loss: choice(LOSSES) = "ce_dice"
     class_weights: described(
         list[number("", ge=0)],
-        "a list of numbers >= 0, one per class",
-        Rule(lambda v: bool(v)),
+        "a list of numbers >= 0, one per class, not all 0",
+        # all zero: every pixel weighs 0 and the weighted mean is 0/0, a NaN loss
+        Rule(lambda v: bool(v) and sum(v) > 0),
     ) = field(default_factory=lambda: [1.0, 1.0])
     dice_weight: real(0.0) = 1.0
     focal_gamma: real(0.0) = 2.0  # focal_dice only: (1 - p_true)^gamma down-weights easy pixels

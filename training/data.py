@@ -44,12 +44,19 @@ def read_cases(root: str | Path) -> list[Sample]:
     csv_path = root / "cases.csv"
     if not csv_path.is_file():
         raise InputError(f"{csv_path}: dataset index not found (expected DATASET/cases.csv)")
-    with open(csv_path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise InputError(f"{csv_path}: missing column(s) {missing}; need {list(REQUIRED_COLUMNS)}")
-        rows = list(reader)
+    # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name (as
+    # prepare-busi reads index.csv)
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise InputError(f"{csv_path}: missing column(s) {missing}; need {list(REQUIRED_COLUMNS)}")
+            rows = list(reader)
+    except UnicodeDecodeError:
+        raise InputError(f"{csv_path}: not UTF-8 text; save it as UTF-8 CSV (id,case_id,split)") from None
+    except csv.Error as exc:
+        raise InputError(f"{csv_path}:{reader.line_num}: not a valid CSV ({exc})") from None
     samples, split_of_case, seen = [], {}, set()
     for line, row in enumerate(rows, start=2):
         sid, case, split = (row[c].strip() if row[c] else "" for c in REQUIRED_COLUMNS)

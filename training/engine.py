@@ -2,19 +2,24 @@
 
 ``train_one_epoch``: loader of (x [N,1,h,w], y [N,h,w], index) -> mean loss; steps the
 optimiser and the lr schedule every iteration, clips gradients, uses AMP/channels_last on
-CUDA, and stops early when ``time_up()`` says the time budget is spent.
+CUDA, and stops early when ``time_up()`` says the time budget is spent. A loss that is not a
+finite number (NaN/inf: an lr far too high, all-zero class weights) stops the run with
+:class:`NonFiniteLoss` before anything of that epoch is saved; :func:`check_finite_weights` guards
+every save, so weights that went non-finite are never written over a good checkpoint.
 ``validate``: loader -> per-image :class:`training.metrics.Counts` at the network's input
 size (the final test evaluation in :mod:`training.evaluate` works at each image's own size).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from edge_runtime.errors import SonomapError
 from training.metrics import Counts, confusion_counts
 
 try:
@@ -25,6 +30,33 @@ except ImportError:  # tqdm is in the train extra; progress bars are optional
 
 def _bar(iterable, show: bool, desc: str):
     return tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True) if (show and tqdm) else iterable
+
+
+NON_FINITE_HINT = (
+    "lower train.lr, keep train.grad_clip > 0, check train.class_weights and data.std; "
+    "checkpoints already written are kept"
+)
+
+
+class NonFiniteLoss(SonomapError):
+    """The training loss or the weights became NaN or infinite: the run cannot recover from it."""
+
+
+def check_finite_weights(model: nn.Module, where: str) -> None:
+    """Raise :class:`NonFiniteLoss` naming ``where`` (e.g. "epoch 3") when any floating-point
+    weight or buffer of ``model`` is NaN or infinite: such a model validates to Dice 0, which
+    would still beat the initial best of -1 and be saved as best.pt."""
+    for name, value in model.state_dict().items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise NonFiniteLoss(
+                f"{where}: weight {name!r} is not finite (NaN or inf); not saved; {NON_FINITE_HINT}"
+            )
+
+
+def check_finite_loss(value: float, where: str) -> None:
+    """Raise :class:`NonFiniteLoss` naming ``where`` (epoch and iteration) for a NaN/inf loss."""
+    if not math.isfinite(value):
+        raise NonFiniteLoss(f"{where}: the training loss is {value} (not finite); stopped; {NON_FINITE_HINT}")
 
 
 def train_one_epoch(
@@ -46,11 +78,13 @@ def train_one_epoch(
 ) -> dict:
     """``scaler`` set: CUDA float16 AMP. ``autocast_dtype`` set without a scaler: e.g. CPU bfloat16
     autocast (bfloat16 has float32's range, so no loss scaling is needed). ``after_step`` runs
-    after every optimiser step (e.g. the weight average's update)."""
+    after every optimiser step (e.g. the weight average's update). A non-finite loss raises
+    :class:`NonFiniteLoss` naming ``desc`` and the iteration (1-based, within the epoch); the
+    caller saves nothing of that epoch."""
     model.train()
     total, count, start, stopped = 0.0, 0, time.monotonic(), False
     use_amp = scaler is not None
-    for x, y, _ in _bar(loader, show_progress, desc):
+    for iteration, (x, y, _) in enumerate(_bar(loader, show_progress, desc), start=1):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -75,7 +109,11 @@ def train_one_epoch(
         if after_step is not None:
             after_step()
         schedule.step(progress())
-        total += float(loss.detach()) * x.shape[0]
+        # read (one host sync) after the step, where it always was, so CUDA keeps queueing work;
+        # the weights that step changed are never saved: the run ends here
+        value = float(loss.detach())
+        check_finite_loss(value, f"{desc}, iteration {iteration}")
+        total += value * x.shape[0]
         count += x.shape[0]
         if time_up():
             stopped = True

@@ -191,6 +191,7 @@ def _write_evaluation(checkpoint, data, split, out: Path, model, samples, seed: 
     for s in samples:
         gray, label = read_pair(s)
         prob, raw = probs(gray)
+        _check_finite(checkpoint, s, prob, raw)
         thresholded = prob >= manifest.threshold
         # calibration is of the probability, so its band follows the threshold, not the filter
         cal.add(prob, label, thresholded)
@@ -225,6 +226,17 @@ def _write_evaluation(checkpoint, data, split, out: Path, model, samples, seed: 
     return summary
 
 
+def _check_finite(checkpoint, sample, prob: np.ndarray, raw: np.ndarray | None) -> None:
+    """A NaN/inf probability (a model whose weights diverged) is no score: it would count as "no
+    cancer" in the masks and break the calibration bins, so the whole evaluation is refused."""
+    for p in (prob, raw):
+        if p is not None and not np.isfinite(p).all():
+            raise InputError(
+                f"{checkpoint}: gives a non-finite (NaN/inf) cancer probability on image {sample.image} "
+                f"(id {sample.id}); the model is broken (e.g. its training diverged) and is not evaluated"
+            )
+
+
 def _per_image(path: Path) -> dict[str, dict]:
     with open(path, newline="") as fh:
         return {row["id"]: row for row in csv.DictReader(fh)}
@@ -255,5 +267,5 @@ def compare(
         per_b = {m: np.array([float(rows_b[i][m]) for i in ids]) for m in METRICS}
         table = compare_models(per_a, per_b, cases, seed)
         return write_compare_report(
-            stage, str(ck_a), str(ck_b), sum_a, sum_b, table, len(ids), len(set(cases))
+            stage, str(ck_a), str(ck_b), sum_a, sum_b, table, len(ids), len(set(cases)), split
         )

@@ -27,6 +27,7 @@ def _evaluate(args) -> int:
             seed=args.seed,
             device=args.device,
         )
+        print(f"A = {args.compare[0]}, B = {args.compare[1]}, on split {args.split}:")
         print(table)
     else:
         if not args.checkpoint:

@@ -122,11 +122,32 @@ def build_from_config(cfg: dict) -> nn.Module:
 def _load_backbone(net: nn.Module, path: Path) -> None:
     if not path.is_file():
         raise ConfigError(f"--backbone-weights {path}: file not found")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    # torch raises many types for a bad file (UnpicklingError, RuntimeError, EOFError, ...)
+    except Exception as exc:
+        raise ConfigError(
+            f"--backbone-weights {path}: not a readable torch state dict ({_first_line(exc)})"
+        ) from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ConfigError(
+            f"--backbone-weights {path}: holds a {type(state).__name__}, not a state dict of tensors"
+        )
     # Classification checkpoints carry an 'fc'/'classifier' head the backbone lacks.
-    missing, unexpected = net.backbone.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = net.backbone.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # a matching name with another shape (a different backbone)
+        raise ConfigError(
+            f"--backbone-weights {path}: does not fit the {type(net).__name__} backbone ({_first_line(exc)})"
+        ) from None
     loaded = len(state) - len(unexpected)
     if loaded == 0:
         raise ConfigError(f"--backbone-weights {path}: no tensor matches the {type(net).__name__} backbone")
+
+
+def _first_line(exc: Exception) -> str:
+    """``Type: first line`` of an exception: torch's messages run over many lines."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__

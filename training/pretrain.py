@@ -15,9 +15,12 @@ Outputs in RUN/:
   stopped by hand keeps its last epoch. Start training from it with ``sonomap train --init-from
   RUN/pretrained.pt`` (the head starts fresh; :mod:`training.warmstart`). It is not a segmentation
   model: export and evaluate refuse it.
-- ``metrics.csv``: one row per epoch (restoration loss, lr, seconds); ``summary.json``.
-An earlier pretraining run in RUN is replaced; a RUN holding a training run (or another command's
-metrics.csv / summary.json) is refused before anything is written.
+- ``metrics.csv``: one row per epoch (restoration loss, lr, seconds); ``summary.json`` (rewritten
+  after every epoch with the three files in step; ``finished`` true once the run ended normally).
+An earlier pretraining run in RUN is replaced, epoch by epoch: a new run stopped early leaves no file
+of the old run's beside its own; a RUN holding a training run (or another command's metrics.csv /
+summary.json) is refused before anything is written. A NaN/inf loss or weight stops the run with a
+one-line error naming the epoch (and iteration); the last good epoch's files stay.
 """
 
 from __future__ import annotations
@@ -33,14 +36,17 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from edge_runtime.errors import InputError
+from edge_runtime.atomic import atomic_write_text
+from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.preprocess import preprocess
 from edge_runtime.source_kinds import IMAGE_SUFFIXES
 from training.checkpoint import save_checkpoint
 from training.config import load_config, model_config, use_cpu_bf16
 from training.config_schema import AugmentConfig, TrainingConfig
 from training.data import read_cases, select_split
+from training.engine import check_finite_loss, check_finite_weights
 from training.models import build_model
+from training.output_checks import check_output_file
 from training.pretext import distort
 from training.provenance import resolve_norm
 from training.rng import seed_all
@@ -131,6 +137,8 @@ def run(
 ) -> dict:
     """Pretrain; returns the summary (also RUN/summary.json). Ends after ``epochs`` or at
     ``max_minutes``, whichever comes first; the lr reaches zero at that end."""
+    if epochs < 1:  # the command line refuses it too; a caller in Python gets the same one line
+        raise ConfigError(f"--epochs {epochs}: must be a whole number >= 1")
     cfg = load_config(config)
     tc, dc = cfg.train, cfg.data
     seed_all(int(tc.seed), False)
@@ -150,7 +158,8 @@ def run(
     bf16 = use_cpu_bf16(tc.amp_cpu_bf16)
     budget_s = max_minutes * SECONDS_PER_MINUTE if max_minutes else None
     total_iters = epochs * len(loader)
-    out.mkdir(parents=True, exist_ok=True)
+    # OUT is made by the first epoch's files (a run that fails before leaves no empty folder behind)
+    check_output_file(out / PRETRAINED, "--out")
     log.info("pretraining %s on %d unlabelled images (%s)", mc.arch, len(ds), PRETEXT)
     history, it, t0, epoch = [], 0, time.monotonic(), -1
     stopped = False
@@ -158,7 +167,7 @@ def run(
         ds.set_epoch(epoch)
         model.train()
         total, count, e0 = 0.0, 0, time.monotonic()
-        for x, target, _ in loader:
+        for iteration, (x, target, _) in enumerate(loader, start=1):
             progress = it / total_iters
             if budget_s:
                 progress = max(progress, (time.monotonic() - t0) / budget_s)
@@ -174,8 +183,11 @@ def run(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), float(tc.grad_clip) or math.inf)
             optimizer.step()
-            total, count, it = total + loss.item() * len(x), count + len(x), it + 1
+            value = loss.item()
+            check_finite_loss(value, f"epoch {epoch}, iteration {iteration}")
+            total, count, it = total + value * len(x), count + len(x), it + 1
         if count:
+            check_finite_weights(model, f"epoch {epoch}")  # never replace a good pretrained.pt
             row = {
                 "epoch": epoch,
                 "lr": optimizer.param_groups[0]["lr"],
@@ -187,24 +199,36 @@ def run(
             history.append(row)
             _save(out, model, cfg, len(ds), epoch, mean, std, row["loss"])
             write_history_csv(out / "metrics.csv", history, CSV_FIELDS)
+            # every epoch, so an interrupted run never leaves an earlier run's summary beside its files
+            _write_summary(out, _summary(out, len(ds), history, t0, mean, std, finished=False))
             log.info("pretext epoch %d loss %.5f %.0fs", epoch, row["loss"], row["elapsed_s"])
         if stopped:
             break
     if not history:
         raise InputError(f"{out}: the time budget ended before one pretraining epoch")
-    summary = {
+    summary = _summary(out, len(ds), history, t0, mean, std, finished=True)
+    _write_summary(out, summary)
+    return summary
+
+
+def _summary(out: Path, n_images: int, history: list[dict], t0: float, mean, std, finished: bool) -> dict:
+    """The run so far; ``finished`` False while epochs remain (a run stopped by hand keeps that)."""
+    return {
         "run": str(out),
         "pretext": PRETEXT,
-        "images": len(ds),
+        "images": n_images,
         "epochs_done": len(history),
+        "finished": finished,
         "final_loss": history[-1]["loss"],
         "first_loss": history[0]["loss"],
         "elapsed_s": time.monotonic() - t0,
         "mean": mean,
         "std": std,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
+
+
+def _write_summary(out: Path, summary: dict) -> None:
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
 
 
 def _check_out(out: Path) -> None:

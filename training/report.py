@@ -232,13 +232,22 @@ COMPARE_COLUMNS = (
 
 
 def write_compare_report(
-    out: Path, ck_a: str, ck_b: str, sum_a: dict, sum_b: dict, table: dict, n_images: int, n_cases: int
+    out: Path,
+    ck_a: str,
+    ck_b: str,
+    sum_a: dict,
+    sum_b: dict,
+    table: dict,
+    n_images: int,
+    n_cases: int,
+    split: str,
 ) -> str:
+    """compare.csv (one row per metric, with the split compared on) and report.md; returns the table."""
     with open(out / "compare.csv", "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["metric", *COMPARE_COLUMNS])
+        writer.writerow(["metric", "split", *COMPARE_COLUMNS])
         for m, row in table.items():
-            writer.writerow([m, *(row.get(c, "") for c in COMPARE_COLUMNS)])
+            writer.writerow([m, split, *(row.get(c, "") for c in COMPARE_COLUMNS)])
     head = "| metric | n | mean A | mean B | mean B−A [95% CI] | median B−A [95% CI] | Wilcoxon p (Holm) | t-test p |"
     md = [head, "|---|---|---|---|---|---|---|---|"]
     for m, r in table.items():
@@ -254,7 +263,7 @@ def write_compare_report(
     lines = [
         f"# Paired comparison: A = `{ck_a}` vs B = `{ck_b}`",
         "",
-        f"{n_images} test images from {n_cases} cases; differences are B − A per image. Wilcoxon signed-rank "
+        f"{n_images} images of split {split} from {n_cases} cases; differences are B − A per image. Wilcoxon signed-rank "
         "(zero_method='wilcox': zero differences dropped) is primary, paired t-test secondary; 95% CIs are "
         "percentile bootstrap over cases (patients), 2000 resamples. Holm corrects the Wilcoxon p over the "
         f"metrics. Empty-mask policy: {EMPTY_POLICY}.",

@@ -5,7 +5,8 @@ case (patient) id. Output per metric: mean/median of B - A, Wilcoxon signed-rank
 (primary, ``zero_method='wilcox'``: zero differences are dropped, as scipy documents),
 paired t-test (secondary), a case-level bootstrap 95% CI of the mean and median
 difference (resampling patients, because images of one patient are not independent),
-Holm-adjusted Wilcoxon p over the metrics tested, and an image-level exact McNemar test on
+Holm-adjusted Wilcoxon p over the metrics tested (a metric no image defines gets p NaN and is
+not counted), and an image-level exact McNemar test on
 "hit" = Dice >= :data:`HIT_DICE`. Images where either value is NaN (undefined under the
 empty-mask policy) are left out of that metric and counted.
 """
@@ -25,7 +26,9 @@ ZERO_METHOD = "wilcox"
 
 def _wilcoxon(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     d = b - a
-    if d.size == 0 or np.all(d == 0):
+    if d.size == 0:  # no image scored by both: no test, so NaN (which Holm leaves out), not p = 1
+        return float("nan"), float("nan")
+    if np.all(d == 0):
         return float("nan"), 1.0  # identical scores: no evidence of a difference
     res = sps.wilcoxon(a, b, zero_method=ZERO_METHOD)
     return float(res.statistic), float(res.pvalue)

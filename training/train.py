@@ -12,6 +12,8 @@ Inputs: a config YAML (:mod:`training.config`), a dataset in the layout of
 Runs as one process or under torchrun (DDP, SyncBatchNorm, DistributedSampler; rank 0 writes).
 Without ``--resume``, a RUN that already holds a run's files (checkpoints, metrics.csv,
 summary.json) is refused before anything is written; ``--resume`` needs the same config and dataset.
+A NaN/inf training loss or weight stops the run with a one-line error naming the epoch (and the
+iteration): the files of earlier epochs stay as they were, and non-finite weights are never saved.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from training.config import config_hash, effective_dict, load_config, use_cpu_bf
 from training.config import model_config as checkpoint_model_config
 from training.data import read_cases
 from training.ema import build_ema
-from training.engine import train_one_epoch, validate
+from training.engine import check_finite_weights, train_one_epoch, validate
 from training.losses import build_loss
 from training.metrics import summarize
 from training.optim import build_optimizer, build_schedule
@@ -192,6 +194,11 @@ def run(
                 cpu_bf16,
                 (lambda: ema.update_parameters(bare)) if ema is not None else None,
             )
+            # a last step with a finite loss can still leave NaN/inf weights, which validate to
+            # Dice 0 and would beat the initial best of -1: stop before anything is saved
+            check_finite_weights(bare, f"epoch {epoch}")
+            if scored is not bare:
+                check_finite_weights(scored, f"epoch {epoch} (weight average)")
             last = stats["stopped"] or epoch == epochs - 1
             row = {
                 "epoch": epoch,

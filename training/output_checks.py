@@ -1,0 +1,64 @@
+"""Checks on the training commands' output files, made before any work starts.
+
+``check_output_file(path, flag)``: a file that a command writes only at its end (bench-train's
+``--json``) must be creatable where it is, so a typo fails at once, not after a long benchmark.
+``refuse_manifest_clash(source, out)``: ``upgrade-checkpoint --out`` must not be a manifest
+(``X.yaml`` beside an existing ``X``: the torch file would replace it) nor a path whose own
+manifest sidecar (``OUT.yaml``) is the checkpoint being read. Each is one ConfigError naming the flag.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from edge_runtime.atomic import same_file
+from edge_runtime.errors import ConfigError
+from edge_runtime.manifest import manifest_path
+
+MANIFEST_SUFFIX = ".yaml"  # edge_runtime.manifest.manifest_path: ARTIFACT -> ARTIFACT.yaml
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its nearest ancestor that exists (the root always does)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_output_file(path: str | Path, flag: str) -> None:
+    """Raise ConfigError naming ``flag`` unless ``path`` can be written as a file: it is no folder,
+    and the nearest existing folder above it (the writer creates the missing ones) is writable."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path}: is a folder; give a file name")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{flag} {path}: is a device, pipe or socket, not a file; give a file name")
+    above = _nearest_existing(path.parent)
+    if not above.is_dir():
+        raise ConfigError(f"{flag} {path}: {above} is a file, not a folder")
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {path}: cannot create files in {above} (permission denied)")
+
+
+def refuse_manifest_clash(source: str | Path, out: str | Path, flag: str = "--out") -> None:
+    """Raise ConfigError when writing checkpoint ``out`` (and its manifest ``out.yaml``) from
+    ``source`` would replace a manifest, or ``source`` itself, with the wrong kind of file."""
+    source, out = Path(source), Path(out)
+    if same_file(out, manifest_path(source)):
+        raise ConfigError(
+            f"{flag} {out}: is the manifest of {source}; a checkpoint written there would destroy it; "
+            "give another file name"
+        )
+    if out.name.endswith(MANIFEST_SUFFIX):
+        described = out.with_name(out.name[: -len(MANIFEST_SUFFIX)])
+        if described.is_file():
+            raise ConfigError(
+                f"{flag} {out}: is the manifest of {described}; a checkpoint written there would "
+                "destroy it; give another file name"
+            )
+    if same_file(manifest_path(out), source):
+        raise ConfigError(
+            f"{flag} {out}: its manifest {manifest_path(out)} would be written over {source}, the "
+            "checkpoint being read; give another file name"
+        )
