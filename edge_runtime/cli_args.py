@@ -40,6 +40,20 @@ def at_least(minimum: int):
     return parse
 
 
+def int_in_range(low: int, high: int):
+    """An argparse type: an integer from ``low`` to ``high`` (:func:`at_least`, plus the top)."""
+    at_least_low = at_least(low)
+
+    def parse(text: str) -> int:
+        value = at_least_low(text)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be a whole number <= {high}, got {value}")
+        return value
+
+    parse.__name__ = f"integer {low}..{high}"
+    return parse
+
+
 def non_negative_float(text: str) -> float:
     try:
         value = float(text)

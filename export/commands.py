@@ -29,20 +29,6 @@ def _hw(hw: tuple[int, int]) -> str:
     return f"{hw[0]}x{hw[1]}"
 
 
-def whole_number(low: int, high: int):
-    """An argparse type: an integer from ``low`` to ``high`` (cli_args.at_least, plus the top)."""
-    at_least = cli_args.at_least(low)
-
-    def parse(text: str) -> int:
-        value = at_least(text)
-        if value > high:
-            raise argparse.ArgumentTypeError(f"must be a whole number <= {high}, got {value}")
-        return value
-
-    parse.__name__ = f"integer {low}..{high}"
-    return parse
-
-
 def register(sub) -> None:
     """Add this stage's subcommands to the top-level parser's subparsers."""
     p = sub.add_parser(
@@ -76,7 +62,7 @@ def _add_shape_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dynamic-batch", action="store_true", help="make the batch dimension dynamic")
     g.add_argument(
         "--max-batch",
-        type=whole_number(1, MAX_BATCH),
+        type=cli_args.int_in_range(1, MAX_BATCH),
         default=None,  # None: not given; refused without --dynamic-batch instead of being dropped
         help=f"largest batch, with --dynamic-batch only (default {DEFAULT_MAX_BATCH}, at most {MAX_BATCH})",
     )
@@ -144,7 +130,7 @@ def _add_tensorrt(targets) -> None:
     p.add_argument("--fp16", action="store_true", help="FP16 engine (default FP32)")
     p.add_argument(
         "--workspace-mb",
-        type=whole_number(MIN_WORKSPACE_MB, MAX_WORKSPACE_MB),
+        type=cli_args.int_in_range(MIN_WORKSPACE_MB, MAX_WORKSPACE_MB),
         default=DEFAULT_WORKSPACE_MB,
         help=f"builder workspace limit in MiB, {MIN_WORKSPACE_MB} to {MAX_WORKSPACE_MB} "
         f"(default {DEFAULT_WORKSPACE_MB})",

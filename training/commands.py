@@ -17,7 +17,6 @@ from edge_runtime.errors import ConfigError
 from edge_runtime.near_duplicates import DHASH_MAX, PHASH_MAX
 from training import evaluation_cli
 from training.busi import HASH_BITS
-from training.cli_types import int_in_range
 from training.concordance import cli as concordance_cli
 from training.openmp import passive_openmp
 from training.output_checks import check_output_file
@@ -148,14 +147,14 @@ def register(sub) -> None:
     p.add_argument("--seed", type=cli_args.seed, default=0, help="split seed (default 0)")
     p.add_argument(
         "--phash-max",
-        type=int_in_range(0, HASH_BITS),
+        type=cli_args.int_in_range(0, HASH_BITS),
         default=PHASH_MAX,
         help=f"near-duplicate when the DCT hash distance (0..{HASH_BITS} bits) is <= this "
         f"(default {PHASH_MAX})",
     )
     p.add_argument(
         "--dhash-max",
-        type=int_in_range(0, HASH_BITS),
+        type=cli_args.int_in_range(0, HASH_BITS),
         default=DHASH_MAX,
         help=f"... or the gradient hash distance (0..{HASH_BITS}) is <= this (default {DHASH_MAX})",
     )
