@@ -12,7 +12,8 @@ byte writer; a failure is one line naming ``path`` (an InputError when the array
 an OSError when the file cannot be written).
 
 ``same_file(a, b)`` tells whether two paths name one file (through links too): the commands use
-it to refuse an output that would overwrite one of their inputs.
+it to refuse an output that would overwrite one of their inputs. ``check_creatable(path, label)``
+refuses, before a long run, a new output whose nearest existing folder is a file or not writable.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.errors import InputError
+from edge_runtime.errors import ConfigError, InputError
 
 FILE_MODE = 0o644  # mkstemp creates 0600; outputs are shared with the team and the service user
 
@@ -74,6 +75,19 @@ def _check_target(path: Path) -> None:
                 )
             break
     path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def check_creatable(path: str | Path, label: str) -> None:
+    """ConfigError ``LABEL PATH: ...`` unless the nearest existing folder above ``path`` (the writers
+    create the missing ones between) is a folder this process may create files in."""
+    path = Path(path)
+    above = path.parent
+    while not above.exists() and above != above.parent:  # the root always exists
+        above = above.parent
+    if not above.is_dir():
+        raise ConfigError(f"{label} {path}: {above} is a file, not a folder")
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise ConfigError(f"{label} {path}: cannot create files in {above} (permission denied)")
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:

@@ -9,21 +9,13 @@ manifest sidecar (``OUT.yaml``) is the checkpoint being read. Each is one Config
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from edge_runtime.atomic import same_file
+from edge_runtime.atomic import check_creatable, same_file
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import manifest_path
 
 MANIFEST_SUFFIX = ".yaml"  # edge_runtime.manifest.manifest_path: ARTIFACT -> ARTIFACT.yaml
-
-
-def _nearest_existing(path: Path) -> Path:
-    """``path`` or its nearest ancestor that exists (the root always does)."""
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
 
 
 def check_output_file(path: str | Path, flag: str) -> None:
@@ -34,11 +26,7 @@ def check_output_file(path: str | Path, flag: str) -> None:
         raise ConfigError(f"{flag} {path}: is a folder; give a file name")
     if path.exists() and not path.is_file():
         raise ConfigError(f"{flag} {path}: is a device, pipe or socket, not a file; give a file name")
-    above = _nearest_existing(path.parent)
-    if not above.is_dir():
-        raise ConfigError(f"{flag} {path}: {above} is a file, not a folder")
-    if not os.access(above, os.W_OK | os.X_OK):
-        raise ConfigError(f"{flag} {path}: cannot create files in {above} (permission denied)")
+    check_creatable(path, flag)
 
 
 def refuse_manifest_clash(source: str | Path, out: str | Path, flag: str = "--out") -> None:

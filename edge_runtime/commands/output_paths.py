@@ -19,12 +19,11 @@ after a long run, and a file already there is never touched by a run that was go
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge_runtime import source_kinds
-from edge_runtime.atomic import same_file
+from edge_runtime.atomic import check_creatable, same_file
 from edge_runtime.errors import ConfigError
 
 # The runtime's file outputs by ``sinks`` key, and the option that sets each (``video`` differs:
@@ -133,15 +132,4 @@ def check_writable(out: Output) -> None:
         # Replaced or written into by replay, kept by live (which records under a new name beside
         # it): its own permissions are for the writer to report.
         return
-    above = _nearest_existing(path.parent)
-    if not above.is_dir():
-        raise ConfigError(f"{out.option} {path}: {above} is a file, not a folder")
-    if not os.access(above, os.W_OK | os.X_OK):
-        raise ConfigError(f"{out.option} {path}: cannot create files in {above} (permission denied)")
-
-
-def _nearest_existing(path: Path) -> Path:
-    """``path`` or its nearest ancestor that exists (the root always does)."""
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
+    check_creatable(path, out.option)
