@@ -202,6 +202,59 @@ def test_cuda_requested_without_cuda_is_a_config_error():
         create_backend("onnxruntime", dark_onnx(), load_manifest(dark_onnx()), device="cuda")
 
 
+def with_parity(tmp_path: Path, passed: bool) -> Path:
+    """A copy of the dark-region model whose manifest records a parity verdict."""
+    model = tmp_path / "model.onnx"
+    model.write_bytes(dark_onnx().read_bytes())
+    manifest = load_manifest(dark_onnx())
+    manifest.extra = {
+        **manifest.extra,
+        "parity": {
+            "reference": "torch-fp32",
+            "candidate": "onnxruntime-fp32",
+            "frames": 8,
+            "mask_agreement": 0.91 if not passed else 1.0,
+            "bar": 0.999,
+            "passed": passed,
+        },
+    }
+    save_manifest(manifest, model)
+    return model
+
+
+def test_a_model_whose_parity_check_failed_is_refused_and_one_that_passed_is_served(tmp_path):
+    failed = with_parity(tmp_path, passed=False)
+    with pytest.raises(ConfigError, match=r"model\.onnx: its manifest records a failed parity check.*0\.91"):
+        create_backend("onnxruntime", failed, load_manifest(failed), device="cpu")
+    passed = with_parity(tmp_path, passed=True)
+    backend = create_backend("onnxruntime", passed, load_manifest(passed), device="cpu")
+    assert backend.infer(np.zeros((64, 64), np.uint8)).mask.shape == (64, 64)
+
+
+def test_replay_of_a_model_whose_parity_failed_ends_with_one_line_naming_it(tmp_path):
+    failed = with_parity(tmp_path, passed=False)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge_runtime.cli",
+            "replay",
+            "synthetic",
+            "--max-frames",
+            "2",
+            "--model",
+            str(failed),
+            "--out",
+            str(tmp_path / "out.mp4"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode != 0 and "failed parity check" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+
+
 def test_shipped_default_config_is_valid_and_complete():
     config = load_config(REPO / "edge_runtime" / "configs" / "default.yaml")
     assert config == build_config(as_dict(config))  # every key known; round-trips

@@ -46,10 +46,26 @@ def choose_backend(model_path: str | Path) -> tuple[str, str]:
     return "onnxruntime", "no TensorRT/pycuda and no CUDA execution provider: ONNX Runtime on CPU"
 
 
+def refuse_failed_parity(model_path: str | Path, manifest) -> None:
+    """A model whose export recorded a failed parity check (``extra.parity.passed: false``) draws
+    masks that differ from the network that was validated; serving it would show unvalidated
+    output as if it were the model's, so it is refused with the figures that failed."""
+    parity = manifest.extra.get("parity") if isinstance(manifest.extra, dict) else None
+    if isinstance(parity, dict) and parity.get("passed") is False:
+        raise ConfigError(
+            f"{model_path}: its manifest records a failed parity check "
+            f"({parity.get('candidate', '?')} vs {parity.get('reference', '?')}: mask agreement "
+            f"{parity.get('mask_agreement', '?')} under the bar {parity.get('bar', '?')}); "
+            "re-export the model, or choose one whose parity passed"
+        )
+
+
 def create_backend(name: str, model_path: str | Path, manifest, **options):
-    """Instantiate a backend; ``options`` go to its constructor (device, threads, fp16, ...)."""
+    """Instantiate a backend; ``options`` go to its constructor (device, threads, fp16, ...).
+    Raises ConfigError for an unknown name or a model whose recorded parity check failed."""
     if name not in BACKENDS:
         raise ConfigError(f"inference.backend: {name!r} is not one of {BACKENDS}")
+    refuse_failed_parity(model_path, manifest)
     if name == "auto":
         name, why = choose_backend(model_path)
         log.info("backend auto -> %s: %s", name, why)
