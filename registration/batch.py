@@ -43,12 +43,13 @@ import cv2
 from tqdm import tqdm
 
 from edge_runtime.atomic import atomic_write_png
+from edge_runtime.case_report import REPORT, read_report
 from edge_runtime.case_split import SPLITS, split_cases
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.near_duplicates import merge_near_duplicate_cases
 from edge_runtime.privacy import redact
 from edge_runtime.yamlfile import read_yaml_mapping
-from registration.batch_reports import REPORT, read_report, stale_reason
+from registration.batch_reports import stale_reason
 from registration.case import CaseSpec, load_case
 from registration.cases.status import find_case_files, lacks_of
 from registration.pipeline import register_case

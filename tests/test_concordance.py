@@ -39,7 +39,9 @@ def _register(ds, case_id: str, patient: str, cancer_cols: slice | None, held: b
     cv2.imwrite(str(reg / "label.png"), label)
     case_file = {"sha256": sha256_file(ds.parent / "cases" / case_id / "case.yaml")}
     (reg / "report.json").write_text(
-        json.dumps({"patient_id": patient, "case_file": case_file, "quality": {"score": 0.9}})
+        json.dumps(
+            {"case_id": case_id, "patient_id": patient, "case_file": case_file, "quality": {"score": 0.9}}
+        )
     )
     (ds / "images").mkdir(exist_ok=True)
     if not held:  # a case held for review (register-batch --min-quality) has no dataset image

@@ -17,15 +17,14 @@ and cases without a saved prediction (a mark before the first prediction) are sk
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from edge_runtime.case_report import REPORT, made_from, read_report
 from edge_runtime.errors import InputError, SonomapError
-from edge_runtime.manifest import sha256_file
 from edge_runtime.yamlfile import read_yaml_mapping
 from training.data import IGNORE_INDEX
 from training.metrics import Counts, confusion_counts, scores
@@ -97,16 +96,8 @@ def _report(path: Path, case_yaml: Path) -> dict:
     """The registered case's report.json, made from case_yaml as it is now; InputError naming the
     file when it is damaged, or when case.yaml changed since (its patient_id, say, may have been
     corrected: the report's would be stale, and register-batch registers such a case again)."""
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: damaged report.json ({exc}); run register-batch again") from exc
-    recorded = report.get("case_file") if isinstance(report, dict) else None
-    if not isinstance(recorded, dict) or not isinstance(report.get("patient_id", ""), str):
-        raise InputError(
-            f"{path}: damaged report.json (no case_file record or patient_id); run register-batch again"
-        )
-    if recorded.get("sha256") != sha256_file(case_yaml):
+    report = read_report(path)
+    if not made_from(report, case_yaml):
         raise InputError(f"{case_yaml}: changed since it was registered ({path}); run register-batch again")
     return report
 
@@ -117,7 +108,7 @@ def load_core(case_yaml: Path, dataset: Path) -> Core:
     case = read_yaml_mapping(case_yaml, "case file")
     case_id = str(case.get("id") or case_yaml.parent.name)
     reg = dataset / "registration" / case_id
-    if not (reg / "report.json").is_file():
+    if not (reg / REPORT).is_file():
         raise InputError(f"{where}: not registered in {dataset} (no registration/{case_id}/report.json)")
     if not (dataset / "images" / f"{case_id}.png").is_file():
         raise InputError(f"{where}: held for review, not in {dataset}/images (register-batch --min-quality)")
@@ -133,7 +124,7 @@ def load_core(case_yaml: Path, dataset: Path) -> Core:
         raise InputError(
             f"{where}: prediction {mask.shape[::-1]} and registered label {label.shape[::-1]} differ in size"
         )
-    report = _report(reg / "report.json", case_yaml)
+    report = _report(reg / REPORT, case_yaml)
     known = label != IGNORE_INDEX
     predicted = mask == int(pred.get("cancer_class", 1))
     prob = prob16.astype(np.float64) / float(pred.get("prob_scale", np.iinfo(np.uint16).max))
