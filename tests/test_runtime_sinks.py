@@ -9,8 +9,11 @@ import sys
 import textwrap
 
 import av
+import numpy as np
 import pytest
 from runtime_model import dark_onnx
+
+from edge_runtime.sinks.mp4 import Mp4Sink
 
 FPS = 30
 MAX_LOSS_S = 2.0
@@ -36,6 +39,22 @@ def test_fragmented_mp4_survives_a_crash(tmp_path):
         frames = sum(1 for _ in c.decode(c.streams.video[0]))
     assert 100 - frames <= MAX_LOSS_S * FPS, f"only {frames} of 100 frames readable after a crash"
     assert frames >= 60
+
+
+def test_an_odd_sized_frame_is_recorded_whole_with_a_black_edge_added(tmp_path):
+    """yuv420p needs even sizes: the recorder pads a 161x121 frame to 162x122 instead of cutting
+    the image's last row and column off."""
+    frame = np.full((121, 161, 3), 60, np.uint8)
+    frame[-1, :] = frame[:, -1] = 250  # the image's last row and column, bright
+    sink = Mp4Sink(str(tmp_path / "odd.mp4"), fps=FPS)
+    for _ in range(3):
+        sink.write(frame)
+    sink.close()
+    with av.open(str(tmp_path / "odd.mp4")) as c:
+        decoded = next(c.decode(c.streams.video[0])).to_ndarray(format="gray")
+    assert decoded.shape == (122, 162)
+    assert decoded[120, 8:150].mean() > 200 and decoded[8:110, 160].mean() > 200  # kept, not cut
+    assert decoded[121, 8:150].mean() < 40 and decoded[8:110, 161].mean() < 40  # the added edge
 
 
 def test_window_sink_under_xvfb(xvfb_display, tmp_path):

@@ -188,13 +188,15 @@ class Mp4Sink(ThreadedWriter):
             image = cv2.cvtColor(image, cv2.COLOR_YUV2BGR_I420)  # size changed mid-stream: rare, scale in BGR
         bgr = image
         height, width = bgr.shape[:2]
-        even_w, even_h = width - width % 2, height - height % 2  # yuv420p needs even sizes
+        # yuv420p needs even sizes: an odd frame gets one black row/column more, so no edge of
+        # the ultrasound image is cut off the recording
+        even_w, even_h = width + width % 2, height + height % 2
         if self._container is None:
             self._open(even_w, even_h)
         if (even_w, even_h) != (self._stream.width, self._stream.height):
             bgr = cv2.resize(bgr, (self._stream.width, self._stream.height))
         elif (even_w, even_h) != (width, height):
-            bgr = bgr[:even_h, :even_w]
+            bgr = cv2.copyMakeBorder(bgr, 0, even_h - height, 0, even_w - width, cv2.BORDER_CONSTANT, value=0)
         i420 = cv2.cvtColor(np.ascontiguousarray(bgr), cv2.COLOR_BGR2YUV_I420)
         self._encode(av.VideoFrame.from_ndarray(i420, format="yuv420p"))
 
