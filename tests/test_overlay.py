@@ -11,6 +11,7 @@ from edge_runtime.config import build_config
 from edge_runtime.config_schema import OverlayConfig
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import load_manifest
+from edge_runtime.render import hudrow
 from edge_runtime.render.overlay import BANNER_BGR, Overlay
 from edge_runtime.roi import Roi
 
@@ -151,3 +152,9 @@ def test_yuv_frame_converts_to_bgr_only_when_asked(screen):
     assert frame_shape(frame) == screen.shape[:2] and frame._bgr is None
     assert frame.image.shape == screen.shape and frame.image is frame.image  # converted once, cached
     assert np.abs(frame.image.astype(int) - screen).mean() < 2
+
+
+def test_hud_shows_no_rate_until_two_frames_are_timed():
+    """0 fps is what the counter says before it has two frames; shown, it would read as a stall."""
+    assert "-- fps" in hudrow.hud_text({"fps": 0.0}) and "0.0 fps" not in hudrow.hud_text({"fps": 0.0})
+    assert "30.0 fps" in hudrow.hud_text({"fps": 29.97})

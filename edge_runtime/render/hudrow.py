@@ -55,8 +55,8 @@ def hud_text(hud: dict) -> str:
     parts = [RESEARCH_NOTICE]
     if hud.get("rec"):  # the live recorder's state: REC, REC PAUSED: disk low, REC FAILED
         parts.append(str(hud["rec"]))
-    if "fps" in hud:
-        parts.append(f"{hud['fps']:.1f} fps")
+    if "fps" in hud:  # 0 until two frames are timed: "--", not a rate that reads as a stall
+        parts.append(f"{hud['fps']:.1f} fps" if hud["fps"] > 0 else "-- fps")
     if "latency_ms" in hud:
         parts.append(f"AI {hud['latency_ms']:.0f} ms")
     if hud.get("mask_age_ms") is not None:
