@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from ci_rules import fail_if_required
 
+from edge_runtime import privacy
 from registration.sim.biopsy_core import CoreParams
 from registration.sim.simulate import SimParams, simulate_cases
 
@@ -74,6 +75,14 @@ def busi_dataset(tmp_path_factory, busi_sample) -> Iterator[Path]:
     yield out
     changed = sorted(set(before.items()) ^ set(_tree_state(out).items()))
     assert not changed, f"a test changed the shared prepared dataset {out}: {changed[:5]}"
+
+
+@pytest.fixture(autouse=True)
+def fresh_redactor(monkeypatch) -> None:
+    """Each test starts with no identifier registered: the process-wide redactor would otherwise
+    carry one test's DICOM identifiers (a short patient id, say) into another test's text, cutting
+    paths that test looks for. Registrations made while the test runs stay until its end."""
+    monkeypatch.setattr(privacy, "REDACTOR", privacy.RedactingFilter())
 
 
 @pytest.fixture(scope="session")
