@@ -25,6 +25,7 @@ REQUIRED_ON_CI = (
     "dciodvfy",
     "highdicom",
     "dicomweb-client",
+    "taskset",
 )
 MISSING_WORDS = ("not installed", "needs ", "not found")
 TRUE_VALUES = ("1", "true", "yes")

@@ -84,7 +84,7 @@ def test_replay_captures_each_fire_once_with_the_true_tip(procedure, tmp_path):
     assert len(folders) == len(procedure["fires"])
     mm = procedure["mm_per_pixel"]
     x, y, w, h = procedure["roi"]
-    for n, (folder, truth) in enumerate(zip(folders, procedure["fires"], strict=False), start=1):
+    for n, (folder, truth) in enumerate(zip(folders, procedure["fires"], strict=True), start=1):
         assert folder.name.endswith(f"-{n}")
         case = yaml.safe_load((folder / "case.yaml").read_text())
         cap = case["capture"]
@@ -130,7 +130,7 @@ def test_expected_yield_matches_the_hand_computed_band_fraction(procedure, tmp_p
     network ships (how a learned lesion edge runs along the band changes what 0.5 mm is worth)."""
     folders = _replay_cases(procedure, tmp_path / "cases", "--model", dark_onnx())
     mm = procedure["mm_per_pixel"]
-    for folder, truth in zip(folders, procedure["fires"], strict=False):
+    for folder, truth in zip(folders, procedure["fires"], strict=True):
         shown = yaml.safe_load((folder / "case.yaml").read_text())["capture"]["expected_yield"]
         mask = cv2.imread(str(folder / "prefire_mask.png"), cv2.IMREAD_UNCHANGED)
         hands = {}
@@ -266,7 +266,7 @@ def test_live_detects_the_fires_of_a_procedure_played_as_a_live_source(procedure
     )
     assert f"captured {len(procedure['fires'])} biopsies" in out.stdout
     mm = procedure["mm_per_pixel"]
-    for folder, truth in zip(sorted(cases.iterdir()), procedure["fires"], strict=False):
+    for folder, truth in zip(sorted(cases.iterdir()), procedure["fires"], strict=True):
         case = yaml.safe_load((folder / "case.yaml").read_text())
         assert case["capture"]["trigger"] == "fire"
         assert (

@@ -131,3 +131,26 @@ def _pair(a: str, b: str):
     from edge_runtime.near_duplicates import DuplicatePair
 
     return DuplicatePair(a, b, 0, 0)
+
+
+FULL_SET_SCANS = (("malignant_007", "malignant_008", "malignant_009"), ("malignant_018", "malignant_116"))
+FULL_SET_CONFLICT = ("benign_042", "malignant_051")  # one image filed under both labels
+
+
+@pytest.mark.busi
+def test_the_full_busi_set_keeps_each_repeated_scan_in_one_case_and_leaves_out_the_conflict(
+    busi_full, tmp_path
+):
+    """The real set's known repeats (Pawłowska et al. 2023, and a perceptual hash over this subset):
+    each scan is one case in one split, and the image filed as benign and as malignant is left out."""
+    counts = prepare_busi(busi_full, tmp_path / "ds", seed=0)
+    with open(tmp_path / "ds" / "cases.csv", newline="") as fh:
+        rows = {r["id"]: r for r in csv.DictReader(fh)}
+    for scan in FULL_SET_SCANS:
+        assert len({rows[i]["case_id"] for i in scan}) == 1, scan
+    assert set(FULL_SET_CONFLICT) <= set(counts["excluded"]) and not set(FULL_SET_CONFLICT) & set(rows)
+    splits_of_case: dict[str, set[str]] = {}
+    for row in rows.values():
+        splits_of_case.setdefault(row["case_id"], set()).add(row["split"])
+    assert all(len(splits) == 1 for splits in splits_of_case.values())
+    assert len(rows) + len(counts["excluded"]) == len((busi_full / "index.csv").read_text().splitlines()) - 1

@@ -53,8 +53,9 @@ def test_live_serves_https_with_the_given_certificate(certificate):
             except OSError:
                 time.sleep(0.3)
         assert code == 200
-        with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):  # plain HTTP gets no answer
+        with pytest.raises((urllib.error.URLError, ConnectionError, OSError)) as plain:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read()
+        assert not isinstance(plain.value, urllib.error.HTTPError), "plain HTTP got an HTTP answer"
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=30)
