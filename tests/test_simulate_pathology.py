@@ -17,6 +17,8 @@ from cli import sonomap
 PRE_FIRE = 40
 LESION_COLS = slice(100, 200)  # the lesion truth: every column from 100 on
 TIP = (170.0, 60.0)  # the true post-fire tip; the needle runs along the row from the left
+CLIP_NAMED_AFTER_PATIENT = "Doe_Jane.mp4"  # a user may name a clip so; case.yaml must not carry it
+IMAGE_SHA256 = "5e" * 32
 REGISTERED_TOLERANCE = 0.08  # coarse 0.2 mm pixels, the boundary mid-core, fragments lost at breaks
 
 
@@ -25,7 +27,8 @@ def _truth(tmp_path, pre_index: int = PRE_FIRE):
     lesion[:, LESION_COLS] = 255
     cv2.imwrite(str(tmp_path / "clip.lesion.png"), lesion)
     truth = {
-        "clip": "clip.mp4",
+        "clip": CLIP_NAMED_AFTER_PATIENT,
+        "image_sha256": IMAGE_SHA256,
         "mm_per_pixel": MM_PER_PIXEL,
         "gauge": 14,
         "lesion": "clip.lesion.png",
@@ -53,6 +56,7 @@ def test_the_lab_answer_is_simulated_along_the_true_tract_and_registers(tmp_path
     after = (folder / "case.yaml").read_text()
     head = before[: before.index("\npathology:")]
     assert after.startswith(head)  # everything above the pathology section is kept byte for byte
+    assert "Doe_Jane" not in after and f"procedure image {IMAGE_SHA256[:12]}" in after
     path = yaml.safe_load(after)["pathology"]
     assert path["wsi"] == "slide.ome.tif" and path["annotations"] == "slide.geojson"
     assert path["patient_id"] == "P-1" and 0.75 <= path["shrinkage"] <= 0.95

@@ -40,6 +40,7 @@ CANCER_CLASS = "Tumor"
 LESION_LEVEL = 127
 SECTION = "\npathology:"
 NUMBER = (int, float)
+SHA_SHOWN = 12  # characters of the procedure image's sha256 that name it in case.yaml
 FIRE_KEYS = {"pre_index": (int,), "angle_deg": NUMBER, "tip": (list,)}  # what each fire must hold
 XY = 2
 
@@ -144,8 +145,11 @@ def simulate_case(
         "fragments_mm": core["fragments_mm"],
     }
     write_json(folder / TRUTH, info)
+    # the procedure is named by its image's content, not by the clip's file name, which a user may
+    # have chosen after the patient (case.yaml never holds a file name)
+    source = str(truth.get("image_sha256", ""))[:SHA_SHOWN] or "an unnamed procedure"
     _fill_pathology(
-        case_yaml, pathology, f"simulated by sonomap simulate-pathology from {truth['clip_name']}"
+        case_yaml, pathology, f"simulated by sonomap simulate-pathology (procedure image {source})"
     )
     return info
 
@@ -157,7 +161,6 @@ def simulate_pathology(
     truth_json = Path(truth_json)
     truth = read_yaml_mapping(truth_json, "procedure truth")  # JSON is YAML
     check_truth(truth, str(truth_json))
-    truth["clip_name"] = Path(truth.get("clip", truth_json)).name
     lesion_png = truth_json.parent / truth.get("lesion", "")
     lesion_img = cv2.imread(str(lesion_png), cv2.IMREAD_GRAYSCALE) if lesion_png.is_file() else None
     if lesion_img is None:
