@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 
 
 def _int(text: str) -> int:
@@ -54,18 +55,20 @@ def int_in_range(low: int, high: int):
     return parse
 
 
-def non_negative_float(text: str) -> float:
+def _finite(text: str, wanted: str, accept: Callable[[float], bool]) -> float:
+    """``text`` as a finite float that ``accept`` takes; the argparse error says ``wanted``."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    if not (math.isfinite(value) and accept(value)):
+        raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
     return value
+
+
+def non_negative_float(text: str) -> float:
+    return _finite(text, "a finite number >= 0", lambda value: value >= 0)
 
 
 def positive_float(text: str) -> float:
-    value = non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
-    return value
+    return _finite(text, "a finite number > 0", lambda value: value > 0)

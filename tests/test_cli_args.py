@@ -10,7 +10,7 @@ import sys
 import pytest
 from cli import sonomap
 
-from edge_runtime.cli_args import at_least, non_negative_float, seed
+from edge_runtime.cli_args import at_least, non_negative_float, positive_float, seed
 
 
 def test_types_accept_good_values_and_refuse_bad_ones():
@@ -87,7 +87,7 @@ BAD_NUMBERS = [
         ">= 1",
     ),
     (["soak"], "--minutes", "0", "> 0"),
-    (["soak"], "--sample-s", "-1", ">= 0"),
+    (["soak"], "--sample-s", "-1", "> 0"),
     (["soak"], "--max-growth", "-0.1", ">= 0"),
     (["bench-train", "--config", "{tmp}/c.yaml", "--data", "{tmp}"], "--rounds", "0", ">= 1"),
     (["bench-train", "--config", "{tmp}/c.yaml", "--data", "{tmp}"], "--iters", "0", ">= 1"),
@@ -106,3 +106,10 @@ def test_bad_counts_and_durations_are_one_line_before_any_work(tmp_path, command
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"argument {option}" in result.stderr and says in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]  # nothing written
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "0", "-1"])
+def test_a_positive_number_option_says_what_it_wants_for_every_refused_value(text):
+    with pytest.raises(argparse.ArgumentTypeError, match=rf"^must be a finite number > 0, got {text}$"):
+        positive_float(text)
+    assert positive_float("0.5") == 0.5

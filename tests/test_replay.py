@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from cli import sonomap
 from golden_frames import GOLDEN_IDS, GOLDEN_TOLERANCE, Collect, assert_matches_golden, render_golden_ids
 from runtime_model import dark_onnx
 
+from edge_runtime.cli import build_parser
+from edge_runtime.commands.options import runtime_config
+from edge_runtime.commands.replay_live import SYNTHETIC_REPLAY_FRAMES, synthetic_replay_source
 from edge_runtime.config import build_config
 from edge_runtime.pipeline.graph import Pipeline
 
@@ -188,3 +192,23 @@ def test_make_clip_noise_option(tmp_path):
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert last == "sonomap make-clip: error: argument --noise: must be a finite number >= 0, got -1"
     assert not (tmp_path / "bad.mp4").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "frames"),
+    [
+        ([], SYNTHETIC_REPLAY_FRAMES),
+        (["--loop"], None),
+        (["--loop", "--max-frames", "7"], 7),
+        (["--max-frames", "5"], 5),
+    ],
+)
+def test_replay_of_the_synthetic_screen_is_endless_only_with_loop(flags, frames):
+    """`--loop` means what its help says (until Ctrl-C) for the synthetic screen too; without it a
+    replay is a fixed clip of SYNTHETIC_REPLAY_FRAMES."""
+    args = build_parser("replay").parse_args(["replay", "synthetic", *flags])
+    source = synthetic_replay_source(args, runtime_config(args))
+    assert source.frames == frames
+    if frames is None:  # endless: more frames than the fixed clip come out
+        produced = sum(1 for _ in itertools.islice(source, SYNTHETIC_REPLAY_FRAMES + 1))
+        assert produced == SYNTHETIC_REPLAY_FRAMES + 1

@@ -26,7 +26,8 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="inference device")
     p.add_argument(
-        "--config", help="runtime config YAML (sections: source, roi, inference, overlay, sinks, live)"
+        "--config",
+        help="runtime config YAML (sections: source, roi, inference, overlay, sinks, live, privacy)",
     )
     p.add_argument("--roi", help="ultrasound area of the screen: x,y,w,h | auto | full (default: auto)")
     p.add_argument(

@@ -42,11 +42,28 @@ REPLAY_VIDEO_OPTION, LIVE_VIDEO_OPTION = "--out", "--record"
 REPLAY_INPUT_NAME, LIVE_INPUT_NAME = "the input", "--source"
 
 
+def synthetic_replay_source(args, config):
+    """The source of ``replay synthetic``: the synthetic screen, not paced, for ``--max-frames``
+    frames, endless with ``--loop`` (stopped by Ctrl-C or SIGTERM), else SYNTHETIC_REPLAY_FRAMES.
+    None for any other input (the pipeline opens it from the config)."""
+    from edge_runtime.sources.opener import SyntheticSource  # deferred for --help (module doc)
+
+    if args.input != source_kinds.SYNTHETIC:
+        return None
+    endless = args.loop and not args.max_frames
+    return SyntheticSource(
+        image=config.source.image,
+        frames=None if endless else (args.max_frames or SYNTHETIC_REPLAY_FRAMES),
+        live=False,
+        width=config.source.width,
+        height=config.source.height,
+    )
+
+
 def cmd_replay(args) -> int:
     from edge_runtime.pipeline.graph import Pipeline  # deferred for --help (module doc)
     from edge_runtime.service.sdnotify import Notifier  # deferred for --help (module doc)
     from edge_runtime.service.signals import install_signal_handlers  # deferred for --help (module doc)
-    from edge_runtime.sources.opener import SyntheticSource  # deferred for --help (module doc)
 
     config = runtime_config(
         args,
@@ -60,17 +77,7 @@ def cmd_replay(args) -> int:
     check_outputs(  # before any sink opens: a bad path is refused before the input is touched
         runtime_outputs(args, config, REPLAY_VIDEO_OPTION), runtime_inputs(args, config, REPLAY_INPUT_NAME)
     )
-    source = None
-    if (
-        args.input == source_kinds.SYNTHETIC
-    ):  # replay of the synthetic screen: a fixed number of frames, not paced
-        source = SyntheticSource(
-            image=config.source.image,
-            frames=args.max_frames or SYNTHETIC_REPLAY_FRAMES,
-            live=False,
-            width=config.source.width,
-            height=config.source.height,
-        )
+    source = synthetic_replay_source(args, config)
     capture = capture_observers(args, config)
     sequence = sequence_observers(args, config, live=False)
     observers = observer_hooks(args) + capture + sequence
