@@ -30,6 +30,12 @@ from edge_runtime.sources.opener import open_source
 from edge_runtime.sources.reconnect import ResilientSource
 
 SMALL = {"width": 320, "height": 240}
+# Frames rendered through an outage, counted rather than timed (a loaded CI machine stretches the gaps).
+# The device's first absence lasts 0.3 + 0.6 + 1.2 s of reconnect waits: ~21 NO SIGNAL frames at the
+# source's 10 fps; a source that slept through each wait would show at most 2 a wait. The AI's fault
+# lasts 0.2 + 0.4 + 0.8 s of passthrough (then the backend is re-created): ~40 raw frames at 30 fps; a
+# display that waited on the faulted AI would show a frame or two per wait. 10 is well clear of both.
+MIN_FRAMES_THROUGH_OUTAGE = 10
 
 
 class Recorder(Observer):
@@ -45,6 +51,14 @@ class Recorder(Observer):
 
     def close(self):
         pass
+
+
+def run_length(flags: list[bool], start: int) -> int:
+    """How many items from ``start`` on equal ``flags[start]`` (the run that starts there)."""
+    end = start
+    while end < len(flags) and flags[end] == flags[start]:
+        end += 1
+    return end - start
 
 
 def live_config(**sinks) -> dict:
@@ -152,8 +166,9 @@ def test_live_pipeline_shows_no_signal_while_device_gone_then_recovers():
     assert not any(flags[:first_ns]) and any(not f for f in flags[last_ns + 1 :]), (
         "no recovery after NO SIGNAL"
     )
-    times = [t for t, _, _ in rec.rendered]
-    assert max(np.diff(times)) < 0.5, "the display stalled"
+    assert run_length(flags, first_ns) >= MIN_FRAMES_THROUGH_OUTAGE, (
+        "the display stalled while the device was gone"
+    )
     assert source.reconnects >= 1 and dev.opens >= 4
     assert not any(
         m for m, (_, _, ns) in zip(rec.with_mask, rec.rendered, strict=True) if ns
@@ -195,8 +210,10 @@ def test_backend_throws_display_continues_and_metrics_count_it():
     assert summary["errors"] >= 3 and backend.calls >= 12
     first_gap = rec.with_mask.index(False, rec.with_mask.index(True))
     assert all(rec.with_mask[-20:]) and first_gap < len(rec.with_mask) - 20  # overlay came back by itself
-    times = [t for t, _, _ in rec.rendered]
-    assert len(times) > 60 and max(np.diff(times)) < 0.5
+    assert len(rec.rendered) > 60
+    assert run_length(rec.with_mask, first_gap) >= MIN_FRAMES_THROUGH_OUTAGE, (
+        "the display stalled during the fault"
+    )
     backend_errors = [
         s.value
         for f in text_string_to_metric_families(metrics[0])
