@@ -42,8 +42,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	PATH=$(VENV)/bin:$$PATH bash configs/demo.sh outputs/demo
 
+# Two test processes (pytest-xdist): many tests wait on a child process, a socket or a timer, so one
+# process leaves a core idle; two keep both busy (docs/testing.md). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 test: $(STAMP) sysdeps lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 # ruff: lint and format check of the whole tree (configured in pyproject.toml).
 lint: $(STAMP)

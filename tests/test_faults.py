@@ -210,7 +210,6 @@ def test_backend_throws_display_continues_and_metrics_count_it():
     assert summary["errors"] >= 3 and backend.calls >= 12
     first_gap = rec.with_mask.index(False, rec.with_mask.index(True))
     assert all(rec.with_mask[-20:]) and first_gap < len(rec.with_mask) - 20  # overlay came back by itself
-    assert len(rec.rendered) > 60
     assert run_length(rec.with_mask, first_gap) >= MIN_FRAMES_THROUGH_OUTAGE, (
         "the display stalled during the fault"
     )
