@@ -87,8 +87,11 @@ def compile_kwargs(fields: set[str], torch, spec, workspace_mb: int, fp16: bool 
 
 
 def save_kwargs(example) -> dict:
-    """Every keyword sonomap passes to ``torch_tensorrt.save`` (checked against the table)."""
-    return {"arg_inputs": [example]}
+    """Every keyword sonomap passes to ``torch_tensorrt.save`` (checked against the table).
+    ``retrace=False`` keeps the compiled program's dynamic height/width: from torch_tensorrt 2.10
+    ``retrace`` defaults to True, which re-exports from the example tensor alone and fixes the saved
+    program at that one shape (the manifest's profile would then promise sizes it refuses)."""
+    return {"arg_inputs": [example], "retrace": False}
 
 
 def check_args(args) -> tuple[Path, dict[str, list[int]]]:

@@ -185,7 +185,7 @@ def test_torch_tensorrt_save_is_atomic(tmp_path):
     assert program.read_bytes() == b"the good program"
     assert [p.name for p in tmp_path.iterdir()] == ["model.ep"]  # no temp file left
 
-    def save(compiled, path, arg_inputs):
+    def save(compiled, path, arg_inputs, retrace):
         Path(path).write_bytes(b"the new program")
 
     save_program(save, object(), program, example=None)

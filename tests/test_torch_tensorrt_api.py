@@ -74,6 +74,9 @@ def test_fp16_keyword_per_release(version):
 def test_save_keywords_exist(version):
     params = VERSIONS[version]["torch_tensorrt.save"]["params"]
     assert set(save_kwargs(example=None)) <= set(params)
+    # every release takes retrace; passed explicitly, since its default became True in 2.10 and a
+    # re-trace from the one example tensor would fix the saved program's height and width
+    assert save_kwargs(example=None)["retrace"] is False
 
 
 @pytest.mark.parametrize("version", TOO_OLD)
