@@ -39,7 +39,8 @@ def parse_hw(text: str, flag: str) -> tuple[int, int]:
 
 
 def parse_nchw(text: str, flag: str) -> list[int]:
-    """'1x1x480x640' -> [1, 1, 480, 640]."""
+    """'1x1x480x640' -> [1, 1, 480, 640]. The batch must be 1: the TensorRT backend binds one
+    (1, 1, H, W) frame, and no flag of ``export tensorrt`` asks for a batched engine."""
     try:
         dims = [int(v) for v in text.lower().split("x")]
     except ValueError as exc:
@@ -49,6 +50,10 @@ def parse_nchw(text: str, flag: str) -> list[int]:
     if dims[0] > MAX_BATCH or max(dims[2:]) > MAX_SIDE:
         raise ConfigError(
             f"{flag} {text!r}: the batch must be at most {MAX_BATCH} and height and width at most {MAX_SIDE}"
+        )
+    if dims[0] != 1:
+        raise ConfigError(
+            f"{flag} {text!r}: the batch must be 1 (the runtime runs one frame at a time), e.g. 1x1x{dims[2]}x{dims[3]}"
         )
     return dims
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_runtime.backends.tensorrt import EXPECTED_IO, TensorRTBackend, check_engine_io
+from edge_runtime.backends.tensorrt import TensorRTBackend
 from edge_runtime.errors import ConfigError, SonomapError
 from edge_runtime.manifest import load_manifest
+from edge_runtime.tensorrt.engine_io import EXPECTED_IO, check_engine_io
 from edge_runtime.tensorrt.key import STRONGLY_TYPED_FROM, parse_version
 
 # (class, methods) the backend and engines.load_engine use (edge_runtime/backends/tensorrt.py).
@@ -25,6 +26,7 @@ RUNTIME_CALLS = {
         "get_tensor_mode",
         "get_tensor_dtype",
         "get_tensor_profile_shape",
+        "get_tensor_shape",  # the fixed input shape when the profile is empty (static engine)
         "create_execution_context",
     ],
     "IExecutionContext": ["set_input_shape", "get_tensor_shape", "set_tensor_address", "execute_async_v3"],

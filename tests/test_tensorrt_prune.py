@@ -105,3 +105,40 @@ def test_updating_one_model_keeps_the_other_models_engine(tiny_onnx, tmp_path):
     assert second_a.built and not first_a.path.exists()  # a's superseded engine is pruned
     again_b = ensure_engine(b, cache, **opts)
     assert not again_b.built and again_b.path == first_b.path and len(builds) == 3
+
+
+def test_engines_of_different_profiles_coexist(tiny_onnx, tmp_path):
+    """`sonomap export tensorrt --min/--opt/--max` and the service (manifest profile) build two
+    engines of one model: neither deletes the other, so neither is rebuilt. A rebuild of the same
+    profile (an updated model) still replaces its predecessor, and so does a rebuilt same key."""
+    a = copy_model(tiny_onnx, tmp_path / "a")
+    cache = tmp_path / "engines"
+    builds = []
+
+    def build(*args):
+        builds.append(args[3])
+        return PLAN
+
+    opts = {"trt": types.SimpleNamespace(__version__=TRT_OLD, BuilderFlag=types.SimpleNamespace(FP16=1))}
+    opts.update(gpu=ORIN, build=build)
+    custom = {"min": [1, 1, 64, 64], "opt": [1, 1, 480, 640], "max": [1, 1, 720, 960]}
+    exported = ensure_engine(a, cache, profile=custom, **opts)
+    service = ensure_engine(a, cache, **opts)
+    assert exported.built and service.built and exported.path != service.path
+    assert _alive(exported.path) and _alive(service.path)
+    assert not ensure_engine(a, cache, profile=custom, **opts).built
+    assert not ensure_engine(a, cache, **opts).built and len(builds) == 2
+
+    wider = ensure_engine(a, cache, workspace_mb=2048, **opts)  # another workspace: another use too
+    assert _alive(wider.path) and _alive(service.path)
+
+    _update(a, "version 2")
+    service_2 = ensure_engine(a, cache, **opts)
+    assert service_2.built and not service.path.exists() and not manifest_path(service.path).exists()
+    assert _alive(exported.path) and _alive(wider.path)  # other profiles: not superseded by this build
+
+    again = ensure_engine(a, cache, force=True, **opts)  # the same key rebuilt: the file is replaced
+    assert again.built and again.path == service_2.path and _alive(again.path)
+    assert sorted(p.name for p in cache.glob("*.engine")) == sorted(
+        p.name for p in (exported.path, wider.path, service_2.path)
+    )

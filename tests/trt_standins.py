@@ -165,10 +165,14 @@ class FakeExecutionContext:
 
 
 class FakeEngine:
-    """``ICudaEngine`` of a folded sonomap model (tensor table with tensorrt_lean's enums)."""
+    """``ICudaEngine`` of a folded sonomap model (tensor table with tensorrt_lean's enums).
+    ``profile``: what ``get_tensor_profile_shape`` returns (TensorRT returns empty or -1 Dims when
+    it has none, e.g. for a static input); ``fixed_shape``: ``get_tensor_shape`` of the input
+    (-1 for dynamic axes, as TensorRT reports them)."""
 
-    def __init__(self, trt, cuda):
+    def __init__(self, trt, cuda, profile=PROFILE, fixed_shape=(1, 1, -1, -1)):
         self.trt, self.cuda = trt, cuda
+        self.profile, self.fixed_shape = profile, fixed_shape
         self.table = {"frame": ("INPUT", "UINT8"), "prob": ("OUTPUT", "FLOAT"), "mask": ("OUTPUT", "UINT8")}
         self.num_io_tensors = len(self.table)
         self.contexts: list[FakeExecutionContext] = []
@@ -183,7 +187,10 @@ class FakeEngine:
         return getattr(self.trt.DataType, self.table[name][1])
 
     def get_tensor_profile_shape(self, name, profile):
-        return PROFILE
+        return self.profile
+
+    def get_tensor_shape(self, name):
+        return self.fixed_shape
 
     def create_execution_context(self):
         self.cuda.touch()
@@ -191,14 +198,27 @@ class FakeEngine:
         return self.contexts[-1]
 
 
+def _logger_class(made: list):
+    """``trt.Logger``; every instance is appended to ``made``."""
+    return type("Logger", (), {"WARNING": 2, "__init__": lambda self, level=2: made.append(self)})
+
+
 def runtime_module(lean, version="10.3.0.30", fp16_flag=True):
-    """The parts of ``tensorrt`` the backend uses; enums and ``nptype`` are tensorrt_lean's own."""
+    """The parts of ``tensorrt`` the backend uses; enums and ``nptype`` are tensorrt_lean's own.
+    ``loggers``: every Logger made; ``runtime_loggers``: the logger each Runtime was given."""
     flags = types.SimpleNamespace(FP16=0) if fp16_flag else types.SimpleNamespace()
-    logger = type("Logger", (), {"WARNING": 2, "__init__": lambda self, level=2: None})
+    loggers, runtime_loggers = [], []
+
+    def runtime(log):
+        runtime_loggers.append(log)
+        return object()
+
     return types.SimpleNamespace(
         __version__=version,
-        Logger=logger,
-        Runtime=lambda log: object(),
+        Logger=_logger_class(loggers),
+        loggers=loggers,
+        runtime_loggers=runtime_loggers,
+        Runtime=runtime,
         nptype=lean.nptype,
         DataType=lean.DataType,
         TensorIOMode=lean.TensorIOMode,
@@ -253,14 +273,18 @@ class FakeBuilderConfig:
         return self.profile_index
 
 
-def builder_module(version="10.3.0.30", config=None):
-    """The parts of ``tensorrt`` build_plan uses; the build adds ``b"+timings"`` to the attached cache."""
+def builder_module(version="10.3.0.30", config=None, plan=b"PLAN"):
+    """The parts of ``tensorrt`` build_plan uses; the build adds ``b"+timings"`` to the attached cache
+    and returns ``plan`` (None: the build fails, as ``build_serialized_network`` reports it).
+    ``builds``: one entry per build; ``builder_loggers``: the logger each Builder was given."""
     config = config or FakeBuilderConfig()
     network = types.SimpleNamespace(num_inputs=1, get_input=lambda i: types.SimpleNamespace(name="frame"))
+    builds, builder_loggers, loggers = [], [], []
 
     class Builder:
         def __init__(self, logger):
             self.network_flags = None
+            builder_loggers.append(logger)
 
         def create_network(self, flags):
             self.network_flags = flags
@@ -273,21 +297,24 @@ def builder_module(version="10.3.0.30", config=None):
             return types.SimpleNamespace(set_shape=lambda *a: None)
 
         def build_serialized_network(self, net, cfg):
+            builds.append(net)
             if cfg.cache is not None:
                 cfg.cache.entries += b"+timings"
-            return b"PLAN"
+            return plan
 
     parser = type(
         "OnnxParser",
         (),
         {"__init__": lambda self, net, log: None, "parse": lambda self, blob: True, "num_errors": 0},
     )
-    logger = type("Logger", (), {"WARNING": 2, "__init__": lambda self, level=2: None})
     return types.SimpleNamespace(
         __version__=version,
         Builder=Builder,
         OnnxParser=parser,
-        Logger=logger,
+        Logger=_logger_class(loggers),
+        loggers=loggers,
+        builds=builds,
+        builder_loggers=builder_loggers,
         config=config,
         MemoryPoolType=types.SimpleNamespace(WORKSPACE=0),
         BuilderFlag=types.SimpleNamespace(FP16=0),
@@ -295,3 +322,11 @@ def builder_module(version="10.3.0.30", config=None):
             STRONGLY_TYPED=1 if version.startswith("10.") else 0
         ),
     )
+
+
+def full_module(lean, version="10.3.0.30", plan=b"PLAN"):
+    """Builder and runtime parts together (the full ``tensorrt`` package), one Logger class."""
+    runtime, builder = runtime_module(lean, version), builder_module(version, plan=plan)
+    merged = types.SimpleNamespace(**{**vars(builder), **vars(runtime)})
+    merged.builds, merged.builder_loggers = builder.builds, builder.builder_loggers
+    return merged

@@ -15,7 +15,10 @@ per tensor, reallocated only when the ROI size changes; addresses bound with
 ``set_tensor_address`` and the engine run with ``execute_async_v3`` (TensorRT 10 name-based
 API). ``set_input_shape``, ``set_tensor_address`` and ``execute_async_v3`` return False on
 failure rather than raising (NvInferRuntime.h, TensorRT 10.3: "True on success, false if ...");
-each is checked.
+each is checked. A build that fails (EngineBuildError/ConfigError) is remembered for this
+process, by model file and settings: later starts (the fail-safe guard's retries and reloads)
+re-raise it at once instead of rebuilding for up to 20 minutes. An engine without a usable
+optimisation profile runs at its fixed input shape.
 Written against NVIDIA's documented API; not run on this project's build machines
 (no GPU there) - ``sonomap selfcheck`` proves it on the target.
 """
@@ -31,16 +34,18 @@ import cv2
 import numpy as np
 
 from edge_runtime.backends.base import Backend
-from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.errors import ConfigError, InputError, SonomapError
 from edge_runtime.frames import Prediction
 from edge_runtime.tensorrt import cache, engines, key, modules
+from edge_runtime.tensorrt.build import EngineBuildError
+from edge_runtime.tensorrt.engine_io import INPUT, OUTPUTS, check_engine_io, input_range
 from edge_runtime.tensorrt.engines import DEFAULT_WORKSPACE_MB
+from edge_runtime.tensorrt.failed_builds import FAILED_BUILDS
 from edge_runtime.tensorrt.owner_thread import OwnerThread
 from edge_runtime.units import MS_PER_S
 
 log = logging.getLogger("sonomap.backend.tensorrt")
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
-INPUT, OUTPUTS = "frame", ("prob", "mask")
 # Under systemd, CacheDirectory=sonomap sets $CACHE_DIRECTORY (/var/cache/sonomap, persistent).
 DEFAULT_CACHE_DIR = (
     Path(os.environ["CACHE_DIRECTORY"].split(":")[0])
@@ -49,22 +54,6 @@ DEFAULT_CACHE_DIR = (
 ) / "engines"
 OWNER_THREAD_NAME = "sonomap-tensorrt"
 CLOSE_TIMEOUT_S = 10.0  # teardown is milliseconds; longer means an inference call is stuck in the driver
-
-
-EXPECTED_IO = {"frame": ("INPUT", "UINT8"), "prob": ("OUTPUT", "FLOAT"), "mask": ("OUTPUT", "UINT8")}
-
-
-def check_engine_io(trt, engine, origin) -> None:
-    """The engine must have exactly the folded contract's tensors, modes and dtypes."""
-    found = {}
-    for i in range(engine.num_io_tensors):
-        name = engine.get_tensor_name(i)
-        found[name] = (engine.get_tensor_mode(name).name, engine.get_tensor_dtype(name).name)
-    if found != EXPECTED_IO:
-        raise ConfigError(
-            f"{origin}: engine tensors are {found}, expected {EXPECTED_IO} "
-            "(not built from a folded sonomap ONNX)"
-        )
 
 
 class TensorRTBackend(Backend):
@@ -133,14 +122,43 @@ class TensorRTBackend(Backend):
         if self._engine is None:
             self._start()
 
+    def _build_id(self) -> tuple | None:
+        """What an engine built from the ONNX model depends on here (None for an engine file)."""
+        if self.model_path.suffix.lower() in ENGINE_SUFFIXES:
+            return None
+        try:
+            stat = self.model_path.stat()
+        except OSError:
+            return None
+        return (
+            str(self.model_path.resolve()),
+            stat.st_mtime_ns,
+            stat.st_size,
+            self.manifest.sha256,
+            self.precision,
+            self.workspace_mb,
+            repr(self.profile),
+            str(self.cache_dir),
+            self.device_index,
+        )
+
     def _start(self) -> None:
+        build_id = self._build_id()
+        failed = FAILED_BUILDS.error_for(build_id) if build_id is not None else None
+        if failed is not None:
+            raise failed
         trt = modules.import_tensorrt()
         cuda = modules.import_pycuda_driver()
         self._trt, self._cuda = trt, cuda
         self._ctx = cuda.Device(self.device_index).make_context()  # current on the owner thread from now on
         try:
-            runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-            self._engine = self._load(trt, runtime)
+            runtime = trt.Runtime(modules.trt_logger(trt))  # the builder's logger: one per process
+            try:
+                self._engine = self._load(trt, runtime)
+            except (EngineBuildError, ConfigError) as exc:
+                if build_id is not None:
+                    self._remember_failure(build_id, exc)
+                raise
             check_engine_io(trt, self._engine, self.model_path)
             # The binding hands back the C++ pointer (pyCore.cpp, 10.3 - 11.1): None when TensorRT could
             # not make the context, e.g. no device memory for its activations.
@@ -150,10 +168,19 @@ class TensorRTBackend(Backend):
                     f"{self.model_path}: TensorRT could not create an execution context (out of GPU memory?)"
                 )
             self._stream = cuda.Stream()
-            self._profile = [tuple(s) for s in self._engine.get_tensor_profile_shape(INPUT, 0)]
+            self._profile = input_range(self._engine, self.model_path)
         except BaseException:
             self._teardown()
             raise
+
+    def _remember_failure(self, build_id: tuple, exc: SonomapError) -> None:
+        FAILED_BUILDS.remember(build_id, exc)
+        log.error(
+            "TensorRT engine for %s could not be built or loaded: %s. Not retried until the model file or "
+            "the TensorRT settings change, or the service restarts",
+            self.model_path,
+            exc,
+        )
 
     def _load(self, trt, runtime):
         gpu = key.current_gpu(self.device_index)

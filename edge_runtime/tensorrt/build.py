@@ -19,6 +19,7 @@ from pathlib import Path
 
 from edge_runtime.atomic import atomic_write_bytes
 from edge_runtime.errors import ConfigError, SonomapError
+from edge_runtime.tensorrt import modules
 from edge_runtime.tensorrt.key import PATH_FP16_FLAG, PATH_STRONGLY_TYPED, parse_version
 
 log = logging.getLogger("sonomap.tensorrt")
@@ -64,9 +65,10 @@ def build_plan(
     timing_cache: str | Path | None,
     logger=None,
 ) -> bytes:
-    """Parse ``onnx_path`` and build a plan; ``profile`` maps input name -> min/opt/max shapes."""
+    """Parse ``onnx_path`` and build a plan; ``profile`` maps input name -> min/opt/max shapes.
+    ``logger`` defaults to the process's shared one (:func:`edge_runtime.tensorrt.modules.trt_logger`)."""
     onnx_path = Path(onnx_path)
-    logger = logger or trt.Logger(trt.Logger.WARNING)
+    logger = logger or modules.trt_logger(trt)  # the one the runtime uses too
     builder = trt.Builder(logger)
     network = builder.create_network(network_flags(trt, build_path))
     parser = trt.OnnxParser(network, logger)

@@ -90,20 +90,46 @@ def engine_location(path: str | Path) -> str | None:
     return location if isinstance(location, str) else None
 
 
+# Key fields that make engines of one model different *uses* rather than versions: an engine
+# built by 'sonomap export tensorrt --min/--opt/--max' and the service's own (manifest profile)
+# must not delete each other.
+USE_FIELDS = ("profile", "workspace_mb")
+
+
+def _same_use(path: Path, key: EngineKey) -> bool:
+    """Whether the engine at ``path`` was built for the same profile and workspace as ``key``
+    (False when its key cannot be read: it is left alone)."""
+    try:
+        other = read_engine_key(path)
+    except (ConfigError, InputError):
+        return False
+    return all(getattr(other, name) == getattr(key, name) for name in USE_FIELDS)
+
+
 def prune_siblings(keep: str | Path) -> list[Path]:
     """Delete the other engines of the same model and precision (older ONNX, TensorRT or GPU
     keys) after a successful build, so a cart updated for months does not fill its disk.
     "The same model" is the same file name *and* the same recorded location: another folder's
     model.onnx sharing the cache keeps its engines, and an engine whose owner is unknown (no
-    location recorded) is left alone. Returns the deleted engine paths."""
+    location recorded) is left alone. Only engines built for the same profile and workspace
+    (:data:`USE_FIELDS`) are superseded: one per profile is kept. Returns the deleted engine paths."""
     keep = Path(keep)
     location = engine_location(keep)
     if location is None:
         return []
+    try:
+        key = read_engine_key(keep)
+    except (ConfigError, InputError):
+        return []
     prefix = keep.name[: -(DIGEST_CHARS + len(ENGINE_SUFFIX))]  # "<model>-<precision>-"
     removed = []
     for old in keep.parent.glob(f"{prefix}*{ENGINE_SUFFIX}"):
-        if old != keep and len(old.name) == len(keep.name) and engine_location(old) == location:
+        if (
+            old != keep
+            and len(old.name) == len(keep.name)
+            and engine_location(old) == location
+            and _same_use(old, key)
+        ):
             old.unlink(missing_ok=True)
             manifest_path(old).unlink(missing_ok=True)
             removed.append(old)

@@ -6,7 +6,12 @@ so the CLI prints one line) saying what to install.
 
 from __future__ import annotations
 
+import threading
+
 from edge_runtime.errors import SonomapError
+
+_logger_lock = threading.Lock()
+_logger: tuple[object, object] | None = None  # (tensorrt module, its Logger)
 
 
 class TensorRTUnavailable(SonomapError):
@@ -48,3 +53,14 @@ def import_pycuda_driver():
     if cuda.Device.count() == 0:
         raise TensorRTUnavailable("pycuda found no CUDA device")
     return cuda
+
+
+def trt_logger(trt):
+    """The process's one ``trt.Logger`` (WARNING), made on first use: the builder and the runtime
+    share it. TensorRT keeps a single logger per process and warns when a later ``Runtime`` or
+    ``Builder`` is given another one (NVIDIA/TensorRT#1475)."""
+    global _logger
+    with _logger_lock:
+        if _logger is None or _logger[0] is not trt:  # another module only in tests (stand-ins)
+            _logger = (trt, trt.Logger(trt.Logger.WARNING))
+        return _logger[1]
