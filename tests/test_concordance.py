@@ -15,7 +15,9 @@ from captured_cases import SHAPE, write_captured_case
 from cli import sonomap
 
 from edge_runtime.manifest import sha256_file
-from training.concordance.core_stats import auc
+from training.concordance.core_stats import auc, group_summary
+from training.concordance.cores import Core
+from training.metrics import Counts
 
 BAND_ROWS, BAND_COLS = slice(50, 70), slice(20, 180)  # the registered band's known pixels
 BAND_PX = 20 * 160
@@ -132,3 +134,39 @@ def test_auc_counts_ties_half():
     truth = np.array([True, True, False, False])
     assert auc(np.array([0.5, 0.9, 0.5, 0.1]), truth) == pytest.approx(0.875)
     assert math.isnan(auc(np.array([0.5, 0.9]), np.array([True, True])))
+
+
+def test_a_core_without_a_known_pixel_is_skipped_with_the_reason(tmp_path):
+    cases, ds = tmp_path / "cases", tmp_path / "ds"
+    for name in ("A", "U"):
+        write_captured_case(cases / name, _mask(slice(120, 200)), SHA_A)
+        _register(ds, name, f"p_{name}", slice(100, 180))
+    cv2.imwrite(str(ds / "registration" / "U" / "label.png"), np.full(SHAPE, 255, np.uint8))
+    r = sonomap("concordance", cases, "--dataset", ds, "--out", tmp_path / "report")
+    summary = json.loads((tmp_path / "report" / "concordance.json").read_text())
+    assert [x["case"] for x in summary["skipped"]] == ["U"]
+    assert "no known pixel" in summary["skipped"][0]["reason"] and "Traceback" not in r.stderr
+
+
+def _core(i: int, patient: str, counts: Counts) -> Core:
+    return Core(str(i), patient, "m", counts, 0.5, None)
+
+
+def test_group_summary_leaves_out_unknown_cores_and_one_patient_gets_no_ci():
+    cores = [
+        _core(1, "A", Counts(30, 0, 10, 60)),
+        _core(2, "B", Counts(0, 0, 0, 100)),
+        _core(3, "C", Counts(0, 20, 0, 80)),
+    ]
+    with_unknown = group_summary([*cores, _core(4, "D", Counts(0, 0, 0, 0))], 0.05, 0)
+    without = group_summary(cores, 0.05, 0)
+    assert with_unknown["n_cores_no_known_pixel"] == 1 and with_unknown["n_cores"] == 3
+    assert with_unknown["core_counts"] == without["core_counts"] == {"tp": 1, "fp": 1, "fn": 0, "tn": 1}
+    assert with_unknown["pixel"]["dice_mean"] == pytest.approx(without["pixel"]["dice_mean"])
+    # sensitivity rests on patient A alone: no CI, with the reason; specificity has two patients
+    sens = without["core_scores"]["sensitivity"]
+    assert math.isnan(sens["ci_low"]) and math.isnan(sens["ci_high"])
+    assert "1 patient(s) contribute" in sens["reason"]
+    assert without["core_scores"]["specificity"]["reason"] == ""
+    one_patient = group_summary([_core(i, "A", c.counts) for i, c in enumerate(cores)], 0.05, 0)
+    assert math.isnan(one_patient["fraction_agreement"]["bias_ci_low"])

@@ -11,9 +11,16 @@ import yaml
 from scipy import stats as sps
 
 from training.busi import prepare_busi
+from training.compare_report import write_compare_report
 from training.evaluate import compare
-from training.report import write_compare_report
-from training.stats import case_bootstrap, compare_metric, compare_models, holm, mcnemar_exact
+from training.stats import (
+    case_bootstrap,
+    compare_metric,
+    compare_models,
+    holm,
+    mcnemar_exact,
+    wilcoxon_method,
+)
 from training.train import run
 
 SUBSET = {"train": 4, "val": 2, "test": 3}  # the vendored sample's test split has 3 images
@@ -74,14 +81,49 @@ def test_paired_tests_match_scipy_and_bootstrap_resamples_cases():
     b = a + rng.normal(0.05, 0.05, 30)
     cases = [f"p{i // 3}" for i in range(30)]  # 3 images per patient
     row = compare_metric(a, b, cases, seed=0, n_resamples=500)
-    assert row["wilcoxon_p"] == pytest.approx(sps.wilcoxon(a, b, zero_method="wilcox").pvalue)
-    assert row["ttest_p"] == pytest.approx(sps.ttest_rel(b, a).pvalue)
+    a_case, b_case = a.reshape(10, 3).mean(axis=1), b.reshape(10, 3).mean(axis=1)
+    assert row["wilcoxon_p"] == pytest.approx(sps.wilcoxon(a_case, b_case, zero_method="wilcox").pvalue)
+    assert row["wilcoxon_method"] == "exact"
+    assert row["ttest_p"] == pytest.approx(sps.ttest_rel(b_case, a_case).pvalue)
+    assert (row["n"], row["n_cases"]) == (30, 10)
     assert row["mean_ci_low"] < row["mean_diff"] < row["mean_ci_high"]
     # resampling patients: a difference that is constant within each patient gives bootstrap
     # means that are averages of whole-patient values only
     d = np.repeat(np.arange(10, dtype=float), 3)
     ci = case_bootstrap(d, cases, seed=0, n_resamples=200)
     assert 0.0 <= ci["mean_ci_low"] < 4.5 < ci["mean_ci_high"] <= 9.0
+
+
+def test_tests_run_on_cases_not_on_near_identical_images_of_one_case():
+    """8 patients x 6 near-identical frames: 48 image differences would make a small per-patient
+    effect look certain (per-image Wilcoxon p ~ 0.002); the 8 per-case means do not (p = 0.25)."""
+    rng = np.random.default_rng(0)
+    effect = np.array([0.04, 0.03, 0.05, -0.02, 0.02, -0.03, 0.01, 0.015])
+    cases = [f"p{i}" for i in range(8) for _ in range(6)]
+    a = np.full(48, 0.7)
+    b = a + np.repeat(effect, 6) + rng.normal(0, 0.002, 48)
+    assert sps.wilcoxon(a, b).pvalue < 0.01  # what testing the images would claim
+    row = compare_models({"dice": a}, {"dice": b}, cases, seed=0, n_resamples=200)["dice"]
+    assert (row["n"], row["n_cases"]) == (48, 8)
+    assert row["wilcoxon_p"] == pytest.approx(0.25)  # exact: 8 distinct per-case differences
+    assert row["wilcoxon_method"] == "exact"
+    case_diff = (b - a).reshape(8, 6).mean(axis=1)
+    assert row["ttest_p"] == pytest.approx(sps.ttest_1samp(case_diff, 0).pvalue)
+
+
+def test_wilcoxon_method_follows_ties_and_size():
+    assert wilcoxon_method(np.array([0.1, -0.2, 0.3])) == "exact"
+    assert wilcoxon_method(np.array([0.1, -0.1, 0.3])) == "permutation (all sign flips)"
+    assert wilcoxon_method(np.array([0.0, 0.2, 0.3])) == "permutation (all sign flips)"
+    tied = np.tile([0.1, -0.2], 10)
+    assert wilcoxon_method(tied) == "normal approximation"
+    assert wilcoxon_method(np.arange(1, 52) / 100) == "normal approximation"
+
+
+def test_constant_nonzero_case_differences_have_no_t_test():
+    a = np.array([0.5, 0.5, 0.6, 0.6])
+    row = compare_metric(a, a + 0.25, ["x", "x", "y", "y"], seed=0, n_resamples=20)
+    assert row["n_cases"] == 2 and np.isnan(row["ttest_p"])
 
 
 def test_nan_pairs_are_excluded_and_counted():
@@ -131,5 +173,6 @@ def test_compare_report_names_the_split_it_compared_on(tmp_path):
     write_compare_report(tmp_path, "a.pt", "b.pt", pooled, pooled, table, 3, 3, "val")
     report = (tmp_path / "report.md").read_text()
     assert "3 images of split val" in report and "test images" not in report
+    assert "per-case mean differences" in report and "image-level" in report
     rows = list(csv.DictReader(open(tmp_path / "compare.csv")))
     assert [r["split"] for r in rows] == ["val"]

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from training.intervals import HEADLINE, case_bootstrap_figures, headline_intervals, wilson
-from training.metrics import Counts, scores, summarize
+from training.metrics import Counts, summarize
+from training.report import _interval_lines, interval_text
 
 
 def _images(seed: int, n: int) -> list[Counts]:
@@ -37,16 +38,45 @@ def test_every_interval_holds_its_estimate_and_a_seed_repeats_it():
     assert first["ci95_cases"] == 12
 
 
-def test_one_case_cannot_vary_so_its_interval_is_the_pooled_estimate():
-    """Resampling is by case: every resample of a single case is that case, scored from its summed
-    counts, so the pooled interval collapses onto the pooled Dice, not a mean of per-image Dice."""
-    counts = [Counts(90, 10, 0, 900), Counts(1, 0, 99, 900)]
-    rows = case_bootstrap_figures(counts, ["one", "one"], seed=0, n_resamples=50)
-    pooled_dice = scores(counts[0] + counts[1])["dice"]
-    mean_dice = np.mean([scores(c)["dice"] for c in counts])
-    assert rows["dice_pooled"]["low"] == rows["dice_pooled"]["high"] == pytest.approx(pooled_dice)
-    assert rows["dice_pos_mean"]["low"] == rows["dice_pos_mean"]["high"] == pytest.approx(mean_dice)
-    assert abs(pooled_dice - mean_dice) > 0.1
+def test_one_case_gets_no_interval_and_says_why():
+    """Resampling one case gives that case every time: a zero-width interval would claim certainty,
+    so every bootstrap figure of a one-case split is NaN with the reason."""
+    counts = [Counts(50, 10, 40, 900), Counts(80, 5, 5, 910), Counts(0, 30, 0, 970)]
+    out = headline_intervals(counts, ["only"] * 3, seed=0, n_resamples=50)
+    for name in HEADLINE:
+        assert all(np.isnan(out["ci95"][name])), name
+        assert "1 case(s) contribute" in out["ci95_undefined_reason"][name]
+    assert not np.isnan(summarize(counts)["dice_pooled"])  # the point estimate itself is kept
+
+
+def test_a_figure_one_case_drives_gets_no_interval_and_left_out_resamples_are_printed():
+    """3 cases, one with cancer: malignant Dice rests on one case (no interval); pooled Dice, which
+    the false pixels of the benign case also move, keeps its interval."""
+    counts = [Counts(50, 10, 40, 900), Counts(0, 0, 0, 1000), Counts(0, 3, 0, 997)]
+    summary = summarize(counts)
+    summary.update(headline_intervals(counts, ["a", "b", "c"], seed=0, n_resamples=300))
+    assert all(np.isnan(summary["ci95"]["dice_pos_mean"]))
+    assert "1 case(s) contribute" in summary["ci95_undefined_reason"]["dice_pos_mean"]
+    low, high = summary["ci95"]["dice_pooled"]
+    assert low < summary["dice_pooled"] <= high
+    left_out = summary["ci95_undefined_resamples"]["dice_pos_mean"]
+    assert 0 < left_out < 300  # resamples that miss the case with cancer
+    line = next(x for x in _interval_lines(summary) if x.startswith("| dice_pos_mean |"))
+    assert "none (1 case(s) contribute" in line and f"{left_out} of 300 resamples left out" in line
+    assert "left out" not in next(x for x in _interval_lines(summary) if x.startswith("| dice_mean |"))
+
+
+def test_left_out_resamples_are_shown_beside_a_defined_interval():
+    counts = [Counts(50, 10, 40, 900), Counts(30, 5, 20, 900), Counts(0, 0, 0, 1000), Counts(0, 3, 0, 997)]
+    summary = summarize(counts)
+    summary.update(headline_intervals(counts, ["a", "b", "c", "d"], seed=0, n_resamples=300))
+    low, high = summary["ci95"]["dice_pos_mean"]
+    assert low <= summary["dice_pos_mean"] <= high and low < high
+    left_out = summary["ci95_undefined_resamples"]["dice_pos_mean"]
+    assert 0 < left_out  # (1/2)^4 of resamples draw neither case with cancer
+    assert interval_text(summary, "dice_pos_mean").endswith(
+        f"; {left_out} of 300 resamples left out (undefined)"
+    )
 
 
 def test_more_cases_narrow_the_interval():
@@ -70,8 +100,9 @@ def test_wilson_matches_the_textbook_value_and_the_benign_share_uses_it():
     low, high = wilson(1, 8)  # Wilson 95 % for 1 of 8: 0.0224 .. 0.4709
     assert (low, high) == pytest.approx((0.0224, 0.4709), abs=5e-4)
     assert all(np.isnan(wilson(0, 0)))
-    counts = [Counts(50, 5, 5, 900)] + [Counts(0, 1 if i == 0 else 0, 0, 999) for i in range(8)]
-    out = headline_intervals(counts, [f"c{i}" for i in range(9)], n_resamples=50)
+    with_cancer = [Counts(50, 5, 5, 900), Counts(40, 8, 9, 900)]
+    counts = with_cancer + [Counts(0, 1 if i == 0 else 0, 0, 999) for i in range(8)]
+    out = headline_intervals(counts, [f"c{i}" for i in range(10)], n_resamples=50)
     assert out["ci95"]["benign_fp_share"] == pytest.approx([low, high])
     assert out["benign_fp_share"] == pytest.approx(1 / 8) and out["benign_cases"] == 8
     json.dumps(out, allow_nan=False)  # the report's summary.json stays plain JSON

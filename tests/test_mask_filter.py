@@ -19,7 +19,7 @@ from edge_runtime.manifest import Manifest, load_manifest, manifest_path
 from edge_runtime.mask_filter import ANALYSIS_SIDE, MaskFilter, filter_mask
 from edge_runtime.render import heatmap
 from edge_runtime.render.overlay import Overlay
-from training.mask_filter_fit import GRID, choose, image_score, smallest_lesion
+from training.mask_filter_fit import GRID, choose, criterion, image_score, smallest_lesion
 from training.metrics import Counts
 
 LARGEST = MaskFilter(min_area_fraction=0.02, largest_only=True)
@@ -217,3 +217,11 @@ def test_calibrate_fits_it_and_evaluate_applies_it(filtered_model, busi_dataset,
     summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
     assert summary["mask_filter"] == record["filter"]
     assert summary["n_negative_with_fp"] == record["after"]["negatives_with_fp"]
+
+
+def test_an_image_with_no_labelled_pixel_does_not_count_as_a_clean_negative_in_the_fit():
+    """An all-ignore label scores no image: the fit's criterion leaves it out, as evaluate does."""
+    marked_benign = Counts(tp=0, fp=5, fn=0, tn=95)
+    unlabelled = Counts(tp=0, fp=0, fn=0, tn=0)
+    record = criterion([marked_benign, unlabelled])
+    assert record["negatives"] == 1 and record["negatives_with_fp"] == 1 and record["score"] == 0.0

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, jaccard_score, precision_score, recall_score
 
-from training.metrics import Counts, confusion_counts, confusion_matrix, pooled, scores, summarize
+from training.metrics import (
+    Counts,
+    confusion_counts,
+    confusion_matrix,
+    is_unlabelled,
+    pooled,
+    scores,
+    summarize,
+)
 
 TOL = 1e-6
 
@@ -96,3 +104,20 @@ def test_confusion_matrix_layout_matches_sklearn():
     valid = label != 255
     ref = sk_cm(label[valid], pred[valid].astype(np.uint8), labels=[0, 1])
     np.testing.assert_array_equal(confusion_matrix(confusion_counts(pred, label)), ref)
+
+
+def test_an_image_with_no_labelled_pixel_scores_nothing():
+    """Every label pixel ignored: no score is 1 (or 0); the image is left out of every mean."""
+    assert all(math.isnan(v) for v in scores(Counts(0, 0, 0, 0)).values())
+    summary = summarize([Counts(10, 0, 10, 80), Counts(0, 0, 0, 0)])
+    assert summary["dice_mean"] == pytest.approx(2 / 3)  # not (2/3 + 1) / 2
+    assert summary["n_unlabelled"] == 1 and summary["dice_n_undefined"] == 1
+    assert is_unlabelled(Counts(0, 0, 0, 0)) and not is_unlabelled(Counts(0, 0, 0, 1))
+
+
+def test_an_unlabelled_image_is_no_clean_negative():
+    from training.intervals import headline_intervals
+
+    out = headline_intervals([Counts(0, 5, 0, 95), Counts(0, 0, 0, 0)], ["a", "b"], n_resamples=20)
+    assert out["benign_fp_share"] == 1.0  # 1 of 1 benign image, not 1 of 2
+    assert out["n_unlabelled"] == 1

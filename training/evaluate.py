@@ -37,12 +37,22 @@ from edge_runtime.mask_filter import filter_mask
 from edge_runtime.preprocess import preprocess_for
 from training.calibration import CalibrationAccumulator, write_reliability_png
 from training.checkpoint import load_model
+from training.compare_report import write_compare_report
 from training.data import read_cases, read_pair, select_split
 from training.distributed import pick_device
 from training.intervals import headline_intervals
 from training.isotonic import served_prob
-from training.metrics import COUNTS, EMPTY_POLICY, METRICS, Counts, confusion_counts, scores, summarize
-from training.report import write_compare_report, write_report
+from training.metrics import (
+    COUNTS,
+    EMPTY_POLICY,
+    METRICS,
+    Counts,
+    confusion_counts,
+    is_unlabelled,
+    scores,
+    summarize,
+)
+from training.report import write_report
 from training.report_folder import check_report_folder, run_curves_csv, staged_report
 from training.stats import compare_models
 from training.temperature import calibrated_prob
@@ -205,7 +215,10 @@ def _write_evaluation(checkpoint, data, split, out: Path, model, samples, seed: 
         gallery.append((s.id, gray, label, pred))  # kept for the overlay gallery plot
     _write_metrics_csv(out / "metrics.csv", results)
     summary = summarize([r.counts for r in results])
-    benign_fp = [r for r in results if r.counts.positives == 0 and r.counts.fp > 0]
+    # images without cancer: labelled pixels and none of them cancer; an image with no labelled
+    # pixel is neither, and is counted apart (n_unlabelled)
+    benign = [r for r in results if r.counts.positives == 0 and not is_unlabelled(r.counts)]
+    benign_fp = [r for r in benign if r.counts.fp > 0]
     summary.update(
         {
             "checkpoint": str(checkpoint),
@@ -215,7 +228,7 @@ def _write_evaluation(checkpoint, data, split, out: Path, model, samples, seed: 
             "threshold": manifest.threshold,
             "mask_filter": manifest.mask_filter.describe() if manifest.mask_filter else "none",
             "empty_mask_policy": EMPTY_POLICY,
-            "n_negative": len(results) - summary["n_positive"],
+            "n_negative": len(benign),
             "n_negative_with_fp": len(benign_fp),
         }
     )

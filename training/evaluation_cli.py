@@ -35,17 +35,24 @@ def _evaluate(args) -> int:
         summary = evaluate(
             args.checkpoint, args.data, args.split, args.out, device=args.device, seed=args.seed
         )
-        ci = summary["ci95"]
+        from training.report import interval_text
+
         print(
             f"dice (mean over images with cancer) {summary['dice_pos_mean']:.4f} "
-            f"[95 % CI {ci['dice_pos_mean'][0]:.3f}, {ci['dice_pos_mean'][1]:.3f}], "
+            f"[95 % CI {interval_text(summary, 'dice_pos_mean', 3, ', ')}], "
             f"dice (pooled) {summary['dice_pooled']:.4f} "
-            f"[{ci['dice_pooled'][0]:.3f}, {ci['dice_pooled'][1]:.3f}], pixel accuracy (pooled) "
+            f"[{interval_text(summary, 'dice_pooled', 3, ', ')}], pixel accuracy (pooled) "
             f"{summary['pixel_accuracy_pooled']:.4f}, recall (pooled) {summary['recall_pooled']:.4f}"
         )
         print(
             f"images without cancer with any false cancer pixel: {summary['n_negative_with_fp']} of "
-            f"{summary['n_negative']} [{ci['benign_fp_share'][0]:.3f}, {ci['benign_fp_share'][1]:.3f}]; "
+            f"{summary['n_negative']} [{interval_text(summary, 'benign_fp_share', 3, ', ')}]"
+            + (
+                f" ({summary['n_unlabelled']} image(s) with no labelled pixel left out)"
+                if summary.get("n_unlabelled")
+                else ""
+            )
+            + "; "
             f"calibration (T {summary['temperature']:.4f}): pixel ECE "
             f"{summary['ece_pixel']:.4f}, Brier {summary['brier_pixel']:.4f}; image ECE (max) "
             f"{summary['ece_image_max']:.4f}"
@@ -87,7 +94,8 @@ def _calibrate(args) -> int:
             f"{args.split} (NLL {r['nll_before']:.4f} -> {r['nll_after']:.4f}); pixel ECE "
             f"{r['ece_pixel_before']:.4f} -> {r['ece_pixel_after']:.4f}, image ECE (max) "
             f"{r['ece_image_max_before']:.4f} -> {r['ece_image_max_after']:.4f}; threshold "
-            f"{r['threshold_before']} -> {r['threshold']:.4f} (same mask: where the cancer logit wins)"
+            f"{r['threshold_before']} -> {r['threshold']:.4f} (the mask stays where the cancer logit wins, "
+            "up to boundary pixels the resize moves)"
         )
         print(
             f"written to {args.checkpoint}.yaml (calibration_curve, threshold); export folds it into the graph"
@@ -141,9 +149,10 @@ def add_calibrate_parser(sub) -> None:
         description="Fit the calibration of the cancer probability on validation pixels within 25 px "
         "of the cancer truth or the predicted mask, and write it into CK.yaml. --method temperature: "
         "one T (logits / T before the softmax) by minimising the NLL; the threshold 0.5 keeps its "
-        "mask. --method curve: an isotonic (non-decreasing, piecewise-linear) map from the logit "
+        "mask up to boundary pixels. --method curve: an isotonic (non-decreasing, piecewise-linear) map from the logit "
         "margin to the probability, for models one T cannot calibrate; the threshold becomes the "
-        "curve's value at logit parity, so the mask is unchanged. `export` folds either into the "
+        "curve's value at logit parity, so the mask stays where the cancer logit wins (the bilinear resize "
+        "to the image can move a boundary pixel). `export` folds either into the "
         "graph so every backend shows calibrated probabilities. --method mask-filter (after the "
         "probability's calibration; CK may also be a folded ONNX file): choose which parts of the "
         "thresholded mask count as a finding (minimum peak probability, minimum part size, largest part "

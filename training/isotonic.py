@@ -8,9 +8,11 @@ violators, scipy) finds the non-decreasing map from margin to observed cancer fr
 best; it is stored as :data:`CURVE_KNOTS` knots (equal-count quantiles of the margin) and folded
 into the exported graph as a piecewise-linear function (:mod:`edge_runtime.calibration_curve`).
 
-The mask does not change: the curve is made strictly increasing (a :data:`STRICT_RAMP` share of
-a straight ramp is blended in), so "probability >= curve(0)" is exactly "the cancer logit wins";
-the threshold becomes curve(0), recorded in the manifest beside the curve.
+The mask keeps its meaning: the curve is made strictly increasing (a :data:`STRICT_RAMP` share of
+a straight ramp is blended in), so at the model's size "probability >= curve(0)" is exactly "the
+cancer logit wins"; the threshold becomes curve(0), recorded in the manifest beside the curve.
+Only the bilinear resize of the probability to the image's size can move a boundary pixel (the
+curve and the logistic interpolate differently between two pixels either side of the threshold).
 
 Inputs: per-image logits of a split (:class:`training.temperature.LogitMap`) and the manifest.
 Outputs: the curve ``{margin: [...], prob: [...]}``, the new threshold and before/after figures.

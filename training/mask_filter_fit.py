@@ -29,7 +29,7 @@ import numpy as np
 
 from edge_runtime.mask_filter import MaskFilter, filter_mask
 from training.data import CANCER, read_cases, read_pair, select_split
-from training.metrics import Counts, confusion_counts
+from training.metrics import Counts, confusion_counts, is_unlabelled
 
 PEAKS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 AREA_FRACTIONS = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02)
@@ -48,11 +48,14 @@ def image_score(counts: Counts) -> float:
 
 
 def criterion(counts: list[Counts]) -> dict[str, float]:
-    """Per-image counts of one candidate -> its score and the figures reported beside it."""
+    """Per-image counts of one candidate -> its score and the figures reported beside it. An image
+    with no labelled pixel says nothing about the filter and is left out (as evaluate leaves it out
+    of its images without cancer)."""
+    counts = [c for c in counts if not is_unlabelled(c)]
     cancer = [image_score(c) for c in counts if c.positives > 0]
     clean = [c for c in counts if c.positives == 0]
     return {
-        "score": float(np.mean([image_score(c) for c in counts])),
+        "score": float(np.mean([image_score(c) for c in counts])) if counts else float("nan"),
         "dice_malignant_mean": float(np.mean(cancer)) if cancer else float("nan"),
         "negatives_with_fp": sum(c.fp > 0 for c in clean),
         "negatives": len(clean),

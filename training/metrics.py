@@ -4,11 +4,13 @@ Counts are taken over *labelled* pixels only (label 255 is ignored), for the can
 as positive: tp, fp, fn, tn. Scores per image: pixel_accuracy, dice, recall, precision,
 iou, specificity. Pooled scores apply the same formulas to counts summed over images.
 
-Empty-mask policy (:data:`EMPTY_POLICY`): when truth and prediction are both empty
-(tp+fp+fn = 0) Dice and IoU are 1.0, the model agreed there is no cancer. Recall with no
-cancer in the truth, precision with nothing predicted, specificity with no tissue pixels
-and accuracy with no labelled pixels are undefined: NaN, left out of means and counted in
-the report. (scikit-learn: f1/jaccard ``zero_division=1.0``, others ``zero_division=nan``.)
+Empty-mask policy (:data:`EMPTY_POLICY`): an image with no labelled pixel at all (every label
+pixel is the ignore index) has nothing to score: every score is NaN, and it is no image "without
+cancer" either (:func:`is_unlabelled`; callers leave it out of such counts and report how many).
+Otherwise, when truth and prediction are both empty (tp+fp+fn = 0, tn > 0) Dice and IoU are 1.0,
+the model agreed there is no cancer. Recall with no cancer in the truth, precision with nothing
+predicted and specificity with no tissue pixels are undefined: NaN, left out of means and counted
+in the report. (scikit-learn: f1/jaccard ``zero_division=1.0``, others ``zero_division=nan``.)
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from training.data import CANCER, IGNORE_INDEX
 METRICS = ("pixel_accuracy", "dice", "recall", "precision", "iou", "specificity")
 COUNTS = ("tp", "fp", "fn", "tn")
 EMPTY_POLICY = (
-    "both-empty images score Dice = IoU = 1.0; recall/precision/specificity/accuracy "
-    "with a zero denominator are NaN and left out of means (counted)"
+    "an image with no labelled pixel scores NaN everywhere and is left out (counted); both-empty "
+    "images score Dice = IoU = 1.0; recall/precision/specificity with a zero denominator are NaN "
+    "and left out of means (counted)"
 )
 NAN = float("nan")
 
@@ -63,8 +66,15 @@ def _ratio(num: float, den: float, empty: float = NAN) -> float:
     return num / den if den > 0 else empty
 
 
+def is_unlabelled(c: Counts) -> bool:
+    """True when the counts hold no labelled pixel (every pixel was the ignore index)."""
+    return c.tp + c.fp + c.fn + c.tn == 0
+
+
 def scores(c: Counts) -> dict[str, float]:
-    """Counts -> the six metrics under :data:`EMPTY_POLICY`."""
+    """Counts -> the six metrics under :data:`EMPTY_POLICY` (all NaN without a labelled pixel)."""
+    if is_unlabelled(c):
+        return dict.fromkeys(METRICS, NAN)
     total = c.tp + c.fp + c.fn + c.tn
     return {
         "pixel_accuracy": _ratio(c.tp + c.tn, total),
@@ -89,10 +99,16 @@ def nanmean(values) -> float:
 
 
 def summarize(counts: list[Counts]) -> dict[str, float]:
-    """Per-image means (all images; cancer-positive images only) and pooled scores."""
+    """Per-image counts -> per-image means (all images; cancer-positive images only), pooled scores,
+    per metric the images where it is undefined, and ``n_unlabelled`` (images with no labelled
+    pixel, undefined in every metric)."""
     per = [scores(c) for c in counts]
     pos = [s for s, c in zip(per, counts, strict=False) if c.positives > 0]
-    out: dict[str, float] = {"n_images": len(counts), "n_positive": len(pos)}
+    out: dict[str, float] = {
+        "n_images": len(counts),
+        "n_positive": len(pos),
+        "n_unlabelled": sum(is_unlabelled(c) for c in counts),
+    }
     for m in METRICS:
         out[f"{m}_mean"] = nanmean(s[m] for s in per)
         out[f"{m}_pos_mean"] = nanmean(s[m] for s in pos)

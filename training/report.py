@@ -3,7 +3,7 @@
 Plots: ``confusion_counts.png`` and ``confusion_normalised.png`` (pooled pixels, rows =
 truth), ``boxplot.png`` (per-image metrics), ``training_curves.png`` (from the run's
 metrics.csv when it sits beside the checkpoint), ``gallery.png`` (test images: truth
-contour green, prediction red). ``write_compare_report`` writes compare.csv + report.md.
+contour green, prediction red). The compare report is :mod:`training.compare_report`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 
-from training.metrics import EMPTY_POLICY, METRICS, confusion_matrix, pooled
+from training.metrics import EMPTY_POLICY, METRICS, confusion_matrix, is_unlabelled, pooled
 
 GALLERY_MAX = 8
 GALLERY_POSITIVE = 6  # images with cancer first, then some without
@@ -91,7 +91,11 @@ def _gallery(out: Path, gallery, results) -> None:
     positives = [g for g, r in zip(gallery, results, strict=False) if r.counts.positives > 0][
         :GALLERY_POSITIVE
     ]
-    negatives = [g for g, r in zip(gallery, results, strict=False) if r.counts.positives == 0]
+    negatives = [
+        g
+        for g, r in zip(gallery, results, strict=False)
+        if r.counts.positives == 0 and not is_unlabelled(r.counts)
+    ]
     chosen = (positives + negatives)[:GALLERY_MAX]
     if not chosen:
         return
@@ -150,13 +154,29 @@ def _calibration_lines(summary: dict) -> list[str]:
     return lines
 
 
+def interval_text(summary: dict, name: str, digits: int = 4, sep: str = " – ") -> str:
+    """The 95 % interval of figure ``name`` in words: "low – high", or "none (reason)" when it is
+    NaN; followed by the resamples left out of it, when any (``ci95_undefined_resamples``)."""
+    low, high = summary["ci95"][name]
+    reason = summary.get("ci95_undefined_reason", {}).get(name)
+    if math.isnan(low) or math.isnan(high):
+        text = f"none ({reason or 'undefined'})"
+    else:
+        text = f"{low:.{digits}f}{sep}{high:.{digits}f}"
+    left_out = summary.get("ci95_undefined_resamples", {}).get(name, 0)
+    if left_out:
+        total = summary.get("ci95_resamples")
+        text += f"; {left_out}" + (f" of {total}" if total else "") + " resamples left out (undefined)"
+    return text
+
+
 def _interval_lines(summary: dict) -> list[str]:
     if "ci95" not in summary:
         return []
     lines = ["", f"{summary['ci95_method']} ({summary['ci95_cases']} cases).", ""]
     lines += ["| figure | value | 95 % interval |", "|---|---|---|"]
-    for name, (low, high) in summary["ci95"].items():
-        lines.append(f"| {name} | {_fmt(summary[name])} | {_fmt(low)} – {_fmt(high)} |")
+    for name in summary["ci95"]:
+        lines.append(f"| {name} | {_fmt(summary[name])} | {interval_text(summary, name)} |")
     return lines
 
 
@@ -188,6 +208,12 @@ def write_report(out: Path, summary: dict, results, gallery, run_csv: Path | Non
         f"Images without cancer that get any false cancer pixel: {summary.get('n_negative_with_fp', '?')} "
         f"of {summary.get('n_negative', '?')}.",
     ]
+    if summary.get("n_unlabelled"):
+        lines += [
+            "",
+            f"Left out: {summary['n_unlabelled']} image(s) with no labelled pixel (every label pixel is "
+            "ignored): no score, and not counted as images with or without cancer.",
+        ]
     lines += _interval_lines(summary)
     lines += _calibration_lines(summary)
     lines += [
@@ -210,75 +236,3 @@ def write_report(out: Path, summary: dict, results, gallery, run_csv: Path | Non
         if (out / png).is_file():
             lines.append(f"![{png}]({png})")
     (out / "report.md").write_text("\n".join(lines) + "\n")
-
-
-COMPARE_COLUMNS = (
-    "n",
-    "n_excluded",
-    "mean_a",
-    "mean_b",
-    "mean_diff",
-    "mean_ci_low",
-    "mean_ci_high",
-    "median_diff",
-    "median_ci_low",
-    "median_ci_high",
-    "wilcoxon_stat",
-    "wilcoxon_p",
-    "wilcoxon_p_holm",
-    "ttest_t",
-    "ttest_p",
-)
-
-
-def write_compare_report(
-    out: Path,
-    ck_a: str,
-    ck_b: str,
-    sum_a: dict,
-    sum_b: dict,
-    table: dict,
-    n_images: int,
-    n_cases: int,
-    split: str,
-) -> str:
-    """compare.csv (one row per metric, with the split compared on) and report.md; returns the table."""
-    with open(out / "compare.csv", "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["metric", "split", *COMPARE_COLUMNS])
-        for m, row in table.items():
-            writer.writerow([m, split, *(row.get(c, "") for c in COMPARE_COLUMNS)])
-    head = "| metric | n | mean A | mean B | mean B−A [95% CI] | median B−A [95% CI] | Wilcoxon p (Holm) | t-test p |"
-    md = [head, "|---|---|---|---|---|---|---|---|"]
-    for m, r in table.items():
-        md.append(
-            f"| {m} | {r['n']} | {r['mean_a']:.4f} | {r['mean_b']:.4f} | {r['mean_diff']:+.4f} "
-            f"[{r.get('mean_ci_low', float('nan')):+.4f}, {r.get('mean_ci_high', float('nan')):+.4f}] | "
-            f"{r['median_diff']:+.4f} [{r.get('median_ci_low', float('nan')):+.4f}, "
-            f"{r.get('median_ci_high', float('nan')):+.4f}] | {r['wilcoxon_p']:.4g} "
-            f"({r['wilcoxon_p_holm']:.4g}) | {r['ttest_p']:.4g} |"
-        )
-    d = table.get("dice", {})
-    text = "\n".join(md)
-    lines = [
-        f"# Paired comparison: A = `{ck_a}` vs B = `{ck_b}`",
-        "",
-        f"{n_images} images of split {split} from {n_cases} cases; differences are B − A per image. Wilcoxon signed-rank "
-        "(zero_method='wilcox': zero differences dropped) is primary, paired t-test secondary; 95% CIs are "
-        "percentile bootstrap over cases (patients), 2000 resamples. Holm corrects the Wilcoxon p over the "
-        f"metrics. Empty-mask policy: {EMPTY_POLICY}.",
-        "",
-        text,
-        "",
-        f"Pooled Dice: A {sum_a['dice_pooled']:.4f}, B {sum_b['dice_pooled']:.4f}; pooled pixel accuracy: "
-        f"A {sum_a['pixel_accuracy_pooled']:.4f}, B {sum_b['pixel_accuracy_pooled']:.4f} (descriptive).",
-        "",
-    ]
-    if "mcnemar_hit_p" in d:
-        lines.append(
-            f"Image-level exact McNemar on hit = Dice ≥ 0.5: only A hit {d['mcnemar_hit_only_a']}, "
-            f"only B hit {d['mcnemar_hit_only_b']}, p = {d['mcnemar_hit_p']:.4g}."
-        )
-    lines += ["", "Per-model reports: [A/report.md](A/report.md), [B/report.md](B/report.md)."]
-    (out / "report.md").write_text("\n".join(lines) + "\n")
-    return text

@@ -1,14 +1,19 @@
 """Paired statistics for two models scored on the same test images.
 
-Input: per-image metric arrays ``a`` and ``b`` (same image order) and each image's
-case (patient) id. Output per metric: mean/median of B - A, Wilcoxon signed-rank
-(primary, ``zero_method='wilcox'``: zero differences are dropped, as scipy documents),
-paired t-test (secondary), a case-level bootstrap 95% CI of the mean and median
-difference (resampling patients, because images of one patient are not independent),
-Holm-adjusted Wilcoxon p over the metrics tested (a metric no image defines gets p NaN and is
-not counted), and an image-level exact McNemar test on
-"hit" = Dice >= :data:`HIT_DICE`. Images where either value is NaN (undefined under the
-empty-mask policy) are left out of that metric and counted.
+Input: per-image metric arrays ``a`` and ``b`` (same image order) and each image's case (patient)
+id. Images of one case are not independent, so the tests run on cases: each case's images are
+averaged first (its mean A, mean B and mean B - A), and Wilcoxon signed-rank (primary,
+``zero_method='wilcox'``: zero differences are dropped, as scipy documents) and the paired t-test
+(secondary) run on those per-case values. The p-value method of the Wilcoxon test is chosen
+explicitly (:func:`wilcoxon_method`, scipy's own ``method='auto'`` rule written out) and reported.
+
+Output per metric: ``n`` (images) and ``n_cases``, the mean/median of B - A over images, the test
+statistics and p-values, a case-level bootstrap 95% CI of the mean and median image difference
+(resampling patients), Holm-adjusted Wilcoxon p over the metrics tested (a metric no case
+defines gets p NaN and is not counted), and, for Dice, an image-level exact McNemar test on
+"hit" = Dice >= :data:`HIT_DICE` (it treats images as independent, which they are not when a case
+has several). Images where either value is NaN (undefined under the empty-mask policy) are left
+out of that metric and counted in ``n_excluded``.
 """
 
 from __future__ import annotations
@@ -21,35 +26,75 @@ from scipy import stats as sps
 BOOTSTRAP_RESAMPLES = 2000
 CI_LEVEL = 0.95
 HIT_DICE = 0.5
+MIN_CONTRIBUTING_CASES = 2  # fewer distinct cases cannot vary between bootstrap resamples: no interval
 ZERO_METHOD = "wilcox"
+# scipy's method='auto' rule for the Wilcoxon p-value, written out so the report can name it:
+EXACT_MAX_N = 50  # the exact null distribution for at most this many differences without ties/zeros
+PERMUTATION_MAX_N = 13  # with ties or zeros: every one of the 2**n sign flips, for at most this many
+METHOD_EXACT = "exact"
+METHOD_PERMUTATION = "permutation (all sign flips)"
+METHOD_NORMAL = "normal approximation"
 
 
-def _wilcoxon(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+def wilcoxon_method(d: np.ndarray) -> str:
+    """The p-value method for the differences ``d`` (zeros included, as scipy counts them): exact
+    without ties or zeros up to :data:`EXACT_MAX_N`; with ties or zeros an exhaustive permutation
+    up to :data:`PERMUTATION_MAX_N`; otherwise the normal approximation (scipy's ``method='auto'``)."""
+    nonzero = np.abs(d[d != 0])
+    ties_or_zeros = nonzero.size < d.size or np.unique(nonzero).size < nonzero.size
+    if d.size <= EXACT_MAX_N and not ties_or_zeros:
+        return METHOD_EXACT
+    if d.size <= PERMUTATION_MAX_N:
+        return METHOD_PERMUTATION
+    return METHOD_NORMAL
+
+
+def _wilcoxon(a: np.ndarray, b: np.ndarray) -> tuple[float, float, str]:
+    """(statistic, p, method) of the signed-rank test of ``b - a``; NaN p when nothing is paired."""
     d = b - a
-    if d.size == 0:  # no image scored by both: no test, so NaN (which Holm leaves out), not p = 1
-        return float("nan"), float("nan")
+    if d.size == 0:  # nothing scored by both: no test, so NaN (which Holm leaves out), not p = 1
+        return float("nan"), float("nan"), "none"
     if np.all(d == 0):
-        return float("nan"), 1.0  # identical scores: no evidence of a difference
-    res = sps.wilcoxon(a, b, zero_method=ZERO_METHOD)
-    return float(res.statistic), float(res.pvalue)
+        return float("nan"), 1.0, "none"  # identical scores: no evidence of a difference
+    method = wilcoxon_method(d)
+    scipy_method = {
+        METHOD_EXACT: "exact",
+        METHOD_PERMUTATION: sps.PermutationMethod(),
+        METHOD_NORMAL: "asymptotic",
+    }[method]
+    res = sps.wilcoxon(a, b, zero_method=ZERO_METHOD, method=scipy_method)
+    return float(res.statistic), float(res.pvalue), method
 
 
 def _ttest(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(t, p) of the paired t-test of ``b - a``: NaN with fewer than 2 pairs; p = 1 when every
+    difference is 0; NaN when the differences are equal but not 0 (zero variance: t undefined)."""
     d = b - a
     if d.size < 2:
         return float("nan"), float("nan")
     if np.all(d == d[0]):
-        return float("nan"), 1.0 if d[0] == 0 else 0.0  # zero variance: t undefined
+        return float("nan"), 1.0 if d[0] == 0 else float("nan")
     res = sps.ttest_rel(b, a)
     return float(res.statistic), float(res.pvalue)
+
+
+def case_means(values: np.ndarray, cases: list[str]) -> np.ndarray:
+    """The mean of ``values`` per case, in sorted case-id order (one value per case)."""
+    ids = np.asarray(cases)
+    return np.array([values[ids == c].mean() for c in sorted(set(cases))], dtype=np.float64)
 
 
 def case_bootstrap(
     diff: np.ndarray, cases: list[str], seed: int, n_resamples: int = BOOTSTRAP_RESAMPLES
 ) -> dict[str, float]:
-    """Percentile CI of mean and median of ``diff``, resampling whole cases with replacement."""
+    """Per-image ``diff`` and case ids -> percentile CI of the mean and median of ``diff``,
+    resampling whole cases with replacement; NaN bounds when fewer than
+    :data:`MIN_CONTRIBUTING_CASES` cases (one case resampled gives itself, a zero-width CI)."""
     rng = np.random.default_rng(seed)
     uniq = sorted(set(cases))
+    if len(uniq) < MIN_CONTRIBUTING_CASES:
+        nan = float("nan")
+        return {"mean_ci_low": nan, "mean_ci_high": nan, "median_ci_low": nan, "median_ci_high": nan}
     members = [np.flatnonzero(np.asarray(cases) == c) for c in uniq]
     means, medians = np.empty(n_resamples), np.empty(n_resamples)
     for i in range(n_resamples):
@@ -89,15 +134,20 @@ def mcnemar_exact(hit_a: np.ndarray, hit_b: np.ndarray) -> dict[str, float]:
 def compare_metric(
     a: np.ndarray, b: np.ndarray, cases: list[str], seed: int, n_resamples: int = BOOTSTRAP_RESAMPLES
 ) -> dict[str, float]:
+    """Per-image scores ``a``, ``b`` and case ids -> one comparison row (see the module docstring):
+    image counts and means, per-case Wilcoxon and t-test, case-bootstrap CIs of the image difference."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     ok = ~(np.isnan(a) | np.isnan(b))
     a, b = a[ok], b[ok]
     kept_cases = [c for c, keep in zip(cases, ok, strict=False) if keep]
     d = b - a
-    w_stat, w_p = _wilcoxon(a, b)
-    t_stat, t_p = _ttest(a, b)
+    # the tests run on per-case means: a case's images are not independent observations
+    a_case, b_case = case_means(a, kept_cases), case_means(b, kept_cases)
+    w_stat, w_p, w_method = _wilcoxon(a_case, b_case)
+    t_stat, t_p = _ttest(a_case, b_case)
     row = {
         "n": int(ok.sum()),
+        "n_cases": int(a_case.size),
         "n_excluded": int((~ok).sum()),
         "mean_a": float(a.mean()) if a.size else float("nan"),
         "mean_b": float(b.mean()) if b.size else float("nan"),
@@ -105,6 +155,7 @@ def compare_metric(
         "median_diff": float(np.median(d)) if d.size else float("nan"),
         "wilcoxon_stat": w_stat,
         "wilcoxon_p": w_p,
+        "wilcoxon_method": w_method,
         "ttest_t": t_stat,
         "ttest_p": t_p,
     }
@@ -120,18 +171,17 @@ def compare_models(
     seed: int,
     n_resamples: int = BOOTSTRAP_RESAMPLES,
 ) -> dict[str, dict[str, float]]:
-    """metric -> comparison row; adds Holm-adjusted Wilcoxon p and the image-level McNemar."""
+    """Per-image metric arrays of A and B (same image order) and case ids -> metric -> comparison
+    row (:func:`compare_metric`), with the Holm-adjusted Wilcoxon p; the Dice row also gets the
+    image-level exact McNemar on hit = Dice >= :data:`HIT_DICE` (images whose Dice is NaN for
+    either model left out)."""
     table = {m: compare_metric(per_a[m], per_b[m], cases, seed, n_resamples) for m in per_a}
     adjusted = holm([table[m]["wilcoxon_p"] for m in table])
     for m, p in zip(table, adjusted, strict=False):
         table[m]["wilcoxon_p_holm"] = p
     if "dice" in per_a:
-        table["dice"].update(
-            {
-                f"mcnemar_hit_{k}": v
-                for k, v in mcnemar_exact(
-                    np.asarray(per_a["dice"]) >= HIT_DICE, np.asarray(per_b["dice"]) >= HIT_DICE
-                ).items()
-            }
-        )
+        dice_a, dice_b = np.asarray(per_a["dice"], float), np.asarray(per_b["dice"], float)
+        ok = ~(np.isnan(dice_a) | np.isnan(dice_b))
+        hits = mcnemar_exact(dice_a[ok] >= HIT_DICE, dice_b[ok] >= HIT_DICE)
+        table["dice"].update({f"mcnemar_hit_{k}": v for k, v in hits.items()})
     return table

@@ -1,8 +1,10 @@
 """Temperature scaling: one scalar T, logits / T before the softmax, fitted on validation data.
 
-Why one scalar: it keeps the ranking of every pixel, so the mask at threshold 0.5 does not
-change (p >= 0.5 exactly where the cancer logit wins, at any T), while the probabilities on
-screen become calibrated (Guo et al., ICML 2017). T is fitted by minimising the negative
+Why one scalar: it keeps the ranking of every pixel, so at the model's size p >= 0.5 exactly where
+the cancer logit wins, at any T, while the probabilities on screen become calibrated (Guo et al.,
+ICML 2017). The mask at threshold 0.5 is the same except at its boundary: the probability is
+resized bilinearly to the image's size after the softmax, and interpolating calibrated rather than
+uncalibrated probabilities can put a boundary pixel on the other side of 0.5. T is fitted by minimising the negative
 log-likelihood over the decision-band pixels (:func:`training.calibration.decision_band`, band
 taken from the uncalibrated mask) of the validation split, with the probability computed exactly
 as the exported graph computes it: softmax at the model's size, cancer channel resized
@@ -127,9 +129,11 @@ def calibrate_checkpoint(
     """Fit T (or, ``method="curve"``, a calibration curve: :mod:`training.isotonic`) on a split,
     write it into the checkpoint's manifest (CK.yaml); returns the record.
 
-    The threshold keeps its meaning: with T > 0 the mask at 0.5 is the mask at logit parity, the
-    same pixels before and after; any other threshold is kept as a probability and reported. A
-    curve moves the threshold to its value at logit parity: again the same mask.
+    The threshold keeps its meaning: with T > 0 the mask at 0.5 is the mask at logit parity at the
+    model's size, so the same pixels before and after except where the bilinear resize to the
+    image's size moves a boundary pixel; any other threshold is kept as a probability and
+    reported. A curve moves the threshold to its value at logit parity: again the same mask up to
+    such boundary pixels.
     """
     from edge_runtime.manifest import save_manifest
     from training.checkpoint import load_model
@@ -155,7 +159,9 @@ def calibrate_checkpoint(
         save_manifest(updated.derive(extra={**updated.extra, "calibration": record}), checkpoint)
         return record
     threshold = manifest.threshold
-    if manifest.calibration_curve:  # back to the threshold the curve replaced (same mask at T = 1)
+    if (
+        manifest.calibration_curve
+    ):  # back to the threshold the curve replaced (the mask at T = 1, up to boundary pixels)
         threshold = float(manifest.extra.get("calibration", {}).get("threshold_before", DEFAULT_THRESHOLD))
     fit = fit_temperature(maps, manifest.cancer_index, threshold)
     eces = _ece_pair(maps, fit["temperature"], manifest.cancer_index, threshold)

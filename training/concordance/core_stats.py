@@ -26,7 +26,7 @@ from scipy import stats as sps
 
 from training.concordance.cores import Core
 from training.metrics import EMPTY_POLICY, Counts, scores, summarize
-from training.stats import BOOTSTRAP_RESAMPLES, CI_LEVEL, case_bootstrap
+from training.stats import BOOTSTRAP_RESAMPLES, CI_LEVEL, MIN_CONTRIBUTING_CASES, case_bootstrap
 
 LOA_Z = 1.96  # Bland-Altman limits of agreement: bias +- 1.96 SD
 CORE_SCORES = ("sensitivity", "specificity", "auc")
@@ -73,23 +73,44 @@ def _percentiles(values: list[float]) -> tuple[float, float, int]:
     return float(np.percentile(kept, lo)), float(np.percentile(kept, hi)), len(values) - len(kept)
 
 
+def contributing_patients(cores: list[Core]) -> dict[str, int]:
+    """score -> distinct patients whose cores can move it: sensitivity, patients with a core with
+    cancer by pathology; specificity, with a core without; AUC, with any core."""
+    return {
+        "sensitivity": len({c.patient_id for c in cores if c.pathology_positive}),
+        "specificity": len({c.patient_id for c in cores if not c.pathology_positive}),
+        "auc": len({c.patient_id for c in cores}),
+    }
+
+
 def patient_bootstrap(
     cores: list[Core], threshold: float, seed: int, n_resamples: int = BOOTSTRAP_RESAMPLES
 ) -> dict[str, dict]:
-    """score -> {ci_low, ci_high, resamples_undefined}, resampling whole patients with replacement."""
+    """Cores, the core-call threshold and a seed -> score -> {ci_low, ci_high, resamples_undefined,
+    reason}, resampling whole patients with replacement. A score fewer than
+    :data:`~training.stats.MIN_CONTRIBUTING_CASES` patients contribute to gets a NaN CI and the
+    reason (one patient resampled is always itself); ``reason`` is empty otherwise."""
     rng = np.random.default_rng(seed)
     patients = sorted({c.patient_id for c in cores})
     members = {p: [c for c in cores if c.patient_id == p] for p in patients}
     draws: dict[str, list[float]] = {k: [] for k in CORE_SCORES}
-    for _ in range(n_resamples):
+    for _ in range(n_resamples if patients else 0):
         pick = rng.integers(0, len(patients), size=len(patients))
         sample = [c for j in pick for c in members[patients[j]]]
         for k, v in _core_scores(sample, threshold).items():
             draws[k].append(v)
+    contributing = contributing_patients(cores)
     out = {}
     for k, vals in draws.items():
         lo, hi, undefined = _percentiles(vals)
-        out[k] = {"ci_low": lo, "ci_high": hi, "resamples_undefined": undefined}
+        reason = ""
+        if contributing[k] < MIN_CONTRIBUTING_CASES:
+            lo, hi = float("nan"), float("nan")
+            reason = (
+                f"{contributing[k]} patient(s) contribute; a patient bootstrap needs at least "
+                f"{MIN_CONTRIBUTING_CASES} to vary"
+            )
+        out[k] = {"ci_low": lo, "ci_high": hi, "resamples_undefined": undefined, "reason": reason}
     return out
 
 
@@ -113,12 +134,18 @@ def bland_altman(cores: list[Core], seed: int) -> dict[str, float]:
 
 
 def group_summary(cores: list[Core], threshold: float, seed: int) -> dict:
-    """Everything the report shows for one group of cores (one model version, or all)."""
+    """Cores, the core-call threshold and the bootstrap seed -> everything the report shows for one
+    group of cores (one model version, or all). A core with no known pixel has nothing to score:
+    it is left out of every figure and counted in ``n_cores_no_known_pixel`` (load_core already
+    skips such cores; this keeps the figures right for any caller)."""
+    unknown = [c for c in cores if c.known_px == 0]
+    cores = [c for c in cores if c.known_px > 0]
     counts = core_counts(cores, threshold)
     point = _core_scores(cores, threshold)
     ci = patient_bootstrap(cores, threshold, seed)
     pixel = summarize([c.counts for c in cores])
     return {
+        "n_cores_no_known_pixel": len(unknown),
         "n_cores": len(cores),
         "n_patients": len({c.patient_id for c in cores}),
         "core_counts": {"tp": counts.tp, "fp": counts.fp, "fn": counts.fn, "tn": counts.tn},

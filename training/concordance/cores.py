@@ -11,8 +11,9 @@ tract is uncertain. The prediction is the decision the operator saw (``prefire_m
 ``capture.prediction.cancer_class``); ``prefire_prob.png`` gives the probability.
 
 Counts first: the per-core confusion counts over those pixels (training/metrics.py), then the
-fractions and scores derived from them. Cases not registered yet (pending, broken, held for review)
-and cases without a saved prediction (a mark before the first prediction) are skipped with a reason.
+fractions and scores derived from them. Cases not registered yet (pending, broken, held for review),
+cases without a saved prediction (a mark before the first prediction) and cores whose band has no
+known pixel (nothing to score) are skipped with a reason.
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ def _report(path: Path, case_yaml: Path) -> dict:
 
 
 def load_core(case_yaml: Path, dataset: Path) -> Core:
-    """The :class:`Core` of one captured, registered case; InputError naming what is missing."""
+    """The :class:`Core` of one captured, registered case (case.yaml path, register-batch folder);
+    InputError naming what is missing or why the core cannot be scored (no known pixel)."""
     where = str(case_yaml)
     case = read_yaml_mapping(case_yaml, "case file")
     case_id = str(case.get("id") or case_yaml.parent.name)
@@ -126,6 +128,11 @@ def load_core(case_yaml: Path, dataset: Path) -> Core:
         )
     report = _report(reg / REPORT, case_yaml)
     known = label != IGNORE_INDEX
+    if not known.any():
+        raise InputError(
+            f"{where}: no known pixel in the core's band (registration/{case_id}/label.png is all "
+            f"{IGNORE_INDEX}): nothing to score"
+        )
     predicted = mask == int(pred.get("cancer_class", 1))
     prob = prob16.astype(np.float64) / float(pred.get("prob_scale", np.iinfo(np.uint16).max))
     return Core(
@@ -133,7 +140,7 @@ def load_core(case_yaml: Path, dataset: Path) -> Core:
         patient_id=str(report.get("patient_id") or case_id),
         model=model_version(capture),
         counts=confusion_counts(predicted, label),
-        prob_mean=float(prob[known].mean()) if known.any() else float("nan"),
+        prob_mean=float(prob[known].mean()),
         quality=report["quality"].get("score") if isinstance(report.get("quality"), dict) else None,
         extra={"expected_yield": (capture.get("expected_yield") or {}).get("fraction")},
     )

@@ -66,7 +66,14 @@ def _f(v, digits: int = 3) -> str:
 
 
 def _ci(s: dict) -> str:
-    return f"{_f(s['value'])} [{_f(s['ci_low'])}, {_f(s['ci_high'])}]"
+    """A core score with its CI; a missing CI names its reason, and left-out resamples are counted."""
+    if s.get("reason"):
+        text = f"{_f(s['value'])} [no CI: {s['reason']}]"
+    else:
+        text = f"{_f(s['value'])} [{_f(s['ci_low'])}, {_f(s['ci_high'])}]"
+    if s.get("resamples_undefined"):
+        text += f" ({s['resamples_undefined']} resamples left out: undefined)"
+    return text
 
 
 def _group_md(name: str, g: dict) -> list[str]:

@@ -1,0 +1,101 @@
+"""``sonomap evaluate --compare`` output: compare.csv (one row per metric) and report.md.
+
+Input: the two models' summaries and the paired table of :func:`training.stats.compare_models`.
+Output files in the compare folder: ``compare.csv`` and ``report.md`` (per-model reports sit in
+A/ and B/).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from training.metrics import EMPTY_POLICY
+from training.stats import BOOTSTRAP_RESAMPLES, EXACT_MAX_N, HIT_DICE, PERMUTATION_MAX_N
+
+COMPARE_COLUMNS = (
+    "n",
+    "n_cases",
+    "n_excluded",
+    "mean_a",
+    "mean_b",
+    "mean_diff",
+    "mean_ci_low",
+    "mean_ci_high",
+    "median_diff",
+    "median_ci_low",
+    "median_ci_high",
+    "wilcoxon_stat",
+    "wilcoxon_p",
+    "wilcoxon_p_holm",
+    "wilcoxon_method",
+    "ttest_t",
+    "ttest_p",
+)
+
+
+def write_compare_report(
+    out: Path,
+    ck_a: str,
+    ck_b: str,
+    sum_a: dict,
+    sum_b: dict,
+    table: dict,
+    n_images: int,
+    n_cases: int,
+    split: str,
+) -> str:
+    """compare.csv (one row per metric, with the split compared on) and report.md; returns the table."""
+    with open(out / "compare.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["metric", "split", *COMPARE_COLUMNS])
+        for m, row in table.items():
+            writer.writerow([m, split, *(row.get(c, "") for c in COMPARE_COLUMNS)])
+    head = (
+        "| metric | images | cases | mean A | mean B | mean B−A [95% CI] | median B−A [95% CI] | "
+        "Wilcoxon p (Holm) | t-test p |"
+    )
+    md = [head, "|---|---|---|---|---|---|---|---|---|"]
+    for m, r in table.items():
+        md.append(
+            f"| {m} | {r['n']} | {r['n_cases']} | {r['mean_a']:.4f} | {r['mean_b']:.4f} | "
+            f"{r['mean_diff']:+.4f} "
+            f"[{r.get('mean_ci_low', float('nan')):+.4f}, {r.get('mean_ci_high', float('nan')):+.4f}] | "
+            f"{r['median_diff']:+.4f} [{r.get('median_ci_low', float('nan')):+.4f}, "
+            f"{r.get('median_ci_high', float('nan')):+.4f}] | {r['wilcoxon_p']:.4g} "
+            f"({r['wilcoxon_p_holm']:.4g}) | {r['ttest_p']:.4g} |"
+        )
+    d = table.get("dice", {})
+    text = "\n".join(md)
+    methods = sorted(
+        {r["wilcoxon_method"] for r in table.values() if r.get("wilcoxon_method", "none") != "none"}
+    )
+    lines = [
+        f"# Paired comparison: A = `{ck_a}` vs B = `{ck_b}`",
+        "",
+        f"{n_images} images of split {split} from {n_cases} cases. Means, medians and their 95% CIs are "
+        "of the per-image differences B − A; the CIs are percentile bootstrap over cases (patients), "
+        f"{BOOTSTRAP_RESAMPLES} resamples. The tests run on per-case mean differences (each case's "
+        "images averaged first, as images of one case are not independent): Wilcoxon signed-rank "
+        "(zero_method='wilcox': zero differences dropped) is primary, paired t-test secondary. "
+        "Wilcoxon p-values: exact for up to "
+        f"{EXACT_MAX_N} cases without tied or zero differences; with ties or zeros, all sign flips for up "
+        f"to {PERMUTATION_MAX_N} cases; otherwise the normal approximation (used here: "
+        f"{', '.join(methods) or 'none'}). Holm corrects the Wilcoxon p over the metrics. "
+        f"Empty-mask policy: {EMPTY_POLICY}.",
+        "",
+        text,
+        "",
+        f"Pooled Dice: A {sum_a['dice_pooled']:.4f}, B {sum_b['dice_pooled']:.4f}; pooled pixel accuracy: "
+        f"A {sum_a['pixel_accuracy_pooled']:.4f}, B {sum_b['pixel_accuracy_pooled']:.4f} (descriptive).",
+        "",
+    ]
+    if "mcnemar_hit_p" in d:
+        lines.append(
+            f"Exact McNemar on hit = Dice ≥ {HIT_DICE}, over images (image-level: it treats a case's "
+            f"images as independent): only A hit {d['mcnemar_hit_only_a']}, "
+            f"only B hit {d['mcnemar_hit_only_b']}, p = {d['mcnemar_hit_p']:.4g}."
+        )
+    lines += ["", "Per-model reports: [A/report.md](A/report.md), [B/report.md](B/report.md)."]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    return text
