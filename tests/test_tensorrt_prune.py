@@ -83,6 +83,20 @@ def _update(model, tag: str) -> None:
     save_manifest(load_manifest(model, verify_hash=False), model)
 
 
+BUILD_ARG_ONNX, BUILD_ARG_PROFILE = 1, 3  # positions in the build function's arguments
+
+
+def _recording_build(builds: list, recorded_arg: int) -> dict:
+    """ensure_engine options whose stand-in build records one of its arguments per build."""
+
+    def build(*args):
+        builds.append(args[recorded_arg])
+        return PLAN
+
+    trt = types.SimpleNamespace(__version__=TRT_OLD, BuilderFlag=types.SimpleNamespace(FP16=1))
+    return {"trt": trt, "gpu": ORIN, "build": build}
+
+
 def test_updating_one_model_keeps_the_other_models_engine(tiny_onnx, tmp_path):
     """Through ensure_engine, as the service and `export tensorrt` use it: models a/ and b/ share a
     cache; a/model.onnx is updated and rebuilt; b's engine is still loaded from the cache."""
@@ -91,13 +105,7 @@ def test_updating_one_model_keeps_the_other_models_engine(tiny_onnx, tmp_path):
     _update(b, "model b")  # another model under the same name
     cache = tmp_path / "engines"
     builds = []
-
-    def build(*args):
-        builds.append(args[1])
-        return PLAN
-
-    opts = {"trt": types.SimpleNamespace(__version__=TRT_OLD, BuilderFlag=types.SimpleNamespace(FP16=1))}
-    opts.update(gpu=ORIN, build=build)
+    opts = _recording_build(builds, BUILD_ARG_ONNX)
     first_a = ensure_engine(a, cache, **opts)
     first_b = ensure_engine(b, cache, **opts)
     _update(a, "model a, version 2")
@@ -114,13 +122,7 @@ def test_engines_of_different_profiles_coexist(tiny_onnx, tmp_path):
     a = copy_model(tiny_onnx, tmp_path / "a")
     cache = tmp_path / "engines"
     builds = []
-
-    def build(*args):
-        builds.append(args[3])
-        return PLAN
-
-    opts = {"trt": types.SimpleNamespace(__version__=TRT_OLD, BuilderFlag=types.SimpleNamespace(FP16=1))}
-    opts.update(gpu=ORIN, build=build)
+    opts = _recording_build(builds, BUILD_ARG_PROFILE)
     custom = {"min": [1, 1, 64, 64], "opt": [1, 1, 480, 640], "max": [1, 1, 720, 960]}
     exported = ensure_engine(a, cache, profile=custom, **opts)
     service = ensure_engine(a, cache, **opts)
