@@ -220,6 +220,9 @@ class Manifest(msgspec.Struct):
             check_curve(self.calibration_curve, len(self.classes), origin)
 
 
+SHA_SHOWN = 12  # leading hex digits of a sha256 that name a file in messages and reports
+
+
 def manifest_path(artifact: str | Path) -> Path:
     """Where the manifest of an artifact lives: ``model.onnx`` -> ``model.onnx.yaml``."""
     artifact = Path(artifact)
@@ -246,8 +249,8 @@ def load_manifest(artifact_or_yaml: str | Path, verify_hash: bool = True) -> Man
         actual = sha256_file(path)
         if actual != manifest.sha256:
             raise ConfigError(
-                f"{path}: sha256 {actual[:12]}… does not match its manifest {yaml_path.name} "
-                f"({manifest.sha256[:12]}…); the file and manifest are from different exports"
+                f"{path}: sha256 {actual[:SHA_SHOWN]}… does not match its manifest {yaml_path.name} "
+                f"({manifest.sha256[:SHA_SHOWN]}…); the file and manifest are from different exports"
             )
     return manifest
 

@@ -23,7 +23,7 @@ import numpy as np
 
 import edge_runtime
 from edge_runtime.errors import ConfigError, InputError
-from edge_runtime.manifest import load_manifest, manifest_path
+from edge_runtime.manifest import SHA_SHOWN, load_manifest, manifest_path
 from edge_runtime.tensorrt.modules import TensorRTUnavailable
 from edge_runtime.units import MS_PER_S
 from export.parity import (
@@ -154,7 +154,7 @@ def run_selfcheck(args) -> int:
         raise InputError(f"{model}: model not found (pass --model MODEL.onnx)")
     manifest = load_manifest(model)
     check_onnx_model(model, manifest)
-    print(f"  model        {model} ({manifest.name}, {manifest.arch}, sha256 {manifest.sha256[:12]})")
+    print(f"  model        {model} ({manifest.name}, {manifest.arch}, sha256 {manifest.sha256[:SHA_SHOWN]})")
     roi, max_hw = model_frame_limits(manifest)
     frames = [(i, fit_frame(g, roi, max_hw)) for i, g in load_frames(args.frames, args.max_frames)]
     lint_passed = lint_for_tensorrt(model)

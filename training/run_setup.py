@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from edge_runtime.errors import ConfigError
+from edge_runtime.manifest import SHA_SHOWN
 from training import distributed as D
 from training.config_schema import TrainingConfig
 from training.data import select_split
@@ -30,7 +31,6 @@ from training.provenance import resolve_norm
 RUN_FILES = ("last.pt", "best.pt", "best.pt.yaml", "pretrained.pt")
 # What `sonomap train` writes at the top of RUN besides its checkpoints: a new run would replace them.
 RUN_LOGS = ("metrics.csv", "summary.json")
-SHA_SHOWN = 12  # leading hex digits of a sha256 in messages: enough to tell two datasets apart
 
 
 def refuse_files(out: Path, names, why: str) -> None:

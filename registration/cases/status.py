@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge_runtime.errors import SonomapError
+from edge_runtime.manifest import SHA_SHOWN
 from edge_runtime.yamlfile import read_yaml_mapping
 from registration.case import load_case
 from registration.cases.identity import patient_of
@@ -100,7 +101,7 @@ def inspect_case(case_yaml: str | Path) -> CaseStatus:
     capture = raw.get("capture") if isinstance(raw.get("capture"), dict) else {}
     model = capture.get("model") if isinstance(capture.get("model"), dict) else {}
     status = CaseStatus(case_yaml, case_id, COMPLETE, lacks_of(raw, case_yaml.parent))
-    status.model = str(model["sha256"])[:12] if model.get("sha256") else None
+    status.model = str(model["sha256"])[:SHA_SHOWN] if model.get("sha256") else None
     try:
         status.patient_id, status.patient_source = patient_of(raw, case_id, str(case_yaml))
     except SonomapError as exc:

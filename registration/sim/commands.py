@@ -11,6 +11,7 @@ from pathlib import Path
 
 from edge_runtime import cli_args
 from edge_runtime.errors import SonomapError
+from edge_runtime.manifest import SHA_SHOWN
 from registration.wsi_mpp import MAX_PLAUSIBLE_MPP, MIN_PLAUSIBLE_MPP, mpp_argument
 
 
@@ -25,7 +26,7 @@ def _procedure(args) -> int:
     truth_json, lesion = truth_paths(out)
     print(
         f"{out}: {info['frames']} frames, {len(info['fires'])} needle fires, "
-        f"image sha256 {info['image_sha256'][:12]} "
+        f"image sha256 {info['image_sha256'][:SHA_SHOWN]} "
         f"({'malignant: the lesion is cancer' if info['cancer'] else 'benign: no cancer'}); truth in "
         f"{truth_json.name} and {lesion.name}"
     )

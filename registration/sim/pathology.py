@@ -25,6 +25,7 @@ import numpy as np
 import yaml
 
 from edge_runtime.errors import InputError
+from edge_runtime.manifest import SHA_SHOWN
 from edge_runtime.yamlfile import read_yaml_mapping
 from registration.cases.identity import patient_of
 from registration.cases.status import find_case_files
@@ -40,7 +41,6 @@ CANCER_CLASS = "Tumor"
 LESION_LEVEL = 127
 SECTION = "\npathology:"
 NUMBER = (int, float)
-SHA_SHOWN = 12  # characters of the procedure image's sha256 that name it in case.yaml
 FIRE_KEYS = {"pre_index": (int,), "angle_deg": NUMBER, "tip": (list,)}  # what each fire must hold
 XY = 2
 

@@ -26,12 +26,12 @@ import numpy as np
 
 from edge_runtime.case_report import REPORT, made_from, read_report
 from edge_runtime.errors import InputError, SonomapError
+from edge_runtime.manifest import SHA_SHOWN
 from edge_runtime.yamlfile import read_yaml_mapping
 from training.data import IGNORE_INDEX
 from training.metrics import Counts, confusion_counts, scores
 
 UNKNOWN_MODEL = "unknown"
-SHA_SHOWN = 12  # characters of the model's sha256 that name its version in the report
 
 
 @dataclass
