@@ -18,15 +18,14 @@ No torch import here: selfcheck uses this on the cart.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edge_runtime.atomic import atomic_write_text
 from edge_runtime.errors import InputError
+from edge_runtime.jsonfile import atomic_write_json
 
 FP32_AGREEMENT_BAR = 0.999  # torch FP32 vs ONNX Runtime FP32
 FP16_AGREEMENT_BAR = 0.995  # FP16 (ONNX or TensorRT) vs FP32
@@ -135,7 +134,7 @@ def parity_path(model_path: str | Path) -> Path:
 def write_parity(model_path: str | Path, sections: dict[str, Any]) -> Path:
     """Write ``sections`` as the model's whole report, ``MODEL.parity.json`` beside it (atomic
     replace): an older report, of an earlier export to the same name, is replaced, never merged."""
-    return atomic_write_text(parity_path(model_path), json.dumps(sections, indent=2))
+    return atomic_write_json(parity_path(model_path), sections)
 
 
 def checked_file(path: str | Path, sha256: str, section: dict[str, Any]) -> dict[str, Any]:

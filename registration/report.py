@@ -12,7 +12,6 @@ by the case.yaml key that names the file (:func:`without_input_paths`).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +19,18 @@ import numpy as np
 
 from edge_runtime.atomic import atomic_write_text
 from edge_runtime.errors import SonomapError
+from edge_runtime.jsonfile import atomic_write_json, json_text
 from edge_runtime.manifest import sha256_file
 
 
 def write_json(path: Path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+    atomic_write_json(path, obj)
 
 
 def report_text(obj, where: str) -> str:
     """``obj`` as JSON text; SonomapError naming ``where`` when it holds a value JSON cannot."""
     try:
-        return json.dumps(obj, indent=2) + "\n"
+        return json_text(obj) + "\n"
     except (TypeError, ValueError) as exc:  # e.g. a date; case.py converts those at load
         raise SonomapError(f"{where}: cannot be written ({exc})") from exc
 

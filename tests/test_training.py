@@ -152,11 +152,15 @@ def test_evaluate_cli_writes_report(tmp_path, busi_dataset, trained):
         assert (rep / png).stat().st_size > 1000, png
     report = (rep / "report.md").read_text()
     assert "Empty-mask policy" in report
-    summary = json.loads((rep / "summary.json").read_text())
+    summary = json.loads((rep / "summary.json").read_text(), parse_constant=_no_nan)  # strict JSON
     low, high = summary["ci95"]["dice_pooled"]
     assert low <= summary["dice_pooled"] <= high
     assert f"| dice_pooled | {summary['dice_pooled']:.4f} | {low:.4f} – {high:.4f} |" in report
     assert "dice (mean over images with cancer)" in res.stdout and "95 % CI" in res.stdout
+
+
+def _no_nan(token: str):
+    raise AssertionError(f"summary.json holds {token}, which is not JSON")
 
 
 def _copy_dataset(src: Path, dst: Path) -> Path:

@@ -7,13 +7,13 @@ Heavy imports happen inside the handlers so that `sonomap --help` stays fast.
 
 from __future__ import annotations
 
-import json
 import logging
 
 # Light: imagehash is imported only when hashing starts.
 from edge_runtime import cli_args
-from edge_runtime.atomic import atomic_write_text, same_file
+from edge_runtime.atomic import same_file
 from edge_runtime.errors import ConfigError
+from edge_runtime.jsonfile import atomic_write_json, json_text
 from edge_runtime.near_duplicates import DHASH_MAX, PHASH_MAX
 from training import evaluation_cli
 from training.busi import HASH_BITS
@@ -71,7 +71,7 @@ def _train(args) -> int:
         init_from=args.init_from,
     )
     if result.get("best") is not None:
-        print(json.dumps(result["best"]))
+        print(json_text(result["best"], indent=None))
     print(f"best checkpoint: {args.out}/best.pt (manifest best.pt.yaml), resume state: {args.out}/last.pt")
     return 0
 
@@ -118,7 +118,7 @@ def _bench_train(args) -> int:
         check_output_file(args.json, "--json")
     result = bench_train(args.config, args.data, args.iters, args.warmup, args.device, args.rounds)
     if args.json:
-        atomic_write_text(args.json, json.dumps(result, indent=2))
+        atomic_write_json(args.json, result)
     for variant in ("reference", "sonomap"):
         r = result[variant]
         print(

@@ -23,7 +23,6 @@ before anything is written (:mod:`training.report_folder`).
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import torch
 
 from edge_runtime.atomic import atomic_write_png
 from edge_runtime.errors import InputError
+from edge_runtime.jsonfile import atomic_write_json
 from edge_runtime.mask_filter import filter_mask
 from edge_runtime.preprocess import preprocess_for
 from training.calibration import CalibrationAccumulator, write_reliability_png
@@ -150,7 +150,7 @@ def _write_calibration(
         f"split {split}, as served (T = {manifest.temperature:.3f}"
         + (", calibration curve)" if manifest.calibration_curve else ")"),
     )
-    (out / "calibration.json").write_text(json.dumps(result, indent=2))
+    atomic_write_json(out / "calibration.json", result)
     return result
 
 
@@ -234,7 +234,7 @@ def _write_evaluation(checkpoint, data, split, out: Path, model, samples, seed: 
     )
     summary.update(headline_intervals([r.counts for r in results], [r.case_id for r in results], seed))
     summary.update(_calibration_keys(_write_calibration(out, cal, raw_cal, manifest, split)))
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_json(out / "summary.json", summary)
     write_report(out, summary, results, gallery, run_csv)
     return summary
 

@@ -25,7 +25,6 @@ one-line error naming the epoch (and iteration); the last good epoch's files sta
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -36,8 +35,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from edge_runtime.atomic import atomic_write_text
 from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.jsonfile import atomic_write_json
 from edge_runtime.preprocess import preprocess
 from edge_runtime.source_kinds import IMAGE_SUFFIXES
 from training.checkpoint import save_checkpoint
@@ -228,7 +227,7 @@ def _summary(out: Path, n_images: int, history: list[dict], t0: float, mean, std
 
 
 def _write_summary(out: Path, summary: dict) -> None:
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+    atomic_write_json(out / "summary.json", summary)
 
 
 def _check_out(out: Path) -> None:

@@ -18,7 +18,6 @@ iteration): the files of earlier epochs stay as they were, and non-finite weight
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 import torch
 
 from edge_runtime.errors import ConfigError
+from edge_runtime.jsonfile import atomic_write_json
 from training import distributed as D
 from training.checkpoint import read_checkpoint, save_checkpoint
 from training.config import config_hash, effective_dict, load_config, use_cpu_bf16
@@ -282,7 +282,7 @@ def run(
             "std": std,
         }
         if info.main:
-            (out / "summary.json").write_text(json.dumps(result, indent=2))
+            atomic_write_json(out / "summary.json", result)
             if writer is not None:
                 writer.close()
         return result

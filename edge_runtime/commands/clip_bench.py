@@ -10,7 +10,6 @@ The bench is imported when it runs, so `sonomap --help` does not load it.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from edge_runtime import cli_args
@@ -19,6 +18,7 @@ from edge_runtime.commands.options import add_common_options, runtime_config
 from edge_runtime.commands.output_paths import Output, check_outputs
 from edge_runtime.config_schema import MAX_DIMENSION_PX
 from edge_runtime.errors import ConfigError, InputError, SonomapError
+from edge_runtime.jsonfile import atomic_write_json, json_text
 from edge_runtime.live_stats import EVENTS
 from edge_runtime.sources import synthetic
 from edge_runtime.units import DEFAULT_FPS
@@ -99,7 +99,7 @@ def cmd_make_clip(args) -> int:
     problem = unfinished(out)
     if problem:
         raise InputError(f"--out {out}: {problem}")
-    atomic_write_text(out.with_suffix(INFO_SUFFIX), json.dumps(info, indent=2))
+    atomic_write_json(out.with_suffix(INFO_SUFFIX), info)
     # the image by its content, as the .json records it: its file name may be the patient's
     print(
         f"wrote {args.out}: {args.frames} frames at {args.fps} fps, ROI {','.join(map(str, info['roi']))} "
@@ -122,7 +122,7 @@ def cmd_bench(args) -> int:
 
         report = run_bench(args)
     if args.json:  # atomically: a failed write keeps an earlier report whole, and names the file
-        atomic_write_text(args.json, json.dumps(report, indent=2, default=str))
+        atomic_write_text(args.json, json_text(report, default=str))
     return 0
 
 

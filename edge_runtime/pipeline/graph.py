@@ -11,7 +11,6 @@ and ``request_reload()`` are safe to call from other threads (HTTP server, signa
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from edge_runtime.config_schema import InferenceConfig, RuntimeConfig
 from edge_runtime.cpus import limit_opencv_threads
 from edge_runtime.errors import ConfigError, InferenceStalled, InputError, SonomapError
 from edge_runtime.frames import Observer, Source
+from edge_runtime.jsonfile import json_text
 from edge_runtime.live_stats import EVENTS
 from edge_runtime.manifest import load_manifest
 from edge_runtime.memory import GIB, peak_rss_bytes
@@ -245,7 +245,7 @@ class Pipeline:
         summary["input_frames_skipped"] = EVENTS.snapshot().get(CORRUPT_INPUT, 0) - skipped_before
         path = self.config.sinks.summary
         if path:  # atomically: a failed write names the file and keeps a previous summary whole
-            atomic_write_text(path, privacy.redact(json.dumps(summary, indent=2)))
+            atomic_write_text(path, privacy.redact(json_text(summary)))
         if stalled is not None:
             raise stalled
         if failed is not None:

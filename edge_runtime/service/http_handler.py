@@ -6,7 +6,6 @@ state through :class:`ViewerState` (the :class:`~edge_runtime.service.http_serve
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from http.server import BaseHTTPRequestHandler
@@ -16,6 +15,7 @@ from urllib.parse import urlsplit
 from edge_runtime.biopsy.marks import MARKS
 from edge_runtime.biopsy.study_id import STUDY_ID
 from edge_runtime.errors import ConfigError
+from edge_runtime.jsonfile import json_text
 from edge_runtime.live_stats import EVENTS, LiveStats
 from edge_runtime.service import http_auth
 from edge_runtime.service.http_frames import STREAM_WAIT_S, FrameStore, NoFrame
@@ -185,10 +185,10 @@ class RequestHandler(BaseHTTPRequestHandler):
             self._send(200, *obs.assets[url.path])
         elif url.path == "/study-id":
             body = {"study_id": STUDY_ID.value, "capturing": STUDY_ID.enabled}
-            self._send(200, json.dumps(body).encode(), "application/json")
+            self._send(200, json_text(body, indent=None).encode(), "application/json")
         elif url.path == "/stats.json":
             snap = {**obs.stats.snapshot(), "healthy": obs.healthy()[0]}
-            self._send(200, json.dumps(snap).encode(), "application/json")
+            self._send(200, json_text(snap, indent=None).encode(), "application/json")
         elif url.path == "/snapshot.jpg":
             try:
                 _, jpeg = obs.frames.jpeg(timeout=STREAM_WAIT_S)

@@ -8,12 +8,11 @@ Output: a JSON report (``--json``) and one summary line; exit status 1 when RSS 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
-from pathlib import Path
 
 from edge_runtime import cli_args
+from edge_runtime.jsonfile import atomic_write_json
 
 DEFAULT_MAX_GROWTH = 0.02
 
@@ -32,7 +31,7 @@ def cmd_soak(args) -> int:
         sample_s=args.sample_s,
     )
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        atomic_write_json(args.json, report)
     g = report["growth"]
     ok = g is not None and g < args.max_growth
     print(

@@ -8,10 +8,10 @@ markdown shows, per group, the core counts first and the scores with their CIs s
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 
+from edge_runtime.jsonfile import atomic_write_json
 from training.concordance.cores import Core
 from training.concordance.plots import write_bland_altman, write_scatter
 
@@ -115,7 +115,7 @@ def write_report(out: Path, cores: list[Core], summary: dict) -> None:
         w = csv.DictWriter(fh, fieldnames=CORE_COLUMNS)
         w.writeheader()
         w.writerows(rows)
-    (out / "concordance.json").write_text(json.dumps({**summary, "cores": rows}, indent=2))
+    atomic_write_json(out / "concordance.json", {**summary, "cores": rows})
     write_scatter(out / "scatter.png", cores, threshold)
     write_bland_altman(out / "bland_altman.png", cores, summary["all"]["fraction_agreement"])
     md = [
