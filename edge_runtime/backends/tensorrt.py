@@ -10,12 +10,9 @@ CUDA state is created lazily by the first :meth:`infer` call, on the backend's o
 that made them, so creation, every inference and :meth:`close` run there, whichever thread
 calls them (a context detached from another thread would leak). The constructor checks what
 the build will need (folded model, FP16 twin for the strongly typed path) so a missing file
-fails at start-up, not at the first frame. One stream; pinned host buffers and device buffers
-per tensor, reallocated only when the ROI size changes; addresses bound with
-``set_tensor_address`` and the engine run with ``execute_async_v3`` (TensorRT 10 name-based
-API). ``set_input_shape``, ``set_tensor_address`` and ``execute_async_v3`` return False on
-failure rather than raising (NvInferRuntime.h, TensorRT 10.3: "True on success, false if ...");
-each is checked. A build that fails (EngineBuildError/ConfigError) is remembered for this
+fails at start-up, not at the first frame. One stream; the buffers and the run through them are
+:class:`edge_runtime.tensorrt.buffers.BoundBuffers`, rebound only when the ROI size changes. A
+build that fails (EngineBuildError/ConfigError) is remembered for this
 process, by model file and settings: later starts (the fail-safe guard's retries and reloads)
 re-raise it at once instead of rebuilding for up to 20 minutes. An engine without a usable
 optimisation profile runs at its fixed input shape.
@@ -37,8 +34,9 @@ from edge_runtime.backends.base import Backend
 from edge_runtime.errors import ConfigError, InputError, SonomapError
 from edge_runtime.frames import Prediction
 from edge_runtime.tensorrt import cache, engines, key, modules
+from edge_runtime.tensorrt.buffers import BoundBuffers
 from edge_runtime.tensorrt.build import EngineBuildError
-from edge_runtime.tensorrt.engine_io import INPUT, OUTPUTS, check_engine_io, input_range
+from edge_runtime.tensorrt.engine_io import check_engine_io, input_range
 from edge_runtime.tensorrt.engines import DEFAULT_WORKSPACE_MB
 from edge_runtime.tensorrt.failed_builds import FAILED_BUILDS
 from edge_runtime.tensorrt.owner_thread import OwnerThread
@@ -88,9 +86,7 @@ class TensorRTBackend(Backend):
         self.engine_record = None
         self._owner: OwnerThread | None = None
         self._cuda = self._ctx = self._engine = self._context = self._stream = None
-        self._hw: tuple[int, int] | None = None
-        self._host: dict[str, np.ndarray] = {}
-        self._device: dict[str, object] = {}
+        self._buffers: BoundBuffers | None = None
         self._preflight()
 
     def _preflight(self) -> None:
@@ -169,6 +165,7 @@ class TensorRTBackend(Backend):
                 )
             self._stream = cuda.Stream()
             self._profile = input_range(self._engine, self.model_path)
+            self._buffers = BoundBuffers(trt, cuda, self._engine, self._context, self.model_path)
         except BaseException:
             self._teardown()
             raise
@@ -211,33 +208,6 @@ class TensorRTBackend(Backend):
         lo, _, hi = self._profile
         return (min(max(height, lo[2]), hi[2]), min(max(width, lo[3]), hi[3]))
 
-    def _bind(self, height: int, width: int) -> None:
-        """(Re)allocate pinned host + device buffers for this input size and bind them."""
-        cuda, trt = self._cuda, self._trt
-        self._hw = None  # until every call below succeeded
-        shape = (1, 1, height, width)
-        if not self._context.set_input_shape(INPUT, shape):
-            raise RuntimeError(
-                f"{self.model_path}: TensorRT refused input shape {shape} for '{INPUT}' "
-                f"(engine profile min/opt/max {self._profile})"
-            )
-        self._host.clear()
-        self._device.clear()
-        for name in (INPUT, *OUTPUTS):
-            tensor_shape = tuple(self._context.get_tensor_shape(name))
-            dtype = np.dtype(trt.nptype(self._engine.get_tensor_dtype(name)))
-            self._host[name] = cuda.pagelocked_empty(tensor_shape, dtype)
-            self._device[name] = cuda.mem_alloc(self._host[name].nbytes)
-            if not self._context.set_tensor_address(name, int(self._device[name])):
-                raise RuntimeError(
-                    f"{self.model_path}: TensorRT refused the device buffer of tensor '{name}' {tensor_shape}"
-                )
-        if self._host[INPUT].dtype != np.uint8:
-            raise ConfigError(
-                f"{self.model_path}: engine input '{INPUT}' is {self._host[INPUT].dtype}, expected uint8"
-            )
-        self._hw = (height, width)
-
     def infer(self, gray_roi: np.ndarray) -> Prediction:
         start = time.perf_counter()
         if gray_roi.dtype != np.uint8 or gray_roi.ndim != 2:
@@ -259,18 +229,9 @@ class TensorRTBackend(Backend):
             if run_hw == (height, width)
             else cv2.resize(gray_roi, run_hw[::-1], interpolation=cv2.INTER_AREA)
         )
-        if self._hw != run_hw:
-            self._bind(*run_hw)
-        cuda, stream = self._cuda, self._stream
-        np.copyto(self._host[INPUT][0, 0], x)
-        cuda.memcpy_htod_async(self._device[INPUT], self._host[INPUT], stream)
-        if not self._context.execute_async_v3(stream.handle):
-            raise RuntimeError(f"{self.model_path}: TensorRT execute_async_v3 failed")
-        for name in OUTPUTS:
-            cuda.memcpy_dtoh_async(self._host[name], self._device[name], stream)
-        stream.synchronize()
-        # Copies: the pinned buffers are overwritten by the next frame.
-        return self._host["prob"][0, 0].astype(np.float32), self._host["mask"][0, 0].copy()
+        if self._buffers.hw != run_hw:
+            self._buffers.bind(*run_hw, self._profile)
+        return self._buffers.run(x, self._stream)
 
     def describe(self) -> dict:
         info = {
@@ -304,10 +265,10 @@ class TensorRTBackend(Backend):
     def _teardown(self) -> None:
         """TensorRT objects and buffers go before the context (teardown order matters: destroying
         them after the context logs CUDA errors); then the context, on the thread that made it."""
-        self._host.clear()
-        self._device.clear()
+        if self._buffers is not None:
+            self._buffers.clear()
+        self._buffers = None
         self._context = self._engine = self._stream = None
-        self._hw = None
         if self._ctx is not None:
             ctx, self._ctx = self._ctx, None
             ctx.pop()
