@@ -30,7 +30,7 @@ from edge_runtime.errors import ConfigError
 
 PRIVATE_DIR_MODE = 0o700
 REDACTED = "[REDACTED]"
-MIN_REDACT_CHARS = 3  # shorter values ("F", "45") would redact random digits everywhere
+MIN_REDACT_CHARS = 3  # shorter values ("F", "45") would redact random digits everywhere, except as below
 # scheme://user:password@host -> scheme://[REDACTED]@host (also when the URL was never registered)
 URL_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 
@@ -49,9 +49,34 @@ IDENTIFIER_VALUE_KEYWORDS = (
 )
 
 
+# Of those, the person names (VR PN): their parts are registered one by one, since a file or folder
+# name writes "Doe^Jane Marie" as DOE_JANE_MARIE or Jane-Marie.Doe.
+PERSON_NAME_KEYWORDS = ("PatientName", "OtherPatientNames", "ReferringPhysicianName", "OperatorsName")
+# PN separates components with ^ and its alphabetic/ideographic/phonetic groups with =; a component
+# may hold spaces, hyphens, commas or full stops ("van der Berg", "Jane-Marie", "Doe, J.").
+NAME_PART_SEPARATORS = re.compile(r"[\^=\s,.\-]+")
+MIN_NAME_PART_CHARS = 2  # "Li", "Wu": a name part this short is redacted only as a whole word
+DICOM_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})")  # DA: YYYYMMDD
+# How a birth date is written in file names, reports and other systems' text.
+DATE_FORMS = (
+    "{y}-{m}-{d}",
+    "{y}_{m}_{d}",
+    "{y}.{m}.{d}",
+    "{y}/{m}/{d}",
+    "{d}.{m}.{y}",
+    "{d}/{m}/{y}",
+    "{m}/{d}/{y}",
+    "{d}-{m}-{y}",
+    "{d}{m}{y}",
+)
+
+
 def dicom_identifiers(ds: Any) -> list[str]:
-    """The identifier strings of a Dataset (name, id, birth date, ...) for log redaction."""
-    values = []
+    """The identifier strings of a Dataset (name, id, birth date, ...) for log redaction: each value
+    as written, each part of a person's name, and a date also in its other usual spellings. Short
+    name parts (2 characters) come back too; :meth:`RedactingFilter.register` matches them as whole
+    words only."""
+    values, name_parts = [], []
     for keyword in IDENTIFIER_VALUE_KEYWORDS:
         value = ds.get(keyword)
         if value is None:
@@ -60,9 +85,13 @@ def dicom_identifiers(ds: Any) -> list[str]:
         for item in items:
             text = str(item).strip()
             values.append(text)
-            if "^" in text:  # DICOM PN: Family^Given^Middle -> each part on its own too
-                values += [p for p in text.split("^") if p]
-    return [v for v in values if len(v) >= MIN_REDACT_CHARS]
+            if keyword in PERSON_NAME_KEYWORDS:
+                name_parts += [p for p in NAME_PART_SEPARATORS.split(text) if len(p) >= MIN_NAME_PART_CHARS]
+            date = DICOM_DATE.fullmatch(text)
+            if date is not None:
+                y, m, d = date.groups()
+                values += [form.format(y=y, m=m, d=d) for form in DATE_FORMS]
+    return list(dict.fromkeys([v for v in values if len(v) >= MIN_REDACT_CHARS] + name_parts))
 
 
 OWN_LOGGER = "sonomap"  # our log lines name kinds, never files; every other logger is a library's
@@ -91,11 +120,16 @@ class RedactingFilter(logging.Filter):
         self._values: set[str] = set()
 
     def register(self, values: Iterable[str]) -> None:
+        """Redact ``values`` from now on: one of at least :data:`MIN_REDACT_CHARS` characters wherever
+        it appears (any case), a shorter one (down to :data:`MIN_NAME_PART_CHARS`, a name part such as
+        "Li") only as a whole word, between characters that are no letter or digit ("LI_WU.dcm",
+        never the "li" of "split"); a short one in another script than ASCII (山田) wherever it appears,
+        since such names are written without spaces."""
         with self._lock:
-            self._values |= {v for v in values if len(v) >= MIN_REDACT_CHARS}
+            self._values |= {v for v in values if len(v) >= MIN_NAME_PART_CHARS}
             if self._values:
                 alternatives = sorted(self._values, key=len, reverse=True)
-                self._pattern = re.compile("|".join(map(re.escape, alternatives)), re.IGNORECASE)
+                self._pattern = re.compile("|".join(map(_alternative, alternatives)), re.IGNORECASE)
 
     def redact(self, text: str) -> str:
         pattern = self._pattern
@@ -110,6 +144,14 @@ class RedactingFilter(logging.Filter):
         if clean != message:
             record.msg, record.args = clean, None
         return True
+
+
+def _alternative(value: str) -> str:
+    """``value`` as one alternative of the redaction pattern (whole words only when it is short)."""
+    escaped = re.escape(value)
+    if len(value) >= MIN_REDACT_CHARS or not value.isascii():  # 2 ideographs (山田) are a name, not noise
+        return escaped
+    return rf"(?<![^\W_]){escaped}(?![^\W_])"  # [^\W_]: a letter or digit; "_" and "." separate
 
 
 REDACTOR = RedactingFilter()

@@ -28,6 +28,7 @@ from loopback import free_port, get_bytes
 from rtsp_server import RtspServer
 from runtime_model import dark_onnx
 
+from edge_runtime import privacy
 from edge_runtime.config import build_config
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Observer
@@ -478,3 +479,26 @@ def test_the_local_window_gets_the_whole_screen_and_every_output_the_blanked_one
     assert np.array_equal(
         window[y : y + h, x : x + w], rendered[y : y + h, x : x + w]
     )  # same image and overlay
+
+
+def test_name_parts_and_birth_date_spellings_are_redacted_as_file_names_write_them():
+    """A file or folder name writes the DICOM values its own way: DOE_JANE_MARIE, 1970-01-01, LI_WU."""
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate = "DOE^JANE MARIE", "MRN4711", "19700101"
+    assert {"DOE", "JANE", "MARIE", "1970-01-01", "01.01.1970"} <= set(privacy.dicom_identifiers(ds))
+    privacy.register_dicom(ds)
+    text = privacy.redact("dcm/DOE_JANE_MARIE_MRN4711_1970-01-01_16bit.dcm and Jane-Marie.Doe 01.01.1970")
+    assert text == "dcm/[REDACTED]_[REDACTED]_[REDACTED]_[REDACTED]_[REDACTED]_16bit.dcm and " + (
+        "[REDACTED]-[REDACTED].[REDACTED] [REDACTED]"
+    )
+    short = Dataset()
+    short.PatientName = "WU^LI=山田^太郎"
+    privacy.register_dicom(short)
+    # 2-letter ASCII parts only as whole words; ideographs wherever they appear
+    assert (
+        privacy.redact("WU_LI.dcm: split; Wuhan; 山田太郎")
+        == "[REDACTED]_[REDACTED].dcm: split; Wuhan; [REDACTED][REDACTED]"
+    )
+    assert privacy.redact("45 frames") == "45 frames"  # a short value that is no name part stays
