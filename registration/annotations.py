@@ -7,11 +7,18 @@ them into a mask at any pyramid level.
 
 Class names are mapped explicitly: a name that is neither cancer, ignored nor exclusion
 fails loudly (a typo must not silently turn cancer into background). Names ending in ``*``
-match by prefix. Unclassified objects are ignored with a warning.
+match by prefix. Unclassified objects are ignored with a warning, and so are points and lines
+(GeoJSON Point/LineString, ASAP Dot/PointSet/Measurement): they mark no area. An ASAP outline
+(Polygon/Spline/Rectangle) of a cancer or exclusion class with fewer than 3 points, or an ASAP
+annotation Type this reader does not know, is refused naming the annotation.
+
+Encoding: GeoJSON is UTF-8 (a UTF-8 byte-order mark is allowed) or UTF-16/32 with its mark; XML
+follows its byte-order mark or declaration. The format is told by the first character after the mark.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import xml.etree.ElementTree as ET
@@ -29,6 +36,19 @@ SUBPIXEL_BITS = 4  # cv2.fillPoly fixed-point precision: 1/16 pixel
 # overflow, and no scanned slide is near this wide (level 0 is ~1e5 px); beyond it is a broken file
 MAX_COORDINATE = 2 ** (31 - SUBPIXEL_BITS - 1)
 ANNOTATION_TYPES = {"annotation", "PathAnnotationObject", None}
+ASAP_OUTLINES = ("Polygon", "Spline", "Rectangle")  # ASAP Types that enclose an area
+ASAP_NO_AREA = ("Dot", "PointSet", "Measurement")  # points and a ruler line
+ASAP_DEFAULT_TYPE = "Polygon"  # an Annotation without a Type attribute (hand-written files)
+MIN_OUTLINE_POINTS = 3
+HEAD_BYTES = 64  # enough to see past a byte-order mark and leading whitespace to the first character
+# longest first: the UTF-32 LE mark begins with the UTF-16 LE one
+BYTE_ORDER_MARKS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 
 
 @dataclass
@@ -89,6 +109,11 @@ def _geometry_polygons(geom, where: str) -> list:
     return []  # points and lines carry no area
 
 
+def _no_area(where: str, kind: str, name: str) -> str:
+    """The warning for a point or line annotation of a cancer or exclusion class (same in both formats)."""
+    return f"{where}: a {kind} of class {name!r} marks no area (points or a line): ignored"
+
+
 def _class_name(props: dict) -> str | None:
     cls = props.get("classification")
     if isinstance(cls, str):
@@ -104,7 +129,11 @@ def _class_name(props: dict) -> str | None:
 def load_geojson(path: Path, cancer, ignore, exclude) -> Annotations:
     where = str(path)
     try:
-        data = json.loads(Path(path).read_text())
+        # bytes: json detects UTF-8 (with or without a byte-order mark) and UTF-16/32 by their marks,
+        # where read_text() would use the machine's locale
+        data = json.loads(Path(path).read_bytes())
+    except OSError as exc:
+        raise InputError(f"{where}: cannot read annotations ({exc.strerror})") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{where}: malformed GeoJSON ({exc})") from exc
     except RecursionError as exc:  # [[[ ... ]]] thousands deep: json's parser recurses per level
@@ -152,6 +181,8 @@ def _geojson_annotations(data, where: str, cancer, ignore, exclude) -> Annotatio
             polys = _geometry_polygons(feat.get("geometry"), fwhere)
         except (TypeError, KeyError, IndexError, AttributeError) as exc:
             raise InputError(f"{fwhere}: malformed feature ({type(exc).__name__}: {exc})") from exc
+        if not polys and role != "ignore":
+            out.warnings.append(_no_area(fwhere, str(feat["geometry"]["type"]), _class_name(props)))
         if role == "cancer":
             out.cancer.extend(polys)
         elif role == "exclude":
@@ -176,6 +207,15 @@ def load_asap_xml(path: Path, cancer, ignore, exclude) -> Annotations:
         if role is None:
             out.warnings.append(f"{awhere}: annotation without a group ignored")
             continue
+        kind = ann.get("Type", ASAP_DEFAULT_TYPE)
+        if kind not in ASAP_OUTLINES + ASAP_NO_AREA:
+            raise InputError(
+                f"{awhere}: unknown annotation Type {kind!r} (ASAP's are {list(ASAP_OUTLINES + ASAP_NO_AREA)})"
+            )
+        if kind in ASAP_NO_AREA:
+            if role != "ignore":
+                out.warnings.append(_no_area(awhere, kind, group))
+            continue
         try:
             pts = sorted(
                 (
@@ -186,21 +226,40 @@ def load_asap_xml(path: Path, cancer, ignore, exclude) -> Annotations:
             )
         except (TypeError, ValueError) as exc:
             raise InputError(f"{awhere}: malformed Coordinate ({exc})") from exc
-        if ann.get("Type", "Polygon") not in ("Polygon", "Spline", "Rectangle", "PointSet") or len(pts) < 3:
+        if role == "ignore":
             continue
+        if len(pts) < MIN_OUTLINE_POINTS:
+            # an outline the export lost (<Coordinates/>) must not silently leave the cancer out
+            raise InputError(
+                f"{awhere}: a {kind} of class {group!r} with {len(pts)} point(s); an outline needs "
+                f">= {MIN_OUTLINE_POINTS}"
+            )
         poly = [_ring([(x, y) for _, x, y in pts], awhere)]
-        (out.cancer if role == "cancer" else out.exclude if role == "exclude" else []).append(poly)
+        (out.cancer if role == "cancer" else out.exclude).append(poly)
     return out
 
 
+def _first_character(head: bytes) -> str:
+    """The first non-blank character of a file starting with ``head``, read past a byte-order mark."""
+    for mark, encoding in BYTE_ORDER_MARKS:
+        if head.startswith(mark):
+            text = head.decode(encoding, errors="ignore")  # a cut multi-byte character at the end
+            break
+    else:
+        text = head.decode("latin-1")  # any byte is a character: only the first one matters
+    text = text.lstrip("\ufeff \t\r\n")
+    return text[:1]
+
+
 def load_annotations(path: str | Path, cancer, ignore, exclude) -> Annotations:
-    """Dispatch on content: XML (``<``) -> ASAP, otherwise GeoJSON."""
+    """Dispatch on content: XML (``<`` after any byte-order mark) -> ASAP, otherwise GeoJSON."""
     path = Path(path)
     try:
-        head = path.read_bytes()[:64].lstrip()
+        with open(path, "rb") as fh:
+            head = fh.read(HEAD_BYTES)
     except OSError as exc:
         raise InputError(f"{path}: cannot read annotations ({exc})") from exc
-    if head.startswith(b"<"):
+    if _first_character(head) == "<":
         ann = load_asap_xml(path, cancer, ignore, exclude)
     else:
         ann = load_geojson(path, cancer, ignore, exclude)

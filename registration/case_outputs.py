@@ -59,7 +59,7 @@ def dataset_frame(spec: CaseSpec, us: UltrasoundImage) -> np.ndarray:
     if spec.dataset_image is None and spec.dataset_frame == 0:
         return us.gray
     path = spec.dataset_image or spec.image
-    other = load_ultrasound(path, us.mm_per_px, spec.dataset_frame, [])
+    other = load_ultrasound(path, us.mm_per_px, spec.dataset_frame, [], "ultrasound.dataset_frame")
     if other.shape != us.shape:
         raise InputError(
             f"{spec.path}: ultrasound.dataset_image {path} is {other.shape[1]}x{other.shape[0]} but "

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.memory import peak_rss_bytes
-from registration.annotations import load_annotations, polygon_area, rasterise
+from registration.annotations import load_annotations, rasterise
 from registration.case import CaseSpec, load_case
 from registration.case_outputs import refuse_overwriting_inputs, ultrasound_file, write_outputs
 from registration.fragments import find_fragments, orient
@@ -29,7 +29,7 @@ from registration.needle import detect_needle
 from registration.qa import QaExtras, make_qa
 from registration.quality import quality, rejected_near_tissue
 from registration.report import input_file, label_stats
-from registration.slide_region import apply_roi, check_annotation_placement, one_section
+from registration.slide_region import annotated_area, apply_roi, check_annotation_placement, one_section
 from registration.tissue import tissue_masks
 from registration.tract import Tract, check_inside, device_geometry, tract_from_needle
 from registration.ultrasound import UltrasoundImage, load_ultrasound
@@ -88,6 +88,7 @@ def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | N
     slide = read_slide(p.wsi, p.mpp, TARGET_MPP, p.reader)
     if slide.note:
         warnings.append(slide.note)
+    warnings += slide.warnings  # what the slide reader's library logged about the file
     mpp0 = slide.mpp / slide.downsample
     ann = load_annotations(p.annotations, p.cancer_classes, p.ignore_classes, p.exclude_classes)
     warnings += ann.warnings
@@ -98,11 +99,11 @@ def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | N
         cancer[rasterise(ann.exclude, level_shape, ann_scale) > 0] = 0
     if ann.n_objects and not ann.cancer:
         warnings.append(
-            f"{p.annotations}: no annotation of a cancer class {list(p.cancer_classes)[:4]}...: "
+            f"{p.annotations}: no outline (area) of a cancer class {list(p.cancer_classes)[:4]}...: "
             "the core is labelled cancer-free"
         )
-    # annotated area: analytic (off-slide parts count), or within the ROI when one section is chosen
-    total = polygon_area(ann.cancer, str(p.annotations)) * ann_scale * ann_scale
+    # annotated area: the union minus exclusions, off-slide parts included, or within the ROI or section
+    total = annotated_area(cancer, ann, ann_scale)
     if p.roi is not None:
         total = float(apply_roi(slide, cancer, p.roi, mpp0, str(spec.path)))
     masks = tissue_masks(slide.rgb, slide.mpp)

@@ -5,6 +5,12 @@ Inputs: the slide level read by wsi.py (``slide.rgb`` at ``slide.mpp`` µm/px), 
 mask at that level (annotations.py), the tissue mask (tissue.py), the case's ``pathology.roi`` and
 the tissue fragments found (fragments.py). Outputs: the masks cut to the region used and the
 annotated cancer area there; warnings are appended to the caller's list. Reads and writes no files.
+
+The annotated cancer area is that of the union of the cancer outlines minus the exclusions, as the
+label uses them: outlines drawn twice count once, and an excluded part is no cancer to look for. It
+is measured by the same rasterisation as the cancer mask (annotations.rasterise), so the share of it
+found on tissue compares like with like; what lies off the slide is rasterised too, on a canvas
+around the outlines (coarser when they reach far off the slide).
 Every refusal is an InputError naming the case.yaml, slide or annotation file.
 """
 
@@ -15,10 +21,45 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.errors import InputError
+from registration.annotations import rasterise
 from registration.fragments import MIN_FRAGMENT_AREA_UM2
 from registration.sections import Sections, find_sections, section_lengths_consistent
 
 OUTSIDE_WARN, OUTSIDE_FAIL = 0.05, 0.9  # share of the annotated cancer area lying on no tissue fragment
+OFF_SLIDE_PIXELS = 4_000_000  # canvas for measuring outlines beyond the slide's edges (bounded memory)
+EDGE_PIXELS = 1
+
+
+def annotated_area(cancer: np.ndarray, ann, scale: float) -> float:
+    """Level px² of the cancer outlines' union minus exclusions (module docstring), on the slide and off it.
+
+    ``cancer``: the rasterised mask at the level (union minus exclusions, uint8 [h, w]); ``ann``:
+    the Annotations it was drawn from; ``scale``: level px per annotation px."""
+    on_slide = float(np.count_nonzero(cancer))
+    if not ann.cancer:
+        return on_slide
+    h, w = cancer.shape
+    points = np.concatenate([poly[0] for poly in ann.cancer]) * scale  # holes lie inside their exterior
+    lo, hi = np.floor(points.min(axis=0)), np.ceil(points.max(axis=0))
+    if lo[0] >= 0 and lo[1] >= 0 and hi[0] <= w and hi[1] <= h:
+        return on_slide  # every outline on the slide: the mask has all of it
+    # rasterise fills the pixels an outline's edge passes through: one more on each side
+    lo, hi = lo - EDGE_PIXELS, hi + EDGE_PIXELS
+    # a canvas over the outlines' box, `step` level px per canvas px; pixel centres as rasterise places them
+    size = hi - lo
+    step = max(1.0, float(np.ceil(np.sqrt(size[0] * size[1] / OFF_SLIDE_PIXELS))))
+    shape = (int(np.ceil(size[1] / step)), int(np.ceil(size[0] / step)))
+
+    def shifted(polygons):
+        return [[ring * scale - lo for ring in poly] for poly in polygons]
+
+    canvas = rasterise(shifted(ann.cancer), shape, 1.0 / step)
+    if ann.exclude:
+        canvas[rasterise(shifted(ann.exclude), shape, 1.0 / step) > 0] = 0
+    xs = lo[0] + step * (np.arange(shape[1]) + 0.5)  # level x of each canvas column's centre
+    ys = lo[1] + step * (np.arange(shape[0]) + 0.5)
+    on = ((ys >= 0) & (ys < h))[:, None] & ((xs >= 0) & (xs < w))[None, :]
+    return on_slide + float(np.count_nonzero(canvas[~on])) * step * step
 
 
 def apply_roi(slide, cancer: np.ndarray, roi, mpp0: float, where: str) -> int:

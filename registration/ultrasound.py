@@ -73,7 +73,14 @@ def is_dicom(path: Path) -> bool:
 
 
 def _read_raster(path: Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    """8-bit gray pixels of a PNG/JPEG; InputError naming ``path`` when it is no readable image.
+
+    Decoded from the file's bytes, never by handing OpenCV the path: cv2.imread crashes the process
+    on a path that is not valid UTF-8 (a folder named in another encoding)."""
+    # deferred: the runtime's source stage also loads PyAV and OpenIGTLink, which registration skips
+    from edge_runtime.sources.opener import read_image
+
+    img = read_image(path)
     if img is None:
         raise InputError(f"{path}: cannot read the ultrasound image (not a PNG/JPEG/DICOM file?)")
     return to_gray_u8(img, str(path))
@@ -129,12 +136,12 @@ def dicom_regions(ds, where: str) -> list[Region]:
     return out
 
 
-def _dicom_frame(ds, frame: int, where: str) -> np.ndarray:
+def _dicom_frame(ds, frame: int, where: str, frame_key: str) -> np.ndarray:
     n_frames = frame_count(ds)
     if n_frames > 1 and frame >= n_frames:
-        raise InputError(f"{where}: ultrasound.frame={frame} out of range (cine has {n_frames} frames)")
+        raise InputError(f"{where}: {frame_key}={frame} out of range (cine has {n_frames} frames)")
     if n_frames == 1 and frame != 0:
-        raise InputError(f"{where}: ultrasound.frame={frame} but the DICOM has a single frame")
+        raise InputError(f"{where}: {frame_key}={frame} but the DICOM has a single frame")
     return dicom_gray(ds, where, frame)  # the colours as the runtime replays them
 
 
@@ -155,11 +162,13 @@ def load_ultrasound(
     mm_per_pixel: tuple[float, float] | None = None,
     frame: int = 0,
     needle_points: list | None = None,
+    frame_key: str = "ultrasound.frame",
 ) -> UltrasoundImage:
     """Read the ultrasound image and its calibration.
 
     For DICOM, ``needle_points`` (tip/shaft or tract ends, pixels) choose the region;
     ``mm_per_pixel`` from case.yaml, if also given, must agree with the DICOM within 2 %.
+    ``frame_key`` is the case.yaml key that gave ``frame``, named when the frame does not exist.
     """
     path = Path(path)
     where = str(path)
@@ -168,7 +177,7 @@ def load_ultrasound(
         if mm_per_pixel is None:
             raise InputError(f"{where}: a PNG/JPEG needs ultrasound.mm_per_pixel in case.yaml")
         if frame != 0:
-            raise InputError(f"{where}: ultrasound.frame={frame} but a PNG/JPEG has one frame")
+            raise InputError(f"{where}: {frame_key}={frame} but a PNG/JPEG has one frame")
         return UltrasoundImage(gray, mm_per_pixel, where, [])
     # deferred: pydicom is the optional [dicom] extra
     import pydicom
@@ -178,7 +187,7 @@ def load_ultrasound(
     except Exception as exc:  # InvalidDicomError and friends
         raise InputError(f"{where}: not a readable DICOM file ({exc})") from exc
     register_dicom(ds)  # its patient identifiers are [REDACTED] in every later log line and error
-    gray = _dicom_frame(ds, frame, where)
+    gray = _dicom_frame(ds, frame, where, frame_key)
     regions = dicom_regions(ds, where)
     if not regions:
         if mm_per_pixel is None:

@@ -10,7 +10,13 @@ scanner format (aperio, hamamatsu, mirax, dicom, leica, philips, ventana...) goe
 first; generic and OME TIFFs go to tifffile first (it reads OME SubIFD pyramids and JPEG 2000
 tiles that OpenSlide's generic-TIFF driver does not). When the first reader cannot open the file,
 the next one is tried; when none can, the error lists every reader's reason. A file that opens
-but holds corrupt tiles fails with the file, level and reader in one line.
+but holds corrupt tiles fails with the file, level and reader in one line. A file that opens only
+because a reader took it for something simpler (a damaged SVS read as a plain TIFF) and then lacks
+a scale says so with the other readers' reasons.
+
+A reader library's own log lines about the file (tifffile on a damaged file) become
+``SlideLevel.warnings`` (report.json), with the file names in them taken out (they may carry
+the patient's name); when the slide cannot be read they go to the log, beside the one-line error.
 
 Level choice: the coarsest level whose mpp is still <= the target; when even that is 2x or more
 finer than the target, it is read in row bands and shrunk band by band (area averaging), so
@@ -22,6 +28,7 @@ just a level-0 box at a finer scale (regions where detail matters).
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +37,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.errors import InputError
+from edge_runtime.privacy import without_file_names
 from registration.wsi_mpp import resolve_mpp
 from registration.wsi_openslide import OpenSlideSlide, detect_vendor
 from registration.wsi_raster import BIG_LEVEL_PIXELS, RasterSlide
@@ -60,6 +68,7 @@ class SlideLevel:
     shrink: float = 1.0  # level pixels per rgb pixel (area averaging after reading)
     origin: tuple[float, float] = (0.0, 0.0)  # level-0 (x, y) of rgb's top-left pixel
     tried: list = field(default_factory=list)  # readers that could not open the file, with why
+    warnings: list = field(default_factory=list)  # what the reader library logged about the file
 
     def describe(self) -> dict:
         """The report.json view: which reader, format and level, at what scale."""
@@ -84,6 +93,20 @@ def _one_line(exc: Exception) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
+def library_warnings(records: list[logging.LogRecord], reader: str, where: str) -> list[str]:
+    """One warning per distinct message a reader library logged, naming ``where`` (the slide) but no
+    file the library quoted (a file name may be the patient's)."""
+    messages = (without_file_names(" ".join(r.getMessage().split())) for r in records)
+    return [f"{where}: {reader} reported: {m}" for m in dict.fromkeys(messages)]
+
+
+def replay(records: list[logging.LogRecord]) -> None:
+    """Hand collected records to their loggers, as if never collected (the slide could not be read)."""
+    for record in records:
+        logging.getLogger(record.name).handle(record)
+    records.clear()
+
+
 class Slide:
     """An open slide with its level-0 mpp resolved. Use as a context manager."""
 
@@ -98,6 +121,11 @@ class Slide:
 
     def close(self) -> None:
         self.src.close()
+
+    def _fail(self, exc: InputError) -> InputError:
+        """``exc``, after the reader library's collected log lines went to the log (no report follows)."""
+        replay(self.src.log_records)
+        return exc
 
     def level_for(self, target_mpp: float) -> tuple[int, int]:
         """(level, shrink): the coarsest level with mpp <= target, then the integer shrink toward it."""
@@ -119,7 +147,7 @@ class Slide:
         x0, y0 = int(math.floor(box0[0] / ds)), int(math.floor(box0[1] / ds))
         x1, y1 = int(math.ceil(box0[2] / ds)), int(math.ceil(box0[3] / ds))
         if x1 <= x0 or y1 <= y0:
-            raise InputError(f"{self.where}: empty slide box {list(box0)}")
+            raise self._fail(InputError(f"{self.where}: empty slide box {list(box0)}"))
         return self._read(k, (x0, y0, x1 - x0, y1 - y0), target_mpp)
 
     def _read(self, k: int, box: tuple[int, int, int, int], target_mpp: float) -> SlideLevel:
@@ -127,24 +155,31 @@ class Slide:
         x, y, w, h = box
         out_h, out_w = -(-h // factor), -(-w // factor)
         if out_h * out_w > BIG_LEVEL_PIXELS:
-            raise InputError(
-                f"{self.where}: no pyramid level near {target_mpp} µm/px (level {k} is "
-                f"{w}x{h} px); save the slide as a tiled pyramidal TIFF (e.g. with QuPath or vips)"
+            raise self._fail(
+                InputError(
+                    f"{self.where}: no pyramid level near {target_mpp} µm/px (level {k} is "
+                    f"{w}x{h} px); save the slide as a tiled pyramidal TIFF (e.g. with QuPath or vips)"
+                )
             )
         if self.src.tile_shape(k)[0] * w > BIG_LEVEL_PIXELS:
-            raise InputError(
-                f"{self.where}: level {k} is stored in strips of {self.src.tile_shape(k)[0]}x{w} px, "
-                "too big to decode; save the slide as a tiled pyramidal TIFF (e.g. with QuPath or vips)"
+            raise self._fail(
+                InputError(
+                    f"{self.where}: level {k} is stored in strips of {self.src.tile_shape(k)[0]}x{w} px, "
+                    "too big to decode; save the slide as a tiled pyramidal TIFF (e.g. with QuPath or vips)"
+                )
             )
         try:
             rgb = self._stream(k, box, factor, out_h, out_w)
         except InputError:
+            replay(self.src.log_records)
             raise
         except Exception as exc:  # codec errors (Jpeg8Error, OpenSlideError...), truncated files
             lh, lw = self.src.level_shapes[k]
-            raise InputError(
-                f"{self.where}: level {k} ({lw}x{lh} px) cannot be read by {self.src.reader}: "
-                f"corrupt or truncated tile data ({_one_line(exc)})"
+            raise self._fail(
+                InputError(
+                    f"{self.where}: level {k} ({lw}x{lh} px) cannot be read by {self.src.reader}: "
+                    f"corrupt or truncated tile data ({_one_line(exc)})"
+                )
             ) from exc
         ds = self.src.downsamples[k]
         residual = target_mpp / (self.mpp0 * ds * factor)
@@ -173,6 +208,7 @@ class Slide:
             shrink,
             (x * ds, y * ds),
             list(self.tried),
+            library_warnings(self.src.log_records, self.src.reader, self.where),
         )
 
     def _stream(self, k: int, box, factor: int, out_h: int, out_w: int) -> np.ndarray:
@@ -213,7 +249,8 @@ def open_slide(path: str | Path, mpp: float | None = None, reader: str = "auto")
         raise InputError(f"{where}: unknown slide reader {reader!r} (choose from {list(READERS)})")
     if not path.exists():
         raise InputError(f"{where}: WSI file not found")
-    tried = []
+    tried: list[str] = []
+    unscaled = None  # (the missing-mpp error, the reader, its log records): the first reader without a scale
     for name in _candidates(path, reader):
         try:
             src = OPENERS[name](path)
@@ -225,10 +262,23 @@ def open_slide(path: str | Path, mpp: float | None = None, reader: str = "auto")
             raise InputError(f"{where}: missing mpp: a thumbnail needs pathology.mpp (microns per pixel)")
         try:
             mpp0, source = resolve_mpp(src.mpp_found, src.mpp_source, mpp, where)
-        except Exception:
+        except InputError as exc:
             src.close()
-            raise
+            if src.mpp_found is not None:  # the file's scale disagrees with pathology.mpp: no reader helps
+                replay(src.log_records)
+                raise
+            # no scale: the next reader may find one (a damaged SVS read by tifffile as a plain TIFF
+            # loses Aperio's scale, which OpenSlide reads), or say why it refuses the file
+            if unscaled is None:
+                unscaled = (exc, name, src.log_records)
+            else:
+                tried.append(f"{name}: opens it, without a scale either ({src.mpp_source})")
+            continue
         return Slide(src, mpp0, source, where, tried)
+    if unscaled is not None:
+        exc, name, records = unscaled
+        replay(records)
+        raise InputError(f"{exc} (read by {name}; {'; '.join(tried)})" if tried else str(exc)) from exc
     kind = "thumbnail" if path.suffix.lower() in RASTER_SUFFIXES else "WSI"
     raise InputError(f"{where}: unreadable {kind}: no slide reader opens it ({'; '.join(tried)})")
 

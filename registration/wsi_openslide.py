@@ -7,6 +7,11 @@ with the same interface as ``TiffSlide``: level shapes, downsamples, the file's 
 
 OpenSlide comes from PyPI (``openslide-bin`` carries the C library, ``openslide-python`` the
 binding). Transparent pixels (outside the scanned area) are composited onto white: glass.
+
+A DICOM WSI series is one file per pyramid level; OpenSlide builds the pyramid from whichever files
+are in the folder. When the full-resolution file is missing, the largest level left (a downsampled
+one) would pass for level 0 and every level-0 coordinate would be off by its downsample, so such a
+series is refused: its base level's ImageType (PS3.3 C.8.12.4.1.1) says RESAMPLED, not NONE.
 """
 
 from __future__ import annotations
@@ -15,12 +20,18 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.errors import InputError
 from registration.wsi_mpp import openslide_mpp
 from registration.wsi_tiff import CannotOpen
 
 BAND_PIXELS = 16_000_000  # one read_region call covers this many level pixels at most
 MIN_BAND_ROWS = 256
 OPAQUE = 255
+DICOM_VENDOR = "dicom"
+# the base level's ImageType value 4 (as OpenSlide exposes it): NONE at full resolution, RESAMPLED for a
+# pyramid level made by downsampling
+DICOM_RESOLUTION_PROPERTY = "dicom.ImageType[3]"
+DICOM_DOWNSAMPLED = "RESAMPLED"
 
 
 def openslide_module():
@@ -42,6 +53,21 @@ def detect_vendor(path: Path) -> str | None:
         return None
 
 
+def refuse_dicom_without_base(props, vendor: str, size: tuple[int, int], path: Path) -> None:
+    """InputError naming ``path`` when a DICOM series' level 0 (``size``: width, height) is a resampled
+    pyramid level: the full-resolution instance is missing (module docstring)."""
+    if vendor != DICOM_VENDOR:
+        return
+    value = (props.get(DICOM_RESOLUTION_PROPERTY) or "").strip().upper()
+    if value == DICOM_DOWNSAMPLED:
+        raise InputError(
+            f"{path}: the DICOM WSI series lacks its full-resolution instance: its largest level "
+            f"({size[0]}x{size[1]} px) has ImageType {DICOM_DOWNSAMPLED} (a downsampled pyramid level), so "
+            "its scale and coordinates would be wrong; put the series' base file (ImageType ...\\NONE) "
+            "beside it"
+        )
+
+
 class OpenSlideSlide:
     """An open OpenSlide slide (see the module docstring)."""
 
@@ -49,6 +75,7 @@ class OpenSlideSlide:
 
     def __init__(self, path: Path):
         openslide = openslide_module()
+        self.log_records: list = []  # OpenSlide reports through its exceptions, not Python logging
         self._open = lambda: openslide.OpenSlide(str(path))
         try:
             self._slide = self._open()
@@ -56,6 +83,11 @@ class OpenSlideSlide:
             raise CannotOpen(f"{type(exc).__name__}: {exc}") from exc
         props = self._slide.properties
         self.vendor = props.get(openslide.PROPERTY_NAME_VENDOR) or "unknown"
+        try:
+            refuse_dicom_without_base(props, self.vendor, self._slide.level_dimensions[0], path)
+        except InputError:
+            self._slide.close()
+            raise
         self.mpp_found, self.mpp_source = openslide_mpp(props)
         self.level_shapes = [(h, w) for w, h in self._slide.level_dimensions]
         # the scale along x, as tifffile gives it (OpenSlide averages x and y, which differ on odd level

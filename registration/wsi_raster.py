@@ -18,6 +18,7 @@ from registration.wsi_tiff import CannotOpen
 
 BIG_LEVEL_PIXELS = 64_000_000  # refuse to hold an output this large (the slide needs a pyramid)
 MEGA = 1_000_000
+NOT_AN_IMAGE = "not a readable PNG/JPEG/BMP image"
 TOO_BIG_ADVICE = "save the slide as a tiled pyramidal TIFF (e.g. with QuPath or vips)"
 
 
@@ -49,6 +50,22 @@ def _refuse_size(path: Path, w: int, h: int) -> None:
         )
 
 
+def _decode_colour(path: Path) -> np.ndarray:
+    """``cv2.imread(path, IMREAD_COLOR)`` (BGR, EXIF orientation applied) from the file's bytes;
+    CannotOpen when the file cannot be read or decoded. Never the path to OpenCV: cv2.imread crashes
+    the process on a path that is not valid UTF-8. (edge_runtime.sources.opener.read_image decodes
+    unchanged: gray, 16-bit and alpha as stored, and no EXIF rotation, which a thumbnail needs.)"""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:  # a folder, no permission
+        raise CannotOpen(f"cannot read the file ({exc.strerror})") from exc
+    # imdecode asserts on an empty buffer, and gives None for bytes it cannot decode
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if img is None:
+        raise CannotOpen(NOT_AN_IMAGE)
+    return img
+
+
 class RasterSlide:
     """A PNG/JPEG/BMP thumbnail: one level, no scale in the file."""
 
@@ -56,10 +73,9 @@ class RasterSlide:
     mpp_found, mpp_source = None, "none in the file"
 
     def __init__(self, path: Path):
+        self.log_records: list = []  # a library's log lines about the file (wsi_tiff.py): none here
         refuse_huge_raster(path)
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if img is None:
-            raise CannotOpen("not a readable PNG/JPEG/BMP image")
+        img = _decode_colour(path)
         _refuse_size(path, img.shape[1], img.shape[0])
         self._rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
         self.level_shapes = [self._rgb.shape[:2]]

@@ -7,13 +7,23 @@ release the GIL), so a 40000 px level 0 is never decoded to read a corner of it.
 
 Compressions come from imagecodecs (JPEG, JPEG 2000, LZW, deflate, ZSTD, WebP...). Opening
 checks that every level's compression can be decoded here, so a file whose tiles this reader
-cannot decode is left to the next reader rather than failing half-way.
+cannot decode is left to the next reader rather than failing half-way. Whatever tifffile raises
+while opening the file or reading its structure (a truncated or damaged file) becomes ``CannotOpen``
+with its reason, and so does a level of width or height 0.
+
+tifffile logs what it finds wrong in a damaged file (a corrupt tag list, a series it gives up on) to
+its own logger. Those records are collected while this reader opens and reads (``log_records``) instead
+of reaching stderr past the one-line error; wsi.py turns them into report warnings, or puts them back
+into the log when the slide cannot be read.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +32,7 @@ from registration.wsi_mpp import tiff_mpp
 
 DECODE_THREADS = 2
 JPEG_COMPRESSIONS = {6, 7, 33007, 34892}  # tifffile passes JPEG tables/headers for these
+TIFFFILE_LOGGER = "tifffile"
 
 
 class CannotOpen(Exception):
@@ -41,6 +52,40 @@ def to_rgb(arr: np.ndarray) -> np.ndarray:
     if arr.dtype != np.uint8:
         arr = np.clip(arr.astype(np.float32) * (255.0 / max(float(arr.max()), 1.0)), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(arr)
+
+
+class _Collector(logging.Handler):
+    """Appends every record it handles to ``records``."""
+
+    def __init__(self, records: list):
+        super().__init__()
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def collected_log(records: list, name: str = TIFFFILE_LOGGER) -> Iterator[None]:
+    """While inside, the records of logger ``name`` are appended to ``records`` and not propagated
+    (no stderr line, no root handler); the logger is restored on leaving."""
+    logger = logging.getLogger(name)
+    handler, propagate = _Collector(records), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def log_reason(records: list) -> str:
+    """The first ERROR-or-worse message of ``records`` (else the first one) on one line, '' if none."""
+    if not records:
+        return ""
+    worst = next((r for r in records if r.levelno >= logging.ERROR), records[0])
+    return " ".join(worst.getMessage().split())
 
 
 def _vendor(tif) -> str:
@@ -65,16 +110,30 @@ class TiffSlide:
     def __init__(self, path: Path):
         import tifffile  # deferred: optional dependency of the registration extra
 
-        try:
-            self._tif = tifffile.TiffFile(str(path))
-        except Exception as exc:  # tifffile raises TiffFileError, ValueError, struct.error... on non-TIFFs
-            raise CannotOpen(f"{type(exc).__name__}: {exc}") from exc
-        try:
-            self._open(tifffile.TIFF.DECOMPRESSORS)
-        except Exception:
-            self._tif.close()
-            raise
+        self.log_records: list[logging.LogRecord] = []  # tifffile's own log records (module docstring)
+        with collected_log(self.log_records):
+            try:
+                self._tif = tifffile.TiffFile(str(path))
+            except Exception as exc:  # TiffFileError, ValueError, struct.error... on non-TIFFs
+                raise self._refusal(exc) from exc
+            try:
+                self._open(tifffile.TIFF.DECOMPRESSORS)
+            except CannotOpen:
+                self._tif.close()
+                raise
+            except Exception as exc:
+                # the series, tags and pages of a damaged file are parsed lazily here, and tifffile
+                # then raises anything (TiffFileError, TypeError, KeyError, struct.error...): the
+                # library boundary, where the reason becomes this reader's one-line refusal
+                self._tif.close()
+                raise self._refusal(exc) from exc
         self._fd = os.open(str(path), os.O_RDONLY)
+
+    def _refusal(self, exc: Exception) -> CannotOpen:
+        """CannotOpen with the exception and what tifffile logged about it, on one line."""
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+        logged = log_reason(self.log_records)
+        return CannotOpen(f"{reason} ({logged})" if logged else reason)
 
     def _open(self, decompressors) -> None:
         tif = self._tif
@@ -94,16 +153,32 @@ class TiffSlide:
                 hint = " (install imagecodecs)" if isinstance(name, str) else ""
                 raise CannotOpen(f"cannot decode TIFF compression {name}{hint}")
             self._pages.append(page)
-        self.level_shapes = [(p.shape[0], p.shape[1]) for p in self._pages]
+        self.level_shapes = [(int(p.shape[0]), int(p.shape[1])) for p in self._pages]
+        for i, (h, w) in enumerate(self.level_shapes):
+            if h <= 0 or w <= 0:  # a damaged size tag: no pixels to read, and no scale to derive
+                raise CannotOpen(f"level {i} is {w}x{h} px (a damaged size tag)")
+        # read (and checked) here, so a damaged tile-size tag refuses the file rather than a later read
+        self._tiles = [self._tile_shape(p) for p in self._pages]
         w0 = self.level_shapes[0][1]
         self.downsamples = [w0 / s[1] for s in self.level_shapes]
 
+    @staticmethod
+    def _tile_shape(page) -> tuple[int, int]:
+        th, tw = (page.chunks[0], page.chunks[1]) if page.is_tiled else (page.chunks[0], page.shape[1])
+        if th <= 0 or tw <= 0:
+            raise CannotOpen(f"tiles of {tw}x{th} px (a damaged tile size tag)")
+        return int(th), int(tw)
+
     def tile_shape(self, level: int) -> tuple[int, int]:
-        page = self._pages[level]
-        return (page.chunks[0], page.chunks[1]) if page.is_tiled else (page.chunks[0], page.shape[1])
+        return self._tiles[level]
 
     def read_region(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
-        """RGB uint8 [h, w, 3] of level pixels [y, y+h) x [x, x+w); outside the level is white."""
+        """RGB uint8 [h, w, 3] of level pixels [y, y+h) x [x, x+w); outside the level is white.
+        What tifffile logs meanwhile is added to ``log_records``."""
+        with collected_log(self.log_records):
+            return self._read_region(level, x, y, w, h)
+
+    def _read_region(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
         page = self._pages[level]
         lh, lw = self.level_shapes[level]
         th, tw = self.tile_shape(level)
