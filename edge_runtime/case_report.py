@@ -5,6 +5,13 @@ Input: ``DATASET/registration/<id>/report.json`` as ``sonomap register-batch`` w
 the report as a dict whose ``case_id`` (the folder's name) and ``patient_id`` are text, or one
 InputError naming the file. It sits on the runtime's ground floor, beside the other shared
 contracts, because registration and training are peers that may not import each other.
+
+A report belongs to a case only while case.yaml and every input file the report records a SHA-256
+for (ultrasound image, dataset image, slide, annotation) read as they did: :func:`changed_inputs`
+names those that do not, by case.yaml key. To spare re-hashing a large slide on every check,
+register-batch stores ``input_stats.json`` beside report.json: per input, its size, mtime and ctime
+when the sha256 was last confirmed. A file whose stat still matches is not read again; any other
+file is hashed (a changed size alone already marks it changed). The file holds no path or name.
 """
 
 from __future__ import annotations
@@ -40,7 +47,106 @@ def read_report(path: Path) -> dict:
     return report
 
 
-def made_from(report: dict, case_yaml: Path) -> bool:
-    """Whether the report was made from ``case_yaml`` as it reads now (the sha256 it recorded)."""
-    recorded = report.get("case_file") if isinstance(report.get("case_file"), dict) else {}
-    return recorded.get("sha256") == sha256_file(case_yaml)
+# report.json's record of each input file ({"sha256", "bytes"}) -> the case.yaml key naming the file
+RECORDED_INPUTS = (
+    (("case_file",), "case.yaml"),
+    (("ultrasound", "file"), "ultrasound.image"),
+    (("ultrasound", "dataset_image"), "ultrasound.dataset_image"),
+    (("slide", "file"), "pathology.wsi"),
+    (("slide", "annotations"), "pathology.annotations"),
+)
+INPUT_STATS = "input_stats.json"  # beside report.json: when each input's sha256 was last confirmed
+
+
+def input_paths(case: dict, case_yaml: Path) -> dict[str, Path]:
+    """case.yaml key -> the file it names, from the case.yaml mapping ``case`` as registration's loader
+    resolves it (relative to the folder of ``case_yaml``). ``ultrasound.dataset_image`` defaults to
+    ``ultrasound.image``, as report.json records it; a key without a text value is left out."""
+    base = case_yaml.parent
+    us = case.get("ultrasound") if isinstance(case.get("ultrasound"), dict) else {}
+    pathology = case.get("pathology") if isinstance(case.get("pathology"), dict) else {}
+    named = {
+        "ultrasound.image": us.get("image"),
+        "ultrasound.dataset_image": us.get("dataset_image") or us.get("image"),
+        "pathology.wsi": pathology.get("wsi"),
+        "pathology.annotations": pathology.get("annotations"),
+    }
+    paths = {"case.yaml": case_yaml}
+    for key, value in named.items():
+        if isinstance(value, str) and value:
+            paths[key] = base / value  # an absolute value stays itself
+    return paths
+
+
+def _recorded(report: dict, where: tuple[str, ...]) -> dict | None:
+    node = report
+    for part in where:
+        node = node.get(part) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) and isinstance(node.get("sha256"), str) else None
+
+
+def recorded_sha(report: dict, key: str) -> str | None:
+    """The sha256 ``report`` records for the input case.yaml names by ``key``; None when it records none."""
+    for where, k in RECORDED_INPUTS:
+        if k == key:
+            found = _recorded(report, where)
+            return None if found is None else found["sha256"]
+    return None
+
+
+def stat_key(path: Path) -> list[int]:
+    """What must stay the same for a file's content to be taken as unchanged without reading it:
+    size, modification time and inode change time (the last cannot be set back by copy tools)."""
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def read_input_stats(report_path: Path) -> dict:
+    """The input stats stored beside ``report_path`` (:func:`changed_inputs`); {} when there are none
+    or they are damaged: they only save re-reading files, so without them every input is hashed."""
+    try:
+        stats = json.loads((report_path.parent / INPUT_STATS).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return stats if isinstance(stats, dict) else {}
+
+
+def changed_inputs(report: dict, paths: dict[str, Path], stats: dict | None = None) -> tuple[list[str], dict]:
+    """(keys, confirmed): the case.yaml keys of the inputs whose content differs from what ``report``
+    recorded (gone, another size, another SHA-256), and for the others ``{key: {"stat", "sha256"}}``
+    to store as :data:`INPUT_STATS` for the next check.
+
+    ``paths``: key -> file now (:func:`input_paths`). Every input report.json records a sha for is
+    compared. A file whose size, mtime and ctime equal those ``stats`` stored with the same sha256 is
+    taken as unchanged without being read: a whole slide can be gigabytes, hashed on every run
+    otherwise. Any other file is hashed."""
+    stats = stats or {}
+    changed, confirmed = [], {}
+    for where, key in RECORDED_INPUTS:
+        recorded = _recorded(report, where)
+        if recorded is None:
+            continue  # not recorded by this report: nothing to compare
+        path = paths.get(key)
+        try:
+            if path is None or not path.is_file():
+                changed.append(key)
+                continue
+            now = stat_key(path)  # before hashing: a write during the hash changes it for next time
+            if isinstance(recorded.get("bytes"), int) and recorded["bytes"] != now[0]:
+                changed.append(key)
+                continue
+            known = stats.get(key) if isinstance(stats.get(key), dict) else {}
+            same = known.get("stat") == now and known.get("sha256") == recorded["sha256"]
+            if not same and sha256_file(path) != recorded["sha256"]:
+                changed.append(key)
+                continue
+        except OSError:  # unreadable now: it cannot be the file registered
+            changed.append(key)
+            continue
+        confirmed[key] = {"stat": now, "sha256": recorded["sha256"]}
+    return changed, confirmed
+
+
+def changed_reason(changed: list[str]) -> str:
+    """One phrase for :func:`changed_inputs`' keys: which inputs changed since the registration."""
+    return f"{', '.join(changed)} changed since it was registered"

@@ -3,13 +3,21 @@
 Input: CASES_DIR with <case>/case.yaml (any depth). Output in DATASET/:
   images/<id>.png            8-bit gray ultrasound frame
   labels/<id>.png            0 tissue / 1 cancer / 255 unknown
-  registration/<id>/         label.png, qa.png, us.png, report.json of the case
-  cases.csv                  id,case_id,split (case_id = patient; one patient never in two splits,
+  registration/<id>/         label.png, qa.png, us.png, report.json of the case, and input_stats.json
+                             (batch_reports.py)
+  cases.csv                  id,case_id,split (case_id = patient: cores sharing any patient or study
+                             id are one, batch_dataset.patient_rows; one patient never in two splits,
                              and a patient keeps its split when later runs add cases; the split is
                              edge_runtime.case_split's, the one prepare-busi uses)
+  removed/                   images/ and labels/ of cases that left the dataset (batch_dataset.py)
   batch_report.json          done / skipped (already done) / failed cases with their one-line errors,
-                             the cases held out for review (quality below --min-quality), and the
-                             pending cases with what each lacks
+                             the cases held out for review (quality below --min-quality), the
+                             pending cases with what each lacks, and the cases removed from the
+                             dataset with the reason
+
+The dataset (images/, labels/, cases.csv) holds exactly the cases registered from their current
+inputs in this CASES_DIR. A case now pending, failed, held for review or gone from CASES_DIR leaves
+it: its image and label are moved to removed/ and listed under ``removed_cases`` (also printed).
 
 A pending case is one still waiting for something registration needs (a captured biopsy whose
 slide and annotation are not back yet; registration/cases/status.py): it is listed with what it
@@ -17,53 +25,65 @@ lacks, not registered and not a failure, and a later run picks it up once the la
 
 With ``min_quality`` a case whose registration quality score (report.json ``quality.score``)
 is below it is registered (its registration/<id>/ folder is kept for review) but not put in
-images/, labels/ or cases.csv; it is listed under ``low_quality`` with its weakest part.
+images/, labels/ or cases.csv; it is listed under ``low_quality`` with its weakest part. A case
+already done is held by its stored report's score, without registering it again.
 
-A case counts as done when registration/<id>/report.json exists and images/ + labels/ hold
-its files; every file is written atomically, so an interrupted run resumes cleanly. A done case is
-registered again (listed under ``registered_again``) when its report.json is not of case.yaml as
-it is now: the file changed since (e.g. a corrected patient_id) or the report is damaged
-(batch_reports.py). Cases sharing an id are all refused before anything is registered.
-A damaged report.json of a case not in this run is left out of cases.csv and listed as failed.
+A case counts as done when registration/<id>/report.json exists, images/ + labels/ hold its files
+and the report was made from case.yaml and the input files it names as they read now (their
+SHA-256; batch_reports.py): a revised annotation or slide, an edited case.yaml (e.g. a corrected
+patient_id) or a damaged report has the case registered again (listed under ``registered_again``).
+Every file is written atomically and a case's earlier image and label are replaced only once its
+new registration succeeded, so an interrupted run resumes cleanly. Cases sharing an id are all
+refused before anything is registered. A damaged report.json of a case not in this run is listed
+as failed.
 
-cases.csv is rebuilt from registration/*/report.json, so a DATASET this command did not build
-(e.g. one from prepare-busi, whose cases.csv rows have no registration/<id>/report.json) is
-refused before anything is written: rebuilding would drop those rows.
+Messages that are persisted or logged name the case by its case.yaml under CASES_DIR and an input
+file by its case.yaml key (``pathology.wsi: ...``), never by the file's path or name.
+
+A DATASET this command did not build (e.g. one from prepare-busi, whose cases.csv rows have no
+registration/<id>/report.json) is refused before anything is written: rebuilding cases.csv would
+drop those rows.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import traceback
 from pathlib import Path
 
-import cv2
 from tqdm import tqdm
 
-from edge_runtime.atomic import atomic_write_png
 from edge_runtime.case_report import REPORT, read_report
-from edge_runtime.case_split import SPLITS, split_cases
 from edge_runtime.errors import InputError, SonomapError
-from edge_runtime.near_duplicates import merge_near_duplicate_cases
 from edge_runtime.privacy import redact
 from edge_runtime.yamlfile import read_yaml_mapping
-from registration.batch_reports import stale_reason
+from registration.batch_dataset import (
+    REMOVED,
+    copy_into_layout,
+    is_done,
+    patient_rows,
+    set_aside,
+    write_cases_csv,
+)
+from registration.batch_reports import (
+    check_stored,
+    confirmed_after,
+    input_labels,
+    raw_case,
+    stats_before,
+    write_input_stats,
+)
 from registration.case import CaseSpec, load_case
 from registration.cases.status import find_case_files, lacks_of
 from registration.pipeline import register_case
-from registration.report import write_json, write_text
+from registration.report import without_input_paths, write_json
 
 log = logging.getLogger("sonomap.registration")
 
-
-def _read_existing(ds: Path) -> dict[str, str]:
-    path = ds / "cases.csv"
-    if not path.is_file():
-        return {}
-    with open(path, newline="") as fh:
-        return {r["case_id"]: r["split"] for r in csv.DictReader(fh) if r.get("case_id") and r.get("split")}
+PENDING_NOW = "pending now (see pending_cases)"
+FAILED_NOW = "failed in this run (see failures)"
+HELD_NOW = "held for review: quality below --min-quality (see low_quality)"
 
 
 def refuse_foreign_dataset(ds: Path) -> None:
@@ -92,47 +112,10 @@ def find_cases(cases_dir: Path) -> list[Path]:
     return found
 
 
-def _is_done(ds: Path, case_id: str) -> bool:
-    return all(
-        p.is_file()
-        for p in (
-            ds / "registration" / case_id / "report.json",
-            ds / "images" / f"{case_id}.png",
-            ds / "labels" / f"{case_id}.png",
-        )
-    )
-
-
-def _write_cases_csv(ds: Path, seed: int, failed: list, dedup: bool = False) -> dict:
-    """cases.csv from every completed case in the dataset (this run's and earlier runs'); a damaged
-    report.json leaves its case out and is added to ``failed`` naming the file."""
-    rows = []
-    for rep in sorted((ds / "registration").glob(f"*/{REPORT}")):
-        try:
-            r = read_report(rep)
-        except InputError as exc:
-            failed.append(_failure(rep, exc))
-            continue
-        if _is_done(ds, r["case_id"]):
-            rows.append((r["case_id"], r["patient_id"]))
-    if dedup:  # optional check; imagehash is imported only when asked for
-        merged = merge_near_duplicate_cases({c: ds / "images" / f"{c}.png" for c, _ in rows}, dict(rows))
-        rows = [(c, merged[c]) for c, _ in rows]
-    splits = split_cases([p for _, p in rows], seed, existing=_read_existing(ds))
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["id", "case_id", "split"])
-    counts = dict.fromkeys(SPLITS, 0)
-    for cid, pid in rows:
-        w.writerow([cid, pid, splits[pid]])
-        counts[splits[pid]] += 1
-    write_text(ds / "cases.csv", buf.getvalue())
-    return counts
-
-
 def _failure(case_yaml: Path, error: Exception | str) -> dict:
     """batch_report.json's record of one failed case; its error names the case file once (an
-    error that already starts with it is not prefixed again) and holds no DICOM identifiers."""
+    error that already starts with it is not prefixed again), each input file by its case.yaml
+    key instead of its path or name, and holds no DICOM identifiers. Logged as a warning."""
     text = str(error)
     if isinstance(error, Exception) and not isinstance(error, SonomapError):
         # recorded with its type and location, to be found in the code
@@ -140,25 +123,35 @@ def _failure(case_yaml: Path, error: Exception | str) -> dict:
         text = f"{type(error).__name__}: {error} (at {Path(tb.filename).name}:{tb.lineno})"
     if not text.startswith(str(case_yaml)):
         text = f"{case_yaml}: {text}"
+    if case_yaml.name == "case.yaml":  # not a report.json of the dataset: it names input files
+        text = without_input_paths(text, input_labels(case_yaml))
     entry = {"case": str(case_yaml), "error": redact(text)}
     log.warning("%s", entry["error"])
     return entry
 
 
-def _load_cases(cases: list[Path], failed: list, pending: list) -> list[tuple[Path, CaseSpec]]:
+def _case_id(case_yaml: Path) -> str:
+    """The id a case.yaml gives its case, or its folder's name (the loader's default)."""
+    return str(raw_case(case_yaml).get("id") or case_yaml.parent.name)
+
+
+def _load_cases(cases: list[Path], failed: list, pending: list, left: dict) -> list[tuple[Path, CaseSpec]]:
     """(case file, spec) of every case ready to register. Pending cases go to ``pending``; a case
     that does not load, and every case whose id another case also has, to ``failed``: all of
-    this before anything is registered, so no case is taken as done on another's outputs."""
+    this before anything is registered, so no case is taken as done on another's outputs.
+    ``left``: id -> why the case is not in the dataset now."""
     loaded = []
     for case_yaml in cases:
         try:
             waiting = _pending(case_yaml)
             if waiting is not None:
                 pending.append(waiting)
+                left[waiting["id"]] = PENDING_NOW
                 continue
             loaded.append((case_yaml, load_case(case_yaml)))
         except Exception as exc:  # one bad case never stops the batch (Ctrl-C still does)
             failed.append(_failure(case_yaml, exc))
+            left[_case_id(case_yaml)] = FAILED_NOW
     by_id: dict[str, list[Path]] = {}
     for case_yaml, spec in loaded:
         by_id.setdefault(spec.id, []).append(case_yaml)
@@ -172,6 +165,7 @@ def _load_cases(cases: list[Path], failed: list, pending: list) -> list[tuple[Pa
                     f"case id {spec.id!r} is also used by {', '.join(others)}; give each case its own id",
                 )
             )
+            left[spec.id] = FAILED_NOW
         else:
             ready.append((case_yaml, spec))
     return ready
@@ -190,6 +184,41 @@ def _pending(case_yaml: Path) -> dict | None:
     return {"case": str(case_yaml), "id": str(raw.get("id") or case_yaml.parent.name), "lacks": missing}
 
 
+def _held(spec: CaseSpec, case_yaml: Path, report: dict, reg: Path) -> dict:
+    q = report["quality"]
+    return {
+        "id": spec.id,
+        "case": str(case_yaml),
+        "quality": q["score"],
+        "weakest": q["weakest"],
+        "qa": str(reg / "qa.png"),
+    }
+
+
+def _below(report: dict, min_quality: float | None) -> bool:
+    return min_quality is not None and report["quality"]["score"] < min_quality
+
+
+def _damaged_elsewhere(ds: Path, ids: set[str], failed: list) -> None:
+    """A damaged registration/<id>/report.json of a case not in this run, listed as failed naming
+    the file (a case of this run is registered again instead)."""
+    for rep in sorted((ds / "registration").glob(f"*/{REPORT}")):
+        if rep.parent.name in ids:
+            continue
+        try:
+            read_report(rep)
+        except InputError as exc:
+            failed.append(_failure(rep, exc))
+
+
+def _print_removed(removed: list[dict]) -> None:
+    """The cases that left the dataset, on stdout: a heading with the count, one line each."""
+    if removed:
+        print(f"removed from the dataset: {len(removed)} (image and label moved to {REMOVED}/)")
+    for r in removed:
+        print(f"  removed: {r['id']} ({r['reason']})")
+
+
 def register_batch(
     cases_dir,
     out_dataset,
@@ -198,45 +227,48 @@ def register_batch(
     min_quality: float | None = None,
     dedup: bool = False,
 ) -> dict:
-    """Register every case under cases_dir into out_dataset; return the batch summary dict."""
+    """Register every case under cases_dir into out_dataset; return the batch summary dict (also
+    written as batch_report.json); the cases removed from the dataset are printed on stdout."""
     ds = Path(out_dataset)
     cases = find_cases(Path(cases_dir))
     refuse_foreign_dataset(ds)
     for sub in ("images", "labels", "registration"):
         (ds / sub).mkdir(parents=True, exist_ok=True)
     done, skipped, failed, held, pending, again = [], [], [], [], [], []
-    ready = _load_cases(cases, failed, pending)
+    left: dict[str, str] = {}  # id -> why the case is not in the dataset after this run
+    kept: list[str] = []  # ids of the cases in the dataset
+    ready = _load_cases(cases, failed, pending, left)
     for case_yaml, spec in tqdm(ready, desc="register", unit="case", disable=not progress):
         try:
             reg = ds / "registration" / spec.id
-            if _is_done(ds, spec.id):
-                stale = stale_reason(reg / REPORT, spec)
-                if stale is None:
-                    skipped.append(spec.id)
+            if is_done(ds, spec.id):
+                stored = check_stored(reg / REPORT, spec)
+                if stored.stale is None:
+                    if stored.confirmed != stored.stats:  # next time these files need not be hashed
+                        write_input_stats(reg / REPORT, stored.confirmed)
+                    if _below(stored.report, min_quality):
+                        held.append(_held(spec, case_yaml, stored.report, reg))
+                        left[spec.id] = HELD_NOW
+                    else:
+                        skipped.append(spec.id)
+                        kept.append(spec.id)
                     continue
-                # the dataset's copy is another version's: it leaves cases.csv unless this run redoes it
-                again.append({"id": spec.id, "reason": redact(stale)})
-                for sub in ("images", "labels"):
-                    (ds / sub / f"{spec.id}.png").unlink(missing_ok=True)
-            report = register_case(case_yaml, reg, spec)
-            q = report["quality"]
-            if min_quality is not None and q["score"] < min_quality:
-                held.append(
+                # the dataset's copy is another version's: replaced once this run registers it anew
+                again.append(
                     {
                         "id": spec.id,
-                        "case": str(case_yaml),
-                        "quality": q["score"],
-                        "weakest": q["weakest"],
-                        "qa": str(reg / "qa.png"),
+                        "reason": redact(without_input_paths(stored.stale, input_labels(case_yaml))),
                     }
                 )
+            before = stats_before(spec)
+            report = register_case(case_yaml, reg, spec)
+            write_input_stats(reg / REPORT, confirmed_after(report, before))
+            if _below(report, min_quality):
+                held.append(_held(spec, case_yaml, report, reg))
+                left[spec.id] = HELD_NOW
                 continue
-            atomic_write_png(
-                ds / "images" / f"{spec.id}.png", cv2.imread(str(reg / "us.png"), cv2.IMREAD_GRAYSCALE)
-            )
-            atomic_write_png(
-                ds / "labels" / f"{spec.id}.png", cv2.imread(str(reg / "label.png"), cv2.IMREAD_GRAYSCALE)
-            )
+            copy_into_layout(ds, spec.id)
+            kept.append(spec.id)
             done.append(
                 {
                     "id": spec.id,
@@ -248,7 +280,11 @@ def register_batch(
             )
         except Exception as exc:  # one bad case never stops the batch (Ctrl-C still does)
             failed.append(_failure(case_yaml, exc))
-    counts = _write_cases_csv(ds, seed, failed, dedup)
+            left[spec.id] = FAILED_NOW
+    _damaged_elsewhere(ds, {spec.id for _, spec in ready}, failed)
+    removed = set_aside(ds, set(kept), left)
+    files = {spec.id: case_yaml for case_yaml, spec in ready}
+    counts = write_cases_csv(ds, patient_rows({cid: files[cid] for cid in kept}), seed, dedup)
     summary = {
         "dataset": str(ds),
         "registered": len(done),
@@ -264,7 +300,10 @@ def register_batch(
         "low_quality": held,
         "pending": len(pending),
         "pending_cases": pending,
+        "removed": len(removed),
+        "removed_cases": removed,
         "warnings": sum(len(d["warnings"]) for d in done),
     }
     write_json(ds / "batch_report.json", summary)
+    _print_removed(removed)
     return summary

@@ -171,3 +171,18 @@ def test_group_summary_leaves_out_unknown_cores_and_one_patient_gets_no_ci():
     assert without["core_scores"]["specificity"]["reason"] == ""
     one_patient = group_summary([_core(i, "A", c.counts) for i, c in enumerate(cores)], 0.05, 0)
     assert math.isnan(one_patient["fraction_agreement"]["bias_ci_low"])
+
+
+def test_patients_come_from_the_datasets_cases_csv(tmp_path):
+    """register-batch writes in cases.csv the patient each core belongs to after joining cores that
+    share a patient or study id; the bootstrap resamples those patients, not each report's own id."""
+    cases, ds = tmp_path / "cases", tmp_path / "ds"
+    for name, patient in (("A", "p1"), ("B", "BX-0042"), ("C", "p3")):
+        write_captured_case(cases / name, _mask(slice(0, 0)), SHA_A)
+        _register(ds, name, patient, None)
+    out = tmp_path / "report"
+    sonomap("concordance", cases, "--dataset", ds, "--out", out)
+    assert json.loads((out / "concordance.json").read_text())["all"]["n_patients"] == 3
+    (ds / "cases.csv").write_text("id,case_id,split\nA,p1,train\nB,p1,train\nC,p3,val\n")
+    sonomap("concordance", cases, "--dataset", ds, "--out", out)
+    assert json.loads((out / "concordance.json").read_text())["all"]["n_patients"] == 2

@@ -149,4 +149,6 @@ def test_register_batch_names_the_dicom_of_a_case_it_cannot_read(simulated_case,
     report = json.loads((tmp_path / "ds" / "batch_report.json").read_text())
     assert report["registered"] == 1 and report["failed"] == 1
     error = report["failures"][0]["error"]
-    assert "Doe_Jane.dcm" in error and "YBR_PARTIAL_422" in error and "(at " not in error
+    # named by its case.yaml key: the file name (here a patient's) stays out of the dataset's report
+    assert "ultrasound.image" in error and "YBR_PARTIAL_422" in error and "(at " not in error
+    assert "Doe_Jane" not in error

@@ -104,7 +104,10 @@ def test_cases_sharing_an_id_are_all_refused_and_none_is_taken_as_done(cases, tm
         errors[str(m_yaml)]
         == f"{m_yaml}: case id {case_id!r} is also used by {a_yaml}; give each case its own id"
     )
-    assert (ds / "labels" / f"{case_id}.png").read_bytes() == label  # nothing already written is lost
+    # an ambiguous id leaves the dataset, and nothing already written is lost: set aside, reported
+    assert not (ds / "labels" / f"{case_id}.png").exists() and case_id not in _rows(ds)
+    assert (ds / "removed" / "labels" / f"{case_id}.png").read_bytes() == label
+    assert [r["id"] for r in s["removed_cases"]] == [case_id] and s["removed"] == 1
 
 
 def test_a_broken_annotation_fails_naming_the_case_file_and_the_annotation(cases, tmp_path):
@@ -115,9 +118,11 @@ def test_a_broken_annotation_fails_naming_the_case_file_and_the_annotation(cases
     s = register_batch(cases, tmp_path / "ds", progress=False)
     assert (s["registered"], s["failed"]) == (1, 1)
     error = s["failures"][0]["error"]
+    # the annotation is named by its case.yaml key: file names may carry the patient's name
     assert error.startswith(
-        f"{broken / 'case.yaml'}: {broken / 'core.geojson'} feature 0: a polygon without rings"
+        f"{broken / 'case.yaml'}: pathology.annotations feature 0: a polygon without rings"
     )
+    assert "core.geojson" not in error
     assert error.count(str(broken / "case.yaml")) == 1
 
 

@@ -1,9 +1,11 @@
 """``sonomap cases DIR``: one line per captured (or any) case and what it still lacks.
 
 Input: DIR holding ``<case>/case.yaml`` at any depth; optionally ``--dataset DATASET`` (the
-``register-batch --out`` folder): a complete case is then ``registered`` (in the dataset),
-``held`` (registered but kept out for review, ``--min-quality``) or ``failed`` (the batch's error
-for it, from ``batch_report.json``). Output on stdout:
+``register-batch --out`` folder): a complete case is then ``registered`` (in the dataset, from
+case.yaml and the input files it names as they read now), ``held`` (registered but kept out for
+review, ``--min-quality``) or ``failed`` (the batch's error for it, from ``batch_report.json``). A
+case registered from inputs that changed since (a revised annotation or slide, an edited
+case.yaml) is ``complete`` again, ready to register, with what changed. Output on stdout:
 
     20261130T034535Z-1  pending   patient 20261130T034535Z-1 (case id)  lacks: slide (pathology.wsi), ...
     20261130T034540Z-2  complete  patient P-7 (capture.study_id)  ready to register
@@ -20,7 +22,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edge_runtime.errors import InputError
+from edge_runtime.case_report import (
+    REPORT,
+    changed_inputs,
+    changed_reason,
+    input_paths,
+    read_input_stats,
+    read_report,
+)
+from edge_runtime.errors import InputError, SonomapError
+from edge_runtime.yamlfile import read_yaml_mapping
 from registration.cases.status import BROKEN, COMPLETE, PENDING, CaseStatus, find_case_files, inspect_case
 
 REGISTERED, HELD, FAILED = "registered", "held", "failed"
@@ -52,17 +63,35 @@ def batch_failures(dataset: Path | None) -> dict[Path, str]:
         ) from exc
 
 
+def out_of_date(status: CaseStatus, dataset: Path) -> str | None:
+    """Why the dataset's registration of the case is not of its inputs as they read now (which
+    case.yaml keys changed, or a damaged report), or None when it is current."""
+    report_path = dataset / "registration" / status.id / REPORT
+    try:
+        report = read_report(report_path)
+        case = read_yaml_mapping(status.case_yaml, "case file")
+    except SonomapError as exc:
+        return str(exc)
+    changed, _ = changed_inputs(report, input_paths(case, status.case_yaml), read_input_stats(report_path))
+    return f"registered from earlier inputs: {changed_reason(changed)}" if changed else None
+
+
 def state_of(status: CaseStatus, dataset: Path | None, failures: dict[Path, str]) -> str:
     """The status's state, refined by what the dataset holds for a complete case."""
     if status.state != COMPLETE or dataset is None:
         return status.state
-    if (dataset / "images" / f"{status.id}.png").is_file():
+    registered = (dataset / "registration" / status.id / REPORT).is_file()
+    stale = out_of_date(status, dataset) if registered else None
+    if stale is None and (dataset / "images" / f"{status.id}.png").is_file():
         return REGISTERED
     error = failures.get(status.case_yaml.resolve())
     if error is not None:  # before HELD: a case registered again that failed keeps its old report
         status.error = error
         return FAILED
-    if (dataset / "registration" / status.id / "report.json").is_file():
+    if stale is not None:  # registered, but its label is not what the inputs give now
+        status.error = stale
+        return COMPLETE
+    if registered:
         return HELD
     return COMPLETE
 
@@ -79,7 +108,7 @@ def line(status: CaseStatus, state: str, cases_dir: Path) -> str:
     else:
         tail = "nothing missing"
     if state == COMPLETE:
-        tail = f"ready to register; {tail}"
+        tail = f"ready to register; {tail}" if status.error is None else f"ready to register; {status.error}"
     return "  ".join(x for x in (f"{name:<22}", f"{state:<10}", who, tail) if x)
 
 

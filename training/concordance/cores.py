@@ -12,19 +12,28 @@ tract is uncertain. The prediction is the decision the operator saw (``prefire_m
 
 Counts first: the per-core confusion counts over those pixels (training/metrics.py), then the
 fractions and scores derived from them. Cases not registered yet (pending, broken, held for review),
+cases whose registration is out of date (case.yaml or an input file it names changed since),
 cases without a saved prediction (a mark before the first prediction) and cores whose band has no
 known pixel (nothing to score) are skipped with a reason.
 """
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from edge_runtime.case_report import REPORT, made_from, read_report
+from edge_runtime.case_report import (
+    REPORT,
+    changed_inputs,
+    changed_reason,
+    input_paths,
+    read_input_stats,
+    read_report,
+)
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.manifest import SHA_SHOWN
 from edge_runtime.yamlfile import read_yaml_mapping
@@ -32,6 +41,7 @@ from training.data import IGNORE_INDEX
 from training.metrics import Counts, confusion_counts, scores
 
 UNKNOWN_MODEL = "unknown"
+CASES_CSV = "cases.csv"  # register-batch's id,case_id,split
 
 
 @dataclass
@@ -79,7 +89,13 @@ def find_case_files(cases_dir: Path) -> list[Path]:
 
 
 def _read(path: Path, flags: int, where: str) -> np.ndarray:
-    img = cv2.imread(str(path), flags) if path.is_file() else None
+    """The image at ``path`` decoded from its bytes: OpenCV's imread crashes on a path that is not
+    valid UTF-8 and names an unreadable file past the log filters. InputError naming ``where``."""
+    try:
+        data = path.read_bytes()
+    except OSError:  # missing, a folder, no permission
+        data = b""
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), flags) if data else None
     if img is None:
         raise InputError(f"{where}: {path.name} missing or unreadable")
     return img
@@ -93,13 +109,18 @@ def model_version(capture: dict) -> str:
     return f"{model.get('name') or 'model'} {sha[:SHA_SHOWN]}"
 
 
-def _report(path: Path, case_yaml: Path) -> dict:
-    """The registered case's report.json, made from case_yaml as it is now; InputError naming the
-    file when it is damaged, or when case.yaml changed since (its patient_id, say, may have been
-    corrected: the report's would be stale, and register-batch registers such a case again)."""
+def _report(path: Path, case_yaml: Path, case: dict) -> dict:
+    """The registered case's report.json, made from case_yaml (mapping ``case``) and the input files
+    it names as they read now (their SHA-256; edge_runtime/case_report.py); InputError naming the
+    file when it is damaged, or naming what changed since: a corrected patient_id, a revised
+    annotation or slide would make the stored label stale, and register-batch registers such a case
+    again."""
     report = read_report(path)
-    if not made_from(report, case_yaml):
+    changed, _ = changed_inputs(report, input_paths(case, case_yaml), read_input_stats(path))
+    if "case.yaml" in changed:
         raise InputError(f"{case_yaml}: changed since it was registered ({path}); run register-batch again")
+    if changed:
+        raise InputError(f"{case_yaml}: {changed_reason(changed)} ({path}); run register-batch again")
     return report
 
 
@@ -112,8 +133,12 @@ def load_core(case_yaml: Path, dataset: Path) -> Core:
     reg = dataset / "registration" / case_id
     if not (reg / REPORT).is_file():
         raise InputError(f"{where}: not registered in {dataset} (no registration/{case_id}/report.json)")
+    report = _report(reg / REPORT, case_yaml, case)
     if not (dataset / "images" / f"{case_id}.png").is_file():
-        raise InputError(f"{where}: held for review, not in {dataset}/images (register-batch --min-quality)")
+        raise InputError(
+            f"{where}: not in {dataset}/images: held for review (register-batch --min-quality) or "
+            f"removed from the dataset by the last register-batch run (its batch_report.json says why)"
+        )
     capture = case.get("capture") if isinstance(case.get("capture"), dict) else {}
     pred = capture.get("prediction") if isinstance(capture.get("prediction"), dict) else None
     if not pred:
@@ -126,7 +151,6 @@ def load_core(case_yaml: Path, dataset: Path) -> Core:
         raise InputError(
             f"{where}: prediction {mask.shape[::-1]} and registered label {label.shape[::-1]} differ in size"
         )
-    report = _report(reg / REPORT, case_yaml)
     known = label != IGNORE_INDEX
     if not known.any():
         raise InputError(
@@ -154,9 +178,27 @@ def load_cores(cases_dir: str | Path, dataset: str | Path) -> tuple[list[Core], 
     if not (dataset / "registration").is_dir():
         raise InputError(f"{dataset}: no registration/ folder (the output of `sonomap register-batch`)")
     cores, skipped = [], []
+    patients = dataset_patients(dataset)
     for case_yaml in find_case_files(cases_dir):
         try:
-            cores.append(load_core(case_yaml, dataset))
+            core = load_core(case_yaml, dataset)
         except SonomapError as exc:
             skipped.append({"case": case_yaml.parent.relative_to(cases_dir).as_posix(), "reason": str(exc)})
+            continue
+        core.patient_id = patients.get(core.id, core.patient_id)
+        cores.append(core)
     return cores, skipped
+
+
+def dataset_patients(dataset: Path) -> dict[str, str]:
+    """id -> patient from the dataset's cases.csv ({} without one). register-batch writes there the
+    patient each core belongs to after joining cores that share any patient or study id, which a
+    single report.json cannot know; the bootstrap resamples these patients."""
+    path = dataset / CASES_CSV
+    if not path.is_file():
+        return {}
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            return {r["id"]: r["case_id"] for r in csv.DictReader(fh) if r.get("id") and r.get("case_id")}
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{path}: cannot read the dataset's cases ({exc})") from exc

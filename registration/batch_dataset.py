@@ -1,0 +1,126 @@
+"""register-batch's training layout in DATASET: which cases it holds, and what leaves it.
+
+Files: ``images/<id>.png`` and ``labels/<id>.png`` (copies of ``registration/<id>/us.png`` and
+``label.png``), ``cases.csv`` (id,case_id,split) and ``removed/images|labels/<id>.png``.
+
+The layout holds exactly the cases registered from their current inputs in this run's CASES_DIR
+(skipped as done or registered now, and not held for review). Every other case's image and label
+are moved to ``removed/`` by :func:`set_aside` and listed with the reason (now pending, failed,
+held for review, or no case.yaml under CASES_DIR has its id any more), so ``sonomap train`` never
+trains on a label its inputs no longer give, and nothing is deleted unreported. A later removal of
+the same id replaces the earlier set-aside copy. ``registration/<id>/`` (report, qa, label) stays.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_runtime.atomic import atomic_write_png
+from edge_runtime.case_split import SPLITS, split_cases
+from edge_runtime.errors import InputError
+from edge_runtime.near_duplicates import merge_near_duplicate_cases
+from edge_runtime.yamlfile import read_yaml_mapping
+from registration.cases.identity import patient_groups
+from registration.report import write_text
+
+LAYOUT = {"images": "us.png", "labels": "label.png"}  # dataset folder -> registration/<id>/ file it copies
+REMOVED = "removed"  # DATASET/removed/<images|labels>/<id>.png: what left the dataset
+GONE = "no case.yaml under CASES_DIR registers it now (case removed, or its case.yaml does not load)"
+
+
+def is_done(ds: Path, case_id: str) -> bool:
+    """registration/<id>/report.json, images/<id>.png and labels/<id>.png all exist."""
+    files = [ds / "registration" / case_id / "report.json"]
+    files += [ds / folder / f"{case_id}.png" for folder in LAYOUT]
+    return all(p.is_file() for p in files)
+
+
+def _gray(path: Path) -> np.ndarray:
+    """The 8-bit gray PNG at ``path``, decoded from its bytes (OpenCV's imread crashes on a path that
+    is not valid UTF-8, and names the file past the log filters); InputError naming it otherwise."""
+    data = path.read_bytes()
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if data else None
+    if img is None:
+        raise InputError(f"{path}: not a readable PNG image; register the case again")
+    return img
+
+
+def copy_into_layout(ds: Path, case_id: str) -> None:
+    """images/<id>.png and labels/<id>.png from registration/<id>/, each written atomically; both
+    decoded before either is written."""
+    reg = ds / "registration" / case_id
+    images = {folder: _gray(reg / name) for folder, name in LAYOUT.items()}
+    for folder, img in images.items():
+        atomic_write_png(ds / folder / f"{case_id}.png", img)
+
+
+def set_aside(ds: Path, keep: set[str], reasons: dict[str, str]) -> list[dict]:
+    """Move images/labels of every id not in ``keep`` to removed/; return ``[{id, reason, moved}]``
+    sorted by id, ``reason`` from ``reasons`` (else :data:`GONE`), ``moved`` the new paths
+    relative to DATASET."""
+    ids = {p.stem for folder in LAYOUT for p in (ds / folder).glob("*.png")} - keep
+    out = []
+    for case_id in sorted(ids):
+        moved = []
+        for folder in LAYOUT:
+            src = ds / folder / f"{case_id}.png"
+            if not src.is_file():
+                continue
+            dst = ds / REMOVED / folder / src.name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)  # same file system: a rename, never a half-copied file
+            moved.append(dst.relative_to(ds).as_posix())
+        out.append({"id": case_id, "reason": reasons.get(case_id, GONE), "moved": moved})
+    return out
+
+
+def patient_rows(case_files: dict[str, Path]) -> list[tuple[str, str]]:
+    """[(id, patient group)] for the cases in the layout (``case_files``: id -> its case.yaml): cores
+    that share any patient or study id are one patient (registration.cases.identity.patient_groups),
+    so a session whose slides came back with the lab's id on some cores only stays in one split."""
+    raws = {cid: read_yaml_mapping(path, "case file") for cid, path in case_files.items()}
+    groups = patient_groups(raws, {cid: str(path) for cid, path in case_files.items()})
+    return [(cid, groups[cid]) for cid in case_files]
+
+
+def _existing_splits(ds: Path, rows: list[tuple[str, str]]) -> dict[str, str]:
+    """patient -> split kept from the dataset's cases.csv, matched by case id: a patient's key can
+    change between runs (two groups joined, a lab id added), its cores' ids do not. A patient whose
+    cores sat in several splits (written before they were known to be one) takes the split most of
+    them were in (the first in SPLITS order on a tie): from now on all of them are there."""
+    path = ds / "cases.csv"
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as fh:
+        before = {r["id"]: r["split"] for r in csv.DictReader(fh) if r.get("id") and r.get("split") in SPLITS}
+    votes: dict[str, Counter] = {}
+    for cid, patient in rows:
+        if cid in before:
+            votes.setdefault(patient, Counter())[before[cid]] += 1
+    return {p: max(SPLITS, key=lambda s: (v[s], -SPLITS.index(s))) for p, v in votes.items()}
+
+
+def write_cases_csv(ds: Path, rows: list[tuple[str, str]], seed: int, dedup: bool = False) -> dict:
+    """cases.csv from ``rows`` ([(id, patient)], the cases in the layout); return the split counts.
+    A patient already in cases.csv keeps its split (edge_runtime.case_split)."""
+    rows = sorted(rows)
+    if dedup:  # optional check; imagehash is imported only when asked for
+        merged = merge_near_duplicate_cases({c: ds / "images" / f"{c}.png" for c, _ in rows}, dict(rows))
+        rows = [(c, merged[c]) for c, _ in rows]
+    splits = split_cases([p for _, p in rows], seed, existing=_existing_splits(ds, rows))
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["id", "case_id", "split"])
+    counts = dict.fromkeys(SPLITS, 0)
+    for cid, pid in rows:
+        w.writerow([cid, pid, splits[pid]])
+        counts[splits[pid]] += 1
+    write_text(ds / "cases.csv", buf.getvalue())
+    return counts

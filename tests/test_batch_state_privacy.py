@@ -1,0 +1,85 @@
+"""What register-batch persists, logs and prints names a case's input files by their case.yaml key,
+never by a path or file name that may carry the patient's name; and a DATASET path that is not valid
+UTF-8 is written to (OpenCV never sees such a path: it crashes on one)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+from cli import sonomap
+
+from registration.sim.biopsy_core import CoreParams
+from registration.sim.simulate import SimParams, simulate_cases
+
+CLI_TIMEOUT_S = 300
+PATIENT = "MRN4711"  # what the lab's file names carry
+SLIDE, ANNOTATION = f"DOE_JANE_{PATIENT}.ome.tif", f"Doe_Jane_{PATIENT}_annot.geojson"
+KEPT_SHARE = 0.6  # of the slide file: its pyramid levels cut short
+
+
+@pytest.fixture(scope="module")
+def simulated(busi_sample, tmp_path_factory):
+    out = tmp_path_factory.mktemp("state_privacy") / "cases"
+    simulate_cases(
+        busi_sample / "images",
+        busi_sample / "masks",
+        out,
+        2,
+        seed=41,
+        params=SimParams(core=CoreParams(mpp=8.0)),
+    )
+    return out
+
+
+def _rename_inputs(folder) -> None:
+    """The slide and the annotation under the patient-named files a lab exports."""
+    (folder / "core.ome.tif").rename(folder / SLIDE)
+    (folder / "core.geojson").rename(folder / ANNOTATION)
+    case = yaml.safe_load((folder / "case.yaml").read_text())
+    case["pathology"].update(wsi=SLIDE, annotations=ANNOTATION)
+    (folder / "case.yaml").write_text(yaml.safe_dump(case))
+
+
+def test_failed_cases_name_their_inputs_by_case_yaml_key(simulated, tmp_path):
+    cases = tmp_path / "cases"
+    shutil.copytree(simulated, cases)
+    bad_annotation, bad_slide = sorted(p for p in cases.iterdir())
+    for folder in (bad_annotation, bad_slide):
+        _rename_inputs(folder)
+    (bad_annotation / ANNOTATION).write_text('{"type": "FeatureCollection",\n')  # malformed
+    slide = bad_slide / SLIDE
+    slide.write_bytes(slide.read_bytes()[: int(slide.stat().st_size * KEPT_SHARE)])  # truncated
+    ds = tmp_path / "ds"
+    out = sonomap("-v", "register-batch", cases, "--out", ds, "--no-progress", check=False)
+    report = (ds / "batch_report.json").read_text()
+    errors = {f["case"]: f["error"] for f in json.loads(report)["failures"]}
+    assert set(errors) == {str(bad_annotation / "case.yaml"), str(bad_slide / "case.yaml")}
+    assert "pathology.annotations" in errors[str(bad_annotation / "case.yaml")]
+    assert "pathology.wsi" in errors[str(bad_slide / "case.yaml")]
+    for text in (report, out.stdout, out.stderr):  # persisted, printed, logged (the WARNING lines)
+        assert PATIENT not in text and "doe_jane" not in text.lower()
+    assert out.stderr.count("WARNING") >= 2
+
+
+def test_a_dataset_path_that_is_not_utf8_is_written(simulated, tmp_path):
+    ds = os.fsdecode(os.fsencode(str(tmp_path)) + b"/ds\xffout")  # a surrogate escape in the str
+    cmd = [
+        sys.executable,
+        "-m",
+        "edge_runtime.cli",
+        "register-batch",
+        str(simulated),
+        "--out",
+        ds,
+        "--no-progress",
+    ]
+    out = subprocess.run(cmd, capture_output=True, timeout=CLI_TIMEOUT_S)  # bytes: it prints the path
+    assert out.returncode == 0, out.stderr[-2000:]  # not -11: OpenCV never got the path
+    images = sorted(os.listdir(os.fsencode(ds) + b"/images"))
+    assert images == sorted(os.listdir(os.fsencode(ds) + b"/labels")) and len(images) == 2
