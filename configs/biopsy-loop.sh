@@ -5,6 +5,7 @@
 # concordance of the live prediction with pathology -> the registered cores as a training dataset
 # -> a short training run on it.
 # Usage: configs/biopsy-loop.sh OUT_DIR   (env: LOOP_EPOCHS, default 1)
+# OUT_DIR must be new, empty, or made by an earlier run of this script (whose outputs are replaced).
 set -euo pipefail
 OUT=${1:-outputs/biopsy-loop}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,14 +18,36 @@ MM_PER_PIXEL=0.07142857143
 PATIENTS="pat-a:malignant_002 pat-b:malignant_039 pat-c:benign_041"
 
 step() { printf '\n== [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
-mkdir -p "$OUT"
-# `sonomap train` refuses a folder that holds a run. The run folder this script made on an earlier
-# run (marked) is cleared first; one it did not make is never deleted (train names it instead).
-RUN_MARK=.made-by-this-script
-fresh_run() {
-  if [ -f "$1/$RUN_MARK" ]; then rm -rf "$1"; fi
-  if [ ! -e "$1" ]; then mkdir -p "$1" && touch "$1/$RUN_MARK"; fi
+die() { printf 'configs/biopsy-loop.sh: %s\n' "$*" >&2; exit 2; }
+
+# A second run on the same OUT must give the same figures, not add a second set of biopsies to the
+# first (replay names each capture by its time, so old and new cases would sit side by side). So the
+# script clears what it made itself on an earlier run: OUT carries a mark from its first run, and
+# only the folders below are deleted, only in a marked OUT that holds nothing else. An OUT it did
+# not make, or one a person has added files to, is refused and left as it is.
+OUT_MARK=.made-by-biopsy-loop
+MADE="clips cases dataset concordance run"
+made_here() {  # is $1 exactly one of the names this script writes in OUT?
+  local ours
+  for ours in $OUT_MARK $MADE; do [ "$1" = "$ours" ] && return 0; done
+  return 1
 }
+prepare_out() {
+  if [ -e "$OUT" ] && [ ! -d "$OUT" ]; then die "$OUT: is a file, not a folder"; fi
+  mkdir -p "$OUT"
+  local entries name
+  entries=$(shopt -s nullglob dotglob; for e in "$OUT"/*; do printf '%s\n' "${e##*/}"; done)
+  if [ -z "$entries" ]; then touch "$OUT/$OUT_MARK"; return; fi
+  if [ ! -f "$OUT/$OUT_MARK" ]; then
+    die "$OUT: not empty and not made by this script (no $OUT_MARK); give a new or empty OUT_DIR"
+  fi
+  while IFS= read -r name; do
+    made_here "$name" || die "$OUT: holds $name, which this script did not make; nothing was deleted" \
+      "(move it, or give a new OUT_DIR)"
+  done <<<"$entries"
+  for name in $MADE; do rm -rf "${OUT:?}/$name"; done
+}
+prepare_out
 
 for p in $PATIENTS; do
   id=${p%%:*} image=${p##*:}
@@ -52,7 +75,6 @@ step "concordance: live prediction at each fire vs registered pathology"
 sonomap concordance "$OUT/cases" --dataset "$OUT/dataset" --out "$OUT/concordance"
 
 step "train on the registered cores ($EPOCHS epoch(s))"
-fresh_run "$OUT/run"
 sonomap train --config "$HERE/configs/cpu-fast.yaml" --data "$OUT/dataset" --out "$OUT/run" \
   --stop-after-epochs "$EPOCHS" --no-progress
 step "done: $OUT/concordance/report.md, $OUT/dataset, $OUT/run/best.pt"

@@ -43,8 +43,10 @@ def split_cases(
     """Seeded split of cases, stratified by ``strata`` (case -> stratum) when given.
 
     ``existing`` (case -> split, e.g. from an earlier cases.csv) is kept as it is: a case never
-    moves between splits when later cases are added; new cases fill the splits furthest below
-    their share, within their stratum. The order the ids come in does not matter.
+    moves between splits when later cases are added. New cases first fill a split that
+    :func:`split_counts` promises for the grown stratum but that is still empty (from
+    MIN_CASES_ALL_SPLITS cases on, every split), then the splits furthest below their share,
+    within their stratum. The order the ids come in does not matter.
     """
     cases = sorted(set(case_ids))
     known = set(cases)
@@ -75,14 +77,22 @@ def _fresh(cases: list[str], rng: np.random.Generator, fractions) -> dict[str, s
 
 
 def _extend(cases: list[str], kept: dict[str, str], rng: np.random.Generator, fractions) -> dict[str, str]:
-    """Keep the earlier split; each new case goes to the split with the largest deficit."""
+    """Keep the earlier split; each new case goes to a split :func:`split_counts` promises to be
+    non-empty and that still is (test before val, as with two cases), otherwise to the split with
+    the largest deficit. Slides come back in batches: without the first rule a val or test split
+    could stay empty for many patients, and training refuses an empty split."""
     share = dict(zip(SPLITS, fractions, strict=True))
     out = {c: kept[c] for c in cases if c in kept}
     new = [c for c in cases if c not in kept]
     counts = {name: sum(1 for s in out.values() if s == name) for name in SPLITS}
     for idx in rng.permutation(len(new)):
         total = len(out) + 1
-        name = max(SPLITS, key=lambda n: share[n] * total - counts[n])  # largest deficit first
+        promised = split_counts(total, fractions)
+        empty = [n for n in reversed(SPLITS) if promised[n] > 0 and counts[n] == 0]  # test first
+        if empty:
+            name = empty[0]
+        else:
+            name = max(SPLITS, key=lambda n: share[n] * total - counts[n])  # largest deficit first
         out[new[idx]] = name
         counts[name] += 1
     return out

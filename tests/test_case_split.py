@@ -72,3 +72,35 @@ def _imports(package: str) -> set[str]:
 )
 def test_stages_import_only_the_way_the_data_flows(stage, forbidden):
     assert not _imports(stage) & forbidden
+
+
+def test_a_batch_arriving_later_fills_an_empty_split_first():
+    """Two patients, then a third: the third goes to the empty val split (train refuses an empty
+    split), and the first two keep theirs."""
+    first = split_cases(["pat-a", "pat-b"], seed=0)
+    grown = split_cases(["pat-a", "pat-b", "pat-c"], seed=0, existing=first)
+    assert all(grown[c] == s for c, s in first.items())
+    assert _count(grown) == {"train": 1, "val": 1, "test": 1}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_patients_arriving_one_at_a_time_give_every_split_a_patient_once_there_are_enough(seed):
+    """One new patient per run: from MIN_CASES_ALL_SPLITS patients on no split is empty, as
+    split_counts promises; nobody ever moves."""
+    split: dict[str, str] = {}
+    for n in range(1, 25):
+        grown = split_cases([f"p{i:02d}" for i in range(n)], seed=seed, existing=split)
+        assert all(grown[c] == s for c, s in split.items())  # existing assignments are stable
+        counts = _count(grown)
+        promised = split_counts(n)
+        assert all(counts[name] > 0 for name in SPLITS if promised[name] > 0), (n, counts)
+        split = grown
+    assert _count(split) == split_counts(24)  # and the shares still converge
+
+
+def test_an_empty_split_is_filled_before_a_larger_deficit_elsewhere():
+    """An earlier split without a test patient (train far below its 70 %): the next patient still
+    goes to test, and nobody moves."""
+    existing = {"p0": "train", "p1": "train", "p2": "val", "p3": "val", "p4": "val"}
+    grown = split_cases([*existing, "new"], seed=0, existing=existing)
+    assert grown["new"] == "test" and all(grown[c] == s for c, s in existing.items())

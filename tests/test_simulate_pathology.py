@@ -14,6 +14,8 @@ import yaml
 from captured_cases import MM_PER_PIXEL, SHAPE, write_captured_case
 from cli import sonomap
 
+from registration.sim.procedure import FINGERPRINT_KEY, roi_fingerprint
+
 PRE_FIRE = 40
 LESION_COLS = slice(100, 200)  # the lesion truth: every column from 100 on
 TIP = (170.0, 60.0)  # the true post-fire tip; the needle runs along the row from the left
@@ -22,7 +24,16 @@ IMAGE_SHA256 = "5e" * 32
 REGISTERED_TOLERANCE = 0.08  # coarse 0.2 mm pixels, the boundary mid-core, fragments lost at breaks
 
 
-def _truth(tmp_path, pre_index: int = PRE_FIRE):
+def _scan(seed: int) -> np.ndarray:
+    """A pre-fire ROI with structure (smoothed noise): what one patient's clip shows."""
+    noise = np.random.default_rng(seed).uniform(0, 255, (SHAPE[0] // 8, SHAPE[1] // 8)).astype(np.float32)
+    return cv2.resize(noise, SHAPE[::-1], interpolation=cv2.INTER_CUBIC).clip(0, 255).astype(np.uint8)
+
+
+THIS_CLIP, OTHER_CLIP = _scan(1), _scan(2)
+
+
+def _truth(tmp_path, pre_index: int = PRE_FIRE, scan: np.ndarray = THIS_CLIP):
     lesion = np.zeros(SHAPE, np.uint8)
     lesion[:, LESION_COLS] = 255
     cv2.imwrite(str(tmp_path / "clip.lesion.png"), lesion)
@@ -32,14 +43,23 @@ def _truth(tmp_path, pre_index: int = PRE_FIRE):
         "mm_per_pixel": MM_PER_PIXEL,
         "gauge": 14,
         "lesion": "clip.lesion.png",
-        "fires": [{"pre_index": pre_index, "post_index": pre_index + 1, "tip": list(TIP), "angle_deg": 0.0}],
+        "fires": [
+            {
+                "pre_index": pre_index,
+                "post_index": pre_index + 1,
+                "tip": list(TIP),
+                "angle_deg": 0.0,
+                FINGERPRINT_KEY: roi_fingerprint(scan),
+            }
+        ],
     }
     (tmp_path / "clip.truth.json").write_text(json.dumps(truth))
     return tmp_path / "clip.truth.json"
 
 
-def _captured(root):
-    folder = write_captured_case(root / "20261130T010101Z-1")
+def _captured(root, name: str = "20261130T010101Z-1", scan: np.ndarray = THIS_CLIP):
+    folder = write_captured_case(root / name)
+    cv2.imwrite(str(folder / "prefire.png"), scan)
     case = yaml.safe_load((folder / "case.yaml").read_text())
     case["capture"]["pre_fire"] = {"frame": PRE_FIRE, "image": "prefire.png"}
     (folder / "case.yaml").write_text(yaml.safe_dump(case, sort_keys=False))
@@ -84,9 +104,35 @@ def test_a_case_from_another_clip_is_refused(tmp_path):
     assert yaml.safe_load((folder / "case.yaml").read_text())["pathology"]["wsi"] is None
 
 
+def test_a_case_of_another_clip_at_the_same_frame_is_refused_before_anything_is_written(tmp_path):
+    """Clips of the default seed fire at the same frames: the frame number alone cannot tell them
+    apart, the pre-fire image does. One such case stops the run before any case is filled."""
+    ours = _captured(tmp_path / "cases", "20261130T010101Z-1")
+    theirs = _captured(tmp_path / "cases", "20261130T010102Z-2", scan=OTHER_CLIP)
+    truth = _truth(tmp_path)
+    out = sonomap("simulate-pathology", tmp_path / "cases", "--truth", truth, check=False)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert (
+        f"{theirs / 'case.yaml'}: its pre-fire image is not frame {PRE_FIRE} of the clip of {truth}"
+        in out.stderr
+    )
+    for folder in (ours, theirs):
+        assert yaml.safe_load((folder / "case.yaml").read_text())["pathology"]["wsi"] is None
+        assert not (folder / "slide.ome.tif").exists()
+
+
 @pytest.mark.parametrize(
     "change,message",
     [
+        (
+            lambda t: t["fires"][0].pop(FINGERPRINT_KEY),
+            rf"fires\[0\].{FINGERPRINT_KEY} missing or not str; write the truth again with sonomap simulate-procedure",
+        ),
+        (
+            lambda t: t["fires"][0].update({FINGERPRINT_KEY: "zz"}),
+            rf"fires\[0\].{FINGERPRINT_KEY} is not a fingerprint",
+        ),
         (lambda t: t.pop("fires"), "'fires' missing or not a list"),
         (lambda t: t["fires"][0].pop("tip"), r"fires\[0\].tip missing or not list"),
         (lambda t: t["fires"][0].update(pre_index="40"), r"fires\[0\].pre_index missing or not int"),

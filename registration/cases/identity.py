@@ -1,18 +1,32 @@
 """Which patient a case belongs to: the key that keeps one patient's cores in one dataset split.
 
-Input: a case.yaml mapping and its case id. Output: ``(patient_id, source)``, first found of
+One case (:func:`patient_of`). Input: a case.yaml mapping and its case id. Output:
+``(patient_id, source)``, first found of
 
 1. ``patient_id`` at the top of case.yaml (a research team's own cases);
 2. ``pathology.patient_id``: the pseudonymous id the lab enters with the slide;
 3. ``capture.study_id``: the pseudonymous study id the operator gave ``sonomap live/replay``;
 4. the case id (for a captured case, its folder name): every core its own patient.
 
+Many cases (:func:`patient_groups`). Input: case id -> case.yaml mapping. Output: case id -> group
+key. The first-found rule alone splits one patient when the lab's id is on some of its cores only:
+two cores of one session share ``capture.study_id`` BX-0042, one slide came back with
+``pathology.patient_id`` pat-a, and the cores would resolve to pat-a and BX-0042. So cores that share
+*any* of the ids above are one group (union-find), named by its best id in the order above. A study
+id found on cores with different patient ids is logged as a warning: the group keeps them together,
+which never leaks a patient across splits, but the ids need a look.
+
 Each must be one plain name (it becomes part of cases.csv and report.json), never a path.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
+
 from edge_runtime.safe_names import safe_name
+
+log = logging.getLogger("sonomap.registration")
 
 FROM_CASE, FROM_PATHOLOGY, FROM_CAPTURE, FROM_ID = (
     "patient_id",
@@ -20,17 +34,86 @@ FROM_CASE, FROM_PATHOLOGY, FROM_CAPTURE, FROM_ID = (
     "capture.study_id",
     "case id",
 )
+# Which id names a group: a patient id before a study id before a case id (the order above).
+RANK = {FROM_CASE: 0, FROM_PATHOLOGY: 0, FROM_CAPTURE: 1, FROM_ID: 2}
+PATIENT_KEYS = (FROM_CASE, FROM_PATHOLOGY)
+
+
+def identity_keys(raw: Mapping, case_id: str, where: str) -> list[tuple[str, str]]:
+    """Every id of the case.yaml mapping ``raw`` as ``(key, value)``, in the order of the module
+    docstring; ``[("case id", case_id)]`` when it has none. ConfigError naming ``where`` and the key
+    for a value that is not one plain name."""
+    pathology = raw.get("pathology") if isinstance(raw.get("pathology"), dict) else {}
+    capture = raw.get("capture") if isinstance(raw.get("capture"), dict) else {}
+    found = [
+        (key, safe_name(value, f"{where}: {key}"))
+        for value, key in (
+            (raw.get("patient_id"), FROM_CASE),
+            (pathology.get("patient_id"), FROM_PATHOLOGY),
+            (capture.get("study_id"), FROM_CAPTURE),
+        )
+        if value is not None
+    ]
+    return found or [(FROM_ID, case_id)]
 
 
 def patient_of(raw: dict, case_id: str, where: str) -> tuple[str, str]:
-    """(patient id, the key it came from) of the case.yaml mapping ``raw``; see the module docstring."""
-    pathology = raw.get("pathology") if isinstance(raw.get("pathology"), dict) else {}
-    capture = raw.get("capture") if isinstance(raw.get("capture"), dict) else {}
-    for value, key in (
-        (raw.get("patient_id"), FROM_CASE),
-        (pathology.get("patient_id"), FROM_PATHOLOGY),
-        (capture.get("study_id"), FROM_CAPTURE),
-    ):
-        if value is not None:
-            return safe_name(value, f"{where}: {key}"), key
-    return case_id, FROM_ID
+    """(patient id, the key it came from) of the case.yaml mapping ``raw`` alone; see the module
+    docstring. Over several cores use :func:`patient_groups`, which joins cores sharing any id."""
+    key, value = identity_keys(raw, case_id, where)[0]
+    return value, key
+
+
+def patient_groups(cases: Mapping[str, Mapping], where: Mapping[str, str] | None = None) -> dict[str, str]:
+    """case id -> patient group key, for ``cases`` (case id -> case.yaml mapping).
+
+    Cores sharing any id value are one group, also through other cores (union-find). Ids are
+    matched by value whatever key holds them: an earlier run's report.json and cases.csv keep only
+    the id chosen, not its key, and a chance match between namespaces only joins groups, which
+    never puts one patient in two splits. ``where`` (case id -> its case.yaml path) names the file
+    in errors and warnings; the case id is used without it. The result does not depend on the
+    order of ``cases``.
+    """
+    where = where or {}
+    keys = {cid: identity_keys(raw, cid, where.get(cid, cid)) for cid, raw in cases.items()}
+    parent: dict[str, str] = {}
+
+    def find(value: str) -> str:
+        parent.setdefault(value, value)
+        while parent[value] != value:
+            parent[value] = parent[parent[value]]  # path halving keeps the trees flat
+            value = parent[value]
+        return value
+
+    for ids in keys.values():
+        first = find(ids[0][1])
+        for _, value in ids[1:]:
+            parent[find(value)] = first
+    best: dict[str, tuple[int, str]] = {}
+    for ids in keys.values():
+        for key, value in ids:
+            root = find(value)
+            best[root] = min(best.get(root, (RANK[key], value)), (RANK[key], value))
+    for message in study_conflicts(keys, where):
+        log.warning(message)
+    return {cid: best[find(ids[0][1])][1] for cid, ids in keys.items()}
+
+
+def study_conflicts(keys: Mapping[str, list[tuple[str, str]]], where: Mapping[str, str]) -> list[str]:
+    """One message per study id that cores with different patient ids carry (``keys``: case id ->
+    :func:`identity_keys`), naming the study id, the patient ids and the case files."""
+    by_study: dict[str, dict[str, str]] = {}
+    for cid, ids in sorted(keys.items()):
+        patient = next((v for k, v in ids if k in PATIENT_KEYS), None)
+        for key, value in ids:
+            if key == FROM_CAPTURE and patient is not None:
+                by_study.setdefault(value, {})[cid] = patient
+    messages = []
+    for study, members in sorted(by_study.items()):
+        if len(set(members.values())) > 1:
+            listed = ", ".join(f"{where.get(c, c)} ({p})" for c, p in members.items())
+            messages.append(
+                f"{FROM_CAPTURE} {study!r} is on cores of different patient ids: {listed}; they are kept "
+                "in one split as one patient. Correct the study id or the patient ids if they differ."
+            )
+    return messages

@@ -1,6 +1,6 @@
 """A captured biopsy case folder (written by ``sonomap live/replay --cases``) read for DICOM export.
 
-Input: ``DIR/<id>/`` holding ``case.yaml`` (its ``capture:`` section), ``prefire.png`` and, when the
+Input: ``DIR/<id>/`` (at any depth under DIR) holding ``case.yaml`` (its ``capture:`` section), ``prefire.png`` and, when the
 live prediction was saved, ``prefire_mask.png`` and ``prefire_prob.png`` (layout:
 docs/biopsy-capture.md). Output: a :class:`CapturedCase` with the pixels and the provenance the DICOM
 objects carry. Every problem is an ``InputError`` naming the file and key. Registration's own loader
@@ -18,6 +18,7 @@ import numpy as np
 
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.yamlfile import read_yaml_mapping
+from registration.cases.status import find_case_files
 
 CASE_FILE = "case.yaml"
 FIRST_NUMBER = 1  # capture numbers count from 1 (the DICOM series number is the capture number)
@@ -50,13 +51,26 @@ class CapturedCase:
 
 
 def case_folders(cases_dir: str | Path) -> list[Path]:
-    """The complete case folders under ``cases_dir`` in name (time) order; half-written ones are hidden."""
+    """The case folders under ``cases_dir``, at any depth, in name (time) order.
+
+    Found as every other step finds them (registration.cases.status.find_case_files): the biopsy
+    loop keeps one folder per procedure, CASES/<patient>/<case>/, and a capture still being written
+    (``.<name>.partial``) is skipped. InputError when ``cases_dir`` is not a folder, holds no case,
+    or holds two cases of one name (both would be written to OUT/<study>/<case id>/, one over the
+    other), naming the folders.
+    """
     root = Path(cases_dir)
     if not root.is_dir():
         raise InputError(f"{root}: not a folder of captured cases")
-    return sorted(
-        p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / CASE_FILE).is_file()
-    )
+    folders = sorted((p.parent for p in find_case_files(root)), key=lambda p: (p.name, str(p)))
+    if not folders:
+        raise InputError(f"{root}: no captured case (*/{CASE_FILE}) found")
+    for first, second in zip(folders, folders[1:], strict=False):
+        if first.name == second.name:
+            raise InputError(
+                f"{first} and {second}: two cases named {first.name!r}; export them one folder at a time"
+            )
+    return folders
 
 
 def _png(path: Path, dtype) -> np.ndarray:

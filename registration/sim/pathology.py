@@ -3,8 +3,11 @@
 Input: a folder of cases captured by ``sonomap replay CLIP --cases DIR`` and the clip's truth
 (``CLIP.truth.json`` + ``CLIP.lesion.png``, written by ``sonomap simulate-procedure``). For each
 captured case still waiting for its slide, the fire it recorded is found in the truth (by its
-pre-fire frame), and the core that fire cut is simulated along the *true* tract: the true post-fire
-tip and angle, the case's gauge geometry (registration/tract.py), the lesion truth in ROI pixels.
+pre-fire frame) and checked to be that fire: its prefire.png against the fingerprint the truth holds
+of the clip's pre-fire frame (clips of the default seed share their frame numbers, so a case from
+another patient's clip would otherwise take this clip's truth). The core that fire cut is simulated
+along the *true* tract: the true post-fire tip and angle, the case's gauge geometry
+(registration/tract.py), the lesion truth in ROI pixels.
 Output per case folder:
 
 - ``slide.ome.tif`` (pyramidal OME-TIFF) and ``slide.geojson`` (QuPath annotation), made by the
@@ -12,6 +15,9 @@ Output per case folder:
 - case.yaml's ``pathology:`` section filled in (slide, annotation, tip end, shrinkage, and
   ``patient_id`` when given), the rest of the file kept as written;
 - ``pathology_truth.json``: the true tract and the truth's cancer fraction in its band, for checks.
+
+Every case is matched to its fire before any is written: a case of another clip is a one-line error
+naming the case and the truth file, and leaves every case folder as it was.
 
 Registration later reads the needle the capture fitted (not the truth), as it would in a clinic.
 """
@@ -31,7 +37,14 @@ from registration.cases.identity import patient_of
 from registration.cases.status import find_case_files
 from registration.report import write_json, write_text
 from registration.sim.biopsy_core import CoreParams, build_layout
-from registration.sim.procedure import GAUGE
+from registration.sim.procedure import (
+    FINGERPRINT_HEX,
+    FINGERPRINT_KEY,
+    FINGERPRINT_MAX_BITS,
+    GAUGE,
+    fingerprint_distance,
+    roi_fingerprint,
+)
 from registration.sim.slide import write_geojson, write_pyramid
 from registration.tract import Tract, device_geometry, tract_from_needle
 
@@ -41,7 +54,10 @@ CANCER_CLASS = "Tumor"
 LESION_LEVEL = 127
 SECTION = "\npathology:"
 NUMBER = (int, float)
-FIRE_KEYS = {"pre_index": (int,), "angle_deg": NUMBER, "tip": (list,)}  # what each fire must hold
+# what each fire must hold
+FIRE_KEYS = {"pre_index": (int,), "angle_deg": NUMBER, "tip": (list,), FINGERPRINT_KEY: (str,)}
+HEX_DIGITS = set("0123456789abcdef")  # roi_fingerprint writes lower-case hex
+PREFIRE = "prefire.png"  # a captured case's pre-fire ROI (ultrasound.dataset_image)
 XY = 2
 
 
@@ -65,20 +81,50 @@ def check_truth(truth: dict, where: str) -> None:
             raise InputError(f"{where}: fires[{i}] is not a mapping")
         for key, kinds in FIRE_KEYS.items():
             if not _is(fire.get(key), kinds):
-                raise InputError(f"{where}: fires[{i}].{key} missing or not {kinds[0].__name__}")
+                # a truth written before fingerprints were recorded lacks them: it is written again
+                hint = (
+                    "; write the truth again with sonomap simulate-procedure"
+                    if key == FINGERPRINT_KEY
+                    else ""
+                )
+                raise InputError(f"{where}: fires[{i}].{key} missing or not {kinds[0].__name__}{hint}")
         if len(fire["tip"]) != XY or not all(_is(v, NUMBER) for v in fire["tip"]):
             raise InputError(f"{where}: fires[{i}].tip must be [x, y], got {fire['tip']!r}")
+        if len(fire[FINGERPRINT_KEY]) != FINGERPRINT_HEX or not set(fire[FINGERPRINT_KEY]) <= HEX_DIGITS:
+            raise InputError(
+                f"{where}: fires[{i}].{FINGERPRINT_KEY} is not a fingerprint of {FINGERPRINT_HEX} hex digits"
+            )
 
 
-def _fire_for(case: dict, fires: list[dict], where: str) -> dict:
+def prefire_image(case_yaml: Path, case: dict) -> np.ndarray:
+    """The case's gray pre-fire ROI image; InputError naming it when missing or unreadable."""
+    us = case.get("ultrasound") if isinstance(case.get("ultrasound"), dict) else {}
+    path = case_yaml.parent / str(us.get("dataset_image") or PREFIRE)
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) if path.is_file() else None
+    if image is None:
+        raise InputError(f"{case_yaml}: its pre-fire image {path.name} is missing or unreadable")
+    return image
+
+
+def fire_for(case_yaml: Path, case: dict, pre_image: np.ndarray, truth: dict, truth_json: Path) -> dict:
+    """The truth's fire this case captured: the one at its pre-fire frame whose fingerprint matches
+    the case's pre-fire image. InputError naming the case and the truth file otherwise."""
     pre = (case.get("capture") or {}).get("pre_fire") or {}
-    for fire in fires:
-        if fire["pre_index"] == pre.get("frame"):
-            return fire
-    raise InputError(
-        f"{where}: capture.pre_fire.frame {pre.get('frame')!r} matches no fire of the truth "
-        f"(pre-fire frames {[f['pre_index'] for f in fires]}): not a case of this clip?"
-    )
+    fires = truth["fires"]
+    fire = next((f for f in fires if f["pre_index"] == pre.get("frame")), None)
+    if fire is None:
+        raise InputError(
+            f"{case_yaml}: capture.pre_fire.frame {pre.get('frame')!r} matches no fire of {truth_json} "
+            f"(pre-fire frames {[f['pre_index'] for f in fires]}): not a case of this clip?"
+        )
+    differ = fingerprint_distance(fire[FINGERPRINT_KEY], roi_fingerprint(pre_image))
+    if differ > FINGERPRINT_MAX_BITS:
+        raise InputError(
+            f"{case_yaml}: its pre-fire image is not frame {fire['pre_index']} of the clip of {truth_json} "
+            f"({differ} fingerprint bits differ, at most {FINGERPRINT_MAX_BITS} allowed): "
+            "a case of another clip?"
+        )
+    return fire
 
 
 def true_tract(fire: dict, mm: float, gauge: int) -> Tract:
@@ -102,20 +148,31 @@ def _fill_pathology(case_yaml: Path, pathology: dict, note: str) -> None:
     write_text(case_yaml, text[: at + 1] + section)
 
 
-def simulate_case(
-    case_yaml: Path, truth: dict, lesion: np.ndarray, seed: int, params: CoreParams, patient: str | None
-) -> dict:
-    """Simulate one case's slide + annotation (module docstring); return its truth record."""
-    where = str(case_yaml)
+def matched_fire(case_yaml: Path, truth: dict, truth_json: Path, lesion: np.ndarray) -> tuple[dict, dict]:
+    """(case.yaml mapping, its fire in the truth), checked as :func:`simulate_case` needs them."""
     case = read_yaml_mapping(case_yaml, "case file")
-    fire = _fire_for(case, truth["fires"], where)
+    pre = prefire_image(case_yaml, case)
+    if pre.shape != lesion.shape:
+        raise InputError(f"{case_yaml}: the pre-fire image is not the truth's ROI size {lesion.shape[::-1]}")
+    return case, fire_for(case_yaml, case, pre, truth, truth_json)
+
+
+def simulate_case(
+    case_yaml: Path,
+    matched: tuple[dict, dict],
+    truth: dict,
+    lesion: np.ndarray,
+    seed: int,
+    params: CoreParams,
+    patient: str | None,
+) -> dict:
+    """Simulate one case's slide + annotation (module docstring) for its ``matched`` (case.yaml
+    mapping, fire) of :func:`matched_fire`; return its truth record."""
+    case, fire = matched
     us = case.get("ultrasound") or {}
     mm = float(us.get("mm_per_pixel") or truth["mm_per_pixel"])
     needle = case.get("needle") if isinstance(case.get("needle"), dict) else {}
     gauge = int(needle.get("gauge", truth.get("gauge", GAUGE)))
-    pre = cv2.imread(str(case_yaml.parent / us.get("dataset_image", "prefire.png")), cv2.IMREAD_GRAYSCALE)
-    if pre is None or pre.shape != lesion.shape:
-        raise InputError(f"{where}: the pre-fire image is not the truth's ROI size {lesion.shape[::-1]}")
     tract = true_tract(fire, mm, gauge)
     rng = np.random.default_rng([seed, int(fire["pre_index"])])
     layout, core = build_layout(lesion, tract, rng, params)
@@ -171,11 +228,16 @@ def simulate_pathology(
     if not files:
         raise InputError(f"{cases_dir}: no */case.yaml found")
     params = CoreParams(mpp=mpp)
-    made, kept = [], []
-    for case_yaml in files:
+    lesion = lesion_img > LESION_LEVEL
+    todo, kept = {}, []
+    for case_yaml in files:  # every case matched first: one of another clip stops the run unwritten
         case = read_yaml_mapping(case_yaml, "case file")
         if (case.get("pathology") or {}).get("wsi") is not None:
             kept.append(str(case_yaml))  # the lab has answered already
             continue
-        made.append(simulate_case(case_yaml, truth, lesion_img > LESION_LEVEL, seed, params, patient_id))
+        todo[case_yaml] = matched_fire(case_yaml, truth, truth_json, lesion)
+    made = [
+        simulate_case(case_yaml, matched, truth, lesion, seed, params, patient_id)
+        for case_yaml, matched in todo.items()
+    ]
     return {"filled": made, "already_filled": kept}

@@ -5,11 +5,13 @@ frame-independent noise as an analogue capture adds). A static bright oblique li
 specular reflector) is the decoy. Each needle is drawn with registration's post-fire echo model
 (shaft, reverberation tail, shadow); it enters from the left edge, is advanced slowly, held, fired
 (the tip jumps by the throw in one frame, or over two), held in the tract, then withdrawn.
-``write_procedure_clip`` returns the truth: per fire the pre-fire and post-fire frame indices and the
-post-fire tip (ROI pixels) and angle, and the source image by the SHA-256 of its content, never its
-name (a user's image may be named after the patient). With ``truth=True`` it also writes, beside
-CLIP.mp4, ``CLIP.lesion.png`` (the image's lesion mask carried into ROI pixels exactly as the image
-is, 0/255; empty for a benign image: no cancer) and ``CLIP.truth.json`` (the returned dict, the clip by file name), which
+``write_procedure_clip`` returns the truth: per fire the pre-fire and post-fire frame indices, the
+post-fire tip (ROI pixels) and angle and a fingerprint of the pre-fire ROI (:func:`roi_fingerprint`,
+which lets simulate-pathology tell this clip's captured cases from another clip's), and the source
+image by the SHA-256 of its content, never its name (a user's image may be named after the patient).
+With ``truth=True`` it also writes, beside CLIP.mp4, ``CLIP.lesion.png`` (the image's lesion mask
+carried into ROI pixels exactly as the image is, 0/255; empty for a benign image: no cancer) and
+``CLIP.truth.json`` (the returned dict, the clip by file name), which
 ``sonomap simulate-pathology`` turns into a slide and annotation per captured core. Every input (the
 image, its lesion mask) is read before anything is written, and the clip is encoded to a temp file
 renamed over CLIP.mp4 when whole: a failed run leaves an earlier clip, truth and lesion as they were.
@@ -41,6 +43,13 @@ GAUGE = 14
 THROW_MM = 22.0  # the device's throw: each fire's jumps add up to it
 FPS = 30
 LESION_LEVEL = 127  # the warped 0/255 mask is cancer above this
+# The pre-fire frame's fingerprint in truth.json (roi_fingerprint): a 16x16 thumbnail's 256 bits.
+FINGERPRINT_KEY = "pre_fingerprint"
+FINGERPRINT_CELLS = 16
+FINGERPRINT_HEX = FINGERPRINT_CELLS * FINGERPRINT_CELLS // 4  # hex digits: 4 bits each
+# Measured on the loop's three clips: a case's prefire.png (decoded H.264) differs from its drawn
+# frame in 2-8 bits, from the other fire of its clip in 24-31 and from another image's in over 100.
+FINGERPRINT_MAX_BITS = 20
 
 
 @dataclass
@@ -164,6 +173,9 @@ def write_procedure_clip(
                 ),
             }
         )
+    for fire in fires:  # what the capture's prefire.png shows, to tell this clip's cases from others'
+        pre = fire["pre_index"]
+        fire[FINGERPRINT_KEY] = roi_fingerprint(_roi_frame(pre, views[pre], still, noise, od_px, mm, seed))
     with atomic_path(out) as tmp:  # the clip appears only whole: a failed run keeps the earlier one
         _encode(tmp, views, sim, still, noise, od_px, seed)
     info = {
@@ -184,22 +196,46 @@ def write_procedure_clip(
     return info
 
 
+def roi_fingerprint(gray: np.ndarray) -> str:
+    """A perceptual hash (hex) of a gray ROI image: one bit per neighbouring pair of cells of a
+    FINGERPRINT_CELLS-square thumbnail, set where the right cell is brighter. The clip is lossy
+    H.264, so a captured prefire.png never equals the drawn frame byte for byte; this hash of its
+    coarse structure does to within a few bits (:data:`FINGERPRINT_MAX_BITS`), and the frames of
+    two different images differ in about half of them."""
+    cells = cv2.resize(gray, (FINGERPRINT_CELLS + 1, FINGERPRINT_CELLS), interpolation=cv2.INTER_AREA)
+    bits = (cells[:, 1:].astype(np.int16) > cells[:, :-1]).ravel()
+    return np.packbits(bits).tobytes().hex()
+
+
+def fingerprint_distance(a: str, b: str) -> int:
+    """How many bits two :func:`roi_fingerprint` hashes differ in (ValueError if not such hashes)."""
+    x, y = bytes.fromhex(a), bytes.fromhex(b)
+    if len(x) != len(y):
+        raise ValueError(f"fingerprints of different lengths ({len(x)} and {len(y)} bytes)")
+    return int(np.unpackbits(np.frombuffer(bytes(i ^ j for i, j in zip(x, y, strict=True)), np.uint8)).sum())
+
+
+def _roi_frame(i: int, view, still, noise, od_px: float, mm: float, seed: int) -> np.ndarray:
+    """The gray ROI content of frame ``i``: the still image, the needle of ``view`` (if any), noise."""
+    gray = still
+    if view is not None:
+        entry_y, angle, tip_mm = view
+        a = np.radians(angle)
+        entry = np.array([0.0, entry_y / mm])
+        tip = entry + tip_mm / mm * np.array([np.cos(a), np.sin(a)])
+        gray = draw_needle(still, entry, tip, od_px, np.random.default_rng(seed))  # same echo look
+    return np.clip(gray.astype(np.int16) + noise[i % len(noise)], 0, 255).astype(np.uint8)
+
+
 def _encode(path: Path, views, sim: ScreenSimulator, still, noise, od_px: float, seed: int) -> None:
     """Draw every frame of ``views`` on the scanner screen and encode them into ``path``."""
-    mm = sim.mm_per_pixel
     sink = Mp4Sink(path, fps=FPS, preset="veryfast")
     try:
         for i, view in enumerate(views):
-            gray = still
-            if view is not None:
-                entry_y, angle, tip_mm = view
-                a = np.radians(angle)
-                entry = np.array([0.0, entry_y / mm])
-                tip = entry + tip_mm / mm * np.array([np.cos(a), np.sin(a)])
-                gray = draw_needle(still, entry, tip, od_px, np.random.default_rng(seed))  # same echo look
-            noisy = np.clip(gray.astype(np.int16) + noise[i % len(noise)], 0, 255).astype(np.uint8)
             screen = sim.background.copy()
-            sim.roi.crop(screen)[:] = noisy[:, :, None]
+            sim.roi.crop(screen)[:] = _roi_frame(i, view, still, noise, od_px, sim.mm_per_pixel, seed)[
+                :, :, None
+            ]
             sink.write(screen)
     finally:
         sink.close()

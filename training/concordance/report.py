@@ -3,14 +3,25 @@
 Input: the cores (:mod:`training.concordance.cores`) and their summaries per model version and
 over all (:mod:`training.concordance.core_stats`). Output in REPORT/: the files above; the
 markdown shows, per group, the core counts first and the scores with their CIs second.
+
+The files of one run belong together (report.md names the numbers of cores.csv and the PNGs), so
+a run replaces them all or none: every target is checked to be a file (or absent) first, all are
+written into a hidden folder inside REPORT/, then each is renamed over its target, report.md last.
+A run that fails leaves the earlier report as it was, and no temp folder behind.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import math
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
+from edge_runtime.atomic import atomic_write_text
+from edge_runtime.errors import InputError
 from edge_runtime.jsonfile import atomic_write_json
 from training.concordance.cores import Core
 from training.concordance.plots import write_bland_altman, write_scatter
@@ -35,6 +46,15 @@ CORE_COLUMNS = (
     "called_cancer",
     "quality",
 )
+CORES_CSV, JSON, SCATTER, BLAND_ALTMAN, REPORT_MD = (
+    "cores.csv",
+    "concordance.json",
+    "scatter.png",
+    "bland_altman.png",
+    "report.md",
+)
+REPORT_FILES = (CORES_CSV, JSON, SCATTER, BLAND_ALTMAN, REPORT_MD)  # renamed in this order: report.md last
+STAGING_PREFIX = ".concordance."  # the hidden folder a run writes into before its files replace the old
 
 
 def core_row(c: Core, threshold: float) -> dict:
@@ -107,17 +127,47 @@ def _group_md(name: str, g: dict) -> list[str]:
     return [*lines, ""]
 
 
+def _check_targets(out: Path) -> None:
+    """InputError naming the first report file that cannot be replaced by a rename (a folder,
+    device or pipe of that name), before anything is written."""
+    for name in REPORT_FILES:
+        path = out / name
+        if path.exists() and not path.is_file():
+            raise InputError(
+                f"{path}: is a folder or special file, not a report file; nothing in {out} was changed"
+            )
+
+
+def _cores_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CORE_COLUMNS, lineterminator="\r\n")  # csv's own default ending
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
 def write_report(out: Path, cores: list[Core], summary: dict) -> None:
+    """Write REPORT_FILES into ``out`` for ``cores`` and their ``summary``, all or none (module
+    docstring); an error names the file it is about."""
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    _check_targets(out)
     threshold = summary["core_threshold"]
     rows = [core_row(c, threshold) for c in cores]
-    with open(out / "cores.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=CORE_COLUMNS)
-        w.writeheader()
-        w.writerows(rows)
-    atomic_write_json(out / "concordance.json", {**summary, "cores": rows})
-    write_scatter(out / "scatter.png", cores, threshold)
-    write_bland_altman(out / "bland_altman.png", cores, summary["all"]["fraction_agreement"])
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
+    try:
+        atomic_write_text(staging / CORES_CSV, _cores_csv(rows))
+        atomic_write_json(staging / JSON, {**summary, "cores": rows})
+        write_scatter(staging / SCATTER, cores, threshold)
+        write_bland_altman(staging / BLAND_ALTMAN, cores, summary["all"]["fraction_agreement"])
+        atomic_write_text(staging / REPORT_MD, _report_md(summary, rows, threshold))
+        for name in REPORT_FILES:
+            os.replace(staging / name, out / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # only this run's own temp folder
+
+
+def _report_md(summary: dict, rows: list[dict], threshold: float) -> str:
     md = [
         "# Concordance: live prediction at the biopsy vs registered pathology",
         "",
@@ -146,4 +196,4 @@ def write_report(out: Path, cores: list[Core], summary: dict) -> None:
     if summary["skipped"]:
         md += ["", "## Not scored", ""] + [f"- {s['case']}: {s['reason']}" for s in summary["skipped"]]
     md += ["", "![scatter](scatter.png) ![Bland-Altman](bland_altman.png)", ""]
-    (out / "report.md").write_text("\n".join(md))
+    return "\n".join(md)
