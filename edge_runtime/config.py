@@ -12,7 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edge_runtime.config_schema import LIVE_MODES, SECTIONS, RuntimeConfig, check_cancer_visible
+from edge_runtime.config_schema import (
+    LIVE_MODES,
+    SECTIONS,
+    RuntimeConfig,
+    check_cancer_visible,
+    check_study_id_pattern,
+)
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.typed_config import Wording, as_dict, convert, shown
 from edge_runtime.units import MS_PER_S
@@ -21,7 +27,15 @@ from edge_runtime.yamlfile import read_yaml_mapping
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default" / "model.onnx"
 COMMAND_LINE = "command line"  # the origin named in errors about a flag's value
 MAX_MESSAGE_CHARS = 300  # a fuzzed value can be huge: the one-line error stays readable
-__all__ = ["LIVE_MODES", "RuntimeConfig", "build_config", "load_config", "merge", "resolve_model"]
+__all__ = [
+    "LIVE_MODES",
+    "RuntimeConfig",
+    "build_config",
+    "load_config",
+    "load_with_overrides",
+    "merge",
+    "resolve_model",
+]
 
 
 class RuntimeWording(Wording):
@@ -52,6 +66,7 @@ def build_config(data: dict | None = None, origin: str = "<config>") -> RuntimeC
     }  # `overlay:` = defaults
     config = convert(data, RuntimeConfig, origin, WORDING)
     check_cancer_visible(config.overlay, origin)
+    check_study_id_pattern(config.privacy, origin)
     inference = config.inference
     if (
         inference.stall_restart_s is not None
@@ -86,6 +101,13 @@ def merge(
                 raise ConfigError(f"{origin}: config key '{section}.{key}' is unknown")
         data[section].update(changes)
     return build_config(data, origin)
+
+
+def load_with_overrides(path: str | Path | None, overrides: dict[str, dict[str, Any]]) -> RuntimeConfig:
+    """The config file at ``path`` (None: the defaults) with the command line's ``overrides`` merged
+    over it (:func:`merge`). A run starts from it, and a reload (SIGHUP) re-reads the file with the
+    same overrides, so a flag keeps its value and the reload changes only what the file changed."""
+    return merge(load_config(path), overrides)
 
 
 def resolve_model(config: RuntimeConfig) -> Path:

@@ -8,6 +8,7 @@ A bad value is a one-line ``ConfigError``: ``config key 'overlay.alpha' must be 
 
 # no `from __future__ import annotations`: msgspec reads these annotations as objects
 import math
+import re
 from typing import Annotated, Any, Literal
 
 from msgspec import Meta, field
@@ -177,6 +178,8 @@ class PrivacyConfig(Section):  # see edge_runtime/pipeline/deidentify.py
     deidentify: FLAG = True
     blank: BOXES = field(default_factory=list)
     keep: BOXES = field(default_factory=list)
+    # the site's own pseudonym format, e.g. BX-[0-9]{4}: a study ID must match it whole (biopsy/study_id.py)
+    study_id_pattern: described(str | None, "a regular expression") = None
 
 
 class RuntimeConfig(Section):
@@ -192,6 +195,19 @@ class RuntimeConfig(Section):
 
 
 SECTIONS = tuple(RuntimeConfig.__struct_fields__)
+
+
+def check_study_id_pattern(privacy: PrivacyConfig, origin: str) -> None:
+    """A ``privacy.study_id_pattern`` that is no regular expression is a one-line ConfigError at load,
+    not a traceback when the operator first types a study ID."""
+    if privacy.study_id_pattern is None:
+        return
+    try:
+        re.compile(privacy.study_id_pattern)
+    except re.error as exc:
+        raise ConfigError(
+            f"{origin}: config key 'privacy.study_id_pattern' is not a regular expression ({exc})"
+        ) from exc
 
 
 def check_cancer_visible(overlay: OverlayConfig, origin: str) -> None:

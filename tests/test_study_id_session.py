@@ -102,3 +102,43 @@ def test_study_id_rule():
     ):
         with pytest.raises(ConfigError, match=why):
             check_study_id(bad, "the field")
+
+
+def test_a_site_pattern_refuses_an_id_the_general_rule_lets_through(tmp_path):
+    """privacy.study_id_pattern: a name with a digit in it (DOE1970) passes the general rule but not
+    the site's own format; on the command line, and in the viewer's slot (POST /study-id)."""
+    from edge_runtime.biopsy.study_id import StudyIdSlot, check_study_id
+    from edge_runtime.errors import ConfigError
+
+    assert check_study_id("DOE1970") == "DOE1970"
+    config = tmp_path / "site.yaml"
+    config.write_text("privacy:\n  study_id_pattern: 'BX-[0-9]{4}'\n")
+    out = sonomap(
+        "replay",
+        "synthetic",
+        "--config",
+        config,
+        "--study-id",
+        "DOE1970",
+        "--cases",
+        tmp_path / "c",
+        check=False,
+    )
+    assert out.returncode == 2 and out.stderr.strip().count("\n") == 0
+    assert "not in this site's format" in out.stderr and "DOE1970" not in out.stderr
+    assert not (tmp_path / "c").exists()
+    slot = StudyIdSlot()
+    slot.pattern = "BX-[0-9]{4}"
+    with pytest.raises(ConfigError, match="POST /study-id refused .not in this site's format"):
+        slot.set("DOE1970", "POST /study-id")
+    assert slot.set("BX-0042", "POST /study-id") == "BX-0042" and slot.value == "BX-0042"
+    with pytest.raises(ConfigError, match="not in this site's format"):  # matched whole, not as a prefix
+        check_study_id("BX-0042x", pattern="BX-[0-9]{4}")
+
+
+def test_a_site_pattern_that_is_no_regular_expression_is_refused_at_load(tmp_path):
+    config = tmp_path / "site.yaml"
+    config.write_text("privacy:\n  study_id_pattern: 'BX-[0-9'\n")
+    out = sonomap("replay", "synthetic", "--config", config, check=False)
+    assert out.returncode == 2
+    assert "config key 'privacy.study_id_pattern' is not a regular expression" in out.stderr

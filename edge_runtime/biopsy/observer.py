@@ -72,6 +72,7 @@ class CaptureObserver(Observer):
         cancer_class: int = 1,
         study_id: str | None = None,
         study: StudyIdSlot = STUDY_ID,
+        study_id_pattern: str | None = None,
     ):
         self.writer = CaseWriter(directory)
         self.model, self.source, self.gauge, self.cancer_class = model, source or "", gauge, cancer_class
@@ -79,6 +80,9 @@ class CaptureObserver(Observer):
         self.marks.enabled = True
         self.study = study  # the session's study ID: set here from --study-id, or later from the viewer
         self.study.enabled = True
+        self.study.pattern = (
+            study_id_pattern  # the site's format (privacy.study_id_pattern): the viewer's IDs too
+        )
         if study_id is not None:
             self.study.value = study_id
         self.ring: deque[FrameRecord] = deque(maxlen=RING_FRAMES)

@@ -6,6 +6,9 @@ DICOM PatientID, PatientName and StudyID (docs/pacs-export.md), so it must never
 A pseudonym like ``BX-0042`` passes; a name (``Jane Doe``, ``Doe^Jane``), a bare record number
 (``12345678``) or anything with spaces or punctuation is refused. The rule cannot prove a value is
 not identifying; it stops the usual slips (typing the name, or the hospital number, into the box).
+A site that issues pseudonyms in one format sets it as ``privacy.study_id_pattern`` (a regular
+expression, e.g. ``BX-[0-9]{4}``): an ID must then also match it whole, which stops a name with a
+digit in it (``DOE1970``) that the general rule lets through.
 """
 
 from __future__ import annotations
@@ -43,12 +46,17 @@ def _why(value) -> str | None:
     return None
 
 
-def check_study_id(value, where: str = "--study-id") -> str:
+def check_study_id(value, where: str = "--study-id", pattern: str | None = None) -> str:
     """``value`` as a study ID, or ``ConfigError`` (one line) naming ``where``, what is wrong and the
-    rule. The refused value is not repeated: it may be the patient's name, and errors reach logs."""
+    rule. ``pattern``: the site's ``privacy.study_id_pattern``, matched whole. The refused value is
+    not repeated: it may be the patient's name, and errors reach logs."""
     why = _why(value)
     if why is not None:
         raise ConfigError(f"{where} refused ({why}): {RULE}")
+    if pattern is not None and re.fullmatch(pattern, value) is None:
+        raise ConfigError(
+            f"{where} refused (not in this site's format, privacy.study_id_pattern {pattern!r}): {RULE}"
+        )
     return value
 
 
@@ -60,9 +68,10 @@ class StudyIdSlot:
     def __init__(self) -> None:
         self.value: str | None = None
         self.enabled = False  # set by the capture observer: without --cases an ID has nothing to name
+        self.pattern: str | None = None  # privacy.study_id_pattern, set with the capture observer
 
     def set(self, value, where: str) -> str:
-        self.value = check_study_id(value, where)
+        self.value = check_study_id(value, where, self.pattern)
         return self.value
 
 

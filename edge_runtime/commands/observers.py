@@ -45,7 +45,8 @@ def capture_observers(args, config: RuntimeConfig) -> list:
     if study_id is not None:
         from edge_runtime.biopsy.study_id import check_study_id
 
-        study_id = check_study_id(study_id)  # before anything starts: a one-line error
+        # before anything starts: a one-line error
+        study_id = check_study_id(study_id, pattern=config.privacy.study_id_pattern)
         if not getattr(args, "cases", None):
             raise ConfigError("--study-id names the subject of captured cases: give --cases DIR too")
     if not getattr(args, "cases", None):
@@ -62,6 +63,7 @@ def capture_observers(args, config: RuntimeConfig) -> list:
             gauge=args.gauge,
             cancer_class=manifest.cancer_index,
             study_id=study_id,
+            study_id_pattern=config.privacy.study_id_pattern,
         )
     ]
 
