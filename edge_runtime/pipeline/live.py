@@ -14,19 +14,24 @@ and one unanswered for ``inference.stall_restart_s`` ends the run with :class:`I
 Every join has a timeout, so a call stuck inside native code never holds up the shutdown: the
 recordings are finalised and the stuck daemon thread is left to the process exit.
 A non-live source (a file played by ``sonomap live``) is paced at its frame rate by the capture thread.
+
+A mask is drawn only under AI ON and only on the ROI it was computed for; without one the badge says
+AI LOADING, waiting for a result (:class:`Shown`). NO SIGNAL screens (the reconnecting source's, and the
+display's own: the last frame shown, dimmed) are never inferred nor searched for an ROI: AI OFF, no signal.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
-import numpy as np
-
-from edge_runtime.aistate import OFF, STALLED
+from edge_runtime.aistate import ERROR, LOADING, OFF, ON
+from edge_runtime.config_schema import LiveConfig
 from edge_runtime.errors import InferenceStalled
 from edge_runtime.frames import Frame, Prediction
-from edge_runtime.pipeline.stages import FrameStages, ScheduledPipeline
+from edge_runtime.pipeline.stages import NO_SIGNAL_DETAIL, WAITING_DETAIL, FrameStages, ScheduledPipeline
+from edge_runtime.roi import Roi
 from edge_runtime.units import DEFAULT_FPS, MS_PER_S
 
 WAIT_S = 0.5  # display wakes at least this often to notice stop/stalls
@@ -35,6 +40,9 @@ INFERENCE_JOIN_S = 1.0  # at shutdown: how long to wait for an inference call be
 CAPTURE_JOIN_S = 5.0  # at shutdown: how long to wait for the capture thread's read to return
 BANNER_STALE = "AI LAGGING: overlay is {age:.0f} ms old"
 BANNER_HIDDEN = "AI LAGGING: overlay hidden (older than {limit:.0f} ms)"
+BANNER_NO_SIGNAL = "NO SIGNAL from the video source"
+NO_SIGNAL_DIM = 3  # the display's own NO SIGNAL frame: the last frame shown at a third of its brightness
+GAP_STATES = (LOADING, ERROR, OFF)  # entering one voids the results so far (a stall does not: see Shown)
 
 
 class LatestSlot:
@@ -130,14 +138,51 @@ def _fade(age_ms: float, stale_ms: float, fade_ms: float) -> float:
     return max(0.0, 1.0 - (age_ms - stale_ms) / max(fade_ms, 1e-6))
 
 
+class Shown:
+    """The display thread's memory: the newest result that may be drawn, the last real frame shown, the
+    last frame's ROI and AI state. Results for frames captured before a gap (NO SIGNAL, a new session, the
+    AI entering LOADING, ERROR or OFF) are void; the smoothing restarts after a gap, on a new ROI and when
+    the AI answers again. A stall voids nothing: the answer ending it is drawn with its true age (faded)."""
+
+    def __init__(self, stages: FrameStages, first: Frame):
+        self.stages, self.last_real = stages, first  # last_real: dimmed under the display's NO SIGNAL
+        self.newest: tuple[Frame, Prediction | None] | None = None
+        self.void_before = float("-inf")  # results for frames captured before this are never drawn
+        self.roi, self.state = None, None
+
+    def take(self, result: tuple[Frame, Prediction | None] | None) -> None:
+        """A result from the inference thread: kept unless its frame was captured before a gap."""
+        if result is not None and result[0].timestamp >= self.void_before:
+            self.newest = result
+
+    def void(self, since: float) -> None:
+        """Results for frames captured before ``since`` are void, and the smoothing starts afresh."""
+        self.newest, self.void_before = None, since
+        self.stages.reset_smoothing()
+
+    def update(self, frame: Frame, roi: Roi, state: str) -> None:
+        """``frame`` is about to be drawn in ``roi`` with the AI in ``state`` (OFF on NO SIGNAL)."""
+        if state != self.state and state in GAP_STATES:
+            self.void(frame.timestamp)  # this frame on: it may just have been sent to the AI
+        elif (state == ON and self.state != ON) or roi != self.roi:
+            self.stages.reset_smoothing()  # the AI answers again (after a stall), or another image
+        self.state, self.roi = state, roi
+        if not frame.meta.get("no_signal"):
+            self.last_real = frame
+
+    def for_roi(self, roi: Roi) -> tuple[Frame, Prediction | None] | None:
+        """The newest result if computed for ``roi`` (same place and size): only then is it drawn."""
+        prediction = self.newest[1] if self.newest else None
+        fits = prediction is not None and prediction.roi == roi
+        return self.newest if fits and prediction.mask.shape[:2] == (roi.h, roi.w) else None
+
+
 def run_live(pipeline: ScheduledPipeline) -> None:
     """Run until the source ends, ``pipeline.stop()``, ``live.duration_s`` or ``source.max_frames``."""
     stages, stats = pipeline.stages, pipeline.stages.stats
     ai = stages.ai
     live = pipeline.config.live
-    strict = live.mode == "strict"
-    stale_ms, fade_ms = float(live.stale_ms), float(live.fade_ms)
-    duration = live.duration_s
+    strict, stale_ms, duration = live.mode == "strict", float(live.stale_ms), live.duration_s
     max_frames = pipeline.config.source.max_frames
     frames, requests, results = LatestSlot(), LatestSlot(), LatestSlot()
     capture = threading.Thread(target=_capture, args=(pipeline, frames), name="capture", daemon=True)
@@ -148,53 +193,52 @@ def run_live(pipeline: ScheduledPipeline) -> None:
         if frames.error:
             raise frames.error
         return
-    stages.cut(first)
-    stages.open_outputs(
-        float(getattr(stages.source, "fps", 0) or pipeline.config.source.fps or DEFAULT_FPS),
-        live=True,
-    )
+    if not first.meta.get("no_signal"):  # the ROI, chosen now; none is looked for on NO SIGNAL
+        stages.cut(first)
+    fps = float(getattr(stages.source, "fps", 0) or pipeline.config.source.fps or DEFAULT_FPS)
+    stages.open_outputs(fps, live=True)
     inference = threading.Thread(
         target=_infer, args=(stages, requests, results), name="inference", daemon=True
     )
     inference.start()
     stats.state = "running"
     started = time.monotonic()
-    frame, result_seq, newest = first, 0, None
+    frame, result_seq, shown = first, 0, Shown(stages, first)
     busy_until_seq = 0  # requests.seq whose result has not arrived yet: the AI is busy
     try:
         while frame is not None and not stages.stopping:
             result_seq, got = results.wait_newer(result_seq, 0)
-            if got is not None:
-                newest = got
+            shown.take(got)
             ai_idle = results.seq >= busy_until_seq
             own: Prediction | None = None
+            no_signal = bool(frame.meta.get("no_signal"))
             if frame.meta.get("session_start") and frame is not first:  # re-plugged device: new ROI
                 stages.rois.forget()
-                newest = None  # and masks of the old session are void
+                shown.void(frame.timestamp)  # and results and smoothing of the old session are void
                 stages.cut(frame)
             if ai.must_restart():
                 raise InferenceStalled(
                     f"no answer from the AI for {ai.pending_s():.1f} s "
                     "(inference.stall_restart_s): ending so the service restarts"
                 )
-            # NO SIGNAL (resilient.py) and a screen with no image found (an undecided ROI): nothing to infer
-            if ai_idle and ai.enabled and not frame.meta.get("no_signal") and not _undecided(stages, frame):
+            # NO SIGNAL and a screen with no image found (an undecided ROI): nothing to infer
+            if not no_signal and ai_idle and ai.enabled and not stages.ensure_roi(frame).undecided:
                 ai.request_sent()
                 requests.put(frame)
                 busy_until_seq = requests.seq
                 if strict:
                     result_seq, got = results.wait_newer(result_seq, stale_ms / MS_PER_S)
-                    if got is not None:
-                        newest = got
-                        own = got[1] if got[0] is frame else None
-            _show(stages, frame, newest, own, strict, stale_ms, fade_ms)
+                    shown.take(got)
+                    own = got[1] if got is not None and got[0] is frame else None
+            _show(stages, frame, shown, own, live)
             if (duration and time.monotonic() - started >= duration) or (
                 max_frames and stats.frames >= max_frames
             ):
                 break
             new_seq, frame = frames.wait_newer(seq, NO_SIGNAL_AFTER_S)
             if frame is None and not frames.closed:
-                frame = Frame(-1, last_image(newest, first), time.monotonic(), None, {})
+                dimmed = shown.last_real.image // NO_SIGNAL_DIM
+                frame = Frame(-1, dimmed, time.monotonic(), None, {"no_signal": True})
                 stats.state = "no signal"
                 continue
             stats.drops += max(0, new_seq - seq - 1)
@@ -208,52 +252,40 @@ def run_live(pipeline: ScheduledPipeline) -> None:
         raise frames.error
 
 
-def _undecided(stages: FrameStages, frame: Frame) -> bool:
-    """Whether no ROI is decided on ``frame`` (no image on the screen): the whole frame is blanked."""
-    return bool(stages.ensure_roi(frame).undecided)
+def _screen_roi(stages: FrameStages, frame: Frame) -> Roi:
+    """Where a NO SIGNAL frame's banner and badge go: the last ROI when it fits the frame (the place of
+    the image that was there), else the whole frame. Nothing is detected on sonomap's own screen."""
+    height, width = frame.image.shape[:2]
+    roi = stages.roi
+    if roi is not None and not roi.undecided and roi.x + roi.w <= width and roi.y + roi.h <= height:
+        return roi
+    return Roi(0, 0, width, height)
 
 
-def last_image(newest: tuple[Frame, Prediction | None] | None, first: Frame) -> np.ndarray:
-    """What to show while no frame arrives: the last frame, dimmed, with a banner."""
-    return (newest[0].image if newest else first.image) // 3
-
-
-def _show(
-    stages: FrameStages,
-    frame: Frame,
-    newest: tuple[Frame, Prediction | None] | None,
-    own: Prediction | None,
-    strict: bool,
-    stale_ms: float,
-    fade_ms: float,
-) -> None:
-    now = time.monotonic()
-    banners = []
-    prediction, fade, age_ms = None, 1.0, None
-    roi = stages.ensure_roi(frame) if frame.index >= 0 else stages.roi
-    ai_state = stages.ai_status(roi=roi).state
-    if frame.index < 0 or frame.meta.get("no_signal"):
-        banners.append(("warning", "NO SIGNAL from the video source"))
-    elif ai_state in (STALLED, OFF):
-        pass  # no mask: the last one is from before the stall (or the AI is off: operator, no image)
-    elif strict:
-        prediction = own
-        age_ms = None if own is None else (now - frame.timestamp) * MS_PER_S
-    elif newest is not None and newest[1] is not None:
-        src, prediction = newest
-        age_ms = (now - src.timestamp) * MS_PER_S
+def _show(stages: FrameStages, frame: Frame, shown: Shown, own: Prediction | None, live: LiveConfig) -> None:
+    strict, stale_ms, fade_ms = live.mode == "strict", float(live.stale_ms), float(live.fade_ms)
+    now, banners, fade = time.monotonic(), [], 1.0
+    no_signal = bool(frame.meta.get("no_signal"))
+    roi = _screen_roi(stages, frame) if no_signal else stages.ensure_roi(frame)
+    shown.update(frame, roi, OFF if no_signal else stages.ai_status(roi=roi).state)
+    result = None if no_signal else (frame, own) if strict else shown.for_roi(roi)
+    prediction = None if result is None else result[1]
+    age_ms = None if prediction is None else (now - result[0].timestamp) * MS_PER_S
+    ai = stages.ai_status(age_ms, roi)
+    if ai.state != ON:  # no mask: LOADING, STALLED, ERROR and OFF all say raw ultrasound only
+        prediction, age_ms = None, None
+    if no_signal:
+        ai = replace(ai, state=OFF, detail=NO_SIGNAL_DETAIL)
+        banners.append(("warning", BANNER_NO_SIGNAL))
+    elif prediction is None and not strict and ai.state == ON:  # nothing for this ROI: not ON on raw video
+        ai = replace(ai, state=LOADING, detail=WAITING_DETAIL)
+    elif prediction is not None and not strict:
         fade = _fade(age_ms, stale_ms, fade_ms)
-        if fade < 1.0:
-            banners.append(
-                (
-                    "warning",
-                    BANNER_STALE.format(age=age_ms)
-                    if fade > 0
-                    else BANNER_HIDDEN.format(limit=stale_ms + fade_ms),
-                )
-            )
+        if 0 < fade < 1:
+            banners.append(("warning", BANNER_STALE.format(age=age_ms)))
+        elif fade <= 0:
+            banners.append(("warning", BANNER_HIDDEN.format(limit=stale_ms + fade_ms)))
     t0 = time.perf_counter()
-    ai = stages.ai_status(age_ms if prediction is not None else None, roi)
     hud_age = age_ms if not strict else None  # strict: a frame's own mask, no age in the HUD line
     rendered = stages.render(frame, prediction, fade, banners, hud_age, smooth=not strict, roi=roi, ai=ai)
     t1 = time.perf_counter()

@@ -5,26 +5,28 @@ the raw screen, blanked the rest and tagged the frame with it). Output: the rend
 recorders (``sinks.*``), the local window and every observer. A schedule (``replay``, ``live``) calls
 the stages in this order, each on the thread it picks; no stage calls back into a schedule, and none
 into the graph that built them, except :meth:`FrameStages.between_frames` (a requested config reload).
-Every rendered frame carries the AI's state (:mod:`edge_runtime.aistate`), OFF on a frame whose ROI is
-undecided: :meth:`FrameStages.render` draws it, :meth:`FrameStages.deliver` hands it to observers as
-``stats["ai"]``. ``stop()`` and ``request_reload()`` are safe from other threads.
+Every rendered frame carries the AI's state (:mod:`edge_runtime.aistate`), OFF on a NO SIGNAL screen or
+a frame whose ROI is undecided, and a mask only under AI ON: :meth:`FrameStages.render` draws them,
+:meth:`FrameStages.deliver` hands the state to observers as ``stats["ai"]`` (:mod:`.outputs`).
+``stop()`` and ``request_reload()`` are safe from other threads.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
 import numpy as np
 
 from edge_runtime import yuv
-from edge_runtime.aistate import AiMonitor, AiStatus, state_banner
+from edge_runtime.aistate import LOADING, OFF, ON, AiMonitor, AiStatus, state_banner
 from edge_runtime.backends.failsafe import GuardedInference
 from edge_runtime.config_schema import RuntimeConfig
 from edge_runtime.frames import Frame, Observer, Prediction, Source
 from edge_runtime.mask_filter import filter_mask
-from edge_runtime.pipeline import deidentify
+from edge_runtime.pipeline import deidentify, outputs
 from edge_runtime.preprocess import to_gray
 from edge_runtime.render.overlay import Overlay
 from edge_runtime.roi import Roi, undecided_banner, undecided_status
@@ -35,6 +37,9 @@ from edge_runtime.stats import Stats
 from edge_runtime.units import DEFAULT_FPS
 
 _NOW = object()  # render: take the fail-safe banner / smoothed mask from the current state
+_NOTHING_SMOOTHED = (None, None, None)  # smooth()'s cache: (prediction, overlay, mask drawn for it)
+NO_SIGNAL_DETAIL = "no signal"  # the AI badge's detail on a NO SIGNAL screen (AI OFF: nothing to infer)
+WAITING_DETAIL = "waiting for a result"  # AI LOADING: AI ON, but no result for this frame's ROI yet
 
 
 class FrameStages:
@@ -70,8 +75,7 @@ class FrameStages:
         self._reload = reload
         self._stop = threading.Event()
         self._reload_requested = threading.Event()
-        self._last_prediction: Prediction | None = None
-        self._last_mask: np.ndarray | None = None
+        self._smoothed = _NOTHING_SMOOTHED
 
     # --- control (any thread) ------------------------------------------------------
     def stop(self) -> None:
@@ -105,6 +109,7 @@ class FrameStages:
         """A reloaded config and its overlay; the ROI is chosen again on the next frame (the old one
         stays for the live display thread meanwhile)."""
         self.config, self.overlay, self.rois.config = config, overlay, config
+        self._smoothed = _NOTHING_SMOOTHED  # a result drawn again is drawn in the new style
         self.rois.forget()
         self.ai.configure(config.inference)
 
@@ -119,12 +124,7 @@ class FrameStages:
         goes into the stats, their errors into ``failed_outputs`` (the summary)."""
         if self.sinks and self.stats.frames:
             self.stats.recording = recordings.recorder_state(self.sinks)
-        dropped = 0
-        for name, sink in self.sinks.items():
-            sink.close()  # finalised first: only then does ``error`` hold all that failed
-            dropped += getattr(sink, "dropped", 0)  # live recorders drop rather than stall the display
-            if sink.error is not None:
-                self.failed_outputs[name] = str(sink.error)
+        dropped = outputs.close_recorders(self.sinks, self.failed_outputs)
         self.sinks = {}
         if self.window is not None:
             self.window.close()
@@ -183,11 +183,17 @@ class FrameStages:
         """Prediction -> the mask to draw (EMA-smoothed when enabled). Stateful: call in frame order."""
         if prediction is None:
             return None
-        if prediction is self._last_prediction:
-            return self._last_mask  # live 'latest' redraws one prediction on many frames: smooth it once
-        mask = self.overlay.smooth(prediction.mask, prediction) if smooth else prediction.mask
-        self._last_prediction, self._last_mask = prediction, mask
+        overlay, (last, smoothed_by, mask) = self.overlay, self._smoothed  # a reload swaps the overlay
+        if prediction is last and overlay is smoothed_by:
+            return mask  # live 'latest' redraws one prediction on many frames: smooth it once
+        mask = overlay.smooth(prediction.mask, prediction) if smooth else prediction.mask
+        self._smoothed = (prediction, overlay, mask)
         return mask
+
+    def reset_smoothing(self) -> None:
+        """Start the smoothing afresh (a new session, ROI or NO SIGNAL; the AI back after a gap)."""
+        self._smoothed = _NOTHING_SMOOTHED
+        self.overlay.reset_smoothing()
 
     def render(
         self,
@@ -213,9 +219,15 @@ class FrameStages:
         fault = self.guard.banner() if fault_banner is _NOW else fault_banner
         roi = roi or (prediction.roi if prediction is not None and prediction.roi is not None else self.roi)
         ai = ai or self.ai_status(mask_age_ms if mask is not None else None)
-        fault = state_banner(ai) or fault
+        if mask is not None and mask.shape[:2] != (roi.h, roi.w):  # made for another image: not drawn,
+            mask, mask_age_ms = None, None  # and raw video under AI ON would read as "no cancer"
+            ai = replace(ai, state=LOADING, detail=WAITING_DETAIL) if ai.state == ON else ai
+        no_signal = frame.meta.get("no_signal")  # sonomap's own NO SIGNAL screen: the AI has nothing to see
+        ai = replace(ai, state=OFF, detail=NO_SIGNAL_DETAIL) if no_signal else ai
+        fault = None if no_signal else state_banner(ai) or fault
         if roi.undecided:  # no image on the screen: AI off, saying why, whatever the schedule passed
-            ai, fault, mask = undecided_status(ai), undecided_banner(roi), None
+            ai, fault = undecided_status(ai), undecided_banner(roi)
+        mask = mask if ai.state == ON else None  # every other state's banner says raw ultrasound only
         banners = [b for b in [fault] if b] + list(extra_banners or [])
         banners += [b for observer in self.observers for b in observer.banners(frame)]  # e.g. a capture toast
         hud = {
@@ -227,8 +239,6 @@ class FrameStages:
         latest = self.stats.latest("backend")
         if latest is not None:
             hud["latency_ms"] = latest
-        if mask is not None and mask.shape != (roi.h, roi.w):
-            mask = None  # a mask from before a resolution change does not fit this frame
         deidentify.render_for_window(
             frame, lambda raw: self.overlay.render(raw, roi, mask, fade, hud, banners, ai)
         )
@@ -255,16 +265,14 @@ class FrameStages:
     ) -> None:
         """Rendered frame -> recorders, window and observers (``stats["ai"]``: the state drawn on it)."""
         in_yuv = self.renders_yuv(frame)
+        roi = prediction.roi if prediction is not None and prediction.roi is not None else self.roi
         for name, sink in self.sinks.items():
             try:
                 if name in ("video", "raw") and in_yuv:
                     sink.write_i420(rendered if name == "video" else frame.i420)
                 elif name in ("video", "raw"):
                     sink.write(rendered if name == "video" else frame.image)
-                else:
-                    roi = (
-                        prediction.roi if prediction is not None and prediction.roi is not None else self.roi
-                    )
+                elif not frame.meta.get("no_signal"):  # the mask dump: no ultrasound on a NO SIGNAL screen
                     pixels = yuv.gray_roi(frame.i420, roi) if in_yuv else roi.crop(frame.image)
                     sink.write(frame.index, pixels, None if prediction is None else prediction.mask)
             except Exception as exc:
@@ -278,16 +286,9 @@ class FrameStages:
                 self.stop()
             if self.window.take_ai_toggle():
                 self.ai.set_enabled(not self.ai.enabled)
-        snapshot = None
-        for observer in self.observers:
-            try:
-                if snapshot is None:
-                    snapshot = self.stats.snapshot()
-                    snapshot["ai"] = (ai or self.ai_status()).as_dict()
-                observer.on_frame(frame, prediction, rendered, snapshot)
-            except Exception as exc:
-                self.stats.sink_errors += 1
-                self.stats.last_error = f"observer {type(observer).__name__}: {exc}"
+        if self.observers:
+            state = (ai or self.ai_status()).as_dict()
+            outputs.notify_observers(self.observers, frame, prediction, rendered, self.stats, state)
         self.stats.frame_done()
 
 

@@ -77,9 +77,8 @@ class Overlay:
     _flicker_sum: float = 0.0
     _flicker_n: int = 0
     _mask: MaskPainter = field(init=False, repr=False)
-    _hud_patch: tuple | None = field(
-        default=None, repr=False
-    )  # (time, key, layout, BGR patch) for the YUV path
+    # the YUV path's HUD row: (time, key, layout, BGR patch)
+    _hud_patch: tuple | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._mask = MaskPainter(self.styles)
@@ -129,6 +128,10 @@ class Overlay:
                 heat = heatmap.without_contour(heat, out == 0, self.threshold)
             return heat
         return out
+
+    def reset_smoothing(self) -> None:
+        """Start the EMA afresh: the next :meth:`smooth` blends nothing of an image that is gone."""
+        self._smoothed = self._previous_mask = None
 
     @property
     def flicker(self) -> float:

@@ -1,0 +1,50 @@
+"""The run's outputs besides the recorders' frame writes: each rendered frame handed to the observers
+(HTTP viewer, watchdog, OpenIGTLink, biopsy capture), and the recorders finalised at the end.
+
+Input: the observers and one frame (raw, rendered, the prediction drawn on it, the AI state drawn on
+it); the recorders :func:`edge_runtime.sinks.writers.open_sinks` opened (name -> sink). Output: each
+observer's ``on_frame``; the recorders closed, what they dropped and why they failed. An observer's
+error is counted in the stats, never raised: the display goes on. Used by
+:class:`edge_runtime.pipeline.stages.FrameStages` (``deliver``, ``close_outputs``), whose own
+``deliver`` writes each frame to the recorders (a replayed frame's path enters no file for this).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_runtime.frames import Frame, Observer, Prediction
+from edge_runtime.stats import Stats
+
+
+def notify_observers(
+    observers: list[Observer],
+    frame: Frame,
+    prediction: Prediction | None,
+    rendered: np.ndarray,
+    stats: Stats,
+    ai: dict,
+) -> None:
+    """``frame`` -> every observer, with a snapshot of ``stats`` whose ``ai`` is ``ai`` (the AI state
+    drawn on the frame, :meth:`edge_runtime.aistate.AiStatus.as_dict`)."""
+    snapshot = None
+    for observer in observers:
+        try:
+            if snapshot is None:
+                snapshot = {**stats.snapshot(), "ai": ai}
+            observer.on_frame(frame, prediction, rendered, snapshot)
+        except Exception as exc:  # an observer's failure never stops the display
+            stats.sink_errors += 1
+            stats.last_error = f"observer {type(observer).__name__}: {exc}"
+
+
+def close_recorders(sinks: dict, failed: dict[str, str]) -> int:
+    """Finalise every recorder in ``sinks``; returns the frames live recorders dropped (they drop rather
+    than stall the display). A recorder that failed is named in ``failed`` with its error."""
+    dropped = 0
+    for name, sink in sinks.items():
+        sink.close()  # finalised first: only then does ``error`` hold all that failed
+        dropped += getattr(sink, "dropped", 0)
+        if sink.error is not None:
+            failed[name] = str(sink.error)
+    return dropped
