@@ -1,11 +1,14 @@
 """Fail-safe inference: a backend fault never stops or hides the video.
 
 :class:`GuardedInference` wraps a backend. ``infer(gray)`` returns a Prediction, or None
-when the backend raised or returned non-finite values; the caller then shows the raw
-frame with :meth:`banner`. After a fault it skips inference for ``retry_after_s`` (doubling
-up to ``retry_max_s``) so a failing backend cannot slow the video, then tries again; after
-``reload_after_errors`` consecutive faults it re-creates the backend. The first good
-prediction clears the fault: the pipeline recovers by itself.
+when the backend raised, returned non-finite values or a mask that is not the ROI's size; the caller
+then shows the raw frame with :meth:`banner`. Live: after a fault it skips inference for
+``retry_after_s`` (doubling up to ``retry_max_s``) so a failing backend cannot slow the video, then
+tries again; after ``reload_after_errors`` consecutive faults it re-creates the backend. Replay
+(:meth:`GuardedInference.retry_every_call`): no skipping, the next frame tries again, since a replay
+runs faster than real time and seconds of back-off would leave whole stretches of the clip without
+the AI. The first good prediction clears the fault: the pipeline recovers by itself. A fault is logged
+once, and again when its message changes; ``unanswered`` counts the calls that gave no prediction.
 
 A call that never returns (a hung driver, a model stuck in a native loop) cannot be interrupted
 from Python. The guard therefore only counts calls in flight (:func:`calls_in_flight`); the
@@ -81,6 +84,16 @@ class GuardedInference:
         self.consecutive = 0
         self.retry_at = 0.0
         self.fault: str | None = None
+        self.backoff = True  # False: replay's per-frame retries (retry_every_call)
+        self.unanswered = 0  # calls that returned no prediction: a fault, or skipped in a back-off
+        self._logged_fault: str | None = None  # the message last logged in this run of faults
+
+    def retry_every_call(self) -> None:
+        """No wall-clock back-off: after a fault the next call tries the backend again (replay: every
+        frame is inferred, none skipped). The backend is still re-created after
+        ``reload_after_errors`` consecutive faults, then after twice as many, and so on, so a model that
+        fails on every frame is not rebuilt every few frames."""
+        self.backoff = False
 
     def _failed(self, message: str, banner: str) -> None:
         self.consecutive += 1
@@ -88,12 +101,26 @@ class GuardedInference:
         self.stats.last_error = message
         self.stats.state = "degraded"
         self.fault = banner
-        delay = min(self.retry_max_s, self.retry_after_s * 2 ** (self.consecutive - 1))
+        delay = (
+            min(self.retry_max_s, self.retry_after_s * 2 ** (self.consecutive - 1)) if self.backoff else 0.0
+        )
         self.retry_at = time.monotonic() + delay
-        log.warning("inference fault #%d (%s); passthrough for %.1f s", self.consecutive, message, delay)
+        if message == self._logged_fault:  # the same fault again: counted, /metrics and the badge show it
+            log.debug("inference fault #%d (%s)", self.consecutive, message)
+            return
+        self._logged_fault = message
+        next_step = f"passthrough for {delay:.1f} s" if self.backoff else "the next frame tries again"
+        log.warning("inference fault #%d (%s); %s", self.consecutive, message, next_step)
+
+    def _reload_due(self) -> bool:
+        """Whether this run of consecutive faults has reached a backend re-creation (see retry_every_call)."""
+        runs, rest = divmod(self.consecutive, self.reload_after_errors)
+        if runs == 0 or rest:
+            return False
+        return self.backoff or runs & (runs - 1) == 0  # per-call retries: 1, 2, 4, ... runs
 
     def _maybe_reload(self) -> None:
-        if self.consecutive < self.reload_after_errors or self.consecutive % self.reload_after_errors:
+        if not self._reload_due():
             return
         try:
             with self.monitor.loading("reloading model"):
@@ -127,25 +154,40 @@ class GuardedInference:
             self._failed(f"{type(exc).__name__}: {exc}", BANNER_FAULT)
 
     def infer(self, gray: np.ndarray) -> Prediction | None:
-        if self.fault is not None and time.monotonic() < self.retry_at:
+        """Gray ROI (H, W) -> the backend's Prediction, or None (a fault, or a back-off after one: the
+        caller shows the raw frame with :meth:`banner`)."""
+        prediction = self._infer(gray)
+        if prediction is None:
+            self.unanswered += 1
+        return prediction
+
+    def _in_backoff(self) -> bool:
+        """Whether a fault's back-off is still running (never with retry_every_call)."""
+        return self.fault is not None and time.monotonic() < self.retry_at
+
+    def _infer(self, gray: np.ndarray) -> Prediction | None:
+        if self._in_backoff():
             return None
         if self.fault is not None:
             self._maybe_reload()
+        faults = self.consecutive
         self.prepare()
-        if self.fault is not None and time.monotonic() < self.retry_at:
+        if self.consecutive > faults or self._in_backoff():  # preparing failed: nothing to call
             return None
         try:
             prediction = _tracked(self.backend.infer, gray)
         except Exception as exc:
             self._failed(f"{type(exc).__name__}: {exc}", BANNER_FAULT)
             return None
-        if prediction is None or not np.isfinite(prediction.native_prob).all():
-            self._failed("backend returned NaN/inf probabilities", BANNER_NAN)
+        invalid = invalid_output(prediction, gray.shape[:2])
+        if invalid is not None:
+            self._failed(invalid, BANNER_NAN)
             return None
         if self.fault is not None:
             log.warning("inference recovered after %d faults", self.consecutive)
         self.consecutive = 0
         self.fault = None
+        self._logged_fault = None
         self.stats.state = "running"
         return prediction
 
@@ -159,6 +201,23 @@ class GuardedInference:
             log.warning("an inference call is still running; the backend is left to the process exit")
             return
         self.backend.close()
+
+
+def invalid_output(prediction: Prediction | None, roi_shape: tuple[int, ...]) -> str | None:
+    """Why a backend's answer for a ROI of ``roi_shape`` (H, W) cannot be drawn, or None when it can:
+    no prediction, a mask that is not the ROI's size (it would be dropped at drawing, leaving raw
+    ultrasound under an AI ON badge), a probability that is not a 2-D image (it may be at the
+    model's output size: :class:`Prediction` resizes it) or one with NaN/inf."""
+    if prediction is None:
+        return "backend returned no prediction"
+    mask, prob = np.asarray(prediction.mask), np.asarray(prediction.native_prob)
+    if mask.shape != tuple(roi_shape):
+        return f"backend returned a mask of shape {mask.shape} for a ROI of shape {tuple(roi_shape)}"
+    if prob.ndim != 2 or prob.size == 0:
+        return f"backend returned a probability of shape {prob.shape} for a ROI of shape {tuple(roi_shape)}"
+    if not np.isfinite(prob).all():
+        return "backend returned NaN/inf probabilities"
+    return None
 
 
 class InferenceThread:

@@ -107,11 +107,19 @@ def overrides(args, **extra) -> dict:
     return o
 
 
-def runtime_config(args, **extra) -> RuntimeConfig:
+def runtime_overrides(args, **extra) -> dict:
+    """The command line's overrides of the config file (section -> key -> value, None: not given;
+    ``extra``: ``section__key=value`` of the subcommand's own flags), ``--roi`` checked. The pipeline
+    keeps them and merges them again over the file at every reload."""
     roi = getattr(args, "roi", None)
     if roi is not None and not rect_text(roi):  # named as typed: the user gave a flag, not roi.rect
         raise ConfigError(f"--roi: expected auto, full or x,y,w,h numbers, got {roi!r}")
-    return cfg.merge(cfg.load_config(args.config), overrides(args, **extra))
+    return overrides(args, **extra)
+
+
+def runtime_config(args, **extra) -> RuntimeConfig:
+    """``--config`` (or the defaults) with :func:`runtime_overrides` merged over it."""
+    return cfg.load_with_overrides(args.config, runtime_overrides(args, **extra))
 
 
 def print_summary(summary: dict, failed: Collection[str] = ()) -> None:
@@ -120,7 +128,8 @@ def print_summary(summary: dict, failed: Collection[str] = ()) -> None:
     lat = summary.get("latency_ms", {})
     print(
         f"frames {summary['frames']}  fps {summary['fps']:.2f}  errors {summary['errors']}  "
-        f"drops {summary['drops']}  backend {summary['backend'].get('backend')} {summary['backend'].get('device', '')}"
+        f"without AI {summary.get('frames_without_ai', 0)}  drops {summary['drops']}  "
+        f"backend {summary['backend'].get('backend')} {summary['backend'].get('device', '')}"
     )
     for stage, s in lat.items():
         if s.get("n"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from edge_runtime import config as cfg
 from edge_runtime import source_kinds
 from edge_runtime.commands.observers import (
     capture_observers,
@@ -30,7 +31,7 @@ from edge_runtime.commands.options import (
     add_output_options,
     add_study_id_option,
     print_summary,
-    runtime_config,
+    runtime_overrides,
 )
 from edge_runtime.commands.output_paths import check_outputs, runtime_inputs, runtime_outputs, sink_options
 from edge_runtime.errors import SonomapError
@@ -65,7 +66,7 @@ def cmd_replay(args) -> int:
     from edge_runtime.service.sdnotify import Notifier  # deferred for --help (module doc)
     from edge_runtime.service.signals import install_signal_handlers  # deferred for --help (module doc)
 
-    config = runtime_config(
+    cli = runtime_overrides(
         args,
         source__input=args.input,
         source__loop=args.loop or None,
@@ -74,6 +75,7 @@ def cmd_replay(args) -> int:
         sinks__video=args.out,
         sinks__window=args.window or None,
     )
+    config = cfg.load_with_overrides(args.config, cli)
     check_outputs(  # before any sink opens: a bad path is refused before the input is touched
         runtime_outputs(args, config, REPLAY_VIDEO_OPTION), runtime_inputs(args, config, REPLAY_INPUT_NAME)
     )
@@ -81,7 +83,7 @@ def cmd_replay(args) -> int:
     capture = capture_observers(args, config)
     sequence = sequence_observers(args, config, live=False)
     observers = observer_hooks(args) + capture + sequence
-    pipeline = Pipeline(config, config_path=args.config, source=source, observers=observers)
+    pipeline = Pipeline(config, config_path=args.config, overrides=cli, source=source, observers=observers)
     # SIGTERM and Ctrl-C stop at a frame boundary: outputs finalised, summary written (no sd_notify:
     # a replay is no service); a second one gives up waiting
     handlers = install_signal_handlers(pipeline, Notifier(env={}))
@@ -109,7 +111,7 @@ def cmd_live(args) -> int:
     from edge_runtime.pipeline.graph import Pipeline  # deferred for --help (module doc)
     from edge_runtime.service import hooks as service  # deferred for --help; sd_notify, signals, reconnect
 
-    config = runtime_config(
+    cli = runtime_overrides(
         args,
         source__input=args.source,
         source__fps=args.fps,
@@ -123,6 +125,7 @@ def cmd_live(args) -> int:
         sinks__window=False if args.headless else None,
         sinks__fullscreen=args.fullscreen or None,
     )
+    config = cfg.load_with_overrides(args.config, cli)
     if not args.headless and config.sinks.window is False and not args.config:
         config.sinks.window = True
     check_outputs(  # before the recording folders are made and any sink opens
@@ -134,6 +137,7 @@ def cmd_live(args) -> int:
     pipeline = Pipeline(
         config,
         config_path=args.config,
+        overrides=cli,
         **service.live_kwargs(config, observer_hooks(args) + capture + sequence),
     )
     pipeline.live_schedule = True  # a file too: newest frame wins, the display never waits on the AI

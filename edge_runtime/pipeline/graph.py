@@ -5,7 +5,8 @@ and wires them in one place, :meth:`Pipeline.run`, which hands them to the repla
 (:mod:`edge_runtime.pipeline.replay`: every frame, none dropped) or the live schedule
 (:mod:`edge_runtime.pipeline.live`: newest frame wins). A frame travels through the stages in one
 direction; the graph is not on its way. It owns what happens around the frames: config reload
-(between frames, when requested), the run's summary, closing everything. ``stats()``, ``stop()``
+(between frames, when requested: the file re-read with the command line's overrides merged over it
+again, so a reload changes only what the file changed), the run's summary, closing everything. ``stats()``, ``stop()``
 and ``request_reload()`` are safe to call from other threads (HTTP server, signal handlers).
 """
 
@@ -30,7 +31,7 @@ from edge_runtime.manifest import load_manifest
 from edge_runtime.memory import GIB, peak_rss_bytes
 from edge_runtime.pipeline import deidentify
 from edge_runtime.pipeline.live import run_live
-from edge_runtime.pipeline.replay import SourceFailed, run_replay
+from edge_runtime.pipeline.replay import SourceFailed, ai_failure, run_replay
 from edge_runtime.pipeline.stages import FrameStages
 from edge_runtime.render.overlay import Overlay
 from edge_runtime.roi import parse_roi
@@ -43,7 +44,10 @@ log = logging.getLogger("sonomap.pipeline")
 
 class Pipeline:
     """Builds one run's stages from ``config`` and runs them (see the module doc). ``source``,
-    ``backend``: given ones instead of those the config names (tests, benchmarks, the CLI's capture)."""
+    ``backend``: given ones instead of those the config names (tests, benchmarks, the CLI's capture).
+    ``config_path``: the file a reload re-reads; ``overrides``: the command line's overrides that
+    ``config`` was built with (section -> key -> value, as :func:`edge_runtime.config.merge` takes them),
+    merged over the re-read file at every reload so a flag (``--no-ai``, ``--summary``) outlives it."""
 
     def __init__(
         self,
@@ -52,9 +56,13 @@ class Pipeline:
         config_path: str | Path | None = None,
         source: Source | None = None,
         backend=None,
+        overrides: dict | None = None,
     ):
         self.config = config
         self.config_path = config_path
+        self.overrides = overrides or {}
+        # inference.enabled as the file and flags set it; the AI's on/off may differ (key 'a')
+        self._enabled_setting = config.inference.enabled
         self.observers: list[Observer] = list(observers or [])
         stats = Stats()
         self.model_path = (
@@ -153,6 +161,8 @@ class Pipeline:
         out["peak_rss_gib"] = round(peak_rss_bytes() / GIB, 4)
         out["ai"] = stages.ai_status(roi=stages.roi).as_dict()  # OFF while no ROI is decided
         out["inference_stalls"] = self.ai.stalls
+        # frames handed to the AI that got no answer (a fault, or live's back-off): shown raw, AI ERROR
+        out["frames_without_ai"] = self.guard.unanswered
         return out
 
     def stop(self) -> None:
@@ -166,12 +176,12 @@ class Pipeline:
         self.stages.request_reload()
 
     def apply_reload(self) -> None:
-        """Re-read the config file (between frames): overlay, ROI and backend settings."""
+        """Re-read the config file (between frames), the command line's overrides merged over it again:
+        overlay, ROI and backend settings change only where the file changed them."""
         if not self.stages.take_reload_request() or self.config_path is None:
             return
         try:
-            new = cfg.load_config(self.config_path)
-            new = cfg.merge(new, {"inference": {"model": str(self.model_path)}})
+            new = cfg.load_with_overrides(self.config_path, self._reload_overrides())
             overlay = Overlay.from_config(self.manifest, new.overlay)
             self._check_rect(new)
             if backend_settings(new.inference) != backend_settings(self.config.inference):
@@ -182,6 +192,7 @@ class Pipeline:
             self.stages.stats.last_error = f"reload rejected: {exc}"
             log.warning("config reload rejected, keeping the running config: %s", exc)
             return
+        self._keep_operator_choice(new)
         self.config = new
         self.stages.reconfigure(new, overlay)
         backend = self.guard.backend
@@ -190,6 +201,20 @@ class Pipeline:
             "selected_because": getattr(backend, "selected_because", ""),
         }
         log.warning("config reloaded from %s", self.config_path)
+
+    def _reload_overrides(self) -> dict:
+        """The command line's overrides, with the running model pinned (a reload never swaps models)."""
+        pinned = {"model": str(self.model_path)} if self.model_path is not None else {}
+        inference = {**self.overrides.get("inference", {}), **pinned}
+        return {**self.overrides, "inference": inference}
+
+    def _keep_operator_choice(self, new: RuntimeConfig) -> None:
+        """A reload whose file and flags leave ``inference.enabled`` as it was keeps the AI on or off as
+        the operator has it now (key 'a'); a changed setting applies. ``new`` is changed in place."""
+        if new.inference.enabled == self._enabled_setting:
+            new.inference.enabled = self.ai.enabled
+        else:
+            self._enabled_setting = new.inference.enabled
 
     def _check_rect(self, config: RuntimeConfig) -> None:
         """A reloaded ``roi.rect`` must fit the frames coming in now (ConfigError naming the frame size
@@ -250,6 +275,9 @@ class Pipeline:
             raise stalled
         if failed is not None:
             raise partial_input_error(failed, summary["frames"])
+        unanswered = None if self.is_live() else ai_failure(summary, self.model_path)
+        if unanswered is not None:  # a replay is a result: one the AI never answered on has failed
+            raise unanswered
         return summary
 
 

@@ -8,6 +8,11 @@ between them give backpressure, so memory stays flat on long or looping clips.
 (a replay for ``--save-masks`` or the summary alone) no overlay is drawn.
 When the source decodes to yuv420p and nothing downstream needs BGR (no window, no observers),
 frames stay in the decoder's YUV planes from decode to encode (:mod:`edge_runtime.yuv`).
+A backend fault costs only its own frame (drawn raw with AI ERROR): the fail-safe retries on the next
+frame (:meth:`edge_runtime.backends.failsafe.GuardedInference.retry_every_call`), since a replay runs
+faster than real time and live's seconds of back-off would leave whole stretches without the AI. The
+summary counts the frames without an answer (``frames_without_ai``); a replay the AI never answered on
+has failed (:func:`ai_failure`).
 Inference runs on its own thread (:class:`edge_runtime.backends.failsafe.InferenceThread`); the caller waits
 for it in short slices, so a stuck call is noticed (AI STALLED in the log and metrics; after
 ``inference.stall_restart_s`` the run ends with :class:`InferenceStalled`, recordings finalised),
@@ -25,6 +30,7 @@ import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
@@ -76,6 +82,7 @@ def _put(q: queue.Queue, item, errors: list) -> None:
 def run_replay(pipeline: ScheduledPipeline, source: Source) -> None:
     """Every frame, none dropped: decode+roi | inference | overlay (parallel) | sinks, in order."""
     stages, stats = pipeline.stages, pipeline.stages.stats
+    stages.guard.retry_every_call()  # every frame is inferred: a fault skips no frame after it
     workers = render_workers()
     decoded: queue.Queue = queue.Queue(QUEUE_DEPTH)
     # Holds (frame, prediction, drawing future) in frame order; deep enough to keep every worker busy.
@@ -196,6 +203,20 @@ def run_replay(pipeline: ScheduledPipeline, source: Source) -> None:
         raise SourceFailed(source_errors[0]) from source_errors[0]
     if source_errors:  # anything else is a bug: its traceback, once the frames before it are written
         raise source_errors[0]
+
+
+def ai_failure(summary: dict, model: str | Path | None) -> SonomapError | None:
+    """The error of a replay whose AI never answered: frames were handed to it (``frames_without_ai``)
+    and none got a prediction (``inferred``), so the outputs hold raw ultrasound only. None when the AI
+    answered at least once (its faulted frames are counted in the summary) or was never asked (switched
+    off, no image found). ``model``: the model file, named in the message."""
+    if summary.get("inferred") or not summary.get("frames_without_ai"):
+        return None
+    return SonomapError(
+        f"{model or 'the backend'}: the AI gave no answer on any of the {summary['frames_without_ai']} "
+        f"frame(s) it was given ({summary.get('last_error') or 'no prediction'}); the outputs were "
+        "finalised with the raw ultrasound only"
+    )
 
 
 def _infer(
