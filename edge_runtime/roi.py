@@ -1,17 +1,27 @@
 """ROI stage: where the ultrasound image sits on the scanner's screen.
 
-Input: a full BGR screen frame. Output: a :class:`Roi` (x, y, w, h in screen pixels,
-plus the mm scale when known) and the cropped view. The ROI is either configured
-(``--roi x,y,w,h`` / config ``roi.rect``) or auto-detected once from the first frame:
-scanner screens are dark with a bright B-mode sector/rectangle plus small text and
-icons, so the largest bright connected region (after closing gaps) is the image.
+Input: a full BGR (or gray) screen frame. Output: a :class:`Roi` (x, y, w, h in screen pixels,
+plus the mm scale when known), the cropped view, and the rectangles outside it that de-identification
+blanks (:func:`blank_rects`). The ROI is either configured (``--roi x,y,w,h`` / config ``roi.rect``)
+or auto-detected from the frame: scanner screens are a plain background (black, video-range black 16
+or a dark grey, measured on the screen's border) with a bright B-mode sector/rectangle plus text,
+icons and flat grey UI fills. Flat fill is set aside, gaps are closed, and the largest remaining
+region is the image if it looks like one (:func:`image_likeness`).
 
-A screen with no such region (a capture card starting, the probe lifted: all black, or text
-only) has no ROI yet: detection returns an *undecided* ROI (:func:`undecided_roi`), never the whole
-screen, since the whole screen would keep the patient line burnt into it. An undecided ROI spans
-the frame only so that sonomap's own drawing has a place; every pixel of the frame is blanked and
-no inference runs on it. Only ``roi.rect: full``, the operator's choice, makes the whole screen
-the image.
+Image-likeness: B-mode speckle makes neighbouring pixels differ nearly everywhere there is tissue; a
+scanner's own screens (a patient form's fields, header bars, panels) are flat fill with glyphs on it.
+Checked on an evenly spaced sample, cheap enough for every frame. Thresholds were measured on the 30
+vendored BUSI images rendered by make-clip's simulator (320x180 to 1080p, clean and noisy, also cut to
+a sector) and on the screens of tests/test_roi_privacy_detect.py, as PNG and through H.264.
+
+A screen with no such region (a capture card starting, the probe lifted: all black, text only, a
+patient form) has no ROI yet: detection returns an *undecided* ROI (:func:`undecided_roi`), never the
+whole screen, since the whole screen would keep the patient line burnt into it. Neither is a region
+that reaches all four edges of the frame: with no screen border in sight, nothing tells a cropped
+image from a screen whose background was taken for content. An undecided ROI spans the frame only so
+that sonomap's own drawing has a place; every pixel of the frame is blanked and no inference runs on
+it. Only the operator's choice (``roi.rect: full``, or a rect spanning the frame) or a source whose
+frames default to ``full`` (a recorded sequence) makes the whole screen the image.
 """
 
 from __future__ import annotations
@@ -24,11 +34,23 @@ import numpy as np
 from edge_runtime.aistate import OFF, AiStatus
 from edge_runtime.errors import ConfigError, InputError
 
-# Screen background (black or near-black on scanner UIs) is estimated from the screen's outer
-# border; pixels brighter than it by this margin belong to content. Dim sector edges stay in.
+# Screen background is measured on the screen's outer border (this fraction of its smaller side);
+# pixels brighter than it by the margin belong to content. Dim sector edges stay in, H.264's ringing
+# around black stays out.
 BACKGROUND_MARGIN = 4
 BORDER_FRACTION = 0.02
+# The border is a plain background when this share of it lies within the margin of its median: a
+# black, video-range (16) or grey UI border measures 0.99 or more, an image reaching the border 0.13
+# at most (the vendored BUSI images), so a border only partly covered by the image still counts.
+UNIFORM_BORDER_FRACTION = 0.6
+# When the image reaches the border, the background is the dark level scanners draw, at most this.
 MAX_BACKGROUND_LEVEL = 8
+# A 3x3 neighbourhood spanning at most this many grey levels is flat: UI fill (form fields, header
+# bars), never speckle. Digital fill is exactly flat and H.264 moves it by a level; 2 would already
+# take smooth patches of an image upscaled 8x (a small BUSI image on a 1080p screen) for fill. Flat
+# areas smaller than the closing kernel are left alone; larger ones are set aside with a 1 px rim,
+# so that a grey bar's edge does not join the bar to the image beside it.
+FLAT_RANGE_LEVELS = 1
 # Closing joins the speckle of a B-mode image into one blob while text and scales placed a
 # little apart stay separate: the kernel is this fraction of the screen's smaller side.
 CLOSE_KERNEL_FRACTION = 0.012
@@ -36,10 +58,34 @@ MIN_CLOSE_KERNEL_PX = 3
 # A detected region must cover at least this fraction of the screen to count as the image.
 MIN_AREA_FRACTION = 0.05
 RECT_FIELDS = 4
+Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive ends)
+RIM_KERNEL = np.ones((3, 3), np.uint8)  # a pixel and its 8 neighbours
 NO_IMAGE_FOUND = "no ultrasound image found"  # why auto-detection left the ROI undecided
+EDGE_TO_EDGE = "bright area fills the frame"
 NO_ROI_DETAIL = "no image"  # the AI badge's detail on a frame with an undecided ROI
 UNDECIDED_BANNER_LEVEL = "warning"
 UNDECIDED_BANNER = "AI OFF: {why} - recordings get a blank screen"
+# Image-likeness (module doc). The sample's smaller side: a 1080p image area is sampled every 8th
+# pixel (about 20 000 pixels, well under a millisecond), still dozens of speckle grains across.
+WORK_SIDE = 96
+# Neighbouring samples that differ by more than this many grey levels are texture. Flat fill stays
+# within it even through H.264 (its ringing moves a flat field by a level or two).
+TEXTURE_STEP_LEVELS = 2
+# Smallest textured share of the bright samples: the BUSI set measures 0.45 or more (0.69 for 99 %
+# of its renderings); a patient form's fields measure 0.09, 0.20 at most through H.264.
+MIN_TEXTURED_FRACTION = 0.3
+# Smallest bright share of the region: tissue covers 0.36 or more of a sector image's bounding box;
+# a form's text on black covers 0.14, a lifted probe's black image next to nothing.
+MIN_BRIGHT_FRACTION = 0.25
+# Smallest spread (10th to 90th percentile) of the bright samples' grey levels: 31 for the darkest
+# BUSI image cut to a sector, 57 or more for 95 % of the set; flat fill spreads 0 to 4 levels, and at
+# most 22 under analogue noise of 6 levels (which can look textured).
+MIN_GREY_SPREAD = 26
+SPREAD_PERCENTILES = (10, 90)
+GREY_LEVELS = 256
+MOSTLY_DARK = "mostly dark"
+FLAT_FILL = "flat fill and text"
+FEW_GREY_LEVELS = "too few grey levels"
 
 
 @dataclass(frozen=True)
@@ -104,20 +150,89 @@ def undecided_banner(roi: Roi) -> tuple[str, str]:
     return UNDECIDED_BANNER_LEVEL, UNDECIDED_BANNER.format(why=roi.undecided)
 
 
+def sample(region: np.ndarray) -> np.ndarray:
+    """An evenly spaced view (no copy) of ``region`` (H, W[, C]) with about WORK_SIDE pixels on its
+    smaller side (all of it when smaller)."""
+    step = max(1, min(region.shape[:2]) // WORK_SIDE)
+    return region[::step, ::step]
+
+
+def sampled_gray(region: np.ndarray) -> np.ndarray:
+    """:func:`sample` of a gray or BGR region, as gray (BGR is converted after sampling: cheap)."""
+    picked = sample(region)
+    if picked.ndim == 2:
+        return picked
+    return cv2.cvtColor(np.ascontiguousarray(picked), cv2.COLOR_BGR2GRAY)
+
+
+def image_likeness(gray: np.ndarray, dark_level: int) -> str:
+    """``""`` when the gray ``region`` looks like an ultrasound image on a screen whose background is
+    at or below ``dark_level``, else why not (module doc: speckle, not flat fill and text). A region already sampled (smaller side
+    under twice WORK_SIDE) is used as it is."""
+    picked = sample(gray).astype(np.int16)
+    if picked.shape[0] < 2 or picked.shape[1] < 2:
+        return MOSTLY_DARK
+    bright = (picked > dark_level)[:-1, :-1]  # each sample with its right and lower neighbour
+    count = int(np.count_nonzero(bright))
+    if count < MIN_BRIGHT_FRACTION * bright.size:
+        return MOSTLY_DARK
+    right = np.abs(np.diff(picked, axis=1))[:-1, :] > TEXTURE_STEP_LEVELS
+    below = np.abs(np.diff(picked, axis=0))[:, :-1] > TEXTURE_STEP_LEVELS
+    textured = np.count_nonzero((right | below) & bright)
+    if textured < MIN_TEXTURED_FRACTION * count:
+        return FLAT_FILL
+    low, high = _percentiles(picked[:-1, :-1][bright], count)
+    if high - low < MIN_GREY_SPREAD:
+        return FEW_GREY_LEVELS
+    return ""
+
+
+def _percentiles(levels: np.ndarray, count: int) -> tuple[int, int]:
+    """The SPREAD_PERCENTILES of ``count`` grey ``levels`` (0-255), from their histogram: several
+    times faster than sorting them, which matters on every frame."""
+    cumulative = np.cumsum(np.bincount(levels, minlength=GREY_LEVELS))
+    low, high = (int(np.searchsorted(cumulative, p / 100 * count)) for p in SPREAD_PERCENTILES)
+    return low, high
+
+
+def screen_level(image: np.ndarray) -> int:
+    """The grey level at or below which a pixel of the screen ``image`` (gray or BGR) is background:
+    the border's level when the border is uniform (black, video-range black, a grey UI), else at most
+    MAX_BACKGROUND_LEVEL (the image reaches the border); plus BACKGROUND_MARGIN."""
+    height, width = image.shape[:2]
+    b = max(1, int(BORDER_FRACTION * min(height, width)))
+    strips = [image[:b], image[-b:], image[:, :b], image[:, -b:]]
+    if image.ndim == 3:  # only the border is converted
+        strips = [cv2.cvtColor(np.ascontiguousarray(s), cv2.COLOR_BGR2GRAY) for s in strips]
+    border = np.concatenate([s.ravel() for s in strips])
+    level = int(np.median(border))
+    near = np.count_nonzero(np.abs(border.astype(np.int16) - level) <= BACKGROUND_MARGIN)
+    if near < UNIFORM_BORDER_FRACTION * border.size:
+        level = min(level, MAX_BACKGROUND_LEVEL)
+    return level + BACKGROUND_MARGIN
+
+
+def content_mask(gray: np.ndarray, level: int, kernel: np.ndarray) -> np.ndarray:
+    """uint8 mask (1: content) of the pixels brighter than ``level`` that are not flat UI fill
+    (FLAT_RANGE_LEVELS; fill smaller than ``kernel`` stays content)."""
+    _, bright = cv2.threshold(gray, level, 1, cv2.THRESH_BINARY)
+    spread = cv2.morphologyEx(gray, cv2.MORPH_GRADIENT, RIM_KERNEL)
+    _, flat = cv2.threshold(spread, FLAT_RANGE_LEVELS, 1, cv2.THRESH_BINARY_INV)
+    fill = cv2.morphologyEx(cv2.bitwise_and(bright, flat), cv2.MORPH_OPEN, kernel)
+    return cv2.subtract(bright, cv2.dilate(fill, RIM_KERNEL))
+
+
 def detect_roi(image: np.ndarray) -> Roi:
-    """Find the ultrasound image area on a scanner screen (largest bright region); an
-    :func:`undecided_roi` ROI when there is none (all dark, or only small text and icons)."""
+    """Find the ultrasound image area on a scanner screen (module doc); an :func:`undecided_roi` ROI,
+    saying why, when there is none (all dark, only text and icons, flat fill, no screen border)."""
     gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     height, width = gray.shape
-    b = max(1, int(BORDER_FRACTION * min(height, width)))
-    border = np.concatenate([gray[:b].ravel(), gray[-b:].ravel(), gray[:, :b].ravel(), gray[:, -b:].ravel()])
-    background = min(int(np.median(border)), MAX_BACKGROUND_LEVEL)  # image reaching the edges: not background
-    fg = (gray > background + BACKGROUND_MARGIN).astype(np.uint8)
-    if not fg.any():  # a black screen (card starting, probe lifted): skip the costly closing
+    level = screen_level(gray)
+    if int(gray.max()) <= level:  # a black screen (card starting, probe lifted): skip the costly steps
         return undecided_roi(width, height, NO_IMAGE_FOUND)
     size = max(MIN_CLOSE_KERNEL_PX, int(round(CLOSE_KERNEL_FRACTION * min(height, width))))
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
-    fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, kernel)
+    fg = cv2.morphologyEx(content_mask(gray, level, kernel), cv2.MORPH_CLOSE, kernel)
     count, _, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
     if count <= 1:
         return undecided_roi(width, height, NO_IMAGE_FOUND)
@@ -125,6 +240,11 @@ def detect_roi(image: np.ndarray) -> Roi:
     x, y, w, h, area = (int(v) for v in stats[best])
     if area < MIN_AREA_FRACTION * width * height:  # text and icons only: not an image
         return undecided_roi(width, height, NO_IMAGE_FOUND)
+    if w == width and h == height:
+        return undecided_roi(width, height, f"{NO_IMAGE_FOUND}: {EDGE_TO_EDGE}")
+    why = image_likeness(gray[y : y + h, x : x + w], level)
+    if why:
+        return undecided_roi(width, height, f"{NO_IMAGE_FOUND}: {why}")
     return Roi(x, y, w, h)
 
 
@@ -144,3 +264,35 @@ def resolve_roi(
     if mm_per_pixel is not None and not roi.undecided:
         roi = replace(roi, mm_per_pixel=float(mm_per_pixel))
     return roi
+
+
+def clip_box(box, width: int, height: int) -> Rect:
+    """An (x, y, w, h) box as the (x0, y0, x1, y1) rectangle of it inside a ``width`` x ``height`` frame."""
+    x, y, w, h = (int(v) for v in box)
+    return max(0, x), max(0, y), min(width, x + w), min(height, y + h)
+
+
+def blank_rects(shape: tuple[int, int], roi: Roi, blank=(), keep=()) -> list[Rect]:
+    """The rectangles to blank on a screen of ``shape`` (H, W): all but (ROI + ``keep``) - ``blank``.
+
+    The screen is cut into horizontal bands at every box edge; inside a band each row is the same,
+    so the runs of blanked columns of its first row are the band's rectangles (a handful per frame
+    instead of a per-pixel mask)."""
+    height, width = shape
+    kept = np.zeros((height, width), bool)
+    boxes = [clip_box((roi.x, roi.y, roi.w, roi.h), width, height)]
+    boxes += [clip_box(k, width, height) for k in keep]
+    for x0, y0, x1, y1 in boxes:
+        kept[y0:y1, x0:x1] = True
+    cuts = [clip_box(b, width, height) for b in blank]
+    for x0, y0, x1, y1 in cuts:
+        kept[y0:y1, x0:x1] = False
+    edges = sorted({0, height} | {v for b in boxes + cuts for v in (b[1], b[3]) if 0 <= v <= height})
+    rects = []
+    for top, bottom in zip(edges, edges[1:], strict=False):
+        if top >= bottom:
+            continue
+        change = np.diff(np.concatenate(([1], kept[top].view(np.int8), [1])))
+        starts, ends = np.flatnonzero(change == -1), np.flatnonzero(change == 1)
+        rects += [(int(s), top, int(e), bottom) for s, e in zip(starts, ends, strict=False)]
+    return rects

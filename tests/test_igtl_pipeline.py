@@ -153,6 +153,8 @@ def test_live_igtl_out_labelmaps_equal_replay_masks(tmp_path, busi_sample, frame
                 "--igtl-out",
                 f"127.0.0.1:{plus.port}",
                 "--headless",
+                "--roi",  # the whole PLUS image, as replay --roi full: the equality proves a configured ROI is used
+                "full",
                 "--mode",
                 "strict",
                 "--duration",
@@ -192,6 +194,8 @@ def test_live_igtl_serve_in_latest_mode_sends_each_mask_with_its_own_frame(
                 "--igtl-serve",
                 str(port),
                 "--headless",
+                "--roi",
+                "full",
                 "--mode",
                 "latest",
                 "--duration",

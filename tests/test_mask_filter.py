@@ -187,7 +187,16 @@ def test_replay_shows_and_saves_the_filtered_mask(filtered_model, busi_sample, t
     for name, model in filtered_model.items():
         out = tmp_path / name
         sonomap(
-            "replay", busi_sample / "images", "--model", model, "--save-masks", out, "--out", out / "o.mp4"
+            "replay",
+            busi_sample / "images",
+            "--roi",
+            "full",
+            "--model",
+            model,
+            "--save-masks",
+            out,
+            "--out",
+            out / "o.mp4",
         )
         saved[name] = {
             p.name: cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in sorted(out.glob("*_mask.png"))

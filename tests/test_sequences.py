@@ -85,6 +85,8 @@ def test_live_session_round_trips_through_a_sequence(tmp_path, busi_sample, mode
                 "--source",
                 f"igtl://127.0.0.1:{plus.port}?device={DEVICE}&timeout=10",
                 "--headless",
+                "--roi",  # the whole PLUS image goes into the sequence
+                "full",
                 "--mode",
                 "strict",
                 "--duration",

@@ -6,7 +6,9 @@ Output: :class:`edge_runtime.frames.Frame` with the BGR image and, in ``meta``:
 (row, col mm), ``ijk_to_ras`` (4x4), ``ijk_to_world`` + ``igtl_coordinate_system``
 (as sent), ``igtl_layout`` (k, j, i), ``device``, ``igtl_timestamp`` (the message's own
 timestamp, sender clock), ``igtl_received_wall``, ``transforms`` (device -> 4x4, the
-newest TRANSFORM of each device when the image arrived) and ``default_roi`` ("full").
+newest TRANSFORM of each device when the image arrived). The ROI is chosen as for any other source
+(``roi.rect``, auto-detected by default): a frame grabber sends the whole scanner screen, patient line
+and all, unless PLUS crops it to the image.
 
 Query keys: ``device`` (default: the first IMAGE device seen), ``timeout`` (seconds
 without a new frame before the stream ends with InputError, default 2: under ``live``
@@ -32,7 +34,6 @@ WAIT_POLL_S = 0.25  # how often an idle iterator checks close()
 QUERY_KEYS = ("device", "timeout", "backoff_max", "idle_timeout", "max_body_mb")
 NO_FRAME_TIMEOUT_S = 2.0  # matches /healthz's "newest frame < 2 s old"
 MIB = 1024 * 1024
-DEFAULT_ROI = "full"
 
 
 def parse_igtl_spec(spec: str) -> dict:
@@ -80,9 +81,6 @@ def frame_meta(image: IgtlImage) -> dict:
         "igtl_timestamp": image.timestamp,
         "igtl_received_wall": image.received_wall,
         "transforms": image.transforms,
-        # The IMAGE is already the ultrasound area (no scanner UI around it): segment all of
-        # it unless --roi says otherwise. In meta, so it survives wrappers (ResilientSource).
-        "default_roi": DEFAULT_ROI,
     }
 
 
@@ -90,7 +88,6 @@ class IgtlSource(Source):
     """Live source: iterating yields each newest IMAGE once (older ones are dropped)."""
 
     live = True
-    default_roi = DEFAULT_ROI
 
     def __init__(self, spec: str):
         self.spec = spec

@@ -31,11 +31,12 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from edge_runtime import roi as roi_stage
 from edge_runtime import yuv
 from edge_runtime.config_schema import PrivacyConfig, RuntimeConfig
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Frame, Source
-from edge_runtime.roi import Roi, resolve_roi, undecided_roi
+from edge_runtime.roi import Rect, Roi, blank_rects, clip_box, resolve_roi, undecided_roi
 
 log = logging.getLogger("sonomap.privacy")
 roi_log = logging.getLogger("sonomap.pipeline")  # the ROI is the pipeline's news, not a privacy event
@@ -49,13 +50,16 @@ OPT_OUT_WARNING = (
     "carry the whole scanner screen, including any patient name, ID or birth date it shows"
 )
 FULL_ROI_WARNING = (
-    "roi.rect is 'full': the whole screen counts as the ultrasound area, so only the "
-    "privacy.blank boxes are blanked"
+    "frame %d: the whole frame is the ultrasound area (%s): only the privacy.blank boxes are blanked, "
+    "so a patient name, ID or birth date anywhere on it leaves the process"
 )
-Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive ends)
 # While no ROI is decided, auto-detection tries again every this many frames: a try costs about
 # 20 ms of the capture thread on a 1080p screen that is not all black (a black one: about 1 ms).
 REDETECT_EVERY_FRAMES = 5
+# An auto-detected ROI is checked to still look like an image every this many frames, and chosen
+# again when not (the operator opened the patient form). Every frame: an unchecked frame would let a
+# form shown in the ROI out, and a check costs about 0.2 ms (YUV) or 0.3 ms (BGR) per 1080p frame.
+RECHECK_EVERY_FRAMES = 1
 # Smaller frames are refused: ROI detection, the overlay and the encoders need a few pixels each way.
 MIN_FRAME_W, MIN_FRAME_H = 16, 16
 
@@ -65,10 +69,13 @@ class RoiChooser:
     again on a new size, a new capture session (a re-plugged device may come back with another layout)
     or after :meth:`forget` (a config reload). A frame tagged with its ROI already keeps it.
     ``config``: the runtime config (its ``roi`` section is read at each new choice). A screen with no
-    image (card starting, probe lifted), or a configured rect that no longer fits after a size change,
-    gives an undecided ROI (:func:`edge_runtime.roi.undecided_roi`: whole frame blanked, AI off) until a
-    later try decides one; a rect that does not fit the first frame is a ConfigError. Every frame of
-    every source passes here, so frames below MIN_FRAME_W x MIN_FRAME_H are refused here."""
+    image (card starting, probe lifted, a patient form), or a configured rect that no longer fits after
+    a size change, gives an undecided ROI (:func:`edge_runtime.roi.undecided_roi`: whole frame blanked,
+    AI off) until a later try decides one; a rect that does not fit the first frame is a ConfigError.
+    An auto-detected ROI is chosen again as soon as its content stops looking like an image
+    (RECHECK_EVERY_FRAMES). The whole frame as the image is logged as a warning each time it is
+    chosen. Every frame of every source passes here, so frames below MIN_FRAME_W x MIN_FRAME_H are
+    refused here."""
 
     def __init__(self, config: RuntimeConfig):
         self.config = config
@@ -77,7 +84,8 @@ class RoiChooser:
         self.size: tuple | None = None  # (H, W) of the last frame seen; a reload checks a new rect on it
         self.index = -1  # of the last frame seen (a rejected reload names it)
         self.undecided_frames = 0  # frames blanked whole because no ROI was decided (the summary)
-        self._since_try = 0
+        self._since_try = 0  # frames since the last choice or check
+        self._level: int | None = None  # the screen's dark level while the ROI is auto-detected
 
     def forget(self) -> None:
         """Choose again on the next frame; :attr:`roi` stays for a display drawing meanwhile."""
@@ -90,15 +98,26 @@ class RoiChooser:
         self._check_size(frame, shape)
         self.size, self.index, roi = shape, frame.index, self.roi
         again = roi is None or shape != self.shape or bool(frame.meta.get("session_start"))
-        if not again and roi.undecided:
-            self._since_try += 1
-            again = self._since_try >= REDETECT_EVERY_FRAMES
-        if again:
+        if again or self._due(frame, roi):
             roi = self._choose(frame, shape)
         if roi.undecided:
             self.undecided_frames += 1
         frame.meta[ROI_META_KEY] = roi  # no later stage chooses again for this frame
         return roi
+
+    def _due(self, frame: Frame, roi: Roi) -> bool:
+        """Whether to choose again within a session: an undecided ROI every REDETECT_EVERY_FRAMES, an
+        auto-detected one when its content no longer looks like an image (checked on the raw frame)."""
+        self._since_try += 1
+        if roi.undecided:
+            return self._since_try >= REDETECT_EVERY_FRAMES
+        if self._level is None or self._since_try < RECHECK_EVERY_FRAMES:
+            return False
+        self._since_try = 0
+        why = roi_stage.image_likeness(_sampled_roi(frame, roi), self._level)
+        if why:
+            roi_log.info("frame %d: the ROI no longer looks like an ultrasound image (%s)", frame.index, why)
+        return bool(why)
 
     def _check_size(self, frame: Frame, shape: tuple) -> None:
         height, width = shape
@@ -111,9 +130,10 @@ class RoiChooser:
 
     def _choose(self, frame: Frame, shape: tuple) -> Roi:
         r = self.config.roi
-        rect = r.rect
-        if rect in (None, "auto") and frame.meta.get("default_roi"):
-            rect = frame.meta["default_roi"]  # e.g. OpenIGTLink IMAGEs are already the ultrasound area
+        rect, origin = r.rect, "roi.rect"
+        auto = rect in (None, "auto")
+        if auto and frame.meta.get("default_roi"):
+            rect, origin, auto = frame.meta["default_roi"], "the source's default", False  # e.g. a sequence
         # A YUV frame's full-range luma is the gray screen auto-detection looks at (no BGR made).
         if isinstance(frame, yuv.YuvFrame):
             screen = yuv.full_range_luma(yuv.planes(frame.i420)[0])
@@ -127,6 +147,9 @@ class RoiChooser:
             # a source that changed its frame size mid-run: the video goes on, blanked, AI off
             roi = undecided_roi(shape[1], shape[0], str(exc))
         before, self.roi, self.shape, self._since_try = self.roi, roi, shape, 0
+        self._level = roi_stage.screen_level(screen) if auto and not roi.undecided else None
+        if not roi.undecided and roi.as_list() == [0, 0, shape[1], shape[0]] and roi != before:
+            log.warning(FULL_ROI_WARNING, frame.index, origin)
         if roi.undecided and not (before is not None and before.undecided == roi.undecided):
             log.warning(
                 "frame %d: %s: the AI is off and outputs get a blank frame until a ROI is decided",
@@ -140,35 +163,13 @@ class RoiChooser:
         return roi
 
 
-def _clip(box, width: int, height: int) -> Rect:
-    x, y, w, h = (int(v) for v in box)
-    return max(0, x), max(0, y), min(width, x + w), min(height, y + h)
-
-
-def blank_rects(shape: tuple[int, int], roi: Roi, blank=(), keep=()) -> list[Rect]:
-    """The rectangles to blank on a screen of ``shape`` (H, W): all but (ROI + ``keep``) - ``blank``.
-
-    The screen is cut into horizontal bands at every box edge; inside a band each row is the same,
-    so the runs of blanked columns of its first row are the band's rectangles (a handful per frame
-    instead of a per-pixel mask)."""
-    height, width = shape
-    kept = np.zeros((height, width), bool)
-    boxes = [_clip((roi.x, roi.y, roi.w, roi.h), width, height)]
-    boxes += [_clip(k, width, height) for k in keep]
-    for x0, y0, x1, y1 in boxes:
-        kept[y0:y1, x0:x1] = True
-    cuts = [_clip(b, width, height) for b in blank]
-    for x0, y0, x1, y1 in cuts:
-        kept[y0:y1, x0:x1] = False
-    edges = sorted({0, height} | {v for b in boxes + cuts for v in (b[1], b[3]) if 0 <= v <= height})
-    rects = []
-    for top, bottom in zip(edges, edges[1:], strict=False):
-        if top >= bottom:
-            continue
-        change = np.diff(np.concatenate(([1], kept[top].view(np.int8), [1])))
-        starts, ends = np.flatnonzero(change == -1), np.flatnonzero(change == 1)
-        rects += [(int(s), top, int(e), bottom) for s, e in zip(starts, ends, strict=False)]
-    return rects
+def _sampled_roi(frame: Frame, roi: Roi) -> np.ndarray:
+    """The ROI of the raw ``frame`` as a gray :func:`edge_runtime.roi.sample` (a YUV frame's
+    luma as full range), without converting the whole frame."""
+    if isinstance(frame, yuv.YuvFrame):
+        luma = roi_stage.sample(roi.crop(yuv.planes(frame.i420)[0]))
+        return yuv.full_range_luma(np.ascontiguousarray(luma))
+    return roi_stage.sampled_gray(roi.crop(frame.image))
 
 
 def blank_bgr(image: np.ndarray, rects: list[Rect]) -> None:
@@ -202,7 +203,7 @@ class ScreenBlanker:
             if roi.undecided:  # no image area decided: nothing of the screen leaves the process
                 self._cache = (key, ([(0, 0, shape[1], shape[0])], []))
                 return self._cache[1]
-            inside = [_clip((x - roi.x, y - roi.y, w, h), roi.w, roi.h) for x, y, w, h in self.blank]
+            inside = [clip_box((x - roi.x, y - roi.y, w, h), roi.w, roi.h) for x, y, w, h in self.blank]
             inside = [r for r in inside if r[0] < r[2] and r[1] < r[3]]
             self._cache = (key, (blank_rects(shape, roi, self.blank, self.keep), inside))
         return self._cache[1]
@@ -280,8 +281,6 @@ def wrap(source: Source, config: RuntimeConfig, choose_roi: Callable[[Frame], Ro
     if not privacy.deidentify:
         log.warning(OPT_OUT_WARNING)
         return source
-    if str(config.roi.rect).lower() == "full":
-        log.warning(FULL_ROI_WARNING)
     return DeidentifiedSource(source, privacy, choose_roi, keep_screen=bool(config.sinks.window))
 
 
