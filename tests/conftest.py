@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -54,6 +54,28 @@ def simulated_case(busi_sample, tmp_path_factory) -> Path:
         params=SimParams(core=CoreParams(mpp=8.0)),
     )
     return out / made["cases"][0]["case_id"]
+
+
+@pytest.fixture(scope="session")
+def simulated_cases(busi_sample, tmp_path_factory) -> Callable[[int], Path]:
+    """n -> a folder of n simulated biopsy cases (seed 41, 8 µm/px slides) from the vendored sample,
+    made once per n and process. Shared: a test copies it (shutil.copytree) before changing it."""
+    made: dict[int, Path] = {}
+
+    def folder(n: int) -> Path:
+        if n not in made:
+            made[n] = tmp_path_factory.mktemp(f"simulated_{n}") / "cases"
+            simulate_cases(
+                busi_sample / "images",
+                busi_sample / "masks",
+                made[n],
+                n,
+                seed=41,
+                params=SimParams(core=CoreParams(mpp=8.0)),
+            )
+        return made[n]
+
+    return folder
 
 
 def _tree_state(root: Path) -> dict[str, tuple[int, int]]:

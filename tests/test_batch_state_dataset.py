@@ -9,37 +9,20 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
 from cli import sonomap
 
 from registration.batch import register_batch
-from registration.sim.biopsy_core import CoreParams
-from registration.sim.simulate import SimParams, simulate_cases
 
 N_CASES = 5
 
 
-@pytest.fixture(scope="module")
-def simulated(busi_sample, tmp_path_factory):
-    out = tmp_path_factory.mktemp("state_dataset") / "cases"
-    simulate_cases(
-        busi_sample / "images",
-        busi_sample / "masks",
-        out,
-        N_CASES,
-        seed=41,
-        params=SimParams(core=CoreParams(mpp=8.0)),
-    )
-    return out
-
-
 @pytest.fixture()
-def cases(simulated, tmp_path):
-    d = tmp_path / "cases"
-    shutil.copytree(simulated, d)
-    return d
+def cases(simulated_cases, tmp_path):
+    return Path(shutil.copytree(simulated_cases(N_CASES), tmp_path / "cases"))
 
 
 def _ids(ds) -> set[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -17,32 +18,14 @@ from cli import sonomap
 
 import edge_runtime.case_report as case_report
 from registration.batch import register_batch
-from registration.sim.biopsy_core import CoreParams
-from registration.sim.simulate import SimParams, simulate_cases
 
 EMPTY_ANNOTATION = '{"type": "FeatureCollection", "features": []}'
 CANCER, UNKNOWN = 1, 255
 
 
-@pytest.fixture(scope="module")
-def simulated(busi_sample, tmp_path_factory):
-    out = tmp_path_factory.mktemp("state_inputs") / "cases"
-    simulate_cases(
-        busi_sample / "images",
-        busi_sample / "masks",
-        out,
-        2,
-        seed=41,
-        params=SimParams(core=CoreParams(mpp=8.0)),
-    )
-    return out
-
-
 @pytest.fixture()
-def cases(simulated, tmp_path):
-    d = tmp_path / "cases"
-    shutil.copytree(simulated, d)
-    return d
+def cases(simulated_cases, tmp_path):
+    return Path(shutil.copytree(simulated_cases(2), tmp_path / "cases"))
 
 
 def _with_prediction(folder) -> None:

@@ -14,27 +14,15 @@ import pytest
 import yaml
 from cli import sonomap
 
-from registration.sim.biopsy_core import CoreParams
-from registration.sim.simulate import SimParams, simulate_cases
-
 CLI_TIMEOUT_S = 300
 PATIENT = "MRN4711"  # what the lab's file names carry
 SLIDE, ANNOTATION = f"DOE_JANE_{PATIENT}.ome.tif", f"Doe_Jane_{PATIENT}_annot.geojson"
 KEPT_SHARE = 0.6  # of the slide file: its pyramid levels cut short
 
 
-@pytest.fixture(scope="module")
-def simulated(busi_sample, tmp_path_factory):
-    out = tmp_path_factory.mktemp("state_privacy") / "cases"
-    simulate_cases(
-        busi_sample / "images",
-        busi_sample / "masks",
-        out,
-        2,
-        seed=41,
-        params=SimParams(core=CoreParams(mpp=8.0)),
-    )
-    return out
+@pytest.fixture()
+def simulated(simulated_cases):
+    return simulated_cases(2)
 
 
 def _rename_inputs(folder) -> None:
