@@ -4,50 +4,23 @@ the old backend inferring (and the error is logged); a good change is applied, a
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
-import threading
-import time
 import urllib.request
 
 import yaml
+from live_process import LiveProcess
 from loopback import free_port
 from prometheus_client.parser import text_string_to_metric_families
 from runtime_model import dark_onnx
 
 STARTUP_S = 90
 APPLY_S = 60
-POLL_S = 0.2
 
 
-class Live:
-    """`sonomap live` in a subprocess; stderr collected line by line while it runs."""
+class Live(LiveProcess):
+    """`sonomap live --config CONFIG --headless` with its metrics."""
 
     def __init__(self, config, port: int):
-        self.port = port
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "edge_runtime.cli",
-                "live",
-                "--config",
-                str(config),
-                "--headless",
-                "--http",
-                f"127.0.0.1:{port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip("\n"))
+        super().__init__("--config", config, "--headless", port=port)
 
     def metrics(self) -> tuple[int, dict[str, str]]:
         """(predictions made so far, backend info labels), from /metrics."""
@@ -63,20 +36,6 @@ class Live:
         info = [s.labels for s in samples if s.name == "sonomap_backend_info" and s.value == 1]
         return (int(count[0]) if count else 0), (info[0] if info else {})
 
-    def wait(self, what, timeout: float, message: str):
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, "\n".join(self.lines[-30:])
-            try:
-                last = what()
-            except OSError:  # not listening yet
-                last = None
-            if last:
-                return last
-            time.sleep(POLL_S)
-        raise AssertionError(f"timed out waiting for {message}; log tail: {self.lines[-10:]}")
-
     def predictions_grow(self, by: int, timeout: float) -> dict[str, str]:
         start, _ = self.metrics()
         return self.wait(
@@ -84,17 +43,6 @@ class Live:
             timeout,
             f"{by} more predictions",
         )
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=30)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            self.reader.join(timeout=5)
 
 
 def write_config(path, inference: dict) -> None:

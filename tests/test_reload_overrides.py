@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import threading
-import time
 from pathlib import Path
 
 import av
 import numpy as np
 import yaml
-from loopback import LIVE_START_TIMEOUT_S, SONOMAP, free_port, get
+from live_process import LiveProcess
+from loopback import LIVE_START_TIMEOUT_S, get
 from runtime_model import dark_onnx
 
 from edge_runtime.cli import build_parser
@@ -26,8 +24,6 @@ from edge_runtime.render.hudrow import AI_BADGE_BGR
 FRAMES_BEFORE_RELOAD = 10
 FRAMES_AFTER_RELOAD = 20  # the AI came back on within a frame or two of the reload before the fix
 RELOAD_S = 30
-STOP_S = 30
-POLL_S = 0.2
 BADGE_TOLERANCE = 45  # per channel, after H.264
 BADGE_MIN_PIXELS = 100  # a badge is ~100 x 26 px; its text takes part of it
 CLI_EMA, CLI_MM_PER_PIXEL, CLI_ROI = 0.5, 0.2, "full"
@@ -41,24 +37,8 @@ def badge_pixels(image: np.ndarray) -> dict[str, int]:
     }
 
 
-class LiveRun:
-    """`sonomap live` in a subprocess, its stderr collected line by line while it runs."""
-
-    def __init__(self, *args: str):
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            [*SONOMAP, "live", *args, "--http", f"127.0.0.1:{self.port}"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip("\n"))
+class LiveRun(LiveProcess):
+    """`sonomap live ARGS` with the frames it rendered so far."""
 
     def frames(self) -> int:
         """Frames rendered so far (/stats.json); 0 before the server listens."""
@@ -67,27 +47,6 @@ class LiveRun:
         except OSError:
             return 0
         return json.loads(body)["frames"] if status == 200 else 0
-
-    def wait(self, what, timeout: float, message: str):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, "\n".join(self.lines[-30:])
-            found = what()
-            if found:
-                return found
-            time.sleep(POLL_S)
-        raise AssertionError(f"timed out waiting for {message}; log tail: {self.lines[-10:]}")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=STOP_S)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            self.reader.join(timeout=5)
 
 
 def test_sighup_with_the_file_unchanged_keeps_no_ai_and_writes_the_summary(tmp_path):
