@@ -58,7 +58,9 @@ def _file_lack(base: Path, value, key: str, what: str) -> Lack | None:
     if value is None or value == "":
         return Lack(f"{what} ({key})")
     if isinstance(value, str) and not (base / value).is_file():  # absolute paths pass through the join
-        return Lack(f"{what} file {Path(value).name} ({key}) not in the folder yet")
+        # named by its key, not its file name: the lab's file names often carry the patient's name,
+        # and this text goes to batch_report.json, the log and stdout
+        return Lack(f"{what} file ({key}) not in the folder yet")
     return None  # present, or of a wrong type: the loader names that
 
 
