@@ -38,7 +38,12 @@ def input_keys(spec: CaseSpec) -> dict[str, str]:
 
 
 def refuse_overwriting_inputs(spec: CaseSpec, out: Path) -> None:
-    """InputError naming ``out`` and the case.yaml key when an output file would replace an input."""
+    """InputError naming ``out`` when it cannot be the output folder (a file is there), or naming it
+    and the case.yaml key when an output file would replace an input. Checked before the
+    registration runs, so a wrong --out costs no minutes of work."""
+    for folder in (out, *out.parents):
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"--out {out}: {folder} is a file, not a folder")
     for path, key in input_keys(spec).items():
         for name in OUTPUT_FILES:
             if same_file(out / name, path):

@@ -83,3 +83,20 @@ def test_an_implausible_slide_scale_is_refused_naming_the_key(case, tmp_path, ke
         ConfigError, match=rf"case.yaml: pathology.{key}={value} is implausible .*\[0.05, 50\]"
     ):
         register_case(case / "case.yaml", tmp_path / "o")
+
+
+def test_an_out_that_is_a_file_is_refused_before_the_registration_runs(case, tmp_path, monkeypatch):
+    """A file where the output folder (or one above it) should be: one line at once, not after the
+    minutes the slide takes; nothing is read beyond case.yaml."""
+    import registration.pipeline as pipeline
+
+    def never(*args, **kwargs):
+        raise AssertionError("the ultrasound was read before --out was checked")
+
+    monkeypatch.setattr(pipeline, "load_ultrasound", never)
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    for out in (afile, afile / "sub"):
+        with pytest.raises(InputError, match=f"--out {out}: {afile} is a file, not a folder"):
+            register_case(case / "case.yaml", out)
+    assert afile.read_text() == "not a folder"
