@@ -18,7 +18,6 @@ follows its byte-order mark or declaration. The format is told by the first char
 
 from __future__ import annotations
 
-import codecs
 import json
 import math
 import xml.etree.ElementTree as ET
@@ -30,6 +29,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.errors import InputError
+from registration.annotation_text import first_character
 
 SUBPIXEL_BITS = 4  # cv2.fillPoly fixed-point precision: 1/16 pixel
 # Largest |coordinate| accepted: rasterise's fixed-point int32 (x * 2**SUBPIXEL_BITS) must not
@@ -40,15 +40,6 @@ ASAP_OUTLINES = ("Polygon", "Spline", "Rectangle")  # ASAP Types that enclose an
 ASAP_NO_AREA = ("Dot", "PointSet", "Measurement")  # points and a ruler line
 ASAP_DEFAULT_TYPE = "Polygon"  # an Annotation without a Type attribute (hand-written files)
 MIN_OUTLINE_POINTS = 3
-HEAD_BYTES = 64  # enough to see past a byte-order mark and leading whitespace to the first character
-# longest first: the UTF-32 LE mark begins with the UTF-16 LE one
-BYTE_ORDER_MARKS = (
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
 
 
 @dataclass
@@ -239,27 +230,10 @@ def load_asap_xml(path: Path, cancer, ignore, exclude) -> Annotations:
     return out
 
 
-def _first_character(head: bytes) -> str:
-    """The first non-blank character of a file starting with ``head``, read past a byte-order mark."""
-    for mark, encoding in BYTE_ORDER_MARKS:
-        if head.startswith(mark):
-            text = head.decode(encoding, errors="ignore")  # a cut multi-byte character at the end
-            break
-    else:
-        text = head.decode("latin-1")  # any byte is a character: only the first one matters
-    text = text.lstrip("\ufeff \t\r\n")
-    return text[:1]
-
-
 def load_annotations(path: str | Path, cancer, ignore, exclude) -> Annotations:
     """Dispatch on content: XML (``<`` after any byte-order mark) -> ASAP, otherwise GeoJSON."""
     path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(HEAD_BYTES)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read annotations ({exc})") from exc
-    if _first_character(head) == "<":
+    if first_character(path) == "<":
         ann = load_asap_xml(path, cancer, ignore, exclude)
     else:
         ann = load_geojson(path, cancer, ignore, exclude)

@@ -59,7 +59,6 @@ from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.privacy import redact
 from edge_runtime.yamlfile import read_yaml_mapping
 from registration.batch_dataset import (
-    REMOVED,
     copy_into_layout,
     is_done,
     patient_rows,
@@ -211,14 +210,6 @@ def _damaged_elsewhere(ds: Path, ids: set[str], failed: list) -> None:
             failed.append(_failure(rep, exc))
 
 
-def _print_removed(removed: list[dict]) -> None:
-    """The cases that left the dataset, on stdout: a heading with the count, one line each."""
-    if removed:
-        print(f"removed from the dataset: {len(removed)} (image and label moved to {REMOVED}/)")
-    for r in removed:
-        print(f"  removed: {r['id']} ({r['reason']})")
-
-
 def register_batch(
     cases_dir,
     out_dataset,
@@ -228,7 +219,7 @@ def register_batch(
     dedup: bool = False,
 ) -> dict:
     """Register every case under cases_dir into out_dataset; return the batch summary dict (also
-    written as batch_report.json); the cases removed from the dataset are printed on stdout."""
+    written as batch_report.json), the cases removed from the dataset under ``removed_cases``."""
     ds = Path(out_dataset)
     cases = find_cases(Path(cases_dir))
     refuse_foreign_dataset(ds)
@@ -305,5 +296,4 @@ def register_batch(
         "warnings": sum(len(d["warnings"]) for d in done),
     }
     write_json(ds / "batch_report.json", summary)
-    _print_removed(removed)
     return summary

@@ -66,6 +66,7 @@ def _register(args) -> int:
 
 def _register_batch(args) -> int:
     from registration.batch import register_batch
+    from registration.batch_dataset import REMOVED
 
     if args.min_quality is not None and not 0.0 <= args.min_quality <= 1.0:
         raise SonomapError(f"--min-quality {args.min_quality}: must be between 0 and 1")
@@ -88,6 +89,10 @@ def _register_batch(args) -> int:
         print(f"  review: {h['id']} quality {h['quality']:.2f} (weakest: {h['weakest']}) {h['qa']}")
     for f in s["failures"]:
         print(f"  failed: {f['error']}")
+    if s["removed"]:
+        print(f"removed from the dataset: {s['removed']} (image and label moved to {REMOVED}/)")
+    for r in s["removed_cases"]:
+        print(f"  removed: {r['id']} ({r['reason']})")
     # cases waiting for pathology are not failures: a batch of only those succeeds with nothing to do
     nothing = s["registered"] + s["skipped_done"] + s["held_for_review"] == 0
     if nothing and (s["failed"] or not s["pending"]):
