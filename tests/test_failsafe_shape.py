@@ -9,12 +9,13 @@ import logging
 import numpy as np
 from clips import write_bar_clip
 from runtime_model import dark_onnx
+from state_log import States
 
 from edge_runtime import config as cfg
 from edge_runtime.backends import failsafe
 from edge_runtime.backends.base import Backend
 from edge_runtime.backends.failsafe import BANNER_NAN, GuardedInference
-from edge_runtime.frames import Observer, Prediction
+from edge_runtime.frames import Prediction
 from edge_runtime.manifest import load_manifest
 from edge_runtime.pipeline.graph import Pipeline
 from edge_runtime.stats import Stats
@@ -70,17 +71,6 @@ def test_a_probability_at_the_models_size_is_no_fault():
     guard = GuardedInference(lambda: ModelSize(dark_onnx(), load_manifest(dark_onnx())), Stats())
     prediction = guard.infer(np.zeros(ROI_SHAPE, np.uint8))
     assert prediction is not None and prediction.prob.shape == ROI_SHAPE and guard.fault is None
-
-
-class States(Observer):
-    def __init__(self):
-        self.seen: list[tuple[str, bool]] = []
-
-    def on_frame(self, frame, prediction, rendered, stats):
-        self.seen.append((stats["ai"]["state"], prediction is not None))
-
-    def close(self):
-        pass
 
 
 def test_replay_shows_ai_error_not_ai_on_for_a_wrong_shape_mask(tmp_path):

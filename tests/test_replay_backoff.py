@@ -16,10 +16,11 @@ from cli import sonomap
 from clips import write_bar_clip
 from onnx import TensorProto, helper
 from runtime_model import dark_onnx, folded_manifest, save_graph_model
+from state_log import States
 
 from edge_runtime import config as cfg
 from edge_runtime.backends.base import Backend
-from edge_runtime.frames import Observer, Prediction
+from edge_runtime.frames import Prediction
 from edge_runtime.manifest import load_manifest
 from edge_runtime.pipeline.graph import Pipeline
 
@@ -49,19 +50,6 @@ class FaultOnce(Backend):
             raise RuntimeError("injected transient fault")
         prob = np.full(gray_roi.shape, 0.9, np.float32)
         return Prediction((prob > 0.5).astype(np.uint8), prob, 1.0)
-
-
-class States(Observer):
-    """The AI state and whether a prediction came with it, per delivered frame."""
-
-    def __init__(self):
-        self.seen: list[tuple[str, bool]] = []
-
-    def on_frame(self, frame, prediction, rendered, stats):
-        self.seen.append((stats["ai"]["state"], prediction is not None))
-
-    def close(self):
-        pass
 
 
 def test_one_transient_fault_costs_one_frame_and_is_counted(tmp_path):
