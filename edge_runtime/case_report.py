@@ -147,6 +147,14 @@ def changed_inputs(report: dict, paths: dict[str, Path], stats: dict | None = No
     return changed, confirmed
 
 
+def changed_since(report: dict, report_path: Path, case: dict, case_yaml: Path) -> list[str]:
+    """The case.yaml keys of the inputs that changed since ``report`` (at ``report_path``) was made
+    from the case.yaml mapping ``case`` (at ``case_yaml``): :func:`changed_inputs` with the files it
+    names now and the stats stored beside the report."""
+    changed, _ = changed_inputs(report, input_paths(case, case_yaml), read_input_stats(report_path))
+    return changed
+
+
 def changed_reason(changed: list[str]) -> str:
     """One phrase for :func:`changed_inputs`' keys: which inputs changed since the registration."""
     return f"{', '.join(changed)} changed since it was registered"

@@ -24,10 +24,8 @@ from pathlib import Path
 
 from edge_runtime.case_report import (
     REPORT,
-    changed_inputs,
     changed_reason,
-    input_paths,
-    read_input_stats,
+    changed_since,
     read_report,
 )
 from edge_runtime.errors import InputError, SonomapError
@@ -72,7 +70,7 @@ def out_of_date(status: CaseStatus, dataset: Path) -> str | None:
         case = read_yaml_mapping(status.case_yaml, "case file")
     except SonomapError as exc:
         return str(exc)
-    changed, _ = changed_inputs(report, input_paths(case, status.case_yaml), read_input_stats(report_path))
+    changed = changed_since(report, report_path, case, status.case_yaml)
     return f"registered from earlier inputs: {changed_reason(changed)}" if changed else None
 
 

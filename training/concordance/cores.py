@@ -28,10 +28,8 @@ import numpy as np
 
 from edge_runtime.case_report import (
     REPORT,
-    changed_inputs,
     changed_reason,
-    input_paths,
-    read_input_stats,
+    changed_since,
     read_report,
 )
 from edge_runtime.errors import InputError, SonomapError
@@ -116,7 +114,7 @@ def _report(path: Path, case_yaml: Path, case: dict) -> dict:
     annotation or slide would make the stored label stale, and register-batch registers such a case
     again."""
     report = read_report(path)
-    changed, _ = changed_inputs(report, input_paths(case, case_yaml), read_input_stats(path))
+    changed = changed_since(report, path, case, case_yaml)
     if "case.yaml" in changed:
         raise InputError(f"{case_yaml}: changed since it was registered ({path}); run register-batch again")
     if changed:
