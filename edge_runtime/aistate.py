@@ -33,6 +33,10 @@ log = logging.getLogger("sonomap.aistate")
 ON, LOADING, STALLED, ERROR, OFF = "ON", "LOADING", "STALLED", "ERROR", "OFF"
 STATES = (ON, LOADING, STALLED, ERROR, OFF)
 UNHEALTHY = (STALLED, ERROR)  # /healthz answers 503 in these (the video itself still flows)
+# the badge's detail where the schedule, not the monitor, knows why no mask is drawn
+NO_SIGNAL_DETAIL = "no signal"  # the detail on a NO SIGNAL screen (AI OFF: nothing to infer)
+WAITING_DETAIL = "waiting for a result"  # AI LOADING: AI ON, but no result for this frame's ROI yet
+SKIPPED_DETAIL = "frame not analysed"  # strict live: the AI was busy with an earlier frame, none drawn
 STATE_BANNERS = {  # non-ON states also get a full-width banner: raw video must not read as "no cancer"
     LOADING: ("info", "AI LOADING: {detail} - raw ultrasound only"),
     STALLED: ("error", "AI STALLED: no answer for {detail} - raw ultrasound only"),

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from runtime_model import dark_onnx
 
+from edge_runtime.aistate import ON, SKIPPED_DETAIL
 from edge_runtime.backends.onnxruntime import OnnxRuntimeBackend
 from edge_runtime.config import build_config
 from edge_runtime.frames import Observer
@@ -48,6 +49,14 @@ class FaultyBackend(OnnxRuntimeBackend):
             raise RuntimeError(f"injected fault on call {self.calls}")
         if self.delay_s:
             time.sleep(self.delay_s)
+        return super().infer(gray)
+
+
+class SometimesSlow(FaultyBackend):
+    """Every other call takes three frame intervals (at 30 fps); the others answer at once."""
+
+    def infer(self, gray):
+        self.delay_s = 0.1 if self.calls % 2 else 0.0
         return super().infer(gray)
 
 
@@ -99,6 +108,21 @@ def test_live_strict_mode_draws_only_a_frames_own_mask():
     with_mask = [(f, p) for f, p, _, _ in collect.items if p is not None]
     assert with_mask, "no frame got its own mask"
     assert all(p.frame is f for f, p in with_mask)
+
+
+def test_live_strict_mode_labels_a_frame_the_ai_skipped():
+    """A slow AI skips frames in strict mode; each one is shown raw, and its badge must not read as a
+    bare AI ON (which over raw video would look like "no cancer")."""
+    collect = Collect(keep_images=0)
+    slow = SometimesSlow(dark_onnx())
+    config = live_config(live={"mode": "strict", "stale_ms": 30})  # waits 30 ms for a frame's own mask
+    Pipeline(config, observers=[collect], backend=slow).run()
+    on = [(p is not None, s["ai"]["detail"]) for _, p, _, s in collect.items if s["ai"]["state"] == ON]
+    skipped = [detail for has_mask, detail in on if not has_mask]
+    assert skipped, "the slow AI skipped no frame: the test shows nothing"
+    assert set(skipped) == {SKIPPED_DETAIL}
+    assert any(has_mask for has_mask, _ in on)  # frames with their own mask still say plain AI ON
+    assert all(detail != SKIPPED_DETAIL for has_mask, detail in on if has_mask)
 
 
 def test_failsafe_backend_that_throws_gives_passthrough_banner_and_recovers(busi_sample, tmp_path):

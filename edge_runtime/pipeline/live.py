@@ -1,11 +1,11 @@
 """Live schedule: the newest frame wins and the raw video never waits for the AI.
 
-Threads: capture (iterates the source and keeps only the newest frame), inference (takes
-the newest frame it has not seen, runs the guarded backend) and display (the caller's
-thread, so OpenCV windows work): every captured frame is rendered at capture rate.
+Threads: capture (iterates the source and keeps only the newest frame), inference (takes the newest
+frame it has not seen, runs the guarded backend) and display (the caller's thread, so OpenCV windows
+work): every captured frame is rendered at capture rate.
 - ``latest``: the newest mask is drawn over the current frame, with its age in the HUD;
-- ``strict``: a frame gets only its own mask (display waits up to ``stale_ms`` for it
-  when the AI took that frame; frames the AI skipped are shown raw).
+- ``strict``: a frame gets only its own mask (display waits up to ``stale_ms`` for it when the AI took
+  that frame; a frame the AI skipped is shown raw as ``AI ON frame not analysed``).
 A mask older than ``stale_ms`` fades out over ``fade_ms`` and a banner says the AI lags.
 
 The display never waits on the AI beyond that: a request with no answer after
@@ -26,11 +26,11 @@ import threading
 import time
 from dataclasses import replace
 
-from edge_runtime.aistate import ERROR, LOADING, OFF, ON
+from edge_runtime.aistate import ERROR, LOADING, NO_SIGNAL_DETAIL, OFF, ON, SKIPPED_DETAIL, WAITING_DETAIL
 from edge_runtime.config_schema import LiveConfig
 from edge_runtime.errors import InferenceStalled
 from edge_runtime.frames import Frame, Prediction
-from edge_runtime.pipeline.stages import NO_SIGNAL_DETAIL, WAITING_DETAIL, FrameStages, ScheduledPipeline
+from edge_runtime.pipeline.stages import FrameStages, ScheduledPipeline
 from edge_runtime.roi import Roi
 from edge_runtime.units import DEFAULT_FPS, MS_PER_S
 
@@ -86,11 +86,8 @@ def _capture(pipeline: ScheduledPipeline, slot: LatestSlot) -> None:
             if paced:
                 fps = float(getattr(source, "fps", 0) or pipeline.config.source.fps or DEFAULT_FPS)
                 # a recorded sequence keeps its own times; other files play at their frame rate
-                at = (
-                    frame.pts
-                    if getattr(source, "paced_by_pts", False) and frame.pts is not None
-                    else frame.index / fps
-                )
+                by_pts = getattr(source, "paced_by_pts", False) and frame.pts is not None
+                at = frame.pts if by_pts else frame.index / fps
                 if start is None or frame.index <= last_index:  # first frame, or a looping file restarted
                     start = time.monotonic() - at
                 last_index = frame.index
@@ -277,8 +274,9 @@ def _show(stages: FrameStages, frame: Frame, shown: Shown, own: Prediction | Non
     if no_signal:
         ai = replace(ai, state=OFF, detail=NO_SIGNAL_DETAIL)
         banners.append(("warning", BANNER_NO_SIGNAL))
-    elif prediction is None and not strict and ai.state == ON:  # nothing for this ROI: not ON on raw video
-        ai = replace(ai, state=LOADING, detail=WAITING_DETAIL)
+    elif prediction is None and ai.state == ON:  # raw video must not read as a bare AI ON ("no cancer")
+        waiting = replace(ai, state=LOADING, detail=WAITING_DETAIL)  # latest: nothing for this ROI yet
+        ai = replace(ai, detail=SKIPPED_DETAIL) if strict else waiting  # strict: the AI was busy
     elif prediction is not None and not strict:
         fade = _fade(age_ms, stale_ms, fade_ms)
         if 0 < fade < 1:

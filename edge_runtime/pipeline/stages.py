@@ -20,7 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
-from edge_runtime import yuv
+from edge_runtime import aistate, yuv
 from edge_runtime.aistate import LOADING, OFF, ON, AiMonitor, AiStatus, state_banner
 from edge_runtime.backends.failsafe import GuardedInference
 from edge_runtime.config_schema import RuntimeConfig
@@ -38,8 +38,6 @@ from edge_runtime.units import DEFAULT_FPS
 
 _NOW = object()  # render: take the fail-safe banner / smoothed mask from the current state
 _NOTHING_SMOOTHED = (None, None, None)  # smooth()'s cache: (prediction, overlay, mask drawn for it)
-NO_SIGNAL_DETAIL = "no signal"  # the AI badge's detail on a NO SIGNAL screen (AI OFF: nothing to infer)
-WAITING_DETAIL = "waiting for a result"  # AI LOADING: AI ON, but no result for this frame's ROI yet
 
 
 class FrameStages:
@@ -221,9 +219,9 @@ class FrameStages:
         ai = ai or self.ai_status(mask_age_ms if mask is not None else None)
         if mask is not None and mask.shape[:2] != (roi.h, roi.w):  # made for another image: not drawn,
             mask, mask_age_ms = None, None  # and raw video under AI ON would read as "no cancer"
-            ai = replace(ai, state=LOADING, detail=WAITING_DETAIL) if ai.state == ON else ai
+            ai = replace(ai, state=LOADING, detail=aistate.WAITING_DETAIL) if ai.state == ON else ai
         no_signal = frame.meta.get("no_signal")  # sonomap's own NO SIGNAL screen: the AI has nothing to see
-        ai = replace(ai, state=OFF, detail=NO_SIGNAL_DETAIL) if no_signal else ai
+        ai = replace(ai, state=OFF, detail=aistate.NO_SIGNAL_DETAIL) if no_signal else ai
         fault = None if no_signal else state_banner(ai) or fault
         if roi.undecided:  # no image on the screen: AI off, saying why, whatever the schedule passed
             ai, fault = undecided_status(ai), undecided_banner(roi)
