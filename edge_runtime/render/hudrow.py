@@ -7,12 +7,18 @@ state (:class:`edge_runtime.aistate.AiStatus`). Output: a :class:`Row` layout, d
 Layout: ``[RESEARCH USE ONLY | fps | latency | backend][AI STATE detail]``: the HUD text on dark,
 then the badge in its state's colour, the row ending at the ROI's right edge. It sits above the ROI
 when the screen has room there (nothing of the ultrasound is covered), else in the ROI's
-bottom-right corner. The badge is drawn even when the HUD is off, and on a frame too narrow for both
-the HUD text gives way: the AI's state is never hidden.
+bottom-right corner. The badge is drawn even when the HUD is off, and the AI's state is never hidden
+or cut: on a frame too small for the row (a DICOM cine, a thumbnail) the row gives way in this order
+until it fits: the text shrinks to MIN_HUD_SCALE, the HUD text goes, the badge's detail goes, the
+margins and padding shrink to TIGHT_MARGIN_PX / TIGHT_PAD_PX, and last the badge's label alone
+shrinks below MIN_HUD_SCALE (to MIN_BADGE_SCALE at most). Its colour still tells the state when its
+words are too small to read. From 52 x 16 pixels every state's label keeps MIN_HUD_SCALE; a
+smaller frame (down to about 20 x 8) still shows the whole badge, its label smaller.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import NamedTuple
 
 import cv2
@@ -28,6 +34,9 @@ MIN_HUD_SCALE = 0.3  # the smallest that still reads (a 240-line DICOM cine)
 MARGIN_PX = 8  # between the row and the ROI / the frame's edge
 ROW_PAD_PX = 6  # padding around the row's text
 DESCENDER_PX = 2  # room under the baseline for g, p, y
+TIGHT_MARGIN_PX = 0  # a tiny frame: the badge touches the frame's edge rather than lose its label
+TIGHT_PAD_PX = 2  # a tiny frame: keeps the label's anti-aliased edge off the badge's edge
+MIN_BADGE_SCALE = 0.1  # the badge's label alone may shrink this far below MIN_HUD_SCALE (colour still reads)
 WHITE = (255, 255, 255)
 DARK = (20, 20, 20)
 # One colour per state, told apart at a glance and after H.264's 4:2:0 chroma subsampling.
@@ -49,6 +58,7 @@ class Row(NamedTuple):
     scale: float
     box: tuple[int, int, int, int]  # (x0, y0, x1, y1) of the whole row, frame pixels, exclusive
     hud_w: int  # width of the HUD part; the badge is the rest
+    pad: int = ROW_PAD_PX  # around the text: less on a tiny frame
 
 
 def hud_text(hud: dict) -> str:
@@ -70,46 +80,62 @@ def layout(frame_w: int, roi: Roi, hud: dict | None, ai: AiStatus | None) -> Row
     """Where the row goes on this frame; None when there is nothing to draw."""
     text = None if hud is None else hud_text(hud)
     label = None if ai is None else ai.label
+    short = None if ai is None else replace(ai, detail="").label
     if text is None and label is None:
         return None
-    scale, room = HUD_SCALE, max(1, frame_w - 2 * MARGIN_PX)
+    bottom = roi.y + roi.h  # the row sits above the ROI or in its corner: never lower than its bottom
+    scale, margin, pad = HUD_SCALE, MARGIN_PX, ROW_PAD_PX
     while True:
-        (tw, th), _ = cv2.getTextSize(text or "", FONT, scale, 1)
-        (bw, bh), _ = cv2.getTextSize(label or "", FONT, scale, BADGE_THICKNESS)
-        hud_w = tw + 2 * ROW_PAD_PX if text else 0
-        width = hud_w + (bw + 2 * ROW_PAD_PX if label else 0)
-        if width <= room:
+        hud_w, width, height = _size(text, label, scale, pad)
+        room_w, room_h = max(1, frame_w - 2 * margin), max(1, bottom - 2 * margin)
+        if width <= room_w and height <= room_h:
             break
+        shrink = min(room_w / width, room_h / height)  # below 1: one side does not fit
+        # give way in the order the module docstring gives: the badge's label is the last to
+        # shrink and is never dropped
         if scale > MIN_HUD_SCALE:  # small frames (DICOM cine): shrink to stay whole
-            scale = max(MIN_HUD_SCALE, scale * room / width)
+            scale = max(MIN_HUD_SCALE, scale * shrink)
         elif text is not None and label is not None:
             text = None  # still too wide: the AI state is what must stay on screen
+        elif label is not None and label != short:
+            label = short
+        elif margin > TIGHT_MARGIN_PX or pad > TIGHT_PAD_PX:
+            margin, pad = TIGHT_MARGIN_PX, TIGHT_PAD_PX
+        elif label is not None and scale > MIN_BADGE_SCALE:
+            scale = max(MIN_BADGE_SCALE, scale * shrink)
         else:
-            break
-    height = max(th, bh) + 2 * ROW_PAD_PX + DESCENDER_PX
-    x1 = min(roi.x + roi.w, frame_w - MARGIN_PX)
+            break  # a frame smaller than the smallest badge: drawn cut to the frame
+    x1 = min(roi.x + roi.w, frame_w - margin)
     x0 = max(0, x1 - width)
-    above = roi.y >= height + 2 * MARGIN_PX
-    y1 = roi.y - MARGIN_PX if above else roi.y + roi.h - MARGIN_PX
-    return Row(
-        text, label, None if ai is None else ai.state, scale, (x0, max(0, y1 - height), x0 + width, y1), hud_w
-    )
+    above = roi.y >= height + 2 * margin
+    y1 = roi.y - margin if above else bottom - margin
+    box = (x0, max(0, y1 - height), min(frame_w, x0 + width), y1)
+    return Row(text, label, None if ai is None else ai.state, scale, box, hud_w, pad)
+
+
+def _size(text: str | None, label: str | None, scale: float, pad: int) -> tuple[int, int, int]:
+    """(HUD part's width, row's width, row's height) in pixels."""
+    (tw, th), _ = cv2.getTextSize(text or "", FONT, scale, 1)
+    (bw, bh), _ = cv2.getTextSize(label or "", FONT, scale, BADGE_THICKNESS)
+    hud_w = tw + 2 * pad if text else 0
+    width = hud_w + (bw + 2 * pad if label else 0)
+    return hud_w, width, max(th, bh) + 2 * pad + DESCENDER_PX
 
 
 def draw(out: np.ndarray, row: Row, ox: int = 0, oy: int = 0) -> None:
     """Draw ``row`` onto ``out``, whose top-left pixel is frame pixel (ox, oy)."""
     x0, y0, x1, y1 = row.box
     x0, y0, x1, y1 = x0 - ox, y0 - oy, x1 - ox, y1 - oy
-    baseline = y1 - ROW_PAD_PX - DESCENDER_PX
+    baseline = y1 - row.pad - DESCENDER_PX
     if row.text:
         cv2.rectangle(out, (x0, y0), (x0 + row.hud_w - 1, y1 - 1), DARK, -1)
-        cv2.putText(out, row.text, (x0 + ROW_PAD_PX, baseline), FONT, row.scale, WHITE, 1, cv2.LINE_AA)
+        cv2.putText(out, row.text, (x0 + row.pad, baseline), FONT, row.scale, WHITE, 1, cv2.LINE_AA)
     if row.label:
         cv2.rectangle(out, (x0 + row.hud_w, y0), (x1 - 1, y1 - 1), AI_BADGE_BGR.get(row.state, DARK), -1)
         cv2.putText(
             out,
             row.label,
-            (x0 + row.hud_w + ROW_PAD_PX, baseline),
+            (x0 + row.hud_w + row.pad, baseline),
             FONT,
             row.scale,
             AI_BADGE_TEXT_BGR.get(row.state, WHITE),

@@ -7,9 +7,10 @@ badge at the right end of the HUD row (:mod:`edge_runtime.render.hudrow`; above 
 has room there, else in the ROI's bottom-right corner); it is drawn even with the HUD switched off.
 The prediction is painted by :mod:`edge_runtime.render.mask` (class colours) or
 :mod:`edge_runtime.render.heatmap` (``overlay.style: heatmap``); what each class looks like comes from
-:mod:`edge_runtime.render.styles`. Optional EMA smoothing of the probability reduces flicker;
-``flicker`` reports the mean fraction of ROI pixels whose class changed between consecutive frames
-(lower is steadier).
+:mod:`edge_runtime.render.styles`; the warning banners at the ROI's top are laid out and drawn by
+:mod:`edge_runtime.render.banners` (the same lines in both paths). Optional EMA smoothing of the
+probability reduces flicker; ``flicker`` reports the mean fraction of ROI pixels whose class changed
+between consecutive frames (lower is steadier).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from edge_runtime.aistate import AiStatus
 from edge_runtime.config_schema import OverlayConfig
 from edge_runtime.frames import Prediction
 from edge_runtime.mask_filter import MaskFilter, filter_mask
+from edge_runtime.render import banners as banner_lines
 from edge_runtime.render import heatmap, hudrow
 from edge_runtime.render.mask import MaskPainter
 from edge_runtime.render.styles import (
@@ -43,18 +45,15 @@ from edge_runtime.roi import Roi
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 HUD_SCALE = hudrow.HUD_SCALE
 MIN_HUD_SCALE = hudrow.MIN_HUD_SCALE
-HUD_MARGIN = 8  # legend and banner text keep this far from the ROI's edges
+# the banners' full-size line and colours, for whoever reads a rendered frame (the live safety checks)
+BANNER_PX = banner_lines.BANNER_PX
+BANNER_BGR = banner_lines.BANNER_BGR
+HUD_MARGIN = banner_lines.TEXT_MARGIN_PX  # the legend keeps as far from the ROI's edges as banner text
 LEGEND_FULL_SIZE_ROI_PX = 600  # ROIs at least this tall get the full-size legend
 LEGEND_SWATCH_PX = 16  # a colour patch about the HUD text's height at full size
 MIN_SWATCH_PX = 6  # smaller swatches no longer show their colour
 LEGEND_GAP_PX = 6  # between a swatch and its name, and between legend rows
 LEGEND_TEXT_LIFT_PX = 2  # the name's baseline sits this far above the swatch's bottom
-BANNER_PX = 34  # one line of BANNER_SCALE text with room above and below
-BANNER_SCALE = 0.7  # larger than the HUD's 0.6: a banner is a warning
-BANNER_THICKNESS = 2  # bold: a banner must read at a glance
-BANNER_BASELINE_PX = 10  # the text's baseline sits this far above the banner's bottom edge
-# red, amber, grey: the usual alarm colours, none of them a colour the overlay paints
-BANNER_BGR = {"error": (0, 0, 200), "warning": (0, 140, 230), "info": (90, 90, 90)}
 WHITE = (255, 255, 255)
 HUD_REFRESH_S = 0.25  # the YUV path re-renders the HUD text at most this often (values change every frame)
 
@@ -161,8 +160,8 @@ class Overlay:
             heatmap.draw_legend(region, self.threshold, floor=self.heat_floor)
         elif self.legend:
             self._draw_legend(region)
-        if banners:
-            self._draw_banners(region, banners)
+        if banners:  # most frames have none: they never enter the banners module
+            banner_lines.draw(region, banner_lines.layout(banners, roi.w, roi.h))
         layout = hudrow.layout(out.shape[1], roi, (hud or {}) if self.hud else None, ai)
         if layout is not None:
             hudrow.draw(out, layout, 0, 0)
@@ -194,11 +193,12 @@ class Overlay:
             with yuv.bgr_box(i420, corner) as box:
                 if box is not None:
                     self._draw_legend(box, roi.h)
-        if banners:
-            top = (roi.x, roi.y, roi.x + roi.w, roi.y + min(roi.h, len(banners) * BANNER_PX))
+        lines = banner_lines.layout(banners, roi.w, roi.h) if banners else []
+        if lines:  # the same lines as the BGR path, on a box just their height
+            top = (roi.x, roi.y, roi.x + roi.w, roi.y + banner_lines.height(lines))
             with yuv.bgr_box(i420, top) as box:
                 if box is not None:
-                    self._draw_banners(box, banners)
+                    banner_lines.draw(box, lines)
         self._draw_row_i420(i420, roi, hud or {}, ai)
         return i420
 
@@ -266,34 +266,6 @@ class Overlay:
                 cv2.LINE_AA,
             )
             y -= swatch + LEGEND_GAP_PX
-
-    def _draw_banners(self, region: np.ndarray, banners: list[tuple[str, str]]) -> None:
-        for i, (level, text) in enumerate(banners):
-            y0 = i * BANNER_PX
-            if y0 + BANNER_PX > region.shape[0]:
-                break
-            cv2.rectangle(
-                region,
-                (0, y0),
-                (region.shape[1] - 1, y0 + BANNER_PX - 1),
-                BANNER_BGR.get(level, BANNER_BGR["info"]),
-                -1,
-            )
-            # shrunk to fit a narrow ROI: the end of the line ("raw ultrasound only") matters too
-            text_w = cv2.getTextSize(text, FONT, BANNER_SCALE, BANNER_THICKNESS)[0][0]
-            scale = max(
-                MIN_HUD_SCALE, min(BANNER_SCALE, BANNER_SCALE * (region.shape[1] - 2 * HUD_MARGIN) / text_w)
-            )
-            cv2.putText(
-                region,
-                text,
-                (HUD_MARGIN, y0 + BANNER_PX - BANNER_BASELINE_PX),
-                FONT,
-                scale,
-                WHITE,
-                BANNER_THICKNESS,
-                cv2.LINE_AA,
-            )
 
 
 def _probability(prob: np.ndarray | Prediction) -> np.ndarray:
