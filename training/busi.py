@@ -8,7 +8,8 @@ stratified by malignant/benign so every split has both. A group whose images car
 labels is left out (its images are written nowhere). The split is the per-image split, with each
 group moved whole into the earliest split (train, val, test) of its members. Besides images/, labels/ and cases.csv
 (case_id = the group's first id), DATASET/ gets ``duplicates.csv`` (every pair found, with both
-hash distances), ``excluded.csv`` (id, label, group, reason) and ``duplicates.png`` (a contact
+hash distances and ``found_by``: the hashes, or the list of same-lesion pairs found by eye,
+:mod:`training.same_lesion`), ``excluded.csv`` (id, label, group, reason) and ``duplicates.png`` (a contact
 sheet of the pairs, to check by eye). DATASET and the BUSI folder must be apart (neither inside
 the other), so the release's own images are never written over.
 """
@@ -35,9 +36,11 @@ from edge_runtime.near_duplicates import (
 )
 from training.data import CANCER
 from training.dedup_sheet import write_contact_sheet
+from training.same_lesion import SHIPPED_LIST, listed_pairs
 
 MALIGNANT = "malignant"
 BENIGN = "benign"
+HASH, LISTED = "hash", "list"  # duplicates.csv's found_by: the perceptual hashes, or the same-lesion list
 HASH_BITS = 64  # imagehash's pHash and dHash: distances run from 0 (same) to 64 (every bit differs)
 
 
@@ -111,10 +114,13 @@ def prepare_busi(
     dedup: bool = True,
     phash_max: int = PHASH_MAX,
     dhash_max: int = DHASH_MAX,
+    same_lesion: Path | None = SHIPPED_LIST,
 ) -> dict:
     """Write DATASET/images, labels, cases.csv (+ duplicate files); returns split counts.
 
     ``dedup=False`` restores one case per image (the leaky split, kept for comparisons).
+    ``same_lesion``: a list of same-lesion pairs found by eye (:mod:`training.same_lesion`), joined
+    like the pairs the hashes find; None: the hashes alone.
     Counts: split -> label -> images, plus ``excluded`` (label conflicts) and ``groups``.
     """
     busi, out = Path(busi), Path(out)
@@ -129,6 +135,10 @@ def prepare_busi(
         if not path.is_file():
             raise InputError(f"{path}: missing or unreadable")
     pairs = find_duplicates(paths, phash_max, dhash_max) if dedup else []
+    found = {(p.a, p.b) for p in pairs}
+    listed = [] if not dedup or same_lesion is None else listed_pairs(Path(same_lesion), paths)
+    listed = [p for p in listed if tuple(sorted((p.a, p.b))) not in found]  # the hash found it too
+    pairs += listed
     groups = group_ids(list(labels), pairs)
     conflicts = conflicting_groups(groups, labels)
     excluded = {sid for ids in conflicts.values() for sid in ids}
@@ -167,8 +177,20 @@ def prepare_busi(
     )
     _write_csv(
         out / "duplicates.csv",
-        ["id_a", "id_b", "phash", "dhash", "group", "label_a", "label_b"],
-        ([p.a, p.b, p.phash, p.dhash, groups[p.a], labels[p.a], labels[p.b]] for p in pairs),
+        ["id_a", "id_b", "phash", "dhash", "group", "label_a", "label_b", "found_by"],
+        (
+            [
+                p.a,
+                p.b,
+                p.phash,
+                p.dhash,
+                groups[p.a],
+                labels[p.a],
+                labels[p.b],
+                LISTED if p in listed else HASH,
+            ]
+            for p in pairs
+        ),
     )
     _write_csv(
         out / "excluded.csv",
@@ -187,5 +209,6 @@ def prepare_busi(
         counts[split[case_of[row["id"]]]][row["label"]] += 1
     counts["excluded"] = sorted(excluded)
     counts["groups"] = len(set(case_of.values()))
-    counts["duplicate_pairs"] = len(pairs)
+    counts["duplicate_pairs"] = len(pairs) - len(listed)
+    counts["same_lesion_pairs"] = len(listed)
     return counts

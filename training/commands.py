@@ -8,6 +8,7 @@ Heavy imports happen inside the handlers so that `sonomap --help` stays fast.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 # Light: imagehash is imported only when hashing starts.
 from edge_runtime import cli_args
@@ -20,7 +21,9 @@ from training.busi import HASH_BITS
 from training.concordance import cli as concordance_cli
 from training.openmp import passive_openmp
 from training.output_checks import check_output_file
+from training.same_lesion import SHIPPED_LIST
 
+NO_LIST = "none"  # prepare-busi --same-lesion none: the hashes alone
 TRAIN_LOGGER = "sonomap.train"  # training.train's logger (its epoch lines)
 
 
@@ -34,11 +37,13 @@ def _prepare_busi(args) -> int:
         dedup=not args.no_dedup,
         phash_max=args.phash_max,
         dhash_max=args.dhash_max,
+        same_lesion=None if args.same_lesion == NO_LIST else Path(args.same_lesion),
     )
     for split in ("train", "val", "test"):
         print(f"{split}: {counts.get(split, {})}")
     print(
-        f"{counts['duplicate_pairs']} near-duplicate pairs, {counts['groups']} cases; left out (duplicates "
+        f"{counts['duplicate_pairs']} near-duplicate pairs and {counts['same_lesion_pairs']} listed "
+        f"same-lesion pairs, {counts['groups']} cases; left out (duplicates "
         f"with both labels): {', '.join(counts['excluded']) or 'none'} (see {args.out}/duplicates.csv, "
         f"duplicates.png, excluded.csv)"
     )
@@ -157,6 +162,13 @@ def register(sub) -> None:
         type=cli_args.int_in_range(0, HASH_BITS),
         default=DHASH_MAX,
         help=f"... or the gradient hash distance (0..{HASH_BITS}) is <= this (default {DHASH_MAX})",
+    )
+    p.add_argument(
+        "--same-lesion",
+        metavar="CSV",
+        default=str(SHIPPED_LIST),
+        help="same-lesion pairs found by eye (id_a,id_b,note), each joined into one case like a "
+        f"near-duplicate (default: the shipped BUSI list; '{NO_LIST}': the hashes alone)",
     )
     p.add_argument(
         "--no-dedup",
