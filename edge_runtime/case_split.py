@@ -1,4 +1,5 @@
-"""Train/val/test split by case (patient): the one splitter every stage uses.
+"""Train/val/test split by case (patient): the one splitter every stage uses, and the one reader
+of the file a split is kept in, a dataset's ``cases.csv``.
 
 Registration's ``register-batch`` (patients of a biopsy batch) and training's ``prepare-busi``
 (near-duplicate groups of a public set) both call :func:`split_cases`, so one set of cases with
@@ -7,13 +8,28 @@ registration and training may both import that and must not import each other.
 
 Input: case ids (duplicates are one case), a seed, optionally a stratum per case and an earlier
 split to keep. Output: case id -> "train" | "val" | "test". Numpy only; writes nothing.
+
+:func:`read_cases_csv` reads ``DATASET/cases.csv`` (columns id,case_id,split; case_id is the
+patient) for training's dataset reader, the concordance's patients and register-batch's kept
+splits alike, so a row one of them accepts is accepted by all, and a bad row is one error naming
+the file, line and column.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 
+from edge_runtime.errors import InputError
+from edge_runtime.safe_names import safe_name
+
 SPLITS = ("train", "val", "test")
+CASES_CSV = "cases.csv"  # DATASET/cases.csv: one row per image
+CASES_COLUMNS = ("id", "case_id", "split")
 # The study's 70/20/10 patient split (train, val, test).
 SPLIT_FRACTIONS = (0.7, 0.2, 0.1)
 # From this many cases on (per stratum) every split gets at least one.
@@ -96,3 +112,85 @@ def _extend(cases: list[str], kept: dict[str, str], rng: np.random.Generator, fr
         out[new[idx]] = name
         counts[name] += 1
     return out
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    """One row of cases.csv: the image id (images/<id>.png), its patient and its split; ``line``
+    is where the row ends in the file (a quoted value may span lines)."""
+
+    id: str
+    case_id: str
+    split: str
+    line: int
+
+
+def _text(path: Path) -> str:
+    """The file as text. utf-8-sig: a spreadsheet's byte-order mark is not part of the first
+    column's name (as prepare-busi reads index.csv)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: dataset index not found (expected DATASET/{CASES_CSV})") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the dataset's cases ({exc.strerror or exc})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: not UTF-8 text; save it as UTF-8 CSV (id,case_id,split)") from None
+
+
+def read_cases_csv(path: str | Path) -> list[CaseRow]:
+    """DATASET/cases.csv at ``path`` -> its rows in file order, each checked.
+
+    Refused, naming the file and line (and the column, by its name): a missing file, text that is
+    not UTF-8 or not CSV, a missing column, a row with more fields than the header (a comma inside
+    a value shifts every later one; a shorter row's missing values are empty), an id that is not a plain file name (ConfigError:
+    it names images/<id>.png), an empty case_id, a split not in SPLITS, an id listed twice, and a
+    patient (case_id) in two splits. Blank lines are skipped; values are stripped; other columns
+    are allowed and ignored. Reads the file only.
+    """
+    path = Path(path)
+    reader = csv.reader(io.StringIO(_text(path), newline=""))
+    rows: list[CaseRow] = []
+    try:
+        header = next(reader, [])
+        missing = [c for c in CASES_COLUMNS if c not in header]
+        if missing:
+            raise InputError(f"{path}:1: missing column(s) {missing}; need {list(CASES_COLUMNS)}")
+        at = {c: header.index(c) for c in CASES_COLUMNS}
+        first_line: dict[str, int] = {}
+        split_of: dict[str, tuple[str, int]] = {}
+        for fields in reader:
+            if not fields:
+                continue
+            rows.append(_row(path, reader.line_num, fields, len(header), at, first_line, split_of))
+    except csv.Error as exc:
+        raise InputError(f"{path}:{reader.line_num}: not a valid CSV ({exc})") from None
+    return rows
+
+
+def _row(path, line, fields, width, at, first_line, split_of) -> CaseRow:
+    """One checked row (see :func:`read_cases_csv`); ``first_line`` (id -> line) and ``split_of``
+    (case_id -> (split, line)) carry what earlier rows held."""
+    where = f"{path}:{line}"
+    if len(fields) > width:  # an unquoted comma in a value: every later value sits one column off
+        raise InputError(f"{where}: {len(fields)} fields, the header has {width} (a comma inside a value?)")
+    # a short row (a spreadsheet leaves trailing empty cells out) has its missing values empty
+    sid, case, split = (fields[at[c]].strip() if at[c] < len(fields) else "" for c in CASES_COLUMNS)
+    sid = safe_name(sid, f"{where}: id")  # names images/<id>.png and evaluate's pred/<id>.png
+    if not case:
+        raise InputError(f"{where}: case_id is empty (the patient image {sid!r} belongs to)")
+    if split not in SPLITS:
+        raise InputError(f"{where}: split {split!r} is not one of {SPLITS}")
+    if sid in first_line:
+        raise InputError(f"{where}: id {sid!r} listed twice (first on line {first_line[sid]})")
+    first_line[sid] = line
+    earlier, earlier_line = split_of.setdefault(case, (split, line))
+    if earlier != split:
+        raise InputError(
+            f"{where}: case {case!r} is in both {earlier!r} (line {earlier_line}) and {split!r}; "
+            "a patient's images belong to one split"
+        )
+    return CaseRow(sid, case, split, line)

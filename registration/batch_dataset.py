@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.atomic import atomic_write_png
-from edge_runtime.case_split import SPLITS, split_cases
+from edge_runtime.case_split import CASES_CSV, SPLITS, read_cases_csv, split_cases
 from edge_runtime.errors import InputError
 from edge_runtime.near_duplicates import merge_near_duplicate_cases
 from edge_runtime.yamlfile import read_yaml_mapping
@@ -94,12 +94,14 @@ def _existing_splits(ds: Path, rows: list[tuple[str, str]]) -> dict[str, str]:
     """patient -> split kept from the dataset's cases.csv, matched by case id: a patient's key can
     change between runs (two groups joined, a lab id added), its cores' ids do not. A patient whose
     cores sat in several splits (written before they were known to be one) takes the split most of
-    them were in (the first in SPLITS order on a tie): from now on all of them are there."""
-    path = ds / "cases.csv"
+    them were in (the first in SPLITS order on a tie): from now on all of them are there. Rows are
+    read by edge_runtime.case_split.read_cases_csv (InputError naming the line of a bad row)."""
+    path = ds / CASES_CSV
     if not path.is_file():
         return {}
-    with open(path, newline="") as fh:
-        before = {r["id"]: r["split"] for r in csv.DictReader(fh) if r.get("id") and r.get("split") in SPLITS}
+    # the one reader of cases.csv: a row training would refuse is refused here too, rather than
+    # skipped (a skipped row's patient would be split afresh, and could move from test to train)
+    before = {row.id: row.split for row in read_cases_csv(path)}
     votes: dict[str, Counter] = {}
     for cid, patient in rows:
         if cid in before:
@@ -122,5 +124,5 @@ def write_cases_csv(ds: Path, rows: list[tuple[str, str]], seed: int, dedup: boo
     for cid, pid in rows:
         w.writerow([cid, pid, splits[pid]])
         counts[splits[pid]] += 1
-    write_text(ds / "cases.csv", buf.getvalue())
+    write_text(ds / CASES_CSV, buf.getvalue())
     return counts

@@ -14,13 +14,15 @@ with its reason, and so does a level of width or height 0.
 tifffile logs what it finds wrong in a damaged file (a corrupt tag list, a series it gives up on) to
 its own logger. Those records are collected while this reader opens and reads (``log_records``) instead
 of reaching stderr past the one-line error; wsi.py turns them into report warnings, or puts them back
-into the log when the slide cannot be read.
+into the log when the slide cannot be read. The collection is per thread (:func:`collected_log`):
+slides opened on several threads at once each get the records logged while opening that slide.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -54,30 +56,64 @@ def to_rgb(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-class _Collector(logging.Handler):
-    """Appends every record it handles to ``records``."""
+class _Router(logging.Filter):
+    """A filter on one logger that takes the records of threads inside :func:`collected_log`.
 
-    def __init__(self, records: list):
+    ``captures``: thread id -> the record lists of the captures open on that thread (innermost
+    last). A record logged on such a thread is appended to each of them and stops there (no
+    handler, no propagation); any other thread's record passes on its normal way.
+    """
+
+    def __init__(self):
         super().__init__()
-        self.records = records
+        self.captures: dict[int, list[list]] = {}
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
+    def filter(self, record: logging.LogRecord) -> bool:
+        # the emitting thread runs the logger's filters itself, so get_ident() here is that thread
+        # (record.thread is None when logging.logThreads is off)
+        with _ROUTING:
+            lists = self.captures.get(threading.get_ident())
+            if not lists:
+                return True
+            for records in {id(r): r for r in lists}.values():  # a list given twice gets it once
+                records.append(record)
+        return False
+
+
+_ROUTING = threading.Lock()  # guards _ROUTERS and every router's captures
+_ROUTERS: dict[str, _Router] = {}  # logger name -> its router, while any capture on it is open
 
 
 @contextmanager
 def collected_log(records: list, name: str = TIFFFILE_LOGGER) -> Iterator[None]:
-    """While inside, the records of logger ``name`` are appended to ``records`` and not propagated
-    (no stderr line, no root handler); the logger is restored on leaving."""
-    logger = logging.getLogger(name)
-    handler, propagate = _Collector(records), logger.propagate
-    logger.addHandler(handler)
-    logger.propagate = False
+    """While inside, the records logged on logger ``name`` (itself: tifffile logs nowhere else) by
+    this thread are appended to ``records`` and go no further (no stderr line, no root handler).
+
+    Thread-safe: one router filter per logger, installed by the first capture on it and removed by
+    the last, routes each record to the captures of the thread that logged it, so slides opened on
+    two threads at once never see each other's records. The logger's handlers, level and propagate
+    are never changed, and the records of threads that capture nothing keep their normal way.
+    Records from worker threads are collected only when the worker enters its own capture.
+    """
+    logger, me = logging.getLogger(name), threading.get_ident()
+    with _ROUTING:
+        router = _ROUTERS.get(name)
+        if router is None:
+            router = _ROUTERS[name] = _Router()
+            logger.addFilter(router)
+        router.captures.setdefault(me, []).append(records)
     try:
         yield
     finally:
-        logger.removeHandler(handler)
-        logger.propagate = propagate
+        with _ROUTING:
+            mine = router.captures[me]
+            # by identity, innermost first: list.remove() would take the first *equal* list
+            del mine[max(i for i, r in enumerate(mine) if r is records)]
+            if not mine:
+                del router.captures[me]
+            if not router.captures:  # the last capture on this logger: leave it as it was
+                logger.removeFilter(router)
+                del _ROUTERS[name]
 
 
 def log_reason(records: list) -> str:
@@ -198,7 +234,9 @@ class TiffSlide:
             index, ty, tx = job
             offset, count = page.dataoffsets[index], page.databytecounts[index]
             data = os.pread(self._fd, count, offset) if count else None
-            seg = decode_segment(data, index, **kwargs)[0]
+            # a capture of this worker thread's own: records are routed by the thread that logs them
+            with collected_log(self.log_records):
+                seg = decode_segment(data, index, **kwargs)[0]
             return ty, tx, seg
 
         with ThreadPoolExecutor(DECODE_THREADS) as pool:

@@ -16,7 +16,7 @@ NESTED = ("pat-a/20261201T133844Z-1", "pat-a/20261201T133846Z-2", "pat-b/2026120
 
 def _exportable(folder):
     """A captured case with the pre-fire frame and time the export reads."""
-    write_captured_case(folder, np.zeros((120, 200), bool))
+    write_captured_case(folder, np.zeros((120, 200), bool), study_id=FALLBACK_ID)
     case = yaml.safe_load((folder / "case.yaml").read_text())
     case["capture"]["pre_fire"] = {"frame": 3, "image": "prefire.png", "utc": "2026-12-01T13:38:44Z"}
     (folder / "case.yaml").write_text(yaml.safe_dump(case))
@@ -34,7 +34,7 @@ def test_nested_cases_are_all_exported(tmp_path):
     for name in NESTED:
         _exportable(cases / name)
     write_captured_case(cases / "pat-b" / ".20261201T133902Z-2.partial")  # being written: skipped
-    out = export(cases, "--dry-run", tmp_path / "dcm", "--study-id", FALLBACK_ID)
+    out = export(cases, "--dry-run", tmp_path / "dcm")  # each case has its own study ID
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"3 case(s) in {cases}" in out.stdout and "3 of 3 case(s) exported, 0 failed" in out.stdout
     for name in NESTED:

@@ -24,6 +24,7 @@ def _case(
     case = yaml.safe_load((folder / "case.yaml").read_text())
     cap = case["capture"]
     cap["pre_fire"] = {"frame": 3, "image": "prefire.png", "utc": "2026-01-01T10:00:00Z"}
+    cap["study_id"] = FALLBACK_ID  # captured in one session: --study-id would cover only one case
     cap.update(capture or {})
     cap["model"].update(model or {})
     cap["prediction"].update(prediction or {})
@@ -38,9 +39,7 @@ def test_bad_values_fail_their_own_case_and_long_text_is_cut_to_the_lo_limit(tmp
     backslash = _case(cases, "c_backslash", model={"name": "net\\v2"})
     long_text = _case(cases, "d_long", capture={"trigger": LONG}, model={"name": LONG})
     good = _case(cases, "e_good")
-    out = export(
-        cases, "--dry-run", tmp_path / "dcm", "--study-id", FALLBACK_ID, "--segmentation", "fractional"
-    )
+    out = export(cases, "--dry-run", tmp_path / "dcm", "--segmentation", "fractional")
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "Warning" not in out.stderr, out.stderr  # no invalid value for pydicom to warn about
     lines = out.stdout.splitlines()

@@ -24,21 +24,16 @@ def test_cases_without_a_study_id_fail_unless_the_command_gives_one(anonymous_ca
     refused = export(anonymous_cases, "--dry-run", tmp_path / "none")
     assert refused.returncode == 1
     assert refused.stdout.count("FAILED: no study ID") == len(folders)
-    out = export(
-        anonymous_cases,
-        "--dry-run",
-        tmp_path / "dcm",
-        "--study-id",
-        FALLBACK_ID,
-        "--segmentation",
-        "fractional",
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-    for folder in folders:
-        written = tmp_path / "dcm" / FALLBACK_ID / folder.name
+    for n, folder in enumerate(folders):  # --study-id covers one case: each folder on its own
+        study_id = f"{FALLBACK_ID}{n}"
+        out = export(
+            folder, "--dry-run", tmp_path / "dcm", "--study-id", study_id, "--segmentation", "fractional"
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+        written = tmp_path / "dcm" / study_id / folder.name
         image = pydicom.dcmread(written / "image.dcm")
         seg = highdicom.seg.segread(written / "seg.dcm")
-        assert image.PatientID == seg.PatientID == FALLBACK_ID and seg.SegmentationType == "FRACTIONAL"
+        assert image.PatientID == seg.PatientID == study_id and seg.SegmentationType == "FRACTIONAL"
         prob = cv2.imread(str(folder / "prefire_prob.png"), cv2.IMREAD_UNCHANGED) / 65535.0
         decoded = seg.get_pixels_by_source_instance([image.SOPInstanceUID], segment_numbers=[1])[0, :, :, 0]
         assert np.abs(decoded - prob).max() <= HALF_STEP
@@ -66,7 +61,7 @@ def test_each_broken_case_is_named_with_its_file_and_key(anonymous_cases, tmp_pa
     (broken / "case.yaml").write_text(text.replace("sha256:", "sha_256:"))
     (good / "prefire_mask.png").write_bytes(b"not a png")
     (tmp_path / "cases" / ".20261130T000000Z-9.partial").mkdir()  # half-written: never read
-    out = export(cases, "--dry-run", tmp_path / "dcm", "--study-id", FALLBACK_ID)
+    out = export(cases, "--dry-run", tmp_path / "dcm")  # each fails reading its files, before its study ID
     assert out.returncode == 1
     assert (
         f"{broken.name}  FAILED: {broken / 'case.yaml'}: capture.model.sha256: expected str, got None"
@@ -83,9 +78,10 @@ def test_each_broken_case_is_named_with_its_file_and_key(anonymous_cases, tmp_pa
 def test_the_objects_pass_the_dicom_validator(anonymous_cases, tmp_path, kind):
     """dicom3tools' dciodvfy checks each object against its IOD: no errors (warnings are listed in
     docs/pacs-export.md)."""
-    out = export(anonymous_cases, "--dry-run", tmp_path, "--study-id", FALLBACK_ID, "--segmentation", kind)
-    assert out.returncode == 0, out.stdout + out.stderr
-    files = sorted(tmp_path.glob(f"{FALLBACK_ID}/*/*.dcm"))
+    for n, folder in enumerate(sorted(anonymous_cases.iterdir())):  # --study-id covers one case
+        out = export(folder, "--dry-run", tmp_path, "--study-id", f"{FALLBACK_ID}{n}", "--segmentation", kind)
+        assert out.returncode == 0, out.stdout + out.stderr
+    files = sorted(tmp_path.glob(f"{FALLBACK_ID}*/*/*.dcm"))
     assert len(files) == OBJECTS_PER_CASE * len(list(anonymous_cases.iterdir()))
     for path in files:
         check = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)

@@ -7,23 +7,21 @@ Layout (the contract between registration/prepare-busi and training)::
     DATASET/cases.csv         columns id,case_id,split  (split: train|val|test; case_id = patient)
 
 Every problem (missing column, unknown split, one case in two splits, empty split,
-size mismatch, label value outside {0, 1, 255}) raises an error naming the file.
+size mismatch, label value outside {0, 1, 255}) raises an error naming the file; cases.csv is read
+by :func:`edge_runtime.case_split.read_cases_csv`, which names the line and column too.
 """
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from edge_runtime.case_split import SPLITS
+from edge_runtime.case_split import CASES_CSV, SPLITS, read_cases_csv
 from edge_runtime.errors import InputError
-from edge_runtime.safe_names import safe_name
 
-REQUIRED_COLUMNS = ("id", "case_id", "split")
 IGNORE_INDEX = 255
 CANCER = 1
 LABEL_VALUES = (0, CANCER, IGNORE_INDEX)
@@ -39,41 +37,23 @@ class Sample:
 
 
 def read_cases(root: str | Path) -> list[Sample]:
-    """DATASET dir -> all samples listed in cases.csv (files checked to exist)."""
+    """DATASET dir -> all samples listed in DATASET/cases.csv, in file order, each image and label
+    file checked to exist. The rows are read and checked by edge_runtime.case_split.read_cases_csv,
+    the one reader of cases.csv (register-batch and the concordance read it there too)."""
     root = Path(root)
-    csv_path = root / "cases.csv"
-    if not csv_path.is_file():
-        raise InputError(f"{csv_path}: dataset index not found (expected DATASET/cases.csv)")
-    # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name (as
-    # prepare-busi reads index.csv)
-    try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise InputError(f"{csv_path}: missing column(s) {missing}; need {list(REQUIRED_COLUMNS)}")
-            rows = list(reader)
-    except UnicodeDecodeError:
-        raise InputError(f"{csv_path}: not UTF-8 text; save it as UTF-8 CSV (id,case_id,split)") from None
-    except csv.Error as exc:
-        raise InputError(f"{csv_path}:{reader.line_num}: not a valid CSV ({exc})") from None
-    samples, split_of_case, seen = [], {}, set()
-    for line, row in enumerate(rows, start=2):
-        sid, case, split = (row[c].strip() if row[c] else "" for c in REQUIRED_COLUMNS)
-        sid = safe_name(sid, f"{csv_path}:{line}: id")  # names images/<id>.png and evaluate's pred/<id>.png
-        if split not in SPLITS:
-            raise InputError(f"{csv_path}:{line}: split {split!r} is not one of {SPLITS}")
-        if sid in seen:
-            raise InputError(f"{csv_path}:{line}: id {sid!r} listed twice")
-        seen.add(sid)
-        if split_of_case.setdefault(case, split) != split:
-            raise InputError(
-                f"{csv_path}:{line}: case {case!r} is in both {split_of_case[case]!r} and {split!r}"
-            )
-        sample = Sample(sid, case, split, root / "images" / f"{sid}.png", root / "labels" / f"{sid}.png")
+    csv_path = root / CASES_CSV
+    samples = []
+    for row in read_cases_csv(csv_path):
+        sample = Sample(
+            row.id,
+            row.case_id,
+            row.split,
+            root / "images" / f"{row.id}.png",
+            root / "labels" / f"{row.id}.png",
+        )
         for path in (sample.image, sample.label):
             if not path.is_file():
-                raise InputError(f"{path}: listed in {csv_path} but missing")
+                raise InputError(f"{path}: listed in {csv_path} (line {row.line}) but missing")
         samples.append(sample)
     return samples
 
@@ -84,7 +64,7 @@ def select_split(samples: list[Sample], split: str, root: str | Path = "") -> li
         raise InputError(f"split {split!r} is not one of {SPLITS}")
     chosen = [s for s in samples if s.split == split]
     if not chosen:
-        raise InputError(f"{Path(root) / 'cases.csv'}: split {split!r} is empty")
+        raise InputError(f"{Path(root) / CASES_CSV}: split {split!r} is empty")
     return chosen
 
 

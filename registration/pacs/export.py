@@ -3,9 +3,11 @@
 Input: DIR, a folder of captured cases (``sonomap live/replay --cases``). Per case, the pre-fire
 image and the live prediction's segmentation (:mod:`registration.pacs.objects`) go to the DICOMweb
 server in one STOW-RS request, filed under the case's ``capture.study_id``. A case captured without
-a study ID is an error for that case, unless ``--study-id`` names the one to file such cases under
-(cases that have their own keep it). ``--dry-run OUT`` writes the .dcm files under
-``OUT/<study ID>/<case>/`` instead of sending.
+a study ID is an error for that case, unless ``--study-id`` names the one to file it under (cases
+that have their own keep it). That pseudonym stands for one patient, so it covers one case: when
+more than one case to export has no study ID of its own, ``--study-id`` is refused before anything
+is sent or written, naming how many and which case folders (they are exported one at a time).
+``--dry-run OUT`` writes the .dcm files under ``OUT/<study ID>/<case>/`` instead of sending.
 
 Output: one line per case (what was sent, or why not: the HTTP status of a refused upload), then a
 total. A failed case does not stop the others (``--stop-on-error`` does); the exit status is 1 when
@@ -21,10 +23,13 @@ from pathlib import Path
 from edge_runtime import privacy
 from edge_runtime.biopsy.study_id import check_study_id
 from edge_runtime.errors import ConfigError, SonomapError
+from edge_runtime.yamlfile import read_yaml_mapping
 
 EXIT_SOME_FAILED = 1
 DEFAULT_TIMEOUT_S = 30.0
 FILE_NAMES = {"US": "image.dcm", "SEG": "seg.dcm"}
+FALLBACK_CASES = 1  # --study-id is one pseudonym: one patient, so one case without a study ID
+FOLDERS_NAMED = 10  # the refusal's line names this many folders, then how many more
 
 
 def add_options(p: argparse.ArgumentParser) -> None:
@@ -33,7 +38,10 @@ def add_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dicomweb", metavar="URL", help="DICOMweb root of the PACS, e.g. https://pacs/dicom-web")
     g.add_argument("--dry-run", metavar="OUT", help="write the .dcm files under OUT instead of sending them")
     g.add_argument(
-        "--study-id", metavar="ID", help="file cases captured without a study ID under ID (a pseudonym)"
+        "--study-id",
+        metavar="ID",
+        help="file the one case captured without a study ID under ID (a pseudonym); refused when "
+        "several cases lack one (they may be different patients): export those one at a time",
     )
     g.add_argument(
         "--segmentation",
@@ -76,6 +84,40 @@ def _sent(objects) -> str:
     return f"{len(objects.datasets)} instance(s): {', '.join(parts)}{note}"
 
 
+def _without_study_id(folders: list[Path]) -> list[Path]:
+    """The case folders whose case.yaml has no ``capture.study_id`` (absent or empty, as read_case
+    reads it). A case.yaml that does not load is left out: that case fails on its own turn, with
+    read_case's error, whatever the study ID."""
+    out = []
+    for folder in folders:
+        try:
+            capture = read_yaml_mapping(folder / "case.yaml", "captured case").get("capture")
+        except (ConfigError, OSError):
+            continue
+        if not isinstance(capture, dict):
+            continue  # not a captured case: read_case refuses it
+        study = capture.get("study_id")
+        if study is None or not str(study):
+            out.append(folder)
+    return out
+
+
+def _refuse_shared_fallback(folders: list[Path]) -> None:
+    """ConfigError when more than one of ``folders`` has no study ID of its own: --study-id would
+    file them all under one pseudonym, though they may be different patients. Only the folders are
+    named (the user's own paths), nothing read from the cases."""
+    lacking = _without_study_id(folders)
+    if len(lacking) <= FALLBACK_CASES:
+        return
+    named = ", ".join(str(f) for f in lacking[:FOLDERS_NAMED])
+    more = f" and {len(lacking) - FOLDERS_NAMED} more" if len(lacking) > FOLDERS_NAMED else ""
+    raise ConfigError(
+        f"--study-id names one pseudonym, but {len(lacking)} cases were captured without a study ID and "
+        f"may be different patients: {named}{more}; nothing was exported: export those cases one at a "
+        "time (sonomap cases export CASE_FOLDER --study-id ID), each under its own study ID"
+    )
+
+
 def run_export(args: argparse.Namespace) -> int:
     try:  # highdicom and dicomweb-client are the optional `pacs` extra: loaded only when exporting
         from registration.pacs.captured_case import case_folders, read_case
@@ -91,13 +133,15 @@ def run_export(args: argparse.Namespace) -> int:
             "sonomap cases export: give --dicomweb URL (send) or --dry-run OUT (write files), one"
         )
     fallback = None if args.study_id is None else check_study_id(args.study_id)
+    folders = case_folders(args.cases_dir)
+    if fallback is not None:  # before any client or file: a refused export sends and writes nothing
+        _refuse_shared_fallback(folders)
     client = (
         None
         if args.dry_run
         else make_client(args.dicomweb, args.token_env, args.basic_auth_env, args.timeout, args.ca_bundle)
     )
     target = Path(args.dry_run) if args.dry_run else privacy.redact_url(args.dicomweb)
-    folders = case_folders(args.cases_dir)
     print(f"{len(folders)} case(s) in {args.cases_dir} -> {target}")
     failed = exported = 0
     for folder in folders:

@@ -19,7 +19,6 @@ known pixel (nothing to score) are skipped with a reason.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from edge_runtime.case_report import (
     changed_since,
     read_report,
 )
+from edge_runtime.case_split import CASES_CSV, read_cases_csv
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.manifest import SHA_SHOWN
 from edge_runtime.yamlfile import read_yaml_mapping
@@ -39,7 +39,6 @@ from training.data import IGNORE_INDEX
 from training.metrics import Counts, confusion_counts, scores
 
 UNKNOWN_MODEL = "unknown"
-CASES_CSV = "cases.csv"  # register-batch's id,case_id,split
 
 
 @dataclass
@@ -189,14 +188,12 @@ def load_cores(cases_dir: str | Path, dataset: str | Path) -> tuple[list[Core], 
 
 
 def dataset_patients(dataset: Path) -> dict[str, str]:
-    """id -> patient from the dataset's cases.csv ({} without one). register-batch writes there the
-    patient each core belongs to after joining cores that share any patient or study id, which a
-    single report.json cannot know; the bootstrap resamples these patients."""
+    """id -> patient from DATASET/cases.csv ({} without one), read by the one reader of that file
+    (edge_runtime.case_split.read_cases_csv: a bad row is an error naming its line, as training
+    would refuse it). register-batch writes there the patient each core belongs to after joining
+    cores that share any patient or study id, which a single report.json cannot know; the bootstrap
+    resamples these patients."""
     path = dataset / CASES_CSV
     if not path.is_file():
         return {}
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            return {r["id"]: r["case_id"] for r in csv.DictReader(fh) if r.get("id") and r.get("case_id")}
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"{path}: cannot read the dataset's cases ({exc})") from exc
+    return {row.id: row.case_id for row in read_cases_csv(path)}
