@@ -47,7 +47,6 @@ drop those rows.
 
 from __future__ import annotations
 
-import csv
 import logging
 import traceback
 from pathlib import Path
@@ -55,6 +54,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from edge_runtime.case_report import REPORT, read_report
+from edge_runtime.case_split import CASES_CSV, read_cases_csv
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.privacy import redact
 from edge_runtime.yamlfile import read_yaml_mapping
@@ -88,11 +88,10 @@ HELD_NOW = "held for review: quality below --min-quality (see low_quality)"
 def refuse_foreign_dataset(ds: Path) -> None:
     """InputError when DS/cases.csv has rows that no DS/registration/<id>/report.json backs: the
     rebuilt cases.csv would lose them (and leave their images and labels orphaned)."""
-    path = ds / "cases.csv"
+    path = ds / CASES_CSV
     if not path.is_file():
         return
-    with open(path, newline="") as fh:
-        ids = [r.get("id") or "" for r in csv.DictReader(fh)]
+    ids = [row.id for row in read_cases_csv(path)]  # a malformed row stops the batch before it starts
     foreign = [i for i in ids if not (ds / "registration" / i / "report.json").is_file()]
     if foreign:
         raise InputError(

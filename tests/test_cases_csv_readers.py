@@ -1,8 +1,10 @@
 """The three readers of a dataset's cases.csv agree: training's dataset reader (training.data.read_cases),
 the concordance's patients (training.concordance.cores.dataset_patients) and register-batch's kept splits
-(registration.batch_dataset._existing_splits) read one hand-made file (saved by a spreadsheet: byte-order
-mark, CRLF line ends, values padded with spaces, an extra column, a blank line) the same way, and each
-refuses a malformed row with one and the same error naming the file, the line and the column."""
+(registration.batch_dataset._existing_splits; its check for rows it did not write,
+registration.batch.refuse_foreign_dataset, refuses malformed rows alike) read one hand-made file (saved
+by a spreadsheet: byte-order mark, CRLF line ends, values padded with spaces, an extra column, a blank
+line) the same way, and each refuses a malformed row with one and the same error naming the file, the
+line and the column."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import pytest
 
 from edge_runtime.case_split import read_cases_csv
 from edge_runtime.errors import SonomapError
+from registration.batch import refuse_foreign_dataset
 from registration.batch_dataset import _existing_splits
 from training.concordance.cores import dataset_patients
 from training.data import read_cases
@@ -70,7 +73,13 @@ def test_rows_keep_the_line_they_end_on(tmp_path):
 def test_a_malformed_row_is_one_error_naming_file_line_and_column_from_each_reader(tmp_path, row, why):
     ds = _dataset(tmp_path / "ds", extra=row + "\r\n")
     errors = []
-    for read in (read_cases, dataset_patients, lambda d: _existing_splits(d, [("a1", "p1")])):
+    readers = (
+        read_cases,
+        dataset_patients,
+        lambda d: _existing_splits(d, [("a1", "p1")]),
+        refuse_foreign_dataset,
+    )
+    for read in readers:
         with pytest.raises(SonomapError) as caught:
             read(ds)
         errors.append(str(caught.value))
