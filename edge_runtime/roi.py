@@ -6,13 +6,10 @@ blanks (:func:`blank_rects`). The ROI is either configured (``--roi x,y,w,h`` / 
 or auto-detected from the frame: scanner screens are a plain background (black, video-range black 16
 or a dark grey, measured on the screen's border) with a bright B-mode sector/rectangle plus text,
 icons and flat grey UI fills. Flat fill is set aside, gaps are closed, and the largest remaining
-region is the image if it looks like one (:func:`image_likeness`).
+region is the image if it looks like one (:func:`edge_runtime.likeness.image_likeness`).
 
-Image-likeness: B-mode speckle makes neighbouring pixels differ nearly everywhere there is tissue; a
-scanner's own screens (a patient form's fields, header bars, panels) are flat fill with glyphs on it.
-Checked on an evenly spaced sample, cheap enough for every frame. Thresholds were measured on the 30
-vendored BUSI images rendered by make-clip's simulator (320x180 to 1080p, clean and noisy, also cut to
-a sector) and on the screens of tests/test_roi_privacy_detect.py, as PNG and through H.264.
+Image-likeness (:mod:`edge_runtime.likeness`): B-mode speckle, not the flat fill and text of a
+scanner's own screens; a region must pass higher thresholds to become the ROI than to stay it.
 
 A screen with no such region (a capture card starting, the probe lifted: all black, text only, a
 patient form) has no ROI yet: detection returns an *undecided* ROI (:func:`undecided_roi`), never the
@@ -33,6 +30,7 @@ import numpy as np
 
 from edge_runtime.aistate import OFF, AiStatus
 from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.likeness import image_likeness
 
 # Screen background is measured on the screen's outer border (this fraction of its smaller side);
 # pixels brighter than it by the margin belong to content. Dim sector edges stay in, H.264's ringing
@@ -65,27 +63,6 @@ EDGE_TO_EDGE = "bright area fills the frame"
 NO_ROI_DETAIL = "no image"  # the AI badge's detail on a frame with an undecided ROI
 UNDECIDED_BANNER_LEVEL = "warning"
 UNDECIDED_BANNER = "AI OFF: {why} - recordings get a blank screen"
-# Image-likeness (module doc). The sample's smaller side: a 1080p image area is sampled every 8th
-# pixel (about 20 000 pixels, well under a millisecond), still dozens of speckle grains across.
-WORK_SIDE = 96
-# Neighbouring samples that differ by more than this many grey levels are texture. Flat fill stays
-# within it even through H.264 (its ringing moves a flat field by a level or two).
-TEXTURE_STEP_LEVELS = 2
-# Smallest textured share of the bright samples: the BUSI set measures 0.45 or more (0.69 for 99 %
-# of its renderings); a patient form's fields measure 0.09, 0.20 at most through H.264.
-MIN_TEXTURED_FRACTION = 0.3
-# Smallest bright share of the region: tissue covers 0.36 or more of a sector image's bounding box;
-# a form's text on black covers 0.14, a lifted probe's black image next to nothing.
-MIN_BRIGHT_FRACTION = 0.25
-# Smallest spread (10th to 90th percentile) of the bright samples' grey levels: 31 for the darkest
-# BUSI image cut to a sector, 57 or more for 95 % of the set; flat fill spreads 0 to 4 levels, and at
-# most 22 under analogue noise of 6 levels (which can look textured).
-MIN_GREY_SPREAD = 26
-SPREAD_PERCENTILES = (10, 90)
-GREY_LEVELS = 256
-MOSTLY_DARK = "mostly dark"
-FLAT_FILL = "flat fill and text"
-FEW_GREY_LEVELS = "too few grey levels"
 
 
 @dataclass(frozen=True)
@@ -148,51 +125,6 @@ def undecided_status(status: AiStatus) -> AiStatus:
 def undecided_banner(roi: Roi) -> tuple[str, str]:
     """(level, text) of the banner on a frame with an undecided ROI: why, and that outputs are blank."""
     return UNDECIDED_BANNER_LEVEL, UNDECIDED_BANNER.format(why=roi.undecided)
-
-
-def sample(region: np.ndarray) -> np.ndarray:
-    """An evenly spaced view (no copy) of ``region`` (H, W[, C]) with about WORK_SIDE pixels on its
-    smaller side (all of it when smaller)."""
-    step = max(1, min(region.shape[:2]) // WORK_SIDE)
-    return region[::step, ::step]
-
-
-def sampled_gray(region: np.ndarray) -> np.ndarray:
-    """:func:`sample` of a gray or BGR region, as gray (BGR is converted after sampling: cheap)."""
-    picked = sample(region)
-    if picked.ndim == 2:
-        return picked
-    return cv2.cvtColor(np.ascontiguousarray(picked), cv2.COLOR_BGR2GRAY)
-
-
-def image_likeness(gray: np.ndarray, dark_level: int) -> str:
-    """``""`` when the gray ``region`` looks like an ultrasound image on a screen whose background is
-    at or below ``dark_level``, else why not (module doc: speckle, not flat fill and text). A region already sampled (smaller side
-    under twice WORK_SIDE) is used as it is."""
-    picked = sample(gray).astype(np.int16)
-    if picked.shape[0] < 2 or picked.shape[1] < 2:
-        return MOSTLY_DARK
-    bright = (picked > dark_level)[:-1, :-1]  # each sample with its right and lower neighbour
-    count = int(np.count_nonzero(bright))
-    if count < MIN_BRIGHT_FRACTION * bright.size:
-        return MOSTLY_DARK
-    right = np.abs(np.diff(picked, axis=1))[:-1, :] > TEXTURE_STEP_LEVELS
-    below = np.abs(np.diff(picked, axis=0))[:, :-1] > TEXTURE_STEP_LEVELS
-    textured = np.count_nonzero((right | below) & bright)
-    if textured < MIN_TEXTURED_FRACTION * count:
-        return FLAT_FILL
-    low, high = _percentiles(picked[:-1, :-1][bright], count)
-    if high - low < MIN_GREY_SPREAD:
-        return FEW_GREY_LEVELS
-    return ""
-
-
-def _percentiles(levels: np.ndarray, count: int) -> tuple[int, int]:
-    """The SPREAD_PERCENTILES of ``count`` grey ``levels`` (0-255), from their histogram: several
-    times faster than sorting them, which matters on every frame."""
-    cumulative = np.cumsum(np.bincount(levels, minlength=GREY_LEVELS))
-    low, high = (int(np.searchsorted(cumulative, p / 100 * count)) for p in SPREAD_PERCENTILES)
-    return low, high
 
 
 def screen_level(image: np.ndarray) -> int:

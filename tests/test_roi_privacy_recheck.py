@@ -5,6 +5,10 @@ on the first frame and kept for the whole session, and a form opened after the i
 recorded through the old ROI. Now the form's frames are blanked whole (raw recording and mask dump),
 and the image is found again once it is back. A PNG folder (BGR frames) and an H.264 clip (replay's
 YUV path) of the same screens, named after the patient.
+
+The re-check has hysteresis (tested on the ROI chooser itself): a dim image hovering at the deciding
+threshold stays the ROI frame after frame, and flat fill, black, a form or a dimmer image still go at
+once.
 """
 
 from __future__ import annotations
@@ -18,9 +22,22 @@ import numpy as np
 import pytest
 from cli import sonomap
 from runtime_model import dark_onnx
-from test_roi_privacy_detect import POSITION_TOL_PX, form_screen, screen
+from test_roi_privacy_detect import BUSI_IMAGES, POSITION_TOL_PX, SMALL, form_screen, screen
 
+from edge_runtime.config import build_config
+from edge_runtime.frames import Frame
+from edge_runtime.likeness import (
+    FEW_GREY_LEVELS,
+    KEEP_GREY_SPREAD,
+    MIN_GREY_SPREAD,
+    image_likeness,
+    measure,
+    sample,
+)
+from edge_runtime.pipeline import deidentify
+from edge_runtime.roi import Roi, screen_level
 from edge_runtime.sinks.mp4 import Mp4Sink
+from edge_runtime.sources.synthetic import ScreenSimulator
 
 PATIENT = "DOE_JANE_1970"  # the inputs' name: no log line may carry it
 BLANK_MAX = 16  # black within H.264 noise
@@ -101,3 +118,111 @@ def test_a_form_opened_after_the_image_was_found_is_blanked_whole(tmp_path, kind
     assert sim.roi.crop(raw[-1]).mean() > IMAGE_MIN_MEAN and stats["roi_undecided"] == ""
     first_form = kinds.index("form")
     assert f"frame {first_form}:" in stderr, stderr[-2000:]  # the warning names where the image went
+
+
+# --- hysteresis: a decided ROI is re-checked by lower thresholds than it was decided by -------------
+HOVER_FRAMES = 12  # consecutive frames of the simulated sweep, at one gain
+GAIN_PERCENT_STEPS = range(100, 0, -1)  # the gains tried, in percent, from full down
+MIN_HOVERING_IMAGES = 20  # of the 30: the others fail on texture first, or their sweep leaves the band
+FLAT_LEVEL = 72  # a form field's grey (test_roi_privacy_detect.FORM_FIELD_LEVEL)
+
+
+def dim(image: np.ndarray, gain: float) -> np.ndarray:
+    return np.clip(np.round(image.astype(np.float32) * gain), 0, 255).astype(np.uint8)
+
+
+def dimmed_screen(sim, index: int, gain: float) -> np.ndarray:
+    """Frame ``index`` of the simulated screen with the image's gain turned down (the screen stays)."""
+    image = sim.frame(index)
+    sim.roi.crop(image)[:] = dim(sim.roi.crop(image), gain)
+    return image
+
+
+def gray_roi(image: np.ndarray, roi) -> np.ndarray:
+    return cv2.cvtColor(roi.crop(image), cv2.COLOR_BGR2GRAY)
+
+
+def hovering_gain(sim, roi, level: int) -> float | None:
+    """The highest gain at which the deciding check refuses frame 0 for its grey spread alone: the
+    image sits just under the deciding threshold. None when another measure fails first."""
+    picked = sample(gray_roi(sim.frame(0), roi))  # the pixels the check looks at, dimmed alone: fast
+    for percent in GAIN_PERCENT_STEPS:
+        why = image_likeness(dim(picked, percent / 100), level)
+        if why:
+            return percent / 100 if why == FEW_GREY_LEVELS else None
+    return None
+
+
+def decided(sim, chooser) -> tuple[Roi, int]:
+    """Choose on the undimmed first frame: (the decided ROI, the screen's dark level)."""
+    first = sim.frame(0)
+    roi = chooser.choose(Frame(0, first, 0.0, None, {}))
+    assert not roi.undecided, roi
+    return roi, screen_level(first)
+
+
+@pytest.mark.parametrize("noise", [0.0, 6.0], ids=["digital", "analogue"])
+def test_a_dim_image_hovering_at_the_deciding_threshold_stays_decided(noise):
+    """The vendored BUSI images, their gain turned down until the grey spread sits between the keeping
+    and the deciding threshold, stay the ROI frame after frame of the sweep, where one threshold made
+    the AI go off (and frames blank) as soon as a frame's spread fell under it. An image whose sweep
+    moves its spread out of the band (under the keeping threshold) is not this case and is left out."""
+    hovering = 0
+    for path in BUSI_IMAGES:
+        sim = ScreenSimulator(path, screen_w=SMALL[0], screen_h=SMALL[1], noise_sigma=noise)
+        chooser = deidentify.RoiChooser(build_config({}))
+        roi, level = decided(sim, chooser)
+        gain = hovering_gain(sim, roi, level)
+        if gain is None:
+            continue
+        # frame 0 (the one decided on) again, now dimmed: under the deciding threshold; and on
+        images = [dimmed_screen(sim, index, gain) for index in range(HOVER_FRAMES)]
+        spreads = [measure(gray_roi(image, roi), level).spread for image in images]
+        if min(spreads) < KEEP_GREY_SPREAD:
+            continue
+        assert min(spreads) < MIN_GREY_SPREAD, (path.stem, spreads)
+        hovering += 1
+        for index, image in enumerate(images):
+            got = chooser.choose(Frame(index, image, 0.0, None, {}))
+            assert got == roi, f"{path.stem} at gain {gain}, frame {index} (spreads {spreads}): {got}"
+    assert hovering >= MIN_HOVERING_IMAGES
+
+
+def flat_screen(sim, index: int, gain: float) -> np.ndarray:
+    image = sim.frame(index)
+    sim.roi.crop(image)[:] = FLAT_LEVEL
+    return image
+
+
+def black_screen(sim, index: int, gain: float) -> np.ndarray:
+    image = sim.frame(index)
+    sim.roi.crop(image)[:] = 0  # the probe lifted: the scanner's frame around a black image
+    return image
+
+
+def dimmer_screen(sim, index: int, gain: float) -> np.ndarray:
+    return dimmed_screen(sim, index, gain * 0.8)  # the spread now under the keeping threshold
+
+
+def patient_form(sim, index: int, gain: float) -> np.ndarray:
+    return form_screen()
+
+
+@pytest.mark.parametrize("then", [flat_screen, black_screen, dimmer_screen, patient_form])
+def test_after_hovering_a_flat_blank_or_dimmer_roi_is_undecided_on_its_first_frame(then):
+    """The lower threshold is no licence: once the ROI holds flat fill, black, a patient form, or the
+    image dimmed below the keeping threshold, that very frame is blanked whole (undecided), and the
+    ones after it until an image is back."""
+    _, sim = screen()
+    chooser = deidentify.RoiChooser(build_config({}))
+    roi, level = decided(sim, chooser)
+    gain = hovering_gain(sim, roi, level)
+    assert gain is not None
+    for index in range(HOVER_FRAMES):
+        assert chooser.choose(Frame(index, dimmed_screen(sim, index, gain), 0.0, None, {})) == roi
+    for index in range(HOVER_FRAMES, 2 * HOVER_FRAMES):
+        image = then(sim, index, gain)
+        if then is dimmer_screen:
+            assert measure(gray_roi(image, roi), level).spread < KEEP_GREY_SPREAD
+        got = chooser.choose(Frame(index, image, 0.0, None, {}))
+        assert got.undecided, f"frame {index} ({then.__name__}) kept the ROI {got}"

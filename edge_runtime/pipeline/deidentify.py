@@ -27,16 +27,16 @@ there, since a black box is no tissue and must not come out as an overlay.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from edge_runtime import roi as roi_stage
-from edge_runtime import yuv
+from edge_runtime import likeness, yuv
 from edge_runtime.config_schema import PrivacyConfig, RuntimeConfig
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Frame, Source
-from edge_runtime.roi import Rect, Roi, blank_rects, clip_box, resolve_roi, undecided_roi
+from edge_runtime.roi import Rect, Roi, blank_rects, clip_box, resolve_roi, screen_level, undecided_roi
 
 log = logging.getLogger("sonomap.privacy")
 roi_log = logging.getLogger("sonomap.pipeline")  # the ROI is the pipeline's news, not a privacy event
@@ -73,9 +73,11 @@ class RoiChooser:
     a size change, gives an undecided ROI (:func:`edge_runtime.roi.undecided_roi`: whole frame blanked,
     AI off) until a later try decides one; a rect that does not fit the first frame is a ConfigError.
     An auto-detected ROI is chosen again as soon as its content stops looking like an image
-    (RECHECK_EVERY_FRAMES). The whole frame as the image is logged as a warning each time it is
+    (RECHECK_EVERY_FRAMES) by the lower thresholds a decided ROI keeps to (hysteresis,
+    :mod:`edge_runtime.likeness`). The whole frame as the image is logged as a warning each time it is
     chosen. Every frame of every source passes here, so frames below MIN_FRAME_W x MIN_FRAME_H are
-    refused here."""
+    refused here. Live, threads share one chooser (capture, display, a reload's forget): a lock makes
+    each choice and each forget whole."""
 
     def __init__(self, config: RuntimeConfig):
         self.config = config
@@ -86,22 +88,29 @@ class RoiChooser:
         self.undecided_frames = 0  # frames blanked whole because no ROI was decided (the summary)
         self._since_try = 0  # frames since the last choice or check
         self._level: int | None = None  # the screen's dark level while the ROI is auto-detected
+        # Without it a forget landing inside a choice would be lost (the choice, made with the old
+        # config, stored after it) and a check could read another choice's half-written fields. Held
+        # for a whole choice (a detection: about 20 ms at 1080p); a frame chosen for already skips it.
+        self._lock = threading.Lock()
 
     def forget(self) -> None:
-        """Choose again on the next frame; :attr:`roi` stays for a display drawing meanwhile."""
-        self.shape = None
+        """Choose again on the next frame; :attr:`roi` stays for a display drawing meanwhile. A choice
+        under way ends first, so that it cannot store its ROI over this forget."""
+        with self._lock:
+            self.shape = None
 
     def choose(self, frame: Frame) -> Roi:
         if isinstance(frame.meta.get(ROI_META_KEY), Roi):  # chosen before the frame was blanked
             return frame.meta[ROI_META_KEY]
         shape = yuv.frame_shape(frame)
         self._check_size(frame, shape)
-        self.size, self.index, roi = shape, frame.index, self.roi
-        again = roi is None or shape != self.shape or bool(frame.meta.get("session_start"))
-        if again or self._due(frame, roi):
-            roi = self._choose(frame, shape)
-        if roi.undecided:
-            self.undecided_frames += 1
+        with self._lock:
+            self.size, self.index, roi = shape, frame.index, self.roi
+            again = roi is None or shape != self.shape or bool(frame.meta.get("session_start"))
+            if again or self._due(frame, roi):
+                roi = self._choose(frame, shape)
+            if roi.undecided:
+                self.undecided_frames += 1
         frame.meta[ROI_META_KEY] = roi  # no later stage chooses again for this frame
         return roi
 
@@ -114,7 +123,7 @@ class RoiChooser:
         if self._level is None or self._since_try < RECHECK_EVERY_FRAMES:
             return False
         self._since_try = 0
-        why = roi_stage.image_likeness(_sampled_roi(frame, roi), self._level)
+        why = likeness.image_likeness(likeness.roi_sample(frame, roi), self._level, decided=True)
         if why:
             roi_log.info("frame %d: the ROI no longer looks like an ultrasound image (%s)", frame.index, why)
         return bool(why)
@@ -147,7 +156,7 @@ class RoiChooser:
             # a source that changed its frame size mid-run: the video goes on, blanked, AI off
             roi = undecided_roi(shape[1], shape[0], str(exc))
         before, self.roi, self.shape, self._since_try = self.roi, roi, shape, 0
-        self._level = roi_stage.screen_level(screen) if auto and not roi.undecided else None
+        self._level = screen_level(screen) if auto and not roi.undecided else None
         if not roi.undecided and roi.as_list() == [0, 0, shape[1], shape[0]] and roi != before:
             log.warning(FULL_ROI_WARNING, frame.index, origin)
         if roi.undecided and not (before is not None and before.undecided == roi.undecided):
@@ -161,15 +170,6 @@ class RoiChooser:
         elif roi != before:
             roi_log.info("ROI %s", roi)
         return roi
-
-
-def _sampled_roi(frame: Frame, roi: Roi) -> np.ndarray:
-    """The ROI of the raw ``frame`` as a gray :func:`edge_runtime.roi.sample` (a YUV frame's
-    luma as full range), without converting the whole frame."""
-    if isinstance(frame, yuv.YuvFrame):
-        luma = roi_stage.sample(roi.crop(yuv.planes(frame.i420)[0]))
-        return yuv.full_range_luma(np.ascontiguousarray(luma))
-    return roi_stage.sampled_gray(roi.crop(frame.image))
 
 
 def blank_bgr(image: np.ndarray, rects: list[Rect]) -> None:
