@@ -13,6 +13,7 @@ from scipy import stats as sps
 from training.busi import prepare_busi
 from training.compare_report import write_compare_report
 from training.evaluate import compare
+from training.metrics import COUNTS, Counts, scores
 from training.stats import (
     case_bootstrap,
     compare_metric,
@@ -57,6 +58,13 @@ def _train(tmp: Path, data: Path, arch: str, aux: bool) -> Path:
     return out / "best.pt"
 
 
+def _exact_dice(path: Path) -> list[float]:
+    """Per-image Dice from metrics.csv's exact counts (what compare's statistics use; the dice
+    column is rounded to 8 decimals)."""
+    with open(path, newline="") as fh:
+        return [scores(Counts(*(int(r[k]) for k in COUNTS)))["dice"] for r in csv.DictReader(fh)]
+
+
 @pytest.mark.slow
 def test_compare_fcn101_vs_deeplabv3_produces_stats_table(tmp_path, small_dataset):
     ck_a = _train(tmp_path, small_dataset, "fcn_resnet101", aux=True)
@@ -66,8 +74,7 @@ def test_compare_fcn101_vs_deeplabv3_produces_stats_table(tmp_path, small_datase
     assert "Wilcoxon" in table and "| dice |" in table
     rows = {r["metric"]: r for r in csv.DictReader(open(rep / "compare.csv"))}
     assert set(rows) == {"pixel_accuracy", "dice", "recall", "precision", "iou", "specificity"}
-    a = [float(r["dice"]) for r in csv.DictReader(open(rep / "A" / "metrics.csv"))]
-    b = [float(r["dice"]) for r in csv.DictReader(open(rep / "B" / "metrics.csv"))]
+    a, b = (_exact_dice(rep / m / "metrics.csv") for m in "AB")
     assert int(rows["dice"]["n"]) == len(a) == SUBSET["test"]
     assert float(rows["dice"]["mean_diff"]) == pytest.approx(np.mean(np.array(b) - np.array(a)), abs=1e-9)
     assert float(rows["dice"]["ttest_p"]) == pytest.approx(sps.ttest_rel(b, a).pvalue, nan_ok=True)
@@ -176,3 +183,6 @@ def test_compare_report_names_the_split_it_compared_on(tmp_path):
     assert "per-case mean differences" in report and "image-level" in report
     rows = list(csv.DictReader(open(tmp_path / "compare.csv")))
     assert [r["split"] for r in rows] == ["val"]
+    # the McNemar figures are in compare.csv too, not only in report.md
+    assert int(rows[0]["mcnemar_hit_only_b"]) == table["dice"]["mcnemar_hit_only_b"] == 1
+    assert float(rows[0]["mcnemar_hit_p"]) == pytest.approx(table["dice"]["mcnemar_hit_p"])

@@ -31,6 +31,10 @@ COMPARE_COLUMNS = (
     "wilcoxon_method",
     "ttest_t",
     "ttest_p",
+    # the Dice row's image-level exact McNemar on hit = Dice >= HIT_DICE (empty on the other rows)
+    "mcnemar_hit_only_a",
+    "mcnemar_hit_only_b",
+    "mcnemar_hit_p",
 )
 
 

@@ -11,8 +11,9 @@ applies it). Outputs in REPORT/: ``metrics.csv`` (one row per image), ``pred/<id
 whose manifest carries a temperature, also the uncalibrated figures (T = 1) for comparison.
 The model is a training checkpoint (torch) or an exported folded ONNX file, which runs
 through the runtime's ONNX Runtime backend (what a cart runs). ``compare`` evaluates two checkpoints into REPORT/A and
-REPORT/B and writes the paired statistics (:mod:`training.stats`) to REPORT/compare.csv
-and REPORT/report.md.
+REPORT/B and writes the paired statistics (:mod:`training.stats`, on per-image scores taken
+again from each image's exact counts in metrics.csv, never its rounded score columns) to
+REPORT/compare.csv and REPORT/report.md.
 
 REPORT is written whole or not at all: the report is built in a hidden folder beside it, which
 replaces REPORT only when everything is written. REPORT may be new, empty or an earlier report of
@@ -55,7 +56,7 @@ from training.metrics import (
 from training.report import write_report
 from training.report_folder import check_report_folder, run_curves_csv, staged_report
 from training.stats import compare_models
-from training.temperature import calibrated_prob
+from training.temperature import calibrated_prob, refuse_non_finite
 
 MASK_ON = 255
 
@@ -241,18 +242,23 @@ def _write_evaluation(checkpoint, data, split, out: Path, model, samples, seed: 
 
 def _check_finite(checkpoint, sample, prob: np.ndarray, raw: np.ndarray | None) -> None:
     """A NaN/inf probability (a model whose weights diverged) is no score: it would count as "no
-    cancer" in the masks and break the calibration bins, so the whole evaluation is refused."""
-    for p in (prob, raw):
-        if p is not None and not np.isfinite(p).all():
-            raise InputError(
-                f"{checkpoint}: gives a non-finite (NaN/inf) cancer probability on image {sample.image} "
-                f"(id {sample.id}); the model is broken (e.g. its training diverged) and is not evaluated"
-            )
+    cancer" in the masks and break the calibration bins, so the whole evaluation is refused (the
+    same one line as ``calibrate``'s)."""
+    refuse_non_finite(checkpoint, sample, (prob, raw), "cancer probability", "evaluated")
 
 
 def _per_image(path: Path) -> dict[str, dict]:
     with open(path, newline="") as fh:
         return {row["id"]: row for row in csv.DictReader(fh)}
+
+
+def _exact_scores(rows: dict[str, dict], ids: list[str]) -> dict[str, np.ndarray]:
+    """metrics.csv rows -> metric -> per-image scores in ``ids`` order, scored again from each row's
+    integer counts. The file's score columns are rounded to 8 decimals: a B - A below that would
+    read as 0 (dropped by the Wilcoxon test) and two close differences as a tie (which changes the
+    test's p-value method), so the paired statistics never use them."""
+    per = [scores(Counts(*(int(rows[i][k]) for k in COUNTS))) for i in ids]
+    return {m: np.array([s[m] for s in per], dtype=np.float64) for m in METRICS}
 
 
 def compare(
@@ -276,8 +282,7 @@ def compare(
             raise InputError(f"{out}: A and B were scored on different images")
         ids = sorted(rows_a)
         cases = [rows_a[i]["case_id"] for i in ids]
-        per_a = {m: np.array([float(rows_a[i][m]) for i in ids]) for m in METRICS}
-        per_b = {m: np.array([float(rows_b[i][m]) for i in ids]) for m in METRICS}
+        per_a, per_b = _exact_scores(rows_a, ids), _exact_scores(rows_b, ids)
         table = compare_models(per_a, per_b, cases, seed)
         return write_compare_report(
             stage, str(ck_a), str(ck_b), sum_a, sum_b, table, len(ids), len(set(cases)), split

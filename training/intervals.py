@@ -10,8 +10,10 @@ image's case id (a patient; for BUSI, a near-duplicate group). Output: a dict fo
   first, score second): a pooled figure is the ratio of the resample's summed counts, a per-image
   mean is over the resample's images under the same empty-mask policy as the point estimate. A
   resample where a figure is undefined (no image with cancer, say) is left out of that figure's
-  interval and counted. A figure fewer than :data:`~training.stats.MIN_CONTRIBUTING_CASES` cases
-  contribute to gets no interval (NaN, with the reason): one case resampled is always itself.
+  interval and counted; pooled Dice is undefined in a resample with neither a cancer nor a
+  predicted pixel (:func:`training.metrics.pooled_scores`), as pooled recall is without cancer.
+  A figure fewer than :data:`~training.stats.MIN_CONTRIBUTING_CASES` cases contribute to gets no
+  interval (NaN, with the reason): one case resampled is always itself.
 - **The share of images without cancer that get a false cancer pixel**: Wilson score interval over
   those images (scipy's ``binomtest(...).proportion_ci``). It treats the images as independent,
   so ``benign_cases`` is reported beside it. Images with no labelled pixel are not among them.
@@ -24,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats as sps
 
-from training.metrics import Counts, is_unlabelled, nanmean, pooled, scores
+from training.metrics import Counts, is_unlabelled, nanmean, pooled_scores, scores
 from training.stats import BOOTSTRAP_RESAMPLES, CI_LEVEL, MIN_CONTRIBUTING_CASES
 
 HEADLINE = (
@@ -45,7 +47,9 @@ METHOD = (
 def _figures(counts: list[Counts], per: list[dict[str, float]]) -> dict[str, float]:
     """The :data:`HEADLINE` figures of one set of images (as :func:`training.metrics.summarize`)."""
     pos = [s for s, c in zip(per, counts, strict=True) if c.positives > 0]
-    total = scores(pooled(counts))
+    # pooled_scores, not scores(pooled(...)): a resample of cancer-free cases with no predicted
+    # pixel has no pooled Dice (NaN, left out and counted), not the per-image convention's 1.0
+    total = pooled_scores(counts)
     return {
         "dice_pos_mean": nanmean(s["dice"] for s in pos),
         "dice_mean": nanmean(s["dice"] for s in per),

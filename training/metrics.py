@@ -11,6 +11,10 @@ Otherwise, when truth and prediction are both empty (tp+fp+fn = 0, tn > 0) Dice 
 the model agreed there is no cancer. Recall with no cancer in the truth, precision with nothing
 predicted and specificity with no tissue pixels are undefined: NaN, left out of means and counted
 in the report. (scikit-learn: f1/jaccard ``zero_division=1.0``, others ``zero_division=nan``.)
+
+That 1.0 is a per-image convention. A set of images scored as one (:func:`pooled_scores`, a
+bootstrap resample) with no cancer pixel and no predicted pixel at all has no Dice or IoU: NaN,
+as its recall is, so a resample of cancer-free cases cannot score a perfect pooled Dice.
 """
 
 from __future__ import annotations
@@ -91,6 +95,18 @@ def pooled(counts: list[Counts]) -> Counts:
     for c in counts:
         total = total + c
     return total
+
+
+def pooled_scores(counts: list[Counts]) -> dict[str, float]:
+    """Scores of the counts summed over a set of images scored as one (a bootstrap resample): as
+    :func:`scores`, except that Dice and IoU are NaN when the set has neither a cancer pixel nor a
+    predicted one. The per-image 1.0 says one image agreed there is no cancer; over a whole set
+    that is no overlap figure at all, and scoring it 1.0 would pull a resample's interval to 1."""
+    total = pooled(counts)
+    out = scores(total)
+    if total.tp + total.fp + total.fn == 0:
+        out["dice"] = out["iou"] = NAN
+    return out
 
 
 def nanmean(values) -> float:

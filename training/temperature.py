@@ -11,7 +11,9 @@ as the exported graph computes it: softmax at the model's size, cancer channel r
 (bilinear) to the image's size.
 
 Inputs: an eval-mode model, its manifest, dataset samples. Outputs: per-image logits
-(:class:`LogitMap`), the fitted T, and calibrated probability maps. ``calibrate_checkpoint``
+(:class:`LogitMap`), the fitted T, and calibrated probability maps. A model with a NaN/inf logit
+is refused with one line naming the checkpoint and the image (:func:`refuse_non_finite`, the
+check ``sonomap evaluate`` makes), before anything is fitted or written. ``calibrate_checkpoint``
 names the data it fitted on by the dataset folder's base name and digest
 (:func:`training.provenance.fitted_on`), never by path: the manifest goes to the cart.
 """
@@ -46,13 +48,36 @@ class LogitMap:
     gray: np.ndarray  # uint8 (H, W)
 
 
+class NonFiniteOutput(InputError, ValueError):
+    """A model gave a NaN or infinite output: weights that diverged. One line for the command
+    (an :class:`InputError`), a ValueError for a library caller."""
+
+
+def refuse_non_finite(source, sample, outputs, what: str, refused: str) -> None:
+    """Raise :class:`NonFiniteOutput` naming ``source`` (the checkpoint) and the sample's image when
+    any of ``outputs`` (arrays; None skipped) holds a NaN or inf: such a model has no score and no
+    calibration (a NaN compares false with every threshold and lands in no bin), so the command
+    stops before it writes anything. ``what``: the output checked; ``refused``: what is not done."""
+    for out in outputs:
+        if out is not None and not np.isfinite(out).all():
+            raise NonFiniteOutput(
+                f"{source}: gives a non-finite (NaN/inf) {what} on image {sample.image} "
+                f"(id {sample.id}); the model is broken (e.g. its training diverged) and is not {refused}"
+            )
+
+
 @torch.no_grad()
-def logit_maps(model, manifest, samples, device: torch.device | None = None) -> list[LogitMap]:
+def logit_maps(
+    model, manifest, samples, device: torch.device | None = None, source="the model"
+) -> list[LogitMap]:
+    """Each sample's logits at the model's input size; a NaN/inf logit stops with one line naming
+    ``source`` (the checkpoint) and the image (:func:`refuse_non_finite`)."""
     out = []
     for s in samples:
         gray, label = read_pair(s)
         x = torch.from_numpy(preprocess_for(gray, manifest))[None]
         logits = model(x.to(device) if device is not None else x).float()[0].cpu().numpy()
+        refuse_non_finite(source, s, (logits,), "output (logits)", "calibrated")
         out.append(LogitMap(s.id, logits, label, gray))
     return out
 
@@ -92,7 +117,12 @@ def band_nll(maps: list[LogitMap], temperature: float, cancer_index: int, bands)
 def fit_temperature(
     maps: list[LogitMap], cancer_index: int, threshold: float = 0.5, band_px: int = BAND_PX
 ) -> dict:
-    """Fit T on the maps' decision bands; returns {temperature, nll_before, nll_after, pixels}."""
+    """Fit T on the maps' decision bands; returns {temperature, nll_before, nll_after, pixels}.
+    Raises :class:`NonFiniteOutput` (a ValueError) on a NaN/inf logit: its NLL is NaN at every T,
+    and the bounded search would return an arbitrary T as if fitted."""
+    for m in maps:
+        if not np.isfinite(m.logits).all():
+            raise NonFiniteOutput(f"image {m.id}: non-finite (NaN/inf) logits; no temperature can be fitted")
     bands = _band_targets(maps, cancer_index, threshold, band_px)
     pixels = int(sum(t.size for _, t in bands))
     if pixels == 0:
@@ -143,7 +173,7 @@ def calibrate_checkpoint(
     dev = pick_device(device)
     cases = read_cases(data)
     data_record = fitted_on(data, split, cases)  # folder name + digest: the manifest goes to the cart
-    maps = logit_maps(model.to(dev), manifest, select_split(cases, split, data), dev)
+    maps = logit_maps(model.to(dev), manifest, select_split(cases, split, data), dev, checkpoint)
     if method == "curve":
         from training.isotonic import CurveFitError, calibrate_curve
 

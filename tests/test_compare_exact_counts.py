@@ -1,0 +1,98 @@
+"""`evaluate --compare` runs its paired statistics on per-image scores taken from each image's exact
+confusion counts, not on metrics.csv's score columns (rounded to 8 decimals): two models whose
+per-image Dice differs only below the 8th decimal still give non-zero, untied differences, and the
+statistics are those of the counts. The two evaluations are stand-ins that write metrics.csv as
+`evaluate` does (its own writer), so no model is trained."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import training.evaluate as evaluate_module
+from training.metrics import METRICS, Counts, scores, summarize
+from training.stats import METHOD_EXACT, compare_models
+
+BIG = 10**9  # pixels per image: enough that a few pixels move Dice by less than 1e-8
+IMAGES = 8
+
+
+def _counts(model: str) -> list[Counts]:
+    """Image j: A misses 3 cancer pixels, B 3 + j more; Dice about 0.8, B - A about -3e-10 * j."""
+    return [
+        Counts(BIG + 1000 * j, BIG // 2, 3 + (j if model == "B" else 0), 10**6) for j in range(1, IMAGES + 1)
+    ]
+
+
+IDS = [f"img{j}" for j in range(1, IMAGES + 1)]
+CASES = [f"case{j}" for j in range(1, IMAGES + 1)]
+
+
+def _fake_evaluate(ck, data, split, out, device="cpu", seed=0):
+    """What `evaluate` leaves for compare: OUT/metrics.csv (its writer) and the summary."""
+    counts = _counts(str(ck))
+    results = [
+        evaluate_module.ImageResult(i, c, k, scores(k)) for i, c, k in zip(IDS, CASES, counts, strict=True)
+    ]
+    Path(out).mkdir(parents=True)
+    evaluate_module._write_metrics_csv(Path(out) / "metrics.csv", results)
+    return summarize(counts)
+
+
+def _dice_column(folder: Path) -> list[str]:
+    with open(folder / "metrics.csv", newline="") as fh:
+        return [row["dice"] for row in csv.DictReader(fh)]
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    """Runs `compare` on the stand-in evaluations; -> the arrays its statistics got and the table."""
+    got = {}
+
+    def spy(per_a, per_b, cases, seed, *args, **kwargs):
+        got.update(per_a=per_a, per_b=per_b, cases=cases, seed=seed)
+        got["table"] = compare_models(per_a, per_b, cases, seed, *args, **kwargs)
+        return got["table"]
+
+    monkeypatch.setattr(evaluate_module, "evaluate", _fake_evaluate)
+    monkeypatch.setattr(evaluate_module, "compare_models", spy)
+    return got
+
+
+def test_differences_below_the_csv_rounding_are_kept(captured, tmp_path):
+    report = tmp_path / "report"
+    evaluate_module.compare("A", "B", tmp_path / "data", "test", report, seed=3)
+    # the premise: metrics.csv's Dice columns of A and B are the same text for every image
+    assert _dice_column(report / "A") == _dice_column(report / "B")
+    diff = captured["per_b"]["dice"] - captured["per_a"]["dice"]
+    assert np.all(diff < 0), diff  # no zero difference, B is worse on every image
+    assert np.unique(diff).size == diff.size, diff  # and no tie
+    row = captured["table"]["dice"]
+    assert row["wilcoxon_method"] == METHOD_EXACT and row["n_cases"] == IMAGES
+    assert row["wilcoxon_p"] == pytest.approx(2 / 2**IMAGES)  # every case worse: the exact two-sided p
+
+
+def test_statistics_equal_those_of_the_exact_counts(captured, tmp_path):
+    report = tmp_path / "report"
+    evaluate_module.compare("A", "B", tmp_path / "data", "test", report, seed=3)
+    exact = {k: [scores(c) for c in _counts(k)] for k in "AB"}
+    for m in METRICS:
+        assert np.array_equal(captured["per_a"][m], [s[m] for s in exact["A"]], equal_nan=True), m
+        assert np.array_equal(captured["per_b"][m], [s[m] for s in exact["B"]], equal_nan=True), m
+    assert captured["cases"] == CASES
+    want = compare_models(
+        {m: np.array([s[m] for s in exact["A"]]) for m in METRICS},
+        {m: np.array([s[m] for s in exact["B"]]) for m in METRICS},
+        CASES,
+        3,
+    )
+    for m in METRICS:
+        for key, value in want[m].items():
+            assert captured["table"][m][key] == pytest.approx(value, nan_ok=True), (m, key)
+    with open(report / "compare.csv", newline="") as fh:
+        written = {r["metric"]: r for r in csv.DictReader(fh)}
+    assert float(written["dice"]["wilcoxon_p"]) == pytest.approx(want["dice"]["wilcoxon_p"])
+    assert written["dice"]["wilcoxon_method"] == METHOD_EXACT
