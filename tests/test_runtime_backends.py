@@ -255,6 +255,17 @@ def test_replay_of_a_model_whose_parity_failed_ends_with_one_line_naming_it(tmp_
     assert "Traceback" not in out.stderr
 
 
+def test_evaluate_refuses_a_model_the_runtime_refuses(tmp_path, busi_dataset):
+    """evaluate builds its ONNX backend through the runtime's factory: it never reports figures for
+    a model the cart would not serve."""
+    failed = with_parity(tmp_path, passed=False)
+    cmd = [sys.executable, "-m", "edge_runtime.cli", "evaluate", "--checkpoint", str(failed)]
+    cmd += ["--data", str(busi_dataset), "--split", "test", "--out", str(tmp_path / "report")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "failed parity check" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "report" / "summary.json").exists()
+
+
 def test_shipped_default_config_is_valid_and_complete():
     config = load_config(REPO / "edge_runtime" / "configs" / "default.yaml")
     assert config == build_config(as_dict(config))  # every key known; round-trips

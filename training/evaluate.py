@@ -80,13 +80,15 @@ class OnnxPredictor:
     """A folded ONNX model through the runtime's ONNX Runtime backend: gray -> calibrated prob."""
 
     def __init__(self, path: Path):
-        from edge_runtime.backends.onnxruntime import OnnxRuntimeBackend
+        from edge_runtime.backends import create_backend
         from edge_runtime.manifest import load_manifest
 
         self.manifest = load_manifest(path)
         if not self.manifest.preprocessing_in_graph:
             raise InputError(f"{path}: evaluate takes folded ONNX models (preprocessing_in_graph: true)")
-        self.backend = OnnxRuntimeBackend(path, self.manifest, device="cpu")
+        # the runtime's own factory: a model the runtime refuses (a failed parity check) is refused here
+        # too, so evaluate never measures a model the cart would not serve
+        self.backend = create_backend("onnxruntime", path, self.manifest, device="cpu")
 
     def prob(self, gray: np.ndarray) -> np.ndarray:
         prob = self.backend.infer(gray).prob
