@@ -14,6 +14,7 @@ from export_fixtures import make_checkpoint
 
 from edge_runtime.cli import EXIT_USER_ERROR
 from edge_runtime.cli import main as sonomap
+from edge_runtime.errors import InputError
 from edge_runtime.manifest import load_manifest
 from training.checkpoint import read_checkpoint, save_checkpoint
 from training.data import read_cases
@@ -57,3 +58,12 @@ def test_fit_temperature_raises_on_non_finite_logits(bad):
     maps[1].logits[1, 5, 5] = bad
     with pytest.raises(ValueError, match="img1: non-finite"):
         fit_temperature(maps, cancer_index=1)
+
+
+def test_fit_temperature_without_band_pixels_is_an_input_error():
+    """A split with no cancer on which the model predicts none has nothing to fit on: an input
+    problem the CLI says in one line, not a ValueError traceback."""
+    empty = np.zeros((32, 32), np.uint8)
+    logits = np.stack([np.full((32, 32), 4.0, np.float32), np.full((32, 32), -4.0, np.float32)])
+    with pytest.raises(InputError, match="no decision-band pixels"):
+        fit_temperature([LogitMap("img0", logits, empty, np.zeros_like(empty))], cancer_index=1)

@@ -126,7 +126,11 @@ def fit_temperature(
     bands = _band_targets(maps, cancer_index, threshold, band_px)
     pixels = int(sum(t.size for _, t in bands))
     if pixels == 0:
-        raise ValueError("no decision-band pixels to fit a temperature on (no cancer and no prediction)")
+        # an input problem (a split without cancer, a model that predicts none), said in one line
+        raise InputError(
+            "no decision-band pixels to fit a temperature on: the split has no cancer pixel and the model "
+            "predicts none; calibrate on a split with cancer"
+        )
     res = minimize_scalar(
         lambda lt: band_nll(maps, math.exp(lt), cancer_index, bands),
         bounds=(math.log(T_MIN), math.log(T_MAX)),
