@@ -1,11 +1,16 @@
 """Image-likeness: whether a region of a scanner screen holds an ultrasound (B-mode) image.
 
 B-mode speckle makes neighbouring pixels differ nearly everywhere there is tissue; a scanner's own
-screens (a patient form's fields, header bars, panels) are flat fill with glyphs on it. Three measures
+screens (a patient form's fields, header bars, panels) are flat fill with glyphs on it. Four measures
 (:func:`measure`) of an evenly spaced sample, cheap enough for every frame: the share of bright
-samples, the textured share of those, and the spread of their grey levels. Thresholds were measured on
-the 30 vendored BUSI images rendered by make-clip's simulator (320x180 to 1080p, clean and noisy, also
-cut to a sector) and on the screens of tests/test_roi_privacy_detect.py, as PNG and through H.264.
+samples, the textured share of those, the spread of their grey levels, and the flat share. Analogue
+capture noise makes flat fill look textured and spreads its grey levels, so the first three pass a
+noisy form; the flat share looks at block means of the sample instead, over which the noise averages
+out while speckle and tissue keep them varied: the share of them within a few levels of their
+commonest level, which a form's fields fill. Thresholds were measured on the 30 vendored BUSI images
+rendered by make-clip's simulator (320x180 to 1080p, clean and noisy, also cut to a sector) and on the
+screens of tests/test_roi_privacy_detect.py (its form also with fields from grey 30 to 220 under
+analogue noise of 2 to 8 levels), as PNG and through H.264.
 
 Two sets of thresholds, for hysteresis: a region must pass :data:`TO_DECIDE` to become the ROI, and a
 decided ROI stays one while it passes the lower :data:`TO_KEEP`. A dark or low-gain image sits close to
@@ -48,34 +53,58 @@ MIN_GREY_SPREAD = 26
 # under analogue noise of 5 levels spreads 21 at most (flat fill under 6 levels: 22, see above). A
 # dimmed BUSI image moves by 1 to 3 levels of spread over a dozen frames of a sweep, so 3 levels of
 # band hold nearly all of them. The spread cannot tell a form under analogue noise of 6 levels or more
-# from a dim image: such a form spreads 23 to 60 and more, past either threshold.
+# from a dim image: such a form spreads 23 to 60 and more, past either threshold; the flat share can.
 KEEP_TEXTURED_FRACTION = 0.25
 KEEP_BRIGHT_FRACTION = 0.2
 KEEP_GREY_SPREAD = 23
+# The flat share: the sample is averaged over blocks of FLAT_BLOCK x FLAT_BLOCK samples (noise of 8
+# levels shrinks to 2.7 in a block mean), and only blocks bright in every sample count (text on black
+# and an image's dark edge make mixed blocks). Their commonest level is looked for only more than
+# FLAT_MIN_CONTRAST levels above the dark level (about 24 above the screen's background): dark tissue
+# (an acoustic shadow) is as flat as fill, and an image dark in its depth would otherwise measure up
+# to 0.59 (BUSI cut to a sector; 66 renderings over 0.4); a form's fields from grey 30 up are found.
+# The share is of the bright blocks within FLAT_TOLERANCE_LEVELS of that level (noise of 8 levels
+# keeps about 80 % of a flat field's blocks within it).
+FLAT_BLOCK = 3
+FLAT_TOLERANCE_LEVELS = 3
+FLAT_MIN_CONTRAST = 20
+# Largest flat share: every BUSI rendering (4 350: the native images, and 6 frames across the sweep
+# at 4 sizes, clean and noisy, rectangle and sector, as PNG and at 2 sizes through H.264) measures
+# 0.31 at most, 0.22 for 99 % of them (median 0.08); dimmed until the spread fails, 0.37 at most. The
+# form (fields 30 to 220, noise 2 to 8 levels, PNG and H.264, 320x180 to 1080p, as detection's region
+# or in a decided ROI: 1 053 screens) measures 0.52 or more, 0.56 for 99 % of it (median 0.75); under
+# noise of 10 levels 0.43 or more (never decided, kept by a few).
+MAX_FLAT_FRACTION = 0.4
+KEEP_FLAT_FRACTION = 0.45  # the band: 0.07 under the flattest form, 0.08 over the flattest dim image
 SPREAD_PERCENTILES = (10, 90)
 GREY_LEVELS = 256
 MOSTLY_DARK = "mostly dark"
 FLAT_FILL = "flat fill and text"
 FEW_GREY_LEVELS = "too few grey levels"
+ONE_FLAT_LEVEL = "mostly one flat grey level"
 
 
 class Measures(NamedTuple):
-    """What :func:`measure` finds, in samples (counts, so that the thresholds compare as before)."""
+    """What :func:`measure` finds, in samples and blocks (counts, so that the thresholds compare as
+    before)."""
 
     samples: int  # samples looked at (each with its right and lower neighbour)
     bright: int  # of them brighter than the screen's background
     textured: int  # of the bright ones differing from a neighbour by more than TEXTURE_STEP_LEVELS
     spread: int  # grey levels from the 10th to the 90th percentile of the bright ones (0: none)
+    blocks: int = 0  # FLAT_BLOCK blocks of the sample bright in every sample
+    flat: int = 0  # of them within FLAT_TOLERANCE_LEVELS of their commonest level (FLAT_MIN_CONTRAST)
 
 
 class Thresholds(NamedTuple):
     bright: float  # smallest bright share of the samples
     textured: float  # smallest textured share of the bright samples
     spread: int  # smallest grey spread of the bright samples
+    flat: float  # largest flat share of the bright blocks
 
 
-TO_DECIDE = Thresholds(MIN_BRIGHT_FRACTION, MIN_TEXTURED_FRACTION, MIN_GREY_SPREAD)
-TO_KEEP = Thresholds(KEEP_BRIGHT_FRACTION, KEEP_TEXTURED_FRACTION, KEEP_GREY_SPREAD)
+TO_DECIDE = Thresholds(MIN_BRIGHT_FRACTION, MIN_TEXTURED_FRACTION, MIN_GREY_SPREAD, MAX_FLAT_FRACTION)
+TO_KEEP = Thresholds(KEEP_BRIGHT_FRACTION, KEEP_TEXTURED_FRACTION, KEEP_GREY_SPREAD, KEEP_FLAT_FRACTION)
 
 
 def sample(region: np.ndarray) -> np.ndarray:
@@ -106,7 +135,8 @@ def roi_sample(frame: Frame, roi) -> np.ndarray:
 def measure(gray: np.ndarray, dark_level: int) -> Measures:
     """The image-likeness :class:`Measures` of the gray region on a screen whose background is at or
     below ``dark_level``. A region already sampled (smaller side under twice WORK_SIDE) is used as it is."""
-    picked = sample(gray).astype(np.int16)
+    levels = np.ascontiguousarray(sample(gray))
+    picked = levels.astype(np.int16)
     if picked.shape[0] < 2 or picked.shape[1] < 2:
         return Measures(0, 0, 0, 0)
     bright = (picked > dark_level)[:-1, :-1]  # each sample with its right and lower neighbour
@@ -117,7 +147,7 @@ def measure(gray: np.ndarray, dark_level: int) -> Measures:
     below = np.abs(np.diff(picked, axis=0))[:, :-1] > TEXTURE_STEP_LEVELS
     textured = int(np.count_nonzero((right | below) & bright))
     low, high = _percentiles(picked[:-1, :-1][bright], count)
-    return Measures(bright.size, count, textured, high - low)
+    return Measures(bright.size, count, textured, high - low, *_flat_blocks(levels, dark_level))
 
 
 def image_likeness(gray: np.ndarray, dark_level: int, decided: bool = False) -> str:
@@ -132,7 +162,30 @@ def image_likeness(gray: np.ndarray, dark_level: int, decided: bool = False) -> 
         return FLAT_FILL
     if found.spread < limits.spread:
         return FEW_GREY_LEVELS
+    if found.flat > limits.flat * found.blocks:
+        return ONE_FLAT_LEVEL
     return ""
+
+
+def _flat_blocks(levels: np.ndarray, dark_level: int) -> tuple[int, int]:
+    """(bright blocks, flat ones) of the uint8 sample ``levels``: see FLAT_BLOCK. OpenCV's area resize
+    averages whole blocks exactly (a whole-number factor), far cheaper than numpy's reshape and sum
+    (the flat share costs about 0.06 ms per frame); a block bright in every sample averages a 0/255
+    mask of them to exactly 255."""
+    rows, cols = levels.shape[0] // FLAT_BLOCK, levels.shape[1] // FLAT_BLOCK
+    if rows == 0 or cols == 0:
+        return 0, 0
+    whole = levels[: rows * FLAT_BLOCK, : cols * FLAT_BLOCK]
+    means = cv2.resize(whole, (cols, rows), interpolation=cv2.INTER_AREA)
+    _, lit = cv2.threshold(whole, dark_level, GREY_LEVELS - 1, cv2.THRESH_BINARY)
+    lit = cv2.resize(lit, (cols, rows), interpolation=cv2.INTER_AREA) == GREY_LEVELS - 1
+    counts = np.bincount(means[lit], minlength=GREY_LEVELS)
+    start = dark_level + FLAT_MIN_CONTRAST + 1
+    if start >= GREY_LEVELS or not counts[start:].any():
+        return int(counts.sum()), 0
+    mode = start + int(np.argmax(counts[start:]))
+    near = counts[max(0, mode - FLAT_TOLERANCE_LEVELS) : mode + FLAT_TOLERANCE_LEVELS + 1]
+    return int(counts.sum()), int(near.sum())
 
 
 def _percentiles(levels: np.ndarray, count: int) -> tuple[int, int]:

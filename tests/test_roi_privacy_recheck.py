@@ -8,7 +8,8 @@ YUV path) of the same screens, named after the patient.
 
 The re-check has hysteresis (tested on the ROI chooser itself): a dim image hovering at the deciding
 threshold stays the ROI frame after frame, and flat fill, black, a form or a dimmer image still go at
-once.
+once. A form through an analogue capture path (noise that makes its fields look textured) goes at once
+too, on a BGR frame and on replay's YUV path.
 """
 
 from __future__ import annotations
@@ -22,8 +23,19 @@ import numpy as np
 import pytest
 from cli import sonomap
 from runtime_model import dark_onnx
-from test_roi_privacy_detect import BUSI_IMAGES, POSITION_TOL_PX, SMALL, form_screen, screen
+from test_roi_privacy_detect import (
+    BUSI_IMAGES,
+    FORM_FIELD_GREYS,
+    NOISY_FORM_NOISE,
+    NOISY_FORM_SEEDS,
+    POSITION_TOL_PX,
+    SMALL,
+    form_screen,
+    noisy_form_screen,
+    screen,
+)
 
+from edge_runtime import yuv
 from edge_runtime.config import build_config
 from edge_runtime.frames import Frame
 from edge_runtime.likeness import (
@@ -226,3 +238,27 @@ def test_after_hovering_a_flat_blank_or_dimmer_roi_is_undecided_on_its_first_fra
             assert measure(gray_roi(image, roi), level).spread < KEEP_GREY_SPREAD
         got = chooser.choose(Frame(index, image, 0.0, None, {}))
         assert got.undecided, f"frame {index} ({then.__name__}) kept the ROI {got}"
+
+
+def as_frame(index: int, image: np.ndarray, kind: str) -> Frame:
+    """The BGR ``image`` as a BGR frame, or as an I420 frame (replay's YUV path: limited-range luma)."""
+    if kind == "yuv":
+        return yuv.YuvFrame(index, cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), 0.0)
+    return Frame(index, image, 0.0)
+
+
+@pytest.mark.parametrize("kind", ["bgr", "yuv"])
+@pytest.mark.parametrize("size", [SMALL, (1280, 720)])
+@pytest.mark.parametrize("noise", NOISY_FORM_NOISE)
+def test_a_noisy_patient_form_over_a_decided_roi_is_undecided_on_its_first_frame(noise, size, kind):
+    """Through an analogue capture path the clip's image is decided; the form opened over it, whose
+    noise makes its fields look textured and spreads their grey levels (past the keeping thresholds of
+    the first three measures), is undecided on its very first frame, whatever the fields' grey."""
+    clip, _ = screen(size=size, noise=noise)
+    for field in FORM_FIELD_GREYS:
+        for seed in range(NOISY_FORM_SEEDS):
+            chooser = deidentify.RoiChooser(build_config({}))
+            roi = chooser.choose(as_frame(0, clip, kind))
+            assert not roi.undecided, roi
+            got = chooser.choose(as_frame(1, noisy_form_screen(noise, field, size, seed), kind))
+            assert got.undecided, f"the form (fields {field}, noise {noise}, draw {seed}) kept the ROI {got}"

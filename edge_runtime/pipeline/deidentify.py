@@ -58,7 +58,7 @@ FULL_ROI_WARNING = (
 REDETECT_EVERY_FRAMES = 5
 # An auto-detected ROI is checked to still look like an image every this many frames, and chosen
 # again when not (the operator opened the patient form). Every frame: an unchecked frame would let a
-# form shown in the ROI out, and a check costs about 0.2 ms (YUV) or 0.3 ms (BGR) per 1080p frame.
+# form shown in the ROI out, and a check costs about 0.3 ms (YUV) or 0.4 ms (BGR) per 1080p frame.
 RECHECK_EVERY_FRAMES = 1
 # Smaller frames are refused: ROI detection, the overlay and the encoders need a few pixels each way.
 MIN_FRAME_W, MIN_FRAME_H = 16, 16
