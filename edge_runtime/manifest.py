@@ -18,14 +18,13 @@ consumer needs to use the artifact correctly without importing the producer:
 - ``mask_filter`` (optional): which parts of the thresholded mask count as a finding (minimum
   peak probability, minimum part size, largest part only), :mod:`edge_runtime.mask_filter`;
   applied after the backend by the runtime and by evaluation, never folded into a graph;
-- ``sha256``/``file``: the artifact itself; ``source``: what it was derived from;
+- ``sha256``/``file``: the artifact itself (:func:`check_artifact`); ``source``: its origin;
 - ``io``: tensor names, shapes and dtypes (ONNX/engines), and ``preprocessing_in_graph``
   when resize/normalise/softmax/threshold are folded into the graph (uint8 in, uint8 out).
 
-The YAML is declared key by key in :class:`ManifestFile` (msgspec, docs/configuration.md); a
-wrong type, a missing key or an unknown key is a one-line ``ConfigError`` naming the file and
-the key path. :class:`Manifest` is the same content in memory, with the input size and the
-normalisation flattened into fields.
+The YAML is declared key by key in :class:`ManifestFile` (msgspec, docs/configuration.md); a wrong
+type, a missing key (``schema`` too) or an unknown key is a one-line ``ConfigError`` naming the file
+and the key path. :class:`Manifest` is the same content in memory, input size and normalisation flat.
 """
 
 # no `from __future__ import annotations`: msgspec reads these annotations as objects
@@ -37,7 +36,7 @@ from typing import Any
 import msgspec
 import yaml
 
-from edge_runtime.atomic import atomic_write_text
+from edge_runtime.atomic import atomic_write_bytes
 from edge_runtime.calibration_curve import check_curve
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.mask_filter import MaskFilter
@@ -50,6 +49,10 @@ CANCER_CLASS = "cancer"
 HASH_CHUNK_BYTES = 1 << 20
 RGB_CHANNELS, RGB_MAX = 3, 255
 OPEN_SECTIONS = ("source", "io", "versions", "metrics", "extra")  # free-form mappings; null = {}
+# The format an artifact's suffix means: the backends pick a loader by suffix, so a manifest whose
+# format disagrees describes another kind of file. Suffixes not listed are not checked.
+FORMAT_BY_SUFFIX = {".pt": "checkpoint", ".onnx": "onnx", ".ts": "torchscript", ".torchscript": "torchscript"}
+FORMAT_BY_SUFFIX |= {".ep": "torch-tensorrt", **dict.fromkeys((".engine", ".plan", ".trt"), "tensorrt")}
 
 
 class ClassInfo(msgspec.Struct, forbid_unknown_fields=True):
@@ -74,7 +77,7 @@ class ManifestFile(Section, kw_only=True):
     """The manifest YAML key by key, in the order written. A new field: add it here and to
     :class:`Manifest` under the same name (copied both ways by name)."""
 
-    schema: described(str, "a text") = SCHEMA
+    schema: described(str, "a text")  # required: a YAML without it is not known to be a manifest
     name: described(str, "a text")
     arch: described(str, "a text")
     format: described(str, f"one of {FORMATS}")
@@ -168,6 +171,7 @@ class Manifest(msgspec.Struct):
         for name, (section, key) in NESTED.items():
             nested[section][key] = getattr(self, name)
         file = ManifestFile(
+            schema=SCHEMA,
             input=ManifestInput(**nested["input"]),
             normalisation=Normalisation(**nested["normalisation"]),
             **values,
@@ -182,7 +186,7 @@ class Manifest(msgspec.Struct):
     def from_dict(cls, data: dict[str, Any], origin: str = "<manifest>") -> "Manifest":
         if not isinstance(data, dict):
             raise ConfigError(f"{origin}: a manifest must be a YAML mapping")
-        if data.get("schema", SCHEMA) != SCHEMA:
+        if "schema" in data and data["schema"] != SCHEMA:  # a missing one: convert names the key
             raise ConfigError(f"{origin}: unsupported schema {data.get('schema')!r} (want {SCHEMA})")
         if "format" in data and data["format"] not in FORMATS:
             raise ConfigError(f"{origin}: 'format' is {data['format']!r}, expected one of {FORMATS}")
@@ -238,12 +242,18 @@ def sha256_file(path: str | Path) -> str:
 
 
 def load_manifest(artifact_or_yaml: str | Path, verify_hash: bool = True) -> Manifest:
-    """Load the manifest of an artifact (or a manifest YAML path) and check it matches."""
+    """Load the manifest of an artifact (or a manifest YAML path) and check it matches: beside an
+    artifact (its path given, or a YAML path whose artifact exists) by :func:`check_artifact`;
+    ``verify_hash`` (an artifact path only) also compares the sha256 of the file's bytes."""
     path = Path(artifact_or_yaml)
-    yaml_path = path if path.suffix in (".yaml", ".yml") else manifest_path(path)
+    by_yaml = path.suffix in (".yaml", ".yml")
+    yaml_path = path if by_yaml else manifest_path(path)
     data = read_yaml_mapping(yaml_path, "model manifest (every model file needs one beside it)")
     manifest = Manifest.from_dict(data, origin=str(yaml_path))
-    if verify_hash and yaml_path != path and manifest.sha256:
+    artifact = path.with_suffix("") if by_yaml else path
+    if not by_yaml or artifact.is_file():
+        check_artifact(manifest, artifact, yaml_path)
+    if verify_hash and not by_yaml:
         if not path.is_file():
             raise InputError(f"{path}: model file not found")
         actual = sha256_file(path)
@@ -255,12 +265,32 @@ def load_manifest(artifact_or_yaml: str | Path, verify_hash: bool = True) -> Man
     return manifest
 
 
-def save_manifest(manifest: Manifest, artifact: str | Path) -> Path:
-    """Write ``<artifact>.yaml`` with the artifact's name and sha256 filled in (atomically)."""
+def check_artifact(manifest: Manifest, artifact: Path, yaml_path: Path) -> None:
+    """ConfigError naming the key when the manifest cannot vouch for ``artifact``: with no ``sha256``
+    any file copied over it would be served; ``file``/``format`` of another file is a mix-up."""
+    if not manifest.sha256.strip():
+        raise ConfigError(f"{yaml_path}: missing manifest key 'sha256' (the hash of {artifact.name})")
+    # the resolved name too: a link (current.onnx -> v3.onnx) serves the file its manifest names
+    if manifest.file and manifest.file not in (artifact.name, artifact.resolve().name):
+        raise ConfigError(f"{yaml_path}: manifest key 'file' is {manifest.file!r}, not {artifact.name!r}")
+    expected = FORMAT_BY_SUFFIX.get(artifact.suffix.lower())
+    if expected is not None and manifest.format != expected:
+        raise ConfigError(f"{yaml_path}: manifest key 'format' is {manifest.format!r}, not {expected!r}")
+
+
+def save_manifest(
+    manifest: Manifest, artifact: str | Path, sha256: str | None = None, durable: bool = False
+) -> Path:
+    """Write ``<artifact>.yaml`` with its name and sha256 (atomically; ``durable``: fsynced). ``sha256``
+    of the bytes the caller wrote, if given, rather than re-read from disk; InputError when the
+    artifact does not exist (a manifest vouches for real bytes, never for "")."""
     artifact = Path(artifact)
+    if not artifact.is_file():
+        raise InputError(f"{artifact}: no such model file; its manifest is written only beside it")
     manifest.file = artifact.name
-    manifest.sha256 = sha256_file(artifact) if artifact.is_file() else ""
-    return atomic_write_text(manifest_path(artifact), yaml.safe_dump(manifest.to_dict(), sort_keys=False))
+    manifest.sha256 = sha256 or sha256_file(artifact)
+    text = yaml.safe_dump(manifest.to_dict(), sort_keys=False)
+    return atomic_write_bytes(manifest_path(artifact), text.encode(), durable=durable)
 
 
 DEFAULT_CLASSES = [

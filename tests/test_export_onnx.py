@@ -190,7 +190,8 @@ def test_unsupported_opset(checkpoint, tmp_path, capsys):
 
 
 def test_checkpoint_and_manifest_disagree(checkpoint, tmp_path, capsys):
-    ck = tmp_path / "ck.pt"
+    ck = tmp_path / "copy" / checkpoint.name  # its own name: the manifest's 'file' names it
+    ck.parent.mkdir()
     ck.write_bytes(checkpoint.read_bytes())
     data = yaml.safe_load(manifest_path(checkpoint).read_text())
     data["arch"] = "fcn_resnet50"
@@ -201,7 +202,8 @@ def test_checkpoint_and_manifest_disagree(checkpoint, tmp_path, capsys):
 
 
 def test_checkpoint_replaced_after_manifest(checkpoint, tmp_path, capsys):
-    ck = tmp_path / "ck.pt"
+    ck = tmp_path / "copy" / checkpoint.name  # its own name: the manifest's 'file' names it
+    ck.parent.mkdir()
     ck.write_bytes(checkpoint.read_bytes() + b"\0")
     manifest_path(ck).write_text(manifest_path(checkpoint).read_text())
     rc = main(["export", "onnx", "--checkpoint", str(ck), "--out", str(tmp_path / "m.onnx")])

@@ -5,7 +5,9 @@ Input: a checkpoint (``best.pt``) or a folded ONNX file with its manifest, and a
 :class:`edge_runtime.mask_filter.MaskFilter` written into the artifact's manifest (``mask_filter``,
 plus ``extra.mask_filter_fit``: the criterion before and after, and the split), and that record.
 Run it after the probability calibration: the filter works on calibrated probabilities
-(``min_peak``) and on the mask at the manifest's threshold.
+(``min_peak``) and on the mask at the manifest's threshold. An ONNX model's twin of the other
+precision (``model.onnx`` <-> ``model.fp16.onnx``, :func:`twin_of`) gets the same filter in the
+same run, or neither does: a backend may load either file, and must apply one filter.
 
 Count first, score second: each image's probability (as served, at its own size) is thresholded,
 filtered by every candidate of :data:`GRID`, and counted against its label
@@ -27,12 +29,16 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.atomic import atomic_write_bytes
+from edge_runtime.errors import ConfigError, SonomapError
+from edge_runtime.manifest import Manifest, load_manifest, manifest_path, save_manifest
 from edge_runtime.mask_filter import MaskFilter, filter_mask
 from training.data import CANCER, read_cases, read_pair, select_split
 from training.metrics import Counts, confusion_counts, is_unlabelled
 
 PEAKS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 AREA_FRACTIONS = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02)
+ONNX_SUFFIX, FP16_SUFFIX = ".onnx", ".fp16.onnx"  # export's names for the two precisions
 LESION_SHARE_KEPT = 0.5  # a size rule must keep a part half as large as the smallest known lesion
 GRID = [
     MaskFilter(min_peak=p, min_area_fraction=a, largest_only=largest)
@@ -91,13 +97,58 @@ def choose(
     return best, {**record, "largest_size_rule_tried_below": float(cap)}
 
 
+def twin_of(artifact: Path) -> Path | None:
+    """The other precision of an exported ONNX model (``model.onnx`` <-> ``model.fp16.onnx``);
+    None for any other artifact (a checkpoint has no twin)."""
+    name = artifact.name
+    if name.endswith(FP16_SUFFIX):
+        return artifact.with_name(name[: -len(FP16_SUFFIX)] + ONNX_SUFFIX)
+    if name.endswith(ONNX_SUFFIX):
+        return artifact.with_name(name[: -len(ONNX_SUFFIX)] + FP16_SUFFIX)
+    return None
+
+
+def twin_manifest(artifact: Path, manifest: Manifest) -> tuple[Path, Manifest] | None:
+    """The existing twin of ``artifact`` and its (verified) manifest, or None. ConfigError before any
+    fitting when the FP16 file was not converted from this FP32 one: it is another model, and a
+    filter fitted here says nothing about it."""
+    twin = twin_of(artifact)
+    if twin is None or not twin.is_file():
+        return None
+    other = load_manifest(twin)
+    fp32, fp16 = (other, manifest) if artifact.name.endswith(FP16_SUFFIX) else (manifest, other)
+    if fp16.source.get("fp32_onnx_sha256") != fp32.sha256:
+        raise ConfigError(
+            f"{twin}: not the other precision of {artifact.name} (source.fp32_onnx_sha256 differs); "
+            "re-run 'sonomap export onnx --fp16' first, so both files get the filter"
+        )
+    return twin, other
+
+
+def write_together(updates: list[tuple[Manifest, Path]]) -> None:
+    """Save each manifest beside its artifact; when one write fails, put back the ones already
+    written, so twins never end up with different filters."""
+    before = {artifact: manifest_path(artifact).read_bytes() for _, artifact in updates}
+    written = []
+    try:
+        for manifest, artifact in updates:
+            save_manifest(manifest, artifact)
+            written.append(artifact)
+    except (OSError, SonomapError):
+        for artifact in written:
+            atomic_write_bytes(manifest_path(artifact), before[artifact])
+        raise
+
+
 def fit_mask_filter(artifact, data, split: str = "val", device: str = "cpu") -> dict:
-    """Choose the filter on ``split`` of ``data`` and write it into ``artifact``'s manifest."""
-    from edge_runtime.manifest import save_manifest
+    """Choose the filter on ``split`` of ``data`` and write it into ``artifact``'s manifest (and its
+    twin's, :func:`twin_manifest`)."""
     from training.evaluate import served_probabilities
     from training.provenance import fitted_on
 
-    manifest, probs = served_probabilities(Path(artifact), device)
+    artifact = Path(artifact)
+    manifest, probs = served_probabilities(artifact, device)
+    twin = twin_manifest(artifact, manifest)  # checked before the fit: a refusal costs no time
     cases = read_cases(data)
     images = []
     for sample in select_split(cases, split, data):
@@ -107,9 +158,18 @@ def fit_mask_filter(artifact, data, split: str = "val", device: str = "cpu") -> 
     known = [read_pair(s)[1] for s in select_split(cases, "train", data)] if split != "train" else []
     rule, record = choose(images, manifest.threshold, known + [label for _, label in images])
     record.update(fitted_on(data, split, cases))  # folder name + digest: the manifest goes to the cart
-    updated = manifest.derive(
-        mask_filter=rule if rule.active else None,
-        extra={**manifest.extra, "mask_filter_fit": record},
-    )
-    save_manifest(updated, artifact)
+    chosen = rule if rule.active else None
+    updates = [
+        (manifest.derive(mask_filter=chosen, extra={**manifest.extra, "mask_filter_fit": record}), artifact)
+    ]
+    if twin is not None:
+        path, other = twin
+        # the twin's record says whose probabilities chose its filter
+        fit = {**record, "fitted_with": artifact.name}
+        updates.append(
+            (other.derive(mask_filter=chosen, extra={**other.extra, "mask_filter_fit": fit}), path)
+        )
+    write_together(updates)
+    if twin is not None:
+        print(f"also written to {manifest_path(twin[0])}: both precisions of the model apply one filter")
     return record

@@ -8,14 +8,24 @@ Layout of a cache directory (e.g. systemd's ``CacheDirectory=sonomap`` -> /var/c
   TensorRT sees it, and ``source.onnx_location`` (a hash of the ONNX file's absolute path):
   two models with one file name in different folders share a cache without pruning each
   other's engines;
+- ``<...>.engine.lock``: an empty file that :func:`engine_lock` holds (``flock``) while one
+  process checks, builds and writes that engine; kept (deleting a lock file another process
+  waits on would let a third one build beside it);
 - ``timing-trt<version>-<gpu>-sm<cc>.cache``: the builder's timing cache, one per
   TensorRT version and GPU (its contents are only valid there), kept between builds.
+
+The plan and its manifest are each written to a temp file, fsynced and renamed (plan first); the
+manifest's ``sha256`` is that of the plan bytes written, not re-read from the file afterwards.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +35,8 @@ from edge_runtime.manifest import Manifest, load_manifest, manifest_path, save_m
 from edge_runtime.tensorrt.key import EngineKey, GpuInfo, machine_mismatches
 
 ENGINE_SUFFIX = ".engine"
+LOCK_SUFFIX = ".lock"
+LOCK_MODE = 0o644  # like the cache files: the service user and an operator's CLI share the cache
 DIGEST_CHARS = 16
 LOCATION_CHARS = 16  # of the sha256 of the model's absolute path: unique enough for one cache folder
 LOAD, BUILD = "load", "build"
@@ -63,8 +75,9 @@ def write_engine(
     onnx_name: str,
     location: str | None = None,
 ) -> Path:
-    """Store a plan and its manifest (plan first, so a manifest never points at nothing).
-    ``location`` (:func:`model_location`) lets :func:`prune_siblings` tell models apart."""
+    """Store a plan and its manifest (plan first, so a manifest never points at nothing), both
+    durably; the manifest's sha256 is the plan's, from the bytes in hand. ``location``
+    (:func:`model_location`) lets :func:`prune_siblings` tell models apart."""
     path = Path(path)
     if not plan:
         raise ConfigError(f"{path}: refusing to cache an empty TensorRT plan")
@@ -76,8 +89,24 @@ def write_engine(
         versions={**onnx_manifest.versions, "tensorrt": key.trt_version},
         extra={**onnx_manifest.extra, "precision": key.precision, "engine_key": key.to_dict()},
     )
-    save_manifest(manifest, path)
+    save_manifest(manifest, path, sha256=hashlib.sha256(plan).hexdigest(), durable=True)
     return path
+
+
+@contextmanager
+def engine_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``<engine>.lock`` (blocking): two processes starting at once
+    (the service and 'sonomap export tensorrt') must not both build one engine for minutes and
+    overwrite each other's files; the second waits, then finds the engine and loads it. flock
+    is released by the kernel when the holder dies, so a killed build never blocks the next."""
+    lock = Path(path).with_name(Path(path).name + LOCK_SUFFIX)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, LOCK_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the only descriptor releases the lock
 
 
 def engine_location(path: str | Path) -> str | None:

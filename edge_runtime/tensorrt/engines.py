@@ -2,7 +2,9 @@
 
 :func:`plan_engine` is the decision (pure: files + versions, testable without a GPU);
 :func:`ensure_engine` acts on it (TensorRT needed); :func:`load_engine` deserialises and,
-when TensorRT rejects a cached plan, deletes it and rebuilds once.
+when TensorRT rejects a cached plan, deletes it and rebuilds once. The engine is keyed on the
+sha256 of the bytes of the ONNX file the build parses, and a build runs under the entry's
+:func:`~edge_runtime.tensorrt.cache.engine_lock`, so concurrent processes build it once.
 
 Before any build it logs a clear warning and calls ``on_long_build(seconds_estimate)``:
 the service passes a callback that sends systemd ``EXTEND_TIMEOUT_USEC`` so the unit's
@@ -18,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_runtime.errors import ConfigError, InputError
-from edge_runtime.manifest import Manifest, load_manifest, manifest_path
+from edge_runtime.manifest import Manifest, load_manifest, manifest_path, sha256_file
 from edge_runtime.tensorrt import modules
 from edge_runtime.tensorrt.build import build_plan
 from edge_runtime.tensorrt.cache import (
     LOAD,
     CacheState,
+    engine_lock,
     engine_path,
     inspect_cached,
     model_location,
@@ -152,7 +155,9 @@ def plan_engine(
             f"{manifest_path(onnx_path)}: no 'io.profile' and no --min/--opt/--max shapes given"
         )
     key = EngineKey(
-        onnx_sha256=build_manifest.sha256,
+        # the bytes TensorRT will parse, hashed here: the manifest's word alone is not enough to
+        # tell two models at one path apart, and the engine file is named after this key
+        onnx_sha256=sha256_file(build_onnx),
         gpu_name=gpu.name,
         compute_capability=gpu.compute_capability,
         sm_count=gpu.sm_count,
@@ -188,21 +193,26 @@ def ensure_engine(
         build = build_plan
     trt = trt or modules.import_tensorrt()
     gpu = gpu or current_gpu()
-    plan = plan_engine(
-        onnx_path,
-        cache_dir,
-        precision,
-        trt.__version__,
-        gpu,
-        has_fp16_flag=hasattr(trt.BuilderFlag, "FP16"),
-        profile=profile,
-        workspace_mb=workspace_mb,
-    )
-    if plan.state.action == LOAD and not force:
+    options = {
+        "profile": profile,
+        "workspace_mb": workspace_mb,
+        "has_fp16_flag": hasattr(trt.BuilderFlag, "FP16"),
+    }
+    plan = plan_engine(onnx_path, cache_dir, precision, trt.__version__, gpu, **options)
+    if plan.state.action == LOAD and not force:  # no lock to load: a read-only cache serves too
         return EngineRecord(plan.path, plan.key, built=False, reason=plan.state.reason, seconds=0.0)
-    timing = timing_cache_path(cache_dir, plan.key)
+    with engine_lock(plan.path):
+        # decided again under the lock: another process may have built it while this one waited
+        plan = plan_engine(onnx_path, cache_dir, precision, trt.__version__, gpu, **options)
+        if plan.state.action == LOAD and not force:
+            return EngineRecord(plan.path, plan.key, built=False, reason=plan.state.reason, seconds=0.0)
+        return _build(trt, gpu, plan, onnx_path, why or plan.state.reason, build, on_long_build, workspace_mb)
+
+
+def _build(trt, gpu: GpuInfo, plan: EnginePlan, onnx_path, reason: str, build, on_long_build, workspace_mb):
+    """Build the planned engine (the caller holds its lock), store it and prune the engines it supersedes."""
+    timing = timing_cache_path(plan.path.parent, plan.key)
     estimate = BUILD_SECONDS_WARM if timing.is_file() else BUILD_SECONDS_COLD
-    reason = why or plan.state.reason
     log.warning(
         "building TensorRT %s engine for %s on %s (TensorRT %s, %s): %s. This can take up to %.0f min; "
         "the result is cached in %s",

@@ -92,7 +92,8 @@ def current_gpu(device_index: int = 0) -> GpuInfo:
 
 @dataclass(frozen=True)
 class EngineKey:
-    onnx_sha256: str  # the ONNX file the network is parsed from
+    # of the bytes of the ONNX file the network is parsed from (hashed, not taken from its manifest)
+    onnx_sha256: str
     gpu_name: str
     compute_capability: str
     sm_count: int
