@@ -4,6 +4,12 @@ Input: ``model.onnx`` (+ manifest). Outputs: ``model.fp16.onnx`` + ``model.fp16.
 (extra.precision fp16) and an ``fp16`` section (FP16 vs FP32) in the FP32 model's report,
 ``model.onnx.parity.json``.
 
+The twin's manifest records parity as a chain (:func:`export.parity.chain_record`): the FP32
+model's own check (torch vs ONNX Runtime) and the twin's FP16-vs-FP32 check, passed only when
+both passed. A twin just converted records its FP16 step as not yet checked, so a twin whose
+check never ran (or whose FP32 model failed its own) is refused by the runtime like a failed one.
+The graph keeps the FP32 graph's metadata, the model contract among it.
+
 ``keep_io_types=True`` keeps the graph's I/O as it was: uint8 ``frame`` in, float32 ``prob``
 and uint8 ``mask`` out, so the runtime feeds both models the same way. Resize stays in
 FP32 (onnxconverter-common's default block list), which also keeps TensorRT's resize exact.
@@ -17,8 +23,16 @@ from pathlib import Path
 
 from edge_runtime.atomic import atomic_path
 from edge_runtime.errors import ConfigError, SonomapError
-from edge_runtime.manifest import load_manifest, save_manifest
-from export.parity import FP16_AGREEMENT_BAR, count_frame, ort_session, run_ort, summarise
+from edge_runtime.manifest import Manifest, load_manifest, save_manifest
+from export.parity import (
+    FP16_AGREEMENT_BAR,
+    chain_record,
+    count_frame,
+    manifest_record,
+    ort_session,
+    run_ort,
+    summarise,
+)
 from export.samples import fit_frame
 
 FP16_SUFFIX = ".fp16.onnx"
@@ -26,6 +40,8 @@ FP16_SUFFIX = ".fp16.onnx"
 # mask select, whose inputs come from the FP32 resize. (Blocking "Cast" makes the converter
 # loop forever; instead the stale value_info it leaves is dropped and re-inferred.)
 EXTRA_FP32_OPS = ("GreaterOrEqual", "Where")
+FP32_REFERENCE, FP16_CANDIDATE = "onnxruntime-fp32", "onnxruntime-fp16"
+NOT_CHECKED = "not checked yet: run 'sonomap export onnx --fp16' to convert and check the twin"
 
 
 def fp16_path(fp32_path: str | Path) -> Path:
@@ -68,6 +84,9 @@ def convert_fp16(fp32_path: str | Path, out: str | Path | None = None) -> Path:
     # casts to FP32; value_info is only a hint, so drop it and let shape inference redo it.
     del half.graph.value_info[:]
     _keep_output_types(half, declared)
+    # same graph, same meaning: the twin carries the FP32 graph's metadata (the model contract),
+    # set here rather than trusted to survive the converter
+    onnx.helper.set_model_props(half, {entry.key: entry.value for entry in model.metadata_props})
     half = onnx.shape_inference.infer_shapes(half, strict_mode=True)
     try:
         with atomic_path(out) as tmp:  # an invalid graph never replaces the file
@@ -83,10 +102,38 @@ def convert_fp16(fp32_path: str | Path, out: str | Path | None = None) -> Path:
             **manifest.extra,
             "precision": "fp16",
             "fp16_converter": "onnxconverter_common.float16 keep_io_types",
+            # the FP32 record describes another file: the twin's own step is not checked yet
+            "parity": chain_record(
+                [fp32_link(manifest), {**_fp16_names(), "passed": False, "note": NOT_CHECKED}]
+            ),
         },
     )
     save_manifest(derived, out)
     return out
+
+
+def fp32_link(manifest: Manifest) -> dict:
+    """The FP32 model's own parity record, the first link of its twin's chain (a link that did not
+    pass when the FP32 model records none: the twin cannot be more checked than its source)."""
+    record = manifest.extra.get("parity")
+    if isinstance(record, dict) and "passed" in record:
+        return dict(record)
+    return {
+        "reference": "torch-fp32",
+        "candidate": FP32_REFERENCE,
+        "passed": False,
+        "note": "no parity record",
+    }
+
+
+def record_twin_parity(fp32_manifest: Manifest, twin: str | Path, fp16_section: dict) -> dict:
+    """Write the twin's chained parity record (FP32 model's check, then ``fp16_section``) into its
+    manifest; returns the record (``passed`` only when both steps passed)."""
+    record = chain_record([fp32_link(fp32_manifest), manifest_record(fp16_section)])
+    manifest = load_manifest(twin)
+    manifest.extra = {**manifest.extra, "parity": record}
+    save_manifest(manifest, twin)
+    return record
 
 
 def _keep_output_types(half, declared: dict) -> None:
@@ -113,13 +160,22 @@ def _converter_version() -> str:
     return str(onnxconverter_common.__version__)
 
 
-def fp16_vs_fp32(fp32_path: str | Path, fp16_file: str | Path, frames, roi, max_hw, cancer_id: int) -> dict:
-    """ONNX Runtime FP32 vs FP16 on the same frames (pooled counts, bar 99.5%)."""
+def _fp16_names() -> dict:
+    return {"reference": FP32_REFERENCE, "candidate": FP16_CANDIDATE}
+
+
+def fp16_vs_fp32(
+    fp32_path: str | Path, fp16_file: str | Path, frames, roi, max_hw, manifest: Manifest
+) -> dict:
+    """ONNX Runtime FP32 vs FP16 on the same frames: the gates of :mod:`export.parity` (bar 99.5%),
+    the served masks through ``manifest``'s mask filter."""
     ref, cand = ort_session(fp32_path), ort_session(fp16_file)
     counts = []
     for frame_id, gray in frames:
         gray = fit_frame(gray, roi, max_hw)
         r_prob, r_mask = run_ort(ref, gray)
         c_prob, c_mask = run_ort(cand, gray)
-        counts.append(count_frame(frame_id, r_mask, c_mask, r_prob, c_prob, cancer_id))
-    return summarise(counts, FP16_AGREEMENT_BAR, reference="onnxruntime-fp32", candidate="onnxruntime-fp16")
+        counts.append(
+            count_frame(frame_id, r_mask, c_mask, r_prob, c_prob, manifest.cancer_index, manifest.mask_filter)
+        )
+    return summarise(counts, FP16_AGREEMENT_BAR, FP32_REFERENCE, FP16_CANDIDATE, manifest.mask_filter)

@@ -1,7 +1,8 @@
 """`sonomap export onnx`: export, check parity on real frames, optionally make the FP16 twin.
 
 Wiring only (one place): export_onnx -> torch_vs_ort -> [convert_fp16 -> fp16_vs_fp32]
--> MODEL.parity.json + parity summary in the manifest -> TensorRT lint of each file written -> exit code.
+-> MODEL.parity.json + parity summary in the manifest (the twin's: the chain of both checks,
+:func:`export.fp16.record_twin_parity`) -> TensorRT lint of each file written -> exit code.
 Everything is written into a staging folder beside ``--out`` (:mod:`export.staging`) and renamed
 into place only when parity and the lint pass; a failed export is kept in ``MODEL.failed/`` and the
 previous model at ``--out`` stays as it was. An FP16 twin left beside the new model by an earlier
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import load_manifest, manifest_path, save_manifest, sha256_file
-from export.parity import checked_file, describe, parity_path, write_parity
+from export.parity import checked_file, describe, manifest_record, parity_path, write_parity
 from export.samples import load_frames
 from export.shapes import (
     DEFAULT_MAX_BATCH,
@@ -53,12 +54,7 @@ def shape_spec_from_args(args) -> ShapeSpec:
 def record_parity(model_path: Path, section: dict) -> None:
     """Keep the parity verdict in the manifest too (the sha256 of the model is unchanged)."""
     manifest = load_manifest(model_path)
-    manifest.extra = {
-        **manifest.extra,
-        "parity": {
-            k: section[k] for k in ("reference", "candidate", "frames", "mask_agreement", "bar", "passed")
-        },
-    }
+    manifest.extra = {**manifest.extra, "parity": manifest_record(section)}
     save_manifest(manifest, model_path)
 
 
@@ -86,7 +82,7 @@ def run_onnx_export(args) -> int:
 def export_and_check(args, spec: ShapeSpec, frames, out: Path) -> tuple[int, list[str]]:
     """Export, compare and lint into the staging folder (``out`` is the staged model path);
     returns (exit code, the file names to install in order: the FP32 model's manifest last)."""
-    from export.fp16 import convert_fp16, fp16_vs_fp32
+    from export.fp16 import convert_fp16, fp16_vs_fp32, record_twin_parity
     from export.onnx_export import export_onnx, torch_vs_ort
 
     manifest, folded = export_onnx(args.checkpoint, out, spec, opset=args.opset)
@@ -95,16 +91,17 @@ def export_and_check(args, spec: ShapeSpec, frames, out: Path) -> tuple[int, lis
         f"[{manifest.arch}, input {manifest.input_height}x{manifest.input_width}, "
         f"frame {'x'.join(map(str, spec.dims))} uint8, opset {args.opset}]"
     )
-    fp32 = torch_vs_ort(folded, out, frames, spec, manifest.cancer_index)
+    fp32 = torch_vs_ort(folded, out, frames, spec, manifest)
     sections = {"fp32": checked_file(out, manifest.sha256, fp32)}
     record_parity(out, sections["fp32"])
     print(describe(sections["fp32"]))
     files = [out]
     if args.fp16:
         half = convert_fp16(out)
-        fp16 = fp16_vs_fp32(out, half, frames, spec.roi, spec.max_hw, manifest.cancer_index)
+        fp16 = fp16_vs_fp32(out, half, frames, spec.roi, spec.max_hw, manifest)
         sections["fp16"] = checked_file(half, sha256_file(half), fp16)
-        record_parity(half, sections["fp16"])
+        # the twin is only as checked as the chain that made it: torch -> FP32 -> FP16
+        record_twin_parity(load_manifest(out), half, sections["fp16"])
         print(f"exported {half.name} ({half.stat().st_size / 1e6:.1f} MB)")
         print(describe(sections["fp16"]))
         files.append(half)

@@ -3,6 +3,7 @@
 Inputs: ``CK`` (a ``sonomap train`` checkpoint with ``CK.yaml`` beside it).
 Outputs: ``model.onnx``, ``model.onnx.yaml`` (format onnx, io, profile, sha256, source),
 ``model.onnx.parity.json`` (torch FP32 vs ONNX Runtime FP32 on real frames) beside the model.
+The graph carries the model contract in its metadata (:mod:`edge_runtime.model_contract`).
 An ``out`` that is the checkpoint itself is refused before anything is written. The manifest
 names the checkpoint by file name and sha256 only: it travels to the cart, and a folder above
 the checkpoint or the dataset may be named after a patient.
@@ -20,6 +21,7 @@ import numpy as np
 from edge_runtime.atomic import atomic_path, same_file
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import Manifest, save_manifest, sha256_file
+from edge_runtime.model_contract import contract_props
 from export.parity import FP32_AGREEMENT_BAR, count_frame, ort_session, run_ort, summarise
 from export.samples import fit_frame
 from export.shapes import INPUT_NAME, OUTPUT_NAMES, ShapeSpec
@@ -106,8 +108,20 @@ def _name_output_dims(model, spec: ShapeSpec) -> None:
                 dim.dim_value = int(value)
 
 
-def write_onnx(folded, path: Path, spec: ShapeSpec, opset: int) -> None:
-    """Trace ``folded`` and write a checked ONNX file (atomically: temp file, then rename)."""
+def stamp_contract(model, manifest: Manifest) -> None:
+    """Write ``manifest``'s model contract (:mod:`edge_runtime.model_contract`) into the ONNX
+    ``model``'s metadata_props, keeping any other entries: the runtime refuses a manifest that
+    does not describe the graph it sits beside."""
+    # deferred: onnx ([export] extra)
+    import onnx
+
+    props = {entry.key: entry.value for entry in model.metadata_props}
+    onnx.helper.set_model_props(model, {**props, **contract_props(manifest)})
+
+
+def write_onnx(folded, path: Path, spec: ShapeSpec, opset: int, manifest: Manifest | None = None) -> None:
+    """Trace ``folded`` and write a checked ONNX file (atomically: temp file, then rename), with
+    ``manifest``'s model contract in its metadata when given."""
     # deferred: onnx ([export] extra) and torch (seconds to load)
     import onnx
     import torch
@@ -131,6 +145,8 @@ def write_onnx(folded, path: Path, spec: ShapeSpec, opset: int) -> None:
                 )
         model = onnx.load(str(tmp))
         _name_output_dims(model, spec)
+        if manifest is not None:
+            stamp_contract(model, manifest)
         onnx.save(model, str(tmp))
         try:
             onnx.checker.check_model(str(tmp), full_check=True)
@@ -138,8 +154,9 @@ def write_onnx(folded, path: Path, spec: ShapeSpec, opset: int) -> None:
             raise ConfigError(f"{path}: exported graph fails onnx.checker ({exc})") from exc
 
 
-def torch_vs_ort(folded, onnx_path: Path, frames, spec: ShapeSpec, cancer_id: int) -> dict:
-    """Run the folded torch model and ONNX Runtime on the same real frames; pooled counts."""
+def torch_vs_ort(folded, onnx_path: Path, frames, spec: ShapeSpec, manifest: Manifest) -> dict:
+    """Run the folded torch model and ONNX Runtime on the same real frames; pooled counts, the
+    served masks through ``manifest``'s mask filter (:mod:`export.parity`)."""
     import torch  # deferred: torch takes seconds to load
 
     session = ort_session(onnx_path)
@@ -150,9 +167,17 @@ def torch_vs_ort(folded, onnx_path: Path, frames, spec: ShapeSpec, cancer_id: in
             t_prob, t_mask = folded(torch.from_numpy(gray)[None, None])
         o_prob, o_mask = run_ort(session, gray)
         counts.append(
-            count_frame(frame_id, t_mask[0, 0].numpy(), o_mask, t_prob[0, 0].numpy(), o_prob, cancer_id)
+            count_frame(
+                frame_id,
+                t_mask[0, 0].numpy(),
+                o_mask,
+                t_prob[0, 0].numpy(),
+                o_prob,
+                manifest.cancer_index,
+                manifest.mask_filter,
+            )
         )
-    return summarise(counts, FP32_AGREEMENT_BAR, reference="torch-fp32", candidate="onnxruntime-fp32")
+    return summarise(counts, FP32_AGREEMENT_BAR, "torch-fp32", "onnxruntime-fp32", manifest.mask_filter)
 
 
 def export_onnx(
@@ -170,7 +195,9 @@ def export_onnx(
     refuse_overwrite(checkpoint, out)
     folded, source = load_folded(checkpoint)
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_onnx(folded, out, spec, opset)
+    # the folded graph is built from the checkpoint's manifest: its classes, threshold and input
+    # size are what the graph bakes in (the derived manifest below keeps them)
+    write_onnx(folded, out, spec, opset, source)
     manifest = source.derive(
         format="onnx",
         preprocessing_in_graph=True,

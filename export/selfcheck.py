@@ -3,7 +3,8 @@
 Prints versions and the GPU; lints the model (and its FP16 twin) for TensorRT
 (:mod:`export.trt_lint`); runs ONNX Runtime on real sample frames; builds or loads the
 TensorRT engine (the runtime's own cache and backend), runs it on the same frames and
-prints mask agreement and latency (each timed after an untimed run at the timed frame's
+prints parity (the gates of :mod:`export.parity`: masks, served masks and verdicts through the
+manifest's mask filter, max |dprob|) and latency (each timed after an untimed run at the timed frame's
 size, so buffer setup for a new size is never timed). Exit codes: 0 agree, 1 below the bar,
 3 TensorRT or pycuda missing, 4 the model fails the lint (both after the ONNX Runtime part,
 so the model itself is still checked).
@@ -24,6 +25,7 @@ import numpy as np
 import edge_runtime
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.manifest import SHA_SHOWN, load_manifest, manifest_path
+from edge_runtime.model_contract import check_contract
 from edge_runtime.tensorrt.modules import TensorRTUnavailable
 from edge_runtime.units import MS_PER_S
 from export.parity import (
@@ -159,6 +161,8 @@ def run_selfcheck(args) -> int:
     frames = [(i, fit_frame(g, roi, max_hw)) for i, g in load_frames(args.frames, args.max_frames)]
     lint_passed = lint_for_tensorrt(model)
     session = ort_session(model)
+    # the manifest must describe this graph before anything is measured against it
+    check_contract(session.get_modelmeta().custom_metadata_map, manifest, model)
     ort_out = {frame_id: run_ort(session, gray) for frame_id, gray in frames}
     ort_ms = timed_latency(lambda gray: run_ort(session, gray), frames[0][1])
     print(
@@ -195,7 +199,11 @@ def run_selfcheck(args) -> int:
         for frame_id, gray in frames:
             pred = backend.infer(gray)
             prob, mask = ort_out[frame_id]
-            counts.append(count_frame(frame_id, mask, pred.mask, prob, pred.prob, manifest.cancer_index))
+            counts.append(
+                count_frame(
+                    frame_id, mask, pred.mask, prob, pred.prob, manifest.cancer_index, manifest.mask_filter
+                )
+            )
         trt_ms = timed_latency(backend.infer, frames[0][1])
         record = backend.engine_record
     finally:
@@ -208,6 +216,6 @@ def run_selfcheck(args) -> int:
         f"TensorRT {precision} on the same frame: {latency_text(trt_ms)} (host uint8 in -> host prob/mask out)"
     )
     bar = FP32_AGREEMENT_BAR if args.fp32 else FP16_AGREEMENT_BAR
-    section = summarise(counts, bar, reference="onnxruntime-fp32", candidate=f"tensorrt-{precision}")
+    section = summarise(counts, bar, "onnxruntime-fp32", f"tensorrt-{precision}", manifest.mask_filter)
     print(describe(section))
     return EXIT_OK if section["passed"] else EXIT_DISAGREE

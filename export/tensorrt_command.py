@@ -1,8 +1,9 @@
 """`sonomap export tensorrt`: build (or reuse) the engine for a folded ONNX model on this GPU.
 
 Input: ``model.onnx`` (+ manifest; ``model.fp16.onnx`` is made here when the strongly
-typed path needs it). Output: ``DIR/<model>-<precision>-<key>.engine`` + manifest, and the
-timing cache in DIR. ``--via torch-tensorrt``: see :mod:`export.torch_trt`.
+typed path needs it, and checked against the FP32 model with ONNX Runtime before the build, as
+``sonomap export onnx --fp16`` checks it). Output: ``DIR/<model>-<precision>-<key>.engine`` +
+manifest, and the timing cache in DIR. ``--via torch-tensorrt``: see :mod:`export.torch_trt`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from edge_runtime.manifest import load_manifest
 from export.shapes import INPUT_NAME, checked_profile, given_shapes
 
 log = logging.getLogger("sonomap.export")
+# real frames the FP16 twin made here is checked on: as many as 'sonomap export onnx' checks by default
+TWIN_PARITY_FRAMES = 8
 
 
 def profile_from_args(args, onnx_path: Path) -> dict | None:
@@ -27,7 +30,8 @@ def profile_from_args(args, onnx_path: Path) -> dict | None:
 
 def ensure_fp16_twin(onnx_path: Path, trt) -> None:
     """The strongly typed path parses model.fp16.onnx: make it here if it is missing (export
-    has onnxconverter-common; the cart's runtime does not)."""
+    has onnxconverter-common; the cart's runtime does not), and check it against the FP32 model
+    with ONNX Runtime before any engine is built from it."""
     from edge_runtime.tensorrt.engines import FP16_TWIN_SUFFIX
     from edge_runtime.tensorrt.key import PATH_STRONGLY_TYPED, choose_build_path
     from export.fp16 import convert_fp16, stale_twin
@@ -45,6 +49,48 @@ def ensure_fp16_twin(onnx_path: Path, trt) -> None:
             f"-> {twin.name}"
         )
         convert_fp16(onnx_path, twin)
+    if not checked_twin(twin):
+        check_twin(onnx_path, manifest, twin)
+
+
+def checked_twin(twin: Path) -> bool:
+    """True when the twin's manifest records its own FP16-vs-FP32 check as passed (a chain from
+    ``sonomap export onnx --fp16``, or a single FP16 record of an older export). A record of
+    another file (an FP32 record copied into the twin) or of a step not checked is not enough."""
+    from export.fp16 import FP16_CANDIDATE
+
+    record = load_manifest(twin).extra.get("parity")
+    return (
+        isinstance(record, dict)
+        and record.get("passed") is True
+        and record.get("candidate") == FP16_CANDIDATE
+    )
+
+
+def check_twin(onnx_path: Path, manifest, twin: Path) -> None:
+    """FP16 vs FP32 with ONNX Runtime on real frames (the one parity check, :mod:`export.parity`),
+    recorded in the twin's manifest; ConfigError when the FP16 step fails, or when the FP32
+    model's own record failed: no FP16 engine is built from a twin that is not checked."""
+    from export.fp16 import fp16_vs_fp32, record_twin_parity
+    from export.parity import describe
+    from export.samples import load_frames
+    from export.selfcheck import model_frame_limits
+
+    roi, max_hw = model_frame_limits(manifest)
+    section = fp16_vs_fp32(onnx_path, twin, load_frames(None, TWIN_PARITY_FRAMES), roi, max_hw, manifest)
+    record_twin_parity(manifest, twin, section)
+    print(describe(section))
+    own = manifest.extra.get("parity")
+    own_failed = isinstance(own, dict) and own.get("passed") is False
+    if not section["passed"] or own_failed:
+        why = f"{onnx_path.name}'s own parity failed" if section["passed"] else "; ".join(section["failures"])
+        raise ConfigError(
+            f"{twin}: the FP16 twin fails its parity check ({why}); no FP16 engine is built from it. "
+            "Build FP32 (without --fp16), or re-export with 'sonomap export onnx --fp16' and read its report"
+        )
+    if not isinstance(own, dict):
+        # a hand-made FP32 model: the FP16 step is checked, the step before it never was
+        print(f"note: {onnx_path.name} records no parity check of its own; its twin's record says so")
 
 
 def refuse_failed_lint(onnx_path: Path) -> None:

@@ -72,7 +72,7 @@ def export_torchscript(checkpoint: str | Path, out: str | Path):
     return manifest, folded, traced
 
 
-def eager_vs_traced(folded, traced, frames, cancer_id: int) -> dict:
+def eager_vs_traced(folded, traced, frames, cancer_id: int, mask_filter=None) -> dict:
     # deferred: torch takes seconds to load
     import torch
 
@@ -95,9 +95,10 @@ def eager_vs_traced(folded, traced, frames, cancer_id: int) -> dict:
                 e_prob[0, 0].numpy(),
                 t_prob[0, 0].numpy(),
                 cancer_id,
+                mask_filter,
             )
         )
-    return summarise(counts, FP32_AGREEMENT_BAR, reference="torch-eager-fp32", candidate="torchscript-fp32")
+    return summarise(counts, FP32_AGREEMENT_BAR, "torch-eager-fp32", "torchscript-fp32", mask_filter)
 
 
 def check_suffix(out: Path) -> None:
@@ -125,7 +126,7 @@ def run_torchscript_export(args) -> int:
             f"exported {out.name} ({staged_out.stat().st_size / 1e6:.1f} MB) and {out.name}.yaml "
             f"[{manifest.arch}, format torchscript]"
         )
-        section = eager_vs_traced(folded, traced, frames, manifest.cancer_index)
+        section = eager_vs_traced(folded, traced, frames, manifest.cancer_index, manifest.mask_filter)
         print(describe(section))
         report = write_parity(staged_out, {"torchscript": checked_file(staged_out, manifest.sha256, section)})
         if not section["passed"]:

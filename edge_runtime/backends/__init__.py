@@ -18,6 +18,7 @@ from edge_runtime.backends.tensorrt import TensorRTBackend
 from edge_runtime.backends.torch import TorchBackend
 from edge_runtime.config_schema import InferenceConfig
 from edge_runtime.errors import ConfigError
+from edge_runtime.model_contract import check_model_file
 
 log = logging.getLogger("sonomap.backends")
 
@@ -49,15 +50,28 @@ def choose_backend(model_path: str | Path) -> tuple[str, str]:
 def refuse_failed_parity(model_path: str | Path, manifest) -> None:
     """A model whose export recorded a failed parity check (``extra.parity.passed: false``) draws
     masks that differ from the network that was validated; serving it would show unvalidated
-    output as if it were the model's, so it is refused with the figures that failed."""
+    output as if it were the model's, so it is refused with the figures that failed. A model made
+    through several checked steps (an FP16 twin: torch -> FP32 -> FP16) records each step under
+    ``chain``; the message names the first step that did not pass."""
     parity = manifest.extra.get("parity") if isinstance(manifest.extra, dict) else None
     if isinstance(parity, dict) and parity.get("passed") is False:
+        links = parity.get("chain") if isinstance(parity.get("chain"), list) else []
+        failed = next((x for x in links if isinstance(x, dict) and x.get("passed") is not True), parity)
         raise ConfigError(
             f"{model_path}: its manifest records a failed parity check "
-            f"({parity.get('candidate', '?')} vs {parity.get('reference', '?')}: mask agreement "
-            f"{parity.get('mask_agreement', '?')} under the bar {parity.get('bar', '?')}); "
+            f"({failed.get('candidate', '?')} vs {failed.get('reference', '?')}: {_why_failed(failed)}); "
             "re-export the model, or choose one whose parity passed"
         )
+
+
+def _why_failed(step: dict) -> str:
+    """The figures and reasons of one failed parity step, for the refusal's one line."""
+    parts = []
+    if "mask_agreement" in step:  # a step never run has no figures, only a note saying so
+        parts.append(f"mask agreement {step['mask_agreement']}, bar {step.get('bar', '?')}")
+    reasons = step.get("failures") or ([step["note"]] if "note" in step else [])
+    parts.extend(str(reason) for reason in reasons)
+    return "; ".join(parts) or "no figures recorded"
 
 
 def create_backend(name: str, model_path: str | Path, manifest, **options):
@@ -71,6 +85,10 @@ def create_backend(name: str, model_path: str | Path, manifest, **options):
         log.info("backend auto -> %s: %s", name, why)
     else:
         why = f"backend {name} requested"
+    if name == "tensorrt" and Path(model_path).suffix.lower() == ".onnx":
+        # the engine is built from this graph: its manifest must describe it (the ONNX Runtime
+        # backend checks the same when it makes its session)
+        check_model_file(model_path, manifest)
     if name == "onnxruntime":
         backend = OnnxRuntimeBackend(model_path, manifest, **options)
     elif name == "torch":

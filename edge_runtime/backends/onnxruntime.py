@@ -8,6 +8,8 @@ Two model flavours, told apart by ``manifest.preprocessing_in_graph``:
 - plain: input float32 from :func:`edge_runtime.preprocess.preprocess_for`, output logits
   [1,C,h,w]; calibration (temperature, softmax or the manifest's curve), threshold and resize
   happen here.
+When the session is made, the graph's model contract (:mod:`edge_runtime.model_contract`) is
+compared with the manifest: a manifest that does not belong to the graph is refused.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from edge_runtime.backends.base import Backend
 from edge_runtime.calibration_curve import cancer_probability
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Prediction
+from edge_runtime.model_contract import check_contract
 from edge_runtime.preprocess import preprocess_for
 from edge_runtime.units import MS_PER_S
 
@@ -73,6 +76,8 @@ class OnnxRuntimeBackend(Backend):
         self.input = self.session.get_inputs()[0]
         self.output_names = [o.name for o in self.session.get_outputs()]
         self._check_contract()
+        # the manifest must describe this graph: class ids, threshold and input size are baked in
+        check_contract(self.session.get_modelmeta().custom_metadata_map, self.manifest, self.model_path)
 
     def _check_contract(self) -> None:
         folded = self.manifest.preprocessing_in_graph

@@ -1,0 +1,153 @@
+"""The model contract: what a folded graph's outputs mean, stamped into the graph itself.
+
+The manifest YAML beside a model says which class id is cancer, what threshold made the mask and
+what input size the network was trained at. For a folded ONNX graph those facts are baked into the
+graph (the mask holds class ids, the threshold and the resize are constants in it), so a manifest
+edited afterwards, or copied from another export, would describe a graph it does not belong to:
+with the class ids swapped the overlay paints cancer in the tissue colour, which is to say not at
+all. Export therefore writes a small contract into the ONNX model's ``metadata_props`` (one key,
+:data:`CONTRACT_KEY`, whose value is JSON: class ids and names, the cancer id, the threshold, the
+input size), and the runtime compares it with the manifest when it opens the model.
+
+- :func:`contract_of` / :func:`contract_props`: a manifest -> the contract / the metadata to stamp
+  (export writes it with ``onnx.helper.set_model_props``);
+- :func:`check_contract`: the graph's metadata (ONNX Runtime's
+  ``InferenceSession.get_modelmeta().custom_metadata_map``) against the manifest: a mismatch is a
+  one-line ConfigError naming the manifest file and the key; a graph without the contract (an
+  export made before it existed) is accepted with a logged warning, so existing models still load
+  (a graph whose manifest names no exporter, built by other means, is noted at info level);
+- :func:`check_model_file`: the same for a model file, for callers without a session of their own.
+
+Ground floor: onnxruntime is imported only inside :func:`check_model_file` (the ``onnx`` package is
+an export-only extra, so the runtime reads the metadata through ONNX Runtime).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.manifest import CANCER_CLASS, Manifest, manifest_path
+
+log = logging.getLogger("sonomap.model_contract")
+
+CONTRACT_KEY = "sonomap.model_contract"
+CONTRACT_VERSION = 1
+# The graph holds the threshold as a float32 constant while the manifest and the contract hold the
+# float64 it was made from: equal values survive the JSON and YAML round trips exactly, so any
+# difference beyond float noise is an edit.
+THRESHOLD_TOLERANCE = 1e-9
+EXPORTER_KEY = "exporter"  # manifest ``versions`` key that every `sonomap export` writes
+
+
+def contract_of(manifest: Manifest) -> dict[str, Any]:
+    """The facts of ``manifest`` that a folded graph bakes in (plain JSON types)."""
+    return {
+        "version": CONTRACT_VERSION,
+        "classes": [{"id": int(c.id), "name": str(c.name)} for c in manifest.classes],
+        "cancer_id": int(manifest.cancer_index),
+        "threshold": float(manifest.threshold),
+        "input": {"height": int(manifest.input_height), "width": int(manifest.input_width)},
+    }
+
+
+def contract_props(manifest: Manifest) -> dict[str, str]:
+    """The ONNX ``metadata_props`` entry that carries ``manifest``'s contract."""
+    return {CONTRACT_KEY: json.dumps(contract_of(manifest), sort_keys=True, separators=(",", ":"))}
+
+
+def check_contract(metadata: Mapping[str, str], manifest: Manifest, model_path: str | Path) -> bool:
+    """Compare the contract in a graph's ``metadata`` with ``manifest`` (the one beside
+    ``model_path``). True when it was checked, False when the graph has none (warning logged);
+    ConfigError naming the manifest file and its key on the first difference."""
+    origin = manifest_path(model_path)
+    raw = metadata.get(CONTRACT_KEY)
+    if raw is None:
+        # A model `sonomap export` made before the contract existed gets the advice to re-export as
+        # a warning; a graph built by other means (no exporter recorded) has no export to redo.
+        level = logging.WARNING if manifest.versions.get(EXPORTER_KEY) else logging.INFO
+        log.log(
+            level,
+            "%s: the graph carries no model contract (exported before sonomap stamped one); the "
+            "manifest's classes, threshold and input size are taken on trust; re-export to check them",
+            model_path,
+        )
+        return False
+    stamped = _parse(raw, model_path)
+    expected = contract_of(manifest)
+    for key, differs, said, graph in _differences(stamped, expected):
+        if differs:
+            raise ConfigError(
+                f"{origin}: '{key}' says {said} but the graph {Path(model_path).name} was exported with "
+                f"{graph}; this manifest does not belong to the graph (use the manifest exported with it)"
+            )
+    return True
+
+
+def check_model_file(model_path: str | Path, manifest: Manifest) -> bool:
+    """:func:`check_contract` for a model file: its metadata read with ONNX Runtime (graph
+    optimisation off: only the metadata is wanted). A file ONNX Runtime cannot open is an
+    InputError naming it."""
+    # deferred: about 0.1 s, paid only by callers that open a model
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3  # errors only: FP16 graphs warn about every inserted cast
+    try:
+        session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/NoSuchFile types
+        raise InputError(f"{model_path}: onnxruntime cannot read it ({exc})") from exc
+    return check_contract(session.get_modelmeta().custom_metadata_map, manifest, model_path)
+
+
+def _parse(raw: str, model_path: str | Path) -> dict[str, Any]:
+    try:
+        stamped = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{model_path}: the graph's {CONTRACT_KEY} metadata is not JSON ({exc})") from exc
+    if not isinstance(stamped, dict) or stamped.get("version") != CONTRACT_VERSION:
+        raise ConfigError(
+            f"{model_path}: the graph's {CONTRACT_KEY} metadata is not contract version {CONTRACT_VERSION} "
+            "(exported by another sonomap version); re-export the model"
+        )
+    return stamped
+
+
+def _differences(stamped: dict[str, Any], expected: dict[str, Any]):
+    """(manifest key, differs?, what the manifest says, what the graph was made with), most
+    dangerous first: which class is cancer decides whether a finding is painted at all."""
+    names = {c["id"]: c["name"] for c in expected["classes"]}
+    graph_names = {c.get("id"): c.get("name") for c in stamped.get("classes", []) if isinstance(c, dict)}
+    yield (
+        "classes",
+        stamped.get("cancer_id") != expected["cancer_id"],
+        f"{CANCER_CLASS} is id {expected['cancer_id']}",
+        f"{CANCER_CLASS} as id {stamped.get('cancer_id')}",
+    )
+    yield "classes", graph_names != names, _classes_text(names), _classes_text(graph_names)
+    threshold = stamped.get("threshold")
+    yield (
+        "threshold",
+        not isinstance(threshold, (int, float))
+        or not math.isclose(threshold, expected["threshold"], rel_tol=0.0, abs_tol=THRESHOLD_TOLERANCE),
+        f"{expected['threshold']!r}",
+        f"threshold {threshold!r}",
+    )
+    graph_input = stamped.get("input") if isinstance(stamped.get("input"), dict) else {}
+    for side in ("height", "width"):
+        yield (
+            f"input.{side}",
+            graph_input.get(side) != expected["input"][side],
+            f"{expected['input'][side]}",
+            f"input {side} {graph_input.get(side)!r}",
+        )
+
+
+def _classes_text(names: Mapping[Any, Any]) -> str:
+    return ", ".join(f"{ident}={name}" for ident, name in sorted(names.items(), key=lambda kv: str(kv[0])))
