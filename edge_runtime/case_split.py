@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.csv_text import read_csv_text
 from edge_runtime.errors import InputError
 from edge_runtime.safe_names import safe_name
 
@@ -126,19 +127,11 @@ class CaseRow:
 
 
 def _text(path: Path) -> str:
-    """The file as text. utf-8-sig: a spreadsheet's byte-order mark is not part of the first
-    column's name (as prepare-busi reads index.csv)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: dataset index not found (expected DATASET/{CASES_CSV})") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the dataset's cases ({exc.strerror or exc})") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InputError(f"{path}:{line}: not UTF-8 text; save it as UTF-8 CSV (id,case_id,split)") from None
+    """The file as text (:func:`edge_runtime.csv_text.read_csv_text`); a missing one is named as the
+    dataset's index."""
+    if not path.exists():
+        raise InputError(f"{path}: dataset index not found (expected DATASET/{CASES_CSV})")
+    return read_csv_text(path, ",".join(CASES_COLUMNS))
 
 
 def read_cases_csv(path: str | Path) -> list[CaseRow]:

@@ -86,3 +86,16 @@ def test_no_test_image_of_the_full_set_has_a_listed_lesion_in_another_split(busi
     assert all(rows[a]["case_id"] == rows[b]["case_id"] for a, b in pairs if a in rows and b in rows)
     tested = [(a, b) for a, b in pairs if "test" in {rows[a]["split"], rows[b]["split"]}]
     assert not tested  # each listed pair sits whole in train or val: the test split only lost images
+
+
+def test_a_list_saved_in_another_encoding_is_refused_naming_the_line(tmp_path):
+    """The shared CSV text reader: a spreadsheet's byte-order mark is accepted, a byte that is not
+    UTF-8 is one error naming the file and its line."""
+    path = tmp_path / "same.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + HEADER.encode() + b"malignant_001,malignant_002,ok\n")
+    assert read_same_lesion(path) == [("malignant_001", "malignant_002")]
+    path.write_bytes(HEADER.encode() + b"malignant_001,malignant_002,m\xe4ss\n")
+    with pytest.raises(
+        InputError, match=rf"{path}:2: not UTF-8 text; save it as UTF-8 CSV \(id_a,id_b,note\)"
+    ):
+        read_same_lesion(path)

@@ -25,6 +25,7 @@ import numpy as np
 
 from edge_runtime.atomic import atomic_path, atomic_write_png
 from edge_runtime.case_split import SPLITS, split_cases
+from edge_runtime.csv_text import read_csv_text
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.near_duplicates import (
     DHASH_MAX,
@@ -48,14 +49,7 @@ def read_busi_index(busi: Path) -> list[dict]:
     index = busi / "index.csv"
     if not index.is_file():
         raise InputError(f"{index}: BUSI index not found (expected DIR/index.csv with id,label)")
-    try:
-        data = index.read_bytes()
-        text = data.decode("utf-8-sig")  # a spreadsheet's byte-order mark is not part of the header
-    except OSError as exc:
-        raise InputError(f"{index}: unreadable ({exc.strerror or exc})") from exc
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InputError(f"{index}:{line}: not UTF-8 text; save the index as UTF-8 CSV (id,label)") from None
+    text = read_csv_text(index, "id,label")
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""))
         if not {"id", "label"} <= set(reader.fieldnames or []):

@@ -20,8 +20,10 @@ naming the file and line.
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
+from edge_runtime.csv_text import read_csv_text
 from edge_runtime.errors import InputError
 from edge_runtime.near_duplicates import DuplicatePair, image_hashes
 
@@ -31,14 +33,9 @@ COLUMNS = ("id_a", "id_b", "note")
 
 def read_same_lesion(path: Path) -> list[tuple[str, str]]:
     """The listed (id_a, id_b) pairs, in file order."""
+    text = read_csv_text(path, ",".join(COLUMNS))
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark is no header
-    except OSError as exc:
-        raise InputError(f"{path}: unreadable ({exc.strerror or exc})") from exc
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not UTF-8 text") from None
-    try:
-        reader = csv.DictReader(text.splitlines())
+        reader = csv.DictReader(io.StringIO(text, newline=""))
         if tuple(reader.fieldnames or ()) != COLUMNS:
             raise InputError(f"{path}: needs the header {','.join(COLUMNS)}")
         rows = list(reader)
