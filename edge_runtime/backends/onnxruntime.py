@@ -75,11 +75,11 @@ class OnnxRuntimeBackend(Backend):
         self.device = "cuda" if CUDA_EP in self.providers else "cpu"
         self.input = self.session.get_inputs()[0]
         self.output_names = [o.name for o in self.session.get_outputs()]
-        self._check_contract()
+        self._check_io()
         # the manifest must describe this graph: class ids, threshold and input size are baked in
         check_contract(self.session.get_modelmeta().custom_metadata_map, self.manifest, self.model_path)
 
-    def _check_contract(self) -> None:
+    def _check_io(self) -> None:
         folded = self.manifest.preprocessing_in_graph
         in_type = self.input.type
         if folded and in_type != "tensor(uint8)":
