@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_runtime.errors import ConfigError, InputError
-from edge_runtime.manifest import Manifest, load_manifest, manifest_path, sha256_file
+from edge_runtime.manifest import Manifest, load_manifest, manifest_path
 from edge_runtime.tensorrt import modules
 from edge_runtime.tensorrt.build import build_plan
 from edge_runtime.tensorrt.cache import (
@@ -155,9 +155,9 @@ def plan_engine(
             f"{manifest_path(onnx_path)}: no 'io.profile' and no --min/--opt/--max shapes given"
         )
     key = EngineKey(
-        # the bytes TensorRT will parse, hashed here: the manifest's word alone is not enough to
-        # tell two models at one path apart, and the engine file is named after this key
-        onnx_sha256=sha256_file(build_onnx),
+        # the bytes TensorRT will parse: load_manifest required this hash and checked it against
+        # the file (an empty one would let two models at one path share an engine file)
+        onnx_sha256=build_manifest.sha256,
         gpu_name=gpu.name,
         compute_capability=gpu.compute_capability,
         sm_count=gpu.sm_count,
