@@ -16,7 +16,8 @@ input size), and the runtime compares it with the manifest when it opens the mod
   one-line ConfigError naming the manifest file and the key; a graph without the contract (an
   export made before it existed) is accepted with a logged warning, so existing models still load
   (a graph whose manifest names no exporter, built by other means, is noted at info level);
-- :func:`check_model_file`: the same for a model file, for callers without a session of their own.
+- :func:`check_model_file`: the same for a model file, for callers without a session of their own;
+- :func:`check_io`: the manifest's ``io`` listing (tensor names and dtypes) against the graph's.
 
 Ground floor: onnxruntime is imported only inside :func:`check_model_file` (the ``onnx`` package is
 an export-only extra, so the runtime reads the metadata through ONNX Runtime).
@@ -42,6 +43,15 @@ CONTRACT_VERSION = 1
 # float64 it was made from: equal values survive the JSON and YAML round trips exactly, so any
 # difference beyond float noise is an edit.
 THRESHOLD_TOLERANCE = 1e-9
+# ONNX Runtime's tensor type names -> the numpy dtype names the manifest's ``io`` listing uses
+ORT_DTYPES = {
+    "tensor(uint8)": "uint8",
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(int64)": "int64",
+    "tensor(int32)": "int32",
+}
 EXPORTER_KEY = "exporter"  # manifest ``versions`` key that every `sonomap export` writes
 
 
@@ -104,6 +114,33 @@ def check_model_file(model_path: str | Path, manifest: Manifest) -> bool:
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/NoSuchFile types
         raise InputError(f"{model_path}: onnxruntime cannot read it ({exc})") from exc
     return check_contract(session.get_modelmeta().custom_metadata_map, manifest, model_path)
+
+
+def check_io(manifest: Manifest, graph: Mapping[str, Mapping[str, str]], model_path: str | Path) -> None:
+    """The tensors the manifest's ``io`` lists (``inputs``/``outputs``: name and dtype) against the
+    graph's (``graph``: ``{"inputs"|"outputs": {name: ONNX Runtime type}}``, e.g.
+    ``"tensor(uint8)"``). Every input must match the listing exactly; every listed output must be in the
+    graph with its dtype. A manifest without a listing (written by other means) is not checked.
+    ConfigError naming the manifest file and the ``io`` key on the first difference."""
+    origin = manifest_path(model_path)
+    for side in ("inputs", "outputs"):
+        listed = manifest.io.get(side)
+        if not isinstance(listed, list):
+            continue
+        wanted = {str(t.get("name")): str(t.get("dtype")) for t in listed if isinstance(t, Mapping)}
+        have = {name: ORT_DTYPES.get(kind, kind) for name, kind in graph[side].items()}
+        if side == "inputs" and set(wanted) != set(have):
+            raise ConfigError(
+                f"{origin}: 'io.inputs' lists {sorted(wanted)} but the graph {Path(model_path).name} "
+                f"takes {sorted(have)}; this manifest does not belong to the graph"
+            )
+        for name, dtype in wanted.items():
+            if name not in have or have[name] != dtype:
+                found = f"is {have[name]}" if name in have else f"has no such tensor (it has {sorted(have)})"
+                raise ConfigError(
+                    f"{origin}: 'io.{side}' lists {name!r} as {dtype} but the graph "
+                    f"{Path(model_path).name} {found}; this manifest does not belong to the graph"
+                )
 
 
 def _parse(raw: str, model_path: str | Path) -> dict[str, Any]:

@@ -38,6 +38,8 @@ TAMPERS = {  # manifest key -> an edit a cart operator (or a copy from another e
     "input.height": lambda m: m["input"].update(height=128),
     "input.width": lambda m: m["input"].update(width=512),
     "threshold": lambda m: m.update(threshold=0.95),
+    "io.inputs": lambda m: m["io"]["inputs"][0].update(name="image"),  # a manifest of another graph
+    "io.outputs": lambda m: m["io"]["outputs"][0].update(dtype="float16"),
 }
 
 

@@ -25,7 +25,7 @@ from edge_runtime.backends.base import Backend
 from edge_runtime.calibration_curve import cancer_probability
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Prediction
-from edge_runtime.model_contract import check_contract
+from edge_runtime.model_contract import check_contract, check_io
 from edge_runtime.preprocess import preprocess_for
 from edge_runtime.units import MS_PER_S
 
@@ -76,7 +76,13 @@ class OnnxRuntimeBackend(Backend):
         self.input = self.session.get_inputs()[0]
         self.output_names = [o.name for o in self.session.get_outputs()]
         self._check_io()
-        # the manifest must describe this graph: class ids, threshold and input size are baked in
+        # the manifest must describe this graph: its tensors, and the class ids, threshold and input
+        # size baked into it
+        listing = {
+            "inputs": {t.name: t.type for t in self.session.get_inputs()},
+            "outputs": {t.name: t.type for t in self.session.get_outputs()},
+        }
+        check_io(self.manifest, listing, self.model_path)
         check_contract(self.session.get_modelmeta().custom_metadata_map, self.manifest, self.model_path)
 
     def _check_io(self) -> None:
