@@ -502,3 +502,29 @@ def test_name_parts_and_birth_date_spellings_are_redacted_as_file_names_write_th
         == "[REDACTED]_[REDACTED].dcm: split; Wuhan; [REDACTED][REDACTED]"
     )
     assert privacy.redact("45 frames") == "45 frames"  # a short value that is no name part stays
+
+
+@pytest.mark.parametrize(
+    "name,file_name",
+    [
+        ("O'Brien^Mary", "OBrien_Mary.dcm"),
+        ("O'Brien^Mary", "OBRIEN^MARY.dcm"),
+        ("D\u2019Angelo^Luca", "DAngelo_Luca.dcm"),  # typographic apostrophe
+        ("Müller^Jürgen", "Muller_Jurgen.dcm"),
+        ("Müller^Jürgen", "MUELLER_JUERGEN.dcm"),
+        ("Sørensen^Åse", "Sorensen_Aase.dcm"),
+        ("Sørensen^Åse", "soerensen-ase.dcm"),
+        ("Groß^José", "GROSS_JOSE.dcm"),
+    ],
+)
+def test_a_name_is_redacted_as_an_ascii_file_name_spells_it(name, file_name):
+    """File names drop apostrophes and accents, or write ü as ue: each spelling of each part goes."""
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    ds.PatientName = name
+    privacy.register_dicom(ds)
+    stem, extension = file_name.rsplit(".", 1)
+    redacted = privacy.redact(f"/data/{file_name}")
+    separator = next(c for c in stem if not c.isalnum())
+    assert redacted == f"/data/{privacy.REDACTED}{separator}{privacy.REDACTED}.{extension}", redacted
