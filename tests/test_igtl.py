@@ -120,6 +120,13 @@ SCALAR_TYPE_OFFSET = 58 + 3  # header, then image header version (2 bytes) and c
 UNKNOWN_SCALAR_CODE = 99
 
 
+def with_fresh_crc(packed: bytes) -> bytes:
+    """``packed`` with its header CRC64 recomputed for its edited body: a decode fault, not a CRC one."""
+    body = packed[igtl.wire.HEADER_SIZE :]
+    crc = pyigtl.messages.CRC64(body).to_bytes(8, "big")
+    return packed[: igtl.wire.HEADER_CRC_OFFSET] + crc + body
+
+
 def test_bad_messages_are_skipped_with_counted_warnings(busi4, caplog):
     gray = busi4[0][1]
     plus = PlusStandIn([gray], stream=False)
@@ -133,7 +140,7 @@ def test_bad_messages_are_skipped_with_counted_warnings(busi4, caplog):
                 pyigtl.ImageMessage(gray[np.newaxis].astype(np.float32), device_name=DEVICE),
                 pyigtl.ImageMessage(np.zeros((3, 32, 48), np.uint8), device_name=DEVICE),
                 pyigtl.ImageMessage(gray[np.newaxis], device_name="Image_Other"),
-                RawMessage(bytes(undecodable)),
+                RawMessage(with_fresh_crc(bytes(undecodable))),
                 pyigtl.StringMessage("hello", device_name="Status"),
             )
             good_ts = time.time()

@@ -1,6 +1,7 @@
 """`--igtl-serve` on the network, with real sockets on loopback: it binds loopback by default,
-refuses peers outside its allow-list and beyond its viewer cap, and a viewer that stops reading
-never slows another (each has its own bounded outbox)."""
+refuses peers outside its allow-list and beyond its viewer cap, never counts a connection that has
+already closed (port checks leave no ghost viewers), and a viewer that stops reading never slows
+another (each has its own bounded outbox)."""
 
 from __future__ import annotations
 
@@ -84,6 +85,35 @@ def test_allow_list_and_viewer_cap():
     finally:
         for s in held:
             s.close()
+        observer.close()
+
+
+PORT_CHECKS = 50  # connect-and-close probes (`nc -z`, a Slicer connector toggled on and off)
+
+
+def test_connections_that_close_at_once_never_hold_a_viewer_slot():
+    observer = igtl.make_igtl_observer(serve="127.0.0.1:0")
+    link = observer.link
+    try:
+        for _ in range(PORT_CHECKS):
+            socket.create_connection(("127.0.0.1", link.port), timeout=5).close()
+            time.sleep(0.02)
+        deadline = time.monotonic() + 5
+        while link.counters.get("viewers_dropped") < link.counters.get("viewers_connected"):
+            assert time.monotonic() < deadline, link.counters.snapshot()
+            time.sleep(0.02)
+        assert link.client_count == 0 and link.counters.get("viewers_refused") == 0, link.counters.snapshot()
+        with socket.create_connection(("127.0.0.1", link.port), timeout=5) as viewer:
+            deadline = time.monotonic() + 5
+            while link.client_count < 1:
+                assert time.monotonic() < deadline, link.counters.snapshot()
+                time.sleep(0.02)
+            sent = image_message()
+            assert link.send([sent])
+            viewer.settimeout(5)
+            _, got = read_message(pyigtl, viewer, threading.Event())
+        assert got.timestamp == pytest.approx(sent.timestamp, abs=1e-5)
+    finally:
         observer.close()
 
 

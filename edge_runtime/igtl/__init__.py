@@ -13,8 +13,8 @@ always works.
 from __future__ import annotations
 
 from edge_runtime.errors import ConfigError
-from edge_runtime.igtl.link import acquire_client_link, release_client_link
 from edge_runtime.igtl.server import IgtlServerLink
+from edge_runtime.igtl.shared_link import acquire_client_link, release_client_link
 from edge_runtime.igtl.sink import IgtlObserver, parse_host_port
 from edge_runtime.igtl.source import IgtlSource, open_igtl_source, parse_igtl_spec
 

@@ -5,12 +5,14 @@ socket unless a send fails (recv() returning b"" is taken as "no message"), retr
 every 10 ms with no backoff, and prints a traceback for each undecodable message.
 Here one reader thread per connection reads whole messages (pyigtl decodes them),
 keeps only the newest IMAGE of the configured device (latest wins, no queue) and the
-newest matrix of every TRANSFORM device, counts what it skips, and reconnects with
-exponential backoff. Sends come from other threads through :meth:`send`.
+newest matrix of every TRANSFORM device, counts what it skips (a message it cannot use
+never costs the connection), and reconnects with exponential backoff. Sends come from
+other threads through :meth:`IgtlClientLink.send`.
 
-One connection per (host, port) is shared through :func:`acquire_client_link`: the
-igtl:// source and ``--igtl-out`` to the same server reuse it, as SlicerIGT's
-live-AI modules do (and pyigtl's test server serves one client at a time).
+The link counts its own connects and disconnects (``counters``) but not ``source_lost``
+on /metrics: a lost video source is counted once, by the source wrapper that shows NO
+SIGNAL, and a send-only ``--igtl-out`` link carries no source at all. Sharing one link
+between the igtl:// source and ``--igtl-out``: shared_link.py.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ import numpy as np
 from edge_runtime.igtl.net import (
     JOIN_TIMEOUT_S,
     SEND_TIMEOUT_S,
-    WARN_EVERY,
     Counters,
     shutdown_quietly,
     tune_socket,
     warn_counted,
+    warn_throttled,
 )
 from edge_runtime.igtl.wire import (
+    CRC_AUTO,
     MAX_BODY_BYTES,
     IgtlImage,
     SkipMessage,
@@ -40,7 +43,6 @@ from edge_runtime.igtl.wire import (
     read_message,
     require_pyigtl,
 )
-from edge_runtime.live_stats import EVENTS
 
 log = logging.getLogger("sonomap.igtl")
 
@@ -56,7 +58,8 @@ class IgtlClientLink:
     """One reconnecting client connection. ``device`` None locks onto the first IMAGE
     device seen; ``receive_images`` False keeps the link send-only (``--igtl-out``).
     While it receives images, ``idle_timeout_s`` without a byte drops the connection;
-    a message body over ``max_body_bytes`` does too (read as it arrives, never preallocated)."""
+    a message body over ``max_body_bytes`` does too (read as it arrives, never preallocated).
+    ``crc`` (wire.CRC_MODES) says which bodies have their header CRC64 checked."""
 
     def __init__(
         self,
@@ -68,6 +71,7 @@ class IgtlClientLink:
         backoff_max_s: float = BACKOFF_MAX_S,
         idle_timeout_s: float = IDLE_TIMEOUT_S,
         max_body_bytes: int = MAX_BODY_BYTES,
+        crc: str = CRC_AUTO,
     ):
         self.pyigtl = require_pyigtl()
         self.host, self.port = host, int(port)
@@ -76,6 +80,7 @@ class IgtlClientLink:
         self.receive_images = receive_images
         self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
         self.idle_timeout_s, self.max_body_bytes = idle_timeout_s, int(max_body_bytes)
+        self.crc = crc
         self.counters = Counters()
         self.connected = threading.Event()
         self._cond = threading.Condition()
@@ -83,6 +88,7 @@ class IgtlClientLink:
         self._seq = 0
         self._transforms: dict[str, np.ndarray] = {}
         self._sock: socket.socket | None = None
+        self._closed_by_us: str | None = None  # why we shut the socket down (a failed send), for the log
         self._send_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"igtl-client-{self.address}", daemon=True)
@@ -94,6 +100,7 @@ class IgtlClientLink:
         device: str | None,
         idle_timeout_s: float | None = None,
         max_body_bytes: int | None = None,
+        crc: str | None = None,
         **_unused: Any,
     ) -> None:
         """Turn a send-only link into the source's link (same server, one connection)."""
@@ -101,7 +108,18 @@ class IgtlClientLink:
             self.device = device if device is not None else self.device
             self.idle_timeout_s = idle_timeout_s or self.idle_timeout_s
             self.max_body_bytes = int(max_body_bytes or self.max_body_bytes)
+            self.crc = crc or self.crc
             self.receive_images = True
+
+    def image_seq(self) -> int:
+        """The sequence number of the newest image so far (0: none yet); pass it to
+        :meth:`wait_image` to get only images received from now on."""
+        with self._cond:
+            return self._seq
+
+    def _progress(self) -> int:
+        """Frames delivered: images received plus messages sent (only these reset the backoff)."""
+        return self.counters.get("images") + self.counters.get("messages_sent")
 
     def _run(self) -> None:
         delay = self.backoff_initial_s
@@ -109,59 +127,89 @@ class IgtlClientLink:
             try:
                 sock = socket.create_connection((self.host, self.port), timeout=CONNECT_TIMEOUT_S)
             except OSError as exc:
-                n = self.counters.inc("connect_failures")
-                if n == 1 or n % WARN_EVERY == 0:
-                    log.warning(
-                        "OpenIGTLink %s: cannot connect (%s); retrying with backoff up to %.1f s",
-                        self.address,
-                        exc,
-                        self.backoff_max_s,
-                    )
+                warn_throttled(
+                    self.counters,
+                    "connect_failures",
+                    f"OpenIGTLink {self.address}: cannot connect ({exc}); "
+                    f"retrying with backoff up to {self.backoff_max_s:.1f} s",
+                )
                 self._stop.wait(delay)
                 delay = min(delay * 2, self.backoff_max_s)
                 continue
             sock.settimeout(SEND_TIMEOUT_S)
             tune_socket(sock)
             with self._send_lock:
-                self._sock = sock
-            if self.counters.inc("connects") > 1:
-                EVENTS.inc("source_reconnect")
+                self._sock, self._closed_by_us = sock, None
+            self.counters.inc("connects")
             self.connected.set()
             log.info("OpenIGTLink %s: connected", self.address)
-            received = self._read_until_closed(sock)
+            progress = self._progress()
+            self._read_until_closed(sock)
             self.connected.clear()
             with self._send_lock:
                 self._sock = None
             sock.close()
-            if received:  # a connection that carried data resets the backoff
+            # Only a connection that delivered frames resets the backoff: one that connects and then
+            # fails on every message must not reconnect ten times a second.
+            if self._progress() > progress:
                 delay = self.backoff_initial_s
             if not self._stop.is_set():
                 self._stop.wait(delay)
                 delay = min(delay * 2, self.backoff_max_s)
 
-    def _read_until_closed(self, sock: socket.socket) -> int:
-        received = 0
+    def _read_until_closed(self, sock: socket.socket) -> None:
+        """Read and dispatch messages until the connection ends or the link stops. A message
+        that cannot be used is skipped and counted; the connection is kept (it was read whole)."""
         try:
             while not self._stop.is_set():
                 idle = self.idle_timeout_s if self.receive_images else None  # a send-only peer may stay quiet
                 try:
-                    fields, msg = read_message(self.pyigtl, sock, self._stop, self.max_body_bytes, idle)
+                    fields, msg = read_message(
+                        self.pyigtl, sock, self._stop, self.max_body_bytes, idle, self.crc
+                    )
                 except SkipMessage as skip:
                     warn_counted(self.counters, skip.reason, str(skip))
                     continue
-                received += 1
-                self._dispatch(fields["message_type"], msg)
+                self._dispatch_guarded(fields, msg)
         except (ConnectionError, OSError) as exc:
             if not self._stop.is_set():
-                if isinstance(exc, TimeoutError):
-                    self.counters.inc("idle_timeouts")
-                self.counters.inc("disconnects")
-                EVENTS.inc("source_lost")
-                log.warning("OpenIGTLink %s: connection lost (%s); reconnecting", self.address, exc)
-        except Exception:
-            self.counters.inc("reader_errors")
-            log.exception("OpenIGTLink %s: unexpected error while reading; reconnecting", self.address)
-        return received
+                self._connection_ended(exc)
+        except Exception as exc:  # a reader bug must not end the link's thread: reconnect, with backoff
+            self.counters.inc("disconnects")
+            warn_throttled(
+                self.counters,
+                "reader_errors",
+                f"OpenIGTLink {self.address}: unexpected error while reading "
+                f"({type(exc).__name__}: {exc}); reconnecting",
+            )
+            log.debug("OpenIGTLink %s: reader error", self.address, exc_info=True)
+
+    def _connection_ended(self, exc: OSError) -> None:
+        """Count and log why the connection ended: the peer, the network, or our own shutdown
+        after a failed send."""
+        with self._send_lock:
+            closed_by_us, self._closed_by_us = self._closed_by_us, None
+        self.counters.inc("disconnects")
+        if closed_by_us:
+            log.warning("OpenIGTLink %s: closed by us after %s; reconnecting", self.address, closed_by_us)
+            return
+        if isinstance(exc, TimeoutError):
+            self.counters.inc("idle_timeouts")
+        log.warning("OpenIGTLink %s: connection lost (%s); reconnecting", self.address, exc)
+
+    def _dispatch_guarded(self, fields: dict, msg: Any) -> None:
+        """_dispatch, with an unexpected error costing this one message (counted, logged one
+        line, throttled) rather than the connection."""
+        try:
+            self._dispatch(fields["message_type"], msg)
+        except Exception as exc:  # the message was read whole: the stream is still in step
+            warn_throttled(
+                self.counters,
+                "reader_errors",
+                f"OpenIGTLink {self.address}: {fields['message_type']} {fields['device_name']!r} "
+                f"skipped after an unexpected error ({type(exc).__name__}: {exc})",
+            )
+            log.debug("OpenIGTLink %s: dispatch error", self.address, exc_info=True)
 
     def _dispatch(self, message_type: str, msg: Any) -> None:
         if message_type == "TRANSFORM" and msg is not None:
@@ -221,7 +269,9 @@ class IgtlClientLink:
                 sock.sendall(payload)
             except OSError as exc:
                 self.counters.inc("send_errors")
-                log.warning("OpenIGTLink %s: send failed (%s); reconnecting", self.address, exc)
+                # The reader logs why when it sees the close; a reset or broken pipe was the peer's doing.
+                if not isinstance(exc, ConnectionError):
+                    self._closed_by_us = f"a failed send ({exc})"
                 shutdown_quietly(sock)
                 return False
         self.counters.inc("messages_sent", len(messages))
@@ -236,37 +286,3 @@ class IgtlClientLink:
             self._cond.notify_all()
         if self._thread is not threading.current_thread():
             self._thread.join(JOIN_TIMEOUT_S)
-
-
-_REGISTRY: dict[tuple[str, int], list] = {}
-_REGISTRY_LOCK = threading.Lock()
-
-
-def acquire_client_link(
-    host: str, port: int, device: str | None = None, receive_images: bool = False, **options: Any
-) -> IgtlClientLink:
-    """The shared link to (host, port), created on first use; pair with release_client_link."""
-    key = (host, int(port))
-    with _REGISTRY_LOCK:
-        entry = _REGISTRY.get(key)
-        if entry is None:
-            entry = _REGISTRY[key] = [IgtlClientLink(host, port, device, receive_images, **options), 0]
-        elif receive_images:
-            entry[0].enable_images(device, **options)
-        entry[1] += 1
-        return entry[0]
-
-
-def release_client_link(link: IgtlClientLink) -> None:
-    """Drop one reference; the last one closes the connection."""
-    with _REGISTRY_LOCK:
-        key = (link.host, link.port)
-        entry = _REGISTRY.get(key)
-        if entry is None or entry[0] is not link:
-            link.close()
-            return
-        entry[1] -= 1
-        if entry[1] > 0:
-            return
-        del _REGISTRY[key]
-    link.close()

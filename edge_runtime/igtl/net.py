@@ -58,12 +58,19 @@ class Counters:
             return dict(self._values)
 
 
+def warn_throttled(counters: Counters, key: str, message: str) -> int:
+    """Count ``key``; log ``message`` (one line, with the count) for the 1st and every WARN_EVERY-th,
+    so a peer repeating a fault 30 times a second cannot flood the log. Returns the count."""
+    n = counters.inc(key)
+    if n == 1 or n % WARN_EVERY == 0:
+        log.warning("%s (%d so far of this kind)", message, n)
+    return n
+
+
 def warn_counted(counters: Counters, reason: str, detail: str) -> None:
     """Count a skipped message as ``skipped_<reason>``; log the 1st and every WARN_EVERY-th."""
-    n = counters.inc(f"skipped_{reason}")
     EVENTS.inc(f"igtl_skipped_{reason}")  # -> sonomap_errors_total{kind=...} on /metrics
-    if n == 1 or n % WARN_EVERY == 0:
-        log.warning("OpenIGTLink: skipped %s (%d so far of this kind)", detail, n)
+    warn_throttled(counters, f"skipped_{reason}", f"OpenIGTLink: skipped {detail}")
 
 
 def shutdown_quietly(sock: socket.socket) -> None:

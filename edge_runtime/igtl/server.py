@@ -97,8 +97,9 @@ class IgtlServerLink:
 
     @property
     def client_count(self) -> int:
+        """Viewers connected now (one that has closed never counts, even before it is removed)."""
         with self._lock:
-            return len(self._clients)
+            return sum(not viewer.closed for viewer in self._clients)
 
     def _serve(self) -> None:
         while not self._stop.is_set():
@@ -125,13 +126,21 @@ class IgtlServerLink:
             shutdown_quietly(client)
             client.close()
             return
-        tune_socket(client)
+        try:
+            tune_socket(client)
+        except OSError as exc:  # the peer reset the connection before we got to it
+            log.info("OpenIGTLink viewer from %s gone before it was served (%s)", where, exc)
+            client.close()
+            return
         viewer = ViewerConnection(client, where, self.counters, self._gone)
         with self._lock:
             self._clients.append(viewer)
             if self._last_payload:
                 viewer.offer(self._last_payload)
         self.counters.inc("viewers_connected")
+        # Registered first, started second: a peer that has already closed is noticed by the
+        # viewer's reader, which then finds it here and removes it (never a ghost holding a slot).
+        viewer.start()
         log.info("OpenIGTLink viewer connected from %s", where)
 
     def _gone(self, viewer: ViewerConnection, reason: str) -> None:

@@ -15,30 +15,54 @@ without a new frame before the stream ends with InputError, default 2: under ``l
 that shows NO SIGNAL and reconnects, so the display never freezes on the last image),
 ``idle_timeout`` (seconds without a single byte before the connection is taken for
 dead, e.g. a pulled cable, and re-made; default 3), ``max_body_mb`` (largest message
-accepted; default 64), ``backoff_max`` (reconnect backoff cap, s).
+accepted; default 64), ``backoff_max`` (reconnect backoff cap, s), ``crc`` (which message
+bodies have their header CRC64 checked: ``auto``, the default, those up to 128 KiB, where
+the check is cheap; ``on`` all; ``off`` none). Numbers must be finite and > 0.
+A reopened source yields only images received after it opened, never the last one again.
 Files: none.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Frame, Source
-from edge_runtime.igtl.link import BACKOFF_MAX_S, IDLE_TIMEOUT_S, acquire_client_link, release_client_link
-from edge_runtime.igtl.wire import MAX_BODY_BYTES, IgtlImage
+from edge_runtime.igtl.link import BACKOFF_MAX_S, IDLE_TIMEOUT_S
+from edge_runtime.igtl.shared_link import acquire_client_link, release_client_link
+from edge_runtime.igtl.wire import CRC_AUTO, CRC_MODES, MAX_BODY_BYTES, IgtlImage
 
 DEFAULT_PORT = 18944  # the IANA-registered OpenIGTLink port, PLUS's default
 WAIT_POLL_S = 0.25  # how often an idle iterator checks close()
-QUERY_KEYS = ("device", "timeout", "backoff_max", "idle_timeout", "max_body_mb")
+QUERY_KEYS = ("device", "timeout", "backoff_max", "idle_timeout", "max_body_mb", "crc")
 NO_FRAME_TIMEOUT_S = 2.0  # matches /healthz's "newest frame < 2 s old"
 MIB = 1024 * 1024
+# Upper bounds: a longer wait is a typo (and thread waits must stay under threading.TIMEOUT_MAX);
+# a 4K RGB frame is 25 MB, so a larger body limit guards nothing.
+MAX_SECONDS = 24 * 3600.0
+MAX_BODY_MB = 4096.0
+
+
+def positive_number(spec: str, query: dict, key: str, default: float, upper: float) -> float:
+    """The query value of ``key`` as a finite number in (0, upper], ``default`` when absent;
+    ConfigError naming the key otherwise (nan and inf included)."""
+    text = query.get(key)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise ConfigError(f"{spec!r}: {key}={text!r} is not a number") from exc
+    if not (math.isfinite(value) and 0 < value <= upper):
+        raise ConfigError(f"{spec!r}: {key}={text!r} must be a finite number > 0 and at most {upper:g}")
+    return value
 
 
 def parse_igtl_spec(spec: str) -> dict:
     """``igtl://host:port?device=X&timeout=S`` -> {host, port, device, timeout, backoff_max,
-    idle_timeout, max_body_bytes}."""
+    idle_timeout, max_body_bytes, crc}; ConfigError naming the key for a bad value."""
     parts = urlsplit(spec)
     if parts.scheme != "igtl" or not parts.hostname:
         raise ConfigError(f"{spec!r}: expected igtl://HOST:PORT?device=NAME")
@@ -48,22 +72,21 @@ def parse_igtl_spec(spec: str) -> dict:
         raise ConfigError(f"{spec!r}: unknown key(s) {', '.join(unknown)} (known: {', '.join(QUERY_KEYS)})")
     try:
         port = parts.port or DEFAULT_PORT
-        timeout = float(query["timeout"]) if query.get("timeout") else NO_FRAME_TIMEOUT_S
-        backoff_max = float(query["backoff_max"]) if query.get("backoff_max") else BACKOFF_MAX_S
-        idle_timeout = float(query["idle_timeout"]) if query.get("idle_timeout") else IDLE_TIMEOUT_S
-        max_body_mb = float(query["max_body_mb"]) if query.get("max_body_mb") else MAX_BODY_BYTES / MIB
     except ValueError as exc:
         raise ConfigError(f"{spec!r}: {exc}") from exc
-    if min(timeout, backoff_max, idle_timeout, max_body_mb) <= 0:
-        raise ConfigError(f"{spec!r}: timeout, idle_timeout, backoff_max and max_body_mb must be > 0")
+    crc = query.get("crc") or CRC_AUTO
+    if crc not in CRC_MODES:
+        raise ConfigError(f"{spec!r}: crc={crc!r} must be one of {', '.join(CRC_MODES)}")
+    max_body_mb = positive_number(spec, query, "max_body_mb", MAX_BODY_BYTES / MIB, MAX_BODY_MB)
     return {
         "host": parts.hostname,
         "port": port,
         "device": query.get("device") or None,
-        "timeout": timeout,
-        "backoff_max": backoff_max,
-        "idle_timeout": idle_timeout,
+        "timeout": positive_number(spec, query, "timeout", NO_FRAME_TIMEOUT_S, MAX_SECONDS),
+        "backoff_max": positive_number(spec, query, "backoff_max", BACKOFF_MAX_S, MAX_SECONDS),
+        "idle_timeout": positive_number(spec, query, "idle_timeout", IDLE_TIMEOUT_S, MAX_SECONDS),
         "max_body_bytes": int(max_body_mb * MIB),
+        "crc": crc,
     }
 
 
@@ -101,22 +124,26 @@ class IgtlSource(Source):
             backoff_max_s=self._opts["backoff_max"],
             idle_timeout_s=self._opts["idle_timeout"],
             max_body_bytes=self._opts["max_body_bytes"],
+            crc=self._opts["crc"],
         )
+        # A link shared with --igtl-out outlives a closed source and still holds its last image:
+        # a reopened source starts after it, so it never yields that old image as a new frame.
+        self._after_seq = self.link.image_seq()
         self._closed = False
         self._index = 0
 
     @property
     def counters(self) -> dict[str, int]:
-        """images, skipped_scalar_type / _volume / _device / _components / _malformed,
-        transforms, connects, disconnects, connect_failures, messages_sent, ..."""
+        """images, skipped_scalar_type / _volume / _device / _components / _malformed / _crc,
+        transforms, other_messages, connects, disconnects, idle_timeouts, connect_failures,
+        reader_errors, messages_sent, ..."""
         return self.link.counters.snapshot()
 
     def __iter__(self) -> Iterator[Frame]:
-        seq = 0
         timeout = self._opts["timeout"]
         waited = 0.0
         while not self._closed:
-            got = self.link.wait_image(seq, WAIT_POLL_S)
+            got = self.link.wait_image(self._after_seq, WAIT_POLL_S)
             if got is None:
                 waited += WAIT_POLL_S
                 if timeout is not None and waited >= timeout:
@@ -128,7 +155,7 @@ class IgtlSource(Source):
                     )
                 continue
             waited = 0.0
-            seq, image = got
+            self._after_seq, image = got
             frame = Frame(
                 index=self._index,
                 image=image.bgr,

@@ -5,7 +5,9 @@ bounded outbox; when the outbox is full the oldest payload is dropped (latest wi
 A sender thread writes the outbox to the socket with a ``SEND_TIMEOUT_S`` deadline per payload;
 a reader thread reads and discards what the viewer sends (Slicer's STATUS/GET_ queries) so its
 socket never fills up, and notices when it goes away. A viewer that errors, closes or stalls a
-send past the deadline is disconnected, and ``on_gone`` tells the server.
+send past the deadline is disconnected, and ``on_gone`` tells the server. The threads start only
+with :meth:`ViewerConnection.start`, after the server has registered the viewer: a peer that has
+already closed (a port check) then finds itself registered when it is noticed gone, and is removed.
 
 Inputs: payloads from the server. Outputs: bytes to one viewer. Files: none.
 """
@@ -28,6 +30,8 @@ OUTBOX_DEPTH = 2  # payloads waiting per viewer: the newest prediction and the o
 
 
 class ViewerConnection:
+    """One viewer's socket, outbox and threads (started by :meth:`start`)."""
+
     def __init__(
         self,
         sock: socket.socket,
@@ -47,8 +51,16 @@ class ViewerConnection:
             threading.Thread(target=self._send_loop, name=f"igtl-viewer-send-{peer}", daemon=True),
             threading.Thread(target=self._read_loop, name=f"igtl-viewer-read-{peer}", daemon=True),
         ]
+
+    def start(self) -> None:
+        """Start sending and reading; call once the server counts this viewer."""
         for thread in self._threads:
             thread.start()
+
+    @property
+    def closed(self) -> bool:
+        with self._cond:
+            return self._closed
 
     def offer(self, payload: bytes) -> bool:
         """Queue ``payload`` without waiting; False when this viewer is already gone."""
