@@ -13,6 +13,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+# Smaller frames are refused: ROI detection, the overlay and the encoders need a few pixels each way.
+# A file's frame below it is an error naming the frame; a live device's is skipped as corrupt input.
+MIN_FRAME_W, MIN_FRAME_H = 16, 16
+
 
 @dataclass
 class Frame:

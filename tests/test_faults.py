@@ -142,6 +142,48 @@ def test_resilient_skips_corrupt_frames_with_counted_warning(caplog):
     assert sum("skipped corrupt frame" in r.message for r in caplog.records) == 2
 
 
+def test_a_tiny_device_frame_is_skipped_as_corrupt_even_as_a_session_s_first():
+    """A capture card's glitch frame below the pipeline's minimum size (1x1 here) would end the run
+    with an error in the de-identify stage: the device wrapper skips it, first of a session or not."""
+
+    class Glitchy(Source):
+        live = True
+
+        def __iter__(self):
+            good = np.zeros((24, 32, 3), np.uint8)
+            yield Frame(0, good[:1, :1], time.monotonic())
+            yield Frame(1, good, time.monotonic())
+            yield Frame(2, np.zeros((8, 8, 3), np.uint8), time.monotonic())
+            yield Frame(3, good, time.monotonic())
+
+    src = ResilientSource(Glitchy, "glitchy", sleep=lambda s: None)
+    it = iter(src)
+    got = [next(it), next(it)]
+    src.close()
+    assert [f.image.shape for f in got] == [(24, 32, 3), (24, 32, 3)] and src.skipped == 2
+
+
+def test_a_reconnect_counts_when_a_frame_comes_not_when_the_device_opens(caplog):
+    """An open that gives no frame before the stream ends again is no recovery: the log and the
+    source_reconnect count wait for the first frame."""
+    dev = FlakyDevice(frames=2, fail_opens=())
+    sessions = iter([2, 0, 0, 2])  # frames per open: the 2nd and 3rd opens end at once
+
+    def opener():
+        dev.frames = next(sessions)
+        return dev()
+
+    src = ResilientSource(opener, "/dev/video0", sleep=lambda s: None, initial_backoff_s=0.01)
+    real = []
+    for frame in src:
+        real += [frame] if not frame.meta.get("no_signal") else []
+        if len(real) == 4:
+            break
+    src.close()
+    assert src.losses == 3 and src.reconnects == 1
+    assert sum("reconnected after 3 loss(es)" in r.message for r in caplog.records) == 1
+
+
 def test_live_pipeline_shows_no_signal_while_device_gone_then_recovers():
     dev = FlakyDevice(frames=30)
     source = ResilientSource(dev, "/dev/video0", initial_backoff_s=0.3)

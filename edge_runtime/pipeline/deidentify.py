@@ -35,7 +35,7 @@ import numpy as np
 from edge_runtime import likeness, yuv
 from edge_runtime.config_schema import PrivacyConfig, RuntimeConfig
 from edge_runtime.errors import ConfigError, InputError
-from edge_runtime.frames import Frame, Source
+from edge_runtime.frames import MIN_FRAME_H, MIN_FRAME_W, Frame, Source
 from edge_runtime.roi import Rect, Roi, blank_rects, clip_box, resolve_roi, screen_level, undecided_roi
 
 log = logging.getLogger("sonomap.privacy")
@@ -60,8 +60,6 @@ REDETECT_EVERY_FRAMES = 5
 # again when not (the operator opened the patient form). Every frame: an unchecked frame would let a
 # form shown in the ROI out, and a check costs about 0.3 ms (YUV) or 0.4 ms (BGR) per 1080p frame.
 RECHECK_EVERY_FRAMES = 1
-# Smaller frames are refused: ROI detection, the overlay and the encoders need a few pixels each way.
-MIN_FRAME_W, MIN_FRAME_H = 16, 16
 
 
 class RoiChooser:

@@ -31,7 +31,7 @@ import numpy as np
 
 from edge_runtime import privacy
 from edge_runtime.errors import SonomapError
-from edge_runtime.frames import Frame, Source
+from edge_runtime.frames import MIN_FRAME_H, MIN_FRAME_W, Frame, Source
 from edge_runtime.live_stats import EVENTS
 from edge_runtime.sources.corrupt import CorruptCounter
 
@@ -123,6 +123,7 @@ class ResilientSource(Source):
         self._inner: Source | None = None
         self._last_inner: Source | None = None
         self._closed = False
+        self._down = False  # lost, and no frame came since
 
     def _valid(self, frame: Frame, expected: tuple[int, int] | None) -> bool:
         img = frame.image
@@ -131,8 +132,8 @@ class ResilientSource(Source):
             and img.dtype == np.uint8
             and img.ndim == 3
             and img.shape[2] == 3
-            and img.shape[0] > 0
-            and img.shape[1] > 0
+            and img.shape[0] >= MIN_FRAME_H  # a device's tiny frame is a glitch: skipped, not fatal
+            and img.shape[1] >= MIN_FRAME_W
         )
         if ok and expected is not None and img.shape[:2] != tuple(expected):
             ok = False  # a truncated read: the device's size is fixed while it is connected
@@ -151,6 +152,7 @@ class ResilientSource(Source):
 
     def _lost(self, reason: str) -> None:
         self.losses += 1
+        self._down = True
         EVENTS.inc("source_lost")
         log.warning("%s: signal lost (%s); showing NO SIGNAL and reconnecting", self.name, reason)
         if self._inner is not None:
@@ -167,10 +169,6 @@ class ResilientSource(Source):
             try:
                 if self._inner is None:
                     self._inner = self._last_inner = self.open_source()
-                if self.losses:
-                    self.reconnects += 1
-                    EVENTS.inc("source_reconnect")
-                    log.warning("%s: reconnected after %d loss(es)", self.name, self.losses)
                 session_size = None  # a re-plugged device may come back at another size
                 for frame in self._inner:
                     if self._closed:
@@ -179,6 +177,11 @@ class ResilientSource(Source):
                         continue
                     if session_size is None:
                         frame.meta["session_start"] = True
+                        if self._down:  # back once a frame came: an open alone may fail again at once
+                            self._down = False
+                            self.reconnects += 1
+                            EVENTS.inc("source_reconnect")
+                            log.warning("%s: reconnected after %d loss(es)", self.name, self.losses)
                     session_size = self.size = frame.image.shape[:2]
                     backoff = self.initial_backoff_s
                     frame.index = index
