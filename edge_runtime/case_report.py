@@ -28,10 +28,13 @@ TEXT_FIELDS = ("case_id", "patient_id")  # what cases.csv and the concordance ta
 
 def read_report(path: Path) -> dict:
     """The report.json at ``path``, its ``case_id`` the folder's name and ``patient_id`` text;
-    InputError naming the file when it is damaged (cut short, not an object, a field missing)."""
+    InputError naming the file when it is damaged (cut short, not an object, a field missing,
+    nested deeper than the JSON reader's recursion allows)."""
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError as exc:  # json's decoder recurses once per level: a damaged file, no traceback
+        raise InputError(f"{path}: damaged report.json (nested too deeply); register the case again") from exc
+    except (OSError, ValueError) as exc:  # ValueError: JSONDecodeError and UnicodeDecodeError
         raise InputError(f"{path}: damaged report.json ({exc}); register the case again") from exc
     if not isinstance(report, dict):
         raise InputError(f"{path}: damaged report.json (not a JSON object); register the case again")
@@ -103,10 +106,11 @@ def stat_key(path: Path) -> list[int]:
 
 def read_input_stats(report_path: Path) -> dict:
     """The input stats stored beside ``report_path`` (:func:`changed_inputs`); {} when there are none
-    or they are damaged: they only save re-reading files, so without them every input is hashed."""
+    or they are damaged (unreadable, not JSON, nested deeper than the JSON reader's recursion allows):
+    they only save re-reading files, so without them every input is hashed."""
     try:
         stats = json.loads((report_path.parent / INPUT_STATS).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, ValueError, RecursionError):  # ValueError: JSONDecodeError and UnicodeDecodeError
         return {}
     return stats if isinstance(stats, dict) else {}
 

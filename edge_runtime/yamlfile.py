@@ -3,12 +3,27 @@
 Shared by every stage that reads YAML a person wrote (runtime config, model manifest,
 case.yaml, training config), so each gives the same one-line messages.
 
-Nesting is limited to ``MAX_DEPTH`` levels: PyYAML's composer recurses once per level, so a
-file of ``a: [[[ ... ]]]`` thousands deep would end in a RecursionError traceback; no file
-sonomap reads comes near the limit. The pure-Python ``SafeLoader`` is used on purpose: its
-scanner and parser keep their state on explicit stacks, so the depth check below stops such a
-file after ``MAX_DEPTH`` levels, before the Python stack grows (libyaml's ``CSafeLoader``
-composes in compiled code this check cannot reach).
+Input: a path and the file's role ("case file"). Output: the file's top-level mapping, or one
+``InputError`` (missing or unreadable file) / ``ConfigError`` (not YAML, not a mapping, or refused
+as below) naming the file.
+
+Two limits keep a small hostile file from hanging or crashing the reader's callers:
+
+- Nesting is limited to ``MAX_DEPTH`` levels: PyYAML's composer recurses once per level, so a
+  file of ``a: [[[ ... ]]]`` thousands deep would end in a RecursionError traceback. The
+  pure-Python ``SafeLoader`` is used on purpose: its scanner and parser keep their state on
+  explicit stacks, so the depth check below stops such a file after ``MAX_DEPTH`` levels, before
+  the Python stack grows (libyaml's ``CSafeLoader`` composes in compiled code this check cannot
+  reach).
+- Aliases may add at most ``MAX_ALIASED_NODES`` nodes to what the file writes out. An alias
+  (``*a``) stands for the whole node anchored as ``&a``; PyYAML shares that node instead of copying
+  it, so loading stays fast, but every caller that walks the data (``str()``, ``repr()`` in an
+  error, a validator) walks each use again: ten lines of nested aliases make 10^9 leaves, and
+  ``sonomap cases`` would hang on a 1 KB case.yaml. Each node's size and depth as the data holds
+  it (aliases expanded) is counted while composing, from its children's counts, so the check costs
+  one step per node written however far the aliases would expand; the depth limit applies to that
+  expanded depth too, and an alias inside the node it names (a loop) is refused. Anchors and
+  aliases within these limits load as before: a config may reuse a section that way.
 """
 
 from __future__ import annotations
@@ -21,38 +36,82 @@ import yaml
 from edge_runtime.errors import ConfigError, InputError
 
 MAX_DEPTH = 100  # nested mappings/lists; real configs and case files stay under 10
+# nodes aliases may add beyond those written out; no sonomap file uses anywhere near this many,
+# and a caller walks this many nodes in well under a second
+MAX_ALIASED_NODES = 100_000
 
 
-class _DepthLimitedLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses nesting deeper than ``MAX_DEPTH``."""
+class RefusedYaml(yaml.YAMLError):
+    """A document that is valid YAML but too large or too deep once its aliases are expanded."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses nesting deeper than ``MAX_DEPTH`` (as written or through
+    aliases) and aliases adding more than ``MAX_ALIASED_NODES`` nodes (module docstring)."""
 
     def __init__(self, stream) -> None:
         super().__init__(stream)
         self._depth = 0
+        self._written = 0  # nodes composed from the text (aliases not counted)
+        self._expanded: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, depth) aliases expanded
 
     def compose_node(self, parent, index):
+        mark = self.peek_event().start_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}"
+        if self.check_event(yaml.AliasEvent):
+            node = super().compose_node(parent, index)  # the anchored node, shared, or a ComposerError
+            if id(node) not in self._expanded:  # its anchor's node is still being composed
+                raise RefusedYaml(f"an alias inside the node it names (a loop) at {where}")
+            return node
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                mark = self.peek_event().start_mark
-                raise yaml.YAMLError(
-                    f"nested deeper than {MAX_DEPTH} levels at line {mark.line + 1}, column {mark.column + 1}"
-                )
-            return super().compose_node(parent, index)
+                raise yaml.YAMLError(f"nested deeper than {MAX_DEPTH} levels at {where}")
+            node = super().compose_node(parent, index)
         finally:
             self._depth -= 1
+        self._written += 1
+        self._measure(node, where)
+        return node
+
+    def _measure(self, node, where: str) -> None:
+        """Record ``node``'s size and depth with its aliases expanded (its children, composed
+        before it, are recorded already); RefusedYaml past a limit."""
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        else:
+            children = []
+        counts = [self._expanded[id(child)] for child in children]
+        nodes = 1 + sum(n for n, _ in counts)
+        depth = 1 + max((d for _, d in counts), default=0)
+        if depth > MAX_DEPTH:
+            raise RefusedYaml(f"nested deeper than {MAX_DEPTH} levels through aliases, at {where}")
+        # the nodes written so far include all of this node's own, so this never overcounts
+        if nodes - self._written > MAX_ALIASED_NODES:
+            raise RefusedYaml(
+                f"its aliases expand to more than {MAX_ALIASED_NODES} nodes beyond those written, at {where}"
+            )
+        self._expanded[id(node)] = (nodes, depth)
 
 
 def read_yaml_mapping(path: str | Path, what: str, allow_empty: bool = False) -> dict[str, Any]:
     """``path`` -> its top-level mapping. ``what`` names the file's role in messages
     (e.g. "config file"). An empty file gives ``{}`` when ``allow_empty``."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: {what} not found")
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_DepthLimitedLoader)
+        if not path.is_file():
+            raise InputError(f"{path}: {what} not found")
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:  # a binary file given where YAML belongs
         raise ConfigError(f"{path}: a {what} must be UTF-8 text (byte {exc.start} is not)") from exc
+    except OSError as exc:  # unreadable (permissions), or a name the file system refuses
+        raise InputError(f"{path}: cannot read the {what} ({exc.strerror or type(exc).__name__})") from exc
+    try:
+        data = yaml.load(text, Loader=_BoundedLoader)
+    except RefusedYaml as exc:
+        raise ConfigError(f"{path}: {what} refused ({exc})") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
     except RecursionError as exc:  # belt and braces: the depth check should stop it first

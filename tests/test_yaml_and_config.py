@@ -52,3 +52,35 @@ def test_amp_cpu_bf16_rejects_other_values(tmp_path: Path, repo_root: Path):
     with pytest.raises(ConfigError, match="train.amp_cpu_bf16"):
         tconfig.load_config(cfg)
     assert tconfig.load_config(repo_root / "configs" / "cpu-fast.yaml").train.amp_cpu_bf16 == "auto"
+
+
+def test_aliases_within_the_limits_load_and_beyond_them_are_refused_naming_the_file(tmp_path: Path):
+    reused = tmp_path / "reused.yaml"  # anchors a person may use to share a section
+    reused.write_text(
+        "base: &b {alpha: 0.4, boxes: [[1, 2, 3, 4]]}\noverlay: *b\nother:\n  <<: *b\n  ema: 0.1\n"
+    )
+    data = read_yaml_mapping(reused, "config file")
+    assert data["overlay"] == data["base"] and data["other"] == {**data["base"], "ema": 0.1}
+    refused = {
+        # ten nested aliases per level: 10^7 leaves from a few hundred bytes
+        "bomb": "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+        + "".join(f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]\n" for n in range(1, 7)),
+        # merge keys expand the same way
+        "merges": "m0: &m0 {k0: 0, k1: 1, k2: 2, k3: 3, k4: 4, k5: 5, k6: 6, k7: 7, k8: 8, k9: 9}\n"
+        + "".join(f"m{n}: &m{n} {{<<: [{', '.join([f'*m{n - 1}'] * 10)}]}}\n" for n in range(1, 7)),
+        "loop": "a: &a [1, *a]\n",
+        # 60 levels written, reused inside 60 more: 120 once expanded
+        "deep": "a: &a " + "[" * 60 + "]" * 60 + "\nb: " + "[" * 60 + "*a" + "]" * 60 + "\n",
+    }
+    for name, text in refused.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(text)
+        with pytest.raises(
+            ConfigError, match=rf"{name}\.yaml: case file refused \((its aliases|an alias|nested)"
+        ):
+            read_yaml_mapping(path, "case file")
+
+
+def test_a_name_the_file_system_cannot_look_up_is_one_line(tmp_path: Path):
+    with pytest.raises(InputError, match=r"\.yaml: cannot read the case file \(File name too long\)"):
+        read_yaml_mapping(tmp_path / ("x" * 300 + ".yaml"), "case file")

@@ -7,8 +7,9 @@ Output: a :class:`CaseStatus`:
   ultrasound scale, or a file the lab named but has not copied in). These are the cases waiting
   for pathology; they are listed, never counted as failures.
 - ``complete``: nothing required is missing and registration's loader accepts the case.
-- ``broken``: nothing is missing but the case is wrong (a bad key or value); ``error`` is the
-  loader's one-line message.
+- ``broken``: the case is wrong (case.yaml unreadable or refused, a bad key or value, or a file
+  name the file system cannot look up); ``error`` is the one-line message, naming case.yaml and
+  the key, never the name of a file it names.
 
 ``lacks`` also names what is recommended but not required: without ``pathology.shrinkage`` or
 ``fresh_length_mm`` registration assumes no tissue was lost and warns.
@@ -19,13 +20,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge_runtime.errors import SonomapError
+from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.manifest import SHA_SHOWN
 from edge_runtime.yamlfile import read_yaml_mapping
 from registration.case import load_case
 from registration.cases.identity import patient_of
 
 PENDING, COMPLETE, BROKEN = "pending", "complete", "broken"
+CASE_FILE = "case.yaml"
 SCALED_FORMATS = (".dcm", ".dicom")  # DICOM carries its own pixel spacing
 
 
@@ -55,17 +57,32 @@ class CaseStatus:
 
 
 def _file_lack(base: Path, value, key: str, what: str) -> Lack | None:
+    """The Lack of the file ``value`` (case.yaml key ``key``, relative to ``base``) names, or None
+    when it is there (or not text: the loader names that). InputError naming the case file and the
+    key when the file system cannot even look the name up (longer than it allows, a folder that
+    cannot be searched): a probe of a name the lab typed must not end the whole listing."""
     if value is None or value == "":
         return Lack(f"{what} ({key})")
-    if isinstance(value, str) and not (base / value).is_file():  # absolute paths pass through the join
+    if not isinstance(value, str):
+        return None  # of a wrong type: the loader names that
+    try:
+        present = (base / value).is_file()  # absolute paths pass through the join
+    except OSError as exc:
+        # the reason only (strerror), never str(exc): that carries the file name
+        raise InputError(
+            f"{base / CASE_FILE}: {key}: the file it names cannot be looked up "
+            f"({exc.strerror or type(exc).__name__})"
+        ) from exc
+    if not present:
         # named by its key, not its file name: the lab's file names often carry the patient's name,
         # and this text goes to batch_report.json, the log and stdout
         return Lack(f"{what} file ({key}) not in the folder yet")
-    return None  # present, or of a wrong type: the loader names that
+    return None
 
 
 def lacks_of(raw: dict, base: Path) -> list[Lack]:
-    """What ``raw`` (a case.yaml mapping in folder ``base``) lacks; empty when nothing."""
+    """What ``raw`` (a case.yaml mapping in folder ``base``) lacks; empty when nothing. InputError
+    naming the key when a file it names cannot be looked up (:func:`_file_lack`)."""
     out: list[Lack] = []
     path = raw.get("pathology")
     if not isinstance(path, dict):
@@ -102,9 +119,10 @@ def inspect_case(case_yaml: str | Path) -> CaseStatus:
     case_id = str(raw.get("id") or case_yaml.parent.name)
     capture = raw.get("capture") if isinstance(raw.get("capture"), dict) else {}
     model = capture.get("model") if isinstance(capture.get("model"), dict) else {}
-    status = CaseStatus(case_yaml, case_id, COMPLETE, lacks_of(raw, case_yaml.parent))
+    status = CaseStatus(case_yaml, case_id, COMPLETE)
     status.model = str(model["sha256"])[:SHA_SHOWN] if model.get("sha256") else None
     try:
+        status.lacks = lacks_of(raw, case_yaml.parent)
         status.patient_id, status.patient_source = patient_of(raw, case_id, str(case_yaml))
     except SonomapError as exc:
         status.state, status.error = BROKEN, str(exc)
@@ -116,6 +134,11 @@ def inspect_case(case_yaml: str | Path) -> CaseStatus:
         status.id = load_case(case_yaml).id
     except SonomapError as exc:
         status.state, status.error = BROKEN, str(exc)
+    except OSError as exc:  # an input file the loader opens fails: the reason only, never its name
+        status.state = BROKEN
+        status.error = (
+            f"{case_yaml}: an input file it names cannot be read ({exc.strerror or type(exc).__name__})"
+        )
     return status
 
 
@@ -124,6 +147,6 @@ def find_case_files(cases_dir: Path) -> list[Path]:
     dot are skipped (a capture still being written is ``.<name>.partial``)."""
     return sorted(
         p
-        for p in Path(cases_dir).rglob("case.yaml")
+        for p in Path(cases_dir).rglob(CASE_FILE)
         if not any(part.startswith(".") for part in p.relative_to(cases_dir).parts[:-1])
     )

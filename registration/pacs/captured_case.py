@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.typed_config import shown
 from edge_runtime.yamlfile import read_yaml_mapping
 from registration.cases.status import find_case_files
 
@@ -87,7 +88,8 @@ def _png(path: Path, dtype) -> np.ndarray:
 def _key(mapping: dict, key: str, where: str, kind):
     value = mapping.get(key) if isinstance(mapping, dict) else None
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise InputError(f"{where}.{key}: expected {getattr(kind, '__name__', kind)}, got {value!r}")
+        # shown() cuts the value: a long or deeply nested one would make a line of megabytes
+        raise InputError(f"{where}.{key}: expected {getattr(kind, '__name__', kind)}, got {shown(value)}")
     return value
 
 

@@ -9,6 +9,13 @@ more than one case to export has no study ID of its own, ``--study-id`` is refus
 is sent or written, naming how many and which case folders (they are exported one at a time).
 ``--dry-run OUT`` writes the .dcm files under ``OUT/<study ID>/<case>/`` instead of sending.
 
+Every study ID, from ``--study-id`` or from a case's ``capture.study_id``, must pass the general
+rule (edge_runtime/biopsy/study_id.py) and the site's ``privacy.study_id_pattern`` from the runtime
+config: ``--config PATH``, else the cart's ``/etc/sonomap/config.yaml`` (the file sonomap.service
+runs ``sonomap live --config`` with) when it exists, else none. A refused ``--study-id`` stops the
+export before anything is sent or written; a refused ``capture.study_id`` fails its own case, before
+any of its objects is made.
+
 Output: one line per case (what was sent, or why not: the HTTP status of a refused upload), then a
 total. A failed case does not stop the others (``--stop-on-error`` does); the exit status is 1 when
 any case failed. Objects and attributes: docs/pacs-export.md.
@@ -22,6 +29,7 @@ from pathlib import Path
 
 from edge_runtime import privacy
 from edge_runtime.biopsy.study_id import check_study_id
+from edge_runtime.config import load_config
 from edge_runtime.errors import ConfigError, SonomapError
 from edge_runtime.yamlfile import read_yaml_mapping
 
@@ -30,6 +38,9 @@ DEFAULT_TIMEOUT_S = 30.0
 FILE_NAMES = {"US": "image.dcm", "SEG": "seg.dcm"}
 FALLBACK_CASES = 1  # --study-id is one pseudonym: one patient, so one case without a study ID
 FOLDERS_NAMED = 10  # the refusal's line names this many folders, then how many more
+# the runtime config sonomap.service runs `sonomap live --config` with (systemd/sonomap.service):
+# the site's privacy settings on the cart, read when --config is not given
+CART_CONFIG = Path("/etc/sonomap/config.yaml")
 
 
 def add_options(p: argparse.ArgumentParser) -> None:
@@ -42,6 +53,12 @@ def add_options(p: argparse.ArgumentParser) -> None:
         metavar="ID",
         help="file the one case captured without a study ID under ID (a pseudonym); refused when "
         "several cases lack one (they may be different patients): export those one at a time",
+    )
+    g.add_argument(
+        "--config",
+        metavar="PATH",
+        help="runtime config whose privacy.study_id_pattern every study ID must match "
+        f"(default: {CART_CONFIG}, the cart's, when it exists)",
     )
     g.add_argument(
         "--segmentation",
@@ -118,6 +135,26 @@ def _refuse_shared_fallback(folders: list[Path]) -> None:
     )
 
 
+def site_pattern(config: str | None, cart_config: Path = CART_CONFIG) -> str | None:
+    """The site's ``privacy.study_id_pattern`` (None: none set) from the runtime config ``config``
+    (--config), else from ``cart_config`` when that file exists; no config at all gives None, as
+    ``sonomap live`` without --config runs on the defaults. Read by the runtime's own loader, so a
+    config the cart refuses (a bad key, a pattern that is no regular expression) is refused here
+    too, in one line naming the file."""
+    path = Path(config) if config is not None else cart_config if _there(cart_config) else None
+    return load_config(path).privacy.study_id_pattern
+
+
+def _there(path: Path) -> bool:
+    """Whether ``path`` is a file, or something there the caller cannot even look at (a folder it may
+    not search): the loader then names the file and why in one line, instead of the export going on
+    as if the site had no privacy settings."""
+    try:
+        return path.is_file()
+    except OSError:
+        return True
+
+
 def run_export(args: argparse.Namespace) -> int:
     try:  # highdicom and dicomweb-client are the optional `pacs` extra: loaded only when exporting
         from registration.pacs.captured_case import case_folders, read_case
@@ -132,7 +169,8 @@ def run_export(args: argparse.Namespace) -> int:
         raise ConfigError(
             "sonomap cases export: give --dicomweb URL (send) or --dry-run OUT (write files), one"
         )
-    fallback = None if args.study_id is None else check_study_id(args.study_id)
+    pattern = site_pattern(args.config)
+    fallback = None if args.study_id is None else check_study_id(args.study_id, pattern=pattern)
     folders = case_folders(args.cases_dir)
     if fallback is not None:  # before any client or file: a refused export sends and writes nothing
         _refuse_shared_fallback(folders)
@@ -152,7 +190,7 @@ def run_export(args: argparse.Namespace) -> int:
             if study_id is None:
                 raise SonomapError("no study ID (captured without --study-id); give --study-id ID to file it")
             try:
-                objects = case_objects(case, study_id, args.segmentation)
+                objects = case_objects(case, study_id, args.segmentation, pattern)
             except ValueError as exc:  # highdicom's refusal of one case's values: that case fails
                 raise SonomapError(f"{folder / 'case.yaml'}: cannot make its DICOM objects ({exc})") from exc
             built = time.perf_counter()

@@ -16,11 +16,13 @@ import highdicom as hd
 
 from edge_runtime import __version__
 from registration.pacs.captured_case import CapturedCase
-from registration.pacs.subject import MANUFACTURER, Subject, identify, lo, uid
+from registration.pacs.dicom_text import LO, LT, dicom_text
+from registration.pacs.subject import MANUFACTURER, Subject, identify, uid
 
 MODALITY = "US"
 CONVERSION_TYPE = "DV"  # PS3.3 C.8.6.1: digitized video (the capture card)
 PLACEHOLDER_ORIENTATION = ("P", "F")  # highdicom insists on one; cleared again below
+SPACING_DESCRIPTION = "sonomap mm_per_pixel of the ROI"
 
 
 def image_uids(case: CapturedCase, subject: Subject) -> tuple[str, str]:
@@ -47,8 +49,8 @@ def prefire_image(case: CapturedCase, subject: Subject) -> hd.sc.SCImage:
         series_number=case.number,
         sop_instance_uid=instance_uid,
         instance_number=1,
-        manufacturer=MANUFACTURER,
-        patient_id=subject.study_id,
+        manufacturer=dicom_text(MANUFACTURER, LO),
+        patient_id=subject.study_id,  # set again, cleaned, by identify()
         study_id=subject.study_id,
         study_date=subject.study_date,
         pixel_spacing=spacing,
@@ -58,15 +60,16 @@ def prefire_image(case: CapturedCase, subject: Subject) -> hd.sc.SCImage:
     identify(image, subject)
     image.Modality = MODALITY
     image.ConversionType = CONVERSION_TYPE
-    image.SecondaryCaptureDeviceManufacturer = MANUFACTURER
-    image.SecondaryCaptureDeviceSoftwareVersions = __version__
+    image.SecondaryCaptureDeviceManufacturer = dicom_text(MANUFACTURER, LO)
+    image.SecondaryCaptureDeviceSoftwareVersions = dicom_text(__version__, LO)
     if spacing is not None:
         image.PixelSpacingCalibrationType = "GEOMETRY"
-        image.PixelSpacingCalibrationDescription = "sonomap mm_per_pixel of the ROI"
-    image.SeriesDescription = lo(f"biopsy {case.number} pre-fire ({case.trigger})")
+        image.PixelSpacingCalibrationDescription = dicom_text(SPACING_DESCRIPTION, LO)
+    # capture.trigger is case.yaml text: cleaned of control characters and cut to LO's length
+    image.SeriesDescription = dicom_text(f"biopsy {case.number} pre-fire ({case.trigger})", LO)
     image.ContentDate = when.strftime("%Y%m%d")
     image.ContentTime = when.strftime("%H%M%S.%f")
     image.AcquisitionDateTime = when.strftime("%Y%m%d%H%M%S.%f+0000")
     image.TimezoneOffsetFromUTC = "+0000"  # the capture times are UTC
-    image.ImageComments = f"sonomap case {case.case_id}, frame {case.prefire_frame}"
+    image.ImageComments = dicom_text(f"sonomap case {case.case_id}, frame {case.prefire_frame}", LT)
     return image

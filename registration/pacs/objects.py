@@ -1,6 +1,8 @@
 """All DICOM objects of one captured case: the pre-fire image, and the prediction's segmentation
-when the case saved one. Input: a case folder, the study ID to file it under, the segmentation kind.
-Output: a list of pydicom datasets, image first (see docs/pacs-export.md)."""
+when the case saved one. Input: a case, the study ID to file it under, the segmentation kind and the
+site's ``privacy.study_id_pattern`` (None: none). Output: a list of pydicom datasets, image first
+(see docs/pacs-export.md); ConfigError, before any object is made, for a study ID the rule or the
+pattern refuses."""
 
 from __future__ import annotations
 
@@ -25,8 +27,10 @@ class CaseObjects:
         return [ds.Modality for ds in self.datasets]
 
 
-def case_objects(case: CapturedCase, study_id: str, kind: str = "binary") -> CaseObjects:
-    subject = subject_of(case, study_id)
+def case_objects(
+    case: CapturedCase, study_id: str, kind: str = "binary", pattern: str | None = None
+) -> CaseObjects:
+    subject = subject_of(case, study_id, pattern)
     image = prefire_image(case, subject)
     datasets: list[Dataset] = [image]
     if case.prediction is not None:

@@ -21,7 +21,8 @@ from pydicom.sr.codedict import codes
 
 from edge_runtime import __version__
 from registration.pacs.captured_case import CapturedCase
-from registration.pacs.subject import MANUFACTURER, Subject, identify, lo, uid
+from registration.pacs.dicom_text import LO, dicom_text
+from registration.pacs.subject import MANUFACTURER, Subject, identify, uid
 
 KINDS = ("binary", "fractional")
 SEGMENT_LABEL = "cancer (predicted)"
@@ -32,13 +33,13 @@ SERIAL_NOT_RECORDED = "not recorded"  # the cart's serial is not in the case
 
 def segment_description(case: CapturedCase) -> hd.seg.SegmentDescription:
     algorithm = hd.AlgorithmIdentificationSequence(
-        name=lo(case.model_name),
-        version=lo(case.model_sha256),  # the model file's sha256 identifies the version (LO: 64 chars)
+        name=dicom_text(case.model_name, LO),  # case.yaml text: cleaned and cut to LO
+        version=dicom_text(case.model_sha256, LO),  # the model file's sha256 identifies the version
         family=codes.cid7162.ArtificialIntelligence,
     )
     return hd.seg.SegmentDescription(
         segment_number=1,
-        segment_label=SEGMENT_LABEL,
+        segment_label=dicom_text(SEGMENT_LABEL, LO),
         segmented_property_category=codes.cid7150.MorphologicallyAbnormalStructure,
         segmented_property_type=codes.SCT.Carcinoma,
         algorithm_type="AUTOMATIC",
@@ -59,11 +60,11 @@ def _segmentation(case: CapturedCase, image, subject: Subject, kind: str, pixels
         series_number=SEG_SERIES_OFFSET + case.number,
         sop_instance_uid=uid(subject.study_id, case.case_id, kind, "seg"),
         instance_number=1,
-        manufacturer=MANUFACTURER,
-        manufacturer_model_name=lo(case.model_name),
-        software_versions=__version__,
-        device_serial_number=SERIAL_NOT_RECORDED,
-        content_description=f"live prediction, frame {case.prediction.frame}",
+        manufacturer=dicom_text(MANUFACTURER, LO),
+        manufacturer_model_name=dicom_text(case.model_name, LO),
+        software_versions=dicom_text(__version__, LO),
+        device_serial_number=dicom_text(SERIAL_NOT_RECORDED, LO),
+        content_description=dicom_text(f"live prediction, frame {case.prediction.frame}", LO),
         content_label="SONOMAP",
         omit_empty_frames=False,  # "no cancer predicted" is a result too: keep the empty frame
     )
@@ -86,7 +87,7 @@ def prediction_segmentation(
     if "PixelMeasuresSequence" in shared:
         del shared.PixelMeasuresSequence
     seg.PatientOrientation = ""  # no frame of reference: General Image's Type 2C, as on the image
-    seg.SoftwareVersions = [lo(__version__), lo(case.model_sha256)]  # highdicom takes one string
+    seg.SoftwareVersions = [dicom_text(__version__, LO), dicom_text(case.model_sha256, LO)]  # highdicom: one
     identify(seg, subject)
-    seg.SeriesDescription = lo(f"biopsy {case.number} live prediction ({kind})")
+    seg.SeriesDescription = dicom_text(f"biopsy {case.number} live prediction ({kind})", LO)
     return seg
