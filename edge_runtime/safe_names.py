@@ -9,6 +9,7 @@ never climb out of the folder it is joined to, so no write lands outside the out
 from __future__ import annotations
 
 from edge_runtime.errors import ConfigError
+from edge_runtime.typed_config import shown
 
 MAX_NAME_CHARS = 128  # leaves room for a suffix within the usual 255-byte file-name limit
 FORBIDDEN = ("/", "\\", "..")
@@ -23,7 +24,7 @@ def safe_name(value, where: str) -> str:
     path separator, no ``..``, no control character and no leading/trailing space.
     """
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise ConfigError(f"{where} must be a name (text), got {type(value).__name__} {value!r}")
+        raise ConfigError(f"{where} must be a name (text), got {type(value).__name__} {shown(value)}")
     name = str(value)
     if not name or name != name.strip():
         raise ConfigError(f"{where} {name!r} is not a usable name (empty, or leading/trailing space)")

@@ -108,3 +108,10 @@ def test_dataset_index_with_a_path_as_id_is_refused(tmp_path, repo_root):
     )
     assert f"{data / 'cases.csv'}:2: id '../../x' must be a plain name" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_huge_written_value_gives_a_short_error_line():
+    with pytest.raises(ConfigError) as caught:
+        safe_name(list(range(100_000)), "case.yaml: id")
+    assert str(caught.value).startswith("case.yaml: id must be a name (text), got list [0, 1, 2")
+    assert len(str(caught.value)) < 200
