@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -61,12 +60,20 @@ def bearer(headers) -> str:
     return header[len("Bearer ") :].strip() if header[: len("Bearer ")].lower() == "bearer " else ""
 
 
-def cookie_session(headers) -> str:
-    try:
-        jar = SimpleCookie(headers.get("Cookie", "") or "")
-    except CookieError:
-        return ""
-    return jar[COOKIE_NAME].value if COOKIE_NAME in jar else ""
+def cookie_sessions(headers) -> list[str]:
+    """Every ``sonomap_session`` value in the request's ``Cookie`` header(s), in order (often none).
+
+    Parsed by hand, leniently: a browser sends the cookies of every application on this host name
+    (any port) in one header, and http.cookies.SimpleCookie, strict per RFC 2109, stops at the
+    first one it cannot parse (``ui={"a":1}``, ``a=b c``), losing ours after it. More than one
+    value comes when an older session of another sonomap on this host is still in the browser."""
+    found = []
+    for header in headers.get_all("Cookie") or []:
+        for pair in header.split(";"):
+            name, sep, value = pair.partition("=")
+            if sep and name.strip() == COOKIE_NAME:
+                found.append(value.strip().strip('"'))
+    return found
 
 
 def authorised(headers, token: str | None) -> bool:
@@ -76,8 +83,8 @@ def authorised(headers, token: str | None) -> bool:
     given = bearer(headers)
     if given:
         return _same(given, token)
-    session = cookie_session(headers)
-    return bool(session) and _same(session, session_value(token))
+    expected = session_value(token)
+    return any(_same(session, expected) for session in cookie_sessions(headers) if session)
 
 
 def token_in_query(query: str) -> bool:

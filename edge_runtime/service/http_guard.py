@@ -8,13 +8,17 @@
   address's limit, else one of the address holding most), so a flood of half-sent requests
   (slowloris) cannot lock out a real client; only when every candidate is busy serving is the
   newcomer refused;
-- gives every connection ``REQUEST_TIMEOUT_S`` to deliver its request line and headers (also
-  the keep-alive idle limit), enforced by the accept loop's housekeeping, however slowly the
-  bytes trickle in;
+- gives every connection ``REQUEST_TIMEOUT_S`` to deliver its whole request: the request line,
+  the headers and the body a route reads (also the keep-alive idle limit), enforced by the accept
+  loop's housekeeping, however slowly the bytes trickle in. Until then a connection counts as
+  waiting (it may be evicted, above); the handler marks it busy once its request is in;
 - gives every socket read and write ``IO_TIMEOUT_S``: a viewer that stops reading its MJPEG
   stream blocks a send that long at most, then is dropped and its stream slot freed;
 - with TLS (:func:`tls_context`), does the handshake in the connection's own thread, under the
-  same deadline, so a stalled handshake never blocks the accept loop.
+  same deadline, so a stalled handshake never blocks the accept loop;
+- when no thread can be started for a new connection (the unit's TasksMax, memory), closes it
+  and counts ``http_no_thread``; a request thread that runs out of memory drops its connection
+  and counts ``http_no_memory``. Either logs one warning line a minute at most, no traceback.
 
 :func:`host_allowed` is the DNS-rebinding guard for loopback binds: a browser tricked into
 calling 127.0.0.1 by a hostile name still sends that name in ``Host``.
@@ -35,15 +39,19 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from edge_runtime.errors import ConfigError
+from edge_runtime.live_stats import EVENTS
 
 log = logging.getLogger("sonomap.http")
 
 MAX_CONNECTIONS = 64  # threads the server may hold; well under the units' TasksMax
 PEER_SHARE_DIVISOR = 4  # one client address holds at most a quarter of them (16)
-REQUEST_TIMEOUT_S = 10.0  # request line + headers (and keep-alive idle) must arrive within this
+REQUEST_TIMEOUT_S = 10.0  # request line, headers and body (and keep-alive idle) must arrive within this
 IO_TIMEOUT_S = 5.0  # any single read or write (a stalled MJPEG viewer is dropped after it)
 LISTEN_BACKLOG = 128  # a connection burst waits in the kernel, not refused by it
 HOUSEKEEPING_S = 0.25  # how often the accept loop closes connections past their deadline
+STARVED_WARN_EVERY_S = 60.0  # a connection flood without threads would otherwise flood the journal
+# sonomap_errors_total{kind=...}: connections dropped for want of a thread, or of memory mid-request
+NO_THREAD_EVENT, NO_MEMORY_EVENT = "http_no_thread", "http_no_memory"
 WAITING, BUSY, CLOSING = "waiting", "busy", "closing"
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "127.0.0.1", "::1"})
 
@@ -141,17 +149,20 @@ class ConnectionTracker:
         with self._lock:
             conn.sock = sock
 
-    def mark(self, conn: _Conn, state: str) -> None:
+    def mark(self, conn: _Conn, state: str) -> bool:
+        """Set ``conn``'s state (restarting its clock); False when it is already being cut."""
         with self._lock:
-            if conn.state != CLOSING:
-                conn.state, conn.since = state, time.monotonic()
+            if conn.state == CLOSING:
+                return False
+            conn.state, conn.since = state, time.monotonic()
+            return True
 
     def release(self, sock: socket.socket) -> None:
         with self._lock:
             self._conns.pop(id(sock), None)
 
     def reap(self) -> None:
-        """Close connections that have waited for their request past the deadline."""
+        """Close connections whose request (line, headers, body) is not in by the deadline."""
         deadline = time.monotonic() - self.request_timeout_s
         with self._lock:
             for conn in self._conns.values():
@@ -191,14 +202,17 @@ class GuardedHTTPServer(ThreadingHTTPServer):
         self.io_timeout_s = io_timeout_s
         self.tracker = ConnectionTracker(max_connections, request_timeout_s, max_per_peer)
         self._last_reap = 0.0
+        self._starved_lock = threading.Lock()
+        self._starved_warned = -STARVED_WARN_EVERY_S  # monotonic time of the last such warning
+        self._starved_unlogged = 0  # connections dropped for want of a thread or memory since then
         self._local = threading.local()  # the connection record of the thread serving it
         super().__init__(address, handler)
 
-    def mark(self, state: str) -> None:
-        """Called by the handler: WAITING for a request (evictable, under the deadline) or BUSY."""
+    def mark(self, state: str) -> bool:
+        """Called by the handler: WAITING for (the rest of) a request (evictable, under the deadline),
+        or BUSY once it is in. False when the connection is already being cut: do not act on it."""
         conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            self.tracker.mark(conn, state)
+        return conn is None or self.tracker.mark(conn, state)
 
     def verify_request(self, request, client_address) -> bool:
         return self.tracker.admit(request, client_address[0])
@@ -212,9 +226,30 @@ class GuardedHTTPServer(ThreadingHTTPServer):
     def process_request(self, request, client_address) -> None:
         try:
             super().process_request(request, client_address)
-        except RuntimeError:  # no thread to be had (the unit's TasksMax): forget it, the caller closes it
+        # No thread to be had (the unit's TasksMax, memory): drop this one. Thread.start() raises
+        # RuntimeError when the OS refuses the thread, MemoryError when Python cannot allocate it.
+        except (RuntimeError, MemoryError) as exc:
             self.tracker.release(request)
-            raise
+            self.shutdown_request(request)
+            self._starved(NO_THREAD_EVENT, client_address[0], exc)
+
+    def _starved(self, event: str, peer: str, exc: Exception) -> None:
+        """Count (``event``) a connection dropped for want of a thread or of memory; warn (one line)
+        at most once every STARVED_WARN_EVERY_S, with how many were dropped since the last warning."""
+        EVENTS.inc(event)
+        with self._starved_lock:
+            self._starved_unlogged += 1
+            now = time.monotonic()
+            if now - self._starved_warned < STARVED_WARN_EVERY_S:
+                return
+            count, self._starved_warned, self._starved_unlogged = self._starved_unlogged, now, 0
+        log.warning(
+            "HTTP connections dropped for want of a thread or memory: %d since the last such warning "
+            "(the latest from %s: %s)",
+            count,
+            peer,
+            str(exc) or type(exc).__name__,
+        )
 
     def process_request_thread(self, request, client_address) -> None:
         conn = request
@@ -229,6 +264,8 @@ class GuardedHTTPServer(ThreadingHTTPServer):
             self.finish_request(conn, client_address)
         except OSError as exc:  # peer gone, timed out or cut, bad TLS handshake (SSLError is an OSError)
             log.debug("HTTP connection from %s ended: %s", client_address[0], exc)
+        except MemoryError as exc:  # the process is at its memory limit: drop this one, say so now and then
+            self._starved(NO_MEMORY_EVENT, client_address[0], exc)
         finally:
             self._local.conn = None
             self.tracker.release(request)

@@ -20,6 +20,7 @@ from edge_runtime.live_stats import EVENTS, LiveStats
 from edge_runtime.service import http_auth
 from edge_runtime.service.http_frames import STREAM_WAIT_S, FrameStore, NoFrame
 from edge_runtime.service.http_guard import BUSY, WAITING, host_allowed
+from edge_runtime.service.http_request_checks import content_length, cross_site
 from edge_runtime.service.prometheus_export import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from edge_runtime.service.prometheus_export import render_prometheus
 
@@ -115,43 +116,85 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_POST(self) -> None:
-        self.server.mark(BUSY)
-        url, obs = urlsplit(self.path), self.observer
+        # Not marked BUSY yet: until the body it needs is in, the request stays under the request
+        # deadline and evictable, so a body trickled byte by byte cannot hold a connection slot.
+        url = urlsplit(self.path)
         # Every POST is the connection's last: most answers (404, 401, 400, /mark) leave the body
         # unread, and an unread body would be parsed as a second request.
         self.close_connection = True
-        if url.path == "/mark":  # a biopsy mark (captured with --cases DIR); the body is ignored
-            if self._admitted(url.path, url.query):
-                ok = MARKS.request("http")
-                self._send(
-                    200 if ok else 409,
-                    b"marked\n" if ok else b"not capturing: start with --cases DIR\n",
-                    TEXT,
-                )
-        elif url.path == "/study-id":
-            if self._admitted(url.path, url.query):
-                self._set_study_id()
-        elif url.path != "/login":
+        route = POST_ROUTES.get(url.path)
+        if route is None:
             self._send(404, b"not found\n", TEXT)
-        elif self._admitted(url.path, url.query):
-            length = self.headers.get("Content-Length", "")
-            if not length.isdigit() or int(length) > http_auth.MAX_LOGIN_BODY:
-                self._send(400, b"login: send the form (at most 4 KiB, with Content-Length)\n", TEXT)
-                return
-            code, extra = http_auth.login(self.rfile.read(int(length)), obs.token, obs.scheme == "https")
-            page = obs.login_page.replace(LOGIN_MESSAGE_SLOT, b"Wrong token.")
-            self._send(code, page if code == 401 else b"logged in\n", HTML if code == 401 else TEXT, extra)
+        elif self._admitted(url.path, url.query) and self._same_site():
+            getattr(self, route)()
+
+    def _same_site(self) -> bool:
+        """Answer 403 and return False for a state-changing request a browser sent from another site."""
+        why = cross_site(self.headers, self.observer.scheme)
+        if why is None:
+            return True
+        self._send(403, f"forbidden: a request from another site's page ({why})\n".encode(), TEXT)
+        return False
+
+    def _busy(self) -> bool:
+        """The request is in: mark the connection BUSY. False (do nothing more) when it is being cut."""
+        return self.server.mark(BUSY)
+
+    def _length(self, limit: int, refusal: bytes) -> int | None:
+        """The body's announced length; answers 400 with ``refusal`` and returns None when it is
+        missing, not plain digits or over ``limit`` bytes."""
+        length = content_length(self.headers)
+        if length is None or length > limit:
+            self._send(400, refusal, TEXT)
+            return None
+        return length
+
+    def _body(self, length: int) -> bytes | None:
+        """Read the ``length``-byte body, then mark the connection BUSY; None when it did not all come
+        (cut at the request deadline, evicted, or the client gave up): never act on part of a body."""
+        body = self.rfile.read(length)
+        if len(body) < length:
+            log.debug("HTTP %s from %s: body cut short", self.path.split("?")[0], self.address_string())
+            return None
+        return body if self._busy() else None
+
+    def _mark(self) -> None:
+        """``POST /mark``: a biopsy mark (captured with --cases DIR); the body is ignored."""
+        if self._busy():
+            ok = MARKS.request("http")
+            self._send(
+                200 if ok else 409,
+                b"marked\n" if ok else b"not capturing: start with --cases DIR\n",
+                TEXT,
+            )
+
+    def _login(self) -> None:
+        """``POST /login``: the login form; a session cookie when its token is right."""
+        obs = self.observer
+        length = self._length(
+            http_auth.MAX_LOGIN_BODY, b"login: send the form (at most 4 KiB, with Content-Length)\n"
+        )
+        body = None if length is None else self._body(length)
+        if body is None:
+            return
+        code, extra = http_auth.login(body, obs.token, obs.scheme == "https")
+        page = obs.login_page.replace(LOGIN_MESSAGE_SLOT, b"Wrong token.")
+        self._send(code, page if code == 401 else b"logged in\n", HTML if code == 401 else TEXT, extra)
 
     def _set_study_id(self) -> None:
         """``POST /study-id``: the body (text) becomes the session's study ID, if it is a pseudonym."""
-        length = self.headers.get("Content-Length", "")
-        if not length.isdigit() or int(length) > MAX_STUDY_ID_BODY:
-            self._send(400, b"study ID: send it as the body (at most 64 bytes, with Content-Length)\n", TEXT)
+        length = self._length(
+            MAX_STUDY_ID_BODY, b"study ID: send it as the body (at most 64 bytes, with Content-Length)\n"
+        )
+        if length is None:
             return
         if not STUDY_ID.enabled:
             self._send(409, b"not capturing: start with --cases DIR\n", TEXT)
             return
-        text = self.rfile.read(int(length)).decode("utf-8", "replace").strip()
+        body = self._body(length)
+        if body is None:
+            return
+        text = body.decode("utf-8", "replace").strip()
         try:
             STUDY_ID.set(text, "study ID")
         except ConfigError as exc:  # the message names the rule, never the refused text
@@ -239,3 +282,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         except TimeoutError:  # it stopped reading: drop it so it does not hold a stream slot for ever
             EVENTS.inc("http_stream_stalled")
             log.warning("HTTP viewer %s stopped reading its stream; dropped", self.address_string())
+
+
+# The state-changing routes -> the handler method that serves each, after the token, Host and
+# same-site checks.
+POST_ROUTES = {"/mark": "_mark", "/study-id": "_set_study_id", "/login": "_login"}

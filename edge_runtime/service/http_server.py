@@ -18,7 +18,8 @@ the pipeline's observers and it serves, from its own threads,
 It binds 127.0.0.1 by default. On any other address a token is required (refusing to
 start without one); requests then need ``Authorization: Bearer <token>`` or the session
 cookie the login page sets (http_auth.py; never a token in the URL). On loopback the
-``Host`` header must name loopback (DNS rebinding). ``tls_cert``/``tls_key`` serve HTTPS.
+``Host`` header must name loopback (DNS rebinding). A ``POST`` a browser sends from another
+site's page gets 403 (http_request_checks.py). ``tls_cert``/``tls_key`` serve HTTPS.
 Timeouts, the connection cap and dropping stalled stream viewers are in http_guard.py.
 The render thread only stores a reference to the newest frame (throttled); JPEG encoding
 happens lazily in the request threads, once per frame however many viewers watch
@@ -135,7 +136,8 @@ class HttpObserver(Observer):
 
     def close(self) -> None:
         self.frames.close()
-        self.server.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for serve_forever: for ever if its thread has died
+            self.server.shutdown()
         self.server.server_close()
         self._thread.join(timeout=SERVER_JOIN_S)
 

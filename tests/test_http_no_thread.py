@@ -1,0 +1,81 @@
+"""When no thread can be started for a new connection, the server closes it, counts it and logs one
+line, not a traceback per connection. The real server runs in a child process whose address space
+is capped just above its size (RLIMIT_AS, what `prlimit --as` sets), so a new thread's stack cannot
+be mapped and Thread.start() fails for real; then the cap is lifted and the server serves again."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+SPARE_KIB = 4096  # address space left over: a thread stack (THREAD_STACK_BYTES) does not fit in it
+THREAD_STACK_BYTES = 16 * 1024 * 1024  # set in the child, so `ulimit -s` on the machine does not matter
+CONNECTIONS = 12
+CHILD_TIMEOUT_S = 30.0
+CLIENT_TIMEOUT_S = 5.0
+DROP_EVENTS = ("http_no_thread", "http_no_memory")  # no thread started; or one started, then no memory
+
+CHILD = f"""
+import logging, resource, sys, threading
+from edge_runtime.live_stats import EVENTS
+from edge_runtime.service.http_server import make_http_observer
+
+threading.stack_size({THREAD_STACK_BYTES})
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+obs = make_http_observer("127.0.0.1", 0, None)
+with open("/proc/self/status") as status:
+    size_kib = next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
+soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+resource.setrlimit(resource.RLIMIT_AS, ((size_kib + {SPARE_KIB}) * 1024, hard))
+print(obs.port, flush=True)
+sys.stdin.readline()  # the test has made its connections
+resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+print("lifted", flush=True)
+sys.stdin.readline()  # the test has checked the server serves again
+print(sum(EVENTS.snapshot().get(event, 0) for event in {DROP_EVENTS!r}), flush=True)
+obs.close()
+"""
+
+
+def answer_or_close(port: int) -> bytes:
+    """What the server sends to a GET /healthz before it closes the connection (b'' if nothing)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=CLIENT_TIMEOUT_S) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except ConnectionResetError:
+            pass
+    return b"".join(chunks)
+
+
+def test_a_connection_without_a_thread_is_closed_with_one_line_logged():
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        port = int(child.stdout.readline())
+        starved = [answer_or_close(port) for _ in range(CONNECTIONS)]
+        child.stdin.write("\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "lifted"
+        served = answer_or_close(port)
+        child.stdin.write("\n")
+        child.stdin.flush()
+        out, err = child.communicate(timeout=CHILD_TIMEOUT_S)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert starved == [b""] * CONNECTIONS  # each closed unanswered: the server had no thread for it
+    assert served.startswith(b"HTTP/1.1 503 ")  # then it serves again (no frame rendered: 503)
+    assert int(out.strip()) == CONNECTIONS  # each of them counted
+    assert "Traceback" not in err, err
+    warnings = [line for line in err.splitlines() if "for want of a thread or memory" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("WARNING sonomap.http: "), err
