@@ -1,45 +1,53 @@
 """One case folder per captured biopsy, written on a worker thread (never on the render path).
 
 Input: a :class:`Capture` (the pre-fire and post-fire ROI pixels, the pre-fire prediction, the
-detector's seed, where they came from). Output: ``DIR/<UTC timestamp>-<n>/`` holding
+detector's seed, where they came from). Output: ``DIR/<UTC timestamp>-<n>/`` (``-<n>-2`` and so on
+when another session took that name) holding
 
 - ``prefire.png``  gray ROI, the last frame before the jump: ``ultrasound.dataset_image``;
 - ``postfire.png`` gray ROI, the needle lying in the tract: ``ultrasound.image``;
 - ``prefire_prob.png`` (16-bit, probability x 65535) and ``prefire_mask.png`` (class ids): the
-  live prediction shown with the pre-fire frame;
-- ``case.yaml`` in registration's case format, with ``capture:`` (provenance, the source by its kind
-  and never its file name: :func:`public_source`; ``study_id``, the session's pseudonymous study ID,
-  when one was given) and an empty ``pathology:`` for the lab.
+  live prediction shown with the pre-fire frame, absent when none was shown (the AI not ON);
+- ``case.yaml`` (:mod:`.case_yaml`) in registration's case format, with ``capture:`` and an empty
+  ``pathology:`` for the lab.
 
 Only ROI pixels are written (the scanner's screen text, which may carry the patient's name, is
 outside the ROI). The folder is written under a hidden name and renamed when complete, so a
-reader never sees half a case. Layout: docs/biopsy-capture.md.
+reader never sees half a case; sessions sharing DIR never remove or replace each other's cases
+(:mod:`.case_folders`). Every capture ends in :attr:`CaseWriter.written` or
+:attr:`CaseWriter.failed`; ``/metrics`` counts the written ones (``biopsy_captures``) and the
+failed ones (``sonomap_errors{kind="biopsy_not_saved"}``). Layout: docs/biopsy-capture.md.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
-import os
 import queue
-import re
 import shutil
 import threading
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import timezone
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import cv2
 import numpy as np
-import yaml
 
-from edge_runtime import privacy, source_kinds
+from edge_runtime import privacy
 from edge_runtime.atomic import atomic_write_png
-from edge_runtime.biopsy.fire import FireEvent
-from edge_runtime.biopsy.needle_fit import NoEcho, fit_needle
-from edge_runtime.biopsy.yield_band import band_fraction
-from edge_runtime.frames import Prediction
+from edge_runtime.biopsy.case_folders import (
+    ensure_directory,
+    make_partial,
+    publish_name,
+    remove_stale_partials,
+    try_publish,
+)
+from edge_runtime.biopsy.case_yaml import Capture, FrameRecord, case_document, public_source
+from edge_runtime.live_stats import EVENTS
+
+__all__ = ["Capture", "CaseWriter", "FrameRecord", "NotWritten", "PROB_SCALE", "public_source", "write_case"]
 
 log = logging.getLogger("sonomap.biopsy")
 PROB_SCALE = 65535  # prefire_prob.png: uint16 = round(probability * PROB_SCALE)
@@ -47,159 +55,41 @@ QUEUE_DEPTH = 8  # captures waiting to be written; more means the disk has stall
 CLOSE_TIMEOUT_S = (
     30.0  # at close: a queue of QUEUE_DEPTH captures (PNG + JSON each) is written well within this
 )
-# capture.source for a file: the kind the source opener (edge_runtime.sources.opener, a room above
-# this one) reads it as, by suffix; the DICOM and sequence kinds are those sources' own names.
-CAPTURE_DEVICE = re.compile(r"^(?:/dev/video)?(\d+)$")  # /dev/videoN, or N as --source takes it
-PATHOLOGY_TEMPLATE = """\
-pathology:                    # for the lab: fill in when the slide comes back
-  wsi: null                   # the core's whole slide image (path relative to this folder)
-  annotations: null           # the pathologist's annotation (QuPath GeoJSON or ASAP XML)
-  mpp: null                   # microns per level-0 pixel, when the slide file has none
-  tip_end: left               # slide side nearest the needle-tip end of the core
-  shrinkage: null             # slide length / fresh length (or give fresh_length_mm)
-"""
+CAPTURE_EVENT = "biopsy_captures"  # EVENTS: cases written
+FAILED_EVENT = "biopsy_not_saved"  # EVENTS: captures whose case could not be written (an error kind)
+QUEUE_FULL = "{depth} cases already wait for the disk"
+UNFINISHED = "still being written when the session ended"
 
 
-@dataclass
-class FrameRecord:
-    """One observed frame: what a capture needs of it, copied off the render path's buffers."""
+@dataclass(frozen=True)
+class NotWritten:
+    """A capture whose case is not on disk: its number and why (one short line without a path: it
+    is shown on screen, and the folder's name may carry the patient's)."""
 
-    index: int
-    pts: float | None
-    utc: datetime
-    roi_bgr: np.ndarray
-    prediction: Prediction | None
-    igtl: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Capture:
     number: int
-    trigger: str  # fire | key | http | signal
-    pre: FrameRecord
-    post: FrameRecord
-    event: FireEvent | None
-    roi: list[int]  # [x, y, w, h] in source pixels
-    mm_per_pixel: float | None
-    gauge: int
-    model: dict[str, str]
-    source: str  # as given to live/replay: case.yaml records public_source(source)
-    cancer_class: int = 1
-    band: tuple = (None, None)  # (frame, yield_band.YieldBand) last computed up to the pre-fire frame
-    study_id: str | None = None  # the session's pseudonymous study ID when the capture was made
+    reason: str
 
 
-def public_source(source: str | None) -> str:
-    """What a case records as ``capture.source``: the kind of source, never a file or folder name
-    (both often carry the patient's name or record number).
-
-    Input: the source as given to ``live``/``replay`` (a path, a stream URL, a capture device or
-    ``synthetic``). Output: a stream URL without user:password, query and fragment;
-    ``capture device /dev/videoN``; ``synthetic``; for a path its kind: ``DICOM cine``,
-    ``Slicer sequence``, ``PLUS sequence``, ``image file``, ``image folder`` or ``video file``;
-    "" when no source is known. Reads nothing but whether a path is a folder."""
-    if source is None or str(source) == "":
-        return ""
-    text = str(source)
-    parts = urlsplit(text)
-    if parts.scheme and parts.netloc:
-        host = parts.netloc.rpartition("@")[2]
-        return urlunsplit((parts.scheme, host, parts.path, "", ""))
-    if text == source_kinds.SYNTHETIC:
-        return source_kinds.SYNTHETIC
-    device = CAPTURE_DEVICE.match(text)
-    if device:
-        return f"capture device /dev/video{device.group(1)}"
-    return source_kinds.path_kind(Path(text))
-
-
-def _iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def failure_reason(exc: Exception) -> str:
+    """The short reason :class:`NotWritten` gives for ``exc``: an OSError's (e.g. 'No space left on
+    device'), else the kind of error (the log line has the whole message)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return type(exc).__name__
 
 
 def _gray(bgr: np.ndarray) -> np.ndarray:
     return bgr if bgr.ndim == 2 else cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
 
 
-def case_document(cap: Capture, name: str, post_gray: np.ndarray, prediction_files: dict | None) -> str:
-    """case.yaml text for ``cap`` (the needle fitted on ``post_gray``)."""
-    fit = None
-    if cap.event is not None and cap.mm_per_pixel:
-        try:
-            fit = fit_needle(post_gray, cap.mm_per_pixel, cap.event.point, cap.event.direction, cap.event.tip)
-        except NoEcho as exc:  # registration's own detector gets the needle ("auto")
-            log.info("capture %d: needle not fitted on the post-fire frame: %s", cap.number, exc)
-    needle: Any = (
-        {"tip": [round(v, 2) for v in fit.tip], "shaft": [round(v, 2) for v in fit.shaft], "gauge": cap.gauge}
-        if fit is not None
-        else "auto"
-    )
-    us = {"image": "postfire.png", "dataset_image": "prefire.png"}
-    if cap.mm_per_pixel:
-        us["mm_per_pixel"] = round(float(cap.mm_per_pixel), 6)
-
-    def frame(r: FrameRecord, image: str) -> dict:
-        return {
-            "frame": r.index,
-            "pts_s": None if r.pts is None else round(float(r.pts), 4),
-            "utc": _iso(r.utc),
-            "image": image,
-        }
-
-    capture: dict[str, Any] = {
-        "trigger": cap.trigger,
-        "number": cap.number,
-        **({} if cap.study_id is None else {"study_id": cap.study_id}),
-        "source": public_source(cap.source),
-        "roi": cap.roi,
-        "pre_fire": frame(cap.pre, "prefire.png"),
-        "post_fire": frame(cap.post, "postfire.png"),
-        "model": cap.model,
-        "prediction": prediction_files,
-        "needle_detector": None
-        if fit is None
-        else {"angle_deg": round(fit.angle_deg, 3), "jump_mm": round(cap.event.jump_mm, 2)},
-    }
-    band_frame, band = cap.band
-    if band is not None:
-        # the band where the needle was last found, over the pre-fire frame's own prediction
-        fraction = (
-            None
-            if cap.pre.prediction is None
-            else band_fraction(band.polygon, cap.pre.prediction.mask, cap.cancer_class)
-        )
-        capture["expected_yield"] = {
-            "fraction": round(band.fraction if fraction is None else fraction, 4),
-            "needle_frame": band_frame,
-            "gauge": cap.gauge,
-            "band": np.round(band.polygon, 2).tolist(),
-        }
-    if cap.pre.igtl or cap.post.igtl:
-        capture["igtl"] = {"pre_fire": cap.pre.igtl, "post_fire": cap.post.igtl}
-    head = yaml.safe_dump(
-        {"id": name, "source": {"kind": "capture"}, "ultrasound": us, "needle": needle},
-        sort_keys=False,
-        default_flow_style=None,
-    )
-    tail = yaml.safe_dump({"capture": capture}, sort_keys=False, default_flow_style=None)
-    note = (
-        "# needle: auto - no fire was detected (manual mark), registration detects the needle\n"
-        if fit is None
-        else ""
-    )
-    return (
-        f"# biopsy case captured by sonomap; complete 'pathology' when the slide is back\n{head}{note}{tail}"
-        f"{PATHOLOGY_TEMPLATE}"
-    )
-
-
 def write_case(directory: Path, cap: Capture) -> Path:
-    """Write the case folder (see module docstring); returns its path."""
+    """Write ``cap``'s case folder in ``directory`` (module doc; made again first when it has gone);
+    returns the folder: ``<UTC time of the post-fire frame>-<number>``, or the first free of
+    ``-<number>-2``, ``-3`` ... when another session has that name (its case.yaml ``id`` is the name
+    it gets). OSError when the case cannot be written; then nothing of it is left behind."""
     name = f"{cap.post.utc.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{cap.number}"
-    final = directory / name
-    partial = directory / f".{name}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(mode=privacy.PRIVATE_DIR_MODE)
+    ensure_directory(directory)
+    partial = make_partial(directory, name)
     try:
         pre, post = _gray(cap.pre.roi_bgr), _gray(cap.post.roi_bgr)
         atomic_write_png(partial / "prefire.png", pre)
@@ -218,35 +108,76 @@ def write_case(directory: Path, cap: Capture) -> Path:
                 "mask": "prefire_mask.png",
                 "cancer_class": cap.cancer_class,
             }
-        (partial / "case.yaml").write_text(case_document(cap, name, post, files))
-        os.rename(partial, final)
+        for candidate in publish_name(name):
+            (partial / "case.yaml").write_text(case_document(cap, candidate, post, files))
+            if try_publish(partial, directory / candidate):
+                return directory / candidate
+        raise FileExistsError(errno.EEXIST, "every name for the case is taken", str(directory / name))
     except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
+        shutil.rmtree(partial, ignore_errors=True)  # this writer's own folder (its pid is in the name)
         raise
-    return final
 
 
 class CaseWriter:
-    """A worker thread writing :class:`Capture` objects to ``directory`` in order."""
+    """A worker thread writing :class:`Capture` objects to ``directory`` in order.
+
+    Input: :meth:`submit` from the render path. Output: the case folders; :attr:`written` (their
+    paths), :attr:`failed` (every :class:`NotWritten`: refused because the queue was full, or the
+    write failed), :meth:`take_failures` (those not taken yet, for the screen). At start the partial
+    folders writers killed mid-case left in ``directory`` are removed (:mod:`.case_folders`), the
+    count logged in one line."""
 
     def __init__(self, directory: str | Path):
         self.directory = privacy.make_private_dir(directory)
+        removed = remove_stale_partials(self.directory)
+        if removed:
+            log.warning(
+                "--cases %s: removed %d unfinished case folder(s) left by a session that was killed",
+                self.directory,
+                removed,
+            )
         self._queue: queue.Queue = queue.Queue(QUEUE_DEPTH)
+        self._lock = threading.Lock()  # the two threads' records below; never held during a write
         self.written: list[Path] = []
-        self.errors = 0
+        self.failed: list[NotWritten] = []
+        self._untaken: deque[NotWritten] = deque()
+        self._accepted: list[int] = []  # numbers queued
+        self._done: set[int] = set()  # numbers written or failed
         self._thread = threading.Thread(target=self._run, name="biopsy-cases", daemon=True)
         self._thread.start()
 
+    @property
+    def errors(self) -> int:
+        """Captures not written (refused or failed)."""
+        return len(self.failed)
+
     def submit(self, capture: Capture) -> bool:
+        """Queue ``capture``; False (recorded as failed) when QUEUE_DEPTH cases already wait."""
         try:
             self._queue.put_nowait(capture)
-            return True
         except queue.Full:
-            self.errors += 1
-            log.error(
-                "biopsy %d not written: %d cases already wait for the disk", capture.number, QUEUE_DEPTH
-            )
+            reason = QUEUE_FULL.format(depth=QUEUE_DEPTH)
+            log.error("biopsy %d not written: %s", capture.number, reason)
+            self._fail(capture.number, reason)
             return False
+        with self._lock:
+            self._accepted.append(capture.number)
+        return True
+
+    def take_failures(self) -> list[NotWritten]:
+        """The failures since the last call (oldest first)."""
+        with self._lock:
+            out = list(self._untaken)
+            self._untaken.clear()
+        return out
+
+    def _fail(self, number: int, reason: str) -> None:
+        miss = NotWritten(number, reason)
+        with self._lock:
+            self.failed.append(miss)
+            self._untaken.append(miss)
+            self._done.add(number)
+        EVENTS.inc(FAILED_EVENT)
 
     def _run(self) -> None:
         while True:
@@ -255,13 +186,27 @@ class CaseWriter:
                 return
             try:
                 path = write_case(self.directory, cap)
-                self.written.append(path)
-                log.warning("biopsy %d captured (%s): %s", cap.number, cap.trigger, path)
             except Exception as exc:
-                self.errors += 1
                 log.error("biopsy %d: writing the case failed: %s", cap.number, exc)
+                self._fail(cap.number, failure_reason(exc))
+                continue
+            with self._lock:
+                self.written.append(path)
+                self._done.add(cap.number)
+            EVENTS.inc(CAPTURE_EVENT)
+            log.warning("biopsy %d captured (%s): %s", cap.number, cap.trigger, path)
 
     def close(self) -> None:
-        """Write what is queued, then stop."""
-        self._queue.put(None)
-        self._thread.join(CLOSE_TIMEOUT_S)
+        """Write what is queued, then stop (waiting CLOSE_TIMEOUT_S at most). A capture still not
+        written then is recorded as failed: the process may end before it is."""
+        deadline = time.monotonic() + CLOSE_TIMEOUT_S
+        try:
+            self._queue.put(None, timeout=CLOSE_TIMEOUT_S)
+        except queue.Full:  # the disk has stalled: the writer never took the next capture
+            log.error("--cases %s: the case writer is stuck; stopping without it", self.directory)
+        self._thread.join(max(deadline - time.monotonic(), 0.0))
+        with self._lock:
+            unfinished = [n for n in self._accepted if n not in self._done]
+        for number in unfinished:
+            log.error("biopsy %d not written: %s", number, UNFINISHED)
+            self._fail(number, UNFINISHED)

@@ -1,19 +1,31 @@
 """The pipeline observer behind ``--cases DIR``: fire detection, manual marks, case writing, toast.
 
-Input per rendered frame (:meth:`CaptureObserver.on_frame`): the frame, its prediction (whose
-``roi`` says where the ultrasound is) and the pipeline's stats. Per frame it copies the ROI into a
-short ring (the pre-fire frame is one or two frames back when the fire is confirmed), feeds the
-fire detector (:mod:`.fire`, under a millisecond a frame). The ring holds views of
-the frames, not copies: every source hands out a new array per frame (PyAV ``to_ndarray``,
-``VideoCapture.read``) and the overlay draws on a copy, so nothing overwrites them; and it takes
-manual marks (:mod:`.marks`). Every 5th frame it also updates the expected yield (:mod:`.yield_band`).
-A capture goes to the :class:`~.case_writer.CaseWriter` thread; the display only gets the toast
-("BIOPSY n CAPTURED", via :meth:`banners`) and ``/metrics`` the count (``biopsy_captures``).
+Input per rendered frame (:meth:`CaptureObserver.on_frame`): the frame, the prediction shown with it
+(None while the AI is not ON) and the pipeline's stats (``ai``: the AI state drawn on the frame).
+Where the ultrasound is, the ROI, comes from the frame itself: the pipeline tags every frame with
+the ROI it was blanked and drawn for (``frame.meta["roi"]``, read by :mod:`.frame_input`; a fixed
+``--roi`` or the detected one), so capture does not wait for the AI. A frame without that tag falls
+back on the prediction's ROI; a prediction made for another ROI counts as none (it is not drawn).
+A capture is always made of the frames it names: a mark is taken on the frame it arrives with,
+never on a later one; a capture while the AI shows no prediction records ``prediction: null`` and
+the AI state, and invents none. When no ROI is known (a screen without an image: the ROI is
+undecided) a mark is refused, with a warning toast saying why, and no case is written.
+
+Per frame it copies the ROI into a short ring (the pre-fire frame is one or two frames back when
+the fire is confirmed) and feeds the fire detector (:mod:`.fire`, under a millisecond a frame). The
+ring holds views of the frames, not copies: every source hands out a new array per frame (PyAV
+``to_ndarray``, ``VideoCapture.read``) and the overlay draws on a copy, so nothing overwrites them;
+and it takes manual marks (:mod:`.marks`). Every 5th frame it also updates the expected yield
+(:mod:`.yield_band`). A capture goes to the :class:`~.case_writer.CaseWriter` thread; the display
+gets the toast (:meth:`banners`): "BIOPSY n CAPTURED", then, when the case could not be written
+(the queue full, the disk full or gone: seen on the frames after), "BIOPSY n NOT SAVED: why" as a
+warning. ``/metrics`` counts written cases (``biopsy_captures``) and failed ones (an error kind).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from datetime import datetime, timezone
@@ -23,42 +35,37 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge_runtime.biopsy.case_writer import Capture, CaseWriter, FrameRecord
+from edge_runtime.biopsy.case_writer import Capture, CaseWriter, FrameRecord, NotWritten
 from edge_runtime.biopsy.fire import FireDetector
+from edge_runtime.biopsy.frame_input import frame_igtl, frame_roi
 from edge_runtime.biopsy.marks import MARKS, MarkRequests
 from edge_runtime.biopsy.study_id import STUDY_ID, StudyIdSlot
+from edge_runtime.biopsy.toasts import INFO, WARNING, Toasts
 from edge_runtime.biopsy.yield_band import SUBPIXEL, SUBPIXEL_BITS, YieldBand, YieldTracker
 from edge_runtime.frames import Frame, Observer, Prediction
-from edge_runtime.live_stats import EVENTS
+from edge_runtime.roi import Roi
 from edge_runtime.units import MS_PER_S
 
 log = logging.getLogger("sonomap.biopsy")
 RING_FRAMES = 8  # > the detector's look-back (2 frames) + confirmation + settling
 TOAST_FRAMES = 60  # about 2 s at 30 fps
+WARNING_FRAMES = 300  # about 10 s: a biopsy not saved must not pass unseen
 TOAST = "BIOPSY {n} CAPTURED"
-CAPTURE_EVENT = "biopsy_captures"
+NOT_SAVED = "BIOPSY {numbers} NOT SAVED: {reason}"
+NOT_CAPTURED = "BIOPSY NOT CAPTURED: {why}"
+NOT_SAVED_KEY = "not saved"  # the toast key of NOT_SAVED
+LISTED_NUMBERS = 4  # a NOT SAVED toast names this many biopsies, then how many more
 YIELD_TEXT = "EXPECTED YIELD {pct:.0f}% cancer (outlined band)"
 BAND_BGR = (255, 255, 0)  # cyan: apart from the overlay's red and the banners' colours
 BAND_PX = 2
 YIELD_EVERY = 5  # the HUD yield refreshes 6 times a second at 30 fps
 FIRED_TIP_MM = 3.0  # a needle whose tip lies this close to the last fired tip is that needle
-IGTL_META_KEYS = ("transforms", "ijk_to_world", "igtl_timestamp", "igtl_coordinate_system")
 
 
-def _igtl(meta: dict) -> dict:
-    """OpenIGTLink geometry and transforms of a frame, as plain lists (YAML-safe)."""
-    out = {}
-    for key in IGTL_META_KEYS:
-        if meta.get(key) is None:
-            continue
-        value = meta[key]
-        if isinstance(value, dict):
-            out[key] = {str(k): np.asarray(v, float).round(6).tolist() for k, v in value.items()}
-        elif isinstance(value, str):
-            out[key] = value
-        else:
-            out[key] = np.asarray(value, float).round(6).tolist()
-    return out
+def _numbers(misses: list[NotWritten]) -> str:
+    shown = ", ".join(str(m.number) for m in misses[:LISTED_NUMBERS])
+    more = len(misses) - LISTED_NUMBERS
+    return shown if more <= 0 else f"{shown} and {more} more"
 
 
 class CaptureObserver(Observer):
@@ -87,9 +94,13 @@ class CaptureObserver(Observer):
             self.study.value = study_id
         self.ring: deque[FrameRecord] = deque(maxlen=RING_FRAMES)
         self.detector: FireDetector | None = None
-        self.roi = None
-        self.captures = 0
-        self._toast_until = -1
+        self.roi: Roi | None = None
+        self.captures = 0  # captures made (each numbered); the writer says which were written
+        self.refused = 0  # marks refused: no ROI known on their frame
+        self.toasts = Toasts()
+        self._toasted = 0  # the capture the CAPTURED toast names
+        self._unsaved: list[NotWritten] = []  # named by the NOT SAVED toast
+        self._failures_lock = threading.Lock()  # _show_failures runs on the frame and render paths
         self._warned_scale = False
         self.cpu_s, self.frames = 0.0, 0
         self.band: YieldBand | None = None  # expected yield of the needle in place (newest frame)
@@ -107,7 +118,8 @@ class CaptureObserver(Observer):
             return
         t0 = time.thread_time()
         try:
-            self._observe(frame, prediction)
+            self._observe(frame, prediction, (stats.get("ai") or {}).get("state"))
+            self._show_failures(frame.index)
         finally:
             self.cpu_s += time.thread_time() - t0
             self.frames += 1
@@ -117,23 +129,22 @@ class CaptureObserver(Observer):
         """CPU this observer spent per observed frame (copy, detection, marks), on the render path."""
         return self.cpu_s * MS_PER_S / max(self.frames, 1)
 
-    def _observe(self, frame: Frame, prediction: Prediction | None) -> None:
-        roi = prediction.roi if prediction is not None and prediction.roi is not None else self.roi
+    def _observe(self, frame: Frame, prediction: Prediction | None, ai: str | None) -> None:
+        roi, why = frame_roi(frame, prediction)
         if roi is None:
-            return  # no prediction yet: the ROI is unknown; marks wait for the first one
+            self._lose_roi()
+            for via in self.marks.take():  # taken now: never captured on a later frame
+                self._refuse(via, why, frame.index)
+            return
         if roi != self.roi:
             self._new_roi(roi)
+        if prediction is not None and prediction.mask.shape[:2] != (roi.h, roi.w):
+            prediction = None  # made for another ROI: not drawn on this frame (the render's rule)
         crop = roi.crop(frame.image)
         age_s = max(time.monotonic() - frame.timestamp, 0.0)
+        utc = datetime.fromtimestamp(time.time() - age_s, timezone.utc)
         self.ring.append(
-            FrameRecord(
-                frame.index,
-                frame.pts,
-                datetime.fromtimestamp(time.time() - age_s, timezone.utc),
-                crop,
-                prediction,
-                _igtl(frame.meta),
-            )
+            FrameRecord(frame.index, frame.pts, utc, crop, prediction, frame_igtl(frame.meta), ai)
         )
         event = self.detector.step(frame.index, crop) if self.detector is not None else None
         if event is not None:
@@ -149,7 +160,30 @@ class CaptureObserver(Observer):
         for via in self.marks.take():
             self._capture(via, None)
 
-    def _new_roi(self, roi) -> None:
+    def _lose_roi(self) -> None:
+        """No image on this frame: what the ring and detector held belongs to another screen."""
+        self.roi, self.detector, self.band = None, None, None
+        self.ring.clear()
+
+    def _refuse(self, via: str, why: str, index: int) -> None:
+        self.refused += 1
+        log.error("biopsy mark (%s) not captured on frame %d: %s", via, index, why)
+        self.toasts.show("refused", WARNING, NOT_CAPTURED.format(why=why), index, WARNING_FRAMES)
+
+    def _show_failures(self, index: int) -> None:
+        """The captures the writer could not write, as a warning toast from frame ``index`` on."""
+        with self._failures_lock:
+            misses = self.writer.take_failures()
+            if not misses:
+                return
+            if any(m.number == self._toasted for m in misses):
+                self.toasts.drop("captured")  # it said CAPTURED: it must not stay beside NOT SAVED
+            showing = self.toasts.showing(NOT_SAVED_KEY, index)
+            self._unsaved = [*self._unsaved, *misses] if showing else misses
+            text = NOT_SAVED.format(numbers=_numbers(self._unsaved), reason=misses[-1].reason)
+            self.toasts.show(NOT_SAVED_KEY, WARNING, text, index, WARNING_FRAMES)
+
+    def _new_roi(self, roi: Roi) -> None:
         self.roi = roi
         self.ring.clear()
         self.detector = None
@@ -196,20 +230,24 @@ class CaptureObserver(Observer):
             band,
             self.study.value,
         )
-        self.writer.submit(cap)
-        EVENTS.inc(CAPTURE_EVENT)
-        self._toast_until = post.index + TOAST_FRAMES
         if event is not None:
             self._fired_tip = event.tip
+        # under the lock: a failure of this capture polled on the render path comes after its toast
+        with self._failures_lock:
+            if self.writer.submit(cap):  # a refusal reaches the screen through _show_failures
+                self._toasted = self.captures
+                self.toasts.show("captured", INFO, TOAST.format(n=self.captures), post.index, TOAST_FRAMES)
 
     def banners(self, frame: Frame) -> list[tuple[str, str]]:
-        """The toast for ``frame``: shown for TOAST_FRAMES frames after a capture."""
-        out = []
-        if self.captures and 0 <= frame.index <= self._toast_until:
-            out.append(("info", TOAST.format(n=self.captures)))
+        """The toasts for ``frame`` (CAPTURED for TOAST_FRAMES frames; NOT SAVED and NOT CAPTURED
+        for WARNING_FRAMES) and the expected yield. A failure the writer reported since the last frame
+        shows here already: a frame drawn now must not say CAPTURED for a case known lost."""
+        if frame.index >= 0:
+            self._show_failures(frame.index)
+        out = self.toasts.active(frame.index)
         band = self.band
         if band is not None:
-            out.append(("info", YIELD_TEXT.format(pct=100 * band.fraction)))
+            out.append((INFO, YIELD_TEXT.format(pct=100 * band.fraction)))
         return out
 
     def draw(self, frame: Frame, image: np.ndarray, roi) -> None:

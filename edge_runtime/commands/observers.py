@@ -18,6 +18,7 @@ from edge_runtime.privacy import redact
 
 MIN_PORT, MAX_PORT = 0, 65535  # TCP ports; 0 lets the system choose one
 DEFAULT_HTTP_HOST = "127.0.0.1"  # --http :PORT listens on loopback only
+LISTED_FAILURES = 5  # biopsies a failure line names by number, then how many more
 
 
 def sequence_observers(args, config: RuntimeConfig, live: bool) -> list:
@@ -69,14 +70,39 @@ def capture_observers(args, config: RuntimeConfig) -> list:
 
 
 def print_captures(capture: list) -> None:
+    """One line per --cases folder: the cases written into it, and how many captures were not."""
     for observer in capture:
-        noun = "biopsy" if observer.captures == 1 else "biopsies"
+        written = len(observer.writer.written)
+        noun = "biopsy" if written == 1 else "biopsies"
+        lost = observer.writer.errors + observer.refused
         print(
             redact(
-                f"captured {observer.captures} {noun} into {observer.directory}"
-                + (f" ({observer.writer.errors} could not be written)" if observer.writer.errors else "")
+                f"captured {written} {noun} into {observer.directory}"
+                + (f" ({lost} could not be written)" if lost else "")
             )
         )
+
+
+def capture_failures(capture: list) -> list[str]:
+    """One line per --cases folder some biopsy was not saved into: how many of the captures and
+    marks, which biopsies, and why (the first reason); [] when every one was written."""
+    lines = []
+    for observer in capture:
+        failed = observer.writer.failed
+        if not failed and not observer.refused:
+            continue
+        parts = []
+        if failed:
+            numbers = ", ".join(str(miss.number) for miss in failed[:LISTED_FAILURES])
+            more = f" and {len(failed) - LISTED_FAILURES} more" if len(failed) > LISTED_FAILURES else ""
+            parts.append(
+                f"{len(failed)} of {observer.captures} biopsy capture(s) not saved "
+                f"(biopsy {numbers}{more}: {failed[0].reason})"
+            )
+        if observer.refused:
+            parts.append(f"{observer.refused} mark(s) refused: no ultrasound image area known on their frame")
+        lines.append(f"--cases {observer.directory}: " + "; ".join(parts))
+    return lines
 
 
 def http_address(text: str) -> tuple[str, int]:

@@ -7,7 +7,9 @@ recorder that stopped on an error (disk full, unwritable file) is not reported a
 ends with a one-line error naming it (exit status non-zero), live warns (its session ran; the screen
 showed REC FAILED). A replay's recorder that paused below ``sinks.min_free_gb`` has failed too: its
 output misses frames (live resumes instead; the log says so). What the other outputs wrote is reported
-and kept either way, and no ``wrote`` line names a file the run never made.
+and kept either way, and no ``wrote`` line names a file the run never made. A biopsy captured with
+``--cases`` but not written (the disk full or gone, the queue full, a mark with no image area known)
+ends replay and live with a one-line error (exit status non-zero): the operator took it.
 Each handler imports the pipeline (and live, the service hooks) when it runs, so
 `sonomap --help` does not load them.
 """
@@ -20,6 +22,7 @@ from pathlib import Path
 from edge_runtime import config as cfg
 from edge_runtime import source_kinds
 from edge_runtime.commands.observers import (
+    capture_failures,
     capture_observers,
     observer_hooks,
     print_captures,
@@ -95,8 +98,9 @@ def cmd_replay(args) -> int:
     print_summary(summary, set(failed) | never_made(summary))
     print_captures(capture)
     print_sequences([recorder for recorder in sequence if recorder.error is None])
-    if failed:
-        raise SonomapError("; ".join(failed.values()))
+    lost = capture_failures(capture)
+    if failed or lost:
+        raise SonomapError("; ".join([*failed.values(), *lost]))
     if handlers.stopped_by is not None:  # the outputs hold the frames before the signal only
         print(
             f"sonomap replay: stopped by {handlers.stopped_by.name} after {summary['frames']} frame(s); "
@@ -152,6 +156,9 @@ def cmd_live(args) -> int:
     print_sequences([recorder for recorder in sequence if recorder.error is None])
     for message in failed.values():  # the session itself ran: a warning, exit status 0
         print(redact(f"sonomap live: warning: {message}"), file=sys.stderr)
+    lost = capture_failures(capture)
+    if lost:  # a biopsy the operator took is not on disk: that must not read as a clean session
+        raise SonomapError("; ".join(lost))
     return 0
 
 
