@@ -32,6 +32,10 @@ from edge_runtime.aistate import OFF, AiStatus
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.likeness import image_likeness
 
+# Frame.meta key under which the pipeline tags each frame with the ROI it was blanked and drawn for;
+# later stages and observers (biopsy capture) read it instead of choosing again.
+ROI_META_KEY = "roi"
+
 # Screen background is measured on the screen's outer border (this fraction of its smaller side);
 # pixels brighter than it by the margin belong to content. Dim sector edges stay in, H.264's ringing
 # around black stays out.

@@ -185,7 +185,7 @@ def test_live_marks_by_http_and_sigusr1_are_captured_and_counted(tmp_path):
     base = f"http://127.0.0.1:{port}/"
     try:
         wait_healthy(base, proc, LIVE_START_TIMEOUT_S)
-        assert request(base + "mark", "POST") == (200, "marked\n")
+        assert request(base + "mark", "POST") == (200, "mark queued for the next frame\n")
         os.kill(proc.pid, signal.SIGUSR1)
         deadline = time.monotonic() + 20
         while (

@@ -104,7 +104,7 @@ def test_live_ends_with_an_error_when_a_capture_was_not_saved(tmp_path):
     failed = re.compile(r'^sonomap_errors_total\{kind="biopsy_not_saved"\} 1\.0$', re.M)
     try:
         wait_healthy(base, proc, LIVE_START_TIMEOUT_S)
-        assert request(base + "mark", "POST") == (200, "marked\n")
+        assert request(base + "mark", "POST") == (200, "mark queued for the next frame\n")
         deadline = time.monotonic() + FAILURE_TIMEOUT_S
         while time.monotonic() < deadline and not failed.search(request(base + "metrics")[1]):
             time.sleep(0.2)

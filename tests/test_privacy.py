@@ -32,8 +32,7 @@ from edge_runtime import privacy
 from edge_runtime.config import build_config
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Observer
-from edge_runtime.pipeline.deidentify import blank_rects
-from edge_runtime.roi import Roi
+from edge_runtime.roi import Roi, blank_rects
 from edge_runtime.sources.reconnect import ResilientSource
 from edge_runtime.sources.synthetic import ScreenSimulator, default_image
 

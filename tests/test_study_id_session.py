@@ -42,14 +42,14 @@ def test_the_viewer_sets_the_study_id_of_the_next_cases(tmp_path):
     try:
         wait_healthy(base, proc, LIVE_START_TIMEOUT_S)
         assert json.loads(request(base + "study-id")[1]) == {"study_id": "BX-0001", "capturing": True}
-        assert request(base + "mark", "POST") == (200, "marked\n")
+        assert request(base + "mark", "POST") == (200, "mark queued for the next frame\n")
         _wait_for_cases(cases, 1)
         code, text = request(base + "study-id", "POST", b"Jane Doe")
         assert code == 400 and "refused (contains a space)" in text and "Jane" not in text
         assert request(base + "study-id", "POST", b"BX-0002\n") == (200, "study ID set\n")
         assert json.loads(request(base + "study-id")[1])["study_id"] == "BX-0002"
         assert request(base + "study-id", "POST", b"x" * 65)[0] == 400  # over the body limit
-        assert request(base + "mark", "POST") == (200, "marked\n")
+        assert request(base + "mark", "POST") == (200, "mark queued for the next frame\n")
         _wait_for_cases(cases, 2)
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -11,12 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from edge_runtime.frames import Frame, Prediction
-from edge_runtime.roi import Roi
+from edge_runtime.roi import ROI_META_KEY, Roi
 
 IGTL_META_KEYS = ("transforms", "ijk_to_world", "igtl_timestamp", "igtl_coordinate_system")
-# Frame.meta key under which the pipeline tags each frame's ROI (edge_runtime.pipeline.deidentify's
-# ROI_META_KEY: a room above this one, so named here; a test keeps the two equal)
-FRAME_ROI_KEY = "roi"
 NO_ROI = "the ultrasound image area is not known"
 
 
@@ -39,7 +36,7 @@ def frame_igtl(meta: dict) -> dict:
 def frame_roi(frame: Frame, prediction: Prediction | None) -> tuple[Roi | None, str]:
     """(the ROI of ``frame``'s ultrasound image, "") or (None, why none is known): the frame's own
     tag, else the prediction's ROI; an undecided ROI (no image on the screen) is none."""
-    roi = frame.meta.get(FRAME_ROI_KEY)
+    roi = frame.meta.get(ROI_META_KEY)
     if not isinstance(roi, Roi):
         roi = prediction.roi if prediction is not None and isinstance(prediction.roi, Roi) else None
     if roi is None:

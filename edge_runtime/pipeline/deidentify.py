@@ -33,15 +33,15 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from edge_runtime import likeness, yuv
+from edge_runtime import roi as rois
 from edge_runtime.config_schema import PrivacyConfig, RuntimeConfig
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import MIN_FRAME_H, MIN_FRAME_W, Frame, Source
-from edge_runtime.roi import Rect, Roi, blank_rects, clip_box, resolve_roi, screen_level, undecided_roi
+from edge_runtime.roi import ROI_META_KEY, Rect, Roi
 
 log = logging.getLogger("sonomap.privacy")
 roi_log = logging.getLogger("sonomap.pipeline")  # the ROI is the pipeline's news, not a privacy event
 
-ROI_META_KEY = "roi"
 BLANKED_META_KEY = "blanked"
 SCREEN_META_KEY, WINDOW_META_KEY = "screen", "window_image"
 BLACK_BGR = 0
@@ -147,14 +147,14 @@ class RoiChooser:
         else:
             screen = frame.image
         try:
-            roi = resolve_roi(rect, screen, frame.meta.get("mm_per_pixel") or r.mm_per_pixel)
+            roi = rois.resolve_roi(rect, screen, frame.meta.get("mm_per_pixel") or r.mm_per_pixel)
         except ConfigError as exc:
             if self.roi is None:  # the first frame: the configured rect is wrong, a one-line error
                 raise
             # a source that changed its frame size mid-run: the video goes on, blanked, AI off
-            roi = undecided_roi(shape[1], shape[0], str(exc))
+            roi = rois.undecided_roi(shape[1], shape[0], str(exc))
         before, self.roi, self.shape, self._since_try = self.roi, roi, shape, 0
-        self._level = screen_level(screen) if auto and not roi.undecided else None
+        self._level = rois.screen_level(screen) if auto and not roi.undecided else None
         if not roi.undecided and roi.as_list() == [0, 0, shape[1], shape[0]] and roi != before:
             log.warning(FULL_ROI_WARNING, frame.index, origin)
         if roi.undecided and not (before is not None and before.undecided == roi.undecided):
@@ -201,9 +201,9 @@ class ScreenBlanker:
             if roi.undecided:  # no image area decided: nothing of the screen leaves the process
                 self._cache = (key, ([(0, 0, shape[1], shape[0])], []))
                 return self._cache[1]
-            inside = [clip_box((x - roi.x, y - roi.y, w, h), roi.w, roi.h) for x, y, w, h in self.blank]
+            inside = [rois.clip_box((x - roi.x, y - roi.y, w, h), roi.w, roi.h) for x, y, w, h in self.blank]
             inside = [r for r in inside if r[0] < r[2] and r[1] < r[3]]
-            self._cache = (key, (blank_rects(shape, roi, self.blank, self.keep), inside))
+            self._cache = (key, (rois.blank_rects(shape, roi, self.blank, self.keep), inside))
         return self._cache[1]
 
     def apply(self, frame: Frame, roi: Roi) -> Frame:

@@ -164,7 +164,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             ok = MARKS.request("http")
             self._send(
                 200 if ok else 409,
-                b"marked\n" if ok else b"not capturing: start with --cases DIR\n",
+                b"mark queued for the next frame\n" if ok else b"not capturing: start with --cases DIR\n",
                 TEXT,
             )
 

@@ -144,7 +144,7 @@ def inspect_case(case_yaml: str | Path) -> CaseStatus:
 
 def find_case_files(cases_dir: Path) -> list[Path]:
     """Every case.yaml under ``cases_dir`` (any depth), sorted; folders whose name starts with a
-    dot are skipped (a capture still being written is ``.<name>.partial``)."""
+    dot are skipped (a capture still being written is ``.<name>.<host>-<pid>.partial``)."""
     return sorted(
         p
         for p in Path(cases_dir).rglob(CASE_FILE)

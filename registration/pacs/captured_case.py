@@ -56,7 +56,7 @@ def case_folders(cases_dir: str | Path) -> list[Path]:
 
     Found as every other step finds them (registration.cases.status.find_case_files): the biopsy
     loop keeps one folder per procedure, CASES/<patient>/<case>/, and a capture still being written
-    (``.<name>.partial``) is skipped. InputError when ``cases_dir`` is not a folder, holds no case,
+    (``.<name>.<host>-<pid>.partial``) is skipped. InputError when ``cases_dir`` is not a folder, holds no case,
     or holds two cases of one name (both would be written to OUT/<study>/<case id>/, one over the
     other), naming the folders.
     """
