@@ -17,6 +17,7 @@ import time
 
 from test_roi_privacy_detect import screen
 
+from edge_runtime import roi as rois
 from edge_runtime.config import build_config
 from edge_runtime.frames import Frame
 from edge_runtime.pipeline import deidentify
@@ -53,14 +54,14 @@ def test_a_reload_during_a_choice_is_not_lost(monkeypatch):
     assert not auto.undecided and auto.as_list() != RECT
 
     entered, release = threading.Event(), threading.Event()
-    real = deidentify.resolve_roi
+    real = rois.resolve_roi
 
     def held(*args, **kwargs):  # the real choice, held open until the reload is under way
         entered.set()
         release.wait(WAIT_S)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(deidentify, "resolve_roi", held)
+    monkeypatch.setattr(rois, "resolve_roi", held)
     chooser.forget()  # e.g. a re-plugged device: the next frame chooses again (auto)
     choosing = threading.Thread(target=chooser.choose, args=(frame(image, 1),))
     choosing.start()
