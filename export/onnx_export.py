@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import platform
 import warnings
+from importlib.metadata import version
 from pathlib import Path, PurePath
 
 import numpy as np
@@ -80,21 +81,21 @@ def check_opset(opset: int) -> None:
 
 
 def library_versions() -> dict[str, str]:
-    # deferred: onnx ([export] extra) and torch (seconds to load)
+    # deferred: onnx ([export] extra) and torch (seconds to load); torchvision's version is read from
+    # its installed metadata, since importing it costs seconds more (torch._dynamo)
     import onnx
     import onnxruntime
     import torch
-    import torchvision
 
     found = {
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torchvision": version("torchvision"),
         "onnx": onnx.__version__,
         "onnxruntime": onnxruntime.__version__,
         "numpy": np.__version__,
     }
-    return {name: str(version) for name, version in found.items()}  # TorchVersion is not YAML-safe
+    return {name: str(value) for name, value in found.items()}  # TorchVersion is not YAML-safe
 
 
 def _name_output_dims(model, spec: ShapeSpec) -> None:

@@ -13,19 +13,19 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import segmentation as tvseg
 
 from edge_runtime.errors import ConfigError
 from training.unet import unet_small
 
-# Architectures a config may name. Values: (torchvision builder, supports aux head).
+# Architectures a config may name. Values: (builder, supports aux head); a builder named by a string
+# is that function of torchvision.models.segmentation.
 ARCHS = {
-    "fcn_resnet101": (tvseg.fcn_resnet101, True),
-    "fcn_resnet50": (tvseg.fcn_resnet50, True),
-    "deeplabv3_resnet101": (tvseg.deeplabv3_resnet101, True),
-    "deeplabv3_resnet50": (tvseg.deeplabv3_resnet50, True),
-    "deeplabv3_mobilenet_v3_large": (tvseg.deeplabv3_mobilenet_v3_large, True),
-    "lraspp_mobilenet_v3_large": (tvseg.lraspp_mobilenet_v3_large, False),
+    "fcn_resnet101": ("fcn_resnet101", True),
+    "fcn_resnet50": ("fcn_resnet50", True),
+    "deeplabv3_resnet101": ("deeplabv3_resnet101", True),
+    "deeplabv3_resnet50": ("deeplabv3_resnet50", True),
+    "deeplabv3_mobilenet_v3_large": ("deeplabv3_mobilenet_v3_large", True),
+    "lraspp_mobilenet_v3_large": ("lraspp_mobilenet_v3_large", False),
     "unet_small": (unet_small, True),  # the fast CPU profile (training/unet.py); aux: deep supervision
 }
 # Archs whose builder takes a ``width`` (base channel count) argument.
@@ -69,6 +69,12 @@ def build_model(
     if arch not in ARCHS:
         raise ConfigError(f"model 'arch' {arch!r} is not one of {sorted(ARCHS)}")
     builder, has_aux = ARCHS[arch]
+    if isinstance(builder, str):
+        # deferred: torchvision's import pulls in torch._dynamo (1.5-3 s a process), which every
+        # command that only loads, evaluates or exports a unet_small model would pay for nothing
+        from torchvision.models import segmentation
+
+        builder = getattr(segmentation, builder)
     kwargs = {"weights": None, "num_classes": num_classes}
     if has_aux:
         kwargs["aux_loss"] = aux

@@ -11,10 +11,10 @@ model to the cart, so it never holds a path: a folder above the dataset may name
 from __future__ import annotations
 
 import hashlib
+from importlib.metadata import version
 from pathlib import Path
 
 import torch
-import torchvision
 
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import DEFAULT_CLASSES, Manifest
@@ -110,7 +110,7 @@ def make_manifest(
             "config_sha256": config_sha,
             **({"init_from": Path(init_from).name} if init_from else {}),
         },
-        versions={"torch": str(torch.__version__), "torchvision": str(torchvision.__version__)},
+        versions={"torch": str(torch.__version__), "torchvision": version("torchvision")},
         metrics=metrics,
         extra={
             "model_config": {
