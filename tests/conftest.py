@@ -133,12 +133,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))
-    if has_cuda():
+    gpu_items = [item for item in items if "gpu" in item.keywords]
+    # asked only when a GPU test was collected: the question imports torch (seconds), which a
+    # child pytest running one CPU test never needs
+    if not gpu_items or has_cuda():
         return
     skip_gpu = pytest.mark.skip(reason="no CUDA device on this machine")
-    for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip_gpu)
+    for item in gpu_items:
+        item.add_marker(skip_gpu)
 
 
 @pytest.fixture()

@@ -1,6 +1,6 @@
 """Soak: the real replay pipeline loops a clip with the service observers and a recording;
 RSS after warm-up must stay flat (< 2% growth). The 10-minute figure comes from
-`sonomap soak --minutes 10` (docs/operations.md); this test runs the same code for 45 s, unpaced so the
+`sonomap soak --minutes 10` (docs/operations.md); this test runs the same code for 30 s, unpaced so the
 pipeline reaches its steady state (stat windows full) within the first third."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from edge_runtime.tools.soak import DEFAULT_MAX_GROWTH
 from edge_runtime.tools.soak_run import CLIP_FRAMES, growth, run_soak
 
 MIB = 1024 * 1024
-SOAK_MINUTES = 0.75
+SOAK_MINUTES = 0.5
 WARMUP = 0.35
 WINDOW_FRACTION = 0.25  # each RSS window (post-warm-up and last) is a quarter of the run
 # Not a speed floor (unpaced, it runs ~100 fps here): the RSS windows only say something if the
