@@ -91,3 +91,20 @@ def test_control_characters_and_backslashes_in_case_text_never_reach_the_objects
     for ds in (image, seg):
         for value in _text_values(ds):
             assert all(0x20 <= ord(c) <= 0x7E for c in value), repr(value)
+
+
+@pytest.mark.parametrize("scale", [float("inf"), -0.05, "0.05"])
+def test_a_pixel_spacing_dicom_cannot_carry_fails_its_case_naming_the_key(tmp_path, scale):
+    cases = tmp_path / "cases"
+    bad = _case(cases, "a_bad")
+    case = yaml.safe_load((bad / "case.yaml").read_text())
+    case.setdefault("ultrasound", {})["mm_per_pixel"] = scale
+    (bad / "case.yaml").write_text(yaml.safe_dump(case))
+    good = _case(cases, "b_good")
+    out = export(cases, "--dry-run", tmp_path / "dcm")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert (
+        f"{bad.name}  FAILED: {bad / 'case.yaml'}: ultrasound.mm_per_pixel: expected a finite number > 0"
+        in (out.stdout)
+    )
+    assert "1 of 2 case(s) exported, 1 failed" in out.stdout and good.name in out.stdout

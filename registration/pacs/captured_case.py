@@ -9,6 +9,7 @@ is not used: it refuses a case whose pathology is still pending, and export happ
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -127,6 +128,10 @@ def read_case(folder: str | Path) -> CapturedCase:
         raise InputError(f"{where}.pre_fire.utc: not an ISO time: {utc!r}") from exc
     model = _key(cap, "model", where, dict)
     scale = (doc.get("ultrasound") or {}).get("mm_per_pixel")
+    if scale is not None and not (
+        isinstance(scale, (int, float)) and not isinstance(scale, bool) and math.isfinite(scale) and scale > 0
+    ):  # the capture writes a positive scale or none: anything else is an edit DICOM cannot carry
+        raise InputError(f"{path}: ultrasound.mm_per_pixel: expected a finite number > 0, got {shown(scale)}")
     pred = cap.get("prediction")
     study = cap.get("study_id")
     number = _key(cap, "number", where, int)
@@ -143,7 +148,7 @@ def read_case(folder: str | Path) -> CapturedCase:
         prefire=image,
         prefire_frame=_key(pre, "frame", f"{where}.pre_fire", int),
         prefire_utc=when,
-        mm_per_pixel=float(scale) if isinstance(scale, (int, float)) and scale > 0 else None,
+        mm_per_pixel=None if scale is None else float(scale),
         model_name=_key(model, "name", f"{where}.model", str),
         model_sha256=_key(model, "sha256", f"{where}.model", str),
         prediction=None if pred is None else _prediction(folder, pred, image.shape, f"{where}.prediction"),
