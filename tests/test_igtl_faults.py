@@ -51,9 +51,14 @@ def spec(port: int, **query) -> str:
 
 
 def next_frame(port: int, **query):
+    """The first frame from the server on ``port`` and the link's counts while it was read. Counted as
+    differences: the link is shared per (host, port), and a port the system hands out again may
+    still have one from another test in this process."""
     with igtl.open_igtl_source(spec(port, **query)) as source:
+        before = source.counters
         frame = next(iter(source))
-        return frame, source.counters
+        after = source.counters
+    return frame, {key: value - before.get(key, 0) for key, value in after.items()}
 
 
 def warnings_about(caplog, text: str) -> list[logging.LogRecord]:
