@@ -9,7 +9,6 @@ is not used: it refuses a case whose pathology is still pending, and export happ
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +17,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.errors import ConfigError, InputError
-from edge_runtime.typed_config import shown
+from edge_runtime.typed_config import finite, shown
 from edge_runtime.yamlfile import read_yaml_mapping
 from registration.cases.status import find_case_files
 
@@ -128,9 +127,8 @@ def read_case(folder: str | Path) -> CapturedCase:
         raise InputError(f"{where}.pre_fire.utc: not an ISO time: {utc!r}") from exc
     model = _key(cap, "model", where, dict)
     scale = (doc.get("ultrasound") or {}).get("mm_per_pixel")
-    if scale is not None and not (
-        isinstance(scale, (int, float)) and not isinstance(scale, bool) and math.isfinite(scale) and scale > 0
-    ):  # the capture writes a positive scale or none: anything else is an edit DICOM cannot carry
+    # the capture writes a positive scale or none: anything else is an edit DICOM cannot carry
+    if scale is not None and not (finite(scale) and scale > 0):
         raise InputError(f"{path}: ultrasound.mm_per_pixel: expected a finite number > 0, got {shown(scale)}")
     pred = cap.get("prediction")
     study = cap.get("study_id")
