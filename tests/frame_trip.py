@@ -52,6 +52,13 @@ class Trip:
             if (a in GRAPH_FILES and b in SCHEDULE_FILES) or (a in SCHEDULE_FILES and b in GRAPH_FILES)
         )
 
+    def leaves(self, ground_floor: set[str]) -> set[str]:
+        """Files the trip enters that hand the frame on to no room: each calls, on this trip, only
+        ground-floor files (``ground_floor``: files directly in the package) or none. A reader who
+        follows the frame can skip them: the call returns to the file that made it."""
+        calls_a_room = {a for (a, b) in self.hops if b not in ground_floor}
+        return {f for f in self.files if f not in calls_a_room}
+
     @property
     def ping_pong(self) -> list[tuple[str, str]]:
         """Pairs of files that call each other (a frame going back and forth between them)."""
@@ -59,12 +66,19 @@ class Trip:
 
     def report(self) -> str:
         hops = ", ".join(f"{a}->{b} x{n}" for (a, b), n in sorted(self.hops.items()))
+        route = self.files - self.leaves(ground_floor(self.files))
         return (
             f"{len(self.files)} files: {', '.join(sorted(self.files))}\n"
+            f"{len(route)} hand the frame on to a room (the route): {', '.join(sorted(route))}\n"
             f"{len(self.carriers)} take the frame itself: {', '.join(sorted(self.carriers))}\n"
             f"graph<->schedule crossings: {self.crossings}\n"
             f"files calling each other: {self.ping_pong}\nhops between files: {hops}"
         )
+
+
+def ground_floor(files: set[str]) -> set[str]:
+    """The files of ``files`` that lie directly in the package, outside every room."""
+    return {f for f in files if "/" not in f}
 
 
 def _relative(code_file: str) -> str | None:

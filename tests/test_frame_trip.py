@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 from cli import sonomap
-from frame_trip import GRAPH_FILES, SCHEDULE_FILES, live_trip, replay_trip
+from frame_trip import GRAPH_FILES, SCHEDULE_FILES, ground_floor, live_trip, replay_trip
 
 from edge_runtime.config import DEFAULT_MODEL
 
@@ -18,6 +18,9 @@ CLIP_FRAMES = 12
 # render/hudrow.py on a frame whose HUD text is re-rendered (a few times a second); a change that adds
 # files to the path has to raise this on purpose.
 MAX_FILES = 19
+# The route: the files that hand the frame on to a room (the schedule, capture, de-identify, the stage
+# runner, the inference guard, the renderer, the writer); a reader follows the frame through these.
+MAX_ROUTE_FILES = 8
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +48,32 @@ def test_the_trip_enters_each_stage_and_no_more_files_than_budgeted(trip):
     assert len(trip.files) <= MAX_FILES, trip.report()
 
 
+def room(path: str) -> str:
+    return path.rpartition("/")[0]
+
+
+def _route_and_leaves(trip):
+    floor = ground_floor(trip.files)
+    leaves = trip.leaves(floor)
+    return trip.files - leaves, leaves - floor
+
+
+def test_a_reader_follows_the_frame_through_at_most_eight_files(trip):
+    route, _ = _route_and_leaves(trip)
+    assert len(route) <= MAX_ROUTE_FILES, trip.report()
+    assert {"pipeline/replay.py", "sources/capture.py", "render/overlay.py", "sinks/mp4.py"} <= route
+
+
+def test_every_file_off_the_route_is_a_helper_of_its_callers_room_or_the_ground_floor(trip):
+    """A file off the route returns to its caller: the backend under the guard, the mask painter under
+    the renderer, the encoder thread under the writer, the corrupt counter under capture. None is
+    called from another room, so no stage's work hides off the route."""
+    _, room_leaves = _route_and_leaves(trip)
+    for leaf in room_leaves:
+        callers = {a for (a, b) in trip.hops if b == leaf}
+        assert callers and {room(a) for a in callers} == {room(leaf)}, (leaf, callers, trip.report())
+
+
 def test_the_graph_is_not_on_the_frames_way(trip):
     assert trip.crossings == 0, trip.report()
     assert not trip.files & GRAPH_FILES, trip.report()
@@ -66,6 +95,7 @@ def test_no_pipeline_file_and_another_call_each_other(trip):
 
 def test_the_live_schedule_keeps_the_graph_off_the_frames_way_too(clip):
     trip = live_trip(clip, DEFAULT_MODEL)
+    assert len(_route_and_leaves(trip)[0]) <= MAX_ROUTE_FILES, trip.report()
     assert "pipeline/live.py" in trip.files and "pipeline/stages.py" in trip.files, trip.report()
     assert trip.crossings == 0 and not trip.files & GRAPH_FILES, trip.report()
     assert [(a, b) for a, b in trip.hops if b in SCHEDULE_FILES] == [], trip.report()
