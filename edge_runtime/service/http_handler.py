@@ -43,6 +43,11 @@ HTML = "text/html; charset=utf-8"
 LOGIN_MESSAGE_SLOT = b"<!--message-->"
 
 
+class RequestEnded(Exception):
+    """Reading a request's body ended it: it was answered (a refused length) or must not be acted on
+    (a body cut short, a connection being cut). The route stops; ``do_POST`` catches it."""
+
+
 class ViewerState(Protocol):
     """What the handler reads of the viewer it serves."""
 
@@ -126,7 +131,10 @@ class RequestHandler(BaseHTTPRequestHandler):
         if route is None:
             self._send(404, b"not found\n", TEXT)
         elif self._admitted(url.path, url.query) and self._same_site():
-            getattr(self, route)()
+            try:
+                getattr(self, route)()
+            except RequestEnded as end:
+                log.debug("HTTP POST %s from %s: %s", url.path, self.address_string(), end)
 
     def _same_site(self) -> bool:
         """Answer 403 and return False for a state-changing request a browser sent from another site."""
@@ -140,23 +148,25 @@ class RequestHandler(BaseHTTPRequestHandler):
         """The request is in: mark the connection BUSY. False (do nothing more) when it is being cut."""
         return self.server.mark(BUSY)
 
-    def _length(self, limit: int, refusal: bytes) -> int | None:
-        """The body's announced length; answers 400 with ``refusal`` and returns None when it is
-        missing, not plain digits or over ``limit`` bytes."""
+    def _length(self, limit: int, refusal: bytes) -> int:
+        """The body's announced length. Answers 400 with ``refusal`` and raises RequestEnded when it
+        is missing, not plain digits or over ``limit`` bytes."""
         length = content_length(self.headers)
         if length is None or length > limit:
             self._send(400, refusal, TEXT)
-            return None
+            raise RequestEnded("body length missing or over its limit: answered 400")
         return length
 
-    def _body(self, length: int) -> bytes | None:
-        """Read the ``length``-byte body, then mark the connection BUSY; None when it did not all come
-        (cut at the request deadline, evicted, or the client gave up): never act on part of a body."""
+    def _body(self, length: int) -> bytes:
+        """Read the ``length``-byte body, then mark the connection BUSY. Raises RequestEnded when it
+        did not all come (cut at the request deadline, evicted, or the client gave up) or the
+        connection is being cut: never act on part of a body."""
         body = self.rfile.read(length)
         if len(body) < length:
-            log.debug("HTTP %s from %s: body cut short", self.path.split("?")[0], self.address_string())
-            return None
-        return body if self._busy() else None
+            raise RequestEnded(f"body cut short ({len(body)} of {length} bytes)")
+        if not self._busy():
+            raise RequestEnded("connection being cut")
+        return body
 
     def _mark(self) -> None:
         """``POST /mark``: a biopsy mark (captured with --cases DIR); the body is ignored."""
@@ -174,9 +184,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         length = self._length(
             http_auth.MAX_LOGIN_BODY, b"login: send the form (at most 4 KiB, with Content-Length)\n"
         )
-        body = None if length is None else self._body(length)
-        if body is None:
-            return
+        body = self._body(length)
         code, extra = http_auth.login(body, obs.token, obs.scheme == "https")
         page = obs.login_page.replace(LOGIN_MESSAGE_SLOT, b"Wrong token.")
         self._send(code, page if code == 401 else b"logged in\n", HTML if code == 401 else TEXT, extra)
@@ -186,14 +194,10 @@ class RequestHandler(BaseHTTPRequestHandler):
         length = self._length(
             MAX_STUDY_ID_BODY, b"study ID: send it as the body (at most 64 bytes, with Content-Length)\n"
         )
-        if length is None:
-            return
         if not STUDY_ID.enabled:
             self._send(409, b"not capturing: start with --cases DIR\n", TEXT)
             return
         body = self._body(length)
-        if body is None:
-            return
         text = body.decode("utf-8", "replace").strip()
         try:
             STUDY_ID.set(text, "study ID")
