@@ -6,11 +6,15 @@ each ring an float array [N, 2] of x, y in annotation pixels), and ``rasterise``
 them into a mask at any pyramid level.
 
 Class names are mapped explicitly: a name that is neither cancer, ignored nor exclusion
-fails loudly (a typo must not silently turn cancer into background). Names ending in ``*``
-match by prefix. Unclassified objects are ignored with a warning, and so are points and lines
-(GeoJSON Point/LineString, ASAP Dot/PointSet/Measurement): they mark no area. An ASAP outline
-(Polygon/Spline/Rectangle) of a cancer or exclusion class with fewer than 3 points, or an ASAP
-annotation Type this reader does not know, is refused naming the annotation.
+fails loudly (a typo must not silently turn cancer into background). Names match literally (case
+aside; QuPath names may hold ``[ ] ?``), except that a trailing ``*`` matches by prefix. An object
+of an ignored class is skipped before its geometry is read, in both formats. Unclassified objects
+are ignored with a warning, and so are points and lines (GeoJSON Point/LineString, ASAP
+Dot/PointSet/Measurement): they mark no area. An ASAP outline (Polygon/Spline/Rectangle) of a
+cancer or exclusion class with fewer than 3 points, or of an ASAP Type this reader does not know,
+is refused naming the annotation. GeoJSON detections, cells and tiles are skipped
+(annotations_geojson.py). ``rasterise`` refuses, naming the file, a coordinate that the level's
+scale takes out of its fixed-point range.
 
 Encoding: GeoJSON is UTF-8 (a UTF-8 byte-order mark is allowed) or UTF-16/32 with its mark; XML
 follows its byte-order mark or declaration. The format is told by the first character after the mark.
@@ -18,11 +22,9 @@ follows its byte-order mark or declaration. The format is told by the first char
 
 from __future__ import annotations
 
-import json
 import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from pathlib import Path
 
 import cv2
@@ -30,31 +32,63 @@ import numpy as np
 
 from edge_runtime.errors import InputError
 from registration.annotation_text import first_character
+from registration.annotations_geojson import (
+    class_name,
+    geojson_features,
+    geometry_rings,
+    is_outline,
+    read_geojson,
+)
 
 SUBPIXEL_BITS = 4  # cv2.fillPoly fixed-point precision: 1/16 pixel
-# Largest |coordinate| accepted: rasterise's fixed-point int32 (x * 2**SUBPIXEL_BITS) must not
-# overflow, and no scanned slide is near this wide (level 0 is ~1e5 px); beyond it is a broken file
+# Largest |coordinate| accepted, in annotation pixels when read and in level pixels when rasterised:
+# rasterise's fixed-point int32 (x * 2**SUBPIXEL_BITS) must not overflow, and no scanned slide is near
+# this wide (level 0 is ~1e5 px); beyond it is a broken file or a wrong annotation_mpp
 MAX_COORDINATE = 2 ** (31 - SUBPIXEL_BITS - 1)
-ANNOTATION_TYPES = {"annotation", "PathAnnotationObject", None}
+PREFIX_WILDCARD = "*"  # a class pattern ending in it matches by prefix; nothing else is a pattern
+UNNAMED = "annotation outlines"  # rasterise's name for polygons not read by this module
 ASAP_OUTLINES = ("Polygon", "Spline", "Rectangle")  # ASAP Types that enclose an area
 ASAP_NO_AREA = ("Dot", "PointSet", "Measurement")  # points and a ruler line
 ASAP_DEFAULT_TYPE = "Polygon"  # an Annotation without a Type attribute (hand-written files)
 MIN_OUTLINE_POINTS = 3
 
 
+class Polygons(list):
+    """Polygons read from one annotation file, which ``where`` names in rasterise's errors (the level's
+    scale is known only there)."""
+
+    def __init__(self, where: str = UNNAMED):
+        super().__init__()
+        self.where = where
+
+
 @dataclass
 class Annotations:
-    cancer: list = field(default_factory=list)  # polygons counted as cancer
-    exclude: list = field(default_factory=list)  # polygons cut out of cancer (ASAP _2, exclusion)
+    where: str = UNNAMED  # the annotation file
+    cancer: Polygons = field(init=False)  # polygons counted as cancer
+    exclude: Polygons = field(init=False)  # polygons cut out of cancer (ASAP _2, exclusion)
     n_objects: int = 0
+    n_skipped: int = 0  # GeoJSON detections, cells, tiles: not outlines
     warnings: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.cancer, self.exclude = Polygons(self.where), Polygons(self.where)
+
+
+def _class_matches(name: str, pattern: str) -> bool:
+    """Case-insensitive and literal, but for a trailing ``*`` (prefix): not fnmatch, for which a class
+    named 'Tumor [IDC]' could never be listed."""
+    name, pattern = name.lower(), pattern.lower()
+    if pattern.endswith(PREFIX_WILDCARD):
+        return name.startswith(pattern[: -len(PREFIX_WILDCARD)])
+    return name == pattern
 
 
 def _role(name: str | None, cancer, ignore, exclude, where: str) -> str | None:
     if name is None:
         return None
     for role, names in (("cancer", cancer), ("exclude", exclude), ("ignore", ignore)):
-        if any(fnmatchcase(name.lower(), pat.lower()) for pat in names):
+        if any(_class_matches(name, pat) for pat in names):
             return role
     raise InputError(
         f"{where}: unknown annotation class {name!r}; add it to pathology.cancer_classes "
@@ -77,78 +111,22 @@ def _ring(coords, where: str) -> np.ndarray:
     return arr[:, :2]
 
 
-def _polygon(rings, where: str) -> list:
-    """[exterior, holes...]; an empty polygon is refused: it may be an outline the export lost."""
-    if not isinstance(rings, list) or not rings:
-        raise InputError(f"{where}: a polygon without rings (empty 'coordinates')")
-    return [_ring(r, where) for r in rings]
-
-
-def _geometry_polygons(geom, where: str) -> list:
-    if not isinstance(geom, dict) or "type" not in geom:
-        raise InputError(f"{where}: feature without a valid 'geometry'")
-    kind = geom["type"]
-    if kind == "Polygon":
-        return [_polygon(geom.get("coordinates"), where)]
-    if kind == "MultiPolygon":
-        polys = geom.get("coordinates")
-        if not isinstance(polys, list) or not polys:
-            raise InputError(f"{where}: a MultiPolygon without polygons (empty 'coordinates')")
-        return [_polygon(poly, where) for poly in polys]
-    if kind == "GeometryCollection":
-        return [p for g in geom.get("geometries", []) for p in _geometry_polygons(g, where)]
-    return []  # points and lines carry no area
-
-
 def _no_area(where: str, kind: str, name: str) -> str:
     """The warning for a point or line annotation of a cancer or exclusion class (same in both formats)."""
     return f"{where}: a {kind} of class {name!r} marks no area (points or a line): ignored"
 
 
-def _class_name(props: dict) -> str | None:
-    cls = props.get("classification")
-    if isinstance(cls, str):
-        return cls  # legacy v0.2 files
-    if isinstance(cls, dict):
-        if "name" in cls:
-            return str(cls["name"])
-        if cls.get("names"):
-            return str(cls["names"][0])  # derived class "Tumor: Positive" counts as its base class
-    return None
-
-
 def load_geojson(path: Path, cancer, ignore, exclude) -> Annotations:
     where = str(path)
+    data = read_geojson(path)
     try:
-        # bytes: json detects UTF-8 (with or without a byte-order mark) and UTF-16/32 by their marks,
-        # where read_text() would use the machine's locale
-        data = json.loads(Path(path).read_bytes())
-    except OSError as exc:
-        raise InputError(f"{where}: cannot read annotations ({exc.strerror})") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{where}: malformed GeoJSON ({exc})") from exc
-    except RecursionError as exc:  # [[[ ... ]]] thousands deep: json's parser recurses per level
-        raise InputError(f"{where}: malformed GeoJSON (nested too deeply)") from exc
-    try:
-        return _geojson_annotations(data, where, cancer, ignore, exclude)
+        return _geojson_annotations(geojson_features(data, where), where, cancer, ignore, exclude)
     except RecursionError as exc:  # GeometryCollections nested hundreds deep
         raise InputError(f"{where}: malformed GeoJSON (geometries nested too deeply)") from exc
 
 
-def _geojson_annotations(data, where: str, cancer, ignore, exclude) -> Annotations:
-    if isinstance(data, dict) and data.get("type") == "FeatureCollection":
-        features = data.get("features")
-    elif isinstance(data, dict) and data.get("type") == "Feature":
-        features = [data]
-    elif isinstance(data, list):
-        features = data
-    else:
-        raise InputError(
-            f"{where}: malformed GeoJSON: expected a FeatureCollection, Feature or list of Features"
-        )
-    if not isinstance(features, list):
-        raise InputError(f"{where}: malformed GeoJSON: 'features' is not a list")
-    out = Annotations()
+def _geojson_annotations(features: list, where: str, cancer, ignore, exclude) -> Annotations:
+    out = Annotations(where)
     for i, feat in enumerate(features):
         fwhere = f"{where} feature {i}"
         if not isinstance(feat, dict):
@@ -156,28 +134,26 @@ def _geojson_annotations(data, where: str, cancer, ignore, exclude) -> Annotatio
         props = feat.get("properties") or {}
         if not isinstance(props, dict):  # found by tests/test_fuzz.py
             raise InputError(f"{fwhere}: 'properties' is not a JSON object")
-        obj_type = props.get(
-            "objectType", feat.get("id") if feat.get("id") == "PathAnnotationObject" else None
-        )
-        if obj_type is not None and not isinstance(obj_type, str):
-            raise InputError(f"{fwhere}: 'objectType' must be text, got {type(obj_type).__name__}")
-        if obj_type not in ANNOTATION_TYPES:
-            continue  # detections/cells/tiles are not the pathologist's outline
+        if not is_outline(feat, props, fwhere):
+            out.n_skipped += 1  # detections/cells/tiles are not the pathologist's outline
+            continue
         out.n_objects += 1
         try:  # malformed nesting (a number where a list/object belongs): found by tests/test_fuzz.py
-            role = _role(_class_name(props), cancer, ignore, exclude, fwhere)
+            name = class_name(props)
+            role = _role(name, cancer, ignore, exclude, fwhere)
             if role is None:
                 out.warnings.append(f"{fwhere}: unclassified annotation ignored")
                 continue
-            polys = _geometry_polygons(feat.get("geometry"), fwhere)
+            if role == "ignore":  # unread, as in ASAP XML: an ignored outline's damage changes nothing
+                continue
+            polys = [
+                [_ring(r, fwhere) for r in rings] for rings in geometry_rings(feat.get("geometry"), fwhere)
+            ]
         except (TypeError, KeyError, IndexError, AttributeError) as exc:
             raise InputError(f"{fwhere}: malformed feature ({type(exc).__name__}: {exc})") from exc
-        if not polys and role != "ignore":
-            out.warnings.append(_no_area(fwhere, str(feat["geometry"]["type"]), _class_name(props)))
-        if role == "cancer":
-            out.cancer.extend(polys)
-        elif role == "exclude":
-            out.exclude.extend(polys)
+        if not polys:
+            out.warnings.append(_no_area(fwhere, str(feat["geometry"]["type"]), name))
+        (out.cancer if role == "cancer" else out.exclude).extend(polys)
     return out
 
 
@@ -189,7 +165,7 @@ def load_asap_xml(path: Path, cancer, ignore, exclude) -> Annotations:
         raise InputError(f"{where}: malformed ASAP XML ({exc})") from exc
     if root.tag != "ASAP_Annotations":
         raise InputError(f"{where}: malformed ASAP XML: root is <{root.tag}>, expected <ASAP_Annotations>")
-    out = Annotations()
+    out = Annotations(where)
     for i, ann in enumerate(root.iter("Annotation")):
         awhere = f"{where} Annotation {i} ({ann.get('Name')})"
         out.n_objects += 1
@@ -198,14 +174,15 @@ def load_asap_xml(path: Path, cancer, ignore, exclude) -> Annotations:
         if role is None:
             out.warnings.append(f"{awhere}: annotation without a group ignored")
             continue
+        if role == "ignore":  # unread, as in GeoJSON
+            continue
         kind = ann.get("Type", ASAP_DEFAULT_TYPE)
         if kind not in ASAP_OUTLINES + ASAP_NO_AREA:
             raise InputError(
                 f"{awhere}: unknown annotation Type {kind!r} (ASAP's are {list(ASAP_OUTLINES + ASAP_NO_AREA)})"
             )
         if kind in ASAP_NO_AREA:
-            if role != "ignore":
-                out.warnings.append(_no_area(awhere, kind, group))
+            out.warnings.append(_no_area(awhere, kind, group))
             continue
         try:
             pts = sorted(
@@ -217,8 +194,6 @@ def load_asap_xml(path: Path, cancer, ignore, exclude) -> Annotations:
             )
         except (TypeError, ValueError) as exc:
             raise InputError(f"{awhere}: malformed Coordinate ({exc})") from exc
-        if role == "ignore":
-            continue
         if len(pts) < MIN_OUTLINE_POINTS:
             # an outline the export lost (<Coordinates/>) must not silently leave the cancer out
             raise InputError(
@@ -238,8 +213,9 @@ def load_annotations(path: str | Path, cancer, ignore, exclude) -> Annotations:
     else:
         ann = load_geojson(path, cancer, ignore, exclude)
     if ann.n_objects == 0:
+        skipped = f"; {ann.n_skipped} detection/cell/tile object(s) skipped" if ann.n_skipped else ""
         ann.warnings.append(
-            f"{path}: empty annotation file (no annotation objects): the core is labelled cancer-free"
+            f"{path}: empty annotation file (no annotation objects{skipped}): the core is labelled cancer-free"
         )
     return ann
 
@@ -266,17 +242,33 @@ def polygon_area(polygons: list, where: str) -> float:
     return total
 
 
+def _fixed_point(ring: np.ndarray, scale: float, where: str) -> np.ndarray:
+    """``ring`` in level pixels (``scale``), as cv2's fixed-point int32 [N, 1, 2]; checked after scaling:
+    _ring's limit holds in annotation pixels, and a scale above 1 can take a coordinate past int32."""
+    level = ring * scale - 0.5
+    reach = float(np.abs(level).max())
+    if not reach <= MAX_COORDINATE:  # `not <=`: a NaN scale is refused too
+        far = float(np.abs(ring).max())
+        raise InputError(
+            f"{where}: an annotation coordinate ({far:g} px) is {reach:.4g} px at the slide level's scale "
+            f"(x{scale:g}), beyond {MAX_COORDINATE}; not a slide's pixel coordinates (pathology.annotation_mpp?)"
+        )
+    return np.round(level * float(1 << SUBPIXEL_BITS)).astype(np.int32).reshape(-1, 1, 2)
+
+
 def rasterise(
     polygons: list, shape: tuple[int, int], scale: float, value: int = 1, out: np.ndarray | None = None
 ) -> np.ndarray:
     """Fill polygons (holes cut out) into a uint8 mask; coordinates are multiplied by ``scale``.
 
     Pixel centres sit at integer coordinates, so level-0 point x maps to x * scale - 0.5 + 0.5.
+    InputError naming the annotation file (``polygons.where``) when a scaled coordinate is beyond
+    MAX_COORDINATE level pixels: its fixed-point int32 would wrap and paint elsewhere.
     """
     mask = np.zeros(shape, np.uint8) if out is None else out
-    factor = float(1 << SUBPIXEL_BITS)
+    where = getattr(polygons, "where", UNNAMED)  # a plain list (a caller's own polygons) has no file
     for poly in polygons:
-        rings = [np.round((r * scale - 0.5) * factor).astype(np.int32).reshape(-1, 1, 2) for r in poly]
+        rings = [_fixed_point(r, scale, where) for r in poly]
         tmp = np.zeros(shape, np.uint8)
         cv2.fillPoly(tmp, rings[:1], 1, lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
         if len(rings) > 1:

@@ -14,7 +14,8 @@ but holds corrupt tiles fails with the file, level and reader in one line. A fil
 because a reader took it for something simpler (a damaged SVS read as a plain TIFF) and then lacks
 a scale says so with the other readers' reasons.
 
-A reader library's own log lines about the file (tifffile on a damaged file) become
+A reader library's own log lines about the file (tifffile on a damaged file), and what a reader
+itself could not verify (a DICOM series that does not say which level is full resolution), become
 ``SlideLevel.warnings`` (report.json), with the file names in them taken out (they may carry
 the patient's name); when the slide cannot be read they go to the log, beside the one-line error.
 
@@ -40,7 +41,7 @@ from edge_runtime.errors import InputError
 from edge_runtime.privacy import without_file_names
 from registration.wsi_mpp import resolve_mpp
 from registration.wsi_openslide import OpenSlideSlide, detect_vendor
-from registration.wsi_raster import BIG_LEVEL_PIXELS, RasterSlide
+from registration.wsi_raster import BIG_LEVEL_PIXELS, TOO_BIG_ADVICE, RasterSlide
 from registration.wsi_tiff import CannotOpen, TiffSlide, to_rgb
 
 READERS = ("auto", "tifffile", "openslide")
@@ -154,20 +155,19 @@ class Slide:
         _, factor = self.level_for(target_mpp)
         x, y, w, h = box
         out_h, out_w = -(-h // factor), -(-w // factor)
-        if out_h * out_w > BIG_LEVEL_PIXELS:
-            raise self._fail(
-                InputError(
-                    f"{self.where}: no pyramid level near {target_mpp} µm/px (level {k} is "
-                    f"{w}x{h} px); save the slide as a tiled pyramidal TIFF (e.g. with QuPath or vips)"
-                )
-            )
-        if self.src.tile_shape(k)[0] * w > BIG_LEVEL_PIXELS:
-            raise self._fail(
-                InputError(
-                    f"{self.where}: level {k} is stored in strips of {self.src.tile_shape(k)[0]}x{w} px, "
-                    "too big to decode; save the slide as a tiled pyramidal TIFF (e.g. with QuPath or vips)"
-                )
-            )
+        th, tw = self.src.tile_shape(k)
+        # what one read holds, against the thumbnail path's budget: the output; a band's row of tiles (or a
+        # strip) across the box; one tile, decoded whole whatever part the box needs (a tile size tag can
+        # claim more than the level: the readers refuse a tile far beyond its level, this bounds one as big
+        # as a huge level)
+        limits = (
+            (out_h * out_w, f"no pyramid level near {target_mpp} µm/px (level {k} is {w}x{h} px)"),
+            (th * w, f"level {k} is stored in strips of {th}x{w} px, too big to decode"),
+            (th * tw, f"level {k} is stored in tiles (or strips) of {tw}x{th} px, too big to decode"),
+        )
+        for pixels, why in limits:
+            if pixels > BIG_LEVEL_PIXELS:
+                raise self._fail(InputError(f"{self.where}: {why}; {TOO_BIG_ADVICE}"))
         try:
             rgb = self._stream(k, box, factor, out_h, out_w)
         except InputError:
@@ -208,7 +208,9 @@ class Slide:
             shrink,
             (x * ds, y * ds),
             list(self.tried),
-            library_warnings(self.src.log_records, self.src.reader, self.where),
+            library_warnings(self.src.log_records, self.src.reader, self.where)
+            # the reader's own findings (OpenSlideSlide: a DICOM base level it cannot verify)
+            + list(getattr(self.src, "notes", ())),
         )
 
     def _stream(self, k: int, box, factor: int, out_h: int, out_w: int) -> np.ndarray:

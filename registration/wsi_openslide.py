@@ -11,7 +11,15 @@ binding). Transparent pixels (outside the scanned area) are composited onto whit
 A DICOM WSI series is one file per pyramid level; OpenSlide builds the pyramid from whichever files
 are in the folder. When the full-resolution file is missing, the largest level left (a downsampled
 one) would pass for level 0 and every level-0 coordinate would be off by its downsample, so such a
-series is refused: its base level's ImageType (PS3.3 C.8.12.4.1.1) says RESAMPLED, not NONE.
+series is refused: its base level's ImageType value 4 (PS3.3 C.8.12.4.1.1) says RESAMPLED, not NONE.
+When ImageType has no value 4 (a non-conforming writer), the same value of the WSI frame type
+functional group (FrameType, shared by the frames) decides; when neither says, nothing in the files
+left can prove a missing base (every remaining instance is smaller than the absent one), so the
+slide is read with a warning (``notes``) naming the file.
+
+A tile far larger than its level (OpenSlide's ``tile-width``/``tile-height`` beyond the level's size
+rounded up, wsi_tiff.TILE_ROUNDING) is a damaged tag: the file is refused (``CannotOpen``) before a
+tile is decoded.
 """
 
 from __future__ import annotations
@@ -22,16 +30,25 @@ import numpy as np
 
 from edge_runtime.errors import InputError
 from registration.wsi_mpp import openslide_mpp
-from registration.wsi_tiff import CannotOpen
+from registration.wsi_tiff import CannotOpen, refuse_oversized_tile
 
 BAND_PIXELS = 16_000_000  # one read_region call covers this many level pixels at most
 MIN_BAND_ROWS = 256
 OPAQUE = 255
 DICOM_VENDOR = "dicom"
 # the base level's ImageType value 4 (as OpenSlide exposes it): NONE at full resolution, RESAMPLED for a
-# pyramid level made by downsampling
-DICOM_RESOLUTION_PROPERTY = "dicom.ImageType[3]"
+# pyramid level made by downsampling; then the same value in the frame type functional group, for a writer
+# that leaves ImageType at 3 values
+DICOM_RESOLUTION_PROPERTIES = (
+    ("ImageType", "dicom.ImageType[3]"),
+    (
+        "FrameType",
+        "dicom.SharedFunctionalGroupsSequence[0].WholeSlideMicroscopyImageFrameTypeSequence[0].FrameType[3]",
+    ),
+)
+DICOM_FULL_RESOLUTION = "NONE"
 DICOM_DOWNSAMPLED = "RESAMPLED"
+TILE_PROPERTIES = ("openslide.level[{}].tile-height", "openslide.level[{}].tile-width")
 
 
 def openslide_module():
@@ -53,19 +70,36 @@ def detect_vendor(path: Path) -> str | None:
         return None
 
 
-def refuse_dicom_without_base(props, vendor: str, size: tuple[int, int], path: Path) -> None:
+def check_dicom_base(props, vendor: str, size: tuple[int, int], path: Path) -> list[str]:
     """InputError naming ``path`` when a DICOM series' level 0 (``size``: width, height) is a resampled
-    pyramid level: the full-resolution instance is missing (module docstring)."""
+    pyramid level: the full-resolution instance is missing. The warnings to report when the series
+    cannot tell (module docstring); none for a verified base or a file that is no DICOM."""
     if vendor != DICOM_VENDOR:
-        return
-    value = (props.get(DICOM_RESOLUTION_PROPERTY) or "").strip().upper()
-    if value == DICOM_DOWNSAMPLED:
-        raise InputError(
-            f"{path}: the DICOM WSI series lacks its full-resolution instance: its largest level "
-            f"({size[0]}x{size[1]} px) has ImageType {DICOM_DOWNSAMPLED} (a downsampled pyramid level), so "
-            "its scale and coordinates would be wrong; put the series' base file (ImageType ...\\NONE) "
-            "beside it"
-        )
+        return []
+    for attribute, prop in DICOM_RESOLUTION_PROPERTIES:
+        value = (props.get(prop) or "").strip().upper()
+        if value == DICOM_FULL_RESOLUTION:
+            return []
+        if value == DICOM_DOWNSAMPLED:
+            raise InputError(
+                f"{path}: the DICOM WSI series lacks its full-resolution instance: its largest level "
+                f"({size[0]}x{size[1]} px) has {attribute} {DICOM_DOWNSAMPLED} (a downsampled pyramid level), "
+                f"so its scale and coordinates would be wrong; put the series' base file ({attribute} "
+                f"...\\{DICOM_FULL_RESOLUTION}) beside it"
+            )
+    return [
+        f"{path}: the DICOM WSI series' ImageType and FrameType lack value 4 ({DICOM_FULL_RESOLUTION} or "
+        f"{DICOM_DOWNSAMPLED}), so its largest level ({size[0]}x{size[1]} px) cannot be verified as the "
+        "full-resolution one; if the series' base file is missing, the annotation lands off by its downsample"
+    ]
+
+
+def refuse_oversized_tiles(props, level_shapes: list[tuple[int, int]]) -> None:
+    """CannotOpen when a level's tile, as OpenSlide reports it, is far larger than the level."""
+    for k, size in enumerate(level_shapes):
+        tile = [props.get(name.format(k)) or "" for name in TILE_PROPERTIES]
+        if all(v.isdigit() for v in tile):  # a format without tiles reports none
+            refuse_oversized_tile(k, (int(tile[0]), int(tile[1])), size)
 
 
 class OpenSlideSlide:
@@ -83,13 +117,15 @@ class OpenSlideSlide:
             raise CannotOpen(f"{type(exc).__name__}: {exc}") from exc
         props = self._slide.properties
         self.vendor = props.get(openslide.PROPERTY_NAME_VENDOR) or "unknown"
+        self.level_shapes = [(h, w) for w, h in self._slide.level_dimensions]
         try:
-            refuse_dicom_without_base(props, self.vendor, self._slide.level_dimensions[0], path)
-        except InputError:
+            refuse_oversized_tiles(props, self.level_shapes)
+            # what the reader found about the file, for report.json (wsi.Slide adds them to its warnings)
+            self.notes = check_dicom_base(props, self.vendor, self._slide.level_dimensions[0], path)
+        except (CannotOpen, InputError):
             self._slide.close()
             raise
         self.mpp_found, self.mpp_source = openslide_mpp(props)
-        self.level_shapes = [(h, w) for w, h in self._slide.level_dimensions]
         # the scale along x, as tifffile gives it (OpenSlide averages x and y, which differ on odd level
         # sizes); positions are converted with OpenSlide's own downsample, so row bands meet exactly
         self.downsamples = [self.level_shapes[0][1] / w for _, w in self.level_shapes]

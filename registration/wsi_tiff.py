@@ -9,7 +9,9 @@ Compressions come from imagecodecs (JPEG, JPEG 2000, LZW, deflate, ZSTD, WebP...
 checks that every level's compression can be decoded here, so a file whose tiles this reader
 cannot decode is left to the next reader rather than failing half-way. Whatever tifffile raises
 while opening the file or reading its structure (a truncated or damaged file) becomes ``CannotOpen``
-with its reason, and so does a level of width or height 0.
+with its reason, and so does a level of width or height 0, and a tile far larger than its level
+(TileWidth/TileLength beyond the level's size rounded up to ``TILE_ROUNDING``): a tile is decoded
+whole, so a 783 KB file with a 64x64 image and 16384x16384 tiles would inflate 805 MB per tile.
 
 tifffile logs what it finds wrong in a damaged file (a corrupt tag list, a series it gives up on) to
 its own logger. Those records are collected while this reader opens and reads (``log_records``) instead
@@ -33,8 +35,13 @@ import numpy as np
 from registration.wsi_mpp import tiff_mpp
 
 DECODE_THREADS = 2
+MEGA = 1_000_000
 JPEG_COMPRESSIONS = {6, 7, 33007, 34892}  # tifffile passes JPEG tables/headers for these
 TIFFFILE_LOGGER = "tifffile"
+# A tile may overhang its level (a 100x40 pyramid level in 512x512 tiles), but not by more than this
+# rounding: a level's tiles fit in its size rounded up to a multiple of it. Generous: tiles are commonly
+# a few hundred px (TIFF wants multiples of 16), so only a damaged or crafted tag exceeds it.
+TILE_ROUNDING = 4096
 
 
 class CannotOpen(Exception):
@@ -194,15 +201,18 @@ class TiffSlide:
             if h <= 0 or w <= 0:  # a damaged size tag: no pixels to read, and no scale to derive
                 raise CannotOpen(f"level {i} is {w}x{h} px (a damaged size tag)")
         # read (and checked) here, so a damaged tile-size tag refuses the file rather than a later read
-        self._tiles = [self._tile_shape(p) for p in self._pages]
+        self._tiles = [self._tile_shape(i) for i in range(len(self._pages))]
         w0 = self.level_shapes[0][1]
         self.downsamples = [w0 / s[1] for s in self.level_shapes]
 
-    @staticmethod
-    def _tile_shape(page) -> tuple[int, int]:
+    def _tile_shape(self, level: int) -> tuple[int, int]:
+        """(rows, columns) of one tile or strip of ``level``; CannotOpen when a tile size tag is damaged:
+        0, or far beyond the level (module docstring)."""
+        page, (lh, lw) = self._pages[level], self.level_shapes[level]
         th, tw = (page.chunks[0], page.chunks[1]) if page.is_tiled else (page.chunks[0], page.shape[1])
         if th <= 0 or tw <= 0:
             raise CannotOpen(f"tiles of {tw}x{th} px (a damaged tile size tag)")
+        refuse_oversized_tile(level, (th, tw), (lh, lw))  # strips never are: tifffile caps their rows
         return int(th), int(tw)
 
     def tile_shape(self, level: int) -> tuple[int, int]:
@@ -250,6 +260,17 @@ class TiffSlide:
     def close(self) -> None:
         os.close(self._fd)
         self._tif.close()
+
+
+def refuse_oversized_tile(level: int, tile: tuple[int, int], size: tuple[int, int]) -> None:
+    """CannotOpen when ``tile`` (rows, columns) is far larger than its level of ``size`` (height, width):
+    beyond the level's size rounded up to a multiple of TILE_ROUNDING (module docstring)."""
+    (th, tw), (lh, lw) = tile, size
+    if th > -(-lh // TILE_ROUNDING) * TILE_ROUNDING or tw > -(-lw // TILE_ROUNDING) * TILE_ROUNDING:
+        raise CannotOpen(
+            f"level {level} ({lw}x{lh} px) has tiles of {tw}x{th} px, far larger than the level "
+            f"(a damaged tile size tag; decoding one would take {tw * th // MEGA} Mpx)"
+        )
 
 
 def _paste(out: np.ndarray, tile: np.ndarray, oy: int, ox: int) -> None:

@@ -55,6 +55,9 @@ def write_dicom_pyramid(folder, img: np.ndarray, corrupt: tuple[int, int] | None
             "VOLUME",
             "NONE" if k == 0 else "RESAMPLED",
         ]
+        # the frames' type says what the image's does (PS3.3 C.8.12.4.1.1); the template's says NONE
+        frame_type = d.SharedFunctionalGroupsSequence[0].WholeSlideMicroscopyImageFrameTypeSequence[0]
+        frame_type.FrameType = list(d.ImageType)
         d.PhotometricInterpretation = "YBR_FULL_422"
         d.Rows = d.Columns = TILE
         d.TotalPixelMatrixColumns, d.TotalPixelMatrixRows = w, h

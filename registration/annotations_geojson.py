@@ -1,0 +1,110 @@
+"""QuPath GeoJSON structure: which features are outlines, their class names, and their raw rings.
+
+annotations.py turns what this module reads into checked polygons and class roles; this module knows
+only GeoJSON and QuPath's conventions (it imports nothing from annotations.py).
+
+Object types: QuPath 0.3 and later name a feature's type in ``properties.objectType`` ("annotation",
+"detection", "cell", "tile"...). QuPath 0.2 and wsinfer name it in the feature's ``id``
+("PathAnnotationObject", "PathDetectionObject", "PathCellObject", "PathTileObject", "TMACoreObject"),
+where later QuPath versions write a UUID. Only annotations are the pathologist's outlines: detections,
+cells, tiles and TMA cores (a classifier's output, often over the whole slide) are skipped in either
+style. A feature without a type (a hand-written file) counts as an annotation.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edge_runtime.errors import InputError
+
+# QuPath 0.2 / wsinfer: the object type as the feature's "id", mapped to QuPath 0.3's objectType names
+LEGACY_TYPE_IDS = {
+    "PathAnnotationObject": "annotation",
+    "PathDetectionObject": "detection",
+    "PathCellObject": "cell",
+    "PathTileObject": "tile",
+    "TMACoreObject": "tma_core",
+}
+# "PathAnnotationObject" as an objectType value: written by some converters; None: no type given
+OUTLINE_TYPES = {"annotation", "PathAnnotationObject", None}
+
+
+def read_geojson(path: Path):
+    """The parsed JSON of ``path``; InputError naming it when it cannot be read or parsed."""
+    where = str(path)
+    try:
+        # bytes: json detects UTF-8 (with or without a byte-order mark) and UTF-16/32 by their marks,
+        # where read_text() would use the machine's locale
+        return json.loads(Path(path).read_bytes())
+    except OSError as exc:
+        raise InputError(f"{where}: cannot read annotations ({exc.strerror})") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{where}: malformed GeoJSON ({exc})") from exc
+    except RecursionError as exc:  # [[[ ... ]]] thousands deep: json's parser recurses per level
+        raise InputError(f"{where}: malformed GeoJSON (nested too deeply)") from exc
+
+
+def geojson_features(data, where: str) -> list:
+    """The features of a FeatureCollection, a Feature or a list of Features."""
+    if isinstance(data, dict) and data.get("type") == "FeatureCollection":
+        features = data.get("features")
+    elif isinstance(data, dict) and data.get("type") == "Feature":
+        features = [data]
+    elif isinstance(data, list):
+        features = data
+    else:
+        raise InputError(
+            f"{where}: malformed GeoJSON: expected a FeatureCollection, Feature or list of Features"
+        )
+    if not isinstance(features, list):
+        raise InputError(f"{where}: malformed GeoJSON: 'features' is not a list")
+    return features
+
+
+def is_outline(feat: dict, props: dict, where: str) -> bool:
+    """Whether the feature is an annotation object, by ``objectType`` or a legacy type ``id`` (module
+    docstring); InputError naming ``where`` (the feature) when objectType is not text."""
+    obj_type = props.get("objectType")
+    if obj_type is None:
+        legacy = feat.get("id")  # a UUID, a number or a type name: only a known type name counts
+        obj_type = LEGACY_TYPE_IDS.get(legacy) if isinstance(legacy, str) else None
+    if obj_type is not None and not isinstance(obj_type, str):
+        raise InputError(f"{where}: 'objectType' must be text, got {type(obj_type).__name__}")
+    return obj_type in OUTLINE_TYPES
+
+
+def class_name(props: dict) -> str | None:
+    cls = props.get("classification")
+    if isinstance(cls, str):
+        return cls  # legacy v0.2 files
+    if isinstance(cls, dict):
+        if "name" in cls:
+            return str(cls["name"])
+        if cls.get("names"):
+            return str(cls["names"][0])  # derived class "Tumor: Positive" counts as its base class
+    return None
+
+
+def _rings(rings, where: str) -> list:
+    """A polygon's rings as given; an empty polygon is refused: it may be an outline the export lost."""
+    if not isinstance(rings, list) or not rings:
+        raise InputError(f"{where}: a polygon without rings (empty 'coordinates')")
+    return rings
+
+
+def geometry_rings(geom, where: str) -> list:
+    """The polygons of a geometry, each a list of raw rings ([exterior, holes...]); [] for points and lines."""
+    if not isinstance(geom, dict) or "type" not in geom:
+        raise InputError(f"{where}: feature without a valid 'geometry'")
+    kind = geom["type"]
+    if kind == "Polygon":
+        return [_rings(geom.get("coordinates"), where)]
+    if kind == "MultiPolygon":
+        polys = geom.get("coordinates")
+        if not isinstance(polys, list) or not polys:
+            raise InputError(f"{where}: a MultiPolygon without polygons (empty 'coordinates')")
+        return [_rings(poly, where) for poly in polys]
+    if kind == "GeometryCollection":
+        return [p for g in geom.get("geometries", []) for p in geometry_rings(g, where)]
+    return []  # points and lines carry no area
