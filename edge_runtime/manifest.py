@@ -40,7 +40,7 @@ from edge_runtime.atomic import atomic_write_bytes
 from edge_runtime.calibration_curve import check_curve
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.mask_filter import MaskFilter
-from edge_runtime.typed_config import Section, Wording, convert, described, shown
+from edge_runtime.typed_config import Section, Wording, convert, described, finite, shown
 from edge_runtime.yamlfile import read_yaml_mapping
 
 SCHEMA = "sonomap.manifest/1"
@@ -205,12 +205,14 @@ class Manifest(msgspec.Struct):
             raise ConfigError(
                 f"{origin}: 'input' size must be positive, got {self.input_height}x{self.input_width}"
             )
-        if self.std <= 0:
-            raise ConfigError(f"{origin}: 'normalisation.std' must be > 0, got {self.std}")
+        if not (finite(self.mean) and finite(self.std)) or self.std <= 0:  # inf/NaN: every input 0 or NaN
+            raise ConfigError(
+                f"{origin}: 'normalisation' needs a finite mean and std > 0, got {self.mean}, {self.std}"
+            )
         if not 0.0 < self.threshold < 1.0:
             raise ConfigError(f"{origin}: 'threshold' must be in (0, 1), got {self.threshold}")
-        if not self.temperature > 0.0:
-            raise ConfigError(f"{origin}: 'temperature' must be > 0, got {self.temperature}")
+        if not finite(self.temperature) or self.temperature <= 0.0:  # inf: every probability 0.5
+            raise ConfigError(f"{origin}: 'temperature' must be a finite number > 0, got {self.temperature}")
         ids = [c.id for c in self.classes]
         if sorted(ids) != list(range(len(ids))) or len(ids) < 2:
             raise ConfigError(f"{origin}: 'classes' ids must be 0..N-1 with N >= 2, got {ids}")
@@ -229,8 +231,7 @@ SHA_SHOWN = 12  # leading hex digits of a sha256 that name a file in messages an
 
 def manifest_path(artifact: str | Path) -> Path:
     """Where the manifest of an artifact lives: ``model.onnx`` -> ``model.onnx.yaml``."""
-    artifact = Path(artifact)
-    return artifact.with_name(artifact.name + ".yaml")
+    return Path(artifact).with_name(Path(artifact).name + ".yaml")
 
 
 def sha256_file(path: str | Path) -> str:

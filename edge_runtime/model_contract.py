@@ -2,12 +2,17 @@
 
 The manifest YAML beside a model says which class id is cancer, what threshold made the mask and
 what input size the network was trained at. For a folded ONNX graph those facts are baked into the
-graph (the mask holds class ids, the threshold and the resize are constants in it), so a manifest
-edited afterwards, or copied from another export, would describe a graph it does not belong to:
-with the class ids swapped the overlay paints cancer in the tissue colour, which is to say not at
-all. Export therefore writes a small contract into the ONNX model's ``metadata_props`` (one key,
-:data:`CONTRACT_KEY`, whose value is JSON: class ids and names, the cancer id, the threshold, the
-input size), and the runtime compares it with the manifest when it opens the model.
+graph (the mask holds class ids, the threshold, the temperature, the calibration curve and the
+resize are constants in it), so a manifest edited afterwards, or copied from another export, would
+describe a graph it does not belong to: with the class ids swapped the overlay paints cancer in the
+tissue colour, which is to say not at all; with the temperature or the curve changed, evaluate and
+the case report would state a calibration the graph does not apply. Export therefore writes a small
+contract into the ONNX model's ``metadata_props`` (one key, :data:`CONTRACT_KEY`, whose value is
+JSON: class ids and names, the cancer id, the threshold, the input size, the temperature and the
+sha256 of the calibration curve, or null), and the runtime compares it with the manifest when it
+opens the model. A contract stamped before the temperature and the curve were added to it (the same
+contract version: those two keys absent) is checked for the rest, and the two are taken on trust
+with a logged warning, so such exports still load.
 
 - :func:`contract_of` / :func:`contract_props`: a manifest -> the contract / the metadata to stamp
   (export writes it with ``onnx.helper.set_model_props``);
@@ -25,6 +30,7 @@ an export-only extra, so the runtime reads the metadata through ONNX Runtime).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -33,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_runtime.errors import ConfigError, InputError
-from edge_runtime.manifest import CANCER_CLASS, Manifest, manifest_path
+from edge_runtime.manifest import CANCER_CLASS, SHA_SHOWN, Manifest, manifest_path
 
 log = logging.getLogger("sonomap.model_contract")
 
@@ -43,6 +49,10 @@ CONTRACT_VERSION = 1
 # float64 it was made from: equal values survive the JSON and YAML round trips exactly, so any
 # difference beyond float noise is an edit.
 THRESHOLD_TOLERANCE = 1e-9
+# The temperature likewise (relative: T runs from 0.05 to 20); the curve is compared by a digest of
+# its knots, whose float64 values the JSON and YAML round trips keep exactly
+TEMPERATURE_REL_TOLERANCE = 1e-9
+CALIBRATION_KEYS = ("temperature", "calibration_curve")  # added to the contract after its first stamps
 # ONNX Runtime's tensor type names -> the numpy dtype names the manifest's ``io`` listing uses
 ORT_DTYPES = {
     "tensor(uint8)": "uint8",
@@ -55,6 +65,15 @@ ORT_DTYPES = {
 EXPORTER_KEY = "exporter"  # manifest ``versions`` key that every `sonomap export` writes
 
 
+def curve_digest(curve: Mapping[str, Any] | None) -> str | None:
+    """sha256 of a calibration curve's knots as float64 (None: no curve), so ``1`` and ``1.0`` in
+    a hand-written manifest name the same curve."""
+    if not curve:
+        return None
+    knots = {side: [float(v) for v in curve[side]] for side in ("margin", "prob")}
+    return hashlib.sha256(json.dumps(knots, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def contract_of(manifest: Manifest) -> dict[str, Any]:
     """The facts of ``manifest`` that a folded graph bakes in (plain JSON types)."""
     return {
@@ -63,6 +82,8 @@ def contract_of(manifest: Manifest) -> dict[str, Any]:
         "cancer_id": int(manifest.cancer_index),
         "threshold": float(manifest.threshold),
         "input": {"height": int(manifest.input_height), "width": int(manifest.input_width)},
+        "temperature": float(manifest.temperature),
+        "calibration_curve": curve_digest(manifest.calibration_curve),
     }
 
 
@@ -84,7 +105,8 @@ def check_contract(metadata: Mapping[str, str], manifest: Manifest, model_path: 
         log.log(
             level,
             "%s: the graph carries no model contract (exported before sonomap stamped one); the "
-            "manifest's classes, threshold and input size are taken on trust; re-export to check them",
+            "manifest's classes, threshold, input size, temperature and calibration curve are taken on "
+            "trust; re-export to check them",
             model_path,
         )
         return False
@@ -96,6 +118,14 @@ def check_contract(metadata: Mapping[str, str], manifest: Manifest, model_path: 
                 f"{origin}: '{key}' says {said} but the graph {Path(model_path).name} was exported with "
                 f"{graph}; this manifest does not belong to the graph (use the manifest exported with it)"
             )
+    unstamped = [key for key in CALIBRATION_KEYS if key not in stamped]
+    if unstamped:
+        log.warning(
+            "%s: the graph's model contract predates %s; the manifest's values are taken on trust; "
+            "re-export to check them",
+            model_path,
+            " and ".join(unstamped),
+        )
     return True
 
 
@@ -176,6 +206,7 @@ def _differences(stamped: dict[str, Any], expected: dict[str, Any]):
         f"{expected['threshold']!r}",
         f"threshold {threshold!r}",
     )
+    yield from _calibration_differences(stamped, expected)
     graph_input = stamped.get("input") if isinstance(stamped.get("input"), dict) else {}
     for side in ("height", "width"):
         yield (
@@ -184,6 +215,32 @@ def _differences(stamped: dict[str, Any], expected: dict[str, Any]):
             f"{expected['input'][side]}",
             f"input {side} {graph_input.get(side)!r}",
         )
+
+
+def _calibration_differences(stamped: dict[str, Any], expected: dict[str, Any]):
+    """:func:`_differences` for the temperature and the curve, each only where the graph's contract
+    carries it (a contract stamped before they were added to it has neither)."""
+    if "temperature" in stamped:
+        graph_t = stamped["temperature"]
+        yield (
+            "temperature",
+            not isinstance(graph_t, (int, float))
+            or not math.isclose(graph_t, expected["temperature"], rel_tol=TEMPERATURE_REL_TOLERANCE),
+            f"{expected['temperature']!r}",
+            f"temperature {graph_t!r}",
+        )
+    if "calibration_curve" in stamped:
+        graph_curve = stamped["calibration_curve"]
+        yield (
+            "calibration_curve",
+            graph_curve != expected["calibration_curve"],
+            _curve_text(expected["calibration_curve"], "none"),
+            _curve_text(graph_curve, "no calibration curve"),
+        )
+
+
+def _curve_text(digest: Any, absent: str) -> str:
+    return absent if digest is None else f"a calibration curve with sha256 {str(digest)[:SHA_SHOWN]}…"
 
 
 def _classes_text(names: Mapping[Any, Any]) -> str:

@@ -121,9 +121,11 @@ def test_calibrate_and_export_write_no_patient_folder_or_path_into_manifests(bus
     data = patient / "ds"
     shutil.copytree(busi_dataset, data)
     ck = copy_model(shared_checkpoint(), patient / "run")
-    sonomap("calibrate", "--checkpoint", ck, "--data", data, "--device", "cpu")
+    # the train split: on the sample's few val images this barely fitted model's T runs into the
+    # search bound, which calibrate refuses (test_calibration_bookkeeping)
+    sonomap("calibrate", "--checkpoint", ck, "--data", data, "--split", "train", "--device", "cpu")
     calibration = load_manifest(ck).extra["calibration"]
-    assert calibration["fitted_on"] == "ds split val" and len(calibration["dataset_sha256"]) == 64
+    assert calibration["fitted_on"] == "ds split train" and len(calibration["dataset_sha256"]) == 64
     assert_private(ck.with_name(ck.name + ".yaml"), tmp_path)
     ts = tmp_path / "cart" / "model.ts"
     sonomap("export", "torchscript", "--checkpoint", ck, "--out", ts, "--parity-frames", "1")

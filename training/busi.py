@@ -12,6 +12,13 @@ hash distances and ``found_by``: the hashes, or the list of same-lesion pairs fo
 :mod:`training.same_lesion`), ``excluded.csv`` (id, label, group, reason) and ``duplicates.png`` (a contact
 sheet of the pairs, to check by eye). DATASET and the BUSI folder must be apart (neither inside
 the other), so the release's own images are never written over.
+
+Nothing is written until every input is checked: each id of index.csv is one plain file name
+(:func:`edge_runtime.safe_names.safe_name`; an id is joined to images/ and labels/ under DATASET, so
+``../x`` would write outside it), and every kept image and mask is read and their sizes compared.
+``cases.csv`` is the commit point: an earlier one is removed before the first image is written and
+the new one written last (atomically), so a run that fails halfway (a full disk) over an earlier
+dataset leaves a folder that no command loads, never old cases.csv rows over new labels.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.atomic import atomic_path, atomic_write_png
-from edge_runtime.case_split import SPLITS, split_cases
+from edge_runtime.case_split import CASES_CSV, SPLITS, split_cases
 from edge_runtime.csv_text import read_csv_text
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.near_duplicates import (
@@ -35,6 +42,7 @@ from edge_runtime.near_duplicates import (
     group_ids,
     group_splits,
 )
+from edge_runtime.safe_names import safe_name
 from training.data import CANCER
 from training.dedup_sheet import write_contact_sheet
 from training.same_lesion import SHIPPED_LIST, listed_pairs
@@ -59,6 +67,8 @@ def read_busi_index(busi: Path) -> list[dict]:
         raise InputError(f"{index}:{reader.line_num}: not a valid CSV ({exc})") from None
     first_line: dict[str, int] = {}
     for line, row in enumerate(rows, start=2):
+        # the id names images/<id>.png and labels/<id>.png under --out: one plain name, never a path
+        row["id"] = safe_name(row["id"], f"{index}:{line}: id")
         if row["label"] not in (MALIGNANT, BENIGN):
             raise InputError(f"{index}:{line}: label {row['label']!r} is not malignant|benign")
         # one id names one image file: a repeat would be written once and listed twice in cases.csv
@@ -92,6 +102,23 @@ def _check_splits(busi: Path, emptied: set[str], n_images: int, n_excluded: int)
             f"{busi}: split(s) {', '.join(empty)} would be empty ({n_images} images, {n_excluded} left out "
             "as near-duplicates with both labels); lower --phash-max/--dhash-max or add images"
         )
+
+
+def _read_pair(busi: Path, image: Path, sid: str, malignant: bool) -> tuple[np.ndarray, np.ndarray]:
+    """One kept image of the release -> (gray image, label), or an InputError naming the file."""
+    mask_path = busi / "masks" / f"{sid}.png"
+    gray = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE)
+    if gray is None:
+        raise InputError(f"{image}: missing or unreadable")
+    mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise InputError(f"{mask_path}: missing or unreadable")
+    if mask.shape != gray.shape:
+        raise InputError(f"{mask_path}: size {mask.shape[::-1]} != image size {gray.shape[::-1]}")
+    label = np.zeros_like(mask)
+    if malignant:
+        label[mask > 0] = CANCER
+    return gray, label
 
 
 def _write_csv(path: Path, header: list[str], rows) -> None:
@@ -146,29 +173,19 @@ def prepare_busi(
     split = {g: group_split[g] for g in set(case_of.values())}
     filled = {split[case_of[r["id"]]] for r in kept}
     _check_splits(busi, set(image_split.values()) - filled, len(rows), len(excluded))
+    # Every pair is read and checked before anything is written (read again to write: holding a whole
+    # release's images would cost hundreds of MB), so a bad mask leaves an earlier dataset untouched.
+    for row in kept:
+        _read_pair(busi, paths[row["id"]], row["id"], row["label"] == MALIGNANT)
+    # cases.csv is the commit point: gone while images and labels are replaced, written last
+    (out / CASES_CSV).unlink(missing_ok=True)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "labels").mkdir(parents=True, exist_ok=True)
     for row in kept:
         sid = row["id"]
-        img_path, mask_path = paths[sid], busi / "masks" / f"{sid}.png"
-        gray = cv2.imread(str(img_path), cv2.IMREAD_GRAYSCALE)
-        if gray is None:
-            raise InputError(f"{img_path}: missing or unreadable")
-        mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
-        if mask is None:
-            raise InputError(f"{mask_path}: missing or unreadable")
-        if mask.shape != gray.shape:
-            raise InputError(f"{mask_path}: size {mask.shape[::-1]} != image size {gray.shape[::-1]}")
-        label = np.zeros_like(mask)
-        if row["label"] == MALIGNANT:
-            label[mask > 0] = CANCER
+        gray, label = _read_pair(busi, paths[sid], sid, row["label"] == MALIGNANT)
         atomic_write_png(out / "images" / f"{sid}.png", gray)  # PNG is lossless: same pixels, 8-bit gray
         atomic_write_png(out / "labels" / f"{sid}.png", label)
-    _write_csv(
-        out / "cases.csv",
-        ["id", "case_id", "split"],
-        ([r["id"], case_of[r["id"]], split[case_of[r["id"]]]] for r in kept),
-    )
     _write_csv(
         out / "duplicates.csv",
         ["id_a", "id_b", "phash", "dhash", "group", "label_a", "label_b", "found_by"],
@@ -197,6 +214,11 @@ def prepare_busi(
     )
     (out / "duplicates.png").unlink(missing_ok=True)
     write_contact_sheet(pairs, paths, out / "duplicates.png", labels)
+    _write_csv(  # last: the dataset loads only once everything above is written
+        out / CASES_CSV,
+        ["id", "case_id", "split"],
+        ([r["id"], case_of[r["id"]], split[case_of[r["id"]]]] for r in kept),
+    )
     counts: dict = {}
     for row in kept:
         counts.setdefault(split[case_of[row["id"]]], {}).setdefault(row["label"], 0)

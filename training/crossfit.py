@@ -21,10 +21,11 @@ import numpy as np
 
 from edge_runtime import cli_args
 from edge_runtime.errors import ConfigError, SonomapError
+from edge_runtime.manifest import manifest_path
 from training.calibration import PIXEL_BINS, CalibrationAccumulator, reliability
 from training.checkpoint import load_model
 from training.data import read_cases, select_split
-from training.isotonic import CurveFitError, calibrate_curve, served_prob
+from training.isotonic import CurveFitError, calibrate_curve, served_prob, uncalibrated_threshold
 from training.temperature import LogitMap, logit_maps
 
 FOLDS = 2
@@ -54,7 +55,7 @@ def crossfit_ece(checkpoint: str | Path, data: str | Path, repeats: int = 40, se
     if len(cases) < 2 * FOLDS:
         raise ConfigError(f"{data}: {len(cases)} validation cases are too few to cross-fit")
     # the curve moved the threshold to its value at logit parity; start each re-fit from before it
-    before = manifest.extra.get("calibration", {}).get("threshold_before", manifest.threshold)
+    before = uncalibrated_threshold(manifest, manifest_path(checkpoint))
     uncurved = manifest.derive(calibration_curve=None, threshold=before)
     rng = np.random.default_rng(seed)
     eces = []

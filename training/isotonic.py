@@ -25,10 +25,14 @@ import numpy as np
 from scipy.optimize import isotonic_regression
 
 from edge_runtime.calibration_curve import apply_curve, cancer_probability
-from edge_runtime.errors import InputError
+from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.typed_config import finite, shown
 from training.calibration import BAND_PX, CalibrationAccumulator, decision_band
 from training.data import CANCER
 
+# Where the plain softmax puts logit parity (two classes): the threshold that gives the mask a curve
+# keeps, and the one a manifest with a curve but no record of the threshold it replaced goes back to.
+LOGIT_PARITY_THRESHOLD = 0.5
 CURVE_KNOTS = 16  # enough for the shape seen on BUSI; each knot costs two element-wise ops per pixel
 STRICT_RAMP = 1e-3  # share of a 0..1 ramp blended in so the curve strictly increases
 PROB_EPS = 1e-7
@@ -46,6 +50,26 @@ def _resize(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 def served_prob(logits: np.ndarray, manifest, shape: tuple[int, int]) -> np.ndarray:
     """The probability a folded graph of ``manifest`` serves, at the image size."""
     return _resize(cancer_probability(logits, manifest), shape)
+
+
+def uncalibrated_threshold(manifest, origin) -> float:
+    """The threshold of the model before any calibration curve: ``manifest.threshold`` without a
+    curve, else the one the first curve replaced, carried forward by every refit in
+    ``extra.calibration.threshold_before`` (:data:`LOGIT_PARITY_THRESHOLD` when no record says).
+    A curve's own threshold is curve(0), a value of that curve only: recording it as the one
+    "before" a refit would hand a temperature fit afterwards a cut-off of a curve it removes.
+    ``origin``: the manifest file, named in the ConfigError for a record that is no threshold."""
+    if not manifest.calibration_curve:
+        return float(manifest.threshold)
+    record = manifest.extra.get("calibration") or {}
+    before = record.get("threshold_before", LOGIT_PARITY_THRESHOLD) if isinstance(record, dict) else None
+    # the record is free-form YAML (extra): a value that is no threshold must not become the mask's
+    if not finite(before) or not 0.0 < before < 1.0:
+        raise ConfigError(
+            f"{origin}: 'extra.calibration.threshold_before' must be a number in (0, 1), got {shown(before)} "
+            "(the threshold the calibration curve replaced)"
+        )
+    return float(before)
 
 
 def band_margins(maps, manifest, band_px: int = BAND_PX) -> tuple[np.ndarray, np.ndarray]:
@@ -90,8 +114,11 @@ def _nll(prob: np.ndarray, truth: np.ndarray) -> float:
     return float(-np.mean(truth * np.log(p) + (1 - truth) * np.log(1 - p)))
 
 
-def calibrate_curve(maps, manifest, band_px: int = BAND_PX) -> tuple[object, dict]:
-    """Fit the curve on ``maps`` -> (manifest with curve and threshold, record for the manifest)."""
+def calibrate_curve(maps, manifest, band_px: int = BAND_PX, origin="the manifest") -> tuple[object, dict]:
+    """Fit the curve on ``maps`` -> (manifest with curve and threshold, record for the manifest).
+    A refit keeps ``threshold_before`` at the threshold of the model before any curve
+    (:func:`uncalibrated_threshold`; ``origin``, the manifest file, names a bad record)."""
+    first_threshold = uncalibrated_threshold(manifest, origin)
     margin, truth = band_margins(maps, manifest, band_px)
     curve = fit_curve(margin, truth)
     if not curve["margin"][0] < 0.0 < curve["margin"][-1]:
@@ -113,7 +140,7 @@ def calibrate_curve(maps, manifest, band_px: int = BAND_PX) -> tuple[object, dic
         "knots": len(curve["margin"]),
         "pixels": int(margin.size),
         "band_px": band_px,
-        "threshold_before": manifest.threshold,
+        "threshold_before": first_threshold,
         "threshold": threshold,
         "nll_before": _nll(_served_from_margin(margin, manifest), truth),
         "nll_after": _nll(apply_curve(margin, curve), truth),

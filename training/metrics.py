@@ -12,9 +12,10 @@ the model agreed there is no cancer. Recall with no cancer in the truth, precisi
 predicted and specificity with no tissue pixels are undefined: NaN, left out of means and counted
 in the report. (scikit-learn: f1/jaccard ``zero_division=1.0``, others ``zero_division=nan``.)
 
-That 1.0 is a per-image convention. A set of images scored as one (:func:`pooled_scores`, a
-bootstrap resample) with no cancer pixel and no predicted pixel at all has no Dice or IoU: NaN,
-as its recall is, so a resample of cancer-free cases cannot score a perfect pooled Dice.
+That 1.0 is a per-image convention. A set of images scored as one (:func:`pooled_scores`: a split's
+pooled figures in :func:`summarize`, a bootstrap resample) with no cancer pixel and no predicted
+pixel at all has no Dice or IoU: NaN, as its recall is, so neither a cancer-free split nor a resample
+of cancer-free cases can score a perfect pooled Dice.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ COUNTS = ("tp", "fp", "fn", "tn")
 EMPTY_POLICY = (
     "an image with no labelled pixel scores NaN everywhere and is left out (counted); both-empty "
     "images score Dice = IoU = 1.0; recall/precision/specificity with a zero denominator are NaN "
-    "and left out of means (counted)"
+    "and left out of means (counted); pooled Dice and IoU of a set with neither a cancer nor a "
+    "predicted pixel are NaN"
 )
 NAN = float("nan")
 
@@ -129,7 +131,9 @@ def summarize(counts: list[Counts]) -> dict[str, float]:
         out[f"{m}_mean"] = nanmean(s[m] for s in per)
         out[f"{m}_pos_mean"] = nanmean(s[m] for s in pos)
         out[f"{m}_n_undefined"] = sum(math.isnan(s[m]) for s in per)
-    for m, v in scores(pooled(counts)).items():
+    # pooled_scores, as the bootstrap's resamples (training.intervals): one policy for every pooled
+    # figure, so a cancer-free split with nothing predicted has no pooled Dice, not a perfect 1.0
+    for m, v in pooled_scores(counts).items():
         out[f"{m}_pooled"] = v
     return out
 

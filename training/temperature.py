@@ -32,12 +32,15 @@ from edge_runtime.errors import InputError
 from edge_runtime.preprocess import preprocess_for
 from training.calibration import BAND_PX, CalibrationAccumulator, decision_band
 from training.data import CANCER, read_cases, read_pair, select_split
+from training.isotonic import uncalibrated_threshold
 from training.provenance import fitted_on
 
 T_MIN, T_MAX = 0.05, 20.0  # search range; a fit at either end means the data cannot pin T down
 PROB_EPS = 1e-7  # keeps log() finite
 FIT_TOLERANCE = 1e-4  # on log T
-DEFAULT_THRESHOLD = 0.5
+# A fit this close to a bound (on log T; a few times the search's own tolerance, which is how far
+# from the bound it stops when the NLL still falls there) ended at the bound, not at a minimum
+AT_BOUND_LOG = 10 * FIT_TOLERANCE
 
 
 @dataclass
@@ -46,6 +49,12 @@ class LogitMap:
     logits: np.ndarray  # float32 (C, h, w) at the model's input size
     label: np.ndarray  # uint8 (H, W)
     gray: np.ndarray  # uint8 (H, W)
+
+
+class TemperatureAtBound(InputError, ValueError):
+    """The NLL still falls at an end of the search range: the data cannot pin T down, and the
+    bound is no fitted value. The caller names the checkpoint and the split
+    (:func:`calibrate_checkpoint`); the manifest is not written."""
 
 
 class NonFiniteOutput(InputError, ValueError):
@@ -119,7 +128,8 @@ def fit_temperature(
 ) -> dict:
     """Fit T on the maps' decision bands; returns {temperature, nll_before, nll_after, pixels}.
     Raises :class:`NonFiniteOutput` (a ValueError) on a NaN/inf logit: its NLL is NaN at every T,
-    and the bounded search would return an arbitrary T as if fitted."""
+    and the bounded search would return an arbitrary T as if fitted; :class:`TemperatureAtBound`
+    when the search ends at :data:`T_MIN` or :data:`T_MAX` (a bound, not a fit)."""
     for m in maps:
         if not np.isfinite(m.logits).all():
             raise NonFiniteOutput(f"image {m.id}: non-finite (NaN/inf) logits; no temperature can be fitted")
@@ -138,6 +148,16 @@ def fit_temperature(
         options={"xatol": FIT_TOLERANCE},
     )
     t = float(math.exp(res.x))
+    bounds = (
+        (T_MIN, "lower", "its cancer and tissue logits barely differ"),
+        (T_MAX, "upper", "its logits barely agree with the labels there"),
+    )
+    for bound, side, why in bounds:
+        if abs(res.x - math.log(bound)) <= AT_BOUND_LOG:
+            raise TemperatureAtBound(
+                f"the fit stopped at the {side} search bound T = {bound:g} (range {T_MIN:g}..{T_MAX:g}): "
+                f"the decision-band NLL still falls beyond it, so this data cannot pin T down ({why})"
+            )
     return {
         "temperature": t,
         "nll_before": band_nll(maps, 1.0, cancer_index, bands),
@@ -167,9 +187,11 @@ def calibrate_checkpoint(
     model's size, so the same pixels before and after except where the bilinear resize to the
     image's size moves a boundary pixel; any other threshold is kept as a probability and
     reported. A curve moves the threshold to its value at logit parity: again the same mask up to
-    such boundary pixels.
+    such boundary pixels. A temperature fit starts from the threshold of the model before any curve
+    (:func:`training.isotonic.uncalibrated_threshold`); one that ends at a search bound is refused
+    (:class:`TemperatureAtBound`, naming the checkpoint, the data and the split) and nothing is written.
     """
-    from edge_runtime.manifest import save_manifest
+    from edge_runtime.manifest import manifest_path, save_manifest
     from training.checkpoint import load_model
     from training.distributed import pick_device
 
@@ -178,11 +200,12 @@ def calibrate_checkpoint(
     cases = read_cases(data)
     data_record = fitted_on(data, split, cases)  # folder name + digest: the manifest goes to the cart
     maps = logit_maps(model.to(dev), manifest, select_split(cases, split, data), dev, checkpoint)
+    origin = manifest_path(checkpoint)
     if method == "curve":
         from training.isotonic import CurveFitError, calibrate_curve
 
         try:
-            updated, record = calibrate_curve(maps, manifest)
+            updated, record = calibrate_curve(maps, manifest, origin=origin)
         except CurveFitError as exc:  # before the manifest is written: it stays as it was
             images = f"{len(maps)} image{'' if len(maps) == 1 else 's'}"
             raise InputError(
@@ -192,12 +215,16 @@ def calibrate_checkpoint(
         record.update(data_record)
         save_manifest(updated.derive(extra={**updated.extra, "calibration": record}), checkpoint)
         return record
-    threshold = manifest.threshold
-    if (
-        manifest.calibration_curve
-    ):  # back to the threshold the curve replaced (the mask at T = 1, up to boundary pixels)
-        threshold = float(manifest.extra.get("calibration", {}).get("threshold_before", DEFAULT_THRESHOLD))
-    fit = fit_temperature(maps, manifest.cancer_index, threshold)
+    # back to the threshold of the model before any curve (the mask at T = 1, up to boundary
+    # pixels), however many times a curve was refitted
+    threshold = uncalibrated_threshold(manifest, origin)
+    try:
+        fit = fit_temperature(maps, manifest.cancer_index, threshold)
+    except TemperatureAtBound as exc:  # before the manifest is written: it stays as it was
+        raise TemperatureAtBound(
+            f"--checkpoint {checkpoint}: no temperature fitted on --data {data} split {split}: {exc}; "
+            f"{origin.name} is left unchanged (check the model, e.g. retrain it, or calibrate on other data)"
+        ) from exc
     eces = _ece_pair(maps, fit["temperature"], manifest.cancer_index, threshold)
     record = {
         **fit,

@@ -1,0 +1,88 @@
+"""`sonomap prepare-busi` writes nothing until every input is checked, and never outside --out: an
+index.csv id that is a path is refused naming the line, a bad mask in a new release leaves an
+earlier dataset as it was, and a run that fails while writing leaves no cases.csv (no command
+loads the folder) rather than old rows over new labels. The real command and real files: copies of
+the vendored BUSI sample."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from cli import sonomap
+
+from edge_runtime.case_split import CASES_CSV
+from edge_runtime.errors import ConfigError, InputError
+from training.busi import prepare_busi
+from training.data import read_cases
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(root)): f.read_bytes() for f in sorted(root.rglob("*")) if f.is_file()}
+
+
+def _release(busi_sample: Path, folder: Path) -> Path:
+    busi = folder / "busi"
+    shutil.copytree(busi_sample, busi)
+    return busi
+
+
+@pytest.mark.parametrize("bad_id", ["../../victim/evil", "sub/evil", ".."])
+def test_an_index_id_that_is_a_path_is_refused_naming_the_line(tmp_path, busi_sample, bad_id):
+    busi = _release(busi_sample, tmp_path / "release")
+    out = tmp_path / "release" / "ds"
+    # the id names a real image and mask (for ../../victim/evil: RELEASE/victim/evil.png, which is
+    # also where OUT/images/<id>.png and OUT/labels/<id>.png land), so only the name check stops it
+    for sub in ("images", "masks"):
+        source = busi / sub / f"{bad_id}.png"
+        if bad_id != "..":
+            source.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(busi / sub / "benign_002.png", source)
+    index = busi / "index.csv"
+    line = index.read_text().count("\n") + 1
+    index.write_text(index.read_text() + f"{bad_id},benign,1,1,1,x.png\n")
+    before = _tree(tmp_path)
+    run = sonomap("prepare-busi", "--busi", busi, "--out", out, check=False)
+    err = run.stderr.strip()
+    assert run.returncode == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert f"{index}:{line}: id {bad_id!r} must be a plain name" in err
+    assert not out.exists() and _tree(tmp_path) == before  # nothing written, inside --out or out of it
+
+
+def test_a_bad_mask_in_a_new_release_leaves_the_earlier_dataset_as_it_was(tmp_path, busi_sample):
+    out = tmp_path / "ds"
+    prepare_busi(busi_sample, out, seed=0)
+    before = _tree(out)
+    kept = [s.id for s in read_cases(out)]
+    busi = _release(busi_sample, tmp_path / "new")
+    # the new release: an early malignant image's lesion mask emptied (its label would lose its
+    # cancer), the last kept image's mask a row short
+    first, last = next(sid for sid in kept if sid.startswith("malignant")), kept[-1]
+    assert kept.index(first) < kept.index(last)
+    mask = cv2.imread(str(busi / "masks" / f"{first}.png"), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(busi / "masks" / f"{first}.png"), np.zeros_like(mask))
+    short = cv2.imread(str(busi / "masks" / f"{last}.png"), cv2.IMREAD_GRAYSCALE)[:-1]
+    cv2.imwrite(str(busi / "masks" / f"{last}.png"), short)
+    with pytest.raises(InputError, match=f"masks/{last}.png: size"):
+        prepare_busi(busi, out, seed=0)
+    assert _tree(out) == before  # no label of the new release written over the old dataset
+
+
+def test_a_run_that_fails_while_writing_leaves_no_loadable_dataset(tmp_path, busi_sample):
+    out = tmp_path / "ds"
+    prepare_busi(busi_sample, out, seed=0)
+    kept = [s.id for s in read_cases(out)]
+    blocked = out / "labels" / f"{kept[len(kept) // 2]}.png"
+    blocked.unlink()
+    blocked.mkdir()  # a folder where a label goes: the write fails after earlier labels were replaced
+    with pytest.raises(OSError, match=str(blocked)):
+        prepare_busi(busi_sample, out, seed=0)
+    assert not (out / CASES_CSV).exists()
+    with pytest.raises((InputError, ConfigError), match=CASES_CSV):
+        read_cases(out)
+    blocked.rmdir()
+    prepare_busi(busi_sample, out, seed=0)  # a rerun finishes it
+    assert [s.id for s in read_cases(out)] == kept
