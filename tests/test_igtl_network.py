@@ -46,8 +46,9 @@ def image_message(rows: int = 96, cols: int = 128, value: int = 80) -> pyigtl.Im
 class ScriptedServer:
     """A bare TCP server: connection number ``n`` (from 1) is handled by ``script(n, sock, stop)``."""
 
-    def __init__(self, script):
-        self.listener = socket.create_server(("127.0.0.1", 0))
+    def __init__(self, script, host: str = "127.0.0.1"):
+        self.host = host
+        self.listener = socket.create_server((host, 0))
         self.port = self.listener.getsockname()[1]
         self.script, self.connections, self.stop = script, 0, threading.Event()
         self.thread = threading.Thread(target=self._accept, daemon=True)

@@ -239,8 +239,8 @@ class IgtlClientLink:
         with self._cond:
             self._latest = image
             self._seq += 1
+            self.counters.inc("images")  # before the wake-up: a reader of this image sees it counted
             self._cond.notify_all()
-        self.counters.inc("images")
 
     def wait_image(self, after_seq: int, timeout: float) -> tuple[int, IgtlImage] | None:
         """The newest image newer than ``after_seq``, waiting up to ``timeout`` s; None if none
