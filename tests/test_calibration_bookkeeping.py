@@ -6,6 +6,7 @@ BUSI sample; the bound cases also through :func:`fit_temperature` on logits made
 
 from __future__ import annotations
 
+import csv
 import shutil
 
 import numpy as np
@@ -24,6 +25,26 @@ from training.temperature import T_MAX, T_MIN, LogitMap, TemperatureAtBound, fit
 SPLIT = ("--split", "train")  # the sample's train split has the most pixels (as test_calibration_curve)
 HEAD_SCALE = 0.002  # shrinks the classifier's logits until no T in range can sharpen them enough
 MAP_SIZE = 48
+# train images kept, malignant first (the band needs cancer): a few calibrations of the whole sample at
+# each image's own size would take minutes
+TRAIN_KEPT = 4
+
+
+@pytest.fixture(scope="module")
+def few_images(tmp_path_factory, busi_dataset):
+    """The prepared sample with its train split cut to TRAIN_KEPT images (its own copy: the shared
+    dataset is read-only)."""
+    out = tmp_path_factory.mktemp("few") / "ds"
+    shutil.copytree(busi_dataset, out)
+    with open(out / "cases.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    train = sorted((r for r in rows if r["split"] == "train"), key=lambda r: not r["id"].startswith("malig"))
+    kept = [r for r in rows if r["split"] != "train"] + train[:TRAIN_KEPT]
+    with open(out / "cases.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(kept)
+    return out
 
 
 def _copy(tmp_path, name: str):
@@ -38,35 +59,35 @@ def _calibrate(ck, data, *method) -> None:
     assert sonomap(["calibrate", "--checkpoint", str(ck), "--data", str(data), *SPLIT, *method]) == 0
 
 
-def test_a_temperature_after_two_curve_fits_restores_the_models_own_threshold(tmp_path, busi_dataset):
+def test_a_temperature_after_two_curve_fits_restores_the_models_own_threshold(tmp_path, few_images):
     """Curve, curve again, then temperature: the threshold goes back to the uncalibrated model's
     (0.5, logit parity), not to the first curve's value, and T is the one fitted on that band: the
     same as a temperature fitted straight on the uncalibrated checkpoint."""
     plain, refit = _copy(tmp_path, "plain"), _copy(tmp_path, "refit")
     original = load_manifest(plain).threshold
-    _calibrate(plain, busi_dataset)
-    _calibrate(refit, busi_dataset, "--method", "curve")
+    _calibrate(plain, few_images)
+    _calibrate(refit, few_images, "--method", "curve")
     first = load_manifest(refit)
     assert first.extra["calibration"]["threshold_before"] == original
-    _calibrate(refit, busi_dataset, "--method", "curve")
+    _calibrate(refit, few_images, "--method", "curve")
     second = load_manifest(refit)
     assert first.threshold != original  # the curve moved it: a stale copy would be visible
     assert second.extra["calibration"]["threshold_before"] == original
-    _calibrate(refit, busi_dataset)
+    _calibrate(refit, few_images)
     after, direct = load_manifest(refit), load_manifest(plain)
     assert after.calibration_curve is None and after.threshold == original
     assert after.temperature == pytest.approx(direct.temperature, rel=1e-6)
     assert after.extra["calibration"]["pixels"] == direct.extra["calibration"]["pixels"]
 
 
-def test_a_bad_threshold_before_record_is_refused_naming_the_key(tmp_path, busi_dataset, capsys):
+def test_a_bad_threshold_before_record_is_refused_naming_the_key(tmp_path, few_images, capsys):
     ck = _copy(tmp_path, "bad")
-    _calibrate(ck, busi_dataset, "--method", "curve")
+    _calibrate(ck, few_images, "--method", "curve")
     data = yaml.safe_load(manifest_path(ck).read_text())
     data["extra"]["calibration"]["threshold_before"] = "half"
     manifest_path(ck).write_text(yaml.safe_dump(data, sort_keys=False))
     before = manifest_path(ck).read_bytes()
-    code = sonomap(["calibrate", "--checkpoint", str(ck), "--data", str(busi_dataset), *SPLIT])
+    code = sonomap(["calibrate", "--checkpoint", str(ck), "--data", str(few_images), *SPLIT])
     err = capsys.readouterr().err.strip()
     assert code == EXIT_USER_ERROR and len(err.splitlines()) == 1, err
     assert str(manifest_path(ck)) in err and "'extra.calibration.threshold_before'" in err
@@ -123,10 +144,10 @@ def flat_checkpoint(tmp_path_factory):
 
 
 def test_calibrate_refuses_a_temperature_at_the_search_bound_and_keeps_the_manifest(
-    flat_checkpoint, busi_dataset, capsys
+    flat_checkpoint, few_images, capsys
 ):
     before = manifest_path(flat_checkpoint).read_bytes()
-    code = sonomap(["calibrate", "--checkpoint", str(flat_checkpoint), "--data", str(busi_dataset), *SPLIT])
+    code = sonomap(["calibrate", "--checkpoint", str(flat_checkpoint), "--data", str(few_images), *SPLIT])
     err = capsys.readouterr().err.strip()
     assert code == EXIT_USER_ERROR, err
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
