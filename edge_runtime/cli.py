@@ -18,10 +18,9 @@ from importlib.metadata import entry_points
 
 import cv2
 
-from edge_runtime.errors import SonomapError
+from edge_runtime.errors import EXIT_USER_ERROR, SonomapError, os_error_text
 from edge_runtime.privacy import install_log_redaction, redact
 
-EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 RUNTIME_PACKAGE = "edge_runtime"  # the stage whose commands are looked for first
 # OpenCV's native logger writes to stderr (the journal) past Python's log filters, and its messages
@@ -114,14 +113,6 @@ def main(argv: list[str] | None = None) -> int:
         code = EXIT_INTERRUPTED
     _exit_past_stuck_calls(code)
     return code
-
-
-def os_error_text(exc: OSError) -> str:
-    """``PATH: REASON`` for an OSError (``Is a directory``, ``Permission denied``, ...); the bare
-    message when it names no file (a socket, a pipe)."""
-    if exc.filename is None:
-        return str(exc)
-    return f"{exc.filename}: {exc.strerror or exc}"
 
 
 def _exit_past_stuck_calls(code: int) -> None:

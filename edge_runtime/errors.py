@@ -1,8 +1,10 @@
 """One exception type for errors a user can fix (bad file, key, frame, config).
 
-The CLI prints these as a single line and exits non-zero; anything else is a bug
-and keeps its traceback.
+The CLI prints these as a single line and exits non-zero (:data:`EXIT_USER_ERROR`), and an OSError
+as :func:`os_error_text`; anything else is a bug and keeps its traceback.
 """
+
+EXIT_USER_ERROR = 2  # the exit status of an error the user can fix
 
 
 class SonomapError(Exception):
@@ -22,3 +24,11 @@ class InferenceStalled(SonomapError):
     Not the user's fault, so it has its own exit status."""
 
     exit_code = 3
+
+
+def os_error_text(exc: OSError) -> str:
+    """``PATH: REASON`` for an OSError (``Is a directory``, ``Permission denied``, ...); the bare
+    message when it names no file (a socket, a pipe)."""
+    if exc.filename is None:
+        return str(exc)
+    return f"{exc.filename}: {exc.strerror or exc}"

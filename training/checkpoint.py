@@ -91,11 +91,41 @@ def save_checkpoint(payload: dict[str, Any], path: str | Path, manifest: Manifes
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = plain(payload)
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb", buffering=0) as file:
+        writer = _RecordingWriter(file)
+        try:
+            torch.save(payload, writer)
+        except RuntimeError:
+            # torch reports a failed write (full disk, file size limit) as a RuntimeError ("unexpected
+            # pos ..."); the OSError underneath names the cause, and atomic_path names ``path``
+            if writer.error is None:
+                raise
+            error = writer.error
+            raise OSError(error.errno, f"{error.strerror} (writing the checkpoint)") from error
     if manifest is not None:
         save_manifest(manifest.derive(format="checkpoint"), path)
     return path
+
+
+class _RecordingWriter:
+    """A file object for torch.save that writes everything it is given (retrying short writes) and
+    keeps the OSError of a failed write, which torch would otherwise replace with a RuntimeError."""
+
+    def __init__(self, file):
+        self.file, self.error = file, None
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        try:
+            while view:
+                view = view[self.file.write(view) :]
+        except OSError as exc:
+            self.error = exc
+            raise
+        return len(data)
+
+    def flush(self) -> None:
+        self.file.flush()
 
 
 def read_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:

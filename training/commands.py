@@ -19,6 +19,7 @@ from edge_runtime.near_duplicates import DHASH_MAX, PHASH_MAX
 from training import evaluation_cli
 from training.busi import HASH_BITS
 from training.concordance import cli as concordance_cli
+from training.interrupt import sigterm_as_interrupt
 from training.openmp import passive_openmp
 from training.output_checks import check_output_file
 from training.same_lesion import SHIPPED_LIST
@@ -60,21 +61,25 @@ def _training_process() -> None:
 
 def _train(args) -> int:
     _training_process()
+    from training.distributed import launched_as_main
     from training.train import run
 
-    result = run(
-        args.config,
-        args.data,
-        args.out,
-        max_minutes=args.max_minutes,
-        resume=args.resume,
-        deterministic=args.deterministic,
-        backbone_weights=args.backbone_weights,
-        device=args.device,
-        show_progress=not args.no_progress,
-        stop_after_epochs=args.stop_after_epochs,
-        init_from=args.init_from,
-    )
+    with sigterm_as_interrupt():
+        result = run(
+            args.config,
+            args.data,
+            args.out,
+            max_minutes=args.max_minutes,
+            resume=args.resume,
+            deterministic=args.deterministic,
+            backbone_weights=args.backbone_weights,
+            device=args.device,
+            show_progress=not args.no_progress,
+            stop_after_epochs=args.stop_after_epochs,
+            init_from=args.init_from,
+        )
+    if not launched_as_main():  # under torchrun the other ranks' results are partial (they never validate)
+        return 0
     if result.get("best") is not None:
         print(json_text(result["best"], indent=None))
     print(f"best checkpoint: {args.out}/best.pt (manifest best.pt.yaml), resume state: {args.out}/last.pt")
@@ -85,15 +90,16 @@ def _pretrain(args) -> int:
     _training_process()
     from training.pretrain import run
 
-    result = run(
-        args.config,
-        args.data,
-        args.out,
-        images=args.images,
-        epochs=args.epochs,
-        max_minutes=args.max_minutes,
-        lr=args.lr,
-    )
+    with sigterm_as_interrupt():
+        result = run(
+            args.config,
+            args.data,
+            args.out,
+            images=args.images,
+            epochs=args.epochs,
+            max_minutes=args.max_minutes,
+            lr=args.lr,
+        )
     print(
         f"{result['epochs_done']} epochs on {result['images']} images, restoration loss "
         f"{result['first_loss']:.5f} -> {result['final_loss']:.5f}; wrote {args.out}/pretrained.pt"

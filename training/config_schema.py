@@ -30,7 +30,9 @@ SCHEDULES = ("poly", "cosine")
 MIN_INPUT_SIDE = 16
 MAX_INPUT_SIDE = 8192  # beyond any ultrasound frame; stops a typo allocating gigabytes
 MAX_EPOCHS = 100_000
-MAX_CLASSES = 256  # masks are uint8
+# Tissue and cancer: the dataset's labels, the masks, the manifest's classes and the overlay are
+# binary end to end, so a model with more outputs would train but be refused by evaluate and export.
+NUM_CLASSES = 2
 MAX_WIDTH = 1024
 MAX_WORKERS = 256
 MAX_BATCH = 65536
@@ -79,7 +81,12 @@ PROB = real(0.0, 1.0)
 
 class ModelConfig(Section):
     arch: choice(ARCH_NAMES) = "lraspp_mobilenet_v3_large"
-    num_classes: integer(2, MAX_CLASSES) = 2
+    num_classes: number(
+        f"{NUM_CLASSES} (tissue and cancer: labels, masks and manifests are binary)",
+        integer=True,
+        ge=NUM_CLASSES,
+        le=NUM_CLASSES,
+    ) = NUM_CLASSES
     aux: FLAG = False
     pretrained_backbone: FLAG = False  # True: torchvision downloads ImageNet weights (needs network)
     width: described(  # base channel count of the 'unet_*' archs (ignored by torchvision archs)

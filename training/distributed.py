@@ -71,3 +71,17 @@ def broadcast_floats(info: DistInfo, values: list[float], device: torch.device) 
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.broadcast(t, src=0)
     return t.tolist()
+
+
+def launched_as_main() -> bool:
+    """Whether this process is rank 0 (or not under torchrun), before or after :func:`init`."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def mean_float(info: DistInfo, value: float, device: torch.device) -> float:
+    """The mean of ``value`` over the ranks (e.g. each rank's training loss on its shard)."""
+    if not info.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return float(t.item()) / info.world

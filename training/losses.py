@@ -76,11 +76,26 @@ class SegLoss(nn.Module):
             loss = loss * self.weight.to(loss.device)[safe.squeeze(1)]
         return (loss * valid).sum() / valid.sum().clamp(min=1)
 
+    def cross_entropy(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean (weighted) cross-entropy over the labelled pixels; 0 for a batch without any, which
+        the dataset contract allows (all 255) and where F.cross_entropy's mean is 0/0 = NaN."""
+        per_pixel = F.cross_entropy(
+            logits.float(), target, weight=self.weight, ignore_index=IGNORE_INDEX, reduction="none"
+        )
+        valid = target != IGNORE_INDEX
+        if self.weight is None:
+            norm = valid.sum()
+        else:
+            safe = torch.where(valid, target, torch.zeros_like(target))
+            norm = (self.weight.to(per_pixel.device)[safe] * valid).sum()
+        # the sum stays in the graph (gradient 0), so every rank's backward sees the same parameters
+        return per_pixel.sum() / norm.clamp(min=torch.finfo(per_pixel.dtype).tiny)
+
     def single(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.kind == "focal_dice":
             loss = self.focal(logits, target) + self.dice_weight * soft_dice_loss(logits, target)
         else:
-            loss = F.cross_entropy(logits.float(), target, weight=self.weight, ignore_index=IGNORE_INDEX)
+            loss = self.cross_entropy(logits, target)
             if self.kind == "ce_dice":
                 loss = loss + self.dice_weight * soft_dice_loss(logits, target)
         if self.image_weight > 0:

@@ -8,14 +8,16 @@ graph order, onto the model's ``Conv2d`` layers in definition order; each BatchN
 identity plus the fused bias (running mean 0, running variance 1 - eps, weight 1, bias = the fused
 bias), which reproduces the graph exactly in eval mode.
 
-Usage: ``python -m training.recover MODEL.onnx OUT/best.pt``. Inputs: the ONNX file and its
-manifest (``extra.model_config``). Outputs: ``best.pt`` + ``best.pt.yaml`` (format checkpoint,
-``source.recovered_from_onnx_sha256``). Only ``unet_small`` is supported (its layer order is
-known to match); other architectures are a one-line error.
+Usage: ``python -m training.recover MODEL.onnx OUT/best.pt [--overwrite]``; an existing OUT (or its
+manifest) is refused without ``--overwrite``, and every user error is one line, exit status 2.
+Inputs: the ONNX file and its manifest (``extra.model_config``). Outputs: ``best.pt`` +
+``best.pt.yaml`` (format checkpoint, ``source.recovered_from_onnx_sha256``). Only ``unet_small`` is
+supported (its layer order is known to match); other architectures are a one-line error.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -23,12 +25,13 @@ import onnx
 import torch
 from onnx import numpy_helper
 
-from edge_runtime.errors import ConfigError
-from edge_runtime.manifest import load_manifest
+from edge_runtime.errors import EXIT_USER_ERROR, ConfigError, InputError, SonomapError, os_error_text
+from edge_runtime.manifest import load_manifest, manifest_path
 from training.checkpoint import save_checkpoint
 from training.models import build_model
 
 SUPPORTED = "unet_small"
+PROG = "python -m training.recover"
 
 CALIBRATION_SCOPE = "/curve/"  # node-name prefix of the folded calibration curve
 
@@ -43,8 +46,15 @@ def _conv_layers(model: torch.nn.Module) -> list[tuple[torch.nn.Conv2d, torch.nn
     return out
 
 
-def recover_checkpoint(onnx_path: str | Path, out: str | Path) -> Path:
-    onnx_path = Path(onnx_path)
+def recover_checkpoint(onnx_path: str | Path, out: str | Path, overwrite: bool = False) -> Path:
+    """MODEL.onnx -> OUT (+ its manifest). An existing OUT or manifest is refused unless ``overwrite``:
+    OUT is typically a run's best.pt, which its last.pt, metrics and summary describe."""
+    onnx_path, out = Path(onnx_path), Path(out)
+    if not onnx_path.is_file():
+        raise InputError(f"{onnx_path}: ONNX model not found")
+    for existing in (out, manifest_path(out)):
+        if existing.exists() and not overwrite:
+            raise ConfigError(f"{existing}: exists already; give a new OUT, or add --overwrite to replace it")
     manifest = load_manifest(onnx_path)
     cfg = dict(manifest.extra.get("model_config") or {})
     if cfg.get("arch") != SUPPORTED:
@@ -96,7 +106,24 @@ def recover_checkpoint(onnx_path: str | Path, out: str | Path) -> Path:
     )
 
 
+def main(argv: list[str] | None = None) -> int:
+    """``python -m training.recover MODEL.onnx OUT/best.pt [--overwrite]``: a user's error is one line
+    on stderr and exit status 2, as with ``sonomap``."""
+    parser = argparse.ArgumentParser(prog=PROG, description="Rebuild a unet_small checkpoint from its ONNX")
+    parser.add_argument("onnx", help="the exported folded MODEL.onnx (its manifest beside it)")
+    parser.add_argument("out", help="the checkpoint to write, e.g. OUT/best.pt (never an existing one)")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT and its manifest if they exist")
+    args = parser.parse_args(argv)
+    try:
+        print(recover_checkpoint(args.onnx, args.out, overwrite=args.overwrite))
+    except SonomapError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as exc:
+        print(f"{PROG}: error: {os_error_text(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    return 0
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        raise SystemExit("usage: python -m training.recover MODEL.onnx OUT/best.pt")
-    print(recover_checkpoint(sys.argv[1], sys.argv[2]))
+    sys.exit(main())

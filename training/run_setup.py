@@ -18,11 +18,12 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from edge_runtime.errors import ConfigError
+from edge_runtime.case_split import CASES_CSV
+from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.manifest import SHA_SHOWN
 from training import distributed as D
 from training.config_schema import TrainingConfig
-from training.data import select_split
+from training.data import IGNORE_INDEX, select_split
 from training.dataset import SegDataset
 from training.models import build_model
 from training.provenance import resolve_norm
@@ -38,6 +39,14 @@ def refuse_files(out: Path, names, why: str) -> None:
     for name in names:
         if (out / name).exists():
             raise ConfigError(f"--out {out}: holds {name}, {why}")
+
+
+def resume_advice(out: Path) -> str:
+    """What to do instead of a new run in OUT: --resume continues only from a last.pt (a run stopped
+    in its first epoch may have written best.pt but no last.pt yet)."""
+    if (out / "last.pt").is_file():
+        return "or add --resume to continue the run there"
+    return f"or delete {out} (it holds no last.pt, so it cannot be resumed)"
 
 
 def check_resume_dataset(last: Path, state: dict, data, data_sha: str) -> None:
@@ -62,6 +71,12 @@ def build_loaders(cfg: TrainingConfig, samples, data, info: D.DistInfo, dev: tor
     size = (int(dc.input_height), int(dc.input_width))
     train_ds = SegDataset(train_s, size, mean, std, cfg.augment, seed=int(tc.seed))
     val_ds = SegDataset(val_s, size, mean, std, None)
+    if all((label == IGNORE_INDEX).all() for _gray, label in val_ds.pairs):
+        # every validation metric would be NaN: no epoch could be selected, and no best.pt written
+        raise InputError(
+            f"{Path(data) / CASES_CSV}: split 'val' has no labelled pixel (every label is 255), "
+            "so there is nothing to select a checkpoint by; label some val pixels 0 or 1"
+        )
     bs, workers = int(tc.batch_size), int(dc.num_workers)
     # one process: a world of 1, so the seeded per-epoch shuffle is the same code path as DDP's
     sampler = DistributedSampler(

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import torch
 
-from edge_runtime.errors import ConfigError
 from edge_runtime.jsonfile import atomic_write_json
 from training import distributed as D
 from training.checkpoint import read_checkpoint, save_checkpoint
@@ -38,20 +37,20 @@ from training.losses import build_loss
 from training.metrics import summarize
 from training.optim import build_optimizer, build_schedule
 from training.provenance import VAL_METRICS, dataset_hash, make_manifest
+from training.resume_state import SECONDS_PER_MINUTE, check_resume, stored_init_from
 from training.rng import rng_state, seed_all, set_rng_state
 from training.run_setup import (
     RUN_FILES,
     RUN_LOGS,
     build_loaders,
     build_run_model,
-    check_resume_dataset,
     refuse_files,
+    resume_advice,
 )
 from training.tblog import EventWriter, write_history_csv
 from training.warmstart import load_initial_weights
 
 log = logging.getLogger("sonomap.train")
-SECONDS_PER_MINUTE = 60.0
 
 
 def run(
@@ -71,7 +70,8 @@ def run(
 
     ``stop_after_epochs``: end this session after that many epochs (e.g. a scheduler's wall-time
     slot); ``--resume`` then continues exactly where it stopped. ``init_from``: a checkpoint whose
-    weights the model starts from (fine-tuning, :mod:`training.warmstart`); ignored on resume.
+    weights the model starts from (fine-tuning, :mod:`training.warmstart`); on resume the run's own,
+    recorded in last.pt, is kept (:mod:`training.resume_state`).
     """
     cfg = load_config(config)
     mc, tc = cfg.model, cfg.train
@@ -80,8 +80,7 @@ def run(
         refuse_files(
             out,
             (*RUN_FILES, *RUN_LOGS),
-            "which a new run would replace or mix with its own; give a new --out folder, "
-            "or add --resume to continue the run there",
+            f"which a new run would replace or mix with its own; give a new --out folder, {resume_advice(out)}",
         )
     info, dev = D.init(D.pick_device(device))
     try:
@@ -110,12 +109,9 @@ def run(
             load_initial_weights(bare, init_from, model_config, loader, dev, (mean, std))
         if resume:
             state = read_checkpoint(out / "last.pt")
-            if state.get("config_sha256") != chash:
-                raise ConfigError(
-                    f"{out / 'last.pt'}: was trained with a different config than {config} "
-                    "(checkpoint/config mismatch); start a new RUN or use the same config"
-                )
-            check_resume_dataset(out / "last.pt", state, data, dhash)
+            check_resume(out / "last.pt", state, config, chash, data, dhash, epochs, max_minutes, info.world)
+            budget_s = float(state["budget_s"]) if state.get("budget_s") else None
+            init_from = stored_init_from(state)  # the run's provenance, not this command line's
             bare.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             schedule.load_state_dict(state["scheduler"])
@@ -127,8 +123,6 @@ def run(
             cycle_best = dict(state.get("cycle_best") or {})
             if ema is not None and state.get("ema"):
                 ema.load_state_dict(state["ema"])
-            if state.get("budget_s"):
-                budget_s = float(state["budget_s"])
 
         writer = EventWriter(out / "tb") if info.main else None
         if info.main:
@@ -204,7 +198,7 @@ def run(
                 "epoch": epoch,
                 "iteration": schedule.iteration,
                 "lr": optimizer.param_groups[0]["lr"],
-                "train_loss": stats["loss"],
+                "train_loss": D.mean_float(info, stats["loss"], dev),  # each rank's loss is its shard's
                 "train_images_per_s": stats["images_per_s"] * info.world,
                 "epoch_seconds": stats["seconds"],
             }
@@ -235,7 +229,7 @@ def run(
                 log.info(
                     "epoch %d loss %.4f val %s %.4f best %.4f (epoch %d) %.0fs",
                     epoch,
-                    stats["loss"],
+                    row["train_loss"],
                     tc.select_metric,
                     row.get("selected", float("nan")),
                     best["value"],
@@ -259,6 +253,9 @@ def run(
                         "cycle_best": cycle_best,
                         "elapsed_s": elapsed(),
                         "budget_s": budget_s,
+                        "finished": last,
+                        "init_from": str(init_from) if init_from else None,
+                        "world_size": info.world,
                         "history": history,
                         "config": effective_dict(cfg),
                         "config_sha256": chash,
