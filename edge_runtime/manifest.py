@@ -206,9 +206,7 @@ class Manifest(msgspec.Struct):
                 f"{origin}: 'input' size must be positive, got {self.input_height}x{self.input_width}"
             )
         if not (finite(self.mean) and finite(self.std)) or self.std <= 0:  # inf/NaN: every input 0 or NaN
-            raise ConfigError(
-                f"{origin}: 'normalisation' needs a finite mean and std > 0, got {self.mean}, {self.std}"
-            )
+            raise ConfigError(f"{origin}: 'normalisation' needs finite mean, std > 0: {self.mean}/{self.std}")
         if not 0.0 < self.threshold < 1.0:
             raise ConfigError(f"{origin}: 'threshold' must be in (0, 1), got {self.threshold}")
         if not finite(self.temperature) or self.temperature <= 0.0:  # inf: every probability 0.5

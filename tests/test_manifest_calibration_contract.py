@@ -57,7 +57,7 @@ def test_a_temperature_that_is_no_finite_positive_number_is_refused(bad):
 def test_a_normalisation_that_is_no_finite_number_is_refused(key, bad):
     data = tiny_manifest().to_dict()
     data["normalisation"][key] = yaml.safe_load(bad)
-    with pytest.raises(ConfigError, match=r"m\.yaml: 'normalisation' needs a finite mean and std > 0"):
+    with pytest.raises(ConfigError, match=r"m\.yaml: 'normalisation' needs finite mean, std > 0"):
         Manifest.from_dict(data, origin="m.yaml")
 
 
