@@ -29,11 +29,16 @@ def stored_init_from(state: dict) -> str | None:
     return source.get("init_from") or None
 
 
+def stored_budget_s(state: dict) -> float | None:
+    """The run's own time budget in seconds, as last.pt records it (None: no budget)."""
+    return float(state["budget_s"]) if state.get("budget_s") else None
+
+
 def _finished(state: dict, epochs: int) -> str | None:
     """Why the run in STATE has nothing left to do, or None while it has."""
-    budget_s = state.get("budget_s")
-    if budget_s and float(state["elapsed_s"]) >= float(budget_s):
-        return f"the run already finished its time budget of {float(budget_s) / SECONDS_PER_MINUTE:g} min"
+    budget_s = stored_budget_s(state)
+    if budget_s and float(state["elapsed_s"]) >= budget_s:
+        return f"the run already finished its time budget of {budget_s / SECONDS_PER_MINUTE:g} min"
     if state.get("finished") or int(state["epoch"]) + 1 >= epochs:
         return f"the run already finished (epoch {int(state['epoch'])} of {epochs} was its last)"
     return None
@@ -71,7 +76,7 @@ def check_resume(
             "the iterations per epoch and the lr schedule would change: resume with the same torchrun "
             "--nproc_per_node"
         )
-    budget_s = float(state["budget_s"]) if state.get("budget_s") else None
+    budget_s = stored_budget_s(state)
     if max_minutes is not None and max_minutes * SECONDS_PER_MINUTE != budget_s:
         stored = f"{budget_s / SECONDS_PER_MINUTE:g} min" if budget_s else "none"
         log.warning(

@@ -37,7 +37,7 @@ from training.losses import build_loss
 from training.metrics import summarize
 from training.optim import build_optimizer, build_schedule
 from training.provenance import VAL_METRICS, dataset_hash, make_manifest
-from training.resume_state import SECONDS_PER_MINUTE, check_resume, stored_init_from
+from training.resume_state import SECONDS_PER_MINUTE, check_resume, stored_budget_s, stored_init_from
 from training.rng import rng_state, seed_all, set_rng_state
 from training.run_setup import (
     RUN_FILES,
@@ -110,7 +110,7 @@ def run(
         if resume:
             state = read_checkpoint(out / "last.pt")
             check_resume(out / "last.pt", state, config, chash, data, dhash, epochs, max_minutes, info.world)
-            budget_s = float(state["budget_s"]) if state.get("budget_s") else None
+            budget_s = stored_budget_s(state)
             init_from = stored_init_from(state)  # the run's provenance, not this command line's
             bare.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
