@@ -210,7 +210,7 @@ class Slide:
             list(self.tried),
             library_warnings(self.src.log_records, self.src.reader, self.where)
             # the reader's own findings (OpenSlideSlide: a DICOM base level it cannot verify)
-            + list(getattr(self.src, "notes", ())),
+            + list(self.src.notes),
         )
 
     def _stream(self, k: int, box, factor: int, out_h: int, out_w: int) -> np.ndarray:

@@ -74,6 +74,7 @@ class RasterSlide:
 
     def __init__(self, path: Path):
         self.log_records: list = []  # a library's log lines about the file (wsi_tiff.py): none here
+        self.notes: list[str] = []  # what the reader itself found about the file: nothing here
         refuse_huge_raster(path)
         img = _decode_colour(path)
         _refuse_size(path, img.shape[1], img.shape[0])

@@ -154,6 +154,7 @@ class TiffSlide:
         import tifffile  # deferred: optional dependency of the registration extra
 
         self.log_records: list[logging.LogRecord] = []  # tifffile's own log records (module docstring)
+        self.notes: list[str] = []  # what the reader itself found about the file: nothing here
         with collected_log(self.log_records):
             try:
                 self._tif = tifffile.TiffFile(str(path))
