@@ -73,6 +73,36 @@ def reliability(prob: np.ndarray, truth: np.ndarray, bins: int) -> dict:
     }
 
 
+BIN_SUMS = ("count", "prob_sum", "truth_sum", "squared_error_sum")
+
+
+def bin_sums(prob: np.ndarray, truth: np.ndarray, bins: int) -> np.ndarray:
+    """Count first: (len(:data:`BIN_SUMS`), bins) sums per equal-width probability bin, the bins of
+    :func:`reliability`. Sums of several images add up to their pooled sums, from which
+    :func:`ece_brier` scores the ECE and Brier that :func:`reliability` gives on the pooled pixels."""
+    prob = np.asarray(prob, np.float64).ravel()
+    truth = np.asarray(truth, np.float64).ravel()
+    idx = np.minimum((prob * bins).astype(np.int64), bins - 1)
+    return np.stack(
+        [
+            np.bincount(idx, minlength=bins).astype(np.float64),
+            np.bincount(idx, weights=prob, minlength=bins),
+            np.bincount(idx, weights=truth, minlength=bins),
+            np.bincount(idx, weights=(prob - truth) ** 2, minlength=bins),
+        ]
+    )
+
+
+def ece_brier(sums: np.ndarray) -> tuple[float, float]:
+    """Summed :func:`bin_sums` -> (ECE, Brier), NaN for no pixel. Per bin the gap times its weight,
+    n_b / n * |truth_b / n_b - prob_b / n_b|, is |truth_sum_b - prob_sum_b| / n."""
+    count, prob_sum, truth_sum, sq = sums
+    n = count.sum()
+    if n == 0:
+        return float("nan"), float("nan")
+    return float(np.abs(truth_sum - prob_sum).sum() / n), float(sq.sum() / n)
+
+
 @dataclass
 class CalibrationAccumulator:
     """Collects band pixels and per-image scores over a split, image by image."""
@@ -84,6 +114,7 @@ class CalibrationAccumulator:
     _img_max: list = field(default_factory=list)
     _img_mean: list = field(default_factory=list)
     _img_truth: list = field(default_factory=list)
+    _bins: list = field(default_factory=list)
 
     def add(self, prob: np.ndarray, label: np.ndarray, pred: np.ndarray | None = None) -> None:
         """prob float (H, W) at the label's size; pred defaults to prob >= threshold."""
@@ -91,6 +122,7 @@ class CalibrationAccumulator:
         band = decision_band(label, pred, self.band_px)
         self._prob.append(prob[band].astype(np.float32))
         self._truth.append((label[band] == CANCER).astype(np.uint8))
+        self._bins.append(bin_sums(self._prob[-1], self._truth[-1], PIXEL_BINS))
         known = label != IGNORE_INDEX
         if known.any():
             self._img_max.append(float(prob[known].max()))
@@ -102,6 +134,11 @@ class CalibrationAccumulator:
         prob = np.concatenate(self._prob) if self._prob else np.zeros(0)
         truth = np.concatenate(self._truth) if self._truth else np.zeros(0)
         return prob, truth
+
+    def image_bin_sums(self) -> np.ndarray:
+        """(images, 4, PIXEL_BINS): each added image's band pixels as :func:`bin_sums`, in the order
+        added; the counts a case bootstrap of the pixel ECE and Brier resamples."""
+        return np.stack(self._bins) if self._bins else np.zeros((0, len(BIN_SUMS), PIXEL_BINS))
 
     def summary(self) -> dict:
         prob, truth = self.summary_arrays()

@@ -37,6 +37,7 @@ from edge_runtime.jsonfile import atomic_write_json
 from edge_runtime.mask_filter import filter_mask
 from edge_runtime.preprocess import preprocess_for
 from training.calibration import CalibrationAccumulator, write_reliability_png
+from training.calibration_intervals import calibration_intervals
 from training.checkpoint import load_model
 from training.compare_report import write_compare_report
 from training.data import read_cases, read_pair, select_split
@@ -237,6 +238,9 @@ def _write_evaluation(checkpoint, data, split, out: Path, model, samples, seed: 
     )
     summary.update(headline_intervals([r.counts for r in results], [r.case_id for r in results], seed))
     summary.update(_calibration_keys(_write_calibration(out, cal, raw_cal, manifest, split)))
+    cal_ci, cal_reasons = calibration_intervals(cal.image_bin_sums(), [r.case_id for r in results], seed)
+    summary["ci95"].update(cal_ci)
+    summary["ci95_undefined_reason"].update(cal_reasons)
     atomic_write_json(out / "summary.json", summary)
     write_report(out, summary, results, gallery, run_csv)
     return summary

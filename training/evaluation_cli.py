@@ -54,7 +54,8 @@ def _evaluate(args) -> int:
             )
             + "; "
             f"calibration (T {summary['temperature']:.4f}): pixel ECE "
-            f"{summary['ece_pixel']:.4f}, Brier {summary['brier_pixel']:.4f}; image ECE (max) "
+            f"{summary['ece_pixel']:.4f} [{interval_text(summary, 'ece_pixel', 3, ', ')}], Brier "
+            f"{summary['brier_pixel']:.4f}; image ECE (max) "
             f"{summary['ece_image_max']:.4f}"
             + (
                 f"; uncalibrated pixel ECE {summary['uncalibrated_ece_pixel']:.4f}"
