@@ -138,7 +138,7 @@ def test_evaluate_reports_calibration_for_checkpoint_and_onnx(calibrated_checkpo
     assert summary["temperature"] == TEMPERATURE and summary["calibration_band_px"] == BAND_PX
     assert 0.0 <= summary["ece_pixel"] <= 1.0 and "uncalibrated_ece_pixel" in summary
     low, high = summary["ci95"]["ece_pixel"]  # a case bootstrap over the split's band pixels
-    assert low < high and low <= summary["ece_pixel"] * 1.05
+    assert 0.0 <= low < high <= 1.0 and high > summary["ece_pixel"]
     assert "| ece_pixel |" in (tmp_path / "ck" / "report.md").read_text()
     assert (
         cal["calibrated"]["pixel"]["bins"] == 15
