@@ -17,7 +17,13 @@ from edge_runtime.manifest import load_manifest, save_manifest
 from export.onnx_export import export_onnx
 from export.shapes import ShapeSpec
 from export.torchscript_export import export_torchscript
-from training.calibration import BAND_PX, CalibrationAccumulator, decision_band, reliability
+from training.calibration import (
+    BAND_PX,
+    CalibrationAccumulator,
+    decision_band,
+    reliability,
+    reliability_bars,
+)
 from training.evaluate import predict_logits
 from training.temperature import LogitMap, calibrated_prob, fit_temperature
 
@@ -36,6 +42,14 @@ def test_ece_and_brier_by_hand():
     assert sum(r["count"]) == 6
     perfect = reliability(np.full(10, 0.3), np.array([1, 1, 1] + [0] * 7), 10)
     assert perfect["ece"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_reliability_bars_leave_empty_bins_out_and_carry_their_counts():
+    # 4 images at 0.3 none with cancer, 2 at 0.9 both with: bins 3 and 9 of 10, the rest empty
+    r = reliability(np.array([0.3, 0.3, 0.3, 0.3, 0.9, 0.9]), np.array([0, 0, 0, 0, 1, 1]), 10)
+    centres, observed, count = reliability_bars(r)
+    assert centres == pytest.approx([0.35, 0.95])
+    assert observed.tolist() == [0.0, 1.0] and count.tolist() == [4, 2]
 
 
 def test_decision_band_keeps_pixels_near_truth_or_prediction_only():

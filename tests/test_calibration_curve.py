@@ -45,6 +45,25 @@ def test_isotonic_fit_recovers_a_floor_a_scale_cannot_give():
         fit_curve(np.zeros(0), np.zeros(0))
 
 
+def test_each_segment_of_the_curve_matches_its_pixels_cancer_rate():
+    """Band pixels as on BUSI: a few at the lowest margins never cancer, then a long plateau where a
+    fifth are (missed lesion parts), then a rise. Read off an isotonic fit at single points, the
+    first knot took the extreme block's 0 and the first segment under-predicted by half."""
+    rng = np.random.default_rng(1)
+    low = np.linspace(-9.0, -8.5, 2_000)  # no cancer at all
+    plateau = rng.uniform(-8.5, -1.0, 200_000)
+    rise = rng.uniform(-1.0, 4.0, 100_000)
+    margin = np.concatenate([low, plateau, rise])
+    rate = np.concatenate([np.zeros(low.size), np.full(plateau.size, 0.2), 0.2 + 0.8 * (rise + 1.0) / 5.0])
+    truth = (rng.random(margin.size) < rate).astype(np.float64)
+    curve = fit_curve(margin, truth)
+    served = apply_curve(margin, curve)
+    knots = np.array(curve["margin"])
+    for lo, hi in zip(knots[:-1], knots[1:], strict=True):
+        inside = (margin >= lo) & (margin < hi)
+        assert abs(served[inside].mean() - truth[inside].mean()) < 0.02, (lo, hi)
+
+
 def test_graph_curve_matches_the_numpy_curve_everywhere():
     margin = np.linspace(-12.0, 12.0, 2001, dtype=np.float32)  # beyond both end knots too
     graph = CurveCalibration(CURVE)(torch.from_numpy(margin).reshape(1, 1, 1, -1)).numpy().ravel()

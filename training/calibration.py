@@ -150,6 +150,17 @@ class CalibrationAccumulator:
         }
 
 
+def reliability_bars(r: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A :func:`reliability` result -> (bin centre, observed fraction, count) of the bins that hold
+    a sample. An empty bin has no observed fraction: it gets no bar, never a bar at 0, which would
+    read as "none of these were cancer"."""
+    edges = np.linspace(0, 1, r["bins"] + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    count = np.array(r["count"])
+    filled = count > 0
+    return centres[filled], np.array(r["observed"], float)[filled], count[filled]
+
+
 def write_reliability_png(path: str | Path, summary: dict, title: str = "") -> None:
     """Reliability diagrams: decision-band pixels, and images by max and by mean probability."""
     # deferred: matplotlib loads in about half a second and only this plot needs it
@@ -166,12 +177,20 @@ def write_reliability_png(path: str | Path, summary: dict, title: str = "") -> N
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
     for ax, (key, name) in zip(axes, panels, strict=False):
         r = summary[key]
-        edges = np.linspace(0, 1, r["bins"] + 1)
-        centres = (edges[:-1] + edges[1:]) / 2
-        obs = np.nan_to_num(np.array(r["observed"], float), nan=0.0)
+        centres, obs, count = reliability_bars(r)
         ax.bar(
             centres, obs, width=1 / r["bins"], edgecolor="black", alpha=0.7, label="observed cancer fraction"
         )
+        for x, y, n in zip(centres, obs, count, strict=True):
+            # how many samples each bar stands on: a bar at 0 over 4 images is not one over 40,000 pixels
+            ax.annotate(
+                f"{n}" if n < 1000 else f"{n / 1000:.0f}k",
+                (x, y),
+                xytext=(0, 2),
+                textcoords="offset points",
+                ha="center",
+                fontsize=5,
+            )
         ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
