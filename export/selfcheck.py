@@ -8,8 +8,9 @@ manifest's mask filter, max |dprob|) and latency (each timed after an untimed ru
 size, so buffer setup for a new size is never timed). Exit codes: 0 agree, 1 below the bar,
 3 TensorRT or pycuda missing, 4 the model fails the lint (both after the ONNX Runtime part,
 so the model itself is still checked).
-TensorRT cannot be installed on this project's build machines: this command is how a user
-checks it on their own hardware.
+It checks the engine cache given by ``--cache-dir`` (default: the runtime's, which from a shell is
+the user's, not the service's; both are printed). TensorRT cannot be installed on this project's
+build machines: this command is how a user checks it on their own hardware.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def timed_latency(infer, frame: np.ndarray, runs: int = LATENCY_RUNS) -> list[fl
 
 def lint_for_tensorrt(model: Path) -> bool:
     """Lint the model and, when present, its FP16 twin; print each verdict. False when one fails."""
-    from edge_runtime.tensorrt.engines import FP16_TWIN_SUFFIX
+    from edge_runtime.tensorrt.twin import twin_path
     from export.trt_lint import describe, lint_onnx
 
     if importlib.util.find_spec("onnx") is None:  # the lint reads the graph with it; a cart may lack it
@@ -110,9 +111,7 @@ def lint_for_tensorrt(model: Path) -> bool:
             "TensorRT ONNX lint NOT run: the 'onnx' package is not installed ('pip install sonomap[export]')"
         )
         return True
-    twin = (
-        model.with_name(model.name[: -len(".onnx")] + FP16_TWIN_SUFFIX) if model.suffix == ".onnx" else None
-    )
+    twin = twin_path(model) if model.suffix == ".onnx" else None
     reports = [lint_onnx(path) for path in (model, twin) if path is not None and path.is_file()]
     for report in reports:
         print(describe(report))
@@ -122,7 +121,7 @@ def lint_for_tensorrt(model: Path) -> bool:
 def check_onnx_model(model: Path, manifest) -> None:
     """One line naming the file when ``model`` is not a folded ONNX model: a checkpoint (or any
     other format) has no ONNX graph for ONNX Runtime or TensorRT to run."""
-    from edge_runtime.tensorrt.engines import check_folded
+    from edge_runtime.tensorrt.preflight import check_folded
 
     if manifest.format != "onnx":
         raise InputError(
@@ -147,6 +146,21 @@ def model_frame_limits(manifest) -> tuple[tuple[int, int] | None, tuple[int, int
     return None, (tuple(top[2:4]) if top else None)
 
 
+def engine_cache(given: str | None) -> Path:
+    """The engine cache this run checks, printed with how to check the service's: from a shell the
+    default is this user's cache, not the one the service builds into and loads from."""
+    from edge_runtime.tensorrt.cache import DEFAULT_CACHE_DIR, SERVICE_CACHE_DIR
+
+    cache_dir = Path(given) if given else DEFAULT_CACHE_DIR
+    print(f"  engine cache {cache_dir}")
+    if cache_dir != SERVICE_CACHE_DIR:
+        print(
+            f"               (the service's is {SERVICE_CACHE_DIR}; to check the engine it runs: "
+            f"sudo -u sonomap /opt/sonomap/venv/bin/sonomap selfcheck --cache-dir {SERVICE_CACHE_DIR})"
+        )
+    return cache_dir
+
+
 def run_selfcheck(args) -> int:
     model = Path(args.model) if args.model else DEFAULT_MODEL
     print("sonomap selfcheck")
@@ -157,6 +171,7 @@ def run_selfcheck(args) -> int:
     manifest = load_manifest(model)
     check_onnx_model(model, manifest)
     print(f"  model        {model} ({manifest.name}, {manifest.arch}, sha256 {manifest.sha256[:SHA_SHOWN]})")
+    cache_dir = engine_cache(args.cache_dir)
     roi, max_hw = model_frame_limits(manifest)
     frames = [(i, fit_frame(g, roi, max_hw)) for i, g in load_frames(args.frames, args.max_frames)]
     lint_passed = lint_for_tensorrt(model)
@@ -170,7 +185,7 @@ def run_selfcheck(args) -> int:
         f"{latency_text(ort_ms)}"
     )
     try:
-        from edge_runtime.backends.tensorrt import DEFAULT_CACHE_DIR, TensorRTBackend
+        from edge_runtime.backends.tensorrt import TensorRTBackend
         from edge_runtime.tensorrt.key import current_gpu
         from edge_runtime.tensorrt.modules import import_tensorrt
 
@@ -190,7 +205,7 @@ def run_selfcheck(args) -> int:
     backend = TensorRTBackend(
         model,
         manifest,
-        cache_dir=args.cache_dir or DEFAULT_CACHE_DIR,
+        cache_dir=cache_dir,
         fp16=not args.fp32,
         on_long_build=lambda s: print(f"building the engine (up to {s / 60:.0f} min)..."),
     )

@@ -32,8 +32,8 @@ def ensure_fp16_twin(onnx_path: Path, trt) -> None:
     """The strongly typed path parses model.fp16.onnx: make it here if it is missing (export
     has onnxconverter-common; the cart's runtime does not), and check it against the FP32 model
     with ONNX Runtime before any engine is built from it."""
-    from edge_runtime.tensorrt.engines import FP16_TWIN_SUFFIX
     from edge_runtime.tensorrt.key import PATH_STRONGLY_TYPED, choose_build_path
+    from edge_runtime.tensorrt.twin import twin_path
     from export.fp16 import convert_fp16, stale_twin
 
     if choose_build_path(trt.__version__, "fp16", hasattr(trt.BuilderFlag, "FP16")) != PATH_STRONGLY_TYPED:
@@ -41,7 +41,7 @@ def ensure_fp16_twin(onnx_path: Path, trt) -> None:
     manifest = load_manifest(onnx_path)
     if manifest.extra.get("precision") == "fp16":
         return
-    twin = onnx_path.with_name(onnx_path.name[: -len(".onnx")] + FP16_TWIN_SUFFIX)
+    twin = twin_path(onnx_path)
     # a twin converted from an earlier model.onnx would be refused by the build: make it again
     if not twin.is_file() or stale_twin(onnx_path, manifest.sha256) is not None:
         print(
@@ -89,8 +89,13 @@ def check_twin(onnx_path: Path, manifest, twin: Path) -> None:
             "Build FP32 (without --fp16), or re-export with 'sonomap export onnx --fp16' and read its report"
         )
     if not isinstance(own, dict):
-        # a hand-made FP32 model: the FP16 step is checked, the step before it never was
-        print(f"note: {onnx_path.name} records no parity check of its own; its twin's record says so")
+        # a hand-made FP32 model: the FP16 step is checked, the step before it never was, so the
+        # twin's chained record does not pass and the engine build refuses it (edge_runtime.tensorrt.twin)
+        raise ConfigError(
+            f"{onnx_path}: records no parity check of its own, so its FP16 twin is not a checked model "
+            "and no FP16 engine is built from it. Export the model with 'sonomap export onnx --fp16' "
+            "(checked against its checkpoint), or build FP32 (without --fp16)"
+        )
 
 
 def refuse_failed_lint(onnx_path: Path) -> None:

@@ -19,7 +19,7 @@ from edge_runtime.backends import create_backend
 from edge_runtime.cli import main
 from edge_runtime.config import DEFAULT_MODEL
 from edge_runtime.errors import ConfigError
-from edge_runtime.manifest import load_manifest
+from edge_runtime.manifest import load_manifest, save_manifest
 from edge_runtime.mask_filter import MaskFilter
 from export.parity import (
     FP16_AGREEMENT_BAR,
@@ -162,3 +162,16 @@ def test_export_tensorrt_refuses_a_twin_that_fails_its_check(tmp_path, monkeypat
     with pytest.raises(ConfigError, match="no FP16 engine is built"):
         ensure_fp16_twin(model, STRONGLY_TYPED_TRT)
     assert load_manifest(fp16_path(model)).extra["parity"]["passed"] is False
+
+
+def test_export_tensorrt_refuses_an_fp16_twin_of_a_model_never_checked(tmp_path):
+    """A hand-made FP32 model (no parity record): its twin's chained record cannot pass, and the
+    engine build would refuse it, so the export says so and what to run instead."""
+    from export.tensorrt_command import ensure_fp16_twin
+
+    model = copy_model(DEFAULT_MODEL, tmp_path / "m")
+    manifest = load_manifest(model)
+    manifest.extra = {k: v for k, v in manifest.extra.items() if k != "parity"}
+    save_manifest(manifest, model)
+    with pytest.raises(ConfigError, match="records no parity check of its own"):
+        ensure_fp16_twin(model, STRONGLY_TYPED_TRT)

@@ -43,6 +43,7 @@ BUILDER_CALLS = {
     "IBuilderConfig": [
         "set_memory_pool_limit",
         "set_flag",
+        "clear_flag",
         "add_optimization_profile",
         "create_timing_cache",
         "set_timing_cache",

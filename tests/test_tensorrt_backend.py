@@ -21,8 +21,8 @@ from edge_runtime.backends import tensorrt as trt_backend
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.manifest import load_manifest
 from edge_runtime.tensorrt import build, engines, key, modules
-from edge_runtime.tensorrt.engines import preflight
 from edge_runtime.tensorrt.key import GpuInfo, choose_build_path
+from edge_runtime.tensorrt.preflight import preflight
 from export.selfcheck import timed_latency
 
 FRAME = np.arange(120 * 160, dtype=np.uint32).reshape(120, 160).astype(np.uint8)
@@ -144,15 +144,16 @@ def test_missing_fp16_twin_fails_at_construction(lean, tiny_onnx, tmp_path, monk
     _backend(model, tmp_path).close()  # 10.3 builds from the FP32 file with the FP16 flag
 
 
-def test_preflight_names_the_build_file(tiny_onnx, tmp_path):
-    from export.fp16 import convert_fp16
+def test_preflight_names_the_build_file(tmp_path):
+    from export.fp16 import fp16_path
+    from export.selfcheck import DEFAULT_MODEL
 
-    model = copy_model(tiny_onnx, tmp_path / "m")
-    assert preflight(model, "fp16", "10.3.0.30") == model
+    model = copy_model(DEFAULT_MODEL, tmp_path / "m")
+    assert preflight(model, "fp16", "10.3.0.30") == (model, load_manifest(model).sha256)
     with pytest.raises(InputError, match="fp16.onnx"):
         preflight(model, "fp16", "11.4.0.106", has_fp16_flag=False)
-    twin = convert_fp16(model)
-    assert preflight(model, "fp16", "11.4.0.106", has_fp16_flag=False) == twin
+    twin = copy_model(fp16_path(DEFAULT_MODEL), tmp_path / "m")  # the shipped twin: its check passed
+    assert preflight(model, "fp16", "11.4.0.106", has_fp16_flag=False) == (twin, load_manifest(twin).sha256)
 
 
 def test_tensorrt_12_is_refused():
@@ -194,6 +195,18 @@ def test_strongly_typed_network_flag(version, expected):
     trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED = 1 if version.startswith("10.") else 0
     assert build.network_flags(trt, "strongly-typed") == expected
     assert build.network_flags(trt, "fp32") == 0
+
+
+def test_an_fp32_engine_is_built_without_tf32(tiny_onnx):
+    """A new builder config has TF32 set ("Enabled by default", kTF32 in NvInfer.h): an FP32 engine
+    would round its matrix maths to TF32 on Ampere and later GPUs unless it is cleared."""
+    profile = {"frame": {"min": [1, 1, 64, 64], "opt": [1, 1, 240, 320], "max": [1, 1, 480, 640]}}
+    trt = builder_module()
+    build.build_plan(trt, tiny_onnx, "fp32", profile, 64, None)
+    assert trt.BuilderFlag.TF32 not in trt.config.flags
+    lean_like = builder_module()
+    del lean_like.BuilderFlag.TF32  # a TensorRT without the flag builds as before
+    assert build.build_plan(lean_like, tiny_onnx, "fp32", profile, 64, None) == b"PLAN"
 
 
 def test_rejected_optimisation_profile_fails_the_build(tiny_onnx, tmp_path):

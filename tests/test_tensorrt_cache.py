@@ -17,6 +17,7 @@ import yaml
 from export_fixtures import copy_model, make_checkpoint, shared_tiny_onnx
 
 from edge_runtime.atomic import atomic_write_bytes
+from edge_runtime.config import DEFAULT_MODEL
 from edge_runtime.errors import ConfigError, InputError, SonomapError
 from edge_runtime.manifest import load_manifest, manifest_path, save_manifest
 from edge_runtime.tensorrt.cache import (
@@ -36,7 +37,7 @@ from edge_runtime.tensorrt.key import (
     choose_build_path,
     parse_version,
 )
-from export.fp16 import convert_fp16
+from export.fp16 import fp16_path
 from export.onnx_export import export_onnx
 from export.shapes import ShapeSpec
 
@@ -184,11 +185,11 @@ def test_explicit_engine_for_other_gpu_or_version(onnx_model, tmp_path):
         check_engine_file(tmp_path / "none.engine", ORIN, TRT_JETPACK6)
 
 
-def test_strongly_typed_path_needs_the_fp16_twin(onnx_model, tmp_path):
-    onnx_model = copy_model(onnx_model, tmp_path / "model")  # the twin is written beside it
+def test_strongly_typed_path_needs_the_fp16_twin(tmp_path):
+    onnx_model = copy_model(DEFAULT_MODEL, tmp_path / "model")
     with pytest.raises(InputError, match="export onnx --fp16"):
         plan_engine(onnx_model, tmp_path, "fp16", TRT_NEW, ORIN)
-    twin = convert_fp16(onnx_model)
+    twin = copy_model(fp16_path(DEFAULT_MODEL), tmp_path / "model")  # the shipped twin: its check passed
     plan = plan_engine(onnx_model, tmp_path, "fp16", TRT_NEW, ORIN)
     assert plan.build_onnx == twin and plan.key.build_path == PATH_STRONGLY_TYPED
     assert plan.key.onnx_sha256 == load_manifest(twin).sha256

@@ -14,6 +14,7 @@ import types
 import numpy as np
 
 TIMING_MAGIC = b"TRTC"  # stands for the header TensorRT checks in a serialized timing cache
+TF32_FLAG = 6  # BuilderFlag::kTF32 (NvInfer.h, 10.3 - 10.13): "Enabled by default"
 PROFILE = [(1, 1, 64, 64), (1, 1, 240, 320), (1, 1, 480, 640)]
 
 
@@ -238,13 +239,14 @@ class FakeBuilderConfig:
     """``IBuilderConfig`` timing-cache calls as the Python bindings behave (pyCore.cpp, 10.3 - 11.1):
     ``create_timing_cache`` returns None for a blob it cannot read, ``set_timing_cache`` returns a
     bool (``refuse_cache`` makes it False) and, like any binding taking a reference, raises
-    TypeError for None; ``get_timing_cache`` returns the attached cache."""
+    TypeError for None; ``get_timing_cache`` returns the attached cache. ``flags`` starts with
+    TF32, which a new builder config has set ("Enabled by default", ``kTF32`` in NvInfer.h)."""
 
     def __init__(self, refuse_cache=False, profile_index=0):
         self.cache = None
         self.refuse_cache = refuse_cache
         self.profile_index = profile_index  # add_optimization_profile: index, or -1 for an invalid profile
-        self.flags: list = []
+        self.flags: set = {TF32_FLAG}
 
     def create_timing_cache(self, blob):
         blob = bytes(blob)
@@ -267,7 +269,10 @@ class FakeBuilderConfig:
         pass
 
     def set_flag(self, flag):
-        self.flags.append(flag)
+        self.flags.add(flag)
+
+    def clear_flag(self, flag):
+        self.flags.discard(flag)
 
     def add_optimization_profile(self, profile):
         return self.profile_index
@@ -317,7 +322,7 @@ def builder_module(version="10.3.0.30", config=None, plan=b"PLAN"):
         builder_loggers=builder_loggers,
         config=config,
         MemoryPoolType=types.SimpleNamespace(WORKSPACE=0),
-        BuilderFlag=types.SimpleNamespace(FP16=0),
+        BuilderFlag=types.SimpleNamespace(FP16=0, TF32=TF32_FLAG),
         NetworkDefinitionCreationFlag=types.SimpleNamespace(
             STRONGLY_TYPED=1 if version.startswith("10.") else 0
         ),

@@ -10,12 +10,13 @@ CUDA state is created lazily by the first :meth:`infer` call, on the backend's o
 that made them, so creation, every inference and :meth:`close` run there, whichever thread
 calls them (a context detached from another thread would leak). The constructor checks what
 the build will need (folded model, FP16 twin for the strongly typed path) so a missing file
-fails at start-up, not at the first frame. One stream; the buffers and the run through them are
+fails at start-up, not at the first frame; so do ``device: cpu`` and ``input_size``, which this
+backend cannot honour. One stream; the buffers and the run through them are
 :class:`edge_runtime.tensorrt.buffers.BoundBuffers`, rebound only when the ROI size changes. A
-build that fails (EngineBuildError/ConfigError) is remembered for this
-process, by model file and settings: later starts (the fail-safe guard's retries and reloads)
-re-raise it at once instead of rebuilding for up to 20 minutes. An engine without a usable
-optimisation profile runs at its fixed input shape.
+build that fails (EngineBuildError/ConfigError) is remembered for this process, by model file, the
+file the build parses (and its sha256) and settings: later starts (the fail-safe guard's retries
+and reloads) re-raise it at once instead of rebuilding for up to 20 minutes. An engine without a
+usable optimisation profile runs at its fixed input shape.
 Written against NVIDIA's documented API; not run on this project's build machines
 (no GPU there) - ``sonomap selfcheck`` proves it on the target.
 """
@@ -23,7 +24,6 @@ Written against NVIDIA's documented API; not run on this project's build machine
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -33,9 +33,10 @@ import numpy as np
 from edge_runtime.backends.base import Backend
 from edge_runtime.errors import ConfigError, InputError, SonomapError
 from edge_runtime.frames import Prediction
-from edge_runtime.tensorrt import cache, engines, key, modules
+from edge_runtime.tensorrt import cache, engines, key, modules, preflight
 from edge_runtime.tensorrt.buffers import BoundBuffers
 from edge_runtime.tensorrt.build import EngineBuildError
+from edge_runtime.tensorrt.cache import DEFAULT_CACHE_DIR
 from edge_runtime.tensorrt.engine_io import check_engine_io, input_range
 from edge_runtime.tensorrt.engines import DEFAULT_WORKSPACE_MB
 from edge_runtime.tensorrt.failed_builds import FAILED_BUILDS
@@ -44,12 +45,6 @@ from edge_runtime.units import MS_PER_S
 
 log = logging.getLogger("sonomap.backend.tensorrt")
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
-# Under systemd, CacheDirectory=sonomap sets $CACHE_DIRECTORY (/var/cache/sonomap, persistent).
-DEFAULT_CACHE_DIR = (
-    Path(os.environ["CACHE_DIRECTORY"].split(":")[0])
-    if os.environ.get("CACHE_DIRECTORY")
-    else Path.home() / ".cache" / "sonomap"
-) / "engines"
 OWNER_THREAD_NAME = "sonomap-tensorrt"
 CLOSE_TIMEOUT_S = 10.0  # teardown is milliseconds; longer means an inference call is stuck in the driver
 
@@ -67,9 +62,11 @@ class TensorRTBackend(Backend):
         on_long_build=None,
         device_index: int = 0,
         profile: dict | None = None,
+        device: str = "auto",
+        input_size=None,
         **options,
     ):
-        super().__init__(model_path, manifest, **options)
+        super().__init__(model_path, manifest, device=device, **options)
         if not self.model_path.is_file():
             raise InputError(f"{self.model_path}: model file not found")
         if not manifest.preprocessing_in_graph:
@@ -77,8 +74,18 @@ class TensorRTBackend(Backend):
                 f"{self.model_path}: the TensorRT backend needs a folded model "
                 "(manifest preprocessing_in_graph: true); re-export with 'sonomap export onnx'"
             )
+        if device == "cpu":
+            raise ConfigError(
+                "inference.device: cpu, but backend tensorrt runs on the GPU; use backend onnxruntime "
+                "(or auto) for the CPU, or device auto/cuda"
+            )
+        if input_size is not None:  # refused rather than ignored: the operator expects it applied
+            raise ConfigError(
+                f"inference.input_size: {input_size} is not applied by the TensorRT backend (it feeds "
+                "the ROI at its size within the engine's optimisation profile); remove it"
+            )
         self.cache_dir = Path(cache_dir) if cache_dir else DEFAULT_CACHE_DIR
-        self.precision = "fp16" if fp16 else "fp32"
+        self.precision = self._engine_precision() if self._is_engine_file() else ("fp16" if fp16 else "fp32")
         self.workspace_mb = workspace_mb
         self.profile = profile  # None: the manifest's io.profile (what export tensorrt uses by default)
         self.on_long_build = on_long_build
@@ -88,6 +95,21 @@ class TensorRTBackend(Backend):
         self._cuda = self._ctx = self._engine = self._context = self._stream = None
         self._buffers: BoundBuffers | None = None
         self._preflight()
+
+    def _is_engine_file(self) -> bool:
+        return self.model_path.suffix.lower() in ENGINE_SUFFIXES
+
+    def _engine_precision(self) -> str:
+        """The precision an engine file was built with (its manifest's key), whatever the config asks:
+        a built engine cannot change it, and the HUD and logs must show what runs."""
+        recorded = self.manifest.extra.get("engine_key")
+        precision = recorded.get("precision") if isinstance(recorded, dict) else None
+        if precision not in (key.FP16, key.FP32):
+            raise ConfigError(
+                f"{self.model_path}: its manifest has no 'extra.engine_key.precision'; not an engine "
+                "written by sonomap: rebuild it with 'sonomap export tensorrt'"
+            )
+        return precision
 
     def _preflight(self) -> None:
         """Fail now (service start-up) on what the engine build would refuse later, e.g. the FP16
@@ -99,13 +121,15 @@ class TensorRTBackend(Backend):
             trt = modules.import_tensorrt()
         except modules.TensorRTUnavailable:
             return
-        engines.preflight(self.model_path, self.precision, trt.__version__, hasattr(trt.BuilderFlag, "FP16"))
+        preflight.preflight(
+            self.model_path, self.precision, trt.__version__, hasattr(trt.BuilderFlag, "FP16")
+        )
 
     # --- CUDA/TensorRT state: made, used and freed on the owner thread only ---------------
     @property
     def prepare_label(self) -> str:
         """What AI LOADING says while :meth:`prepare` runs."""
-        return "loading engine" if self.model_path.suffix.lower() in ENGINE_SUFFIXES else "building engine"
+        return "loading engine" if self._is_engine_file() else "building engine"
 
     def prepare(self) -> None:
         """Create the CUDA context and load (or build and cache) the engine now, on the owner thread,
@@ -118,19 +142,19 @@ class TensorRTBackend(Backend):
         if self._engine is None:
             self._start()
 
-    def _build_id(self) -> tuple | None:
-        """What an engine built from the ONNX model depends on here (None for an engine file)."""
-        if self.model_path.suffix.lower() in ENGINE_SUFFIXES:
+    def _build_id(self, trt) -> tuple | None:
+        """What an engine built from the ONNX model depends on here (None for an engine file, which
+        is never built): among it the file the build parses (model.fp16.onnx on the strongly typed
+        path) and its sha256, so a replaced twin is built again after a failed build."""
+        if self._is_engine_file():
             return None
-        try:
-            stat = self.model_path.stat()
-        except OSError:
-            return None
+        build_file = preflight.preflight(
+            self.model_path, self.precision, trt.__version__, hasattr(trt.BuilderFlag, "FP16")
+        )
         return (
             str(self.model_path.resolve()),
-            stat.st_mtime_ns,
-            stat.st_size,
-            self.manifest.sha256,
+            str(build_file.path.resolve()),
+            build_file.sha256,
             self.precision,
             self.workspace_mb,
             repr(self.profile),
@@ -139,11 +163,11 @@ class TensorRTBackend(Backend):
         )
 
     def _start(self) -> None:
-        build_id = self._build_id()
+        trt = modules.import_tensorrt()
+        build_id = self._build_id(trt)
         failed = FAILED_BUILDS.error_for(build_id) if build_id is not None else None
         if failed is not None:
             raise failed
-        trt = modules.import_tensorrt()
         cuda = modules.import_pycuda_driver()
         self._trt, self._cuda = trt, cuda
         self._ctx = cuda.Device(self.device_index).make_context()  # current on the owner thread from now on
@@ -181,7 +205,7 @@ class TensorRTBackend(Backend):
 
     def _load(self, trt, runtime):
         gpu = key.current_gpu(self.device_index)
-        if self.model_path.suffix.lower() in ENGINE_SUFFIXES:
+        if self._is_engine_file():
             cache.check_engine_file(self.model_path, gpu, trt.__version__)
             engine = runtime.deserialize_cuda_engine(self.model_path.read_bytes())
             if engine is None:

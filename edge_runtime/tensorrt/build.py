@@ -5,8 +5,8 @@ NVIDIA/TensorRT's python/docstrings/infer/pyCoreDoc.h and python/src/infer/pyCor
 tags v10.3.0, v10.13.0 and v11.1):
 builder -> network (STRONGLY_TYPED flag on the strongly typed path) -> ONNX parser, every
 parser error collected -> config: workspace pool limit, FP16 flag on the 10.x weak-typing
-path only, one optimisation profile for the ``frame`` input, timing cache loaded from and
-saved back to disk -> ``build_serialized_network``.
+path only, TF32 (on by default) cleared on the FP32 path, one optimisation profile for the
+``frame`` input, timing cache loaded from and saved back to disk -> ``build_serialized_network``.
 
 Not testable on machines without TensorRT and a GPU: ``sonomap selfcheck`` proves it on
 the target.
@@ -20,7 +20,7 @@ from pathlib import Path
 from edge_runtime.atomic import atomic_write_bytes
 from edge_runtime.errors import ConfigError, SonomapError
 from edge_runtime.tensorrt import modules
-from edge_runtime.tensorrt.key import PATH_FP16_FLAG, PATH_STRONGLY_TYPED, parse_version
+from edge_runtime.tensorrt.key import PATH_FP16_FLAG, PATH_FP32, PATH_STRONGLY_TYPED, parse_version
 
 log = logging.getLogger("sonomap.tensorrt")
 MIB = 1 << 20
@@ -82,6 +82,10 @@ def build_plan(
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) * MIB)
     if build_path == PATH_FP16_FLAG:
         config.set_flag(trt.BuilderFlag.FP16)
+    if build_path == PATH_FP32 and hasattr(trt.BuilderFlag, "TF32"):
+        # kTF32 is "Enabled by default" (NvInfer.h, 10.3 - 10.13): left set, an "fp32" engine runs its
+        # convolutions and matrix products in TF32 (10-bit mantissa) on Ampere and later GPUs
+        config.clear_flag(trt.BuilderFlag.TF32)
     opt_profile = builder.create_optimization_profile()
     inputs = [network.get_input(i).name for i in range(network.num_inputs)]
     for name in inputs:

@@ -38,6 +38,14 @@ ENGINE_SUFFIX = ".engine"
 LOCK_SUFFIX = ".lock"
 LOCK_MODE = 0o644  # like the cache files: the service user and an operator's CLI share the cache
 DIGEST_CHARS = 16
+# Under systemd, CacheDirectory=sonomap sets $CACHE_DIRECTORY (/var/cache/sonomap, persistent);
+# from a shell the default is the user's own cache, which is not the service's
+SERVICE_CACHE_DIR = Path("/var/cache/sonomap/engines")
+DEFAULT_CACHE_DIR = (
+    Path(os.environ["CACHE_DIRECTORY"].split(":")[0])
+    if os.environ.get("CACHE_DIRECTORY")
+    else Path.home() / ".cache" / "sonomap"
+) / "engines"
 LOCATION_CHARS = 16  # of the sha256 of the model's absolute path: unique enough for one cache folder
 LOAD, BUILD = "load", "build"
 

@@ -2,7 +2,8 @@
 
 :func:`plan_engine` is the decision (pure: files + versions, testable without a GPU);
 :func:`ensure_engine` acts on it (TensorRT needed); :func:`load_engine` deserialises and,
-when TensorRT rejects a cached plan, deletes it and rebuilds once. The engine is keyed on the
+when TensorRT rejects a cached plan, replaces it once: under the entry's lock, and only while the
+file is still the plan it rejected (another process may have replaced it). The engine is keyed on the
 sha256 of the bytes of the ONNX file the build parses, and a build runs under the entry's
 :func:`~edge_runtime.tensorrt.cache.engine_lock`, so concurrent processes build it once.
 
@@ -13,14 +14,15 @@ start timeout does not kill a first-boot build.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_runtime.errors import ConfigError, InputError
-from edge_runtime.manifest import Manifest, load_manifest, manifest_path
+from edge_runtime.errors import ConfigError
+from edge_runtime.manifest import Manifest, load_manifest, manifest_path, sha256_file
 from edge_runtime.tensorrt import modules
 from edge_runtime.tensorrt.build import build_plan
 from edge_runtime.tensorrt.cache import (
@@ -34,20 +36,12 @@ from edge_runtime.tensorrt.cache import (
     timing_cache_path,
     write_engine,
 )
-from edge_runtime.tensorrt.key import (
-    FP16,
-    FP32,
-    PATH_FP32,
-    PATH_STRONGLY_TYPED,
-    EngineKey,
-    GpuInfo,
-    choose_build_path,
-    current_gpu,
-)
+from edge_runtime.tensorrt.key import FP16, EngineKey, GpuInfo, choose_build_path, current_gpu
+from edge_runtime.tensorrt.preflight import INPUT_NAME, check_folded
+from edge_runtime.tensorrt.twin import resolve_build_onnx
 
 log = logging.getLogger("sonomap.tensorrt")
 
-INPUT_NAME = "frame"
 DEFAULT_WORKSPACE_MB = 1024
 MIN_WORKSPACE_MB = 64
 # 1 TiB: far above any GPU's memory, and int(mb) * MiB still fits the builder's 64-bit size_t
@@ -57,9 +51,6 @@ MAX_WORKSPACE_MB = 1 << 20
 # the watchdog, undershooting gets the service killed mid-build.
 BUILD_SECONDS_COLD = 1200
 BUILD_SECONDS_WARM = 400
-FP16_TWIN_SUFFIX = ".fp16.onnx"
-# Opsets sonomap exports and TensorRT 10.x's ONNX parser accepts for these ops.
-SUPPORTED_OPSETS = range(17, 21)
 
 LongBuildHook = Callable[[float], None]
 
@@ -80,57 +71,6 @@ class EngineRecord:
     built: bool
     reason: str
     seconds: float
-
-
-def check_folded(onnx_path: Path, manifest: Manifest) -> None:
-    names = [t.get("name") for t in manifest.io.get("inputs", [])]
-    if manifest.format != "onnx" or not manifest.preprocessing_in_graph or names != [INPUT_NAME]:
-        raise ConfigError(
-            f"{manifest_path(onnx_path)}: not a folded sonomap ONNX model (needs format onnx, "
-            f"preprocessing_in_graph true, input '{INPUT_NAME}'); re-export with 'sonomap export onnx'"
-        )
-    opset = manifest.io.get("opset")
-    if opset is not None and int(opset) not in SUPPORTED_OPSETS:
-        raise ConfigError(
-            f"{manifest_path(onnx_path)}: io.opset {opset} is unsupported for TensorRT builds "
-            f"(supported {SUPPORTED_OPSETS.start}-{SUPPORTED_OPSETS.stop - 1}); re-export with --opset 17"
-        )
-
-
-def resolve_build_onnx(onnx_path: Path, manifest: Manifest, build_path: str) -> tuple[Path, Manifest]:
-    """The strongly typed path parses the FP16 ONNX (types decide precision); the others the FP32 one."""
-    precision = manifest.extra.get("precision", FP32)
-    if build_path != PATH_STRONGLY_TYPED:
-        if build_path == PATH_FP32 and precision == FP16:
-            raise ConfigError(f"{onnx_path}: an FP32 engine needs the FP32 ONNX, this one is FP16")
-        return onnx_path, manifest
-    if precision == FP16:
-        return onnx_path, manifest
-    twin = onnx_path.with_name(onnx_path.name[: -len(".onnx")] + FP16_TWIN_SUFFIX)
-    if not twin.is_file():
-        raise InputError(
-            f"{twin}: FP16 ONNX not found; TensorRT >= 10.12 builds FP16 engines as strongly typed "
-            f"networks from it: run 'sonomap export onnx --fp16' (or 'sonomap export tensorrt', "
-            "which makes it)"
-        )
-    twin_manifest = load_manifest(twin)
-    if twin_manifest.source.get("fp32_onnx_sha256") != manifest.sha256:
-        raise ConfigError(
-            f"{twin}: this FP16 ONNX was not converted from {onnx_path.name} "
-            "(source.fp32_onnx_sha256 differs); re-run 'sonomap export onnx --fp16'"
-        )
-    return twin, twin_manifest
-
-
-def preflight(onnx_path: str | Path, precision: str, trt_version: str, has_fp16_flag: bool = True) -> Path:
-    """What :func:`plan_engine` would refuse, checked without a GPU or a build (the backend calls
-    this at start-up): a model that is not folded, an unsupported opset or TensorRT version, or
-    a missing FP16 twin on the strongly typed path. Returns the ONNX file the build will parse."""
-    onnx_path = Path(onnx_path)
-    manifest = load_manifest(onnx_path)
-    check_folded(onnx_path, manifest)
-    build_path = choose_build_path(trt_version, precision, has_fp16_flag)
-    return resolve_build_onnx(onnx_path, manifest, build_path)[0]
 
 
 def plan_engine(
@@ -173,6 +113,32 @@ def plan_engine(
     )
 
 
+@dataclass
+class _Request:
+    """One engine asked for; TensorRT, the GPU and the builder default to the installed ones."""
+
+    onnx_path: Path
+    cache_dir: Path
+    precision: str = FP16
+    profile: dict | None = None
+    workspace_mb: int = DEFAULT_WORKSPACE_MB
+    on_long_build: LongBuildHook | None = None
+    trt: object = None
+    gpu: GpuInfo | None = None
+    build: Callable[..., bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.onnx_path, self.cache_dir = Path(self.onnx_path), Path(self.cache_dir)
+        self.trt = self.trt or modules.import_tensorrt()
+        self.gpu = self.gpu or current_gpu()
+        self.build = self.build or build_plan
+
+    def plan(self) -> EnginePlan:
+        version, has_flag = self.trt.__version__, hasattr(self.trt.BuilderFlag, "FP16")
+        args = (self.onnx_path, self.cache_dir, self.precision, version, self.gpu, has_flag, self.profile)
+        return plan_engine(*args, self.workspace_mb)
+
+
 def ensure_engine(
     onnx_path: str | Path,
     cache_dir: str | Path,
@@ -189,28 +155,30 @@ def ensure_engine(
     """Return a valid cached engine for ``onnx_path`` or build one (atomically) into ``cache_dir``.
 
     ``build`` defaults to :func:`edge_runtime.tensorrt.build.build_plan` (same signature)."""
-    if build is None:
-        build = build_plan
-    trt = trt or modules.import_tensorrt()
-    gpu = gpu or current_gpu()
-    options = {
-        "profile": profile,
-        "workspace_mb": workspace_mb,
-        "has_fp16_flag": hasattr(trt.BuilderFlag, "FP16"),
-    }
-    plan = plan_engine(onnx_path, cache_dir, precision, trt.__version__, gpu, **options)
+    request = _Request(onnx_path, cache_dir, precision, profile, workspace_mb, on_long_build, trt, gpu, build)
+    plan = request.plan()
     if plan.state.action == LOAD and not force:  # no lock to load: a read-only cache serves too
-        return EngineRecord(plan.path, plan.key, built=False, reason=plan.state.reason, seconds=0.0)
+        return _cached(plan)
     with engine_lock(plan.path):
-        # decided again under the lock: another process may have built it while this one waited
-        plan = plan_engine(onnx_path, cache_dir, precision, trt.__version__, gpu, **options)
-        if plan.state.action == LOAD and not force:
-            return EngineRecord(plan.path, plan.key, built=False, reason=plan.state.reason, seconds=0.0)
-        return _build(trt, gpu, plan, onnx_path, why or plan.state.reason, build, on_long_build, workspace_mb)
+        return _build_unless_cached(request, force, why)
 
 
-def _build(trt, gpu: GpuInfo, plan: EnginePlan, onnx_path, reason: str, build, on_long_build, workspace_mb):
+def _cached(plan: EnginePlan) -> EngineRecord:
+    return EngineRecord(plan.path, plan.key, built=False, reason=plan.state.reason, seconds=0.0)
+
+
+def _build_unless_cached(request: _Request, force: bool, why: str | None) -> EngineRecord:
+    """Decide again and build if still needed; the caller holds the engine's lock (another process
+    may have built it while this one waited for the lock)."""
+    plan = request.plan()
+    if plan.state.action == LOAD and not force:
+        return _cached(plan)
+    return _build(request, plan, why or plan.state.reason)
+
+
+def _build(request: _Request, plan: EnginePlan, reason: str) -> EngineRecord:
     """Build the planned engine (the caller holds its lock), store it and prune the engines it supersedes."""
+    trt = request.trt
     timing = timing_cache_path(plan.path.parent, plan.key)
     estimate = BUILD_SECONDS_WARM if timing.is_file() else BUILD_SECONDS_COLD
     log.warning(
@@ -218,18 +186,21 @@ def _build(trt, gpu: GpuInfo, plan: EnginePlan, onnx_path, reason: str, build, o
         "the result is cached in %s",
         plan.key.precision,
         plan.build_onnx.name,
-        gpu.name,
+        request.gpu.name,
         trt.__version__,
         plan.key.build_path,
         reason,
         estimate / 60,
         plan.path.parent,
     )
-    if on_long_build is not None:
-        on_long_build(float(estimate))
+    if request.on_long_build is not None:
+        request.on_long_build(float(estimate))
     start = time.monotonic()
-    blob = build(trt, plan.build_onnx, plan.key.build_path, plan.key.profile, workspace_mb, timing)
-    write_engine(plan.path, blob, plan.key, plan.manifest, plan.build_onnx.name, model_location(onnx_path))
+    blob = request.build(
+        trt, plan.build_onnx, plan.key.build_path, plan.key.profile, request.workspace_mb, timing
+    )
+    location = model_location(request.onnx_path)
+    write_engine(plan.path, blob, plan.key, plan.manifest, plan.build_onnx.name, location)
     seconds = time.monotonic() - start
     log.warning("TensorRT engine built in %.0f s: %s", seconds, plan.path)
     for old in prune_siblings(plan.path):
@@ -238,37 +209,64 @@ def _build(trt, gpu: GpuInfo, plan: EnginePlan, onnx_path, reason: str, build, o
 
 
 def load_engine(runtime, onnx_path: str | Path, cache_dir: str | Path, **options):
-    """Deserialise the cached engine (building it if needed); a plan TensorRT rejects is
-    deleted and rebuilt once. Returns (ICudaEngine, EngineRecord)."""
+    """Deserialise the cached engine (building it if needed); a plan TensorRT rejects is deleted and
+    rebuilt once. Returns (ICudaEngine, EngineRecord)."""
     record = ensure_engine(onnx_path, cache_dir, **options)
     if not record.built:
+        blob = None
         try:
-            return _deserialise(runtime, record.path), record
+            blob = _read_plan(record.path)
+            return _deserialise(runtime, blob), record
         except EngineRejected as exc:
-            log.warning(
-                "TensorRT could not deserialise %s (%s); deleting it and rebuilding", record.path, exc
-            )
-        record.path.unlink(missing_ok=True)
-        record = ensure_engine(
-            onnx_path, cache_dir, force=True, why="cached engine failed to deserialise", **options
-        )
+            log.warning("TensorRT could not deserialise %s (%s); replacing it", record.path, exc)
+        rejected = hashlib.sha256(blob).hexdigest() if blob is not None else None
+        record = _replace_rejected(_Request(onnx_path, cache_dir, **options), record.path, rejected)
     try:
-        return _deserialise(runtime, record.path), record
+        return _deserialise(runtime, _read_plan(record.path)), record
     except EngineRejected as exc:
-        raise ConfigError(
-            f"{record.path}: TensorRT cannot deserialise the engine it just built ({exc})"
-        ) from exc
+        made = "it just built" if record.built else "another process rebuilt"
+        raise ConfigError(f"{record.path}: TensorRT cannot deserialise the engine {made} ({exc})") from exc
+
+
+def _replace_rejected(request: _Request, path: Path, rejected: str | None) -> EngineRecord:
+    """Delete the rejected engine and build it again, under its lock and only while the file is still
+    the one rejected: another process that rejected it too may already have put a good one there,
+    which is then loaded rather than deleted and built a second time."""
+    try:
+        with engine_lock(path):
+            if _digest(path) == rejected:
+                path.unlink(missing_ok=True)
+            return _build_unless_cached(request, force=False, why="cached engine failed to deserialise")
+    except OSError as exc:  # e.g. a read-only cache: the engine can be neither replaced nor rebuilt
+        raise ConfigError(f"{path}: cannot replace the engine TensorRT rejected ({exc})") from exc
+
+
+def _digest(path: Path) -> str | None:
+    """sha256 of the file's bytes; None when there is no file (another process removed it)."""
+    try:
+        return sha256_file(path)
+    except FileNotFoundError:
+        return None
 
 
 class EngineRejected(Exception):
-    """TensorRT would not deserialise a plan; the message says what it reported."""
+    """TensorRT would not deserialise a plan, or it could not be read; the message says why."""
 
 
-def _deserialise(runtime, path: Path):
+def _read_plan(path: Path) -> bytes:
+    """The plan's bytes; :class:`EngineRejected` when they cannot be read (another process may have
+    removed or replaced the file since the cache was checked)."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise EngineRejected(f"cannot read it: {exc}") from exc
+
+
+def _deserialise(runtime, blob: bytes):
     """The engine; :class:`EngineRejected` when TensorRT rejects the plan (it returns None and
     logs; some bindings raise instead)."""
     try:
-        engine = runtime.deserialize_cuda_engine(path.read_bytes())
+        engine = runtime.deserialize_cuda_engine(blob)
     except (RuntimeError, TypeError, ValueError) as exc:
         raise EngineRejected(str(exc)) from exc
     if engine is None:
