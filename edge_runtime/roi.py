@@ -6,7 +6,8 @@ blanks (:func:`blank_rects`). The ROI is either configured (``--roi x,y,w,h`` / 
 or auto-detected from the frame: scanner screens are a plain background (black, video-range black 16
 or a dark grey, measured on the screen's border) with a bright B-mode sector/rectangle plus text,
 icons and flat grey UI fills. Flat fill is set aside, gaps are closed, and the largest remaining
-region is the image if it looks like one (:func:`edge_runtime.likeness.image_likeness`).
+region, less the text that closing joined to it at its edges (:func:`trim_box`), is the image if it
+looks like one (:func:`edge_runtime.likeness.image_likeness`).
 
 Image-likeness (:mod:`edge_runtime.likeness`): B-mode speckle, not the flat fill and text of a
 scanner's own screens; a region must pass higher thresholds to become the ROI than to stay it.
@@ -59,6 +60,11 @@ CLOSE_KERNEL_FRACTION = 0.012
 MIN_CLOSE_KERNEL_PX = 3
 # A detected region must cover at least this fraction of the screen to count as the image.
 MIN_AREA_FRACTION = 0.05
+# A band of rows (columns) at the detected region's edge that background parts from the rest, less
+# than this fraction of the screen's height (width), is a line or two of text, not the image, even
+# when it is dense enough to pass for one: a scanner's text lines measure about 3 % of the screen's
+# height (the GE screen in pydicom's examples_jpeg2k.dcm, make-clip's patient line).
+MIN_IMAGE_BAND_FRACTION = 0.1
 RECT_FIELDS = 4
 Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive ends)
 RIM_KERNEL = np.ones((3, 3), np.uint8)  # a pixel and its 8 neighbours
@@ -168,8 +174,9 @@ def detect_roi(image: np.ndarray) -> Roi:
         return undecided_roi(width, height, NO_IMAGE_FOUND)
     size = max(MIN_CLOSE_KERNEL_PX, int(round(CLOSE_KERNEL_FRACTION * min(height, width))))
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
-    fg = cv2.morphologyEx(content_mask(gray, level, kernel), cv2.MORPH_CLOSE, kernel)
-    count, _, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+    content = content_mask(gray, level, kernel)
+    fg = cv2.morphologyEx(content, cv2.MORPH_CLOSE, kernel)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
     if count <= 1:
         return undecided_roi(width, height, NO_IMAGE_FOUND)
     best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
@@ -178,10 +185,60 @@ def detect_roi(image: np.ndarray) -> Roi:
         return undecided_roi(width, height, NO_IMAGE_FOUND)
     if w == width and h == height:
         return undecided_roi(width, height, f"{NO_IMAGE_FOUND}: {EDGE_TO_EDGE}")
+    region = labels[y : y + h, x : x + w] == best
+    own = np.logical_and(region, content[y : y + h, x : x + w])
+    x0, y0, x1, y1 = trim_box(gray[y : y + h, x : x + w], own, (0, 0, w, h), level, (height, width))
+    if (x0, y0, x1, y1) != (0, 0, w, h):
+        x, y, w, h = x + x0, y + y0, x1 - x0, y1 - y0
+        if np.count_nonzero(region[y0:y1, x0:x1]) < MIN_AREA_FRACTION * width * height:
+            return undecided_roi(width, height, NO_IMAGE_FOUND)
     why = image_likeness(gray[y : y + h, x : x + w], level)
     if why:
         return undecided_roi(width, height, f"{NO_IMAGE_FOUND}: {why}")
     return Roi(x, y, w, h)
+
+
+def trim_box(gray: np.ndarray, own: np.ndarray, box: Rect, level: int, screen: tuple[int, int]) -> Rect:
+    """``box`` (x0, y0, x1, y1) of the largest region of the gray screen ``gray``, less what closing
+    joined to the image at its edges, such as the scanner's header text. A band of rows (or columns)
+    at an edge of the box, parted from the rest by a whole row (column) free of the region's content
+    pixels (``own``: True for content), is cut when it is thinner than MIN_IMAGE_BAND_FRACTION of the
+    ``screen`` (H, W) or does not look like an image (:data:`edge_runtime.likeness.TO_DECIDE`); rows,
+    then columns, until nothing more is cut. A band is judged across the whole box, not over its own
+    extent, over which a line of text is as bright as an image. An image's rows hold content, however
+    narrow it is (a sector's apex), so an image is not split into bands: only an edge of it that a
+    whole row of background parts from the rest (a few rows of dim depth) can go with the text.
+    Nothing is cut when no band is image-like (the whole region is then judged as before)."""
+    while True:
+        trimmed = _trim_bands(gray, own, box, level, screen, rows=True)
+        trimmed = _trim_bands(gray, own, trimmed, level, screen, rows=False)
+        if trimmed == box:
+            return box
+        box = trimmed
+
+
+def _trim_bands(
+    gray: np.ndarray, own: np.ndarray, box: Rect, level: int, screen: tuple[int, int], rows: bool
+) -> Rect:
+    """:func:`trim_box`'s cut along one axis (``rows``: bands of rows, else of columns)."""
+    x0, y0, x1, y1 = box
+    thinnest = MIN_IMAGE_BAND_FRACTION * screen[0 if rows else 1]
+    start, end = (y0, y1) if rows else (x0, x1)
+    occupied = np.count_nonzero(own[y0:y1, x0:x1], axis=1 if rows else 0)
+    marks = np.diff(np.concatenate(([0], (occupied > 0).astype(np.int8), [0])))
+    bands = list(zip(np.flatnonzero(marks == 1).tolist(), np.flatnonzero(marks == -1).tolist(), strict=True))
+
+    def looks(band: tuple[int, int]) -> bool:
+        a, b = start + band[0], start + band[1]
+        return b - a >= thinnest and not image_likeness(gray[a:b, x0:x1] if rows else gray[y0:y1, a:b], level)
+
+    first = next((i for i, band in enumerate(bands) if looks(band)), None)
+    if first is None:
+        return box
+    last = next(i for i in range(len(bands) - 1, first - 1, -1) if i == first or looks(bands[i]))
+    low = start if first == 0 else start + bands[first][0]
+    high = end if last == len(bands) - 1 else start + bands[last][1]
+    return (x0, low, x1, high) if rows else (low, y0, high, y1)
 
 
 def resolve_roi(

@@ -9,6 +9,7 @@ patient's name. Its one-line errors name the file, for whoever gave the path.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -51,6 +52,13 @@ def to_bgr(image: np.ndarray, origin: str) -> np.ndarray:
     raise InputError(f"{origin}: unsupported pixel layout {image.shape}")
 
 
+def stream_fps(stream: av.video.stream.VideoStream) -> float | None:
+    """A video stream's average frame rate; None when its container gives none (or 0: unknown)."""
+    rate = stream.average_rate
+    fps = float(rate) if rate else 0.0
+    return fps if math.isfinite(fps) and fps > 0 else None
+
+
 class _ReaderReleases(Source):
     """A source whose native handle (FFmpeg demuxer, V4L2 capture) must not be freed while another
     thread is inside a read on it: freeing an RTSP demuxer under its reader crashed the process.
@@ -80,7 +88,8 @@ class _ReaderReleases(Source):
 
 
 class VideoFileSource(_ReaderReleases):
-    """A video file or network stream decoded by PyAV (threads: :func:`edge_runtime.cpus.decode_threads`)."""
+    """A video file or network stream decoded by PyAV (threads: :func:`edge_runtime.cpus.decode_threads`);
+    ``fps``: its stream's average rate (:func:`stream_fps`)."""
 
     def __init__(self, spec: str, live: bool = False, loop: bool = False):
         self.spec = spec
@@ -93,6 +102,12 @@ class VideoFileSource(_ReaderReleases):
         if not live and not Path(spec).is_file():
             raise InputError(f"{self.origin}: file not found")
         self._container = None
+        # Frames per second (None: unknown, the pipeline's default applies). A file's is read now:
+        # replay paces frames and opens its outputs before the first frame comes. A stream's is read
+        # when it opens, which may take STREAM_OPEN_TIMEOUT_S, before its first frame.
+        self.fps: float | None = None
+        if not live:
+            self._open()[0].close()
 
     def _open(self):
         options = {"rtsp_transport": "tcp"} if self.spec.startswith("rtsp://") else {}
@@ -109,6 +124,7 @@ class VideoFileSource(_ReaderReleases):
         if codec is None:  # e.g. a corrupt header that names no codec
             container.close()
             raise InputError(f"{self.origin}: unreadable video (no decodable video stream)")
+        self.fps = stream_fps(stream)
         # Live streams: slice threads only, since frame threading holds back (threads - 1) frames.
         codec.thread_type = "SLICE" if self.live else "AUTO"
         codec.thread_count = decode_threads()

@@ -5,7 +5,8 @@
 - a video file (PyAV, threaded decode) or an ``rtsp://``/``rtmp://``/``http(s)://`` URL (live);
 - an image folder (sorted, png/jpg/bmp/tif) or a single image;
 - a ``.dcm`` file (DICOM cine via pydicom, its colours read by :mod:`edge_runtime.dicom_pixels`; the mm
-  scale comes from its ultrasound regions);
+  scale comes from its ultrasound regions, the frame rate from CineRate, RecommendedDisplayFrameRate or
+  FrameTime);
 - ``synthetic`` (a real BUSI image with simulated probe motion, paced at ``fps``);
 - ``/dev/videoN`` or an integer (V4L2/UVC capture card through OpenCV CAP_V4L2: size, fps, fourcc);
 - ``igtl://HOST:PORT?device=NAME`` (OpenIGTLink client, in :mod:`edge_runtime.igtl`);
@@ -21,6 +22,7 @@ carry the patient's name); its one-line errors name the file, for whoever gave t
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Iterator
@@ -41,11 +43,15 @@ from edge_runtime.sources.corrupt import CorruptCounter
 from edge_runtime.sources.plus_metaimage import PlusMetaImageSource
 from edge_runtime.sources.reconnect import ResilientSource
 from edge_runtime.sources.sequence import SequenceSource
-from edge_runtime.units import DEFAULT_FPS, MM_PER_CM
+from edge_runtime.units import DEFAULT_FPS, MM_PER_CM, MS_PER_S
 
 log = logging.getLogger("sonomap.sources")
 STREAM_SCHEMES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 DICOM_UNITS_CM = 3  # DICOM PhysicalUnits code for centimetres
+# The attributes a DICOM cine gives its frame rate by, in the order they are looked at, and whether
+# each is the time between frames in milliseconds (FrameTime (0018,1063), ultrasound's usual one)
+# rather than frames per second.
+CINE_RATES = (("CineRate", False), ("RecommendedDisplayFrameRate", False), ("FrameTime", True))
 
 
 class ImageFolderSource(Source):
@@ -98,6 +104,26 @@ def read_image(path: Path) -> np.ndarray | None:
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
 
 
+def cine_fps(ds, path: Path) -> float:
+    """A DICOM cine's frame rate: the first of :data:`CINE_RATES` it gives, else DEFAULT_FPS. An
+    attribute that is empty or 0 is not given (writers leave 0 for unknown); a negative, infinite or
+    non-numeric one is an error naming the file and the attribute, since frame times follow from it."""
+    for keyword, in_ms in CINE_RATES:
+        try:
+            raw = getattr(ds, keyword, None)
+            value = None if raw is None or raw == "" else float(raw)
+        except (TypeError, ValueError) as exc:  # pydicom converts a DS or IS value when it is read
+            raise InputError(f"{path}: {keyword} is not a number ({exc})") from exc
+        if value is None or value == 0:
+            continue
+        fps = MS_PER_S / value if in_ms else value
+        if not (math.isfinite(fps) and fps > 0):  # an infinite FrameTime makes 0 fps
+            unit = "milliseconds per frame" if in_ms else "frames per second"
+            raise InputError(f"{path}: {keyword} must be a positive number of {unit}, got {raw}")
+        return fps
+    return DEFAULT_FPS
+
+
 class DicomCineSource(Source):
     """A DICOM file (single or multi-frame cine). Only pixels and the mm scale are kept:
     no patient identifiers travel into frame metadata."""
@@ -122,9 +148,7 @@ class DicomCineSource(Source):
         # 8-bit gray or RGB: YBR converted, a palette applied, MONOCHROME1 inverted; else an error
         pixels = dicom_pixels(ds, str(self.path))
         self.pixels = pixels
-        self.fps = float(
-            getattr(ds, "CineRate", 0) or getattr(ds, "RecommendedDisplayFrameRate", 0) or DEFAULT_FPS
-        )
+        self.fps = cine_fps(ds, self.path)
         self.mm_per_pixel = self._mm_per_pixel(ds)
         # the kind, not the path: a file name may carry the patient's name even when the header does not
         height, width = pixels.shape[1:3]
