@@ -5,7 +5,9 @@ States (:class:`AiStatus`):
 - ``ON``       results arrive; the detail gives the drawn mask's age;
 - ``LOADING``  the backend is being created or prepared (model load, TensorRT engine build),
                or no result has come yet since it was;
-- ``STALLED``  a frame was handed to the AI and no answer came within ``inference.deadline_ms``;
+- ``STALLED``  a frame was handed to the AI and no answer came within ``inference.deadline_ms``, or,
+               where a frame is shown only with its own mask (live ``strict``), the answers come later
+               than the display waits for them (``live.stale_ms``): every frame is then shown raw;
 - ``ERROR``    the backend raised or gave invalid output (the fail-safe's passthrough);
 - ``OFF``      the operator chose passthrough (``inference.enabled: false``, ``--no-ai``, key ``a``).
 
@@ -105,6 +107,9 @@ class AiMonitor:
         self._request_t0: float | None = None
         self._has_result = False
         self._in_stall = False
+        # live strict: an answer later than this is no answer for the frame shown (None: no such limit)
+        self.late_after_s: float | None = None
+        self._late_s = 0.0  # how long the last late request waited (0: the last answer was in time)
         self.stalls = 0
 
     @classmethod
@@ -120,6 +125,7 @@ class AiMonitor:
         """The operator's AI on/off (window key, config): OFF is raw video with an AI OFF badge."""
         if enabled != self.enabled:
             self.enabled = enabled
+            self._late_s = 0.0  # the answers after a switch are timed afresh
             log.warning("AI switched %s by the operator", "on" if enabled else "off")
 
     # --- fed by the schedules and the fail-safe ------------------------------------------
@@ -141,13 +147,21 @@ class AiMonitor:
             if self._request_t0 is None:
                 self._request_t0 = self.clock()
 
+    def expect_within(self, late_after_ms: float | None) -> None:
+        """Live ``strict``: an answer later than this is too late to be drawn, so answers that keep
+        coming late are a stall too (None: answers are drawn whenever they come)."""
+        with self._lock:
+            self.late_after_s = None if late_after_ms is None else float(late_after_ms) / MS_PER_S
+
     def answered(self, ok: bool) -> None:
         with self._lock:
             waited = self._pending_s(self.clock())
             self._request_t0 = None
             if ok:
                 self._has_result = True
-            if self._in_stall:
+            late = ok and self.late_after_s is not None and waited > self.late_after_s
+            self._late_s = waited if late else 0.0
+            if self._in_stall and not late:
                 self._in_stall = False
                 log.warning("inference answered again after a stall of %.1f s", waited)
 
@@ -167,21 +181,26 @@ class AiMonitor:
         ``mask_age_ms``: age of the mask drawn on this frame (None: no mask on it)."""
         with self._lock:
             pending = self._pending_s(self.clock())
-            stalled = pending > self.deadline_s
+            # late (strict): the last answer came after the display had stopped waiting for it. A
+            # request merely past that wait is no stall yet: a hang is told by the deadline
+            late = self._has_result and self._late_s > 0
+            stalled = pending > self.deadline_s or late
             if stalled and not self._in_stall:
                 self._in_stall = True
                 self.stalls += 1
+                limit = (self.late_after_s if late else self.deadline_s) * MS_PER_S
                 log.warning(
-                    "inference stalled: no result for %.1f s (deadline %.0f ms); raw video continues",
-                    pending,
-                    self.deadline_s * MS_PER_S,
+                    "inference stalled: no result for %.1f s (%s %.0f ms); raw video continues",
+                    max(pending, self._late_s),
+                    "live.stale_ms" if late else "deadline",
+                    limit,
                 )
             watchdog_ok = self.stall_restart_s is None or pending < self.stall_restart_s
             common = {"stalls": self.stalls, "watchdog_ok": watchdog_ok}
             if not self.enabled:
                 return AiStatus(OFF, "", **common)
             if stalled:
-                return AiStatus(STALLED, f"{pending:.1f} s", **common)
+                return AiStatus(STALLED, f"{max(pending, self._late_s):.1f} s", **common)
             if self._loading is not None:
                 return AiStatus(LOADING, self._loading, **common)
             if fault:

@@ -5,7 +5,9 @@ frame it has not seen, runs the guarded backend) and display (the caller's threa
 work): every captured frame is rendered at capture rate.
 - ``latest``: the newest mask is drawn over the current frame, with its age in the HUD;
 - ``strict``: a frame gets only its own mask (display waits up to ``stale_ms`` for it when the AI took
-  that frame; a frame the AI skipped is shown raw as ``AI ON frame not analysed``).
+  that frame; a frame it did not get is shown raw as ``AI ON frame not analysed``, with a banner
+  saying so). An answer later than ``stale_ms`` is never drawn, so once answers come that late every
+  frame is raw: AI STALLED (badge, banner, /healthz 503) until an answer comes in time again.
 A mask older than ``stale_ms`` fades out over ``fade_ms`` and a banner says the AI lags.
 
 The display never waits on the AI beyond that: a request with no answer after
@@ -14,6 +16,8 @@ and one unanswered for ``inference.stall_restart_s`` ends the run with :class:`I
 Every join has a timeout, so a call stuck inside native code never holds up the shutdown: the
 recordings are finalised and the stuck daemon thread is left to the process exit.
 A non-live source (a file played by ``sonomap live``) is paced at its frame rate by the capture thread.
+A source that fails part way ends the run as in replay (:class:`SourceFailed`): the frames shown before
+it stay in the finalised recordings and the summary, and the error says how many they are.
 
 A mask is drawn only under AI ON and only on the ROI it was computed for; without one the badge says
 AI LOADING, waiting for a result (:class:`Shown`). NO SIGNAL screens (the reconnecting source's, and the
@@ -28,8 +32,10 @@ from dataclasses import replace
 
 from edge_runtime.aistate import ERROR, LOADING, NO_SIGNAL_DETAIL, OFF, ON, SKIPPED_DETAIL, WAITING_DETAIL
 from edge_runtime.config_schema import LiveConfig
-from edge_runtime.errors import InferenceStalled
+from edge_runtime.errors import InferenceStalled, SonomapError
 from edge_runtime.frames import Frame, Prediction
+from edge_runtime.pipeline.latest_slot import LatestSlot
+from edge_runtime.pipeline.replay import SourceFailed
 from edge_runtime.pipeline.stages import FrameStages, ScheduledPipeline
 from edge_runtime.roi import Roi
 from edge_runtime.units import DEFAULT_FPS, MS_PER_S
@@ -40,40 +46,10 @@ INFERENCE_JOIN_S = 1.0  # at shutdown: how long to wait for an inference call be
 CAPTURE_JOIN_S = 5.0  # at shutdown: how long to wait for the capture thread's read to return
 BANNER_STALE = "AI LAGGING: overlay is {age:.0f} ms old"
 BANNER_HIDDEN = "AI LAGGING: overlay hidden (older than {limit:.0f} ms)"
+BANNER_SKIPPED = "AI ON: frame not analysed - raw ultrasound only"
 BANNER_NO_SIGNAL = "NO SIGNAL from the video source"
 NO_SIGNAL_DIM = 3  # the display's own NO SIGNAL frame: the last frame shown at a third of its brightness
 GAP_STATES = (LOADING, ERROR, OFF)  # entering one voids the results so far (a stall does not: see Shown)
-
-
-class LatestSlot:
-    """One frame slot with a sequence number; ``put`` overwrites (counting what it drops)."""
-
-    def __init__(self):
-        self._cond = threading.Condition()
-        self.item = None
-        self.seq = 0
-        self.closed = False
-        self.error: BaseException | None = None
-
-    def put(self, item) -> None:
-        with self._cond:
-            self.item = item
-            self.seq += 1
-            self._cond.notify_all()
-
-    def close(self, error: BaseException | None = None) -> None:
-        with self._cond:
-            self.closed = True
-            self.error = error
-            self._cond.notify_all()
-
-    def wait_newer(self, seq: int, timeout: float):
-        """(seq, item) newer than ``seq``, or (seq, None) on timeout/close."""
-        with self._cond:
-            self._cond.wait_for(lambda: self.seq > seq or self.closed, timeout)
-            if self.seq > seq:
-                return self.seq, self.item
-            return seq, None
 
 
 def _capture(pipeline: ScheduledPipeline, slot: LatestSlot) -> None:
@@ -181,14 +157,14 @@ def run_live(pipeline: ScheduledPipeline) -> None:
     live = pipeline.config.live
     strict, stale_ms, duration = live.mode == "strict", float(live.stale_ms), live.duration_s
     max_frames = pipeline.config.source.max_frames
+    ai.expect_within(stale_ms if strict else None)  # strict draws no answer later than stale_ms
     frames, requests, results = LatestSlot(), LatestSlot(), LatestSlot()
     capture = threading.Thread(target=_capture, args=(pipeline, frames), name="capture", daemon=True)
     capture.start()
     seq, first = frames.wait_newer(0, None)
     if first is None:
         capture.join(timeout=CAPTURE_JOIN_S)
-        if frames.error:
-            raise frames.error
+        _raise_source_error(frames.error)
         return
     if not first.meta.get("no_signal"):  # the ROI, chosen now; none is looked for on NO SIGNAL
         stages.cut(first)
@@ -245,8 +221,16 @@ def run_live(pipeline: ScheduledPipeline) -> None:
         requests.close()
         inference.join(timeout=INFERENCE_JOIN_S)
         capture.join(timeout=CAPTURE_JOIN_S)
-    if frames.error is not None:
-        raise frames.error
+    _raise_source_error(frames.error)
+
+
+def _raise_source_error(error: BaseException | None) -> None:
+    """The capture thread's error, if any: bad input as :class:`SourceFailed`, as replay reports it, so
+    the graph finalises the outputs and writes the summary before it says how many frames they hold."""
+    if isinstance(error, SonomapError):
+        raise SourceFailed(error) from error
+    if error is not None:  # anything else is a bug: its traceback
+        raise error
 
 
 def _screen_roi(stages: FrameStages, frame: Frame) -> Roi:
@@ -277,6 +261,8 @@ def _show(stages: FrameStages, frame: Frame, shown: Shown, own: Prediction | Non
     elif prediction is None and ai.state == ON:  # raw video must not read as a bare AI ON ("no cancer")
         waiting = replace(ai, state=LOADING, detail=WAITING_DETAIL)  # latest: nothing for this ROI yet
         ai = replace(ai, detail=SKIPPED_DETAIL) if strict else waiting  # strict: the AI was busy
+        if strict:  # the AI answers in time (else STALLED), but not for this frame: say it is raw
+            banners.append(("info", BANNER_SKIPPED))
     elif prediction is not None and not strict:
         fade = _fade(age_ms, stale_ms, fade_ms)
         if 0 < fade < 1:

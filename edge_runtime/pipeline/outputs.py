@@ -38,6 +38,23 @@ def notify_observers(
             stats.last_error = f"observer {type(observer).__name__}: {exc}"
 
 
+def dump_masks(
+    sink, frame: Frame, pixels: np.ndarray, prediction: Prediction | None, dumped: Prediction | None
+) -> Prediction | None:
+    """``--save-masks``: ``frame``'s ROI ``pixels``, with a mask only when ``prediction`` was computed on
+    this frame. Live ``latest`` draws the newest prediction on the frames after the one it was computed
+    on: such a prediction is written once (``dumped``: the one written last), under the index of its own
+    frame with that frame's ROI, so every ``<index>_mask.png`` lies beside the image it was computed on
+    and a frame's row never shows another frame's finding. Returns the prediction written last."""
+    own = prediction is not None and (prediction.frame is None or prediction.frame is frame)
+    sink.write(frame.index, pixels, prediction.mask if own else None)
+    if prediction is None or own or prediction is dumped:
+        return prediction if own else dumped
+    made_on, roi = prediction.frame, prediction.roi
+    sink.write(made_on.index, roi.crop(made_on.image), prediction.mask)
+    return prediction
+
+
 def close_recorders(sinks: dict, failed: dict[str, str]) -> int:
     """Finalise every recorder in ``sinks``; returns the frames live recorders dropped (they drop rather
     than stall the display). A recorder that failed is named in ``failed`` with its error."""

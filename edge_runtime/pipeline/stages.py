@@ -74,6 +74,7 @@ class FrameStages:
         self._stop = threading.Event()
         self._reload_requested = threading.Event()
         self._smoothed = _NOTHING_SMOOTHED
+        self._dumped: Prediction | None = None  # the prediction the mask dump wrote last
 
     # --- control (any thread) ------------------------------------------------------
     def stop(self) -> None:
@@ -267,12 +268,12 @@ class FrameStages:
         for name, sink in self.sinks.items():
             try:
                 if name in ("video", "raw") and in_yuv:
-                    sink.write_i420(rendered if name == "video" else frame.i420)
+                    sink.write_i420(rendered if name == "video" else frame.i420, frame.timestamp)
                 elif name in ("video", "raw"):
-                    sink.write(rendered if name == "video" else frame.image)
+                    sink.write(rendered if name == "video" else frame.image, frame.timestamp)
                 elif not frame.meta.get("no_signal"):  # the mask dump: no ultrasound on a NO SIGNAL screen
                     pixels = yuv.gray_roi(frame.i420, roi) if in_yuv else roi.crop(frame.image)
-                    sink.write(frame.index, pixels, None if prediction is None else prediction.mask)
+                    self._dumped = outputs.dump_masks(sink, frame, pixels, prediction, self._dumped)
             except Exception as exc:
                 self.stats.sink_errors += 1
                 self.stats.last_error = f"sink {name}: {exc}"

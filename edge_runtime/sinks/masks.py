@@ -1,5 +1,8 @@
 """``--save-masks DIR``: per frame ``DIR/<index>_mask.png`` (0/255) and the gray ROI frame
 ``DIR/<index>_frame.png``, written on the sink's own thread; paused below ``sinks.min_free_gb``.
+A frame is written with its own mask or with none: a frame without one (the AI gave no answer, or was
+off) removes a ``<index>_mask.png`` already in the folder (an earlier run's, as a replay writes over
+its outputs), so the folder never pairs this frame with a finding that is not its own.
 Both go through :func:`edge_runtime.atomic.atomic_write_png`: a PNG that cannot be written (disk full,
 a file size limit) raises an error naming it, and this sink stops as a failed recorder
 (:mod:`edge_runtime.sinks.threaded`) instead of losing frames without a word."""
@@ -41,7 +44,10 @@ class MaskDumpSink(ThreadedWriter):
             return
         self.paused = False
         atomic_write_png(self.directory / f"{index:06d}_frame.png", roi_image)
+        mask_path = self.directory / f"{index:06d}_mask.png"
         if mask is not None:
             out = np.where(mask > 0, MASK_FOREGROUND, 0).astype(np.uint8)
-            atomic_write_png(self.directory / f"{index:06d}_mask.png", out)
+            atomic_write_png(mask_path, out)
+        else:  # an earlier run's mask of this index beside this frame would read as its finding
+            mask_path.unlink(missing_ok=True)
         self.frames += 1

@@ -4,7 +4,12 @@ thread (:class:`edge_runtime.sinks.threaded.ThreadedWriter`) from yuv420p (BGR->
 cheaper than libswscale), or straight from the decoder's planes (``write_i420``: no colour conversion).
 libx264 runs one thread per four cores (:func:`edge_runtime.cpus.encode_threads`): on a small CPU its
 thread pool would only fight inference for the same cores, on a large one a single thread caps the
-frame rate. Below ``sinks.min_free_gb`` it finalises its file and pauses; it resumes into a new file
+frame rate. A replay stamps frame ``n`` at ``n / fps``: every frame is written. A live recording
+(``timed``) stamps each frame at its capture time, counted from the file's first frame, on a 1/90000 s
+clock: the display shows fewer frames than were captured when the AI or the encoder is slow, and frames
+stamped at a fixed rate would play the session faster than it happened. Its keyframes are forced by
+time too, so a crash still loses at most about one second however few frames a second it writes.
+Below ``sinks.min_free_gb`` it finalises its file and pauses; it resumes into a new file
 when space returns (:class:`edge_runtime.sinks.recordings.SpaceGuard`), or, with ``resume`` False
 (replay), stays paused and fails at close.
 
@@ -41,6 +46,7 @@ FRAGMENTED_MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
 KEYFRAME_SECONDS = 1.0
 MFRO = struct.Struct(">I4sII")  # the mfro box that ends an mp4: size 16, type, version+flags, mfra size
 BOX_HEADER = struct.Struct(">I4s")
+TIMED_CLOCK = Fraction(1, 90000)  # a live recording's time base: MPEG's 90 kHz clock
 
 
 def unfinished(path: str | Path) -> str | None:
@@ -84,8 +90,10 @@ class Mp4Sink(ThreadedWriter):
         retention_days: float | None = None,
         outputs: dict | None = None,
         resume: bool = True,
+        timed: bool = False,
     ):
         self.path = Path(path)
+        self.timed = timed  # live: each frame at its capture time (``write``'s ``timestamp``)
         self.template = template or self.path  # where a resumed recording goes (a new name from it)
         self.fps = fps
         self.preset = preset
@@ -96,6 +104,8 @@ class Mp4Sink(ThreadedWriter):
             outputs  # the session's files by kind (the summary's ``outputs``): resumed files join it
         )
         self._file_frames = 0
+        self._first_at: float | None = None  # timed: the capture time of the file's first frame
+        self._last_pts, self._key_pts = -1, None  # timed: the last frame's pts, the last keyframe's
         self._container = None
         self._stream = None
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # recordings: private (privacy.py)
@@ -104,12 +114,13 @@ class Mp4Sink(ThreadedWriter):
         space = recordings.SpaceGuard(self.path.parent, min_free_gb)
         super().__init__(name, block, resume=resume, space=space)
 
-    def write(self, bgr: np.ndarray) -> None:
-        self.submit(bgr, False)
+    def write(self, bgr: np.ndarray, timestamp: float | None = None) -> None:
+        """``timestamp``: the frame's capture time (``time.monotonic()``), used when ``timed``."""
+        self.submit(bgr, False, timestamp)
 
-    def write_i420(self, i420: np.ndarray) -> None:
+    def write_i420(self, i420: np.ndarray, timestamp: float | None = None) -> None:
         """An I420 frame ``(H*3/2, W)`` (see :mod:`edge_runtime.yuv`), encoded as it is."""
-        self.submit(i420, True)
+        self.submit(i420, True, timestamp)
 
     def _open(self, width: int, height: int) -> None:
         import av  # deferred: PyAV loads FFmpeg (about 0.1 s), and `sonomap --help` imports this module
@@ -128,8 +139,10 @@ class Mp4Sink(ThreadedWriter):
         self.files.append(self.path)
         if self.outputs is not None and len(self.files) > 1:
             self.outputs[f"{self.name}, resumed {len(self.files) - 1}"] = str(self.path)
-        self._file_frames = 0
+        self._file_frames, self._first_at, self._last_pts, self._key_pts = 0, None, -1, None
         stream = self._container.add_stream("libx264", rate=rate)
+        if self.timed:  # pts in 1/90000 s from the capture times (the muxer keeps the same clock)
+            stream.codec_context.time_base = stream.time_base = TIMED_CLOCK
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
         gop = max(1, int(round(float(rate) * KEYFRAME_SECONDS)))
@@ -173,7 +186,7 @@ class Mp4Sink(ThreadedWriter):
         self.paused_frames += 1
         return False
 
-    def _write_now(self, image: np.ndarray, is_i420: bool) -> None:
+    def _write_now(self, image: np.ndarray, is_i420: bool, timestamp: float | None = None) -> None:
         import av  # deferred: PyAV loads FFmpeg (about 0.1 s), and `sonomap --help` imports this module
 
         if not self._room_on_disk():
@@ -183,7 +196,7 @@ class Mp4Sink(ThreadedWriter):
             if self._container is None:
                 self._open(width, height)
             if (width, height) == (self._stream.width, self._stream.height):
-                self._encode(av.VideoFrame.from_ndarray(image, format="yuv420p"))
+                self._encode(av.VideoFrame.from_ndarray(image, format="yuv420p"), timestamp)
                 return
             image = cv2.cvtColor(image, cv2.COLOR_YUV2BGR_I420)  # size changed mid-stream: rare, scale in BGR
         bgr = image
@@ -198,14 +211,32 @@ class Mp4Sink(ThreadedWriter):
         elif (even_w, even_h) != (width, height):
             bgr = cv2.copyMakeBorder(bgr, 0, even_h - height, 0, even_w - width, cv2.BORDER_CONSTANT, value=0)
         i420 = cv2.cvtColor(np.ascontiguousarray(bgr), cv2.COLOR_BGR2YUV_I420)
-        self._encode(av.VideoFrame.from_ndarray(i420, format="yuv420p"))
+        self._encode(av.VideoFrame.from_ndarray(i420, format="yuv420p"), timestamp)
 
-    def _encode(self, frame) -> None:
-        frame.pts = self._file_frames  # in 1/fps units: PyAV derives the codec time base from the rate
+    def _encode(self, frame, timestamp: float | None = None) -> None:
+        if self.timed and timestamp is not None:
+            self._stamp(frame, timestamp)
+        else:
+            frame.pts = self._file_frames  # in 1/fps units: PyAV derives the codec time base from the rate
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
         self._file_frames += 1
         self.frames += 1
+
+    def _stamp(self, frame, timestamp: float) -> None:
+        """A live frame's pts: its capture time since the file's first frame, on the 90 kHz clock, one
+        tick after the last at least (the muxer refuses a pts that does not increase); a keyframe once
+        a second of it has passed since the last one."""
+        import av  # deferred: see _write_now
+
+        if self._first_at is None:
+            self._first_at = timestamp
+        ticks = round((timestamp - self._first_at) / TIMED_CLOCK)
+        frame.pts = self._last_pts = max(self._last_pts + 1, ticks)
+        frame.time_base = TIMED_CLOCK
+        if self._key_pts is None or (frame.pts - self._key_pts) * TIMED_CLOCK >= KEYFRAME_SECONDS:
+            frame.pict_type = av.video.frame.PictureType.I
+            self._key_pts = frame.pts
 
     def _finish(self) -> None:
         if self._container is None:

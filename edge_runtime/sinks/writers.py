@@ -43,6 +43,7 @@ def open_sinks(s: SinksConfig, fps: float, live: bool) -> tuple[dict, WindowSink
                 retention_days=s.retention_days,
                 outputs=outputs,
                 resume=live,
+                timed=live,  # a live session records in real time, whatever the display dropped
             )
     if "masks" in outputs:
         sinks["masks"] = MaskDumpSink(
