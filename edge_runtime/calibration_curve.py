@@ -18,12 +18,14 @@ from __future__ import annotations
 import numpy as np
 
 from edge_runtime.errors import ConfigError
+from edge_runtime.typed_config import finite, shown
 
 MIN_KNOTS = 2
 
 
-def check_curve(curve: dict, num_classes: int, origin: str) -> None:
-    """Raise ConfigError naming ``origin`` unless ``curve`` is a usable calibration curve."""
+def check_curve(curve: dict, num_classes: int, origin: str, threshold: float | None = None) -> None:
+    """Raise ConfigError naming ``origin`` and the key unless ``curve`` is a usable calibration curve
+    and ``threshold`` (when given) a cut-off it can give: some probability below it, some at it."""
     if not isinstance(curve, dict) or set(curve) != {"margin", "prob"}:
         raise ConfigError(f"{origin}: 'calibration_curve' must be a mapping with keys margin and prob")
     margin, prob = curve["margin"], curve["prob"]
@@ -31,6 +33,12 @@ def check_curve(curve: dict, num_classes: int, origin: str) -> None:
         raise ConfigError(f"{origin}: 'calibration_curve' margin and prob must be lists of one length")
     if len(margin) < MIN_KNOTS:
         raise ConfigError(f"{origin}: 'calibration_curve' needs at least {MIN_KNOTS} knots")
+    for key, knots in (("margin", margin), ("prob", prob)):
+        for i, v in enumerate(knots):  # '0.5', true, [..]: YAML takes them, numpy would crash or coerce
+            if not finite(v):
+                raise ConfigError(
+                    f"{origin}: 'calibration_curve.{key}[{i}]' must be a finite number, got {shown(v)}"
+                )
     m, p = np.asarray(margin, np.float64), np.asarray(prob, np.float64)
     if not (np.all(np.isfinite(m)) and np.all(np.diff(m) > 0)):
         raise ConfigError(f"{origin}: 'calibration_curve.margin' must be finite and strictly increasing")
@@ -39,6 +47,11 @@ def check_curve(curve: dict, num_classes: int, origin: str) -> None:
     if num_classes != 2:
         raise ConfigError(
             f"{origin}: 'calibration_curve' needs a two-class model, 'classes' has {num_classes}"
+        )
+    if threshold is not None and not p.min() < threshold <= p.max():  # else: every pixel, or none, cancer
+        raise ConfigError(
+            f"{origin}: 'threshold' {threshold} is not a cut-off of the calibration curve: its "
+            f"probabilities span [{p.min():g}, {p.max():g}], so the mask would be all or nothing"
         )
 
 

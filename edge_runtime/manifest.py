@@ -221,7 +221,7 @@ class Manifest(msgspec.Struct):
             raise ConfigError(f"{origin}: no class named {CANCER_CLASS!r} in 'classes'")
         # after the classes: the curve's rule depends on how many there are
         if self.calibration_curve is not None:
-            check_curve(self.calibration_curve, len(self.classes), origin)
+            check_curve(self.calibration_curve, len(self.classes), origin, self.threshold)
 
 
 SHA_SHOWN = 12  # leading hex digits of a sha256 that name a file in messages and reports

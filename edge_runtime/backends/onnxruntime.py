@@ -132,7 +132,7 @@ class OnnxRuntimeBackend(Backend):
                 (width, height),
                 interpolation=cv2.INTER_LINEAR,
             )
-            mask = (prob > self.manifest.threshold).astype(np.uint8) * np.uint8(self.manifest.cancer_index)
+            mask = (prob >= self.manifest.threshold).astype(np.uint8) * np.uint8(self.manifest.cancer_index)
         return Prediction(
             np.ascontiguousarray(mask, np.uint8),
             np.ascontiguousarray(prob, np.float32),

@@ -143,7 +143,7 @@ class TorchBackend(Backend):
             # Calibrated (temperature, softmax or the manifest's curve), as a folded graph does.
             prob_np = cancer_probability(logits[0].float().cpu().numpy(), self.manifest)
             prob_np = cv2.resize(prob_np, (width, height), interpolation=cv2.INTER_LINEAR)
-            mask_np = (prob_np > self.manifest.threshold).astype(np.uint8) * np.uint8(
+            mask_np = (prob_np >= self.manifest.threshold).astype(np.uint8) * np.uint8(
                 self.manifest.cancer_index
             )
         else:

@@ -4,13 +4,16 @@
 :data:`HEAT_FLOOR` with a perceptually uniform ramp (OpenCV's viridis: lightness rises
 monotonically, readable by colour-blind viewers), blended at the overlay alpha, and draws the
 threshold contour (probability >= overlay threshold, the pixels the mask style would paint: parts
-the manifest's mask filter drops keep their colour but get no contour) on top in white. Below the
-floor nothing is painted, so the ultrasound stays visible where the model sees nothing. A vertical
-colour bar in the ROI's bottom-left corner labels the ramp in probability units (floor, threshold,
-1.0).
+the manifest's mask filter drops stay tinted, at most just under the threshold's colour, but get no
+contour) on top in white. Below the floor nothing is painted, so the ultrasound stays visible where
+the model sees nothing. A vertical colour bar in the ROI's bottom-left corner labels the ramp in
+probability units (floor, threshold, 1.0); it is blended as the heat is, at the same alpha over
+:data:`REFERENCE_GREY`, so a colour on the image matches the bar where the tissue under it is mid-grey.
 
 Inputs: the probability at the ROI's size, quantised to uint8 levels (level = round(255 * p),
-:func:`levels`), so it travels through the pipeline like a mask; the BGR ROI region to draw on.
+:func:`levels`), so it travels through the pipeline like a mask, with the contour carried in it
+(:func:`contour_on`: the levels at or above the threshold's are exactly the contoured pixels); the
+BGR ROI region to draw on.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ FULL_SIZE_ROI_PX = 600  # ROIs at least this tall get the full-size bar (as over
 MIN_SCALE = 0.5  # below half size the tick labels no longer read
 TITLE = "P(cancer)"
 BACKING_KEEP = 0.35  # the legend's box keeps this much of the image behind it
+# The bar is the ramp blended at the heat's alpha over this grey (the middle of the 8-bit range): an
+# opaque bar would match no colour the blended heat can draw. Darker tissue draws a probability darker.
+REFERENCE_GREY = 128
 _RAMP = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], COLORMAP)  # (256, 1, 3) BGR
 
 
@@ -55,25 +61,36 @@ def level_of(p: float) -> int:
     return int(np.clip(round(p * LEVELS), 0, LEVELS))
 
 
+def at_least(heat: np.ndarray, level: int) -> np.ndarray:
+    """uint8 0/1 where ``heat >= level``. Not cv2.compare: OpenCV 5 refuses a scalar against a 1x1
+    array (a heat map that paints one pixel), and that would end a live run."""
+    return np.greater_equal(heat, level).view(np.uint8)
+
+
 def floor_for(manifest, threshold: float) -> float:
     """The lowest probability the heat map paints for this model: :data:`HEAT_FLOOR`, or just above
     the lowest flat run of its calibration curve. A curve fitted on the decision band gives the
     pixels the network calls tissue the cancer rate of missed lesion parts near a lesion (a plateau
     around 0.2); painting that would tint nearly the whole image (~90 % of the far background on the
-    shipped model), hiding the ultrasound and saying nothing. Never above the threshold."""
+    shipped model), hiding the ultrasound and saying nothing. Only flat runs below the threshold
+    count (a curve saturating near 1.0 must not hide everything under the cut-off); never above it."""
     curve = manifest.calibration_curve
     prob = curve["prob"] if curve else []
-    flat = [a for a, b in zip(prob, prob[1:], strict=False) if a > 0 and b - a < PLATEAU_STEP]
+    pairs = zip(prob, prob[1:], strict=False)
+    flat = [a for a, b in pairs if a > 0 and b - a < PLATEAU_STEP and b < threshold]
     floor = max(HEAT_FLOOR, (level_of(min(flat)) + 1) / LEVELS) if flat else HEAT_FLOOR
     return min(floor, threshold)
 
 
-def without_contour(heat: np.ndarray, dropped: np.ndarray, threshold: float) -> np.ndarray:
-    """Levels with the pixels in ``dropped`` (over the threshold, but in parts the manifest's mask
-    filter does not count as a finding) held just under the threshold: their colour still shows the
-    probability, and the contour (what the mask style would paint) leaves them out. In place."""
+def contour_on(heat: np.ndarray, inside: np.ndarray, threshold: float) -> np.ndarray:
+    """Levels whose pixels at or above the threshold's level are exactly ``inside`` (non-zero: the
+    mask cut from the float probability, after the manifest's mask filter), so the contour drawn from
+    them is that mask. Pixels outside it (a part the filter drops, or within half a level under the
+    threshold) are held one level under it; pixels inside it at least at it. In place."""
     top = level_of(threshold)
-    heat[dropped & (heat >= top)] = max(top - 1, 0)
+    outside = inside == 0
+    heat[outside & (heat >= top)] = max(top - 1, 0)
+    heat[~outside & (heat < top)] = top
     return heat
 
 
@@ -88,7 +105,7 @@ def draw_heat(
     """Blend the ramp over pixels at or above the floor, then the threshold contour; in place.
     ``fade`` (0..1) dims both, as the mask style does when a prediction goes stale."""
     alpha = alpha * fade
-    shown = cv2.compare(heat, level_of(floor), cv2.CMP_GE)
+    shown = at_least(heat, level_of(floor))
     x, y, w, h = cv2.boundingRect(shown)
     if w == 0 or h == 0 or alpha <= 0.0:
         return
@@ -96,7 +113,7 @@ def draw_heat(
     work = np.ascontiguousarray(sub)
     tinted = cv2.addWeighted(work, 1.0 - alpha, cv2.applyColorMap(hsub, COLORMAP), alpha, 0.0)
     cv2.copyTo(tinted, msub, work)
-    inside = cv2.compare(hsub, level_of(threshold), cv2.CMP_GE)
+    inside = at_least(hsub, level_of(threshold))
     contours, _ = cv2.findContours(inside, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     colour = tuple(int(c * fade) for c in CONTOUR_BGR)
     cv2.drawContours(work, contours, -1, colour, CONTOUR_PX, cv2.LINE_8)
@@ -116,14 +133,31 @@ def legend_size(roi_h: int) -> tuple[int, int]:
     return width, int(BAR_H * k) + 3 * BAR_MARGIN + int(TITLE_LINE_PX * k)
 
 
+def bar_box(region_h: int, roi_h: int | None = None) -> tuple[int, int, int, int]:
+    """(x0, y0, width, height) of the colour bar in a region ``region_h`` tall (the ROI's bottom-left
+    corner), sized for an ROI ``roi_h`` tall (default: the region's height)."""
+    k = _scale(region_h if roi_h is None else roi_h)
+    bw, bh = max(MIN_BAR_W, int(BAR_W * k)), max(MIN_BAR_H, int(BAR_H * k))
+    return BAR_MARGIN, region_h - BAR_MARGIN - bh, bw, bh
+
+
+def tick_row(p: float, y0: int, bh: int, floor: float) -> int:
+    """The bar's row showing probability ``p``: 1.0 at the top row ``y0``, the floor at the bottom."""
+    return int(round(y0 + (1.0 - p) / (1.0 - floor) * (bh - 1)))
+
+
 def draw_legend(
-    region: np.ndarray, threshold: float, roi_h: int | None = None, floor: float = HEAT_FLOOR
+    region: np.ndarray,
+    threshold: float,
+    roi_h: int | None = None,
+    floor: float = HEAT_FLOOR,
+    alpha: float = 1.0,
 ) -> None:
-    """Colour bar from the floor (bottom) to 1.0 (top), ticks at floor, threshold and 1.0."""
+    """Colour bar from the floor (bottom) to 1.0 (top), ticks at floor, threshold and 1.0; the ramp
+    blended at ``alpha`` (the heat's) over :data:`REFERENCE_GREY`, as :func:`draw_heat` blends it."""
     k = _scale(region.shape[0] if roi_h is None else roi_h)
-    bw, bh, scale = max(MIN_BAR_W, int(BAR_W * k)), max(MIN_BAR_H, int(BAR_H * k)), LABEL_SCALE * k
-    x0, y1 = BAR_MARGIN, region.shape[0] - BAR_MARGIN
-    y0 = y1 - bh
+    x0, y0, bw, bh = bar_box(region.shape[0], roi_h)
+    scale = LABEL_SCALE * k
     if y0 < 0 or x0 + bw >= region.shape[1]:
         return  # ROI too small for a legend
     lw, lh = legend_size(region.shape[0] if roi_h is None else roi_h)
@@ -131,10 +165,11 @@ def draw_legend(
     backing = region[top:, : min(lw, region.shape[1])]
     backing[...] = (backing * BACKING_KEEP).astype(np.uint8)  # darkened so the labels read on any image
     ramp_levels = np.linspace(1.0, floor, bh)  # top = 1.0
-    bar = _RAMP[[level_of(p) for p in ramp_levels], 0]  # (bh, 3)
-    region[y0:y1, x0 : x0 + bw] = bar[:, None, :]
+    ramp = np.ascontiguousarray(_RAMP[[level_of(p) for p in ramp_levels]])  # (bh, 1, 3)
+    bar = cv2.addWeighted(np.full_like(ramp, REFERENCE_GREY), 1.0 - alpha, ramp, alpha, 0.0)
+    region[y0 : y0 + bh, x0 : x0 + bw] = bar
     for p in (floor, threshold, 1.0):
-        ty = int(round(y0 + (1.0 - p) / (1.0 - floor) * (bh - 1)))
+        ty = tick_row(p, y0, bh, floor)
         cv2.line(region, (x0 + bw, ty), (x0 + bw + TICK_PX, ty), TEXT_BGR, 1)
         label_at = (x0 + bw + TICK_LABEL_GAP_PX, ty + int(LABEL_DROP_PX * k))
         cv2.putText(region, f"{p:.2f}", label_at, FONT, scale, TEXT_BGR, 1, cv2.LINE_AA)
@@ -143,7 +178,7 @@ def draw_legend(
 
 def heat_box(heat: np.ndarray, floor: float = HEAT_FLOOR) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) of the painted pixels in ROI coordinates (empty box when none)."""
-    x, y, w, h = cv2.boundingRect(cv2.compare(heat, level_of(floor), cv2.CMP_GE))
+    x, y, w, h = cv2.boundingRect(at_least(heat, level_of(floor)))
     return x, y, x + w, y + h
 
 
@@ -163,9 +198,11 @@ def draw_heat_i420(
             draw_heat(box, heat[y0:y1, x0:x1], threshold, alpha, fade, floor)
 
 
-def draw_legend_i420(i420: np.ndarray, roi, threshold: float, floor: float = HEAT_FLOOR) -> None:
+def draw_legend_i420(
+    i420: np.ndarray, roi, threshold: float, floor: float = HEAT_FLOOR, alpha: float = 1.0
+) -> None:
     """:func:`draw_legend` in place on an I420 frame, in the ROI's bottom-left corner."""
     lw, lh = legend_size(roi.h)
     with yuv.bgr_box(i420, (roi.x, roi.y + roi.h - lh, roi.x + min(lw, roi.w), roi.y + roi.h)) as box:
         if box is not None:
-            draw_legend(box, threshold, roi.h, floor)
+            draw_legend(box, threshold, roi.h, floor, alpha)

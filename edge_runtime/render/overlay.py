@@ -71,6 +71,9 @@ class Overlay:
     style: str = MASK_STYLE  # heatmap: what is drawn is the probability (edge_runtime.render.heatmap)
     mask_filter: MaskFilter | None = None  # the manifest's: which mask parts count as a finding
     heat_floor: float = heatmap.HEAT_FLOOR  # heatmap style: nothing below it is painted (floor_for)
+    # overlay.threshold replaces the manifest's: the backend's mask was cut at the manifest's, so the
+    # mask drawn is cut again from the probability (then the mask filter, as the runtime applies it)
+    recut: bool = False
     _smoothed: np.ndarray | None = field(default=None, repr=False)
     _previous_mask: np.ndarray | None = field(default=None, repr=False)
     _flicker_sum: float = 0.0
@@ -98,35 +101,50 @@ class Overlay:
             checked_style(config),
             manifest.mask_filter,
             heatmap.floor_for(manifest, threshold),
+            recut=threshold != manifest.threshold,
         )
 
     # --- temporal smoothing ---------------------------------------------------
     def smooth(self, mask: np.ndarray, prob: np.ndarray | Prediction) -> np.ndarray:
         """EMA over the cancer probability (when enabled); returns the mask to draw.
         ``prob``: the probability at the mask's size, or the Prediction it comes from (whose ``prob``
-        is read only when smoothing is on, so an unsmoothed frame never makes the full-size float
-        image). In heatmap style it returns the (smoothed) probability as uint8 levels instead."""
-        if self.ema <= 0.0:
-            out = mask
-        else:
+        is read only when smoothing, an own ``overlay.threshold`` or the heat map needs it, so a plain
+        frame never makes the full-size float image). In heatmap style it returns the (smoothed)
+        probability as uint8 levels instead, the contour carried in them (heatmap.contour_on)."""
+        if self.ema > 0.0:
             prob = _probability(prob)
             if self._smoothed is None or self._smoothed.shape != prob.shape:
                 self._smoothed = prob.astype(np.float32).copy()
             else:
                 cv2.addWeighted(prob, self.ema, self._smoothed, 1.0 - self.ema, 0.0, dst=self._smoothed)
-            out = (self._smoothed > self.threshold).astype(np.uint8) * np.uint8(self.cancer_index)
-            out = filter_mask(out, float(self._smoothed.max()), self.mask_filter)
+            out = self._cut(self._smoothed, float(self._smoothed.max()), mask.shape)
+        elif self.recut:
+            peak = prob.native_prob.max() if isinstance(prob, Prediction) else prob.max()
+            out = self._cut(_probability(prob), float(peak), mask.shape)
+        elif self.style == HEATMAP_STYLE:  # the contour: the runtime's (filtered) mask, cut on the float
+            out = mask * self._at_cut(_probability(prob), mask.shape)  # not on the 8-bit colour levels
+        else:
+            out = mask
         if self._previous_mask is not None and self._previous_mask.shape == out.shape:
             self._flicker_sum += float(np.count_nonzero(out != self._previous_mask)) / out.size
             self._flicker_n += 1
         self._previous_mask = out
         if self.style == HEATMAP_STYLE:
             shown = self._smoothed if self.ema > 0.0 else _probability(prob)
-            heat = heatmap.levels(shown, out.shape)
-            if self.mask_filter is not None and self.mask_filter.active:
-                heat = heatmap.without_contour(heat, out == 0, self.threshold)
-            return heat
+            return heatmap.contour_on(heatmap.levels(shown, out.shape), out, self.threshold)
         return out
+
+    def _at_cut(self, prob: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """uint8 0/1 at ``shape``: probability >= the cut-off (as the folded graph cuts)."""
+        if prob.shape != shape:
+            prob = cv2.resize(prob, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+        return np.greater_equal(prob, self.threshold).view(np.uint8)
+
+    def _cut(self, prob: np.ndarray, peak: float, shape: tuple[int, ...]) -> np.ndarray:
+        """The cancer mask at ``shape`` cut at the cut-off, then the manifest's mask filter with the
+        frame's ``peak`` probability (as the runtime applies it to the backend's mask)."""
+        out = self._at_cut(prob, shape) * np.uint8(self.cancer_index)
+        return filter_mask(out, peak, self.mask_filter)
 
     def reset_smoothing(self) -> None:
         """Start the EMA afresh: the next :meth:`smooth` blends nothing of an image that is gone."""
@@ -157,7 +175,7 @@ class Overlay:
             else:
                 self._mask.paint(region, mask, fade)
         if self.legend and heat:
-            heatmap.draw_legend(region, self.threshold, floor=self.heat_floor)
+            heatmap.draw_legend(region, self.threshold, floor=self.heat_floor, alpha=self._heat_alpha())
         elif self.legend:
             self._draw_legend(region)
         if banners:  # most frames have none: they never enter the banners module
@@ -186,7 +204,7 @@ class Overlay:
         elif mask is not None and fade > 0.0:
             self._mask.paint_i420(i420, roi, mask, fade)
         if self.legend and heat:
-            heatmap.draw_legend_i420(i420, roi, self.threshold, self.heat_floor)
+            heatmap.draw_legend_i420(i420, roi, self.threshold, self.heat_floor, self._heat_alpha())
         elif self.legend:
             lw, lh = self._legend_size(roi.h)
             corner = (roi.x, roi.y + roi.h - lh, roi.x + min(lw, roi.w), roi.y + roi.h)
