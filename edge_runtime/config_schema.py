@@ -149,7 +149,7 @@ class OverlayConfig(Section):
     legend: FLAG = True
     hud: FLAG = True
     ema: number("a number in [0, 1)", ge=0, lt=1) = 0.0
-    # None: the manifest's. Below 1: no probability is above 1, so 1 would hide every lesion
+    # None: the manifest's. Below 1: a cut-off of 1 (probability >= 1) would hide nearly every lesion
     threshold: described(CUT_OFF | None, "a number in [0, 1)") = None
     style: described(Literal[OVERLAY_STYLES], "mask or heatmap") = "mask"
 

@@ -75,6 +75,15 @@ class YuvFrame(Frame):
         return f"YuvFrame(index={self.index}, size={self.shape[1]}x{self.shape[0]}, pts={self.pts})"
 
 
+def class_pixels(mask: np.ndarray, class_id: int) -> np.ndarray:
+    """uint8 0/255 where ``mask == class_id``. cv2.compare is far cheaper than numpy's boolean ops on
+    a frame-sized mask, but OpenCV 5 refuses a scalar against a 1x1 array (a one-pixel ROI), which
+    would end a live run: that one size takes numpy."""
+    if mask.size == 1:
+        return np.where(mask == class_id, np.uint8(255), np.uint8(0)).astype(np.uint8)
+    return cv2.compare(mask, class_id, cv2.CMP_EQ)
+
+
 def frame_shape(frame: Frame) -> tuple[int, int]:
     """(H, W) of any frame, without converting a YuvFrame to BGR."""
     return frame.shape if isinstance(frame, YuvFrame) else frame.image.shape[:2]
@@ -135,7 +144,7 @@ def blend_mask(
 ) -> None:
     """Blend ``yuv`` at ``alpha`` where ``mask == class_id`` (mask at ROI size), in place, touching
     only the mask's bounding box; draw its outer contour when ``contour_yuv`` is given."""
-    m = cv2.compare(mask, class_id, cv2.CMP_EQ)
+    m = class_pixels(mask, class_id)
     bx, by, bw, bh = cv2.boundingRect(m)
     if bw == 0 or bh == 0:
         return

@@ -143,3 +143,19 @@ def test_the_badge_is_whole_on_a_tiny_frame_in_every_state(manifest, ultrasound,
         _, out = draw(path, overlay, screen_with(ultrasound, size, roi), roi, hud=HUD, ai=ai)
         problems.append(badge_is_whole(out, ai.state, path))
     assert [p for p in problems if p] == []
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_one_pixel_roi_with_cancer_is_painted_not_a_crash(manifest, path):
+    """A 1x1 ROI (a roi.rect typed that small): OpenCV 5 refuses cv2.compare of a scalar with a 1x1
+    mask, which would end a live run; the pixel is painted in the cancer colour on both paths."""
+    overlay = Overlay.from_config(manifest, OverlayConfig())
+    screen = np.full((40, 60, 3), 80, np.uint8)
+    roi = Roi(30, 20, 1, 1)
+    mask = np.ones((1, 1), np.uint8)
+    if path == "bgr":
+        out = overlay.render(screen, roi, mask, ai=AiStatus("ON"))
+    else:
+        i420 = cv2.cvtColor(screen, cv2.COLOR_BGR2YUV_I420)
+        out = cv2.cvtColor(overlay.render_i420(i420, roi, mask, ai=AiStatus("ON")), cv2.COLOR_YUV2BGR_I420)
+    assert np.abs(out[20, 30].astype(int) - 80).max() > CHANGED_LEVELS // 2

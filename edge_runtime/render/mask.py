@@ -34,7 +34,7 @@ class MaskPainter:
         for class_id, style in self.styles.items():
             if not style.show:
                 continue
-            m = cv2.compare(mask, class_id, cv2.CMP_EQ)  # 0/255, far cheaper than numpy boolean ops
+            m = yuv.class_pixels(mask, class_id)  # 0/255
             x, y, w, h = cv2.boundingRect(m)
             if w == 0 or h == 0:
                 continue
