@@ -24,6 +24,11 @@ Two limits keep a small hostile file from hanging or crashing the reader's calle
   one step per node written however far the aliases would expand; the depth limit applies to that
   expanded depth too, and an alias inside the node it names (a loop) is refused. Anchors and
   aliases within these limits load as before: a config may reuse a section that way.
+
+A key given twice in one mapping is refused too (:class:`DuplicateKey`, naming the key and both
+lines). PyYAML would keep the last value without a word, so a case.yaml with two ``patient_id`` or
+two ``pathology`` blocks would pair the core with whichever came last. Keys a merge (``<<: *base``)
+brings in are not duplicates: keys written in the mapping override them, as YAML means.
 """
 
 from __future__ import annotations
@@ -39,10 +44,16 @@ MAX_DEPTH = 100  # nested mappings/lists; real configs and case files stay under
 # nodes aliases may add beyond those written out; no sonomap file uses anywhere near this many,
 # and a caller walks this many nodes in well under a second
 MAX_ALIASED_NODES = 100_000
+SHOWN_KEY_CHARS = 40  # a duplicate key longer than this is cut in the message (one line)
+MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 class RefusedYaml(yaml.YAMLError):
     """A document that is valid YAML but too large or too deep once its aliases are expanded."""
+
+
+class DuplicateKey(RefusedYaml):
+    """A mapping that gives one key twice: which value was meant cannot be known."""
 
 
 class _BoundedLoader(yaml.SafeLoader):
@@ -72,6 +83,8 @@ class _BoundedLoader(yaml.SafeLoader):
             self._depth -= 1
         self._written += 1
         self._measure(node, where)
+        if isinstance(node, yaml.MappingNode):
+            self._refuse_duplicates(node)
         return node
 
     def _measure(self, node, where: str) -> None:
@@ -94,6 +107,28 @@ class _BoundedLoader(yaml.SafeLoader):
                 f"its aliases expand to more than {MAX_ALIASED_NODES} nodes beyond those written, at {where}"
             )
         self._expanded[id(node)] = (nodes, depth)
+
+    def _refuse_duplicates(self, node) -> None:
+        """DuplicateKey when the mapping ``node`` writes one scalar key twice, compared as Python
+        compares the keys it loads (``1`` and ``0x1`` are one key). Checked as composed, before
+        construction flattens merges in: keys a merge brings are overridden by written ones, as meant."""
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == MERGE_TAG:
+                continue  # a collection as a key is unhashable: SafeLoader's own error names it
+            key = self.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise DuplicateKey(
+                    f"key {_shown(key)} given twice in one mapping, at lines {seen[key]} and {line}"
+                )
+            seen[key] = line
+
+
+def _shown(key: Any) -> str:
+    """``key`` quoted for a one-line message, cut after SHOWN_KEY_CHARS characters."""
+    text = str(key)
+    return repr(text if len(text) <= SHOWN_KEY_CHARS else text[:SHOWN_KEY_CHARS] + "...")
 
 
 def read_yaml_mapping(path: str | Path, what: str, allow_empty: bool = False) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """Biopsy capture while the AI shows no prediction (loading, stalled, failed or switched off): the ROI
 comes from the frame the pipeline tagged, so a mark is captured on the frame it was made on, with
 ``prediction: null`` and the AI state; with no image area known it is refused on screen, and never
-captured on a later frame. The frames are tagged by the pipeline's own ROI chooser; the live case
-runs the real `sonomap live --no-ai`."""
+captured on a later frame. The same holds for a mark made on the NO SIGNAL screen (the next real
+frame may be the next patient's) and for one still queued when the session ends: refused and counted.
+The frames are tagged by the pipeline's own ROI chooser; the live case runs the real
+`sonomap live --no-ai`."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from edge_runtime import config as cfg
 from edge_runtime.biopsy.marks import MarkRequests
 from edge_runtime.biopsy.observer import CaptureObserver
 from edge_runtime.biopsy.study_id import StudyIdSlot
+from edge_runtime.commands.observers import capture_failures
 from edge_runtime.frames import Frame, Prediction
 from edge_runtime.pipeline.deidentify import ROI_META_KEY, RoiChooser
 
@@ -122,3 +125,46 @@ def test_live_with_the_ai_off_captures_a_mark_saying_no_prediction_was_shown(tmp
     assert cap["trigger"] == "http" and cap["prediction"] is None
     assert cap["pre_fire"]["ai"] == "OFF" and cap["post_fire"]["frame"] == cap["pre_fire"]["frame"]
     assert "no AI prediction was shown with the pre-fire frame (AI OFF)" in (folder / "case.yaml").read_text()
+
+
+def _no_signal(last: Frame) -> Frame:
+    """sonomap's NO SIGNAL screen as the live pipeline makes it: index -1, the last frame dimmed."""
+    return Frame(-1, last.image // 2, time.monotonic(), None, {"no_signal": True})
+
+
+def test_a_mark_on_the_no_signal_screen_is_refused_and_never_captured_from_the_next_patient(tmp_path):
+    cases, study = tmp_path / "cases", StudyIdSlot()
+    marks = MarkRequests()
+    observer = CaptureObserver(
+        cases, MODEL, "rtsp://10.0.0.5/live", marks=marks, study=study, study_id="BX-0001"
+    )
+    fixed = _chooser(RECT)
+    for i in range(5):  # the first patient's image
+        frame = _frame(i, fixed)
+        observer.on_frame(frame, None, frame.image, {})
+    no_signal = _no_signal(frame)
+    assert marks.request("http")  # POST /mark answers 200 while the screen says NO SIGNAL
+    for _ in range(3):
+        observer.on_frame(no_signal, None, no_signal.image, {})
+    assert ("warning", "BIOPSY NOT CAPTURED: no signal from the source") in observer.banners(no_signal)
+    study.set("BX-0002", "viewer")  # the next patient; the signal comes back, frames count on
+    for i in range(5, 15):
+        frame = _frame(i, fixed)
+        observer.on_frame(frame, None, frame.image, {})
+    assert ("warning", "BIOPSY NOT CAPTURED: no signal from the source") in observer.banners(frame)
+    observer.close()
+    assert observer.captures == 0 and observer.refused == 1
+    assert list(cases.iterdir()) == []
+
+
+def test_a_mark_still_queued_when_the_session_ends_is_counted_as_refused(tmp_path):
+    cases = tmp_path / "cases"
+    observer, marks = _observer(cases)
+    frame = _frame(0, _chooser(RECT))
+    observer.on_frame(frame, None, frame.image, {})
+    assert marks.request("http")  # accepted just before the source ends
+    observer.close()
+    assert observer.refused == 1 and observer.captures == 0 and marks.take() == []
+    assert list(cases.iterdir()) == []
+    (line,) = capture_failures([observer])
+    assert "1 mark(s) refused: the session ended before the next frame" in line

@@ -21,8 +21,13 @@ def case(simulated_case, tmp_path):
 
 
 def _append(case_dir, text: str):
+    """case.yaml with ``text`` written at its end, in place of the section it gives (a key given twice
+    is refused)."""
     path = case_dir / "case.yaml"
-    path.write_text(path.read_text() + text)
+    case = yaml.safe_load(path.read_text())
+    for key in yaml.safe_load(text):
+        case.pop(key, None)
+    path.write_text(yaml.safe_dump(case, sort_keys=False) + text)
     return path
 
 

@@ -84,3 +84,40 @@ def test_aliases_within_the_limits_load_and_beyond_them_are_refused_naming_the_f
 def test_a_name_the_file_system_cannot_look_up_is_one_line(tmp_path: Path):
     with pytest.raises(InputError, match=r"\.yaml: cannot read the case file \(File name too long\)"):
         read_yaml_mapping(tmp_path / ("x" * 300 + ".yaml"), "case file")
+
+
+def test_a_key_given_twice_is_refused_naming_the_file_line_and_key(tmp_path: Path):
+    twice = {
+        # the lab's patient id entered twice under pathology: which core belongs to whom is unknown
+        "pathology": (
+            "id: c1\npathology:\n  wsi: slide.tif\n  patient_id: pat-c\n  patient_id: pat-a\n",
+            "'patient_id' given twice in one mapping, at lines 4 and 5",
+        ),
+        "top": (
+            "patient_id: pat-x\nid: c1\npatient_id: pat-y\n",
+            "'patient_id' given twice .* lines 1 and 3",
+        ),
+        "blocks": ("pathology: {wsi: a.tif}\npathology: {wsi: b.tif}\n", "'pathology' given twice"),
+        "flow": ("capture: {number: 1, number: 2}\n", "'number' given twice .* lines 1 and 1"),
+        "same_value": ("classes: {1: tumor, 0x1: stroma}\n", "'1' given twice"),
+    }
+    for name, (text, why) in twice.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=rf"{name}\.yaml: case file refused \(key {why}"):
+            read_yaml_mapping(path, "case file")
+    merged = tmp_path / "merged.yaml"  # a key written beside a merge overrides the merged one
+    merged.write_text("base: &b {alpha: 0.4, ema: 0.2}\nother:\n  <<: *b\n  ema: 0.1\n")
+    assert read_yaml_mapping(merged, "config file")["other"] == {"alpha": 0.4, "ema": 0.1}
+
+
+def test_shipped_yaml_files_give_no_key_twice(repo_root: Path):
+    shipped = [
+        *sorted((repo_root / "configs").glob("*.yaml")),
+        *sorted((repo_root / "edge_runtime" / "configs").glob("*.yaml")),
+        *sorted((repo_root / "edge_runtime" / "models").rglob("*.yaml")),
+        repo_root / "systemd" / "config.yaml",
+    ]
+    assert len(shipped) > 3
+    for path in shipped:
+        read_yaml_mapping(path, "shipped file", allow_empty=True)  # ConfigError on a key given twice

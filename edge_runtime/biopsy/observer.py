@@ -9,7 +9,9 @@ back on the prediction's ROI; a prediction made for another ROI counts as none (
 A capture is always made of the frames it names: a mark is taken on the frame it arrives with,
 never on a later one; a capture while the AI shows no prediction records ``prediction: null`` and
 the AI state, and invents none. When no ROI is known (a screen without an image: the ROI is
-undecided) a mark is refused, with a warning toast saying why, and no case is written.
+undecided), on sonomap's NO SIGNAL screen, and for a mark still queued when the session ends, the
+mark is refused, with a warning toast saying why, and no case is written. Capture numbers go on
+after those already recorded in the folder for the same study and day (:mod:`.numbering`).
 
 Per frame it copies the ROI into a short ring (the pre-fire frame is one or two frames back when
 the fire is confirmed) and feeds the fire detector (:mod:`.fire`, under a millisecond a frame). The
@@ -39,6 +41,7 @@ from edge_runtime.biopsy.case_writer import Capture, CaseWriter, FrameRecord, No
 from edge_runtime.biopsy.fire import FireDetector
 from edge_runtime.biopsy.frame_input import frame_igtl, frame_roi
 from edge_runtime.biopsy.marks import MARKS, MarkRequests
+from edge_runtime.biopsy.numbering import CaptureNumbers
 from edge_runtime.biopsy.study_id import STUDY_ID, StudyIdSlot
 from edge_runtime.biopsy.toasts import INFO, WARNING, Toasts
 from edge_runtime.biopsy.yield_band import SUBPIXEL, SUBPIXEL_BITS, YieldBand, YieldTracker
@@ -60,6 +63,8 @@ BAND_BGR = (255, 255, 0)  # cyan: apart from the overlay's red and the banners' 
 BAND_PX = 2
 YIELD_EVERY = 5  # the HUD yield refreshes 6 times a second at 30 fps
 FIRED_TIP_MM = 3.0  # a needle whose tip lies this close to the last fired tip is that needle
+NO_SIGNAL = "no signal from the source"  # why a mark made on the NO SIGNAL screen is refused
+ENDED = "the session ended before the next frame"  # why a mark still queued at close is refused
 
 
 def _numbers(misses: list[NotWritten]) -> str:
@@ -95,8 +100,11 @@ class CaptureObserver(Observer):
         self.ring: deque[FrameRecord] = deque(maxlen=RING_FRAMES)
         self.detector: FireDetector | None = None
         self.roi: Roi | None = None
-        self.captures = 0  # captures made (each numbered); the writer says which were written
-        self.refused = 0  # marks refused: no ROI known on their frame
+        self.captures = 0  # captures made; the writer says which were written
+        self.numbers = CaptureNumbers(self.writer.directory)  # after those recorded: a restarted session
+        self.refused = 0  # marks refused: no ROI known on their frame, no signal, or the session ended
+        self.refusal_reasons: list[str] = []  # why each mark was refused, in order (the session's summary)
+        self._last_index = 0  # the last real frame observed: a refusal on NO SIGNAL is shown from it
         self.toasts = Toasts()
         self._toasted = 0  # the capture the CAPTURED toast names
         self._unsaved: list[NotWritten] = []  # named by the NOT SAVED toast
@@ -114,8 +122,13 @@ class CaptureObserver(Observer):
     def on_frame(
         self, frame: Frame, prediction: Prediction | None, rendered: np.ndarray, stats: dict[str, Any]
     ) -> None:
-        if frame.index < 0 or frame.meta.get("no_signal"):
+        if frame.meta.get("no_signal"):
+            for via in self.marks.take():  # taken now: the next real frame may be the next patient's
+                self._refuse(via, NO_SIGNAL, f"on the NO SIGNAL screen after frame {self._last_index}")
             return
+        if frame.index < 0:
+            return
+        self._last_index = frame.index
         t0 = time.thread_time()
         try:
             self._observe(frame, prediction, (stats.get("ai") or {}).get("state"))
@@ -134,7 +147,7 @@ class CaptureObserver(Observer):
         if roi is None:
             self._lose_roi()
             for via in self.marks.take():  # taken now: never captured on a later frame
-                self._refuse(via, why, frame.index)
+                self._refuse(via, why, f"on frame {frame.index}")
             return
         if roi != self.roi:
             self._new_roi(roi)
@@ -165,10 +178,12 @@ class CaptureObserver(Observer):
         self.roi, self.detector, self.band = None, None, None
         self.ring.clear()
 
-    def _refuse(self, via: str, why: str, index: int) -> None:
+    def _refuse(self, via: str, why: str, where: str) -> None:
+        """Count and show a mark not captured; ``where``: the frame or moment it was taken at."""
         self.refused += 1
-        log.error("biopsy mark (%s) not captured on frame %d: %s", via, index, why)
-        self.toasts.show("refused", WARNING, NOT_CAPTURED.format(why=why), index, WARNING_FRAMES)
+        self.refusal_reasons.append(why)
+        log.error("biopsy mark (%s) not captured %s: %s", via, where, why)
+        self.toasts.show("refused", WARNING, NOT_CAPTURED.format(why=why), self._last_index, WARNING_FRAMES)
 
     def _show_failures(self, index: int) -> None:
         """The captures the writer could not write, as a warning toast from frame ``index`` on."""
@@ -215,8 +230,10 @@ class CaptureObserver(Observer):
         post = self.ring[-1] if event is None else self._record(event.post_index)
         pre = post if event is None else self._record(event.pre_index)
         band = next(((i, b) for i, b in reversed(self._bands) if i <= pre.index), (None, None))
+        study_id = self.study.value
+        number = self.numbers.next(study_id, pre.utc)
         cap = Capture(
-            self.captures,
+            number,
             trigger,
             pre,
             post,
@@ -228,23 +245,24 @@ class CaptureObserver(Observer):
             self.source,
             self.cancer_class,
             band,
-            self.study.value,
+            study_id,
         )
         if event is not None:
             self._fired_tip = event.tip
         # under the lock: a failure of this capture polled on the render path comes after its toast
         with self._failures_lock:
             if self.writer.submit(cap):  # a refusal reaches the screen through _show_failures
-                self._toasted = self.captures
-                self.toasts.show("captured", INFO, TOAST.format(n=self.captures), post.index, TOAST_FRAMES)
+                self._toasted = number
+                self.toasts.show("captured", INFO, TOAST.format(n=number), post.index, TOAST_FRAMES)
 
     def banners(self, frame: Frame) -> list[tuple[str, str]]:
         """The toasts for ``frame`` (CAPTURED for TOAST_FRAMES frames; NOT SAVED and NOT CAPTURED
         for WARNING_FRAMES) and the expected yield. A failure the writer reported since the last frame
         shows here already: a frame drawn now must not say CAPTURED for a case known lost."""
-        if frame.index >= 0:
-            self._show_failures(frame.index)
-        out = self.toasts.active(frame.index)
+        # NO SIGNAL (index -1): the toasts of the last real frame stay up, a refusal made there too
+        index = frame.index if frame.index >= 0 else self._last_index
+        self._show_failures(index)
+        out = self.toasts.active(index)
         band = self.band
         if band is not None:
             out.append((INFO, YIELD_TEXT.format(pct=100 * band.fraction)))
@@ -260,5 +278,7 @@ class CaptureObserver(Observer):
 
     def close(self) -> None:
         self.marks.enabled = False
+        for via in self.marks.take():  # accepted, but no frame came: counted, never lost unsaid
+            self._refuse(via, ENDED, f"after frame {self._last_index}")
         self.study.enabled, self.study.value = False, None  # the session is over
         self.writer.close()

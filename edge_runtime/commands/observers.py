@@ -100,7 +100,8 @@ def capture_failures(capture: list) -> list[str]:
                 f"(biopsy {numbers}{more}: {failed[0].reason})"
             )
         if observer.refused:
-            parts.append(f"{observer.refused} mark(s) refused: no ultrasound image area known on their frame")
+            reasons = dict.fromkeys(observer.refusal_reasons)  # each reason once, in the order met
+            parts.append(f"{observer.refused} mark(s) refused: {'; '.join(reasons)}")
         lines.append(f"--cases {observer.directory}: " + "; ".join(parts))
     return lines
 
