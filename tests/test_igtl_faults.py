@@ -1,7 +1,8 @@
 """Messages the OpenIGTLink client cannot use, from real servers on loopback: each costs that message
 only (skipped, counted, one throttled warning line, no traceback), never the connection or the next
-good frame; a connection that delivers no frame never resets the reconnect backoff; a body whose
-header CRC64 does not match is skipped when checked (``crc``: auto for small bodies, on, off)."""
+good frame (an image over the size limit included); a connection that delivers no frame never
+resets the reconnect backoff; a body whose header CRC64 does not match is skipped when checked
+(``crc``: auto for small bodies, on, off)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,12 @@ from test_igtl_standin import DEVICE, pyigtl
 igtl = pytest.importorskip("edge_runtime.igtl")
 from edge_runtime.igtl.link import IgtlClientLink  # noqa: E402 (after the importorskip)
 from edge_runtime.igtl.net import WARN_EVERY  # noqa: E402
-from edge_runtime.igtl.wire import CRC_AUTO_MAX_BYTES, HEADER_CRC_OFFSET, HEADER_SIZE  # noqa: E402
+from edge_runtime.igtl.wire import (  # noqa: E402
+    CRC_AUTO_MAX_BYTES,
+    HEADER_CRC_OFFSET,
+    HEADER_SIZE,
+    MAX_IMAGE_SIDE,
+)
 
 pytestmark = pytest.mark.timeout(60)
 BAD_REPEATS = 30  # more than one warning's worth would need WARN_EVERY; 30 shows the throttle
@@ -86,6 +92,20 @@ def test_an_empty_image_is_skipped_and_the_next_frame_comes_on_the_same_connecti
     assert server.connections == 1
     assert len(warnings_about(caplog, "empty image of size (5, 0, 1)")) == 1  # throttled: one line
     assert not [r for r in caplog.records if r.exc_info], "no traceback for a bad message"
+
+
+def test_an_image_over_the_size_limit_is_skipped_and_the_next_frame_comes(caplog):
+    # One pixel tall, so the message stays small: the limit is per side, not per pixel count.
+    too_wide = image_message(rows=1, cols=MAX_IMAGE_SIDE + 1, value=200)
+    server = own_server(one_shot(too_wide.pack() * BAD_REPEATS + image_message(value=33).pack()))
+    try:
+        frame, counters = next_frame(server)
+    finally:
+        server.close()
+    assert int(frame.image[0, 0, 0]) == 33
+    assert counters["skipped_too_large"] == BAD_REPEATS and counters["images"] == 1, counters
+    assert counters["connects"] == 1 and counters.get("disconnects", 0) == 0, counters
+    assert len(warnings_about(caplog, f"over {MAX_IMAGE_SIDE} pixels a side")) == 1  # throttled
 
 
 class FailingLink(IgtlClientLink):

@@ -1,7 +1,7 @@
 """`--igtl-serve` on the network, with real sockets on loopback: it binds loopback by default,
 refuses peers outside its allow-list and beyond its viewer cap, never counts a connection that has
-already closed (port checks leave no ghost viewers), and a viewer that stops reading never slows
-another (each has its own bounded outbox)."""
+already closed (port checks leave no ghost viewers), lets a new viewer take the place of one that
+has sat idle, and a viewer that stops reading never slows another (each has its own bounded outbox)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from edge_runtime.errors import ConfigError
 
 igtl = pytest.importorskip("edge_runtime.igtl")
 from edge_runtime.igtl.net import SEND_TIMEOUT_S  # noqa: E402 (after the importorskip)
+from edge_runtime.igtl.server import IgtlServerLink  # noqa: E402
 from edge_runtime.igtl.wire import read_message  # noqa: E402
 
 pytestmark = pytest.mark.timeout(90)
@@ -86,6 +87,46 @@ def test_allow_list_and_viewer_cap():
         for s in held:
             s.close()
         observer.close()
+
+
+EVICT_IDLE_S = 0.3  # the idle limit the eviction test gives (the default is server.VIEWER_EVICT_IDLE_S)
+IDLE_MARGIN_S = 0.2
+
+
+def wait_until(condition, what: str, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def test_connections_that_sit_idle_give_their_place_to_a_new_viewer(caplog):
+    link = IgtlServerLink(0, evict_idle_s=EVICT_IDLE_S)
+    held = []
+    try:
+        for _ in range(link.max_viewers):  # connect, then neither send nor read: they only hold a place
+            held.append(socket.create_connection(("127.0.0.1", link.port), timeout=5))
+            time.sleep(0.02)  # in order: the first one has been idle longest
+        wait_until(
+            lambda: link.client_count == link.max_viewers, "the idle connections were not all admitted"
+        )
+        time.sleep(EVICT_IDLE_S + IDLE_MARGIN_S)
+        with socket.create_connection(("127.0.0.1", link.port), timeout=5) as viewer:
+            wait_until(lambda: link.counters.get("viewers_evicted") == 1, str(link.counters.snapshot()))
+            assert closed_by_server(held[0])  # the one idle longest
+            assert not any(closed_by_server(s, within=0.1) for s in held[1:])
+            assert link.client_count == link.max_viewers
+            sent = image_message()
+            assert link.send([sent])
+            viewer.settimeout(5)
+            _, got = read_message(pyigtl, viewer, threading.Event())
+        assert got.timestamp == pytest.approx(sent.timestamp, abs=1e-5)
+        assert link.counters.get("viewers_refused") == 0
+        assert any("its place went to a new viewer" in r.getMessage() for r in caplog.records)
+    finally:
+        for s in held:
+            s.close()
+        link.close()
 
 
 PORT_CHECKS = 50  # connect-and-close probes (`nc -z`, a Slicer connector toggled on and off)

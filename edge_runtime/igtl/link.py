@@ -5,7 +5,8 @@ socket unless a send fails (recv() returning b"" is taken as "no message"), retr
 every 10 ms with no backoff, and prints a traceback for each undecodable message.
 Here one reader thread per connection reads whole messages (pyigtl decodes them),
 keeps only the newest IMAGE of the configured device (latest wins, no queue) and the
-newest matrix of every TRANSFORM device, counts what it skips (a message it cannot use
+newest matrix of each TRANSFORM device (a bounded table; an image carries only the matrices
+received just before it: transforms.py), counts what it skips (a message it cannot use
 never costs the connection), and reconnects with exponential backoff. Sends come from
 other threads through :meth:`IgtlClientLink.send`.
 
@@ -34,6 +35,7 @@ from edge_runtime.igtl.net import (
     warn_counted,
     warn_throttled,
 )
+from edge_runtime.igtl.transforms import TransformTable
 from edge_runtime.igtl.wire import (
     CRC_AUTO,
     MAX_BODY_BYTES,
@@ -86,7 +88,7 @@ class IgtlClientLink:
         self._cond = threading.Condition()
         self._latest: IgtlImage | None = None
         self._seq = 0
-        self._transforms: dict[str, np.ndarray] = {}
+        self._transforms = TransformTable()
         self._sock: socket.socket | None = None
         self._closed_by_us: str | None = None  # why we shut the socket down (a failed send), for the log
         self._send_lock = threading.Lock()
@@ -213,9 +215,7 @@ class IgtlClientLink:
 
     def _dispatch(self, message_type: str, msg: Any) -> None:
         if message_type == "TRANSFORM" and msg is not None:
-            with self._cond:
-                self._transforms[msg.device_name] = np.array(msg.matrix, np.float64)
-            self.counters.inc("transforms")
+            self._transforms.receive(msg, self.counters, time.monotonic())
             return
         if message_type != "IMAGE" or msg is None or not self.receive_images:
             self.counters.inc("other_messages")
@@ -224,7 +224,8 @@ class IgtlClientLink:
             if self.device is None:
                 self.device = msg.device_name
                 log.info("OpenIGTLink %s: using IMAGE device %r", self.address, self.device)
-            device, transforms = self.device, dict(self._transforms)
+            device = self.device
+        transforms = self._transforms.current(time.monotonic())
         if msg.device_name != device:
             warn_counted(
                 self.counters, "device", f"IMAGE from device {msg.device_name!r} (configured: {device!r})"
@@ -252,8 +253,8 @@ class IgtlClientLink:
             return None
 
     def transforms(self) -> dict[str, np.ndarray]:
-        with self._cond:
-            return dict(self._transforms)
+        """The current matrices (received within transforms.TRANSFORM_MAX_AGE_S) by device name."""
+        return self._transforms.current(time.monotonic())
 
     # --- sending -----------------------------------------------------------
     def send(self, messages: list) -> bool:

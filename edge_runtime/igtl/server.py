@@ -5,7 +5,9 @@ and installs its own SIGINT/SIGTERM handlers, which must stay with the runtime (
 stops it with SIGTERM). Here an accept thread admits up to ``max_viewers`` viewers from the
 allow-list; each gets its own outbox and threads (viewer.py), so a viewer that stops reading
 loses frames and then its connection, never the others' frames. Each new viewer first gets
-the newest messages.
+the newest messages. When all places are taken, the viewer idle longest (nothing delivered to
+it, nothing from it) gives its place to the newcomer if it has been idle ``evict_idle_s`` or
+more, so connections that only sit there cannot keep real viewers out for ever.
 
 OpenIGTLink has no authentication, so who may connect is decided by address: the server
 binds loopback unless given another HOST, and any other HOST needs an allow-list of networks
@@ -21,6 +23,7 @@ import logging
 import select
 import socket
 import threading
+import time
 
 from edge_runtime.errors import ConfigError
 from edge_runtime.igtl.net import JOIN_TIMEOUT_S, WARN_EVERY, Counters, shutdown_quietly, tune_socket
@@ -32,6 +35,10 @@ log = logging.getLogger("sonomap.igtl")
 LISTEN_BACKLOG = 8
 MAX_VIEWERS = 4  # a Slicer or two per cart; each viewer costs two threads and bandwidth
 DEFAULT_HOST = "127.0.0.1"
+# A viewer that took no prediction and sent nothing for this long may give its place to a new
+# one when all are taken: predictions come several times a second, so a viewer being served is
+# never this idle, while one that only holds a connection open always is.
+VIEWER_EVICT_IDLE_S = 5.0
 
 
 def parse_allow(allow: list[str] | None) -> list:
@@ -69,6 +76,7 @@ class IgtlServerLink:
         host: str = DEFAULT_HOST,
         allow: list[str] | None = None,
         max_viewers: int = MAX_VIEWERS,
+        evict_idle_s: float = VIEWER_EVICT_IDLE_S,
     ):
         self.pyigtl = require_pyigtl()
         self.counters = Counters()
@@ -79,7 +87,7 @@ class IgtlServerLink:
                 f"--igtl-serve {host}:{port}: OpenIGTLink has no authentication; serving beyond "
                 "loopback needs --igtl-allow CIDR for the viewers' network"
             )
-        self.max_viewers = max_viewers
+        self.max_viewers, self.evict_idle_s = max_viewers, evict_idle_s
         try:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             self._listener = socket.create_server((host, int(port)), family=family, backlog=LISTEN_BACKLOG)
@@ -117,8 +125,8 @@ class IgtlServerLink:
         refusal = None
         if not peer_allowed(peer[0], self.allow):
             refusal = "not in --igtl-allow"
-        elif self.client_count >= self.max_viewers:
-            refusal = f"already {self.max_viewers} viewers"
+        elif self.client_count >= self.max_viewers and not self._evict_idlest(where):
+            refusal = f"already {self.max_viewers} viewers, none idle for {self.evict_idle_s:g} s"
         if refusal:
             n = self.counters.inc("viewers_refused")
             if n == 1 or n % WARN_EVERY == 0:
@@ -142,6 +150,22 @@ class IgtlServerLink:
         # viewer's reader, which then finds it here and removes it (never a ghost holding a slot).
         viewer.start()
         log.info("OpenIGTLink viewer connected from %s", where)
+
+    def _evict_idlest(self, newcomer: str) -> bool:
+        """Close the viewer idle longest if it has been idle at least evict_idle_s, to make room
+        for ``newcomer``; False when every viewer is in use."""
+        now = time.monotonic()
+        with self._lock:
+            idle = [(viewer.idle_s(now), viewer) for viewer in self._clients if not viewer.closed]
+        if not idle:
+            return True  # all of them closed meanwhile: there is room
+        seconds, idlest = max(idle, key=lambda pair: pair[0])
+        if seconds < self.evict_idle_s:
+            return False
+        self.counters.inc("viewers_evicted")
+        # Closed outside the lock: close() reports back through _gone, which takes it.
+        idlest.close(f"idle for {seconds:.1f} s; its place went to a new viewer from {newcomer}")
+        return True
 
     def _gone(self, viewer: ViewerConnection, reason: str) -> None:
         with self._lock:

@@ -32,6 +32,7 @@ import numpy as np
 from edge_runtime.errors import ConfigError
 from edge_runtime.frames import Frame, Observer, Prediction
 from edge_runtime.igtl.net import WARN_EVERY
+from edge_runtime.igtl.transforms import MAX_TRANSFORM_DEVICES
 from edge_runtime.igtl.wire import build_image, derive_device_name, require_pyigtl
 from edge_runtime.stats import summarise
 from edge_runtime.units import MS_PER_S
@@ -150,13 +151,16 @@ class IgtlObserver(Observer):
 
     def build_messages(self, geo: dict, shape, roi, mask: np.ndarray, prob: np.ndarray) -> list:
         shape = tuple(shape)
+        # Frames from igtl:// carry a bounded set already; the cap here also bounds frames whose
+        # transforms came from elsewhere (a recorded sequence), so no prediction grows without limit.
+        transforms = sorted(geo["transforms"].items())[:MAX_TRANSFORM_DEVICES]
         messages = [
             self.pyigtl.TransformMessage(
                 np.asarray(m, np.float32),
                 timestamp=geo["timestamp"],
                 device_name=derive_device_name(name, TRANSFORM_TAG),
             )
-            for name, m in sorted(geo["transforms"].items())
+            for name, m in transforms
         ]
         labelmap = paste(shape, roi, mask)
         messages.append(

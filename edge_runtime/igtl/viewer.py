@@ -8,6 +8,8 @@ socket never fills up, and notices when it goes away. A viewer that errors, clos
 send past the deadline is disconnected, and ``on_gone`` tells the server. The threads start only
 with :meth:`ViewerConnection.start`, after the server has registered the viewer: a peer that has
 already closed (a port check) then finds itself registered when it is noticed gone, and is removed.
+Each viewer keeps when it was last active (a payload sent whole, bytes received, or connecting), so
+the server can tell a viewer being served from a connection that only holds a place.
 
 Inputs: payloads from the server. Outputs: bytes to one viewer. Files: none.
 """
@@ -18,6 +20,7 @@ import logging
 import select
 import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -46,6 +49,7 @@ class ViewerConnection:
         self._depth = depth
         self._cond = threading.Condition()
         self._closed = False
+        self._last_active = time.monotonic()  # connected, or last sent a payload or got bytes from it
         sock.settimeout(send_timeout_s)  # bounds each sendall; reads only follow select()
         self._threads = [
             threading.Thread(target=self._send_loop, name=f"igtl-viewer-send-{peer}", daemon=True),
@@ -61,6 +65,15 @@ class ViewerConnection:
     def closed(self) -> bool:
         with self._cond:
             return self._closed
+
+    def idle_s(self, now: float) -> float:
+        """Seconds since this viewer last took a whole payload or sent us bytes (or connected)."""
+        with self._cond:
+            return now - self._last_active
+
+    def _active(self) -> None:
+        with self._cond:
+            self._last_active = time.monotonic()
 
     def offer(self, payload: bytes) -> bool:
         """Queue ``payload`` without waiting; False when this viewer is already gone."""
@@ -87,13 +100,17 @@ class ViewerConnection:
                 reason = "stalled" if isinstance(exc, TimeoutError) else f"send failed ({exc})"
                 self.close(reason)
                 return
+            self._active()
 
     def _read_loop(self) -> None:
         try:
             while not self._closed:
                 readable, _, _ = select.select([self.sock], [], [], READ_POLL_S)
-                if readable and not self.sock.recv(RECV_CHUNK):
+                if not readable:
+                    continue
+                if not self.sock.recv(RECV_CHUNK):
                     break
+                self._active()
         except (OSError, ValueError):
             pass  # the socket was closed under us: treat as gone
         self.close("disconnected")

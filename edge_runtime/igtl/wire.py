@@ -32,6 +32,10 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 READ_POLL_S = 0.2  # how often a blocked reader checks its stop flag
 RECV_CHUNK = 1 << 20
 SPATIAL_AXES = 3  # IGTL images are (k, j, i[, components]) arrays
+# The widest or tallest image segmented. A scanner screen is at most 4K (3840x2160); a larger
+# image under the body limit (a 6000x6000 frame is 34 MiB) costs seconds per frame in conversion,
+# ROI and inference, stalling the pipeline, so it is skipped (``skipped_too_large``).
+MAX_IMAGE_SIDE = 4096
 GRAY_COMPONENTS, RGB_COMPONENTS = 1, 3
 # pyigtl raises these for malformed bodies (unknown scalar code, subvolume, short body, bad counts).
 DECODE_ERRORS = (LookupError, ValueError, ArithmeticError, NotImplementedError, struct.error, TypeError)
@@ -118,7 +122,8 @@ def plane_shape(layout: tuple[int, int, int]) -> tuple[int, int]:
 
 def image_from_message(msg, transforms: dict | None = None) -> IgtlImage:
     """pyigtl ImageMessage -> IgtlImage; raises SkipMessage for what we cannot segment
-    (including an empty image, which decodes in pyigtl but has no pixel to convert)."""
+    (including an empty image, which decodes in pyigtl but has no pixel to convert, and one
+    over MAX_IMAGE_SIDE pixels a side)."""
     data = np.asarray(msg.image)
     if data.dtype != np.uint8:
         raise SkipMessage(
@@ -143,6 +148,11 @@ def image_from_message(msg, transforms: dict | None = None) -> IgtlImage:
     if min(layout) < 1:
         raise SkipMessage(
             "malformed", f"IMAGE {msg.device_name!r}: empty image of size {layout[::-1]} (i, j, k)"
+        )
+    if max(layout) > MAX_IMAGE_SIDE:
+        raise SkipMessage(
+            "too_large",
+            f"IMAGE {msg.device_name!r}: size {layout[::-1]} (i, j, k) is over {MAX_IMAGE_SIDE} pixels a side",
         )
     return IgtlImage(
         bgr=to_bgr(data, msg.device_name, plane_shape(layout), components),

@@ -11,7 +11,8 @@
 - gives every connection ``REQUEST_TIMEOUT_S`` to deliver its whole request: the request line,
   the headers and the body a route reads (also the keep-alive idle limit), enforced by the accept
   loop's housekeeping, however slowly the bytes trickle in. Until then a connection counts as
-  waiting (it may be evicted, above); the handler marks it busy once its request is in;
+  waiting (it may be evicted, above); the handler marks it busy once its request is in and has
+  passed the token and Host checks (a refused request's answer ends its connection instead);
 - gives every socket read and write ``IO_TIMEOUT_S``: a viewer that stops reading its MJPEG
   stream blocks a send that long at most, then is dropped and its stream slot freed;
 - with TLS (:func:`tls_context`), does the handshake in the connection's own thread, under the

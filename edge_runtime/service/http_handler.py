@@ -41,11 +41,12 @@ SECURITY_HEADERS = {
 TEXT = "text/plain; charset=utf-8"
 HTML = "text/html; charset=utf-8"
 LOGIN_MESSAGE_SLOT = b"<!--message-->"
+HOST_REFUSAL = b"forbidden: the Host header must name this machine's loopback (localhost, 127.0.0.1, [::1])\n"
 
 
 class RequestEnded(Exception):
-    """Reading a request's body ended it: it was answered (a refused length) or must not be acted on
-    (a body cut short, a connection being cut). The route stops; ``do_POST`` catches it."""
+    """Reading the body ended the request: answered (a refused length) or not to be acted on (cut
+    short, or the connection being cut). The route stops; ``do_POST`` catches it."""
 
 
 class ViewerState(Protocol):
@@ -90,30 +91,30 @@ class RequestHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def _refuse(self, code: int, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
+        """Answer 400/401/403 and end the connection: nothing pipelined behind a refusal is served."""
+        self.close_connection = True
+        self._send(code, body, ctype, extra)
+
     def _admitted(self, path: str, query: str) -> bool:
-        """Answer and return False for a request that must not go further."""
+        """Answer (closing the connection) and return False for a request that must not go further."""
         obs = self.observer
         if http_auth.token_in_query(query):
-            self._send(
+            self._refuse(
                 400, b"tokens in URLs are refused: log in at / or send Authorization: Bearer <token>\n", TEXT
             )
             return False
         if path not in PUBLIC_PATHS and not http_auth.authorised(self.headers, obs.token):
             challenge = {"WWW-Authenticate": 'Bearer realm="sonomap"'}
             if path == "/":
-                self._send(401, obs.login_page, HTML, challenge)
+                self._refuse(401, obs.login_page, HTML, challenge)
             else:
-                self._send(
+                self._refuse(
                     401, b"unauthorised: log in at / or send Authorization: Bearer <token>\n", TEXT, challenge
                 )
             return False
         if obs.check_host and not host_allowed(self.headers.get("Host")):
-            self._send(
-                403,
-                b"forbidden: the Host header must name this machine's loopback "
-                b"(localhost, 127.0.0.1, [::1])\n",
-                TEXT,
-            )
+            self._refuse(403, HOST_REFUSAL, TEXT)
             return False
         return True
 
@@ -141,7 +142,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         why = cross_site(self.headers, self.observer.scheme)
         if why is None:
             return True
-        self._send(403, f"forbidden: a request from another site's page ({why})\n".encode(), TEXT)
+        self._refuse(403, f"forbidden: a request from another site's page ({why})\n".encode(), TEXT)
         return False
 
     def _busy(self) -> bool:
@@ -153,7 +154,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         is missing, not plain digits or over ``limit`` bytes."""
         length = content_length(self.headers)
         if length is None or length > limit:
-            self._send(400, refusal, TEXT)
+            self._refuse(400, refusal, TEXT)
             raise RequestEnded("body length missing or over its limit: answered 400")
         return length
 
@@ -202,7 +203,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         try:
             STUDY_ID.set(text, "study ID")
         except ConfigError as exc:  # the message names the rule, never the refused text
-            self._send(400, f"{exc}\n".encode(), TEXT)
+            self._refuse(400, f"{exc}\n".encode(), TEXT)
             return
         log.warning("study ID changed from the viewer; the next captured cases carry it")
         self._send(200, b"study ID set\n", TEXT)
@@ -217,10 +218,13 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def do_GET(self) -> None:
-        self.server.mark(BUSY)
         self._close_if_body_unread()  # GET and HEAD ignore a body
         url = urlsplit(self.path)
         if not self._admitted(url.path, url.query):
+            return
+        # BUSY (not evictable) only for a client with the token: a refused one, or one fetching a
+        # public file, stays WAITING while its answer is written and can be evicted to make room.
+        if http_auth.authorised(self.headers, self.observer.token) and not self._busy():
             return
         obs = self.observer
         if url.path == "/healthz":
