@@ -15,7 +15,7 @@ EPOCHS=${LOOP_EPOCHS:-1}
 ROI=240,100,800,560
 MM_PER_PIXEL=0.07142857143
 # patient (pseudonymous, as the lab records it) : BUSI image scanned
-PATIENTS="pat-a:malignant_002 pat-b:malignant_039 pat-c:benign_041"
+PATIENTS="pat-1:malignant_002 pat-2:malignant_039 pat-3:benign_041"
 
 step() { printf '\n== [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 die() { printf 'configs/biopsy-loop.sh: %s\n' "$*" >&2; exit 2; }

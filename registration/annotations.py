@@ -96,6 +96,14 @@ def _role(name: str | None, cancer, ignore, exclude, where: str) -> str | None:
     )
 
 
+def unclassified(where: str, why: str) -> str:
+    """The error for an outline without a class: it cannot be told from a tumour left unlabelled."""
+    return (
+        f"{where}: an outline that {why}; give it a class (one of pathology.cancer_classes, or of "
+        "pathology.ignore_classes for tissue that is not cancer) and export the annotation again"
+    )
+
+
 def _ring(coords, where: str) -> np.ndarray:
     try:
         arr = np.asarray(coords, dtype=np.float64)
@@ -141,14 +149,18 @@ def _geojson_annotations(features: list, where: str, cancer, ignore, exclude) ->
         try:  # malformed nesting (a number where a list/object belongs): found by tests/test_fuzz.py
             name = class_name(props)
             role = _role(name, cancer, ignore, exclude, fwhere)
-            if role is None:
-                out.warnings.append(f"{fwhere}: unclassified annotation ignored")
-                continue
             if role == "ignore":  # unread, as in ASAP XML: an ignored outline's damage changes nothing
                 continue
             polys = [
                 [_ring(r, fwhere) for r in rings] for rings in geometry_rings(feat.get("geometry"), fwhere)
             ]
+            if role is None:
+                if polys:  # left out, a tumour outlined but not classified would make the core benign
+                    raise InputError(unclassified(fwhere, "has no classification"))
+                out.warnings.append(
+                    f"{fwhere}: unclassified annotation without an area (points or a line) ignored"
+                )
+                continue
         except (TypeError, KeyError, IndexError, AttributeError) as exc:
             raise InputError(f"{fwhere}: malformed feature ({type(exc).__name__}: {exc})") from exc
         if not polys:
@@ -171,9 +183,6 @@ def load_asap_xml(path: Path, cancer, ignore, exclude) -> Annotations:
         out.n_objects += 1
         group = ann.get("PartOfGroup")
         role = _role(group if group not in (None, "None", "") else None, cancer, ignore, exclude, awhere)
-        if role is None:
-            out.warnings.append(f"{awhere}: annotation without a group ignored")
-            continue
         if role == "ignore":  # unread, as in GeoJSON
             continue
         kind = ann.get("Type", ASAP_DEFAULT_TYPE)
@@ -181,6 +190,11 @@ def load_asap_xml(path: Path, cancer, ignore, exclude) -> Annotations:
             raise InputError(
                 f"{awhere}: unknown annotation Type {kind!r} (ASAP's are {list(ASAP_OUTLINES + ASAP_NO_AREA)})"
             )
+        if role is None and kind in ASAP_OUTLINES:  # as in GeoJSON: it may be the tumour, unlabelled
+            raise InputError(unclassified(awhere, "is in no group (PartOfGroup)"))
+        if role is None:
+            out.warnings.append(f"{awhere}: annotation without a group and without an area ignored")
+            continue
         if kind in ASAP_NO_AREA:
             out.warnings.append(_no_area(awhere, kind, group))
             continue

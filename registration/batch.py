@@ -33,9 +33,9 @@ and the report was made from case.yaml and the input files it names as they read
 SHA-256; batch_reports.py): a revised annotation or slide, an edited case.yaml (e.g. a corrected
 patient_id) or a damaged report has the case registered again (listed under ``registered_again``).
 Every file is written atomically and a case's earlier image and label are replaced only once its
-new registration succeeded, so an interrupted run resumes cleanly. Cases sharing an id are all
-refused before anything is registered. A damaged report.json of a case not in this run is listed
-as failed.
+new registration succeeded, so an interrupted run resumes cleanly. Cases sharing an id, a slide or
+an annotation file are all refused before anything is registered. A damaged report.json of a case
+not in this run is listed as failed.
 
 Messages that are persisted or logged name the case by its case.yaml under CASES_DIR and an input
 file by its case.yaml key (``pathology.wsi: ...``), never by the file's path or name.
@@ -73,6 +73,7 @@ from registration.batch_reports import (
     stats_before,
     write_input_stats,
 )
+from registration.batch_shared import shared_ids_and_inputs
 from registration.case import CaseSpec, load_case
 from registration.cases.status import find_case_files, lacks_of
 from registration.pipeline import register_case
@@ -135,8 +136,9 @@ def _case_id(case_yaml: Path) -> str:
 
 def _load_cases(cases: list[Path], failed: list, pending: list, left: dict) -> list[tuple[Path, CaseSpec]]:
     """(case file, spec) of every case ready to register. Pending cases go to ``pending``; a case
-    that does not load, and every case whose id another case also has, to ``failed``: all of
-    this before anything is registered, so no case is taken as done on another's outputs.
+    that does not load, every case whose id another case also has, and every case whose slide or
+    annotation another case also names (batch_shared.py), to ``failed``: all of this before anything
+    is registered, so no case is taken as done on another's outputs or paired with its pathology.
     ``left``: id -> why the case is not in the dataset now."""
     loaded = []
     for case_yaml in cases:
@@ -150,19 +152,11 @@ def _load_cases(cases: list[Path], failed: list, pending: list, left: dict) -> l
         except Exception as exc:  # one bad case never stops the batch (Ctrl-C still does)
             failed.append(_failure(case_yaml, exc))
             left[_case_id(case_yaml)] = FAILED_NOW
-    by_id: dict[str, list[Path]] = {}
-    for case_yaml, spec in loaded:
-        by_id.setdefault(spec.id, []).append(case_yaml)
+    clashes = shared_ids_and_inputs(loaded)
     ready = []
     for case_yaml, spec in loaded:
-        others = [str(p) for p in by_id[spec.id] if p != case_yaml]
-        if others:
-            failed.append(
-                _failure(
-                    case_yaml,
-                    f"case id {spec.id!r} is also used by {', '.join(others)}; give each case its own id",
-                )
-            )
+        if case_yaml in clashes:
+            failed.append(_failure(case_yaml, "; ".join(clashes[case_yaml])))
             left[spec.id] = FAILED_NOW
         else:
             ready.append((case_yaml, spec))

@@ -32,7 +32,7 @@ from registration.case_schema import (
     NeedleSection,
     PathologySection,
 )
-from registration.cases.identity import patient_of
+from registration.cases.identity import identity_keys, patient_of
 from registration.wsi_mpp import MAX_PLAUSIBLE_MPP, MIN_PLAUSIBLE_MPP, plausible
 
 __all__ = [
@@ -234,6 +234,7 @@ def load_case(path: str | Path) -> CaseSpec:
     path = Path(path)
     where = str(path)
     data = read_yaml_mapping(path, "case file")
+    identity_keys(data, "", where)  # a patient id's own error (quote it; no name) before the schema's
     raw = convert(data, CaseFile, where, WORDING)
     base = path.parent
     us = raw.ultrasound

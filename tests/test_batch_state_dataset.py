@@ -98,7 +98,7 @@ def test_cores_sharing_a_study_id_are_one_patient_even_when_the_lab_named_only_o
     """A session's cores carry its study id; the lab's patient id came back on one slide only. Both
     cores are one patient in one split, also after a later run joins a third core to them."""
     first, second, third, *_ = sorted(p.name for p in cases.iterdir())
-    for name, extra in ((first, {"pathology": {"patient_id": "pat-a"}}), (second, {})):
+    for name, extra in ((first, {"pathology": {"patient_id": "pat-a1"}}), (second, {})):
         path = cases / name / "case.yaml"
         case = yaml.safe_load(path.read_text())
         case.pop("patient_id", None)
@@ -108,12 +108,12 @@ def test_cores_sharing_a_study_id_are_one_patient_even_when_the_lab_named_only_o
     ds = tmp_path / "ds"
     register_batch(cases, ds, progress=False)
     rows = _split_of(ds)
-    assert rows[first] == rows[second] and rows[first][0] == "pat-a"
+    assert rows[first] == rows[second] and rows[first][0] == "pat-a1"
     # the third core turns out to be the same patient's: it joins the split the group already had
     path = cases / third / "case.yaml"
     case = yaml.safe_load(path.read_text())
     case.pop("patient_id", None)
-    case["pathology"]["patient_id"] = "pat-a"
+    case["pathology"]["patient_id"] = "pat-a1"
     path.write_text(yaml.safe_dump(case))
     register_batch(cases, ds, progress=False)
     again = _split_of(ds)

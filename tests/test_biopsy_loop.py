@@ -23,7 +23,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "configs" / "biopsy-loop.sh"
 DEFAULT_MODEL = ROOT / "edge_runtime" / "models" / "default" / "model.onnx"
-PATIENTS = {"pat-a": True, "pat-b": True, "pat-c": False}  # patient -> scanned lesion is cancer
+PATIENTS = {"pat-1": True, "pat-2": True, "pat-3": False}  # patient -> scanned lesion is cancer
 FIRES_PER_CLIP = 2
 LOOP_TIMEOUT_S = 1200
 OBSERVED_TOLERANCE = 0.05  # registered vs simulated cancer share of a core: needle fit + registration

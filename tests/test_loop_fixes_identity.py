@@ -32,11 +32,11 @@ def _session(root, pathology_patient: dict[str, str | None], study: str | None) 
 
 
 def test_cores_sharing_a_study_id_are_one_patient_though_only_one_has_the_lab_id(tmp_path):
-    cases = _session(tmp_path, {"20261201T1Z-1": "pat-a", "20261201T1Z-2": None}, study="BX-0042")
+    cases = _session(tmp_path, {"20261201T1Z-1": "pat-a1", "20261201T1Z-2": None}, study="BX-0042")
     # each core alone resolves to a different id: the leak
-    assert {patient_of(raw, cid, cid)[0] for cid, raw in cases.items()} == {"pat-a", "BX-0042"}
+    assert {patient_of(raw, cid, cid)[0] for cid, raw in cases.items()} == {"pat-a1", "BX-0042"}
     groups = patient_groups(cases)
-    assert groups == {"20261201T1Z-1": "pat-a", "20261201T1Z-2": "pat-a"}  # the patient id names it
+    assert groups == {"20261201T1Z-1": "pat-a1", "20261201T1Z-2": "pat-a1"}  # the patient id names it
     for seed in range(10):
         split = split_cases(groups.values(), seed=seed)
         assert len({split[groups[c]] for c in cases}) == 1
@@ -59,16 +59,16 @@ def test_groups_chain_through_shared_ids_and_stay_apart_otherwise(tmp_path):
 
 def test_a_study_id_on_cores_of_different_patients_is_warned_and_kept_together(tmp_path, caplog):
     cases = {
-        "z1": {"pathology": {"patient_id": "pat-a"}, "capture": {"study_id": "BX-0042"}},
-        "z2": {"pathology": {"patient_id": "pat-b"}, "capture": {"study_id": "BX-0042"}},
-        "z3": {"pathology": {"patient_id": "pat-c"}, "capture": {"study_id": "BX-0043"}},
+        "z1": {"pathology": {"patient_id": "pat-a1"}, "capture": {"study_id": "BX-0042"}},
+        "z2": {"pathology": {"patient_id": "pat-b1"}, "capture": {"study_id": "BX-0042"}},
+        "z3": {"pathology": {"patient_id": "pat-c1"}, "capture": {"study_id": "BX-0043"}},
     }
     with caplog.at_level(logging.WARNING):
         groups = patient_groups(cases, where={"z1": "cases/z1/case.yaml", "z2": "cases/z2/case.yaml"})
-    assert groups["z1"] == groups["z2"] == "pat-a" and groups["z3"] == "pat-c"
+    assert groups["z1"] == groups["z2"] == "pat-a1" and groups["z3"] == "pat-c1"
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warned) == 1, warned
-    assert "BX-0042" in warned[0] and "pat-a" in warned[0] and "pat-b" in warned[0]
+    assert "BX-0042" in warned[0] and "pat-a1" in warned[0] and "pat-b1" in warned[0]
     assert "cases/z1/case.yaml" in warned[0] and "cases/z2/case.yaml" in warned[0]
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "configs" / "biopsy-loop.sh"
-PATIENTS = ("pat-a", "pat-b", "pat-c")
+PATIENTS = ("pat-1", "pat-2", "pat-3")
 MARK = ".made-by-biopsy-loop"
 SCRIPT_TIMEOUT_S = 60
 
@@ -82,10 +82,10 @@ def test_a_file_added_to_a_marked_out_is_refused_and_nothing_deleted(tmp_path):
 
 def test_a_folder_the_script_did_not_make_is_refused(tmp_path):
     out = tmp_path / "study"
-    (out / "cases" / "pat-a").mkdir(parents=True)  # looks like the loop's, but carries no mark
-    (out / "cases" / "pat-a" / "case.yaml").write_text("id: real\n")
+    (out / "cases" / "pat-1").mkdir(parents=True)  # looks like the loop's, but carries no mark
+    (out / "cases" / "pat-1" / "case.yaml").write_text("id: real\n")
     _refused(tmp_path, _run(tmp_path, out), f"{out}: not empty and not made by this script")
-    assert (out / "cases" / "pat-a" / "case.yaml").read_text() == "id: real\n"
+    assert (out / "cases" / "pat-1" / "case.yaml").read_text() == "id: real\n"
 
 
 def test_an_empty_out_is_used_and_a_file_is_refused(tmp_path):

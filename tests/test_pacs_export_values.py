@@ -37,10 +37,10 @@ def _case(
 
 def test_bad_values_fail_their_own_case_and_long_text_is_cut_to_the_lo_limit(tmp_path):
     cases = tmp_path / "cases"
-    negative = _case(cases, "a_negative", capture={"number": -5})
-    zero = _case(cases, "b_zero", prediction={"prob_scale": 0})
-    long_text = _case(cases, "d_long", capture={"trigger": LONG}, model={"name": LONG})
-    good = _case(cases, "e_good")
+    negative = _case(cases, "20260101T100000Z-1", capture={"number": -5})
+    zero = _case(cases, "20260101T100001Z-2", prediction={"prob_scale": 0})
+    long_text = _case(cases, "20260101T100003Z-4", capture={"trigger": LONG}, model={"name": LONG})
+    good = _case(cases, "20260101T100004Z-5")
     out = export(cases, "--dry-run", tmp_path / "dcm", "--segmentation", "fractional")
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "Warning" not in out.stderr, out.stderr  # no invalid value for pydicom to warn about
@@ -77,7 +77,9 @@ def test_control_characters_and_backslashes_in_case_text_never_reach_the_objects
     """capture.trigger goes into SeriesDescription, capture.model.name into ManufacturerModelName and
     the algorithm name: each character LO does not allow is a '?', and the case is exported."""
     cases = tmp_path / "cases"
-    hostile = _case(cases, "a_hostile", capture={"trigger": HOSTILE_TRIGGER}, model={"name": HOSTILE_MODEL})
+    hostile = _case(
+        cases, "20260101T100000Z-1", capture={"trigger": HOSTILE_TRIGGER}, model={"name": HOSTILE_MODEL}
+    )
     out = export(cases, "--dry-run", tmp_path / "dcm")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Warning" not in out.stderr, out.stderr
@@ -96,11 +98,11 @@ def test_control_characters_and_backslashes_in_case_text_never_reach_the_objects
 @pytest.mark.parametrize("scale", [float("inf"), -0.05, "0.05"])
 def test_a_pixel_spacing_dicom_cannot_carry_fails_its_case_naming_the_key(tmp_path, scale):
     cases = tmp_path / "cases"
-    bad = _case(cases, "a_bad")
+    bad = _case(cases, "20260101T100000Z-1")
     case = yaml.safe_load((bad / "case.yaml").read_text())
     case.setdefault("ultrasound", {})["mm_per_pixel"] = scale
     (bad / "case.yaml").write_text(yaml.safe_dump(case))
-    good = _case(cases, "b_good")
+    good = _case(cases, "20260101T100001Z-2")
     out = export(cases, "--dry-run", tmp_path / "dcm")
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert (

@@ -33,7 +33,7 @@ def test_geojson_variants_holes_and_object_types(tmp_path):
         feature({"type": "Polygon", "coordinates": [SQUARE]}, "Carcinoma"),  # legacy string class
         feature({"type": "Polygon", "coordinates": [SQUARE]}, {"name": "Tumor"}, obj="detection"),  # ignored
         feature({"type": "Polygon", "coordinates": [SQUARE]}, {"name": "Stroma"}),
-        feature({"type": "Polygon", "coordinates": [SQUARE]}, None),  # unclassified: warning
+        feature({"type": "Point", "coordinates": [9, 9]}, None),  # unclassified, no area: warning
         feature({"type": "Point", "coordinates": [5, 5]}, {"name": "Tumor"}),  # no area
     ]
     p = tmp_path / "a.geojson"
@@ -47,6 +47,41 @@ def test_geojson_variants_holes_and_object_types(tmp_path):
     assert int(mask.sum()) == pytest.approx(1200, rel=0.05)
     half = rasterise(ann.cancer[:1], (25, 25), 0.5)  # a 2x coarser level
     assert int(half.sum()) == pytest.approx(300, rel=0.1)
+
+
+@pytest.mark.parametrize("cls", [None, {"color": [255, 0, 0]}, {"names": []}])
+def test_an_outline_without_a_class_is_refused_naming_the_file_and_feature(tmp_path, cls):
+    """Left unclassified in QuPath, a tumour outline would otherwise be dropped with a warning and
+    the core registered (and trained on) as cancer-free."""
+    feats = [
+        feature({"type": "Polygon", "coordinates": [SQUARE]}, {"name": "Stroma"}),
+        {
+            **feature({"type": "Polygon", "coordinates": [SQUARE]}, None),
+            "properties": {"objectType": "annotation"},
+        },
+    ]
+    if cls is not None:
+        feats[1]["properties"]["classification"] = cls
+    p = tmp_path / "a.geojson"
+    p.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+    with pytest.raises(
+        InputError, match=rf"^{p} feature 1: an outline that has no classification; give it a"
+    ):
+        load_annotations(p, *CLASSES)
+
+
+def test_an_asap_outline_in_no_group_is_refused(tmp_path):
+    xml = """<?xml version="1.0"?>
+<ASAP_Annotations><Annotations>
+ <Annotation Name="A" Type="Polygon" PartOfGroup="None" Color="#F4FA58"><Coordinates>
+  <Coordinate Order="0" X="0" Y="0" /><Coordinate Order="1" X="40" Y="0" />
+  <Coordinate Order="2" X="40" Y="40" /><Coordinate Order="3" X="0" Y="40" />
+ </Coordinates></Annotation>
+</Annotations><AnnotationGroups /></ASAP_Annotations>"""
+    p = tmp_path / "a.xml"
+    p.write_text(xml)
+    with pytest.raises(InputError, match=rf"^{p} Annotation 0 \(A\): an outline that is in no group"):
+        load_annotations(p, *CLASSES)
 
 
 def test_asap_xml_with_exclusion_group(tmp_path):

@@ -11,12 +11,17 @@ One case (:func:`patient_of`). Input: a case.yaml mapping and its case id. Outpu
 Many cases (:func:`patient_groups`). Input: case id -> case.yaml mapping. Output: case id -> group
 key. The first-found rule alone splits one patient when the lab's id is on some of its cores only:
 two cores of one session share ``capture.study_id`` BX-0042, one slide came back with
-``pathology.patient_id`` pat-a, and the cores would resolve to pat-a and BX-0042. So cores that share
+``pathology.patient_id`` pat-1, and the cores would resolve to pat-1 and BX-0042. So cores that share
 *any* of the ids above are one group (union-find), named by its best id in the order above. A study
 id found on cores with different patient ids is logged as a warning: the group keeps them together,
 which never leaks a patient across splits, but the ids need a look.
 
-Each must be one plain name (it becomes part of cases.csv and report.json), never a path.
+Each id goes into cases.csv, report.json and the concordance report, so each must pass the rule a
+study id passes at capture (``check_study_id``, edge_runtime/biopsy/study_id.py): a short pseudonym
+with a letter and a digit, never a name (``Doe^Jane``) or a bare hospital number (``12345678``). The
+refusal does not repeat the value. An id must also be YAML text: typed unquoted, ``0042`` reads as
+the octal number 34 and ``1970-01-01`` as a date, so one patient's quoted and unquoted ids would
+differ and the patient could span two splits; such a value is refused with the advice to quote it.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from edge_runtime.safe_names import safe_name
+from edge_runtime.biopsy.study_id import check_study_id
+from edge_runtime.errors import ConfigError
 
 log = logging.getLogger("sonomap.registration")
 
@@ -39,14 +45,25 @@ RANK = {FROM_CASE: 0, FROM_PATHOLOGY: 0, FROM_CAPTURE: 1, FROM_ID: 2}
 PATIENT_KEYS = (FROM_CASE, FROM_PATHOLOGY)
 
 
+def checked_id(value, key: str, where: str) -> str:
+    """``value`` of case.yaml's ``key`` as an id; ConfigError naming ``where`` and ``key`` for a value
+    that is not YAML text or does not pass the study id rule (module docstring)."""
+    if not isinstance(value, str):
+        raise ConfigError(
+            f"{where}: {key} must be text, got a YAML {type(value).__name__}: put the id in quotes "
+            f"({key}: 'P-0042'); unquoted, 0042 reads as the number 34 and 1970-01-01 as a date"
+        )
+    return check_study_id(value, f"{where}: {key}")
+
+
 def identity_keys(raw: Mapping, case_id: str, where: str) -> list[tuple[str, str]]:
     """Every id of the case.yaml mapping ``raw`` as ``(key, value)``, in the order of the module
     docstring; ``[("case id", case_id)]`` when it has none. ConfigError naming ``where`` and the key
-    for a value that is not one plain name."""
+    for a value :func:`checked_id` refuses."""
     pathology = raw.get("pathology") if isinstance(raw.get("pathology"), dict) else {}
     capture = raw.get("capture") if isinstance(raw.get("capture"), dict) else {}
     found = [
-        (key, safe_name(value, f"{where}: {key}"))
+        (key, checked_id(value, key, where))
         for value, key in (
             (raw.get("patient_id"), FROM_CASE),
             (pathology.get("patient_id"), FROM_PATHOLOGY),

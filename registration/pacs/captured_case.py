@@ -9,6 +9,7 @@ is not used: it refuses a case whose pathology is still pending, and export happ
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,12 @@ FIRST_NUMBER = 1  # capture numbers count from 1 (the DICOM series number is the
 # DICOM IS (Series Number) holds < 2**31, and the segmentation's series adds 1000 to the number:
 # no run captures anywhere near this many
 MAX_NUMBER = 2**30
+# The id the capture gives a case (edge_runtime/biopsy/case_writer.py): the post-fire frame's UTC time
+# and the capture number, then -2, -3 ... when another session took that name. The export files and
+# labels a case by this id only, never by its folder's name: a folder may be copied or renamed (after
+# the patient, even), its case.yaml id stays what the capture wrote.
+CAPTURE_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9]+(?:-[0-9]+)?")
+ID_RULE = "<UTC time>-<capture number> as the capture writes it, e.g. 20261130T055254Z-1"
 
 
 @dataclass(frozen=True)
@@ -38,7 +45,7 @@ class Prediction:
 @dataclass(frozen=True)
 class CapturedCase:
     folder: Path
-    case_id: str  # the folder name, <UTC time>-<n>
+    case_id: str  # case.yaml's id, <UTC time>-<n> (CAPTURE_ID)
     number: int  # capture number within its run
     trigger: str  # fire | key | http | signal
     study_id: str | None  # capture.study_id as entered at session start; None when none was entered
@@ -56,9 +63,9 @@ def case_folders(cases_dir: str | Path) -> list[Path]:
 
     Found as every other step finds them (registration.cases.status.find_case_files): the biopsy
     loop keeps one folder per procedure, CASES/<patient>/<case>/, and a capture still being written
-    (``.<name>.<host>-<pid>.partial``) is skipped. InputError when ``cases_dir`` is not a folder, holds no case,
-    or holds two cases of one name (both would be written to OUT/<study>/<case id>/, one over the
-    other), naming the folders.
+    (``.<name>.<host>-<pid>.partial``) is skipped. InputError when ``cases_dir`` is not a folder, holds
+    no case, or holds two cases whose case.yaml gives one id (a backup copy of a case folder: both
+    would be exported as two cores, the second written over the first), naming both case.yaml files.
     """
     root = Path(cases_dir)
     if not root.is_dir():
@@ -66,12 +73,37 @@ def case_folders(cases_dir: str | Path) -> list[Path]:
     folders = sorted((p.parent for p in find_case_files(root)), key=lambda p: (p.name, str(p)))
     if not folders:
         raise InputError(f"{root}: no captured case (*/{CASE_FILE}) found")
-    for first, second in zip(folders, folders[1:], strict=False):
-        if first.name == second.name:
+    seen: dict[str, Path] = {}
+    for folder in folders:
+        case_id = _raw_id(folder / CASE_FILE)
+        if case_id is None:
+            continue  # that case fails on its own turn, with read_case's error
+        if case_id in seen:
             raise InputError(
-                f"{first} and {second}: two cases named {first.name!r}; export them one folder at a time"
+                f"{seen[case_id] / CASE_FILE} and {folder / CASE_FILE}: two cases with id {case_id!r} "
+                "(a copy of one case folder?); keep one of them, nothing was exported"
             )
+        seen[case_id] = folder
     return folders
+
+
+def _raw_id(path: Path) -> str | None:
+    """case.yaml's id when the file loads and the id is a capture id, else None (read_case then
+    refuses the case with the reason)."""
+    try:
+        value = read_yaml_mapping(path, "captured case").get("id")
+    except (ConfigError, OSError):
+        return None
+    return value if isinstance(value, str) and CAPTURE_ID.fullmatch(value) else None
+
+
+def case_id_of(doc: dict, path: Path) -> str:
+    """The case's id from its case.yaml mapping ``doc``; InputError naming the file and key when it
+    is not a capture id. The value is not repeated: it may be anything typed by hand, a name too."""
+    value = doc.get("id")
+    if not isinstance(value, str) or CAPTURE_ID.fullmatch(value) is None:
+        raise InputError(f"{path}: id: not a capture id ({ID_RULE}); the export files a case under its id")
+    return value
 
 
 def _png(path: Path, dtype) -> np.ndarray:
@@ -132,6 +164,7 @@ def read_case(folder: str | Path) -> CapturedCase:
         raise InputError(f"{path}: ultrasound.mm_per_pixel: expected a finite number > 0, got {shown(scale)}")
     pred = cap.get("prediction")
     study = cap.get("study_id")
+    case_id = case_id_of(doc, path)
     number = _key(cap, "number", where, int)
     if not FIRST_NUMBER <= number <= MAX_NUMBER:
         raise InputError(
@@ -139,7 +172,7 @@ def read_case(folder: str | Path) -> CapturedCase:
         )
     return CapturedCase(
         folder=folder,
-        case_id=folder.name,
+        case_id=case_id,
         number=number,
         trigger=_key(cap, "trigger", where, str),
         study_id=None if study is None else str(study),

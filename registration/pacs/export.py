@@ -7,7 +7,8 @@ a study ID is an error for that case, unless ``--study-id`` names the one to fil
 that have their own keep it). That pseudonym stands for one patient, so it covers one case: when
 more than one case to export has no study ID of its own, ``--study-id`` is refused before anything
 is sent or written, naming how many and which case folders (they are exported one at a time).
-``--dry-run OUT`` writes the .dcm files under ``OUT/<study ID>/<case>/`` instead of sending.
+``--dry-run OUT`` writes the .dcm files under ``OUT/<study ID>/<case id>/`` instead of sending (the
+case id is case.yaml's ``id``, never the folder's name, which may have been renamed or copied).
 
 Every study ID, from ``--study-id`` or from a case's ``capture.study_id``, must pass the general
 rule (edge_runtime/biopsy/study_id.py) and the site's ``privacy.study_id_pattern`` from the runtime
@@ -204,7 +205,7 @@ def run_export(args: argparse.Namespace) -> int:
             done = time.perf_counter()
             exported += 1
             print(
-                f"{folder.name}  {objects.study_id}  {line} (built {built - start:.2f} s, "
+                f"{case.case_id}  {objects.study_id}  {line} (built {built - start:.2f} s, "
                 f"{'written' if client is None else 'sent'} {done - built:.2f} s)",
                 flush=True,
             )

@@ -7,7 +7,9 @@ statement) and :func:`uid` for every UID the objects need.
 
 UIDs are derived from the study ID, the case id and the object's role (``2.25.`` + a name-based
 UUID, PS3.5 B.2 and RFC 4122), so exporting a case twice yields the same instances and the PACS keeps one copy, not two.
-One study per study ID and capture day: the cores of one session share it.
+One study per study ID and capture day: the cores of one session share it. Nothing site-specific goes
+into a UID, so any machine exporting a case gives the same ones; two sites issuing the same pseudonyms
+into one PACS would share study UIDs, so pseudonyms must be unique per PACS (docs/pacs-export.md).
 """
 
 from __future__ import annotations

@@ -75,12 +75,13 @@ def _percentiles(values: list[float]) -> tuple[float, float, int]:
 
 def contributing_patients(cores: list[Core]) -> dict[str, int]:
     """score -> distinct patients whose cores can move it: sensitivity, patients with a core with
-    cancer by pathology; specificity, with a core without; AUC, with any core."""
-    return {
-        "sensitivity": len({c.patient_id for c in cores if c.pathology_positive}),
-        "specificity": len({c.patient_id for c in cores if not c.pathology_positive}),
-        "auc": len({c.patient_id for c in cores}),
-    }
+    cancer by pathology; specificity, with a core without; AUC, the fewer of the two, since it
+    compares every cancer core with every benign one: with all benign cores from one patient, a
+    resample holds that patient's cores or none (AUC undefined), and the interval only repeats the
+    point value."""
+    with_cancer = len({c.patient_id for c in cores if c.pathology_positive})
+    without = len({c.patient_id for c in cores if not c.pathology_positive})
+    return {"sensitivity": with_cancer, "specificity": without, "auc": min(with_cancer, without)}
 
 
 def patient_bootstrap(
