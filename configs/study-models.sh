@@ -5,8 +5,8 @@
 #   2 train configs/fcn101.yaml and configs/deeplabv3.yaml from scratch (no ImageNet weights: none
 #     are reachable on an offline cart or lab machine), each for STUDY_MINUTES with the lr annealed
 #     to zero at the budget; one GPU, so the lr is scaled to the batch as the configs say
-#   3 evaluate each on the test split, then `evaluate --compare` (paired Wilcoxon, paired t-test and
-#     case-bootstrap intervals), as the study compared FCN-101 with DeepLabV3
+#   3 `evaluate --compare` on the test split: each model's own report (compare/A, compare/B), then the
+#     paired Wilcoxon, paired t-test and case-bootstrap intervals, as the study compared FCN-101 with DeepLabV3
 # Usage: configs/study-models.sh BUSI_OR_DATASET OUT_DIR
 #   env: STUDY_MINUTES (per model, default 20), STUDY_DEVICE (default cuda), STUDY_BATCH (default 8),
 #        STUDY_SIZE (input side, default the configs' 480)
@@ -54,12 +54,12 @@ PY
   fresh_run "$OUT/$MODEL"
   sonomap train --config "$OUT/$MODEL.yaml" --data "$DATA" --out "$OUT/$MODEL" --device "$DEVICE" \
     --max-minutes "$MINUTES" --no-progress
-  step "3 evaluate $MODEL on the test split"
-  sonomap evaluate --checkpoint "$OUT/$MODEL/best.pt" --data "$DATA" --split test --out "$OUT/$MODEL-test" \
-    --device "$DEVICE"
 done
 
-step "3 compare FCN-101 (A) with DeepLabV3 (B), paired, on the test split"
+# --compare evaluates each model into compare/A and compare/B (the report of one model each) before
+# the paired statistics: each model is evaluated once
+step "3 evaluate FCN-101 (A) and DeepLabV3 (B) on the test split, and compare them, paired"
 sonomap evaluate --compare "$OUT/fcn101/best.pt" "$OUT/deeplabv3/best.pt" --data "$DATA" --split test \
   --out "$OUT/compare" --device "$DEVICE"
-printf '\nReports: %s/fcn101-test/report.md, %s/deeplabv3-test/report.md, %s/compare/report.md\n' "$OUT" "$OUT" "$OUT"
+printf '\nReports: %s/compare/A/report.md (FCN-101), %s/compare/B/report.md (DeepLabV3), %s/compare/report.md\n' \
+  "$OUT" "$OUT" "$OUT"

@@ -47,12 +47,13 @@ def test_study_script_trains_evaluates_and_compares_both_models(
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert not (out / "ds").exists()  # a prepared dataset is used as it is
-    for model, arch in (("fcn101", "fcn_resnet101"), ("deeplabv3", "deeplabv3_resnet101")):
+    for model, arch, report in (("fcn101", "fcn_resnet101", "A"), ("deeplabv3", "deeplabv3_resnet101", "B")):
         cfg = yaml.safe_load((out / f"{model}.yaml").read_text())
         reference = yaml.safe_load((repo_root / "configs" / f"{model}.yaml").read_text())
         assert cfg["model"]["arch"] == arch and cfg["train"]["batch_size"] == 2
         assert cfg["train"]["lr"] == reference["train"]["lr"] * 2 / 32  # linear scaling from 8 x 4
         assert (out / model / "best.pt").is_file()
-        assert "dice" in (out / f"{model}-test" / "report.md").read_text().lower()
+        own = (out / "compare" / report / "report.md").read_text()
+        assert f"`{out / model / 'best.pt'}`" in own and "dice" in own.lower()
     compare = (out / "compare" / "report.md").read_text()
     assert "Wilcoxon" in compare and "| dice |" in compare
