@@ -94,6 +94,7 @@ class TensorRTBackend(Backend):
         self._owner: OwnerThread | None = None
         self._cuda = self._ctx = self._engine = self._context = self._stream = None
         self._buffers: BoundBuffers | None = None
+        self._build_file: preflight.BuildFile | None = None  # what _preflight found the build parses
         self._preflight()
 
     def _is_engine_file(self) -> bool:
@@ -121,7 +122,7 @@ class TensorRTBackend(Backend):
             trt = modules.import_tensorrt()
         except modules.TensorRTUnavailable:
             return
-        preflight.preflight(
+        self._build_file = preflight.preflight(
             self.model_path, self.precision, trt.__version__, hasattr(trt.BuilderFlag, "FP16")
         )
 
@@ -142,15 +143,15 @@ class TensorRTBackend(Backend):
         if self._engine is None:
             self._start()
 
-    def _build_id(self, trt) -> tuple | None:
+    def _build_id(self) -> tuple | None:
         """What an engine built from the ONNX model depends on here (None for an engine file, which
         is never built): among it the file the build parses (model.fp16.onnx on the strongly typed
         path) and its sha256, so a replaced twin is built again after a failed build."""
         if self._is_engine_file():
             return None
-        build_file = preflight.preflight(
-            self.model_path, self.precision, trt.__version__, hasattr(trt.BuilderFlag, "FP16")
-        )
+        if self._build_file is None:  # checked once per backend (the fail-safe guard makes one a retry)
+            self._preflight()
+        build_file = self._build_file
         return (
             str(self.model_path.resolve()),
             str(build_file.path.resolve()),
@@ -164,7 +165,7 @@ class TensorRTBackend(Backend):
 
     def _start(self) -> None:
         trt = modules.import_tensorrt()
-        build_id = self._build_id(trt)
+        build_id = self._build_id()
         failed = FAILED_BUILDS.error_for(build_id) if build_id is not None else None
         if failed is not None:
             raise failed
