@@ -75,13 +75,22 @@ class YuvFrame(Frame):
         return f"YuvFrame(index={self.index}, size={self.shape[1]}x{self.shape[0]}, pts={self.pts})"
 
 
+# cv2.compare's operators, as numpy's, for the one size OpenCV 5 refuses (compare_scalar)
+_NUMPY_CMP = {cv2.CMP_EQ: np.equal, cv2.CMP_GE: np.greater_equal}
+
+
+def compare_scalar(array: np.ndarray, value: int, cmp: int) -> np.ndarray:
+    """uint8 0/255 where ``array <cmp> value`` (``cmp``: cv2.CMP_EQ or cv2.CMP_GE). cv2.compare is far
+    cheaper than numpy's boolean ops on a frame-sized mask, but OpenCV 5 refuses a scalar against a
+    1x1 array (a one-pixel ROI or heat area), which would end a live run: that one size takes numpy."""
+    if array.size == 1:
+        return _NUMPY_CMP[cmp](array, value).astype(np.uint8) * np.uint8(255)
+    return cv2.compare(array, value, cmp)
+
+
 def class_pixels(mask: np.ndarray, class_id: int) -> np.ndarray:
-    """uint8 0/255 where ``mask == class_id``. cv2.compare is far cheaper than numpy's boolean ops on
-    a frame-sized mask, but OpenCV 5 refuses a scalar against a 1x1 array (a one-pixel ROI), which
-    would end a live run: that one size takes numpy."""
-    if mask.size == 1:
-        return np.where(mask == class_id, np.uint8(255), np.uint8(0)).astype(np.uint8)
-    return cv2.compare(mask, class_id, cv2.CMP_EQ)
+    """uint8 0/255 where ``mask == class_id`` (:func:`compare_scalar`)."""
+    return compare_scalar(mask, class_id, cv2.CMP_EQ)
 
 
 def frame_shape(frame: Frame) -> tuple[int, int]:

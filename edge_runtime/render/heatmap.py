@@ -62,9 +62,9 @@ def level_of(p: float) -> int:
 
 
 def at_least(heat: np.ndarray, level: int) -> np.ndarray:
-    """uint8 0/1 where ``heat >= level``. Not cv2.compare: OpenCV 5 refuses a scalar against a 1x1
-    array (a heat map that paints one pixel), and that would end a live run."""
-    return np.greater_equal(heat, level).view(np.uint8)
+    """uint8 0/255 where ``heat >= level`` (:func:`edge_runtime.yuv.compare_scalar`: a heat map that
+    paints one pixel must not end a live run)."""
+    return yuv.compare_scalar(heat, level, cv2.CMP_GE)
 
 
 def floor_for(manifest, threshold: float) -> float:
