@@ -28,6 +28,10 @@ from edge_runtime.igtl.wire import (  # noqa: E402
 pytestmark = pytest.mark.timeout(60)
 BAD_REPEATS = 30  # more than one warning's worth would need WARN_EVERY; 30 shows the throttle
 WAIT_S = 5.0
+# The scripted servers go quiet once their script is sent. On a loaded machine the test may read its
+# first frame more than the link's 3 s idle timeout after it came; the link would then reconnect and
+# the server send its script again, doubling every count. No test here is about the idle timeout.
+QUIET_SERVER_IDLE_S = 30.0
 ECMA182_CHECK = 0x6C40DF5F0B497347  # CRC-64/ECMA-182 (init 0, no reflection) of b"123456789"
 BACKOFF_WATCH_S = 2.5
 BACKOFF_MAX_S = 2.0
@@ -63,7 +67,13 @@ def own_server(script) -> ScriptedServer:
 
 
 def spec(host: str, port: int, **query) -> str:
-    params = {"device": DEVICE, "timeout": WAIT_S, "backoff_max": 0.2, **query}
+    params = {
+        "device": DEVICE,
+        "timeout": WAIT_S,
+        "backoff_max": 0.2,
+        "idle_timeout": QUIET_SERVER_IDLE_S,
+        **query,
+    }
     return f"igtl://{host}:{port}?" + "&".join(f"{k}={v}" for k, v in params.items())
 
 
