@@ -142,14 +142,20 @@ class Slide:
         return self._read(k, (0, 0, w, h), target_mpp)
 
     def read_box(self, box0: tuple[float, float, float, float], target_mpp: float) -> SlideLevel:
-        """Only the level-0 box (x0, y0, x1, y1), from the level that suits ``target_mpp``."""
-        k, _ = self.level_for(target_mpp)
-        ds = self.src.downsamples[k]
-        x0, y0 = int(math.floor(box0[0] / ds)), int(math.floor(box0[1] / ds))
-        x1, y1 = int(math.ceil(box0[2] / ds)), int(math.ceil(box0[3] / ds))
+        """Only the level-0 box (x0, y0, x1, y1), from the level that suits ``target_mpp``; one past the
+        slide's edge is refused for every reader (tifffile pads it white, OpenSlide blames the file)."""
+        (h0, w0), (x0, y0, x1, y1) = self.src.level_shapes[0], box0
         if x1 <= x0 or y1 <= y0:
             raise self._fail(InputError(f"{self.where}: empty slide box {list(box0)}"))
-        return self._read(k, (x0, y0, x1 - x0, y1 - y0), target_mpp)
+        if x0 < 0 or y0 < 0 or x1 > w0 or y1 > h0:
+            why = f"slide box {list(box0)} reaches past the slide ({w0}x{h0} px at level 0)"
+            raise self._fail(InputError(f"{self.where}: {why}"))
+        k, _ = self.level_for(target_mpp)
+        ds, (lh, lw) = self.src.downsamples[k], self.src.level_shapes[k]
+        # a coarser level's size is level 0's rounded down: keep a box at level 0's edge inside it
+        c0, r0 = min(math.floor(x0 / ds), lw - 1), min(math.floor(y0 / ds), lh - 1)
+        c1, r1 = min(math.ceil(x1 / ds), lw), min(math.ceil(y1 / ds), lh)
+        return self._read(k, (c0, r0, c1 - c0, r1 - r0), target_mpp)
 
     def _read(self, k: int, box: tuple[int, int, int, int], target_mpp: float) -> SlideLevel:
         _, factor = self.level_for(target_mpp)

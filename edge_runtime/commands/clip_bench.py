@@ -14,7 +14,7 @@ from pathlib import Path
 
 from edge_runtime import cli_args
 from edge_runtime.atomic import atomic_write_text
-from edge_runtime.commands.options import add_common_options, runtime_config
+from edge_runtime.commands.options import add_capture_options, add_model_options, runtime_config
 from edge_runtime.commands.output_paths import Output, check_outputs
 from edge_runtime.config_schema import MAX_DIMENSION_PX
 from edge_runtime.errors import ConfigError, InputError, SonomapError
@@ -186,5 +186,6 @@ def register(sub) -> None:
     p.add_argument(
         "--compare-bgr", action="store_true", help="also time the pipeline forced onto its BGR path"
     )
-    add_common_options(p)
+    add_model_options(p)  # no --summary/--save-masks/--record-raw: the bench writes only --json
+    add_capture_options(p)
     p.set_defaults(func=cmd_bench)

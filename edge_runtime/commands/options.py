@@ -16,6 +16,14 @@ from edge_runtime.privacy import redact
 
 
 def add_common_options(p: argparse.ArgumentParser) -> None:
+    """The options of replay and live: the model and ROI, the files a run writes, biopsy capture."""
+    add_model_options(p)
+    add_run_file_options(p)
+    add_capture_options(p)
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """The model, its backend, the runtime config and the ROI: what every measured run needs."""
     p.add_argument(
         "--model",
         help="model file (.onnx, .engine, .ts) with its manifest beside it "
@@ -37,9 +45,18 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
         "fires for --cases; OpenIGTLink images carry their own)",
     )
     p.add_argument("--ema", type=float, help="temporal smoothing weight of the newest probability (0 = off)")
+
+
+def add_run_file_options(p: argparse.ArgumentParser) -> None:
+    """The files a replay or live run writes besides its video. Not bench's: it writes only its report,
+    and a flag it took without writing the file would pass for a recording that does not exist."""
     p.add_argument("--save-masks", metavar="DIR", help="write per-frame mask and ROI PNGs to DIR")
     p.add_argument("--record-raw", metavar="MP4", help="also record the raw input to MP4")
     p.add_argument("--summary", help="write a JSON summary (frames, fps, per-stage latency p50/p95/p99)")
+
+
+def add_capture_options(p: argparse.ArgumentParser) -> None:
+    """Biopsy capture into registration case folders."""
     p.add_argument(
         "--cases",
         metavar="DIR",
@@ -98,7 +115,11 @@ def overrides(args, **extra) -> dict:
             "enabled": False if getattr(args, "no_ai", False) else None,
         },
         "overlay": {"ema": args.ema},
-        "sinks": {"masks": args.save_masks, "raw": args.record_raw, "summary": args.summary},
+        "sinks": {  # absent on a parser without add_run_file_options (bench)
+            "masks": getattr(args, "save_masks", None),
+            "raw": getattr(args, "record_raw", None),
+            "summary": getattr(args, "summary", None),
+        },
         "live": {},
     }
     for key, value in extra.items():

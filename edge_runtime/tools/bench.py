@@ -17,7 +17,8 @@ The pipeline's CPU is also split by thread (:mod:`edge_runtime.tools.threadcpu`)
 process's cores is the CPU-bound ceiling of the frame rate, printed beside the measured rate.
 With ``--cases DIR`` the pipeline runs again on its BGR path without and with the biopsy-capture
 observer, and the observer's own CPU per frame on the render path (fire detection + expected yield) is printed.
-Then a short live run (synthetic 30 fps source, or ``--source``) for capture-to-display latency.
+Then a short live run (synthetic 30 fps source, or ``--source``) for capture-to-display latency;
+``--live-seconds 0`` skips it, and the report's ``live`` and ``live_budget_ms`` are then None (JSON null).
 Peak RSS is reported twice: the bench process (which also holds the decoded ROIs of measurement 1)
 and ``sonomap replay`` of the same clip and settings in a process of its own, the runtime's footprint.
 Prints per-stage p50/p95/p99/max, throughput and the ratios; returns them as a dict.
@@ -55,11 +56,22 @@ LIVE_SECONDS = 6.0
 LIVE_BUDGET_FRAMES = 1.5  # live capture-to-display budget: backend p50 + this many frame intervals
 
 
+def live_measurement(config, source: str | None, seconds: float) -> tuple[dict | None, float | None]:
+    """The live run's summary and its capture-to-display budget (backend p50 + LIVE_BUDGET_FRAMES
+    frame intervals), or (None, None) for ``seconds`` 0: a skipped run is reported as skipped, not
+    as a measurement of 0 frames/s."""
+    if seconds <= 0:
+        return None, None
+    live = live_run(config, source, seconds)
+    backend_p50 = live["latency_ms"].get("backend", {}).get("p50", float("nan"))
+    return live, backend_p50 + LIVE_BUDGET_FRAMES * MS_PER_S / DEFAULT_FPS
+
+
 def run_bench(args) -> dict:
     config = cfg.merge(
         cfg.load_config(args.config),
         {
-            "roi": {"rect": args.roi},
+            "roi": {"rect": args.roi, "mm_per_pixel": getattr(args, "mm_per_pixel", None)},
             "inference": {"model": args.model, "backend": args.backend, "device": args.device},
             "overlay": {"ema": args.ema},
         },
@@ -122,13 +134,7 @@ def run_bench(args) -> dict:
             args, config, clip, len(rois), work, warm_backend, manifest, model, roi
         )
     seconds = getattr(args, "live_seconds", LIVE_SECONDS)
-    report["live"] = (
-        live_run(config, args.source, seconds) if seconds > 0 else {"fps": 0.0, "drops": 0, "latency_ms": {}}
-    )
-    b, n, p = report["backend_only"]["fps"], report["naive"]["fps"], report["pipeline"]["fps"]
-    live_lat = report["live"]["latency_ms"]
-    backend_p50 = live_lat.get("backend", {}).get("p50", float("nan"))
-    report["live_budget_ms"] = backend_p50 + LIVE_BUDGET_FRAMES * MS_PER_S / DEFAULT_FPS
+    report["live"], report["live_budget_ms"] = live_measurement(config, args.source, seconds)
     report["rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB_PER_GIB
     report["runtime_rss_gib"] = runtime_peak_rss(args, clip, len(rois), work)
     print_report(report, args.source, seconds, manifest.name)

@@ -9,6 +9,7 @@ TARGET_VS_BACKEND_ONLY = 0.80
 TARGET_VS_NAIVE = 1.30
 TARGET_RUNTIME_RSS_GIB = 1.5
 TARGET_OBSERVER_CPU_MS = 2
+LIVE_SKIPPED = "skipped (--live-seconds 0)"
 
 
 def _print_stages(title: str, fps: float, latency: dict, cpu_ms: float | None = None) -> None:
@@ -37,12 +38,23 @@ def _print_ceiling(pipeline: dict, backend_fps: float) -> None:
     )
 
 
+def _print_live_budget(live: dict | None, budget_ms: float | None) -> None:
+    if live is None:  # no live run: no capture-to-display to hold against the budget
+        print(f"live capture-to-display vs budget: {LIVE_SKIPPED}")
+        return
+    c2d = live["latency_ms"].get("capture_to_display", {}).get("p99", float("nan"))
+    print(
+        f"live capture-to-display p99 {c2d:.1f} ms vs budget backend p50 + 1.5 frames = "
+        f"{budget_ms:.1f} ms; live drops {live['drops']}"
+    )
+
+
 def print_report(report: dict, source: str | None, seconds: float, model_name: str) -> None:
     """Print ``report`` (:func:`edge_runtime.tools.bench.run_bench`'s dict); ``source``/``seconds``:
     the live run's, ``model_name``: the manifest's."""
     _, _, roi_w, roi_h = report["roi"]
     b, n, p = report["backend_only"]["fps"], report["naive"]["fps"], report["pipeline"]["fps"]
-    live_lat = report["live"]["latency_ms"]
+    live = report["live"]  # None: skipped with --live-seconds 0
     print(
         f"clip {report['clip']}: {report['frames']} frames, ROI {roi_w}x{roi_h}, model {model_name}, "
         f"backend {report['backend']}"
@@ -69,12 +81,14 @@ def print_report(report: dict, source: str | None, seconds: float, model_name: s
             report["pipeline_bgr"]["latency_ms"],
             report["pipeline_bgr"]["cpu_ms_per_frame"],
         )
-    _print_stages(
-        f"live ({redact_url(source or 'synthetic 30 fps')}, {seconds:.0f} s; shown frames/s)",
-        report["live"]["fps"],
-        live_lat,
-    )
-    c2d = live_lat.get("capture_to_display", {}).get("p99", float("nan"))
+    if live is None:
+        print(f"live: {LIVE_SKIPPED}")
+    else:
+        _print_stages(
+            f"live ({redact_url(source or 'synthetic 30 fps')}, {seconds:.0f} s; shown frames/s)",
+            live["fps"],
+            live["latency_ms"],
+        )
     rounds = report["rounds"]
     if len(rounds) > 1:
         print(
@@ -95,10 +109,7 @@ def print_report(report: dict, source: str | None, seconds: float, model_name: s
     print(
         f"ratio pipeline / naive loop throughput:   {report['ratios']['pipeline_vs_naive']:.2f} (target >= {TARGET_VS_NAIVE:.2f})"
     )
-    print(
-        f"live capture-to-display p99 {c2d:.1f} ms vs budget backend p50 + 1.5 frames = "
-        f"{report['live_budget_ms']:.1f} ms; live drops {report['live']['drops']}"
-    )
+    _print_live_budget(live, report["live_budget_ms"])
     print(
         f"peak RSS of the runtime (sonomap replay, own process) {report['runtime_rss_gib']:.2f} GiB "
         f"(target <= {TARGET_RUNTIME_RSS_GIB}); of this bench process {report['rss_gib']:.2f} GiB"
