@@ -3,7 +3,9 @@
 Subcommands come from the ``sonomap.commands`` entry-point group: each stage package
 exposes ``register(subparsers)``. Loading them through entry points keeps this module
 free of imports from training, registration and export, and a stage whose optional
-dependencies are missing simply contributes no commands. Only the stages up to the one that owns
+dependencies are missing simply contributes no commands. The runtime's own commands are not
+optional: a runtime that cannot import them (a dependency of its own missing) is a one-line error
+naming the missing module. Only the stages up to the one that owns
 the command given are loaded, the runtime's first, so a runtime command (live, replay, bench)
 holds no module of another stage; ``--help`` loads them all.
 """
@@ -18,7 +20,7 @@ from importlib.metadata import entry_points
 
 import cv2
 
-from edge_runtime.errors import EXIT_USER_ERROR, SonomapError, os_error_text
+from edge_runtime.errors import EXIT_USER_ERROR, ConfigError, SonomapError, os_error_text
 from edge_runtime.privacy import install_log_redaction, redact
 
 EXIT_INTERRUPTED = 130
@@ -50,7 +52,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for ep in stages:
         try:
             register = ep.load()
-        except ImportError as exc:  # a stage whose optional extras are not installed
+        except ImportError as exc:
+            if ep.module.partition(".")[0] == RUNTIME_PACKAGE:  # the base install: never optional
+                missing = isinstance(exc, ModuleNotFoundError) and exc.name
+                what = f"module {exc.name!r} is not installed" if missing else "an import failed"
+                raise ConfigError(
+                    f"the runtime's commands cannot be loaded: {what} ({exc}); "
+                    "reinstall sonomap with its dependencies (pip install sonomap)"
+                ) from exc
+            # another stage, whose optional extras are not installed
             logging.getLogger("sonomap").debug("commands of %s unavailable: %s", ep.name, exc)
             continue
         register(sub)
@@ -86,7 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     install_log_redaction()
     logging.captureWarnings(True)
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(chosen_command(argv))
+    try:
+        parser = build_parser(chosen_command(argv))
+    except ConfigError as exc:
+        if "--debug" in argv:
+            raise
+        print(f"sonomap: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
     args = parser.parse_args(argv)
     if args.verbose:
         logging.getLogger().setLevel(logging.INFO)

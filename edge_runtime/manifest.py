@@ -31,7 +31,7 @@ and the key path. :class:`Manifest` is the same content in memory, input size an
 import copy
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import yaml
@@ -64,11 +64,12 @@ class ClassInfo(msgspec.Struct, forbid_unknown_fields=True):
 class ManifestInput(Section):
     height: described(int, "an integer")
     width: described(int, "an integer")
-    channels: described(int, "an integer") = 1
+    # one value each here and in Normalisation.scale: what the runtime implements; others refused
+    channels: described(Literal[1], "1 (the runtime feeds one gray channel)") = 1
 
 
 class Normalisation(Section, kw_only=True):
-    scale: described(str, "a text") = "1/255"
+    scale: described(Literal["1/255"], "'1/255' (the runtime scales uint8 frames to [0, 1])") = "1/255"
     mean: described(float, "a number")
     std: described(float, "a number")
 

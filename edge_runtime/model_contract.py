@@ -8,11 +8,16 @@ describe a graph it does not belong to: with the class ids swapped the overlay p
 tissue colour, which is to say not at all; with the temperature or the curve changed, evaluate and
 the case report would state a calibration the graph does not apply. Export therefore writes a small
 contract into the ONNX model's ``metadata_props`` (one key, :data:`CONTRACT_KEY`, whose value is
-JSON: class ids and names, the cancer id, the threshold, the input size, the temperature and the
-sha256 of the calibration curve, or null), and the runtime compares it with the manifest when it
-opens the model. A contract stamped before the temperature and the curve were added to it (the same
-contract version: those two keys absent) is checked for the rest, and the two are taken on trust
-with a logged warning, so such exports still load.
+JSON: class ids and names, the cancer id, the threshold, the input size, the temperature, the
+sha256 of the calibration curve or null, and the normalisation's mean and std), and the runtime
+compares it with the manifest when it opens the model. The TorchScript export saves the same JSON
+in the file's ``_extra_files`` under the same key; the torch backend checks it with
+:func:`check_contract` and refuses a folded TorchScript model without one. A contract stamped
+before the temperature and the curve were added to it (the same contract version: those two keys
+absent) is checked for the rest, and the two are taken on trust with a logged warning, so such
+exports still load. A contract without the normalisation (``mean``/``std``, baked into the graph's
+input scaling), such as the shipped default model's, is likewise checked for the rest, and the
+manifest's mean and std are noted at info level as unchecked.
 
 - :func:`contract_of` / :func:`contract_props`: a manifest -> the contract / the metadata to stamp
   (export writes it with ``onnx.helper.set_model_props``);
@@ -53,6 +58,9 @@ THRESHOLD_TOLERANCE = 1e-9
 # its knots, whose float64 values the JSON and YAML round trips keep exactly
 TEMPERATURE_REL_TOLERANCE = 1e-9
 CALIBRATION_KEYS = ("temperature", "calibration_curve")  # added to the contract after its first stamps
+NORMALISATION_KEY = "normalisation"  # added after those: checked only where the graph's contract has it
+# mean/std: float64 in the manifest and in the contract's JSON, exact through both round trips
+NORMALISATION_REL_TOLERANCE = 1e-9
 # ONNX Runtime's tensor type names -> the numpy dtype names the manifest's ``io`` listing uses
 ORT_DTYPES = {
     "tensor(uint8)": "uint8",
@@ -84,6 +92,7 @@ def contract_of(manifest: Manifest) -> dict[str, Any]:
         "input": {"height": int(manifest.input_height), "width": int(manifest.input_width)},
         "temperature": float(manifest.temperature),
         "calibration_curve": curve_digest(manifest.calibration_curve),
+        NORMALISATION_KEY: {"mean": float(manifest.mean), "std": float(manifest.std)},
     }
 
 
@@ -105,8 +114,8 @@ def check_contract(metadata: Mapping[str, str], manifest: Manifest, model_path: 
         log.log(
             level,
             "%s: the graph carries no model contract (exported before sonomap stamped one); the "
-            "manifest's classes, threshold, input size, temperature and calibration curve are taken on "
-            "trust; re-export to check them",
+            "manifest's classes, threshold, input size, temperature, calibration curve and normalisation "
+            "are taken on trust; re-export to check them",
             model_path,
         )
         return False
@@ -125,6 +134,14 @@ def check_contract(metadata: Mapping[str, str], manifest: Manifest, model_path: 
             "re-export to check them",
             model_path,
             " and ".join(unstamped),
+        )
+    if NORMALISATION_KEY not in stamped:
+        # not a warning: the shipped default model's contract predates it, and a warning on every
+        # start that the operator cannot act on would teach them to ignore the log
+        log.info(
+            "%s: the graph's model contract predates normalisation; the manifest's mean and std are "
+            "taken on trust",
+            model_path,
         )
     return True
 
@@ -207,6 +224,7 @@ def _differences(stamped: dict[str, Any], expected: dict[str, Any]):
         f"threshold {threshold!r}",
     )
     yield from _calibration_differences(stamped, expected)
+    yield from _normalisation_differences(stamped, expected)
     graph_input = stamped.get("input") if isinstance(stamped.get("input"), dict) else {}
     for side in ("height", "width"):
         yield (
@@ -236,6 +254,22 @@ def _calibration_differences(stamped: dict[str, Any], expected: dict[str, Any]):
             graph_curve != expected["calibration_curve"],
             _curve_text(expected["calibration_curve"], "none"),
             _curve_text(graph_curve, "no calibration curve"),
+        )
+
+
+def _normalisation_differences(stamped: dict[str, Any], expected: dict[str, Any]):
+    """:func:`_differences` for the input's mean and std, only where the graph's contract carries them."""
+    if NORMALISATION_KEY not in stamped:
+        return
+    graph = stamped[NORMALISATION_KEY] if isinstance(stamped[NORMALISATION_KEY], dict) else {}
+    for side in ("mean", "std"):
+        value, want = graph.get(side), expected[NORMALISATION_KEY][side]
+        yield (
+            f"normalisation.{side}",
+            not isinstance(value, (int, float))
+            or not math.isclose(value, want, rel_tol=NORMALISATION_REL_TOLERANCE),
+            f"{want!r}",
+            f"{side} {value!r}",
         )
 
 

@@ -35,6 +35,10 @@ _FULL_FROM_LIMITED = np.clip(
     np.round((np.arange(UINT8_MAX + 1) - Y_BLACK) * UINT8_MAX / (Y_WHITE - Y_BLACK)), 0, UINT8_MAX
 ).astype(np.uint8)
 YUV_FORMATS = ("yuv420p",)  # decoder formats kept as planes; anything else (yuvj420p, rgb, 4:2:2) -> BGR
+# FFmpeg's AVColorRange of the frames kept as planes: unspecified (what libx264 leaves, read as
+# limited, as the BGR conversion reads it) or MPEG (limited). Full range (JPEG: VP9/AV1 decode it as
+# plain yuv420p) would be darkened by the limited->full luma map, so it goes the BGR path.
+LIMITED_RANGES = (0, 1)
 
 
 class YuvFrame(Frame):
@@ -99,8 +103,11 @@ def frame_shape(frame: Frame) -> tuple[int, int]:
 
 
 def from_av(vf) -> np.ndarray | None:
-    """A PyAV frame -> its I420 planes as one array, or None when it is not plain even-sized yuv420p."""
+    """A PyAV frame -> its I420 planes as one array, or None (the BGR path) when it is not plain
+    even-sized limited-range yuv420p."""
     if vf.format.name not in YUV_FORMATS or vf.width % 2 or vf.height % 2:
+        return None
+    if int(vf.color_range) not in LIMITED_RANGES:
         return None
     return vf.to_ndarray(format="yuv420p")
 

@@ -37,6 +37,7 @@ EXPORTER = "sonomap.export (torch.onnx TorchScript exporter)"
 # before it held only the folder's name may hold a full path there
 FITTED_SECTIONS = ("calibration", "mask_filter_fit")
 SPLIT_SEPARATOR = " split "
+PARITY_KEY = "parity"  # extra's parity record (edge_runtime.parity_record), one per checked artifact
 
 
 def refuse_overwrite(checkpoint: str | Path, out: str | Path) -> None:
@@ -62,8 +63,11 @@ def exported_source(checkpoint: Path, source: Manifest) -> dict:
 
 def exported_extra(extra: dict, precision: str) -> dict:
     """The checkpoint's ``extra`` for the exported manifest, with each ``fitted_on`` reduced to the
-    dataset folder's base name (an older checkpoint may hold the full path) and ``precision`` set."""
-    out = {**extra, "precision": precision}
+    dataset folder's base name (an older checkpoint may hold the full path) and ``precision`` set.
+    Its ``parity`` is dropped: it records a check of another artifact (a checkpoint recovered from an
+    ONNX export carries that export's), and each export writes the verdict of its own check."""
+    out = {key: value for key, value in extra.items() if key != PARITY_KEY}
+    out["precision"] = precision
     for section in FITTED_SECTIONS:
         record = out.get(section)
         if isinstance(record, dict) and isinstance(record.get("fitted_on"), str):

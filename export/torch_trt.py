@@ -37,6 +37,9 @@ from export.onnx_export import exported_extra, exported_source, library_versions
 from export.shapes import ShapeSpec, checked_profile, given_shapes
 
 MIN_TORCH_TENSORRT = (2, 5)  # first release whose compile() and save() take arg_inputs
+# This path compiles without comparing the program with the network: its manifest says so, in the
+# form of a parity record that did not pass, so nothing reads it as checked (edge_runtime.parity_record).
+NOT_CHECKED = "not checked: the torch-tensorrt path runs no parity check; the ONNX path checks its models"
 PROGRAM_NAME = "model.ep"
 
 
@@ -153,7 +156,8 @@ def compiled_manifest(
     source: Manifest, checkpoint: Path, shapes: dict, versions: dict, precision: str = "fp16"
 ) -> Manifest:
     """The manifest of ``model.ep``: the checkpoint's (model_config, calibration, mask filter kept),
-    with the folded graph's I/O over ``shapes``, the checkpoint by file name and sha256."""
+    with the folded graph's I/O over ``shapes``, the checkpoint by file name and sha256, and a
+    parity record saying that no parity check was run."""
     return source.derive(
         format="torch-tensorrt",
         preprocessing_in_graph=True,
@@ -170,5 +174,11 @@ def compiled_manifest(
         extra={
             **exported_extra(source.extra, precision),
             "exporter": "torch_tensorrt.compile(ir=dynamo) + torch_tensorrt.save",
+            "parity": {
+                "reference": "torch-fp32",
+                "candidate": f"torch-tensorrt-{precision}",
+                "passed": False,
+                "note": NOT_CHECKED,
+            },
         },
     )

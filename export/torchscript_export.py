@@ -3,9 +3,13 @@
 Input: ``CK`` (+ ``CK.yaml``). Outputs: ``model.ts`` (torch.jit.trace of
 :class:`export.folded.FoldedSegmenter`, uint8 frame in, (prob, mask) out, dynamic H/W and
 batch) and ``model.ts.yaml`` (format ``torchscript``, preprocessing_in_graph true).
-The runtime loads it with ``torch.jit.load`` and never imports training.
-Before the manifest is written the trace is checked against eager torch on real frames at
-their own sizes, so a trace that froze a shape is caught here, not on the cart.
+The runtime loads it with ``torch.jit.load`` and never imports training. The file carries the
+model contract in its ``_extra_files`` (:mod:`edge_runtime.model_contract`), which the runtime
+checks against the manifest beside it.
+Before the model is installed the trace is checked against eager torch on real frames at
+their own sizes, so a trace that froze a shape is caught here, not on the cart; the verdict is
+kept in ``model.ts.yaml`` (``extra.parity``: a failed one makes the runtime refuse the model) and
+the frames' details in ``model.ts.parity.json``.
 ``--out`` must end in ``.ts`` or ``.torchscript`` (the suffixes the runtime recognises; never a
 checkpoint's ``.pt``) and must not be the checkpoint itself: both are refused before anything
 is written. The manifest names the checkpoint by file name and sha256 only.
@@ -20,11 +24,13 @@ from edge_runtime.atomic import atomic_path
 from edge_runtime.backends import TORCHSCRIPT_SUFFIXES
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import manifest_path, save_manifest
+from edge_runtime.model_contract import contract_props
 from export.parity import (
     FP32_AGREEMENT_BAR,
     checked_file,
     count_frame,
     describe,
+    manifest_record,
     parity_path,
     summarise,
     write_parity,
@@ -57,7 +63,8 @@ def export_torchscript(checkpoint: str | Path, out: str | Path):
         warnings.simplefilter("ignore")  # tracer warnings about shape arithmetic; checked below instead
         traced = torch.jit.trace(folded, (dummy,), check_trace=False)
     with atomic_path(out) as tmp:
-        traced.save(str(tmp))
+        # the checkpoint's manifest is what the folded graph was built from: its contract, as ONNX's
+        traced.save(str(tmp), _extra_files=contract_props(source))
     spec = ShapeSpec(roi=None, dynamic_batch=True)
     io = {key: value for key, value in spec.io(opset=0).items() if key not in ("opset", "profile")}
     manifest = source.derive(
@@ -129,6 +136,9 @@ def run_torchscript_export(args) -> int:
         section = eager_vs_traced(folded, traced, frames, manifest.cancer_index, manifest.mask_filter)
         print(describe(section))
         report = write_parity(staged_out, {"torchscript": checked_file(staged_out, manifest.sha256, section)})
+        # the verdict in the manifest too, before a failed export is kept: a copy of it is refused
+        manifest.extra = {**manifest.extra, "parity": manifest_record(section)}
+        save_manifest(manifest, staged_out, sha256=manifest.sha256)
         if not section["passed"]:
             print(f"PARITY FAILED: kept in {stage.keep_failed()} for inspection; {out} was left as it was")
             return EXIT_PARITY_FAILED

@@ -21,6 +21,7 @@ from edge_runtime.config import build_config, load_config
 from edge_runtime.errors import ConfigError
 from edge_runtime.frames import Prediction
 from edge_runtime.manifest import load_manifest, save_manifest
+from edge_runtime.model_contract import contract_props
 from edge_runtime.pipeline.graph import Pipeline
 from edge_runtime.stats import Stats
 from edge_runtime.typed_config import as_dict
@@ -121,7 +122,8 @@ def test_auto_backend_logs_why():
 
 
 def make_torchscript(out: Path) -> Path:
-    """The dark-region model of runtime_model as TorchScript with the folded contract."""
+    """The dark-region model of runtime_model as TorchScript with the folded contract, its model
+    contract saved in the file as ``sonomap export torchscript`` saves it."""
     torch = pytest.importorskip("torch")
 
     class Dark(torch.nn.Module):
@@ -134,8 +136,8 @@ def make_torchscript(out: Path) -> Path:
             return prob, (prob > 0.5).to(torch.uint8)
 
     traced = torch.jit.trace(Dark().eval(), torch.zeros(1, 1, 64, 80, dtype=torch.uint8))
-    traced.save(str(out))
     manifest = load_manifest(dark_onnx()).derive(format="torchscript")
+    traced.save(str(out), _extra_files=contract_props(manifest))
     save_manifest(manifest, out)
     return out
 

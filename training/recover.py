@@ -10,7 +10,8 @@ bias), which reproduces the graph exactly in eval mode.
 
 Usage: ``python -m training.recover MODEL.onnx OUT/best.pt [--overwrite]``; an existing OUT (or its
 manifest) is refused without ``--overwrite``, and every user error is one line, exit status 2.
-Inputs: the ONNX file and its manifest (``extra.model_config``). Outputs: ``best.pt`` +
+Inputs: the ONNX file and its manifest (``extra.model_config``; checked against the graph's model
+contract, :mod:`edge_runtime.model_contract`, as the runtime checks it). Outputs: ``best.pt`` +
 ``best.pt.yaml`` (format checkpoint, ``source.recovered_from_onnx_sha256``). Only ``unet_small`` is
 supported (its layer order is known to match); other architectures are a one-line error.
 """
@@ -27,6 +28,7 @@ from onnx import numpy_helper
 
 from edge_runtime.errors import EXIT_USER_ERROR, ConfigError, InputError, SonomapError, os_error_text
 from edge_runtime.manifest import load_manifest, manifest_path
+from edge_runtime.model_contract import check_model_file
 from training.checkpoint import save_checkpoint
 from training.models import build_model
 
@@ -56,6 +58,9 @@ def recover_checkpoint(onnx_path: str | Path, out: str | Path, overwrite: bool =
         if existing.exists() and not overwrite:
             raise ConfigError(f"{existing}: exists already; give a new OUT, or add --overwrite to replace it")
     manifest = load_manifest(onnx_path)
+    # the checkpoint takes its classes, threshold, calibration and mean/std from this manifest: it
+    # must describe the graph the weights come from, as the runtime demands before serving it
+    check_model_file(onnx_path, manifest)
     cfg = dict(manifest.extra.get("model_config") or {})
     if cfg.get("arch") != SUPPORTED:
         raise ConfigError(

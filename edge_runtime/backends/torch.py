@@ -4,6 +4,9 @@ torch is imported here only, when this backend is chosen. The TorchScript file c
 same folded pre/post as the ONNX contract (uint8 [1,1,H,W] in; ``prob`` float32 and
 ``mask`` uint8 out, as a tuple or dict); with ``preprocessing_in_graph: false`` it takes the
 output of :func:`edge_runtime.preprocess.preprocess_for` and returns logits.
+A folded model bakes in the classes, threshold, temperature, curve, input size and normalisation,
+so it must carry the model contract (:mod:`edge_runtime.model_contract`, saved by the export in the
+file's ``_extra_files``), checked against the manifest as for ONNX; one without it is refused.
 On CUDA: FP16 through autocast (``fp16``), and optionally CUDA graphs (``cuda_graphs``):
 the forward pass is captured once per input shape and replayed, removing launch overhead.
 """
@@ -21,6 +24,8 @@ from edge_runtime.backends.base import Backend
 from edge_runtime.calibration_curve import cancer_probability
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Prediction
+from edge_runtime.manifest import manifest_path
+from edge_runtime.model_contract import CONTRACT_KEY, check_contract
 from edge_runtime.preprocess import preprocess_for
 from edge_runtime.units import MS_PER_S
 
@@ -59,7 +64,14 @@ class TorchBackend(Backend):
         # threads, that takes their cores: replay CPU 67.8 -> 52.9 ms a frame on 2 cores with
         # PASSIVE. It only works before torch loads, which in the runtime is here (a user's value wins).
         os.environ.setdefault(OMP_WAIT_ENV, "PASSIVE")
-        import torch  # deferred: the runtime imports torch only when this backend is chosen
+        try:
+            import torch  # deferred: the runtime imports torch only when this backend is chosen
+        except ImportError as exc:  # a cart install has no torch: the ONNX model is its model
+            raise ConfigError(
+                f"{self.model_path}: the torch backend needs torch, which is not installed here ({exc}); "
+                "install it (pip install sonomap[train]) or serve the ONNX model (inference.backend "
+                "onnxruntime or tensorrt)"
+            ) from exc
 
         self.torch = torch
         if not self.model_path.is_file():
@@ -71,14 +83,36 @@ class TorchBackend(Backend):
         )
         if threads:
             torch.set_num_threads(int(threads))
+        extra = {CONTRACT_KEY: ""}  # filled in by torch.jit.load; b"" when the file has no such entry
         try:
-            self.model = torch.jit.load(str(self.model_path), map_location=self.device).eval()
+            model = torch.jit.load(str(self.model_path), map_location=self.device, _extra_files=extra)
         except Exception as exc:  # torch raises RuntimeError/ValueError variants for foreign files
             raise InputError(f"{self.model_path}: not a loadable TorchScript model ({exc})") from exc
+        self._check_contract(extra[CONTRACT_KEY])
+        self.model = model.eval()
         self.fp16 = bool(fp16) and self.device.type == "cuda"
         self.cuda_graphs = bool(cuda_graphs) and self.device.type == "cuda"
         self.input_size = input_hw(input_size)
         self._graphs: dict = {}
+
+    def _check_contract(self, raw: bytes | str) -> None:
+        """The contract saved in the TorchScript file against the manifest (ConfigError naming the
+        manifest and the key). A folded model without one is refused: what its graph bakes in could
+        not be compared with what the manifest says, and the overlay trusts the manifest's classes.
+        An unfolded model (logits out) bakes none of the manifest's facts in: noted, not refused."""
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        if text:
+            check_contract({CONTRACT_KEY: text}, self.manifest, self.model_path)
+        elif self.manifest.preprocessing_in_graph:
+            raise ConfigError(
+                f"{self.model_path}: this TorchScript model carries no model contract, so its manifest "
+                f"{manifest_path(self.model_path).name} cannot be checked against it; re-export it with "
+                "'sonomap export torchscript'"
+            )
+        else:
+            log.info(
+                "%s: unfolded TorchScript model without a model contract; nothing to check", self.model_path
+            )
 
     # --- model call -----------------------------------------------------------------
     def _forward(self, x):

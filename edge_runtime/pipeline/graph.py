@@ -27,7 +27,7 @@ from edge_runtime.errors import ConfigError, InferenceStalled, InputError, Sonom
 from edge_runtime.frames import Observer, Source
 from edge_runtime.jsonfile import json_text
 from edge_runtime.live_stats import EVENTS
-from edge_runtime.manifest import load_manifest
+from edge_runtime.manifest import SHA_SHOWN, load_manifest
 from edge_runtime.memory import GIB, peak_rss_bytes
 from edge_runtime.pipeline import deidentify
 from edge_runtime.pipeline.live import run_live
@@ -91,7 +91,15 @@ class Pipeline:
 
     # --- construction helpers ---------------------------------------------------
     def _make_backend(self, inference: InferenceConfig | None = None):
-        """A backend for ``inference`` (default: the running config's section)."""
+        """A backend for ``inference`` (default: the running config's section), only from the model file
+        this run started with: a reload or the fail-safe's re-creation opens the file again, and a file
+        copied over it is never served; a re-export installed there waits for a restart."""
+        current = load_manifest(self.model_path).sha256  # the file's own sha256 checked against it too
+        if current != self.manifest.sha256:
+            raise ConfigError(
+                f"{self.model_path}: replaced while running (sha256 {current[:SHA_SHOWN]}…, this run "
+                f"started with {self.manifest.sha256[:SHA_SHOWN]}…); not loaded: restart to serve it"
+            )
         # on_long_build is used by TensorRT only; other backends ignore it
         return backend_from_config(
             inference or self.config.inference,
@@ -261,9 +269,8 @@ class Pipeline:
         summary = self.stats()
         self.stages.stats.state = "stopped"
         summary["state"] = "stopped" if stalled is None else "stalled"
-        summary["outputs"] = dict(
-            self.stages.outputs
-        )  # the files written, strftime fields and suffixes resolved
+        # the files written, strftime fields and suffixes resolved
+        summary["outputs"] = dict(self.stages.outputs)
         summary["failed_outputs"] = dict(self.stages.failed_outputs)  # recorder -> why it stopped
         summary["deidentified"] = bool(self.config.privacy.deidentify)
         # corrupt input frames the source skipped: the outputs lack them, with no error
