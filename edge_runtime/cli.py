@@ -16,6 +16,8 @@ import argparse
 import logging
 import os
 import sys
+import threading
+import traceback
 from importlib.metadata import entry_points
 
 import cv2
@@ -86,6 +88,20 @@ def silence_opencv() -> None:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
+def print_redacted_traceback(kind, value, tb) -> None:
+    """``sys.excepthook``: a traceback (``--debug``, or a crash) quotes messages and file names, as a
+    one-line error does, so it goes through the same redaction before it reaches stderr (the journal)."""
+    sys.stderr.write(redact("".join(traceback.format_exception(kind, value, tb))))
+
+
+def print_redacted_thread_traceback(args: threading.ExceptHookArgs) -> None:
+    """``threading.excepthook``: an uncaught error in a thread (capture, inference, a sink), redacted."""
+    where = f"Exception in thread {args.thread.name if args.thread else 'unknown'}:\n"
+    sys.stderr.write(
+        where + redact("".join(traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback)))
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     silence_opencv()
     # Logging and its filters before anything else runs, the commands' imports included: DICOM
@@ -94,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     # handlers, and so through the filters, instead of straight to stderr.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     install_log_redaction()
+    sys.excepthook, threading.excepthook = print_redacted_traceback, print_redacted_thread_traceback
     logging.captureWarnings(True)
     argv = sys.argv[1:] if argv is None else list(argv)
     try:

@@ -1,0 +1,63 @@
+"""A traceback goes through the same redaction as a one-line error: `--debug` re-raises the error, and
+Python prints it through ``sys.excepthook``, which the console command replaces. Through the real
+`sonomap replay` of pydicom's cine given the patient's identifiers, after its header has been read
+(so they are registered), failing on an output named after the patient."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PATIENT = {"PatientName": "Sorensen^Ingrid", "PatientID": "PID-90210-77"}
+NAME_PARTS = ("Sorensen", "Ingrid", "90210")
+# /proc reports no free space, so the recorder refuses to start after the first frames are read
+UNWRITABLE_OUT = "/proc/Sorensen_Ingrid.mp4"
+TIMEOUT_S = 120
+
+
+@pytest.fixture()
+def patient_cine(tmp_path) -> Path:
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.data import get_testdata_file
+
+    ds = pydicom.dcmread(get_testdata_file("examples_ybr_color.dcm"))
+    for key, value in PATIENT.items():
+        setattr(ds, key, value)
+    path = tmp_path / "Sorensen_Ingrid_PID-90210-77.dcm"
+    ds.save_as(str(path))
+    return path
+
+
+@pytest.mark.skipif(
+    not Path("/proc").is_dir(), reason="needs Linux /proc for an output that cannot be written"
+)
+def test_a_debug_traceback_names_no_identifier(patient_cine):
+    args = ["--debug"]
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge_runtime.cli",
+            *args,
+            "replay",
+            str(patient_cine),
+            "--out",
+            UNWRITABLE_OUT,
+        ],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    assert res.returncode != 0, res.stderr
+    assert "recording failed" in res.stderr  # the error itself is there
+    assert "Traceback (most recent call last)" in res.stderr
+    assert "edge_runtime.errors.SonomapError" in res.stderr
+    for part in NAME_PARTS:
+        assert part not in res.stderr, res.stderr
+        assert part not in res.stdout, res.stdout
