@@ -7,7 +7,7 @@
   names often carry them too), and the user and password of a stream URL (:func:`register_url`).
   Beside it, :func:`library_file_names` takes the file names out of other libraries' log lines
   (tifffile quotes the file it reads, pydicom names it bare, Python warnings routed into logging
-  too), which the redactor cannot know.
+  too), which the redactor cannot know; readers hand libraries paths by :func:`library_path`.
 - :func:`redact` applies the same replacement, plus URL credentials, to text that leaves the process
   by other ways than logging: one-line errors, the NO SIGNAL screen, summaries.
 - :func:`make_private_dir` creates the recordings directory 0700 (and fixes a looser one).
@@ -232,8 +232,25 @@ def library_file_names(record: logging.LogRecord) -> bool:
 
 
 def without_file_names(text: str) -> str:
-    """``text`` with every quoted or bare file name or path in it replaced by ``[file]``."""
+    """``text`` with every quoted or bare file name or path in it, and every path handed out by
+    :func:`library_path`, replaced by ``[file]``."""
+    with _OPENED_LOCK:
+        opened = sorted(_OPENED, key=len, reverse=True)  # a path before a shorter one inside it
+    for path in opened:
+        text = text.replace(path, FILE_PLACEHOLDER)
     return URL_OR_WORD.sub(_file_word, QUOTED_FILE.sub(FILE_PLACEHOLDER, text))
+
+
+_OPENED, _OPENED_LOCK = set(), threading.Lock()  # every path library_path gave out in this process
+
+
+def library_path(path: str | Path) -> str:
+    """``path`` as absolute text for a library that opens it: a log line naming a bare ``Roe_Richard``
+    would keep it, and one naming ``/cases/Roe Richard`` loses it whole, space included."""
+    text = str(Path(path).absolute())
+    with _OPENED_LOCK:
+        _OPENED.add(text)
+    return text
 
 
 def _file_word(match: re.Match[str]) -> str:

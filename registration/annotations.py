@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.errors import InputError
+from edge_runtime.privacy import library_path
 from registration.annotation_text import first_character
 from registration.annotations_geojson import (
     class_name,
@@ -172,7 +173,7 @@ def _geojson_annotations(features: list, where: str, cancer, ignore, exclude) ->
 def load_asap_xml(path: Path, cancer, ignore, exclude) -> Annotations:
     where = str(path)
     try:
-        root = ET.parse(str(path)).getroot()
+        root = ET.parse(library_path(path)).getroot()
     except ET.ParseError as exc:
         raise InputError(f"{where}: malformed ASAP XML ({exc})") from exc
     if root.tag != "ASAP_Annotations":

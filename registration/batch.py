@@ -75,6 +75,7 @@ from registration.batch_reports import (
 )
 from registration.batch_shared import shared_ids_and_inputs
 from registration.case import CaseSpec, load_case
+from registration.cases.identity import case_id_of
 from registration.cases.status import find_case_files, lacks_of
 from registration.pipeline import register_case
 from registration.report import without_input_paths, write_json
@@ -129,8 +130,10 @@ def _failure(case_yaml: Path, error: Exception | str) -> dict:
     return entry
 
 
-def _case_id(case_yaml: Path) -> str:
-    """The id a case.yaml gives its case, or its folder's name (the loader's default)."""
+def _dataset_key(case_yaml: Path) -> str:
+    """The name a failed case's files would have in the dataset: its case.yaml's id, or its folder's
+    name unchecked. Only looked up among files already there (batch_dataset.set_aside), never
+    written anew, so a folder name the loader refuses is no leak here."""
     return str(raw_case(case_yaml).get("id") or case_yaml.parent.name)
 
 
@@ -151,7 +154,7 @@ def _load_cases(cases: list[Path], failed: list, pending: list, left: dict) -> l
             loaded.append((case_yaml, load_case(case_yaml)))
         except Exception as exc:  # one bad case never stops the batch (Ctrl-C still does)
             failed.append(_failure(case_yaml, exc))
-            left[_case_id(case_yaml)] = FAILED_NOW
+            left[_dataset_key(case_yaml)] = FAILED_NOW
     clashes = shared_ids_and_inputs(loaded)
     ready = []
     for case_yaml, spec in loaded:
@@ -165,7 +168,8 @@ def _load_cases(cases: list[Path], failed: list, pending: list, left: dict) -> l
 
 def _pending(case_yaml: Path) -> dict | None:
     """{case, id, lacks} when the case lacks something registration needs, else None
-    (a case.yaml that is not even a mapping is left to the loader's error)."""
+    (a case.yaml that is not even a mapping is left to the loader's error). ConfigError when its id
+    would be a folder name that may be the patient's (cases/identity.case_id_of): the report lists it."""
     try:
         raw = read_yaml_mapping(case_yaml, "case file")
     except SonomapError:
@@ -173,7 +177,7 @@ def _pending(case_yaml: Path) -> dict | None:
     missing = [str(x) for x in lacks_of(raw, case_yaml.parent) if x.required]
     if not missing:
         return None
-    return {"case": str(case_yaml), "id": str(raw.get("id") or case_yaml.parent.name), "lacks": missing}
+    return {"case": str(case_yaml), "id": case_id_of(raw, case_yaml), "lacks": missing}
 
 
 def _held(spec: CaseSpec, case_yaml: Path, report: dict, reg: Path) -> dict:

@@ -32,7 +32,7 @@ from registration.case_schema import (
     NeedleSection,
     PathologySection,
 )
-from registration.cases.identity import identity_keys, patient_of
+from registration.cases.identity import folder_case_id, identity_keys, patient_of
 from registration.wsi_mpp import MAX_PLAUSIBLE_MPP, MIN_PLAUSIBLE_MPP, plausible
 
 __all__ = [
@@ -251,8 +251,11 @@ def load_case(path: str | Path) -> CaseSpec:
     needle = _needle(raw.needle, where)
     if tract is None and needle is None:
         raise ConfigError(f"{where}: give 'needle' (points or auto) or an explicit 'tract'")
-    # ids name files and folders of the dataset (images/<id>.png): one plain name each, never a path
-    case_id = safe_name(raw.id if raw.id is not None else base.resolve().name, f"{where}: id")
+    # ids name files and folders of the dataset (images/<id>.png): one plain name each, never a path;
+    # a folder's name stands in only when it could not be the patient's (cases/identity.py)
+    case_id = safe_name(
+        raw.id if raw.id is not None else folder_case_id(base.resolve().name, where), f"{where}: id"
+    )
     patient_id, _ = patient_of(data, case_id, where)
     return CaseSpec(
         path=path,

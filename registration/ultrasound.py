@@ -23,7 +23,7 @@ import numpy as np
 
 from edge_runtime.dicom_pixels import dicom_gray, frame_count
 from edge_runtime.errors import InputError
-from edge_runtime.privacy import register_dicom
+from edge_runtime.privacy import library_path, register_dicom
 from edge_runtime.units import MM_PER_CM
 
 UNIT_CM = 3
@@ -183,7 +183,7 @@ def load_ultrasound(
     import pydicom
 
     try:
-        ds = pydicom.dcmread(str(path))
+        ds = pydicom.dcmread(library_path(path))  # absolute: its log lines then lose the name
     except Exception as exc:  # InvalidDicomError and friends
         raise InputError(f"{where}: not a readable DICOM file ({exc})") from exc
     register_dicom(ds)  # its patient identifiers are [REDACTED] in every later log line and error

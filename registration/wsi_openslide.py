@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.errors import InputError
+from edge_runtime.privacy import library_path
 from registration.wsi_mpp import openslide_mpp
 from registration.wsi_tiff import CannotOpen, refuse_oversized_tile
 
@@ -110,7 +111,7 @@ class OpenSlideSlide:
     def __init__(self, path: Path):
         openslide = openslide_module()
         self.log_records: list = []  # OpenSlide reports through its exceptions, not Python logging
-        self._open = lambda: openslide.OpenSlide(str(path))
+        self._open = lambda: openslide.OpenSlide(library_path(path))
         try:
             self._slide = self._open()
         except Exception as exc:  # OpenSlideUnsupportedFormatError, OpenSlideError

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.errors import InputError
+from edge_runtime.privacy import library_path
 from registration.wsi_tiff import CannotOpen
 
 BIG_LEVEL_PIXELS = 64_000_000  # refuse to hold an output this large (the slide needs a pyramid)
@@ -33,7 +34,7 @@ def refuse_huge_raster(path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit below is ours
         try:
-            with Image.open(path) as image:
+            with Image.open(library_path(path)) as image:
                 w, h = image.size
         except Image.DecompressionBombError as exc:  # Pillow's own limit is above ours
             raise InputError(f"{path}: too big to decode as one image ({exc}); {TOO_BIG_ADVICE}") from exc

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.privacy import library_path
 from registration.wsi_mpp import tiff_mpp
 
 DECODE_THREADS = 2
@@ -157,7 +158,7 @@ class TiffSlide:
         self.notes: list[str] = []  # what the reader itself found about the file: nothing here
         with collected_log(self.log_records):
             try:
-                self._tif = tifffile.TiffFile(str(path))
+                self._tif = tifffile.TiffFile(library_path(path))  # its log lines then lose the name
             except Exception as exc:  # TiffFileError, ValueError, struct.error... on non-TIFFs
                 raise self._refusal(exc) from exc
             try:

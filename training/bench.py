@@ -20,12 +20,14 @@ import queue as queues
 import random
 import resource
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from edge_runtime.errors import ConfigError, SonomapError
+from edge_runtime.manifest import sha256_file
 from training.config import load_config, use_cpu_bf16
 from training.data import IGNORE_INDEX, read_cases, select_split
 from training.models import build_model
@@ -258,7 +260,8 @@ def bench_train(
         for v, r in results.items()
     }
     return {
-        "config": config,
+        "config": Path(config).name,  # as the model manifests name it: a folder above may be the patient's
+        "config_sha256": sha256_file(config),
         "device": device,
         "iters": iters,
         "warmup": warmup,

@@ -34,6 +34,7 @@ import torch
 from edge_runtime.atomic import atomic_write_png
 from edge_runtime.errors import InputError
 from edge_runtime.jsonfile import atomic_write_json
+from edge_runtime.manifest import sha256_file
 from edge_runtime.mask_filter import filter_mask
 from edge_runtime.preprocess import preprocess_for
 from training.calibration import CalibrationAccumulator, write_reliability_png
@@ -54,6 +55,7 @@ from training.metrics import (
     scores,
     summarize,
 )
+from training.provenance import dataset_name
 from training.report import write_report
 from training.report_folder import check_report_folder, run_curves_csv, staged_report
 from training.stats import compare_models
@@ -225,8 +227,10 @@ def _write_evaluation(checkpoint, data, split, out: Path, model, samples, seed: 
     benign_fp = [r for r in benign if r.counts.fp > 0]
     summary.update(
         {
-            "checkpoint": str(checkpoint),
-            "data": str(data),
+            # named as the model manifests name inputs: a folder above them may be the patient's
+            "checkpoint": Path(checkpoint).name,
+            "checkpoint_sha256": sha256_file(checkpoint),
+            "data": dataset_name(data),
             "split": split,
             "arch": manifest.arch,
             "threshold": manifest.threshold,

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from edge_runtime.jsonfile import atomic_write_json
+from edge_runtime.manifest import sha256_file
 from training import distributed as D
 from training.checkpoint import read_checkpoint, save_checkpoint
 from training.config import config_hash, effective_dict, load_config, use_cpu_bf16
@@ -105,13 +106,16 @@ def run(
         start_epoch, elapsed_before, history = 0, 0.0, []
         best = {"metric": tc.select_metric, "value": -1.0, "epoch": -1}
         cycle_best: dict[str, float] = {}
+        init_sha = None
         if init_from and not resume:
             load_initial_weights(bare, init_from, model_config, loader, dev, (mean, std))
+            init_sha = sha256_file(init_from)
         if resume:
             state = read_checkpoint(out / "last.pt")
             check_resume(out / "last.pt", state, config, chash, data, dhash, epochs, max_minutes, info.world)
             budget_s = stored_budget_s(state)
             init_from = stored_init_from(state)  # the run's provenance, not this command line's
+            init_sha = state.get("init_from_sha256")
             bare.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             schedule.load_state_dict(state["scheduler"])
@@ -123,6 +127,8 @@ def run(
             cycle_best = dict(state.get("cycle_best") or {})
             if ema is not None and state.get("ema"):
                 ema.load_state_dict(state["ema"])
+        # recorded as the manifest records it, base name and SHA-256: a folder above may be the patient's
+        init_record = {"init_from": Path(init_from).name if init_from else None, "init_from_sha256": init_sha}
 
         writer = EventWriter(out / "tb") if info.main else None
         if info.main:
@@ -254,7 +260,7 @@ def run(
                         "elapsed_s": elapsed(),
                         "budget_s": budget_s,
                         "finished": last,
-                        "init_from": str(init_from) if init_from else None,
+                        **init_record,
                         "world_size": info.world,
                         "history": history,
                         "config": effective_dict(cfg),
@@ -272,7 +278,7 @@ def run(
             "elapsed_s": elapsed(),
             "best": best,
             "cycle_best": cycle_best,
-            "init_from": str(init_from) if init_from else None,
+            **init_record,
             "world_size": info.world,
             "device": str(dev),
             "mean": mean,

@@ -122,9 +122,11 @@ def load_initial_weights(
         if not all(math.isclose(a, b, rel_tol=NORM_TOLERANCE) for a, b in zip(norm, norm_used, strict=True)):
             log.warning(
                 "--init-from %s was pretrained with mean/std %.4f/%.4f, this run uses %.4f/%.4f",
-                checkpoint,
+                Path(checkpoint).name,  # log lines name no folder: one above may be the patient's
                 *norm,
                 *norm_used,
             )
     changed = restandardize_batchnorm(model, loader, device)
-    log.info("initial weights from %s (%d folded BatchNorm layers re-standardised)", checkpoint, changed)
+    log.info(
+        "initial weights from %s (%d folded BatchNorm layers re-standardised)", Path(checkpoint).name, changed
+    )

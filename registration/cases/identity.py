@@ -22,13 +22,20 @@ with a letter and a digit, never a name (``Doe^Jane``) or a bare hospital number
 refusal does not repeat the value. An id must also be YAML text: typed unquoted, ``0042`` reads as
 the octal number 34 and ``1970-01-01`` as a date, so one patient's quoted and unquoted ids would
 differ and the patient could span two splits; such a value is refused with the advice to quote it.
+
+The case id of a case.yaml without ``id`` is its folder's name (:func:`case_id_of`), and it becomes
+the patient id above, a dataset file name and the QA image's header. A folder is often named after
+the patient, so that name must pass the study id rule too, or be the name a capture gives its folder
+(``<UTC YYYYmmddTHHMMSSZ>-<number>``); else the case is refused, telling the user to write ``id``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 
+from edge_runtime.biopsy.numbering import CASE_NAME
 from edge_runtime.biopsy.study_id import check_study_id
 from edge_runtime.errors import ConfigError
 
@@ -54,6 +61,28 @@ def checked_id(value, key: str, where: str) -> str:
             f"({key}: 'P-0042'); unquoted, 0042 reads as the number 34 and 1970-01-01 as a date"
         )
     return check_study_id(value, f"{where}: {key}")
+
+
+def folder_case_id(name: str, where: str) -> str:
+    """The case id that the folder name ``name`` stands in for when case.yaml ``where`` has no
+    ``id``; ConfigError naming ``where`` when ``name`` is neither a capture's folder name nor a
+    study id (module docstring). The refusal adds the name nowhere but in the case.yaml path it
+    must give, so that whoever runs the command finds the case."""
+    if CASE_NAME.match(name):  # a capture's UTC time and number: names no one
+        return name
+    try:
+        return check_study_id(name, f"{where}: the case folder's name (the case id, as case.yaml has no id)")
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; set 'id:' in {where} to a pseudonym such as BX-0042-1") from exc
+
+
+def case_id_of(raw: Mapping, case_yaml: Path) -> str:
+    """The case id of ``case_yaml`` (its mapping ``raw``): its ``id`` as written, else its folder's
+    name through :func:`folder_case_id`."""
+    written = raw.get("id")
+    if written is not None:
+        return str(written)
+    return folder_case_id(case_yaml.parent.name, str(case_yaml))
 
 
 def identity_keys(raw: Mapping, case_id: str, where: str) -> list[tuple[str, str]]:

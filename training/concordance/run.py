@@ -26,8 +26,9 @@ def concordance(cases_dir, dataset, out, core_threshold: float, seed: int = 0) -
     for c in cores:
         models.setdefault(c.model, []).append(c)
     summary = {
-        "cases_dir": str(cases_dir),
-        "dataset": str(dataset),
+        # base names, as the model manifests name a dataset: a folder above them may be the patient's
+        "cases_dir": Path(cases_dir).resolve().name,
+        "dataset": Path(dataset).resolve().name,
         "core_threshold": core_threshold,
         "seed": seed,
         "empty_mask_policy": EMPTY_POLICY,
