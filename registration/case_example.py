@@ -1,7 +1,7 @@
 """A case.yaml with every key, commented: printed by `sonomap register --example`, validated by the tests."""
 
 CASE_EXAMPLE = """\
-id: case_0001                 # default: the folder name
+id: case_0001                 # default: the folder name, when it is a study ID (P-0042) or a capture's
 patient_id: P0001             # groups cases for the dataset split (default: id)
 source: {dataset: BUSI}         # free-form provenance; never a file name or patient detail
 ultrasound:

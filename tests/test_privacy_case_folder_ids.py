@@ -79,3 +79,17 @@ def test_register_batch_keeps_a_patient_named_folder_out_of_the_dataset(simulate
     assert PATIENT_FOLDER not in json.dumps(kept)
     assert not [p for p in ds.rglob("*") if PATIENT_FOLDER in p.name]
     assert PATIENT_FOLDER not in (ds / "cases.csv").read_text()
+
+
+def test_the_cases_listing_calls_a_patient_named_folder_broken_not_ready(simulated_case, tmp_path):
+    """`sonomap cases` says what register would: such a case is broken, with the same advice, not
+    "ready to register" under the folder's name as its id."""
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    case_in(cases / PATIENT_FOLDER, simulated_case)
+    case_in(cases / "P-0042", simulated_case)
+    res = sonomap("cases", cases)
+    rows = {line.split()[0]: line for line in res.stdout.splitlines() if line and not line[0].isdigit()}
+    assert "broken" in rows[PATIENT_FOLDER] and "set 'id:'" in rows[PATIENT_FOLDER], res.stdout
+    assert "ready to register" in rows["P-0042"], res.stdout
+    assert f"patient {PATIENT_FOLDER}" not in res.stdout

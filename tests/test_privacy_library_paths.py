@@ -46,3 +46,26 @@ def test_pydicom_lines_of_a_bare_name_in_the_working_directory_name_no_file(simu
     log_lines = lines[:-1]
     assert any("pydicom" in line and "[file]" in line for line in log_lines), res.stderr  # it did log
     assert not [line for line in log_lines if "Roe" in line or "Richard" in line or "MRN" in line], log_lines
+
+
+def test_replay_of_a_dicom_named_with_a_space_in_the_working_directory_names_no_part_of_it(tmp_path):
+    """The runtime's DICOM cine reader hands pydicom the path too: a bare "Roe Richard.dcm" would
+    otherwise lose only its last word to the log filter."""
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.data import get_testdata_file
+
+    full = tmp_path / "full.dcm"
+    pydicom.dcmread(get_testdata_file("examples_ybr_color.dcm")).save_as(str(full))
+    (tmp_path / "Roe Richard.dcm").write_bytes(full.read_bytes()[:TRUNCATED_BYTES])
+    res = subprocess.run(
+        [sys.executable, "-m", "edge_runtime.cli", "replay", "Roe Richard.dcm", "--out", "o.mp4"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT_S,
+    )
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and lines[-1].startswith("sonomap replay: error: "), res.stderr
+    assert any("pydicom" in line and "[file]" in line for line in lines[:-1]), res.stderr
+    assert not [line for line in lines[:-1] if "Roe" in line or "Richard" in line], res.stderr

@@ -141,7 +141,7 @@ class DicomCineSource(Source):
                 f"{self.path}: reading DICOM needs pydicom (pip install 'sonomap[dicom]')"
             ) from exc
         try:
-            ds = pydicom.dcmread(str(self.path))
+            ds = pydicom.dcmread(privacy.library_path(self.path))  # its log lines lose the path whole
         except Exception as exc:  # pydicom raises many types for broken files
             raise InputError(f"{self.path}: unreadable DICOM ({type(exc).__name__}: {exc})") from exc
         privacy.register_dicom(ds)  # from now on its identifiers are [REDACTED] in logs and errors

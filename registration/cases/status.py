@@ -24,7 +24,7 @@ from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.manifest import SHA_SHOWN
 from edge_runtime.yamlfile import read_yaml_mapping
 from registration.case import load_case
-from registration.cases.identity import patient_of
+from registration.cases.identity import case_id_of, patient_of
 
 PENDING, COMPLETE, BROKEN = "pending", "complete", "broken"
 CASE_FILE = "case.yaml"
@@ -116,7 +116,10 @@ def inspect_case(case_yaml: str | Path) -> CaseStatus:
         raw = read_yaml_mapping(case_yaml, "case file")
     except SonomapError as exc:
         return CaseStatus(case_yaml, case_yaml.parent.name, BROKEN, error=str(exc))
-    case_id = str(raw.get("id") or case_yaml.parent.name)
+    try:  # a folder name that could be the patient's is no id: register refuses it, so say so here
+        case_id = case_id_of(raw, case_yaml)
+    except SonomapError as exc:
+        return CaseStatus(case_yaml, case_yaml.parent.name, BROKEN, error=str(exc))
     capture = raw.get("capture") if isinstance(raw.get("capture"), dict) else {}
     model = capture.get("model") if isinstance(capture.get("model"), dict) else {}
     status = CaseStatus(case_yaml, case_id, COMPLETE)
