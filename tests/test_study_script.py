@@ -54,6 +54,7 @@ def test_study_script_trains_evaluates_and_compares_both_models(
         assert cfg["train"]["lr"] == reference["train"]["lr"] * 2 / 32  # linear scaling from 8 x 4
         assert (out / model / "best.pt").is_file()
         own = (out / "compare" / report / "report.md").read_text()
-        assert f"`{out / model / 'best.pt'}`" in own and "dice" in own.lower()
+        # each report is of its own model: named by file name (never a path) and architecture
+        assert "Evaluation of `best.pt`" in own and f"Architecture `{arch}`" in own and "dice" in own.lower()
     compare = (out / "compare" / "report.md").read_text()
     assert "Wilcoxon" in compare and "| dice |" in compare
