@@ -204,3 +204,25 @@ def test_large_bodies_are_crc_checked_only_when_asked(mode, checked):
         server.close()
     assert counters.get("skipped_crc", 0) == (1 if checked else 0)
     assert counters["images"] == (1 if checked else 2)
+
+
+def test_an_image_that_arrives_while_the_source_is_opening_is_its_first_frame(monkeypatch):
+    """A server that sends at once can beat the source to its first look at the link (a loaded
+    machine): the link's constructor is made to return only after its reader has received the image.
+    That image is still new to the source; only a shared link's image from before it opened is old."""
+    original_init = IgtlClientLink.__init__
+
+    def init_then_receive(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        deadline = time.monotonic() + WAIT_S
+        while self.image_seq() == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert self.image_seq() == 1, "the scripted server's image never came"
+
+    monkeypatch.setattr(IgtlClientLink, "__init__", init_then_receive)
+    server = own_server(one_shot(image_message(value=91).pack()))
+    try:
+        frame, counters = next_frame(server)
+    finally:
+        server.close()
+    assert int(frame.image[0, 0, 0]) == 91 and counters["images"] == 1

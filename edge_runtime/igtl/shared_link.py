@@ -24,15 +24,26 @@ def acquire_client_link(
     """The shared link to (host, port), created on first use (``options``: IgtlClientLink's
     keyword arguments); a receiving user turns a send-only link into a receiving one. Pair
     with :func:`release_client_link`."""
+    return acquire_image_link(host, port, device, receive_images, **options)[0]
+
+
+def acquire_image_link(
+    host: str, port: int, device: str | None = None, receive_images: bool = True, **options: Any
+) -> tuple[IgtlClientLink, int]:
+    """:func:`acquire_client_link`, with the image sequence number the new user starts after: read
+    before the link is created or turned receiving, so an image its reader gets in the meantime
+    (a server that sends at once, on a loaded machine) is new to this user, while the last image
+    of a link that already received is old."""
     key = (host, int(port))
     with _REGISTRY_LOCK:
         entry = _REGISTRY.get(key)
+        after_seq = 0 if entry is None else entry[0].image_seq()
         if entry is None:
             entry = _REGISTRY[key] = [IgtlClientLink(host, port, device, receive_images, **options), 0]
         elif receive_images:
             entry[0].enable_images(device, **options)
         entry[1] += 1
-        return entry[0]
+        return entry[0], after_seq
 
 
 def release_client_link(link: IgtlClientLink) -> None:

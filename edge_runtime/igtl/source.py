@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Frame, Source
 from edge_runtime.igtl.link import BACKOFF_MAX_S, IDLE_TIMEOUT_S
-from edge_runtime.igtl.shared_link import acquire_client_link, release_client_link
+from edge_runtime.igtl.shared_link import acquire_image_link, release_client_link
 from edge_runtime.igtl.wire import CRC_AUTO, CRC_MODES, MAX_BODY_BYTES, IgtlImage
 
 DEFAULT_PORT = 18944  # the IANA-registered OpenIGTLink port, PLUS's default
@@ -116,19 +116,17 @@ class IgtlSource(Source):
         self.spec = spec
         self.name = spec
         self._opts = parse_igtl_spec(spec)
-        self.link = acquire_client_link(
+        # A link shared with --igtl-out outlives a closed source and still holds its last image:
+        # a reopened source starts after it, so it never yields that old image as a new frame.
+        self.link, self._after_seq = acquire_image_link(
             self._opts["host"],
             self._opts["port"],
             self._opts["device"],
-            receive_images=True,
             backoff_max_s=self._opts["backoff_max"],
             idle_timeout_s=self._opts["idle_timeout"],
             max_body_bytes=self._opts["max_body_bytes"],
             crc=self._opts["crc"],
         )
-        # A link shared with --igtl-out outlives a closed source and still holds its last image:
-        # a reopened source starts after it, so it never yields that old image as a new frame.
-        self._after_seq = self.link.image_seq()
         self._closed = False
         self._index = 0
 
