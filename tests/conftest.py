@@ -4,6 +4,12 @@ that a missing system tool fails instead of skipping (:mod:`ci_rules`)."""
 from __future__ import annotations
 
 import os
+
+# OpenMP threads that sleep when idle instead of spinning, as every training command sets for its own
+# process (training/openmp.py): the tests that train, evaluate or export in this process would
+# otherwise spin on the 2 cores that the other pytest-xdist worker needs. Set before torch loads
+# (it is read once, then); a value the user set is kept. Child processes inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path

@@ -4,14 +4,18 @@ the user runs it."""
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 from cli import sonomap
 from loopback import SONOMAP
-from procedure_clip import write_procedure_clip
+from procedure_clip import shared_procedure_clip
 
 STUDY_ID = "BX-0042"
 FALLBACK_ID = "BX-0099"
@@ -28,24 +32,35 @@ def capture(info: dict, cases: Path, *extra) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    return write_procedure_clip(tmp_path_factory.mktemp("clip") / "procedure.mp4")
+def clip():
+    return shared_procedure_clip()
+
+
+# The captures below are made once per process and shared by the PACS test files: `cases export`
+# only reads a cases folder, and a test that changes one works on its own copy.
+_SHARED = Path(tempfile.mkdtemp(prefix="sonomap-pacs-cases-"))
+atexit.register(shutil.rmtree, _SHARED, True)
+
+
+@functools.cache
+def _captured(*extra: str) -> Path:
+    folder = _SHARED / f"captured-{len(list(_SHARED.iterdir()))}" / "cases"
+    capture(shared_procedure_clip(), folder, *extra)
+    return folder
 
 
 @pytest.fixture(scope="module")
-def cases(clip, tmp_path_factory) -> Path:
+def cases(clip) -> Path:
     """Cases captured with --study-id (the operator's pseudonym at session start)."""
-    folder = tmp_path_factory.mktemp("captured") / "cases"
-    assert len(capture(clip, folder, "--study-id", STUDY_ID)) == len(clip["fires"])
+    folder = _captured("--study-id", STUDY_ID)
+    assert len(list(folder.iterdir())) == len(clip["fires"])
     return folder
 
 
 @pytest.fixture(scope="module")
-def anonymous_cases(clip, tmp_path_factory) -> Path:
+def anonymous_cases(clip) -> Path:
     """Cases captured without a study ID."""
-    folder = tmp_path_factory.mktemp("captured") / "cases"
-    capture(clip, folder)
-    return folder
+    return _captured()
 
 
 def export(cases: Path, *extra, env=None) -> subprocess.CompletedProcess:

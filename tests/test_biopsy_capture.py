@@ -21,7 +21,7 @@ import pytest
 import yaml
 from cli import sonomap
 from loopback import LIVE_START_TIMEOUT_S, SONOMAP, free_port, request, start_live, wait_healthy
-from procedure_clip import NO_FIRE, THROW_MM, write_procedure_clip
+from procedure_clip import NO_FIRE, THROW_MM, shared_procedure_clip, write_procedure_clip
 from runtime_model import dark_onnx
 
 from edge_runtime.biopsy import devices
@@ -46,8 +46,8 @@ RASTER_TOLERANCE = 0.005
 
 
 @pytest.fixture(scope="module")
-def procedure(tmp_path_factory):
-    return write_procedure_clip(tmp_path_factory.mktemp("clip") / "procedure.mp4")
+def procedure():
+    return shared_procedure_clip()
 
 
 def _replay_cases(info: dict, cases: Path, *extra) -> list[Path]:

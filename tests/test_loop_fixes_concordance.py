@@ -5,9 +5,11 @@ report.md), and a run that succeeds leaves no temp file behind."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import cv2
 import numpy as np
+import pytest
 from captured_cases import SHAPE, write_captured_case
 from cli import sonomap
 
@@ -41,29 +43,40 @@ def _run(root, check: bool = True):
     )
 
 
-def test_a_failed_write_leaves_the_earlier_report_whole(tmp_path):
-    _core(tmp_path, "A", "p1", cancer=True)
-    _core(tmp_path, "B", "p2", cancer=False)
-    _run(tmp_path)
-    out = tmp_path / "report"
+@pytest.fixture(scope="module")
+def earlier_report(tmp_path_factory):
+    """Cores A and B and the report of one run on them: the earlier report both tests start from
+    (each test works on its own copy; the run costs seconds of patient bootstrap)."""
+    root = tmp_path_factory.mktemp("earlier")
+    _core(root, "A", "p1", cancer=True)
+    _core(root, "B", "p2", cancer=False)
+    _run(root)
+    return root
+
+
+@pytest.fixture()
+def root(earlier_report, tmp_path):
+    return shutil.copytree(earlier_report, tmp_path / "root")
+
+
+def test_a_failed_write_leaves_the_earlier_report_whole(root):
+    out = root / "report"
     before = {name: (out / name).read_bytes() for name in REPORT_FILES}
     (out / "scatter.png").unlink()
     (out / "scatter.png").mkdir()  # the one file this run cannot replace
-    _core(tmp_path, "C", "p3", cancer=True)  # the new report would differ in every file
-    res = _run(tmp_path, check=False)
+    _core(root, "C", "p3", cancer=True)  # the new report would differ in every file
+    res = _run(root, check=False)
     assert res.returncode != 0 and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and str(out / "scatter.png") in res.stderr, res.stderr
     assert {name: (out / name).read_bytes() for name in REPORT_FILES} == before
     assert sorted(p.name for p in out.iterdir()) == sorted([*REPORT_FILES, "scatter.png"])  # no temp left
 
 
-def test_a_second_run_replaces_every_file_and_leaves_nothing_else(tmp_path):
-    _core(tmp_path, "A", "p1", cancer=True)
-    _core(tmp_path, "B", "p2", cancer=False)
-    _run(tmp_path)
-    _core(tmp_path, "C", "p3", cancer=True)
-    _run(tmp_path)
-    out = tmp_path / "report"
+def test_a_second_run_replaces_every_file_and_leaves_nothing_else(root):
+    assert sorted(p.name for p in (root / "report").iterdir()) == sorted([*REPORT_FILES, "scatter.png"])
+    _core(root, "C", "p3", cancer=True)
+    _run(root)
+    out = root / "report"
     assert sorted(p.name for p in out.iterdir()) == sorted([*REPORT_FILES, "scatter.png"])
     assert [c["id"] for c in json.loads((out / "concordance.json").read_text())["cores"]] == ["A", "B", "C"]
     assert (out / "cores.csv").read_text().count("\n") == 4 and "| C |" in (out / "report.md").read_text()
