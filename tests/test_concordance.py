@@ -186,3 +186,15 @@ def test_patients_come_from_the_datasets_cases_csv(tmp_path):
     (ds / "cases.csv").write_text("id,case_id,split\nA,p1,train\nB,p1,train\nC,p3,val\n")
     sonomap("concordance", cases, "--dataset", ds, "--out", out)
     assert json.loads((out / "concordance.json").read_text())["all"]["n_patients"] == 2
+
+
+def test_auc_equals_the_mann_whitney_u_over_the_pairs():
+    """The counted AUC is scipy's Mann-Whitney U / (n1 n2), ties included, on scores with repeats."""
+    from scipy.stats import mannwhitneyu
+
+    rng = np.random.default_rng(7)
+    for n in (2, 5, 40):
+        score = rng.integers(0, 6, size=n).astype(float) / 5  # few levels: many ties
+        truth = np.arange(n) % 2 == 0
+        u = mannwhitneyu(score[truth], score[~truth], alternative="two-sided").statistic
+        assert auc(score, truth) == pytest.approx(u / (truth.sum() * (~truth).sum()), abs=1e-12)

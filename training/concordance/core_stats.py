@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats as sps
 
 from training.concordance.cores import Core
 from training.metrics import EMPTY_POLICY, Counts, scores, summarize
@@ -54,8 +53,13 @@ def auc(score: np.ndarray, truth: np.ndarray) -> float:
     pos, neg = score[truth], score[~truth]
     if pos.size == 0 or neg.size == 0:
         return float("nan")
-    u = sps.mannwhitneyu(pos, neg, alternative="two-sided").statistic
-    return float(u / (pos.size * neg.size))
+    # The Mann-Whitney U of pos against neg: for each positive, the negatives below it, ties counted
+    # half. Counted on the sorted negatives directly, because the patient bootstrap asks 2000 times
+    # and scipy.stats.mannwhitneyu also works out a p value each time, ~70x the cost of the count.
+    ordered = np.sort(neg)
+    below = np.searchsorted(ordered, pos, side="left")
+    up_to = np.searchsorted(ordered, pos, side="right")
+    return float((below.sum() + up_to.sum()) / 2 / (pos.size * neg.size))
 
 
 def _core_scores(cores: list[Core], threshold: float) -> dict[str, float]:
