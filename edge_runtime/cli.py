@@ -95,7 +95,10 @@ def print_redacted_traceback(kind, value, tb) -> None:
 
 
 def print_redacted_thread_traceback(args: threading.ExceptHookArgs) -> None:
-    """``threading.excepthook``: an uncaught error in a thread (capture, inference, a sink), redacted."""
+    """``threading.excepthook``: an uncaught error in a thread (capture, inference, a sink), redacted;
+    a thread ended by SystemExit is silent, as with Python's own hook."""
+    if args.exc_type is SystemExit:
+        return
     where = f"Exception in thread {args.thread.name if args.thread else 'unknown'}:\n"
     sys.stderr.write(
         where + redact("".join(traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,24 @@ def test_a_debug_traceback_names_no_identifier(patient_cine):
     for part in NAME_PARTS:
         assert part not in res.stderr, res.stderr
         assert part not in res.stdout, res.stdout
+
+
+def test_a_threads_uncaught_error_is_printed_redacted_and_system_exit_silently(monkeypatch, capsys):
+    from edge_runtime import privacy
+    from edge_runtime.cli import print_redacted_thread_traceback
+
+    monkeypatch.setattr(threading, "excepthook", print_redacted_thread_traceback)
+    redactor = privacy.RedactingFilter()  # this test's own: other tests' identifiers stay unregistered
+    redactor.register(["Sorensen"])
+    monkeypatch.setattr(privacy, "REDACTOR", redactor)
+
+    def fail():
+        raise ValueError("cannot read /cases/Sorensen/us.dcm")
+
+    for target in (fail, lambda: sys.exit(3)):
+        thread = threading.Thread(target=target, name="capture")
+        thread.start()
+        thread.join()
+    err = capsys.readouterr().err
+    assert "Exception in thread capture:" in err and "ValueError: cannot read /cases/" in err
+    assert "Sorensen" not in err and "SystemExit" not in err
