@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import logging
 
-import onnx
 import pytest
-import yaml
 from export_fixtures import copy_model
 from runtime_model import dark_onnx
+from test_model_contract import edit, stamped_copy
 
 from edge_runtime.backends import create_backend
 from edge_runtime.config import DEFAULT_MODEL
 from edge_runtime.errors import ConfigError
-from edge_runtime.manifest import load_manifest, manifest_path, save_manifest
+from edge_runtime.manifest import load_manifest, manifest_path
 from edge_runtime.model_contract import check_model_file
-from export.onnx_export import stamp_contract
 
 EDITS = {
     "normalisation.mean": lambda m: m["normalisation"].update(mean=0.5),
@@ -37,22 +35,6 @@ FIXED_KEYS = {  # a value the runtime does not implement -> the key named in the
     "input.channels": [("input", "channels", 3), ("input", "channels", 0), ("input", "channels", -7)],
     "normalisation.scale": [("normalisation", "scale", "1/65535")],
 }
-
-
-def stamped_copy(folder):
-    """A copy of the shipped model with its contract stamped as export now stamps it."""
-    model = copy_model(DEFAULT_MODEL, folder)
-    graph = onnx.load(str(model))
-    stamp_contract(graph, load_manifest(model))
-    onnx.save(graph, str(model))
-    save_manifest(load_manifest(model, verify_hash=False), model)
-    return model
-
-
-def edit(model, change) -> None:
-    data = yaml.safe_load(manifest_path(model).read_text())
-    change(data)
-    manifest_path(model).write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 @pytest.mark.parametrize("key", sorted(EDITS))
