@@ -14,6 +14,7 @@ import pytest
 
 import training.evaluate as evaluate_module
 from training.metrics import METRICS, Counts, scores, summarize
+from training.metrics_csv import ImageResult, write_metrics_csv
 from training.stats import METHOD_EXACT, compare_models
 
 BIG = 10**9  # pixels per image: enough that a few pixels move Dice by less than 1e-8
@@ -34,11 +35,9 @@ CASES = [f"case{j}" for j in range(1, IMAGES + 1)]
 def _fake_evaluate(ck, data, split, out, device="cpu", seed=0):
     """What `evaluate` leaves for compare: OUT/metrics.csv (its writer) and the summary."""
     counts = _counts(str(ck))
-    results = [
-        evaluate_module.ImageResult(i, c, k, scores(k)) for i, c, k in zip(IDS, CASES, counts, strict=True)
-    ]
+    results = [ImageResult(i, c, k, scores(k)) for i, c, k in zip(IDS, CASES, counts, strict=True)]
     Path(out).mkdir(parents=True)
-    evaluate_module._write_metrics_csv(Path(out) / "metrics.csv", results)
+    write_metrics_csv(Path(out) / "metrics.csv", results)
     return summarize(counts)
 
 

@@ -22,10 +22,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_runtime.errors import InputError
 from training.data import CANCER, IGNORE_INDEX
 
 BAND_PX = 25  # decision band: pixels this close (Euclidean) to the truth or the predicted mask
 PIXEL_BINS = 15
+BAND_SUMS_FILE = "band_sums.npz"  # in a report: each image's decision-band bin sums
 IMAGE_BINS = 10  # few images: wider bins
 
 
@@ -101,6 +103,66 @@ def ece_brier(sums: np.ndarray) -> tuple[float, float]:
     if n == 0:
         return float("nan"), float("nan")
     return float(np.abs(truth_sum - prob_sum).sum() / n), float(sq.sum() / n)
+
+
+def sums_of(r: dict) -> np.ndarray:
+    """A :func:`reliability` result -> its (len(:data:`BIN_SUMS`), bins) sums, so results of
+    several splits (the folds of a cross-validation) add up to the result of their pooled samples."""
+    count = np.asarray(r["count"], np.float64)
+    filled = count > 0
+    prob_sum = np.where(filled, count * np.nan_to_num(np.asarray(r["confidence"], np.float64)), 0.0)
+    truth_sum = np.where(filled, count * np.nan_to_num(np.asarray(r["observed"], np.float64)), 0.0)
+    squared = np.zeros(r["bins"])
+    squared[0] = r["brier"] * r["n"] if r["n"] else 0.0  # only the total is kept; ece_brier sums it
+    return np.stack([count, prob_sum, truth_sum, squared])
+
+
+def reliability_of_sums(sums: np.ndarray) -> dict:
+    """Summed :func:`bin_sums` -> the :func:`reliability` result of the pixels behind them."""
+    count, prob_sum, truth_sum, _ = sums
+    bins = count.size
+    if count.sum() == 0:
+        return reliability(np.zeros(0), np.zeros(0), bins)
+    ece, brier = ece_brier(sums)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        conf, obs = prob_sum / count, truth_sum / count
+    return {
+        "n": int(count.sum()),
+        "bins": bins,
+        "ece": ece,
+        "brier": brier,
+        "count": count.astype(int).tolist(),
+        "confidence": conf.tolist(),
+        "observed": obs.tolist(),
+    }
+
+
+def write_band_sums(path: Path, ids: list[str], calibrated: np.ndarray, uncalibrated: np.ndarray | None):
+    """Each image's band-pixel bin sums (:meth:`CalibrationAccumulator.image_bin_sums`), as served
+    and, where the model has logits, uncalibrated: what a case bootstrap over several reports
+    (cross-validation's folds) resamples. Plain arrays (no pickled objects)."""
+    from io import BytesIO
+
+    from edge_runtime.atomic import atomic_write_bytes
+
+    arrays = {"ids": np.array(ids, dtype=str), "calibrated": calibrated}
+    if uncalibrated is not None:
+        arrays["uncalibrated"] = uncalibrated
+    buf = BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def read_band_sums(path: Path) -> dict[str, np.ndarray]:
+    """:func:`write_band_sums`' file -> its arrays; a missing or foreign file is an error naming it."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not readable as per-image calibration sums ({exc})") from exc
+    if "ids" not in arrays or "calibrated" not in arrays:
+        raise InputError(f"{path}: no per-image calibration sums (needs ids and calibrated)")
+    return arrays
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """`sonomap` subcommands of the training stage (registered through the sonomap.commands entry point).
 
-prepare-busi, pretrain, train, evaluate (incl. --compare), concordance, calibrate, upgrade-checkpoint and bench-train
-(evaluate and calibrate: :mod:`training.evaluation_cli`; concordance: :mod:`training.concordance.cli`).
+prepare-busi, pretrain, train, evaluate (incl. --compare), concordance, calibrate, crossval, upgrade-checkpoint
+and bench-train (evaluate and calibrate: :mod:`training.evaluation_cli`; concordance:
+:mod:`training.concordance.cli`; crossval: :mod:`training.crossval_cli`).
 Heavy imports happen inside the handlers so that `sonomap --help` stays fast.
 """
 
@@ -16,7 +17,7 @@ from edge_runtime.atomic import same_file
 from edge_runtime.errors import ConfigError
 from edge_runtime.jsonfile import atomic_write_json, json_text
 from edge_runtime.near_duplicates import DHASH_MAX, PHASH_MAX
-from training import evaluation_cli
+from training import crossval_cli, evaluation_cli
 from training.busi import HASH_BITS
 from training.concordance import cli as concordance_cli
 from training.interrupt import sigterm_as_interrupt
@@ -250,6 +251,7 @@ def register(sub) -> None:
     evaluation_cli.add_evaluate_parser(sub)
     concordance_cli.add_parser(sub)
     evaluation_cli.add_calibrate_parser(sub)
+    crossval_cli.add_crossval_parser(sub)
 
     p = sub.add_parser(
         "upgrade-checkpoint",

@@ -7,7 +7,8 @@ ignored), then the manifest's mask filter (:mod:`edge_runtime.mask_filter`, as t
 applies it). Outputs in REPORT/: ``metrics.csv`` (one row per image), ``pred/<id>.png``
 (0/255 mask, image size), ``summary.json``, ``report.md`` and PNG plots
 (:mod:`training.report`), plus calibration over the decision band and per image
-(:mod:`training.calibration`): ``calibration.json`` and ``reliability.png``; for a checkpoint
+(:mod:`training.calibration`): ``calibration.json``, ``reliability.png`` and ``band_sums.npz``
+(each image's band-pixel bin sums, which cross-validation pools); for a checkpoint
 whose manifest carries a temperature, also the uncalibrated figures (T = 1) for comparison.
 The model is a training checkpoint (torch) or an exported folded ONNX file, which runs
 through the runtime's ONNX Runtime backend (what a cart runs). ``compare`` evaluates two checkpoints into REPORT/A and
@@ -23,8 +24,6 @@ before anything is written (:mod:`training.report_folder`).
 
 from __future__ import annotations
 
-import csv
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -37,7 +36,12 @@ from edge_runtime.jsonfile import atomic_write_json
 from edge_runtime.manifest import sha256_file
 from edge_runtime.mask_filter import filter_mask
 from edge_runtime.preprocess import preprocess_for
-from training.calibration import CalibrationAccumulator, write_reliability_png
+from training.calibration import (
+    BAND_SUMS_FILE,
+    CalibrationAccumulator,
+    write_band_sums,
+    write_reliability_png,
+)
 from training.calibration_intervals import calibration_intervals
 from training.checkpoint import load_model
 from training.compare_report import write_compare_report
@@ -45,16 +49,8 @@ from training.data import read_cases, read_pair, select_split
 from training.distributed import pick_device
 from training.intervals import headline_intervals
 from training.isotonic import served_prob
-from training.metrics import (
-    COUNTS,
-    EMPTY_POLICY,
-    METRICS,
-    Counts,
-    confusion_counts,
-    is_unlabelled,
-    scores,
-    summarize,
-)
+from training.metrics import EMPTY_POLICY, confusion_counts, is_unlabelled, scores, summarize
+from training.metrics_csv import ImageResult, exact_scores, read_metrics_csv, write_metrics_csv
 from training.provenance import dataset_name
 from training.report import write_report
 from training.report_folder import check_report_folder, run_curves_csv, staged_report
@@ -62,14 +58,6 @@ from training.stats import compare_models
 from training.temperature import calibrated_prob, refuse_non_finite
 
 MASK_ON = 255
-
-
-@dataclass
-class ImageResult:
-    id: str
-    case_id: str
-    counts: Counts
-    scores: dict[str, float]
 
 
 @torch.no_grad()
@@ -98,21 +86,6 @@ class OnnxPredictor:
         if prob.shape != gray.shape:
             prob = cv2.resize(prob, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
         return prob
-
-
-def _write_metrics_csv(path: Path, results: list[ImageResult]) -> None:
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["id", "case_id", *COUNTS, *METRICS])
-        for r in results:
-            writer.writerow(
-                [
-                    r.id,
-                    r.case_id,
-                    *(getattr(r.counts, k) for k in COUNTS),
-                    *(f"{r.scores[m]:.8f}" for m in METRICS),
-                ]
-            )
 
 
 def served_probabilities(checkpoint: Path, device: str):
@@ -219,7 +192,7 @@ def _write_evaluation(checkpoint, data, split, out: Path, model, samples, seed: 
         counts = confusion_counts(pred, label)
         results.append(ImageResult(s.id, s.case_id, counts, scores(counts)))
         gallery.append((s.id, gray, label, pred))  # kept for the overlay gallery plot
-    _write_metrics_csv(out / "metrics.csv", results)
+    write_metrics_csv(out / "metrics.csv", results)
     summary = summarize([r.counts for r in results])
     # images without cancer: labelled pixels and none of them cancer; an image with no labelled
     # pixel is neither, and is counted apart (n_unlabelled)
@@ -242,6 +215,12 @@ def _write_evaluation(checkpoint, data, split, out: Path, model, samples, seed: 
     )
     summary.update(headline_intervals([r.counts for r in results], [r.case_id for r in results], seed))
     summary.update(_calibration_keys(_write_calibration(out, cal, raw_cal, manifest, split)))
+    write_band_sums(
+        out / BAND_SUMS_FILE,
+        [r.id for r in results],
+        cal.image_bin_sums(),
+        raw_cal and raw_cal.image_bin_sums(),
+    )
     cal_ci, cal_reasons = calibration_intervals(cal.image_bin_sums(), [r.case_id for r in results], seed)
     summary["ci95"].update(cal_ci)
     summary["ci95_undefined_reason"].update(cal_reasons)
@@ -255,20 +234,6 @@ def _check_finite(checkpoint, sample, prob: np.ndarray, raw: np.ndarray | None) 
     cancer" in the masks and break the calibration bins, so the whole evaluation is refused (the
     same one line as ``calibrate``'s)."""
     refuse_non_finite(checkpoint, sample, (prob, raw), "cancer probability", "evaluated")
-
-
-def _per_image(path: Path) -> dict[str, dict]:
-    with open(path, newline="") as fh:
-        return {row["id"]: row for row in csv.DictReader(fh)}
-
-
-def _exact_scores(rows: dict[str, dict], ids: list[str]) -> dict[str, np.ndarray]:
-    """metrics.csv rows -> metric -> per-image scores in ``ids`` order, scored again from each row's
-    integer counts. The file's score columns are rounded to 8 decimals: a B - A below that would
-    read as 0 (dropped by the Wilcoxon test) and two close differences as a tie (which changes the
-    test's p-value method), so the paired statistics never use them."""
-    per = [scores(Counts(*(int(rows[i][k]) for k in COUNTS))) for i in ids]
-    return {m: np.array([s[m] for s in per], dtype=np.float64) for m in METRICS}
 
 
 def compare(
@@ -287,12 +252,13 @@ def compare(
     with staged_report(out) as stage:
         sum_a = evaluate(ck_a, data, split, stage / "A", device, seed)
         sum_b = evaluate(ck_b, data, split, stage / "B", device, seed)
-        rows_a, rows_b = _per_image(stage / "A" / "metrics.csv"), _per_image(stage / "B" / "metrics.csv")
+        rows_a = read_metrics_csv(stage / "A" / "metrics.csv")
+        rows_b = read_metrics_csv(stage / "B" / "metrics.csv")
         if rows_a.keys() != rows_b.keys():
             raise InputError(f"{out}: A and B were scored on different images")
         ids = sorted(rows_a)
         cases = [rows_a[i]["case_id"] for i in ids]
-        per_a, per_b = _exact_scores(rows_a, ids), _exact_scores(rows_b, ids)
+        per_a, per_b = exact_scores(rows_a, ids), exact_scores(rows_b, ids)
         table = compare_models(per_a, per_b, cases, seed)
         return write_compare_report(
             stage, str(ck_a), str(ck_b), sum_a, sum_b, table, len(ids), len(set(cases)), split

@@ -35,6 +35,7 @@ REPORT_NAMES = frozenset(
         "report.md",
         "pred",
         "calibration.json",
+        "band_sums.npz",
         "reliability.png",
         "reliability_uncalibrated.png",
         "confusion_counts.png",

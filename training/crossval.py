@@ -1,0 +1,195 @@
+"""`sonomap crossval`: K-fold cross-validation of a training recipe by case, scored as served.
+
+Why: a held-out test split of a small set is a handful of patients (on BUSI's leak-free split, 6
+images with cancer and 7 without), so its figures carry 95 % intervals half a unit wide. Cross-
+validation scores every case exactly once, each time by a model that never saw it, and pools the
+out-of-fold images: the recipe's figures over the whole dataset, with intervals a reviewer can use.
+It measures the recipe (train, calibrate, filter), not one set of weights: K models are trained.
+
+Input: a training config, a dataset (images/, labels/, cases.csv; its split column is ignored, its
+case_id groups images: a patient, or a near-duplicate group) and K. Output, in OUT:
+
+- ``crossval.json``: K, the seed, the config's and the dataset's SHA-256 and each case's fold; a
+  later call with other settings is refused, so folds of two set-ups never mix.
+- ``fold<k>/data/``: that fold's dataset: cases.csv with fold k as test, fold k+1 (mod K) as val
+  and the rest as train; ``images`` and ``labels`` are links to the dataset's folders.
+- ``fold<k>/run/``: ``sonomap train`` on it (best epoch chosen on val).
+- the run's manifest then gets a temperature, a calibration curve and a mask filter fitted on val,
+  exactly as the shipped model's were (``sonomap calibrate``, three methods), unless
+  ``calibrate=False``.
+- ``fold<k>/eval/``: ``sonomap evaluate`` on test.
+- ``summary.json``, ``metrics.csv``, ``reliability.png``, ``report.md``: the pooled figures
+  (:mod:`training.crossval_report`), written once every fold is evaluated.
+
+Folds: cases are stratified by whether any of their images has cancer, shuffled with the seed and
+dealt in turn, so each fold holds about 1/K of each stratum and no case is in two folds. Each model
+trains on K-2 folds (60 % of the cases with K = 5, against the 70 % of a fixed split), so the
+figures, if anything, understate a model trained on the usual split.
+
+Resuming: a fold with ``eval/summary.json`` is done and kept; a run that finished training is not
+retrained; a run stopped part-way (``last.pt`` without ``summary.json``) continues with
+``--resume``. ``only_fold`` runs one fold, so folds can run in parallel processes or on several
+machines; the pooled report is written by whichever call finds every fold evaluated.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_runtime.atomic import atomic_write_text
+from edge_runtime.case_split import CASES_COLUMNS, CASES_CSV
+from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.jsonfile import atomic_write_json
+from training.crossval_layout import FOLD_DATA, FOLD_EVAL, FOLD_RUN, SETUP_FILE, fold_dir, fold_evaluated
+from training.data import CANCER, read_cases
+
+MIN_FOLDS = 3  # one fold tests, one validates, at least one trains
+
+
+def case_strata(samples) -> dict[str, str]:
+    """case id -> "cancer" when any of its images has a cancer pixel, else "no cancer"."""
+    strata: dict[str, str] = {}
+    for s in samples:
+        label = cv2.imread(str(s.label), cv2.IMREAD_UNCHANGED)
+        if label is None:
+            raise InputError(f"{s.label}: not a readable label image")
+        has = bool((label == CANCER).any())
+        strata[s.case_id] = "cancer" if has or strata.get(s.case_id) == "cancer" else "no cancer"
+    return strata
+
+
+def assign_folds(strata: dict[str, str], folds: int, seed: int) -> dict[str, int]:
+    """case id -> fold 1..K: each stratum shuffled with ``seed`` and dealt in turn. The deal of a
+    stratum starts where the previous one ended, so fold sizes differ by at most one case."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, int] = {}
+    turn = 0
+    for stratum in sorted(set(strata.values())):
+        members = sorted(c for c, s in strata.items() if s == stratum)
+        for idx in rng.permutation(len(members)):
+            out[members[idx]] = turn % folds + 1
+            turn += 1
+    return out
+
+
+def fold_split(fold_of_case: int, k: int, folds: int) -> str:
+    """Which split a case of fold ``fold_of_case`` is in when fold ``k`` is tested."""
+    if fold_of_case == k:
+        return "test"
+    return "val" if fold_of_case == k % folds + 1 else "train"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_setup(
+    out: Path, config: Path, data: Path, folds: int, seed: int, calibrate: bool
+) -> dict[str, int]:
+    """Assign the folds, or read them back from OUT/crossval.json when OUT was set up with the same
+    config, dataset, K and seed; any difference is refused before anything is written."""
+    samples = read_cases(data)
+    setup = {
+        "folds": folds,
+        "seed": seed,
+        "calibration": calibrate,
+        "config_sha256": _sha256(config),
+        # cases.csv names the images and their cases; the images are checked by each fold's training
+        "cases_sha256": _sha256(data / CASES_CSV),
+    }
+    path = out / SETUP_FILE
+    if path.is_file():
+        try:
+            earlier = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{path}: unreadable ({exc}); give a new --out folder") from exc
+        differs = [key for key, value in setup.items() if earlier.get(key) != value]
+        if differs:
+            raise ConfigError(
+                f"--out {out}: set up with another {', '.join(differs)} ({path}); give a new --out "
+                "folder, or the same --config, --data, --folds, --seed and calibration to continue it"
+            )
+        return {case: int(k) for case, k in earlier["fold_of_case"].items()}
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"--out {out}: not empty and not a cross-validation folder; give a new folder")
+    strata = case_strata(samples)
+    if min(sum(1 for s in strata.values() if s == name) for name in set(strata.values())) < folds:
+        raise InputError(
+            f"{data / CASES_CSV}: {len(strata)} cases, fewer than {folds} with or without cancer; "
+            "every fold needs both kinds: use fewer --folds"
+        )
+    fold_of_case = assign_folds(strata, folds, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, {**setup, "fold_of_case": fold_of_case})
+    return fold_of_case
+
+
+def write_fold_dataset(data: Path, fold_of_case: dict[str, int], k: int, folds: int, dest: Path) -> Path:
+    """DEST/cases.csv for fold k, with DEST/images and DEST/labels linked to DATA's (made once)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("images", "labels"):
+        link = dest / name
+        if not link.exists():
+            os.symlink((data / name).resolve(), link, target_is_directory=True)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(CASES_COLUMNS)
+    for s in read_cases(data):
+        writer.writerow((s.id, s.case_id, fold_split(fold_of_case[s.case_id], k, folds)))
+    atomic_write_text(dest / CASES_CSV, text.getvalue())
+    return dest
+
+
+def run_fold(config: Path, data: Path, fold: Path, max_minutes: float | None, calibrate: bool, seed: int):
+    """Train, calibrate on val and evaluate on test one fold's dataset ``fold/data``; returns the
+    evaluation summary. Steps already done are kept (see the module docstring)."""
+    from training.evaluate import evaluate
+    from training.mask_filter_fit import fit_mask_filter
+    from training.temperature import calibrate_checkpoint
+    from training.train import run
+
+    done = fold / FOLD_EVAL / "summary.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    fold_data, run_dir = fold / FOLD_DATA, fold / FOLD_RUN
+    if not (run_dir / "summary.json").is_file():
+        resume = (run_dir / "last.pt").is_file()
+        run(config, fold_data, run_dir, max_minutes=max_minutes, resume=resume, show_progress=False)
+    best = run_dir / "best.pt"
+    if calibrate:  # as the shipped model: temperature, then curve, then the mask filter, all on val
+        calibrate_checkpoint(best, fold_data, "val", method="temperature")
+        calibrate_checkpoint(best, fold_data, "val", method="curve")
+        fit_mask_filter(best, fold_data, "val")
+    return evaluate(best, fold_data, "test", fold / FOLD_EVAL, seed=seed)
+
+
+def crossvalidate(
+    config: str | Path,
+    data: str | Path,
+    out: str | Path,
+    folds: int = 5,
+    seed: int = 0,
+    max_minutes: float | None = None,
+    only_fold: int | None = None,
+    calibrate: bool = True,
+) -> list[int]:
+    """Run the folds (or ``only_fold``); returns the folds still to be evaluated (none: the pooled
+    report, :func:`training.crossval_report.write_pooled_report`, can be written)."""
+    config, data, out = Path(config), Path(data), Path(out)
+    if folds < MIN_FOLDS:
+        raise ConfigError(f"--folds {folds}: at least {MIN_FOLDS} (one tests, one validates, one trains)")
+    if only_fold is not None and not 1 <= only_fold <= folds:
+        raise ConfigError(f"--fold {only_fold}: not between 1 and --folds {folds}")
+    fold_of_case = write_setup(out, config, data, folds, seed, calibrate)
+    for k in range(1, folds + 1) if only_fold is None else (only_fold,):
+        write_fold_dataset(data, fold_of_case, k, folds, fold_dir(out, k) / FOLD_DATA)
+        run_fold(config, data, fold_dir(out, k), max_minutes, calibrate, seed)
+    return [k for k in range(1, folds + 1) if not fold_evaluated(out, k)]
