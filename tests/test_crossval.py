@@ -167,6 +167,11 @@ def test_other_settings_for_the_same_folder_are_refused(cv_run, busi_dataset, tm
     with pytest.raises(InputError, match=r"cases.csv.*fewer than 7"):
         crossvalidate(cfg, busi_dataset, tmp_path / "seven", folds=7)
     assert not (tmp_path / "seven").exists()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**TINY, "model": {"arch": "unet_small", "depth": 9}}))
+    with pytest.raises(ConfigError, match=rf"{bad}: unknown key 'model.depth'"):
+        crossvalidate(bad, busi_dataset, tmp_path / "bad", folds=FOLDS)
+    assert not (tmp_path / "bad").exists()
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(ConfigError, match="not empty"):

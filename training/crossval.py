@@ -9,8 +9,9 @@ It measures the recipe (train, calibrate, filter), not one set of weights: K mod
 Input: a training config, a dataset (images/, labels/, cases.csv; its split column is ignored, its
 case_id groups images: a patient, or a near-duplicate group) and K. Output, in OUT:
 
-- ``crossval.json``: K, the seed, the config's and the dataset's SHA-256 and each case's fold; a
-  later call with other settings is refused, so folds of two set-ups never mix.
+- ``crossval.json``: K, the seed, whether calibration runs, the SHA-256 of the config and of
+  cases.csv, and each case's fold; a later call with other settings is refused, so folds of two
+  set-ups never mix.
 - ``fold<k>/data/``: that fold's dataset: cases.csv with fold k as test, fold k+1 (mod K) as val
   and the rest as train; ``images`` and ``labels`` are links to the dataset's folders.
 - ``fold<k>/run/``: ``sonomap train`` on it (best epoch chosen on val).
@@ -19,7 +20,7 @@ case_id groups images: a patient, or a near-duplicate group) and K. Output, in O
   ``calibrate=False``.
 - ``fold<k>/eval/``: ``sonomap evaluate`` on test.
 - ``summary.json``, ``metrics.csv``, ``reliability.png``, ``report.md``: the pooled figures
-  (:mod:`training.crossval_report`), written once every fold is evaluated.
+  (:mod:`training.crossval_report`), written by the command once every fold is evaluated.
 
 Folds: cases are stratified by whether any of their images has cancer, shuffled with the seed and
 dealt in turn, so each fold holds about 1/K of each stratum and no case is in two folds. Each model
@@ -48,6 +49,7 @@ from edge_runtime.atomic import atomic_write_text
 from edge_runtime.case_split import CASES_COLUMNS, CASES_CSV
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.jsonfile import atomic_write_json
+from training.config import load_config
 from training.crossval_layout import FOLD_DATA, FOLD_EVAL, FOLD_RUN, SETUP_FILE, fold_dir, fold_evaluated
 from training.data import CANCER, read_cases
 
@@ -148,9 +150,10 @@ def write_fold_dataset(data: Path, fold_of_case: dict[str, int], k: int, folds: 
     return dest
 
 
-def run_fold(config: Path, data: Path, fold: Path, max_minutes: float | None, calibrate: bool, seed: int):
+def run_fold(config: Path, fold: Path, max_minutes: float | None, calibrate: bool, seed: int) -> dict:
     """Train, calibrate on val and evaluate on test one fold's dataset ``fold/data``; returns the
     evaluation summary. Steps already done are kept (see the module docstring)."""
+    # deferred: these load torch, which setting up the folds (and `sonomap --help`) does not need
     from training.evaluate import evaluate
     from training.mask_filter_fit import fit_mask_filter
     from training.temperature import calibrate_checkpoint
@@ -188,8 +191,9 @@ def crossvalidate(
         raise ConfigError(f"--folds {folds}: at least {MIN_FOLDS} (one tests, one validates, one trains)")
     if only_fold is not None and not 1 <= only_fold <= folds:
         raise ConfigError(f"--fold {only_fold}: not between 1 and --folds {folds}")
+    load_config(config)  # a config that training would refuse is refused before anything is written
     fold_of_case = write_setup(out, config, data, folds, seed, calibrate)
     for k in range(1, folds + 1) if only_fold is None else (only_fold,):
         write_fold_dataset(data, fold_of_case, k, folds, fold_dir(out, k) / FOLD_DATA)
-        run_fold(config, data, fold_dir(out, k), max_minutes, calibrate, seed)
+        run_fold(config, fold_dir(out, k), max_minutes, calibrate, seed)
     return [k for k in range(1, folds + 1) if not fold_evaluated(out, k)]
