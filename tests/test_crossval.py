@@ -4,6 +4,7 @@ vendored BUSI sample, and the out-of-fold images pooled from their counts."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -102,6 +103,7 @@ def test_a_case_of_several_images_stays_in_one_split_of_every_fold(tmp_path, bus
         split = {s.id: s.split for s in read_cases(fold)}
         assert split["malignant_002"] == split["malignant_018"]
         assert sorted(split) == sorted(s.id for s in read_cases(data))  # the same images, linked
+        assert not Path(os.readlink(tmp_path / f"f{k}" / "images")).is_absolute()
         assert {s.split for s in read_cases(fold)} == {"train", "val", "test"}
 
 

@@ -140,7 +140,9 @@ def write_fold_dataset(data: Path, fold_of_case: dict[str, int], k: int, folds: 
     for name in ("images", "labels"):
         link = dest / name
         if not link.exists():
-            os.symlink((data / name).resolve(), link, target_is_directory=True)
+            # relative: the folder can move with the dataset, and a shared copy shows no absolute path
+            target = os.path.relpath((data / name).resolve(), dest.resolve())
+            os.symlink(target, link, target_is_directory=True)
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(CASES_COLUMNS)
