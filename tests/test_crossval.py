@@ -142,6 +142,8 @@ def test_pooled_report_is_every_image_once_from_its_folds_counts(cv_run, busi_da
     assert summary["uncalibrated"] is None  # --no-calibration: no temperature, so no second figure
     report = (out / "report.md").read_text()
     assert "3-fold cross-validation" in report and "not calibrated" in report
+    eces = [f["ece_pixel"] for f in summary["per_fold"]]
+    assert f"shows {min(eces):.4f}–{max(eces):.4f} (mean {np.mean(eces):.4f})" in report
     assert (out / "reliability.png").stat().st_size > 0
 
 
