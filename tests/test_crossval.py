@@ -28,8 +28,8 @@ from training.crossval import (
 from training.crossval_layout import FOLD_DATA, FOLD_EVAL, FOLD_RUN, SETUP_FILE, fold_dir
 from training.crossval_report import write_pooled_report
 from training.data import read_cases
-from training.metrics import pooled_scores
-from training.metrics_csv import read_metrics_csv, row_counts
+from training.metrics import Counts, pooled_scores, scores
+from training.metrics_csv import ImageResult, read_metrics_csv, row_counts, write_metrics_csv
 from training.temperature import TemperatureAtBound
 
 TINY = {
@@ -244,3 +244,15 @@ def test_a_damaged_fold_report_is_an_error_naming_the_file(cv_run, tmp_path):
     metrics.write_text("\n".join(lines) + "\n")
     with pytest.raises(InputError, match=rf"{bands}"):
         write_pooled_report(copy, FOLDS, seed=0)
+
+
+def test_a_failed_write_leaves_the_earlier_metrics_file_whole(tmp_path):
+    path = tmp_path / "metrics.csv"
+    good = ImageResult("a", "a", Counts(1, 0, 0, 3), scores(Counts(1, 0, 0, 3)))
+    write_metrics_csv(path, [good], {"fold": [1]})
+    before = path.read_text()
+    broken = ImageResult("b", "b", Counts(0, 1, 0, 3), {})  # no scores: the writer fails mid-file
+    with pytest.raises(KeyError):
+        write_metrics_csv(path, [good, broken], {"fold": [3, 2]})  # its first row differs
+    assert path.read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv"]  # no temp file left

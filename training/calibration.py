@@ -17,11 +17,13 @@ outputs: plain dicts (JSON-ready) and the PNG.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from edge_runtime.atomic import atomic_write_bytes
 from edge_runtime.errors import InputError
 from training.data import CANCER, IGNORE_INDEX
 
@@ -141,10 +143,6 @@ def write_band_sums(path: Path, ids: list[str], calibrated: np.ndarray, uncalibr
     """Each image's band-pixel bin sums (:meth:`CalibrationAccumulator.image_bin_sums`), as served
     and, where the model has logits, uncalibrated: what a case bootstrap over several reports
     (cross-validation's folds) resamples. Plain arrays (no pickled objects)."""
-    from io import BytesIO
-
-    from edge_runtime.atomic import atomic_write_bytes
-
     arrays = {"ids": np.array(ids, dtype=str), "calibrated": calibrated}
     if uncalibrated is not None:
         arrays["uncalibrated"] = uncalibrated

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.atomic import atomic_path
 from edge_runtime.errors import InputError
 from training.metrics import COUNTS, METRICS, Counts, scores
 
@@ -27,9 +28,10 @@ class ImageResult:
 
 
 def write_metrics_csv(path: Path, results: list[ImageResult], extra: dict[str, list] | None = None) -> None:
-    """RESULTS -> PATH; ``extra``: more columns after case_id (name -> one value per image)."""
+    """RESULTS -> PATH, replaced whole (an earlier file stays until the new one is complete);
+    ``extra``: more columns after case_id (name -> one value per image)."""
     extra = extra or {}
-    with open(path, "w", newline="") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["id", "case_id", *extra, *COUNTS, *METRICS])
         for j, r in enumerate(results):
