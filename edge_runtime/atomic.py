@@ -18,6 +18,7 @@ refuses, before a long run, a new output whose nearest existing folder is a file
 
 from __future__ import annotations
 
+import csv
 import errno
 import os
 import tempfile
@@ -116,6 +117,15 @@ def atomic_write_bytes(path: str | Path, data: bytes, durable: bool = False) -> 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+    return Path(path)
+
+
+def atomic_write_csv(path: str | Path, header, rows) -> Path:
+    """A header row and ROWS as CSV (the csv module's quoting) at ``path``, atomically; return ``path``."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
     return Path(path)
 
 

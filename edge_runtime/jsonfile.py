@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from edge_runtime.atomic import atomic_write_text
+from edge_runtime.errors import InputError
 
 
 def finite_or_null(obj: Any) -> Any:
@@ -38,6 +39,14 @@ def finite_or_null(obj: Any) -> Any:
 def json_text(obj: Any, indent: int | None = 2, default=None) -> str:
     """``obj`` as strict JSON text (non-finite numbers as ``null``); ``default`` as in ``json.dumps``."""
     return json.dumps(finite_or_null(obj), indent=indent, allow_nan=False, default=default)
+
+
+def read_json(path: str | Path) -> Any:
+    """A JSON file's value; a file that cannot be read or parsed is an InputError naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{path}: not readable as JSON ({exc})") from exc
 
 
 def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:

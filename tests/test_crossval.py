@@ -96,10 +96,11 @@ def test_a_case_of_several_images_stays_in_one_split_of_every_fold(tmp_path, bus
     # two images of one patient (a near-duplicate group): same case id
     text = (data / "cases.csv").read_text().replace(",malignant_018,", ",malignant_002,")
     (data / "cases.csv").write_text(text)
-    folds = write_setup(tmp_path / "cv", _config(tmp_path), data, FOLDS, seed=0, calibrate=False)
+    samples = read_cases(data)
+    folds = write_setup(tmp_path / "cv", _config(tmp_path), data, samples, FOLDS, seed=0, calibrate=False)
     assert "malignant_018" not in folds
     for k in range(1, FOLDS + 1):
-        fold = write_fold_dataset(data, folds, k, FOLDS, tmp_path / f"f{k}")
+        fold = write_fold_dataset(data, samples, folds, k, FOLDS, tmp_path / f"f{k}")
         split = {s.id: s.split for s in read_cases(fold)}
         assert split["malignant_002"] == split["malignant_018"]
         assert sorted(split) == sorted(s.id for s in read_cases(data))  # the same images, linked
@@ -185,9 +186,10 @@ def test_other_settings_for_the_same_folder_are_refused(cv_run, busi_dataset, tm
 def _trained_folds(out: Path, cfg: Path, data: Path, seed: int) -> None:
     """OUT set up for calibration, each fold's run a real trained checkpoint that finished training
     (the export tests' model: unlike a 2-epoch U-Net, its logits carry enough to fit a temperature)."""
-    folds = write_setup(out, cfg, data, FOLDS, seed=seed, calibrate=True)
+    samples = read_cases(data)
+    folds = write_setup(out, cfg, data, samples, FOLDS, seed=seed, calibrate=True)
     for k in range(1, FOLDS + 1):
-        write_fold_dataset(data, folds, k, FOLDS, fold_dir(out, k) / FOLD_DATA)
+        write_fold_dataset(data, samples, folds, k, FOLDS, fold_dir(out, k) / FOLD_DATA)
         run = fold_dir(out, k) / FOLD_RUN
         run.mkdir()
         shutil.copy2(shared_checkpoint(), run / "best.pt")

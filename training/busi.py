@@ -30,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.atomic import atomic_path, atomic_write_png
+from edge_runtime.atomic import atomic_write_csv, atomic_write_png
 from edge_runtime.case_split import CASES_CSV, SPLITS, split_cases
 from edge_runtime.csv_text import read_csv_text
 from edge_runtime.errors import ConfigError, InputError
@@ -121,13 +121,6 @@ def _read_pair(busi: Path, image: Path, sid: str, malignant: bool) -> tuple[np.n
     return gray, label
 
 
-def _write_csv(path: Path, header: list[str], rows) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
-
-
 def prepare_busi(
     busi: str | Path,
     out: str | Path,
@@ -186,7 +179,7 @@ def prepare_busi(
         gray, label = _read_pair(busi, paths[sid], sid, row["label"] == MALIGNANT)
         atomic_write_png(out / "images" / f"{sid}.png", gray)  # PNG is lossless: same pixels, 8-bit gray
         atomic_write_png(out / "labels" / f"{sid}.png", label)
-    _write_csv(
+    atomic_write_csv(
         out / "duplicates.csv",
         ["id_a", "id_b", "phash", "dhash", "group", "label_a", "label_b", "found_by"],
         (
@@ -203,7 +196,7 @@ def prepare_busi(
             for p in pairs
         ),
     )
-    _write_csv(
+    atomic_write_csv(
         out / "excluded.csv",
         ["id", "label", "group", "reason"],
         (
@@ -214,7 +207,7 @@ def prepare_busi(
     )
     (out / "duplicates.png").unlink(missing_ok=True)
     write_contact_sheet(pairs, paths, out / "duplicates.png", labels)
-    _write_csv(  # last: the dataset loads only once everything above is written
+    atomic_write_csv(  # last: the dataset loads only once everything above is written
         out / CASES_CSV,
         ["id", "case_id", "split"],
         ([r["id"], case_of[r["id"]], split[case_of[r["id"]]]] for r in kept),

@@ -35,20 +35,17 @@ machines; the pooled report is written by whichever call finds every fold evalua
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
-import json
 import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from edge_runtime.atomic import atomic_write_text
+from edge_runtime.atomic import atomic_write_csv
 from edge_runtime.case_split import CASES_COLUMNS, CASES_CSV
 from edge_runtime.errors import ConfigError, InputError
-from edge_runtime.jsonfile import atomic_write_json
+from edge_runtime.jsonfile import atomic_write_json, read_json
+from edge_runtime.manifest import sha256_file
 from training.config import load_config
 from training.crossval_layout import FOLD_DATA, FOLD_EVAL, FOLD_RUN, SETUP_FILE, fold_dir, fold_evaluated
 from training.data import CANCER, read_cases
@@ -58,14 +55,13 @@ MIN_FOLDS = 3  # one fold tests, one validates, at least one trains
 
 def case_strata(samples) -> dict[str, str]:
     """case id -> "cancer" when any of its images has a cancer pixel, else "no cancer"."""
-    strata: dict[str, str] = {}
+    cancer: dict[str, bool] = {}
     for s in samples:
         label = cv2.imread(str(s.label), cv2.IMREAD_UNCHANGED)
         if label is None:
             raise InputError(f"{s.label}: not a readable label image")
-        has = bool((label == CANCER).any())
-        strata[s.case_id] = "cancer" if has or strata.get(s.case_id) == "cancer" else "no cancer"
-    return strata
+        cancer[s.case_id] = cancer.get(s.case_id, False) or bool((label == CANCER).any())
+    return {case: "cancer" if has else "no cancer" for case, has in cancer.items()}
 
 
 def assign_folds(strata: dict[str, str], folds: int, seed: int) -> dict[str, int]:
@@ -89,30 +85,26 @@ def fold_split(fold_of_case: int, k: int, folds: int) -> str:
     return "val" if fold_of_case == k % folds + 1 else "train"
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def write_setup(
-    out: Path, config: Path, data: Path, folds: int, seed: int, calibrate: bool
+    out: Path, config: Path, data: Path, samples, folds: int, seed: int, calibrate: bool
 ) -> dict[str, int]:
-    """Assign the folds, or read them back from OUT/crossval.json when OUT was set up with the same
-    config, dataset, K and seed; any difference is refused before anything is written."""
-    samples = read_cases(data)
+    """Assign the folds to the cases of SAMPLES (DATA's :func:`read_cases`), or read them back from
+    OUT/crossval.json when OUT was set up with the same config, dataset, K and seed; any difference
+    is refused before anything is written."""
     setup = {
         "folds": folds,
         "seed": seed,
         "calibration": calibrate,
-        "config_sha256": _sha256(config),
+        "config_sha256": sha256_file(config),
         # cases.csv names the images and their cases; the images are checked by each fold's training
-        "cases_sha256": _sha256(data / CASES_CSV),
+        "cases_sha256": sha256_file(data / CASES_CSV),
     }
     path = out / SETUP_FILE
     if path.is_file():
         try:
-            earlier = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{path}: unreadable ({exc}); give a new --out folder") from exc
+            earlier = read_json(path)
+        except InputError as exc:
+            raise InputError(f"{exc}; give a new --out folder") from exc
         differs = [key for key, value in setup.items() if earlier.get(key) != value]
         if differs:
             raise ConfigError(
@@ -134,8 +126,11 @@ def write_setup(
     return fold_of_case
 
 
-def write_fold_dataset(data: Path, fold_of_case: dict[str, int], k: int, folds: int, dest: Path) -> Path:
-    """DEST/cases.csv for fold k, with DEST/images and DEST/labels linked to DATA's (made once)."""
+def write_fold_dataset(
+    data: Path, samples, fold_of_case: dict[str, int], k: int, folds: int, dest: Path
+) -> Path:
+    """DEST/cases.csv of SAMPLES (DATA's) for fold k, with DEST/images and DEST/labels linked to
+    DATA's (made once)."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("images", "labels"):
         link = dest / name
@@ -143,12 +138,8 @@ def write_fold_dataset(data: Path, fold_of_case: dict[str, int], k: int, folds: 
             # relative: the folder can move with the dataset, and a shared copy shows no absolute path
             target = os.path.relpath((data / name).resolve(), dest.resolve())
             os.symlink(target, link, target_is_directory=True)
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(CASES_COLUMNS)
-    for s in read_cases(data):
-        writer.writerow((s.id, s.case_id, fold_split(fold_of_case[s.case_id], k, folds)))
-    atomic_write_text(dest / CASES_CSV, text.getvalue())
+    rows = ((s.id, s.case_id, fold_split(fold_of_case[s.case_id], k, folds)) for s in samples)
+    atomic_write_csv(dest / CASES_CSV, CASES_COLUMNS, rows)
     return dest
 
 
@@ -161,9 +152,8 @@ def run_fold(config: Path, fold: Path, max_minutes: float | None, calibrate: boo
     from training.temperature import calibrate_checkpoint
     from training.train import run
 
-    done = fold / FOLD_EVAL / "summary.json"
-    if done.is_file():
-        return json.loads(done.read_text())
+    if fold_evaluated(fold):
+        return read_json(fold / FOLD_EVAL / "summary.json")
     fold_data, run_dir = fold / FOLD_DATA, fold / FOLD_RUN
     if not (run_dir / "summary.json").is_file():
         resume = (run_dir / "last.pt").is_file()
@@ -194,8 +184,9 @@ def crossvalidate(
     if only_fold is not None and not 1 <= only_fold <= folds:
         raise ConfigError(f"--fold {only_fold}: not between 1 and --folds {folds}")
     load_config(config)  # a config that training would refuse is refused before anything is written
-    fold_of_case = write_setup(out, config, data, folds, seed, calibrate)
+    samples = read_cases(data)
+    fold_of_case = write_setup(out, config, data, samples, folds, seed, calibrate)
     for k in range(1, folds + 1) if only_fold is None else (only_fold,):
-        write_fold_dataset(data, fold_of_case, k, folds, fold_dir(out, k) / FOLD_DATA)
+        write_fold_dataset(data, samples, fold_of_case, k, folds, fold_dir(out, k) / FOLD_DATA)
         run_fold(config, fold_dir(out, k), max_minutes, calibrate, seed)
-    return [k for k in range(1, folds + 1) if not fold_evaluated(out, k)]
+    return [k for k in range(1, folds + 1) if not fold_evaluated(fold_dir(out, k))]

@@ -15,6 +15,6 @@ def fold_dir(out: Path, k: int) -> Path:
     return out / f"fold{k}"
 
 
-def fold_evaluated(out: Path, k: int) -> bool:
-    """Whether fold k's test evaluation is written (its summary.json is written last)."""
-    return (fold_dir(out, k) / FOLD_EVAL / "summary.json").is_file()
+def fold_evaluated(fold: Path) -> bool:
+    """Whether the test evaluation of FOLD (OUT/fold<k>) is written (its summary.json is written last)."""
+    return (fold / FOLD_EVAL / "summary.json").is_file()

@@ -17,7 +17,6 @@ them, with their spread, to show how much one test split of 1/K of the cases can
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import numpy as np
 
 from edge_runtime.atomic import atomic_write_text
 from edge_runtime.errors import InputError
-from edge_runtime.jsonfile import atomic_write_json
+from edge_runtime.jsonfile import atomic_write_json, read_json
 from training.calibration import (
     BAND_SUMS_FILE,
     ece_brier,
@@ -44,13 +43,6 @@ from training.report import interval_text
 FOLD_FIGURES = ("dice_pos_mean", "dice_pooled", "dice_mean", "ece_pixel")
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: not readable ({exc})") from exc
-
-
 def _fold(out: Path, k: int) -> dict:
     """One fold's evaluation: its images (ImageResult), band sums and figures."""
     ev = fold_dir(out, k) / FOLD_EVAL
@@ -62,14 +54,13 @@ def _fold(out: Path, k: int) -> dict:
     bands = read_band_sums(ev / BAND_SUMS_FILE)
     if list(bands["ids"]) != list(rows):
         raise InputError(f"{ev / BAND_SUMS_FILE}: its images are not those of {ev / 'metrics.csv'}")
-    summary = _read_json(ev / "summary.json")
-    trained = _read_json(fold_dir(out, k) / FOLD_RUN / "summary.json")
-    benign = [r for r in results if r.counts.positives == 0 and not is_unlabelled(r.counts)]
+    summary = read_json(ev / "summary.json")
+    trained = read_json(fold_dir(out, k) / FOLD_RUN / "summary.json")
     line = {
         "fold": k,
         "images": len(results),
         "with_cancer": sum(r.counts.positives > 0 for r in results),
-        "without_cancer_marked": f"{sum(r.counts.fp > 0 for r in benign)} of {len(benign)}",
+        "without_cancer_marked": f"{summary['n_negative_with_fp']} of {summary['n_negative']}",
         **{name: summary.get(name) for name in FOLD_FIGURES},
         "epochs": trained.get("epochs_done"),
         "best_epoch": (trained.get("best") or {}).get("epoch"),
@@ -77,7 +68,7 @@ def _fold(out: Path, k: int) -> dict:
         "threshold": summary.get("threshold"),
         "mask_filter": summary.get("mask_filter"),
     }
-    calibration = _read_json(ev / "calibration.json")
+    calibration = read_json(ev / "calibration.json")
     return {"results": results, "bands": bands, "line": line, "calibration": calibration}
 
 
@@ -131,7 +122,7 @@ def write_pooled_report(out: Path, folds: int, seed: int) -> dict:
         {
             "folds": folds,
             "seed": seed,
-            "calibration": bool(_read_json(out / SETUP_FILE).get("calibration")),
+            "calibration": bool(read_json(out / SETUP_FILE).get("calibration")),
             "n_negative": len(benign),
             "n_negative_with_fp": sum(r.counts.fp > 0 for r in benign),
             "empty_mask_policy": EMPTY_POLICY,

@@ -215,13 +215,11 @@ def _write_evaluation(checkpoint, data, split, out: Path, model, samples, seed: 
     )
     summary.update(headline_intervals([r.counts for r in results], [r.case_id for r in results], seed))
     summary.update(_calibration_keys(_write_calibration(out, cal, raw_cal, manifest, split)))
+    band_sums = cal.image_bin_sums()
     write_band_sums(
-        out / BAND_SUMS_FILE,
-        [r.id for r in results],
-        cal.image_bin_sums(),
-        raw_cal and raw_cal.image_bin_sums(),
+        out / BAND_SUMS_FILE, [r.id for r in results], band_sums, raw_cal and raw_cal.image_bin_sums()
     )
-    cal_ci, cal_reasons = calibration_intervals(cal.image_bin_sums(), [r.case_id for r in results], seed)
+    cal_ci, cal_reasons = calibration_intervals(band_sums, [r.case_id for r in results], seed)
     summary["ci95"].update(cal_ci)
     summary["ci95_undefined_reason"].update(cal_reasons)
     atomic_write_json(out / "summary.json", summary)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.atomic import atomic_path
+from edge_runtime.atomic import atomic_write_csv
 from edge_runtime.errors import InputError
 from training.metrics import COUNTS, METRICS, Counts, scores
 
@@ -31,19 +31,17 @@ def write_metrics_csv(path: Path, results: list[ImageResult], extra: dict[str, l
     """RESULTS -> PATH, replaced whole (an earlier file stays until the new one is complete);
     ``extra``: more columns after case_id (name -> one value per image)."""
     extra = extra or {}
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["id", "case_id", *extra, *COUNTS, *METRICS])
-        for j, r in enumerate(results):
-            writer.writerow(
-                [
-                    r.id,
-                    r.case_id,
-                    *(values[j] for values in extra.values()),
-                    *(getattr(r.counts, k) for k in COUNTS),
-                    *(f"{r.scores[m]:.8f}" for m in METRICS),
-                ]
-            )
+    rows = (
+        [
+            r.id,
+            r.case_id,
+            *(values[j] for values in extra.values()),
+            *(getattr(r.counts, k) for k in COUNTS),
+            *(f"{r.scores[m]:.8f}" for m in METRICS),
+        ]
+        for j, r in enumerate(results)
+    )
+    atomic_write_csv(path, ["id", "case_id", *extra, *COUNTS, *METRICS], rows)
 
 
 def read_metrics_csv(path: Path) -> dict[str, dict]:
