@@ -30,11 +30,13 @@ sysdeps:
 	for pair in $(SYSDEPS); do tool=$${pair%%:*}; { command -v $$tool || test -e $$tool; } >/dev/null 2>&1 \
 	  || { echo "error: $$tool still missing after installing$$missing" >&2; exit 1; }; done
 
-$(STAMP): pyproject.toml
+# constraints.txt: the exact versions the tests and golden frames were checked with, so an upstream
+# release cannot change what the overlay draws between two CI runs of the same commit.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_PIN)
-	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -68,7 +68,11 @@ if [ "$VENV" = 1 ]; then
     say "creating venv $DEST/venv"
     "$PYTHON" -m venv "${VENV_FLAGS[@]}" "$DEST/venv"
     "$DEST/venv/bin/python" -m pip install -q --upgrade pip
-    "$DEST/venv/bin/python" -m pip install -q "$SRC[$EXTRAS]"
+    # x86: the versions the tests passed with (constraints.txt); a Jetson takes OpenCV, TensorRT and
+    # ONNX Runtime builds for its JetPack, which those x86 pins would refuse.
+    PIN_FLAGS=()
+    [ "$JETSON" = 0 ] && PIN_FLAGS+=(-c "$SRC/constraints.txt")
+    "$DEST/venv/bin/python" -m pip install -q "${PIN_FLAGS[@]}" "$SRC[$EXTRAS]"
 fi
 install -m 0644 "$SRC/README.md" "$DEST/README.md"
 install -d -m 0755 "$DEST/docs"
