@@ -10,8 +10,10 @@ from sklearn.metrics import accuracy_score, f1_score, jaccard_score, precision_s
 
 from training.metrics import (
     Counts,
+    cancer_free_marked,
     confusion_counts,
     confusion_matrix,
+    is_cancer_free,
     is_unlabelled,
     pooled,
     scores,
@@ -121,3 +123,14 @@ def test_an_unlabelled_image_is_no_clean_negative():
     out = headline_intervals([Counts(0, 5, 0, 95), Counts(0, 0, 0, 0)], ["a", "b"], n_resamples=20)
     assert out["benign_fp_share"] == 1.0  # 1 of 1 benign image, not 1 of 2
     assert out["n_unlabelled"] == 1
+
+
+def test_images_without_cancer_and_those_marked():
+    """One definition for evaluate, cross-validation, the intervals and the mask-filter fit: labelled
+    pixels and no cancer among them; an unlabelled image is neither; a false pixel marks it."""
+    clean, marked, cancer, unlabelled = Counts(0, 0, 0, 9), Counts(0, 3, 0, 6), Counts(2, 0, 1, 6), Counts()
+    assert [is_cancer_free(c) for c in (clean, marked, cancer, unlabelled)] == [True, True, False, False]
+    assert cancer_free_marked([clean, marked, cancer, unlabelled, marked]) == {
+        "n_negative": 3,
+        "n_negative_with_fp": 2,
+    }

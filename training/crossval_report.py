@@ -36,7 +36,7 @@ from training.calibration import (
 from training.calibration_intervals import calibration_intervals
 from training.crossval_layout import FOLD_EVAL, FOLD_RUN, SETUP_FILE, fold_dir
 from training.intervals import headline_intervals
-from training.metrics import EMPTY_POLICY, is_unlabelled, scores, summarize
+from training.metrics import EMPTY_POLICY, cancer_free_marked, scores, summarize
 from training.metrics_csv import ImageResult, read_metrics_csv, row_counts, write_metrics_csv
 from training.report import interval_text
 
@@ -115,7 +115,6 @@ def write_pooled_report(out: Path, folds: int, seed: int) -> dict:
     if len(set(ids)) != len(ids):
         raise InputError(f"{out}: an image is in the test split of two folds; the folds do not partition it")
     counts, cases = [r.counts for r in results], [r.case_id for r in results]
-    benign = [r for r in results if r.counts.positives == 0 and not is_unlabelled(r.counts)]
     summary = summarize(counts)
     summary.update(headline_intervals(counts, cases, seed))
     summary.update(
@@ -123,8 +122,7 @@ def write_pooled_report(out: Path, folds: int, seed: int) -> dict:
             "folds": folds,
             "seed": seed,
             "calibration": bool(read_json(out / SETUP_FILE).get("calibration")),
-            "n_negative": len(benign),
-            "n_negative_with_fp": sum(r.counts.fp > 0 for r in benign),
+            **cancer_free_marked(counts),
             "empty_mask_policy": EMPTY_POLICY,
             "served": _band_figures(read, "calibrated", cases, seed),
             "uncalibrated": _band_figures(read, "uncalibrated", cases, seed),

@@ -49,7 +49,7 @@ from training.data import read_cases, read_pair, select_split
 from training.distributed import pick_device
 from training.intervals import headline_intervals
 from training.isotonic import served_prob
-from training.metrics import EMPTY_POLICY, confusion_counts, is_unlabelled, scores, summarize
+from training.metrics import EMPTY_POLICY, cancer_free_marked, confusion_counts, scores, summarize
 from training.metrics_csv import ImageResult, exact_scores, read_metrics_csv, write_metrics_csv
 from training.provenance import dataset_name
 from training.report import write_report
@@ -194,10 +194,6 @@ def _write_evaluation(checkpoint, data, split, out: Path, model, samples, seed: 
         gallery.append((s.id, gray, label, pred))  # kept for the overlay gallery plot
     write_metrics_csv(out / "metrics.csv", results)
     summary = summarize([r.counts for r in results])
-    # images without cancer: labelled pixels and none of them cancer; an image with no labelled
-    # pixel is neither, and is counted apart (n_unlabelled)
-    benign = [r for r in results if r.counts.positives == 0 and not is_unlabelled(r.counts)]
-    benign_fp = [r for r in benign if r.counts.fp > 0]
     summary.update(
         {
             # named as the model manifests name inputs: a folder above them may be the patient's
@@ -209,8 +205,7 @@ def _write_evaluation(checkpoint, data, split, out: Path, model, samples, seed: 
             "threshold": manifest.threshold,
             "mask_filter": manifest.mask_filter.describe() if manifest.mask_filter else "none",
             "empty_mask_policy": EMPTY_POLICY,
-            "n_negative": len(benign),
-            "n_negative_with_fp": len(benign_fp),
+            **cancer_free_marked([r.counts for r in results]),
         }
     )
     summary.update(headline_intervals([r.counts for r in results], [r.case_id for r in results], seed))

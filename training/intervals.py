@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats as sps
 
-from training.metrics import Counts, is_unlabelled, nanmean, pooled_scores, scores
+from training.metrics import Counts, is_cancer_free, is_unlabelled, nanmean, pooled_scores, scores
 from training.stats import BOOTSTRAP_RESAMPLES, CI_LEVEL, MIN_CONTRIBUTING_CASES
 
 HEADLINE = (
@@ -149,11 +149,7 @@ def headline_intervals(
     Wilson interval, what was resampled, and the method in words. Images with no labelled pixel are
     not benign images: they are left out of the share and counted in ``n_unlabelled``."""
     unlabelled = [is_unlabelled(c) for c in counts]
-    benign = [
-        (c, case)
-        for c, case, empty in zip(counts, cases, unlabelled, strict=True)
-        if c.positives == 0 and not empty
-    ]
+    benign = [(c, case) for c, case in zip(counts, cases, strict=True) if is_cancer_free(c)]
     with_fp = sum(c.fp > 0 for c, _ in benign)
     boot = case_bootstrap_figures(counts, cases, seed, n_resamples)
     ci95 = {name: [row["low"], row["high"]] for name, row in boot.items()}

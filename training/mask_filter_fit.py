@@ -34,7 +34,7 @@ from edge_runtime.errors import ConfigError, SonomapError
 from edge_runtime.manifest import Manifest, load_manifest, manifest_path, save_manifest
 from edge_runtime.mask_filter import MaskFilter, filter_mask
 from training.data import CANCER, read_cases, read_pair, select_split
-from training.metrics import Counts, confusion_counts, is_unlabelled
+from training.metrics import Counts, confusion_counts, is_cancer_free, is_unlabelled
 
 PEAKS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 AREA_FRACTIONS = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02)
@@ -59,7 +59,7 @@ def criterion(counts: list[Counts]) -> dict[str, float]:
     of its images without cancer)."""
     counts = [c for c in counts if not is_unlabelled(c)]
     cancer = [image_score(c) for c in counts if c.positives > 0]
-    clean = [c for c in counts if c.positives == 0]
+    clean = [c for c in counts if is_cancer_free(c)]
     return {
         "score": float(np.mean([image_score(c) for c in counts])) if counts else float("nan"),
         "dice_malignant_mean": float(np.mean(cancer)) if cancer else float("nan"),

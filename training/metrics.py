@@ -77,6 +77,19 @@ def is_unlabelled(c: Counts) -> bool:
     return c.tp + c.fp + c.fn + c.tn == 0
 
 
+def is_cancer_free(c: Counts) -> bool:
+    """True for an image without cancer: labelled pixels, none of them cancer. An image with no
+    labelled pixel is neither with nor without cancer (it is counted in ``n_unlabelled``)."""
+    return c.positives == 0 and not is_unlabelled(c)
+
+
+def cancer_free_marked(counts: list[Counts]) -> dict[str, int]:
+    """``n_negative`` (images without cancer) and ``n_negative_with_fp`` (those of them with any
+    false cancer pixel), as summary.json reports them."""
+    clean = [c for c in counts if is_cancer_free(c)]
+    return {"n_negative": len(clean), "n_negative_with_fp": sum(c.fp > 0 for c in clean)}
+
+
 def scores(c: Counts) -> dict[str, float]:
     """Counts -> the six metrics under :data:`EMPTY_POLICY` (all NaN without a labelled pixel)."""
     if is_unlabelled(c):
