@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.calibration import PIXEL_BINS, bin_sums, ece_brier, reliability
+from training.calibration import PIXEL_BINS, bin_sums, ece_brier, reliability, reliability_of_sums, sums_of
 from training.calibration_intervals import calibration_intervals
 
 
@@ -21,15 +21,27 @@ def _images(n: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def _by_definition(prob: np.ndarray, truth: np.ndarray, bins: int) -> tuple[float, float]:
+    """ECE (equal-width bins, weighted |observed - mean probability|) and Brier, from the pixels."""
+    idx = np.minimum((prob * bins).astype(int), bins - 1)
+    ece = sum(np.mean(idx == b) * abs(truth[idx == b].mean() - prob[idx == b].mean()) for b in np.unique(idx))
+    return float(ece), float(np.mean((prob - truth) ** 2))
+
+
 def test_summed_bin_sums_score_what_the_pooled_pixels_score():
     images = _images(6, seed=1)
     sums = sum(bin_sums(p, t, PIXEL_BINS) for p, t in images)
-    pooled = reliability(
-        np.concatenate([p for p, _ in images]), np.concatenate([t for _, t in images]), PIXEL_BINS
-    )
+    prob, truth = np.concatenate([p for p, _ in images]), np.concatenate([t for _, t in images])
+    want_ece, want_brier = _by_definition(prob, truth, PIXEL_BINS)
     ece, brier = ece_brier(sums)
-    assert ece == pytest.approx(pooled["ece"], abs=1e-12)
-    assert brier == pytest.approx(pooled["brier"], abs=1e-12)
+    assert ece == pytest.approx(want_ece, abs=1e-12)
+    assert brier == pytest.approx(want_brier, abs=1e-12)
+    pooled = reliability(prob, truth, PIXEL_BINS)
+    assert (pooled["ece"], pooled["brier"]) == pytest.approx((want_ece, want_brier), abs=1e-12)
+    # the per-image tables (as summary.json keeps them) add up to the pooled table, bin by bin
+    tables = reliability_of_sums(sum(sums_of(reliability(p, t, PIXEL_BINS)) for p, t in images))
+    for key in ("count", "confidence", "observed", "squared_error"):
+        np.testing.assert_allclose(tables[key], pooled[key], rtol=1e-12, atol=1e-12)
     assert all(np.isnan(ece_brier(np.zeros((4, PIXEL_BINS)))))
 
 

@@ -44,7 +44,8 @@ def decision_band(label: np.ndarray, pred: np.ndarray, band_px: int = BAND_PX) -
 
 
 def reliability(prob: np.ndarray, truth: np.ndarray, bins: int) -> dict:
-    """Equal-width bins over [0, 1] -> per-bin counts/means, ECE and Brier."""
+    """Equal-width bins over [0, 1] -> per-bin counts, mean probability (``confidence``), observed
+    share and mean squared error, ECE and Brier (NaN per bin where a bin is empty)."""
     prob = np.asarray(prob, np.float64).ravel()
     truth = np.asarray(truth, np.float64).ravel()
     n = prob.size
@@ -57,24 +58,9 @@ def reliability(prob: np.ndarray, truth: np.ndarray, bins: int) -> dict:
             "count": [0] * bins,
             "confidence": [float("nan")] * bins,
             "observed": [float("nan")] * bins,
+            "squared_error": [float("nan")] * bins,
         }
-    idx = np.minimum((prob * bins).astype(np.int64), bins - 1)
-    count = np.bincount(idx, minlength=bins).astype(np.float64)
-    conf_sum = np.bincount(idx, weights=prob, minlength=bins)
-    obs_sum = np.bincount(idx, weights=truth, minlength=bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        conf = conf_sum / count
-        obs = obs_sum / count
-    gap = np.where(count > 0, np.abs(obs - conf), 0.0)
-    return {
-        "n": int(n),
-        "bins": bins,
-        "ece": float(np.sum(count / n * gap)),
-        "brier": float(np.mean((prob - truth) ** 2)),
-        "count": count.astype(int).tolist(),
-        "confidence": conf.tolist(),
-        "observed": obs.tolist(),
-    }
+    return reliability_of_sums(bin_sums(prob, truth, bins))
 
 
 BIN_SUMS = ("count", "prob_sum", "truth_sum", "squared_error_sum")
@@ -112,22 +98,22 @@ def sums_of(r: dict) -> np.ndarray:
     several splits (the folds of a cross-validation) add up to the result of their pooled samples."""
     count = np.asarray(r["count"], np.float64)
     filled = count > 0
-    prob_sum = np.where(filled, count * np.nan_to_num(np.asarray(r["confidence"], np.float64)), 0.0)
-    truth_sum = np.where(filled, count * np.nan_to_num(np.asarray(r["observed"], np.float64)), 0.0)
-    squared = np.zeros(r["bins"])
-    squared[0] = r["brier"] * r["n"] if r["n"] else 0.0  # only the total is kept; ece_brier sums it
-    return np.stack([count, prob_sum, truth_sum, squared])
+
+    def summed(key: str) -> np.ndarray:  # a bin's mean times its count; an empty bin's NaN mean is 0
+        return np.where(filled, count * np.nan_to_num(np.asarray(r[key], np.float64)), 0.0)
+
+    return np.stack([count, summed("confidence"), summed("observed"), summed("squared_error")])
 
 
 def reliability_of_sums(sums: np.ndarray) -> dict:
     """Summed :func:`bin_sums` -> the :func:`reliability` result of the pixels behind them."""
-    count, prob_sum, truth_sum, _ = sums
+    count, prob_sum, truth_sum, squared = sums
     bins = count.size
     if count.sum() == 0:
         return reliability(np.zeros(0), np.zeros(0), bins)
     ece, brier = ece_brier(sums)
     with np.errstate(invalid="ignore", divide="ignore"):
-        conf, obs = prob_sum / count, truth_sum / count
+        conf, obs, mse = prob_sum / count, truth_sum / count, squared / count
     return {
         "n": int(count.sum()),
         "bins": bins,
@@ -136,6 +122,7 @@ def reliability_of_sums(sums: np.ndarray) -> dict:
         "count": count.astype(int).tolist(),
         "confidence": conf.tolist(),
         "observed": obs.tolist(),
+        "squared_error": mse.tolist(),
     }
 
 
