@@ -13,8 +13,6 @@ the same id replaces the earlier set-aside copy. ``registration/<id>/`` (report,
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from collections import Counter
 from pathlib import Path
@@ -22,13 +20,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.atomic import atomic_write_png
+from edge_runtime.atomic import atomic_write_csv, atomic_write_png
 from edge_runtime.case_split import CASES_CSV, SPLITS, read_cases_csv, split_cases
 from edge_runtime.errors import InputError
 from edge_runtime.near_duplicates import merge_near_duplicate_cases
 from edge_runtime.yamlfile import read_yaml_mapping
 from registration.cases.identity import patient_groups
-from registration.report import write_text
 
 LAYOUT = {"images": "us.png", "labels": "label.png"}  # dataset folder -> registration/<id>/ file it copies
 REMOVED = "removed"  # DATASET/removed/<images|labels>/<id>.png: what left the dataset
@@ -117,12 +114,6 @@ def write_cases_csv(ds: Path, rows: list[tuple[str, str]], seed: int, dedup: boo
         merged = merge_near_duplicate_cases({c: ds / "images" / f"{c}.png" for c, _ in rows}, dict(rows))
         rows = [(c, merged[c]) for c, _ in rows]
     splits = split_cases([p for _, p in rows], seed, existing=_existing_splits(ds, rows))
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["id", "case_id", "split"])
-    counts = dict.fromkeys(SPLITS, 0)
-    for cid, pid in rows:
-        w.writerow([cid, pid, splits[pid]])
-        counts[splits[pid]] += 1
-    write_text(ds / CASES_CSV, buf.getvalue())
-    return counts
+    atomic_write_csv(ds / CASES_CSV, ["id", "case_id", "split"], [(c, p, splits[p]) for c, p in rows])
+    counts = Counter(splits[p] for _, p in rows)
+    return {split: counts[split] for split in SPLITS}
