@@ -32,6 +32,7 @@ from export.parity import (
     ort_session,
     run_ort,
     summarise,
+    unchecked_record,
 )
 from export.samples import fit_frame
 
@@ -104,7 +105,7 @@ def convert_fp16(fp32_path: str | Path, out: str | Path | None = None) -> Path:
             "fp16_converter": "onnxconverter_common.float16 keep_io_types",
             # the FP32 record describes another file: the twin's own step is not checked yet
             "parity": chain_record(
-                [fp32_link(manifest), {**_fp16_names(), "passed": False, "note": NOT_CHECKED}]
+                [fp32_link(manifest), unchecked_record(FP32_REFERENCE, FP16_CANDIDATE, NOT_CHECKED)]
             ),
         },
     )
@@ -118,12 +119,7 @@ def fp32_link(manifest: Manifest) -> dict:
     record = manifest.extra.get("parity")
     if isinstance(record, dict) and "passed" in record:
         return dict(record)
-    return {
-        "reference": "torch-fp32",
-        "candidate": FP32_REFERENCE,
-        "passed": False,
-        "note": "no parity record",
-    }
+    return unchecked_record("torch-fp32", FP32_REFERENCE, "no parity record")
 
 
 def record_twin_parity(fp32_manifest: Manifest, twin: str | Path, fp16_section: dict) -> dict:
@@ -158,10 +154,6 @@ def _converter_version() -> str:
     import onnxconverter_common
 
     return str(onnxconverter_common.__version__)
-
-
-def _fp16_names() -> dict:
-    return {"reference": FP32_REFERENCE, "candidate": FP16_CANDIDATE}
 
 
 def fp16_vs_fp32(

@@ -201,6 +201,12 @@ def manifest_record(section: dict[str, Any]) -> dict[str, Any]:
     return {key: section[key] for key in RECORD_KEYS if key in section}
 
 
+def unchecked_record(reference: str, candidate: str, note: str) -> dict[str, str | bool]:
+    """The record of a step whose parity was never compared: it did not pass, and ``note`` says why,
+    so nothing downstream reads the model as checked (edge_runtime.parity_record)."""
+    return {"reference": reference, "candidate": candidate, "passed": False, "note": note}
+
+
 def chain_record(links: list[dict[str, Any]]) -> dict[str, Any]:
     """The parity record of a model made through several checked steps (torch -> ONNX Runtime
     FP32 -> FP16): it passed only when every step passed, and each step's record is kept, so a

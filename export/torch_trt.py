@@ -34,6 +34,7 @@ from edge_runtime.manifest import Manifest, save_manifest
 from edge_runtime.tensorrt.key import parse_version
 from edge_runtime.tensorrt.modules import TensorRTUnavailable
 from export.onnx_export import exported_extra, exported_source, library_versions
+from export.parity import unchecked_record
 from export.shapes import ShapeSpec, checked_profile, given_shapes
 
 MIN_TORCH_TENSORRT = (2, 5)  # first release whose compile() and save() take arg_inputs
@@ -174,11 +175,6 @@ def compiled_manifest(
         extra={
             **exported_extra(source.extra, precision),
             "exporter": "torch_tensorrt.compile(ir=dynamo) + torch_tensorrt.save",
-            "parity": {
-                "reference": "torch-fp32",
-                "candidate": f"torch-tensorrt-{precision}",
-                "passed": False,
-                "note": NOT_CHECKED,
-            },
+            "parity": unchecked_record("torch-fp32", f"torch-tensorrt-{precision}", NOT_CHECKED),
         },
     )
