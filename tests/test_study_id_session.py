@@ -142,3 +142,16 @@ def test_a_site_pattern_that_is_no_regular_expression_is_refused_at_load(tmp_pat
     out = sonomap("replay", "synthetic", "--config", config, check=False)
     assert out.returncode == 2
     assert "config key 'privacy.study_id_pattern' is not a regular expression" in out.stderr
+
+
+def test_capture_without_a_site_format_says_so_once(tmp_path):
+    """With --cases, study IDs reach case.yaml and DICOM: without privacy.study_id_pattern the start-up
+    log says only the general rule guards them; with the site's format set, it says nothing."""
+    from edge_runtime.commands.observers import NO_SITE_FORMAT
+
+    out = sonomap("replay", "synthetic", "--max-frames", 3, "--cases", tmp_path / "a")
+    assert out.stderr.count(NO_SITE_FORMAT) == 1
+    config = tmp_path / "site.yaml"
+    config.write_text("privacy:\n  study_id_pattern: 'BX-[0-9]{4}'\n")
+    out = sonomap("replay", "synthetic", "--max-frames", 3, "--config", config, "--cases", tmp_path / "b")
+    assert "study_id_pattern" not in out.stderr

@@ -9,16 +9,23 @@ one says which flag needs what.
 from __future__ import annotations
 
 import importlib
+import logging
 
 from edge_runtime import config as cfg
 from edge_runtime.config_schema import RuntimeConfig
 from edge_runtime.errors import ConfigError, SonomapError
-from edge_runtime.manifest import load_manifest, sha256_file
+from edge_runtime.manifest import load_manifest
 from edge_runtime.privacy import redact
 
 MIN_PORT, MAX_PORT = 0, 65535  # TCP ports; 0 lets the system choose one
 DEFAULT_HTTP_HOST = "127.0.0.1"  # --http :PORT listens on loopback only
 LISTED_FAILURES = 5  # biopsies a failure line names by number, then how many more
+NO_SITE_FORMAT = (
+    "privacy.study_id_pattern is not set: study IDs get the general rule only, which lets a name with "
+    "a digit in it through; set the site's pseudonym format in the runtime config (docs/pacs-export.md)"
+)
+
+log = logging.getLogger("sonomap.capture")
 
 
 def sequence_observers(args, config: RuntimeConfig, live: bool) -> list:
@@ -54,12 +61,15 @@ def capture_observers(args, config: RuntimeConfig) -> list:
         return []
     from edge_runtime.biopsy.observer import CaptureObserver  # deferred for --help (module doc)
 
+    if config.privacy.study_id_pattern is None:  # cases carry study IDs: say how weak the default check is
+        log.warning(NO_SITE_FORMAT)
+
     model = cfg.resolve_model(config)
-    manifest = load_manifest(model)
+    manifest = load_manifest(model)  # checks the file's sha256, which each case then records
     return [
         CaptureObserver(
             args.cases,
-            {"name": manifest.name, "file": model.name, "sha256": manifest.sha256 or sha256_file(model)},
+            {"name": manifest.name, "file": model.name, "sha256": manifest.sha256},
             None if config.source.input is None else str(config.source.input),  # a device may be 0
             gauge=args.gauge,
             cancer_class=manifest.cancer_index,
