@@ -12,7 +12,7 @@ import pytest
 from export_fixtures import copy_model, shared_tiny_onnx
 
 from edge_runtime.manifest import load_manifest, manifest_path, save_manifest
-from edge_runtime.tensorrt.cache import model_location, prune_siblings, write_engine
+from edge_runtime.tensorrt.cache import engine_lock, lock_path, model_location, prune_siblings, write_engine
 from edge_runtime.tensorrt.engines import ensure_engine, plan_engine
 from edge_runtime.tensorrt.key import GpuInfo
 
@@ -49,6 +49,21 @@ def test_prune_deletes_only_the_same_models_older_engines(tiny_onnx, tmp_path):
     assert prune_siblings(a_new) == [a_old]
     assert not a_old.exists() and not manifest_path(a_old).exists()
     assert _alive(b_own) and _alive(a_new)
+
+
+def test_a_pruned_engines_lock_file_goes_unless_it_is_held(tiny_onnx, tmp_path):
+    """Lock files do not pile up on a cart updated for months; one a process holds stays."""
+    a = copy_model(tiny_onnx, tmp_path / "a")
+    cache = tmp_path / "engines"
+    idle, busy = _engine(a, cache, TRT_OLD, model_location(a)), _engine(a, cache, TRT_MID, model_location(a))
+    new = _engine(a, cache, TRT_NEW, model_location(a))
+    for engine in (idle, busy, new):
+        with engine_lock(engine):  # as a build leaves them
+            pass
+    with engine_lock(busy):  # another open file description: flock conflicts as between processes
+        assert sorted(prune_siblings(new)) == sorted([idle, busy])
+        assert lock_path(busy).is_file()
+    assert not lock_path(idle).exists() and lock_path(new).is_file()
 
 
 def test_an_engine_of_unknown_origin_is_left_alone(tiny_onnx, tmp_path):

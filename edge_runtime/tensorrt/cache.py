@@ -9,8 +9,8 @@ Layout of a cache directory (e.g. systemd's ``CacheDirectory=sonomap`` -> /var/c
   two models with one file name in different folders share a cache without pruning each
   other's engines;
 - ``<...>.engine.lock``: an empty file that :func:`engine_lock` holds (``flock``) while one
-  process checks, builds and writes that engine; kept (deleting a lock file another process
-  waits on would let a third one build beside it);
+  process checks, builds and writes that engine; kept while its engine is, and deleted with a
+  pruned engine only when no process holds it;
 - ``timing-trt<version>-<gpu>-sm<cc>.cache``: the builder's timing cache, one per
   TensorRT version and GPU (its contents are only valid there), kept between builds.
 
@@ -101,13 +101,35 @@ def write_engine(
     return path
 
 
+def lock_path(engine: str | Path) -> Path:
+    return Path(engine).with_name(Path(engine).name + LOCK_SUFFIX)
+
+
+def _remove_idle_lock(engine: Path) -> None:
+    """Delete the lock file of a pruned engine unless a process holds it (one building that engine
+    now keeps it). A process that opened it just before may still lock the unlinked file while
+    another creates a new one: both then build, and the atomic writes keep one whole engine."""
+    lock = lock_path(engine)
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock.unlink(missing_ok=True)
+    except BlockingIOError:
+        pass  # held: that build's lock stays
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def engine_lock(path: str | Path) -> Iterator[None]:
     """Hold an exclusive lock on ``<engine>.lock`` (blocking): two processes starting at once
     (the service and 'sonomap export tensorrt') must not both build one engine for minutes and
     overwrite each other's files; the second waits, then finds the engine and loads it. flock
     is released by the kernel when the holder dies, so a killed build never blocks the next."""
-    lock = Path(path).with_name(Path(path).name + LOCK_SUFFIX)
+    lock = lock_path(path)
     lock.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, LOCK_MODE)
     try:
@@ -145,11 +167,12 @@ def _same_use(path: Path, key: EngineKey) -> bool:
 
 def prune_siblings(keep: str | Path) -> list[Path]:
     """Delete the other engines of the same model and precision (older ONNX, TensorRT or GPU
-    keys) after a successful build, so a cart updated for months does not fill its disk.
-    "The same model" is the same file name *and* the same recorded location: another folder's
-    model.onnx sharing the cache keeps its engines, and an engine whose owner is unknown (no
-    location recorded) is left alone. Only engines built for the same profile and workspace
-    (:data:`USE_FIELDS`) are superseded: one per profile is kept. Returns the deleted engine paths."""
+        keys) after a successful build, so a cart updated for months does not fill its disk.
+        "The same model" is the same file name *and* the same recorded location: another folder's
+        model.onnx sharing the cache keeps its engines, and an engine whose owner is unknown (no
+        location recorded) is left alone. Only engines built for the same profile and workspace
+        (:data:`USE_FIELDS`) are superseded: one per profile is kept. A deleted engine's lock file goes
+    with it unless a process holds it. Returns the deleted engine paths."""
     keep = Path(keep)
     location = engine_location(keep)
     if location is None:
@@ -169,6 +192,7 @@ def prune_siblings(keep: str | Path) -> list[Path]:
         ):
             old.unlink(missing_ok=True)
             manifest_path(old).unlink(missing_ok=True)
+            _remove_idle_lock(old)
             removed.append(old)
     return removed
 
