@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.sonomap-installed
 # torch is pinned: these wheels lie on the build machines' disk; another pin downloads gigabytes.
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
-EXTRAS := train,export,dicom,wsi,registration,igtl,pacs,dev
+EXTRAS := train,export,dicom,wsi,registration,igtl,metrics,pacs,dev
 
 .PHONY: demo test lint install sysdeps bench clean install-service
 

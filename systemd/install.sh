@@ -26,7 +26,7 @@ JETSON=0
 ENABLE=1
 VENV=1
 PYTHON=${PYTHON:-python3}
-EXTRAS=dicom,igtl
+EXTRAS=dicom,igtl,metrics
 ALLOW=()
 
 usage() { sed -n '2,/^set /{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; }

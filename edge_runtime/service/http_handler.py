@@ -21,8 +21,6 @@ from edge_runtime.service import http_auth
 from edge_runtime.service.http_frames import STREAM_WAIT_S, FrameStore, NoFrame
 from edge_runtime.service.http_guard import BUSY, WAITING, host_allowed
 from edge_runtime.service.http_request_checks import content_length, cross_site
-from edge_runtime.service.prometheus_export import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from edge_runtime.service.prometheus_export import render_prometheus
 
 log = logging.getLogger("sonomap.http")
 
@@ -41,6 +39,7 @@ SECURITY_HEADERS = {
 TEXT = "text/plain; charset=utf-8"
 HTML = "text/html; charset=utf-8"
 LOGIN_MESSAGE_SLOT = b"<!--message-->"
+NO_METRICS = "metrics unavailable: prometheus_client is not installed (pip install 'sonomap[metrics]')"
 HOST_REFUSAL = b"forbidden: the Host header must name this machine's loopback (localhost, 127.0.0.1, [::1])\n"
 
 
@@ -217,6 +216,18 @@ class RequestHandler(BaseHTTPRequestHandler):
         ):
             self.close_connection = True
 
+    def _send_metrics(self, stats) -> None:
+        """/metrics through prometheus_client, an optional package on the cart (the runtime runs
+        on numpy, OpenCV, PyAV, PyYAML and ONNX Runtime/TensorRT alone): without it, a 503 that
+        says what to install, and every other endpoint serves as before."""
+        try:
+            # deferred: optional, and only a scrape needs it
+            from edge_runtime.service.prometheus_export import CONTENT_TYPE, render_prometheus
+        except ImportError:
+            self._send(503, (NO_METRICS + "\n").encode(), TEXT)
+            return
+        self._send(200, render_prometheus(stats).encode(), CONTENT_TYPE)
+
     def do_GET(self) -> None:
         self._close_if_body_unread()  # GET and HEAD ignore a body
         url = urlsplit(self.path)
@@ -231,7 +242,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             ok, why = obs.healthy()
             self._send(200 if ok else 503, (why + "\n").encode(), "text/plain; charset=utf-8")
         elif url.path == "/metrics":
-            self._send(200, render_prometheus(obs.stats).encode(), METRICS_CONTENT_TYPE)
+            self._send_metrics(obs.stats)
         elif url.path in obs.assets:
             self._send(200, *obs.assets[url.path])
         elif url.path == "/study-id":
