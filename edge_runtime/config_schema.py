@@ -6,16 +6,15 @@ commented copy shipped; a test checks it against these structs). Read with
 A bad value is a one-line ``ConfigError``: ``config key 'overlay.alpha' must be a number in [0, 1]``.
 """
 
-# no `from __future__ import annotations`: msgspec reads these annotations as objects
+# no `from __future__ import annotations`: the annotations are the checked types, read as objects
 import math
 import re
 from typing import Annotated, Any, Literal
 
-from msgspec import Meta, field
-
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import CANCER_CLASS
 from edge_runtime.typed_config import Rule, Section, described, finite, number
+from edge_runtime.typed_struct import Meta, field
 
 RGB_CHANNELS = 3
 RGB_MAX = 255
@@ -126,7 +125,7 @@ class InferenceConfig(Section):
     threads: COUNT | None = None
     fp16: FLAG = True
     cuda_graphs: FLAG = False
-    # int bounds in a union with a tuple crash msgspec's type compiler: the int's range is a Rule
+    # a single int means a square side: its range is a Rule, a pair's sides are bounded by SIDE
     input_size: described(
         int | tuple[SIDE, SIDE] | None,
         "[h, w] integers",

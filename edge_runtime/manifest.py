@@ -22,18 +22,17 @@ consumer needs to use the artifact correctly without importing the producer:
 - ``io``: tensor names, shapes and dtypes (ONNX/engines), and ``preprocessing_in_graph``
   when resize/normalise/softmax/threshold are folded into the graph (uint8 in, uint8 out).
 
-The YAML is declared key by key in :class:`ManifestFile` (msgspec, docs/configuration.md); a wrong
+The YAML is declared key by key in :class:`ManifestFile` (edge_runtime/typed_config.py, docs/configuration.md); a wrong
 type, a missing key (``schema`` too) or an unknown key is a one-line ``ConfigError`` naming the file
 and the key path. :class:`Manifest` is the same content in memory, input size and normalisation flat.
 """
 
-# no `from __future__ import annotations`: msgspec reads these annotations as objects
+# no `from __future__ import annotations`: the annotations are the checked types, read as objects
 import copy
 import hashlib
 from pathlib import Path
 from typing import Any, Literal
 
-import msgspec
 import yaml
 
 from edge_runtime.atomic import atomic_write_bytes
@@ -41,6 +40,7 @@ from edge_runtime.calibration_curve import check_curve
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.mask_filter import MaskFilter
 from edge_runtime.typed_config import Section, Wording, convert, described, finite, shown
+from edge_runtime.typed_struct import Struct, to_builtins
 from edge_runtime.yamlfile import read_yaml_mapping
 
 SCHEMA = "sonomap.manifest/1"
@@ -55,7 +55,7 @@ FORMAT_BY_SUFFIX = {".pt": "checkpoint", ".onnx": "onnx", ".ts": "torchscript", 
 FORMAT_BY_SUFFIX |= {".ep": "torch-tensorrt", **dict.fromkeys((".engine", ".plan", ".trt"), "tensorrt")}
 
 
-class ClassInfo(msgspec.Struct, forbid_unknown_fields=True):
+class ClassInfo(Struct, forbid_unknown_fields=True):
     id: described(int, "an integer")
     name: described(str, "a text")
     color: described(list[int], "[r, g, b] integers")  # RGB, 0-255
@@ -122,7 +122,7 @@ class ManifestWording(Wording):
 WORDING = ManifestWording()
 
 
-class Manifest(msgspec.Struct):
+class Manifest(Struct):
     name: str
     arch: str
     format: str
@@ -177,7 +177,7 @@ class Manifest(msgspec.Struct):
             normalisation=Normalisation(**nested["normalisation"]),
             **values,
         )
-        out = msgspec.to_builtins(file)
+        out = to_builtins(file)
         for optional in ("calibration_curve", "mask_filter"):  # most models have none: no null key
             if out.get(optional) is None:
                 out.pop(optional, None)

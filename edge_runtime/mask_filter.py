@@ -18,7 +18,7 @@ for a model are those of the masks the cart shows. Connected parts cannot be exp
 exported graph, so the filter is not folded into it; it runs on the CPU after the backend.
 """
 
-# no `from __future__ import annotations`: msgspec reads these annotations as objects
+# no `from __future__ import annotations`: the annotations are the checked types, read as objects
 import cv2
 import numpy as np
 

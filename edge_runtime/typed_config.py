@@ -1,40 +1,38 @@
-"""Typed configs: a YAML mapping -> a msgspec ``Struct`` (attribute access), or one ``ConfigError`` line.
+"""Typed configs: a YAML mapping -> a typed ``Struct`` (attribute access), or one ``ConfigError`` line.
 
 Every file a person or a stage writes (runtime config, training config, case.yaml, model manifest)
 is declared once as nested :class:`Section` structs: field names are the YAML keys, annotations
 give the types and ranges, field defaults are *the* defaults. :func:`convert` checks a mapping
-against such a struct with msgspec and turns msgspec's error (``Expected `float` <= 1.0 - at
-`$.overlay.alpha```) into the project's one-line shape naming the file and the full key path::
+against such a struct (:mod:`edge_runtime.typed_convert`) and turns the first problem found (its
+kind and key path) into the project's one-line shape naming the file and the full key path::
 
     config.yaml: config key 'overlay.alpha' must be a number in [0, 1], got 2
 
-The wanted value ("a number in [0, 1]") is the ``description`` of the field's ``msgspec.Meta``;
+The wanted value ("a number in [0, 1]") is the ``description`` of the field's ``Meta``;
 :class:`Wording` lets each file keep its own message shapes. A :class:`Rule` in a field's
 ``Annotated`` metadata adds a check that types cannot say (e.g. ``low <= high``).
 
-Why msgspec (not hand-written checks, not pydantic): one small C extension with no dependencies,
-wheels for aarch64/Python 3.10 (JetPack 6), microsecond imports and validation on the cart;
-strict types (``true`` is not a number), unknown-key rejection and error paths are built in.
-
-Known msgspec limit (0.19-0.23): a union holding a *bounded* number and a fixed-length tuple
-(``number(...) | tuple[int, int]``) crashes the interpreter when the type is compiled; such a
-field uses a list with a length :class:`Rule` (or a plain int) instead.
+Why hand-written (edge_runtime/typed_struct.py, edge_runtime/typed_convert.py, standard library
+only): the runtime runs on a Jetson whose dependency list allows only tensorrt, pycuda, numpy,
+opencv, av, pyyaml and onnxruntime; pydantic and msgspec are not on it, and none of those does
+typed validation. The structs and the strict conversion keep the rules the project had with
+msgspec: strict types (``true`` is not a number), unknown keys rejected, the key path of an error.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import re
 import sys
 import types
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Union, get_args, get_origin
 
-import msgspec
-from msgspec import Meta
-
 from edge_runtime.errors import ConfigError
+from edge_runtime.typed_convert import Invalid
+from edge_runtime.typed_convert import convert as convert_strict
+from edge_runtime.typed_struct import Meta, Struct, to_builtins
+from edge_runtime.typed_struct import fields as struct_fields
 
 MAX_SHOWN_CHARS = 60  # a fuzzed value can be huge: the one-line error stays readable
 FLOAT_MAX = sys.float_info.max  # upper bound of "any number": rejects inf
@@ -42,9 +40,9 @@ INT_MAX = 2**53  # larger integers lose precision as floats (and overflow float(
 UNIONS = (Union, types.UnionType)  # Union[A, B] and A | B
 
 
-class Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Base of every typed config: unknown keys rejected, attribute access. (msgspec does not
-    inherit ``kw_only``: a struct with a required field after defaulted ones sets it itself.)"""
+class Section(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Base of every typed config: unknown keys rejected, attribute access. (``kw_only`` is not
+    inherited: a struct with a required field after defaulted ones sets it itself.)"""
 
 
 class Rule:
@@ -57,7 +55,7 @@ class Rule:
 
 
 def number(want: str, integer: bool = False, **bounds: float) -> Any:
-    """A number type (an int stays an int) with msgspec bounds (``ge``, ``gt``, ``le``, ``lt``);
+    """A number type (an int stays an int) with ``Meta`` bounds (``ge``, ``gt``, ``le``, ``lt``);
     ``want`` is the phrase of the error message. ``integer``: whole numbers only."""
     capped = "le" in bounds or "lt" in bounds
     whole = Annotated[int, Meta(**_int_bounds(bounds if capped else {"le": INT_MAX, **bounds}))]
@@ -68,7 +66,7 @@ def number(want: str, integer: bool = False, **bounds: float) -> Any:
 
 
 def _int_bounds(bounds: dict[str, float]) -> dict[str, int]:
-    """The same range for whole numbers (msgspec wants int bounds on an int): ``gt=0.0`` -> ``ge=1``."""
+    """The same range for whole numbers (int bounds on an int): ``gt=0.0`` -> ``ge=1``."""
     out = {}
     for name, value in bounds.items():
         if name == "ge":
@@ -87,9 +85,9 @@ def described(tp: Any, want: str, *extra: Any) -> Any:
     return Annotated[(tp, Meta(description=want), *extra)]
 
 
-def as_dict(struct: msgspec.Struct) -> dict[str, Any]:
+def as_dict(struct: Struct) -> dict[str, Any]:
     """A struct as plain builtins (YAML dumps, hashes, ``**kwargs``): the explicit edge."""
-    return msgspec.to_builtins(struct)
+    return to_builtins(struct)
 
 
 def shown(value: Any, limit: int = MAX_SHOWN_CHARS) -> str:
@@ -119,31 +117,26 @@ class Wording:
 
 
 DEFAULT_WORDING = Wording()
-_ERROR = re.compile(r"^(?P<text>.*?)(?: - at `(?P<iskey>key` in `)?\$(?P<path>[^`]*)`)?$", re.S)
-_TOKEN = re.compile(r"\.([^.\[]+)|\[(\d+)\]|\[\.\.\.\]")
-_FIELD = re.compile(r"field `([^`]*)`")
 
 
 def convert(data: Any, cls: type, origin: str, wording: Wording = DEFAULT_WORDING) -> Any:
     """``data`` (a mapping from YAML) -> an instance of struct ``cls``; ConfigError otherwise."""
     try:
-        result = msgspec.convert(data, cls, strict=True)
-    except msgspec.ValidationError as exc:
-        raise ConfigError(_message(str(exc), data, cls, origin, wording)) from None
+        result = convert_strict(data, cls)
+    except Invalid as exc:
+        raise ConfigError(_message(exc, data, cls, origin, wording)) from None
     check_rules(result, origin, wording)
     return result
 
 
-def check_rules(
-    struct: msgspec.Struct, origin: str, wording: Wording = DEFAULT_WORDING, prefix: str = ""
-) -> None:
+def check_rules(struct: Struct, origin: str, wording: Wording = DEFAULT_WORDING, prefix: str = "") -> None:
     """Run the :class:`Rule` checks of ``struct``'s fields (and nested structs')."""
     for name, rules, want in _rules(type(struct)):
         value = getattr(struct, name)
         for rule in rules:
             if not rule.check(value):
                 raise ConfigError(wording.bad_value(origin, prefix + name, want, value))
-        if isinstance(value, msgspec.Struct):
+        if isinstance(value, Struct):
             check_rules(value, origin, wording, f"{prefix}{name}.")
 
 
@@ -155,8 +148,8 @@ def _rules(cls: type) -> tuple:
 
 @functools.cache
 def _fields(cls: type) -> tuple:
-    """msgspec's field infos of ``cls`` (resolving the annotations costs ~0.1 ms a struct: once)."""
-    return msgspec.structs.fields(cls)
+    """The field infos of ``cls`` (resolving the annotations costs ~0.1 ms a struct: once)."""
+    return struct_fields(cls)
 
 
 def describe(tp: Any) -> str:
@@ -188,7 +181,7 @@ def _strip(tp: Any) -> Any:
 
 def _struct_in(tp: Any) -> type | None:
     tp = _strip(tp)
-    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+    if isinstance(tp, type) and issubclass(tp, Struct):
         return tp
     if get_origin(tp) in UNIONS:
         for arg in get_args(tp):
@@ -198,31 +191,24 @@ def _struct_in(tp: Any) -> type | None:
     return None
 
 
-def _message(text: str, data: Any, cls: type, origin: str, wording: Wording) -> str:
-    match = _ERROR.match(text)
-    what, path = match.group("text"), match.group("path") or ""
-    tokens = [
-        name or (int(index) if index else None)  # None: a dict value (`[...]`)
-        for name, index in _TOKEN.findall(path)
-    ]
-    fields, field_type, value, struct = _walk(tokens, cls, data)
+def _message(exc: Invalid, data: Any, cls: type, origin: str, wording: Wording) -> str:
+    fields, field_type, value, struct = _walk(exc.path, cls, data)
     key = ".".join(fields)
-    if match.group("iskey"):
+    if exc.kind == "key":
         return wording.bad_key(origin, key)
-    named = _FIELD.search(what)
-    if named and struct is not None and what.startswith("Object"):
+    if exc.kind in ("unknown", "missing") and struct is not None:
         # the error is about the struct at the path itself: an unknown or a missing key
-        sub = f"{key}.{named.group(1)}" if key else named.group(1)
-        if what.startswith("Object contains unknown field"):
+        sub = f"{key}.{exc.name}" if key else exc.name
+        if exc.kind == "unknown":
             return wording.unknown(origin, sub, sorted(struct.__struct_fields__))
         return wording.missing(origin, sub)
-    if field_type is not None and what.startswith("Expected `object`") and _struct_in(field_type):
+    if field_type is not None and exc.kind == "object" and _struct_in(field_type):
         return wording.not_mapping(origin, key, value)
     return wording.bad_value(origin, key, describe(field_type) if field_type is not None else "valid", value)
 
 
 def _walk(tokens: list, cls: type, data: Any) -> tuple[list[str], Any, Any, type | None]:
-    """Follow msgspec's error path through the struct types and the raw data: the key path
+    """Follow an error's path through the struct types and the raw data: the key path
     passed (``classes[1].name``), the type of the last field, its raw value, and the struct the
     path ends in (None when it ends inside a plain list or dict value)."""
     fields: list[str] = []

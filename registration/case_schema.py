@@ -7,7 +7,7 @@ it against these structs. The captured cases ``sonomap live --cases`` writes car
 (free-form provenance) and a ``pathology:`` template with nulls for the lab to fill in.
 """
 
-# no `from __future__ import annotations`: msgspec reads these annotations as objects
+# no `from __future__ import annotations`: the annotations are the checked types, read as objects
 from typing import Any, Literal
 
 from edge_runtime.typed_config import Rule, Section, described, number
@@ -56,8 +56,8 @@ def _box_ordered(v: Any) -> bool:
 
 class UltrasoundSection(Section, kw_only=True):
     image: FILE  # PNG/JPEG, or DICOM with SequenceOfUltrasoundRegions
-    # PNG/JPEG: required; DICOM: read from the file. A list, not a tuple: msgspec 0.19-0.23 crash
-    # on a union of a bounded number and a fixed-length tuple (edge_runtime/typed_config.py)
+    # PNG/JPEG: required; DICOM: read from the file. [x, y] is a list with a length Rule, so a wrong
+    # length is refused with the message of this key
     mm_per_pixel: described(
         POSITIVE | list[POSITIVE] | None,
         "a positive number or [x, y]",

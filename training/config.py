@@ -13,11 +13,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import yaml
 
 from edge_runtime.errors import ConfigError
 from edge_runtime.typed_config import Wording, as_dict, convert, leaf_types, section_types, shown
+from edge_runtime.typed_struct import fields
 from edge_runtime.yamlfile import read_yaml_mapping
 from training.config_schema import TrainingConfig
 
@@ -55,7 +55,7 @@ def _numbers_from_text(data: dict) -> dict:
         if not isinstance(node, dict):
             continue
         node = dict(node)
-        for info in msgspec.structs.fields(struct):
+        for info in fields(struct):
             if info.name in node and float in leaf_types(info.type):
                 node[info.name] = _scientific(node[info.name])
         if section is None:

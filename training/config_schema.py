@@ -7,12 +7,11 @@ a test loads each). A bad value is a one-line ``ConfigError`` naming the file an
 ``int()`` deep inside training as a traceback.
 """
 
-# no `from __future__ import annotations`: msgspec reads these annotations as objects
+# no `from __future__ import annotations`: the annotations are the checked types, read as objects
 from typing import Any, Literal
 
-from msgspec import field
-
 from edge_runtime.typed_config import Rule, Section, described, number
+from edge_runtime.typed_struct import field
 
 ARCH_NAMES = (
     "fcn_resnet101",
