@@ -47,10 +47,10 @@ def test_the_torch_backend_without_torch_is_one_line_with_install_advice(tmp_pat
 
 
 def test_a_runtime_missing_its_own_dependency_names_the_module(tmp_path):
-    run = sonomap_without({"msgspec"}, "replay", "--help")
+    run = sonomap_without({"yaml"}, "replay", "--help")  # PyYAML: the runtime reads every config with it
     err = run.stderr.strip()
     assert run.returncode == 2 and "Traceback" not in err and len(err.splitlines()) == 1, err
-    assert "'msgspec'" in err and "invalid choice" not in err
+    assert "'yaml'" in err and "invalid choice" not in err
 
 
 def test_a_missing_optional_stage_still_leaves_the_runtime_commands(tmp_path):

@@ -87,13 +87,41 @@ def test_a_replay_run_does_not_import_torch(tmp_path):
 
 
 OTHER_STAGES = ("training", "registration", "export")
+# What a Jetson gives the runtime (the project's rule): these distributions and what they require.
+# tensorrt and pycuda are not installable here; the ONNX Runtime path is what these commands load.
+JETSON_PACKAGES = ("numpy", "opencv-python", "av", "pyyaml", "onnxruntime", "tensorrt", "pycuda")
+
+
+def allowed_distributions() -> set[str]:
+    """JETSON_PACKAGES and, transitively, the distributions they require (installed ones only)."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    todo, seen = [canonicalize_name(n) for n in JETSON_PACKAGES], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for text in requires:
+            req = Requirement(text)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(canonicalize_name(req.name))
+    return seen
 
 
 @pytest.mark.parametrize("command", ["replay", "live", "bench"])
 def test_a_runtime_command_loads_no_other_stage(tmp_path, command):
     """`sonomap replay/live/bench` through the real CLI entry (`edge_runtime.cli.main`, as the console
     script runs it): only the runtime's subcommands are loaded, so no training, registration or
-    export module is imported, not even their command wiring."""
+    export module is imported, not even their command wiring; and every third-party package it
+    loads is one a Jetson has (:data:`JETSON_PACKAGES`, or what they require)."""
     from runtime_model import dark_onnx
 
     images = tmp_path / "img"
@@ -116,15 +144,27 @@ def test_a_runtime_command_loads_no_other_stage(tmp_path, command):
     }[command]
     code = (
         "import sys\n"
+        "at_start = set(sys.modules)  # what the interpreter's site set-up loaded (.pth hooks)\n"
         "from edge_runtime.cli import main\n"
         f"code = main({argv!r})\n"
+        "ours = set(sys.modules) - at_start  # before this check imports anything itself\n"
+        "from importlib import metadata\n"
+        "from packaging.utils import canonicalize_name\n"
+        "tops = metadata.packages_distributions()\n"
+        "dists = {canonicalize_name(d) for m in ours for d in tops.get(m.split('.')[0], [])}\n"
+        "print('DISTRIBUTIONS:', ','.join(sorted(dists - {'sonomap'})), file=sys.stderr)\n"
         f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {OTHER_STAGES!r})\n"
         "print('OTHER STAGES:', ','.join(bad), file=sys.stderr)\n"
         "sys.exit(code)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stderr.strip().splitlines()[-1] == "OTHER STAGES:", out.stderr[-3000:]
+    *_, dist_line, stage_line = out.stderr.strip().splitlines()
+    assert stage_line == "OTHER STAGES:", out.stderr[-3000:]
+    loaded = set(filter(None, dist_line.removeprefix("DISTRIBUTIONS:").strip().split(",")))
+    assert loaded and not loaded - allowed_distributions(), (
+        f"not on a Jetson: {loaded - allowed_distributions()}"
+    )
 
 
 def test_help_still_lists_every_stage_and_a_stage_command_still_runs():
