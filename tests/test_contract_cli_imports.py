@@ -12,24 +12,17 @@ import shutil
 import subprocess
 import sys
 
+from absent_packages import prelude
 from runtime_model import dark_onnx
 
-ABSENT = """
-import sys
-
-class Absent:
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in {absent!r}:
-            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
-
-sys.meta_path.insert(0, Absent())
+RUN_CLI = """
 from edge_runtime.cli import main
 sys.exit(main({argv!r}))
 """
 
 
 def sonomap_without(absent: set[str], *argv) -> subprocess.CompletedProcess:
-    code = ABSENT.format(absent=sorted(absent), argv=[str(a) for a in argv])
+    code = prelude(absent) + RUN_CLI.format(argv=[str(a) for a in argv])
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
 
 
