@@ -167,12 +167,12 @@ def _same_use(path: Path, key: EngineKey) -> bool:
 
 def prune_siblings(keep: str | Path) -> list[Path]:
     """Delete the other engines of the same model and precision (older ONNX, TensorRT or GPU
-        keys) after a successful build, so a cart updated for months does not fill its disk.
-        "The same model" is the same file name *and* the same recorded location: another folder's
-        model.onnx sharing the cache keeps its engines, and an engine whose owner is unknown (no
-        location recorded) is left alone. Only engines built for the same profile and workspace
-        (:data:`USE_FIELDS`) are superseded: one per profile is kept. A deleted engine's lock file goes
-    with it unless a process holds it. Returns the deleted engine paths."""
+    keys) after a successful build, so a cart updated for months does not fill its disk.
+    "The same model" is the same file name *and* the same recorded location: another folder's
+    model.onnx sharing the cache keeps its engines, and an engine whose owner is unknown (no
+    location recorded) is left alone. Only engines built for the same profile and workspace
+    (:data:`USE_FIELDS`) are superseded: one per profile is kept. A deleted engine's lock file
+    goes with it unless a process holds it. Returns the deleted engine paths."""
     keep = Path(keep)
     location = engine_location(keep)
     if location is None:
