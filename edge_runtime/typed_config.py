@@ -15,8 +15,8 @@ The wanted value ("a number in [0, 1]") is the ``description`` of the field's ``
 Why hand-written (edge_runtime/typed_struct.py, edge_runtime/typed_convert.py, standard library
 only): the runtime runs on a Jetson whose dependency list allows only tensorrt, pycuda, numpy,
 opencv, av, pyyaml and onnxruntime; pydantic and msgspec are not on it, and none of those does
-typed validation. The structs and the strict conversion keep the rules the project had with
-msgspec: strict types (``true`` is not a number), unknown keys rejected, the key path of an error.
+typed validation. The structs and the strict conversion follow msgspec's rules: strict types
+(``true`` is not a number), unknown keys rejected, the key path of an error.
 """
 
 from __future__ import annotations

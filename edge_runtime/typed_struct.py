@@ -15,8 +15,8 @@ which come after the positional ones. :func:`fields` resolves the annotations (o
 :mod:`edge_runtime.typed_convert`.
 
 The names and behaviours follow msgspec 0.23 (``Struct``, ``Meta``, ``field``, ``fields``,
-``to_builtins``), which the project used before: the runtime's dependency list for the Jetson
-(tensorrt, pycuda, numpy, opencv, av, pyyaml, onnxruntime) has no typed-validation library.
+``to_builtins``), written here because the runtime's dependency list for the Jetson (tensorrt,
+pycuda, numpy, opencv, av, pyyaml, onnxruntime) has no typed-validation library.
 """
 
 from __future__ import annotations
