@@ -42,9 +42,12 @@ def json_text(obj: Any, indent: int | None = 2, default=None) -> str:
 
 
 def read_json(path: str | Path) -> Any:
-    """A JSON file's value; a file that cannot be read or parsed is an InputError naming it."""
+    """A JSON file's value; a file that cannot be read or parsed (cut short, not UTF-8, nested deeper
+    than the decoder's recursion allows) is an InputError naming it."""
     try:
         return json.loads(Path(path).read_text())
+    except RecursionError as exc:  # json's decoder recurses once per level: a damaged file, no traceback
+        raise InputError(f"{path}: not readable as JSON (nested too deeply)") from exc
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise InputError(f"{path}: not readable as JSON ({exc})") from exc
 

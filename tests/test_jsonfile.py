@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from edge_runtime.jsonfile import atomic_write_json, finite_or_null, json_text
+from edge_runtime.errors import InputError
+from edge_runtime.jsonfile import atomic_write_json, finite_or_null, json_text, read_json
 
 
 def _strict(text: str):
@@ -45,3 +46,22 @@ def test_atomic_write_json_writes_a_strict_file_and_keeps_the_old_one_on_failure
         atomic_write_json(path, {"when": object()})  # not JSON at all: refused, old file intact
     assert _strict(path.read_text()) == {"dice_mean": None, "n": 2}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
+
+
+@pytest.mark.parametrize(
+    "content, why",
+    [
+        ('{"a": 1', "not readable as JSON"),
+        (b"\xff\xfe", "not readable as JSON"),
+        ("[" * 100_000, "nested too deeply"),
+    ],
+)
+def test_read_json_names_the_damaged_file(tmp_path, content, why):
+    path = tmp_path / "summary.json"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(InputError, match=why) as caught:
+        read_json(path)
+    assert str(caught.value).startswith(f"{path}: ")
+    good = tmp_path / "ok.json"
+    good.write_text('{"a": [1]}')
+    assert read_json(good) == {"a": [1]}
