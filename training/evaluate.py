@@ -193,7 +193,8 @@ def _write_evaluation(checkpoint, data, split, out: Path, model, samples, seed: 
         results.append(ImageResult(s.id, s.case_id, counts, scores(counts)))
         gallery.append((s.id, gray, label, pred))  # kept for the overlay gallery plot
     write_metrics_csv(out / "metrics.csv", results)
-    summary = summarize([r.counts for r in results])
+    per_image, cases = [r.counts for r in results], [r.case_id for r in results]
+    summary = summarize(per_image)
     summary.update(
         {
             # named as the model manifests name inputs: a folder above them may be the patient's
@@ -205,16 +206,16 @@ def _write_evaluation(checkpoint, data, split, out: Path, model, samples, seed: 
             "threshold": manifest.threshold,
             "mask_filter": manifest.mask_filter.describe() if manifest.mask_filter else "none",
             "empty_mask_policy": EMPTY_POLICY,
-            **cancer_free_marked([r.counts for r in results]),
+            **cancer_free_marked(per_image),
         }
     )
-    summary.update(headline_intervals([r.counts for r in results], [r.case_id for r in results], seed))
+    summary.update(headline_intervals(per_image, cases, seed))
     summary.update(_calibration_keys(_write_calibration(out, cal, raw_cal, manifest, split)))
     band_sums = cal.image_bin_sums()
     write_band_sums(
         out / BAND_SUMS_FILE, [r.id for r in results], band_sums, raw_cal and raw_cal.image_bin_sums()
     )
-    cal_ci, cal_reasons = calibration_intervals(band_sums, [r.case_id for r in results], seed)
+    cal_ci, cal_reasons = calibration_intervals(band_sums, cases, seed)
     summary["ci95"].update(cal_ci)
     summary["ci95_undefined_reason"].update(cal_reasons)
     atomic_write_json(out / "summary.json", summary)
