@@ -24,12 +24,11 @@ from __future__ import annotations
 import functools
 import math
 import sys
-import types
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, get_args, get_origin
 
 from edge_runtime.errors import ConfigError
-from edge_runtime.typed_convert import Invalid
+from edge_runtime.typed_convert import UNIONS, Invalid
 from edge_runtime.typed_convert import convert as convert_strict
 from edge_runtime.typed_struct import Meta, Struct, to_builtins
 from edge_runtime.typed_struct import fields as struct_fields
@@ -37,7 +36,6 @@ from edge_runtime.typed_struct import fields as struct_fields
 MAX_SHOWN_CHARS = 60  # a fuzzed value can be huge: the one-line error stays readable
 FLOAT_MAX = sys.float_info.max  # upper bound of "any number": rejects inf
 INT_MAX = 2**53  # larger integers lose precision as floats (and overflow float())
-UNIONS = (Union, types.UnionType)  # Union[A, B] and A | B
 
 
 class Section(Struct, kw_only=True, forbid_unknown_fields=True):
