@@ -12,6 +12,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from pinned_versions import pins
 from runtime_model import dark_onnx
 
 from edge_runtime.config import build_config
@@ -19,7 +20,6 @@ from edge_runtime.frames import Observer
 from edge_runtime.pipeline.graph import Pipeline
 
 GOLDEN = Path(__file__).parent / "golden"
-CONSTRAINTS = Path(__file__).parent.parent / "constraints.txt"  # the versions the goldens were drawn with
 GOLDEN_TOLERANCE = 0.005  # summed absolute difference within 0.5 % of the maximum
 GOLDEN_IDS = ("malignant_002", "malignant_018", "benign_041")  # vendored BUSI images: two lesions, one benign
 
@@ -67,13 +67,5 @@ def assert_matches_golden(name: str, rendered: np.ndarray) -> None:
     diff = np.abs(expected.astype(np.int32) - rendered).sum() / (255.0 * rendered.size)
     assert diff <= GOLDEN_TOLERANCE, (
         f"{name}: differs from golden by {diff:.4%} (drawn by OpenCV {cv2.__version__}; "
-        f"constraints.txt pins {pinned_opencv()})"
+        f"constraints.txt pins {pins().get('opencv-python', 'none')})"
     )
-
-
-def pinned_opencv() -> str:
-    """The opencv-python version ``constraints.txt`` pins: the goldens were drawn with it."""
-    for line in CONSTRAINTS.read_text().splitlines():
-        if line.startswith("opencv-python=="):
-            return line.split("==", 1)[1]
-    raise AssertionError(f"{CONSTRAINTS} pins no opencv-python version")

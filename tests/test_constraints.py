@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from pinned_versions import pins
 
 tomllib = pytest.importorskip("tomllib", reason="Python < 3.11 has no tomllib to read pyproject.toml")
 
@@ -16,18 +17,6 @@ REPO = Path(__file__).resolve().parent.parent
 # Pinned elsewhere or not installable here: torch/torchvision in the Makefile (local wheels), TensorRT
 # and its friends come from NVIDIA's index on the cart only.
 NOT_PINNED_HERE = {"torch", "torchvision", "tensorrt", "pycuda", "torch-tensorrt"}
-
-
-def pins() -> dict[str, str]:
-    out = {}
-    for number, line in enumerate((REPO / "constraints.txt").read_text().splitlines(), 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        name, sep, version = line.partition("==")
-        assert sep and version, f"constraints.txt line {number}: expected NAME==VERSION, got {line!r}"
-        out[canonicalize_name(name)] = version
-    return out
 
 
 def declared() -> set[str]:
