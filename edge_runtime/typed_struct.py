@@ -23,11 +23,8 @@ from __future__ import annotations
 
 import base64
 import datetime
-import decimal
-import enum
 import functools
 import typing
-import uuid
 from typing import Any, NamedTuple
 
 HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class written in Python (its tp_name has no module)
@@ -218,8 +215,10 @@ def fields(cls: type) -> tuple[FieldInfo, ...]:
 
 
 def to_builtins(obj: Any) -> Any:
-    """Plain data: a struct -> a dict (field order), sets -> lists, bytes -> base64, dates -> ISO text,
-    enums -> their values; tuples stay tuples. TypeError for any other type."""
+    """Plain data: a struct -> a dict (field order), sets -> lists, bytes -> base64, dates -> ISO text;
+    tuples stay tuples. These are the types a struct can hold after conversion from YAML
+    (``yaml.safe_load`` makes dates, timestamps, ``!!binary`` bytes and ``!!set`` sets in free-form
+    ``dict[str, Any]`` fields). TypeError for any other type."""
     kind = type(obj)
     if obj is None or kind in (bool, int, float, str):
         return obj
@@ -231,23 +230,17 @@ def to_builtins(obj: Any) -> Any:
         return [to_builtins(value) for value in obj]
     if isinstance(obj, tuple):
         return tuple(to_builtins(value) for value in obj)
-    if isinstance(obj, enum.Enum):
-        return to_builtins(obj.value)
-    if isinstance(obj, (bytes, bytearray, memoryview)):
+    if isinstance(obj, (bytes, bytearray)):
         return base64.b64encode(obj).decode()
-    if isinstance(obj, (datetime.datetime, datetime.time)):
+    if isinstance(obj, datetime.datetime):
         return _iso_time(obj)
     if isinstance(obj, datetime.date):
         return obj.isoformat()
-    if isinstance(obj, datetime.timedelta):
-        return _iso_duration(obj)
-    if isinstance(obj, (decimal.Decimal, uuid.UUID)):
-        return str(obj)
     name = kind.__name__ if kind.__flags__ & HEAP_TYPE else f"{kind.__module__}.{kind.__qualname__}"
     raise TypeError(f"Encoding objects of type {name.removeprefix('builtins.')} is unsupported")
 
 
-def _iso_time(value: datetime.datetime | datetime.time) -> str:
+def _iso_time(value: datetime.datetime) -> str:
     offset = value.utcoffset()
     text = value.replace(tzinfo=None).isoformat()
     if offset is None:
@@ -257,11 +250,3 @@ def _iso_time(value: datetime.datetime | datetime.time) -> str:
         return text + "Z"
     sign, minutes = ("-", -minutes) if minutes < 0 else ("+", minutes)
     return f"{text}{sign}{minutes // MINUTES_PER_HOUR:02d}:{minutes % MINUTES_PER_HOUR:02d}"
-
-
-def _iso_duration(value: datetime.timedelta) -> str:
-    sign, value = ("-", -value) if value < datetime.timedelta(0) else ("", value)
-    days, seconds, micro = value.days, value.seconds, value.microseconds
-    text = f"{seconds}" + (f".{micro:06d}".rstrip("0") if micro else "")
-    clock = f"T{text}S" if seconds or micro else ""
-    return f"{sign}P{days}D{clock}" if days or not clock else f"{sign}P{clock}"

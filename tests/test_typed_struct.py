@@ -10,6 +10,7 @@ import pickle
 from typing import Annotated, Any, Literal
 
 import pytest
+import yaml
 
 from edge_runtime.typed_convert import Invalid, convert
 from edge_runtime.typed_struct import Meta, Struct, field, fields, to_builtins
@@ -110,11 +111,26 @@ def test_to_builtins():
         "size": None,
         "free": {"t": (1, 2), "s": [3], "d": "2024-01-02"},  # tuples stay tuples, sets become lists
     }
-    assert to_builtins(b"ab") == "YWI=" and to_builtins(datetime.timedelta(seconds=3661)) == "PT3661S"
+    assert to_builtins(b"ab") == "YWI="
     stamp = datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
     assert to_builtins(stamp) == "2024-01-02T03:04:05Z"
     with pytest.raises(TypeError, match="Encoding objects of type complex is unsupported"):
         to_builtins(Node(name="n", free={"c": 1j}))
+    with pytest.raises(TypeError, match="Encoding objects of type datetime.timedelta is unsupported"):
+        to_builtins(datetime.timedelta(seconds=1))  # YAML makes no durations
+
+
+def test_to_builtins_round_trips_what_yaml_makes():
+    text = "d: 2024-01-02\nt: 2024-01-02 03:04:05+01:30\nb: !!binary YWI=\ns: !!set {x: null}\nl: [1, 2.5, yes]\n"
+    data = yaml.safe_load(text)
+    node = Node(name="n", free=data)
+    assert to_builtins(node)["free"] == {
+        "d": "2024-01-02",
+        "t": "2024-01-02T03:04:05+01:30",
+        "b": "YWI=",
+        "s": ["x"],
+        "l": [1, 2.5, True],
+    }
 
 
 # ------------------------------------------------------------------ strict conversion
