@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from export_fixtures import shared_checkpoint
+from scipy.optimize import lsq_linear
 
 from edge_runtime.backends.onnxruntime import OnnxRuntimeBackend
 from edge_runtime.calibration_curve import apply_curve, cancer_probability
@@ -22,7 +23,15 @@ from export.fp16 import convert_fp16
 from export.onnx_export import export_onnx
 from export.shapes import ShapeSpec
 from training.evaluate import predict_logits
-from training.isotonic import CURVE_KNOTS, fit_curve, served_prob
+from training.isotonic import (
+    CURVE_KNOTS,
+    STRICT_RAMP,
+    BandImage,
+    band_margins,
+    fit_curve,
+    fit_served_curve,
+    served_prob,
+)
 
 BOUNDARY_PX = 9  # one network pixel in image pixels here (a 64-pixel input, images up to ~560 px)
 SHAPES = ShapeSpec(min_hw=(64, 64), opt_hw=(240, 320), max_hw=(480, 640))
@@ -62,6 +71,51 @@ def test_each_segment_of_the_curve_matches_its_pixels_cancer_rate():
     for lo, hi in zip(knots[:-1], knots[1:], strict=True):
         inside = (margin >= lo) & (margin < hi)
         assert abs(served[inside].mean() - truth[inside].mean()) < 0.02, (lo, hi)
+
+
+def _upsampled_band_images(seed: int, count: int = 6) -> list[BandImage]:
+    """Noisy low-resolution margins (a network's output) with a blob lesion, served at 3-4x the size."""
+    rng = np.random.default_rng(seed)
+    images = []
+    for _ in range(count):
+        h, w = rng.integers(24, 40, 2)
+        yy, xx = np.mgrid[:h, :w]
+        blob = np.hypot(yy - h / 2, xx - w / 2) < min(h, w) / 4
+        margin = (np.where(blob, 3.0, -4.0) + rng.normal(0, 2.5, (h, w))).astype(np.float32)
+        size = (int(h * rng.uniform(3, 4)), int(w * rng.uniform(3, 4)))
+        lesion = cv2.resize(blob.astype(np.uint8), size[::-1], interpolation=cv2.INTER_NEAREST) > 0
+        band = np.ones(size, bool)
+        truth = (lesion | (rng.random(size) < 0.05))[band].astype(np.float64)
+        images.append(BandImage(margin, band, truth))
+    return images
+
+
+def _served(image: BandImage, curve: dict) -> np.ndarray:
+    """The curve at the model's size, then the probability resized: what a folded graph serves."""
+    prob = apply_curve(image.margin, curve)
+    return cv2.resize(prob, image.band.shape[::-1], interpolation=cv2.INTER_LINEAR)[image.band]
+
+
+def test_the_curve_is_the_least_squares_fit_of_the_probability_as_served():
+    """Brute force: each knot's value's effect on the served probability (a unit curve, served),
+    then the monotone least squares on those columns. The fit must equal it, and score a lower
+    Brier than a curve fitted to margins resized first (which no backend serves)."""
+    images = _upsampled_band_images(0)
+    curve = fit_served_curve(images)
+    at = np.array(curve["margin"])
+    columns = [
+        np.concatenate([_served(im, {"margin": at, "prob": np.eye(at.size)[j]}) for im in images])
+        for j in range(at.size)
+    ]
+    truth = np.concatenate([im.truth for im in images])
+    cumsum = np.tril(np.ones((at.size, at.size)))
+    lower = np.r_[-np.inf, np.zeros(at.size - 1)]
+    steps = lsq_linear(np.stack(columns, axis=1) @ cumsum, truth, bounds=(lower, np.inf)).x
+    want = (1 - STRICT_RAMP) * np.clip(cumsum @ steps, 0, 1) + STRICT_RAMP * np.linspace(0, 1, at.size)
+    assert np.abs(np.array(curve["prob"]) - want).max() < 1e-4
+    resized_first = fit_curve(*band_margins(images))
+    brier = lambda c: np.mean((np.concatenate([_served(im, c) for im in images]) - truth) ** 2)  # noqa: E731
+    assert brier(curve) < brier(resized_first)
 
 
 def test_graph_curve_matches_the_numpy_curve_everywhere():

@@ -7,9 +7,14 @@ scale fixes both, so the band ECE stays near 0.09. An isotonic regression finds 
 non-decreasing map from margin to observed cancer frequency that fits best.
 The graph folds a piecewise-linear function (:mod:`edge_runtime.calibration_curve`) with
 :data:`CURVE_KNOTS` knots at equal-count quantiles of the margin, so the fit is that isotonic
-regression within those functions: the non-decreasing knot values whose linear interpolation has
+regression within those functions: the non-decreasing knot values whose served probability has
 the least squared error against the pixels' truth (the Brier score), a bounded least-squares
-problem of :data:`CURVE_KNOTS` unknowns (scipy's ``lsq_linear``). Reading the unconstrained
+problem of :data:`CURVE_KNOTS` unknowns (scipy's ``lsq_linear``). Served means as the graph
+serves it: the curve applied at the model's size, then the probability resized to the image
+(:func:`served_prob`). Both steps are linear in the knot values, so each knot's basis function
+is resized as the probability is and the problem keeps its :data:`CURVE_KNOTS` unknowns; fitting
+the curve to a margin resized first would fit a probability no backend shows (they differ
+wherever neighbouring network pixels fall in different segments of the curve). Reading the unconstrained
 isotonic fit at the knots instead would give each segment the value of one extreme point: at the
 lowest margins a block of pixels with no cancer pinned the first knot at 0 while the segment's
 pixels were cancer 29 % of the time.
@@ -25,6 +30,8 @@ Outputs: the curve ``{margin: [...], prob: [...]}``, the new threshold and befor
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -81,18 +88,64 @@ def uncalibrated_threshold(manifest, origin) -> float:
     return float(before)
 
 
-def band_margins(maps, manifest, band_px: int = BAND_PX) -> tuple[np.ndarray, np.ndarray]:
-    """Decision-band pixels of every map -> (temperature-scaled margin, truth 0/1), image size.
-    The band comes from the mask the model serves now (which the curve keeps)."""
+class BandImage(NamedTuple):
+    """One image's decision band: ``margin``, the temperature-scaled logit margin at the model's
+    size; ``band``, the band pixels (image size); ``truth``, 1.0 where a band pixel is cancer."""
+
+    margin: np.ndarray
+    band: np.ndarray
+    truth: np.ndarray
+
+
+def band_images(maps, manifest, band_px: int = BAND_PX) -> list[BandImage]:
+    """Decision band of every map. The band comes from the mask the model serves now (which the
+    curve keeps)."""
     cancer, other = manifest.cancer_index, 1 - manifest.cancer_index
-    margins, truths = [], []
+    out = []
     for m in maps:
         pred = served_prob(m.logits, manifest, m.label.shape) >= manifest.threshold
         band = decision_band(m.label, pred, band_px)
         z = (m.logits[cancer] - m.logits[other]) / np.float32(manifest.temperature)
-        margins.append(_resize(z, m.label.shape)[band])
-        truths.append((m.label[band] == CANCER).astype(np.float64))
+        out.append(BandImage(z.astype(np.float32), band, (m.label[band] == CANCER).astype(np.float64)))
+    return out
+
+
+def band_margins(images: list[BandImage]) -> tuple[np.ndarray, np.ndarray]:
+    """Every band pixel's margin resized to the image, and its truth: where the knots are placed."""
+    margins = [_resize(im.margin, im.band.shape)[im.band] for im in images]
+    truths = [im.truth for im in images]
     return np.concatenate(margins).astype(np.float64), np.concatenate(truths)
+
+
+def _hat_weights(margin: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each margin's knot below and its weight on the knot above (1 - weight on the one below),
+    clamped at the ends as the served curve is (``np.interp``)."""
+    below = np.clip(np.searchsorted(at, margin, side="right") - 1, 0, at.size - 2)
+    return below, np.clip((margin - at[below]) / (at[below + 1] - at[below]), 0.0, 1.0)
+
+
+def _served_basis(image: BandImage, at: np.ndarray) -> np.ndarray:
+    """(band pixels, knots): what each knot's value adds to each band pixel's served probability:
+    the knot's hat function on the model-size margin, resized to the image as the probability is."""
+    flat = image.margin.ravel().astype(np.float64)
+    below, w = _hat_weights(flat, at)
+    planes = np.zeros((at.size, flat.size), np.float32)
+    pixel = np.arange(flat.size)
+    planes[below, pixel] = 1.0 - w
+    planes[below + 1, pixel] = w
+    shape = image.margin.shape
+    return np.stack([_resize(p.reshape(shape), image.band.shape)[image.band] for p in planes], axis=1)
+
+
+def _served_normal_equations(images: list[BandImage], at: np.ndarray):
+    """Normal equations (A'A, A't) of the served basis over every band pixel, summed image by
+    image (never a pixels-by-knots matrix of the whole split)."""
+    gram, rhs = np.zeros((at.size, at.size)), np.zeros(at.size)
+    for image in images:
+        basis = _served_basis(image, at).astype(np.float64)
+        gram += basis.T @ basis
+        rhs += basis.T @ image.truth
+    return gram, rhs
 
 
 def _hat_normal_equations(margin: np.ndarray, truth: np.ndarray, at: np.ndarray):
@@ -100,8 +153,7 @@ def _hat_normal_equations(margin: np.ndarray, truth: np.ndarray, at: np.ndarray)
     has weight 1 - w on the knot below it and w on the one above (clamped at the ends), so the
     products are summed with bincount instead of building a pixels-by-knots matrix."""
     k = at.size
-    below = np.clip(np.searchsorted(at, margin, side="right") - 1, 0, k - 2)
-    w = np.clip((margin - at[below]) / (at[below + 1] - at[below]), 0.0, 1.0)
+    below, w = _hat_weights(margin, at)
     gram, rhs = np.zeros((k, k)), np.zeros(k)
     for row, row_w in ((below, 1.0 - w), (below + 1, w)):
         rhs += np.bincount(row, weights=row_w * truth, minlength=k)
@@ -110,16 +162,18 @@ def _hat_normal_equations(margin: np.ndarray, truth: np.ndarray, at: np.ndarray)
     return gram, rhs
 
 
-def fit_curve(margin: np.ndarray, truth: np.ndarray, knots: int = CURVE_KNOTS) -> dict:
-    """Least-squares monotone piecewise-linear fit of truth on margin -> strictly increasing curve
-    {margin, prob} with ``knots`` knots at equal-count quantiles of the margin."""
+def _knots(margin: np.ndarray, knots: int) -> np.ndarray:
     if margin.size == 0:
         raise CurveFitError("no decision-band pixels to fit a calibration curve on")
-    margin, truth = np.asarray(margin, np.float64), np.asarray(truth, np.float64)
     at = np.unique(np.quantile(margin, np.linspace(0.0, 1.0, knots)))
     if at.size < 2:
         raise CurveFitError("the margins are all equal: a curve cannot be fitted")
-    gram, rhs = _hat_normal_equations(margin, truth, at)
+    return at
+
+
+def _monotone_values(gram: np.ndarray, rhs: np.ndarray, at: np.ndarray) -> dict:
+    """The non-decreasing knot values that solve the normal equations in least squares ->
+    strictly increasing curve {margin, prob}."""
     # knot values v = cumsum(steps), steps[1:] >= 0 keeps them non-decreasing; least squares on
     # the Cholesky factor of the normal equations is least squares on the pixels themselves
     cumsum = np.tril(np.ones((at.size, at.size)))
@@ -132,10 +186,19 @@ def fit_curve(margin: np.ndarray, truth: np.ndarray, knots: int = CURVE_KNOTS) -
     return {"margin": [float(v) for v in at], "prob": [float(v) for v in values]}
 
 
-def _served_from_margin(margin: np.ndarray, manifest) -> np.ndarray:
-    if manifest.calibration_curve:
-        return apply_curve(margin, manifest.calibration_curve)
-    return 1.0 / (1.0 + np.exp(-margin))
+def fit_curve(margin: np.ndarray, truth: np.ndarray, knots: int = CURVE_KNOTS) -> dict:
+    """Least-squares monotone piecewise-linear fit of truth on margin, pixel by pixel -> strictly
+    increasing curve {margin, prob} with ``knots`` knots at equal-count quantiles of the margin."""
+    margin, truth = np.asarray(margin, np.float64), np.asarray(truth, np.float64)
+    at = _knots(margin, knots)
+    return _monotone_values(*_hat_normal_equations(margin, truth, at), at)
+
+
+def fit_served_curve(images: list[BandImage], knots: int = CURVE_KNOTS) -> dict:
+    """As :func:`fit_curve`, fitted to the probability as served: the curve at the model's size,
+    then resized to each image (module docstring)."""
+    at = _knots(band_margins(images)[0], knots)
+    return _monotone_values(*_served_normal_equations(images, at), at)
 
 
 def _nll(prob: np.ndarray, truth: np.ndarray) -> float:
@@ -148,8 +211,8 @@ def calibrate_curve(maps, manifest, band_px: int = BAND_PX, origin="the manifest
     A refit keeps ``threshold_before`` at the threshold of the model before any curve
     (:func:`uncalibrated_threshold`; ``origin``, the manifest file, names a bad record)."""
     first_threshold = uncalibrated_threshold(manifest, origin)
-    margin, truth = band_margins(maps, manifest, band_px)
-    curve = fit_curve(margin, truth)
+    images = band_images(maps, manifest, band_px)
+    curve = fit_served_curve(images)
     if not curve["margin"][0] < 0.0 < curve["margin"][-1]:
         raise CurveFitError(
             "the decision-band margins do not lie on both sides of logit parity (0), so a curve "
@@ -158,21 +221,26 @@ def calibrate_curve(maps, manifest, band_px: int = BAND_PX, origin="the manifest
     threshold = float(apply_curve(np.zeros(1), curve)[0])
     updated = manifest.derive(calibration_curve=curve, threshold=threshold)
     before, after = CalibrationAccumulator(manifest.threshold), CalibrationAccumulator(threshold)
-    for m in maps:
+    band_before, band_after = [], []  # the served probability on the band pixels the curve was fitted on
+    for m, image in zip(maps, images, strict=True):
         old = served_prob(m.logits, manifest, m.label.shape)
+        new = served_prob(m.logits, updated, m.label.shape)
         pred = old >= manifest.threshold
         before.add(old, m.label, pred)
-        after.add(served_prob(m.logits, updated, m.label.shape), m.label, pred)
+        after.add(new, m.label, pred)
+        band_before.append(old[image.band])
+        band_after.append(new[image.band])
     b, a = before.summary(), after.summary()
+    truth = np.concatenate([image.truth for image in images])
     record = {
         "method": "curve",
         "knots": len(curve["margin"]),
-        "pixels": int(margin.size),
+        "pixels": int(truth.size),
         "band_px": band_px,
         "threshold_before": first_threshold,
         "threshold": threshold,
-        "nll_before": _nll(_served_from_margin(margin, manifest), truth),
-        "nll_after": _nll(apply_curve(margin, curve), truth),
+        "nll_before": _nll(np.concatenate(band_before), truth),
+        "nll_after": _nll(np.concatenate(band_after), truth),
         "ece_pixel_before": b["pixel"]["ece"],
         "ece_pixel_after": a["pixel"]["ece"],
         "ece_image_max_before": b["image_max"]["ece"],
