@@ -112,6 +112,24 @@ def test_paired_tests_match_scipy_and_bootstrap_resamples_cases():
     assert 0.0 <= ci["mean_ci_low"] < 4.5 < ci["mean_ci_high"] <= 9.0
 
 
+def test_a_case_that_scores_the_same_in_another_order_is_a_zero_not_float_noise():
+    """Case z's images score 0.1, 0.2, 0.3 under A and 0.3, 0.2, 0.1 under B: its mean difference is
+    0 (float arithmetic leaves -5.6e-17). Wilcoxon drops a zero; ranking it instead changed p from
+    0.0625 (6 non-zero cases, all sign flips) to 0.078 and the method from permutation to exact."""
+    a = np.array([0.1, 0.2, 0.3, 0.40, 0.55, 0.30, 0.62, 0.20, 0.71])
+    b = np.array([0.3, 0.2, 0.1, 0.52, 0.70, 0.50, 0.60, 0.45, 0.80])
+    cases = ["z", "z", "z", "c1", "c2", "c3", "c4", "c5", "c6"]
+    assert b[:3].mean() - a[:3].mean() != 0.0  # the float noise this is about
+    row = compare_metric(a, b, cases, seed=0, n_resamples=200)
+    assert row["wilcoxon_method"] == "permutation (all sign flips)"
+    assert row["wilcoxon_p"] == pytest.approx(0.0625)
+    # equal differences reached by different sums (2/3 - 1/3 and 1 - 2/3) are one tie
+    hits_a = np.array([1, 0, 0, 2 / 3, 0.2, 0.9])
+    hits_b = np.array([1, 1, 0, 1.0, 0.7, 0.1])
+    row = compare_metric(hits_a, hits_b, ["t", "t", "t", "u", "v", "w"], seed=0, n_resamples=200)
+    assert row["wilcoxon_method"] == "permutation (all sign flips)"
+
+
 def test_tests_run_on_cases_not_on_near_identical_images_of_one_case():
     """8 patients x 6 near-identical frames: 48 image differences would make a small per-patient
     effect look certain (per-image Wilcoxon p ~ 0.002); the 8 per-case means do not (p = 0.25)."""

@@ -2,7 +2,7 @@
 
 Input: per-image metric arrays ``a`` and ``b`` (same image order) and each image's case (patient)
 id. Images of one case are not independent, so the tests run on cases: each case's images are
-averaged first (its mean A, mean B and mean B - A), and Wilcoxon signed-rank (primary,
+averaged first (its mean A, mean B and mean B - A, :func:`case_differences`), and Wilcoxon signed-rank (primary,
 ``zero_method='wilcox'``: zero differences are dropped, as scipy documents) and the paired t-test
 (secondary) run on those per-case values. The p-value method of the Wilcoxon test is chosen
 explicitly (:func:`wilcoxon_method`, scipy's own ``method='auto'`` rule written out) and reported.
@@ -31,6 +31,9 @@ ZERO_METHOD = "wilcox"
 # scipy's method='auto' rule for the Wilcoxon p-value, written out so the report can name it:
 EXACT_MAX_N = 50  # the exact null distribution for at most this many differences without ties/zeros
 PERMUTATION_MAX_N = 13  # with ties or zeros: every one of the 2**n sign flips, for at most this many
+# per-case differences that agree to this many decimals are equal: the float noise of a case's mean
+# is ~1e-16, far below it, and a real difference under 1e-12 in a Dice or recall carries no rank
+DIFF_DECIMALS = 12
 METHOD_EXACT = "exact"
 METHOD_PERMUTATION = "permutation (all sign flips)"
 METHOD_NORMAL = "normal approximation"
@@ -49,9 +52,17 @@ def wilcoxon_method(d: np.ndarray) -> str:
     return METHOD_NORMAL
 
 
-def _wilcoxon(a: np.ndarray, b: np.ndarray) -> tuple[float, float, str]:
-    """(statistic, p, method) of the signed-rank test of ``b - a``; NaN p when nothing is paired."""
-    d = b - a
+def case_differences(a_case: np.ndarray, b_case: np.ndarray) -> np.ndarray:
+    """Per-case B - A, rounded to :data:`DIFF_DECIMALS`: a case's means are sums of ratios taken in
+    floating point, so a case whose images score the same in another order differs by ~1e-16 and
+    equal differences reached by different sums differ in the last bit. Unrounded, Wilcoxon would
+    rank such a zero instead of dropping it and split such a tie, changing p and its method."""
+    return np.round(b_case - a_case, DIFF_DECIMALS)
+
+
+def _wilcoxon(d: np.ndarray) -> tuple[float, float, str]:
+    """(statistic, p, method) of the signed-rank test of the differences ``d``; NaN p when nothing
+    is paired."""
     if d.size == 0:  # nothing scored by both: no test, so NaN (which Holm leaves out), not p = 1
         return float("nan"), float("nan"), "none"
     if np.all(d == 0):
@@ -62,19 +73,19 @@ def _wilcoxon(a: np.ndarray, b: np.ndarray) -> tuple[float, float, str]:
         METHOD_PERMUTATION: sps.PermutationMethod(),
         METHOD_NORMAL: "asymptotic",
     }[method]
-    res = sps.wilcoxon(a, b, zero_method=ZERO_METHOD, method=scipy_method)
+    res = sps.wilcoxon(d, zero_method=ZERO_METHOD, method=scipy_method)
     return float(res.statistic), float(res.pvalue), method
 
 
-def _ttest(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """(t, p) of the paired t-test of ``b - a``: NaN with fewer than 2 pairs; p = 1 when every
-    difference is 0; NaN when the differences are equal but not 0 (zero variance: t undefined)."""
-    d = b - a
+def _ttest(d: np.ndarray) -> tuple[float, float]:
+    """(t, p) of the paired t-test on the differences ``d`` (a one-sample test of their mean against
+    0, as ``ttest_rel``): NaN with fewer than 2 pairs; p = 1 when every difference is 0; NaN when
+    the differences are equal but not 0 (zero variance: t undefined)."""
     if d.size < 2:
         return float("nan"), float("nan")
     if np.all(d == d[0]):
         return float("nan"), 1.0 if d[0] == 0 else float("nan")
-    res = sps.ttest_rel(b, a)
+    res = sps.ttest_1samp(d, 0.0)
     return float(res.statistic), float(res.pvalue)
 
 
@@ -143,8 +154,9 @@ def compare_metric(
     d = b - a
     # the tests run on per-case means: a case's images are not independent observations
     a_case, b_case = case_means(a, kept_cases), case_means(b, kept_cases)
-    w_stat, w_p, w_method = _wilcoxon(a_case, b_case)
-    t_stat, t_p = _ttest(a_case, b_case)
+    case_d = case_differences(a_case, b_case)
+    w_stat, w_p, w_method = _wilcoxon(case_d)
+    t_stat, t_p = _ttest(case_d)
     row = {
         "n": int(ok.sum()),
         "n_cases": int(a_case.size),
