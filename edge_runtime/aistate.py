@@ -35,6 +35,7 @@ log = logging.getLogger("sonomap.aistate")
 ON, LOADING, STALLED, ERROR, OFF = "ON", "LOADING", "STALLED", "ERROR", "OFF"
 STATES = (ON, LOADING, STALLED, ERROR, OFF)
 UNHEALTHY = (STALLED, ERROR)  # /healthz answers 503 in these (the video itself still flows)
+GAP_STATES = (LOADING, ERROR, OFF)  # entering one ends what the AI showed: results so far are void
 # the badge's detail where the schedule, not the monitor, knows why no mask is drawn
 NO_SIGNAL_DETAIL = "no signal"  # the detail on a NO SIGNAL screen (AI OFF: nothing to infer)
 WAITING_DETAIL = "waiting for a result"  # AI LOADING: AI ON, but no result for this frame's ROI yet

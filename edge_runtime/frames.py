@@ -123,12 +123,14 @@ class Observer:
     ) -> None:
         raise NotImplementedError
 
-    def banners(self, frame: Frame) -> list[tuple[str, str]]:
-        """(level, text) banners to draw on ``frame`` (e.g. a short toast); called while drawing."""
+    def banners(self, frame: Frame, ai: str) -> list[tuple[str, str]]:
+        """(level, text) banners to draw on ``frame`` (e.g. a short toast); called while drawing.
+        ``ai``: the AI state drawn on the frame; an AI finding is shown under ON only."""
         return []
 
-    def draw(self, frame: Frame, image: np.ndarray, roi: Any) -> None:
-        """Draw on the rendered BGR ``image`` of ``frame`` (in place) before it is shown."""
+    def draw(self, frame: Frame, image: np.ndarray, roi: Any, ai: str) -> None:
+        """Draw on the rendered BGR ``image`` of ``frame`` (in place) before it is shown; ``ai`` as
+        for :meth:`banners`."""
 
     def on_long_build(self, seconds_estimate: float) -> None:
         """A model engine build of about this many seconds starts (a service extends its start timeout)."""

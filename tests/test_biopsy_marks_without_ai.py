@@ -94,7 +94,7 @@ def test_a_mark_with_no_image_area_is_refused_on_screen_and_never_captured_later
     frame = _frame(0, blank, dark=True)  # a screen without an image: the ROI is undecided
     observer.on_frame(frame, None, frame.image, {})
     assert ("warning", "BIOPSY NOT CAPTURED: no ultrasound image found") in observer.banners(
-        _frame(1, blank, True)
+        _frame(1, blank, True), "OFF"
     )
     for i in range(1, 30):  # the image comes back and the AI answers: the refused mark stays refused
         frame = _frame(i, fixed)
@@ -146,12 +146,12 @@ def test_a_mark_on_the_no_signal_screen_is_refused_and_never_captured_from_the_n
     assert marks.request("http")  # POST /mark answers 200 while the screen says NO SIGNAL
     for _ in range(3):
         observer.on_frame(no_signal, None, no_signal.image, {})
-    assert ("warning", "BIOPSY NOT CAPTURED: no signal from the source") in observer.banners(no_signal)
+    assert ("warning", "BIOPSY NOT CAPTURED: no signal from the source") in observer.banners(no_signal, "OFF")
     study.set("BX-0002", "viewer")  # the next patient; the signal comes back, frames count on
     for i in range(5, 15):
         frame = _frame(i, fixed)
         observer.on_frame(frame, None, frame.image, {})
-    assert ("warning", "BIOPSY NOT CAPTURED: no signal from the source") in observer.banners(frame)
+    assert ("warning", "BIOPSY NOT CAPTURED: no signal from the source") in observer.banners(frame, "ON")
     observer.close()
     assert observer.captures == 0 and observer.refused == 1
     assert list(cases.iterdir()) == []

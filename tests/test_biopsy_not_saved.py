@@ -57,7 +57,7 @@ def test_captures_the_queue_refuses_are_shown_as_not_saved_and_not_counted(tmp_p
     for _ in range(MARKS_AT_ONCE):
         marks.request("key")
     frame = _step(observer, 1)
-    banners = observer.banners(frame)
+    banners = observer.banners(frame, "ON")
     observer.close()
     warnings = [text for level, text in banners if level == "warning"]
     assert len(warnings) == 1, banners
@@ -83,12 +83,12 @@ def test_a_failed_write_turns_the_captured_toast_into_a_warning(tmp_path):
     cases.write_text("a file where the folder was")  # the case cannot be written
     marks.request("key")
     frame = _step(observer, 1)
-    assert observer.banners(frame) == [("info", "BIOPSY 1 CAPTURED")]  # taken; written on a thread
+    assert observer.banners(frame, "ON") == [("info", "BIOPSY 1 CAPTURED")]  # taken; written on a thread
     deadline = time.monotonic() + FAILURE_TIMEOUT_S
     while time.monotonic() < deadline and not observer.writer.failed:
         time.sleep(0.05)
     frame = _step(observer, 2)  # the next frame shows it
-    assert observer.banners(frame) == [("warning", "BIOPSY 1 NOT SAVED: File exists")]
+    assert observer.banners(frame, "ON") == [("warning", "BIOPSY 1 NOT SAVED: File exists")]
     observer.close()
     assert observer.writer.written == []
 

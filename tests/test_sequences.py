@@ -475,7 +475,7 @@ def test_a_full_disk_is_counted_and_shown_and_never_blocks(tmp_path):
     recorder.close()
     assert isinstance(recorder.error, OSError) and recorder.frames == 0
     assert EVENTS.snapshot().get("recording_failed", 0) == before + 1
-    assert recorder.banners(Frame(50, image, 0.0)) == [("warning", BANNER)]
+    assert recorder.banners(Frame(50, image, 0.0), "ON") == [("warning", BANNER)]
     with pytest.raises(InputError, match=r"full\.seq\.nrrd: the sequence holds no frames"):
         SequenceSource(tmp_path / "full.seq.nrrd")  # the headers were finalised for the 0 frames kept
 

@@ -18,7 +18,8 @@ the fire is confirmed) and feeds the fire detector (:mod:`.fire`, under a millis
 ring holds views of the frames, not copies: every source hands out a new array per frame (PyAV
 ``to_ndarray``, ``VideoCapture.read``) and the overlay draws on a copy, so nothing overwrites them;
 and it takes manual marks (:mod:`.marks`). Every 5th frame it also updates the expected yield
-(:mod:`.yield_band`). A capture goes to the :class:`~.case_writer.CaseWriter` thread; the display
+(:mod:`.yield_band`), an AI finding: shown only on frames drawn with the AI ON, and dropped on a
+frame the AI did not answer on or a NO SIGNAL screen. A capture goes to the :class:`~.case_writer.CaseWriter` thread; the display
 gets the toast (:meth:`banners`): "BIOPSY n CAPTURED", then, when the case could not be written
 (the queue full, the disk full or gone: seen on the frames after), "BIOPSY n NOT SAVED: why" as a
 warning. ``/metrics`` counts written cases (``biopsy_captures``) and failed ones (an error kind).
@@ -37,6 +38,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge_runtime.aistate import ON
 from edge_runtime.biopsy.case_writer import Capture, CaseWriter, FrameRecord, NotWritten
 from edge_runtime.biopsy.fire import FireDetector
 from edge_runtime.biopsy.frame_input import frame_igtl, frame_roi
@@ -123,6 +125,9 @@ class CaptureObserver(Observer):
         self, frame: Frame, prediction: Prediction | None, rendered: np.ndarray, stats: dict[str, Any]
     ) -> None:
         if frame.meta.get("no_signal"):
+            self.band = (
+                None  # the AI saw nothing: its expected yield ends here (the next image may be another's)
+            )
             for via in self.marks.take():  # taken now: the next real frame may be the next patient's
                 self._refuse(via, NO_SIGNAL, f"on the NO SIGNAL screen after frame {self._last_index}")
             return
@@ -170,6 +175,8 @@ class CaptureObserver(Observer):
             )
             self.band = None if band is None or self._is_fired(band) else band
             self._bands.append((frame.index, self.band))
+        if ai != ON or prediction is None:
+            self.band = None  # an AI finding: never carried past a frame the AI did not answer on
         for via in self.marks.take():
             self._capture(via, None)
 
@@ -255,23 +262,24 @@ class CaptureObserver(Observer):
                 self._toasted = number
                 self.toasts.show("captured", INFO, TOAST.format(n=number), post.index, TOAST_FRAMES)
 
-    def banners(self, frame: Frame) -> list[tuple[str, str]]:
+    def banners(self, frame: Frame, ai: str) -> list[tuple[str, str]]:
         """The toasts for ``frame`` (CAPTURED for TOAST_FRAMES frames; NOT SAVED and NOT CAPTURED
-        for WARNING_FRAMES) and the expected yield. A failure the writer reported since the last frame
-        shows here already: a frame drawn now must not say CAPTURED for a case known lost."""
+        for WARNING_FRAMES) and, with the AI ``ON``, the expected yield. A failure the writer reported
+        since the last frame shows here already: a frame drawn now must not say CAPTURED for a case
+        known lost."""
         # NO SIGNAL (index -1): the toasts of the last real frame stay up, a refusal made there too
         index = frame.index if frame.index >= 0 else self._last_index
         self._show_failures(index)
         out = self.toasts.active(index)
         band = self.band
-        if band is not None:
+        if band is not None and ai == ON:
             out.append((INFO, YIELD_TEXT.format(pct=100 * band.fraction)))
         return out
 
-    def draw(self, frame: Frame, image: np.ndarray, roi) -> None:
-        """Outline the band the fire will sample (drawn on the rendered BGR frame)."""
+    def draw(self, frame: Frame, image: np.ndarray, roi, ai: str) -> None:
+        """Outline the band the fire will sample (drawn on the rendered BGR frame, AI ``ON`` only)."""
         band = self.band
-        if band is None or roi is None or image.ndim != 3:
+        if band is None or ai != ON or roi is None or image.ndim != 3:
             return
         pts = np.round((band.polygon + [roi.x, roi.y]) * SUBPIXEL).astype(np.int32).reshape(-1, 1, 2)
         cv2.polylines(image, [pts], True, BAND_BGR, BAND_PX, cv2.LINE_AA, shift=SUBPIXEL_BITS)

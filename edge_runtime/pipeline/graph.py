@@ -200,7 +200,7 @@ class Pipeline:
             self.stages.stats.last_error = f"reload rejected: {exc}"
             log.warning("config reload rejected, keeping the running config: %s", exc)
             return
-        self._keep_operator_choice(new)
+        self._keep_running_choices(new)
         self.config = new
         self.stages.reconfigure(new, overlay)
         backend = self.guard.backend
@@ -216,9 +216,14 @@ class Pipeline:
         inference = {**self.overrides.get("inference", {}), **pinned}
         return {**self.overrides, "inference": inference}
 
-    def _keep_operator_choice(self, new: RuntimeConfig) -> None:
+    def _keep_running_choices(self, new: RuntimeConfig) -> None:
         """A reload whose file and flags leave ``inference.enabled`` as it was keeps the AI on or off as
-        the operator has it now (key 'a'); a changed setting applies. ``new`` is changed in place."""
+        the operator has it now (key 'a'); a changed setting applies. The ``privacy`` section is the
+        one the run started with (the source was de-identified by it; the summary reports it).
+        ``new`` is changed in place."""
+        if new.privacy != self.config.privacy:
+            log.warning("config reload: the privacy section changed; it applies at the next start")
+            new.privacy = self.config.privacy
         if new.inference.enabled == self._enabled_setting:
             new.inference.enabled = self.ai.enabled
         else:

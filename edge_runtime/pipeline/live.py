@@ -30,7 +30,15 @@ import threading
 import time
 from dataclasses import replace
 
-from edge_runtime.aistate import ERROR, LOADING, NO_SIGNAL_DETAIL, OFF, ON, SKIPPED_DETAIL, WAITING_DETAIL
+from edge_runtime.aistate import (
+    GAP_STATES,
+    LOADING,
+    NO_SIGNAL_DETAIL,
+    OFF,
+    ON,
+    SKIPPED_DETAIL,
+    WAITING_DETAIL,
+)
 from edge_runtime.config_schema import LiveConfig
 from edge_runtime.errors import InferenceStalled, SonomapError
 from edge_runtime.frames import Frame, Prediction
@@ -49,7 +57,6 @@ BANNER_HIDDEN = "AI LAGGING: overlay hidden (older than {limit:.0f} ms)"
 BANNER_SKIPPED = "AI ON: frame not analysed - raw ultrasound only"
 BANNER_NO_SIGNAL = "NO SIGNAL from the video source"
 NO_SIGNAL_DIM = 3  # the display's own NO SIGNAL frame: the last frame shown at a third of its brightness
-GAP_STATES = (LOADING, ERROR, OFF)  # entering one voids the results so far (a stall does not: see Shown)
 
 
 def _capture(pipeline: ScheduledPipeline, slot: LatestSlot) -> None:
@@ -273,7 +280,8 @@ def _show(stages: FrameStages, frame: Frame, shown: Shown, own: Prediction | Non
     hud_age = age_ms if not strict else None  # strict: a frame's own mask, no age in the HUD line
     rendered = stages.render(frame, prediction, fade, banners, hud_age, smooth=not strict, roi=roi, ai=ai)
     t1 = time.perf_counter()
-    stages.deliver(frame, prediction, rendered, ai)
+    # what the observers and recorders are told was shown: not a mask the fade has hidden
+    stages.deliver(frame, prediction if fade > 0 else None, rendered, ai)
     t2 = time.perf_counter()
     stats = stages.stats
     stats.record("overlay", (t1 - t0) * MS_PER_S)

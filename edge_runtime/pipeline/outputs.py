@@ -38,6 +38,37 @@ def notify_observers(
             stats.last_error = f"observer {type(observer).__name__}: {exc}"
 
 
+def observer_banners(observers: list[Observer], frame: Frame, ai: str, stats: Stats) -> list[tuple[str, str]]:
+    """The banners every observer asks to draw on ``frame`` with the AI in state ``ai`` (e.g. a
+    capture toast). An observer that fails is counted in the stats and adds none: the frame is
+    drawn all the same."""
+    out: list[tuple[str, str]] = []
+    for observer in observers:
+        try:
+            out += observer.banners(frame, ai)
+        except Exception as exc:  # an observer's failure never stops the display
+            _count(stats, observer, "banners", exc)
+    return out
+
+
+def draw_observers(
+    observers: list[Observer], frame: Frame, image: np.ndarray, roi, ai: str, stats: Stats
+) -> None:
+    """Every observer's drawing on ``image``, the rendered frame or the window's copy of it (e.g. the
+    band a biopsy will sample), with the AI in state ``ai``. An observer that fails is counted in the
+    stats and draws nothing more."""
+    for observer in observers:
+        try:
+            observer.draw(frame, image, roi, ai)
+        except Exception as exc:  # an observer's failure never stops the display
+            _count(stats, observer, "draw", exc)
+
+
+def _count(stats: Stats, observer: Observer, call: str, exc: Exception) -> None:
+    stats.sink_errors += 1
+    stats.last_error = f"observer {type(observer).__name__}.{call}: {exc}"
+
+
 def dump_masks(
     sink, frame: Frame, pixels: np.ndarray, prediction: Prediction | None, dumped: Prediction | None
 ) -> Prediction | None:

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.aistate import GAP_STATES, ON
 from edge_runtime.backends.failsafe import InferenceThread
 from edge_runtime.cpus import render_workers
 from edge_runtime.errors import InferenceStalled, SonomapError
@@ -57,6 +58,21 @@ class SourceFailed(SonomapError):
     def __init__(self, error: BaseException):
         super().__init__(str(error))
         self.error = error
+
+
+class SmoothingRestarts:
+    """When replay's EMA smoothing starts afresh, by live's rule: on another ROI (or a screen with
+    none), when the AI enters LOADING, ERROR or OFF, and when it comes back ON. Without it the first
+    frames after a gap would draw the earlier image's smoothed probability over a new one."""
+
+    def __init__(self, stages: FrameStages):
+        self.stages, self.roi, self.state = stages, None, None
+
+    def follow(self, roi: Roi, state: str) -> None:
+        """The next frame is drawn in ``roi`` with the AI in ``state``: call before smoothing it."""
+        if roi != self.roi or (state != self.state and state in (*GAP_STATES, ON)):
+            self.stages.reset_smoothing()
+        self.roi, self.state = roi, state
 
 
 def _get(q: queue.Queue, errors: list):
@@ -151,6 +167,7 @@ def run_replay(pipeline: ScheduledPipeline, source: Source) -> None:
             errors.append(exc)
             stages.finish()
 
+    restarts = SmoothingRestarts(stages)
     decoder = threading.Thread(target=decode, name="decode", daemon=True)
     writer = threading.Thread(target=write, name="sinks", daemon=True)
     painters = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="render")
@@ -174,8 +191,9 @@ def run_replay(pipeline: ScheduledPipeline, source: Source) -> None:
             if stages.stopping:
                 break
             stats.record("inference", (time.perf_counter() - t1) * MS_PER_S)
-            mask = stages.smooth(prediction)  # EMA state: in frame order, here
             ai = stages.ai_status(roi=roi)
+            restarts.follow(roi, ai.state)
+            mask = stages.smooth(prediction)  # EMA state: in frame order, here
             drawing = (
                 painters.submit(draw, frame, roi, prediction, mask, stages.guard.banner(), ai)
                 if render

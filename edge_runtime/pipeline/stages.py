@@ -228,7 +228,7 @@ class FrameStages:
             ai, fault = undecided_status(ai), undecided_banner(roi)
         mask = mask if ai.state == ON else None  # every other state's banner says raw ultrasound only
         banners = [b for b in [fault] if b] + list(extra_banners or [])
-        banners += [b for observer in self.observers for b in observer.banners(frame)]  # e.g. a capture toast
+        banners += outputs.observer_banners(self.observers, frame, ai.state, self.stats)  # a capture toast
         hud = {
             "fps": self.stats.recent_fps(),
             "backend": self._hud_backend(),
@@ -239,16 +239,20 @@ class FrameStages:
         if latest is not None:
             hud["latency_ms"] = latest
         deidentify.render_for_window(
-            frame, lambda raw: self.overlay.render(raw, roi, mask, fade, hud, banners, ai)
+            frame, lambda raw: self._draw(frame, raw, roi, mask, fade, hud, banners, ai)
         )
         if self.renders_yuv(frame):
             keep_raw = "raw" in self.sinks or "masks" in self.sinks
             return self.overlay.render_i420(
                 frame.i420.copy() if keep_raw else frame.i420, roi, mask, fade, hud, banners, ai
             )
-        rendered = self.overlay.render(frame.image, roi, mask, fade, hud, banners, ai)
-        for observer in self.observers:
-            observer.draw(frame, rendered, roi)  # e.g. the band a biopsy will sample
+        return self._draw(frame, frame.image, roi, mask, fade, hud, banners, ai)
+
+    def _draw(self, frame: Frame, image: np.ndarray, roi: Roi, mask, fade, hud, banners, ai) -> np.ndarray:
+        """The overlay and every observer's drawing on a copy of ``image`` (the frame, or the raw
+        screen the local window shows), so the window shows what the recording does."""
+        rendered = self.overlay.render(image, roi, mask, fade, hud, banners, ai)
+        outputs.draw_observers(self.observers, frame, rendered, roi, ai.state, self.stats)
         return rendered
 
     def renders_yuv(self, frame: Frame) -> bool:

@@ -124,7 +124,7 @@ class SequenceRecorder(ThreadedWriter, Observer):
             self._first_pts = (float(frame.pts), wall)
         return self._first_pts[1] + float(frame.pts) - self._first_pts[0]
 
-    def banners(self, frame: Frame) -> list[tuple[str, str]]:
+    def banners(self, frame: Frame, ai: str) -> list[tuple[str, str]]:
         return [("warning", BANNER)] if self.error is not None else []
 
     # --- the writer thread -------------------------------------------------------
