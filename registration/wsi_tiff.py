@@ -36,6 +36,8 @@ from edge_runtime.privacy import library_path
 from registration.wsi_mpp import tiff_mpp
 
 DECODE_THREADS = 2
+RGB_CHANNELS = 3  # the fourth sample, when there is one, is alpha
+OPAQUE = 255  # 8-bit full scale: opaque alpha, and white
 MEGA = 1_000_000
 JPEG_COMPRESSIONS = {6, 7, 33007, 34892}  # tifffile passes JPEG tables/headers for these
 TIFFFILE_LOGGER = "tifffile"
@@ -50,7 +52,10 @@ class CannotOpen(Exception):
 
 
 def to_rgb(arr: np.ndarray) -> np.ndarray:
-    """Gray/RGB/RGBA, any integer depth -> contiguous RGB uint8."""
+    """Gray/RGB/RGBA of any integer depth -> contiguous RGB uint8. Depth is scaled by the sample
+    type's range, the same for every tile: scaled by its own maximum, a tile of uniform tissue would
+    turn white (glass) and the tiles would meet at seams. Alpha blends onto white, as the OpenSlide
+    reader does, so an unscanned area reads as glass, not as black ink."""
     arr = np.asarray(arr)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
@@ -58,10 +63,21 @@ def to_rgb(arr: np.ndarray) -> np.ndarray:
         arr = np.repeat(arr[..., None], 3, axis=2)
     if arr.ndim != 3 or arr.shape[2] < 3:
         raise ValueError(f"unsupported slide pixel layout {arr.shape}")
-    arr = arr[..., :3]
-    if arr.dtype != np.uint8:
-        arr = np.clip(arr.astype(np.float32) * (255.0 / max(float(arr.max()), 1.0)), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(arr)
+    arr = _to_uint8(arr)
+    rgb = arr[..., :3]
+    if arr.shape[2] > RGB_CHANNELS and (arr[..., RGB_CHANNELS] != OPAQUE).any():
+        alpha = arr[..., RGB_CHANNELS : RGB_CHANNELS + 1].astype(np.uint16)
+        rgb = ((rgb.astype(np.uint16) * alpha + OPAQUE * (OPAQUE - alpha)) // OPAQUE).astype(np.uint8)
+    return np.ascontiguousarray(rgb)
+
+
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return arr
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"unsupported slide sample type {arr.dtype} (integer samples only)")
+    scale = OPAQUE / float(np.iinfo(arr.dtype).max)
+    return np.clip(np.rint(arr.astype(np.float32) * scale), 0, OPAQUE).astype(np.uint8)
 
 
 class _Router(logging.Filter):

@@ -156,3 +156,48 @@ def test_a_thumbnail_in_a_folder_not_named_in_utf8_is_read(tmp_path):
     )
     assert res.returncode == 0, f"exit {res.returncode}: {res.stderr[-2000:]}"
     assert res.stdout.split() == ["(40,", "60,", "3)", "[200,", "0,", "0]"]
+
+
+GLASS_16, TISSUE_16 = 60000, 30000  # 16-bit samples: 92 % and 46 % of full scale
+TILE = 512
+
+
+def test_a_16_bit_slide_keeps_one_scale_across_its_tiles(tmp_path):
+    """Glass in one tile, uniform tissue in the next: scaled by its own maximum, each tile turned
+    white (the tissue read as glass, with a seam between them)."""
+    import tifffile
+
+    path = tmp_path / "slide16.tif"
+    image = np.full((TILE, 2 * TILE, 3), GLASS_16, np.uint16)
+    image[:, TILE:] = TISSUE_16
+    mpp = 8.0
+    tifffile.imwrite(
+        path,
+        image,
+        tile=(TILE, TILE),
+        photometric="rgb",
+        resolution=(1e4 / mpp, 1e4 / mpp),
+        resolutionunit="CENTIMETER",
+    )
+    slide = read_slide(path, None, mpp, "tifffile")
+    assert slide.rgb.shape == (TILE, 2 * TILE, 3)
+    assert slide.rgb[10, 10].tolist() == [round(GLASS_16 * 255 / 65535)] * 3
+    assert slide.rgb[10, TILE + 10].tolist() == [round(TISSUE_16 * 255 / 65535)] * 3
+
+
+@pytest.mark.parametrize("reader", ["tifffile", "openslide"])
+def test_unscanned_transparent_areas_read_as_white_glass_with_either_reader(tmp_path, reader):
+    import tifffile
+
+    path = tmp_path / "rgba.tif"
+    image = np.zeros((TILE, TILE, 4), np.uint8)
+    image[:, : TILE // 2] = (240, 235, 240, 255)  # scanned
+    # right half: not scanned, transparent (its colour samples are 0, as scanners leave them)
+    mpp = 8.0
+    tifffile.imwrite(
+        path, image, tile=(256, 256), photometric="rgb", extrasamples=[2],
+        resolution=(1e4 / mpp, 1e4 / mpp), resolutionunit="CENTIMETER",
+    )  # fmt: skip
+    slide = read_slide(path, None, mpp, reader)
+    assert slide.rgb[10, 10].tolist() == [240, 235, 240]
+    assert slide.rgb[10, TILE - 10].tolist() == [255, 255, 255]
