@@ -176,6 +176,8 @@ def load_asap_xml(path: Path, cancer, ignore, exclude) -> Annotations:
         root = ET.parse(library_path(path)).getroot()
     except ET.ParseError as exc:
         raise InputError(f"{where}: malformed ASAP XML ({exc})") from exc
+    except LookupError as exc:  # an encoding declaration Python has no codec for
+        raise InputError(f"{where}: malformed ASAP XML ({exc})") from exc
     if root.tag != "ASAP_Annotations":
         raise InputError(f"{where}: malformed ASAP XML: root is <{root.tag}>, expected <ASAP_Annotations>")
     out = Annotations(where)

@@ -97,14 +97,16 @@ class Tract:
 
 
 def device_geometry(gauge: int, notch_mm=None, tip_offset_mm=None, width_mm=None, where: str = "") -> dict:
-    """Defaults for the gauge, each overridable (None = keep the default)."""
-    if gauge not in GAUGE_DEFAULTS:
+    """Defaults for the gauge, each overridable (None = keep the default). A gauge without defaults
+    needs all three."""
+    given = {"notch_mm": notch_mm, "tip_offset_mm": tip_offset_mm, "width_mm": width_mm}
+    if gauge not in GAUGE_DEFAULTS and any(v is None for v in given.values()):
         raise ConfigError(
             f"{where}needle.gauge={gauge} has no defaults (known: {sorted(GAUGE_DEFAULTS)}); "
             "give needle.notch_mm, tip_offset_mm and width_mm or an explicit tract"
         )
-    geo = dict(GAUGE_DEFAULTS[gauge])
-    for key, val in (("notch_mm", notch_mm), ("tip_offset_mm", tip_offset_mm), ("width_mm", width_mm)):
+    geo = dict(GAUGE_DEFAULTS.get(gauge, {}))
+    for key, val in given.items():
         if val is not None:
             geo[key] = float(val)
     return geo

@@ -15,6 +15,7 @@ from registration.case import load_case
 from registration.pipeline import register_case
 from registration.sim.biopsy_core import CoreParams
 from registration.sim.simulate import SimParams, simulate_cases
+from registration.tract import device_geometry
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +163,25 @@ def test_malformed_asap_xml(case, tmp_path):
     p = edit(case, lambda c: c["pathology"].update(annotations="core.xml"))
     with pytest.raises(InputError, match="core.xml: malformed ASAP XML"):
         register_case(p, tmp_path / "o")
+
+
+def test_asap_xml_in_an_encoding_python_does_not_know_is_one_line(case, tmp_path):
+    (case / "core.xml").write_text('<?xml version="1.0" encoding="x-mac-roman"?><ASAP_Annotations/>')
+    p = edit(case, lambda c: c["pathology"].update(annotations="core.xml"))
+    with pytest.raises(InputError, match="core.xml: malformed ASAP XML .*unknown encoding: x-mac-roman"):
+        register_case(p, tmp_path / "o")
+
+
+def test_a_gauge_without_defaults_is_measured_by_the_three_values_given():
+    """The error for an unknown gauge says to give notch_mm, tip_offset_mm and width_mm: with all
+    three it is a device like any other; with one missing it is refused, naming the way out."""
+    assert device_geometry(12, notch_mm=18.8, tip_offset_mm=4.5, width_mm=2.0) == {
+        "notch_mm": 18.8,
+        "tip_offset_mm": 4.5,
+        "width_mm": 2.0,
+    }
+    with pytest.raises(ConfigError, match="needle.gauge=12 has no defaults .* give needle.notch_mm"):
+        device_geometry(12, notch_mm=18.8, tip_offset_mm=4.5)
 
 
 def test_unknown_class_name_fails_loudly(case, tmp_path):
