@@ -10,6 +10,12 @@ code 3 means cm (the only spatial unit), so mm/px = delta * 10. Several regions 
 
 DICOM pixels (YBR, palette, MONOCHROME1...) become gray in :mod:`edge_runtime.dicom_pixels`, the
 reader the runtime's DICOM cine replay uses too.
+
+A scanner burns the patient's name, ID and birth date into the screen around the image, and the
+frame read here becomes us.png, qa.png and the dataset's copy. So every pixel outside the DICOM's
+calibrated regions is set to black (:func:`keep_regions`), and a DICOM that says it has burned-in
+text (BurnedInAnnotation YES) but no region to keep is refused. A PNG/JPEG is taken as given: the
+runtime's captures are crops of the image area already.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from edge_runtime.units import MM_PER_CM
 UNIT_CM = 3
 SPATIAL_FORMAT_2D = 1
 REGION_BOX = ("RegionLocationMinX0", "RegionLocationMinY0", "RegionLocationMaxX1", "RegionLocationMaxY1")
+BURNED_IN = "YES"  # BurnedInAnnotation: the pixels carry identifying text
 SCALE_TOLERANCE = 0.02  # a case.yaml scale that differs more from the DICOM one is a mistake
 
 
@@ -190,6 +197,12 @@ def load_ultrasound(
     gray = _dicom_frame(ds, frame, where, frame_key)
     regions = dicom_regions(ds, where)
     if not regions:
+        if str(ds.get("BurnedInAnnotation", "")).upper() == BURNED_IN:
+            raise InputError(
+                f"{where}: BurnedInAnnotation is YES and no SequenceOfUltrasoundRegions says where the image "
+                "is, so the text burned into the screen cannot be blanked; give a PNG of the image area "
+                "with ultrasound.mm_per_pixel"
+            )
         if mm_per_pixel is None:
             raise InputError(
                 f"{where}: no SequenceOfUltrasoundRegions calibrated in cm; "
@@ -205,4 +218,14 @@ def load_ultrasound(
                     f"{where}: inconsistent scales: ultrasound.mm_per_pixel {axis}={given} but "
                     f"the DICOM region says {found:.5f} mm/px"
                 )
-    return UltrasoundImage(gray, scale, where, regions, region)
+    return UltrasoundImage(keep_regions(gray, regions), scale, where, regions, region)
+
+
+def keep_regions(gray: np.ndarray, regions: list[Region]) -> np.ndarray:
+    """A copy of ``gray`` with every pixel outside all ``regions`` black (module docstring)."""
+    keep = np.zeros(gray.shape[:2], bool)
+    for r in regions:
+        keep[max(r.y0, 0) : r.y1 + 1, max(r.x0, 0) : r.x1 + 1] = True
+    out = gray.copy()
+    out[~keep] = 0
+    return out

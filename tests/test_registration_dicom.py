@@ -145,3 +145,57 @@ def test_a_region_lacking_a_calibration_attribute_names_the_file_region_and_attr
     ds.save_as(path)
     with pytest.raises(InputError, match=rf"dropped.dcm: SequenceOfUltrasoundRegions\[2\] lacks {missing}$"):
         load_ultrasound(path, needle_points=[(10.0, 10.0)])
+
+
+HEADER_ROWS = 40  # a scanner's header strip above the image, where it burns in the patient line
+PATIENT_LINE = "DOE^JANE  MRN778899  DOB 1970-01-01"
+
+
+def _screen_case(case_dir, name: str, text: str) -> object:
+    """The case's image on a scanner screen: a header strip above it holding ``text``, the DICOM
+    region calibrating the image below it only."""
+    case = yaml.safe_load((case_dir / "case.yaml").read_text())
+    us = cv2.imread(str(case_dir / "us.png"), 0)
+    screen = np.zeros((us.shape[0] + HEADER_ROWS, us.shape[1]), np.uint8)
+    screen[HEADER_ROWS:] = us
+    cv2.putText(screen, text, (5, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.7, 255, 2)
+    h, w = us.shape
+    mm = case["ultrasound"]["mm_per_pixel"]
+    region = {"box": (0, HEADER_ROWS, w - 1, HEADER_ROWS + h - 1), "delta_cm": (mm / 10, mm / 10)}
+    write_us_dicom(case_dir / f"{name}.dcm", [screen], [region])
+    case["ultrasound"] = {"image": f"{name}.dcm"}
+    for end in ("start", "end"):
+        case["tract"][end][1] += HEADER_ROWS
+    (case_dir / f"{name}.yaml").write_text(yaml.safe_dump(case))
+    return case_dir / f"{name}.yaml"
+
+
+def test_text_burned_in_outside_the_calibrated_region_leaves_no_output(simulated_case, tmp_path):
+    """The patient line above the image region is in no output: us.png and qa.png are the same
+    images as for a screen whose header is empty, and the image itself is untouched."""
+    register_case(_screen_case(simulated_case, "named", PATIENT_LINE), tmp_path / "named")
+    register_case(_screen_case(simulated_case, "empty", ""), tmp_path / "empty")
+    written = cv2.imread(str(tmp_path / "named" / "us.png"), 0)
+    assert not written[:HEADER_ROWS].any()  # blanked
+    assert np.array_equal(written[HEADER_ROWS:], cv2.imread(str(simulated_case / "us.png"), 0))
+    for name in ("us.png", "qa.png", "label.png"):
+        named = cv2.imread(str(tmp_path / "named" / name), -1)
+        assert np.array_equal(named, cv2.imread(str(tmp_path / "empty" / name), -1)), name
+    label = cv2.imread(str(tmp_path / "named" / "label.png"), 0)
+    truth = cv2.imread(str(simulated_case / "truth.png"), 0)
+    assert dice(confusion(label[HEADER_ROWS:], truth)) >= 0.95
+
+
+def test_a_dicom_with_burned_in_text_and_no_region_to_keep_is_refused(simulated_case, tmp_path):
+    import pydicom
+
+    us = cv2.imread(str(simulated_case / "us.png"), 0)
+    path = tmp_path / "burned.dcm"
+    write_us_dicom(path, [us], [])
+    ds = pydicom.dcmread(path)
+    ds.BurnedInAnnotation = "YES"
+    ds.save_as(path)
+    with pytest.raises(
+        InputError, match="burned.dcm: BurnedInAnnotation is YES and no SequenceOfUltrasoundRegions"
+    ):
+        load_ultrasound(path, (0.1, 0.1))
