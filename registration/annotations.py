@@ -2,8 +2,8 @@
 
 Input: the annotation file and the class-name lists of case.yaml (cancer / ignored /
 exclusion). Output: ``Annotations`` with polygons (a polygon = [exterior ring, hole rings...],
-each ring an float array [N, 2] of x, y in annotation pixels), and ``rasterise`` to draw
-them into a mask at any pyramid level.
+each ring an float array [N, 2] of x, y in annotation pixels), which
+:func:`registration.annotation_raster.rasterise` draws into a mask at any pyramid level.
 
 Class names are mapped explicitly: a name that is neither cancer, ignored nor exclusion
 fails loudly (a typo must not silently turn cancer into background). Names match literally (case
@@ -13,8 +13,7 @@ are ignored with a warning, and so are points and lines (GeoJSON Point/LineStrin
 Dot/PointSet/Measurement): they mark no area. An ASAP outline (Polygon/Spline/Rectangle) of a
 cancer or exclusion class with fewer than 3 points, or of an ASAP Type this reader does not know,
 is refused naming the annotation. GeoJSON detections, cells and tiles are skipped
-(annotations_geojson.py). ``rasterise`` refuses, naming the file, a coordinate that the level's
-scale takes out of its fixed-point range.
+(annotations_geojson.py).
 
 Encoding: GeoJSON is UTF-8 (a UTF-8 byte-order mark is allowed) or UTF-16/32 with its mark; XML
 follows its byte-order mark or declaration. The format is told by the first character after the mark.
@@ -27,11 +26,11 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from edge_runtime.errors import InputError
 from edge_runtime.privacy import library_path
+from registration.annotation_raster import MAX_COORDINATE, UNNAMED
 from registration.annotation_text import first_character
 from registration.annotations_geojson import (
     class_name,
@@ -41,13 +40,7 @@ from registration.annotations_geojson import (
     read_geojson,
 )
 
-SUBPIXEL_BITS = 4  # cv2.fillPoly fixed-point precision: 1/16 pixel
-# Largest |coordinate| accepted, in annotation pixels when read and in level pixels when rasterised:
-# rasterise's fixed-point int32 (x * 2**SUBPIXEL_BITS) must not overflow, and no scanned slide is near
-# this wide (level 0 is ~1e5 px); beyond it is a broken file or a wrong annotation_mpp
-MAX_COORDINATE = 2 ** (31 - SUBPIXEL_BITS - 1)
 PREFIX_WILDCARD = "*"  # a class pattern ending in it matches by prefix; nothing else is a pattern
-UNNAMED = "annotation outlines"  # rasterise's name for polygons not read by this module
 ASAP_OUTLINES = ("Polygon", "Spline", "Rectangle")  # ASAP Types that enclose an area
 ASAP_NO_AREA = ("Dot", "PointSet", "Measurement")  # points and a ruler line
 ASAP_DEFAULT_TYPE = "Polygon"  # an Annotation without a Type attribute (hand-written files)
@@ -257,38 +250,3 @@ def polygon_area(polygons: list, where: str) -> float:
             f"{where}: the annotated cancer area is not a finite number; coordinates out of range"
         )
     return total
-
-
-def _fixed_point(ring: np.ndarray, scale: float, where: str) -> np.ndarray:
-    """``ring`` in level pixels (``scale``), as cv2's fixed-point int32 [N, 1, 2]; checked after scaling:
-    _ring's limit holds in annotation pixels, and a scale above 1 can take a coordinate past int32."""
-    level = ring * scale - 0.5
-    reach = float(np.abs(level).max())
-    if not reach <= MAX_COORDINATE:  # `not <=`: a NaN scale is refused too
-        far = float(np.abs(ring).max())
-        raise InputError(
-            f"{where}: an annotation coordinate ({far:g} px) is {reach:.4g} px at the slide level's scale "
-            f"(x{scale:g}), beyond {MAX_COORDINATE}; not a slide's pixel coordinates (pathology.annotation_mpp?)"
-        )
-    return np.round(level * float(1 << SUBPIXEL_BITS)).astype(np.int32).reshape(-1, 1, 2)
-
-
-def rasterise(
-    polygons: list, shape: tuple[int, int], scale: float, value: int = 1, out: np.ndarray | None = None
-) -> np.ndarray:
-    """Fill polygons (holes cut out) into a uint8 mask; coordinates are multiplied by ``scale``.
-
-    Pixel centres sit at integer coordinates, so level-0 point x maps to x * scale - 0.5 + 0.5.
-    InputError naming the annotation file (``polygons.where``) when a scaled coordinate is beyond
-    MAX_COORDINATE level pixels: its fixed-point int32 would wrap and paint elsewhere.
-    """
-    mask = np.zeros(shape, np.uint8) if out is None else out
-    where = getattr(polygons, "where", UNNAMED)  # a plain list (a caller's own polygons) has no file
-    for poly in polygons:
-        rings = [_fixed_point(r, scale, where) for r in poly]
-        tmp = np.zeros(shape, np.uint8)
-        cv2.fillPoly(tmp, rings[:1], 1, lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
-        if len(rings) > 1:
-            cv2.fillPoly(tmp, rings[1:], 0, lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
-        mask[tmp > 0] = value
-    return mask

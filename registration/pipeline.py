@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.memory import peak_rss_bytes
-from registration.annotations import load_annotations, rasterise
+from registration.annotation_raster import rasterise
+from registration.annotations import load_annotations
 from registration.case import CaseSpec, load_case
 from registration.case_outputs import refuse_overwriting_inputs, ultrasound_file, write_outputs
 from registration.fragments import find_fragments, orient

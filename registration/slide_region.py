@@ -8,7 +8,7 @@ annotated cancer area there; warnings are appended to the caller's list. Reads a
 
 The annotated cancer area is that of the union of the cancer outlines minus the exclusions, as the
 label uses them: outlines drawn twice count once, and an excluded part is no cancer to look for. It
-is measured by the same rasterisation as the cancer mask (annotations.rasterise), so the share of it
+is measured by the same rasterisation as the cancer mask (annotation_raster.rasterise), so the share of it
 found on tissue compares like with like; what lies off the slide is rasterised too, on a canvas
 around the outlines (coarser when they reach far off the slide).
 Every refusal is an InputError naming the case.yaml, slide or annotation file.
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.errors import InputError
-from registration.annotations import rasterise
+from registration.annotation_raster import rasterise
 from registration.fragments import MIN_FRAGMENT_AREA_UM2
 from registration.sections import Sections, find_sections, section_lengths_consistent
 

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from edge_runtime.errors import InputError
-from registration.annotations import MAX_COORDINATE, load_annotations, rasterise
+from registration.annotation_raster import MAX_COORDINATE, rasterise
+from registration.annotations import load_annotations
 from registration.pipeline import register_case
 
 FAR = 3e7  # below MAX_COORDINATE in annotation pixels, beyond it at a 5x level scale

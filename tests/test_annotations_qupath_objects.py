@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from edge_runtime.errors import InputError
-from registration.annotations import load_annotations, rasterise
+from registration.annotation_raster import rasterise
+from registration.annotations import load_annotations
 from registration.case import DEFAULT_CANCER_CLASSES, DEFAULT_EXCLUDE_CLASSES, DEFAULT_IGNORE_CLASSES
 from registration.pipeline import register_case
 

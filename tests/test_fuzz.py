@@ -89,6 +89,7 @@ def test_fuzz_config_text(tmp_path, text):
 # --------------------------------------------------------------------- GeoJSON
 
 annotations = pytest.importorskip("registration.annotations")
+annotation_raster = pytest.importorskip("registration.annotation_raster")
 coords = st.lists(
     st.lists(
         st.one_of(st.floats(-1e12, 1e12), st.floats(allow_nan=True), st.integers(-5, 5000)),
@@ -147,7 +148,7 @@ def test_fuzz_geojson(tmp_path, doc):
     path.write_text(json.dumps(doc, allow_nan=True))
     try:
         ann = annotations.load_annotations(path, ["Tumor"], ["Stroma"], ["Necrosis"])
-        mask = annotations.rasterise(ann.cancer, (64, 64), 0.01)
+        mask = annotation_raster.rasterise(ann.cancer, (64, 64), 0.01)
         assert mask.shape == (64, 64)
     except SonomapError as exc:
         assert str(path) in str(exc)

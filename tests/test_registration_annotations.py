@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from edge_runtime.errors import InputError
-from registration.annotations import load_annotations, polygon_area, rasterise
+from registration.annotation_raster import rasterise
+from registration.annotations import load_annotations, polygon_area
 from registration.case import DEFAULT_CANCER_CLASSES, DEFAULT_EXCLUDE_CLASSES, DEFAULT_IGNORE_CLASSES
 
 CLASSES = (DEFAULT_CANCER_CLASSES, DEFAULT_IGNORE_CLASSES, DEFAULT_EXCLUDE_CLASSES)

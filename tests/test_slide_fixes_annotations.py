@@ -8,11 +8,13 @@ import codecs
 import json
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
 
 from edge_runtime.errors import InputError
-from registration.annotations import load_annotations, rasterise
+from registration.annotation_raster import rasterise
+from registration.annotations import load_annotations
 from registration.case import DEFAULT_CANCER_CLASSES, DEFAULT_EXCLUDE_CLASSES, DEFAULT_IGNORE_CLASSES
 
 CLASSES = (DEFAULT_CANCER_CLASSES, DEFAULT_IGNORE_CLASSES, DEFAULT_EXCLUDE_CLASSES)
@@ -144,3 +146,40 @@ def test_the_annotated_area_is_the_union_minus_exclusions_on_and_off_the_slide()
     )  # a 2x coarser level
     far = [[(-200_000, 0), (-199_960, 0), (-199_960, 40), (-200_000, 40)]]  # measured on a coarse canvas
     assert _area([square, far], [], (100, 100)) == pytest.approx(2 * area, rel=0.1)
+
+
+def _lasso(turns: float, points: int = 400) -> list[tuple[float, float]]:
+    """A freehand lasso round a disc of radius ~40, going past its start by ``turns - 1`` turns
+    (the second pass slightly outside the first), as a hand on a tablet draws one."""
+    t = np.linspace(0, 2 * np.pi * turns, points)
+    r = 40 + 1.5 * t / (2 * np.pi)
+    return [(round(60 + x, 2), round(60 + y, 2)) for x, y in zip(r * np.cos(t), r * np.sin(t), strict=True)]
+
+
+@pytest.mark.parametrize("turns", [1.25, 1.5, 2.0])
+def test_a_lasso_that_overshoots_its_start_fills_all_it_circles(tmp_path, turns):
+    """Filled by parity, the part enclosed twice read as not cancer (at 1.5 turns, 45 % of the
+    lesion; an outline traced twice kept only its rim). The winding rule fills what was circled:
+    the same pixels as one clean turn round the outer pass, give or take the rim."""
+    path = tmp_path / "lasso.xml"
+    path.write_text(asap(("Polygon", "Tumor", _lasso(turns))))
+    mask = rasterise(load_annotations(path, *CLASSES).cancer, (120, 120), 1.0)
+    clean = tmp_path / "clean.xml"
+    t = np.linspace(0, 2 * np.pi, 400, endpoint=False)
+    r_out = 40 + 1.5 * turns + 1  # the outer pass, and a pixel for its rim
+    clean.write_text(
+        asap(("Polygon", "Tumor", [(60 + r_out * np.cos(a), 60 + r_out * np.sin(a)) for a in t]))
+    )
+    outer = rasterise(load_annotations(clean, *CLASSES).cancer, (120, 120), 1.0)
+    assert not (mask & ~outer).any()  # nothing outside the outline
+    inner = np.zeros_like(mask)
+    cv2.circle(inner, (60, 60), 39, 1, -1)
+    assert mask[inner > 0].all()  # everything the first turn circled, the overlap included
+
+
+def test_a_figure_eight_fills_both_loops_as_before():
+    """Opposite windings (+1 and -1) are both inside: the winding fill keeps what parity filled."""
+    eight = [[np.array([(10, 10), (50, 50), (90, 10), (90, 50), (50, 10), (10, 50)], float)]]
+    mask = rasterise(eight, (60, 100), 1.0)
+    assert mask[30, 20] and mask[30, 80]  # both lobes
+    assert not mask[5, 50] and not mask[55, 50]  # not outside
