@@ -13,6 +13,7 @@ from pathlib import Path
 
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import load_manifest
+from edge_runtime.tensorrt.manifest_io import check_io
 from export.shapes import INPUT_NAME, checked_profile, given_shapes
 
 log = logging.getLogger("sonomap.export")
@@ -24,7 +25,9 @@ def profile_from_args(args, onnx_path: Path) -> dict | None:
     given = given_shapes(args)
     if not any(given.values()):
         return None  # the manifest's io.profile
-    base = load_manifest(onnx_path).io.get("profile", {})
+    manifest = load_manifest(onnx_path)
+    check_io(onnx_path, manifest)  # a profile of the wrong type is one line naming the manifest
+    base = manifest.io.get("profile", {})
     return checked_profile(given, base, f"the manifest of {onnx_path}")
 
 

@@ -25,6 +25,7 @@ from edge_runtime.backends.base import Backend
 from edge_runtime.calibration_curve import cancer_probability
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Prediction
+from edge_runtime.manifest import manifest_path
 from edge_runtime.model_contract import check_contract, check_io
 from edge_runtime.preprocess import preprocess_for
 from edge_runtime.units import MS_PER_S
@@ -32,6 +33,25 @@ from edge_runtime.units import MS_PER_S
 log = logging.getLogger("sonomap.backend.onnxruntime")
 CUDA_EP = "CUDAExecutionProvider"
 CPU_EP = "CPUExecutionProvider"
+THREADS_ENV = "SONOMAP_ORT_THREADS"  # intra-op threads when inference.threads is not set
+DEFAULT_THREADS = 0  # ONNX Runtime's own choice: one per core
+FP32, FP16 = "fp32", "fp16"
+PRECISIONS = (FP32, FP16)  # what 'sonomap export onnx' records in extra.precision (none recorded: fp32)
+
+
+def env_threads() -> int:
+    """Intra-op threads from :data:`THREADS_ENV`: unset or empty gives :data:`DEFAULT_THREADS`;
+    anything but a positive integer is a ConfigError naming the variable (a typo must not silently
+    leave ONNX Runtime on every core, competing with decode and encode)."""
+    text = os.environ.get(THREADS_ENV, "").strip()
+    if not text:
+        return DEFAULT_THREADS
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise ConfigError(
+            f"environment variable {THREADS_ENV} must be a positive integer (ONNX Runtime's "
+            f"intra-op threads), got {text!r}; unset it for one per core"
+        )
+    return int(text)
 
 
 class OnnxRuntimeBackend(Backend):
@@ -51,6 +71,7 @@ class OnnxRuntimeBackend(Backend):
 
         if not self.model_path.is_file():
             raise InputError(f"{self.model_path}: model file not found")
+        self.precision = self._recorded_precision()
         available = ort.get_available_providers()
         if device == "cuda" and CUDA_EP not in available:
             raise ConfigError(
@@ -59,7 +80,7 @@ class OnnxRuntimeBackend(Backend):
         use_cuda = device in ("cuda", "auto") and CUDA_EP in available
         providers = [CUDA_EP, CPU_EP] if use_cuda else [CPU_EP]
         so = ort.SessionOptions()
-        so.intra_op_num_threads = int(threads or os.environ.get("SONOMAP_ORT_THREADS", 0) or 0)
+        so.intra_op_num_threads = int(threads or env_threads())
         self.threads = so.intra_op_num_threads  # 0: ONNX Runtime's default (one per core)
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if not spin:
@@ -84,6 +105,17 @@ class OnnxRuntimeBackend(Backend):
         }
         check_io(self.manifest, listing, self.model_path)
         check_contract(self.session.get_modelmeta().custom_metadata_map, self.manifest, self.model_path)
+
+    def _recorded_precision(self) -> str:
+        """The precision the model was exported at (its manifest's ``extra.precision``): an FP16 model
+        computes in FP16 here too, and the HUD, logs and /metrics must show what runs."""
+        precision = self.manifest.extra.get("precision", FP32)
+        if precision not in PRECISIONS:
+            raise ConfigError(
+                f"{manifest_path(self.model_path)}: 'extra.precision' must be one of {PRECISIONS}, "
+                f"got {precision!r}"
+            )
+        return precision
 
     def _check_io(self) -> None:
         folded = self.manifest.preprocessing_in_graph
@@ -144,7 +176,7 @@ class OnnxRuntimeBackend(Backend):
             "backend": self.name,
             "device": self.device,
             "providers": self.providers,
-            "precision": "fp32",
+            "precision": self.precision,
             "model": self.manifest.name,
             "threads": self.threads,
         }

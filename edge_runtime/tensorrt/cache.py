@@ -108,17 +108,21 @@ def lock_path(engine: str | Path) -> Path:
 def _remove_idle_lock(engine: Path) -> None:
     """Delete the lock file of a pruned engine unless a process holds it (one building that engine
     now keeps it). A process that opened it just before may still lock the unlinked file while
-    another creates a new one: both then build, and the atomic writes keep one whole engine."""
+    another creates a new one: both then build, and the atomic writes keep one whole engine. A lock
+    this user may not open or delete (another user's, in a shared cache) counts as held: it stays,
+    and pruning goes on."""
     lock = lock_path(engine)
     try:
-        fd = os.open(lock, os.O_RDWR)
+        fd = os.open(lock, os.O_RDONLY)
     except FileNotFoundError:
         return
+    except PermissionError:
+        return  # another user's lock this user cannot read: left to its owner
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         lock.unlink(missing_ok=True)
-    except BlockingIOError:
-        pass  # held: that build's lock stays
+    except (BlockingIOError, PermissionError):
+        pass  # held, or another user's in a sticky folder: that lock stays
     finally:
         os.close(fd)
 
@@ -128,10 +132,13 @@ def engine_lock(path: str | Path) -> Iterator[None]:
     """Hold an exclusive lock on ``<engine>.lock`` (blocking): two processes starting at once
     (the service and 'sonomap export tensorrt') must not both build one engine for minutes and
     overwrite each other's files; the second waits, then finds the engine and loads it. flock
-    is released by the kernel when the holder dies, so a killed build never blocks the next."""
+    is released by the kernel when the holder dies, so a killed build never blocks the next.
+    The lock file is opened read-only: the service user and an operator share one cache, and
+    whoever created the file, the other can still take the lock."""
     lock = lock_path(path)
     lock.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, LOCK_MODE)
+    # read-only: flock needs no write access, so a lock file another user created (0644) is taken too
+    fd = os.open(lock, os.O_RDONLY | os.O_CREAT, LOCK_MODE)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -172,7 +179,8 @@ def prune_siblings(keep: str | Path) -> list[Path]:
     model.onnx sharing the cache keeps its engines, and an engine whose owner is unknown (no
     location recorded) is left alone. Only engines built for the same profile and workspace
     (:data:`USE_FIELDS`) are superseded: one per profile is kept. A deleted engine's lock file
-    goes with it unless a process holds it. Returns the deleted engine paths."""
+    goes with it unless a process holds it; files this user may not delete (another user's) are
+    left. Returns the deleted engine paths."""
     keep = Path(keep)
     location = engine_location(keep)
     if location is None:
@@ -189,12 +197,23 @@ def prune_siblings(keep: str | Path) -> list[Path]:
             and len(old.name) == len(keep.name)
             and engine_location(old) == location
             and _same_use(old, key)
+            and _delete_engine(old)
         ):
-            old.unlink(missing_ok=True)
-            manifest_path(old).unlink(missing_ok=True)
-            _remove_idle_lock(old)
             removed.append(old)
     return removed
+
+
+def _delete_engine(engine: Path) -> bool:
+    """Delete an engine, its manifest and (unless held) its lock; False, with all three left, when
+    this user may not delete the engine (another user's, in a sticky shared folder): a pruning
+    that cannot delete one superseded engine must not fail the build that superseded it."""
+    try:
+        engine.unlink(missing_ok=True)
+    except PermissionError:
+        return False
+    manifest_path(engine).unlink(missing_ok=True)
+    _remove_idle_lock(engine)
+    return True
 
 
 @dataclass

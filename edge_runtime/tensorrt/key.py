@@ -35,7 +35,11 @@ PATH_STRONGLY_TYPED = "strongly-typed"
 MIN_TRT = (10, 0)  # the name-based v3 API (set_tensor_address/execute_async_v3)
 STRONGLY_TYPED_FROM = (10, 12)  # weak typing (BuilderFlag.FP16) deprecated from here, removed in 11
 NOT_CHECKED_FROM = (12,)  # the next major release: refused until its API is read (pyproject pins < 12)
-KEY_SCHEMA = 1
+# Part of every key, so of every cache file name. Bump it whenever the build settings change
+# (edge_runtime/tensorrt/build.py: builder flags, network creation, parser options): an engine
+# built with the old settings has the same ONNX, GPU, TensorRT and profile, and would otherwise
+# still be loaded. 2: TF32 cleared on the FP32 path.
+KEY_SCHEMA = 2
 
 
 def parse_version(text: str) -> tuple[int, ...]:
@@ -130,13 +134,16 @@ class EngineKey:
 
 
 def machine_mismatches(engine_key: EngineKey, gpu: GpuInfo, trt_version: str) -> list[str]:
-    """Only the machine part (GPU model and TensorRT version) of a key comparison."""
+    """Only the machine part of a key comparison: the GPU (name, compute capability and SM count, as
+    in the cache key: an engine is specific to the exact GPU) and the TensorRT version."""
     problems = []
     if engine_key.trt_version != trt_version:
         problems.append(f"built with TensorRT {engine_key.trt_version}, this machine has {trt_version}")
-    if (engine_key.gpu_name, engine_key.compute_capability) != (gpu.name, gpu.compute_capability):
+    built = (engine_key.gpu_name, engine_key.compute_capability, engine_key.sm_count)
+    if built != (gpu.name, gpu.compute_capability, gpu.sm_count):
+        name, capability, sm_count = built
         problems.append(
-            f"built for {engine_key.gpu_name} (sm {engine_key.compute_capability}), "
-            f"this machine has {gpu.name} (sm {gpu.compute_capability})"
+            f"built for {name} (sm {capability}, {sm_count} SMs), "
+            f"this machine has {gpu.name} (sm {gpu.compute_capability}, {gpu.sm_count} SMs)"
         )
     return problems

@@ -15,6 +15,7 @@ from typing import NamedTuple
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import Manifest, load_manifest, manifest_path
 from edge_runtime.tensorrt.key import choose_build_path
+from edge_runtime.tensorrt.manifest_io import check_io
 from edge_runtime.tensorrt.twin import resolve_build_onnx
 
 INPUT_NAME = "frame"
@@ -23,14 +24,17 @@ SUPPORTED_OPSETS = range(17, 21)
 
 
 def check_folded(onnx_path: Path, manifest: Manifest) -> None:
-    names = [t.get("name") for t in manifest.io.get("inputs", [])]
+    """ConfigError naming the manifest unless it describes a folded sonomap ONNX model with an opset
+    TensorRT parses, and its ``io`` keys have the types the build reads (:func:`check_io`)."""
+    check_io(onnx_path, manifest)
+    names = [t.get("name") for t in manifest.io.get("inputs") or []]
     if manifest.format != "onnx" or not manifest.preprocessing_in_graph or names != [INPUT_NAME]:
         raise ConfigError(
             f"{manifest_path(onnx_path)}: not a folded sonomap ONNX model (needs format onnx, "
             f"preprocessing_in_graph true, input '{INPUT_NAME}'); re-export with 'sonomap export onnx'"
         )
     opset = manifest.io.get("opset")
-    if opset is not None and int(opset) not in SUPPORTED_OPSETS:
+    if opset is not None and opset not in SUPPORTED_OPSETS:
         raise ConfigError(
             f"{manifest_path(onnx_path)}: io.opset {opset} is unsupported for TensorRT builds "
             f"(supported {SUPPORTED_OPSETS.start}-{SUPPORTED_OPSETS.stop - 1}); re-export with --opset 17"
@@ -49,7 +53,8 @@ def preflight(
 ) -> BuildFile:
     """What :func:`plan_engine` would refuse, checked without a GPU or a build (the backend calls
     this at start-up): a model that is not folded, an unsupported opset or TensorRT version, or
-    on the strongly typed path an FP16 twin that is missing, not checked or failed its check.
+    on the strongly typed path an FP16 twin that is missing, not checked or failed its check, or
+    an ``io`` key of the wrong type.
     Returns the ONNX file the build will parse."""
     onnx_path = Path(onnx_path)
     manifest = load_manifest(onnx_path)
