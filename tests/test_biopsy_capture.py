@@ -27,7 +27,10 @@ from runtime_model import dark_onnx
 from edge_runtime.biopsy import devices
 from edge_runtime.biopsy.case_writer import PROB_SCALE, public_source
 from edge_runtime.biopsy.marks import MarkRequests
-from edge_runtime.biopsy.observer import YIELD_EVERY
+from edge_runtime.biopsy.observer import YIELD_EVERY, CaptureObserver
+from edge_runtime.biopsy.study_id import StudyIdSlot
+from edge_runtime.frames import Frame, Prediction
+from edge_runtime.roi import Roi
 from registration.case import load_case
 from registration.tract import GAUGE_DEFAULTS, device_geometry, tract_from_needle
 
@@ -152,6 +155,43 @@ def test_expected_yield_matches_the_hand_computed_band_fraction(procedure, tmp_p
             <= shown["fraction"]
             <= max(hands.values()) + RASTER_TOLERANCE
         ), (shown["fraction"], hands)
+
+
+def test_a_mark_after_no_signal_takes_no_yield_of_the_needle_before_it(procedure, tmp_path):
+    """The signal drops while a needle is held (the band shown), then comes back on the next
+    patient: a mark on their first frame must not record the earlier needle's band as its yield."""
+    x, y, w, h = procedure["roi"]
+    roi = Roi(x, y, w, h, procedure["mm_per_pixel"])
+    marks, study = MarkRequests(), StudyIdSlot()
+    model = {"name": "m", "file": "m.onnx", "sha256": "0" * 64}
+    observer = CaptureObserver(
+        tmp_path / "cases", model, "clip.mp4", marks=marks, study=study, study_id="BX-0001"
+    )
+    cancer = np.ones((h, w), np.uint8)
+    on = {"ai": {"state": "ON"}}
+    shown_at = None
+    with av.open(str(procedure["clip"])) as clip:
+        for i, decoded in enumerate(clip.decode(video=0)):
+            image = decoded.to_ndarray(format="bgr24")
+            prediction = Prediction(cancer, cancer.astype(np.float32), roi=roi)
+            observer.on_frame(Frame(i, image, time.monotonic(), None, {"roi": roi}), prediction, image, on)
+            if observer.band is not None and i % YIELD_EVERY == 0:
+                shown_at = i  # the needle held, its band just computed
+                break
+    assert shown_at is not None
+    screen = np.zeros_like(image)
+    observer.on_frame(Frame(-1, screen, time.monotonic(), None, {"no_signal": True}), None, screen, on)
+    study.set("BX-0002", "viewer")
+    marks.enabled = True
+    assert marks.request("http")
+    after = np.full_like(image, 40)  # the next patient's first frame: no needle on it
+    prediction = Prediction(cancer, cancer.astype(np.float32), roi=roi)
+    observer.on_frame(Frame(shown_at + 1, after, time.monotonic(), None, {"roi": roi}), prediction, after, on)
+    observer.close()
+    (case,) = (tmp_path / "cases").glob("*/case.yaml")
+    capture = yaml.safe_load(case.read_text())["capture"]
+    assert capture["study_id"] == "BX-0002"
+    assert "expected_yield" not in capture  # no needle on this frame, and none carried over
 
 
 def test_runtime_device_geometry_is_registrations():

@@ -125,9 +125,7 @@ class CaptureObserver(Observer):
         self, frame: Frame, prediction: Prediction | None, rendered: np.ndarray, stats: dict[str, Any]
     ) -> None:
         if frame.meta.get("no_signal"):
-            self.band = (
-                None  # the AI saw nothing: its expected yield ends here (the next image may be another's)
-            )
+            self._lose_roi()  # the next image may be another patient's: nothing seen so far carries over
             for via in self.marks.take():  # taken now: the next real frame may be the next patient's
                 self._refuse(via, NO_SIGNAL, f"on the NO SIGNAL screen after frame {self._last_index}")
             return
@@ -181,9 +179,12 @@ class CaptureObserver(Observer):
             self._capture(via, None)
 
     def _lose_roi(self) -> None:
-        """No image on this frame: what the ring and detector held belongs to another screen."""
+        """No image on this frame: what the ring, the detector and the yield history held belongs to
+        another screen (a capture after it must not take the last needle's band)."""
         self.roi, self.detector, self.band = None, None, None
         self.ring.clear()
+        self._bands.clear()
+        self._fired_tip = None
 
     def _refuse(self, via: str, why: str, where: str) -> None:
         """Count and show a mark not captured; ``where``: the frame or moment it was taken at."""
@@ -208,6 +209,8 @@ class CaptureObserver(Observer):
     def _new_roi(self, roi: Roi) -> None:
         self.roi = roi
         self.ring.clear()
+        self._bands.clear()
+        self._fired_tip = None
         self.detector = None
         if roi.mm_per_pixel:
             self.detector = FireDetector(roi.mm_per_pixel, roi.w, roi.h)
