@@ -11,6 +11,7 @@ import math
 import cv2
 import numpy as np
 import pytest
+import yaml
 from captured_cases import SHAPE, write_captured_case
 from cli import sonomap
 
@@ -198,3 +199,42 @@ def test_auc_equals_the_mann_whitney_u_over_the_pairs():
         truth = np.arange(n) % 2 == 0
         u = mannwhitneyu(score[truth], score[~truth], alternative="two-sided").statistic
         assert auc(score, truth) == pytest.approx(u / (truth.sum() * (~truth).sum()), abs=1e-12)
+
+
+def test_the_reasons_for_skipped_cores_name_no_folder_above_the_cases(tmp_path):
+    """report.md and concordance.json are made to be shared: a folder named after the patient above
+    the cases and the dataset must not reach them through a skipped core's reason."""
+    root = tmp_path / "Doe_Jane_1970-01-01"
+    cases, ds = root / "cases", root / "ds"
+    write_captured_case(cases / "A", _mask(slice(120, 200)), SHA_A)
+    _register(ds, "A", "p1", slice(100, 180))
+    write_captured_case(cases / "D", _mask(slice(0, 50)), SHA_A)  # pending: never registered
+    write_captured_case(cases / "E", _mask(slice(0, 50)), SHA_A)
+    _register(ds, "E", "p4", None, held=True)
+    sonomap("concordance", cases, "--dataset", ds, "--out", tmp_path / "report")
+    summary = json.loads((tmp_path / "report" / "concordance.json").read_text())
+    assert [x["case"] for x in summary["skipped"]] == ["D", "E"]
+    assert "cases/D/case.yaml: not registered in ds" in summary["skipped"][0]["reason"]
+    for name in ("report.md", "concordance.json", "cores.csv"):
+        assert "Doe_Jane" not in (tmp_path / "report" / name).read_text(), name
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("cancer_class", None), ("cancer_class", "1"), ("prob_scale", "abc"), ("prob_scale", 0)],
+)
+def test_a_bad_prediction_value_skips_its_core_naming_the_key(tmp_path, key, value):
+    cases, ds = tmp_path / "cases", tmp_path / "ds"
+    for name in ("A", "B"):
+        write_captured_case(cases / name, _mask(slice(120, 200)), SHA_A)
+    case_yaml = cases / "B" / "case.yaml"
+    case = yaml.safe_load(case_yaml.read_text())
+    case["capture"]["prediction"][key] = value
+    case_yaml.write_text(yaml.safe_dump(case))
+    for name in ("A", "B"):
+        _register(ds, name, f"p_{name}", slice(100, 180))
+    r = sonomap("concordance", cases, "--dataset", ds, "--out", tmp_path / "report")
+    assert "Traceback" not in r.stderr
+    summary = json.loads((tmp_path / "report" / "concordance.json").read_text())
+    assert [x["case"] for x in summary["skipped"]] == ["B"]
+    assert f"capture.prediction.{key} must be an integer" in summary["skipped"][0]["reason"]

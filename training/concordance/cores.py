@@ -39,6 +39,8 @@ from training.data import IGNORE_INDEX
 from training.metrics import Counts, confusion_counts, scores
 
 UNKNOWN_MODEL = "unknown"
+DEFAULT_CANCER_CLASS = 1  # capture.prediction.cancer_class of a case written before it was recorded
+DEFAULT_PROB_SCALE = 65535  # capture.prediction.prob_scale likewise: a 16-bit PNG of p x 65535
 
 
 @dataclass
@@ -154,8 +156,8 @@ def load_core(case_yaml: Path, dataset: Path) -> Core:
             f"{where}: no known pixel in the core's band (registration/{case_id}/label.png is all "
             f"{IGNORE_INDEX}): nothing to score"
         )
-    predicted = mask == int(pred.get("cancer_class", 1))
-    prob = prob16.astype(np.float64) / float(pred.get("prob_scale", np.iinfo(np.uint16).max))
+    predicted = mask == _whole(pred, "cancer_class", DEFAULT_CANCER_CLASS, 0, where)
+    prob = prob16.astype(np.float64) / _whole(pred, "prob_scale", DEFAULT_PROB_SCALE, 1, where)
     return Core(
         id=case_id,
         patient_id=str(report.get("patient_id") or case_id),
@@ -165,6 +167,15 @@ def load_core(case_yaml: Path, dataset: Path) -> Core:
         quality=report["quality"].get("score") if isinstance(report.get("quality"), dict) else None,
         extra={"expected_yield": (capture.get("expected_yield") or {}).get("fraction")},
     )
+
+
+def _whole(pred: dict, key: str, default: int, least: int, where: str) -> int:
+    """``capture.prediction.<key>``, an integer >= ``least`` (``default`` when absent); InputError
+    naming the key otherwise, so the core is skipped in one line, never scored with a NaN."""
+    value = pred.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise InputError(f"{where}: capture.prediction.{key} must be an integer >= {least}, got {value!r}")
+    return value
 
 
 def load_cores(cases_dir: str | Path, dataset: str | Path) -> tuple[list[Core], list[dict]]:
@@ -180,11 +191,26 @@ def load_cores(cases_dir: str | Path, dataset: str | Path) -> tuple[list[Core], 
         try:
             core = load_core(case_yaml, dataset)
         except SonomapError as exc:
-            skipped.append({"case": case_yaml.parent.relative_to(cases_dir).as_posix(), "reason": str(exc)})
+            reason = public_reason(str(exc), cases_dir, dataset)
+            skipped.append({"case": case_yaml.parent.relative_to(cases_dir).as_posix(), "reason": reason})
             continue
         core.patient_id = patients.get(core.id, core.patient_id)
         cores.append(core)
     return cores, skipped
+
+
+def public_reason(text: str, *folders: Path) -> str:
+    """``text`` with each of ``folders`` (the cases folder, the dataset) named by its base name, as
+    the report's header names them: the reasons go into report.md and concordance.json, which are
+    made to be shared, and a folder above them may be named after the patient."""
+    spelled = {
+        (str(form), folder.name)
+        for folder in folders
+        for form in (folder, folder.absolute(), folder.resolve())
+    }
+    for path, name in sorted(spelled, key=lambda pair: -len(pair[0])):  # the longest spelling first
+        text = text.replace(path, name)
+    return text
 
 
 def dataset_patients(dataset: Path) -> dict[str, str]:
