@@ -150,3 +150,21 @@ def test_a_truth_lacking_a_key_is_one_line_naming_the_file_and_key(tmp_path, cha
     assert len(out.stderr.strip().splitlines()) == 1
     assert re.search(f"{re.escape(str(path))}: {message}", out.stderr), out.stderr
     assert yaml.safe_load((folder / "case.yaml").read_text())["pathology"]["wsi"] is None
+
+
+def test_a_pathology_that_is_no_section_or_a_lesion_that_is_no_file_name_is_one_line(tmp_path):
+    """A case.yaml whose pathology is a sentence, and a truth whose lesion is a number, are refused
+    naming the file and the key, not with a traceback."""
+    truth = _truth(tmp_path)
+    folder = _captured(tmp_path / "cases")
+    case = yaml.safe_load((folder / "case.yaml").read_text())
+    case["pathology"] = "pending at the lab"
+    (folder / "case.yaml").write_text(yaml.safe_dump(case, sort_keys=False))
+    r = sonomap("simulate-pathology", tmp_path / "cases", "--truth", truth, check=False)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "case.yaml: 'pathology' must be a section" in r.stderr
+    data = json.loads(truth.read_text())
+    truth.write_text(json.dumps({**data, "lesion": 5}))
+    r = sonomap("simulate-pathology", tmp_path / "cases", "--truth", truth, check=False)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "clip.truth.json: 'lesion' must name the lesion mask PNG beside it, got 5" in r.stderr

@@ -37,6 +37,7 @@ from edge_runtime.dicom_pixels import dicom_pixels
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.frames import Frame, Source
 from edge_runtime.igtl.source import open_igtl_source
+from edge_runtime.image_files import decode_image_file
 from edge_runtime.sources import synthetic
 from edge_runtime.sources.capture import V4L2Source, VideoFileSource, capture_device_name, to_bgr
 from edge_runtime.sources.corrupt import CorruptCounter
@@ -95,13 +96,7 @@ def read_image(path: Path) -> np.ndarray | None:
     read or decoded. Decoded from its bytes: OpenCV's native logger names a file it cannot open
     (``imread_('DOE_JANE.png'): can't open/read file``), straight to stderr past the log filters, and
     a file name may be the patient's. imdecode never sees the path."""
-    try:
-        data = path.read_bytes()
-    except OSError:  # gone, a dangling link, a folder, no permission: unreadable like a corrupt image
-        return None
-    if not data:  # imdecode asserts on an empty buffer
-        return None
-    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    return decode_image_file(path, cv2.IMREAD_UNCHANGED)
 
 
 def cine_fps(ds, path: Path) -> float:

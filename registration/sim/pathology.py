@@ -31,7 +31,9 @@ import numpy as np
 import yaml
 
 from edge_runtime.errors import InputError
+from edge_runtime.image_files import decode_image_file
 from edge_runtime.manifest import SHA_SHOWN
+from edge_runtime.typed_config import shown
 from edge_runtime.yamlfile import read_yaml_mapping
 from registration.cases.identity import patient_of
 from registration.cases.status import find_case_files
@@ -100,7 +102,7 @@ def prefire_image(case_yaml: Path, case: dict) -> np.ndarray:
     """The case's gray pre-fire ROI image; InputError naming it when missing or unreadable."""
     us = case.get("ultrasound") if isinstance(case.get("ultrasound"), dict) else {}
     path = case_yaml.parent / str(us.get("dataset_image") or PREFIRE)
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) if path.is_file() else None
+    image = decode_image_file(path, cv2.IMREAD_GRAYSCALE)  # any path, not only UTF-8 ones
     if image is None:
         raise InputError(f"{case_yaml}: its pre-fire image {path.name} is missing or unreadable")
     return image
@@ -218,8 +220,13 @@ def simulate_pathology(
     truth_json = Path(truth_json)
     truth = read_yaml_mapping(truth_json, "procedure truth")  # JSON is YAML
     check_truth(truth, str(truth_json))
-    lesion_png = truth_json.parent / truth.get("lesion", "")
-    lesion_img = cv2.imread(str(lesion_png), cv2.IMREAD_GRAYSCALE) if lesion_png.is_file() else None
+    lesion = truth.get("lesion")
+    if not isinstance(lesion, str) or not lesion:
+        raise InputError(
+            f"{truth_json}: 'lesion' must name the lesion mask PNG beside it, got {shown(lesion)}"
+        )
+    lesion_png = truth_json.parent / lesion
+    lesion_img = decode_image_file(lesion_png, cv2.IMREAD_GRAYSCALE)
     if lesion_img is None:
         raise InputError(f"{truth_json}: lesion mask {lesion_png} not found or unreadable")
     if patient_id is not None:
@@ -232,7 +239,12 @@ def simulate_pathology(
     todo, kept = {}, []
     for case_yaml in files:  # every case matched first: one of another clip stops the run unwritten
         case = read_yaml_mapping(case_yaml, "case file")
-        if (case.get("pathology") or {}).get("wsi") is not None:
+        pathology = case.get("pathology")
+        if pathology is not None and not isinstance(pathology, dict):
+            raise InputError(
+                f"{case_yaml}: 'pathology' must be a section (wsi, annotations, ...), got {shown(pathology)}"
+            )
+        if (pathology or {}).get("wsi") is not None:
             kept.append(str(case_yaml))  # the lab has answered already
             continue
         todo[case_yaml] = matched_fire(case_yaml, truth, truth_json, lesion)
