@@ -62,6 +62,7 @@ from registration.batch_dataset import (
     copy_into_layout,
     is_done,
     patient_rows,
+    retire_copies,
     set_aside,
     write_cases_csv,
 )
@@ -225,6 +226,7 @@ def register_batch(
     done, skipped, failed, held, pending, again = [], [], [], [], [], []
     left: dict[str, str] = {}  # id -> why the case is not in the dataset after this run
     kept: list[str] = []  # ids of the cases in the dataset
+    retired: dict[str, list[str]] = {}  # id -> its old copies, moved to removed/ before registering again
     ready = _load_cases(cases, failed, pending, left)
     for case_yaml, spec in tqdm(ready, desc="register", unit="case", disable=not progress):
         try:
@@ -248,6 +250,7 @@ def register_batch(
                         "reason": redact(without_input_paths(stored.stale, input_labels(case_yaml))),
                     }
                 )
+            retired[spec.id] = retire_copies(ds, spec.id)  # no old copy beside a new report.json
             before = stats_before(spec)
             report = register_case(case_yaml, reg, spec)
             write_input_stats(reg / REPORT, confirmed_after(report, before))
@@ -271,6 +274,8 @@ def register_batch(
             left[spec.id] = FAILED_NOW
     _damaged_elsewhere(ds, {spec.id for _, spec in ready}, failed)
     removed = set_aside(ds, set(kept), left)
+    removed += [{"id": i, "reason": left[i], "moved": retired[i]} for i in left if retired.get(i)]
+    removed.sort(key=lambda r: r["id"])
     files = {spec.id: case_yaml for case_yaml, spec in ready}
     counts = write_cases_csv(ds, patient_rows({cid: files[cid] for cid in kept}), seed, dedup)
     summary = {

@@ -63,19 +63,27 @@ def set_aside(ds: Path, keep: set[str], reasons: dict[str, str]) -> list[dict]:
     sorted by id, ``reason`` from ``reasons`` (else :data:`GONE`), ``moved`` the new paths
     relative to DATASET."""
     ids = {p.stem for folder in LAYOUT for p in (ds / folder).glob("*.png")} - keep
-    out = []
-    for case_id in sorted(ids):
-        moved = []
-        for folder in LAYOUT:
-            src = ds / folder / f"{case_id}.png"
-            if not src.is_file():
-                continue
-            dst = ds / REMOVED / folder / src.name
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dst)  # same file system: a rename, never a half-copied file
-            moved.append(dst.relative_to(ds).as_posix())
-        out.append({"id": case_id, "reason": reasons.get(case_id, GONE), "moved": moved})
-    return out
+    return [
+        {"id": case_id, "reason": reasons.get(case_id, GONE), "moved": retire_copies(ds, case_id)}
+        for case_id in sorted(ids)
+    ]
+
+
+def retire_copies(ds: Path, case_id: str) -> list[str]:
+    """Move the case's images/ and labels/ copies (those there) to removed/; returns the new paths
+    relative to DATASET. Called too before a case is registered again: its new report.json is
+    written before its new copies, and a run stopped between them must not leave the old label
+    beside a report that marks the case done (:func:`is_done`)."""
+    moved = []
+    for folder in LAYOUT:
+        src = ds / folder / f"{case_id}.png"
+        if not src.is_file():
+            continue
+        dst = ds / REMOVED / folder / src.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)  # same file system: a rename, never a half-copied file
+        moved.append(dst.relative_to(ds).as_posix())
+    return moved
 
 
 def patient_rows(case_files: dict[str, Path]) -> list[tuple[str, str]]:

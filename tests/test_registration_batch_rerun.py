@@ -9,6 +9,8 @@ import json
 import shutil
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import yaml
 
@@ -122,3 +124,35 @@ def test_an_edited_case_that_now_fails_leaves_the_dataset_and_lists_as_failed(ca
     assert set(_rows(ds)) == {second}  # its earlier version's image and label are not kept
     states = {status.id: state for status, state in list_cases(cases, ds)}
     assert states == {first: "failed", second: "registered"}
+
+
+def test_a_run_stopped_between_a_cases_new_copies_never_leaves_its_old_label_taken_as_done(
+    cases, tmp_path, monkeypatch
+):
+    """The pathologist revises an annotation (the cancer outline becomes stroma); the re-run is
+    stopped (Ctrl-C, power) after the new report.json and images/ copy, before labels/. The next run
+    must not take the case as done with labels/ still the old, cancer-bearing label training reads."""
+    import registration.batch_dataset as batch_dataset
+
+    ds = tmp_path / "ds"
+    register_batch(cases, ds, progress=False)
+    first, _ = sorted(_rows(ds))
+    annotation = cases / first / "core.geojson"
+    assert '"Tumor"' in annotation.read_text()
+    annotation.write_text(annotation.read_text().replace('"Tumor"', '"Stroma"'))
+    write = batch_dataset.atomic_write_png
+
+    def stopped_before_labels(path, image):
+        if Path(path).parent.name == "labels":
+            raise KeyboardInterrupt  # the process ends here
+        write(path, image)
+
+    monkeypatch.setattr(batch_dataset, "atomic_write_png", stopped_before_labels)
+    with pytest.raises(KeyboardInterrupt):
+        register_batch(cases, ds, progress=False)
+    monkeypatch.undo()
+    s = register_batch(cases, ds, progress=False)
+    assert first in [d["id"] for d in s["done"]]  # registered again, not skipped as done
+    registered = cv2.imread(str(ds / "registration" / first / "label.png"), cv2.IMREAD_UNCHANGED)
+    trained = cv2.imread(str(ds / "labels" / f"{first}.png"), cv2.IMREAD_UNCHANGED)
+    assert not (registered == 1).any() and np.array_equal(trained, registered)
