@@ -6,7 +6,8 @@
 #
 # Puts:  PREFIX/venv (sonomap and its runtime deps), PREFIX/README.md and PREFIX/docs/ (the units'
 #        Documentation=; operating the service: docs/operations.md),
-#        /etc/sonomap/config.yaml (kept if present), /etc/sonomap/sonomap.env (kept if present),
+#        /etc/sonomap/config.yaml (kept if present; 0640 root:sonomap, in /etc/sonomap 0750 root:sonomap),
+#        /etc/sonomap/sonomap.env (kept if present),
 #        /etc/sonomap/http-token (random, 0600, kept if present),
 #        /etc/systemd/system/sonomap.service + sonomap-headless.service (+ jetson.conf drop-in),
 #        /etc/systemd/system/<unit>.d/network.conf with --allow (the units reach loopback only;
@@ -15,7 +16,9 @@
 #        /etc/xdg/autostart/sonomap-xhost.desktop (display variant only).
 # Then creates the 'sonomap' user (systemd-sysusers), reloads systemd and enables the unit.
 # --root DESTDIR stages everything under DESTDIR and touches nothing on the running system
-# (no user creation, no systemctl): that is how the tests and package builds use it.
+# (no user creation, no systemctl): that is how the tests and package builds use it. Staged files
+# keep their modes but stay root's: the tmpfiles snippet gives /etc/sonomap and its config to the
+# sonomap group when systemd-tmpfiles runs on the target (at boot, or a package's post-install).
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -58,7 +61,10 @@ UNITDIR="$ROOT/etc/systemd/system"
 say() { printf 'install.sh: %s\n' "$*"; }
 
 install -d -m 0755 "$DEST" "$UNITDIR" "$ROOT/usr/lib/sysusers.d" "$ROOT/usr/lib/tmpfiles.d"
-install -d -m 0755 "$ETC"
+# The config may name a camera as rtsp://user:password@host: only root and the service's group may
+# read it. The group is set once the user exists (step 3); a re-run tightens an older install's 0755.
+install -d -m 0750 "$ETC"
+chmod 0750 "$ETC"
 
 # 1. The program: a venv under PREFIX. On a Jetson, TensorRT and pycuda come from JetPack's
 #    apt packages (python3-libnvinfer, python3-pycuda), so the venv must see system packages.
@@ -82,7 +88,8 @@ install -m 0644 "$SRC"/docs/*.md "$DEST/docs/"
 install_once() {  # SRC DEST MODE
     if [ -e "$2" ]; then say "keeping existing $2"; else install -m "$3" "$1" "$2"; say "wrote $2"; fi
 }
-install_once "$SRC/systemd/config.yaml" "$ETC/config.yaml" 0644
+install_once "$SRC/systemd/config.yaml" "$ETC/config.yaml" 0640
+chmod 0640 "$ETC/config.yaml"  # a kept config keeps its content, not an older install's 0644
 install_once "$SRC/systemd/sonomap.env" "$ETC/sonomap.env" 0644
 if [ ! -e "$ETC/http-token" ]; then
     (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$ETC/http-token")
@@ -127,6 +134,8 @@ else  # very old systemd: the same user by hand
     id sonomap >/dev/null 2>&1 || useradd --system --home-dir /var/lib/sonomap --shell /usr/sbin/nologin \
         --groups video,render sonomap
 fi
+# The service (User=sonomap, Group=sonomap) reads its config through the group; others cannot.
+chown root:sonomap "$ETC" "$ETC/config.yaml"
 systemd-tmpfiles --create /usr/lib/tmpfiles.d/sonomap.conf
 systemctl daemon-reload
 if [ "$ENABLE" = 1 ]; then

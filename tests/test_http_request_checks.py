@@ -5,6 +5,10 @@
   str.isdigit(), then int() raised in the handler thread: no answer and a traceback).
 - Another application's cookie on the same host name does not hide the session cookie.
 - A state-changing POST that a browser sends from another site's page is refused (403).
+- A request target ``urlsplit()`` cannot read (``GET http://[x/``) gets 400, not a dropped
+  connection and a traceback, even from a client without the token.
+- A GET or HEAD with a body never has that body parsed as a second request: the connection closes
+  after the answer, and a repeated or malformed ``Content-Length`` gets 400.
 """
 
 from __future__ import annotations
@@ -139,3 +143,55 @@ def test_a_post_from_another_sites_page_is_refused(open_server, path, body, allo
     for headers in allowed_headers:
         status, _ = request(port, "POST", path, {"Host": f"127.0.0.1:{port}", **headers}, body)
         assert status == allowed, (headers, status)
+
+
+# Absolute-form request targets urlsplit() refuses (an unbalanced '[' or ']' in the host part).
+BAD_TARGETS = ["http://[x/", "http://[x/healthz", "http://a]b/"]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST"])
+def test_a_request_target_that_cannot_be_parsed_gets_400(server, monkeypatch, method):
+    """Answered before the token check, so a client without the token gets an answer, not a dropped
+    connection and a traceback in the log."""
+    crashed = []  # exceptions that escaped a request thread (they print a traceback)
+    monkeypatch.setattr(threading, "excepthook", crashed.append)
+    for target in BAD_TARGETS:
+        reply = raw(server.port, f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400 "), (target, reply[:200])
+        assert b"\r\nConnection: close" in head, head
+        assert body == (
+            b"" if method == "HEAD" else b"bad request: the request target is not a path or URL\n"
+        )
+    assert crashed == []
+
+
+def get_with_body(token: str, method: str, length_headers: list[bytes], body: bytes) -> bytes:
+    head = f"{method} /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n".encode()
+    return head + b"".join(length_headers) + b"\r\n" + body
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_get_body_is_never_parsed_as_a_second_request(server, method):
+    """A GET or HEAD reads no body: an announced one ends the connection after the answer, and a
+    Content-Length that is repeated (the first saying 0) or not plain digits gets 400."""
+    inner = f"GET /study-id HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode()
+    n = str(len(inner)).encode()
+    refused = [[b"0", n], [n, b"0"], [n, n], *BAD_LENGTHS]
+    for lengths in refused:
+        reply = raw(
+            server.port,
+            get_with_body(TOKEN, method, [b"Content-Length: " + v + b"\r\n" for v in lengths], inner),
+        )
+        assert reply.startswith(b"HTTP/1.1 400 ") and reply.count(b"HTTP/1.1 ") == 1, (lengths, reply)
+        assert b"\r\nConnection: close" in reply.partition(b"\r\n\r\n")[0], reply
+    announced = [
+        [b"Content-Length: " + n + b"\r\n"],
+        [b"Content-Length: 0\r\n"],
+        [b"Transfer-Encoding: chunked\r\n"],
+    ]
+    for headers in announced:
+        reply = raw(server.port, get_with_body(TOKEN, method, headers, inner))
+        head = reply.partition(b"\r\n\r\n")[0]
+        assert head.startswith(b"HTTP/1.1 503 ") and reply.count(b"HTTP/1.1 ") == 1, (headers, reply)
+        assert b"\r\nConnection: close" in head, head

@@ -11,6 +11,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from configparser import ConfigParser
 from pathlib import Path
 
@@ -23,6 +24,12 @@ ANALYZE = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(
     ANALYZE is None, reason="systemd-analyze not installed (apt-get install systemd)"
 )
+needs_sysusers_as_root = pytest.mark.skipif(
+    shutil.which("systemd-sysusers") is None or os.geteuid() != 0,
+    reason="needs systemd-sysusers and root (chown in the temp root)",
+)
+CONFIG_DIR_MODE, CONFIG_MODE = 0o750, 0o640  # the config may hold an rtsp://user:password@ URL
+NOBODY = 65534  # a user and group outside the service's
 
 
 def unit_options(name: str) -> dict[str, list[str]]:
@@ -89,6 +96,7 @@ def test_unit_requirements(name):
     assert one["Type"] == "notify" and one["NotifyAccess"] == "main"
     assert int(one["WatchdogSec"]) > 0 and one["Restart"] == "on-failure"
     assert one["User"] == "sonomap" and set(one["SupplementaryGroups"].split()) == {"video", "render"}
+    assert one["Group"] == "sonomap"  # the group that may read /etc/sonomap/config.yaml
     assert one["StateDirectory"] == "sonomap" and one["CacheDirectory"] == "sonomap"
     for key in ("NoNewPrivileges", "ProtectHome", "PrivateTmp"):
         assert one[key] == "yes", key
@@ -111,6 +119,8 @@ def test_install_script_stages_everything(tmp_path):
     assert res.returncode == 0, res.stderr
     etc = root / "etc" / "sonomap"
     assert (etc / "config.yaml").read_text() == (REPO / "systemd" / "config.yaml").read_text()
+    assert stat.S_IMODE(etc.stat().st_mode) == CONFIG_DIR_MODE
+    assert stat.S_IMODE((etc / "config.yaml").stat().st_mode) == CONFIG_MODE
     token = etc / "http-token"
     assert stat.S_IMODE(token.stat().st_mode) == 0o600 and len(token.read_text()) == 64
     for unit in UNITS:
@@ -120,11 +130,16 @@ def test_install_script_stages_everything(tmp_path):
     assert (root / "etc/xdg/autostart/sonomap-xhost.desktop").is_file()
     assert (root / "opt/sonomap/README.md").is_file()
     assert (root / "opt/sonomap/docs/operations.md").is_file()
-    # A second run keeps what the site edited, including its token.
+    # A second run keeps what the site edited, including its token; it tightens the modes an older
+    # install left (a world-readable config in a world-searchable folder).
     (etc / "config.yaml").write_text("# edited on site\n")
+    (etc / "config.yaml").chmod(0o644)
+    etc.chmod(0o755)
     before = token.read_text()
     assert subprocess.run(cmd, capture_output=True, timeout=60).returncode == 0
     assert (etc / "config.yaml").read_text() == "# edited on site\n" and token.read_text() == before
+    assert stat.S_IMODE(etc.stat().st_mode) == CONFIG_DIR_MODE
+    assert stat.S_IMODE((etc / "config.yaml").stat().st_mode) == CONFIG_MODE
 
 
 @pytest.mark.parametrize("name", UNITS)
@@ -153,21 +168,30 @@ def test_install_script_rejects_unknown_option(tmp_path):
     assert res.returncode == 2 and "--bogus" in res.stderr
 
 
-@pytest.mark.skipif(
-    shutil.which("systemd-sysusers") is None or os.geteuid() != 0,
-    reason="needs systemd-sysusers and root (chown in the temp root)",
-)
-def test_sysusers_and_tmpfiles_create_user_and_private_dirs(tmp_path):
-    (tmp_path / "etc").mkdir()
+def create_service_user(root: Path) -> None:
+    """The host's users and groups copied into ``root``, plus 'sonomap' as sysusers creates it."""
+    (root / "etc").mkdir(exist_ok=True)
     for name in ("passwd", "group", "shadow", "gshadow"):
         if Path("/etc", name).exists():
-            shutil.copy(Path("/etc", name), tmp_path / "etc" / name)
+            shutil.copy(Path("/etc", name), root / "etc" / name)
     subprocess.run(
-        ["systemd-sysusers", f"--root={tmp_path}", str(REPO / "systemd/sonomap.sysusers.conf")],
+        ["systemd-sysusers", f"--root={root}", str(REPO / "systemd/sonomap.sysusers.conf")],
         check=True,
         capture_output=True,
         timeout=30,
     )
+
+
+def read_as(uid: int, gid: int, path: Path) -> subprocess.CompletedProcess:
+    """``cat path`` as that user and group only (no supplementary groups): what its permissions allow."""
+    return subprocess.run(
+        ["cat", str(path)], user=uid, group=gid, extra_groups=[], capture_output=True, text=True, timeout=30
+    )
+
+
+@needs_sysusers_as_root
+def test_sysusers_and_tmpfiles_create_user_and_private_dirs(tmp_path):
+    create_service_user(tmp_path)
     groups = {
         line.split(":")[0]: line.strip().split(":")[3].split(",")
         for line in (tmp_path / "etc/group").read_text().splitlines()
@@ -192,3 +216,38 @@ def test_shipped_config_is_a_valid_runtime_config():
 
     config = cfg.load_config(REPO / "systemd" / "config.yaml")
     assert config.source.input == "/dev/video0" and config.sinks.fullscreen is True
+
+
+@needs_sysusers_as_root
+def test_config_is_readable_by_the_service_user_and_no_other():
+    """The staged tree, then sysusers and tmpfiles on it as on the cart: /etc/sonomap and its config
+    belong to root and the sonomap group, so the service (User=sonomap, Group=sonomap) reads the
+    config and another user cannot, not even list the folder."""
+    with tempfile.TemporaryDirectory(
+        dir="/tmp"
+    ) as tmp:  # outside pytest's 0700 folders: others may search it
+        root = Path(tmp)
+        root.chmod(0o755)
+        create_service_user(root)
+        cmd = ["bash", str(REPO / "systemd" / "install.sh"), "--root", str(root), "--no-venv", "--headless"]
+        assert subprocess.run(cmd, capture_output=True, timeout=60).returncode == 0
+        subprocess.run(
+            ["systemd-tmpfiles", f"--root={root}", "--create", str(root / "usr/lib/tmpfiles.d/sonomap.conf")],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        service = next(
+            line.split(":")
+            for line in (root / "etc/passwd").read_text().splitlines()
+            if line.startswith("sonomap:")
+        )
+        uid, gid = int(service[2]), int(service[3])
+        etc, config = root / "etc/sonomap", root / "etc/sonomap/config.yaml"
+        for path, mode in ((etc, CONFIG_DIR_MODE), (config, CONFIG_MODE)):
+            info = path.stat()
+            assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (0, gid, mode), path
+        as_service = read_as(uid, gid, config)
+        assert as_service.returncode == 0 and as_service.stdout == config.read_text(), as_service.stderr
+        as_other = read_as(NOBODY, NOBODY, config)
+        assert as_other.returncode != 0 and "Permission denied" in as_other.stderr

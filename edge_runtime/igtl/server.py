@@ -7,7 +7,9 @@ allow-list; each gets its own outbox and threads (viewer.py), so a viewer that s
 loses frames and then its connection, never the others' frames. Each new viewer first gets
 the newest messages. When all places are taken, the viewer idle longest (nothing delivered to
 it, nothing from it) gives its place to the newcomer if it has been idle ``evict_idle_s`` or
-more, so connections that only sit there cannot keep real viewers out for ever.
+more, so connections that only sit there cannot keep real viewers out for ever. When a viewer's
+threads cannot be started (the unit's TasksMax, memory) its connection is closed and counted
+(``viewers_no_thread``) and the server goes on accepting; no failed admission ends the accept thread.
 
 OpenIGTLink has no authentication, so who may connect is decided by address: the server
 binds loopback unless given another HOST, and any other HOST needs an allow-list of networks
@@ -26,9 +28,17 @@ import threading
 import time
 
 from edge_runtime.errors import ConfigError
-from edge_runtime.igtl.net import JOIN_TIMEOUT_S, WARN_EVERY, Counters, shutdown_quietly, tune_socket
+from edge_runtime.igtl.net import (
+    JOIN_TIMEOUT_S,
+    WARN_EVERY,
+    Counters,
+    shutdown_quietly,
+    tune_socket,
+    warn_throttled,
+)
 from edge_runtime.igtl.viewer import ViewerConnection
 from edge_runtime.igtl.wire import READ_POLL_S, require_pyigtl
+from edge_runtime.live_stats import EVENTS
 
 log = logging.getLogger("sonomap.igtl")
 
@@ -39,6 +49,7 @@ DEFAULT_HOST = "127.0.0.1"
 # one when all are taken: predictions come several times a second, so a viewer being served is
 # never this idle, while one that only holds a connection open always is.
 VIEWER_EVICT_IDLE_S = 5.0
+NO_THREAD_EVENT = "igtl_no_thread"  # sonomap_errors_total{kind=...}: a viewer closed for want of a thread
 
 
 def parse_allow(allow: list[str] | None) -> list:
@@ -118,7 +129,18 @@ class IgtlServerLink:
                 client, peer = self._listener.accept()
             except OSError:
                 continue  # the viewer gave up between select and accept
-            self._admit(client, peer)
+            # Whatever goes wrong admitting one viewer, the accept thread must live on: it is the
+            # only one, and without it no viewer is ever accepted again.
+            try:
+                self._admit(client, peer)
+            except Exception as exc:
+                warn_throttled(
+                    self.counters,
+                    "admit_failed",
+                    f"OpenIGTLink viewer from {peer[0]}:{peer[1]} not admitted ({type(exc).__name__}: {exc})",
+                )
+                shutdown_quietly(client)
+                client.close()
 
     def _admit(self, client: socket.socket, peer) -> None:
         where = f"{peer[0]}:{peer[1]}"
@@ -145,11 +167,32 @@ class IgtlServerLink:
             self._clients.append(viewer)
             if self._last_payload:
                 viewer.offer(self._last_payload)
-        self.counters.inc("viewers_connected")
         # Registered first, started second: a peer that has already closed is noticed by the
         # viewer's reader, which then finds it here and removes it (never a ghost holding a slot).
-        viewer.start()
+        try:
+            viewer.start()
+        # Thread.start() raises RuntimeError when the OS refuses a thread, MemoryError when Python
+        # cannot allocate one: close this viewer and give its place back; the next may get threads.
+        except (RuntimeError, MemoryError) as exc:
+            self._no_thread(viewer, exc)
+            return
+        self.counters.inc("viewers_connected")
         log.info("OpenIGTLink viewer connected from %s", where)
+
+    def _no_thread(self, viewer: ViewerConnection, exc: BaseException) -> None:
+        """Unregister and close ``viewer``, whose threads could not all be started; count it and warn
+        (the 1st and every WARN_EVERY-th, one line each) so a connection flood cannot flood the log."""
+        with self._lock:
+            if viewer in self._clients:
+                self._clients.remove(viewer)
+        viewer.close("no thread")  # unregistered first: close() reports nothing more
+        EVENTS.inc(NO_THREAD_EVENT)
+        warn_throttled(
+            self.counters,
+            "viewers_no_thread",
+            f"OpenIGTLink viewer from {viewer.peer} closed: no thread for it "
+            f"({str(exc) or type(exc).__name__})",
+        )
 
     def _evict_idlest(self, newcomer: str) -> bool:
         """Close the viewer idle longest if it has been idle at least evict_idle_s, to make room

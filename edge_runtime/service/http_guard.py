@@ -7,7 +7,7 @@
   waited longest for its request headers is closed to make room (the newcomer's own at its
   address's limit, else one of the address holding most), so a flood of half-sent requests
   (slowloris) cannot lock out a real client; only when every candidate is busy serving is the
-  newcomer refused;
+  newcomer refused (the bookkeeping: :mod:`edge_runtime.service.http_connections`);
 - gives every connection ``REQUEST_TIMEOUT_S`` to deliver its whole request: the request line,
   the headers and the body a route reads (also the keep-alive idle limit), enforced by the accept
   loop's housekeeping, however slowly the bytes trickle in. Until then a connection counts as
@@ -19,7 +19,10 @@
   same deadline, so a stalled handshake never blocks the accept loop;
 - when no thread can be started for a new connection (the unit's TasksMax, memory), closes it
   and counts ``http_no_thread``; a request thread that runs out of memory drops its connection
-  and counts ``http_no_memory``. Either logs one warning line a minute at most, no traceback.
+  and counts ``http_no_memory``. Either logs one warning line a minute at most, no traceback;
+- drops the connection of a request thread that ends on any other exception (a fault in a route),
+  counts ``http_handler_error`` and logs one line a minute at most naming the exception's type and
+  where it was raised: never a traceback per connection, which a client could repeat at will.
 
 :func:`host_allowed` is the DNS-rebinding guard for loopback binds: a browser tricked into
 calling 127.0.0.1 by a hostile name still sends that name in ``Host``.
@@ -36,24 +39,27 @@ import socket
 import ssl
 import threading
 import time
+import traceback
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from edge_runtime.errors import ConfigError
 from edge_runtime.live_stats import EVENTS
+from edge_runtime.service.http_connections import ConnectionTracker
+from edge_runtime.service.log_throttle import ThrottledWarning
 
 log = logging.getLogger("sonomap.http")
 
 MAX_CONNECTIONS = 64  # threads the server may hold; well under the units' TasksMax
-PEER_SHARE_DIVISOR = 4  # one client address holds at most a quarter of them (16)
 REQUEST_TIMEOUT_S = 10.0  # request line, headers and body (and keep-alive idle) must arrive within this
 IO_TIMEOUT_S = 5.0  # any single read or write (a stalled MJPEG viewer is dropped after it)
 LISTEN_BACKLOG = 128  # a connection burst waits in the kernel, not refused by it
 HOUSEKEEPING_S = 0.25  # how often the accept loop closes connections past their deadline
-STARVED_WARN_EVERY_S = 60.0  # a connection flood without threads would otherwise flood the journal
-# sonomap_errors_total{kind=...}: connections dropped for want of a thread, or of memory mid-request
+STARVED_WARN_EVERY_S = 60.0  # dropped connections (no thread, no memory, a route fault) logged this seldom
+# sonomap_errors_total{kind=...}: connections dropped for want of a thread, or of memory mid-request,
+# or because their request thread ended on an exception no route handled
 NO_THREAD_EVENT, NO_MEMORY_EVENT = "http_no_thread", "http_no_memory"
-WAITING, BUSY, CLOSING = "waiting", "busy", "closing"
+HANDLER_ERROR_EVENT = "http_handler_error"
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "127.0.0.1", "::1"})
 
 
@@ -98,91 +104,6 @@ def tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
     return context
 
 
-class _Conn:
-    __slots__ = ("sock", "peer", "state", "since")
-
-    def __init__(self, sock: socket.socket, peer: str):
-        self.sock, self.peer, self.state, self.since = sock, peer, WAITING, time.monotonic()
-
-
-class ConnectionTracker:
-    """Live connections (keyed by their accepted socket object), with their state and since when."""
-
-    def __init__(self, limit: int, request_timeout_s: float, per_peer: int | None = None):
-        self.limit, self.request_timeout_s = limit, request_timeout_s
-        self.per_peer = per_peer or max(1, limit // PEER_SHARE_DIVISOR)
-        self._lock = threading.Lock()
-        self._conns: dict[int, _Conn] = {}  # id(accepted socket) -> record
-        self.evicted = 0
-        self.timed_out = 0
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._conns)
-
-    def admit(self, sock: socket.socket, peer: str) -> bool:
-        """Register a new connection from ``peer``, making room if needed: a peer at its share
-        gives up its own oldest waiting connection; at the total cap the oldest waiting one of
-        the peer holding most goes. False (refuse) when nothing can give way."""
-        with self._lock:
-            live = [c for c in self._conns.values() if c.state != CLOSING]
-            mine = [c for c in live if c.peer == peer]
-            if len(mine) >= self.per_peer or len(live) >= self.limit:
-                pool = mine if len(mine) >= self.per_peer else live
-                if pool is live:  # take from whoever holds most, so one address cannot starve the rest
-                    counts: dict[str, int] = {}
-                    for c in live:
-                        counts[c.peer] = counts.get(c.peer, 0) + 1
-                    pool = [c for c in live if counts[c.peer] == max(counts.values())]
-                waiting = [c for c in pool if c.state == WAITING]
-                if not waiting:
-                    return False
-                self.evicted += 1
-                _cut(min(waiting, key=lambda c: c.since))
-            self._conns[id(sock)] = _Conn(sock, peer)
-            return True
-
-    def get(self, sock: socket.socket) -> _Conn | None:
-        with self._lock:
-            return self._conns.get(id(sock))
-
-    def rebind(self, conn: _Conn, sock: socket.socket) -> None:
-        with self._lock:
-            conn.sock = sock
-
-    def mark(self, conn: _Conn, state: str) -> bool:
-        """Set ``conn``'s state (restarting its clock); False when it is already being cut."""
-        with self._lock:
-            if conn.state == CLOSING:
-                return False
-            conn.state, conn.since = state, time.monotonic()
-            return True
-
-    def release(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._conns.pop(id(sock), None)
-
-    def reap(self) -> None:
-        """Close connections whose request (line, headers, body) is not in by the deadline."""
-        deadline = time.monotonic() - self.request_timeout_s
-        with self._lock:
-            for conn in self._conns.values():
-                if conn.state == WAITING and conn.since < deadline:
-                    self.timed_out += 1  # counted before the cut: whoever sees the cut sees the count
-                    _cut(conn)
-
-
-def _cut(conn: _Conn) -> None:
-    """Shut a connection down under the thread blocked on it (which then sees EOF and ends).
-    The plain-socket method on purpose: it works on a TLS socket's descriptor without
-    touching the TLS state another thread is using. Caller holds the tracker's lock."""
-    conn.state = CLOSING
-    try:
-        socket.socket.shutdown(conn.sock, socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed: nothing to cut
-
-
 class GuardedHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = LISTEN_BACKLOG
@@ -203,9 +124,8 @@ class GuardedHTTPServer(ThreadingHTTPServer):
         self.io_timeout_s = io_timeout_s
         self.tracker = ConnectionTracker(max_connections, request_timeout_s, max_per_peer)
         self._last_reap = 0.0
-        self._starved_lock = threading.Lock()
-        self._starved_warned = -STARVED_WARN_EVERY_S  # monotonic time of the last such warning
-        self._starved_unlogged = 0  # connections dropped for want of a thread or memory since then
+        self._starved_warning = ThrottledWarning(STARVED_WARN_EVERY_S)
+        self._failed_warning = ThrottledWarning(STARVED_WARN_EVERY_S)
         self._local = threading.local()  # the connection record of the thread serving it
         super().__init__(address, handler)
 
@@ -238,18 +158,34 @@ class GuardedHTTPServer(ThreadingHTTPServer):
         """Count (``event``) a connection dropped for want of a thread or of memory; warn (one line)
         at most once every STARVED_WARN_EVERY_S, with how many were dropped since the last warning."""
         EVENTS.inc(event)
-        with self._starved_lock:
-            self._starved_unlogged += 1
-            now = time.monotonic()
-            if now - self._starved_warned < STARVED_WARN_EVERY_S:
-                return
-            count, self._starved_warned, self._starved_unlogged = self._starved_unlogged, now, 0
+        count = self._starved_warning.count()
+        if not count:
+            return
         log.warning(
             "HTTP connections dropped for want of a thread or memory: %d since the last such warning "
             "(the latest from %s: %s)",
             count,
             peer,
             str(exc) or type(exc).__name__,
+        )
+
+    def _failed(self, peer: str, exc: Exception) -> None:
+        """Count (HANDLER_ERROR_EVENT) a connection dropped because its request thread ended on an
+        exception; warn (one line) at most once every STARVED_WARN_EVERY_S. The line names the
+        exception's type and where it was raised, not its message, which may quote the request."""
+        EVENTS.inc(HANDLER_ERROR_EVENT)
+        count = self._failed_warning.count()
+        if not count:
+            return
+        last = traceback.extract_tb(exc.__traceback__)[-1:]  # where it was raised (none: unknown)
+        where = f"{Path(last[0].filename).name}:{last[0].lineno} in {last[0].name}" if last else "?"
+        log.warning(
+            "HTTP connections dropped on an unexpected error: %d since the last such warning "
+            "(the latest from %s: %s at %s)",
+            count,
+            peer,
+            type(exc).__name__,
+            where,
         )
 
     def process_request_thread(self, request, client_address) -> None:
@@ -267,6 +203,10 @@ class GuardedHTTPServer(ThreadingHTTPServer):
             log.debug("HTTP connection from %s ended: %s", client_address[0], exc)
         except MemoryError as exc:  # the process is at its memory limit: drop this one, say so now and then
             self._starved(NO_MEMORY_EVENT, client_address[0], exc)
+        # Any other exception is a fault in a route: drop this connection, keep the server, and do
+        # not let threading print a traceback a client could repeat for every connection it opens.
+        except Exception as exc:
+            self._failed(client_address[0], exc)
         finally:
             self._local.conn = None
             self.tracker.release(request)

@@ -2,15 +2,15 @@
 
 Routes and rules are those of :mod:`edge_runtime.service.http_server`; the handler reads the server's
 state through :class:`ViewerState` (the :class:`~edge_runtime.service.http_server.HttpObserver`).
+Parsing the request target, a body-less request's framing and the answers themselves are in
+:mod:`edge_runtime.service.http_reply`.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler
-from typing import Any, Protocol
-from urllib.parse import urlsplit
+from typing import Protocol
 
 from edge_runtime.biopsy.marks import MARKS
 from edge_runtime.biopsy.study_id import STUDY_ID
@@ -18,8 +18,10 @@ from edge_runtime.errors import ConfigError
 from edge_runtime.jsonfile import json_text
 from edge_runtime.live_stats import EVENTS, LiveStats
 from edge_runtime.service import http_auth
+from edge_runtime.service.http_connections import BUSY
 from edge_runtime.service.http_frames import STREAM_WAIT_S, FrameStore, NoFrame
-from edge_runtime.service.http_guard import BUSY, WAITING, host_allowed
+from edge_runtime.service.http_guard import host_allowed
+from edge_runtime.service.http_reply import HTML, SECURITY_HEADERS, TEXT, ReplyHandler
 from edge_runtime.service.http_request_checks import content_length, cross_site
 
 log = logging.getLogger("sonomap.http")
@@ -28,16 +30,6 @@ MAX_STUDY_ID_BODY = 64  # a study ID is at most 16 characters; room for a newlin
 MAX_STREAMS = 8  # concurrent MJPEG viewers: each holds a thread and JPEG bandwidth
 BOUNDARY = "sonomapframe"
 PUBLIC_PATHS = frozenset({"/viewer.js", "/login"})  # static code; the login form
-SECURITY_HEADERS = {
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "form-action 'self'; frame-ancestors 'none'",
-}
-TEXT = "text/plain; charset=utf-8"
-HTML = "text/html; charset=utf-8"
 LOGIN_MESSAGE_SLOT = b"<!--message-->"
 NO_METRICS = "metrics unavailable: prometheus_client is not installed (pip install 'sonomap[metrics]')"
 HOST_REFUSAL = b"forbidden: the Host header must name this machine's loopback (localhost, 127.0.0.1, [::1])\n"
@@ -63,37 +55,10 @@ class ViewerState(Protocol):
     def healthy(self) -> tuple[bool, str]: ...
 
 
-class RequestHandler(BaseHTTPRequestHandler):
+class RequestHandler(ReplyHandler):
     """One request; the class made per server sets ``observer``."""
 
     observer: ViewerState
-    server_version = "sonomap"
-    sys_version = ""
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, fmt: str, *args: Any) -> None:  # query strings never reach the logs
-        log.debug("%s %s", self.address_string(), (fmt % args).split("?")[0])
-
-    def handle_one_request(self) -> None:
-        self.server.mark(WAITING)  # until its headers are in: under the request deadline, evictable
-        super().handle_one_request()
-
-    def _send(self, code: int, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
-        self.send_response(code)
-        for key, value in {**SECURITY_HEADERS, **(extra or {})}.items():
-            self.send_header(key, value)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        if self.close_connection:  # the client learns it cannot send another request on this one
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _refuse(self, code: int, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
-        """Answer 400/401/403 and end the connection: nothing pipelined behind a refusal is served."""
-        self.close_connection = True
-        self._send(code, body, ctype, extra)
 
     def _admitted(self, path: str, query: str) -> bool:
         """Answer (closing the connection) and return False for a request that must not go further."""
@@ -123,7 +88,7 @@ class RequestHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         # Not marked BUSY yet: until the body it needs is in, the request stays under the request
         # deadline and evictable, so a body trickled byte by byte cannot hold a connection slot.
-        url = urlsplit(self.path)
+        url = self.target
         # Every POST is the connection's last: most answers (404, 401, 400, /mark) leave the body
         # unread, and an unread body would be parsed as a second request.
         self.close_connection = True
@@ -207,15 +172,6 @@ class RequestHandler(BaseHTTPRequestHandler):
         log.warning("study ID changed from the viewer; the next captured cases carry it")
         self._send(200, b"study ID set\n", TEXT)
 
-    def _close_if_body_unread(self) -> None:
-        """One request per connection when a body comes that this request will not read: left in
-        the stream, it would be parsed as the next request (request smuggling past the checks)."""
-        if (
-            self.headers.get("Content-Length", "0").strip() not in ("", "0")
-            or "Transfer-Encoding" in self.headers
-        ):
-            self.close_connection = True
-
     def _send_metrics(self, stats) -> None:
         """/metrics through prometheus_client, an optional package on the cart (the runtime runs
         on numpy, OpenCV, PyAV, PyYAML and ONNX Runtime/TensorRT alone): without it, a 503 that
@@ -229,9 +185,9 @@ class RequestHandler(BaseHTTPRequestHandler):
         self._send(200, render_prometheus(stats).encode(), CONTENT_TYPE)
 
     def do_GET(self) -> None:
-        self._close_if_body_unread()  # GET and HEAD ignore a body
-        url = urlsplit(self.path)
-        if not self._admitted(url.path, url.query):
+        url = self.target
+        # GET and HEAD read no body: one announced ends the connection, a malformed length is refused
+        if not self._no_body_framing_ok() or not self._admitted(url.path, url.query):
             return
         # BUSY (not evictable) only for a client with the token: a refused one, or one fetching a
         # public file, stays WAITING while its answer is written and can be evicted to make room.
