@@ -6,7 +6,7 @@ dataset code. The runtime itself never imports it.
 
 Public ultrasound sets repeat themselves: the same scan saved twice, consecutive frames of one
 lesion, one image filed under two labels. Two images are near-duplicates when either of two
-perceptual hashes from ``imagehash`` (64-bit each, on the 8-bit gray image) is close:
+perceptual hashes from ``imagehash`` (64-bit each, on the 8-bit gray image that OpenCV reads) is close:
 
 - DCT hash (``phash``) Hamming distance <= :data:`PHASH_MAX`, or
 - gradient hash (``dhash``) Hamming distance <= :data:`DHASH_MAX`.
@@ -27,6 +27,9 @@ from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import cv2
+import numpy as np
+
 from edge_runtime.errors import InputError
 
 if TYPE_CHECKING:
@@ -44,19 +47,30 @@ class DuplicatePair:
     dhash: int
 
 
+def read_gray(path: Path) -> np.ndarray:
+    """The image at ``path`` as 8-bit gray, as ``cv2.imread(IMREAD_GRAYSCALE)`` reads it: the picture
+    prepare-busi writes and the contact sheet shows (a 16-bit image scaled to 8 bits, where Pillow's
+    ``convert("L")`` clips it to black and white). Decoded from the file's bytes, as OpenCV's imread
+    fails on a path that is not UTF-8. InputError naming ``path`` when it cannot be read or decoded."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:  # missing, a folder, no permission
+        raise InputError(f"{path}: unreadable image ({exc.strerror or exc})") from exc
+    gray = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if data else None
+    if gray is None:
+        raise InputError(f"{path}: unreadable image (empty, or not a format OpenCV decodes)")
+    return gray
+
+
 def image_hashes(paths: dict[str, Path]) -> dict[str, tuple[imagehash.ImageHash, imagehash.ImageHash]]:
-    """id -> (phash, dhash) of the image read as 8-bit gray."""
+    """id -> (phash, dhash) of the image as :func:`read_gray` reads it."""
     # Deferred: imagehash and Pillow are dataset-preparation extras, not runtime dependencies.
     import imagehash
     from PIL import Image
 
     out = {}
     for sid, path in paths.items():
-        try:
-            with Image.open(path) as im:
-                gray = im.convert("L")
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{path}: unreadable image ({exc})") from exc
+        gray = Image.fromarray(read_gray(Path(path)))
         out[sid] = (imagehash.phash(gray), imagehash.dhash(gray))
     return out
 

@@ -1,8 +1,10 @@
-"""Leak-free BUSI preparation: near-duplicates form one case, label conflicts are left out."""
+"""Leak-free BUSI preparation: near-duplicates form one case (found alike in 8- and 16-bit images),
+label conflicts are left out, and the contact sheet names an image it cannot read."""
 
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 import subprocess
 import sys
@@ -11,11 +13,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from edge_runtime.case_split import split_cases
+from edge_runtime.errors import InputError
 from edge_runtime.near_duplicates import (
     DHASH_MAX,
     PHASH_MAX,
+    DuplicatePair,
     find_duplicates,
     group_ids,
     group_splits,
@@ -23,9 +28,11 @@ from edge_runtime.near_duplicates import (
 )
 from training.busi import prepare_busi
 from training.data import read_cases
+from training.dedup_sheet import write_contact_sheet
 
 SCAN = "malignant_002"  # re-saved below as a brighter, slightly cropped copy
 CONFLICT = "benign_041"  # filed again below as malignant
+SCALE_8_TO_16 = 257  # 255 * 257 = 65535: an 8-bit value as the same 16-bit brightness
 
 
 def _copy_with(busi: Path, out: Path, extra: list[tuple[str, str, np.ndarray, np.ndarray]]) -> None:
@@ -90,6 +97,37 @@ def test_prepare_busi_groups_duplicates_and_leaves_out_conflicts(busi_with_dupli
     labels = {r["id"]: r["label"] for r in csv.DictReader(open(busi_with_duplicates / "index.csv"))}
     leaky_split = {s.case_id: s.split for s in read_cases(tmp_path / "leaky")}
     assert leaky_split == split_cases(list(labels), seed=0, strata=labels)
+
+
+def test_a_16_bit_copy_of_the_release_gives_the_same_pairs_and_dataset(busi_with_duplicates, tmp_path):
+    """The same pictures saved as 16-bit PNGs (value * 257): hashed as the 8-bit gray image that is
+    written, not clipped to black and white, so grouping and leaving out conflicts do not change."""
+    deep = tmp_path / "busi16"
+    shutil.copytree(busi_with_duplicates, deep)
+    for path in (deep / "images").glob("*.png"):
+        gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        cv2.imwrite(str(path), gray.astype(np.uint16) * SCALE_8_TO_16)
+    assert cv2.imread(str(deep / "images" / f"{SCAN}.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+    shallow_paths = {p.stem: p for p in (busi_with_duplicates / "images").glob("*.png")}
+    deep_paths = {p.stem: p for p in (deep / "images").glob("*.png")}
+    assert find_duplicates(deep_paths) == find_duplicates(shallow_paths)  # pairs and both distances
+    counts = prepare_busi(busi_with_duplicates, tmp_path / "ds8", seed=0)
+    assert prepare_busi(deep, tmp_path / "ds16", seed=0) == counts
+    for name in ("cases.csv", "duplicates.csv", "excluded.csv"):
+        assert (tmp_path / "ds16" / name).read_text() == (tmp_path / "ds8" / name).read_text(), name
+
+
+def test_the_contact_sheet_names_an_image_it_cannot_read(tmp_path, busi_sample):
+    """PCX bytes under .png: Pillow reads them, OpenCV does not; the sheet's reader says which file."""
+    good = busi_sample / "images" / f"{CONFLICT}.png"
+    bad = tmp_path / "malignant_901.png"
+    with Image.open(good) as image:
+        image.save(bad, format="PCX")
+    pair = DuplicatePair(CONFLICT, "malignant_901", 0, 0)
+    sheet = tmp_path / "duplicates.png"
+    with pytest.raises(InputError, match=f"^{re.escape(str(bad))}: unreadable image"):
+        write_contact_sheet([pair], {CONFLICT: good, "malignant_901": bad}, sheet)
+    assert not sheet.exists()
 
 
 def test_a_group_never_spans_two_splits_and_test_only_loses_images():

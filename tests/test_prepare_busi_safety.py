@@ -1,8 +1,8 @@
 """`sonomap prepare-busi` writes nothing until every input is checked, and never outside --out: an
-index.csv id that is a path is refused naming the line, a bad mask in a new release leaves an
-earlier dataset as it was, and a run that fails while writing leaves no cases.csv (no command
-loads the folder) rather than old rows over new labels. The real command and real files: copies of
-the vendored BUSI sample."""
+index.csv id that is a path is refused naming the line, a bad mask or an image OpenCV cannot read
+in a new release leaves an earlier dataset as it was, and a run that fails while writing leaves no
+cases.csv (no command loads the folder) rather than old rows over new labels. The real command and
+real files: copies of the vendored BUSI sample."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 from cli import sonomap
+from PIL import Image
 
 from edge_runtime.case_split import CASES_CSV
 from edge_runtime.errors import ConfigError, InputError
@@ -86,3 +87,25 @@ def test_a_run_that_fails_while_writing_leaves_no_loadable_dataset(tmp_path, bus
     blocked.rmdir()
     prepare_busi(busi_sample, out, seed=0)  # a rerun finishes it
     assert [s.id for s in read_cases(out)] == kept
+
+
+def test_a_left_out_image_opencv_cannot_read_is_one_line_and_the_earlier_dataset_stays(tmp_path, busi_sample):
+    """An image filed again under the other label (so left out with its twin) in a format Pillow reads
+    and OpenCV does not (PCX bytes under .png): refused naming it before anything is removed or
+    written, never a crash while drawing the contact sheet after cases.csv is gone."""
+    out = tmp_path / "ds"
+    prepare_busi(busi_sample, out, seed=0)
+    before = _tree(out)
+    busi = _release(busi_sample, tmp_path / "new")
+    twin = busi / "images" / "malignant_999.png"
+    with Image.open(busi / "images" / "benign_041.png") as image:
+        image.convert("L").save(twin, format="PCX")
+    assert cv2.imread(str(twin)) is None
+    shutil.copy2(busi / "masks" / "benign_041.png", busi / "masks" / "malignant_999.png")
+    with open(busi / "index.csv", "a") as index:
+        index.write("malignant_999,malignant,550,484,1,x.png\n")
+    run = sonomap("prepare-busi", "--busi", busi, "--out", out, check=False)
+    err = run.stderr.strip()
+    assert run.returncode == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert err.endswith(f"{twin}: unreadable image (empty, or not a format OpenCV decodes)"), err
+    assert _tree(out) == before

@@ -92,6 +92,21 @@ def test_restandardize_keeps_the_eval_function_and_normalises_batches():
     assert restandardize_batchnorm(model, batches, torch.device("cpu")) == 0  # nothing folded any more
 
 
+def test_restandardize_finds_sync_batchnorm_as_torchrun_on_gpus_trains_it():
+    """torchrun on GPUs turns every BatchNorm2d into a SyncBatchNorm (no subclass of it) before the
+    --init-from weights load: its folded layers are re-standardised as the plain model's are."""
+    plain = build_model("unet_small", 2, width=4)
+    _fold_batchnorm(plain)
+    sync = torch.nn.SyncBatchNorm.convert_sync_batchnorm(build_model("unet_small", 2, width=4))
+    sync.load_state_dict(plain.state_dict())
+    torch.manual_seed(2)
+    batches = [(torch.rand(4, 1, 48, 48) * 3.0 + 1.0, None, None) for _ in range(2)]
+    assert restandardize_batchnorm(sync, batches, torch.device("cpu")) == 16
+    assert restandardize_batchnorm(plain, batches, torch.device("cpu")) == 16
+    for key, tensor in plain.state_dict().items():
+        torch.testing.assert_close(sync.state_dict()[key], tensor, msg=key)
+
+
 def test_init_from_starts_at_the_checkpoint_and_cycles_keep_snapshots(tmp_path, busi_dataset):
     base = run(_config(tmp_path, "base"), busi_dataset, tmp_path / "base", show_progress=False)
     assert base["init_from"] is None

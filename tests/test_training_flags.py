@@ -182,9 +182,12 @@ def test_upgrade_checkpoint_never_writes_over_a_manifest_or_its_input(tmp_path, 
 
 def test_backbone_weights_torch_cannot_use_are_one_line_config_errors(tmp_path):
     net = build_model("lraspp_mobilenet_v3_large", 2).net
-    name, tensor = next(iter(net.backbone.state_dict().items()))
+    backbone = net.backbone.state_dict()
+    name = next(iter(backbone))
     good = tmp_path / "good.pth"
-    torch.save({name: tensor}, good)
+    torch.save(backbone, good)
+    partial = tmp_path / "partial.pth"
+    torch.save(dict(list(backbone.items())[: len(backbone) // 2]), partial)  # the rest would stay random
     truncated = tmp_path / "truncated.pth"
     truncated.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
     garbage = tmp_path / "garbage.pth"
@@ -197,6 +200,7 @@ def test_backbone_weights_torch_cannot_use_are_one_line_config_errors(tmp_path):
         (truncated, "not a readable torch state dict"),
         (garbage, "not a readable torch state dict"),
         (wrong, "does not fit"),
+        (partial, "does not fit the LRASPP backbone: lacks"),
         (listed, "holds a list, not a state dict of tensors"),
     ):
         with pytest.raises(ConfigError, match=f"--backbone-weights {path}: {why}") as exc:

@@ -1,4 +1,5 @@
-"""Model builders: gray in, logits out at any size; local backbone weights load; bad options fail."""
+"""Model builders: gray in, logits out at any size; local backbone weights load, unless they leave part
+of the backbone out; bad options fail."""
 
 from __future__ import annotations
 
@@ -54,6 +55,18 @@ def test_backbone_weights_from_local_file(tmp_path):
     model = build_model("deeplabv3_resnet50", 2, backbone_weights=path)
     torch.testing.assert_close(model.net.backbone.layer4[2].conv3.weight, reference.layer4[2].conv3.weight)
     torch.testing.assert_close(model.net.backbone.conv1.weight, reference.conv1.weight)
+
+
+def test_backbone_weights_of_a_smaller_backbone_are_refused_naming_the_file_and_what_is_missing(tmp_path):
+    """A ResNet-50 state dict matches the first 6 of ResNet-101's 23 layer3 blocks by name and shape;
+    an fcn_resnet101 run given it would train the rest of its backbone from random weights."""
+    path = tmp_path / "resnet50.pth"
+    torch.save(resnet50(weights=None).state_dict(), path)
+    with pytest.raises(ConfigError) as exc:
+        build_model("fcn_resnet101", 2, backbone_weights=path)
+    message = str(exc.value)
+    assert message.startswith(f"--backbone-weights {path}: does not fit the FCN backbone: lacks 255 of")
+    assert "'layer3.6.conv1.weight'" in message and "\n" not in message
 
 
 def test_bad_model_options():

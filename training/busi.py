@@ -15,7 +15,8 @@ the other), so the release's own images are never written over.
 
 Nothing is written until every input is checked: each id of index.csv is one plain file name
 (:func:`edge_runtime.safe_names.safe_name`; an id is joined to images/ and labels/ under DATASET, so
-``../x`` would write outside it), and every kept image and mask is read and their sizes compared.
+``../x`` would write outside it), every kept image and mask is read and their sizes compared, and
+every image of a pair (left-out ones too) is read as the contact sheet reads it.
 ``cases.csv`` is the commit point: an earlier one is removed before the first image is written and
 the new one written last (atomically), so a run that fails halfway (a full disk) over an earlier
 dataset leaves a folder that no command loads, never old cases.csv rows over new labels.
@@ -41,6 +42,7 @@ from edge_runtime.near_duplicates import (
     find_duplicates,
     group_ids,
     group_splits,
+    read_gray,
 )
 from edge_runtime.safe_names import safe_name
 from training.data import CANCER
@@ -105,11 +107,10 @@ def _check_splits(busi: Path, emptied: set[str], n_images: int, n_excluded: int)
 
 
 def _read_pair(busi: Path, image: Path, sid: str, malignant: bool) -> tuple[np.ndarray, np.ndarray]:
-    """One kept image of the release -> (gray image, label), or an InputError naming the file."""
+    """One kept image of the release -> (gray image, label), or an InputError naming the file. The
+    image is read as the hashes and the contact sheet read it (:func:`read_gray`): one picture."""
     mask_path = busi / "masks" / f"{sid}.png"
-    gray = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE)
-    if gray is None:
-        raise InputError(f"{image}: missing or unreadable")
+    gray = read_gray(image)
     mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
     if mask is None:
         raise InputError(f"{mask_path}: missing or unreadable")
@@ -170,6 +171,9 @@ def prepare_busi(
     # release's images would cost hundreds of MB), so a bad mask leaves an earlier dataset untouched.
     for row in kept:
         _read_pair(busi, paths[row["id"]], row["id"], row["label"] == MALIGNANT)
+    # the contact sheet shows every pair, left-out images too: each is read as the sheet reads it
+    for sid in sorted({sid for p in pairs for sid in (p.a, p.b)} - set(case_of)):
+        read_gray(paths[sid])
     # cases.csv is the commit point: gone while images and labels are replaced, written last
     (out / CASES_CSV).unlink(missing_ok=True)
     (out / "images").mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,8 @@
 
 A checkpoint is a dict with ``model`` (state dict), ``model_config`` (arch, num_classes,
 aux), ``manifest`` (dict, see :mod:`edge_runtime.manifest`), and for resuming
-``optimizer``, ``scheduler``, ``scaler``, ``epoch``, ``rng`` and ``best``.
-Writes are atomic (temp file + rename) so a crash never leaves a half-written file.
+``optimizer``, ``scheduler``, ``scaler``, ``epoch``, ``rng`` and ``best``. Writes are atomic (temp
+file + rename): a crash never leaves a half-written file, nor a checkpoint beside an older manifest.
 
 Only tensors and plain values (dict, list, tuple, str, int, float, bool, None) are stored, so
 every file is read with ``torch.load(weights_only=True)``: loading a checkpoint never runs code
@@ -19,16 +19,21 @@ from __future__ import annotations
 import logging
 import pickle
 import shutil
+import signal
+import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
 from edge_runtime.atomic import atomic_path, same_file
 from edge_runtime.errors import ConfigError, InputError
-from edge_runtime.manifest import Manifest, load_manifest, manifest_path, save_manifest
+from edge_runtime.manifest import Manifest, load_manifest, manifest_path, save_manifest, sha256_file
 from training.checkpoint_kind import not_a_checkpoint
 from training.models import build_from_config
 from training.output_checks import refuse_manifest_clash
@@ -37,15 +42,15 @@ log = logging.getLogger("sonomap.checkpoint")
 PLAIN_SCALARS = (str, int, float, bool, type(None))
 BACKUP_SUFFIX = ".orig"
 SHOWN_CHARS = 80  # of a bad value quoted in an error
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # a stop waits while a checkpoint and manifest are renamed
 
 
 def plain(value, where: str = "checkpoint"):
     """``value`` with numpy scalars/arrays turned into Python numbers/tensors; anything else that
     ``torch.load(weights_only=True)`` would refuse raises TypeError (a bug: caught at save time,
     not when someone tries to load the file)."""
-    if isinstance(
-        value, np.generic
-    ):  # before the scalars: np.float64 is a float subclass yet pickles as numpy
+    # before the scalars: np.float64 is a float subclass yet pickles as numpy
+    if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, (torch.Tensor, torch.Size)) or type(value) in PLAIN_SCALARS:
         return value
@@ -88,23 +93,58 @@ def numpy_rng_plain(state) -> dict:
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | Path, manifest: Manifest | None = None) -> Path:
+    """Write ``payload`` to ``path`` (and ``manifest`` to ``path.yaml``); returns ``path``. Both go to temp
+    files first, then are renamed back to back with SIGINT/SIGTERM held: a full disk or a stop leaves
+    the earlier pair as it was, never new weights beside the old manifest (which would not load)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = plain(payload)
-    with atomic_path(path) as tmp, open(tmp, "wb", buffering=0) as file:
+    if manifest is None:
+        with atomic_path(path) as tmp:
+            _write_payload(payload, tmp)
+        return path
+    # the renames run as atomic_path's blocks end, inner (manifest) then outer (checkpoint): both
+    # after every byte is written, with SIGINT/SIGTERM held from the first rename to the second
+    with ExitStack() as held, atomic_path(path) as tmp:
+        _write_payload(payload, tmp)
+        # the manifest names the final file and hashes the bytes that will be there
+        final = manifest.derive(format="checkpoint", file=path.name, sha256=sha256_file(tmp))
+        with atomic_path(manifest_path(path)) as yaml_tmp:
+            yaml_tmp.write_text(yaml.safe_dump(final.to_dict(), sort_keys=False))
+            held.enter_context(_signals_held())
+    return path
+
+
+def _write_payload(payload: dict[str, Any], tmp: Path) -> None:
+    with open(tmp, "wb", buffering=0) as file:
         writer = _RecordingWriter(file)
         try:
             torch.save(payload, writer)
         except RuntimeError:
             # torch reports a failed write (full disk, file size limit) as a RuntimeError ("unexpected
-            # pos ..."); the OSError underneath names the cause, and atomic_path names ``path``
+            # pos ..."); the OSError underneath names the cause, and the caller names the target
             if writer.error is None:
                 raise
             error = writer.error
             raise OSError(error.errno, f"{error.strerror} (writing the checkpoint)") from error
-    if manifest is not None:
-        save_manifest(manifest.derive(format="checkpoint"), path)
-    return path
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT/SIGTERM arriving within the block act when it ends. Their handlers are swapped, not the
+    signals blocked: a Python handler runs in the main thread whichever thread receives the signal."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # handlers raise in the main thread only, never inside this block
+        return
+    caught: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: caught.append(signum)) for sig in HELD_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        if caught:
+            signal.raise_signal(caught[0])
 
 
 class _RecordingWriter:

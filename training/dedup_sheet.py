@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.atomic import atomic_path
+from edge_runtime.near_duplicates import read_gray
 
 TILE_W, TILE_H = 240, 200  # each image of a pair; enough to recognise a scan
 COLUMNS = 3  # pairs per row
@@ -24,7 +25,8 @@ TEXT_PAD = 14
 
 
 def _tile(path: Path, sid: str) -> np.ndarray:
-    gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    """One image of a pair, resized and captioned; InputError naming ``path`` when it cannot be read."""
+    gray = read_gray(Path(path))
     tile = cv2.cvtColor(cv2.resize(gray, (TILE_W, TILE_H), interpolation=cv2.INTER_AREA), cv2.COLOR_GRAY2BGR)
     cv2.putText(tile, sid, (3, TEXT_PAD), FONT, FONT_SCALE, TEXT_BGR, 1, cv2.LINE_AA)
     return tile

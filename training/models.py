@@ -31,6 +31,8 @@ ARCHS = {
 # Archs whose builder takes a ``width`` (base channel count) argument.
 WIDTH_ARCHS = ("unet_small",)
 RGB_CHANNELS = 3
+SHOWN_MISSING = 3  # backbone tensor names quoted when --backbone-weights lacks some
+BATCH_COUNTER = "num_batches_tracked"  # a BatchNorm buffer that ImageNet files may leave out
 
 
 class GraySegmenter(nn.Module):
@@ -126,6 +128,9 @@ def build_from_config(cfg: dict) -> nn.Module:
 
 
 def _load_backbone(net: nn.Module, path: Path) -> None:
+    """Load the state-dict file ``path`` into ``net.backbone``. ConfigError naming the file when torch
+    cannot read it, it holds no tensors, or they leave any backbone weight out: a run would otherwise
+    train part of its backbone from random weights without a word."""
     if not path.is_file():
         raise ConfigError(f"--backbone-weights {path}: file not found")
     try:
@@ -151,6 +156,16 @@ def _load_backbone(net: nn.Module, path: Path) -> None:
     loaded = len(state) - len(unexpected)
     if loaded == 0:
         raise ConfigError(f"--backbone-weights {path}: no tensor matches the {type(net).__name__} backbone")
+    # A file for a smaller backbone of the family (ResNet-50 for a ResNet-101) matches part of it by
+    # name and shape; the rest would silently train from random weights. A batch counter is no weight.
+    not_loaded = set(missing)
+    weights = [k for k in net.backbone.state_dict() if not k.endswith(BATCH_COUNTER)]
+    absent = [k for k in weights if k in not_loaded]
+    if absent:
+        raise ConfigError(
+            f"--backbone-weights {path}: does not fit the {type(net).__name__} backbone: lacks {len(absent)} "
+            f"of its {len(weights)} tensors (e.g. {', '.join(map(repr, absent[:SHOWN_MISSING]))})"
+        )
 
 
 def _first_line(exc: Exception) -> str:

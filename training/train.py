@@ -107,6 +107,7 @@ def run(
         best = {"metric": tc.select_metric, "value": -1.0, "epoch": -1}
         cycle_best: dict[str, float] = {}
         init_sha = None
+        # DDP has broadcast rank 0's start already: load_initial_weights copies its result to every rank
         if init_from and not resume:
             load_initial_weights(bare, init_from, model_config, loader, dev, (mean, std))
             init_sha = sha256_file(init_from)

@@ -10,7 +10,10 @@ in train mode BatchNorm normalises by the batch's own statistics, so the first t
 rescale every layer and throw the learned function away. :func:`restandardize_batchnorm` measures
 each BatchNorm input's mean m and standard deviation s on training images and rewrites the layer as
 running mean m, variance s^2 - eps, weight s, bias m + b: still the same function in eval mode
-(exactly), and in train mode it normalises batches back to where the weights expect them.
+(exactly), and in train mode it normalises batches back to where the weights expect them. Every
+BatchNorm kind counts (SyncBatchNorm too, which torchrun on GPUs trains). Under torchrun each rank
+measures its own shard, so rank 0's weights and statistics are then copied to every rank: DDP
+synchronises gradients, not weights, and ranks that started apart would stay apart.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import math
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from edge_runtime.errors import ConfigError
 from training.checkpoint import read_checkpoint
@@ -39,7 +44,7 @@ def in_heads(key: str, heads: tuple[str, ...]) -> bool:
     return any(f".{h}." in f".{key}" for h in heads)
 
 
-def _is_folded(bn: nn.BatchNorm2d) -> bool:
+def _is_folded(bn: _BatchNorm) -> bool:
     """True for a BatchNorm rebuilt from a fused graph: zero mean, unit weight, variance 1 - eps."""
     return (
         bool(torch.all(bn.running_mean == 0))
@@ -51,14 +56,15 @@ def _is_folded(bn: nn.BatchNorm2d) -> bool:
 @torch.no_grad()
 def restandardize_batchnorm(model: nn.Module, loader, device: torch.device) -> int:
     """Rewrite every folded BatchNorm from measured input statistics; returns how many changed."""
-    folded = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d) and _is_folded(m)]
+    folded = [m for m in model.modules() if isinstance(m, _BatchNorm) and _is_folded(m)]
     if not folded:
         return 0
     sums: dict[nn.Module, list[torch.Tensor]] = {bn: [] for bn in folded}
 
     def hook(module, inputs, _output):
         x = inputs[0].double()
-        sums[module].append(torch.stack([x.mean(dim=(0, 2, 3)), (x * x).mean(dim=(0, 2, 3))]))
+        dims = [d for d in range(x.dim()) if d != 1]  # all but the channels
+        sums[module].append(torch.stack([x.mean(dim=dims), (x * x).mean(dim=dims)]))
 
     handles = [bn.register_forward_hook(hook) for bn in folded]
     was_training = model.training
@@ -127,6 +133,17 @@ def load_initial_weights(
                 *norm_used,
             )
     changed = restandardize_batchnorm(model, loader, device)
+    _rank0_everywhere(model)
     log.info(
         "initial weights from %s (%d folded BatchNorm layers re-standardised)", Path(checkpoint).name, changed
     )
+
+
+@torch.no_grad()
+def _rank0_everywhere(model: nn.Module) -> None:
+    """Under torchrun, copy rank 0's weights and buffers into ``model`` on every rank (all ranks call
+    this, in the same order); one process: nothing to do."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    for tensor in model.state_dict().values():  # views of the model's own tensors: filled in place
+        dist.broadcast(tensor, src=0)
