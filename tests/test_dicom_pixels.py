@@ -15,7 +15,7 @@ from cli import sonomap
 
 from edge_runtime.errors import InputError
 from edge_runtime.sources.opener import DicomCineSource
-from registration.ultrasound import load_ultrasound
+from registration.ultrasound import dicom_regions, keep_regions, load_ultrasound
 
 pydicom = pytest.importorskip("pydicom")
 from pydicom.data import get_testdata_file  # noqa: E402
@@ -59,6 +59,15 @@ def _write(path, pixels: np.ndarray, photometric: str, bits: int = 8) -> None:
     ds.save_as(str(path), enforce_file_format=True)
 
 
+def _inside_regions(path, gray: np.ndarray) -> np.ndarray:
+    """``gray`` black outside the file's calibrated regions, as registration reads it; the regions
+    must leave part of the screen out, or the check would not see the blanking."""
+    regions = dicom_regions(pydicom.dcmread(path), str(path))
+    kept = keep_regions(gray, regions)
+    assert regions and gray[kept == 0].any()
+    return kept
+
+
 def _dicom_case(simulated_case, folder, dicom, **ultrasound):
     """The simulated case's slide and annotation with ``dicom`` as its ultrasound image."""
     folder.mkdir(parents=True)
@@ -80,7 +89,9 @@ def test_register_and_replay_give_the_reference_gray_of_a_ybr_cine(simulated_cas
         simulated_case, tmp_path / "ybr", get_testdata_file("examples_ybr_color.dcm"), frame=YBR_FRAME
     )
     sonomap("register", case, "--out", tmp_path / "out")
-    assert np.array_equal(cv2.imread(str(tmp_path / "out" / "us.png"), cv2.IMREAD_GRAYSCALE), ref)
+    # registration keeps the calibrated region only: the screen around it may carry the patient line
+    kept = _inside_regions(get_testdata_file("examples_ybr_color.dcm"), ref)
+    assert np.array_equal(cv2.imread(str(tmp_path / "out" / "us.png"), cv2.IMREAD_GRAYSCALE), kept)
     assert np.array_equal(_runtime_gray(get_testdata_file("examples_ybr_color.dcm"), YBR_FRAME), ref)
 
 
@@ -104,7 +115,8 @@ def test_a_palette_colour_file_is_read_through_its_lookup_table():
     ref = cv2.cvtColor((rgb16 >> 8).astype(np.uint8), cv2.COLOR_RGB2GRAY)
     assert not np.array_equal(ref, ds.pixel_array)  # the indices are not the picture
     assert np.array_equal(_runtime_gray(path, 0), ref)
-    assert np.array_equal(load_ultrasound(path).gray, ref)  # calibrated by its ultrasound region
+    # calibrated by its ultrasound region, and the screen outside it blanked
+    assert np.array_equal(load_ultrasound(path).gray, _inside_regions(path, ref))
 
 
 def test_monochrome1_is_inverted(tmp_path):
