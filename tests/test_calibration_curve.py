@@ -27,8 +27,6 @@ from training.isotonic import (
     CURVE_KNOTS,
     STRICT_RAMP,
     BandImage,
-    band_margins,
-    fit_curve,
     fit_served_curve,
     served_prob,
 )
@@ -37,6 +35,15 @@ BOUNDARY_PX = 9  # one network pixel in image pixels here (a 64-pixel input, ima
 SHAPES = ShapeSpec(min_hw=(64, 64), opt_hw=(240, 320), max_hw=(480, 640))
 # A curve no temperature can give: a floor of 0.2 for confident "no", steep in the middle.
 CURVE = {"margin": [-8.0, -3.0, 0.0, 2.0, 6.0], "prob": [0.02, 0.2, 0.35, 0.8, 0.99]}
+ROW_PX = 500  # synthetic band pixels laid out as an image of rows this long
+
+
+def _at_image_size(margin: np.ndarray, truth: np.ndarray, shape=None) -> BandImage:
+    """Band pixels whose margin is at the image's size already, so serving resizes nothing: the fit
+    is then a plain pixel-by-pixel fit of truth on margin. ``shape``: the image's (H, W); by default
+    the pixels as rows of :data:`ROW_PX`."""
+    shape = shape or (margin.size // ROW_PX, ROW_PX)
+    return BandImage(margin.reshape(shape).astype(np.float32), np.ones(shape, bool), truth)
 
 
 def test_isotonic_fit_recovers_a_floor_a_scale_cannot_give():
@@ -45,13 +52,13 @@ def test_isotonic_fit_recovers_a_floor_a_scale_cannot_give():
     margin = rng.normal(0.0, 4.0, 400_000)
     want = lambda m: 0.2 + 0.7 / (1 + np.exp(-m))  # noqa: E731 - the generating function, named
     truth = (rng.random(margin.size) < want(margin)).astype(np.float64)
-    curve = fit_curve(margin, truth)
+    curve = fit_served_curve([_at_image_size(margin, truth)])
     knots, values = np.array(curve["margin"]), np.array(curve["prob"])
     assert knots.size == CURVE_KNOTS and np.all(np.diff(knots) > 0) and np.all(np.diff(values) > 0)
     inner = slice(1, -1)  # the end knots sit on the most extreme (noisiest) samples
     assert np.abs(values[inner] - want(knots[inner])).max() < 0.04
     with pytest.raises(ValueError, match="no decision-band pixels"):
-        fit_curve(np.zeros(0), np.zeros(0))
+        fit_served_curve([BandImage(np.zeros((2, 2), np.float32), np.zeros((2, 2), bool), np.zeros(0))])
 
 
 def test_each_segment_of_the_curve_matches_its_pixels_cancer_rate():
@@ -65,7 +72,7 @@ def test_each_segment_of_the_curve_matches_its_pixels_cancer_rate():
     margin = np.concatenate([low, plateau, rise])
     rate = np.concatenate([np.zeros(low.size), np.full(plateau.size, 0.2), 0.2 + 0.8 * (rise + 1.0) / 5.0])
     truth = (rng.random(margin.size) < rate).astype(np.float64)
-    curve = fit_curve(margin, truth)
+    curve = fit_served_curve([_at_image_size(margin, truth)])
     served = apply_curve(margin, curve)
     knots = np.array(curve["margin"])
     for lo, hi in zip(knots[:-1], knots[1:], strict=True):
@@ -96,6 +103,11 @@ def _served(image: BandImage, curve: dict) -> np.ndarray:
     return cv2.resize(prob, image.band.shape[::-1], interpolation=cv2.INTER_LINEAR)[image.band]
 
 
+def _resized_margin(image: BandImage) -> np.ndarray:
+    """The margin resized to the image first, as the curve was once fitted (no backend serves it)."""
+    return cv2.resize(image.margin, image.band.shape[::-1], interpolation=cv2.INTER_LINEAR)
+
+
 def test_the_curve_is_the_least_squares_fit_of_the_probability_as_served():
     """Brute force: each knot's value's effect on the served probability (a unit curve, served),
     then the monotone least squares on those columns. The fit must equal it, and score a lower
@@ -113,7 +125,9 @@ def test_the_curve_is_the_least_squares_fit_of_the_probability_as_served():
     steps = lsq_linear(np.stack(columns, axis=1) @ cumsum, truth, bounds=(lower, np.inf)).x
     want = (1 - STRICT_RAMP) * np.clip(cumsum @ steps, 0, 1) + STRICT_RAMP * np.linspace(0, 1, at.size)
     assert np.abs(np.array(curve["prob"]) - want).max() < 1e-4
-    resized_first = fit_curve(*band_margins(images))
+    resized_first = fit_served_curve(
+        [_at_image_size(_resized_margin(im), im.truth, im.band.shape) for im in images]
+    )
     brier = lambda c: np.mean((np.concatenate([_served(im, c) for im in images]) - truth) ** 2)  # noqa: E731
     assert brier(curve) < brier(resized_first)
 

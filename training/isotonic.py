@@ -148,20 +148,6 @@ def _served_normal_equations(images: list[BandImage], at: np.ndarray):
     return gram, rhs
 
 
-def _hat_normal_equations(margin: np.ndarray, truth: np.ndarray, at: np.ndarray):
-    """Normal equations (A'A, A't) of the piecewise-linear basis at knots ``at``: each pixel's row
-    has weight 1 - w on the knot below it and w on the one above (clamped at the ends), so the
-    products are summed with bincount instead of building a pixels-by-knots matrix."""
-    k = at.size
-    below, w = _hat_weights(margin, at)
-    gram, rhs = np.zeros((k, k)), np.zeros(k)
-    for row, row_w in ((below, 1.0 - w), (below + 1, w)):
-        rhs += np.bincount(row, weights=row_w * truth, minlength=k)
-        for col, col_w in ((below, 1.0 - w), (below + 1, w)):
-            gram += np.bincount(row * k + col, weights=row_w * col_w, minlength=k * k).reshape(k, k)
-    return gram, rhs
-
-
 def _knots(margin: np.ndarray, knots: int) -> np.ndarray:
     if margin.size == 0:
         raise CurveFitError("no decision-band pixels to fit a calibration curve on")
@@ -186,17 +172,11 @@ def _monotone_values(gram: np.ndarray, rhs: np.ndarray, at: np.ndarray) -> dict:
     return {"margin": [float(v) for v in at], "prob": [float(v) for v in values]}
 
 
-def fit_curve(margin: np.ndarray, truth: np.ndarray, knots: int = CURVE_KNOTS) -> dict:
-    """Least-squares monotone piecewise-linear fit of truth on margin, pixel by pixel -> strictly
-    increasing curve {margin, prob} with ``knots`` knots at equal-count quantiles of the margin."""
-    margin, truth = np.asarray(margin, np.float64), np.asarray(truth, np.float64)
-    at = _knots(margin, knots)
-    return _monotone_values(*_hat_normal_equations(margin, truth, at), at)
-
-
 def fit_served_curve(images: list[BandImage], knots: int = CURVE_KNOTS) -> dict:
-    """As :func:`fit_curve`, fitted to the probability as served: the curve at the model's size,
-    then resized to each image (module docstring)."""
+    """Least-squares monotone piecewise-linear fit of the band pixels' truth by the probability as
+    served (the curve at the model's size, then resized to each image; module docstring) ->
+    strictly increasing curve {margin, prob} with ``knots`` knots at equal-count quantiles of the
+    margin."""
     at = _knots(band_margins(images)[0], knots)
     return _monotone_values(*_served_normal_equations(images, at), at)
 
