@@ -33,6 +33,7 @@ from edge_runtime.case_report import (
 )
 from edge_runtime.case_split import CASES_CSV, read_cases_csv
 from edge_runtime.errors import InputError, SonomapError
+from edge_runtime.image_files import decode_image_file
 from edge_runtime.manifest import SHA_SHOWN
 from edge_runtime.yamlfile import read_yaml_mapping
 from training.data import IGNORE_INDEX
@@ -90,11 +91,7 @@ def find_case_files(cases_dir: Path) -> list[Path]:
 def _read(path: Path, flags: int, where: str) -> np.ndarray:
     """The image at ``path`` decoded from its bytes: OpenCV's imread crashes on a path that is not
     valid UTF-8 and names an unreadable file past the log filters. InputError naming ``where``."""
-    try:
-        data = path.read_bytes()
-    except OSError:  # missing, a folder, no permission
-        data = b""
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), flags) if data else None
+    img = decode_image_file(path, flags)
     if img is None:
         raise InputError(f"{where}: {path.name} missing or unreadable")
     return img
