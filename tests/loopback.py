@@ -55,6 +55,7 @@ def request(
         return exc.code, exc.read().decode()
 
 
+CLOSE_WAIT_S = 3.0  # how long a test waits for a server to close a connection it should close
 HEALTH_POLL_S = 0.3  # how often a starting service is asked for /healthz
 
 
@@ -80,3 +81,28 @@ def start_live(*args, port: int | None = None, stdout=subprocess.PIPE, **popen) 
     return subprocess.Popen(
         [*SONOMAP, *map(str, argv)], stdout=stdout, stderr=subprocess.PIPE, text=True, **popen
     )
+
+
+def answer_or_close(port: int, timeout: float = CLOSE_WAIT_S) -> bytes:
+    """What a server on 127.0.0.1:``port`` sends to a GET /healthz before it closes the connection
+    (b'' if nothing)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except ConnectionResetError:
+            pass
+    return b"".join(chunks)
+
+
+def closed_by_server(sock: socket.socket, within: float = CLOSE_WAIT_S) -> bool:
+    """Whether the server closes ``sock`` (EOF or reset) within ``within`` seconds."""
+    sock.settimeout(within)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False

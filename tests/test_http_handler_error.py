@@ -6,10 +6,10 @@ sockets; the fault is injected by replacing the viewer's health check with one t
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 
 import pytest
+from loopback import answer_or_close
 
 from edge_runtime.live_stats import EVENTS
 from edge_runtime.service.http_server import make_http_observer
@@ -21,19 +21,6 @@ CLIENT_TIMEOUT_S = 5.0
 
 class RouteFault(Exception):
     """The injected fault."""
-
-
-def answer_or_close(port: int) -> bytes:
-    """What the server sends to a GET /healthz before it closes the connection (b'' if nothing)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=CLIENT_TIMEOUT_S) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        chunks = []
-        try:
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        except ConnectionResetError:
-            pass
-    return b"".join(chunks)
 
 
 @pytest.fixture()
@@ -53,9 +40,9 @@ def test_an_exception_in_a_route_drops_its_connection_with_one_line_logged(serve
     caplog.set_level(logging.WARNING, logger="sonomap.http")
     before = EVENTS.snapshot().get(HANDLER_ERROR_EVENT, 0)
     server.healthy = broken_health_check
-    dropped = [answer_or_close(server.port) for _ in range(CONNECTIONS)]
+    dropped = [answer_or_close(server.port, CLIENT_TIMEOUT_S) for _ in range(CONNECTIONS)]
     del server.healthy  # the fault is gone
-    served = answer_or_close(server.port)
+    served = answer_or_close(server.port, CLIENT_TIMEOUT_S)
     assert dropped == [b""] * CONNECTIONS
     assert served.startswith(b"HTTP/1.1 503 ")  # no frame rendered yet
     assert crashed == []

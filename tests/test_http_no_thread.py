@@ -5,9 +5,10 @@ be mapped and Thread.start() fails for real; then the cap is lifted and the serv
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
+
+from loopback import answer_or_close
 
 SPARE_KIB = 4096  # address space left over: a thread stack (THREAD_STACK_BYTES) does not fit in it
 THREAD_STACK_BYTES = 16 * 1024 * 1024  # set in the child, so `ulimit -s` on the machine does not matter
@@ -38,19 +39,6 @@ obs.close()
 """
 
 
-def answer_or_close(port: int) -> bytes:
-    """What the server sends to a GET /healthz before it closes the connection (b'' if nothing)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=CLIENT_TIMEOUT_S) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        chunks = []
-        try:
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        except ConnectionResetError:
-            pass
-    return b"".join(chunks)
-
-
 def test_a_connection_without_a_thread_is_closed_with_one_line_logged():
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD],
@@ -61,11 +49,11 @@ def test_a_connection_without_a_thread_is_closed_with_one_line_logged():
     )
     try:
         port = int(child.stdout.readline())
-        starved = [answer_or_close(port) for _ in range(CONNECTIONS)]
+        starved = [answer_or_close(port, CLIENT_TIMEOUT_S) for _ in range(CONNECTIONS)]
         child.stdin.write("\n")
         child.stdin.flush()
         assert child.stdout.readline().strip() == "lifted"
-        served = answer_or_close(port)
+        served = answer_or_close(port, CLIENT_TIMEOUT_S)
         child.stdin.write("\n")
         child.stdin.flush()
         out, err = child.communicate(timeout=CHILD_TIMEOUT_S)

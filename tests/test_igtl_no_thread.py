@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+from loopback import closed_by_server
 
 pytest.importorskip("pyigtl")
 pytestmark = pytest.mark.timeout(120)
@@ -54,16 +55,6 @@ link.close()
 """
 
 
-def closed_by_server(sock: socket.socket) -> bool:
-    sock.settimeout(CLIENT_TIMEOUT_S)
-    try:
-        return sock.recv(1) == b""
-    except ConnectionResetError:
-        return True
-    except TimeoutError:
-        return False
-
-
 def read_exactly(sock: socket.socket, n: int) -> bytes:
     """Up to ``n`` bytes: fewer when the server closes or sends nothing more in CLIENT_TIMEOUT_S."""
     sock.settimeout(CLIENT_TIMEOUT_S)
@@ -94,7 +85,7 @@ def test_a_viewer_without_a_thread_is_closed_and_the_server_accepts_again():
         starved = []
         for _ in range(CONNECTIONS):
             with socket.create_connection(("127.0.0.1", port), timeout=CLIENT_TIMEOUT_S) as sock:
-                starved.append(closed_by_server(sock))
+                starved.append(closed_by_server(sock, CLIENT_TIMEOUT_S))
         tell()
         assert child.stdout.readline().strip() == "lifted"
         with socket.create_connection(("127.0.0.1", port), timeout=CLIENT_TIMEOUT_S) as viewer:

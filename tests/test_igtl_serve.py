@@ -12,6 +12,7 @@ import time
 
 import pytest
 from cli import sonomap
+from loopback import closed_by_server
 from test_igtl_network import FPS, image_message
 from test_igtl_standin import pyigtl
 
@@ -38,16 +39,6 @@ class Packed:
 
     def pack(self) -> bytes:
         return self.payload
-
-
-def closed_by_server(sock: socket.socket, within: float = 3.0) -> bool:
-    sock.settimeout(within)
-    try:
-        return sock.recv(1) == b""
-    except ConnectionResetError:
-        return True
-    except TimeoutError:
-        return False
 
 
 def test_serve_binds_loopback_unless_told_otherwise():
