@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from edge_runtime.errors import InputError
+from edge_runtime.image_files import read_image
 
 if TYPE_CHECKING:
     import imagehash
@@ -51,15 +51,8 @@ def read_gray(path: Path) -> np.ndarray:
     """The image at ``path`` as 8-bit gray, as ``cv2.imread(IMREAD_GRAYSCALE)`` reads it: the picture
     prepare-busi writes and the contact sheet shows (a 16-bit image scaled to 8 bits, where Pillow's
     ``convert("L")`` clips it to black and white). Decoded from the file's bytes, as OpenCV's imread
-    fails on a path that is not UTF-8. InputError naming ``path`` when it cannot be read or decoded."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:  # missing, a folder, no permission
-        raise InputError(f"{path}: unreadable image ({exc.strerror or exc})") from exc
-    gray = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if data else None
-    if gray is None:
-        raise InputError(f"{path}: unreadable image (empty, or not a format OpenCV decodes)")
-    return gray
+    fails on a path that is not UTF-8. UnreadableImage (an InputError) naming ``path`` otherwise."""
+    return read_image(path, cv2.IMREAD_GRAYSCALE)
 
 
 def image_hashes(paths: dict[str, Path]) -> dict[str, tuple[imagehash.ImageHash, imagehash.ImageHash]]:

@@ -23,6 +23,7 @@ import numpy as np
 from edge_runtime.atomic import atomic_write_csv, atomic_write_png
 from edge_runtime.case_split import CASES_CSV, SPLITS, read_cases_csv, split_cases
 from edge_runtime.errors import InputError
+from edge_runtime.image_files import UnreadableImage, read_image
 from edge_runtime.near_duplicates import merge_near_duplicate_cases
 from edge_runtime.yamlfile import read_yaml_mapping
 from registration.cases.identity import patient_groups
@@ -42,11 +43,10 @@ def is_done(ds: Path, case_id: str) -> bool:
 def _gray(path: Path) -> np.ndarray:
     """The 8-bit gray PNG at ``path``, decoded from its bytes (OpenCV's imread crashes on a path that
     is not valid UTF-8, and names the file past the log filters); InputError naming it otherwise."""
-    data = path.read_bytes()
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if data else None
-    if img is None:
-        raise InputError(f"{path}: not a readable PNG image; register the case again")
-    return img
+    try:
+        return read_image(path, cv2.IMREAD_GRAYSCALE)
+    except UnreadableImage as exc:
+        raise InputError(f"{exc}; register the case again") from exc
 
 
 def copy_into_layout(ds: Path, case_id: str) -> None:

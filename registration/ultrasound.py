@@ -29,6 +29,7 @@ import numpy as np
 
 from edge_runtime.dicom_pixels import dicom_gray, frame_count
 from edge_runtime.errors import InputError
+from edge_runtime.image_files import UnreadableImage, read_image
 from edge_runtime.privacy import library_path, register_dicom
 from edge_runtime.units import MM_PER_CM
 
@@ -84,12 +85,12 @@ def _read_raster(path: Path) -> np.ndarray:
 
     Decoded from the file's bytes, never by handing OpenCV the path: cv2.imread crashes the process
     on a path that is not valid UTF-8 (a folder named in another encoding)."""
-    # deferred: the runtime's source stage also loads PyAV and OpenIGTLink, which registration skips
-    from edge_runtime.sources.opener import read_image
-
-    img = read_image(path)
-    if img is None:
-        raise InputError(f"{path}: cannot read the ultrasound image (not a PNG/JPEG/DICOM file?)")
+    try:
+        img = read_image(path)
+    except UnreadableImage as exc:
+        raise InputError(
+            f"{path}: cannot read the ultrasound image ({exc.reason}; a PNG/JPEG/DICOM file?)"
+        ) from exc
     return to_gray_u8(img, str(path))
 
 

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.errors import InputError
+from edge_runtime.image_files import UnreadableImage, read_image
 from edge_runtime.privacy import library_path
 from registration.wsi_tiff import CannotOpen
 
@@ -52,19 +53,12 @@ def _refuse_size(path: Path, w: int, h: int) -> None:
 
 
 def _decode_colour(path: Path) -> np.ndarray:
-    """``cv2.imread(path, IMREAD_COLOR)`` (BGR, EXIF orientation applied) from the file's bytes;
-    CannotOpen when the file cannot be read or decoded. Never the path to OpenCV: cv2.imread crashes
-    the process on a path that is not valid UTF-8. (edge_runtime.sources.opener.read_image decodes
-    unchanged: gray, 16-bit and alpha as stored, and no EXIF rotation, which a thumbnail needs.)"""
+    """The image as ``cv2.imread(path, IMREAD_COLOR)`` gives it (BGR, EXIF orientation applied, which a
+    thumbnail needs), decoded from the file's bytes; CannotOpen when it cannot be read or decoded."""
     try:
-        data = path.read_bytes()
-    except OSError as exc:  # a folder, no permission
-        raise CannotOpen(f"cannot read the file ({exc.strerror})") from exc
-    # imdecode asserts on an empty buffer, and gives None for bytes it cannot decode
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-    if img is None:
-        raise CannotOpen(NOT_AN_IMAGE)
-    return img
+        return read_image(path, cv2.IMREAD_COLOR)
+    except UnreadableImage as exc:
+        raise CannotOpen(f"{NOT_AN_IMAGE} ({exc.reason})") from exc
 
 
 class RasterSlide:

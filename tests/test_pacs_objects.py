@@ -14,6 +14,8 @@ import pydicom
 import pytest
 from pacs_cases import FALLBACK_ID, OBJECTS_PER_CASE, anonymous_cases, clip, export  # noqa: F401 (fixtures)
 
+from edge_runtime.image_files import NOT_DECODABLE
+
 highdicom = pytest.importorskip("highdicom", reason="highdicom not installed (pacs extra)")
 
 HALF_STEP = 0.5 / 255 + 1e-6  # fractional SEG: 8-bit probability against the 16-bit PNG
@@ -67,7 +69,9 @@ def test_each_broken_case_is_named_with_its_file_and_key(anonymous_cases, tmp_pa
         f"{broken.name}  FAILED: {broken / 'case.yaml'}: capture.model.sha256: expected str, got None"
         in out.stdout
     )
-    assert f"{good.name}  FAILED: {good / 'prefire_mask.png'}: missing or not a PNG" in out.stdout
+    assert (
+        f"{good.name}  FAILED: {good / 'prefire_mask.png'}: unreadable image ({NOT_DECODABLE})" in out.stdout
+    )
     assert "2 case(s) in" in out.stdout
 
 

@@ -17,6 +17,7 @@ from PIL import Image
 
 from edge_runtime.case_split import CASES_CSV
 from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.image_files import NOT_DECODABLE
 from training.busi import prepare_busi
 from training.data import read_cases
 
@@ -107,5 +108,5 @@ def test_a_left_out_image_opencv_cannot_read_is_one_line_and_the_earlier_dataset
     run = sonomap("prepare-busi", "--busi", busi, "--out", out, check=False)
     err = run.stderr.strip()
     assert run.returncode == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
-    assert err.endswith(f"{twin}: unreadable image (empty, or not a format OpenCV decodes)"), err
+    assert err.endswith(f"{twin}: unreadable image ({NOT_DECODABLE})"), err
     assert _tree(out) == before

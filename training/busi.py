@@ -35,6 +35,7 @@ from edge_runtime.atomic import atomic_write_csv, atomic_write_png
 from edge_runtime.case_split import CASES_CSV, SPLITS, split_cases
 from edge_runtime.csv_text import read_csv_text
 from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.image_files import read_image
 from edge_runtime.near_duplicates import (
     DHASH_MAX,
     PHASH_MAX,
@@ -111,9 +112,7 @@ def _read_pair(busi: Path, image: Path, sid: str, malignant: bool) -> tuple[np.n
     image is read as the hashes and the contact sheet read it (:func:`read_gray`): one picture."""
     mask_path = busi / "masks" / f"{sid}.png"
     gray = read_gray(image)
-    mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
-    if mask is None:
-        raise InputError(f"{mask_path}: missing or unreadable")
+    mask = read_image(mask_path, cv2.IMREAD_GRAYSCALE)
     if mask.shape != gray.shape:
         raise InputError(f"{mask_path}: size {mask.shape[::-1]} != image size {gray.shape[::-1]}")
     label = np.zeros_like(mask)

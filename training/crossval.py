@@ -38,12 +38,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from edge_runtime.atomic import atomic_write_csv
 from edge_runtime.case_split import CASES_COLUMNS, CASES_CSV
 from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.image_files import read_image
 from edge_runtime.jsonfile import atomic_write_json, read_json
 from edge_runtime.manifest import sha256_file
 from training.config import load_config
@@ -57,9 +57,7 @@ def case_strata(samples) -> dict[str, str]:
     """case id -> "cancer" when any of its images has a cancer pixel, else "no cancer"."""
     cancer: dict[str, bool] = {}
     for s in samples:
-        label = cv2.imread(str(s.label), cv2.IMREAD_UNCHANGED)
-        if label is None:
-            raise InputError(f"{s.label}: not a readable label image")
+        label = read_image(s.label)
         cancer[s.case_id] = cancer.get(s.case_id, False) or bool((label == CANCER).any())
     return {case: "cancer" if has else "no cancer" for case, has in cancer.items()}
 

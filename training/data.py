@@ -21,6 +21,7 @@ import numpy as np
 
 from edge_runtime.case_split import CASES_CSV, SPLITS, read_cases_csv
 from edge_runtime.errors import InputError
+from edge_runtime.image_files import read_image
 
 IGNORE_INDEX = 255
 CANCER = 1
@@ -70,16 +71,12 @@ def select_split(samples: list[Sample], split: str, root: str | Path = "") -> li
 
 def read_pair(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
     """Sample -> (gray uint8 HxW, label uint8 HxW), validated."""
-    gray = cv2.imread(str(sample.image), cv2.IMREAD_UNCHANGED)
-    if gray is None:
-        raise InputError(f"{sample.image}: not a readable image")
+    gray = read_image(sample.image)
     if gray.ndim == 3:
         gray = cv2.cvtColor(gray, cv2.COLOR_BGR2GRAY)  # tolerate gray stored as RGB
     if gray.dtype != np.uint8:
         raise InputError(f"{sample.image}: expected 8-bit grayscale, got {gray.dtype}")
-    label = cv2.imread(str(sample.label), cv2.IMREAD_UNCHANGED)
-    if label is None:
-        raise InputError(f"{sample.label}: not a readable image")
+    label = read_image(sample.label)
     if label.ndim != 2 or label.dtype != np.uint8:
         raise InputError(
             f"{sample.label}: label must be single-channel uint8, got shape {label.shape} {label.dtype}"

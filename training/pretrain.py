@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.jsonfile import atomic_write_json
+from edge_runtime.near_duplicates import read_gray
 from edge_runtime.preprocess import preprocess
 from edge_runtime.source_kinds import IMAGE_SUFFIXES
 from training.checkpoint import save_checkpoint
@@ -74,13 +75,6 @@ def pretext_images(data: str | Path, extra: list[str | Path] = ()) -> list[Path]
             raise InputError(f"--images {folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
         paths.extend(found)
     return paths
-
-
-def read_gray(path: Path) -> np.ndarray:
-    gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if gray is None:
-        raise InputError(f"{path}: not a readable image")
-    return gray
 
 
 class RestorationDataset(Dataset):

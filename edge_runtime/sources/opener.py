@@ -37,7 +37,7 @@ from edge_runtime.dicom_pixels import dicom_pixels
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.frames import Frame, Source
 from edge_runtime.igtl.source import open_igtl_source
-from edge_runtime.image_files import decode_image_file
+from edge_runtime.image_files import UnreadableImage, read_image
 from edge_runtime.sources import synthetic
 from edge_runtime.sources.capture import V4L2Source, VideoFileSource, capture_device_name, to_bgr
 from edge_runtime.sources.corrupt import CorruptCounter
@@ -75,10 +75,11 @@ class ImageFolderSource(Source):
         corrupt = CorruptCounter(str(self.path), self.name)
         while True:
             for number, f in enumerate(self.files, 1):
-                image = read_image(f)
-                if image is None:
+                try:
+                    image = read_image(f)
+                except UnreadableImage as exc:
                     if len(self.files) == 1:
-                        raise InputError(f"{f}: not a readable image (frame {index})")
+                        raise InputError(f"{f}: not a readable image ({exc.reason}; frame {index})") from exc
                     # by its place in the sorted folder: the image's name stays out of the log
                     corrupt.skip(f"image {number} of {len(self.files)}", "not a readable image", f.name)
                     continue
@@ -89,14 +90,6 @@ class ImageFolderSource(Source):
                 raise InputError(f"{self.path}: none of its {len(self.files)} images is readable")
             if not self.loop:
                 return
-
-
-def read_image(path: Path) -> np.ndarray | None:
-    """The image at ``path`` as ``cv2.imread(IMREAD_UNCHANGED)`` reads it; None when it cannot be
-    read or decoded. Decoded from its bytes: OpenCV's native logger names a file it cannot open
-    (``imread_('DOE_JANE.png'): can't open/read file``), straight to stderr past the log filters, and
-    a file name may be the patient's. imdecode never sees the path."""
-    return decode_image_file(path, cv2.IMREAD_UNCHANGED)
 
 
 def cine_fps(ds, path: Path) -> float:

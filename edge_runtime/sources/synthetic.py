@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.errors import InputError
+from edge_runtime.image_files import read_image
 from edge_runtime.manifest import sha256_file
 from edge_runtime.roi import Roi
 from edge_runtime.sinks.mp4 import Mp4Sink
@@ -64,9 +65,7 @@ class ScreenSimulator:
     patient_line: str | None = None
 
     def __post_init__(self):
-        gray = cv2.imread(str(self.image_path), cv2.IMREAD_GRAYSCALE)
-        if gray is None:
-            raise InputError(f"{self.image_path}: not a readable image")
+        gray = read_image(self.image_path, cv2.IMREAD_GRAYSCALE)
         if self.roi.x + self.roi.w > self.screen_w or self.roi.y + self.roi.h > self.screen_h:
             scale = min(self.screen_w / SCREEN_W, self.screen_h / SCREEN_H)
             self.roi = Roi(

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.errors import ConfigError, InputError
-from edge_runtime.image_files import decode_image_file
+from edge_runtime.image_files import read_image
 from edge_runtime.typed_config import finite, shown
 from edge_runtime.yamlfile import read_yaml_mapping
 from registration.cases.status import find_case_files
@@ -108,9 +108,7 @@ def case_id_of(doc: dict, path: Path) -> str:
 
 
 def _png(path: Path, dtype) -> np.ndarray:
-    image = decode_image_file(path, cv2.IMREAD_UNCHANGED)  # any path, not only UTF-8 ones
-    if image is None:
-        raise InputError(f"{path}: missing or not a PNG")
+    image = read_image(path, cv2.IMREAD_UNCHANGED)  # any path, not only UTF-8 ones
     if image.dtype != dtype or image.ndim != 2:
         raise InputError(
             f"{path}: expected a single-channel {np.dtype(dtype).name} image, got {image.dtype} {image.shape}"

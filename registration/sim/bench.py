@@ -28,6 +28,7 @@ import numpy as np
 import yaml
 
 from edge_runtime.errors import InputError, SonomapError
+from edge_runtime.image_files import read_image
 from edge_runtime.units import UM_PER_MM
 from registration.pipeline import register_case
 from registration.sim.bench_report import print_report
@@ -43,8 +44,8 @@ TIMING_FILL = 0.9  # share of the canvas length the core (with its gaps) may tak
 
 def _score_case(case_dir: Path, out: Path, case_file: Path | None = None) -> dict:
     rep = register_case(case_file or case_dir / "case.yaml", out)
-    label = cv2.imread(str(out / "label.png"), cv2.IMREAD_GRAYSCALE)
-    truth = cv2.imread(str(case_dir / "truth.png"), cv2.IMREAD_GRAYSCALE)
+    label = read_image(out / "label.png", cv2.IMREAD_GRAYSCALE)
+    truth = read_image(case_dir / "truth.png", cv2.IMREAD_GRAYSCALE)
     c = confusion(label, truth)
     return {
         "counts": c,
@@ -60,7 +61,7 @@ def _needle(case_dir: Path) -> dict:
     from registration.needle import detect_needle
 
     t = json.loads((case_dir / "truth.json").read_text())
-    gray = cv2.imread(str(case_dir / "us.png"), cv2.IMREAD_GRAYSCALE)
+    gray = read_image(case_dir / "us.png", cv2.IMREAD_GRAYSCALE)
     mm = t["mm_per_pixel"]
     try:
         det = detect_needle(gray, (mm, mm), str(case_dir))
@@ -104,7 +105,7 @@ def time_big_slide(
     t, mm = case["tract"], case["ultrasound"]["mm_per_pixel"]
     tract = Tract(tuple(t["start"]), tuple(t["end"]), t["width_mm"], (mm, mm))
     src = json.loads((case_dir / "truth.json").read_text())
-    lesion = cv2.imread(str(case_dir / "truth.png"), cv2.IMREAD_GRAYSCALE) == 1
+    lesion = read_image(case_dir / "truth.png", cv2.IMREAD_GRAYSCALE) == 1
     canvas_mm = shape[1] * mpp / UM_PER_MM
     shrink = min(0.8, TIMING_FILL * canvas_mm / tract.length_mm)  # the shrunken core must fit the canvas
     params = replace(
@@ -157,9 +158,9 @@ def _lab_row(d: Path, c: dict) -> dict:
     except SonomapError as exc:
         return {"case_id": c["case_id"], "error": str(exc), "groups": bench_lab.groups(truth)}
     pos: list = []
-    lesion = cv2.imread(str(d / "truth.png"), cv2.IMREAD_GRAYSCALE) == 1
+    lesion = read_image(d / "truth.png", cv2.IMREAD_GRAYSCALE) == 1
     r["boundary_mm"] = boundary_errors(
-        cv2.imread(str(d / "out" / "label.png"), cv2.IMREAD_GRAYSCALE),
+        read_image(d / "out" / "label.png", cv2.IMREAD_GRAYSCALE),
         lesion,
         yaml.safe_load((d / "case.yaml").read_text()),
         pos,
@@ -197,10 +198,10 @@ def run_bench(
             if lab:
                 rows.append(_lab_row(d, c))
                 continue
-            lesion = cv2.imread(str(d / "truth.png"), cv2.IMREAD_GRAYSCALE) == 1
+            lesion = read_image(d / "truth.png", cv2.IMREAD_GRAYSCALE) == 1
             r = _score_case(d, d / "out")
             r["boundary_mm"] = boundary_errors(
-                cv2.imread(str(d / "out" / "label.png"), cv2.IMREAD_GRAYSCALE),
+                read_image(d / "out" / "label.png", cv2.IMREAD_GRAYSCALE),
                 lesion,
                 yaml.safe_load((d / "case.yaml").read_text()),
             )

@@ -31,6 +31,7 @@ import numpy as np
 import yaml
 
 from edge_runtime.errors import SonomapError
+from edge_runtime.image_files import read_image
 from registration.pipeline import TARGET_MPP, register_case
 from registration.sim.simulate import simulate_cases
 from registration.wsi import read_slide
@@ -167,7 +168,7 @@ def run_register(case_file: Path, out: Path) -> dict:
 
 
 def _agreement(a: Path, b: Path) -> float:
-    la, lb = (cv2.imread(str(p / "label.png"), cv2.IMREAD_GRAYSCALE) for p in (a, b))
+    la, lb = (read_image(p / "label.png", cv2.IMREAD_GRAYSCALE) for p in (a, b))
     known = (la != 255) | (lb != 255)
     return float((la[known] == lb[known]).mean()) if known.any() else 1.0
 

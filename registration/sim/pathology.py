@@ -31,7 +31,7 @@ import numpy as np
 import yaml
 
 from edge_runtime.errors import InputError
-from edge_runtime.image_files import decode_image_file
+from edge_runtime.image_files import UnreadableImage, read_image
 from edge_runtime.manifest import SHA_SHOWN
 from edge_runtime.typed_config import shown
 from edge_runtime.yamlfile import read_yaml_mapping
@@ -102,10 +102,10 @@ def prefire_image(case_yaml: Path, case: dict) -> np.ndarray:
     """The case's gray pre-fire ROI image; InputError naming it when missing or unreadable."""
     us = case.get("ultrasound") if isinstance(case.get("ultrasound"), dict) else {}
     path = case_yaml.parent / str(us.get("dataset_image") or PREFIRE)
-    image = decode_image_file(path, cv2.IMREAD_GRAYSCALE)  # any path, not only UTF-8 ones
-    if image is None:
-        raise InputError(f"{case_yaml}: its pre-fire image {path.name} is missing or unreadable")
-    return image
+    try:
+        return read_image(path, cv2.IMREAD_GRAYSCALE)  # any path, not only UTF-8 ones
+    except UnreadableImage as exc:
+        raise InputError(f"{case_yaml}: its pre-fire image {path.name}: {exc.reason}") from exc
 
 
 def fire_for(case_yaml: Path, case: dict, pre_image: np.ndarray, truth: dict, truth_json: Path) -> dict:
@@ -226,9 +226,10 @@ def simulate_pathology(
             f"{truth_json}: 'lesion' must name the lesion mask PNG beside it, got {shown(lesion)}"
         )
     lesion_png = truth_json.parent / lesion
-    lesion_img = decode_image_file(lesion_png, cv2.IMREAD_GRAYSCALE)
-    if lesion_img is None:
-        raise InputError(f"{truth_json}: lesion mask {lesion_png} not found or unreadable")
+    try:
+        lesion_img = read_image(lesion_png, cv2.IMREAD_GRAYSCALE)
+    except UnreadableImage as exc:
+        raise InputError(f"{truth_json}: lesion mask {lesion_png}: {exc.reason}") from exc
     if patient_id is not None:
         patient_of({"patient_id": patient_id}, "", "--patient-id")  # one plain name, or a clear error
     files = find_case_files(Path(cases_dir))

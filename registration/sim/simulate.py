@@ -29,6 +29,7 @@ import yaml
 
 from edge_runtime.atomic import atomic_write_png
 from edge_runtime.errors import InputError
+from edge_runtime.image_files import UnreadableImage, read_image
 from edge_runtime.manifest import sha256_file
 from registration.report import write_json, write_text
 from registration.sim.biopsy_core import CoreParams, build_layout
@@ -183,10 +184,13 @@ def _length_keys(geo: dict, core_truth: dict, rng, p: SimParams) -> dict:
 def simulate_case(
     src: SimSource, case_dir: Path, rng: np.random.Generator, p: SimParams, case_id: str
 ) -> dict:
-    gray = cv2.imread(str(src.image), cv2.IMREAD_GRAYSCALE)
-    lesion_img = cv2.imread(str(src.mask), cv2.IMREAD_GRAYSCALE)
-    if gray is None or lesion_img is None:
-        raise InputError(f"{src.label}: unreadable image or mask")
+    read = {}
+    for part, path in (("image", src.image), ("mask", src.mask)):
+        try:
+            read[part] = read_image(path, cv2.IMREAD_GRAYSCALE)
+        except UnreadableImage as exc:  # named by digest: the file name may be the patient's
+            raise InputError(f"{src.label}: its {part}: {exc.reason}") from exc
+    gray, lesion_img = read["image"], read["mask"]
     if lesion_img.shape != gray.shape:
         raise InputError(f"{src.label}: mask size {lesion_img.shape} differs from the image {gray.shape}")
     lesion = lesion_img > 127

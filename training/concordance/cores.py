@@ -33,7 +33,7 @@ from edge_runtime.case_report import (
 )
 from edge_runtime.case_split import CASES_CSV, read_cases_csv
 from edge_runtime.errors import InputError, SonomapError
-from edge_runtime.image_files import decode_image_file
+from edge_runtime.image_files import UnreadableImage, read_image
 from edge_runtime.manifest import SHA_SHOWN
 from edge_runtime.yamlfile import read_yaml_mapping
 from training.data import IGNORE_INDEX
@@ -91,10 +91,10 @@ def find_case_files(cases_dir: Path) -> list[Path]:
 def _read(path: Path, flags: int, where: str) -> np.ndarray:
     """The image at ``path`` decoded from its bytes: OpenCV's imread crashes on a path that is not
     valid UTF-8 and names an unreadable file past the log filters. InputError naming ``where``."""
-    img = decode_image_file(path, flags)
-    if img is None:
-        raise InputError(f"{where}: {path.name} missing or unreadable")
-    return img
+    try:
+        return read_image(path, flags)
+    except UnreadableImage as exc:
+        raise InputError(f"{where}: {path.name}: {exc.reason}") from exc
 
 
 def model_version(capture: dict) -> str:
