@@ -47,6 +47,15 @@ STATE_BANNERS = {  # non-ON states also get a full-width banner: raw video must 
 }
 
 
+def smoothing_restarts(roi_before, state_before: str | None, roi, state: str) -> bool:
+    """Whether the mask's EMA smoothing starts afresh on a frame drawn in ``roi`` with the AI in
+    ``state``, after one in ``roi_before`` and ``state_before``: on another ROI (or a screen with
+    none), when the AI enters LOADING, ERROR or OFF, and when it comes back ON. Otherwise the first
+    frames after a gap would draw the earlier image's smoothed probability over a new one. The one
+    rule of live and replay."""
+    return roi != roi_before or (state != state_before and state in (*GAP_STATES, ON))
+
+
 @dataclass(frozen=True)
 class AiStatus:
     state: str

@@ -63,7 +63,7 @@ def _recalibrate_batchnorm(model, x) -> None:
     import torch
 
     for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+        if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
             module.reset_running_stats()
             module.momentum = None
     model.train()

@@ -25,7 +25,6 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from edge_runtime.errors import ConfigError
 from training.checkpoint import read_checkpoint
@@ -37,6 +36,8 @@ MIN_VARIANCE = 1e-6  # a dead channel (constant input) keeps a tiny positive var
 AUX_HEADS = ("aux_head", "aux_classifier")  # training-only heads (training/unet.py, torchvision's)
 PRETEXT_FREE_HEADS = ("head", "classifier")  # segmentation heads a pretext checkpoint does not carry
 ALL_HEADS = (*AUX_HEADS, *PRETEXT_FREE_HEADS)
+# the public BatchNorm classes (torch's common base class is private)
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
 def in_heads(key: str, heads: tuple[str, ...]) -> bool:
@@ -44,7 +45,7 @@ def in_heads(key: str, heads: tuple[str, ...]) -> bool:
     return any(f".{h}." in f".{key}" for h in heads)
 
 
-def _is_folded(bn: _BatchNorm) -> bool:
+def _is_folded(bn: nn.Module) -> bool:
     """True for a BatchNorm rebuilt from a fused graph: zero mean, unit weight, variance 1 - eps."""
     return (
         bool(torch.all(bn.running_mean == 0))
@@ -56,7 +57,7 @@ def _is_folded(bn: _BatchNorm) -> bool:
 @torch.no_grad()
 def restandardize_batchnorm(model: nn.Module, loader, device: torch.device) -> int:
     """Rewrite every folded BatchNorm from measured input statistics; returns how many changed."""
-    folded = [m for m in model.modules() if isinstance(m, _BatchNorm) and _is_folded(m)]
+    folded = [m for m in model.modules() if isinstance(m, BATCH_NORMS) and _is_folded(m)]
     if not folded:
         return 0
     sums: dict[nn.Module, list[torch.Tensor]] = {bn: [] for bn in folded}

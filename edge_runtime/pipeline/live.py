@@ -38,6 +38,7 @@ from edge_runtime.aistate import (
     ON,
     SKIPPED_DETAIL,
     WAITING_DETAIL,
+    smoothing_restarts,
 )
 from edge_runtime.config_schema import LiveConfig
 from edge_runtime.errors import InferenceStalled, SonomapError
@@ -143,8 +144,8 @@ class Shown:
     def update(self, frame: Frame, roi: Roi, state: str) -> None:
         """``frame`` is about to be drawn in ``roi`` with the AI in ``state`` (OFF on NO SIGNAL)."""
         if state != self.state and state in GAP_STATES:
-            self.void(frame.timestamp)  # this frame on: it may just have been sent to the AI
-        elif (state == ON and self.state != ON) or roi != self.roi:
+            self.void(frame.timestamp)  # this frame on: it may just have been sent to the AI; restarts too
+        elif smoothing_restarts(self.roi, self.state, roi, state):
             self.stages.reset_smoothing()  # the AI answers again (after a stall), or another image
         self.state, self.roi = state, roi
         if not frame.meta.get("no_signal"):

@@ -34,8 +34,7 @@ def notify_observers(
                 snapshot = {**stats.snapshot(), "ai": ai}
             observer.on_frame(frame, prediction, rendered, snapshot)
         except Exception as exc:  # an observer's failure never stops the display
-            stats.sink_errors += 1
-            stats.last_error = f"observer {type(observer).__name__}: {exc}"
+            _count(stats, observer, "on_frame", exc)
 
 
 def observer_banners(observers: list[Observer], frame: Frame, ai: str, stats: Stats) -> list[tuple[str, str]]:

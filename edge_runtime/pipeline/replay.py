@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.aistate import GAP_STATES, ON
+from edge_runtime.aistate import smoothing_restarts
 from edge_runtime.backends.failsafe import InferenceThread
 from edge_runtime.cpus import render_workers
 from edge_runtime.errors import InferenceStalled, SonomapError
@@ -61,16 +61,14 @@ class SourceFailed(SonomapError):
 
 
 class SmoothingRestarts:
-    """When replay's EMA smoothing starts afresh, by live's rule: on another ROI (or a screen with
-    none), when the AI enters LOADING, ERROR or OFF, and when it comes back ON. Without it the first
-    frames after a gap would draw the earlier image's smoothed probability over a new one."""
+    """Replay's EMA smoothing starts afresh by live's rule (:func:`edge_runtime.aistate.smoothing_restarts`)."""
 
     def __init__(self, stages: FrameStages):
         self.stages, self.roi, self.state = stages, None, None
 
     def follow(self, roi: Roi, state: str) -> None:
         """The next frame is drawn in ``roi`` with the AI in ``state``: call before smoothing it."""
-        if roi != self.roi or (state != self.state and state in (*GAP_STATES, ON)):
+        if smoothing_restarts(self.roi, self.state, roi, state):
             self.stages.reset_smoothing()
         self.roi, self.state = roi, state
 
