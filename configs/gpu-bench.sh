@@ -9,6 +9,8 @@
 set -euo pipefail
 OUT=${1:-outputs/gpu-bench}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
+# sonomap and the python3 with torch are the venv's: `make install`, then `. .venv/bin/activate`
+command -v sonomap >/dev/null || { echo "$(basename "$0"): sonomap is not on PATH; activate its venv first (. .venv/bin/activate)" >&2; exit 2; }
 FRAMES=${BENCH_FRAMES:-300}
 ROUNDS=${BENCH_ROUNDS:-3}
 step() { printf '\n== [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }

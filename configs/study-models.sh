@@ -14,6 +14,8 @@ set -euo pipefail
 SRC=${1:?usage: configs/study-models.sh BUSI_OR_DATASET OUT_DIR}
 OUT=${2:?usage: configs/study-models.sh BUSI_OR_DATASET OUT_DIR}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
+# sonomap and the python3 with torch are the venv's: `make install`, then `. .venv/bin/activate`
+command -v sonomap >/dev/null || { echo "$(basename "$0"): sonomap is not on PATH; activate its venv first (. .venv/bin/activate)" >&2; exit 2; }
 MINUTES=${STUDY_MINUTES:-20}
 DEVICE=${STUDY_DEVICE:-cuda}
 BATCH=${STUDY_BATCH:-8}

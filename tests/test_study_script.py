@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import pytest
 import yaml
 
 SCRIPT_TIMEOUT_S = 600
@@ -58,3 +59,20 @@ def test_study_script_trains_evaluates_and_compares_both_models(
         assert "Evaluation of `best.pt`" in own and f"Architecture `{arch}`" in own and "dice" in own.lower()
     compare = (out / "compare" / "report.md").read_text()
     assert "Wilcoxon" in compare and "| dice |" in compare
+
+
+@pytest.mark.parametrize("script", ["study-models.sh", "gpu-bench.sh"])
+def test_gpu_scripts_name_the_venv_when_sonomap_is_not_on_path(tmp_path: Path, repo_root: Path, script: str):
+    # a shell without the venv active (only the system's tools): one line saying what to do,
+    # before anything is created
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}
+    run = subprocess.run(
+        ["bash", str(repo_root / "configs" / script), str(tmp_path / "in"), str(tmp_path / "out")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode == 2
+    assert "sonomap is not on PATH" in run.stderr and ".venv/bin/activate" in run.stderr
+    assert not (tmp_path / "out").exists()

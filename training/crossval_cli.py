@@ -58,7 +58,7 @@ def add_crossval_parser(sub) -> None:
         "train: sonomap train, then (unless --no-calibration) calibrate temperature, curve and mask "
         "filter on validation, then evaluate on the fold. Writes OUT/fold<k>/{data,run,eval} and, "
         "once every fold is evaluated, OUT/summary.json, metrics.csv, reliability.png, report.md "
-        "(every image scored once, 95 %% intervals over cases). Folds already done are kept.",
+        "(every image scored once, 95 % intervals over cases). Folds already done are kept.",
     )
     p.add_argument("--config", required=True, help="training config YAML, e.g. configs/cpu-fast.yaml")
     p.add_argument("--data", required=True, help="dataset directory (its split column is not used)")
