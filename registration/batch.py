@@ -37,8 +37,10 @@ new registration succeeded, so an interrupted run resumes cleanly. Cases sharing
 an annotation file are all refused before anything is registered. A damaged report.json of a case
 not in this run is listed as failed.
 
-Messages that are persisted or logged name the case by its case.yaml under CASES_DIR and an input
-file by its case.yaml key (``pathology.wsi: ...``), never by the file's path or name.
+What is persisted, logged or printed names a case by its place among CASES_DIR's case.yaml files
+(``case 3 of 12``, in the order ``sonomap cases CASES_DIR`` lists them: :func:`case_names`) or by its
+id, an input file by its case.yaml key (``pathology.wsi: ...``) and a QA image by its path in DATASET;
+never by a path or file name under CASES_DIR, whose folders are often named after the patient.
 
 A DATASET this command did not build (e.g. one from prepare-busi, whose cases.csv rows have no
 registration/<id>/report.json) is refused before anything is written: rebuilding cases.csv would
@@ -77,7 +79,7 @@ from registration.batch_reports import (
 from registration.batch_shared import shared_ids_and_inputs
 from registration.case import CaseSpec, load_case
 from registration.cases.identity import case_id_of
-from registration.cases.status import find_case_files, lacks_of
+from registration.cases.status import case_names, find_case_files, lacks_of
 from registration.pipeline import register_case
 from registration.report import without_input_paths, write_json
 
@@ -113,20 +115,27 @@ def find_cases(cases_dir: Path) -> list[Path]:
     return found
 
 
-def _failure(case_yaml: Path, error: Exception | str) -> dict:
-    """batch_report.json's record of one failed case; its error names the case file once (an
-    error that already starts with it is not prefixed again), each input file by its case.yaml
-    key instead of its path or name, and holds no DICOM identifiers. Logged as a warning."""
+def _failure(
+    case_yaml: Path, error: Exception | str, names: dict[str, str], case_id: str | None = None
+) -> dict:
+    """batch_report.json's record of one failed case, by its name in ``names`` (:func:`case_names`,
+    or a dataset file's path in DATASET); its error starts with that name once, names every case by
+    its name and each input file by its case.yaml key, never by path, and holds no DICOM
+    identifiers; with ``case_id`` when the case's spec loaded (``sonomap cases --dataset`` finds it
+    by that). Logged as a warning."""
     text = str(error)
     if isinstance(error, Exception) and not isinstance(error, SonomapError):
         # recorded with its type and location, to be found in the code
         tb = traceback.extract_tb(error.__traceback__)[-1]
         text = f"{type(error).__name__}: {error} (at {Path(tb.filename).name}:{tb.lineno})"
-    if not text.startswith(str(case_yaml)):
-        text = f"{case_yaml}: {text}"
-    if case_yaml.name == "case.yaml":  # not a report.json of the dataset: it names input files
-        text = without_input_paths(text, input_labels(case_yaml))
-    entry = {"case": str(case_yaml), "error": redact(text)}
+    inputs = input_labels(case_yaml) if case_yaml.name == "case.yaml" else {}  # a dataset file names none
+    text = without_input_paths(text, {**inputs, **names})  # a clash names the other case's case.yaml too
+    name = names[str(case_yaml)]
+    if not text.startswith(name):
+        text = f"{name}: {text}"
+    entry = {"case": name, "error": redact(text)}
+    if case_id is not None:
+        entry["id"] = case_id
     log.warning("%s", entry["error"])
     return entry
 
@@ -138,37 +147,39 @@ def _dataset_key(case_yaml: Path) -> str:
     return str(raw_case(case_yaml).get("id") or case_yaml.parent.name)
 
 
-def _load_cases(cases: list[Path], failed: list, pending: list, left: dict) -> list[tuple[Path, CaseSpec]]:
+def _load_cases(
+    cases: list[Path], names: dict[str, str], failed: list, pending: list, left: dict
+) -> list[tuple[Path, CaseSpec]]:
     """(case file, spec) of every case ready to register. Pending cases go to ``pending``; a case
     that does not load, every case whose id another case also has, and every case whose slide or
     annotation another case also names (batch_shared.py), to ``failed``: all of this before anything
     is registered, so no case is taken as done on another's outputs or paired with its pathology.
-    ``left``: id -> why the case is not in the dataset now."""
+    ``names``: :func:`case_names`; ``left``: id -> why the case is not in the dataset now."""
     loaded = []
     for case_yaml in cases:
         try:
-            waiting = _pending(case_yaml)
+            waiting = _pending(case_yaml, names[str(case_yaml)])
             if waiting is not None:
                 pending.append(waiting)
                 left[waiting["id"]] = PENDING_NOW
                 continue
             loaded.append((case_yaml, load_case(case_yaml)))
         except Exception as exc:  # one bad case never stops the batch (Ctrl-C still does)
-            failed.append(_failure(case_yaml, exc))
+            failed.append(_failure(case_yaml, exc, names))
             left[_dataset_key(case_yaml)] = FAILED_NOW
     clashes = shared_ids_and_inputs(loaded)
     ready = []
     for case_yaml, spec in loaded:
         if case_yaml in clashes:
-            failed.append(_failure(case_yaml, "; ".join(clashes[case_yaml])))
+            failed.append(_failure(case_yaml, "; ".join(clashes[case_yaml]), names, spec.id))
             left[spec.id] = FAILED_NOW
         else:
             ready.append((case_yaml, spec))
     return ready
 
 
-def _pending(case_yaml: Path) -> dict | None:
-    """{case, id, lacks} when the case lacks something registration needs, else None
+def _pending(case_yaml: Path, name: str) -> dict | None:
+    """{case: ``name``, id, lacks} when the case lacks something registration needs, else None
     (a case.yaml that is not even a mapping is left to the loader's error). ConfigError when its id
     would be a folder name that may be the patient's (cases/identity.case_id_of): the report lists it."""
     try:
@@ -178,18 +189,13 @@ def _pending(case_yaml: Path) -> dict | None:
     missing = [str(x) for x in lacks_of(raw, case_yaml.parent) if x.required]
     if not missing:
         return None
-    return {"case": str(case_yaml), "id": case_id_of(raw, case_yaml), "lacks": missing}
+    return {"case": name, "id": case_id_of(raw, case_yaml), "lacks": missing}
 
 
-def _held(spec: CaseSpec, case_yaml: Path, report: dict, reg: Path) -> dict:
+def _held(spec: CaseSpec, name: str, report: dict) -> dict:
     q = report["quality"]
-    return {
-        "id": spec.id,
-        "case": str(case_yaml),
-        "quality": q["score"],
-        "weakest": q["weakest"],
-        "qa": str(reg / "qa.png"),
-    }
+    qa = f"registration/{spec.id}/qa.png"  # in DATASET
+    return {"id": spec.id, "case": name, "quality": q["score"], "weakest": q["weakest"], "qa": qa}
 
 
 def _below(report: dict, min_quality: float | None) -> bool:
@@ -205,7 +211,7 @@ def _damaged_elsewhere(ds: Path, ids: set[str], failed: list) -> None:
         try:
             read_report(rep)
         except InputError as exc:
-            failed.append(_failure(rep, exc))
+            failed.append(_failure(rep, exc, {str(rep): rep.relative_to(ds).as_posix()}))
 
 
 def register_batch(
@@ -227,7 +233,8 @@ def register_batch(
     left: dict[str, str] = {}  # id -> why the case is not in the dataset after this run
     kept: list[str] = []  # ids of the cases in the dataset
     retired: dict[str, list[str]] = {}  # id -> its old copies, moved to removed/ before registering again
-    ready = _load_cases(cases, failed, pending, left)
+    names = case_names(cases)
+    ready = _load_cases(cases, names, failed, pending, left)
     for case_yaml, spec in tqdm(ready, desc="register", unit="case", disable=not progress):
         try:
             reg = ds / "registration" / spec.id
@@ -237,25 +244,21 @@ def register_batch(
                     if stored.confirmed != stored.stats:  # next time these files need not be hashed
                         write_input_stats(reg / REPORT, stored.confirmed)
                     if _below(stored.report, min_quality):
-                        held.append(_held(spec, case_yaml, stored.report, reg))
+                        held.append(_held(spec, names[str(case_yaml)], stored.report))
                         left[spec.id] = HELD_NOW
                     else:
                         skipped.append(spec.id)
                         kept.append(spec.id)
                     continue
                 # the dataset's copy is another version's: replaced once this run registers it anew
-                again.append(
-                    {
-                        "id": spec.id,
-                        "reason": redact(without_input_paths(stored.stale, input_labels(case_yaml))),
-                    }
-                )
+                stale = without_input_paths(stored.stale, {**input_labels(case_yaml), **names})
+                again.append({"id": spec.id, "reason": redact(stale)})
             retired[spec.id] = retire_copies(ds, spec.id)  # no old copy beside a new report.json
             before = stats_before(spec)
             report = register_case(case_yaml, reg, spec)
             write_input_stats(reg / REPORT, confirmed_after(report, before))
             if _below(report, min_quality):
-                held.append(_held(spec, case_yaml, report, reg))
+                held.append(_held(spec, names[str(case_yaml)], report))
                 left[spec.id] = HELD_NOW
                 continue
             copy_into_layout(ds, spec.id)
@@ -270,7 +273,7 @@ def register_batch(
                 }
             )
         except Exception as exc:  # one bad case never stops the batch (Ctrl-C still does)
-            failed.append(_failure(case_yaml, exc))
+            failed.append(_failure(case_yaml, exc, names, spec.id))
             left[spec.id] = FAILED_NOW
     _damaged_elsewhere(ds, {spec.id for _, spec in ready}, failed)
     removed = set_aside(ds, set(kept), left)

@@ -13,9 +13,10 @@ reader the runtime's DICOM cine replay uses too.
 
 A scanner burns the patient's name, ID and birth date into the screen around the image, and the
 frame read here becomes us.png, qa.png and the dataset's copy. So every pixel outside the DICOM's
-calibrated regions is set to black (:func:`keep_regions`), and a DICOM that says it has burned-in
-text (BurnedInAnnotation YES) but no region to keep is refused. A PNG/JPEG is taken as given: the
-runtime's captures are crops of the image area already.
+calibrated regions is set to black (:func:`keep_regions`). A DICOM with no such region is read whole
+only when it rules burned-in text out (BurnedInAnnotation NO); YES, or the attribute missing (many
+scanners and anonymisers leave it out), is refused. A PNG/JPEG is taken as given: the runtime's
+captures are crops of the image area already.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from edge_runtime.units import MM_PER_CM
 UNIT_CM = 3
 SPATIAL_FORMAT_2D = 1
 REGION_BOX = ("RegionLocationMinX0", "RegionLocationMinY0", "RegionLocationMaxX1", "RegionLocationMaxY1")
-BURNED_IN = "YES"  # BurnedInAnnotation: the pixels carry identifying text
+NO_BURNED_IN = "NO"  # BurnedInAnnotation: the pixels carry no identifying text
 SCALE_TOLERANCE = 0.02  # a case.yaml scale that differs more from the DICOM one is a mistake
 
 
@@ -198,12 +199,7 @@ def load_ultrasound(
     gray = _dicom_frame(ds, frame, where, frame_key)
     regions = dicom_regions(ds, where)
     if not regions:
-        if str(ds.get("BurnedInAnnotation", "")).upper() == BURNED_IN:
-            raise InputError(
-                f"{where}: BurnedInAnnotation is YES and no SequenceOfUltrasoundRegions says where the image "
-                "is, so the text burned into the screen cannot be blanked; give a PNG of the image area "
-                "with ultrasound.mm_per_pixel"
-            )
+        _refuse_possible_burned_in_text(ds, where)
         if mm_per_pixel is None:
             raise InputError(
                 f"{where}: no SequenceOfUltrasoundRegions calibrated in cm; "
@@ -220,6 +216,20 @@ def load_ultrasound(
                     f"the DICOM region says {found:.5f} mm/px"
                 )
     return UltrasoundImage(keep_regions(gray, regions), scale, where, regions, region)
+
+
+def _refuse_possible_burned_in_text(ds, where: str) -> None:
+    """InputError unless a DICOM without a region to keep says it carries no burned-in text: fail
+    closed, since the whole frame, patient header included, would otherwise be written."""
+    said = str(ds.get("BurnedInAnnotation", "") or "").strip().upper()
+    if said == NO_BURNED_IN:
+        return
+    raise InputError(
+        f"{where}: BurnedInAnnotation is {said or 'absent'} and no SequenceOfUltrasoundRegions calibrated "
+        "in cm says where the image is, so text burned into the screen (the patient line) cannot be "
+        "blanked; give a PNG of the image area with ultrasound.mm_per_pixel, or a DICOM whose screen "
+        "carries no text and says so with BurnedInAnnotation NO"
+    )
 
 
 def keep_regions(gray: np.ndarray, regions: list[Region]) -> np.ndarray:

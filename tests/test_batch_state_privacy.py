@@ -47,11 +47,13 @@ def test_failed_cases_name_their_inputs_by_case_yaml_key(simulated, tmp_path):
     out = sonomap("-v", "register-batch", cases, "--out", ds, "--no-progress", check=False)
     report = (ds / "batch_report.json").read_text()
     errors = {f["case"]: f["error"] for f in json.loads(report)["failures"]}
-    assert set(errors) == {str(bad_annotation / "case.yaml"), str(bad_slide / "case.yaml")}
-    assert "pathology.annotations" in errors[str(bad_annotation / "case.yaml")]
-    assert "pathology.wsi" in errors[str(bad_slide / "case.yaml")]
+    assert set(errors) == {"case 1 of 2", "case 2 of 2"}  # their places among the sorted case files
+    assert "pathology.annotations" in errors["case 1 of 2"]
+    assert "pathology.wsi" in errors["case 2 of 2"]
     for text in (report, out.stdout, out.stderr):  # persisted, printed, logged (the WARNING lines)
         assert PATIENT not in text and "doe_jane" not in text.lower()
+    # nor the folders under the cases folder (the command's own error line names the folder itself)
+    assert str(cases) not in report
     assert out.stderr.count("WARNING") >= 2
 
 

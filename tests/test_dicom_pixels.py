@@ -41,7 +41,8 @@ def _runtime_gray(path, frame: int) -> np.ndarray:
 
 
 def _write(path, pixels: np.ndarray, photometric: str, bits: int = 8) -> None:
-    """A real uncompressed DICOM file with the given samples."""
+    """A real uncompressed DICOM file with the given samples, no ultrasound region, and no text
+    burned into them (BurnedInAnnotation NO: registration refuses a whole screen that may have some)."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.6.1"
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -55,6 +56,7 @@ def _write(path, pixels: np.ndarray, photometric: str, bits: int = 8) -> None:
         ds.PlanarConfiguration = 0
     ds.PhotometricInterpretation = photometric
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits, bits - 1, 0
+    ds.BurnedInAnnotation = "NO"
     ds.PixelData = pixels.tobytes()
     ds.save_as(str(path), enforce_file_format=True)
 
@@ -68,13 +70,19 @@ def _inside_regions(path, gray: np.ndarray) -> np.ndarray:
     return kept
 
 
-def _dicom_case(simulated_case, folder, dicom, **ultrasound):
-    """The simulated case's slide and annotation with ``dicom`` as its ultrasound image."""
+def _dicom_case(simulated_case, folder, dicom, no_burned_in=False, **ultrasound):
+    """The simulated case's slide and annotation with ``dicom`` as its ultrasound image; with
+    ``no_burned_in`` a copy that says BurnedInAnnotation NO (a file with no calibrated region to keep
+    is refused without it)."""
     folder.mkdir(parents=True)
     case = yaml.safe_load((simulated_case / "case.yaml").read_text())
     for key in ("wsi", "annotations"):
         shutil.copy(simulated_case / case["pathology"][key], folder / case["pathology"][key])
     shutil.copy(dicom, folder / "Doe_Jane.dcm")
+    if no_burned_in:
+        ds = pydicom.dcmread(folder / "Doe_Jane.dcm")
+        ds.BurnedInAnnotation = "NO"
+        ds.save_as(folder / "Doe_Jane.dcm")
     case.pop("needle")
     case["id"] = folder.name
     case["ultrasound"] = {"image": "Doe_Jane.dcm", **ultrasound}
@@ -101,6 +109,7 @@ def test_a_jpeg2000_ybr_rct_file_registers_and_replays(simulated_case, tmp_path)
         simulated_case,
         tmp_path / "j2k",
         get_testdata_file("examples_jpeg2k.dcm"),
+        no_burned_in=True,
         mm_per_pixel=[MM_PER_PIXEL] * 2,
     )
     sonomap("register", case, "--out", tmp_path / "out")
@@ -156,7 +165,9 @@ def test_register_batch_names_the_dicom_of_a_case_it_cannot_read(simulated_case,
     _write(bad, np.full((240, 320, 3), 128, np.uint8), "YBR_PARTIAL_422")
     _dicom_case(simulated_case, tmp_path / "cases" / "a_bad", bad, mm_per_pixel=[MM_PER_PIXEL] * 2)
     j2k = get_testdata_file("examples_jpeg2k.dcm")
-    _dicom_case(simulated_case, tmp_path / "cases" / "b_j2k", j2k, mm_per_pixel=[MM_PER_PIXEL] * 2)
+    _dicom_case(
+        simulated_case, tmp_path / "cases" / "b_j2k", j2k, no_burned_in=True, mm_per_pixel=[MM_PER_PIXEL] * 2
+    )
     sonomap("register-batch", tmp_path / "cases", "--out", tmp_path / "ds", "--no-progress")
     report = json.loads((tmp_path / "ds" / "batch_report.json").read_text())
     assert report["registered"] == 1 and report["failed"] == 1

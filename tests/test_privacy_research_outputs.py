@@ -117,3 +117,43 @@ def test_bench_train_json_names_the_config_by_name_and_digest(busi_dataset, tmp_
     result = json.loads(out.read_text())
     assert result["config"] == "tiny.yaml" and result["config_sha256"] == sha256_file(config)
     assert_unnamed(out.read_text(), res.stdout, res.stderr)
+
+
+def test_compare_report_names_checkpoints_by_name_and_digest(busi_dataset, tmp_path):
+    ck_a = copy_model(shared_checkpoint(), tmp_path / PATIENT_FOLDER / "a")
+    ck_b = copy_model(shared_checkpoint(), tmp_path / PATIENT_FOLDER / "b")
+    out = tmp_path / "compare"
+    sonomap("evaluate", "--compare", ck_a, ck_b, "--data", busi_dataset, "--split", "val", "--out", out)
+    label = f"{ck_a.name} (sha256 {sha256_file(ck_a)[:12]})"
+    assert (out / "report.md").read_text().startswith(f"# Paired comparison: A = `{label}` vs B = `{label}`")
+    assert_unnamed(folder_text(out))
+
+
+def _batch_cases(simulated: Path, cases: Path) -> None:
+    """Five cases in folders named after the patient, in this sorted order: a broken annotation,
+    two copies of one case (their shared id fails both, each error naming the other), a case held
+    for review at --min-quality 1.0 and a case pending its annotation."""
+    sim = sorted(p for p in simulated.iterdir() if p.is_dir())
+    for suffix, source in (("0", sim[0]), ("1", sim[1]), ("1_copy", sim[1]), ("2", sim[2]), ("3", sim[1])):
+        shutil.copytree(source, cases / f"{PATIENT_FOLDER}_{suffix}")
+    (cases / f"{PATIENT_FOLDER}_0" / "core.geojson").write_text("{broken")
+    pending = cases / f"{PATIENT_FOLDER}_3"
+    (pending / "core.geojson").unlink()
+    spec = yaml.safe_load((pending / "case.yaml").read_text())
+    (pending / "case.yaml").write_text(yaml.safe_dump({**spec, "id": "P-0099"}))
+
+
+def test_register_batch_names_cases_by_their_place_not_their_folder(simulated_cases, tmp_path):
+    cases, ds = tmp_path / "cases", tmp_path / "ds"
+    _batch_cases(simulated_cases(3), cases)
+    res = sonomap("register-batch", cases, "--out", ds, "--no-progress", "--min-quality", 1.0)
+    report = json.loads((ds / "batch_report.json").read_text())
+    errors = {f["case"]: f["error"] for f in report["failures"]}
+    assert sorted(errors) == ["case 1 of 5", "case 2 of 5", "case 3 of 5"]
+    assert errors["case 1 of 5"].startswith("case 1 of 5: pathology.annotations")
+    assert errors["case 2 of 5"].startswith("case 2 of 5: case id") and "case 3 of 5" in errors["case 2 of 5"]
+    (held,) = report["low_quality"]
+    assert held["case"] == "case 4 of 5" and held["qa"] == f"registration/{held['id']}/qa.png"
+    assert (ds / held["qa"]).is_file()
+    assert [(p["case"], p["id"]) for p in report["pending_cases"]] == [("case 5 of 5", "P-0099")]
+    assert_unnamed((ds / "batch_report.json").read_text(), res.stdout, res.stderr)

@@ -60,7 +60,12 @@ def test_batch_builds_dataset_collects_errors_and_resumes(cases_dir, tmp_path):
     ds = tmp_path / "ds"
     s = register_batch(cases_dir, ds, progress=False)
     assert (s["registered"], s["failed"], s["skipped_done"]) == (4, 1, 0)
-    assert "zz_bad" in s["failures"][0]["case"] and "malformed GeoJSON" in s["failures"][0]["error"]
+    # named by its place among the case files and its id, never by its folder (often the patient's name)
+    assert s["failures"][0]["case"] == "case 5 of 5" and s["failures"][0]["id"] == "zz_bad"
+    assert s["failures"][0]["error"].startswith("case 5 of 5: ")
+    assert (
+        "malformed GeoJSON" in s["failures"][0]["error"] and str(cases_dir) not in s["failures"][0]["error"]
+    )
     rows = _rows(ds)
     assert [r["id"] for r in rows] == sorted(r["id"] for r in rows) and len(rows) == 4
     assert {r["split"] for r in rows} == {"train", "val", "test"}  # 3 patients: every split non-empty

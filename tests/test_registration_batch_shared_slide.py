@@ -29,10 +29,12 @@ def _refused_both(cases, first, second, tmp_path, key):
     summary = register_batch(cases, tmp_path / "ds", progress=False)
     assert summary["registered"] == 0 and summary["failed"] == 2, summary
     by_case = {f["case"]: f["error"] for f in summary["failures"]}
-    mine, theirs = str(first / "case.yaml"), str(second / "case.yaml")
+    # named by their places among the sorted case files, never by their folders
+    mine, theirs = "case 1 of 2", "case 2 of 2"
     assert set(by_case) == {mine, theirs}
     for own, other in ((mine, theirs), (theirs, mine)):
         assert by_case[own].startswith(own) and other in by_case[own] and f"pathology.{key}" in by_case[own]
+        assert first.name not in by_case[own] and second.name not in by_case[own]
     assert not list((tmp_path / "ds" / "images").iterdir())
     return by_case
 

@@ -16,8 +16,9 @@ US_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.6.1"
 US_MULTIFRAME_STORAGE = "1.2.840.10008.5.1.4.1.1.3.1"
 
 
-def write_us_dicom(path, frames: list, regions: list) -> None:
-    """A real DICOM file (pydicom) with 8-bit gray frames and ultrasound regions (delta in cm)."""
+def write_us_dicom(path, frames: list, regions: list, burned_in: str | None = None) -> None:
+    """A real DICOM file (pydicom) with 8-bit gray frames and ultrasound regions (delta in cm);
+    ``burned_in``: its BurnedInAnnotation, absent when None."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.sequence import Sequence
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -47,6 +48,8 @@ def write_us_dicom(path, frames: list, regions: list) -> None:
         it.PhysicalDeltaX, it.PhysicalDeltaY = r["delta_cm"]
         items.append(it)
     ds.SequenceOfUltrasoundRegions = Sequence(items)
+    if burned_in is not None:
+        ds.BurnedInAnnotation = burned_in
     ds.save_as(str(path), enforce_file_format=True)
 
 
@@ -125,7 +128,8 @@ def test_dicom_scale_disagreeing_with_case_yaml_is_inconsistent(simulated_case, 
 
 def test_dicom_non_cm_units_only_needs_manual_scale(simulated_case, tmp_path):
     us, _, regions = _regions_for(simulated_case)
-    write_us_dicom(tmp_path / "s.dcm", [us], [regions[1]])
+    # no region in cm to keep: read whole only for a screen that says it carries no text
+    write_us_dicom(tmp_path / "s.dcm", [us], [regions[1]], burned_in="NO")
     with pytest.raises(InputError, match="give ultrasound.mm_per_pixel"):
         load_ultrasound(tmp_path / "s.dcm")
     assert load_ultrasound(tmp_path / "s.dcm", (0.1, 0.1)).mm_per_px == (0.1, 0.1)

@@ -88,7 +88,15 @@ def test_study_id_rule():
     from edge_runtime.biopsy.study_id import check_study_id
     from edge_runtime.errors import ConfigError
 
-    for good in ("BX-0042", "p1", "SITE2_0001", "A" * 15 + "1"):
+    for good in (
+        "BX-0042",
+        "p1",
+        "SITE2_0001",
+        "A" * 15 + "1",
+        "SITE2024-001",
+        "BX-2024-17",
+        "20261130T034535Z",
+    ):
         assert check_study_id(good) == good
     for bad, why in (
         ("Jane Doe", "contains a space"),
@@ -97,6 +105,9 @@ def test_study_id_rule():
         ("-BX1", "starts with"),
         ("BX.0042", "other than"),
         ("A" * 16 + "1", "17 characters"),
+        ("Doe_Jane_1970", "a name with a birth year"),
+        ("Poe_Ann_1950", "a name with a birth year"),
+        ("DOE-J-19700101", "a name with a birth year or date"),
         ("", "empty"),
         (42, "not text"),
     ):

@@ -13,6 +13,8 @@ from pathlib import Path
 from training.metrics import EMPTY_POLICY
 from training.stats import BOOTSTRAP_RESAMPLES, EXACT_MAX_N, HIT_DICE, PERMUTATION_MAX_N
 
+DIGEST_SHOWN = 12  # hex digits of the checkpoint's SHA-256 in report.md: tells two files apart
+
 COMPARE_COLUMNS = (
     "n",
     "n_cases",
@@ -38,10 +40,16 @@ COMPARE_COLUMNS = (
 )
 
 
+def checkpoint_label(summary: dict) -> str:
+    """A checkpoint as report.md names it: its file name and digest, as evaluate's summary.json
+    records them, never its path (a folder above it may be named after the patient)."""
+    return f"{summary['checkpoint']} (sha256 {summary['checkpoint_sha256'][:DIGEST_SHOWN]})"
+
+
 def write_compare_report(
     out: Path,
-    ck_a: str,
-    ck_b: str,
+    label_a: str,
+    label_b: str,
     sum_a: dict,
     sum_b: dict,
     table: dict,
@@ -49,7 +57,8 @@ def write_compare_report(
     n_cases: int,
     split: str,
 ) -> str:
-    """compare.csv (one row per metric, with the split compared on) and report.md; returns the table."""
+    """compare.csv (one row per metric, with the split compared on) and report.md; returns the table.
+    ``label_a``/``label_b`` name the models in report.md (:func:`checkpoint_label`)."""
     with open(out / "compare.csv", "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["metric", "split", *COMPARE_COLUMNS])
@@ -75,7 +84,7 @@ def write_compare_report(
         {r["wilcoxon_method"] for r in table.values() if r.get("wilcoxon_method", "none") != "none"}
     )
     lines = [
-        f"# Paired comparison: A = `{ck_a}` vs B = `{ck_b}`",
+        f"# Paired comparison: A = `{label_a}` vs B = `{label_b}`",
         "",
         f"{n_images} images of split {split} from {n_cases} cases. Means, medians and their 95% CIs are "
         "of the per-image differences B − A; the CIs are percentile bootstrap over cases (patients), "

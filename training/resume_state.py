@@ -79,10 +79,11 @@ def check_resume(
     budget_s = stored_budget_s(state)
     if max_minutes is not None and max_minutes * SECONDS_PER_MINUTE != budget_s:
         stored = f"{budget_s / SECONDS_PER_MINUTE:g} min" if budget_s else "none"
+        # by file name: the log may leave the machine, and a folder above the run may name the patient
         log.warning(
             "%s: --max-minutes %g is ignored: a resume continues the run exactly, with its own time "
             "budget (%s)",
-            last,
+            last.name,
             max_minutes,
             stored,
         )

@@ -273,7 +273,7 @@ def run(
             if stats["stopped"] or (stop_after_epochs and epoch + 1 - start_epoch >= stop_after_epochs):
                 break
         result = {
-            "run": str(out),
+            "run": out.name,  # not its path: a folder above the run may be named after the patient
             "epochs_done": epoch + 1,
             "iterations": schedule.iteration,
             "elapsed_s": elapsed(),

@@ -4,7 +4,8 @@ Input: the text as typed. Output: the same text when it is a short pseudonym, el
 naming where it came from. The ID becomes ``capture.study_id`` in each case.yaml and, on export, the
 DICOM PatientID, PatientName and StudyID (docs/pacs-export.md), so it must never be a real identity.
 A pseudonym like ``BX-0042`` passes; a name (``Jane Doe``, ``Doe^Jane``), a bare record number
-(``12345678``) or anything with spaces or punctuation is refused. The rule cannot prove a value is
+(``12345678``), anything with spaces or punctuation, and two words with a birth year or date
+(``Doe_Jane_1970``, ``DOE-J-19700101``: the way case folders are often named) are refused. The rule cannot prove a value is
 not identifying; it stops the usual slips (typing the name, or the hospital number, into the box).
 A site that issues pseudonyms in one format sets it as ``privacy.study_id_pattern`` (a regular
 expression, e.g. ``BX-[0-9]{4}``): an ID must then also match it whole, which stops a name with a
@@ -19,9 +20,17 @@ from edge_runtime.errors import ConfigError
 
 MAX_CHARS = 16  # DICOM StudyID is SH: at most 16 characters
 PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_-]{{0,{MAX_CHARS - 1}}}")
+# Name + birth date, as folders are named after patients (Doe_Jane_1970): a word of two or more
+# letters (a surname), another run of letters (a given name or an initial) and a year 1900-2099,
+# alone or as YYYYMMDD. A pseudonym scheme has one prefix (BX-0042, SITE2024-001) and a capture's
+# time stamp only single letters (20261130T034535Z), so they pass.
+WORD = re.compile(r"[A-Za-z]+")
+NAME_WORD_LETTERS = 2
+BIRTH_DATE = re.compile(r"(?<![0-9])(19|20)[0-9]{2}([01][0-9][0-3][0-9])?(?![0-9])")
+NAME_WORDS = 2
 RULE = (
     f"a study ID is a short pseudonym such as BX-0042: 1-{MAX_CHARS} letters, digits, '-' or '_', "
-    "with at least one letter and one digit, never a name or a hospital number"
+    "with at least one letter and one digit, never a name, a birth date or a hospital number"
 )
 
 
@@ -43,6 +52,10 @@ def _why(value) -> str | None:
         return "has no digit"
     if not any(c.isalpha() for c in value):
         return "has no letter"
+    words = WORD.findall(value)
+    named = len(words) >= NAME_WORDS and max(map(len, words)) >= NAME_WORD_LETTERS
+    if named and BIRTH_DATE.search(value):
+        return "reads as a name with a birth year or date"
     return None
 
 

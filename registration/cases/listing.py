@@ -30,7 +30,15 @@ from edge_runtime.case_report import (
 )
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.yamlfile import read_yaml_mapping
-from registration.cases.status import BROKEN, COMPLETE, PENDING, CaseStatus, find_case_files, inspect_case
+from registration.cases.status import (
+    BROKEN,
+    COMPLETE,
+    PENDING,
+    CaseStatus,
+    case_names,
+    find_case_files,
+    inspect_case,
+)
 
 REGISTERED, HELD, FAILED = "registered", "held", "failed"
 STATES = (REGISTERED, HELD, FAILED, COMPLETE, PENDING, BROKEN)
@@ -46,14 +54,17 @@ def add_options(p) -> None:
     )
 
 
-def batch_failures(dataset: Path | None) -> dict[Path, str]:
-    """case.yaml (resolved) -> the error the last register-batch run gave it."""
+def batch_failures(dataset: Path | None) -> dict[str, str]:
+    """The errors the last register-batch run gave, by the case's id where its spec loaded and by
+    its name there (``case N of M``, :func:`case_names`)."""
     report = dataset / "batch_report.json" if dataset is not None else None
     if report is None or not report.is_file():
         return {}
     try:
         failures = json.loads(report.read_text(encoding="utf-8")).get("failures", [])
-        return {Path(f["case"]).resolve(): str(f["error"]) for f in failures}
+        found = {str(f["case"]): str(f["error"]) for f in failures}
+        found.update({f"id {f['id']}": str(f["error"]) for f in failures if "id" in f})
+        return found
     except (ValueError, RecursionError, AttributeError, TypeError, KeyError) as exc:
         # ValueError covers JSONDecodeError and UnicodeDecodeError; the others a report of another shape
         raise InputError(
@@ -74,15 +85,16 @@ def out_of_date(status: CaseStatus, dataset: Path) -> str | None:
     return f"registered from earlier inputs: {changed_reason(changed)}" if changed else None
 
 
-def state_of(status: CaseStatus, dataset: Path | None, failures: dict[Path, str]) -> str:
-    """The status's state, refined by what the dataset holds for a complete case."""
+def state_of(status: CaseStatus, dataset: Path | None, failures: dict[str, str], name: str = "") -> str:
+    """The status's state, refined by what the dataset holds for a complete case; ``name``: the
+    case's name in register-batch's report (:func:`case_names`), for a case whose id it has not."""
     if status.state != COMPLETE or dataset is None:
         return status.state
     registered = (dataset / "registration" / status.id / REPORT).is_file()
     stale = out_of_date(status, dataset) if registered else None
     if stale is None and (dataset / "images" / f"{status.id}.png").is_file():
         return REGISTERED
-    error = failures.get(status.case_yaml.resolve())
+    error = failures.get(f"id {status.id}", failures.get(name))
     if error is not None:  # before HELD: a case registered again that failed keeps its old report
         status.error = error
         return FAILED
@@ -118,10 +130,11 @@ def list_cases(cases_dir: str | Path, dataset: str | Path | None = None) -> list
     files = find_case_files(cases_dir)  # none yet is a listing too: no biopsy captured so far
     ds = Path(dataset) if dataset else None
     failures = batch_failures(ds)
+    names = case_names(files)  # as the batch named them: the same cases give the same names
     out = []
     for f in files:
         s = inspect_case(f)
-        out.append((s, state_of(s, ds, failures)))
+        out.append((s, state_of(s, ds, failures, names[str(f)])))
     return out
 
 

@@ -153,3 +153,14 @@ def find_case_files(cases_dir: Path) -> list[Path]:
         for p in Path(cases_dir).rglob(CASE_FILE)
         if not any(part.startswith(".") for part in p.relative_to(cases_dir).parts[:-1])
     )
+
+
+def case_names(cases: list[Path]) -> dict[str, str]:
+    """Each case.yaml's path (as found and absolute) -> its name in what register-batch writes and
+    logs: ``case N of M``, its place in ``cases`` (:func:`find_case_files`' sorted order), never a
+    path under the cases folder, whose folders are often named after the patient."""
+    names = {}
+    for i, case_yaml in enumerate(cases, 1):
+        for form in (str(case_yaml), str(case_yaml.absolute())):
+            names[form] = f"case {i} of {len(cases)}"
+    return names
