@@ -1,6 +1,6 @@
-"""`make-clip`'s .json and `bench --json` are written atomically: under a real file size limit
+"""`make-clip`'s clip and `bench --json` are written atomically: under a real file size limit
 (RLIMIT_FSIZE, a full disk without root) the write fails with one line naming the file, and the
-good file from an earlier run is still whole. make-clip names its image on stdout by content only."""
+good files from an earlier run are still whole. make-clip names its image on stdout by content only."""
 
 from __future__ import annotations
 
@@ -12,25 +12,26 @@ from runtime_model import dark_onnx
 
 from edge_runtime.manifest import sha256_file
 
-FOLDER_NAME_CHARS = 200  # the .json records the clip's path: a long one makes it larger than the clip
-FOLDER_DEPTH = 16
-CLIP_LIMIT_BYTES = 3000  # above the 1-frame 64x36 clip (~2 KB), below its .json (~3.5 KB)
+CLIP_LIMIT_BYTES = 1000  # below the 1-frame 64x36 clip (~2 KB), above its .json (~0.3 KB)
 BENCH_LIMIT_BYTES = 4096  # above bench's own clip of a 64x36 input, below its report (~9 KB)
 TINY = ("--size", "64x36", "--noise", "0")
 
 
-def test_make_clip_json_write_failure_keeps_the_old_json_and_names_it(tmp_path):
-    folder = tmp_path.joinpath(*(f"{i}" * FOLDER_NAME_CHARS for i in "abcdefghijklmnop"[:FOLDER_DEPTH]))
+def test_make_clip_that_cannot_finish_keeps_the_earlier_clip_and_json_and_names_out(tmp_path):
+    folder = tmp_path / "clips"
     out = folder / "c.mp4"
     info = out.with_suffix(".json")
     sonomap("make-clip", "--out", out, "--frames", 1, *TINY)
-    good = info.read_text()
-    assert len(good) > CLIP_LIMIT_BYTES > out.stat().st_size
+    good_clip, good_info = out.read_bytes(), info.read_text()
+    assert len(good_clip) > CLIP_LIMIT_BYTES
     res = sonomap_with_file_size_limit(CLIP_LIMIT_BYTES, "make-clip", "--out", out, "--frames", 1, *TINY)
     assert res.returncode == 2, res.stderr
-    assert res.stderr.strip().splitlines() == [f"sonomap make-clip: error: {info}: File too large"]
-    assert info.read_text() == good and json.loads(good)["frames"] == 1
-    assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []  # no temp file left
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"sonomap make-clip: error: --out {out}: ") and "file size limit" in last, last
+    # the clip is staged under a hidden name: the earlier pair is untouched, and no temp file is left
+    assert out.read_bytes() == good_clip and info.read_text() == good_info
+    assert json.loads(good_info)["clip"] == "c.mp4"  # its name, not its path
+    assert sorted(p.name for p in folder.iterdir()) == ["c.json", "c.mp4"]
 
 
 def test_bench_json_write_failure_keeps_the_old_report_and_names_it(tmp_path):

@@ -4,18 +4,27 @@ Through the real CLI and public functions on real files: an export onto its own 
 registration into its own case folder, a register-batch into a prepare-busi dataset are refused
 with one line and change no byte; an atomic write onto a folder or under a file names the target;
 calibrate + export of a dataset under a folder named after a patient write neither that name nor
-an absolute path into the manifests.
+an absolute path into the manifests. An output on a real FIFO or a device is refused at once naming
+its kind (a hang would hit the subprocess timeout); make-clip and replay failing part-way under a real
+file size limit keep the earlier clip byte for byte; prepare-busi refuses a folder it did not make.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
+import av
 import pytest
 import yaml
 from cli import simulate_biopsy, sonomap
 from export_fixtures import copy_model, shared_checkpoint
+from file_size_limit import small_disk
 
 from edge_runtime.atomic import atomic_write_text
 from edge_runtime.cli import os_error_text
@@ -180,3 +189,132 @@ def test_training_manifest_names_dataset_and_config_without_paths(busi_dataset, 
     assert manifest.source["init_from"] == "last.pt"
     text = yaml.safe_dump(manifest.to_dict())
     assert PATIENT_FOLDER not in text and str(repo_root) not in text
+
+
+# --- outputs that are no regular file: refused at once, never waited on ----------------------
+
+FIFO_TIMEOUT_S = 60  # a refusal takes seconds; opening a FIFO nobody reads would block for ever
+CLIP_ARGS = ("--frames", 6, "--size", "320x180", "--noise", 0)
+REPLAY_FRAMES = 6
+SMALL_DISK_BYTES = 2000  # smaller than a few frames of the clip, larger than its .json
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        ("replay", "--out"),
+        ("replay", "--record-raw"),
+        ("replay", "--summary"),
+        ("make-clip", "--out"),
+    ],
+)
+def test_an_output_on_a_fifo_is_refused_at_once_naming_its_kind(tmp_path, command, option):
+    fifo = tmp_path / "out.mp4"
+    os.mkfifo(fifo)
+    if command == "replay":
+        args = ["replay", "synthetic", "--max-frames", 2, option, fifo]
+        if option != "--out":
+            args += ["--out", tmp_path / "overlay.mp4"]
+    else:
+        args = ["make-clip", "--out", fifo, *CLIP_ARGS]
+    err = one_line_error(sonomap(*args, check=False, timeout=FIFO_TIMEOUT_S))
+    assert f"{option} {fifo}" in err and "FIFO" in err, err
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+
+
+def test_make_clip_refuses_a_fifo_where_its_json_goes(tmp_path):
+    fifo = tmp_path / "clip.json"
+    os.mkfifo(fifo)
+    err = one_line_error(
+        sonomap("make-clip", "--out", tmp_path / "clip.mp4", *CLIP_ARGS, check=False, timeout=FIFO_TIMEOUT_S)
+    )
+    assert str(fifo) in err and "FIFO" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.json"]
+
+
+@pytest.mark.skipif(not Path("/dev/null").exists(), reason="needs /dev/null")
+def test_replay_out_on_a_device_is_refused_naming_its_kind():
+    err = one_line_error(sonomap("replay", "synthetic", "--max-frames", 2, "--out", "/dev/null", check=False))
+    assert "--out /dev/null" in err and "device" in err, err
+
+
+# --- a failed writer keeps the earlier video ---------------------------------------------------
+
+
+def frames_in(clip: Path) -> int:
+    with av.open(str(clip)) as container:
+        return sum(1 for packet in container.demux(container.streams.video[0]) if packet.size)
+
+
+def hidden_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def on_small_disk(*args) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "edge_runtime.cli", *map(str, args)],
+        preexec_fn=small_disk(SMALL_DISK_BYTES),
+        capture_output=True,
+        text=True,
+        timeout=FIFO_TIMEOUT_S,
+    )
+
+
+def test_make_clip_that_fails_midway_keeps_the_earlier_clip_and_its_json(tmp_path):
+    out = tmp_path / "clip.mp4"
+    sonomap("make-clip", "--out", out, *CLIP_ARGS)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert json.loads((tmp_path / "clip.json").read_text())["clip"] == "clip.mp4"  # its name, not a path
+    result = on_small_disk("make-clip", "--out", out, *CLIP_ARGS, "--seed", 1)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith(f"sonomap make-clip: error: --out {out}")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temp file left either
+    assert frames_in(out) == CLIP_ARGS[1]
+
+
+def test_replay_that_fails_midway_keeps_the_earlier_overlay(tmp_path):
+    out = tmp_path / "overlay.mp4"
+    sonomap("replay", "synthetic", "--max-frames", REPLAY_FRAMES, "--out", out)
+    before = out.read_bytes()
+    result = on_small_disk("replay", "synthetic", "--max-frames", REPLAY_FRAMES, "--out", out)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert f"--out {out}" in result.stderr.strip().splitlines()[-1], result.stderr[-2000:]
+    assert out.read_bytes() == before and frames_in(out) == REPLAY_FRAMES
+    assert hidden_files(tmp_path) == []
+    sonomap("replay", "synthetic", "--max-frames", REPLAY_FRAMES + 1, "--out", out)  # a good run replaces it
+    assert frames_in(out) == REPLAY_FRAMES + 1 and hidden_files(tmp_path) == []
+
+
+# --- prepare-busi clears only its own dataset --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"cases.csv": "id,case_id,split\npat-1-core,pat-1,train\n"},  # a register-batch index
+        {"cases.csv": "id,case_id,split\nx,x,train\n", "registration/x/report.json": "{}"},
+        {"best.pt": "weights", "metrics.csv": "epoch,train_loss\n1,0.5\n"},  # a training run
+    ],
+)
+def test_prepare_busi_refuses_a_folder_it_did_not_make(tmp_path, busi_sample, files):
+    out = tmp_path / "dataset"
+    for name, text in files.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text)
+    before = tree_bytes(out)
+    err = one_line_error(sonomap("prepare-busi", "--busi", busi_sample, "--out", out, check=False))
+    assert f"--out {out}" in err and "prepare-busi" in err, err
+    assert tree_bytes(out) == before and sorted(p.name for p in out.rglob("*") if p.is_file()) == sorted(
+        Path(n).name for n in files
+    )
+
+
+def test_prepare_busi_reruns_into_its_own_dataset_and_an_empty_folder(tmp_path, busi_sample, busi_dataset):
+    own = tmp_path / "own"
+    shutil.copytree(busi_dataset, own)
+    before = tree_bytes(own)
+    sonomap("prepare-busi", "--busi", busi_sample, "--out", own)
+    assert tree_bytes(own) == before
+    (tmp_path / "empty").mkdir()
+    sonomap("prepare-busi", "--busi", busi_sample, "--out", tmp_path / "empty")
+    assert (tmp_path / "empty" / "cases.csv").read_bytes() == before["cases.csv"]

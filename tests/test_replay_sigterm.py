@@ -40,8 +40,10 @@ def test_a_signal_stops_replay_cleanly(clip, tmp_path, sig):
         text=True,
     )
     deadline = time.monotonic() + EXIT_S
-    while not out.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(POLL_S)  # the output opens with the first frame, after the handlers are in place
+    # the output opens with the first frame, after the handlers are in place: staged under a hidden
+    # name until it is complete (edge_runtime.sinks.mp4)
+    while not any(tmp_path.glob(f".{out.name}.*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(POLL_S)
     time.sleep(RUN_S)
     proc.send_signal(sig)
     try:
@@ -61,3 +63,6 @@ def test_a_signal_stops_replay_cleanly(clip, tmp_path, sig):
     with av.open(str(out)) as c:
         assert sum(1 for _ in c.decode(c.streams.video[0])) == frames
     assert f"wrote {out} (video)" in stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [out.name, summary.name]
+    )  # no staged file left

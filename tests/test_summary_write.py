@@ -38,4 +38,5 @@ def test_a_summary_cut_short_keeps_the_previous_one_and_names_the_file(tmp_path)
 def test_a_summary_on_a_device_is_refused_naming_it(tmp_path):
     result = sonomap("replay", image(tmp_path), "--model", dark_onnx(), "--summary", "/dev/full", check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
-    assert result.stderr.strip().splitlines()[-1].startswith("sonomap replay: error: /dev/full: ")
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("sonomap replay: error: --summary /dev/full: ") and "it is a device" in last, last

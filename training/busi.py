@@ -20,6 +20,11 @@ every image of a pair (left-out ones too) is read as the contact sheet reads it.
 ``cases.csv`` is the commit point: an earlier one is removed before the first image is written and
 the new one written last (atomically), so a run that fails halfway (a full disk) over an earlier
 dataset leaves a folder that no command loads, never old cases.csv rows over new labels.
+
+DATASET may be new, empty or a dataset prepare-busi wrote: a folder holding only what it writes (the
+names of :data:`OWN_NAMES`; hidden files aside), with a cases.csv only beside a duplicates.csv of its
+own (its header). Anything else (a register-batch dataset, a training run, a folder holding any other
+file) is refused before anything is read or written: the run would delete that folder's cases.csv.
 """
 
 from __future__ import annotations
@@ -54,6 +59,10 @@ MALIGNANT = "malignant"
 BENIGN = "benign"
 HASH, LISTED = "hash", "list"  # duplicates.csv's found_by: the perceptual hashes, or the same-lesion list
 HASH_BITS = 64  # imagehash's pHash and dHash: distances run from 0 (same) to 64 (every bit differs)
+DUPLICATES_CSV, EXCLUDED_CSV, DUPLICATES_PNG = "duplicates.csv", "excluded.csv", "duplicates.png"
+DUPLICATES_COLUMNS = ("id_a", "id_b", "phash", "dhash", "group", "label_a", "label_b", "found_by")
+# Everything prepare-busi writes at the top of DATASET: a folder holding anything else is not its own.
+OWN_NAMES = frozenset({"images", "labels", CASES_CSV, DUPLICATES_CSV, EXCLUDED_CSV, DUPLICATES_PNG})
 
 
 def read_busi_index(busi: Path) -> list[dict]:
@@ -92,6 +101,38 @@ def check_apart(busi: Path, out: Path) -> None:
             f"--out {out}: is, lies inside or contains --busi {busi}; the dataset must go to a "
             "separate folder so the BUSI release is never written over"
         )
+
+
+def check_own_folder(out: Path) -> None:
+    """Refuse (ConfigError naming --out) an OUT that prepare-busi did not make: it may be new, empty
+    or hold only :data:`OWN_NAMES`, with a cases.csv only beside prepare-busi's duplicates.csv (a
+    run that stopped after removing cases.csv left no index to lose). Reads only."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file; give a dataset folder")
+    if not out.is_dir():
+        return
+    names = {p.name for p in out.iterdir() if not p.name.startswith(".")}  # hidden: temp files, .DS_Store
+    foreign = sorted(names - OWN_NAMES)
+    if foreign:
+        raise ConfigError(
+            f"--out {out}: holds {foreign[0]}, which prepare-busi does not write, so the folder is not a "
+            "prepare-busi dataset and is left alone; give a new or empty folder"
+        )
+    if CASES_CSV in names and not _own_duplicates_csv(out / DUPLICATES_CSV):
+        raise ConfigError(
+            f"--out {out}: its {CASES_CSV} was not written by prepare-busi (no {DUPLICATES_CSV} of "
+            "prepare-busi beside it), so the folder is left alone; give a new or empty folder"
+        )
+
+
+def _own_duplicates_csv(path: Path) -> bool:
+    """True when ``path`` is a file whose first line is the header prepare-busi writes."""
+    try:
+        with open(path, "rb") as fh:
+            first = fh.readline(len(",".join(DUPLICATES_COLUMNS)) + len("\r\n"))
+    except OSError:  # absent, a folder, unreadable: not prepare-busi's
+        return False
+    return first.rstrip(b"\r\n") == ",".join(DUPLICATES_COLUMNS).encode()
 
 
 def _check_splits(busi: Path, emptied: set[str], n_images: int, n_excluded: int) -> None:
@@ -142,6 +183,7 @@ def prepare_busi(
         if not 0 <= value <= HASH_BITS:
             raise ConfigError(f"{flag} {value}: a distance between {HASH_BITS}-bit hashes, 0..{HASH_BITS}")
     check_apart(busi, out)
+    check_own_folder(out)  # before anything is read: the run deletes cases.csv there
     rows = read_busi_index(busi)
     labels = {r["id"]: r["label"] for r in rows}
     paths = {r["id"]: busi / "images" / f"{r['id']}.png" for r in rows}
@@ -183,8 +225,8 @@ def prepare_busi(
         atomic_write_png(out / "images" / f"{sid}.png", gray)  # PNG is lossless: same pixels, 8-bit gray
         atomic_write_png(out / "labels" / f"{sid}.png", label)
     atomic_write_csv(
-        out / "duplicates.csv",
-        ["id_a", "id_b", "phash", "dhash", "group", "label_a", "label_b", "found_by"],
+        out / DUPLICATES_CSV,
+        DUPLICATES_COLUMNS,
         (
             [
                 p.a,
@@ -200,7 +242,7 @@ def prepare_busi(
         ),
     )
     atomic_write_csv(
-        out / "excluded.csv",
+        out / EXCLUDED_CSV,
         ["id", "label", "group", "reason"],
         (
             [sid, labels[sid], g, "near-duplicates carry both labels"]
@@ -208,8 +250,8 @@ def prepare_busi(
             for sid in ids
         ),
     )
-    (out / "duplicates.png").unlink(missing_ok=True)
-    write_contact_sheet(pairs, paths, out / "duplicates.png", labels)
+    (out / DUPLICATES_PNG).unlink(missing_ok=True)
+    write_contact_sheet(pairs, paths, out / DUPLICATES_PNG, labels)
     atomic_write_csv(  # last: the dataset loads only once everything above is written
         out / CASES_CSV,
         ["id", "case_id", "split"],

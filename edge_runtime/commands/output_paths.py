@@ -9,9 +9,11 @@ option(s) and the path when an output
 - is the same file as another output: two writers in one file leave neither readable;
 - cannot be created: an existing folder where a file goes (or a file where a folder goes), a
   parent that is a file, a folder this process may not write in;
-- is a live recording on something that exists and is not a regular file (a device such as
-  ``/dev/null``, a FIFO, a socket): live keeps an existing recording and records beside it under a
-  new name (:mod:`edge_runtime.sinks.recordings`), which would put ``/dev/null-1`` in ``/dev``.
+- exists and is neither a regular file nor a folder (a FIFO, a device such as ``/dev/null``, a
+  socket): an :class:`~edge_runtime.errors.InputError` naming its kind. Opening a FIFO nobody reads
+  blocks for ever (signals included); a device swallows the output or fails it after the run; and
+  live keeps an existing recording and records beside it under a new name
+  (:mod:`edge_runtime.sinks.recordings`), which would put ``/dev/null-1`` in ``/dev``.
 
 The commands run these checks before any sink opens, so a bad path is refused at once instead of
 after a long run, and a file already there is never touched by a run that was going to fail.
@@ -19,18 +21,27 @@ after a long run, and a file already there is never touched by a run that was go
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge_runtime import source_kinds
 from edge_runtime.atomic import check_creatable, same_file
-from edge_runtime.errors import ConfigError
+from edge_runtime.errors import ConfigError, InputError
 
 # The runtime's file outputs by ``sinks`` key, and the option that sets each (``video`` differs:
 # ``--out`` for replay, ``--record`` for live).
 SINK_OPTIONS = {"raw": "--record-raw", "masks": "--save-masks", "summary": "--summary"}
 FOLDER_SINKS = ("masks",)  # a folder of files, not one file
 LITERAL_SINKS = ("summary",)  # written as named: no strftime fields (the recorders expand theirs)
+# What an existing path that is neither a regular file nor a folder is, by its stat type.
+SPECIAL_KINDS = {
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFCHR: "a device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
 
 
 @dataclass(frozen=True)
@@ -40,7 +51,7 @@ class Output:
     option: str
     path: Path
     folder: bool = False  # a folder of files (--save-masks, --cases) rather than one file
-    live: bool = False  # a live recording: never written over, so an existing one must be a file (or folder)
+    live: bool = False  # a live recording: an existing file is kept and the run records beside it
 
 
 def sink_options(args, video_option: str) -> dict[str, str]:
@@ -113,22 +124,33 @@ def check_outputs(outputs: list[Output], inputs: dict[str, Path]) -> None:
         check_writable(out)
 
 
+def special_kind(path: Path) -> str | None:
+    """What ``path`` (links followed) is when it exists and is neither a regular file nor a folder:
+    ``a FIFO (named pipe)``, ``a device``, ...; None otherwise."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # absent (or a dangling link): created by the writer, checked by check_creatable
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return SPECIAL_KINDS.get(stat.S_IFMT(mode), "a special file")
+
+
 def check_writable(out: Output) -> None:
     """Raise ConfigError naming ``out`` unless it can be created (or replaced) where it is: a file
     output must not be a folder, a folder output not a file, and when it does not exist yet the nearest
     existing folder above it must be one this process can write in (the writers create the missing
-    folders between)."""
+    folders between). InputError naming its kind when it exists and is a FIFO, device or socket."""
     path = out.path
+    kind = special_kind(path)
+    if kind is not None:
+        expected, wanted = ("folder", "a folder name") if out.folder else ("regular file", "a file name")
+        raise InputError(f"{out.option} {path}: exists and is not a {expected}; it is {kind}: give {wanted}")
     if path.exists():
         if out.folder and not path.is_dir():
             raise ConfigError(f"{out.option} {path}: is a file, not a folder")
         if not out.folder and path.is_dir():
             raise ConfigError(f"{out.option} {path}: is a folder; give a file name")
-        if out.live and not out.folder and not path.is_file():
-            raise ConfigError(
-                f"{out.option} {path}: exists and is not a regular file (a device, FIFO or socket); "
-                "a live recording goes to a file of its own: give a file name"
-            )
         # Replaced or written into by replay, kept by live (which records under a new name beside
         # it): its own permissions are for the writer to report.
         return

@@ -13,6 +13,12 @@ Below ``sinks.min_free_gb`` it finalises its file and pauses; it resumes into a 
 when space returns (:class:`edge_runtime.sinks.recordings.SpaceGuard`), or, with ``resume`` False
 (replay), stays paused and fails at close.
 
+With ``resume`` False (replay's outputs, make-clip: results re-made on demand, written over an earlier
+one of the same name) the file is written under a hidden name beside its path
+(``.NAME.<pid>.<random>.partial``) and renamed over the path once it is complete, so a run that fails
+half-way (disk full, a file size limit) leaves the earlier file as it was. A failed run with no earlier
+file there keeps what it wrote under the path, as a live recording does.
+
 FFmpeg does not report every failed write: when the disk fills up (or a file size limit is hit) while
 it closes the file, writing the last fragment and the index, ``close()`` returns as if all went well
 and the file is cut short. So after closing, :func:`unfinished` reads the file's last bytes back: a
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import stat
 import struct
 import time
@@ -47,6 +54,7 @@ KEYFRAME_SECONDS = 1.0
 MFRO = struct.Struct(">I4sII")  # the mfro box that ends an mp4: size 16, type, version+flags, mfra size
 BOX_HEADER = struct.Struct(">I4s")
 TIMED_CLOCK = Fraction(1, 90000)  # a live recording's time base: MPEG's 90 kHz clock
+PARTIAL_SUFFIX = ".partial"  # a staged recording's hidden name ends so until it is complete
 
 
 def unfinished(path: str | Path) -> str | None:
@@ -108,6 +116,8 @@ class Mp4Sink(ThreadedWriter):
         self._last_pts, self._key_pts = -1, None  # timed: the last frame's pts, the last keyframe's
         self._container = None
         self._stream = None
+        self._writing: Path | None = None  # the file FFmpeg writes: path, or its hidden stand-in when staged
+        self.staged = not resume  # a replay's output replaces an earlier one only once it is complete
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # recordings: private (privacy.py)
         self._retention_at = float("-inf")
         # resume False (replay): a pause is final, a failed recording at close
@@ -126,15 +136,19 @@ class Mp4Sink(ThreadedWriter):
         import av  # deferred: PyAV loads FFmpeg (about 0.1 s), and `sonomap --help` imports this module
 
         rate = Fraction(self.fps).limit_denominator(1001)
+        self._writing = self._partial_path() if self.staged else self.path
         try:
             self._container = av.open(
-                str(self.path),
+                str(self._writing),
                 mode="w",
                 format="mp4",
                 options={"movflags": FRAGMENTED_MOVFLAGS, "flush_packets": "1"},
             )
         except (OSError, av.FFmpegError) as exc:
-            raise InputError(f"{self.path}: cannot create video file ({exc})") from exc
+            if self.staged:
+                self._writing.unlink(missing_ok=True)
+            reason = str(exc).replace(str(self._writing), str(self.path))  # the hidden name means nothing
+            raise InputError(f"{self.path}: cannot create video file ({reason})") from exc
         self._container.metadata["comment"] = recordings.OWN_MARK  # retention deletes only files carrying it
         self.files.append(self.path)
         if self.outputs is not None and len(self.files) > 1:
@@ -238,13 +252,44 @@ class Mp4Sink(ThreadedWriter):
             frame.pict_type = av.video.frame.PictureType.I
             self._key_pts = frame.pts
 
+    def _partial_path(self) -> Path:
+        """A new hidden name beside ``path`` (FFmpeg creates the file, with the umask's permissions)."""
+        token = f"{os.getpid()}.{secrets.token_hex(4)}"
+        return self.path.with_name(f".{self.path.name}.{token}{PARTIAL_SUFFIX}")
+
     def _finish(self) -> None:
         if self._container is None:
             return
         container, stream, self._container, self._stream = self._container, self._stream, None, None
-        for packet in stream.encode(None):
-            container.mux(packet)
-        container.close()
-        problem = unfinished(self.files[-1])  # FFmpeg may drop the last writes without an error
+        try:
+            for packet in stream.encode(None):
+                container.mux(packet)
+            container.close()
+            problem = unfinished(self._writing)  # FFmpeg may drop the last writes without an error
+        except BaseException:
+            self._settle(failed=True)
+            raise
+        # a replay's pause is final: its file misses the frames after it (ThreadedWriter fails it)
+        failed = bool(problem) or self.error is not None or (self.paused and not self.resume)
+        self._settle(failed)
         if problem and self.error is None:  # a write that failed before has been reported already
             raise InputError(f"{self.files[-1]}: {problem}")
+
+    def _settle(self, failed: bool) -> None:
+        """A staged file, closed: renamed over ``path`` when complete, or when it failed and nothing
+        was there before (what it holds is kept, as an unstaged recording keeps it); otherwise deleted,
+        and the earlier file at ``path`` stays as it was."""
+        if not self.staged or self._writing is None:
+            return
+        writing, self._writing = self._writing, None
+        if failed and self.path.exists():
+            writing.unlink(missing_ok=True)
+            log.warning(
+                "sink %s: the earlier %s is kept; this run's unfinished file is deleted", self.name, self.path
+            )
+            return
+        try:
+            os.replace(writing, self.path)
+        except OSError:
+            writing.unlink(missing_ok=True)
+            raise

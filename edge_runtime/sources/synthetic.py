@@ -188,8 +188,10 @@ def write_clip(
     noise_sigma: float = NOISE_SIGMA,
     patient_line: str | None = None,
 ) -> dict:
-    """Render ``frames`` frames to an H.264 mp4; return a description (roi, mm scale, patient line box,
-    the image's sha256: never its path or name)."""
+    """Render ``frames`` frames to an H.264 mp4; return a description (the clip's file name, roi, mm
+    scale, patient line box, the image's sha256: never a path or the image's name). The clip replaces
+    an earlier one at ``out`` only once it is complete (a replay's recorder, :mod:`edge_runtime.sinks.mp4`):
+    when writing it fails, an InputError saying why (the caller names ``out``), the earlier clip kept."""
     sim = ScreenSimulator(
         Path(image),
         seed=seed,
@@ -198,14 +200,17 @@ def write_clip(
         noise_sigma=noise_sigma,
         patient_line=patient_line,
     )
-    sink = Mp4Sink(out, fps=fps, preset="veryfast")
+    sink = Mp4Sink(out, fps=fps, preset="veryfast", resume=False)  # staged: see the docstring
     try:
         for i in range(frames):
             sink.write(sim.frame(i))
     finally:
         sink.close()
+    if sink.error is not None:  # the last frames or the closing index failed after the last write
+        # without the path: make-clip puts ``--out OUT:`` before it (bench and soak write a temp file)
+        raise InputError(str(sink.error).removeprefix(f"{out}: "))
     return {
-        "clip": str(out),
+        "clip": Path(out).name,  # not its path: a folder above it may be named after the patient
         "frames": frames,
         "fps": fps,
         "size": [width, height],

@@ -23,7 +23,9 @@ def _run(args) -> int:
             f"Dice along the tract {g['pixel']['dice_mean']:.3f}"
         )
     if s["skipped"]:
-        print(f"not scored: {len(s['skipped'])} case(s) (pending, held or unregistered; see report.md)")
+        print(
+            f"not scored: {len(s['skipped'])} case(s) (pending, held, unregistered or unusable; see report.md)"
+        )
     print(f"report written to {args.out}/report.md")
     return 0
 

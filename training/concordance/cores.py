@@ -13,12 +13,19 @@ tract is uncertain. The prediction is the decision the operator saw (``prefire_m
 Counts first: the per-core confusion counts over those pixels (training/metrics.py), then the
 fractions and scores derived from them. Cases not registered yet (pending, broken, held for review),
 cases whose registration is out of date (case.yaml or an input file it names changed since),
-cases without a saved prediction (a mark before the first prediction) and cores whose band has no
-known pixel (nothing to score) are skipped with a reason.
+cases without a saved prediction (a mark before the first prediction), cases whose capture values
+cannot be used (a ``capture.expected_yield`` that is no mapping, a fraction that is no number in
+[0, 1]) and cores whose band has no known pixel (nothing to score) are skipped with a reason.
+
+A skipped case goes into the report, which is made to be shared: it is named by its case.yaml's id
+(the capture's), or by its position among the case files when it has no usable id, never by its
+folder (which may sit in a folder named after the patient), and its reason names no path below the
+cases folder (:func:`skip_entry`).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +42,7 @@ from edge_runtime.case_split import CASES_CSV, read_cases_csv
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.image_files import UnreadableImage, read_image
 from edge_runtime.manifest import SHA_SHOWN
+from edge_runtime.safe_names import safe_name
 from edge_runtime.yamlfile import read_yaml_mapping
 from training.data import IGNORE_INDEX
 from training.metrics import Counts, confusion_counts, scores
@@ -139,6 +147,7 @@ def load_core(case_yaml: Path, dataset: Path) -> Core:
     pred = capture.get("prediction") if isinstance(capture.get("prediction"), dict) else None
     if not pred:
         raise InputError(f"{where}: no live prediction was saved with this capture (capture.prediction)")
+    expected_yield = _expected_yield(capture, where)
     folder = case_yaml.parent
     mask = _read(folder / str(pred.get("mask")), cv2.IMREAD_UNCHANGED, where)
     prob16 = _read(folder / str(pred.get("prob")), cv2.IMREAD_UNCHANGED, where)
@@ -162,8 +171,30 @@ def load_core(case_yaml: Path, dataset: Path) -> Core:
         counts=confusion_counts(predicted, label),
         prob_mean=float(prob[known].mean()),
         quality=report["quality"].get("score") if isinstance(report.get("quality"), dict) else None,
-        extra={"expected_yield": (capture.get("expected_yield") or {}).get("fraction")},
+        extra={"expected_yield": expected_yield},
     )
+
+
+def _expected_yield(capture: dict, where: str) -> float | None:
+    """``capture.expected_yield.fraction`` (None when either is absent): a number in [0, 1], or an
+    InputError naming the key (a hand-edited note, a date YAML read from the value), so the core is
+    skipped in one line instead of crashing the report or reaching concordance.json as a non-number."""
+    block = capture.get("expected_yield")
+    if block is None:
+        return None
+    if not isinstance(block, dict):
+        raise InputError(
+            f"{where}: capture.expected_yield must be a mapping (fraction, needle_frame, gauge, band), "
+            f"got {type(block).__name__}"
+        )
+    fraction = block.get("fraction")
+    if fraction is None:
+        return None
+    number = isinstance(fraction, (int, float)) and not isinstance(fraction, bool)
+    if not number or not 0 <= fraction <= 1:  # NaN fails the range too
+        got = repr(fraction) if number else type(fraction).__name__
+        raise InputError(f"{where}: capture.expected_yield.fraction must be a number in [0, 1], got {got}")
+    return float(fraction)
 
 
 def _whole(pred: dict, key: str, default: int, least: int, where: str) -> int:
@@ -184,16 +215,34 @@ def load_cores(cases_dir: str | Path, dataset: str | Path) -> tuple[list[Core], 
         raise InputError(f"{dataset}: no registration/ folder (the output of `sonomap register-batch`)")
     cores, skipped = [], []
     patients = dataset_patients(dataset)
-    for case_yaml in find_case_files(cases_dir):
+    found = find_case_files(cases_dir)
+    for position, case_yaml in enumerate(found, start=1):
         try:
             core = load_core(case_yaml, dataset)
         except SonomapError as exc:
-            reason = public_reason(str(exc), cases_dir, dataset)
-            skipped.append({"case": case_yaml.parent.relative_to(cases_dir).as_posix(), "reason": reason})
+            skipped.append(skip_entry(exc, case_yaml, f"case {position} of {len(found)}", cases_dir, dataset))
             continue
         core.patient_id = patients.get(core.id, core.patient_id)
         cores.append(core)
     return cores, skipped
+
+
+def skip_entry(exc: Exception, case_yaml: Path, position: str, cases_dir: Path, dataset: Path) -> dict:
+    """``{case, reason}`` for a case that is not scored. ``case``: its case.yaml's id when that is a
+    plain name, else ``position``; ``reason``: the error with the case's folder left out
+    (``case.yaml: ...``, ``case.yaml: prefire_mask.png: ...``) and the cases folder and dataset named
+    by their base names (:func:`public_reason`)."""
+    try:
+        name = safe_name(read_yaml_mapping(case_yaml, "case file").get("id"), "id")
+    except SonomapError:  # unreadable, no id, or one that is no plain name: its position
+        name = position
+    text = str(exc)
+    folder = case_yaml.parent
+    for spelled in sorted(
+        {str(f) for f in (folder, folder.absolute(), folder.resolve())}, key=len, reverse=True
+    ):
+        text = text.replace(spelled + os.sep, "").replace(spelled, "the case's folder")
+    return {"case": name, "reason": public_reason(text, cases_dir, dataset)}
 
 
 def public_reason(text: str, *folders: Path) -> str:

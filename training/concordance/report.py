@@ -8,6 +8,10 @@ The files of one run belong together (report.md names the numbers of cores.csv a
 a run replaces them all or none: every target is checked to be a file (or absent) first, all are
 written into a hidden folder inside REPORT/, then each is renamed over its target, report.md last.
 A run that fails leaves the earlier report as it was, and no temp folder behind.
+
+REPORT may be new, empty or an earlier concordance report (a folder holding only REPORT_FILES, among
+them concordance.json); any other folder (an evaluate report, a dataset, a training run) is refused
+by :func:`check_report_folder` before anything is read: the run would replace its report.md.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 from edge_runtime.atomic import atomic_write_text
-from edge_runtime.errors import InputError
+from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.jsonfile import atomic_write_json
 from training.concordance.cores import Core
 from training.concordance.plots import write_bland_altman, write_scatter
@@ -125,6 +129,29 @@ def _group_md(name: str, g: dict) -> list[str]:
             f"{_f(ba['bias_ci_high'])}], limits of agreement {_f(ba['loa_low'])} to {_f(ba['loa_high'])} |"
         )
     return [*lines, ""]
+
+
+def check_report_folder(out: Path) -> None:
+    """Refuse OUT (ConfigError naming --out) unless it is new, empty or an earlier concordance report
+    (only REPORT_FILES, with concordance.json, and the hidden folder of a run that was killed); reads
+    only, so it runs before anything is written."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file; give a report folder")
+    if not out.is_dir():
+        return
+    names = {p.name for p in out.iterdir() if not p.name.startswith(STAGING_PREFIX)}
+    foreign = sorted(names - set(REPORT_FILES))
+    if foreign:
+        raise ConfigError(
+            f"--out {out}: holds {foreign[0]}, which concordance does not write, so the folder is not a "
+            "concordance report and is left alone; give a new or empty folder"
+        )
+    if names and JSON not in names:
+        raise ConfigError(
+            f"--out {out}: holds {sorted(names)[0]} but no {JSON}, so it is not a concordance report "
+            "and is left alone; give a new or empty folder"
+        )
 
 
 def _check_targets(out: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from edge_runtime.errors import InputError
 from training.concordance.core_stats import group_summary
 from training.concordance.cores import load_cores
-from training.concordance.report import write_report
+from training.concordance.report import check_report_folder, write_report
 from training.metrics import EMPTY_POLICY
 
 
@@ -18,6 +18,7 @@ def concordance(cases_dir, dataset, out, core_threshold: float, seed: int = 0) -
     (the command's default is ``training.concordance.cli.DEFAULT_CORE_THRESHOLD``)."""
     if not 0.0 < core_threshold <= 1.0:
         raise InputError(f"--core-threshold {core_threshold}: must be in (0, 1]")
+    check_report_folder(Path(out))  # before the cores are read and bootstrapped: a wrong folder at once
     cores, skipped = load_cores(cases_dir, dataset)
     if not cores:
         reasons = "; ".join(f"{s['case']}: {s['reason']}" for s in skipped[:3])
