@@ -39,6 +39,13 @@ DEFAULT_EXCLUDE_CLASSES = ("_2", "Exclusion", "Exclude")
 TIP_ENDS = ("left", "right", "top", "bottom")
 SLIDE_READERS = ("auto", "tifffile", "openslide")
 DEFAULT_GAUGE = 14
+# The sampled band's width is the core's diameter. Core needles run from 22G (0.72 mm outside, a core
+# of ~0.4 mm) to 8G and the 7G vacuum-assisted probes (4.2 and 4.6 mm outside); these limits keep half
+# the thinnest core and ~30 % over the widest cannula. Outside them is a unit slip (µm typed as mm)
+# or a typo: a band a few pixels wide or none at all, labelled as if it were the core, or one wider
+# than the image, which the QA view cannot draw.
+MIN_CORE_WIDTH_MM = 0.2
+MAX_CORE_WIDTH_MM = 6.0
 XY = 2
 
 COORDINATE = number("a number")
@@ -48,6 +55,8 @@ OPTIONAL_POSITIVE = described(POSITIVE | None, "a positive number")
 FILE = described(str | None, "a file path")
 NAMES = described(str | list[str] | None, "a list of class names")
 NAME = described(str | int | None, "a name (text)")
+CORE_WIDTH_WANT = f"a core width in mm in [{MIN_CORE_WIDTH_MM:g}, {MAX_CORE_WIDTH_MM:g}] (22G to 7G devices)"
+CORE_WIDTH = number(CORE_WIDTH_WANT, ge=MIN_CORE_WIDTH_MM, le=MAX_CORE_WIDTH_MM)
 
 
 def _box_ordered(v: Any) -> bool:
@@ -74,13 +83,13 @@ class NeedleSection(Section):
     gauge: described(int, "an integer") = DEFAULT_GAUGE  # 14 | 16 | 18: sets the defaults below
     notch_mm: OPTIONAL_POSITIVE = None  # sampling-notch length
     tip_offset_mm: described(number("", ge=0) | None, "a number >= 0") = None  # tip -> notch's distal end
-    width_mm: OPTIONAL_POSITIVE = None  # sampled band width (core diameter)
+    width_mm: described(CORE_WIDTH | None, CORE_WIDTH_WANT) = None  # sampled band width (core diameter)
 
 
 class TractSection(Section, kw_only=True):
     start: POINT  # proximal end of the notch (pixels)
     end: POINT  # distal end (towards the needle tip)
-    width_mm: POSITIVE
+    width_mm: CORE_WIDTH
 
 
 class PathologySection(Section, kw_only=True):

@@ -2,7 +2,7 @@
 
 Stages (each a function in its own module):
   load_case (case.py) -> refuse_overwriting_inputs (case_outputs.py) -> load_ultrasound
-  (ultrasound.py) -> resolve the tract (here: tract.py, needle.py) -> read_slide (wsi.py) ->
+  (ultrasound.py) -> resolve the tract and check its band (here: tract.py, needle.py) -> read_slide (wsi.py) ->
   load_annotations + rasterise (annotations.py) -> apply_roi, one_section (slide_region.py) ->
   find_fragments + orient (fragments.py) -> check_annotation_placement (slide_region.py) ->
   resolve_shrinkage + place + rasterise_label (mapping.py) -> make_qa (qa.py) -> write_outputs
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.errors import InputError
 from edge_runtime.memory import peak_rss_bytes
 from registration.annotation_raster import rasterise
 from registration.annotations import load_annotations
@@ -76,6 +77,21 @@ def resolve_tract(spec: CaseSpec, us: UltrasoundImage) -> tuple[Tract, dict]:
     return tract, info
 
 
+def check_band(tract: Tract, us: UltrasoundImage, spec: CaseSpec) -> None:
+    """InputError naming the case file when the tract's band covers no whole pixel centre: a core
+    narrower than a pixel (``width_mm`` against ``ultrasound.mm_per_pixel``) labels nothing, and a
+    case with an empty band would enter the dataset as if registered."""
+    band, _, _ = tract.band(us.shape)
+    if band.any():
+        return
+    width_key = "tract.width_mm" if spec.tract is not None else "needle.width_mm (or needle.gauge)"
+    mm_x, mm_y = us.mm_per_px
+    raise InputError(
+        f"{spec.path}: the sampled band covers no pixel: {width_key} {tract.width_mm:g} mm is narrower "
+        f"than a pixel of ultrasound.mm_per_pixel {mm_x:g} x {mm_y:g} mm; check the scale and the core width"
+    )
+
+
 def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | None = None) -> dict:
     """Register one case; write label.png, qa.png, us.png and report.json into out_dir; return the report."""
     t0 = time.perf_counter()
@@ -85,6 +101,7 @@ def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | N
     warnings: list[str] = []
     us = load_ultrasound(spec.image, spec.mm_per_pixel, spec.frame, _needle_points(spec))
     tract, needle_info = resolve_tract(spec, us)
+    check_band(tract, us, spec)  # before the slide is read: that takes seconds
     p = spec.pathology
     slide = read_slide(p.wsi, p.mpp, TARGET_MPP, p.reader)
     if slide.note:

@@ -12,12 +12,14 @@ import pytest
 import torch
 import yaml
 
+import training.pretrain as pretrain_module
 import training.train as train_module
 from edge_runtime.cli import main as sonomap
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import load_manifest
 from training.checkpoint import read_checkpoint, save_checkpoint
 from training.config import load_config
+from training.config_schema import MAX_LR
 from training.data import read_cases
 from training.engine import NonFiniteLoss
 from training.train import run
@@ -30,6 +32,7 @@ TINY = {
 }
 ITERS_PER_EPOCH = 5  # 21 train images in batches of 4, the ragged one dropped
 EXIT_USER_ERROR = 2
+LR_BLOWUP = 1.0e6  # x the largest lr a config takes: SGD's weights overflow float32 within an epoch
 
 
 def _config(folder: Path, **train) -> Path:
@@ -62,10 +65,20 @@ def test_configs_that_make_every_loss_nan_are_refused(tmp_path):
 
 
 def test_a_diverging_run_is_one_line_naming_epoch_and_iteration_and_saves_nothing(
-    tmp_path, busi_dataset, capsys
+    tmp_path, busi_dataset, capsys, monkeypatch
 ):
-    """The reviewer's case: plain SGD at lr 1e6 without gradient clipping."""
-    cfg = _config(tmp_path, optimizer="sgd", lr=1.0e6, grad_clip=0)
+    """The reviewer's case: plain SGD at lr 1e6 without gradient clipping. The config refuses an lr
+    over MAX_LR, so the optimiser is built at the largest lr it takes and scaled up after."""
+    real_build_optimizer = train_module.build_optimizer
+
+    def runaway_optimizer(model, tc):
+        optimizer = real_build_optimizer(model, tc)
+        for group in optimizer.param_groups:
+            group["lr"] *= LR_BLOWUP
+        return optimizer
+
+    monkeypatch.setattr(train_module, "build_optimizer", runaway_optimizer)
+    cfg = _config(tmp_path, optimizer="sgd", lr=MAX_LR, grad_clip=0)
     out = tmp_path / "run"
     args = [
         "train",
@@ -137,10 +150,24 @@ def test_weights_that_went_non_finite_on_a_finite_loss_are_never_saved(tmp_path,
     assert not (out / "best.pt").exists() and not (out / "last.pt").exists()
 
 
-def test_pretrain_with_an_absurd_lr_stops_with_one_line(tmp_path, busi_dataset, capsys):
+def test_pretrain_with_an_absurd_lr_stops_with_one_line(tmp_path, busi_dataset, capsys, monkeypatch):
+    """--lr over MAX_LR is refused; a schedule that runs away (here 1e12 x the largest lr) is stopped."""
+    monkeypatch.setattr(pretrain_module, "lr_factor", lambda progress: LR_BLOWUP * LR_BLOWUP)
     cfg = _config(tmp_path)
     out = tmp_path / "pre"
-    args = ["pretrain", "--config", cfg, "--data", busi_dataset, "--out", out, "--epochs", "2", "--lr", "1e9"]
+    args = [
+        "pretrain",
+        "--config",
+        cfg,
+        "--data",
+        busi_dataset,
+        "--out",
+        out,
+        "--epochs",
+        "2",
+        "--lr",
+        MAX_LR,
+    ]
     err = _one_line(capsys, sonomap([str(a) for a in args]))
     assert "epoch 0" in err and "not finite" in err, err
     assert not (out / "pretrained.pt").exists() and not (out / "summary.json").exists()

@@ -20,6 +20,7 @@ from edge_runtime.near_duplicates import DHASH_MAX, PHASH_MAX
 from training import crossval_cli, evaluation_cli
 from training.busi import HASH_BITS
 from training.concordance import cli as concordance_cli
+from training.config_schema import MAX_LR, lr_argument
 from training.interrupt import sigterm_as_interrupt
 from training.openmp import passive_openmp
 from training.output_checks import check_output_file
@@ -244,7 +245,10 @@ def register(sub) -> None:
         help="time budget in minutes (> 0; default none); lr anneals to zero at it",
     )
     p.add_argument(
-        "--lr", type=cli_args.positive_float, default=1e-3, help="AdamW learning rate (default 1e-3)"
+        "--lr",
+        type=lr_argument,
+        default=1e-3,
+        help=f"AdamW learning rate, > 0 and <= {MAX_LR:g} (default 1e-3)",
     )
     p.set_defaults(func=_pretrain)
 

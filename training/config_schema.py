@@ -8,8 +8,10 @@ a test loads each). A bad value is a one-line ``ConfigError`` naming the file an
 """
 
 # no `from __future__ import annotations`: the annotations are the checked types, read as objects
+import argparse
 from typing import Any, Literal
 
+from edge_runtime import cli_args
 from edge_runtime.typed_config import Rule, Section, described, number
 from edge_runtime.typed_struct import field
 
@@ -41,6 +43,18 @@ RANGE_ENDS = 2
 # Smallest data.std: the input is divided by it in float32; below this a uint8 image's
 # normalised values overflow or (1e-300 rounds to 0) divide by zero, and every loss is NaN.
 MIN_STD = 1.0e-6
+# Largest learning rate (train.lr, pretrain --lr). The recipes use 3e-4 (fine-tuning) to 0.02 (SGD on
+# 8 GPUs), published segmentation recipes stay below 0.1; a value over 1 is a typo or a unit slip, and
+# beyond float32's range (3.4e38) torch refuses it with a traceback after the data has been loaded.
+MAX_LR = 1.0
+
+
+def lr_argument(text: str) -> float:
+    """argparse type of ``pretrain --lr``: a learning rate a config's ``train.lr`` would take."""
+    value = cli_args.positive_float(text)
+    if value > MAX_LR:
+        raise argparse.ArgumentTypeError(f"must be a learning rate > 0 and <= {MAX_LR:g}, got {text}")
+    return value
 
 
 def integer(lo: int, hi: int | None = None) -> Any:
@@ -123,7 +137,7 @@ class TrainConfig(Section):
     epochs: integer(1, MAX_EPOCHS) = 40
     batch_size: integer(1, MAX_BATCH) = 8
     optimizer: choice(OPTIMIZERS) = "adamw"
-    lr: real(0.0, open_lo=True) = 1.0e-3
+    lr: real(0.0, MAX_LR, open_lo=True) = 1.0e-3
     momentum: real(0.0, 1.0) = 0.9
     weight_decay: real(0.0) = 1.0e-4
     warmup_iters: integer(0) = 50

@@ -44,7 +44,7 @@ from training.calibration import (
 )
 from training.calibration_intervals import calibration_intervals
 from training.checkpoint import load_model
-from training.compare_report import write_compare_report
+from training.compare_report import checkpoint_label, write_compare_report
 from training.data import read_cases, read_pair, select_split
 from training.distributed import pick_device
 from training.intervals import headline_intervals
@@ -52,7 +52,7 @@ from training.isotonic import served_prob
 from training.metrics import EMPTY_POLICY, cancer_free_marked, confusion_counts, scores, summarize
 from training.metrics_csv import ImageResult, exact_scores, read_metrics_csv, write_metrics_csv
 from training.provenance import dataset_name
-from training.report import write_report
+from training.report import read_training_curves, write_report
 from training.report_folder import check_report_folder, run_curves_csv, staged_report
 from training.stats import compare_models
 from training.temperature import calibrated_prob, refuse_non_finite
@@ -164,6 +164,8 @@ def evaluate(
     manifest, probs = served_probabilities(Path(checkpoint), device)
     samples = select_split(read_cases(data), split, data)
     run_csv = run_curves_csv(Path(checkpoint))
+    if run_csv is not None:
+        read_training_curves(run_csv)  # a damaged log is an error now, not after every image is scored
     with staged_report(out) as stage:
         return _write_evaluation(checkpoint, data, split, stage, (manifest, probs), samples, seed, run_csv)
 
@@ -254,6 +256,5 @@ def compare(
         cases = [rows_a[i]["case_id"] for i in ids]
         per_a, per_b = exact_scores(rows_a, ids), exact_scores(rows_b, ids)
         table = compare_models(per_a, per_b, cases, seed)
-        return write_compare_report(
-            stage, str(ck_a), str(ck_b), sum_a, sum_b, table, len(ids), len(set(cases)), split
-        )
+        labels = checkpoint_label(sum_a), checkpoint_label(sum_b)
+        return write_compare_report(stage, *labels, sum_a, sum_b, table, len(ids), len(set(cases)), split)

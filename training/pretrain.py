@@ -207,7 +207,7 @@ def run(
 def _summary(out: Path, n_images: int, history: list[dict], t0: float, mean, std, finished: bool) -> dict:
     """The run so far; ``finished`` False while epochs remain (a run stopped by hand keeps that)."""
     return {
-        "run": str(out),
+        "run": out.name,  # not its path: a folder above the run may be named after the patient
         "pretext": PRETEXT,
         "images": n_images,
         "epochs_done": len(history),

@@ -9,6 +9,7 @@ contour green, prediction red). The compare report is :mod:`training.compare_rep
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 
@@ -18,6 +19,9 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 
+from edge_runtime.csv_text import read_csv_text
+from edge_runtime.errors import InputError
+from edge_runtime.typed_config import shown
 from training.metrics import EMPTY_POLICY, METRICS, confusion_matrix, is_unlabelled, pooled
 
 GALLERY_MAX = 8
@@ -26,6 +30,10 @@ DPI = 110
 TRUTH_BGR = (0, 220, 0)
 PRED_BGR = (40, 40, 255)
 CLASS_NAMES = ("tissue", "cancer")
+# what the training curves plot of the run's metrics.csv: every row has the first two, the
+# validation columns are empty in epochs without validation (train.val_every)
+CURVE_REQUIRED = ("epoch", "train_loss")
+CURVE_VALIDATION = ("val_dice_pos_mean", "val_dice_pooled")
 
 
 def _confusion_plots(out: Path, results) -> None:
@@ -67,16 +75,47 @@ def _boxplot(out: Path, results) -> None:
     plt.close(fig)
 
 
+def read_training_curves(run_csv: Path) -> list[dict[str, float]]:
+    """The run's metrics.csv as numbers, one dict per row (``epoch``, ``train_loss`` and the validation
+    columns it has a value for). InputError naming the file and line of a value that is not a number
+    (a note typed into the log in a spreadsheet), of a byte that is not UTF-8, or of broken CSV."""
+    text = read_csv_text(run_csv, ",".join(CURVE_REQUIRED + CURVE_VALIDATION))
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    rows = []
+    try:
+        for row in reader:
+            rows.append(_curve_row(row, f"{run_csv}:{reader.line_num}"))
+    except csv.Error as exc:
+        raise InputError(f"{run_csv}:{reader.line_num}: not a valid CSV ({exc})") from None
+    return rows
+
+
+def _curve_row(row: dict, where: str) -> dict[str, float]:
+    values = {}
+    for key in CURVE_REQUIRED + CURVE_VALIDATION:
+        text = row.get(key)
+        if key in CURVE_VALIDATION and text in (None, ""):
+            continue
+        try:
+            values[key] = int(text) if key == "epoch" else float(text)
+        except (TypeError, ValueError):
+            raise InputError(
+                f"{where}: {key} is not a number, got {shown(text)}; this training log beside the "
+                "checkpoint is plotted as training_curves.png: remove the line, or move the file away "
+                "to evaluate without the curves"
+            ) from None
+    return values
+
+
 def _training_curves(out: Path, run_csv: Path) -> None:
-    with open(run_csv, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    epochs = [int(r["epoch"]) for r in rows]
+    rows = read_training_curves(run_csv)
+    epochs = [r["epoch"] for r in rows]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
-    ax1.plot(epochs, [float(r["train_loss"]) for r in rows])
+    ax1.plot(epochs, [r["train_loss"] for r in rows])
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("train loss")
-    for key in ("val_dice_pos_mean", "val_dice_pooled"):
-        pts = [(e, float(r[key])) for e, r in zip(epochs, rows, strict=False) if r.get(key) not in (None, "")]
+    for key in CURVE_VALIDATION:
+        pts = [(r["epoch"], r[key]) for r in rows if key in r]
         if pts:
             ax2.plot(*zip(*pts, strict=False), label=key)
     ax2.set_xlabel("epoch")

@@ -157,7 +157,12 @@ def read_case(folder: str | Path) -> CapturedCase:
     except ValueError as exc:
         raise InputError(f"{where}.pre_fire.utc: not an ISO time: {utc!r}") from exc
     model = _key(cap, "model", where, dict)
-    scale = (doc.get("ultrasound") or {}).get("mm_per_pixel")
+    us = doc.get("ultrasound")
+    if us is not None and not isinstance(us, dict):  # a hand edit: `ultrasound: postfire.png`
+        raise InputError(
+            f"{path}: ultrasound: expected a section (image, mm_per_pixel, ...), got {shown(us)}"
+        )
+    scale = (us or {}).get("mm_per_pixel")
     # the capture writes a positive scale or none: anything else is an edit DICOM cannot carry
     if scale is not None and not (finite(scale) and scale > 0):
         raise InputError(f"{path}: ultrasound.mm_per_pixel: expected a finite number > 0, got {shown(scale)}")

@@ -16,8 +16,10 @@ Output per case folder:
   ``patient_id`` when given), the rest of the file kept as written;
 - ``pathology_truth.json``: the true tract and the truth's cancer fraction in its band, for checks.
 
-Every case is matched to its fire before any is written: a case of another clip is a one-line error
-naming the case and the truth file, and leaves every case folder as it was.
+Every case is matched to its fire, and its scale and needle checked as register checks them (the
+case.yaml schema; ``mm_per_pixel`` may be ``[x, y]``), before any is written: a case of another clip
+or a value register would refuse (``gauge: 14G``) is a one-line error naming the case file (and the
+key), and leaves every case folder as it was.
 
 Registration later reads the needle the capture fitted (not the truth), as it would in a clinic.
 """
@@ -33,8 +35,10 @@ import yaml
 from edge_runtime.errors import InputError
 from edge_runtime.image_files import UnreadableImage, read_image
 from edge_runtime.manifest import SHA_SHOWN
-from edge_runtime.typed_config import shown
+from edge_runtime.typed_config import convert, shown
 from edge_runtime.yamlfile import read_yaml_mapping
+from registration.case import WORDING
+from registration.case_schema import CaseFile, NeedleSection
 from registration.cases.identity import patient_of
 from registration.cases.status import find_case_files
 from registration.report import write_json, write_text
@@ -74,6 +78,11 @@ def check_truth(truth: dict, where: str) -> None:
     if not _is(mm, NUMBER) or not mm > 0:
         raise InputError(
             f"{where}: 'mm_per_pixel' missing or not a positive number (a truth.json of simulate-procedure?)"
+        )
+    gauge = truth.get("gauge", GAUGE)
+    if not _is(gauge, (int,)):
+        raise InputError(
+            f"{where}: 'gauge' must be a whole number (a needle gauge such as 14), got {shown(gauge)}"
         )
     fires = truth.get("fires")
     if not isinstance(fires, list):
@@ -129,39 +138,71 @@ def fire_for(case_yaml: Path, case: dict, pre_image: np.ndarray, truth: dict, tr
     return fire
 
 
-def true_tract(fire: dict, mm: float, gauge: int) -> Tract:
-    """The sampled segment of ``fire`` from its true post-fire tip and angle."""
+def true_tract(fire: dict, mm_per_px: tuple[float, float], geometry: dict) -> Tract:
+    """The sampled segment of ``fire`` from its true post-fire tip and angle (both in ROI pixels)."""
     a = np.radians(fire["angle_deg"])
     tip = np.asarray(fire["tip"], float)
-    shaft = tip - SHAFT_MM / mm * np.array([np.cos(a), np.sin(a)])  # the needle enters from the left
-    return tract_from_needle(tuple(tip), tuple(shaft), (mm, mm), device_geometry(gauge))
+    # a point on the shaft: only its direction from the tip counts, the notch is laid out in mm from there
+    behind = SHAFT_MM / min(mm_per_px)
+    shaft = tip - behind * np.array([np.cos(a), np.sin(a)])  # the needle enters from the left
+    return tract_from_needle(tuple(tip), tuple(shaft), mm_per_px, geometry)
+
+
+def case_tract(case_yaml: Path, case: dict, fire: dict, truth: dict) -> Tract:
+    """The true tract of ``fire`` at this case's scale (``ultrasound.mm_per_pixel``, a number or
+    [x, y]; else the truth's) and with its needle's device geometry (``needle.gauge``, else the
+    truth's, and any ``notch_mm``/``tip_offset_mm``/``width_mm``), as register will read them. The
+    case is checked against the case.yaml schema first: a value register refuses (``gauge: 14G``) is
+    the same one-line error, met before any case is written."""
+    spec = convert(case, CaseFile, str(case_yaml), WORDING)
+    scale = spec.ultrasound.mm_per_pixel
+    if scale is None:
+        scale = truth["mm_per_pixel"]
+    mm_per_px = (float(scale[0]), float(scale[1])) if isinstance(scale, list) else (float(scale),) * XY
+    needle = spec.needle if isinstance(spec.needle, NeedleSection) else NeedleSection()
+    given = case["needle"] if isinstance(case.get("needle"), dict) else {}
+    gauge = needle.gauge if "gauge" in given else truth.get("gauge", GAUGE)
+    geometry = device_geometry(
+        gauge, needle.notch_mm, needle.tip_offset_mm, needle.width_mm, f"{case_yaml}: "
+    )
+    return true_tract(fire, mm_per_px, geometry)
+
+
+def _section_at(case_yaml: Path, text: str) -> int:
+    """Where case.yaml's pathology section (the last one of a captured case) starts in ``text``."""
+    at = text.find(SECTION)
+    if at < 0:
+        raise InputError(f"{case_yaml}: no 'pathology:' section to fill in (not a captured case?)")
+    return at
 
 
 def _fill_pathology(case_yaml: Path, pathology: dict, note: str) -> None:
-    """Replace case.yaml's pathology section (the last one of a captured case), keep the rest."""
+    """Replace case.yaml's pathology section, keep the rest."""
     text = case_yaml.read_text()
     section = (
         f"pathology:  # {note}\n"
         + yaml.safe_dump({"pathology": pathology}, sort_keys=False, default_flow_style=None).split("\n", 1)[1]
     )
-    at = text.find(SECTION)
-    if at < 0:
-        raise InputError(f"{case_yaml}: no 'pathology:' section to fill in (not a captured case?)")
-    write_text(case_yaml, text[: at + 1] + section)
+    write_text(case_yaml, text[: _section_at(case_yaml, text) + 1] + section)
 
 
-def matched_fire(case_yaml: Path, truth: dict, truth_json: Path, lesion: np.ndarray) -> tuple[dict, dict]:
-    """(case.yaml mapping, its fire in the truth), checked as :func:`simulate_case` needs them."""
+def matched_fire(
+    case_yaml: Path, truth: dict, truth_json: Path, lesion: np.ndarray
+) -> tuple[dict, dict, Tract]:
+    """(case.yaml mapping, its fire in the truth, the fire's true tract), checked as
+    :func:`simulate_case` needs them."""
     case = read_yaml_mapping(case_yaml, "case file")
     pre = prefire_image(case_yaml, case)
     if pre.shape != lesion.shape:
         raise InputError(f"{case_yaml}: the pre-fire image is not the truth's ROI size {lesion.shape[::-1]}")
-    return case, fire_for(case_yaml, case, pre, truth, truth_json)
+    fire = fire_for(case_yaml, case, pre, truth, truth_json)
+    _section_at(case_yaml, case_yaml.read_text())  # where the answer goes, found before any case is written
+    return case, fire, case_tract(case_yaml, case, fire, truth)
 
 
 def simulate_case(
     case_yaml: Path,
-    matched: tuple[dict, dict],
+    matched: tuple[dict, dict, Tract],
     truth: dict,
     lesion: np.ndarray,
     seed: int,
@@ -169,13 +210,8 @@ def simulate_case(
     patient: str | None,
 ) -> dict:
     """Simulate one case's slide + annotation (module docstring) for its ``matched`` (case.yaml
-    mapping, fire) of :func:`matched_fire`; return its truth record."""
-    case, fire = matched
-    us = case.get("ultrasound") or {}
-    mm = float(us.get("mm_per_pixel") or truth["mm_per_pixel"])
-    needle = case.get("needle") if isinstance(case.get("needle"), dict) else {}
-    gauge = int(needle.get("gauge", truth.get("gauge", GAUGE)))
-    tract = true_tract(fire, mm, gauge)
+    mapping, fire, true tract) of :func:`matched_fire`; return its truth record."""
+    case, fire, tract = matched
     rng = np.random.default_rng([seed, int(fire["pre_index"])])
     layout, core = build_layout(lesion, tract, rng, params)
     folder = case_yaml.parent

@@ -20,6 +20,7 @@ image by the SHA-256 of its content.
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import numpy as np
 import yaml
 
 from edge_runtime.atomic import atomic_write_png
+from edge_runtime.csv_text import read_csv_text
 from edge_runtime.errors import InputError
 from edge_runtime.image_files import UnreadableImage, read_image
 from edge_runtime.manifest import sha256_file
@@ -44,6 +46,8 @@ MIN_LESION_SHARE = 0.25
 NOTCH_SHIFT = 0.3  # notch centre offset from the aimed lesion point, in notch lengths
 SHAFT_POINT_FRACTION = 0.6  # recorded shaft point: this far from the tip towards the entry
 PSEUDONYM_HEX = 12  # hex digits of the image's SHA-256 in its pseudonymous patient id
+INDEX_COLUMNS = "id,label"  # what list_sources reads of BUSI's index.csv
+MALIGNANT = "malignant"
 
 
 @dataclass
@@ -74,6 +78,20 @@ class SimSource:
         return f"source image {self.patient_id}"
 
 
+def malignant_ids(index: Path) -> set[str]:
+    """The ids that BUSI's ``index.csv`` labels malignant. Read as prepare-busi reads it (a spreadsheet's
+    byte-order mark accepted): InputError naming the file, and the line, when it is not UTF-8 or not
+    CSV or has no id and label columns."""
+    text = read_csv_text(index, INDEX_COLUMNS)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        if not set(INDEX_COLUMNS.split(",")) <= set(reader.fieldnames or []):
+            raise InputError(f"{index}: needs columns {INDEX_COLUMNS} (BUSI layout)")
+        return {row["id"] for row in reader if row["label"] == MALIGNANT}
+    except csv.Error as exc:
+        raise InputError(f"{index}:{reader.line_num}: not a valid CSV ({exc})") from None
+
+
 def list_sources(images_dir: Path, masks_dir: Path) -> list[SimSource]:
     """Malignant images (index.csv label) or all images with a lesion mask, each with its digest."""
     images_dir, masks_dir = Path(images_dir), Path(masks_dir)
@@ -81,11 +99,8 @@ def list_sources(images_dir: Path, masks_dir: Path) -> list[SimSource]:
         raise InputError(f"--images {images_dir}: not a folder")
     if not masks_dir.is_dir():
         raise InputError(f"--masks {masks_dir}: not a folder")
-    malignant = None
     index = images_dir.parent / "index.csv"
-    if index.is_file():
-        with open(index, newline="") as fh:
-            malignant = {r["id"] for r in csv.DictReader(fh) if r.get("label") == "malignant"}
+    malignant = malignant_ids(index) if index.is_file() else None
     out = []
     for img in sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
         if malignant is not None and img.stem not in malignant:

@@ -1,0 +1,109 @@
+"""Training inputs out of any plausible range, refused in one line before any work: a learning rate
+above MAX_LR in a config (`train.lr`) or on pretrain's command line (`--lr`), which used to end in a
+torch RuntimeError traceback; and `sonomap evaluate` on a run whose metrics.csv (the training curves'
+log beside the checkpoint) has a row that is not numbers names the file and line, keeping an earlier
+report as it was. Real runs of `sonomap` (in process) on the vendored BUSI sample."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+import training.evaluate as evaluate_module
+from edge_runtime.cli import main as sonomap
+from edge_runtime.privacy import redact
+from training.config import load_config
+from training.config_schema import MAX_LR
+from training.train import run
+
+TINY = {
+    "name": "tiny",
+    "model": {"arch": "unet_small", "width": 4},
+    "data": {"input_height": 32, "input_width": 32, "mean": 0.3, "std": 0.2},
+    "train": {"epochs": 1, "batch_size": 4, "warmup_iters": 1},
+}
+EXIT_USER_ERROR = 2
+HUGE_LRS = (1e308, 1e39, 2.0)  # any double; just above float32's range; a step larger than a weight
+NOTE_ROW = "note: run stopped by hand" + "," * 14  # a line typed into the log in a spreadsheet
+
+
+def _one_line_error(capsys, code: int) -> str:
+    err = capsys.readouterr().err.strip()
+    assert code == EXIT_USER_ERROR, err
+    assert "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+def _config(folder: Path, **train) -> Path:
+    path = folder / "tiny.yaml"
+    path.write_text(yaml.safe_dump({**TINY, "train": {**TINY["train"], **train}}))
+    return path
+
+
+@pytest.mark.parametrize("lr", HUGE_LRS)
+def test_a_config_lr_above_the_limit_is_one_line_naming_the_key(tmp_path, busi_dataset, capsys, lr):
+    cfg = _config(tmp_path, lr=lr)
+    out = tmp_path / "run"
+    code = sonomap(
+        ["train", "--config", str(cfg), "--data", str(busi_dataset), "--out", str(out), "--no-progress"]
+        + ["--device", "cpu"]
+    )
+    err = _one_line_error(capsys, code)
+    assert f"config key 'train.lr' must be a number > 0.0 and <= {MAX_LR}" in err, err
+    assert not out.exists()
+
+
+def test_the_learning_rates_of_the_recipes_still_load(tmp_path, repo_root):
+    for recipe in sorted((repo_root / "configs").glob("*.yaml")):
+        assert 0 < load_config(recipe).train.lr <= MAX_LR
+    assert load_config(_config(tmp_path, lr=MAX_LR)).train.lr == MAX_LR
+
+
+@pytest.mark.parametrize("lr", HUGE_LRS)
+def test_pretrain_lr_above_the_limit_is_refused_by_the_parser(tmp_path, busi_dataset, capsys, lr):
+    out = tmp_path / "pre"
+    args = ["pretrain", "--config", _config(tmp_path), "--data", busi_dataset, "--out", out]
+    with pytest.raises(SystemExit) as exc:
+        sonomap([str(a) for a in [*args, "--epochs", "1", "--lr", str(lr)]])
+    err = capsys.readouterr().err
+    assert exc.value.code == EXIT_USER_ERROR and "Traceback" not in err
+    assert f"argument --lr: must be a learning rate > 0 and <= {MAX_LR:g}, got {lr}" in err, err
+    assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, busi_dataset) -> Path:
+    """A one-epoch run at 32x32: RUN/best.pt (+ yaml) and the run's metrics.csv."""
+    folder = tmp_path_factory.mktemp("run")
+    out = folder / "run"
+    run(_config(folder), busi_dataset, out, show_progress=False, device="cpu")
+    return out
+
+
+def test_evaluate_names_the_metrics_csv_line_that_is_not_numbers_and_keeps_the_earlier_report(
+    trained, busi_dataset, tmp_path, capsys, monkeypatch
+):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    for name in ("best.pt", "best.pt.yaml", "metrics.csv"):
+        shutil.copy(trained / name, run_dir / name)
+    report = tmp_path / "report"
+    args = ["evaluate", "--checkpoint", str(run_dir / "best.pt"), "--data", str(busi_dataset)]
+    args += ["--split", "val", "--out", str(report)]
+    assert sonomap(args) == 0
+    before = {p.name: p.read_bytes() for p in report.iterdir() if p.is_file()}
+    log = run_dir / "metrics.csv"
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join([*lines, NOTE_ROW]) + "\n")
+    capsys.readouterr()
+    scored = []  # the log is checked before any image is scored, not after
+    real_read_pair = evaluate_module.read_pair
+    monkeypatch.setattr(evaluate_module, "read_pair", lambda s: scored.append(s.id) or real_read_pair(s))
+    err = _one_line_error(capsys, sonomap(args))
+    assert redact(f"{log}:{len(lines) + 1}: epoch") in err and "not a number" in err, err
+    assert scored == []
+    assert {p.name: p.read_bytes() for p in report.iterdir() if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report", "run"]  # no staging folder left
