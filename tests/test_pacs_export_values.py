@@ -95,7 +95,7 @@ def test_control_characters_and_backslashes_in_case_text_never_reach_the_objects
             assert all(0x20 <= ord(c) <= 0x7E for c in value), repr(value)
 
 
-@pytest.mark.parametrize("scale", [float("inf"), -0.05, "0.05"])
+@pytest.mark.parametrize("scale", [float("inf"), -0.05, "0.05", [0.05], [0.05, 0]])
 def test_a_pixel_spacing_dicom_cannot_carry_fails_its_case_naming_the_key(tmp_path, scale):
     cases = tmp_path / "cases"
     bad = _case(cases, "20260101T100000Z-1")
@@ -106,7 +106,21 @@ def test_a_pixel_spacing_dicom_cannot_carry_fails_its_case_naming_the_key(tmp_pa
     out = export(cases, "--dry-run", tmp_path / "dcm")
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert (
-        f"{bad.name}  FAILED: {bad / 'case.yaml'}: ultrasound.mm_per_pixel: expected a finite number > 0"
-        in (out.stdout)
+        f"{bad.name}  FAILED: {bad / 'case.yaml'}: ultrasound.mm_per_pixel: expected a finite number > 0 or "
+        "[x, y] of them" in (out.stdout)
     )
     assert "1 of 2 case(s) exported, 1 failed" in out.stdout and good.name in out.stdout
+
+
+def test_an_anisotropic_scale_is_exported_as_row_then_column_spacing(tmp_path):
+    """case.yaml's ``mm_per_pixel: [x, y]`` (registration reads it too): DICOM's PixelSpacing holds
+    the spacing between rows (y) first, then between columns (x)."""
+    cases = tmp_path / "cases"
+    folder = _case(cases, "20260101T100000Z-1")
+    case = yaml.safe_load((folder / "case.yaml").read_text())
+    case["ultrasound"]["mm_per_pixel"] = [0.08, 0.12]
+    (folder / "case.yaml").write_text(yaml.safe_dump(case))
+    out = export(cases, "--dry-run", tmp_path / "dcm")
+    assert out.returncode == 0, out.stdout + out.stderr
+    image = pydicom.dcmread(tmp_path / "dcm" / FALLBACK_ID / folder.name / "image.dcm")
+    assert [float(v) for v in image.PixelSpacing] == [0.12, 0.08]

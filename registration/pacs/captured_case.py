@@ -28,6 +28,7 @@ FIRST_NUMBER = 1  # capture numbers count from 1 (the DICOM series number is the
 # DICOM IS (Series Number) holds < 2**31, and the segmentation's series adds 1000 to the number:
 # no run captures anywhere near this many
 MAX_NUMBER = 2**30
+XY = 2  # ultrasound.mm_per_pixel as [x, y]
 # The id the capture gives a case (edge_runtime/biopsy/case_writer.py): the post-fire frame's UTC time
 # and the capture number, then -2, -3 ... when another session took that name. The export files and
 # labels a case by this id only, never by its folder's name: a folder may be copied or renamed (after
@@ -53,7 +54,7 @@ class CapturedCase:
     prefire: np.ndarray  # uint8 gray ROI
     prefire_frame: int
     prefire_utc: datetime
-    mm_per_pixel: float | None
+    mm_per_pixel: tuple[float, float] | None  # (x, y): across and down the image
     model_name: str
     model_sha256: str
     prediction: Prediction | None
@@ -137,6 +138,20 @@ def _prediction(folder: Path, pred: dict, shape: tuple[int, int], where: str) ->
     return Prediction(mask == cancer, prob.astype(np.float32) / scale, _key(pred, "frame", where, int))
 
 
+def _scale(value, path: Path) -> tuple[float, float] | None:
+    """``ultrasound.mm_per_pixel`` as (x, y): the capture writes one positive number (or none), and
+    case.yaml also takes ``[x, y]`` (registration reads both); anything else is an edit DICOM's
+    PixelSpacing cannot carry."""
+    if value is None:
+        return None
+    pair = value if isinstance(value, list) and len(value) == XY else [value, value]
+    if not all(finite(v) and v > 0 for v in pair):
+        raise InputError(
+            f"{path}: ultrasound.mm_per_pixel: expected a finite number > 0 or [x, y] of them, got {shown(value)}"
+        )
+    return float(pair[0]), float(pair[1])
+
+
 def read_case(folder: str | Path) -> CapturedCase:
     """The case in ``folder`` (see module docstring)."""
     folder = Path(folder)
@@ -162,10 +177,7 @@ def read_case(folder: str | Path) -> CapturedCase:
         raise InputError(
             f"{path}: ultrasound: expected a section (image, mm_per_pixel, ...), got {shown(us)}"
         )
-    scale = (us or {}).get("mm_per_pixel")
-    # the capture writes a positive scale or none: anything else is an edit DICOM cannot carry
-    if scale is not None and not (finite(scale) and scale > 0):
-        raise InputError(f"{path}: ultrasound.mm_per_pixel: expected a finite number > 0, got {shown(scale)}")
+    scale = _scale((us or {}).get("mm_per_pixel"), path)
     pred = cap.get("prediction")
     study = cap.get("study_id")
     case_id = case_id_of(doc, path)
@@ -183,7 +195,7 @@ def read_case(folder: str | Path) -> CapturedCase:
         prefire=image,
         prefire_frame=_key(pre, "frame", f"{where}.pre_fire", int),
         prefire_utc=when,
-        mm_per_pixel=None if scale is None else float(scale),
+        mm_per_pixel=scale,
         model_name=_key(model, "name", f"{where}.model", str),
         model_sha256=_key(model, "sha256", f"{where}.model", str),
         prediction=None if pred is None else _prediction(folder, pred, image.shape, f"{where}.prediction"),

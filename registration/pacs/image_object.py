@@ -36,7 +36,8 @@ def image_uids(case: CapturedCase, subject: Subject) -> tuple[str, str]:
 def prefire_image(case: CapturedCase, subject: Subject) -> hd.sc.SCImage:
     """The SC image of ``case.prefire`` (see module docstring)."""
     series_uid, instance_uid = image_uids(case, subject)
-    spacing = None if case.mm_per_pixel is None else (case.mm_per_pixel, case.mm_per_pixel)
+    # PixelSpacing is (between rows, between columns): y first
+    spacing = None if case.mm_per_pixel is None else (case.mm_per_pixel[1], case.mm_per_pixel[0])
     when = case.prefire_utc
     image = hd.sc.SCImage(
         pixel_array=case.prefire,
