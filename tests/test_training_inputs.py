@@ -16,7 +16,7 @@ import training.evaluate as evaluate_module
 from edge_runtime.cli import main as sonomap
 from edge_runtime.privacy import redact
 from training.config import load_config
-from training.config_schema import MAX_LR
+from training.config_schema import MAX_LR, MAX_LR_MULT
 from training.train import run
 
 TINY = {
@@ -107,3 +107,12 @@ def test_evaluate_names_the_metrics_csv_line_that_is_not_numbers_and_keeps_the_e
     assert scored == []
     assert {p.name: p.read_bytes() for p in report.iterdir() if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report", "run"]  # no staging folder left
+
+
+def test_an_aux_lr_multiplier_beyond_the_limit_is_one_line_naming_the_key(tmp_path, busi_dataset, capsys):
+    cfg = _config(tmp_path, aux_lr_mult=MAX_LR_MULT * 10)
+    out = tmp_path / "run"
+    args = ["train", "--config", cfg, "--data", busi_dataset, "--out", out, "--no-progress"]
+    err = _one_line_error(capsys, sonomap([str(a) for a in args]))
+    assert f"config key 'train.aux_lr_mult' must be a number > 0.0 and <= {MAX_LR_MULT}" in err, err
+    assert not out.exists()

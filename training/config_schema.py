@@ -47,6 +47,9 @@ MIN_STD = 1.0e-6
 # 8 GPUs), published segmentation recipes stay below 0.1; a value over 1 is a typo or a unit slip, and
 # beyond float32's range (3.4e38) torch refuses it with a traceback after the data has been loaded.
 MAX_LR = 1.0
+# Largest train.aux_lr_mult (the auxiliary head's lr over train.lr): torchvision's segmentation
+# reference uses 10; beyond 100 is a typo, and the head's updates diverge as an lr over MAX_LR would.
+MAX_LR_MULT = 100.0
 
 
 def lr_argument(text: str) -> float:
@@ -156,7 +159,7 @@ class TrainConfig(Section):
     schedule: choice(SCHEDULES) = "poly"  # poly | cosine (`cycles` warm restarts over the budget)
     cycles: integer(1, MAX_EPOCHS) = 1
     aux_weight: real(0.0) = 0.5
-    aux_lr_mult: real(0.0, open_lo=True) = 10.0
+    aux_lr_mult: real(0.0, MAX_LR_MULT, open_lo=True) = 10.0
     grad_clip: real(0.0) = 1.0  # max global grad norm; 0 disables
     ema_decay: number("a number >= 0 and < 1", ge=0.0, lt=1.0) = 0.0  # weight average, training.ema (0: off)
     amp: FLAG = True  # CUDA: float16 autocast + GradScaler
