@@ -131,6 +131,26 @@ def test_a_skipped_case_in_a_patient_folder_is_named_by_its_id_or_position(tmp_p
     assert PATIENT_FOLDER not in result.stdout + result.stderr
 
 
+def test_a_case_without_id_in_a_patient_named_folder_is_skipped_without_the_name(tmp_path):
+    """No id, so the folder's name would be the case id: one named after the patient is no id
+    register-batch takes, and the skip reason must not carry it (``registration/<name>/...``)."""
+    cases, ds, out = tmp_path / "cases", tmp_path / "ds", tmp_path / "report"
+    _capture(cases / "A")
+    _register(ds, cases / "A" / "case.yaml", "p1")
+    _capture(cases / PATIENT_FOLDER)
+    case_yaml = cases / PATIENT_FOLDER / "case.yaml"
+    case = yaml.safe_load(case_yaml.read_text())
+    del case["id"]
+    case_yaml.write_text(yaml.safe_dump(case, sort_keys=False))
+    result = sonomap("concordance", cases, "--dataset", ds, "--out", out)
+    skipped = _skipped(out)
+    assert list(skipped) == ["case 2 of 2"], skipped
+    assert skipped["case 2 of 2"].startswith("case.yaml: no id, and its folder's name is not"), skipped
+    for path in out.rglob("*"):
+        assert PATIENT_FOLDER.encode() not in path.read_bytes(), path.name
+    assert PATIENT_FOLDER not in result.stdout + result.stderr
+
+
 # --- the report folder ---------------------------------------------------------------------
 
 

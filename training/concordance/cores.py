@@ -32,6 +32,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_runtime.biopsy.numbering import CASE_NAME
+from edge_runtime.biopsy.study_id import check_study_id
 from edge_runtime.case_report import (
     REPORT,
     changed_reason,
@@ -39,7 +41,7 @@ from edge_runtime.case_report import (
     read_report,
 )
 from edge_runtime.case_split import CASES_CSV, read_cases_csv
-from edge_runtime.errors import InputError, SonomapError
+from edge_runtime.errors import ConfigError, InputError, SonomapError
 from edge_runtime.image_files import UnreadableImage, read_image
 from edge_runtime.manifest import SHA_SHOWN
 from edge_runtime.safe_names import safe_name
@@ -128,12 +130,28 @@ def _report(path: Path, case_yaml: Path, case: dict) -> dict:
     return report
 
 
+def _folder_id(case_yaml: Path) -> str:
+    """The id a case.yaml without ``id`` has, its folder's name, as register-batch takes it: a
+    capture's name or a study id; InputError, not naming the folder, for any other name (one after
+    the patient: register-batch has refused that case)."""
+    name = case_yaml.parent.name
+    if CASE_NAME.match(name):
+        return name
+    try:
+        return check_study_id(name, "the case folder's name")
+    except ConfigError:
+        raise InputError(
+            f"{case_yaml}: no id, and its folder's name is not one register-batch takes as the case id "
+            "(a capture's name or a study id): set 'id:' in it and register it again"
+        ) from None
+
+
 def load_core(case_yaml: Path, dataset: Path) -> Core:
     """The :class:`Core` of one captured, registered case (case.yaml path, register-batch folder);
     InputError naming what is missing or why the core cannot be scored (no known pixel)."""
     where = str(case_yaml)
     case = read_yaml_mapping(case_yaml, "case file")
-    case_id = str(case.get("id") or case_yaml.parent.name)
+    case_id = str(case.get("id") or _folder_id(case_yaml))
     reg = dataset / "registration" / case_id
     if not (reg / REPORT).is_file():
         raise InputError(f"{where}: not registered in {dataset} (no registration/{case_id}/report.json)")
