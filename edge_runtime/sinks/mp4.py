@@ -17,7 +17,8 @@ With ``resume`` False (replay's outputs, make-clip: results re-made on demand, w
 one of the same name) the file is written under a hidden name beside its path
 (``.NAME.<pid>.<random>.partial``) and renamed over the path once it is complete, so a run that fails
 half-way (disk full, a file size limit) leaves the earlier file as it was. A failed run with no earlier
-file there keeps what it wrote under the path, as a live recording does.
+file there keeps what it wrote under the path, as a live recording does. The hidden file of a run
+killed outright is deleted by the next run that writes the same path (:mod:`edge_runtime.sinks.staging`).
 
 FFmpeg does not report every failed write: when the disk fills up (or a file size limit is hit) while
 it closes the file, writing the last fragment and the index, ``close()`` returns as if all went well
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import stat
 import struct
 import time
@@ -43,6 +43,7 @@ import numpy as np
 from edge_runtime.cpus import encode_threads
 from edge_runtime.errors import InputError
 from edge_runtime.sinks import recordings
+from edge_runtime.sinks.staging import partial_path, remove_leftovers
 from edge_runtime.sinks.threaded import ThreadedWriter
 from edge_runtime.units import DEFAULT_FPS
 
@@ -54,7 +55,6 @@ KEYFRAME_SECONDS = 1.0
 MFRO = struct.Struct(">I4sII")  # the mfro box that ends an mp4: size 16, type, version+flags, mfra size
 BOX_HEADER = struct.Struct(">I4s")
 TIMED_CLOCK = Fraction(1, 90000)  # a live recording's time base: MPEG's 90 kHz clock
-PARTIAL_SUFFIX = ".partial"  # a staged recording's hidden name ends so until it is complete
 
 
 def unfinished(path: str | Path) -> str | None:
@@ -136,7 +136,10 @@ class Mp4Sink(ThreadedWriter):
         import av  # deferred: PyAV loads FFmpeg (about 0.1 s), and `sonomap --help` imports this module
 
         rate = Fraction(self.fps).limit_denominator(1001)
-        self._writing = self._partial_path() if self.staged else self.path
+        if self.staged:
+            remove_leftovers(self.path)  # of a run killed outright: nothing else would ever delete them
+        # FFmpeg creates the file, with the umask's permissions
+        self._writing = partial_path(self.path) if self.staged else self.path
         try:
             self._container = av.open(
                 str(self._writing),
@@ -251,11 +254,6 @@ class Mp4Sink(ThreadedWriter):
         if self._key_pts is None or (frame.pts - self._key_pts) * TIMED_CLOCK >= KEYFRAME_SECONDS:
             frame.pict_type = av.video.frame.PictureType.I
             self._key_pts = frame.pts
-
-    def _partial_path(self) -> Path:
-        """A new hidden name beside ``path`` (FFmpeg creates the file, with the umask's permissions)."""
-        token = f"{os.getpid()}.{secrets.token_hex(4)}"
-        return self.path.with_name(f".{self.path.name}.{token}{PARTIAL_SUFFIX}")
 
     def _finish(self) -> None:
         if self._container is None:

@@ -1,0 +1,61 @@
+"""Hidden names for a video written before it replaces an earlier file (:mod:`edge_runtime.sinks.mp4`).
+
+A staged file is ``.NAME.<pid>.<random>.partial`` beside its path: hidden, so no listing or glob
+for ``*.mp4`` takes it for a recording, and carrying the writer's process id, so a later run can
+tell the leftover of a process that was killed outright (SIGKILL, power loss: nothing could rename
+or delete it) from the file of a run still writing, and delete only the former.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import secrets
+from pathlib import Path
+
+PARTIAL_SUFFIX = ".partial"  # a staged recording's hidden name ends so until it is complete
+TOKEN_BYTES = 4
+
+log = logging.getLogger("sonomap.sinks")
+
+
+def partial_path(path: Path) -> Path:
+    """A new hidden name beside ``path`` for this process."""
+    token = f"{os.getpid()}.{secrets.token_hex(TOKEN_BYTES)}"
+    return path.with_name(f".{path.name}.{token}{PARTIAL_SUFFIX}")
+
+
+def _writer_pid(staged: Path, path: Path) -> int | None:
+    """The process id in a staged name of ``path``, or None when the name is not one of ours."""
+    middle = staged.name[len(f".{path.name}.") : -len(PARTIAL_SUFFIX)]
+    pid, _, token = middle.partition(".")
+    return int(pid) if pid.isdigit() and len(token) == 2 * TOKEN_BYTES else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
+def remove_leftovers(path: Path) -> list[Path]:
+    """Delete the staged files of ``path`` whose writer process is gone; return them. A file of a
+    process still running (another replay writing the same path) is left alone."""
+    removed = []
+    for staged in path.parent.glob(f".{glob.escape(path.name)}.*{PARTIAL_SUFFIX}"):
+        pid = _writer_pid(staged, path)
+        if pid is None or pid == os.getpid() or _alive(pid):
+            continue
+        try:
+            staged.unlink()
+        except OSError as exc:  # best effort: the run itself does not need it gone
+            log.warning("sink: could not delete the leftover %s (%s)", staged, exc)
+            continue
+        removed.append(staged)
+        log.info("sink: deleted %s, left by a run that was killed before it could finish", staged)
+    return removed
