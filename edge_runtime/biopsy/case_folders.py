@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from edge_runtime import privacy
+from edge_runtime.processes import alive
 
 log = logging.getLogger("sonomap.biopsy")
 PARTIAL = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9-]+)-(?P<pid>\d+)\.partial$")
@@ -89,16 +90,6 @@ def try_publish(partial: Path, final: Path) -> bool:
     return True
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, run by another user
-        return True
-    return True
-
-
 def remove_stale_partials(directory: Path) -> int:
     """Remove the partial case folders in ``directory`` left by writers of this host that are no
     longer running; returns how many were removed. Kept: this process's own, those of live processes,
@@ -110,7 +101,7 @@ def remove_stale_partials(directory: Path) -> int:
         if match is None or not entry.is_dir(follow_symlinks=False) or match["host"] != host:
             continue
         pid = int(match["pid"])
-        if pid == os.getpid() or _alive(pid):
+        if pid == os.getpid() or alive(pid):
             continue
         try:
             shutil.rmtree(entry.path)

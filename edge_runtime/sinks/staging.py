@@ -14,6 +14,8 @@ import os
 import secrets
 from pathlib import Path
 
+from edge_runtime.processes import alive
+
 PARTIAL_SUFFIX = ".partial"  # a staged recording's hidden name ends so until it is complete
 TOKEN_BYTES = 4
 
@@ -33,23 +35,13 @@ def _writer_pid(staged: Path, path: Path) -> int | None:
     return int(pid) if pid.isdigit() and len(token) == 2 * TOKEN_BYTES else None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by another user
-        return True
-    return True
-
-
 def remove_leftovers(path: Path) -> list[Path]:
     """Delete the staged files of ``path`` whose writer process is gone; return them. A file of a
     process still running (another replay writing the same path) is left alone."""
     removed = []
     for staged in path.parent.glob(f".{glob.escape(path.name)}.*{PARTIAL_SUFFIX}"):
         pid = _writer_pid(staged, path)
-        if pid is None or pid == os.getpid() or _alive(pid):
+        if pid is None or pid == os.getpid() or alive(pid):
             continue
         try:
             staged.unlink()
