@@ -5,8 +5,10 @@ has sat idle, and a viewer that stops reading never slows another (each has its 
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
+import struct
 import threading
 import time
 
@@ -207,3 +209,32 @@ def test_cli_refuses_to_serve_beyond_loopback_without_an_allow_list():
     assert res.returncode == 2 and re.search(r"error: --igtl-serve 0\.0\.0\.0:0: .*--igtl-allow", res.stderr)
     res = sonomap(*live, "--igtl-allow", "10.0.0.0/8", check=False)
     assert res.returncode == 2 and "give --igtl-serve too" in res.stderr
+
+
+PAYLOAD_BYTES = 1 << 20  # more than a socket buffer takes: the send meets the peer's close or reset
+RESET_LINGER = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset, as a crashed peer's does
+
+
+def test_viewers_that_close_or_reset_are_counted_not_warned_per_connection(caplog):
+    """A port check or a Slicer connector switched off mid-send is the viewer's own doing: counted as
+    dropped, never one warning per connection, which a peer could repeat to flood the journal."""
+    link = IgtlServerLink(0)
+    try:
+        assert not link.send([Packed(bytes(PAYLOAD_BYTES))])  # no viewer yet: kept as the newest payload
+        for n in range(PORT_CHECKS):
+            probe = socket.create_connection(("127.0.0.1", link.port), timeout=5)
+            if n % 2:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_LINGER)
+            probe.close()
+        wait_until(
+            lambda: (
+                link.counters.get("viewers_connected") == PORT_CHECKS
+                and link.counters.get("viewers_dropped") == PORT_CHECKS
+            ),
+            str(link.counters.snapshot()),
+            within=30.0,
+        )
+        warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert warned == [], warned
+    finally:
+        link.close()

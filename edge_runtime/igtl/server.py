@@ -36,7 +36,7 @@ from edge_runtime.igtl.net import (
     tune_socket,
     warn_throttled,
 )
-from edge_runtime.igtl.viewer import ViewerConnection
+from edge_runtime.igtl.viewer import DISCONNECTED, ViewerConnection
 from edge_runtime.igtl.wire import READ_POLL_S, require_pyigtl
 from edge_runtime.live_stats import EVENTS
 
@@ -216,7 +216,7 @@ class IgtlServerLink:
                 return
             self._clients.remove(viewer)
         self.counters.inc("viewers_dropped")
-        if reason != "disconnected" and not self._stop.is_set():
+        if reason != DISCONNECTED and not self._stop.is_set():
             log.warning("OpenIGTLink viewer %s dropped (%s)", viewer.peer, reason)
 
     def send(self, messages: list) -> bool:

@@ -30,6 +30,21 @@ from edge_runtime.igtl.wire import READ_POLL_S, RECV_CHUNK
 log = logging.getLogger("sonomap.igtl")
 
 OUTBOX_DEPTH = 2  # payloads waiting per viewer: the newest prediction and the one before
+# Why a viewer went away when it was its own doing (it closed or reset the connection, as a port check
+# or a Slicer connector switched off does): the server counts it but does not warn, since a peer can
+# repeat that as fast as it can connect and each warning would cost a journal line.
+DISCONNECTED = "disconnected"
+STALLED = "stalled"
+
+
+def send_failure(exc: OSError) -> str:
+    """Why a send to a viewer failed (``exc``: what sendall raised): STALLED past the send deadline,
+    DISCONNECTED when the viewer closed or reset the connection, else 'send failed (...)'."""
+    if isinstance(exc, TimeoutError):
+        return STALLED
+    if isinstance(exc, ConnectionError):  # reset by the peer, or a broken pipe after its close
+        return DISCONNECTED
+    return f"send failed ({exc})"
 
 
 class ViewerConnection:
@@ -97,8 +112,7 @@ class ViewerConnection:
             try:
                 self.sock.sendall(payload)
             except OSError as exc:  # includes the send deadline (TimeoutError)
-                reason = "stalled" if isinstance(exc, TimeoutError) else f"send failed ({exc})"
-                self.close(reason)
+                self.close(send_failure(exc))
                 return
             self._active()
 
@@ -113,7 +127,7 @@ class ViewerConnection:
                 self._active()
         except (OSError, ValueError):
             pass  # the socket was closed under us: treat as gone
-        self.close("disconnected")
+        self.close(DISCONNECTED)
 
     def close(self, reason: str = "closed") -> None:
         with self._cond:

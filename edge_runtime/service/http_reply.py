@@ -3,6 +3,8 @@
 :class:`ReplyHandler` is the base of the viewer's request handler
 (:mod:`edge_runtime.service.http_handler`). It
 
+- reads the request's header lines within ``MAX_HEADER_BYTES`` in all (:class:`HeaderBudget`):
+  more gets ``431`` and ends the connection, before any token check, as soon as the budget is spent;
 - parses the request target once (``self.target``). A target ``urlsplit()`` refuses, such as the
   absolute form ``http://[x/`` with an unbalanced bracket, gets ``400`` and ends the connection
   before any route or token check: a request from anyone is answered, never an exception;
@@ -16,6 +18,7 @@
 
 from __future__ import annotations
 
+import http.client
 import logging
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -38,6 +41,29 @@ TEXT = "text/plain; charset=utf-8"
 HTML = "text/html; charset=utf-8"
 BAD_TARGET = b"bad request: the request target is not a path or URL\n"
 BAD_LENGTH = b"bad request: Content-Length must be given once, in ASCII digits\n"
+# All of a request's header lines together, at most. The stdlib alone allows 100 lines of 64 KiB
+# (6.4 MiB a connection, 400 MiB over the 64 connections the server holds), read from anyone before
+# the token is checked. Browsers send a few KiB, cookies of every application on the host included;
+# nginx refuses more than 32 KiB by default.
+MAX_HEADER_BYTES = 64 * 1024
+
+
+class HeaderBudget:
+    """A request's ``rfile`` as ``http.client.parse_headers`` reads it (``readline`` only), allowing
+    ``budget`` bytes in all. Input: the connection's buffered reader. Output: its lines, or
+    ``http.client.LineTooLong`` (which the stdlib answers 431, closing the connection) once they
+    would pass the budget: never more than the budget is read or held."""
+
+    def __init__(self, rfile, budget: int = MAX_HEADER_BYTES):
+        self.rfile, self.left = rfile, budget
+
+    def readline(self, limit: int = -1) -> bytes:
+        allowed = self.left + 1  # one byte past the budget tells a line that passes it
+        line = self.rfile.readline(allowed if limit < 0 else min(limit, allowed))
+        self.left -= len(line)
+        if self.left < 0:
+            raise http.client.LineTooLong(f"request headers over {MAX_HEADER_BYTES} bytes in all")
+        return line
 
 
 class ReplyHandler(BaseHTTPRequestHandler):
@@ -57,8 +83,14 @@ class ReplyHandler(BaseHTTPRequestHandler):
 
     def parse_request(self) -> bool:
         """The stdlib's request-line and header checks, then the target. Returns False (answered,
-        connection ending) when either is refused; the route then never runs."""
-        if not super().parse_request():
+        connection ending) when either is refused; the route then never runs. The headers are read
+        through a :class:`HeaderBudget`; the body, if a route reads one, from the connection itself."""
+        rfile, self.rfile = self.rfile, HeaderBudget(self.rfile)
+        try:
+            parsed = super().parse_request()
+        finally:
+            self.rfile = rfile
+        if not parsed:
             return False
         try:
             self.target = urlsplit(self.path)
