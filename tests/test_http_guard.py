@@ -277,6 +277,19 @@ def test_a_request_without_host_is_refused_on_loopback():
         obs.close()
 
 
+@pytest.mark.parametrize("second", ["evil.example", "localhost"])
+def test_a_request_with_two_host_headers_is_refused_on_loopback(second):
+    """RFC 9112: a request with more than one Host is invalid; the loopback check must not read the
+    first and let a second, hostile one through to whatever reads it next."""
+    obs = make_http_observer("127.0.0.1", 0, None)
+    try:
+        with socket.create_connection(("127.0.0.1", obs.port), timeout=5) as s:
+            s.sendall(f"GET /healthz HTTP/1.1\r\nHost: localhost\r\nHost: {second}\r\n\r\n".encode())
+            assert s.recv(64).startswith(b"HTTP/1.1 403")
+    finally:
+        obs.close()
+
+
 def test_login_sets_an_httponly_session_cookie_that_opens_every_endpoint():
     obs = make_http_observer("127.0.0.1", 0, TOKEN)
     try:
