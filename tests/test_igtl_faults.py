@@ -145,9 +145,11 @@ def test_an_unexpected_error_costs_one_message_not_the_connection(caplog):
     assert BAD_REPEATS < WARN_EVERY and not [r for r in caplog.records if r.exc_info]
 
 
-def connections_within(script, seconds: float) -> int:
+def connections_within(script, seconds: float, **link_options) -> int:
     server = ScriptedServer(script)
-    link = IgtlClientLink("127.0.0.1", server.port, device=DEVICE, backoff_max_s=BACKOFF_MAX_S)
+    link = IgtlClientLink(
+        "127.0.0.1", server.port, device=DEVICE, backoff_max_s=BACKOFF_MAX_S, **link_options
+    )
     try:
         time.sleep(seconds)
         return server.connections
@@ -156,7 +158,9 @@ def connections_within(script, seconds: float) -> int:
         server.close()
 
 
-def test_only_a_delivered_frame_resets_the_reconnect_backoff():
+def test_only_a_lasting_connection_that_delivered_frames_resets_the_reconnect_backoff():
+    """A peer that sends a status and closes, and one that sends one image and closes (a flapping
+    PLUS), are both backed off; a connection that delivered frames for ``stable_s`` (0 here) resets it."""
     status = pyigtl.StringMessage("busy", device_name="Status").pack()
 
     def message_then_close(payload):
@@ -166,10 +170,13 @@ def test_only_a_delivered_frame_resets_the_reconnect_backoff():
 
         return script
 
+    image = image_message().pack()
     without_frames = connections_within(message_then_close(status), BACKOFF_WATCH_S)
-    with_frames = connections_within(message_then_close(image_message().pack()), BACKOFF_WATCH_S)
+    flapping = connections_within(message_then_close(image), BACKOFF_WATCH_S)
+    lasting = connections_within(message_then_close(image), BACKOFF_WATCH_S, stable_s=0.0)
     assert without_frames <= MAX_BACKED_OFF_CONNECTIONS, f"{without_frames} connections: no backoff"
-    assert with_frames >= MIN_RESET_CONNECTIONS, f"{with_frames} connections: backoff never reset"
+    assert flapping <= MAX_BACKED_OFF_CONNECTIONS, f"{flapping} connections: a flapping peer not backed off"
+    assert lasting >= MIN_RESET_CONNECTIONS, f"{lasting} connections: backoff never reset"
 
 
 def test_a_body_that_fails_its_crc_is_skipped_and_counted(caplog):

@@ -54,6 +54,10 @@ CONNECT_TIMEOUT_S = 2.0  # on a LAN a connect answers in milliseconds; longer me
 # A receiving link with no byte for this long treats the connection as dead (a pulled cable
 # leaves it half-open: no FIN, no RST) and reconnects. PLUS streams at 10-60 fps.
 IDLE_TIMEOUT_S = 3.0
+# A connection that delivered frames and lasted this long was a working one: the backoff starts
+# again from BACKOFF_INITIAL_S. A shorter one is a flapping peer (one image, then a close) and keeps
+# backing off, or it would be reconnected ten times a second, each with a "connection lost" warning.
+STABLE_CONNECTION_S = 5.0
 
 
 class IgtlClientLink:
@@ -61,7 +65,8 @@ class IgtlClientLink:
     device seen; ``receive_images`` False keeps the link send-only (``--igtl-out``).
     While it receives images, ``idle_timeout_s`` without a byte drops the connection;
     a message body over ``max_body_bytes`` does too (read as it arrives, never preallocated).
-    ``crc`` (wire.CRC_MODES) says which bodies have their header CRC64 checked."""
+    ``crc`` (wire.CRC_MODES) says which bodies have their header CRC64 checked. The reconnect backoff
+    starts again only after a connection that delivered frames and lasted ``stable_s``."""
 
     def __init__(
         self,
@@ -74,6 +79,7 @@ class IgtlClientLink:
         idle_timeout_s: float = IDLE_TIMEOUT_S,
         max_body_bytes: int = MAX_BODY_BYTES,
         crc: str = CRC_AUTO,
+        stable_s: float = STABLE_CONNECTION_S,
     ):
         self.pyigtl = require_pyigtl()
         self.host, self.port = host, int(port)
@@ -83,6 +89,7 @@ class IgtlClientLink:
         self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
         self.idle_timeout_s, self.max_body_bytes = idle_timeout_s, int(max_body_bytes)
         self.crc = crc
+        self.stable_s = stable_s
         self.counters = Counters()
         self.connected = threading.Event()
         self._cond = threading.Condition()
@@ -145,15 +152,16 @@ class IgtlClientLink:
             self.counters.inc("connects")
             self.connected.set()
             log.info("OpenIGTLink %s: connected", self.address)
-            progress = self._progress()
+            progress, since = self._progress(), time.monotonic()
             self._read_until_closed(sock)
             self.connected.clear()
             with self._send_lock:
                 self._sock = None
             sock.close()
-            # Only a connection that delivered frames resets the backoff: one that connects and then
-            # fails on every message must not reconnect ten times a second.
-            if self._progress() > progress:
+            # Only a connection that delivered frames for a while resets the backoff: one that connects
+            # and then fails on every message, or closes after one image, must not reconnect ten times
+            # a second.
+            if self._progress() > progress and time.monotonic() - since >= self.stable_s:
                 delay = self.backoff_initial_s
             if not self._stop.is_set():
                 self._stop.wait(delay)
