@@ -195,3 +195,30 @@ def test_a_get_body_is_never_parsed_as_a_second_request(server, method):
         head = reply.partition(b"\r\n\r\n")[0]
         assert head.startswith(b"HTTP/1.1 503 ") and reply.count(b"HTTP/1.1 ") == 1, (headers, reply)
         assert b"\r\nConnection: close" in head, head
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"BREW /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", b"501"),  # a method no route has
+        (
+            b"GET /healthz HTTP/1.1\r\n" + b"X-Pad: 1\r\n" * 101 + b"\r\n",
+            b"431",
+        ),  # over the stdlib's 100 headers
+        (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", b"414"),
+    ],
+)
+def test_the_stdlibs_own_refusals_carry_the_security_headers_and_close(server, request_bytes, status):
+    """Answered by http.server before any route: still plain text, nosniff, no framing, and the
+    connection's last answer."""
+    reply = raw(server.port, request_bytes)
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.") and head[len(b"HTTP/1.1 ") :].startswith(status), reply[:300]
+    for header in (
+        b"X-Content-Type-Options: nosniff",
+        b"Content-Security-Policy: ",
+        b"X-Frame-Options: DENY",
+    ):
+        assert header in head, head
+    assert b"Content-Type: text/plain" in head and b"<html" not in body.lower(), reply[:300]
+    assert b"\r\nConnection: close" in head and reply.count(b"HTTP/1.") == 1, head

@@ -3,6 +3,8 @@
 :class:`ReplyHandler` is the base of the viewer's request handler
 (:mod:`edge_runtime.service.http_handler`). It
 
+- answers the stdlib's own refusals (400 bad request line, 414, 431, 501) in plain text with the
+  security headers, ending the connection (:meth:`ReplyHandler.send_error`);
 - reads the request's header lines within ``MAX_HEADER_BYTES`` in all (:class:`HeaderBudget`):
   more gets ``431`` and ends the connection, before any token check, as soon as the budget is spent;
 - parses the request target once (``self.target``). A target ``urlsplit()`` refuses, such as the
@@ -98,6 +100,15 @@ class ReplyHandler(BaseHTTPRequestHandler):
             self._refuse(400, BAD_TARGET, TEXT)
             return False
         return True
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The stdlib's own refusals (a bad request line 400, 414, 431, an unknown method 501) as
+        this server answers: plain text with the security headers, ending the connection, instead of
+        the stdlib's HTML page without them."""
+        self.close_connection = True
+        short = self.responses.get(code, ("error", ""))[0]
+        text = f"{code} {message or short}\n"
+        self._send(code, text.encode("latin-1", "replace"), TEXT)
 
     def _send(self, code: int, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
         self.send_response(code)
