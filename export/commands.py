@@ -19,6 +19,7 @@ from export.shapes import (
     MAX_BATCH,
     MAX_SIDE,
 )
+from training.interrupt import sigterm_as_interrupt
 
 DEFAULT_PARITY_FRAMES = 8
 DEFAULT_TS_PARITY_FRAMES = 4
@@ -186,13 +187,16 @@ def _add_selfcheck(sub) -> None:
 def _run_onnx(args) -> int:
     from export.onnx_command import run_onnx_export
 
-    return run_onnx_export(args)
+    # SIGTERM (timeout, systemctl, docker stop) unwinds like Ctrl-C, so the staging folder is deleted
+    with sigterm_as_interrupt():
+        return run_onnx_export(args)
 
 
 def _run_torchscript(args) -> int:
     from export.torchscript_export import run_torchscript_export
 
-    return run_torchscript_export(args)
+    with sigterm_as_interrupt():  # as export onnx: a stop deletes the staging folder
+        return run_torchscript_export(args)
 
 
 def _run_tensorrt(args) -> int:

@@ -59,12 +59,15 @@ def record_parity(model_path: Path, section: dict) -> None:
 
 
 def run_onnx_export(args) -> int:
-    from export.onnx_export import refuse_overwrite
+    from export.onnx_export import check_onnx_name, check_opset, refuse_overwrite
 
     spec = shape_spec_from_args(args)
     frames = load_frames(args.frames, args.parity_frames)  # fail on bad --frames before the slow export
     out = Path(args.out)
-    refuse_overwrite(args.checkpoint, out)  # the export itself sees only the staged path
+    # the export itself sees only the staged path: these name --out as given, before any folder is made
+    refuse_overwrite(args.checkpoint, out)
+    check_onnx_name(out)
+    check_opset(args.opset)
     with staged(out) as stage:
         code, names = export_and_check(args, spec, frames, stage.path())
         if code != EXIT_OK:

@@ -77,6 +77,12 @@ def exported_extra(extra: dict, precision: str) -> dict:
     return out
 
 
+def check_onnx_name(out: Path) -> None:
+    """ConfigError naming ``--out`` unless it ends in .onnx (the runtime picks its backend by suffix)."""
+    if out.suffix != ".onnx":
+        raise ConfigError(f"--out {out}: the ONNX file name must end in .onnx")
+
+
 def check_opset(opset: int) -> None:
     if opset not in SUPPORTED_OPSETS:
         raise ConfigError(
@@ -195,8 +201,7 @@ def export_onnx(
     spec = spec or ShapeSpec()
     spec.validate()
     checkpoint, out = Path(checkpoint), Path(out)
-    if out.suffix != ".onnx":
-        raise ConfigError(f"--out {out}: the ONNX file name must end in .onnx")
+    check_onnx_name(out)
     refuse_overwrite(checkpoint, out)
     folded, source = load_folded(checkpoint)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -149,9 +149,10 @@ def model_frame_limits(manifest) -> tuple[tuple[int, int] | None, tuple[int, int
 def engine_cache(given: str | None) -> Path:
     """The engine cache this run checks, printed with how to check the service's: from a shell the
     default is this user's cache, not the one the service builds into and loads from."""
-    from edge_runtime.tensorrt.cache import DEFAULT_CACHE_DIR, SERVICE_CACHE_DIR
+    from edge_runtime.tensorrt.cache import DEFAULT_CACHE_DIR, SERVICE_CACHE_DIR, check_cache_dir
 
     cache_dir = Path(given) if given else DEFAULT_CACHE_DIR
+    check_cache_dir(cache_dir, "--cache-dir")  # before the ONNX Runtime part, not after it
     print(f"  engine cache {cache_dir}")
     if cache_dir != SERVICE_CACHE_DIR:
         print(

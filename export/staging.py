@@ -1,8 +1,8 @@
 """Export into a hidden staging folder beside the target; install the files only once they pass.
 
 An export writes files that belong together (model, manifest, FP16 twin and its manifest, parity
-report). :func:`staged` makes ``.<name>.XXXX.staging/`` in the target's folder, and the export
-writes there under the final names (so every name recorded inside the files is already right).
+report). :func:`staged` makes ``.<name>.<pid>.XXXX.staging/`` in the target's folder, and the
+export writes there under the final names (so every name recorded inside the files is already right).
 Then exactly one of:
 
 - :meth:`Staging.install` renames each file into the target's folder (same file system: each
@@ -11,11 +11,17 @@ Then exactly one of:
 - :meth:`Staging.keep_failed` moves the whole folder to ``<name>.failed/`` beside the target
   (replacing an older failed one) for inspection: the previous good model is left as it was,
   and no loader looks inside a ``.failed`` folder by itself;
-- on an error or Ctrl-C the staging folder is deleted when :func:`staged` exits.
+- on an error, Ctrl-C or SIGTERM (the export commands turn it into Ctrl-C) the staging folder is
+  deleted when :func:`staged` exits.
+
+A process killed outright (SIGKILL, power loss) can delete nothing: its folder, tens of MB, stays.
+The writer's process id in the name lets the next export to the same target delete such leftovers
+(:func:`remove_leftovers`) while leaving the folder of an export still running alone.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import tempfile
@@ -23,7 +29,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from edge_runtime.atomic import check_creatable
 from edge_runtime.errors import ConfigError
+from edge_runtime.processes import alive, writer_pid
 
 STAGING_SUFFIX = ".staging"
 FAILED_SUFFIX = ".failed"
@@ -40,7 +48,9 @@ class Staging:
     def __init__(self, target: Path):
         self.target = target
         self.folder = Path(
-            tempfile.mkdtemp(prefix=f".{target.name}.", suffix=STAGING_SUFFIX, dir=target.parent)
+            tempfile.mkdtemp(
+                prefix=f".{target.name}.{os.getpid()}.", suffix=STAGING_SUFFIX, dir=target.parent
+            )
         )
 
     def path(self, name: str | None = None) -> Path:
@@ -74,11 +84,31 @@ class Staging:
 
 
 def check_target(target: Path, flag: str = "--out") -> None:
-    """Refuse a target that cannot become a file before any work: a folder, a device or a pipe."""
+    """Refuse a target that cannot become a file before any work: a folder, a device or a pipe, or
+    one below a file or in a folder this process may not write (named here, not as the hidden
+    staging folder the failing call would name)."""
     if target.is_dir():
         raise ConfigError(f"{flag} {target}: is a folder, not a file: give a file name")
     if target.exists() and not target.is_file():
         raise ConfigError(f"{flag} {target}: is a device, pipe or socket, not a file: give a file name")
+    check_creatable(target, flag)
+
+
+def remove_leftovers(target: Path) -> list[Path]:
+    """Delete the staging folders of ``target`` whose export process is gone (killed outright);
+    return them. A folder of a process still running (another export to the same target) stays."""
+    removed = []
+    for folder in target.parent.glob(f".{glob.escape(target.name)}.*{STAGING_SUFFIX}"):
+        pid = writer_pid(folder.name[len(f".{target.name}.") : -len(STAGING_SUFFIX)])
+        if pid is None or pid == os.getpid() or alive(pid) or not folder.is_dir() or folder.is_symlink():
+            continue
+        try:
+            shutil.rmtree(folder)
+        except OSError as exc:  # e.g. another user's: this export does not need it gone
+            print(f"could not delete {folder.name}, left by an export that was killed ({exc.strerror})")
+            continue
+        removed.append(folder)
+    return removed
 
 
 @contextmanager
@@ -88,6 +118,8 @@ def staged(target: str | Path) -> Iterator[Staging]:
     target = Path(target)
     check_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for folder in remove_leftovers(target):
+        print(f"removed {folder.name}: the unfinished files of an export that was killed")
     stage = Staging(target)
     try:
         yield stage

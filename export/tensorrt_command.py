@@ -13,6 +13,7 @@ from pathlib import Path
 
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import load_manifest
+from edge_runtime.tensorrt.cache import check_cache_dir
 from edge_runtime.tensorrt.manifest_io import check_io
 from export.shapes import INPUT_NAME, checked_profile, given_shapes
 
@@ -122,6 +123,7 @@ def run_tensorrt_export(args) -> int:
         raise ConfigError(
             f"--workspace-mb must be between {MIN_WORKSPACE_MB} and {MAX_WORKSPACE_MB}, got {args.workspace_mb}"
         )
+    check_cache_dir(args.out, "--out")  # both paths write into the folder: named before TensorRT loads
     if args.via == "torch-tensorrt":
         from export.torch_trt import run_torch_tensorrt
 

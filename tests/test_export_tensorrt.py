@@ -90,3 +90,36 @@ def test_graph_failing_the_lint_is_refused_before_tensorrt(tmp_path, capsys):
     err = _error(capsys, rc)
     assert "TensorRT would not build this graph" in err and "UINT8 input 'frame'" in err
     assert not (tmp_path / "engines").exists()
+
+
+@pytest.mark.parametrize("via", ["tensorrt", "torch-tensorrt"])
+def test_out_that_is_not_a_folder_is_refused_before_tensorrt(tiny_onnx, tmp_path, capsys, via):
+    """`--out model.onnx` (as if it named the engine file) or a path below a file: one line naming
+    --out, before TensorRT (or torch_tensorrt) is looked for, and the file untouched. Without the
+    check it surfaced only after the import, when the engine was about to be written."""
+    from export_fixtures import copy_model
+
+    model = copy_model(tiny_onnx, tmp_path / "m")
+    before = model.read_bytes()
+    source = (
+        ["--onnx", str(model)]
+        if via == "tensorrt"
+        else ["--checkpoint", str(tiny_onnx.parent / "ck" / "tiny.pt")]
+    )
+    for out, culprit in ((model, "exists and is not a folder"), (model / "engines", f"{model} is a file")):
+        rc = main(["export", "tensorrt", "--via", via, *source, "--out", str(out)])
+        err = _error(capsys, rc)
+        assert err.startswith(f"sonomap export: error: --out {out}: ") and culprit in err
+    assert model.read_bytes() == before
+
+
+def test_selfcheck_refuses_a_cache_dir_that_is_a_file(tiny_onnx, tmp_path, capsys):
+    blocker = tmp_path / "engines"
+    blocker.write_text("kept")
+    rc = main(["selfcheck", "--model", str(tiny_onnx), "--max-frames", "1", "--cache-dir", str(blocker)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err == [
+        f"sonomap selfcheck: error: --cache-dir {blocker}: exists and is not a folder: "
+        "give the engine cache folder"
+    ]
+    assert blocker.read_text() == "kept"

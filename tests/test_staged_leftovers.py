@@ -27,14 +27,14 @@ def test_the_next_replay_deletes_a_killed_runs_staged_file_only(tmp_path):
     try:
         dead = tmp_path / f".{out.name}.{dead_pid}.{TOKEN}.partial"
         live = tmp_path / f".{out.name}.{running.pid}.{TOKEN}.partial"
-        other = (
-            tmp_path / f".other.mp4.{dead_pid}.{TOKEN}.partial"
-        )  # another output's: not this run's business
-        for staged in (dead, live, other):
+        # another output's: not this run's business; and a name whose "pid" no process can have
+        other = tmp_path / f".other.mp4.{dead_pid}.{TOKEN}.partial"
+        no_pid = tmp_path / f".{out.name}.{'9' * 20}.{TOKEN}.partial"
+        for staged in (dead, live, other, no_pid):
             staged.write_bytes(b"\x00" * 16)
         sonomap("replay", clip, "--model", dark_onnx(), "--out", out)
         assert not dead.exists()
-        assert live.exists() and other.exists()
+        assert live.exists() and other.exists() and no_pid.exists()
         assert out.stat().st_size > 0
     finally:
         running.kill()

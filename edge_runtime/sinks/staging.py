@@ -14,7 +14,7 @@ import os
 import secrets
 from pathlib import Path
 
-from edge_runtime.processes import alive
+from edge_runtime.processes import alive, writer_pid
 
 PARTIAL_SUFFIX = ".partial"  # a staged recording's hidden name ends so until it is complete
 TOKEN_BYTES = 4
@@ -28,19 +28,12 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{token}{PARTIAL_SUFFIX}")
 
 
-def _writer_pid(staged: Path, path: Path) -> int | None:
-    """The process id in a staged name of ``path``, or None when the name is not one of ours."""
-    middle = staged.name[len(f".{path.name}.") : -len(PARTIAL_SUFFIX)]
-    pid, _, token = middle.partition(".")
-    return int(pid) if pid.isdigit() and len(token) == 2 * TOKEN_BYTES else None
-
-
 def remove_leftovers(path: Path) -> list[Path]:
     """Delete the staged files of ``path`` whose writer process is gone; return them. A file of a
     process still running (another replay writing the same path) is left alone."""
     removed = []
     for staged in path.parent.glob(f".{glob.escape(path.name)}.*{PARTIAL_SUFFIX}"):
-        pid = _writer_pid(staged, path)
+        pid = writer_pid(staged.name[len(f".{path.name}.") : -len(PARTIAL_SUFFIX)])
         if pid is None or pid == os.getpid() or alive(pid):
             continue
         try:

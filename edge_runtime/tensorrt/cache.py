@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_runtime.atomic import atomic_write_bytes
+from edge_runtime.atomic import atomic_write_bytes, check_creatable
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.manifest import Manifest, load_manifest, manifest_path, save_manifest, sha256_file
 from edge_runtime.tensorrt.key import EngineKey, GpuInfo, machine_mismatches
@@ -48,6 +48,19 @@ DEFAULT_CACHE_DIR = (
 ) / "engines"
 LOCATION_CHARS = 16  # of the sha256 of the model's absolute path: unique enough for one cache folder
 LOAD, BUILD = "load", "build"
+
+
+def check_cache_dir(cache_dir: str | Path, label: str) -> None:
+    """ConfigError ``LABEL DIR: ...`` when ``cache_dir`` cannot be an engine cache: it exists and is
+    not a folder (the ONNX model itself, given as if --out named the engine file), or it is missing
+    and cannot be made. Checked before TensorRT loads, not minutes later when the engine is written.
+    An existing folder may be read-only: a valid cached engine is loaded without writing."""
+    cache_dir = Path(cache_dir)
+    if cache_dir.is_dir():
+        return
+    if cache_dir.exists() or cache_dir.is_symlink():
+        raise ConfigError(f"{label} {cache_dir}: exists and is not a folder: give the engine cache folder")
+    check_creatable(cache_dir, label)
 
 
 def _slug(text: str) -> str:
