@@ -25,7 +25,7 @@ from export.shapes import (
     ShapeSpec,
     parse_hw,
 )
-from export.staging import staged
+from export.staging import staged, untouched
 from export.trt_lint import describe as describe_lint
 from export.trt_lint import lint_onnx
 
@@ -72,7 +72,7 @@ def run_onnx_export(args) -> int:
         code, names = export_and_check(args, spec, frames, stage.path())
         if code != EXIT_OK:
             kept = stage.keep_failed()
-            print(f"the failed files are kept in {kept} for inspection; {out} was left as it was")
+            print(f"the failed files are kept in {kept} for inspection; {untouched(out)}")
             return code
         stage.install(names)
     print(f"installed {', '.join(names)} in {out.parent}")

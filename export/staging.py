@@ -83,6 +83,11 @@ class Staging:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def untouched(target: Path) -> str:
+    """What a failed export did to ``target``, for its last line: nothing, either way."""
+    return f"{target} was left as it was" if target.exists() else f"nothing was written at {target}"
+
+
 def check_target(target: Path, flag: str = "--out") -> None:
     """Refuse a target that cannot become a file before any work: a folder, a device or a pipe, or
     one below a file or in a folder this process may not write (named here, not as the hidden

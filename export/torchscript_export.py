@@ -37,7 +37,7 @@ from export.parity import (
 )
 from export.samples import load_frames
 from export.shapes import ShapeSpec
-from export.staging import staged
+from export.staging import staged, untouched
 
 TRACE_HW = (240, 320)
 EXIT_OK = 0
@@ -140,7 +140,7 @@ def run_torchscript_export(args) -> int:
         manifest.extra = {**manifest.extra, "parity": manifest_record(section)}
         save_manifest(manifest, staged_out, sha256=manifest.sha256)
         if not section["passed"]:
-            print(f"PARITY FAILED: kept in {stage.keep_failed()} for inspection; {out} was left as it was")
+            print(f"PARITY FAILED: kept in {stage.keep_failed()} for inspection; {untouched(out)}")
             return EXIT_PARITY_FAILED
         stage.install([report.name, out.name, manifest_path(out).name])
     print(f"installed {out} and {out.name}.yaml; parity report: {parity_path(out)}")

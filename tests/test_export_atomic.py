@@ -64,6 +64,7 @@ def test_failed_parity_keeps_the_good_model_and_the_failed_files_apart(
     assert _export(checkpoints["nan"], out, busi_sample) == 1
     printed = capsys.readouterr().out
     assert "PARITY FAILED" in printed and str(failed_path(out)) in printed
+    assert printed.strip().endswith(f"{out} was left as it was")
     assert _files(out.parent) == good  # byte for byte: model, manifest and report of the good export
     assert load_manifest(out).extra["parity"]["passed"] is True
     kept = failed_path(out)
@@ -78,9 +79,11 @@ def test_failed_parity_keeps_the_good_model_and_the_failed_files_apart(
     assert _no_staging_left(out.parent)
 
 
-def test_failed_first_export_writes_nothing_at_out(checkpoints, tmp_path, busi_sample):
+def test_failed_first_export_writes_nothing_at_out(checkpoints, tmp_path, busi_sample, capsys):
     out = tmp_path / "model.onnx"
     assert _export(checkpoints["nan"], out, busi_sample, "--fp16") == 1
+    # says so, rather than that a model there was left as it was
+    assert capsys.readouterr().out.strip().endswith(f"nothing was written at {out}")
     assert not out.exists() and not manifest_path(out).exists()
     assert not (tmp_path / "model.fp16.onnx").exists()
     assert (failed_path(out) / "model.onnx").is_file()

@@ -14,10 +14,15 @@ import yaml
 
 import training.evaluate as evaluate_module
 from edge_runtime.cli import main as sonomap
+from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.manifest import load_manifest
 from edge_runtime.privacy import redact
+from training.checkpoint import load_model, read_checkpoint, save_checkpoint
 from training.config import load_config
 from training.config_schema import MAX_LR, MAX_LR_MULT
 from training.train import run
+
+WEIGHT_DIMS = 4  # a convolution's weight: out, in, height, width
 
 TINY = {
     "name": "tiny",
@@ -116,3 +121,25 @@ def test_an_aux_lr_multiplier_beyond_the_limit_is_one_line_naming_the_key(tmp_pa
     err = _one_line_error(capsys, sonomap([str(a) for a in args]))
     assert f"config key 'train.aux_lr_mult' must be a number > 0.0 and <= {MAX_LR_MULT}" in err, err
     assert not out.exists()
+
+
+def test_weights_that_do_not_fit_name_the_keys_in_one_line(trained, tmp_path):
+    """torch's own message starts 'Error(s) in loading state_dict for X:' and names the keys on the
+    lines after: the one-line error keeps those, not the first line alone."""
+    state = read_checkpoint(trained / "best.pt")
+    first = next(k for k, v in state["model"].items() if v.ndim == WEIGHT_DIMS)
+    state["model"][first] = state["model"][first][:1].clone()  # one output channel instead of all
+    dropped = next(k for k in reversed(list(state["model"])) if k.endswith("bias"))
+    del state["model"][dropped]
+    broken = tmp_path / "broken" / "best.pt"
+    save_checkpoint(state, broken, load_manifest(trained / "best.pt"))
+    with pytest.raises(ConfigError) as info:
+        load_model(broken)
+    message = str(info.value)
+    assert "\n" not in message and "weights do not fit unet_small: " in message, message
+    assert f"size mismatch for {first}" in message and dropped in message, message
+
+
+def test_a_run_folder_given_as_the_checkpoint_is_named_as_a_folder(trained):
+    with pytest.raises(InputError, match=r"is a folder, not a checkpoint file \(e\.g\. .*best\.pt\)"):
+        read_checkpoint(trained)

@@ -42,6 +42,7 @@ log = logging.getLogger("sonomap.checkpoint")
 PLAIN_SCALARS = (str, int, float, bool, type(None))
 BACKUP_SUFFIX = ".orig"
 SHOWN_CHARS = 80  # of a bad value quoted in an error
+MISMATCH_CHARS = 400  # of the keys a checkpoint lacks or has of another shape: the first few name the problem
 HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # a stop waits while a checkpoint and manifest are renamed
 
 
@@ -174,6 +175,8 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
     ``trust=True`` (``upgrade-checkpoint --trust-checkpoint`` only) unpickles everything: the
     caller vouches for the file, since unpickling can run any code the file carries."""
     path = Path(path)
+    if path.is_dir():  # a run folder given for its best.pt
+        raise InputError(f"{path}: is a folder, not a checkpoint file (e.g. {path / 'best.pt'})")
     if not path.is_file():
         raise InputError(f"{path}: checkpoint not found")
     foreign = not_a_checkpoint(path)  # an exported model, an engine, ...: named, with what to give instead
@@ -213,6 +216,14 @@ def _not_a_model_config(config) -> str:
         f"checkpoint's 'model_config' is {_short(config)}, not the mapping sonomap train writes "
         "(arch, num_classes, ...)"
     )
+
+
+def _state_dict_mismatch(exc: RuntimeError) -> str:
+    """torch's load_state_dict error on one line: its first line only says 'Error(s) in loading
+    state_dict for X:', the keys (missing, unexpected, of another shape) follow, one kind a line."""
+    lines = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+    text = "; ".join(lines) or str(exc).strip()
+    return text if len(text) <= MISMATCH_CHARS else text[: MISMATCH_CHARS - 3] + "..."
 
 
 def _short(value, limit: int = SHOWN_CHARS) -> str:
@@ -292,6 +303,6 @@ def load_model_and_config(path: str | Path, verify_manifest: bool = True):
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as exc:
-        raise ConfigError(f"{path}: weights do not fit {cfg['arch']} ({str(exc).splitlines()[0]})") from exc
+        raise ConfigError(f"{path}: weights do not fit {cfg['arch']}: {_state_dict_mismatch(exc)}") from exc
     model.eval()
     return model, manifest, cfg
