@@ -19,7 +19,8 @@ itself could not verify (a DICOM series that does not say which level is full re
 ``SlideLevel.warnings`` (report.json), with the file names in them taken out (they may carry
 the patient's name); when the slide cannot be read they go to the log, beside the one-line error.
 
-Level choice: the coarsest level whose mpp is still <= the target; when even that is 2x or more
+Level choice (wsi_levels.py: only levels of level 0's shape, never a macro image listed as one):
+the coarsest level whose mpp is still <= the target; when even that is 2x or more
 finer than the target, it is read in row bands and shrunk band by band (area averaging), so
 memory stays bounded and level 0 of a pyramid is never decoded whole. What is still more than
 10 % finer than the target is then resized to it, so the registration works at the same scale
@@ -39,7 +40,8 @@ import numpy as np
 
 from edge_runtime.errors import InputError
 from edge_runtime.privacy import without_file_names
-from registration.wsi_mpp import resolve_mpp
+from registration.wsi_levels import level_for, not_a_level, pyramid_levels
+from registration.wsi_mpp import check_square, resolve_mpp
 from registration.wsi_openslide import OpenSlideSlide, detect_vendor
 from registration.wsi_raster import BIG_LEVEL_PIXELS, TOO_BIG_ADVICE, RasterSlide
 from registration.wsi_tiff import CannotOpen, TiffSlide, to_rgb
@@ -47,7 +49,6 @@ from registration.wsi_tiff import CannotOpen, TiffSlide, to_rgb
 READERS = ("auto", "tifffile", "openslide")
 RASTER_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 TIFF_FIRST = {None, "generic-tiff"}  # OpenSlide format names where tifffile is tried first
-LEVEL_TOLERANCE = 1.01  # odd level-0 sizes make a "2x" level 2.0004x
 CHUNK_PIXELS = 16_000_000  # level pixels decoded per band while streaming
 NOTE_FACTOR = 4  # streaming a level this much finer than needed is worth a warning
 RESIDUAL_SHRINK = 1.1  # after the integer shrink, a level still >10 % finer is resized to the target
@@ -113,6 +114,9 @@ class Slide:
 
     def __init__(self, src, mpp0: float, mpp_source: str, where: str, tried: list[str]):
         self.src, self.mpp0, self.mpp_source, self.where, self.tried = src, mpp0, mpp_source, where, tried
+        # levels that are no reduced copy of level 0 (a macro image OpenSlide lists as one) are never read
+        self.levels, dropped = pyramid_levels(src.level_shapes)
+        self.level_notes = [not_a_level(where, k, src.level_shapes[k], src.level_shapes[0]) for k in dropped]
 
     def __enter__(self) -> Slide:
         return self
@@ -129,11 +133,8 @@ class Slide:
         return exc
 
     def level_for(self, target_mpp: float) -> tuple[int, int]:
-        """(level, shrink): the coarsest level with mpp <= target, then the integer shrink toward it."""
-        downs = self.src.downsamples
-        ok = [i for i, ds in enumerate(downs) if self.mpp0 * ds <= target_mpp * LEVEL_TOLERANCE]
-        k = max(ok, key=lambda i: downs[i]) if ok else 0
-        return k, max(1, int(target_mpp * LEVEL_TOLERANCE / (self.mpp0 * downs[k])))
+        """(level, shrink): the coarsest pyramid level with mpp <= target, then the integer shrink toward it."""
+        return level_for(self.levels, self.src.downsamples, self.mpp0, target_mpp)
 
     def read(self, target_mpp: float) -> SlideLevel:
         """The whole slide at (or just finer than) ``target_mpp``."""
@@ -215,8 +216,10 @@ class Slide:
             (x * ds, y * ds),
             list(self.tried),
             library_warnings(self.src.log_records, self.src.reader, self.where)
-            # the reader's own findings (OpenSlideSlide: a DICOM base level it cannot verify)
-            + list(self.src.notes),
+            # the reader's own findings (OpenSlideSlide: a DICOM base level it cannot verify), and the levels
+            # left out of the pyramid
+            + list(self.src.notes)
+            + self.level_notes,
         )
 
     def _stream(self, k: int, box, factor: int, out_h: int, out_w: int) -> np.ndarray:
@@ -270,9 +273,11 @@ def open_slide(path: str | Path, mpp: float | None = None, reader: str = "auto")
             raise InputError(f"{where}: missing mpp: a thumbnail needs pathology.mpp (microns per pixel)")
         try:
             mpp0, source = resolve_mpp(src.mpp_found, src.mpp_source, mpp, where)
+            check_square(src.mpp_found, src.mpp_y_found, src.mpp_source, where)
         except InputError as exc:
             src.close()
-            if src.mpp_found is not None:  # the file's scale disagrees with pathology.mpp: no reader helps
+            # the file's own scale is wrong (not pathology.mpp's, or not square): no other reader helps
+            if src.mpp_found is not None:
                 replay(src.log_records)
                 raise
             # no scale: the next reader may find one (a damaged SVS read by tifffile as a plain TIFF

@@ -1,12 +1,15 @@
 """Slide scale (microns per level-0 pixel): where each reader finds it, and when to trust it.
 
 Input: an open tifffile ``TiffFile`` or OpenSlide's property mapping, and ``pathology.mpp``
-from case.yaml. Output: ``(mpp, source)``, where ``source`` says where the value came from
-(it goes into report.json).
+from case.yaml. Output: ``(mpp, mpp_y, source)`` from a file, where ``mpp`` is across (x), ``mpp_y``
+down (None when the source gives one value for both) and ``source`` says where they came from (it
+goes into report.json); then the ``(mpp, source)`` to use.
 
 The file's own value wins when it is plausible; ``pathology.mpp`` fills in when the file has
 none (or only a screen default such as 72 dpi); when both exist and disagree, the case fails
-with both numbers, because a wrong scale silently stretches every label.
+with both numbers, because a wrong scale silently stretches every label. So does a file whose pixels
+are not square (its y scale more than 2 % from its x scale): the registration, the annotation's scale
+and the level choice take one scale for both axes, so such a slide is refused, naming both values.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ MAX_PLAUSIBLE_MPP = 50.0  # a "72 dpi" default gives 352.8 µm/px: a screen, not
 MPP_TOLERANCE = 0.02
 RESOLUTION_UNIT_INCH, RESOLUTION_UNIT_CM = 2, 3
 SVS_MPP = re.compile(r"\bMPP\s*=\s*([0-9.]+)")
-OME_MPP = re.compile(r'PhysicalSizeX="([0-9.eE+-]+)"(?:\s+PhysicalSizeXUnit="([^"]+)")?')
+OME_SIZE = r'PhysicalSize{0}="([0-9.eE+-]+)"(?:\s+PhysicalSize{0}Unit="([^"]+)")?'
+OME_MPP, OME_MPP_Y = re.compile(OME_SIZE.format("X")), re.compile(OME_SIZE.format("Y"))
 OME_UNITS = {"µm": 1.0, "um": 1.0, "\u03bcm": 1.0, "nm": 1e-3, "mm": 1e3}
 
 
@@ -52,40 +56,73 @@ def _float(text: str) -> float | None:
         return None
 
 
-def tiff_mpp(tif) -> tuple[float | None, str]:
-    """mpp from an open TiffFile: SVS ImageDescription, OME PhysicalSizeX, resolution tags."""
+def _ome_mpp(pattern: re.Pattern, ome: str) -> float | None:
+    """One axis' OME PhysicalSize in µm, None when absent, in an unknown unit, or implausible."""
+    m = pattern.search(ome)
+    if not m:
+        return None
+    factor, val = OME_UNITS.get(m.group(2) or "µm"), _float(m.group(1))
+    return val * factor if factor and val and plausible(val * factor) else None
+
+
+def _resolution_mpp(tags, name: str, um: float) -> float | None:
+    """µm per pixel from a resolution tag (pixels per ``um`` microns), None when absent or zero."""
+    if name not in tags:
+        return None
+    num, den = tags[name].value
+    return um * den / num if num > 0 and den > 0 else None
+
+
+def tiff_mpp(tif) -> tuple[float | None, float | None, str]:
+    """(mpp across, mpp down or None, source) from an open TiffFile: SVS ImageDescription (one value),
+    OME PhysicalSizeX/Y, resolution tags."""
     page = tif.pages[0]
     m = SVS_MPP.search(page.description or "")
     if m and plausible(_float(m.group(1))):
-        return float(m.group(1)), "Aperio ImageDescription MPP"
-    m = OME_MPP.search(tif.ome_metadata or "")
-    if m:
-        factor = OME_UNITS.get(m.group(2) or "µm")
-        val = _float(m.group(1))
-        if factor and val and plausible(val * factor):
-            return val * factor, "OME PhysicalSizeX"
+        return float(m.group(1)), None, "Aperio ImageDescription MPP"
+    ome = tif.ome_metadata or ""
+    val = _ome_mpp(OME_MPP, ome)
+    if val is not None:
+        return val, _ome_mpp(OME_MPP_Y, ome), "OME PhysicalSizeX"
     tags = page.tags
     if "XResolution" in tags and "ResolutionUnit" in tags:
-        num, den = tags["XResolution"].value
-        unit = int(tags["ResolutionUnit"].value)
-        per_unit = num / den if num > 0 and den > 0 else 0.0
-        um = {RESOLUTION_UNIT_CM: UM_PER_CM, RESOLUTION_UNIT_INCH: UM_PER_INCH}.get(unit)
-        if um and per_unit > 0:
-            val = um / per_unit
+        um = {RESOLUTION_UNIT_CM: UM_PER_CM, RESOLUTION_UNIT_INCH: UM_PER_INCH}.get(
+            int(tags["ResolutionUnit"].value)
+        )
+        val = _resolution_mpp(tags, "XResolution", um) if um else None
+        if val is not None:
             if plausible(val):
-                return val, "TIFF resolution tags"
-            return None, f"TIFF resolution tags ignored ({val:.4g} µm/px is not a slide scale)"
-    return None, "none in the file"
+                return val, _resolution_mpp(tags, "YResolution", um), "TIFF resolution tags"
+            return None, None, f"TIFF resolution tags ignored ({val:.4g} µm/px is not a slide scale)"
+    return None, None, "none in the file"
 
 
-def openslide_mpp(props) -> tuple[float | None, str]:
-    """mpp from OpenSlide's properties (openslide.mpp-x: vendor metadata, DICOM PixelSpacing, TIFF tags)."""
+def openslide_mpp(props) -> tuple[float | None, float | None, str]:
+    """(mpp across, mpp down or None, source) from OpenSlide's properties (openslide.mpp-x/y: vendor
+    metadata, DICOM PixelSpacing, TIFF tags)."""
     val = _float(props.get("openslide.mpp-x"))
     if val is None:
-        return None, "none in the file"
+        return None, None, "none in the file"
     if not plausible(val):
-        return None, f"openslide.mpp-x ignored ({val:.4g} µm/px is not a slide scale)"
-    return val, f"openslide.mpp-x ({props.get('openslide.vendor', 'unknown')})"
+        return None, None, f"openslide.mpp-x ignored ({val:.4g} µm/px is not a slide scale)"
+    return (
+        val,
+        _float(props.get("openslide.mpp-y")),
+        f"openslide.mpp-x ({props.get('openslide.vendor', 'unknown')})",
+    )
+
+
+def check_square(mpp_x: float | None, mpp_y: float | None, source: str, where: str) -> None:
+    """InputError naming ``where`` when the file's pixels are not square: its plausible y scale more than
+    MPP_TOLERANCE from its x scale (module docstring). Nothing to check when either is missing, or the
+    y scale is no slide scale (a lone placeholder tag)."""
+    if mpp_x is None or not plausible(mpp_y) or abs(mpp_y - mpp_x) <= MPP_TOLERANCE * mpp_x:
+        return
+    raise InputError(
+        f"{where}: non-square pixels: the file says {mpp_x:.4f} µm/px across and {mpp_y:.4f} µm/px down "
+        f"({source}); the registration takes one scale for both axes: resample the slide to square pixels "
+        "(e.g. with vips) or scan it again"
+    )
 
 
 def resolve_mpp(found: float | None, found_source: str, given: float | None, where: str) -> tuple[float, str]:

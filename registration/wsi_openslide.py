@@ -126,7 +126,7 @@ class OpenSlideSlide:
         except (CannotOpen, InputError):
             self._slide.close()
             raise
-        self.mpp_found, self.mpp_source = openslide_mpp(props)
+        self.mpp_found, self.mpp_y_found, self.mpp_source = openslide_mpp(props)
         # the scale along x, as tifffile gives it (OpenSlide averages x and y, which differ on odd level
         # sizes); positions are converted with OpenSlide's own downsample, so row bands meet exactly
         self.downsamples = [self.level_shapes[0][1] / w for _, w in self.level_shapes]

@@ -65,7 +65,7 @@ class RasterSlide:
     """A PNG/JPEG/BMP thumbnail: one level, no scale in the file."""
 
     reader, vendor = "opencv", "raster"
-    mpp_found, mpp_source = None, "none in the file"
+    mpp_found, mpp_y_found, mpp_source = None, None, "none in the file"
 
     def __init__(self, path: Path):
         self.log_records: list = []  # a library's log lines about the file (wsi_tiff.py): none here

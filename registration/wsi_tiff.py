@@ -201,7 +201,7 @@ class TiffSlide:
         if not tif.series:
             raise CannotOpen("no image series in the file")
         self.vendor = _vendor(tif)
-        self.mpp_found, self.mpp_source = tiff_mpp(tif)
+        self.mpp_found, self.mpp_y_found, self.mpp_source = tiff_mpp(tif)
         self._pages = []
         for level in tif.series[0].levels:
             page = level.keyframe
