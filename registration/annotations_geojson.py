@@ -26,6 +26,10 @@ LEGACY_TYPE_IDS = {
     "PathTileObject": "tile",
     "TMACoreObject": "tma_core",
 }
+# Largest annotation file read. json.loads holds about ten times a file's size in Python objects (a 192 MB
+# QuPath export with 300,000 cell detections peaked at 1.9 GB); a core's outlines take kilobytes, so a
+# file this large is a classifier's detections over the whole slide, which are skipped anyway.
+MAX_ANNOTATION_BYTES = 256 * 1024 * 1024
 # "PathAnnotationObject" as an objectType value: written by some converters; None: no type given
 OUTLINE_TYPES = {"annotation", "PathAnnotationObject", None}
 
@@ -33,6 +37,16 @@ OUTLINE_TYPES = {"annotation", "PathAnnotationObject", None}
 def read_geojson(path: Path):
     """The parsed JSON of ``path``; InputError naming it when it cannot be read or parsed."""
     where = str(path)
+    try:
+        size = Path(path).stat().st_size
+    except OSError as exc:
+        raise InputError(f"{where}: cannot read annotations ({exc.strerror})") from exc
+    if size > MAX_ANNOTATION_BYTES:
+        raise InputError(
+            f"{where}: {size / 2**20:.0f} MiB of annotations is over the {MAX_ANNOTATION_BYTES // 2**20} MiB "
+            "read: export the annotations alone (in QuPath: the annotation objects, without detections "
+            "or cells)"
+        )
     try:
         # bytes: json detects UTF-8 (with or without a byte-order mark) and UTF-16/32 by their marks,
         # where read_text() would use the machine's locale

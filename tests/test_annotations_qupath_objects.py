@@ -165,3 +165,16 @@ def test_register_labels_a_case_the_same_with_qupath_02_detections_added(simulat
     assert rep["label"] == base["label"]
     same = [cv2.imread(str(tmp_path / d / "label.png"), cv2.IMREAD_GRAYSCALE) for d in ("base", "det")]
     assert np.array_equal(*same)
+
+
+def test_an_annotation_file_over_the_limit_is_refused_before_it_is_read(tmp_path):
+    """A whole-slide detection export (hundreds of MB, ten times that once parsed) gets one line with
+    what to export instead; the size is read from the file system, the file is never parsed."""
+    from registration.annotations_geojson import MAX_ANNOTATION_BYTES
+
+    p = tmp_path / "detections.geojson"
+    with open(p, "wb") as fh:
+        fh.write(b'{"type": "FeatureCollection", "features": [')
+        fh.truncate(MAX_ANNOTATION_BYTES + 1)  # sparse: no disk space, the size is what counts
+    with pytest.raises(InputError, match=r"detections\.geojson: 256 MiB of annotations is over the 256 MiB"):
+        load_annotations(p, *CLASSES)
