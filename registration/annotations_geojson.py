@@ -89,11 +89,13 @@ def is_outline(feat: dict, props: dict, where: str) -> bool:
 
 
 def class_name(props: dict) -> str | None:
+    """The feature's class name; None when it has none (``"name": null`` included: no class, not a
+    class called 'None')."""
     cls = props.get("classification")
     if isinstance(cls, str):
         return cls  # legacy v0.2 files
     if isinstance(cls, dict):
-        if "name" in cls:
+        if cls.get("name") is not None:
             return str(cls["name"])
         if cls.get("names"):
             return str(cls["names"][0])  # derived class "Tumor: Positive" counts as its base class

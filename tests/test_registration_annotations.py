@@ -50,7 +50,7 @@ def test_geojson_variants_holes_and_object_types(tmp_path):
     assert int(half.sum()) == pytest.approx(300, rel=0.1)
 
 
-@pytest.mark.parametrize("cls", [None, {"color": [255, 0, 0]}, {"names": []}])
+@pytest.mark.parametrize("cls", [None, {"color": [255, 0, 0]}, {"names": []}, {"name": None}])
 def test_an_outline_without_a_class_is_refused_naming_the_file_and_feature(tmp_path, cls):
     """Left unclassified in QuPath, a tumour outline would otherwise be dropped with a warning and
     the core registered (and trained on) as cancer-free."""
