@@ -98,7 +98,17 @@ def unclassified(where: str, why: str) -> str:
     )
 
 
+def _numbers(point) -> bool:
+    """Whether a point is a list of JSON numbers (bool is an int in Python, but not a coordinate)."""
+    return isinstance(point, (list, tuple)) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in point
+    )
+
+
 def _ring(coords, where: str) -> np.ndarray:
+    # numbers only: numpy would read "12" as 12.0 and true as 1.0, where the file has no coordinate
+    if isinstance(coords, (list, tuple)) and not all(_numbers(point) for point in coords):
+        raise InputError(f"{where}: malformed coordinates (not all numbers: text, true/false or null)")
     try:
         arr = np.asarray(coords, dtype=np.float64)
     except (TypeError, ValueError) as exc:

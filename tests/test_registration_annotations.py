@@ -112,6 +112,16 @@ def test_asap_xml_with_exclusion_group(tmp_path):
             '"properties": {"classification": {"name": "Tumor"}}}',
             "malformed coordinates|>= 3 finite",
         ),
+        (  # numbers as text, and true/false, are no coordinates (numpy would read them as 12.0 and 1.0)
+            '{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[["0", "0"], ["9", "0"], '
+            '["9", "9"]]]}, "properties": {"classification": {"name": "Tumor"}}}',
+            "malformed coordinates \\(not all numbers",
+        ),
+        (
+            '{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[true, false], [9, 0], '
+            '[9, 9]]]}, "properties": {"classification": {"name": "Tumor"}}}',
+            "malformed coordinates \\(not all numbers",
+        ),
         ('{"type": "Topology"}', "malformed GeoJSON"),
         (
             '{"type": "Feature", "properties": {"classification": {"name": "Tumor"}}}',
