@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from edge_runtime import likeness, yuv
+from edge_runtime import likeness, roi_edges, yuv
 from edge_runtime import roi as rois
 from edge_runtime.config_schema import PrivacyConfig, RuntimeConfig
 from edge_runtime.errors import ConfigError, InputError
@@ -86,6 +86,7 @@ class RoiChooser:
         self.undecided_frames = 0  # frames blanked whole because no ROI was decided (the summary)
         self._since_try = 0  # frames since the last choice or check
         self._level: int | None = None  # the screen's dark level while the ROI is auto-detected
+        self._edges: roi_edges.Edges | None = None  # the auto-detected ROI's edges when chosen
         # Without it a forget landing inside a choice would be lost (the choice, made with the old
         # config, stored after it) and a check could read another choice's half-written fields. Held
         # for a whole choice (a detection: about 20 ms at 1080p); a frame chosen for already skips it.
@@ -114,14 +115,17 @@ class RoiChooser:
 
     def _due(self, frame: Frame, roi: Roi) -> bool:
         """Whether to choose again within a session: an undecided ROI every REDETECT_EVERY_FRAMES, an
-        auto-detected one when its content no longer looks like an image (checked on the raw frame)."""
+        auto-detected one when its content no longer looks like an image or the image no longer reaches
+        a side it filled (:mod:`edge_runtime.roi_edges`: the screen's layout changed), checked on the raw frame."""
         self._since_try += 1
         if roi.undecided:
             return self._since_try >= REDETECT_EVERY_FRAMES
         if self._level is None or self._since_try < RECHECK_EVERY_FRAMES:
             return False
         self._since_try = 0
-        why = likeness.image_likeness(likeness.roi_sample(frame, roi), self._level, decided=True)
+        sample = likeness.roi_sample(frame, roi)
+        why = likeness.image_likeness(sample, self._level, decided=True)
+        why = why or roi_edges.emptied(sample, self._level, self._edges)
         if why:
             roi_log.info("frame %d: the ROI no longer looks like an ultrasound image (%s)", frame.index, why)
         return bool(why)
@@ -155,6 +159,8 @@ class RoiChooser:
             roi = rois.undecided_roi(shape[1], shape[0], str(exc))
         before, self.roi, self.shape, self._since_try = self.roi, roi, shape, 0
         self._level = rois.screen_level(screen) if auto and not roi.undecided else None
+        if self._level is not None:  # the sides the image fills now, checked on every later frame
+            self._edges = roi_edges.filled_sides(likeness.sampled_gray(roi.crop(screen)), self._level)
         if not roi.undecided and roi.as_list() == [0, 0, shape[1], shape[0]] and roi != before:
             log.warning(FULL_ROI_WARNING, frame.index, origin)
         if roi.undecided and not (before is not None and before.undecided == roi.undecided):

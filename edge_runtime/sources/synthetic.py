@@ -66,8 +66,12 @@ class ScreenSimulator:
 
     def __post_init__(self):
         gray = read_image(self.image_path, cv2.IMREAD_GRAYSCALE)
+        # Text, scale and margins are laid out at the image area's scale: scaled by the screen's height
+        # alone, a 4:3 screen (640x480) printed the patient line over the image's top rows, where no
+        # ROI can leave it out, and a screen above 1080p (whose image area stays 1080p's) likewise.
+        self.layout_scale = 1.0
         if self.roi.x + self.roi.w > self.screen_w or self.roi.y + self.roi.h > self.screen_h:
-            scale = min(self.screen_w / SCREEN_W, self.screen_h / SCREEN_H)
+            scale = self.layout_scale = min(self.screen_w / SCREEN_W, self.screen_h / SCREEN_H)
             self.roi = Roi(
                 int(ROI_RECT.x * scale),
                 int(ROI_RECT.y * scale),
@@ -96,7 +100,7 @@ class ScreenSimulator:
         screen = np.full((self.screen_h, self.screen_w, 3), SCREEN_LEVEL, np.uint8)
         font = cv2.FONT_HERSHEY_SIMPLEX
         colour = (TEXT_LEVEL,) * 3
-        k = self.screen_h / SCREEN_H  # text and margins scale with the screen
+        k = self.layout_scale  # text and margins scale with the image area (__post_init__)
         thick = max(1, int(round(2 * k)))
         cv2.putText(
             screen,
