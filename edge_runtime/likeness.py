@@ -60,7 +60,7 @@ KEEP_GREY_SPREAD = 23
 # The flat share: the sample is averaged over blocks of FLAT_BLOCK x FLAT_BLOCK samples (noise of 8
 # levels shrinks to 2.7 in a block mean), and only blocks bright in every sample count (text on black
 # and an image's dark edge make mixed blocks). Their commonest level is looked for only more than
-# FLAT_MIN_CONTRAST levels above the dark level (about 24 above the screen's background): dark tissue
+# FLAT_MIN_CONTRAST levels above the dark level (about 26 above the screen's background): dark tissue
 # (an acoustic shadow) is as flat as fill, and an image dark in its depth would otherwise measure up
 # to 0.59 (BUSI cut to a sector; 66 renderings over 0.4); a form's fields from grey 30 up are found.
 # The share is of the bright blocks within FLAT_TOLERANCE_LEVELS of that level (noise of 8 levels

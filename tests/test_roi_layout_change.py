@@ -97,3 +97,37 @@ def test_a_new_layout_of_the_same_size_is_blanked_for_the_new_image(tmp_path, cl
     got = (x, y, x + w, y + h)
     outward = (image[0] - got[0], image[1] - got[1], got[2] - image[2], got[3] - image[3])  # > 0: looser
     assert all(-CUT_PX <= d <= LOOSE_PX for d in outward), f"{layout}: ROI {got}, the image now at {image}"
+
+
+TIGHT_PX = 8  # the ROI against the zoomed image's box: H.264 blurs its 2 px frame, nothing more
+
+
+def test_the_yuv_paths_luma_frames_a_zoomed_4_3_screen_as_tightly_as_bgr(tmp_path):
+    """Replay detects on the decoded Y plane mapped to full range, which reads H.264's near-black
+    blocks around text a grey level or two above their BGR conversion: with a margin of 4 over the
+    background that block noise beside the patient line joined the image, and the ROI ran 90 px
+    wide of it, up to the line. The same frame, both ways, against where the image is."""
+    from edge_runtime import roi as rois
+    from edge_runtime import yuv
+
+    size, zoom = (640, 480), 0.85
+    path = tmp_path / "screen.mp4"
+    sonomap("make-clip", "--out", path, "--frames", 2, "--size", "x".join(map(str, size)),
+            "--patient-line", PATIENT_LINE)  # fmt: skip
+    info = json.loads(path.with_suffix(".json").read_text())
+    matrix = cv2.getRotationMatrix2D((size[0] / 2, size[1] / 2), 0, zoom)
+    zoomed = tmp_path / "zoomed.mp4"
+    with av.open(str(zoomed), "w") as out:
+        stream = out.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for screen in decode(path):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(cv2.warpAffine(screen, matrix, size), "bgr24")))
+        out.mux(stream.encode())
+    image = mapped(info["roi"], matrix)
+    with av.open(str(zoomed)) as c:
+        frame = next(c.decode(c.streams.video[0]))
+        luma = yuv.full_range_luma(yuv.planes(frame.to_ndarray(format="yuv420p"))[0])
+        for name, screen in (("luma", luma), ("bgr", frame.to_ndarray(format="bgr24"))):
+            x, y, w, h = rois.detect_roi(screen).as_list()
+            outward = (image[0] - x, image[1] - y, x + w - image[2], y + h - image[3])
+            assert all(abs(d) <= TIGHT_PX for d in outward), f"{name}: ROI {(x, y, w, h)}, image at {image}"
