@@ -115,11 +115,14 @@ class VideoFileSource(_ReaderReleases):
             container = av.open(
                 self.spec, options=options, timeout=STREAM_OPEN_TIMEOUT_S if self.live else None
             )
-            stream = container.streams.video[0]
-        except (av.FFmpegError, IndexError, OSError, UnicodeDecodeError) as exc:
+        except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
             raise InputError(
                 redact(f"{self.origin}: unreadable video ({getattr(exc, 'strerror', None) or exc})")
             ) from exc
+        if not container.streams.video:  # a sound recording, subtitles or data only
+            container.close()
+            raise InputError(f"{self.origin}: no video stream in it (audio or data only)")
+        stream = container.streams.video[0]
         codec = stream.codec_context
         if codec is None:  # e.g. a corrupt header that names no codec
             container.close()
