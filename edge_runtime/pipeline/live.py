@@ -44,6 +44,7 @@ from edge_runtime.config_schema import LiveConfig
 from edge_runtime.errors import InferenceStalled, SonomapError
 from edge_runtime.frames import Frame, Prediction
 from edge_runtime.pipeline.latest_slot import LatestSlot
+from edge_runtime.pipeline.pacing import Pacer
 from edge_runtime.pipeline.replay import SourceFailed
 from edge_runtime.pipeline.stages import FrameStages, ScheduledPipeline
 from edge_runtime.roi import Roi
@@ -64,20 +65,14 @@ def _capture(pipeline: ScheduledPipeline, slot: LatestSlot) -> None:
     error = None
     source = pipeline.stages.source
     paced = not getattr(source, "live", False)  # a file: play it at its own rate, like a capture card
-    start, last_index = None, -1
+    # a recorded sequence keeps its own times; other files play at their frame rate
+    pacer = Pacer(bool(getattr(source, "paced_by_pts", False)))
     try:
         for frame in source:
             if paced:
-                fps = float(getattr(source, "fps", 0) or pipeline.config.source.fps or DEFAULT_FPS)
-                # a recorded sequence keeps its own times; other files play at their frame rate
-                by_pts = getattr(source, "paced_by_pts", False) and frame.pts is not None
-                at = frame.pts if by_pts else frame.index / fps
-                if start is None or frame.index <= last_index:  # first frame, or a looping file restarted
-                    start = time.monotonic() - at
-                last_index = frame.index
-                delay = start + at - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
+                pacer.wait(
+                    frame, float(getattr(source, "fps", 0) or pipeline.config.source.fps or DEFAULT_FPS)
+                )
                 frame.timestamp = time.monotonic()
             slot.put(frame)
             if pipeline.stages.stopping:

@@ -39,6 +39,7 @@ from edge_runtime.backends.failsafe import InferenceThread
 from edge_runtime.cpus import render_workers
 from edge_runtime.errors import InferenceStalled, SonomapError
 from edge_runtime.frames import Frame, Prediction, Source
+from edge_runtime.pipeline.pacing import Pacer
 from edge_runtime.pipeline.stages import FrameStages, ScheduledPipeline
 from edge_runtime.roi import Roi
 from edge_runtime.units import DEFAULT_FPS, MS_PER_S
@@ -114,7 +115,7 @@ def run_replay(pipeline: ScheduledPipeline, source: Source) -> None:
 
     def decode():
         try:
-            start = None
+            pacer = Pacer(by_pts)
             it = iter(source)
             while not stages.stopping:
                 t0 = time.perf_counter()
@@ -129,11 +130,7 @@ def run_replay(pipeline: ScheduledPipeline, source: Source) -> None:
                 gray = None if roi.undecided else stages.cut(frame, roi)  # no image: nothing to infer
                 stats.record("roi", (time.perf_counter() - t1) * MS_PER_S)
                 if realtime:  # a recorded sequence keeps its own times; other files play at their frame rate
-                    at = frame.pts if by_pts and frame.pts is not None else frame.index / fps
-                    start = start or time.monotonic() - at
-                    delay = start + at - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
+                    pacer.wait(frame, fps)
                 _put(decoded, (frame, roi, gray), errors)
                 if max_frames and frame.index + 1 >= max_frames:
                     break
