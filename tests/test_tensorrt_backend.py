@@ -178,6 +178,17 @@ def test_unreadable_timing_cache_is_replaced(tiny_onnx, tmp_path, caplog):
     assert timing.read_bytes() == TIMING_MAGIC + b"+timings+timings"  # and read back the next time
 
 
+def test_a_timing_cache_that_cannot_be_saved_keeps_the_built_engine(tiny_onnx, tmp_path, caplog):
+    """The save after the build fails for real (its folder is a file: as a full disk, an OSError):
+    the plan, minutes of work on a Jetson, is returned, with a warning naming the cache."""
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_bytes(b"")
+    timing = blocked / "timing.cache"
+    with caplog.at_level(logging.WARNING, logger="sonomap.tensorrt"):
+        assert _build(builder_module(), tiny_onnx, timing) == b"PLAN"
+    assert f"timing cache {timing} not saved" in caplog.text
+
+
 def test_refused_timing_cache_starts_empty(tiny_onnx, tmp_path, caplog):
     timing = tmp_path / "timing.cache"
     timing.write_bytes(TIMING_MAGIC + b"other-gpu")

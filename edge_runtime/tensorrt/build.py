@@ -150,10 +150,15 @@ def attach_timing_cache(config, path: Path):
 
 def save_timing_cache(config, path: Path) -> None:
     """Write the cache the builder used (``get_timing_cache``: "The timing cache used in current
-    IBuilderConfig, or None if no timing cache is set") back to ``path``, atomically."""
+    IBuilderConfig, or None if no timing cache is set") back to ``path``, atomically; a write that
+    fails is a warning, never the build's failure."""
     used = config.get_timing_cache()
     if used is None:
         log.warning("TensorRT reports no timing cache after the build; %s is not updated", path)
         return
-    atomic_write_bytes(path, bytes(used.serialize()), durable=True)  # now holds this build's timings too
+    try:
+        atomic_write_bytes(path, bytes(used.serialize()), durable=True)  # now holds this build's timings too
+    except OSError as exc:  # a full disk: the engine just built (minutes of work) is still good
+        log.warning("timing cache %s not saved (%s); the next build measures its timings again", path, exc)
+        return
     log.info("timing cache saved to %s", path)
