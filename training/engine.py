@@ -6,6 +6,7 @@ CUDA, and stops early when ``time_up()`` says the time budget is spent. A loss t
 finite number (NaN/inf: an lr far too high, all-zero class weights) stops the run with
 :class:`NonFiniteLoss` before anything of that epoch is saved; :func:`check_finite_weights` guards
 every save, so weights that went non-finite are never written over a good checkpoint.
+``selected_metric``: a validation summary -> the metric that selects the epoch, and its value.
 ``validate``: loader -> per-image :class:`training.metrics.Counts` at the network's input
 size (the final test evaluation in :mod:`training.evaluate` works at each image's own size).
 """
@@ -126,6 +127,24 @@ def train_one_epoch(
         "images_per_s": count / max(seconds, 1e-9),
         "stopped": stopped,
     }
+
+
+# What selects an epoch when the configured metric is undefined on the validation split: the per-image
+# Dice mean is defined on any split with a labelled pixel (train refuses a val split without one),
+# since an image without cancer where nothing is predicted scores 1.0 (training.metrics).
+FALLBACK_SELECT_METRIC = "dice_mean"
+
+
+def selected_metric(summary: dict, metric: str) -> tuple[str, float]:
+    """A validation summary (:func:`training.metrics.summarize`) and the configured select metric ->
+    (the metric that scores this epoch, its value). A NaN metric (``dice_pos_mean`` on a split
+    without a cancer pixel; ``dice_pooled`` there when nothing is predicted either) gives way to
+    :data:`FALLBACK_SELECT_METRIC`, returned by name, so best.pt's manifest, summary.json and the
+    epoch line never credit the configured metric with the fallback's value."""
+    value = float(summary[metric])
+    if math.isnan(value):
+        return FALLBACK_SELECT_METRIC, float(summary[FALLBACK_SELECT_METRIC])
+    return metric, value
 
 
 @torch.no_grad()

@@ -19,7 +19,6 @@ iteration): the files of earlier epochs stay as they were, and non-finite weight
 from __future__ import annotations
 
 import logging
-import math
 import time
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from training.config import config_hash, effective_dict, load_config, use_cpu_bf
 from training.config import model_config as checkpoint_model_config
 from training.data import read_cases
 from training.ema import build_ema
-from training.engine import check_finite_weights, train_one_epoch, validate
+from training.engine import check_finite_weights, selected_metric, train_one_epoch, validate
 from training.losses import build_loss
 from training.metrics import summarize
 from training.optim import build_optimizer, build_schedule
@@ -209,21 +208,20 @@ def run(
                 "train_images_per_s": stats["images_per_s"] * info.world,
                 "epoch_seconds": stats["seconds"],
             }
+            selected_by = tc.select_metric  # what this epoch's line names when it validates no split
             if info.main and ((epoch + 1) % int(tc.val_every) == 0 or last):
                 summary = summarize(validate(scored, val_loader, dev, float(cfg.eval.threshold)))
                 row.update({f"val_{k}": summary[k] for k in VAL_METRICS})
-                value = summary[tc.select_metric]
-                if math.isnan(value):  # e.g. no cancer pixel in the val split: fall back to mean Dice
-                    value = summary["dice_mean"]
+                selected_by, value = selected_metric(summary, tc.select_metric)
                 row["selected"] = value
 
                 cycle = str(schedule.cycle(cache.get("d", [0.0])[0]))
                 if int(tc.cycles) > 1 and value > cycle_best.get(cycle, -1.0):
                     cycle_best[cycle] = float(value)
-                    snap = {"metric": tc.select_metric, "value": float(value), "epoch": epoch}
+                    snap = {"metric": selected_by, "value": float(value), "epoch": epoch}
                     save_snapshot(out / f"cycle{cycle}.pt", snap, epoch, summary)
                 if value > best["value"]:
-                    best = {"metric": tc.select_metric, "value": float(value), "epoch": epoch}
+                    best = {"metric": selected_by, "value": float(value), "epoch": epoch}
                     save_snapshot(out / "best.pt", best, epoch, summary)
             row.update({"elapsed_s": elapsed(), "best": best["value"]})
             if info.main:
@@ -237,7 +235,7 @@ def run(
                     "epoch %d loss %.4f val %s %.4f best %.4f (epoch %d) %.0fs",
                     epoch,
                     row["train_loss"],
-                    tc.select_metric,
+                    selected_by,
                     row.get("selected", float("nan")),
                     best["value"],
                     best["epoch"],
