@@ -37,6 +37,13 @@ def small_dataset(tmp_path_factory, busi_sample) -> Path:
     prepare_busi(busi_sample, out, seed=0)
     rows = list(csv.DictReader(open(out / "cases.csv")))
     kept, taken = [], {k: 0 for k in SUBSET}
+    # benign and malignant taken in turn (the rows are sorted by id, benign first): a train split of
+    # benign images only has no cancer to learn, and train refuses it
+    turn, seen = {}, {}
+    for row in rows:
+        label = row["id"].split("_")[0]  # benign_001, malignant_002
+        turn[row["id"]], seen[label] = seen.get(label, 0), seen.get(label, 0) + 1
+    rows.sort(key=lambda r: (turn[r["id"]], r["id"]))
     for row in rows:  # keep the run to a few iterations
         if taken[row["split"]] < SUBSET[row["split"]]:
             taken[row["split"]] += 1
