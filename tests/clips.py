@@ -1,4 +1,5 @@
-"""Test helper: tiny H.264 clips written with PyAV (a white bar moving across black)."""
+"""Test helper: tiny H.264 clips written with PyAV (a white bar moving across black), and every
+frame of a video file decoded to BGR (what a viewer of a recording sees)."""
 
 from __future__ import annotations
 
@@ -25,3 +26,9 @@ def write_bar_clip(path: Path, frames: int, step: int, fps: int = 10) -> Path:
         for p in s.encode():
             c.mux(p)
     return path
+
+
+def decode(path: Path) -> list[np.ndarray]:
+    """Every frame of the video at ``path`` as BGR (H, W, 3) uint8, in order."""
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="bgr24") for f in c.decode(c.streams.video[0])]

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from clips import decode
 from loopback import free_port, get
 from prometheus_client.parser import text_string_to_metric_families
 from runtime_model import dark_onnx, hanging_onnx
@@ -54,11 +55,6 @@ def badge_state(image: np.ndarray, roi=ROI) -> str | None:
     }
     state, n = max(counts.items(), key=lambda kv: kv[1])
     return state if n >= BADGE_MIN_PIXELS else None
-
-
-def decode(path: Path) -> list[np.ndarray]:
-    with av.open(str(path)) as c:
-        return [f.to_ndarray(format="bgr24") for f in c.decode(c.streams.video[0])]
 
 
 def write_config(tmp_path: Path, mode: str, source: dict, **inference) -> Path:

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import yaml
 from cli import sonomap
+from clips import decode
 from loopback import free_port, get_bytes
 from rtsp_server import RtspServer
 from runtime_model import dark_onnx
@@ -55,11 +56,6 @@ def box(image: np.ndarray, b) -> np.ndarray:
 def inner(image: np.ndarray, b, margin: int = 3) -> np.ndarray:
     x, y, w, h = b
     return image[y + margin : y + h - margin, x + margin : x + w - margin]
-
-
-def decode(path: Path) -> list[np.ndarray]:
-    with av.open(str(path)) as c:
-        return [f.to_ndarray(format="bgr24") for f in c.decode(c.streams.video[0])]
 
 
 @pytest.fixture(scope="module")

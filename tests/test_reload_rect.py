@@ -13,11 +13,11 @@ import threading
 import time
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import yaml
 from cli import sonomap
+from clips import decode
 from runtime_model import dark_onnx
 
 SIZE, OTHER_SIZE = (480, 640), (240, 320)  # (H, W)
@@ -29,11 +29,6 @@ IMAGE_MIN_MEAN = 20
 STARTUP_S = 90
 POLL_S = 0.2
 LIVE_S = 60
-
-
-def decode(path: Path) -> list[np.ndarray]:
-    with av.open(str(path)) as c:
-        return [f.to_ndarray(format="bgr24") for f in c.decode(c.streams.video[0])]
 
 
 def size_changing_folder(root: Path) -> Path:

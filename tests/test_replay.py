@@ -6,11 +6,11 @@ import itertools
 import json
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
 from cli import sonomap
+from clips import decode
 from golden_frames import GOLDEN_IDS, GOLDEN_TOLERANCE, Collect, assert_matches_golden, render_golden_ids
 from runtime_model import dark_onnx
 
@@ -24,11 +24,6 @@ from edge_runtime.pipeline.graph import Pipeline
 CLIP_FRAMES = 12
 CLIP_SIZE = (640, 360)
 CLIP_ROI = (120, 50, 400, 280)
-
-
-def decode(path: Path) -> list[np.ndarray]:
-    with av.open(str(path)) as c:
-        return [f.to_ndarray(format="bgr24") for f in c.decode(c.streams.video[0])]
 
 
 @pytest.fixture(scope="module")

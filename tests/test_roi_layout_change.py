@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 from cli import sonomap
+from clips import decode
 
 PATIENT_LINE = "DOE^JANE 123456 1970-01-01"
 SIZE = (640, 360)
@@ -51,11 +52,6 @@ def mapped(rect, matrix: np.ndarray) -> tuple[int, int, int, int]:
         int(np.ceil(corners[1, 0])),
         int(np.ceil(corners[1, 1])),
     )
-
-
-def decode(path: Path) -> list[np.ndarray]:
-    with av.open(str(path)) as c:
-        return [f.to_ndarray(format="bgr24") for f in c.decode(c.streams.video[0])]
 
 
 @pytest.fixture(scope="module")

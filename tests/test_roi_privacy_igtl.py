@@ -13,9 +13,9 @@ import logging
 import re
 import subprocess
 
-import av
 import numpy as np
 import pytest
+from clips import decode
 from loopback import SONOMAP
 from runtime_model import dark_onnx
 from test_igtl_standin import PlusStandIn, pyigtl
@@ -31,11 +31,6 @@ IMAGE_MIN_MEAN = 20
 LIVE_SECONDS = 4.0
 PROC_TIMEOUT_S = 40
 N_SCREENS = 6
-
-
-def decode(path) -> list[np.ndarray]:
-    with av.open(str(path)) as c:
-        return [f.to_ndarray(format="bgr24") for f in c.decode(c.streams.video[0])]
 
 
 def box(image: np.ndarray, b) -> np.ndarray:

@@ -17,11 +17,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
 from cli import sonomap
+from clips import decode
 from runtime_model import dark_onnx
 from test_roi_privacy_detect import (
     BUSI_IMAGES,
@@ -55,11 +55,6 @@ PATIENT = "DOE_JANE_1970"  # the inputs' name: no log line may carry it
 BLANK_MAX = 16  # black within H.264 noise
 IMAGE_MIN_MEAN = 20  # the B-mode image's mean grey level is well above this
 FPS = 30
-
-
-def decode(path: Path) -> list[np.ndarray]:
-    with av.open(str(path)) as c:
-        return [f.to_ndarray(format="bgr24") for f in c.decode(c.streams.video[0])]
 
 
 def session(root: Path, layout: list[tuple[str, int]], kind: str) -> tuple[Path, list[str], object]:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
 from cli import sonomap
+from clips import decode
 from runtime_model import dark_onnx
 
 from edge_runtime.config import build_config
@@ -40,11 +40,6 @@ HUD_OVERHANG = 40  # the live HUD row may start this far left of the ROI
 def box(image: np.ndarray, b) -> np.ndarray:
     x, y, w, h = b
     return image[y : y + h, x : x + w]
-
-
-def decode(path: Path) -> list[np.ndarray]:
-    with av.open(str(path)) as c:
-        return [f.to_ndarray(format="bgr24") for f in c.decode(c.streams.video[0])]
 
 
 @pytest.fixture(scope="module")
