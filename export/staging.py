@@ -21,7 +21,6 @@ The writer's process id in the name lets the next export to the same target dele
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import tempfile
@@ -31,7 +30,7 @@ from pathlib import Path
 
 from edge_runtime.atomic import check_creatable
 from edge_runtime.errors import ConfigError
-from edge_runtime.processes import alive, writer_pid
+from edge_runtime.processes import orphans
 
 STAGING_SUFFIX = ".staging"
 FAILED_SUFFIX = ".failed"
@@ -103,9 +102,8 @@ def remove_leftovers(target: Path) -> list[Path]:
     """Delete the staging folders of ``target`` whose export process is gone (killed outright);
     return them. A folder of a process still running (another export to the same target) stays."""
     removed = []
-    for folder in target.parent.glob(f".{glob.escape(target.name)}.*{STAGING_SUFFIX}"):
-        pid = writer_pid(folder.name[len(f".{target.name}.") : -len(STAGING_SUFFIX)])
-        if pid is None or pid == os.getpid() or alive(pid) or not folder.is_dir() or folder.is_symlink():
+    for folder in orphans(target, STAGING_SUFFIX):
+        if not folder.is_dir() or folder.is_symlink():
             continue
         try:
             shutil.rmtree(folder)

@@ -8,13 +8,12 @@ or delete it) from the file of a run still writing, and delete only the former.
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import secrets
 from pathlib import Path
 
-from edge_runtime.processes import alive, writer_pid
+from edge_runtime.processes import orphans
 
 PARTIAL_SUFFIX = ".partial"  # a staged recording's hidden name ends so until it is complete
 TOKEN_BYTES = 4
@@ -32,10 +31,7 @@ def remove_leftovers(path: Path) -> list[Path]:
     """Delete the staged files of ``path`` whose writer process is gone; return them. A file of a
     process still running (another replay writing the same path) is left alone."""
     removed = []
-    for staged in path.parent.glob(f".{glob.escape(path.name)}.*{PARTIAL_SUFFIX}"):
-        pid = writer_pid(staged.name[len(f".{path.name}.") : -len(PARTIAL_SUFFIX)])
-        if pid is None or pid == os.getpid() or alive(pid):
-            continue
+    for staged in orphans(path, PARTIAL_SUFFIX):
         try:
             staged.unlink()
         except OSError as exc:  # best effort: the run itself does not need it gone
