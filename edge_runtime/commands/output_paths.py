@@ -51,7 +51,6 @@ class Output:
     option: str
     path: Path
     folder: bool = False  # a folder of files (--save-masks, --cases) rather than one file
-    live: bool = False  # a live recording: an existing file is kept and the run records beside it
 
 
 def sink_options(args, video_option: str) -> dict[str, str]:
@@ -64,10 +63,9 @@ def sink_options(args, video_option: str) -> dict[str, str]:
     return names
 
 
-def runtime_outputs(args, config, video_option: str, live: bool = False) -> list[Output]:
+def runtime_outputs(args, config, video_option: str) -> list[Output]:
     """What ``replay``/``live`` will write: the ``sinks`` files (strftime fields filled in as the
-    recorders will), the ``--record-sequence`` headers and data files, the ``--cases`` folder.
-    ``live``: the recordings (not the summary) are live ones (:attr:`Output.live`)."""
+    recorders will), the ``--record-sequence`` headers and data files, the ``--cases`` folder."""
     from edge_runtime.sinks import recordings  # deferred for --help: loads the recorders' helpers
     from edge_runtime.sinks import sequence_layout as layout
 
@@ -77,13 +75,12 @@ def runtime_outputs(args, config, video_option: str, live: bool = False) -> list
         template = getattr(config.sinks, kind)
         if template:
             path = Path(template) if kind in LITERAL_SINKS else recordings.expand(template)
-            recording = live and kind not in LITERAL_SINKS
-            outputs.append(Output(name, path, folder=kind in FOLDER_SINKS, live=recording))
+            outputs.append(Output(name, path, folder=kind in FOLDER_SINKS))
     if getattr(args, "record_sequence", None):
         for header in layout.sequence_paths(recordings.expand(args.record_sequence)).values():
             outputs += [
-                Output("--record-sequence", header, live=live),
-                Output("--record-sequence", layout.data_path(header), live=live),
+                Output("--record-sequence", header),
+                Output("--record-sequence", layout.data_path(header)),
             ]
     if getattr(args, "cases", None):
         outputs.append(Output("--cases", Path(args.cases), folder=True))

@@ -133,7 +133,7 @@ def cmd_live(args) -> int:
     if not args.headless and config.sinks.window is False and not args.config:
         config.sinks.window = True
     check_outputs(  # before the recording folders are made and any sink opens
-        runtime_outputs(args, config, LIVE_VIDEO_OPTION, live=True),
+        runtime_outputs(args, config, LIVE_VIDEO_OPTION),
         runtime_inputs(args, config, LIVE_INPUT_NAME),
     )
     capture = capture_observers(args, config)
