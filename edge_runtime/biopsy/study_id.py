@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 
+from edge_runtime.biopsy.numbering import CASE_NAME
 from edge_runtime.errors import ConfigError
 
 MAX_CHARS = 16  # DICOM StudyID is SH: at most 16 characters
@@ -71,6 +72,15 @@ def check_study_id(value, where: str = "--study-id", pattern: str | None = None)
             f"{where} refused (not in this site's format, privacy.study_id_pattern {pattern!r}): {RULE}"
         )
     return value
+
+
+def check_folder_id(name: str, where: str) -> str:
+    """A case folder's ``name`` as the id of a case.yaml that has none: a capture's folder name (its UTC
+    time and number: it names no one) as it is, any other name only when it passes the study ID's rule
+    (:func:`check_study_id`: ConfigError naming ``where``, never repeating the name)."""
+    if CASE_NAME.match(name):
+        return name
+    return check_study_id(name, where)
 
 
 class StudyIdSlot:

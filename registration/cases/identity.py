@@ -35,8 +35,7 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-from edge_runtime.biopsy.numbering import CASE_NAME
-from edge_runtime.biopsy.study_id import check_study_id
+from edge_runtime.biopsy.study_id import check_folder_id, check_study_id
 from edge_runtime.errors import ConfigError
 
 log = logging.getLogger("sonomap.registration")
@@ -68,10 +67,8 @@ def folder_case_id(name: str, where: str) -> str:
     ``id``; ConfigError naming ``where`` when ``name`` is neither a capture's folder name nor a
     study id (module docstring). The refusal adds the name nowhere but in the case.yaml path it
     must give, so that whoever runs the command finds the case."""
-    if CASE_NAME.match(name):  # a capture's UTC time and number: names no one
-        return name
     try:
-        return check_study_id(name, f"{where}: the case folder's name (the case id, as case.yaml has no id)")
+        return check_folder_id(name, f"{where}: the case folder's name (the case id, as case.yaml has no id)")
     except ConfigError as exc:
         raise ConfigError(f"{exc}; set 'id:' in {where} to a pseudonym such as BX-0042-1") from exc
 

@@ -32,8 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.biopsy.numbering import CASE_NAME
-from edge_runtime.biopsy.study_id import check_study_id
+from edge_runtime.biopsy.study_id import check_folder_id
 from edge_runtime.case_report import (
     REPORT,
     changed_reason,
@@ -134,11 +133,8 @@ def _folder_id(case_yaml: Path) -> str:
     """The id a case.yaml without ``id`` has, its folder's name, as register-batch takes it: a
     capture's name or a study id; InputError, not naming the folder, for any other name (one after
     the patient: register-batch has refused that case)."""
-    name = case_yaml.parent.name
-    if CASE_NAME.match(name):
-        return name
     try:
-        return check_study_id(name, "the case folder's name")
+        return check_folder_id(case_yaml.parent.name, "the case folder's name")
     except ConfigError:
         raise InputError(
             f"{case_yaml}: no id, and its folder's name is not one register-batch takes as the case id "
