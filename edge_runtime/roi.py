@@ -225,7 +225,7 @@ def _trim_bands(
     """:func:`trim_box`'s cut along one axis (``rows``: bands of rows, else of columns)."""
     x0, y0, x1, y1 = box
     thinnest = MIN_IMAGE_BAND_FRACTION * screen[0 if rows else 1]
-    start, end = (y0, y1) if rows else (x0, x1)
+    start = y0 if rows else x0
     occupied = np.count_nonzero(own[y0:y1, x0:x1], axis=1 if rows else 0)
     marks = np.diff(np.concatenate(([0], (occupied > 0).astype(np.int8), [0])))
     bands = list(zip(np.flatnonzero(marks == 1).tolist(), np.flatnonzero(marks == -1).tolist(), strict=True))
@@ -238,8 +238,10 @@ def _trim_bands(
     if first is None:
         return box
     last = next(i for i in range(len(bands) - 1, first - 1, -1) if i == first or looks(bands[i]))
-    low = start if first == 0 else start + bands[first][0]
-    high = end if last == len(bands) - 1 else start + bands[last][1]
+    # To the image's own bands, not to the box's ends: after the other axis was cut (the header), the
+    # box still spans what only that cut part reached (a patient line wider than the image), and a
+    # margin kept there would take in the grey bar or TGC curve drawn beside the image.
+    low, high = start + bands[first][0], start + bands[last][1]
     return (x0, low, x1, high) if rows else (low, y0, high, y1)
 
 
