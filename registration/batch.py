@@ -38,7 +38,7 @@ an annotation file are all refused before anything is registered. A damaged repo
 not in this run is listed as failed.
 
 What is persisted, logged or printed names a case by its place among CASES_DIR's case.yaml files
-(``case 3 of 12``, in the order ``sonomap cases CASES_DIR`` lists them: :func:`case_names`) or by its
+(``case 3 of 12``, in the order ``sonomap cases CASES_DIR`` lists them: cases/status.case_names) or by its
 id, an input file by its case.yaml key (``pathology.wsi: ...``) and a QA image by its path in DATASET;
 never by a path or file name under CASES_DIR, whose folders are often named after the patient.
 
@@ -49,17 +49,15 @@ drop those rows.
 
 from __future__ import annotations
 
-import logging
-import traceback
 from pathlib import Path
 
 from tqdm import tqdm
 
 from edge_runtime.case_report import REPORT, read_report
 from edge_runtime.case_split import CASES_CSV, read_cases_csv
-from edge_runtime.errors import InputError, SonomapError
+from edge_runtime.errors import InputError
 from edge_runtime.privacy import redact
-from edge_runtime.yamlfile import read_yaml_mapping
+from registration.batch_cases import FAILED_NOW, dataset_paths, failure_entry, find_cases, load_cases
 from registration.batch_dataset import (
     copy_into_layout,
     is_done,
@@ -72,21 +70,14 @@ from registration.batch_reports import (
     check_stored,
     confirmed_after,
     input_labels,
-    raw_case,
     stats_before,
     write_input_stats,
 )
-from registration.batch_shared import shared_ids_and_inputs
-from registration.case import CaseSpec, load_case
-from registration.cases.identity import case_id_of
-from registration.cases.status import case_names, find_case_files, lacks_of
+from registration.case import CaseSpec
+from registration.cases.status import case_names
 from registration.pipeline import register_case
 from registration.report import without_input_paths, write_json
 
-log = logging.getLogger("sonomap.registration")
-
-PENDING_NOW = "pending now (see pending_cases)"
-FAILED_NOW = "failed in this run (see failures)"
 HELD_NOW = "held for review: quality below --min-quality (see low_quality)"
 
 
@@ -103,93 +94,6 @@ def refuse_foreign_dataset(ds: Path) -> None:
             f"--out {ds}: its cases.csv has {len(foreign)} row(s) not made by register-batch (no "
             f"registration/<id>/report.json, e.g. {foreign[0]!r}); register into a new dataset folder"
         )
-
-
-def find_cases(cases_dir: Path) -> list[Path]:
-    cases_dir = Path(cases_dir)
-    if not cases_dir.is_dir():
-        raise InputError(f"{cases_dir}: cases folder not found")
-    found = find_case_files(cases_dir)
-    if not found:
-        raise InputError(f"{cases_dir}: no */case.yaml found")
-    return found
-
-
-def _failure(
-    case_yaml: Path, error: Exception | str, names: dict[str, str], case_id: str | None = None
-) -> dict:
-    """batch_report.json's record of one failed case, by its name in ``names`` (:func:`case_names`,
-    or a dataset file's path in DATASET); its error starts with that name once, names every case by
-    its name and each input file by its case.yaml key, never by path, and holds no DICOM
-    identifiers; with ``case_id`` when the case's spec loaded (``sonomap cases --dataset`` finds it
-    by that). Logged as a warning."""
-    text = str(error)
-    if isinstance(error, Exception) and not isinstance(error, SonomapError):
-        # recorded with its type and location, to be found in the code
-        tb = traceback.extract_tb(error.__traceback__)[-1]
-        text = f"{type(error).__name__}: {error} (at {Path(tb.filename).name}:{tb.lineno})"
-    inputs = input_labels(case_yaml) if case_yaml.name == "case.yaml" else {}  # a dataset file names none
-    text = without_input_paths(text, {**inputs, **names})  # a clash names the other case's case.yaml too
-    name = names[str(case_yaml)]
-    if not text.startswith(name):
-        text = f"{name}: {text}"
-    entry = {"case": name, "error": redact(text)}
-    if case_id is not None:
-        entry["id"] = case_id
-    log.warning("%s", entry["error"])
-    return entry
-
-
-def _dataset_key(case_yaml: Path) -> str:
-    """The name a failed case's files would have in the dataset: its case.yaml's id, or its folder's
-    name unchecked. Only looked up among files already there (batch_dataset.set_aside), never
-    written anew, so a folder name the loader refuses is no leak here."""
-    return str(raw_case(case_yaml).get("id") or case_yaml.parent.name)
-
-
-def _load_cases(
-    cases: list[Path], names: dict[str, str], failed: list, pending: list, left: dict
-) -> list[tuple[Path, CaseSpec]]:
-    """(case file, spec) of every case ready to register. Pending cases go to ``pending``; a case
-    that does not load, every case whose id another case also has, and every case whose slide or
-    annotation another case also names (batch_shared.py), to ``failed``: all of this before anything
-    is registered, so no case is taken as done on another's outputs or paired with its pathology.
-    ``names``: :func:`case_names`; ``left``: id -> why the case is not in the dataset now."""
-    loaded = []
-    for case_yaml in cases:
-        try:
-            waiting = _pending(case_yaml, names[str(case_yaml)])
-            if waiting is not None:
-                pending.append(waiting)
-                left[waiting["id"]] = PENDING_NOW
-                continue
-            loaded.append((case_yaml, load_case(case_yaml)))
-        except Exception as exc:  # one bad case never stops the batch (Ctrl-C still does)
-            failed.append(_failure(case_yaml, exc, names))
-            left[_dataset_key(case_yaml)] = FAILED_NOW
-    clashes = shared_ids_and_inputs(loaded)
-    ready = []
-    for case_yaml, spec in loaded:
-        if case_yaml in clashes:
-            failed.append(_failure(case_yaml, "; ".join(clashes[case_yaml]), names, spec.id))
-            left[spec.id] = FAILED_NOW
-        else:
-            ready.append((case_yaml, spec))
-    return ready
-
-
-def _pending(case_yaml: Path, name: str) -> dict | None:
-    """{case: ``name``, id, lacks} when the case lacks something registration needs, else None
-    (a case.yaml that is not even a mapping is left to the loader's error). ConfigError when its id
-    would be a folder name that may be the patient's (cases/identity.case_id_of): the report lists it."""
-    try:
-        raw = read_yaml_mapping(case_yaml, "case file")
-    except SonomapError:
-        return None
-    missing = [str(x) for x in lacks_of(raw, case_yaml.parent) if x.required]
-    if not missing:
-        return None
-    return {"case": name, "id": case_id_of(raw, case_yaml), "lacks": missing}
 
 
 def _held(spec: CaseSpec, name: str, report: dict) -> dict:
@@ -211,7 +115,7 @@ def _damaged_elsewhere(ds: Path, ids: set[str], failed: list) -> None:
         try:
             read_report(rep)
         except InputError as exc:
-            failed.append(_failure(rep, exc, {str(rep): rep.relative_to(ds).as_posix()}))
+            failed.append(failure_entry(rep, exc, {str(rep): rep.relative_to(ds).as_posix()}))
 
 
 def register_batch(
@@ -233,8 +137,8 @@ def register_batch(
     left: dict[str, str] = {}  # id -> why the case is not in the dataset after this run
     kept: list[str] = []  # ids of the cases in the dataset
     retired: dict[str, list[str]] = {}  # id -> its old copies, moved to removed/ before registering again
-    names = case_names(cases)
-    ready = _load_cases(cases, names, failed, pending, left)
+    names = {**case_names(cases), **dataset_paths(ds)}  # what messages name cases and dataset files by
+    ready = load_cases(cases, names, failed, pending, left)
     for case_yaml, spec in tqdm(ready, desc="register", unit="case", disable=not progress):
         try:
             reg = ds / "registration" / spec.id
@@ -273,7 +177,7 @@ def register_batch(
                 }
             )
         except Exception as exc:  # one bad case never stops the batch (Ctrl-C still does)
-            failed.append(_failure(case_yaml, exc, names, spec.id))
+            failed.append(failure_entry(case_yaml, exc, names, spec.id))
             left[spec.id] = FAILED_NOW
     _damaged_elsewhere(ds, {spec.id for _, spec in ready}, failed)
     removed = set_aside(ds, set(kept), left)
@@ -282,7 +186,8 @@ def register_batch(
     files = {spec.id: case_yaml for case_yaml, spec in ready}
     counts = write_cases_csv(ds, patient_rows({cid: files[cid] for cid in kept}), seed, dedup)
     summary = {
-        "dataset": str(ds),
+        # the folder's name only: this file travels with the dataset, the path above it is the user's
+        "dataset": ds.resolve().name,
         "registered": len(done),
         "skipped_done": len(skipped),
         "failed": len(failed),

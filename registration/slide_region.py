@@ -1,7 +1,7 @@
 """The part of the slide that is the case's core: pathology.roi, one of several serial sections, and the
 check that the cancer annotation lies on that tissue.
 
-Inputs: the slide level read by wsi.py (``slide.rgb`` at ``slide.mpp`` µm/px), the rasterised cancer
+Inputs: the slide level read by wsi_slide.py (``slide.rgb`` at ``slide.mpp`` µm/px), the rasterised cancer
 mask at that level (annotations.py), the tissue mask (tissue.py), the case's ``pathology.roi`` and
 the tissue fragments found (fragments.py). Outputs: the masks cut to the region used and the
 annotated cancer area there; warnings are appended to the caller's list. Reads and writes no files.

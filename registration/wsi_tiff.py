@@ -15,7 +15,7 @@ whole, so a 783 KB file with a 64x64 image and 16384x16384 tiles would inflate 8
 
 tifffile logs what it finds wrong in a damaged file (a corrupt tag list, a series it gives up on) to
 its own logger. Those records are collected while this reader opens and reads (``log_records``) instead
-of reaching stderr past the one-line error; wsi.py turns them into report warnings, or puts them back
+of reaching stderr past the one-line error; wsi_slide.py turns them into report warnings, or puts them back
 into the log when the slide cannot be read. The collection is per thread (:func:`collected_log`):
 slides opened on several threads at once each get the records logged while opening that slide.
 """
