@@ -115,12 +115,33 @@ def _ring(coords, where: str) -> np.ndarray:
         raise InputError(f"{where}: malformed coordinates ({exc})") from exc
     if arr.ndim != 2 or arr.shape[1] < 2 or len(arr) < 3 or not np.isfinite(arr).all():
         raise InputError(f"{where}: a polygon ring needs >= 3 finite [x, y] points")
+    # a closed ring repeats its first point last (GeoJSON): 3 positions are 2 points, no area, which
+    # would drop a cancer outline without a word
+    if len(arr) - bool((arr[0, :2] == arr[-1, :2]).all()) < MIN_OUTLINE_POINTS:
+        raise InputError(
+            f"{where}: a polygon ring needs >= 3 distinct points (a closed ring: 4 positions, the last "
+            f"repeating the first), got {len(arr)} positions"
+        )
     if np.abs(arr[:, :2]).max() > MAX_COORDINATE:
         raise InputError(
             f"{where}: a coordinate beyond {MAX_COORDINATE} pixels ({np.abs(arr[:, :2]).max():g}); "
             "not a slide's pixel coordinates"
         )
     return arr[:, :2]
+
+
+def _holes_inside(polys: list, where: str) -> None:
+    """InputError naming ``where`` (the feature) when a hole reaches outside its polygon's exterior
+    ring's bounding box: a hole is cut from its own outline only, so one that covers the outline
+    erases the outline's cancer whole, where GeoJSON (and QuPath) put every hole inside."""
+    for j, (exterior, *holes) in enumerate(polys):
+        lo, hi = exterior.min(axis=0), exterior.max(axis=0)
+        for k, hole in enumerate(holes, start=1):
+            if (hole.min(axis=0) < lo).any() or (hole.max(axis=0) > hi).any():
+                raise InputError(
+                    f"{where}: hole {k} reaches outside the outer ring of polygon {j}, which would erase "
+                    "the outline's cancer; export the annotation again (holes lie inside their outline)"
+                )
 
 
 def _no_area(where: str, kind: str, name: str) -> str:
@@ -158,6 +179,7 @@ def _geojson_annotations(features: list, where: str, cancer, ignore, exclude) ->
             polys = [
                 [_ring(r, fwhere) for r in rings] for rings in geometry_rings(feat.get("geometry"), fwhere)
             ]
+            _holes_inside(polys, fwhere)
             if role is None:
                 if polys:  # left out, a tumour outlined but not classified would make the core benign
                     raise InputError(unclassified(fwhere, "has no classification"))

@@ -30,6 +30,9 @@ LEGACY_TYPE_IDS = {
 # QuPath export with 300,000 cell detections peaked at 1.9 GB); a core's outlines take kilobytes, so a
 # file this large is a classifier's detections over the whole slide, which are skipped anyway.
 MAX_ANNOTATION_BYTES = 256 * 1024 * 1024
+# GeoJSON's geometry types without an area (RFC 7946 3.1); any other than these and the area types is refused
+NO_AREA_TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString")
+AREA_TYPES = ("Polygon", "MultiPolygon", "GeometryCollection")
 # "PathAnnotationObject" as an objectType value: written by some converters; None: no type given
 OUTLINE_TYPES = {"annotation", "PathAnnotationObject", None}
 
@@ -110,7 +113,9 @@ def _rings(rings, where: str) -> list:
 
 
 def geometry_rings(geom, where: str) -> list:
-    """The polygons of a geometry, each a list of raw rings ([exterior, holes...]); [] for points and lines."""
+    """The polygons of a geometry, each a list of raw rings ([exterior, holes...]); [] for points and
+    lines. InputError naming ``where`` for a type that is not GeoJSON's (``"Polgon"``, a list): it may
+    enclose an area, so it is not ignored as a point or line would be."""
     if not isinstance(geom, dict) or "type" not in geom:
         raise InputError(f"{where}: feature without a valid 'geometry'")
     kind = geom["type"]
@@ -123,4 +128,8 @@ def geometry_rings(geom, where: str) -> list:
         return [_rings(poly, where) for poly in polys]
     if kind == "GeometryCollection":
         return [p for g in geom.get("geometries", []) for p in geometry_rings(g, where)]
-    return []  # points and lines carry no area
+    if kind in NO_AREA_TYPES:
+        return []  # points and lines carry no area
+    raise InputError(
+        f"{where}: geometry type {kind!r} is not one of GeoJSON's ({', '.join(AREA_TYPES + NO_AREA_TYPES)})"
+    )

@@ -122,7 +122,7 @@ class CaseFile(Section, kw_only=True):
     source: described(dict[str, Any] | None, "a mapping") = None
     ultrasound: UltrasoundSection
     needle: described(Literal["auto"] | NeedleSection | None, "'auto' or a mapping") = None
-    tract: TractSection | None = None
+    tract: described(TractSection | None, "a mapping with start, end and width_mm") = None
     pathology: PathologySection
     notes: Any = None
     capture: described(dict[str, Any] | None, "a mapping") = None  # see docs/biopsy-capture.md

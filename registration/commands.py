@@ -80,7 +80,7 @@ def _register_batch(args) -> int:
     )
     print(
         f"registered {s['registered']}, already done {s['skipped_done']}, failed {s['failed']}, "
-        f"held for review {s['held_for_review']}, pending {s['pending']} -> {s['dataset']} "
+        f"held for review {s['held_for_review']}, pending {s['pending']} -> {args.out} "
         f"(splits {s['splits']}; details in batch_report.json)"
     )
     for w in s["pending_cases"]:
@@ -96,9 +96,7 @@ def _register_batch(args) -> int:
     # cases waiting for pathology are not failures: a batch of only those succeeds with nothing to do
     nothing = s["registered"] + s["skipped_done"] + s["held_for_review"] == 0
     if nothing and (s["failed"] or not s["pending"]):
-        raise SonomapError(
-            f"{args.cases}: no case could be registered (see {s['dataset']}/batch_report.json)"
-        )
+        raise SonomapError(f"{args.cases}: no case could be registered (see {args.out}/batch_report.json)")
     return EXIT_SOME_FAILED if (s["failed"] and args.strict) else 0
 
 

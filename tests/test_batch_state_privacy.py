@@ -73,3 +73,21 @@ def test_a_dataset_path_that_is_not_utf8_is_written(simulated, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]  # not -11: OpenCV never got the path
     images = sorted(os.listdir(os.fsencode(ds) + b"/images"))
     assert images == sorted(os.listdir(os.fsencode(ds) + b"/labels")) and len(images) == 2
+
+
+def test_batch_report_names_the_dataset_folder_without_its_parents(simulated, tmp_path):
+    """batch_report.json travels with the dataset: it gives the folder's name, and a failure that
+    concerns a dataset file names it by its path in DATASET, never by the user's folders above it."""
+    ds = tmp_path / f"Doe_Jane_{PATIENT}" / "ds"
+    blocked = ds / "registration" / "sim_0000"  # a file where the case's folder goes: that case fails
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("")
+    out = sonomap("register-batch", simulated, "--out", ds, "--no-progress", check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads((ds / "batch_report.json").read_text())
+    assert summary["dataset"] == "ds"
+    assert [f["id"] for f in summary["failures"]] == ["sim_0000"]
+    assert "registration/sim_0000" in summary["failures"][0]["error"]
+    for report in [ds / "batch_report.json", *ds.glob("registration/*/*.json")]:
+        text = report.read_text()
+        assert str(tmp_path) not in text and PATIENT not in text, report

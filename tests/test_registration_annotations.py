@@ -210,3 +210,60 @@ def test_custom_cancer_classes_and_prefix_patterns(tmp_path):
     p.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
     ann = load_annotations(p, ("IDC*",), DEFAULT_IGNORE_CLASSES, ())
     assert len(ann.cancer) == 1 and np.allclose(ann.cancer[0][0][:4], SQUARE[:4])
+
+
+OUTSIDE_HOLE = [[-10, -10], [60, -10], [60, 60], [-10, 60], [-10, -10]]  # covers the whole SQUARE
+
+
+@pytest.mark.parametrize(
+    "geometry,match",
+    [
+        # not a GeoJSON geometry type: it may enclose an area, so it is not ignored as a point or line
+        (
+            {"type": "Polgon", "coordinates": [SQUARE]},
+            r"feature 0: geometry type 'Polgon' is not one of GeoJSON's",
+        ),
+        (
+            {"type": ["Polygon"], "coordinates": [SQUARE]},
+            r"feature 0: geometry type \['Polygon'\] is not one",
+        ),
+        # a closed ring of 3 positions has 2 distinct points: no area, an outline the export lost
+        (
+            {"type": "Polygon", "coordinates": [[[0, 0], [40, 40], [0, 0]]]},
+            r"feature 0: a polygon ring needs >= 3",
+        ),
+        (
+            {"type": "Polygon", "coordinates": [SQUARE, [[10, 10], [20, 20], [10, 10]]]},
+            r"feature 0: a polygon ring",
+        ),
+        # a hole beyond its outline would erase the whole outline's cancer without a word
+        ({"type": "Polygon", "coordinates": [SQUARE, OUTSIDE_HOLE]}, r"feature 0: hole 1 reaches outside"),
+        (
+            {
+                "type": "MultiPolygon",
+                "coordinates": [[SQUARE], [[[100, 0], [120, 0], [120, 20], [100, 0]], HOLE]],
+            },
+            r"feature 0: hole 1 reaches outside",
+        ),
+    ],
+)
+def test_a_cancer_outline_that_would_vanish_is_refused(tmp_path, geometry, match):
+    p = tmp_path / "bad.geojson"
+    p.write_text(json.dumps({"type": "Feature", "geometry": geometry, "properties": TUMOR}))
+    with pytest.raises(InputError, match=match) as exc:
+        load_annotations(p, *CLASSES)
+    assert str(exc.value).startswith(str(p)) and "\n" not in str(exc.value)
+
+
+def test_points_lines_open_triangles_and_inner_holes_still_read(tmp_path):
+    feats = [
+        feature({"type": "LineString", "coordinates": [[0, 0], [5, 5]]}, {"name": "Tumor"}),
+        feature({"type": "MultiPoint", "coordinates": [[0, 0], [5, 5]]}, {"name": "Tumor"}),
+        feature({"type": "Polygon", "coordinates": [[[0, 0], [9, 0], [9, 9]]]}, {"name": "Tumor"}),  # open
+        feature({"type": "Polygon", "coordinates": [SQUARE, HOLE]}, {"name": "Tumor"}),
+    ]
+    p = tmp_path / "ok.geojson"
+    p.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+    ann = load_annotations(p, *CLASSES)
+    assert len(ann.cancer) == 2 and [len(poly) for poly in ann.cancer] == [1, 2]
+    assert sum("marks no area" in w for w in ann.warnings) == 2

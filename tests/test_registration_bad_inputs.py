@@ -231,3 +231,12 @@ def test_dataset_image_of_another_size_is_refused(case, tmp_path):
     p = edit(case, lambda c: c["ultrasound"].update(dataset_image="small.png"))
     with pytest.raises(InputError, match="ultrasound.dataset_image .*small.png is 30x20"):
         register_case(p, tmp_path / "o")
+
+
+def test_a_tract_that_is_not_a_mapping_is_named_in_words(case):
+    edit(case, lambda c: c.update(tract="from the needle"))
+    with pytest.raises(ConfigError) as exc:
+        load_case(case / "case.yaml")
+    message = str(exc.value)
+    assert message.startswith(f"{case / 'case.yaml'}: tract must be a mapping with start, end and width_mm")
+    assert "TractSection" not in message and "registration." not in message
