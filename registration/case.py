@@ -32,7 +32,7 @@ from registration.case_schema import (
     NeedleSection,
     PathologySection,
 )
-from registration.cases.identity import folder_case_id, identity_keys, patient_of
+from registration.cases.identity import folder_case_id, identity_keys, patient_of, written_case_id
 from registration.wsi_mpp import MAX_PLAUSIBLE_MPP, MIN_PLAUSIBLE_MPP, plausible
 
 __all__ = [
@@ -235,6 +235,9 @@ def load_case(path: str | Path) -> CaseSpec:
     where = str(path)
     data = read_yaml_mapping(path, "case file")
     identity_keys(data, "", where)  # a patient id's own error (quote it; no name) before the schema's
+    written = data.get("id")
+    if written is not None:
+        written_case_id(written, where)  # the same advice for the case's own id
     raw = convert(data, CaseFile, where, WORDING)
     base = path.parent
     us = raw.ultrasound
@@ -254,7 +257,7 @@ def load_case(path: str | Path) -> CaseSpec:
     # ids name files and folders of the dataset (images/<id>.png): one plain name each, never a path;
     # a folder's name stands in only when it could not be the patient's (cases/identity.py)
     case_id = safe_name(
-        raw.id if raw.id is not None else folder_case_id(base.resolve().name, where), f"{where}: id"
+        written if written is not None else folder_case_id(base.resolve().name, where), f"{where}: id"
     )
     patient_id, _ = patient_of(data, case_id, where)
     return CaseSpec(

@@ -1,6 +1,7 @@
 """Patient ids in case.yaml (top-level ``patient_id``, ``pathology.patient_id``) pass the study id's
-privacy rule, and must be YAML text: a name or a bare hospital number, and an unquoted number (0042 is
-the octal 34) or date, are one-line errors naming the file and key, never repeating the value."""
+privacy rule, and must be YAML text, as must a case's own ``id``: a name or a bare hospital number,
+and an unquoted number (0042 is the octal 34) or date, are one-line errors naming the file and key,
+never repeating the value."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ def _case(simulated_case, tmp_path, text: str):
     path = folder / "case.yaml"
     case = yaml.safe_load(path.read_text())
     case.pop("patient_id", None)
+    if text.startswith("id:"):
+        case.pop("id")
     lines = yaml.safe_dump(case, sort_keys=False).splitlines()
     at = lines.index("pathology:") + 1 if text.startswith(" ") else len(lines)
     path.write_text("\n".join([*lines[:at], text, *lines[at:]]) + "\n")
@@ -71,3 +74,18 @@ def test_an_unquoted_number_or_date_as_patient_id_says_to_quote_it(simulated_cas
 def test_a_quoted_pseudonym_is_kept_as_typed(simulated_case, tmp_path):
     path = _case(simulated_case, tmp_path, "  patient_id: 'P-0042'")
     assert load_case(path).patient_id == "P-0042"
+
+
+@pytest.mark.parametrize("typed", ["0042", "42", "2024-01-31"])
+def test_an_unquoted_number_or_date_as_case_id_says_to_quote_it(simulated_case, tmp_path, typed):
+    # unquoted, 0042 is the octal 34: the case would be filed (images/34.png) and split as another case
+    path = _case(simulated_case, tmp_path, f"id: {typed}")
+    with pytest.raises(ConfigError, match=rf"^{path}: id must be text, got a YAML .*put it in quotes"):
+        load_case(path)
+    summary = register_batch(path.parent.parent, tmp_path / "ds", progress=False)
+    assert summary["registered"] == 0 and summary["failed"] == 1
+
+
+def test_a_quoted_case_id_is_kept_as_typed(simulated_case, tmp_path):
+    path = _case(simulated_case, tmp_path, "id: '0042'")
+    assert load_case(path).id == "0042"

@@ -73,12 +73,23 @@ def folder_case_id(name: str, where: str) -> str:
         raise ConfigError(f"{exc}; set 'id:' in {where} to a pseudonym such as BX-0042-1") from exc
 
 
+def written_case_id(value, where: str) -> str:
+    """case.yaml's ``id`` ``value``; ConfigError naming ``where`` when it is not YAML text: typed
+    unquoted, ``0042`` reads as the number 34, so the case would be filed as case 34."""
+    if not isinstance(value, str):
+        raise ConfigError(
+            f"{where}: id must be text, got a YAML {type(value).__name__}: put it in quotes "
+            f"(id: 'BX-0042-1'); unquoted, 0042 reads as the number 34 and 1970-01-01 as a date"
+        )
+    return value
+
+
 def case_id_of(raw: Mapping, case_yaml: Path) -> str:
-    """The case id of ``case_yaml`` (its mapping ``raw``): its ``id`` as written, else its folder's
-    name through :func:`folder_case_id`."""
+    """The case id of ``case_yaml`` (its mapping ``raw``): its ``id`` as written
+    (:func:`written_case_id`), else its folder's name through :func:`folder_case_id`."""
     written = raw.get("id")
     if written is not None:
-        return str(written)
+        return written_case_id(written, str(case_yaml))
     return folder_case_id(case_yaml.parent.name, str(case_yaml))
 
 
