@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_runtime.igtl.geometry import report_refused
 from edge_runtime.igtl.net import (
     JOIN_TIMEOUT_S,
     SEND_TIMEOUT_S,
@@ -58,6 +59,8 @@ IDLE_TIMEOUT_S = 3.0
 # again from BACKOFF_INITIAL_S. A shorter one is a flapping peer (one image, then a close) and keeps
 # backing off, or it would be reconnected ten times a second, each with a "connection lost" warning.
 STABLE_CONNECTION_S = 5.0
+# What becomes of an IMAGE whose geometry is refused (geometry.py): the image goes on, without a pose.
+IMAGE_KEPT = "the image is shown and segmented without geometry; its prediction is not sent over OpenIGTLink"
 
 
 class IgtlClientLink:
@@ -244,6 +247,8 @@ class IgtlClientLink:
         except SkipMessage as skip:
             warn_counted(self.counters, skip.reason, str(skip))
             return
+        if image.geometry_fault:
+            report_refused(self.counters, "IMAGE", msg.device_name, image.geometry_fault, IMAGE_KEPT)
         image.received_monotonic, image.received_wall = time.monotonic(), time.time()
         with self._cond:
             self._latest = image

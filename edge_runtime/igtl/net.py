@@ -58,12 +58,12 @@ class Counters:
             return dict(self._values)
 
 
-def warn_throttled(counters: Counters, key: str, message: str) -> int:
-    """Count ``key``; log ``message`` (one line, with the count) for the 1st and every WARN_EVERY-th,
-    so a peer repeating a fault 30 times a second cannot flood the log. Returns the count."""
+def warn_throttled(counters: Counters, key: str, message: str, level: int = logging.WARNING) -> int:
+    """Count ``key``; log ``message`` at ``level`` (one line, with the count) for the 1st and every
+    WARN_EVERY-th, so a peer repeating a fault 30 times a second cannot flood the log. Returns the count."""
     n = counters.inc(key)
     if n == 1 or n % WARN_EVERY == 0:
-        log.warning("%s (%d so far of this kind)", message, n)
+        log.log(level, "%s (%d so far of this kind)", message, n)
     return n
 
 

@@ -6,8 +6,12 @@ stops it with SIGTERM). Here an accept thread admits up to ``max_viewers`` viewe
 allow-list; each gets its own outbox and threads (viewer.py), so a viewer that stops reading
 loses frames and then its connection, never the others' frames. Each new viewer first gets
 the newest messages. When all places are taken, the viewer idle longest (nothing delivered to
-it, nothing from it) gives its place to the newcomer if it has been idle ``evict_idle_s`` or
-more, so connections that only sit there cannot keep real viewers out for ever. When a viewer's
+it, no whole message from it) gives its place to the newcomer if it has been idle ``evict_idle_s``
+or more, so connections that only sit there cannot keep real viewers out for ever. A viewer that
+trickles bytes (slowloris) is idle too, since loose bytes are no message, and is dropped anyway once
+a message it began is not whole within ``message_timeout_s``; one that sends something other than
+OpenIGTLink is dropped at once (viewer_input.py). An idle viewer is otherwise kept: one connected
+while no prediction is made (NO SIGNAL) is idle through no fault of its own. When a viewer's
 threads cannot be started (the unit's TasksMax, memory) its connection is closed and counted
 (``viewers_no_thread``) and the server goes on accepting; no failed admission ends the accept thread.
 
@@ -37,6 +41,7 @@ from edge_runtime.igtl.net import (
     warn_throttled,
 )
 from edge_runtime.igtl.viewer import DISCONNECTED, ViewerConnection
+from edge_runtime.igtl.viewer_input import VIEWER_MESSAGE_TIMEOUT_S
 from edge_runtime.igtl.wire import READ_POLL_S, require_pyigtl
 from edge_runtime.live_stats import EVENTS
 
@@ -79,7 +84,10 @@ def peer_allowed(address: str, networks: list) -> bool:
 
 class IgtlServerLink:
     """Listens on ``host:port`` (port 0 picks a free one: see ``.port``). ``allow``: networks
-    viewers may connect from (default, and required off loopback: loopback only)."""
+    viewers may connect from (default, and required off loopback: loopback only). ``evict_idle_s``:
+    when all ``max_viewers`` places are taken, a viewer idle this long gives its place to a newcomer;
+    ``message_timeout_s``: a viewer's message must be whole this long after its first byte
+    (viewer_input.py)."""
 
     def __init__(
         self,
@@ -88,6 +96,7 @@ class IgtlServerLink:
         allow: list[str] | None = None,
         max_viewers: int = MAX_VIEWERS,
         evict_idle_s: float = VIEWER_EVICT_IDLE_S,
+        message_timeout_s: float = VIEWER_MESSAGE_TIMEOUT_S,
     ):
         self.pyigtl = require_pyigtl()
         self.counters = Counters()
@@ -99,6 +108,7 @@ class IgtlServerLink:
                 "loopback needs --igtl-allow CIDR for the viewers' network"
             )
         self.max_viewers, self.evict_idle_s = max_viewers, evict_idle_s
+        self.message_timeout_s = message_timeout_s
         try:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             self._listener = socket.create_server((host, int(port)), family=family, backlog=LISTEN_BACKLOG)
@@ -162,7 +172,9 @@ class IgtlServerLink:
             log.info("OpenIGTLink viewer from %s gone before it was served (%s)", where, exc)
             client.close()
             return
-        viewer = ViewerConnection(client, where, self.counters, self._gone)
+        viewer = ViewerConnection(
+            client, where, self.counters, self._gone, message_timeout_s=self.message_timeout_s
+        )
         with self._lock:
             self._clients.append(viewer)
             if self._last_payload:
@@ -216,7 +228,12 @@ class IgtlServerLink:
                 return
             self._clients.remove(viewer)
         self.counters.inc("viewers_dropped")
-        if reason != DISCONNECTED and not self._stop.is_set():
+        if viewer.drop_kind:  # for what it sent: a peer can repeat that as fast as it connects, so throttled
+            EVENTS.inc(f"igtl_{viewer.drop_kind}")  # sonomap_errors_total{kind="igtl_viewers_timed_out"|...}
+            warn_throttled(
+                self.counters, viewer.drop_kind, f"OpenIGTLink viewer {viewer.peer} dropped ({reason})"
+            )
+        elif reason != DISCONNECTED and not self._stop.is_set():
             log.warning("OpenIGTLink viewer %s dropped (%s)", viewer.peer, reason)
 
     def send(self, messages: list) -> bool:

@@ -12,7 +12,10 @@ prediction. Output, per new prediction, in this order:
 Both images have the input's size, (k, j, i) layout, IJK-to-world matrix, coordinate
 system and timestamp, so Slicer overlays them in place and a receiver can measure
 latency against the input's timestamp. A mask that covers a sub-ROI is pasted into a
-zero labelmap of the full image. Files: none.
+zero labelmap of the full image. A prediction whose image has no usable geometry (refused by the
+source: NaN, infinity, singular) is not sent, and counted (``predictions_without_geometry``): a
+viewer cannot place it, and a made-up pose would put it in the wrong place. TRANSFORMs with an
+unusable matrix are left out. Files: none.
 
 ``on_frame`` never blocks the render stage: it copies the prediction into a one-slot
 mailbox (latest wins) that a sender thread drains.
@@ -31,7 +34,14 @@ import numpy as np
 
 from edge_runtime.errors import ConfigError
 from edge_runtime.frames import Frame, Observer, Prediction
-from edge_runtime.igtl.net import WARN_EVERY
+from edge_runtime.igtl.geometry import (
+    GEOMETRY_REFUSED_KEY,
+    UnusableGeometry,
+    check_geometry,
+    is_usable,
+    shown_device,
+)
+from edge_runtime.igtl.net import WARN_EVERY, warn_throttled
 from edge_runtime.igtl.transforms import MAX_TRANSFORM_DEVICES
 from edge_runtime.igtl.wire import build_image, derive_device_name, require_pyigtl
 from edge_runtime.stats import summarise
@@ -43,6 +53,8 @@ LABELMAP_TAG, PROBABILITY_TAG, TRANSFORM_TAG = "Prediction", "ProbMap", "Pred"
 DEFAULT_INPUT_DEVICE = "Image"  # for frames from non-IGTL sources (files, capture cards)
 UINT8_MAX = 255.0
 LATENCY_WINDOW = 10_000  # latency samples kept for p50/p99
+# Counted on the link when a prediction is not sent because its image has no usable geometry.
+NOT_PLACED_COUNTER = "predictions_without_geometry"
 JOIN_TIMEOUT_S = (
     3.0  # at close: queued messages go out within link.SEND_TIMEOUT_S (2 s) or the viewer is dropped
 )
@@ -64,9 +76,20 @@ def paste(full_shape: tuple[int, int], roi, plane: np.ndarray) -> np.ndarray:
 
 def geometry(frame: Frame) -> dict:
     """Layout, matrix, coordinate system, device and timestamp of the input frame; frames
-    from non-IGTL sources get an axis-aligned matrix with their mm scale (1 mm if unknown)."""
+    from non-IGTL sources get an axis-aligned matrix with their mm scale (1 mm if unknown). An IGTL
+    frame whose geometry was refused gets ``matrix`` None and ``fault`` saying why (never sent)."""
     meta = frame.meta or {}
     height, width = frame.image.shape[:2]
+    if meta.get(GEOMETRY_REFUSED_KEY):  # an IGTL image whose own geometry was refused: no pose to send
+        return {
+            "layout": tuple(meta.get("igtl_layout") or (1, height, width)),
+            "matrix": None,
+            "fault": str(meta[GEOMETRY_REFUSED_KEY]),
+            "system": meta.get("igtl_coordinate_system", "ras"),
+            "device": meta.get("device") or DEFAULT_INPUT_DEVICE,
+            "timestamp": float(meta.get("igtl_timestamp") or time.time()),
+            "transforms": meta.get("transforms") or {},
+        }
     if "ijk_to_world" in meta and "igtl_layout" in meta:
         return {
             "layout": tuple(meta["igtl_layout"]),
@@ -141,6 +164,15 @@ class IgtlObserver(Observer):
                 job, self._job = self._job, None
             try:
                 self._send(*job)
+            except UnusableGeometry as exc:  # before ValueError, its base: counted on its own
+                if job[0]["matrix"] is None:  # refused by the source, which logged why: count only
+                    self.link.counters.inc(NOT_PLACED_COUNTER)
+                else:  # a matrix from elsewhere (a recorded sequence) that nothing has reported yet
+                    warn_throttled(
+                        self.link.counters,
+                        NOT_PLACED_COUNTER,
+                        f"OpenIGTLink: prediction for '{shown_device(job[0]['device'])}' not sent: {exc}",
+                    )
             except (ValueError, OSError, struct.error) as exc:  # bad ROI/size, socket, >65535 px
                 self.failed += 1
                 if self.failed == 1 or self.failed % WARN_EVERY == 0:
@@ -150,10 +182,17 @@ class IgtlObserver(Observer):
                 self._cond.notify_all()
 
     def build_messages(self, geo: dict, shape, roi, mask: np.ndarray, prob: np.ndarray) -> list:
+        """The TRANSFORM and IMAGE messages of one prediction; UnusableGeometry when the image's
+        matrix is refused or unusable (geometry.check_geometry): nothing of it may reach a viewer."""
         shape = tuple(shape)
-        # Frames from igtl:// carry a bounded set already; the cap here also bounds frames whose
-        # transforms came from elsewhere (a recorded sequence), so no prediction grows without limit.
-        transforms = sorted(geo["transforms"].items())[:MAX_TRANSFORM_DEVICES]
+        if geo["matrix"] is None:
+            raise UnusableGeometry(geo.get("fault") or "the image has no geometry")
+        matrix = check_geometry(geo["matrix"])
+        # Frames from igtl:// carry a bounded set of usable matrices already; the cap and the check
+        # here also cover frames whose transforms came from elsewhere (a recorded sequence), so no
+        # prediction grows without limit and no NaN pose is relayed.
+        transforms = [(n, m) for n, m in sorted(geo["transforms"].items()) if is_usable(m)]
+        transforms = transforms[:MAX_TRANSFORM_DEVICES]
         messages = [
             self.pyigtl.TransformMessage(
                 np.asarray(m, np.float32),
@@ -168,7 +207,7 @@ class IgtlObserver(Observer):
                 self.pyigtl,
                 labelmap,
                 geo["layout"],
-                geo["matrix"],
+                matrix,
                 geo["system"],
                 derive_device_name(geo["device"], LABELMAP_TAG),
                 geo["timestamp"],
@@ -181,7 +220,7 @@ class IgtlObserver(Observer):
                     self.pyigtl,
                     paste(shape, roi, prob8),
                     geo["layout"],
-                    geo["matrix"],
+                    matrix,
                     geo["system"],
                     derive_device_name(geo["device"], PROBABILITY_TAG),
                     geo["timestamp"],

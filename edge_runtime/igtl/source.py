@@ -6,7 +6,9 @@ Output: :class:`edge_runtime.frames.Frame` with the BGR image and, in ``meta``:
 (row, col mm), ``ijk_to_ras`` (4x4), ``ijk_to_world`` + ``igtl_coordinate_system``
 (as sent), ``igtl_layout`` (k, j, i), ``device``, ``igtl_timestamp`` (the message's own
 timestamp, sender clock), ``igtl_received_wall``, ``transforms`` (device -> 4x4, the
-newest TRANSFORM of each device when the image arrived). The ROI is chosen as for any other source
+newest TRANSFORM of each device when the image arrived). An image whose matrix holds NaN or
+infinity or is singular keeps coming, without the geometry keys and with ``igtl_geometry_refused``
+saying why (geometry.py). The ROI is chosen as for any other source
 (``roi.rect``, auto-detected by default): a frame grabber sends the whole scanner screen, patient line
 and all, unless PLUS crops it to the image.
 
@@ -30,6 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Frame, Source
+from edge_runtime.igtl.geometry import GEOMETRY_REFUSED_KEY
 from edge_runtime.igtl.link import BACKOFF_MAX_S, IDLE_TIMEOUT_S
 from edge_runtime.igtl.shared_link import acquire_image_link, release_client_link
 from edge_runtime.igtl.wire import CRC_AUTO, CRC_MODES, MAX_BODY_BYTES, IgtlImage
@@ -91,13 +94,11 @@ def parse_igtl_spec(spec: str) -> dict:
 
 
 def frame_meta(image: IgtlImage) -> dict:
-    row_mm, col_mm = image.pixel_spacing
-    return {
-        "mm_per_pixel": (row_mm + col_mm) / 2.0,
-        "spacing": image.spacing,
-        "pixel_spacing": (row_mm, col_mm),
-        "ijk_to_ras": image.ijk_to_ras,
-        "ijk_to_world": image.ijk_to_world,
+    """The frame ``meta`` of ``image`` (module docstring). An image whose geometry was refused
+    (NaN, infinity, singular) has no ``mm_per_pixel``, ``spacing``, ``pixel_spacing``, ``ijk_to_ras``
+    or ``ijk_to_world``, and ``GEOMETRY_REFUSED_KEY`` says why: it is shown and segmented like any
+    frame without a known scale, and the OpenIGTLink sink does not send its prediction."""
+    meta = {
         "igtl_coordinate_system": image.coordinate_system,
         "igtl_layout": image.layout,
         "device": image.device,
@@ -105,6 +106,18 @@ def frame_meta(image: IgtlImage) -> dict:
         "igtl_received_wall": image.received_wall,
         "transforms": image.transforms,
     }
+    if image.ijk_to_world is None:
+        meta[GEOMETRY_REFUSED_KEY] = image.geometry_fault
+        return meta
+    row_mm, col_mm = image.pixel_spacing
+    meta.update(
+        mm_per_pixel=(row_mm + col_mm) / 2.0,
+        spacing=image.spacing,
+        pixel_spacing=(row_mm, col_mm),
+        ijk_to_ras=image.ijk_to_ras,
+        ijk_to_world=image.ijk_to_world,
+    )
+    return meta
 
 
 class IgtlSource(Source):

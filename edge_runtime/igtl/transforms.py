@@ -6,7 +6,8 @@ matrix keeps the time it arrived (our monotonic clock: the sender's clock may no
 ours), and an image gets only the matrices received within ``max_age_s`` before it: PLUS stops
 sending a tool's transform when the tracker loses it, and a last matrix from before that must
 not travel on as the pose of later images. An OpenIGTLink v2/v3 ``TransformStatus`` metadata
-value other than ``OK`` says the same explicitly: the device's matrix is dropped at once.
+value other than ``OK`` says the same explicitly: the device's matrix is dropped at once, and so
+does a matrix holding NaN or infinity or a singular one (refused and counted: geometry.py).
 
 Inputs: decoded TRANSFORM messages. Outputs: device name -> 4x4 float64 matrix. Files: none.
 """
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_runtime.igtl.geometry import UnusableGeometry, check_geometry, report_refused
 from edge_runtime.igtl.net import Counters, warn_counted
 
 # PLUS sends a handful of transforms (ProbeToTracker, StylusToTracker, ImageToReference, ...);
@@ -30,6 +32,7 @@ TRANSFORM_MAX_AGE_S = 1.0
 STATUS_KEY = "TransformStatus"  # OpenIGTLink v2/v3 metadata, as PLUS sends it
 STATUS_OK = "OK"
 KEPT, REFUSED, INVALID = "kept", "refused", "invalid"
+TRANSFORM_DROPPED = "the device's matrix is dropped until a usable one comes"
 
 
 def status_ok(metadata: dict | None) -> bool:
@@ -77,8 +80,17 @@ class TransformTable:
     def receive(self, msg: Any, counters: Counters, now: float) -> None:
         """Record a decoded TRANSFORM message received at ``now`` and count it: ``transforms``;
         ``transforms_invalid`` (its status says not valid: tracking lost, routine in PLUS, so no
-        warning); ``skipped_transform_devices`` (a new name refused, with a throttled warning)."""
-        outcome = self.update(msg.device_name, msg.matrix, status_ok(getattr(msg, "metadata", None)), now)
+        warning); ``skipped_transform_devices`` (a new name refused, with a throttled warning);
+        ``transform_geometry_refused`` (NaN, infinity or singular: the device's matrix is dropped, with a
+        throttled error line, geometry.py)."""
+        try:
+            matrix = check_geometry(msg.matrix)
+        except UnusableGeometry as exc:
+            # The sender no longer says where the tool is: its last matrix must not stand in for it.
+            self.update(msg.device_name, None, False, now)
+            report_refused(counters, "TRANSFORM", msg.device_name, str(exc), TRANSFORM_DROPPED)
+            return
+        outcome = self.update(msg.device_name, matrix, status_ok(getattr(msg, "metadata", None)), now)
         if outcome == REFUSED:
             warn_counted(
                 counters,

@@ -3,13 +3,16 @@
 :meth:`ViewerConnection.offer` never blocks: it puts a packed payload (whole messages) into a
 bounded outbox; when the outbox is full the oldest payload is dropped (latest wins, counted).
 A sender thread writes the outbox to the socket with a ``SEND_TIMEOUT_S`` deadline per payload;
-a reader thread reads and discards what the viewer sends (Slicer's STATUS/GET_ queries) so its
-socket never fills up, and notices when it goes away. A viewer that errors, closes or stalls a
-send past the deadline is disconnected, and ``on_gone`` tells the server. The threads start only
+a reader thread reads what the viewer sends (Slicer's STATUS/GET_ queries) as whole OpenIGTLink
+messages and discards them (viewer_input.py), so its socket never fills up, and notices when it goes
+away. A viewer that errors, closes, stalls a send past the deadline, sends something that is not
+OpenIGTLink or leaves a message unfinished for ``VIEWER_MESSAGE_TIMEOUT_S`` is disconnected, and
+``on_gone`` tells the server. The threads start only
 with :meth:`ViewerConnection.start`, after the server has registered the viewer: a peer that has
 already closed (a port check) then finds itself registered when it is noticed gone, and is removed.
-Each viewer keeps when it was last active (a payload sent whole, bytes received, or connecting), so
-the server can tell a viewer being served from a connection that only holds a place.
+Each viewer keeps when it was last active (a payload sent whole, a whole message received, or
+connecting; loose bytes do not count), so the server can tell a viewer being served from a
+connection that only holds a place.
 
 Inputs: payloads from the server. Outputs: bytes to one viewer. Files: none.
 """
@@ -25,6 +28,7 @@ from collections import deque
 from collections.abc import Callable
 
 from edge_runtime.igtl.net import SEND_TIMEOUT_S, Counters, shutdown_quietly
+from edge_runtime.igtl.viewer_input import VIEWER_MESSAGE_TIMEOUT_S, ViewerMessages, ViewerProtocolError
 from edge_runtime.igtl.wire import READ_POLL_S, RECV_CHUNK
 
 log = logging.getLogger("sonomap.igtl")
@@ -58,8 +62,13 @@ class ViewerConnection:
         on_gone: Callable[[ViewerConnection, str], None],
         depth: int = OUTBOX_DEPTH,
         send_timeout_s: float = SEND_TIMEOUT_S,
+        message_timeout_s: float = VIEWER_MESSAGE_TIMEOUT_S,
     ):
         self.sock, self.peer, self.counters, self._on_gone = sock, peer, counters, on_gone
+        self._inbound = ViewerMessages(message_timeout_s)
+        # Set when the viewer is dropped for what it sent (viewer_input.TIMED_OUT or BAD_MESSAGE): the
+        # server counts it under that name, with a throttled warning.
+        self.drop_kind: str | None = None
         self._outbox: deque[bytes] = deque()
         self._depth = depth
         self._cond = threading.Condition()
@@ -82,7 +91,7 @@ class ViewerConnection:
             return self._closed
 
     def idle_s(self, now: float) -> float:
-        """Seconds since this viewer last took a whole payload or sent us bytes (or connected)."""
+        """Seconds since this viewer last took a whole payload or sent us a whole message (or connected)."""
         with self._cond:
             return now - self._last_active
 
@@ -117,17 +126,23 @@ class ViewerConnection:
             self._active()
 
     def _read_loop(self) -> None:
+        reason = DISCONNECTED
         try:
             while not self._closed:
                 readable, _, _ = select.select([self.sock], [], [], READ_POLL_S)
-                if not readable:
-                    continue
-                if not self.sock.recv(RECV_CHUNK):
-                    break
-                self._active()
+                now = time.monotonic()
+                if readable:
+                    data = self.sock.recv(RECV_CHUNK)
+                    if not data:
+                        break
+                    if self._inbound.feed(data, now):
+                        self._active()  # whole messages only: loose bytes keep no place
+                self._inbound.check_deadline(now)
+        except ViewerProtocolError as exc:
+            self.drop_kind, reason = exc.kind, str(exc)
         except (OSError, ValueError):
             pass  # the socket was closed under us: treat as gone
-        self.close(DISCONNECTED)
+        self.close(reason)
 
     def close(self, reason: str = "closed") -> None:
         with self._cond:

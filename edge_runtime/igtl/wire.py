@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.errors import SonomapError
+from edge_runtime.igtl.geometry import UnusableGeometry, check_geometry
 
 HEADER_SIZE = 58  # OpenIGTLink v1/v2/v3 fixed header
 CRC_FORMAT = ">Q"  # the header ends with the CRC64 of the body, big-endian
@@ -78,18 +79,27 @@ class IgtlImage:
 
     bgr: np.ndarray  # (H, W, 3) uint8
     layout: tuple[int, int, int]
-    ijk_to_world: np.ndarray  # 4x4, as sent (origin at voxel 0)
+    # 4x4, as sent (origin at voxel 0); None when refused (NaN, infinity, singular: geometry.py),
+    # and then ``geometry_fault`` says why. The image itself is kept either way.
+    ijk_to_world: np.ndarray | None
     coordinate_system: str  # "ras" or "lps", as sent
     device: str
     timestamp: float  # the message's own timestamp (sender clock, s since 1970)
     received_monotonic: float = 0.0
     received_wall: float = 0.0
     transforms: dict = field(default_factory=dict)
+    geometry_fault: str = ""
+
+    def _matrix(self) -> np.ndarray:
+        if self.ijk_to_world is None:
+            raise UnusableGeometry(self.geometry_fault or "no geometry")
+        return self.ijk_to_world
 
     @property
     def spacing(self) -> tuple[float, float, float]:
-        """(i, j, k) voxel size in mm: the norms of the matrix's direction columns."""
-        return tuple(float(np.linalg.norm(self.ijk_to_world[:3, a])) for a in range(SPATIAL_AXES))
+        """(i, j, k) voxel size in mm: the norms of the matrix's direction columns
+        (UnusableGeometry when the geometry was refused)."""
+        return tuple(float(np.linalg.norm(self._matrix()[:3, a])) for a in range(SPATIAL_AXES))
 
     @property
     def pixel_spacing(self) -> tuple[float, float]:
@@ -100,7 +110,7 @@ class IgtlImage:
 
     @property
     def ijk_to_ras(self) -> np.ndarray:
-        m = np.asarray(self.ijk_to_world, dtype=np.float64)
+        m = np.asarray(self._matrix(), dtype=np.float64)
         return m if self.coordinate_system == "ras" else LPS_TO_RAS @ m
 
 
@@ -123,7 +133,8 @@ def plane_shape(layout: tuple[int, int, int]) -> tuple[int, int]:
 def image_from_message(msg, transforms: dict | None = None) -> IgtlImage:
     """pyigtl ImageMessage -> IgtlImage; raises SkipMessage for what we cannot segment
     (including an empty image, which decodes in pyigtl but has no pixel to convert, and one
-    over MAX_IMAGE_SIDE pixels a side)."""
+    over MAX_IMAGE_SIDE pixels a side). An unusable matrix (geometry.check_geometry) leaves the
+    image without geometry (``ijk_to_world`` None, ``geometry_fault`` saying why)."""
     data = np.asarray(msg.image)
     if data.dtype != np.uint8:
         raise SkipMessage(
@@ -154,14 +165,21 @@ def image_from_message(msg, transforms: dict | None = None) -> IgtlImage:
             "too_large",
             f"IMAGE {msg.device_name!r}: size {layout[::-1]} (i, j, k) is over {MAX_IMAGE_SIDE} pixels a side",
         )
+    # A geometry with NaN, infinity or collapsed axes costs the geometry, never the image: the
+    # ultrasound must keep showing and being segmented; only placing it in space is impossible.
+    try:
+        matrix, fault = check_geometry(msg.ijk_to_world_matrix), ""
+    except UnusableGeometry as exc:
+        matrix, fault = None, str(exc)
     return IgtlImage(
         bgr=to_bgr(data, msg.device_name, plane_shape(layout), components),
         layout=layout,
-        ijk_to_world=np.array(msg.ijk_to_world_matrix, np.float64),
+        ijk_to_world=matrix,
         coordinate_system=msg.world_coordinate_system,
         device=msg.device_name,
         timestamp=float(msg.timestamp),
         transforms=dict(transforms or {}),
+        geometry_fault=fault,
     )
 
 
