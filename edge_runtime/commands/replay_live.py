@@ -114,7 +114,10 @@ def cmd_replay(args) -> int:
 def cmd_live(args) -> int:
     from edge_runtime.pipeline.graph import Pipeline  # deferred for --help (module doc)
     from edge_runtime.service import hooks as service  # deferred for --help; sd_notify, signals, reconnect
+    from edge_runtime.service.http_auth import warn_command_line_token  # deferred for --help (module doc)
 
+    if args.token:  # still accepted, but every local user can read a command line
+        warn_command_line_token()
     cli = runtime_overrides(
         args,
         source__input=args.source,
@@ -242,7 +245,11 @@ def register(sub) -> None:
         help="start with the AI off: raw video with an 'AI OFF' badge (key 'a' in the window switches it on)",
     )
     p.add_argument("--http", metavar="HOST:PORT", help="serve /healthz, /metrics and a viewer")
-    p.add_argument("--token", help="access token for --http when bound beyond localhost")
+    p.add_argument(
+        "--token",
+        help="access token for --http (visible to every local user in ps: prefer $SONOMAP_HTTP_TOKEN "
+        "or the systemd credential http-token)",
+    )
     p.add_argument("--tls-cert", metavar="PEM", help="serve --http over HTTPS with this certificate (chain)")
     p.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
     add_output_options(p)

@@ -1,7 +1,9 @@
 """Who may use the HTTP viewer: the access token, where it comes from and how requests carry it.
 
 The token comes from ``--token``, ``$SONOMAP_HTTP_TOKEN`` or the systemd credential
-``http-token`` (:func:`resolve_token`). A request carries it either
+``http-token`` (:func:`resolve_token`). ``--token`` is kept for compatibility, but a command line is
+readable by every local user (``ps``, ``/proc/PID/cmdline``): :func:`warn_command_line_token` says so
+once, naming the safer sources, and never shows the token. A request carries it either
 
 - in ``Authorization: Bearer <token>`` (scripts, Prometheus ``authorization:``), or
 - in the viewer's session cookie, which ``POST /login`` sets after checking the token typed
@@ -17,7 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
+import threading
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -27,6 +31,24 @@ MIN_TOKEN_CHARS = 16
 COOKIE_NAME = "sonomap_session"
 COOKIE_LABEL = b"sonomap viewer session"
 MAX_LOGIN_BODY = 4096  # a form with one token field; anything bigger is not a login
+COMMAND_LINE_WARNING = (
+    "--token on the command line can be read by every local user (ps, /proc/PID/cmdline); "
+    f"give the token in ${TOKEN_ENV} or in the systemd credential '{CREDENTIAL_NAME}' "
+    f"(LoadCredential={CREDENTIAL_NAME}:/etc/sonomap/http-token) instead"
+)
+
+log = logging.getLogger("sonomap.http")
+_command_line_warned = threading.Event()  # set once the warning is out: once per process
+
+
+def warn_command_line_token() -> bool:
+    """Log COMMAND_LINE_WARNING (a warning naming the safer sources, never the token) the first time it
+    is called in this process; True when this call logged it, False when an earlier one had."""
+    if _command_line_warned.is_set():
+        return False
+    _command_line_warned.set()
+    log.warning(COMMAND_LINE_WARNING)
+    return True
 
 
 def resolve_token(token: str | None) -> str | None:
