@@ -1,8 +1,9 @@
 """Research outputs name their inputs as the model manifests do, never by path: a folder above a
 checkpoint, a dataset, a config or a cases folder may be named after the patient. `evaluate`'s
 summary.json and report.md, `train`'s summary.json, last.pt and its "initial weights" log line,
-`concordance`'s concordance.json and report.md, and `bench-train --json`: a file by its base name and
-SHA-256, a folder by its base name. Real commands on real files under a patient-named folder."""
+`concordance`'s concordance.json and report.md, `bench-train --json`, and what `calibrate` and
+`evaluate --compare` print and write: a file by its base name and SHA-256, a folder by its base
+name. Real commands on real files under a patient-named folder."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import yaml
 from captured_cases import SHAPE, write_captured_case
 from cli import sonomap
@@ -123,10 +125,22 @@ def test_compare_report_names_checkpoints_by_name_and_digest(busi_dataset, tmp_p
     ck_a = copy_model(shared_checkpoint(), tmp_path / PATIENT_FOLDER / "a")
     ck_b = copy_model(shared_checkpoint(), tmp_path / PATIENT_FOLDER / "b")
     out = tmp_path / "compare"
-    sonomap("evaluate", "--compare", ck_a, ck_b, "--data", busi_dataset, "--split", "val", "--out", out)
+    res = sonomap("evaluate", "--compare", ck_a, ck_b, "--data", busi_dataset, "--split", "val", "--out", out)
     label = f"{ck_a.name} (sha256 {sha256_file(ck_a)[:12]})"
     assert (out / "report.md").read_text().startswith(f"# Paired comparison: A = `{label}` vs B = `{label}`")
-    assert_unnamed(folder_text(out))
+    assert res.stdout.startswith(f"A = {label}, B = {label}, on split val:")  # as report.md names them
+    assert_unnamed(folder_text(out), res.stdout, res.stderr)
+
+
+@pytest.mark.parametrize("method", ["curve", "mask-filter"])
+def test_calibrate_names_the_manifest_it_wrote_by_file_name(busi_dataset, tmp_path, method):
+    ck = copy_model(shared_checkpoint(), tmp_path / PATIENT_FOLDER / "run")
+    res = sonomap("calibrate", "--method", method, "--checkpoint", ck, "--data", busi_dataset)
+    assert f"written to {ck.name}.yaml beside --checkpoint" in res.stdout
+    manifest = yaml.safe_load((tmp_path / PATIENT_FOLDER / "run" / f"{ck.name}.yaml").read_text())
+    record = manifest["extra"]["calibration" if method == "curve" else "mask_filter_fit"]
+    assert record["fitted_on"] == f"{busi_dataset.name} split val"
+    assert_unnamed(res.stdout, res.stderr, json.dumps(manifest))
 
 
 def _batch_cases(simulated: Path, cases: Path) -> None:

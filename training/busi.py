@@ -53,6 +53,7 @@ from edge_runtime.near_duplicates import (
 from edge_runtime.safe_names import safe_name
 from training.data import CANCER
 from training.dedup_sheet import write_contact_sheet
+from training.output_checks import check_apart
 from training.same_lesion import SHIPPED_LIST, listed_pairs
 
 MALIGNANT = "malignant"
@@ -90,17 +91,6 @@ def read_busi_index(busi: Path) -> list[dict]:
     if not rows:
         raise InputError(f"{index}: no images listed")
     return rows
-
-
-def check_apart(busi: Path, out: Path) -> None:
-    """Refuse an OUT that is BUSI, lies inside it or contains it: prepare-busi writes images/ and
-    labels/ under OUT, which would write over (or mix with) the release's images/ and masks/."""
-    b, o = busi.resolve(), out.resolve()
-    if o == b or b in o.parents or o in b.parents:
-        raise ConfigError(
-            f"--out {out}: is, lies inside or contains --busi {busi}; the dataset must go to a "
-            "separate folder so the BUSI release is never written over"
-        )
 
 
 def check_own_folder(out: Path) -> None:
@@ -182,7 +172,7 @@ def prepare_busi(
     for flag, value in (("--phash-max", phash_max), ("--dhash-max", dhash_max)):
         if not 0 <= value <= HASH_BITS:
             raise ConfigError(f"{flag} {value}: a distance between {HASH_BITS}-bit hashes, 0..{HASH_BITS}")
-    check_apart(busi, out)
+    check_apart(busi, out, "--busi")  # the release's images/ and masks/ are never written over
     check_own_folder(out)  # before anything is read: the run deletes cases.csv there
     rows = read_busi_index(busi)
     labels = {r["id"]: r["label"] for r in rows}

@@ -49,6 +49,7 @@ from edge_runtime.manifest import sha256_file
 from training.config import load_config
 from training.crossval_layout import FOLD_DATA, FOLD_EVAL, FOLD_RUN, SETUP_FILE, fold_dir, fold_evaluated
 from training.data import CANCER, read_cases
+from training.output_checks import check_apart
 
 MIN_FOLDS = 3  # one fold tests, one validates, at least one trains
 
@@ -181,6 +182,7 @@ def crossvalidate(
         raise ConfigError(f"--folds {folds}: at least {MIN_FOLDS} (one tests, one validates, one trains)")
     if only_fold is not None and not 1 <= only_fold <= folds:
         raise ConfigError(f"--fold {only_fold}: not between 1 and --folds {folds}")
+    check_apart(data, out, "--data")  # the folds' datasets, runs and reports never go into DATA
     load_config(config)  # a config that training would refuse is refused before anything is written
     samples = read_cases(data)
     fold_of_case = write_setup(out, config, data, samples, folds, seed, calibrate)

@@ -18,8 +18,10 @@ REPORT/compare.csv and REPORT/report.md.
 
 REPORT is written whole or not at all: the report is built in a hidden folder beside it, which
 replaces REPORT only when everything is written. REPORT may be new, empty or an earlier report of
-evaluate, which is replaced as a whole; any other folder, a training run's above all, is refused
-before anything is written (:mod:`training.report_folder`).
+evaluate, which is replaced as a whole; any other folder, a training run's above all, and a REPORT
+that is, lies inside or contains the dataset, is refused before anything is written
+(:mod:`training.report_folder`, :func:`training.output_checks.check_apart`). So is a split without a
+cancer pixel whose labels look like lesion masks saved as 0/255 (:mod:`training.label_check`).
 """
 
 from __future__ import annotations
@@ -49,8 +51,10 @@ from training.data import read_cases, read_pair, select_split
 from training.distributed import pick_device
 from training.intervals import headline_intervals
 from training.isotonic import served_prob
+from training.label_check import check_split_cancer
 from training.metrics import EMPTY_POLICY, cancer_free_marked, confusion_counts, scores, summarize
 from training.metrics_csv import ImageResult, exact_scores, read_metrics_csv, write_metrics_csv
+from training.output_checks import check_apart
 from training.provenance import dataset_name
 from training.report import read_training_curves, write_report
 from training.report_folder import check_report_folder, run_curves_csv, staged_report
@@ -58,6 +62,8 @@ from training.stats import compare_models
 from training.temperature import calibrated_prob, refuse_non_finite
 
 MASK_ON = 255
+# Why a split of 0/255 lesion masks is refused: every figure would be computed, and wrong.
+EVALUATE_MASKS = "so every lesion would be ignored and no cancer could be scored"
 
 
 @torch.no_grad()
@@ -160,9 +166,11 @@ def evaluate(
     out = Path(out)
     # every input is read and checked before anything is written; the run's metrics.csv (for the
     # training curves) stays untouched, as OUT is never the run's folder
+    check_apart(data, out, "--data")  # a report inside the dataset would mix with its files
     check_report_folder(out)
     manifest, probs = served_probabilities(Path(checkpoint), device)
     samples = select_split(read_cases(data), split, data)
+    check_split_cancer(samples, data, split, EVALUATE_MASKS, always=False)
     run_csv = run_curves_csv(Path(checkpoint))
     if run_csv is not None:
         read_training_curves(run_csv)  # a damaged log is an error now, not after every image is scored
@@ -244,6 +252,7 @@ def compare(
     """Evaluate A and B on the same images, then paired tests. Returns the markdown table.
     ``out``: REPORT with A/, B/, compare.csv and report.md, replaced whole as in :func:`evaluate`."""
     out = Path(out)
+    check_apart(data, out, "--data")
     check_report_folder(out)
     with staged_report(out) as stage:
         sum_a = evaluate(ck_a, data, split, stage / "A", device, seed)

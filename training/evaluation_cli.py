@@ -8,8 +8,11 @@ manifest. Heavy imports happen inside the handlers so that ``sonomap --help`` st
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from edge_runtime import cli_args
 from edge_runtime.errors import ConfigError
+from edge_runtime.manifest import manifest_path
 from training.openmp import passive_openmp
 
 
@@ -27,7 +30,9 @@ def _evaluate(args) -> int:
             seed=args.seed,
             device=args.device,
         )
-        print(f"A = {args.compare[0]}, B = {args.compare[1]}, on split {args.split}:")
+        # named as report.md names them, by file name and digest: a folder above may be the patient's
+        label_a, label_b = (_compared_label(args.out, part) for part in ("A", "B"))
+        print(f"A = {label_a}, B = {label_b}, on split {args.split}:")
         print(table)
     else:
         if not args.checkpoint:
@@ -67,6 +72,20 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _compared_label(out, part: str) -> str:
+    """Model PART ("A" or "B") of the comparison written to OUT, as its report.md names it."""
+    from edge_runtime.jsonfile import read_json
+    from training.compare_report import checkpoint_label
+
+    return checkpoint_label(read_json(Path(out) / part / "summary.json"))
+
+
+def _manifest_name(args) -> str:
+    """The file name of the manifest calibrate wrote beside ``--checkpoint``: stdout names files as
+    the manifests and reports do, without the folders above them (they may be named after a patient)."""
+    return f"{manifest_path(Path(args.checkpoint)).name} beside --checkpoint"
+
+
 def _fit_mask_filter(args) -> int:
     from training.mask_filter_fit import fit_mask_filter
 
@@ -78,7 +97,7 @@ def _fit_mask_filter(args) -> int:
         f"{before['dice_malignant_mean']:.4f} -> {after['dice_malignant_mean']:.4f}, images without cancer "
         f"with false pixels {before['negatives_with_fp']} -> {after['negatives_with_fp']} of {after['negatives']}"
     )
-    print(f"written to {args.checkpoint}.yaml (mask_filter); the runtime and evaluate apply it")
+    print(f"written to {_manifest_name(args)} (mask_filter); the runtime and evaluate apply it")
     return 0
 
 
@@ -99,7 +118,7 @@ def _calibrate(args) -> int:
             "up to boundary pixels the resize moves)"
         )
         print(
-            f"written to {args.checkpoint}.yaml (calibration_curve, threshold); export folds it into the graph"
+            f"written to {_manifest_name(args)} (calibration_curve, threshold); export folds it into the graph"
         )
         return 0
     print(
@@ -108,7 +127,7 @@ def _calibrate(args) -> int:
         f"{r['ece_pixel_after']:.4f}, image ECE (max) {r['ece_image_max_before']:.4f} -> "
         f"{r['ece_image_max_after']:.4f}; threshold {r['threshold']} kept"
     )
-    print(f"written to {args.checkpoint}.yaml (temperature); export folds it into the graph")
+    print(f"written to {_manifest_name(args)} (temperature); export folds it into the graph")
     return 0
 
 

@@ -34,6 +34,7 @@ from edge_runtime.errors import ConfigError, SonomapError
 from edge_runtime.manifest import Manifest, load_manifest, manifest_path, save_manifest
 from edge_runtime.mask_filter import MaskFilter, filter_mask
 from training.data import CANCER, read_cases, read_pair, select_split
+from training.label_check import check_split_cancer
 from training.metrics import Counts, confusion_counts, is_cancer_free, is_unlabelled
 
 PEAKS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -150,8 +151,11 @@ def fit_mask_filter(artifact, data, split: str = "val", device: str = "cpu") -> 
     manifest, probs = served_probabilities(artifact, device)
     twin = twin_manifest(artifact, manifest)  # checked before the fit: a refusal costs no time
     cases = read_cases(data)
+    samples = select_split(cases, split, data)
+    # without a cancer pixel every candidate scores alike: "no filter" would be written as if chosen
+    check_split_cancer(samples, data, split, "so no mask filter can be chosen on it", always=True)
     images = []
-    for sample in select_split(cases, split, data):
+    for sample in samples:
         gray, label = read_pair(sample)
         images.append((probs(gray)[0], label))
     # the smallest lesion the training labels know of, too: more lesions than the split alone
@@ -171,5 +175,6 @@ def fit_mask_filter(artifact, data, split: str = "val", device: str = "cpu") -> 
         )
     write_together(updates)
     if twin is not None:
-        print(f"also written to {manifest_path(twin[0])}: both precisions of the model apply one filter")
+        # by file name, as the manifests name files: it lies beside --checkpoint
+        print(f"also written to {manifest_path(twin[0]).name}: both precisions of the model apply one filter")
     return record

@@ -4,7 +4,12 @@
 ``--json``) must be creatable where it is, so a typo fails at once, not after a long benchmark.
 ``refuse_manifest_clash(source, out)``: ``upgrade-checkpoint --out`` must not be a manifest
 (``X.yaml`` beside an existing ``X``: the torch file would replace it) nor a path whose own
-manifest sidecar (``OUT.yaml``) is the checkpoint being read. Each is one ConfigError naming the flag.
+manifest sidecar (``OUT.yaml``) is the checkpoint being read.
+``check_apart(source, out, source_flag)``: a command's output folder and a folder it reads (the
+dataset of train, pretrain, crossval and evaluate; the BUSI release of prepare-busi; pretrain's
+``--images``) must be apart: neither the same folder nor one inside the other, or the output would
+write over, or mix its files with, the input's. Each is one ConfigError naming the flag, raised
+before anything is written.
 """
 
 from __future__ import annotations
@@ -27,6 +32,18 @@ def check_output_file(path: str | Path, flag: str) -> None:
     if path.exists() and not path.is_file():
         raise ConfigError(f"{flag} {path}: is a device, pipe or socket, not a file; give a file name")
     check_creatable(path, flag)
+
+
+def check_apart(source: str | Path, out: str | Path, source_flag: str, out_flag: str = "--out") -> None:
+    """Raise ConfigError naming both flags when OUT is SOURCE, lies inside it or contains it
+    (symbolic links resolved, so a link into SOURCE counts as inside). Reads nothing but the paths."""
+    s, o = Path(source).resolve(), Path(out).resolve()
+    if o == s or s in o.parents or o in s.parents:
+        raise ConfigError(
+            f"{out_flag} {out}: is, lies inside or contains {source_flag} {source}; give an {out_flag} "
+            f"folder apart from it, so the files {source_flag} holds are never written over or mixed "
+            "with the output"
+        )
 
 
 def refuse_manifest_clash(source: str | Path, out: str | Path, flag: str = "--out") -> None:

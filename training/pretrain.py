@@ -46,7 +46,7 @@ from training.config_schema import AugmentConfig, TrainingConfig
 from training.data import read_cases, select_split
 from training.engine import check_finite_loss, check_finite_weights
 from training.models import build_model
-from training.output_checks import check_output_file
+from training.output_checks import check_apart, check_output_file
 from training.pretext import distort
 from training.provenance import resolve_norm
 from training.rng import seed_all
@@ -136,7 +136,7 @@ def run(
     tc, dc = cfg.train, cfg.data
     seed_all(int(tc.seed), False)
     out = Path(out)
-    _check_out(out)
+    _check_out(out, data, images)
     paths = pretext_images(data, images)
     mean, std = resolve_norm(dc, select_split(read_cases(data), "train", data))
     size = (int(dc.input_height), int(dc.input_width))
@@ -224,10 +224,14 @@ def _write_summary(out: Path, summary: dict) -> None:
     atomic_write_json(out / "summary.json", summary)
 
 
-def _check_out(out: Path) -> None:
-    """Refuse an OUT whose files pretrain would replace without having written them: a training
+def _check_out(out: Path, data, images) -> None:
+    """Refuse an OUT that is, lies inside or contains the dataset DATA or one of the IMAGES folders,
+    and one whose files pretrain would replace without having written them: a training
     run's (checkpoints, metrics.csv, summary.json) or, where no pretrained.pt shows an earlier
     pretraining run, any metrics.csv or summary.json. An earlier pretraining run is replaced."""
+    check_apart(data, out, "--data")
+    for folder in images:
+        check_apart(folder, out, "--images")
     refuse_files(
         out,
         [name for name in RUN_FILES if name != PRETRAINED],

@@ -5,7 +5,8 @@ Input: the training config, the dataset's samples and directory, the process's p
 Output: the normalisation, the train dataset, its sampler and loader, the validation loader; and
 the model (DDP-wrapped with SyncBatchNorm on GPUs under torchrun) with the bare model to save.
 The loaders refuse, naming the dataset's cases.csv, a train split in which no label holds a cancer
-pixel (:func:`check_train_has_cancer`) and a val split without any labelled pixel.
+pixel, a val split without cancer whose labels look like 0/255 lesion masks
+(:func:`training.label_check.check_split_cancer`) and a val split without any labelled pixel.
 
 Also the guards on a run's folder, checked before anything is written: :func:`refuse_files` (an
 ``--out`` holding files another run or command wrote, which this one would replace; the run's
@@ -25,8 +26,9 @@ from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.manifest import SHA_SHOWN
 from training import distributed as D
 from training.config_schema import TrainingConfig
-from training.data import CANCER, IGNORE_INDEX, select_split
+from training.data import IGNORE_INDEX, select_split
 from training.dataset import SegDataset
+from training.label_check import check_split_cancer
 from training.models import build_model
 from training.provenance import resolve_norm
 
@@ -34,6 +36,9 @@ from training.provenance import resolve_norm
 RUN_FILES = ("last.pt", "best.pt", "best.pt.yaml", "pretrained.pt")
 # What `sonomap train` writes at the top of RUN besides its checkpoints: a new run would replace them.
 RUN_LOGS = ("metrics.csv", "summary.json")
+# What a train split without cancer, and a val split of 0/255 masks, would cost the run.
+TRAIN_NEEDS_CANCER = "so the model would never learn cancer"
+VAL_MASKS = "so validation would score no lesion when choosing best.pt"
 
 
 def refuse_files(out: Path, names, why: str) -> None:
@@ -65,30 +70,6 @@ def check_resume_dataset(last: Path, state: dict, data, data_sha: str) -> None:
         )
 
 
-def check_train_has_cancer(train_ds: SegDataset, data) -> None:
-    """Refuse a train split in which no label holds a cancer pixel (1), naming DATA's cases.csv.
-
-    Such a run would teach the model that there is no cancer, and a validation split like it would
-    then score it perfect (both-empty images score Dice 1.0). The usual cause is a lesion mask saved
-    as 0/255, the common export of a binary mask: 255 means unknown here, so the lesion is ignored
-    rather than learnt; the error then names the first such label file."""
-    labels = [label for _gray, label in train_ds.pairs]
-    if any((label == CANCER).any() for label in labels):
-        return
-    hint = ""
-    for sample, label in zip(train_ds.samples, labels, strict=True):
-        if (label == 0).any() and (label == IGNORE_INDEX).any():
-            hint = (
-                f"; {sample.label} holds only 0 and 255: if it is a lesion mask saved as 0/255, "
-                "save its lesion as 1"
-            )
-            break
-    raise InputError(
-        f"{Path(data) / CASES_CSV}: split 'train' has no cancer pixel (no label holds 1), so the model "
-        f"would never learn cancer; labels are 0 tissue, 1 cancer, 255 unknown{hint}"
-    )
-
-
 def build_loaders(cfg: TrainingConfig, samples, data, info: D.DistInfo, dev: torch.device):
     """Train/val splits -> (mean, std, train dataset, sampler, train loader, val loader)."""
     dc, tc = cfg.data, cfg.train
@@ -97,7 +78,11 @@ def build_loaders(cfg: TrainingConfig, samples, data, info: D.DistInfo, dev: tor
     size = (int(dc.input_height), int(dc.input_width))
     train_ds = SegDataset(train_s, size, mean, std, cfg.augment, seed=int(tc.seed))
     val_ds = SegDataset(val_s, size, mean, std, None)
-    check_train_has_cancer(train_ds, data)
+    # a lesion saved as 0/255 reads as "unknown": refused, naming the label file, before any epoch
+    check_split_cancer(
+        train_s, data, "train", TRAIN_NEEDS_CANCER, True, (label for _gray, label in train_ds.pairs)
+    )
+    check_split_cancer(val_s, data, "val", VAL_MASKS, False, (label for _gray, label in val_ds.pairs))
     if all((label == IGNORE_INDEX).all() for _gray, label in val_ds.pairs):
         # every validation metric would be NaN: no epoch could be selected, and no best.pt written
         raise InputError(

@@ -13,7 +13,8 @@ as the exported graph computes it: softmax at the model's size, cancer channel r
 Inputs: an eval-mode model, its manifest, dataset samples. Outputs: per-image logits
 (:class:`LogitMap`), the fitted T, and calibrated probability maps. A model with a NaN/inf logit
 is refused with one line naming the checkpoint and the image (:func:`refuse_non_finite`, the
-check ``sonomap evaluate`` makes), before anything is fitted or written. ``calibrate_checkpoint``
+check ``sonomap evaluate`` makes), before anything is fitted or written; so is a split without any
+cancer pixel (:mod:`training.label_check`: nothing to calibrate against). ``calibrate_checkpoint``
 names the data it fitted on by the dataset folder's base name and digest
 (:func:`training.provenance.fitted_on`), never by path: the manifest goes to the cart.
 """
@@ -33,6 +34,7 @@ from edge_runtime.preprocess import preprocess_for
 from training.calibration import BAND_PX, CalibrationAccumulator, decision_band
 from training.data import CANCER, read_cases, read_pair, select_split
 from training.isotonic import uncalibrated_threshold
+from training.label_check import check_split_cancer
 from training.provenance import fitted_on
 
 T_MIN, T_MAX = 0.05, 20.0  # search range; a fit at either end means the data cannot pin T down
@@ -198,8 +200,11 @@ def calibrate_checkpoint(
     model, manifest = load_model(checkpoint)
     dev = pick_device(device)
     cases = read_cases(data)
+    samples = select_split(cases, split, data)
+    # without a cancer pixel there is nothing to calibrate against: refused before the model runs
+    check_split_cancer(samples, data, split, f"so no calibration {method} can be fitted", always=True)
     data_record = fitted_on(data, split, cases)  # folder name + digest: the manifest goes to the cart
-    maps = logit_maps(model.to(dev), manifest, select_split(cases, split, data), dev, checkpoint)
+    maps = logit_maps(model.to(dev), manifest, samples, dev, checkpoint)
     origin = manifest_path(checkpoint)
     if method == "curve":
         from training.isotonic import CurveFitError, calibrate_curve

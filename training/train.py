@@ -10,8 +10,9 @@ Inputs: a config YAML (:mod:`training.config`), a dataset in the layout of
 - ``metrics.csv`` (one row per epoch), ``summary.json``, TensorBoard scalars in ``tb/``
   (:mod:`training.tblog`, written by torch.utils.tensorboard).
 Runs as one process or under torchrun (DDP, SyncBatchNorm, DistributedSampler; rank 0 writes).
-Without ``--resume``, a RUN that already holds a run's files (checkpoints, metrics.csv,
-summary.json) is refused before anything is written; ``--resume`` needs the same config and dataset.
+A RUN that is, lies inside or contains the dataset is refused before anything is written; so,
+without ``--resume``, is a RUN that already holds a run's files (checkpoints, metrics.csv,
+summary.json). ``--resume`` needs the same config and dataset.
 A NaN/inf training loss or weight stops the run with a one-line error naming the epoch (and the
 iteration): the files of earlier epochs stay as they were, and non-finite weights are never saved.
 """
@@ -36,6 +37,7 @@ from training.engine import check_finite_weights, selected_metric, train_one_epo
 from training.losses import build_loss
 from training.metrics import summarize
 from training.optim import build_optimizer, build_schedule
+from training.output_checks import check_apart
 from training.provenance import VAL_METRICS, dataset_hash, make_manifest
 from training.resume_state import SECONDS_PER_MINUTE, check_resume, stored_budget_s, stored_init_from
 from training.rng import rng_state, seed_all, set_rng_state
@@ -76,6 +78,7 @@ def run(
     cfg = load_config(config)
     mc, tc = cfg.model, cfg.train
     out = Path(out)
+    check_apart(data, out, "--data")  # a run written into the dataset would mix with (or replace) its files
     if not resume:  # before the process group: every rank reads the same folder and refuses alike
         refuse_files(
             out,

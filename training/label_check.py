@@ -1,0 +1,77 @@
+"""Whether a split's labels hold the cancer a command learns, scores or fits, checked before any work.
+
+The dataset contract (:mod:`training.data`): a label pixel is 0 tissue, 1 cancer or 255 unknown
+(ignored). A lesion mask saved as 0/255, the usual export of a binary mask, passes the value check
+(every value is allowed), but its lesion is read as "unknown": it would be ignored by the loss, by
+every metric and by every calibration fit, and the figures would be silently wrong.
+
+Input: the samples of one split (their label files, or the labels already read), the dataset folder
+and the split's name. Output: nothing, or an :class:`edge_runtime.errors.InputError` in one line
+naming the dataset's cases.csv, the split and, when one looks like a 0/255 lesion mask
+(:func:`looks_like_0_255_mask`), that label file with the values and share found in it.
+
+- :func:`check_split_cancer` with ``always=True`` (train's train split; calibrate's split): a
+  split without any cancer pixel is refused whatever its labels look like: nothing can be learnt or
+  fitted from it.
+- With ``always=False`` (train's val split, evaluate's split): a split of images without cancer is
+  legitimate (benign images), so it is refused only when one of its labels looks like a 0/255 mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from edge_runtime.case_split import CASES_CSV
+from edge_runtime.errors import InputError
+from training.data import CANCER, IGNORE_INDEX, Sample, read_pair
+
+CONTRACT = "labels are 0 tissue, 1 cancer, 255 unknown (ignored)"
+
+
+def looks_like_0_255_mask(label: np.ndarray) -> bool:
+    """Whether LABEL holds only 0 and 255, with 255 on fewer pixels than 0: a lesion on a labelled
+    background, as a binary mask saved as 0/255 looks. A label written by ``sonomap register`` for an
+    image without cancer also holds only 0 and 255, but its known pixels are a thin needle-tract band
+    in an unknown (255) image, so 255 is the majority there and it is not taken for a mask."""
+    unknown = np.count_nonzero(label == IGNORE_INDEX)
+    tissue = np.count_nonzero(label == 0)
+    return 0 < unknown < tissue and unknown + tissue == label.size
+
+
+def _labels(samples: Sequence[Sample], labels: Iterable[np.ndarray] | None) -> Iterable[np.ndarray]:
+    """The labels of SAMPLES: LABELS when given (already read, in the same order), else read one by
+    one (validated by :func:`training.data.read_pair`), so a scan that meets cancer early stops early."""
+    if labels is not None:
+        return labels
+    return (read_pair(sample)[1] for sample in samples)
+
+
+def check_split_cancer(
+    samples: Sequence[Sample],
+    data: str | Path,
+    split: str,
+    consequence: str,
+    always: bool,
+    labels: Iterable[np.ndarray] | None = None,
+) -> None:
+    """Refuse SPLIT of DATA (its SAMPLES, and their LABELS if already read) when no label holds a
+    cancer pixel: always (``always=True``), or only when a label looks like a 0/255 lesion mask.
+    CONSEQUENCE says what the command could not do (e.g. "so the model would never learn cancer").
+    Raises InputError naming DATA's cases.csv and the first 0/255-looking label with its values."""
+    suspect = None
+    for sample, label in zip(samples, _labels(samples, labels), strict=True):
+        if (label == CANCER).any():
+            return
+        if suspect is None and looks_like_0_255_mask(label):
+            share = np.count_nonzero(label == IGNORE_INDEX) / label.size
+            suspect = f"{sample.label} holds only 0 and 255 (255 on {share:.1%} of its pixels, no 1)"
+    if suspect is None and not always:
+        return
+    hint = f"; {suspect}: if it is a lesion mask saved as 0/255, save its lesion as 1" if suspect else ""
+    raise InputError(
+        f"{Path(data) / CASES_CSV}: split '{split}' has no cancer pixel (no label holds 1), "
+        f"{consequence}; {CONTRACT}{hint}"
+    )
