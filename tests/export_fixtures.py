@@ -89,7 +89,7 @@ def make_checkpoint(out_dir: Path, arch: str = ARCH, size: int = INPUT_SIZE, ste
 def _fit_and_save(out_dir: Path, arch: str, size: int, steps: int) -> Path:
     import torch
 
-    from training.checkpoint import save_checkpoint
+    from training.checkpoint_save import save_checkpoint
     from training.models import build_model
 
     torch.manual_seed(SEED)

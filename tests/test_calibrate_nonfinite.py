@@ -16,7 +16,8 @@ from edge_runtime.cli import EXIT_USER_ERROR
 from edge_runtime.cli import main as sonomap
 from edge_runtime.errors import InputError
 from edge_runtime.manifest import load_manifest
-from training.checkpoint import read_checkpoint, save_checkpoint
+from training.checkpoint import read_checkpoint
+from training.checkpoint_save import save_checkpoint
 from training.data import read_cases
 from training.temperature import LogitMap, fit_temperature
 

@@ -18,7 +18,8 @@ from edge_runtime.cli import EXIT_USER_ERROR
 from edge_runtime.cli import main as sonomap
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import load_manifest, manifest_path, save_manifest
-from training.checkpoint import read_checkpoint, save_checkpoint
+from training.checkpoint import read_checkpoint
+from training.checkpoint_save import save_checkpoint
 from training.isotonic import LOGIT_PARITY_THRESHOLD, uncalibrated_threshold
 from training.temperature import T_MAX, T_MIN, LogitMap, TemperatureAtBound, fit_temperature
 

@@ -1,4 +1,4 @@
-"""A checkpoint and its manifest are replaced as a pair (training.checkpoint.save_checkpoint): a new
+"""A checkpoint and its manifest are replaced as a pair (training.checkpoint_save.save_checkpoint): a new
 best.pt whose manifest cannot be written on a real full disk (a file size limit) leaves the earlier
 pair as it was and loadable, and a stop (SIGINT, SIGTERM) while the two are renamed acts only once
 both are in place."""
@@ -15,7 +15,8 @@ from export_fixtures import tiny_manifest
 from file_size_limit import python_with_file_size_limit
 
 from edge_runtime.manifest import manifest_path
-from training.checkpoint import _signals_held, load_model, save_checkpoint
+from training.checkpoint import load_model
+from training.checkpoint_save import _signals_held, save_checkpoint
 from training.interrupt import sigterm_as_interrupt
 from training.models import build_model
 
@@ -38,7 +39,8 @@ def test_a_manifest_that_cannot_be_written_keeps_the_earlier_pair_loadable(tmp_p
     # limit between the two, the new best.pt is written whole and the manifest's write fails.
     code = f"""
 from edge_runtime.manifest import load_manifest
-from training.checkpoint import read_checkpoint, save_checkpoint
+from training.checkpoint import read_checkpoint
+from training.checkpoint_save import save_checkpoint
 payload = read_checkpoint({str(path)!r})
 payload["model"] = {{k: v + 0.01 if v.is_floating_point() else v for k, v in payload["model"].items()}}
 manifest = load_manifest({str(path)!r})

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from training.checkpoint import save_checkpoint
+from training.checkpoint_save import save_checkpoint
 from training.models import build_model
 
 WORLD = 2

@@ -16,7 +16,8 @@ from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import load_manifest, sha256_file
 from export.onnx_export import export_onnx
 from export.shapes import ShapeSpec
-from training.checkpoint import load_model, save_checkpoint
+from training.checkpoint import load_model
+from training.checkpoint_save import save_checkpoint
 from training.ensemble import ensemble_checkpoints
 from training.models import build_model
 

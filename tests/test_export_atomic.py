@@ -20,7 +20,8 @@ WEIGHT_SCALE = 1.01  # another model, same architecture: a different file that s
 
 def _variant(tmp_path, name: str, change) -> str:
     """A copy of the shared checkpoint with ``change`` applied to every float weight."""
-    from training.checkpoint import read_checkpoint, save_checkpoint
+    from training.checkpoint import read_checkpoint
+    from training.checkpoint_save import save_checkpoint
 
     payload = read_checkpoint(shared_checkpoint())
     payload["model"] = {k: change(v) if v.is_floating_point() else v for k, v in payload["model"].items()}

@@ -274,7 +274,7 @@ def test_frames_from_other_sources_get_an_axis_aligned_matrix_with_their_mm_scal
     ],
 )
 def test_derived_device_names_fit_the_20_byte_field(name, tag, expected):
-    assert igtl.wire.derive_device_name(name, tag) == expected
+    assert igtl.image_message.derive_device_name(name, tag) == expected
 
 
 def test_no_frame_within_timeout_is_a_clear_input_error():

@@ -16,14 +16,10 @@ from test_igtl_network import ScriptedServer, image_message
 from test_igtl_standin import DEVICE, pyigtl
 
 igtl = pytest.importorskip("edge_runtime.igtl")
+from edge_runtime.igtl.image_message import MAX_IMAGE_SIDE  # noqa: E402
 from edge_runtime.igtl.link import IgtlClientLink  # noqa: E402 (after the importorskip)
 from edge_runtime.igtl.net import WARN_EVERY  # noqa: E402
-from edge_runtime.igtl.wire import (  # noqa: E402
-    CRC_AUTO_MAX_BYTES,
-    HEADER_CRC_OFFSET,
-    HEADER_SIZE,
-    MAX_IMAGE_SIDE,
-)
+from edge_runtime.igtl.wire import CRC_AUTO_MAX_BYTES, HEADER_CRC_OFFSET, HEADER_SIZE  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 BAD_REPEATS = 30  # more than one warning's worth would need WARN_EVERY; 30 shows the throttle

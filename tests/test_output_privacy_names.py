@@ -26,7 +26,8 @@ from edge_runtime.sources.opener import open_source
 from registration.sim.biopsy_core import CoreParams
 from registration.sim.simulate import SimParams, simulate_cases
 from training.average import average_checkpoints
-from training.checkpoint import read_checkpoint, save_checkpoint
+from training.checkpoint import read_checkpoint
+from training.checkpoint_save import save_checkpoint
 from training.ensemble import ensemble_checkpoints
 from training.models import build_model
 

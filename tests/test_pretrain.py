@@ -13,7 +13,8 @@ import yaml
 
 from edge_runtime.errors import ConfigError, InputError
 from training import pretext
-from training.checkpoint import load_model, read_checkpoint, save_checkpoint
+from training.checkpoint import load_model, read_checkpoint
+from training.checkpoint_save import save_checkpoint
 from training.data import read_cases, select_split
 from training.models import build_model
 from training.pretrain import pretext_images, run

@@ -12,7 +12,8 @@ from edge_runtime.manifest import DEFAULT_CLASSES, Manifest
 from export.onnx_export import export_onnx
 from export.parity import ort_session, run_ort
 from export.shapes import ShapeSpec
-from training.checkpoint import load_model, save_checkpoint
+from training.checkpoint import load_model
+from training.checkpoint_save import save_checkpoint
 from training.evaluate import predict_logits
 from training.isotonic import served_prob
 from training.models import build_model

@@ -87,7 +87,7 @@ def test_checkpoint_write_on_a_full_disk_is_one_line_naming_the_file(tmp_path, b
 def test_a_failed_write_keeps_the_earlier_checkpoint_intact(tmp_path):
     path = tmp_path / "ck.pt"
     code = (
-        "import torch\nfrom training.checkpoint import save_checkpoint\n"
+        "import torch\nfrom training.checkpoint_save import save_checkpoint\n"
         f"save_checkpoint({{'model': {{'w': torch.zeros(100_000)}}, 'model_config': {{}}}}, {str(path)!r})"
     )
     small = python_with_file_size_limit(1_000_000, "-c", code.replace("100_000", "10"))

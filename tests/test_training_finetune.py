@@ -13,7 +13,8 @@ import yaml
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import sha256_file
 from training.average import average_checkpoints
-from training.checkpoint import read_checkpoint, save_checkpoint
+from training.checkpoint import read_checkpoint
+from training.checkpoint_save import save_checkpoint
 from training.losses import SegLoss, image_presence_loss
 from training.models import build_model
 from training.optim import WARMUP_START, CosineRestarts

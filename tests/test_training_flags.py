@@ -23,8 +23,9 @@ from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.manifest import manifest_path
 from training.bench import bench_train
 from training.busi import prepare_busi
-from training.checkpoint import load_model, read_checkpoint, save_checkpoint
+from training.checkpoint import load_model, read_checkpoint
 from training.checkpoint_kind import not_a_checkpoint
+from training.checkpoint_save import save_checkpoint
 from training.data import read_cases
 from training.models import build_model
 

@@ -17,7 +17,8 @@ from edge_runtime.cli import main as sonomap
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.manifest import load_manifest
 from edge_runtime.privacy import redact
-from training.checkpoint import load_model, read_checkpoint, save_checkpoint
+from training.checkpoint import load_model, read_checkpoint
+from training.checkpoint_save import save_checkpoint
 from training.config import load_config
 from training.config_schema import MAX_LR, MAX_LR_MULT
 from training.train import run

@@ -17,7 +17,8 @@ import training.train as train_module
 from edge_runtime.cli import main as sonomap
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import load_manifest
-from training.checkpoint import read_checkpoint, save_checkpoint
+from training.checkpoint import read_checkpoint
+from training.checkpoint_save import save_checkpoint
 from training.config import load_config
 from training.config_schema import MAX_LR
 from training.data import read_cases

@@ -24,7 +24,8 @@ from torch.utils.data import DataLoader
 
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import sha256_file
-from training.checkpoint import load_model_and_config, read_checkpoint, save_checkpoint
+from training.checkpoint import load_model_and_config, read_checkpoint
+from training.checkpoint_save import save_checkpoint
 from training.data import read_cases, select_split
 from training.dataset import SegDataset
 

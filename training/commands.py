@@ -110,7 +110,7 @@ def _pretrain(args) -> int:
 
 
 def _upgrade_checkpoint(args) -> int:
-    from training.checkpoint import upgrade_checkpoint
+    from training.checkpoint_upgrade import upgrade_checkpoint
 
     if not args.trust_checkpoint:
         raise ConfigError(

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from edge_runtime.errors import ConfigError, SonomapError
 from edge_runtime.manifest import Manifest, sha256_file
-from training.checkpoint import load_model_and_config, save_checkpoint
+from training.checkpoint import load_model_and_config
+from training.checkpoint_save import save_checkpoint
 from training.models import ENSEMBLE_ARCH, LogitEnsemble
 
 MIN_MEMBERS = 2

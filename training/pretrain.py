@@ -40,7 +40,7 @@ from edge_runtime.jsonfile import atomic_write_json
 from edge_runtime.near_duplicates import read_gray
 from edge_runtime.preprocess import preprocess
 from edge_runtime.source_kinds import IMAGE_SUFFIXES
-from training.checkpoint import save_checkpoint
+from training.checkpoint_save import save_checkpoint
 from training.config import load_config, model_config, use_cpu_bf16
 from training.config_schema import AugmentConfig, TrainingConfig
 from training.data import read_cases, select_split

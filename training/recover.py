@@ -29,7 +29,7 @@ from onnx import numpy_helper
 from edge_runtime.errors import EXIT_USER_ERROR, ConfigError, InputError, SonomapError, os_error_text
 from edge_runtime.manifest import load_manifest, manifest_path
 from edge_runtime.model_contract import check_model_file
-from training.checkpoint import save_checkpoint
+from training.checkpoint_save import save_checkpoint
 from training.models import build_model
 
 SUPPORTED = "unet_small"

@@ -13,7 +13,7 @@ import random
 import numpy as np
 import torch
 
-from training.checkpoint import numpy_rng_state
+from training.checkpoint_save import numpy_rng_state
 
 
 def rng_state() -> dict:

@@ -28,7 +28,8 @@ import torch
 from edge_runtime.jsonfile import atomic_write_json
 from edge_runtime.manifest import sha256_file
 from training import distributed as D
-from training.checkpoint import read_checkpoint, save_checkpoint
+from training.checkpoint import read_checkpoint
+from training.checkpoint_save import save_checkpoint
 from training.config import config_hash, effective_dict, load_config, use_cpu_bf16
 from training.config import model_config as checkpoint_model_config
 from training.data import read_cases

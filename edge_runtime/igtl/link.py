@@ -3,17 +3,20 @@
 Why not pyigtl.OpenIGTLinkClient: its thread never notices that the server closed the
 socket unless a send fails (recv() returning b"" is taken as "no message"), retries
 every 10 ms with no backoff, and prints a traceback for each undecodable message.
-Here one reader thread per connection reads whole messages (pyigtl decodes them),
-keeps only the newest IMAGE of the configured device (latest wins, no queue) and the
-newest matrix of each TRANSFORM device (a bounded table; an image carries only the matrices
-received just before it: transforms.py), counts what it skips (a message it cannot use
-never costs the connection), and reconnects with exponential backoff. Sends come from
-other threads through :meth:`IgtlClientLink.send`.
+Here one reader thread per connection reads whole messages (wire.py; pyigtl decodes them)
+and hands them to the link's :class:`edge_runtime.igtl.inbox.ImageInbox`, which keeps only the
+newest IMAGE of the configured device (latest wins, no queue) and the newest matrix of each
+TRANSFORM device; a message it cannot use is skipped and counted and never costs the connection;
+a lost connection is re-made with exponential backoff. Sends come from other threads through
+:meth:`IgtlClientLink.send`.
 
 The link counts its own connects and disconnects (``counters``) but not ``source_lost``
 on /metrics: a lost video source is counted once, by the source wrapper that shows NO
 SIGNAL, and a send-only ``--igtl-out`` link carries no source at all. Sharing one link
 between the igtl:// source and ``--igtl-out``: shared_link.py.
+
+Inputs: host, port, link options; messages to send. Outputs: images and transforms (through the
+inbox), counters. Files: none.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_runtime.igtl.geometry import report_refused
+from edge_runtime.igtl.image_message import IgtlImage
+from edge_runtime.igtl.inbox import ImageInbox
 from edge_runtime.igtl.net import (
     JOIN_TIMEOUT_S,
     SEND_TIMEOUT_S,
@@ -36,16 +40,7 @@ from edge_runtime.igtl.net import (
     warn_counted,
     warn_throttled,
 )
-from edge_runtime.igtl.transforms import TransformTable
-from edge_runtime.igtl.wire import (
-    CRC_AUTO,
-    MAX_BODY_BYTES,
-    IgtlImage,
-    SkipMessage,
-    image_from_message,
-    read_message,
-    require_pyigtl,
-)
+from edge_runtime.igtl.wire import CRC_AUTO, MAX_BODY_BYTES, SkipMessage, read_message, require_pyigtl
 
 log = logging.getLogger("sonomap.igtl")
 
@@ -59,8 +54,6 @@ IDLE_TIMEOUT_S = 3.0
 # again from BACKOFF_INITIAL_S. A shorter one is a flapping peer (one image, then a close) and keeps
 # backing off, or it would be reconnected ten times a second, each with a "connection lost" warning.
 STABLE_CONNECTION_S = 5.0
-# What becomes of an IMAGE whose geometry is refused (geometry.py): the image goes on, without a pose.
-IMAGE_KEPT = "the image is shown and segmented without geometry; its prediction is not sent over OpenIGTLink"
 
 
 class IgtlClientLink:
@@ -87,18 +80,13 @@ class IgtlClientLink:
         self.pyigtl = require_pyigtl()
         self.host, self.port = host, int(port)
         self.address = f"{host}:{self.port}"
-        self.device = device
-        self.receive_images = receive_images
         self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
         self.idle_timeout_s, self.max_body_bytes = idle_timeout_s, int(max_body_bytes)
         self.crc = crc
         self.stable_s = stable_s
         self.counters = Counters()
+        self.inbox = ImageInbox(self.address, self.counters, device, receive_images)
         self.connected = threading.Event()
-        self._cond = threading.Condition()
-        self._latest: IgtlImage | None = None
-        self._seq = 0
-        self._transforms = TransformTable()
         self._sock: socket.socket | None = None
         self._closed_by_us: str | None = None  # why we shut the socket down (a failed send), for the log
         self._send_lock = threading.Lock()
@@ -116,18 +104,20 @@ class IgtlClientLink:
         **_unused: Any,
     ) -> None:
         """Turn a send-only link into the source's link (same server, one connection)."""
-        with self._cond:
-            self.device = device if device is not None else self.device
-            self.idle_timeout_s = idle_timeout_s or self.idle_timeout_s
-            self.max_body_bytes = int(max_body_bytes or self.max_body_bytes)
-            self.crc = crc or self.crc
-            self.receive_images = True
+        self.idle_timeout_s = idle_timeout_s or self.idle_timeout_s
+        self.max_body_bytes = int(max_body_bytes or self.max_body_bytes)
+        self.crc = crc or self.crc
+        self.inbox.enable(device)
+
+    @property
+    def device(self) -> str | None:
+        """The IMAGE device the link keeps (None until it locks onto the first one seen)."""
+        return self.inbox.device
 
     def image_seq(self) -> int:
         """The sequence number of the newest image so far (0: none yet); pass it to
         :meth:`wait_image` to get only images received from now on."""
-        with self._cond:
-            return self._seq
+        return self.inbox.image_seq()
 
     def _progress(self) -> int:
         """Frames delivered: images received plus messages sent (only these reset the backoff)."""
@@ -175,7 +165,9 @@ class IgtlClientLink:
         that cannot be used is skipped and counted; the connection is kept (it was read whole)."""
         try:
             while not self._stop.is_set():
-                idle = self.idle_timeout_s if self.receive_images else None  # a send-only peer may stay quiet
+                idle = (
+                    self.idle_timeout_s if self.inbox.receive_images else None
+                )  # a send-only peer may stay quiet
                 try:
                     fields, msg = read_message(
                         self.pyigtl, sock, self._stop, self.max_body_bytes, idle, self.crc
@@ -225,49 +217,16 @@ class IgtlClientLink:
             log.debug("OpenIGTLink %s: dispatch error", self.address, exc_info=True)
 
     def _dispatch(self, message_type: str, msg: Any) -> None:
-        if message_type == "TRANSFORM" and msg is not None:
-            self._transforms.receive(msg, self.counters, time.monotonic())
-            return
-        if message_type != "IMAGE" or msg is None or not self.receive_images:
-            self.counters.inc("other_messages")
-            return
-        with self._cond:
-            if self.device is None:
-                self.device = msg.device_name
-                log.info("OpenIGTLink %s: using IMAGE device %r", self.address, self.device)
-            device = self.device
-        transforms = self._transforms.current(time.monotonic())
-        if msg.device_name != device:
-            warn_counted(
-                self.counters, "device", f"IMAGE from device {msg.device_name!r} (configured: {device!r})"
-            )
-            return
-        try:
-            image = image_from_message(msg, transforms)
-        except SkipMessage as skip:
-            warn_counted(self.counters, skip.reason, str(skip))
-            return
-        if image.geometry_fault:
-            report_refused(self.counters, "IMAGE", msg.device_name, image.geometry_fault, IMAGE_KEPT)
-        image.received_monotonic, image.received_wall = time.monotonic(), time.time()
-        with self._cond:
-            self._latest = image
-            self._seq += 1
-            self.counters.inc("images")  # before the wake-up: a reader of this image sees it counted
-            self._cond.notify_all()
+        self.inbox.receive(message_type, msg)
 
     def wait_image(self, after_seq: int, timeout: float) -> tuple[int, IgtlImage] | None:
         """The newest image newer than ``after_seq``, waiting up to ``timeout`` s; None if none
         came (or the link closed). Frames that arrived in between are dropped: latest wins."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._seq > after_seq or self._stop.is_set(), timeout)
-            if self._seq > after_seq and self._latest is not None:
-                return self._seq, self._latest
-            return None
+        return self.inbox.wait_image(after_seq, timeout)
 
     def transforms(self) -> dict[str, np.ndarray]:
         """The current matrices (received within transforms.TRANSFORM_MAX_AGE_S) by device name."""
-        return self._transforms.current(time.monotonic())
+        return self.inbox.transforms()
 
     # --- sending -----------------------------------------------------------
     def send(self, messages: list) -> bool:
@@ -296,7 +255,6 @@ class IgtlClientLink:
         with self._send_lock:
             if self._sock is not None:
                 shutdown_quietly(self._sock)
-        with self._cond:
-            self._cond.notify_all()
+        self.inbox.wake()
         if self._thread is not threading.current_thread():
             self._thread.join(JOIN_TIMEOUT_S)

@@ -41,9 +41,10 @@ from edge_runtime.igtl.geometry import (
     is_usable,
     shown_device,
 )
+from edge_runtime.igtl.image_message import build_image, derive_device_name
 from edge_runtime.igtl.net import WARN_EVERY, warn_throttled
 from edge_runtime.igtl.transforms import MAX_TRANSFORM_DEVICES
-from edge_runtime.igtl.wire import build_image, derive_device_name, require_pyigtl
+from edge_runtime.igtl.wire import require_pyigtl
 from edge_runtime.stats import summarise
 from edge_runtime.units import MS_PER_S
 

@@ -33,9 +33,10 @@ from urllib.parse import parse_qs, urlsplit
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Frame, Source
 from edge_runtime.igtl.geometry import GEOMETRY_REFUSED_KEY
+from edge_runtime.igtl.image_message import IgtlImage
 from edge_runtime.igtl.link import BACKOFF_MAX_S, IDLE_TIMEOUT_S
 from edge_runtime.igtl.shared_link import acquire_image_link, release_client_link
-from edge_runtime.igtl.wire import CRC_AUTO, CRC_MODES, MAX_BODY_BYTES, IgtlImage
+from edge_runtime.igtl.wire import CRC_AUTO, CRC_MODES, MAX_BODY_BYTES
 
 DEFAULT_PORT = 18944  # the IANA-registered OpenIGTLink port, PLUS's default
 WAIT_POLL_S = 0.25  # how often an idle iterator checks close()

@@ -6,8 +6,12 @@ and wires them in one place, :meth:`Pipeline.run`, which hands them to the repla
 (:mod:`edge_runtime.pipeline.live`: newest frame wins). A frame travels through the stages in one
 direction; the graph is not on its way. It owns what happens around the frames: config reload
 (between frames, when requested: the file re-read with the command line's overrides merged over it
-again, so a reload changes only what the file changed), the run's summary, closing everything. ``stats()``, ``stop()``
-and ``request_reload()`` are safe to call from other threads (HTTP server, signal handlers).
+again, so a reload changes only what the file changed: :mod:`edge_runtime.pipeline.reload`), the run's summary
+(:mod:`edge_runtime.pipeline.summary`), closing everything. ``stats()``, ``stop()`` and ``request_reload()``
+are safe to call from other threads (HTTP server, signal handlers).
+
+Inputs: the runtime config (and its file, for reloads), observers, optionally a source or backend.
+Outputs: the run's summary. Files: through the stages (recorders, mask dumps) and ``sinks.summary``.
 """
 
 from __future__ import annotations
@@ -16,26 +20,20 @@ import logging
 from pathlib import Path
 
 from edge_runtime import config as cfg
-from edge_runtime import privacy
 from edge_runtime.aistate import AiMonitor, backend_settings
-from edge_runtime.atomic import atomic_write_text
 from edge_runtime.backends import backend_from_config
 from edge_runtime.backends.failsafe import GuardedInference
 from edge_runtime.config_schema import InferenceConfig, RuntimeConfig
 from edge_runtime.cpus import limit_opencv_threads
-from edge_runtime.errors import ConfigError, InferenceStalled, InputError, SonomapError
+from edge_runtime.errors import ConfigError, InferenceStalled
 from edge_runtime.frames import Observer, Source
-from edge_runtime.jsonfile import json_text
-from edge_runtime.live_stats import EVENTS
 from edge_runtime.manifest import SHA_SHOWN, load_manifest
-from edge_runtime.memory import GIB, peak_rss_bytes
-from edge_runtime.pipeline import deidentify
+from edge_runtime.pipeline import deidentify, summary
 from edge_runtime.pipeline.live import run_live
+from edge_runtime.pipeline.reload import ConfigReload, check_rect
 from edge_runtime.pipeline.replay import SourceFailed, ai_failure, run_replay
 from edge_runtime.pipeline.stages import FrameStages
 from edge_runtime.render.overlay import Overlay
-from edge_runtime.roi import parse_roi
-from edge_runtime.sources.corrupt import CORRUPT_INPUT
 from edge_runtime.sources.opener import open_source
 from edge_runtime.stats import Stats
 
@@ -59,16 +57,13 @@ class Pipeline:
         overrides: dict | None = None,
     ):
         self.config = config
-        self.config_path = config_path
-        self.overrides = overrides or {}
-        # inference.enabled as the file and flags set it; the AI's on/off may differ (key 'a')
-        self._enabled_setting = config.inference.enabled
         self.observers: list[Observer] = list(observers or [])
         stats = Stats()
         self.model_path = (
             cfg.resolve_model(config) if backend is None else getattr(backend, "model_path", None)
         )
         self.manifest = backend.manifest if backend is not None else load_manifest(self.model_path)
+        self.reloads = ConfigReload(config_path, overrides or {}, self.model_path, config.inference.enabled)
         overlay = Overlay.from_config(self.manifest, config.overlay)
         inf = config.inference
         self.ai = AiMonitor.from_config(inf)
@@ -157,21 +152,8 @@ class Pipeline:
 
     # --- control ------------------------------------------------------------------
     def stats(self) -> dict:
-        stages = self.stages
-        out = stages.stats.snapshot()
-        out["flicker"] = round(stages.overlay.flicker, 5)
-        out["sink_drops"] = self._sink_drops + sum(getattr(k, "dropped", 0) for k in stages.sinks.values())
-        decided = stages.roi if stages.roi is not None and not stages.roi.undecided else None
-        out["roi"] = decided.as_list() if decided else None
-        out["mm_per_pixel"] = decided.mm_per_pixel if decided else None
-        out["roi_undecided"] = stages.roi.undecided if stages.roi is not None else ""  # why, at the end
-        out["roi_undecided_frames"] = stages.rois.undecided_frames  # blanked whole: no image found
-        out["peak_rss_gib"] = round(peak_rss_bytes() / GIB, 4)
-        out["ai"] = stages.ai_status(roi=stages.roi).as_dict()  # OFF while no ROI is decided
-        out["inference_stalls"] = self.ai.stalls
-        # frames handed to the AI that got no answer (a fault, or live's back-off): shown raw, AI ERROR
-        out["frames_without_ai"] = self.guard.unanswered
-        return out
+        """The run's figures now (:func:`edge_runtime.pipeline.summary.snapshot`)."""
+        return summary.snapshot(self.stages, self._sink_drops)
 
     def stop(self) -> None:
         self.stages.stop()
@@ -186,12 +168,12 @@ class Pipeline:
     def apply_reload(self) -> None:
         """Re-read the config file (between frames), the command line's overrides merged over it again:
         overlay, ROI and backend settings change only where the file changed them."""
-        if not self.stages.take_reload_request() or self.config_path is None:
+        if not self.stages.take_reload_request() or self.reloads.path is None:
             return
         try:
-            new = cfg.load_with_overrides(self.config_path, self._reload_overrides())
+            new = self.reloads.read()
             overlay = Overlay.from_config(self.manifest, new.overlay)
-            self._check_rect(new)
+            check_rect(new, self.stages.rois)
             if backend_settings(new.inference) != backend_settings(self.config.inference):
                 # built (and swapped in) before the config is: a section that cannot be built is a
                 # rejected reload, and the old backend keeps inferring
@@ -200,7 +182,7 @@ class Pipeline:
             self.stages.stats.last_error = f"reload rejected: {exc}"
             log.warning("config reload rejected, keeping the running config: %s", exc)
             return
-        self._keep_running_choices(new)
+        self.reloads.keep_running_choices(new, self.config, self.ai.enabled)
         self.config = new
         self.stages.reconfigure(new, overlay)
         backend = self.guard.backend
@@ -208,38 +190,7 @@ class Pipeline:
             **backend.describe(),
             "selected_because": getattr(backend, "selected_because", ""),
         }
-        log.warning("config reloaded from %s", self.config_path)
-
-    def _reload_overrides(self) -> dict:
-        """The command line's overrides, with the running model pinned (a reload never swaps models)."""
-        pinned = {"model": str(self.model_path)} if self.model_path is not None else {}
-        inference = {**self.overrides.get("inference", {}), **pinned}
-        return {**self.overrides, "inference": inference}
-
-    def _keep_running_choices(self, new: RuntimeConfig) -> None:
-        """A reload whose file and flags leave ``inference.enabled`` as it was keeps the AI on or off as
-        the operator has it now (key 'a'); a changed setting applies. The ``privacy`` section is the
-        one the run started with (the source was de-identified by it; the summary reports it).
-        ``new`` is changed in place."""
-        if new.privacy != self.config.privacy:
-            log.warning("config reload: the privacy section changed; it applies at the next start")
-            new.privacy = self.config.privacy
-        if new.inference.enabled == self._enabled_setting:
-            new.inference.enabled = self.ai.enabled
-        else:
-            self._enabled_setting = new.inference.enabled
-
-    def _check_rect(self, config: RuntimeConfig) -> None:
-        """A reloaded ``roi.rect`` must fit the frames coming in now (ConfigError naming the frame size
-        and index); the ROI chooser would otherwise meet it on the next frame, in the capture thread."""
-        rect = parse_roi(config.roi.rect, "roi.rect")
-        rois = self.stages.rois
-        if rect is None or rois.size is None:  # size: (H, W) of the last frame; None before the first
-            return
-        try:
-            rect.check_inside(rois.size[1], rois.size[0], "roi.rect")
-        except ConfigError as exc:
-            raise ConfigError(f"{exc} (frame {rois.index})") from exc
+        log.warning("config reloaded from %s", self.reloads.path)
 
     def close(self) -> None:
         self._sink_drops += self.stages.close_outputs()
@@ -254,7 +205,7 @@ class Pipeline:
     def run(self) -> dict:
         """Run until the source ends, ``stop()`` or max_frames; returns the summary (also written when a
         long AI stall ends the run, before InferenceStalled goes on up)."""
-        skipped_before = EVENTS.snapshot().get(CORRUPT_INPUT, 0)  # the counter is process-wide
+        skipped_before = summary.corrupt_frames()
         source = self.source = deidentify.wrap(self.open_source(), self.config, self.stages.rois.choose)
         limit_opencv_threads()
         stalled = failed = None
@@ -271,33 +222,13 @@ class Pipeline:
             self.close()
         if failed is not None and not self.stages.stats.frames:  # nothing written: the input's error alone
             raise failed
-        summary = self.stats()
-        self.stages.stats.state = "stopped"
-        summary["state"] = "stopped" if stalled is None else "stalled"
-        # the files written, strftime fields and suffixes resolved
-        summary["outputs"] = dict(self.stages.outputs)
-        summary["failed_outputs"] = dict(self.stages.failed_outputs)  # recorder -> why it stopped
-        summary["deidentified"] = bool(self.config.privacy.deidentify)
-        # corrupt input frames the source skipped: the outputs lack them, with no error
-        summary["input_frames_skipped"] = EVENTS.snapshot().get(CORRUPT_INPUT, 0) - skipped_before
-        path = self.config.sinks.summary
-        if path:  # atomically: a failed write names the file and keeps a previous summary whole
-            atomic_write_text(path, privacy.redact(json_text(summary)))
+        skipped = summary.corrupt_frames() - skipped_before
+        figures = summary.finish(self.stats(), self.stages, self.config, stalled is not None, skipped)
         if stalled is not None:
             raise stalled
         if failed is not None:
-            raise partial_input_error(failed, summary["frames"])
-        unanswered = None if self.is_live() else ai_failure(summary, self.model_path)
+            raise summary.partial_input_error(failed, figures["frames"])
+        unanswered = None if self.is_live() else ai_failure(figures, self.model_path)
         if unanswered is not None:  # a replay is a result: one the AI never answered on has failed
             raise unanswered
-        return summary
-
-
-def partial_input_error(error: SonomapError, frames: int) -> SonomapError:
-    """``error`` of a source that failed after ``frames`` frames, saying what the outputs hold: the
-    frames before the bad one, finalised (every recorder closed its file whole)."""
-    message = f"{error} (the outputs were finalised with the {frames} frame(s) before it)"
-    try:
-        return type(error)(message)
-    except TypeError:  # an error type with other arguments: the message as an input error
-        return InputError(message)
+        return figures

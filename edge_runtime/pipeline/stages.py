@@ -6,30 +6,30 @@ recorders (``sinks.*``), the local window and every observer. A schedule (``repl
 the stages in this order, each on the thread it picks; no stage calls back into a schedule, and none
 into the graph that built them, except :meth:`FrameStages.between_frames` (a requested config reload).
 Every rendered frame carries the AI's state (:mod:`edge_runtime.aistate`), OFF on a NO SIGNAL screen or
-a frame whose ROI is undecided, and a mask only under AI ON: :meth:`FrameStages.render` draws them,
-:meth:`FrameStages.deliver` hands the state to observers as ``stats["ai"]`` (:mod:`.outputs`).
-``stop()`` and ``request_reload()`` are safe from other threads.
+a frame whose ROI is undecided, and a mask only under AI ON (the rule: :mod:`.drawn_state`):
+:meth:`FrameStages.render` draws them, :meth:`FrameStages.deliver` hands the state to observers as
+``stats["ai"]`` (:mod:`.outputs`). ``stop()`` and ``request_reload()`` are safe from other threads.
+Files: through the recorders and mask dumps (``sinks.*``).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Protocol
 
 import numpy as np
 
-from edge_runtime import aistate, yuv
-from edge_runtime.aistate import LOADING, OFF, ON, AiMonitor, AiStatus, state_banner
+from edge_runtime import yuv
+from edge_runtime.aistate import AiMonitor, AiStatus
 from edge_runtime.backends.failsafe import GuardedInference
 from edge_runtime.config_schema import RuntimeConfig
 from edge_runtime.frames import Frame, Observer, Prediction, Source
 from edge_runtime.mask_filter import filter_mask
-from edge_runtime.pipeline import deidentify, outputs
+from edge_runtime.pipeline import deidentify, drawn_state, outputs
 from edge_runtime.preprocess import to_gray
 from edge_runtime.render.overlay import Overlay
-from edge_runtime.roi import Roi, undecided_banner, undecided_status
+from edge_runtime.roi import Roi, undecided_status
 from edge_runtime.sinks import recordings
 from edge_runtime.sinks.window import WindowSink
 from edge_runtime.sinks.writers import open_sinks
@@ -218,26 +218,11 @@ class FrameStages:
         fault = self.guard.banner() if fault_banner is _NOW else fault_banner
         roi = roi or (prediction.roi if prediction is not None and prediction.roi is not None else self.roi)
         ai = ai or self.ai_status(mask_age_ms if mask is not None else None)
-        if mask is not None and mask.shape[:2] != (roi.h, roi.w):  # made for another image: not drawn,
-            mask, mask_age_ms = None, None  # and raw video under AI ON would read as "no cancer"
-            ai = replace(ai, state=LOADING, detail=aistate.WAITING_DETAIL) if ai.state == ON else ai
-        no_signal = frame.meta.get("no_signal")  # sonomap's own NO SIGNAL screen: the AI has nothing to see
-        ai = replace(ai, state=OFF, detail=aistate.NO_SIGNAL_DETAIL) if no_signal else ai
-        fault = None if no_signal else state_banner(ai) or fault
-        if roi.undecided:  # no image on the screen: AI off, saying why, whatever the schedule passed
-            ai, fault = undecided_status(ai), undecided_banner(roi)
-        mask = mask if ai.state == ON else None  # every other state's banner says raw ultrasound only
+        no_signal = bool(frame.meta.get("no_signal"))  # sonomap's own NO SIGNAL screen
+        ai, fault, mask, mask_age_ms = drawn_state.decide(ai, fault, mask, mask_age_ms, roi, no_signal)
         banners = [b for b in [fault] if b] + list(extra_banners or [])
         banners += outputs.observer_banners(self.observers, frame, ai.state, self.stats)  # a capture toast
-        hud = {
-            "fps": self.stats.recent_fps(),
-            "backend": self._hud_backend(),
-            "mask_age_ms": mask_age_ms,
-            "rec": self.stats.recording if self.show_rec else "",
-        }
-        latest = self.stats.latest("backend")
-        if latest is not None:
-            hud["latency_ms"] = latest
+        hud = drawn_state.hud_values(self.stats, mask_age_ms, self.show_rec)
         deidentify.render_for_window(
             frame, lambda raw: self._draw(frame, raw, roi, mask, fade, hud, banners, ai)
         )
@@ -258,10 +243,6 @@ class FrameStages:
     def renders_yuv(self, frame: Frame) -> bool:
         """Whether this frame is rendered and encoded as I420 (the replay's YUV-native path)."""
         return self.yuv_render and isinstance(frame, yuv.YuvFrame)
-
-    def _hud_backend(self) -> str:
-        b = self.stats.backend
-        return f"{b.get('backend', '?')} {b.get('device', '')}".strip()
 
     def deliver(
         self, frame: Frame, prediction: Prediction | None, rendered: np.ndarray, ai: AiStatus | None = None

@@ -1,0 +1,58 @@
+"""``sonomap upgrade-checkpoint FILE --trust-checkpoint``: an older-format checkpoint, rewritten once.
+
+A checkpoint that holds Python objects besides tensors and plain values (an older sonomap format,
+or one from elsewhere) is refused by :func:`training.checkpoint.read_checkpoint`, since unpickling
+it could run code. For a file whose origin the user vouches for, this reads it with full
+unpickling, once, and writes it back as tensors and plain values (:mod:`training.checkpoint_save`),
+re-signing the manifest beside it for the new bytes.
+
+Inputs: the trusted checkpoint (and its ``.yaml`` manifest, if any). Outputs: the rewritten
+checkpoint. Files: ``FILE`` rewritten in place with the original kept as ``FILE.orig``, or ``--out``
+(and its manifest).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from edge_runtime.atomic import same_file
+from edge_runtime.errors import InputError
+from edge_runtime.manifest import load_manifest, manifest_path, save_manifest
+from training.checkpoint import read_checkpoint
+from training.checkpoint_save import numpy_rng_plain, plain, save_checkpoint
+from training.output_checks import refuse_manifest_clash
+
+log = logging.getLogger("sonomap.checkpoint")
+BACKUP_SUFFIX = ".orig"
+
+
+def upgrade_checkpoint(path: str | Path, out: str | Path | None = None) -> Path:
+    """Rewrite a trusted older-format checkpoint as tensors and plain values (readable weights-only).
+
+    In place by default, keeping the original as ``FILE.orig``; the manifest beside it follows.
+    An ``out`` that is a manifest, or whose manifest would land on ``path``, is refused first."""
+    path = Path(path)
+    target = Path(out) if out else path
+    refuse_manifest_clash(path, target)
+    payload = read_checkpoint(path, trust=True)
+    rng = payload.get("rng")
+    if isinstance(rng, dict) and "numpy" in rng:
+        rng["numpy"] = numpy_rng_plain(rng["numpy"])
+    try:
+        payload = plain(payload)
+    except TypeError as exc:
+        raise InputError(f"{path}: cannot be converted to a weights-only checkpoint ({exc})") from exc
+    # the manifest beside it is checked against the old file's sha256, then re-signed for the new one
+    manifest = load_manifest(path) if manifest_path(path).is_file() else None
+    if same_file(target, path):  # any spelling of the same file (relative, absolute, a link) is in place
+        backup = path.with_name(path.name + BACKUP_SUFFIX)
+        if backup.exists():
+            raise InputError(f"{backup}: exists already; move it away or give --out")
+        shutil.copy2(path, backup)
+    save_checkpoint(payload, target)
+    if manifest is not None:
+        save_manifest(manifest, target)
+    log.warning("%s: rewritten weights-only as %s (trusted by the user)", path, target)
+    return target
