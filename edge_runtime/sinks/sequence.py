@@ -13,7 +13,10 @@ banner on screen; the video goes on. Below ``sinks.min_free_gb`` it pauses (fram
 and, live, resumes into a new file; a replay's recorder stays paused and has failed at close. The
 headers are checkpointed every :data:`CHECKPOINT_S` (more rarely as a session grows) and at close, so
 a crash keeps the frames up to the last checkpoint. A new ROI size starts a new file (a volume
-sequence has one geometry). Memory: a few frames in the queue plus ~10 bytes a frame of index values.
+sequence has one geometry). A frame whose OpenIGTLink geometry was refused is recorded with its
+geometry marked unknown (``IjkToWorldStatus`` INVALID, counted), never a made-up one; a file that
+begins with such frames has no geometry in its header, and the first known geometry starts a new
+file. Memory: a few frames in the queue plus ~10 bytes a frame of index values.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import numpy as np
 from edge_runtime import yuv
 from edge_runtime.errors import SonomapError
 from edge_runtime.frames import Frame, Observer, Prediction
+from edge_runtime.igtl.geometry import GEOMETRY_REFUSED_KEY
 from edge_runtime.live_stats import EVENTS
 from edge_runtime.preprocess import to_gray
 from edge_runtime.roi import Roi
@@ -41,10 +45,14 @@ DEFAULT_DEVICE = "Image_Reference"
 BANNER = "SEQUENCE RECORDING FAILED: see the log"
 
 
-def ijk_to_world(frame: Frame, roi: Roi) -> tuple[np.ndarray, str]:
+def ijk_to_world(frame: Frame, roi: Roi) -> tuple[np.ndarray | None, str]:
     """The ROI's IJK-to-world matrix and coordinate system: the OpenIGTLink image's own, moved to the
-    ROI's corner, or an axis-aligned one with the mm scale (1 mm when unknown)."""
+    ROI's corner, or an axis-aligned one with the mm scale (1 mm when unknown). None for an
+    OpenIGTLink image whose geometry was refused (NaN, singular): its pose is unknown, and neither
+    the ROI's scale nor 1 mm may stand in for it (recorded as ``IjkToWorldStatus`` INVALID)."""
     meta = frame.meta or {}
+    if meta.get(GEOMETRY_REFUSED_KEY):
+        return None, str(meta.get("igtl_coordinate_system", "ras")).lower()
     if "ijk_to_world" in meta:
         matrix = np.array(meta["ijk_to_world"], np.float64)
         matrix[:3, 3] = matrix[:3, :3] @ np.array([roi.x, roi.y, 0.0]) + matrix[:3, 3]
@@ -67,6 +75,7 @@ class SequenceRecorder(ThreadedWriter, Observer):
         self._checkpoint_at = 0.0
         self._first_pts: tuple[float, float] | None = None  # (pts, wall) of the first frame with a pts
         self._cache: tuple[Prediction | None, np.ndarray, np.ndarray, str] | None = None
+        self.geometry_unknown = 0  # frames recorded whose OpenIGTLink geometry was refused
         # live: drop a frame rather than wait for the disk; replay: a pause for disk space is final,
         # a failed recording at close
         space = recordings.SpaceGuard(Path(self.path).parent, min_free_gb)
@@ -152,11 +161,16 @@ class SequenceRecorder(ThreadedWriter, Observer):
                 self._end_session()
             self.paused_frames += 1
             return
-        if self._session is None or self._session.shape != item["gray"].shape:
+        if (
+            self._session is None
+            or self._session.shape != item["gray"].shape
+            or (self._session.matrix is None and item["matrix"] is not None)
+        ):  # a file begun without a geometry gets none in its header: the first known one starts a new file
             self._start_session(item)
         label, prob8, prediction_of = self._planes(item)
         self._session.append(item, label, prob8, prediction_of)
         self.frames += 1
+        self.geometry_unknown += item["matrix"] is None
         now = time.monotonic()
         if now >= self._checkpoint_at:
             self._session.checkpoint(self.dropped)
@@ -203,3 +217,9 @@ class SequenceRecorder(ThreadedWriter, Observer):
                 self._fail(exc)
         if self.files:
             log.info("sink sequence: %d frames in %s (%d dropped)", self.frames, self.files[-1], self.dropped)
+        if self.geometry_unknown:
+            log.warning(
+                "sink sequence: %d frame(s) recorded with their geometry unknown (refused by the "
+                "OpenIGTLink source): marked IjkToWorldStatus INVALID",
+                self.geometry_unknown,
+            )

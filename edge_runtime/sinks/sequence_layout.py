@@ -46,11 +46,14 @@ FRAME_PREFIX = "Seq_Frame"
 FRAME_KEY = re.compile(r"^Seq_Frame(\d+)_(.+)$")
 TIMESTAMP, FRAME_INDEX, IMAGE_STATUS, PREDICTION_OF = "Timestamp", "FrameIndex", "ImageStatus", "PredictionOf"
 IJK_TO_WORLD = "IjkToWorld"  # per frame only when the image geometry moved since the header's
+# IjkToWorldStatus INVALID: the frame's geometry is unknown (refused by the OpenIGTLink source), as a
+# PLUS transform's <Name>TransformStatus marks one not to be used
 TRANSFORM_SUFFIX, STATUS_SUFFIX = "Transform", "Status"
 STATUS_OK, STATUS_INVALID = "OK", "INVALID"
 NO_PREDICTION = "none"
 DEVICE_KEY, CONTENT_KEY, ROI_KEY = "sonomap device", "sonomap content", "sonomap roi"
 PROBABILITY_SCALE_KEY, DROPPED_KEY = "sonomap probability scale", "sonomap dropped frames"
+GEOMETRY_UNKNOWN_KEY = "sonomap geometry unknown frames"
 SPACES = {"ras": "right-anterior-superior", "lps": "left-posterior-superior"}
 SYSTEMS = {v: k for k, v in SPACES.items()} | {"RAS": "ras", "LPS": "lps"}
 UINT8_MAX = 255
@@ -109,23 +112,30 @@ def numbers(values) -> str:
 
 
 def fixed_header(
-    kind: str, width: int, height: int, ijk_to_world: np.ndarray, system: str, data_file: str, extra: dict
+    kind: str,
+    width: int,
+    height: int,
+    ijk_to_world: np.ndarray | None,
+    system: str,
+    data_file: str,
+    extra: dict,
 ) -> bytes:
-    """Everything but the frame count, the frames' times and the per-frame fields."""
+    """Everything but the frame count, the frames' times and the per-frame fields. ``ijk_to_world``
+    None (the first frame's geometry unknown): no ``space`` fields at all, as NRRD allows, rather
+    than a made-up geometry."""
     nrrd = require_pynrrd("--record-sequence")
-    matrix = np.asarray(ijk_to_world, np.float64)
-    directions = np.vstack([matrix[:3, :3].T, np.full(3, np.nan)])  # rows: i, j, k axes, then the list
-    fields = [
-        "type: unsigned char",
-        "dimension: 4",
-        f"space: {SPACES[system]}",
-        f"space directions: {nrrd.formatters.format_optional_matrix(directions)}",
-        "kinds: domain domain domain list",
-        'labels: "" "" "" "time"',
-        "encoding: raw",
-        f"space origin: {nrrd.formatters.format_vector(matrix[:3, 3])}",
-        f"data file: {data_file}",
-    ]
+    fields = ["type: unsigned char", "dimension: 4"]
+    if ijk_to_world is not None:
+        matrix = np.asarray(ijk_to_world, np.float64)
+        directions = np.vstack([matrix[:3, :3].T, np.full(3, np.nan)])  # rows: i, j, k axes, then the list
+        fields += [
+            f"space: {SPACES[system]}",
+            f"space directions: {nrrd.formatters.format_optional_matrix(directions)}",
+        ]
+    fields += ["kinds: domain domain domain list", 'labels: "" "" "" "time"', "encoding: raw"]
+    if ijk_to_world is not None:
+        fields.append(f"space origin: {nrrd.formatters.format_vector(matrix[:3, 3])}")
+    fields.append(f"data file: {data_file}")
     keys = {
         "DataNodeClassName": DATA_NODE_CLASS[kind],
         f"axis {LIST_AXIS} index type": "numeric",
@@ -227,6 +237,7 @@ class SequenceFiles:
             self.data[kind] = open(data, "wb", buffering=0)  # open for the session; closed in close()
             self.headers[kind] = GrowingHeader(path, fixed)
         self.frames = 0
+        self.geometry_unknown = 0
         self.first_timestamp: float | None = None
         self.index_values = bytearray()
         self.dropped_before = first["dropped"]
@@ -247,7 +258,10 @@ class SequenceFiles:
             f"{key(n, FRAME_INDEX)}:={item['index']}",
             f"{key(n, IMAGE_STATUS)}:={STATUS_OK}",
         ]
-        if not np.array_equal(item["matrix"], self.matrix):
+        if item["matrix"] is None:  # refused by the source: unknown, marked so (never made up)
+            lines.append(f"{key(n, IJK_TO_WORLD + STATUS_SUFFIX)}:={STATUS_INVALID}")
+            self.geometry_unknown += 1
+        elif not np.array_equal(item["matrix"], self.matrix):
             lines.append(f"{key(n, IJK_TO_WORLD)}:={numbers(item['matrix'])}")
         for name, matrix in sorted(item["transforms"].items()):
             field = f"{name}{TRANSFORM_SUFFIX}"
@@ -265,7 +279,10 @@ class SequenceFiles:
     def checkpoint(self, dropped: int) -> None:
         """The data is written unbuffered, so a header never names a frame not on disk."""
         height, width = self.shape
-        dropped_line = f"{DROPPED_KEY}:={dropped - self.dropped_before}\n".encode("ascii")
+        dropped_line = (
+            f"{DROPPED_KEY}:={dropped - self.dropped_before}\n"
+            f"{GEOMETRY_UNKNOWN_KEY}:={self.geometry_unknown}\n"
+        ).encode("ascii")
         end = dropped_line + tail(width, height, self.frames, self.index_values)
         for header in self.headers.values():
             header.checkpoint(end)

@@ -8,7 +8,9 @@ Output: one :class:`edge_runtime.frames.Frame` per frame, BGR, with the recorded
 ``igtl_layout``, ``device``, ``transforms``, ``mm_per_pixel``, ``default_roi: full``), so
 ``--igtl-out``/``--igtl-serve`` send the same timestamps and transforms as the session did, and
 ``pts`` = seconds since the first frame (``paced_by_pts``: ``live`` and ``replay --realtime`` keep the
-recorded pace; ``replay`` alone runs as fast as it can). Frames are read one at a time (memory-mapped
+recorded pace; ``replay`` alone runs as fast as it can). A frame recorded with its geometry unknown
+(``IjkToWorldStatus`` INVALID) has no geometry keys but ``igtl_geometry_refused``, as the OpenIGTLink
+source gave it, so no sink sends its prediction with a made-up pose. Frames are read one at a time (memory-mapped
 or streamed): memory stays flat however long the recording.
 Errors: one line naming the file (and the frame) for a header that is not NRRD, a layout that is not
 a 2-D gray sequence, a missing or truncated data file. Log lines name the source by its kind
@@ -29,6 +31,7 @@ import numpy as np
 from edge_runtime import source_kinds
 from edge_runtime.errors import InputError
 from edge_runtime.frames import Frame, Source
+from edge_runtime.igtl.geometry import GEOMETRY_REFUSED_KEY
 from edge_runtime.sinks import sequence_layout as layout
 from edge_runtime.units import DEFAULT_FPS
 
@@ -38,6 +41,7 @@ GRAY_TYPES = ("uint8", "unsigned char", "uchar", "unsigned int8", "uint8_t")
 RAW, GZIP, ZLIB = ("raw",), ("gzip", "gz"), ("zlib",)  # zlib: MetaImage's CompressedData
 GZIP_WBITS, ZLIB_WBITS = 16 + zlib.MAX_WBITS, zlib.MAX_WBITS
 READ_CHUNK = 1 << 20
+GEOMETRY_UNKNOWN = "recorded with its geometry unknown (IjkToWorldStatus INVALID)"
 
 
 def _frame_fields(header: dict) -> dict[int, dict[str, str]]:
@@ -184,19 +188,26 @@ class SequenceSource(Source):
     # --- frames -------------------------------------------------------------------
     def frame_meta(self, n: int) -> dict:
         fields = self.fields.get(n, {})
+        transforms = self._transforms(n, fields)
+        if fields.get(layout.IJK_TO_WORLD + layout.STATUS_SUFFIX, layout.STATUS_OK) != layout.STATUS_OK:
+            # recorded with its geometry unknown (refused by the OpenIGTLink source): replayed as the
+            # source gave it, with no geometry, so no sink sends its prediction with a made-up pose
+            return {
+                "source": self.name,
+                GEOMETRY_REFUSED_KEY: GEOMETRY_UNKNOWN,
+                "igtl_coordinate_system": self.system,
+                "igtl_layout": (1, self.height, self.width),
+                "device": self.device,
+                "igtl_timestamp": self.timestamps[n],
+                "transforms": transforms,
+                "default_roi": "full",
+                "sequence_frame": n,
+            }
         matrix = (
             _matrix(fields[layout.IJK_TO_WORLD], self.path, f"frame {n} {layout.IJK_TO_WORLD}")
             if layout.IJK_TO_WORLD in fields
             else self.matrix
         )
-        transforms = {}
-        for field, value in fields.items():
-            if (
-                field.endswith(layout.TRANSFORM_SUFFIX)
-                and fields.get(field + layout.STATUS_SUFFIX, "OK") == "OK"
-            ):
-                name = field[: -len(layout.TRANSFORM_SUFFIX)]
-                transforms[name] = _matrix(value, self.path, f"frame {n} {field}").astype(np.float32)
         col_mm = float(np.linalg.norm(matrix[:3, 0]))
         row_mm = float(np.linalg.norm(matrix[:3, 1]))
         ijk_to_ras = matrix if self.system == "ras" else np.diag([-1.0, -1.0, 1.0, 1.0]) @ matrix
@@ -215,6 +226,18 @@ class SequenceSource(Source):
             "default_roi": "full",
             "sequence_frame": n,
         }
+
+    def _transforms(self, n: int, fields: dict[str, str]) -> dict[str, np.ndarray]:
+        """Frame ``n``'s PLUS transforms whose status is OK, by name (``ProbeToTracker``)."""
+        transforms = {}
+        for field, value in fields.items():
+            if (
+                field.endswith(layout.TRANSFORM_SUFFIX)
+                and fields.get(field + layout.STATUS_SUFFIX, "OK") == "OK"
+            ):
+                name = field[: -len(layout.TRANSFORM_SUFFIX)]
+                transforms[name] = _matrix(value, self.path, f"frame {n} {field}").astype(np.float32)
+        return transforms
 
     def images(self) -> Iterator[np.ndarray]:
         """The frames' gray pixels (H, W) uint8, in order, one at a time."""
