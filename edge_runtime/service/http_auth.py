@@ -12,7 +12,8 @@ once, naming the safer sources, and never shows the token. A request carries it 
   token, so the token itself is not stored in the browser; changing the token logs everyone out.
 
 Never in a URL: URLs end up in browser history, proxy logs and screenshots, so a ``?token=``
-is refused outright rather than accepted. Comparisons are constant-time.
+is refused outright rather than accepted. Comparisons are constant-time. The token and its session
+value are registered with the log redactor when resolved, so no log line can show them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import os
 import threading
 from pathlib import Path
 from urllib.parse import parse_qs
+
+from edge_runtime import privacy
 
 TOKEN_ENV = "SONOMAP_HTTP_TOKEN"
 CREDENTIAL_NAME = "http-token"  # systemd LoadCredential=http-token:/etc/sonomap/http-token
@@ -52,7 +55,17 @@ def warn_command_line_token() -> bool:
 
 
 def resolve_token(token: str | None) -> str | None:
-    """The token given, else $SONOMAP_HTTP_TOKEN, else the systemd credential file."""
+    """The token given, else $SONOMAP_HTTP_TOKEN, else the systemd credential file. The token found,
+    and the session cookie value made from it (as good as the token to whoever holds it), are
+    registered with the log redactor (:mod:`edge_runtime.privacy`): a library or an exception message
+    that echoes either shows ``[REDACTED]`` instead."""
+    found = _find_token(token)
+    if found:
+        privacy.REDACTOR.register([found, session_value(found)])
+    return found
+
+
+def _find_token(token: str | None) -> str | None:
     if token:
         return token.strip()
     if os.environ.get(TOKEN_ENV):
