@@ -15,10 +15,23 @@ naming the dataset's cases.csv, the split and, when one looks like a 0/255 lesio
   fitted from it.
 - With ``always=False`` (train's val split, evaluate's split): a split of images without cancer is
   legitimate (benign images), so it is refused only when one of its labels looks like a 0/255 mask.
+- A split that holds cancer in some labels is checked label by label: every label that looks like a
+  0/255 lesion mask is named in one warning (``sonomap.labels``), since its lesion would be ignored
+  while the others are scored. A warning, not a refusal: the command can do its work on the split,
+  and such a label is also a valid one under the contract (tissue with an unknown region: an
+  annotator's unsure area, a registration band wider than the unknown rest), which no option could
+  then let through; the warning names the files to look at. The scan reads every label of the split
+  (train has them in memory already; evaluate reads them once more, which its inference costs anyway).
+
+The needle-tract exception: a label ``sonomap register`` writes for a core without cancer also holds
+only 0 and 255, but as a thin known band (0) in an unknown (255) image, so 255 is its majority and it
+is never taken for a 0/255 mask (:func:`looks_like_0_255_mask`), neither in a split's refusal nor in
+the per-label warning.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -29,6 +42,7 @@ from edge_runtime.errors import InputError
 from training.data import CANCER, IGNORE_INDEX, Sample, read_pair
 
 CONTRACT = "labels are 0 tissue, 1 cancer, 255 unknown (ignored)"
+log = logging.getLogger("sonomap.labels")
 
 
 def looks_like_0_255_mask(label: np.ndarray) -> bool:
@@ -43,7 +57,7 @@ def looks_like_0_255_mask(label: np.ndarray) -> bool:
 
 def _labels(samples: Sequence[Sample], labels: Iterable[np.ndarray] | None) -> Iterable[np.ndarray]:
     """The labels of SAMPLES: LABELS when given (already read, in the same order), else read one by
-    one (validated by :func:`training.data.read_pair`), so a scan that meets cancer early stops early."""
+    one (validated by :func:`training.data.read_pair`), so only one is in memory at a time."""
     if labels is not None:
         return labels
     return (read_pair(sample)[1] for sample in samples)
@@ -60,14 +74,29 @@ def check_split_cancer(
     """Refuse SPLIT of DATA (its SAMPLES, and their LABELS if already read) when no label holds a
     cancer pixel: always (``always=True``), or only when a label looks like a 0/255 lesion mask.
     CONSEQUENCE says what the command could not do (e.g. "so the model would never learn cancer").
-    Raises InputError naming DATA's cases.csv and the first 0/255-looking label with its values."""
-    suspect = None
+    Raises InputError naming DATA's cases.csv and the first 0/255-looking label with its values.
+    A split with cancer whose other labels look like 0/255 masks: one warning naming each of them."""
+    suspects: list[str] = []
+    cancer = False
     for sample, label in zip(samples, _labels(samples, labels), strict=True):
-        if (label == CANCER).any():
-            return
-        if suspect is None and looks_like_0_255_mask(label):
+        cancer = cancer or bool((label == CANCER).any())
+        if looks_like_0_255_mask(label):
             share = np.count_nonzero(label == IGNORE_INDEX) / label.size
-            suspect = f"{sample.label} holds only 0 and 255 (255 on {share:.1%} of its pixels, no 1)"
+            suspects.append(f"{sample.label} holds only 0 and 255 (255 on {share:.1%} of its pixels, no 1)")
+    if cancer:
+        if suspects:
+            log.warning(
+                "%s: split '%s': %d label(s) look like a lesion mask saved as 0/255, whose lesion is "
+                "read as unknown and ignored while the other labels' cancer counts (%s): %s; if they are "
+                "lesion masks, save their lesion as 1",
+                Path(data) / CASES_CSV,
+                split,
+                len(suspects),
+                CONTRACT,
+                "; ".join(suspects),
+            )
+        return
+    suspect = suspects[0] if suspects else None
     if suspect is None and not always:
         return
     hint = f"; {suspect}: if it is a lesion mask saved as 0/255, save its lesion as 1" if suspect else ""

@@ -7,9 +7,9 @@
 manifest sidecar (``OUT.yaml``) is the checkpoint being read.
 ``check_apart(source, out, source_flag)``: a command's output folder and a folder it reads (the
 dataset of train, pretrain, crossval and evaluate; the BUSI release of prepare-busi; pretrain's
-``--images``) must be apart: neither the same folder nor one inside the other, or the output would
-write over, or mix its files with, the input's. Each is one ConfigError naming the flag, raised
-before anything is written.
+``--images``; concordance's CASES and ``--dataset``) must be apart: neither the same folder nor one
+inside the other, or the output would write over, or mix its files with, the input's. Each is one
+ConfigError naming the flag, raised before anything is written.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from training.concordance.core_stats import group_summary
 from training.concordance.cores import load_cores
 from training.concordance.report import check_report_folder, write_report
 from training.metrics import EMPTY_POLICY
+from training.output_checks import check_apart
 
 
 def concordance(cases_dir, dataset, out, core_threshold: float, seed: int = 0) -> dict:
@@ -18,7 +19,11 @@ def concordance(cases_dir, dataset, out, core_threshold: float, seed: int = 0) -
     (the command's default is ``training.concordance.cli.DEFAULT_CORE_THRESHOLD``)."""
     if not 0.0 < core_threshold <= 1.0:
         raise InputError(f"--core-threshold {core_threshold}: must be in (0, 1]")
-    check_report_folder(Path(out))  # before the cores are read and bootstrapped: a wrong folder at once
+    # before the cores are read and bootstrapped: a wrong folder at once. A report inside CASES would be
+    # met as a case by every later command reading the folder; inside DATASET it would mix with its files
+    check_apart(cases_dir, out, "CASES")
+    check_apart(dataset, out, "--dataset")
+    check_report_folder(Path(out))
     cores, skipped = load_cores(cases_dir, dataset)
     if not cores:
         reasons = "; ".join(f"{s['case']}: {s['reason']}" for s in skipped[:3])
