@@ -100,7 +100,7 @@ class SequenceRecorder(ThreadedWriter, Observer):
         if roi is None:  # privacy.deidentify off and no prediction yet: the whole frame
             height, width = yuv.frame_shape(frame)
             roi = Roi(0, 0, width, height, meta.get("mm_per_pixel"))
-        # The model's input exactly (Pipeline.stage_roi), copied: the frame may be drawn on later.
+        # The model's input exactly (FrameStages.cut), copied: the frame may be drawn on later.
         gray = (
             yuv.gray_roi(frame.i420, roi)
             if isinstance(frame, yuv.YuvFrame)
