@@ -21,7 +21,6 @@ follows its byte-order mark or declaration. The format is told by the first char
 
 from __future__ import annotations
 
-import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 
 from edge_runtime.errors import InputError
 from edge_runtime.privacy import library_path
+from registration.annotation_holes import check_holes_inside
 from registration.annotation_raster import MAX_COORDINATE, UNNAMED
 from registration.annotation_text import first_character
 from registration.annotations_geojson import (
@@ -130,20 +130,6 @@ def _ring(coords, where: str) -> np.ndarray:
     return arr[:, :2]
 
 
-def _holes_inside(polys: list, where: str) -> None:
-    """InputError naming ``where`` (the feature) when a hole reaches outside its polygon's exterior
-    ring's bounding box: a hole is cut from its own outline only, so one that covers the outline
-    erases the outline's cancer whole, where GeoJSON (and QuPath) put every hole inside."""
-    for j, (exterior, *holes) in enumerate(polys):
-        lo, hi = exterior.min(axis=0), exterior.max(axis=0)
-        for k, hole in enumerate(holes, start=1):
-            if (hole.min(axis=0) < lo).any() or (hole.max(axis=0) > hi).any():
-                raise InputError(
-                    f"{where}: hole {k} reaches outside the outer ring of polygon {j}, which would erase "
-                    "the outline's cancer; export the annotation again (holes lie inside their outline)"
-                )
-
-
 def _no_area(where: str, kind: str, name: str) -> str:
     """The warning for a point or line annotation of a cancer or exclusion class (same in both formats)."""
     return f"{where}: a {kind} of class {name!r} marks no area (points or a line): ignored"
@@ -172,14 +158,14 @@ def _geojson_annotations(features: list, where: str, cancer, ignore, exclude) ->
             continue
         out.n_objects += 1
         try:  # malformed nesting (a number where a list/object belongs): found by tests/test_fuzz.py
-            name = class_name(props)
+            name = class_name(props, fwhere)
             role = _role(name, cancer, ignore, exclude, fwhere)
             if role == "ignore":  # unread, as in ASAP XML: an ignored outline's damage changes nothing
                 continue
             polys = [
                 [_ring(r, fwhere) for r in rings] for rings in geometry_rings(feat.get("geometry"), fwhere)
             ]
-            _holes_inside(polys, fwhere)
+            check_holes_inside(polys, fwhere)
             if role is None:
                 if polys:  # left out, a tumour outlined but not classified would make the core benign
                     raise InputError(unclassified(fwhere, "has no classification"))
@@ -260,25 +246,3 @@ def load_annotations(path: str | Path, cancer, ignore, exclude) -> Annotations:
             f"{path}: empty annotation file (no annotation objects{skipped}): the core is labelled cancer-free"
         )
     return ann
-
-
-def _ring_area(ring: np.ndarray) -> float:
-    """|shoelace area| in float64 (cv2.contourArea works in float32: large coordinates overflow)."""
-    x, y = ring[:, 0], ring[:, 1]
-    with np.errstate(over="ignore", invalid="ignore"):  # an inf/NaN area is polygon_area's error
-        return abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) / 2
-
-
-def polygon_area(polygons: list, where: str) -> float:
-    """Total area (annotation pixels^2) of polygons, holes subtracted; counts what lies off the slide
-    too. InputError naming ``where`` (the annotation file) when it is not a finite number: an
-    infinite or NaN area would silently pass the "annotation outside the tissue" check."""
-    total = 0.0
-    for poly in polygons:
-        rings = [_ring_area(r) for r in poly]
-        total += rings[0] - sum(rings[1:])
-    if not math.isfinite(total):
-        raise InputError(
-            f"{where}: the annotated cancer area is not a finite number; coordinates out of range"
-        )
-    return total

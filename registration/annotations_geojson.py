@@ -91,18 +91,26 @@ def is_outline(feat: dict, props: dict, where: str) -> bool:
     return obj_type in OUTLINE_TYPES
 
 
-def class_name(props: dict) -> str | None:
+def class_name(props: dict, where: str) -> str | None:
     """The feature's class name; None when it has none (``"name": null`` included: no class, not a
-    class called 'None')."""
+    class called 'None'). InputError naming ``where`` (the feature) when ``classification`` or its
+    ``names`` has a type QuPath never writes: read anyway, ``"names": "Tumor"`` would be class 'T'."""
     cls = props.get("classification")
-    if isinstance(cls, str):
-        return cls  # legacy v0.2 files
-    if isinstance(cls, dict):
-        if cls.get("name") is not None:
-            return str(cls["name"])
-        if cls.get("names"):
-            return str(cls["names"][0])  # derived class "Tumor: Positive" counts as its base class
-    return None
+    if cls is None or isinstance(cls, str):
+        return cls  # a string: legacy v0.2 files
+    if not isinstance(cls, dict):
+        raise InputError(f"{where}: 'classification' must be an object or text, got {type(cls).__name__}")
+    if cls.get("name") is not None:
+        return str(cls["name"])
+    names = cls.get("names")
+    if names is None:
+        return None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise InputError(
+            f"{where}: classification 'names' must be a list of text (QuPath writes [\"Tumor\", ...]), "
+            f"got {json.dumps(names)[:80]}"
+        )
+    return names[0] if names else None  # derived class "Tumor: Positive" counts as its base class
 
 
 def _rings(rings, where: str) -> list:

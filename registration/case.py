@@ -125,15 +125,20 @@ def _names(val: str | list[str] | None, default: tuple[str, ...]) -> tuple[str, 
     return (val,) if isinstance(val, str) else tuple(val)
 
 
-def _file(base: Path, val: str | None, where: str) -> Path:
+def _file(base: Path, val: str | None, where: str, in_folder: str = "") -> Path:
+    """``val`` (relative to ``base``, the case's folder) as the path of an existing file; ``where`` names
+    case.yaml and the key. ConfigError when no path is given, InputError when it is no usable path, a
+    folder (``in_folder``: which of its files to give) or missing."""
     if not val:
         raise ConfigError(f"{where}: expected a file path, got {val!r}")
     p = Path(val)
     p = p if p.is_absolute() else base / p
     try:
-        found = p.is_file()
+        found, folder = p.is_file(), p.is_dir()
     except (OSError, ValueError) as exc:  # e.g. a name longer than the file system allows
         raise InputError(f"{where}: not a usable file path ({exc.strerror or exc})") from exc
+    if folder:  # "file not found" would send the user looking for a file that is plainly there
+        raise InputError(f"{where}: {p} is a folder, not a file; give the file itself{in_folder}")
     if not found:
         raise InputError(f"{where}: file not found: {p}")
     return p
@@ -191,7 +196,7 @@ def _pathology(p: PathologySection, base: Path, where: str) -> PathologySpec:
     if shrink is not None and fresh is not None:
         raise ConfigError(f"{where}: give pathology.shrinkage or pathology.fresh_length_mm, not both")
     return PathologySpec(
-        wsi=_file(base, p.wsi, f"{where}: pathology.wsi"),
+        wsi=_file(base, p.wsi, f"{where}: pathology.wsi", " (a DICOM WSI: any one file of the series)"),
         annotations=_file(base, p.annotations, f"{where}: pathology.annotations"),
         mpp=_float(p.mpp),
         annotation_mpp=_float(p.annotation_mpp),

@@ -17,8 +17,8 @@ just a level-0 box at a finer scale (regions where detail matters). A level that
 A reader library's own log lines about the file (tifffile on a damaged file), and what a reader
 itself could not verify (a DICOM series that does not say which level is full resolution), become
 ``SlideLevel.warnings`` (report.json), with the file names in them taken out (they may carry
-the patient's name); when the slide cannot be read they go to the log, beside the one-line error
-(:func:`replay`).
+the patient's name); when the slide cannot be read they go to the log at INFO (:func:`replay`), so that
+by default the one-line error is all that reaches stderr.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from registration.wsi_tiff import to_rgb
 CHUNK_PIXELS = 16_000_000  # level pixels decoded per band while streaming
 NOTE_FACTOR = 4  # streaming a level this much finer than needed is worth a warning
 RESIDUAL_SHRINK = 1.1  # after the integer shrink, a level still >10 % finer is resized to the target
+REPLAY_LEVEL = logging.INFO  # a library's log lines about a slide that could not be read (replay)
 
 
 @dataclass
@@ -87,9 +88,15 @@ def library_warnings(records: list[logging.LogRecord], reader: str, where: str) 
 
 
 def replay(records: list[logging.LogRecord]) -> None:
-    """Hand collected records to their loggers, as if never collected (the slide could not be read)."""
+    """Hand collected records (the slide could not be read) to their loggers at INFO, whatever their own
+    level: by default only the one-line error reaches stderr, not the library's lines beside it, which
+    may quote the file's name (a patient's); ``sonomap -v`` (INFO) shows them, through the log's filters.
+    ``records`` is emptied."""
     for record in records:
-        logging.getLogger(record.name).handle(record)
+        logger = logging.getLogger(record.name)  # its own logger: the log's filters for libraries apply
+        if logger.isEnabledFor(REPLAY_LEVEL):  # handle() itself checks no level
+            record.levelno, record.levelname = REPLAY_LEVEL, logging.getLevelName(REPLAY_LEVEL)
+            logger.handle(record)
     records.clear()
 
 

@@ -178,3 +178,30 @@ def test_an_annotation_file_over_the_limit_is_refused_before_it_is_read(tmp_path
         fh.truncate(MAX_ANNOTATION_BYTES + 1)  # sparse: no disk space, the size is what counts
     with pytest.raises(InputError, match=r"detections\.geojson: 256 MiB of annotations is over the 256 MiB"):
         load_annotations(p, *CLASSES)
+
+
+@pytest.mark.parametrize(
+    "classification,match",
+    [
+        # QuPath writes "names" as a list; read as a list, text would be the class of its first letter
+        ({"names": "Tumor"}, r"classification 'names' must be a list of text .*got \"Tumor\""),
+        ({"names": ["Tumor", 3]}, r"classification 'names' must be a list of text"),
+        ({"names": {"Tumor": 1}}, r"classification 'names' must be a list of text"),
+        (["Tumor"], r"'classification' must be an object or text, got list"),
+    ],
+)
+def test_a_classification_of_a_type_qupath_never_writes_is_refused(tmp_path, classification, match):
+    tumour = feature(None, SQUARE, properties={"classification": classification})
+    p = write(tmp_path, [tumour])
+    with pytest.raises(InputError, match=match) as err:
+        load_annotations(p, ("T*",), DEFAULT_IGNORE_CLASSES, ())  # 'T' would be cancer: nothing may pass
+    assert str(err.value).startswith(f"{p} feature 0: ") and "\n" not in str(err.value)
+
+
+def test_qupath_class_names_lists_still_read(tmp_path):
+    feats = [
+        feature(None, SQUARE, properties={"classification": {"names": ["Tumor", "Positive"]}}),
+        feature(None, WHOLE, properties={"classification": {"names": ["Stroma"]}}),
+    ]
+    ann = load_annotations(write(tmp_path, feats), *CLASSES)
+    assert len(ann.cancer) == 1 and np.allclose(ann.cancer[0][0], SQUARE)

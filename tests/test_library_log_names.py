@@ -1,5 +1,6 @@
 """A library's own log lines (tifffile reading a truncated slide) keep their reason but not the file
-name, which is often the patient's: only the final one-line error names the file the user gave."""
+name, which is often the patient's: only the final one-line error names the file the user gave. By
+default that error is all stderr gets; ``sonomap -v`` adds the library's lines, file names taken out."""
 
 from __future__ import annotations
 
@@ -33,6 +34,10 @@ def test_tifffile_log_lines_of_a_truncated_slide_name_no_file(tmp_path, busi_sam
     case["pathology"]["wsi"] = slide.name
     (case_dir / "case.yaml").write_text(yaml.safe_dump(case))
     res = sonomap("register", case_dir / "case.yaml", "--out", tmp_path / "out", check=False)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1, res.stderr  # tifffile's lines stay off stderr
+    assert lines[0].startswith("sonomap register: error: ") and NAME in lines[0]
+    res = sonomap("-v", "register", case_dir / "case.yaml", "--out", tmp_path / "out", check=False)
     lines = res.stderr.strip().splitlines()
     assert res.returncode == 2 and lines[-1].startswith("sonomap register: error: ") and NAME in lines[-1]
     log_lines = lines[:-1]

@@ -201,3 +201,41 @@ def test_unscanned_transparent_areas_read_as_white_glass_with_either_reader(tmp_
     slide = read_slide(path, None, mpp, reader)
     assert slide.rgb[10, 10].tolist() == [240, 235, 240]
     assert slide.rgb[10, TILE - 10].tolist() == [255, 255, 255]
+
+
+def test_library_lines_about_an_unreadable_slide_reach_stderr_only_at_info(tmp_path, busi_sample):
+    """Outside the sonomap command (no log filters), tifffile's lines quote the file's name, a patient's:
+    by default nothing but the error itself comes of an unreadable slide; at INFO the lines are there."""
+    from registration.sim.biopsy_core import CoreParams
+    from registration.sim.simulate import SimParams, simulate_cases
+
+    made = simulate_cases(
+        busi_sample / "images",
+        busi_sample / "masks",
+        tmp_path,
+        1,
+        seed=11,
+        params=SimParams(core=CoreParams(mpp=8.0)),
+    )
+    slide = tmp_path / "DOE_JANE_1970.ome.tif"  # cut inside its tiles: tifffile logs, then the read fails
+    slide.write_bytes((tmp_path / made["cases"][0]["case_id"] / "core.ome.tif").read_bytes()[:20000])
+    code = (
+        "import logging, sys\n"
+        "if sys.argv[2] == 'info': logging.basicConfig(level=logging.INFO)\n"
+        "from edge_runtime.errors import InputError\n"
+        "from registration.wsi import read_slide\n"
+        "try:\n    read_slide(sys.argv[1], None, 8.0, 'tifffile')\n"
+        "except InputError as exc:\n    print(exc)\n"
+    )
+    runs = {
+        level: subprocess.run(
+            [sys.executable, "-c", code, str(slide), level],
+            capture_output=True,
+            text=True,
+            timeout=CHILD_TIMEOUT_S,
+        )
+        for level in ("default", "info")
+    }
+    assert "cannot be read by tifffile" in runs["default"].stdout and runs["default"].returncode == 0
+    assert runs["default"].stderr == ""  # was: three tifffile lines, each quoting 'DOE_JANE_1970.ome.tif'
+    assert "INFO:tifffile:" in runs["info"].stderr and "corrupted tag list" in runs["info"].stderr

@@ -58,15 +58,16 @@ class CaseStatus:
 
 def _file_lack(base: Path, value, key: str, what: str) -> Lack | None:
     """The Lack of the file ``value`` (case.yaml key ``key``, relative to ``base``) names, or None
-    when it is there (or not text: the loader names that). InputError naming the case file and the
-    key when the file system cannot even look the name up (longer than it allows, a folder that
-    cannot be searched): a probe of a name the lab typed must not end the whole listing."""
+    when it is there (or not text, or a folder: the loader names those). InputError naming the case
+    file and the key when the file system cannot even look the name up (longer than it allows, a
+    folder that cannot be searched): a probe of a name the lab typed must not end the whole listing."""
     if value is None or value == "":
         return Lack(f"{what} ({key})")
     if not isinstance(value, str):
         return None  # of a wrong type: the loader names that
     try:
-        present = (base / value).is_file()  # absolute paths pass through the join
+        # absolute paths pass through the join; a folder is no file to wait for: the loader names it
+        present = (base / value).is_file() or (base / value).is_dir()
     except OSError as exc:
         # the reason only (strerror), never str(exc): that carries the file name
         raise InputError(
