@@ -5,6 +5,7 @@ record of a library that echoes one goes through the installed redaction and sho
 
 from __future__ import annotations
 
+import base64
 import io
 import logging
 
@@ -73,3 +74,7 @@ def test_dicomweb_credentials_are_redacted_once_the_client_is_made(kind, monkeyp
     stow.make_client(DICOMWEB)
     line = logged("dicomweb_client", "request failed with credentials %s", secret)
     assert secret not in line and privacy.REDACTED in line
+    if kind == "basic":  # the header a library logging requests would show
+        header = "Basic " + base64.b64encode(f"exporter:{secret}".encode()).decode()
+        line = logged("urllib3", "send: headers {'Authorization': '%s'}", header)
+        assert header.split()[1] not in line and privacy.REDACTED in line

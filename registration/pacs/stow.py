@@ -7,11 +7,13 @@ Output: a :class:`StoreResult` per request: the HTTP status, and the SOP instanc
 
 Credentials: a bearer token in the variable named by ``--token-env`` (default
 ``SONOMAP_DICOMWEB_TOKEN``), or ``user:password`` in the one named by ``--basic-auth-env`` (default
-``SONOMAP_DICOMWEB_BASIC``). Both are registered with the log redactor.
+``SONOMAP_DICOMWEB_BASIC``). Both are registered with the log redactor, and so is the Base64 form
+that user:password takes in an ``Authorization: Basic`` header.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +49,20 @@ def _credential(name: str | None, default: str) -> str | None:
     return os.environ.get(default) or None
 
 
+def _basic_header_values(session: requests.Session, basic: str) -> list[str]:
+    """The Base64 forms ``user:password`` (``basic``) can take in an ``Authorization: Basic`` header:
+    the session's own when it set one, and the Latin-1 and UTF-8 encodings requests may use."""
+    values = {base64.b64encode(basic.encode("utf-8")).decode("ascii")}
+    try:
+        values.add(base64.b64encode(basic.encode("latin-1")).decode("ascii"))
+    except UnicodeEncodeError:
+        pass  # not Latin-1: requests then sends the UTF-8 bytes, already registered
+    header = str(session.headers.get("Authorization", ""))
+    if header.startswith("Basic "):
+        values.add(header.removeprefix("Basic "))
+    return sorted(values)
+
+
 def make_client(
     url: str,
     token_env: str | None = None,
@@ -71,8 +87,9 @@ def make_client(
         user, sep, password = basic.partition(":")
         if not sep:
             raise ConfigError(f"the basic-auth variable must hold user:password ({basic_env or BASIC_ENV})")
-        privacy.REDACTOR.register([password, basic])
         session = create_session_from_user_pass(user, password)
+        # the Authorization header's value gives the same access as the password, should a library log it
+        privacy.REDACTOR.register([password, basic, *_basic_header_values(session, basic)])
     else:
         session = create_session()
     if token:
