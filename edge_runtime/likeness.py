@@ -12,6 +12,12 @@ rendered by make-clip's simulator (320x180 to 1080p, clean and noisy, also cut t
 screens of tests/test_roi_privacy_detect.py (its form also with fields from grey 30 to 220 under
 analogue noise of 2 to 8 levels), as PNG and through H.264.
 
+On a dark grey UI the image keeps its own black, darker than the screen around it: the caller gives
+the ``floor`` below which a pixel is not the UI's background either. Below it, samples in dark areas
+(not specks of noise) brighter than the region's own black (:func:`image_black`) count as bright, as
+they would on a black screen, and the flat share looks above that black; the UI's own level stays
+background. A black or video-range screen has no floor (0), so nothing changes there.
+
 Two sets of thresholds, for hysteresis: a region must pass :data:`TO_DECIDE` to become the ROI, and a
 decided ROI stays one while it passes the lower :data:`TO_KEEP`. A dark or low-gain image sits close to
 the deciding thresholds (the darkest BUSI image cut to a sector spreads 31 grey levels against 26), and
@@ -76,6 +82,19 @@ FLAT_MIN_CONTRAST = 20
 # noise of 10 levels 0.43 or more (never decided, kept by a few).
 MAX_FLAT_FRACTION = 0.4
 KEEP_FLAT_FRACTION = 0.45  # the band: 0.07 under the flattest form, 0.08 over the flattest dim image
+# The region's own black, on a screen with a floor (a grey UI): looked for only when at least this share
+# of its samples lies in areas darker than the floor (an image's anechoic areas and depth: the BUSI set
+# has 17 % of its pixels under 24 in the median image), and taken as the level a quarter of those
+# samples lie at or below, not their darkest: a form's dark fields under analogue noise are then their
+# own black and mostly not bright, as a black screen's noise is not (their darkest percent, 2.3 noise
+# sigmas under the field, made noisy dark fields bright and a dark-field form an image), while an
+# image's dark areas have a quarter of their samples near its black (the median instead left 3 more of
+# the 248 BUSI fans on a grey UI mostly dark, and 2 echo frames).
+MIN_BLACK_FRACTION = 0.01
+IMAGE_BLACK_PERCENTILE = 25
+# Samples this many grey levels over that black are bright: as roi.BACKGROUND_MARGIN over a black screen.
+IMAGE_BLACK_MARGIN = 6
+AREA_KERNEL = np.ones((3, 3), np.uint8)  # an area, not a speck: a sample and its 8 neighbours
 SPREAD_PERCENTILES = (10, 90)
 GREY_LEVELS = 256
 MOSTLY_DARK = "mostly dark"
@@ -89,7 +108,7 @@ class Measures(NamedTuple):
     before)."""
 
     samples: int  # samples looked at (each with its right and lower neighbour)
-    bright: int  # of them brighter than the screen's background
+    bright: int  # of them not the screen's background: brighter, or on a grey UI darker (module doc)
     textured: int  # of the bright ones differing from a neighbour by more than TEXTURE_STEP_LEVELS
     spread: int  # grey levels from the 10th to the 90th percentile of the bright ones (0: none)
     blocks: int = 0  # FLAT_BLOCK blocks of the sample bright in every sample
@@ -132,14 +151,22 @@ def roi_sample(frame: Frame, roi) -> np.ndarray:
     return sampled_gray(roi.crop(frame.image))
 
 
-def measure(gray: np.ndarray, dark_level: int) -> Measures:
-    """The image-likeness :class:`Measures` of the gray region on a screen whose background is at or
-    below ``dark_level``. A region already sampled (smaller side under twice WORK_SIDE) is used as it is."""
+def measure(gray: np.ndarray, dark_level: int, floor: int = 0, black: int | None = None) -> Measures:
+    """The image-likeness :class:`Measures` of the gray region on a screen whose background lies from
+    ``floor`` to ``dark_level`` (floor 0: a black screen, nothing below it). ``black``: the dark level of
+    the image's own tissue below a grey UI's floor (:func:`image_black`; None: measured on this region).
+    A region already sampled (smaller side under twice WORK_SIDE) is used as it is."""
     levels = np.ascontiguousarray(sample(gray))
     picked = levels.astype(np.int16)
     if picked.shape[0] < 2 or picked.shape[1] < 2:
         return Measures(0, 0, 0, 0)
-    bright = (picked > dark_level)[:-1, :-1]  # each sample with its right and lower neighbour
+    lit, tissue = levels > dark_level, dark_level  # tissue: the level the flat share looks above
+    if floor > 0:
+        dark = _dark_areas(levels, floor)
+        own = _black_of(levels, dark, dark_level, floor) if black is None else black
+        if own < floor:  # the image's own black lies below the UI: its tissue above that is bright
+            lit, tissue = lit | (dark & (levels > own)), own
+    bright = lit[:-1, :-1]  # each sample with its right and lower neighbour
     count = int(np.count_nonzero(bright))
     if count == 0:
         return Measures(bright.size, 0, 0, 0)
@@ -147,15 +174,45 @@ def measure(gray: np.ndarray, dark_level: int) -> Measures:
     below = np.abs(np.diff(picked, axis=0))[:, :-1] > TEXTURE_STEP_LEVELS
     textured = int(np.count_nonzero((right | below) & bright))
     low, high = _percentiles(picked[:-1, :-1][bright], count)
-    return Measures(bright.size, count, textured, high - low, *_flat_blocks(levels, dark_level))
+    return Measures(bright.size, count, textured, high - low, *_flat_blocks(levels, lit, tissue))
 
 
-def image_likeness(gray: np.ndarray, dark_level: int, decided: bool = False) -> str:
-    """``""`` when the gray region looks like an ultrasound image on a screen whose background is at or
-    below ``dark_level``, else why not. ``decided``: the region is the ROI already, so the lower
-    :data:`TO_KEEP` thresholds apply (module doc); a region that is not yet the ROI needs :data:`TO_DECIDE`."""
+def image_black(gray: np.ndarray, dark_level: int, floor: int) -> int:
+    """The dark level of the image's own tissue in the gray region, on a screen whose background lies
+    from ``floor`` to ``dark_level``: its dark areas' IMAGE_BLACK_PERCENTILE level plus
+    IMAGE_BLACK_MARGIN (module doc), or ``dark_level`` when it has no black of its own below the floor
+    (a black screen's floor 0 included)."""
+    if floor <= 0:
+        return dark_level
+    levels = np.ascontiguousarray(sample(gray))
+    return _black_of(levels, _dark_areas(levels, floor), dark_level, floor)
+
+
+def _dark_areas(levels: np.ndarray, floor: int) -> np.ndarray:
+    """bool mask of the uint8 sample ``levels``: the areas darker than ``floor``, not the specks a grey
+    UI's analogue noise dips below it (a sample and its 8 neighbours, AREA_KERNEL)."""
+    return cv2.morphologyEx((levels < floor).view(np.uint8), cv2.MORPH_OPEN, AREA_KERNEL).view(bool)
+
+
+def _black_of(levels: np.ndarray, below: np.ndarray, dark_level: int, floor: int) -> int:
+    """:func:`image_black` of the sample ``levels`` whose dark areas are ``below``."""
+    if np.count_nonzero(below) < MIN_BLACK_FRACTION * levels.size:
+        return dark_level
+    dark = levels[below]
+    cumulative = np.cumsum(np.bincount(dark, minlength=GREY_LEVELS))
+    black = int(np.searchsorted(cumulative, IMAGE_BLACK_PERCENTILE / 100 * dark.size)) + IMAGE_BLACK_MARGIN
+    return black if black < floor else dark_level
+
+
+def image_likeness(
+    gray: np.ndarray, dark_level: int, decided: bool = False, floor: int = 0, black: int | None = None
+) -> str:
+    """``""`` when the gray region looks like an ultrasound image on a screen whose background lies from
+    ``floor`` (0: a black screen) to ``dark_level``, else why not; ``black`` as :func:`measure` takes
+    it. ``decided``: the region is the ROI already, so the lower :data:`TO_KEEP` thresholds apply
+    (module doc); a region that is not yet the ROI needs :data:`TO_DECIDE`."""
     limits = TO_KEEP if decided else TO_DECIDE
-    found = measure(gray, dark_level)
+    found = measure(gray, dark_level, floor, black)
     if found.bright == 0 or found.bright < limits.bright * found.samples:
         return MOSTLY_DARK
     if found.textured < limits.textured * found.bright:
@@ -167,19 +224,20 @@ def image_likeness(gray: np.ndarray, dark_level: int, decided: bool = False) -> 
     return ""
 
 
-def _flat_blocks(levels: np.ndarray, dark_level: int) -> tuple[int, int]:
-    """(bright blocks, flat ones) of the uint8 sample ``levels``: see FLAT_BLOCK. OpenCV's area resize
-    averages whole blocks exactly (a whole-number factor), far cheaper than numpy's reshape and sum
-    (the flat share costs about 0.06 ms per frame); a block bright in every sample averages a 0/255
-    mask of them to exactly 255."""
+def _flat_blocks(levels: np.ndarray, lit: np.ndarray, dark_level: int) -> tuple[int, int]:
+    """(bright blocks, flat ones) of the uint8 sample ``levels`` whose bright samples are ``lit`` and
+    whose tissue's dark level is ``dark_level``: see FLAT_BLOCK. OpenCV's area resize averages whole
+    blocks exactly (a whole-number factor), far cheaper than numpy's reshape and sum (the flat share
+    costs about 0.06 ms per frame); a block bright in every sample averages a 0/255 mask of them to
+    exactly 255."""
     rows, cols = levels.shape[0] // FLAT_BLOCK, levels.shape[1] // FLAT_BLOCK
     if rows == 0 or cols == 0:
         return 0, 0
     whole = levels[: rows * FLAT_BLOCK, : cols * FLAT_BLOCK]
     means = cv2.resize(whole, (cols, rows), interpolation=cv2.INTER_AREA)
-    _, lit = cv2.threshold(whole, dark_level, GREY_LEVELS - 1, cv2.THRESH_BINARY)
-    lit = cv2.resize(lit, (cols, rows), interpolation=cv2.INTER_AREA) == GREY_LEVELS - 1
-    counts = np.bincount(means[lit], minlength=GREY_LEVELS)
+    mask = lit[: rows * FLAT_BLOCK, : cols * FLAT_BLOCK].astype(np.uint8) * np.uint8(GREY_LEVELS - 1)
+    lit_blocks = cv2.resize(mask, (cols, rows), interpolation=cv2.INTER_AREA) == GREY_LEVELS - 1
+    counts = np.bincount(means[lit_blocks], minlength=GREY_LEVELS)
     start = dark_level + FLAT_MIN_CONTRAST + 1
     if start >= GREY_LEVELS or not counts[start:].any():
         return int(counts.sum()), 0

@@ -4,10 +4,12 @@ Input: a full BGR (or gray) screen frame. Output: a :class:`Roi` (x, y, w, h in 
 plus the mm scale when known), the cropped view, and the rectangles outside it that de-identification
 blanks (:func:`blank_rects`). The ROI is either configured (``--roi x,y,w,h`` / config ``roi.rect``)
 or auto-detected from the frame: scanner screens are a plain background (black, video-range black 16
-or a dark grey, measured on the screen's border) with a bright B-mode sector/rectangle plus text,
-icons and flat grey UI fills. Flat fill is set aside, gaps are closed, and the largest remaining
-region, less the text that closing joined to it at its edges (:func:`trim_box`), is the image if it
-looks like one (:func:`edge_runtime.likeness.image_likeness`).
+or a dark grey, measured on the screen's border: :func:`screen_background`) with a B-mode
+sector/rectangle plus text, icons and flat grey UI fills. Content is what is brighter than the
+background and, on a dark grey UI, the image's own blacks darker than it. Flat fill is set aside, gaps
+are closed, and the largest remaining region, less the text that closing joined to it at its edges
+(:func:`edge_runtime.roi_trim.trim_box`), is the image if it looks like one
+(:func:`edge_runtime.likeness.image_likeness`).
 
 Image-likeness (:mod:`edge_runtime.likeness`): B-mode speckle, not the flat fill and text of a
 scanner's own screens; a region must pass higher thresholds to become the ROI than to stay it.
@@ -32,16 +34,18 @@ import numpy as np
 from edge_runtime.aistate import OFF, AiStatus
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.likeness import image_likeness
+from edge_runtime.roi_trim import Rect, trim_box
 
 # Frame.meta key under which the pipeline tags each frame with the ROI it was blanked and drawn for;
 # later stages and observers (biopsy capture) read it instead of choosing again.
 ROI_META_KEY = "roi"
 
 # Screen background is measured on the screen's outer border (this fraction of its smaller side);
-# pixels brighter than it by the margin belong to content. Dim sector edges stay in, H.264's ringing
-# and block noise around black stays out: near text, H.264 lifts whole blocks of black to 5 grey levels
-# on the full-range Y plane replay detects on (a level above their BGR conversion), and with a margin
-# of 4 those blocks joined the patient line to the image (tests/test_roi_layout_change.py).
+# pixels brighter than it by the margin belong to content (on a dark grey UI, darker ones too). Dim
+# sector edges stay in, H.264's ringing and block noise around black stays out: near text, H.264 lifts
+# whole blocks of black to 5 grey levels on the full-range Y plane replay detects on (a level above
+# their BGR conversion), and with a margin of 4 those blocks joined the patient line to the image
+# (tests/test_roi_layout_change.py).
 BACKGROUND_MARGIN = 6
 BORDER_FRACTION = 0.02
 # The border is a plain background when this share of it lies within the margin of its median: a
@@ -50,6 +54,14 @@ BORDER_FRACTION = 0.02
 UNIFORM_BORDER_FRACTION = 0.6
 # When the image reaches the border, the background is the dark level scanners draw, at most this.
 MAX_BACKGROUND_LEVEL = 8
+# A uniform border from this level to GREY_UI_MAX_LEVEL is a dark grey UI, and the image on it keeps
+# its own black, darker than the UI: pixels more than the margin below the border's level are content
+# too (anechoic tissue, a sector's dim edges), else a dark edge of the image is taken for background
+# and cut off. From 24: black and video-range black (16) screens, their analogue noise and H.264's
+# ringing around text have nothing of the image below them, and keep only brighter pixels as content.
+# Up to 64: scanners' dark UIs; a lighter UI is not looked into (dark text on it would be content).
+GREY_UI_MIN_LEVEL = 24
+GREY_UI_MAX_LEVEL = 64
 # A 3x3 neighbourhood spanning at most this many grey levels is flat: UI fill (form fields, header
 # bars), never speckle. Digital fill is exactly flat and H.264 moves it by a level; 2 would already
 # take smooth patches of an image upscaled 8x (a small BUSI image on a 1080p screen) for fill. Flat
@@ -62,13 +74,7 @@ CLOSE_KERNEL_FRACTION = 0.012
 MIN_CLOSE_KERNEL_PX = 3
 # A detected region must cover at least this fraction of the screen to count as the image.
 MIN_AREA_FRACTION = 0.05
-# A band of rows (columns) at the detected region's edge that background parts from the rest, less
-# than this fraction of the screen's height (width), is a line or two of text, not the image, even
-# when it is dense enough to pass for one: a scanner's text lines measure about 3 % of the screen's
-# height (the GE screen in pydicom's examples_jpeg2k.dcm, make-clip's patient line).
-MIN_IMAGE_BAND_FRACTION = 0.1
 RECT_FIELDS = 4
-Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive ends)
 RIM_KERNEL = np.ones((3, 3), np.uint8)  # a pixel and its 8 neighbours
 NO_IMAGE_FOUND = "no ultrasound image found"  # why auto-detection left the ROI undecided
 EDGE_TO_EDGE = "bright area fills the frame"
@@ -139,10 +145,12 @@ def undecided_banner(roi: Roi) -> tuple[str, str]:
     return UNDECIDED_BANNER_LEVEL, UNDECIDED_BANNER.format(why=roi.undecided)
 
 
-def screen_level(image: np.ndarray) -> int:
-    """The grey level at or below which a pixel of the screen ``image`` (gray or BGR) is background:
-    the border's level when the border is uniform (black, video-range black, a grey UI), else at most
-    MAX_BACKGROUND_LEVEL (the image reaches the border); plus BACKGROUND_MARGIN."""
+def screen_background(image: np.ndarray) -> tuple[int, int]:
+    """(level, floor) of the screen ``image`` (gray or BGR): a pixel from ``floor`` to ``level`` is
+    background. ``level``: the border's grey level when the border is uniform (black, video-range black,
+    a grey UI), else at most MAX_BACKGROUND_LEVEL (the image reaches the border); plus
+    BACKGROUND_MARGIN. ``floor``: on a dark grey UI (GREY_UI_MIN_LEVEL to GREY_UI_MAX_LEVEL) its level
+    less BACKGROUND_MARGIN, darker pixels being the image's; else 0 (nothing is darker than background)."""
     height, width = image.shape[:2]
     b = max(1, int(BORDER_FRACTION * min(height, width)))
     strips = [image[:b], image[-b:], image[:, :b], image[:, -b:]]
@@ -152,14 +160,26 @@ def screen_level(image: np.ndarray) -> int:
     level = int(np.median(border))
     near = np.count_nonzero(np.abs(border.astype(np.int16) - level) <= BACKGROUND_MARGIN)
     if near < UNIFORM_BORDER_FRACTION * border.size:
-        level = min(level, MAX_BACKGROUND_LEVEL)
-    return level + BACKGROUND_MARGIN
+        return min(level, MAX_BACKGROUND_LEVEL) + BACKGROUND_MARGIN, 0
+    grey_ui = GREY_UI_MIN_LEVEL <= level <= GREY_UI_MAX_LEVEL
+    return level + BACKGROUND_MARGIN, level - BACKGROUND_MARGIN if grey_ui else 0
 
 
-def content_mask(gray: np.ndarray, level: int, kernel: np.ndarray) -> np.ndarray:
-    """uint8 mask (1: content) of the pixels brighter than ``level`` that are not flat UI fill
-    (FLAT_RANGE_LEVELS; fill smaller than ``kernel`` stays content)."""
+def screen_level(image: np.ndarray) -> int:
+    """The grey level at or below which a pixel of the screen ``image`` is background or, on a dark grey
+    UI, darker than it (:func:`screen_background`'s level)."""
+    return screen_background(image)[0]
+
+
+def content_mask(gray: np.ndarray, background: tuple[int, int], kernel: np.ndarray) -> np.ndarray:
+    """uint8 mask (1: content) of the pixels outside the ``background`` (level, floor): brighter than
+    its level or darker than its floor; flat UI fill (FLAT_RANGE_LEVELS) larger than ``kernel`` is not
+    content."""
+    level, floor = background
     _, bright = cv2.threshold(gray, level, 1, cv2.THRESH_BINARY)
+    if floor > 0:  # areas darker than a grey UI, not the specks its analogue noise dips below the floor
+        _, dark = cv2.threshold(gray, floor - 1, 1, cv2.THRESH_BINARY_INV)
+        bright = cv2.bitwise_or(bright, cv2.morphologyEx(dark, cv2.MORPH_OPEN, RIM_KERNEL))
     spread = cv2.morphologyEx(gray, cv2.MORPH_GRADIENT, RIM_KERNEL)
     _, flat = cv2.threshold(spread, FLAT_RANGE_LEVELS, 1, cv2.THRESH_BINARY_INV)
     fill = cv2.morphologyEx(cv2.bitwise_and(bright, flat), cv2.MORPH_OPEN, kernel)
@@ -171,12 +191,12 @@ def detect_roi(image: np.ndarray) -> Roi:
     saying why, when there is none (all dark, only text and icons, flat fill, no screen border)."""
     gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     height, width = gray.shape
-    level = screen_level(gray)
-    if int(gray.max()) <= level:  # a black screen (card starting, probe lifted): skip the costly steps
-        return undecided_roi(width, height, NO_IMAGE_FOUND)
+    background = level, floor = screen_background(gray)
+    if int(gray.max()) <= level and int(gray.min()) >= floor:  # a plain screen (card starting, probe
+        return undecided_roi(width, height, NO_IMAGE_FOUND)  # lifted): skip the costly steps
     size = max(MIN_CLOSE_KERNEL_PX, int(round(CLOSE_KERNEL_FRACTION * min(height, width))))
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
-    content = content_mask(gray, level, kernel)
+    content = content_mask(gray, background, kernel)
     fg = cv2.morphologyEx(content, cv2.MORPH_CLOSE, kernel)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
     if count <= 1:
@@ -189,60 +209,15 @@ def detect_roi(image: np.ndarray) -> Roi:
         return undecided_roi(width, height, f"{NO_IMAGE_FOUND}: {EDGE_TO_EDGE}")
     region = labels[y : y + h, x : x + w] == best
     own = np.logical_and(region, content[y : y + h, x : x + w])
-    x0, y0, x1, y1 = trim_box(gray[y : y + h, x : x + w], own, (0, 0, w, h), level, (height, width))
+    x0, y0, x1, y1 = trim_box(gray[y : y + h, x : x + w], own, (0, 0, w, h), background, (height, width))
     if (x0, y0, x1, y1) != (0, 0, w, h):
         x, y, w, h = x + x0, y + y0, x1 - x0, y1 - y0
         if np.count_nonzero(region[y0:y1, x0:x1]) < MIN_AREA_FRACTION * width * height:
             return undecided_roi(width, height, NO_IMAGE_FOUND)
-    why = image_likeness(gray[y : y + h, x : x + w], level)
+    why = image_likeness(gray[y : y + h, x : x + w], level, floor=floor)
     if why:
         return undecided_roi(width, height, f"{NO_IMAGE_FOUND}: {why}")
     return Roi(x, y, w, h)
-
-
-def trim_box(gray: np.ndarray, own: np.ndarray, box: Rect, level: int, screen: tuple[int, int]) -> Rect:
-    """``box`` (x0, y0, x1, y1) of the largest region of the gray screen ``gray``, less what closing
-    joined to the image at its edges, such as the scanner's header text. A band of rows (or columns)
-    at an edge of the box, parted from the rest by a whole row (column) free of the region's content
-    pixels (``own``: True for content), is cut when it is thinner than MIN_IMAGE_BAND_FRACTION of the
-    ``screen`` (H, W) or does not look like an image (:data:`edge_runtime.likeness.TO_DECIDE`); rows,
-    then columns, until nothing more is cut. A band is judged across the whole box, not over its own
-    extent, over which a line of text is as bright as an image. An image's rows hold content, however
-    narrow it is (a sector's apex), so an image is not split into bands: only an edge of it that a
-    whole row of background parts from the rest (a few rows of dim depth) can go with the text.
-    Nothing is cut when no band is image-like (the whole region is then judged as before)."""
-    while True:
-        trimmed = _trim_bands(gray, own, box, level, screen, rows=True)
-        trimmed = _trim_bands(gray, own, trimmed, level, screen, rows=False)
-        if trimmed == box:
-            return box
-        box = trimmed
-
-
-def _trim_bands(
-    gray: np.ndarray, own: np.ndarray, box: Rect, level: int, screen: tuple[int, int], rows: bool
-) -> Rect:
-    """:func:`trim_box`'s cut along one axis (``rows``: bands of rows, else of columns)."""
-    x0, y0, x1, y1 = box
-    thinnest = MIN_IMAGE_BAND_FRACTION * screen[0 if rows else 1]
-    start = y0 if rows else x0
-    occupied = np.count_nonzero(own[y0:y1, x0:x1], axis=1 if rows else 0)
-    marks = np.diff(np.concatenate(([0], (occupied > 0).astype(np.int8), [0])))
-    bands = list(zip(np.flatnonzero(marks == 1).tolist(), np.flatnonzero(marks == -1).tolist(), strict=True))
-
-    def looks(band: tuple[int, int]) -> bool:
-        a, b = start + band[0], start + band[1]
-        return b - a >= thinnest and not image_likeness(gray[a:b, x0:x1] if rows else gray[y0:y1, a:b], level)
-
-    first = next((i for i, band in enumerate(bands) if looks(band)), None)
-    if first is None:
-        return box
-    last = next(i for i in range(len(bands) - 1, first - 1, -1) if i == first or looks(bands[i]))
-    # To the image's own bands, not to the box's ends: after the other axis was cut (the header), the
-    # box still spans what only that cut part reached (a patient line wider than the image), and a
-    # margin kept there would take in the grey bar or TGC curve drawn beside the image.
-    low, high = start + bands[first][0], start + bands[last][1]
-    return (x0, low, x1, high) if rows else (low, y0, high, y1)
 
 
 def resolve_roi(

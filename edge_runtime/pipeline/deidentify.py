@@ -85,7 +85,7 @@ class RoiChooser:
         self.index = -1  # of the last frame seen (a rejected reload names it)
         self.undecided_frames = 0  # frames blanked whole because no ROI was decided (the summary)
         self._since_try = 0  # frames since the last choice or check
-        self._level: int | None = None  # the screen's dark level while the ROI is auto-detected
+        self._background: tuple[int, int] | None = None  # the screen's (level, floor) while auto-detected
         self._edges: roi_edges.Edges | None = None  # the auto-detected ROI's edges when chosen
         # Without it a forget landing inside a choice would be lost (the choice, made with the old
         # config, stored after it) and a check could read another choice's half-written fields. Held
@@ -120,12 +120,12 @@ class RoiChooser:
         self._since_try += 1
         if roi.undecided:
             return self._since_try >= REDETECT_EVERY_FRAMES
-        if self._level is None or self._since_try < RECHECK_EVERY_FRAMES:
+        if self._background is None or self._since_try < RECHECK_EVERY_FRAMES:
             return False
-        self._since_try = 0
+        self._since_try, (level, floor) = 0, self._background
         sample = likeness.roi_sample(frame, roi)
-        why = likeness.image_likeness(sample, self._level, decided=True)
-        why = why or roi_edges.emptied(sample, self._level, self._edges)
+        why = likeness.image_likeness(sample, level, decided=True, floor=floor)
+        why = why or roi_edges.emptied(sample, level, self._edges)
         if why:
             roi_log.info("frame %d: the ROI no longer looks like an ultrasound image (%s)", frame.index, why)
         return bool(why)
@@ -158,9 +158,9 @@ class RoiChooser:
             # a source that changed its frame size mid-run: the video goes on, blanked, AI off
             roi = rois.undecided_roi(shape[1], shape[0], str(exc))
         before, self.roi, self.shape, self._since_try = self.roi, roi, shape, 0
-        self._level = rois.screen_level(screen) if auto and not roi.undecided else None
-        if self._level is not None:  # the sides the image fills now, checked on every later frame
-            self._edges = roi_edges.filled_sides(likeness.sampled_gray(roi.crop(screen)), self._level)
+        self._background = rois.screen_background(screen) if auto and not roi.undecided else None
+        if self._background is not None:  # the sides the image fills now, checked on every later frame
+            self._edges = roi_edges.filled_sides(likeness.sampled_gray(roi.crop(screen)), self._background[0])
         if not roi.undecided and roi.as_list() == [0, 0, shape[1], shape[0]] and roi != before:
             log.warning(FULL_ROI_WARNING, frame.index, origin)
         if roi.undecided and not (before is not None and before.undecided == roi.undecided):

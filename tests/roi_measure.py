@@ -1,0 +1,91 @@
+"""Measure ROI auto-detection on real images laid out on capture-card screens (not a test).
+
+Input: the BUSI images of a folder (default: the vendored sample; the full release for the numbers in
+docs/privacy.md) and the 30 frames of pydicom's echo cine ``examples_ybr_color.dcm``, each
+drawn by :func:`roi_screens.screen` on a black, a video-range and a dark grey UI (30) screen, as a
+linear probe's rectangle and a curvilinear probe's fan. Output: one table row per (images, background,
+layout): screens, undecided (the AI stays off), cuts the image (more than CUT_TOL_PX into its content's
+box), loses over 1 % of its content, takes UI (any annotation pixel inside the ROI); with ``--why``
+the undecided reasons too.
+
+Run: ``.venv/bin/python tests/roi_measure.py [--images BUSI/images] [--why]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import roi_screens
+
+from edge_runtime.roi import detect_roi
+
+SAMPLE = Path(__file__).resolve().parent / "data" / "busi" / "images"
+BACKGROUNDS = {"black": (0, False), "video range": (0, True), "grey UI": (30, False)}
+LAYOUTS = {"linear": False, "sector": True}
+# The cine's SequenceOfUltrasoundRegions box (84, 31, 595, 414) is given for a 640x480 screen; its
+# frames are 320x240, so the region is halved here.
+ECHO_REGION = (42, 15, 298, 208)
+LOSES_FRACTION = 0.01  # "loses" the image: more than this share of its content outside the ROI
+
+
+def echo_frames() -> list[np.ndarray]:
+    """The gray image areas of pydicom's echo cine: each frame (pydicom gives its YBR colour as RGB)
+    cut to its calibrated region, the sector without the scanner's own text and menu around it."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    rgb = pydicom.dcmread(get_testdata_file("examples_ybr_color.dcm")).pixel_array
+    x0, y0, x1, y1 = ECHO_REGION
+    return [cv2.cvtColor(np.ascontiguousarray(f[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY) for f in rgb]
+
+
+def busi_images(folder: Path) -> list[np.ndarray]:
+    return [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in sorted(folder.glob("*.png"))]
+
+
+def run(sets: dict[str, list[np.ndarray]], why: bool) -> None:
+    print("| images | background | layout | screens | undecided | cuts image | loses > 1 % | takes UI |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for set_name, images in sets.items():
+        for layout, sector in LAYOUTS.items():
+            for bg_name, (level, video) in BACKGROUNDS.items():
+                counts = collections.Counter()
+                reasons = collections.Counter()
+                for image in images:
+                    screen, truth = roi_screens.screen(
+                        image, background=level, sector=sector, video_range=video
+                    )
+                    roi = detect_roi(screen)
+                    got = roi_screens.score(roi, truth)
+                    counts["undecided"] += got.undecided
+                    reasons[roi.undecided] += got.undecided
+                    if not got.undecided:
+                        counts["cuts"] += got.cut_px > roi_screens.CUT_TOL_PX
+                        counts["loses"] += got.cut_fraction > LOSES_FRACTION
+                        counts["ui"] += got.ui_pixels > 0
+                print(
+                    f"| {set_name} | {bg_name} | {layout} | {len(images)} | {counts['undecided']} | "
+                    f"{counts['cuts']} | {counts['loses']} | {counts['ui']} |",
+                    flush=True,
+                )
+                if why and reasons:
+                    print("|", dict(reasons), "|")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=Path, default=SAMPLE, help="a folder of BUSI PNG images")
+    parser.add_argument("--why", action="store_true", help="also print the undecided reasons")
+    args = parser.parse_args()
+    run({"BUSI": busi_images(args.images), "echo cine": echo_frames()}, args.why)
+
+
+if __name__ == "__main__":
+    main()
