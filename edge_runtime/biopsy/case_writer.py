@@ -52,9 +52,10 @@ __all__ = ["Capture", "CaseWriter", "FrameRecord", "NotWritten", "PROB_SCALE", "
 log = logging.getLogger("sonomap.biopsy")
 PROB_SCALE = 65535  # prefire_prob.png: uint16 = round(probability * PROB_SCALE)
 QUEUE_DEPTH = 8  # captures waiting to be written; more means the disk has stalled
-CLOSE_TIMEOUT_S = (
-    30.0  # at close: a queue of QUEUE_DEPTH captures (PNG + JSON each) is written well within this
-)
+# at close: a queue of QUEUE_DEPTH captures is written well within this; below systemd's
+# TimeoutStopSec (20 s, systemd/sonomap.service), so a stalled disk is reported before the service is killed
+CLOSE_TIMEOUT_S = 10.0
+STALL_S = 5.0  # a case writes in well under a second: one queued this long waits on a stalled disk
 CAPTURE_EVENT = "biopsy_captures"  # EVENTS: cases written
 FAILED_EVENT = "biopsy_not_saved"  # EVENTS: captures whose case could not be written (an error kind)
 QUEUE_FULL = "{depth} cases already wait for the disk"
@@ -141,7 +142,7 @@ class CaseWriter:
         self.written: list[Path] = []
         self.failed: list[NotWritten] = []
         self._untaken: deque[NotWritten] = deque()
-        self._accepted: list[int] = []  # numbers queued
+        self._accepted: dict[int, float] = {}  # numbers queued -> time.monotonic() when queued
         self._done: set[int] = set()  # numbers written or failed
         self._thread = threading.Thread(target=self._run, name="biopsy-cases", daemon=True)
         self._thread.start()
@@ -161,8 +162,15 @@ class CaseWriter:
             self._fail(capture.number, reason)
             return False
         with self._lock:
-            self._accepted.append(capture.number)
+            self._accepted[capture.number] = time.monotonic()
         return True
+
+    def waiting(self, longer_than_s: float = STALL_S) -> list[int]:
+        """The numbers queued more than ``longer_than_s`` ago and neither written nor failed yet
+        (the disk has stalled: a hung network mount, a frozen file system), oldest first."""
+        now = time.monotonic()
+        with self._lock:
+            return [n for n, t in self._accepted.items() if n not in self._done and now - t > longer_than_s]
 
     def take_failures(self) -> list[NotWritten]:
         """The failures since the last call (oldest first)."""

@@ -150,14 +150,16 @@ def case_document(cap: Capture, name: str, post_gray: np.ndarray, prediction_fil
     }
     band_frame, band = cap.band
     if band is not None:
-        # the band where the needle was last found, over the pre-fire frame's own prediction
+        # the band where the needle was last found, over the pre-fire frame's own prediction; with
+        # none shown (the AI stalled or off at the fire) there is no yield: the band's own fraction
+        # came from an earlier prediction, which the case must not pass off as the pre-fire one
         fraction = (
             None
             if cap.pre.prediction is None
             else band_fraction(band.polygon, cap.pre.prediction.mask, cap.cancer_class)
         )
         capture["expected_yield"] = {
-            "fraction": round(band.fraction if fraction is None else fraction, 4),
+            "fraction": None if fraction is None else round(fraction, 4),
             "needle_frame": band_frame,
             "gauge": cap.gauge,
             "band": np.round(band.polygon, 2).tolist(),

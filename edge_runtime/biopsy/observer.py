@@ -19,16 +19,17 @@ ring holds views of the frames, not copies: every source hands out a new array p
 ``to_ndarray``, ``VideoCapture.read``) and the overlay draws on a copy, so nothing overwrites them;
 and it takes manual marks (:mod:`.marks`). Every 5th frame it also updates the expected yield
 (:mod:`.yield_band`), an AI finding: shown only on frames drawn with the AI ON, and dropped on a
-frame the AI did not answer on or a NO SIGNAL screen. A capture goes to the :class:`~.case_writer.CaseWriter` thread; the display
-gets the toast (:meth:`banners`): "BIOPSY n CAPTURED", then, when the case could not be written
-(the queue full, the disk full or gone: seen on the frames after), "BIOPSY n NOT SAVED: why" as a
-warning. ``/metrics`` counts written cases (``biopsy_captures``) and failed ones (an error kind).
+frame the AI did not answer on or a NO SIGNAL screen. A capture goes to the
+:class:`~.case_writer.CaseWriter` thread; the display gets the toasts (:meth:`banners`,
+:mod:`.notices`): "BIOPSY n CAPTURED", then, when the case could not be written (the queue full, the
+disk full or gone: seen on the frames after), "BIOPSY n NOT SAVED: why" as a warning, and "BIOPSY n
+NOT SAVED YET" while the disk has stalled on it. ``/metrics`` counts written cases
+(``biopsy_captures``) and failed ones (an error kind).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import deque
 from datetime import datetime, timezone
@@ -39,13 +40,14 @@ import cv2
 import numpy as np
 
 from edge_runtime.aistate import ON
-from edge_runtime.biopsy.case_writer import Capture, CaseWriter, FrameRecord, NotWritten
+from edge_runtime.biopsy.case_writer import Capture, CaseWriter, FrameRecord
 from edge_runtime.biopsy.fire import FireDetector
 from edge_runtime.biopsy.frame_input import frame_igtl, frame_roi
 from edge_runtime.biopsy.marks import MARKS, MarkRequests
+from edge_runtime.biopsy.notices import Notices
 from edge_runtime.biopsy.numbering import CaptureNumbers
 from edge_runtime.biopsy.study_id import STUDY_ID, StudyIdSlot
-from edge_runtime.biopsy.toasts import INFO, WARNING, Toasts
+from edge_runtime.biopsy.toasts import INFO
 from edge_runtime.biopsy.yield_band import SUBPIXEL, SUBPIXEL_BITS, YieldBand, YieldTracker
 from edge_runtime.frames import Frame, Observer, Prediction
 from edge_runtime.roi import Roi
@@ -53,13 +55,6 @@ from edge_runtime.units import MS_PER_S
 
 log = logging.getLogger("sonomap.biopsy")
 RING_FRAMES = 8  # > the detector's look-back (2 frames) + confirmation + settling
-TOAST_FRAMES = 60  # about 2 s at 30 fps
-WARNING_FRAMES = 300  # about 10 s: a biopsy not saved must not pass unseen
-TOAST = "BIOPSY {n} CAPTURED"
-NOT_SAVED = "BIOPSY {numbers} NOT SAVED: {reason}"
-NOT_CAPTURED = "BIOPSY NOT CAPTURED: {why}"
-NOT_SAVED_KEY = "not saved"  # the toast key of NOT_SAVED
-LISTED_NUMBERS = 4  # a NOT SAVED toast names this many biopsies, then how many more
 YIELD_TEXT = "EXPECTED YIELD {pct:.0f}% cancer (outlined band)"
 BAND_BGR = (255, 255, 0)  # cyan: apart from the overlay's red and the banners' colours
 BAND_PX = 2
@@ -67,12 +62,6 @@ YIELD_EVERY = 5  # the HUD yield refreshes 6 times a second at 30 fps
 FIRED_TIP_MM = 3.0  # a needle whose tip lies this close to the last fired tip is that needle
 NO_SIGNAL = "no signal from the source"  # why a mark made on the NO SIGNAL screen is refused
 ENDED = "the session ended before the next frame"  # why a mark still queued at close is refused
-
-
-def _numbers(misses: list[NotWritten]) -> str:
-    shown = ", ".join(str(m.number) for m in misses[:LISTED_NUMBERS])
-    more = len(misses) - LISTED_NUMBERS
-    return shown if more <= 0 else f"{shown} and {more} more"
 
 
 class CaptureObserver(Observer):
@@ -107,10 +96,7 @@ class CaptureObserver(Observer):
         self.refused = 0  # marks refused: no ROI known on their frame, no signal, or the session ended
         self.refusal_reasons: list[str] = []  # why each mark was refused, in order (the session's summary)
         self._last_index = 0  # the last real frame observed: a refusal on NO SIGNAL is shown from it
-        self.toasts = Toasts()
-        self._toasted = 0  # the capture the CAPTURED toast names
-        self._unsaved: list[NotWritten] = []  # named by the NOT SAVED toast
-        self._failures_lock = threading.Lock()  # _show_failures runs on the frame and render paths
+        self.notices = Notices(self.writer)  # the toasts (.notices)
         self._warned_scale = False
         self.cpu_s, self.frames = 0.0, 0
         self.band: YieldBand | None = None  # expected yield of the needle in place (newest frame)
@@ -135,7 +121,7 @@ class CaptureObserver(Observer):
         t0 = time.thread_time()
         try:
             self._observe(frame, prediction, (stats.get("ai") or {}).get("state"))
-            self._show_failures(frame.index)
+            self.notices.poll(frame.index)
         finally:
             self.cpu_s += time.thread_time() - t0
             self.frames += 1
@@ -191,20 +177,7 @@ class CaptureObserver(Observer):
         self.refused += 1
         self.refusal_reasons.append(why)
         log.error("biopsy mark (%s) not captured %s: %s", via, where, why)
-        self.toasts.show("refused", WARNING, NOT_CAPTURED.format(why=why), self._last_index, WARNING_FRAMES)
-
-    def _show_failures(self, index: int) -> None:
-        """The captures the writer could not write, as a warning toast from frame ``index`` on."""
-        with self._failures_lock:
-            misses = self.writer.take_failures()
-            if not misses:
-                return
-            if any(m.number == self._toasted for m in misses):
-                self.toasts.drop("captured")  # it said CAPTURED: it must not stay beside NOT SAVED
-            showing = self.toasts.showing(NOT_SAVED_KEY, index)
-            self._unsaved = [*self._unsaved, *misses] if showing else misses
-            text = NOT_SAVED.format(numbers=_numbers(self._unsaved), reason=misses[-1].reason)
-            self.toasts.show(NOT_SAVED_KEY, WARNING, text, index, WARNING_FRAMES)
+        self.notices.refused(why, self._last_index)
 
     def _new_roi(self, roi: Roi) -> None:
         self.roi = roi
@@ -260,20 +233,18 @@ class CaptureObserver(Observer):
         if event is not None:
             self._fired_tip = event.tip
         # under the lock: a failure of this capture polled on the render path comes after its toast
-        with self._failures_lock:
-            if self.writer.submit(cap):  # a refusal reaches the screen through _show_failures
-                self._toasted = number
-                self.toasts.show("captured", INFO, TOAST.format(n=number), post.index, TOAST_FRAMES)
+        with self.notices.lock:
+            if self.writer.submit(cap):  # a refusal reaches the screen through Notices.poll
+                self.notices.captured(number, post.index)
 
     def banners(self, frame: Frame, ai: str) -> list[tuple[str, str]]:
-        """The toasts for ``frame`` (CAPTURED for TOAST_FRAMES frames; NOT SAVED and NOT CAPTURED
-        for WARNING_FRAMES) and, with the AI ``ON``, the expected yield. A failure the writer reported
-        since the last frame shows here already: a frame drawn now must not say CAPTURED for a case
-        known lost."""
+        """The toasts for ``frame`` (:mod:`.notices`) and, with the AI ``ON``, the expected yield. A
+        failure the writer reported since the last frame shows here already: a frame drawn now must not
+        say CAPTURED for a case known lost."""
         # NO SIGNAL (index -1): the toasts of the last real frame stay up, a refusal made there too
         index = frame.index if frame.index >= 0 else self._last_index
-        self._show_failures(index)
-        out = self.toasts.active(index)
+        self.notices.poll(index)
+        out = self.notices.active(index)
         band = self.band
         if band is not None and ai == ON:
             out.append((INFO, YIELD_TEXT.format(pct=100 * band.fraction)))
