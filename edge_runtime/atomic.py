@@ -100,6 +100,11 @@ def same_file(a: str | Path, b: str | Path) -> bool:
     return a.exists() and b.exists() and os.path.samefile(a, b)
 
 
+def fsync_folder(path: str | Path) -> None:
+    """fsync the folder ``path``: makes the renames and new entries in it durable."""
+    _fsync(Path(path), os.O_RDONLY)
+
+
 def _fsync(path: Path, flags: int) -> None:
     fd = os.open(path, flags)
     try:
@@ -129,15 +134,16 @@ def atomic_write_csv(path: str | Path, header, rows) -> Path:
     return Path(path)
 
 
-def atomic_write_png(path: str | Path, image: np.ndarray) -> Path:
-    """Write ``image`` (uint8 or uint16; gray, BGR or BGRA) as a PNG file at ``path``, atomically;
-    return ``path``. InputError ``PATH: PNG encoding failed (REASON)`` when OpenCV cannot encode the
-    array (None, empty, 2 or 5+ channels); an OSError naming ``path``, never the temp file, when the
-    file cannot be written (a folder there, no permission, no space)."""
+def atomic_write_png(path: str | Path, image: np.ndarray, durable: bool = False) -> Path:
+    """Write ``image`` (uint8 or uint16; gray, BGR or BGRA) as a PNG file at ``path``, atomically
+    (``durable``: fsynced, as :func:`atomic_path`); return ``path``. InputError ``PATH: PNG encoding
+    failed (REASON)`` when OpenCV cannot encode the array (None, empty, 2 or 5+ channels); an OSError
+    naming ``path``, never the temp file, when the file cannot be written (a folder there, no
+    permission, no space)."""
     try:
         ok, buf = cv2.imencode(".png", image)
     except cv2.error as exc:
         raise InputError(f"{path}: PNG encoding failed ({str(exc).strip().splitlines()[-1]})") from exc
     if not ok:
         raise InputError(f"{path}: PNG encoding failed")
-    return atomic_write_bytes(path, buf.tobytes())
+    return atomic_write_bytes(path, buf.tobytes(), durable)

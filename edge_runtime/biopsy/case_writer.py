@@ -13,8 +13,9 @@ when another session took that name) holding
 
 Only ROI pixels are written (the scanner's screen text, which may carry the patient's name, is
 outside the ROI). The folder is written under a hidden name and renamed when complete, so a
-reader never sees half a case; sessions sharing DIR never remove or replace each other's cases
-(:mod:`.case_folders`). Every capture ends in :attr:`CaseWriter.written` or
+reader never sees half a case; its files are fsynced before the rename and the rename after it, so
+a power cut never leaves a published case of empty files. Sessions sharing DIR never remove or
+replace each other's cases (:mod:`.case_folders`). Every capture ends in :attr:`CaseWriter.written` or
 :attr:`CaseWriter.failed`; ``/metrics`` counts the written ones (``biopsy_captures``) and the
 failed ones (``sonomap_errors{kind="biopsy_not_saved"}``). Layout: docs/biopsy-capture.md.
 """
@@ -36,7 +37,7 @@ import cv2
 import numpy as np
 
 from edge_runtime import privacy
-from edge_runtime.atomic import atomic_write_png
+from edge_runtime.atomic import atomic_write_bytes, atomic_write_png, fsync_folder
 from edge_runtime.biopsy.case_folders import (
     ensure_directory,
     make_partial,
@@ -93,15 +94,14 @@ def write_case(directory: Path, cap: Capture) -> Path:
     partial = make_partial(directory, name)
     try:
         pre, post = _gray(cap.pre.roi_bgr), _gray(cap.post.roi_bgr)
-        atomic_write_png(partial / "prefire.png", pre)
-        atomic_write_png(partial / "postfire.png", post)
+        atomic_write_png(partial / "prefire.png", pre, durable=True)
+        atomic_write_png(partial / "postfire.png", post, durable=True)
         files = None
         p = cap.pre.prediction
         if p is not None:
-            atomic_write_png(partial / "prefire_mask.png", p.mask.astype(np.uint8))
-            atomic_write_png(
-                partial / "prefire_prob.png", np.round(np.clip(p.prob, 0, 1) * PROB_SCALE).astype(np.uint16)
-            )
+            atomic_write_png(partial / "prefire_mask.png", p.mask.astype(np.uint8), durable=True)
+            prob = np.round(np.clip(p.prob, 0, 1) * PROB_SCALE).astype(np.uint16)
+            atomic_write_png(partial / "prefire_prob.png", prob, durable=True)
             files = {
                 "frame": p.frame.index if p.frame is not None else cap.pre.index,
                 "prob": "prefire_prob.png",
@@ -110,8 +110,13 @@ def write_case(directory: Path, cap: Capture) -> Path:
                 "cancer_class": cap.cancer_class,
             }
         for candidate in publish_name(name):
-            (partial / "case.yaml").write_text(case_document(cap, candidate, post, files))
+            atomic_write_bytes(
+                partial / "case.yaml", case_document(cap, candidate, post, files).encode(), True
+            )
             if try_publish(partial, directory / candidate):
+                # the files were fsynced before the rename, the rename is made durable here: after a
+                # power cut a published case is whole, never a folder of empty files
+                fsync_folder(directory)
                 return directory / candidate
         raise FileExistsError(errno.EEXIST, "every name for the case is taken", str(directory / name))
     except BaseException:
