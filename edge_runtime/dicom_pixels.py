@@ -17,10 +17,15 @@ unconverted such as YBR_PARTIAL_420, a palette without its table) is a one-line
 :class:`~edge_runtime.errors.InputError` naming the file. pydicom is the optional ``[dicom]`` extra:
 callers have read the dataset with it already; version 3 or later is needed (``pydicom.pixels``).
 Compressed transfer syntaxes need a pydicom pixel-data plugin (Pillow decodes JPEG baseline and
-JPEG 2000).
+JPEG 2000). A plugin that fails logs its exception with a traceback on pydicom's decoder logger:
+that record is lowered to DEBUG without the traceback (:func:`_quiet_plugin_failure`), since the
+one-line error carries the plugin's message. A file whose NumberOfFrames is 0 holds no image: an
+error saying so, not the decoder's TypeError.
 """
 
 from __future__ import annotations
+
+import logging
 
 import cv2
 import numpy as np
@@ -30,6 +35,17 @@ from edge_runtime.errors import InputError, SonomapError
 MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 RGB, PALETTE = "RGB", "PALETTE COLOR"
 LUT_16_BIT = 16
+DECODER_LOGGER = "pydicom.pixels.decoders.base"  # logs each failing plugin's exception, traceback and all
+
+
+def _quiet_plugin_failure(record: logging.LogRecord) -> bool:
+    """A failing plugin's record, kept at DEBUG without its traceback: the InputError says it in one line."""
+    if record.exc_info:
+        record.exc_info, record.exc_text = None, None
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        # the logger let it through as an ERROR: whether DEBUG is wanted is asked again here
+        return logging.getLogger(DECODER_LOGGER).isEnabledFor(logging.DEBUG)
+    return True
 
 
 def frame_count(ds) -> int:
@@ -40,7 +56,19 @@ def frame_count(ds) -> int:
         return 1
 
 
+def _declared_frames(ds) -> int | None:
+    """NumberOfFrames as written, or None when absent, empty or not a number (then one frame)."""
+    try:
+        raw = getattr(ds, "NumberOfFrames", None)
+        return None if raw is None or raw == "" else int(raw)
+    except (TypeError, ValueError):
+        return None
+
+
 def _decode(ds, where: str, index: int | None):
+    if _declared_frames(ds) == 0:  # pydicom would assume one frame and fail on the empty data
+        raise InputError(f"{where}: holds no image (NumberOfFrames is 0)")
+    logging.getLogger(DECODER_LOGGER).addFilter(_quiet_plugin_failure)  # once: the same filter is kept once
     try:
         from pydicom.pixels import get_decoder  # deferred: pydicom is an optional extra
     except ImportError as exc:  # pydicom 2 has no pydicom.pixels
@@ -51,8 +79,9 @@ def _decode(ds, where: str, index: int | None):
         decoder = get_decoder(ds.file_meta.TransferSyntaxUID)
         return decoder.as_array(ds, index=index, as_rgb=True)
     except Exception as exc:  # pydicom raises many types for missing, broken or undecodable pixel data
+        reason = " ".join(str(exc).split())  # pydicom lists each plugin on a line of its own: one line
         raise InputError(
-            f"{where}: cannot decode the DICOM pixel data ({type(exc).__name__}: {exc})"
+            f"{where}: cannot decode the DICOM pixel data ({type(exc).__name__}: {reason})"
         ) from exc
 
 

@@ -25,9 +25,14 @@ from edge_runtime.errors import InputError
 from edge_runtime.frames import Frame, Source
 from edge_runtime.privacy import redact
 from edge_runtime.sources.corrupt import CorruptCounter
+from edge_runtime.sources.frame_size import check_frame_size
 from edge_runtime.yuv import YuvFrame, from_av
 
 FOURCC_LEN = 4
+# A display matrix's rotation (counter-clockwise degrees, PyAV's VideoFrame.rotation) -> the turn that
+# shows the frame upright, as players do: a portrait recording is otherwise replayed lying on its side.
+UPRIGHT = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
+RIGHT_ANGLE = 90
 # A network stream (RTSP, UDP, HTTP) that has not answered in this long is down: the reconnecting
 # source shows NO SIGNAL and retries, instead of the open blocking forever.
 STREAM_OPEN_TIMEOUT_S = 10.0
@@ -57,6 +62,29 @@ def stream_fps(stream: av.video.stream.VideoStream) -> float | None:
     rate = stream.average_rate
     fps = float(rate) if rate else 0.0
     return fps if math.isfinite(fps) and fps > 0 else None
+
+
+def video_stream(container: av.container.InputContainer, origin: str) -> av.video.stream.VideoStream:
+    """The container's picture stream: of its video streams that are not a cover picture (an MP4's
+    ``attached_pic``, one still image), the one with the most pixels, the first of equals. A file with
+    a thumbnail or a small second view beside the scanner screen would otherwise be replayed as that,
+    since FFmpeg lists streams in file order. InputError naming ``origin`` (the file) when there is none."""
+    moving = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    if not moving:  # a sound recording, subtitles, data or a cover picture only
+        raise InputError(f"{origin}: no video stream in it (audio or data only)")
+    return max(moving, key=lambda s: (s.codec_context.width or 0) * (s.codec_context.height or 0))
+
+
+def _as_frame(vf: av.VideoFrame, index: int, pts: float | None, meta: dict) -> Frame:
+    """A decoded frame as the pipeline takes it: yuv420p (nearly every H.264 clip) keeps its planes,
+    BGR made on demand; another format, or a frame its display matrix turns, is made BGR now."""
+    turn = UPRIGHT.get(round(vf.rotation / RIGHT_ANGLE) * RIGHT_ANGLE % 360)
+    if turn is not None:  # turned upright in BGR: rare, not worth turning the planes
+        return Frame(index, cv2.rotate(vf.to_ndarray(format="bgr24"), turn), time.monotonic(), pts, meta)
+    i420 = from_av(vf)
+    if i420 is not None:
+        return YuvFrame(index, i420, time.monotonic(), pts, meta)
+    return Frame(index, vf.to_ndarray(format="bgr24"), time.monotonic(), pts, meta)
 
 
 class _ReaderReleases(Source):
@@ -119,14 +147,16 @@ class VideoFileSource(_ReaderReleases):
             raise InputError(
                 redact(f"{self.origin}: unreadable video ({getattr(exc, 'strerror', None) or exc})")
             ) from exc
-        if not container.streams.video:  # a sound recording, subtitles or data only
+        try:
+            stream = video_stream(container, self.origin)
+            codec = stream.codec_context
+            if codec is None:  # e.g. a corrupt header that names no codec
+                raise InputError(f"{self.origin}: unreadable video (no decodable video stream)")
+            # the header's size, before a frame is decoded: a huge one would exhaust memory first
+            check_frame_size(codec.width, codec.height, self.origin, 0)
+        except InputError:
             container.close()
-            raise InputError(f"{self.origin}: no video stream in it (audio or data only)")
-        stream = container.streams.video[0]
-        codec = stream.codec_context
-        if codec is None:  # e.g. a corrupt header that names no codec
-            container.close()
-            raise InputError(f"{self.origin}: unreadable video (no decodable video stream)")
+            raise
         self.fps = stream_fps(stream)
         # Live streams: slice threads only, since frame threading holds back (threads - 1) frames.
         codec.thread_type = "SLICE" if self.live else "AUTO"
@@ -152,19 +182,13 @@ class VideoFileSource(_ReaderReleases):
                             continue
                         for vf in decoded:
                             corrupt.ok()
+                            check_frame_size(vf.width, vf.height, self.origin, index)  # a size change
                             pts = (
                                 float(vf.pts * stream.time_base)
                                 if vf.pts is not None and stream.time_base
                                 else None
                             )
-                            meta = {"source": self.name}
-                            i420 = from_av(
-                                vf
-                            )  # yuv420p (nearly every H.264 clip): keep the planes, BGR on demand
-                            if i420 is not None:
-                                yield YuvFrame(index, i420, time.monotonic(), pts, meta)
-                            else:
-                                yield Frame(index, vf.to_ndarray(format="bgr24"), time.monotonic(), pts, meta)
+                            yield _as_frame(vf, index, pts, {"source": self.name})
                             index += 1
                 except av.FFmpegError as exc:
                     raise InputError(

@@ -37,10 +37,11 @@ from edge_runtime.dicom_pixels import dicom_pixels
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.frames import Frame, Source
 from edge_runtime.igtl.source import open_igtl_source
-from edge_runtime.image_files import UnreadableImage, read_image
+from edge_runtime.image_files import ImageTooLarge, UnreadableImage, read_image
 from edge_runtime.sources import synthetic
 from edge_runtime.sources.capture import V4L2Source, VideoFileSource, capture_device_name, to_bgr
 from edge_runtime.sources.corrupt import CorruptCounter
+from edge_runtime.sources.frame_size import MAX_FRAME_PIXELS, check_frame_size
 from edge_runtime.sources.plus_metaimage import PlusMetaImageSource
 from edge_runtime.sources.reconnect import ResilientSource
 from edge_runtime.sources.sequence import SequenceSource
@@ -76,7 +77,10 @@ class ImageFolderSource(Source):
         while True:
             for number, f in enumerate(self.files, 1):
                 try:
-                    image = read_image(f)
+                    image = read_image(f, max_pixels=MAX_FRAME_PIXELS)
+                except ImageTooLarge as exc:  # refused from its header, before it takes the memory
+                    check_frame_size(exc.width, exc.height, str(f), index)
+                    raise
                 except UnreadableImage as exc:
                     if len(self.files) == 1:
                         raise InputError(f"{f}: not a readable image ({exc.reason}; frame {index})") from exc
@@ -84,6 +88,7 @@ class ImageFolderSource(Source):
                     corrupt.skip(f"image {number} of {len(self.files)}", "not a readable image", f.name)
                     continue
                 corrupt.ok()
+                check_frame_size(image.shape[1], image.shape[0], str(f), index)  # a TIFF's, or too wide
                 yield Frame(index, to_bgr(image, str(f)), time.monotonic(), None, {"source": self.name})
                 index += 1
             if index == 0:
@@ -133,6 +138,11 @@ class DicomCineSource(Source):
         except Exception as exc:  # pydicom raises many types for broken files
             raise InputError(f"{self.path}: unreadable DICOM ({type(exc).__name__}: {exc})") from exc
         privacy.register_dicom(ds)  # from now on its identifiers are [REDACTED] in logs and errors
+        try:  # the header's size, before the frames are decoded: a huge one would exhaust memory first
+            rows, columns = int(getattr(ds, "Rows", 0) or 0), int(getattr(ds, "Columns", 0) or 0)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{self.path}: Rows or Columns is not a number ({exc})") from exc
+        check_frame_size(columns, rows, str(self.path), 0)
         # 8-bit gray or RGB: YBR converted, a palette applied, MONOCHROME1 inverted; else an error
         pixels = dicom_pixels(ds, str(self.path))
         self.pixels = pixels
