@@ -15,6 +15,7 @@ from edge_runtime.manifest import sha256_file
 CLIP_LIMIT_BYTES = 1000  # below the 1-frame 64x36 clip (~2 KB), above its .json (~0.3 KB)
 BENCH_LIMIT_BYTES = 4096  # above bench's own clip of a 64x36 input, below its report (~9 KB)
 TINY = ("--size", "64x36", "--noise", "0")
+REPLAY_LIMIT_BYTES = 16 * 1024  # the summary (~3 KB) fits, the 30-frame recording (~60 KB) does not
 
 
 def test_make_clip_that_cannot_finish_keeps_the_earlier_clip_and_json_and_names_out(tmp_path):
@@ -55,3 +56,16 @@ def test_make_clip_names_its_image_by_content_on_stdout(tmp_path, busi_sample):
     res = sonomap("make-clip", "--image", image, "--out", tmp_path / "c.mp4", "--frames", 1, *TINY)
     assert "DOE_JANE" not in res.stdout + res.stderr
     assert f"from image sha256 {sha256_file(image)[:12]}" in res.stdout
+
+
+def test_a_replay_recording_that_fills_the_disk_is_named_by_its_output_not_its_hidden_stand_in(tmp_path):
+    clip = tmp_path / "clip.mp4"
+    sonomap("make-clip", "--out", clip, "--frames", 60, "--size", "640x360")
+    out, summary = tmp_path / "o.mp4", tmp_path / "s.json"
+    res = sonomap_with_file_size_limit(
+        REPLAY_LIMIT_BYTES, "replay", clip, "--model", dark_onnx(), "--out", out, "--summary", summary
+    )
+    assert res.returncode == 2, res.stderr
+    text = res.stderr + summary.read_text()
+    # the staged file was deleted by then: naming it would send the reader to a file that is not there
+    assert ".partial" not in text and str(out) in res.stderr.strip().splitlines()[-1], res.stderr

@@ -43,7 +43,7 @@ import numpy as np
 from edge_runtime.cpus import encode_threads
 from edge_runtime.errors import InputError
 from edge_runtime.sinks import recordings
-from edge_runtime.sinks.staging import partial_path, remove_leftovers
+from edge_runtime.sinks.staging import named_for_output, partial_path, remove_leftovers
 from edge_runtime.sinks.threaded import ThreadedWriter
 from edge_runtime.units import DEFAULT_FPS
 
@@ -202,6 +202,9 @@ class Mp4Sink(ThreadedWriter):
             self._finish()
         self.paused_frames += 1
         return False
+
+    def _failed(self, exc: Exception) -> None:
+        super()._failed(named_for_output(exc, self._writing, self.path))
 
     def _write_now(self, image: np.ndarray, is_i420: bool, timestamp: float | None = None) -> None:
         import av  # deferred: PyAV loads FFmpeg (about 0.1 s), and `sonomap --help` imports this module

@@ -27,6 +27,14 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{token}{PARTIAL_SUFFIX}")
 
 
+def named_for_output(exc: Exception, writing: Path | None, path: Path) -> Exception:
+    """``exc``, or an OSError of its text with the staged file ``writing`` named as ``path``: a write
+    error names the file FFmpeg was writing, which is deleted by the time anyone reads the error."""
+    if writing is None or writing == path or str(writing) not in str(exc):
+        return exc
+    return OSError(str(exc).replace(f"'{writing}'", str(path)).replace(str(writing), str(path)))
+
+
 def remove_leftovers(path: Path) -> list[Path]:
     """Delete the staged files of ``path`` whose writer process is gone; return them. A file of a
     process still running (another replay writing the same path) is left alone."""
