@@ -33,7 +33,7 @@ import numpy as np
 
 from edge_runtime import privacy, source_kinds
 from edge_runtime.config_schema import RuntimeConfig
-from edge_runtime.dicom_pixels import dicom_pixels
+from edge_runtime.dicom_pixels import dicom_pixels, frame_count
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.frames import Frame, Source
 from edge_runtime.igtl.source import open_igtl_source
@@ -143,14 +143,16 @@ class DicomCineSource(Source):
         except (TypeError, ValueError) as exc:
             raise InputError(f"{self.path}: Rows or Columns is not a number ({exc})") from exc
         check_frame_size(columns, rows, str(self.path), 0)
-        # 8-bit gray or RGB: YBR converted, a palette applied, MONOCHROME1 inverted; else an error
-        pixels = dicom_pixels(ds, str(self.path))
-        self.pixels = pixels
+        # 8-bit gray or RGB: YBR converted, a palette applied, MONOCHROME1 inverted; else an error.
+        # Decoded a frame at a time as played: a compressed cine of a thousand frames is gigabytes
+        # decoded. The first frame is decoded now, so an unreadable file fails before anything starts.
+        self._ds, self.frames = ds, frame_count(ds)
+        first = dicom_pixels(ds, str(self.path), 0)
         self.fps = cine_fps(ds, self.path)
         self.mm_per_pixel = self._mm_per_pixel(ds)
         # the kind, not the path: a file name may carry the patient's name even when the header does not
-        height, width = pixels.shape[1:3]
-        log.info("%s: %d frame(s) of %dx%d at %.1f fps", self.name, len(pixels), width, height, self.fps)
+        height, width = first.shape[:2]
+        log.info("%s: %d frame(s) of %dx%d at %.1f fps", self.name, self.frames, width, height, self.fps)
 
     @staticmethod
     def _mm_per_pixel(ds) -> float | None:
@@ -163,7 +165,8 @@ class DicomCineSource(Source):
     def __iter__(self) -> Iterator[Frame]:
         index = 0
         while True:
-            for i, image in enumerate(self.pixels):
+            for i in range(self.frames):
+                image = dicom_pixels(self._ds, f"{self.path} frame {i}", i)
                 bgr = (
                     cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else to_bgr(image, f"frame {i}")
                 )
