@@ -276,22 +276,23 @@ def install_log_redaction(logger: logging.Logger | None = None) -> RedactingFilt
     return REDACTOR
 
 
-def make_private_dir(path: str | Path) -> Path:
+def make_private_dir(path: str | Path, label: str = "recordings directory") -> Path:
     """Create ``path`` (and parents) with mode 0700; tighten an existing looser directory.
 
-    Raises ConfigError naming the path when it is not a directory we own."""
+    Raises ConfigError naming ``label`` (the option that gave it) and the path when it is not a
+    directory we own or cannot be made (no permission, a read-only file system)."""
     path = Path(path)
     try:
         path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
         st = path.stat()
         if not stat.S_ISDIR(st.st_mode):
-            raise ConfigError(f"recordings directory {path}: not a directory")
+            raise ConfigError(f"{label} {path}: not a directory")
         if st.st_uid != os.geteuid():
-            raise ConfigError(f"recordings directory {path}: owned by uid {st.st_uid}, not us")
+            raise ConfigError(f"{label} {path}: owned by uid {st.st_uid}, not us")
         if stat.S_IMODE(st.st_mode) != PRIVATE_DIR_MODE:
             os.chmod(path, PRIVATE_DIR_MODE)
     except FileExistsError as exc:
-        raise ConfigError(f"recordings directory {path}: exists and is not a directory") from exc
-    except PermissionError as exc:
-        raise ConfigError(f"recordings directory {path}: permission denied") from exc
+        raise ConfigError(f"{label} {path}: exists and is not a directory") from exc
+    except OSError as exc:  # permission denied, a read-only file system, no space
+        raise ConfigError(f"{label} {path}: {exc.strerror or exc}") from exc
     return path

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from cli import sonomap
 
 from edge_runtime.biopsy.case_writer import STALL_S, Capture, FrameRecord, write_case
 from edge_runtime.biopsy.marks import MarkRequests
@@ -129,3 +130,15 @@ def test_a_stalled_disk_is_shown_as_not_saved_yet_and_the_session_stops_in_time(
     assert [(m.number, m.reason) for m in observer.writer.failed] == [
         (2, "still being written when the session ended")
     ]
+
+
+def test_a_cases_folder_that_cannot_be_made_is_one_line_naming_the_option(tmp_path):
+    clip = tmp_path / "clip.mp4"
+    sonomap("make-clip", "--out", clip, "--frames", 2, "--size", "64x36")
+    # procfs refuses every new folder, as a read-only or foreign file system does, even to root
+    cases = Path("/proc/sonomap-cases")
+    res = sonomap("replay", clip, "--out", tmp_path / "o.mp4", "--cases", cases, check=False)
+    assert res.returncode == 2, res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"sonomap replay: error: --cases {cases}: "), res.stderr
+    assert "Traceback" not in res.stderr and "recordings directory" not in last

@@ -134,7 +134,7 @@ class CaseWriter:
     count logged in one line."""
 
     def __init__(self, directory: str | Path):
-        self.directory = privacy.make_private_dir(directory)
+        self.directory = privacy.make_private_dir(directory, "--cases")
         removed = remove_stale_partials(self.directory)
         if removed:
             log.warning(
