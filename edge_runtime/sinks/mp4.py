@@ -203,8 +203,8 @@ class Mp4Sink(ThreadedWriter):
         self.paused_frames += 1
         return False
 
-    def _failed(self, exc: Exception) -> None:
-        super()._failed(named_for_output(exc, self._writing, self.path))
+    def failure(self, exc: Exception) -> Exception:
+        return named_for_output(exc, self._writing, self.path)
 
     def _write_now(self, image: np.ndarray, is_i420: bool, timestamp: float | None = None) -> None:
         import av  # deferred: PyAV loads FFmpeg (about 0.1 s), and `sonomap --help` imports this module

@@ -106,8 +106,14 @@ class ThreadedWriter:
     def _write_now(self, *item) -> None:
         raise NotImplementedError
 
+    def failure(self, exc: Exception) -> Exception:
+        """What a write error ``exc`` is recorded and logged as (a sink writing a stand-in file names
+        its output instead)."""
+        return exc
+
     def _failed(self, exc: Exception) -> None:
         """A write raised: this sink stops (``error``), counted and logged once."""
+        exc = self.failure(exc)
         self.error = exc
         EVENTS.inc("recording_failed")
         log.error("sink %s failed and stops recording: %s", self.name, exc)
