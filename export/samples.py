@@ -23,6 +23,7 @@ from edge_runtime.source_kinds import IMAGE_SUFFIXES
 
 DEFAULT_FRAMES = Path(__file__).resolve().parents[1] / "tests" / "data" / "busi" / "images"
 PACKAGED_FRAMES = Path(edge_runtime.__file__).resolve().parent / "models" / "default" / "samples"
+READ_FLAGS = cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH
 ID_SHA256_CHARS = 16  # of the file's sha256 in a frame id: enough to find the file, short to read
 
 
@@ -61,9 +62,16 @@ def load_frames(
             data = path.read_bytes()
         except OSError as exc:
             raise InputError(f"{path}: unreadable ({exc.strerror or exc})") from exc
-        gray = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if data else None
+        # any depth as stored: IMREAD_GRAYSCALE alone shifts a 16-bit image down to its top 8 bits,
+        # so 12-bit data comes out nearly black and parity would be judged on empty frames
+        gray = cv2.imdecode(np.frombuffer(data, np.uint8), READ_FLAGS) if data else None
         if gray is None:
             raise InputError(f"{path}: not a readable image")
+        if gray.dtype != np.uint8:
+            raise InputError(
+                f"{path}: a {gray.dtype.itemsize * 8}-bit image ({gray.dtype}); parity frames must be 8-bit, "
+                "as the cart's capture delivers them: convert the folder to 8-bit images first"
+            )
         frames.append((frame_id(index, data), gray))
     return frames
 

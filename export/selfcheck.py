@@ -29,6 +29,7 @@ from edge_runtime.manifest import SHA_SHOWN, load_manifest, manifest_path
 from edge_runtime.model_contract import check_contract
 from edge_runtime.tensorrt.modules import TensorRTUnavailable
 from edge_runtime.units import MS_PER_S
+from export.graph_io import check_session_io
 from export.parity import (
     FP16_AGREEMENT_BAR,
     FP32_AGREEMENT_BAR,
@@ -177,7 +178,9 @@ def run_selfcheck(args) -> int:
     frames = [(i, fit_frame(g, roi, max_hw)) for i, g in load_frames(args.frames, args.max_frames)]
     lint_passed = lint_for_tensorrt(model)
     session = ort_session(model)
-    # the manifest must describe this graph before anything is measured against it
+    # the manifest must describe this graph before anything is measured against it: the tensors
+    # fed and read (else ONNX Runtime fails on the first frame), then what the outputs mean
+    check_session_io(session, manifest, model)
     check_contract(session.get_modelmeta().custom_metadata_map, manifest, model)
     ort_out = {frame_id: run_ort(session, gray) for frame_id, gray in frames}
     ort_ms = timed_latency(lambda gray: run_ort(session, gray), frames[0][1])

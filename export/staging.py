@@ -120,11 +120,42 @@ def staged(target: str | Path) -> Iterator[Staging]:
     when the block ends, by an error or without install/keep_failed, is deleted."""
     target = Path(target)
     check_target(target)
+    made = [folder for folder in (target.parent, *target.parent.parents) if not folder.exists()]
     target.parent.mkdir(parents=True, exist_ok=True)
     for folder in remove_leftovers(target):
         print(f"removed {folder.name}: the unfinished files of an export that was killed")
-    stage = Staging(target)
+    try:
+        stage = Staging(target)
+    except OSError as exc:
+        raise staging_error(exc, target, target.parent) from exc
     try:
         yield stage
+    except OSError as exc:
+        raise staging_error(exc, target, stage.folder) from exc
     finally:
         stage.discard()  # a no-op after install or keep_failed: the folder is gone by then
+        remove_empty(made)
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Delete the folders an export made for ``--out`` (deepest first) that hold nothing: an export
+    that failed before it wrote anything leaves no trace at ``--out``, not even its folder."""
+    for folder in folders:
+        if not folder.is_dir() or folder.is_symlink() or any(folder.iterdir()):
+            return  # something is in it (a kept failed export): it and the folders above it stay
+        try:
+            folder.rmdir()
+        except OSError:  # another export wrote into it since: it is theirs now
+            return
+
+
+def staging_error(exc: OSError, target: Path, folder: Path) -> OSError:
+    """``exc`` about a file in the staging ``folder`` (a full disk, a quota) as an OSError naming
+    ``target`` as the user gave it, the staged file and that nothing was replaced: the hidden
+    staging path is deleted by the time the message is read. Errors about other files come back as
+    they are (a checkpoint that cannot be read names the checkpoint)."""
+    written = Path(exc.filename) if exc.filename else None
+    if exc.errno is None or written is None or not (written == folder or folder in written.parents):
+        return exc
+    what = f" (writing {written.name})" if written != folder else ""
+    return OSError(exc.errno, f"{exc.strerror or exc}{what}; {untouched(target)}", str(target))

@@ -15,6 +15,7 @@ from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import load_manifest
 from edge_runtime.tensorrt.cache import check_cache_dir
 from edge_runtime.tensorrt.manifest_io import check_io
+from export.graph_io import check_model_io
 from export.shapes import INPUT_NAME, checked_profile, given_shapes
 
 log = logging.getLogger("sonomap.export")
@@ -134,6 +135,7 @@ def run_tensorrt_export(args) -> int:
     load_manifest(onnx_path)  # missing file/manifest or wrong sha256: clear error before TensorRT
     profile = profile_from_args(args, onnx_path)  # a bad flag is named before TensorRT loads
     refuse_failed_lint(onnx_path)  # minutes before the parser would say so
+    check_model_io(onnx_path, load_manifest(onnx_path))  # the profile is built from the manifest's io
     from edge_runtime.tensorrt.engines import ensure_engine
     from edge_runtime.tensorrt.modules import import_tensorrt
 

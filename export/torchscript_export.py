@@ -20,7 +20,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from edge_runtime.atomic import atomic_path
+from edge_runtime.atomic import atomic_write_bytes
 from edge_runtime.backends import TORCHSCRIPT_SUFFIXES
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import manifest_path, save_manifest
@@ -62,9 +62,10 @@ def export_torchscript(checkpoint: str | Path, out: str | Path):
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings about shape arithmetic; checked below instead
         traced = torch.jit.trace(folded, (dummy,), check_trace=False)
-    with atomic_path(out) as tmp:
-        # the checkpoint's manifest is what the folded graph was built from: its contract, as ONNX's
-        traced.save(str(tmp), _extra_files=contract_props(source))
+    # the checkpoint's manifest is what the folded graph was built from: its contract, as ONNX's.
+    # Serialised in memory, then written by Python: torch's file writer fails a short write (a full
+    # disk) in a C++ destructor, which aborts the process instead of raising, leaving its files behind
+    atomic_write_bytes(out, traced.save_to_buffer(_extra_files=contract_props(source)))
     spec = ShapeSpec(roi=None, dynamic_batch=True)
     io = {key: value for key, value in spec.io(opset=0).items() if key not in ("opset", "profile")}
     manifest = source.derive(

@@ -145,11 +145,13 @@ def _attr(node, name, default):
     return default
 
 
-def _default_opset(model) -> int:
+def _default_opset(model, path: str | Path) -> int:
     for imp in model.opset_import:
         if imp.domain in DEFAULT_DOMAINS:
             return int(imp.version)
-    raise ConfigError("model imports no default-domain (ai.onnx) opset")
+    raise ConfigError(
+        f"{path}: not an ONNX model TensorRT can parse: it imports no default-domain (ai.onnx) opset"
+    )
 
 
 def _check_opset(report: LintReport, table: dict) -> None:
@@ -238,7 +240,7 @@ def lint_model(model, path: str | Path = "<model>", table: dict | None = None) -
     """Check a loaded ``onnx.ModelProto`` (see module docstring for the rules and their sources)."""
     table = table or load_table()
     graph = model.graph
-    report = LintReport(Path(path), _default_opset(model))
+    report = LintReport(Path(path), _default_opset(model, path))
     _check_opset(report, table)
     types = _tensor_types(model)
     consumers: dict[str, list] = {}
@@ -265,6 +267,8 @@ def lint_onnx(path: str | Path) -> LintReport:
         model = onnx.load(str(path))
     except Exception as exc:  # protobuf raises DecodeError and others for a foreign file
         raise ConfigError(f"{path}: not a readable ONNX file ({type(exc).__name__}: {exc})") from exc
+    if not model.graph.node:  # protobuf reads an empty (or all-default) file as an empty model
+        raise ConfigError(f"{path}: not an ONNX model: it holds no graph ({path.stat().st_size} bytes)")
     return lint_model(model, path)
 
 
