@@ -60,6 +60,15 @@ def one_error_line(err: str) -> str:
 
 
 def run_command(command: str, model, tmp_path, busi_sample) -> list[str]:
+    if command == "replay":  # the runtime's ONNX Runtime backend, as the cart opens a model
+        return [
+            "replay",
+            str(busi_sample / "images"),
+            "--model",
+            str(model),
+            "--out",
+            str(tmp_path / "o.mp4"),
+        ]
     if command == "selfcheck":
         return [
             "selfcheck",
@@ -92,6 +101,31 @@ def test_a_graph_whose_input_is_not_the_manifests_is_one_line(
     model = edited_copy(tmp_path, edit)
     rc = main(run_command(command, model, tmp_path, busi_sample))
     line = one_error_line(capsys.readouterr().err)
+    assert rc == EXIT_USER_ERROR
+    assert "model.onnx.yaml: 'io.inputs'" in line and says in line
+
+
+@pytest.mark.parametrize(
+    ("edit", "says"),
+    [
+        (rename_input, "takes ['image']"),
+        (three_channels, "takes [1, 3, height, width]"),
+        (fix_input_size, None),
+    ],
+)
+def test_the_runtime_refuses_a_graph_whose_input_is_not_the_manifests_at_start(
+    edit, says, tmp_path, busi_sample, capsys
+):
+    """The ONNX Runtime backend, as the cart opens a model: a renamed or 3-channel input is one line
+    before any frame (it failed on every frame, behind the fail-safe); a fixed height and width is a
+    model the backend feeds the resized ROI, so it plays."""
+    model = edited_copy(tmp_path, edit)
+    rc = main(run_command("replay", model, tmp_path, busi_sample))
+    err = capsys.readouterr().err
+    if says is None:
+        assert rc == 0, err
+        return
+    line = one_error_line(err)
     assert rc == EXIT_USER_ERROR
     assert "model.onnx.yaml: 'io.inputs'" in line and says in line
 

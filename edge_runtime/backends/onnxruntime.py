@@ -25,6 +25,7 @@ from edge_runtime.backends.base import Backend
 from edge_runtime.calibration_curve import cancer_probability
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Prediction
+from edge_runtime.graph_shapes import SPATIAL_DIMS, check_input_shapes
 from edge_runtime.manifest import manifest_path
 from edge_runtime.model_contract import check_contract, check_io
 from edge_runtime.preprocess import preprocess_for
@@ -104,6 +105,9 @@ class OnnxRuntimeBackend(Backend):
             "outputs": {t.name: t.type for t in self.session.get_outputs()},
         }
         check_io(self.manifest, listing, self.model_path)
+        shapes = {t.name: list(t.shape) for t in self.session.get_inputs()}
+        # a 3-channel graph fails here, not on the first frame; a fixed height and width are resized to
+        check_input_shapes(self.manifest, shapes, self.model_path, resized=SPATIAL_DIMS)
         check_contract(self.session.get_modelmeta().custom_metadata_map, self.manifest, self.model_path)
 
     def _recorded_precision(self) -> str:
