@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from registration.wsi_tiff import TIFFFILE_LOGGER, TiffSlide, collected_log
+from registration.library_log import TIFFFILE_LOGGER, collected_log
+from registration.wsi_tiff import TiffSlide
 
 pytest.importorskip("tifffile", reason="tifffile not installed (registration extra)")
 
