@@ -6,7 +6,8 @@ blanks (:func:`blank_rects`). The ROI is either configured (``--roi x,y,w,h`` / 
 or auto-detected from the frame: scanner screens are a plain background (black, video-range black 16
 or a dark grey, measured on the screen's border: :func:`screen_background`) with a B-mode
 sector/rectangle plus text, icons and flat grey UI fills. Content is what is brighter than the
-background and, on a dark grey UI, the image's own blacks darker than it. Flat fill is set aside, gaps
+background and, on a dark grey UI, the image's own blacks darker than it, by a margin that analogue
+capture noise widens (:mod:`edge_runtime.roi_background`). Flat fill is set aside, gaps
 are closed, and the largest remaining region, less the text that closing joined to it at its edges
 (:func:`edge_runtime.roi_trim.trim_box`), is the image if it looks like one
 (:func:`edge_runtime.likeness.image_likeness`).
@@ -34,34 +35,20 @@ import numpy as np
 from edge_runtime.aistate import OFF, AiStatus
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.likeness import image_likeness
+from edge_runtime.roi_background import (  # noqa: F401  (screen_background, screen_level: the ROI's API)
+    BACKGROUND_MARGIN,
+    distinct,
+    noise_margin,
+    screen_background,
+    screen_level,
+    widened,
+)
 from edge_runtime.roi_trim import Rect, trim_box
 
 # Frame.meta key under which the pipeline tags each frame with the ROI it was blanked and drawn for;
 # later stages and observers (biopsy capture) read it instead of choosing again.
 ROI_META_KEY = "roi"
 
-# Screen background is measured on the screen's outer border (this fraction of its smaller side);
-# pixels brighter than it by the margin belong to content (on a dark grey UI, darker ones too). Dim
-# sector edges stay in, H.264's ringing and block noise around black stays out: near text, H.264 lifts
-# whole blocks of black to 5 grey levels on the full-range Y plane replay detects on (a level above
-# their BGR conversion), and with a margin of 4 those blocks joined the patient line to the image
-# (tests/test_roi_layout_change.py).
-BACKGROUND_MARGIN = 6
-BORDER_FRACTION = 0.02
-# The border is a plain background when this share of it lies within the margin of its median: a
-# black, video-range (16) or grey UI border measures 0.99 or more, an image reaching the border 0.13
-# at most (the vendored BUSI images), so a border only partly covered by the image still counts.
-UNIFORM_BORDER_FRACTION = 0.6
-# When the image reaches the border, the background is the dark level scanners draw, at most this.
-MAX_BACKGROUND_LEVEL = 8
-# A uniform border from this level to GREY_UI_MAX_LEVEL is a dark grey UI, and the image on it keeps
-# its own black, darker than the UI: pixels more than the margin below the border's level are content
-# too (anechoic tissue, a sector's dim edges), else a dark edge of the image is taken for background
-# and cut off. From 24: black and video-range black (16) screens, their analogue noise and H.264's
-# ringing around text have nothing of the image below them, and keep only brighter pixels as content.
-# Up to 64: scanners' dark UIs; a lighter UI is not looked into (dark text on it would be content).
-GREY_UI_MIN_LEVEL = 24
-GREY_UI_MAX_LEVEL = 64
 # A 3x3 neighbourhood spanning at most this many grey levels is flat: UI fill (form fields, header
 # bars), never speckle. Digital fill is exactly flat and H.264 moves it by a level; 2 would already
 # take smooth patches of an image upscaled 8x (a small BUSI image on a 1080p screen) for fill. Flat
@@ -145,32 +132,6 @@ def undecided_banner(roi: Roi) -> tuple[str, str]:
     return UNDECIDED_BANNER_LEVEL, UNDECIDED_BANNER.format(why=roi.undecided)
 
 
-def screen_background(image: np.ndarray) -> tuple[int, int]:
-    """(level, floor) of the screen ``image`` (gray or BGR): a pixel from ``floor`` to ``level`` is
-    background. ``level``: the border's grey level when the border is uniform (black, video-range black,
-    a grey UI), else at most MAX_BACKGROUND_LEVEL (the image reaches the border); plus
-    BACKGROUND_MARGIN. ``floor``: on a dark grey UI (GREY_UI_MIN_LEVEL to GREY_UI_MAX_LEVEL) its level
-    less BACKGROUND_MARGIN, darker pixels being the image's; else 0 (nothing is darker than background)."""
-    height, width = image.shape[:2]
-    b = max(1, int(BORDER_FRACTION * min(height, width)))
-    strips = [image[:b], image[-b:], image[:, :b], image[:, -b:]]
-    if image.ndim == 3:  # only the border is converted
-        strips = [cv2.cvtColor(np.ascontiguousarray(s), cv2.COLOR_BGR2GRAY) for s in strips]
-    border = np.concatenate([s.ravel() for s in strips])
-    level = int(np.median(border))
-    near = np.count_nonzero(np.abs(border.astype(np.int16) - level) <= BACKGROUND_MARGIN)
-    if near < UNIFORM_BORDER_FRACTION * border.size:
-        return min(level, MAX_BACKGROUND_LEVEL) + BACKGROUND_MARGIN, 0
-    grey_ui = GREY_UI_MIN_LEVEL <= level <= GREY_UI_MAX_LEVEL
-    return level + BACKGROUND_MARGIN, level - BACKGROUND_MARGIN if grey_ui else 0
-
-
-def screen_level(image: np.ndarray) -> int:
-    """The grey level at or below which a pixel of the screen ``image`` is background or, on a dark grey
-    UI, darker than it (:func:`screen_background`'s level)."""
-    return screen_background(image)[0]
-
-
 def content_mask(gray: np.ndarray, background: tuple[int, int], kernel: np.ndarray) -> np.ndarray:
     """uint8 mask (1: content) of the pixels outside the ``background`` (level, floor): brighter than
     its level or darker than its floor; flat UI fill (FLAT_RANGE_LEVELS) larger than ``kernel`` is not
@@ -191,7 +152,8 @@ def detect_roi(image: np.ndarray) -> Roi:
     saying why, when there is none (all dark, only text and icons, flat fill, no screen border)."""
     gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     height, width = gray.shape
-    background = level, floor = screen_background(gray)
+    judged = screen_background(gray)  # what image-likeness was measured against
+    background = level, floor = widened(judged, noise_margin(gray))
     if int(gray.max()) <= level and int(gray.min()) >= floor:  # a plain screen (card starting, probe
         return undecided_roi(width, height, NO_IMAGE_FOUND)  # lifted): skip the costly steps
     size = max(MIN_CLOSE_KERNEL_PX, int(round(CLOSE_KERNEL_FRACTION * min(height, width))))
@@ -209,12 +171,14 @@ def detect_roi(image: np.ndarray) -> Roi:
         return undecided_roi(width, height, f"{NO_IMAGE_FOUND}: {EDGE_TO_EDGE}")
     region = labels[y : y + h, x : x + w] == best
     own = np.logical_and(region, content[y : y + h, x : x + w])
-    x0, y0, x1, y1 = trim_box(gray[y : y + h, x : x + w], own, (0, 0, w, h), background, (height, width))
+    strong = np.logical_and(region, distinct(gray[y : y + h, x : x + w], background))
+    box = trim_box(gray[y : y + h, x : x + w], own, strong, (0, 0, w, h), judged, (height, width))
+    x0, y0, x1, y1 = box
     if (x0, y0, x1, y1) != (0, 0, w, h):
         x, y, w, h = x + x0, y + y0, x1 - x0, y1 - y0
         if np.count_nonzero(region[y0:y1, x0:x1]) < MIN_AREA_FRACTION * width * height:
             return undecided_roi(width, height, NO_IMAGE_FOUND)
-    why = image_likeness(gray[y : y + h, x : x + w], level, floor=floor)
+    why = image_likeness(gray[y : y + h, x : x + w], judged[0], floor=judged[1])
     if why:
         return undecided_roi(width, height, f"{NO_IMAGE_FOUND}: {why}")
     return Roi(x, y, w, h)

@@ -22,7 +22,8 @@ import numpy as np
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 TEXT_LEVEL = 220
 IMAGE_HEIGHT_FRACTION = 0.62  # of the screen's height, as a scanner's image area
-HEADER = ("ST MARY HOSP  L12-5  BREAST", "DOE^JANE  ID 1234567  DOB 1970-01-01")
+PATIENT_LINE = "DOE^JANE  ID 1234567  DOB 1970-01-01"
+HEADER = ("ST MARY HOSP  L12-5  BREAST", PATIENT_LINE)
 SETTINGS = ("Gen", "THI", "FR 28", "Gn 52", "DR 66", "MI 0.9", "TIS 0.2")
 CAPTION = "LT BREAST 2 O'CLOCK 3CM FN"
 MENU = ("Freeze", "Depth", "Gain", "Focus", "Zoom", "Page 1/3")
@@ -41,6 +42,7 @@ class Truth(NamedTuple):
     content: np.ndarray  # bool (H, W): the image's pixels brighter than the background
     ui: np.ndarray  # bool (H, W): every pixel an annotation drew
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 of ``content`` (exclusive ends)
+    patient: np.ndarray | None = None  # bool (H, W): the pixels the patient line drew (part of ``ui``)
 
 
 def fan_width(height: int) -> int:
@@ -92,9 +94,11 @@ def screen(
     content[y0 : y0 + ih, x0 : x0 + iw] = inside & (picture > background + CONTENT_MARGIN)
     gap, scale = max(2, int(GAP_FRACTION * height)), width * TEXT_SCALE_PER_PX
     line_y = y0 - gap
+    patient = np.zeros((height, width), np.uint8)
     for text in reversed(HEADER):  # bottom line first, upwards
-        h = _text(canvas, ui, text, (x0, line_y), scale)
+        h = _text(canvas, patient if text == PATIENT_LINE else ui, text, (x0, line_y), scale)
         line_y -= h + gap
+    ui |= patient
     text_x, text_y = max(2, x0 - int(0.11 * width)), y0 + 2 * gap
     for text in SETTINGS:
         text_y += _text(canvas, ui, text, (text_x, text_y), 0.8 * scale) + gap
@@ -125,7 +129,8 @@ def screen(
     ui_mask = (ui > 0) & ~content
     ys_, xs_ = np.nonzero(content)
     box = (int(xs_.min()), int(ys_.min()), int(xs_.max()) + 1, int(ys_.max()) + 1)
-    return cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR), Truth(content, ui_mask, box)
+    truth = Truth(content, ui_mask, box, (patient > 0) & ~content)
+    return cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR), truth
 
 
 class Score(NamedTuple):
@@ -133,15 +138,48 @@ class Score(NamedTuple):
     cut_px: int  # the most the ROI cuts into the content's box on any side (0: none)
     cut_fraction: float  # the content's share outside the ROI
     ui_pixels: int  # annotation pixels inside the ROI
+    patient_pixels: int = 0  # of them, the patient line's
 
 
 def score(roi, truth: Truth) -> Score:
     """How the (x, y, w, h) ``roi`` (an undecided one scores as such) frames the image of ``truth``."""
     if roi.undecided:
-        return Score(True, 0, 1.0, 0)
+        return Score(True, 0, 1.0, 0, 0)
     x0, y0, x1, y1 = roi.x, roi.y, roi.x + roi.w, roi.y + roi.h
     bx0, by0, bx1, by1 = truth.box
     cut = max(0, x0 - bx0, y0 - by0, bx1 - x1, by1 - y1)
     total = int(np.count_nonzero(truth.content))
     kept = int(np.count_nonzero(truth.content[y0:y1, x0:x1]))
-    return Score(False, cut, 1 - kept / total, int(np.count_nonzero(truth.ui[y0:y1, x0:x1])))
+    ui = int(np.count_nonzero(truth.ui[y0:y1, x0:x1]))
+    patient = 0 if truth.patient is None else int(np.count_nonzero(truth.patient[y0:y1, x0:x1]))
+    return Score(False, cut, 1 - kept / total, ui, patient)
+
+
+# How sonomap's own recordings encode (edge_runtime/sinks/mp4.py with the live preset): what a scanner's
+# RTSP stream or recorded clip looks like after the same lossy path.
+H264_PRESET, H264_CRF = "veryfast", 23
+
+
+def h264(bgr: np.ndarray, preset: str = H264_PRESET, crf: int = H264_CRF) -> np.ndarray:
+    """The BGR screen ``bgr`` after a real H.264 round trip (PyAV/libx264, yuv420p: a keyframe, as a
+    stream's or a clip's first frame), decoded back to BGR."""
+    import av
+
+    height, width = bgr.shape[:2]
+    encoder = av.CodecContext.create("libx264", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+    encoder.options = {"preset": preset, "crf": str(crf)}
+    i420 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
+    packets = list(encoder.encode(av.VideoFrame.from_ndarray(i420, format="yuv420p")))
+    packets += list(encoder.encode(None))
+    decoder = av.CodecContext.create("h264", "r")
+    frames = [f for p in packets for f in decoder.decode(p)] + list(decoder.decode(None))
+    return cv2.cvtColor(frames[0].to_ndarray(format="yuv420p"), cv2.COLOR_YUV2BGR_I420)
+
+
+def noisy(bgr: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
+    """The BGR screen ``bgr`` through an analogue capture path: Gaussian noise of ``sigma`` grey levels
+    on every pixel, the UI and the background as much as the image (the same on the three channels)."""
+    gray = bgr[:, :, 0].astype(np.float32)
+    gray += np.random.default_rng(seed).normal(0, sigma, gray.shape).astype(np.float32)
+    return cv2.cvtColor(np.clip(np.round(gray), 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
