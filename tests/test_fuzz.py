@@ -15,7 +15,7 @@ import pytest
 import yaml
 from clips import write_bar_clip
 from fuzz_values import values
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from runtime_model import dark_onnx
 
@@ -191,6 +191,7 @@ def read_all(spec: str) -> int:
 @given(
     cut=st.floats(0.0, 1.0), flips=st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(0, 255)), max_size=20)
 )
+@example(cut=0.6875, flips=[])  # a stream without a codec context: choosing the stream must not fail
 def test_fuzz_truncated_or_corrupt_mp4(tmp_path, clip_bytes, cut, flips):
     data = bytearray(clip_bytes[: max(1, math.floor(len(clip_bytes) * cut))] if cut < 1 else clip_bytes)
     for where, byte in flips:

@@ -72,7 +72,14 @@ def video_stream(container: av.container.InputContainer, origin: str) -> av.vide
     moving = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
     if not moving:  # a sound recording, subtitles, data or a cover picture only
         raise InputError(f"{origin}: no video stream in it (audio or data only)")
-    return max(moving, key=lambda s: (s.codec_context.width or 0) * (s.codec_context.height or 0))
+    return max(moving, key=_pixels)
+
+
+def _pixels(stream: av.video.stream.VideoStream) -> int:
+    """The pixels of one frame of ``stream`` as its header says; 0 when it says nothing (a damaged
+    file's stream may have no codec context at all: it is then chosen only when it is the only one)."""
+    context = stream.codec_context
+    return (context.width or 0) * (context.height or 0) if context is not None else 0
 
 
 def _as_frame(vf: av.VideoFrame, index: int, pts: float | None, meta: dict) -> Frame:
