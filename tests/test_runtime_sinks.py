@@ -7,12 +7,16 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 
 import av
 import numpy as np
 import pytest
 from runtime_model import dark_onnx
 
+from edge_runtime.config import build_config
+from edge_runtime.errors import SonomapError
+from edge_runtime.pipeline.graph import Pipeline
 from edge_runtime.sinks.mp4 import Mp4Sink
 
 FPS = 30
@@ -182,3 +186,22 @@ def test_close_leaves_a_recorder_stuck_on_a_hung_disk_behind(monkeypatch):
     sink.disk_back.set()
     assert sink.finished.wait(timeout=30), "the writer never finalised once the disk came back"
     assert sink.written == list(range(1 + threaded.QUEUE_FRAMES))  # what was queued, in order
+
+
+def test_an_output_that_cannot_open_stops_the_capture_thread_before_the_error(monkeypatch):
+    """The window cannot open without a display: the run ends with that error, and the capture
+    thread reading the source has ended by then, so the process never exits with it inside native
+    code (an abort at exit, 'terminate called without an active exception', once under load)."""
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    config = build_config(
+        {
+            "source": {"input": "synthetic", "fps": 30, "width": 320, "height": 180},
+            "inference": {"model": str(dark_onnx())},
+            "sinks": {"window": True},
+            "live": {"duration_s": 5},
+        }
+    )
+    with pytest.raises(SonomapError, match="no display"):
+        Pipeline(config).run()
+    assert not [t.name for t in threading.enumerate() if t.name == "capture"]

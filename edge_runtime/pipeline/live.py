@@ -172,7 +172,14 @@ def run_live(pipeline: ScheduledPipeline) -> None:
     if not first.meta.get("no_signal"):  # the ROI, chosen now; none is looked for on NO SIGNAL
         stages.cut(first)
     fps = float(getattr(stages.source, "fps", 0) or pipeline.config.source.fps or DEFAULT_FPS)
-    stages.open_outputs(fps, live=True)
+    try:
+        stages.open_outputs(fps, live=True)
+    except BaseException:
+        # an output that cannot open (no display, a full disk) ends the run: the capture thread is
+        # stopped first, as at every end, so the process never exits with it inside native code
+        stages.stop()
+        capture.join(timeout=CAPTURE_JOIN_S)
+        raise
     inference = threading.Thread(
         target=_infer, args=(stages, requests, results), name="inference", daemon=True
     )
