@@ -93,7 +93,7 @@ class Replugged:
 
     def __call__(self) -> Source:
         self.opens += 1
-        if self.opens in (1, 4):
+        if self.opens == 1 or self.opens >= 4:  # gone for good: no third session however slow the run
             raise InputError("/dev/video0: capture device not found")
         return Scanner(30, CANCER_MARK if self.opens == 2 else CLEAR_MARK)
 
