@@ -22,7 +22,8 @@ consumer needs to use the artifact correctly without importing the producer:
 - ``io``: tensor names, shapes and dtypes (ONNX/engines), and ``preprocessing_in_graph``
   when resize/normalise/softmax/threshold are folded into the graph (uint8 in, uint8 out).
 
-The YAML is declared key by key in :class:`ManifestFile` (edge_runtime/typed_config.py, docs/configuration.md); a wrong
+The YAML is declared key by key in :class:`ManifestFile` (edge_runtime/manifest_schema.py,
+edge_runtime/typed_config.py, docs/configuration.md); a wrong
 type, a missing key (``schema`` too) or an unknown key is a one-line ``ConfigError`` naming the file
 and the key path. :class:`Manifest` is the same content in memory, input size and normalisation flat.
 """
@@ -31,20 +32,29 @@ and the key path. :class:`Manifest` is the same content in memory, input size an
 import copy
 import hashlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
 from edge_runtime.atomic import atomic_write_bytes
 from edge_runtime.calibration_curve import check_curve
 from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.manifest_schema import (
+    FORMATS,
+    NESTED,
+    WORDING,
+    ClassInfo,
+    ManifestFile,
+    ManifestInput,
+    Normalisation,
+    check_input_size,
+)
 from edge_runtime.mask_filter import MaskFilter
-from edge_runtime.typed_config import Section, Wording, convert, described, finite, shown
+from edge_runtime.typed_config import convert, finite
 from edge_runtime.typed_struct import Struct, to_builtins
 from edge_runtime.yamlfile import read_yaml_mapping
 
 SCHEMA = "sonomap.manifest/1"
-FORMATS = ("checkpoint", "onnx", "torchscript", "tensorrt", "torch-tensorrt")
 CANCER_CLASS = "cancer"
 HASH_CHUNK_BYTES = 1 << 20
 RGB_CHANNELS, RGB_MAX = 3, 255
@@ -53,73 +63,6 @@ OPEN_SECTIONS = ("source", "io", "versions", "metrics", "extra")  # free-form ma
 # format disagrees describes another kind of file. Suffixes not listed are not checked.
 FORMAT_BY_SUFFIX = {".pt": "checkpoint", ".onnx": "onnx", ".ts": "torchscript", ".torchscript": "torchscript"}
 FORMAT_BY_SUFFIX |= {".ep": "torch-tensorrt", **dict.fromkeys((".engine", ".plan", ".trt"), "tensorrt")}
-
-
-class ClassInfo(Struct, forbid_unknown_fields=True):
-    id: described(int, "an integer")
-    name: described(str, "a text")
-    color: described(list[int], "[r, g, b] integers")  # RGB, 0-255
-
-
-class ManifestInput(Section):
-    height: described(int, "an integer")
-    width: described(int, "an integer")
-    # one value each here and in Normalisation.scale: what the runtime implements; others refused
-    channels: described(Literal[1], "1 (the runtime feeds one gray channel)") = 1
-
-
-class Normalisation(Section, kw_only=True):
-    scale: described(Literal["1/255"], "'1/255' (the runtime scales uint8 frames to [0, 1])") = "1/255"
-    mean: described(float, "a number")
-    std: described(float, "a number")
-
-
-class ManifestFile(Section, kw_only=True):
-    """The manifest YAML key by key, in the order written. A new field: add it here and to
-    :class:`Manifest` under the same name (copied both ways by name)."""
-
-    schema: described(str, "a text")  # required: a YAML without it is not known to be a manifest
-    name: described(str, "a text")
-    arch: described(str, "a text")
-    format: described(str, f"one of {FORMATS}")
-    file: described(str, "a text") = ""
-    sha256: described(str, "a text") = ""
-    source: dict[str, Any] = {}
-    input: ManifestInput
-    normalisation: Normalisation
-    classes: described(list[ClassInfo], "a list of {id, name, color}")
-    threshold: described(float, "a number") = 0.5
-    temperature: described(float, "a number") = 1.0
-    # checked by edge_runtime.calibration_curve.check_curve (its messages name the rule broken)
-    calibration_curve: Any = None
-    mask_filter: MaskFilter | None = None
-    preprocessing_in_graph: described(bool, "true or false") = False
-    io: dict[str, Any] = {}
-    versions: dict[str, Any] = {}
-    metrics: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
-
-
-NESTED = {  # Manifest field -> (ManifestFile section, key)
-    "input_height": ("input", "height"),
-    "input_width": ("input", "width"),
-    "mean": ("normalisation", "mean"),
-    "std": ("normalisation", "std"),
-}
-
-
-class ManifestWording(Wording):
-    def bad_value(self, origin: str, key: str, want: str, value: Any) -> str:
-        return f"{origin}: malformed manifest value: '{key}' must be {want}, got {shown(value)}"
-
-    def unknown(self, origin: str, key: str, known: list[str]) -> str:
-        return f"{origin}: unknown manifest key '{key}' (known: {', '.join(known)})"
-
-    def not_mapping(self, origin: str, key: str, value: Any) -> str:
-        return f"{origin}: manifest key '{key}' must be a mapping, got {shown(value)}"
-
-
-WORDING = ManifestWording()
 
 
 class Manifest(Struct):
@@ -202,10 +145,7 @@ class Manifest(Struct):
         return manifest
 
     def validate(self, origin: str = "<manifest>") -> None:
-        if self.input_height <= 0 or self.input_width <= 0:
-            raise ConfigError(
-                f"{origin}: 'input' size must be positive, got {self.input_height}x{self.input_width}"
-            )
+        check_input_size(self.input_height, self.input_width, origin)
         if not (finite(self.mean) and finite(self.std)) or self.std <= 0:  # inf/NaN: every input 0 or NaN
             raise ConfigError(f"{origin}: 'normalisation' needs finite mean, std > 0: {self.mean}/{self.std}")
         if not 0.0 < self.threshold < 1.0:
