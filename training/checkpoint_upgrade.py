@@ -8,17 +8,21 @@ re-signing the manifest beside it for the new bytes.
 
 Inputs: the trusted checkpoint (and its ``.yaml`` manifest, if any). Outputs: the rewritten
 checkpoint. Files: ``FILE`` rewritten in place with the original kept as ``FILE.orig``, or ``--out``
-(and its manifest).
+(and its manifest). A ``--out`` that cannot be written (a folder on a read-only file system or without
+write permission, a file where a folder should be) is one ConfigError naming ``--out`` and the
+reason, before the checkpoint is read.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from edge_runtime.atomic import same_file
-from edge_runtime.errors import InputError
+from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.manifest import load_manifest, manifest_path, save_manifest
 from training.checkpoint import read_checkpoint
 from training.checkpoint_save import numpy_rng_plain, plain, save_checkpoint
@@ -26,6 +30,7 @@ from training.output_checks import refuse_manifest_clash
 
 log = logging.getLogger("sonomap.checkpoint")
 BACKUP_SUFFIX = ".orig"
+OUT_FLAG = "--out"
 
 
 def upgrade_checkpoint(path: str | Path, out: str | Path | None = None) -> Path:
@@ -36,6 +41,8 @@ def upgrade_checkpoint(path: str | Path, out: str | Path | None = None) -> Path:
     path = Path(path)
     target = Path(out) if out else path
     refuse_manifest_clash(path, target)
+    if out:  # in place, the backup copy below names FILE.orig and the reason itself
+        check_out_writable(target)
     payload = read_checkpoint(path, trust=True)
     rng = payload.get("rng")
     if isinstance(rng, dict) and "numpy" in rng:
@@ -56,3 +63,26 @@ def upgrade_checkpoint(path: str | Path, out: str | Path | None = None) -> Path:
         save_manifest(manifest, target)
     log.warning("%s: rewritten weights-only as %s (trusted by the user)", path, target)
     return target
+
+
+def check_out_writable(out: Path) -> None:
+    """Raise ConfigError ``--out OUT: REASON`` unless a checkpoint and its manifest can be created at
+    ``out``. Input: the ``--out`` path. Output: none; a temp file is made and removed in the nearest
+    existing folder above ``out``, so the reason is the operating system's own (read-only file
+    system, permission denied), not a guess from the permission bits, which root bypasses."""
+    if out.is_dir():
+        raise ConfigError(f"{OUT_FLAG} {out}: is a folder; give a file name")
+    if out.exists() and not out.is_file():
+        raise ConfigError(f"{OUT_FLAG} {out}: is a device, pipe or socket, not a file; give a file name")
+    above = out.parent
+    while not above.exists() and not above.is_symlink() and above != above.parent:  # the root exists
+        above = above.parent
+    if not above.is_dir():
+        what = "a file, not a folder" if above.exists() else "a broken symbolic link"
+        raise ConfigError(f"{OUT_FLAG} {out}: cannot be written: {above} is {what}")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".probe", dir=above)
+    except OSError as exc:
+        raise ConfigError(f"{OUT_FLAG} {out}: cannot be written in {above}: {exc.strerror or exc}") from exc
+    os.close(fd)
+    os.unlink(probe)
