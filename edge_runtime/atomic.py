@@ -40,7 +40,10 @@ def atomic_path(path: str | Path, durable: bool = False) -> Iterator[Path]:
     the file and its directory, so the new file survives a power cut (engine caches)."""
     path = Path(path)
     _check_target(path)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # a read-only file system, no permission: named as the target, as below
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     os.close(fd)
     tmp = Path(name)
     try:

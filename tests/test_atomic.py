@@ -65,6 +65,15 @@ def test_a_failed_write_names_the_target_not_the_temp_file(tmp_path: Path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
 
 
+def test_a_folder_that_takes_no_new_file_names_the_target_not_the_temp_file():
+    # procfs takes no new file, even from root: as a read-only file system or a folder without
+    # write permission, the temp file is never made, and the error is about the target
+    target = Path("/proc/sonomap-summary.json")
+    with pytest.raises(OSError) as caught:
+        atomic_write_bytes(target, b"{}")
+    assert caught.value.filename == str(target), caught.value
+
+
 def test_errors_about_other_files_pass_unchanged(tmp_path: Path):
     with pytest.raises(FileNotFoundError) as caught:
         with atomic_path(tmp_path / "out.json"):
