@@ -23,12 +23,17 @@ OBJECTS_PER_CASE = 2  # the pre-fire image and its segmentation
 EXPORT_TIMEOUT_S = 300
 
 
+def case_folders(cases: Path) -> list[Path]:
+    """The case folders capture wrote in ``cases``, sorted: not the hidden numbering lock beside them."""
+    return sorted(p for p in cases.iterdir() if not p.name.startswith("."))
+
+
 def capture(info: dict, cases: Path, *extra) -> list[Path]:
     roi = ",".join(map(str, info["roi"]))
     sonomap(
         "replay", info["clip"], "--roi", roi, "--mm-per-pixel", info["mm_per_pixel"], "--cases", cases, *extra
     )
-    return sorted(p for p in cases.iterdir())
+    return case_folders(cases)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +58,7 @@ def _captured(*extra: str) -> Path:
 def cases(clip) -> Path:
     """Cases captured with --study-id (the operator's pseudonym at session start)."""
     folder = _captured("--study-id", STUDY_ID)
-    assert len(list(folder.iterdir())) == len(clip["fires"])
+    assert len(case_folders(folder)) == len(clip["fires"])
     return folder
 
 

@@ -53,6 +53,11 @@ def procedure():
     return shared_procedure_clip()
 
 
+def _cases_in(cases: Path) -> list[Path]:
+    """The case folders in ``cases``: hidden names (a case being written, the numbering lock) are not."""
+    return sorted(p for p in cases.iterdir() if not p.name.startswith("."))
+
+
 def _replay_cases(info: dict, cases: Path, *extra) -> list[Path]:
     roi = ",".join(map(str, info["roi"]))
     out = sonomap(
@@ -69,7 +74,7 @@ def _replay_cases(info: dict, cases: Path, *extra) -> list[Path]:
         *extra,
     )
     assert f"into {cases}" in out.stdout
-    return sorted(p for p in cases.iterdir())
+    return _cases_in(cases)
 
 
 def _banner_row(video: Path, roi: list[int]) -> dict[int, np.ndarray]:
@@ -219,6 +224,14 @@ def test_no_fire_gives_no_case(tmp_path):
     assert _replay_cases(info, tmp_path / "cases") == []
 
 
+def _wait_captures(base: str, count: int) -> None:
+    """Wait until /metrics counts ``count`` cases written."""
+    line, deadline = f"sonomap_biopsy_captures_total {count}", time.monotonic() + 20
+    while time.monotonic() < deadline and line not in request(base + "metrics")[1]:
+        time.sleep(0.2)
+    assert line in request(base + "metrics")[1]
+
+
 def test_live_marks_by_http_and_sigusr1_are_captured_and_counted(tmp_path):
     port, cases = free_port(), tmp_path / "cases"
     proc = start_live("--cases", cases, "--duration", 60, port=port)
@@ -226,21 +239,16 @@ def test_live_marks_by_http_and_sigusr1_are_captured_and_counted(tmp_path):
     try:
         wait_healthy(base, proc, LIVE_START_TIMEOUT_S)
         assert request(base + "mark", "POST") == (200, "mark queued for the next frame\n")
+        _wait_captures(base, 1)  # the signal after it: two marks on one frame would be one biopsy
         os.kill(proc.pid, signal.SIGUSR1)
-        deadline = time.monotonic() + 20
-        while (
-            time.monotonic() < deadline
-            and "sonomap_biopsy_captures_total 2" not in request(base + "metrics")[1]
-        ):
-            time.sleep(0.2)
-        assert "sonomap_biopsy_captures_total 2" in request(base + "metrics")[1]
+        _wait_captures(base, 2)
         assert 'kind="biopsy_captures"' not in request(base + "metrics")[1]  # a count, not an error
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-2000:]
     assert "captured 2 biopsies" in out
-    folders = sorted(cases.iterdir())
+    folders = _cases_in(cases)
     triggers = sorted(yaml.safe_load((f / "case.yaml").read_text())["capture"]["trigger"] for f in folders)
     assert triggers == ["http", "signal"]
     case = yaml.safe_load((folders[0] / "case.yaml").read_text())
@@ -306,7 +314,7 @@ def test_live_detects_the_fires_of_a_procedure_played_as_a_live_source(procedure
     )
     assert f"captured {len(procedure['fires'])} biopsies" in out.stdout
     mm = procedure["mm_per_pixel"]
-    for folder, truth in zip(sorted(cases.iterdir()), procedure["fires"], strict=True):
+    for folder, truth in zip(_cases_in(cases), procedure["fires"], strict=True):
         case = yaml.safe_load((folder / "case.yaml").read_text())
         assert case["capture"]["trigger"] == "fire"
         assert (
@@ -347,12 +355,12 @@ def test_the_window_key_marks_a_biopsy(xvfb_display, tmp_path):
         window = found.stdout.split()[0]
         subprocess.run(["xdotool", "windowfocus", "--sync", window], check=True, timeout=10)
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not (cases.is_dir() and any(cases.iterdir())):
+        while time.monotonic() < deadline and not (cases.is_dir() and _cases_in(cases)):
             subprocess.run(["xdotool", "key", "b"], check=True, timeout=10)
             time.sleep(1.0)
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-2000:]
-    folders = sorted(cases.iterdir())
+    folders = _cases_in(cases)
     assert folders and yaml.safe_load((folders[0] / "case.yaml").read_text())["capture"]["trigger"] == "key"

@@ -34,6 +34,11 @@ MODEL = {"name": "m", "file": "m.onnx", "sha256": "0" * 64}
 CASE_TIMEOUT_S = 20
 
 
+def _cases(cases: Path) -> list[Path]:
+    """The case folders in ``cases``: hidden names (a case being written, the numbering lock) are not."""
+    return [folder for folder in cases.iterdir() if not folder.name.startswith(".")]
+
+
 def _chooser(rect: str | None) -> RoiChooser:
     roi = {"rect": rect, "mm_per_pixel": MM_PER_PIXEL} if rect else {}
     return RoiChooser(cfg.load_with_overrides(None, {"roi": roi}))
@@ -71,10 +76,7 @@ def test_marks_before_the_first_prediction_are_captured_on_their_own_frames(tmp_
         observer.on_frame(frame, _prediction(frame) if i >= FIRST_PREDICTION else None, frame.image, {})
     observer.close()
     captured = sorted(
-        (
-            (yaml.safe_load((folder / "case.yaml").read_text())["capture"], folder)
-            for folder in cases.iterdir()
-        ),
+        ((yaml.safe_load((folder / "case.yaml").read_text())["capture"], folder) for folder in _cases(cases)),
         key=lambda found: found[0]["number"],
     )
     assert [cap["number"] for cap, _ in captured] == [1, 2]
@@ -101,7 +103,7 @@ def test_a_mark_with_no_image_area_is_refused_on_screen_and_never_captured_later
         observer.on_frame(frame, _prediction(frame), frame.image, {})
     observer.close()
     assert observer.captures == 0 and observer.refused == 1
-    assert list(cases.iterdir()) == []
+    assert _cases(cases) == []
 
 
 def test_live_with_the_ai_off_captures_a_mark_saying_no_prediction_was_shown(tmp_path):
@@ -112,14 +114,14 @@ def test_live_with_the_ai_off_captures_a_mark_saying_no_prediction_was_shown(tmp
         wait_healthy(base, proc, LIVE_START_TIMEOUT_S)
         assert request(base + "mark", "POST") == (200, "mark queued for the next frame\n")
         deadline = time.monotonic() + CASE_TIMEOUT_S
-        while time.monotonic() < deadline and not (cases.is_dir() and any(cases.iterdir())):
+        while time.monotonic() < deadline and not (cases.is_dir() and _cases(cases)):
             time.sleep(0.2)
     finally:
         os.kill(proc.pid, signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-2000:]
     assert "captured 1 biopsy" in out
-    (folder,) = cases.iterdir()
+    (folder,) = _cases(cases)
     case = yaml.safe_load((folder / "case.yaml").read_text())
     cap = case["capture"]
     assert cap["trigger"] == "http" and cap["prediction"] is None
@@ -154,7 +156,7 @@ def test_a_mark_on_the_no_signal_screen_is_refused_and_never_captured_from_the_n
     assert ("warning", "BIOPSY NOT CAPTURED: no signal from the source") in observer.banners(frame, "ON")
     observer.close()
     assert observer.captures == 0 and observer.refused == 1
-    assert list(cases.iterdir()) == []
+    assert _cases(cases) == []
 
 
 def test_a_mark_still_queued_when_the_session_ends_is_counted_as_refused(tmp_path):
@@ -165,6 +167,6 @@ def test_a_mark_still_queued_when_the_session_ends_is_counted_as_refused(tmp_pat
     assert marks.request("http")  # accepted just before the source ends
     observer.close()
     assert observer.refused == 1 and observer.captures == 0 and marks.take() == []
-    assert list(cases.iterdir()) == []
+    assert _cases(cases) == []
     (line,) = capture_failures([observer])
     assert "1 mark(s) refused: the session ended before the next frame" in line

@@ -1,12 +1,14 @@
 """A biopsy that was captured but not written must not read as saved: the toast turns into a warning
-naming it (the queue full, the write failed), /metrics counts written cases and failed ones apart,
-and `sonomap live` ends with a one-line error and a non-zero exit status. The writes fail for real:
-the --cases folder replaced by a file, or a file-size limit below a case's size (as on a full disk)."""
+naming it (the queue full while marks come faster than the disk writes, the write failed), /metrics
+counts written cases and failed ones apart, and `sonomap live` ends with a one-line error and a non-zero
+exit status. The writes fail for real: the --cases folder replaced by a file, or a file-size limit
+below a case's size (as on a full disk)."""
 
 from __future__ import annotations
 
 import re
 import resource
+import shutil
 import signal
 import time
 
@@ -24,7 +26,8 @@ from edge_runtime.roi import Roi
 
 ROI = Roi(10, 10, 400, 300, mm_per_pixel=0.1)
 MODEL = {"name": "m", "file": "m.onnx", "sha256": "0" * 64}
-MARKS_AT_ONCE = 5 * QUEUE_DEPTH  # in one frame: far more than the queue holds
+MARKS_IN_A_ROW = 5 * QUEUE_DEPTH  # one a frame: far more than the queue holds
+SLOW_ROI = Roi(0, 0, 2400, 1800, mm_per_pixel=0.1)  # a case of noise this size takes its writer ~0.5 s
 FAILURE_TIMEOUT_S = 10
 FILE_SIZE_LIMIT = 20_000  # bytes: a case's PNG is larger, so its write fails ('File too large')
 CAPTURE_EVENT, FAILED_EVENT = "biopsy_captures", "biopsy_not_saved"  # /metrics: a count, an error kind
@@ -51,18 +54,23 @@ def _observer(cases) -> tuple[CaptureObserver, MarkRequests]:
 
 
 def test_captures_the_queue_refuses_are_shown_as_not_saved_and_not_counted(tmp_path):
+    """Marks on successive frames, each its own biopsy, while the writer is still encoding and fsyncing
+    the first cases: a case of SLOW_ROI noise pixels takes it far longer than a frame takes the render
+    path, as when the disk is slower than the operator, so the queue fills and refuses the rest."""
     before = EVENTS.snapshot()
     observer, marks = _observer(tmp_path / "cases")
-    _step(observer, 0)
-    for _ in range(MARKS_AT_ONCE):
+    image = np.random.default_rng(0).integers(0, 255, (SLOW_ROI.h, SLOW_ROI.w, 3), dtype=np.uint8)
+    frame = None
+    for index in range(MARKS_IN_A_ROW):
         marks.request("key")
-    frame = _step(observer, 1)
+        frame = Frame(index, image, time.monotonic(), pts=index / 30, meta={ROI_META_KEY: SLOW_ROI})
+        observer.on_frame(frame, None, frame.image, {})
     banners = observer.banners(frame, "ON")
     observer.close()
     warnings = [text for level, text in banners if level == "warning"]
     assert len(warnings) == 1, banners
     written, failed = observer.writer.written, observer.writer.failed
-    assert failed and len(written) + len(failed) == MARKS_AT_ONCE == observer.captures
+    assert failed and len(written) + len(failed) == MARKS_IN_A_ROW == observer.captures
     shown = NOT_SAVED.match(warnings[0])
     numbers = [int(n) for n in shown["numbers"].split(", ")]
     assert numbers == [miss.number for miss in failed][: len(numbers)]
@@ -79,7 +87,7 @@ def test_a_failed_write_turns_the_captured_toast_into_a_warning(tmp_path):
     cases = tmp_path / "cases"
     observer, marks = _observer(cases)
     _step(observer, 0)
-    cases.rmdir()
+    shutil.rmtree(cases)  # the folder, with the hidden file sessions number their captures by
     cases.write_text("a file where the folder was")  # the case cannot be written
     marks.request("key")
     frame = _step(observer, 1)
@@ -119,4 +127,4 @@ def test_live_ends_with_an_error_when_a_capture_was_not_saved(tmp_path):
     assert errors == [
         f"sonomap live: error: --cases {cases}: 1 of 1 biopsy capture(s) not saved (biopsy 1: File too large)"
     ]
-    assert list(cases.iterdir()) == []
+    assert [f for f in cases.iterdir() if not f.name.startswith(".")] == []  # dot files: not cases

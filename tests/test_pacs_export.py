@@ -14,7 +14,7 @@ import pytest
 import yaml
 from loopback import free_port
 from orthanc_server import start_orthanc
-from pacs_cases import OBJECTS_PER_CASE, STUDY_ID, cases, clip, export  # noqa: F401 (fixtures)
+from pacs_cases import OBJECTS_PER_CASE, STUDY_ID, case_folders, cases, clip, export  # noqa: F401 (fixtures)
 from test_http_guard import certificate  # noqa: F401 (a fixture)
 from tls_relay import TlsRelay
 
@@ -45,12 +45,12 @@ def _cancer_mask(folder: Path) -> np.ndarray:
 
 
 def test_capture_records_the_study_id(cases):
-    for folder in cases.iterdir():
+    for folder in case_folders(cases):
         assert yaml.safe_load((folder / "case.yaml").read_text())["capture"]["study_id"] == STUDY_ID
 
 
 def test_export_to_orthanc_qido_finds_the_study_and_the_seg_decodes_to_the_mask(cases, orthanc):
-    folders = sorted(cases.iterdir())
+    folders = case_folders(cases)
     out = export(cases, "--dicomweb", orthanc.dicomweb, env=_auth(orthanc))
     assert out.returncode == 0, out.stdout + out.stderr
     for folder in folders:
@@ -106,7 +106,7 @@ def _series_and_uid(client, sop_uid: str) -> tuple[str, str]:
 
 
 def test_a_refused_upload_names_each_case_and_the_status_and_exits_nonzero(cases, orthanc):
-    folders = sorted(cases.iterdir())
+    folders = case_folders(cases)
     wrong = {"SONOMAP_DICOMWEB_BASIC": f"{orthanc.user}:wrong-password"}
     out = export(cases, "--dicomweb", orthanc.dicomweb, env=wrong)
     assert out.returncode == 1
@@ -122,7 +122,7 @@ def test_credentials_come_from_the_environment_and_never_show(cases, orthanc):
     token = "tok-" + "s3cr3t" * 4
     out = export(cases, "--dicomweb", orthanc.dicomweb, env={"SONOMAP_DICOMWEB_TOKEN": token})
     assert out.returncode == 1 and out.stdout.count("FAILED: upload failed: HTTP 401") == len(
-        list(cases.iterdir())
+        case_folders(cases)
     )
     assert token not in out.stdout + out.stderr  # Orthanc takes basic auth only: the bearer token is refused
     both = export(
@@ -141,7 +141,7 @@ def test_an_unreachable_pacs_fails_each_case_with_no_answer(cases):
     url = f"http://127.0.0.1:{free_port()}/dicom-web"  # nothing listens there
     out = export(cases, "--dicomweb", url, "--timeout", "5")
     assert out.returncode == 1
-    assert out.stdout.count("FAILED: upload failed: no answer: ConnectionError") == len(list(cases.iterdir()))
+    assert out.stdout.count("FAILED: upload failed: no answer: ConnectionError") == len(case_folders(cases))
 
 
 @pytest.fixture(scope="module")
@@ -163,10 +163,10 @@ def test_https_pacs_with_the_sites_own_ca(cases, orthanc, https_pacs):
     refused = export(cases, "--dicomweb", url, env=_auth(orthanc))
     assert refused.returncode == 1
     hint = "FAILED: upload failed: no answer: SSLError: the server's certificate is not trusted: give --ca-bundle"
-    assert refused.stdout.count(hint) == len(list(cases.iterdir()))
+    assert refused.stdout.count(hint) == len(case_folders(cases))
     assert orthanc.rest("/statistics")["CountInstances"] == before
     sent = export(cases, "--dicomweb", url, "--ca-bundle", cert, env=_auth(orthanc))
     assert sent.returncode == 0, sent.stdout + sent.stderr
-    assert sent.stdout.count("sent 2 instance(s)") == len(list(cases.iterdir()))
+    assert sent.stdout.count("sent 2 instance(s)") == len(case_folders(cases))
     missing = export(cases, "--dicomweb", url, "--ca-bundle", cert.parent / "nope.pem")
     assert missing.returncode != 0 and "--ca-bundle" in missing.stderr and "no such file" in missing.stderr

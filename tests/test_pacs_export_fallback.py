@@ -12,7 +12,7 @@ import pydicom
 import pytest
 import yaml
 from loopback import free_port
-from pacs_cases import FALLBACK_ID, STUDY_ID, anonymous_cases, cases, clip, export  # noqa: F401 (fixtures)
+from pacs_cases import FALLBACK_ID, STUDY_ID, anonymous_cases, case_folders, cases, clip, export  # noqa: F401 (fixtures)
 
 pytest.importorskip("highdicom", reason="highdicom not installed (pacs extra)")
 pytest.importorskip("dicomweb_client.api", reason="dicomweb-client not installed (pacs extra)")
@@ -26,7 +26,7 @@ def _one_line_error(out) -> str:
 
 
 def test_several_cases_without_a_study_id_are_refused_before_any_is_written(anonymous_cases, tmp_path):
-    folders = sorted(anonymous_cases.iterdir())
+    folders = case_folders(anonymous_cases)
     assert len(folders) > 1
     for folder in folders:  # captured without --study-id
         assert "study_id" not in yaml.safe_load((folder / "case.yaml").read_text())["capture"]
@@ -48,8 +48,8 @@ def test_several_cases_without_a_study_id_send_nothing(anonymous_cases):
 def test_one_case_without_a_study_id_goes_under_the_given_one(anonymous_cases, cases, tmp_path):
     """Capture numbers differ, so the folder names (<time>-<number>) do too."""
     mixed = tmp_path / "mixed"
-    lone = sorted(anonymous_cases.iterdir())[0]
-    own = sorted(cases.iterdir())[1:]
+    lone = case_folders(anonymous_cases)[0]
+    own = case_folders(cases)[1:]
     for folder in [lone, *own]:
         shutil.copytree(folder, mixed / folder.name)
     out = export(mixed, "--dry-run", tmp_path / "dcm", "--study-id", FALLBACK_ID)

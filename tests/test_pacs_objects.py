@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pydicom
 import pytest
-from pacs_cases import FALLBACK_ID, OBJECTS_PER_CASE, anonymous_cases, clip, export  # noqa: F401 (fixtures)
+from pacs_cases import FALLBACK_ID, OBJECTS_PER_CASE, anonymous_cases, case_folders, clip, export  # noqa: F401 (fixtures)
 
 from edge_runtime.image_files import NOT_DECODABLE
 
@@ -22,7 +22,7 @@ HALF_STEP = 0.5 / 255 + 1e-6  # fractional SEG: 8-bit probability against the 16
 
 
 def test_cases_without_a_study_id_fail_unless_the_command_gives_one(anonymous_cases, tmp_path):
-    folders = sorted(anonymous_cases.iterdir())
+    folders = case_folders(anonymous_cases)
     refused = export(anonymous_cases, "--dry-run", tmp_path / "none")
     assert refused.returncode == 1
     assert refused.stdout.count("FAILED: no study ID") == len(folders)
@@ -58,7 +58,7 @@ def test_export_refuses_a_study_id_that_is_no_pseudonym(anonymous_cases, tmp_pat
 def test_each_broken_case_is_named_with_its_file_and_key(anonymous_cases, tmp_path):
     cases = tmp_path / "cases"
     shutil.copytree(anonymous_cases, cases)
-    broken, good = sorted(cases.iterdir())
+    broken, good = case_folders(cases)
     text = (broken / "case.yaml").read_text()
     (broken / "case.yaml").write_text(text.replace("sha256:", "sha_256:"))
     (good / "prefire_mask.png").write_bytes(b"not a png")
@@ -82,11 +82,11 @@ def test_each_broken_case_is_named_with_its_file_and_key(anonymous_cases, tmp_pa
 def test_the_objects_pass_the_dicom_validator(anonymous_cases, tmp_path, kind):
     """dicom3tools' dciodvfy checks each object against its IOD: no errors (warnings are listed in
     docs/pacs-export.md)."""
-    for n, folder in enumerate(sorted(anonymous_cases.iterdir())):  # --study-id covers one case
+    for n, folder in enumerate(case_folders(anonymous_cases)):  # --study-id covers one case
         out = export(folder, "--dry-run", tmp_path, "--study-id", f"{FALLBACK_ID}{n}", "--segmentation", kind)
         assert out.returncode == 0, out.stdout + out.stderr
     files = sorted(tmp_path.glob(f"{FALLBACK_ID}*/*/*.dcm"))
-    assert len(files) == OBJECTS_PER_CASE * len(list(anonymous_cases.iterdir()))
+    assert len(files) == OBJECTS_PER_CASE * len(case_folders(anonymous_cases))
     for path in files:
         check = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
         report = check.stdout + check.stderr

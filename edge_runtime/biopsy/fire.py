@@ -80,6 +80,11 @@ class FireDetector:
         """The newest frame's small top-hat image (shared with the expected-yield band)."""
         return self.history[-1][1] if self.history else None
 
+    @property
+    def pending_fire(self) -> int | None:
+        """The first frame of a possible fire still waiting for its confirming frame, else None."""
+        return None if self.pending is None else self.pending["fire"]
+
     def step(self, index: int, roi_bgr: np.ndarray) -> FireEvent | None:
         th = self.small_tophat(roi_bgr)
         event = None

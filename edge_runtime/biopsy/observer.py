@@ -149,11 +149,9 @@ class CaptureObserver(Observer):
             FrameRecord(frame.index, frame.pts, utc, crop, prediction, frame_igtl(frame.meta), ai)
         )
         event = self.detector.step(frame.index, crop) if self.detector is not None else None
-        if event is not None:
-            self._capture("fire", event)
-        elif self.detector is None:
+        if self.detector is None:
             self.band = None
-        elif self.frames % YIELD_EVERY == 0:
+        elif event is None and self.frames % YIELD_EVERY == 0:
             band = self.tracker.update(
                 self.detector.last_tophat, None if prediction is None else prediction.mask
             )
@@ -161,8 +159,13 @@ class CaptureObserver(Observer):
             self._bands.append((frame.index, self.band))
         if ai != ON or prediction is None:
             self.band = None  # an AI finding: never carried past a frame the AI did not answer on
-        for via in self.marks.take():
-            self._capture(via, None)
+        # the marks taken on this frame (a double POST, a key bounce) and a fire confirmed on it are one
+        # biopsy: one capture, never several identical cases
+        vias = self.marks.take()
+        if event is not None:
+            self._capture("fire", event, merged=len(vias))
+        elif vias:
+            self._capture(vias[0], None, merged=len(vias) - 1)
 
     def _lose_roi(self) -> None:
         """No image on this frame: what the ring, the detector and the yield history held belongs to
@@ -208,7 +211,9 @@ class CaptureObserver(Observer):
                 return rec
         return self.ring[0]  # dropped in live mode: the oldest frame held is the closest before
 
-    def _capture(self, trigger: str, event) -> None:
+    def _capture(self, trigger: str, event, merged: int = 0) -> None:
+        """Capture the biopsy ``trigger`` made (``event``: the fire, None for a mark, taken on the newest
+        frame); ``merged``: the other marks taken on the same frame, made part of it."""
         self.captures += 1
         post = self.ring[-1] if event is None else self._record(event.post_index)
         pre = post if event is None else self._record(event.pre_index)
@@ -232,6 +237,14 @@ class CaptureObserver(Observer):
         )
         if event is not None:
             self._fired_tip = event.tip
+        if merged:
+            log.warning(
+                "biopsy %d (%s): %d more mark(s) on frame %d merged into it",
+                number,
+                trigger,
+                merged,
+                post.index,
+            )
         # under the lock: a failure of this capture polled on the render path comes after its toast
         with self.notices.lock:
             if self.writer.submit(cap):  # a refusal reaches the screen through Notices.poll
@@ -262,5 +275,9 @@ class CaptureObserver(Observer):
         self.marks.enabled = False
         for via in self.marks.take():  # accepted, but no frame came: counted, never lost unsaid
             self._refuse(via, ENDED, f"after frame {self._last_index}")
+        pending = self.detector.pending_fire if self.detector is not None else None
+        if pending is not None:  # its confirming frame never came: said, never dropped unsaid
+            log.warning("a possible fire at frame %d was not confirmed before the session ended", pending)
         self.study.enabled, self.study.value = False, None  # the session is over
         self.writer.close()
+        self.numbers.close()  # the claims go only now: every case of this session is on disk or reported
