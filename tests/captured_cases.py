@@ -30,9 +30,10 @@ def write_captured_case(
     pred = np.zeros(SHAPE, bool) if prediction is None else prediction
     cv2.imwrite(str(folder / "prefire_mask.png"), pred.astype(np.uint8))
     cv2.imwrite(str(folder / "prefire_prob.png"), np.where(pred, 52000, 6000).astype(np.uint16))
+    suffix = folder.name.rsplit("-", 1)[-1]
     capture = {
         "trigger": "fire",
-        "number": 1,
+        "number": int(suffix) if suffix.isdigit() else 1,  # the number a capture's folder name ends with
         "model": {"name": "test-model", "file": "model.onnx", "sha256": model_sha},
         "prediction": {
             "frame": 3,

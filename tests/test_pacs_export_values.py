@@ -28,6 +28,7 @@ def _case(
     cap = case["capture"]
     cap["pre_fire"] = {"frame": 3, "image": "prefire.png", "utc": "2026-01-01T10:00:00Z"}
     cap["study_id"] = FALLBACK_ID  # captured in one session: --study-id would cover only one case
+    cap["number"] = int(name.rsplit("-", 1)[1])  # the capture number its id ends with, as captured
     cap.update(capture or {})
     cap["model"].update(model or {})
     cap["prediction"].update(prediction or {})

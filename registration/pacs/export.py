@@ -9,6 +9,9 @@ more than one case to export has no study ID of its own, ``--study-id`` is refus
 is sent or written, naming how many and which case folders (they are exported one at a time).
 ``--dry-run OUT`` writes the .dcm files under ``OUT/<study ID>/<case id>/`` instead of sending (the
 case id is case.yaml's ``id``, never the folder's name, which may have been renamed or copied).
+Two cases filed under one study ID with one capture number would share DICOM series numbers: the
+export is refused before anything is sent or written, naming their case ids
+(:mod:`registration.pacs.series_numbers`).
 
 Every study ID, from ``--study-id`` or from a case's ``capture.study_id``, must pass the general
 rule (edge_runtime/biopsy/study_id.py) and the site's ``privacy.study_id_pattern`` from the runtime
@@ -160,6 +163,7 @@ def run_export(args: argparse.Namespace) -> int:
     try:  # highdicom and dicomweb-client are the optional `pacs` extra: loaded only when exporting
         from registration.pacs.captured_case import case_folders, read_case
         from registration.pacs.objects import case_objects
+        from registration.pacs.series_numbers import refuse_repeated_numbers
         from registration.pacs.stow import make_client, store
     except ImportError as exc:
         raise SonomapError(
@@ -175,6 +179,7 @@ def run_export(args: argparse.Namespace) -> int:
     folders = case_folders(args.cases_dir)
     if fallback is not None:  # before any client or file: a refused export sends and writes nothing
         _refuse_shared_fallback(folders)
+    refuse_repeated_numbers(folders, fallback)  # before any client or file, as above
     client = (
         None
         if args.dry_run
