@@ -189,35 +189,8 @@ class SequenceSource(Source):
     def frame_meta(self, n: int) -> dict:
         fields = self.fields.get(n, {})
         transforms = self._transforms(n, fields)
-        if fields.get(layout.IJK_TO_WORLD + layout.STATUS_SUFFIX, layout.STATUS_OK) != layout.STATUS_OK:
-            # recorded with its geometry unknown (refused by the OpenIGTLink source): replayed as the
-            # source gave it, with no geometry, so no sink sends its prediction with a made-up pose
-            return {
-                "source": self.name,
-                GEOMETRY_REFUSED_KEY: GEOMETRY_UNKNOWN,
-                "igtl_coordinate_system": self.system,
-                "igtl_layout": (1, self.height, self.width),
-                "device": self.device,
-                "igtl_timestamp": self.timestamps[n],
-                "transforms": transforms,
-                "default_roi": "full",
-                "sequence_frame": n,
-            }
-        matrix = (
-            _matrix(fields[layout.IJK_TO_WORLD], self.path, f"frame {n} {layout.IJK_TO_WORLD}")
-            if layout.IJK_TO_WORLD in fields
-            else self.matrix
-        )
-        col_mm = float(np.linalg.norm(matrix[:3, 0]))
-        row_mm = float(np.linalg.norm(matrix[:3, 1]))
-        ijk_to_ras = matrix if self.system == "ras" else np.diag([-1.0, -1.0, 1.0, 1.0]) @ matrix
-        return {
+        meta = {
             "source": self.name,
-            "mm_per_pixel": (row_mm + col_mm) / 2.0,
-            "spacing": (col_mm, row_mm, float(np.linalg.norm(matrix[:3, 2]))),
-            "pixel_spacing": (row_mm, col_mm),
-            "ijk_to_ras": ijk_to_ras,
-            "ijk_to_world": matrix,
             "igtl_coordinate_system": self.system,
             "igtl_layout": (1, self.height, self.width),
             "device": self.device,
@@ -226,6 +199,27 @@ class SequenceSource(Source):
             "default_roi": "full",
             "sequence_frame": n,
         }
+        if fields.get(layout.IJK_TO_WORLD + layout.STATUS_SUFFIX, layout.STATUS_OK) != layout.STATUS_OK:
+            # recorded with its geometry unknown (refused by the OpenIGTLink source): replayed as the
+            # source gave it, with no geometry, so no sink sends its prediction with a made-up pose
+            meta[GEOMETRY_REFUSED_KEY] = GEOMETRY_UNKNOWN
+            return meta
+        matrix = (
+            _matrix(fields[layout.IJK_TO_WORLD], self.path, f"frame {n} {layout.IJK_TO_WORLD}")
+            if layout.IJK_TO_WORLD in fields
+            else self.matrix
+        )
+        col_mm = float(np.linalg.norm(matrix[:3, 0]))
+        row_mm = float(np.linalg.norm(matrix[:3, 1]))
+        ijk_to_ras = matrix if self.system == "ras" else np.diag([-1.0, -1.0, 1.0, 1.0]) @ matrix
+        meta.update(
+            mm_per_pixel=(row_mm + col_mm) / 2.0,
+            spacing=(col_mm, row_mm, float(np.linalg.norm(matrix[:3, 2]))),
+            pixel_spacing=(row_mm, col_mm),
+            ijk_to_ras=ijk_to_ras,
+            ijk_to_world=matrix,
+        )
+        return meta
 
     def _transforms(self, n: int, fields: dict[str, str]) -> dict[str, np.ndarray]:
         """Frame ``n``'s PLUS transforms whose status is OK, by name (``ProbeToTracker``)."""
