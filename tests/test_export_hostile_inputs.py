@@ -53,6 +53,12 @@ def three_channels(graph):
     graph.input[0].type.tensor_type.shape.dim[1].dim_value = 3
 
 
+def export_on_a_small_disk(kind: str, out):
+    """``sonomap export KIND`` of the shared checkpoint to ``out`` with files capped at SMALL_DISK."""
+    args = ("export", kind, "--checkpoint", shared_checkpoint(), "--out", out, "--parity-frames", "1")
+    return sonomap_with_file_size_limit(SMALL_DISK, *args)
+
+
 def one_error_line(err: str) -> str:
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err, err
@@ -159,17 +165,7 @@ def test_torchscript_export_on_a_full_disk_is_one_line(tmp_path):
     """torch's file writer fails a short write inside a C++ destructor, which aborts the process
     (no message of ours, the staging folder left behind); the export writes the bytes itself."""
     out = tmp_path / "model.ts"
-    result = sonomap_with_file_size_limit(
-        SMALL_DISK,
-        "export",
-        "torchscript",
-        "--checkpoint",
-        shared_checkpoint(),
-        "--out",
-        out,
-        "--parity-frames",
-        "1",
-    )
+    result = export_on_a_small_disk("torchscript", out)
     line = one_error_line(result.stderr)
     assert result.returncode == EXIT_USER_ERROR, result.stderr
     assert f"{out}: File too large (writing model.ts); nothing was written at {out}" in line
@@ -181,17 +177,7 @@ def test_onnx_export_on_a_full_disk_names_out_and_keeps_the_old_model(tmp_path):
     the previous model was left as it was (it is, byte for byte)."""
     old = copy_model(shared_tiny_onnx(), tmp_path)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    result = sonomap_with_file_size_limit(
-        SMALL_DISK,
-        "export",
-        "onnx",
-        "--checkpoint",
-        shared_checkpoint(),
-        "--out",
-        old,
-        "--parity-frames",
-        "1",
-    )
+    result = export_on_a_small_disk("onnx", old)
     line = one_error_line(result.stderr)
     assert result.returncode == EXIT_USER_ERROR, result.stderr
     assert f"{old}: File too large (writing model.onnx); {old} was left as it was" in line
