@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import pytest
 from cli import sonomap
+from file_trees import tree_bytes
 from test_concordance_inputs import EXIT_USER_ERROR, _capture, _register
-
-
-def _tree(root) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture()
@@ -37,12 +34,12 @@ def test_concordance_out_not_apart_from_its_inputs_is_refused(loop, where, named
     cases, ds = loop
     root = cases.parent
     out = root / where
-    before = _tree(root)
+    before = tree_bytes(root)
     result = sonomap("concordance", cases, "--dataset", ds, "--out", out, check=False)
     err = result.stderr.strip()
     assert result.returncode == EXIT_USER_ERROR and "\n" not in err and "Traceback" not in err, err
     assert f"--out {out}" in err and f"{named} " in err and "apart" in err, err
-    assert _tree(root) == before and not (root / where / "report.md").exists()
+    assert tree_bytes(root) == before and not (root / where / "report.md").exists()
 
 
 def test_concordance_out_beside_its_inputs_is_written(loop):

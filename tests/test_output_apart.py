@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from export_fixtures import shared_tiny_onnx
+from file_trees import tree_bytes
 
 from edge_runtime.cli import main as sonomap
 from edge_runtime.privacy import redact
@@ -23,11 +24,6 @@ TINY = {
     "train": {"epochs": 1, "batch_size": 4, "warmup_iters": 1},
 }
 EXIT_USER_ERROR = 2
-
-
-def tree_bytes(root: Path) -> dict[str, bytes]:
-    """Every file and folder under ROOT (relative name -> content; a folder -> b"")."""
-    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else b"" for p in sorted(root.rglob("*"))}
 
 
 @pytest.fixture(scope="module")
@@ -61,23 +57,23 @@ def test_an_out_overlapping_the_dataset_is_refused_before_anything_is_written(
     data = work / "data"
     shutil.copytree(busi_dataset, data)
     out = {"the dataset": data, "inside it": data / "labels" / "out", "around it": work}[where]
-    before = tree_bytes(work)
+    before = tree_bytes(work, folders=True)
     code = sonomap(_command(name, tiny_cfg, data, out))
     err = capsys.readouterr().err.strip()
     assert code == EXIT_USER_ERROR, err
     assert "\n" not in err and "Traceback" not in err, err
     assert redact(f"--out {out}: is, lies inside or contains --data {data}") in err, err
-    assert tree_bytes(work) == before  # nothing written into the dataset, nor beside it
+    assert tree_bytes(work, folders=True) == before  # nothing written into the dataset, nor beside it
 
 
 def test_pretrain_keeps_its_out_apart_from_each_images_folder(busi_dataset, tiny_cfg, tmp_path, capsys):
     frames = tmp_path / "frames"
     shutil.copytree(busi_dataset / "images", frames)
-    before = tree_bytes(frames)
+    before = tree_bytes(frames, folders=True)
     out = frames / "pretext"
     cmd = ["pretrain", "--config", str(tiny_cfg), "--data", str(busi_dataset), "--out", str(out)]
     code = sonomap([*cmd, "--images", str(frames), "--epochs", "1"])
     err = capsys.readouterr().err.strip()
     assert code == EXIT_USER_ERROR, err
     assert redact(f"--out {out}: is, lies inside or contains --images {frames}") in err, err
-    assert tree_bytes(frames) == before
+    assert tree_bytes(frames, folders=True) == before

@@ -25,6 +25,7 @@ import yaml
 from cli import simulate_biopsy, sonomap
 from export_fixtures import copy_model, shared_checkpoint
 from file_size_limit import small_disk
+from file_trees import tree_bytes
 
 from edge_runtime.atomic import atomic_write_text
 from edge_runtime.cli import os_error_text
@@ -41,10 +42,6 @@ def one_line_error(result) -> str:
     err = result.stderr.strip()
     assert "\n" not in err and "Traceback" not in err, err
     return err
-
-
-def tree_bytes(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 # --- export ----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 from cli import sonomap
+from file_trees import tree_bytes
 from PIL import Image
 
 from edge_runtime.case_split import CASES_CSV
@@ -20,10 +21,6 @@ from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.image_files import NOT_DECODABLE
 from training.busi import prepare_busi
 from training.data import read_cases
-
-
-def _tree(root: Path) -> dict[str, bytes]:
-    return {str(f.relative_to(root)): f.read_bytes() for f in sorted(root.rglob("*")) if f.is_file()}
 
 
 def _release(busi_sample: Path, folder: Path) -> Path:
@@ -46,18 +43,18 @@ def test_an_index_id_that_is_a_path_is_refused_naming_the_line(tmp_path, busi_sa
     index = busi / "index.csv"
     line = index.read_text().count("\n") + 1
     index.write_text(index.read_text() + f"{bad_id},benign,1,1,1,x.png\n")
-    before = _tree(tmp_path)
+    before = tree_bytes(tmp_path)
     run = sonomap("prepare-busi", "--busi", busi, "--out", out, check=False)
     err = run.stderr.strip()
     assert run.returncode == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert f"{index}:{line}: id {bad_id!r} must be a plain name" in err
-    assert not out.exists() and _tree(tmp_path) == before  # nothing written, inside --out or out of it
+    assert not out.exists() and tree_bytes(tmp_path) == before  # nothing written, inside --out or out of it
 
 
 def test_a_bad_mask_in_a_new_release_leaves_the_earlier_dataset_as_it_was(tmp_path, busi_sample):
     out = tmp_path / "ds"
     prepare_busi(busi_sample, out, seed=0)
-    before = _tree(out)
+    before = tree_bytes(out)
     kept = [s.id for s in read_cases(out)]
     busi = _release(busi_sample, tmp_path / "new")
     # the new release: an early malignant image's lesion mask emptied (its label would lose its
@@ -70,7 +67,7 @@ def test_a_bad_mask_in_a_new_release_leaves_the_earlier_dataset_as_it_was(tmp_pa
     cv2.imwrite(str(busi / "masks" / f"{last}.png"), short)
     with pytest.raises(InputError, match=f"masks/{last}.png: size"):
         prepare_busi(busi, out, seed=0)
-    assert _tree(out) == before  # no label of the new release written over the old dataset
+    assert tree_bytes(out) == before  # no label of the new release written over the old dataset
 
 
 def test_a_run_that_fails_while_writing_leaves_no_loadable_dataset(tmp_path, busi_sample):
@@ -96,7 +93,7 @@ def test_a_left_out_image_opencv_cannot_read_is_one_line_and_the_earlier_dataset
     written, never a crash while drawing the contact sheet after cases.csv is gone."""
     out = tmp_path / "ds"
     prepare_busi(busi_sample, out, seed=0)
-    before = _tree(out)
+    before = tree_bytes(out)
     busi = _release(busi_sample, tmp_path / "new")
     twin = busi / "images" / "malignant_999.png"
     with Image.open(busi / "images" / "benign_041.png") as image:
@@ -109,4 +106,4 @@ def test_a_left_out_image_opencv_cannot_read_is_one_line_and_the_earlier_dataset
     err = run.stderr.strip()
     assert run.returncode == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert err.endswith(f"{twin}: unreadable image ({NOT_DECODABLE})"), err
-    assert _tree(out) == before
+    assert tree_bytes(out) == before

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from file_trees import tree_bytes
 
 from edge_runtime.cli import main as sonomap
 from edge_runtime.privacy import redact
@@ -25,11 +26,6 @@ TINY = {
     "train": {"epochs": 1, "batch_size": 4, "warmup_iters": 1},
 }
 EXIT_USER_ERROR = 2
-
-
-def tree_bytes(root: Path) -> dict[str, bytes]:
-    """Every file under ROOT (relative name -> content)."""
-    return {str(f.relative_to(root)): f.read_bytes() for f in sorted(root.rglob("*")) if f.is_file()}
 
 
 def one_line_error(capsys, code: int) -> str:
