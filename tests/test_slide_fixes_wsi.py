@@ -203,22 +203,11 @@ def test_unscanned_transparent_areas_read_as_white_glass_with_either_reader(tmp_
     assert slide.rgb[10, TILE - 10].tolist() == [255, 255, 255]
 
 
-def test_library_lines_about_an_unreadable_slide_reach_stderr_only_at_info(tmp_path, busi_sample):
+def test_library_lines_about_an_unreadable_slide_reach_stderr_only_at_info(tmp_path, simulated_case):
     """Outside the sonomap command (no log filters), tifffile's lines quote the file's name, a patient's:
     by default nothing but the error itself comes of an unreadable slide; at INFO the lines are there."""
-    from registration.sim.biopsy_core import CoreParams
-    from registration.sim.simulate import SimParams, simulate_cases
-
-    made = simulate_cases(
-        busi_sample / "images",
-        busi_sample / "masks",
-        tmp_path,
-        1,
-        seed=11,
-        params=SimParams(core=CoreParams(mpp=8.0)),
-    )
     slide = tmp_path / "DOE_JANE_1970.ome.tif"  # cut inside its tiles: tifffile logs, then the read fails
-    slide.write_bytes((tmp_path / made["cases"][0]["case_id"] / "core.ome.tif").read_bytes()[:20000])
+    slide.write_bytes((simulated_case / "core.ome.tif").read_bytes()[:20000])
     code = (
         "import logging, sys\n"
         "if sys.argv[2] == 'info': logging.basicConfig(level=logging.INFO)\n"
