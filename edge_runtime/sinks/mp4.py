@@ -150,7 +150,7 @@ class Mp4Sink(ThreadedWriter):
         except (OSError, av.FFmpegError) as exc:
             if self.staged:
                 self._writing.unlink(missing_ok=True)
-            reason = str(exc).replace(str(self._writing), str(self.path))  # the hidden name means nothing
+            reason = named_for_output(exc, self._writing, self.path)
             raise InputError(f"{self.path}: cannot create video file ({reason})") from exc
         self._container.metadata["comment"] = recordings.OWN_MARK  # retention deletes only files carrying it
         self.files.append(self.path)

@@ -32,7 +32,7 @@ def named_for_output(exc: Exception, writing: Path | None, path: Path) -> Except
     error names the file FFmpeg was writing, which is deleted by the time anyone reads the error."""
     if writing is None or writing == path or str(writing) not in str(exc):
         return exc
-    return OSError(str(exc).replace(f"'{writing}'", str(path)).replace(str(writing), str(path)))
+    return OSError(str(exc).replace(str(writing), str(path)))
 
 
 def remove_leftovers(path: Path) -> list[Path]:
