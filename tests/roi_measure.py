@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import argparse
 import collections
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import roi_screens
 
 from edge_runtime.roi import detect_roi
