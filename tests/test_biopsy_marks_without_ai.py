@@ -169,4 +169,4 @@ def test_a_mark_still_queued_when_the_session_ends_is_counted_as_refused(tmp_pat
     assert observer.refused == 1 and observer.captures == 0 and marks.take() == []
     assert _cases(cases) == []
     (line,) = capture_failures([observer])
-    assert "1 mark(s) refused: the session ended before the next frame" in line
+    assert "1 capture(s) refused: the session ended before the next frame" in line

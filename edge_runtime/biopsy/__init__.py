@@ -9,6 +9,7 @@
   each other's cases) and the clean-up of what a killed writer left;
 - :mod:`.marks`: manual marks (window key, ``POST /mark``, SIGUSR1), process-wide;
 - :mod:`.numbering`: capture numbers that go on after a restarted session's, per study and day;
+- :mod:`.lock_files`: the number claims on the folder's lock file, shared by a process's sessions;
 - :mod:`.observer`: the pipeline observer that ties them together (``--cases DIR``);
 - :mod:`.frame_input`: what it reads off a frame (the ROI the pipeline tagged, OpenIGTLink geometry);
 - :mod:`.toasts`: its banners on screen (CAPTURED, NOT SAVED, NOT CAPTURED).

@@ -29,6 +29,8 @@ import shutil
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timezone
 from pathlib import Path
@@ -149,6 +151,8 @@ class CaseWriter:
         self._untaken: deque[NotWritten] = deque()
         self._accepted: dict[int, float] = {}  # numbers queued -> time.monotonic() when queued
         self._done: set[int] = set()  # numbers written or failed
+        self._open = threading.Event()  # cleared while held(): the worker starts no new case
+        self._open.set()
         self._thread = threading.Thread(target=self._run, name="biopsy-cases", daemon=True)
         self._thread.start()
 
@@ -197,6 +201,7 @@ class CaseWriter:
             cap = self._queue.get()
             if cap is None:
                 return
+            self._open.wait()
             try:
                 path = write_case(self.directory, cap)
             except Exception as exc:
@@ -208,6 +213,17 @@ class CaseWriter:
                 self._done.add(cap.number)
             EVENTS.inc(CAPTURE_EVENT)
             log.warning("biopsy %d captured (%s): %s", cap.number, cap.trigger, path)
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """While the block runs, the worker starts writing no case (one it is writing ends), as when
+        the disk is slower than the operator: captures wait in the queue, and once QUEUE_DEPTH wait the
+        next are refused. For checks of that path that must not depend on how fast the disk is."""
+        self._open.clear()
+        try:
+            yield
+        finally:
+            self._open.set()
 
     def close(self) -> None:
         """Write what is queued, then stop (waiting CLOSE_TIMEOUT_S at most). A capture still not

@@ -25,13 +25,14 @@ disk, so a number is either locked or published). Locks write nothing to the dis
 on a helper thread the render path waits on for at most CLAIM_TIMEOUT_S: a stalled disk or a hung
 network mount never freezes the screen. Where the folder takes no locks (some network and FUSE file
 systems), or the claim did not answer in time, the number is given from this session's knowledge
-alone, and the log says, once, that it is not guarded against other sessions.
+alone, and the log says, once, that it is not guarded against other sessions. Locks belong to a
+process, so sessions of one process on one folder share its lock file and a record of which of them
+holds which byte (:mod:`.lock_files`): they never give one number twice either.
 """
 
 from __future__ import annotations
 
 import errno
-import fcntl
 import hashlib
 import logging
 import os
@@ -40,6 +41,7 @@ import threading
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+from edge_runtime.biopsy.lock_files import LOCK_FILES, LockFile
 from edge_runtime.errors import SonomapError
 from edge_runtime.yamlfile import read_yaml_mapping
 
@@ -50,10 +52,8 @@ DAY_FORMAT = "%Y%m%d"
 CASE_FILE = "case.yaml"
 ANY_STUDY = object()  # the key of numbers known only by their folder's name (case.yaml unreadable)
 LOCK_FILE = ".capture-numbers.lock"  # hidden: readers of the folder skip names starting with a dot
-LOCK_MODE = 0o600
 NUMBER_BITS = 20  # lock offset = (study-day key << NUMBER_BITS) | number: a million numbers a study-day
 KEY_BYTES = 5  # 40 bits of the study-day hash: the offset stays below 2**60 (off_t is 64-bit)
-HELD = (errno.EACCES, errno.EAGAIN)  # lockf: another process holds the byte
 MAX_CLAIMS = 1000  # numbers tried for one capture: more held at once means something else is wrong
 CLAIM_TIMEOUT_S = 0.2  # a claim is a few system calls; one this slow waits on a stalled disk
 UNGUARDED = (
@@ -80,7 +80,7 @@ class CaptureNumbers:
         self._last = 0  # the highest number this session gave: its own numbers keep rising
         self._since = today or datetime.now(timezone.utc).date()
         self._claimer: threading.Thread | None = None  # a claim still waiting on the disk
-        self._fd: int | None = None
+        self._file: LockFile | None = None  # the lock file, shared with this process's other sessions
         self._guarded = True  # False once locks failed here: the rest of the session is unguarded
         self._scan()
 
@@ -165,24 +165,20 @@ class CaptureNumbers:
     def _claim(self, study_id: str | None, day: date) -> int:
         """Lock the first free number above what is known, then read the folder again: a case another
         session published before this claim moves the claim past it. OSError when locks fail."""
-        if self._fd is None:  # made at the first capture (a session that captures nothing leaves none),
-            # here on the claim thread: creating a file on a frozen disk blocks
-            self._fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, LOCK_MODE)
+        if self._file is None:  # here on the claim thread: the file is made at the first claim, and
+            # creating a file on a frozen disk blocks
+            self._file = LOCK_FILES.join(self.directory / LOCK_FILE, self)
         number = 1 + self._floor(study_id, day)
         for _ in range(MAX_CLAIMS):
             offset = lock_offset(study_id, day, number)
-            try:
-                fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
-            except OSError as exc:
-                if exc.errno not in HELD:
-                    raise
-                number += 1  # another running session holds it
+            if not self._file.claim(self, offset):
+                number += 1  # another running session holds it, in another process or in this one
                 continue
             self._scan()
             floor = max(self._highest.get((study_id, day), 0), self._highest.get((ANY_STUDY, day), 0))
             if number > floor:
                 return number
-            fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, offset)  # published by a session since ended
+            self._file.release(self, offset)  # published by a session since ended
             number = floor + 1
         raise OSError(errno.EDEADLK, f"no free capture number after {MAX_CLAIMS} tries")
 
@@ -194,6 +190,9 @@ class CaptureNumbers:
 
     def close(self) -> None:
         """Give up this session's claims: call after its cases are written (or reported unwritten)."""
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)
+        if self._file is not None:
+            file, self._file = self._file, None
+            try:
+                LOCK_FILES.leave(file, self)
+            except OSError as exc:  # the claims go when the process ends
+                log.warning("--cases %s: %s: %s", self.directory, LOCK_FILE, exc.strerror or exc)

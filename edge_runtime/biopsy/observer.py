@@ -93,8 +93,10 @@ class CaptureObserver(Observer):
         self.roi: Roi | None = None
         self.captures = 0  # captures made; the writer says which were written
         self.numbers = CaptureNumbers(self.writer.directory)  # after those recorded: a restarted session
-        self.refused = 0  # marks refused: no ROI known on their frame, no signal, or the session ended
-        self.refusal_reasons: list[str] = []  # why each mark was refused, in order (the session's summary)
+        # marks refused (no ROI known on their frame, no signal, or the session ended): those taken on one
+        # frame are one refusal, as those on one captured frame are one biopsy; refused_marks counts each
+        self.refused, self.refused_marks = 0, 0
+        self.refusal_reasons: list[str] = []  # why each refusal was made, in order (the session's summary)
         self._last_index = 0  # the last real frame observed: a refusal on NO SIGNAL is shown from it
         self.notices = Notices(self.writer)  # the toasts (.notices)
         self._warned_scale = False
@@ -112,8 +114,10 @@ class CaptureObserver(Observer):
     ) -> None:
         if frame.meta.get("no_signal"):
             self._lose_roi()  # the next image may be another patient's: nothing seen so far carries over
-            for via in self.marks.take():  # taken now: the next real frame may be the next patient's
-                self._refuse(via, NO_SIGNAL, f"on the NO SIGNAL screen after frame {self._last_index}")
+            # taken now: the next real frame may be the next patient's
+            self._refuse(
+                self.marks.take(), NO_SIGNAL, f"on the NO SIGNAL screen after frame {self._last_index}"
+            )
             return
         if frame.index < 0:
             return
@@ -135,8 +139,7 @@ class CaptureObserver(Observer):
         roi, why = frame_roi(frame, prediction)
         if roi is None:
             self._lose_roi()
-            for via in self.marks.take():  # taken now: never captured on a later frame
-                self._refuse(via, why, f"on frame {frame.index}")
+            self._refuse(self.marks.take(), why, f"on frame {frame.index}")  # never captured on a later frame
             return
         if roi != self.roi:
             self._new_roi(roi)
@@ -175,11 +178,17 @@ class CaptureObserver(Observer):
         self._bands.clear()
         self._fired_tip = None
 
-    def _refuse(self, via: str, why: str, where: str) -> None:
-        """Count and show a mark not captured; ``where``: the frame or moment it was taken at."""
+    def _refuse(self, vias: list[str], why: str, where: str) -> None:
+        """Count and show the marks ``vias`` taken on one frame (``where``: that frame or moment) and
+        not captured: one refusal however many they are, as marks on one captured frame are one
+        biopsy; the log says how many more came with the first."""
+        if not vias:
+            return
         self.refused += 1
+        self.refused_marks += len(vias)
         self.refusal_reasons.append(why)
-        log.error("biopsy mark (%s) not captured %s: %s", via, where, why)
+        more = f" ({len(vias) - 1} more mark(s) taken with it: one refusal)" if len(vias) > 1 else ""
+        log.error("biopsy mark (%s) not captured %s: %s%s", vias[0], where, why, more)
         self.notices.refused(why, self._last_index)
 
     def _new_roi(self, roi: Roi) -> None:
@@ -273,8 +282,8 @@ class CaptureObserver(Observer):
 
     def close(self) -> None:
         self.marks.enabled = False
-        for via in self.marks.take():  # accepted, but no frame came: counted, never lost unsaid
-            self._refuse(via, ENDED, f"after frame {self._last_index}")
+        # accepted, but no frame came: counted, never lost unsaid
+        self._refuse(self.marks.take(), ENDED, f"after frame {self._last_index}")
         pending = self.detector.pending_fire if self.detector is not None else None
         if pending is not None:  # its confirming frame never came: said, never dropped unsaid
             log.warning("a possible fire at frame %d was not confirmed before the session ended", pending)

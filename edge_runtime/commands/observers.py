@@ -111,7 +111,9 @@ def capture_failures(capture: list) -> list[str]:
             )
         if observer.refused:
             reasons = dict.fromkeys(observer.refusal_reasons)  # each reason once, in the order met
-            parts.append(f"{observer.refused} mark(s) refused: {'; '.join(reasons)}")
+            # marks taken on one frame are one capture, refused or not: the marks are told apart
+            marks = f" ({observer.refused_marks} marks)" if observer.refused_marks != observer.refused else ""
+            parts.append(f"{observer.refused} capture(s) refused{marks}: {'; '.join(reasons)}")
         lines.append(f"--cases {observer.directory}: " + "; ".join(parts))
     return lines
 
