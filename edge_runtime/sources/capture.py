@@ -9,7 +9,6 @@ patient's name. Its one-line errors name the file, for whoever gave the path.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Iterator
@@ -24,15 +23,14 @@ from edge_runtime.cpus import decode_threads
 from edge_runtime.errors import InputError
 from edge_runtime.frames import Frame, Source
 from edge_runtime.privacy import redact
+from edge_runtime.sources import display_matrix
 from edge_runtime.sources.corrupt import CorruptCounter
+from edge_runtime.sources.frame_rate import believable_fps
 from edge_runtime.sources.frame_size import check_frame_size
+from edge_runtime.units import DEFAULT_FPS
 from edge_runtime.yuv import YuvFrame, from_av
 
 FOURCC_LEN = 4
-# A display matrix's rotation (counter-clockwise degrees, PyAV's VideoFrame.rotation) -> the turn that
-# shows the frame upright, as players do: a portrait recording is otherwise replayed lying on its side.
-UPRIGHT = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
-RIGHT_ANGLE = 90
 # A network stream (RTSP, UDP, HTTP) that has not answered in this long is down: the reconnecting
 # source shows NO SIGNAL and retries, instead of the open blocking forever.
 STREAM_OPEN_TIMEOUT_S = 10.0
@@ -57,11 +55,12 @@ def to_bgr(image: np.ndarray, origin: str) -> np.ndarray:
     raise InputError(f"{origin}: unsupported pixel layout {image.shape}")
 
 
-def stream_fps(stream: av.video.stream.VideoStream) -> float | None:
-    """A video stream's average frame rate; None when its container gives none (or 0: unknown)."""
-    rate = stream.average_rate
-    fps = float(rate) if rate else 0.0
-    return fps if math.isfinite(fps) and fps > 0 else None
+def stream_fps(stream: av.video.stream.VideoStream, label: str) -> float | None:
+    """A video stream's average frame rate; None when its container gives none (or 0: unknown) or one
+    no scanner delivers (:func:`edge_runtime.sources.frame_rate.believable_fps`, a warning naming
+    ``label``, the input's kind): the pipeline's ``source.fps``, else DEFAULT_FPS, then applies."""
+    fallback = f"the configured source.fps (else {DEFAULT_FPS:g} fps)"
+    return believable_fps(stream.average_rate, label, "its average rate", fallback)
 
 
 def video_stream(container: av.container.InputContainer, origin: str) -> av.video.stream.VideoStream:
@@ -84,10 +83,12 @@ def _pixels(stream: av.video.stream.VideoStream) -> int:
 
 def _as_frame(vf: av.VideoFrame, index: int, pts: float | None, meta: dict) -> Frame:
     """A decoded frame as the pipeline takes it: yuv420p (nearly every H.264 clip) keeps its planes,
-    BGR made on demand; another format, or a frame its display matrix turns, is made BGR now."""
-    turn = UPRIGHT.get(round(vf.rotation / RIGHT_ANGLE) * RIGHT_ANGLE % 360)
-    if turn is not None:  # turned upright in BGR: rare, not worth turning the planes
-        return Frame(index, cv2.rotate(vf.to_ndarray(format="bgr24"), turn), time.monotonic(), pts, meta)
+    BGR made on demand; another format, or a frame its display matrix turns or mirrors
+    (:mod:`edge_runtime.sources.display_matrix`), is made BGR now."""
+    turn = display_matrix.orientation(vf)
+    if turn != display_matrix.IDENTITY:  # turned in BGR: rare, not worth turning the planes
+        image = display_matrix.apply(vf.to_ndarray(format="bgr24"), turn)
+        return Frame(index, image, time.monotonic(), pts, meta)
     i420 = from_av(vf)
     if i420 is not None:
         return YuvFrame(index, i420, time.monotonic(), pts, meta)
@@ -141,6 +142,7 @@ class VideoFileSource(_ReaderReleases):
         # replay paces frames and opens its outputs before the first frame comes. A stream's is read
         # when it opens, which may take STREAM_OPEN_TIMEOUT_S, before its first frame.
         self.fps: float | None = None
+        self._rate_read = False  # read at the first open: a looping file warns of a bad rate once
         if not live:
             self._open()[0].close()
 
@@ -164,7 +166,8 @@ class VideoFileSource(_ReaderReleases):
         except InputError:
             container.close()
             raise
-        self.fps = stream_fps(stream)
+        if not self._rate_read:
+            self.fps, self._rate_read = stream_fps(stream, self.name), True
         # Live streams: slice threads only, since frame threading holds back (threads - 1) frames.
         codec.thread_type = "SLICE" if self.live else "AUTO"
         codec.thread_count = decode_threads()

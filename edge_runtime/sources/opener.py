@@ -41,6 +41,7 @@ from edge_runtime.image_files import ImageTooLarge, UnreadableImage, read_image
 from edge_runtime.sources import synthetic
 from edge_runtime.sources.capture import V4L2Source, VideoFileSource, capture_device_name, to_bgr
 from edge_runtime.sources.corrupt import CorruptCounter
+from edge_runtime.sources.frame_rate import believable_fps
 from edge_runtime.sources.frame_size import MAX_FRAME_PIXELS, check_frame_size
 from edge_runtime.sources.plus_metaimage import PlusMetaImageSource
 from edge_runtime.sources.reconnect import ResilientSource
@@ -100,7 +101,8 @@ class ImageFolderSource(Source):
 def cine_fps(ds, path: Path) -> float:
     """A DICOM cine's frame rate: the first of :data:`CINE_RATES` it gives, else DEFAULT_FPS. An
     attribute that is empty or 0 is not given (writers leave 0 for unknown); a negative, infinite or
-    non-numeric one is an error naming the file and the attribute, since frame times follow from it."""
+    non-numeric one is an error naming the file and the attribute, since frame times follow from it;
+    one outside the range of ``source.fps`` is not believed (:mod:`edge_runtime.sources.frame_rate`)."""
     for keyword, in_ms in CINE_RATES:
         try:
             raw = getattr(ds, keyword, None)
@@ -113,7 +115,8 @@ def cine_fps(ds, path: Path) -> float:
         if not (math.isfinite(fps) and fps > 0):  # an infinite FrameTime makes 0 fps
             unit = "milliseconds per frame" if in_ms else "frames per second"
             raise InputError(f"{path}: {keyword} must be a positive number of {unit}, got {raw}")
-        return fps
+        # 0.001 or 100000 fps: not believed, played at DEFAULT_FPS with one warning
+        return believable_fps(fps, source_kinds.DICOM_CINE, keyword, f"{DEFAULT_FPS:g} fps") or DEFAULT_FPS
     return DEFAULT_FPS
 
 

@@ -33,6 +33,7 @@ from edge_runtime.errors import InputError
 from edge_runtime.frames import Frame, Source
 from edge_runtime.igtl.geometry import GEOMETRY_REFUSED_KEY
 from edge_runtime.sinks import sequence_layout as layout
+from edge_runtime.sources.frame_rate import believable_fps
 from edge_runtime.units import DEFAULT_FPS
 
 log = logging.getLogger("sonomap.sources")
@@ -183,7 +184,9 @@ class SequenceSource(Source):
         self.timestamps = times
         self.fields = fields
         span = times[-1] - times[0] if len(times) > 1 else 0.0
-        self.fps = (len(times) - 1) / span if span > 0 else DEFAULT_FPS
+        mean = (len(times) - 1) / span if span > 0 else None  # frames are paced by their times; this
+        # rate is the outputs': a recorder's clock that makes it 0.001 or 100000 fps is not believed
+        self.fps = believable_fps(mean, self.name, "its timestamps", f"{DEFAULT_FPS:g} fps") or DEFAULT_FPS
 
     # --- frames -------------------------------------------------------------------
     def frame_meta(self, n: int) -> dict:
