@@ -10,6 +10,11 @@ a broken export, or the rings of two outlines mixed up, and would cut an arbitra
 cancer, or erase it whole. A hole counts as inside when every vertex lies inside or on the outer ring
 (within TOUCH_PX, the rounding of exported coordinates) and no hole edge crosses an edge of the outer
 ring: the vertex test alone misses a hole whose edge passes over a notch cut into the outline.
+
+A hole that is its outline again (the same ring, from another start point or in the other direction,
+to within TOUCH_PX) lies inside it by that rule, yet erases the whole region: a ring written twice by a
+broken export or script, never a shape drawn. It is refused too: every vertex and edge midpoint of the
+hole lies on the outline, and every vertex of the outline on the hole.
 """
 
 from __future__ import annotations
@@ -67,14 +72,33 @@ def _edges_cross(exterior: np.ndarray, hole: np.ndarray) -> bool:
     return False
 
 
+def _distances(ring: np.ndarray, points: np.ndarray):
+    """Signed distances of ``points`` from ``ring`` (positive inside, 0 on it), one at a time. Both are
+    moved to the ring's corner first: cv2 measures in float32, exact enough near 0, not at 1e5 px."""
+    origin = ring.min(axis=0)
+    contour = (ring - origin).astype(np.float32).reshape(-1, 1, 2)
+    return (cv2.pointPolygonTest(contour, (float(x), float(y)), True) for x, y in points - origin)
+
+
 def _vertex_outside(exterior: np.ndarray, hole: np.ndarray) -> bool:
-    """Whether a vertex of ``hole`` lies more than TOUCH_PX outside ``exterior``. Both are moved to the
-    outline's corner first: cv2 measures in float32, exact enough near 0, not at 1e5 px."""
-    origin = exterior.min(axis=0)
-    contour = (exterior - origin).astype(np.float32).reshape(-1, 1, 2)
-    return any(
-        cv2.pointPolygonTest(contour, (float(x), float(y)), True) < -TOUCH_PX for x, y in hole - origin
-    )
+    """Whether a vertex of ``hole`` lies more than TOUCH_PX outside ``exterior``."""
+    return any(d < -TOUCH_PX for d in _distances(exterior, hole))
+
+
+def _on(ring: np.ndarray, points: np.ndarray) -> bool:
+    """Whether every one of ``points`` lies on ``ring``'s line, within TOUCH_PX."""
+    return all(abs(d) <= TOUCH_PX for d in _distances(ring, points))
+
+
+def _same_ring(exterior: np.ndarray, hole: np.ndarray) -> bool:
+    """Whether ``hole`` (inside ``exterior``) traces ``exterior`` itself (module docstring). Only a hole
+    spanning the outline's bounding box is measured point by point."""
+    if np.abs(exterior.min(axis=0) - hole.min(axis=0)).max() > TOUCH_PX:
+        return False
+    if np.abs(exterior.max(axis=0) - hole.max(axis=0)).max() > TOUCH_PX:
+        return False
+    c, d = _edges(hole)
+    return _on(exterior, hole) and _on(exterior, (c + d) / 2) and _on(hole, exterior)
 
 
 def check_holes_inside(polys: list, where: str) -> None:
@@ -87,4 +111,10 @@ def check_holes_inside(polys: list, where: str) -> None:
                     f"{where}: hole {k} reaches outside the outer ring of polygon {j}, which would cut "
                     "an arbitrary part out of the outline's cancer; fix the outline (in QuPath: holes lie "
                     "inside their outline) and export the annotation again"
+                )
+            if _same_ring(exterior, hole):
+                raise InputError(
+                    f"{where}: hole {k} of polygon {j} is its outer ring again, which would erase the whole "
+                    "outline's cancer; fix the outline (a hole is a smaller ring inside it) and export the "
+                    "annotation again"
                 )

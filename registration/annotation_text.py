@@ -1,18 +1,23 @@
-"""How an annotation file starts: its first character after any byte-order mark, which tells ASAP XML
-(``<``) from GeoJSON. Files come from QuPath, ASAP and hand-made scripts, in UTF-8 with or without a
-byte-order mark, or in UTF-16/32 with one.
+"""Reading an annotation file: its first character after any byte-order mark, which tells ASAP XML
+(``<``) from GeoJSON, and its bytes, at most MAX_ANNOTATION_BYTES of them. Files come from QuPath, ASAP
+and hand-made scripts, in UTF-8 with or without a byte-order mark, or in UTF-16/32 with one.
 
-Input: the file's path. Output: its first non-blank character (``""`` for an empty file), or an
-InputError naming the file when it cannot be read.
+Input: the file's path. Output: its first non-blank character (``""`` for an empty file) or its bytes,
+or an InputError naming the file when it cannot be read or is over the size limit.
 """
 
 from __future__ import annotations
 
 import codecs
+import os
 from pathlib import Path
 
 from edge_runtime.errors import InputError
 
+# Largest annotation file read, GeoJSON or ASAP XML. Parsed, a file takes about ten times its size in
+# Python objects (a 192 MB QuPath export with 300,000 cell detections peaked at 1.9 GB); a core's outlines
+# take kilobytes, so a file this large is a classifier's detections over the whole slide.
+MAX_ANNOTATION_BYTES = 256 * 1024 * 1024
 HEAD_BYTES = 64  # enough to see past a byte-order mark and leading whitespace to the first character
 # longest first: the UTF-32 LE mark begins with the UTF-16 LE one
 BYTE_ORDER_MARKS = (
@@ -38,3 +43,28 @@ def first_character(path: Path) -> str:
     else:
         text = head.decode("latin-1")  # any byte is a character: only the first one matters
     return text.lstrip("\ufeff \t\r\n")[:1]
+
+
+def _too_large(path: Path, size: str) -> InputError:
+    return InputError(
+        f"{path}: {size} of annotations is over the {MAX_ANNOTATION_BYTES // 2**20} MiB limit "
+        f"({MAX_ANNOTATION_BYTES} bytes) for an annotation file: export the annotations alone (in QuPath: "
+        "the annotation objects, without detections or cells)"
+    )
+
+
+def read_annotation_bytes(path: Path) -> bytes:
+    """The bytes of the annotation file at ``path``; InputError naming it, before it is read, when it is
+    over MAX_ANNOTATION_BYTES, and when more than that comes out of it all the same (a file still
+    growing, a device or pipe whose size the file system does not know): memory stays bounded."""
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > MAX_ANNOTATION_BYTES:
+                raise _too_large(path, f"{size} bytes ({size / 2**20:.1f} MiB)")
+            data = fh.read(MAX_ANNOTATION_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read annotations ({exc.strerror})") from exc
+    if len(data) > MAX_ANNOTATION_BYTES:
+        raise _too_large(path, f"more than {MAX_ANNOTATION_BYTES} bytes")
+    return data

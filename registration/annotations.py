@@ -28,10 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.errors import InputError
-from edge_runtime.privacy import library_path
 from registration.annotation_holes import check_holes_inside
 from registration.annotation_raster import MAX_COORDINATE, UNNAMED
-from registration.annotation_text import first_character
+from registration.annotation_text import first_character, read_annotation_bytes
 from registration.annotations_geojson import (
     class_name,
     geojson_features,
@@ -113,14 +112,20 @@ def _ring(coords, where: str) -> np.ndarray:
         arr = np.asarray(coords, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise InputError(f"{where}: malformed coordinates ({exc})") from exc
+    except OverflowError as exc:  # a JSON integer of hundreds of digits: no float holds it
+        raise InputError(
+            f"{where}: a coordinate beyond {MAX_COORDINATE} pixels (a number of hundreds of digits); "
+            "not a slide's pixel coordinates"
+        ) from exc
     if arr.ndim != 2 or arr.shape[1] < 2 or len(arr) < 3 or not np.isfinite(arr).all():
         raise InputError(f"{where}: a polygon ring needs >= 3 finite [x, y] points")
     # a closed ring repeats its first point last (GeoJSON): 3 positions are 2 points, no area, which
-    # would drop a cancer outline without a word
-    if len(arr) - bool((arr[0, :2] == arr[-1, :2]).all()) < MIN_OUTLINE_POINTS:
+    # would drop a cancer outline without a word; so are 5 positions going back and forth between 2
+    distinct = len(np.unique(arr[:, :2], axis=0))
+    if distinct < MIN_OUTLINE_POINTS:
         raise InputError(
             f"{where}: a polygon ring needs >= 3 distinct points (a closed ring: 4 positions, the last "
-            f"repeating the first), got {len(arr)} positions"
+            f"repeating the first), got {len(arr)} positions, {distinct} distinct"
         )
     if np.abs(arr[:, :2]).max() > MAX_COORDINATE:
         raise InputError(
@@ -183,12 +188,15 @@ def _geojson_annotations(features: list, where: str, cancer, ignore, exclude) ->
 
 def load_asap_xml(path: Path, cancer, ignore, exclude) -> Annotations:
     where = str(path)
+    data = read_annotation_bytes(path)  # bounded, as GeoJSON: ElementTree takes ~10x a file's size
     try:
-        root = ET.parse(library_path(path)).getroot()
+        root = ET.fromstring(data)
     except ET.ParseError as exc:
         raise InputError(f"{where}: malformed ASAP XML ({exc})") from exc
-    except LookupError as exc:  # an encoding declaration Python has no codec for
-        raise InputError(f"{where}: malformed ASAP XML ({exc})") from exc
+    # an encoding declaration Python has no codec for (LookupError), one expat cannot take ("utf-32":
+    # ValueError) or whose codec fails on the text ("idna": UnicodeError, a ValueError)
+    except (LookupError, ValueError) as exc:
+        raise InputError(f"{where}: malformed ASAP XML (encoding: {exc})") from exc
     if root.tag != "ASAP_Annotations":
         raise InputError(f"{where}: malformed ASAP XML: root is <{root.tag}>, expected <ASAP_Annotations>")
     out = Annotations(where)

@@ -14,9 +14,11 @@ style. A feature without a type (a hand-written file) counts as an annotation.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from edge_runtime.errors import InputError
+from registration.annotation_text import read_annotation_bytes
 
 # QuPath 0.2 / wsinfer: the object type as the feature's "id", mapped to QuPath 0.3's objectType names
 LEGACY_TYPE_IDS = {
@@ -26,10 +28,6 @@ LEGACY_TYPE_IDS = {
     "PathTileObject": "tile",
     "TMACoreObject": "tma_core",
 }
-# Largest annotation file read. json.loads holds about ten times a file's size in Python objects (a 192 MB
-# QuPath export with 300,000 cell detections peaked at 1.9 GB); a core's outlines take kilobytes, so a
-# file this large is a classifier's detections over the whole slide, which are skipped anyway.
-MAX_ANNOTATION_BYTES = 256 * 1024 * 1024
 # GeoJSON's geometry types without an area (RFC 7946 3.1); any other than these and the area types is refused
 NO_AREA_TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString")
 AREA_TYPES = ("Polygon", "MultiPolygon", "GeometryCollection")
@@ -38,26 +36,20 @@ OUTLINE_TYPES = {"annotation", "PathAnnotationObject", None}
 
 
 def read_geojson(path: Path):
-    """The parsed JSON of ``path``; InputError naming it when it cannot be read or parsed."""
+    """The parsed JSON of ``path``; InputError naming it when it cannot be read or parsed, or is over
+    MAX_ANNOTATION_BYTES (refused before it is read)."""
     where = str(path)
-    try:
-        size = Path(path).stat().st_size
-    except OSError as exc:
-        raise InputError(f"{where}: cannot read annotations ({exc.strerror})") from exc
-    if size > MAX_ANNOTATION_BYTES:
-        raise InputError(
-            f"{where}: {size / 2**20:.0f} MiB of annotations is over the {MAX_ANNOTATION_BYTES // 2**20} MiB "
-            "read: export the annotations alone (in QuPath: the annotation objects, without detections "
-            "or cells)"
-        )
+    data = read_annotation_bytes(path)
     try:
         # bytes: json detects UTF-8 (with or without a byte-order mark) and UTF-16/32 by their marks,
         # where read_text() would use the machine's locale
-        return json.loads(Path(path).read_bytes())
-    except OSError as exc:
-        raise InputError(f"{where}: cannot read annotations ({exc.strerror})") from exc
+        return json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{where}: malformed GeoJSON ({exc})") from exc
+    except ValueError as exc:  # an integer of thousands of digits: Python's limit on int(text)
+        raise InputError(
+            f"{where}: malformed GeoJSON (a number of more than {sys.get_int_max_str_digits()} digits)"
+        ) from exc
     except RecursionError as exc:  # [[[ ... ]]] thousands deep: json's parser recurses per level
         raise InputError(f"{where}: malformed GeoJSON (nested too deeply)") from exc
 
@@ -94,14 +86,21 @@ def is_outline(feat: dict, props: dict, where: str) -> bool:
 def class_name(props: dict, where: str) -> str | None:
     """The feature's class name; None when it has none (``"name": null`` included: no class, not a
     class called 'None'). InputError naming ``where`` (the feature) when ``classification`` or its
-    ``names`` has a type QuPath never writes: read anyway, ``"names": "Tumor"`` would be class 'T'."""
+    ``name`` or ``names`` has a type QuPath never writes: read anyway, ``"names": "Tumor"`` would be class
+    'T', and ``"name": 5`` or ``true`` class '5' or 'True'."""
     cls = props.get("classification")
     if cls is None or isinstance(cls, str):
         return cls  # a string: legacy v0.2 files
     if not isinstance(cls, dict):
         raise InputError(f"{where}: 'classification' must be an object or text, got {type(cls).__name__}")
-    if cls.get("name") is not None:
-        return str(cls["name"])
+    name = cls.get("name")
+    if name is not None:
+        if not isinstance(name, str):  # str(5) or str(["Tumor"]) is no class QuPath wrote
+            raise InputError(
+                f"{where}: classification 'name' must be text (QuPath writes \"Tumor\"), got "
+                f"{type(name).__name__} {json.dumps(name)[:80]}"
+            )
+        return name
     names = cls.get("names")
     if names is None:
         return None
@@ -135,7 +134,10 @@ def geometry_rings(geom, where: str) -> list:
             raise InputError(f"{where}: a MultiPolygon without polygons (empty 'coordinates')")
         return [_rings(poly, where) for poly in polys]
     if kind == "GeometryCollection":
-        return [p for g in geom.get("geometries", []) for p in geometry_rings(g, where)]
+        geometries = geom.get("geometries")
+        if not isinstance(geometries, list):
+            raise InputError(f"{where}: a GeometryCollection whose 'geometries' is not a list")
+        return [p for g in geometries for p in geometry_rings(g, where)]
     if kind in NO_AREA_TYPES:
         return []  # points and lines carry no area
     raise InputError(

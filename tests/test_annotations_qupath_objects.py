@@ -170,13 +170,16 @@ def test_register_labels_a_case_the_same_with_qupath_02_detections_added(simulat
 def test_an_annotation_file_over_the_limit_is_refused_before_it_is_read(tmp_path):
     """A whole-slide detection export (hundreds of MB, ten times that once parsed) gets one line with
     what to export instead; the size is read from the file system, the file is never parsed."""
-    from registration.annotations_geojson import MAX_ANNOTATION_BYTES
+    from registration.annotation_text import MAX_ANNOTATION_BYTES
 
     p = tmp_path / "detections.geojson"
     with open(p, "wb") as fh:
         fh.write(b'{"type": "FeatureCollection", "features": [')
         fh.truncate(MAX_ANNOTATION_BYTES + 1)  # sparse: no disk space, the size is what counts
-    with pytest.raises(InputError, match=r"detections\.geojson: 256 MiB of annotations is over the 256 MiB"):
+    size = rf"{MAX_ANNOTATION_BYTES + 1} bytes \(256\.0 MiB\)"
+    with pytest.raises(
+        InputError, match=rf"detections\.geojson: {size} of annotations is over the 256 MiB limit"
+    ):
         load_annotations(p, *CLASSES)
 
 
