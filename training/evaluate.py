@@ -21,7 +21,15 @@ replaces REPORT only when everything is written. REPORT may be new, empty or an 
 evaluate, which is replaced as a whole; any other folder, a training run's above all, and a REPORT
 that is, lies inside or contains the dataset, is refused before anything is written
 (:mod:`training.report_folder`, :func:`training.output_checks.check_apart`). So is a split without a
-cancer pixel whose labels look like lesion masks saved as 0/255 (:mod:`training.label_check`).
+cancer pixel whose labels look like lesion masks saved as 0/255 (:mod:`training.label_check`), and a
+label or image that breaks the dataset contract (:func:`training.data.read_pair`): REPORT is left as it
+was and the one line names the file.
+
+One read per file: each image and its label are read, decoded and validated once, in the scoring
+loop; the label check counts that same label array before the image is inferred, so a broken label
+stops the run at its image, and a split refused as a whole (0/255 masks, no cancer pixel) is refused
+once its last label is counted, before any report file is kept. Only one image's arrays are held at a
+time, plus the few the gallery shows (:class:`training.report.GalleryPicks`).
 """
 
 from __future__ import annotations
@@ -35,7 +43,6 @@ import torch
 from edge_runtime.atomic import atomic_write_png
 from edge_runtime.errors import InputError
 from edge_runtime.jsonfile import atomic_write_json
-from edge_runtime.manifest import sha256_file
 from edge_runtime.mask_filter import filter_mask
 from edge_runtime.preprocess import preprocess_for
 from training.calibration import (
@@ -51,12 +58,12 @@ from training.data import read_cases, read_pair, select_split
 from training.distributed import pick_device
 from training.intervals import headline_intervals
 from training.isotonic import served_prob
-from training.label_check import check_split_cancer
+from training.label_check import SplitCheck
 from training.metrics import EMPTY_POLICY, cancer_free_marked, confusion_counts, scores, summarize
 from training.metrics_csv import ImageResult, exact_scores, read_metrics_csv, write_metrics_csv
 from training.output_checks import check_apart
 from training.provenance import dataset_name
-from training.report import read_training_curves, write_report
+from training.report import GalleryPicks, read_training_curves, write_report
 from training.report_folder import check_report_folder, run_curves_csv, staged_report
 from training.stats import compare_models
 from training.temperature import calibrated_prob, refuse_non_finite
@@ -170,25 +177,26 @@ def evaluate(
     check_report_folder(out)
     manifest, probs = served_probabilities(Path(checkpoint), device)
     samples = select_split(read_cases(data), split, data)
-    check_split_cancer(samples, data, split, EVALUATE_MASKS, always=False)
     run_csv = run_curves_csv(Path(checkpoint))
-    if run_csv is not None:
-        read_training_curves(run_csv)  # a damaged log is an error now, not after every image is scored
+    # a damaged log is an error now, not after every image is scored; read once, plotted from these rows
+    curves = read_training_curves(run_csv) if run_csv is not None else None
     with staged_report(out) as stage:
-        return _write_evaluation(checkpoint, data, split, stage, (manifest, probs), samples, seed, run_csv)
+        return _write_evaluation(checkpoint, data, split, stage, (manifest, probs), samples, seed, curves)
 
 
-def _write_evaluation(checkpoint, data, split, out: Path, model, samples, seed: int, run_csv) -> dict:
+def _write_evaluation(checkpoint, data, split, out: Path, model, samples, seed: int, curves) -> dict:
     """Score SAMPLES into the new folder OUT (every report file); MODEL: (manifest, probabilities
-    function) from :func:`served_probabilities`; RUN_CSV: the run's log for the curves, or None.
+    function) from :func:`served_probabilities`; CURVES: the run's log rows for the curves, or None.
     Returns the summary."""
     manifest, probs = model
     (out / "pred").mkdir()
-    results, gallery = [], []
+    results, gallery = [], GalleryPicks()
+    labels = SplitCheck(data, split, EVALUATE_MASKS, always=False)
     cal = CalibrationAccumulator(manifest.threshold)
     raw_cal = None  # uncalibrated figures, where the model gives logits (a checkpoint with a temperature)
     for s in samples:
-        gray, label = read_pair(s)
+        gray, label = read_pair(s)  # the one read of both files, validated; checked before inference
+        labels.add(s, label)
         prob, raw = probs(gray)
         _check_finite(checkpoint, s, prob, raw)
         thresholded = prob >= manifest.threshold
@@ -201,7 +209,8 @@ def _write_evaluation(checkpoint, data, split, out: Path, model, samples, seed: 
         atomic_write_png(out / "pred" / f"{s.id}.png", pred.astype(np.uint8) * MASK_ON)
         counts = confusion_counts(pred, label)
         results.append(ImageResult(s.id, s.case_id, counts, scores(counts)))
-        gallery.append((s.id, gray, label, pred))  # kept for the overlay gallery plot
+        gallery.offer(counts, s.id, gray, label, pred)  # kept only if the overlay gallery shows it
+    labels.finish()  # a split of 0/255 masks without cancer: refused, the staged report discarded
     write_metrics_csv(out / "metrics.csv", results)
     per_image, cases = [r.counts for r in results], [r.case_id for r in results]
     summary = summarize(per_image)
@@ -209,7 +218,9 @@ def _write_evaluation(checkpoint, data, split, out: Path, model, samples, seed: 
         {
             # named as the model manifests name inputs: a folder above them may be the patient's
             "checkpoint": Path(checkpoint).name,
-            "checkpoint_sha256": sha256_file(checkpoint),
+            # the digest the model was loaded against (its manifest's, checked then against the
+            # file's bytes): the model scored, with no second read of a file that may be large
+            "checkpoint_sha256": manifest.sha256,
             "data": dataset_name(data),
             "split": split,
             "arch": manifest.arch,
@@ -229,7 +240,7 @@ def _write_evaluation(checkpoint, data, split, out: Path, model, samples, seed: 
     summary["ci95"].update(cal_ci)
     summary["ci95_undefined_reason"].update(cal_reasons)
     atomic_write_json(out / "summary.json", summary)
-    write_report(out, summary, results, gallery, run_csv)
+    write_report(out, summary, results, gallery, curves)
     return summary
 
 

@@ -1,4 +1,5 @@
-"""Whether a split's labels hold the cancer a command learns, scores or fits, checked before any work.
+"""Whether a split's labels hold the cancer a command learns, scores or fits, checked before its result
+is kept (before any work in train and calibrate).
 
 The dataset contract (:mod:`training.data`): a label pixel is 0 tissue, 1 cancer or 255 unknown
 (ignored). A lesion mask saved as 0/255, the usual export of a binary mask, passes the value check
@@ -20,8 +21,15 @@ naming the dataset's cases.csv, the split and, when one looks like a 0/255 lesio
   while the others are scored. A warning, not a refusal: the command can do its work on the split,
   and such a label is also a valid one under the contract (tissue with an unknown region: an
   annotator's unsure area, a registration band wider than the unknown rest), which no option could
-  then let through; the warning names the files to look at. The scan reads every label of the split
-  (train has them in memory already; evaluate reads them once more, which its inference costs anyway).
+  then let through; the warning names the files to look at.
+
+Where the labels come from: train passes the labels it holds in memory already; calibrate's
+:func:`check_split_cancer` reads them one at a time before it fits anything; evaluate reads each label
+once, for its scores, and feeds that same array to a :class:`SplitCheck` (:meth:`SplitCheck.add` per
+label, :meth:`SplitCheck.finish` once the split is read), so no label file is read twice. A label that
+breaks the contract (values, size, channels, bit depth) is refused by that one read
+(:func:`training.data.read_pair`); whether a split is refused as a whole is known only once its last
+label is read.
 
 The needle-tract exception: a label ``sonomap register`` writes for a core without cancer also holds
 only 0 and 255, but as a thin known band (0) in an unknown (255) image, so 255 is its majority and it
@@ -63,6 +71,51 @@ def _labels(samples: Sequence[Sample], labels: Iterable[np.ndarray] | None) -> I
     return (read_pair(sample)[1] for sample in samples)
 
 
+class SplitCheck:
+    """:func:`check_split_cancer` one label at a time, for a command that reads each label once for its
+    own work: :meth:`add` each label as it is read, then :meth:`finish` once the whole split is read.
+    Only a count and the names of the 0/255-looking labels are kept, never a label."""
+
+    def __init__(self, data: str | Path, split: str, consequence: str, always: bool):
+        self.data, self.split, self.consequence, self.always = Path(data), split, consequence, always
+        self.cancer = False
+        self.suspects: list[str] = []
+
+    def add(self, sample: Sample, label: np.ndarray) -> None:
+        """Count SAMPLE's LABEL (already read and validated)."""
+        self.cancer = self.cancer or bool((label == CANCER).any())
+        if looks_like_0_255_mask(label):
+            share = np.count_nonzero(label == IGNORE_INDEX) / label.size
+            self.suspects.append(
+                f"{sample.label} holds only 0 and 255 (255 on {share:.1%} of its pixels, no 1)"
+            )
+
+    def finish(self) -> None:
+        """The verdict on the labels added: an InputError, a warning, or nothing (see the module)."""
+        cases_csv = self.data / CASES_CSV
+        if self.cancer:
+            if self.suspects:
+                log.warning(
+                    "%s: split '%s': %d label(s) look like a lesion mask saved as 0/255, whose lesion is "
+                    "read as unknown and ignored while the other labels' cancer counts (%s): %s; if they "
+                    "are lesion masks, save their lesion as 1",
+                    cases_csv,
+                    self.split,
+                    len(self.suspects),
+                    CONTRACT,
+                    "; ".join(self.suspects),
+                )
+            return
+        suspect = self.suspects[0] if self.suspects else None
+        if suspect is None and not self.always:
+            return
+        hint = f"; {suspect}: if it is a lesion mask saved as 0/255, save its lesion as 1" if suspect else ""
+        raise InputError(
+            f"{cases_csv}: split '{self.split}' has no cancer pixel (no label holds 1), "
+            f"{self.consequence}; {CONTRACT}{hint}"
+        )
+
+
 def check_split_cancer(
     samples: Sequence[Sample],
     data: str | Path,
@@ -76,31 +129,7 @@ def check_split_cancer(
     CONSEQUENCE says what the command could not do (e.g. "so the model would never learn cancer").
     Raises InputError naming DATA's cases.csv and the first 0/255-looking label with its values.
     A split with cancer whose other labels look like 0/255 masks: one warning naming each of them."""
-    suspects: list[str] = []
-    cancer = False
+    check = SplitCheck(data, split, consequence, always)
     for sample, label in zip(samples, _labels(samples, labels), strict=True):
-        cancer = cancer or bool((label == CANCER).any())
-        if looks_like_0_255_mask(label):
-            share = np.count_nonzero(label == IGNORE_INDEX) / label.size
-            suspects.append(f"{sample.label} holds only 0 and 255 (255 on {share:.1%} of its pixels, no 1)")
-    if cancer:
-        if suspects:
-            log.warning(
-                "%s: split '%s': %d label(s) look like a lesion mask saved as 0/255, whose lesion is "
-                "read as unknown and ignored while the other labels' cancer counts (%s): %s; if they are "
-                "lesion masks, save their lesion as 1",
-                Path(data) / CASES_CSV,
-                split,
-                len(suspects),
-                CONTRACT,
-                "; ".join(suspects),
-            )
-        return
-    suspect = suspects[0] if suspects else None
-    if suspect is None and not always:
-        return
-    hint = f"; {suspect}: if it is a lesion mask saved as 0/255, save its lesion as 1" if suspect else ""
-    raise InputError(
-        f"{Path(data) / CASES_CSV}: split '{split}' has no cancer pixel (no label holds 1), "
-        f"{consequence}; {CONTRACT}{hint}"
-    )
+        check.add(sample, label)
+    check.finish()

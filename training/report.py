@@ -107,8 +107,7 @@ def _curve_row(row: dict, where: str) -> dict[str, float]:
     return values
 
 
-def _training_curves(out: Path, run_csv: Path) -> None:
-    rows = read_training_curves(run_csv)
+def _training_curves(out: Path, rows: list[dict[str, float]]) -> None:
     epochs = [r["epoch"] for r in rows]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
     ax1.plot(epochs, [r["train_loss"] for r in rows])
@@ -126,16 +125,28 @@ def _training_curves(out: Path, run_csv: Path) -> None:
     plt.close(fig)
 
 
-def _gallery(out: Path, gallery, results) -> None:
-    positives = [g for g, r in zip(gallery, results, strict=False) if r.counts.positives > 0][
-        :GALLERY_POSITIVE
-    ]
-    negatives = [
-        g
-        for g, r in zip(gallery, results, strict=False)
-        if r.counts.positives == 0 and not is_unlabelled(r.counts)
-    ]
-    chosen = (positives + negatives)[:GALLERY_MAX]
+class GalleryPicks:
+    """The images gallery.png shows, picked while they are scored so only those are kept in memory: the
+    first GALLERY_POSITIVE with cancer, then the first without cancer (and with a labelled pixel),
+    GALLERY_MAX in all, each as (id, gray, label, prediction)."""
+
+    def __init__(self):
+        self.positives: list[tuple] = []
+        self.negatives: list[tuple] = []
+
+    def offer(self, counts, sid: str, gray, label, pred) -> None:
+        """One scored image with its confusion COUNTS; kept only if the gallery may show it."""
+        if counts.positives > 0:
+            if len(self.positives) < GALLERY_POSITIVE:
+                self.positives.append((sid, gray, label, pred))
+        elif not is_unlabelled(counts) and len(self.negatives) < GALLERY_MAX:
+            self.negatives.append((sid, gray, label, pred))
+
+    def chosen(self) -> list[tuple]:
+        return (self.positives + self.negatives)[:GALLERY_MAX]
+
+
+def _gallery(out: Path, chosen: list[tuple]) -> None:
     if not chosen:
         return
     cols = min(4, len(chosen))
@@ -219,12 +230,13 @@ def _interval_lines(summary: dict) -> list[str]:
     return lines
 
 
-def write_report(out: Path, summary: dict, results, gallery, run_csv: Path | None) -> None:
+def write_report(out: Path, summary: dict, results, gallery: GalleryPicks, curves: list | None) -> None:
+    """report.md and the plots into OUT; CURVES: the run's log (:func:`read_training_curves`) or None."""
     _confusion_plots(out, results)
     _boxplot(out, results)
-    _gallery(out, gallery, results)
-    if run_csv is not None:
-        _training_curves(out, run_csv)
+    _gallery(out, gallery.chosen())
+    if curves is not None:
+        _training_curves(out, curves)
     lines = [
         f"# Evaluation of `{summary['checkpoint']}`",
         "",
@@ -259,7 +271,7 @@ def write_report(out: Path, summary: dict, results, gallery, run_csv: Path | Non
         "",
         "Files: `metrics.csv` (per image), `pred/<id>.png`, `confusion_counts.png`, "
         "`confusion_normalised.png`, `boxplot.png`, `gallery.png`, `calibration.json`, `reliability.png`"
-        + (", `training_curves.png`" if run_csv is not None else "")
+        + (", `training_curves.png`" if curves is not None else "")
         + ".",
         "",
     ]
