@@ -7,12 +7,23 @@ Layout (the contract between registration/prepare-busi and training)::
     DATASET/cases.csv         columns id,case_id,split  (split: train|val|test; case_id = patient)
 
 Every problem (missing column, unknown split, one case in two splits, empty split,
-size mismatch, label value outside {0, 1, 255}) raises an error naming the file; cases.csv is read
-by :func:`edge_runtime.case_split.read_cases_csv`, which names the line and column too.
+size mismatch, label value outside {0, 1, 255}, an image or label whose header declares more than
+:data:`MAX_DATASET_PIXELS`) raises an error naming the file; cases.csv is read by
+:func:`edge_runtime.case_split.read_cases_csv`, which names the line and column too.
+
+The pixel limit: a small PNG may declare a huge size (a decompression bomb: a 30000x30000 PNG of zeros
+is about 1 MB on disk and 900 MB decoded as gray, 2.7 GB as RGB), so every image and label is refused
+from its PNG, JPEG or BMP header (:func:`edge_runtime.image_files.read_image`'s ``max_pixels``) before
+it is decoded. The limit is generous, never a real dataset image's: BUSI images are about 500x600
+(0.3 Mpx) and registered needle-tract images a few thousand px on a side at most (4000x3000 is
+12 Mpx), while :data:`MAX_DATASET_PIXELS` (8192x8192, 67.1 Mpx, four times the runtime's largest
+frame, :data:`edge_runtime.sources.frame_size.MAX_FRAME_PIXELS`) costs at most 67 MB as 8-bit gray.
+A format whose header is not read (TIFF, WebP) is left to OpenCV's own limit (2^30 px).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +32,13 @@ import numpy as np
 
 from edge_runtime.case_split import CASES_CSV, SPLITS, read_cases_csv
 from edge_runtime.errors import InputError
-from edge_runtime.image_files import read_image
+from edge_runtime.image_files import ImageTooLarge, read_image
 
 IGNORE_INDEX = 255
 CANCER = 1
 LABEL_VALUES = (0, CANCER, IGNORE_INDEX)
+# The most pixels an image or label of the dataset may declare (module docstring: why this much)
+MAX_DATASET_PIXELS = 8192 * 8192
 
 
 @dataclass(frozen=True)
@@ -69,34 +82,55 @@ def select_split(samples: list[Sample], split: str, root: str | Path = "") -> li
     return chosen
 
 
-def read_pair(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
-    """Sample -> (gray uint8 HxW, label uint8 HxW), validated."""
-    gray = read_image(sample.image)
-    if gray.ndim == 3:
-        gray = cv2.cvtColor(gray, cv2.COLOR_BGR2GRAY)  # tolerate gray stored as RGB
-    if gray.dtype != np.uint8:
-        raise InputError(f"{sample.image}: expected 8-bit grayscale, got {gray.dtype}")
-    label = read_image(sample.label)
+def _decode(path: Path) -> np.ndarray:
+    """The image file at PATH, decoded; refused from its header, before decoding, when it declares more
+    than :data:`MAX_DATASET_PIXELS` (one line naming the file, its size and the limit)."""
+    try:
+        return read_image(path, max_pixels=MAX_DATASET_PIXELS)
+    except ImageTooLarge as exc:
+        raise InputError(
+            f"{path}: declares {exc.width}x{exc.height} px ({exc.width * exc.height / 1e6:.1f} Mpx), more than "
+            f"the {MAX_DATASET_PIXELS / 1e6:.1f} Mpx a dataset image or label may have (MAX_DATASET_PIXELS); "
+            "refused before decoding"
+        ) from exc
+
+
+def read_label(sample: Sample, image_shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Sample -> its label (uint8 HxW), validated: single channel, 8-bit, values in {0, 1, 255}, and
+    the image's size when IMAGE_SHAPE is given. Without it the image is not read: for a caller that
+    needs the labels alone (:mod:`training.mask_filter_fit`'s smallest lesion)."""
+    label = _decode(sample.label)
     if label.ndim != 2 or label.dtype != np.uint8:
         raise InputError(
             f"{sample.label}: label must be single-channel uint8, got shape {label.shape} {label.dtype}"
         )
-    if label.shape != gray.shape:
+    if image_shape is not None and label.shape != image_shape:
         raise InputError(
-            f"{sample.label}: label size {label.shape[::-1]} != image size {gray.shape[::-1]} "
+            f"{sample.label}: label size {label.shape[::-1]} != image size {image_shape[::-1]} "
             f"({sample.image.name})"
         )
     bad = np.setdiff1d(np.unique(label), LABEL_VALUES)
     if bad.size:
         raise InputError(f"{sample.label}: label values {bad.tolist()} outside {{0, 1, 255}}")
-    return gray, label
+    return label
 
 
-def image_stats(samples: list[Sample]) -> tuple[float, float]:
-    """Mean and std of pixel values (scaled to [0, 1]) over the given images."""
+def read_pair(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
+    """Sample -> (gray uint8 HxW, label uint8 HxW), validated."""
+    gray = _decode(sample.image)
+    if gray.ndim == 3:
+        gray = cv2.cvtColor(gray, cv2.COLOR_BGR2GRAY)  # tolerate gray stored as RGB
+    if gray.dtype != np.uint8:
+        raise InputError(f"{sample.image}: expected 8-bit grayscale, got {gray.dtype}")
+    return gray, read_label(sample, gray.shape)
+
+
+def image_stats(samples: list[Sample], grays: Iterable[np.ndarray] | None = None) -> tuple[float, float]:
+    """Mean and std of pixel values (scaled to [0, 1]) over the given images: GRAYS, the samples' images
+    already read (in order), else each read here, one at a time."""
     total, sq, count = 0.0, 0.0, 0
-    for s in samples:
-        g = read_pair(s)[0].astype(np.float64) / 255.0
+    for gray in grays if grays is not None else (read_pair(s)[0] for s in samples):
+        g = gray.astype(np.float64) / 255.0
         total += g.sum()
         sq += (g * g).sum()
         count += g.size

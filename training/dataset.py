@@ -28,9 +28,11 @@ class SegDataset(Dataset):
         std: float,
         augment: AugmentConfig | None = None,
         seed: int = 0,
+        pairs: list[tuple[np.ndarray, np.ndarray]] | None = None,
     ):
         self.samples = samples
-        self.pairs = [read_pair(s) for s in samples]
+        # PAIRS: the samples' (gray, label) already read and validated, in order (not read again)
+        self.pairs = pairs if pairs is not None else [read_pair(s) for s in samples]
         self.size, self.mean, self.std = size, mean, std
         self.augment, self.seed, self.epoch = augment, seed, 0
 

@@ -23,10 +23,12 @@ naming the dataset's cases.csv, the split and, when one looks like a 0/255 lesio
   annotator's unsure area, a registration band wider than the unknown rest), which no option could
   then let through; the warning names the files to look at.
 
-Where the labels come from: train passes the labels it holds in memory already; calibrate's
-:func:`check_split_cancer` reads them one at a time before it fits anything; evaluate reads each label
-once, for its scores, and feeds that same array to a :class:`SplitCheck` (:meth:`SplitCheck.add` per
-label, :meth:`SplitCheck.finish` once the split is read), so no label file is read twice. A label that
+Where the labels come from: train passes the labels it holds in memory already; calibrate, which
+holds its split's images and labels in memory for its fit anyway, reads each pair once with
+:func:`read_checked` and gets the pairs only once the split passed, so it refuses before its model
+runs; evaluate reads each label once, for its scores, and feeds that same array to a
+:class:`SplitCheck` (:meth:`SplitCheck.add` per label, :meth:`SplitCheck.finish` once the split is
+read), so no label file is read twice. A label that
 breaks the contract (values, size, channels, bit depth) is refused by that one read
 (:func:`training.data.read_pair`); whether a split is refused as a whole is known only once its last
 label is read.
@@ -133,3 +135,20 @@ def check_split_cancer(
     for sample, label in zip(samples, _labels(samples, labels), strict=True):
         check.add(sample, label)
     check.finish()
+
+
+def read_checked(
+    samples: Sequence[Sample], data: str | Path, split: str, consequence: str, always: bool = True
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each of SAMPLES' (gray, label), read and validated once (:func:`training.data.read_pair`), in
+    order; returned only once the split passed :func:`check_split_cancer` on those same labels. For a
+    command that holds the whole split in memory anyway (calibrate): it refuses before any work, and
+    no file is read twice."""
+    check = SplitCheck(data, split, consequence, always)
+    pairs = []
+    for sample in samples:
+        gray, label = read_pair(sample)
+        check.add(sample, label)
+        pairs.append((gray, label))
+    check.finish()
+    return pairs

@@ -20,11 +20,18 @@ so the filter stays off unless it helps. Size rules stay below half the smallest
 train and fitted splits' labels (:func:`smallest_lesion`; in BUSI the smallest malignant lesion is
 0.5 % of its image, and 5 % of malignant lesions are under 2.8 %): a handful of validation images
 cannot show that a larger cut is safe.
+
+What it reads: each image and label of the fitted split once (:func:`training.label_check.read_checked`,
+which refuses a split without cancer before the model runs), each label of the train split once (the
+label alone, one at a time: only its lesion's share is kept), and each file of the dataset once more,
+as bytes, for the digest the manifest records (:func:`training.provenance.fitted_on`).
 """
 
 from __future__ import annotations
 
 import itertools
+from collections import deque
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +40,8 @@ from edge_runtime.atomic import atomic_write_bytes
 from edge_runtime.errors import ConfigError, SonomapError
 from edge_runtime.manifest import Manifest, load_manifest, manifest_path, save_manifest
 from edge_runtime.mask_filter import MaskFilter, filter_mask
-from training.data import CANCER, read_cases, read_pair, select_split
-from training.label_check import check_split_cancer
+from training.data import CANCER, read_cases, read_label, select_split
+from training.label_check import read_checked
 from training.metrics import Counts, confusion_counts, is_cancer_free, is_unlabelled
 
 PEAKS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -69,14 +76,15 @@ def criterion(counts: list[Counts]) -> dict[str, float]:
     }
 
 
-def smallest_lesion(labels: list[np.ndarray]) -> float:
-    """The smallest share of its image that cancer takes, over the labels with any (1.0: none)."""
+def smallest_lesion(labels: Iterable[np.ndarray]) -> float:
+    """The smallest share of its image that cancer takes, over the labels with any (1.0: none). LABELS
+    may be a generator: each is counted as it comes, none is kept."""
     shares = [np.count_nonzero(label == CANCER) / label.size for label in labels]
     return min((share for share in shares if share > 0), default=1.0)
 
 
 def choose(
-    images: list[tuple[np.ndarray, np.ndarray]], threshold: float, lesions: list[np.ndarray] | None = None
+    images: list[tuple[np.ndarray, np.ndarray]], threshold: float, lesions: Iterable[np.ndarray] | None = None
 ) -> tuple[MaskFilter, dict]:
     """(served probability, label) per image -> the best filter of :data:`GRID` and its record.
 
@@ -152,15 +160,18 @@ def fit_mask_filter(artifact, data, split: str = "val", device: str = "cpu") -> 
     twin = twin_manifest(artifact, manifest)  # checked before the fit: a refusal costs no time
     cases = read_cases(data)
     samples = select_split(cases, split, data)
-    # without a cancer pixel every candidate scores alike: "no filter" would be written as if chosen
-    check_split_cancer(samples, data, split, "so no mask filter can be chosen on it", always=True)
+    # each pair read once, the labels checked on that read: without a cancer pixel every candidate scores
+    # alike, and "no filter" would be written as if chosen; refused before the model runs
+    pairs = deque(read_checked(samples, data, split, "so no mask filter can be chosen on it"))
     images = []
-    for sample in samples:
-        gray, label = read_pair(sample)
+    while pairs:  # each image let go once its probability is taken: as much memory as before
+        gray, label = pairs.popleft()
         images.append((probs(gray)[0], label))
-    # the smallest lesion the training labels know of, too: more lesions than the split alone
-    known = [read_pair(s)[1] for s in select_split(cases, "train", data)] if split != "train" else []
-    rule, record = choose(images, manifest.threshold, known + [label for _, label in images])
+    # the smallest lesion the training labels know of, too: more lesions than the split alone; each
+    # train label is read alone (no image) and only counted
+    known = (read_label(s) for s in select_split(cases, "train", data)) if split != "train" else ()
+    lesions = itertools.chain(known, (label for _, label in images))
+    rule, record = choose(images, manifest.threshold, lesions)
     record.update(fitted_on(data, split, cases))  # folder name + digest: the manifest goes to the cart
     chosen = rule if rule.active else None
     updates = [

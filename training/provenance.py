@@ -61,11 +61,12 @@ def fitted_on(root: str | Path, split: str, samples: list[Sample]) -> dict:
     return {"fitted_on": f"{dataset_name(root)} split {split}", "dataset_sha256": dataset_hash(root, samples)}
 
 
-def resolve_norm(data_cfg: DataConfig, train_samples: list[Sample]) -> tuple[float, float]:
-    """Config mean/std, or measured on the train split when set to 'auto'."""
+def resolve_norm(data_cfg: DataConfig, train_samples: list[Sample], grays=None) -> tuple[float, float]:
+    """Config mean/std, or measured on the train split when set to 'auto' (on GRAYS, its images
+    already read, when given: :func:`training.data.image_stats`)."""
     mean, std = data_cfg.mean, data_cfg.std
     if mean == "auto" or std == "auto":
-        m, s = image_stats(train_samples)
+        m, s = image_stats(train_samples, grays)
         mean = m if mean == "auto" else mean
         std = s if std == "auto" else std
     if float(std) <= 0:

@@ -26,7 +26,7 @@ from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.manifest import SHA_SHOWN
 from training import distributed as D
 from training.config_schema import TrainingConfig
-from training.data import IGNORE_INDEX, select_split
+from training.data import IGNORE_INDEX, read_pair, select_split
 from training.dataset import SegDataset
 from training.label_check import check_split_cancer
 from training.models import build_model
@@ -74,9 +74,11 @@ def build_loaders(cfg: TrainingConfig, samples, data, info: D.DistInfo, dev: tor
     """Train/val splits -> (mean, std, train dataset, sampler, train loader, val loader)."""
     dc, tc = cfg.data, cfg.train
     train_s, val_s = select_split(samples, "train", data), select_split(samples, "val", data)
-    mean, std = resolve_norm(dc, train_s)
+    # the train split read once: its measured normalisation ('auto') and the dataset share the pairs
+    train_pairs = [read_pair(s) for s in train_s]
+    mean, std = resolve_norm(dc, train_s, (gray for gray, _label in train_pairs))
     size = (int(dc.input_height), int(dc.input_width))
-    train_ds = SegDataset(train_s, size, mean, std, cfg.augment, seed=int(tc.seed))
+    train_ds = SegDataset(train_s, size, mean, std, cfg.augment, seed=int(tc.seed), pairs=train_pairs)
     val_ds = SegDataset(val_s, size, mean, std, None)
     # a lesion saved as 0/255 reads as "unknown": refused, naming the label file, before any epoch
     check_split_cancer(

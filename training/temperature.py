@@ -17,6 +17,12 @@ check ``sonomap evaluate`` makes), before anything is fitted or written; so is a
 cancer pixel (:mod:`training.label_check`: nothing to calibrate against). ``calibrate_checkpoint``
 names the data it fitted on by the dataset folder's base name and digest
 (:func:`training.provenance.fitted_on`), never by path: the manifest goes to the cart.
+
+What ``calibrate_checkpoint`` reads: each image and label of the split is read and decoded once
+(:func:`training.label_check.read_checked`: the label check counts the same arrays the fit uses, and
+refuses the split before the model runs); the fit and the before/after ECE then run on the maps in
+memory, which hold the split as calibration always has. Each file of the whole dataset is read once
+more, as bytes, for the digest the manifest records (:func:`training.provenance.fitted_on`).
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from edge_runtime.preprocess import preprocess_for
 from training.calibration import BAND_PX, CalibrationAccumulator, decision_band
 from training.data import CANCER, read_cases, read_pair, select_split
 from training.isotonic import uncalibrated_threshold
-from training.label_check import check_split_cancer
+from training.label_check import read_checked
 from training.provenance import fitted_on
 
 T_MIN, T_MAX = 0.05, 20.0  # search range; a fit at either end means the data cannot pin T down
@@ -79,13 +85,14 @@ def refuse_non_finite(source, sample, outputs, what: str, refused: str) -> None:
 
 @torch.no_grad()
 def logit_maps(
-    model, manifest, samples, device: torch.device | None = None, source="the model"
+    model, manifest, samples, device: torch.device | None = None, source="the model", pairs=None
 ) -> list[LogitMap]:
     """Each sample's logits at the model's input size; a NaN/inf logit stops with one line naming
-    ``source`` (the checkpoint) and the image (:func:`refuse_non_finite`)."""
+    ``source`` (the checkpoint) and the image (:func:`refuse_non_finite`). ``pairs``: the samples'
+    (gray, label), already read (:func:`training.label_check.read_checked`); else each is read here."""
     out = []
-    for s in samples:
-        gray, label = read_pair(s)
+    pairs = pairs if pairs is not None else map(read_pair, samples)  # read one at a time
+    for s, (gray, label) in zip(samples, pairs, strict=True):
         x = torch.from_numpy(preprocess_for(gray, manifest))[None]
         logits = model(x.to(device) if device is not None else x).float()[0].cpu().numpy()
         refuse_non_finite(source, s, (logits,), "output (logits)", "calibrated")
@@ -201,10 +208,12 @@ def calibrate_checkpoint(
     dev = pick_device(device)
     cases = read_cases(data)
     samples = select_split(cases, split, data)
-    # without a cancer pixel there is nothing to calibrate against: refused before the model runs
-    check_split_cancer(samples, data, split, f"so no calibration {method} can be fitted", always=True)
+    # each image and label read once, the labels checked on that read: without a cancer pixel there is
+    # nothing to calibrate against, refused before the model runs (the maps hold these pairs anyway)
+    pairs = read_checked(samples, data, split, f"so no calibration {method} can be fitted")
     data_record = fitted_on(data, split, cases)  # folder name + digest: the manifest goes to the cart
-    maps = logit_maps(model.to(dev), manifest, samples, dev, checkpoint)
+    maps = logit_maps(model.to(dev), manifest, samples, dev, checkpoint, pairs)
+    del pairs  # the maps hold the same arrays
     origin = manifest_path(checkpoint)
     if method == "curve":
         from training.isotonic import CurveFitError, calibrate_curve
