@@ -24,6 +24,11 @@ SUBPIXEL_BITS = 4  # cv2.fillPoly fixed-point precision: 1/16 pixel
 MAX_COORDINATE = 2 ** (31 - SUBPIXEL_BITS - 1)
 UNNAMED = "annotation outlines"  # rasterise's name for polygons not read from a file
 MEASURE_PIXELS = 4_000_000  # polygon_area's canvas: bounded memory for outlines of any size
+# Edge x pixel-row crossings one outline may have at a level: a drawn outline meets a row a few times (a
+# few 1e4 in all at a level of 1e4 rows); a ring zigzagging across the slide a million times has 1e10,
+# whose winding fill would take hours. Filled CHUNK_CROSSINGS at a time (bounded memory).
+MAX_ROW_CROSSINGS = 100_000_000
+CHUNK_CROSSINGS = 2_000_000
 
 
 def _fixed_point(ring: np.ndarray, scale: float, where: str) -> np.ndarray:
@@ -40,11 +45,12 @@ def _fixed_point(ring: np.ndarray, scale: float, where: str) -> np.ndarray:
     return np.round(level * float(1 << SUBPIXEL_BITS)).astype(np.int32).reshape(-1, 1, 2)
 
 
-def _add_wound(mask: np.ndarray, ring: np.ndarray) -> None:
+def _add_wound(mask: np.ndarray, ring: np.ndarray, where: str) -> None:
     """Set to 1 the pixels of ``mask`` whose centre ``ring`` (fixed point, as fillPoly takes it)
     winds around a non-zero number of times: a scanline fill, in the ring's bounding box only. Each
     edge crossing a pixel row adds its direction (+1 down, -1 up) at the first pixel centre right of
-    the crossing; the running sum along the row is each pixel's winding number."""
+    the crossing; the running sum along the row is each pixel's winding number. InputError naming
+    ``where`` when the ring crosses rows more than MAX_ROW_CROSSINGS times."""
     pts = ring.reshape(-1, 2).astype(np.float64) / float(1 << SUBPIXEL_BITS)
     h, w = mask.shape[:2]
     x0, y0 = max(int(np.floor(pts[:, 0].min())), 0), max(int(np.floor(pts[:, 1].min())), 0)
@@ -56,15 +62,26 @@ def _add_wound(mask: np.ndarray, ring: np.ndarray) -> None:
     first = np.clip(np.ceil(lo), 0, y1 - y0).astype(np.int64)  # rows whose centre lo <= y < hi
     last = np.clip(np.ceil(hi), 0, y1 - y0).astype(np.int64)
     spans = np.maximum(last - first, 0)
-    if not spans.any():
-        return
-    edge = np.repeat(np.arange(len(pts)), spans)
-    rows = first[edge] + np.arange(edge.size) - np.repeat(np.cumsum(spans) - spans, spans)
-    ea, eb = a[edge], b[edge]
-    x = ea[:, 0] + (rows - ea[:, 1]) * (eb[:, 0] - ea[:, 0]) / (eb[:, 1] - ea[:, 1])
-    cols = np.clip(np.ceil(x), 0, x1 - x0).astype(np.int64)  # x1 - x0: right of every pixel
+    total = int(spans.sum())
+    if total > MAX_ROW_CROSSINGS:
+        raise InputError(
+            f"{where}: an outline of {len(pts)} vertices crosses the slide level's pixel rows {total} times, "
+            f"over the {MAX_ROW_CROSSINGS} limit: no drawn outline does (a ring zigzagging across the slide); "
+            "simplify the outline (in QuPath: Simplify shape) and export the annotation again"
+        )
     crossings = np.zeros((y1 - y0, x1 - x0 + 1), np.int32)
-    np.add.at(crossings, (rows, cols), np.where(eb[:, 1] > ea[:, 1], 1, -1))
+    ends, start = np.cumsum(spans), 0
+    while total and start < len(spans):  # edges whose row crossings sum to about CHUNK_CROSSINGS
+        done = int(ends[start - 1]) if start else 0
+        stop = max(int(np.searchsorted(ends, done + CHUNK_CROSSINGS, side="right")), start + 1)
+        n = spans[start:stop]
+        edge = np.repeat(np.arange(start, stop), n)
+        rows = first[edge] + np.arange(edge.size) - np.repeat(np.cumsum(n) - n, n)
+        ea, eb = a[edge], b[edge]
+        x = ea[:, 0] + (rows - ea[:, 1]) * (eb[:, 0] - ea[:, 0]) / (eb[:, 1] - ea[:, 1])
+        cols = np.clip(np.ceil(x), 0, x1 - x0).astype(np.int64)  # x1 - x0: right of every pixel
+        np.add.at(crossings, (rows, cols), np.where(eb[:, 1] > ea[:, 1], 1, -1).astype(np.int32))
+        start = stop
     wound = np.cumsum(crossings[:, :-1], axis=1) != 0
     mask[y0:y1, x0:x1][wound] = 1
 
@@ -82,15 +99,25 @@ def rasterise(
     where = getattr(polygons, "where", UNNAMED)  # a plain list (a caller's own polygons) has no file
     for poly in polygons:
         rings = [_fixed_point(r, scale, where) for r in poly]
-        tmp = np.zeros(shape, np.uint8)
-        cv2.fillPoly(tmp, rings[:1], 1, lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
+        # only the pixels its rings may touch: a canvas of the mask's size per polygon would take hours
+        # for the many small outlines a file under the size limit can hold. All rings, holes too: cv2
+        # clips a ring that leaves the canvas, a pixel off from where a larger canvas would put it
+        pixels = np.concatenate([r.reshape(-1, 2) for r in rings]) >> SUBPIXEL_BITS
+        (x0, y0), (x1, y1) = np.maximum(pixels.min(0) - 1, 0), np.minimum(pixels.max(0) + 2, shape[::-1])
+        if x1 <= x0 or y1 <= y0:
+            continue
+        corner = np.array([x0, y0], np.int32) << SUBPIXEL_BITS
+        rings = [r - corner for r in rings]
+        tmp = np.zeros((y1 - y0, x1 - x0), np.uint8)
         # fillPoly fills by parity: where a freehand outline overshoots its start, the part it
         # encloses twice would read as not cancer. The pathologist circled it: add what the outline
-        # winds around (non-zero rule), which for a simple outline is what fillPoly filled already.
-        _add_wound(tmp, rings[0])
+        # winds around (non-zero rule), which for a simple outline is what fillPoly fills. First: it
+        # refuses an outline whose fill would take hours, before fillPoly starts on it.
+        _add_wound(tmp, rings[0], where)
+        cv2.fillPoly(tmp, rings[:1], 1, lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
         if len(rings) > 1:
             cv2.fillPoly(tmp, rings[1:], 0, lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
-        mask[tmp > 0] = value
+        mask[y0:y1, x0:x1][tmp > 0] = value
     return mask
 
 

@@ -4,12 +4,16 @@ and hand-made scripts, in UTF-8 with or without a byte-order mark, or in UTF-16/
 
 Input: the file's path. Output: its first non-blank character (``""`` for an empty file) or its bytes,
 or an InputError naming the file when it cannot be read or is over the size limit.
+
+Numbers written as text (ASAP XML's attributes) are read by strict syntax (``attribute_number``): Python's
+float() and int() also take ``1_0`` (10), `` 12 `` and digits of other scripts, which no exporter writes.
 """
 
 from __future__ import annotations
 
 import codecs
 import os
+import re
 from pathlib import Path
 
 from edge_runtime.errors import InputError
@@ -27,6 +31,9 @@ BYTE_ORDER_MARKS = (
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
+# ASCII digits only ([0-9], not \d: that takes Arabic-Indic and other scripts' digits, as float() does)
+DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+INTEGER = re.compile(r"[+-]?[0-9]{1,18}")  # an Order: int() refuses 4,300 digits with a ValueError
 
 
 def first_character(path: Path) -> str:
@@ -68,3 +75,15 @@ def read_annotation_bytes(path: Path) -> bytes:
     if len(data) > MAX_ANNOTATION_BYTES:
         raise _too_large(path, f"more than {MAX_ANNOTATION_BYTES} bytes")
     return data
+
+
+def attribute_number(text: str | None, integer: bool, where: str, name: str) -> float | int:
+    """``text``, the value of attribute ``name``, as a number: a decimal (``12``, ``-3.5``, ``1.2e+04``)
+    or, with ``integer``, a whole number; InputError naming ``where`` and the attribute for anything
+    else: missing, blank, padded with spaces, ``1_0``, ``nan``, ``1,5``."""
+    pattern, kind = (INTEGER, "a whole number") if integer else (DECIMAL, "a decimal number")
+    if text is None:
+        raise InputError(f"{where}: malformed Coordinate (no {name} attribute; {kind} expected)")
+    if not pattern.fullmatch(text):
+        raise InputError(f"{where}: malformed Coordinate ({name}={text[:40]!r} is not {kind})")
+    return int(text) if integer else float(text)

@@ -30,13 +30,14 @@ import numpy as np
 from edge_runtime.errors import InputError
 from registration.annotation_holes import check_holes_inside
 from registration.annotation_raster import MAX_COORDINATE, UNNAMED
-from registration.annotation_text import first_character, read_annotation_bytes
+from registration.annotation_text import attribute_number, first_character, read_annotation_bytes
 from registration.annotations_geojson import (
     class_name,
     geojson_features,
     geometry_rings,
     is_outline,
     read_geojson,
+    refuse_duplicated,
 )
 
 PREFIX_WILDCARD = "*"  # a class pattern ending in it matches by prefix; nothing else is a pattern
@@ -104,6 +105,16 @@ def _numbers(point) -> bool:
     )
 
 
+def _distinct(points: np.ndarray) -> int:
+    """How many distinct points ``points`` holds, counted up to MIN_OUTLINE_POINTS (3): linear, where
+    np.unique sorts a ring of a million points for seconds."""
+    other = (points != points[0]).any(axis=1)
+    if not other.any():
+        return 1
+    third = other & (points != points[other.argmax()]).any(axis=1)
+    return 3 if third.any() else 2
+
+
 def _ring(coords, where: str) -> np.ndarray:
     # numbers only: numpy would read "12" as 12.0 and true as 1.0, where the file has no coordinate
     if isinstance(coords, (list, tuple)) and not all(_numbers(point) for point in coords):
@@ -121,7 +132,7 @@ def _ring(coords, where: str) -> np.ndarray:
         raise InputError(f"{where}: a polygon ring needs >= 3 finite [x, y] points")
     # a closed ring repeats its first point last (GeoJSON): 3 positions are 2 points, no area, which
     # would drop a cancer outline without a word; so are 5 positions going back and forth between 2
-    distinct = len(np.unique(arr[:, :2], axis=0))
+    distinct = _distinct(arr[:, :2])
     if distinct < MIN_OUTLINE_POINTS:
         raise InputError(
             f"{where}: a polygon ring needs >= 3 distinct points (a closed ring: 4 positions, the last "
@@ -158,6 +169,8 @@ def _geojson_annotations(features: list, where: str, cancer, ignore, exclude) ->
         props = feat.get("properties") or {}
         if not isinstance(props, dict):  # found by tests/test_fuzz.py
             raise InputError(f"{fwhere}: 'properties' is not a JSON object")
+        refuse_duplicated(feat, "feature", fwhere)
+        refuse_duplicated(props, "properties", fwhere)
         if not is_outline(feat, props, fwhere):
             out.n_skipped += 1  # detections/cells/tiles are not the pathologist's outline
             continue
@@ -220,16 +233,8 @@ def load_asap_xml(path: Path, cancer, ignore, exclude) -> Annotations:
         if kind in ASAP_NO_AREA:
             out.warnings.append(_no_area(awhere, kind, group))
             continue
-        try:
-            pts = sorted(
-                (
-                    (int(c.get("Order", 0)), float(c.get("X")), float(c.get("Y")))
-                    for c in ann.iter("Coordinate")
-                ),
-                key=lambda t: t[0],
-            )
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"{awhere}: malformed Coordinate ({exc})") from exc
+        coords = (_coordinate(c, f"{awhere} Coordinate {k}") for k, c in enumerate(ann.iter("Coordinate")))
+        pts = sorted(coords, key=lambda t: t[0])  # by Order alone: equal Orders keep the file's order
         if len(pts) < MIN_OUTLINE_POINTS:
             # an outline the export lost (<Coordinates/>) must not silently leave the cancer out
             raise InputError(
@@ -239,6 +244,16 @@ def load_asap_xml(path: Path, cancer, ignore, exclude) -> Annotations:
         poly = [_ring([(x, y) for _, x, y in pts], awhere)]
         (out.cancer if role == "cancer" else out.exclude).append(poly)
     return out
+
+
+def _coordinate(c: ET.Element, where: str) -> tuple[int, float, float]:
+    """(Order, X, Y) of an ASAP Coordinate, by strict number syntax (attribute_number)."""
+    order = attribute_number(c.get("Order", "0"), True, where, "Order")
+    return (
+        order,
+        attribute_number(c.get("X"), False, where, "X"),
+        attribute_number(c.get("Y"), False, where, "Y"),
+    )
 
 
 def load_annotations(path: str | Path, cancer, ignore, exclude) -> Annotations:

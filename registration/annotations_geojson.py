@@ -9,12 +9,18 @@ Object types: QuPath 0.3 and later name a feature's type in ``properties.objectT
 where later QuPath versions write a UUID. Only annotations are the pathologist's outlines: detections,
 cells, tiles and TMA cores (a classifier's output, often over the whole slide) are skipped in either
 style. A feature without a type (a hand-written file) counts as an annotation.
+
+A key written twice in one JSON object is refused where it makes the annotation ambiguous: in a feature,
+its ``properties``, ``classification`` or ``geometry``, and ``type`` or ``features`` of the file's
+FeatureCollection (json keeps the last, another reader the first, so which class or outline is meant
+depends on the reader). Elsewhere (measurements, metadata) json's last value stands.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 from edge_runtime.errors import InputError
@@ -35,6 +41,34 @@ AREA_TYPES = ("Polygon", "MultiPolygon", "GeometryCollection")
 OUTLINE_TYPES = {"annotation", "PathAnnotationObject", None}
 
 
+class Duplicated(dict):
+    """A JSON object in which ``keys`` were written more than once (json's last value kept)."""
+
+    keys_twice: tuple = ()
+
+
+def _json_object(pairs: list) -> dict:
+    """json's object_pairs_hook: a dict, a Duplicated one when a key repeats."""
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    twice = Duplicated(obj)
+    twice.keys_twice = tuple(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
+    return twice
+
+
+def refuse_duplicated(obj, what: str, where: str, only: tuple = ()) -> None:
+    """InputError naming ``where`` and the key when JSON object ``obj`` (``what``) has a key twice (one of
+    ``only``, when given)."""
+    twice = [k for k in getattr(obj, "keys_twice", ()) if k in only or not only]
+    if twice:
+        raise InputError(
+            f"{where}: key {twice[0]!r} written twice in the {what}: which value the annotation "
+            "means is ambiguous (this reader would take the last, others the first); fix the file or "
+            "export the annotation again"
+        )
+
+
 def read_geojson(path: Path):
     """The parsed JSON of ``path``; InputError naming it when it cannot be read or parsed, or is over
     MAX_ANNOTATION_BYTES (refused before it is read)."""
@@ -43,7 +77,7 @@ def read_geojson(path: Path):
     try:
         # bytes: json detects UTF-8 (with or without a byte-order mark) and UTF-16/32 by their marks,
         # where read_text() would use the machine's locale
-        return json.loads(data)
+        return json.loads(data, object_pairs_hook=_json_object)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{where}: malformed GeoJSON ({exc})") from exc
     except ValueError as exc:  # an integer of thousands of digits: Python's limit on int(text)
@@ -56,6 +90,7 @@ def read_geojson(path: Path):
 
 def geojson_features(data, where: str) -> list:
     """The features of a FeatureCollection, a Feature or a list of Features."""
+    refuse_duplicated(data, "FeatureCollection", where, only=("type", "features"))
     if isinstance(data, dict) and data.get("type") == "FeatureCollection":
         features = data.get("features")
     elif isinstance(data, dict) and data.get("type") == "Feature":
@@ -91,6 +126,7 @@ def class_name(props: dict, where: str) -> str | None:
     cls = props.get("classification")
     if cls is None or isinstance(cls, str):
         return cls  # a string: legacy v0.2 files
+    refuse_duplicated(cls, "classification", where)
     if not isinstance(cls, dict):
         raise InputError(f"{where}: 'classification' must be an object or text, got {type(cls).__name__}")
     name = cls.get("name")
@@ -125,6 +161,7 @@ def geometry_rings(geom, where: str) -> list:
     enclose an area, so it is not ignored as a point or line would be."""
     if not isinstance(geom, dict) or "type" not in geom:
         raise InputError(f"{where}: feature without a valid 'geometry'")
+    refuse_duplicated(geom, "geometry", where)
     kind = geom["type"]
     if kind == "Polygon":
         return [_rings(geom.get("coordinates"), where)]
