@@ -33,6 +33,12 @@ TEXT_CONTRAST = 96
 # The image's own columns (rows) are past the ringing along at least this share of the box's height
 # (width): a linear image's along 0.8 of it, a fan's middle too, a text line's or label's a few percent.
 IMAGE_LINE_FRACTION = 0.5
+# The SPARSE_FRACTION test parts text from the image only where a row's (column's) content spans at
+# least an H.264 macroblock (16 px; the codec's transform blocks lie within one): ringing around one edge
+# stays in the blocks that edge crosses, so a narrower cluster fills its own span whether it is image or
+# ringing (the specks above a fan's narrow top corner that kept a video-range fan joined to the patient
+# line above it). It only parts: where no text line is cut, the edge stays where any cluster reaches.
+MIN_DENSE_SPAN_PX = 16
 Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive ends)
 
 
@@ -84,10 +90,17 @@ def trim_box(
     return box
 
 
-def _parting(own: np.ndarray, strong: np.ndarray, box: Rect, rows: bool, ringing: bool) -> np.ndarray:
+def _parting(
+    own: np.ndarray,
+    strong: np.ndarray,
+    box: Rect,
+    rows: bool,
+    ringing: bool,
+    min_span: int = MIN_DENSE_SPAN_PX,
+) -> np.ndarray:
     """bool per row (``rows``, else per column) of ``box``: whether it holds the image or text, i.e.
     does not part bands: any content pixel (``own``), or with ``ringing`` any pixel past the ringing
-    (``strong``) or content filling SPARSE_FRACTION of its span."""
+    (``strong``) or content filling SPARSE_FRACTION of its span, when that span is ``min_span`` or more."""
     x0, y0, x1, y1 = box
     lines = own[y0:y1, x0:x1] if rows else own[y0:y1, x0:x1].T
     count = np.count_nonzero(lines, axis=1)
@@ -100,7 +113,7 @@ def _parting(own: np.ndarray, strong: np.ndarray, box: Rect, rows: bool, ringing
     # otherwise fill the rows that part that line from the image.
     dense = np.count_nonzero(across, axis=0) >= IMAGE_LINE_FRACTION * across.shape[0]
     occupied = np.count_nonzero(across[:, dense], axis=1) > 0
-    return occupied | (count > SPARSE_FRACTION * span)
+    return occupied | ((count > SPARSE_FRACTION * span) & (span >= min_span))
 
 
 def _trim_bands(
@@ -148,6 +161,10 @@ def _trim_bands(
     # box still spans what only that cut part reached (a patient line wider than the image), and a
     # margin kept there would take in the grey bar or TGC curve drawn beside the image.
     low, high = start + bands[first][0], start + bands[last][1]
+    if ringing:  # where no text line went, as far as a cluster of any span reaches: MIN_DENSE_SPAN_PX
+        held = np.flatnonzero(_parting(own, strong, box, rows, ringing, min_span=0))  # parts text only
+        low = start + int(held[0]) if first == 0 else low
+        high = start + int(held[-1]) + 1 if last == len(bands) - 1 else high
     return (x0, low, x1, high) if rows else (low, y0, high, y1)
 
 
