@@ -133,11 +133,3 @@ def test_an_undecodable_dicom_is_one_line_without_a_library_traceback(caplog):
     assert "cannot decode the DICOM pixel data" in str(raised.value)
     assert "\n" not in str(raised.value)
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
-
-
-@pytest.mark.parametrize("ext", [".png", ".jpg", ".bmp"])
-def test_the_declared_size_is_read_from_real_headers(ext):
-    from edge_runtime.image_files import declared_size
-
-    ok, data = cv2.imencode(ext, np.zeros((361, 641, 3), np.uint8))
-    assert ok and declared_size(data.tobytes()) == (641, 361)
