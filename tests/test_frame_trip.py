@@ -13,12 +13,13 @@ from frame_trip import GRAPH_FILES, SCHEDULE_FILES, ground_floor, live_trip, rep
 from edge_runtime.config import DEFAULT_MODEL
 
 CLIP_FRAMES = 12
-# Every file the trip enters today (21: the stage files, the observers' calls pipeline/outputs.py, the
-# display's rule pipeline/drawn_state.py and the ground-floor helpers frames, roi, roi_edges, likeness,
-# yuv, stats, aistate and mask_filter, docs/architecture.md "A frame's trip"), plus render/hudrow.py on
-# a frame whose HUD text is re-rendered (a few times a second, so whether a 12-frame replay enters it
-# depends on the machine's speed); a change that adds files to the path has to raise this on purpose.
-MAX_FILES = 22
+# Every file the trip enters today (23: the stage files, the observers' calls pipeline/outputs.py, the
+# display's rule pipeline/drawn_state.py, capture's frame-size guard and display-matrix orientation, and
+# the ground-floor helpers frames, roi, roi_edges, likeness, yuv, stats, aistate and mask_filter,
+# docs/architecture.md "A frame's trip"), plus render/hudrow.py on a frame whose HUD text is re-rendered
+# (a few times a second, so whether a 12-frame replay enters it depends on the machine's speed); a
+# change that adds files to the path has to raise this on purpose.
+MAX_FILES = 24
 # The route: the files that hand the frame on to a room (the schedule, capture, de-identify, the stage
 # runner, the inference guard, the renderer, the writer); a reader follows the frame through these.
 MAX_ROUTE_FILES = 8
