@@ -1,13 +1,14 @@
 """The `sonomap` console command.
 
-Subcommands come from the ``sonomap.commands`` entry-point group: each stage package
-exposes ``register(subparsers)``. Loading them through entry points keeps this module
-free of imports from training, registration and export, and a stage whose optional
-dependencies are missing simply contributes no commands. The runtime's own commands are not
-optional: a runtime that cannot import them (a dependency of its own missing) is a one-line error
-naming the missing module. Only the stages up to the one that owns
-the command given are loaded, the runtime's first, so a runtime command (live, replay, bench)
-holds no module of another stage; ``--help`` loads them all.
+Subcommands come from the ``sonomap.commands`` entry-point group: each stage package exposes
+``register(subparsers)``. Loading them through entry points keeps this module free of imports from
+training, registration and export. A stage's commands module defers its optional dependencies to the
+function that runs the command, so every command is listed; one whose extra is not installed ends in
+one line naming the module and the extra (:mod:`edge_runtime.extras`). The runtime's own commands are
+not optional: a runtime that cannot import them (a dependency of its own missing) is a one-line error
+naming the missing module. Only the stages up to the one that owns the command given are loaded, the
+runtime's first, so a runtime command (live, replay, bench) holds no module of another stage;
+``--help`` loads them all.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from importlib.metadata import entry_points
 import cv2
 
 from edge_runtime.errors import EXIT_USER_ERROR, ConfigError, SonomapError, os_error_text
+from edge_runtime.extras import missing_module_advice
 from edge_runtime.privacy import install_log_redaction, redact
 
 EXIT_INTERRUPTED = 130
@@ -144,6 +146,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"sonomap {args.command}: error: {redact(os_error_text(exc))}", file=sys.stderr)
+        code = EXIT_USER_ERROR
+    except ModuleNotFoundError as exc:  # an optional extra the command needs is not installed
+        if args.debug:
+            raise
+        print(f"sonomap {args.command}: error: {missing_module_advice(exc)}", file=sys.stderr)
         code = EXIT_USER_ERROR
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED

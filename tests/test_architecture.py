@@ -1,5 +1,6 @@
-"""edge_runtime's rooms (docs/architecture.md): no import circles (in any stage package), and no module
-imports a room above its own.
+"""The house (docs/architecture.md): no import circles (in any stage package), no runtime module imports
+a room above its own, other stages reach into runtime rooms only where the doc says why, no module
+outgrows the house size, and the doc's ground-floor list names every ground-floor module.
 
 The graph is read from the source (every import statement, function-level ones included), so a
 circle hidden inside a function counts too.
@@ -8,6 +9,7 @@ circle hidden inside a function counts too.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -165,3 +167,71 @@ def test_the_private_field_check_finds_a_reach():
     assert _private_reaches("def run(pipeline):\n    pipeline._stats.record('x', 1)\n    self._ok = 1\n") == [
         "line 2: pipeline._stats"
     ]
+
+
+# Import rule 4: another stage imports the runtime's ground floor, and reaches into a room only where
+# docs/architecture.md says why (each prefix covers a room's modules, or names one module).
+ROOM_REACHES = {
+    "export": ("edge_runtime.tensorrt", "edge_runtime.backends"),  # the cart's own engine code; suffixes
+    "training": ("edge_runtime.backends", "edge_runtime.biopsy.study_id"),  # evaluate through ONNX Runtime
+    "registration": (  # study ids as capture reads them; the simulated procedure's screen and writer
+        "edge_runtime.biopsy.study_id",
+        "edge_runtime.sources.synthetic",
+        "edge_runtime.sinks.mp4",
+    ),
+}
+
+
+def _runtime_reaches(stage: str) -> set[tuple[str, str]]:
+    """(module of STAGE, runtime room module it imports), function-level imports included."""
+    runtime, reaches = _modules(), set()
+    for mod, path in _modules(PACKAGE.parent / stage).items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("edge_runtime"):
+                for alias in node.names:
+                    sub = f"{node.module}.{alias.name}"
+                    targets.append(sub if sub in runtime else node.module)
+            elif isinstance(node, ast.Import):
+                targets += [a.name for a in node.names if a.name.startswith("edge_runtime")]
+            reaches |= {(mod, target) for target in targets if room(target) != "ground"}
+    return reaches
+
+
+@pytest.mark.parametrize("stage", sorted(ROOM_REACHES))
+def test_other_stages_reach_into_runtime_rooms_only_where_the_docs_say_why(stage):
+    allowed = ROOM_REACHES[stage]
+    reaches = _runtime_reaches(stage)
+    assert reaches, f"{stage} imports no runtime room: the scan is broken, or ROOM_REACHES is stale"
+    stray = sorted(
+        (mod, target)
+        for mod, target in reaches
+        if not any(target == prefix or target.startswith(prefix + ".") for prefix in allowed)
+    )
+    assert not stray, f"{stage} reaches into runtime rooms without a documented reason: {stray}"
+
+
+MAX_MODULE_LINES = 300  # the house rule: a module has one job, and one job fits in this
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_module_stays_under_the_house_size(stage):
+    too_long = {
+        mod: n
+        for mod, path in _modules(PACKAGE.parent / stage).items()
+        if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert not too_long, f"modules over {MAX_MODULE_LINES} lines: {too_long}"
+
+
+def _ground_floor_text() -> str:
+    doc = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    start = doc.index("**Ground floor**")
+    return doc[start : doc.index("**Rooms**", start)]
+
+
+def test_the_architecture_doc_names_every_ground_floor_module():
+    named = set(re.findall(r"`(\w+)`", _ground_floor_text()))
+    modules = {path.stem for path in PACKAGE.glob("*.py") if path.stem != "__init__"}
+    assert modules - named == set(), "ground-floor modules docs/architecture.md does not name"
+    assert len(modules) > 30  # the glob sees the whole floor
