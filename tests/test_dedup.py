@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from cli import sonomap
 from PIL import Image
 
 from edge_runtime.case_split import split_cases
@@ -192,3 +193,15 @@ def test_the_full_busi_set_keeps_each_repeated_scan_in_one_case_and_leaves_out_t
         splits_of_case.setdefault(row["case_id"], set()).add(row["split"])
     assert all(len(splits) == 1 for splits in splits_of_case.values())
     assert len(rows) + len(counts["excluded"]) == len((busi_full / "index.csv").read_text().splitlines()) - 1
+
+
+@pytest.mark.parametrize("with_duplicates", [False, True])
+def test_the_command_names_the_contact_sheet_only_when_it_wrote_one(
+    busi_sample, busi_with_duplicates, tmp_path, with_duplicates
+):
+    busi = busi_with_duplicates if with_duplicates else busi_sample
+    out = tmp_path / "dataset"
+    run = sonomap("prepare-busi", "--busi", busi, "--out", out, "--same-lesion", "none")
+    assert (out / "duplicates.png").is_file() is with_duplicates
+    assert ("duplicates.png" in run.stdout) is with_duplicates, run.stdout
+    assert "duplicates.csv" in run.stdout and "excluded.csv" in run.stdout

@@ -31,7 +31,7 @@ TRAIN_LOGGER = "sonomap.train"  # training.train's logger (its epoch lines)
 
 
 def _prepare_busi(args) -> int:
-    from training.busi import prepare_busi
+    from training.busi import DUPLICATES_PNG, prepare_busi
 
     counts = prepare_busi(
         args.busi,
@@ -48,7 +48,9 @@ def _prepare_busi(args) -> int:
         f"{counts['duplicate_pairs']} near-duplicate pairs and {counts['same_lesion_pairs']} listed "
         f"same-lesion pairs, {counts['groups']} cases; left out (duplicates "
         f"with both labels): {', '.join(counts['excluded']) or 'none'} (see {args.out}/duplicates.csv, "
-        f"duplicates.png, excluded.csv)"
+        # the contact sheet exists only when there are pairs to show
+        + (f"{DUPLICATES_PNG}, " if (Path(args.out) / DUPLICATES_PNG).is_file() else "")
+        + "excluded.csv)"
     )
     print(f"dataset written to {args.out}")
     return 0
