@@ -1,4 +1,6 @@
-"""The capture observer's short messages on screen ("BIOPSY 2 CAPTURED", "BIOPSY 2 NOT SAVED: ...").
+"""The store of timed banners the capture shows ("BIOPSY 2 CAPTURED", "BIOPSY 2 NOT SAVED: ..."): how
+long each stays and who may read and write them at once; which banners to show is
+:mod:`edge_runtime.biopsy.notices`'s job.
 
 Input: :meth:`Toasts.show` and :meth:`Toasts.drop` from the observer (its frame path, and its
 render path, which in replay draws frames on parallel workers). Output: :meth:`Toasts.active`, the
