@@ -42,7 +42,12 @@ PARITY_KEY = "parity"  # extra's parity record (edge_runtime.parity_record), one
 
 def refuse_overwrite(checkpoint: str | Path, out: str | Path) -> None:
     """ConfigError when ``out`` is the checkpoint itself (or its manifest): exporting over it
-    would destroy the trained model it is made from."""
+    would destroy the trained model it is made from; also when ``checkpoint`` has no file name."""
+    if not Path(checkpoint).name:  # '', '.', '/': no file name to compare (or to load)
+        raise ConfigError(
+            f"--checkpoint {str(checkpoint) or repr('')}: not a checkpoint file name (a folder, or nothing): "
+            "give the best.pt that 'sonomap train' wrote"
+        )
     checkpoint = Path(checkpoint)
     for kept in (checkpoint, checkpoint.with_name(checkpoint.name + ".yaml")):
         if same_file(out, kept):
@@ -79,6 +84,8 @@ def exported_extra(extra: dict, precision: str) -> dict:
 
 def check_onnx_name(out: Path) -> None:
     """ConfigError naming ``--out`` unless it ends in .onnx (the runtime picks its backend by suffix)."""
+    if out.name == ".onnx":  # a hidden file with no suffix: "must end in .onnx" would puzzle
+        raise ConfigError(f"--out {out}: give the ONNX file a name before .onnx, e.g. model.onnx")
     if out.suffix != ".onnx":
         raise ConfigError(f"--out {out}: the ONNX file name must end in .onnx")
 

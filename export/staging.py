@@ -7,7 +7,8 @@ Then exactly one of:
 
 - :meth:`Staging.install` renames each file into the target's folder (same file system: each
   rename is atomic). The model's own manifest goes last: until then a reader sees the previous
-  manifest, whose sha256 no longer matches, and refuses the pair instead of trusting it;
+  manifest, whose sha256 no longer matches, and refuses the pair instead of trusting it. SIGINT
+  and SIGTERM are held from the first rename to the last, so a stop never ends the export there;
 - :meth:`Staging.keep_failed` moves the whole folder to ``<name>.failed/`` beside the target
   (replacing an older failed one) for inspection: the previous good model is left as it was,
   and no loader looks inside a ``.failed`` folder by itself;
@@ -23,7 +24,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +37,7 @@ from edge_runtime.processes import orphans
 
 STAGING_SUFFIX = ".staging"
 FAILED_SUFFIX = ".failed"
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # held while the staged files are renamed into place
 FOLDER_MODE = 0o755  # mkdtemp makes 0700; a kept failed export is shared with the team like the model
 
 
@@ -60,10 +64,11 @@ class Staging:
         """Rename the staged files ``names`` (in this order) into the target's folder; returns their
         final paths. The staging folder is deleted afterwards with anything left in it."""
         installed = []
-        for name in names:
-            final = self.target.with_name(name)
-            os.replace(self.folder / name, final)
-            installed.append(final)
+        with signals_held():  # a stop between two renames would leave the new model beside the old manifest
+            for name in names:
+                final = self.target.with_name(name)
+                os.replace(self.folder / name, final)
+                installed.append(final)
         self.discard()
         return installed
 
@@ -80,6 +85,26 @@ class Staging:
 
     def discard(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGINT/SIGTERM arriving within the block act when it ends (their handlers are swapped for a
+    recorder, then restored and the first signal raised again): the renames of one export all
+    happen or, stopped before the first, none. Outside the main thread handlers cannot be set and
+    never run inside the block anyway."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: caught.append(signum)) for sig in HELD_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        if caught:
+            signal.raise_signal(caught[0])
 
 
 def untouched(target: Path) -> str:

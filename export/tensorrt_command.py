@@ -103,6 +103,18 @@ def check_twin(onnx_path: Path, manifest, twin: Path) -> None:
         )
 
 
+def check_onnx_arg(onnx_path: Path) -> None:
+    """One line naming ``--onnx`` when it cannot be a folded ONNX model by its name: a folder, a
+    checkpoint, TorchScript or a manifest (read as ONNX, each would be called a corrupt ONNX file)."""
+    if onnx_path.is_dir() or not onnx_path.name:
+        raise ConfigError(f"--onnx {onnx_path}: is a folder; give the ONNX model file in it, e.g. model.onnx")
+    if onnx_path.suffix.lower() != ".onnx":
+        raise ConfigError(
+            f"--onnx {onnx_path}: not an ONNX model (the name must end in .onnx); give the folded model "
+            "that 'sonomap export onnx --checkpoint CK --out model.onnx' writes"
+        )
+
+
 def refuse_failed_lint(onnx_path: Path) -> None:
     """Run the TensorRT compatibility lint (export/trt_lint.py) before a build; one line naming the
     file and its first problem when it fails."""
@@ -124,6 +136,10 @@ def run_tensorrt_export(args) -> int:
         raise ConfigError(
             f"--workspace-mb must be between {MIN_WORKSPACE_MB} and {MAX_WORKSPACE_MB}, got {args.workspace_mb}"
         )
+    if not str(args.out):  # Path('') is the working folder: an unset shell variable, not a choice
+        raise ConfigError(
+            "--out is empty: give the engine cache folder, e.g. --out /var/cache/sonomap/engines"
+        )
     check_cache_dir(args.out, "--out")  # both paths write into the folder: named before TensorRT loads
     if args.via == "torch-tensorrt":
         from export.torch_trt import run_torch_tensorrt
@@ -132,7 +148,8 @@ def run_tensorrt_export(args) -> int:
     if not args.onnx:
         raise ConfigError("--onnx MODEL.onnx is required (or --via torch-tensorrt --checkpoint CK)")
     onnx_path = Path(args.onnx)
-    load_manifest(onnx_path)  # missing file/manifest or wrong sha256: clear error before TensorRT
+    check_onnx_arg(onnx_path)
+    load_manifest(onnx_path)  # missing file/manifest, wrong sha256 or format: clear error before TensorRT
     profile = profile_from_args(args, onnx_path)  # a bad flag is named before TensorRT loads
     refuse_failed_lint(onnx_path)  # minutes before the parser would say so
     check_model_io(onnx_path, load_manifest(onnx_path))  # the profile is built from the manifest's io

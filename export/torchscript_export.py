@@ -111,6 +111,8 @@ def eager_vs_traced(folded, traced, frames, cancer_id: int, mask_filter=None) ->
 
 def check_suffix(out: Path) -> None:
     """ConfigError naming ``--out`` unless it ends in a suffix the runtime loads as TorchScript."""
+    if out.name.lower() in TORCHSCRIPT_SUFFIXES:  # '.ts' alone is a hidden file without a suffix
+        raise ConfigError(f"--out {out}: give the TorchScript file a name before {out.name}, e.g. model.ts")
     if out.suffix.lower() not in TORCHSCRIPT_SUFFIXES:
         raise ConfigError(
             f"--out {out}: the TorchScript file name must end in {' or '.join(TORCHSCRIPT_SUFFIXES)}, "

@@ -258,18 +258,11 @@ def lint_model(model, path: str | Path = "<model>", table: dict | None = None) -
 
 
 def lint_onnx(path: str | Path) -> LintReport:
-    """Load ``path`` (weights included: a Constant's type needs them) and lint it."""
-    # deferred: onnx is the optional [export] extra
-    import onnx
+    """Load ``path`` (weights included: a Constant's type needs them; a model whose weights are in
+    external data files is refused, :func:`export.graph_io.load_onnx`) and lint it."""
+    from export.graph_io import load_onnx
 
-    path = Path(path)
-    try:
-        model = onnx.load(str(path))
-    except Exception as exc:  # protobuf raises DecodeError and others for a foreign file
-        raise ConfigError(f"{path}: not a readable ONNX file ({type(exc).__name__}: {exc})") from exc
-    if not model.graph.node:  # protobuf reads an empty (or all-default) file as an empty model
-        raise ConfigError(f"{path}: not an ONNX model: it holds no graph ({path.stat().st_size} bytes)")
-    return lint_model(model, path)
+    return lint_model(load_onnx(path), Path(path))
 
 
 def describe(report: LintReport) -> str:
