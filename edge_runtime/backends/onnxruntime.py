@@ -10,10 +10,18 @@ Two model flavours, told apart by ``manifest.preprocessing_in_graph``:
   happen here.
 When the session is made, the graph's model contract (:mod:`edge_runtime.model_contract`) is
 compared with the manifest: a manifest that does not belong to the graph is refused.
+
+The session is made from the model file's bytes, checked against the manifest's sha256 first, so what
+runs is what the manifest vouches for, even if the file is replaced after the manifest was loaded.
+A model keeping weights outside the file (ONNX external data, ``model.onnx.data``) is refused: the
+sha256 does not cover them, and ONNX Runtime would read them from whatever file of that name it
+found. Loaded from bytes, it looks for them in EXTERNAL_DATA_FOLDER_KEY's folder, which is set to one
+that cannot hold a file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -26,7 +34,7 @@ from edge_runtime.calibration_curve import cancer_probability
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Prediction
 from edge_runtime.graph_shapes import SPATIAL_DIMS, check_input_shapes
-from edge_runtime.manifest import manifest_path
+from edge_runtime.manifest import SHA_SHOWN, manifest_path
 from edge_runtime.model_contract import check_contract, check_io
 from edge_runtime.preprocess import preprocess_for
 from edge_runtime.units import MS_PER_S
@@ -38,6 +46,24 @@ THREADS_ENV = "SONOMAP_ORT_THREADS"  # intra-op threads when inference.threads i
 DEFAULT_THREADS = 0  # ONNX Runtime's own choice: one per core
 FP32, FP16 = "fp32", "fp16"
 PRECISIONS = (FP32, FP16)  # what 'sonomap export onnx' records in extra.precision (none recorded: fp32)
+# Where ONNX Runtime (1.19+) looks for a model's external data when the model is given as bytes (else:
+# the working folder). os.devnull is no folder, so no external data file is ever found under it.
+EXTERNAL_DATA_FOLDER_KEY = "session.model_external_initializers_file_folder_path"
+NO_FOLDER = os.devnull
+EXTERNAL_DATA_ERROR = "external data"  # in ONNX Runtime's message for an initializer it cannot find
+
+
+def vouched_bytes(path, manifest) -> bytes:
+    """The model file's bytes, when their sha256 is the manifest's; InputError naming the file when
+    it changed after the manifest was checked (a re-export or copy while the runtime started)."""
+    data = path.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if manifest.sha256 and actual != manifest.sha256:
+        raise InputError(
+            f"{path}: sha256 {actual[:SHA_SHOWN]}… is not its manifest's ({manifest.sha256[:SHA_SHOWN]}…): "
+            "the file changed after its manifest was read; start again once the copy or export is done"
+        )
+    return data
 
 
 def env_threads() -> int:
@@ -89,9 +115,16 @@ class OnnxRuntimeBackend(Backend):
             # the cycles decode, overlay and encode need while they overlap with inference.
             so.add_session_config_entry("session.intra_op.allow_spinning", "0")
             so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        so.add_session_config_entry(EXTERNAL_DATA_FOLDER_KEY, NO_FOLDER)
+        model = vouched_bytes(self.model_path, self.manifest)
         try:
-            self.session = ort.InferenceSession(str(self.model_path), so, providers=providers)
+            self.session = ort.InferenceSession(model, so, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            if EXTERNAL_DATA_ERROR in str(exc).lower():
+                raise InputError(
+                    f"{self.model_path}: keeps weights outside the file (ONNX external data), which its "
+                    "manifest's sha256 does not cover: re-export it as one file with 'sonomap export onnx'"
+                ) from exc
             raise InputError(f"{self.model_path}: onnxruntime cannot load it ({exc})") from exc
         self.providers = self.session.get_providers()
         self.device = "cuda" if CUDA_EP in self.providers else "cpu"
