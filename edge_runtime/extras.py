@@ -47,5 +47,7 @@ def missing_module_advice(exc: ModuleNotFoundError) -> str:
         return f"a module is not installed ({exc})"
     extra = EXTRA_OF_MODULE.get(name)
     if extra is None:
-        return f"module {name!r} is not installed; reinstall sonomap with its dependencies (pip install sonomap)"
+        return (
+            f"module {name!r} is not installed; reinstall sonomap with its dependencies (pip install sonomap)"
+        )
     return f"this command needs module {name!r}, which is not installed: pip install 'sonomap[{extra}]'"
