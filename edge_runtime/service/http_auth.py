@@ -22,17 +22,23 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import threading
 from pathlib import Path
 from urllib.parse import parse_qs
 
 from edge_runtime import privacy
+from edge_runtime.errors import ConfigError
 
 TOKEN_ENV = "SONOMAP_HTTP_TOKEN"
 CREDENTIAL_NAME = "http-token"  # systemd LoadCredential=http-token:/etc/sonomap/http-token
 MIN_TOKEN_CHARS = 16
 COOKIE_NAME = "sonomap_session"
 COOKIE_LABEL = b"sonomap viewer session"
+# Printable ASCII: what every HTTP client sends the same way. Other characters go out in UTF-8 from
+# curl or Prometheus, in Latin-1 from Python's http.client, and the server reads header bytes as
+# Latin-1, so such a token would open the login form but never match in an Authorization header.
+TOKEN_CHARS = re.compile(r"[\x20-\x7e]+")
 MAX_LOGIN_BODY = 4096  # a form with one token field; anything bigger is not a login
 COMMAND_LINE_WARNING = (
     "--token on the command line can be read by every local user (ps, /proc/PID/cmdline); "
@@ -58,22 +64,33 @@ def resolve_token(token: str | None) -> str | None:
     """The token given, else $SONOMAP_HTTP_TOKEN, else the systemd credential file. The token found,
     and the session cookie value made from it (as good as the token to whoever holds it), are
     registered with the log redactor (:mod:`edge_runtime.privacy`): a library or an exception message
-    that echoes either shows ``[REDACTED]`` instead."""
-    found = _find_token(token)
+    that echoes either shows ``[REDACTED]`` instead. ConfigError (naming the source, never the token)
+    when the token is not printable ASCII: it could never be checked in an Authorization header."""
+    found, source = _find_token(token)
+    if found and not TOKEN_CHARS.fullmatch(found):  # never shown: the message names only its source
+        raise ConfigError(
+            f"the HTTP token from {source} has characters other than printable ASCII; HTTP clients "
+            "send those in different encodings, so it could not be checked: use letters, digits and "
+            "punctuation (install.sh writes 64 hex characters)"
+        )
     if found:
         privacy.REDACTOR.register([found, session_value(found)])
     return found
 
 
-def _find_token(token: str | None) -> str | None:
+def _find_token(token: str | None) -> tuple[str | None, str]:
+    """(the token or None, where it came from). Bytes that are not UTF-8 (an environment variable, the
+    credential file) are kept as surrogates, which the printable-ASCII check then refuses."""
     if token:
-        return token.strip()
+        return token.strip(), "--token"
     if os.environ.get(TOKEN_ENV):
-        return os.environ[TOKEN_ENV].strip()
+        return os.environ[TOKEN_ENV].strip(), f"${TOKEN_ENV}"
     cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
-    if cred_dir and (Path(cred_dir) / CREDENTIAL_NAME).is_file():
-        return (Path(cred_dir) / CREDENTIAL_NAME).read_text().strip() or None
-    return None
+    path = Path(cred_dir) / CREDENTIAL_NAME if cred_dir else None
+    if path is not None and path.is_file():
+        text = path.read_bytes().decode("utf-8", "surrogateescape").strip()
+        return text or None, f"the systemd credential '{CREDENTIAL_NAME}'"
+    return None, "nowhere"
 
 
 def session_value(token: str) -> str:

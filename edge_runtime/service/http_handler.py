@@ -22,7 +22,7 @@ from edge_runtime.service.http_connections import BUSY
 from edge_runtime.service.http_frames import STREAM_WAIT_S, FrameStore, NoFrame
 from edge_runtime.service.http_guard import host_allowed
 from edge_runtime.service.http_reply import HTML, SECURITY_HEADERS, TEXT, ReplyHandler
-from edge_runtime.service.http_request_checks import content_length, cross_site
+from edge_runtime.service.http_request_checks import content_length, cross_site, cross_site_load
 
 log = logging.getLogger("sonomap.http")
 
@@ -98,15 +98,17 @@ class RequestHandler(ReplyHandler):
         route = POST_ROUTES.get(url.path)
         if route is None:
             self._send(404, b"not found\n", TEXT)
-        elif self._admitted(url.path, url.query) and self._same_site():
+        elif self._admitted(url.path, url.query) and self._same_site(
+            cross_site(self.headers, self.observer.scheme)
+        ):
             try:
                 getattr(self, route)()
             except RequestEnded as end:
                 log.debug("HTTP POST %s from %s: %s", url.path, self.address_string(), end)
 
-    def _same_site(self) -> bool:
-        """Answer 403 and return False for a state-changing request a browser sent from another site."""
-        why = cross_site(self.headers, self.observer.scheme)
+    def _same_site(self, why: str | None) -> bool:
+        """Answer 403 and return False when ``why`` says a browser sent the request from another
+        site's page (:func:`cross_site` for a state-changing one, :func:`cross_site_load` otherwise)."""
         if why is None:
             return True
         self._refuse(403, f"forbidden: a request from another site's page ({why})\n".encode(), TEXT)
@@ -191,6 +193,9 @@ class RequestHandler(ReplyHandler):
         url = self.target
         # GET and HEAD read no body: one announced ends the connection, a malformed length is refused
         if not self._no_body_framing_ok() or not self._admitted(url.path, url.query):
+            return
+        # Another site's page loading a path (<img src=/stream.mjpg> holds a stream slot): 403
+        if not self._same_site(cross_site_load(self.headers)):
             return
         # BUSY (not evictable) only for a client with the token: a refused one, or one fetching a
         # public file, stays WAITING while its answer is written and can be evicted to make room.

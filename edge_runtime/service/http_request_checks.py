@@ -4,6 +4,8 @@
   repeated or not plain ASCII digits.
 - :func:`cross_site`: why a state-changing request (``POST``) must be refused because a browser
   sent it from another site's page (cross-site request forgery), or None when it may go on.
+- :func:`cross_site_load`: why a ``GET``/``HEAD`` must be refused because another site's page made the
+  browser load it (an ``<img>``, ``<script>`` or ``fetch()``), or None for the user's own navigation.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ CONTENT_LENGTH = re.compile(r"[0-9]{1,9}")
 # user typing or bookmarking the address ('none'). 'same-site' is another port or subdomain of the
 # host: another application, so it is refused like 'cross-site'.
 OWN_FETCH_SITES = frozenset({"same-origin", "none"})
+# Sec-Fetch-Site values of another application's page: another site, or another port or subdomain
+# of this host (to which the SameSite=Strict session cookie still goes).
+FOREIGN_FETCH_SITES = frozenset({"cross-site", "same-site"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 NULL_ORIGIN = "null"
 
@@ -63,3 +68,23 @@ def cross_site(headers, scheme: str) -> str | None:
     if origin.strip().lower() == NULL_ORIGIN or own is None or _origin_key(origin) != own:
         return "Origin is not this server"
     return None
+
+
+def cross_site_load(headers) -> str | None:
+    """The reason to refuse a ``GET``/``HEAD`` that another site's page made the browser send, or None.
+
+    An ``<img src=.../stream.mjpg>`` on any page open in the cart's browser would otherwise hold one of
+    the few MJPEG stream slots for as long as that page stays open (on loopback without a token, or,
+    with one, from another application on this host name: the SameSite=Strict cookie goes to every
+    port of it). Only the user's own top-level navigation (a link or a bookmark: ``Sec-Fetch-Mode:
+    navigate`` to a ``document``) may come from another site. Requests without ``Sec-Fetch-Site``
+    (curl, Prometheus, browsers before 2023) pass: a browser's image load carries no ``Origin``.
+    """
+    site = (headers.get("Sec-Fetch-Site") or "").strip().lower()
+    if site not in FOREIGN_FETCH_SITES:
+        return None
+    mode = (headers.get("Sec-Fetch-Mode") or "").strip().lower()
+    dest = (headers.get("Sec-Fetch-Dest") or "").strip().lower()
+    if mode == "navigate" and dest == "document":
+        return None
+    return f"Sec-Fetch-Site: {site}, not a navigation to a page"

@@ -19,7 +19,8 @@ It binds 127.0.0.1 by default. On any other address a token is required (refusin
 start without one); requests then need ``Authorization: Bearer <token>`` or the session
 cookie the login page sets (http_auth.py; never a token in the URL). On loopback the
 ``Host`` header must name loopback (DNS rebinding). A ``POST`` a browser sends from another
-site's page gets 403 (http_request_checks.py). ``tls_cert``/``tls_key`` serve HTTPS.
+site's page gets 403, and so does a ``GET`` such a page makes it send (an ``<img>`` of the stream),
+other than the user's own navigation (http_request_checks.py). ``tls_cert``/``tls_key`` serve HTTPS.
 Timeouts, the connection cap and dropping stalled stream viewers are in http_guard.py.
 The render thread only stores a reference to the newest frame (throttled); JPEG encoding
 happens lazily in the request threads, once per frame however many viewers watch
