@@ -255,6 +255,12 @@ def test_a_viewer_that_stops_reading_is_dropped_and_its_slot_freed(rendering):
         ("evil.example:8080", 403),
         ("10.0.0.5", 403),
         ("localhost.evil.example", 403),
+        ("[::1]", 503),
+        ("::1", 503),
+        ("[::1].evil.example", 403),
+        ("[::1]:8080.evil.example", 403),
+        ("localhost:evil", 403),
+        ("127.0.0.1:80:80", 403),
     ],
 )
 def test_loopback_server_answers_only_loopback_host_names(host, code):

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -63,6 +64,13 @@ HANDLER_ERROR_EVENT = "http_handler_error"
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "127.0.0.1", "::1"})
 
 
+# Host: a name or IPv4 address, or an IPv6 address in brackets, then an optional numeric port (RFC 9110
+# 7.2); a bare IPv6 address (several colons, no brackets) is taken whole, as some clients send it.
+HOST_HEADER = re.compile(
+    r"\[(?P<bracketed>[0-9a-f:.]+)\](?::[0-9]{1,5})?|(?P<name>[^:\[\]]+|[0-9a-f:]+)(?::[0-9]{1,5})?"
+)
+
+
 def is_loopback(host: str) -> bool:
     if host in ("localhost", "localhost."):
         return True
@@ -73,15 +81,15 @@ def is_loopback(host: str) -> bool:
 
 
 def host_allowed(header: str | None) -> bool:
-    """True when ``Host`` names this machine's loopback (any port): 'localhost', '127.x.y.z', '[::1]'."""
+    """True when ``Host`` names this machine's loopback, with a numeric port or none: 'localhost',
+    '127.x.y.z', '[::1]'. Anything after the name but a port ('[::1].evil', 'localhost:x') is not."""
     if not header:
         return False
-    host = header.strip().lower()
-    if host.startswith("["):
-        host = host[1 : host.find("]")] if "]" in host else host
-    elif host.count(":") == 1:
-        host = host.rsplit(":", 1)[0]
-    return host in LOOPBACK_NAMES or is_loopback(host)
+    host = HOST_HEADER.fullmatch(header.strip().lower())
+    if host is None:
+        return False
+    name = host.group("bracketed") or host.group("name")
+    return name in LOOPBACK_NAMES or is_loopback(name)
 
 
 def tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
