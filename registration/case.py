@@ -20,8 +20,8 @@ from typing import Any
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.safe_names import safe_name
 from edge_runtime.typed_config import Wording, convert, shown
-from edge_runtime.yamlfile import read_yaml_mapping
 from registration.case_example import CASE_EXAMPLE  # noqa: F401  (re-exported: `sonomap register --example`)
+from registration.case_paths import path_slip
 from registration.case_schema import (
     DEFAULT_CANCER_CLASSES,
     DEFAULT_EXCLUDE_CLASSES,
@@ -32,6 +32,7 @@ from registration.case_schema import (
     NeedleSection,
     PathologySection,
 )
+from registration.case_text import read_case_yaml
 from registration.cases.identity import folder_case_id, identity_keys, patient_of, written_case_id
 from registration.wsi_mpp import MAX_PLAUSIBLE_MPP, MIN_PLAUSIBLE_MPP, plausible
 
@@ -127,8 +128,9 @@ def _names(val: str | list[str] | None, default: tuple[str, ...]) -> tuple[str, 
 
 def _file(base: Path, val: str | None, where: str, in_folder: str = "") -> Path:
     """``val`` (relative to ``base``, the case's folder) as the path of an existing file; ``where`` names
-    case.yaml and the key. ConfigError when no path is given, InputError when it is no usable path, a
-    folder (``in_folder``: which of its files to give) or missing."""
+    case.yaml and the key. ConfigError when no path is given or it is a slip no file will mend
+    (case_paths.py), InputError when it is no usable path, a folder (``in_folder``: which of its files
+    to give) or missing."""
     if not val:
         raise ConfigError(f"{where}: expected a file path, got {val!r}")
     p = Path(val)
@@ -140,7 +142,8 @@ def _file(base: Path, val: str | None, where: str, in_folder: str = "") -> Path:
     if folder:  # "file not found" would send the user looking for a file that is plainly there
         raise InputError(f"{where}: {p} is a folder, not a file; give the file itself{in_folder}")
     if not found:
-        raise InputError(f"{where}: file not found: {p}")
+        slip = path_slip(val, base)
+        raise InputError(f"{where}: file not found: {p}") if slip is None else ConfigError(f"{where} {slip}")
     return p
 
 
@@ -238,7 +241,7 @@ def load_case(path: str | Path) -> CaseSpec:
     """Read and validate CASE.yaml; raise ConfigError/InputError naming the file and key."""
     path = Path(path)
     where = str(path)
-    data = read_yaml_mapping(path, "case file")
+    data = read_case_yaml(path)  # a UTF-16 file or a tab: what to change, and where
     identity_keys(data, "", where)  # a patient id's own error (quote it; no name) before the schema's
     written = data.get("id")
     if written is not None:

@@ -12,6 +12,9 @@ case.yaml) is ``complete`` again, ready to register, with what changed. Output o
     ...
     3 case(s): 1 registered, 0 held, 0 failed, 1 complete, 1 pending, 0 broken
 
+Cases sharing an id (a copied case folder), a slide or an annotation are listed ``broken``, all of
+them, with register-batch's message (registration/batch_shared.py), never ``complete``.
+
 Names printed are folder names and ids from case.yaml: captured cases are named by time, never
 by patient. Exit status 0 whatever the cases' state (a listing is not a check), also for a DIR
 with no case yet; a missing DIR is an error.
@@ -30,6 +33,7 @@ from edge_runtime.case_report import (
 )
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.yamlfile import read_yaml_mapping
+from registration.batch_shared import shared_ids_and_inputs
 from registration.cases.status import (
     BROKEN,
     COMPLETE,
@@ -131,11 +135,14 @@ def list_cases(cases_dir: str | Path, dataset: str | Path | None = None) -> list
     ds = Path(dataset) if dataset else None
     failures = batch_failures(ds)
     names = case_names(files)  # as the batch named them: the same cases give the same names
-    out = []
-    for f in files:
-        s = inspect_case(f)
-        out.append((s, state_of(s, ds, failures, names[str(f)])))
-    return out
+    statuses = [inspect_case(f) for f in files]
+    # as register-batch refuses them, before it runs: a copied case folder is not "ready to register"
+    loaded = [(s.case_yaml, s.spec) for s in statuses if s.state == COMPLETE and s.spec is not None]
+    clashes = shared_ids_and_inputs(loaded)
+    for s in statuses:
+        if s.case_yaml in clashes:
+            s.state, s.error = BROKEN, f"{s.case_yaml}: " + "; ".join(clashes[s.case_yaml])
+    return [(s, state_of(s, ds, failures, names[str(f)])) for f, s in zip(files, statuses, strict=True)]
 
 
 def run_list(args) -> int:

@@ -7,9 +7,10 @@ Output: a :class:`CaseStatus`:
   ultrasound scale, or a file the lab named but has not copied in). These are the cases waiting
   for pathology; they are listed, never counted as failures.
 - ``complete``: nothing required is missing and registration's loader accepts the case.
-- ``broken``: the case is wrong (case.yaml unreadable or refused, a bad key or value, or a file
-  name the file system cannot look up); ``error`` is the one-line message, naming case.yaml and
-  the key, never the name of a file it names.
+- ``broken``: the case is wrong (case.yaml unreadable or refused, a bad key or value, a file
+  name the file system cannot look up, or a path no file will mend: a Windows path, a ``~``,
+  registration/case_paths.py); ``error`` is the one-line message, naming case.yaml and the key,
+  never the name of a file it names.
 
 ``lacks`` also names what is recommended but not required: without ``pathology.shrinkage`` or
 ``fresh_length_mm`` registration assumes no tissue was lost and warns.
@@ -20,10 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge_runtime.errors import InputError, SonomapError
+from edge_runtime.errors import ConfigError, InputError, SonomapError
 from edge_runtime.manifest import SHA_SHOWN
-from edge_runtime.yamlfile import read_yaml_mapping
-from registration.case import load_case
+from registration.case import CaseSpec, load_case
+from registration.case_paths import path_slip
+from registration.case_text import read_case_yaml
 from registration.cases.identity import case_id_of, patient_of
 
 PENDING, COMPLETE, BROKEN = "pending", "complete", "broken"
@@ -50,6 +52,7 @@ class CaseStatus:
     patient_id: str | None = None
     patient_source: str | None = None
     model: str | None = None  # capture.model sha256, short: the model version that saw the biopsy
+    spec: CaseSpec | None = None  # the loaded case, when complete
 
     @property
     def missing_required(self) -> list[Lack]:
@@ -60,7 +63,8 @@ def _file_lack(base: Path, value, key: str, what: str) -> Lack | None:
     """The Lack of the file ``value`` (case.yaml key ``key``, relative to ``base``) names, or None
     when it is there (or not text, or a folder: the loader names those). InputError naming the case
     file and the key when the file system cannot even look the name up (longer than it allows, a
-    folder that cannot be searched): a probe of a name the lab typed must not end the whole listing."""
+    folder that cannot be searched): a probe of a name the lab typed must not end the whole listing.
+    ConfigError naming them when the value is a slip no file will ever mend (case_paths.path_slip)."""
     if value is None or value == "":
         return Lack(f"{what} ({key})")
     if not isinstance(value, str):
@@ -75,6 +79,9 @@ def _file_lack(base: Path, value, key: str, what: str) -> Lack | None:
             f"({exc.strerror or type(exc).__name__})"
         ) from exc
     if not present:
+        slip = path_slip(value, base)  # a Windows path, a '~', a stray space: it will never arrive
+        if slip is not None:
+            raise ConfigError(f"{base / CASE_FILE}: {key} {slip}")
         # named by its key, not its file name: the lab's file names often carry the patient's name,
         # and this text goes to batch_report.json, the log and stdout
         return Lack(f"{what} file ({key}) not in the folder yet")
@@ -114,7 +121,7 @@ def inspect_case(case_yaml: str | Path) -> CaseStatus:
     """The status of one case.yaml (module docstring); never raises for a bad case."""
     case_yaml = Path(case_yaml)
     try:
-        raw = read_yaml_mapping(case_yaml, "case file")
+        raw = read_case_yaml(case_yaml)
     except SonomapError as exc:
         return CaseStatus(case_yaml, case_yaml.parent.name, BROKEN, error=str(exc))
     try:  # a folder name that could be the patient's is no id: register refuses it, so say so here
@@ -135,7 +142,8 @@ def inspect_case(case_yaml: str | Path) -> CaseStatus:
         status.state = PENDING
         return status
     try:
-        status.id = load_case(case_yaml).id
+        status.spec = load_case(case_yaml)
+        status.id = status.spec.id
     except SonomapError as exc:
         status.state, status.error = BROKEN, str(exc)
     except OSError as exc:  # an input file the loader opens fails: the reason only, never its name

@@ -32,7 +32,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.biopsy.study_id import check_folder_id
 from edge_runtime.case_report import (
     REPORT,
     changed_reason,
@@ -40,11 +39,12 @@ from edge_runtime.case_report import (
     read_report,
 )
 from edge_runtime.case_split import CASES_CSV, read_cases_csv
-from edge_runtime.errors import ConfigError, InputError, SonomapError
+from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.image_files import UnreadableImage, read_image
 from edge_runtime.manifest import SHA_SHOWN
 from edge_runtime.safe_names import safe_name
 from edge_runtime.yamlfile import read_yaml_mapping
+from training.concordance.case_ids import case_id_of, shared_ids
 from training.data import IGNORE_INDEX
 from training.metrics import Counts, confusion_counts, scores
 
@@ -129,34 +129,23 @@ def _report(path: Path, case_yaml: Path, case: dict) -> dict:
     return report
 
 
-def _folder_id(case_yaml: Path) -> str:
-    """The id a case.yaml without ``id`` has, its folder's name, as register-batch takes it: a
-    capture's name or a study id; InputError, not naming the folder, for any other name (one after
-    the patient: register-batch has refused that case)."""
-    try:
-        return check_folder_id(case_yaml.parent.name, "the case folder's name")
-    except ConfigError:
-        raise InputError(
-            f"{case_yaml}: no id, and its folder's name is not one register-batch takes as the case id "
-            "(a capture's name or a study id): set 'id:' in it and register it again"
-        ) from None
-
-
 def load_core(case_yaml: Path, dataset: Path) -> Core:
     """The :class:`Core` of one captured, registered case (case.yaml path, register-batch folder);
     InputError naming what is missing or why the core cannot be scored (no known pixel)."""
     where = str(case_yaml)
     case = read_yaml_mapping(case_yaml, "case file")
-    case_id = str(case.get("id") or _folder_id(case_yaml))
+    case_id = case_id_of(case_yaml, case)
     reg = dataset / "registration" / case_id
     if not (reg / REPORT).is_file():
         raise InputError(f"{where}: not registered in {dataset} (no registration/{case_id}/report.json)")
-    report = _report(reg / REPORT, case_yaml, case)
+    # before the report's inputs are checked: a case the last run took out has the reason in its
+    # batch_report.json, not "changed since it was registered, run register-batch again"
     if not (dataset / "images" / f"{case_id}.png").is_file():
         raise InputError(
             f"{where}: not in {dataset}/images: held for review (register-batch --min-quality) or "
             f"removed from the dataset by the last register-batch run (its batch_report.json says why)"
         )
+    report = _report(reg / REPORT, case_yaml, case)
     capture = case.get("capture") if isinstance(case.get("capture"), dict) else {}
     pred = capture.get("prediction") if isinstance(capture.get("prediction"), dict) else None
     if not pred:
@@ -230,8 +219,11 @@ def load_cores(cases_dir: str | Path, dataset: str | Path) -> tuple[list[Core], 
     cores, skipped = [], []
     patients = dataset_patients(dataset)
     found = find_case_files(cases_dir)
+    shared = shared_ids(found, case_id_of)  # a copied case folder: one registration, scored once per copy
     for position, case_yaml in enumerate(found, start=1):
         try:
+            if case_yaml in shared:
+                raise InputError(f"{case_yaml}: {shared[case_yaml]}")
             core = load_core(case_yaml, dataset)
         except SonomapError as exc:
             skipped.append(skip_entry(exc, case_yaml, f"case {position} of {len(found)}", cases_dir, dataset))
