@@ -25,6 +25,12 @@ Two limits keep a small hostile file from hanging or crashing the reader's calle
   expanded depth too, and an alias inside the node it names (a loop) is refused. Anchors and
   aliases within these limits load as before: a config may reuse a section that way.
 
+Where a file is not valid YAML, the message gives the line and column and what to change for the
+slips a text editor makes most (never the text there: a path on that line may carry the patient's
+name, and the message reaches logs and reports): a tab in the indentation, a Windows path in double
+quotes (``"C:\\Users\\..."``: ``\\U`` starts an escape), and a file saved as UTF-16 (Notepad's
+"Unicode").
+
 A key given twice in one mapping is refused too (:class:`DuplicateKey`, naming the key and both
 lines). PyYAML would keep the last value without a word, so a case.yaml with two ``patient_id`` or
 two ``pathology`` blocks would pair the core with whichever came last. Keys a merge (``<<: *base``)
@@ -33,6 +39,7 @@ brings in are not duplicates: keys written in the mapping override them, as YAML
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +53,8 @@ MAX_DEPTH = 100  # nested mappings/lists; real configs and case files stay under
 MAX_ALIASED_NODES = 100_000
 SHOWN_KEY_CHARS = 40  # a duplicate key longer than this is cut in the message (one line)
 MERGE_TAG = "tag:yaml.org,2002:merge"
+UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+SNIFF_BYTES = 64  # UTF-16 without a mark: ASCII text has a NUL byte beside each character
 
 
 class RefusedYaml(yaml.YAMLError):
@@ -131,6 +140,37 @@ def _shown(key: Any) -> str:
     return repr(text if len(text) <= SHOWN_KEY_CHARS else text[:SHOWN_KEY_CHARS] + "...")
 
 
+def _where(exc: yaml.MarkedYAMLError) -> str:
+    """What PyYAML found wrong, where, and what to change for the common slips (module docstring)."""
+    mark = exc.problem_mark
+    problem = exc.problem or "not valid here"
+    if mark is None:
+        return problem
+    where = f"line {mark.line + 1}, column {mark.column + 1}"
+    buffer = mark.buffer or ""
+    if 0 <= mark.pointer < len(buffer) and buffer[mark.pointer] == "\t":
+        return f"a tab at {where}: YAML indents with spaces only; replace the tab with spaces"
+    if "escape" in problem:
+        return (
+            f"{problem} at {where}: a backslash in double quotes starts an escape; write a Windows path "
+            "with '/', or in single quotes"
+        )
+    return f"{problem} at {where}"
+
+
+def _not_utf8(path: Path, what: str, exc: UnicodeDecodeError) -> ConfigError:
+    try:
+        head = path.read_bytes()[:SNIFF_BYTES]
+    except OSError:
+        head = b""
+    halves = (head[1::2], head[0::2])  # UTF-16 LE, BE: the high bytes of ASCII text are all NUL
+    if head.startswith(UTF16_BOMS) or any(half and not half.strip(b"\x00") for half in halves):
+        return ConfigError(
+            f"{path}: the {what} was saved as UTF-16 (Notepad's 'Unicode'); save it again as UTF-8"
+        )
+    return ConfigError(f"{path}: a {what} must be UTF-8 text (byte {exc.start} is not)")
+
+
 def read_yaml_mapping(path: str | Path, what: str, allow_empty: bool = False) -> dict[str, Any]:
     """``path`` -> its top-level mapping. ``what`` names the file's role in messages
     (e.g. "config file"). An empty file gives ``{}`` when ``allow_empty``."""
@@ -139,14 +179,16 @@ def read_yaml_mapping(path: str | Path, what: str, allow_empty: bool = False) ->
         if not path.is_file():
             raise InputError(f"{path}: {what} not found")
         text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:  # a binary file given where YAML belongs
-        raise ConfigError(f"{path}: a {what} must be UTF-8 text (byte {exc.start} is not)") from exc
+    except UnicodeDecodeError as exc:  # a binary file given where YAML belongs, or UTF-16 from Notepad
+        raise _not_utf8(path, what, exc) from exc
     except OSError as exc:  # unreadable (permissions), or a name the file system refuses
         raise InputError(f"{path}: cannot read the {what} ({exc.strerror or type(exc).__name__})") from exc
     try:
         data = yaml.load(text, Loader=_BoundedLoader)
     except RefusedYaml as exc:
         raise ConfigError(f"{path}: {what} refused ({exc})") from exc
+    except yaml.MarkedYAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({_where(exc)})") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
     except RecursionError as exc:  # belt and braces: the depth check should stop it first

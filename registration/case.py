@@ -20,6 +20,7 @@ from typing import Any
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.safe_names import safe_name
 from edge_runtime.typed_config import Wording, convert, shown
+from edge_runtime.yamlfile import read_yaml_mapping
 from registration.case_example import CASE_EXAMPLE  # noqa: F401  (re-exported: `sonomap register --example`)
 from registration.case_paths import path_slip
 from registration.case_schema import (
@@ -32,7 +33,6 @@ from registration.case_schema import (
     NeedleSection,
     PathologySection,
 )
-from registration.case_text import read_case_yaml
 from registration.cases.identity import folder_case_id, identity_keys, patient_of, written_case_id
 from registration.wsi_mpp import MAX_PLAUSIBLE_MPP, MIN_PLAUSIBLE_MPP, plausible
 
@@ -241,7 +241,7 @@ def load_case(path: str | Path) -> CaseSpec:
     """Read and validate CASE.yaml; raise ConfigError/InputError naming the file and key."""
     path = Path(path)
     where = str(path)
-    data = read_case_yaml(path)  # a UTF-16 file or a tab: what to change, and where
+    data = read_yaml_mapping(path, "case file")  # a UTF-16 file or a tab: what to change, and where
     identity_keys(data, "", where)  # a patient id's own error (quote it; no name) before the schema's
     written = data.get("id")
     if written is not None:

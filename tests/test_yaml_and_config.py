@@ -121,3 +121,20 @@ def test_shipped_yaml_files_give_no_key_twice(repo_root: Path):
     assert len(shipped) > 3
     for path in shipped:
         read_yaml_mapping(path, "shipped file", allow_empty=True)  # ConfigError on a key given twice
+
+
+def test_a_tab_an_escape_and_utf16_say_what_to_change_in_any_yaml_file(tmp_path):
+    tabbed = tmp_path / "runtime.yaml"
+    tabbed.write_text("overlay:\n\talpha: 0.5\n")
+    with pytest.raises(ConfigError, match=r"runtime\.yaml: not valid YAML \(a tab at line 2, column 1: YAML"):
+        read_yaml_mapping(tabbed, "config file")
+    windows = tmp_path / "paths.yaml"
+    windows.write_text('model: "C:\\Users\\Doe_Jane\\model.onnx"\n')
+    with pytest.raises(ConfigError) as escaped:
+        read_yaml_mapping(windows, "config file")
+    assert "line 1, column" in str(escaped.value) and "single quotes" in str(escaped.value)
+    assert "Doe_Jane" not in str(escaped.value)  # the line's text is never quoted
+    notepad = tmp_path / "notepad.yaml"
+    notepad.write_text("overlay:\n  alpha: 0.5\n", encoding="utf-16")
+    with pytest.raises(ConfigError, match=r"notepad\.yaml: the config file was saved as UTF-16"):
+        read_yaml_mapping(notepad, "config file")

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from edge_runtime.errors import ConfigError, InputError, SonomapError
 from edge_runtime.manifest import SHA_SHOWN
+from edge_runtime.yamlfile import read_yaml_mapping
 from registration.case import CaseSpec, load_case
 from registration.case_paths import path_slip
-from registration.case_text import read_case_yaml
 from registration.cases.identity import case_id_of, patient_of
 
 PENDING, COMPLETE, BROKEN = "pending", "complete", "broken"
@@ -121,7 +121,7 @@ def inspect_case(case_yaml: str | Path) -> CaseStatus:
     """The status of one case.yaml (module docstring); never raises for a bad case."""
     case_yaml = Path(case_yaml)
     try:
-        raw = read_case_yaml(case_yaml)
+        raw = read_yaml_mapping(case_yaml, "case file")
     except SonomapError as exc:
         return CaseStatus(case_yaml, case_yaml.parent.name, BROKEN, error=str(exc))
     try:  # a folder name that could be the patient's is no id: register refuses it, so say so here
