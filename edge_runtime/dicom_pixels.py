@@ -86,7 +86,7 @@ def _decode(ds, where: str, index: int | None):
 
 
 def _palette(arr: np.ndarray, ds, where: str) -> np.ndarray:
-    from pydicom.pixels import apply_color_lut
+    from pydicom.pixels import apply_color_lut  # deferred: pydicom is an optional extra
 
     try:
         rgb = apply_color_lut(arr, ds)

@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from edge_runtime.manifest import Manifest
+from training.checkpoint import load_model
 
 UINT8_SCALE = 1.0 / 255.0
 TWO_CLASSES = 2
@@ -112,7 +113,5 @@ class FoldedSegmenter(nn.Module):
 
 def load_folded(checkpoint) -> tuple[FoldedSegmenter, Manifest]:
     """Checkpoint (+ its manifest, which must agree) -> (folded eval model on CPU, manifest)."""
-    from training.checkpoint import load_model
-
     model, manifest = load_model(checkpoint)
     return FoldedSegmenter(model, manifest).eval(), manifest

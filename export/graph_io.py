@@ -24,6 +24,7 @@ from edge_runtime.errors import ConfigError
 from edge_runtime.graph_shapes import check_input_shapes
 from edge_runtime.manifest import Manifest
 from edge_runtime.model_contract import check_io
+from export.parity import ort_session
 
 
 def check_session_io(session, manifest: Manifest, model_path: str | Path) -> None:
@@ -38,8 +39,6 @@ def check_session_io(session, manifest: Manifest, model_path: str | Path) -> Non
 
 def check_model_io(model_path: str | Path, manifest: Manifest) -> None:
     """:func:`check_session_io` for a model file (opens an ONNX Runtime session on the CPU)."""
-    from export.parity import ort_session
-
     check_session_io(ort_session(model_path), manifest, model_path)
 
 

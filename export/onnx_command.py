@@ -15,6 +15,8 @@ from pathlib import Path
 
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import load_manifest, manifest_path, save_manifest, sha256_file
+from export.fp16 import convert_fp16, fp16_vs_fp32, record_twin_parity, stale_twin
+from export.onnx_export import check_onnx_name, check_opset, export_onnx, refuse_overwrite, torch_vs_ort
 from export.parity import checked_file, describe, manifest_record, parity_path, write_parity
 from export.samples import load_frames
 from export.shapes import (
@@ -59,8 +61,6 @@ def record_parity(model_path: Path, section: dict) -> None:
 
 
 def run_onnx_export(args) -> int:
-    from export.onnx_export import check_onnx_name, check_opset, refuse_overwrite
-
     spec = shape_spec_from_args(args)
     frames = load_frames(args.frames, args.parity_frames)  # fail on bad --frames before the slow export
     out = Path(args.out)
@@ -85,9 +85,6 @@ def run_onnx_export(args) -> int:
 def export_and_check(args, spec: ShapeSpec, frames, out: Path) -> tuple[int, list[str]]:
     """Export, compare and lint into the staging folder (``out`` is the staged model path);
     returns (exit code, the file names to install in order: the FP32 model's manifest last)."""
-    from export.fp16 import convert_fp16, fp16_vs_fp32, record_twin_parity
-    from export.onnx_export import export_onnx, torch_vs_ort
-
     manifest, folded = export_onnx(args.checkpoint, out, spec, opset=args.opset)
     print(
         f"exported {out.name} ({out.stat().st_size / 1e6:.1f} MB) and {out.name}.yaml "
@@ -131,8 +128,6 @@ def export_and_check(args, spec: ShapeSpec, frames, out: Path) -> tuple[int, lis
 def remove_stale_twin(out: Path) -> None:
     """Remove an FP16 twin beside ``out`` left by an earlier export (converted from another FP32
     file): TensorRT would refuse it, and selfcheck would lint it as if it were this model's."""
-    from export.fp16 import stale_twin
-
     twin = stale_twin(out, load_manifest(out).sha256)
     if twin is not None:
         twin.unlink(missing_ok=True)

@@ -98,8 +98,8 @@ def check_opset(opset: int) -> None:
 
 
 def library_versions() -> dict[str, str]:
-    # deferred: onnx ([export] extra) and torch (seconds to load); torchvision's version is read from
-    # its installed metadata, since importing it costs seconds more (torch._dynamo)
+    # deferred: onnx ([export] extra), onnxruntime (0.1 s) and torch (seconds to load); torchvision's
+    # version is read from its installed metadata, since importing it costs seconds more (torch._dynamo)
     import onnx
     import onnxruntime
     import torch
@@ -202,7 +202,7 @@ def export_onnx(
     checkpoint: str | Path, out: str | Path, spec: ShapeSpec | None = None, opset: int = DEFAULT_OPSET
 ) -> tuple[Manifest, object]:
     """Export ``checkpoint`` to ``out``; returns (manifest written beside it, folded torch model)."""
-    from export.folded import load_folded
+    from export.folded import load_folded  # deferred: torch (seconds to load)
 
     check_opset(opset)
     spec = spec or ShapeSpec()

@@ -24,10 +24,15 @@ from pathlib import Path
 import numpy as np
 
 import edge_runtime
+from edge_runtime.backends.tensorrt import TensorRTBackend
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.manifest import SHA_SHOWN, load_manifest, manifest_path
 from edge_runtime.model_contract import check_contract
-from edge_runtime.tensorrt.modules import TensorRTUnavailable
+from edge_runtime.tensorrt.cache import DEFAULT_CACHE_DIR, SERVICE_CACHE_DIR, check_cache_dir
+from edge_runtime.tensorrt.key import current_gpu
+from edge_runtime.tensorrt.modules import TensorRTUnavailable, import_tensorrt
+from edge_runtime.tensorrt.preflight import check_folded
+from edge_runtime.tensorrt.twin import twin_path
 from edge_runtime.units import MS_PER_S
 from export.graph_io import check_session_io
 from export.parity import (
@@ -40,6 +45,8 @@ from export.parity import (
     summarise,
 )
 from export.samples import fit_frame, load_frames
+from export.trt_lint import describe as describe_lint
+from export.trt_lint import lint_onnx
 
 DEFAULT_MODEL = Path(edge_runtime.__file__).resolve().parent / "models" / "default" / "model.onnx"
 EXIT_OK, EXIT_DISAGREE, EXIT_NO_TENSORRT, EXIT_LINT_FAILED = 0, 1, 3, 4
@@ -104,9 +111,6 @@ def timed_latency(infer, frame: np.ndarray, runs: int = LATENCY_RUNS) -> list[fl
 
 def lint_for_tensorrt(model: Path) -> bool:
     """Lint the model and, when present, its FP16 twin; print each verdict. False when one fails."""
-    from edge_runtime.tensorrt.twin import twin_path
-    from export.trt_lint import describe, lint_onnx
-
     if importlib.util.find_spec("onnx") is None:  # the lint reads the graph with it; a cart may lack it
         print(
             "TensorRT ONNX lint NOT run: the 'onnx' package is not installed ('pip install sonomap[export]')"
@@ -115,15 +119,13 @@ def lint_for_tensorrt(model: Path) -> bool:
     twin = twin_path(model) if model.suffix == ".onnx" else None
     reports = [lint_onnx(path) for path in (model, twin) if path is not None and path.is_file()]
     for report in reports:
-        print(describe(report))
+        print(describe_lint(report))
     return all(report.passed for report in reports)
 
 
 def check_onnx_model(model: Path, manifest) -> None:
     """One line naming the file when ``model`` is not a folded ONNX model: a checkpoint (or any
     other format) has no ONNX graph for ONNX Runtime or TensorRT to run."""
-    from edge_runtime.tensorrt.preflight import check_folded
-
     if manifest.format != "onnx":
         raise InputError(
             f"{model}: its manifest says format {manifest.format!r}; selfcheck needs a folded ONNX model "
@@ -150,8 +152,6 @@ def model_frame_limits(manifest) -> tuple[tuple[int, int] | None, tuple[int, int
 def engine_cache(given: str | None) -> Path:
     """The engine cache this run checks, printed with how to check the service's: from a shell the
     default is this user's cache, not the one the service builds into and loads from."""
-    from edge_runtime.tensorrt.cache import DEFAULT_CACHE_DIR, SERVICE_CACHE_DIR, check_cache_dir
-
     cache_dir = Path(given) if given else DEFAULT_CACHE_DIR
     check_cache_dir(cache_dir, "--cache-dir")  # before the ONNX Runtime part, not after it
     print(f"  engine cache {cache_dir}")
@@ -189,10 +189,6 @@ def run_selfcheck(args) -> int:
         f"{latency_text(ort_ms)}"
     )
     try:
-        from edge_runtime.backends.tensorrt import TensorRTBackend
-        from edge_runtime.tensorrt.key import current_gpu
-        from edge_runtime.tensorrt.modules import import_tensorrt
-
         import_tensorrt()
         gpu = current_gpu()
     except TensorRTUnavailable as exc:

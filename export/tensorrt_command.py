@@ -14,9 +14,19 @@ from pathlib import Path
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import load_manifest
 from edge_runtime.tensorrt.cache import check_cache_dir
+from edge_runtime.tensorrt.engines import MAX_WORKSPACE_MB, MIN_WORKSPACE_MB, ensure_engine
+from edge_runtime.tensorrt.key import PATH_STRONGLY_TYPED, choose_build_path
 from edge_runtime.tensorrt.manifest_io import check_io
+from edge_runtime.tensorrt.modules import import_tensorrt
+from edge_runtime.tensorrt.twin import twin_path
+from export.fp16 import FP16_CANDIDATE, convert_fp16, fp16_vs_fp32, record_twin_parity, stale_twin
 from export.graph_io import check_model_io
+from export.parity import describe
+from export.samples import load_frames
+from export.selfcheck import model_frame_limits
 from export.shapes import INPUT_NAME, checked_profile, given_shapes
+from export.torch_trt import run_torch_tensorrt
+from export.trt_lint import lint_onnx
 
 log = logging.getLogger("sonomap.export")
 # real frames the FP16 twin made here is checked on: as many as 'sonomap export onnx' checks by default
@@ -37,10 +47,6 @@ def ensure_fp16_twin(onnx_path: Path, trt) -> None:
     """The strongly typed path parses model.fp16.onnx: make it here if it is missing (export
     has onnxconverter-common; the cart's runtime does not), and check it against the FP32 model
     with ONNX Runtime before any engine is built from it."""
-    from edge_runtime.tensorrt.key import PATH_STRONGLY_TYPED, choose_build_path
-    from edge_runtime.tensorrt.twin import twin_path
-    from export.fp16 import convert_fp16, stale_twin
-
     if choose_build_path(trt.__version__, "fp16", hasattr(trt.BuilderFlag, "FP16")) != PATH_STRONGLY_TYPED:
         return
     manifest = load_manifest(onnx_path)
@@ -62,8 +68,6 @@ def checked_twin(twin: Path) -> bool:
     """True when the twin's manifest records its own FP16-vs-FP32 check as passed (a chain from
     ``sonomap export onnx --fp16``, or a single FP16 record of an older export). A record of
     another file (an FP32 record copied into the twin) or of a step not checked is not enough."""
-    from export.fp16 import FP16_CANDIDATE
-
     record = load_manifest(twin).extra.get("parity")
     return (
         isinstance(record, dict)
@@ -76,11 +80,6 @@ def check_twin(onnx_path: Path, manifest, twin: Path) -> None:
     """FP16 vs FP32 with ONNX Runtime on real frames (the one parity check, :mod:`export.parity`),
     recorded in the twin's manifest; ConfigError when the FP16 step fails, or when the FP32
     model's own record failed: no FP16 engine is built from a twin that is not checked."""
-    from export.fp16 import fp16_vs_fp32, record_twin_parity
-    from export.parity import describe
-    from export.samples import load_frames
-    from export.selfcheck import model_frame_limits
-
     roi, max_hw = model_frame_limits(manifest)
     section = fp16_vs_fp32(onnx_path, twin, load_frames(None, TWIN_PARITY_FRAMES), roi, max_hw, manifest)
     record_twin_parity(manifest, twin, section)
@@ -118,8 +117,6 @@ def check_onnx_arg(onnx_path: Path) -> None:
 def refuse_failed_lint(onnx_path: Path) -> None:
     """Run the TensorRT compatibility lint (export/trt_lint.py) before a build; one line naming the
     file and its first problem when it fails."""
-    from export.trt_lint import lint_onnx
-
     report = lint_onnx(onnx_path)
     if not report.passed:
         raise ConfigError(
@@ -129,8 +126,6 @@ def refuse_failed_lint(onnx_path: Path) -> None:
 
 
 def run_tensorrt_export(args) -> int:
-    from edge_runtime.tensorrt.engines import MAX_WORKSPACE_MB, MIN_WORKSPACE_MB
-
     # the parser checks it too; this guards callers that build ``args`` themselves
     if not MIN_WORKSPACE_MB <= args.workspace_mb <= MAX_WORKSPACE_MB:
         raise ConfigError(
@@ -142,8 +137,6 @@ def run_tensorrt_export(args) -> int:
         )
     check_cache_dir(args.out, "--out")  # both paths write into the folder: named before TensorRT loads
     if args.via == "torch-tensorrt":
-        from export.torch_trt import run_torch_tensorrt
-
         return run_torch_tensorrt(args)
     if not args.onnx:
         raise ConfigError("--onnx MODEL.onnx is required (or --via torch-tensorrt --checkpoint CK)")
@@ -153,9 +146,6 @@ def run_tensorrt_export(args) -> int:
     profile = profile_from_args(args, onnx_path)  # a bad flag is named before TensorRT loads
     refuse_failed_lint(onnx_path)  # minutes before the parser would say so
     check_model_io(onnx_path, load_manifest(onnx_path))  # the profile is built from the manifest's io
-    from edge_runtime.tensorrt.engines import ensure_engine
-    from edge_runtime.tensorrt.modules import import_tensorrt
-
     trt = import_tensorrt()
     precision = "fp16" if args.fp16 else "fp32"
     if args.fp16:

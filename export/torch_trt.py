@@ -122,7 +122,7 @@ def run_torch_tensorrt(args) -> int:
     # deferred: torch takes seconds to load
     import torch
 
-    from export.folded import load_folded
+    from export.folded import load_folded  # deferred: torch, as above
 
     torch_tensorrt = import_torch_tensorrt()
     if not torch.cuda.is_available():

@@ -25,6 +25,7 @@ from edge_runtime.backends import TORCHSCRIPT_SUFFIXES
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import manifest_path, save_manifest
 from edge_runtime.model_contract import contract_props
+from export.onnx_export import exported_extra, exported_source, library_versions, refuse_overwrite
 from export.parity import (
     FP32_AGREEMENT_BAR,
     checked_file,
@@ -51,8 +52,7 @@ def export_torchscript(checkpoint: str | Path, out: str | Path):
     # deferred: torch takes seconds to load
     import torch
 
-    from export.folded import load_folded
-    from export.onnx_export import exported_extra, exported_source, library_versions, refuse_overwrite
+    from export.folded import load_folded  # deferred: torch, as above
 
     checkpoint, out = Path(checkpoint), Path(out)
     refuse_overwrite(checkpoint, out)
@@ -123,8 +123,6 @@ def check_suffix(out: Path) -> None:
 def run_torchscript_export(args) -> int:
     """As `export onnx` (:mod:`export.staging`): written beside ``--out``, installed only when the
     trace agrees with eager torch; a failed one is kept in ``MODEL.failed/``, the old model stays."""
-    from export.onnx_export import refuse_overwrite
-
     out = Path(args.out)
     frames = load_frames(args.frames, args.parity_frames)
     refuse_overwrite(args.checkpoint, out)  # the export itself sees only the staged path

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge_runtime.errors import ConfigError
+from export.graph_io import load_onnx
 from export.onnx_export import SUPPORTED_OPSETS
 
 TABLE_PATH = Path(__file__).resolve().parent / "data" / "onnx_tensorrt_operators.json"
@@ -260,8 +261,6 @@ def lint_model(model, path: str | Path = "<model>", table: dict | None = None) -
 def lint_onnx(path: str | Path) -> LintReport:
     """Load ``path`` (weights included: a Constant's type needs them; a model whose weights are in
     external data files is refused, :func:`export.graph_io.load_onnx`) and lint it."""
-    from export.graph_io import load_onnx
-
     return lint_model(load_onnx(path), Path(path))
 
 

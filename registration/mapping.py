@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import maximum_filter1d
 
 from edge_runtime.errors import InputError
 from edge_runtime.units import UM2_PER_MM2, UM_PER_MM
@@ -164,8 +165,6 @@ def rasterise_label(
 
 def ambiguous_label(label: np.ndarray, half_rows: float) -> np.ndarray:
     """The strip label with 255 within half_rows (along) of every cancer/tissue boundary."""
-    from scipy.ndimage import maximum_filter1d  # only cases with an uncertain position need it
-
     size = 2 * int(round(half_rows)) + 1
     near_c = maximum_filter1d((label == 1).astype(np.uint8), size, axis=0) > 0
     near_t = maximum_filter1d((label == 0).astype(np.uint8), size, axis=0) > 0

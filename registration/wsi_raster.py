@@ -29,7 +29,7 @@ def refuse_huge_raster(path: Path) -> None:
     BIG_LEVEL_PIXELS pixels. Without Pillow (the registration extra brings it, as imagehash's
     dependency) the check happens after decoding, in :class:`RasterSlide`."""
     try:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image, UnidentifiedImageError  # deferred: Pillow is optional (see the docstring)
     except ImportError:
         return
     with warnings.catch_warnings():

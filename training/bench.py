@@ -30,7 +30,13 @@ from edge_runtime.errors import ConfigError, SonomapError
 from edge_runtime.manifest import sha256_file
 from training.config import load_config, use_cpu_bf16
 from training.data import IGNORE_INDEX, read_cases, select_split
+from training.dataset import SegDataset
+from training.distributed import pick_device
+from training.engine import train_one_epoch
+from training.losses import build_loss
 from training.models import build_model
+from training.optim import PolySchedule, build_optimizer
+from training.provenance import resolve_norm
 
 KIB = 1024.0
 RESIZE_RANGE = (0.5, 2.0)  # torchvision reference: RandomResize(0.5 x base, 2.0 x base)
@@ -115,10 +121,6 @@ def _reference_steps(model, loader, device, iters: int, warmup: int) -> tuple[in
 
 
 def _sonomap_steps(model, loader, cfg, device, iters: int, warmup: int) -> tuple[int, float]:
-    from training.engine import train_one_epoch
-    from training.losses import build_loss
-    from training.optim import PolySchedule, build_optimizer
-
     tc = cfg.train
     optimizer = build_optimizer(model, tc)
     schedule = PolySchedule(optimizer, int(tc.warmup_iters), float(tc.poly_power))
@@ -183,10 +185,6 @@ def _sync(device) -> None:
 
 
 def _worker(variant: str, config: str, data: str, iters: int, warmup: int, device: str, queue) -> None:
-    from training.dataset import SegDataset
-    from training.distributed import pick_device
-    from training.provenance import resolve_norm
-
     torch.manual_seed(0)
     random.seed(0)
     cfg = load_config(config)

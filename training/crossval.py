@@ -49,6 +49,7 @@ from edge_runtime.manifest import sha256_file
 from training.config import load_config
 from training.crossval_layout import FOLD_DATA, FOLD_EVAL, FOLD_RUN, SETUP_FILE, fold_dir, fold_evaluated
 from training.data import CANCER, read_cases
+from training.mask_filter_fit import fit_mask_filter
 from training.output_checks import check_apart
 
 MIN_FOLDS = 3  # one fold tests, one validates, at least one trains
@@ -147,7 +148,6 @@ def run_fold(config: Path, fold: Path, max_minutes: float | None, calibrate: boo
     evaluation summary. Steps already done are kept (see the module docstring)."""
     # deferred: these load torch, which setting up the folds (and `sonomap --help`) does not need
     from training.evaluate import evaluate
-    from training.mask_filter_fit import fit_mask_filter
     from training.temperature import calibrate_checkpoint
     from training.train import run
 

@@ -8,6 +8,7 @@ the handler so that ``sonomap --help`` stays fast.
 from __future__ import annotations
 
 from edge_runtime import cli_args
+from training.crossval import crossvalidate
 from training.interrupt import sigterm_as_interrupt
 from training.openmp import passive_openmp
 
@@ -16,7 +17,7 @@ DEFAULT_FOLDS = 5
 
 def _crossval(args) -> int:
     passive_openmp()
-    from training.crossval import crossvalidate
+    # deferred: matplotlib and scipy, which `sonomap --help` (it imports this module) does not need
     from training.crossval_report import write_pooled_report
     from training.report import interval_text
 

@@ -41,8 +41,10 @@ import numpy as np
 import torch
 
 from edge_runtime.atomic import atomic_write_png
+from edge_runtime.backends import create_backend
 from edge_runtime.errors import InputError
 from edge_runtime.jsonfile import atomic_write_json
+from edge_runtime.manifest import load_manifest
 from edge_runtime.mask_filter import filter_mask
 from edge_runtime.preprocess import preprocess_for
 from training.calibration import (
@@ -84,9 +86,6 @@ class OnnxPredictor:
     """A folded ONNX model through the runtime's ONNX Runtime backend: gray -> calibrated prob."""
 
     def __init__(self, path: Path):
-        from edge_runtime.backends import create_backend
-        from edge_runtime.manifest import load_manifest
-
         self.manifest = load_manifest(path)
         if not self.manifest.preprocessing_in_graph:
             raise InputError(f"{path}: evaluate takes folded ONNX models (preprocessing_in_graph: true)")

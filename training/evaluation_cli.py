@@ -12,13 +12,15 @@ from pathlib import Path
 
 from edge_runtime import cli_args
 from edge_runtime.errors import ConfigError
+from edge_runtime.jsonfile import read_json
 from edge_runtime.manifest import manifest_path
+from training.mask_filter_fit import fit_mask_filter
 from training.openmp import passive_openmp
 
 
 def _evaluate(args) -> int:
     passive_openmp()
-    from training.evaluate import compare, evaluate
+    from training.evaluate import compare, evaluate  # deferred: torch, after passive_openmp()
 
     if args.compare:
         table = compare(
@@ -40,7 +42,7 @@ def _evaluate(args) -> int:
         summary = evaluate(
             args.checkpoint, args.data, args.split, args.out, device=args.device, seed=args.seed
         )
-        from training.report import interval_text
+        from training.report import interval_text  # deferred: matplotlib
 
         print(
             f"dice (mean over images with cancer) {summary['dice_pos_mean']:.4f} "
@@ -74,8 +76,7 @@ def _evaluate(args) -> int:
 
 def _compared_label(out, part: str) -> str:
     """Model PART ("A" or "B") of the comparison written to OUT, as its report.md names it."""
-    from edge_runtime.jsonfile import read_json
-    from training.compare_report import checkpoint_label
+    from training.compare_report import checkpoint_label  # deferred: scipy
 
     return checkpoint_label(read_json(Path(out) / part / "summary.json"))
 
@@ -87,8 +88,6 @@ def _manifest_name(args) -> str:
 
 
 def _fit_mask_filter(args) -> int:
-    from training.mask_filter_fit import fit_mask_filter
-
     r = fit_mask_filter(args.checkpoint, args.data, args.split, args.device)
     before, after = r["before"], r["after"]
     print(
@@ -105,7 +104,7 @@ def _calibrate(args) -> int:
     passive_openmp()
     if args.method == "mask-filter":
         return _fit_mask_filter(args)
-    from training.temperature import calibrate_checkpoint
+    from training.temperature import calibrate_checkpoint  # deferred: torch, after passive_openmp()
 
     r = calibrate_checkpoint(args.checkpoint, args.data, args.split, args.device, args.method)
     if args.method == "curve":

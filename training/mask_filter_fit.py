@@ -152,6 +152,7 @@ def write_together(updates: list[tuple[Manifest, Path]]) -> None:
 def fit_mask_filter(artifact, data, split: str = "val", device: str = "cpu") -> dict:
     """Choose the filter on ``split`` of ``data`` and write it into ``artifact``'s manifest (and its
     twin's, :func:`twin_manifest`)."""
+    # deferred: torch, which `sonomap --help` and setting up crossval folds (they import this) do not need
     from training.evaluate import served_probabilities
     from training.provenance import fitted_on
 

@@ -36,10 +36,13 @@ import torch
 from scipy.optimize import minimize_scalar
 
 from edge_runtime.errors import InputError
+from edge_runtime.manifest import manifest_path, save_manifest
 from edge_runtime.preprocess import preprocess_for
 from training.calibration import BAND_PX, CalibrationAccumulator, decision_band
+from training.checkpoint import load_model
 from training.data import CANCER, read_cases, read_pair, select_split
-from training.isotonic import uncalibrated_threshold
+from training.distributed import pick_device
+from training.isotonic import CurveFitError, calibrate_curve, uncalibrated_threshold
 from training.label_check import read_checked
 from training.provenance import fitted_on
 
@@ -200,10 +203,6 @@ def calibrate_checkpoint(
     (:func:`training.isotonic.uncalibrated_threshold`); one that ends at a search bound is refused
     (:class:`TemperatureAtBound`, naming the checkpoint, the data and the split) and nothing is written.
     """
-    from edge_runtime.manifest import manifest_path, save_manifest
-    from training.checkpoint import load_model
-    from training.distributed import pick_device
-
     model, manifest = load_model(checkpoint)
     dev = pick_device(device)
     cases = read_cases(data)
@@ -216,8 +215,6 @@ def calibrate_checkpoint(
     del pairs  # the maps hold the same arrays
     origin = manifest_path(checkpoint)
     if method == "curve":
-        from training.isotonic import CurveFitError, calibrate_curve
-
         try:
             updated, record = calibrate_curve(maps, manifest, origin=origin)
         except CurveFitError as exc:  # before the manifest is written: it stays as it was

@@ -18,8 +18,8 @@ DEFAULT_MAX_GROWTH = 0.02
 
 
 def cmd_soak(args) -> int:
-    # deferred: the run loads the pipeline and the HTTP server (prometheus_client), and `sonomap --help`
-    # imports this module for the parser
+    # deferred: the run loads PyAV, the pipeline and the HTTP server, and `sonomap --help` imports this
+    # module for the parser
     from edge_runtime.tools.soak_run import run_soak
 
     report = run_soak(

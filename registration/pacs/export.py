@@ -36,6 +36,7 @@ from edge_runtime.biopsy.study_id import check_study_id
 from edge_runtime.config import load_config
 from edge_runtime.errors import ConfigError, SonomapError
 from edge_runtime.yamlfile import read_yaml_mapping
+from registration.pacs.captured_case import case_folders, read_case
 
 EXIT_SOME_FAILED = 1
 DEFAULT_TIMEOUT_S = 30.0
@@ -161,7 +162,6 @@ def _there(path: Path) -> bool:
 
 def run_export(args: argparse.Namespace) -> int:
     try:  # highdicom and dicomweb-client are the optional `pacs` extra: loaded only when exporting
-        from registration.pacs.captured_case import case_folders, read_case
         from registration.pacs.objects import case_objects
         from registration.pacs.series_numbers import refuse_repeated_numbers
         from registration.pacs.stow import make_client, store

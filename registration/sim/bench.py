@@ -30,9 +30,15 @@ import yaml
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.image_files import read_image
 from edge_runtime.units import UM_PER_MM
+from registration.needle import detect_needle
 from registration.pipeline import register_case
+from registration.sim import bench_lab
 from registration.sim.bench_report import print_report
+from registration.sim.biopsy_core import CoreParams, build_layout
+from registration.sim.lab import LabParams
 from registration.sim.scores import boundary_errors, confusion, dice
+from registration.sim.simulate import SimParams, simulate_cases
+from registration.sim.slide import write_geojson, write_pyramid
 from registration.tract import Tract
 
 ANGLE_TOL_DEG, TIP_TOL_MM = 2.0, 1.0
@@ -58,8 +64,6 @@ def _score_case(case_dir: Path, out: Path, case_file: Path | None = None) -> dic
 
 
 def _needle(case_dir: Path) -> dict:
-    from registration.needle import detect_needle
-
     t = json.loads((case_dir / "truth.json").read_text())
     gray = read_image(case_dir / "us.png", cv2.IMREAD_GRAYSCALE)
     mm = t["mm_per_pixel"]
@@ -98,9 +102,6 @@ def time_big_slide(
 ) -> dict:
     """Re-render one case's core on a big level 0 (default 40000 x 3000 at 0.5 µm/px) and time its
     registration (median of ``repeats``)."""
-    from registration.sim.biopsy_core import CoreParams, build_layout
-    from registration.sim.slide import write_geojson, write_pyramid
-
     case = yaml.safe_load((case_dir / "case.yaml").read_text())
     t, mm = case["tract"], case["ultrasound"]["mm_per_pixel"]
     tract = Tract(tuple(t["start"]), tuple(t["end"]), t["width_mm"], (mm, mm))
@@ -150,8 +151,6 @@ def time_big_slide(
 
 def _lab_row(d: Path, c: dict) -> dict:
     """Score one lab case; a failure to open or register is a row with its error, not a crash."""
-    from registration.sim import bench_lab
-
     truth = json.loads((d / "truth.json").read_text())
     try:
         r = _score_case(d, d / "out")
@@ -175,8 +174,6 @@ def _lab_row(d: Path, c: dict) -> dict:
 def run_bench(
     images, masks, n: int = 50, seed: int = 1, work=None, timing: bool = True, lab: bool = False
 ) -> dict:
-    from registration.sim.simulate import SimParams, simulate_cases
-
     tmp = None
     if work is None:
         tmp = tempfile.mkdtemp(prefix="sonomap-bench-reg-")
@@ -186,9 +183,6 @@ def run_bench(
         t0 = time.perf_counter()
         params = None
         if lab:
-            from registration.sim.biopsy_core import CoreParams
-            from registration.sim.lab import LabParams
-
             params = SimParams(core=CoreParams(lab=LabParams()))
         sim = simulate_cases(images, masks, work / "cases", n, seed, params)
         sim_s = time.perf_counter() - t0
@@ -221,8 +215,6 @@ def run_bench(
 
 
 def _summarise_lab(rows: list, sim_s: float, work: Path) -> dict:
-    from registration.sim import bench_lab
-
     ok = [r for r in rows if "error" not in r]
     res = _summarise(
         [dict(r, needle={"ok": False, "tip_mm": None, "angle_deg": None}, auto=None) for r in ok], sim_s

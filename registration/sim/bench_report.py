@@ -6,6 +6,8 @@ on stdout. The targets are here, beside the lines that compare against them.
 
 from __future__ import annotations
 
+from registration.sim.bench_lab import print_breakdown
+
 TARGETS = {"dice": 0.95, "boundary_mm": 0.25, "known": 0.70, "needle_pass": 0.95, "seconds": 2.0}
 LAB_TARGETS = {**TARGETS, "boundary_mm": 0.35, "known": 0.80, "rss_mb": 1536.0}
 
@@ -76,8 +78,6 @@ def print_report(res: dict, images, seed: int) -> None:
 
 
 def _print_lab(res: dict, t: dict) -> None:
-    from registration.sim.bench_lab import print_breakdown
-
     print(_line("cases that failed to open or register", str(len(res["failed"])), "0", not res["failed"]))
     for f in res["failed"]:
         print(f"    {f['case_id']}: {f['error']}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from registration.tract import Tract
+
 STEP_MM = 0.02
 NEAR_KNOWN_MM = 0.3
 MISS_MM = 2.0
@@ -34,8 +36,6 @@ def boundary_errors(
 ) -> list[float]:
     """Along-tract distances (mm) between truth and label cancer boundaries on the centre line
     (``positions`` collects each scored truth boundary's distance from the tip end, mm)."""
-    from registration.tract import Tract
-
     t = case["tract"]
     mm = case["ultrasound"]["mm_per_pixel"]
     tract = Tract(tuple(t["start"]), tuple(t["end"]), t["width_mm"], (mm, mm))

@@ -16,6 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from registration.sim.annotation import hand_drawn
+from registration.sim.artifacts import render_extras
+
 TILE = 256
 MIN_LEVEL_SIDE = 64
 SUBPIXEL_BITS = 4
@@ -75,8 +78,6 @@ def render_tile(layout: SlideLayout, scale: float, x0: int, y0: int, w: int, h: 
             else:  # nuclei smaller than a pixel just darken it
                 img[seeds] = 0.5 * img[seeds] + 0.5 * NUCLEUS
     if layout.extras:
-        from registration.sim.artifacts import render_extras  # only slides with lab artefacts need it
-
         render_extras(img, tissue > 0, layout.extras, scale, x0, y0, layout.mpp / scale, GLASS)
     img += rng.normal(0.0, 4.0, (h, w, 1)).astype(np.float32)
     return np.clip(img, 0, 255).astype(np.uint8)
@@ -136,8 +137,6 @@ def write_geojson(
     feats = []
     cancer = layout.extras.get("annotated_cancer", layout.cancer)
     if habits is not None:
-        from registration.sim.annotation import hand_drawn  # only the lab simulation draws by hand
-
         cancer, class_name, normal = hand_drawn(cancer, layout, habits, rnd)
         feats += normal
     for poly in cancer:
