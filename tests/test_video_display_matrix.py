@@ -9,6 +9,7 @@ The expected picture is made independently with numpy (``rot90`` then ``fliplr``
 
 from __future__ import annotations
 
+import gc
 import struct
 
 import av
@@ -129,3 +130,21 @@ def test_a_matrix_not_at_a_right_angle_leaves_the_frame_as_stored(tmp_path):
     got = list(open_source(str(path)))[0].image
     assert got.shape == image.shape
     assert np.abs(block_means(got) - block_means(image)).max() < GREY_TOLERANCE
+
+
+def test_a_looping_replay_holds_no_decoded_frames_behind_it(tmp_path):
+    """Reading a frame's display matrix through PyAV ties that frame in a reference cycle; read on every
+    frame, or left to the cycle collector, decoded pictures piled up (an 18 % RSS rise in a soak)."""
+    path = write(tmp_path / "clip.mp4", grid(), degrees=90, hflip=True, frames=5)
+    source = open_source(str(path), loop=True)
+    gc.collect()
+    gc.disable()  # only what the source itself frees may be freed while it plays
+    try:
+        for n, _ in enumerate(source):
+            if n == 5 * 8:  # eight passes over the clip
+                break
+        alive = sum(isinstance(o, av.VideoFrame) for o in gc.get_objects())
+    finally:
+        gc.enable()
+        source.close()
+    assert alive <= 2, f"{alive} decoded frames still held after eight passes"

@@ -14,6 +14,11 @@ at another angle (within ``RIGHT_ANGLE_TOLERANCE_DEG``), or a degenerate one (FF
 NaN), leaves the frame as stored, as players do for a degenerate one; an ultrasound frame is never
 turned by a part of a right angle.
 
+The matrix is read from the first frame after a file or stream is opened and applied to every frame
+after it: an MP4's is per track, and reading a frame's side data through PyAV ties that frame in a
+reference cycle (its picture freed only when Python's cycle collector runs), too costly per frame. A
+matrix that changes mid-stream (an H.264 display-orientation message per frame) is not followed.
+
 Input: a decoded PyAV frame. Output: :func:`orientation` (:data:`IDENTITY`: shown as stored) and :func:`apply`.
 """
 
