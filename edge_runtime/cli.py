@@ -28,6 +28,7 @@ from edge_runtime.extras import missing_module_advice
 from edge_runtime.privacy import install_log_redaction, redact
 
 EXIT_INTERRUPTED = 130
+INTERRUPTED = "interrupted; what it had already written is kept (every output is written whole or not at all)"
 RUNTIME_PACKAGE = "edge_runtime"  # the stage whose commands are looked for first
 # OpenCV's native logger writes to stderr (the journal) past Python's log filters, and its messages
 # name the files it reads, at every level (`imread_('DOE_JANE.png'): can't open/read file` is a
@@ -152,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"sonomap {args.command}: error: {missing_module_advice(exc)}", file=sys.stderr)
         code = EXIT_USER_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM where the command turns it into one: said, not silent
+        print(f"sonomap {args.command}: {INTERRUPTED}", file=sys.stderr)
         code = EXIT_INTERRUPTED
     _exit_past_stuck_calls(code)
     return code

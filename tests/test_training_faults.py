@@ -160,6 +160,9 @@ def test_sigterm_stops_training_cleanly(tmp_path, busi_dataset):
     _stdout, stderr = proc.communicate(timeout=SIGTERM_WAIT_S)
     assert proc.returncode == EXIT_INTERRUPTED, stderr[-2000:]
     assert "Traceback" not in stderr
+    assert (
+        stderr.strip().splitlines()[-1].startswith("sonomap train: interrupted; what it had already written")
+    )
     assert not list(out.glob(".*.tmp"))
     assert read_checkpoint(out / "last.pt")["epoch"] >= 0
 
