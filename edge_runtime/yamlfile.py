@@ -195,6 +195,8 @@ def read_yaml_mapping(path: str | Path, what: str, allow_empty: bool = False) ->
         raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from exc
     if data is None and allow_empty:
         return {}
+    if data is None:  # an empty file, or one of comments only: a copy cut short, or never filled in
+        raise ConfigError(f"{path}: the {what} is empty (it holds no YAML mapping)")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a {what} must be a YAML mapping, got {type(data).__name__}")
     return data

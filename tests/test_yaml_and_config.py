@@ -138,3 +138,12 @@ def test_a_tab_an_escape_and_utf16_say_what_to_change_in_any_yaml_file(tmp_path)
     notepad.write_text("overlay:\n  alpha: 0.5\n", encoding="utf-16")
     with pytest.raises(ConfigError, match=r"notepad\.yaml: the config file was saved as UTF-16"):
         read_yaml_mapping(notepad, "config file")
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "---\n"])
+def test_an_empty_yaml_file_is_named_as_empty(tmp_path, text):
+    path = tmp_path / "model.onnx.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"model\.onnx\.yaml: the model manifest is empty"):
+        read_yaml_mapping(path, "model manifest")
+    assert read_yaml_mapping(path, "model manifest", allow_empty=True) == {}
