@@ -4,7 +4,8 @@ instead of a traceback after it.
 
 ``seed``: a random seed, an integer >= 0 (numpy's generators take no negative seed).
 ``at_least(n)``: an integer >= n (frame counts, rounds); ``non_negative_float``: seconds, >= 0;
-``positive_float``: a duration or a sampling period, > 0.
+``positive_float``: a duration or a sampling period, > 0. ``path``: a file or folder given by name,
+never empty (``--frames ""`` would read the working folder, ``--cache-dir ""`` fall back unsaid).
 """
 
 from __future__ import annotations
@@ -72,3 +73,10 @@ def non_negative_float(text: str) -> float:
 
 def positive_float(text: str) -> float:
     return _finite(text, "a finite number > 0", lambda value: value > 0)
+
+
+def path(text: str) -> str:
+    """An argparse type: a path that is not empty (nor spaces only)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a file or folder, got an empty value")
+    return text

@@ -71,7 +71,7 @@ def _add_shape_args(p: argparse.ArgumentParser) -> None:
 
 def _add_parity_args(p: argparse.ArgumentParser, frames_help: str, default_frames: int) -> None:
     """--frames DIR and --parity-frames N: the real frames an export is checked on."""
-    p.add_argument("--frames", help=frames_help)
+    p.add_argument("--frames", type=cli_args.path, help=frames_help)
     p.add_argument(
         "--parity-frames",
         type=cli_args.at_least(1),
@@ -167,8 +167,10 @@ def _add_selfcheck(sub) -> None:
         "disagreement, 3 when TensorRT or pycuda is missing, 4 when the model fails the "
         "TensorRT compatibility lint.",
     )
-    p.add_argument("--model", help="folded ONNX model (default: the shipped default model)")
-    p.add_argument("--frames", help="folder of frames (default: vendored BUSI sample)")
+    p.add_argument(
+        "--model", type=cli_args.path, help="folded ONNX model (default: the shipped default model)"
+    )
+    p.add_argument("--frames", type=cli_args.path, help="folder of frames (default: vendored BUSI sample)")
     p.add_argument(
         "--max-frames",
         type=cli_args.at_least(1),
@@ -177,6 +179,7 @@ def _add_selfcheck(sub) -> None:
     )
     p.add_argument(
         "--cache-dir",
+        type=cli_args.path,
         help="engine cache directory (default: $CACHE_DIRECTORY/engines under systemd, "
         "else ~/.cache/sonomap/engines)",
     )

@@ -113,3 +113,18 @@ def test_a_positive_number_option_says_what_it_wants_for_every_refused_value(tex
     with pytest.raises(argparse.ArgumentTypeError, match=rf"^must be a finite number > 0, got {text}$"):
         positive_float(text)
     assert positive_float("0.5") == 0.5
+
+
+@pytest.mark.parametrize(
+    "args,option",
+    [
+        (("selfcheck", "--cache-dir", ""), "--cache-dir"),
+        (("selfcheck", "--model", "  "), "--model"),
+        (("export", "onnx", "--checkpoint", "c.pt", "--out", "m.onnx", "--frames", ""), "--frames"),
+        (("export", "torchscript", "--checkpoint", "c.pt", "--out", "m.ts", "--frames", ""), "--frames"),
+    ],
+)
+def test_an_empty_path_is_refused_naming_the_option(args, option):
+    run = sonomap(*args, check=False)
+    assert run.returncode == 2
+    assert f"error: argument {option}: must name a file or folder, got an empty value" in run.stderr
