@@ -11,8 +11,6 @@ log of every file open. Real commands on copies of the vendored BUSI sample's da
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -21,8 +19,8 @@ import numpy as np
 import pytest
 import yaml
 from export_fixtures import copy_model, shared_checkpoint
+from file_reads import decodes, opened_under  # noqa: F401 (decodes: a fixture)
 
-import training.data as data_module
 import training.evaluate as evaluate_module
 import training.temperature as temperature_module
 from edge_runtime.cli import main as sonomap
@@ -34,43 +32,12 @@ from training.train import run
 EXIT_USER_ERROR = 2
 SPLIT = "val"
 METHODS = ["temperature", "curve", "mask-filter"]
-CHILD_TIMEOUT_S = 600
-# the child: `sonomap ARGS`, printing each file it opens under DATASET (Python's audit log)
-OPEN_LOG = """
-import os, sys
-root = os.path.realpath(sys.argv[1])
-opened = []
-def hook(event, args):
-    if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
-        path = os.path.realpath(os.fsdecode(args[0]))
-        if path.startswith(root + os.sep):
-            opened.append(os.path.relpath(path, root))
-sys.addaudithook(hook)
-from edge_runtime.cli import main
-code = main(sys.argv[2:])
-print("\\n".join(["OPENED"] + opened))
-sys.exit(code)
-"""
 TINY = {
     "name": "tiny-single-read",
     "model": {"arch": "unet_small", "width": 4},
     "data": {"input_height": 32, "input_width": 32, "mean": "auto", "std": "auto"},
     "train": {"epochs": 1, "batch_size": 4, "warmup_iters": 1},
 }
-
-
-@pytest.fixture
-def decodes(monkeypatch) -> Counter:
-    """Every file decoded through training.data's loader (the real one, counted): path -> times."""
-    counted: Counter = Counter()
-    real = data_module.read_image
-
-    def counting(path, *args, **kwargs):
-        counted[Path(path)] += 1
-        return real(path, *args, **kwargs)
-
-    monkeypatch.setattr(data_module, "read_image", counting)
-    return counted
 
 
 @pytest.fixture
@@ -122,15 +89,9 @@ def test_calibrate_decodes_each_file_it_needs_once(method, busi_dataset, tmp_pat
 def test_calibrate_opens_each_file_once_for_the_digest_and_once_to_decode(method, busi_dataset, tmp_path):
     """An access log, not a wrapper: every open() of a file under the dataset, in a real process."""
     ck = copy_model(shared_checkpoint(), tmp_path / "run")
-    child = subprocess.run(
-        [sys.executable, "-c", OPEN_LOG, str(busi_dataset), *_calibrate(method, ck, busi_dataset)],
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT_S,
-    )
+    child, opened = opened_under(busi_dataset, _calibrate(method, ck, busi_dataset))
     assert child.returncode in (0, EXIT_USER_ERROR), child.stderr[-2000:]
     assert "Traceback" not in child.stderr, child.stderr[-2000:]
-    opened = Counter(child.stdout.split("OPENED\n", 1)[1].split())
     files = {k: n for k, n in opened.items() if k.startswith(("images/", "labels/"))}
     hashed = Counter(
         str(p.relative_to(busi_dataset)) for s in read_cases(busi_dataset) for p in (s.image, s.label)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -21,10 +19,10 @@ import cv2
 import numpy as np
 import pytest
 from export_fixtures import shared_tiny_onnx
+from file_reads import decodes, opened_under  # noqa: F401 (decodes: a fixture)
 from file_trees import tree_bytes
 
 import edge_runtime.manifest as manifest_module
-import training.data as data_module
 from edge_runtime.cli import main as sonomap
 from edge_runtime.manifest import sha256_file
 from edge_runtime.privacy import redact
@@ -34,23 +32,6 @@ from training.report import GALLERY_MAX, GALLERY_POSITIVE, GalleryPicks
 
 EXIT_USER_ERROR = 2
 SPLIT = "test"
-CHILD_TIMEOUT_S = 600
-# the child: `sonomap evaluate ARGS`, printing each file it opens under DATASET (Python's audit log)
-OPEN_LOG = """
-import os, sys
-root = os.path.realpath(sys.argv[1])
-opened = []
-def hook(event, args):
-    if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
-        path = os.path.realpath(os.fsdecode(args[0]))
-        if path.startswith(root + os.sep):
-            opened.append(os.path.relpath(path, root))
-sys.addaudithook(hook)
-from edge_runtime.cli import main
-code = main(sys.argv[2:])
-print("\\n".join(["OPENED"] + opened))
-sys.exit(code)
-"""
 
 
 def _copy(busi_dataset: Path, tmp_path: Path) -> Path:
@@ -69,20 +50,6 @@ def _args(data: Path) -> list[str]:
 
 def _evaluate(data: Path, out: Path) -> int:
     return sonomap([*_args(data), "--out", str(out)])
-
-
-@pytest.fixture
-def decodes(monkeypatch) -> Counter:
-    """Every file decoded through training.data's loader (the real one, counted): path -> times."""
-    counted: Counter = Counter()
-    real = data_module.read_image
-
-    def counting(path, *args, **kwargs):
-        counted[Path(path)] += 1
-        return real(path, *args, **kwargs)
-
-    monkeypatch.setattr(data_module, "read_image", counting)
-    return counted
 
 
 def test_evaluate_decodes_each_label_and_image_of_the_split_once(busi_dataset, tmp_path, decodes):
@@ -114,14 +81,8 @@ def test_the_model_file_is_hashed_once_and_the_summary_names_its_digest(busi_dat
 def test_the_files_opened_by_evaluate_are_each_label_and_image_once(busi_dataset, tmp_path):
     """An access log, not a wrapper: every open() of a file under the dataset, in a real process."""
     out = tmp_path / "report"
-    child = subprocess.run(
-        [sys.executable, "-c", OPEN_LOG, str(busi_dataset), *_args(busi_dataset), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT_S,
-    )
+    child, opened = opened_under(busi_dataset, [*_args(busi_dataset), "--out", str(out)])
     assert child.returncode == 0, child.stderr[-2000:]
-    opened = Counter(child.stdout.split("OPENED\n", 1)[1].split())
     samples = _split(busi_dataset)
     for s in samples:
         for path in (s.label, s.image):
