@@ -6,9 +6,11 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from runtime_model import dark_onnx
 
@@ -106,3 +108,23 @@ def closed_by_server(sock: socket.socket, within: float = CLOSE_WAIT_S) -> bool:
         return True
     except TimeoutError:
         return False
+
+
+def serve_page(page: bytes) -> ThreadingHTTPServer:
+    """A web site on 127.0.0.1 (a free port, in a daemon thread) answering every GET with the HTML
+    ``page``: another site's page, as a browser on the cart might have open. Shut it down after."""
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args) -> None:  # quiet test output
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server

@@ -5,10 +5,8 @@ browser, and posts with fetch(..., {mode: 'no-cors'}), which needs no permission
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
+from loopback import serve_page
 from test_http_viewer_chromium import CHROMIUM, DRIVER, browser  # noqa: F401 (browser: a fixture)
 
 from edge_runtime.biopsy.study_id import STUDY_ID
@@ -36,23 +34,8 @@ def capturing():
     STUDY_ID.enabled, STUDY_ID.value = False, None
 
 
-def hostile_site(viewer_port: int) -> ThreadingHTTPServer:
-    page = HOSTILE_PAGE.format(port=viewer_port, forged=FORGED).encode()
-
-    class Page(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(page)))
-            self.end_headers()
-            self.wfile.write(page)
-
-        def log_message(self, *args) -> None:  # quiet test output
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+def hostile_site(viewer_port: int):
+    return serve_page(HOSTILE_PAGE.format(port=viewer_port, forged=FORGED).encode())
 
 
 def test_a_page_of_another_site_cannot_set_the_study_id(browser, capturing):

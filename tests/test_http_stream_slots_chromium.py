@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import threading
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from loopback import serve_page
 from test_http_guard import feed, wait_for_a_frame
 from test_http_viewer_chromium import CHROMIUM, DRIVER, browser  # noqa: F401 (browser: a fixture)
 
@@ -38,23 +38,8 @@ for (const host of ["127.0.0.1", "localhost"]) {{
 </script>"""
 
 
-def hostile_site(viewer_port: int) -> ThreadingHTTPServer:
-    page = HOSTILE_PAGE.format(port=viewer_port, per_host=IMAGES_PER_HOST).encode()
-
-    class Page(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(page)))
-            self.end_headers()
-            self.wfile.write(page)
-
-        def log_message(self, *args) -> None:  # quiet test output
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+def hostile_site(viewer_port: int):
+    return serve_page(HOSTILE_PAGE.format(port=viewer_port, per_host=IMAGES_PER_HOST).encode())
 
 
 def test_a_page_of_another_site_cannot_take_the_stream_slots(browser):
