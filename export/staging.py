@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,10 +32,10 @@ from pathlib import Path
 from edge_runtime.atomic import check_creatable
 from edge_runtime.errors import ConfigError
 from edge_runtime.processes import orphans
+from training.interrupt import signals_held
 
 STAGING_SUFFIX = ".staging"
 FAILED_SUFFIX = ".failed"
-HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # held while the staged files are renamed into place
 FOLDER_MODE = 0o755  # mkdtemp makes 0700; a kept failed export is shared with the team like the model
 
 
@@ -85,26 +83,6 @@ class Staging:
 
     def discard(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
-
-
-@contextmanager
-def signals_held() -> Iterator[None]:
-    """SIGINT/SIGTERM arriving within the block act when it ends (their handlers are swapped for a
-    recorder, then restored and the first signal raised again): the renames of one export all
-    happen or, stopped before the first, none. Outside the main thread handlers cannot be set and
-    never run inside the block anyway."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    previous = {sig: signal.signal(sig, lambda signum, _frame: caught.append(signum)) for sig in HELD_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
-        if caught:
-            signal.raise_signal(caught[0])
 
 
 def untouched(target: Path) -> str:

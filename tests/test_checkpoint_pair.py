@@ -16,8 +16,8 @@ from file_size_limit import python_with_file_size_limit
 
 from edge_runtime.manifest import manifest_path
 from training.checkpoint import load_model
-from training.checkpoint_save import _signals_held, save_checkpoint
-from training.interrupt import sigterm_as_interrupt
+from training.checkpoint_save import save_checkpoint
+from training.interrupt import signals_held, sigterm_as_interrupt
 from training.models import build_model
 
 ARCH, WIDTH, SIZE = "unet_small", 4, 32
@@ -71,7 +71,7 @@ def test_a_stop_while_the_pair_is_renamed_acts_once_the_block_is_done(signum):
 
 def _stop_during_the_renames(signum, done: list) -> None:
     with sigterm_as_interrupt(), pytest.raises(KeyboardInterrupt):
-        with _signals_held():
+        with signals_held():
             os.kill(os.getpid(), signum)
             time.sleep(SIGNAL_WAIT_S)
             done.append("both renamed")

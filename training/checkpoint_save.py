@@ -15,11 +15,8 @@ its manifest. Files: ``PATH`` and ``PATH.yaml``.
 
 from __future__ import annotations
 
-import signal
-import threading
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +26,9 @@ import yaml
 
 from edge_runtime.atomic import atomic_path
 from edge_runtime.manifest import Manifest, manifest_path, sha256_file
+from training.interrupt import signals_held
 
 PLAIN_SCALARS = (str, int, float, bool, type(None))
-HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # a stop waits while a checkpoint and manifest are renamed
 
 
 def plain(value, where: str = "checkpoint"):
@@ -100,7 +97,7 @@ def save_checkpoint(payload: dict[str, Any], path: str | Path, manifest: Manifes
         final = manifest.derive(format="checkpoint", file=path.name, sha256=sha256_file(tmp))
         with atomic_path(manifest_path(path)) as yaml_tmp:
             yaml_tmp.write_text(yaml.safe_dump(final.to_dict(), sort_keys=False))
-            held.enter_context(_signals_held())
+            held.enter_context(signals_held())
     return path
 
 
@@ -116,24 +113,6 @@ def _write_payload(payload: dict[str, Any], tmp: Path) -> None:
                 raise
             error = writer.error
             raise OSError(error.errno, f"{error.strerror} (writing the checkpoint)") from error
-
-
-@contextmanager
-def _signals_held() -> Iterator[None]:
-    """SIGINT/SIGTERM arriving within the block act when it ends. Their handlers are swapped, not the
-    signals blocked: a Python handler runs in the main thread whichever thread receives the signal."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # handlers raise in the main thread only, never inside this block
-        return
-    caught: list[int] = []
-    previous = {sig: signal.signal(sig, lambda signum, _frame: caught.append(signum)) for sig in HELD_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
-        if caught:
-            signal.raise_signal(caught[0])
 
 
 class _RecordingWriter:
