@@ -47,21 +47,26 @@ def _modules(package: Path = PACKAGE) -> dict[str, Path]:
     return out
 
 
+def _imported(path: Path, prefix: str, mods: dict[str, Path]) -> set[str]:
+    """The modules named ``prefix...`` that ``path`` imports, function-level imports included: for
+    ``from X import Y``, the module X.Y when it is one of ``mods``, else X."""
+    deps = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(prefix):
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                deps.add(sub if sub in mods else node.module)
+        elif isinstance(node, ast.Import):
+            deps |= {a.name for a in node.names if a.name.startswith(prefix)}
+    return deps
+
+
 def _graph(package: Path = PACKAGE) -> dict[str, set[str]]:
     mods = _modules(package)
-    prefix = package.name
-    graph = {}
-    for mod, path in mods.items():
-        deps = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(prefix):
-                for alias in node.names:
-                    sub = f"{node.module}.{alias.name}"
-                    deps.add(sub if sub in mods else node.module)
-            elif isinstance(node, ast.Import):
-                deps |= {a.name for a in node.names if a.name.startswith(prefix)}
-        graph[mod] = {d for d in deps if d in mods and d != mod}
-    return graph
+    return {
+        mod: {d for d in _imported(path, package.name, mods) if d in mods and d != mod}
+        for mod, path in mods.items()
+    }
 
 
 def room(module: str) -> str:
@@ -184,18 +189,13 @@ ROOM_REACHES = {
 
 def _runtime_reaches(stage: str) -> set[tuple[str, str]]:
     """(module of STAGE, runtime room module it imports), function-level imports included."""
-    runtime, reaches = _modules(), set()
-    for mod, path in _modules(PACKAGE.parent / stage).items():
-        for node in ast.walk(ast.parse(path.read_text())):
-            targets = []
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("edge_runtime"):
-                for alias in node.names:
-                    sub = f"{node.module}.{alias.name}"
-                    targets.append(sub if sub in runtime else node.module)
-            elif isinstance(node, ast.Import):
-                targets += [a.name for a in node.names if a.name.startswith("edge_runtime")]
-            reaches |= {(mod, target) for target in targets if room(target) != "ground"}
-    return reaches
+    runtime = _modules()
+    return {
+        (mod, target)
+        for mod, path in _modules(PACKAGE.parent / stage).items()
+        for target in _imported(path, PACKAGE.name, runtime)
+        if room(target) != "ground"
+    }
 
 
 @pytest.mark.parametrize("stage", sorted(ROOM_REACHES))
