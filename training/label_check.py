@@ -6,7 +6,7 @@ The dataset contract (:mod:`training.data`): a label pixel is 0 tissue, 1 cancer
 (every value is allowed), but its lesion is read as "unknown": it would be ignored by the loss, by
 every metric and by every calibration fit, and the figures would be silently wrong.
 
-Input: the samples of one split (their label files, or the labels already read), the dataset folder
+Input: the samples of one split and their labels, already read, the dataset folder
 and the split's name. Output: nothing, or an :class:`edge_runtime.errors.InputError` in one line
 naming the dataset's cases.csv, the split and, when one looks like a 0/255 lesion mask
 (:func:`looks_like_0_255_mask`), that label file with the values and share found in it.
@@ -65,14 +65,6 @@ def looks_like_0_255_mask(label: np.ndarray) -> bool:
     return 0 < unknown < tissue and unknown + tissue == label.size
 
 
-def _labels(samples: Sequence[Sample], labels: Iterable[np.ndarray] | None) -> Iterable[np.ndarray]:
-    """The labels of SAMPLES: LABELS when given (already read, in the same order), else read one by
-    one (validated by :func:`training.data.read_pair`), so only one is in memory at a time."""
-    if labels is not None:
-        return labels
-    return (read_pair(sample)[1] for sample in samples)
-
-
 class SplitCheck:
     """:func:`check_split_cancer` one label at a time, for a command that reads each label once for its
     own work: :meth:`add` each label as it is read, then :meth:`finish` once the whole split is read.
@@ -124,15 +116,15 @@ def check_split_cancer(
     split: str,
     consequence: str,
     always: bool,
-    labels: Iterable[np.ndarray] | None = None,
+    labels: Iterable[np.ndarray],
 ) -> None:
-    """Refuse SPLIT of DATA (its SAMPLES, and their LABELS if already read) when no label holds a
+    """Refuse SPLIT of DATA (its SAMPLES, and their LABELS, read in the same order) when no label holds a
     cancer pixel: always (``always=True``), or only when a label looks like a 0/255 lesion mask.
     CONSEQUENCE says what the command could not do (e.g. "so the model would never learn cancer").
     Raises InputError naming DATA's cases.csv and the first 0/255-looking label with its values.
     A split with cancer whose other labels look like 0/255 masks: one warning naming each of them."""
     check = SplitCheck(data, split, consequence, always)
-    for sample, label in zip(samples, _labels(samples, labels), strict=True):
+    for sample, label in zip(samples, labels, strict=True):
         check.add(sample, label)
     check.finish()
 
