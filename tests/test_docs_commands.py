@@ -12,13 +12,12 @@ import contextlib
 import functools
 import io
 import re
-from pathlib import Path
 
 import pytest
+from test_docs import REPO, markdown_files
 
 from edge_runtime.cli import build_parser
 
-REPO = Path(__file__).resolve().parents[1]
 FENCE = re.compile(r"^\s*(?:```|~~~)\s*(\w*)")
 SHELL_FENCES = {"bash", "sh", "shell", "console"}
 INLINE_CODE = re.compile(r"`([^`]+)`")
@@ -100,10 +99,6 @@ def unknown_words(command: str, words: list[str]) -> list[str]:
         if (match := OPTION.match(part)) and match.group(0) != "--"
     ]
     return [option for option in options if not lists_option(help_text, option)]
-
-
-def markdown_files() -> list[Path]:
-    return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 
 def test_every_documented_command_and_option_exists():
