@@ -181,6 +181,21 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def vouched_bytes(path: Path, manifest: Manifest) -> bytes:
+    """The model file's bytes, when their sha256 is the manifest's (for a backend that loads the very
+    bytes it checked, rather than the file again after :func:`load_manifest` hashed it); InputError
+    naming the file when it changed after the manifest was checked (a re-export or copy while the
+    runtime started)."""
+    data = path.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if manifest.sha256 and actual != manifest.sha256:
+        raise InputError(
+            f"{path}: sha256 {actual[:SHA_SHOWN]}… is not its manifest's ({manifest.sha256[:SHA_SHOWN]}…): "
+            "the file changed after its manifest was read; start again once the copy or export is done"
+        )
+    return data
+
+
 def load_manifest(artifact_or_yaml: str | Path, verify_hash: bool = True) -> Manifest:
     """Load the manifest of an artifact (or a manifest YAML path) and check it matches: beside an
     artifact (its path given, or a YAML path whose artifact exists) by :func:`check_artifact`;

@@ -11,7 +11,8 @@ Two model flavours, told apart by ``manifest.preprocessing_in_graph``:
 When the session is made, the graph's model contract (:mod:`edge_runtime.model_contract`) is
 compared with the manifest: a manifest that does not belong to the graph is refused.
 
-The session is made from the model file's bytes, checked against the manifest's sha256 first, so what
+The session is made from the model file's bytes, checked against the manifest's sha256 first
+(:func:`edge_runtime.manifest.vouched_bytes`), so what
 runs is what the manifest vouches for, even if the file is replaced after the manifest was loaded.
 A model keeping weights outside the file (ONNX external data, ``model.onnx.data``) is refused: the
 sha256 does not cover them, and ONNX Runtime would read them from whatever file of that name it
@@ -21,7 +22,6 @@ that cannot hold a file.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -34,7 +34,7 @@ from edge_runtime.calibration_curve import cancer_probability
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Prediction
 from edge_runtime.graph_shapes import SPATIAL_DIMS, check_input_shapes
-from edge_runtime.manifest import SHA_SHOWN, manifest_path
+from edge_runtime.manifest import manifest_path, vouched_bytes
 from edge_runtime.model_contract import check_contract, check_io
 from edge_runtime.preprocess import preprocess_for
 from edge_runtime.units import MS_PER_S
@@ -51,19 +51,6 @@ PRECISIONS = (FP32, FP16)  # what 'sonomap export onnx' records in extra.precisi
 EXTERNAL_DATA_FOLDER_KEY = "session.model_external_initializers_file_folder_path"
 NO_FOLDER = os.devnull
 EXTERNAL_DATA_ERROR = "external data"  # in ONNX Runtime's message for an initializer it cannot find
-
-
-def vouched_bytes(path, manifest) -> bytes:
-    """The model file's bytes, when their sha256 is the manifest's; InputError naming the file when
-    it changed after the manifest was checked (a re-export or copy while the runtime started)."""
-    data = path.read_bytes()
-    actual = hashlib.sha256(data).hexdigest()
-    if manifest.sha256 and actual != manifest.sha256:
-        raise InputError(
-            f"{path}: sha256 {actual[:SHA_SHOWN]}… is not its manifest's ({manifest.sha256[:SHA_SHOWN]}…): "
-            "the file changed after its manifest was read; start again once the copy or export is done"
-        )
-    return data
 
 
 def env_threads() -> int:
