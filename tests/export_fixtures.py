@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.manifest import DEFAULT_CLASSES, Manifest
+from edge_runtime.manifest import DEFAULT_CLASSES, Manifest, load_manifest, save_manifest
 from edge_runtime.preprocess import preprocess
 
 ARCH = "lraspp_mobilenet_v3_large"
@@ -29,6 +29,7 @@ FIT_BATCH = 8
 LEARNING_RATE = 3e-3
 LESION_WEIGHT = 6.0  # lesions cover ~10% of pixels; weight them so the model marks some
 SAMPLE = Path(__file__).resolve().parent / "data" / "busi"
+EXTERNAL_DATA = "model.onnx.data"  # where external_copy keeps the weights
 
 
 def tiny_manifest(arch: str = ARCH, size: int = INPUT_SIZE) -> Manifest:
@@ -170,3 +171,23 @@ def old_style(model):
             rewired += 1
     assert rewired, "no Shape reads the frame's cast; the exporter changed"
     return model
+
+
+def external_copy(src, folder, keep_data: bool = True):
+    """``src`` saved with its weights in ``model.onnx.data`` and a manifest vouching for the .onnx."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / "model.onnx"
+    import onnx  # deferred: only the tests of external data need it
+
+    onnx.save(
+        onnx.load(str(src)),
+        str(out),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=EXTERNAL_DATA,
+        size_threshold=1024,
+    )
+    save_manifest(load_manifest(src), out)
+    if not keep_data:
+        (folder / EXTERNAL_DATA).unlink()
+    return out

@@ -9,18 +9,15 @@ from __future__ import annotations
 import os
 import signal
 
-import onnx
 import pytest
-from export_fixtures import shared_tiny_onnx
+from export_fixtures import EXTERNAL_DATA, external_copy, shared_tiny_onnx
 
 from edge_runtime.cli import main
 from edge_runtime.errors import ConfigError
-from edge_runtime.manifest import load_manifest, manifest_path, save_manifest
+from edge_runtime.manifest import manifest_path
 from export.staging import STAGING_SUFFIX, staged
 from export.trt_lint import lint_onnx
 from training.interrupt import sigterm_as_interrupt
-
-EXTERNAL_DATA = "model.onnx.data"
 
 
 @pytest.fixture(scope="module")
@@ -69,24 +66,6 @@ def test_export_tensorrt_refuses_an_empty_out(tiny_onnx, capsys):
     """``--out ""`` (an unset variable) was the working folder: engines built wherever the shell was."""
     rc = main(["export", "tensorrt", "--onnx", str(tiny_onnx), "--out", ""])
     assert "--out is empty" in one_line_error(capsys, rc)
-
-
-def external_copy(src, folder, keep_data: bool = True):
-    """``src`` saved with its weights in ``model.onnx.data`` and a manifest vouching for the .onnx."""
-    folder.mkdir(parents=True, exist_ok=True)
-    out = folder / "model.onnx"
-    onnx.save(
-        onnx.load(str(src)),
-        str(out),
-        save_as_external_data=True,
-        all_tensors_to_one_file=True,
-        location=EXTERNAL_DATA,
-        size_threshold=1024,
-    )
-    save_manifest(load_manifest(src), out)
-    if not keep_data:
-        (folder / EXTERNAL_DATA).unlink()
-    return out
 
 
 @pytest.mark.parametrize("keep_data", [True, False])

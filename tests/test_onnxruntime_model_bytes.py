@@ -13,6 +13,7 @@ import shutil
 import numpy as np
 import onnx
 import pytest
+from export_fixtures import EXTERNAL_DATA, external_copy
 
 from edge_runtime.backends import create_backend
 from edge_runtime.config import DEFAULT_MODEL
@@ -22,17 +23,16 @@ from edge_runtime.manifest import load_manifest, save_manifest
 GRAY = np.full((120, 160), 90, np.uint8)
 
 
-def _resaved(tmp_path, name: str, external: bool):
-    """The default model saved as tmp_path/name (+ name.data with ``external``) with its manifest."""
-    model = onnx.load(DEFAULT_MODEL)
-    path = tmp_path / name
-    onnx.save_model(model, path, save_as_external_data=external, location=f"{name}.data", size_threshold=0)
+def _resaved(tmp_path):
+    """The default model saved again as tmp_path/model.onnx, one file, with its manifest."""
+    path = tmp_path / "model.onnx"
+    onnx.save_model(onnx.load(DEFAULT_MODEL), path)
     save_manifest(load_manifest(DEFAULT_MODEL), path)
     return path
 
 
 def test_a_one_file_model_still_runs(tmp_path):
-    path = _resaved(tmp_path, "model.onnx", external=False)
+    path = _resaved(tmp_path)
     backend = create_backend("onnxruntime", path, load_manifest(path), device="cpu")
     assert backend.infer(GRAY).mask.shape == GRAY.shape
 
@@ -40,11 +40,11 @@ def test_a_one_file_model_still_runs(tmp_path):
 def test_a_model_with_external_weights_is_refused_even_with_its_data_in_the_working_folder(
     tmp_path, monkeypatch
 ):
-    path = _resaved(tmp_path, "model.onnx", external=True)
-    assert (tmp_path / "model.onnx.data").is_file()  # the file ONNX Runtime would read from a path
+    path = external_copy(DEFAULT_MODEL, tmp_path)
+    assert (tmp_path / EXTERNAL_DATA).is_file()  # the file ONNX Runtime would read from a path
     cwd = tmp_path / "cwd"
     cwd.mkdir()
-    shutil.copy(tmp_path / "model.onnx.data", cwd / "model.onnx.data")  # and from bytes, by default
+    shutil.copy(tmp_path / EXTERNAL_DATA, cwd / EXTERNAL_DATA)  # and from bytes, by default
     monkeypatch.chdir(cwd)
     with pytest.raises(
         InputError, match=r"model\.onnx: keeps weights outside the file \(ONNX external data\)"
@@ -53,7 +53,7 @@ def test_a_model_with_external_weights_is_refused_even_with_its_data_in_the_work
 
 
 def test_a_model_replaced_after_its_manifest_was_read_is_refused(tmp_path):
-    path = _resaved(tmp_path, "model.onnx", external=False)
+    path = _resaved(tmp_path)
     manifest = load_manifest(path)  # checked against the file's bytes here
     model = onnx.load(path)
     model.doc_string = "re-exported while the runtime started"
