@@ -15,13 +15,13 @@ import logging
 import traceback
 from pathlib import Path
 
+from edge_runtime.biopsy.study_id import case_id_of
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.privacy import redact
 from edge_runtime.yamlfile import read_yaml_mapping
 from registration.batch_reports import input_labels, raw_case
 from registration.batch_shared import shared_ids_and_inputs
 from registration.case import CaseSpec, load_case
-from registration.cases.identity import case_id_of
 from registration.cases.status import find_case_files, lacks_of
 from registration.report import without_input_paths
 
@@ -121,7 +121,7 @@ def load_cases(
 def pending_entry(case_yaml: Path, name: str) -> dict | None:
     """{case: ``name``, id, lacks} when the case lacks something registration needs, else None
     (a case.yaml that is not even a mapping is left to the loader's error). ConfigError when its id
-    would be a folder name that may be the patient's (cases/identity.case_id_of): the report lists it."""
+    would be a folder name that may be the patient's (edge_runtime/biopsy/study_id.case_id_of): the report lists it."""
     try:
         raw = read_yaml_mapping(case_yaml, "case file")
     except SonomapError:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge_runtime.biopsy.study_id import case_id_of
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.safe_names import safe_name
 from edge_runtime.typed_config import Wording, convert, shown
@@ -33,7 +34,7 @@ from registration.case_schema import (
     NeedleSection,
     PathologySection,
 )
-from registration.cases.identity import folder_case_id, identity_keys, patient_of, written_case_id
+from registration.cases.identity import identity_keys, patient_of
 from registration.wsi_mpp import MAX_PLAUSIBLE_MPP, MIN_PLAUSIBLE_MPP, plausible
 
 __all__ = [
@@ -243,9 +244,8 @@ def load_case(path: str | Path) -> CaseSpec:
     where = str(path)
     data = read_yaml_mapping(path, "case file")  # a UTF-16 file or a tab: what to change, and where
     identity_keys(data, "", where)  # a patient id's own error (quote it; no name) before the schema's
-    written = data.get("id")
-    if written is not None:
-        written_case_id(written, where)  # the same advice for the case's own id
+    if data.get("id") is not None:
+        case_id_of(data, path)  # the same advice for the case's own id, before the schema's
     raw = convert(data, CaseFile, where, WORDING)
     base = path.parent
     us = raw.ultrasound
@@ -264,9 +264,7 @@ def load_case(path: str | Path) -> CaseSpec:
         raise ConfigError(f"{where}: give 'needle' (points or auto) or an explicit 'tract'")
     # ids name files and folders of the dataset (images/<id>.png): one plain name each, never a path;
     # a folder's name stands in only when it could not be the patient's (cases/identity.py)
-    case_id = safe_name(
-        written if written is not None else folder_case_id(base.resolve().name, where), f"{where}: id"
-    )
+    case_id = safe_name(case_id_of(data, path), f"{where}: id")
     patient_id, _ = patient_of(data, case_id, where)
     return CaseSpec(
         path=path,

@@ -87,5 +87,13 @@ def test_an_unquoted_number_or_date_as_case_id_says_to_quote_it(simulated_case, 
 
 
 def test_a_quoted_case_id_is_kept_as_typed(simulated_case, tmp_path):
-    path = _case(simulated_case, tmp_path, "id: '0042'")
-    assert load_case(path).id == "0042"
+    path = _case(simulated_case, tmp_path, "id: 'BX-0042-1'")
+    assert load_case(path).id == "BX-0042-1"
+
+
+def test_a_quoted_bare_number_as_case_id_is_refused_without_repeating_it(simulated_case, tmp_path):
+    # digits alone may be the hospital's record number, which would become images/<id>.png
+    path = _case(simulated_case, tmp_path, "id: '12345678'")
+    with pytest.raises(ConfigError, match=rf"^{path}: id refused \(has no letter\)") as caught:
+        load_case(path)
+    assert "12345678" not in str(caught.value)

@@ -56,15 +56,15 @@ def report(tmp_path_factory):
     root = tmp_path_factory.mktemp("conc")
     cases, ds = root / "cases", root / "ds"
     # A: cancer cols 100-180, predicted 120-200 -> tp 20x60, fn 20x20, tn 20x80 (fp only outside the band)
-    write_captured_case(cases / "A", _mask(slice(120, 200)), SHA_A)
-    _register(ds, "A", "p1", slice(100, 180))
-    write_captured_case(cases / "B", _mask(slice(0, 0)), SHA_A)  # no cancer, none predicted
-    _register(ds, "B", "p2", None)
-    write_captured_case(cases / "C", _mask(slice(20, 40)), SHA_B)  # no cancer, 20x20 false positive
-    _register(ds, "C", "p3", None)
-    write_captured_case(cases / "D", _mask(slice(0, 50)), SHA_A)  # pending: never registered
-    write_captured_case(cases / "E", _mask(slice(0, 50)), SHA_A)
-    _register(ds, "E", "p4", None, held=True)
+    write_captured_case(cases / "A1", _mask(slice(120, 200)), SHA_A)
+    _register(ds, "A1", "p1", slice(100, 180))
+    write_captured_case(cases / "B1", _mask(slice(0, 0)), SHA_A)  # no cancer, none predicted
+    _register(ds, "B1", "p2", None)
+    write_captured_case(cases / "C1", _mask(slice(20, 40)), SHA_B)  # no cancer, 20x20 false positive
+    _register(ds, "C1", "p3", None)
+    write_captured_case(cases / "D1", _mask(slice(0, 50)), SHA_A)  # pending: never registered
+    write_captured_case(cases / "E1", _mask(slice(0, 50)), SHA_A)
+    _register(ds, "E1", "p4", None, held=True)
     out = root / "report"
     printed = sonomap("concordance", cases, "--dataset", ds, "--out", out).stdout
     return out, json.loads((out / "concordance.json").read_text()), printed
@@ -73,8 +73,8 @@ def report(tmp_path_factory):
 def test_per_core_counts_and_fractions(report):
     out, _, _ = report
     rows = {r["id"]: r for r in csv.DictReader(open(out / "cores.csv"))}
-    assert set(rows) == {"A", "B", "C"}
-    a, b, c = rows["A"], rows["B"], rows["C"]
+    assert set(rows) == {"A1", "B1", "C1"}
+    a, b, c = rows["A1"], rows["B1"], rows["C1"]
     assert (int(a["tp"]), int(a["fp"]), int(a["fn"]), int(a["tn"])) == (1200, 0, 400, 1600)
     assert float(a["dice"]) == pytest.approx(2400 / 2800)
     assert float(a["sensitivity"]) == pytest.approx(0.75) and float(a["specificity"]) == 1.0
@@ -104,7 +104,7 @@ def test_core_level_scores_over_all_and_per_model(report):
     # undefined: NaN in memory, null in concordance.json (strict JSON)
     assert only_c["core_scores"]["sensitivity"]["value"] is None
     assert only_c["core_scores"]["auc"]["value"] is None
-    assert [x["case"] for x in s["skipped"]] == ["D", "E"] and "not registered" in s["skipped"][0]["reason"]
+    assert [x["case"] for x in s["skipped"]] == ["D1", "E1"] and "not registered" in s["skipped"][0]["reason"]
     assert "held for review" in s["skipped"][1]["reason"] and "not scored: 2 case(s)" in printed
     md = (out / "report.md").read_text()
     assert "| called cancer | 1 (tp) | 0 (fp) |" in md and "## model test-model bbbbbbbbbbbb" in md
@@ -115,11 +115,11 @@ def test_core_level_scores_over_all_and_per_model(report):
 
 def test_a_damaged_or_stale_report_skips_its_core_naming_the_file(tmp_path):
     cases, ds = tmp_path / "cases", tmp_path / "ds"
-    for name in ("A", "F", "G"):
+    for name in ("A1", "F1", "G1"):
         write_captured_case(cases / name, _mask(slice(120, 200)), SHA_A)
         _register(ds, name, f"p_{name}", slice(100, 180))
-    (ds / "registration" / "F" / "report.json").write_text('{"patient_id": ')
-    g = cases / "G" / "case.yaml"
+    (ds / "registration" / "F1" / "report.json").write_text('{"patient_id": ')
+    g = cases / "G1" / "case.yaml"
     g.write_text(g.read_text() + "patient_id: corrected\n")  # the report's patient is now stale
     r = sonomap("concordance", cases, "--dataset", ds, "--out", tmp_path / "report")
     assert "Traceback" not in r.stderr
@@ -127,9 +127,9 @@ def test_a_damaged_or_stale_report_skips_its_core_naming_the_file(tmp_path):
         x["case"]: x["reason"]
         for x in json.loads((tmp_path / "report" / "concordance.json").read_text())["skipped"]
     }
-    assert set(skipped) == {"F", "G"}
-    assert "F/report.json: damaged report.json" in skipped["F"]
-    assert skipped["G"].startswith("case.yaml: changed since it was registered")  # the skip names the case
+    assert set(skipped) == {"F1", "G1"}
+    assert "F1/report.json: damaged report.json" in skipped["F1"]
+    assert skipped["G1"].startswith("case.yaml: changed since it was registered")  # the skip names the case
 
 
 def test_auc_counts_ties_half():
@@ -140,13 +140,13 @@ def test_auc_counts_ties_half():
 
 def test_a_core_without_a_known_pixel_is_skipped_with_the_reason(tmp_path):
     cases, ds = tmp_path / "cases", tmp_path / "ds"
-    for name in ("A", "U"):
+    for name in ("A1", "U1"):
         write_captured_case(cases / name, _mask(slice(120, 200)), SHA_A)
         _register(ds, name, f"p_{name}", slice(100, 180))
-    cv2.imwrite(str(ds / "registration" / "U" / "label.png"), np.full(SHAPE, 255, np.uint8))
+    cv2.imwrite(str(ds / "registration" / "U1" / "label.png"), np.full(SHAPE, 255, np.uint8))
     r = sonomap("concordance", cases, "--dataset", ds, "--out", tmp_path / "report")
     summary = json.loads((tmp_path / "report" / "concordance.json").read_text())
-    assert [x["case"] for x in summary["skipped"]] == ["U"]
+    assert [x["case"] for x in summary["skipped"]] == ["U1"]
     assert "no known pixel" in summary["skipped"][0]["reason"] and "Traceback" not in r.stderr
 
 
@@ -156,11 +156,11 @@ def _core(i: int, patient: str, counts: Counts) -> Core:
 
 def test_group_summary_leaves_out_unknown_cores_and_one_patient_gets_no_ci():
     cores = [
-        _core(1, "A", Counts(30, 0, 10, 60)),
-        _core(2, "B", Counts(0, 0, 0, 100)),
-        _core(3, "C", Counts(0, 20, 0, 80)),
+        _core(1, "A1", Counts(30, 0, 10, 60)),
+        _core(2, "B1", Counts(0, 0, 0, 100)),
+        _core(3, "C1", Counts(0, 20, 0, 80)),
     ]
-    with_unknown = group_summary([*cores, _core(4, "D", Counts(0, 0, 0, 0))], 0.05, 0)
+    with_unknown = group_summary([*cores, _core(4, "D1", Counts(0, 0, 0, 0))], 0.05, 0)
     without = group_summary(cores, 0.05, 0)
     assert with_unknown["n_cores_no_known_pixel"] == 1 and with_unknown["n_cores"] == 3
     assert with_unknown["core_counts"] == without["core_counts"] == {"tp": 1, "fp": 1, "fn": 0, "tn": 1}
@@ -170,7 +170,7 @@ def test_group_summary_leaves_out_unknown_cores_and_one_patient_gets_no_ci():
     assert math.isnan(sens["ci_low"]) and math.isnan(sens["ci_high"])
     assert "1 patient(s) contribute" in sens["reason"]
     assert without["core_scores"]["specificity"]["reason"] == ""
-    one_patient = group_summary([_core(i, "A", c.counts) for i, c in enumerate(cores)], 0.05, 0)
+    one_patient = group_summary([_core(i, "A1", c.counts) for i, c in enumerate(cores)], 0.05, 0)
     assert math.isnan(one_patient["fraction_agreement"]["bias_ci_low"])
 
 
@@ -178,13 +178,13 @@ def test_patients_come_from_the_datasets_cases_csv(tmp_path):
     """register-batch writes in cases.csv the patient each core belongs to after joining cores that
     share a patient or study id; the bootstrap resamples those patients, not each report's own id."""
     cases, ds = tmp_path / "cases", tmp_path / "ds"
-    for name, patient in (("A", "p1"), ("B", "BX-0042"), ("C", "p3")):
+    for name, patient in (("A1", "p1"), ("B1", "BX-0042"), ("C1", "p3")):
         write_captured_case(cases / name, _mask(slice(0, 0)), SHA_A)
         _register(ds, name, patient, None)
     out = tmp_path / "report"
     sonomap("concordance", cases, "--dataset", ds, "--out", out)
     assert json.loads((out / "concordance.json").read_text())["all"]["n_patients"] == 3
-    (ds / "cases.csv").write_text("id,case_id,split\nA,p1,train\nB,p1,train\nC,p3,val\n")
+    (ds / "cases.csv").write_text("id,case_id,split\nA1,p1,train\nB1,p1,train\nC1,p3,val\n")
     sonomap("concordance", cases, "--dataset", ds, "--out", out)
     assert json.loads((out / "concordance.json").read_text())["all"]["n_patients"] == 2
 
@@ -206,14 +206,14 @@ def test_the_reasons_for_skipped_cores_name_no_folder_above_the_cases(tmp_path):
     the cases and the dataset must not reach them through a skipped core's reason."""
     root = tmp_path / "Doe_Jane_1970-01-01"
     cases, ds = root / "cases", root / "ds"
-    write_captured_case(cases / "A", _mask(slice(120, 200)), SHA_A)
-    _register(ds, "A", "p1", slice(100, 180))
-    write_captured_case(cases / "D", _mask(slice(0, 50)), SHA_A)  # pending: never registered
-    write_captured_case(cases / "E", _mask(slice(0, 50)), SHA_A)
-    _register(ds, "E", "p4", None, held=True)
+    write_captured_case(cases / "A1", _mask(slice(120, 200)), SHA_A)
+    _register(ds, "A1", "p1", slice(100, 180))
+    write_captured_case(cases / "D1", _mask(slice(0, 50)), SHA_A)  # pending: never registered
+    write_captured_case(cases / "E1", _mask(slice(0, 50)), SHA_A)
+    _register(ds, "E1", "p4", None, held=True)
     sonomap("concordance", cases, "--dataset", ds, "--out", tmp_path / "report")
     summary = json.loads((tmp_path / "report" / "concordance.json").read_text())
-    assert [x["case"] for x in summary["skipped"]] == ["D", "E"]
+    assert [x["case"] for x in summary["skipped"]] == ["D1", "E1"]
     assert summary["skipped"][0]["reason"].startswith("case.yaml: not registered in ds")
     for name in ("report.md", "concordance.json", "cores.csv"):
         assert "Doe_Jane" not in (tmp_path / "report" / name).read_text(), name
@@ -225,16 +225,16 @@ def test_the_reasons_for_skipped_cores_name_no_folder_above_the_cases(tmp_path):
 )
 def test_a_bad_prediction_value_skips_its_core_naming_the_key(tmp_path, key, value):
     cases, ds = tmp_path / "cases", tmp_path / "ds"
-    for name in ("A", "B"):
+    for name in ("A1", "B1"):
         write_captured_case(cases / name, _mask(slice(120, 200)), SHA_A)
-    case_yaml = cases / "B" / "case.yaml"
+    case_yaml = cases / "B1" / "case.yaml"
     case = yaml.safe_load(case_yaml.read_text())
     case["capture"]["prediction"][key] = value
     case_yaml.write_text(yaml.safe_dump(case))
-    for name in ("A", "B"):
+    for name in ("A1", "B1"):
         _register(ds, name, f"p_{name}", slice(100, 180))
     r = sonomap("concordance", cases, "--dataset", ds, "--out", tmp_path / "report")
     assert "Traceback" not in r.stderr
     summary = json.loads((tmp_path / "report" / "concordance.json").read_text())
-    assert [x["case"] for x in summary["skipped"]] == ["B"]
+    assert [x["case"] for x in summary["skipped"]] == ["B1"]
     assert f"capture.prediction.{key} must be an integer" in summary["skipped"][0]["reason"]

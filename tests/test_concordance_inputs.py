@@ -82,27 +82,27 @@ def _skipped(out) -> dict[str, str]:
 )
 def test_a_bad_expected_yield_skips_its_core_naming_the_key(tmp_path, expected_yield, key):
     cases, ds, out = tmp_path / "cases", tmp_path / "ds", tmp_path / "report"
-    _capture(cases / "A", {"fraction": 0.4, "needle_frame": 3, "gauge": 14})
-    _capture(cases / "B", expected_yield)
-    for name in ("A", "B"):
+    _capture(cases / "A1", {"fraction": 0.4, "needle_frame": 3, "gauge": 14})
+    _capture(cases / "B1", expected_yield)
+    for name in ("A1", "B1"):
         _register(ds, cases / name / "case.yaml", f"p_{name}")
     result = sonomap("concordance", cases, "--dataset", ds, "--out", out, check=False)
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
     skipped = _skipped(out)
-    assert list(skipped) == ["B"] and f"{key} must be" in skipped["B"], skipped
+    assert list(skipped) == ["B1"] and f"{key} must be" in skipped["B1"], skipped
     cores = json.loads((out / "concordance.json").read_text())["cores"]
-    assert [(c["id"], c["expected_yield"]) for c in cores] == [("A", 0.4)]
+    assert [(c["id"], c["expected_yield"]) for c in cores] == [("A1", 0.4)]
 
 
 def test_cases_without_an_expected_yield_are_scored(tmp_path):
     cases, ds, out = tmp_path / "cases", tmp_path / "ds", tmp_path / "report"
-    _capture(cases / "A")
-    _capture(cases / "B", {"needle_frame": 3})  # the band was found, no fraction recorded
-    for name in ("A", "B"):
+    _capture(cases / "A1")
+    _capture(cases / "B1", {"needle_frame": 3})  # the band was found, no fraction recorded
+    for name in ("A1", "B1"):
         _register(ds, cases / name / "case.yaml", f"p_{name}")
     sonomap("concordance", cases, "--dataset", ds, "--out", out)
     cores = json.loads((out / "concordance.json").read_text())["cores"]
-    assert [(c["id"], c["expected_yield"]) for c in cores] == [("A", None), ("B", None)]
+    assert [(c["id"], c["expected_yield"]) for c in cores] == [("A1", None), ("B1", None)]
     assert _skipped(out) == {}
 
 
@@ -111,8 +111,8 @@ def test_cases_without_an_expected_yield_are_scored(tmp_path):
 
 def test_a_skipped_case_in_a_patient_folder_is_named_by_its_id_or_position(tmp_path):
     cases, ds, out = tmp_path / "cases", tmp_path / "ds", tmp_path / "report"
-    _capture(cases / "A")
-    _register(ds, cases / "A" / "case.yaml", "p1")
+    _capture(cases / "A1")
+    _register(ds, cases / "A1" / "case.yaml", "p1")
     patient = cases / PATIENT_FOLDER
     _capture(patient / "20261202T220452Z-1")  # captured, never registered
     _capture(patient / "20261202T220454Z-2", "unknown")  # registered, but its expected_yield is no mapping
@@ -135,8 +135,8 @@ def test_a_case_without_id_in_a_patient_named_folder_is_skipped_without_the_name
     """No id, so the folder's name would be the case id: one named after the patient is no id
     register-batch takes, and the skip reason must not carry it (``registration/<name>/...``)."""
     cases, ds, out = tmp_path / "cases", tmp_path / "ds", tmp_path / "report"
-    _capture(cases / "A")
-    _register(ds, cases / "A" / "case.yaml", "p1")
+    _capture(cases / "A1")
+    _register(ds, cases / "A1" / "case.yaml", "p1")
     _capture(cases / PATIENT_FOLDER)
     case_yaml = cases / PATIENT_FOLDER / "case.yaml"
     case = yaml.safe_load(case_yaml.read_text())
@@ -145,7 +145,31 @@ def test_a_case_without_id_in_a_patient_named_folder_is_skipped_without_the_name
     result = sonomap("concordance", cases, "--dataset", ds, "--out", out)
     skipped = _skipped(out)
     assert list(skipped) == ["case 2 of 2"], skipped
-    assert skipped["case 2 of 2"].startswith("case.yaml: no id, and its folder's name is not"), skipped
+    assert skipped["case 2 of 2"].startswith(
+        "case.yaml: the case folder's name (the case id, as case.yaml has no id) refused"
+    ), skipped
+    for path in out.rglob("*"):
+        assert PATIENT_FOLDER.encode() not in path.read_bytes(), path.name
+    assert PATIENT_FOLDER not in result.stdout + result.stderr
+
+
+def test_a_case_whose_typed_id_is_a_name_is_skipped_without_the_name(tmp_path):
+    """An ``id`` typed by hand names the dataset's files as a folder's name does, so the same rule
+    refuses it: register-batch has no registration of it, and the skip reason does not carry it."""
+    cases, ds, out = tmp_path / "cases", tmp_path / "ds", tmp_path / "report"
+    _capture(cases / "A1")
+    _register(ds, cases / "A1" / "case.yaml", "p1")
+    _capture(cases / "B1")
+    case_yaml = cases / "B1" / "case.yaml"
+    case = yaml.safe_load(case_yaml.read_text())
+    case["id"] = PATIENT_FOLDER
+    case_yaml.write_text(yaml.safe_dump(case, sort_keys=False))
+    result = sonomap("concordance", cases, "--dataset", ds, "--out", out)
+    skipped = _skipped(out)
+    assert list(skipped) == ["case 2 of 2"], skipped
+    assert skipped["case 2 of 2"].startswith("case.yaml: id refused (reads as a name with a birth year"), (
+        skipped
+    )
     for path in out.rglob("*"):
         assert PATIENT_FOLDER.encode() not in path.read_bytes(), path.name
     assert PATIENT_FOLDER not in result.stdout + result.stderr
@@ -157,7 +181,7 @@ def test_a_case_without_id_in_a_patient_named_folder_is_skipped_without_the_name
 @pytest.fixture()
 def scored_cases(tmp_path):
     cases, ds = tmp_path / "cases", tmp_path / "ds"
-    for name in ("A", "B"):
+    for name in ("A1", "B1"):
         _capture(cases / name)
         _register(ds, cases / name / "case.yaml", f"p_{name}")
     return cases, ds

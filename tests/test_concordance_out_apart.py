@@ -14,7 +14,7 @@ from test_concordance_inputs import EXIT_USER_ERROR, _capture, _register
 @pytest.fixture()
 def loop(tmp_path):
     cases, ds = tmp_path / "loop" / "cases", tmp_path / "loop" / "ds"
-    for name in ("A", "B"):
+    for name in ("A1", "B1"):
         _capture(cases / name)
         _register(ds, cases / name / "case.yaml", f"p_{name}")
     return cases, ds

@@ -48,8 +48,8 @@ def earlier_report(tmp_path_factory):
     """Cores A and B and the report of one run on them: the earlier report both tests start from
     (each test works on its own copy; the run costs seconds of patient bootstrap)."""
     root = tmp_path_factory.mktemp("earlier")
-    _core(root, "A", "p1", cancer=True)
-    _core(root, "B", "p2", cancer=False)
+    _core(root, "A1", "p1", cancer=True)
+    _core(root, "B1", "p2", cancer=False)
     _run(root)
     return root
 
@@ -64,7 +64,7 @@ def test_a_failed_write_leaves_the_earlier_report_whole(root):
     before = {name: (out / name).read_bytes() for name in REPORT_FILES}
     (out / "scatter.png").unlink()
     (out / "scatter.png").mkdir()  # the one file this run cannot replace
-    _core(root, "C", "p3", cancer=True)  # the new report would differ in every file
+    _core(root, "C1", "p3", cancer=True)  # the new report would differ in every file
     res = _run(root, check=False)
     assert res.returncode != 0 and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and str(out / "scatter.png") in res.stderr, res.stderr
@@ -74,9 +74,13 @@ def test_a_failed_write_leaves_the_earlier_report_whole(root):
 
 def test_a_second_run_replaces_every_file_and_leaves_nothing_else(root):
     assert sorted(p.name for p in (root / "report").iterdir()) == sorted([*REPORT_FILES, "scatter.png"])
-    _core(root, "C", "p3", cancer=True)
+    _core(root, "C1", "p3", cancer=True)
     _run(root)
     out = root / "report"
     assert sorted(p.name for p in out.iterdir()) == sorted([*REPORT_FILES, "scatter.png"])
-    assert [c["id"] for c in json.loads((out / "concordance.json").read_text())["cores"]] == ["A", "B", "C"]
-    assert (out / "cores.csv").read_text().count("\n") == 4 and "| C |" in (out / "report.md").read_text()
+    assert [c["id"] for c in json.loads((out / "concordance.json").read_text())["cores"]] == [
+        "A1",
+        "B1",
+        "C1",
+    ]
+    assert (out / "cores.csv").read_text().count("\n") == 4 and "| C1 |" in (out / "report.md").read_text()

@@ -37,15 +37,15 @@ def cases_dir(busi_sample, tmp_path_factory):
     )
     first = out / s["cases"][0]["case_id"]
     # a second image of the first patient: must land in the same split
-    twin = out / "twin_case"
+    twin = out / "twin_case1"
     shutil.copytree(first, twin)
     c = yaml.safe_load((twin / "case.yaml").read_text())
-    c["id"] = "twin_case"
+    c["id"] = "twin_case1"
     (twin / "case.yaml").write_text(yaml.safe_dump(c))
     # a broken case: malformed annotations
-    bad = out / "zz_bad"
+    bad = out / "zz_bad1"
     shutil.copytree(first, bad)
-    c["id"] = "zz_bad"
+    c["id"] = "zz_bad1"
     (bad / "case.yaml").write_text(yaml.safe_dump(c))
     (bad / "core.geojson").write_text("{broken")
     return out
@@ -61,7 +61,7 @@ def test_batch_builds_dataset_collects_errors_and_resumes(cases_dir, tmp_path):
     s = register_batch(cases_dir, ds, progress=False)
     assert (s["registered"], s["failed"], s["skipped_done"]) == (4, 1, 0)
     # named by its place among the case files and its id, never by its folder (often the patient's name)
-    assert s["failures"][0]["case"] == "case 5 of 5" and s["failures"][0]["id"] == "zz_bad"
+    assert s["failures"][0]["case"] == "case 5 of 5" and s["failures"][0]["id"] == "zz_bad1"
     assert s["failures"][0]["error"].startswith("case 5 of 5: ")
     assert (
         "malformed GeoJSON" in s["failures"][0]["error"] and str(cases_dir) not in s["failures"][0]["error"]
@@ -76,7 +76,7 @@ def test_batch_builds_dataset_collects_errors_and_resumes(cases_dir, tmp_path):
         lab = cv2.imread(str(ds / "labels" / f"{r['id']}.png"), cv2.IMREAD_UNCHANGED)
         assert img.ndim == 2 and img.dtype.name == "uint8" and lab.shape == img.shape
         assert set(lab.ravel().tolist()) <= {0, 1, 255}
-        if r["id"] != "twin_case":  # the dataset gets the pre-fire frame, not the needle-covered one
+        if r["id"] != "twin_case1":  # the dataset gets the pre-fire frame, not the needle-covered one
             prefire = cv2.imread(str(cases_dir / r["id"] / "us_prefire.png"), cv2.IMREAD_GRAYSCALE)
             assert (img == prefire).all()
     assert all(len(v) == 1 for v in by_patient.values())  # one patient, one split
@@ -146,7 +146,7 @@ def test_cli_errors_are_one_line(tmp_path, repo_root, cases_dir):
     assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
     assert "nope.yaml" in r.stderr
     r = subprocess.run(
-        [exe, "register", str(cases_dir / "zz_bad" / "case.yaml"), "--out", str(tmp_path / "o")],
+        [exe, "register", str(cases_dir / "zz_bad1" / "case.yaml"), "--out", str(tmp_path / "o")],
         capture_output=True,
         text=True,
         timeout=60,

@@ -14,13 +14,19 @@ digit in it (``DOE1970``) that the general rule lets through.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
+from pathlib import Path
 
 from edge_runtime.biopsy.numbering import CASE_NAME
 from edge_runtime.errors import ConfigError
 
 MAX_CHARS = 16  # DICOM StudyID is SH: at most 16 characters
-PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_-]{{0,{MAX_CHARS - 1}}}")
+# A case id names dataset files, not DICOM fields, and adds the core to the study's pseudonym
+# (BX-0042-core2): room for that, not for a sentence.
+MAX_CASE_ID_CHARS = 32
+PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # the length is checked on its own
 # Name + birth date, as folders are named after patients (Doe_Jane_1970): a word of two or more
 # letters (a surname), another run of letters (a given name or an initial) and a year 1900-2099,
 # alone or as YYYYMMDD. A pseudonym scheme has one prefix (BX-0042, SITE2024-001) and a capture's
@@ -29,19 +35,27 @@ WORD = re.compile(r"[A-Za-z]+")
 NAME_WORD_LETTERS = 2
 BIRTH_DATE = re.compile(r"(?<![0-9])(19|20)[0-9]{2}([01][0-9][0-3][0-9])?(?![0-9])")
 NAME_WORDS = 2
-RULE = (
-    f"a study ID is a short pseudonym such as BX-0042: 1-{MAX_CHARS} letters, digits, '-' or '_', "
-    "with at least one letter and one digit, never a name, a birth date or a hospital number"
-)
+EXAMPLE_CASE_ID = "BX-0042-1"  # a study ID with the core's number
 
 
-def _why(value) -> str | None:
+def rule(max_chars: int = MAX_CHARS) -> str:
+    """The rule an ID of at most ``max_chars`` characters follows, as error messages state it."""
+    return (
+        f"a study ID is a short pseudonym such as BX-0042: 1-{max_chars} letters, digits, '-' or '_', "
+        "with at least one letter and one digit, never a name, a birth date or a hospital number"
+    )
+
+
+RULE = rule()
+
+
+def _why(value, max_chars: int = MAX_CHARS) -> str | None:
     """What is wrong with ``value`` as a study ID, without repeating it; None when it is fine."""
     if not isinstance(value, str):
         return f"not text ({type(value).__name__})"
     if not value:
         return "empty"
-    if len(value) > MAX_CHARS:
+    if len(value) > max_chars:
         return f"{len(value)} characters"
     if any(c.isspace() for c in value):
         return "contains a space"
@@ -60,13 +74,15 @@ def _why(value) -> str | None:
     return None
 
 
-def check_study_id(value, where: str = "--study-id", pattern: str | None = None) -> str:
+def check_study_id(
+    value, where: str = "--study-id", pattern: str | None = None, max_chars: int = MAX_CHARS
+) -> str:
     """``value`` as a study ID, or ``ConfigError`` (one line) naming ``where``, what is wrong and the
     rule. ``pattern``: the site's ``privacy.study_id_pattern``, matched whole. The refused value is
     not repeated: it may be the patient's name, and errors reach logs."""
-    why = _why(value)
+    why = _why(value, max_chars)
     if why is not None:
-        raise ConfigError(f"{where} refused ({why}): {RULE}")
+        raise ConfigError(f"{where} refused ({why}): {rule(max_chars)}")
     if pattern is not None and re.fullmatch(pattern, value) is None:
         raise ConfigError(
             f"{where} refused (not in this site's format, privacy.study_id_pattern {pattern!r}): {RULE}"
@@ -80,7 +96,36 @@ def check_folder_id(name: str, where: str) -> str:
     (:func:`check_study_id`: ConfigError naming ``where``, never repeating the name)."""
     if CASE_NAME.match(name):
         return name
-    return check_study_id(name, where)
+    return check_study_id(name, where, max_chars=MAX_CASE_ID_CHARS)
+
+
+def case_id_of(case: Mapping, case_yaml: Path) -> str:
+    """The case id of ``case_yaml`` (its mapping ``case``), the one rule register-batch, the case
+    listing and the concordance share: its ``id`` when written, else its folder's name, either
+    passing :func:`check_folder_id`. The id names the case's files in the dataset
+    (``images/<id>.png``) and its rows in every report, so a hand-typed ``id: Doe_Jane_1970`` is
+    refused as a folder so named is. ConfigError naming the file and what to change, never the value."""
+    where = str(case_yaml)
+    written = case.get("id")
+    if written is None:
+        folder = os.path.basename(os.path.dirname(os.path.abspath(case_yaml)))  # "case.yaml" alone too
+        try:
+            return check_folder_id(
+                folder, f"{where}: the case folder's name (the case id, as case.yaml has no id)"
+            )
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{exc}; set 'id:' in {where} to a pseudonym such as {EXAMPLE_CASE_ID}"
+            ) from exc
+    if not isinstance(written, str):
+        raise ConfigError(
+            f"{where}: id must be text, got a YAML {type(written).__name__}: put it in quotes "
+            f"(id: '{EXAMPLE_CASE_ID}'); unquoted, 0042 reads as the number 34 and 1970-01-01 as a date"
+        )
+    try:
+        return check_folder_id(written, f"{where}: id")
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; the id names the case's files in the dataset") from exc
 
 
 class StudyIdSlot:

@@ -23,9 +23,10 @@ refusal does not repeat the value. An id must also be YAML text: typed unquoted,
 the octal number 34 and ``1970-01-01`` as a date, so one patient's quoted and unquoted ids would
 differ and the patient could span two splits; such a value is refused with the advice to quote it.
 
-The case id of a case.yaml without ``id`` is its folder's name (:func:`case_id_of`), and it becomes
-the patient id above, a dataset file name and the QA image's header. A folder is often named after
-the patient, so that name must pass the study id rule too, or be the name a capture gives its folder
+The case id (``case_id_of`` in edge_runtime/biopsy/study_id.py) is case.yaml's ``id``, else its
+folder's name, and it becomes the patient id above, a dataset file name and the QA image's header.
+A folder is often named after the patient, and an ``id`` may be typed the same way, so either must
+pass the study id rule too, or be the name a capture gives its folder
 (``<UTC YYYYmmddTHHMMSSZ>-<number>``); else the case is refused, telling the user to write ``id``.
 """
 
@@ -33,9 +34,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from pathlib import Path
 
-from edge_runtime.biopsy.study_id import check_folder_id, check_study_id
+from edge_runtime.biopsy.study_id import check_study_id
 from edge_runtime.errors import ConfigError
 
 log = logging.getLogger("sonomap.registration")
@@ -60,37 +60,6 @@ def checked_id(value, key: str, where: str) -> str:
             f"({key}: 'P-0042'); unquoted, 0042 reads as the number 34 and 1970-01-01 as a date"
         )
     return check_study_id(value, f"{where}: {key}")
-
-
-def folder_case_id(name: str, where: str) -> str:
-    """The case id that the folder name ``name`` stands in for when case.yaml ``where`` has no
-    ``id``; ConfigError naming ``where`` when ``name`` is neither a capture's folder name nor a
-    study id (module docstring). The refusal adds the name nowhere but in the case.yaml path it
-    must give, so that whoever runs the command finds the case."""
-    try:
-        return check_folder_id(name, f"{where}: the case folder's name (the case id, as case.yaml has no id)")
-    except ConfigError as exc:
-        raise ConfigError(f"{exc}; set 'id:' in {where} to a pseudonym such as BX-0042-1") from exc
-
-
-def written_case_id(value, where: str) -> str:
-    """case.yaml's ``id`` ``value``; ConfigError naming ``where`` when it is not YAML text: typed
-    unquoted, ``0042`` reads as the number 34, so the case would be filed as case 34."""
-    if not isinstance(value, str):
-        raise ConfigError(
-            f"{where}: id must be text, got a YAML {type(value).__name__}: put it in quotes "
-            f"(id: 'BX-0042-1'); unquoted, 0042 reads as the number 34 and 1970-01-01 as a date"
-        )
-    return value
-
-
-def case_id_of(raw: Mapping, case_yaml: Path) -> str:
-    """The case id of ``case_yaml`` (its mapping ``raw``): its ``id`` as written
-    (:func:`written_case_id`), else its folder's name through :func:`folder_case_id`."""
-    written = raw.get("id")
-    if written is not None:
-        return written_case_id(written, str(case_yaml))
-    return folder_case_id(case_yaml.parent.name, str(case_yaml))
 
 
 def identity_keys(raw: Mapping, case_id: str, where: str) -> list[tuple[str, str]]:

@@ -21,12 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge_runtime.biopsy.study_id import case_id_of
 from edge_runtime.errors import ConfigError, InputError, SonomapError
 from edge_runtime.manifest import SHA_SHOWN
 from edge_runtime.yamlfile import read_yaml_mapping
 from registration.case import CaseSpec, load_case
 from registration.case_paths import path_slip
-from registration.cases.identity import case_id_of, patient_of
+from registration.cases.identity import patient_of
 
 PENDING, COMPLETE, BROKEN = "pending", "complete", "broken"
 CASE_FILE = "case.yaml"

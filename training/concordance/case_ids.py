@@ -17,29 +17,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from edge_runtime.biopsy.study_id import check_folder_id
+from edge_runtime.biopsy.study_id import case_id_of as study_case_id
 from edge_runtime.errors import ConfigError, InputError, SonomapError
 from edge_runtime.yamlfile import read_yaml_mapping
 
 
-def _folder_id(case_yaml: Path) -> str:
-    """The id a case.yaml without ``id`` has, its folder's name, as register-batch takes it: a
-    capture's name or a study id; InputError, not naming the folder, for any other name (one after
-    the patient: register-batch has refused that case)."""
-    try:
-        return check_folder_id(case_yaml.parent.name, "the case folder's name")
-    except ConfigError:
-        raise InputError(
-            f"{case_yaml}: no id, and its folder's name is not one register-batch takes as the case id "
-            "(a capture's name or a study id): set 'id:' in it and register it again"
-        ) from None
-
-
 def case_id_of(case_yaml: Path, case: dict | None = None) -> str:
-    """The case id of ``case_yaml`` (its mapping ``case``, read when not given): its ``id``, else
-    its folder's name as :func:`_folder_id` takes it."""
+    """The case id of ``case_yaml`` (its mapping ``case``, read when not given) by register-batch's
+    rule (:func:`edge_runtime.biopsy.study_id.case_id_of`); InputError when that rule refuses it:
+    register-batch has refused the case too, so it has no registration to score."""
     case = read_yaml_mapping(case_yaml, "case file") if case is None else case
-    return str(case.get("id") or _folder_id(case_yaml))
+    try:
+        return study_case_id(case, case_yaml)
+    except ConfigError as exc:
+        raise InputError(f"{exc}; then register it again") from None
 
 
 def shared_ids(found: list[Path], id_of: Callable[[Path], str]) -> dict[Path, str]:

@@ -42,7 +42,6 @@ from edge_runtime.case_split import CASES_CSV, read_cases_csv
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.image_files import UnreadableImage, read_image
 from edge_runtime.manifest import SHA_SHOWN
-from edge_runtime.safe_names import safe_name
 from edge_runtime.yamlfile import read_yaml_mapping
 from training.concordance.case_ids import case_id_of, shared_ids
 from training.data import IGNORE_INDEX
@@ -234,13 +233,14 @@ def load_cores(cases_dir: str | Path, dataset: str | Path) -> tuple[list[Core], 
 
 
 def skip_entry(exc: Exception, case_yaml: Path, position: str, cases_dir: Path, dataset: Path) -> dict:
-    """``{case, reason}`` for a case that is not scored. ``case``: its case.yaml's id when that is a
-    plain name, else ``position``; ``reason``: the error with the case's folder left out
+    """``{case, reason}`` for a case that is not scored. ``case``: its case.yaml's id when it passes
+    the case id rule (:func:`case_id_of`), else ``position``; ``reason``: the error with the case's folder left out
     (``case.yaml: ...``, ``case.yaml: prefire_mask.png: ...``) and the cases folder and dataset named
     by their base names (:func:`public_reason`)."""
     try:
-        name = safe_name(read_yaml_mapping(case_yaml, "case file").get("id"), "id")
-    except SonomapError:  # unreadable, no id, or one that is no plain name: its position
+        case = read_yaml_mapping(case_yaml, "case file")
+        name = position if case.get("id") is None else case_id_of(case_yaml, case)
+    except SonomapError:  # unreadable, or an id the case id rule refuses (a name, a path): its position
         name = position
     text = str(exc)
     folder = case_yaml.parent
