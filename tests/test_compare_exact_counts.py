@@ -2,7 +2,7 @@
 confusion counts, not on metrics.csv's score columns (rounded to 8 decimals): two models whose
 per-image Dice differs only below the 8th decimal still give non-zero, untied differences, and the
 statistics are those of the counts. The two evaluations are stand-ins that write metrics.csv as
-`evaluate` does (its own writer), so no model is trained."""
+`evaluate` does (its own writer), so no model is trained and no dataset is read."""
 
 from __future__ import annotations
 
@@ -32,8 +32,18 @@ IDS = [f"img{j}" for j in range(1, IMAGES + 1)]
 CASES = [f"case{j}" for j in range(1, IMAGES + 1)]
 
 
-def _fake_evaluate(ck, data, split, out, device="cpu", seed=0):
-    """What `evaluate` leaves for compare: OUT/metrics.csv (its writer) and the summary."""
+def _no_inputs(checkpoints, data, split, device):
+    """Stands in for loading the models and the split: the stand-in scores need neither."""
+    return None, None, None
+
+
+def _fake_scores(checkpoints, data, split, outs, inputs, seed):
+    """What scoring leaves for compare: each OUT/metrics.csv (its writer) and each summary."""
+    return [_fake_evaluate(ck, out) for ck, out in zip(checkpoints, outs, strict=True)]
+
+
+def _fake_evaluate(ck, out):
+    """One model's OUT/metrics.csv (evaluate's writer) and its summary."""
     counts = _counts(str(ck))
     results = [ImageResult(i, c, k, scores(k)) for i, c, k in zip(IDS, CASES, counts, strict=True)]
     Path(out).mkdir(parents=True)
@@ -57,7 +67,8 @@ def captured(monkeypatch):
         got["table"] = compare_models(per_a, per_b, cases, seed, *args, **kwargs)
         return got["table"]
 
-    monkeypatch.setattr(evaluate_module, "evaluate", _fake_evaluate)
+    monkeypatch.setattr(evaluate_module, "load_inputs", _no_inputs)
+    monkeypatch.setattr(evaluate_module, "score_reports", _fake_scores)
     monkeypatch.setattr(evaluate_module, "compare_models", spy)
     return got
 

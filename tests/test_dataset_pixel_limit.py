@@ -152,3 +152,20 @@ def test_evaluate_refuses_a_bomb_in_its_split_in_one_line(bomb, busi_dataset, tm
     assert code == EXIT_USER_ERROR and "\n" not in err and "Traceback" not in err, err
     assert redact(f"{victim.image}: declares {BOMB_SIDE}x{BOMB_SIDE} px") in err, err
     assert not out.exists()
+
+
+def test_pretrain_refuses_a_bomb_among_its_unlabelled_images_in_one_line(
+    bomb, busi_dataset, tmp_path, capsys
+):
+    """pretrain's --images folders may hold anything: the same limit, before any decode or write."""
+    extra = tmp_path / "unlabelled"
+    extra.mkdir()
+    shutil.copy(bomb, extra / "scan.png")
+    out = tmp_path / "run"
+    config = Path(__file__).resolve().parents[1] / "configs" / "cpu-fast.yaml"
+    args = ["pretrain", "--config", str(config), "--data", str(busi_dataset), "--images", str(extra)]
+    code = sonomap([*args, "--out", str(out), "--epochs", "1"])
+    err = capsys.readouterr().err.strip()
+    assert code == EXIT_USER_ERROR and "\n" not in err and "Traceback" not in err, err
+    assert redact(f"{extra / 'scan.png'}: declares {BOMB_SIDE}x{BOMB_SIDE} px") in err, err
+    assert not (out / "pretrained.pt").exists()

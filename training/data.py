@@ -82,17 +82,24 @@ def select_split(samples: list[Sample], split: str, root: str | Path = "") -> li
     return chosen
 
 
-def _decode(path: Path) -> np.ndarray:
-    """The image file at PATH, decoded; refused from its header, before decoding, when it declares more
-    than :data:`MAX_DATASET_PIXELS` (one line naming the file, its size and the limit)."""
+def _decode(path: Path, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
+    """The image file at PATH, decoded with ``flags``; refused from its header, before decoding, when
+    it declares more than :data:`MAX_DATASET_PIXELS` (one line naming the file, its size and the limit)."""
     try:
-        return read_image(path, max_pixels=MAX_DATASET_PIXELS)
+        return read_image(path, flags, max_pixels=MAX_DATASET_PIXELS)
     except ImageTooLarge as exc:
         raise InputError(
             f"{path}: declares {exc.width}x{exc.height} px ({exc.width * exc.height / 1e6:.1f} Mpx), more than "
             f"the {MAX_DATASET_PIXELS / 1e6:.1f} Mpx a dataset image or label may have (MAX_DATASET_PIXELS); "
             "refused before decoding"
         ) from exc
+
+
+def read_unlabelled(path: Path) -> np.ndarray:
+    """An unlabelled image (pretrain's) as 8-bit gray, as prepare-busi's duplicate check reads it
+    (:func:`edge_runtime.near_duplicates.read_gray`: a 16-bit image scaled to 8 bits), under the same
+    size limit as a dataset image: the folders pretrain takes may hold anything."""
+    return _decode(Path(path), cv2.IMREAD_GRAYSCALE)
 
 
 def read_label(sample: Sample, image_shape: tuple[int, ...] | None = None) -> np.ndarray:

@@ -11,10 +11,11 @@ applies it). Outputs in REPORT/: ``metrics.csv`` (one row per image), ``pred/<id
 (each image's band-pixel bin sums, which cross-validation pools); for a checkpoint
 whose manifest carries a temperature, also the uncalibrated figures (T = 1) for comparison.
 The model is a training checkpoint (torch) or an exported folded ONNX file, which runs
-through the runtime's ONNX Runtime backend (what a cart runs). ``compare`` evaluates two checkpoints into REPORT/A and
-REPORT/B and writes the paired statistics (:mod:`training.stats`, on per-image scores taken
-again from each image's exact counts in metrics.csv, never its rounded score columns) to
-REPORT/compare.csv and REPORT/report.md.
+through the runtime's ONNX Runtime backend (what a cart runs). Each model's report is built by a
+:class:`training.report_scorer.ReportScorer`. ``compare`` evaluates two checkpoints into REPORT/A and
+REPORT/B, both on the same read of each image, and writes the paired statistics (:mod:`training.stats`,
+on per-image scores taken again from each image's exact counts in metrics.csv, never its rounded score
+columns) to REPORT/compare.csv and REPORT/report.md.
 
 REPORT is written whole or not at all: the report is built in a hidden folder beside it, which
 replaces REPORT only when everything is written. REPORT may be new, empty or an earlier report of
@@ -26,10 +27,11 @@ label or image that breaks the dataset contract (:func:`training.data.read_pair`
 was and the one line names the file.
 
 One read per file: each image and its label are read, decoded and validated once, in the scoring
-loop; the label check counts that same label array before the image is inferred, so a broken label
-stops the run at its image, and a split refused as a whole (0/255 masks, no cancer pixel) is refused
-once its last label is counted, before any report file is kept. Only one image's arrays are held at a
-time, plus the few the gallery shows (:class:`training.report.GalleryPicks`).
+loop (:func:`score_reports`), and scored there by every model (both of ``compare``'s); the label check
+counts that same label array before the image is inferred, so a broken label stops the run at its
+image, and a split refused as a whole (0/255 masks, no cancer pixel) is refused once its last label is
+counted, before any report file is kept. Only one image's arrays are held at a time, plus the few each
+model's gallery shows (:class:`training.report.GalleryPicks`).
 """
 
 from __future__ import annotations
@@ -40,37 +42,24 @@ import cv2
 import numpy as np
 import torch
 
-from edge_runtime.atomic import atomic_write_png
 from edge_runtime.backends import create_backend
 from edge_runtime.errors import InputError
-from edge_runtime.jsonfile import atomic_write_json
 from edge_runtime.manifest import load_manifest
-from edge_runtime.mask_filter import filter_mask
 from edge_runtime.preprocess import preprocess_for
-from training.calibration import (
-    BAND_SUMS_FILE,
-    CalibrationAccumulator,
-    write_band_sums,
-    write_reliability_png,
-)
-from training.calibration_intervals import calibration_intervals
 from training.checkpoint import load_model
 from training.compare_report import checkpoint_label, write_compare_report
-from training.data import read_cases, read_pair, select_split
+from training.data import Sample, read_cases, read_pair, select_split
 from training.distributed import pick_device
-from training.intervals import headline_intervals
 from training.isotonic import served_prob
 from training.label_check import SplitCheck
-from training.metrics import EMPTY_POLICY, cancer_free_marked, confusion_counts, scores, summarize
-from training.metrics_csv import ImageResult, exact_scores, read_metrics_csv, write_metrics_csv
+from training.metrics_csv import exact_scores, read_metrics_csv
 from training.output_checks import check_apart
-from training.provenance import dataset_name
-from training.report import GalleryPicks, read_training_curves, write_report
+from training.report import read_training_curves
 from training.report_folder import check_report_folder, run_curves_csv, staged_report
+from training.report_scorer import ReportScorer
 from training.stats import compare_models
-from training.temperature import calibrated_prob, refuse_non_finite
+from training.temperature import calibrated_prob
 
-MASK_ON = 255
 # Why a split of 0/255 lesion masks is refused: every figure would be computed, and wrong.
 EVALUATE_MASKS = "so every lesion would be ignored and no cancer could be scored"
 
@@ -120,42 +109,18 @@ def served_probabilities(checkpoint: Path, device: str):
     return manifest, probs
 
 
-def _write_calibration(
-    out: Path, cal: CalibrationAccumulator, raw: CalibrationAccumulator | None, manifest, split: str
-) -> dict:
-    result = {
-        "temperature": manifest.temperature,
-        "calibration_curve": manifest.calibration_curve,
-        "calibrated": cal.summary(),
-    }
-    if raw is not None:
-        result["uncalibrated"] = raw.summary()
-        write_reliability_png(
-            out / "reliability_uncalibrated.png",
-            result["uncalibrated"],
-            f"split {split}, uncalibrated (T = 1)",
-        )
-    write_reliability_png(
-        out / "reliability.png",
-        result["calibrated"],
-        f"split {split}, as served (T = {manifest.temperature:.3f}"
-        + (", calibration curve)" if manifest.calibration_curve else ")"),
-    )
-    atomic_write_json(out / "calibration.json", result)
-    return result
-
-
-def _calibration_keys(result: dict) -> dict:
-    """The headline calibration figures for summary.json."""
-    keys = {"temperature": result["temperature"], "calibration_curve": result.get("calibration_curve")}
-    for name, summ in (("", result["calibrated"]), ("uncalibrated_", result.get("uncalibrated"))):
-        if summ is None:
-            continue
-        for part in ("pixel", "image_max", "image_mean"):
-            keys[f"{name}ece_{part}"] = summ[part]["ece"]
-            keys[f"{name}brier_{part}"] = summ[part]["brier"]
-    keys["calibration_band_px"] = result["calibrated"]["band_px"]
-    return keys
+def load_inputs(checkpoints, data, split: str, device: str) -> tuple[list, list[Sample], list]:
+    """What scoring CHECKPOINTS on SPLIT of DATA needs, each read and checked before anything is
+    written: (each checkpoint's (manifest, probabilities function), the split's samples, each
+    checkpoint's training-log rows for the curves or None)."""
+    models = [served_probabilities(Path(ck), device) for ck in checkpoints]
+    samples = select_split(read_cases(data), split, data)
+    curves = []
+    for ck in checkpoints:
+        run_csv = run_curves_csv(Path(ck))
+        # a damaged log is an error now, not after every image is scored; read once, plotted from these rows
+        curves.append(read_training_curves(run_csv) if run_csv is not None else None)
+    return models, samples, curves
 
 
 def evaluate(
@@ -174,80 +139,25 @@ def evaluate(
     # training curves) stays untouched, as OUT is never the run's folder
     check_apart(data, out, "--data")  # a report inside the dataset would mix with its files
     check_report_folder(out)
-    manifest, probs = served_probabilities(Path(checkpoint), device)
-    samples = select_split(read_cases(data), split, data)
-    run_csv = run_curves_csv(Path(checkpoint))
-    # a damaged log is an error now, not after every image is scored; read once, plotted from these rows
-    curves = read_training_curves(run_csv) if run_csv is not None else None
+    inputs = load_inputs([checkpoint], data, split, device)
     with staged_report(out) as stage:
-        return _write_evaluation(checkpoint, data, split, stage, (manifest, probs), samples, seed, curves)
+        return score_reports([checkpoint], data, split, [stage], inputs, seed)[0]
 
 
-def _write_evaluation(checkpoint, data, split, out: Path, model, samples, seed: int, curves) -> dict:
-    """Score SAMPLES into the new folder OUT (every report file); MODEL: (manifest, probabilities
-    function) from :func:`served_probabilities`; CURVES: the run's log rows for the curves, or None.
-    Returns the summary."""
-    manifest, probs = model
-    (out / "pred").mkdir()
-    results, gallery = [], GalleryPicks()
+def score_reports(checkpoints, data, split: str, outs, inputs, seed: int) -> list[dict]:
+    """Score each of CHECKPOINTS on SPLIT of DATA into its new report folder in OUTS (same order),
+    reading each image and label once for all of them; INPUTS: from :func:`load_inputs`; SEED: the
+    bootstraps'. Returns each checkpoint's summary."""
+    models, samples, curves = inputs
+    scorers = [ReportScorer(ck, model, out) for ck, model, out in zip(checkpoints, models, outs, strict=True)]
     labels = SplitCheck(data, split, EVALUATE_MASKS, always=False)
-    cal = CalibrationAccumulator(manifest.threshold)
-    raw_cal = None  # uncalibrated figures, where the model gives logits (a checkpoint with a temperature)
     for s in samples:
         gray, label = read_pair(s)  # the one read of both files, validated; checked before inference
         labels.add(s, label)
-        prob, raw = probs(gray)
-        _check_finite(checkpoint, s, prob, raw)
-        thresholded = prob >= manifest.threshold
-        # calibration is of the probability, so its band follows the threshold, not the filter
-        cal.add(prob, label, thresholded)
-        if raw is not None:
-            raw_cal = raw_cal or CalibrationAccumulator(manifest.threshold)
-            raw_cal.add(raw, label, thresholded)
-        pred = filter_mask(thresholded, float(prob.max()), manifest.mask_filter)
-        atomic_write_png(out / "pred" / f"{s.id}.png", pred.astype(np.uint8) * MASK_ON)
-        counts = confusion_counts(pred, label)
-        results.append(ImageResult(s.id, s.case_id, counts, scores(counts)))
-        gallery.offer(counts, s.id, gray, label, pred)  # kept only if the overlay gallery shows it
+        for scorer in scorers:  # every model scores the same arrays: no second read for the second model
+            scorer.add(s, gray, label)
     labels.finish()  # a split of 0/255 masks without cancer: refused, the staged report discarded
-    write_metrics_csv(out / "metrics.csv", results)
-    per_image, cases = [r.counts for r in results], [r.case_id for r in results]
-    summary = summarize(per_image)
-    summary.update(
-        {
-            # named as the model manifests name inputs: a folder above them may be the patient's
-            "checkpoint": Path(checkpoint).name,
-            # the digest the model was loaded against (its manifest's, checked then against the
-            # file's bytes): the model scored, with no second read of a file that may be large
-            "checkpoint_sha256": manifest.sha256,
-            "data": dataset_name(data),
-            "split": split,
-            "arch": manifest.arch,
-            "threshold": manifest.threshold,
-            "mask_filter": manifest.mask_filter.describe() if manifest.mask_filter else "none",
-            "empty_mask_policy": EMPTY_POLICY,
-            **cancer_free_marked(per_image),
-        }
-    )
-    summary.update(headline_intervals(per_image, cases, seed))
-    summary.update(_calibration_keys(_write_calibration(out, cal, raw_cal, manifest, split)))
-    band_sums = cal.image_bin_sums()
-    write_band_sums(
-        out / BAND_SUMS_FILE, [r.id for r in results], band_sums, raw_cal and raw_cal.image_bin_sums()
-    )
-    cal_ci, cal_reasons = calibration_intervals(band_sums, cases, seed)
-    summary["ci95"].update(cal_ci)
-    summary["ci95_undefined_reason"].update(cal_reasons)
-    atomic_write_json(out / "summary.json", summary)
-    write_report(out, summary, results, gallery, curves)
-    return summary
-
-
-def _check_finite(checkpoint, sample, prob: np.ndarray, raw: np.ndarray | None) -> None:
-    """A NaN/inf probability (a model whose weights diverged) is no score: it would count as "no
-    cancer" in the masks and break the calibration bins, so the whole evaluation is refused (the
-    same one line as ``calibrate``'s)."""
-    refuse_non_finite(checkpoint, sample, (prob, raw), "cancer probability", "evaluated")
+    return [scorer.write(data, split, seed, rows) for scorer, rows in zip(scorers, curves, strict=True)]
 
 
 def compare(
@@ -264,9 +174,10 @@ def compare(
     out = Path(out)
     check_apart(data, out, "--data")
     check_report_folder(out)
+    checkpoints = (ck_a, ck_b)
+    inputs = load_inputs(checkpoints, data, split, device)
     with staged_report(out) as stage:
-        sum_a = evaluate(ck_a, data, split, stage / "A", device, seed)
-        sum_b = evaluate(ck_b, data, split, stage / "B", device, seed)
+        sum_a, sum_b = score_reports(checkpoints, data, split, (stage / "A", stage / "B"), inputs, seed)
         rows_a = read_metrics_csv(stage / "A" / "metrics.csv")
         rows_b = read_metrics_csv(stage / "B" / "metrics.csv")
         if rows_a.keys() != rows_b.keys():

@@ -37,13 +37,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.jsonfile import atomic_write_json
-from edge_runtime.near_duplicates import read_gray
 from edge_runtime.preprocess import preprocess
 from edge_runtime.source_kinds import IMAGE_SUFFIXES
 from training.checkpoint_save import save_checkpoint
 from training.config import load_config, model_config, use_cpu_bf16
 from training.config_schema import AugmentConfig, TrainingConfig
-from training.data import read_cases, select_split
+from training.data import read_cases, read_unlabelled, select_split
 from training.engine import check_finite_loss, check_finite_weights
 from training.models import build_model
 from training.output_checks import check_apart, check_output_file
@@ -64,7 +63,8 @@ CSV_FIELDS = ("epoch", "lr", "loss", "images", "epoch_seconds", "elapsed_s")
 
 
 def pretext_images(data: str | Path, extra: list[str | Path] = ()) -> list[Path]:
-    """The train split's image files plus every image under each ``extra`` folder (sorted)."""
+    """The train split's image files (first, in cases.csv order) plus every image under each ``extra``
+    folder (sorted)."""
     paths = [s.image for s in select_split(read_cases(data), "train", data)]
     for folder in extra:
         folder = Path(folder)
@@ -79,10 +79,11 @@ def pretext_images(data: str | Path, extra: list[str | Path] = ()) -> list[Path]
 
 class RestorationDataset(Dataset):
     """Items: (distorted input float32 [1,h,w] as the runtime preprocesses it, clean target float32
-    [1,h,w] in [0, 1], index). Each item's RNG is seeded from (seed, epoch, index)."""
+    [1,h,w] in [0, 1], index), from GRAYS, the images already decoded (:func:`training.data.read_unlabelled`). Each item's
+    RNG is seeded from (seed, epoch, index)."""
 
-    def __init__(self, paths, size, mean: float, std: float, augment: AugmentConfig, seed: int = 0):
-        self.grays = [read_gray(p) for p in paths]
+    def __init__(self, grays, size, mean: float, std: float, augment: AugmentConfig, seed: int = 0):
+        self.grays = list(grays)
         self.size, self.mean, self.std = size, mean, std
         self.augment, self.seed, self.epoch = augment, seed, 0
 
@@ -137,10 +138,13 @@ def run(
     seed_all(int(tc.seed), False)
     out = Path(out)
     _check_out(out, data, images)
-    paths = pretext_images(data, images)
-    mean, std = resolve_norm(dc, select_split(read_cases(data), "train", data))
+    train = select_split(read_cases(data), "train", data)
+    # each image decoded once, held for every epoch; a measured normalisation ('auto') is taken on the
+    # train split's images among them (listed first), as train measures it on the pairs it holds
+    grays = [read_unlabelled(p) for p in pretext_images(data, images)]
+    mean, std = resolve_norm(dc, train, grays[: len(train)])
     size = (int(dc.input_height), int(dc.input_width))
-    ds = RestorationDataset(paths, size, mean, std, cfg.augment, seed=int(tc.seed))
+    ds = RestorationDataset(grays, size, mean, std, cfg.augment, seed=int(tc.seed))
     gen = torch.Generator().manual_seed(int(tc.seed))
     loader = DataLoader(ds, batch_size=int(tc.batch_size), shuffle=True, drop_last=True, generator=gen)
     if len(loader) == 0:
