@@ -45,7 +45,7 @@ def test_the_http_token_is_redacted_wherever_it_came_from(where, tmp_path, monke
     else:
         (tmp_path / http_auth.CREDENTIAL_NAME).write_text(TOKEN + "\n")
         monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
-    assert http_auth.resolve_token(argument) == TOKEN
+    assert http_auth.resolve_token(argument, "--http") == TOKEN
     cookie = http_auth.session_value(TOKEN)
     line = logged(
         "urllib3", "header rejected: Authorization: Bearer %s; Cookie: sonomap_session=%s", TOKEN, cookie

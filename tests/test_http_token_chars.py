@@ -14,9 +14,9 @@ import os
 import subprocess
 
 import pytest
-from loopback import free_port, start_live
+from loopback import SONOMAP, free_port, start_live
 
-from edge_runtime.service.http_auth import CREDENTIAL_NAME
+from edge_runtime.service.http_auth import CREDENTIAL_NAME, MIN_TOKEN_CHARS
 
 EXIT_S = 30.0  # a refusal comes before the model is loaded: well under a second
 RUN_S = 5  # --duration: a token wrongly accepted ends the run after this, exit status 0
@@ -53,3 +53,22 @@ def test_a_token_that_is_not_printable_ascii_is_refused_with_one_line(tmp_path, 
     assert source in lines[0] and "printable ASCII" in lines[0]
     shown = token.decode("utf-8", "replace")
     assert shown not in err and shown[3:10] not in err  # the token, or a piece of it, never shown
+
+
+@pytest.mark.parametrize("token", ["short", "characters"])
+def test_a_short_token_is_refused_in_words_the_redactor_leaves_whole(token):
+    """The refused token is not registered with the log redactor: a token that is a word of the
+    refusal itself ("short", "characters") would otherwise turn it into "token too [REDACTED]"."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SONOMAP_HTTP_TOKEN", "CREDENTIALS_DIRECTORY")}
+    argv = ["live", "--source", "synthetic", "--no-ai", "--headless", "--duration", str(RUN_S)]
+    proc = subprocess.run(
+        [*SONOMAP, *argv, "--http", f"0.0.0.0:{free_port()}", "--token", token],
+        capture_output=True,
+        text=True,
+        timeout=EXIT_S,
+        env=env,
+    )
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]  # after --token's warning
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    assert f"the HTTP token from --token is too short (need >= {MIN_TOKEN_CHARS} characters)" in errors[0]
+    assert "REDACTED" not in proc.stderr, proc.stderr

@@ -60,18 +60,25 @@ def warn_command_line_token() -> bool:
     return True
 
 
-def resolve_token(token: str | None) -> str | None:
+def resolve_token(token: str | None, where: str, min_chars: int = 0) -> str | None:
     """The token given, else $SONOMAP_HTTP_TOKEN, else the systemd credential file. The token found,
     and the session cookie value made from it (as good as the token to whoever holds it), are
     registered with the log redactor (:mod:`edge_runtime.privacy`): a library or an exception message
-    that echoes either shows ``[REDACTED]`` instead. ConfigError (naming the source, never the token)
-    when the token is not printable ASCII: it could never be checked in an Authorization header."""
+    that echoes either shows ``[REDACTED]`` instead. ConfigError (naming ``where`` and the source,
+    never the token) when the token is not printable ASCII (it could never be checked in an
+    Authorization header) or has fewer than ``min_chars`` characters. A refused token is not
+    registered: it serves nothing, and redacting it would garble the refusal ("token too [REDACTED]"
+    for the token "short")."""
     found, source = _find_token(token)
     if found and not TOKEN_CHARS.fullmatch(found):  # never shown: the message names only its source
         raise ConfigError(
-            f"the HTTP token from {source} has characters other than printable ASCII; HTTP clients "
-            "send those in different encodings, so it could not be checked: use letters, digits and "
-            "punctuation (install.sh writes 64 hex characters)"
+            f"{where}: the HTTP token from {source} has characters other than printable ASCII; HTTP "
+            "clients send those in different encodings, so it could not be checked: use letters, digits "
+            "and punctuation (install.sh writes 64 hex characters)"
+        )
+    if found and len(found) < min_chars:
+        raise ConfigError(
+            f"{where}: the HTTP token from {source} is too short (need >= {min_chars} characters)"
         )
     if found:
         privacy.REDACTOR.register([found, session_value(found)])

@@ -63,18 +63,16 @@ class HttpObserver(Observer):
         tls_key: str | None = None,
         **guard: float,
     ):
-        self.token = resolve_token(token)
         host = host.strip("[]")  # --http [::1]:8080
-        if not is_loopback(host):
-            if not self.token:
-                raise ConfigError(
-                    f"--http {host}:{port}: binding a non-loopback address needs a token "
-                    f"(${TOKEN_ENV}, or the systemd credential '{CREDENTIAL_NAME}')"
-                )
-            if len(self.token) < MIN_TOKEN_CHARS:
-                raise ConfigError(
-                    f"--http {host}:{port}: token too short (need >= {MIN_TOKEN_CHARS} characters)"
-                )
+        # a token guards a non-loopback address only when it cannot be guessed
+        self.token = resolve_token(
+            token, f"--http {host}:{port}", 0 if is_loopback(host) else MIN_TOKEN_CHARS
+        )
+        if not is_loopback(host) and not self.token:
+            raise ConfigError(
+                f"--http {host}:{port}: binding a non-loopback address needs a token "
+                f"(${TOKEN_ENV}, or the systemd credential '{CREDENTIAL_NAME}')"
+            )
         tls = tls_context(tls_cert, tls_key)
         self.scheme = "https" if tls else "http"
         self.check_host = is_loopback(host)  # DNS rebinding only reaches loopback services
