@@ -125,7 +125,7 @@ def test_a_killed_writers_partial_is_removed_at_start(tmp_path, caplog):
         CaseWriter(tmp_path).close()
     assert _partials(tmp_path) == [] and list(tmp_path.iterdir()) == []
     assert [r.getMessage() for r in caplog.records if "unfinished" in r.getMessage()] == [
-        f"--cases {tmp_path}: removed 1 unfinished case folder(s) left by a session that was killed"
+        "--cases: removed 1 unfinished case folder(s) left by a session that was killed"
     ]
 
 

@@ -138,6 +138,29 @@ def test_a_captured_case_records_the_kind_of_source_never_its_file_name(patient_
     assert_nothing_identifies(cases, res.stdout, res.stderr)
 
 
+def test_capture_log_lines_name_no_cases_folder_named_after_the_patient(patient_cine, tmp_path):
+    """A video file carries no name to redact, and the operator typed a cases folder named after the
+    patient: the log lines (the journal, under the service) name a case by its own folder, the
+    capture's time and number, and the cases folder as ``--cases``."""
+    _, info = patient_cine
+    cases = tmp_path / PATIENT_STEM / "cases"
+    x, y, w, h = info["roi"]
+    res = sonomap(
+        "replay",
+        info["clip"],
+        "--roi",
+        f"{x},{y},{w},{h}",
+        "--mm-per-pixel",
+        info["mm_per_pixel"],
+        "--cases",
+        cases,
+    )
+    (folder,) = [p for p in cases.iterdir() if not p.name.startswith(".")]
+    assert f"biopsy 1 captured (fire): {folder.name} in --cases" in res.stderr, res.stderr
+    for part in IDENTIFIERS:
+        assert part.lower() not in res.stderr.lower(), res.stderr[-2000:]
+
+
 @pytest.mark.parametrize(
     "given,recorded",
     [

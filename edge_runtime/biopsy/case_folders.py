@@ -49,7 +49,7 @@ def ensure_directory(directory: Path) -> None:
     if directory.is_dir():
         return
     directory.mkdir(mode=privacy.PRIVATE_DIR_MODE, parents=True, exist_ok=True)
-    log.warning("--cases %s had gone: made it again", directory)
+    log.warning("--cases folder had gone: made it again")
 
 
 def make_partial(directory: Path, name: str) -> Path:
@@ -108,7 +108,10 @@ def remove_stale_partials(directory: Path) -> int:
         except FileNotFoundError:  # another session starting now removed it first
             continue
         except OSError as exc:
-            log.error("--cases: an unfinished case folder could not be removed: %s", exc)
+            log.error(
+                "--cases: an unfinished case folder could not be removed: %s",
+                privacy.without_file_names(str(exc)),  # the cases folder may be named after the patient
+            )
             continue
         removed += 1
     return removed

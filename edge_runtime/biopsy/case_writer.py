@@ -140,9 +140,7 @@ class CaseWriter:
         removed = remove_stale_partials(self.directory)
         if removed:
             log.warning(
-                "--cases %s: removed %d unfinished case folder(s) left by a session that was killed",
-                self.directory,
-                removed,
+                "--cases: removed %d unfinished case folder(s) left by a session that was killed", removed
             )
         self._queue: queue.Queue = queue.Queue(QUEUE_DEPTH)
         self._lock = threading.Lock()  # the two threads' records below; never held during a write
@@ -205,14 +203,17 @@ class CaseWriter:
             try:
                 path = write_case(self.directory, cap)
             except Exception as exc:
-                log.error("biopsy %d: writing the case failed: %s", cap.number, exc)
+                # the reason without its paths: the cases folder may be named after the patient
+                log.error(
+                    "biopsy %d: writing the case failed: %s", cap.number, privacy.without_file_names(str(exc))
+                )
                 self._fail(cap.number, failure_reason(exc))
                 continue
             with self._lock:
                 self.written.append(path)
                 self._done.add(cap.number)
             EVENTS.inc(CAPTURE_EVENT)
-            log.warning("biopsy %d captured (%s): %s", cap.number, cap.trigger, path)
+            log.warning("biopsy %d captured (%s): %s in --cases", cap.number, cap.trigger, path.name)
 
     @contextmanager
     def held(self) -> Iterator[None]:
@@ -232,7 +233,7 @@ class CaseWriter:
         try:
             self._queue.put(None, timeout=CLOSE_TIMEOUT_S)
         except queue.Full:  # the disk has stalled: the writer never took the next capture
-            log.error("--cases %s: the case writer is stuck; stopping without it", self.directory)
+            log.error("--cases: the case writer is stuck; stopping without it")
         self._thread.join(max(deadline - time.monotonic(), 0.0))
         with self._lock:
             unfinished = [n for n in self._accepted if n not in self._done]

@@ -57,7 +57,7 @@ KEY_BYTES = 5  # 40 bits of the study-day hash: the offset stays below 2**60 (of
 MAX_CLAIMS = 1000  # numbers tried for one capture: more held at once means something else is wrong
 CLAIM_TIMEOUT_S = 0.2  # a claim is a few system calls; one this slow waits on a stalled disk
 UNGUARDED = (
-    "--cases %s: capture numbers are not guarded against other sessions writing into this folder at "
+    "--cases: capture numbers are not guarded against other sessions writing into this folder at "
     "the same time (%s); two sessions of one study there may give the same number"
 )
 
@@ -114,7 +114,11 @@ class CaptureNumbers:
             day = datetime.fromisoformat(utc.replace("Z", "+00:00")).astimezone(timezone.utc).date()
         except (SonomapError, ValueError) as exc:
             log.warning(
-                "--cases: %s; capture numbers go on after %d on %s for every study", exc, named, folder_day
+                "--cases: %s; capture numbers go on after %d on %s for every study",
+                # its case.yaml named from the case's own folder: the cases folder may be the patient's
+                str(exc).replace(str(path), f"{folder.name}/{CASE_FILE}"),
+                named,
+                folder_day,
             )
             return ANY_STUDY, folder_day, named
         return (None if study is None else str(study)), day, number
@@ -142,7 +146,7 @@ class CaptureNumbers:
             claimer.join(CLAIM_TIMEOUT_S)
             if claimer.is_alive():  # waits on the disk: later captures are not guarded until it answers
                 self._claimer = claimer
-                log.warning(UNGUARDED, self.directory, f"the folder did not answer in {CLAIM_TIMEOUT_S} s")
+                log.warning(UNGUARDED, f"the folder did not answer in {CLAIM_TIMEOUT_S} s")
             elif isinstance(result[0], OSError):
                 self._unlockable(result[0])
             else:
@@ -184,7 +188,7 @@ class CaptureNumbers:
 
     def _unlockable(self, exc: OSError) -> None:
         """The folder takes no locks (or the claim failed otherwise): numbers go on unguarded."""
-        log.warning(UNGUARDED, self.directory, f"{LOCK_FILE}: {exc.strerror or exc}")
+        log.warning(UNGUARDED, f"{LOCK_FILE}: {exc.strerror or exc}")
         self._guarded = False
         self.close()
 
@@ -195,4 +199,4 @@ class CaptureNumbers:
             try:
                 LOCK_FILES.leave(file, self)
             except OSError as exc:  # the claims go when the process ends
-                log.warning("--cases %s: %s: %s", self.directory, LOCK_FILE, exc.strerror or exc)
+                log.warning("--cases: %s: %s", LOCK_FILE, exc.strerror or exc)

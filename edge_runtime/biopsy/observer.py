@@ -203,7 +203,7 @@ class CaptureObserver(Observer):
         elif not self._warned_scale:
             self._warned_scale = True
             log.error(
-                "--cases: the ROI has no mm per pixel (set roi.mm_per_pixel in the config): fires are "
+                "--cases: the ROI has no mm per pixel (give --mm-per-pixel or set roi.mm_per_pixel): fires are "
                 "not detected, manual marks still capture"
             )
 
