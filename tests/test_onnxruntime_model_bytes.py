@@ -14,11 +14,12 @@ import numpy as np
 import onnx
 import pytest
 from export_fixtures import EXTERNAL_DATA, external_copy
+from file_reads import opened_under
 
 from edge_runtime.backends import create_backend
 from edge_runtime.config import DEFAULT_MODEL
 from edge_runtime.errors import InputError
-from edge_runtime.manifest import load_manifest, save_manifest
+from edge_runtime.manifest import load_manifest, manifest_path, save_manifest
 
 GRAY = np.full((120, 160), 90, np.uint8)
 
@@ -60,3 +61,27 @@ def test_a_model_replaced_after_its_manifest_was_read_is_refused(tmp_path):
     onnx.save_model(model, path)
     with pytest.raises(InputError, match=r"model\.onnx: sha256 \w+… is not its manifest's"):
         create_backend("onnxruntime", path, manifest, device="cpu")
+
+
+def test_a_session_reads_its_model_file_twice(tmp_path):
+    """Start-up hashes the model file once (load_manifest) and reads it once more for the bytes ONNX
+    Runtime loads (checked again there); the capture's manifest and the first backend reuse that
+    check, each of which read the file again before. An access log of a real `sonomap live` child
+    process, not a wrapper."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    shutil.copy(DEFAULT_MODEL, folder / "model.onnx")
+    shutil.copy(manifest_path(DEFAULT_MODEL), folder / "model.onnx.yaml")
+    args = [
+        "live",
+        "--source",
+        "synthetic",
+        "--headless",
+        "--duration",
+        "1",
+        "--model",
+        str(folder / "model.onnx"),
+    ]
+    child, opened = opened_under(folder, [*args, "--cases", str(tmp_path / "cases")])
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert opened["model.onnx"] == 2, opened

@@ -63,6 +63,9 @@ class Pipeline:
             cfg.resolve_model(config) if backend is None else getattr(backend, "model_path", None)
         )
         self.manifest = backend.manifest if backend is not None else load_manifest(self.model_path)
+        # load_manifest has just checked the file's sha256: the first backend, made next, needs no
+        # second hash of a file that may be hundreds of MB; every later one does
+        self._file_checked = backend is None
         self.reloads = ConfigReload(config_path, overrides or {}, self.model_path, config.inference.enabled)
         overlay = Overlay.from_config(self.manifest, config.overlay)
         inf = config.inference
@@ -89,12 +92,15 @@ class Pipeline:
         """A backend for ``inference`` (default: the running config's section), only from the model file
         this run started with: a reload or the fail-safe's re-creation opens the file again, and a file
         copied over it is never served; a re-export installed there waits for a restart."""
-        current = load_manifest(self.model_path).sha256  # the file's own sha256 checked against it too
-        if current != self.manifest.sha256:
-            raise ConfigError(
-                f"{self.model_path}: replaced while running (sha256 {current[:SHA_SHOWN]}…, this run "
-                f"started with {self.manifest.sha256[:SHA_SHOWN]}…); not loaded: restart to serve it"
-            )
+        if self._file_checked:
+            self._file_checked = False
+        else:
+            current = load_manifest(self.model_path).sha256  # the file's own sha256 checked against it too
+            if current != self.manifest.sha256:
+                raise ConfigError(
+                    f"{self.model_path}: replaced while running (sha256 {current[:SHA_SHOWN]}…, this run "
+                    f"started with {self.manifest.sha256[:SHA_SHOWN]}…); not loaded: restart to serve it"
+                )
         # on_long_build is used by TensorRT only; other backends ignore it
         return backend_from_config(
             inference or self.config.inference,
