@@ -92,7 +92,7 @@ def _add_onnx(targets) -> None:
     p.add_argument(
         "--checkpoint", required=True, help="checkpoint written by 'sonomap train' (CK.yaml beside it)"
     )
-    p.add_argument("--out", required=True, help="ONNX file to write, e.g. model.onnx")
+    p.add_argument("--out", type=cli_args.path, required=True, help="ONNX file to write, e.g. model.onnx")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     _add_shape_args(p)
     p.add_argument("--fp16", action="store_true", help="also write MODEL.fp16.onnx and check it against FP32")
@@ -111,7 +111,10 @@ def _add_torchscript(targets) -> None:
     )
     p.add_argument("--checkpoint", required=True, help="checkpoint written by 'sonomap train'")
     p.add_argument(
-        "--out", required=True, help="TorchScript file to write, ending in .ts or .torchscript, e.g. model.ts"
+        "--out",
+        type=cli_args.path,
+        required=True,
+        help="TorchScript file to write, ending in .ts or .torchscript, e.g. model.ts",
     )
     _add_parity_args(p, "folder of real frames for the torch-vs-TorchScript check", DEFAULT_TS_PARITY_FRAMES)
     p.set_defaults(func=_run_torchscript)
@@ -127,7 +130,7 @@ def _add_tensorrt(targets) -> None:
         "ONNX; >= 10.12 and 11 build a strongly typed network from the FP16 ONNX.",
     )
     p.add_argument("--onnx", help="folded ONNX model (model.onnx, manifest beside it)")
-    p.add_argument("--out", required=True, help="engine cache directory")
+    p.add_argument("--out", type=cli_args.path, required=True, help="engine cache directory")
     p.add_argument("--fp16", action="store_true", help="FP16 engine (default FP32)")
     p.add_argument(
         "--workspace-mb",

@@ -131,11 +131,8 @@ def run_tensorrt_export(args) -> int:
         raise ConfigError(
             f"--workspace-mb must be between {MIN_WORKSPACE_MB} and {MAX_WORKSPACE_MB}, got {args.workspace_mb}"
         )
-    if not str(args.out):  # Path('') is the working folder: an unset shell variable, not a choice
-        raise ConfigError(
-            "--out is empty: give the engine cache folder, e.g. --out /var/cache/sonomap/engines"
-        )
-    check_cache_dir(args.out, "--out")  # both paths write into the folder: named before TensorRT loads
+    # both paths write into the folder: named before TensorRT loads (an empty --out too)
+    check_cache_dir(args.out, "--out")
     if args.via == "torch-tensorrt":
         return run_torch_tensorrt(args)
     if not args.onnx:

@@ -122,6 +122,9 @@ def test_a_positive_number_option_says_what_it_wants_for_every_refused_value(tex
         (("selfcheck", "--model", "  "), "--model"),
         (("export", "onnx", "--checkpoint", "c.pt", "--out", "m.onnx", "--frames", ""), "--frames"),
         (("export", "torchscript", "--checkpoint", "c.pt", "--out", "m.ts", "--frames", ""), "--frames"),
+        (("export", "onnx", "--checkpoint", "c.pt", "--out", ""), "--out"),
+        (("export", "torchscript", "--checkpoint", "c.pt", "--out", " "), "--out"),
+        (("export", "tensorrt", "--onnx", "m.onnx", "--out", ""), "--out"),
     ],
 )
 def test_an_empty_path_is_refused_naming_the_option(args, option):

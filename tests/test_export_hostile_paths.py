@@ -15,6 +15,7 @@ from export_fixtures import EXTERNAL_DATA, external_copy, shared_tiny_onnx
 from edge_runtime.cli import main
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import manifest_path
+from edge_runtime.tensorrt.cache import check_cache_dir
 from export.staging import STAGING_SUFFIX, staged
 from export.trt_lint import lint_onnx
 from training.interrupt import sigterm_as_interrupt
@@ -62,10 +63,14 @@ def test_export_tensorrt_names_an_onnx_argument_that_is_not_a_model(tiny_onnx, t
     assert not (tmp_path / "engines").exists()
 
 
-def test_export_tensorrt_refuses_an_empty_out(tiny_onnx, capsys):
-    """``--out ""`` (an unset variable) was the working folder: engines built wherever the shell was."""
-    rc = main(["export", "tensorrt", "--onnx", str(tiny_onnx), "--out", ""])
-    assert "--out is empty" in one_line_error(capsys, rc)
+def test_the_engine_cache_check_refuses_an_empty_folder_name(tmp_path):
+    """``--out ""`` (an unset variable) was the working folder: engines built wherever the shell was.
+    The parser refuses it (tests/test_cli_args.py); the cache check refuses it for any other caller."""
+    with pytest.raises(ConfigError, match=r"^--out is empty: give the engine cache folder"):
+        check_cache_dir("", "--out")
+    with pytest.raises(ConfigError, match=r"^--cache-dir is empty"):
+        check_cache_dir("  ", "--cache-dir")
+    check_cache_dir(tmp_path, "--out")  # an existing folder passes
 
 
 @pytest.mark.parametrize("keep_data", [True, False])

@@ -54,7 +54,12 @@ def check_cache_dir(cache_dir: str | Path, label: str) -> None:
     """ConfigError ``LABEL DIR: ...`` when ``cache_dir`` cannot be an engine cache: it exists and is
     not a folder (the ONNX model itself, given as if --out named the engine file), or it is missing
     and cannot be made. Checked before TensorRT loads, not minutes later when the engine is written.
-    An existing folder may be read-only: a valid cached engine is loaded without writing."""
+    An existing folder may be read-only: a valid cached engine is loaded without writing. An empty
+    value is refused: ``Path("")`` is the working folder, and an unset shell variable is no choice."""
+    if not str(cache_dir).strip():
+        raise ConfigError(
+            f"{label} is empty: give the engine cache folder, e.g. {label} /var/cache/sonomap/engines"
+        )
     cache_dir = Path(cache_dir)
     if cache_dir.is_dir():
         return
