@@ -9,6 +9,8 @@ plus external data). Outputs: none. Real ONNX Runtime sessions; nothing is mocke
 from __future__ import annotations
 
 import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -17,6 +19,7 @@ from export_fixtures import EXTERNAL_DATA, external_copy
 from file_reads import opened_under
 
 from edge_runtime.backends import create_backend
+from edge_runtime.backends.onnxruntime import checked_session
 from edge_runtime.config import DEFAULT_MODEL
 from edge_runtime.errors import InputError
 from edge_runtime.manifest import load_manifest, manifest_path, save_manifest
@@ -85,3 +88,25 @@ def test_a_session_reads_its_model_file_twice(tmp_path):
     child, opened = opened_under(folder, [*args, "--cases", str(tmp_path / "cases")])
     assert child.returncode == 0, child.stderr[-2000:]
     assert opened["model.onnx"] == 2, opened
+
+
+@pytest.mark.parametrize("version", ["1.16.3", "1.18.1+jetson"])
+def test_an_older_onnx_runtime_loads_the_checked_bytes_from_a_folder_of_their_own(
+    tmp_path, monkeypatch, version
+):
+    """An ONNX Runtime older than 1.19 ignores the external-data folder key and, given bytes, reads
+    ``model.onnx.data`` from the working folder; for such a version the session is made from a copy
+    of the bytes in a new private folder, where no data file is found. Run here with this machine's
+    ONNX Runtime told the older version number: what is tested is the branch, not an older build."""
+    import onnxruntime as ort  # deferred like the backend's: only this test needs the module itself
+
+    path = external_copy(DEFAULT_MODEL, tmp_path)
+    monkeypatch.chdir(tmp_path)  # the data file sits in the working folder, as an older one reads it
+    options = ort.SessionOptions()
+    with pytest.raises(Exception, match="(?i)external data"):
+        checked_session(ort, path.read_bytes(), options, ["CPUExecutionProvider"], version)
+    (tmp_path / "one").mkdir()
+    one_file = _resaved(tmp_path / "one")
+    session = checked_session(ort, one_file.read_bytes(), options, ["CPUExecutionProvider"], version)
+    assert session.get_inputs()[0].name == "frame"
+    assert not list(Path(tempfile.gettempdir()).glob("sonomap-model-*"))  # the copy is removed

@@ -17,13 +17,16 @@ runs is what the manifest vouches for, even if the file is replaced after the ma
 A model keeping weights outside the file (ONNX external data, ``model.onnx.data``) is refused: the
 sha256 does not cover them, and ONNX Runtime would read them from whatever file of that name it
 found. Loaded from bytes, it looks for them in EXTERNAL_DATA_FOLDER_KEY's folder, which is set to one
-that cannot hold a file.
+that cannot hold a file; an ONNX Runtime older than 1.19, which ignores that key, loads a copy of the
+checked bytes from a private folder that holds nothing else (:func:`checked_session`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+import tempfile
 import time
 
 import cv2
@@ -51,6 +54,8 @@ PRECISIONS = (FP32, FP16)  # what 'sonomap export onnx' records in extra.precisi
 EXTERNAL_DATA_FOLDER_KEY = "session.model_external_initializers_file_folder_path"
 NO_FOLDER = os.devnull
 EXTERNAL_DATA_ERROR = "external data"  # in ONNX Runtime's message for an initializer it cannot find
+# ONNX Runtime before 1.19 ignores EXTERNAL_DATA_FOLDER_KEY and looks in the working folder instead
+FOLDER_KEY_SINCE = (1, 19)
 
 
 def env_threads() -> int:
@@ -66,6 +71,21 @@ def env_threads() -> int:
             f"intra-op threads), got {text!r}; unset it for one per core"
         )
     return int(text)
+
+
+def checked_session(ort, model: bytes, options, providers: list[str], version: str | None = None):
+    """An ONNX Runtime session of the checked bytes ``model``, which never reads external data: from
+    the bytes where ``version`` (ONNX Runtime's, by default the one imported) honours
+    EXTERNAL_DATA_FOLDER_KEY; else from a copy in a new private folder that holds nothing else, since
+    an older one, given bytes, would read ``model.onnx.data`` from whatever working folder it ran in."""
+    numbers = re.match(r"(\d+)\.(\d+)", version or ort.__version__)
+    if numbers is None or tuple(map(int, numbers.groups())) >= FOLDER_KEY_SINCE:
+        return ort.InferenceSession(model, options, providers=providers)
+    with tempfile.TemporaryDirectory(prefix="sonomap-model-") as folder:  # mode 0700, removed after
+        path = os.path.join(folder, "model.onnx")
+        with open(path, "wb") as fh:
+            fh.write(model)
+        return ort.InferenceSession(path, options, providers=providers)
 
 
 class OnnxRuntimeBackend(Backend):
@@ -105,7 +125,7 @@ class OnnxRuntimeBackend(Backend):
         so.add_session_config_entry(EXTERNAL_DATA_FOLDER_KEY, NO_FOLDER)
         model = vouched_bytes(self.model_path, self.manifest)
         try:
-            self.session = ort.InferenceSession(model, so, providers=providers)
+            self.session = checked_session(ort, model, so, providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             if EXTERNAL_DATA_ERROR in str(exc).lower():
                 raise InputError(
