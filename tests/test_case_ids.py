@@ -1,5 +1,8 @@
 """Case and patient ids from case.yaml / cases.csv become file names: a path there is a one-line
-error, and no write ever lands outside the output folder. Through the real CLI."""
+error, and no write ever lands outside the output folder. A case id typed by hand passes the rule a
+case folder's name passes (a capture's name, or a pseudonym with a letter and a digit, never a name
+with a birth date or a bare record number), and the refusal never repeats the value. Through the real
+CLI."""
 
 from __future__ import annotations
 
@@ -13,6 +16,9 @@ from cli import simulate_biopsy, sonomap
 from edge_runtime.errors import ConfigError
 from edge_runtime.safe_names import safe_name
 
+NAMED_ID = "Doe_Jane_1970"  # how case folders are often named after the patient
+RECORD_NUMBER = "12345678"  # a hospital number typed as the id
+EXIT_USER_ERROR = 2
 BAD_IDS = ["../../x", "/tmp/sonomap-escape", "a/b", "..", ".", "a\\..\\b", "x\ny", ""]
 
 
@@ -119,3 +125,50 @@ def test_a_huge_written_value_gives_a_short_error_line():
         safe_name(list(range(100_000)), "case.yaml: id")
     assert str(caught.value).startswith("case.yaml: id must be a name (text), got list [0, 1, 2")
     assert len(str(caught.value)) < 200
+
+
+# --- ids typed by hand ---------------------------------------------------------------------
+
+
+def _files_and_text(root: Path) -> str:
+    """Every path under ``root`` and every file's text, for checking a value appears nowhere."""
+    parts = []
+    for path in root.rglob("*"):
+        parts.append(str(path.relative_to(root)))
+        if path.is_file():
+            parts.append(path.read_bytes().decode("utf-8", "replace"))
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize(("typed", "why"), [(NAMED_ID, "reads as a name"), (RECORD_NUMBER, "has no letter")])
+def test_register_refuses_an_identifying_id_without_repeating_it(simulated, tmp_path, typed, why):
+    case_yaml = copy_case(simulated, tmp_path / "cases" / "c1", id=typed)
+    result = sonomap("register", case_yaml, "--out", tmp_path / "reg", check=False)
+    assert result.returncode == EXIT_USER_ERROR, result.stderr
+    err = result.stderr.strip()
+    assert "\n" not in err and f"{case_yaml}: id refused ({why}" in err, err
+    assert typed not in err
+    assert not (tmp_path / "reg").exists()
+
+
+def test_register_batch_files_a_pseudonym_and_refuses_a_name(simulated, tmp_path):
+    cases, dataset = tmp_path / "cases", tmp_path / "dataset"
+    copy_case(simulated, cases / "c1", id="BX-0042-1")
+    copy_case(simulated, cases / "c2", id=NAMED_ID)
+    result = sonomap("register-batch", cases, "--out", dataset, "--no-progress")
+    assert "registered 1, already done 0, failed 1" in result.stdout, result.stdout
+    assert sorted(p.name for p in (dataset / "images").iterdir()) == ["BX-0042-1.png"]
+    assert NAMED_ID not in result.stdout + result.stderr
+    assert NAMED_ID not in _files_and_text(dataset)
+
+
+def test_cases_lists_a_case_with_an_identifying_id_as_broken_without_it(simulated, tmp_path):
+    cases = tmp_path / "cases"
+    copy_case(simulated, cases / "c1", id="BX-0042-1")
+    copy_case(simulated, cases / "c2", id=NAMED_ID)
+    result = sonomap("cases", cases, check=False)
+    out = result.stdout + result.stderr
+    assert NAMED_ID not in out, out
+    rows = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[:2]}
+    assert rows == {"c1": "complete", "c2": "broken"}, out  # the listing names a case by its folder
+    assert "c2/case.yaml: id refused (reads as a name" in out, out
