@@ -16,13 +16,7 @@ CLIP_IMAGE=${DEMO_CLIP_IMAGE:-$(ls "$SAMPLE"/images/malignant_*.png | head -n 1)
 
 step() { printf '\n== [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 mkdir -p "$OUT"
-# `sonomap train` refuses a folder that holds a run. The run folder this script made on an earlier
-# run (marked) is cleared first; one it did not make is never deleted (train names it instead).
-RUN_MARK=.made-by-this-script
-fresh_run() {
-  if [ -f "$1/$RUN_MARK" ]; then rm -rf "$1"; fi
-  if [ ! -e "$1" ]; then mkdir -p "$1" && touch "$1/$RUN_MARK"; fi
-}
+. "$HERE/configs/run_folders.sh" # fresh_run DIR: a run folder for `sonomap train`
 
 step "1/7 simulate $N_CASES biopsy cases from real BUSI images"
 sonomap simulate-biopsy --images "$SAMPLE/images" --masks "$SAMPLE/masks" --out "$OUT/cases" --n "$N_CASES" --seed 0 --wsi-mpp 8

@@ -15,13 +15,7 @@ FRAMES=${BENCH_FRAMES:-300}
 ROUNDS=${BENCH_ROUNDS:-3}
 step() { printf '\n== [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 mkdir -p "$OUT"
-# `sonomap train` refuses a folder that holds a run. The run folder this script made on an earlier
-# run (marked) is cleared first; one it did not make is never deleted (train names it instead).
-RUN_MARK=.made-by-this-script
-fresh_run() {
-  if [ -f "$1/$RUN_MARK" ]; then rm -rf "$1"; fi
-  if [ ! -e "$1" ]; then mkdir -p "$1" && touch "$1/$RUN_MARK"; fi
-}
+. "$HERE/configs/run_folders.sh" # fresh_run DIR: a run folder for `sonomap train`
 
 step "0 machine"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true

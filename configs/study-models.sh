@@ -23,11 +23,7 @@ SIZE=${STUDY_SIZE:-}
 REFERENCE_BATCH=32 # configs' lr is torchvision's for 8 GPUs x batch 4
 step() { printf '\n== [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 mkdir -p "$OUT"
-RUN_MARK=.made-by-this-script # run folders this script made are cleared on a rerun, no others
-fresh_run() {
-  if [ -f "$1/$RUN_MARK" ]; then rm -rf "$1"; fi
-  if [ ! -e "$1" ]; then mkdir -p "$1" && touch "$1/$RUN_MARK"; fi
-}
+. "$HERE/configs/run_folders.sh" # fresh_run DIR: a run folder for `sonomap train`
 
 step "0 machine"
 if [ "$DEVICE" = cuda ]; then nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true; fi

@@ -1,5 +1,6 @@
-"""Shared fixtures: the vendored BUSI sample, the full BUSI set (skip when absent), Xvfb; the CI rule
-that a missing system tool fails instead of skipping (:mod:`ci_rules`)."""
+"""Shared fixtures: the vendored BUSI sample, the full BUSI set (skip when absent), a folder for a
+hand-written case.yaml, Xvfb; the CI rule that a missing system tool fails instead of skipping
+(:mod:`ci_rules`)."""
 
 from __future__ import annotations
 
@@ -119,6 +120,17 @@ def busi_full() -> Path:
     if not (FULL_BUSI / "index.csv").is_file():
         pytest.skip(f"full BUSI set not found at {FULL_BUSI} (set SONOMAP_BUSI)")
     return FULL_BUSI
+
+
+@pytest.fixture(scope="module")
+def case_dir(tmp_path_factory) -> Path:
+    """A folder, one per test module, for the case.yaml a test writes: beside it placeholder
+    us.png, core.tif and core.geojson, the files such a case names. ``load_case`` checks that they
+    exist; reading them is the stages' job."""
+    folder = tmp_path_factory.mktemp("case")
+    for name in ("us.png", "core.tif", "core.geojson"):
+        (folder / name).write_bytes(b"placeholder")
+    return folder
 
 
 @pytest.hookimpl(hookwrapper=True)

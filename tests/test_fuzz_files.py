@@ -8,7 +8,6 @@ import copy
 import math
 
 import numpy as np
-import pytest
 import torch
 import yaml
 from cli import sonomap
@@ -219,16 +218,6 @@ case_values = st.one_of(
         ]
     ),
 )
-
-
-@pytest.fixture(scope="module")
-def case_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("case")
-    for name in ("us.png", "core.tif", "core.geojson"):
-        (d / name).write_bytes(
-            b"placeholder"
-        )  # load_case checks the files exist; reading them is the stages' job
-    return d
 
 
 def mutate(base: dict, changes: dict) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from child_process import reaped
 from loopback import answer_or_close
 
 SPARE_KIB = 4096  # address space left over: a thread stack (THREAD_STACK_BYTES) does not fit in it
@@ -47,7 +48,7 @@ def test_a_connection_without_a_thread_is_closed_with_one_line_logged():
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
+    with reaped(child):
         port = int(child.stdout.readline())
         starved = [answer_or_close(port, CLIENT_TIMEOUT_S) for _ in range(CONNECTIONS)]
         child.stdin.write("\n")
@@ -57,10 +58,6 @@ def test_a_connection_without_a_thread_is_closed_with_one_line_logged():
         child.stdin.write("\n")
         child.stdin.flush()
         out, err = child.communicate(timeout=CHILD_TIMEOUT_S)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
     assert starved == [b""] * CONNECTIONS  # each closed unanswered: the server had no thread for it
     assert served.startswith(b"HTTP/1.1 503 ")  # then it serves again (no frame rendered: 503)
     assert int(out.strip()) == CONNECTIONS  # each of them counted

@@ -14,6 +14,7 @@ import os
 import subprocess
 
 import pytest
+from child_process import reaped
 from loopback import SONOMAP, free_port, start_live
 
 from edge_runtime.service.http_auth import CREDENTIAL_NAME, MIN_TOKEN_CHARS
@@ -26,12 +27,8 @@ NON_ASCII = "pässwörd-0123456789-ü".encode()
 
 def run_live(env: dict[bytes, bytes]) -> tuple[int, str]:
     proc = start_live("--no-ai", "--duration", RUN_S, port=free_port(), stdout=subprocess.DEVNULL, env=env)
-    try:
+    with reaped(proc):
         _, err = proc.communicate(timeout=EXIT_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     return proc.returncode, err
 
 

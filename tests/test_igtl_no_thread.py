@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+from child_process import reaped
 from loopback import closed_by_server
 
 pytest.importorskip("pyigtl")
@@ -80,7 +81,7 @@ def test_a_viewer_without_a_thread_is_closed_and_the_server_accepts_again():
         child.stdin.write("\n")
         child.stdin.flush()
 
-    try:
+    with reaped(child):
         port = int(child.stdout.readline())
         starved = []
         for _ in range(CONNECTIONS):
@@ -94,10 +95,6 @@ def test_a_viewer_without_a_thread_is_closed_and_the_server_accepts_again():
             received = read_exactly(viewer, len(PAYLOAD))
         tell()
         out, err = child.communicate(timeout=CHILD_TIMEOUT_S)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
     assert starved == [True] * CONNECTIONS  # each closed: the server had no thread for it
     assert report["viewers"] == 1 and received == PAYLOAD, report  # then it admits and serves again
     counters = report["counters"]

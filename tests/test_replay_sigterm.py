@@ -13,6 +13,7 @@ from pathlib import Path
 
 import av
 import pytest
+from child_process import reaped
 from cli import sonomap
 from runtime_model import dark_onnx
 
@@ -46,12 +47,8 @@ def test_a_signal_stops_replay_cleanly(clip, tmp_path, sig):
         time.sleep(POLL_S)
     time.sleep(RUN_S)
     proc.send_signal(sig)
-    try:
+    with reaped(proc):
         stdout, stderr = proc.communicate(timeout=EXIT_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 128 + int(sig), stderr[-2000:]
     assert "Traceback" not in stderr
     frames = json.loads(summary.read_text())["frames"]

@@ -18,6 +18,7 @@ import av
 import numpy as np
 import pytest
 import yaml
+from child_process import reaped
 from loopback import SONOMAP, free_port
 from prometheus_client.parser import text_string_to_metric_families
 from runtime_model import dark_onnx
@@ -104,7 +105,7 @@ def test_live_under_systemd_notify_watchdog_reload_and_term(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
+    with reaped(proc):
         ready = notify.wait_for("READY", 60)
         assert ready is not None, proc.stderr.read() if proc.poll() is not None else "no READY"
         assert "first frame rendered" in ready["STATUS"]
@@ -139,10 +140,6 @@ def test_live_under_systemd_notify_watchdog_reload_and_term(tmp_path):
 
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0, err
     notify.drain(0.3)
     assert any(m.get("STOPPING") == "1" for m in notify.messages)

@@ -319,13 +319,3 @@ VALID_CASE = {
     "needle": {"tip": [40, 30], "shaft": [10, 10], "gauge": 14},
     "pathology": {"wsi": "core.tif", "annotations": "core.geojson", "mpp": 4.0},
 }
-
-
-@pytest.fixture(scope="module")
-def case_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("case")
-    for name in ("us.png", "core.tif", "core.geojson"):
-        (d / name).write_bytes(
-            b"placeholder"
-        )  # load_case checks the files exist; reading them is the stages'
-    return d

@@ -94,10 +94,7 @@ def cmd_replay(args) -> int:
         summary = pipeline.run()
     finally:
         handlers.restore()
-    failed = recorder_failures(summary, sequence, sink_options(args, REPLAY_VIDEO_OPTION))
-    print_summary(summary, set(failed) | never_made(summary))
-    print_captures(capture)
-    print_sequences([recorder for recorder in sequence if recorder.error is None])
+    failed = print_outputs(summary, capture, sequence, sink_options(args, REPLAY_VIDEO_OPTION))
     lost = capture_failures(capture)
     if failed or lost:
         raise SonomapError("; ".join([*failed.values(), *lost]))
@@ -153,16 +150,26 @@ def cmd_live(args) -> int:
         summary = pipeline.run()
     finally:
         handlers.restore()
-    failed = recorder_failures(summary, sequence, sink_options(args, LIVE_VIDEO_OPTION))
-    print_summary(summary, set(failed) | never_made(summary))
-    print_captures(capture)
-    print_sequences([recorder for recorder in sequence if recorder.error is None])
+    failed = print_outputs(summary, capture, sequence, sink_options(args, LIVE_VIDEO_OPTION))
     for message in failed.values():  # the session itself ran: a warning, exit status 0
         print(redact(f"sonomap live: warning: {message}"), file=sys.stderr)
     lost = capture_failures(capture)
     if lost:  # a biopsy the operator took is not on disk: that must not read as a clean session
         raise SonomapError("; ".join(lost))
     return 0
+
+
+def print_outputs(summary: dict, capture: list, sequence: list, names: dict[str, str]) -> dict[str, str]:
+    """Print what a replay or live run wrote: its summary (no ``wrote`` line for a failed recorder or
+    a file never made), its biopsy captures and its sequence recordings that ended without an error.
+    ``summary``, ``sequence`` and ``names``: as for :func:`recorder_failures`; ``capture``: the
+    --cases observers. Returns the failed recorders (:func:`recorder_failures`), for the caller to
+    report as its command does."""
+    failed = recorder_failures(summary, sequence, names)
+    print_summary(summary, set(failed) | never_made(summary))
+    print_captures(capture)
+    print_sequences([recorder for recorder in sequence if recorder.error is None])
+    return failed
 
 
 def recorder_failures(summary: dict, sequence: list, names: dict[str, str]) -> dict[str, str]:
