@@ -99,7 +99,7 @@ def _raw_id(path: Path) -> str | None:
     return value if isinstance(value, str) and CAPTURE_ID.fullmatch(value) else None
 
 
-def case_id_of(doc: dict, path: Path) -> str:
+def capture_id_of(doc: dict, path: Path) -> str:
     """The case's id from its case.yaml mapping ``doc``; InputError naming the file and key when it
     is not a capture id. The value is not repeated: it may be anything typed by hand, a name too."""
     value = doc.get("id")
@@ -180,7 +180,7 @@ def read_case(folder: str | Path) -> CapturedCase:
     scale = _scale((us or {}).get("mm_per_pixel"), path)
     pred = cap.get("prediction")
     study = cap.get("study_id")
-    case_id = case_id_of(doc, path)
+    case_id = capture_id_of(doc, path)
     number = _key(cap, "number", where, int)
     if not FIRST_NUMBER <= number <= MAX_NUMBER:
         raise InputError(
