@@ -11,6 +11,7 @@ import pydicom
 import pytest
 import yaml
 from captured_cases import write_captured_case
+from loopback import free_port
 from pacs_cases import FALLBACK_ID, export
 
 pytest.importorskip("highdicom", reason="highdicom not installed (pacs extra)")
@@ -62,10 +63,25 @@ def test_a_folder_named_after_the_patient_stays_out_of_the_export(tmp_path):
 @pytest.mark.parametrize("bad_id", [PATIENT_NAMED, 20261201, None])
 def test_an_id_that_is_no_capture_id_fails_its_case_without_repeating_it(tmp_path, bad_id):
     cases = tmp_path / "cases"
-    bad = _exportable(cases / "20261201T133844Z-1", case_id=bad_id)
+    _exportable(cases / "20261201T133844Z-1", case_id=bad_id)
     good = _exportable(cases / "20261201T133846Z-2", case_id="20261201T133846Z-2")
     out = export(cases, "--dry-run", tmp_path / "dcm")
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stdout + out.stderr
-    assert f"{bad / 'case.yaml'}: id: not a capture id" in out.stdout and "Doe" not in out.stdout
+    # not read: labelled by its place as `sonomap cases` lists it, its folder left out of the reason
+    assert "case 1 of 2  FAILED: case.yaml: id: not a capture id" in out.stdout and "Doe" not in out.stdout
     assert (tmp_path / "dcm" / FALLBACK_ID / good.name / "image.dcm").is_file()
     assert "1 of 2 case(s) exported, 1 failed" in out.stdout
+
+
+def test_a_failed_upload_of_a_folder_named_after_the_patient_is_labelled_by_its_capture_id(tmp_path):
+    """The case reads, its upload fails: the FAILED line names it by its case.yaml id, as a sent
+    case's line does, never by the folder it was moved into."""
+    cases = tmp_path / "cases"
+    _exportable(cases / PATIENT_NAMED)
+    no_answer = f"http://127.0.0.1:{free_port()}/dicom-web"
+    out = export(
+        cases, "--dicomweb", no_answer, "--timeout", "2", env={"SONOMAP_DICOMWEB_BASIC": "user:pass"}
+    )
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stdout + out.stderr
+    assert f"{CASE_ID}  FAILED: upload failed: no answer" in out.stdout, out.stdout
+    assert "Doe" not in out.stdout + out.stderr

@@ -28,6 +28,7 @@ any case failed. Objects and attributes: docs/pacs-export.md.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -36,7 +37,8 @@ from edge_runtime.biopsy.study_id import check_study_id
 from edge_runtime.config import load_config
 from edge_runtime.errors import ConfigError, SonomapError
 from edge_runtime.yamlfile import read_yaml_mapping
-from registration.pacs.captured_case import case_folders, read_case
+from registration.cases.status import case_names, find_case_files
+from registration.pacs.captured_case import CASE_FILE, case_folders, read_case
 
 EXIT_SOME_FAILED = 1
 DEFAULT_TIMEOUT_S = 30.0
@@ -188,10 +190,15 @@ def run_export(args: argparse.Namespace) -> int:
     target = Path(args.dry_run) if args.dry_run else privacy.redact_url(args.dicomweb)
     print(f"{len(folders)} case(s) in {args.cases_dir} -> {target}")
     failed = exported = 0
+    # a case is labelled by its capture id once read, else by its place as `sonomap cases` lists it:
+    # never by its folder, which may have been renamed after the patient
+    places = case_names(find_case_files(Path(args.cases_dir)))
     for folder in folders:
         start = time.perf_counter()
+        label = places[str(folder / CASE_FILE)]
         try:
             case = read_case(folder)
+            label = case.case_id
             study_id = case.study_id or fallback
             if study_id is None:
                 raise SonomapError("no study ID (captured without --study-id); give --study-id ID to file it")
@@ -216,7 +223,7 @@ def run_export(args: argparse.Namespace) -> int:
             )
         except (SonomapError, OSError) as exc:
             failed += 1
-            print(f"{folder.name}  FAILED: {privacy.redact(str(exc))}", flush=True)
+            print(f"{label}  FAILED: {privacy.redact(_without_folder(str(exc), folder))}", flush=True)
             if args.stop_on_error:
                 print("stopped at the first failure (--stop-on-error)")
                 break
@@ -226,3 +233,10 @@ def run_export(args: argparse.Namespace) -> int:
         + (f", {untried} not tried" if untried else "")
     )
     return EXIT_SOME_FAILED if failed else 0
+
+
+def _without_folder(text: str, folder: Path) -> str:
+    """``text`` with the case folder's path left out (``case.yaml: ...``), as the case's label names it."""
+    for spelled in sorted({str(folder), str(folder.absolute())}, key=len, reverse=True):
+        text = text.replace(spelled + os.sep, "").replace(spelled, "the case's folder")
+    return text
