@@ -15,6 +15,7 @@ import sys
 import time
 
 import pytest
+from child_process import reaped
 from cli import sonomap
 from export_fixtures import shared_checkpoint
 
@@ -50,7 +51,7 @@ def _stopped_export(args: list[str], folder, sig: signal.Signals) -> int:
     proc = subprocess.Popen(
         [sys.executable, "-m", "edge_runtime.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    try:
+    with reaped(proc):
         deadline = time.monotonic() + STAGING_WAIT_S
         while not set(_staging(folder)) - before:
             assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
@@ -58,10 +59,6 @@ def _stopped_export(args: list[str], folder, sig: signal.Signals) -> int:
             time.sleep(POLL_S)
         proc.send_signal(sig)
         proc.communicate(timeout=EXIT_WAIT_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     return proc.returncode
 
 
