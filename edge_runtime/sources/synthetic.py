@@ -195,7 +195,8 @@ def write_clip(
     """Render ``frames`` frames to an H.264 mp4; return a description (the clip's file name, roi, mm
     scale, patient line box, the image's sha256: never a path or the image's name). The clip replaces
     an earlier one at ``out`` only once it is complete (a replay's recorder, :mod:`edge_runtime.sinks.mp4`):
-    when writing it fails, an InputError saying why (the caller names ``out``), the earlier clip kept."""
+    when writing it fails, an InputError saying why (the caller names ``out``), the earlier clip kept;
+    a run stopped part-way (Ctrl-C) keeps the earlier clip too."""
     sim = ScreenSimulator(
         Path(image),
         seed=seed,
@@ -208,6 +209,12 @@ def write_clip(
     try:
         for i in range(frames):
             sink.write(sim.frame(i))
+    except BaseException:
+        # Ctrl-C or a failed frame: the clip is short of frames, so closing must treat it as a failed
+        # recording (an earlier clip at ``out`` stays, its .json still describing it), not rename it over
+        if sink.error is None:
+            sink.error = InputError(f"stopped after {sink.frames} of {frames} frames")
+        raise
     finally:
         sink.close()
     if sink.error is not None:  # the last frames or the closing index failed after the last write

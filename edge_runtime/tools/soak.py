@@ -10,18 +10,49 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from edge_runtime import cli_args
+from edge_runtime.atomic import check_creatable, same_file
+from edge_runtime.errors import ConfigError
 from edge_runtime.jsonfile import atomic_write_json
 
 DEFAULT_MAX_GROWTH = 0.02
+SECONDS_PER_MINUTE = 60.0
+SAMPLES_PER_WINDOW = 2  # samples drift a little past --sample-s apart: two per window keeps one in it
+
+
+def check_soak_args(args, window_fraction: float) -> None:
+    """ConfigError before the run, not after minutes of it: a --json path that cannot be written or
+    is the clip or model being read, and a run too short for its growth windows (each
+    ``window_fraction`` of the run) to hold the samples a verdict compares."""
+    if args.json:
+        json_path = Path(args.json)
+        for name, path in (("the input", args.input), ("--model", args.model)):
+            if path and same_file(json_path, path):
+                raise ConfigError(
+                    f"--json {json_path} is the same file as {name} {path}: writing it would destroy what "
+                    "is being read; give another name"
+                )
+        if json_path.is_dir():
+            raise ConfigError(f"--json {json_path}: is a folder; give a file name")
+        check_creatable(json_path, "--json")
+    window_s = args.minutes * SECONDS_PER_MINUTE * window_fraction
+    if window_s < SAMPLES_PER_WINDOW * args.sample_s:
+        shortest = SAMPLES_PER_WINDOW * args.sample_s / window_fraction / SECONDS_PER_MINUTE
+        raise ConfigError(
+            f"--minutes {args.minutes:g}: too short to measure RSS growth with --sample-s {args.sample_s:g} "
+            f"(each {100 * window_fraction:g} % window needs {SAMPLES_PER_WINDOW} samples): give at least "
+            f"{shortest:.3g} minutes"
+        )
 
 
 def cmd_soak(args) -> int:
     # deferred: the run loads PyAV, the pipeline and the HTTP server, and `sonomap --help` imports this
     # module for the parser
-    from edge_runtime.tools.soak_run import run_soak
+    from edge_runtime.tools.soak_run import WINDOW_FRACTION, run_soak
 
+    check_soak_args(args, WINDOW_FRACTION)
     report = run_soak(
         args.minutes,
         args.input,
