@@ -6,6 +6,7 @@ Heavy imports happen inside the handlers so that `sonomap --help` stays fast.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from edge_runtime import cli_args
 from edge_runtime.errors import SonomapError
@@ -18,12 +19,37 @@ EXIT_SOME_FAILED = 1
 # bench-slides: a level 0 narrower than 8 tiles is no scanner's slide, and the simulated core
 # squeezed into it reaches slide scales register refuses
 MIN_BENCH_WIDTH = 2048
+# and wider than about 5 cm of glass at 0.25 µm/px is none either; a typo'd width would ask tifffile
+# for billions of tiles' offsets before writing one
+MAX_BENCH_WIDTH = 200_000
+
+
+def check_sim_folders(args, out_flag: str) -> None:
+    """ConfigError before anything is simulated: --masks that is --images (each image would be its own
+    lesion mask), and an output folder (``out_flag``: --out, --work) that is a file, or is, lies
+    inside or contains --images or --masks, whose files it would be mixed with."""
+    images, masks = Path(args.images).resolve(), Path(args.masks).resolve()
+    if images == masks:
+        raise SonomapError(f"--masks {args.masks}: is --images {args.images}; give the lesion masks' folder")
+    out = getattr(args, out_flag.removeprefix("--"))
+    if out is None:  # the benchmarks' temp folder
+        return
+    if Path(out).exists() and not Path(out).is_dir():
+        raise SonomapError(f"{out_flag} {out}: is a file, not a folder; give a folder")
+    where = Path(out).resolve()
+    for flag, source in (("--images", images), ("--masks", masks)):
+        if where == source or source in where.parents or where in source.parents:
+            raise SonomapError(
+                f"{out_flag} {out}: is, lies inside or contains {flag} {getattr(args, flag[2:])}; "
+                f"give an {out_flag} folder apart from it"
+            )
 
 
 def _simulate(args) -> int:
     from registration.sim.biopsy_core import CoreParams
     from registration.sim.simulate import SimParams, simulate_cases
 
+    check_sim_folders(args, "--out")
     lab = None
     if args.lab:
         from registration.sim.lab import LabParams
@@ -103,6 +129,7 @@ def _register_batch(args) -> int:
 def _bench(args) -> int:
     from registration.sim.bench import run_bench
 
+    check_sim_folders(args, "--work")
     run_bench(args.images, args.masks, args.n, args.seed, args.work, timing=not args.no_timing, lab=args.lab)
     return 0
 
@@ -110,6 +137,7 @@ def _bench(args) -> int:
 def _bench_slides(args) -> int:
     from registration.sim.bench_slides import run_slide_bench
 
+    check_sim_folders(args, "--work")
     run_slide_bench(args.images, args.masks, args.width, args.repeats, args.seed, args.work)
     return 0
 
@@ -233,9 +261,9 @@ def register(sub) -> None:
     _add_bench_inputs(p, "keep the slide and outputs here (default: a temp folder)")
     p.add_argument(
         "--width",
-        type=cli_args.at_least(MIN_BENCH_WIDTH),
+        type=cli_args.int_in_range(MIN_BENCH_WIDTH, MAX_BENCH_WIDTH),
         default=40000,
-        help=f"level-0 width in pixels, >= {MIN_BENCH_WIDTH} (default 40000)",
+        help=f"level-0 width in pixels, {MIN_BENCH_WIDTH}-{MAX_BENCH_WIDTH} (default 40000)",
     )
     p.add_argument("--repeats", type=cli_args.at_least(1), default=3, help="runs per reader (default 3)")
     p.set_defaults(func=_bench_slides)

@@ -32,6 +32,7 @@ from edge_runtime.sinks.mp4 import Mp4Sink
 from edge_runtime.sources.synthetic import BORDER_PX, ScreenSimulator, default_image
 from registration.report import write_json
 from registration.sim.echo import draw_needle
+from registration.sim.simulate import MALIGNANT, busi_labels
 from registration.tract import GAUGE_DEFAULTS
 
 SCREEN = (1280, 720)
@@ -43,6 +44,8 @@ GAUGE = 14
 THROW_MM = 22.0  # the device's throw: each fire's jumps add up to it
 FPS = 30
 LESION_LEVEL = 127  # the warped 0/255 mask is cancer above this
+INDEX_CSV = "index.csv"  # BUSI's labels, beside images/
+BUSI_LABELS = (MALIGNANT, "benign", "normal")  # BUSI's classes, its file names' prefixes
 # The pre-fire frame's fingerprint in truth.json (roi_fingerprint): a 16x16 thumbnail's 256 bits.
 FINGERPRINT_KEY = "pre_fingerprint"
 FINGERPRINT_CELLS = 16
@@ -112,13 +115,23 @@ def lesion_in_roi(sim: ScreenSimulator, mask_path: Path, cancer: bool) -> np.nda
 
 
 def busi_mask(image: Path) -> tuple[Path, bool]:
-    """(mask path, malignant?) of a BUSI-layout image (images/X.png, masks/X.png, X named
-    malignant_* or benign_*)."""
+    """(mask path, malignant?) of a BUSI-layout image (images/X.png, masks/X.png). Malignant by the
+    label of X in ``index.csv`` beside images/, else by X's BUSI name (malignant_*, benign_*, normal_*); an
+    InputError naming the image when neither tells (a renamed image must not pass as benign: its
+    lesion would silently become no cancer in the truth)."""
     image = Path(image)
     mask = image.parent.parent / "masks" / image.name
     if not mask.is_file():
         raise InputError(f"{image}: no lesion mask at {mask} (BUSI layout: images/ beside masks/)")
-    return mask, image.stem.startswith("malignant")
+    index = image.parent.parent / INDEX_CSV
+    label = busi_labels(index).get(image.stem) if index.is_file() else None
+    label = label or next((name for name in BUSI_LABELS if image.stem.startswith(name)), None)
+    if label is None:
+        raise InputError(
+            f"{image}: cannot tell whether its lesion is cancer: name it malignant_* or benign_* as BUSI "
+            f"does, or give its label (malignant or benign) in {INDEX_CSV} beside images/"
+        )
+    return mask, label == MALIGNANT
 
 
 def write_procedure_clip(

@@ -78,18 +78,23 @@ class SimSource:
         return f"source image {self.patient_id}"
 
 
-def malignant_ids(index: Path) -> set[str]:
-    """The ids that BUSI's ``index.csv`` labels malignant. Read as prepare-busi reads it (a spreadsheet's
-    byte-order mark accepted): InputError naming the file, and the line, when it is not UTF-8 or not
-    CSV or has no id and label columns."""
+def busi_labels(index: Path) -> dict[str, str]:
+    """id -> label of BUSI's ``index.csv``. Read as prepare-busi reads it (a spreadsheet's byte-order
+    mark accepted): InputError naming the file, and the line, when it is not UTF-8 or not CSV or has no
+    id and label columns."""
     text = read_csv_text(index, INDEX_COLUMNS)
     reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
         if not set(INDEX_COLUMNS.split(",")) <= set(reader.fieldnames or []):
             raise InputError(f"{index}: needs columns {INDEX_COLUMNS} (BUSI layout)")
-        return {row["id"] for row in reader if row["label"] == MALIGNANT}
+        return {row["id"]: row["label"] for row in reader}
     except csv.Error as exc:
         raise InputError(f"{index}:{reader.line_num}: not a valid CSV ({exc})") from None
+
+
+def malignant_ids(index: Path) -> set[str]:
+    """The ids that BUSI's ``index.csv`` labels malignant (errors as :func:`busi_labels`)."""
+    return {image_id for image_id, label in busi_labels(index).items() if label == MALIGNANT}
 
 
 def list_sources(images_dir: Path, masks_dir: Path) -> list[SimSource]:
