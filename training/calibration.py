@@ -16,6 +16,8 @@ outputs: plain dicts (JSON-ready) and the PNG.
 
 from __future__ import annotations
 
+import math
+import zipfile
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -138,12 +140,36 @@ def write_band_sums(path: Path, ids: list[str], calibrated: np.ndarray, uncalibr
     atomic_write_bytes(path, buf.getvalue())
 
 
+NPY_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+
+
+def check_npz_sizes(path: Path) -> None:
+    """InputError naming ``path`` when an array in the .npz declares more data than its member holds:
+    numpy allocates the declared size before reading, so a damaged header would ask for gigabytes."""
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.infolist():
+            with archive.open(member) as stream:
+                read_header = NPY_HEADER_READERS.get(np.lib.format.read_magic(stream))
+                if read_header is None:  # np.savez writes 1.0 (2.0 past 64 KiB of header)
+                    raise InputError(f"{path}: array {member.filename} is in an unknown .npy version")
+                shape, _, dtype = read_header(stream)
+                held = member.file_size - stream.tell()
+            if dtype.itemsize * math.prod(shape) > held:
+                raise InputError(
+                    f"{path}: array {member.filename} declares {shape} of {dtype} but holds {held} bytes"
+                )
+
+
 def read_band_sums(path: Path) -> dict[str, np.ndarray]:
     """:func:`write_band_sums`' file -> its arrays; a missing or foreign file is an error naming it."""
     try:
+        check_npz_sizes(path)
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # cut short or not a zip at all
         raise InputError(f"{path}: not readable as per-image calibration sums ({exc})") from exc
     if "ids" not in arrays or "calibrated" not in arrays:
         raise InputError(f"{path}: no per-image calibration sums (needs ids and calibrated)")

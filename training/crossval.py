@@ -46,6 +46,7 @@ from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.image_files import read_image
 from edge_runtime.jsonfile import atomic_write_json, read_json
 from edge_runtime.manifest import sha256_file
+from edge_runtime.typed_config import shown
 from training.config import load_config
 from training.crossval_layout import FOLD_DATA, FOLD_EVAL, FOLD_RUN, SETUP_FILE, fold_dir, fold_evaluated
 from training.data import CANCER, read_cases
@@ -53,6 +54,9 @@ from training.mask_filter_fit import fit_mask_filter
 from training.output_checks import check_apart
 
 MIN_FOLDS = 3  # one fold tests, one validates, at least one trains
+FOLDS_KEY = "fold_of_case"  # crossval.json's case id -> fold
+NEW_OUT = "give a new --out folder"
+MISSING = "nothing"  # what a case absent from crossval.json is shown as
 
 
 def case_strata(samples) -> dict[str, str]:
@@ -100,18 +104,22 @@ def write_setup(
         "cases_sha256": sha256_file(data / CASES_CSV),
     }
     path = out / SETUP_FILE
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file, not a folder; give a cross-validation folder")
     if path.is_file():
         try:
             earlier = read_json(path)
         except InputError as exc:
-            raise InputError(f"{exc}; give a new --out folder") from exc
+            raise InputError(f"{exc}; {NEW_OUT}") from exc
+        if not isinstance(earlier, dict):
+            raise InputError(f"{path}: not a cross-validation setup (a JSON object); {NEW_OUT}")
         differs = [key for key, value in setup.items() if earlier.get(key) != value]
         if differs:
             raise ConfigError(
                 f"--out {out}: set up with another {', '.join(differs)} ({path}); give a new --out "
                 "folder, or the same --config, --data, --folds, --seed and calibration to continue it"
             )
-        return {case: int(k) for case, k in earlier["fold_of_case"].items()}
+        return earlier_folds(path, earlier, samples, folds)
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"--out {out}: not empty and not a cross-validation folder; give a new folder")
     strata = case_strata(samples)
@@ -122,8 +130,24 @@ def write_setup(
         )
     fold_of_case = assign_folds(strata, folds, seed)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, {**setup, "fold_of_case": fold_of_case})
+    atomic_write_json(path, {**setup, FOLDS_KEY: fold_of_case})
     return fold_of_case
+
+
+def earlier_folds(path: Path, earlier: dict, samples, folds: int) -> dict[str, int]:
+    """case id -> fold of the cases of SAMPLES, as OUT/crossval.json (``path``, read as ``earlier``)
+    assigned them. An InputError naming the file and the key when it does not give every case a
+    fold 1..K (a file edited or damaged by hand): a fold out of range would silently train on it."""
+    assigned = earlier.get(FOLDS_KEY)
+    if not isinstance(assigned, dict):
+        raise InputError(f"{path}: '{FOLDS_KEY}' missing or not a mapping of case id to fold; {NEW_OUT}")
+    for case in sorted({s.case_id for s in samples}):
+        k = assigned.get(case, MISSING)
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= folds:
+            raise InputError(
+                f"{path}: '{FOLDS_KEY}.{case}': expected a fold 1..{folds}, got {k if k is MISSING else shown(k)}; {NEW_OUT}"
+            )
+    return {case: k for case, k in assigned.items()}
 
 
 def write_fold_dataset(

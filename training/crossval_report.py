@@ -41,6 +41,10 @@ from training.metrics_csv import ImageResult, read_metrics_csv, row_counts, writ
 from training.report import interval_text
 
 FOLD_FIGURES = ("dice_pos_mean", "dice_pooled", "dice_mean", "ece_pixel")
+NEGATIVE_KEYS = ("n_negative_with_fp", "n_negative")  # what a fold's line reads of its summary.json
+SERVED = "calibrated"  # calibration.json's figures as served
+RELIABILITY_KEYS = {"band_px", "pixel", "image_max", "image_mean"}  # what the pooled reliability sums
+REDO = "damaged, or not written by sonomap crossval"
 
 
 def _fold(out: Path, k: int) -> dict:
@@ -54,8 +58,8 @@ def _fold(out: Path, k: int) -> dict:
     bands = read_band_sums(ev / BAND_SUMS_FILE)
     if list(bands["ids"]) != list(rows):
         raise InputError(f"{ev / BAND_SUMS_FILE}: its images are not those of {ev / 'metrics.csv'}")
-    summary = read_json(ev / "summary.json")
-    trained = read_json(fold_dir(out, k) / FOLD_RUN / "summary.json")
+    summary = _json_object(ev / "summary.json", NEGATIVE_KEYS)
+    trained = _json_object(fold_dir(out, k) / FOLD_RUN / "summary.json")
     line = {
         "fold": k,
         "images": len(results),
@@ -68,8 +72,24 @@ def _fold(out: Path, k: int) -> dict:
         "threshold": summary.get("threshold"),
         "mask_filter": summary.get("mask_filter"),
     }
-    calibration = read_json(ev / "calibration.json")
+    calibration = _json_object(ev / "calibration.json", (SERVED,))
+    if not isinstance(calibration[SERVED], dict) or not RELIABILITY_KEYS <= calibration[SERVED].keys():
+        raise InputError(
+            f"{ev / 'calibration.json'}: '{SERVED}' lacks {', '.join(sorted(RELIABILITY_KEYS))} ({REDO})"
+        )
     return {"results": results, "bands": bands, "line": line, "calibration": calibration}
+
+
+def _json_object(path: Path, keys: tuple[str, ...] = ()) -> dict:
+    """A fold's JSON file as a mapping holding ``keys``; an InputError naming the file (and the key)
+    when it is damaged or not the file evaluate or train wrote."""
+    value = read_json(path)
+    if not isinstance(value, dict):
+        raise InputError(f"{path}: not a JSON object ({REDO})")
+    missing = [key for key in keys if key not in value]
+    if missing:
+        raise InputError(f"{path}: missing key '{missing[0]}' ({REDO})")
+    return value
 
 
 def _band_figures(folds: list[dict], key: str, cases: list[str], seed: int) -> dict | None:
