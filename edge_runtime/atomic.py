@@ -103,6 +103,25 @@ def same_file(a: str | Path, b: str | Path) -> bool:
     return a.exists() and b.exists() and os.path.samefile(a, b)
 
 
+def check_not_read(path: str | Path, flag: str, inputs: dict[str, str | Path | None]) -> None:
+    """ConfigError naming ``flag`` when ``path``, a file a command writes, is one of the files it
+    reads or lies in a folder it reads (``inputs``: how each is named in the message -> its path, None
+    for one not given): writing it would destroy, or mix with, what is being read."""
+    for name, source in inputs.items():
+        if source is None:
+            continue
+        if same_file(path, source):
+            raise ConfigError(
+                f"{flag} {path} is the same file as {name} {source}: writing it would destroy what is "
+                "being read; give another name"
+            )
+        if Path(source).is_dir() and Path(source).resolve() in Path(path).resolve().parents:
+            raise ConfigError(
+                f"{flag} {path}: lies inside {name} {source}, whose files it would mix with; give a "
+                "path apart from it"
+            )
+
+
 def fsync_folder(path: str | Path) -> None:
     """fsync the folder ``path``: makes the renames and new entries in it durable."""
     _fsync(Path(path), os.O_RDONLY)

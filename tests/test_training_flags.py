@@ -149,10 +149,17 @@ def test_bench_train_json_is_checked_before_and_written_after(
     monkeypatch.setattr(bench_module, "bench_train", fake_bench)
     base = ["bench-train", "--config", str(tiny_cfg), "--data", str(busi_dataset), "--json"]
     (tmp_path / "file").write_text("x")
-    for bad, why in ((tmp_path / "file" / "x.json", "is a file, not a folder"), (tmp_path, "is a folder")):
+    config_before = tiny_cfg.read_bytes()
+    for bad, why in (
+        (tmp_path / "file" / "x.json", "is a file, not a folder"),
+        (tmp_path, "is a folder"),
+        (tiny_cfg, "is the same file as --config"),  # the JSON written over the config it measured
+        (busi_dataset / "bench.json", "lies inside --data"),
+    ):
         err = one_line_error(capsys, sonomap([*base, str(bad)]))
         assert "--json" in err and why in err, err
     assert not ran  # refused before the benchmark
+    assert tiny_cfg.read_bytes() == config_before and not (busi_dataset / "bench.json").exists()
     target = tmp_path / "new" / "r.json"  # a missing folder is made, as every writer does
     assert sonomap([*base, str(target)]) == 0
     assert len(ran) == 1 and json.loads(target.read_text())["throughput_ratio"] == 1.0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 # Light: imagehash is imported only when hashing starts.
 from edge_runtime import cli_args
-from edge_runtime.atomic import same_file
+from edge_runtime.atomic import check_not_read, same_file
 from edge_runtime.errors import ConfigError
 from edge_runtime.jsonfile import atomic_write_json, json_text
 from edge_runtime.near_duplicates import DHASH_MAX, PHASH_MAX
@@ -131,6 +131,7 @@ def _bench_train(args) -> int:
 
     if args.json:  # written at the end: a path that cannot be written fails now, not after the benchmark
         check_output_file(args.json, "--json")
+        check_not_read(args.json, "--json", {"--config": args.config, "--data": args.data})
     result = bench_train(args.config, args.data, args.iters, args.warmup, args.device, args.rounds)
     if args.json:
         atomic_write_json(args.json, result)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from edge_runtime import cli_args
-from edge_runtime.atomic import check_creatable, same_file
+from edge_runtime.atomic import check_creatable, check_not_read
 from edge_runtime.errors import ConfigError
 from edge_runtime.jsonfile import atomic_write_json
 
@@ -28,12 +28,7 @@ def check_soak_args(args, window_fraction: float) -> None:
     ``window_fraction`` of the run) to hold the samples a verdict compares."""
     if args.json:
         json_path = Path(args.json)
-        for name, path in (("the input", args.input), ("--model", args.model)):
-            if path and same_file(json_path, path):
-                raise ConfigError(
-                    f"--json {json_path} is the same file as {name} {path}: writing it would destroy what "
-                    "is being read; give another name"
-                )
+        check_not_read(json_path, "--json", {"the input": args.input or None, "--model": args.model or None})
         if json_path.is_dir():
             raise ConfigError(f"--json {json_path}: is a folder; give a file name")
         check_creatable(json_path, "--json")
