@@ -127,8 +127,15 @@ def test_trusted_old_checkpoint_is_upgraded_once_then_loads_weights_only(tmp_pat
     model, manifest = load_model(path)  # manifest re-signed for the new file's sha256
     assert manifest.arch == ARCH and load_manifest(path).sha256
     assert model(torch.zeros(1, 1, 32, 32)).shape == (1, 2, 32, 32)
+    upgraded, backup = path.read_bytes(), (tmp_path / "best.pt.orig").read_bytes()
+    again = sonomap("upgrade-checkpoint", path)  # safe to ask: read weights-only, no trust needed
+    assert "already a weights-only checkpoint; nothing to convert, nothing written" in again.stdout
+    assert path.read_bytes() == upgraded and (tmp_path / "best.pt.orig").read_bytes() == backup
+    torch.save(old_format_payload(), path)  # an old file again, beside the earlier backup
+    save_manifest(tiny_manifest(ARCH, 32), path)
     err = one_line_error(sonomap("upgrade-checkpoint", path, "--trust-checkpoint", check=False))
     assert "best.pt.orig: exists already" in err  # the original is never overwritten
+    assert (tmp_path / "best.pt.orig").read_bytes() == backup
 
 
 @pytest.mark.timeout(MANY_COMMANDS_S)

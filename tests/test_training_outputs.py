@@ -10,11 +10,14 @@ import csv
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 import yaml
 from file_trees import tree_bytes
 
 from edge_runtime.cli import main as sonomap
+from edge_runtime.manifest import load_manifest, save_manifest
 from edge_runtime.privacy import redact
 from training.data import read_cases, select_split
 from training.train import run
@@ -168,8 +171,10 @@ def test_upgrade_checkpoint_in_place_by_another_spelling_keeps_the_backup(
 ):
     folder = tmp_path / "ck"
     folder.mkdir()
-    for name in ("best.pt", "best.pt.yaml"):
-        shutil.copy2(trained / name, folder / name)
+    # the older format: a numpy scalar beside the tensors, which a weights-only read refuses
+    payload = torch.load(trained / "best.pt", map_location="cpu", weights_only=True)
+    torch.save({**payload, "val": {"dice_pos_mean": np.float64(0.25)}}, folder / "best.pt")
+    save_manifest(load_manifest(trained / "best.pt"), folder / "best.pt")  # signed for the new bytes
     original = (folder / "best.pt").read_bytes()
     monkeypatch.chdir(tmp_path)
     code = sonomap(

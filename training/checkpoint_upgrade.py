@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import shutil
 import tempfile
 from pathlib import Path
@@ -33,6 +34,39 @@ BACKUP_SUFFIX = ".orig"
 OUT_FLAG = "--out"
 
 
+def upgrade_command(checkpoint: str | Path, out: str | Path | None, trusted: bool) -> str:
+    """What ``sonomap upgrade-checkpoint`` does and prints: nothing for a checkpoint that already
+    loads weights-only (the safe read comes first, so no file is unpickled needlessly); else, when
+    ``trusted``, the upgrade (:func:`upgrade_checkpoint`); else a ConfigError saying why it needs
+    ``--trust-checkpoint``. A file that is no checkpoint at all is its own one-line InputError."""
+    check_target(Path(checkpoint), Path(out) if out else None)  # --out named before the file is read
+    if already_weights_only(checkpoint):
+        return f"{checkpoint}: already a weights-only checkpoint; nothing to convert, nothing written"
+    if not trusted:
+        raise ConfigError(
+            f"{checkpoint}: converting it unpickles the file, which can run any code in it; "
+            "add --trust-checkpoint only if you know where it came from"
+        )
+    target = upgrade_checkpoint(checkpoint, out)
+    in_place = not out or same_file(out, checkpoint)
+    return f"{target}: weights-only checkpoint written" + (
+        f" (original kept as {target}.orig)" if in_place else ""
+    )
+
+
+def already_weights_only(path: str | Path) -> bool:
+    """True when ``path`` loads weights-only; False when it holds Python objects besides tensors and
+    plain values (what an upgrade converts). Any other problem (missing, corrupt, an exported model)
+    raises its InputError from :func:`training.checkpoint.read_checkpoint`."""
+    try:
+        read_checkpoint(path)
+    except InputError as exc:
+        if isinstance(exc.__cause__, pickle.UnpicklingError):
+            return False
+        raise
+    return True
+
+
 def upgrade_checkpoint(path: str | Path, out: str | Path | None = None) -> Path:
     """Rewrite a trusted older-format checkpoint as tensors and plain values (readable weights-only).
 
@@ -40,9 +74,7 @@ def upgrade_checkpoint(path: str | Path, out: str | Path | None = None) -> Path:
     An ``out`` that is a manifest, or whose manifest would land on ``path``, is refused first."""
     path = Path(path)
     target = Path(out) if out else path
-    refuse_manifest_clash(path, target)
-    if out:  # in place, the backup copy below names FILE.orig and the reason itself
-        check_out_writable(target)
+    check_target(path, Path(out) if out else None)
     payload = read_checkpoint(path, trust=True)
     rng = payload.get("rng")
     if isinstance(rng, dict) and "numpy" in rng:
@@ -63,6 +95,14 @@ def upgrade_checkpoint(path: str | Path, out: str | Path | None = None) -> Path:
         save_manifest(manifest, target)
     log.warning("%s: rewritten weights-only as %s (trusted by the user)", path, target)
     return target
+
+
+def check_target(path: Path, out: Path | None) -> None:
+    """ConfigError naming ``--out`` when the upgrade of ``path`` cannot be written there (``out``, or
+    ``path`` itself in place): a manifest in the way, or a place that cannot be written."""
+    refuse_manifest_clash(path, out or path)
+    if out:  # in place, the backup copy names FILE.orig and the reason itself
+        check_out_writable(out)
 
 
 def check_out_writable(out: Path) -> None:

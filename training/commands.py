@@ -13,8 +13,7 @@ from pathlib import Path
 
 # Light: imagehash is imported only when hashing starts.
 from edge_runtime import cli_args
-from edge_runtime.atomic import check_not_read, same_file
-from edge_runtime.errors import ConfigError
+from edge_runtime.atomic import check_not_read
 from edge_runtime.jsonfile import atomic_write_json, json_text
 from edge_runtime.near_duplicates import DHASH_MAX, PHASH_MAX
 from training import crossval_cli, evaluation_cli
@@ -112,16 +111,9 @@ def _pretrain(args) -> int:
 
 
 def _upgrade_checkpoint(args) -> int:
-    from training.checkpoint_upgrade import upgrade_checkpoint
+    from training.checkpoint_upgrade import upgrade_command
 
-    if not args.trust_checkpoint:
-        raise ConfigError(
-            f"{args.checkpoint}: converting it unpickles the file, which can run any code in it; "
-            "add --trust-checkpoint only if you know where it came from"
-        )
-    out = upgrade_checkpoint(args.checkpoint, args.out)
-    in_place = not args.out or same_file(args.out, args.checkpoint)
-    print(f"{out}: weights-only checkpoint written" + (f" (original kept as {out}.orig)" if in_place else ""))
+    print(upgrade_command(args.checkpoint, args.out, args.trust_checkpoint))
     return 0
 
 
