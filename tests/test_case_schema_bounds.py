@@ -96,7 +96,7 @@ def test_a_captured_case_whose_ultrasound_is_no_section_fails_alone_in_the_expor
     out = export(cases, "--dry-run", tmp_path / "dcm")
     assert out.returncode == EXIT_SOME_FAILED and "Traceback" not in out.stderr, out.stderr[-2000:]
     assert (
-        f"{bad.name}  FAILED: {bad / 'case.yaml'}: ultrasound: expected a section (image, "
+        f"{bad.name}  FAILED: case.yaml: ultrasound: expected a section (image, "
         "mm_per_pixel, ...)" in out.stdout
     ), out.stdout
     assert f"{good.name}  {FALLBACK_ID}  wrote 2 file(s)" in out.stdout

@@ -80,7 +80,7 @@ def test_an_alias_bomb_case_fails_its_own_export_and_the_others_are_exported(tmp
     _edit(good, lambda case: _exportable(case["capture"]))
     out = _sonomap("cases", "export", cases, "--dry-run", tmp_path / "dcm")
     assert out.returncode == EXIT_SOME_FAILED and "Traceback" not in out.stderr, out.stderr[-2000:]
-    assert f"{bomb.name}  FAILED: {bomb / 'case.yaml'}: captured case refused (its aliases" in out.stdout
+    assert f"{bomb.name}  FAILED: case.yaml: captured case refused (its aliases" in out.stdout
     assert f"{good.name}  BX-0001  wrote 2 file(s)" in out.stdout
 
 

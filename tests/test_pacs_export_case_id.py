@@ -67,8 +67,11 @@ def test_an_id_that_is_no_capture_id_fails_its_case_without_repeating_it(tmp_pat
     good = _exportable(cases / "20261201T133846Z-2", case_id="20261201T133846Z-2")
     out = export(cases, "--dry-run", tmp_path / "dcm")
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stdout + out.stderr
-    # not read: labelled by its place as `sonomap cases` lists it, its folder left out of the reason
-    assert "case 1 of 2  FAILED: case.yaml: id: not a capture id" in out.stdout and "Doe" not in out.stdout
+    # not read: labelled by its folder's name, a capture's, and the folder's path left out of the reason
+    assert (
+        "20261201T133844Z-1  FAILED: case.yaml: id: not a capture id" in out.stdout
+        and "Doe" not in out.stdout
+    )
     assert (tmp_path / "dcm" / FALLBACK_ID / good.name / "image.dcm").is_file()
     assert "1 of 2 case(s) exported, 1 failed" in out.stdout
 

@@ -38,7 +38,7 @@ from edge_runtime.config import load_config
 from edge_runtime.errors import ConfigError, SonomapError
 from edge_runtime.yamlfile import read_yaml_mapping
 from registration.cases.status import case_names, find_case_files
-from registration.pacs.captured_case import CASE_FILE, case_folders, read_case
+from registration.pacs.captured_case import CAPTURE_ID, CASE_FILE, case_folders, read_case
 
 EXIT_SOME_FAILED = 1
 DEFAULT_TIMEOUT_S = 30.0
@@ -190,12 +190,13 @@ def run_export(args: argparse.Namespace) -> int:
     target = Path(args.dry_run) if args.dry_run else privacy.redact_url(args.dicomweb)
     print(f"{len(folders)} case(s) in {args.cases_dir} -> {target}")
     failed = exported = 0
-    # a case is labelled by its capture id once read, else by its place as `sonomap cases` lists it:
-    # never by its folder, which may have been renamed after the patient
+    # a case is labelled by its capture id once read, else by its folder's name when that is a
+    # capture's, else by its place as `sonomap cases` lists it: never by a folder renamed after the
+    # patient
     places = case_names(find_case_files(Path(args.cases_dir)))
     for folder in folders:
         start = time.perf_counter()
-        label = places[str(folder / CASE_FILE)]
+        label = folder.name if CAPTURE_ID.fullmatch(folder.name) else places[str(folder / CASE_FILE)]
         try:
             case = read_case(folder)
             label = case.case_id
