@@ -94,7 +94,7 @@ def _dicom_case(simulated_case, folder, dicom, no_burned_in=False, **ultrasound)
 def test_register_and_replay_give_the_reference_gray_of_a_ybr_cine(simulated_case, tmp_path):
     ref = _reference_gray("examples_ybr_color.dcm", YBR_FRAME)
     case = _dicom_case(
-        simulated_case, tmp_path / "ybr", get_testdata_file("examples_ybr_color.dcm"), frame=YBR_FRAME
+        simulated_case, tmp_path / "ybr1", get_testdata_file("examples_ybr_color.dcm"), frame=YBR_FRAME
     )
     sonomap("register", case, "--out", tmp_path / "out")
     # registration keeps the calibrated region only: the screen around it may carry the patient line
@@ -163,10 +163,10 @@ def test_an_unreadable_colour_space_or_depth_is_one_line_naming_the_file(
 def test_register_batch_names_the_dicom_of_a_case_it_cannot_read(simulated_case, tmp_path):
     bad = tmp_path / "partial.dcm"
     _write(bad, np.full((240, 320, 3), 128, np.uint8), "YBR_PARTIAL_422")
-    _dicom_case(simulated_case, tmp_path / "cases" / "a_bad", bad, mm_per_pixel=[MM_PER_PIXEL] * 2)
+    _dicom_case(simulated_case, tmp_path / "cases" / "a_bad1", bad, mm_per_pixel=[MM_PER_PIXEL] * 2)
     j2k = get_testdata_file("examples_jpeg2k.dcm")
     _dicom_case(
-        simulated_case, tmp_path / "cases" / "b_j2k", j2k, no_burned_in=True, mm_per_pixel=[MM_PER_PIXEL] * 2
+        simulated_case, tmp_path / "cases" / "b_j2k1", j2k, no_burned_in=True, mm_per_pixel=[MM_PER_PIXEL] * 2
     )
     sonomap("register-batch", tmp_path / "cases", "--out", tmp_path / "ds", "--no-progress")
     report = json.loads((tmp_path / "ds" / "batch_report.json").read_text())

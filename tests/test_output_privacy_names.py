@@ -134,6 +134,9 @@ def test_a_skipped_image_is_named_by_its_content(busi_sample, tmp_path):
 
 def test_simulate_procedure_names_its_image_by_content(busi_sample, tmp_path):
     images, _masks = patient_images(busi_sample, tmp_path / "in")
+    # the lesion's class, which a name like the patient's does not tell, from BUSI's index beside images/
+    labels = "".join(f"{name},malignant\n" for name in SOURCE_IMAGES)
+    (images.parent / "index.csv").write_text(f"id,label\n{labels}")
     out = tmp_path / "clips" / "procedure.mp4"
     res = sonomap("-v", "simulate-procedure", out, "--image", images / f"{PATIENT}.png")
     assert_no_name(out.parent, [res.stdout, res.stderr], (PATIENT, OTHER))

@@ -160,7 +160,7 @@ def test_cli_errors_are_one_line(tmp_path, repo_root, cases_dir):
             "--images",
             str(tmp_path / "none"),
             "--masks",
-            str(tmp_path),
+            str(tmp_path / "masks"),
             "--out",
             str(tmp_path / "c"),
             "--n",
