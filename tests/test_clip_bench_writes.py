@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from cli import sonomap
 from file_size_limit import sonomap_with_file_size_limit
 from runtime_model import dark_onnx
 
 from edge_runtime.manifest import sha256_file
+from edge_runtime.sources.frame_size import MAX_FRAME_PIXELS, MAX_FRAME_SIDE
 
 CLIP_LIMIT_BYTES = 1000  # below the 1-frame 64x36 clip (~2 KB), above its .json (~0.3 KB)
 BENCH_LIMIT_BYTES = 4096  # above bench's own clip of a 64x36 input, below its report (~9 KB)
@@ -69,3 +71,21 @@ def test_a_replay_recording_that_fills_the_disk_is_named_by_its_output_not_its_h
     text = res.stderr + summary.read_text()
     # the staged file was deleted by then: naming it would send the reader to a file that is not there
     assert ".partial" not in text and str(out) in res.stderr.strip().splitlines()[-1], res.stderr
+
+
+@pytest.mark.parametrize("size", ["16384x16384", "8193x100", "5000x4000"])
+def test_make_clip_refuses_a_screen_the_runtime_would_not_replay_before_rendering(tmp_path, size):
+    """Beyond the runtime's largest frame (MAX_FRAME_SIDE a side, MAX_FRAME_PIXELS in all) replay
+    refuses every frame, and at 16384 px libx264 failed only after all frames were rendered."""
+    out = tmp_path / "c.mp4"
+    res = sonomap("make-clip", "--out", out, "--frames", 1, "--size", size, "--noise", "0", check=False)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.strip() == (
+        f"sonomap make-clip: error: --size {size}: at most {MAX_FRAME_SIDE} px a side and "
+        f"{MAX_FRAME_PIXELS / 1e6:.1f} Mpx, the largest frame the runtime replays"
+    )
+    assert list(tmp_path.iterdir()) == []
+    sonomap(
+        "make-clip", "--out", out, "--frames", 1, "--size", "4096x4096", "--noise", "0"
+    )  # the limit itself
+    assert out.is_file()

@@ -16,11 +16,11 @@ from edge_runtime import cli_args
 from edge_runtime.atomic import atomic_write_text
 from edge_runtime.commands.options import add_capture_options, add_model_options, runtime_config
 from edge_runtime.commands.output_paths import Output, check_outputs
-from edge_runtime.config_schema import MAX_DIMENSION_PX
 from edge_runtime.errors import ConfigError, InputError, SonomapError
 from edge_runtime.jsonfile import atomic_write_json, json_text
 from edge_runtime.live_stats import EVENTS
 from edge_runtime.sources import synthetic
+from edge_runtime.sources.frame_size import MAX_FRAME_PIXELS, MAX_FRAME_SIDE, too_large
 from edge_runtime.units import DEFAULT_FPS
 
 CLIP_SUFFIX = ".mp4"  # the writer makes H.264 MP4 whatever the name says
@@ -40,8 +40,13 @@ def clip_size(size: str) -> tuple[int, int]:
         raise ConfigError(f"--size: expected WxH, got {size!r}")
     if int(width) < MIN_CLIP_WIDTH or int(height) < MIN_CLIP_HEIGHT:
         raise ConfigError(f"--size {size}: at least {MIN_CLIP_WIDTH}x{MIN_CLIP_HEIGHT}")
-    if max(int(width), int(height)) > MAX_DIMENSION_PX:  # a typo'd size must not allocate gigabytes
-        raise ConfigError(f"--size {size}: at most {MAX_DIMENSION_PX} pixels a side")
+    # a clip replay would refuse frame by frame is no clip (and beyond libx264's widest frame, the
+    # encoder fails only after every frame is rendered); a typo'd size must not allocate gigabytes
+    if too_large(int(width), int(height)):
+        raise ConfigError(
+            f"--size {size}: at most {MAX_FRAME_SIDE} px a side and {MAX_FRAME_PIXELS / 1e6:.1f} Mpx, the "
+            "largest frame the runtime replays"
+        )
     return int(width), int(height)
 
 
