@@ -6,6 +6,7 @@ Heavy imports happen inside the handlers so that `sonomap --help` stays fast.
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from edge_runtime import cli_args
@@ -22,6 +23,7 @@ MIN_BENCH_WIDTH = 2048
 # and wider than about 5 cm of glass at 0.25 µm/px is none either; a typo'd width would ask tifffile
 # for billions of tiles' offsets before writing one
 MAX_BENCH_WIDTH = 200_000
+SIM_CASE = re.compile(r"sim_([0-9]{4,})")  # simulate-biopsy's case folders: sim_0000, sim_0001, ...
 
 
 def check_sim_folders(args, out_flag: str) -> None:
@@ -45,11 +47,32 @@ def check_sim_folders(args, out_flag: str) -> None:
             )
 
 
+def refuse_stale_cases(out: str | Path, n: int) -> None:
+    """SonomapError when ``out`` holds simulated cases (``sim_NNNN``) that a run of ``n`` cases would
+    not write over, left by an earlier, larger run: register-batch would take them with this run's,
+    truth from two runs mixed. Nothing is deleted: the user decides."""
+    out = Path(out)
+    if not out.is_dir():
+        return
+    stale = sorted(
+        p.name
+        for p in out.iterdir()
+        if (m := SIM_CASE.fullmatch(p.name)) is not None and int(m.group(1)) >= n
+    )
+    if stale:
+        raise SonomapError(
+            f"--out {out}: holds {len(stale)} simulated case(s) of an earlier, larger run ({stale[0]}, ...) "
+            f"that --n {n} would not replace, and register-batch would take them with this run's: give a "
+            "new --out, or remove them"
+        )
+
+
 def _simulate(args) -> int:
     from registration.sim.biopsy_core import CoreParams
     from registration.sim.simulate import SimParams, simulate_cases
 
     check_sim_folders(args, "--out")
+    refuse_stale_cases(args.out, args.n)
     lab = None
     if args.lab:
         from registration.sim.lab import LabParams

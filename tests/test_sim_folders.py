@@ -94,3 +94,25 @@ def test_a_slide_width_no_scanner_makes_is_refused_up_front(busi_copy, tmp_path)
     assert res.returncode == USER_ERROR and "Traceback" not in res.stderr, res.stderr
     assert last.startswith("sonomap bench-slides: error: argument --width") and "<= 200000" in last, last
     assert not work.exists()
+
+
+def test_cases_of_an_earlier_larger_run_are_refused_and_kept(busi_copy, tmp_path):
+    """A rerun with a smaller --n would leave sim_0002... of the first run beside its own, and
+    register-batch would take both runs' truth as one set; the same --n again writes over its own."""
+    images, masks, _ = busi_copy
+    out = tmp_path / "cases"
+    args = ("simulate-biopsy", "--images", images, "--masks", masks, "--out", out, "--seed", 0)
+    sonomap(*args, "--n", 3)
+    before = {p.name: (p / "case.yaml").read_bytes() for p in out.iterdir()}
+    assert sorted(before) == ["sim_0000", "sim_0001", "sim_0002"]
+    _refused(
+        sonomap(*args, "--n", 2, check=False),
+        "simulate-biopsy",
+        f"--out {out}",
+        "1 simulated case(s)",
+        "sim_0002",
+    )
+    assert {p.name: (p / "case.yaml").read_bytes() for p in out.iterdir()} == before  # nothing written
+    sonomap(*args, "--n", 3)  # the same run again replaces its own cases
+    assert sorted(p.name for p in out.iterdir()) == sorted(before)
+    _untouched(busi_copy)
