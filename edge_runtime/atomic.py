@@ -103,6 +103,19 @@ def same_file(a: str | Path, b: str | Path) -> bool:
     return a.exists() and b.exists() and os.path.samefile(a, b)
 
 
+def check_output_file(path: str | Path, flag: str) -> None:
+    """Raise ConfigError naming ``flag`` unless ``path`` can be written as a file: it is no folder,
+    and the nearest existing folder above it (the writer creates the missing ones) is writable. For a
+    file a command writes only at its end (bench-train's and soak's ``--json``, pretrain's weights):
+    a typo fails at once, not after a long run."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path}: is a folder; give a file name")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{flag} {path}: is a device, pipe or socket, not a file; give a file name")
+    check_creatable(path, flag)
+
+
 def check_not_read(path: str | Path, flag: str, inputs: dict[str, str | Path | None]) -> None:
     """ConfigError naming ``flag`` when ``path``, a file a command writes, is one of the files it
     reads or lies in a folder it reads (``inputs``: how each is named in the message -> its path, None

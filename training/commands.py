@@ -13,7 +13,7 @@ from pathlib import Path
 
 # Light: imagehash is imported only when hashing starts.
 from edge_runtime import cli_args
-from edge_runtime.atomic import check_not_read
+from edge_runtime.atomic import check_not_read, check_output_file
 from edge_runtime.jsonfile import atomic_write_json, json_text
 from edge_runtime.near_duplicates import DHASH_MAX, PHASH_MAX
 from training import crossval_cli, evaluation_cli
@@ -22,7 +22,6 @@ from training.concordance import cli as concordance_cli
 from training.config_schema import MAX_LR, lr_argument
 from training.interrupt import sigterm_as_interrupt
 from training.openmp import passive_openmp
-from training.output_checks import check_output_file
 from training.same_lesion import SHIPPED_LIST
 
 NO_LIST = "none"  # prepare-busi --same-lesion none: the hashes alone

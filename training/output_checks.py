@@ -1,7 +1,5 @@
 """Checks on the training commands' output files, made before any work starts.
 
-``check_output_file(path, flag)``: a file that a command writes only at its end (bench-train's
-``--json``) must be creatable where it is, so a typo fails at once, not after a long benchmark.
 ``refuse_manifest_clash(source, out)``: ``upgrade-checkpoint --out`` must not be a manifest
 (``X.yaml`` beside an existing ``X``: the torch file would replace it) nor a path whose own
 manifest sidecar (``OUT.yaml``) is the checkpoint being read.
@@ -16,22 +14,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_runtime.atomic import check_creatable, same_file
+from edge_runtime.atomic import same_file
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import manifest_path
 
 MANIFEST_SUFFIX = ".yaml"  # edge_runtime.manifest.manifest_path: ARTIFACT -> ARTIFACT.yaml
-
-
-def check_output_file(path: str | Path, flag: str) -> None:
-    """Raise ConfigError naming ``flag`` unless ``path`` can be written as a file: it is no folder,
-    and the nearest existing folder above it (the writer creates the missing ones) is writable."""
-    path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"{flag} {path}: is a folder; give a file name")
-    if path.exists() and not path.is_file():
-        raise ConfigError(f"{flag} {path}: is a device, pipe or socket, not a file; give a file name")
-    check_creatable(path, flag)
 
 
 def check_apart(source: str | Path, out: str | Path, source_flag: str, out_flag: str = "--out") -> None:

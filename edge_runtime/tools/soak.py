@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from edge_runtime import cli_args
-from edge_runtime.atomic import check_creatable, check_not_read
+from edge_runtime.atomic import check_not_read, check_output_file
 from edge_runtime.errors import ConfigError
 from edge_runtime.jsonfile import atomic_write_json
 
@@ -29,9 +29,7 @@ def check_soak_args(args, window_fraction: float) -> None:
     if args.json:
         json_path = Path(args.json)
         check_not_read(json_path, "--json", {"the input": args.input or None, "--model": args.model or None})
-        if json_path.is_dir():
-            raise ConfigError(f"--json {json_path}: is a folder; give a file name")
-        check_creatable(json_path, "--json")
+        check_output_file(json_path, "--json")
     window_s = args.minutes * SECONDS_PER_MINUTE * window_fraction
     if window_s < SAMPLES_PER_WINDOW * args.sample_s:
         shortest = SAMPLES_PER_WINDOW * args.sample_s / window_fraction / SECONDS_PER_MINUTE
