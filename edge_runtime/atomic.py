@@ -13,7 +13,8 @@ an OSError when the file cannot be written).
 
 ``same_file(a, b)`` tells whether two paths name one file (through links too): the commands use
 it to refuse an output that would overwrite one of their inputs. ``check_creatable(path, label)``
-refuses, before a long run, a new output whose nearest existing folder is a file or not writable.
+refuses, before a long run, a new output whose nearest existing folder is a file or not writable;
+``check_apart`` an output folder that is, holds or lies in a folder the command reads.
 """
 
 from __future__ import annotations
@@ -114,6 +115,22 @@ def check_output_file(path: str | Path, flag: str) -> None:
     if path.exists() and not path.is_file():
         raise ConfigError(f"{flag} {path}: is a device, pipe or socket, not a file; give a file name")
     check_creatable(path, flag)
+
+
+def check_apart(source: str | Path, out: str | Path, source_flag: str, out_flag: str = "--out") -> None:
+    """Raise ConfigError naming both flags when OUT is SOURCE, lies inside it or contains it
+    (symbolic links resolved, so a link into SOURCE counts as inside). Reads nothing but the paths.
+    A command's output folder and a folder it reads (the dataset of train, pretrain, crossval and
+    evaluate; the BUSI release of prepare-busi; pretrain's ``--images``; concordance's CASES and
+    ``--dataset``; the simulators' ``--images`` and ``--masks``) must be apart, or the output would
+    write over, or mix its files with, the input's."""
+    s, o = Path(source).resolve(), Path(out).resolve()
+    if o == s or s in o.parents or o in s.parents:
+        raise ConfigError(
+            f"{out_flag} {out}: is, lies inside or contains {source_flag} {source}; give an {out_flag} "
+            f"folder apart from it, so the files {source_flag} holds are never written over or mixed "
+            "with the output"
+        )
 
 
 def check_not_read(path: str | Path, flag: str, inputs: dict[str, str | Path | None]) -> None:

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from edge_runtime import cli_args
+from edge_runtime.atomic import check_apart
 from edge_runtime.errors import SonomapError
 from registration.case import CASE_EXAMPLE
 from registration.cases import cli as cases_cli
@@ -38,13 +39,8 @@ def check_sim_folders(args, out_flag: str) -> None:
         return
     if Path(out).exists() and not Path(out).is_dir():
         raise SonomapError(f"{out_flag} {out}: is a file, not a folder; give a folder")
-    where = Path(out).resolve()
-    for flag, source in (("--images", images), ("--masks", masks)):
-        if where == source or source in where.parents or where in source.parents:
-            raise SonomapError(
-                f"{out_flag} {out}: is, lies inside or contains {flag} {getattr(args, flag[2:])}; "
-                f"give an {out_flag} folder apart from it"
-            )
+    for flag in ("--images", "--masks"):
+        check_apart(getattr(args, flag[2:]), out, flag, out_flag)
 
 
 def refuse_stale_cases(out: str | Path, n: int) -> None:

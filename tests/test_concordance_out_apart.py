@@ -1,7 +1,7 @@
 """`sonomap concordance CASES --dataset DATASET --out REPORT`: REPORT must lie apart from both folders it
 reads. A report written inside CASES would be met as a case by every later command reading the folder;
 one inside DATASET would mix its files with the dataset's. One of, inside or holding either: refused in
-one line naming both, before anything is read or written (training.output_checks.check_apart)."""
+one line naming both, before anything is read or written (edge_runtime.atomic.check_apart)."""
 
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.atomic import atomic_write_csv, atomic_write_png
+from edge_runtime.atomic import atomic_write_csv, atomic_write_png, check_apart
 from edge_runtime.case_split import CASES_CSV, SPLITS, split_cases
 from edge_runtime.csv_text import read_csv_text
 from edge_runtime.errors import ConfigError, InputError
@@ -53,7 +53,6 @@ from edge_runtime.near_duplicates import (
 from edge_runtime.safe_names import safe_name
 from training.data import CANCER
 from training.dedup_sheet import write_contact_sheet
-from training.output_checks import check_apart
 from training.same_lesion import SHIPPED_LIST, listed_pairs
 
 MALIGNANT = "malignant"

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.atomic import atomic_write_csv
+from edge_runtime.atomic import atomic_write_csv, check_apart
 from edge_runtime.case_split import CASES_COLUMNS, CASES_CSV
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.image_files import read_image
@@ -51,7 +51,6 @@ from training.config import load_config
 from training.crossval_layout import FOLD_DATA, FOLD_EVAL, FOLD_RUN, SETUP_FILE, fold_dir, fold_evaluated
 from training.data import CANCER, read_cases
 from training.mask_filter_fit import fit_mask_filter
-from training.output_checks import check_apart
 
 MIN_FOLDS = 3  # one fold tests, one validates, at least one trains
 FOLDS_KEY = "fold_of_case"  # crossval.json's case id -> fold

@@ -42,6 +42,7 @@ import cv2
 import numpy as np
 import torch
 
+from edge_runtime.atomic import check_apart
 from edge_runtime.backends import create_backend
 from edge_runtime.errors import InputError
 from edge_runtime.manifest import load_manifest
@@ -53,7 +54,6 @@ from training.distributed import pick_device
 from training.isotonic import served_prob
 from training.label_check import SplitCheck
 from training.metrics_csv import exact_scores, read_metrics_csv
-from training.output_checks import check_apart
 from training.report import read_training_curves
 from training.report_folder import check_report_folder, run_curves_csv, staged_report
 from training.report_scorer import ReportScorer

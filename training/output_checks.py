@@ -3,11 +3,8 @@
 ``refuse_manifest_clash(source, out)``: ``upgrade-checkpoint --out`` must not be a manifest
 (``X.yaml`` beside an existing ``X``: the torch file would replace it) nor a path whose own
 manifest sidecar (``OUT.yaml``) is the checkpoint being read.
-``check_apart(source, out, source_flag)``: a command's output folder and a folder it reads (the
-dataset of train, pretrain, crossval and evaluate; the BUSI release of prepare-busi; pretrain's
-``--images``; concordance's CASES and ``--dataset``) must be apart: neither the same folder nor one
-inside the other, or the output would write over, or mix its files with, the input's. Each is one
-ConfigError naming the flag, raised before anything is written.
+It is one ConfigError naming the flag, raised before anything is written. (Output folders apart from
+the folders a command reads: :func:`edge_runtime.atomic.check_apart`.)
 """
 
 from __future__ import annotations
@@ -19,18 +16,6 @@ from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import manifest_path
 
 MANIFEST_SUFFIX = ".yaml"  # edge_runtime.manifest.manifest_path: ARTIFACT -> ARTIFACT.yaml
-
-
-def check_apart(source: str | Path, out: str | Path, source_flag: str, out_flag: str = "--out") -> None:
-    """Raise ConfigError naming both flags when OUT is SOURCE, lies inside it or contains it
-    (symbolic links resolved, so a link into SOURCE counts as inside). Reads nothing but the paths."""
-    s, o = Path(source).resolve(), Path(out).resolve()
-    if o == s or s in o.parents or o in s.parents:
-        raise ConfigError(
-            f"{out_flag} {out}: is, lies inside or contains {source_flag} {source}; give an {out_flag} "
-            f"folder apart from it, so the files {source_flag} holds are never written over or mixed "
-            "with the output"
-        )
 
 
 def refuse_manifest_clash(source: str | Path, out: str | Path, flag: str = "--out") -> None:

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from edge_runtime.atomic import check_output_file
+from edge_runtime.atomic import check_apart, check_output_file
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.jsonfile import atomic_write_json
 from edge_runtime.preprocess import preprocess
@@ -46,7 +46,6 @@ from training.config_schema import AugmentConfig, TrainingConfig
 from training.data import read_cases, read_unlabelled, select_split
 from training.engine import check_finite_loss, check_finite_weights
 from training.models import build_model
-from training.output_checks import check_apart
 from training.pretext import distort
 from training.provenance import resolve_norm
 from training.rng import seed_all

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from edge_runtime.atomic import check_apart
 from edge_runtime.jsonfile import atomic_write_json
 from edge_runtime.manifest import sha256_file
 from training import distributed as D
@@ -38,7 +39,6 @@ from training.engine import check_finite_weights, selected_metric, train_one_epo
 from training.losses import build_loss
 from training.metrics import summarize
 from training.optim import build_optimizer, build_schedule
-from training.output_checks import check_apart
 from training.provenance import VAL_METRICS, dataset_hash, make_manifest
 from training.resume_state import SECONDS_PER_MINUTE, check_resume, stored_budget_s, stored_init_from
 from training.rng import rng_state, seed_all, set_rng_state

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edge_runtime.atomic import check_apart
 from edge_runtime.errors import InputError
 from training.concordance.core_stats import group_summary
 from training.concordance.cores import load_cores
 from training.concordance.report import check_report_folder, write_report
 from training.metrics import EMPTY_POLICY
-from training.output_checks import check_apart
 
 
 def concordance(cases_dir, dataset, out, core_threshold: float, seed: int = 0) -> dict:
