@@ -4,7 +4,8 @@ instead of a traceback after it.
 
 ``seed``: a random seed, an integer >= 0 (numpy's generators take no negative seed).
 ``at_least(n)``: an integer >= n (frame counts, rounds); ``non_negative_float``: seconds, >= 0;
-``positive_float``: a duration or a sampling period, > 0. ``path``: a file or folder given by name,
+``positive_float``: a duration or a sampling period, > 0; ``minutes``: a run's budget in minutes, > 0 and at
+most :data:`MAX_MINUTES` (a typo such as ``1e308`` would otherwise mean "for ever"). ``path``: a file or folder given by name,
 never empty (``--frames ""`` would read the working folder, ``--cache-dir ""`` fall back unsaid).
 """
 
@@ -73,6 +74,15 @@ def non_negative_float(text: str) -> float:
 
 def positive_float(text: str) -> float:
     return _finite(text, "a finite number > 0", lambda value: value > 0)
+
+
+MAX_MINUTES = 30 * 24 * 60  # 30 days: longer than any training or soak run, far short of "for ever"
+
+
+def minutes(text: str) -> float:
+    return _finite(
+        text, f"a number of minutes > 0 and <= {MAX_MINUTES}", lambda value: 0 < value <= MAX_MINUTES
+    )
 
 
 def path(text: str) -> str:

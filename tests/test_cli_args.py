@@ -10,7 +10,7 @@ import sys
 import pytest
 from cli import sonomap
 
-from edge_runtime.cli_args import at_least, non_negative_float, positive_float, seed
+from edge_runtime.cli_args import MAX_MINUTES, at_least, minutes, non_negative_float, positive_float, seed
 
 
 def test_types_accept_good_values_and_refuse_bad_ones():
@@ -87,6 +87,25 @@ BAD_NUMBERS = [
         ">= 1",
     ),
     (["soak"], "--minutes", "0", "> 0"),
+    (["soak"], "--minutes", "1e308", f"<= {MAX_MINUTES}"),  # "for ever" by a typo
+    (
+        ["train", "--config", "{tmp}/c.yaml", "--data", "{tmp}", "--out", "{tmp}/run"],
+        "--max-minutes",
+        "1e308",
+        "<= ",
+    ),
+    (
+        ["pretrain", "--config", "{tmp}/c.yaml", "--data", "{tmp}", "--out", "{tmp}/run"],
+        "--max-minutes",
+        "1e9",
+        "<= ",
+    ),
+    (
+        ["crossval", "--config", "{tmp}/c.yaml", "--data", "{tmp}", "--out", "{tmp}/cv"],
+        "--max-minutes",
+        "inf",
+        "<= ",
+    ),
     (["soak"], "--sample-s", "-1", "> 0"),
     (["soak"], "--max-growth", "-0.1", ">= 0"),
     (["bench-train", "--config", "{tmp}/c.yaml", "--data", "{tmp}"], "--rounds", "0", ">= 1"),
@@ -113,6 +132,15 @@ def test_a_positive_number_option_says_what_it_wants_for_every_refused_value(tex
     with pytest.raises(argparse.ArgumentTypeError, match=rf"^must be a finite number > 0, got {text}$"):
         positive_float(text)
     assert positive_float("0.5") == 0.5
+
+
+def test_a_budget_in_minutes_is_bounded_by_thirty_days():
+    assert minutes("0.5") == 0.5 and minutes(str(MAX_MINUTES)) == MAX_MINUTES == 30 * 24 * 60
+    for text in ("0", "-1", "nan", "inf", str(MAX_MINUTES + 1), "1e308"):
+        with pytest.raises(
+            argparse.ArgumentTypeError, match=rf"^must be a number of minutes > 0 and <= {MAX_MINUTES}"
+        ):
+            minutes(text)
 
 
 @pytest.mark.parametrize(

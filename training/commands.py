@@ -193,9 +193,9 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--max-minutes",
-        type=cli_args.positive_float,
+        type=cli_args.minutes,
         default=None,
-        help="time budget in minutes (> 0; default none); the lr schedule anneals to zero at the budget",
+        help="time budget in minutes (> 0, at most 30 days; default none); the lr schedule anneals to zero at the budget",
     )
     p.add_argument(
         "--resume", action="store_true", help="continue from RUN/last.pt (same config and dataset)"
@@ -234,9 +234,9 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=cli_args.at_least(1), default=200, help="upper bound (default 200)")
     p.add_argument(
         "--max-minutes",
-        type=cli_args.positive_float,
+        type=cli_args.minutes,
         default=None,
-        help="time budget in minutes (> 0; default none); lr anneals to zero at it",
+        help="time budget in minutes (> 0, at most 30 days; default none); lr anneals to zero at it",
     )
     p.add_argument(
         "--lr",

@@ -83,7 +83,7 @@ def add_crossval_parser(sub) -> None:
     )
     p.add_argument(
         "--max-minutes",
-        type=cli_args.positive_float,
+        type=cli_args.minutes,
         default=None,
         help="each fold's training budget in minutes (as sonomap train --max-minutes)",
     )

@@ -76,7 +76,12 @@ def register(sub) -> None:
         "must stay under --max-growth.",
     )
     p.add_argument("input", nargs="?", default=None, help="clip to loop (default: a synthetic 640x480 clip)")
-    p.add_argument("--minutes", type=cli_args.positive_float, default=10.0, help="duration (default 10)")
+    p.add_argument(
+        "--minutes",
+        type=cli_args.minutes,
+        default=10.0,
+        help="duration in minutes (default 10, at most 30 days)",
+    )
     p.add_argument("--model", help="model (default: the shipped default model)")
     p.add_argument("--fast", action="store_true", help="as fast as possible instead of real-time pacing")
     p.add_argument("--no-record", action="store_true", help="do not record the overlay mp4 meanwhile")
