@@ -13,6 +13,7 @@ import pytest
 import yaml
 from cli import simulate_biopsy, sonomap
 
+from edge_runtime.biopsy.study_id import without_case_folder
 from edge_runtime.errors import ConfigError
 from edge_runtime.safe_names import safe_name
 
@@ -172,3 +173,21 @@ def test_cases_lists_a_case_with_an_identifying_id_as_broken_without_it(simulate
     rows = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[:2]}
     assert rows == {"c1": "complete", "c2": "broken"}, out  # the listing names a case by its folder
     assert "c2/case.yaml: id refused (reads as a name" in out, out
+
+
+def test_a_reason_about_one_case_never_spells_its_folder_however_it_was_reached(tmp_path):
+    real = tmp_path / "Doe_Jane_1970" / "20261130T034535Z-1"
+    real.mkdir(parents=True)
+    link = tmp_path / "today"
+    link.symlink_to(real.parent)
+    reached = link / real.name  # as a cases folder given through a link names it
+    text = (
+        f"{reached}/case.yaml: ultrasound: missing; {reached.resolve()}/prefire_mask.png: unreadable; "
+        f"{reached} is not writable"
+    )
+    reason = without_case_folder(text, reached)
+    assert NAMED_ID not in reason and str(tmp_path) not in reason, reason
+    assert (
+        reason
+        == "case.yaml: ultrasound: missing; prefire_mask.png: unreadable; the case's folder is not writable"
+    )

@@ -144,3 +144,17 @@ class StudyIdSlot:
 
 
 STUDY_ID = StudyIdSlot()
+
+
+CASE_FOLDER_WORDS = "the case's folder"
+
+
+def without_case_folder(text: str, folder: Path) -> str:
+    """``text`` (an error about one case) with the case folder's path left out: ``<folder>/case.yaml:
+    ...`` becomes ``case.yaml: ...`` and the folder itself "the case's folder", however it was
+    spelled (as given, absolute, through links). A folder's name may be a patient's (the reason
+    :func:`case_id_of` exists); a report names the case by its id or place instead."""
+    spellings = {str(folder), str(folder.absolute()), str(folder.resolve())}
+    for spelled in sorted(spellings, key=len, reverse=True):
+        text = text.replace(spelled + os.sep, "").replace(spelled, CASE_FOLDER_WORDS)
+    return text

@@ -28,12 +28,11 @@ any case failed. Objects and attributes: docs/pacs-export.md.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
 from edge_runtime import privacy
-from edge_runtime.biopsy.study_id import check_study_id
+from edge_runtime.biopsy.study_id import check_study_id, without_case_folder
 from edge_runtime.config import load_config
 from edge_runtime.errors import ConfigError, SonomapError
 from edge_runtime.yamlfile import read_yaml_mapping
@@ -224,7 +223,7 @@ def run_export(args: argparse.Namespace) -> int:
             )
         except (SonomapError, OSError) as exc:
             failed += 1
-            print(f"{label}  FAILED: {privacy.redact(_without_folder(str(exc), folder))}", flush=True)
+            print(f"{label}  FAILED: {privacy.redact(without_case_folder(str(exc), folder))}", flush=True)
             if args.stop_on_error:
                 print("stopped at the first failure (--stop-on-error)")
                 break
@@ -234,10 +233,3 @@ def run_export(args: argparse.Namespace) -> int:
         + (f", {untried} not tried" if untried else "")
     )
     return EXIT_SOME_FAILED if failed else 0
-
-
-def _without_folder(text: str, folder: Path) -> str:
-    """``text`` with the case folder's path left out (``case.yaml: ...``), as the case's label names it."""
-    for spelled in sorted({str(folder), str(folder.absolute())}, key=len, reverse=True):
-        text = text.replace(spelled + os.sep, "").replace(spelled, "the case's folder")
-    return text

@@ -25,13 +25,13 @@ cases folder (:func:`skip_entry`).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from edge_runtime.biopsy.study_id import without_case_folder
 from edge_runtime.case_report import (
     REPORT,
     changed_reason,
@@ -235,19 +235,14 @@ def load_cores(cases_dir: str | Path, dataset: str | Path) -> tuple[list[Core], 
 def skip_entry(exc: Exception, case_yaml: Path, position: str, cases_dir: Path, dataset: Path) -> dict:
     """``{case, reason}`` for a case that is not scored. ``case``: its case.yaml's id when it passes
     the case id rule (:func:`case_id_of`), else ``position``; ``reason``: the error with the case's folder left out
-    (``case.yaml: ...``, ``case.yaml: prefire_mask.png: ...``) and the cases folder and dataset named
+    (:func:`without_case_folder`: ``case.yaml: ...``, ``case.yaml: prefire_mask.png: ...``) and the cases folder and dataset named
     by their base names (:func:`public_reason`)."""
     try:
         case = read_yaml_mapping(case_yaml, "case file")
         name = position if case.get("id") is None else case_id_of(case_yaml, case)
     except SonomapError:  # unreadable, or an id the case id rule refuses (a name, a path): its position
         name = position
-    text = str(exc)
-    folder = case_yaml.parent
-    for spelled in sorted(
-        {str(f) for f in (folder, folder.absolute(), folder.resolve())}, key=len, reverse=True
-    ):
-        text = text.replace(spelled + os.sep, "").replace(spelled, "the case's folder")
+    text = without_case_folder(str(exc), case_yaml.parent)
     return {"case": name, "reason": public_reason(text, cases_dir, dataset)}
 
 
