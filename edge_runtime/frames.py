@@ -16,6 +16,10 @@ import numpy as np
 # Smaller frames are refused: ROI detection, the overlay and the encoders need a few pixels each way.
 # A file's frame below it is an error naming the frame; a live device's is skipped as corrupt input.
 MIN_FRAME_W, MIN_FRAME_H = 16, 16
+# The device name of a frame whose meta carries none (a file, a capture card): what the OpenIGTLink
+# sink derives its names from (``Prediction``, ``ProbMap``) and what a Slicer sequence records, so a
+# session and the replay of its recording send under the same names.
+DEFAULT_DEVICE = "Image"
 
 
 @dataclass

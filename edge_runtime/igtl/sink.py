@@ -5,7 +5,7 @@ prediction. Output, per new prediction, in this order:
 - the input's TRANSFORM messages under derived names (``ProbeToTracker`` ->
   ``Pred_ProbeToTracker``, ``ImageToReference`` -> ``PredToReference``);
 - the labelmap: IMAGE uint8, class ids (0 tissue, 1 cancer), device ``Prediction_<x>``
-  for input ``Image_<x>``;
+  for input ``Image_<x>`` (``Prediction`` for a frame without a device: ``frames.DEFAULT_DEVICE``);
 - the probability map: IMAGE uint8, round(255 * p), device ``ProbMap_<x>`` (the
   20-byte device field has no room for ``Probability_Reference``). uint8 rather than
   float32: a quarter of the bytes, and Slicer's default window/level shows it as is.
@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from edge_runtime.errors import ConfigError
-from edge_runtime.frames import Frame, Observer, Prediction
+from edge_runtime.frames import DEFAULT_DEVICE, Frame, Observer, Prediction
 from edge_runtime.igtl.geometry import (
     GEOMETRY_REFUSED_KEY,
     UnusableGeometry,
@@ -51,7 +51,6 @@ from edge_runtime.units import MS_PER_S
 log = logging.getLogger("sonomap.igtl")
 
 LABELMAP_TAG, PROBABILITY_TAG, TRANSFORM_TAG = "Prediction", "ProbMap", "Pred"
-DEFAULT_INPUT_DEVICE = "Image"  # for frames from non-IGTL sources (files, capture cards)
 UINT8_MAX = 255.0
 LATENCY_WINDOW = 10_000  # latency samples kept for p50/p99
 # Counted on the link when a prediction is not sent because its image has no usable geometry.
@@ -87,7 +86,7 @@ def geometry(frame: Frame) -> dict:
             "matrix": None,
             "fault": str(meta[GEOMETRY_REFUSED_KEY]),
             "system": meta.get("igtl_coordinate_system", "ras"),
-            "device": meta.get("device") or DEFAULT_INPUT_DEVICE,
+            "device": meta.get("device") or DEFAULT_DEVICE,
             "timestamp": float(meta.get("igtl_timestamp") or time.time()),
             "transforms": meta.get("transforms") or {},
         }
@@ -96,7 +95,7 @@ def geometry(frame: Frame) -> dict:
             "layout": tuple(meta["igtl_layout"]),
             "matrix": np.asarray(meta["ijk_to_world"]),
             "system": meta.get("igtl_coordinate_system", "ras"),
-            "device": meta.get("device") or DEFAULT_INPUT_DEVICE,
+            "device": meta.get("device") or DEFAULT_DEVICE,
             "timestamp": float(meta["igtl_timestamp"]),
             "transforms": meta.get("transforms") or {},
         }
@@ -105,7 +104,7 @@ def geometry(frame: Frame) -> dict:
         "layout": (1, height, width),
         "matrix": np.diag([mm, mm, 1.0, 1.0]),
         "system": "ras",
-        "device": meta.get("device") or DEFAULT_INPUT_DEVICE,
+        "device": meta.get("device") or DEFAULT_DEVICE,
         "timestamp": time.time() - (time.monotonic() - frame.timestamp),
         "transforms": meta.get("transforms") or {},
     }

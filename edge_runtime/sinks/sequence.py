@@ -29,7 +29,7 @@ import numpy as np
 
 from edge_runtime import yuv
 from edge_runtime.errors import SonomapError
-from edge_runtime.frames import Frame, Observer, Prediction
+from edge_runtime.frames import DEFAULT_DEVICE, Frame, Observer, Prediction
 from edge_runtime.igtl.geometry import GEOMETRY_REFUSED_KEY
 from edge_runtime.live_stats import EVENTS
 from edge_runtime.preprocess import to_gray
@@ -41,7 +41,6 @@ from edge_runtime.sinks.threaded import ThreadedWriter
 log = logging.getLogger("sonomap.sequence")
 CHECKPOINT_S = 2.0
 TAIL_BYTES_PER_S = 1_000_000  # long sessions checkpoint more rarely: the index values grow 10 bytes a frame
-DEFAULT_DEVICE = "Image_Reference"
 BANNER = "SEQUENCE RECORDING FAILED: see the log"
 
 

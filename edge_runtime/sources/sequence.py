@@ -30,7 +30,7 @@ import numpy as np
 
 from edge_runtime import source_kinds
 from edge_runtime.errors import InputError
-from edge_runtime.frames import Frame, Source
+from edge_runtime.frames import DEFAULT_DEVICE, Frame, Source
 from edge_runtime.igtl.geometry import GEOMETRY_REFUSED_KEY
 from edge_runtime.sinks import sequence_layout as layout
 from edge_runtime.sources.frame_rate import believable_fps
@@ -160,7 +160,7 @@ class SequenceSource(Source):
         if h.get("space origin") is not None:
             matrix[:3, 3] = np.asarray(h["space origin"], np.float64)
         self.matrix = matrix
-        self.device = str(h.get(layout.DEVICE_KEY) or "Image_Reference")
+        self.device = str(h.get(layout.DEVICE_KEY) or DEFAULT_DEVICE)
 
     def _per_frame(self) -> None:
         fields = _frame_fields(self.header)
