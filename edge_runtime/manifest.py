@@ -211,13 +211,18 @@ def load_manifest(artifact_or_yaml: str | Path, verify_hash: bool = True) -> Man
     if verify_hash and not by_yaml:
         if not path.is_file():
             raise InputError(f"{path}: model file not found")
-        actual = sha256_file(path)
-        if actual != manifest.sha256:
-            raise ConfigError(
-                f"{path}: sha256 {actual[:SHA_SHOWN]}… does not match its manifest {yaml_path.name} "
-                f"({manifest.sha256[:SHA_SHOWN]}…); the file and manifest are from different exports"
-            )
+        check_sha256(manifest, path, sha256_file(path))
     return manifest
+
+
+def check_sha256(manifest: Manifest, path: Path, actual: str) -> None:
+    """ConfigError naming ``path`` and its manifest when ``actual`` (the sha256 of the file's bytes,
+    hashed by the caller) is not the manifest's: the file and manifest are from different exports."""
+    if actual != manifest.sha256:
+        raise ConfigError(
+            f"{path}: sha256 {actual[:SHA_SHOWN]}… does not match its manifest {manifest_path(path).name} "
+            f"({manifest.sha256[:SHA_SHOWN]}…); the file and manifest are from different exports"
+        )
 
 
 def check_artifact(manifest: Manifest, artifact: Path, yaml_path: Path) -> None:

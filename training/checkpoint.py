@@ -16,6 +16,7 @@ config]). Files: read only.
 
 from __future__ import annotations
 
+import io
 import pickle
 from pathlib import Path
 from typing import Any
@@ -31,12 +32,17 @@ SHOWN_CHARS = 80  # of a bad value quoted in an error
 MISMATCH_CHARS = 400  # of the keys a checkpoint lacks or has of another shape: the first few name the problem
 
 
-def read_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
-    """Checkpoint file -> its payload, read weights-only (tensors and plain values, no code).
-
-    ``trust=True`` (``upgrade-checkpoint --trust-checkpoint`` only) unpickles everything: the
-    caller vouches for the file, since unpickling can run any code the file carries."""
+def checkpoint_bytes(path: str | Path) -> bytes:
+    """The whole checkpoint file, read once, after the checks :func:`read_checkpoint` makes before
+    torch reads anything (for a caller that loads the same bytes twice: ``upgrade-checkpoint``)."""
     path = Path(path)
+    _check_file(path)
+    return path.read_bytes()
+
+
+def _check_file(path: Path) -> None:
+    """InputError naming the file when it is a folder, missing, or no torch checkpoint (told from
+    its first bytes), before torch is given it."""
     if path.is_dir():  # a run folder given for its best.pt
         raise InputError(f"{path}: is a folder, not a checkpoint file (e.g. {path / 'best.pt'})")
     if not path.is_file():
@@ -44,8 +50,20 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
     foreign = not_a_checkpoint(path)  # an exported model, an engine, ...: named, with what to give instead
     if foreign:
         raise InputError(f"{path}: {foreign}")
+
+
+def read_checkpoint(path: str | Path, trust: bool = False, data: bytes | None = None) -> dict[str, Any]:
+    """Checkpoint file -> its payload, read weights-only (tensors and plain values, no code).
+
+    ``trust=True`` (``upgrade-checkpoint --trust-checkpoint`` only) unpickles everything: the
+    caller vouches for the file, since unpickling can run any code the file carries. ``data``: the
+    file's bytes from :func:`checkpoint_bytes`, loaded instead of the file (errors still name it)."""
+    path = Path(path)
+    if data is None:
+        _check_file(path)
+    source = path if data is None else io.BytesIO(data)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=not trust)
+        payload = torch.load(source, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as exc:
         if trust:
             raise InputError(f"{path}: not a readable torch checkpoint ({str(exc).splitlines()[0]})") from exc

@@ -6,15 +6,21 @@ it could run code. For a file whose origin the user vouches for, this reads it w
 unpickling, once, and writes it back as tensors and plain values (:mod:`training.checkpoint_save`),
 re-signing the manifest beside it for the new bytes.
 
+The file's bytes are read once (:func:`training.checkpoint.checkpoint_bytes`, after the checks made
+before torch reads anything): the weights-only load, the trusted load, the manifest's sha256 check and
+the backup all use those bytes.
+
 Inputs: the trusted checkpoint (and its ``.yaml`` manifest, if any). Outputs: the rewritten
 checkpoint. Files: ``FILE`` rewritten in place with the original kept as ``FILE.orig``, or ``--out``
-(and its manifest). A ``--out`` that cannot be written (a folder on a read-only file system or without
-write permission, a file where a folder should be) is one ConfigError naming ``--out`` and the
-reason, before the checkpoint is read.
+(and its manifest). Nothing is written over: a ``FILE.orig`` left by an earlier upgrade, or an
+existing ``--out`` (or its manifest), is one line naming it. A ``--out`` that cannot be written (a
+folder on a read-only file system or without write permission, a file where a folder should be) is
+one ConfigError naming ``--out`` and the reason, before the checkpoint is read.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import pickle
@@ -24,8 +30,8 @@ from pathlib import Path
 
 from edge_runtime.atomic import same_file
 from edge_runtime.errors import ConfigError, InputError
-from edge_runtime.manifest import load_manifest, manifest_path, save_manifest
-from training.checkpoint import read_checkpoint
+from edge_runtime.manifest import Manifest, check_sha256, load_manifest, manifest_path
+from training.checkpoint import checkpoint_bytes, read_checkpoint
 from training.checkpoint_save import numpy_rng_plain, plain, save_checkpoint
 from training.output_checks import refuse_manifest_clash
 
@@ -39,27 +45,29 @@ def upgrade_command(checkpoint: str | Path, out: str | Path | None, trusted: boo
     loads weights-only (the safe read comes first, so no file is unpickled needlessly); else, when
     ``trusted``, the upgrade (:func:`upgrade_checkpoint`); else a ConfigError saying why it needs
     ``--trust-checkpoint``. A file that is no checkpoint at all is its own one-line InputError."""
-    check_target(Path(checkpoint), Path(out) if out else None)  # --out named before the file is read
-    if already_weights_only(checkpoint):
+    path = Path(checkpoint)
+    check_target(path, Path(out) if out else None)  # --out named before the file is read
+    data = checkpoint_bytes(path)
+    if already_weights_only(path, data):
         return f"{checkpoint}: already a weights-only checkpoint; nothing to convert, nothing written"
     if not trusted:
         raise ConfigError(
             f"{checkpoint}: converting it unpickles the file, which can run any code in it; "
             "add --trust-checkpoint only if you know where it came from"
         )
-    target = upgrade_checkpoint(checkpoint, out)
+    target = upgrade_checkpoint(path, out, data)
     in_place = not out or same_file(out, checkpoint)
     return f"{target}: weights-only checkpoint written" + (
-        f" (original kept as {target}.orig)" if in_place else ""
+        f" (original kept as {backup_path(path)})" if in_place else ""
     )
 
 
-def already_weights_only(path: str | Path) -> bool:
-    """True when ``path`` loads weights-only; False when it holds Python objects besides tensors and
-    plain values (what an upgrade converts). Any other problem (missing, corrupt, an exported model)
-    raises its InputError from :func:`training.checkpoint.read_checkpoint`."""
+def already_weights_only(path: Path, data: bytes) -> bool:
+    """True when ``data`` (the bytes of ``path``) loads weights-only; False when it holds Python
+    objects besides tensors and plain values (what an upgrade converts). Any other problem (corrupt,
+    not sonomap's dict) raises its InputError from :func:`training.checkpoint.read_checkpoint`."""
     try:
-        read_checkpoint(path)
+        read_checkpoint(path, data=data)
     except InputError as exc:
         if isinstance(exc.__cause__, pickle.UnpicklingError):
             return False
@@ -67,15 +75,21 @@ def already_weights_only(path: str | Path) -> bool:
     return True
 
 
-def upgrade_checkpoint(path: str | Path, out: str | Path | None = None) -> Path:
+def upgrade_checkpoint(path: str | Path, out: str | Path | None = None, data: bytes | None = None) -> Path:
     """Rewrite a trusted older-format checkpoint as tensors and plain values (readable weights-only).
 
-    In place by default, keeping the original as ``FILE.orig``; the manifest beside it follows.
-    An ``out`` that is a manifest, or whose manifest would land on ``path``, is refused first."""
+    In place by default, keeping the original as ``FILE.orig`` (refused when an earlier upgrade's
+    ``FILE.orig`` is there: it is never written over); the manifest beside it follows. An ``out``
+    that is a manifest, whose manifest would land on ``path``, or that exists already is refused
+    first. ``data``: the file's bytes, if the caller has read them (:func:`checkpoint_bytes`)."""
     path = Path(path)
     target = Path(out) if out else path
     check_target(path, Path(out) if out else None)
-    payload = read_checkpoint(path, trust=True)
+    in_place = same_file(target, path)  # any spelling of the same file (relative, absolute, a link)
+    if in_place:
+        refuse_backup_clash(path)  # before the file is unpickled
+    data = checkpoint_bytes(path) if data is None else data
+    payload = read_checkpoint(path, trust=True, data=data)
     rng = payload.get("rng")
     if isinstance(rng, dict) and "numpy" in rng:
         rng["numpy"] = numpy_rng_plain(rng["numpy"])
@@ -84,25 +98,87 @@ def upgrade_checkpoint(path: str | Path, out: str | Path | None = None) -> Path:
     except TypeError as exc:
         raise InputError(f"{path}: cannot be converted to a weights-only checkpoint ({exc})") from exc
     # the manifest beside it is checked against the old file's sha256, then re-signed for the new one
-    manifest = load_manifest(path) if manifest_path(path).is_file() else None
-    if same_file(target, path):  # any spelling of the same file (relative, absolute, a link) is in place
-        backup = path.with_name(path.name + BACKUP_SUFFIX)
-        if backup.exists():
-            raise InputError(f"{backup}: exists already; move it away or give --out")
-        shutil.copy2(path, backup)
-    save_checkpoint(payload, target)
-    if manifest is not None:
-        save_manifest(manifest, target)
+    manifest = checked_manifest(path, data) if manifest_path(path).is_file() else None
+    if in_place:
+        write_backup(path, data)
+    save_checkpoint(payload, target, manifest)  # the checkpoint and its manifest renamed back to back
     log.warning("%s: rewritten weights-only as %s (trusted by the user)", path, target)
     return target
 
 
+def backup_path(path: Path) -> Path:
+    return path.with_name(path.name + BACKUP_SUFFIX)
+
+
+def refuse_backup_clash(path: Path) -> None:
+    """InputError naming ``FILE.orig`` when an earlier upgrade's backup (or anything else) is there:
+    it may be the only copy of the original, so it is neither replaced nor renumbered."""
+    backup = backup_path(path)
+    if backup.exists() or backup.is_symlink():
+        raise InputError(
+            f"{backup}: exists already, perhaps the original kept by an earlier upgrade; it is not "
+            f"written over: move it away, or give {OUT_FLAG} NEW.pt"
+        )
+
+
+def write_backup(path: Path, data: bytes) -> None:
+    """``FILE.orig``: the very bytes that were converted, created exclusively (never over a file that
+    appeared meanwhile) and flushed to disk before the original is replaced. A backup that cannot be
+    written whole (a full disk) is removed again, and the original is left as it was."""
+    backup = backup_path(path)
+    try:
+        file = open(backup, "xb")
+    except FileExistsError:
+        refuse_backup_clash(path)
+        raise
+    try:
+        with file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+    except OSError as exc:
+        backup.unlink(missing_ok=True)
+        raise OSError(
+            exc.errno, f"{exc.strerror or exc} (writing the backup; {path} is unchanged)", str(backup)
+        ) from exc
+    shutil.copystat(path, backup)  # the original's times and mode, as a copy would keep them
+
+
+def checked_manifest(path: Path, data: bytes) -> Manifest:
+    """The manifest beside ``path``, checked against the sha256 of ``data`` (the bytes converted)."""
+    manifest = load_manifest(path, verify_hash=False)
+    check_sha256(manifest, path, hashlib.sha256(data).hexdigest())
+    return manifest
+
+
 def check_target(path: Path, out: Path | None) -> None:
     """ConfigError naming ``--out`` when the upgrade of ``path`` cannot be written there (``out``, or
-    ``path`` itself in place): a manifest in the way, or a place that cannot be written."""
+    ``path`` itself in place): a manifest in the way, an existing file (:func:`refuse_existing`), or a
+    place that cannot be written."""
     refuse_manifest_clash(path, out or path)
     if out:  # in place, the backup copy names FILE.orig and the reason itself
         check_out_writable(out)
+        if not same_file(out, path):
+            refuse_existing(out)
+
+
+def refuse_existing(out: Path) -> None:
+    """ConfigError naming ``--out`` when it, or its manifest, exists already: the upgrade writes new
+    files only (an earlier upgrade's ``FILE.orig`` above all may be the only copy of the original)."""
+    if out.exists() or out.is_symlink():
+        kept = ""
+        if out.name.endswith(BACKUP_SUFFIX) and len(out.name) > len(BACKUP_SUFFIX):
+            of = out.name[: -len(BACKUP_SUFFIX)]
+            kept = f" (an in-place upgrade's backup of {of}, perhaps its only original)"
+        raise ConfigError(
+            f"{OUT_FLAG} {out}: exists already{kept}; it is not written over: give a new file name, "
+            "or move it away first"
+        )
+    if manifest_path(out).exists() or manifest_path(out).is_symlink():
+        raise ConfigError(
+            f"{OUT_FLAG} {out}: its manifest {manifest_path(out)} exists already; it is not written over: "
+            "give a new file name, or move it away first"
+        )
 
 
 def check_out_writable(out: Path) -> None:

@@ -264,7 +264,11 @@ def register(sub) -> None:
         action="store_true",
         help="confirm you trust the file: unpickling it can run any code it carries",
     )
-    p.add_argument("--out", default=None, help="write here instead of in place (in place keeps FILE.orig)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="write here instead of in place (a new file: an existing one is refused; in place keeps FILE.orig)",
+    )
     p.set_defaults(func=_upgrade_checkpoint)
 
     p = sub.add_parser(
