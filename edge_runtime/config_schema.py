@@ -46,6 +46,11 @@ NUMBER = number("a number")
 POSITIVE = number("a number > 0", gt=0)
 NON_NEGATIVE = number("a number >= 0", ge=0)
 UNIT = number("a number in [0, 1]", ge=0, le=1)
+# A tint's alpha: above MAX_ALPHA the colour hides the speckle under it, which the operator reads; below
+# MIN_TINT_ALPHA a tint without its contour is too faint to see on a bright B-mode image, so a screen at
+# AI ON would look cancer-free (0.15 still moves a grey level by about 40 of 255 towards the colour).
+MAX_ALPHA, MIN_TINT_ALPHA = 0.7, 0.15
+ALPHA = number(f"a number in [0, {MAX_ALPHA}]", ge=0, le=MAX_ALPHA)
 COUNT = number("an integer >= 1", integer=True, ge=1)
 DIMENSION = number(f"an integer in [1, {MAX_DIMENSION_PX}]", integer=True, ge=1, le=MAX_DIMENSION_PX)
 PATH = described(str | None, "a path")
@@ -89,7 +94,7 @@ def overlay_classes(v: Any) -> bool:
         ):
             return False
         alpha = style.get("alpha", 0)
-        if not (finite(alpha) and 0 <= alpha <= 1):
+        if not (finite(alpha) and 0 <= alpha <= MAX_ALPHA):
             return False
         if not all(isinstance(style.get(k, True), bool) for k in ("contour", "show")):
             return False
@@ -140,10 +145,12 @@ class InferenceConfig(Section):
 
 
 class OverlayConfig(Section):
-    alpha: UNIT = 0.4
+    alpha: ALPHA = 0.4
     contour: FLAG = True
     classes: described(
-        dict[str, Any], "{class: {color: [r, g, b], alpha, contour, show}}", Rule(overlay_classes)
+        dict[str, Any],
+        f"{{class: {{color: [r, g, b], alpha (0 to {MAX_ALPHA}), contour, show}}}}",
+        Rule(overlay_classes),
     ) = field(default_factory=dict)
     legend: FLAG = True
     hud: FLAG = True
@@ -221,6 +228,7 @@ def check_cancer_visible(overlay: OverlayConfig, origin: str) -> None:
     contour_key = prefix + "contour" if "contour" in own else "overlay.contour"
     alpha, contour = own.get("alpha", overlay.alpha), own.get("contour", overlay.contour)
     heatmap, no_tint = overlay.style == "heatmap", finite(alpha) and alpha <= 0
+    faint = finite(alpha) and alpha < MIN_TINT_ALPHA
     why = None
     if own.get("show", True) is False:
         key, why = prefix + "show", "false hides the cancer class"
@@ -228,6 +236,11 @@ def check_cancer_visible(overlay: OverlayConfig, origin: str) -> None:
         key, why = alpha_key, "0 in the heatmap style paints nothing, not even the threshold contour"
     elif not heatmap and no_tint and not contour:
         key, why = alpha_key, f"0 with {contour_key} false paints nothing"
+    elif not heatmap and faint and not contour:
+        key, why = (
+            alpha_key,
+            f"{alpha:g} with {contour_key} false is too faint to see (below {MIN_TINT_ALPHA})",
+        )
     if why is not None:
         raise ConfigError(
             f"{origin}: config key '{key}': {why}; the overlay must show cancer, or a screen with "

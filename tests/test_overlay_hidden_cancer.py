@@ -1,6 +1,7 @@
-"""Overlay settings that would never draw the cancer class are refused: at load, through the real
-`sonomap replay`, on a config reload, and for a struct built in code. With the badge at AI ON, raw
-video would otherwise read as "no cancer"."""
+"""Overlay settings that would never draw the cancer class, or draw it too faintly to see, are refused:
+at load, through the real `sonomap replay`, on a config reload, and for a struct built in code. With
+the badge at AI ON, raw video would otherwise read as "no cancer". So is a tint so opaque it hides the
+speckle under it."""
 
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ HIDDEN = {  # overlay section -> the key the error must name
     "{classes: {cancer: {show: false}}}": "overlay.classes.cancer.show",
     "{contour: false, classes: {cancer: {alpha: 0}}}": "overlay.classes.cancer.alpha",
     "{classes: {cancer: {alpha: 0, contour: false}}}": "overlay.classes.cancer.alpha",
+    "{alpha: 0.001, contour: false}": "overlay.alpha",  # a tint no one can see on B-mode
+    "{classes: {cancer: {alpha: 0.1, contour: false}}}": "overlay.classes.cancer.alpha",
+    "{alpha: 1}": "overlay.alpha",  # an opaque tint hides the speckle under it
+    "{classes: {cancer: {alpha: 0.9}}}": "overlay.classes",
     "{style: heatmap, alpha: 0}": "overlay.alpha",  # the heat map's contour goes with its tint
     "{style: heatmap, classes: {cancer: {show: false}}}": "overlay.classes.cancer.show",
     "{threshold: 1.0}": "overlay.threshold",  # no probability is above 1
@@ -68,6 +73,9 @@ def test_replay_refuses_an_overlay_that_hides_cancer(images, tmp_path, section, 
     [
         "{alpha: 0.0}",  # the contour still outlines the lesion
         "{contour: false, alpha: 0.0, classes: {cancer: {alpha: 0.5}}}",
+        "{contour: false, alpha: 0.15}",  # the faintest tint that shows without its contour
+        "{alpha: 0.01}",  # a faint tint, outlined by the contour
+        "{alpha: 0.7}",  # the most opaque tint: the speckle still shows through
         "{style: heatmap, contour: false}",  # the heat map's contour does not depend on the mask's
     ],
 )

@@ -281,14 +281,14 @@ def test_request_reload_applies_a_good_config_and_keeps_the_old_one_on_a_bad_edi
     )
     pipeline = Pipeline(load_config(path), config_path=path)
     path.write_text(
-        f"source: {{input: synthetic}}\ninference: {{model: {dark_onnx()}}}\noverlay: {{alpha: 0.8}}\n"
+        f"source: {{input: synthetic}}\ninference: {{model: {dark_onnx()}}}\noverlay: {{alpha: 0.6}}\n"
     )
     pipeline.request_reload()
     pipeline.apply_reload()
-    assert pipeline.overlay.styles[1].alpha == pytest.approx(0.8)
+    assert pipeline.overlay.styles[1].alpha == pytest.approx(0.6)
     path.write_text("overlay: {alpha: 0.2, typo: 1}\n")
     pipeline.request_reload()
     pipeline.apply_reload()
-    assert pipeline.overlay.styles[1].alpha == pytest.approx(0.8)
+    assert pipeline.overlay.styles[1].alpha == pytest.approx(0.6)
     assert "typo" in pipeline.stats()["last_error"]
     pipeline.close()

@@ -80,5 +80,5 @@ def test_the_runtime_imports_and_loads_files_without_msgspec_or_prometheus_clien
     assert out["alpha"] == expected_config.overlay.alpha and out["input"] == expected_config.source.input
     assert out["sections"] == list(expected_config.__struct_fields__)
     assert out["manifest"] == json.loads(json.dumps(expected_manifest.to_dict()))
-    assert out["error"] == "c.yaml: config key 'overlay.alpha' must be a number in [0, 1], got 2"
+    assert out["error"] == "c.yaml: config key 'overlay.alpha' must be a number in [0, 0.7], got 2"
     assert out["loaded"] == []

@@ -76,8 +76,8 @@ def paths_of(sections: dict[str, tuple[str, ...]], top: tuple[str, ...] = ()) ->
 def test_runtime_errors_name_file_and_key(tmp_path):
     path = tmp_path / "c.yaml"
     cases = {
-        "overlay: {alpha: abc}": "config key 'overlay.alpha' must be a number in [0, 1], got 'abc'",
-        "overlay: {alpha: true}": "config key 'overlay.alpha' must be a number in [0, 1], got True",
+        "overlay: {alpha: abc}": "config key 'overlay.alpha' must be a number in [0, 0.7], got 'abc'",
+        "overlay: {alpha: true}": "config key 'overlay.alpha' must be a number in [0, 0.7], got True",
         "source: {fps: .inf}": "config key 'source.fps' must be a number in [1, 240] (frames per second), got inf",
         "overlay: {alphaa: 1}": "config key 'overlay.alphaa' is unknown (known: alpha, classes,",
         "overlays: {}": "unknown config section 'overlays' (stages: source, roi,",
