@@ -108,6 +108,13 @@ def print_redacted_thread_traceback(args: threading.ExceptHookArgs) -> None:
     )
 
 
+def _traceback_if(debug: bool) -> None:
+    """With ``--debug``, the traceback of the error being handled (redacted), printed before its
+    one-line error: the exit status stays the command's (2 for a user error), not Python's 1."""
+    if debug:
+        print_redacted_traceback(*sys.exc_info())
+
+
 def main(argv: list[str] | None = None) -> int:
     silence_opencv()
     # Logging and its filters before anything else runs, the commands' imports included: DICOM
@@ -122,8 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser(chosen_command(argv))
     except ConfigError as exc:
-        if "--debug" in argv:
-            raise
+        _traceback_if("--debug" in argv)
         print(f"sonomap: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     args = parser.parse_args(argv)
@@ -132,25 +138,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = int(args.func(args) or 0)
     except SonomapError as exc:
-        if args.debug:
-            raise
+        _traceback_if(args.debug)
         print(f"sonomap {args.command}: error: {redact(exc)}", file=sys.stderr)
         code = getattr(exc, "exit_code", EXIT_USER_ERROR)
     except FileNotFoundError as exc:
-        if args.debug:
-            raise
+        _traceback_if(args.debug)
         print(
             f"sonomap {args.command}: error: file not found: {redact(exc.filename or exc)}", file=sys.stderr
         )
         code = EXIT_USER_ERROR
     except OSError as exc:  # a file or folder the command could not write or read: one line, no traceback
-        if args.debug:
-            raise
+        _traceback_if(args.debug)
         print(f"sonomap {args.command}: error: {redact(os_error_text(exc))}", file=sys.stderr)
         code = EXIT_USER_ERROR
     except ModuleNotFoundError as exc:  # an optional extra the command needs is not installed
-        if args.debug:
-            raise
+        _traceback_if(args.debug)
         print(f"sonomap {args.command}: error: {missing_module_advice(exc)}", file=sys.stderr)
         code = EXIT_USER_ERROR
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM where the command turns it into one: said, not silent

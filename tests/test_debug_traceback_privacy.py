@@ -1,5 +1,6 @@
-"""A traceback goes through the same redaction as a one-line error: `--debug` re-raises the error, and
-Python prints it through ``sys.excepthook``, which the console command replaces. Through the real
+"""A traceback goes through the same redaction as a one-line error: `--debug` prints the handled error's
+traceback through the same redacting hook as ``sys.excepthook`` (which the console command replaces),
+then the one-line error, with the command's exit status. Through the real
 `sonomap replay` of pydicom's cine given the patient's identifiers, after its header has been read
 (so they are registered), failing on an output named after the patient."""
 
@@ -55,7 +56,8 @@ def test_a_debug_traceback_names_no_identifier(patient_cine):
         text=True,
         timeout=TIMEOUT_S,
     )
-    assert res.returncode != 0, res.stderr
+    assert res.returncode == 2, res.stderr  # a user error's status, as without --debug
+    assert res.stderr.strip().splitlines()[-1].startswith("sonomap replay: error: ")  # after the traceback
     assert "recording failed" in res.stderr  # the error itself is there
     assert "Traceback (most recent call last)" in res.stderr
     assert "edge_runtime.errors.SonomapError" in res.stderr

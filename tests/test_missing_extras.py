@@ -54,8 +54,13 @@ def test_train_without_torch_is_one_line_naming_the_extra(tmp_path):
 def test_debug_keeps_the_traceback(tmp_path):
     args = ("--config", "configs/cpu-fast.yaml", "--data", str(tmp_path), "--out", str(tmp_path / "o"))
     run = _sonomap_without({"torch"}, "--debug", "train", *args)
-    assert run.returncode != 0
+    assert run.returncode == 2, run.stderr[-2000:]  # the status without --debug: a traceback is added only
     assert "Traceback" in run.stderr and "ModuleNotFoundError" in run.stderr
+    assert (
+        run.stderr.strip()
+        .splitlines()[-1]
+        .startswith("sonomap train: error: this command needs module 'torch'")
+    )
 
 
 def test_a_module_of_no_extra_asks_for_a_reinstall():
