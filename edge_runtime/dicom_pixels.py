@@ -21,6 +21,11 @@ JPEG 2000). A plugin that fails logs its exception with a traceback on pydicom's
 that record is lowered to DEBUG without the traceback (:func:`_quiet_plugin_failure`), since the
 one-line error carries the plugin's message. A file whose NumberOfFrames is 0 holds no image: an
 error saying so, not the decoder's TypeError.
+
+:func:`read_dicom` reads a file for both callers: its header first, whose patient identifiers are
+registered for redaction before anything else can fail (a file cut short inside its pixel data may
+read back whole as an empty dataset, and its error would then name the file unredacted), then the
+whole file; a file without pixel data is an error saying so, and whether it was cut short.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import logging
 import cv2
 import numpy as np
 
+from edge_runtime import privacy
 from edge_runtime.errors import InputError, SonomapError
 
 MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
@@ -46,6 +52,38 @@ def _quiet_plugin_failure(record: logging.LogRecord) -> bool:
         # the logger let it through as an ERROR: whether DEBUG is wanted is asked again here
         return logging.getLogger(DECODER_LOGGER).isEnabledFor(logging.DEBUG)
     return True
+
+
+PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+def read_dicom(path, where: str):
+    """The DICOM dataset at ``path`` (pydicom, read by the caller's import of it), its identifiers
+    registered for redaction (:func:`edge_runtime.privacy.register_dicom`) from the header before the
+    whole file is read. InputError naming ``where``: not DICOM, unreadable, or no pixel data."""
+    import pydicom  # deferred: the optional [dicom] extra, which the caller has checked
+
+    name = privacy.library_path(path)  # absolute: pydicom's log lines then lose the path whole
+    try:
+        header = pydicom.dcmread(name, stop_before_pixels=True)
+    except Exception as exc:  # InvalidDicomError and friends: pydicom raises many types for broken files
+        raise InputError(f"{where}: not a readable DICOM file ({type(exc).__name__}: {exc})") from exc
+    privacy.register_dicom(header)  # from now on its identifiers are [REDACTED] in logs and errors
+    try:
+        ds = pydicom.dcmread(name)
+    except Exception as exc:
+        raise InputError(f"{where}: not a readable DICOM file ({type(exc).__name__}: {exc})") from exc
+    if not any(keyword in ds for keyword in PIXEL_KEYWORDS):
+        cut = len(ds) < len(header)  # pydicom gives up on a file cut short and returns less than its header
+        raise InputError(
+            f"{where}: holds no pixel data"
+            + (
+                " (the file is cut short: copy it again from the scanner or PACS)"
+                if cut
+                else ": cut short, or no image"
+            )
+        )
+    return ds
 
 
 def frame_count(ds) -> int:

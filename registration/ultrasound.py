@@ -28,10 +28,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.dicom_pixels import dicom_gray, frame_count
+from edge_runtime.dicom_pixels import dicom_gray, frame_count, read_dicom
 from edge_runtime.errors import InputError
 from edge_runtime.image_files import UnreadableImage, read_image
-from edge_runtime.privacy import library_path, register_dicom
 from edge_runtime.units import MM_PER_CM
 
 UNIT_CM = 3
@@ -188,14 +187,7 @@ def load_ultrasound(
         if frame != 0:
             raise InputError(f"{where}: {frame_key}={frame} but a PNG/JPEG has one frame")
         return UltrasoundImage(gray, mm_per_pixel, where, [])
-    # deferred: pydicom is the optional [dicom] extra
-    import pydicom
-
-    try:
-        ds = pydicom.dcmread(library_path(path))  # absolute: its log lines then lose the name
-    except Exception as exc:  # InvalidDicomError and friends
-        raise InputError(f"{where}: not a readable DICOM file ({exc})") from exc
-    register_dicom(ds)  # its patient identifiers are [REDACTED] in every later log line and error
+    ds = read_dicom(path, where)  # its patient identifiers are [REDACTED] in every later log line and error
     gray = _dicom_frame(ds, frame, where, frame_key)
     regions = dicom_regions(ds, where)
     if not regions:

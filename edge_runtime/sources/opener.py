@@ -33,7 +33,7 @@ import numpy as np
 
 from edge_runtime import privacy, source_kinds
 from edge_runtime.config_schema import RuntimeConfig
-from edge_runtime.dicom_pixels import dicom_pixels, frame_count
+from edge_runtime.dicom_pixels import dicom_pixels, frame_count, read_dicom
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.frames import Frame, Source
 from edge_runtime.igtl.source import open_igtl_source
@@ -131,16 +131,12 @@ class DicomCineSource(Source):
         if not self.path.is_file():
             raise InputError(f"{self.path}: file not found")
         try:
-            import pydicom  # deferred: an optional extra, needed for DICOM cine only
+            import pydicom  # noqa: F401  (deferred: the optional extra, checked here; read_dicom uses it)
         except ImportError as exc:
             raise SonomapError(
                 f"{self.path}: reading DICOM needs pydicom (pip install 'sonomap[dicom]')"
             ) from exc
-        try:
-            ds = pydicom.dcmread(privacy.library_path(self.path))  # its log lines lose the path whole
-        except Exception as exc:  # pydicom raises many types for broken files
-            raise InputError(f"{self.path}: unreadable DICOM ({type(exc).__name__}: {exc})") from exc
-        privacy.register_dicom(ds)  # from now on its identifiers are [REDACTED] in logs and errors
+        ds = read_dicom(self.path, str(self.path))  # its identifiers redacted from here on
         try:  # the header's size, before the frames are decoded: a huge one would exhaust memory first
             rows, columns = int(getattr(ds, "Rows", 0) or 0), int(getattr(ds, "Columns", 0) or 0)
         except (TypeError, ValueError) as exc:

@@ -1,0 +1,57 @@
+"""A DICOM file cut short inside its pixel data (a copy stopped half-way) reads back from pydicom as
+an empty dataset, so its identifiers were never registered and the error named the file unredacted
+(`Sorensen_Ingrid.dcm: cannot decode ... no 'Pixel Data'`). The header is now read first: the error
+says the file is cut short, and names the file with the patient's name redacted, in replay (through
+the real CLI) and in registration's ultrasound reader alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cli import sonomap
+
+from edge_runtime import privacy
+from edge_runtime.errors import InputError
+from registration.ultrasound import load_ultrasound
+
+pydicom = pytest.importorskip("pydicom")
+PATIENT = {"PatientName": "Sorensen^Ingrid", "PatientID": "PID-90210-77"}
+NAME_PARTS = ("Sorensen", "Ingrid", "90210")
+KEPT_FRACTION = 0.6  # of the bytes: the copy stops inside the pixel data
+CUT_SHORT = "holds no pixel data (the file is cut short"
+
+
+@pytest.fixture()
+def cut_cine(tmp_path) -> Path:
+    from pydicom.data import get_testdata_file
+
+    ds = pydicom.dcmread(get_testdata_file("examples_ybr_color.dcm"))
+    for key, value in PATIENT.items():
+        setattr(ds, key, value)
+    whole = tmp_path / "whole.dcm"
+    ds.save_as(str(whole))
+    data = whole.read_bytes()
+    path = tmp_path / "Sorensen_Ingrid_PID-90210-77.dcm"
+    path.write_bytes(data[: int(len(data) * KEPT_FRACTION)])
+    assert len(pydicom.dcmread(path)) == 0  # what made the error unredacted: nothing read, nothing registered
+    return path
+
+
+def test_replay_of_a_cut_short_cine_says_so_and_names_no_identifier(cut_cine, tmp_path):
+    out = tmp_path / "o.mp4"
+    res = sonomap("replay", cut_cine, "--out", out, check=False)
+    assert res.returncode == 2, res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("sonomap replay: error: ") and CUT_SHORT in last, last
+    for part in NAME_PARTS:
+        assert part not in res.stderr and part not in res.stdout, res.stderr
+    assert not out.exists()
+
+
+def test_registration_reads_the_header_first_and_says_the_file_is_cut_short(cut_cine):
+    with pytest.raises(InputError, match=r"holds no pixel data \(the file is cut short") as err:
+        load_ultrasound(cut_cine)
+    shown = privacy.redact(str(err.value))  # as every error and log line is shown
+    for part in NAME_PARTS:
+        assert part not in shown, shown
