@@ -48,6 +48,10 @@ import yaml
 from edge_runtime.errors import ConfigError, InputError
 
 MAX_DEPTH = 100  # nested mappings/lists; real configs and case files stay under 10
+# A config, case.yaml or manifest is kilobytes (the largest sonomap writes, a manifest with its
+# calibration curve, is under 10 KB); a 300 MB one took a minute and a gigabyte to read, and its
+# free text was copied into every report.
+MAX_YAML_BYTES = 8 * 1024 * 1024
 # nodes aliases may add beyond those written out; no sonomap file uses anywhere near this many,
 # and a caller walks this many nodes in well under a second
 MAX_ALIASED_NODES = 100_000
@@ -173,11 +177,20 @@ def _not_utf8(path: Path, what: str, exc: UnicodeDecodeError) -> ConfigError:
 
 def read_yaml_mapping(path: str | Path, what: str, allow_empty: bool = False) -> dict[str, Any]:
     """``path`` -> its top-level mapping. ``what`` names the file's role in messages
-    (e.g. "config file"). An empty file gives ``{}`` when ``allow_empty``."""
+    (e.g. "config file"). An empty file gives ``{}`` when ``allow_empty``. A file over
+    ``MAX_YAML_BYTES``, or no regular file (a folder, a pipe, a device), is refused before reading."""
     path = Path(path)
     try:
         if not path.is_file():
-            raise InputError(f"{path}: {what} not found")
+            if path.is_dir():
+                raise InputError(f"{path}: is a folder, not a {what}")
+            there = path.exists()  # a pipe or a device is there, but no file to read
+            raise InputError(f"{path}: {what} " + ("is not a regular file" if there else "not found"))
+        size = path.stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise ConfigError(
+                f"{path}: {what} refused ({size} bytes; a {what} is kilobytes, at most {MAX_YAML_BYTES})"
+            )
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:  # a binary file given where YAML belongs, or UTF-16 from Notepad
         raise _not_utf8(path, what, exc) from exc

@@ -142,6 +142,10 @@ def _file(base: Path, val: str | None, where: str, in_folder: str = "") -> Path:
         raise InputError(f"{where}: not a usable file path ({exc.strerror or exc})") from exc
     if folder:  # "file not found" would send the user looking for a file that is plainly there
         raise InputError(f"{where}: {p} is a folder, not a file; give the file itself{in_folder}")
+    if not found and p.exists():  # a pipe or a device: reading it would block, or never end
+        raise InputError(
+            f"{where}: {p} is not a regular file (a pipe, a device or a socket); give the file itself"
+        )
     if not found:
         slip = path_slip(val, base)
         raise InputError(f"{where}: file not found: {p}") if slip is None else ConfigError(f"{where} {slip}")
