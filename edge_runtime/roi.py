@@ -112,6 +112,11 @@ def parse_roi(text: str | list | tuple | None, origin: str = "--roi") -> Roi | N
         raise ConfigError(f"{origin}: expected x,y,w,h integers, got {text!r}") from exc
     if len(values) != RECT_FIELDS:
         raise ConfigError(f"{origin}: expected 4 values x,y,w,h, got {text!r}")
+    x, y, w, h = values
+    if w <= 0 or h <= 0 or x < 0 or y < 0:  # before any frame: no frame size makes these fit
+        raise ConfigError(
+            f"{origin}: x,y must be >= 0 and w,h > 0 (an area of the frame), got {x},{y},{w},{h}"
+        )
     return Roi(*values)
 
 

@@ -83,6 +83,11 @@ def test_roi_parsing_and_outside_frame():
         parse_roi("1,2,3")
     with pytest.raises(ConfigError, match="outside"):
         resolve_roi("600,0,100,100", np.zeros((480, 640, 3), np.uint8))
+    for empty in ("10,10,0,0", "10,10,-5,20", "-1,0,10,10"):  # no frame makes these an area: said so
+        with pytest.raises(
+            ConfigError, match=rf"^--roi: x,y must be >= 0 and w,h > 0 \(an area of the frame\), got {empty}$"
+        ):
+            parse_roi(empty)
 
 
 @pytest.mark.parametrize(
