@@ -12,16 +12,18 @@ of an ignored class is skipped before its geometry is read, in both formats. Unc
 are ignored with a warning, and so are points and lines (GeoJSON Point/LineString, ASAP
 Dot/PointSet/Measurement): they mark no area. An ASAP outline (Polygon/Spline/Rectangle) of a
 cancer or exclusion class with fewer than 3 points, or of an ASAP Type this reader does not know,
-is refused naming the annotation. GeoJSON detections, cells and tiles are skipped
-(annotations_geojson.py).
+is refused naming the annotation. GeoJSON detections, cells, tiles and TMA cores are skipped, and an
+object type QuPath does not know is refused (annotations_geojson.py); so is an ASAP element where ASAP
+writes another (annotations_asap.py).
 
 Encoding: GeoJSON is UTF-8 (a UTF-8 byte-order mark is allowed) or UTF-16/32 with its mark; XML
-follows its byte-order mark or declaration. The format is told by the first character after the mark.
+follows its byte-order mark or declaration. The format is told by the first character after the mark
+(``<``: ASAP XML; ``{`` or ``[``: GeoJSON) or, for a file that is neither (empty, not text), by its
+suffix (``.xml``: ASAP XML).
 """
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +32,8 @@ import numpy as np
 from edge_runtime.errors import InputError
 from registration.annotation_holes import check_holes_inside
 from registration.annotation_raster import MAX_COORDINATE, UNNAMED
-from registration.annotation_text import attribute_number, first_character, read_annotation_bytes
+from registration.annotation_text import first_character
+from registration.annotations_asap import asap_annotations, asap_points, read_asap_xml
 from registration.annotations_geojson import (
     class_name,
     geojson_features,
@@ -62,7 +65,7 @@ class Annotations:
     cancer: Polygons = field(init=False)  # polygons counted as cancer
     exclude: Polygons = field(init=False)  # polygons cut out of cancer (ASAP _2, exclusion)
     n_objects: int = 0
-    n_skipped: int = 0  # GeoJSON detections, cells, tiles: not outlines
+    n_skipped: int = 0  # GeoJSON detections, cells, tiles, TMA cores: not outlines
     warnings: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -201,19 +204,8 @@ def _geojson_annotations(features: list, where: str, cancer, ignore, exclude) ->
 
 def load_asap_xml(path: Path, cancer, ignore, exclude) -> Annotations:
     where = str(path)
-    data = read_annotation_bytes(path)  # bounded, as GeoJSON: ElementTree takes ~10x a file's size
-    try:
-        root = ET.fromstring(data)
-    except ET.ParseError as exc:
-        raise InputError(f"{where}: malformed ASAP XML ({exc})") from exc
-    # an encoding declaration Python has no codec for (LookupError), one expat cannot take ("utf-32":
-    # ValueError) or whose codec fails on the text ("idna": UnicodeError, a ValueError)
-    except (LookupError, ValueError) as exc:
-        raise InputError(f"{where}: malformed ASAP XML (encoding: {exc})") from exc
-    if root.tag != "ASAP_Annotations":
-        raise InputError(f"{where}: malformed ASAP XML: root is <{root.tag}>, expected <ASAP_Annotations>")
     out = Annotations(where)
-    for i, ann in enumerate(root.iter("Annotation")):
+    for i, ann in enumerate(asap_annotations(read_asap_xml(path), where)):
         awhere = f"{where} Annotation {i} ({ann.get('Name')})"
         out.n_objects += 1
         group = ann.get("PartOfGroup")
@@ -233,38 +225,31 @@ def load_asap_xml(path: Path, cancer, ignore, exclude) -> Annotations:
         if kind in ASAP_NO_AREA:
             out.warnings.append(_no_area(awhere, kind, group))
             continue
-        coords = (_coordinate(c, f"{awhere} Coordinate {k}") for k, c in enumerate(ann.iter("Coordinate")))
-        pts = sorted(coords, key=lambda t: t[0])  # by Order alone: equal Orders keep the file's order
+        pts = asap_points(ann, awhere)  # sorted by Order
         if len(pts) < MIN_OUTLINE_POINTS:
             # an outline the export lost (<Coordinates/>) must not silently leave the cancer out
             raise InputError(
                 f"{awhere}: a {kind} of class {group!r} with {len(pts)} point(s); an outline needs "
                 f">= {MIN_OUTLINE_POINTS}"
             )
-        poly = [_ring([(x, y) for _, x, y in pts], awhere)]
+        poly = [_ring(pts, awhere)]
         (out.cancer if role == "cancer" else out.exclude).append(poly)
     return out
 
 
-def _coordinate(c: ET.Element, where: str) -> tuple[int, float, float]:
-    """(Order, X, Y) of an ASAP Coordinate, by strict number syntax (attribute_number)."""
-    order = attribute_number(c.get("Order", "0"), True, where, "Order")
-    return (
-        order,
-        attribute_number(c.get("X"), False, where, "X"),
-        attribute_number(c.get("Y"), False, where, "Y"),
-    )
-
-
 def load_annotations(path: str | Path, cancer, ignore, exclude) -> Annotations:
-    """Dispatch on content: XML (``<`` after any byte-order mark) -> ASAP, otherwise GeoJSON."""
+    """Dispatch on content: XML (``<`` after any byte-order mark) -> ASAP, JSON (``{`` or ``[``) ->
+    GeoJSON; a file whose content tells neither (empty, not text) by its suffix: ``.xml`` -> ASAP, any
+    other -> GeoJSON, so that its error names the format the file claims."""
     path = Path(path)
-    if first_character(path) == "<":
+    first = first_character(path)
+    # content first; a file it does not tell (empty, neither "<", "{" nor "[") by its suffix
+    if first == "<" or (first not in ("{", "[") and path.suffix.lower() == ".xml"):
         ann = load_asap_xml(path, cancer, ignore, exclude)
     else:
         ann = load_geojson(path, cancer, ignore, exclude)
     if ann.n_objects == 0:
-        skipped = f"; {ann.n_skipped} detection/cell/tile object(s) skipped" if ann.n_skipped else ""
+        skipped = f"; {ann.n_skipped} detection/cell/tile/TMA core object(s) skipped" if ann.n_skipped else ""
         ann.warnings.append(
             f"{path}: empty annotation file (no annotation objects{skipped}): the core is labelled cancer-free"
         )

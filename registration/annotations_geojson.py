@@ -4,11 +4,16 @@ annotations.py turns what this module reads into checked polygons and class role
 only GeoJSON and QuPath's conventions (it imports nothing from annotations.py).
 
 Object types: QuPath 0.3 and later name a feature's type in ``properties.objectType`` ("annotation",
-"detection", "cell", "tile"...). QuPath 0.2 and wsinfer name it in the feature's ``id``
-("PathAnnotationObject", "PathDetectionObject", "PathCellObject", "PathTileObject", "TMACoreObject"),
-where later QuPath versions write a UUID. Only annotations are the pathologist's outlines: detections,
-cells, tiles and TMA cores (a classifier's output, often over the whole slide) are skipped in either
-style. A feature without a type (a hand-written file) counts as an annotation.
+"detection", "cell", "tile", "tmaCore", "root"; QuPath also reads ``object_type``, and so does this
+module when ``objectType`` is absent). QuPath 0.2 and wsinfer name it in the feature's ``id``
+("PathAnnotationObject", "PathDetectionObject", "PathCellObject", "PathTileObject", "TMACoreObject",
+"PathRootObject"), where later QuPath versions write a UUID. The names QuPath's reader knows (OBJECT_TYPES,
+from its PathObjectTypeAdapters) match case aside and without surrounding blanks, in either place. Only
+annotations are the pathologist's outlines: detections, cells, tiles, TMA cores and the root (a
+classifier's output, often over the whole slide) are skipped in either style. A feature without a type (a
+hand-written file, or an ``id`` that names none) counts as an annotation. Any other ``objectType``
+("Anotation", "", "region") is refused naming the feature: skipped, a misspelt annotation would turn the
+pathologist's cancer into background.
 
 A key written twice in one JSON object is refused where it makes the annotation ambiguous: in a feature,
 its ``properties``, ``classification`` or ``geometry``, and ``type`` or ``features`` of the file's
@@ -33,12 +38,20 @@ LEGACY_TYPE_IDS = {
     "PathCellObject": "cell",
     "PathTileObject": "tile",
     "TMACoreObject": "tma_core",
+    "PathRootObject": "root",
 }
+LEGACY_IDS = {name.lower(): kind for name, kind in LEGACY_TYPE_IDS.items()}
+# every object type name QuPath's GeoJSON reader knows, lower-cased -> its kind; only "annotation" is an
+# outline. QuPath writes "tmaCore" and reads "tma_core" too; the legacy names are read as objectType too.
+OBJECT_TYPES = {
+    **LEGACY_IDS,
+    **{kind: kind for kind in LEGACY_TYPE_IDS.values()},
+    "tmacore": "tma_core",
+}
+TYPE_KEYS = ("objectType", "object_type")  # QuPath 0.3+, and the older spelling QuPath still reads
 # GeoJSON's geometry types without an area (RFC 7946 3.1); any other than these and the area types is refused
 NO_AREA_TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString")
 AREA_TYPES = ("Polygon", "MultiPolygon", "GeometryCollection")
-# "PathAnnotationObject" as an objectType value: written by some converters; None: no type given
-OUTLINE_TYPES = {"annotation", "PathAnnotationObject", None}
 
 
 class Duplicated(dict):
@@ -106,16 +119,32 @@ def geojson_features(data, where: str) -> list:
     return features
 
 
+def _type_name(text: str) -> str:
+    return text.strip().lower()
+
+
 def is_outline(feat: dict, props: dict, where: str) -> bool:
     """Whether the feature is an annotation object, by ``objectType`` or a legacy type ``id`` (module
-    docstring); InputError naming ``where`` (the feature) when objectType is not text."""
-    obj_type = props.get("objectType")
-    if obj_type is None:
+    docstring); InputError naming ``where`` (the feature) when the feature's ``type`` is not "Feature"
+    or its objectType is not text or no object type QuPath knows."""
+    if "type" in feat and feat["type"] != "Feature":
+        raise InputError(f"{where}: 'type' is {json.dumps(feat['type'])[:80]}, expected \"Feature\"")
+    key = next((k for k in TYPE_KEYS if props.get(k) is not None), None)
+    if key is None:
         legacy = feat.get("id")  # a UUID, a number or a type name: only a known type name counts
-        obj_type = LEGACY_TYPE_IDS.get(legacy) if isinstance(legacy, str) else None
-    if obj_type is not None and not isinstance(obj_type, str):
-        raise InputError(f"{where}: 'objectType' must be text, got {type(obj_type).__name__}")
-    return obj_type in OUTLINE_TYPES
+        kind = LEGACY_IDS.get(_type_name(legacy)) if isinstance(legacy, str) else None
+        return kind in (None, "annotation")
+    obj_type = props[key]
+    if not isinstance(obj_type, str):
+        raise InputError(f"{where}: '{key}' must be text, got {type(obj_type).__name__}")
+    kind = OBJECT_TYPES.get(_type_name(obj_type))
+    if kind is None:
+        raise InputError(
+            f"{where}: unknown {key} {json.dumps(obj_type)[:80]}; QuPath's are 'annotation' (an outline, "
+            "read) and 'detection', 'cell', 'tile', 'tmaCore', 'root' (skipped); fix the file or export "
+            "the annotation again"
+        )
+    return kind == "annotation"
 
 
 def class_name(props: dict, where: str) -> str | None:

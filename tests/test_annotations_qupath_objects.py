@@ -80,7 +80,7 @@ def test_a_file_of_detections_only_says_what_it_skipped(tmp_path):
     p = write(tmp_path, [feature("Tumor", WHOLE, id="PathDetectionObject")] * 3)
     ann = load_annotations(p, *CLASSES)
     assert ann.cancer == [] and ann.warnings == [
-        f"{p}: empty annotation file (no annotation objects; 3 detection/cell/tile object(s) skipped): "
+        f"{p}: empty annotation file (no annotation objects; 3 detection/cell/tile/TMA core object(s) skipped): "
         "the core is labelled cancer-free"
     ]
 
