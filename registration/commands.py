@@ -115,6 +115,7 @@ def _register_batch(args) -> int:
 
     if args.min_quality is not None and not 0.0 <= args.min_quality <= 1.0:
         raise SonomapError(f"--min-quality {args.min_quality}: must be between 0 and 1")
+    check_apart(args.cases, args.out, "CASES_DIR")  # the dataset's files never land among the cases
     s = register_batch(
         args.cases,
         args.out,

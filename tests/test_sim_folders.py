@@ -1,7 +1,7 @@
 """simulate-biopsy, bench-registration and bench-slides on mistaken folders and sizes: --masks that
 is --images, an output folder that is (or lies inside) an input folder, or is a file, and a slide
-width no scanner makes. Each is one line naming the option (exit 2) before anything is simulated,
-and the input folders stay as they were."""
+width no scanner makes; register-batch with its dataset among its cases. Each is one line naming the
+option (exit 2) before anything is simulated or registered, and the input folders stay as they were."""
 
 from __future__ import annotations
 
@@ -116,3 +116,18 @@ def test_cases_of_an_earlier_larger_run_are_refused_and_kept(busi_copy, tmp_path
     sonomap(*args, "--n", 3)  # the same run again replaces its own cases
     assert sorted(p.name for p in out.iterdir()) == sorted(before)
     _untouched(busi_copy)
+
+
+@pytest.mark.parametrize("where", ["the cases", "inside a case", "above the cases"])
+def test_register_batch_refuses_a_dataset_among_its_cases(simulated_case, tmp_path, where):
+    cases = tmp_path / "cases"
+    shutil.copytree(simulated_case, cases / simulated_case.name)
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    out = {
+        "the cases": cases,
+        "inside a case": cases / simulated_case.name / "ds",
+        "above the cases": tmp_path,
+    }
+    res = sonomap("register-batch", cases, "--out", out[where], check=False)
+    _refused(res, "register-batch", f"--out {out[where]}", "CASES_DIR", "apart from it")
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before  # nothing written
