@@ -19,6 +19,7 @@ import os
 import sys
 import threading
 import traceback
+import warnings
 from importlib.metadata import entry_points
 
 import cv2
@@ -108,6 +109,12 @@ def print_redacted_thread_traceback(args: threading.ExceptHookArgs) -> None:
     )
 
 
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A Python warning as one log line: Python's own format adds the source line that raised it
+    (``  warn_and_log(msg)``), a second line in the journal that says nothing to the reader."""
+    return f"{filename}:{lineno}: {category.__name__}: {message}"
+
+
 def _traceback_if(debug: bool) -> None:
     """With ``--debug``, the traceback of the error being handled (redacted), printed before its
     one-line error: the exit status stays the command's (2 for a user error), not Python's 1."""
@@ -125,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     install_log_redaction()
     sys.excepthook, threading.excepthook = print_redacted_traceback, print_redacted_thread_traceback
     logging.captureWarnings(True)
+    warnings.formatwarning = one_line_warning
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         parser = build_parser(chosen_command(argv))

@@ -269,10 +269,11 @@ def install_log_redaction(logger: logging.Logger | None = None) -> RedactingFilt
     (:func:`library_file_names`), to every handler of ``logger`` (root by default)."""
     logger = logger or logging.getLogger()
     for handler in logger.handlers:
-        if REDACTOR not in handler.filters:
-            handler.addFilter(REDACTOR)
+        # file names first: a path is then replaced whole, before the redactor cuts it at a name inside
         if library_file_names not in handler.filters:
             handler.addFilter(library_file_names)
+        if REDACTOR not in handler.filters:
+            handler.addFilter(REDACTOR)
     return REDACTOR
 
 

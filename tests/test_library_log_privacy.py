@@ -74,6 +74,11 @@ def test_pydicom_lines_about_a_truncated_dicom_name_no_file(truncated_dicom, rel
     assert "End of file reached" in res.stderr  # the library's reason stays
     assert "UserWarning" in res.stderr and "py.warnings" in res.stderr  # the warning went through logging
     assert FILE_PLACEHOLDER in res.stderr
+    # the path is replaced whole, before the name inside it is redacted; a warning is one line
+    assert [
+        line for line in res.stderr.splitlines() if "End of file reached" in line and "[REDACTED]" in line
+    ] == []
+    assert "warn_and_log" not in res.stderr  # Python's warning format adds the raising source line
     last = res.stderr.strip().splitlines()[-1]
     shown = (
         str(given).replace(PATIENT["PatientName"], "[REDACTED]").replace(PATIENT["PatientID"], "[REDACTED]")
