@@ -26,6 +26,7 @@ import torch
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.manifest import Manifest, load_manifest
 from training.checkpoint_kind import not_a_checkpoint
+from training.checkpoint_manifest import check_embedded_manifest
 from training.models import build_from_config
 
 SHOWN_CHARS = 80  # of a bad value quoted in an error
@@ -115,8 +116,10 @@ def _short(value, limit: int = SHOWN_CHARS) -> str:
 def load_model(path: str | Path, verify_manifest: bool = True):
     """Checkpoint -> (eval-mode model on CPU, manifest).
 
-    The manifest beside the file wins over the copy embedded in the checkpoint; the two
-    must agree on architecture and classes, or the pair came from different runs.
+    The manifest beside the file wins over the copy embedded in the checkpoint (its threshold,
+    temperature, calibration curve and mask filter are the ones used); the two must agree on
+    architecture, classes (ids and names), input size and channels and normalisation, or the pair
+    came from different runs (:func:`training.checkpoint_manifest.check_embedded_manifest`).
     """
     model, manifest, _config = load_model_and_config(path, verify_manifest)
     return model, manifest
@@ -144,6 +147,8 @@ def load_model_and_config(path: str | Path, verify_manifest: bool = True):
             f"{path}: checkpoint is {cfg['arch']} with {cfg['num_classes']} classes but its manifest says "
             f"{manifest.arch} with {manifest.num_classes}"
         )
+    if verify_manifest:  # the classes, input and normalisation the weights were trained with
+        check_embedded_manifest(path, manifest, payload.get("manifest"))
     try:
         model = build_from_config(cfg)
     except (KeyError, TypeError, ValueError) as exc:  # e.g. a member without 'arch', a width "wide"
