@@ -184,7 +184,7 @@ def register_batch(
     removed += [{"id": i, "reason": left[i], "moved": retired[i]} for i in left if retired.get(i)]
     removed.sort(key=lambda r: r["id"])
     files = {spec.id: case_yaml for case_yaml, spec in ready}
-    counts = write_cases_csv(ds, patient_rows({cid: files[cid] for cid in kept}), seed, dedup)
+    counts = write_cases_csv(ds, patient_rows({cid: files[cid] for cid in kept}, names), seed, dedup)
     summary = {
         # the folder's name only: this file travels with the dataset, the path above it is the user's
         "dataset": ds.resolve().name,

@@ -86,12 +86,14 @@ def retire_copies(ds: Path, case_id: str) -> list[str]:
     return moved
 
 
-def patient_rows(case_files: dict[str, Path]) -> list[tuple[str, str]]:
+def patient_rows(case_files: dict[str, Path], names: dict[str, str]) -> list[tuple[str, str]]:
     """[(id, patient group)] for the cases in the layout (``case_files``: id -> its case.yaml): cores
     that share any patient or study id are one patient (registration.cases.identity.patient_groups),
-    so a session whose slides came back with the lab's id on some cores only stays in one split."""
+    so a session whose slides came back with the lab's id on some cores only stays in one split.
+    Its warnings name a case by ``names`` (a case.yaml's path -> its place, ``case 2 of 5``), never by
+    a path under CASES_DIR, whose folders may be named after the patient."""
     raws = {cid: read_yaml_mapping(path, "case file") for cid, path in case_files.items()}
-    groups = patient_groups(raws, {cid: str(path) for cid, path in case_files.items()})
+    groups = patient_groups(raws, {cid: names.get(str(path), cid) for cid, path in case_files.items()})
     return [(cid, groups[cid]) for cid in case_files]
 
 

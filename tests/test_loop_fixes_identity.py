@@ -12,6 +12,7 @@ from captured_cases import write_captured_case
 
 from edge_runtime.case_split import split_cases
 from edge_runtime.errors import SonomapError
+from registration.batch_dataset import patient_rows
 from registration.cases.identity import patient_groups, patient_of
 
 
@@ -75,3 +76,19 @@ def test_a_study_id_on_cores_of_different_patients_is_warned_and_kept_together(t
 def test_a_path_as_an_id_is_an_error_naming_the_case_file_and_key():
     with pytest.raises(SonomapError, match=r"cases/z1/case.yaml: capture.study_id"):
         patient_groups({"z1": {"capture": {"study_id": "../x"}}}, where={"z1": "cases/z1/case.yaml"})
+
+
+def test_register_batchs_patient_warning_names_cases_by_place_never_by_folder(tmp_path, caplog):
+    """The dataset step's warning about a study id on two patients' cores: a case is named by its
+    place among the case files, as every register-batch message names it, since the folders above
+    may be named after the patient."""
+    root = tmp_path / "Doe_Jane_1970"
+    _session(root, {"20261201T1Z-1": "pat-a1", "20261201T1Z-2": "pat-b1"}, study="BX-0042")
+    files = {f"c{n}": root / f"20261201T1Z-{n}" / "case.yaml" for n in (1, 2)}
+    names = {str(path): f"case {n} of 2" for n, path in enumerate(files.values(), start=1)}
+    with caplog.at_level(logging.WARNING):
+        rows = patient_rows(files, names)
+    assert rows[0][1] == rows[1][1]  # one patient, one split
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1 and "case 1 of 2 (pat-a1)" in warned[0] and "case 2 of 2 (pat-b1)" in warned[0]
+    assert "Doe_Jane" not in warned[0] and str(tmp_path) not in warned[0], warned[0]
