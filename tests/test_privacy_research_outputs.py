@@ -94,15 +94,21 @@ def _registered(ds: Path, cases: Path, case_id: str) -> None:
     (ds / "images" / f"{case_id}.png").write_bytes(b"")
 
 
-def test_concordance_names_its_folders_without_their_parents(tmp_path):
-    cases, ds = tmp_path / PATIENT_FOLDER / "cases", tmp_path / PATIENT_FOLDER / "ds"
+@pytest.mark.parametrize("cases_name", ["cases", PATIENT_FOLDER], ids=["under", "itself"])
+def test_concordance_names_the_dataset_without_its_parents_and_never_the_cases_folder(tmp_path, cases_name):
+    """The cases folder may be one patient's, named after them, and no rule tells that name from
+    ``cases``: the report calls it CASES; the dataset, an output named by its base name."""
+    root = tmp_path / PATIENT_FOLDER
+    cases = root / "cases" if cases_name == "cases" else tmp_path / "site" / PATIENT_FOLDER
+    ds = root / "ds"
     for case_id in ("A1", "B2"):
         write_captured_case(cases / case_id, np.zeros(SHAPE, bool))
         _registered(ds, cases, case_id)
     out = tmp_path / "report"
     res = sonomap("concordance", cases, "--dataset", ds, "--out", out)
     summary = json.loads((out / "concordance.json").read_text())
-    assert summary["cases_dir"] == "cases" and summary["dataset"] == "ds"
+    assert summary["cases_dir"] == "CASES" and summary["dataset"] == "ds"
+    assert "Cases: the folder given as `CASES`" in (out / "report.md").read_text()
     assert_unnamed(folder_text(out), res.stdout, res.stderr)
 
 

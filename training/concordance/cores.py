@@ -51,6 +51,8 @@ UNKNOWN_MODEL = "unknown"
 DEFAULT_CANCER_CLASS = 1  # capture.prediction.cancer_class of a case written before it was recorded
 DEFAULT_PROB_SCALE = 65535  # capture.prediction.prob_scale likewise: a 16-bit PNG of p x 65535
 
+CASES_LABEL = "CASES"  # how outputs name the cases folder given: never by its name (public_reason)
+
 
 @dataclass
 class Core:
@@ -246,13 +248,15 @@ def skip_entry(exc: Exception, case_yaml: Path, position: str, cases_dir: Path, 
     return {"case": name, "reason": public_reason(text, cases_dir, dataset)}
 
 
-def public_reason(text: str, *folders: Path) -> str:
-    """``text`` with each of ``folders`` (the cases folder, the dataset) named by its base name, as
+def public_reason(text: str, cases_dir: Path, dataset: Path) -> str:
+    """``text`` with the cases folder named :data:`CASES_LABEL` and the dataset by its base name, as
     the report's header names them: the reasons go into report.md and concordance.json, which are
-    made to be shared, and a folder above them may be named after the patient."""
+    made to be shared, and a folder above them may be named after the patient. The cases folder
+    itself may be too (a folder per patient), and no rule tells ``Doe_Jane`` from ``cases``."""
+    labels = ((cases_dir, CASES_LABEL), (dataset, dataset.name))
     spelled = {
-        (str(form), folder.name)
-        for folder in folders
+        (str(form), label)
+        for folder, label in labels
         for form in (folder, folder.absolute(), folder.resolve())
     }
     for path, name in sorted(spelled, key=lambda pair: -len(pair[0])):  # the longest spelling first

@@ -198,7 +198,8 @@ def _report_md(summary: dict, rows: list[dict], threshold: float) -> str:
     md = [
         "# Concordance: live prediction at the biopsy vs registered pathology",
         "",
-        f"Cases: `{summary['cases_dir']}`; registered in `{summary['dataset']}`. A core is *called* cancer",
+        f"Cases: the folder given as `{summary['cases_dir']}` (not named: its name may be a patient's); "
+        f"registered in `{summary['dataset']}`. A core is *called* cancer",
         f"when the live prediction covers at least {100 * threshold:.0f}% of its known band. "
         f"Empty-mask policy: {summary['empty_mask_policy']}. Reduction: {summary['reduction']}.",
         "",

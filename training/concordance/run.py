@@ -8,7 +8,7 @@ from pathlib import Path
 from edge_runtime.atomic import check_apart
 from edge_runtime.errors import InputError
 from training.concordance.core_stats import group_summary
-from training.concordance.cores import load_cores
+from training.concordance.cores import CASES_LABEL, load_cores
 from training.concordance.report import check_report_folder, write_report
 from training.metrics import EMPTY_POLICY
 
@@ -32,8 +32,9 @@ def concordance(cases_dir, dataset, out, core_threshold: float, seed: int = 0) -
     for c in cores:
         models.setdefault(c.model, []).append(c)
     summary = {
-        # base names, as the model manifests name a dataset: a folder above them may be the patient's
-        "cases_dir": Path(cases_dir).resolve().name,
+        # the dataset by its base name, as model manifests name it (a folder above may be the
+        # patient's); the cases folder not at all: it may be one patient's, named after them
+        "cases_dir": CASES_LABEL,
         "dataset": Path(dataset).resolve().name,
         "core_threshold": core_threshold,
         "seed": seed,
