@@ -76,6 +76,10 @@ def test_a_train_split_of_images_without_cancer_is_refused(tmp_path, busi_datase
     with pytest.raises(InputError, match=NO_CANCER.replace("(", r"\(").replace(")", r"\)")) as caught:
         run(_config(tmp_path), data, out, show_progress=False, device="cpu")
     assert MASK_HINT not in str(caught.value)  # no 255 anywhere: no mask advice
+    # what to do instead, with the split's size: the splits keep each patient where first placed
+    n_train = sum(sample.split == "train" for sample in read_cases(data))
+    assert f"its {n_train} image(s) are all cancer-free: register cases with cancer" in str(caught.value)
+    assert "or move one patient's rows to 'train' in cases.csv" in str(caught.value)
     assert not out.exists()
 
 
