@@ -107,3 +107,23 @@ def test_statistics_equal_those_of_the_exact_counts(captured, tmp_path):
         written = {r["metric"]: r for r in csv.DictReader(fh)}
     assert float(written["dice"]["wilcoxon_p"]) == pytest.approx(want["dice"]["wilcoxon_p"])
     assert written["dice"]["wilcoxon_method"] == METHOD_EXACT
+
+
+def test_a_comparison_over_one_case_says_why_it_has_no_interval(tmp_path):
+    """Two images of one case: no bootstrap resample differs from another, so each interval says so
+    in report.md (it read `[+nan, +nan]`); over two cases the intervals are numbers."""
+    from training.compare_report import write_compare_report
+
+    per_a = {"dice": np.array([0.5, 0.6])}
+    per_b = {"dice": np.array([0.7, 0.9])}
+    summary = {"dice_pooled": 0.5, "pixel_accuracy_pooled": 0.9}
+    for cases, expected in (
+        (["c1", "c1"], "[none: 1 case(s), a bootstrap needs >= 2]"),
+        (["c1", "c2"], "[+"),
+    ):
+        out = tmp_path / str(len(set(cases)))
+        out.mkdir()
+        table = compare_models(per_a, per_b, cases, seed=0, n_resamples=200)
+        write_compare_report(out, "A", "B", summary, summary, table, 2, len(set(cases)), "test")
+        row = next(line for line in (out / "report.md").read_text().splitlines() if line.startswith("| dice"))
+        assert "nan" not in row and row.count(expected) == 2, row

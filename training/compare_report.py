@@ -8,10 +8,17 @@ A/ and B/).
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 from training.metrics import EMPTY_POLICY
-from training.stats import BOOTSTRAP_RESAMPLES, EXACT_MAX_N, HIT_DICE, PERMUTATION_MAX_N
+from training.stats import (
+    BOOTSTRAP_RESAMPLES,
+    EXACT_MAX_N,
+    HIT_DICE,
+    MIN_CONTRIBUTING_CASES,
+    PERMUTATION_MAX_N,
+)
 
 DIGEST_SHOWN = 12  # hex digits of the checkpoint's SHA-256 in report.md: tells two files apart
 
@@ -46,6 +53,20 @@ def checkpoint_label(summary: dict) -> str:
     return f"{summary['checkpoint']} (sha256 {summary['checkpoint_sha256'][:DIGEST_SHOWN]})"
 
 
+def _interval(row: dict, figure: str) -> str:
+    """``[low, high]`` of ``figure``'s bootstrap CI, or why there is none: with fewer than
+    MIN_CONTRIBUTING_CASES cases no resample differs from another (it read ``[+nan, +nan]``)."""
+    low, high = row.get(f"{figure}_ci_low", math.nan), row.get(f"{figure}_ci_high", math.nan)
+    if math.isfinite(low) and math.isfinite(high):
+        return f"[{low:+.4f}, {high:+.4f}]"
+    return f"[none: {row['n_cases']} case(s), a bootstrap needs >= {MIN_CONTRIBUTING_CASES}]"
+
+
+def _p(value: float) -> str:
+    """A p-value, or "none" where the test has none (a t-test over one case has no variance)."""
+    return f"{value:.4g}" if math.isfinite(value) else "none"
+
+
 def write_compare_report(
     out: Path,
     label_a: str,
@@ -72,11 +93,9 @@ def write_compare_report(
     for m, r in table.items():
         md.append(
             f"| {m} | {r['n']} | {r['n_cases']} | {r['mean_a']:.4f} | {r['mean_b']:.4f} | "
-            f"{r['mean_diff']:+.4f} "
-            f"[{r.get('mean_ci_low', float('nan')):+.4f}, {r.get('mean_ci_high', float('nan')):+.4f}] | "
-            f"{r['median_diff']:+.4f} [{r.get('median_ci_low', float('nan')):+.4f}, "
-            f"{r.get('median_ci_high', float('nan')):+.4f}] | {r['wilcoxon_p']:.4g} "
-            f"({r['wilcoxon_p_holm']:.4g}) | {r['ttest_p']:.4g} |"
+            f"{r['mean_diff']:+.4f} {_interval(r, 'mean')} | "
+            f"{r['median_diff']:+.4f} {_interval(r, 'median')} | {r['wilcoxon_p']:.4g} "
+            f"({r['wilcoxon_p_holm']:.4g}) | {_p(r['ttest_p'])} |"
         )
     d = table.get("dice", {})
     text = "\n".join(md)
