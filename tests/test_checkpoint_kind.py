@@ -48,6 +48,9 @@ def test_export_onnx_names_an_onnx_model_given_as_checkpoint(tmp_path):
     line = one_line_error(result, "export")
     assert f"{SHIPPED_ONNX}: is an ONNX model, not a training checkpoint" in line
     assert "best.pt" in line and UPGRADE not in line and "trust" not in line
+    assert (
+        "python -m training.recover MODEL.onnx OUT/best.pt rebuilds it" in line
+    )  # the shipped model has none
     assert list(tmp_path.iterdir()) == []
 
 

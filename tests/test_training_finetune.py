@@ -3,6 +3,7 @@ per-cycle snapshots, and the image-level "contains cancer" loss (real BUSI sampl
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -219,3 +220,33 @@ def test_average_of_two_runs_lies_between_them_with_batchnorm_measured_again(tmp
     assert not any(sep in str(averaged_from) for sep in ("/", "\\", tmp_path.name))
     with pytest.raises(ConfigError, match="at least two"):
         average_checkpoints(cks[:1], busi_dataset, tmp_path / "one.pt")
+
+
+def test_init_from_a_model_trained_with_another_normalisation_says_so(tmp_path, busi_dataset, caplog):
+    run(_config(tmp_path, "base", epochs=1), busi_dataset, tmp_path / "base", show_progress=False)
+    other = {
+        **TINY,
+        "data": {**TINY["data"], "mean": 0.4, "std": 0.25},
+        "train": {**TINY["train"], "epochs": 1},
+    }
+    for name, cfg in (("same", TINY), ("other", other)):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump({**cfg, "train": {**cfg["train"], "epochs": 1}}))
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="sonomap"):
+            run(
+                path,
+                busi_dataset,
+                tmp_path / name,
+                show_progress=False,
+                init_from=tmp_path / "base" / "best.pt",
+            )
+        warned = [r.getMessage() for r in caplog.records if "mean/std" in r.getMessage()]
+        if name == "same":
+            assert warned == []
+        else:
+            assert warned == [
+                "--init-from best.pt was trained with mean/std 0.3000/0.2000, this run uses 0.4000/0.2500: "
+                "its weights see other input values at first (set data.mean and data.std to its values to "
+                "fine-tune it as is)"
+            ]

@@ -49,7 +49,10 @@ def not_a_checkpoint(path: Path) -> str | None:
     if not head:
         return f"is an empty file (0 bytes), not a training checkpoint: {GIVE}"
     if _onnx_model(head, size):
-        return f"is an ONNX model, not a training checkpoint: {GIVE_SOURCE}"
+        return (
+            f"is an ONNX model, not a training checkpoint: {GIVE_SOURCE} (one without: "
+            "python -m training.recover MODEL.onnx OUT/best.pt rebuilds it, for --init-from)"
+        )
     if path.suffix.lower() in ENGINE_SUFFIXES:
         return f"is a TensorRT engine (named so, and no torch file), not a training checkpoint: {GIVE_ENGINE}"
     if path.suffix.lower() == MANIFEST_SUFFIX:

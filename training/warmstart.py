@@ -123,21 +123,40 @@ def load_initial_weights(
             f"--init-from {checkpoint}: its weights do not fit the model ({len(misfits)} keys, "
             f"e.g. {misfits[0]!r})"
         )
-    pretext = state.get("pretext")
-    if pretext:
-        norm = (float(pretext["mean"]), float(pretext["std"]))
-        if not all(math.isclose(a, b, rel_tol=NORM_TOLERANCE) for a, b in zip(norm, norm_used, strict=True)):
-            log.warning(
-                "--init-from %s was pretrained with mean/std %.4f/%.4f, this run uses %.4f/%.4f",
-                Path(checkpoint).name,  # log lines name no folder: one above may be the patient's
-                *norm,
-                *norm_used,
-            )
+    norm = trained_normalisation(state)
+    if norm and not all(
+        math.isclose(a, b, rel_tol=NORM_TOLERANCE) for a, b in zip(norm, norm_used, strict=True)
+    ):
+        log.warning(
+            "--init-from %s was %s with mean/std %.4f/%.4f, this run uses %.4f/%.4f: its weights see "
+            "other input values at first (set data.mean and data.std to its values to fine-tune it as is)",
+            Path(checkpoint).name,  # log lines name no folder: one above may be the patient's
+            "pretrained" if state.get("pretext") else "trained",
+            *norm,
+            *norm_used,
+        )
     changed = restandardize_batchnorm(model, loader, device)
     _rank0_everywhere(model)
     log.info(
         "initial weights from %s (%d folded BatchNorm layers re-standardised)", Path(checkpoint).name, changed
     )
+
+
+def trained_normalisation(state: dict) -> tuple[float, float] | None:
+    """(mean, std) a checkpoint's weights were trained with: a pretext checkpoint's own record, else
+    its copy of the manifest's normalisation; None when it records neither (an older checkpoint)."""
+    pretext = state.get("pretext")
+    if pretext:
+        return float(pretext["mean"]), float(pretext["std"])
+    manifest = state.get("manifest")
+    norm = manifest.get("normalisation") if isinstance(manifest, dict) else None
+    if (
+        isinstance(norm, dict)
+        and isinstance(norm.get("mean"), (int, float))
+        and isinstance(norm.get("std"), (int, float))
+    ):
+        return float(norm["mean"]), float(norm["std"])
+    return None
 
 
 @torch.no_grad()
