@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import yaml
 from cli import sonomap
+from test_annotations_qupath_objects import write
 
 from edge_runtime.errors import InputError
 from registration.annotations import load_annotations
@@ -31,12 +32,6 @@ def feature(properties: dict, ring=SQUARE, **top) -> dict:
         "properties": props,
         **top,
     }
-
-
-def write(tmp_path, feats: list, name: str = "core.geojson"):
-    p = tmp_path / name
-    p.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
-    return p
 
 
 def one_line(err) -> str:
