@@ -111,8 +111,11 @@ class CaseWording(Wording):
 
     def unknown(self, origin: str, key: str, known: list[str]) -> str:
         section, _, name = key.rpartition(".")
+        return self.unknown_keys(origin, section, [name], known)
+
+    def unknown_keys(self, origin: str, section: str, names: list[str], known: list[str]) -> str:
         where = f" in '{section}'" if section else ""
-        return f"{origin}: unknown key(s) {[name]}{where} (allowed: {known})"
+        return f"{origin}: unknown key(s) {names}{where} (allowed: {known})"
 
     def not_mapping(self, origin: str, key: str, value: Any) -> str:
         return f"{origin}: '{key}' must be a mapping, got {type(value).__name__}"

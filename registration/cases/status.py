@@ -10,7 +10,8 @@ Output: a :class:`CaseStatus`:
 - ``broken``: the case is wrong (case.yaml unreadable or refused, a bad key or value, a file
   name the file system cannot look up, or a path no file will mend: a Windows path, a ``~``,
   registration/case_paths.py); ``error`` is the one-line message, naming case.yaml and the key,
-  never the name of a file it names.
+  never the name of a file it names. A key case.yaml does not have (``anotations:``) is looked for
+  first: the key it was meant to be would otherwise read as missing, and the case wait for good.
 
 ``lacks`` also names what is recommended but not required: without ``pathology.shrinkage`` or
 ``fresh_length_mm`` registration assumes no tissue was lost and warns.
@@ -24,9 +25,12 @@ from pathlib import Path
 from edge_runtime.biopsy.study_id import case_id_of
 from edge_runtime.errors import ConfigError, InputError, SonomapError
 from edge_runtime.manifest import SHA_SHOWN
+from edge_runtime.typed_config import Section, leaf_types
+from edge_runtime.typed_struct import fields
 from edge_runtime.yamlfile import read_yaml_mapping
-from registration.case import CaseSpec, load_case
+from registration.case import WORDING, CaseSpec, load_case
 from registration.case_paths import path_slip
+from registration.case_schema import CaseFile
 from registration.cases.identity import patient_of
 
 PENDING, COMPLETE, BROKEN = "pending", "complete", "broken"
@@ -89,9 +93,31 @@ def _file_lack(base: Path, value, key: str, what: str) -> Lack | None:
     return None
 
 
+def unknown_keys(
+    raw: dict, cls: type = CaseFile, section: str = ""
+) -> list[tuple[str, list[str], list[str]]]:
+    """(section, its unknown keys, its allowed keys) for ``raw`` (a case.yaml mapping, checked against
+    struct ``cls``) and each section in it with a key the struct does not have: all of them, where the
+    loader names the first it meets."""
+    types = {f.name: f.type for f in fields(cls)}
+    found = []
+    unknown = [str(key) for key in raw if key not in types]
+    if unknown:
+        found.append((section, unknown, sorted(types)))
+    for key, value in raw.items():
+        inner = [t for t in leaf_types(types.get(key)) if isinstance(t, type) and issubclass(t, Section)]
+        if isinstance(value, dict) and inner:
+            found += unknown_keys(value, inner[0], f"{section}.{key}" if section else key)
+    return found
+
+
 def lacks_of(raw: dict, base: Path) -> list[Lack]:
-    """What ``raw`` (a case.yaml mapping in folder ``base``) lacks; empty when nothing. InputError
-    naming the key when a file it names cannot be looked up (:func:`_file_lack`)."""
+    """What ``raw`` (a case.yaml mapping in folder ``base``) lacks; empty when nothing. ConfigError
+    naming every key case.yaml does not have (a misspelt ``anotations:`` is no annotation to wait
+    for), InputError naming the key when a file it names cannot be looked up (:func:`_file_lack`)."""
+    unknown = unknown_keys(raw)
+    if unknown:
+        raise ConfigError("; ".join(WORDING.unknown_keys(str(base / CASE_FILE), *u) for u in unknown))
     out: list[Lack] = []
     path = raw.get("pathology")
     if not isinstance(path, dict):
