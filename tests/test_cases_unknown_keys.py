@@ -104,3 +104,15 @@ def test_an_annotation_not_back_yet_under_its_own_key_is_still_pending(cases, tm
             "lacks": ["annotation file (pathology.annotations) not in the folder yet"],
         }
     ]
+
+
+def test_a_section_that_is_no_mapping_is_broken_not_a_section_to_wait_for(cases):
+    first, second = sorted(p.name for p in cases.iterdir())
+    case_yaml = cases / first / "case.yaml"
+    lines = case_yaml.read_text().splitlines()
+    start = lines.index("pathology:")
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith(" ")), len(lines))
+    case_yaml.write_text("\n".join([*lines[:start], "pathology: 5", *lines[end:]]) + "\n")
+    listed = _listing(cases)
+    assert listed[first].split()[1] == "broken" and "'pathology' must be a mapping, got int" in listed[first]
+    assert listed[second].split()[1] == "complete"

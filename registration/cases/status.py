@@ -118,6 +118,9 @@ def lacks_of(raw: dict, base: Path) -> list[Lack]:
     unknown = unknown_keys(raw)
     if unknown:
         raise ConfigError("; ".join(WORDING.unknown_keys(str(base / CASE_FILE), *u) for u in unknown))
+    for section in ("pathology", "ultrasound"):  # `pathology: 5` is no section to wait for either
+        if raw.get(section) is not None and not isinstance(raw[section], dict):
+            raise ConfigError(WORDING.not_mapping(str(base / CASE_FILE), section, raw[section]))
     out: list[Lack] = []
     path = raw.get("pathology")
     if not isinstance(path, dict):
