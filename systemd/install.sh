@@ -8,7 +8,7 @@
 #        Documentation=; operating the service: docs/operations.md),
 #        /etc/sonomap/config.yaml (kept if present; 0640 root:sonomap, in /etc/sonomap 0750 root:sonomap),
 #        /etc/sonomap/sonomap.env (kept if present),
-#        /etc/sonomap/http-token (random, 0600, kept if present),
+#        /etc/sonomap/http-token (random, 0600, kept if present and not empty),
 #        /etc/systemd/system/sonomap.service + sonomap-headless.service (+ jetson.conf drop-in),
 #        /etc/systemd/system/<unit>.d/network.conf with --allow (the units reach loopback only;
 #        each --allow CIDR lets one PLUS server / scanner / viewer subnet through),
@@ -91,9 +91,21 @@ install_once() {  # SRC DEST MODE
 install_once "$SRC/systemd/config.yaml" "$ETC/config.yaml" 0640
 chmod 0640 "$ETC/config.yaml"  # a kept config keeps its content, not an older install's 0644
 install_once "$SRC/systemd/sonomap.env" "$ETC/sonomap.env" 0644
-if [ ! -e "$ETC/http-token" ]; then
-    (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$ETC/http-token")
-    chmod 0600 "$ETC/http-token"
+# A token file that is empty or only whitespace (an earlier run that failed while writing it) is
+# replaced: the service refuses to start with it. The new token goes to a temporary file first and
+# is moved into place whole, so a failed write never leaves an empty token behind.
+if [ -e "$ETC/http-token" ] && LC_ALL=C grep -q '[^[:space:]]' "$ETC/http-token"; then
+    say "keeping existing $ETC/http-token"
+else
+    [ ! -e "$ETC/http-token" ] || say "replacing the empty $ETC/http-token"
+    TOKEN_TMP=$(mktemp "$ETC/.http-token.XXXXXX")  # 0600
+    if ! head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$TOKEN_TMP" \
+        || [ "$(wc -c < "$TOKEN_TMP")" -ne 64 ]; then
+        rm -f "$TOKEN_TMP"
+        echo "install.sh: could not write a random HTTP token to $ETC/http-token" >&2; exit 1
+    fi
+    chmod 0600 "$TOKEN_TMP"
+    mv -f "$TOKEN_TMP" "$ETC/http-token"
     say "wrote a random HTTP token to $ETC/http-token"
 fi
 

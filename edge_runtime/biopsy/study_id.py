@@ -9,7 +9,9 @@ A pseudonym like ``BX-0042`` passes; a name (``Jane Doe``, ``Doe^Jane``), a bare
 not identifying; it stops the usual slips (typing the name, or the hospital number, into the box).
 A site that issues pseudonyms in one format sets it as ``privacy.study_id_pattern`` (a regular
 expression, e.g. ``BX-[0-9]{4}``): an ID must then also match it whole, which stops a name with a
-digit in it (``DOE1970``) that the general rule lets through.
+digit in it (``DOE1970``) that the general rule lets through. An ID that holds any value registered
+for redaction (:mod:`edge_runtime.privacy`: the name, ID, birth date, accession number... of each DICOM
+file read, so the source's own PatientID) is refused too.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from edge_runtime import privacy
 from edge_runtime.biopsy.numbering import CASE_NAME
 from edge_runtime.errors import ConfigError
 
@@ -36,6 +39,10 @@ NAME_WORD_LETTERS = 2
 BIRTH_DATE = re.compile(r"(?<![0-9])(19|20)[0-9]{2}([01][0-9][0-3][0-9])?(?![0-9])")
 NAME_WORDS = 2
 EXAMPLE_CASE_ID = "BX-0042-1"  # a study ID with the core's number
+# Why an ID that holds a value registered for redaction is refused: in practice the patient's name,
+# ID, birth date or accession number from the header of the DICOM file being read
+# (privacy.register_dicom), typed or pasted into the box instead of the pseudonym.
+IMAGE_IDENTIFIER = "holds an identifier from the DICOM header of the image being read"
 
 
 def rule(max_chars: int = MAX_CHARS) -> str:
@@ -71,6 +78,8 @@ def _why(value, max_chars: int = MAX_CHARS) -> str | None:
     named = len(words) >= NAME_WORDS and max(map(len, words)) >= NAME_WORD_LETTERS
     if named and BIRTH_DATE.search(value):
         return "reads as a name with a birth year or date"
+    if privacy.redact(value) != value:
+        return IMAGE_IDENTIFIER
     return None
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import importlib
 import logging
+from pathlib import Path
 
 from edge_runtime import config as cfg
+from edge_runtime import privacy, source_kinds
 from edge_runtime.config_schema import RuntimeConfig
 from edge_runtime.errors import ConfigError, SonomapError
 from edge_runtime.manifest import load_manifest
@@ -53,7 +55,8 @@ def capture_observers(args, config: RuntimeConfig) -> list:
     if study_id is not None:
         from edge_runtime.biopsy.study_id import check_study_id
 
-        # before anything starts: a one-line error
+        # before anything starts: a one-line error, also when it is the DICOM input's own PatientID
+        register_input_identifiers(config)
         study_id = check_study_id(study_id, pattern=config.privacy.study_id_pattern)
         if not getattr(args, "cases", None):
             raise ConfigError("--study-id names the subject of captured cases: give --cases DIR too")
@@ -78,6 +81,26 @@ def capture_observers(args, config: RuntimeConfig) -> list:
             study_id_pattern=config.privacy.study_id_pattern,
         )
     ]
+
+
+def register_input_identifiers(config: RuntimeConfig) -> None:
+    """The patient identifiers in the header of a DICOM file input, registered for redaction now
+    (:func:`edge_runtime.privacy.register_dicom`; the source reads the file only when the run starts),
+    so a --study-id that is one of them is refused before anything starts. Any other input, or a file
+    pydicom cannot read (the source says why when it opens it), registers nothing."""
+    spec = config.source.input
+    if spec is None or isinstance(spec, int):
+        return
+    path = Path(str(spec))
+    if source_kinds.path_kind(path) != source_kinds.DICOM_CINE or not path.is_file():
+        return
+    try:
+        import pydicom  # deferred: the optional [dicom] extra
+
+        header = pydicom.dcmread(privacy.library_path(path), stop_before_pixels=True)
+    except Exception:  # no pydicom, or not DICOM: the source's own error comes when it opens the file
+        return
+    privacy.register_dicom(header)
 
 
 def print_captures(capture: list) -> None:

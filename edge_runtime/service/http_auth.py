@@ -1,7 +1,9 @@
 """Who may use the HTTP viewer: the access token, where it comes from and how requests carry it.
 
 The token comes from ``--token``, ``$SONOMAP_HTTP_TOKEN`` or the systemd credential
-``http-token`` (:func:`resolve_token`). ``--token`` is kept for compatibility, but a command line is
+``http-token`` (:func:`resolve_token`); one of them that is there but empty (a failed install's empty
+credential file, ``SONOMAP_HTTP_TOKEN=``) stops the start with an error, never reads as "no token".
+``--token`` is kept for compatibility, but a command line is
 readable by every local user (``ps``, ``/proc/PID/cmdline``): :func:`warn_command_line_token` says so
 once, naming the safer sources, and never shows the token. A request carries it either
 
@@ -46,6 +48,15 @@ COMMAND_LINE_WARNING = (
     f"(LoadCredential={CREDENTIAL_NAME}:/etc/sonomap/http-token) instead"
 )
 
+# What to do about a source that is there but empty (:func:`_find_token`), by source.
+BLANK_ADVICE = {
+    "--token": "give a token, or leave --token out",
+    f"${TOKEN_ENV}": f"set a token in ${TOKEN_ENV}, or unset it",
+    f"the systemd credential '{CREDENTIAL_NAME}'": (
+        "write a token into /etc/sonomap/http-token (install.sh replaces an empty one with a random token)"
+    ),
+}
+
 log = logging.getLogger("sonomap.http")
 _command_line_warned = threading.Event()  # set once the warning is out: once per process
 
@@ -69,7 +80,7 @@ def resolve_token(token: str | None, where: str, min_chars: int = 0) -> str | No
     Authorization header) or has fewer than ``min_chars`` characters. A refused token is not
     registered: it serves nothing, and redacting it would garble the refusal ("token too [REDACTED]"
     for the token "short")."""
-    found, source = _find_token(token)
+    found, source = _find_token(token, where)
     if found and not TOKEN_CHARS.fullmatch(found):  # never shown: the message names only its source
         raise ConfigError(
             f"{where}: the HTTP token from {source} has characters other than printable ASCII; HTTP "
@@ -85,19 +96,36 @@ def resolve_token(token: str | None, where: str, min_chars: int = 0) -> str | No
     return found
 
 
-def _find_token(token: str | None) -> tuple[str | None, str]:
+def _find_token(token: str | None, where: str) -> tuple[str | None, str]:
     """(the token or None, where it came from). Bytes that are not UTF-8 (an environment variable, the
-    credential file) are kept as surrogates, which the printable-ASCII check then refuses."""
-    if token:
-        return token.strip(), "--token"
-    if os.environ.get(TOKEN_ENV):
-        return os.environ[TOKEN_ENV].strip(), f"${TOKEN_ENV}"
+    credential file) are kept as surrogates, which the printable-ASCII check then refuses. A source
+    that is there but blank (``--token ""``, an empty ``$SONOMAP_HTTP_TOKEN``, an empty credential file
+    such as a failed install leaves) is a ConfigError naming ``where`` and the source: read as "no
+    token", it would serve the viewer to anyone without a word."""
+    if token is not None:
+        return _not_blank(token.strip(), "--token", where), "--token"
+    if TOKEN_ENV in os.environ:
+        return _not_blank(os.environ[TOKEN_ENV].strip(), f"${TOKEN_ENV}", where), f"${TOKEN_ENV}"
     cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
     path = Path(cred_dir) / CREDENTIAL_NAME if cred_dir else None
-    if path is not None and path.is_file():
-        text = path.read_bytes().decode("utf-8", "surrogateescape").strip()
-        return text or None, f"the systemd credential '{CREDENTIAL_NAME}'"
+    if path is not None and path.exists():
+        source = f"the systemd credential '{CREDENTIAL_NAME}'"
+        try:
+            text = path.read_bytes().decode("utf-8", "surrogateescape").strip()
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read the HTTP token from {source}: {exc.strerror}") from exc
+        return _not_blank(text, source, where), source
     return None, "nowhere"
+
+
+def _not_blank(text: str, source: str, where: str) -> str:
+    """``text`` (stripped) when it is not empty, else the one-line ConfigError: never "no token"."""
+    if not text:
+        raise ConfigError(
+            f"{where}: the HTTP token from {source} is empty, which would open the viewer to anyone: "
+            f"{BLANK_ADVICE.get(source, 'give a token')}"
+        )
+    return text
 
 
 def session_value(token: str) -> str:
