@@ -171,12 +171,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _exit_past_stuck_calls(code: int) -> None:
-    """End now when an inference call is stuck in native code: by here every recording is
-    finalised, and the interpreter's normal exit would wait on, or crash in, the stuck library."""
+    """End now when an inference call is stuck in native code, or TensorRT left an object that
+    failed to start (its destructor crashes): by here every recording is finalised, and the
+    interpreter's normal exit would wait on, or crash in, the library."""
     failsafe = sys.modules.get("edge_runtime.backends.failsafe")  # loaded only when something inferred
-    if failsafe is None or not failsafe.calls_in_flight():
+    trt = sys.modules.get("edge_runtime.tensorrt.modules")  # loaded only when TensorRT was tried
+    stuck = failsafe is not None and failsafe.calls_in_flight()
+    if not stuck and not (trt is not None and trt.UNUSABLE):
         return
-    logging.getLogger("sonomap").warning("an inference call is still stuck; exiting without waiting for it")
+    if stuck:
+        logging.getLogger("sonomap").warning(
+            "an inference call is still stuck; exiting without waiting for it"
+        )
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

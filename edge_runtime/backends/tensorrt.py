@@ -173,7 +173,7 @@ class TensorRTBackend(Backend):
         self._trt, self._cuda = trt, cuda
         self._ctx = cuda.Device(self.device_index).make_context()  # current on the owner thread from now on
         try:
-            runtime = trt.Runtime(modules.trt_logger(trt))  # the builder's logger: one per process
+            runtime = modules.construct(trt, "Runtime")  # the builder's logger; its reason if it fails
             try:
                 self._engine = self._load(trt, runtime)
             except (EngineBuildError, ConfigError) as exc:
@@ -212,7 +212,7 @@ class TensorRTBackend(Backend):
             if engine is None:
                 raise ConfigError(
                     f"{self.model_path}: TensorRT {trt.__version__} cannot deserialise this engine "
-                    "(corrupt, or built by another TensorRT); rebuild it with 'sonomap export tensorrt'"
+                    f"({modules.logged_errors(trt) or 'corrupt, or built by another TensorRT'}); rebuild it"
                 )
             return engine
         engine, self.engine_record = engines.load_engine(

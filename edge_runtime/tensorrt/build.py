@@ -68,8 +68,9 @@ def build_plan(
     """Parse ``onnx_path`` and build a plan; ``profile`` maps input name -> min/opt/max shapes.
     ``logger`` defaults to the process's shared one (:func:`edge_runtime.tensorrt.modules.trt_logger`)."""
     onnx_path = Path(onnx_path)
-    logger = logger or modules.trt_logger(trt)  # the one the runtime uses too
-    builder = trt.Builder(logger)
+    # the process's logger, the runtime's too; a Builder that cannot start is TensorRTUnavailable
+    builder = trt.Builder(logger) if logger is not None else modules.construct(trt, "Builder")
+    logger = logger or modules.trt_logger(trt)
     network = builder.create_network(network_flags(trt, build_path))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_path.read_bytes()):
@@ -104,11 +105,12 @@ def build_plan(
     # ``cache`` stays referenced until the plan is built: "The cache must not be destroyed until
     # after the engine is built" (IBuilderConfig.set_timing_cache docstring, TensorRT 10.3 - 11.1).
     cache = attach_timing_cache(config, Path(timing_cache)) if timing_cache is not None else None
+    modules.logged_errors(trt)  # forget earlier errors: only the build's own explain its failure
     plan = builder.build_serialized_network(network, config)  # None on failure, the reason in the log
     if plan is None:
         raise EngineBuildError(
             f"{onnx_path}: TensorRT {trt.__version__} could not build an engine "
-            f"({build_path}, workspace {workspace_mb} MiB); see the TensorRT log above"
+            f"({build_path}, workspace {workspace_mb} MiB): {modules.logged_errors(trt) or 'see its log'}"
         )
     if cache is not None:
         save_timing_cache(config, Path(timing_cache))

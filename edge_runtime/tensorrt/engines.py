@@ -265,10 +265,11 @@ def _read_plan(path: Path) -> bytes:
 def _deserialise(runtime, blob: bytes):
     """The engine; :class:`EngineRejected` when TensorRT rejects the plan (it returns None and
     logs; some bindings raise instead)."""
+    modules.logged_errors()  # forget earlier errors: only this call's explain its failure
     try:
         engine = runtime.deserialize_cuda_engine(blob)
     except (RuntimeError, TypeError, ValueError) as exc:
         raise EngineRejected(str(exc)) from exc
     if engine is None:
-        raise EngineRejected("TensorRT returned no engine (its log says why)")
+        raise EngineRejected(f"TensorRT returned no engine ({modules.logged_errors() or 'its log says why'})")
     return engine
