@@ -91,3 +91,36 @@ def test_the_command_names_a_member_without_manifest_in_one_line(members, tmp_pa
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "m2/best.pt.yaml" in done.stderr, done.stderr
     assert not (tmp_path / "e.pt").exists()
+
+
+def _one_line_refusal(module: str, *args) -> str:
+    done = subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().count("\n") == 0, done.stderr
+    return done.stderr
+
+
+@pytest.mark.parametrize("module", ["training.ensemble", "training.average"])
+def test_a_trained_runs_best_pt_or_an_input_is_never_written_over(members, tmp_path, module):
+    before = {p: p.read_bytes() for m in members for p in (m, m.with_name("best.pt.yaml"))}
+    data = ("--data", tmp_path / "no-dataset") if module == "training.average" else ()
+    for out in (members[0], tmp_path / "elsewhere.pt"):
+        if out == tmp_path / "elsewhere.pt":
+            out.with_name("elsewhere.pt.yaml").write_text("name: kept\n")  # a manifest without its file
+        err = _one_line_refusal(module, *members, *data, "--out", out)
+        assert f"--out {out}" in err and "exists already" in err and "not written over" in err, err
+    assert {p: p.read_bytes() for p in before} == before and not (tmp_path / "elsewhere.pt").exists()
+
+
+def test_the_same_checkpoint_twice_is_no_ensemble(members, tmp_path):
+    err = _one_line_refusal("training.ensemble", members[0], members[0], "--out", tmp_path / "e.pt")
+    assert "the same checkpoint as the member best.pt" in err, err
+    assert not (tmp_path / "e.pt").exists()
+
+
+def test_average_names_a_bad_input_in_one_line(members, tmp_path):
+    err = _one_line_refusal(
+        "training.average", *members, "--data", tmp_path / "no-dataset", "--out", tmp_path / "a.pt"
+    )
+    assert "no-dataset" in err, err
+    assert not (tmp_path / "a.pt").exists()

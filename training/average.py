@@ -22,12 +22,13 @@ import torch
 from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader
 
-from edge_runtime.errors import ConfigError
+from edge_runtime.errors import ConfigError, SonomapError
 from edge_runtime.manifest import sha256_file
 from training.checkpoint import load_model_and_config, read_checkpoint
 from training.checkpoint_save import save_checkpoint
 from training.data import read_cases, select_split
 from training.dataset import SegDataset
+from training.output_checks import refuse_existing
 
 BN_BATCH = 8
 
@@ -46,6 +47,7 @@ class _Images:
 def average_checkpoints(checkpoints: list[str | Path], data: str | Path, out: str | Path) -> Path:
     if len(checkpoints) < 2:
         raise ConfigError("give at least two checkpoints to average")
+    refuse_existing(out, what="a trained run's best.pt, or an input")  # before any input is read
     model, manifest, model_config = load_model_and_config(checkpoints[0])
     states = [model.state_dict()]  # the first checkpoint's weights, as loaded
     for ck in checkpoints[1:]:
@@ -79,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, help="dataset whose train split re-estimates BatchNorm")
     parser.add_argument("--out", required=True, help="output checkpoint (best.pt)")
     args = parser.parse_args(argv)
-    print(average_checkpoints(args.checkpoints, args.data, args.out))
+    try:
+        print(average_checkpoints(args.checkpoints, args.data, args.out))
+    except SonomapError as exc:  # a bad input: one line naming the file, no traceback
+        parser.exit(2, f"error: {exc}\n")
     return 0
 
 

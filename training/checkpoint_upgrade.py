@@ -33,7 +33,7 @@ from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.manifest import Manifest, check_sha256, load_manifest, manifest_path
 from training.checkpoint import checkpoint_bytes, read_checkpoint
 from training.checkpoint_save import numpy_rng_plain, plain, save_checkpoint
-from training.output_checks import refuse_manifest_clash
+from training.output_checks import refuse_existing, refuse_manifest_clash
 
 log = logging.getLogger("sonomap.checkpoint")
 BACKUP_SUFFIX = ".orig"
@@ -153,32 +153,22 @@ def checked_manifest(path: Path, data: bytes) -> Manifest:
 
 def check_target(path: Path, out: Path | None) -> None:
     """ConfigError naming ``--out`` when the upgrade of ``path`` cannot be written there (``out``, or
-    ``path`` itself in place): a manifest in the way, an existing file (:func:`refuse_existing`), or a
+    ``path`` itself in place): a manifest in the way, an existing file (:func:`refuse_existing_out`), or a
     place that cannot be written."""
     refuse_manifest_clash(path, out or path)
     if out:  # in place, the backup copy names FILE.orig and the reason itself
         check_out_writable(out)
         if not same_file(out, path):
-            refuse_existing(out)
+            refuse_existing_out(out)
 
 
-def refuse_existing(out: Path) -> None:
-    """ConfigError naming ``--out`` when it, or its manifest, exists already: the upgrade writes new
-    files only (an earlier upgrade's ``FILE.orig`` above all may be the only copy of the original)."""
-    if out.exists() or out.is_symlink():
-        kept = ""
-        if out.name.endswith(BACKUP_SUFFIX) and len(out.name) > len(BACKUP_SUFFIX):
-            of = out.name[: -len(BACKUP_SUFFIX)]
-            kept = f" (an in-place upgrade's backup of {of}, perhaps its only original)"
-        raise ConfigError(
-            f"{OUT_FLAG} {out}: exists already{kept}; it is not written over: give a new file name, "
-            "or move it away first"
-        )
-    if manifest_path(out).exists() or manifest_path(out).is_symlink():
-        raise ConfigError(
-            f"{OUT_FLAG} {out}: its manifest {manifest_path(out)} exists already; it is not written over: "
-            "give a new file name, or move it away first"
-        )
+def refuse_existing_out(out: Path) -> None:
+    """:func:`training.output_checks.refuse_existing`, naming an earlier upgrade's ``FILE.orig`` as what
+    it may be: the only copy of the original."""
+    what = ""
+    if out.name.endswith(BACKUP_SUFFIX) and len(out.name) > len(BACKUP_SUFFIX):
+        what = f"an in-place upgrade's backup of {out.name[: -len(BACKUP_SUFFIX)]}, perhaps its only original"
+    refuse_existing(out, OUT_FLAG, what)
 
 
 def check_out_writable(out: Path) -> None:

@@ -23,6 +23,7 @@ from edge_runtime.manifest import Manifest, sha256_file
 from training.checkpoint import load_model_and_config
 from training.checkpoint_save import save_checkpoint
 from training.models import ENSEMBLE_ARCH, LogitEnsemble
+from training.output_checks import refuse_existing
 
 MIN_MEMBERS = 2
 
@@ -43,6 +44,7 @@ def ensemble_checkpoints(checkpoints: list[str | Path], out: str | Path) -> Path
     paths = [Path(c) for c in checkpoints]
     if len(paths) < MIN_MEMBERS:
         raise ConfigError(f"give at least {MIN_MEMBERS} checkpoints to ensemble")
+    refuse_existing(out, what="a trained run's best.pt, or a member")  # before any member is read
     members, configs, sources = [], [], []
     first: Manifest | None = None
     for path in paths:
@@ -51,9 +53,13 @@ def ensemble_checkpoints(checkpoints: list[str | Path], out: str | Path) -> Path
             first = manifest
         else:
             _same_contract(first, manifest, path)
+        digest = sha256_file(path)
+        twin = next((m["checkpoint"] for m in sources if m["sha256"] == digest), None)
+        if twin is not None:  # one network twice: its cost twice, and called an ensemble of two
+            raise ConfigError(f"{path}: the same checkpoint as the member {twin} (sha256 {digest[:12]}…)")
         members.append(model)
         configs.append(config)
-        sources.append({"checkpoint": path.name, "sha256": sha256_file(path)})
+        sources.append({"checkpoint": path.name, "sha256": digest})
     ensemble = LogitEnsemble(members).eval()
     model_config = {"arch": ENSEMBLE_ARCH, "num_classes": first.num_classes, "members": configs}
     manifest = first.derive(
