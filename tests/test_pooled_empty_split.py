@@ -56,4 +56,4 @@ def test_evaluate_reports_no_pooled_dice_on_a_cancer_free_split_without_predicti
     assert summary["n_negative_with_fp"] == 0 and summary["dice_mean"] == 1.0  # nothing marked
     assert summary["dice_pooled"] is None and summary["iou_pooled"] is None  # NaN, written as null
     report = (out / "report.md").read_text()
-    assert "| dice | 1.0000 | nan | nan | 0 |" in report
+    assert "| dice | 1.0000 | undefined | undefined | 0 |" in report

@@ -94,3 +94,18 @@ def test_a_val_split_without_cancer_selects_by_mean_dice_and_records_that_name(t
     assert metrics["select_metric"] == FALLBACK_SELECT_METRIC
     assert math.isnan(metrics["val_dice_pos_mean"]) and metrics["val_n_positive"] == 0
     assert summary["best"]["value"] == pytest.approx(metrics[f"val_{FALLBACK_SELECT_METRIC}"])
+
+
+def test_a_cancer_free_split_is_evaluated_with_undefined_figures_never_nan(tmp_path, busi_dataset):
+    """The shipped model on a test split of benign images only: the figures that have no images with
+    cancer or no predicted pixel to average over read `undefined` in report.md and on the console."""
+    data = _copy(busi_dataset, tmp_path)
+    _recode(data, "test", 0)
+    shipped = Path(__file__).resolve().parents[1] / "edge_runtime" / "models" / "default" / "model.onnx"
+    out = tmp_path / "eval"
+    res = sonomap("evaluate", "--checkpoint", shipped, "--data", data, "--split", "test", "--out", out)
+    report = (out / "report.md").read_text()
+    assert "undefined" in report and "undefined" in res.stdout, res.stdout
+    tables = "\n".join(line for line in report.splitlines() if line.startswith("|"))  # not the policy text
+    for text in (tables, res.stdout):
+        assert not [w for w in text.replace("|", " ").split() if w.strip("+-[](),;").lower() == "nan"], text

@@ -42,14 +42,14 @@ def _evaluate(args) -> int:
         summary = evaluate(
             args.checkpoint, args.data, args.split, args.out, device=args.device, seed=args.seed
         )
-        from training.report import interval_text  # deferred: matplotlib
+        from training.report import figure_text, interval_text  # deferred: matplotlib
 
         print(
-            f"dice (mean over images with cancer) {summary['dice_pos_mean']:.4f} "
+            f"dice (mean over images with cancer) {figure_text(summary['dice_pos_mean'])} "
             f"[95 % CI {interval_text(summary, 'dice_pos_mean', 3, ', ')}], "
-            f"dice (pooled) {summary['dice_pooled']:.4f} "
+            f"dice (pooled) {figure_text(summary['dice_pooled'])} "
             f"[{interval_text(summary, 'dice_pooled', 3, ', ')}], pixel accuracy (pooled) "
-            f"{summary['pixel_accuracy_pooled']:.4f}, recall (pooled) {summary['recall_pooled']:.4f}"
+            f"{figure_text(summary['pixel_accuracy_pooled'])}, recall (pooled) {figure_text(summary['recall_pooled'])}"
         )
         print(
             f"images without cancer with any false cancer pixel: {summary['n_negative_with_fp']} of "
@@ -61,11 +61,11 @@ def _evaluate(args) -> int:
             )
             + "; "
             f"calibration (T {summary['temperature']:.4f}): pixel ECE "
-            f"{summary['ece_pixel']:.4f} [{interval_text(summary, 'ece_pixel', 3, ', ')}], Brier "
-            f"{summary['brier_pixel']:.4f}; image ECE (max) "
-            f"{summary['ece_image_max']:.4f}"
+            f"{figure_text(summary['ece_pixel'])} [{interval_text(summary, 'ece_pixel', 3, ', ')}], Brier "
+            f"{figure_text(summary['brier_pixel'])}; image ECE (max) "
+            f"{figure_text(summary['ece_image_max'])}"
             + (
-                f"; uncalibrated pixel ECE {summary['uncalibrated_ece_pixel']:.4f}"
+                f"; uncalibrated pixel ECE {figure_text(summary['uncalibrated_ece_pixel'])}"
                 if "uncalibrated_ece_pixel" in summary
                 else ""
             )

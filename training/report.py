@@ -170,8 +170,16 @@ def _gallery(out: Path, chosen: list[tuple]) -> None:
     plt.close(fig)
 
 
+def figure_text(v, digits: int = 4) -> str:
+    """A figure as report.md and the console show it: ``undefined`` for NaN (a precision with no
+    predicted pixel, a mean over no image with cancer, an ECE over no labelled band), never ``nan``."""
+    if isinstance(v, float):
+        return "undefined" if math.isnan(v) else f"{v:.{digits}f}"
+    return str(v)
+
+
 def _fmt(v) -> str:
-    return f"{v:.4f}" if isinstance(v, float) else str(v)
+    return figure_text(v)
 
 
 def _calibration_lines(summary: dict) -> list[str]:
@@ -195,7 +203,7 @@ def _calibration_lines(summary: dict) -> list[str]:
             lines.append(
                 f"| {name} | "
                 + " | ".join(
-                    f"{summary[f'{prefix}{k}_{part}']:.4f}"
+                    figure_text(summary[f"{prefix}{k}_{part}"])
                     for part in ("pixel", "image_max", "image_mean")
                     for k in ("ece", "brier")
                 )
