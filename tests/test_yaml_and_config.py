@@ -147,3 +147,15 @@ def test_an_empty_yaml_file_is_named_as_empty(tmp_path, text):
     with pytest.raises(ConfigError, match=r"model\.onnx\.yaml: the model manifest is empty"):
         read_yaml_mapping(path, "model manifest")
     assert read_yaml_mapping(path, "model manifest", allow_empty=True) == {}
+
+
+def test_an_empty_training_config_is_refused_and_braces_ask_for_the_defaults(tmp_path: Path):
+    empty = tmp_path / "cut.yaml"
+    empty.write_text("# a copy cut short\n")
+    with pytest.raises(
+        ConfigError, match=r"cut\.yaml: the config file is empty \(it holds no YAML mapping\)"
+    ):
+        tconfig.load_config(empty)
+    braces = tmp_path / "defaults.yaml"
+    braces.write_text("{}\n")
+    assert tconfig.load_config(braces).model.arch == tconfig.TrainingConfig().model.arch

@@ -95,8 +95,9 @@ def validate(data: dict, origin: str) -> TrainingConfig:
 
 
 def load_config(path: str | Path) -> TrainingConfig:
-    """YAML file -> full config (defaults filled, unknown keys rejected)."""
-    data = read_yaml_mapping(path, "config file", allow_empty=True)
+    """YAML file -> full config (defaults filled, unknown keys rejected). An empty file is refused: a
+    copy cut short would otherwise train the defaults' model silently (``{}`` asks for them)."""
+    data = read_yaml_mapping(path, "config file")
     return validate(data, str(path))
 
 
