@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 from cli import sonomap
-from loopback import SONOMAP, free_port
+from loopback import free_port
 from test_igtl_pipeline import build_dark_tissue_onnx
-from test_igtl_standin import pyigtl
+from test_sequences import recording_session, run_with_viewer
 
 from edge_runtime.sinks import sequence_layout as layout
 from edge_runtime.sources.sequence import SequenceSource
@@ -26,34 +26,22 @@ from edge_runtime.sources.sequence import SequenceSource
 nrrd = pytest.importorskip("nrrd")
 LIVE_SECONDS = 2.5
 POLL_S = 0.01
-PROC_TIMEOUT_S = 60
 LIVE_NAMES = {"Prediction", "ProbMap"}  # docs/openigtlink.md: frames from non-IGTL sources
 pytestmark = pytest.mark.timeout(180)
 
 
-def image_devices(args: list, port: int) -> tuple[subprocess.CompletedProcess, set[str]]:
-    """Run ``sonomap ARGS --igtl-serve PORT``; the device names of the IMAGE messages a viewer got."""
-    viewer = pyigtl.OpenIGTLinkClient(host="127.0.0.1", port=port)
+def image_devices(viewer, proc: subprocess.Popen) -> set[str]:
+    """The device names of the IMAGE messages ``viewer`` got while ``proc`` ran, and once it ended."""
     names: set[str] = set()
 
     def drain() -> None:
         names.update(m.device_name for m in viewer.get_latest_messages() if m.message_type == "IMAGE")
 
-    try:
-        proc = subprocess.Popen(
-            [*SONOMAP, *map(str, args), "--igtl-serve", str(port)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        while proc.poll() is None:
-            drain()
-            time.sleep(POLL_S)
-        out, err = proc.communicate(timeout=PROC_TIMEOUT_S)
+    while proc.poll() is None:
         drain()
-    finally:
-        viewer.stop()
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), names
+        time.sleep(POLL_S)
+    drain()
+    return names
 
 
 @pytest.fixture(scope="module")
@@ -64,24 +52,8 @@ def session(tmp_path_factory) -> tuple[Path, Path, set[str]]:
     model = build_dark_tissue_onnx(work / "model")
     clip, recording = work / "clip.mp4", work / "rec" / "session.seq.nrrd"
     sonomap("make-clip", "--out", clip, "--frames", 150, "--size", "320x240", "--noise", 0)
-    live, names = image_devices(
-        [
-            "live",
-            "--source",
-            clip,
-            "--headless",
-            "--roi",
-            "full",
-            "--mode",
-            "strict",
-            "--duration",
-            LIVE_SECONDS,
-            "--model",
-            model,
-            "--record-sequence",
-            recording,
-        ],
-        free_port(),
+    live, names = run_with_viewer(
+        recording_session(clip, model, recording, LIVE_SECONDS), free_port(), gather=image_devices
     )
     assert live.returncode == 0, live.stderr[-3000:]
     assert SequenceSource(recording).frames >= 2, "too few frames recorded"
@@ -91,7 +63,9 @@ def session(tmp_path_factory) -> tuple[Path, Path, set[str]]:
 def test_replay_of_a_recorded_non_igtl_session_sends_the_live_device_names(session):
     model, recording, live_names = session
     assert live_names == LIVE_NAMES
-    replay, replay_names = image_devices(["replay", recording, "--realtime", "--model", model], free_port())
+    replay, replay_names = run_with_viewer(
+        ["replay", recording, "--realtime", "--model", model], free_port(), gather=image_devices
+    )
     assert replay.returncode == 0, replay.stderr[-3000:]
     assert replay_names == live_names
 
@@ -109,6 +83,8 @@ def test_a_recording_that_names_image_reference_replays_as_prediction_reference(
     start = text.index(key) + len(key)
     header.write_text(text[:start] + "Image_Reference" + text[text.index("\n", start) :])
     assert SequenceSource(older).device == "Image_Reference"
-    replay, names = image_devices(["replay", older, "--realtime", "--model", model], free_port())
+    replay, names = run_with_viewer(
+        ["replay", older, "--realtime", "--model", model], free_port(), gather=image_devices
+    )
     assert replay.returncode == 0, replay.stderr[-3000:]
     assert names == {"Prediction_Reference", "ProbMap_Reference"}

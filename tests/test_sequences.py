@@ -17,6 +17,7 @@ import sys
 import time
 import zlib
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -57,7 +58,9 @@ def collect(viewer, proc: subprocess.Popen) -> dict[float, dict]:
     return got
 
 
-def run_with_viewer(args: list, port: int) -> tuple[subprocess.CompletedProcess, dict]:
+def run_with_viewer(args: list, port: int, gather=collect) -> tuple[subprocess.CompletedProcess, Any]:
+    """Run ``sonomap ARGS --igtl-serve PORT`` with a pyigtl viewer connected; (the finished process,
+    what ``gather(viewer, proc)`` took from the viewer while it ran)."""
     viewer = pyigtl.OpenIGTLinkClient(host="127.0.0.1", port=port)
     try:
         proc = subprocess.Popen(
@@ -66,11 +69,32 @@ def run_with_viewer(args: list, port: int) -> tuple[subprocess.CompletedProcess,
             stderr=subprocess.PIPE,
             text=True,
         )
-        got = collect(viewer, proc)
+        got = gather(viewer, proc)
         out, err = proc.communicate(timeout=PROC_TIMEOUT_S)
     finally:
         viewer.stop()
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), got
+
+
+def recording_session(source: str | Path, model: Path, recording: Path, seconds: float) -> list:
+    """`sonomap live` arguments of a headless session from ``source`` that records the whole image
+    (``--roi full``) as a sequence, in strict mode, for ``seconds``."""
+    return [
+        "live",
+        "--source",
+        source,
+        "--headless",
+        "--roi",
+        "full",
+        "--mode",
+        "strict",
+        "--duration",
+        seconds,
+        "--model",
+        model,
+        "--record-sequence",
+        recording,
+    ]
 
 
 @pytest.mark.timeout(180)
@@ -79,24 +103,10 @@ def test_live_session_round_trips_through_a_sequence(tmp_path, busi_sample, mode
     plus = PlusStandIn(frames)
     recording = tmp_path / "rec" / "session.seq.nrrd"
     try:
+        spec = f"igtl://127.0.0.1:{plus.port}?device={DEVICE}&timeout=10"
+        # the whole PLUS image goes into the sequence
         live, sent_live = run_with_viewer(
-            [
-                "live",
-                "--source",
-                f"igtl://127.0.0.1:{plus.port}?device={DEVICE}&timeout=10",
-                "--headless",
-                "--roi",  # the whole PLUS image goes into the sequence
-                "full",
-                "--mode",
-                "strict",
-                "--duration",
-                LIVE_SECONDS,
-                "--model",
-                model,
-                "--record-sequence",
-                recording,
-            ],
-            free_port(),
+            recording_session(spec, model, recording, LIVE_SECONDS), free_port()
         )
     finally:
         plus.stop()
