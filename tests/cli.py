@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 DEFAULT_TIMEOUT_S = 300
+EXIT_USER_ERROR = 2
 STDERR_TAIL = 3000
 
 
@@ -21,6 +22,16 @@ def sonomap(*args, check: bool = True, timeout: float = DEFAULT_TIMEOUT_S) -> su
     if check:
         assert out.returncode == 0, out.stderr[-STDERR_TAIL:]
     return out
+
+
+def one_line_error(capsys, code: int) -> str:
+    """The CLI's error after a command refused in process (``main([...])``): exit status 2, one line,
+    no traceback. The CLI redacts identifiers other tests in this process registered, so expected
+    paths go through ``redact`` too."""
+    err = capsys.readouterr().err.strip()
+    assert code == EXIT_USER_ERROR, err
+    assert "\n" not in err and "Traceback" not in err, err
+    return err
 
 
 def simulate_biopsy(

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from cli import one_line_error
 from export_fixtures import copy_model, shared_checkpoint, shared_tiny_onnx
 
 from edge_runtime.cli import main as sonomap
@@ -27,7 +28,6 @@ from training.data import CANCER, IGNORE_INDEX, read_cases
 from training.label_check import looks_like_0_255_mask
 from training.train import run
 
-EXIT_USER_ERROR = 2
 MASK_VALUES = "holds only 0 and 255"
 TINY = {
     "name": "tiny-labels",
@@ -57,13 +57,6 @@ def _first_mask(data: Path, split: str) -> Path:
     raise AssertionError(f"no 0/255 label in split {split}")
 
 
-def _one_line_error(capsys, code: int) -> str:
-    err = capsys.readouterr().err.strip()
-    assert code == EXIT_USER_ERROR, err
-    assert "\n" not in err and "Traceback" not in err, err
-    return err
-
-
 def test_the_mask_signature_is_a_lesion_on_labelled_background_not_a_needle_tract():
     mask = np.zeros((40, 40), np.uint8)
     mask[10:20, 10:20] = IGNORE_INDEX  # a lesion saved as 255
@@ -81,7 +74,7 @@ def test_evaluate_refuses_0_255_masks_naming_the_file_and_its_values(busi_datase
     code = sonomap(
         ["evaluate", "--checkpoint", str(shared_tiny_onnx()), "--data", str(data), "--out", str(out)]
     )
-    err = _one_line_error(capsys, code)
+    err = one_line_error(capsys, code)
     assert redact(f"{data / 'cases.csv'}: split 'test' has no cancer pixel") in err, err
     assert redact(f"{_first_mask(data, 'test')} {MASK_VALUES}") in err, err
     assert not out.exists()
@@ -122,7 +115,7 @@ def test_calibrate_refuses_a_split_without_cancer_and_keeps_the_manifest(
     ck = copy_model(shared_checkpoint(), tmp_path / "run")
     before = manifest_path(ck).read_bytes()
     code = sonomap(["calibrate", "--method", method, "--checkpoint", str(ck), "--data", str(data)])
-    err = _one_line_error(capsys, code)
+    err = one_line_error(capsys, code)
     assert redact(f"{data / 'cases.csv'}: split 'val' has no cancer pixel (no label holds 1)") in err, err
     assert (MASK_VALUES in err) == (cancer_as == IGNORE_INDEX), err  # the mask hint only for 0/255
     assert manifest_path(ck).read_bytes() == before

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from cli import one_line_error
 from export_fixtures import tiny_manifest
 
 import training.bench as bench_module
@@ -37,13 +38,6 @@ TINY = {
 }
 EXIT_USER_ERROR = 2
 TRAIN_IMAGES = 21  # the vendored sample's train split
-
-
-def one_line_error(capsys, code: int) -> str:
-    err = capsys.readouterr().err.strip()
-    assert code == EXIT_USER_ERROR, err
-    assert "\n" not in err and "Traceback" not in err, err
-    return err
 
 
 def refused_by_argparse(capsys, args: list, flag: str) -> None:

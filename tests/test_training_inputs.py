@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cli import one_line_error
 
 import training.evaluate as evaluate_module
 from edge_runtime.cli import main as sonomap
@@ -36,13 +37,6 @@ HUGE_LRS = (1e308, 1e39, 2.0)  # any double; just above float32's range; a step 
 NOTE_ROW = "note: run stopped by hand" + "," * 14  # a line typed into the log in a spreadsheet
 
 
-def _one_line_error(capsys, code: int) -> str:
-    err = capsys.readouterr().err.strip()
-    assert code == EXIT_USER_ERROR, err
-    assert "\n" not in err and "Traceback" not in err, err
-    return err
-
-
 def _config(folder: Path, **train) -> Path:
     path = folder / "tiny.yaml"
     path.write_text(yaml.safe_dump({**TINY, "train": {**TINY["train"], **train}}))
@@ -57,7 +51,7 @@ def test_a_config_lr_above_the_limit_is_one_line_naming_the_key(tmp_path, busi_d
         ["train", "--config", str(cfg), "--data", str(busi_dataset), "--out", str(out), "--no-progress"]
         + ["--device", "cpu"]
     )
-    err = _one_line_error(capsys, code)
+    err = one_line_error(capsys, code)
     assert f"config key 'train.lr' must be a number > 0.0 and <= {MAX_LR}" in err, err
     assert not out.exists()
 
@@ -108,7 +102,7 @@ def test_evaluate_names_the_metrics_csv_line_that_is_not_numbers_and_keeps_the_e
     scored = []  # the log is checked before any image is scored, not after
     real_read_pair = evaluate_module.read_pair
     monkeypatch.setattr(evaluate_module, "read_pair", lambda s: scored.append(s.id) or real_read_pair(s))
-    err = _one_line_error(capsys, sonomap(args))
+    err = one_line_error(capsys, sonomap(args))
     assert redact(f"{log}:{len(lines) + 1}: epoch") in err and "not a number" in err, err
     assert scored == []
     assert {p.name: p.read_bytes() for p in report.iterdir() if p.is_file()} == before
@@ -119,7 +113,7 @@ def test_an_aux_lr_multiplier_beyond_the_limit_is_one_line_naming_the_key(tmp_pa
     cfg = _config(tmp_path, aux_lr_mult=MAX_LR_MULT * 10)
     out = tmp_path / "run"
     args = ["train", "--config", cfg, "--data", busi_dataset, "--out", out, "--no-progress"]
-    err = _one_line_error(capsys, sonomap([str(a) for a in args]))
+    err = one_line_error(capsys, sonomap([str(a) for a in args]))
     assert f"config key 'train.aux_lr_mult' must be a number > 0.0 and <= {MAX_LR_MULT}" in err, err
     assert not out.exists()
 

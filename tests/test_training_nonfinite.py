@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from cli import one_line_error
 
 import training.pretrain as pretrain_module
 import training.train as train_module
@@ -32,7 +33,6 @@ TINY = {
     "train": {"epochs": 2, "batch_size": 4, "warmup_iters": 2, "lr": 3.0e-3},
 }
 ITERS_PER_EPOCH = 5  # 21 train images in batches of 4, the ragged one dropped
-EXIT_USER_ERROR = 2
 LR_BLOWUP = 1.0e6  # x the largest lr a config takes: SGD's weights overflow float32 within an epoch
 
 
@@ -41,13 +41,6 @@ def _config(folder: Path, **train) -> Path:
     path = folder / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
-
-
-def _one_line(capsys, code: int) -> str:
-    err = capsys.readouterr().err.strip()
-    assert code == EXIT_USER_ERROR, err
-    assert "\n" not in err and "Traceback" not in err, err
-    return err
 
 
 def _all_finite(state: dict) -> bool:
@@ -93,7 +86,7 @@ def test_a_diverging_run_is_one_line_naming_epoch_and_iteration_and_saves_nothin
         "--device",
         "cpu",
     ]
-    err = _one_line(capsys, sonomap([str(a) for a in args]))
+    err = one_line_error(capsys, sonomap([str(a) for a in args]))
     assert "epoch 0" in err and "iteration" in err and "not finite" in err, err
     assert not (out / "best.pt").exists() and not (out / "summary.json").exists()
 
@@ -169,7 +162,7 @@ def test_pretrain_with_an_absurd_lr_stops_with_one_line(tmp_path, busi_dataset, 
         "--lr",
         MAX_LR,
     ]
-    err = _one_line(capsys, sonomap([str(a) for a in args]))
+    err = one_line_error(capsys, sonomap([str(a) for a in args]))
     assert "epoch 0" in err and "not finite" in err, err
     assert not (out / "pretrained.pt").exists() and not (out / "summary.json").exists()
 
@@ -194,7 +187,7 @@ def test_evaluate_refuses_a_model_with_nan_probabilities_in_one_line(
     save_checkpoint(state, broken, load_manifest(one_epoch / "best.pt"))
     report = tmp_path / "report"
     args = ["evaluate", "--checkpoint", broken, "--data", busi_dataset, "--split", "val", "--out", report]
-    err = _one_line(capsys, sonomap([str(a) for a in args]))
+    err = one_line_error(capsys, sonomap([str(a) for a in args]))
     first = next(s for s in read_cases(busi_dataset) if s.split == "val")
     assert str(broken) in err and f"id {first.id}" in err and "non-finite" in err, err
     assert not report.exists()

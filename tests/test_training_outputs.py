@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from cli import one_line_error
 from file_trees import tree_bytes
 
 from edge_runtime.cli import main as sonomap
@@ -28,16 +29,6 @@ TINY = {
     "data": {"input_height": 32, "input_width": 32, "mean": "auto", "std": "auto"},
     "train": {"epochs": 1, "batch_size": 4, "warmup_iters": 1},
 }
-EXIT_USER_ERROR = 2
-
-
-def one_line_error(capsys, code: int) -> str:
-    """The CLI's error after a refused command: exit status 2, one line, no traceback. The CLI redacts
-    identifiers other tests in this process registered, so expected paths go through ``redact`` too."""
-    err = capsys.readouterr().err.strip()
-    assert code == EXIT_USER_ERROR, err
-    assert "\n" not in err and "Traceback" not in err, err
-    return err
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from cli import one_line_error
 from export_fixtures import tiny_manifest
 from file_reads import opened_under
 from file_size_limit import sonomap_with_file_size_limit
@@ -47,13 +48,6 @@ def old_checkpoint(path: Path, extra: dict | None = None) -> Path:
     torch.save(payload, path)
     save_manifest(tiny_manifest(ARCH, SIZE), path)
     return path
-
-
-def one_line_error(capsys, code: int) -> str:
-    err = capsys.readouterr().err.strip()
-    assert code == EXIT_USER_ERROR, err
-    assert "\n" not in err and "Traceback" not in err, err
-    return err
 
 
 def tree(folder: Path) -> dict:
