@@ -55,8 +55,9 @@ def upgrade_command(checkpoint: str | Path, out: str | Path | None, trusted: boo
             f"{checkpoint}: converting it unpickles the file, which can run any code in it; "
             "add --trust-checkpoint only if you know where it came from"
         )
-    target = upgrade_checkpoint(path, out, data)
-    in_place = not out or same_file(out, checkpoint)
+    target = Path(out) if out else path
+    in_place = same_file(target, path)  # any spelling of the same file (relative, absolute, a link)
+    upgrade_checkpoint(path, target, data, in_place)
     return f"{target}: weights-only checkpoint written" + (
         f" (original kept as {backup_path(path)})" if in_place else ""
     )
@@ -75,20 +76,13 @@ def already_weights_only(path: Path, data: bytes) -> bool:
     return True
 
 
-def upgrade_checkpoint(path: str | Path, out: str | Path | None = None, data: bytes | None = None) -> Path:
-    """Rewrite a trusted older-format checkpoint as tensors and plain values (readable weights-only).
-
-    In place by default, keeping the original as ``FILE.orig`` (refused when an earlier upgrade's
-    ``FILE.orig`` is there: it is never written over); the manifest beside it follows. An ``out``
-    that is a manifest, whose manifest would land on ``path``, or that exists already is refused
-    first. ``data``: the file's bytes, if the caller has read them (:func:`checkpoint_bytes`)."""
-    path = Path(path)
-    target = Path(out) if out else path
-    check_target(path, Path(out) if out else None)
-    in_place = same_file(target, path)  # any spelling of the same file (relative, absolute, a link)
+def upgrade_checkpoint(path: Path, target: Path, data: bytes, in_place: bool) -> None:
+    """Rewrite a trusted older-format checkpoint (``path``, whose bytes ``data`` are) as tensors and
+    plain values (readable weights-only) at ``target``: ``path`` itself when ``in_place``, keeping the
+    original as ``FILE.orig`` (refused when an earlier upgrade's ``FILE.orig`` is there: it is never
+    written over); the manifest beside it follows. ``target`` was checked by :func:`check_target`."""
     if in_place:
         refuse_backup_clash(path)  # before the file is unpickled
-    data = checkpoint_bytes(path) if data is None else data
     payload = read_checkpoint(path, trust=True, data=data)
     rng = payload.get("rng")
     if isinstance(rng, dict) and "numpy" in rng:
@@ -103,7 +97,6 @@ def upgrade_checkpoint(path: str | Path, out: str | Path | None = None, data: by
         write_backup(path, data)
     save_checkpoint(payload, target, manifest)  # the checkpoint and its manifest renamed back to back
     log.warning("%s: rewritten weights-only as %s (trusted by the user)", path, target)
-    return target
 
 
 def backup_path(path: Path) -> Path:
