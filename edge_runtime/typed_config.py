@@ -177,13 +177,15 @@ def _strip(tp: Any) -> Any:
     return tp
 
 
-def _struct_in(tp: Any) -> type | None:
+def struct_in(tp: Any) -> type | None:
+    """The struct a field's type is, through Annotated and unions (``Section | None``); None for
+    any other type."""
     tp = _strip(tp)
     if isinstance(tp, type) and issubclass(tp, Struct):
         return tp
     if get_origin(tp) in UNIONS:
         for arg in get_args(tp):
-            found = _struct_in(arg)
+            found = struct_in(arg)
             if found is not None:
                 return found
     return None
@@ -200,7 +202,7 @@ def _message(exc: Invalid, data: Any, cls: type, origin: str, wording: Wording) 
         if exc.kind == "unknown":
             return wording.unknown(origin, sub, sorted(struct.__struct_fields__))
         return wording.missing(origin, sub)
-    if field_type is not None and exc.kind == "object" and _struct_in(field_type):
+    if field_type is not None and exc.kind == "object" and struct_in(field_type):
         return wording.not_mapping(origin, key, value)
     return wording.bad_value(origin, key, describe(field_type) if field_type is not None else "valid", value)
 
@@ -221,7 +223,7 @@ def _walk(tokens: list, cls: type, data: Any) -> tuple[list[str], Any, Any, type
             fields.append(token)
             raw = raw.get(token) if isinstance(raw, Mapping) else None
             value = raw
-            struct = _struct_in(field_type) if field_type is not None else None
+            struct = struct_in(field_type) if field_type is not None else None
             continue
         element = _element_struct(field_type) if struct is None and not isinstance(token, str) else None
         if element is None or token is None or not fields:
@@ -242,7 +244,7 @@ def _element_struct(tp: Any) -> type | None:
                 return found
         return None
     if get_origin(tp) in (list, tuple) and get_args(tp):
-        return _struct_in(get_args(tp)[0])
+        return struct_in(get_args(tp)[0])
     return None
 
 
@@ -262,7 +264,7 @@ def leaf_types(tp: Any) -> set:
 
 def section_types(cls: type) -> dict[str, type]:
     """The fields of struct ``cls`` that are structs themselves (its sections), by name."""
-    return {f.name: f.type for f in _fields(cls) if _struct_in(f.type) is f.type}
+    return {f.name: f.type for f in _fields(cls) if struct_in(f.type) is f.type}
 
 
 def section_keys(cls: type) -> dict[str, tuple[str, ...]]:

@@ -25,7 +25,7 @@ from pathlib import Path
 from edge_runtime.biopsy.study_id import case_id_of
 from edge_runtime.errors import ConfigError, InputError, SonomapError
 from edge_runtime.manifest import SHA_SHOWN
-from edge_runtime.typed_config import Section, leaf_types
+from edge_runtime.typed_config import struct_in
 from edge_runtime.typed_struct import fields
 from edge_runtime.yamlfile import read_yaml_mapping
 from registration.case import WORDING, CaseSpec, load_case
@@ -105,9 +105,9 @@ def unknown_keys(
     if unknown:
         found.append((section, unknown, sorted(types)))
     for key, value in raw.items():
-        inner = [t for t in leaf_types(types.get(key)) if isinstance(t, type) and issubclass(t, Section)]
-        if isinstance(value, dict) and inner:
-            found += unknown_keys(value, inner[0], f"{section}.{key}" if section else key)
+        inner = struct_in(types[key]) if key in types else None
+        if isinstance(value, dict) and inner is not None:
+            found += unknown_keys(value, inner, f"{section}.{key}" if section else key)
     return found
 
 
