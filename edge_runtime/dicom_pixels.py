@@ -57,6 +57,20 @@ def _quiet_plugin_failure(record: logging.LogRecord) -> bool:
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 
+def read_header(path, where: str):
+    """The header of the DICOM file at ``path`` (no pixel data read), its patient identifiers
+    registered for redaction (:func:`edge_runtime.privacy.register_dicom`): from now on they are
+    [REDACTED] in logs and errors. InputError naming ``where`` when it is no readable DICOM."""
+    import pydicom  # deferred: the optional [dicom] extra, which the caller has checked
+
+    try:
+        header = pydicom.dcmread(privacy.library_path(path), stop_before_pixels=True)
+    except Exception as exc:  # InvalidDicomError and friends: pydicom raises many types for broken files
+        raise InputError(f"{where}: not a readable DICOM file ({type(exc).__name__}: {exc})") from exc
+    privacy.register_dicom(header)
+    return header
+
+
 def read_dicom(path, where: str):
     """The DICOM dataset at ``path`` (pydicom, read by the caller's import of it), its identifiers
     registered for redaction (:func:`edge_runtime.privacy.register_dicom`) from the header before the
@@ -64,11 +78,7 @@ def read_dicom(path, where: str):
     import pydicom  # deferred: the optional [dicom] extra, which the caller has checked
 
     name = privacy.library_path(path)  # absolute: pydicom's log lines then lose the path whole
-    try:
-        header = pydicom.dcmread(name, stop_before_pixels=True)
-    except Exception as exc:  # InvalidDicomError and friends: pydicom raises many types for broken files
-        raise InputError(f"{where}: not a readable DICOM file ({type(exc).__name__}: {exc})") from exc
-    privacy.register_dicom(header)  # from now on its identifiers are [REDACTED] in logs and errors
+    header = read_header(path, where)
     try:
         ds = pydicom.dcmread(name)
     except Exception as exc:

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from edge_runtime import config as cfg
-from edge_runtime import privacy, source_kinds
+from edge_runtime import source_kinds
 from edge_runtime.config_schema import RuntimeConfig
 from edge_runtime.errors import ConfigError, SonomapError
 from edge_runtime.manifest import load_manifest
@@ -94,13 +94,12 @@ def register_input_identifiers(config: RuntimeConfig) -> None:
     path = Path(str(spec))
     if source_kinds.path_kind(path) != source_kinds.DICOM_CINE or not path.is_file():
         return
-    try:
-        import pydicom  # deferred: the optional [dicom] extra
+    from edge_runtime.dicom_pixels import read_header  # deferred: only for a DICOM input
 
-        header = pydicom.dcmread(privacy.library_path(path), stop_before_pixels=True)
-    except Exception:  # no pydicom, or not DICOM: the source's own error comes when it opens the file
+    try:
+        read_header(path, str(path))
+    except (ImportError, SonomapError):  # no pydicom, or not DICOM: the source says why when it opens it
         return
-    privacy.register_dicom(header)
 
 
 def print_captures(capture: list) -> None:
