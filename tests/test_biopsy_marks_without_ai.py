@@ -24,7 +24,8 @@ from edge_runtime.biopsy.observer import CaptureObserver
 from edge_runtime.biopsy.study_id import StudyIdSlot
 from edge_runtime.commands.observers import capture_failures
 from edge_runtime.frames import Frame, Prediction
-from edge_runtime.pipeline.deidentify import ROI_META_KEY, RoiChooser
+from edge_runtime.pipeline.deidentify import ROI_META_KEY
+from edge_runtime.pipeline.roi_chooser import RoiChooser
 
 SCREEN = (340, 440)  # rows, cols
 RECT, MM_PER_PIXEL = "10,10,400,300", 0.1

@@ -18,7 +18,7 @@ from edge_runtime.biopsy.observer import ENDED, NO_SIGNAL, CaptureObserver
 from edge_runtime.biopsy.study_id import StudyIdSlot
 from edge_runtime.commands.observers import capture_failures, print_captures
 from edge_runtime.frames import Frame
-from edge_runtime.pipeline.deidentify import RoiChooser
+from edge_runtime.pipeline.roi_chooser import RoiChooser
 from edge_runtime.roi import NO_IMAGE_FOUND as NO_IMAGE
 
 SCREEN = (340, 440)  # rows, cols

@@ -20,7 +20,7 @@ from test_roi_privacy_detect import screen
 from edge_runtime import roi as rois
 from edge_runtime.config import build_config
 from edge_runtime.frames import Frame
-from edge_runtime.pipeline import deidentify
+from edge_runtime.pipeline import roi_chooser
 
 RECT = [40, 30, 400, 280]  # a configured rect that fits every screen below
 SIZES = ((640, 360), (320, 180))
@@ -40,7 +40,7 @@ def expected_rois() -> dict[tuple, list[int]]:
     out = {}
     for size in SIZES:
         image, _ = screen(size=size)
-        roi = deidentify.RoiChooser(build_config({})).choose(frame(image))
+        roi = roi_chooser.RoiChooser(build_config({})).choose(frame(image))
         assert not roi.undecided, (size, roi)
         out[image.shape[:2]] = roi.as_list()
     return out
@@ -49,7 +49,7 @@ def expected_rois() -> dict[tuple, list[int]]:
 def test_a_reload_during_a_choice_is_not_lost(monkeypatch):
     """The reload's forget waits for the choice under way, so the next frame uses the new rect."""
     image, _ = screen()
-    chooser = deidentify.RoiChooser(build_config({}))
+    chooser = roi_chooser.RoiChooser(build_config({}))
     auto = chooser.choose(frame(image, 0))
     assert not auto.undecided and auto.as_list() != RECT
 
@@ -100,7 +100,7 @@ def test_reloads_hammered_between_two_choosing_threads_always_take_effect():
     auto = expected_rois()[image.shape[:2]]
     configs = [build_config({}), build_config({"roi": {"rect": RECT}})]
     wanted = [auto, RECT]
-    chooser = deidentify.RoiChooser(configs[0])
+    chooser = roi_chooser.RoiChooser(configs[0])
     chooser.choose(frame(image, 0))
     state = {"epoch": 0}  # even: config epoch // 2 % 2 in force and forgotten; odd: a reload under way
     stop, errors, stale, rounds = threading.Event(), [], [], [0]
@@ -141,7 +141,7 @@ def test_each_frame_gets_the_roi_of_its_own_size_under_threads():
     switch falls between the reads such a mix needs, so it held before the lock too."""
     expected = expected_rois()
     images = [screen(size=size)[0] for size in SIZES]
-    chooser = deidentify.RoiChooser(build_config({}))
+    chooser = roi_chooser.RoiChooser(build_config({}))
     stop, errors, counts = threading.Event(), [], [0, 0]
 
     def choose_frames(slot: int):

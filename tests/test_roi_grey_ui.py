@@ -22,7 +22,7 @@ import roi_screens
 from edge_runtime import yuv
 from edge_runtime.config import build_config
 from edge_runtime.frames import Frame
-from edge_runtime.pipeline import deidentify
+from edge_runtime.pipeline import roi_chooser
 from edge_runtime.roi import detect_roi, screen_background
 
 pydicom = pytest.importorskip("pydicom")
@@ -93,7 +93,7 @@ def test_the_echo_cine_on_a_grey_ui_is_decided_and_stays_decided(sector, kind):
     """Before, none of the 30 frames was decided. Now the first frame decides the ROI and every later
     frame keeps it: the per-frame check (likeness with the lower thresholds, the edges) passes on the
     raw frames, BGR and replay's YUV alike, so the AI does not flicker off."""
-    chooser = deidentify.RoiChooser(build_config({}))
+    chooser = roi_chooser.RoiChooser(build_config({}))
     first = None
     for index, image in enumerate(echo_frames()):
         screen, truth = roi_screens.screen(image, SCREEN, GREY_UI, sector=sector)

@@ -23,7 +23,7 @@ from test_roi_privacy_detect import POSITION_TOL_PX, screen
 
 from edge_runtime.config import build_config
 from edge_runtime.frames import Frame
-from edge_runtime.pipeline import deidentify
+from edge_runtime.pipeline import roi_chooser
 
 BLANK_MAX = 16  # black within H.264 noise
 TEXT_MIN = 120  # the burned-in text is drawn at grey level 200
@@ -77,7 +77,7 @@ def test_a_whole_scanner_screen_over_openigtlink_is_blanked_but_the_image(tmp_pa
 
 
 def choose(config: dict, image: np.ndarray, meta: dict | None = None):
-    chooser = deidentify.RoiChooser(build_config(config))
+    chooser = roi_chooser.RoiChooser(build_config(config))
     return chooser.choose(Frame(0, image, 0.0, None, dict(meta or {})))
 
 

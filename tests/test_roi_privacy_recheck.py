@@ -46,7 +46,7 @@ from edge_runtime.likeness import (
     measure,
     sample,
 )
-from edge_runtime.pipeline import deidentify
+from edge_runtime.pipeline import roi_chooser
 from edge_runtime.roi import Roi, screen_level
 from edge_runtime.sinks.mp4 import Mp4Sink
 from edge_runtime.sources.synthetic import ScreenSimulator
@@ -177,7 +177,7 @@ def test_a_dim_image_hovering_at_the_deciding_threshold_stays_decided(noise):
     hovering = 0
     for path in BUSI_IMAGES:
         sim = ScreenSimulator(path, screen_w=SMALL[0], screen_h=SMALL[1], noise_sigma=noise)
-        chooser = deidentify.RoiChooser(build_config({}))
+        chooser = roi_chooser.RoiChooser(build_config({}))
         roi, level = decided(sim, chooser)
         gain = hovering_gain(sim, roi, level)
         if gain is None:
@@ -221,7 +221,7 @@ def test_after_hovering_a_flat_blank_or_dimmer_roi_is_undecided_on_its_first_fra
     image dimmed below the keeping threshold, that very frame is blanked whole (undecided), and the
     ones after it until an image is back."""
     _, sim = screen()
-    chooser = deidentify.RoiChooser(build_config({}))
+    chooser = roi_chooser.RoiChooser(build_config({}))
     roi, level = decided(sim, chooser)
     gain = hovering_gain(sim, roi, level)
     assert gain is not None
@@ -252,7 +252,7 @@ def test_a_noisy_patient_form_over_a_decided_roi_is_undecided_on_its_first_frame
     clip, _ = screen(size=size, noise=noise)
     for field in FORM_FIELD_GREYS:
         for seed in range(NOISY_FORM_SEEDS):
-            chooser = deidentify.RoiChooser(build_config({}))
+            chooser = roi_chooser.RoiChooser(build_config({}))
             roi = chooser.choose(as_frame(0, clip, kind))
             assert not roi.undecided, roi
             got = chooser.choose(as_frame(1, noisy_form_screen(noise, field, size, seed), kind))

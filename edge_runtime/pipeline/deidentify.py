@@ -27,20 +27,17 @@ there, since a black box is no tissue and must not come out as an overlay.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from edge_runtime import likeness, roi_edges, yuv
 from edge_runtime import roi as rois
+from edge_runtime import yuv
 from edge_runtime.config_schema import PrivacyConfig, RuntimeConfig
-from edge_runtime.errors import ConfigError, InputError
-from edge_runtime.frames import MIN_FRAME_H, MIN_FRAME_W, Frame, Source
+from edge_runtime.frames import Frame, Source
 from edge_runtime.roi import ROI_META_KEY, Rect, Roi
 
 log = logging.getLogger("sonomap.privacy")
-roi_log = logging.getLogger("sonomap.pipeline")  # the ROI is the pipeline's news, not a privacy event
 
 BLANKED_META_KEY = "blanked"
 SCREEN_META_KEY, WINDOW_META_KEY = "screen", "window_image"
@@ -49,131 +46,6 @@ OPT_OUT_WARNING = (
     "privacy.deidentify is false: recordings, replay output, the HTTP viewer and snapshots "
     "carry the whole scanner screen, including any patient name, ID or birth date it shows"
 )
-FULL_ROI_WARNING = (
-    "frame %d: the whole frame is the ultrasound area (%s): only the privacy.blank boxes are blanked, "
-    "so a patient name, ID or birth date anywhere on it leaves the process"
-)
-# While no ROI is decided, auto-detection tries again every this many frames: a try costs about
-# 20 ms of the capture thread on a 1080p screen that is not all black (a black one: about 1 ms).
-REDETECT_EVERY_FRAMES = 5
-# An auto-detected ROI is checked to still look like an image every this many frames, and chosen
-# again when not (the operator opened the patient form). Every frame: an unchecked frame would let a
-# form shown in the ROI out, and a check costs about 0.3 ms (YUV) or 0.4 ms (BGR) per 1080p frame.
-RECHECK_EVERY_FRAMES = 1
-
-
-class RoiChooser:
-    """Chooses the ROI of each frame on the raw screen (before any blanking): once on the first frame,
-    again on a new size, a new capture session (a re-plugged device may come back with another layout)
-    or after :meth:`forget` (a config reload). A frame tagged with its ROI already keeps it.
-    ``config``: the runtime config (its ``roi`` section is read at each new choice). A screen with no
-    image (card starting, probe lifted, a patient form), or a configured rect that no longer fits after
-    a size change, gives an undecided ROI (:func:`edge_runtime.roi.undecided_roi`: whole frame blanked,
-    AI off) until a later try decides one; a rect that does not fit the first frame is a ConfigError.
-    An auto-detected ROI is chosen again as soon as its content stops looking like an image
-    (RECHECK_EVERY_FRAMES) by the lower thresholds a decided ROI keeps to (hysteresis,
-    :mod:`edge_runtime.likeness`). The whole frame as the image is logged as a warning each time it is
-    chosen. Every frame of every source passes here, so frames below MIN_FRAME_W x MIN_FRAME_H are
-    refused here. Live, threads share one chooser (capture, display, a reload's forget): a lock makes
-    each choice and each forget whole."""
-
-    def __init__(self, config: RuntimeConfig):
-        self.config = config
-        self.roi: Roi | None = None
-        self.shape: tuple | None = None  # (H, W) the ROI was chosen for; None: choose again
-        self.size: tuple | None = None  # (H, W) of the last frame seen; a reload checks a new rect on it
-        self.index = -1  # of the last frame seen (a rejected reload names it)
-        self.undecided_frames = 0  # frames blanked whole because no ROI was decided (the summary)
-        self._since_try = 0  # frames since the last choice or check
-        self._background: tuple[int, int] | None = None  # the screen's (level, floor) while auto-detected
-        self._edges: roi_edges.Edges | None = None  # the auto-detected ROI's edges when chosen
-        # Without it a forget landing inside a choice would be lost (the choice, made with the old
-        # config, stored after it) and a check could read another choice's half-written fields. Held
-        # for a whole choice (a detection: about 20 ms at 1080p); a frame chosen for already skips it.
-        self._lock = threading.Lock()
-
-    def forget(self) -> None:
-        """Choose again on the next frame; :attr:`roi` stays for a display drawing meanwhile. A choice
-        under way ends first, so that it cannot store its ROI over this forget."""
-        with self._lock:
-            self.shape = None
-
-    def choose(self, frame: Frame) -> Roi:
-        if isinstance(frame.meta.get(ROI_META_KEY), Roi):  # chosen before the frame was blanked
-            return frame.meta[ROI_META_KEY]
-        shape = yuv.frame_shape(frame)
-        self._check_size(frame, shape)
-        with self._lock:
-            self.size, self.index, roi = shape, frame.index, self.roi
-            again = roi is None or shape != self.shape or bool(frame.meta.get("session_start"))
-            if again or self._due(frame, roi):
-                roi = self._choose(frame, shape)
-            if roi.undecided:
-                self.undecided_frames += 1
-        frame.meta[ROI_META_KEY] = roi  # no later stage chooses again for this frame
-        return roi
-
-    def _due(self, frame: Frame, roi: Roi) -> bool:
-        """Whether to choose again within a session: an undecided ROI every REDETECT_EVERY_FRAMES, an
-        auto-detected one when its content no longer looks like an image or the image no longer reaches
-        a side it filled (:mod:`edge_runtime.roi_edges`: the screen's layout changed), checked on the raw frame."""
-        self._since_try += 1
-        if roi.undecided:
-            return self._since_try >= REDETECT_EVERY_FRAMES
-        if self._background is None or self._since_try < RECHECK_EVERY_FRAMES:
-            return False
-        self._since_try, (level, floor) = 0, self._background
-        sample = likeness.roi_sample(frame, roi)
-        why = likeness.image_likeness(sample, level, decided=True, floor=floor)
-        why = why or roi_edges.emptied(sample, level, self._edges)
-        if why:
-            roi_log.info("frame %d: the ROI no longer looks like an ultrasound image (%s)", frame.index, why)
-        return bool(why)
-
-    def _check_size(self, frame: Frame, shape: tuple) -> None:
-        height, width = shape
-        if width < MIN_FRAME_W or height < MIN_FRAME_H:
-            name = self.config.source.input or frame.meta.get("source") or "the source"
-            raise InputError(
-                f"{name}: frame {frame.index} is {width}x{height}, smaller than the minimum "
-                f"{MIN_FRAME_W}x{MIN_FRAME_H}"
-            )
-
-    def _choose(self, frame: Frame, shape: tuple) -> Roi:
-        r = self.config.roi
-        rect, origin = r.rect, "roi.rect"
-        auto = rect in (None, "auto")
-        if auto and frame.meta.get("default_roi"):
-            rect, origin, auto = frame.meta["default_roi"], "the source's default", False  # e.g. a sequence
-        # A YUV frame's full-range luma is the gray screen auto-detection looks at (no BGR made).
-        if isinstance(frame, yuv.YuvFrame):
-            screen = yuv.full_range_luma(yuv.planes(frame.i420)[0])
-        else:
-            screen = frame.image
-        try:
-            roi = rois.resolve_roi(rect, screen, frame.meta.get("mm_per_pixel") or r.mm_per_pixel)
-        except ConfigError as exc:
-            if self.roi is None:  # the first frame: the configured rect is wrong, a one-line error
-                raise
-            # a source that changed its frame size mid-run: the video goes on, blanked, AI off
-            roi = rois.undecided_roi(shape[1], shape[0], str(exc))
-        before, self.roi, self.shape, self._since_try = self.roi, roi, shape, 0
-        self._background = rois.screen_background(screen) if auto and not roi.undecided else None
-        if self._background is not None:  # the sides the image fills now, checked on every later frame
-            self._edges = roi_edges.filled_sides(likeness.sampled_gray(roi.crop(screen)), self._background[0])
-        if not roi.undecided and roi.as_list() == [0, 0, shape[1], shape[0]] and roi != before:
-            log.warning(FULL_ROI_WARNING, frame.index, origin)
-        if roi.undecided and not (before is not None and before.undecided == roi.undecided):
-            log.warning(
-                "frame %d: %s: the AI is off and outputs get a blank frame until a ROI is decided",
-                frame.index,
-                roi.undecided,
-            )
-        elif not roi.undecided and before is not None and before.undecided:
-            log.warning("frame %d: ROI %s decided; the AI is on again", frame.index, roi.as_list())
-        elif roi != before:
-            roi_log.info("ROI %s", roi)
-        return roi
 
 
 def blank_bgr(image: np.ndarray, rects: list[Rect]) -> None:
@@ -241,7 +113,7 @@ def clear_blanked(prediction, frame: Frame | None) -> None:
 
 class DeidentifiedSource(Source):
     """Wraps a source: every frame it yields is blanked for the ROI ``choose_roi`` picks on the raw frame
-    (:meth:`RoiChooser.choose`)."""
+    (:meth:`edge_runtime.pipeline.roi_chooser.RoiChooser.choose`)."""
 
     def __init__(
         self,

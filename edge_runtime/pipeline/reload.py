@@ -20,7 +20,7 @@ from pathlib import Path
 from edge_runtime import config as cfg
 from edge_runtime.config_schema import RuntimeConfig
 from edge_runtime.errors import ConfigError
-from edge_runtime.pipeline.deidentify import RoiChooser
+from edge_runtime.pipeline.roi_chooser import RoiChooser
 from edge_runtime.roi import parse_roi
 
 log = logging.getLogger("sonomap.pipeline")

@@ -1,14 +1,15 @@
 """The frame's path: cut the ROI -> infer -> smooth -> render -> deliver (recorders, window, observers).
 
-Input: a frame from the de-identified source (:mod:`edge_runtime.pipeline.deidentify` chose its ROI on
-the raw screen, blanked the rest and tagged the frame with it). Output: the rendered frame in the
-recorders (``sinks.*``), the local window and every observer. A schedule (``replay``, ``live``) calls
-the stages in this order, each on the thread it picks; no stage calls back into a schedule, and none
-into the graph that built them, except :meth:`FrameStages.between_frames` (a requested config reload).
-Every rendered frame carries the AI's state (:mod:`edge_runtime.aistate`), OFF on a NO SIGNAL screen or
-a frame whose ROI is undecided, and a mask only under AI ON (the rule: :mod:`.drawn_state`):
-:meth:`FrameStages.render` draws them, :meth:`FrameStages.deliver` hands the state to observers as
-``stats["ai"]`` (:mod:`.outputs`). ``stop()`` and ``request_reload()`` are safe from other threads.
+Input: a frame from the de-identified source (:mod:`edge_runtime.pipeline.roi_chooser` chose its ROI on
+the raw screen; :mod:`edge_runtime.pipeline.deidentify` blanked the rest and tagged the frame with it).
+Output: the rendered frame in the recorders (``sinks.*``), the local window and every observer. A
+schedule (``replay``, ``live``) calls the stages in this order, each on the thread it picks; no stage
+calls back into a schedule, and none into the graph that built them, except
+:meth:`FrameStages.between_frames` (a requested config reload). Every rendered frame carries the AI's
+state (:mod:`edge_runtime.aistate`), OFF on a NO SIGNAL screen or a frame whose ROI is undecided, and a
+mask only under AI ON (the rule: :mod:`.drawn_state`): :meth:`FrameStages.render` draws them,
+:meth:`FrameStages.deliver` hands the state to observers as ``stats["ai"]`` (:mod:`.outputs`).
+``stop()`` and ``request_reload()`` are safe from other threads.
 Files: through the recorders and mask dumps (``sinks.*``).
 """
 
@@ -26,7 +27,7 @@ from edge_runtime.backends.failsafe import GuardedInference
 from edge_runtime.config_schema import RuntimeConfig
 from edge_runtime.frames import Frame, Observer, Prediction, Source
 from edge_runtime.mask_filter import filter_mask
-from edge_runtime.pipeline import deidentify, drawn_state, outputs
+from edge_runtime.pipeline import deidentify, drawn_state, outputs, roi_chooser
 from edge_runtime.preprocess import to_gray
 from edge_runtime.render.overlay import Overlay
 from edge_runtime.roi import Roi, undecided_status
@@ -59,7 +60,7 @@ class FrameStages:
         self.ai: AiMonitor = guard.monitor
         self.stats = stats
         self.observers = observers
-        self.rois = deidentify.RoiChooser(config)
+        self.rois = roi_chooser.RoiChooser(config)
         self.source: Source | None = None
         self.sinks: dict = {}
         self.outputs: dict[str, str] = {}
