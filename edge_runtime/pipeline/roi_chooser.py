@@ -32,6 +32,11 @@ REDETECT_EVERY_FRAMES = 5
 # again when not (the operator opened the patient form). Every frame: an unchecked frame would let a
 # form shown in the ROI out, and a check costs about 0.3 ms (YUV) or 0.4 ms (BGR) per 1080p frame.
 RECHECK_EVERY_FRAMES = 1
+# Why a fixed ROI (the operator's rect, ``full`` or a source's default) is undecided on a frame where
+# it holds one plain level (:func:`edge_runtime.likeness.plain`): checked on every frame, as cheap as
+# the auto-detected ROI's check, so the AI is off from the first such frame and on again from the next
+# frame with an image.
+NO_IMAGE_IN_FIXED_ROI = "no ultrasound image in the fixed ROI"
 
 
 class RoiChooser:
@@ -44,7 +49,10 @@ class RoiChooser:
     AI off) until a later try decides one; a rect that does not fit the first frame is a ConfigError.
     An auto-detected ROI is chosen again as soon as its content stops looking like an image
     (RECHECK_EVERY_FRAMES) by the lower thresholds a decided ROI keeps to (hysteresis,
-    :mod:`edge_runtime.likeness`). The whole frame as the image is logged as a warning each time it is
+    :mod:`edge_runtime.likeness`). A fixed ROI (``roi.rect``, ``full``, a source's default) is never
+    re-detected, but is undecided on every frame where it holds one plain level and no image
+    (:func:`edge_runtime.likeness.plain`: a lifted probe's black, a blank capture), so that the AI never
+    reads ON over nothing. The whole frame as the image is logged as a warning each time it is
     chosen. Every frame of every source passes here, so frames below MIN_FRAME_W x MIN_FRAME_H are
     refused here. Live, threads share one chooser (capture, display, a reload's forget): a lock makes
     each choice and each forget whole."""
@@ -59,6 +67,7 @@ class RoiChooser:
         self._since_try = 0  # frames since the last choice or check
         self._background: tuple[int, int] | None = None  # the screen's (level, floor) while auto-detected
         self._edges: roi_edges.Edges | None = None  # the auto-detected ROI's edges when chosen
+        self._fixed: Roi | None = None  # a configured rect (or the source's default) as resolved
         # Without it a forget landing inside a choice would be lost (the choice, made with the old
         # config, stored after it) and a check could read another choice's half-written fields. Held
         # for a whole choice (a detection: about 20 ms at 1080p); a frame chosen for already skips it.
@@ -86,10 +95,14 @@ class RoiChooser:
         return roi
 
     def _due(self, frame: Frame, roi: Roi) -> bool:
-        """Whether to choose again within a session: an undecided ROI every REDETECT_EVERY_FRAMES, an
-        auto-detected one when its content no longer looks like an image or the image no longer reaches
-        a side it filled (:mod:`edge_runtime.roi_edges`: the screen's layout changed), checked on the raw frame."""
+        """Whether to choose again within a session: a fixed ROI when it starts or stops holding one
+        plain level (every frame), an undecided ROI every REDETECT_EVERY_FRAMES, an auto-detected one
+        when its content no longer looks like an image or the image no longer reaches a side it filled
+        (:mod:`edge_runtime.roi_edges`: the screen's layout changed), checked on the raw frame."""
         self._since_try += 1
+        if self._fixed is not None:  # never re-detected; undecided only while it holds no image
+            self._since_try = 0
+            return bool(likeness.plain(likeness.roi_sample(frame, self._fixed))) != bool(roi.undecided)
         if roi.undecided:
             return self._since_try >= REDETECT_EVERY_FRAMES
         if self._background is None or self._since_try < RECHECK_EVERY_FRAMES:
@@ -129,6 +142,9 @@ class RoiChooser:
                 raise
             # a source that changed its frame size mid-run: the video goes on, blanked, AI off
             roi = rois.undecided_roi(shape[1], shape[0], str(exc))
+        self._fixed = roi if not auto and not roi.undecided else None
+        if self._fixed is not None and likeness.plain(likeness.roi_sample(frame, roi)):
+            roi = rois.undecided_roi(shape[1], shape[0], f"{NO_IMAGE_IN_FIXED_ROI} ({likeness.PLAIN})")
         before, self.roi, self.shape, self._since_try = self.roi, roi, shape, 0
         self._background = rois.screen_background(screen) if auto and not roi.undecided else None
         if self._background is not None:  # the sides the image fills now, checked on every later frame
