@@ -27,6 +27,21 @@ log = logging.getLogger("sonomap.backends")
 BACKENDS = ("auto", "onnxruntime", "tensorrt", "torch")
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 TORCHSCRIPT_SUFFIXES = (".ts", ".torchscript")
+# The model formats (manifest key 'format') each backend loads. A TensorRT engine is the tensorrt
+# backend's; it also builds and caches one from an ONNX model.
+LOADS = {"onnxruntime": ("onnx",), "tensorrt": ("onnx", "tensorrt"), "torch": ("torchscript",)}
+# Formats no backend serves, and what to serve instead (the file's name fills {name}).
+NOT_SERVED = {
+    "checkpoint": (
+        "a training checkpoint, which the runtime does not serve: export it first "
+        "(sonomap export onnx --checkpoint {name} --out model.onnx) and serve model.onnx"
+    ),
+    "torch-tensorrt": (
+        "a Torch-TensorRT program (export tensorrt --via torch-tensorrt), which the runtime does not "
+        "serve: serve the ONNX model (the tensorrt backend builds and caches its engine from it) or a "
+        "TorchScript export"
+    ),
+}
 
 
 def _has(module: str) -> bool:
@@ -67,12 +82,25 @@ def _resolve(name: str, model_path: str | Path, manifest, device: str) -> tuple[
     """(backend name, why): ``auto`` decided (and logged); the model refused first if its parity failed."""
     if name not in BACKENDS:
         raise ConfigError(f"inference.backend: {name!r} is not one of {BACKENDS}")
+    _refuse_format(name, Path(model_path).name, manifest.format)
     refuse_failed_parity(model_path, manifest)
     if name != "auto":
         return name, f"backend {name} requested"
     name, why = choose_backend(model_path, device)
     log.info("backend auto -> %s: %s", name, why)
     return name, why
+
+
+def _refuse_format(name: str, file: str, model_format: str) -> None:
+    """ConfigError naming the model file when no backend, or not backend ``name``, loads its format:
+    said before a loader meets the bytes and reports a parse error about the wrong kind of file."""
+    if model_format in NOT_SERVED:
+        raise ConfigError(f"{file}: {NOT_SERVED[model_format].format(name=file)}")
+    if name != "auto" and model_format not in LOADS[name]:
+        raise ConfigError(
+            f"inference.backend {name} loads {' or '.join(LOADS[name])} models, but {file} is "
+            f"{model_format}; choose backend auto"
+        )
 
 
 def _instantiate(name: str, why: str, model_path: str | Path, manifest, options: dict):
