@@ -105,7 +105,8 @@ def test_core_level_scores_over_all_and_per_model(report):
     assert only_c["core_scores"]["sensitivity"]["value"] is None
     assert only_c["core_scores"]["auc"]["value"] is None
     assert [x["case"] for x in s["skipped"]] == ["D1", "E1"] and "not registered" in s["skipped"][0]["reason"]
-    assert "held for review" in s["skipped"][1]["reason"] and "not scored: 2 case(s)" in printed
+    assert "held for review" in s["skipped"][1]["reason"] and "not scored: 2 case(s): D1: " in printed
+    assert f"; E1: {s['skipped'][1]['reason']} (report.md lists each)" in printed
     md = (out / "report.md").read_text()
     assert "| called cancer | 1 (tp) | 0 (fp) |" in md and "## model test-model bbbbbbbbbbbb" in md
     for png in ("scatter.png", "bland_altman.png"):

@@ -33,7 +33,9 @@ def _artifact(folder: Path, name: str, model_format: str) -> Path:
 
 
 def _replay(model: Path, out: Path, capsys, *extra: str) -> str:
-    code = main(["replay", "synthetic", "--model", str(model), "--max-frames", "2", "--out", str(out), *extra])
+    code = main(
+        ["replay", "synthetic", "--model", str(model), "--max-frames", "2", "--out", str(out), *extra]
+    )
     return one_line_error(capsys, code)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from edge_runtime import cli_args
 
 DEFAULT_CORE_THRESHOLD = 0.05  # the model "calls" a core cancer at 5% of its known band
+SKIPS_SHOWN = 3  # cases not scored whose reasons the console line gives (report.md lists every one)
 
 
 def _run(args) -> int:
@@ -23,9 +24,9 @@ def _run(args) -> int:
             f"Dice along the tract {g['pixel']['dice_mean']:.3f}"
         )
     if s["skipped"]:
-        print(
-            f"not scored: {len(s['skipped'])} case(s) (pending, held, unregistered or unusable; see report.md)"
-        )
+        shown = "; ".join(f"{x['case']}: {x['reason']}" for x in s["skipped"][:SKIPS_SHOWN])
+        more = f"; {len(s['skipped']) - SKIPS_SHOWN} more" if len(s["skipped"]) > SKIPS_SHOWN else ""
+        print(f"not scored: {len(s['skipped'])} case(s): {shown}{more} (report.md lists each)")
     print(f"report written to {args.out}/report.md")
     return 0
 
