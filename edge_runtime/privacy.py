@@ -3,11 +3,12 @@
 - :data:`REDACTOR` (a :class:`RedactingFilter`), installed on the root log handlers by the ``sonomap``
   command (:func:`install_log_redaction`), replaces every registered value with ``[REDACTED]`` in
   every log record. Values are registered where they are read: the patient identifiers of each DICOM
-  file opened (:func:`register_dicom`: name and its parts, ID, birth date, accession number, ...; file
-  names often carry them too), and the user and password of a stream URL (:func:`register_url`).
-  Beside it, :func:`library_file_names` takes the file names out of other libraries' log lines
-  (tifffile quotes the file it reads, pydicom names it bare, Python warnings routed into logging
-  too), which the redactor cannot know; readers hand libraries paths by :func:`library_path`.
+  file opened (:func:`register_dicom`, :mod:`edge_runtime.dicom_identifiers`: name and its parts, ID,
+  birth date, accession number, ...; file names often carry them too), and the user and password of a
+  stream URL (:func:`register_url`). Beside it, :func:`library_file_names` takes the file names out of
+  other libraries' log lines (tifffile quotes the file it reads, pydicom names it bare, Python
+  warnings routed into logging too), which the redactor cannot know; readers hand libraries paths by
+  :func:`library_path`.
 - :func:`redact` applies the same replacement, plus URL credentials, to text that leaves the process
   by other ways than logging: one-line errors, the NO SIGNAL screen, summaries.
 - :func:`make_private_dir` creates the recordings directory 0700 (and fixes a looser one).
@@ -27,105 +28,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from edge_runtime.dicom_identifiers import MIN_NAME_PART_CHARS, MIN_REDACT_CHARS, dicom_identifiers
 from edge_runtime.errors import ConfigError
 
 PRIVATE_DIR_MODE = 0o700
 REDACTED = "[REDACTED]"
-MIN_REDACT_CHARS = 3  # shorter values ("F", "45") would redact random digits everywhere, except as below
 # scheme://user:password@host -> scheme://[REDACTED]@host (also when the URL was never registered)
 URL_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
-
-# DICOM keywords whose values identify the patient or the visit (registered for log redaction).
-IDENTIFIER_VALUE_KEYWORDS = (
-    "PatientName",
-    "PatientID",
-    "OtherPatientIDs",
-    "OtherPatientNames",
-    "PatientBirthDate",
-    "AccessionNumber",
-    "PatientAddress",
-    "ReferringPhysicianName",
-    "OperatorsName",
-    "InstitutionName",
-)
-
-
-# Of those, the person names (VR PN): their parts are registered one by one, since a file or folder
-# name writes "Doe^Jane Marie" as DOE_JANE_MARIE or Jane-Marie.Doe.
-PERSON_NAME_KEYWORDS = ("PatientName", "OtherPatientNames", "ReferringPhysicianName", "OperatorsName")
-# PN separates components with ^ and its alphabetic/ideographic/phonetic groups with =; a component
-# may hold spaces, hyphens, commas or full stops ("van der Berg", "Jane-Marie", "Doe, J.").
-NAME_PART_SEPARATORS = re.compile(r"[\^=\s,.\-]+")
-# An apostrophe inside a name part (O'Brien, D'Angelo) is dropped by file names (OBrien) or made a
-# separator (O_Brien): both spellings are registered.
-APOSTROPHES = re.compile(r"['\u2019\u02bc`\u00b4]")
-# Letters that have no accent to drop (NFKD leaves them whole), in ASCII; and the German and Nordic
-# spellings that write an umlaut or ø as two letters (Müller -> Mueller as well as Muller). Lower
-# case only: the redactor matches any case.
-PLAIN_LETTERS = str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "đ": "d", "ł": "l", "þ": "th"})
-TWO_LETTER_FORMS = PLAIN_LETTERS | str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ø": "oe", "å": "aa"})
-ASCII_FORMS = (PLAIN_LETTERS, TWO_LETTER_FORMS)
-MIN_NAME_PART_CHARS = 2  # "Li", "Wu": a name part this short is redacted only as a whole word
-DICOM_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})")  # DA: YYYYMMDD
-# How a birth date is written in file names, reports and other systems' text.
-DATE_FORMS = (
-    "{y}-{m}-{d}",
-    "{y}_{m}_{d}",
-    "{y}.{m}.{d}",
-    "{y}/{m}/{d}",
-    "{d}.{m}.{y}",
-    "{d}/{m}/{y}",
-    "{m}/{d}/{y}",
-    "{d}-{m}-{y}",
-    "{d}{m}{y}",
-)
-
-
-def dicom_identifiers(ds: Any) -> list[str]:
-    """The identifier strings of a Dataset (name, id, birth date, ...) for log redaction: each value
-    as written, each part of a person's name, and a date also in its other usual spellings. Short
-    name parts (2 characters) come back too; :meth:`RedactingFilter.register` matches them as whole
-    words only."""
-    values, name_parts = [], []
-    for keyword in IDENTIFIER_VALUE_KEYWORDS:
-        value = ds.get(keyword)
-        if value is None:
-            continue
-        items = value if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else [value]
-        for item in items:
-            text = str(item).strip()
-            values.append(text)
-            if keyword in PERSON_NAME_KEYWORDS:
-                name_parts += [
-                    spelling
-                    for part in NAME_PART_SEPARATORS.split(text)
-                    for spelling in name_spellings(part)
-                    if len(spelling) >= MIN_NAME_PART_CHARS
-                ]
-            date = DICOM_DATE.fullmatch(text)
-            if date is not None:
-                y, m, d = date.groups()
-                values += [form.format(y=y, m=m, d=d) for form in DATE_FORMS]
-    return list(dict.fromkeys([v for v in values if len(v) >= MIN_REDACT_CHARS] + name_parts))
-
-
-def name_spellings(part: str) -> list[str]:
-    """``part`` of a person's name and the ways a file name may write it in ASCII: without its
-    apostrophes (O'Brien -> OBrien, plus O and Brien), without its accents (Jürgen -> Jurgen) and
-    transliterated (Jürgen -> Juergen, Søren -> Soeren). The caller drops the parts too short to
-    register."""
-    pieces = [part, APOSTROPHES.sub("", part), *APOSTROPHES.split(part)]
-    spellings: dict[str, str] = {}  # lower case -> the first spelling (the redactor ignores case)
-    for piece in pieces:
-        for spelling in [piece] + [_without_accents(piece.lower().translate(t)) for t in ASCII_FORMS]:
-            spellings.setdefault(spelling.lower(), spelling)
-    return list(spellings.values())
-
-
-def _without_accents(text: str) -> str:
-    """``text`` with its combining marks dropped (NFKD: é -> e + U+0301 -> e)."""
-    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-
+# A value is registered in both Unicode forms: a file name written on macOS comes in NFD (u + U+0308
+# for ü), DICOM and most other text in NFC, and the two never match as strings.
+UNICODE_FORMS = ("NFC", "NFD")
 
 OWN_LOGGER = "sonomap"  # our log lines name kinds, never files; every other logger is a library's
 # A library's log line may quote the file it reads (tifffile: <tifffile.TiffFile 'DOE_JANE.ome.tif'>)
@@ -157,9 +69,11 @@ class RedactingFilter(logging.Filter):
         it appears (any case), a shorter one (down to :data:`MIN_NAME_PART_CHARS`, a name part such as
         "Li") only as a whole word, between characters that are no letter or digit ("LI_WU.dcm",
         never the "li" of "split"); a short one in another script than ASCII (山田) wherever it appears,
-        since such names are written without spaces."""
+        since such names are written without spaces. Each in its composed and decomposed Unicode
+        form (UNICODE_FORMS)."""
         with self._lock:
-            self._values |= {v for v in values if len(v) >= MIN_NAME_PART_CHARS}
+            forms = {unicodedata.normalize(form, v) for v in values for form in UNICODE_FORMS}
+            self._values |= {v for v in forms if len(v) >= MIN_NAME_PART_CHARS}
             if self._values:
                 alternatives = sorted(self._values, key=len, reverse=True)
                 self._pattern = re.compile("|".join(map(_alternative, alternatives)), re.IGNORECASE)
