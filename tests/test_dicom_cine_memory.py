@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_runtime.sources.opener import DicomCineSource
+from edge_runtime.sources.dicom_cine import DicomCineSource
 
 pydicom = pytest.importorskip("pydicom")
 from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402

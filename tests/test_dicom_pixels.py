@@ -14,7 +14,7 @@ import yaml
 from cli import sonomap
 
 from edge_runtime.errors import InputError
-from edge_runtime.sources.opener import DicomCineSource
+from edge_runtime.sources.dicom_cine import DicomCineSource
 from registration.ultrasound import dicom_regions, keep_regions, load_ultrasound
 
 pydicom = pytest.importorskip("pydicom")

@@ -31,6 +31,7 @@ from runtime_model import dark_onnx
 
 from edge_runtime import privacy
 from edge_runtime.config import build_config
+from edge_runtime.dicom_identifiers import dicom_identifiers
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Observer
 from edge_runtime.roi import Roi, blank_rects
@@ -482,7 +483,7 @@ def test_name_parts_and_birth_date_spellings_are_redacted_as_file_names_write_th
 
     ds = Dataset()
     ds.PatientName, ds.PatientID, ds.PatientBirthDate = "DOE^JANE MARIE", "MRN4711", "19700101"
-    assert {"DOE", "JANE", "MARIE", "1970-01-01", "01.01.1970"} <= set(privacy.dicom_identifiers(ds))
+    assert {"DOE", "JANE", "MARIE", "1970-01-01", "01.01.1970"} <= set(dicom_identifiers(ds))
     privacy.register_dicom(ds)
     text = privacy.redact("dcm/DOE_JANE_MARIE_MRN4711_1970-01-01_16bit.dcm and Jane-Marie.Doe 01.01.1970")
     assert text == "dcm/[REDACTED]_[REDACTED]_[REDACTED]_[REDACTED]_[REDACTED]_16bit.dcm and " + (

@@ -17,7 +17,8 @@ from runtime_model import dark_onnx
 
 from edge_runtime.errors import InputError
 from edge_runtime.sources.capture import VideoFileSource
-from edge_runtime.sources.opener import DicomCineSource, open_source
+from edge_runtime.sources.dicom_cine import DicomCineSource
+from edge_runtime.sources.opener import open_source
 from edge_runtime.units import DEFAULT_FPS, MS_PER_S
 
 CLIP_FRAMES = 20
