@@ -29,6 +29,7 @@ import numpy as np
 
 from edge_runtime.errors import SonomapError
 from edge_runtime.sinks import recordings
+from edge_runtime.sinks.sequence_names import SafeNames
 
 log = logging.getLogger("sonomap.sequence")
 
@@ -222,7 +223,9 @@ class SequenceFiles:
         self.shape = first["gray"].shape
         self.matrix, self.system = first["matrix"], first["system"]
         height, width = self.shape
-        extra = {DEVICE_KEY: first["device"], ROI_KEY: " ".join(map(str, first["roi"]))}
+        # names from the sender, made header-safe (sequence_names): one odd name never costs the recording
+        self.transform_name = SafeNames("transform")
+        extra = {DEVICE_KEY: SafeNames("device")(first["device"]), ROI_KEY: " ".join(map(str, first["roi"]))}
         self.headers: dict[str, GrowingHeader] = {}
         self.data: dict = {}
         main.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # patient images: private
@@ -264,7 +267,7 @@ class SequenceFiles:
         elif not np.array_equal(item["matrix"], self.matrix):
             lines.append(f"{key(n, IJK_TO_WORLD)}:={numbers(item['matrix'])}")
         for name, matrix in sorted(item["transforms"].items()):
-            field = f"{name}{TRANSFORM_SUFFIX}"
+            field = f"{self.transform_name(name)}{TRANSFORM_SUFFIX}"
             lines.append(f"{key(n, field)}:={numbers(matrix)}")
             lines.append(f"{key(n, field + STATUS_SUFFIX)}:={STATUS_OK}")
         self.headers[IMAGE].add("".join(line + "\n" for line in lines))
