@@ -1,9 +1,9 @@
 """Where a command's outputs go, checked before anything is read or written.
 
 Input: the outputs a command was asked to write (:class:`Output`: the option that named it, the
-path as the run writes it, file or folder) and the files it reads (the input, ``--config``,
-``--model``). Output: nothing, or a one-line :class:`~edge_runtime.errors.ConfigError` naming the
-option(s) and the path when an output
+path as the run writes it, file or folder) and the files it reads (the input and the data files its
+header names, ``--config``, ``--model``). Output: nothing, or a one-line
+:class:`~edge_runtime.errors.ConfigError` naming the option(s) and the path when an output
 
 - is one of the inputs: writing it would destroy what is being read;
 - is the same file as another output: two writers in one file leave neither readable;
@@ -89,8 +89,10 @@ def runtime_outputs(args, config, video_option: str) -> list[Output]:
 
 def runtime_inputs(args, config, input_name: str) -> dict[str, Path]:
     """The local files ``replay``/``live`` read, by the name to give them in messages: the source
-    (only when it is a file or folder, not 'synthetic', a camera or a stream), the config, the model."""
+    (only when it is a file or folder, not 'synthetic', a camera or a stream) and the data files its
+    header names (a detached ``.nhdr``/``.mhd``: its pixels are read from them), the config, the model."""
     from edge_runtime.sources.opener import is_device_or_stream  # deferred for --help (loads the sources)
+    from edge_runtime.sources.sequence_data_files import data_files  # deferred for --help, as above
 
     source = config.source.input
     named = {
@@ -100,6 +102,10 @@ def runtime_inputs(args, config, input_name: str) -> dict[str, Path]:
         "--config": getattr(args, "config", None),
         "--model": config.inference.model,
     }
+    if named[input_name]:
+        data = data_files(Path(named[input_name]))
+        for n, path in enumerate(data, 1):
+            named[f"{input_name} data file" + (f" {n} of {len(data)}" if len(data) > 1 else "")] = path
     return {name: Path(path) for name, path in named.items() if path}
 
 
