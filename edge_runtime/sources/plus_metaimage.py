@@ -24,6 +24,7 @@ import numpy as np
 
 from edge_runtime import source_kinds
 from edge_runtime.errors import InputError, SonomapError
+from edge_runtime.sources.frame_size import check_frame_size
 from edge_runtime.sources.sequence import RAW, ZLIB, SequenceSource
 
 log = logging.getLogger("sonomap.sources")
@@ -83,6 +84,7 @@ class PlusMetaImageSource(SequenceSource):
                 f"pixel type {reader.GetPixelIDTypeAsString()}: only 8-bit gray sequences are read"
             )
         self.width, self.height, self.frames = (int(v) for v in reader.GetSize())
+        check_frame_size(self.width, self.height, str(self.path), 0)  # before any pixel is mapped or inflated
         self.list_first = False
         text, data_at = _text_header(self.path)
         self._data_location(text, data_at)

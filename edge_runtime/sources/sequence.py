@@ -34,6 +34,8 @@ from edge_runtime.frames import DEFAULT_DEVICE, Frame, Source
 from edge_runtime.igtl.geometry import GEOMETRY_REFUSED_KEY
 from edge_runtime.sinks import sequence_layout as layout
 from edge_runtime.sources.frame_rate import believable_fps
+from edge_runtime.sources.frame_size import check_frame_size
+from edge_runtime.sources.sequence_data import data_offset
 from edge_runtime.units import DEFAULT_FPS
 
 log = logging.getLogger("sonomap.sources")
@@ -108,10 +110,13 @@ class SequenceSource(Source):
         spatial = sizes[1:] if self.list_first else sizes[:SPATIAL_AXES]
         self.frames = sizes[0] if self.list_first else sizes[SPATIAL_AXES]
         self.width, self.height, depth = spatial
+        if min(spatial) < 1:  # an empty frame (0 px wide) would reach the pipeline as an empty image
+            raise self._bad(f"sizes: {' '.join(map(str, sizes))}: a frame axis must hold at least 1 pixel")
         if depth != 1:
             raise self._bad(
                 f"frames of {self.width}x{self.height}x{depth}: a sequence of 2-D images expected"
             )
+        check_frame_size(self.width, self.height, str(self.path), 0)  # before any pixel is mapped or inflated
         self.encoding = str(h.get("encoding", "raw")).lower()
         if self.encoding not in RAW + GZIP:
             raise self._bad(f"encoding {self.encoding!r} not supported (raw or gzip)")
@@ -123,7 +128,14 @@ class SequenceSource(Source):
         if data_file is not None and (" " in str(data_file).strip() or str(data_file).upper() == "LIST"):
             raise self._bad(f"data file {data_file!r}: only one data file is supported")
         self.data_path = self.path.parent / str(data_file) if data_file else self.path
-        self.offset = int(h.get("byte skip", 0)) if data_file else self._attached_at
+        self.offset = data_offset(
+            self.path,
+            self.data_path,
+            int(h.get("byte skip", 0)),
+            0 if data_file else self._attached_at,
+            self.encoding in RAW,
+            self.frames * self.width * self.height,
+        )
         if h.get("line skip"):
             raise self._bad("'line skip' is not supported")
         self._check_data()
