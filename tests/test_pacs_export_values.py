@@ -53,9 +53,9 @@ def test_bad_values_fail_their_own_case_and_long_text_is_cut_to_the_lo_limit(tmp
     )
     assert "2 of 4 case(s) exported, 2 failed" in out.stdout
     written = tmp_path / "dcm" / FALLBACK_ID
-    assert (written / good.name / "seg.dcm").is_file()
+    assert (written / good.name / "seg-fractional.dcm").is_file()
     image = pydicom.dcmread(written / long_text.name / "image.dcm")
-    seg = pydicom.dcmread(written / long_text.name / "seg.dcm")
+    seg = pydicom.dcmread(written / long_text.name / "seg-fractional.dcm")
     algorithm = seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0]
     for value in (image.SeriesDescription, seg.ManufacturerModelName, algorithm.AlgorithmName):
         assert 0 < len(value) <= LO_MAX

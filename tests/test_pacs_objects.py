@@ -34,7 +34,7 @@ def test_cases_without_a_study_id_fail_unless_the_command_gives_one(anonymous_ca
         assert out.returncode == 0, out.stdout + out.stderr
         written = tmp_path / "dcm" / study_id / folder.name
         image = pydicom.dcmread(written / "image.dcm")
-        seg = highdicom.seg.segread(written / "seg.dcm")
+        seg = highdicom.seg.segread(written / "seg-fractional.dcm")  # beside a binary seg.dcm, not over it
         assert image.PatientID == seg.PatientID == study_id and seg.SegmentationType == "FRACTIONAL"
         prob = cv2.imread(str(folder / "prefire_prob.png"), cv2.IMREAD_UNCHANGED) / 65535.0
         decoded = seg.get_pixels_by_source_instance([image.SOPInstanceUID], segment_numbers=[1])[0, :, :, 0]
@@ -66,7 +66,10 @@ def test_each_broken_case_is_named_with_its_file_and_key(anonymous_cases, tmp_pa
     out = export(cases, "--dry-run", tmp_path / "dcm")  # each fails reading its files, before its study ID
     assert out.returncode == 1
     assert f"{broken.name}  FAILED: case.yaml: capture.model.sha256: expected str, got None" in out.stdout
-    assert f"{good.name}  FAILED: prefire_mask.png: unreadable image ({NOT_DECODABLE})" in out.stdout
+    assert (
+        f"{good.name}  FAILED: case.yaml: capture.prediction.mask: prefire_mask.png: unreadable image "
+        f"({NOT_DECODABLE})" in out.stdout
+    )
     assert "2 case(s) in" in out.stdout
 
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edge_runtime.errors import ConfigError, InputError
-from edge_runtime.image_files import read_image
+from edge_runtime.image_files import UnreadableImage, read_image
 from edge_runtime.typed_config import finite, shown
 from edge_runtime.yamlfile import read_yaml_mapping
 from registration.cases.status import find_case_files
@@ -35,6 +35,7 @@ XY = 2  # ultrasound.mm_per_pixel as [x, y]
 # the patient, even), its case.yaml id stays what the capture wrote.
 CAPTURE_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9]+(?:-[0-9]+)?")
 ID_RULE = "<UTC time>-<capture number> as the capture writes it, e.g. 20261130T055254Z-1"
+UTC_RULE = "an ISO time with its offset from UTC, as the capture writes it, e.g. 2026-11-30T03:45:35.495Z"
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class CapturedCase:
     study_id: str | None  # capture.study_id as entered at session start; None when none was entered
     prefire: np.ndarray  # uint8 gray ROI
     prefire_frame: int
-    prefire_utc: datetime
+    prefire_utc: datetime  # aware, in UTC: case.yaml's time converted from its own offset
     mm_per_pixel: tuple[float, float] | None  # (x, y): across and down the image
     model_name: str
     model_sha256: str
@@ -108,13 +109,32 @@ def capture_id_of(doc: dict, path: Path) -> str:
     return value
 
 
-def _png(path: Path, dtype) -> np.ndarray:
-    image = read_image(path, cv2.IMREAD_UNCHANGED)  # any path, not only UTF-8 ones
+def _png(folder: Path, name: str, key: str, dtype) -> np.ndarray:
+    """The image case.yaml's ``key`` names (``name``, relative to ``folder`` or absolute). Errors name
+    the key and the file's base name only: the value may run through folders named after the patient."""
+    try:
+        image = read_image(folder / name, cv2.IMREAD_UNCHANGED)  # any path, not only UTF-8 ones
+    except UnreadableImage as exc:
+        raise InputError(f"{key}: {Path(name).name}: unreadable image ({exc.reason})") from exc
     if image.dtype != dtype or image.ndim != 2:
         raise InputError(
-            f"{path}: expected a single-channel {np.dtype(dtype).name} image, got {image.dtype} {image.shape}"
+            f"{key}: {Path(name).name}: expected a single-channel {np.dtype(dtype).name} image, "
+            f"got {image.dtype} {image.shape}"
         )
     return image
+
+
+def _utc(value: str, key: str) -> datetime:
+    """``value`` (case.yaml's ``key``) as an aware time in UTC. A time with another offset is converted
+    (its UTC date decides the study); a time without one is refused: it could be the cart's local
+    time or UTC, and a wrong guess files the core under another day's study."""
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InputError(f"{key}: not an ISO time: {value!r}") from exc
+    if when.utcoffset() is None:
+        raise InputError(f"{key}: no offset from UTC; expected {UTC_RULE}")
+    return when.astimezone(timezone.utc)
 
 
 def _key(mapping: dict, key: str, where: str, kind):
@@ -126,15 +146,18 @@ def _key(mapping: dict, key: str, where: str, kind):
 
 
 def _prediction(folder: Path, pred: dict, shape: tuple[int, int], where: str) -> Prediction:
-    mask = _png(folder / _key(pred, "mask", where, str), np.uint8)
-    prob = _png(folder / _key(pred, "prob", where, str), np.uint16)
+    mask = _png(folder, _key(pred, "mask", where, str), f"{where}.mask", np.uint8)
+    prob = _png(folder, _key(pred, "prob", where, str), f"{where}.prob", np.uint16)
     scale = _key(pred, "prob_scale", where, int)
     if scale <= 0:  # the probability PNG holds round(p * prob_scale): 0 would divide by zero
         raise InputError(f"{where}.prob_scale: expected a positive integer, got {scale}")
     cancer = _key(pred, "cancer_class", where, int)
     for name, image in (("mask", mask), ("prob", prob)):
         if image.shape != shape:
-            raise InputError(f"{folder / pred[name]}: {image.shape} does not match prefire.png {shape}")
+            raise InputError(
+                f"{where}.{name}: {Path(pred[name]).name}: {image.shape} does not match the pre-fire "
+                f"image's {shape}"
+            )
     return Prediction(mask == cancer, prob.astype(np.float32) / scale, _key(pred, "frame", where, int))
 
 
@@ -165,12 +188,8 @@ def read_case(folder: str | Path) -> CapturedCase:
     if not isinstance(cap, dict):
         raise InputError(f"{path}: no 'capture' section (not a case written by --cases)")
     pre = _key(cap, "pre_fire", where, dict)
-    image = _png(folder / _key(pre, "image", f"{where}.pre_fire", str), np.uint8)
-    utc = _key(pre, "utc", f"{where}.pre_fire", str)
-    try:
-        when = datetime.fromisoformat(utc.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InputError(f"{where}.pre_fire.utc: not an ISO time: {utc!r}") from exc
+    image = _png(folder, _key(pre, "image", f"{where}.pre_fire", str), f"{where}.pre_fire.image", np.uint8)
+    when = _utc(_key(pre, "utc", f"{where}.pre_fire", str), f"{where}.pre_fire.utc")
     model = _key(cap, "model", where, dict)
     us = doc.get("ultrasound")
     if us is not None and not isinstance(us, dict):  # a hand edit: `ultrasound: postfire.png`

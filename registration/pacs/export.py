@@ -8,7 +8,8 @@ that have their own keep it). That pseudonym stands for one patient, so it cover
 more than one case to export has no study ID of its own, ``--study-id`` is refused before anything
 is sent or written, naming how many and which case folders (they are exported one at a time).
 ``--dry-run OUT`` writes the .dcm files under ``OUT/<study ID>/<case id>/`` instead of sending (the
-case id is case.yaml's ``id``, never the folder's name, which may have been renamed or copied).
+case id is case.yaml's ``id``, never the folder's name, which may have been renamed or copied;
+:mod:`registration.pacs.dry_run`).
 Two cases filed under one study ID with one capture number would share DICOM series numbers: the
 export is refused before anything is sent or written, naming their case ids
 (:mod:`registration.pacs.series_numbers`).
@@ -41,7 +42,6 @@ from registration.pacs.captured_case import CAPTURE_ID, CASE_FILE, case_folders,
 
 EXIT_SOME_FAILED = 1
 DEFAULT_TIMEOUT_S = 30.0
-FILE_NAMES = {"US": "image.dcm", "SEG": "seg.dcm"}
 FALLBACK_CASES = 1  # --study-id is one pseudonym: one patient, so one case without a study ID
 FOLDERS_NAMED = 10  # the refusal's line names this many folders, then how many more
 # the runtime config sonomap.service runs `sonomap live --config` with (systemd/sonomap.service):
@@ -90,15 +90,6 @@ def add_options(p: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per request (default 30)"
     )
     g.add_argument("--stop-on-error", action="store_true", help="stop at the first case that fails")
-
-
-def _write(objects, out: Path) -> str:
-    folder = privacy.make_private_dir(out)
-    for part in (objects.study_id, objects.case.case_id):  # each level 0700, as the case folders
-        folder = privacy.make_private_dir(folder / part)
-    for ds in objects.datasets:
-        ds.save_as(folder / FILE_NAMES[ds.Modality], enforce_file_format=True)
-    return f"wrote {len(objects.datasets)} file(s) to {folder}"
 
 
 def _sent(objects) -> str:
@@ -163,9 +154,10 @@ def _there(path: Path) -> bool:
 
 def run_export(args: argparse.Namespace) -> int:
     try:  # highdicom and dicomweb-client are the optional `pacs` extra: loaded only when exporting
+        from registration.pacs import dry_run
         from registration.pacs.objects import case_objects
         from registration.pacs.series_numbers import refuse_repeated_numbers
-        from registration.pacs.stow import make_client, store
+        from registration.pacs.stow import make_client, shown_url, store
     except ImportError as exc:
         raise SonomapError(
             f"sonomap cases export needs the pacs extra: pip install 'sonomap[pacs]' ({exc})"
@@ -181,12 +173,11 @@ def run_export(args: argparse.Namespace) -> int:
     if fallback is not None:  # before any client or file: a refused export sends and writes nothing
         _refuse_shared_fallback(folders)
     refuse_repeated_numbers(folders, fallback)  # before any client or file, as above
-    client = (
-        None
-        if args.dry_run
-        else make_client(args.dicomweb, args.token_env, args.basic_auth_env, args.timeout, args.ca_bundle)
-    )
-    target = Path(args.dry_run) if args.dry_run else privacy.redact_url(args.dicomweb)
+    if args.dry_run:  # OUT refused once, up front (exit 2), not once per case
+        client, target = None, dry_run.prepare(args.dry_run)
+    else:
+        client = make_client(args.dicomweb, args.token_env, args.basic_auth_env, args.timeout, args.ca_bundle)
+        target = shown_url(args.dicomweb)
     print(f"{len(folders)} case(s) in {args.cases_dir} -> {target}")
     failed = exported = 0
     # a case is labelled by its capture id once read, else by its folder's name when that is a
@@ -208,7 +199,7 @@ def run_export(args: argparse.Namespace) -> int:
                 raise SonomapError(f"{folder / 'case.yaml'}: cannot make its DICOM objects ({exc})") from exc
             built = time.perf_counter()
             if client is None:
-                line = _write(objects, target)
+                line = dry_run.write_case(objects, target)
             else:
                 result = store(client, objects.datasets)
                 if not result.ok:

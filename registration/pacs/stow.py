@@ -29,6 +29,7 @@ from edge_runtime.errors import ConfigError
 TOKEN_ENV = "SONOMAP_DICOMWEB_TOKEN"
 BASIC_ENV = "SONOMAP_DICOMWEB_BASIC"
 SCHEMES = ("http", "https")
+QUERY, FRAGMENT = "?", "#"
 MAX_DETAIL = 200  # characters of a network error kept for the one-line report
 
 
@@ -74,10 +75,13 @@ def make_client(
     ``ca_bundle``: the PEM file of the CA that signs the server's HTTPS certificate (a hospital's own)."""
     parts = urlsplit(url)
     if parts.scheme not in SCHEMES or not parts.hostname:
-        raise ConfigError(f"--dicomweb {privacy.redact_url(url)!r}: expected an http(s):// DICOMweb root URL")
-    if "@" in parts.netloc:
+        raise ConfigError(f"--dicomweb {shown_url(url)!r}: expected an http(s):// DICOMweb root URL")
+    if "@" in parts.netloc or QUERY in url or FRAGMENT in url:
+        # a query may hold a token (?access_token=...), and the client would join /studies after it
         raise ConfigError(
-            f"--dicomweb: put the credentials in ${BASIC_ENV} or ${TOKEN_ENV}, not in the URL (ps shows it)"
+            f"--dicomweb {shown_url(url)}: give the DICOMweb root alone, without user:password@, a "
+            f"query (?...) or a fragment (#...): put a token in ${TOKEN_ENV} or user:password in "
+            f"${BASIC_ENV}, not in the URL (ps shows it)"
         )
     token = _credential(token_env, TOKEN_ENV)
     basic = _credential(basic_env, BASIC_ENV)
@@ -106,6 +110,19 @@ def make_client(
     client = DICOMwebClient(url.rstrip("/"), session=session, timeout=timeout_s)
     client.set_http_retry_params(retry=False)  # a failed case is reported, and the next one tried
     return client
+
+
+def shown_url(url: str) -> str:
+    """``url`` as it may be printed: scheme, host, port and path; never the user:password, query or
+    fragment, where a credential may be."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host  # an IPv6 address, bracketed as in the URL
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:  # a port that is no number: the rest is still shown without credentials
+        return privacy.redact_url(url.split(QUERY)[0].split(FRAGMENT)[0])
+    return f"{parts.scheme}://{host}{port}{parts.path}" if parts.scheme else parts.path
 
 
 def store(client: DICOMwebClient, datasets) -> StoreResult:
