@@ -250,7 +250,7 @@ def test_frames_from_other_sources_get_an_axis_aligned_matrix_with_their_mm_scal
         image = np.zeros((20, 30, 3), np.uint8)
         frame = Frame(0, image, time.monotonic(), meta={"mm_per_pixel": 0.25})
         messages = observer.build_messages(
-            igtl.sink.geometry(frame),
+            igtl.frame_geometry.geometry(frame),
             (20, 30),
             None,
             np.ones((20, 30), np.uint8),
@@ -332,7 +332,7 @@ def test_a_plain_2d_array_sender_keeps_its_layout_and_axis_spacing(busi4):
     try:
         mask = (gray > 100).astype(np.uint8)
         label = observer.build_messages(
-            igtl.sink.geometry(frame), gray.shape, None, mask, mask.astype(np.float32)
+            igtl.frame_geometry.geometry(frame), gray.shape, None, mask, mask.astype(np.float32)
         )[0]
     finally:
         observer.close()

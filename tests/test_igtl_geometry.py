@@ -33,6 +33,7 @@ BAD_REPEATS = 30  # under net.WARN_EVERY: one error line per message type
 QUIET_SERVER_IDLE_S = 30.0  # the scripted server goes quiet after its script: no idle reconnect here
 GOOD_VALUE, BAD_VALUE = 33, 200  # pixel values telling the frames apart
 ROWS, COLS = 96, 128
+SPECKLE_LOW = 60  # the refused frames' grey levels: SPECKLE_LOW to 255
 HOSTILE_NAME = "Probe\nFAKE LOG\x1b[2J"  # a device name that would forge a log line if shown as is
 
 
@@ -50,7 +51,10 @@ def bad_matrix(kind: str) -> np.ndarray:
 
 
 def bad_image(kind: str) -> bytes:
-    img = np.full((1, ROWS, COLS), BAD_VALUE, np.uint8)
+    # speckle, not one plain level: an image the AI runs on (a plain one would be "no image"), told
+    # apart from the good frames by its first pixel
+    img = np.random.default_rng(ROWS).integers(SPECKLE_LOW, 256, (1, ROWS, COLS), dtype=np.uint8)
+    img[0, 0, 0] = BAD_VALUE
     msg = pyigtl.ImageMessage(
         img, ijk_to_world_matrix=bad_matrix(kind), timestamp=time.time(), device_name=DEVICE
     )
@@ -188,6 +192,8 @@ def test_a_refused_geometry_never_reaches_a_viewer():
         viewer.close()
         observer.close()
         server.close()
+    said = [msg.string for fields, msg in got if fields["message_type"] == "STRING"]
+    got = [(fields, msg) for fields, msg in got if fields["message_type"] != "STRING"]
     types = [(fields["message_type"], fields["device_name"]) for fields, _ in got]
     # Only the good frame's prediction: its transform (the stylus's infinite one left out) and two images.
     assert types == [
@@ -195,6 +201,7 @@ def test_a_refused_geometry_never_reaches_a_viewer():
         ("IMAGE", "Prediction_Reference"),
         ("IMAGE", "ProbMap_Reference"),
     ], types
+    assert said == ["AI ON"]  # the AI state, said once (the state is the same on both frames)
     for _, msg in got:
         matrix = msg.matrix if hasattr(msg, "matrix") else msg.ijk_to_world_matrix
         assert np.isfinite(np.asarray(matrix, np.float64)).all()
@@ -255,4 +262,7 @@ def test_live_keeps_showing_and_segmenting_images_whose_geometry_is_refused():
     assert "(1 so far" in lines[0] and len(lines) <= 1 + int(fields[1]) // WARN_EVERY, lines  # throttled
     assert "prediction for" not in res.stderr, "the refusal is reported once, by the source"
     assert got[:1] == [("connected", None)], "the viewer never got in"
-    assert got[1:] == [], [fields for fields, _ in got[1:]]
+    placed = [fields for fields, _ in got[1:] if fields["message_type"] != "STRING"]
+    assert placed == [], placed  # nothing to misplace; the AI state (a STRING) has no geometry
+    said = {" ".join(msg.string.split()[:2]) for fields, msg in got[1:]}  # "AI ON 3 ms": the mask's age
+    assert said == {"AI ON"}  # said, and said again each second

@@ -409,7 +409,7 @@ def test_openigtlink_images_carry_nothing_from_blanked_boxes(busi_sample, tmp_pa
     otherwise mark the black box as cancer: checked with the box not blanked)."""
     pytest.importorskip("pyigtl")
     from edge_runtime.igtl import make_igtl_observer
-    from edge_runtime.igtl.sink import geometry
+    from edge_runtime.igtl.frame_geometry import geometry
     from edge_runtime.pipeline.graph import Pipeline
 
     screen = np.zeros((360, 640, 3), np.uint8)

@@ -13,9 +13,10 @@ always works.
 from __future__ import annotations
 
 from edge_runtime.errors import ConfigError
+from edge_runtime.igtl.net import parse_host_port
 from edge_runtime.igtl.server import IgtlServerLink
 from edge_runtime.igtl.shared_link import acquire_client_link, release_client_link
-from edge_runtime.igtl.sink import IgtlObserver, parse_host_port
+from edge_runtime.igtl.sink import IgtlObserver
 from edge_runtime.igtl.source import IgtlSource, open_igtl_source, parse_igtl_spec
 
 DEFAULT_SERVE_HOST = "127.0.0.1"  # OpenIGTLink has no authentication: other hosts need an allow-list

@@ -1,6 +1,6 @@
 """What every OpenIGTLink connection shares (the client link, the server and its viewer connections):
-socket tuning so a dead peer is noticed, thread-safe skip counters with throttled warnings, the
-timeouts, and a quiet shutdown."""
+the ``HOST:PORT`` options parsed, socket tuning so a dead peer is noticed, thread-safe skip counters
+with throttled warnings, the timeouts, and a quiet shutdown."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import socket
 import threading
 
+from edge_runtime.errors import ConfigError
 from edge_runtime.live_stats import EVENTS
 
 log = logging.getLogger("sonomap.igtl")
@@ -78,3 +79,17 @@ def shutdown_quietly(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass  # already closed by the peer: nothing left to shut down
+
+
+def parse_host_port(text: str, option: str, default_host: str | None = None) -> tuple[str, int]:
+    """``HOST:PORT`` (or ``PORT`` when a default host is given) -> (host, port)."""
+    host, sep, port = str(text).rpartition(":")
+    if not sep:
+        host = default_host
+    try:
+        number = int(port)
+    except ValueError as exc:
+        raise ConfigError(f"{option} {text!r}: expected HOST:PORT") from exc
+    if not host or not 0 <= number <= 65535:
+        raise ConfigError(f"{option} {text!r}: expected HOST:PORT with a port in 0-65535")
+    return host, number

@@ -17,8 +17,12 @@ source: NaN, infinity, singular) is not sent, and counted (``predictions_without
 viewer cannot place it, and a made-up pose would put it in the wrong place. TRANSFORMs with an
 unusable matrix are left out. Files: none.
 
-``on_frame`` never blocks the render stage: it copies the prediction into a one-slot
-mailbox (latest wins) that a sender thread drains.
+Predictions are sent only while the AI state drawn on the frame (``stats["ai"]``) is ON, as only
+then is a mask drawn; the state itself goes out as a STRING, and a labelmap is cleared when the AI
+leaves ON (:mod:`edge_runtime.igtl.ai_state`).
+
+``on_frame`` never blocks the render stage: it copies the prediction (and the state to say) into
+one-slot mailboxes (latest wins) that a sender thread drains.
 """
 
 from __future__ import annotations
@@ -32,10 +36,11 @@ from typing import Any
 
 import numpy as np
 
-from edge_runtime.errors import ConfigError
-from edge_runtime.frames import DEFAULT_DEVICE, Frame, Observer, Prediction
+from edge_runtime.aistate import ON
+from edge_runtime.frames import Frame, Observer, Prediction
+from edge_runtime.igtl.ai_state import StateNotes
+from edge_runtime.igtl.frame_geometry import geometry, paste
 from edge_runtime.igtl.geometry import (
-    GEOMETRY_REFUSED_KEY,
     UnusableGeometry,
     check_geometry,
     is_usable,
@@ -60,56 +65,6 @@ JOIN_TIMEOUT_S = (
 )
 
 
-def paste(full_shape: tuple[int, int], roi, plane: np.ndarray) -> np.ndarray:
-    """An ROI-sized plane -> a zero image of ``full_shape`` with the plane at the ROI."""
-    if plane.shape == tuple(full_shape):
-        return plane
-    if roi is None:
-        raise ValueError(f"prediction of size {plane.shape} for a {full_shape} frame but no ROI given")
-    x, y, w, h = (roi.x, roi.y, roi.w, roi.h) if hasattr(roi, "x") else (int(v) for v in roi)
-    if plane.shape != (h, w):
-        raise ValueError(f"prediction of size {plane.shape} does not match ROI {w}x{h}")
-    out = np.zeros(full_shape, plane.dtype)
-    out[y : y + h, x : x + w] = plane
-    return out
-
-
-def geometry(frame: Frame) -> dict:
-    """Layout, matrix, coordinate system, device and timestamp of the input frame; frames
-    from non-IGTL sources get an axis-aligned matrix with their mm scale (1 mm if unknown). An IGTL
-    frame whose geometry was refused gets ``matrix`` None and ``fault`` saying why (never sent)."""
-    meta = frame.meta or {}
-    height, width = frame.image.shape[:2]
-    if meta.get(GEOMETRY_REFUSED_KEY):  # an IGTL image whose own geometry was refused: no pose to send
-        return {
-            "layout": tuple(meta.get("igtl_layout") or (1, height, width)),
-            "matrix": None,
-            "fault": str(meta[GEOMETRY_REFUSED_KEY]),
-            "system": meta.get("igtl_coordinate_system", "ras"),
-            "device": meta.get("device") or DEFAULT_DEVICE,
-            "timestamp": float(meta.get("igtl_timestamp") or time.time()),
-            "transforms": meta.get("transforms") or {},
-        }
-    if "ijk_to_world" in meta and "igtl_layout" in meta:
-        return {
-            "layout": tuple(meta["igtl_layout"]),
-            "matrix": np.asarray(meta["ijk_to_world"]),
-            "system": meta.get("igtl_coordinate_system", "ras"),
-            "device": meta.get("device") or DEFAULT_DEVICE,
-            "timestamp": float(meta["igtl_timestamp"]),
-            "transforms": meta.get("transforms") or {},
-        }
-    mm = float(meta.get("mm_per_pixel") or 1.0)
-    return {
-        "layout": (1, height, width),
-        "matrix": np.diag([mm, mm, 1.0, 1.0]),
-        "system": "ras",
-        "device": meta.get("device") or DEFAULT_DEVICE,
-        "timestamp": time.time() - (time.monotonic() - frame.timestamp),
-        "transforms": meta.get("transforms") or {},
-    }
-
-
 class IgtlObserver(Observer):
     """Sends each new prediction through ``link`` (an IgtlClientLink or IgtlServerLink)."""
 
@@ -120,11 +75,15 @@ class IgtlObserver(Observer):
         self._release = release or link.close
         self._cond = threading.Condition()
         self._job: tuple | None = None
+        self._said: tuple | None = None  # (device, text) of the AI state to send next
+        self.states = StateNotes()
         self._last_prediction: Prediction | None = None
         self._pending = 0
         self._closed = False
         self.sent = 0
         self.failed = 0
+        self.cleared = 0  # empty labelmaps sent as the AI left ON
+        self.states_sent = 0
         self.stamp_to_sent_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self.capture_to_sent_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._thread = threading.Thread(target=self._run, name="igtl-sink", daemon=True)
@@ -133,8 +92,19 @@ class IgtlObserver(Observer):
     def on_frame(
         self, frame: Frame, prediction: Prediction | None, rendered: np.ndarray, stats: dict[str, Any]
     ) -> None:
-        # No prediction (fail-safe passthrough) or the same one re-rendered: nothing new to send.
-        if prediction is None or prediction is self._last_prediction or self._closed:
+        if self._closed:
+            return
+        # The state drawn on this frame; a caller outside the pipeline that gives none: ON.
+        ai = (stats or {}).get("ai") or {}
+        text, device, left_on = self.states.note(ai, (frame.meta or {}).get("device"), time.monotonic())
+        if text is not None:
+            self._post("_said", (device, text))
+        if left_on:  # no mask outlives the AI that made it
+            shape = frame.image.shape[:2]
+            empty = np.zeros(shape, np.uint8)
+            self._post("_job", (geometry(frame), shape, None, frame.timestamp, empty, empty, True))
+        # Not ON (no mask drawn), no prediction, or the same one re-rendered: nothing new to send.
+        if ai.get("state", ON) != ON or prediction is None or prediction is self._last_prediction:
             return
         self._last_prediction = prediction
         # In live 'latest' mode the prediction drawn over this frame was computed on an
@@ -148,23 +118,34 @@ class IgtlObserver(Observer):
             source.timestamp,
             np.array(prediction.mask, np.uint8),
             np.array(prediction.prob, np.float32),
+            False,
         )
+        self._post("_job", job)
+
+    def _post(self, slot: str, item: tuple) -> None:
+        """Put ``item`` in the one-slot mailbox ``slot`` (``_job``, ``_said``): latest wins, an unsent
+        older one is replaced."""
         with self._cond:
-            if self._job is None:
+            if getattr(self, slot) is None:
                 self._pending += 1
-            self._job = job  # latest wins: an unsent older prediction is replaced
+            setattr(self, slot, item)
             self._cond.notify_all()
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._job is not None or self._closed)
-                if self._job is None:
+                self._cond.wait_for(lambda: self._job is not None or self._said is not None or self._closed)
+                if self._job is None and self._said is None:
                     return
-                job, self._job = self._job, None
+                taken = (self._job is not None) + (self._said is not None)
+                (job, self._job), (said, self._said) = (self._job, None), (self._said, None)
+            # the state and what it says of the mask in one payload: a slow viewer's outbox drops whole
+            # payloads, never a state without its cleared labelmap
+            said_now = [] if said is None else [self._said_message(*said)]
             try:
-                self._send(*job)
+                self._send(said_now, job)
             except UnusableGeometry as exc:  # before ValueError, its base: counted on its own
+                self._say_alone(said_now)
                 if job[0]["matrix"] is None:  # refused by the source, which logged why: count only
                     self.link.counters.inc(NOT_PLACED_COUNTER)
                 else:  # a matrix from elsewhere (a recorded sequence) that nothing has reported yet
@@ -174,11 +155,12 @@ class IgtlObserver(Observer):
                         f"OpenIGTLink: prediction for '{shown_device(job[0]['device'])}' not sent: {exc}",
                     )
             except (ValueError, OSError, struct.error) as exc:  # bad ROI/size, socket, >65535 px
+                self._say_alone(said_now)
                 self.failed += 1
                 if self.failed == 1 or self.failed % WARN_EVERY == 0:
                     log.warning("OpenIGTLink: prediction not sent (%s); %d so far", exc, self.failed)
             with self._cond:
-                self._pending -= 1
+                self._pending -= taken
                 self._cond.notify_all()
 
     def build_messages(self, geo: dict, shape, roi, mask: np.ndarray, prob: np.ndarray) -> list:
@@ -228,8 +210,26 @@ class IgtlObserver(Observer):
             )
         return messages
 
-    def _send(self, geo, shape, roi, captured, mask, prob) -> None:
-        if self.link.send(self.build_messages(geo, shape, roi, mask, prob)):
+    def _said_message(self, device: str, text: str):
+        """The AI state as a STRING message (:mod:`edge_runtime.igtl.ai_state`)."""
+        return self.pyigtl.StringMessage(text, timestamp=time.time(), device_name=device)
+
+    def _say_alone(self, said: list) -> None:
+        """Send the state when the prediction or cleared labelmap it came with could not be built."""
+        if said and self.link.send(said):
+            self.states_sent += 1
+
+    def _send(self, said: list, job: tuple | None) -> None:
+        """``said`` (the state's STRING, or none) and ``job``'s messages (or none) in one send."""
+        messages = said + ([] if job is None else self.build_messages(*job[:3], *job[4:6]))
+        sent = self.link.send(messages)
+        self.states_sent += bool(sent and said)
+        if job is None:
+            return
+        geo, captured, cleared = job[0], job[3], job[6]
+        if sent and cleared:
+            self.cleared += 1
+        elif sent:
             self.sent += 1
             self.stamp_to_sent_ms.append((time.time() - geo["timestamp"]) * MS_PER_S)
             self.capture_to_sent_ms.append((time.monotonic() - captured) * MS_PER_S)
@@ -262,17 +262,3 @@ class IgtlObserver(Observer):
             self._cond.notify_all()
         self._thread.join(JOIN_TIMEOUT_S)
         self._release()
-
-
-def parse_host_port(text: str, option: str, default_host: str | None = None) -> tuple[str, int]:
-    """``HOST:PORT`` (or ``PORT`` when a default host is given) -> (host, port)."""
-    host, sep, port = str(text).rpartition(":")
-    if not sep:
-        host = default_host
-    try:
-        number = int(port)
-    except ValueError as exc:
-        raise ConfigError(f"{option} {text!r}: expected HOST:PORT") from exc
-    if not host or not 0 <= number <= 65535:
-        raise ConfigError(f"{option} {text!r}: expected HOST:PORT with a port in 0-65535")
-    return host, number
