@@ -134,3 +134,12 @@ def test_a_bad_byte_skip_is_one_line(tmp_path, encoding, skip, message):
         SequenceSource(path)
     run = sonomap("replay", path, check=False)
     assert run.returncode == EXIT_USER_ERROR and "Traceback" not in run.stderr, run.stderr
+
+
+def test_a_datafile_spelled_as_one_word_is_read_from_that_file(tmp_path):
+    """NRRD allows ``datafile:`` as well as ``data file:``; both name where the pixels are."""
+    expected = frames()
+    path = tmp_path / "one-word.seq.nrrd"
+    path.write_bytes(header(f"{WIDTH} {HEIGHT} 1 {FRAMES}", data_file=None, extra="datafile: s.raw"))
+    (tmp_path / "s.raw").write_bytes(expected.tobytes())
+    assert [g.tolist() for g in SequenceSource(path).images()] == expected.tolist()

@@ -124,7 +124,7 @@ class SequenceSource(Source):
             raise self._bad(
                 "a gzip sequence with the list axis first cannot be read frame by frame; re-save it in Slicer"
             )
-        data_file = h.get("data file")
+        data_file = h.get("data file", h.get("datafile"))  # NRRD allows both spellings
         if data_file is not None and (" " in str(data_file).strip() or str(data_file).upper() == "LIST"):
             raise self._bad(f"data file {data_file!r}: only one data file is supported")
         self.data_path = self.path.parent / str(data_file) if data_file else self.path
