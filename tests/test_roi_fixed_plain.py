@@ -58,6 +58,7 @@ def test_a_fixed_rect_holding_no_image_turns_the_ai_off_and_back_on(lifted, tmp_
     )
     stats = json.loads(summary.read_text())
     assert stats["frames"] == FRAMES and stats["roi_undecided_frames"] == len(LIFTED)
+    assert f"no image {len(LIFTED)}" in result.stdout  # the console line counts them too
     assert stats["roi"] == rect and stats["roi_undecided"] == ""  # the operator's rect, back at the end
     inferred = {int(png.name[:6]) for png in masks.glob("*_mask.png")}
     assert inferred == set(range(FRAMES)) - set(LIFTED)  # no inference over nothing

@@ -149,7 +149,9 @@ def print_summary(summary: dict, failed: Collection[str] = ()) -> None:
     lat = summary.get("latency_ms", {})
     print(
         f"frames {summary['frames']}  fps {summary['fps']:.2f}  errors {summary['errors']}  "
-        f"without AI {summary.get('frames_without_ai', 0)}  drops {summary['drops']}  "
+        # no image: frames whose ROI was undecided (blanked, AI OFF), which "without AI" does not count
+        f"without AI {summary.get('frames_without_ai', 0)}  no image {summary.get('roi_undecided_frames', 0)}  "
+        f"drops {summary['drops']}  "
         f"backend {summary['backend'].get('backend')} {summary['backend'].get('device', '')}"
     )
     for stage, s in lat.items():
