@@ -66,7 +66,7 @@ def test_sighup_keeps_the_old_backend_when_the_new_one_cannot_be_built(tmp_path)
         )
         assert info["backend"] == "onnxruntime" and info["threads"] == "2"
 
-        # valid YAML and schema, but no backend can be built from it: the TorchScript loader, an ONNX file
+        # valid YAML and schema, but no backend can be built from it: the torch backend named for an ONNX model
         write_config(config, {"backend": "torch", "threads": 1})
         live.proc.send_signal(signal.SIGHUP)
         rejected = live.wait(
@@ -74,7 +74,7 @@ def test_sighup_keeps_the_old_backend_when_the_new_one_cannot_be_built(tmp_path)
             APPLY_S,
             "the rejection in the log",
         )
-        assert "TorchScript" in rejected[0], rejected
+        assert "inference.backend torch loads torchscript models" in rejected[0], rejected
         info = live.predictions_grow(10, APPLY_S)  # after the rejection: still inferring, same backend
         assert info["backend"] == "onnxruntime" and info["threads"] == "2"
 

@@ -17,6 +17,7 @@ from clips import write_bar_clip
 from onnx import TensorProto, helper
 from runtime_model import dark_onnx, folded_manifest, save_graph_model
 from state_log import States
+from textured import textured
 
 from edge_runtime import config as cfg
 from edge_runtime.backends.base import Backend
@@ -105,10 +106,11 @@ def nan_model(tmp_path_factory) -> Path:
 
 
 def write_frames(folder: Path, levels: list[int]) -> Path:
-    """One gray PNG per level (the image's brightness), in order."""
+    """One gray PNG per level (the image's mean brightness, textured: an image, not a plain screen), in
+    order."""
     folder.mkdir()
     for i, level in enumerate(levels):
-        cv2.imwrite(str(folder / f"{i:03d}.png"), np.full(IMAGE_SHAPE, level, np.uint8))
+        cv2.imwrite(str(folder / f"{i:03d}.png"), textured(IMAGE_SHAPE, level))
     return folder
 
 
