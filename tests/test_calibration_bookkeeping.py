@@ -154,3 +154,19 @@ def test_calibrate_refuses_a_temperature_at_the_search_bound_and_keeps_the_manif
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert str(flat_checkpoint) in err and "split train" in err and f"T = {T_MIN:g}" in err, err
     assert manifest_path(flat_checkpoint).read_bytes() == before  # nothing saved as "fitted"
+
+
+def test_a_threshold_other_than_half_is_kept_as_a_probability_and_said_to_move_the_mask(
+    tmp_path, few_images, capsys
+):
+    """At 0.5 a temperature keeps the mask (p >= 0.5 where the cancer logit wins); at 0.4 it does not,
+    and the result line says so instead of a bare "kept"."""
+    half, other = _copy(tmp_path, "half"), _copy(tmp_path, "other")
+    save_manifest(load_manifest(other).derive(threshold=0.4), other)
+    _calibrate(half, few_images)
+    said_half = capsys.readouterr().out
+    _calibrate(other, few_images)
+    said_other = capsys.readouterr().out
+    assert "threshold 0.5 kept (the same mask" in said_half
+    assert "threshold 0.4 kept as a probability: unlike 0.5 its mask moves with the temperature" in said_other
+    assert load_manifest(other).threshold == 0.4

@@ -124,10 +124,22 @@ def _calibrate(args) -> int:
         f"temperature {r['temperature']:.4f} fitted on {r['pixels']} decision-band pixels of split {args.split} "
         f"(NLL {r['nll_before']:.4f} -> {r['nll_after']:.4f}); pixel ECE {r['ece_pixel_before']:.4f} -> "
         f"{r['ece_pixel_after']:.4f}, image ECE (max) {r['ece_image_max_before']:.4f} -> "
-        f"{r['ece_image_max_after']:.4f}; threshold {r['threshold']} kept"
+        f"{r['ece_image_max_after']:.4f}; threshold {r['threshold']} kept{_kept_note(r['threshold'])}"
     )
     print(f"written to {_manifest_name(args)} (temperature); export folds it into the graph")
     return 0
+
+
+def _kept_note(threshold: float) -> str:
+    """What keeping ``threshold`` means for the mask: nothing at logit parity (0.5), else a warning."""
+    from training.isotonic import LOGIT_PARITY_THRESHOLD  # deferred: scipy and torch, as the command's
+
+    if threshold == LOGIT_PARITY_THRESHOLD:
+        return " (the same mask: p >= 0.5 where the cancer logit wins, whatever T)"
+    return (
+        " as a probability: unlike 0.5 its mask moves with the temperature; check it on validation "
+        "(sonomap evaluate) or train with eval.threshold 0.5"
+    )
 
 
 def add_evaluate_parser(sub) -> None:

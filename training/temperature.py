@@ -183,9 +183,10 @@ def _ece_pair(maps: list[LogitMap], temperature: float, cancer_index: int, thres
     before, after = CalibrationAccumulator(threshold), CalibrationAccumulator(threshold)
     for m in maps:
         raw = calibrated_prob(m.logits, 1.0, cancer_index, m.label.shape)
-        pred = raw >= threshold
-        before.add(raw, m.label, pred)
-        after.add(calibrated_prob(m.logits, temperature, cancer_index, m.label.shape), m.label, pred)
+        before.add(raw, m.label, raw >= threshold)
+        # each over its own mask's band: the same pixels at 0.5, not at another threshold kept as a probability
+        calibrated = calibrated_prob(m.logits, temperature, cancer_index, m.label.shape)
+        after.add(calibrated, m.label, calibrated >= threshold)
     return {"before": before.summary(), "after": after.summary()}
 
 
@@ -197,9 +198,10 @@ def calibrate_checkpoint(
 
     The threshold keeps its meaning: with T > 0 the mask at 0.5 is the mask at logit parity at the
     model's size, so the same pixels before and after except where the bilinear resize to the
-    image's size moves a boundary pixel; any other threshold is kept as a probability and
-    reported. A curve moves the threshold to its value at logit parity: again the same mask up to
-    such boundary pixels. A temperature fit starts from the threshold of the model before any curve
+    image's size moves a boundary pixel; any other threshold (``eval.threshold`` at training) is kept
+    as a probability, so its mask moves with T, and the command says so. A curve moves the threshold
+    to its value at logit parity: again the same mask up to such boundary pixels. A temperature fit
+    starts from the threshold of the model before any curve
     (:func:`training.isotonic.uncalibrated_threshold`); one that ends at a search bound is refused
     (:class:`TemperatureAtBound`, naming the checkpoint, the data and the split) and nothing is written.
     """

@@ -19,6 +19,7 @@ from edge_runtime.backends.tensorrt import TensorRTBackend
 from edge_runtime.backends.torch import TorchBackend
 from edge_runtime.config_schema import InferenceConfig
 from edge_runtime.errors import ConfigError
+from edge_runtime.manifest import manifest_path
 from edge_runtime.model_contract import check_model_file
 from edge_runtime.parity_record import refuse_failed_parity
 
@@ -104,18 +105,33 @@ def _refuse_format(name: str, file: str, model_format: str) -> None:
 
 
 def _instantiate(name: str, why: str, model_path: str | Path, manifest, options: dict):
-    if name == "tensorrt" and Path(model_path).suffix.lower() == ".onnx":
-        # the engine is built from this graph: its manifest must describe it (the ONNX Runtime
-        # backend checks the same when it makes its session)
-        check_model_file(model_path, manifest)
-    if name == "onnxruntime":
-        backend = OnnxRuntimeBackend(model_path, manifest, **options)
-    elif name == "torch":
-        backend = TorchBackend(model_path, manifest, **options)
-    else:
+    if name == "tensorrt":
+        if Path(model_path).suffix.lower() == ".onnx":
+            # the engine is built from this graph: its manifest must describe it (the ONNX Runtime
+            # backend checks the same when it makes its session)
+            check_model_file(model_path, manifest)
+        _refuse_cancer_as_zero(model_path, manifest)  # before an engine build, not after minutes of it
         backend = TensorRTBackend(model_path, manifest, **options)
+    else:
+        backend = (OnnxRuntimeBackend if name == "onnxruntime" else TorchBackend)(
+            model_path, manifest, **options
+        )
+        # after the backend's own contract check, which names a manifest that does not describe the graph
+        _refuse_cancer_as_zero(model_path, manifest)
     backend.selected_because = why
     return backend
+
+
+def _refuse_cancer_as_zero(model_path: str | Path, manifest) -> None:
+    """ConfigError when the model's cancer class is id 0. Everything downstream of a backend (the
+    overlay's cut and heat map, the mask filter, recordings, OpenIGTLink labelmaps, biopsy captures)
+    reads a mask's 0 as "no finding": such a model would show cancer as nothing, or everything as
+    cancer. Export keeps any order; serving needs cancer at id 1 or above."""
+    if manifest.cancer_index == 0:
+        raise ConfigError(
+            f"{manifest_path(model_path)}: 'classes': cancer is id 0, which the runtime reads as no "
+            "finding; serve a model whose cancer class is id 1 or above"
+        )
 
 
 def backend_from_config(inference: InferenceConfig, model_path: str | Path, manifest, **extra):

@@ -180,13 +180,14 @@ class FrameStages:
         return undecided_status(status) if roi is not None and roi.undecided else status
 
     def smooth(self, prediction: Prediction | None, smooth: bool = True) -> np.ndarray | None:
-        """Prediction -> the mask to draw (EMA-smoothed when enabled). Stateful: call in frame order."""
+        """Prediction -> the mask to draw (EMA-smoothed when enabled and ``smooth``; an own
+        ``overlay.threshold`` and the heat map's levels either way). Stateful: call in frame order."""
         if prediction is None:
             return None
         overlay, (last, smoothed_by, mask) = self.overlay, self._smoothed  # a reload swaps the overlay
         if prediction is last and overlay is smoothed_by:
             return mask  # live 'latest' redraws one prediction on many frames: smooth it once
-        mask = overlay.smooth(prediction.mask, prediction) if smooth else prediction.mask
+        mask = overlay.smooth(prediction.mask, prediction, temporal=smooth)
         self._smoothed = (prediction, overlay, mask)
         return mask
 

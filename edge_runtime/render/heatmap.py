@@ -158,8 +158,9 @@ def draw_legend(
     k = _scale(region.shape[0] if roi_h is None else roi_h)
     x0, y0, bw, bh = bar_box(region.shape[0], roi_h)
     scale = LABEL_SCALE * k
-    if y0 < 0 or x0 + bw >= region.shape[1]:
-        return  # ROI too small for a legend
+    title_h = cv2.getTextSize(TITLE, FONT, scale, 1)[0][1]
+    if y0 - BAR_MARGIN - title_h < 0 or x0 + bw >= region.shape[1]:
+        return  # ROI too small for a legend whose title (the unit) can be read
     lw, lh = legend_size(region.shape[0] if roi_h is None else roi_h)
     top = max(0, region.shape[0] - lh)
     backing = region[top:, : min(lw, region.shape[1])]
@@ -203,6 +204,7 @@ def draw_legend_i420(
 ) -> None:
     """:func:`draw_legend` in place on an I420 frame, in the ROI's bottom-left corner."""
     lw, lh = legend_size(roi.h)
-    with yuv.bgr_box(i420, (roi.x, roi.y + roi.h - lh, roi.x + min(lw, roi.w), roi.y + roi.h)) as box:
+    top = max(roi.y, roi.y + roi.h - lh)  # never above the ROI: the scanner's own screen is not ours
+    with yuv.bgr_box(i420, (roi.x, top, roi.x + min(lw, roi.w), roi.y + roi.h)) as box:
         if box is not None:
             draw_legend(box, threshold, roi.h, floor, alpha)

@@ -105,18 +105,21 @@ class Overlay:
         )
 
     # --- temporal smoothing ---------------------------------------------------
-    def smooth(self, mask: np.ndarray, prob: np.ndarray | Prediction) -> np.ndarray:
+    def smooth(self, mask: np.ndarray, prob: np.ndarray | Prediction, temporal: bool = True) -> np.ndarray:
         """EMA over the cancer probability (when enabled); returns the mask to draw.
         ``prob``: the probability at the mask's size, or the Prediction it comes from (whose ``prob``
         is read only when smoothing, an own ``overlay.threshold`` or the heat map needs it, so a plain
         frame never makes the full-size float image). In heatmap style it returns the (smoothed)
-        probability as uint8 levels instead, the contour carried in them (heatmap.contour_on)."""
-        if self.ema > 0.0:
+        probability as uint8 levels instead, the contour carried in them (heatmap.contour_on).
+        ``temporal=False`` (live ``strict``: a frame's own mask only) leaves out the EMA alone: the
+        own threshold and the heat map's levels still apply, so both styles draw what they promise."""
+        ema = self.ema if temporal else 0.0
+        if ema > 0.0:
             prob = _probability(prob)
             if self._smoothed is None or self._smoothed.shape != prob.shape:
                 self._smoothed = prob.astype(np.float32).copy()
             else:
-                cv2.addWeighted(prob, self.ema, self._smoothed, 1.0 - self.ema, 0.0, dst=self._smoothed)
+                cv2.addWeighted(prob, ema, self._smoothed, 1.0 - ema, 0.0, dst=self._smoothed)
             out = self._cut(self._smoothed, float(self._smoothed.max()), mask.shape)
         elif self.recut:
             peak = prob.native_prob.max() if isinstance(prob, Prediction) else prob.max()
@@ -130,7 +133,7 @@ class Overlay:
             self._flicker_n += 1
         self._previous_mask = out
         if self.style == HEATMAP_STYLE:
-            shown = self._smoothed if self.ema > 0.0 else _probability(prob)
+            shown = self._smoothed if ema > 0.0 else _probability(prob)
             return heatmap.contour_on(heatmap.levels(shown, out.shape), out, self.threshold)
         return out
 
@@ -207,7 +210,12 @@ class Overlay:
             heatmap.draw_legend_i420(i420, roi, self.threshold, self.heat_floor, self._heat_alpha())
         elif self.legend:
             lw, lh = self._legend_size(roi.h)
-            corner = (roi.x, roi.y + roi.h - lh, roi.x + min(lw, roi.w), roi.y + roi.h)
+            corner = (
+                roi.x,
+                max(roi.y, roi.y + roi.h - lh),
+                roi.x + min(lw, roi.w),
+                roi.y + roi.h,
+            )  # in the ROI
             with yuv.bgr_box(i420, corner) as box:
                 if box is not None:
                     self._draw_legend(box, roi.h)
