@@ -12,8 +12,9 @@ Input: CASES_DIR with <case>/case.yaml (any depth). Output in DATASET/:
   removed/                   images/ and labels/ of cases that left the dataset (batch_dataset.py)
   batch_report.json          done / skipped (already done) / failed cases with their one-line errors,
                              the cases held out for review (quality below --min-quality), the
-                             pending cases with what each lacks, and the cases removed from the
-                             dataset with the reason
+                             pending cases with what each lacks, the cases removed from the
+                             dataset with the reason, and with --dedup the patients joined into one
+                             case by a near-duplicate image (merged_cases, also printed)
 
 The dataset (images/, labels/, cases.csv) holds exactly the cases registered from their current
 inputs in this CASES_DIR. A case now pending, failed, held for review or gone from CASES_DIR leaves
@@ -118,6 +119,16 @@ def _damaged_elsewhere(ds: Path, ids: set[str], failed: list) -> None:
             failed.append(failure_entry(rep, exc, {str(rep): rep.relative_to(ds).as_posix()}))
 
 
+def _merged_patients(ds: Path, rows: list[tuple[str, str]]) -> list[list[str]]:
+    """Patients that --dedup joined into one case (a near-duplicate image in each), each list sorted:
+    cases.csv's case_id names the joined case, ``rows`` (id, patient) each image's own patient."""
+    patient = dict(rows)
+    members: dict[str, set[str]] = {}
+    for row in read_cases_csv(ds / CASES_CSV):
+        members.setdefault(row.case_id, set()).add(patient[row.id])
+    return sorted(sorted(group) for group in members.values() if len(group) > 1)
+
+
 def register_batch(
     cases_dir,
     out_dataset,
@@ -184,7 +195,8 @@ def register_batch(
     removed += [{"id": i, "reason": left[i], "moved": retired[i]} for i in left if retired.get(i)]
     removed.sort(key=lambda r: r["id"])
     files = {spec.id: case_yaml for case_yaml, spec in ready}
-    counts = write_cases_csv(ds, patient_rows({cid: files[cid] for cid in kept}, names), seed, dedup)
+    rows = patient_rows({cid: files[cid] for cid in kept}, names)
+    counts = write_cases_csv(ds, rows, seed, dedup)
     summary = {
         # the folder's name only: this file travels with the dataset, the path above it is the user's
         "dataset": ds.resolve().name,
@@ -192,6 +204,8 @@ def register_batch(
         "skipped_done": len(skipped),
         "failed": len(failed),
         "splits": counts,
+        # patients --dedup put in one split because their images are near-duplicates (cases.csv: P1+P7)
+        "merged_cases": _merged_patients(ds, rows) if dedup else [],
         "done": done,
         "skipped": skipped,
         "registered_again": again,

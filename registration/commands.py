@@ -139,6 +139,8 @@ def _register_batch(args) -> int:
         print(f"removed from the dataset: {s['removed']} (image and label moved to {REMOVED}/)")
     for r in s["removed_cases"]:
         print(f"  removed: {r['id']} ({r['reason']})")
+    for group in s["merged_cases"]:
+        print(f"  merged (near-duplicate images, one split): {' + '.join(group)}")
     # cases waiting for pathology are not failures: a batch of only those succeeds with nothing to do
     nothing = s["registered"] + s["skipped_done"] + s["held_for_review"] == 0
     if nothing and (s["failed"] or not s["pending"]):
@@ -245,7 +247,8 @@ def register(sub) -> None:
         "--dedup",
         action="store_true",
         help="also join patients whose ultrasound images are near-duplicates (perceptual hash) "
-        "into one split group (needs imagehash, in the registration extra)",
+        "into one split group, listed as merged_cases in batch_report.json and printed "
+        "(needs imagehash, in the registration extra)",
     )
     p.set_defaults(func=_register_batch)
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 
 import yaml
+from cli import sonomap
 
 from registration.batch import register_batch
 from registration.sim.biopsy_core import CoreParams
@@ -32,10 +34,37 @@ def test_dedup_joins_patients_that_share_a_scan(busi_sample, tmp_path):
     plain = register_batch(cases, tmp_path / "plain", progress=False)
     rows = {r["id"]: r for r in csv.DictReader(open(tmp_path / "plain" / "cases.csv"))}
     assert plain["registered"] == 4 and rows["copy_case1"]["case_id"] == "OTHER-PATIENT-9"  # patient ids kept
+    assert plain["merged_cases"] == []
 
     register_batch(cases, tmp_path / "dedup", progress=False, dedup=True)
     rows = {r["id"]: r for r in csv.DictReader(open(tmp_path / "dedup" / "cases.csv"))}
     joined = rows[first.name]["case_id"]
     assert "OTHER-PATIENT-9" in joined.split("+") and rows["copy_case1"]["case_id"] == joined
+    # the report names the patients joined, each list sorted, as cases.csv's case_id joins them
+    report = json.loads((tmp_path / "dedup" / "batch_report.json").read_text())
+    assert report["merged_cases"] == [sorted(joined.split("+"))] and len(joined.split("+")) == 2
     assert rows["copy_case1"]["split"] == rows[first.name]["split"]
     assert len({r["case_id"] for r in rows.values()}) == 3  # the other patients stay apart
+
+
+def test_the_command_prints_each_merge(busi_sample, tmp_path):
+    cases = tmp_path / "cases"
+    s = simulate_cases(
+        busi_sample / "images",
+        busi_sample / "masks",
+        cases,
+        2,
+        seed=41,
+        params=SimParams(core=CoreParams(mpp=8.0)),
+    )
+    first = cases / s["cases"][0]["case_id"]
+    shutil.copytree(first, cases / "copy_case1")
+    spec = yaml.safe_load((cases / "copy_case1" / "case.yaml").read_text())
+    spec["id"], spec["patient_id"] = "copy_case1", "OTHER-PATIENT-9"
+    (cases / "copy_case1" / "case.yaml").write_text(yaml.safe_dump(spec))
+    run = sonomap("register-batch", cases, "--out", tmp_path / "ds", "--dedup", "--no-progress")
+    patients = json.loads((tmp_path / "ds" / "batch_report.json").read_text())["merged_cases"]
+    assert (
+        len(patients) == 1
+        and f"merged (near-duplicate images, one split): {' + '.join(patients[0])}" in run.stdout
+    )

@@ -2,11 +2,13 @@
 
 Labels: malignant lesion pixels = 1 (cancer); benign masses and all other pixels = 0.
 BUSI has no patient ids, so near-duplicate images (same scan, or frames seconds apart; see
-:mod:`edge_runtime.near_duplicates`) are grouped into one case first. Images are split 70/20/10 by
-:func:`edge_runtime.case_split.split_cases` (the splitter register-batch uses), seeded,
-stratified by malignant/benign so every split has both. A group whose images carry both
-labels is left out (its images are written nowhere). The split is the per-image split, with each
-group moved whole into the earliest split (train, val, test) of its members. Besides images/, labels/ and cases.csv
+:mod:`edge_runtime.near_duplicates`) are grouped into one case first. A group whose images carry
+both labels is left out (its images are written nowhere). The split (:data:`SPLIT_UNITS`) is made by
+:func:`edge_runtime.case_split.split_cases` (the splitter register-batch uses), seeded, stratified by
+malignant/benign: ``image`` (default) draws images 70/20/10 as without grouping, then moves each group
+whole into the earliest split (train, val, test) of its members, so val and test end up smaller than
+20/10 % (about 19.5/5.3 % of BUSI's images); ``group`` draws the groups themselves 70/20/10. A split
+lacking a label the kept images hold is refused. Besides images/, labels/ and cases.csv
 (case_id = the group's first id), DATASET/ gets ``duplicates.csv`` (every pair found, with both
 hash distances and ``found_by``: the hashes, or the list of same-lesion pairs found by eye,
 :mod:`training.same_lesion`), ``excluded.csv`` (id, label, group, reason) and ``duplicates.png`` (a contact
@@ -37,7 +39,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.atomic import atomic_write_csv, atomic_write_png, check_apart
-from edge_runtime.case_split import CASES_CSV, SPLITS, split_cases
+from edge_runtime.case_split import CASES_CSV, MIN_CASES_ALL_SPLITS, SPLITS, split_cases
 from edge_runtime.csv_text import read_csv_text
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.image_files import read_image
@@ -58,6 +60,8 @@ from training.same_lesion import SHIPPED_LIST, listed_pairs
 MALIGNANT = "malignant"
 BENIGN = "benign"
 HASH, LISTED = "hash", "list"  # duplicates.csv's found_by: the perceptual hashes, or the same-lesion list
+IMAGE, GROUP = "image", "group"
+SPLIT_UNITS = (IMAGE, GROUP)  # --split-unit: what split_cases draws (see _split_groups)
 HASH_BITS = 64  # imagehash's pHash and dHash: distances run from 0 (same) to 64 (every bit differs)
 DUPLICATES_CSV, EXCLUDED_CSV, DUPLICATES_PNG = "duplicates.csv", "excluded.csv", "duplicates.png"
 DUPLICATES_COLUMNS = ("id_a", "id_b", "phash", "dhash", "group", "label_a", "label_b", "found_by")
@@ -124,17 +128,48 @@ def _own_duplicates_csv(path: Path) -> bool:
     return first.rstrip(b"\r\n") == ",".join(DUPLICATES_COLUMNS).encode()
 
 
-def _check_splits(busi: Path, emptied: set[str], n_images: int, n_excluded: int) -> None:
+def _check_splits(busi: Path, emptied: set[str], n_images: int, n_out: int, n_cases: int, unit: str) -> None:
     """Refuse, before anything is written, when grouping or leaving out conflicts emptied a split
-    the images alone fill (e.g. hash limits so loose that every image is one group): train and
-    evaluate refuse an empty split. A set too small for every split (1 or 2 images, see
-    :func:`edge_runtime.case_split.split_counts`) is split as the splitter does."""
+    the images alone fill: train and evaluate refuse an empty split. With ``image`` a group reaches
+    test only when every member drew test, so groups of several frames drain val and test: drawing
+    the groups (``group``) fills them, where looser hash limits would only leak. Too few cases (e.g.
+    limits so loose that every image is one group) fill no split either way. A set too small for
+    every split (1 or 2 images, :func:`edge_runtime.case_split.split_counts`) is split as it is."""
     empty = [name for name in SPLITS if name in emptied]
     if empty:
+        fix = "use --split-unit group (whole cases drawn)"
+        if unit == GROUP or n_cases < MIN_CASES_ALL_SPLITS:
+            fix = f"{n_cases} case(s) after grouping: add images or lower --phash-max/--dhash-max"
         raise ConfigError(
-            f"{busi}: split(s) {', '.join(empty)} would be empty ({n_images} images, {n_excluded} left out "
-            "as near-duplicates with both labels); lower --phash-max/--dhash-max or add images"
+            f"{busi}: split(s) {', '.join(empty)} would be empty ({n_images} images, {n_out} left out "
+            f"as near-duplicates with both labels, split by {unit}); {fix}"
         )
+
+
+def _split_groups(image_split: dict, case_of: dict, labels: dict, seed: int, unit: str) -> dict[str, str]:
+    """Group id -> split. ``image``: the per-image split with each group moved whole into the
+    earliest split of its members, so the test set only loses images and models trained on the
+    per-image split can be re-measured on it (published BUSI figures use it). ``group``: the groups
+    drawn themselves, stratified by their label (a kept group has one; its id is a member's), as
+    register-batch draws patients."""
+    if unit == GROUP:
+        return split_cases(set(case_of.values()), seed, strata={g: labels[g] for g in case_of.values()})
+    return group_splits({sid: image_split[sid] for sid in case_of}, case_of)
+
+
+def _check_labels(busi: Path, split: dict, case_of: dict, labels: dict, unit: str) -> None:
+    """Refuse, before anything is written, a non-empty split lacking a label the kept images hold:
+    its Dice would say nothing about that label. A set with one label is split as it is."""
+    held: dict[str, set[str]] = {}
+    for sid, g in case_of.items():
+        held.setdefault(split[g], set()).add(labels[sid])
+    for name, label in ((n, lb) for n in SPLITS if n in held for lb in (MALIGNANT, BENIGN)):
+        n_groups = len({g for sid, g in case_of.items() if labels[sid] == label})
+        if n_groups and label not in held[name]:
+            fix = "try another --seed" + (" or --split-unit group" if unit == IMAGE else "")
+            if n_groups < MIN_CASES_ALL_SPLITS:  # split_counts: fewer cases than this cannot fill every split
+                fix = f"add {label} images (its images form {n_groups} case(s), too few for every split)"
+            raise ConfigError(f"{busi}: split {name} would hold no {label} image (split by {unit}); {fix}")
 
 
 def _read_pair(busi: Path, image: Path, sid: str, malignant: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -159,15 +194,18 @@ def prepare_busi(
     phash_max: int = PHASH_MAX,
     dhash_max: int = DHASH_MAX,
     same_lesion: Path | None = SHIPPED_LIST,
+    split_unit: str = IMAGE,
 ) -> dict:
     """Write DATASET/images, labels, cases.csv (+ duplicate files); returns split counts.
 
     ``dedup=False`` restores one case per image (the leaky split, kept for comparisons).
     ``same_lesion``: a list of same-lesion pairs found by eye (:mod:`training.same_lesion`), joined
-    like the pairs the hashes find; None: the hashes alone.
-    Counts: split -> label -> images, plus ``excluded`` (label conflicts) and ``groups``.
+    like the pairs the hashes find; None: the hashes alone. ``split_unit``: see :data:`SPLIT_UNITS`.
+    Counts: split -> label -> images, plus ``excluded`` (label conflicts), ``groups`` and ``split_unit``.
     """
     busi, out = Path(busi), Path(out)
+    if split_unit not in SPLIT_UNITS:
+        raise ConfigError(f"--split-unit {split_unit!r}: one of {', '.join(SPLIT_UNITS)}")
     for flag, value in (("--phash-max", phash_max), ("--dhash-max", dhash_max)):
         if not 0 <= value <= HASH_BITS:
             raise ConfigError(f"{flag} {value}: a distance between {HASH_BITS}-bit hashes, 0..{HASH_BITS}")
@@ -189,14 +227,13 @@ def prepare_busi(
     excluded = {sid for ids in conflicts.values() for sid in ids}
     kept = [r for r in rows if r["id"] not in excluded]
     case_of = {r["id"]: groups[r["id"]] for r in kept}
-    # Split images as without grouping (seeded, stratified by label), then move each group whole
-    # into the earliest split of its members: the test set only loses images, so earlier models
-    # can be re-measured on it, and no group spans two splits.
+    # The per-image split (seeded, stratified by label): the splits a set this size fills, and with
+    # split_unit "image" the split each group is moved from
     image_split = split_cases([r["id"] for r in rows], seed, strata=labels)
-    group_split = group_splits({sid: image_split[sid] for sid in case_of}, case_of)
-    split = {g: group_split[g] for g in set(case_of.values())}
+    split = _split_groups(image_split, case_of, labels, seed, split_unit)
     filled = {split[case_of[r["id"]]] for r in kept}
-    _check_splits(busi, set(image_split.values()) - filled, len(rows), len(excluded))
+    _check_splits(busi, set(image_split.values()) - filled, len(rows), len(excluded), len(split), split_unit)
+    _check_labels(busi, split, case_of, labels, split_unit)
     # Every pair is read and checked before anything is written (read again to write: holding a whole
     # release's images would cost hundreds of MB), so a bad mask leaves an earlier dataset untouched.
     for row in kept:
@@ -252,6 +289,7 @@ def prepare_busi(
         counts[split[case_of[row["id"]]]][row["label"]] += 1
     counts["excluded"] = sorted(excluded)
     counts["groups"] = len(set(case_of.values()))
+    counts["split_unit"] = split_unit
     counts["duplicate_pairs"] = len(pairs) - len(listed)
     counts["same_lesion_pairs"] = len(listed)
     return counts

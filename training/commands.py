@@ -17,7 +17,7 @@ from edge_runtime.atomic import check_not_read, check_output_file
 from edge_runtime.jsonfile import atomic_write_json, json_text
 from edge_runtime.near_duplicates import DHASH_MAX, PHASH_MAX
 from training import crossval_cli, evaluation_cli
-from training.busi import HASH_BITS
+from training.busi import HASH_BITS, IMAGE, SPLIT_UNITS
 from training.concordance import cli as concordance_cli
 from training.config_schema import MAX_LR, lr_argument
 from training.interrupt import sigterm_as_interrupt
@@ -39,12 +39,13 @@ def _prepare_busi(args) -> int:
         phash_max=args.phash_max,
         dhash_max=args.dhash_max,
         same_lesion=None if args.same_lesion == NO_LIST else Path(args.same_lesion),
+        split_unit=args.split_unit,
     )
     for split in ("train", "val", "test"):
         print(f"{split}: {counts.get(split, {})}")
     print(
         f"{counts['duplicate_pairs']} near-duplicate pairs and {counts['same_lesion_pairs']} listed "
-        f"same-lesion pairs, {counts['groups']} cases; left out (duplicates "
+        f"same-lesion pairs, {counts['groups']} cases, split by {counts['split_unit']}; left out (duplicates "
         f"with both labels): {', '.join(counts['excluded']) or 'none'} (see {args.out}/duplicates.csv, "
         # the contact sheet exists only when there are pairs to show
         + (f"{DUPLICATES_PNG}, " if (Path(args.out) / DUPLICATES_PNG).is_file() else "")
@@ -144,10 +145,9 @@ def register(sub) -> None:
     p = sub.add_parser(
         "prepare-busi",
         help="convert the BUSI release into the dataset layout",
-        description="BUSI (images/, masks/, index.csv) -> DATASET/images, labels (malignant lesion "
-        "= 1 cancer, everything else 0), cases.csv split 70/20/10 by case, seeded. "
-        "Near-duplicate images (perceptual hash) form one case; duplicates with both "
-        "labels are left out (DATASET/excluded.csv).",
+        description="BUSI (images/, masks/, index.csv) -> DATASET/images, labels (malignant lesion = 1 cancer, else 0), "
+        "cases.csv (split seeded, stratified by label: --split-unit). Near-duplicate images (perceptual hash) form one "
+        "case; duplicates with both labels are left out (DATASET/excluded.csv).",
     )
     p.add_argument("--busi", required=True, help="BUSI directory with images/, masks/, index.csv")
     p.add_argument("--out", required=True, help="dataset directory to write (apart from --busi)")
@@ -176,6 +176,13 @@ def register(sub) -> None:
         "--no-dedup",
         action="store_true",
         help="one case per image, no duplicate check (a leaky per-image split; for comparisons only)",
+    )
+    p.add_argument(
+        "--split-unit",
+        choices=SPLIT_UNITS,
+        default=IMAGE,
+        help="image (default): images drawn 70/20/10, then each case moved whole into the earliest split "
+        "of its images (smaller val/test); group: the cases drawn 70/20/10 (for sets of many frames per lesion)",
     )
     p.set_defaults(func=_prepare_busi)
 
