@@ -14,13 +14,14 @@ from registration.sim.biopsy_core import CoreParams
 from registration.sim.simulate import SimParams, simulate_cases
 
 
-def test_dedup_joins_patients_that_share_a_scan(busi_sample, tmp_path):
-    cases = tmp_path / "cases"
+def cases_with_a_copied_scan(busi_sample, cases, n: int):
+    """``n`` simulated cases plus ``copy_case1``: the first case's scan filed under another patient id.
+    Returns the first case's folder."""
     s = simulate_cases(
         busi_sample / "images",
         busi_sample / "masks",
         cases,
-        3,
+        n,
         seed=41,
         params=SimParams(core=CoreParams(mpp=8.0)),
     )
@@ -30,6 +31,12 @@ def test_dedup_joins_patients_that_share_a_scan(busi_sample, tmp_path):
     spec = yaml.safe_load((copy / "case.yaml").read_text())
     spec["id"], spec["patient_id"] = "copy_case1", "OTHER-PATIENT-9"
     (copy / "case.yaml").write_text(yaml.safe_dump(spec))
+    return first
+
+
+def test_dedup_joins_patients_that_share_a_scan(busi_sample, tmp_path):
+    cases = tmp_path / "cases"
+    first = cases_with_a_copied_scan(busi_sample, cases, 3)
 
     plain = register_batch(cases, tmp_path / "plain", progress=False)
     rows = {r["id"]: r for r in csv.DictReader(open(tmp_path / "plain" / "cases.csv"))}
@@ -49,19 +56,7 @@ def test_dedup_joins_patients_that_share_a_scan(busi_sample, tmp_path):
 
 def test_the_command_prints_each_merge(busi_sample, tmp_path):
     cases = tmp_path / "cases"
-    s = simulate_cases(
-        busi_sample / "images",
-        busi_sample / "masks",
-        cases,
-        2,
-        seed=41,
-        params=SimParams(core=CoreParams(mpp=8.0)),
-    )
-    first = cases / s["cases"][0]["case_id"]
-    shutil.copytree(first, cases / "copy_case1")
-    spec = yaml.safe_load((cases / "copy_case1" / "case.yaml").read_text())
-    spec["id"], spec["patient_id"] = "copy_case1", "OTHER-PATIENT-9"
-    (cases / "copy_case1" / "case.yaml").write_text(yaml.safe_dump(spec))
+    cases_with_a_copied_scan(busi_sample, cases, 2)
     run = sonomap("register-batch", cases, "--out", tmp_path / "ds", "--dedup", "--no-progress")
     patients = json.loads((tmp_path / "ds" / "batch_report.json").read_text())["merged_cases"]
     assert (
