@@ -12,7 +12,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from edge_runtime.errors import ConfigError
-from edge_runtime.manifest import CANCER_CLASS
+from edge_runtime.manifest import CANCER_CLASS, check_cancer_colour
 from edge_runtime.typed_config import Rule, Section, described, finite, number
 from edge_runtime.typed_struct import Meta, field
 
@@ -230,6 +230,13 @@ def check_cancer_visible(overlay: OverlayConfig, origin: str) -> None:
     heatmap, no_tint = overlay.style == "heatmap", finite(alpha) and alpha <= 0
     faint = finite(alpha) and alpha < MIN_TINT_ALPHA
     why = None
+    color = own.get("color")
+    if (
+        isinstance(color, (list, tuple))
+        and len(color) == RGB_CHANNELS
+        and all(isinstance(c, int) for c in color)
+    ):
+        check_cancer_colour(color, origin, f"config key '{prefix}color'")
     if own.get("show", True) is False:
         key, why = prefix + "show", "false hides the cancer class"
     elif heatmap and no_tint:  # the heat map draws its threshold contour only with its tint

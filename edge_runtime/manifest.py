@@ -160,9 +160,31 @@ class Manifest(Struct):
                 raise ConfigError(f"{origin}: class {c.name!r} colour must be 3 values in 0..255")
         if CANCER_CLASS not in {c.name for c in self.classes}:
             raise ConfigError(f"{origin}: no class named {CANCER_CLASS!r} in 'classes'")
+        cancer = next(c for c in self.classes if c.name == CANCER_CLASS)
+        check_cancer_colour(cancer.color, origin, f"manifest key 'classes[{cancer.id}].color'")
         # after the classes: the curve's rule depends on how many there are
         if self.calibration_curve is not None:
             check_curve(self.calibration_curve, len(self.classes), origin, self.threshold)
+
+
+# B-mode is grey, so only a colour's chroma tells the overlay from the image: a grey, black or white
+# cancer colour (strongest and weakest channel close) tinted at any alpha reads as speckle, not as a
+# finding. The default [255, 40, 40] has a chroma of 215 of 255.
+MIN_CANCER_CHROMA = 128
+
+
+def check_cancer_colour(rgb, origin: str, key: str) -> None:
+    """Refuse (one-line ConfigError naming ``origin`` and ``key``, e.g. "config key
+    'overlay.classes.cancer.color'") a cancer colour too close to grey to be seen on a B-mode image
+    (``MIN_CANCER_CHROMA``); checked for a configured colour and for the colour a manifest gives its
+    cancer class."""
+    chroma = max(rgb) - min(rgb)
+    if chroma < MIN_CANCER_CHROMA:
+        raise ConfigError(
+            f"{origin}: {key}: {list(rgb)} is too close to grey to see on B-mode (its strongest and weakest "
+            f"channels differ by {chroma}, below {MIN_CANCER_CHROMA}); use a saturated colour such as [255, 40, 40], "
+            "or a screen with AI ON would look cancer-free"
+        )
 
 
 SHA_SHOWN = 12  # leading hex digits of a sha256 that name a file in messages and reports

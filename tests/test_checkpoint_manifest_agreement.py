@@ -32,9 +32,11 @@ PARITY_FRAMES = 2
 
 
 def swapped_names(manifest: dict) -> None:
-    """id 0 = cancer, id 1 = tissue: the names swapped, the ids and colours left."""
-    for c in manifest["classes"]:
-        c["name"] = {"tissue": "cancer", "cancer": "tissue"}[c["name"]]
+    """id 0 = cancer, id 1 = tissue: the names swapped with their colours (a grey cancer colour is
+    refused on its own), the ids left."""
+    first, second = manifest["classes"][:2]
+    for key in ("name", "color"):
+        first[key], second[key] = second[key], first[key]
 
 
 EDITS = {  # manifest key -> an edit of tiny.pt.yaml that leaves its sha256 right
@@ -91,7 +93,7 @@ def test_loading_refuses_another_input_width_or_normalisation(tmp_path, key):
 def test_a_calibrated_manifest_still_exports_with_its_calibration(tmp_path, busi_sample):
     ck = copy_model(shared_checkpoint(), tmp_path / "run")
     manifest = load_manifest(ck)
-    colours = [c.__class__(id=c.id, name=c.name, color=[9, 9, 9]) for c in manifest.classes]
+    colours = [c.__class__(id=c.id, name=c.name, color=[230, 9, 9]) for c in manifest.classes]
     save_manifest(manifest.derive(threshold=0.42, temperature=1.7, classes=colours), ck)  # as calibrate does
     out = tmp_path / "out" / "model.onnx"
     export(ck, out, busi_sample)

@@ -15,7 +15,7 @@ from runtime_model import dark_onnx
 from edge_runtime.config import load_config
 from edge_runtime.config_schema import OverlayConfig
 from edge_runtime.errors import ConfigError
-from edge_runtime.manifest import load_manifest
+from edge_runtime.manifest import load_manifest, save_manifest
 from edge_runtime.pipeline.graph import Pipeline
 from edge_runtime.render.overlay import Overlay
 
@@ -33,6 +33,10 @@ HIDDEN = {  # overlay section -> the key the error must name
     "{style: heatmap, alpha: 0}": "overlay.alpha",  # the heat map's contour goes with its tint
     "{style: heatmap, classes: {cancer: {show: false}}}": "overlay.classes.cancer.show",
     "{threshold: 1.0}": "overlay.threshold",  # no probability is above 1
+    # a grey or black colour tinted onto grey B-mode reads as speckle, at any alpha
+    "{classes: {cancer: {color: [20, 20, 20], alpha: 0.15, contour: false}}}": "overlay.classes.cancer.color",
+    "{classes: {cancer: {color: [128, 128, 128]}}}": "overlay.classes.cancer.color",
+    "{classes: {cancer: {color: [255, 200, 160]}}}": "overlay.classes.cancer.color",  # pale skin tone
 }
 
 
@@ -77,6 +81,8 @@ def test_replay_refuses_an_overlay_that_hides_cancer(images, tmp_path, section, 
         "{alpha: 0.01}",  # a faint tint, outlined by the contour
         "{alpha: 0.7}",  # the most opaque tint: the speckle still shows through
         "{style: heatmap, contour: false}",  # the heat map's contour does not depend on the mask's
+        "{classes: {cancer: {color: [255, 127, 0]}}}",  # orange: chroma 255
+        "{classes: {cancer: {color: [0, 200, 72]}}}",  # chroma 200
     ],
 )
 def test_settings_that_still_show_cancer_load(tmp_path, section):
@@ -108,3 +114,21 @@ def test_the_renderer_refuses_a_hidden_cancer_style_built_in_code():
         Overlay.from_config(manifest, OverlayConfig(classes={"cancer": {"show": False}}))
     with pytest.raises(ConfigError, match=r"'overlay.alpha'"):
         Overlay.from_config(manifest, OverlayConfig(alpha=0.0, contour=False))
+
+
+def test_a_manifest_whose_cancer_colour_is_grey_is_refused_naming_it(tmp_path):
+    model = tmp_path / "grey.onnx"
+    shutil.copy(dark_onnx(), model)
+    manifest = load_manifest(dark_onnx())
+    grey = [
+        c.__class__(id=c.id, name=c.name, color=[90, 90, 90] if c.name == "cancer" else c.color)
+        for c in manifest.classes
+    ]
+    manifest_file = tmp_path / "grey.onnx.yaml"
+    save_manifest(manifest.derive(classes=grey), model)
+    with pytest.raises(ConfigError) as caught:
+        load_manifest(model)
+    message = str(caught.value)
+    assert message.startswith(
+        f"{manifest_file}: manifest key 'classes[1].color': [90, 90, 90] is too close to grey"
+    ), message
