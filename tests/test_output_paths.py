@@ -18,6 +18,8 @@ from cli import sonomap
 from file_size_limit import small_disk
 from runtime_model import dark_onnx
 
+from edge_runtime.config import DEFAULT_MODEL
+
 CLIP_FRAMES = 3
 CLIP_SIZE = "320x180"
 DEV_FULL = Path("/dev/full")  # Linux: every write fails with ENOSPC
@@ -69,6 +71,30 @@ def test_save_masks_on_the_input_is_refused(clip, tmp_path):
         "--save-masks",
     )
     assert victim.read_bytes() == before
+
+
+def test_an_output_on_the_models_manifest_is_refused_and_the_model_still_loads(clip, tmp_path):
+    model = tmp_path / "model.onnx"
+    shutil.copy(dark_onnx(), model)
+    shutil.copy(f"{dark_onnx()}.yaml", f"{model}.yaml")
+    before = Path(f"{model}.yaml").read_bytes()
+    result = sonomap("replay", clip, "--model", model, "--summary", f"{model}.yaml", check=False)
+    refused(result, "replay", "--summary", "the model's manifest")
+    assert Path(f"{model}.yaml").read_bytes() == before
+
+
+def test_an_output_on_the_shipped_default_model_is_refused_when_no_model_is_named(clip, tmp_path):
+    # A hard link to the shipped manifest: were the output not refused, the atomic write would only
+    # replace the link's name in tmp_path, never the shipped file.
+    alias = tmp_path / "alias.yaml"
+    alias.hardlink_to(Path(f"{DEFAULT_MODEL}.yaml"))
+    refused(
+        sonomap("replay", clip, "--summary", alias, check=False),
+        "replay",
+        "--summary",
+        "the model's manifest",
+    )
+    refused(sonomap("replay", clip, "--out", DEFAULT_MODEL, check=False), "replay", "--out", "--model")
 
 
 @pytest.mark.parametrize("second", ["--record-raw", "--summary"])

@@ -28,7 +28,9 @@ from pathlib import Path
 
 from edge_runtime import source_kinds
 from edge_runtime.atomic import check_creatable, same_file
+from edge_runtime.config import DEFAULT_MODEL
 from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.manifest import manifest_path
 
 # The runtime's file outputs by ``sinks`` key, and the option that sets each (``video`` differs:
 # ``--out`` for replay, ``--record`` for live).
@@ -90,17 +92,20 @@ def runtime_outputs(args, config, video_option: str) -> list[Output]:
 def runtime_inputs(args, config, input_name: str) -> dict[str, Path]:
     """The local files ``replay``/``live`` read, by the name to give them in messages: the source
     (only when it is a file or folder, not 'synthetic', a camera or a stream) and the data files its
-    header names (a detached ``.nhdr``/``.mhd``: its pixels are read from them), the config, the model."""
+    header names (a detached ``.nhdr``/``.mhd``: its pixels are read from them), the config, the model
+    (the shipped default when none is named) and its manifest, without which the model cannot load."""
     from edge_runtime.sources.opener import is_device_or_stream  # deferred for --help (loads the sources)
     from edge_runtime.sources.sequence_data_files import data_files  # deferred for --help, as above
 
     source = config.source.input
+    model = config.inference.model or DEFAULT_MODEL
     named = {
         input_name: None
         if source in (None, source_kinds.SYNTHETIC) or is_device_or_stream(source)
         else source,
         "--config": getattr(args, "config", None),
-        "--model": config.inference.model,
+        "--model": model,
+        "the model's manifest": manifest_path(model),
     }
     if named[input_name]:
         data = data_files(Path(named[input_name]))
