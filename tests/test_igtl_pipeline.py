@@ -15,6 +15,7 @@ hypoechoic (dark) tissue: prob = sigmoid((DARK_LEVEL - pixel) / SOFTNESS).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -246,15 +247,29 @@ def test_bench_reports_igtl_round_trip_latency(tmp_path, frames, model):
     assert report["counters"]["images"] >= rt["n"]
 
 
-def test_live_against_a_dead_server_keeps_running_and_bench_fails_clearly(model):
-    """`live` must never stop the display: it shows NO SIGNAL and keeps reconnecting.
-    `bench` has nothing to measure: one line naming the source, exit 2, no traceback."""
+def test_live_against_a_dead_server_keeps_running_and_bench_fails_clearly(model, tmp_path):
+    """Under systemd `live` must never stop the display: it shows NO SIGNAL and keeps reconnecting
+    (the server may start after the cart). At a terminal a server that never answers is a typo'd
+    address: one line naming it, exit 2. `bench` has nothing to measure: one line, exit 2."""
     port = free_port()
     spec = f"igtl://127.0.0.1:{port}?timeout=1"
-    live = sonomap("live", "--source", spec, "--headless", "--duration", "2.5", "--model", model)
+    argv = [*SONOMAP, "live", "--source", spec, "--headless", "--duration", "2.5", "--model", str(model)]
+    service_env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")}
+    live = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=service_env)
     assert live.returncode == 0, live.stderr
     assert "cannot connect" in live.stderr and "NO SIGNAL" in live.stderr
     assert "Traceback" not in live.stderr, live.stderr
+    terminal = subprocess.run(
+        argv, capture_output=True, text=True, timeout=120, env={**os.environ, "NOTIFY_SOCKET": ""}
+    )
+    assert terminal.returncode == 2, terminal.stderr
+    error = terminal.stderr.strip().splitlines()[-1]  # before it: the logged connect warnings
+    assert (
+        error.startswith("sonomap live: error: ")
+        and f"127.0.0.1:{port}" in error
+        and "before its first frame" in error
+    )
+    assert "Traceback" not in terminal.stderr, terminal.stderr
     bench = sonomap("bench", "--source", spec, "--model", model)
     assert bench.returncode == 2
     error = bench.stderr.strip().splitlines()[-1]  # before it: the logged reconnect warnings

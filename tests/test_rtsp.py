@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 
 import av
 import numpy as np
 import pytest
 from cli import sonomap
+from loopback import SONOMAP
 from rtsp_server import RtspServer
 from runtime_model import dark_onnx
 
@@ -119,3 +122,18 @@ def test_refused_rtsp_is_one_line_error_naming_the_url():
         pass  # the port is closed again: nothing listens there now
     with pytest.raises(InputError, match="rtsp://127.0.0.1"):
         list(open_source(url))
+
+
+def test_live_at_a_terminal_on_a_refused_stream_is_one_line_not_endless_no_signal():
+    """The stream connects on its first read, not when opened: at a terminal that refusal is the
+    same one-line error as a capture device that cannot be opened (under systemd it is waited for)."""
+    with RtspServer([np.zeros((64, 64, 3), np.uint8)], FPS) as url:
+        pass  # the port is closed again: nothing listens there now
+    argv = [*SONOMAP, "live", "--source", url, "--headless", "--duration", "30", "--model", str(dark_onnx())]
+    result = subprocess.run(
+        argv, capture_output=True, text=True, timeout=120, env={**os.environ, "NOTIFY_SOCKET": ""}
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"sonomap live: error: {url}: "), result.stderr[-2000:]
+    assert "before its first frame" in lines[0] and "NO SIGNAL" not in result.stderr

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from edge_runtime import privacy
-from edge_runtime.errors import SonomapError
+from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.frames import MIN_FRAME_H, MIN_FRAME_W, Frame, Source
 from edge_runtime.live_stats import EVENTS
 from edge_runtime.sources.corrupt import CorruptCounter
@@ -165,6 +165,9 @@ class ResilientSource(Source):
         reason = ""
         if self.fail_first_open:  # outside the try: an error here propagates (nothing shown yet)
             self._inner = self._last_inner = self.open_source()
+        # A stream (RTSP, OpenIGTLink) connects on its first read, not when opened: at a terminal a
+        # refused first connection is the same one-line error as a device that cannot be opened.
+        must_deliver = self.fail_first_open
         while not self._closed:
             try:
                 if self._inner is None:
@@ -184,6 +187,7 @@ class ResilientSource(Source):
                             log.warning("%s: reconnected after %d loss(es)", self.name, self.losses)
                     session_size = self.size = frame.image.shape[:2]
                     backoff = self.initial_backoff_s
+                    must_deliver = False
                     frame.index = index
                     index += 1
                     yield frame
@@ -192,6 +196,11 @@ class ResilientSource(Source):
                 reason = privacy.redact(str(exc))  # drawn on the NO SIGNAL screen: no credentials
             if self._closed:
                 return
+            if must_deliver:
+                said = reason if reason.startswith(self.name) else f"{self.name}: {reason}"
+                raise InputError(
+                    f"{said} before its first frame; is the source running and the address right?"
+                )
             self._lost(reason)
             # Down: show NO SIGNAL until the next attempt, then try again with a longer wait.
             retry_at = self.clock() + backoff
