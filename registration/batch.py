@@ -43,9 +43,11 @@ What is persisted, logged or printed names a case by its place among CASES_DIR's
 id, an input file by its case.yaml key (``pathology.wsi: ...``) and a QA image by its path in DATASET;
 never by a path or file name under CASES_DIR, whose folders are often named after the patient.
 
-A DATASET this command did not build (e.g. one from prepare-busi, whose cases.csv rows have no
-registration/<id>/report.json) is refused before anything is written: rebuilding cases.csv would
-drop those rows.
+A DATASET this command did not build is refused before anything is written or moved: one whose
+cases.csv rows have no registration/<id>/report.json (e.g. prepare-busi's: rebuilding cases.csv would
+drop those rows), one holding anything this command does not write (a BUSI folder's masks/, a training
+run's best.pt), and one holding files but neither registration/ nor batch_report.json (an images/
+folder of someone else's, whose images would be moved to removed/). A new or empty DATASET is fine.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ from edge_runtime.errors import InputError
 from edge_runtime.privacy import redact
 from registration.batch_cases import FAILED_NOW, dataset_paths, failure_entry, find_cases, load_cases
 from registration.batch_dataset import (
+    REPORT_JSON,
+    check_dataset_folder,
     copy_into_layout,
     is_done,
     patient_rows,
@@ -84,10 +88,16 @@ HELD_NOW = "held for review: quality below --min-quality (see low_quality)"
 
 def refuse_foreign_dataset(ds: Path) -> None:
     """InputError when DS/cases.csv has rows that no DS/registration/<id>/report.json backs: the
-    rebuilt cases.csv would lose them (and leave their images and labels orphaned)."""
+    rebuilt cases.csv would lose them (and leave their images and labels orphaned); ConfigError when
+    DS is neither new, empty nor a register-batch dataset (batch_dataset.check_dataset_folder): its
+    images would be moved to removed/ and the dataset's files written beside its own. Reads only."""
     path = ds / CASES_CSV
-    if not path.is_file():
-        return
+    if path.is_file():  # first: for a prepare-busi dataset the rows it would lose are the clearer reason
+        _refuse_foreign_rows(ds, path)
+    check_dataset_folder(ds, "--out", new_ok=True)
+
+
+def _refuse_foreign_rows(ds: Path, path: Path) -> None:
     ids = [row.id for row in read_cases_csv(path)]  # a malformed row stops the batch before it starts
     foreign = [i for i in ids if not (ds / "registration" / i / "report.json").is_file()]
     if foreign:
@@ -219,5 +229,5 @@ def register_batch(
         "removed_cases": removed,
         "warnings": sum(len(d["warnings"]) for d in done),
     }
-    write_json(ds / "batch_report.json", summary)
+    write_json(ds / REPORT_JSON, summary)
     return summary

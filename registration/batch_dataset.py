@@ -9,6 +9,9 @@ are moved to ``removed/`` by :func:`set_aside` and listed with the reason (now p
 held for review, or no case.yaml under CASES_DIR has its id any more), so ``sonomap train`` never
 trains on a label its inputs no longer give, and nothing is deleted unreported. A later removal of
 the same id replaces the earlier set-aside copy. ``registration/<id>/`` (report, qa, label) stays.
+
+A folder register-batch did not make is never used as DATASET (:func:`check_dataset_folder`): it would
+move that folder's images to ``removed/`` and write its own files beside the folder's.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 
 from edge_runtime.atomic import atomic_write_csv, atomic_write_png
 from edge_runtime.case_split import CASES_CSV, SPLITS, read_cases_csv, split_cases
-from edge_runtime.errors import InputError
+from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.image_files import UnreadableImage, read_image
 from edge_runtime.near_duplicates import merge_near_duplicate_cases
 from edge_runtime.yamlfile import read_yaml_mapping
@@ -30,7 +33,48 @@ from registration.cases.identity import patient_groups
 
 LAYOUT = {"images": "us.png", "labels": "label.png"}  # dataset folder -> registration/<id>/ file it copies
 REMOVED = "removed"  # DATASET/removed/<images|labels>/<id>.png: what left the dataset
+REPORT_JSON = "batch_report.json"
+# Everything register-batch writes at the top of DATASET, each a folder or a file.
+FOLDERS = frozenset({*LAYOUT, "registration", REMOVED})
+FILES = frozenset({CASES_CSV, REPORT_JSON})
+# Written only by register-batch (cases.csv is prepare-busi's and crossval's too); registration/ is
+# made before anything else, so a first run that was stopped has it.
+MARKERS = ("registration/", REPORT_JSON)
 GONE = "no case.yaml under CASES_DIR registers it now (case removed, or its case.yaml does not load)"
+
+
+def _not_a_dataset(ds: Path, flag: str, why: str, new_ok: bool) -> ConfigError:
+    tail = (
+        " and is left alone; give a new or empty folder"
+        if new_ok
+        else "; give the folder register-batch --out wrote"
+    )
+    return ConfigError(f"{flag} {ds}: {why}, so the folder is not a register-batch dataset{tail}")
+
+
+def check_dataset_folder(ds: Path, flag: str, new_ok: bool) -> None:
+    """Refuse (ConfigError naming ``flag``) a DS that is not a register-batch dataset: a file, or a
+    folder holding none of :data:`MARKERS`. With ``new_ok`` (register-batch --out, which moves images
+    away and writes beside what is there) DS may also be new or empty, and must hold nothing
+    register-batch does not write (hidden names aside: temp files, .DS_Store). Without it (cases
+    --dataset, which only reads and would list every case as ready to register from a mistyped
+    path) DS must be an existing dataset. Reads only."""
+    if ds.exists() and not ds.is_dir():
+        raise ConfigError(f"{flag} {ds}: is a file; give a register-batch dataset folder")
+    if not ds.is_dir():
+        if new_ok:
+            return
+        raise ConfigError(f"{flag} {ds}: folder not found; give the folder register-batch --out wrote")
+    entries = {p.name: p for p in ds.iterdir() if not p.name.startswith(".")}
+    own = {
+        name for name, p in entries.items() if name in FOLDERS and p.is_dir() or name in FILES and p.is_file()
+    }
+    foreign = sorted(set(entries) - own)
+    if new_ok and foreign:
+        raise _not_a_dataset(ds, flag, f"holds {foreign[0]}, which register-batch does not write", new_ok)
+    if (entries or not new_ok) and not own & {"registration", REPORT_JSON}:
+        why = f"holds {sorted(entries)[0]} but neither {' nor '.join(MARKERS)}" if entries else "is empty"
+        raise _not_a_dataset(ds, flag, why, new_ok)
 
 
 def is_done(ds: Path, case_id: str) -> bool:

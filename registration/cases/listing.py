@@ -17,7 +17,8 @@ them, with register-batch's message (registration/batch_shared.py), never ``comp
 
 Names printed are folder names and ids from case.yaml: captured cases are named by time, never
 by patient. Exit status 0 whatever the cases' state (a listing is not a check), also for a DIR
-with no case yet; a missing DIR is an error.
+with no case yet; a missing DIR, a file given as DIR, and a DATASET that is missing or not a
+register-batch dataset (a typo would otherwise list every case as ready to register) are errors.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from edge_runtime.case_report import (
 )
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.yamlfile import read_yaml_mapping
+from registration.batch_dataset import check_dataset_folder
 from registration.batch_shared import shared_ids_and_inputs
 from registration.cases.status import (
     BROKEN,
@@ -129,10 +131,16 @@ def line(status: CaseStatus, state: str, cases_dir: Path) -> str:
 def list_cases(cases_dir: str | Path, dataset: str | Path | None = None) -> list[tuple[CaseStatus, str]]:
     """(status, state) of every case under cases_dir; state adds 'registered' to the status's."""
     cases_dir = Path(cases_dir)
+    if cases_dir.exists() and not cases_dir.is_dir():
+        raise InputError(
+            f"{cases_dir}: is a file, not a cases folder; give the folder holding <case>/case.yaml"
+        )
     if not cases_dir.is_dir():
         raise InputError(f"{cases_dir}: cases folder not found")
-    files = find_case_files(cases_dir)  # none yet is a listing too: no biopsy captured so far
     ds = Path(dataset) if dataset else None
+    if ds is not None:
+        check_dataset_folder(ds, "--dataset", new_ok=False)
+    files = find_case_files(cases_dir)  # none yet is a listing too: no biopsy captured so far
     failures = batch_failures(ds)
     names = case_names(files)  # as the batch named them: the same cases give the same names
     statuses = [inspect_case(f) for f in files]

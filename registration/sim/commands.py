@@ -57,8 +57,10 @@ def register(sub) -> None:
         formatter_class=fmt,
         description="Write OUT.mp4: a real BUSI image on a simulated scanner screen, still probe, two core\n"
         "needles advanced, held and fired (22 mm throw), plus OUT.truth.json (frames, true tips) and\n"
-        "OUT.lesion.png (the image's lesion in ROI pixels; empty for a benign image). Replay it with\n"
-        "`sonomap replay OUT.mp4 --cases DIR` and fill the captured cases with\n"
+        "OUT.lesion.png (the image's lesion in ROI pixels; empty for a benign image). It prints the\n"
+        "simulated screen's ROI and scale (`replay it with: --roi X,Y,W,H --mm-per-pixel MM`); replay\n"
+        "the clip with those options, `sonomap replay OUT.mp4 --roi X,Y,W,H --mm-per-pixel MM --cases DIR`\n"
+        "(fires are detected only with the scale, in that ROI), and fill the captured cases with\n"
         "`sonomap simulate-pathology DIR --truth OUT.truth.json`.",
     )
     p.add_argument("out", help="clip to write (*.mp4)")

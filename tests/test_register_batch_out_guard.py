@@ -1,0 +1,93 @@
+"""register-batch writes only into a new or empty folder or a dataset it made; `cases --dataset` reads only one.
+
+Through the real CLI on simulated cases: an OUT holding someone else's images/ (no registration/ or
+batch_report.json), a BUSI-style folder (images/ + masks/) or a training run (best.pt) is refused
+with one line naming the folder and what it holds, exit 2, every byte and folder as it was (before,
+register-batch moved such images to removed/). An empty OUT and a re-run on its own dataset still
+work. `sonomap cases --dataset` refuses a missing folder, an empty one and one register-batch did
+not write (before, it listed every case as ready to register), and `sonomap cases FILE` says that
+FILE is a file.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from cli import EXIT_USER_ERROR, simulate_biopsy, sonomap
+from file_trees import tree_bytes
+
+
+def _one_line_error(result) -> str:
+    err = result.stderr.strip()
+    assert result.returncode == EXIT_USER_ERROR, err
+    assert "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory, busi_sample) -> Path:
+    out = tmp_path_factory.mktemp("guard") / "cases"
+    simulate_biopsy(busi_sample, out, n=2, seed=0)
+    return out
+
+
+@pytest.fixture(scope="module")
+def dataset(cases) -> Path:
+    """A dataset register-batch made from ``cases`` into an empty folder, then re-ran on."""
+    ds = cases.parent / "dataset"
+    ds.mkdir()
+    sonomap("register-batch", cases, "--out", ds, "--no-progress")
+    again = sonomap("register-batch", cases, "--out", ds, "--no-progress")  # its own dataset: resumes
+    assert again.stdout.startswith("registered 0, already done 2"), again.stdout
+    return ds
+
+
+def _foreign(root: Path, kind: str, busi: Path) -> tuple[Path, str]:
+    """A folder register-batch did not make, and the name its error should give."""
+    folder = root / kind
+    (folder / "images").mkdir(parents=True)
+    shutil.copy(busi / "images" / "benign_041.png", folder / "images")
+    if kind == "busi":
+        (folder / "masks").mkdir()
+        shutil.copy(busi / "masks" / "benign_041.png", folder / "masks")
+        return folder, "holds masks, which register-batch does not write"
+    if kind == "run":
+        (folder / "best.pt").write_bytes(b"checkpoint")
+        return folder, "holds best.pt, which register-batch does not write"
+    return folder, "holds images but neither registration/ nor batch_report.json"
+
+
+@pytest.mark.parametrize("kind", ["images", "busi", "run"])
+def test_register_batch_refuses_a_folder_it_did_not_make_and_moves_nothing(
+    cases, busi_sample, tmp_path, kind
+):
+    folder, held = _foreign(tmp_path, kind, busi_sample)
+    before = tree_bytes(folder, folders=True)
+    err = _one_line_error(sonomap("register-batch", cases, "--out", folder, "--no-progress", check=False))
+    assert f"--out {folder}: {held}" in err and "not a register-batch dataset" in err
+    assert tree_bytes(folder, folders=True) == before  # no removed/, no cases.csv, the image in place
+
+
+def test_cases_dataset_must_be_a_register_batch_dataset(cases, dataset, busi_sample, tmp_path):
+    listing = sonomap("cases", cases, "--dataset", dataset).stdout.splitlines()
+    assert listing[-1].startswith("2 case(s): 2 registered"), listing
+    folder, held = _foreign(tmp_path, "images", busi_sample)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    wrong = {
+        tmp_path / "typo": "folder not found",
+        folder: held,
+        empty: "is empty",
+        dataset / "cases.csv": "is a file",
+    }
+    for path, what in wrong.items():
+        err = _one_line_error(sonomap("cases", cases, "--dataset", path, check=False))
+        assert f"--dataset {path}: {what}" in err
+
+
+def test_cases_given_a_file_says_it_is_a_file(cases):
+    case_yaml = sorted(cases.glob("*/case.yaml"))[0]
+    err = _one_line_error(sonomap("cases", case_yaml, check=False))
+    assert f"{case_yaml}: is a file, not a cases folder" in err
