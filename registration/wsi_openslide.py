@@ -24,12 +24,13 @@ tile is decoded.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 
 from edge_runtime.errors import InputError
-from edge_runtime.privacy import library_path
+from edge_runtime.privacy import library_path, register_dicom
 from registration.wsi_mpp import openslide_mpp
 from registration.wsi_tiff import CannotOpen, refuse_oversized_tile
 
@@ -37,6 +38,8 @@ BAND_PIXELS = 16_000_000  # one read_region call covers this many level pixels a
 MIN_BAND_ROWS = 256
 OPAQUE = 255
 DICOM_VENDOR = "dicom"
+# dicom.Keyword, dicom.Keyword[i] (a multi-value) or dicom.Sequence[i].Keyword (one level of items)
+DICOM_PROPERTY = re.compile(r"dicom\.(\w+)(?:\[(\d+)\])?(?:\.(\w+))?")
 # the base level's ImageType value 4 (as OpenSlide exposes it): NONE at full resolution, RESAMPLED for a
 # pyramid level made by downsampling; then the same value in the frame type functional group, for a writer
 # that leaves ImageType at 3 values
@@ -59,6 +62,28 @@ def openslide_module():
     except (ImportError, OSError) as exc:  # OSError: the binding is there but not the C library
         raise CannotOpen(f"not installed ({exc}; pip install openslide-bin openslide-python)") from exc
     return openslide
+
+
+def dicom_header(props) -> dict:
+    """OpenSlide's ``dicom.*`` properties as the keyword mapping :func:`register_dicom` reads:
+    ``dicom.PatientName`` -> ``PatientName``, ``dicom.PatientID[1]`` -> a list,
+    ``dicom.OtherPatientIDsSequence[0].PatientID`` -> a list of item mappings."""
+    header: dict = {}
+    for key, value in props.items():
+        match = DICOM_PROPERTY.fullmatch(key)
+        if match is None:
+            continue
+        keyword, index, item_keyword = match.groups()
+        if item_keyword is not None:
+            items = header.setdefault(keyword, [])
+            while len(items) <= int(index):
+                items.append({})
+            items[int(index)][item_keyword] = value
+        elif index is not None:
+            header.setdefault(keyword, []).append(value)
+        else:
+            header[keyword] = value
+    return header
 
 
 def detect_vendor(path: Path) -> str | None:
@@ -118,6 +143,8 @@ class OpenSlideSlide:
             raise CannotOpen(f"{type(exc).__name__}: {exc}") from exc
         props = self._slide.properties
         self.vendor = props.get(openslide.PROPERTY_NAME_VENDOR) or "unknown"
+        if self.vendor == DICOM_VENDOR:  # before any error can quote a patient-named path or value
+            register_dicom(dicom_header(props))
         self.level_shapes = [(h, w) for w, h in self._slide.level_dimensions]
         try:
             refuse_oversized_tiles(props, self.level_shapes)
