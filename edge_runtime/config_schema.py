@@ -17,6 +17,7 @@ from edge_runtime.typed_config import Rule, Section, described, finite, number
 from edge_runtime.typed_struct import Meta, field
 
 RGB_CHANNELS = 3
+CLASS_KEYS = frozenset({"color", "alpha", "contour", "show"})  # what overlay.classes.<name> may set
 RGB_MAX = 255
 MAX_DIMENSION_PX = 16384  # 16K: above any scanner output; a typo'd 1080000 must not allocate gigabytes
 LIVE_MODES = ("latest", "strict")
@@ -81,10 +82,10 @@ def _finite_text(text: str) -> bool:
 
 
 def overlay_classes(v: Any) -> bool:
-    """Per-class styles: {name: {color: [r, g, b], alpha, contour, show}} (unknown style keys are
-    named by ``Overlay.from_config``, which knows the model's classes)."""
+    """Per-class styles: {name: {color: [r, g, b], alpha, contour, show}}; a class name the model
+    lacks is named by ``Overlay.from_config``, which knows the model's classes."""
     for style in v.values():
-        if not isinstance(style, dict):
+        if not isinstance(style, dict) or set(style) - CLASS_KEYS:  # a misspelt key ('colour') is refused
             return False
         color = style.get("color")
         if color is not None and not (

@@ -67,7 +67,7 @@ class Pipeline:
         # second hash of a file that may be hundreds of MB; every later one does
         self._file_checked = backend is None
         self.reloads = ConfigReload(config_path, overrides or {}, self.model_path, config.inference.enabled)
-        overlay = Overlay.from_config(self.manifest, config.overlay)
+        overlay = overlay_for(self.manifest, config.overlay, config_path)
         inf = config.inference
         self.ai = AiMonitor.from_config(inf)
         self.guard = GuardedInference(
@@ -178,7 +178,7 @@ class Pipeline:
             return
         try:
             new = self.reloads.read()
-            overlay = Overlay.from_config(self.manifest, new.overlay)
+            overlay = overlay_for(self.manifest, new.overlay, self.reloads.path)
             check_rect(new, self.stages.rois)
             if backend_settings(new.inference) != backend_settings(self.config.inference):
                 # built (and swapped in) before the config is: a section that cannot be built is a
@@ -238,3 +238,14 @@ class Pipeline:
         if unanswered is not None:  # a replay is a result: one the AI never answered on has failed
             raise unanswered
         return figures
+
+
+def overlay_for(manifest, overlay_config, config_path: str | Path | None) -> Overlay:
+    """``Overlay.from_config``, its one-line error naming the config file the settings came from (a
+    class the model lacks is known only here, once the model is: the loader could not name it)."""
+    try:
+        return Overlay.from_config(manifest, overlay_config)
+    except ConfigError as exc:
+        if config_path is None or str(exc).startswith(str(config_path)):
+            raise
+        raise ConfigError(f"{config_path}: {exc}") from exc

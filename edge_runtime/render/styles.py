@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edge_runtime.config_schema import OverlayConfig, check_cancer_visible
+from edge_runtime.config_schema import CLASS_KEYS, OverlayConfig, check_cancer_visible
 from edge_runtime.errors import ConfigError
 
 DEFAULT_THRESHOLD = 0.5  # two classes: cancer where its probability is the larger one
 DEFAULT_ALPHA = 0.4  # the tint shows, and the speckle under it stays readable
 MASK_STYLE, HEATMAP_STYLE = "mask", "heatmap"
 STYLES = (MASK_STYLE, HEATMAP_STYLE)
-CLASS_KEYS = {"color", "alpha", "contour", "show"}
 BACKGROUND_ID = 0  # background tissue is never painted
 
 
