@@ -213,6 +213,16 @@ def clip_box(box, width: int, height: int) -> Rect:
     return max(0, x), max(0, y), min(width, x + w), min(height, y + h)
 
 
+def covered_share(boxes, roi: Roi) -> float:
+    """The share of ``roi``'s area that the (x, y, w, h) screen ``boxes`` cover together."""
+    covered = np.zeros((roi.h, roi.w), bool)
+    for x, y, w, h in boxes:
+        x0, y0, x1, y1 = clip_box((x - roi.x, y - roi.y, w, h), roi.w, roi.h)
+        if x0 < x1 and y0 < y1:  # a box beside the ROI clips to an empty (or negative) extent
+            covered[y0:y1, x0:x1] = True
+    return float(covered.mean())
+
+
 def blank_rects(shape: tuple[int, int], roi: Roi, blank=(), keep=()) -> list[Rect]:
     """The rectangles to blank on a screen of ``shape`` (H, W): all but (ROI + ``keep``) - ``blank``.
 

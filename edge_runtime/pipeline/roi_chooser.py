@@ -37,6 +37,10 @@ RECHECK_EVERY_FRAMES = 1
 # the auto-detected ROI's check, so the AI is off from the first such frame and on again from the next
 # frame with an image.
 NO_IMAGE_IN_FIXED_ROI = "no ultrasound image in the fixed ROI"
+# privacy.blank boxes over more than this share of the image area leave too little image for the AI:
+# a result on a mostly black ROI would read as "no cancer", so such a frame has no image
+MAX_BLANKED_SHARE = 0.5
+MOSTLY_BLANKED = "the privacy.blank boxes cover most of the image area"
 
 
 class RoiChooser:
@@ -68,6 +72,7 @@ class RoiChooser:
         self._background: tuple[int, int] | None = None  # the screen's (level, floor) while auto-detected
         self._edges: roi_edges.Edges | None = None  # the auto-detected ROI's edges when chosen
         self._fixed: Roi | None = None  # a configured rect (or the source's default) as resolved
+        self._blanked_share: tuple | None = None  # (ROI, boxes) -> the share privacy.blank covers
         # Without it a forget landing inside a choice would be lost (the choice, made with the old
         # config, stored after it) and a check could read another choice's half-written fields. Held
         # for a whole choice (a detection: about 20 ms at 1080p); a frame chosen for already skips it.
@@ -89,10 +94,23 @@ class RoiChooser:
             again = roi is None or shape != self.shape or bool(frame.meta.get("session_start"))
             if again or self._due(frame, roi):
                 roi = self._choose(frame, shape)
+            if self._mostly_blanked(roi):
+                roi = rois.undecided_roi(shape[1], shape[0], MOSTLY_BLANKED)
             if roi.undecided:
                 self.undecided_frames += 1
         frame.meta[ROI_META_KEY] = roi  # no later stage chooses again for this frame
         return roi
+
+    def _mostly_blanked(self, roi: Roi) -> bool:
+        """Whether the config's privacy.blank boxes cover more than MAX_BLANKED_SHARE of ``roi``
+        (once per ROI: the share is kept until the ROI or the config changes)."""
+        blank = self.config.privacy.blank
+        if roi.undecided or not blank or not self.config.privacy.deidentify:
+            return False
+        key = (roi.as_list(), repr(blank))
+        if self._blanked_share is None or self._blanked_share[0] != key:
+            self._blanked_share = (key, rois.covered_share(blank, roi))
+        return self._blanked_share[1] > MAX_BLANKED_SHARE
 
     def _due(self, frame: Frame, roi: Roi) -> bool:
         """Whether to choose again within a session: a fixed ROI when it starts or stops holding one
