@@ -96,6 +96,9 @@ def read_dicom(path, where: str):
     return ds
 
 
+BITS_PER_BYTE = 8
+
+
 def frame_count(ds) -> int:
     """The number of frames the dataset holds (1 when NumberOfFrames is absent or empty)."""
     try:
@@ -125,12 +128,37 @@ def _decode(ds, where: str, index: int | None):
         ) from exc
     try:
         decoder = get_decoder(ds.file_meta.TransferSyntaxUID)
-        return decoder.as_array(ds, index=index, as_rgb=True)
+        return decoder.as_array(ds, index=index, as_rgb=True, validate=_whole_in_cut_file(ds, where, index))
+    except SonomapError:
+        raise
     except Exception as exc:  # pydicom raises many types for missing, broken or undecodable pixel data
         reason = " ".join(str(exc).split())  # pydicom lists each plugin on a line of its own: one line
         raise InputError(
             f"{where}: cannot decode the DICOM pixel data ({type(exc).__name__}: {reason})"
         ) from exc
+
+
+def _whole_in_cut_file(ds, where: str, index: int | None) -> bool:
+    """Whether pydicom should check the pixel data's length (True), or may decode frame ``index``
+    of an uncompressed cine cut short, which it would refuse whole though the frame lies in the
+    part that is there (False). InputError naming the frame when it lies in the missing part: the
+    frames before it have been played, as a video cut short plays up to its cut."""
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    data = ds.get("PixelData")
+    bits = int(ds.get("BitsAllocated") or 0)
+    if index is None or syntax is None or syntax.is_compressed or data is None or bits % BITS_PER_BYTE:
+        return True
+    frame_bytes = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel") or 1) * bits // BITS_PER_BYTE
+    declared = frame_count(ds)
+    if frame_bytes <= 0 or len(data) >= frame_bytes * declared:
+        return True
+    whole = len(data) // frame_bytes
+    if index >= whole:
+        raise InputError(
+            f"{where}: the file is cut short: its pixel data holds {whole} whole frame(s) of the {declared} "
+            "it declares (copy it again from the scanner or PACS)"
+        )
+    return False
 
 
 def _palette(arr: np.ndarray, ds, where: str) -> np.ndarray:

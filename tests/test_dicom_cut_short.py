@@ -6,8 +6,10 @@ the real CLI) and in registration's ultrasound reader alike."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import av
 import pytest
 from cli import sonomap
 
@@ -55,3 +57,32 @@ def test_registration_reads_the_header_first_and_says_the_file_is_cut_short(cut_
     shown = privacy.redact(str(err.value))  # as every error and log line is shown
     for part in NAME_PARTS:
         assert part not in shown, shown
+
+
+def test_an_uncompressed_cine_cut_short_plays_its_whole_frames_then_names_the_cut(tmp_path):
+    """Uncompressed pixel data cut half-way: pydicom would refuse every frame (it checks the whole
+    length first). The frames that are there are played and written; the first missing one ends the
+    replay in one line naming it, as a video cut short ends at its cut."""
+    from pydicom.data import get_testdata_file
+
+    ds = pydicom.dcmread(get_testdata_file("examples_ybr_color.dcm"))
+    ds.decompress()  # native (uncompressed) pixel data: each frame at a fixed offset
+    frame_bytes = len(ds.PixelData) // int(ds.NumberOfFrames)
+    whole = tmp_path / "whole.dcm"
+    ds.save_as(str(whole))
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.dcm"
+    kept_frames = 14
+    missing = (int(ds.NumberOfFrames) - kept_frames) * frame_bytes - frame_bytes // 2  # half a frame after 14
+    cut.write_bytes(data[: len(data) - missing])
+    out, summary = tmp_path / "o.mp4", tmp_path / "s.json"
+    res = sonomap("replay", cut, "--out", out, "--summary", summary, check=False)
+    assert res.returncode == 2, res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    assert (
+        f"frame {kept_frames}: the file is cut short" in last
+        and f"{kept_frames} whole frame(s) of the 30" in last
+    ), last
+    assert json.loads(summary.read_text())["frames"] == kept_frames
+    with av.open(str(out)) as clip:
+        assert sum(1 for _ in clip.decode(video=0)) == kept_frames
