@@ -82,11 +82,25 @@ def _class_matches(name: str, pattern: str) -> bool:
 
 
 def _role(name: str | None, cancer, ignore, exclude, where: str) -> str | None:
+    """The role of class ``name``: the list naming it exactly, else the list whose wildcard matches it
+    (so ``exclude_classes: [Tumor excluded]`` beats ``cancer_classes: ['Tumor*']``). InputError when
+    two lists claim it alike, since either choice could paint excluded tissue as cancer or drop cancer."""
     if name is None:
         return None
-    for role, names in (("cancer", cancer), ("exclude", exclude), ("ignore", ignore)):
-        if any(_class_matches(name, pat) for pat in names):
-            return role
+    lists = {"cancer_classes": cancer, "exclude_classes": exclude, "ignore_classes": ignore}
+    exact = [
+        key
+        for key, names in lists.items()
+        if any(not pat.endswith(PREFIX_WILDCARD) and _class_matches(name, pat) for pat in names)
+    ]
+    claims = exact or [key for key, names in lists.items() if any(_class_matches(name, pat) for pat in names)]
+    if len(claims) > 1:
+        raise InputError(
+            f"{where}: annotation class {name!r} matches both pathology.{claims[0]} and pathology.{claims[1]}; "
+            "name it in one list only"
+        )
+    if claims:
+        return claims[0].removesuffix("_classes")
     raise InputError(
         f"{where}: unknown annotation class {name!r}; add it to pathology.cancer_classes "
         f"or pathology.ignore_classes (cancer classes now: {list(cancer)})"

@@ -22,6 +22,7 @@ from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.safe_names import safe_name
 from edge_runtime.typed_config import Wording, convert, shown
 from edge_runtime.yamlfile import read_yaml_mapping
+from registration.case_classes import class_lists
 from registration.case_example import CASE_EXAMPLE  # noqa: F401  (re-exported: `sonomap register --example`)
 from registration.case_paths import path_slip
 from registration.case_schema import (
@@ -124,12 +125,6 @@ class CaseWording(Wording):
 WORDING = CaseWording()
 
 
-def _names(val: str | list[str] | None, default: tuple[str, ...]) -> tuple[str, ...]:
-    if val is None:
-        return default
-    return (val,) if isinstance(val, str) else tuple(val)
-
-
 def _file(base: Path, val: str | None, where: str, in_folder: str = "") -> Path:
     """``val`` (relative to ``base``, the case's folder) as the path of an existing file; ``where`` names
     case.yaml and the key. ConfigError when no path is given or it is a slip no file will mend
@@ -211,9 +206,7 @@ def _pathology(p: PathologySection, base: Path, where: str) -> PathologySpec:
         annotations=_file(base, p.annotations, f"{where}: pathology.annotations"),
         mpp=_float(p.mpp),
         annotation_mpp=_float(p.annotation_mpp),
-        cancer_classes=_names(p.cancer_classes, DEFAULT_CANCER_CLASSES),
-        ignore_classes=_names(p.ignore_classes, DEFAULT_IGNORE_CLASSES),
-        exclude_classes=_names(p.exclude_classes, DEFAULT_EXCLUDE_CLASSES),
+        **class_lists(p, where),
         tip_end=p.tip_end,
         shrinkage=shrink,
         fresh_length_mm=fresh,
