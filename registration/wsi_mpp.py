@@ -73,10 +73,10 @@ def _resolution_mpp(tags, name: str, um: float) -> float | None:
     return um * den / num if num > 0 and den > 0 else None
 
 
-def tiff_mpp(tif) -> tuple[float | None, float | None, str]:
-    """(mpp across, mpp down or None, source) from an open TiffFile: SVS ImageDescription (one value),
-    OME PhysicalSizeX/Y, resolution tags."""
-    page = tif.pages[0]
+def tiff_mpp(tif, page) -> tuple[float | None, float | None, str]:
+    """(mpp across, mpp down or None, source) from an open TiffFile and its slide's level-0 ``page``, not
+    the file's first page (a macro image may come first): SVS ImageDescription (one value), OME
+    PhysicalSizeX/Y, resolution tags."""
     m = SVS_MPP.search(page.description or "")
     if m and plausible(_float(m.group(1))):
         return float(m.group(1)), None, "Aperio ImageDescription MPP"

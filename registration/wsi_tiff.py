@@ -3,7 +3,9 @@
 Input: a TIFF-family file. Output: a ``TiffSlide`` with the pyramid's level shapes and
 ``read_region(level, x, y, w, h)`` returning RGB uint8 in that level's pixels. Only the tiles
 (or strips) that touch the region are read from disk and decoded (threads: the codecs
-release the GIL), so a 40000 px level 0 is never decoded to read a corner of it.
+release the GIL), so a 40000 px level 0 is never decoded to read a corner of it. The slide is the
+file's largest image series, its levels largest first (``slide_levels``): never a macro or label image
+stored before it.
 
 Compressions come from imagecodecs (JPEG, JPEG 2000, LZW, deflate, ZSTD, WebP...). Opening
 checks that every level's compression can be decoded here, so a file whose tiles this reader
@@ -129,9 +131,8 @@ class TiffSlide:
         if not tif.series:
             raise CannotOpen("no image series in the file")
         self.vendor = _vendor(tif)
-        self.mpp_found, self.mpp_y_found, self.mpp_source = tiff_mpp(tif)
         self._pages = []
-        for level in tif.series[0].levels:
+        for level in slide_levels(tif.series):
             page = level.keyframe
             if page.planarconfig != 1 and page.samplesperpixel > 1:
                 raise CannotOpen("planar (separate-sample) slides are not supported by this reader")
@@ -142,10 +143,8 @@ class TiffSlide:
                 hint = " (install imagecodecs)" if isinstance(name, str) else ""
                 raise CannotOpen(f"cannot decode TIFF compression {name}{hint}")
             self._pages.append(page)
-        self.level_shapes = [(int(p.shape[0]), int(p.shape[1])) for p in self._pages]
-        for i, (h, w) in enumerate(self.level_shapes):
-            if h <= 0 or w <= 0:  # a damaged size tag: no pixels to read, and no scale to derive
-                raise CannotOpen(f"level {i} is {w}x{h} px (a damaged size tag)")
+        self.mpp_found, self.mpp_y_found, self.mpp_source = tiff_mpp(tif, self._pages[0])
+        self.level_shapes = [(int(p.shape[0]), int(p.shape[1])) for p in self._pages]  # none 0 (slide_levels)
         # read (and checked) here, so a damaged tile-size tag refuses the file rather than a later read
         self._tiles = [self._tile_shape(i) for i in range(len(self._pages))]
         w0 = self.level_shapes[0][1]
@@ -206,6 +205,30 @@ class TiffSlide:
     def close(self) -> None:
         os.close(self._fd)
         self._tif.close()
+
+
+def _area(level) -> int:
+    """Pixels of one level (TiffPageSeries): ImageLength x ImageWidth of its first page."""
+    return int(level.keyframe.imagelength) * int(level.keyframe.imagewidth)
+
+
+def slide_levels(series: list) -> list:
+    """The levels of the file's slide, largest first. The slide is the series whose largest level has the
+    most pixels (the first of equals), not series 0: a file may open with a macro or label image (the glass
+    slide and its paper label, often with the patient's name) as a series of its own, and read as the slide
+    it would be drawn into qa.png and scale every annotation by its width. Its levels are sorted by size
+    (stable), since a writer may list them smallest first, which would make a reduced copy level 0.
+    CannotOpen for a level 0 px wide or high in any series (a damaged size tag): it has no pixels to read
+    and no scale to derive, and with no area it would hand the slide to a thumbnail or label image."""
+    for k, one in enumerate(series):
+        for i, level in enumerate(one.levels):
+            h, w = int(level.keyframe.imagelength), int(level.keyframe.imagewidth)
+            if h <= 0 or w <= 0:
+                where = f"series {k} level {i}" if k else f"level {i}"
+                raise CannotOpen(f"{where} is {w}x{h} px (a damaged size tag)")
+    # max keeps the first of equals
+    slide = max(series, key=lambda s: max(_area(level) for level in s.levels))
+    return sorted(slide.levels, key=_area, reverse=True)
 
 
 def refuse_oversized_tile(level: int, tile: tuple[int, int], size: tuple[int, int]) -> None:

@@ -1,0 +1,107 @@
+"""The tifffile reader takes the file's largest image series as the slide, its levels largest first: a
+small macro image stored first as a series of its own is never read as the slide, and a pyramid whose
+levels are listed smallest first still has its full-resolution level as level 0."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from registration.wsi import read_slide
+from registration.wsi_tiff import TiffSlide
+
+H, W = 1024, 2048
+TILE = (256, 256)
+MACRO = np.full((100, 300, 3), 200, np.uint8)  # a 3:1 glass slide image, uniform: told apart at a glance
+
+
+def pattern() -> np.ndarray:
+    """Level 0: a pattern whose every 2x2 subsample differs from its full resolution."""
+    y, x = np.mgrid[0:H, 0:W]
+    return np.stack([x % 256, y % 256, (x + y) % 7 * 30], axis=2).astype(np.uint8)
+
+
+def write_macro_then_subifd_pyramid(path):
+    img = pattern()
+    with tifffile.TiffWriter(path) as tw:
+        tw.write(MACRO, photometric="rgb")
+        tw.write(img, tile=TILE, subifds=1, photometric="rgb")
+        tw.write(img[::2, ::2], tile=TILE, subfiletype=1, photometric="rgb")
+    return img
+
+
+def write_macro_then_ifd_pyramid(path):
+    img = pattern()
+    with tifffile.TiffWriter(path) as tw:  # no tifffile description: series as a scanner's file gives them
+        tw.write(MACRO, photometric="rgb", metadata=None)
+        tw.write(img, tile=TILE, photometric="rgb", metadata=None)
+        tw.write(img[::2, ::2], tile=TILE, subfiletype=1, photometric="rgb", metadata=None)
+    return img
+
+
+def write_smallest_first_ome(path):
+    img = pattern()
+    with tifffile.TiffWriter(path, ome=True) as tw:  # the reduced level first, level 0 in its SubIFD
+        tw.write(img[::2, ::2], tile=TILE, subifds=1, photometric="rgb", metadata={"axes": "YXS"})
+        tw.write(img, tile=TILE, subfiletype=1, photometric="rgb")
+    return img
+
+
+@pytest.mark.parametrize(
+    "write,name",  # the IFD pyramid not as .ome.tif: tifffile would write each of its pages as an OME image
+    [
+        (write_macro_then_subifd_pyramid, "slide.tif"),
+        (write_macro_then_ifd_pyramid, "slide.tif"),
+        (write_smallest_first_ome, "slide.ome.tif"),
+    ],
+)
+def test_the_largest_series_is_the_slide_and_its_largest_level_is_level_0(tmp_path, write, name):
+    path = tmp_path / name
+    img = write(path)
+    with tifffile.TiffFile(path) as tif:  # the files hold what the test claims
+        levels = [[lv.shape[:2] for lv in s.levels] for s in tif.series]
+        assert levels[0][0] != (H, W) and (H, W) in {shape for series in levels for shape in series}
+    slide = TiffSlide(path)
+    try:
+        assert slide.level_shapes == [(H, W), (H // 2, W // 2)] and slide.downsamples == [1.0, 2.0]
+        assert np.array_equal(slide.read_region(0, 0, 0, W, H), img)
+        assert np.array_equal(slide.read_region(1, 0, 0, W // 2, H // 2), img[::2, ::2])
+    finally:
+        slide.close()
+
+
+def test_a_macro_first_file_registers_the_pyramid(tmp_path):
+    path = tmp_path / "macro_first.tif"
+    img = write_macro_then_subifd_pyramid(path)
+    lv = read_slide(path, 0.5, 1.0, "tifffile")
+    assert (lv.reader, lv.level0_shape, lv.level, lv.shrink) == ("tifffile", (H, W), 1, 1)
+    assert np.array_equal(lv.rgb, img[::2, ::2])
+
+
+def test_the_scale_comes_from_the_slides_level_0_not_the_macro_first_page(tmp_path):
+    path = tmp_path / "macro_first.tif"
+    img = pattern()
+    um_per_cm = 10_000
+    with tifffile.TiffWriter(path) as tw:  # the macro at 40 µm/px, the pyramid at 0.5 µm/px, both in its tags
+        tw.write(
+            MACRO,
+            photometric="rgb",
+            metadata=None,
+            resolution=(um_per_cm / 40, um_per_cm / 40),
+            resolutionunit="CENTIMETER",
+        )
+        tw.write(
+            img,
+            tile=TILE,
+            photometric="rgb",
+            metadata=None,
+            resolution=(um_per_cm / 0.5, um_per_cm / 0.5),
+            resolutionunit="CENTIMETER",
+        )
+        tw.write(img[::2, ::2], tile=TILE, subfiletype=1, photometric="rgb", metadata=None)
+    slide = TiffSlide(path)
+    try:
+        assert slide.mpp_found == pytest.approx(0.5) and slide.mpp_source == "TIFF resolution tags"
+    finally:
+        slide.close()
