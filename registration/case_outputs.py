@@ -38,12 +38,20 @@ def input_keys(spec: CaseSpec) -> dict[str, str]:
 
 
 def refuse_overwriting_inputs(spec: CaseSpec, out: Path) -> None:
-    """InputError naming ``out`` when it cannot be the output folder (a file is there), or naming it
-    and the case.yaml key when an output file would replace an input. Checked before the
+    """InputError naming ``out`` when it cannot be the output folder (a file is there, or a folder,
+    device or FIFO where one of its files goes), or naming it and the case.yaml key when an output
+    file would replace an input. Checked before the
     registration runs, so a wrong --out costs no minutes of work."""
     for folder in (out, *out.parents):
         if folder.exists() and not folder.is_dir():
             raise InputError(f"--out {out}: {folder} is a file, not a folder")
+    for name in OUTPUT_FILES:  # found while writing, this would come after the first files were replaced
+        target = out / name
+        if target.exists() and not target.is_file():
+            kind = "a folder" if target.is_dir() else "a device, pipe or socket"
+            raise InputError(
+                f"--out {out}: {name} is {kind}, not a file; remove it or choose another output folder"
+            )
     for path, key in input_keys(spec).items():
         for name in OUTPUT_FILES:
             if same_file(out / name, path):

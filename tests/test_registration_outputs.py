@@ -3,13 +3,16 @@ re-run that fails midway never leaves an earlier report.json (the "complete" mar
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
 
 import pytest
 import yaml
 
 from edge_runtime.errors import ConfigError, InputError
+from registration import case_outputs
 from registration.pipeline import register_case
 
 
@@ -48,16 +51,22 @@ def test_a_value_report_json_cannot_hold_is_refused_before_anything_is_written(c
     assert {f.name: f.read_bytes() for f in out.iterdir()} == before
 
 
-def test_a_rerun_failing_midway_leaves_no_old_report_beside_new_images(case, tmp_path):
+def test_a_rerun_failing_midway_leaves_no_old_report_beside_new_images(case, tmp_path, monkeypatch):
     out = tmp_path / "o"
     register_case(case / "case.yaml", out)
     old_label = (out / "label.png").read_bytes()
     spec = yaml.safe_load((case / "case.yaml").read_text())
     spec["pathology"]["flip_across"] = True  # a different label on the re-run
     (case / "case.yaml").write_text(yaml.safe_dump(spec))
-    (out / "qa.png").unlink()
-    (out / "qa.png").mkdir()  # the third image cannot be written
-    with pytest.raises(IsADirectoryError):
+    write_png = case_outputs.atomic_write_png
+
+    def disk_full_at_qa(path, image):  # the fault injected: the disk fills before the third image
+        if path.name == "qa.png":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        write_png(path, image)
+
+    monkeypatch.setattr(case_outputs, "atomic_write_png", disk_full_at_qa)
+    with pytest.raises(OSError, match="No space left"):
         register_case(case / "case.yaml", out)
     assert (out / "label.png").read_bytes() != old_label
     assert not (out / "report.json").exists()
@@ -105,3 +114,20 @@ def test_an_out_that_is_a_file_is_refused_before_the_registration_runs(case, tmp
         with pytest.raises(InputError, match=f"--out {out}: {afile} is a file, not a folder"):
             register_case(case / "case.yaml", out)
     assert afile.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_an_output_that_is_no_file_is_refused_before_an_earlier_output_is_replaced(case, tmp_path, kind):
+    out = tmp_path / "o"
+    register_case(case / "case.yaml", out)
+    (out / "qa.png").unlink()
+    if kind == "fifo":
+        os.mkfifo(out / "qa.png")
+    else:
+        (out / "qa.png").mkdir()
+    before = {name: (out / name).read_bytes() for name in ("us.png", "label.png", "report.json")}
+    path = _append(case, "source:\n  note: a second registration\n")
+    with pytest.raises(InputError) as err:
+        register_case(path, out)
+    assert str(err.value).startswith(f"--out {out}: qa.png is a ") and "not a file" in str(err.value)
+    assert {name: (out / name).read_bytes() for name in before} == before
