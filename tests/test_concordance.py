@@ -169,7 +169,10 @@ def test_group_summary_leaves_out_unknown_cores_and_one_patient_gets_no_ci():
     # sensitivity rests on patient A alone: no CI, with the reason; specificity has two patients
     sens = without["core_scores"]["sensitivity"]
     assert math.isnan(sens["ci_low"]) and math.isnan(sens["ci_high"])
-    assert "1 patient(s) contribute" in sens["reason"]
+    assert (
+        sens["reason"]
+        == "cores with cancer come from 1 patient(s); a patient bootstrap needs at least 2 to vary"
+    )
     assert without["core_scores"]["specificity"]["reason"] == ""
     one_patient = group_summary([_core(i, "A1", c.counts) for i, c in enumerate(cores)], 0.05, 0)
     assert math.isnan(one_patient["fraction_agreement"]["bias_ci_low"])

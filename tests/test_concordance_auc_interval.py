@@ -35,7 +35,9 @@ def test_auc_has_no_interval_when_one_patient_has_every_benign_core():
     auc = group_summary(cores, THRESHOLD, seed=0)["core_scores"]["auc"]
     assert auc["value"] == 1.0
     assert math.isnan(auc["ci_low"]) and math.isnan(auc["ci_high"])
-    assert auc["reason"] == "1 patient(s) contribute; a patient bootstrap needs at least 2 to vary"
+    assert auc["reason"] == (
+        "cores with cancer come from 3 patient(s), cores without from 1; a patient bootstrap needs at least 2 on each side"
+    )
 
 
 def test_auc_has_an_interval_with_two_patients_on_each_side():

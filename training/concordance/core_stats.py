@@ -111,12 +111,22 @@ def patient_bootstrap(
         reason = ""
         if contributing[k] < MIN_CONTRIBUTING_CASES:
             lo, hi = float("nan"), float("nan")
-            reason = (
-                f"{contributing[k]} patient(s) contribute; a patient bootstrap needs at least "
-                f"{MIN_CONTRIBUTING_CASES} to vary"
-            )
+            reason = _no_interval_reason(k, cores)
         out[k] = {"ci_low": lo, "ci_high": hi, "resamples_undefined": undefined, "reason": reason}
     return out
+
+
+def _no_interval_reason(score: str, cores: list[Core]) -> str:
+    """Why ``score`` gets no interval, in the patients on each side of it (the AUC needs both)."""
+    with_cancer = len({c.patient_id for c in cores if c.pathology_positive})
+    without = len({c.patient_id for c in cores if not c.pathology_positive})
+    sides = {
+        "sensitivity": f"cores with cancer come from {with_cancer} patient(s)",
+        "specificity": f"cores without cancer come from {without} patient(s)",
+        "auc": f"cores with cancer come from {with_cancer} patient(s), cores without from {without}",
+    }
+    need = "on each side" if score == "auc" else "to vary"
+    return f"{sides[score]}; a patient bootstrap needs at least {MIN_CONTRIBUTING_CASES} {need}"
 
 
 def bland_altman(cores: list[Core], seed: int) -> dict[str, float]:
