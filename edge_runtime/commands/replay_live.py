@@ -94,7 +94,9 @@ def cmd_replay(args) -> int:
         summary = pipeline.run()
     finally:
         handlers.restore()
-    failed = print_outputs(summary, capture, sequence, sink_options(args, REPLAY_VIDEO_OPTION))
+    failed = print_outputs(
+        summary, pipeline.stages.outputs, capture, sequence, sink_options(args, REPLAY_VIDEO_OPTION)
+    )
     lost = capture_failures(capture)
     if failed or lost:
         raise SonomapError("; ".join([*failed.values(), *lost]))
@@ -150,7 +152,9 @@ def cmd_live(args) -> int:
         summary = pipeline.run()
     finally:
         handlers.restore()
-    failed = print_outputs(summary, capture, sequence, sink_options(args, LIVE_VIDEO_OPTION))
+    failed = print_outputs(
+        summary, pipeline.stages.outputs, capture, sequence, sink_options(args, LIVE_VIDEO_OPTION)
+    )
     for message in failed.values():  # the session itself ran: a warning, exit status 0
         print(redact(f"sonomap live: warning: {message}"), file=sys.stderr)
     lost = capture_failures(capture)
@@ -159,28 +163,33 @@ def cmd_live(args) -> int:
     return 0
 
 
-def print_outputs(summary: dict, capture: list, sequence: list, names: dict[str, str]) -> dict[str, str]:
+def print_outputs(
+    summary: dict, paths: dict[str, str], capture: list, sequence: list, names: dict[str, str]
+) -> dict[str, str]:
     """Print what a replay or live run wrote: its summary (no ``wrote`` line for a failed recorder or
     a file never made), its biopsy captures and its sequence recordings that ended without an error.
-    ``summary``, ``sequence`` and ``names``: as for :func:`recorder_failures`; ``capture``: the
-    --cases observers. Returns the failed recorders (:func:`recorder_failures`), for the caller to
-    report as its command does."""
-    failed = recorder_failures(summary, sequence, names)
+    ``summary``, ``paths``, ``sequence`` and ``names``: as for :func:`recorder_failures`; ``capture``:
+    the --cases observers. Returns the failed recorders (:func:`recorder_failures`), for the caller
+    to report as its command does."""
+    failed = recorder_failures(summary, paths, sequence, names)
     print_summary(summary, set(failed) | never_made(summary))
     print_captures(capture)
     print_sequences([recorder for recorder in sequence if recorder.error is None])
     return failed
 
 
-def recorder_failures(summary: dict, sequence: list, names: dict[str, str]) -> dict[str, str]:
+def recorder_failures(
+    summary: dict, paths: dict[str, str], sequence: list, names: dict[str, str]
+) -> dict[str, str]:
     """The recorders that stopped on an error -> {their file or folder: one line naming the option, the
-    path and the writer's error}. ``summary``: the run's (``failed_outputs``: sink name -> error,
-    ``outputs``: sink name -> path); ``sequence``: the --record-sequence recorders; ``names``: sink
-    name -> option (:func:`output_paths.sink_options`). What a failed recorder wrote before its error
-    stays on disk."""
+    path and the writer's error}. ``summary``: the run's (``failed_outputs``: sink name -> error);
+    ``paths``: every recorder's path by sink name (the summary's ``outputs`` lists only the files
+    written, so a failed recorder's path comes from here); ``sequence``: the --record-sequence
+    recorders; ``names``: sink name -> option (:func:`output_paths.sink_options`). What a failed
+    recorder wrote before its error stays on disk."""
     failed = {}
     for kind, error in summary.get("failed_outputs", {}).items():
-        path = summary.get("outputs", {}).get(kind, kind)
+        path = paths.get(kind, kind)
         failed[path] = f"{names.get(kind, kind)} {path}: recording failed: {error}"
     for recorder in sequence:
         if recorder.error is not None:

@@ -56,8 +56,9 @@ def finish(summary: dict, stages: FrameStages, config: RuntimeConfig, stalled: b
     the source skipped during the run. The stages' state becomes "stopped"."""
     stages.stats.state = "stopped"
     summary["state"] = "stalled" if stalled else "stopped"
-    # the files written, strftime fields and suffixes resolved
-    summary["outputs"] = dict(stages.outputs)
+    # the files written, strftime fields and suffixes resolved; a failed recorder's file is not one
+    # of them (it may be missing, partial, or an earlier run's): it is named under failed_outputs
+    summary["outputs"] = {k: v for k, v in stages.outputs.items() if k not in stages.failed_outputs}
     summary["failed_outputs"] = dict(stages.failed_outputs)  # recorder -> why it stopped
     summary["deidentified"] = bool(config.privacy.deidentify)
     # corrupt input frames the source skipped: the outputs lack them, with no error
