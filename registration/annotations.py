@@ -48,6 +48,9 @@ ASAP_OUTLINES = ("Polygon", "Spline", "Rectangle")  # ASAP Types that enclose an
 ASAP_NO_AREA = ("Dot", "PointSet", "Measurement")  # points and a ruler line
 ASAP_DEFAULT_TYPE = "Polygon"  # an Annotation without a Type attribute (hand-written files)
 MIN_OUTLINE_POINTS = 3
+# an outline whose every point lies within half a pixel of one line encloses no pixel's centre: a
+# line, which the rasteriser would still paint as a row of cancer pixels
+MIN_OFF_LINE_PX = 0.5
 
 
 class Polygons(list):
@@ -160,7 +163,18 @@ def _ring(coords, where: str) -> np.ndarray:
             f"{where}: a coordinate beyond {MAX_COORDINATE} pixels ({np.abs(arr[:, :2]).max():g}); "
             "not a slide's pixel coordinates"
         )
+    if _off_line_px(arr[:, :2]) < MIN_OFF_LINE_PX:  # distinct points on one line: a line drawn as cancer
+        raise InputError(f"{where}: a polygon ring whose points all lie on one line encloses no area")
     return arr[:, :2]
+
+
+def _off_line_px(points: np.ndarray) -> float:
+    """How far, in pixels, the point farthest from the line through the first point and the first
+    point distinct from it lies from that line (0 for a ring of collinear points)."""
+    direction = points[(points != points[0]).any(axis=1).argmax()] - points[0]
+    offsets = points - points[0]
+    cross = offsets[:, 0] * direction[1] - offsets[:, 1] * direction[0]
+    return float(np.abs(cross).max() / np.hypot(*direction))
 
 
 def _no_area(where: str, kind: str, name: str) -> str:

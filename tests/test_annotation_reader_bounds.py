@@ -174,3 +174,12 @@ def test_a_ring_of_fewer_than_three_distinct_points_is_refused(tmp_path, ring):
     with pytest.raises(InputError, match=r"needs >= 3 distinct points .*distinct") as err:
         load_annotations(p, *CLASSES)
     _one_line(err, f"{p} feature 0: ")
+
+
+def test_a_ring_of_collinear_points_is_refused_not_painted_as_a_line(tmp_path):
+    line = [[3000, 700], [3100, 700], [3200, 700.3], [3000, 700]]  # 3 distinct points within 0.5 px of a line
+    with pytest.raises(InputError) as err:
+        load_annotations(_geojson(tmp_path / "a.geojson", _polygon(line)), *CLASSES)
+    _one_line(err, f"{tmp_path / 'a.geojson'} feature 0: a polygon ring whose points all lie on one line")
+    thin = [[3000, 700], [3100, 700], [3200, 701], [3000, 700]]  # 1 px off the line: a thin sliver, kept
+    assert len(load_annotations(_geojson(tmp_path / "b.geojson", _polygon(thin)), *CLASSES).cancer) == 1
