@@ -136,6 +136,10 @@ class TiffSlide:
             page = level.keyframe
             if page.planarconfig != 1 and page.samplesperpixel > 1:
                 raise CannotOpen("planar (separate-sample) slides are not supported by this reader")
+            if not np.issubdtype(
+                page.dtype, np.integer
+            ):  # float, 1-bit: refused here, so the next reader is tried
+                raise CannotOpen(f"unsupported sample type {page.dtype} (this reader reads integer samples)")
             if page.ndim not in (2, 3) or (page.ndim == 3 and page.shape[2] not in (1, 3, 4)):
                 raise CannotOpen(f"unsupported level layout {page.shape} ({page.axes})")
             if page.compression not in decompressors:

@@ -9,7 +9,7 @@ import pytest
 import tifffile
 
 from registration.wsi import read_slide
-from registration.wsi_tiff import TiffSlide
+from registration.wsi_tiff import CannotOpen, TiffSlide
 
 H, W = 1024, 2048
 TILE = (256, 256)
@@ -105,3 +105,12 @@ def test_the_scale_comes_from_the_slides_level_0_not_the_macro_first_page(tmp_pa
         assert slide.mpp_found == pytest.approx(0.5) and slide.mpp_source == "TIFF resolution tags"
     finally:
         slide.close()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, bool])
+def test_a_sample_type_this_reader_cannot_show_is_refused_when_opened(tmp_path, dtype):
+    """Refused at open (the next reader is then tried), not called corrupt tile data at the first read."""
+    path = tmp_path / "odd.tif"
+    tifffile.imwrite(path, np.zeros((512, 512), dtype), tile=TILE)
+    with pytest.raises(CannotOpen, match=r"unsupported sample type (float32|bool)"):
+        TiffSlide(path)
