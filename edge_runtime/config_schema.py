@@ -58,7 +58,11 @@ PATH = described(str | None, "a path")
 PIXEL = Annotated[int, Meta(ge=0)]
 EXTENT = Annotated[int, Meta(ge=1)]
 SIDE = Annotated[int, Meta(ge=1)]
-CUT_OFF = number("a number in [0, 1)", ge=0, lt=1)
+# An own overlay threshold outside this band is all or nothing on any model: below it nearly every
+# pixel is painted cancer, above it nearly none is, and a screen at AI ON would look cancer-free.
+MIN_THRESHOLD, MAX_THRESHOLD = 0.01, 0.99
+CUT_OFF_TEXT = f"a number in [{MIN_THRESHOLD}, {MAX_THRESHOLD}]"
+CUT_OFF = number(CUT_OFF_TEXT, ge=MIN_THRESHOLD, le=MAX_THRESHOLD)
 FPS = number(f"a number in [{MIN_FPS}, {MAX_FPS}] (frames per second)", ge=MIN_FPS, le=MAX_FPS)
 BOXES = described(
     list[tuple[PIXEL, PIXEL, EXTENT, EXTENT]], "a list of [x, y, w, h] integer boxes (w, h >= 1)"
@@ -157,7 +161,7 @@ class OverlayConfig(Section):
     hud: FLAG = True
     ema: number("a number in [0, 1)", ge=0, lt=1) = 0.0
     # None: the manifest's. Below 1: a cut-off of 1 (probability >= 1) would hide nearly every lesion
-    threshold: described(CUT_OFF | None, "a number in [0, 1)") = None
+    threshold: described(CUT_OFF | None, CUT_OFF_TEXT) = None
     style: described(Literal[OVERLAY_STYLES], "mask or heatmap") = "mask"
 
 
@@ -238,8 +242,14 @@ def check_cancer_visible(overlay: OverlayConfig, origin: str) -> None:
         and all(isinstance(c, int) for c in color)
     ):
         check_cancer_colour(color, origin, f"config key '{prefix}color'")
+    threshold = overlay.threshold
     if own.get("show", True) is False:
         key, why = prefix + "show", "false hides the cancer class"
+    elif threshold is not None and not (finite(threshold) and MIN_THRESHOLD <= threshold <= MAX_THRESHOLD):
+        key, why = (
+            "overlay.threshold",
+            f"{threshold} is outside [{MIN_THRESHOLD}, {MAX_THRESHOLD}], all or nothing on any model",
+        )
     elif heatmap and no_tint:  # the heat map draws its threshold contour only with its tint
         key, why = alpha_key, "0 in the heatmap style paints nothing, not even the threshold contour"
     elif not heatmap and no_tint and not contour:

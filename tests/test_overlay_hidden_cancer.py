@@ -33,6 +33,8 @@ HIDDEN = {  # overlay section -> the key the error must name
     "{style: heatmap, alpha: 0}": "overlay.alpha",  # the heat map's contour goes with its tint
     "{style: heatmap, classes: {cancer: {show: false}}}": "overlay.classes.cancer.show",
     "{threshold: 1.0}": "overlay.threshold",  # no probability is above 1
+    "{threshold: 0.999999}": "overlay.threshold",  # reached by almost no pixel: AI ON over a clear lesion
+    "{threshold: 0}": "overlay.threshold",  # every pixel is cancer: the lesion cannot be told apart
     # a grey or black colour tinted onto grey B-mode reads as speckle, at any alpha
     "{classes: {cancer: {color: [20, 20, 20], alpha: 0.15, contour: false}}}": "overlay.classes.cancer.color",
     "{classes: {cancer: {color: [128, 128, 128]}}}": "overlay.classes.cancer.color",
@@ -83,6 +85,8 @@ def test_replay_refuses_an_overlay_that_hides_cancer(images, tmp_path, section, 
         "{style: heatmap, contour: false}",  # the heat map's contour does not depend on the mask's
         "{classes: {cancer: {color: [255, 127, 0]}}}",  # orange: chroma 255
         "{classes: {cancer: {color: [0, 200, 72]}}}",  # chroma 200
+        "{threshold: 0.01}",  # the band's edges
+        "{threshold: 0.99}",
     ],
 )
 def test_settings_that_still_show_cancer_load(tmp_path, section):
@@ -114,6 +118,8 @@ def test_the_renderer_refuses_a_hidden_cancer_style_built_in_code():
         Overlay.from_config(manifest, OverlayConfig(classes={"cancer": {"show": False}}))
     with pytest.raises(ConfigError, match=r"'overlay.alpha'"):
         Overlay.from_config(manifest, OverlayConfig(alpha=0.0, contour=False))
+    with pytest.raises(ConfigError, match=r"'overlay.threshold': 0.999999 is outside \[0.01, 0.99\]"):
+        Overlay.from_config(manifest, OverlayConfig(threshold=0.999999))
 
 
 def test_a_manifest_whose_cancer_colour_is_grey_is_refused_naming_it(tmp_path):
