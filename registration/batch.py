@@ -200,6 +200,8 @@ def register_batch(
         except Exception as exc:  # one bad case never stops the batch (Ctrl-C still does)
             failed.append(failure_entry(case_yaml, exc, names, spec.id))
             left[spec.id] = FAILED_NOW
+    for entry in again:  # the old copies it replaced, in removed/ (a failed case's are under removed_cases)
+        entry["moved"] = [] if entry["id"] in left else retired.get(entry["id"], [])
     _damaged_elsewhere(ds, {spec.id for _, spec in ready}, failed)
     removed = set_aside(ds, set(kept), left)
     removed += [{"id": i, "reason": left[i], "moved": retired[i]} for i in left if retired.get(i)]

@@ -32,7 +32,7 @@ from edge_runtime.yamlfile import read_yaml_mapping
 from registration.cases.identity import patient_groups
 
 LAYOUT = {"images": "us.png", "labels": "label.png"}  # dataset folder -> registration/<id>/ file it copies
-REMOVED = "removed"  # DATASET/removed/<images|labels>/<id>.png: what left the dataset
+REMOVED = "removed"  # DATASET/removed/<images|labels>/<id>.png (<id>~2.png, ...): what left the dataset
 REPORT_JSON = "batch_report.json"
 # Everything register-batch writes at the top of DATASET, each a folder or a file.
 FOLDERS = frozenset({*LAYOUT, "registration", REMOVED})
@@ -123,11 +123,21 @@ def retire_copies(ds: Path, case_id: str) -> list[str]:
         src = ds / folder / f"{case_id}.png"
         if not src.is_file():
             continue
-        dst = ds / REMOVED / folder / src.name
+        dst = _unused(ds / REMOVED / folder / src.name)
         dst.parent.mkdir(parents=True, exist_ok=True)
         os.replace(src, dst)  # same file system: a rename, never a half-copied file
         moved.append(dst.relative_to(ds).as_posix())
     return moved
+
+
+def _unused(path: Path) -> Path:
+    """``path``, or ``<stem>~N<suffix>`` with the smallest N not taken: a case retired twice (registered
+    again after a second revision) keeps both earlier copies in removed/, the older never replaced."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}~{n}{path.suffix}")
+    return candidate
 
 
 def patient_rows(case_files: dict[str, Path], names: dict[str, str]) -> list[tuple[str, str]]:

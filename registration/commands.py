@@ -111,11 +111,16 @@ def _register(args) -> int:
 
 def _register_batch(args) -> int:
     from registration.batch import register_batch
-    from registration.batch_dataset import REMOVED
+    from registration.batch_summary import summary_lines
+    from registration.cases.status import find_case_files
 
     if args.min_quality is not None and not 0.0 <= args.min_quality <= 1.0:
         raise SonomapError(f"--min-quality {args.min_quality}: must be between 0 and 1")
     check_apart(args.cases, args.out, "CASES_DIR")  # the dataset's files never land among the cases
+    if Path(args.cases).is_dir() and not find_case_files(Path(args.cases)):
+        # a day with no biopsy captured: as `sonomap cases` says, nothing to do (a nightly job succeeds)
+        print(f"0 case(s) under {args.cases}: nothing to register; {args.out} not touched")
+        return 0
     s = register_batch(
         args.cases,
         args.out,
@@ -124,23 +129,7 @@ def _register_batch(args) -> int:
         min_quality=args.min_quality,
         dedup=args.dedup,
     )
-    print(
-        f"registered {s['registered']}, already done {s['skipped_done']}, failed {s['failed']}, "
-        f"held for review {s['held_for_review']}, pending {s['pending']} -> {args.out} "
-        f"(splits {s['splits']}; details in batch_report.json)"
-    )
-    for w in s["pending_cases"]:
-        print(f"  pending: {w['id']} lacks {', '.join(w['lacks'])}")
-    for h in s["low_quality"]:
-        print(f"  review: {h['id']} quality {h['quality']:.2f} (weakest: {h['weakest']}) {h['qa']}")
-    for f in s["failures"]:
-        print(f"  failed: {f['error']}")
-    if s["removed"]:
-        print(f"removed from the dataset: {s['removed']} (image and label moved to {REMOVED}/)")
-    for r in s["removed_cases"]:
-        print(f"  removed: {r['id']} ({r['reason']})")
-    for group in s["merged_cases"]:
-        print(f"  merged (near-duplicate images, one split): {' + '.join(group)}")
+    print("\n".join(summary_lines(s, args.out)))
     # cases waiting for pathology are not failures: a batch of only those succeeds with nothing to do
     nothing = s["registered"] + s["skipped_done"] + s["held_for_review"] == 0
     if nothing and (s["failed"] or not s["pending"]):

@@ -78,11 +78,16 @@ def test_a_revised_annotation_is_seen_by_cases_concordance_and_register_batch(ca
         and "pathology.annotations changed since it was registered" in skipped["reason"]
     )
 
-    sonomap("register-batch", cases, "--out", ds, "--no-progress")
+    old_label = (ds / "labels" / f"{first}.png").read_bytes()
+    out = sonomap("register-batch", cases, "--out", ds, "--no-progress").stdout
     s = json.loads((ds / "batch_report.json").read_text())
     assert (s["registered"], s["skipped_done"], s["failed"]) == (1, 1, 0)
     (again,) = s["registered_again"]
     assert again["id"] == first and "pathology.annotations changed" in again["reason"]
+    # the label it replaced is kept in removed/ and said to be there, in the report and on stdout
+    assert again["moved"] == [f"removed/images/{first}.png", f"removed/labels/{first}.png"]
+    assert (ds / "removed" / "labels" / f"{first}.png").read_bytes() == old_label
+    assert f"  registered again: {first} (" in out and f"removed/labels/{first}.png" in out
     assert not (_label(ds, first) == CANCER).any()  # the label now agrees with the annotation
     after = _concordance(cases, ds, tmp_path / "c3")
     assert {c["id"]: c["pathology_cancer"] for c in after["cores"]}[first] is False
@@ -128,3 +133,19 @@ def test_unchanged_inputs_are_not_hashed_again(cases, tmp_path, monkeypatch):
     slide.touch()  # a new mtime, the same content: hashed once, still current
     s = register_batch(cases, ds, progress=False)
     assert s["skipped_done"] == 2 and hashed == [slide]
+
+
+def test_a_case_revised_twice_keeps_both_earlier_copies(cases, tmp_path):
+    ds = tmp_path / "ds"
+    register_batch(cases, ds, progress=False)
+    first = sorted(p.name for p in cases.iterdir())[0]
+    labels = [(ds / "labels" / f"{first}.png").read_bytes()]
+    for revision in (EMPTY_ANNOTATION, EMPTY_ANNOTATION + "\n"):  # revised: no cancer, then re-saved
+        (cases / first / "core.geojson").write_text(revision)
+        s = register_batch(cases, ds, progress=False)
+        assert [a["id"] for a in s["registered_again"]] == [first]
+        labels.append((ds / "labels" / f"{first}.png").read_bytes())
+    (second_round,) = s["registered_again"]
+    assert second_round["moved"] == [f"removed/images/{first}~2.png", f"removed/labels/{first}~2.png"]
+    kept = [(ds / "removed" / "labels" / name).read_bytes() for name in (f"{first}.png", f"{first}~2.png")]
+    assert kept == labels[:2]  # the oldest was not replaced by the second retirement

@@ -6,7 +6,7 @@ with one line naming the folder and what it holds, exit 2, every byte and folder
 register-batch moved such images to removed/). An empty OUT and a re-run on its own dataset still
 work. `sonomap cases --dataset` refuses a missing folder, an empty one and one register-batch did
 not write (before, it listed every case as ready to register), and `sonomap cases FILE` says that
-FILE is a file.
+FILE is a file. A cases folder with no case yet is nothing to do (exit 0), the dataset untouched.
 """
 
 from __future__ import annotations
@@ -91,3 +91,18 @@ def test_cases_given_a_file_says_it_is_a_file(cases):
     case_yaml = sorted(cases.glob("*/case.yaml"))[0]
     err = _one_line_error(sonomap("cases", case_yaml, check=False))
     assert f"{case_yaml}: is a file, not a cases folder" in err
+
+
+def test_register_batch_on_a_folder_with_no_case_yet_succeeds_and_touches_nothing(dataset, tmp_path):
+    # a day with no biopsy captured: `sonomap cases` lists 0 cases, and a nightly register-batch (or
+    # configs/biopsy-loop.sh under set -e) must not fail on it, nor touch the dataset
+    empty = tmp_path / "cases"
+    (empty / ".capture.host-1.partial").mkdir(parents=True)  # a capture still being written is no case
+    assert sonomap("cases", empty).stdout.splitlines()[-1].startswith("0 case(s)")
+    before = tree_bytes(dataset, folders=True)
+    for out in (dataset, tmp_path / "new"):
+        result = sonomap("register-batch", empty, "--out", out, "--no-progress")
+        assert result.stdout.strip() == f"0 case(s) under {empty}: nothing to register; {out} not touched"
+    assert tree_bytes(dataset, folders=True) == before and not (tmp_path / "new").exists()
+    err = _one_line_error(sonomap("register-batch", tmp_path / "typo", "--out", dataset, check=False))
+    assert f"{tmp_path / 'typo'}: cases folder not found" in err

@@ -1,0 +1,32 @@
+"""What ``sonomap register-batch`` prints: the batch summary dict (:func:`registration.batch.register_batch`,
+also batch_report.json) as lines for the terminal, one per case that needs a look.
+
+Input: the summary dict and the dataset path as given. Output: the lines; nothing is written.
+Cases are named by id, never by a path under the cases folder (often named after the patient).
+"""
+
+from __future__ import annotations
+
+from registration.batch_dataset import REMOVED
+
+
+def summary_lines(s: dict, out) -> list[str]:
+    lines = [
+        f"registered {s['registered']}, already done {s['skipped_done']}, failed {s['failed']}, "
+        f"held for review {s['held_for_review']}, pending {s['pending']} -> {out} "
+        f"(splits {s['splits']}; details in batch_report.json)"
+    ]
+    lines += [f"  pending: {w['id']} lacks {', '.join(w['lacks'])}" for w in s["pending_cases"]]
+    lines += [
+        f"  review: {h['id']} quality {h['quality']:.2f} (weakest: {h['weakest']}) {h['qa']}"
+        for h in s["low_quality"]
+    ]
+    lines += [f"  failed: {f['error']}" for f in s["failures"]]
+    for a in s["registered_again"]:
+        moved = f"; old copies in {', '.join(a['moved'])}" if a["moved"] else ""
+        lines.append(f"  registered again: {a['id']} ({a['reason']}{moved})")
+    if s["removed"]:
+        lines.append(f"removed from the dataset: {s['removed']} (image and label moved to {REMOVED}/)")
+    lines += [f"  removed: {r['id']} ({r['reason']})" for r in s["removed_cases"]]
+    lines += [f"  merged (near-duplicate images, one split): {' + '.join(g)}" for g in s["merged_cases"]]
+    return lines
