@@ -16,7 +16,7 @@ import numpy as np
 from edge_runtime.errors import InputError
 from edge_runtime.units import UM2_PER_MM2
 from registration.centerline import medial_axis
-from registration.tissue import tissue_masks
+from registration.tissue import no_tissue_reason, tissue_masks
 
 MIN_FRAGMENT_AREA_UM2 = 40_000.0  # ~0.2 x 0.2 mm: smaller specks are dust or debris
 STUBBY_ASPECT = 2.0  # length/width below which a piece takes the core's direction
@@ -159,7 +159,10 @@ def find_fragments(
             )
         )
     if not frags:
-        raise InputError(f"{where}: no tissue found on the slide (is this the right WSI / level?)")
+        why = no_tissue_reason(rgb) or (
+            f"its stained pieces are all smaller than {MIN_FRAGMENT_AREA_UM2 / UM2_PER_MM2:g} mm2"
+        )
+        raise InputError(f"{where}: no tissue found on the slide: {why} (is this the right WSI / level?)")
     return frags
 
 

@@ -106,6 +106,36 @@ def tissue_masks(rgb: np.ndarray, mpp: float) -> TissueMasks:
     return TissueMasks(tissue, rejected & ~tissue, fat, glass)
 
 
+# Below this share of the level absorbing light at all, the level is glass (a blank or wrong level).
+MIN_MARKED_SHARE = 0.005
+
+
+def no_tissue_reason(rgb: np.ndarray) -> str:
+    """Why the tissue rule found nothing on ``rgb``, for the error that says so: blank glass, grey
+    (a greyscale or unstained slide: the rule needs H&E's colour) or colour that is not H&E's (ink,
+    or another stain such as IHC's brown). Empty when stained pixels were there but formed no piece."""
+    od = optical_density(rgb, glass_colour(rgb))
+    r, g, b = od[..., 0], od[..., 1], od[..., 2]
+    odmax = np.maximum(np.maximum(r, g), b)
+    marked = odmax > OD_MIN
+    share = float(np.count_nonzero(marked)) / marked.size
+    if share < MIN_MARKED_SHARE:
+        return "the level is blank: almost nothing on it absorbs light"
+    stained = (g > OD_MIN) & (r < RED_GREEN_MAX * g) & (b < BLUE_GREEN_MAX * g)
+    if np.count_nonzero(stained) >= np.count_nonzero(marked) / 2:
+        return ""
+    grey = (odmax - np.minimum(np.minimum(r, g), b)) < GREY_SPREAD * np.maximum(odmax, 1e-6)
+    if np.count_nonzero(grey & marked) >= np.count_nonzero(marked) / 2:
+        return (
+            f"what is on it ({100 * share:.0f} % of the level) is grey: a greyscale or unstained slide, "
+            "and tissue is found by H&E's pink-to-purple colour"
+        )
+    return (
+        f"what is on it ({100 * share:.0f} % of the level) is coloured, but not as H&E stains: ink, or "
+        "another stain (IHC's brown); tissue is found by H&E's pink-to-purple colour"
+    )
+
+
 def _near(mask: np.ndarray, r_px: int) -> np.ndarray:
     return cv2.dilate(mask.astype(np.uint8), _disk(r_px)) > 0
 

@@ -103,3 +103,33 @@ def test_blank_slide_has_no_tissue():
         find_fragments(
             np.full((50, 80, 3), 245, np.uint8), MPP, np.zeros((50, 80), np.uint8), "empty.tif", []
         )
+
+
+def _no_tissue_error(rgb: np.ndarray) -> str:
+    with pytest.raises(InputError, match="no tissue found") as caught:
+        find_fragments(rgb, MPP, np.zeros(rgb.shape[:2], np.uint8), "slide.tif", [])
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "colour, why",
+    [
+        (None, "the level is blank"),
+        ((150, 150, 150), "is grey: a greyscale or unstained slide"),  # a slide scanned or stored grey
+        ((150, 100, 60), "is coloured, but not as H&E stains"),  # IHC's DAB brown (RGB)
+    ],
+)
+def test_no_tissue_says_why(colour, why):
+    rgb = np.full((120, 600, 3), 244, np.uint8)
+    if colour is not None:  # the two fragments of _slide_with_fragments, in another colour
+        cv2.rectangle(rgb, (20, 40), (260, 79), colour, -1)
+        cv2.rectangle(rgb, (320, 42), (560, 77), colour, -1)
+    message = _no_tissue_error(rgb)
+    assert message.startswith("slide.tif: no tissue found on the slide: ") and why in message, message
+
+
+def test_no_tissue_names_specks_too_small_to_be_a_fragment():
+    rgb = np.full((120, 600, 3), 244, np.uint8)
+    for x in range(20, 560, 60):  # pink specks of 10 x 10 px (0.08 mm across): dust-sized pieces
+        cv2.rectangle(rgb, (x, 50), (x + 9, 59), (228, 160, 200), -1)
+    assert "its stained pieces are all smaller than 0.04 mm2" in _no_tissue_error(rgb)
