@@ -25,8 +25,11 @@ MAX_PLAUSIBLE_MPP = 50.0  # a "72 dpi" default gives 352.8 µm/px: a screen, not
 MPP_TOLERANCE = 0.02
 RESOLUTION_UNIT_INCH, RESOLUTION_UNIT_CM = 2, 3
 SVS_MPP = re.compile(r"\bMPP\s*=\s*([0-9.]+)")
-OME_SIZE = r'PhysicalSize{0}="([0-9.eE+-]+)"(?:\s+PhysicalSize{0}Unit="([^"]+)")?'
-OME_MPP, OME_MPP_Y = re.compile(OME_SIZE.format("X")), re.compile(OME_SIZE.format("Y"))
+# An OME image's <Pixels> start tag (any namespace prefix); its attributes are read one by one, in
+# whatever order the writer put them. Regular expressions, not an XML parser: only these attributes
+# are wanted, and an untrusted file's entity tricks cannot reach them.
+OME_PIXELS = re.compile(r"<(?:[\w.-]+:)?Pixels\b[^>]*>")
+OME_ATTRIBUTE = r'\s{0}="([^"]*)"'
 OME_UNITS = {"µm": 1.0, "um": 1.0, "\u03bcm": 1.0, "nm": 1e-3, "mm": 1e3}
 
 
@@ -56,12 +59,25 @@ def _float(text: str) -> float | None:
         return None
 
 
-def _ome_mpp(pattern: re.Pattern, ome: str) -> float | None:
+def _attribute(tag: str, name: str) -> str | None:
+    m = re.search(OME_ATTRIBUTE.format(name), tag)
+    return m.group(1) if m else None
+
+
+def ome_pixels(ome: str, height: int, width: int) -> str:
+    """The <Pixels> tag of the OME image that is the slide: the one of the level-0 page's size (a macro
+    or label image, often listed first, has its own scale), or the only one; empty when none fits."""
+    tags = OME_PIXELS.findall(ome)
+    for tag in tags:
+        if (_attribute(tag, "SizeX"), _attribute(tag, "SizeY")) == (str(width), str(height)):
+            return tag
+    return tags[0] if len(tags) == 1 else ""
+
+
+def ome_mpp(tag: str, axis: str) -> float | None:
     """One axis' OME PhysicalSize in µm, None when absent, in an unknown unit, or implausible."""
-    m = pattern.search(ome)
-    if not m:
-        return None
-    factor, val = OME_UNITS.get(m.group(2) or "µm"), _float(m.group(1))
+    factor = OME_UNITS.get(_attribute(tag, f"PhysicalSize{axis}Unit") or "µm")
+    val = _float(_attribute(tag, f"PhysicalSize{axis}"))
     return val * factor if factor and val and plausible(val * factor) else None
 
 
@@ -80,10 +96,10 @@ def tiff_mpp(tif, page) -> tuple[float | None, float | None, str]:
     m = SVS_MPP.search(page.description or "")
     if m and plausible(_float(m.group(1))):
         return float(m.group(1)), None, "Aperio ImageDescription MPP"
-    ome = tif.ome_metadata or ""
-    val = _ome_mpp(OME_MPP, ome)
+    pixels = ome_pixels(tif.ome_metadata or "", int(page.shape[0]), int(page.shape[1]))
+    val = ome_mpp(pixels, "X")
     if val is not None:
-        return val, _ome_mpp(OME_MPP_Y, ome), "OME PhysicalSizeX"
+        return val, ome_mpp(pixels, "Y"), "OME PhysicalSizeX"
     tags = page.tags
     if "XResolution" in tags and "ResolutionUnit" in tags:
         um = {RESOLUTION_UNIT_CM: UM_PER_CM, RESOLUTION_UNIT_INCH: UM_PER_INCH}.get(

@@ -1,6 +1,7 @@
 """The tifffile reader takes the file's largest image series as the slide, its levels largest first: a
 small macro image stored first as a series of its own is never read as the slide, and a pyramid whose
-levels are listed smallest first still has its full-resolution level as level 0."""
+levels are listed smallest first still has its full-resolution level as level 0. An OME file's scale is
+its slide image's own, not the macro's listed before it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 import tifffile
 
 from registration.wsi import read_slide
+from registration.wsi_mpp import ome_mpp, ome_pixels
 from registration.wsi_tiff import CannotOpen, TiffSlide
 
 H, W = 1024, 2048
@@ -114,3 +116,41 @@ def test_a_sample_type_this_reader_cannot_show_is_refused_when_opened(tmp_path, 
     tifffile.imwrite(path, np.zeros((512, 512), dtype), tile=TILE)
     with pytest.raises(CannotOpen, match=r"unsupported sample type (float32|bool)"):
         TiffSlide(path)
+
+
+def test_an_ome_file_opening_with_its_macro_takes_the_slides_own_scale(tmp_path):
+    # OME lists one <Image> per series, each with its own PhysicalSize: the macro's (a photograph of the
+    # whole glass, tens of µm per pixel) must not become the slide's
+    path = tmp_path / "macro_first.ome.tif"
+    img = pattern()
+    with tifffile.TiffWriter(path, ome=True) as tw:
+        tw.write(
+            MACRO, photometric="rgb", metadata={"axes": "YXS", "PhysicalSizeX": 30.0, "PhysicalSizeY": 30.0}
+        )
+        tw.write(
+            img,
+            tile=TILE,
+            subifds=1,
+            photometric="rgb",
+            metadata={"axes": "YXS", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.25, "PhysicalSizeXUnit": "µm"},
+        )
+        tw.write(img[::2, ::2], tile=TILE, subfiletype=1, photometric="rgb")
+    with tifffile.TiffFile(path) as tif:  # the file holds what the test claims: the macro's scale first
+        assert tif.ome_metadata.index('PhysicalSizeX="30.0"') < tif.ome_metadata.index('PhysicalSizeX="0.5"')
+    slide = TiffSlide(path)
+    try:
+        assert slide.level_shapes[0] == (H, W)
+        assert (slide.mpp_found, slide.mpp_y_found, slide.mpp_source) == (0.5, 0.25, "OME PhysicalSizeX")
+    finally:
+        slide.close()
+
+
+def test_ome_units_are_read_whatever_the_attribute_order():
+    ome = (
+        '<OME><Image ID="Image:0"><Pixels PhysicalSizeX="20" SizeX="300" SizeY="100"/></Image>'
+        '<Image ID="Image:1"><ome:Pixels PhysicalSizeXUnit="nm" SizeY="1024" PhysicalSizeX="500" '
+        'SizeX="2048" PhysicalSizeY="0.0005" PhysicalSizeYUnit="mm"/></Image></OME>'
+    )
+    tag = ome_pixels(ome, H, W)
+    assert (ome_mpp(tag, "X"), ome_mpp(tag, "Y")) == (pytest.approx(0.5), pytest.approx(0.5))
+    assert ome_pixels(ome, 7, 7) == ""  # two images, neither the slide's size: no scale taken
