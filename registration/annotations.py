@@ -125,13 +125,18 @@ def _numbers(point) -> bool:
     )
 
 
+def _first_other(points: np.ndarray) -> np.ndarray:
+    """The first point that differs from ``points[0]`` (``points[0]`` itself when none does)."""
+    return points[(points != points[0]).any(axis=1).argmax()]
+
+
 def _distinct(points: np.ndarray) -> int:
     """How many distinct points ``points`` holds, counted up to MIN_OUTLINE_POINTS (3): linear, where
     np.unique sorts a ring of a million points for seconds."""
-    other = (points != points[0]).any(axis=1)
-    if not other.any():
+    second = _first_other(points)
+    if (second == points[0]).all():
         return 1
-    third = other & (points != points[other.argmax()]).any(axis=1)
+    third = (points != points[0]).any(axis=1) & (points != second).any(axis=1)
     return 3 if third.any() else 2
 
 
@@ -171,7 +176,7 @@ def _ring(coords, where: str) -> np.ndarray:
 def _off_line_px(points: np.ndarray) -> float:
     """How far, in pixels, the point farthest from the line through the first point and the first
     point distinct from it lies from that line (0 for a ring of collinear points)."""
-    direction = points[(points != points[0]).any(axis=1).argmax()] - points[0]
+    direction = _first_other(points) - points[0]
     offsets = points - points[0]
     cross = offsets[:, 0] * direction[1] - offsets[:, 1] * direction[0]
     return float(np.abs(cross).max() / np.hypot(*direction))
