@@ -190,6 +190,9 @@ def check_cancer_colour(rgb, origin: str, key: str) -> None:
 SHA_SHOWN = 12  # leading hex digits of a sha256 that name a file in messages and reports
 
 
+PARITY_SUFFIX = ".parity.json"  # MODEL.parity.json: the export's parity record, beside the model
+
+
 def manifest_path(artifact: str | Path) -> Path:
     """Where the manifest of an artifact lives: ``model.onnx`` -> ``model.onnx.yaml``."""
     return Path(artifact).with_name(Path(artifact).name + ".yaml")

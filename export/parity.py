@@ -38,6 +38,7 @@ import numpy as np
 
 from edge_runtime.errors import InputError
 from edge_runtime.jsonfile import atomic_write_json
+from edge_runtime.manifest import PARITY_SUFFIX  # appended to the model's file name
 from edge_runtime.mask_filter import MaskFilter, filter_mask
 
 FP32_AGREEMENT_BAR = 0.999  # torch FP32 vs ONNX Runtime FP32
@@ -48,7 +49,6 @@ FP16_AGREEMENT_BAR = 0.995  # FP16 (ONNX or TensorRT) vs FP32
 # worst FP16 figure, and is well under the 0.05-0.06 a candidate 6 % lower shows at a finding's
 # peak (0.9-1.0), where the mask filter's min_peak decides whether the finding is shown.
 MAX_PROB_DIFF = 0.02
-PARITY_SUFFIX = ".parity.json"  # appended to the model's file name
 # keys of a check kept in the manifest's ``extra.parity`` (the full section is in MODEL.parity.json)
 RECORD_KEYS = (
     "reference",

@@ -186,6 +186,42 @@ def test_bench_json_on_a_folder_is_refused_before_the_benchmark(clip, tmp_path):
     assert "backend only" not in result.stdout  # nothing was measured
 
 
+def _model_with_parity(tmp_path) -> Path:
+    model = tmp_path / "model.onnx"
+    shutil.copy(dark_onnx(), model)
+    shutil.copy(f"{dark_onnx()}.yaml", f"{model}.yaml")
+    Path(f"{model}.parity.json").write_text('{"passed": true}')
+    return model
+
+
+def test_bench_json_never_replaces_the_model_its_manifest_parity_record_or_config(clip, tmp_path):
+    model = _model_with_parity(tmp_path)
+    config = tmp_path / "bench.yaml"
+    config.write_text("overlay:\n  alpha: 0.4\n")
+    alias = tmp_path / "default.yaml"  # a hard link to the shipped default's manifest (see above)
+    alias.hardlink_to(Path(f"{DEFAULT_MODEL}.yaml"))
+    victims = {
+        Path(f"{model}.yaml"): ("--model", model, "the model's manifest"),
+        Path(f"{model}.parity.json"): ("--model", model, "the model's parity record"),
+        config: ("--model", model, "--config"),
+        alias: ("--frames", 2, "the model's manifest"),  # no --model: the shipped default is read
+    }
+    for victim, (flag, value, name) in victims.items():
+        before = victim.read_bytes()
+        result = sonomap(
+            "bench", clip, flag, value, "--config", config, "--live-seconds", 0, "--json", victim, check=False
+        )
+        refused(result, "bench", "--json", name)
+        assert victim.read_bytes() == before and "backend only" not in result.stdout
+
+
+def test_a_replay_summary_on_the_models_parity_record_is_refused(clip, tmp_path):
+    model = _model_with_parity(tmp_path)
+    result = sonomap("replay", clip, "--model", model, "--summary", f"{model}.parity.json", check=False)
+    refused(result, "replay", "--summary", "the model's parity record")
+    assert Path(f"{model}.parity.json").read_text() == '{"passed": true}'
+
+
 # ---------------------------------------------------------------- a writer that fails during the run
 
 

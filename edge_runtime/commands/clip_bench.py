@@ -15,7 +15,7 @@ from pathlib import Path
 from edge_runtime import cli_args
 from edge_runtime.atomic import atomic_write_text
 from edge_runtime.commands.options import add_capture_options, add_model_options, runtime_config
-from edge_runtime.commands.output_paths import Output, check_outputs
+from edge_runtime.commands.output_paths import Output, check_outputs, runtime_inputs
 from edge_runtime.errors import ConfigError, InputError, SonomapError
 from edge_runtime.jsonfile import atomic_write_json, json_text
 from edge_runtime.live_stats import EVENTS
@@ -115,9 +115,10 @@ def cmd_make_clip(args) -> int:
 
 def cmd_bench(args) -> int:
     if args.json:  # checked before the run: a bad path must not throw away minutes of measurement
-        check_outputs(
-            [Output("--json", Path(args.json))], {"the input": Path(args.input)} if args.input else {}
-        )
+        inputs = runtime_inputs(args, runtime_config(args), "the input")  # config, model, its manifest...
+        if args.input:
+            inputs["the input"] = Path(args.input)
+        check_outputs([Output("--json", Path(args.json))], inputs)
     if args.source and args.source.startswith("igtl://"):
         from edge_runtime.tools.igtl_bench import run_igtl_bench  # deferred for --help (module doc)
 

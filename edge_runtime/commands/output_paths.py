@@ -28,9 +28,8 @@ from pathlib import Path
 
 from edge_runtime import source_kinds
 from edge_runtime.atomic import check_creatable, same_file
-from edge_runtime.config import DEFAULT_MODEL
 from edge_runtime.errors import ConfigError, InputError
-from edge_runtime.manifest import manifest_path
+from edge_runtime.model_files import model_files
 
 # The runtime's file outputs by ``sinks`` key, and the option that sets each (``video`` differs:
 # ``--out`` for replay, ``--record`` for live).
@@ -98,14 +97,12 @@ def runtime_inputs(args, config, input_name: str) -> dict[str, Path]:
     from edge_runtime.sources.sequence_data_files import data_files  # deferred for --help, as above
 
     source = config.source.input
-    model = config.inference.model or DEFAULT_MODEL
     named = {
         input_name: None
         if source in (None, source_kinds.SYNTHETIC) or is_device_or_stream(source)
         else source,
         "--config": getattr(args, "config", None),
-        "--model": model,
-        "the model's manifest": manifest_path(model),
+        **model_files(config.inference.model),
     }
     if named[input_name]:
         data = data_files(Path(named[input_name]))

@@ -16,6 +16,7 @@ from edge_runtime import cli_args
 from edge_runtime.atomic import check_not_read, check_output_file
 from edge_runtime.errors import ConfigError
 from edge_runtime.jsonfile import atomic_write_json
+from edge_runtime.model_files import model_files
 
 DEFAULT_MAX_GROWTH = 0.02
 SECONDS_PER_MINUTE = 60.0
@@ -28,7 +29,7 @@ def check_soak_args(args, window_fraction: float) -> None:
     ``window_fraction`` of the run) to hold the samples a verdict compares."""
     if args.json:
         json_path = Path(args.json)
-        check_not_read(json_path, "--json", {"the input": args.input or None, "--model": args.model or None})
+        check_not_read(json_path, "--json", {"the input": args.input or None, **model_files(args.model)})
         check_output_file(json_path, "--json")
     window_s = args.minutes * SECONDS_PER_MINUTE * window_fraction
     if window_s < SAMPLES_PER_WINDOW * args.sample_s:
