@@ -15,6 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 import yaml
+from cli import sonomap
 from loopback import get
 from prometheus_client.parser import text_string_to_metric_families
 from runtime_model import dark_onnx
@@ -139,7 +140,7 @@ def test_recorder_state_is_drawn_in_the_hud():
 
 
 def _own(path: Path, age_days: float) -> Path:
-    sink = Mp4Sink(path, fps=FPS)
+    sink = Mp4Sink(path, fps=FPS, recording=True)  # a live session's recording
     sink.write(frame(0))
     sink.close()
     old = time.time() - age_days * DAY_S
@@ -178,10 +179,47 @@ def test_retention_deletes_only_our_own_old_recordings(tmp_path):
     assert not old_own.exists() and not old_own_suffixed.exists()
 
     again = _own(folder / "20261102-101010-overlay.mp4", 30)
-    sink = Mp4Sink(folder / "20261130-080000-overlay.mp4", fps=FPS, template=template, retention_days=7)
+    sink = Mp4Sink(
+        folder / "20261130-080000-overlay.mp4", fps=FPS, template=template, retention_days=7, recording=True
+    )
     sink.write(frame(0))  # the recorder applies the policy when it starts (and hourly)
     sink.close()
     assert not again.exists() and new_own.exists() and (folder / "20261130-080000-overlay.mp4").exists()
+
+
+def test_retention_matches_the_templates_own_names_only():
+    cases = {
+        "overlay.mp4": {"overlay.mp4": True, "overlay-3.mp4": True, "overlay_final.mp4": False},
+        "%Y%m%d-%H%M%S.mp4": {"20261101-101010.mp4": True, "20261101-101010-2.mp4": True, "a-b.mp4": False},
+        "rec%%-%b.mp4": {"rec%-Nov.mp4": True, "rec-Nov.mp4": False},  # %% is a literal %
+    }
+    for template, names in cases.items():
+        pattern = recordings.template_names(template)
+        assert {name: bool(pattern.fullmatch(name)) for name in names} == names, template
+
+
+def test_a_replay_with_retention_deletes_nothing_and_tags_no_result(tmp_path):
+    # a replay's outputs are results, and its input may be an earlier recording: retention is the
+    # live service's, and neither the clip, a kept result nor an old own recording beside them goes
+    clip = tmp_path / "overlay-1.mp4"  # named like the output's template, 10 days old
+    sonomap("make-clip", "--out", clip, "--frames", 3, "--size", "320x180", "--noise", 0)
+    kept = tmp_path / "overlay_tumour_board.mp4"
+    kept.write_bytes(clip.read_bytes())
+    old_recording = _own(tmp_path / "overlay-2.mp4", 10)
+    for path in (clip, kept):
+        os.utime(path, (time.time() - 10 * DAY_S,) * 2)
+    config = tmp_path / "retention.yaml"
+    config.write_text("sinks:\n  retention_days: 1\n")
+    out = tmp_path / "overlay.mp4"
+    sonomap("replay", clip, "--model", dark_onnx(), "--config", config, "--out", out)
+    assert clip.exists() and kept.exists() and old_recording.exists()
+    assert not recordings.own_recording(clip) and not recordings.own_recording(out)
+    assert recordings.own_recording(old_recording)
+    # a live session in the same folder applies the policy: only the old own recording goes
+    live = ("live", "--source", "synthetic", "--headless", "--duration", 1, "--model", dark_onnx())
+    sonomap(*live, "--config", config, "--record", out)
+    assert clip.exists() and kept.exists() and not old_recording.exists()
+    assert recordings.own_recording(tmp_path / "overlay-3.mp4")  # the live session's: -1 and -2 were taken
 
 
 def _free_port() -> int:

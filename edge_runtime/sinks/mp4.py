@@ -99,6 +99,7 @@ class Mp4Sink(ThreadedWriter):
         outputs: dict | None = None,
         resume: bool = True,
         timed: bool = False,
+        recording: bool = False,
     ):
         self.path = Path(path)
         self.timed = timed  # live: each frame at its capture time (``write``'s ``timestamp``)
@@ -107,7 +108,10 @@ class Mp4Sink(ThreadedWriter):
         self.preset = preset
         self.crf = crf
         self.files: list[Path] = []
-        self.retention_days = retention_days
+        # a live session's recording: tagged as sonomap's own, and the one recorder that applies
+        # retention; a result (replay, make-clip) is neither, so retention never deletes one
+        self.recording = recording
+        self.retention_days = retention_days if recording else None
         self.outputs = (
             outputs  # the session's files by kind (the summary's ``outputs``): resumed files join it
         )
@@ -152,7 +156,10 @@ class Mp4Sink(ThreadedWriter):
                 self._writing.unlink(missing_ok=True)
             reason = named_for_output(exc, self._writing, self.path)
             raise InputError(f"{self.path}: cannot create video file ({reason})") from exc
-        self._container.metadata["comment"] = recordings.OWN_MARK  # retention deletes only files carrying it
+        if self.recording:
+            self._container.metadata["comment"] = (
+                recordings.OWN_MARK
+            )  # retention deletes only files carrying it
         self.files.append(self.path)
         if self.outputs is not None and len(self.files) > 1:
             self.outputs[f"{self.name}, resumed {len(self.files) - 1}"] = str(self.path)

@@ -19,13 +19,15 @@ Disk hygiene (:class:`SpaceGuard`, :func:`apply_retention`):
   threshold it finalises the file so far and pauses, and it resumes into a new file when space returns
   (live; a replay's recorder stays paused and fails: :mod:`edge_runtime.sinks.threaded`);
 - ``sinks.retention_days`` (off by default: keeping or deleting recordings is the hospital's decision):
-  at start and hourly, recordings older than that are deleted from the recording folder. Only sonomap's
-  own recordings go: files named like the configured template *and* tagged :data:`OWN_MARK` inside.
+  at start and hourly, a live session's recorder deletes recordings older than that from its folder.
+  Only sonomap's own live recordings go: files named like the configured template (its fields as the
+  digits they expand to, and the ``-N`` suffix) *and* tagged :data:`OWN_MARK` inside, which only a
+  live recording carries. A replay applies no retention and tags nothing: its outputs are results,
+  and what it reads may be an earlier recording.
 """
 
 from __future__ import annotations
 
-import glob
 import logging
 import re
 import shutil
@@ -148,11 +150,26 @@ def recorder_state(sinks: dict) -> str:
     return REC_ON
 
 
-def _template_glob(template: str | Path) -> str:
-    """A glob for every name the template gives: strftime fields and the ``-N`` suffix as wildcards."""
+# What each strftime field expands to, for telling a template's names from others; a field not listed
+# (a month's or weekday's name, a time zone) stands for any text without a path separator.
+FIELD_PATTERNS = {
+    "Y": r"\d{4}", "G": r"\d{4}", "y": r"\d{2}", "m": r"\d{2}", "d": r"\d{2}", "H": r"\d{2}",
+    "I": r"\d{2}", "M": r"\d{2}", "S": r"\d{2}", "j": r"\d{3}", "U": r"\d{2}", "W": r"\d{2}",
+    "V": r"\d{2}", "u": r"\d", "w": r"\d", "s": r"\d+", "e": r"[ \d]\d",
+}  # fmt: skip
+
+
+def template_names(template: str | Path) -> re.Pattern:
+    """The file names the template gives: its strftime fields as what they expand to, and the ``-N``
+    suffix a live session adds beside an earlier recording (``overlay.mp4`` -> ``overlay.mp4``,
+    ``overlay-3.mp4``; never ``overlay_final.mp4`` or another file that merely starts alike)."""
     path = Path(template)
-    literal = [glob.escape(part.replace("%%", "%")) for part in re.split(r"(?:%[^%])+", path.stem)]
-    return re.sub(r"\*\*+", "*", "*".join(literal) + "*") + glob.escape(path.suffix)  # '**' means folders
+    parts = re.split(r"(%.)", path.stem)
+    stem = "".join(
+        (FIELD_PATTERNS.get(part[1], r"[^/]+?") if part != "%%" else "%") if i % 2 else re.escape(part)
+        for i, part in enumerate(parts)
+    )
+    return re.compile(rf"{stem}(?:-\d+)?{re.escape(path.suffix)}")
 
 
 def own_recording(path: Path) -> bool:
@@ -176,9 +193,11 @@ def apply_retention(template: str | Path, days: float | None, now: float | None 
         return []
     cutoff = (time.time() if now is None else now) - float(days) * SECONDS_PER_DAY
     deleted = []
-    for path in sorted(folder.glob(_template_glob(Path(template).name))):
+    names = template_names(Path(template).name)
+    for path in sorted(folder.iterdir()):
         if (
-            path.is_symlink()
+            not names.fullmatch(path.name)
+            or path.is_symlink()
             or not path.is_file()
             or path.stat().st_mtime >= cutoff
             or not own_recording(path)

@@ -44,6 +44,7 @@ def open_sinks(s: SinksConfig, fps: float, live: bool) -> tuple[dict, WindowSink
                 outputs=outputs,
                 resume=live,
                 timed=live,  # a live session records in real time, whatever the display dropped
+                recording=live,  # a replay's output is a result: not tagged, no retention applied
             )
     if "masks" in outputs:
         sinks["masks"] = MaskDumpSink(
