@@ -44,7 +44,7 @@ def viridis_over_grey(p: float, alpha: float) -> np.ndarray:
 def assert_badge_shown(frame: np.ndarray, state: str = "ON") -> None:
     """The AI state badge is drawn where the HUD row puts it (full-frame ROI), in its state's colour."""
     height, width = frame.shape[:2]
-    row = hudrow.layout(width, Roi(0, 0, width, height), None, AiStatus(state))
+    row = hudrow.layout(width, height, Roi(0, 0, width, height), None, AiStatus(state))
     x0, y0, x1, y1 = row.box
     badge = frame[y0:y1, x0 + row.hud_w : x1]
     share = (badge == hudrow.AI_BADGE_BGR[state]).all(axis=-1).mean()

@@ -31,7 +31,7 @@ CONTOUR_BGR = (255, 255, 255)
 CONTOUR_PX = 2  # the mask style's contour width
 BAR_W, BAR_H = 14, 120  # colour bar at full size (scaled with the ROI like the mask legend)
 MIN_BAR_W, MIN_BAR_H = 6, 40  # smaller, the ramp no longer reads
-BAR_MARGIN = 8  # the mask legend's margin (overlay.HUD_MARGIN)
+BAR_MARGIN = 8  # the mask legend's margin (mask.LEGEND_MARGIN_PX)
 TICK_PX = 4  # tick mark length, right of the bar
 TICK_LABEL_GAP_PX = 6  # from the bar's right edge to a tick label
 LABEL_DROP_PX = 4  # a label's baseline sits this far below its tick: the tick points at its middle
@@ -200,11 +200,13 @@ def draw_heat_i420(
 
 
 def draw_legend_i420(
-    i420: np.ndarray, roi, threshold: float, floor: float = HEAT_FLOOR, alpha: float = 1.0
+    i420: np.ndarray, roi, threshold: float, floor: float = HEAT_FLOOR, alpha: float = 1.0, lift: int = 0
 ) -> None:
-    """:func:`draw_legend` in place on an I420 frame, in the ROI's bottom-left corner."""
+    """:func:`draw_legend` in place on an I420 frame, in the ROI's bottom-left corner (``lift`` rows
+    above it: those of the HUD row when it sits in the ROI)."""
     lw, lh = legend_size(roi.h)
-    top = max(roi.y, roi.y + roi.h - lh)  # never above the ROI: the scanner's own screen is not ours
-    with yuv.bgr_box(i420, (roi.x, top, roi.x + min(lw, roi.w), roi.y + roi.h)) as box:
+    bottom = roi.y + roi.h - lift
+    top = max(roi.y, bottom - lh)  # never above the ROI: the scanner's own screen is not ours
+    with yuv.bgr_box(i420, (roi.x, top, roi.x + min(lw, roi.w), bottom)) as box:
         if box is not None:
             draw_legend(box, threshold, roi.h, floor, alpha)

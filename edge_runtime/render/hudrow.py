@@ -1,18 +1,19 @@
 """The HUD row: sonomap's status line and the AI state badge, drawn on every rendered frame.
 
-Input: the frame width, the ROI, the HUD values (None when ``overlay.hud`` is off) and the AI's
+Input: the frame's size, the ROI, the HUD values (None when ``overlay.hud`` is off) and the AI's
 state (:class:`edge_runtime.aistate.AiStatus`). Output: a :class:`Row` layout, drawn by
 :func:`draw` onto the frame (BGR path) or onto a patch pasted into the I420 planes (YUV path).
 
 Layout: ``[RESEARCH USE ONLY | fps | latency | backend][AI STATE detail]``: the HUD text on dark,
 then the badge in its state's colour, the row ending at the ROI's right edge. It sits above the ROI
-when the screen has room there (nothing of the ultrasound is covered), else in the ROI's
-bottom-right corner. The badge is drawn even when the HUD is off, and the AI's state is never hidden
-or cut: on a frame too small for the row (a DICOM cine, a thumbnail) the row gives way in this order
-until it fits: the text shrinks to MIN_HUD_SCALE, the HUD text goes, the badge's detail goes, the
-margins and padding shrink to TIGHT_MARGIN_PX / TIGHT_PAD_PX, and last the badge's label alone
-shrinks below MIN_HUD_SCALE (to MIN_BADGE_SCALE at most). Its colour still tells the state when its
-words are too small to read. From 52 x 16 pixels every state's label keeps MIN_HUD_SCALE; a
+when the screen has room there (nothing of the ultrasound is covered), else below it, else in the
+ROI's bottom-right corner, no wider than the ROI (the legends then move up above it:
+:func:`rows_in_roi`). The badge is drawn even when the HUD is off, and the AI's state is never
+hidden or cut: on a frame too small for the row (a DICOM cine, a thumbnail) the row gives way in
+this order until it fits: the text shrinks to MIN_HUD_SCALE, the HUD text goes, the badge's detail
+goes, the margins and padding shrink to TIGHT_MARGIN_PX / TIGHT_PAD_PX, and last the badge's label
+alone shrinks below MIN_HUD_SCALE (to MIN_BADGE_SCALE at most). Its colour still tells the state
+when its words are too small to read. From 52 x 16 pixels every state's label keeps MIN_HUD_SCALE; a
 smaller frame (down to about 20 x 8) still shows the whole badge, its label smaller.
 """
 
@@ -76,23 +77,54 @@ def hud_text(hud: dict) -> str:
     return "  |  ".join(parts)
 
 
-def layout(frame_w: int, roi: Roi, hud: dict | None, ai: AiStatus | None) -> Row | None:
-    """Where the row goes on this frame; None when there is nothing to draw."""
+def layout(frame_w: int, frame_h: int, roi: Roi, hud: dict | None, ai: AiStatus | None) -> Row | None:
+    """Where the row goes on this frame; None when there is nothing to draw. Above the ROI when the
+    screen has room there, else below it, else (an image filling the frame: a DICOM cine, a still)
+    in the ROI's bottom-right corner, kept within the ROI's width so it covers as little as it can."""
     text = None if hud is None else hud_text(hud)
     label = None if ai is None else ai.label
     short = None if ai is None else replace(ai, detail="").label
     if text is None and label is None:
         return None
-    bottom = roi.y + roi.h  # the row sits above the ROI or in its corner: never lower than its bottom
+    bottom = roi.y + roi.h
+    fit = _fit(text, label, short, frame_w, frame_h)
+    height, margin = fit.height, fit.margin
+    x1 = min(roi.x + roi.w, frame_w - margin)
+    if roi.y >= height + 2 * margin:  # above: nothing of the ultrasound is covered
+        y1 = roi.y - margin
+    elif frame_h - bottom >= height + 2 * margin:  # below, as clear of the image
+        y1 = bottom + margin + height
+    else:  # in the ROI's corner, no wider or taller than the ROI allows
+        fit = _fit(text, label, short, roi.w, roi.h)
+        height, margin = fit.height, fit.margin
+        x1 = roi.x + roi.w - margin
+        y1 = bottom - margin
+    x0 = max(0, x1 - fit.width)
+    box = (x0, max(0, y1 - height), min(frame_w, x0 + fit.width), y1)
+    return Row(fit.text, fit.label, None if ai is None else ai.state, fit.scale, box, fit.hud_w, fit.pad)
+
+
+class _Fit(NamedTuple):
+    text: str | None
+    label: str | None
+    scale: float
+    margin: int
+    pad: int
+    hud_w: int
+    width: int
+    height: int
+
+
+def _fit(text: str | None, label: str | None, short: str | None, room_w: int, room_h: int) -> _Fit:
+    """The row's text, scale and size that fit ``room_w`` x ``room_h`` (margins included), giving way
+    in the order the module docstring gives: the badge's label is the last to shrink, never dropped."""
     scale, margin, pad = HUD_SCALE, MARGIN_PX, ROW_PAD_PX
     while True:
         hud_w, width, height = _size(text, label, scale, pad)
-        room_w, room_h = max(1, frame_w - 2 * margin), max(1, bottom - 2 * margin)
-        if width <= room_w and height <= room_h:
+        inner_w, inner_h = max(1, room_w - 2 * margin), max(1, room_h - 2 * margin)
+        if width <= inner_w and height <= inner_h:
             break
-        shrink = min(room_w / width, room_h / height)  # below 1: one side does not fit
-        # give way in the order the module docstring gives: the badge's label is the last to
-        # shrink and is never dropped
+        shrink = min(inner_w / width, inner_h / height)  # below 1: one side does not fit
         if scale > MIN_HUD_SCALE:  # small frames (DICOM cine): shrink to stay whole
             scale = max(MIN_HUD_SCALE, scale * shrink)
         elif text is not None and label is not None:
@@ -105,12 +137,14 @@ def layout(frame_w: int, roi: Roi, hud: dict | None, ai: AiStatus | None) -> Row
             scale = max(MIN_BADGE_SCALE, scale * shrink)
         else:
             break  # a frame smaller than the smallest badge: drawn cut to the frame
-    x1 = min(roi.x + roi.w, frame_w - margin)
-    x0 = max(0, x1 - width)
-    above = roi.y >= height + 2 * margin
-    y1 = roi.y - margin if above else bottom - margin
-    box = (x0, max(0, y1 - height), min(frame_w, x0 + width), y1)
-    return Row(text, label, None if ai is None else ai.state, scale, box, hud_w, pad)
+    return _Fit(text, label, scale, margin, pad, hud_w, width, height)
+
+
+def rows_in_roi(row: Row | None, roi: Roi) -> int:
+    """How many of the ROI's bottom rows the HUD row covers (0 when it sits above or below the ROI)."""
+    if row is None or row.box[3] <= roi.y or row.box[1] >= roi.y + roi.h:
+        return 0
+    return roi.y + roi.h - row.box[1]
 
 
 def _size(text: str | None, label: str | None, scale: float, pad: int) -> tuple[int, int, int]:

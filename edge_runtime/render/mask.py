@@ -5,7 +5,9 @@ fade (the tint's alpha and the contour's brightness are scaled by it). Output: t
 place, in a BGR region (:meth:`MaskPainter.paint`) or in the I420 planes of the decoder
 (:meth:`MaskPainter.paint_i420`, blended by :func:`edge_runtime.yuv.blend_mask`). Only each class's
 bounding box is touched, so the cost scales with the lesion, not the 1080p screen. The heat-map
-style is :mod:`edge_runtime.render.heatmap`.
+style is :mod:`edge_runtime.render.heatmap`. The style's legend (:func:`draw_legend`): one colour
+swatch and class name per shown class, in the bottom-left corner of the region given (the overlay
+lifts it clear of a HUD row in the ROI), sized by the ROI's height.
 """
 
 from __future__ import annotations
@@ -14,10 +16,20 @@ import cv2
 import numpy as np
 
 from edge_runtime import yuv
+from edge_runtime.render import banners, hudrow
 from edge_runtime.render.styles import ClassStyle
 from edge_runtime.roi import Roi
 
 CONTOUR_PX = 2  # visible at 1080p, thin enough not to hide the lesion's edge
+LEGEND_FONT = cv2.FONT_HERSHEY_SIMPLEX
+# the legend keeps as far from the ROI's edges as banner text
+LEGEND_MARGIN_PX = banners.TEXT_MARGIN_PX
+LEGEND_FULL_SIZE_ROI_PX = 600  # ROIs at least this tall get the full-size legend
+LEGEND_SWATCH_PX = 16  # a colour patch about the HUD text's height at full size
+MIN_SWATCH_PX = 6  # smaller swatches no longer show their colour
+LEGEND_GAP_PX = 6  # between a swatch and its name, and between legend rows
+LEGEND_TEXT_LIFT_PX = 2  # the name's baseline sits this far above the swatch's bottom
+WHITE = (255, 255, 255)
 
 
 class MaskPainter:
@@ -72,3 +84,33 @@ class MaskPainter:
             cached[:] = bgr
             self._solids[bgr] = cached
         return cached[:h, :w]
+
+
+def legend_scale(roi_h: int) -> tuple[int, float]:
+    """(swatch side in pixels, text scale): scaled to the ROI so a 240-line DICOM cine keeps most of
+    its image visible."""
+    k = min(1.0, max(hudrow.MIN_HUD_SCALE / hudrow.HUD_SCALE, roi_h / LEGEND_FULL_SIZE_ROI_PX))
+    return max(MIN_SWATCH_PX, int(LEGEND_SWATCH_PX * k)), hudrow.HUD_SCALE * k
+
+
+def legend_size(styles: list[ClassStyle], roi_h: int) -> tuple[int, int]:
+    """(width, height) of the legend's box in the ROI's bottom-left corner."""
+    swatch, scale = legend_scale(roi_h)
+    text_w = max((cv2.getTextSize(s.name, LEGEND_FONT, scale, 1)[0][0] for s in styles), default=0)
+    rows_h = len(styles) * (swatch + LEGEND_GAP_PX)
+    return (
+        LEGEND_MARGIN_PX + swatch + LEGEND_GAP_PX + text_w + LEGEND_MARGIN_PX,
+        LEGEND_MARGIN_PX + rows_h + LEGEND_TEXT_LIFT_PX,
+    )
+
+
+def draw_legend(region: np.ndarray, styles: list[ClassStyle], roi_h: int) -> None:
+    """The legend in ``region``'s bottom-left corner, sized for a ROI ``roi_h`` tall."""
+    swatch, scale = legend_scale(roi_h)
+    y = region.shape[0] - LEGEND_MARGIN_PX - swatch
+    for style in styles:
+        x = LEGEND_MARGIN_PX
+        cv2.rectangle(region, (x, y), (x + swatch, y + swatch), style.bgr, -1)
+        name_at = (x + swatch + LEGEND_GAP_PX, y + swatch - LEGEND_TEXT_LIFT_PX)
+        cv2.putText(region, style.name, name_at, LEGEND_FONT, scale, WHITE, 1, cv2.LINE_AA)
+        y -= swatch + LEGEND_GAP_PX

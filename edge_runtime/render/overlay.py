@@ -3,8 +3,9 @@
 Input: the full BGR frame, its ROI, a Prediction at ROI size (or None), HUD values and the AI's
 state (:class:`edge_runtime.aistate.AiStatus`). Output: a new BGR frame (the input is never modified),
 or the decoder's I420 planes drawn in place (:meth:`Overlay.render_i420`). The state is a coloured
-badge at the right end of the HUD row (:mod:`edge_runtime.render.hudrow`; above the ROI when the screen
-has room there, else in the ROI's bottom-right corner); it is drawn even with the HUD switched off.
+badge at the right end of the HUD row (:mod:`edge_runtime.render.hudrow`: above the ROI when the screen
+has room there, else below it, else in its bottom-right corner, the legend then lifted clear of it); it is
+drawn even with the HUD switched off.
 The prediction is painted by :mod:`edge_runtime.render.mask` (class colours) or
 :mod:`edge_runtime.render.heatmap` (``overlay.style: heatmap``); what each class looks like comes from
 :mod:`edge_runtime.render.styles`; the warning banners at the ROI's top are laid out and drawn by
@@ -28,7 +29,7 @@ from edge_runtime.frames import Prediction
 from edge_runtime.mask_filter import MaskFilter, filter_mask
 from edge_runtime.render import banners as banner_lines
 from edge_runtime.render import heatmap, hudrow
-from edge_runtime.render.mask import MaskPainter
+from edge_runtime.render.mask import MaskPainter, draw_legend, legend_size
 from edge_runtime.render.styles import (
     DEFAULT_ALPHA,
     DEFAULT_THRESHOLD,
@@ -42,19 +43,11 @@ from edge_runtime.render.styles import (
 )
 from edge_runtime.roi import Roi
 
-FONT = cv2.FONT_HERSHEY_SIMPLEX
 HUD_SCALE = hudrow.HUD_SCALE
 MIN_HUD_SCALE = hudrow.MIN_HUD_SCALE
 # the banners' full-size line and colours, for whoever reads a rendered frame (the live safety checks)
 BANNER_PX = banner_lines.BANNER_PX
 BANNER_BGR = banner_lines.BANNER_BGR
-HUD_MARGIN = banner_lines.TEXT_MARGIN_PX  # the legend keeps as far from the ROI's edges as banner text
-LEGEND_FULL_SIZE_ROI_PX = 600  # ROIs at least this tall get the full-size legend
-LEGEND_SWATCH_PX = 16  # a colour patch about the HUD text's height at full size
-MIN_SWATCH_PX = 6  # smaller swatches no longer show their colour
-LEGEND_GAP_PX = 6  # between a swatch and its name, and between legend rows
-LEGEND_TEXT_LIFT_PX = 2  # the name's baseline sits this far above the swatch's bottom
-WHITE = (255, 255, 255)
 HUD_REFRESH_S = 0.25  # the YUV path re-renders the HUD text at most this often (values change every frame)
 
 
@@ -177,13 +170,14 @@ class Overlay:
                 heatmap.draw_heat(region, mask, self.threshold, self._heat_alpha(), fade, self.heat_floor)
             else:
                 self._mask.paint(region, mask, fade)
+        layout = hudrow.layout(out.shape[1], out.shape[0], roi, (hud or {}) if self.hud else None, ai)
+        above_row = region[: roi.h - self._legend_lift(layout, roi)]
         if self.legend and heat:
-            heatmap.draw_legend(region, self.threshold, floor=self.heat_floor, alpha=self._heat_alpha())
+            heatmap.draw_legend(above_row, self.threshold, roi.h, self.heat_floor, self._heat_alpha())
         elif self.legend:
-            self._draw_legend(region)
+            draw_legend(above_row, self._legend_styles(), roi.h)
         if banners:  # most frames have none: they never enter the banners module
             banner_lines.draw(region, banner_lines.layout(banners, roi.w, roi.h))
-        layout = hudrow.layout(out.shape[1], roi, (hud or {}) if self.hud else None, ai)
         if layout is not None:
             hudrow.draw(out, layout, 0, 0)
         return out
@@ -206,92 +200,61 @@ class Overlay:
             heatmap.draw_heat_i420(i420, roi, mask, self.threshold, self._heat_alpha(), fade, self.heat_floor)
         elif mask is not None and fade > 0.0:
             self._mask.paint_i420(i420, roi, mask, fade)
+        layout, patch = self._row_i420(i420, roi, hud or {}, ai)
+        lift = self._legend_lift(layout, roi)
         if self.legend and heat:
-            heatmap.draw_legend_i420(i420, roi, self.threshold, self.heat_floor, self._heat_alpha())
+            heatmap.draw_legend_i420(i420, roi, self.threshold, self.heat_floor, self._heat_alpha(), lift)
         elif self.legend:
-            lw, lh = self._legend_size(roi.h)
-            corner = (
-                roi.x,
-                max(roi.y, roi.y + roi.h - lh),
-                roi.x + min(lw, roi.w),
-                roi.y + roi.h,
-            )  # in the ROI
+            lw, lh = legend_size(self._legend_styles(), roi.h)
+            bottom = roi.y + roi.h - lift
+            corner = (roi.x, max(roi.y, bottom - lh), roi.x + min(lw, roi.w), bottom)  # in the ROI
             with yuv.bgr_box(i420, corner) as box:
                 if box is not None:
-                    self._draw_legend(box, roi.h)
+                    draw_legend(box, self._legend_styles(), roi.h)
         lines = banner_lines.layout(banners, roi.w, roi.h) if banners else []
         if lines:  # the same lines as the BGR path, on a box just their height
             top = (roi.x, roi.y, roi.x + roi.w, roi.y + banner_lines.height(lines))
             with yuv.bgr_box(i420, top) as box:
                 if box is not None:
                     banner_lines.draw(box, lines)
-        self._draw_row_i420(i420, roi, hud or {}, ai)
+        if layout is not None:
+            with yuv.bgr_box(i420, layout.box) as box:
+                if box is not None:
+                    box[...] = patch[: box.shape[0], : box.shape[1]]
         return i420
+
+    def _legend_lift(self, row: hudrow.Row | None, roi: Roi) -> int:
+        """Rows to lift the legend (bottom-left) by so the HUD row, when it sits in the ROI and
+        reaches that far left, covers none of it."""
+        heat = self.style == HEATMAP_STYLE
+        legend_w = (heatmap.legend_size(roi.h) if heat else legend_size(self._legend_styles(), roi.h))[0]
+        return hudrow.rows_in_roi(row, roi) if row is not None and row.box[0] < roi.x + legend_w else 0
 
     def _heat_alpha(self) -> float:
         return self.styles[self.cancer_index].alpha if self.cancer_index in self.styles else DEFAULT_ALPHA
 
-    def _draw_row_i420(self, i420: np.ndarray, roi: Roi, hud: dict, ai: AiStatus | None) -> None:
+    def _row_i420(self, i420: np.ndarray, roi: Roi, hud: dict, ai: AiStatus | None):
+        """The HUD row's layout and its drawn patch (both None when there is no row)."""
         # The text (fps, latency) changes every frame; re-render it a few times a second and
         # paste the cached patch in between: putText with anti-aliasing is the costly part.
         # A change of AI state is drawn at once.
         now = time.monotonic()
-        width = i420.shape[1]
-        key = (width, roi, None if ai is None else ai.state)
+        width, height = i420.shape[1], i420.shape[0] * 2 // 3  # I420: the Y plane, then U and V
+        key = (width, height, roi, None if ai is None else ai.state)
         cached = self._hud_patch
         if cached is None or now - cached[0] >= HUD_REFRESH_S or cached[1] != key:
-            layout = hudrow.layout(width, roi, hud if self.hud else None, ai)
+            layout = hudrow.layout(width, height, roi, hud if self.hud else None, ai)
             patch = None
             if layout is not None:
                 x0, y0, x1, y1 = layout.box
                 patch = np.empty((y1 - y0, x1 - x0, 3), np.uint8)
                 hudrow.draw(patch, layout, x0, y0)
             cached = self._hud_patch = (now, key, layout, patch)
-        _, _, layout, patch = cached
-        if layout is None:
-            return
-        with yuv.bgr_box(i420, layout.box) as box:
-            if box is not None:
-                box[...] = patch[: box.shape[0], : box.shape[1]]
-
-    @staticmethod
-    def _legend_scale(roi_h: int) -> tuple[int, float]:
-        # Scaled to the ROI so a 240-line DICOM cine keeps most of its image visible.
-        k = min(1.0, max(MIN_HUD_SCALE / HUD_SCALE, roi_h / LEGEND_FULL_SIZE_ROI_PX))
-        return max(MIN_SWATCH_PX, int(LEGEND_SWATCH_PX * k)), HUD_SCALE * k
-
-    def _legend_size(self, roi_h: int) -> tuple[int, int]:
-        """(width, height) of the legend's box in the ROI's bottom-left corner (YUV path)."""
-        swatch, scale = self._legend_scale(roi_h)
-        shown = self._legend_styles()
-        text_w = max((cv2.getTextSize(s.name, FONT, scale, 1)[0][0] for s in shown), default=0)
-        rows_h = len(shown) * (swatch + LEGEND_GAP_PX)
-        return (
-            HUD_MARGIN + swatch + LEGEND_GAP_PX + text_w + HUD_MARGIN,
-            HUD_MARGIN + rows_h + LEGEND_TEXT_LIFT_PX,
-        )
+        return cached[2], cached[3]
 
     def _legend_styles(self) -> list[ClassStyle]:
         # a hidden class gets no swatch: the legend names only colours the overlay can paint
         return [s for s in self.styles.values() if s.show]
-
-    def _draw_legend(self, region: np.ndarray, roi_h: int | None = None) -> None:
-        swatch, scale = self._legend_scale(region.shape[0] if roi_h is None else roi_h)
-        y = region.shape[0] - HUD_MARGIN - swatch
-        for style in self._legend_styles():
-            x = HUD_MARGIN
-            cv2.rectangle(region, (x, y), (x + swatch, y + swatch), style.bgr, -1)
-            cv2.putText(
-                region,
-                style.name,
-                (x + swatch + LEGEND_GAP_PX, y + swatch - LEGEND_TEXT_LIFT_PX),
-                FONT,
-                scale,
-                WHITE,
-                1,
-                cv2.LINE_AA,
-            )
-            y -= swatch + LEGEND_GAP_PX
 
 
 def _probability(prob: np.ndarray | Prediction) -> np.ndarray:

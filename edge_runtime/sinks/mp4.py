@@ -83,7 +83,8 @@ def unfinished(path: str | Path) -> str | None:
 
 
 class Mp4Sink(ThreadedWriter):
-    """H.264 mp4 writer (PyAV/libx264). ``write(bgr)``; size fixed by the first frame."""
+    """H.264 mp4 writer (PyAV/libx264). ``write(bgr)``; size fixed by the first frame. ``recording``:
+    a live session's (tagged :data:`recordings.OWN_MARK`, retention applied); else a result, neither."""
 
     def __init__(
         self,
@@ -104,22 +105,15 @@ class Mp4Sink(ThreadedWriter):
         self.path = Path(path)
         self.timed = timed  # live: each frame at its capture time (``write``'s ``timestamp``)
         self.template = template or self.path  # where a resumed recording goes (a new name from it)
-        self.fps = fps
-        self.preset = preset
-        self.crf = crf
+        self.fps, self.preset, self.crf = fps, preset, crf
         self.files: list[Path] = []
-        # a live session's recording: tagged as sonomap's own, and the one recorder that applies
-        # retention; a result (replay, make-clip) is neither, so retention never deletes one
-        self.recording = recording
-        self.retention_days = retention_days if recording else None
-        self.outputs = (
-            outputs  # the session's files by kind (the summary's ``outputs``): resumed files join it
-        )
+        self.recording, self.retention_days = recording, (retention_days if recording else None)
+        # the session's files by kind (the summary's ``outputs``): resumed files join it
+        self.outputs = outputs
         self._file_frames = 0
         self._first_at: float | None = None  # timed: the capture time of the file's first frame
         self._last_pts, self._key_pts = -1, None  # timed: the last frame's pts, the last keyframe's
-        self._container = None
-        self._stream = None
+        self._container = self._stream = None
         self._writing: Path | None = None  # the file FFmpeg writes: path, or its hidden stand-in when staged
         self.staged = not resume  # a replay's output replaces an earlier one only once it is complete
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # recordings: private (privacy.py)
