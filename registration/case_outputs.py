@@ -6,7 +6,8 @@ frame), label.png (ultrasound size; 0 tissue, 1 cancer, 255 unknown), qa.png, an
 written last: its presence means the case is complete. report.json records the input files by
 content (SHA-256 and size), never by path or name (report.py). Every file is written atomically
 (report.py). An OUT where one of these files would be an input of the case (us.png beside case.yaml,
-``--out`` the case's own folder) is refused before anything is read or written.
+``--out`` the case's own folder), or that holds any case.yaml (another case's folder), is refused
+before anything is read or written.
 """
 
 from __future__ import annotations
@@ -58,6 +59,13 @@ def refuse_overwriting_inputs(spec: CaseSpec, out: Path) -> None:
                 raise InputError(
                     f"--out {out}: {name} would overwrite the case's input {key}; choose another output folder"
                 )
+    if (
+        out / "case.yaml"
+    ).is_file():  # another case's folder (its own is named above): its us.png is that case's input
+        raise InputError(
+            f"--out {out}: holds a case.yaml, so it is a case's folder whose files are inputs "
+            "(its us.png would be replaced); choose another output folder"
+        )
 
 
 def ultrasound_file(path: Path) -> dict:

@@ -78,6 +78,16 @@ def test_register_into_its_own_case_folder_is_refused_and_the_image_kept(us_png_
     assert tree_bytes(us_png_case) == before
 
 
+def test_register_into_another_cases_folder_is_refused_and_its_files_kept(us_png_case, tmp_path, busi_sample):
+    other = tmp_path / "cases"
+    simulate_biopsy(busi_sample, other, n=1, seed=4)
+    (other_case,) = (p.parent for p in other.glob("*/case.yaml"))
+    before = tree_bytes(other_case)
+    err = one_line_error(sonomap("register", us_png_case / "case.yaml", "--out", other_case, check=False))
+    assert f"--out {other_case}: holds a case.yaml" in err
+    assert tree_bytes(other_case) == before  # its us.png, an input of that case, as it was
+
+
 def test_register_batch_refuses_a_prepare_busi_dataset_and_reruns_its_own(
     us_png_case, busi_dataset, tmp_path
 ):
