@@ -208,7 +208,7 @@ def register_batch(
     removed.sort(key=lambda r: r["id"])
     files = {spec.id: case_yaml for case_yaml, spec in ready}
     rows = patient_rows({cid: files[cid] for cid in kept}, names)
-    counts = write_cases_csv(ds, rows, seed, dedup)
+    counts, moved, emptied = write_cases_csv(ds, rows, seed, dedup)
     summary = {
         # the folder's name only: this file travels with the dataset, the path above it is the user's
         "dataset": ds.resolve().name,
@@ -218,6 +218,9 @@ def register_batch(
         "splits": counts,
         # patients --dedup put in one split because their images are near-duplicates (cases.csv: P1+P7)
         "merged_cases": _merged_patients(ds, rows) if dedup else [],
+        # cases whose patient joined one in another split (a corrected id, --dedup): now in its split
+        "moved_cases": moved,
+        "emptied_splits": emptied,
         "done": done,
         "skipped": skipped,
         "registered_again": again,

@@ -151,18 +151,12 @@ def patient_rows(case_files: dict[str, Path], names: dict[str, str]) -> list[tup
     return [(cid, groups[cid]) for cid in case_files]
 
 
-def _existing_splits(ds: Path, rows: list[tuple[str, str]]) -> dict[str, str]:
-    """patient -> split kept from the dataset's cases.csv, matched by case id: a patient's key can
-    change between runs (two groups joined, a lab id added), its cores' ids do not. A patient whose
-    cores sat in several splits (written before they were known to be one) takes the split most of
-    them were in (the first in SPLITS order on a tie): from now on all of them are there. Rows are
-    read by edge_runtime.case_split.read_cases_csv (InputError naming the line of a bad row)."""
-    path = ds / CASES_CSV
-    if not path.is_file():
-        return {}
-    # the one reader of cases.csv: a row training would refuse is refused here too, rather than
-    # skipped (a skipped row's patient would be split afresh, and could move from test to train)
-    before = {row.id: row.split for row in read_cases_csv(path)}
+def _existing_splits(before: dict[str, str], rows: list[tuple[str, str]]) -> dict[str, str]:
+    """patient -> split kept from the dataset's cases.csv (``before``: id -> split), matched by case
+    id: a patient's key can change between runs (two groups joined, a lab id added), its cores' ids do
+    not. A patient whose cores sat in several splits (written before they were known to be one, or
+    joined by --dedup) takes the split most of them were in (the first in SPLITS order on a tie): from
+    now on all of them are there."""
     votes: dict[str, Counter] = {}
     for cid, patient in rows:
         if cid in before:
@@ -170,14 +164,28 @@ def _existing_splits(ds: Path, rows: list[tuple[str, str]]) -> dict[str, str]:
     return {p: max(SPLITS, key=lambda s: (v[s], -SPLITS.index(s))) for p, v in votes.items()}
 
 
-def write_cases_csv(ds: Path, rows: list[tuple[str, str]], seed: int, dedup: bool = False) -> dict:
-    """cases.csv from ``rows`` ([(id, patient)], the cases in the layout); return the split counts.
-    A patient already in cases.csv keeps its split (edge_runtime.case_split)."""
+def write_cases_csv(
+    ds: Path, rows: list[tuple[str, str]], seed: int, dedup: bool = False
+) -> tuple[dict, list[dict], list[str]]:
+    """cases.csv from ``rows`` ([(id, patient)], the cases in the layout); return the split counts, the
+    cases whose split changed (``[{id, from, to}]``: their patient joined one in another split) and
+    the splits that held cases before and hold none now. A patient already in cases.csv keeps its
+    split (edge_runtime.case_split)."""
     rows = sorted(rows)
     if dedup:  # optional check; imagehash is imported only when asked for
         merged = merge_near_duplicate_cases({c: ds / "images" / f"{c}.png" for c, _ in rows}, dict(rows))
         rows = [(c, merged[c]) for c, _ in rows]
-    splits = split_cases([p for _, p in rows], seed, existing=_existing_splits(ds, rows))
-    atomic_write_csv(ds / CASES_CSV, ["id", "case_id", "split"], [(c, p, splits[p]) for c, p in rows])
+    path = ds / CASES_CSV
+    # the one reader of cases.csv: a row training would refuse is refused here too, rather than
+    # skipped (a skipped row's patient would be split afresh, and could move from test to train)
+    before = {row.id: row.split for row in read_cases_csv(path)} if path.is_file() else {}
+    splits = split_cases([p for _, p in rows], seed, existing=_existing_splits(before, rows))
+    atomic_write_csv(path, ["id", "case_id", "split"], [(c, p, splits[p]) for c, p in rows])
     counts = Counter(splits[p] for _, p in rows)
-    return {split: counts[split] for split in SPLITS}
+    moved = [
+        {"id": c, "from": before[c], "to": splits[p]}
+        for c, p in rows
+        if before.get(c, splits[p]) != splits[p]
+    ]
+    emptied = [s for s in SPLITS if s in before.values() and not counts[s]]
+    return {split: counts[split] for split in SPLITS}, moved, emptied

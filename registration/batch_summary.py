@@ -29,4 +29,13 @@ def summary_lines(s: dict, out) -> list[str]:
         lines.append(f"removed from the dataset: {s['removed']} (image and label moved to {REMOVED}/)")
     lines += [f"  removed: {r['id']} ({r['reason']})" for r in s["removed_cases"]]
     lines += [f"  merged (near-duplicate images, one split): {' + '.join(g)}" for g in s["merged_cases"]]
+    lines += [
+        f"  moved: {m['id']} from {m['from']} to {m['to']} (its patient now has cases there: one split per patient)"
+        for m in s["moved_cases"]
+    ]
+    lines += [
+        f"warning: split '{split}' is empty now (its cases moved to join their patient); "
+        "sonomap train needs cases in every split: add cases, or register into a new dataset for a fresh split"
+        for split in s["emptied_splits"]
+    ]
     return lines

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from registration.batch import register_batch
+from registration.batch_summary import summary_lines
 
 
 @pytest.fixture()
@@ -37,12 +38,24 @@ def test_a_corrected_patient_id_is_registered_again_and_keeps_the_patient_in_one
     ds = tmp_path / "ds"
     register_batch(cases, ds, progress=False)
     first, second = sorted(_rows(ds))
+    was = {cid: row["split"] for cid, row in _rows(ds).items()}
+    assert set(was.values()) == {"train", "test"}  # two patients: one in train, one in test
     _edit(cases / first / "case.yaml", patient_id=_rows(ds)[second]["case_id"])  # both cores: one patient
     s = register_batch(cases, ds, progress=False)
     assert (s["registered"], s["skipped_done"], s["failed"]) == (1, 1, 0)
     assert [a["id"] for a in s["registered_again"]] == [first]
     rows = _rows(ds)
     assert rows[first]["case_id"] == rows[second]["case_id"] and rows[first]["split"] == rows[second]["split"]
+    # the move is reported, and the split it emptied (a tie goes to train, the first in SPLITS)
+    (moved,) = [cid for cid in was if was[cid] != rows[cid]["split"]]
+    assert s["moved_cases"] == [{"id": moved, "from": "test", "to": "train"}]
+    assert s["emptied_splits"] == ["test"]
+    printed = summary_lines(s, ds)
+    assert (
+        f"  moved: {moved} from test to train (its patient now has cases there: one split per patient)"
+        in printed
+    )
+    assert any(line.startswith("warning: split 'test' is empty now") for line in printed)
     report = json.loads((ds / "registration" / first / "report.json").read_text())
     assert report["patient_id"] == rows[second]["case_id"]
     again = register_batch(cases, ds, progress=False)  # now up to date: skipped
