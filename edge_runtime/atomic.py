@@ -32,6 +32,10 @@ import numpy as np
 
 from edge_runtime.errors import ConfigError, InputError
 
+# An output is first written under a hidden name beside it (``.NAME.<random>.tmp`` here,
+# ``.NAME.<pid>.<token>.partial`` for a staged recording): NAME must leave this many bytes of the
+# file system's name limit for the rest.
+HIDDEN_NAME_EXTRA_BYTES = 48
 FILE_MODE = 0o644  # mkstemp creates 0600; outputs are shared with the team and the service user
 
 
@@ -93,6 +97,18 @@ def check_creatable(path: str | Path, label: str) -> None:
         raise ConfigError(f"{label} {path}: {above} is a file, not a folder")
     if not os.access(above, os.W_OK | os.X_OK):
         raise ConfigError(f"{label} {path}: cannot create files in {above} (permission denied)")
+    longest = os.pathconf(above, "PC_NAME_MAX") - HIDDEN_NAME_EXTRA_BYTES
+    if len(path.name.encode()) > longest:
+        raise ConfigError(
+            f"{label} {path}: the file name is {len(path.name.encode())} bytes; give one of at most {longest} "
+            "(the file system's limit, less room for the hidden name the file is first written under)"
+        )
+    try:  # root passes os.access everywhere, but not every folder takes files (/proc, a read-only mount)
+        fd, probe = tempfile.mkstemp(prefix=".sonomap-probe.", dir=above)
+    except OSError as exc:
+        raise ConfigError(f"{label} {path}: cannot create files in {above} ({exc.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:

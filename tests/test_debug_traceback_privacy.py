@@ -2,7 +2,7 @@
 traceback through the same redacting hook as ``sys.excepthook`` (which the console command replaces),
 then the one-line error, with the command's exit status. Through the real
 `sonomap replay` of pydicom's cine given the patient's identifiers, after its header has been read
-(so they are registered), failing on an output named after the patient."""
+(so they are registered), failing on an output named after the patient (a file size limit: a full disk)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ import threading
 from pathlib import Path
 
 import pytest
+from file_size_limit import small_disk
 
 REPO = Path(__file__).resolve().parents[1]
 PATIENT = {"PatientName": "Sorensen^Ingrid", "PatientID": "PID-90210-77"}
 NAME_PARTS = ("Sorensen", "Ingrid", "90210")
-# /proc reports no free space, so the recorder refuses to start after the first frames are read
-UNWRITABLE_OUT = "/proc/Sorensen_Ingrid.mp4"
+# a file size limit (a full disk for this process): the recorder fails after the first frames are written
+RECORDER_LIMIT_BYTES = 6000
 TIMEOUT_S = 120
 
 
@@ -35,9 +36,6 @@ def patient_cine(tmp_path) -> Path:
     return path
 
 
-@pytest.mark.skipif(
-    not Path("/proc").is_dir(), reason="needs Linux /proc for an output that cannot be written"
-)
 def test_a_debug_traceback_names_no_identifier(patient_cine):
     args = ["--debug"]
     res = subprocess.run(
@@ -49,8 +47,9 @@ def test_a_debug_traceback_names_no_identifier(patient_cine):
             "replay",
             str(patient_cine),
             "--out",
-            UNWRITABLE_OUT,
+            str(patient_cine.with_name("Sorensen_Ingrid.mp4")),
         ],
+        preexec_fn=small_disk(RECORDER_LIMIT_BYTES),
         env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True,
         text=True,

@@ -1,13 +1,16 @@
 """`sonomap live` refuses a recording path that exists and is not a regular file (a device such as
 /dev/null, a FIFO) with one line naming the option and the path, instead of recording beside it
 under a new name (`/dev/null-1`); an existing regular recording is still kept and a new name taken.
-Real files: a FIFO made with os.mkfifo, the system's /dev/null and /dev/full."""
+Two recorders moved off kept recordings never land on one name, and a synthetic screen beyond the
+frame limits is refused. Real files: a FIFO made with os.mkfifo, the system's /dev/null and /dev/full."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+import av
 import pytest
 import yaml
 from cli import sonomap
@@ -65,3 +68,23 @@ def test_session_path_refuses_a_fifo_in_live_mode_and_keeps_a_regular_recording(
     kept = tmp_path / "kept.mp4"
     kept.write_bytes(b"an earlier recording")
     assert session_path(kept, keep_existing=True) == tmp_path / "kept-1.mp4"  # by design: kept, new name
+
+
+def test_two_recorders_moved_off_a_kept_recording_never_share_a_name(tmp_path):
+    # --record lx.mp4 is taken, so the overlay moves to lx-1.mp4, the name --record-raw asked for:
+    # before, both wrote that one file and neither recording could be decoded
+    kept = tmp_path / "lx.mp4"
+    kept.write_bytes(b"an earlier recording")
+    summary = tmp_path / "s.json"
+    result = live("--record", kept, "--record-raw", tmp_path / "lx-1.mp4", "--summary", summary)
+    assert result.returncode == 0, result.stderr[-2000:]
+    outputs = json.loads(summary.read_text())["outputs"]
+    assert outputs == {"video": str(tmp_path / "lx-1.mp4"), "raw": str(tmp_path / "lx-1-1.mp4")}
+    assert kept.read_bytes() == b"an earlier recording"
+    for path in outputs.values():
+        with av.open(path) as container:  # each a whole recording of its own
+            assert sum(1 for _ in container.decode(video=0)) > 0
+
+
+def test_a_synthetic_screen_beyond_the_frame_limits_is_refused(tmp_path):
+    refused(live("--width", 9000, "--height", 100), "--width/--height) 9000x100: larger than the maximum")

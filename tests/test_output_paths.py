@@ -186,6 +186,26 @@ def test_bench_json_on_a_folder_is_refused_before_the_benchmark(clip, tmp_path):
     assert "backend only" not in result.stdout  # nothing was measured
 
 
+def test_a_video_not_named_mp4_is_refused_before_the_run(clip, tmp_path):
+    # the recorder writes H.264 MP4 whatever the name: x.png would hold a video, or replace a mask
+    for option in ("--out", "--record-raw"):
+        out = tmp_path / "000000_mask.png"
+        result = sonomap("replay", clip, "--model", dark_onnx(), option, out, check=False)
+        refused(result, "replay", f"{option} {out}: the video is written as H.264 MP4; name it *.mp4")
+    assert files_in(tmp_path) == []
+
+
+def test_a_name_too_long_for_its_hidden_twin_and_a_folder_taking_no_files_are_refused_up_front(
+    clip, tmp_path
+):
+    # the output is first written under a hidden, longer name; /proc takes no new files, even for root
+    long = tmp_path / ("b" * 245 + ".mp4")
+    refused(sonomap("replay", clip, "--out", long, check=False), "replay", "the file name is 249 bytes")
+    result = sonomap("bench", clip, "--frames", 2, "--live-seconds", 0, "--json", "/proc/x.json", check=False)
+    refused(result, "bench", "--json /proc/x.json: cannot create files in /proc")
+    assert "backend only" not in result.stdout and files_in(tmp_path) == []
+
+
 def _model_with_parity(tmp_path) -> Path:
     model = tmp_path / "model.onnx"
     shutil.copy(dark_onnx(), model)

@@ -34,6 +34,7 @@ from edge_runtime.model_files import model_files
 # The runtime's file outputs by ``sinks`` key, and the option that sets each (``video`` differs:
 # ``--out`` for replay, ``--record`` for live).
 SINK_OPTIONS = {"raw": "--record-raw", "masks": "--save-masks", "summary": "--summary"}
+VIDEO_SINKS, VIDEO_SUFFIX = ("video", "raw"), ".mp4"  # the sinks that record H.264 MP4
 FOLDER_SINKS = ("masks",)  # a folder of files, not one file
 LITERAL_SINKS = ("summary",)  # written as named: no strftime fields (the recorders expand theirs)
 # What an existing path that is neither a regular file nor a folder is, by its stat type.
@@ -52,6 +53,9 @@ class Output:
     option: str
     path: Path
     folder: bool = False  # a folder of files (--save-masks, --cases) rather than one file
+    # the name's ending the writer's format needs: a recorder writes H.264 MP4 whatever the name says,
+    # and x.png would then hold a video (or replace a mask of --save-masks)
+    suffix: str | None = None
 
 
 def sink_options(args, video_option: str) -> dict[str, str]:
@@ -76,7 +80,8 @@ def runtime_outputs(args, config, video_option: str) -> list[Output]:
         template = getattr(config.sinks, kind)
         if template:
             path = Path(template) if kind in LITERAL_SINKS else recordings.expand(template)
-            outputs.append(Output(name, path, folder=kind in FOLDER_SINKS))
+            suffix = VIDEO_SUFFIX if kind in VIDEO_SINKS else None
+            outputs.append(Output(name, path, folder=kind in FOLDER_SINKS, suffix=suffix))
     if getattr(args, "record_sequence", None):
         for header in layout.sequence_paths(recordings.expand(args.record_sequence)).values():
             outputs += [
@@ -127,6 +132,10 @@ def check_outputs(outputs: list[Output], inputs: dict[str, Path]) -> None:
                 )
     for out in outputs:
         check_writable(out)
+        if out.suffix and out.path.suffix.lower() != out.suffix:
+            raise ConfigError(
+                f"{out.option} {out.path}: the video is written as H.264 MP4; name it *{out.suffix}"
+            )
 
 
 def special_kind(path: Path) -> str | None:

@@ -32,7 +32,7 @@ import logging
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from edge_runtime.errors import InputError
@@ -63,22 +63,26 @@ def _taken(path: Path) -> bool:
     return path.exists()
 
 
-def session_path(template: str | Path, keep_existing: bool, now: float | None = None) -> Path:
+def session_path(
+    template: str | Path, keep_existing: bool, now: float | None = None, others: Collection[Path] = ()
+) -> Path:
     """The path this session records to: ``template`` expanded; with ``keep_existing``, a free variant
-    when that path already holds a recording."""
+    when that path already holds a recording or is one of ``others`` (the session's other recorders'
+    paths: two recorders moved to the same free name would write one file)."""
     path = expand(template, now)
     if not keep_existing:
         return path
+    others = {Path(o).resolve() for o in others}
     if path.exists() and not (path.is_file() or path.is_dir()):
         raise InputError(
             f"{path}: exists and is not a regular file (a device, FIFO or socket); a live recording "
             "goes to a file of its own: give a file name"
         )
-    if not _taken(path):
+    if not _taken(path) and path.resolve() not in others:
         return path
     for n in range(1, MAX_SUFFIX + 1):
         candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
-        if not _taken(candidate):
+        if not _taken(candidate) and candidate.resolve() not in others:
             log.warning("%s already holds a recording; keeping it and recording to %s", path, candidate)
             return candidate
     raise InputError(

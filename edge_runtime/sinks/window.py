@@ -27,8 +27,8 @@ class WindowSink:
     def __init__(self, title: str = "sonomap (research use only)", fullscreen: bool = False):
         if not display_available():
             raise SonomapError(
-                "no display (DISPLAY/WAYLAND_DISPLAY unset): run with --headless "
-                "or start it in a graphical session"
+                "no display (DISPLAY/WAYLAND_DISPLAY unset): run without a window (live --headless, "
+                "replay without --window, sinks.window: false) or start it in a graphical session"
             )
         self.title = title
         self.quit_requested = False

@@ -11,6 +11,8 @@ are counted by the pipeline, not raised into it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from edge_runtime.config_schema import SinksConfig
 from edge_runtime.sinks import recordings
 from edge_runtime.sinks.masks import MaskDumpSink
@@ -24,11 +26,11 @@ def open_sinks(s: SinksConfig, fps: float, live: bool) -> tuple[dict, WindowSink
     live session never records over an earlier recording (:mod:`edge_runtime.sinks.recordings`: a
     service restarted after a crash). A replay's recorders write every frame or fail: a pause for disk
     space is final, and makes a failed output (:mod:`edge_runtime.sinks.threaded`)."""
-    outputs = {
-        k: str(recordings.session_path(getattr(s, k), keep_existing=live))
-        for k in ("video", "raw", "masks")
-        if getattr(s, k)
-    }
+    outputs: dict[str, str] = {}
+    for k in ("video", "raw", "masks"):
+        if getattr(s, k):  # each clear of the paths already taken by the others
+            taken = [Path(p) for p in outputs.values()]
+            outputs[k] = str(recordings.session_path(getattr(s, k), keep_existing=live, others=taken))
     sinks: dict = {}
     for kind in ("video", "raw"):
         if kind in outputs:

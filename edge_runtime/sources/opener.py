@@ -27,7 +27,7 @@ from pathlib import Path
 
 from edge_runtime import privacy, source_kinds
 from edge_runtime.config_schema import RuntimeConfig
-from edge_runtime.errors import InputError
+from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Frame, Source
 from edge_runtime.igtl.source import open_igtl_source
 from edge_runtime.image_files import ImageTooLarge, UnreadableImage, read_image
@@ -35,7 +35,7 @@ from edge_runtime.sources import synthetic
 from edge_runtime.sources.capture import V4L2Source, VideoFileSource, capture_device_name, to_bgr
 from edge_runtime.sources.corrupt import CorruptCounter
 from edge_runtime.sources.dicom_cine import DicomCineSource
-from edge_runtime.sources.frame_size import MAX_FRAME_PIXELS, check_frame_size
+from edge_runtime.sources.frame_size import MAX_FRAME_PIXELS, MAX_FRAME_SIDE, check_frame_size, too_large
 from edge_runtime.sources.plus_metaimage import PlusMetaImageSource
 from edge_runtime.sources.reconnect import ResilientSource
 from edge_runtime.sources.sequence import SequenceSource
@@ -101,6 +101,11 @@ class SyntheticSource(Source):
         seed: int = 0,
     ):
         size = {"screen_w": int(width or synthetic.SCREEN_W), "screen_h": int(height or synthetic.SCREEN_H)}
+        if too_large(size["screen_w"], size["screen_h"]):  # as a file's frame would be: refused, not drawn
+            raise ConfigError(
+                f"source.width/height (--width/--height) {size['screen_w']}x{size['screen_h']}: larger than "
+                f"the maximum of {MAX_FRAME_PIXELS / 1e6:.1f} Mpx or {MAX_FRAME_SIDE} px on a side"
+            )
         self.sim = synthetic.ScreenSimulator(
             Path(image) if image else synthetic.default_image(), seed=seed, **size
         )
