@@ -88,3 +88,12 @@ def test_two_recorders_moved_off_a_kept_recording_never_share_a_name(tmp_path):
 
 def test_a_synthetic_screen_beyond_the_frame_limits_is_refused(tmp_path):
     refused(live("--width", 9000, "--height", 100), "--width/--height) 9000x100: larger than the maximum")
+
+
+def test_a_second_live_session_keeps_the_first_sessions_summary(tmp_path):
+    summary = tmp_path / "s.json"
+    live("--summary", summary)
+    first = summary.read_text()
+    assert live("--summary", summary).returncode == 0
+    assert summary.read_text() == first  # a restarted service's summary goes beside it
+    assert json.loads((tmp_path / "s-1.json").read_text())["frames"] > 0

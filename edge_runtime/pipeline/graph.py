@@ -229,7 +229,9 @@ class Pipeline:
         if failed is not None and not self.stages.stats.frames:  # nothing written: the input's error alone
             raise failed
         skipped = summary.corrupt_frames() - skipped_before
-        figures = summary.finish(self.stats(), self.stages, self.config, stalled is not None, skipped)
+        figures = summary.finish(
+            self.stats(), self.stages, self.config, stalled is not None, skipped, self.is_live()
+        )
         if stalled is not None:
             raise stalled
         if failed is not None:

@@ -23,6 +23,7 @@ from edge_runtime.jsonfile import json_text
 from edge_runtime.live_stats import EVENTS
 from edge_runtime.memory import GIB, peak_rss_bytes
 from edge_runtime.pipeline.stages import FrameStages
+from edge_runtime.sinks import recordings
 from edge_runtime.sources.corrupt import CORRUPT_INPUT
 
 
@@ -50,10 +51,14 @@ def snapshot(stages: FrameStages, sink_drops: int = 0) -> dict:
     return out
 
 
-def finish(summary: dict, stages: FrameStages, config: RuntimeConfig, stalled: bool, skipped: int) -> dict:
+def finish(
+    summary: dict, stages: FrameStages, config: RuntimeConfig, stalled: bool, skipped: int, live: bool = False
+) -> dict:
     """``summary`` (a :func:`snapshot` after the outputs closed) completed with how the run ended and
     what it wrote, and written to ``sinks.summary`` when set; ``skipped``: the corrupt input frames
-    the source skipped during the run. The stages' state becomes "stopped"."""
+    the source skipped during the run. The stages' state becomes "stopped". ``live``: an earlier
+    session's summary there is kept and this one goes beside it (``-1``, ``-2``...), as a recording
+    does (a restarted service); a replay's summary is a result and replaces it."""
     stages.stats.state = "stopped"
     summary["state"] = "stalled" if stalled else "stopped"
     # the files written, strftime fields and suffixes resolved; a failed recorder's file is not one
@@ -65,6 +70,7 @@ def finish(summary: dict, stages: FrameStages, config: RuntimeConfig, stalled: b
     summary["input_frames_skipped"] = skipped
     path = config.sinks.summary
     if path:  # atomically: a failed write names the file and keeps a previous summary whole
+        path = recordings.session_path(path, keep_existing=True) if live else path
         atomic_write_text(path, privacy.redact(json_text(summary)))
     return summary
 
