@@ -65,9 +65,11 @@ def refuse_stale_cases(out: str | Path, n: int) -> None:
 
 def _simulate(args) -> int:
     from registration.sim.biopsy_core import CoreParams
-    from registration.sim.simulate import SimParams, simulate_cases
+    from registration.sim.cases_out import check_cases_out
+    from registration.sim.simulate import SimParams, simulate_cases, summary_lines
 
     check_sim_folders(args, "--out")
+    check_cases_out(args.out)  # never among real cases, a dataset or a run: only its own earlier cases
     refuse_stale_cases(args.out, args.n)
     lab = None
     if args.lab:
@@ -76,14 +78,7 @@ def _simulate(args) -> int:
         lab = LabParams()
     params = SimParams(core=CoreParams(mpp=args.wsi_mpp, lab=lab))
     summary = simulate_cases(args.images, args.masks, args.out, args.n, args.seed, params)
-    print(
-        f"simulated {len(summary['cases'])} case(s) in {summary['out']}"
-        + (
-            f"; skipped {len(summary['skipped'])} image(s) with no fitting tract"
-            if summary["skipped"]
-            else ""
-        )
-    )
+    print("\n".join(summary_lines(summary)))
     return 0
 
 

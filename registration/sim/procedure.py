@@ -13,8 +13,9 @@ With ``truth=True`` it also writes, beside CLIP.mp4, ``CLIP.lesion.png`` (the im
 carried into ROI pixels exactly as the image is, 0/255; empty for a benign image: no cancer) and
 ``CLIP.truth.json`` (the returned dict, the clip by file name), which
 ``sonomap simulate-pathology`` turns into a slide and annotation per captured core. Every input (the
-image, its lesion mask) is read before anything is written, and the clip is encoded to a temp file
-renamed over CLIP.mp4 when whole: a failed run leaves an earlier clip, truth and lesion as they were.
+image, its lesion mask) is read before anything is written, a mask of another size than its image
+refused, and the clip is encoded to a temp file renamed over CLIP.mp4 when whole: a failed run leaves
+an earlier clip, truth and lesion as they were.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from edge_runtime.sinks.mp4 import Mp4Sink
 from edge_runtime.sources.synthetic import BORDER_PX, ScreenSimulator, default_image
 from registration.report import write_json
 from registration.sim.echo import draw_needle
-from registration.sim.simulate import MALIGNANT, busi_labels
+from registration.sim.sources import LESION_LEVEL, MALIGNANT, busi_labels, read_pair
 from registration.tract import GAUGE_DEFAULTS
 
 SCREEN = (1280, 720)
@@ -43,7 +44,6 @@ DECOY_LEVEL = 235
 GAUGE = 14
 THROW_MM = 22.0  # the device's throw: each fire's jumps add up to it
 FPS = 30
-LESION_LEVEL = 127  # the warped 0/255 mask is cancer above this
 INDEX_CSV = "index.csv"  # BUSI's labels, beside images/
 BUSI_LABELS = (MALIGNANT, "benign", "normal")  # BUSI's classes, its file names' prefixes
 # The pre-fire frame's fingerprint in truth.json (roi_fingerprint): a 16x16 thumbnail's 256 bits.
@@ -149,6 +149,8 @@ def write_procedure_clip(
     lesion = None
     if truth:  # every input checked before anything is written: a failure leaves earlier files as they were
         mask, malignant = busi_mask(image)
+        # another image's mask would be scaled by its own size and put the truth's lesion elsewhere
+        read_pair(image, mask, str(image), str(mask))
         lesion = lesion_in_roi(sim, mask, malignant)
     image_sha256 = sha256_file(image)  # not its name: an image may be named after the patient
     mm = sim.mm_per_pixel

@@ -19,8 +19,6 @@ image by the SHA-256 of its content.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,25 +27,26 @@ import numpy as np
 import yaml
 
 from edge_runtime.atomic import atomic_write_png
-from edge_runtime.csv_text import read_csv_text
 from edge_runtime.errors import InputError
-from edge_runtime.image_files import UnreadableImage, read_image
-from edge_runtime.manifest import sha256_file
 from registration.report import write_json, write_text
 from registration.sim.biopsy_core import CoreParams, build_layout
 from registration.sim.echo import draw_needle
 from registration.sim.slide import write_asap_xml, write_geojson, write_pyramid
+from registration.sim.sources import SimSource, list_sources, read_pair
 from registration.tract import GAUGE_DEFAULTS, Tract
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 MAX_ATTEMPTS = 200
 MIN_TRUTH_PX = 12
 MIN_LESION_SHARE = 0.25
 NOTCH_SHIFT = 0.3  # notch centre offset from the aimed lesion point, in notch lengths
 SHAFT_POINT_FRACTION = 0.6  # recorded shaft point: this far from the tip towards the entry
-PSEUDONYM_HEX = 12  # hex digits of the image's SHA-256 in its pseudonymous patient id
-INDEX_COLUMNS = "id,label"  # what list_sources reads of BUSI's index.csv
-MALIGNANT = "malignant"
+SKIPS_SHOWN = 3  # skipped images a one-line error names; the rest are counted
+UNUSABLE, NO_TRACT = "unusable", "no_tract"  # why an image was skipped (the summary's "kind")
+
+
+class NoFittingTract(InputError):
+    """No tract through the lesion fitted in the image in this draw; another draw of the same image
+    may fit, unlike an input that cannot be used at all."""
 
 
 @dataclass
@@ -59,66 +58,13 @@ class SimParams:
     core: CoreParams = field(default_factory=CoreParams)
 
 
-@dataclass(frozen=True)
-class SimSource:
-    """One source image and its lesion mask, known outside this module only by the image's digest."""
-
-    image: Path
-    mask: Path
-    sha256: str  # of the image file's bytes
-
-    @property
-    def patient_id(self) -> str:
-        """Pseudonymous patient id: the same for every case made from this image, no file name in it."""
-        return f"src-{self.sha256[:PSEUDONYM_HEX]}"
-
-    @property
-    def label(self) -> str:
-        """How messages name this source: by digest, never by its file name."""
-        return f"source image {self.patient_id}"
-
-
-def busi_labels(index: Path) -> dict[str, str]:
-    """id -> label of BUSI's ``index.csv``. Read as prepare-busi reads it (a spreadsheet's byte-order
-    mark accepted): InputError naming the file, and the line, when it is not UTF-8 or not CSV or has no
-    id and label columns."""
-    text = read_csv_text(index, INDEX_COLUMNS)
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    try:
-        if not set(INDEX_COLUMNS.split(",")) <= set(reader.fieldnames or []):
-            raise InputError(f"{index}: needs columns {INDEX_COLUMNS} (BUSI layout)")
-        return {row["id"]: row["label"] for row in reader}
-    except csv.Error as exc:
-        raise InputError(f"{index}:{reader.line_num}: not a valid CSV ({exc})") from None
-
-
-def malignant_ids(index: Path) -> set[str]:
-    """The ids that BUSI's ``index.csv`` labels malignant (errors as :func:`busi_labels`)."""
-    return {image_id for image_id, label in busi_labels(index).items() if label == MALIGNANT}
-
-
-def list_sources(images_dir: Path, masks_dir: Path) -> list[SimSource]:
-    """Malignant images (index.csv label) or all images with a lesion mask, each with its digest."""
-    images_dir, masks_dir = Path(images_dir), Path(masks_dir)
-    if not images_dir.is_dir():
-        raise InputError(f"--images {images_dir}: not a folder")
-    if not masks_dir.is_dir():
-        raise InputError(f"--masks {masks_dir}: not a folder")
-    index = images_dir.parent / "index.csv"
-    malignant = malignant_ids(index) if index.is_file() else None
-    out = []
-    for img in sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
-        if malignant is not None and img.stem not in malignant:
-            continue
-        mask = next(
-            (masks_dir / (img.stem + s) for s in IMAGE_SUFFIXES if (masks_dir / (img.stem + s)).is_file()),
-            None,
-        )
-        if mask is not None:
-            out.append(SimSource(img, mask, sha256_file(img)))
-    if not out:
-        raise InputError(f"--images {images_dir}: no images with a matching lesion mask in {masks_dir}")
-    return out
+def read_source(src: SimSource) -> tuple[np.ndarray, np.ndarray]:
+    """(gray image, lesion as bool) of a source; InputError naming it by digest when it cannot be
+    used: an image or mask that cannot be read, a mask of another size, a mask with no lesion."""
+    gray, lesion = read_pair(src.image, src.mask, f"{src.label}: its image", f"{src.label}: its mask")
+    if not lesion.any():
+        raise InputError(f"{src.label}: its mask holds no lesion (empty lesion mask)")
+    return gray, lesion
 
 
 def _entry_point(tip: np.ndarray, direction: np.ndarray, shape) -> np.ndarray:
@@ -136,9 +82,7 @@ def _entry_point(tip: np.ndarray, direction: np.ndarray, shape) -> np.ndarray:
 def sample_tract(lesion: np.ndarray, mmpp: float, rng: np.random.Generator, p: SimParams, where: str) -> dict:
     """A tract through the lesion with the whole notch and the needle tip inside the image."""
     h, w = lesion.shape
-    ys, xs = np.nonzero(lesion)
-    if len(ys) == 0:
-        raise InputError(f"{where}: empty lesion mask")
+    ys, xs = np.nonzero(lesion)  # not empty: read_source refuses a mask without a lesion
     # aim at the lesion interior: pick the notch centre with weight = distance to the lesion border
     depth = cv2.distanceTransform(lesion.astype(np.uint8), cv2.DIST_L2, 5)[ys, xs].astype(np.float64)
     weights = depth / depth.sum()
@@ -185,7 +129,7 @@ def sample_tract(lesion: np.ndarray, mmpp: float, rng: np.random.Generator, p: S
             "od_mm": geo["od_mm"],
             "angle_deg": float(np.rad2deg(theta)),
         }
-    raise InputError(f"{where}: no tract through the lesion fits in the image after {MAX_ATTEMPTS} tries")
+    raise NoFittingTract(f"{where}: no tract through the lesion fits in the image after {MAX_ATTEMPTS} tries")
 
 
 def _pt(p) -> list:
@@ -202,18 +146,11 @@ def _length_keys(geo: dict, core_truth: dict, rng, p: SimParams) -> dict:
 
 
 def simulate_case(
-    src: SimSource, case_dir: Path, rng: np.random.Generator, p: SimParams, case_id: str
+    src: SimSource, pair: tuple, case_dir: Path, rng: np.random.Generator, p: SimParams, case_id: str
 ) -> dict:
-    read = {}
-    for part, path in (("image", src.image), ("mask", src.mask)):
-        try:
-            read[part] = read_image(path, cv2.IMREAD_GRAYSCALE)
-        except UnreadableImage as exc:  # named by digest: the file name may be the patient's
-            raise InputError(f"{src.label}: its {part}: {exc.reason}") from exc
-    gray, lesion_img = read["image"], read["mask"]
-    if lesion_img.shape != gray.shape:
-        raise InputError(f"{src.label}: mask size {lesion_img.shape} differs from the image {gray.shape}")
-    lesion = lesion_img > 127
+    """Write one case from ``src``, read as ``pair`` (:func:`read_source`), into ``case_dir``;
+    NoFittingTract, before anything is written, when this draw finds no tract."""
+    gray, lesion = pair
     mmpp = float(rng.uniform(*p.depth_mm)) / gray.shape[0]
     geo = sample_tract(lesion, mmpp, rng, p, src.label)
     tract = geo["tract"]
@@ -276,7 +213,10 @@ def simulate_case(
 def simulate_cases(
     images_dir, masks_dir, out_dir, n: int, seed: int = 0, params: SimParams | None = None
 ) -> dict:
-    """Make ``n`` cases in out_dir/<case_id>/; returns {"cases": [...], "skipped": [...], "out": ...}."""
+    """Make ``n`` cases in out_dir/<case_id>/; returns {"out", "asked", "cases": [...], "skipped": [...]}
+    with one skipped entry per image that gave no case ({"image_sha256", "kind", "reason"}: kind
+    UNUSABLE for an input that cannot be used, tried once; NO_TRACT when no draw found a tract).
+    InputError, naming why, when not one case could be made."""
     if n < 1:
         raise InputError(f"--n {n}: need at least one case")
     params = params or SimParams()
@@ -284,15 +224,49 @@ def simulate_cases(
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(sources))
     out = Path(out_dir)
-    made, skipped = [], []
-    i = 0
-    while len(made) < n and i < n + len(sources):
+    made, unusable, no_tract, fitted = [], {}, {}, set()
+    i = tries = 0
+    while len(made) < n and tries < n + len(sources) and len(unusable) < len(sources):
         src = sources[order[i % len(sources)]]
-        i += 1
+        i += 1  # every turn, an unusable source's too: a good image's draw (seeded by i) stays the same
+        if src in unusable:  # what it lacks does not change: neither read again nor a try spent
+            continue
+        tries += 1
+        try:
+            pair = read_source(src)
+        except InputError as exc:
+            unusable[src] = str(exc)
+            continue
         case_id = f"sim_{len(made):04d}"  # no file name: the image may be named after the patient
         case_rng = np.random.default_rng([seed, i])
         try:
-            made.append(simulate_case(src, out / case_id, case_rng, params, case_id))
-        except InputError as exc:  # e.g. a lesion too close to the border for any tract
-            skipped.append({"image_sha256": src.sha256, "reason": str(exc)})
-    return {"out": str(out), "cases": made, "skipped": skipped}
+            made.append(simulate_case(src, pair, out / case_id, case_rng, params, case_id))
+            fitted.add(src)
+        except NoFittingTract as exc:  # e.g. a lesion too close to the border for any tract
+            no_tract[src] = str(exc)
+    skipped = [{"image_sha256": s.sha256, "kind": UNUSABLE, "reason": r} for s, r in unusable.items()] + [
+        {"image_sha256": s.sha256, "kind": NO_TRACT, "reason": r}
+        for s, r in no_tract.items()
+        if s not in fitted
+    ]
+    if not made:
+        shown = "; ".join(s["reason"] for s in skipped[:SKIPS_SHOWN])
+        more = f"; and {len(skipped) - SKIPS_SHOWN} more" if len(skipped) > SKIPS_SHOWN else ""
+        raise InputError(
+            f"--images {images_dir}: no case could be made from {len(skipped)} image(s): {shown}{more}"
+        )
+    return {"out": str(out), "asked": n, "cases": made, "skipped": skipped}
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """What simulate-biopsy prints: the cases made, then each skipped image by digest with its reason."""
+    made, skipped = len(summary["cases"]), summary["skipped"]
+    head = f"simulated {made} case(s) in {summary['out']}"
+    if made < summary["asked"]:
+        head = f"simulated {made} of {summary['asked']} case(s) in {summary['out']}"
+    counts = {kind: sum(s["kind"] == kind for s in skipped) for kind in (UNUSABLE, NO_TRACT)}
+    why = {UNUSABLE: "that cannot be used", NO_TRACT: "with no tract through the lesion that fits"}
+    parts = [f"{k} {why[kind]}" for kind, k in counts.items() if k]
+    if parts:
+        head += f"; skipped {len(skipped)} image(s): " + ", ".join(parts)
+    return [head] + [f"  skipped {s['reason']}" for s in skipped]
