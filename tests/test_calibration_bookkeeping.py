@@ -1,7 +1,8 @@
 """What `sonomap calibrate` records and refuses: the threshold a temperature fit restores after any
 number of curve refits (the model's own, never a previous curve's), a fit that ends at a search
-bound (refused in one line, manifest unchanged, never saved as fitted), and a bad
-``threshold_before`` record. Real tiny checkpoints, `sonomap` run in process on the prepared
+bound (refused in one line, manifest unchanged, never saved as fitted), a bad
+``threshold_before`` record, and a mask filter removed by a later temperature or curve fit (it was
+chosen on the probabilities that fit replaces). Real tiny checkpoints, `sonomap` run in process on the prepared
 BUSI sample; the bound cases also through :func:`fit_temperature` on logits made by hand."""
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from edge_runtime.manifest import load_manifest, manifest_path, save_manifest
 from training.checkpoint import read_checkpoint
 from training.checkpoint_save import save_checkpoint
 from training.isotonic import LOGIT_PARITY_THRESHOLD, uncalibrated_threshold
+from training.mask_filter_record import FIT_RECORD
 from training.temperature import T_MAX, T_MIN, LogitMap, TemperatureAtBound, fit_temperature
 
 SPLIT = ("--split", "train")  # the sample's train split has the most pixels (as test_calibration_curve)
@@ -31,21 +33,34 @@ MAP_SIZE = 48
 TRAIN_KEPT = 4
 
 
-@pytest.fixture(scope="module")
-def few_images(tmp_path_factory, busi_dataset):
-    """The prepared sample with its train split cut to TRAIN_KEPT images (its own copy: the shared
-    dataset is read-only)."""
-    out = tmp_path_factory.mktemp("few") / "ds"
+def _cut_train_split(folder, busi_dataset, malignant: int, benign: int = 0):
+    """A copy of the prepared sample (the shared dataset is read-only) whose train split keeps its
+    first ``malignant`` malignant and ``benign`` benign images."""
+    out = folder / "ds"
     shutil.copytree(busi_dataset, out)
     with open(out / "cases.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    train = sorted((r for r in rows if r["split"] == "train"), key=lambda r: not r["id"].startswith("malig"))
-    kept = [r for r in rows if r["split"] != "train"] + train[:TRAIN_KEPT]
+    train = [r for r in rows if r["split"] == "train"]
+    kept = [r for r in train if r["id"].startswith("malig")][:malignant]
+    kept += [r for r in train if not r["id"].startswith("malig")][:benign]
     with open(out / "cases.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
-        writer.writerows(kept)
+        writer.writerows([r for r in rows if r["split"] != "train"] + kept)
     return out
+
+
+@pytest.fixture(scope="module")
+def few_images(tmp_path_factory, busi_dataset):
+    """The prepared sample with its train split cut to TRAIN_KEPT malignant images."""
+    return _cut_train_split(tmp_path_factory.mktemp("few"), busi_dataset, TRAIN_KEPT)
+
+
+@pytest.fixture(scope="module")
+def mixed_images(tmp_path_factory, busi_dataset):
+    """Its train split cut to two malignant and two benign images: the tiny model marks false pixels
+    on the benign ones, so the mask filter fitted there is one that does something (a peak gate)."""
+    return _cut_train_split(tmp_path_factory.mktemp("mixed"), busi_dataset, 2, 2)
 
 
 def _copy(tmp_path, name: str):
@@ -170,3 +185,32 @@ def test_a_threshold_other_than_half_is_kept_as_a_probability_and_said_to_move_t
     assert "threshold 0.5 kept (the same mask" in said_half
     assert "threshold 0.4 kept as a probability: unlike 0.5 its mask moves with the temperature" in said_other
     assert load_manifest(other).threshold == 0.4
+
+
+def test_a_temperature_or_curve_fit_removes_the_mask_filter_fitted_on_the_probabilities_before(
+    tmp_path, mixed_images, capsys
+):
+    """Curve, mask filter, temperature; then mask filter, curve: each probability fit drops the filter
+    and its record (its min_peak and figures were of the probabilities replaced) and says so in one
+    line; a fit with no filter to remove says nothing of one."""
+    ck = _copy(tmp_path, "filtered")
+    _calibrate(ck, mixed_images, "--method", "curve")
+    for method in ((), ("--method", "curve")):
+        _calibrate(ck, mixed_images, "--method", "mask-filter")
+        fitted = load_manifest(ck)
+        assert FIT_RECORD in fitted.extra
+        chosen = fitted.extra[FIT_RECORD]["filter"]
+        assert fitted.mask_filter is not None and fitted.mask_filter.describe() == chosen != "none"
+        capsys.readouterr()
+        _calibrate(ck, mixed_images, *method)
+        said = capsys.readouterr().out.splitlines()
+        after = load_manifest(ck)
+        assert after.mask_filter is None and FIT_RECORD not in after.extra, method
+        assert (after.calibration_curve is not None) == bool(method)  # the fit itself was written
+        removed = [line for line in said if line.startswith("mask filter removed")]
+        assert removed == [
+            f"mask filter removed ({chosen}, and its record extra.mask_filter_fit): it was fitted on the "
+            "previous probabilities; run `sonomap calibrate --method mask-filter` again"
+        ], said
+    _calibrate(ck, mixed_images)
+    assert "mask filter" not in capsys.readouterr().out

@@ -1,6 +1,8 @@
 """`sonomap train --resume` continues a run exactly or refuses: a finished run (epochs done or time
 budget spent) changes nothing, a fine-tuning run keeps its --init-from, another world size is
-refused; under torchrun only rank 0 prints and train_loss is the mean over the ranks.
+refused; under torchrun only rank 0 prints and train_loss is the mean over the ranks. A session
+stopped before its first validation reports no best epoch (there is no best.pt yet) until a resume
+validates one.
 Real runs on the vendored BUSI sample at 64x64 (48x48 under torchrun), width 4."""
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import csv
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +20,7 @@ import pytest
 import torch
 import yaml
 
+from edge_runtime.cli import main as sonomap
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import load_manifest, sha256_file
 from training.checkpoint import read_checkpoint
@@ -93,6 +97,38 @@ def test_a_resume_keeps_the_stored_budget_and_says_so(tmp_path, busi_dataset, ca
         _train(cfg, busi_dataset, out, max_minutes=20, resume=True, stop_after_epochs=1)
     assert "--max-minutes 20 is ignored" in caplog.text and "(10 min)" in caplog.text
     assert read_checkpoint(out / "last.pt")["budget_s"] == 600.0
+
+
+def test_a_session_stopped_before_the_first_validation_reports_no_best_until_one_runs(
+    tmp_path, busi_dataset, capsys, caplog
+):
+    """--stop-after-epochs 1 with val_every 5: no epoch was validated, so there is no best.pt. The
+    command says so and how to continue, names only files that exist, and summary.json and
+    metrics.csv hold no best figure (null, empty); --resume then validates the last epoch."""
+    out = tmp_path / "run"
+    args = ["train", "--config", str(_config(tmp_path, epochs=2, val_every=5)), "--data", str(busi_dataset)]
+    args += ["--out", str(out), "--no-progress", "--device", "cpu"]
+    with caplog.at_level(logging.INFO, logger="sonomap.train"):
+        assert sonomap([*args, "--stop-after-epochs", "1"]) == 0
+    said = capsys.readouterr().out
+    assert not (out / "best.pt").exists()
+    assert (
+        "no validation has run yet" in said
+        and "so there is no best.pt; continue the run with --resume" in said
+    )
+    assert "best checkpoint" not in said and '"value": -1' not in said and '"epoch": -1' not in said, said
+    named = re.findall(rf"{re.escape(str(out))}/[\w.]+", said)
+    assert named and all(Path(path).exists() for path in named), said
+    assert "best none yet" in caplog.text and "(epoch -1)" not in caplog.text
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["best"] == {"metric": "dice_pos_mean", "value": None, "epoch": None}
+    with open(out / "metrics.csv", newline="") as fh:
+        assert [row["best"] for row in csv.DictReader(fh)] == [""]
+    assert sonomap([*args, "--resume"]) == 0  # the last epoch is always validated
+    said = capsys.readouterr().out
+    best = json.loads((out / "summary.json").read_text())["best"]
+    assert best["epoch"] == 1 and 0.0 <= best["value"] <= 1.0 and (out / "best.pt").is_file()
+    assert f"best checkpoint: {out / 'best.pt'}" in said and json.dumps(best) in said
 
 
 def test_a_resumed_fine_tuning_run_keeps_its_init_from(tmp_path, busi_dataset):

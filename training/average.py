@@ -22,13 +22,15 @@ import torch
 from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader
 
-from edge_runtime.errors import ConfigError, SonomapError
+from edge_runtime.case_split import CASES_CSV
+from edge_runtime.errors import ConfigError, InputError, SonomapError
 from edge_runtime.manifest import sha256_file
 from training.checkpoint import load_model_and_config, read_checkpoint
 from training.checkpoint_save import save_checkpoint
 from training.data import read_cases, select_split
 from training.dataset import SegDataset
 from training.output_checks import refuse_existing
+from training.run_setup import pooled_batchnorms
 
 BN_BATCH = 8
 
@@ -64,7 +66,20 @@ def average_checkpoints(checkpoints: list[str | Path], data: str | Path, out: st
     model.load_state_dict(averaged)
     size = (manifest.input_height, manifest.input_width)
     train = SegDataset(select_split(read_cases(data), "train", data), size, manifest.mean, manifest.std, None)
-    update_bn(_Images(DataLoader(train, batch_size=BN_BATCH, shuffle=False)), model)
+    # update_bn runs in training mode, where a BatchNorm after a global pooling (DeepLabV3's ASPP)
+    # cannot normalise a batch of one sample: a lone last sample is left out (the others measure)
+    lone = len(train) % BN_BATCH == 1
+    if lone and len(train) == 1:
+        layers = pooled_batchnorms(model, size, next(model.parameters()).device)
+        if layers:
+            raise InputError(
+                f"{Path(data) / CASES_CSV}: split 'train' has 1 image, and BatchNorm layer {layers[0]} of "
+                f"{model_config['arch']} cannot be re-estimated on one sample; give a dataset with more train images"
+            )
+    update_bn(
+        _Images(DataLoader(train, batch_size=BN_BATCH, shuffle=False, drop_last=lone and len(train) > 1)),
+        model,
+    )
     model.eval()
     averaged_from = [{"checkpoint": Path(c).name, "sha256": sha256_file(c)} for c in checkpoints]
     derived = manifest.derive(source={**manifest.source, "averaged_from": averaged_from})

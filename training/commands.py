@@ -14,7 +14,7 @@ from pathlib import Path
 # Light: imagehash is imported only when hashing starts.
 from edge_runtime import cli_args
 from edge_runtime.atomic import check_not_read, check_output_file
-from edge_runtime.jsonfile import atomic_write_json, json_text
+from edge_runtime.jsonfile import atomic_write_json
 from edge_runtime.near_duplicates import DHASH_MAX, PHASH_MAX
 from training import crossval_cli, evaluation_cli
 from training.busi import HASH_BITS, IMAGE, SPLIT_UNITS
@@ -65,6 +65,7 @@ def _training_process() -> None:
 def _train(args) -> int:
     _training_process()
     from training.distributed import launched_as_main
+    from training.run_summary import result_lines
     from training.train import run
 
     with sigterm_as_interrupt():
@@ -83,9 +84,8 @@ def _train(args) -> int:
         )
     if not launched_as_main():  # under torchrun the other ranks' results are partial (they never validate)
         return 0
-    if result.get("best") is not None:
-        print(json_text(result["best"], indent=None))
-    print(f"best checkpoint: {args.out}/best.pt (manifest best.pt.yaml), resume state: {args.out}/last.pt")
+    for line in result_lines(result, args.out):
+        print(line)
     return 0
 
 

@@ -119,14 +119,20 @@ def _calibrate(args) -> int:
         print(
             f"written to {_manifest_name(args)} (calibration_curve, threshold); export folds it into the graph"
         )
-        return 0
-    print(
-        f"temperature {r['temperature']:.4f} fitted on {r['pixels']} decision-band pixels of split {args.split} "
-        f"(NLL {r['nll_before']:.4f} -> {r['nll_after']:.4f}); pixel ECE {r['ece_pixel_before']:.4f} -> "
-        f"{r['ece_pixel_after']:.4f}, image ECE (max) {r['ece_image_max_before']:.4f} -> "
-        f"{r['ece_image_max_after']:.4f}; threshold {r['threshold']} kept{_kept_note(r['threshold'])}"
-    )
-    print(f"written to {_manifest_name(args)} (temperature); export folds it into the graph")
+    else:
+        print(
+            f"temperature {r['temperature']:.4f} fitted on {r['pixels']} decision-band pixels of split "
+            f"{args.split} (NLL {r['nll_before']:.4f} -> {r['nll_after']:.4f}); pixel ECE "
+            f"{r['ece_pixel_before']:.4f} -> {r['ece_pixel_after']:.4f}, image ECE (max) "
+            f"{r['ece_image_max_before']:.4f} -> {r['ece_image_max_after']:.4f}; threshold {r['threshold']} "
+            f"kept{_kept_note(r['threshold'])}"
+        )
+        print(f"written to {_manifest_name(args)} (temperature); export folds it into the graph")
+    if r["mask_filter_removed"]:
+        print(
+            f"mask filter removed ({r['mask_filter_removed']}, and its record extra.mask_filter_fit): it was "
+            "fitted on the previous probabilities; run `sonomap calibrate --method mask-filter` again"
+        )
     return 0
 
 

@@ -5,9 +5,10 @@ Input: a checkpoint (``best.pt``) or a folded ONNX file with its manifest, and a
 :class:`edge_runtime.mask_filter.MaskFilter` written into the artifact's manifest (``mask_filter``,
 plus ``extra.mask_filter_fit``: the criterion before and after, and the split), and that record.
 Run it after the probability calibration: the filter works on calibrated probabilities
-(``min_peak``) and on the mask at the manifest's threshold. An ONNX model's twin of the other
-precision (``model.onnx`` <-> ``model.fp16.onnx``, :func:`twin_of`) gets the same filter in the
-same run, or neither does: a backend may load either file, and must apply one filter.
+(``min_peak``) and on the mask at the manifest's threshold, so a later temperature or curve fit
+removes it (:func:`training.mask_filter_record.without_mask_filter`). An ONNX model's twin of the
+other precision (``model.onnx`` <-> ``model.fp16.onnx``, :func:`twin_of`) gets the same filter in
+the same run, or neither does: a backend may load either file, and must apply one filter.
 
 Count first, score second: each image's probability (as served, at its own size) is thresholded,
 filtered by every candidate of :data:`GRID`, and counted against its label
@@ -42,6 +43,7 @@ from edge_runtime.manifest import Manifest, load_manifest, manifest_path, save_m
 from edge_runtime.mask_filter import MaskFilter, filter_mask
 from training.data import CANCER, read_cases, read_label, select_split
 from training.label_check import read_checked
+from training.mask_filter_record import FIT_RECORD
 from training.metrics import Counts, confusion_counts, is_cancer_free, is_unlabelled
 
 PEAKS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -175,16 +177,12 @@ def fit_mask_filter(artifact, data, split: str = "val", device: str = "cpu") -> 
     rule, record = choose(images, manifest.threshold, lesions)
     record.update(fitted_on(data, split, cases))  # folder name + digest: the manifest goes to the cart
     chosen = rule if rule.active else None
-    updates = [
-        (manifest.derive(mask_filter=chosen, extra={**manifest.extra, "mask_filter_fit": record}), artifact)
-    ]
+    updates = [(manifest.derive(mask_filter=chosen, extra={**manifest.extra, FIT_RECORD: record}), artifact)]
     if twin is not None:
         path, other = twin
         # the twin's record says whose probabilities chose its filter
         fit = {**record, "fitted_with": artifact.name}
-        updates.append(
-            (other.derive(mask_filter=chosen, extra={**other.extra, "mask_filter_fit": fit}), path)
-        )
+        updates.append((other.derive(mask_filter=chosen, extra={**other.extra, FIT_RECORD: fit}), path))
     write_together(updates)
     if twin is not None:
         # by file name, as the manifests name files: it lies beside --checkpoint

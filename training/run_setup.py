@@ -31,6 +31,7 @@ from training.dataset import SegDataset
 from training.label_check import check_split_cancer
 from training.models import build_model
 from training.provenance import resolve_norm
+from training.warmstart import BATCH_NORMS
 
 # The files that mark a folder as holding a training or pretraining run.
 RUN_FILES = ("last.pt", "best.pt", "best.pt.yaml", "pretrained.pt")
@@ -101,9 +102,12 @@ def build_loaders(cfg: TrainingConfig, samples, data, info: D.DistInfo, dev: tor
         seed=int(tc.seed),
         drop_last=info.enabled,
     )
-    # drop the ragged last batch as torchvision's reference does (a lone sample would also break
-    # BatchNorm after DeepLabV3's global pooling); sets smaller than two batches keep everything
-    drop_last = len(sampler) >= 2 * bs
+    # drop the ragged last batch as torchvision's reference does, and at any size when it would hold
+    # one sample: BatchNorm after a global pooling (DeepLabV3's ASPP) cannot train on a lone sample;
+    # a set smaller than two batches keeps any other ragged batch (dropping it could leave out most
+    # of the split)
+    n = len(sampler)
+    drop_last = n >= 2 * bs or (n > bs and n % bs == 1)
     loader = DataLoader(
         train_ds,
         batch_size=bs,
@@ -114,6 +118,58 @@ def build_loaders(cfg: TrainingConfig, samples, data, info: D.DistInfo, dev: tor
     )
     val_loader = DataLoader(val_ds, batch_size=bs, shuffle=False, num_workers=workers)
     return mean, std, train_ds, sampler, loader, val_loader
+
+
+def pooled_batchnorms(model: torch.nn.Module, size: tuple[int, int], dev: torch.device) -> list[str]:
+    """Names of ``model``'s BatchNorm layers that see one value per channel when a batch holds one
+    sample of ``size`` (after a global pooling, e.g. DeepLabV3's ASPP; at a tiny input size, any
+    layer whose map is 1 x 1). Training mode cannot normalise them: torch raises on such a batch.
+    Found by one forward pass of a single blank sample in eval mode, without gradients."""
+    seen: list[str] = []
+
+    def watch(name: str):
+        def check(_module, inputs) -> None:
+            if inputs[0][0].numel() == inputs[0].shape[1]:  # a sample's values: one per channel
+                seen.append(name)
+
+        return check
+
+    norms = [(n, m) for n, m in model.named_modules() if isinstance(m, BATCH_NORMS)]
+    handles = [m.register_forward_pre_hook(watch(n)) for n, m in norms]
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros((1, 1, *size), device=dev))
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return seen
+
+
+def refuse_lone_samples(cfg: TrainingConfig, config, data, loader, model, info: D.DistInfo, dev) -> None:
+    """Refuse, naming ``config``'s key 'train.batch_size', a run whose training batches hold one sample
+    (``train.batch_size: 1``, or a train split of one image a process) when ``model`` has a BatchNorm
+    that would see one value per channel in them (:func:`pooled_batchnorms`): training would stop
+    at its first step with torch's error. BatchNorm synchronised over several GPUs (torchrun on CUDA)
+    normalises over every process's samples, so a lone sample per process trains there."""
+    bs, n = int(cfg.train.batch_size), len(loader.sampler)
+    if (bs > 1 and n != 1) or (info.enabled and info.world > 1 and dev.type == "cuda"):
+        return
+    size = (int(cfg.data.input_height), int(cfg.data.input_width))
+    layers = pooled_batchnorms(model, size, dev)
+    if not layers:
+        return
+    if bs == 1:
+        why = "so each training batch holds one sample"
+    else:  # the sampler's share: the whole split in one process, a rank's part under torchrun
+        share = f" for each of {info.world} processes" if info.enabled else ""
+        why = f"but {Path(data) / CASES_CSV} gives split 'train' 1 image{share}, so its only batch holds one sample"
+    raise ConfigError(
+        f"{config}: config key 'train.batch_size' is {bs}, {why}, and {cfg.model.arch}'s BatchNorm layer "
+        f"{layers[0]} then sees one value per channel, which it cannot normalise in training; "
+        + ("set train.batch_size to 2 or more" if bs == 1 else "add images to the train split")
+    )
 
 
 def build_run_model(cfg: TrainingConfig, backbone_weights, info: D.DistInfo, dev: torch.device):

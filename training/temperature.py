@@ -44,6 +44,7 @@ from training.data import CANCER, read_cases, read_pair, select_split
 from training.distributed import pick_device
 from training.isotonic import CurveFitError, calibrate_curve, uncalibrated_threshold
 from training.label_check import read_checked
+from training.mask_filter_record import without_mask_filter
 from training.provenance import fitted_on
 
 T_MIN, T_MAX = 0.05, 20.0  # search range; a fit at either end means the data cannot pin T down
@@ -204,6 +205,8 @@ def calibrate_checkpoint(
     starts from the threshold of the model before any curve
     (:func:`training.isotonic.uncalibrated_threshold`); one that ends at a search bound is refused
     (:class:`TemperatureAtBound`, naming the checkpoint, the data and the split) and nothing is written.
+    Either fit removes the manifest's mask filter (:func:`_save_calibrated`): it was chosen on the
+    probabilities the fit replaces.
     """
     model, manifest = load_model(checkpoint)
     dev = pick_device(device)
@@ -226,8 +229,7 @@ def calibrate_checkpoint(
                 "use --method temperature, or a larger split"
             ) from exc
         record.update(data_record)
-        save_manifest(updated.derive(extra={**updated.extra, "calibration": record}), checkpoint)
-        return record
+        return _save_calibrated(updated, record, checkpoint)
     # back to the threshold of the model before any curve (the mask at T = 1, up to boundary
     # pixels), however many times a curve was refitted
     threshold = uncalibrated_threshold(manifest, origin)
@@ -248,11 +250,15 @@ def calibrate_checkpoint(
         "ece_image_max_before": eces["before"]["image_max"]["ece"],
         "ece_image_max_after": eces["after"]["image_max"]["ece"],
     }
-    updated = manifest.derive(
-        temperature=fit["temperature"],
-        calibration_curve=None,
-        threshold=threshold,
-        extra={**manifest.extra, "calibration": record},
-    )
-    save_manifest(updated, checkpoint)
-    return record
+    updated = manifest.derive(temperature=fit["temperature"], calibration_curve=None, threshold=threshold)
+    return _save_calibrated(updated, record, checkpoint)
+
+
+def _save_calibrated(manifest, record: dict, checkpoint) -> dict:
+    """Save ``manifest`` beside ``checkpoint`` with ``record`` as its calibration and without a mask
+    filter: the filter and its fit record were of the probabilities this calibration replaces
+    (:func:`training.mask_filter_record.without_mask_filter`). Returns the record, plus what was
+    removed under ``mask_filter_removed`` ("" when nothing), which the manifest does not keep."""
+    kept, removed = without_mask_filter(manifest)
+    save_manifest(kept.derive(extra={**kept.extra, "calibration": record}), checkpoint)
+    return {**record, "mask_filter_removed": removed}

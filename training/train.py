@@ -48,8 +48,10 @@ from training.run_setup import (
     build_loaders,
     build_run_model,
     refuse_files,
+    refuse_lone_samples,
     resume_advice,
 )
+from training.run_summary import best_text, reported_best
 from training.tblog import EventWriter, write_history_csv
 from training.warmstart import load_initial_weights
 
@@ -92,6 +94,7 @@ def run(
         samples = read_cases(data)
         mean, std, train_ds, sampler, loader, val_loader = build_loaders(cfg, samples, data, info, dev)
         model, bare, channels_last = build_run_model(cfg, backbone_weights, info, dev)
+        refuse_lone_samples(cfg, config, data, loader, bare, info, dev)  # before any epoch or file
         optimizer = build_optimizer(bare, tc)
         schedule = build_schedule(optimizer, tc)
         scaler = torch.amp.GradScaler("cuda") if (dev.type == "cuda" and tc.amp) else None
@@ -227,7 +230,7 @@ def run(
                 if value > best["value"]:
                     best = {"metric": selected_by, "value": float(value), "epoch": epoch}
                     save_snapshot(out / "best.pt", best, epoch, summary)
-            row.update({"elapsed_s": elapsed(), "best": best["value"]})
+            row.update({"elapsed_s": elapsed(), "best": reported_best(best)["value"]})
             if info.main:
                 history.append(row)
                 write_history_csv(out / "metrics.csv", history)
@@ -236,13 +239,12 @@ def run(
                         {k: float(v) for k, v in row.items() if k != "epoch" and v is not None}, epoch
                     )
                 log.info(
-                    "epoch %d loss %.4f val %s %.4f best %.4f (epoch %d) %.0fs",
+                    "epoch %d loss %.4f val %s %.4f best %s %.0fs",
                     epoch,
                     row["train_loss"],
                     selected_by,
                     row.get("selected", float("nan")),
-                    best["value"],
-                    best["epoch"],
+                    best_text(best),
                     elapsed(),
                 )
                 save_checkpoint(
@@ -279,7 +281,7 @@ def run(
             "epochs_done": epoch + 1,
             "iterations": schedule.iteration,
             "elapsed_s": elapsed(),
-            "best": best,
+            "best": reported_best(best),  # value and epoch null until an epoch was validated
             "cycle_best": cycle_best,
             **init_record,
             "world_size": info.world,
