@@ -41,6 +41,13 @@ def shape_spec_from_args(args) -> ShapeSpec:
         # without --dynamic-batch the batch is fixed at 1: the value would be dropped unseen
         raise ConfigError(f"--max-batch {args.max_batch} needs --dynamic-batch (without it the batch is 1)")
     roi = parse_hw(args.roi, "--roi") if args.roi else None
+    given = [
+        flag for flag in ("--min-hw", "--opt-hw", "--max-hw") if getattr(args, flag[2:].replace("-", "_"))
+    ]
+    if roi is not None and given:  # a fixed ROI has no dynamic range: the sizes would be dropped unseen
+        raise ConfigError(
+            f"{', '.join(given)} set a dynamic ROI's range; with --roi {args.roi} the ROI is fixed"
+        )
     spec = ShapeSpec(
         roi=roi,
         dynamic_batch=bool(args.dynamic_batch),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from edge_runtime.errors import ConfigError
+from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.manifest import load_manifest
 from edge_runtime.tensorrt.cache import check_cache_dir
 from edge_runtime.tensorrt.engines import MAX_WORKSPACE_MB, MIN_WORKSPACE_MB, ensure_engine
@@ -107,6 +107,8 @@ def check_onnx_arg(onnx_path: Path) -> None:
     checkpoint, TorchScript or a manifest (read as ONNX, each would be called a corrupt ONNX file)."""
     if onnx_path.is_dir() or not onnx_path.name:
         raise ConfigError(f"--onnx {onnx_path}: is a folder; give the ONNX model file in it, e.g. model.onnx")
+    if not onnx_path.exists():  # named itself, before its manifest beside it is looked for
+        raise InputError(f"--onnx {onnx_path}: file not found")
     if onnx_path.suffix.lower() != ".onnx":
         raise ConfigError(
             f"--onnx {onnx_path}: not an ONNX model (the name must end in .onnx); give the folded model "

@@ -159,3 +159,14 @@ def test_an_empty_path_is_refused_naming_the_option(args, option):
     run = sonomap(*args, check=False)
     assert run.returncode == 2
     assert f"error: argument {option}: must name a file or folder, got an empty value" in run.stderr
+
+
+def test_evaluate_refuses_a_checkpoint_beside_compare_rather_than_dropping_it(tmp_path):
+    run = sonomap(
+        "evaluate", "--checkpoint", "a.pt", "--compare", "a.pt", "b.pt", "--data", tmp_path, "--out", tmp_path / "e",
+        check=False,
+    )  # fmt: skip
+    assert run.returncode == 2 and run.stderr.strip().endswith(
+        "give --checkpoint CK or --compare CK_A CK_B, not both"
+    )
+    assert not (tmp_path / "e").exists()

@@ -63,6 +63,21 @@ def test_max_batch_without_dynamic_batch_is_refused(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("flag", ["--min-hw", "--opt-hw", "--max-hw"])
+def test_a_dynamic_range_beside_a_fixed_roi_is_refused_not_dropped(tmp_path, capsys, flag):
+    err = _one_line(capsys, main([*_onnx_args(tmp_path), "--roi", "96x96", flag, "64x64"]))
+    assert f"{flag} set a dynamic ROI's range; with --roi 96x96 the ROI is fixed" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tensorrt_names_a_missing_onnx_model_not_its_manifest(tmp_path, capsys):
+    missing = tmp_path / "nonexist.onnx"
+    err = _one_line(
+        capsys, main(["export", "tensorrt", "--onnx", str(missing), "--out", str(tmp_path / "eng")])
+    )
+    assert f"--onnx {missing}: file not found" in err
+
+
 @pytest.mark.parametrize(
     "flag, value", [("--max-hw", "100000x100000"), ("--roi", f"{MAX_SIDE + 1}x64"), ("--min-hw", "64x9000")]
 )

@@ -175,6 +175,8 @@ def test_upgrade_checkpoint_never_writes_over_a_manifest_or_its_input(tmp_path, 
         (ck, manifest_path(ck), "is the manifest of"),
         (ck, tmp_path / "model.onnx.yaml", "is the manifest of"),
         (named_yaml, tmp_path / "weights", "would be written over"),
+        (ck, tmp_path / "q.onnx", ".onnx names onnx models, not checkpoints; give a name such as NEW.pt"),
+        (ck, tmp_path / "q.engine", ".engine names tensorrt models"),
     ):
         code = sonomap(["upgrade-checkpoint", str(source), "--trust-checkpoint", "--out", str(out)])
         err = one_line_error(capsys, code)

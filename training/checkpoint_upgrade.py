@@ -30,7 +30,7 @@ from pathlib import Path
 
 from edge_runtime.atomic import same_file
 from edge_runtime.errors import ConfigError, InputError
-from edge_runtime.manifest import Manifest, check_sha256, load_manifest, manifest_path
+from edge_runtime.manifest import FORMAT_BY_SUFFIX, Manifest, check_sha256, load_manifest, manifest_path
 from training.checkpoint import checkpoint_bytes, read_checkpoint
 from training.checkpoint_save import numpy_rng_plain, plain, save_checkpoint
 from training.output_checks import refuse_existing, refuse_manifest_clash
@@ -171,6 +171,11 @@ def check_out_writable(out: Path) -> None:
     system, permission denied), not a guess from the permission bits, which root bypasses."""
     if out.is_dir():
         raise ConfigError(f"{OUT_FLAG} {out}: is a folder; give a file name")
+    named = FORMAT_BY_SUFFIX.get(out.suffix.lower(), "checkpoint")  # the loaders pick a format by suffix
+    if named != "checkpoint":  # a checkpoint named .onnx gets a manifest no loader accepts
+        raise ConfigError(
+            f"{OUT_FLAG} {out}: {out.suffix} names {named} models, not checkpoints; give a name such as NEW.pt"
+        )
     if out.exists() and not out.is_file():
         raise ConfigError(f"{OUT_FLAG} {out}: is a device, pipe or socket, not a file; give a file name")
     above = out.parent

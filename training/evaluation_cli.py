@@ -22,6 +22,8 @@ def _evaluate(args) -> int:
     passive_openmp()
     from training.evaluate import compare, evaluate  # deferred: torch, after passive_openmp()
 
+    if args.compare and args.checkpoint:  # one of them would be dropped without a word
+        raise ConfigError("give --checkpoint CK or --compare CK_A CK_B, not both")
     if args.compare:
         table = compare(
             args.compare[0],
