@@ -77,10 +77,21 @@ class UltrasoundSection(Section, kw_only=True):
     dataset_frame: number("an integer >= 0", integer=True, ge=0) = 0
 
 
+# Biopsy needles' gauges: vacuum-assisted 7-11 G, core 12-18 G, fine needles up to 25 G. Outside
+# this a gauge is a typo (99, 0), even when notch, offset and width are given and it sets nothing.
+MIN_GAUGE, MAX_GAUGE = 7, 25
+GAUGE = number(
+    f"an integer in [{MIN_GAUGE}, {MAX_GAUGE}] (a biopsy needle's gauge)",
+    integer=True,
+    ge=MIN_GAUGE,
+    le=MAX_GAUGE,
+)
+
+
 class NeedleSection(Section):
     tip: described(Literal["auto"] | tuple[COORDINATE, COORDINATE], "auto or a pixel point [x, y]") = "auto"
     shaft: described(POINT | None, "a pixel point [x, y]") = None  # a second point on the shaft
-    gauge: described(int, "an integer") = DEFAULT_GAUGE  # 14 | 16 | 18: sets the defaults below
+    gauge: GAUGE = DEFAULT_GAUGE  # 14 | 16 | 18: sets the defaults below
     notch_mm: OPTIONAL_POSITIVE = None  # sampling-notch length
     tip_offset_mm: described(number("", ge=0) | None, "a number >= 0") = None  # tip -> notch's distal end
     width_mm: described(CORE_WIDTH | None, CORE_WIDTH_WANT) = None  # sampled band width (core diameter)

@@ -184,6 +184,15 @@ def test_a_gauge_without_defaults_is_measured_by_the_three_values_given():
         device_geometry(12, notch_mm=18.8, tip_offset_mm=4.5)
 
 
+@pytest.mark.parametrize("gauge", [99, 0, 6, 26])
+def test_a_gauge_no_biopsy_needle_has_is_refused_even_with_its_three_values(case, tmp_path, gauge):
+    three = {"notch_mm": 18.0, "tip_offset_mm": 4.5, "width_mm": 1.2}  # gauge then sets nothing: still a typo
+    p = edit(case, lambda c: c.setdefault("needle", {}).update(gauge=gauge, **three))
+    with pytest.raises(ConfigError, match=rf"needle.gauge must be an integer in \[7, 25\] .*got {gauge}"):
+        register_case(p, tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
 def test_unknown_class_name_fails_loudly(case, tmp_path):
     p = edit(case, lambda c: c["pathology"].update(cancer_classes=["Carcinoma"]))
     with pytest.raises(InputError, match="unknown annotation class 'Tumor'.*pathology.cancer_classes"):

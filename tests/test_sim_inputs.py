@@ -84,7 +84,7 @@ def test_a_scale_given_as_x_and_y_lays_the_true_tract_on_those_pixels(tmp_path):
 @pytest.mark.parametrize(
     "key,value,message",
     [
-        ("gauge", "14G", "needle.gauge must be an integer, got '14G'"),
+        ("gauge", "14G", "needle.gauge must be an integer in [7, 25] (a biopsy needle's gauge), got '14G'"),
         ("gauge", 15, "needle.gauge=15 has no defaults"),
         ("mm_per_pixel", [0.2], "ultrasound.mm_per_pixel must be a positive number or [x, y], got [0.2]"),
         ("mm_per_pixel", "0.2", "ultrasound.mm_per_pixel must be a positive number or [x, y], got '0.2'"),
