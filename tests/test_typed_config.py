@@ -191,7 +191,10 @@ def test_case_errors_keep_their_shape(case_dir):
     path = case_dir / "case.yaml"
     for change, message in {
         ("ultrasound", "frame"): "ultrasound.frame must be an integer >= 0, got 'abc'",
-        ("needle", "gauge"): "needle.gauge must be an integer in [7, 25] (a biopsy needle's gauge), got 'abc'",
+        (
+            "needle",
+            "gauge",
+        ): "needle.gauge must be an integer in [7, 25] (a biopsy needle's gauge), got 'abc'",
         (
             "pathology",
             "reader",
