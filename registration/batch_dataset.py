@@ -151,7 +151,15 @@ def patient_rows(case_files: dict[str, Path], names: dict[str, str]) -> list[tup
     return [(cid, groups[cid]) for cid in case_files]
 
 
-def _existing_splits(before: dict[str, str], rows: list[tuple[str, str]]) -> dict[str, str]:
+def previous_splits(ds: Path) -> dict[str, str]:
+    """id -> split of the dataset's cases.csv (empty when there is none yet). The one reader of
+    cases.csv: a row training would refuse is refused here too, rather than skipped (a skipped row's
+    patient would be split afresh, and could move from test to train)."""
+    path = ds / CASES_CSV
+    return {row.id: row.split for row in read_cases_csv(path)} if path.is_file() else {}
+
+
+def kept_splits(before: dict[str, str], rows: list[tuple[str, str]]) -> dict[str, str]:
     """patient -> split kept from the dataset's cases.csv (``before``: id -> split), matched by case
     id: a patient's key can change between runs (two groups joined, a lab id added), its cores' ids do
     not. A patient whose cores sat in several splits (written before they were known to be one, or
@@ -175,12 +183,9 @@ def write_cases_csv(
     if dedup:  # optional check; imagehash is imported only when asked for
         merged = merge_near_duplicate_cases({c: ds / "images" / f"{c}.png" for c, _ in rows}, dict(rows))
         rows = [(c, merged[c]) for c, _ in rows]
-    path = ds / CASES_CSV
-    # the one reader of cases.csv: a row training would refuse is refused here too, rather than
-    # skipped (a skipped row's patient would be split afresh, and could move from test to train)
-    before = {row.id: row.split for row in read_cases_csv(path)} if path.is_file() else {}
-    splits = split_cases([p for _, p in rows], seed, existing=_existing_splits(before, rows))
-    atomic_write_csv(path, ["id", "case_id", "split"], [(c, p, splits[p]) for c, p in rows])
+    before = previous_splits(ds)
+    splits = split_cases([p for _, p in rows], seed, existing=kept_splits(before, rows))
+    atomic_write_csv(ds / CASES_CSV, ["id", "case_id", "split"], [(c, p, splits[p]) for c, p in rows])
     counts = Counter(splits[p] for _, p in rows)
     moved = [
         {"id": c, "from": before[c], "to": splits[p]}

@@ -1,6 +1,6 @@
 """The three readers of a dataset's cases.csv agree: training's dataset reader (training.data.read_cases),
 the concordance's patients (training.concordance.cores.dataset_patients) and register-batch's kept splits
-(registration.batch_dataset._existing_splits; its check for rows it did not write,
+(registration.batch_dataset.previous_splits and kept_splits; its check for rows it did not write,
 registration.batch.refuse_foreign_dataset, refuses malformed rows alike) read one hand-made file (saved
 by a spreadsheet: byte-order mark, CRLF line ends, values padded with spaces, an extra column, a blank
 line) the same way, and each refuses a malformed row with one and the same error naming the file, the
@@ -13,7 +13,7 @@ import pytest
 from edge_runtime.case_split import read_cases_csv
 from edge_runtime.errors import SonomapError
 from registration.batch import refuse_foreign_dataset
-from registration.batch_dataset import _existing_splits
+from registration.batch_dataset import kept_splits, previous_splits
 from training.concordance.cores import dataset_patients
 from training.data import read_cases
 
@@ -42,7 +42,7 @@ def _three(ds):
     """What each reader makes of DATASET, as id -> (patient, split)."""
     samples = read_cases(ds)
     patients = dataset_patients(ds)
-    splits = _existing_splits(ds, [(sid, patients[sid]) for sid in patients])
+    splits = kept_splits(previous_splits(ds), [(sid, patients[sid]) for sid in patients])
     return (
         {s.id: (s.case_id, s.split) for s in samples},
         {sid: (patient, splits[patient]) for sid, patient in patients.items()},
@@ -76,7 +76,7 @@ def test_a_malformed_row_is_one_error_naming_file_line_and_column_from_each_read
     readers = (
         read_cases,
         dataset_patients,
-        lambda d: _existing_splits(d, [("a1", "p1")]),
+        lambda d: kept_splits(previous_splits(d), [("a1", "p1")]),
         refuse_foreign_dataset,
     )
     for read in readers:
