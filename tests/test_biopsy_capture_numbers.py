@@ -121,6 +121,45 @@ def _numbers(cases: Path) -> list[int]:
     )
 
 
+def _hostile_case(cases: Path, number: int, utc: str) -> None:
+    folder = cases / f"{datetime.now(timezone.utc):{STAMP}}-{number}"
+    folder.mkdir(parents=True)
+    capture = {"number": number, "study_id": "BX-0300", "pre_fire": {"utc": utc}}
+    (folder / "case.yaml").write_text(yaml.safe_dump({"id": folder.name, "capture": capture}))
+
+
+def test_a_time_at_the_calendars_edge_keeps_its_number_and_the_session_captures(tmp_path, caplog):
+    # year 1 east of UTC cannot be converted (OverflowError): the session crashed at its start, or
+    # lost its first biopsy unsaid when the folder appeared mid-session
+    cases = tmp_path / "cases"
+    _hostile_case(cases, 9, "0001-01-01T00:00:00+05:00")
+    assert _session(cases, "BX-0300", 1) == [10]  # its number stays taken, as any unreadable case's
+    assert "capture numbers go on after 9" in caplog.text
+
+
+def test_a_capture_that_fails_unexpectedly_is_reported_on_screen_not_lost(tmp_path, caplog, monkeypatch):
+    # any fault inside a capture (here the numbering, made to fail) reached the frame path, which
+    # counted a sink error and went on: the biopsy was lost with nothing on screen
+    marks = MarkRequests()
+    observer = CaptureObserver(
+        tmp_path, MODEL, "synthetic", marks=marks, study=StudyIdSlot(), study_id="BX-0300"
+    )
+
+    def broken(*_):
+        raise RuntimeError("the numbering met something it did not expect")
+
+    monkeypatch.setattr(observer.numbers, "next", broken)
+    image = np.full((48, 64, 3), 10, np.uint8)
+    assert marks.request("http")
+    observer.on_frame(Frame(0, image, time.monotonic(), 0.0, {"roi": ROI}), None, image, {})
+    shown = [
+        text for _, text in observer.banners(Frame(1, image, time.monotonic(), 1 / 30, {"roi": ROI}), "OFF")
+    ]
+    observer.close()
+    assert "BIOPSY NOT CAPTURED: capture failed (RuntimeError), see the log" in shown, shown
+    assert "biopsy (http) on frame 0 not captured: RuntimeError: the numbering met something" in caplog.text
+
+
 def test_sessions_sharing_the_folder_at_once_never_give_one_number_twice(tmp_path):
     cases = tmp_path / "cases"
     cases.mkdir()

@@ -112,7 +112,9 @@ class CaptureNumbers:
             if not isinstance(number, int) or isinstance(number, bool) or not isinstance(utc, str):
                 raise SonomapError(f"{path}: capture.number or capture.pre_fire.utc missing or not valid")
             day = datetime.fromisoformat(utc.replace("Z", "+00:00")).astimezone(timezone.utc).date()
-        except (SonomapError, ValueError) as exc:
+        # OverflowError: a time at the calendar's edge (year 1 with an offset east of UTC) cannot
+        # be converted; like any unreadable case.yaml, its folder's number stays taken
+        except (SonomapError, ValueError, OverflowError) as exc:
             log.warning(
                 "--cases: %s; capture numbers go on after %d on %s for every study",
                 # its case.yaml named from the case's own folder: the cases folder may be the patient's
@@ -138,7 +140,7 @@ class CaptureNumbers:
         day = pre_fire_utc.astimezone(timezone.utc).date()
         number = None
         if self._guarded and self._claimer is None:
-            result: list[int | OSError] = []
+            result: list[int | Exception] = []
             claimer = threading.Thread(
                 target=self._claim_into, args=(study_id, day, result), name="biopsy-numbers", daemon=True
             )
@@ -149,6 +151,8 @@ class CaptureNumbers:
                 log.warning(UNGUARDED, f"the folder did not answer in {CLAIM_TIMEOUT_S} s")
             elif isinstance(result[0], OSError):
                 self._unlockable(result[0])
+            elif isinstance(result[0], Exception):
+                raise result[0]
             else:
                 number = result[0]
         elif self._claimer is not None and not self._claimer.is_alive():
@@ -160,10 +164,11 @@ class CaptureNumbers:
         return number
 
     def _claim_into(self, study_id: str | None, day: date, result: list) -> None:
-        """Thread body: the claimed number, or the OSError that stopped the claim, into ``result``."""
+        """Thread body: the claimed number, or the error that stopped the claim, into ``result``: the
+        caller raises any but an OSError (locks that fail), so the capture is reported, never lost."""
         try:
             result.append(self._claim(study_id, day))
-        except OSError as exc:
+        except Exception as exc:  # the thread has no one else to tell
             result.append(exc)
 
     def _claim(self, study_id: str | None, day: date) -> int:

@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.aistate import ON
-from edge_runtime.biopsy.case_writer import Capture, CaseWriter, FrameRecord
+from edge_runtime.biopsy.case_writer import FAILED_EVENT, Capture, CaseWriter, FrameRecord
 from edge_runtime.biopsy.fire import FireDetector
 from edge_runtime.biopsy.frame_input import frame_igtl, frame_roi
 from edge_runtime.biopsy.marks import MARKS, MarkRequests
@@ -50,6 +50,8 @@ from edge_runtime.biopsy.study_id import STUDY_ID, StudyIdSlot
 from edge_runtime.biopsy.toasts import INFO
 from edge_runtime.biopsy.yield_band import SUBPIXEL, SUBPIXEL_BITS, YieldBand, YieldTracker
 from edge_runtime.frames import Frame, Observer, Prediction
+from edge_runtime.live_stats import EVENTS
+from edge_runtime.privacy import redact
 from edge_runtime.roi import Roi
 from edge_runtime.units import MS_PER_S
 
@@ -166,9 +168,24 @@ class CaptureObserver(Observer):
         # biopsy: one capture, never several identical cases
         vias = self.marks.take()
         if event is not None:
-            self._capture("fire", event, merged=len(vias))
+            self._capture_or_report("fire", event, len(vias), frame.index)
         elif vias:
-            self._capture(vias[0], None, merged=len(vias) - 1)
+            self._capture_or_report(vias[0], None, len(vias) - 1, frame.index)
+
+    def _capture_or_report(self, trigger: str, event, merged: int, index: int) -> None:
+        """:meth:`_capture`, and any error it meets on screen and in the log: the frame path would
+        count it as a sink error and carry on, and the biopsy would be lost unsaid."""
+        try:
+            self._capture(trigger, event, merged)
+        except Exception as exc:  # a capture is reported whatever stopped it
+            EVENTS.inc(FAILED_EVENT)
+            log.error(
+                "biopsy (%s) on frame %d not captured: %s",
+                trigger,
+                index,
+                redact(f"{type(exc).__name__}: {exc}"),
+            )
+            self.notices.refused(f"capture failed ({type(exc).__name__}), see the log", index)
 
     def _lose_roi(self) -> None:
         """No image on this frame: what the ring, the detector and the yield history held belongs to
@@ -230,30 +247,14 @@ class CaptureObserver(Observer):
         study_id = self.study.value
         number = self.numbers.next(study_id, pre.utc)
         cap = Capture(
-            number,
-            trigger,
-            pre,
-            post,
-            event,
-            self.roi.as_list(),
-            self.roi.mm_per_pixel,
-            self.gauge,
-            self.model,
-            self.source,
-            self.cancer_class,
-            band,
-            study_id,
-        )
+            number, trigger, pre, post, event, self.roi.as_list(), self.roi.mm_per_pixel, self.gauge,
+            self.model, self.source, self.cancer_class, band, study_id,
+        )  # fmt: skip
         if event is not None:
             self._fired_tip = event.tip
         if merged:
-            log.warning(
-                "biopsy %d (%s): %d more mark(s) on frame %d merged into it",
-                number,
-                trigger,
-                merged,
-                post.index,
-            )
+            merging = "biopsy %d (%s): %d more mark(s) on frame %d merged into it"
+            log.warning(merging, number, trigger, merged, post.index)
         # under the lock: a failure of this capture polled on the render path comes after its toast
         with self.notices.lock:
             if self.writer.submit(cap):  # a refusal reaches the screen through Notices.poll
