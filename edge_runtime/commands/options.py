@@ -41,8 +41,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--mm-per-pixel",
         type=float,
-        help="ultrasound scale in the ROI (needed to detect needle "
-        "fires for --cases; OpenIGTLink images carry their own)",
+        help="ultrasound scale in the ROI (needed to detect needle fires for --cases); a source "
+        "that carries its own (OpenIGTLink, a DICOM cine's PixelSpacing, the synthetic source) wins, with a warning",
     )
     p.add_argument("--ema", type=float, help="temporal smoothing weight of the newest probability (0 = off)")
 

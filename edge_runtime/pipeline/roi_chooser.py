@@ -9,6 +9,7 @@ outside it: :mod:`edge_runtime.pipeline.deidentify`). Auto-detection and its ima
 from __future__ import annotations
 
 import logging
+import math
 import threading
 
 from edge_runtime import likeness, roi_edges, yuv
@@ -21,6 +22,8 @@ from edge_runtime.roi import ROI_META_KEY, Roi
 log = logging.getLogger("sonomap.privacy")
 roi_log = logging.getLogger("sonomap.pipeline")  # the ROI is the pipeline's news, not a privacy event
 
+SCALE_TOLERANCE = 0.01  # scales closer than 1 % agree (rounded in a config or a header)
+SCALE_OVERRIDDEN = "roi.mm_per_pixel (--mm-per-pixel) %g ignored: the source gives its own scale, %g mm/px"
 FULL_ROI_WARNING = (
     "frame %d: the whole frame is the ultrasound area (%s): only the privacy.blank boxes are blanked, "
     "so a patient name, ID or birth date anywhere on it leaves the process"
@@ -153,8 +156,13 @@ class RoiChooser:
             screen = yuv.full_range_luma(yuv.planes(frame.i420)[0])
         else:
             screen = frame.image
+        own = frame.meta.get("mm_per_pixel")
+        if own and r.mm_per_pixel and not math.isclose(own, r.mm_per_pixel, rel_tol=SCALE_TOLERANCE):
+            # the source's calibrated scale (DICOM PixelSpacing, OpenIGTLink, the simulator) wins; said
+            # once per choice, so a typed --mm-per-pixel is never dropped unseen
+            roi_log.warning(SCALE_OVERRIDDEN, r.mm_per_pixel, own)
         try:
-            roi = rois.resolve_roi(rect, screen, frame.meta.get("mm_per_pixel") or r.mm_per_pixel)
+            roi = rois.resolve_roi(rect, screen, own or r.mm_per_pixel)
         except ConfigError as exc:
             if self.roi is None:  # the first frame: the configured rect is wrong, a one-line error
                 raise
