@@ -2,7 +2,8 @@
 /dev/null, a FIFO) with one line naming the option and the path, instead of recording beside it
 under a new name (`/dev/null-1`); an existing regular recording is still kept and a new name taken.
 Two recorders moved off kept recordings never land on one name, a synthetic screen beyond the
-frame limits is refused, and a typed scale the source overrides is said. Real files: a FIFO made with os.mkfifo, the system's /dev/null and /dev/full."""
+frame limits is refused, and a typed scale the source overrides is said. Real files: a FIFO made
+with os.mkfifo, the system's /dev/null and /dev/full."""
 
 from __future__ import annotations
 
@@ -104,4 +105,6 @@ def test_a_typed_scale_the_source_overrides_is_said_not_dropped_unseen(tmp_path)
     result = live("--mm-per-pixel", 0.1)
     assert result.returncode == 0, result.stderr[-2000:]
     said = [line for line in result.stderr.splitlines() if "--mm-per-pixel) 0.1 ignored" in line]
-    assert len(said) == 1 and "the source gives its own scale, 0.047619 mm/px" in said[0], result.stderr[-2000:]
+    assert len(said) == 1 and "the source gives its own scale, 0.047619 mm/px" in said[0], result.stderr[
+        -2000:
+    ]
