@@ -34,6 +34,7 @@ def write_captured_case(
     capture = {
         "trigger": "fire",
         "number": int(suffix) if suffix.isdigit() else 1,  # the number a capture's folder name ends with
+        "roi": [40, 30, SHAPE[1], SHAPE[0]],  # [x, y, w, h]: prefire.png is this crop of the screen
         "model": {"name": "test-model", "file": "model.onnx", "sha256": model_sha},
         "prediction": {
             "frame": 3,

@@ -63,34 +63,35 @@ def test_a_time_without_an_offset_fails_its_case_naming_the_key(tmp_path):
     assert (tmp_path / "dcm" / FALLBACK_ID / good.name / "image.dcm").is_file()
 
 
-def _colour_png(path) -> str:
+def _colour_png(path) -> None:
     path.parent.mkdir(parents=True)
     cv2.imwrite(str(path), np.zeros((120, 200, 3), np.uint8))
-    return str(path)
 
 
-def _small_mask(folder, outside) -> None:
+def _small_mask(folder) -> None:
     """capture.prediction.mask pointing to a mask of another size, in a folder named after the patient."""
-    (outside / PATIENT_FOLDER).mkdir(parents=True)
-    cv2.imwrite(str(outside / PATIENT_FOLDER / "Kowalczyk_mask.png"), np.zeros((60, 100), np.uint8))
+    (folder / PATIENT_FOLDER).mkdir()
+    cv2.imwrite(str(folder / PATIENT_FOLDER / "Kowalczyk_mask.png"), np.zeros((60, 100), np.uint8))
     case = yaml.safe_load((folder / "case.yaml").read_text())
-    case["capture"]["prediction"]["mask"] = str(outside / PATIENT_FOLDER / "Kowalczyk_mask.png")
+    case["capture"]["prediction"]["mask"] = f"{PATIENT_FOLDER}/Kowalczyk_mask.png"
     (folder / "case.yaml").write_text(yaml.safe_dump(case))
 
 
 @pytest.mark.parametrize("broken", ["missing", "colour", "mask size"])
 def test_a_failed_path_value_is_named_by_its_key_and_base_name(tmp_path, broken):
-    cases, outside = tmp_path / "cases", tmp_path / "elsewhere"
+    """The files lie in a sub-folder of the case folder named after the patient."""
+    cases = tmp_path / "cases"
     name = "20261203T213001Z-1"
     if broken == "missing":
-        folder = _case(cases, name, image=f"/some/{PATIENT_FOLDER}/Kowalczyk_missing.png")
+        folder = _case(cases, name, image=f"{PATIENT_FOLDER}/Kowalczyk_missing.png")
         reason = "capture.pre_fire.image: Kowalczyk_missing.png: unreadable image (cannot read the file: "
     elif broken == "colour":
-        folder = _case(cases, name, image=_colour_png(outside / PATIENT_FOLDER / "Kowalczyk.png"))
+        folder = _case(cases, name, image=f"{PATIENT_FOLDER}/Kowalczyk.png")
+        _colour_png(folder / PATIENT_FOLDER / "Kowalczyk.png")
         reason = "capture.pre_fire.image: Kowalczyk.png: expected a single-channel uint8 image, got uint8 "
     else:
         folder = _case(cases, name)
-        _small_mask(folder, outside)
+        _small_mask(folder)
         reason = "capture.prediction.mask: Kowalczyk_mask.png: (60, 100) does not match the pre-fire image's"
     out = export(cases, "--dry-run", tmp_path / "dcm")
     assert out.returncode == EXIT_SOME_FAILED and "Traceback" not in out.stderr, out.stdout + out.stderr

@@ -1,7 +1,8 @@
 """`sonomap cases export` on hand-made captured cases with values the DICOM objects cannot carry:
-each such case fails with one line naming its file and key, or its text is made valid (control
-characters and backslashes replaced by '?', over-long LO text cut to 64 characters), and the other
-cases are still exported."""
+each such case fails with one line naming its file and key, and the other cases are still exported.
+The case.yaml text that goes into DICOM text (capture.trigger, capture.model.name and sha256) must
+be what the capture writes: anything else (a name typed into the file) fails its case, and the
+line does not repeat it."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ LO_MAX = 64
 LONG = "x" * 100
 HOSTILE_TRIGGER = "fi\x1b[31mre\x00"  # a terminal escape and NUL, as a hand-edited case.yaml can hold
 HOSTILE_MODEL = "net\\v2\x00b\nc\x7f"  # backslash (LO's value separator), NUL, newline, DEL
+NAMED = "Jane Doe MRN 12345"
 
 
 def _case(
@@ -40,7 +42,8 @@ def test_bad_values_fail_their_own_case_and_long_text_is_cut_to_the_lo_limit(tmp
     cases = tmp_path / "cases"
     negative = _case(cases, "20260101T100000Z-1", capture={"number": -5})
     zero = _case(cases, "20260101T100001Z-2", prediction={"prob_scale": 0})
-    long_text = _case(cases, "20260101T100003Z-4", capture={"trigger": LONG}, model={"name": LONG})
+    longest = "m" * LO_MAX  # a model name as long as LO holds is kept whole
+    long_text = _case(cases, "20260101T100003Z-4", capture={"trigger": "signal"}, model={"name": longest})
     good = _case(cases, "20260101T100004Z-5")
     out = export(cases, "--dry-run", tmp_path / "dcm", "--segmentation", "fractional")
     assert out.returncode == 1 and "Traceback" not in out.stderr
@@ -57,8 +60,8 @@ def test_bad_values_fail_their_own_case_and_long_text_is_cut_to_the_lo_limit(tmp
     image = pydicom.dcmread(written / long_text.name / "image.dcm")
     seg = pydicom.dcmread(written / long_text.name / "seg-fractional.dcm")
     algorithm = seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0]
-    for value in (image.SeriesDescription, seg.ManufacturerModelName, algorithm.AlgorithmName):
-        assert 0 < len(value) <= LO_MAX
+    assert image.SeriesDescription == "biopsy 4 pre-fire (signal)"
+    assert seg.ManufacturerModelName == algorithm.AlgorithmName == longest
 
 
 def _text_values(ds) -> list[str]:
@@ -71,23 +74,37 @@ def _text_values(ds) -> list[str]:
     return values
 
 
-def test_control_characters_and_backslashes_in_case_text_never_reach_the_objects(tmp_path):
+@pytest.mark.parametrize(
+    ("key", "capture", "model"),
+    [
+        ("capture.trigger", {"trigger": NAMED}, None),
+        ("capture.trigger", {"trigger": HOSTILE_TRIGGER}, None),
+        ("capture.trigger", {"trigger": "FIRE"}, None),
+        ("capture.model.name", None, {"name": NAMED}),
+        ("capture.model.name", None, {"name": HOSTILE_MODEL}),
+        ("capture.model.name", None, {"name": LONG}),
+        ("capture.model.sha256", None, {"sha256": NAMED}),
+    ],
+    ids=["trigger-name", "trigger-escape", "trigger-case", "model-name", "model-escape", "model-long", "sha"],
+)
+def test_case_text_the_capture_does_not_write_fails_its_case_without_repeating_it(
+    tmp_path, key, capture, model
+):
     """capture.trigger goes into SeriesDescription, capture.model.name into ManufacturerModelName and
-    the algorithm name: each character LO does not allow is a '?', and the case is exported."""
+    the algorithm name, the sha256 into the algorithm version: only what the capture writes is
+    exported, and the line names the key, not the value."""
     cases = tmp_path / "cases"
-    hostile = _case(
-        cases, "20260101T100000Z-1", capture={"trigger": HOSTILE_TRIGGER}, model={"name": HOSTILE_MODEL}
-    )
+    bad = _case(cases, "20260101T100000Z-1", capture=capture, model=model)
+    good = _case(cases, "20260101T100001Z-2", capture={"trigger": "key"})
     out = export(cases, "--dry-run", tmp_path / "dcm")
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "Warning" not in out.stderr, out.stderr
-    written = tmp_path / "dcm" / FALLBACK_ID / hostile.name
-    image = pydicom.dcmread(written / "image.dcm")
-    seg = pydicom.dcmread(written / "seg.dcm")
-    algorithm = seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0]
-    assert image.SeriesDescription == "biopsy 1 pre-fire (fi?[31mre?)"
-    assert seg.ManufacturerModelName == "net?v2?b?c?"
-    assert algorithm.AlgorithmName == seg.SegmentSequence[0].SegmentAlgorithmName == "net?v2?b?c?"
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stdout + out.stderr
+    assert f"{bad.name}  FAILED: case.yaml: {key}: expected " in out.stdout, out.stdout
+    for text in (NAMED, "Jane", HOSTILE_TRIGGER, HOSTILE_MODEL, LONG, "FIRE"):
+        assert text not in out.stdout + out.stderr
+    assert not (tmp_path / "dcm" / FALLBACK_ID / bad.name).exists()
+    written = tmp_path / "dcm" / FALLBACK_ID / good.name
+    image, seg = pydicom.dcmread(written / "image.dcm"), pydicom.dcmread(written / "seg.dcm")
+    assert image.SeriesDescription == "biopsy 2 pre-fire (key)" and seg.ManufacturerModelName == "test-model"
     for ds in (image, seg):
         for value in _text_values(ds):
             assert all(0x20 <= ord(c) <= 0x7E for c in value), repr(value)

@@ -36,6 +36,17 @@ XY = 2  # ultrasound.mm_per_pixel as [x, y]
 CAPTURE_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9]+(?:-[0-9]+)?")
 ID_RULE = "<UTC time>-<capture number> as the capture writes it, e.g. 20261130T055254Z-1"
 UTC_RULE = "an ISO time with its offset from UTC, as the capture writes it, e.g. 2026-11-30T03:45:35.495Z"
+# What the capture writes as capture.trigger (edge_runtime/biopsy/observer.py, marks.py): it goes into
+# SeriesDescription, so nothing else (a name typed into the file by hand) is exported
+TRIGGERS = ("fire", "key", "http", "signal")
+TRIGGER = re.compile("|".join(TRIGGERS))
+# capture.model.name is the model manifest's name (sonomap-cpu-fast-unet) and goes into
+# ManufacturerModelName and the algorithm name: a name of this form, LO's 64 characters at most, is
+# kept as it is; anything else in it was not written by the capture
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+MODEL_NAME_RULE = "letters, digits, '.', '_' and '-', at most 64, as in the model's manifest"
+SHA256 = re.compile(r"[0-9a-fA-F]{64}")  # the model file's hash, into AlgorithmVersion
+ROI_KEYS = 4  # capture.roi: [x, y, w, h] in source pixels; prefire.png is that crop
 
 
 @dataclass(frozen=True)
@@ -109,11 +120,28 @@ def capture_id_of(doc: dict, path: Path) -> str:
     return value
 
 
-def _png(folder: Path, name: str, key: str, dtype) -> np.ndarray:
-    """The image case.yaml's ``key`` names (``name``, relative to ``folder`` or absolute). Errors name
-    the key and the file's base name only: the value may run through folders named after the patient."""
+def _inside(folder: Path, name: str, key: str) -> Path:
+    """``folder / name`` when ``name`` is a relative path that stays inside ``folder`` (links
+    resolved), as the capture writes it. Anything else could be any image on the machine (a whole
+    screen with a name burnt in) exported as the case's ROI; the error names the key only."""
+    path = folder / name
     try:
-        image = read_image(folder / name, cv2.IMREAD_UNCHANGED)  # any path, not only UTF-8 ones
+        inside = not Path(name).is_absolute() and path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError, ValueError):  # a link loop, a NUL in the name: not the capture's either
+        inside = False
+    if not inside:
+        raise InputError(
+            f"{key}: expected a file inside the case folder, as the capture writes it (e.g. prefire.png)"
+        )
+    return path
+
+
+def _png(folder: Path, name: str, key: str, dtype) -> np.ndarray:
+    """The image case.yaml's ``key`` names (``name``, relative to ``folder`` and inside it). Errors
+    name the key and the file's base name only: the value may run through folders named after the patient."""
+    path = _inside(folder, name, key)
+    try:
+        image = read_image(path, cv2.IMREAD_UNCHANGED)  # any path, not only UTF-8 ones
     except UnreadableImage as exc:
         raise InputError(f"{key}: {Path(name).name}: unreadable image ({exc.reason})") from exc
     if image.dtype != dtype or image.ndim != 2:
@@ -124,17 +152,44 @@ def _png(folder: Path, name: str, key: str, dtype) -> np.ndarray:
     return image
 
 
-def _utc(value: str, key: str) -> datetime:
+def utc_of(value: str, key: str) -> datetime:
     """``value`` (case.yaml's ``key``) as an aware time in UTC. A time with another offset is converted
     (its UTC date decides the study); a time without one is refused: it could be the cart's local
-    time or UTC, and a wrong guess files the core under another day's study."""
+    time or UTC, and a wrong guess files the core under another day's study. The value is not
+    repeated in an error: it is typed by hand when it is wrong, and may be anything, a name too."""
     try:
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise InputError(f"{key}: not an ISO time: {value!r}") from exc
+        raise InputError(f"{key}: not an ISO time; expected {UTC_RULE}") from exc
     if when.utcoffset() is None:
         raise InputError(f"{key}: no offset from UTC; expected {UTC_RULE}")
-    return when.astimezone(timezone.utc)
+    try:  # 0001-01-01T00:00+05:00 falls in year 0 in UTC, 9999-12-31T23:00-05:00 in year 10000
+        return when.astimezone(timezone.utc)
+    except OverflowError as exc:
+        raise InputError(f"{key}: outside the years 1-9999 once in UTC; expected {UTC_RULE}") from exc
+
+
+def _chosen(value: str, pattern, key: str, rule: str) -> str:
+    """``value`` when ``pattern`` matches it whole; else InputError naming ``key`` and the ``rule``,
+    without the value (text typed into case.yaml by hand, a patient's name perhaps)."""
+    if pattern.fullmatch(value) is None:
+        raise InputError(f"{key}: expected {rule}; the export puts it into DICOM text")
+    return value
+
+
+def _roi_size(cap: dict, where: str) -> tuple[int, int]:
+    """(rows, cols) of ``capture.roi`` ([x, y, w, h]): the size of the pre-fire crop the capture wrote."""
+    roi = cap.get("roi")
+    if not (
+        isinstance(roi, list)
+        and len(roi) == ROI_KEYS
+        and all(type(v) is int for v in roi)
+        and min(roi[2:]) > 0
+    ):
+        raise InputError(
+            f"{where}.roi: expected [x, y, w, h] (whole pixels, as the capture writes it), got {shown(roi)}"
+        )
+    return roi[3], roi[2]
 
 
 def _key(mapping: dict, key: str, where: str, kind):
@@ -189,7 +244,13 @@ def read_case(folder: str | Path) -> CapturedCase:
         raise InputError(f"{path}: no 'capture' section (not a case written by --cases)")
     pre = _key(cap, "pre_fire", where, dict)
     image = _png(folder, _key(pre, "image", f"{where}.pre_fire", str), f"{where}.pre_fire.image", np.uint8)
-    when = _utc(_key(pre, "utc", f"{where}.pre_fire", str), f"{where}.pre_fire.utc")
+    rows, cols = _roi_size(cap, where)
+    if image.shape != (rows, cols):  # not the ROI crop the capture wrote: a whole screen, another image
+        raise InputError(
+            f"{where}.pre_fire.image: {image.shape[1]} x {image.shape[0]} pixels, not capture.roi's "
+            f"{cols} x {rows} (the capture writes the ROI only)"
+        )
+    when = utc_of(_key(pre, "utc", f"{where}.pre_fire", str), f"{where}.pre_fire.utc")
     model = _key(cap, "model", where, dict)
     us = doc.get("ultrasound")
     if us is not None and not isinstance(us, dict):  # a hand edit: `ultrasound: postfire.png`
@@ -209,13 +270,19 @@ def read_case(folder: str | Path) -> CapturedCase:
         folder=folder,
         case_id=case_id,
         number=number,
-        trigger=_key(cap, "trigger", where, str),
+        trigger=_chosen(
+            _key(cap, "trigger", where, str), TRIGGER, f"{where}.trigger", f"one of {', '.join(TRIGGERS)}"
+        ),
         study_id=None if study is None else str(study),
         prefire=image,
         prefire_frame=_key(pre, "frame", f"{where}.pre_fire", int),
         prefire_utc=when,
         mm_per_pixel=scale,
-        model_name=_key(model, "name", f"{where}.model", str),
-        model_sha256=_key(model, "sha256", f"{where}.model", str),
+        model_name=_chosen(
+            _key(model, "name", f"{where}.model", str), MODEL_NAME, f"{where}.model.name", MODEL_NAME_RULE
+        ),
+        model_sha256=_chosen(
+            _key(model, "sha256", f"{where}.model", str), SHA256, f"{where}.model.sha256", "64 hex digits"
+        ),
         prediction=None if pred is None else _prediction(folder, pred, image.shape, f"{where}.prediction"),
     )

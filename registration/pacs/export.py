@@ -22,14 +22,17 @@ export before anything is sent or written; a refused ``capture.study_id`` fails 
 any of its objects is made.
 
 Output: one line per case (what was sent, or why not: the HTTP status of a refused upload), then a
-total. A failed case does not stop the others (``--stop-on-error`` does); the exit status is 1 when
-any case failed. Objects and attributes: docs/pacs-export.md.
+total. A failed case does not stop the others (``--stop-on-error`` does), whatever its error: one
+the code did not foresee is that case's FAILED line with the error's type and where it was raised,
+as in register-batch; the exit status is 1 when any case failed. Objects and attributes:
+docs/pacs-export.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+import traceback
 from pathlib import Path
 
 from edge_runtime import privacy
@@ -96,6 +99,15 @@ def _sent(objects) -> str:
     parts = ["pre-fire image"] + [f"{ds.SegmentationType.lower()} SEG" for ds in objects.datasets[1:]]
     note = "" if len(objects.datasets) > 1 else " (no prediction saved)"
     return f"{len(objects.datasets)} instance(s): {', '.join(parts)}{note}"
+
+
+def _reason(exc: Exception) -> str:
+    """The FAILED line's reason: a foreseen error's message, or an unforeseen one's type, message and
+    the place it was raised, to be found in the code."""
+    if isinstance(exc, (SonomapError, OSError)):
+        return str(exc)
+    where = traceback.extract_tb(exc.__traceback__)[-1]
+    return f"{type(exc).__name__}: {exc} (at {Path(where.filename).name}:{where.lineno})"
 
 
 def _without_study_id(folders: list[Path]) -> list[Path]:
@@ -212,9 +224,9 @@ def run_export(args: argparse.Namespace) -> int:
                 f"{'written' if client is None else 'sent'} {done - built:.2f} s)",
                 flush=True,
             )
-        except (SonomapError, OSError) as exc:
+        except Exception as exc:  # one bad case never stops the others (Ctrl-C still does)
             failed += 1
-            print(f"{label}  FAILED: {privacy.redact(without_case_folder(str(exc), folder))}", flush=True)
+            print(f"{label}  FAILED: {privacy.redact(without_case_folder(_reason(exc), folder))}", flush=True)
             if args.stop_on_error:
                 print("stopped at the first failure (--stop-on-error)")
                 break

@@ -3,7 +3,10 @@
 Input: the server's DICOMweb root URL (e.g. ``https://pacs.example.org/dicom-web``), credentials
 from the environment (never from the command line, where ``ps`` shows them), the datasets.
 Output: a :class:`StoreResult` per request: the HTTP status, and the SOP instances the server refused
-(a STOW-RS response may accept some instances and fail others).
+(a STOW-RS response may accept some instances and fail others). A request is stored only when the
+response's Referenced SOP Sequence lists every instance sent (PS3.18 10.5.3): a 200 or 204 without
+that (an empty answer, a login page that a proxy answers with 200) stored nothing the export can
+show, so the case fails.
 
 Credentials: a bearer token in the variable named by ``--token-env`` (default
 ``SONOMAP_DICOMWEB_TOKEN``), or ``user:password`` in the one named by ``--basic-auth-env`` (default
@@ -36,7 +39,8 @@ MAX_DETAIL = 200  # characters of a network error kept for the one-line report
 @dataclass(frozen=True)
 class StoreResult:
     ok: bool
-    status: int | None  # HTTP status; None when no answer came (refused connection, timeout)
+    # HTTP status; None when no answer came (refused connection, timeout) or a 2xx did not say
+    status: int | None
     detail: str  # the reason, one line, for a report
 
 
@@ -125,10 +129,15 @@ def shown_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path}" if parts.scheme else parts.path
 
 
+NO_RESPONSE = "no STOW-RS response (is --dicomweb the DICOMweb root? a login page answers 200 too)"
+
+
 def store(client: DICOMwebClient, datasets) -> StoreResult:
-    """STOW-RS ``datasets`` in one request; never raises for a server or network failure."""
+    """STOW-RS ``datasets`` in one request; never raises for a server or network failure. Stored
+    (ok) only when the server confirms each instance by its SOPInstanceUID."""
+    datasets = list(datasets)
     try:
-        answer = client.store_instances(datasets=list(datasets))
+        answer = client.store_instances(datasets=datasets)
     except requests.HTTPError as exc:
         response = exc.response
         status = None if response is None else response.status_code
@@ -138,11 +147,24 @@ def store(client: DICOMwebClient, datasets) -> StoreResult:
         hint = "the server's certificate is not trusted: give --ca-bundle with the CA that signs it"
         text = hint if "CERTIFICATE_VERIFY_FAILED" in str(exc) else privacy.redact(str(exc))[:MAX_DETAIL]
         return StoreResult(False, None, f"no answer: SSLError: {text}")
+    except (requests.exceptions.JSONDecodeError, ValueError, SyntaxError) as exc:
+        # a 2xx whose body is not the JSON or XML its Content-Type claims (XML's ParseError is a SyntaxError)
+        return StoreResult(False, None, f"an unreadable STOW-RS response ({type(exc).__name__})")
     except requests.RequestException as exc:
         return StoreResult(
             False, None, f"no answer: {type(exc).__name__}: {privacy.redact(str(exc))[:MAX_DETAIL]}"
         )
-    failed = [item.get("ReferencedSOPInstanceUID", "?") for item in answer.get("FailedSOPSequence", [])]
+    failed = [str(item.get("ReferencedSOPInstanceUID", "?")) for item in answer.get("FailedSOPSequence", [])]
     if failed:
         return StoreResult(False, 200, f"the server refused {len(failed)} instance(s): {', '.join(failed)}")
+    sent = [str(ds.SOPInstanceUID) for ds in datasets]
+    confirmed = {
+        str(item.get("ReferencedSOPInstanceUID", "")) for item in answer.get("ReferencedSOPSequence", [])
+    }
+    missing = [u for u in sent if u not in confirmed]
+    if missing:
+        why = NO_RESPONSE if len(answer) == 0 else f"not confirmed: {', '.join(missing)}"
+        return StoreResult(
+            False, None, f"the server confirmed {len(sent) - len(missing)} of {len(sent)} instance(s): {why}"
+        )
     return StoreResult(True, 200, "stored")
