@@ -48,6 +48,24 @@ def busi_sample() -> Path:
 
 
 @pytest.fixture(scope="session")
+def dark_manifest():
+    """The manifest of the dark-region test model (runtime_model.dark_onnx): classes and colours."""
+    from runtime_model import dark_onnx
+
+    from edge_runtime.manifest import load_manifest
+
+    return load_manifest(dark_onnx())
+
+
+@pytest.fixture(scope="session")
+def busi_malignant(busi_sample):
+    """A real malignant BUSI image of the vendored sample, as BGR."""
+    import cv2
+
+    return cv2.imread(str(busi_sample / "images" / "malignant_002.png"))
+
+
+@pytest.fixture(scope="session")
 def simulated_case(busi_sample, tmp_path_factory) -> Path:
     """One simulated biopsy case (seed 11, an 8 µm/px slide) from the vendored sample: its folder.
     Tests may add files beside its own, under names of their own."""

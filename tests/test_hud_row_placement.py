@@ -9,17 +9,15 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from runtime_model import dark_onnx
+from overlay_screens import PATHS, draw
 
 from edge_runtime.aistate import AiStatus
 from edge_runtime.config_schema import OverlayConfig
-from edge_runtime.manifest import load_manifest
 from edge_runtime.render import hudrow
 from edge_runtime.render.hudrow import AI_BADGE_BGR
 from edge_runtime.render.overlay import Overlay
 from edge_runtime.roi import Roi
 
-PATHS = ("bgr", "i420")
 STYLES = ("mask", "heatmap")
 HUD = {"fps": 29.9, "latency_ms": 41, "backend": "onnxruntime cpu"}
 ON = AiStatus("ON", "40 ms")
@@ -29,23 +27,9 @@ MIN_BADGE_PIXELS = 30
 LEGEND_KEPT = 0.97  # share of the legend's pixels still seen with the row on screen (I420 rounding)
 
 
-@pytest.fixture(scope="module")
-def manifest():
-    return load_manifest(dark_onnx())
-
-
-@pytest.fixture(scope="module")
-def ultrasound(busi_sample):
-    return cv2.imread(str(busi_sample / "images" / "malignant_002.png"))
-
-
-def draw(path: str, overlay: Overlay, screen: np.ndarray, roi: Roi, ai: AiStatus | None = ON):
-    """(raw, rendered) as BGR; in I420 the raw frame is the screen after the same 4:2:0 round trip."""
-    if path == "bgr":
-        return screen, overlay.render(screen, roi, None, hud=HUD, ai=ai)
-    i420 = cv2.cvtColor(screen, cv2.COLOR_BGR2YUV_I420)
-    raw = cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
-    return raw, cv2.cvtColor(overlay.render_i420(i420, roi, None, hud=HUD, ai=ai), cv2.COLOR_YUV2BGR_I420)
+def render(path: str, overlay: Overlay, screen: np.ndarray, roi: Roi, ai: AiStatus | None = ON):
+    """(raw, rendered) with the HUD values and ``ai``'s badge (None: no badge)."""
+    return draw(path, overlay, screen, roi, hud=HUD, ai=ai)
 
 
 def changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -54,13 +38,13 @@ def changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("path", PATHS)
 def test_with_room_below_but_not_above_the_row_goes_below_and_the_image_is_untouched(
-    manifest, ultrasound, path
+    dark_manifest, busi_malignant, path
 ):
     screen = np.full((300, 400, 3), 12, np.uint8)
     roi = Roi(20, 0, 360, 240)  # the image touches the top: 60 rows of the scanner's screen below it
-    screen[:240, 20:380] = cv2.resize(ultrasound, (360, 240))
-    overlay = Overlay.from_config(manifest, OverlayConfig(legend=False))
-    raw, out = draw(path, overlay, screen, roi)
+    screen[:240, 20:380] = cv2.resize(busi_malignant, (360, 240))
+    overlay = Overlay.from_config(dark_manifest, OverlayConfig(legend=False))
+    raw, out = render(path, overlay, screen, roi)
     assert not changed(roi.crop(out), roi.crop(raw)).any(), "the HUD row drew over the image"
     badge = np.abs(out[240:].astype(int) - AI_BADGE_BGR["ON"]).max(axis=2) <= I420_TOLERANCE
     assert badge.sum() >= MIN_BADGE_PIXELS, "the AI badge is not below the image"
@@ -69,19 +53,19 @@ def test_with_room_below_but_not_above_the_row_goes_below_and_the_image_is_untou
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("style", STYLES)
 def test_a_frame_filling_image_keeps_the_row_in_its_corner_and_the_legend_whole(
-    manifest, ultrasound, path, style
+    dark_manifest, busi_malignant, path, style
 ):
     # a DICOM cine's screen: the image fills the frame's height, a dark band beside it (even sizes: I420)
-    h, w = (n // 2 * 2 for n in ultrasound.shape[:2])
+    h, w = (n // 2 * 2 for n in busi_malignant.shape[:2])
     screen = np.full((h, w + 150, 3), 12, np.uint8)
     roi = Roi(90, 0, w, h)
-    screen[:, 90 : 90 + w] = ultrasound[:h, :w]
-    raw, out = draw(path, Overlay.from_config(manifest, OverlayConfig(style=style)), screen, roi)
-    _, no_legend = draw(
-        path, Overlay.from_config(manifest, OverlayConfig(style=style, legend=False)), screen, roi
+    screen[:, 90 : 90 + w] = busi_malignant[:h, :w]
+    raw, out = render(path, Overlay.from_config(dark_manifest, OverlayConfig(style=style)), screen, roi)
+    _, no_legend = render(
+        path, Overlay.from_config(dark_manifest, OverlayConfig(style=style, legend=False)), screen, roi
     )
-    alone = Overlay.from_config(manifest, OverlayConfig(style=style, hud=False))
-    _, legend_alone = draw(path, alone, screen, roi, ai=None)  # no HUD text, no badge: the legend only
+    alone = Overlay.from_config(dark_manifest, OverlayConfig(style=style, hud=False))
+    _, legend_alone = render(path, alone, screen, roi, ai=None)  # no HUD text, no badge: the legend only
     row = hudrow.layout(screen.shape[1], screen.shape[0], roi, HUD, ON)
     x0, y0, x1, y1 = row.box
     assert roi.x <= x0 and x1 <= roi.x + roi.w and y1 <= roi.y + roi.h, f"row {row.box} leaves the ROI {roi}"

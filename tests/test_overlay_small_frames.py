@@ -7,16 +7,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from runtime_model import dark_onnx
+from overlay_screens import PATHS, draw
 
 from edge_runtime.aistate import AiStatus
 from edge_runtime.config_schema import OverlayConfig
-from edge_runtime.manifest import load_manifest
 from edge_runtime.render.hudrow import AI_BADGE_BGR
 from edge_runtime.render.overlay import BANNER_BGR, Overlay
 from edge_runtime.roi import Roi
 
-PATHS = ("bgr", "i420")
 MAX_BANNER_COVERAGE = 0.15  # the banners may cover at most this share of the ROI's rows
 CHANGED_LEVELS = 24  # a pixel changed by more than this was drawn over (not a 4:2:0 rounding)
 DRAWN_ROW_SHARE = 0.5  # a row with this share of its pixels drawn over is covered
@@ -41,33 +39,11 @@ STATUSES = [
 HUD = {"fps": 29.9, "latency_ms": 41, "backend": "onnxruntime cpu"}
 
 
-@pytest.fixture(scope="module")
-def manifest():
-    return load_manifest(dark_onnx())
-
-
-@pytest.fixture(scope="module")
-def ultrasound(busi_sample):
-    return cv2.imread(str(busi_sample / "images" / "malignant_002.png"))
-
-
 def screen_with(ultrasound: np.ndarray, size: tuple[int, int], roi: Roi) -> np.ndarray:
     """A dark screen of ``size`` (h, w) with the BUSI image in ``roi``."""
     canvas = np.full((*size, 3), 12, np.uint8)
     canvas[roi.y : roi.y + roi.h, roi.x : roi.x + roi.w] = cv2.resize(ultrasound, (roi.w, roi.h))
     return canvas
-
-
-def draw(
-    path: str, overlay: Overlay, screen: np.ndarray, roi: Roi, **kwargs
-) -> tuple[np.ndarray, np.ndarray]:
-    """(raw, rendered) as BGR; the I420 path's raw frame is the screen after the same 4:2:0 round trip."""
-    if path == "bgr":
-        return screen, overlay.render(screen, roi, None, **kwargs)
-    i420 = cv2.cvtColor(screen, cv2.COLOR_BGR2YUV_I420)
-    raw = cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
-    out = overlay.render_i420(i420, roi, None, **kwargs)
-    return raw, cv2.cvtColor(out, cv2.COLOR_YUV2BGR_I420)
 
 
 def near(image: np.ndarray, bgr: tuple[int, int, int], path: str) -> np.ndarray:
@@ -78,10 +54,10 @@ def near(image: np.ndarray, bgr: tuple[int, int, int], path: str) -> np.ndarray:
 
 
 @pytest.mark.parametrize("path", PATHS)
-def test_three_banners_cover_at_most_15_percent_of_a_small_roi(manifest, ultrasound, path):
+def test_three_banners_cover_at_most_15_percent_of_a_small_roi(dark_manifest, busi_malignant, path):
     roi = Roi(40, 40, 320, 240)  # a 240-line DICOM cine
-    overlay = Overlay.from_config(manifest, OverlayConfig(legend=False, hud=False))
-    raw, out = draw(path, overlay, screen_with(ultrasound, (320, 400), roi), roi, banners=THREE_BANNERS)
+    overlay = Overlay.from_config(dark_manifest, OverlayConfig(legend=False, hud=False))
+    raw, out = draw(path, overlay, screen_with(busi_malignant, (320, 400), roi), roi, banners=THREE_BANNERS)
     drawn = np.abs(roi.crop(out).astype(int) - roi.crop(raw)).max(axis=2) > CHANGED_LEVELS
     covered_rows = np.count_nonzero(drawn.mean(axis=1) >= DRAWN_ROW_SHARE)
     assert 0 < covered_rows <= MAX_BANNER_COVERAGE * roi.h, f"banners cover {covered_rows / roi.h:.1%}"
@@ -90,10 +66,10 @@ def test_three_banners_cover_at_most_15_percent_of_a_small_roi(manifest, ultraso
 
 
 @pytest.mark.parametrize("path", PATHS)
-def test_a_long_banner_on_a_narrow_roi_ends_inside_it(manifest, ultrasound, path):
+def test_a_long_banner_on_a_narrow_roi_ends_inside_it(dark_manifest, busi_malignant, path):
     roi = Roi(60, 20, 80, 120)
-    overlay = Overlay.from_config(manifest, OverlayConfig(legend=False, hud=False))
-    raw, out = draw(path, overlay, screen_with(ultrasound, (160, 200), roi), roi, banners=LONG_BANNER)
+    overlay = Overlay.from_config(dark_manifest, OverlayConfig(legend=False, hud=False))
+    raw, out = draw(path, overlay, screen_with(busi_malignant, (160, 200), roi), roi, banners=LONG_BANNER)
     outside = np.ones(raw.shape[:2], bool)
     outside[roi.y : roi.y + roi.h, roi.x : roi.x + roi.w] = False
     assert np.array_equal(out[outside], raw[outside])  # nothing drawn off the ROI
@@ -134,22 +110,22 @@ def badge_is_whole(out: np.ndarray, state: str, path: str) -> str | None:
 
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("size", [(48, 64), (80, 100), (16, 48)])
-def test_the_badge_is_whole_on_a_tiny_frame_in_every_state(manifest, ultrasound, path, size):
+def test_the_badge_is_whole_on_a_tiny_frame_in_every_state(dark_manifest, busi_malignant, path, size):
     h, w = size
     roi = Roi(0, 0, w, h)  # the whole frame is the image: no room above it
     problems = []
     for ai in STATUSES:
-        overlay = Overlay.from_config(manifest, OverlayConfig(legend=False))
-        _, out = draw(path, overlay, screen_with(ultrasound, size, roi), roi, hud=HUD, ai=ai)
+        overlay = Overlay.from_config(dark_manifest, OverlayConfig(legend=False))
+        _, out = draw(path, overlay, screen_with(busi_malignant, size, roi), roi, hud=HUD, ai=ai)
         problems.append(badge_is_whole(out, ai.state, path))
     assert [p for p in problems if p] == []
 
 
 @pytest.mark.parametrize("path", PATHS)
-def test_a_one_pixel_roi_with_cancer_is_painted_not_a_crash(manifest, path):
+def test_a_one_pixel_roi_with_cancer_is_painted_not_a_crash(dark_manifest, path):
     """A 1x1 ROI (a roi.rect typed that small): OpenCV 5 refuses cv2.compare of a scalar with a 1x1
     mask, which would end a live run; the pixel is painted in the cancer colour on both paths."""
-    overlay = Overlay.from_config(manifest, OverlayConfig())
+    overlay = Overlay.from_config(dark_manifest, OverlayConfig())
     screen = np.full((40, 60, 3), 80, np.uint8)
     roi = Roi(30, 20, 1, 1)
     mask = np.ones((1, 1), np.uint8)
