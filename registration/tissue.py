@@ -75,7 +75,7 @@ def tissue_masks(rgb: np.ndarray, mpp: float) -> TissueMasks:
     glass = glass_colour(rgb)
     od = optical_density(rgb, glass)
     r, g, b = od[..., 0], od[..., 1], od[..., 2]
-    he_colour = (r < RED_GREEN_MAX * g) & (b < BLUE_GREEN_MAX * g)
+    he_colour = _he_colour(r, g, b)
     stained = (g > OD_MIN) & he_colour
     marked = (np.maximum(np.maximum(r, g), b) > OD_MIN) & ~stained
     rc = max(1, int(round(CLEAN_RADIUS_UM / mpp)))
@@ -97,8 +97,7 @@ def tissue_masks(rgb: np.ndarray, mpp: float) -> TissueMasks:
     tissue = cv2.morphologyEx(((tissue > 0) | fat).astype(np.uint8), cv2.MORPH_CLOSE, k) > 0
     # tissue under a coloured pen stroke: bridge across the stroke, only over its pixels (never over
     # grey dust or bubble outlines, which lie between pieces as often as on them)
-    odmax = np.maximum(np.maximum(r, g), b)
-    grey = (odmax - np.minimum(np.minimum(r, g), b)) < GREY_SPREAD * np.maximum(odmax, 1e-6)
+    grey = _grey(r, g, b)
     rb = max(1, int(round(INK_BRIDGE_UM / mpp)))
     closed = cv2.morphologyEx(tissue.astype(np.uint8), cv2.MORPH_CLOSE, _disk(rb)) > 0
     tissue |= closed & rejected & ~grey
@@ -121,11 +120,10 @@ def no_tissue_reason(rgb: np.ndarray) -> str:
     share = float(np.count_nonzero(marked)) / marked.size
     if share < MIN_MARKED_SHARE:
         return "the level is blank: almost nothing on it absorbs light"
-    stained = (g > OD_MIN) & (r < RED_GREEN_MAX * g) & (b < BLUE_GREEN_MAX * g)
+    stained = (g > OD_MIN) & _he_colour(r, g, b)
     if np.count_nonzero(stained) >= np.count_nonzero(marked) / 2:
         return ""
-    grey = (odmax - np.minimum(np.minimum(r, g), b)) < GREY_SPREAD * np.maximum(odmax, 1e-6)
-    if np.count_nonzero(grey & marked) >= np.count_nonzero(marked) / 2:
+    if np.count_nonzero(_grey(r, g, b) & marked) >= np.count_nonzero(marked) / 2:
         return (
             f"what is on it ({100 * share:.0f} % of the level) is grey: a greyscale or unstained slide, "
             "and tissue is found by H&E's pink-to-purple colour"
@@ -134,6 +132,17 @@ def no_tissue_reason(rgb: np.ndarray) -> str:
         f"what is on it ({100 * share:.0f} % of the level) is coloured, but not as H&E stains: ink, or "
         "another stain (IHC's brown); tissue is found by H&E's pink-to-purple colour"
     )
+
+
+def _he_colour(r: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Optical densities in H&E's ratios: green absorbed most (module docstring)."""
+    return (r < RED_GREEN_MAX * g) & (b < BLUE_GREEN_MAX * g)
+
+
+def _grey(r: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Optical densities nearly equal: a grey mark (dust, bubble outline, black ink, a grey slide)."""
+    odmax = np.maximum(np.maximum(r, g), b)
+    return (odmax - np.minimum(np.minimum(r, g), b)) < GREY_SPREAD * np.maximum(odmax, 1e-6)
 
 
 def _near(mask: np.ndarray, r_px: int) -> np.ndarray:
