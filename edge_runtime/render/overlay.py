@@ -226,9 +226,12 @@ class Overlay:
     def _legend_lift(self, row: hudrow.Row | None, roi: Roi) -> int:
         """Rows to lift the legend (bottom-left) by so the HUD row, when it sits in the ROI and
         reaches that far left, covers none of it."""
+        covered = hudrow.rows_in_roi(row, roi)
+        if not covered:  # the row above or below the ROI, as on a scanner's screen: no legend to measure
+            return 0
         heat = self.style == HEATMAP_STYLE
         legend_w = (heatmap.legend_size(roi.h) if heat else legend_size(self._legend_styles(), roi.h))[0]
-        return hudrow.rows_in_roi(row, roi) if row is not None and row.box[0] < roi.x + legend_w else 0
+        return covered if row.box[0] < roi.x + legend_w else 0
 
     def _heat_alpha(self) -> float:
         return self.styles[self.cancer_index].alpha if self.cancer_index in self.styles else DEFAULT_ALPHA
