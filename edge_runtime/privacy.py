@@ -10,7 +10,8 @@
   warnings routed into logging too), which the redactor cannot know; readers hand libraries paths by
   :func:`library_path`.
 - :func:`redact` applies the same replacement, plus URL credentials, to text that leaves the process
-  by other ways than logging: one-line errors, the NO SIGNAL screen, summaries.
+  by other ways than logging: one-line errors, the NO SIGNAL screen; :func:`redact_tree` to each string
+  of a summary before it is written as JSON.
 - :func:`make_private_dir` creates the recordings directory 0700 (and fixes a looser one).
 Screen pixels are de-identified by :mod:`edge_runtime.pipeline.deidentify`.
 """
@@ -129,6 +130,19 @@ def redact_url(text: str) -> str:
 def redact(text: str) -> str:
     """``text`` without URL credentials or any registered identifier (for text that is not a log record)."""
     return REDACTOR.redact(redact_url(str(text)))
+
+
+def redact_tree(obj: Any) -> Any:
+    """``obj`` (dicts, lists, strings, numbers) with every string in it, key or value, :func:`redact`-ed.
+    Numbers stay as they are: redacting serialised JSON text would cut a patient ID's digits out of a
+    measured figure (``0.2045`` -> ``0.[REDACTED]5``) and break the file."""
+    if isinstance(obj, str):
+        return redact(obj)
+    if isinstance(obj, dict):
+        return {redact_tree(k) if isinstance(k, str) else k: redact_tree(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [redact_tree(v) for v in obj]
+    return obj
 
 
 def library_file_names(record: logging.LogRecord) -> bool:

@@ -71,7 +71,7 @@ def finish(
     path = config.sinks.summary
     if path:  # atomically: a failed write names the file and keeps a previous summary whole
         path = recordings.session_path(path, keep_existing=True) if live else path
-        atomic_write_text(path, privacy.redact(json_text(summary)))
+        atomic_write_text(path, json_text(privacy.redact_tree(summary)))
     return summary
 
 
