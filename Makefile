@@ -44,9 +44,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	PATH=$(VENV)/bin:$$PATH bash configs/demo.sh outputs/demo
 
-# Two test processes (pytest-xdist): many tests wait on a child process, a socket or a timer, so one
-# process leaves a core idle; two keep both busy (docs/testing.md). TEST_WORKERS=0: one process.
-TEST_WORKERS ?= 2
+# Three test processes (pytest-xdist) on 2 cores: many tests wait on a child process, a socket or a
+# timer, so two processes left the cores idle half the time (docs/testing.md). TEST_WORKERS=0: one.
+TEST_WORKERS ?= 3
 test: $(STAMP) sysdeps lint
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 

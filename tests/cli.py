@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+from cli_fork import run_forked
+
 DEFAULT_TIMEOUT_S = 300
 EXIT_USER_ERROR = 2
 STDERR_TAIL = 3000
+FORK_ENV = "SONOMAP_TEST_FORK"  # "0": start every command as a new interpreter (slower, for comparison)
 
 
 def sonomap(*args, check: bool = True, timeout: float = DEFAULT_TIMEOUT_S) -> subprocess.CompletedProcess:
-    """Run ``sonomap ARGS``; with ``check`` the exit status must be 0 (the failure shows stderr's tail)."""
-    out = subprocess.run(
-        [sys.executable, "-m", "edge_runtime.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    """Run ``sonomap ARGS`` in a new process (forked from the per-process fork server of
+    :mod:`cli_fork`, or a new interpreter with ``SONOMAP_TEST_FORK=0``); with ``check`` the exit status
+    must be 0 (the failure shows stderr's tail)."""
+    argv = list(map(str, args))
+    if os.environ.get(FORK_ENV, "1") != "0":
+        out = run_forked(argv, timeout=timeout)
+    else:
+        out = subprocess.run(
+            [sys.executable, "-m", "edge_runtime.cli", *argv], capture_output=True, text=True, timeout=timeout
+        )
     if check:
         assert out.returncode == 0, out.stderr[-STDERR_TAIL:]
     return out
