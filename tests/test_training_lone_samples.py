@@ -1,7 +1,8 @@
 """A training batch of one sample on a model whose BatchNorm then sees one value per channel (DeepLabV3:
 BatchNorm after the ASPP's global pooling): a ragged last batch of one is dropped whatever the train
 split's size, other ragged batches of a small split still train, and `train.batch_size: 1` or a train
-split of one image is refused before training in one line naming the key; `python -m training.average`
+split of one image is refused before training (and by `sonomap bench-train`) in one line naming the
+key; `python -m training.average`
 re-estimates BatchNorm without a batch of one. Real `sonomap train` (in process) and checkpoints on the
 vendored BUSI sample with torchvision's DeepLabV3-MobileNetV3 at 32x32."""
 
@@ -86,6 +87,20 @@ def test_batch_size_one_is_refused_before_training_naming_the_key(tmp_path, busi
     cfg = _config(tmp_path, arch="lraspp_mobilenet_v3_large", batch_size=1)
     assert _train(cfg, busi_dataset, out) == 0
     assert _iterations(out) == len(select_split(read_cases(busi_dataset), "train", busi_dataset))
+
+
+def test_bench_train_refuses_batch_size_one_in_one_line_before_any_worker(tmp_path, busi_dataset, capsys):
+    """bench-train runs each variant in a worker process: a DeepLabV3 at batch size 1 failed there with
+    torch's traceback; it is refused before any worker starts, with train's words."""
+    cfg = _config(tmp_path, batch_size=1)
+    code = sonomap(
+        ["bench-train", "--config", str(cfg), "--data", str(busi_dataset), "--iters", "1", "--rounds", "1"]
+    )
+    err = one_line_error(capsys, code)
+    assert (
+        redact(f"{cfg}: config key 'train.batch_size' is 1, so each training batch holds one sample") in err
+    )
+    assert "set train.batch_size to 2 or more" in err and "worker" not in err
 
 
 def test_a_train_split_of_one_image_is_refused_before_training_naming_the_key(tmp_path, busi_dataset, capsys):

@@ -37,6 +37,7 @@ from training.losses import build_loss
 from training.models import build_model
 from training.optim import PolySchedule, build_optimizer
 from training.provenance import resolve_norm
+from training.run_setup import lone_sample_error, pooled_batchnorms
 
 KIB = 1024.0
 RESIZE_RANGE = (0.5, 2.0)  # torchvision reference: RandomResize(0.5 x base, 2.0 x base)
@@ -179,6 +180,18 @@ def _require_batches(loader) -> None:
         )
 
 
+def _refuse_batches_of_one(cfg, config) -> None:
+    """``train.batch_size: 1`` on a model whose BatchNorm follows a global pooling (DeepLabV3's ASPP):
+    each worker's first step would fail with torch's error; refused here in one line, as train does."""
+    mc = cfg.model
+    model = build_model(mc.arch, int(mc.num_classes), bool(mc.aux), width=mc.width)
+    size = (int(cfg.data.input_height), int(cfg.data.input_width))
+    layers = pooled_batchnorms(model, size, torch.device("cpu"))
+    if layers:
+        why = "so each training batch holds one sample"
+        raise lone_sample_error(cfg, config, why, layers[0], "set train.batch_size to 2 or more")
+
+
 def _sync(device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -237,8 +250,11 @@ def bench_train(
 ) -> dict:
     """Run both variants ``rounds`` times, alternating; returns per-variant medians and the ratios."""
     # a bad config or dataset is reported here, in one line, before any worker starts
-    batch = int(load_config(config).train.batch_size)
+    cfg = load_config(config)
+    batch = int(cfg.train.batch_size)
     images = len(select_split(read_cases(data), "train", data))
+    if batch == 1:
+        _refuse_batches_of_one(cfg, config)
     if images < batch:  # both loops drop the ragged batch: no full batch would be an endless loop
         raise ConfigError(
             f"{config}: train.batch_size {batch} is larger than the {images} images of {data}'s train "

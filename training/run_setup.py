@@ -165,10 +165,22 @@ def refuse_lone_samples(cfg: TrainingConfig, config, data, loader, model, info: 
     else:  # the sampler's share: the whole split in one process, a rank's part under torchrun
         share = f" for each of {info.world} processes" if info.enabled else ""
         why = f"but {Path(data) / CASES_CSV} gives split 'train' 1 image{share}, so its only batch holds one sample"
-    raise ConfigError(
-        f"{config}: config key 'train.batch_size' is {bs}, {why}, and {cfg.model.arch}'s BatchNorm layer "
-        f"{layers[0]} then sees one value per channel, which it cannot normalise in training; "
-        + ("set train.batch_size to 2 or more" if bs == 1 else "add images to the train split")
+    raise lone_sample_error(
+        cfg,
+        config,
+        why,
+        layers[0],
+        "set train.batch_size to 2 or more" if bs == 1 else "add images to the train split",
+    )
+
+
+def lone_sample_error(cfg: TrainingConfig, config, why: str, layer: str, fix: str) -> ConfigError:
+    """The one-line refusal of a run whose training batches hold one sample (``why``) when the
+    model's BatchNorm ``layer`` then sees one value per channel (shared by train and bench-train)."""
+    return ConfigError(
+        f"{config}: config key 'train.batch_size' is {int(cfg.train.batch_size)}, {why}, and "
+        f"{cfg.model.arch}'s BatchNorm layer {layer} then sees one value per channel, which it cannot "
+        f"normalise in training; {fix}"
     )
 
 
