@@ -2,7 +2,11 @@
 ``sonomap`` command in a new process forked from a server this pytest process starts on first use,
 and answers as ``subprocess.run(..., capture_output=True, text=True, timeout=...)`` would: the
 command's exit status (negative for a signal), its stdout and stderr as text with universal
-newlines, and :class:`subprocess.TimeoutExpired` after killing it when it runs past ``timeout``."""
+newlines, and :class:`subprocess.TimeoutExpired` after killing it when it runs past ``timeout``.
+
+A shell script the tests run (configs/biopsy-loop.sh, configs/study-models.sh) reaches the same
+servers through :func:`sonomap_shim`: a folder holding a ``sonomap`` that runs this file as a script,
+which hands its own stdin, stdout and stderr to a forked command and exits with its status."""
 
 from __future__ import annotations
 
@@ -20,24 +24,49 @@ import time
 from pathlib import Path
 
 HEADER = struct.Struct("!Q")
+SOCKETS_ENV = "SONOMAP_TEST_FORK_SOCKETS"  # for a script's `sonomap`: {kind: socket path} as JSON
+SIGNAL_EXIT_BASE = 128  # a shell's exit status for a command ended by a signal: 128 + its number
 SERVER = Path(__file__).with_name("cli_zygote.py")
 START_TIMEOUT_S = 120  # the server imports every library once: seconds on a loaded machine
 CMD = [sys.executable, "-m", "edge_runtime.cli"]
 
-_server: dict = {}
+# the commands that load torch (a checkpoint's training, evaluation, calibration or export): forked
+# from the server that imported it; `export tensorrt` and `selfcheck` never load torch
+TORCH_COMMANDS = {
+    "train",
+    "pretrain",
+    "evaluate",
+    "calibrate",
+    "crossval",
+    "bench-train",
+    "upgrade-checkpoint",
+}
+TORCH_EXPORTS = {"onnx", "torchscript"}
+
+_servers: dict[str, dict] = {}
 _server_lock = threading.Lock()
 
 
-def _socket_path() -> str:
-    """The running server's socket, started on first use (one per pytest process)."""
+def server_kind(argv: list[str]) -> str:
+    """ "torch" for a command that loads torch, else "plain" (the top-level options take no value)."""
+    words = [a for a in argv if not a.startswith("-")]
+    command, target = (words + ["", ""])[:2]
+    return (
+        "torch" if command in TORCH_COMMANDS or (command == "export" and target in TORCH_EXPORTS) else "plain"
+    )
+
+
+def _socket_path(kind: str) -> str:
+    """The running ``kind`` server's socket, started on first use (one of each per pytest process)."""
     with _server_lock:
-        proc = _server.get("proc")
+        server = _servers.setdefault(kind, {})
+        proc = server.get("proc")
         if proc is not None and proc.poll() is None:
-            return _server["path"]
+            return server["path"]
         folder = tempfile.mkdtemp(prefix="sonomap-fork-")
         path = os.path.join(folder, "s")
         proc = subprocess.Popen(
-            [sys.executable, str(SERVER), path],
+            [sys.executable, str(SERVER), path, kind],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             cwd=folder,
@@ -46,7 +75,7 @@ def _socket_path() -> str:
         if line != b"ready\n":
             proc.kill()
             raise RuntimeError(f"the sonomap fork server did not start (said {line!r})")
-        _server.update(proc=proc, path=path)
+        server.update(proc=proc, path=path)
         return path
 
 
@@ -68,6 +97,38 @@ def _drain(fd: int, into: list[bytes]) -> None:
         into.append(f.read())
 
 
+def _send(conn: socket.socket, argv: list[str], fds: list[int]) -> None:
+    """The request: the command's arguments, this process's environment and folder, its stdio fds."""
+    body = json.dumps({"argv": argv, "env": dict(os.environ), "cwd": os.getcwd()}).encode()
+    socket.send_fds(conn, [HEADER.pack(len(body)) + body], fds)
+
+
+def sonomap_shim(folder: Path, path: str | None = None) -> dict[str, str]:
+    """A ``sonomap`` in ``folder`` that forks each command from this process's servers; returns the
+    environment a script needs to run it: ``PATH`` (``path``, default this process's) with ``folder``
+    first, and the servers' sockets."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shim = folder / "sonomap"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{Path(__file__).resolve()}" "$@"\n')
+    shim.chmod(0o755)
+    sockets = {kind: _socket_path(kind) for kind in ("plain", "torch")}
+    search = os.environ["PATH"] if path is None else path
+    return {"PATH": f"{folder}{os.pathsep}{search}", SOCKETS_ENV: json.dumps(sockets)}
+
+
+def main(argv: list[str]) -> int:
+    """``sonomap ARGV`` for a script: forked from the servers named in SONOMAP_TEST_FORK_SOCKETS,
+    with this process's stdin, stdout and stderr; its exit status as a shell gives it."""
+    sockets = json.loads(os.environ[SOCKETS_ENV])
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.connect(sockets[server_kind(argv)])
+        _send(conn, argv, [0, 1, 2])
+        answers = conn.makefile("rb")
+        json.loads(answers.readline())  # the pid: this client waits for it without a time limit
+        code = os.waitstatus_to_exitcode(json.loads(answers.readline())["status"])
+    return code if code >= 0 else SIGNAL_EXIT_BASE - code
+
+
 def run_forked(argv: list[str], timeout: float) -> subprocess.CompletedProcess:
     cmd = [*CMD, *argv]
     deadline = time.monotonic() + timeout
@@ -78,9 +139,8 @@ def run_forked(argv: list[str], timeout: float) -> subprocess.CompletedProcess:
     errs: list[bytes] = []
     readers = [threading.Thread(target=_drain, args=a, daemon=True) for a in ((out_r, outs), (err_r, errs))]
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        conn.connect(_socket_path())
-        body = json.dumps({"argv": argv, "env": dict(os.environ), "cwd": os.getcwd()}).encode()
-        socket.send_fds(conn, [HEADER.pack(len(body)) + body], [null, out_w, err_w])
+        conn.connect(_socket_path(server_kind(argv)))
+        _send(conn, argv, [null, out_w, err_w])
         for fd in (null, out_w, err_w):
             os.close(fd)
         for r in readers:
@@ -102,3 +162,7 @@ def run_forked(argv: list[str], timeout: float) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(
         cmd, os.waitstatus_to_exitcode(status), _text(b"".join(outs)), _text(b"".join(errs))
     )
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -7,15 +7,16 @@ minutes of CI's 20. This server imports them once, then forks one child per comm
 new process, as before: its own exit status, stdout and stderr (pipes handed over the socket), working
 folder, environment and arguments (``sys.argv`` as ``python -m edge_runtime.cli`` sets it), and it
 runs ``edge_runtime.cli`` as ``__main__`` and ends through the interpreter's normal exit (threads
-joined, atexit run). torch is not imported here: a command that needs it imports it in its child, as
-before, and runtime commands keep the memory and imports they had.
+joined, atexit run). Runtime and registration commands come from a server without torch, so they keep
+the memory and imports they had; the training and export commands from one that imported torch too.
 
 Protocol, one connection per command on a Unix socket: the client sends an 8-byte length and a JSON
 request ``{"argv", "env", "cwd"}`` with three file descriptors (stdin, stdout, stderr); the server
 forks a watcher that forks the command, answers ``{"pid"}`` and then ``{"status"}`` (the raw wait
 status), one JSON line each. The server ends when its stdin closes (the pytest process ended).
 
-Run as ``python cli_zygote.py SOCKET_PATH``; :mod:`cli` starts one per pytest process.
+Run as ``python cli_zygote.py SOCKET_PATH KIND``; :mod:`cli_fork` starts one of each kind per pytest
+process: "plain", and "torch" for the commands that load a checkpoint (:data:`cli_fork.TORCH_COMMANDS`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import sys
 
 HEADER = struct.Struct("!Q")
 MAX_FDS = 3
-# Not onnxruntime (a child forked after importing it hangs at exit; it imports in ~25 ms) nor torch.
+# Never onnxruntime: a child forked after importing it hangs at exit (and it imports in ~25 ms).
 PRELOAD = ("numpy", "cv2", "yaml", "av", "scipy.ndimage", "scipy.stats", "pydicom", "tifffile", "PIL.Image")
 # the commands' own heaviest modules (SciPy's statistics and graphs), none of which loads torch
 PRELOAD_OWN = (
@@ -46,19 +47,34 @@ PRELOAD_OWN = (
     "registration.pacs.export",
     "training.concordance.run",
 )
-NEVER_PRELOADED = ("torch", "onnxruntime")
+# The torch server (commands that train, evaluate, calibrate or export a checkpoint) adds torch,
+# which a new interpreter took 3 to 5 s to import for each of them.
+PRELOAD_TORCH = (
+    "torch",
+    "torchvision",
+    "training.train",
+    "training.evaluate",
+    "training.calibration",
+    "training.crossval",
+    "training.bench",
+    "training.pretrain",
+    "training.checkpoint_upgrade",
+    "export.onnx_command",
+)
+NEVER_PRELOADED = {"plain": ("torch", "onnxruntime"), "torch": ("onnxruntime",)}
 
 
-def preload() -> None:
-    """Import the libraries every command pays for, and every stage's command modules."""
+def preload(kind: str) -> None:
+    """Import the libraries every command pays for, and every stage's command modules (``kind``
+    "torch": torch and the training modules too)."""
     import importlib
 
-    for name in PRELOAD + PRELOAD_OWN:
+    for name in PRELOAD + PRELOAD_OWN + (PRELOAD_TORCH if kind == "torch" else ()):
         importlib.import_module(name)
     from edge_runtime.cli import build_parser
 
     build_parser()
-    loaded = [name for name in NEVER_PRELOADED if name in sys.modules]
+    loaded = [name for name in NEVER_PRELOADED[kind] if name in sys.modules]
     if loaded:  # a command would then find it loaded, which `python -m` never gives it
         raise RuntimeError(
             f"the fork server's preload imported {loaded}: take that module out of PRELOAD_OWN"
@@ -90,6 +106,7 @@ def become_command(request: dict, fds: list[int]) -> None:
     # as under `python -m`: the module runs as __main__ only (runpy warns of a copy already imported)
     cli = sys.modules.pop("edge_runtime.cli").__file__
     sys.argv = [cli, *request["argv"]]
+    sys.path[0] = request["cwd"]  # `python -m` puts the working folder first, not this file's folder
     runpy.run_module("edge_runtime.cli", run_name="__main__", alter_sys=True)
     sys.exit(0)
 
@@ -98,8 +115,8 @@ def answer(conn: socket.socket, **fields) -> None:
     conn.sendall(json.dumps(fields).encode() + b"\n")
 
 
-def serve(path: str) -> None:
-    preload()
+def serve(path: str, kind: str) -> None:
+    preload(kind)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(16)
@@ -145,7 +162,7 @@ def report(conn: socket.socket, pid: int, fds: list[int]) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1])
+    serve(sys.argv[1], sys.argv[2])
     # only the server gets here (a command's child ends by SystemExit): its socket and folder go
     os.unlink(sys.argv[1])
     os.rmdir(os.path.dirname(sys.argv[1]))

@@ -12,13 +12,14 @@ import json
 import math
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import yaml
+from cli_fork import sonomap_shim
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "configs" / "biopsy-loop.sh"
@@ -30,22 +31,30 @@ OBSERVED_TOLERANCE = 0.05  # registered vs simulated cancer share of a core: nee
 YIELD_TOLERANCE = 0.03  # concordance's predicted share vs the capture's expected yield (same prediction)
 
 
-@pytest.fixture(scope="module")
-def loop(tmp_path_factory):
-    """Run the script with `sonomap` = this checkout's CLI; return (output folder, its log)."""
-    work = tmp_path_factory.mktemp("loop")
-    bin_dir = work / "bin"
-    bin_dir.mkdir()
-    shim = bin_dir / "sonomap"
-    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m edge_runtime.cli "$@"\n')
-    shim.chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT)}
+def _run_loop(work: Path) -> tuple[Path, str]:
+    env = {**os.environ, **sonomap_shim(work / "bin")}
     out = work / "out"
     run = subprocess.run(
         ["bash", str(SCRIPT), str(out)], capture_output=True, text=True, env=env, timeout=LOOP_TIMEOUT_S
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return out, run.stdout
+
+
+@pytest.fixture(scope="session")
+def loop(tmp_path_factory, worker_id):
+    """Run the script with `sonomap` = this checkout's CLI (forked as tests/cli.py's commands are);
+    return (output folder, its log). Once per test run: under pytest-xdist the first worker to need it
+    runs it (a minute) and the others wait for its outputs, which every test here only reads."""
+    if worker_id == "master":  # one process
+        return _run_loop(tmp_path_factory.mktemp("loop"))
+    shared = tmp_path_factory.getbasetemp().parent  # this run's folder, common to its workers
+    work, log = shared / "biopsy-loop", shared / "biopsy-loop.log"
+    with FileLock(str(shared / "biopsy-loop.lock")):
+        if not log.is_file():
+            out, stdout = _run_loop(work)
+            log.write_text(stdout)
+        return work / "out", log.read_text()
 
 
 @pytest.mark.slow

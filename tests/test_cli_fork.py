@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from cli_fork import run_forked
+from cli_fork import run_forked, server_kind
 
 
 def fresh(argv: list[str]) -> subprocess.CompletedProcess:
@@ -24,6 +24,8 @@ def fresh(argv: list[str]) -> subprocess.CompletedProcess:
         ["make-clip"],  # usage error: exit 2, argparse's lines on stderr
         ["cases", "no-such-folder"],  # a one-line error
         ["make-clip", "--out", "clip.mp4", "--frames", "2", "--seed", "1"],  # works, relative to the folder
+        ["evaluate", "--checkpoint", "missing.pt", "--data", "nowhere"],  # from the torch server
+        ["export", "onnx", "--checkpoint", "missing.pt", "--out", "m.onnx"],
     ],
 )
 def test_a_forked_command_answers_as_a_new_interpreter(argv, tmp_path, monkeypatch):
@@ -42,3 +44,10 @@ def test_a_forked_command_past_its_time_is_killed(tmp_path):
     """`live` on the synthetic screen runs until stopped: the helper kills it, as subprocess.run does."""
     with pytest.raises(subprocess.TimeoutExpired):
         run_forked(["live", "--source", "synthetic", "--headless", "--no-ai"], timeout=3)
+
+
+def test_commands_that_load_torch_come_from_the_torch_server():
+    assert server_kind(["-v", "evaluate", "--checkpoint", "a.pt"]) == "torch"
+    assert server_kind(["export", "onnx", "--checkpoint", "a.pt"]) == "torch"
+    assert server_kind(["export", "tensorrt", "--onnx", "a.onnx"]) == "plain"
+    assert server_kind(["replay", "clip.mp4"]) == "plain"

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import pytest
 import yaml
+from cli_fork import sonomap_shim
 
 SCRIPT_TIMEOUT_S = 600
 TINY = {"STUDY_DEVICE": "cpu", "STUDY_MINUTES": "0.05", "STUDY_SIZE": "64", "STUDY_BATCH": "2"}
@@ -36,7 +37,8 @@ def shrunk(dataset: Path, out: Path) -> Path:
 def test_study_script_trains_evaluates_and_compares_both_models(
     tmp_path: Path, busi_dataset: Path, repo_root: Path
 ):
-    env = {**os.environ, **TINY, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    venv_path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # python3 with torch
+    env = {**os.environ, **TINY, **sonomap_shim(tmp_path / "bin", venv_path)}
     out = tmp_path / "study"
     data = shrunk(busi_dataset, tmp_path / "tiny_ds")
     run = subprocess.run(
