@@ -1,11 +1,13 @@
-"""Test helper: tiny H.264 clips written with PyAV (a white bar moving across black), and every
-frame of a video file decoded to BGR (what a viewer of a recording sees)."""
+"""Test helper: tiny H.264 clips written with PyAV (a white bar moving across black), a folder of
+PNG screens (noise in a black frame), and every frame of a video file decoded to BGR (what a viewer
+of a recording sees)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 BAR_PX = 8
@@ -26,6 +28,18 @@ def write_bar_clip(path: Path, frames: int, step: int, fps: int = 10) -> Path:
         for p in s.encode():
             c.mux(p)
     return path
+
+
+def write_noise_screens(folder: Path, frames: int) -> Path:
+    """``frames`` PNG screens ``000.png``... in a new ``folder``: 480x360, noise (seed 0) inside a
+    black border, so the ROI is found and the model infers on every one."""
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(frames):
+        image = np.zeros((360, 480, 3), np.uint8)
+        image[40:320, 60:420] = rng.integers(40, 200, (280, 360, 3), dtype=np.uint8)
+        cv2.imwrite(str(folder / f"{i:03d}.png"), image)
+    return folder
 
 
 def decode(path: Path) -> list[np.ndarray]:

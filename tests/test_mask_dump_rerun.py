@@ -5,8 +5,7 @@ inputs and a real ONNX Runtime backend that raises on chosen calls."""
 
 from __future__ import annotations
 
-import cv2
-import numpy as np
+from clips import write_noise_screens
 from runtime_model import dark_onnx
 
 from edge_runtime.backends.onnxruntime import OnnxRuntimeBackend
@@ -37,12 +36,7 @@ def replay(folder, masks, backend) -> dict:
 
 def test_a_frame_without_a_mask_keeps_no_mask_of_an_earlier_run(tmp_path):
     folder, masks = tmp_path / "frames", tmp_path / "masks"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(FRAMES):
-        image = np.zeros((360, 480, 3), np.uint8)
-        image[40:320, 60:420] = rng.integers(40, 200, (280, 360, 3), dtype=np.uint8)
-        cv2.imwrite(str(folder / f"{i:03d}.png"), image)
+    write_noise_screens(folder, FRAMES)
     replay(folder, masks, Faulty())
     assert len(list(masks.glob("*_mask.png"))) == FRAMES
     summary = replay(folder, masks, Faulty(raise_on=FAULTY_CALLS))

@@ -9,8 +9,7 @@ import json
 import re
 from itertools import product
 
-import cv2
-import numpy as np
+from clips import write_noise_screens
 from runtime_model import dark_onnx
 
 from edge_runtime import privacy
@@ -40,12 +39,7 @@ def test_a_summary_keeps_its_figures_whole_and_names_no_registered_identifier(tm
         tmp_path / f"{'_'.join(NAME)}_masks",
         tmp_path / "s.json",
     )
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(FRAMES):
-        image = np.zeros((360, 480, 3), np.uint8)
-        image[40:320, 60:420] = rng.integers(40, 200, (280, 360, 3), dtype=np.uint8)
-        cv2.imwrite(str(folder / f"{i:03d}.png"), image)
+    write_noise_screens(folder, FRAMES)
     privacy.REDACTOR.register([*NAME, *EVERY_THREE_DIGITS])
     config = build_config(
         {"source": {"input": str(folder)}, "sinks": {"masks": str(masks), "summary": str(summary_path)}}
