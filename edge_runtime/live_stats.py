@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from edge_runtime import privacy
 from edge_runtime.frames import Frame, Prediction
 from edge_runtime.units import MS_PER_S
 
@@ -179,13 +180,15 @@ class LiveStats:
                 self.summaries = summaries
             if isinstance(stats.get("recording"), str):
                 self.recording = stats["recording"]
+            # the banner often quotes an exception, and /stats.json, the viewer page and systemd's
+            # status line carry it out of the process
             self.banner = (
-                str(stats.get("banner") or stats.get("last_error") or "")
+                privacy.public_text(stats.get("banner") or stats.get("last_error") or "")
                 if stats.get("state") == "degraded" or stats.get("banner")
                 else ""
             )
             if isinstance(stats.get("ai"), Mapping):
-                self.ai = dict(stats["ai"])
+                self.ai = privacy.redact_tree(dict(stats["ai"]))
 
     def fps(self) -> float:
         with self._lock:

@@ -172,6 +172,13 @@ def without_file_names(text: str) -> str:
 _OPENED, _OPENED_LOCK = set(), threading.Lock()  # every path library_path gave out in this process
 
 
+def public_text(text: str) -> str:
+    """``text`` for a screen or page another person reads (the viewer's banner, systemd's status
+    line): no registered identifier, no URL credentials, no file name (a folder may be named after
+    the patient, and an exception message quotes the path it failed on)."""
+    return redact(without_file_names(str(text)))
+
+
 def library_path(path: str | Path) -> str:
     """``path`` as absolute text for a library that opens it: a log line naming a bare ``Roe_Richard``
     would keep it, and one naming ``/cases/Roe Richard`` loses it whole, space included."""

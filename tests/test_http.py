@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from edge_runtime import privacy
 from edge_runtime.errors import ConfigError
 from edge_runtime.frames import Frame, Prediction
 from edge_runtime.live_stats import EVENTS
@@ -144,6 +145,25 @@ def test_viewer_page_and_stats_json(server):
     stats = json.loads(get(server.url + "stats.json")[1])
     assert stats["frames"] == 3 and stats["healthy"] and stats["info"]["backend"] == "onnxruntime-cpu"
     assert get(server.url + "nope")[0] == 404
+
+
+def test_stats_json_and_status_line_carry_no_patient_name_or_file(server):
+    """A degraded run's banner quotes the exception, and the exception the path it failed on; the
+    page, /stats.json and systemd's status line leave the machine: no name, no file, the reason kept."""
+    privacy.REDACTOR.register(["Zqxwv^Roe", "Zqxwv"])
+    degraded = {
+        "backend": "onnxruntime-cpu",
+        "state": "degraded",
+        "last_error": "sink raw: [Errno 28] No space left on device: '/rec/Zqxwv_Roe/clip.mp4' for Zqxwv",
+        "ai": {"state": "ERROR", "detail": "backend failed on Zqxwv's frame"},
+    }
+    push(server, 2, degraded, dt=0.0)
+    body = get(server.url + "stats.json")[1]
+    stats = json.loads(body)
+    assert b"Zqxwv" not in body and b"clip.mp4" not in body and b"/rec/" not in body
+    assert "No space left on device" in stats["banner"] and stats["ai"]["state"] == "ERROR"
+    line = server.stats.status_line()
+    assert "Zqxwv" not in line and "clip.mp4" not in line and "No space left on device" in line
 
 
 def test_non_loopback_without_token_refuses_to_start(monkeypatch):
