@@ -20,9 +20,12 @@ from loopback import get
 from prometheus_client.parser import text_string_to_metric_families
 from runtime_model import dark_onnx
 
+from edge_runtime.config import build_config
 from edge_runtime.config_schema import OverlayConfig
 from edge_runtime.live_stats import EVENTS
 from edge_runtime.manifest import load_manifest
+from edge_runtime.pipeline import drawn_state
+from edge_runtime.pipeline.graph import Pipeline
 from edge_runtime.render.overlay import Overlay
 from edge_runtime.roi import Roi
 from edge_runtime.sinks import recordings
@@ -302,3 +305,21 @@ def test_live_with_a_full_disk_is_degraded_not_down(tmp_path):
     assert proc.returncode == 0, err[-3000:]
     assert "recording paused" in err and "sinks.min_free_gb" in err
     assert not rec.exists()
+
+
+def test_a_live_recording_shows_rec_from_the_first_frame(tmp_path):
+    """The HUD reads the recorder's state from the stats; a live session that records shows REC on
+    its first frame, not only after the first write (an unmarked start reads as "not recording")."""
+    config = build_config(
+        {
+            "source": {"input": "synthetic", "fps": FPS, "width": 64, "height": 48},
+            "inference": {"model": str(dark_onnx())},
+            "sinks": {"video": str(tmp_path / "rec.mp4")},
+        }
+    )
+    stages = Pipeline(config).stages
+    stages.open_outputs(FPS, live=True)
+    try:
+        assert drawn_state.hud_values(stages.stats, None, stages.show_rec)["rec"] == REC_ON
+    finally:
+        stages.close_outputs()

@@ -118,6 +118,8 @@ class FrameStages:
         s = self.config.sinks
         self.sinks, self.window, self.outputs = open_sinks(s, float(s.fps or fps or DEFAULT_FPS), live)
         self.show_rec = live  # a live session's recorder state is on screen; a replay's is no recording
+        if live:  # from the first frame on: a session recording must not look unrecorded until a write
+            self.stats.recording = recordings.recorder_state(self.sinks)
 
     def close_outputs(self) -> int:
         """Finalise the recorders, close the window; the frames live recorders dropped. Their last state
