@@ -124,11 +124,14 @@ def test_a_session_stopped_before_the_first_validation_reports_no_best_until_one
     assert summary["best"] == {"metric": "dice_pos_mean", "value": None, "epoch": None}
     with open(out / "metrics.csv", newline="") as fh:
         assert [row["best"] for row in csv.DictReader(fh)] == [""]
+    metrics = read_checkpoint(out / "last.pt")["manifest"]["metrics"]  # no best epoch to name, not -1
+    assert "best_epoch" not in metrics and metrics["select_metric"] == "dice_pos_mean"
     assert sonomap([*args, "--resume"]) == 0  # the last epoch is always validated
     said = capsys.readouterr().out
     best = json.loads((out / "summary.json").read_text())["best"]
     assert best["epoch"] == 1 and 0.0 <= best["value"] <= 1.0 and (out / "best.pt").is_file()
     assert f"best checkpoint: {out / 'best.pt'}" in said and json.dumps(best) in said
+    assert read_checkpoint(out / "last.pt")["manifest"]["metrics"]["best_epoch"] == 1
 
 
 def test_a_resumed_fine_tuning_run_keeps_its_init_from(tmp_path, busi_dataset):

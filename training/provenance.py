@@ -20,6 +20,7 @@ from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import DEFAULT_CLASSES, Manifest
 from training.config_schema import DataConfig, TrainingConfig
 from training.data import Sample, image_stats
+from training.run_summary import has_best
 
 HASH_CHUNK = 1 << 20
 # Validation metrics logged each epoch (metrics.csv, val_*) and recorded in the manifest.
@@ -92,7 +93,8 @@ def make_manifest(
         for k in MANIFEST_METRICS
         if k in val_summary
     }
-    metrics["best_epoch"] = int(best["epoch"])
+    if has_best(best):  # last.pt before its first validation has no best epoch to name (not -1)
+        metrics["best_epoch"] = int(best["epoch"])
     metrics["select_metric"] = best["metric"]
     return Manifest(
         name=str(cfg.name),
