@@ -224,10 +224,21 @@ def test_the_reasons_for_skipped_cores_name_no_folder_above_the_cases(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("key", "value"),
-    [("cancer_class", None), ("cancer_class", "1"), ("prob_scale", "abc"), ("prob_scale", 0)],
+    ("key", "value", "reason"),
+    [
+        ("cancer_class", None, "capture.prediction.cancer_class must be an integer"),
+        ("cancer_class", "1", "capture.prediction.cancer_class must be an integer"),
+        ("prob_scale", "abc", "capture.prediction.prob_scale must be an integer"),
+        ("prob_scale", 0, "capture.prediction.prob_scale must be an integer in [1, 65535], got 0"),
+        ("prob_scale", 70000, "capture.prediction.prob_scale must be an integer in [1, 65535], got 70000"),
+        (
+            "prob_scale",
+            255,
+            "capture.prediction.prob holds values above prob_scale 255",
+        ),  # the PNG holds 52000
+    ],
 )
-def test_a_bad_prediction_value_skips_its_core_naming_the_key(tmp_path, key, value):
+def test_a_bad_prediction_value_skips_its_core_naming_the_key(tmp_path, key, value, reason):
     cases, ds = tmp_path / "cases", tmp_path / "ds"
     for name in ("A1", "B1"):
         write_captured_case(cases / name, _mask(slice(120, 200)), SHA_A)
@@ -241,4 +252,4 @@ def test_a_bad_prediction_value_skips_its_core_naming_the_key(tmp_path, key, val
     assert "Traceback" not in r.stderr
     summary = json.loads((tmp_path / "report" / "concordance.json").read_text())
     assert [x["case"] for x in summary["skipped"]] == ["B1"]
-    assert f"capture.prediction.{key} must be an integer" in summary["skipped"][0]["reason"]
+    assert reason in summary["skipped"][0]["reason"], summary["skipped"]

@@ -57,9 +57,9 @@ def test_a_captured_case_in_a_folder_not_named_in_utf8_is_read(tmp_path):
     # in a child: OpenCV given such a path crashes the interpreter, which would end this test run
     code = (
         "import sys; from pathlib import Path; "
-        "from registration.pacs.captured_case import _png; from registration.sim.pathology import prefire_image; "
+        "from registration.pacs.case_images import case_png; from registration.sim.pathology import prefire_image; "
         "import numpy as np, yaml; f = Path(sys.argv[1]); "
-        "m = _png(f, 'prefire_mask.png', 'capture.prediction.mask', np.uint8); "
+        "m = case_png(f, 'prefire_mask.png', 'capture.prediction.mask', np.uint8); "
         "g = prefire_image(f / 'case.yaml', yaml.safe_load((f / 'case.yaml').read_text())); "
         "print(int(m.sum()), g.shape)"
     )

@@ -1,6 +1,7 @@
 """`sonomap cases export` on hand-edited case.yaml values that must fail their own case, the others
 exported: a pre-fire time out of range once in UTC (and its error never repeats the value), an image
-path that leaves the case folder or an image that is not the ROI crop, and an error no check foresaw;
+path that leaves the case folder or an image that is not the ROI crop, a ROI DICOM cannot hold, and
+how an error no check foresaw is named;
 and capture numbers compared per study ID and UTC day, as the DICOM studies are."""
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import pytest
 import yaml
 from captured_cases import write_captured_case
 from pacs_cases import FALLBACK_ID, STUDY_ID, export
+
+from edge_runtime.errors import InputError
+from registration.pacs.export import failure_reason
 
 pytest.importorskip("highdicom", reason="highdicom not installed (pacs extra)")
 
@@ -55,19 +59,35 @@ def test_a_time_that_is_no_iso_time_is_refused_without_repeating_it(tmp_path):
     assert "Jane" not in out.stdout + out.stderr
 
 
-def test_an_error_no_check_foresaw_is_one_failed_line_with_its_type(tmp_path):
-    """A probability scale too large for a float: the case fails with the error's type, no traceback,
-    and the next case is still exported."""
-    cases = tmp_path / "cases"
-    bad = _case(cases, "20261203T213001Z-1")
-    case = yaml.safe_load((bad / "case.yaml").read_text())
-    case["capture"]["prediction"]["prob_scale"] = 2**1100
-    (bad / "case.yaml").write_text(yaml.safe_dump(case))
+def test_a_roi_wider_than_dicom_rows_and_columns_hold_fails_its_case_naming_the_key(tmp_path):
+    """A hand-edited capture.roi (and images) 70000 pixels wide: DICOM Columns is 16-bit, and pydicom
+    failed writing it with a many-line error; the case fails in one line, the next is exported."""
+    cases, wide = tmp_path / "cases", 70000
+    bad = _case(cases, "20261203T213001Z-1", roi=[0, 0, wide, 2])
+    for name, dtype in (
+        ("prefire.png", np.uint8),
+        ("prefire_mask.png", np.uint8),
+        ("prefire_prob.png", np.uint16),
+    ):
+        cv2.imwrite(str(bad / name), np.zeros((2, wide), dtype))
     _case(cases, GOOD)
     out = export(cases, "--dry-run", tmp_path / "dcm")
-    assert f"{bad.name}  FAILED: OverflowError: " in out.stdout, out.stdout + out.stderr
-    assert out.returncode == EXIT_SOME_FAILED and "Traceback" not in out.stderr, out.stderr
-    assert f"{GOOD}  {FALLBACK_ID}  wrote" in out.stdout
+    _one_failed(out, bad, f"capture.roi: {wide} x 2 pixels; DICOM rows and columns hold at most 65535")
+
+
+def test_an_error_no_check_foresaw_is_named_by_its_type_and_place():
+    """The FAILED line of an error no check foresaw (every case value the export reads is checked, so
+    a real one is raised here): its type, message and the line that raised it, to be found in the code."""
+    try:
+        float(2**1100)  # OverflowError: int too large to convert to float
+    except OverflowError as exc:
+        reason = failure_reason(exc)
+    assert reason.startswith(
+        "OverflowError: int too large to convert to float (at test_pacs_export_case_checks.py:"
+    )
+    assert failure_reason(InputError("case.yaml: capture.number: expected an integer")) == (
+        "case.yaml: capture.number: expected an integer"
+    )  # a foreseen error: its own words
 
 
 def _screen(path) -> None:

@@ -42,6 +42,8 @@ def test_bad_values_fail_their_own_case_and_long_text_is_cut_to_the_lo_limit(tmp
     cases = tmp_path / "cases"
     negative = _case(cases, "20260101T100000Z-1", capture={"number": -5})
     zero = _case(cases, "20260101T100001Z-2", prediction={"prob_scale": 0})
+    huge = _case(cases, "20260101T100005Z-6", prediction={"prob_scale": 70000})  # above a 16-bit PNG's range
+    small = _case(cases, "20260101T100006Z-7", prediction={"prob_scale": 255})  # its PNG holds 6000: p > 1
     longest = "m" * LO_MAX  # a model name as long as LO holds is kept whole
     long_text = _case(cases, "20260101T100003Z-4", capture={"trigger": "signal"}, model={"name": longest})
     good = _case(cases, "20260101T100004Z-5")
@@ -50,11 +52,14 @@ def test_bad_values_fail_their_own_case_and_long_text_is_cut_to_the_lo_limit(tmp
     assert "Warning" not in out.stderr, out.stderr  # no invalid value for pydicom to warn about
     lines = out.stdout.splitlines()
     assert f"{negative.name}  FAILED: case.yaml: capture.number: expected an integer in [1, " in (out.stdout)
+    scale_rule = "capture.prediction.prob_scale: expected an integer in [1, 65535], got"
+    assert f"{zero.name}  FAILED: case.yaml: {scale_rule} 0" in lines
+    assert f"{huge.name}  FAILED: case.yaml: {scale_rule} 70000" in lines
     assert (
-        f"{zero.name}  FAILED: case.yaml: capture.prediction.prob_scale: expected a positive integer, got 0"
-        in lines
+        f"{small.name}  FAILED: case.yaml: capture.prediction.prob: prefire_prob.png holds 6000, above "
+        in out.stdout
     )
-    assert "2 of 4 case(s) exported, 2 failed" in out.stdout
+    assert "2 of 6 case(s) exported, 4 failed" in out.stdout
     written = tmp_path / "dcm" / FALLBACK_ID
     assert (written / good.name / "seg-fractional.dcm").is_file()
     image = pydicom.dcmread(written / long_text.name / "image.dcm")

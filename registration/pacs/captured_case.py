@@ -3,7 +3,8 @@
 Input: ``DIR/<id>/`` (at any depth under DIR) holding ``case.yaml`` (its ``capture:`` section), ``prefire.png`` and, when the
 live prediction was saved, ``prefire_mask.png`` and ``prefire_prob.png`` (layout:
 docs/biopsy-capture.md). Output: a :class:`CapturedCase` with the pixels and the provenance the DICOM
-objects carry. Every problem is an ``InputError`` naming the file and key. Registration's own loader
+objects carry (the images it names are read and checked by :mod:`registration.pacs.case_images`).
+Every problem is an ``InputError`` naming the file and key. Registration's own loader
 is not used: it refuses a case whose pathology is still pending, and export happens before that.
 """
 
@@ -14,14 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from edge_runtime.errors import ConfigError, InputError
-from edge_runtime.image_files import UnreadableImage, read_image
 from edge_runtime.typed_config import finite, shown
 from edge_runtime.yamlfile import read_yaml_mapping
 from registration.cases.status import find_case_files
+from registration.pacs.case_images import Prediction, case_key, case_png, read_prediction
 
 CASE_FILE = "case.yaml"
 FIRST_NUMBER = 1  # capture numbers count from 1 (the DICOM series number is the capture number)
@@ -29,6 +29,7 @@ FIRST_NUMBER = 1  # capture numbers count from 1 (the DICOM series number is the
 # no run captures anywhere near this many
 MAX_NUMBER = 2**30
 XY = 2  # ultrasound.mm_per_pixel as [x, y]
+MAX_DICOM_SIDE = int(np.iinfo(np.uint16).max)  # Rows and Columns are US (unsigned 16-bit) in DICOM
 # The id the capture gives a case (edge_runtime/biopsy/case_writer.py): the post-fire frame's UTC time
 # and the capture number, then -2, -3 ... when another session took that name. The export files and
 # labels a case by this id only, never by its folder's name: a folder may be copied or renamed (after
@@ -47,13 +48,6 @@ MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MODEL_NAME_RULE = "letters, digits, '.', '_' and '-', at most 64, as in the model's manifest"
 SHA256 = re.compile(r"[0-9a-fA-F]{64}")  # the model file's hash, into AlgorithmVersion
 ROI_KEYS = 4  # capture.roi: [x, y, w, h] in source pixels; prefire.png is that crop
-
-
-@dataclass(frozen=True)
-class Prediction:
-    mask: np.ndarray  # bool (rows, cols): the cancer class of the saved class-id mask
-    probability: np.ndarray  # float32 (rows, cols) in [0, 1]
-    frame: int
 
 
 @dataclass(frozen=True)
@@ -120,38 +114,6 @@ def capture_id_of(doc: dict, path: Path) -> str:
     return value
 
 
-def _inside(folder: Path, name: str, key: str) -> Path:
-    """``folder / name`` when ``name`` is a relative path that stays inside ``folder`` (links
-    resolved), as the capture writes it. Anything else could be any image on the machine (a whole
-    screen with a name burnt in) exported as the case's ROI; the error names the key only."""
-    path = folder / name
-    try:
-        inside = not Path(name).is_absolute() and path.resolve().is_relative_to(folder.resolve())
-    except (OSError, RuntimeError, ValueError):  # a link loop, a NUL in the name: not the capture's either
-        inside = False
-    if not inside:
-        raise InputError(
-            f"{key}: expected a file inside the case folder, as the capture writes it (e.g. prefire.png)"
-        )
-    return path
-
-
-def _png(folder: Path, name: str, key: str, dtype) -> np.ndarray:
-    """The image case.yaml's ``key`` names (``name``, relative to ``folder`` and inside it). Errors
-    name the key and the file's base name only: the value may run through folders named after the patient."""
-    path = _inside(folder, name, key)
-    try:
-        image = read_image(path, cv2.IMREAD_UNCHANGED)  # any path, not only UTF-8 ones
-    except UnreadableImage as exc:
-        raise InputError(f"{key}: {Path(name).name}: unreadable image ({exc.reason})") from exc
-    if image.dtype != dtype or image.ndim != 2:
-        raise InputError(
-            f"{key}: {Path(name).name}: expected a single-channel {np.dtype(dtype).name} image, "
-            f"got {image.dtype} {image.shape}"
-        )
-    return image
-
-
 def utc_of(value: str, key: str) -> datetime:
     """``value`` (case.yaml's ``key``) as an aware time in UTC. A time with another offset is converted
     (its UTC date decides the study); a time without one is refused: it could be the cart's local
@@ -189,31 +151,11 @@ def _roi_size(cap: dict, where: str) -> tuple[int, int]:
         raise InputError(
             f"{where}.roi: expected [x, y, w, h] (whole pixels, as the capture writes it), got {shown(roi)}"
         )
+    if max(roi[2:]) > MAX_DICOM_SIDE:
+        raise InputError(
+            f"{where}.roi: {roi[2]} x {roi[3]} pixels; DICOM rows and columns hold at most {MAX_DICOM_SIDE}"
+        )
     return roi[3], roi[2]
-
-
-def _key(mapping: dict, key: str, where: str, kind):
-    value = mapping.get(key) if isinstance(mapping, dict) else None
-    if not isinstance(value, kind) or isinstance(value, bool):
-        # shown() cuts the value: a long or deeply nested one would make a line of megabytes
-        raise InputError(f"{where}.{key}: expected {getattr(kind, '__name__', kind)}, got {shown(value)}")
-    return value
-
-
-def _prediction(folder: Path, pred: dict, shape: tuple[int, int], where: str) -> Prediction:
-    mask = _png(folder, _key(pred, "mask", where, str), f"{where}.mask", np.uint8)
-    prob = _png(folder, _key(pred, "prob", where, str), f"{where}.prob", np.uint16)
-    scale = _key(pred, "prob_scale", where, int)
-    if scale <= 0:  # the probability PNG holds round(p * prob_scale): 0 would divide by zero
-        raise InputError(f"{where}.prob_scale: expected a positive integer, got {scale}")
-    cancer = _key(pred, "cancer_class", where, int)
-    for name, image in (("mask", mask), ("prob", prob)):
-        if image.shape != shape:
-            raise InputError(
-                f"{where}.{name}: {Path(pred[name]).name}: {image.shape} does not match the pre-fire "
-                f"image's {shape}"
-            )
-    return Prediction(mask == cancer, prob.astype(np.float32) / scale, _key(pred, "frame", where, int))
 
 
 def _scale(value, path: Path) -> tuple[float, float] | None:
@@ -242,16 +184,18 @@ def read_case(folder: str | Path) -> CapturedCase:
     cap = doc.get("capture")
     if not isinstance(cap, dict):
         raise InputError(f"{path}: no 'capture' section (not a case written by --cases)")
-    pre = _key(cap, "pre_fire", where, dict)
-    image = _png(folder, _key(pre, "image", f"{where}.pre_fire", str), f"{where}.pre_fire.image", np.uint8)
+    pre = case_key(cap, "pre_fire", where, dict)
+    image = case_png(
+        folder, case_key(pre, "image", f"{where}.pre_fire", str), f"{where}.pre_fire.image", np.uint8
+    )
     rows, cols = _roi_size(cap, where)
     if image.shape != (rows, cols):  # not the ROI crop the capture wrote: a whole screen, another image
         raise InputError(
             f"{where}.pre_fire.image: {image.shape[1]} x {image.shape[0]} pixels, not capture.roi's "
             f"{cols} x {rows} (the capture writes the ROI only)"
         )
-    when = utc_of(_key(pre, "utc", f"{where}.pre_fire", str), f"{where}.pre_fire.utc")
-    model = _key(cap, "model", where, dict)
+    when = utc_of(case_key(pre, "utc", f"{where}.pre_fire", str), f"{where}.pre_fire.utc")
+    model = case_key(cap, "model", where, dict)
     us = doc.get("ultrasound")
     if us is not None and not isinstance(us, dict):  # a hand edit: `ultrasound: postfire.png`
         raise InputError(
@@ -261,28 +205,30 @@ def read_case(folder: str | Path) -> CapturedCase:
     pred = cap.get("prediction")
     study = cap.get("study_id")
     case_id = capture_id_of(doc, path)
-    number = _key(cap, "number", where, int)
+    number = case_key(cap, "number", where, int)
     if not FIRST_NUMBER <= number <= MAX_NUMBER:
         raise InputError(
-            f"{where}.number: expected an integer in [{FIRST_NUMBER}, {MAX_NUMBER}], got {number}"
+            f"{where}.number: expected an integer in [{FIRST_NUMBER}, {MAX_NUMBER}], got {shown(number)}"
         )
     return CapturedCase(
         folder=folder,
         case_id=case_id,
         number=number,
         trigger=_chosen(
-            _key(cap, "trigger", where, str), TRIGGER, f"{where}.trigger", f"one of {', '.join(TRIGGERS)}"
+            case_key(cap, "trigger", where, str), TRIGGER, f"{where}.trigger", f"one of {', '.join(TRIGGERS)}"
         ),
         study_id=None if study is None else str(study),
         prefire=image,
-        prefire_frame=_key(pre, "frame", f"{where}.pre_fire", int),
+        prefire_frame=case_key(pre, "frame", f"{where}.pre_fire", int),
         prefire_utc=when,
         mm_per_pixel=scale,
         model_name=_chosen(
-            _key(model, "name", f"{where}.model", str), MODEL_NAME, f"{where}.model.name", MODEL_NAME_RULE
+            case_key(model, "name", f"{where}.model", str), MODEL_NAME, f"{where}.model.name", MODEL_NAME_RULE
         ),
         model_sha256=_chosen(
-            _key(model, "sha256", f"{where}.model", str), SHA256, f"{where}.model.sha256", "64 hex digits"
+            case_key(model, "sha256", f"{where}.model", str), SHA256, f"{where}.model.sha256", "64 hex digits"
         ),
-        prediction=None if pred is None else _prediction(folder, pred, image.shape, f"{where}.prediction"),
+        prediction=None
+        if pred is None
+        else read_prediction(folder, pred, image.shape, f"{where}.prediction"),
     )

@@ -42,6 +42,7 @@ from edge_runtime.case_split import CASES_CSV, read_cases_csv
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.image_files import UnreadableImage, read_image
 from edge_runtime.manifest import SHA_SHOWN
+from edge_runtime.typed_config import shown
 from edge_runtime.yamlfile import read_yaml_mapping
 from training.concordance.case_ids import case_id_of, shared_ids
 from training.data import IGNORE_INDEX
@@ -50,6 +51,8 @@ from training.metrics import Counts, confusion_counts, scores
 UNKNOWN_MODEL = "unknown"
 DEFAULT_CANCER_CLASS = 1  # capture.prediction.cancer_class of a case written before it was recorded
 DEFAULT_PROB_SCALE = 65535  # capture.prediction.prob_scale likewise: a 16-bit PNG of p x 65535
+MAX_PROB_SCALE = int(np.iinfo(np.uint16).max)  # a larger scale could never show p = 1 in 16 bits
+MAX_CLASS = int(np.iinfo(np.uint8).max)  # capture.prediction.mask is 8-bit: a larger class marks no pixel
 
 CASES_LABEL = "CASES"  # how outputs name the cases folder given: never by its name (public_reason)
 
@@ -166,8 +169,13 @@ def load_core(case_yaml: Path, dataset: Path) -> Core:
             f"{where}: no known pixel in the core's band (registration/{case_id}/label.png is all "
             f"{IGNORE_INDEX}): nothing to score"
         )
-    predicted = mask == _whole(pred, "cancer_class", DEFAULT_CANCER_CLASS, 0, where)
-    prob = prob16.astype(np.float64) / _whole(pred, "prob_scale", DEFAULT_PROB_SCALE, 1, where)
+    predicted = mask == _whole(pred, "cancer_class", DEFAULT_CANCER_CLASS, 0, where, most=MAX_CLASS)
+    scale = _whole(pred, "prob_scale", DEFAULT_PROB_SCALE, 1, where, most=MAX_PROB_SCALE)
+    if int(prob16.max(initial=0)) > scale:
+        raise InputError(
+            f"{where}: capture.prediction.prob holds values above prob_scale {scale} (a probability above 1)"
+        )
+    prob = prob16.astype(np.float64) / scale
     return Core(
         id=case_id,
         patient_id=str(report.get("patient_id") or case_id),
@@ -201,12 +209,18 @@ def _expected_yield(capture: dict, where: str) -> float | None:
     return float(fraction)
 
 
-def _whole(pred: dict, key: str, default: int, least: int, where: str) -> int:
-    """``capture.prediction.<key>``, an integer >= ``least`` (``default`` when absent); InputError
-    naming the key otherwise, so the core is skipped in one line, never scored with a NaN."""
+def _whole(pred: dict, key: str, default: int, least: int, where: str, most: int | None = None) -> int:
+    """``capture.prediction.<key>``, an integer in [``least``, ``most``] (``default`` when absent);
+    InputError naming the key otherwise, so the core is skipped in one line, never scored with a NaN."""
     value = pred.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise InputError(f"{where}: capture.prediction.{key} must be an integer >= {least}, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < least
+        or (most is not None and value > most)
+    ):
+        rule = f">= {least}" if most is None else f"in [{least}, {most}]"
+        raise InputError(f"{where}: capture.prediction.{key} must be an integer {rule}, got {shown(value)}")
     return value
 
 
