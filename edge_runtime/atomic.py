@@ -91,19 +91,20 @@ def check_creatable(path: str | Path, label: str) -> None:
     create the missing ones between) is a folder this process may create files in."""
     path = Path(path)
     above = path.parent
-    while not above.exists() and above != above.parent:  # the root always exists
+    while not above.exists() and not above.is_symlink() and above != above.parent:  # the root exists
         above = above.parent
     if not above.is_dir():
-        raise ConfigError(f"{label} {path}: {above} is a file, not a folder")
-    if not os.access(above, os.W_OK | os.X_OK):
-        raise ConfigError(f"{label} {path}: cannot create files in {above} (permission denied)")
+        what = "a file, not a folder" if above.exists() else "a broken symbolic link"
+        raise ConfigError(f"{label} {path}: {above} is {what}")
     longest = os.pathconf(above, "PC_NAME_MAX") - HIDDEN_NAME_EXTRA_BYTES
     if len(path.name.encode()) > longest:
         raise ConfigError(
             f"{label} {path}: the file name is {len(path.name.encode())} bytes; give one of at most {longest} "
             "(the file system's limit, less room for the hidden name the file is first written under)"
         )
-    try:  # root passes os.access everywhere, but not every folder takes files (/proc, a read-only mount)
+    # a real file, not os.access: root passes that everywhere, and it would call a read-only mount
+    # "permission denied"; the probe's error is the operating system's own reason
+    try:
         fd, probe = tempfile.mkstemp(prefix=".sonomap-probe.", dir=above)
     except OSError as exc:
         raise ConfigError(f"{label} {path}: cannot create files in {above} ({exc.strerror})") from None

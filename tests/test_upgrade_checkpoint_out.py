@@ -74,6 +74,6 @@ def test_out_on_a_read_only_file_system_names_out_and_the_reason(tmp_path):
     prefix = [*NAMESPACE, "sh", "-c", mount, "sh"]
     for out in (ro / "x.pt", ro / "sub" / "x.pt"):
         err = one_line_error(upgrade(ck, out, prefix))
-        assert f"--out {out}: cannot be written in {ro}: Read-only file system" in err, err
+        assert f"--out {out}: cannot create files in {ro} (Read-only file system)" in err, err
         assert ".tmp" not in err, err
     assert not any(ro.iterdir())

@@ -25,10 +25,9 @@ import logging
 import os
 import pickle
 import shutil
-import tempfile
 from pathlib import Path
 
-from edge_runtime.atomic import same_file
+from edge_runtime.atomic import check_creatable, same_file
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.manifest import FORMAT_BY_SUFFIX, Manifest, check_sha256, load_manifest, manifest_path
 from training.checkpoint import checkpoint_bytes, read_checkpoint
@@ -166,9 +165,9 @@ def refuse_existing_out(out: Path) -> None:
 
 def check_out_writable(out: Path) -> None:
     """Raise ConfigError ``--out OUT: REASON`` unless a checkpoint and its manifest can be created at
-    ``out``. Input: the ``--out`` path. Output: none; a temp file is made and removed in the nearest
-    existing folder above ``out``, so the reason is the operating system's own (read-only file
-    system, permission denied), not a guess from the permission bits, which root bypasses."""
+    ``out``. Input: the ``--out`` path. Output: none; :func:`edge_runtime.atomic.check_creatable`
+    makes and removes a file in the nearest existing folder above ``out``, so the reason is the
+    operating system's own (read-only file system), not a guess from permission bits root bypasses."""
     if out.is_dir():
         raise ConfigError(f"{OUT_FLAG} {out}: is a folder; give a file name")
     named = FORMAT_BY_SUFFIX.get(out.suffix.lower(), "checkpoint")  # the loaders pick a format by suffix
@@ -178,15 +177,4 @@ def check_out_writable(out: Path) -> None:
         )
     if out.exists() and not out.is_file():
         raise ConfigError(f"{OUT_FLAG} {out}: is a device, pipe or socket, not a file; give a file name")
-    above = out.parent
-    while not above.exists() and not above.is_symlink() and above != above.parent:  # the root exists
-        above = above.parent
-    if not above.is_dir():
-        what = "a file, not a folder" if above.exists() else "a broken symbolic link"
-        raise ConfigError(f"{OUT_FLAG} {out}: cannot be written: {above} is {what}")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".probe", dir=above)
-    except OSError as exc:
-        raise ConfigError(f"{OUT_FLAG} {out}: cannot be written in {above}: {exc.strerror or exc}") from exc
-    os.close(fd)
-    os.unlink(probe)
+    check_creatable(out, OUT_FLAG)
