@@ -165,6 +165,9 @@ def run_live(pipeline: ScheduledPipeline) -> None:
     capture = threading.Thread(target=_capture, args=(pipeline, frames), name="capture", daemon=True)
     capture.start()
     seq, first = frames.wait_newer(0, None)
+    # frames replaced before this thread first looked (the capture ran ahead on a loaded machine) are
+    # dropped as every later replaced one: each captured frame is shown or counted
+    stats.drops += max(0, seq - 1)
     if first is None:
         capture.join(timeout=CAPTURE_JOIN_S)
         _raise_source_error(frames.error)
