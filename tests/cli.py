@@ -15,16 +15,22 @@ STDERR_TAIL = 3000
 FORK_ENV = "SONOMAP_TEST_FORK"  # "0": start every command as a new interpreter (slower, for comparison)
 
 
-def sonomap(*args, check: bool = True, timeout: float = DEFAULT_TIMEOUT_S) -> subprocess.CompletedProcess:
+def sonomap(
+    *args, check: bool = True, timeout: float = DEFAULT_TIMEOUT_S, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run ``sonomap ARGS`` in a new process (forked from the per-process fork server of
-    :mod:`cli_fork`, or a new interpreter with ``SONOMAP_TEST_FORK=0``); with ``check`` the exit status
-    must be 0 (the failure shows stderr's tail)."""
+    :mod:`cli_fork`, or a new interpreter with ``SONOMAP_TEST_FORK=0``), with ``env`` added to this
+    process's environment; with ``check`` the exit status must be 0 (the failure shows stderr's tail)."""
     argv = list(map(str, args))
     if os.environ.get(FORK_ENV, "1") != "0":
-        out = run_forked(argv, timeout=timeout)
+        out = run_forked(argv, timeout=timeout, env=env)
     else:
         out = subprocess.run(
-            [sys.executable, "-m", "edge_runtime.cli", *argv], capture_output=True, text=True, timeout=timeout
+            [sys.executable, "-m", "edge_runtime.cli", *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
         )
     if check:
         assert out.returncode == 0, out.stderr[-STDERR_TAIL:]

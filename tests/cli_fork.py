@@ -97,9 +97,10 @@ def _drain(fd: int, into: list[bytes]) -> None:
         into.append(f.read())
 
 
-def _send(conn: socket.socket, argv: list[str], fds: list[int]) -> None:
-    """The request: the command's arguments, this process's environment and folder, its stdio fds."""
-    body = json.dumps({"argv": argv, "env": dict(os.environ), "cwd": os.getcwd()}).encode()
+def _send(conn: socket.socket, argv: list[str], fds: list[int], env: dict[str, str] | None = None) -> None:
+    """The request: the command's arguments, this process's environment (``env`` added) and folder,
+    its stdio fds."""
+    body = json.dumps({"argv": argv, "env": {**os.environ, **(env or {})}, "cwd": os.getcwd()}).encode()
     socket.send_fds(conn, [HEADER.pack(len(body)) + body], fds)
 
 
@@ -129,7 +130,10 @@ def main(argv: list[str]) -> int:
     return code if code >= 0 else SIGNAL_EXIT_BASE - code
 
 
-def run_forked(argv: list[str], timeout: float) -> subprocess.CompletedProcess:
+def run_forked(
+    argv: list[str], timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """``sonomap ARGV`` forked from this process's server, with ``env`` added to its environment."""
     cmd = [*CMD, *argv]
     deadline = time.monotonic() + timeout
     out_r, out_w = os.pipe()
@@ -140,7 +144,7 @@ def run_forked(argv: list[str], timeout: float) -> subprocess.CompletedProcess:
     readers = [threading.Thread(target=_drain, args=a, daemon=True) for a in ((out_r, outs), (err_r, errs))]
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.connect(_socket_path(server_kind(argv)))
-        _send(conn, argv, [null, out_w, err_w])
+        _send(conn, argv, [null, out_w, err_w], env)
         for fd in (null, out_w, err_w):
             os.close(fd)
         for r in readers:

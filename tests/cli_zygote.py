@@ -45,6 +45,8 @@ PRELOAD_OWN = (
     "registration.sim.lab",
     "registration.sim.procedure",
     "registration.pacs.export",
+    "registration.pacs.objects",  # highdicom: `cases export` loads it per command otherwise
+    "registration.pacs.stow",  # dicomweb-client and requests
     "training.concordance.run",
 )
 # The torch server (commands that train, evaluate, calibrate or export a checkpoint) adds torch,

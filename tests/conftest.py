@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import run_shared
 from ci_rules import fail_if_required
 
 from edge_runtime import privacy
@@ -26,6 +27,14 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "tests" / "data" / "busi"
 SLOW_TIMEOUT_S = 1800  # the whole demo flow (test_end_to_end) on 2 shared cores, with margin
 FULL_BUSI = Path(os.environ.get("SONOMAP_BUSI", REPO.parent / "shared" / "data" / "busi"))
+
+
+def pytest_configure(config) -> None:
+    run_shared.start_run()  # before the xdist workers start: they inherit the shared folder
+
+
+def pytest_unconfigure(config) -> None:
+    run_shared.end_run()
 
 
 def has_cuda() -> bool:

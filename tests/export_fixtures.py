@@ -8,14 +8,13 @@ then measured on masks with both classes and real boundaries, not trivially unif
 
 from __future__ import annotations
 
-import atexit
 import functools
 import shutil
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
+from run_shared import made_once
 
 from edge_runtime.manifest import DEFAULT_CLASSES, Manifest, load_manifest, save_manifest
 from edge_runtime.preprocess import preprocess
@@ -133,20 +132,18 @@ def export_tiny_onnx(out_dir: Path, steps: int = 1) -> Path:
     return out
 
 
-# One copy per test session, shared by the export/TensorRT/selfcheck test files (fitting and
-# exporting dominate their run time). Tests must not modify these files in place.
-_SHARED = Path(tempfile.mkdtemp(prefix="sonomap-export-tests-"))
-atexit.register(shutil.rmtree, _SHARED, True)
-
-
-@functools.cache
+# One copy per test run (run_shared), shared by the export/TensorRT/selfcheck test files (fitting
+# and exporting dominate their run time). Tests must not modify these files in place.
 def shared_checkpoint(steps: int = FIT_STEPS) -> Path:
-    return make_checkpoint(_SHARED / f"ck{steps}", steps=steps)
+    return made_once(f"checkpoint-{steps}", functools.partial(_checkpoint_into, steps))
 
 
-@functools.cache
+def _checkpoint_into(steps: int, folder: Path) -> Path:
+    return make_checkpoint(folder / "ck", steps=steps)
+
+
 def shared_tiny_onnx() -> Path:
-    return export_tiny_onnx(_SHARED / "tiny-onnx")
+    return made_once("tiny-onnx", export_tiny_onnx)
 
 
 def copy_model(model: Path, out_dir: Path) -> Path:

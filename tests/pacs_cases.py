@@ -4,18 +4,14 @@ the user runs it."""
 
 from __future__ import annotations
 
-import atexit
 import functools
-import os
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 from cli import sonomap
-from loopback import SONOMAP
 from procedure_clip import shared_procedure_clip
+from run_shared import made_once
 
 STUDY_ID = "BX-0042"
 FALLBACK_ID = "BX-0099"
@@ -41,17 +37,16 @@ def clip():
     return shared_procedure_clip()
 
 
-# The captures below are made once per process and shared by the PACS test files: `cases export`
-# only reads a cases folder, and a test that changes one works on its own copy.
-_SHARED = Path(tempfile.mkdtemp(prefix="sonomap-pacs-cases-"))
-atexit.register(shutil.rmtree, _SHARED, True)
-
-
-@functools.cache
+# The captures below are made once per test run (run_shared) and shared by the PACS test files:
+# `cases export` only reads a cases folder, and a test that changes one works on its own copy.
 def _captured(*extra: str) -> Path:
-    folder = _SHARED / f"captured-{len(list(_SHARED.iterdir()))}" / "cases"
-    capture(shared_procedure_clip(), folder, *extra)
-    return folder
+    name = "captured-" + ("-".join(extra) or "anonymous")
+    return made_once(name, functools.partial(_capture_into, extra))
+
+
+def _capture_into(extra: tuple[str, ...], folder: Path) -> Path:
+    capture(shared_procedure_clip(), folder / "cases", *extra)
+    return folder / "cases"
 
 
 @pytest.fixture(scope="module")
@@ -69,11 +64,6 @@ def anonymous_cases(clip) -> Path:
 
 
 def export(cases: Path, *extra, env=None) -> subprocess.CompletedProcess:
-    """``sonomap cases export CASES EXTRA...`` with ``env`` added to the environment."""
-    return subprocess.run(
-        [*SONOMAP, "cases", "export", str(cases), *map(str, extra)],
-        capture_output=True,
-        text=True,
-        timeout=EXPORT_TIMEOUT_S,
-        env={**os.environ, **(env or {})},
-    )
+    """``sonomap cases export CASES EXTRA...`` with ``env`` added to the environment (forked, as
+    tests/cli.py's commands are)."""
+    return sonomap("cases", "export", cases, *extra, check=False, timeout=EXPORT_TIMEOUT_S, env=env)

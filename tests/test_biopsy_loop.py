@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import yaml
 from cli_fork import sonomap_shim
-from filelock import FileLock
+from run_shared import made_once
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "configs" / "biopsy-loop.sh"
@@ -42,19 +42,12 @@ def _run_loop(work: Path) -> tuple[Path, str]:
 
 
 @pytest.fixture(scope="session")
-def loop(tmp_path_factory, worker_id):
+def loop():
     """Run the script with `sonomap` = this checkout's CLI (forked as tests/cli.py's commands are);
-    return (output folder, its log). Once per test run: under pytest-xdist the first worker to need it
-    runs it (a minute) and the others wait for its outputs, which every test here only reads."""
-    if worker_id == "master":  # one process
-        return _run_loop(tmp_path_factory.mktemp("loop"))
-    shared = tmp_path_factory.getbasetemp().parent  # this run's folder, common to its workers
-    work, log = shared / "biopsy-loop", shared / "biopsy-loop.log"
-    with FileLock(str(shared / "biopsy-loop.lock")):
-        if not log.is_file():
-            out, stdout = _run_loop(work)
-            log.write_text(stdout)
-        return work / "out", log.read_text()
+    return (output folder, its log). Once per test run (run_shared): under pytest-xdist the first
+    worker to need it runs it (a minute) and the others wait for its outputs, which every test here
+    only reads."""
+    return made_once("biopsy-loop", _run_loop)
 
 
 @pytest.mark.slow
