@@ -44,6 +44,7 @@ def test_bad_values_fail_their_own_case_and_long_text_is_cut_to_the_lo_limit(tmp
     zero = _case(cases, "20260101T100001Z-2", prediction={"prob_scale": 0})
     huge = _case(cases, "20260101T100005Z-6", prediction={"prob_scale": 70000})  # above a 16-bit PNG's range
     small = _case(cases, "20260101T100006Z-7", prediction={"prob_scale": 255})  # its PNG holds 6000: p > 1
+    far = _case(cases, "20260101T100007Z-8", prediction={"frame": 2**1100})  # quoted in the SEG's description
     longest = "m" * LO_MAX  # a model name as long as LO holds is kept whole
     long_text = _case(cases, "20260101T100003Z-4", capture={"trigger": "signal"}, model={"name": longest})
     good = _case(cases, "20260101T100004Z-5")
@@ -59,7 +60,9 @@ def test_bad_values_fail_their_own_case_and_long_text_is_cut_to_the_lo_limit(tmp
         f"{small.name}  FAILED: case.yaml: capture.prediction.prob: prefire_prob.png holds 6000, above "
         in out.stdout
     )
-    assert "2 of 6 case(s) exported, 4 failed" in out.stdout
+    far_line = f"{far.name}  FAILED: case.yaml: capture.prediction.frame: expected an integer in [0, 2147483647], got "
+    assert far_line in out.stdout and len(next(x for x in lines if x.startswith(far_line))) < 300
+    assert "2 of 7 case(s) exported, 5 failed" in out.stdout
     written = tmp_path / "dcm" / FALLBACK_ID
     assert (written / good.name / "seg-fractional.dcm").is_file()
     image = pydicom.dcmread(written / long_text.name / "image.dcm")

@@ -21,7 +21,7 @@ from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.typed_config import finite, shown
 from edge_runtime.yamlfile import read_yaml_mapping
 from registration.cases.status import find_case_files
-from registration.pacs.case_images import Prediction, case_key, case_png, read_prediction
+from registration.pacs.case_images import Prediction, case_key, case_png, frame_index, read_prediction
 
 CASE_FILE = "case.yaml"
 FIRST_NUMBER = 1  # capture numbers count from 1 (the DICOM series number is the capture number)
@@ -219,7 +219,7 @@ def read_case(folder: str | Path) -> CapturedCase:
         ),
         study_id=None if study is None else str(study),
         prefire=image,
-        prefire_frame=case_key(pre, "frame", f"{where}.pre_fire", int),
+        prefire_frame=frame_index(pre, f"{where}.pre_fire"),
         prefire_utc=when,
         mm_per_pixel=scale,
         model_name=_chosen(

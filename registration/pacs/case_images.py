@@ -21,6 +21,7 @@ from edge_runtime.typed_config import shown
 
 MAX_PROB_SCALE = int(np.iinfo(np.uint16).max)  # capture.prediction.prob: a 16-bit PNG of round(p x scale)
 MAX_CLASS = int(np.iinfo(np.uint8).max)  # capture.prediction.mask: an 8-bit PNG of class numbers
+MAX_FRAME = 2**31 - 1  # a frame index; the DICOM text quoting it is cut at 64 characters, a number never
 
 
 @dataclass(frozen=True)
@@ -99,4 +100,13 @@ def read_prediction(folder: Path, pred: dict, shape: tuple[int, int], where: str
                 f"{where}.{name}: {Path(pred[name]).name}: {image.shape} does not match the pre-fire "
                 f"image's {shape}"
             )
-    return Prediction(mask == cancer, prob.astype(np.float32) / scale, case_key(pred, "frame", where, int))
+    return Prediction(mask == cancer, prob.astype(np.float32) / scale, frame_index(pred, where))
+
+
+def frame_index(mapping: dict, where: str) -> int:
+    """``mapping["frame"]`` (``where``: its section), a frame index in [0, MAX_FRAME], as the capture
+    writes it; else InputError naming the key (the DICOM description quoting a longer one would cut it)."""
+    frame = case_key(mapping, "frame", where, int)
+    if not 0 <= frame <= MAX_FRAME:
+        raise InputError(f"{where}.frame: expected an integer in [0, {MAX_FRAME}], got {shown(frame)}")
+    return frame
