@@ -26,6 +26,7 @@ from edge_runtime.biopsy.fire import FireEvent
 from edge_runtime.biopsy.needle_fit import NoEcho, fit_needle
 from edge_runtime.biopsy.yield_band import band_fraction
 from edge_runtime.frames import Prediction
+from edge_runtime.recorded_time import THIS_MACHINE
 
 log = logging.getLogger("sonomap.biopsy")
 # capture.source for a file: the kind the source opener (edge_runtime.sources.opener, a room above
@@ -58,6 +59,7 @@ class FrameRecord:
     prediction: Prediction | None
     igtl: dict[str, Any] = field(default_factory=dict)
     ai: str | None = None
+    clock: str = THIS_MACHINE  # what ``utc`` was read from: the recording's own time, or this machine's
 
 
 @dataclass
@@ -110,6 +112,7 @@ def _frame(r: FrameRecord, image: str) -> dict:
         "frame": r.index,
         "pts_s": None if r.pts is None else round(float(r.pts), 4),
         "utc": _iso(r.utc),
+        "utc_from": r.clock,
         "image": image,
     }
     if r.ai is not None:

@@ -32,13 +32,14 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from datetime import datetime, timezone
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from edge_runtime import recorded_time
 from edge_runtime.aistate import ON
 from edge_runtime.biopsy.case_writer import FAILED_EVENT, Capture, CaseWriter, FrameRecord
 from edge_runtime.biopsy.fire import FireDetector
@@ -148,11 +149,11 @@ class CaptureObserver(Observer):
         if prediction is not None and prediction.mask.shape[:2] != (roi.h, roi.w):
             prediction = None  # made for another ROI: not drawn on this frame (the render's rule)
         crop = roi.crop(frame.image)
-        age_s = max(time.monotonic() - frame.timestamp, 0.0)
-        utc = datetime.fromtimestamp(time.time() - age_s, timezone.utc)
-        self.ring.append(
-            FrameRecord(frame.index, frame.pts, utc, crop, prediction, frame_igtl(frame.meta), ai)
-        )
+        utc, clock = recorded_time.frame_time(frame.meta, frame.pts)  # a file's own time when it has one
+        if clock == recorded_time.THIS_MACHINE:  # when it was captured: the frame waited age_s since
+            utc -= timedelta(seconds=max(time.monotonic() - frame.timestamp, 0.0))
+        record = FrameRecord(frame.index, frame.pts, utc, crop, prediction, frame_igtl(frame.meta), ai, clock)
+        self.ring.append(record)
         event = self.detector.step(frame.index, crop) if self.detector is not None else None
         if self.detector is None:
             self.band = None

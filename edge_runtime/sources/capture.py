@@ -19,7 +19,7 @@ import av
 import cv2
 import numpy as np
 
-from edge_runtime import source_kinds
+from edge_runtime import recorded_time, source_kinds
 from edge_runtime.cpus import decode_threads
 from edge_runtime.errors import InputError
 from edge_runtime.frames import Frame, Source
@@ -130,9 +130,8 @@ class VideoFileSource(_ReaderReleases):
     def __init__(self, spec: str, live: bool = False, loop: bool = False):
         self.spec = spec
         self.origin = redact(spec)  # the errors' name: a stream URL's user:password never reaches one
-        self.name = (
-            self.origin if live else source_kinds.VIDEO_FILE
-        )  # logs, frame metadata: a stream's URL, a file's kind
+        self.name = self.origin if live else source_kinds.VIDEO_FILE  # logs, frame metadata: URL or kind
+        self._meta: dict = {"source": self.name}  # every frame's; a file's recording time added below
         self.live = live
         self.loop = loop and not live
         if not live and not Path(spec).is_file():
@@ -144,7 +143,9 @@ class VideoFileSource(_ReaderReleases):
         self.fps: float | None = None
         self._rate_read = False  # read at the first open: a looping file warns of a bad rate once
         if not live:
-            self._open()[0].close()
+            container = self._open()[0]
+            self._meta.update(recorded_time.container_start(container.metadata))
+            container.close()
 
     def _open(self):
         options = {"rtsp_transport": "tcp"} if self.spec.startswith("rtsp://") else {}
@@ -207,7 +208,7 @@ class VideoFileSource(_ReaderReleases):
                             )
                             if turn is None:
                                 turn, collect = display_matrix.orientation(vf), True
-                            yield _as_frame(vf, index, pts, {"source": self.name}, turn)
+                            yield _as_frame(vf, index, pts, dict(self._meta), turn)
                             index += 1
                 except av.FFmpegError as exc:
                     raise InputError(

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime import source_kinds
+from edge_runtime import recorded_time, source_kinds
 from edge_runtime.dicom_pixels import dicom_pixels, frame_count, read_dicom
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.frames import Frame, Source
@@ -86,6 +86,7 @@ class DicomCineSource(Source):
         first = dicom_pixels(ds, str(self.path), 0)
         self.fps = cine_fps(ds, self.path)
         self.mm_per_pixel = self._mm_per_pixel(ds)
+        self.recorded = recorded_time.dicom_start(ds)  # frame metadata: when its first frame was acquired
         # the kind, not the path: a file name may carry the patient's name even when the header does not
         height, width = first.shape[:2]
         log.info("%s: %d frame(s) of %dx%d at %.1f fps", self.name, self.frames, width, height, self.fps)
@@ -123,7 +124,7 @@ class DicomCineSource(Source):
                 bgr = (
                     cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else to_bgr(image, f"frame {i}")
                 )
-                meta = {"source": self.name, "mm_per_pixel": self.mm_per_pixel}
+                meta = {"source": self.name, "mm_per_pixel": self.mm_per_pixel, **self.recorded}
                 yield Frame(index, np.ascontiguousarray(bgr), time.monotonic(), i / self.fps, meta)
                 index += 1
             if not self.loop:
