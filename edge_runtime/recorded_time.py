@@ -27,7 +27,7 @@ RECORDING, THIS_MACHINE = "recording", "this machine"  # what a capture's time w
 DICOM_DATE_TIME = "%Y%m%d%H%M%S"
 DICOM_OFFSET_CHARS = 5  # "+0100", "-0430"
 DATE_CHARS, MIN_TIME_CHARS = 8, 6  # YYYYMMDD; HHMMSS (DICOM allows HH or HHMM, too vague here)
-MAX_OFFSET = timedelta(hours=14)  # UTC-12 .. UTC+14 are the zones that exist
+MAX_OFFSET = timedelta(hours=14)  # no time zone is further from UTC
 MINUTES_PER_HOUR = 60
 
 
@@ -64,7 +64,10 @@ def frame_time(meta: Mapping[str, Any], pts: float | None) -> tuple[datetime, st
     file: the recording's start plus ``pts`` when both are known, else now on this machine."""
     start = meta.get(META_KEY)
     if isinstance(start, float) and pts is not None:
-        return datetime.fromtimestamp(start + pts, timezone.utc), RECORDING
+        try:
+            return datetime.fromtimestamp(start + pts, timezone.utc), RECORDING
+        except (OverflowError, OSError, ValueError):  # a damaged file's pts, beyond any calendar
+            pass
     return datetime.fromtimestamp(time.time(), timezone.utc), THIS_MACHINE
 
 

@@ -107,6 +107,8 @@ def test_frame_time_is_the_recording_plus_pts_else_this_machine():
     when, clock = frame_time({}, 1.5)
     assert clock == THIS_MACHINE and before <= when <= datetime.now(timezone.utc)
     assert frame_time({META_KEY: RECORDED_AT.timestamp()}, None)[1] == THIS_MACHINE  # no pts: no file time
+    assert frame_time({META_KEY: RECORDED_AT.timestamp()}, 1e300)[1] == THIS_MACHINE  # a damaged file's pts
+    assert frame_time({META_KEY: RECORDED_AT.timestamp()}, float("nan"))[1] == THIS_MACHINE
 
 
 def test_a_dicom_cines_frames_carry_its_acquisition_time(tmp_path):
