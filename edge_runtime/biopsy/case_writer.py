@@ -49,11 +49,11 @@ from edge_runtime.biopsy.case_folders import (
 )
 from edge_runtime.biopsy.case_yaml import Capture, FrameRecord, case_document, public_source
 from edge_runtime.live_stats import EVENTS
+from edge_runtime.prediction_pngs import PROB_SCALE  # prefire_prob.png: uint16 = round(p * PROB_SCALE)
 
 __all__ = ["Capture", "CaseWriter", "FrameRecord", "NotWritten", "PROB_SCALE", "public_source", "write_case"]
 
 log = logging.getLogger("sonomap.biopsy")
-PROB_SCALE = 65535  # prefire_prob.png: uint16 = round(probability * PROB_SCALE)
 QUEUE_DEPTH = 8  # captures waiting to be written; more means the disk has stalled
 # at close: a queue of QUEUE_DEPTH captures is written well within this; below systemd's
 # TimeoutStopSec (20 s, systemd/sonomap.service), so a stalled disk is reported before the service is killed

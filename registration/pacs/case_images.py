@@ -17,10 +17,9 @@ import numpy as np
 
 from edge_runtime.errors import InputError
 from edge_runtime.image_files import UnreadableImage, read_image
+from edge_runtime.prediction_pngs import MAX_CLASS, MAX_PROB_SCALE
 from edge_runtime.typed_config import shown
 
-MAX_PROB_SCALE = int(np.iinfo(np.uint16).max)  # capture.prediction.prob: a 16-bit PNG of round(p x scale)
-MAX_CLASS = int(np.iinfo(np.uint8).max)  # capture.prediction.mask: an 8-bit PNG of class numbers
 MAX_FRAME = 2**31 - 1  # a frame index; the DICOM text quoting it is cut at 64 characters, a number never
 
 

@@ -42,6 +42,7 @@ from edge_runtime.case_split import CASES_CSV, read_cases_csv
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.image_files import UnreadableImage, read_image
 from edge_runtime.manifest import SHA_SHOWN
+from edge_runtime.prediction_pngs import MAX_CLASS, MAX_PROB_SCALE, PROB_SCALE
 from edge_runtime.typed_config import shown
 from edge_runtime.yamlfile import read_yaml_mapping
 from training.concordance.case_ids import case_id_of, shared_ids
@@ -50,9 +51,7 @@ from training.metrics import Counts, confusion_counts, scores
 
 UNKNOWN_MODEL = "unknown"
 DEFAULT_CANCER_CLASS = 1  # capture.prediction.cancer_class of a case written before it was recorded
-DEFAULT_PROB_SCALE = 65535  # capture.prediction.prob_scale likewise: a 16-bit PNG of p x 65535
-MAX_PROB_SCALE = int(np.iinfo(np.uint16).max)  # a larger scale could never show p = 1 in 16 bits
-MAX_CLASS = int(np.iinfo(np.uint8).max)  # capture.prediction.mask is 8-bit: a larger class marks no pixel
+DEFAULT_PROB_SCALE = PROB_SCALE  # capture.prediction.prob_scale likewise: the capture's own scale
 
 CASES_LABEL = "CASES"  # how outputs name the cases folder given: never by its name (public_reason)
 
