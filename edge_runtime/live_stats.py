@@ -180,15 +180,13 @@ class LiveStats:
                 self.summaries = summaries
             if isinstance(stats.get("recording"), str):
                 self.recording = stats["recording"]
-            # the banner often quotes an exception, and /stats.json, the viewer page and systemd's
-            # status line carry it out of the process
             self.banner = (
-                privacy.public_text(stats.get("banner") or stats.get("last_error") or "")
+                str(stats.get("banner") or stats.get("last_error") or "")
                 if stats.get("state") == "degraded" or stats.get("banner")
                 else ""
             )
             if isinstance(stats.get("ai"), Mapping):
-                self.ai = privacy.redact_tree(dict(stats["ai"]))
+                self.ai = dict(stats["ai"])
 
     def fps(self) -> float:
         with self._lock:
@@ -217,9 +215,11 @@ class LiveStats:
                 },
                 "events": EVENTS.snapshot(),
                 "info": dict(self.info),
-                "banner": self.banner,
+                # the banner often quotes an exception, and what reads the snapshot (/stats.json, the
+                # viewer page, /healthz, systemd's status line) carries it out of the process
+                "banner": privacy.public_text(self.banner),
                 "frame_age_s": self.frame_age_s(),
-                "ai": dict(self.ai),
+                "ai": privacy.redact_tree(dict(self.ai)),
                 "recording": self.recording,
             }
 
