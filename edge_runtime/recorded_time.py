@@ -59,16 +59,17 @@ def dicom_start(ds: Any) -> dict[str, float]:
     return {}
 
 
-def frame_time(meta: Mapping[str, Any], pts: float | None) -> tuple[datetime, str]:
+def frame_time(meta: Mapping[str, Any], pts: float | None, age_s: float = 0.0) -> tuple[datetime, str]:
     """(UTC time, what it was read from) of a frame with metadata ``meta`` and time ``pts`` in its
-    file: the recording's start plus ``pts`` when both are known, else now on this machine."""
+    file: the recording's start plus ``pts`` when both are known, else this machine's clock when the
+    frame was captured, ``age_s`` seconds ago."""
     start = meta.get(META_KEY)
     if isinstance(start, float) and pts is not None:
         try:
             return datetime.fromtimestamp(start + pts, timezone.utc), RECORDING
         except (OverflowError, OSError, ValueError):  # a damaged file's pts, beyond any calendar
             pass
-    return datetime.fromtimestamp(time.time(), timezone.utc), THIS_MACHINE
+    return datetime.fromtimestamp(time.time() - age_s, timezone.utc), THIS_MACHINE
 
 
 def _dicom_time(stamp: str, offset: timedelta | None) -> dict[str, float]:

@@ -106,6 +106,8 @@ def test_frame_time_is_the_recording_plus_pts_else_this_machine():
     before = datetime.now(timezone.utc)
     when, clock = frame_time({}, 1.5)
     assert clock == THIS_MACHINE and before <= when <= datetime.now(timezone.utc)
+    waited = frame_time({}, None, age_s=60.0)[0]  # captured a minute ago: this machine's clock then
+    assert before - timedelta(seconds=61) <= waited <= datetime.now(timezone.utc) - timedelta(seconds=59)
     assert frame_time({META_KEY: RECORDED_AT.timestamp()}, None)[1] == THIS_MACHINE  # no pts: no file time
     assert frame_time({META_KEY: RECORDED_AT.timestamp()}, 1e300)[1] == THIS_MACHINE  # a damaged file's pts
     assert frame_time({META_KEY: RECORDED_AT.timestamp()}, float("nan"))[1] == THIS_MACHINE

@@ -32,7 +32,6 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -149,9 +148,8 @@ class CaptureObserver(Observer):
         if prediction is not None and prediction.mask.shape[:2] != (roi.h, roi.w):
             prediction = None  # made for another ROI: not drawn on this frame (the render's rule)
         crop = roi.crop(frame.image)
-        utc, clock = recorded_time.frame_time(frame.meta, frame.pts)  # a file's own time when it has one
-        if clock == recorded_time.THIS_MACHINE:  # when it was captured: the frame waited age_s since
-            utc -= timedelta(seconds=max(time.monotonic() - frame.timestamp, 0.0))
+        age_s = max(time.monotonic() - frame.timestamp, 0.0)  # since capture: the clock's time then
+        utc, clock = recorded_time.frame_time(frame.meta, frame.pts, age_s)  # a file's own time if it has one
         record = FrameRecord(frame.index, frame.pts, utc, crop, prediction, frame_igtl(frame.meta), ai, clock)
         self.ring.append(record)
         event = self.detector.step(frame.index, crop) if self.detector is not None else None
