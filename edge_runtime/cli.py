@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import threading
 import traceback
@@ -24,12 +25,19 @@ from importlib.metadata import entry_points
 
 import cv2
 
-from edge_runtime.errors import EXIT_USER_ERROR, ConfigError, SonomapError, os_error_text
+from edge_runtime.errors import (
+    EXIT_USER_ERROR,
+    SIGNAL_EXIT_BASE,
+    ConfigError,
+    SonomapError,
+    StopSignal,
+    os_error_text,
+)
 from edge_runtime.extras import missing_module_advice
 from edge_runtime.privacy import install_log_redaction, redact
 
-EXIT_INTERRUPTED = 130
-INTERRUPTED = "interrupted; what it had already written is kept (every output is written whole or not at all)"
+EXIT_INTERRUPTED = SIGNAL_EXIT_BASE + signal.SIGINT  # Ctrl-C: 130; another stop signal: 128 + its number
+KEPT = "what it had already written is kept (every output is written whole or not at all)"
 RUNTIME_PACKAGE = "edge_runtime"  # the stage whose commands are looked for first
 # OpenCV's native logger writes to stderr (the journal) past Python's log filters, and its messages
 # name the files it reads, at every level (`imread_('DOE_JANE.png'): can't open/read file` is a
@@ -163,8 +171,11 @@ def main(argv: list[str] | None = None) -> int:
         _traceback_if(args.debug)
         print(f"sonomap {args.command}: error: {missing_module_advice(exc)}", file=sys.stderr)
         code = EXIT_USER_ERROR
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM where the command turns it into one: said, not silent
-        print(f"sonomap {args.command}: {INTERRUPTED}", file=sys.stderr)
+    except StopSignal as exc:  # SIGTERM where the command turns it into Ctrl-C, a second stop signal
+        print(f"sonomap {args.command}: {exc}; {KEPT}", file=sys.stderr)
+        code = SIGNAL_EXIT_BASE + exc.signum
+    except KeyboardInterrupt:  # Ctrl-C: said, not silent
+        print(f"sonomap {args.command}: interrupted; {KEPT}", file=sys.stderr)
         code = EXIT_INTERRUPTED
     _exit_past_stuck_calls(code)
     return code

@@ -5,6 +5,7 @@ as :func:`os_error_text`; anything else is a bug and keeps its traceback.
 """
 
 EXIT_USER_ERROR = 2  # the exit status of an error the user can fix
+SIGNAL_EXIT_BASE = 128  # a command ended by a signal exits 128 + its number, as a shell reports it
 
 
 class SonomapError(Exception):
@@ -32,3 +33,13 @@ def os_error_text(exc: OSError) -> str:
     if exc.filename is None:
         return str(exc)
     return f"{exc.filename}: {exc.strerror or exc}"
+
+
+class StopSignal(KeyboardInterrupt):
+    """A stop signal unwinding a command as Ctrl-C does: SIGTERM in the commands that turn it into an
+    interrupt (training, export), or a second SIGTERM/SIGINT while a session is stopping. The CLI
+    exits 128 + ``signum`` (143 for SIGTERM), as for the signal itself, not Ctrl-C's 130."""
+
+    def __init__(self, signum: int, why: str):
+        super().__init__(why)
+        self.signum = int(signum)

@@ -19,7 +19,7 @@ from child_process import reaped
 from cli import sonomap
 from export_fixtures import shared_checkpoint
 
-from edge_runtime.cli import EXIT_INTERRUPTED, main
+from edge_runtime.cli import main
 from export.staging import STAGING_SUFFIX
 
 STAGING_WAIT_S = 120  # the folder appears once the arguments and frames are read (seconds)
@@ -67,7 +67,9 @@ def test_sigterm_mid_export_deletes_the_staging_folder_and_keeps_the_model(check
     assert main(_args(checkpoint, out, busi_sample)) == 0
     good = _files(tmp_path)
 
-    assert _stopped_export(_args(checkpoint, out, busi_sample), tmp_path, signal.SIGTERM) == EXIT_INTERRUPTED
+    assert (
+        _stopped_export(_args(checkpoint, out, busi_sample), tmp_path, signal.SIGTERM) == 128 + signal.SIGTERM
+    )
     assert _staging(tmp_path) == []  # killed by the default action, the folder (tens of MB) stayed
     assert _files(tmp_path) == good
 

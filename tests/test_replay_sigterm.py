@@ -63,3 +63,36 @@ def test_a_signal_stops_replay_cleanly(clip, tmp_path, sig):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [out.name, summary.name]
     )  # no staged file left
+
+
+def test_a_second_signal_while_stopping_gives_up_and_exits_with_its_own_status(clip, tmp_path):
+    """SIGINT then SIGTERM delivered together (the process held stopped while both were sent): the
+    first starts the clean stop, the second gives up waiting. The status is the second signal's,
+    128 + SIGTERM, as a shell reports it; before, every second signal read as Ctrl-C's 130."""
+    out = tmp_path / "two.mp4"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge_runtime.cli", "replay", str(clip), "--loop", "--realtime"]
+        + ["--model", str(dark_onnx()), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + EXIT_S
+    while not any(tmp_path.glob(f".{out.name}.*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+    with reaped(proc):
+        # pending together, a process's signals are handled lowest number first: SIGINT, then SIGTERM
+        proc.send_signal(signal.SIGSTOP)
+        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGCONT)
+        _stdout, stderr = proc.communicate(timeout=EXIT_S)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert (
+        stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "sonomap replay: stopped by a second SIGTERM while stopping; what it had already written is kept"
+        )
+    ), stderr[-2000:]

@@ -1,7 +1,8 @@
 """SIGTERM as Ctrl-C for the training commands: `systemctl stop`, Slurm, `docker stop` and torchrun
 send SIGTERM, whose default action kills the process mid-write and leaves a hidden temp file beside
-a checkpoint. As KeyboardInterrupt it unwinds like Ctrl-C: the atomic writes delete their temp
-files, every finished file stays intact, and the CLI exits with status 130.
+a checkpoint. As a KeyboardInterrupt (:class:`edge_runtime.errors.StopSignal`) it unwinds like
+Ctrl-C: the atomic writes delete their temp files, every finished file stays intact, and the CLI
+exits with status 143 (128 + SIGTERM, as a shell reports a command the signal ended; Ctrl-C: 130).
 
 :func:`signals_held` is the other half: a block of renames that must all happen or none (a
 checkpoint and its manifest, an export's model and manifest) runs with SIGINT and SIGTERM held, and
@@ -15,16 +16,18 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from edge_runtime.errors import StopSignal
+
 HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # stops held by signals_held
 
 
 def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt(f"stopped by signal {signal.Signals(signum).name}")
+    raise StopSignal(signum, f"stopped by {signal.Signals(signum).name}")
 
 
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises KeyboardInterrupt in the main thread; the previous handler
+    """Within the block, SIGTERM raises StopSignal (a KeyboardInterrupt) in the main thread; the previous handler
     is restored after (the block may run inside a longer-lived process, e.g. the tests')."""
     if threading.current_thread() is not threading.main_thread():  # handlers are the main thread's only
         yield

@@ -37,11 +37,10 @@ from edge_runtime.commands.options import (
     runtime_overrides,
 )
 from edge_runtime.commands.output_paths import check_outputs, runtime_inputs, runtime_outputs, sink_options
-from edge_runtime.errors import SonomapError
+from edge_runtime.errors import SIGNAL_EXIT_BASE, SonomapError
 from edge_runtime.privacy import redact
 
 SYNTHETIC_REPLAY_FRAMES = 90
-EXIT_SIGNAL_BASE = 128  # a replay stopped by a signal exits 128 + its number, as the shell reports it
 REPLAY_VIDEO_OPTION, LIVE_VIDEO_OPTION = "--out", "--record"
 REPLAY_INPUT_NAME, LIVE_INPUT_NAME = "the input", "--source"
 
@@ -106,7 +105,7 @@ def cmd_replay(args) -> int:
             "the outputs are finalised",
             file=sys.stderr,
         )
-        return EXIT_SIGNAL_BASE + int(handlers.stopped_by)
+        return SIGNAL_EXIT_BASE + int(handlers.stopped_by)  # partial outputs
     return 0
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edge_runtime.biopsy.marks import MARKS
+from edge_runtime.errors import StopSignal
 from edge_runtime.service.sdnotify import Notifier
 
 log = logging.getLogger("sonomap.signals")
@@ -69,7 +70,7 @@ class SignalHandlers:
         self.stops += 1
         name = signal.Signals(signum).name
         if self.stops > 1:  # a second Ctrl-C / SIGTERM while stopping: give up waiting
-            raise KeyboardInterrupt(f"second {name} while stopping")
+            raise StopSignal(signum, f"stopped by a second {name} while stopping")
         self.stopped_by = signal.Signals(signum)
         log.warning("%s: stopping, finalising recordings", name)
         self.notifier.stopping(f"stopping ({name}): finalising recordings")
