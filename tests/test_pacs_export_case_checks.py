@@ -15,7 +15,7 @@ from captured_cases import write_captured_case
 from pacs_cases import FALLBACK_ID, STUDY_ID, export
 
 from edge_runtime.errors import InputError
-from registration.pacs.export import failure_reason
+from registration.pacs.export import failed_line_reason
 
 pytest.importorskip("highdicom", reason="highdicom not installed (pacs extra)")
 
@@ -81,11 +81,11 @@ def test_an_error_no_check_foresaw_is_named_by_its_type_and_place():
     try:
         float(2**1100)  # OverflowError: int too large to convert to float
     except OverflowError as exc:
-        reason = failure_reason(exc)
+        reason = failed_line_reason(exc)
     assert reason.startswith(
         "OverflowError: int too large to convert to float (at test_pacs_export_case_checks.py:"
     )
-    assert failure_reason(InputError("case.yaml: capture.number: expected an integer")) == (
+    assert failed_line_reason(InputError("case.yaml: capture.number: expected an integer")) == (
         "case.yaml: capture.number: expected an integer"
     )  # a foreseen error: its own words
 

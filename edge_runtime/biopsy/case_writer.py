@@ -74,7 +74,7 @@ class NotWritten:
     reason: str
 
 
-def failure_reason(exc: Exception) -> str:
+def not_written_reason(exc: Exception) -> str:
     """The short reason :class:`NotWritten` gives for ``exc``: an OSError's (e.g. 'No space left on
     device'), else the kind of error (the log line has the whole message)."""
     if isinstance(exc, OSError) and exc.strerror:
@@ -207,7 +207,7 @@ class CaseWriter:
                 log.error(
                     "biopsy %d: writing the case failed: %s", cap.number, privacy.without_file_names(str(exc))
                 )
-                self._fail(cap.number, failure_reason(exc))
+                self._fail(cap.number, not_written_reason(exc))
                 continue
             with self._lock:
                 self.written.append(path)

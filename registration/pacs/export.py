@@ -101,7 +101,7 @@ def _sent(objects) -> str:
     return f"{len(objects.datasets)} instance(s): {', '.join(parts)}{note}"
 
 
-def failure_reason(exc: Exception) -> str:
+def failed_line_reason(exc: Exception) -> str:
     """The FAILED line's reason: a foreseen error's message, or an unforeseen one's type, message and
     the place it was raised, to be found in the code."""
     if isinstance(exc, (SonomapError, OSError)):
@@ -227,7 +227,7 @@ def run_export(args: argparse.Namespace) -> int:
         except Exception as exc:  # one bad case never stops the others (Ctrl-C still does)
             failed += 1
             print(
-                f"{label}  FAILED: {privacy.redact(without_case_folder(failure_reason(exc), folder))}",
+                f"{label}  FAILED: {privacy.redact(without_case_folder(failed_line_reason(exc), folder))}",
                 flush=True,
             )
             if args.stop_on_error:
