@@ -44,6 +44,14 @@ def container_start(metadata: Mapping[str, Any]) -> dict[str, float]:
     return _plausible(when)
 
 
+def creation_time(monotonic_at: float) -> str:
+    """The ``creation_time`` of a live recording whose first frame was captured at ``monotonic_at``
+    (``time.monotonic()``): that moment in UTC, rounded to the second (an MP4 keeps whole seconds), in
+    the form :func:`container_start` reads back, so a later replay files its biopsies under it."""
+    unix = round(time.time() - (time.monotonic() - monotonic_at))
+    return datetime.fromtimestamp(unix, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+
+
 def dicom_start(ds: Any) -> dict[str, float]:
     """Frame metadata for a DICOM cine ``ds``: ``{META_KEY: seconds}``, or ``{}`` when its header
     gives no acquisition or content time with a known offset from UTC."""

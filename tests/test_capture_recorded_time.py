@@ -13,6 +13,7 @@ import av
 import pydicom
 import pytest
 import yaml
+from cli import sonomap
 from pacs_cases import capture
 from procedure_clip import shared_procedure_clip
 from pydicom.data import get_testdata_file
@@ -147,3 +148,35 @@ def test_a_replayed_mp4_without_a_creation_time_keeps_this_machines_clock(tmp_pa
     pre = yaml.safe_load((folder / "case.yaml").read_text())["capture"]["pre_fire"]
     assert pre["utc_from"] == THIS_MACHINE
     assert datetime.fromisoformat(pre["utc"].replace("Z", "+00:00")) >= before
+
+
+def test_a_live_recording_carries_when_it_started_and_a_replay_output_does_not(tmp_path):
+    """A live session's recordings (overlay and raw) carry their first frame's UTC time to the second,
+    so replaying the raw recording later with --cases files its biopsies under the procedure's day
+    (the test above); a replay's output is a result, not a recording, and carries none."""
+    raw, overlay, replayed = tmp_path / "raw.mp4", tmp_path / "overlay.mp4", tmp_path / "replayed.mp4"
+    before = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=1)
+    sonomap(
+        "live",
+        "--source",
+        "synthetic",
+        "--duration",
+        1,
+        "--headless",
+        "--record",
+        overlay,
+        "--record-raw",
+        raw,
+    )
+    after = datetime.now(timezone.utc) + timedelta(seconds=1)
+    for path in (raw, overlay):
+        with av.open(str(path)) as c:
+            start = container_start(c.metadata)
+            last = list(c.decode(c.streams.video[0]))[-1]
+        assert start, (path, dict(c.metadata))
+        first_at = datetime.fromtimestamp(start[META_KEY], timezone.utc)
+        assert before <= first_at <= after
+        assert before <= frame_time(start, last.time)[0] <= after  # every frame within the session
+    sonomap("replay", raw, "--out", replayed, "--roi", "full")
+    with av.open(str(replayed)) as c:
+        assert "creation_time" not in c.metadata and container_start(c.metadata) == {}

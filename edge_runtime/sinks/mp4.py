@@ -40,6 +40,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_runtime import recorded_time
 from edge_runtime.cpus import encode_threads
 from edge_runtime.errors import InputError
 from edge_runtime.sinks import recordings
@@ -150,10 +151,8 @@ class Mp4Sink(ThreadedWriter):
                 self._writing.unlink(missing_ok=True)
             reason = named_for_output(exc, self._writing, self.path)
             raise InputError(f"{self.path}: cannot create video file ({reason})") from exc
-        if self.recording:
-            self._container.metadata["comment"] = (
-                recordings.OWN_MARK
-            )  # retention deletes only files carrying it
+        if self.recording:  # retention deletes only files carrying it
+            self._container.metadata["comment"] = recordings.OWN_MARK
         self.files.append(self.path)
         if self.outputs is not None and len(self.files) > 1:
             self.outputs[f"{self.name}, resumed {len(self.files) - 1}"] = str(self.path)
@@ -252,6 +251,8 @@ class Mp4Sink(ThreadedWriter):
 
         if self._first_at is None:
             self._first_at = timestamp
+            if self.recording:  # the header, written with the first packet, carries when pts 0 was
+                self._container.metadata["creation_time"] = recorded_time.creation_time(timestamp)
         ticks = round((timestamp - self._first_at) / TIMED_CLOCK)
         frame.pts = self._last_pts = max(self._last_pts + 1, ticks)
         frame.time_base = TIMED_CLOCK
