@@ -239,3 +239,38 @@ def test_restart_limit_shorter_than_the_deadline_is_a_config_error():
     with pytest.raises(ConfigError, match="'inference.stall_restart_s' .* longer than inference.deadline_ms"):
         build_config({"inference": {"deadline_ms": 2000, "stall_restart_s": 1}})
     assert build_config({"inference": {"stall_restart_s": None}}).inference.stall_restart_s is None
+
+
+FAULT_AFTER_CUTS = 20  # the live inference thread's ROI cuts that work before the injected fault
+
+
+def test_a_fault_in_the_live_inference_step_outside_the_backend_reads_ai_error_not_on(monkeypatch):
+    """A fault in the inference thread around the backend call (here the ROI cut, made to raise after
+    its first results: a stand-in for any bug in that step) must not leave the badge at ON over frames
+    that get no mask; it reads ERROR with the fault banner, and the video keeps flowing."""
+    model = dark_onnx()
+    config = build_config(
+        {
+            "source": {"input": "synthetic", "fps": 30, "width": 320, "height": 240},
+            "inference": {"model": str(model)},
+            "live": {"duration_s": 2.5},
+        }
+    )
+    states = States()
+    pipeline = Pipeline(config, observers=[states])
+    real_cut, calls = pipeline.stages.cut, []
+
+    def cut_then_fail(frame):
+        calls.append(frame.index)
+        if len(calls) > FAULT_AFTER_CUTS:
+            raise RuntimeError("ROI cut failed")
+        return real_cut(frame)
+
+    monkeypatch.setattr(pipeline.stages, "cut", cut_then_fail)
+    summary = pipeline.run()
+    names = [s for _, s, _ in states.seen]
+    assert "ON" in names and "ERROR" in names, names
+    first_error = names.index("ERROR")
+    assert "ON" not in names[first_error:], names[first_error:]
+    assert len(names) - first_error > 10  # frames kept coming after the fault
+    assert summary["errors"] >= 1 and "ROI cut failed" in summary["last_error"]

@@ -112,6 +112,13 @@ class GuardedInference:
         next_step = f"passthrough for {delay:.1f} s" if self.backoff else "the next frame tries again"
         log.warning("inference fault #%d (%s); %s", self.consecutive, message, next_step)
 
+    def report_fault(self, message: str) -> None:
+        """A fault in the inference step around the backend call (cutting the ROI, the mask filter, a
+        config reload between frames): shown, counted and logged as a backend fault, so the AI reads
+        ERROR with its banner instead of ON over frames that get no mask. The next good prediction
+        clears it, as it clears a backend fault."""
+        self._failed(message, BANNER_FAULT)
+
     def _reload_due(self) -> bool:
         """Whether this run of consecutive faults has reached a backend re-creation (see retry_every_call)."""
         runs, rest = divmod(self.consecutive, self.reload_after_errors)

@@ -100,10 +100,8 @@ def _infer(stages: FrameStages, requests: LatestSlot, results: LatestSlot) -> No
             t0 = time.perf_counter()
             prediction = stages.infer(gray, frame, roi)
             stats.record("inference", (time.perf_counter() - t0) * MS_PER_S)
-        except Exception as exc:
-            stats.errors += 1
-            stats.last_error = f"inference thread: {type(exc).__name__}: {exc}"
-            stats.state = "degraded"
+        except Exception as exc:  # a fault outside the backend call: AI ERROR, never ON without a mask
+            stages.guard.report_fault(f"inference thread: {type(exc).__name__}: {exc}")
         stages.ai.answered(prediction is not None)
         results.put((frame, prediction))  # always answer, so the display never waits on a dead request
 
