@@ -1,8 +1,9 @@
 """When a recorded file's first frame was recorded, read from the file itself, and each frame's time.
 
-Input: a video file's container metadata (``creation_time``, which MP4 and QuickTime store in UTC) or
-a DICOM header (``AcquisitionDateTime`` with its offset from UTC, else the acquisition or content
-date and time with ``TimezoneOffsetFromUTC``). Output: the start as seconds since the epoch, put
+Input: a video file's container metadata (``creation_time``, which MP4 and QuickTime store in UTC), a
+sequence's first frame time when it is one since 1970 (:func:`epoch_start`), or a DICOM header
+(``AcquisitionDateTime`` with its offset from UTC, else the acquisition or content date and time
+with ``TimezoneOffsetFromUTC``). Output: the start as seconds since the epoch, put
 into every frame's metadata under :data:`META_KEY` by the file sources; :func:`frame_time` turns it
 and the frame's ``pts`` into the frame's UTC time for a biopsy capture.
 
@@ -50,6 +51,17 @@ def creation_time(monotonic_at: float) -> str:
     the form :func:`container_start` reads back, so a later replay files its biopsies under it."""
     unix = round(time.time() - (time.monotonic() - monotonic_at))
     return datetime.fromtimestamp(unix, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+
+
+def epoch_start(seconds: float) -> dict[str, float]:
+    """Frame metadata for a sequence whose first frame's recorded time is ``seconds``: ``{META_KEY:
+    seconds}`` when that is a time since 1970 (UTC by definition: sonomap's own ``.seq.nrrd`` and an
+    OpenIGTLink sender write such), ``{}`` for a clock counting from its own start (PLUS's, Slicer's
+    index values), which no plausible date can be."""
+    try:
+        return _plausible(datetime.fromtimestamp(seconds, timezone.utc))
+    except (OverflowError, OSError, ValueError):
+        return {}
 
 
 def dicom_start(ds: Any) -> dict[str, float]:

@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime import source_kinds
+from edge_runtime import recorded_time, source_kinds
 from edge_runtime.errors import InputError
 from edge_runtime.frames import DEFAULT_DEVICE, Frame, Source
 from edge_runtime.igtl.geometry import GEOMETRY_REFUSED_KEY
@@ -36,6 +36,7 @@ from edge_runtime.sinks import sequence_layout as layout
 from edge_runtime.sources.frame_rate import believable_fps
 from edge_runtime.sources.frame_size import check_frame_size
 from edge_runtime.sources.sequence_data import data_offset
+from edge_runtime.sources.sequence_times import frame_times
 from edge_runtime.units import DEFAULT_FPS
 
 log = logging.getLogger("sonomap.sources")
@@ -180,20 +181,11 @@ class SequenceSource(Source):
             str(self.header.get(f"axis {layout.LIST_AXIS} index values") or "").split()
             or str(self.header.get("axis 0 index values") or "").split()
         )
-        times = []
-        for n in range(self.frames):
-            stamp = fields.get(n, {}).get(layout.TIMESTAMP)
-            if stamp is not None:
-                try:
-                    times.append(float(stamp))
-                except ValueError as exc:
-                    raise self._bad(f"frame {n}: {layout.TIMESTAMP} {stamp[:40]!r} is not a number") from exc
-                continue
-            try:  # no PLUS timestamps: Slicer's index values, when numeric
-                times.append(float(index_values[n]))
-            except (ValueError, IndexError):
-                times.append(n / DEFAULT_FPS)
-        self.timestamps = times
+        stamps = {
+            n: f[layout.TIMESTAMP] for n, f in fields.items() if layout.TIMESTAMP in f and n < self.frames
+        }
+        self.timestamps = times = frame_times(self.frames, stamps, index_values, str(self.path), self.name)
+        self.recorded = recorded_time.epoch_start(times[0]) if times else {}  # a start since 1970 only
         self.fields = fields
         span = times[-1] - times[0] if len(times) > 1 else 0.0
         mean = (len(times) - 1) / span if span > 0 else None  # frames are paced by their times; this
@@ -205,6 +197,7 @@ class SequenceSource(Source):
         fields = self.fields.get(n, {})
         transforms = self._transforms(n, fields)
         meta = {
+            **self.recorded,  # when the first frame was recorded, if the file says (a biopsy's time)
             "source": self.name,
             "igtl_coordinate_system": self.system,
             "igtl_layout": (1, self.height, self.width),
