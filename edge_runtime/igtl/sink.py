@@ -156,12 +156,19 @@ class IgtlObserver(Observer):
                     )
             except (ValueError, OSError, struct.error) as exc:  # bad ROI/size, socket, >65535 px
                 self._say_alone(said_now)
-                self.failed += 1
-                if self.failed == 1 or self.failed % WARN_EVERY == 0:
-                    log.warning("OpenIGTLink: prediction not sent (%s); %d so far", exc, self.failed)
+                self._not_sent(exc)
+            except Exception as exc:  # anything else (a library's or our own fault): this thread lives
+                self._not_sent(exc)  # on, or the viewer would keep the last labelmap and AI state
             with self._cond:
                 self._pending -= taken
                 self._cond.notify_all()
+
+    def _not_sent(self, exc: Exception) -> None:
+        self.failed += 1
+        if self.failed == 1 or self.failed % WARN_EVERY == 0:
+            log.warning(
+                "OpenIGTLink: prediction not sent (%s: %s); %d so far", type(exc).__name__, exc, self.failed
+            )
 
     def build_messages(self, geo: dict, shape, roi, mask: np.ndarray, prob: np.ndarray) -> list:
         """The TRANSFORM and IMAGE messages of one prediction; UnusableGeometry when the image's
