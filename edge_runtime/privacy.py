@@ -27,15 +27,17 @@ import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from edge_runtime.dicom_identifiers import MIN_NAME_PART_CHARS, MIN_REDACT_CHARS, dicom_identifiers
 from edge_runtime.errors import ConfigError
 
 PRIVATE_DIR_MODE = 0o700
 REDACTED = "[REDACTED]"
-# scheme://user:password@host -> scheme://[REDACTED]@host (also when the URL was never registered)
-URL_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+# scheme://user:password@host -> scheme://[REDACTED]@host (also when the URL was never registered), up
+# to the last @ of the URL: a password typed with a / or @ that a URL should have escaped stays out
+# too (a parser reads it as the path), at the cost of a path holding an @ losing its host as well
+URL_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)\S*@")
 # A value is registered in both Unicode forms: a file name written on macOS comes in NFD (u + U+0308
 # for ü), DICOM and most other text in NFC, and the two never match as strings.
 UNICODE_FORMS = ("NFC", "NFD")
@@ -111,15 +113,21 @@ def register_dicom(ds: Any) -> None:
 
 
 def register_url(url: str) -> None:
-    """Redact a stream URL's user and password (as written and percent-decoded) from logs and :func:`redact`."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return
-    userinfo = parts.netloc.rpartition("@")[0]
+    """Redact a stream URL's user and password (as written and percent-decoded) from logs and :func:`redact`:
+    all between ``://`` and the URL's last ``@``, as :data:`URL_USERINFO` takes it out (a URL parser
+    would cut a password holding an unescaped ``/`` short, or refuse one holding a ``[``)."""
+    _scheme, sep, rest = url.partition("://")
+    userinfo = rest.rpartition("@")[0] if sep else ""
     if userinfo:
         values = [userinfo, *userinfo.split(":", 1)]
         REDACTOR.register(values + [unquote(v) for v in values])
+
+
+def without_userinfo(url: str) -> str:
+    """``url`` without its user and password (all between ``://`` and its last ``@``), for a URL that is
+    shown or stored: a parser would leave part of a password typed with an unescaped ``/`` in place."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}" if sep and "@" in rest else url
 
 
 def redact_url(text: str) -> str:

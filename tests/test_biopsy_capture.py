@@ -266,6 +266,10 @@ def test_a_mark_without_capture_is_refused():
     "given,recorded",
     [
         ("rtsp://admin:secret@10.0.0.5:554/stream?token=abc", "rtsp://10.0.0.5:554/stream"),
+        # passwords typed without the escapes a URL needs: a parser took "admin:p" for the host
+        ("rtsp://admin:p/ss@10.0.0.5/live", "rtsp://10.0.0.5/live"),
+        ("rtsp://ad@min:s3cr@t@10.0.0.5/live#x", "rtsp://10.0.0.5/live"),
+        ("rtsp://admin:pa[ss@10.0.0.5/live", "rtsp://10.0.0.5/live"),
         ("/data/MRN12345/procedure.mp4", "video file"),
         ("synthetic", "synthetic"),
     ],

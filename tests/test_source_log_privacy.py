@@ -193,3 +193,15 @@ def test_a_capture_device_is_named_by_its_kind_and_path(device, name):
     stream = reconnecting_source(build_config({"source": {"input": url}})).name
     assert stream.startswith("rtsp://") and stream.endswith("@127.0.0.1:9/live")
     assert "jdoe" not in stream and "secret" not in stream
+
+
+@pytest.mark.parametrize("password", ["p/ss", "s3cr@t", "pa[ss"])
+def test_a_password_typed_without_url_escapes_never_reaches_the_error_line(password):
+    """A stream password holding a / (read by a URL parser as the path), an @ or a [ (refused by the
+    parser) is taken out of the one-line error as the escaped ones are: all up to the URL's last @."""
+    url = f"rtsp://jdoe:{password}@127.0.0.1:9/live"
+    result = sonomap("live", "--source", url, "--duration", 2, "--headless", check=False)
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("sonomap live: error: rtsp://[REDACTED]@127.0.0.1:9/live: "), last
+    assert password not in result.stderr and "jdoe" not in result.stderr, result.stderr[-2000:]

@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import yaml
 
-from edge_runtime import source_kinds
+from edge_runtime import privacy, source_kinds
 from edge_runtime.biopsy.fire import FireEvent
 from edge_runtime.biopsy.needle_fit import NoEcho, fit_needle
 from edge_runtime.biopsy.yield_band import band_fraction
@@ -32,6 +31,7 @@ log = logging.getLogger("sonomap.biopsy")
 # capture.source for a file: the kind the source opener (edge_runtime.sources.opener, a room above
 # this one) reads it as, by suffix; the DICOM and sequence kinds are those sources' own names.
 CAPTURE_DEVICE = re.compile(r"^(?:/dev/video)?(\d+)$")  # /dev/videoN, or N as --source takes it
+URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]")  # scheme://authority...: a stream, not a path
 PATHOLOGY_TEMPLATE = """\
 pathology:                    # for the lab: fill in when the slide comes back
   wsi: null                   # the core's whole slide image (path relative to this folder)
@@ -91,10 +91,8 @@ def public_source(source: str | None) -> str:
     if source is None or str(source) == "":
         return ""
     text = str(source)
-    parts = urlsplit(text)
-    if parts.scheme and parts.netloc:
-        host = parts.netloc.rpartition("@")[2]
-        return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    if URL.match(text):  # credentials out first: a parser misreads a password typed with a / or [
+        return re.split(r"[?#]", privacy.without_userinfo(text), maxsplit=1)[0]
     if text == source_kinds.SYNTHETIC:
         return source_kinds.SYNTHETIC
     device = CAPTURE_DEVICE.match(text)
