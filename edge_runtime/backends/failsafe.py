@@ -131,19 +131,29 @@ class GuardedInference:
             return
         try:
             with self.monitor.loading("reloading model"):
-                old, self.backend = self.backend, _tracked(self.factory)
-            old.close()
-            log.warning("backend re-created after %d consecutive faults", self.consecutive)
+                new = _tracked(self.factory)
         except Exception as exc:  # the old backend keeps serving; the next fault run tries again
             log.error("backend re-creation after %d consecutive faults failed: %s", self.consecutive, exc)
             self.stats.last_error = f"backend reload failed: {exc}"
+            return
+        self._retire(new)
+        log.warning("backend re-created after %d consecutive faults", self.consecutive)
 
     def replace_backend(self, make: Callable[[], object]) -> None:
-        """Swap in a backend built by ``make`` (a config reload), shown as LOADING meanwhile."""
+        """Swap in a backend built by ``make`` (a config reload), shown as LOADING meanwhile; a ``make``
+        that raises leaves the running backend in place and raises."""
         with self.monitor.loading("reloading model"):
             new = _tracked(make)
+        self._retire(new)
+
+    def _retire(self, new) -> None:
+        """``new`` serves from now on; the old backend is closed, and a failure to close it is logged
+        as that, not as a failed swap (the swap has happened: the new backend is serving)."""
         old, self.backend = self.backend, new
-        old.close()
+        try:
+            old.close()
+        except Exception as exc:
+            log.error("closing the replaced backend failed (the new one is serving): %s", exc)
 
     def prepare(self) -> None:
         """The backend's one-off preparation (TensorRT: CUDA context and engine load or build), on
