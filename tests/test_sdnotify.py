@@ -89,6 +89,24 @@ def test_missing_socket_is_logged_not_raised(tmp_path, caplog):
     assert sum("sd_notify" in r.message for r in caplog.records) == 1
 
 
+def test_a_second_run_of_failures_is_logged_again_after_the_socket_worked(tmp_path, caplog):
+    """The socket gone, back (systemd restarted its end), gone again: each run of failures is said once,
+    so lost watchdog pings days after a start-up hiccup still reach the log."""
+    addr = str(tmp_path / "notify.sock")
+    n = Notifier(env={"NOTIFY_SOCKET": addr})
+    assert n.watchdog() is False and n.watchdog() is False  # nothing bound there yet
+    sd = FakeSystemd(addr)
+    try:
+        assert n.watchdog() and n.watchdog()
+    finally:
+        sd.close()
+    (tmp_path / "notify.sock").unlink()
+    assert n.watchdog() is False and n.watchdog() is False
+    lines = [r.message for r in caplog.records if "sd_notify" in r.message]
+    assert ["failed:" in m for m in lines] == [True, False, True]  # failed, works again, failed
+    assert lines[1].endswith("works again")
+
+
 @pytest.mark.parametrize(
     "env,expected",
     [

@@ -93,10 +93,13 @@ class Notifier:
                 sock.setblocking(False)  # the render thread calls us: never block it
                 self._sock = sock
             self._sock.sendto(payload, self.address)
+            if self._warned:  # a later run of failures (the watchdog's pings lost again) is said again
+                log.warning("sd_notify to %r works again", self.address)
+                self._warned = False
             return True
         except OSError as exc:
             if not self._warned:
-                log.warning("sd_notify to %r failed: %s (further failures are silent)", self.address, exc)
+                log.warning("sd_notify to %r failed: %s (silent until it works again)", self.address, exc)
                 self._warned = True
             return False
 
