@@ -9,7 +9,10 @@ kind of source that really read the frames.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+from edge_runtime.privacy import without_userinfo
 
 VIDEO_FILE = "video file"
 IMAGE_FOLDER = "image folder"
@@ -30,6 +33,9 @@ FILE_KINDS = (
     (IMAGE_SUFFIXES, IMAGE_FILE),
 )
 
+CAPTURE_DEVICE = re.compile(r"^(?:/dev/video)?(\d+)$")  # /dev/videoN, or N as --source takes it
+URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]")  # scheme://authority...: a stream, not a path
+
 
 def path_kind(path: Path) -> str:
     """The kind of a file or folder source: ``image folder`` for a folder, else by suffix
@@ -40,3 +46,25 @@ def path_kind(path: Path) -> str:
         return IMAGE_FOLDER
     suffix = path.suffix.lower()
     return next((kind for suffixes, kind in FILE_KINDS if suffix in suffixes), VIDEO_FILE)
+
+
+def public_source(source: str | None) -> str:
+    """What a case records as ``capture.source``, and bench prints: the kind of source, never a file
+    or folder name (both often carry the patient's name or record number).
+
+    Input: the source as given to ``live``/``replay`` (a path, a stream URL, a capture device or
+    ``synthetic``). Output: a stream URL without user:password, query and fragment;
+    ``capture device /dev/videoN``; ``synthetic``; for a path its kind: ``DICOM cine``,
+    ``Slicer sequence``, ``PLUS sequence``, ``image file``, ``image folder`` or ``video file``;
+    "" when no source is known. Reads nothing but whether a path is a folder."""
+    if source is None or str(source) == "":
+        return ""
+    text = str(source)
+    if URL.match(text):  # credentials out first: a parser misreads a password typed with a / or [
+        return re.split(r"[?#]", without_userinfo(text), maxsplit=1)[0]
+    if text == SYNTHETIC:
+        return SYNTHETIC
+    device = CAPTURE_DEVICE.match(text)
+    if device:
+        return f"capture device /dev/video{device.group(1)}"
+    return path_kind(Path(text))

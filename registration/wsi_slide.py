@@ -72,7 +72,8 @@ class SlideLevel:
             "downsample": round(self.downsample, 4),
             "level0_shape": list(self.level0_shape),
             "mpp_source": self.mpp_source,
-            "readers_not_used": list(self.tried),
+            # a library's message may quote the file (tifffile: <TiffFile 'NAME.ome.tif'>): not in a report
+            "readers_not_used": [without_file_names(reason) for reason in self.tried],
         }
 
 

@@ -73,7 +73,7 @@ class SplitCheck:
     def __init__(self, data: str | Path, split: str, consequence: str, always: bool):
         self.data, self.split, self.consequence, self.always = Path(data), split, consequence, always
         self.cancer = False
-        self.suspects: list[str] = []
+        self.suspects: list[tuple[Path, str]] = []  # (label file, what it holds)
         self.labels = 0  # labels added: a split of cancer-free images is named with its size
 
     def add(self, sample: Sample, label: np.ndarray) -> None:
@@ -83,8 +83,17 @@ class SplitCheck:
         if looks_like_0_255_mask(label):
             share = np.count_nonzero(label == IGNORE_INDEX) / label.size
             self.suspects.append(
-                f"{sample.label} holds only 0 and 255 (255 on {share:.1%} of its pixels, no 1)"
+                (Path(sample.label), f"holds only 0 and 255 (255 on {share:.1%} of its pixels, no 1)")
             )
+
+    def _in_dataset(self, path: Path) -> str:
+        """``path`` as a log line names it: from the dataset folder's base name down, never the folders
+        above it (one may be named after the patient); the error names the file as given."""
+        try:
+            inside = path.relative_to(self.data)
+        except ValueError:
+            inside = Path(path.name)
+        return f"{self.data.resolve().name}/{inside.as_posix()}"
 
     def finish(self) -> None:
         """The verdict on the labels added: an InputError, a warning, or nothing (see the module)."""
@@ -95,14 +104,14 @@ class SplitCheck:
                     "%s: split '%s': %d label(s) look like a lesion mask saved as 0/255, whose lesion is "
                     "read as unknown and ignored while the other labels' cancer counts (%s): %s; if they "
                     "are lesion masks, save their lesion as 1",
-                    cases_csv,
+                    self._in_dataset(cases_csv),
                     self.split,
                     len(self.suspects),
                     CONTRACT,
-                    "; ".join(self.suspects),
+                    "; ".join(f"{self._in_dataset(label)} {held}" for label, held in self.suspects),
                 )
             return
-        suspect = self.suspects[0] if self.suspects else None
+        suspect = " ".join(map(str, self.suspects[0])) if self.suspects else None
         if suspect is None and not self.always:
             return
         hint = (

@@ -113,14 +113,15 @@ def run_curves_csv(checkpoint: Path) -> Path | None:
     path = checkpoint.parent / "metrics.csv"
     if not path.is_file():
         return None
+    named = f"{path.parent.resolve().name}/{path.name}"  # a log line names the run folder, never its path
     try:
         with open(path, newline="") as fh:
             columns = csv.DictReader(fh).fieldnames or []
     except (UnicodeDecodeError, csv.Error) as exc:
-        log.warning("%s: not a readable CSV (%s); no training curves", path, exc)
+        log.warning("%s: not a readable CSV (%s); no training curves", named, exc)
         return None
     missing = [c for c in CURVE_COLUMNS if c not in columns]
     if missing:
-        log.warning("%s: no column(s) %s, not a training run's log; no training curves", path, missing)
+        log.warning("%s: no column(s) %s, not a training run's log; no training curves", named, missing)
         return None
     return path

@@ -11,27 +11,23 @@ Layout: docs/biopsy-capture.md.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 
-from edge_runtime import privacy, source_kinds
 from edge_runtime.biopsy.fire import FireEvent
 from edge_runtime.biopsy.needle_fit import NoEcho, fit_needle
 from edge_runtime.biopsy.yield_band import band_fraction
 from edge_runtime.frames import Prediction
 from edge_runtime.recorded_time import THIS_MACHINE
+from edge_runtime.source_kinds import public_source
 
 log = logging.getLogger("sonomap.biopsy")
 # capture.source for a file: the kind the source opener (edge_runtime.sources.opener, a room above
 # this one) reads it as, by suffix; the DICOM and sequence kinds are those sources' own names.
-CAPTURE_DEVICE = re.compile(r"^(?:/dev/video)?(\d+)$")  # /dev/videoN, or N as --source takes it
-URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]")  # scheme://authority...: a stream, not a path
 PATHOLOGY_TEMPLATE = """\
 pathology:                    # for the lab: fill in when the slide comes back
   wsi: null                   # the core's whole slide image (path relative to this folder)
@@ -77,28 +73,6 @@ class Capture:
     cancer_class: int = 1
     band: tuple = (None, None)  # (frame, yield_band.YieldBand) last computed up to the pre-fire frame
     study_id: str | None = None  # the session's pseudonymous study ID when the capture was made
-
-
-def public_source(source: str | None) -> str:
-    """What a case records as ``capture.source``: the kind of source, never a file or folder name
-    (both often carry the patient's name or record number).
-
-    Input: the source as given to ``live``/``replay`` (a path, a stream URL, a capture device or
-    ``synthetic``). Output: a stream URL without user:password, query and fragment;
-    ``capture device /dev/videoN``; ``synthetic``; for a path its kind: ``DICOM cine``,
-    ``Slicer sequence``, ``PLUS sequence``, ``image file``, ``image folder`` or ``video file``;
-    "" when no source is known. Reads nothing but whether a path is a folder."""
-    if source is None or str(source) == "":
-        return ""
-    text = str(source)
-    if URL.match(text):  # credentials out first: a parser misreads a password typed with a / or [
-        return re.split(r"[?#]", privacy.without_userinfo(text), maxsplit=1)[0]
-    if text == source_kinds.SYNTHETIC:
-        return source_kinds.SYNTHETIC
-    device = CAPTURE_DEVICE.match(text)
-    if device:
-        return f"capture device /dev/video{device.group(1)}"
-    return source_kinds.path_kind(Path(text))
 
 
 def _iso(t: datetime) -> str:

@@ -3,7 +3,7 @@ throughput, the CPU-bound ceiling and the ratios against their targets, from the
 
 from __future__ import annotations
 
-from edge_runtime.privacy import redact_url
+from edge_runtime.source_kinds import public_source
 
 TARGET_VS_BACKEND_ONLY = 0.80
 TARGET_VS_NAIVE = 1.30
@@ -85,7 +85,7 @@ def print_report(report: dict, source: str | None, seconds: float, model_name: s
         print(f"live: {LIVE_SKIPPED}")
     else:
         _print_stages(
-            f"live ({redact_url(source or 'synthetic 30 fps')}, {seconds:.0f} s; shown frames/s)",
+            f"live ({public_source(source) if source else 'synthetic 30 fps'}, {seconds:.0f} s; shown frames/s)",
             live["fps"],
             live["latency_ms"],
         )
