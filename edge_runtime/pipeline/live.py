@@ -93,15 +93,16 @@ def _infer(stages: FrameStages, requests: LatestSlot, results: LatestSlot) -> No
         prediction = None
         try:
             stages.between_frames()  # also while idle: with the AI off no frame comes to switch it back on
-            if frame is None:
-                continue
-            roi = stages.ensure_roi(frame)  # re-detects the ROI after a reload or a size change
-            gray = stages.cut(frame)
-            t0 = time.perf_counter()
-            prediction = stages.infer(gray, frame, roi)
-            stats.record("inference", (time.perf_counter() - t0) * MS_PER_S)
+            if frame is not None and stages.ai.enabled:  # a reload may just have switched the AI off
+                roi = stages.ensure_roi(frame)  # re-detects the ROI after a reload or a size change
+                gray = stages.cut(frame)
+                t0 = time.perf_counter()
+                prediction = stages.infer(gray, frame, roi)
+                stats.record("inference", (time.perf_counter() - t0) * MS_PER_S)
         except Exception as exc:  # a fault outside the backend call: AI ERROR, never ON without a mask
             stages.guard.report_fault(f"inference thread: {type(exc).__name__}: {exc}")
+        if frame is None:  # idle: no frame was asked about, so none is answered
+            continue
         stages.ai.answered(prediction is not None)
         results.put((frame, prediction))  # always answer, so the display never waits on a dead request
 
@@ -136,8 +137,10 @@ class Shown:
 
     def update(self, frame: Frame, roi: Roi, state: str) -> None:
         """``frame`` is about to be drawn in ``roi`` with the AI in ``state`` (OFF on NO SIGNAL)."""
-        if state != self.state and state in GAP_STATES:
-            self.void(frame.timestamp)  # this frame on: it may just have been sent to the AI; restarts too
+        if (state != self.state and state in GAP_STATES) or (self.roi is not None and roi != self.roi):
+            # this frame on (it may just have been sent to the AI); restarts the smoothing too. A new ROI
+            # voids too: back in the old one (A, B, A), a mask from before the change is not drawn again
+            self.void(frame.timestamp)
         elif smoothing_restarts(self.roi, self.state, roi, state):
             self.stages.reset_smoothing()  # the AI answers again (after a stall), or another image
         self.state, self.roi = state, roi
