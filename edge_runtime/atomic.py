@@ -209,10 +209,15 @@ def atomic_write_png(path: str | Path, image: np.ndarray, durable: bool = False)
     failed (REASON)`` when OpenCV cannot encode the array (None, empty, 2 or 5+ channels); an OSError
     naming ``path``, never the temp file, when the file cannot be written (a folder there, no
     permission, no space)."""
+    return atomic_write_bytes(path, png_bytes(path, image), durable)
+
+
+def png_bytes(path: str | Path, image: np.ndarray) -> bytes:
+    """``image`` encoded as the PNG file ``path`` will hold; InputError as :func:`atomic_write_png`."""
     try:
         ok, buf = cv2.imencode(".png", image)
     except cv2.error as exc:
         raise InputError(f"{path}: PNG encoding failed ({str(exc).strip().splitlines()[-1]})") from exc
     if not ok:
         raise InputError(f"{path}: PNG encoding failed")
-    return atomic_write_bytes(path, buf.tobytes(), durable)
+    return buf.tobytes()

@@ -12,14 +12,15 @@ before anything is read or written.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.atomic import atomic_write_png, same_file
+from edge_runtime.atomic import atomic_path, png_bytes, same_file
 from edge_runtime.errors import InputError
 from registration.case import CaseSpec
-from registration.report import input_file, report_text, without_input_paths, write_text
+from registration.report import input_file, report_text, without_input_paths
 from registration.ultrasound import UltrasoundImage, is_dicom, load_ultrasound
 
 OUTPUT_FILES = ("us.png", "label.png", "qa.png", "report.json")  # what register_case writes in OUT
@@ -95,16 +96,18 @@ def write_outputs(
     """Write OUT/us.png (:func:`dataset_frame`), label.png, qa.png and, last, report.json with every
     input path in it replaced by the case.yaml key naming it; return that report.
 
-    Whatever can fail on the inputs (the dataset frame, report.json's text) is worked out before
-    the first file is touched, so such a failure leaves an earlier run's outputs as they were. An
-    earlier report.json is removed before the first image is replaced: report.json marks the case
-    complete, and an old one beside new images would pass a half-rewritten case off as done."""
+    The four are written as one set: each under a hidden name first, and only once all are whole are
+    they renamed into place, report.json last. A failure before that (an input, the disk full, an
+    interrupt) leaves an earlier run's outputs as they were, byte for byte; the earlier report.json
+    is removed just before the renames, since report.json marks the case complete and an old one
+    beside new images would pass a half-renamed case off as done."""
     report = without_input_paths(report, input_keys(spec))  # e.g. a warning that names the slide file
-    text = report_text(report, f"{spec.path}: report.json")
-    us_gray = dataset_frame(spec, us)
-    (out / "report.json").unlink(missing_ok=True)
-    atomic_write_png(out / "us.png", us_gray)
-    atomic_write_png(out / "label.png", label)
-    atomic_write_png(out / "qa.png", qa)
-    write_text(out / "report.json", text)
+    files = {"report.json": report_text(report, f"{spec.path}: report.json").encode()}
+    images = {"us.png": dataset_frame(spec, us), "label.png": label, "qa.png": qa}
+    files.update({name: png_bytes(out / name, image) for name, image in images.items()})
+    with ExitStack() as renames:  # left in reverse: report.json, entered first, is renamed last
+        staged = {name: renames.enter_context(atomic_path(out / name)) for name in files}
+        for name, data in files.items():
+            staged[name].write_bytes(data)
+        (out / "report.json").unlink(missing_ok=True)
     return report
