@@ -79,6 +79,7 @@ class PathologySpec:
     ignore_classes: tuple[str, ...] = DEFAULT_IGNORE_CLASSES
     exclude_classes: tuple[str, ...] = DEFAULT_EXCLUDE_CLASSES
     tip_end: str = "left"
+    tip_end_given: bool = True  # False: case.yaml left it out, and the default side is assumed
     shrinkage: float | None = None
     fresh_length_mm: float | None = None
     flip_across: bool = False
@@ -184,7 +185,7 @@ def _float(val) -> float | None:
     return None if val is None else float(val)
 
 
-def _pathology(p: PathologySection, base: Path, where: str) -> PathologySpec:
+def _pathology(p: PathologySection, base: Path, where: str, tip_end_given: bool = True) -> PathologySpec:
     shrink = _float(p.shrinkage)
     if shrink is not None and not MIN_SHRINKAGE <= shrink <= MAX_SHRINKAGE:
         raise ConfigError(
@@ -208,6 +209,7 @@ def _pathology(p: PathologySection, base: Path, where: str) -> PathologySpec:
         annotation_mpp=_float(p.annotation_mpp),
         **class_lists(p, where),
         tip_end=p.tip_end,
+        tip_end_given=tip_end_given,
         shrinkage=shrink,
         fresh_length_mm=fresh,
         flip_across=p.flip_across,
@@ -275,7 +277,7 @@ def load_case(path: str | Path) -> CaseSpec:
         frame=us.frame,
         needle=needle,
         tract=tract,
-        pathology=_pathology(raw.pathology, base, where),
+        pathology=_pathology(raw.pathology, base, where, "tip_end" in dict(data.get("pathology") or {})),
         source=_json_safe(dict(raw.source or {}), "source", where),
         capture=dict(raw.capture or {}),
         dataset_image=None

@@ -38,6 +38,10 @@ from registration.ultrasound import UltrasoundImage, load_ultrasound
 from registration.wsi import read_slide
 
 TARGET_MPP = 8.0  # µm/px to work at: US pixels are ~100 µm, cores ~1 mm wide
+TIP_END_ASSUMED = (
+    "pathology.tip_end not given: the needle-tip end of the core is taken to be on the slide's {side}; "
+    "if it is on another side the label is reversed along the tract (set tip_end in case.yaml)"
+)
 
 
 def _needle_points(spec: CaseSpec) -> list:
@@ -103,6 +107,8 @@ def register_case(case_path: str | Path, out_dir: str | Path, spec: CaseSpec | N
     tract, needle_info = resolve_tract(spec, us)
     check_band(tract, us, spec)  # before the slide is read: that takes seconds
     p = spec.pathology
+    if not p.tip_end_given:  # a wrong side lays the pieces along the tract end for end: said, not silent
+        warnings.append(TIP_END_ASSUMED.format(side=p.tip_end))
     slide = read_slide(p.wsi, p.mpp, TARGET_MPP, p.reader)
     if slide.note:
         warnings.append(slide.note)
