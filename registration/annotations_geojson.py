@@ -203,6 +203,8 @@ def geometry_rings(geom, where: str) -> list:
         geometries = geom.get("geometries")
         if not isinstance(geometries, list):
             raise InputError(f"{where}: a GeometryCollection whose 'geometries' is not a list")
+        if not geometries:  # as an empty Polygon: an outline lost on export, not "points or a line"
+            raise InputError(f"{where}: a GeometryCollection without geometries (empty 'geometries')")
         return [p for g in geometries for p in geometry_rings(g, where)]
     if kind in NO_AREA_TYPES:
         return []  # points and lines carry no area

@@ -153,6 +153,11 @@ BIG = 1e39  # beyond float32: cv2's float32 area would be inf
         ({"type": "MultiPolygon", "coordinates": [[]]}, TUMOR, r"feature 0: a polygon without rings"),
         ({"type": "MultiPolygon", "coordinates": []}, TUMOR, r"feature 0: a MultiPolygon without polygons"),
         (
+            {"type": "GeometryCollection", "geometries": []},
+            TUMOR,
+            r"feature 0: a GeometryCollection without geometries",
+        ),
+        (
             {"type": "Polygon", "coordinates": [SQUARE]},
             {"objectType": [1]},
             r"'objectType' must be text, got list",
