@@ -203,9 +203,12 @@ def register_batch(
     for entry in again:  # the old copies it replaced, in removed/ (a failed case's are under removed_cases)
         entry["moved"] = [] if entry["id"] in left else retired.get(entry["id"], [])
     _damaged_elsewhere(ds, {spec.id for _, spec in ready}, failed)
-    removed = set_aside(ds, set(kept), left)
-    removed += [{"id": i, "reason": left[i], "moved": retired[i]} for i in left if retired.get(i)]
-    removed.sort(key=lambda r: r["id"])
+    removed = {r["id"]: r for r in set_aside(ds, set(kept), left)}
+    for i in left:  # a case whose old copies were retired before it failed: listed once, all its moves
+        if retired.get(i):
+            entry = removed.setdefault(i, {"id": i, "reason": left[i], "moved": []})
+            entry["moved"] = retired[i] + entry["moved"]
+    removed = sorted(removed.values(), key=lambda r: r["id"])
     files = {spec.id: case_yaml for case_yaml, spec in ready}
     rows = patient_rows({cid: files[cid] for cid in kept}, names)
     counts, moved, emptied = write_cases_csv(ds, rows, seed, dedup)

@@ -34,7 +34,7 @@ def summary_lines(s: dict, out) -> list[str]:
         for m in s["moved_cases"]
     ]
     lines += [
-        f"warning: split '{split}' is empty now (its cases moved to join their patient); "
+        f"warning: split '{split}' is empty now (its cases left the dataset or moved to join their patient); "
         "sonomap train needs cases in every split: add cases, or register into a new dataset for a fresh split"
         for split in s["emptied_splits"]
     ]
