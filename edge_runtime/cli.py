@@ -132,6 +132,11 @@ def _traceback_if(debug: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     silence_opencv()
+    for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show "µm" gets "\xb5m", not a traceback
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, OSError):  # not a text stream, or one whose file moved under it: as it is
+            pass
     # Logging and its filters before anything else runs, the commands' imports included: DICOM
     # identifiers and stream credentials (registered where they are read), file names in libraries'
     # lines. Python warnings (pydicom's "... found in file DOE_JANE.dcm") go through the same
