@@ -25,7 +25,7 @@ from edge_runtime.errors import InputError
 from edge_runtime.frames import Frame, Source
 from edge_runtime.privacy import redact
 from edge_runtime.sources import display_matrix
-from edge_runtime.sources.corrupt import CorruptCounter
+from edge_runtime.sources.corrupt import CorruptCounter, check_whole
 from edge_runtime.sources.frame_rate import believable_fps
 from edge_runtime.sources.frame_size import check_frame_size
 from edge_runtime.units import DEFAULT_FPS
@@ -181,10 +181,10 @@ class VideoFileSource(_ReaderReleases):
         try:
             while not self._closing:
                 self._container, stream = self._open()
-                # Read from the stream's first frame, once per open: PyAV's frame.side_data ties the
-                # frame it is read from in a reference cycle that only a full collection frees (read
-                # on every frame, it held decoded pictures by the hundred: an 18 % RSS rise in a soak)
-                turn, collect = None, False
+                # turn: read from the first frame, once per open: PyAV's frame.side_data ties its frame in a reference
+                # cycle only a full collection frees (read on every frame: decoded pictures held, +18 % RSS in a soak)
+                turn, collect, first, skipped = None, False, index, corrupt.skipped
+                declared = stream.frames if "mp4" in self._container.format.name else 0  # mov: exact count
                 try:
                     for packet in self._container.demux(stream):
                         if self._closing:
@@ -216,6 +216,7 @@ class VideoFileSource(_ReaderReleases):
                     ) from exc
                 finally:
                     self._release()
+                check_whole(self.origin, index - first, declared, corrupt.skipped - skipped)
                 if index == 0:
                     raise InputError(f"{self.origin}: unreadable video (no frames decoded)")
                 if not self.loop:

@@ -21,6 +21,17 @@ MAX_CONSECUTIVE_CORRUPT = 30  # one second of video at 30 fps
 CORRUPT_INPUT = "corrupt_input"  # the EVENTS counter of skipped corrupt frames
 
 
+def check_whole(origin: str, read: int, declared: int, skipped: int) -> None:
+    """InputError when a file that skipped corrupt data (``skipped`` > 0) ends before the ``declared``
+    frame count its header gives (MP4/QuickTime: exact; 0: none declared): the file is cut short or
+    damaged, and the frames after the damage are lost, not one skipped frame as the counter says."""
+    if skipped and 0 < read < declared:
+        raise InputError(
+            f"{origin}: the file is cut short or damaged: {read} of the {declared} frames it declares "
+            f"could be read (frame {read} on are lost)"
+        )
+
+
 class CorruptCounter:
     """Skips corrupt frames of one input with a counted warning (the first few, then every
     100th; ``EVENTS["corrupt_input"]``). After ``max_consecutive`` in a row the input is
