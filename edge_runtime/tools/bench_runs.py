@@ -28,6 +28,7 @@ from edge_runtime.biopsy.observer import CaptureObserver
 from edge_runtime.config_schema import RuntimeConfig
 from edge_runtime.cpus import available_cores
 from edge_runtime.errors import InputError, SonomapError
+from edge_runtime.frames import MIN_FRAME_H, MIN_FRAME_W
 from edge_runtime.pipeline.graph import Pipeline
 from edge_runtime.preprocess import to_gray
 from edge_runtime.roi import Roi, resolve_roi
@@ -99,6 +100,12 @@ def naive_loop(path: str, backend, roi, limit: int, out: Path) -> dict:
         vf = next(it, None)
         if vf is None:
             break
+        if (
+            vf.width < MIN_FRAME_W or vf.height < MIN_FRAME_H
+        ):  # as the pipeline refuses it, before the encoder
+            raise InputError(
+                f"{path}: frame {n} is {vf.width}x{vf.height}, smaller than the minimum {MIN_FRAME_W}x{MIN_FRAME_H}"
+            )
         bgr = vf.to_ndarray(format="bgr24")
         t1 = time.perf_counter()
         pred = backend.infer(to_gray(roi.crop(bgr)))
@@ -110,6 +117,9 @@ def naive_loop(path: str, backend, roi, limit: int, out: Path) -> dict:
         blended = cv2.addWeighted(bgr, 1 - NAIVE_ALPHA, colour, NAIVE_ALPHA, 0)
         bgr = np.where(full[:, :, None] > 0, blended, bgr)
         t3 = time.perf_counter()
+        bgr = bgr[
+            : bgr.shape[0] & ~1, : bgr.shape[1] & ~1
+        ]  # 4:2:0 needs even sides: an odd clip's last row goes
         if stream is None:
             stream = dst.add_stream("libx264", rate=Fraction(30))
             stream.width, stream.height, stream.pix_fmt = bgr.shape[1], bgr.shape[0], "yuv420p"
