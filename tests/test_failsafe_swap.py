@@ -50,3 +50,24 @@ def test_a_re_creation_after_faults_that_fails_to_close_the_old_backend_is_not_c
     assert "re-creation after 1 consecutive faults failed" not in caplog.text
     assert "closing the replaced backend failed (the new one is serving)" in caplog.text
     assert stats.last_error == "inference thread: RuntimeError: a fault"
+
+
+class MultiLineFault(OnnxRuntimeBackend):
+    def infer(self, gray):
+        raise RuntimeError(
+            "Non-zero status code returned while running Reshape node.\n Status Message: shape\n"
+        )
+
+
+def test_a_fault_message_over_several_lines_is_logged_and_kept_as_one(caplog):
+    """ONNX Runtime's errors span lines; the fault's log line and the summary's last_error (quoted by the
+    replay's one-line error) were split by them."""
+    caplog.set_level(logging.WARNING, logger="sonomap.failsafe")
+    stats = Stats()
+    guard = GuardedInference(_backend, stats, backend=_backend(MultiLineFault))
+    assert guard.infer(np.full((64, 80), 90, np.uint8)) is None
+    assert (
+        stats.last_error
+        == "RuntimeError: Non-zero status code returned while running Reshape node. Status Message: shape"
+    )
+    assert all("\n" not in r.getMessage() for r in caplog.records)

@@ -96,6 +96,7 @@ class GuardedInference:
         self.backoff = False
 
     def _failed(self, message: str, banner: str) -> None:
+        message = " ".join(message.split())  # one line: ONNX Runtime's messages span several
         self.consecutive += 1
         self.stats.errors += 1
         self.stats.last_error = message
