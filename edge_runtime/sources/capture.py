@@ -82,10 +82,11 @@ def _pixels(stream: av.video.stream.VideoStream) -> int:
     return (context.width or 0) * (context.height or 0) if context is not None else 0
 
 
-def _as_frame(vf: av.VideoFrame, index: int, pts: float | None, meta: dict, turn) -> Frame:
-    """A decoded frame as the pipeline takes it: yuv420p (nearly every H.264 clip) keeps its planes,
-    BGR made on demand; another format, or a stream whose display matrix turns or mirrors its frames
-    (``turn``, :mod:`edge_runtime.sources.display_matrix`), is made BGR now."""
+def _as_frame(vf: av.VideoFrame, index: int, time_base, meta: dict, turn) -> Frame:
+    """A decoded frame as the pipeline takes it, its pts in seconds of ``time_base``: yuv420p (nearly
+    every H.264 clip) keeps its planes, BGR made on demand; another format, or a stream whose display
+    matrix turns or mirrors its frames (``turn``, :mod:`edge_runtime.sources.display_matrix`), is made BGR now."""
+    pts = float(vf.pts * time_base) if vf.pts is not None and time_base else None
     if turn != display_matrix.IDENTITY:  # turned in BGR: rare, not worth turning the planes
         image = display_matrix.apply(vf.to_ndarray(format="bgr24"), turn)
         return Frame(index, image, time.monotonic(), pts, meta)
@@ -183,12 +184,13 @@ class VideoFileSource(_ReaderReleases):
                 self._container, stream = self._open()
                 # turn: read from the first frame, once per open: PyAV's frame.side_data ties its frame in a reference
                 # cycle only a full collection frees (read on every frame: decoded pictures held, +18 % RSS in a soak)
-                turn, collect, first, skipped = None, False, index, corrupt.skipped
+                turn, collect, first, packets = None, False, index, 0
                 declared = stream.frames if "mp4" in self._container.format.name else 0  # mov: exact count
                 try:
                     for packet in self._container.demux(stream):
                         if self._closing:
                             return
+                        packets += packet.size > 0  # the last, empty one only flushes the decoder
                         try:
                             decoded = packet.decode()
                         except av.InvalidDataError as exc:
@@ -201,14 +203,9 @@ class VideoFileSource(_ReaderReleases):
                         for vf in decoded:
                             corrupt.ok()
                             check_frame_size(vf.width, vf.height, self.origin, index)  # a size change
-                            pts = (
-                                float(vf.pts * stream.time_base)
-                                if vf.pts is not None and stream.time_base
-                                else None
-                            )
                             if turn is None:
                                 turn, collect = display_matrix.orientation(vf), True
-                            yield _as_frame(vf, index, pts, dict(self._meta), turn)
+                            yield _as_frame(vf, index, stream.time_base, dict(self._meta), turn)
                             index += 1
                 except av.FFmpegError as exc:
                     raise InputError(
@@ -216,7 +213,7 @@ class VideoFileSource(_ReaderReleases):
                     ) from exc
                 finally:
                     self._release()
-                check_whole(self.origin, index - first, declared, corrupt.skipped - skipped)
+                check_whole(self.origin, index - first, declared, packets)
                 if index == 0:
                     raise InputError(f"{self.origin}: unreadable video (no frames decoded)")
                 if not self.loop:

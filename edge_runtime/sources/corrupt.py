@@ -21,11 +21,12 @@ MAX_CONSECUTIVE_CORRUPT = 30  # one second of video at 30 fps
 CORRUPT_INPUT = "corrupt_input"  # the EVENTS counter of skipped corrupt frames
 
 
-def check_whole(origin: str, read: int, declared: int, skipped: int) -> None:
-    """InputError when a file that skipped corrupt data (``skipped`` > 0) ends before the ``declared``
-    frame count its header gives (MP4/QuickTime: exact; 0: none declared): the file is cut short or
-    damaged, and the frames after the damage are lost, not one skipped frame as the counter says."""
-    if skipped and 0 < read < declared:
+def check_whole(origin: str, read: int, declared: int, packets: int) -> None:
+    """InputError when a file's ``packets`` end before the ``declared`` frame count its header gives
+    (MP4/QuickTime, a packet a frame: exact; 0: none declared): the file is cut short or damaged, and
+    every frame after the cut is lost, not the one corrupt frame the counter may have said. A packet
+    garbled in place (``read`` short, every packet there) is a glitch the counter reports."""
+    if 0 < packets < declared:
         raise InputError(
             f"{origin}: the file is cut short or damaged: {read} of the {declared} frames it declares "
             f"could be read (frame {read} on are lost)"
