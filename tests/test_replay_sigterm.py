@@ -30,21 +30,27 @@ def clip(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_stops_replay_cleanly(clip, tmp_path, sig):
-    out, summary = tmp_path / "term.mp4", tmp_path / "term.json"
+def _replaying(clip: Path, out: Path, *more: str) -> subprocess.Popen:
+    """A looping, paced replay of ``clip`` into ``out`` in its own process, returned once its signal
+    handlers are in place: the output opens with the first frame, after them, staged under a hidden
+    name until it is complete (edge_runtime.sinks.mp4)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "edge_runtime.cli", "replay", str(clip), "--loop", "--realtime"]
-        + ["--model", str(dark_onnx()), "--out", str(out), "--summary", str(summary)],
+        + ["--model", str(dark_onnx()), "--out", str(out), *more],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     deadline = time.monotonic() + EXIT_S
-    # the output opens with the first frame, after the handlers are in place: staged under a hidden
-    # name until it is complete (edge_runtime.sinks.mp4)
-    while not any(tmp_path.glob(f".{out.name}.*")) and proc.poll() is None and time.monotonic() < deadline:
+    while not any(out.parent.glob(f".{out.name}.*")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(POLL_S)
+    return proc
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_replay_cleanly(clip, tmp_path, sig):
+    out, summary = tmp_path / "term.mp4", tmp_path / "term.json"
+    proc = _replaying(clip, out, "--summary", str(summary))
     time.sleep(RUN_S)
     proc.send_signal(sig)
     with reaped(proc):
@@ -69,17 +75,7 @@ def test_a_second_signal_while_stopping_gives_up_and_exits_with_its_own_status(c
     """SIGINT then SIGTERM delivered together (the process held stopped while both were sent): the
     first starts the clean stop, the second gives up waiting. The status is the second signal's,
     128 + SIGTERM, as a shell reports it; before, every second signal read as Ctrl-C's 130."""
-    out = tmp_path / "two.mp4"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edge_runtime.cli", "replay", str(clip), "--loop", "--realtime"]
-        + ["--model", str(dark_onnx()), "--out", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + EXIT_S
-    while not any(tmp_path.glob(f".{out.name}.*")) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(POLL_S)
+    proc = _replaying(clip, tmp_path / "two.mp4")
     with reaped(proc):
         # pending together, a process's signals are handled lowest number first: SIGINT, then SIGTERM
         proc.send_signal(signal.SIGSTOP)
