@@ -30,6 +30,31 @@ def write_bar_clip(path: Path, frames: int, step: int, fps: int = 10) -> Path:
     return path
 
 
+def write_noise_clip(
+    path: Path,
+    frames: int,
+    height: int,
+    width: int,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    **options,
+) -> Path:
+    """``frames`` frames of seeded RGB noise at 30 fps, encoded with ``codec`` in ``pix_fmt``; ``options``:
+    the container's (e.g. ``movflags="faststart"``, the index in front as cameras and editors write MP4)."""
+    with av.open(str(path), "w", format="mp4", options=options) as out:
+        stream = out.add_stream(codec, rate=30)
+        stream.height, stream.width, stream.pix_fmt = height, width, pix_fmt
+        for i in range(frames):
+            image = np.random.default_rng(i).integers(0, 256, (height, width, 3), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
 def write_noise_screens(folder: Path, frames: int) -> Path:
     """``frames`` PNG screens ``000.png``... in a new ``folder``: 480x360, noise (seed 0) inside a
     black border, so the ROI is found and the model infers on every one."""

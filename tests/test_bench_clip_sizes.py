@@ -5,26 +5,9 @@ written by PyAV."""
 
 from __future__ import annotations
 
-from fractions import Fraction
-
-import av
-import numpy as np
 from cli import sonomap
+from clips import write_noise_clip
 from runtime_model import dark_onnx
-
-
-def _clip(path, height: int, width: int, codec: str, pix_fmt: str) -> None:
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream(codec, rate=Fraction(30))
-        stream.height, stream.width, stream.pix_fmt = height, width, pix_fmt
-        for i in range(6):
-            image = np.random.default_rng(i).integers(0, 256, (height, width, 3), dtype=np.uint8)
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
 
 
 def _bench(clip):
@@ -35,7 +18,7 @@ def _bench(clip):
 
 def test_an_odd_sized_clip_is_measured(tmp_path):
     clip = tmp_path / "odd.mp4"
-    _clip(clip, 361, 641, "libx264", "yuv444p")
+    write_noise_clip(clip, 6, 361, 641, "libx264", "yuv444p")
     run = _bench(clip)
     assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr[-2000:]
     assert (
@@ -45,7 +28,7 @@ def test_an_odd_sized_clip_is_measured(tmp_path):
 
 def test_a_clip_below_the_minimum_size_is_one_line(tmp_path):
     clip = tmp_path / "one.mp4"
-    _clip(clip, 1, 1, "libx264rgb", "rgb24")
+    write_noise_clip(clip, 6, 1, 1, "libx264rgb", "rgb24")
     run = _bench(clip)
     assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-2000:]
     assert run.stderr.strip().splitlines()[-1] == (

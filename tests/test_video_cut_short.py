@@ -7,34 +7,17 @@ real clip written by PyAV with its index in front (faststart, as cameras and edi
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 
 import av
-import numpy as np
 from cli import sonomap
+from clips import write_noise_clip
 
 FRAMES, SIZE = 60, (180, 320)  # rows, columns
 
 
-def _faststart_clip(path) -> None:
-    rng = np.random.default_rng(0)
-    with av.open(str(path), "w", format="mp4", options={"movflags": "faststart"}) as out:
-        stream = out.add_stream("libx264", rate=Fraction(30))
-        stream.height, stream.width = SIZE
-        stream.pix_fmt = "yuv420p"
-        for i in range(FRAMES):
-            image = rng.integers(0, 256, (*SIZE, 3), dtype=np.uint8)
-            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-
-
 def test_a_video_cut_short_plays_what_is_there_then_says_so(tmp_path):
     whole = tmp_path / "whole.mp4"
-    _faststart_clip(whole)
+    write_noise_clip(whole, FRAMES, *SIZE, movflags="faststart")
     with av.open(str(whole)) as c:
         assert c.streams.video[0].frames == FRAMES  # the header declares them all
     cut = tmp_path / "cut.mp4"
