@@ -13,9 +13,21 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge_runtime.errors import InputError
+
 # Smaller frames are refused: ROI detection, the overlay and the encoders need a few pixels each way.
 # A file's frame below it is an error naming the frame; a live device's is skipped as corrupt input.
 MIN_FRAME_W, MIN_FRAME_H = 16, 16
+
+
+def check_min_size(width: int, height: int, origin: str, index: int) -> None:
+    """InputError naming ``origin`` and frame ``index`` when the frame is below MIN_FRAME_W x MIN_FRAME_H."""
+    if width < MIN_FRAME_W or height < MIN_FRAME_H:
+        raise InputError(
+            f"{origin}: frame {index} is {width}x{height}, smaller than the minimum {MIN_FRAME_W}x{MIN_FRAME_H}"
+        )
+
+
 # The device name of a frame whose meta carries none (a file, a capture card): what the OpenIGTLink
 # sink derives its names from (``Prediction``, ``ProbMap``) and what a Slicer sequence records, so a
 # session and the replay of its recording send under the same names.

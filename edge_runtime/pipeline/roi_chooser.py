@@ -15,8 +15,8 @@ import threading
 from edge_runtime import likeness, roi_edges, yuv
 from edge_runtime import roi as rois
 from edge_runtime.config_schema import RuntimeConfig
-from edge_runtime.errors import ConfigError, InputError
-from edge_runtime.frames import MIN_FRAME_H, MIN_FRAME_W, Frame
+from edge_runtime.errors import ConfigError
+from edge_runtime.frames import Frame, check_min_size
 from edge_runtime.roi import ROI_META_KEY, Roi
 
 log = logging.getLogger("sonomap.privacy")
@@ -138,12 +138,8 @@ class RoiChooser:
 
     def _check_size(self, frame: Frame, shape: tuple) -> None:
         height, width = shape
-        if width < MIN_FRAME_W or height < MIN_FRAME_H:
-            name = self.config.source.input or frame.meta.get("source") or "the source"
-            raise InputError(
-                f"{name}: frame {frame.index} is {width}x{height}, smaller than the minimum "
-                f"{MIN_FRAME_W}x{MIN_FRAME_H}"
-            )
+        name = self.config.source.input or frame.meta.get("source") or "the source"
+        check_min_size(width, height, name, frame.index)
 
     def _choose(self, frame: Frame, shape: tuple) -> Roi:
         r = self.config.roi

@@ -28,7 +28,7 @@ from edge_runtime.biopsy.observer import CaptureObserver
 from edge_runtime.config_schema import RuntimeConfig
 from edge_runtime.cpus import available_cores
 from edge_runtime.errors import InputError, SonomapError
-from edge_runtime.frames import MIN_FRAME_H, MIN_FRAME_W
+from edge_runtime.frames import check_min_size
 from edge_runtime.pipeline.graph import Pipeline
 from edge_runtime.preprocess import to_gray
 from edge_runtime.roi import Roi, resolve_roi
@@ -100,12 +100,7 @@ def naive_loop(path: str, backend, roi, limit: int, out: Path) -> dict:
         vf = next(it, None)
         if vf is None:
             break
-        if (
-            vf.width < MIN_FRAME_W or vf.height < MIN_FRAME_H
-        ):  # as the pipeline refuses it, before the encoder
-            raise InputError(
-                f"{path}: frame {n} is {vf.width}x{vf.height}, smaller than the minimum {MIN_FRAME_W}x{MIN_FRAME_H}"
-            )
+        check_min_size(vf.width, vf.height, path, n)  # as the pipeline refuses it, before the encoder
         bgr = vf.to_ndarray(format="bgr24")
         t1 = time.perf_counter()
         pred = backend.infer(to_gray(roi.crop(bgr)))
