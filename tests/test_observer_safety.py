@@ -1,7 +1,7 @@
 """What the observers on the display path (biopsy capture, recorders) may and may not do to what the
 operator sees: one that fails never stops the display; the local window shows their drawing as the
 recording does; the expected yield, an AI finding, shows only under AI ON; a mask hidden by its age
-is not reported as shown. Also two rules of what is drawn between frames: replay's smoothing starts
+reads AI STALLED and is not reported as shown. Also two rules of what is drawn between frames: replay's smoothing starts
 afresh after the AI leaves ON, and a reload keeps the privacy section the run started with.
 Stub backends answer by the frame's content (:mod:`test_live_safety_support`)."""
 
@@ -23,6 +23,7 @@ from test_live_safety_support import (
     Collect,
     Scanner,
     Stub,
+    badge,
     config,
     everywhere,
     mark_of,
@@ -177,19 +178,27 @@ def test_the_expected_yield_ends_on_a_frame_the_ai_did_not_see(tmp_path, gap):
         observer.close()
 
 
-def test_a_mask_hidden_by_its_age_is_not_handed_on_as_shown():
-    """Each answer takes 0.4 s, past stale_ms + fade_ms (0.2 s): the screen hides every mask (AI ON,
-    'overlay hidden'), so the observers (the biopsy capture records "the prediction shown") must not
-    get one either."""
+def test_a_mask_hidden_by_its_age_reads_ai_stalled_and_is_not_handed_on_as_shown():
+    """Each answer takes 0.4 s: a new mask is drawn fading (older than stale_ms, 0.3 s) under AI ON, then
+    hides once older than stale_ms + fade_ms (0.5 s). A hidden mask leaves raw video, which under an
+    AI ON badge would read as "no cancer": the badge says AI STALLED with the mask's age, and the
+    observers (the biopsy capture records "the prediction shown", /healthz reads the state drawn) get
+    no prediction and that state."""
     collect = Collect()
-    source = Scanner(45, mark=CANCER_MARK)
-    cfg = config(live={"stale_ms": 100.0, "fade_ms": 100.0})
+    source = Scanner(90, mark=CANCER_MARK)
+    cfg = config(live={"stale_ms": 300.0, "fade_ms": 200.0})
     Pipeline(cfg, observers=[collect], source=source, backend=Stub(everywhere, delay_s=0.4)).run()
-    on = [(f, p, img) for f, p, img, ai in collect.items if ai["state"] == "ON"]
-    assert len(on) >= 10  # answers arrived, each too old to draw
-    for frame, prediction, rendered in on:
+    by_state = {}
+    for frame, prediction, rendered, ai in collect.items:
+        by_state.setdefault(ai["state"], []).append((frame, prediction, rendered, ai["detail"]))
+    assert len(by_state.get("ON", [])) >= 3 and len(by_state.get("STALLED", [])) >= 10, sorted(by_state)
+    for frame, prediction, rendered, _ in by_state["ON"]:
+        assert prediction is not None and mask_drawn(frame, rendered), f"frame {frame.index}: raw under AI ON"
+    for frame, prediction, rendered, detail in by_state["STALLED"]:
         assert not mask_drawn(frame, rendered)
         assert prediction is None, f"frame {frame.index}: a hidden mask handed on as shown"
+        assert badge(rendered) == "STALLED"
+        assert detail.endswith(" ms") and float(detail.split()[0]) > 500, detail
 
 
 def test_a_reload_keeps_the_privacy_section_the_run_started_with():

@@ -8,7 +8,8 @@ work): every captured frame is rendered at capture rate.
   that frame; a frame it did not get is shown raw as ``AI ON frame not analysed``, with a banner
   saying so). An answer later than ``stale_ms`` is never drawn, so once answers come that late every
   frame is raw: AI STALLED (badge, banner, /healthz 503) until an answer comes in time again.
-A mask older than ``stale_ms`` fades out over ``fade_ms`` and a banner says the AI lags.
+A mask older than ``stale_ms`` fades out over ``fade_ms`` and a banner says the AI lags; once it has
+faded out the frame reads AI STALLED with the newest mask's age (badge, banner, /healthz 503).
 
 The display never waits on the AI beyond that: a request with no answer after
 ``inference.deadline_ms`` turns the state STALLED (badge, banner, /healthz 503) while frames flow on,
@@ -37,6 +38,7 @@ from edge_runtime.aistate import (
     OFF,
     ON,
     SKIPPED_DETAIL,
+    STALLED,
     WAITING_DETAIL,
     smoothing_restarts,
 )
@@ -55,7 +57,6 @@ NO_SIGNAL_AFTER_S = 2.0  # no new frame for this long: NO SIGNAL (the /healthz f
 INFERENCE_JOIN_S = 1.0  # at shutdown: how long to wait for an inference call before leaving it
 CAPTURE_JOIN_S = 5.0  # at shutdown: how long to wait for the capture thread's read to return
 BANNER_STALE = "AI LAGGING: overlay is {age:.0f} ms old"
-BANNER_HIDDEN = "AI LAGGING: overlay hidden (older than {limit:.0f} ms)"
 BANNER_SKIPPED = "AI ON: frame not analysed - raw ultrasound only"
 BANNER_NO_SIGNAL = "NO SIGNAL from the video source"
 NO_SIGNAL_DIM = 3  # the display's own NO SIGNAL frame: the last frame shown at a third of its brightness
@@ -281,8 +282,8 @@ def _show(stages: FrameStages, frame: Frame, shown: Shown, own: Prediction | Non
         fade = _fade(age_ms, stale_ms, fade_ms)
         if 0 < fade < 1:
             banners.append(("warning", BANNER_STALE.format(age=age_ms)))
-        elif fade <= 0:
-            banners.append(("warning", BANNER_HIDDEN.format(limit=stale_ms + fade_ms)))
+        elif fade <= 0:  # faded out: raw video under AI ON would read as "no cancer"; the AI lags past
+            ai = replace(ai, state=STALLED, detail=f"{age_ms:.0f} ms")  # what may be drawn, as strict's late
     t0 = time.perf_counter()
     hud_age = age_ms if not strict else None  # strict: a frame's own mask, no age in the HUD line
     rendered = stages.render(frame, prediction, fade, banners, hud_age, smooth=not strict, roi=roi, ai=ai)
