@@ -1,13 +1,13 @@
 """Fail-safe inference: a backend fault never stops or hides the video.
 
 :class:`GuardedInference` wraps a backend. ``infer(gray)`` returns a Prediction, or None
-when the backend raised, returned non-finite values or a mask that is not the ROI's size; the caller
-then shows the raw frame with :meth:`banner`. Live: after a fault it skips inference for
-``retry_after_s`` (doubling up to ``retry_max_s``) so a failing backend cannot slow the video, then
-tries again; after ``reload_after_errors`` consecutive faults it re-creates the backend. Replay
-(:meth:`GuardedInference.retry_every_call`): no skipping, the next frame tries again, since a replay
-runs faster than real time and seconds of back-off would leave whole stretches of the clip without
-the AI. The first good prediction clears the fault: the pipeline recovers by itself. A fault is logged
+when the backend raised, returned non-finite values, a mask that is not the ROI's size or one holding a
+class id the model lacks; the caller then shows the raw frame with :meth:`banner`. Live: after a
+fault it skips inference for ``retry_after_s`` (doubling up to ``retry_max_s``) so a failing backend
+cannot slow the video, then tries again; after ``reload_after_errors`` consecutive faults it re-creates
+the backend. Replay (:meth:`GuardedInference.retry_every_call`): no skipping, the next frame tries
+again, since a replay runs faster than real time and seconds of back-off would leave whole stretches
+of the clip without the AI. The first good prediction clears the fault: the pipeline recovers by itself. A fault is logged
 once, and again when its message changes; ``unanswered`` counts the calls that gave no prediction.
 
 A call that never returns (a hung driver, a model stuck in a native loop) cannot be interrupted
@@ -197,7 +197,7 @@ class GuardedInference:
         except Exception as exc:
             self._failed(f"{type(exc).__name__}: {exc}", BANNER_FAULT)
             return None
-        invalid = invalid_output(prediction, gray.shape[:2])
+        invalid = invalid_output(prediction, gray.shape[:2], self.backend.manifest.num_classes)
         if invalid is not None:
             self._failed(invalid, BANNER_NAN)
             return None
@@ -221,16 +221,20 @@ class GuardedInference:
         self.backend.close()
 
 
-def invalid_output(prediction: Prediction | None, roi_shape: tuple[int, ...]) -> str | None:
+def invalid_output(prediction: Prediction | None, roi_shape: tuple[int, ...], num_classes: int) -> str | None:
     """Why a backend's answer for a ROI of ``roi_shape`` (H, W) cannot be drawn, or None when it can:
     no prediction, a mask that is not the ROI's size (it would be dropped at drawing, leaving raw
-    ultrasound under an AI ON badge), a probability that is not a 2-D image (it may be at the
-    model's output size: :class:`Prediction` resizes it) or one with NaN/inf."""
+    ultrasound under an AI ON badge), a mask holding a class id the model does not have (0/255 from
+    a graph built elsewhere: nothing would be coloured under AI ON either), a probability that is not
+    a 2-D image (it may be at the model's output size: :class:`Prediction` resizes it) or one with
+    NaN/inf."""
     if prediction is None:
         return "backend returned no prediction"
     mask, prob = np.asarray(prediction.mask), np.asarray(prediction.native_prob)
     if mask.shape != tuple(roi_shape):
         return f"backend returned a mask of shape {mask.shape} for a ROI of shape {tuple(roi_shape)}"
+    if mask.size and int(mask.max()) >= num_classes:
+        return f"backend returned class id {int(mask.max())} in its mask; the model has {num_classes} classes"
     if prob.ndim != 2 or prob.size == 0:
         return f"backend returned a probability of shape {prob.shape} for a ROI of shape {tuple(roi_shape)}"
     if not np.isfinite(prob).all():
