@@ -56,6 +56,9 @@ NO_FOLDER = os.devnull
 EXTERNAL_DATA_ERROR = "external data"  # in ONNX Runtime's message for an initializer it cannot find
 # ONNX Runtime before 1.19 ignores EXTERNAL_DATA_FOLDER_KEY and looks in the working folder instead
 FOLDER_KEY_SINCE = (1, 19)
+# a failed run raises, and the fail-safe logs its message once per cause; at ONNX Runtime's default
+# level the library also prints its own error line to stderr for every failed frame
+RUN_LOG_FATAL_ONLY = 4
 
 
 def env_threads() -> int:
@@ -138,6 +141,8 @@ class OnnxRuntimeBackend(Backend):
         self.input = self.session.get_inputs()[0]
         self.output_names = [o.name for o in self.session.get_outputs()]
         self._check_io()
+        self.run_options = ort.RunOptions()
+        self.run_options.log_severity_level = RUN_LOG_FATAL_ONLY
         # the manifest must describe this graph: its tensors, and the class ids, threshold and input
         # size baked into it
         listing = {
@@ -196,13 +201,13 @@ class OnnxRuntimeBackend(Backend):
             x = gray_roi
             if self.fixed_hw and self.fixed_hw != (height, width):
                 x = cv2.resize(gray_roi, (self.fixed_hw[1], self.fixed_hw[0]), interpolation=cv2.INTER_LINEAR)
-            prob, mask = self.session.run(["prob", "mask"], {self.input.name: x[None, None]})
+            prob, mask = self.session.run(["prob", "mask"], {self.input.name: x[None, None]}, self.run_options)
             return Prediction.at_roi_size(
                 mask[0, 0], prob[0, 0], height, width, (time.perf_counter() - start) * MS_PER_S
             )
         else:
             x = preprocess_for(gray_roi, self.manifest)[None]
-            logits = self.session.run([self.output_names[0]], {self.input.name: x})[0][0]
+            logits = self.session.run([self.output_names[0]], {self.input.name: x}, self.run_options)[0][0]
             prob = cv2.resize(
                 cancer_probability(logits, self.manifest),  # calibrated, as a folded graph does
                 (width, height),
