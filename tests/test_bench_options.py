@@ -58,3 +58,19 @@ def test_bench_uses_its_mm_per_pixel(tmp_path):
     sonomap("make-clip", "--out", clip, "--frames", 2, "--size", "320x180")
     out = sonomap("bench", clip, "--frames", 2, "--live-seconds", 0, "--mm-per-pixel", -1, check=False)
     assert out.returncode == 2 and "'roi.mm_per_pixel' must be a number > 0, got -1.0" in out.stderr
+
+
+def test_bench_measures_capture_to_display_on_a_file_given_as_source(tmp_path):
+    """A file as ``--source`` plays as 'sonomap live' plays it (paced at its frame rate, newest frame
+    wins), so the live run measures capture-to-display on it instead of printing nan."""
+    clip = tmp_path / "clip.mp4"
+    sonomap("make-clip", "--out", clip, "--frames", 30, "--size", "320x180")
+    report_path = tmp_path / "b.json"
+    out = sonomap(
+        *("bench", clip, "--model", dark_onnx(), "--frames", 4, "--rounds", 1),
+        *("--source", clip, "--live-seconds", 0.5, "--json", report_path),
+    )
+    assert "nan" not in out.stdout, out.stdout
+    live = json.loads(report_path.read_text())["live"]
+    assert live["latency_ms"]["capture_to_display"]["n"] > 0
+    assert any(line.startswith("live capture-to-display p99 ") for line in out.stdout.splitlines())

@@ -212,6 +212,7 @@ def runtime_peak_rss(args, clip: str, frames: int, work: Path) -> float:
 
 
 def live_run(config: RuntimeConfig, source: str | None, seconds: float) -> dict:
+    """A ``seconds`` long live run of ``source`` (default: the synthetic 30 fps source) -> its summary."""
     config = cfg.merge(
         config,
         {
@@ -220,7 +221,9 @@ def live_run(config: RuntimeConfig, source: str | None, seconds: float) -> dict:
             "sinks": {"window": False},
         },
     )
-    return Pipeline(config).run()
+    pipeline = Pipeline(config)
+    pipeline.live_schedule = True  # a file too, as 'sonomap live' plays it: paced, newest frame wins
+    return pipeline.run()
 
 
 def capture_cost(
