@@ -538,3 +538,25 @@ def test_live_recording_drops_rather_than_waits_for_a_stalled_disk(tmp_path):
     assert recorder.frames == frames - recorder.dropped and len(drained) == recorder.frames * 4 * 6
     header = nrrd.read_header(str(tmp_path / "live.seq.nrrd"))
     assert int(header[layout.DROPPED_KEY]) == recorder.dropped and int(header["sizes"][3]) == recorder.frames
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_headers_that_cannot_be_finalised_after_a_failed_write_are_logged_too(tmp_path, caplog):
+    """The labelmap's data file and the image header on /dev/full: the first frame's write fails, and
+    finalising the headers then fails too. Both are logged: the second says the file is not whole."""
+    import logging
+
+    from edge_runtime.frames import Frame
+    from edge_runtime.sinks.sequence import SequenceRecorder, log
+
+    (tmp_path / "full.labelmap.seq.raw").symlink_to("/dev/full")
+    (tmp_path / "full.seq.nrrd").symlink_to("/dev/full")
+    recorder = SequenceRecorder(tmp_path / "full.seq.nrrd", live=False)
+    image = np.zeros((4, 6, 3), np.uint8)
+    with caplog.at_level(logging.ERROR, logger=log.name):
+        recorder.on_frame(Frame(0, image, 0.0, None, {"igtl_timestamp": 0.0}), None, image, {})
+        recorder.close()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert isinstance(recorder.error, OSError)
+    assert len(errors) == 2 and "stops recording" in errors[0], errors
+    assert "full.seq.nrrd could not be finalised either" in errors[1] and "No space left" in errors[1], errors

@@ -211,9 +211,13 @@ class SequenceRecorder(ThreadedWriter, Observer):
             return
         try:
             self._end_session()
-        except Exception as exc:  # the headers could not be finalised: say so once, never raise here
+        except Exception as exc:  # the headers could not be finalised: say so, never raise here
             if self.error is None:
                 self._fail(exc)
+            else:  # after a failed write: the headers, which name the frames kept, are not whole either
+                log.error(
+                    "sink sequence: the headers of %s could not be finalised either: %s", self.path, exc
+                )
         if self.files:
             log.info("sink sequence: %d frames in %s (%d dropped)", self.frames, self.files[-1], self.dropped)
         if self.geometry_unknown:
