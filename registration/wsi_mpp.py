@@ -23,6 +23,7 @@ UM_PER_CM, UM_PER_INCH = 1e4, 25400.0
 MIN_PLAUSIBLE_MPP = 0.05  # finer than any light microscope resolves: a unit mistake
 MAX_PLAUSIBLE_MPP = 50.0  # a "72 dpi" default gives 352.8 µm/px: a screen, not a slide scale
 MPP_TOLERANCE = 0.02
+OME_SOURCE = "OME PhysicalSizeX"
 RESOLUTION_UNIT_INCH, RESOLUTION_UNIT_CM = 2, 3
 SVS_MPP = re.compile(r"\bMPP\s*=\s*([0-9.]+)")
 # An OME image's <Pixels> start tag (any namespace prefix); its attributes are read one by one, in
@@ -89,6 +90,18 @@ def _resolution_mpp(tags, name: str, um: float) -> float | None:
     return um * den / num if num > 0 and den > 0 else None
 
 
+def resolution_tags_mpp(page, axis: str = "X") -> float | None:
+    """µm per pixel along ``axis`` from a page's X/YResolution and ResolutionUnit (inch or cm), None
+    when absent."""
+    tags = page.tags
+    if "ResolutionUnit" not in tags:
+        return None
+    um = {RESOLUTION_UNIT_CM: UM_PER_CM, RESOLUTION_UNIT_INCH: UM_PER_INCH}.get(
+        int(tags["ResolutionUnit"].value)
+    )
+    return _resolution_mpp(tags, f"{axis}Resolution", um) if um else None
+
+
 def tiff_mpp(tif, page) -> tuple[float | None, float | None, str]:
     """(mpp across, mpp down or None, source) from an open TiffFile and its slide's level-0 ``page``, not
     the file's first page (a macro image may come first): SVS ImageDescription (one value), OME
@@ -99,18 +112,26 @@ def tiff_mpp(tif, page) -> tuple[float | None, float | None, str]:
     pixels = ome_pixels(tif.ome_metadata or "", int(page.shape[0]), int(page.shape[1]))
     val = ome_mpp(pixels, "X")
     if val is not None:
-        return val, ome_mpp(pixels, "Y"), "OME PhysicalSizeX"
-    tags = page.tags
-    if "XResolution" in tags and "ResolutionUnit" in tags:
-        um = {RESOLUTION_UNIT_CM: UM_PER_CM, RESOLUTION_UNIT_INCH: UM_PER_INCH}.get(
-            int(tags["ResolutionUnit"].value)
-        )
-        val = _resolution_mpp(tags, "XResolution", um) if um else None
-        if val is not None:
-            if plausible(val):
-                return val, _resolution_mpp(tags, "YResolution", um), "TIFF resolution tags"
-            return None, None, f"TIFF resolution tags ignored ({val:.4g} µm/px is not a slide scale)"
+        return val, ome_mpp(pixels, "Y"), OME_SOURCE
+    val = resolution_tags_mpp(page)
+    if val is not None:
+        if plausible(val):
+            return val, resolution_tags_mpp(page, "Y"), "TIFF resolution tags"
+        return None, None, f"TIFF resolution tags ignored ({val:.4g} µm/px is not a slide scale)"
     return None, None, "none in the file"
+
+
+def ome_conflict(found: float | None, source: str, page) -> str | None:
+    """The report warning for an OME-TIFF that contradicts itself: its level-0 resolution tags give a
+    plausible scale more than MPP_TOLERANCE from the OME PhysicalSizeX that is read (one of the two
+    stretches every label); None when they agree, are absent or are a screen default."""
+    tags_mpp = resolution_tags_mpp(page) if source == OME_SOURCE and found is not None else None
+    if not plausible(tags_mpp) or abs(tags_mpp - found) <= MPP_TOLERANCE * found:
+        return None
+    return (
+        f"the slide's scale contradicts itself: OME PhysicalSizeX gives {found:.4f} µm/px, its TIFF resolution "
+        f"tags {tags_mpp:.4f} µm/px; the OME value is used: check it (pathology.mpp must then agree with it)"
+    )
 
 
 def openslide_mpp(props) -> tuple[float | None, float | None, str]:

@@ -32,7 +32,7 @@ import numpy as np
 
 from edge_runtime.privacy import library_path
 from registration.library_log import collected_log, log_reason
-from registration.wsi_mpp import tiff_mpp
+from registration.wsi_mpp import ome_conflict, tiff_mpp
 
 DECODE_THREADS = 2
 RGB_CHANNELS = 3  # the fourth sample, when there is one, is alpha
@@ -101,7 +101,7 @@ class TiffSlide:
         import tifffile  # deferred: optional dependency of the registration extra
 
         self.log_records: list[logging.LogRecord] = []  # tifffile's own log records (module docstring)
-        self.notes: list[str] = []  # what the reader itself found about the file: nothing here
+        self.notes: list[str] = []  # what the reader itself found about the file: a scale contradiction
         with collected_log(self.log_records):
             try:
                 self._tif = tifffile.TiffFile(library_path(path))  # its log lines then lose the name
@@ -148,6 +148,8 @@ class TiffSlide:
                 raise CannotOpen(f"cannot decode TIFF compression {name}{hint}")
             self._pages.append(page)
         self.mpp_found, self.mpp_y_found, self.mpp_source = tiff_mpp(tif, self._pages[0])
+        conflict = ome_conflict(self.mpp_found, self.mpp_source, self._pages[0])
+        self.notes += [conflict] if conflict else []
         self.level_shapes = [(int(p.shape[0]), int(p.shape[1])) for p in self._pages]  # none 0 (slide_levels)
         # read (and checked) here, so a damaged tile-size tag refuses the file rather than a later read
         self._tiles = [self._tile_shape(i) for i in range(len(self._pages))]

@@ -154,3 +154,29 @@ def test_ome_units_are_read_whatever_the_attribute_order():
     tag = ome_pixels(ome, H, W)
     assert (ome_mpp(tag, "X"), ome_mpp(tag, "Y")) == (pytest.approx(0.5), pytest.approx(0.5))
     assert ome_pixels(ome, 7, 7) == ""  # two images, neither the slide's size: no scale taken
+
+
+@pytest.mark.parametrize(("tags_px_per_cm", "contradicts"), [(40000.0, True), (20000.0, False)])
+def test_an_ome_scale_its_resolution_tags_contradict_is_read_and_named(tmp_path, tags_px_per_cm, contradicts):
+    """OME PhysicalSizeX says 0.5 µm/px; the same page's resolution tags say 0.25 (40000 px/cm): the
+    OME value is read, and the slide's warnings (report.json) name both. Tags that agree (20000 px/cm)
+    add no warning."""
+    path = tmp_path / "two_scales.ome.tif"
+    img = pattern()
+    with tifffile.TiffWriter(path, ome=True) as tw:
+        tw.write(
+            img,
+            tile=TILE,
+            photometric="rgb",
+            resolution=(tags_px_per_cm, tags_px_per_cm),
+            resolutionunit="CENTIMETER",
+            metadata={"axes": "YXS", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5},
+        )
+    level = read_slide(path, None, 1.0, "tifffile")
+    assert level.mpp_source == "OME PhysicalSizeX"
+    named = [w for w in level.warnings if "contradicts itself" in w]
+    if contradicts:
+        assert len(named) == 1 and "0.5000 µm/px" in named[0] and "0.2500 µm/px" in named[0], level.warnings
+        assert str(tmp_path) not in named[0]
+    else:
+        assert not named, level.warnings
