@@ -25,6 +25,7 @@ from importlib.metadata import entry_points
 
 import cv2
 
+from edge_runtime import cli_args
 from edge_runtime.errors import (
     EXIT_USER_ERROR,
     SIGNAL_EXIT_BASE,
@@ -52,7 +53,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     up to the one that adds it are loaded, the runtime's first: `sonomap live` imports no module
     of training, registration or export (a live run must not hold them). Without one (``--help``)
     or for a name no stage has, every stage's commands are added, so the usage lists them all."""
-    parser = argparse.ArgumentParser(
+    parser = cli_args.Parser(
         prog="sonomap",
         description="Cancer-region overlay for ultrasound-guided breast biopsy "
         "(research use only). Run 'sonomap COMMAND --help' for a command's usage.",

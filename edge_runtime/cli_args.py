@@ -7,13 +7,30 @@ instead of a traceback after it.
 ``positive_float``: a duration or a sampling period, > 0; ``minutes``: a run's budget in minutes, > 0 and at
 most :data:`MAX_MINUTES` (a typo such as ``1e308`` would otherwise mean "for ever"). ``path``: a file or folder given by name,
 never empty (``--frames ""`` would read the working folder, ``--cache-dir ""`` fall back unsaid).
+:class:`Parser`: argparse's parser, whose "expected one argument" says how to give a value that starts
+with ``-`` (argparse takes ``--roi -10,0,100,100`` for a missing value followed by an option).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Callable
+
+MISSING_VALUE = re.compile(r"^argument ([^:]+): expected one argument$")  # the names: "-o/--out"
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser (its subcommands' parsers are of this class too) whose error for an option given
+    no value adds how to write a value starting with ``-``: ``--roi=-10,0,100,100``."""
+
+    def error(self, message: str):
+        match = MISSING_VALUE.match(message)
+        if match:
+            option = match.group(1).split("/")[-1]
+            message += f" (a value that starts with '-' is written {option}=VALUE)"
+        super().error(message)
 
 
 def _int(text: str) -> int:

@@ -170,3 +170,18 @@ def test_evaluate_refuses_a_checkpoint_beside_compare_rather_than_dropping_it(tm
         "give --checkpoint CK or --compare CK_A CK_B, not both"
     )
     assert not (tmp_path / "e").exists()
+
+
+def test_a_value_starting_with_a_dash_gets_the_way_to_write_it(tmp_path):
+    """argparse reads ``--roi -10,...`` as --roi without its value: the error says to write --roi=VALUE,
+    and written so the value reaches the ROI rule, which names it."""
+    out = sonomap("replay", tmp_path / "x.mp4", "--roi", "-10,10,100,100", check=False)
+    assert out.returncode == 2
+    assert out.stderr.strip().endswith(
+        "argument --roi: expected one argument (a value that starts with '-' is written --roi=VALUE)"
+    ), out.stderr
+    out = sonomap("make-clip", "--out", tmp_path / "c.mp4", "--frames", 2, "--size", "320x180")
+    out = sonomap("replay", tmp_path / "c.mp4", "--roi=-10,10,100,100", check=False)
+    assert out.returncode == 2 and "-10" in out.stderr and "expected one argument" not in out.stderr, (
+        out.stderr
+    )
