@@ -39,3 +39,26 @@ def test_the_index_label_says_the_renamed_image_is_malignant(busi_sample, tmp_pa
     truth = json.loads(out.with_suffix(".truth.json").read_text())
     assert truth["cancer"] is True
     assert "Doe" not in json.dumps(truth)  # the image by its digest, never its name
+
+
+def test_an_index_label_is_read_case_aside_and_an_unknown_one_is_refused(busi_sample, tmp_path):
+    """A spreadsheet's ``Malignant`` or `` malignant`` is malignant; a label that is not BUSI's
+    (``cancer``) or an id labelled twice apart is refused naming the file and line: read as benign, the
+    lesion would become no cancer in the truth."""
+    image = _renamed(busi_sample, tmp_path / "busi")
+    index = tmp_path / "busi" / "index.csv"
+    index.write_text(f"id,label\n{image.stem}, Malignant\n")
+    sonomap("simulate-procedure", tmp_path / "a.mp4", "--image", image)
+    assert json.loads((tmp_path / "a.truth.json").read_text())["cancer"] is True
+    for rows, expected in (
+        (f"{image.stem},cancer\n", f"{index}:2: label 'cancer' of '{image.stem}' is not one of BUSI's"),
+        (
+            f"{image.stem},malignant\n{image.stem},benign\n",
+            f"{index}:3: '{image.stem}' is labelled benign here",
+        ),
+    ):
+        index.write_text("id,label\n" + rows)
+        out = tmp_path / "b" / "clip.mp4"
+        res = sonomap("simulate-procedure", out, "--image", image, check=False)
+        assert res.returncode == 2 and expected in res.stderr, res.stderr
+        assert not out.exists()

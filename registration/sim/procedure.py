@@ -33,7 +33,7 @@ from edge_runtime.sinks.mp4 import Mp4Sink
 from edge_runtime.sources.synthetic import BORDER_PX, ScreenSimulator, default_image
 from registration.report import write_json
 from registration.sim.echo import draw_needle
-from registration.sim.sources import LESION_LEVEL, MALIGNANT, busi_labels, read_pair
+from registration.sim.sources import BUSI_LABELS, LESION_LEVEL, MALIGNANT, busi_labels, read_pair
 from registration.tract import GAUGE_DEFAULTS
 
 SCREEN = (1280, 720)
@@ -45,7 +45,6 @@ GAUGE = 14
 THROW_MM = 22.0  # the device's throw: each fire's jumps add up to it
 FPS = 30
 INDEX_CSV = "index.csv"  # BUSI's labels, beside images/
-BUSI_LABELS = (MALIGNANT, "benign", "normal")  # BUSI's classes, its file names' prefixes
 # The pre-fire frame's fingerprint in truth.json (roi_fingerprint): a 16x16 thumbnail's 256 bits.
 FINGERPRINT_KEY = "pre_fingerprint"
 FINGERPRINT_CELLS = 16

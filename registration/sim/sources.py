@@ -25,6 +25,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 PSEUDONYM_HEX = 12  # hex digits of the image's SHA-256 in its pseudonymous patient id
 INDEX_COLUMNS = "id,label"  # what list_sources reads of BUSI's index.csv
 MALIGNANT = "malignant"
+BUSI_LABELS = (MALIGNANT, "benign", "normal")  # BUSI's classes, its file names' prefixes
 LESION_LEVEL = 127  # a 0/255 lesion mask is lesion above this
 
 
@@ -48,17 +49,32 @@ class SimSource:
 
 
 def busi_labels(index: Path) -> dict[str, str]:
-    """id -> label of BUSI's ``index.csv``. Read as prepare-busi reads it (a spreadsheet's byte-order
-    mark accepted): InputError naming the file, and the line, when it is not UTF-8 or not CSV or has no
-    id and label columns."""
+    """id -> label (one of BUSI_LABELS, read case aside and without surrounding blanks) of BUSI's
+    ``index.csv``. Read as prepare-busi reads it (a spreadsheet's byte-order mark accepted): InputError
+    naming the file, and the line, when it is not UTF-8 or not CSV, has no id and label columns, a label
+    that is not BUSI's (``cancer``: it would otherwise count as no cancer) or an id labelled twice apart."""
     text = read_csv_text(index, INDEX_COLUMNS)
     reader = csv.DictReader(io.StringIO(text, newline=""))
+    labels: dict[str, tuple[str, int]] = {}
     try:
         if not set(INDEX_COLUMNS.split(",")) <= set(reader.fieldnames or []):
             raise InputError(f"{index}: needs columns {INDEX_COLUMNS} (BUSI layout)")
-        return {row["id"]: row["label"] for row in reader}
+        for row in reader:
+            label = (row["label"] or "").strip().lower()
+            if label not in BUSI_LABELS:
+                raise InputError(
+                    f"{index}:{reader.line_num}: label {row['label']!r} of {row['id']!r} is not one of "
+                    f"BUSI's ({', '.join(BUSI_LABELS)})"
+                )
+            earlier = labels.setdefault(row["id"], (label, reader.line_num))
+            if earlier[0] != label:
+                raise InputError(
+                    f"{index}:{reader.line_num}: {row['id']!r} is labelled {label} here and {earlier[0]} "
+                    f"on line {earlier[1]}"
+                )
     except csv.Error as exc:
         raise InputError(f"{index}:{reader.line_num}: not a valid CSV ({exc})") from None
+    return {image_id: label for image_id, (label, _) in labels.items()}
 
 
 def malignant_ids(index: Path) -> set[str]:
