@@ -23,6 +23,7 @@ from edge_runtime.atomic import atomic_path, same_file
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import Manifest, save_manifest, sha256_file
 from edge_runtime.model_contract import contract_props
+from export.fp16 import FP16_SUFFIX
 from export.parity import FP32_AGREEMENT_BAR, count_frame, ort_session, run_ort, summarise
 from export.samples import fit_frame
 from export.shapes import INPUT_NAME, OUTPUT_NAMES, ShapeSpec
@@ -83,11 +84,19 @@ def exported_extra(extra: dict, precision: str) -> dict:
 
 
 def check_onnx_name(out: Path) -> None:
-    """ConfigError naming ``--out`` unless it ends in .onnx (the runtime picks its backend by suffix)."""
+    """ConfigError naming ``--out`` unless it ends in .onnx (the runtime picks its backend by suffix), or
+    when it ends in .fp16.onnx: that name is an export's FP16 twin, which a later export of the FP32 name
+    would replace or remove as stale."""
     if out.name == ".onnx":  # a hidden file with no suffix: "must end in .onnx" would puzzle
         raise ConfigError(f"--out {out}: give the ONNX file a name before .onnx, e.g. model.onnx")
     if out.suffix != ".onnx":
         raise ConfigError(f"--out {out}: the ONNX file name must end in .onnx")
+    if out.name.endswith(FP16_SUFFIX):  # the twin's name: it would replace another export's twin
+        fp32 = out.name[: -len(FP16_SUFFIX)] + ".onnx"
+        raise ConfigError(
+            f"--out {out}: a name ending in {FP16_SUFFIX} is the FP16 twin that --fp16 writes beside an "
+            f"export; give the FP32 model's name ({fp32}) and add --fp16"
+        )
 
 
 def check_opset(opset: int) -> None:

@@ -1,7 +1,7 @@
 """Export commands given paths a hurried operator may type: a checkpoint path with no file name,
 ``--onnx`` naming the checkpoint, the manifest or a folder, an engine cache ``--out`` that is empty,
-an ONNX model whose weights are in external data files, a name that is only a suffix; and a stop
-that arrives while a finished export is renamed into place. Each mistake is one line, exit 2,
+an ONNX model whose weights are in external data files, a name that is only a suffix or an FP16
+twin's; and a stop that arrives while a finished export is renamed into place. Each mistake is one line, exit 2,
 before TensorRT is looked for (real files, real ONNX models, ONNX Runtime and real signals)."""
 
 from __future__ import annotations
@@ -99,6 +99,20 @@ def test_a_name_that_is_only_the_suffix_is_named_as_such(tmp_path, capsys, targe
     rc = main(["export", target, "--checkpoint", str(tmp_path / "best.pt"), "--out", str(out)])
     err = one_line_error(capsys, rc)
     assert f"--out {out}: give the" in err and f"a name before {name}" in err
+
+
+def test_an_out_named_like_an_fp16_twin_is_refused_and_the_twin_kept(tmp_path, capsys):
+    """``--out model.fp16.onnx`` replaced the FP16 twin of the export beside it with an FP32 graph, and
+    the next export of ``model.onnx`` then removed it as a stale twin."""
+    twin = tmp_path / "model.fp16.onnx"
+    twin.write_text("an earlier export's FP16 twin")
+    rc = main(["export", "onnx", "--checkpoint", str(tmp_path / "best.pt"), "--out", str(twin)])
+    err = one_line_error(capsys, rc)
+    assert (
+        f"--out {twin}: a name ending in .fp16.onnx is the FP16 twin" in err
+        and "(model.onnx) and add --fp16" in err
+    )
+    assert twin.read_text() == "an earlier export's FP16 twin" and sorted(tmp_path.iterdir()) == [twin]
 
 
 def test_a_stop_while_the_files_are_renamed_into_place_acts_after_the_last(tmp_path, monkeypatch):
