@@ -10,6 +10,7 @@ ONNX model writes the filter into both precisions' manifests, or into neither.
 from __future__ import annotations
 
 import shutil
+import signal
 
 import pytest
 import yaml
@@ -18,6 +19,8 @@ from cli import sonomap
 from edge_runtime.config import DEFAULT_MODEL
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.manifest import load_manifest, manifest_path, save_manifest
+from training import mask_filter_fit
+from training.interrupt import sigterm_as_interrupt
 from training.mask_filter_fit import twin_manifest, twin_of, write_together
 
 FP16_MODEL = DEFAULT_MODEL.with_name("model.fp16.onnx")
@@ -134,3 +137,25 @@ def test_a_failed_second_write_puts_the_first_manifest_back(tmp_path):
     with pytest.raises(InputError, match="model.fp16.onnx"):
         write_together([(fp32.derive(threshold=0.9), model), (fp16.derive(threshold=0.9), twin)])
     assert manifest_path(model).read_bytes() == before
+
+
+def test_a_stop_between_the_two_writes_acts_once_both_are_written(tmp_path, monkeypatch):
+    """A real SIGTERM right after the first manifest is saved (save_manifest is wrapped only to send it
+    at that moment) left the FP32 manifest with the new setting and its twin with the old one. Now the
+    stop acts once both are written."""
+    model = _copy(tmp_path, DEFAULT_MODEL, FP16_MODEL)
+    twin = tmp_path / FP16_MODEL.name
+    fp32, fp16 = load_manifest(model), load_manifest(twin)
+    real_save, saved = mask_filter_fit.save_manifest, []
+
+    def save_then_stop(manifest, artifact):
+        real_save(manifest, artifact)
+        saved.append(artifact)
+        if len(saved) == 1:
+            signal.raise_signal(signal.SIGTERM)
+
+    monkeypatch.setattr(mask_filter_fit, "save_manifest", save_then_stop)
+    with sigterm_as_interrupt(), pytest.raises(KeyboardInterrupt):
+        write_together([(fp32.derive(threshold=0.9), model), (fp16.derive(threshold=0.9), twin)])
+    assert saved == [model, twin]
+    assert load_manifest(model).threshold == load_manifest(twin).threshold == 0.9
