@@ -7,8 +7,9 @@ Then exactly one of:
 
 - :meth:`Staging.install` renames each file into the target's folder (same file system: each
   rename is atomic). The model's own manifest goes last: until then a reader sees the previous
-  manifest, whose sha256 no longer matches, and refuses the pair instead of trusting it. SIGINT
-  and SIGTERM are held from the first rename to the last, so a stop never ends the export there;
+  manifest, whose sha256 no longer matches, and refuses the pair instead of trusting it. Every final
+  name is checked first (a folder or device there is refused before any rename, not after some), and
+  SIGINT and SIGTERM are held from the first rename to the last, so a stop never ends the export there;
 - :meth:`Staging.keep_failed` moves the whole folder to ``<name>.failed/`` beside the target
   (replacing an older failed one) for inspection: the previous good model is left as it was,
   and no loader looks inside a ``.failed`` folder by itself;
@@ -61,11 +62,27 @@ class Staging:
     def install(self, names: list[str]) -> list[Path]:
         """Rename the staged files ``names`` (in this order) into the target's folder; returns their
         final paths. The staging folder is deleted afterwards with anything left in it."""
+        finals = [self.target.with_name(name) for name in names]
+        for final in finals:  # checked before the first rename: a later refusal would leave a mixed set
+            if final.is_symlink() or not final.exists() or final.is_file():
+                continue
+            kind = "a folder" if final.is_dir() else "not a file"
+            raise ConfigError(
+                f"{final}: is {kind}, where the export installs that file: move it away; {untouched(self.target)}"
+            )
         installed = []
         with signals_held():  # a stop between two renames would leave the new model beside the old manifest
-            for name in names:
-                final = self.target.with_name(name)
-                os.replace(self.folder / name, final)
+            for name, final in zip(names, finals, strict=True):
+                try:
+                    os.replace(self.folder / name, final)
+                except OSError as exc:
+                    done = ", ".join(p.name for p in installed) or "none"
+                    raise OSError(
+                        exc.errno,
+                        f"{exc.strerror or exc} (installing {name}; already installed: {done}): the files at "
+                        f"{self.target.parent} are not one export now: export again",
+                        str(final),
+                    ) from exc
                 installed.append(final)
         self.discard()
         return installed

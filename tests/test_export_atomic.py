@@ -174,3 +174,25 @@ def test_torchscript_failed_parity_keeps_the_good_model(checkpoints, tmp_path, b
     assert "PARITY FAILED" in capsys.readouterr().out
     assert _files(tmp_path) == good
     assert (failed_path(out) / "model.ts").is_file() and _no_staging_left(tmp_path)
+
+
+def test_a_folder_where_an_export_file_goes_leaves_the_earlier_export_whole(
+    checkpoints, tmp_path, busi_sample, capsys
+):
+    """A folder named like the parity report: the FP16 twin and its manifest were renamed into place
+    before the report's rename failed, so the twin belonged to a model that was not beside it, and the
+    error called --out the folder and the earlier export untouched. Now every name is checked before
+    the first rename, and the error names the folder."""
+    out = tmp_path / "model.onnx"
+    assert _export(checkpoints["good"], out, busi_sample, "--fp16") == 0
+    report = tmp_path / "model.onnx.parity.json"
+    report.unlink()
+    report.mkdir()
+    before = _files(tmp_path)
+    capsys.readouterr()
+    assert _export(checkpoints["other"], out, busi_sample, "--fp16") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(
+        f"{report}: is a folder, where the export installs that file: move it away; {out} was left as it was"
+    )
+    assert _files(tmp_path) == before and _no_staging_left(tmp_path)
