@@ -109,3 +109,20 @@ def test_a_cancer_free_split_is_evaluated_with_undefined_figures_never_nan(tmp_p
     tables = "\n".join(line for line in report.splitlines() if line.startswith("|"))  # not the policy text
     for text in (tables, res.stdout):
         assert not [w for w in text.replace("|", " ").split() if w.strip("+-[](),;").lower() == "nan"], text
+
+
+def test_a_split_of_unlabelled_images_is_not_called_cancer_free(tmp_path, busi_dataset):
+    """Every val label all 255 (unknown), as calibrate reads its split: the error said the images were
+    all cancer-free and to register cases with cancer; they are unlabelled."""
+    from training.label_check import read_checked
+
+    data = _copy(busi_dataset, tmp_path)
+    samples = [sample for sample in read_cases(data) if sample.split == "val"]
+    for sample in samples:
+        label = cv2.imread(str(sample.label), cv2.IMREAD_UNCHANGED)
+        cv2.imwrite(str(sample.label), np.full_like(label, IGNORE_INDEX))
+    with pytest.raises(InputError) as caught:
+        read_checked(samples, data, "val", "so no temperature can be fitted on it")
+    message = str(caught.value)
+    assert f"its {len(samples)} image(s) have no labelled pixel at all (every pixel 255, unknown)" in message
+    assert "cancer-free" not in message

@@ -75,10 +75,12 @@ class SplitCheck:
         self.cancer = False
         self.suspects: list[tuple[Path, str]] = []  # (label file, what it holds)
         self.labels = 0  # labels added: a split of cancer-free images is named with its size
+        self.known = False  # whether any label holds a known pixel (0 or 1), not only 255
 
     def add(self, sample: Sample, label: np.ndarray) -> None:
         """Count SAMPLE's LABEL (already read and validated)."""
         self.cancer = self.cancer or bool((label == CANCER).any())
+        self.known = self.known or bool((label != IGNORE_INDEX).any())
         self.labels += 1
         if looks_like_0_255_mask(label):
             share = np.count_nonzero(label == IGNORE_INDEX) / label.size
@@ -114,16 +116,16 @@ class SplitCheck:
         suspect = " ".join(map(str, self.suspects[0])) if self.suspects else None
         if suspect is None and not self.always:
             return
-        hint = (
-            f"; {suspect}: if it is a lesion mask saved as 0/255, save its lesion as 1"
-            if suspect
-            # register-batch keeps each patient in the split first given: slides that come back in
+        if suspect:
+            hint = f"; {suspect}: if it is a lesion mask saved as 0/255, save its lesion as 1"
+        elif not self.known:  # every pixel unknown: not cancer-free, unlabelled
+            hint = f"; its {self.labels} image(s) have no labelled pixel at all (every pixel 255, unknown): label them"
+        else:  # register-batch keeps each patient in the split first given: slides that come back in
             # batches can leave every core with cancer in val or test for a while
-            else (
+            hint = (
                 f"; its {self.labels} image(s) are all cancer-free: register cases with cancer until this split "
                 f"gets one, or move one patient's rows to '{self.split}' in {CASES_CSV}"
             )
-        )
         raise InputError(
             f"{cases_csv}: split '{self.split}' has no cancer pixel (no label holds 1), "
             f"{self.consequence}; {CONTRACT}{hint}"
