@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from edge_runtime import cli_args
+from edge_runtime.tensorrt.cache import check_cache_dir
 from edge_runtime.tensorrt.engines import DEFAULT_WORKSPACE_MB, MAX_WORKSPACE_MB, MIN_WORKSPACE_MB
 from export.shapes import (
     DEFAULT_MAX_BATCH,
@@ -209,6 +210,7 @@ def _run_tensorrt(args) -> int:
     from export.onnx_export import refuse_overwrite
     from export.tensorrt_command import run_tensorrt_export
 
+    check_cache_dir(args.out, "--out")  # a file here (the checkpoint too) is told --out is the cache folder
     if args.checkpoint:  # --via torch-tensorrt: the engine folder must not be the trained checkpoint
         refuse_overwrite(args.checkpoint, args.out)
 

@@ -115,6 +115,28 @@ def test_an_out_named_like_an_fp16_twin_is_refused_and_the_twin_kept(tmp_path, c
     assert twin.read_text() == "an earlier export's FP16 twin" and sorted(tmp_path.iterdir()) == [twin]
 
 
+def test_export_tensorrt_given_the_checkpoint_as_out_is_told_out_is_the_cache_folder(tmp_path, capsys):
+    """``--via torch-tensorrt --out best.pt`` was told to give another file name; --out is the engine
+    cache folder there."""
+    checkpoint = tmp_path / "best.pt"
+    checkpoint.write_bytes(b"a trained model")
+    rc = main(
+        [
+            "export",
+            "tensorrt",
+            "--via",
+            "torch-tensorrt",
+            "--checkpoint",
+            str(checkpoint),
+            "--out",
+            str(checkpoint),
+        ]
+    )
+    err = one_line_error(capsys, rc)
+    assert err.endswith(f"--out {checkpoint}: exists and is not a folder: give the engine cache folder"), err
+    assert checkpoint.read_bytes() == b"a trained model"
+
+
 def test_a_stop_while_the_files_are_renamed_into_place_acts_after_the_last(tmp_path, monkeypatch):
     """A real SIGTERM right after the first rename (os.replace is wrapped only to send it at that
     moment) stopped the install there: the new model beside the previous manifest, which refuses it,
