@@ -1,6 +1,7 @@
 """`sonomap concordance` on hand-edited case.yaml values and careless --out folders: a
 ``capture.expected_yield`` that is no mapping, or whose fraction is no number (a date, text), skips that
-core in one line naming the key while the others are scored; a skipped case is named by its capture id
+core in one line naming the key while the others are scored, and so does a prediction named by a
+path (another case's file); a skipped case is named by its capture id
 (or its position), never by the folder it sits in, which may be the patient's; an --out folder that is
 not a concordance report (an evaluate report, a folder of other files) is refused and left as it was.
 The real command on hand-made captured and registered cases."""
@@ -104,6 +105,31 @@ def test_cases_without_an_expected_yield_are_scored(tmp_path):
     cores = json.loads((out / "concordance.json").read_text())["cores"]
     assert [(c["id"], c["expected_yield"]) for c in cores] == [("A1", None), ("B1", None)]
     assert _skipped(out) == {}
+
+
+@pytest.mark.parametrize("key", ["mask", "prob"])
+def test_a_prediction_named_by_a_path_to_another_case_skips_the_core(tmp_path, key):
+    """B1's case.yaml hand-edited to use A1's prediction file: B1 was scored against a prediction made
+    on another biopsy (another patient's), with no word."""
+    cases, ds, out = tmp_path / "cases", tmp_path / "ds", tmp_path / "report"
+    for name in ("A1", "B1"):
+        _capture(cases / name)
+        _register(ds, cases / name / "case.yaml", f"p_{name}")
+    case_yaml = cases / "B1" / "case.yaml"
+    case = yaml.safe_load(case_yaml.read_text())
+    own = case["capture"]["prediction"][key]
+    case["capture"]["prediction"][key] = str(cases / "A1" / own)
+    case_yaml.write_text(yaml.safe_dump(case, sort_keys=False))
+    report_path = ds / "registration" / "B1" / "report.json"
+    report = json.loads(report_path.read_text())
+    report["case_file"]["sha256"] = sha256_file(case_yaml)  # registered as it reads now
+    report_path.write_text(json.dumps(report))
+    sonomap("concordance", cases, "--dataset", ds, "--out", out)
+    skipped = _skipped(out)
+    assert list(skipped) == ["B1"], skipped
+    assert f"capture.prediction.{key} must name a file in the case's own folder" in skipped["B1"], skipped
+    cores = json.loads((out / "concordance.json").read_text())["cores"]
+    assert [c["id"] for c in cores] == ["A1"]
 
 
 # --- skipped cases name no patient folder ------------------------------------------------------

@@ -201,7 +201,9 @@ class OnnxRuntimeBackend(Backend):
             x = gray_roi
             if self.fixed_hw and self.fixed_hw != (height, width):
                 x = cv2.resize(gray_roi, (self.fixed_hw[1], self.fixed_hw[0]), interpolation=cv2.INTER_LINEAR)
-            prob, mask = self.session.run(["prob", "mask"], {self.input.name: x[None, None]}, self.run_options)
+            prob, mask = self.session.run(
+                ["prob", "mask"], {self.input.name: x[None, None]}, self.run_options
+            )
             return Prediction.at_roi_size(
                 mask[0, 0], prob[0, 0], height, width, (time.perf_counter() - start) * MS_PER_S
             )

@@ -109,6 +109,17 @@ def _read(path: Path, flags: int, where: str) -> np.ndarray:
         raise InputError(f"{where}: {path.name}: {exc.reason}") from exc
 
 
+def _own_file(pred: dict, key: str, where: str) -> str:
+    """``capture.prediction.KEY``, a file name in the case's own folder; a path (another case's prediction)
+    is refused: the core would be scored against another biopsy's, perhaps another patient's."""
+    name = str(pred.get(key))
+    if Path(name).name != name or name in ("", ".", ".."):
+        raise InputError(
+            f"{where}: capture.prediction.{key} must name a file in the case's own folder, got a path"
+        )
+    return name
+
+
 def model_version(capture: dict) -> str:
     model = capture.get("model") if isinstance(capture.get("model"), dict) else {}
     sha = str(model.get("sha256") or "")
@@ -155,8 +166,8 @@ def load_core(case_yaml: Path, dataset: Path) -> Core:
         raise InputError(f"{where}: no live prediction was saved with this capture (capture.prediction)")
     expected_yield = _expected_yield(capture, where)
     folder = case_yaml.parent
-    mask = _read(folder / str(pred.get("mask")), cv2.IMREAD_UNCHANGED, where)
-    prob16 = _read(folder / str(pred.get("prob")), cv2.IMREAD_UNCHANGED, where)
+    mask = _read(folder / _own_file(pred, "mask", where), cv2.IMREAD_UNCHANGED, where)
+    prob16 = _read(folder / _own_file(pred, "prob", where), cv2.IMREAD_UNCHANGED, where)
     label = _read(reg / "label.png", cv2.IMREAD_UNCHANGED, str(reg))
     if not (mask.shape == prob16.shape == label.shape):
         raise InputError(
