@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
+from file_size_limit import python_with_file_size_limit
 
 from edge_runtime.errors import InputError
 from registration.sim.slide import SlideLayout, write_pyramid
 from registration.wsi import read_slide
+
+FULL_DISK_BYTES = 64 * 1024  # the slide's level 0 alone is larger
 
 
 def pink_strip(h=64, w=512):
@@ -70,6 +73,28 @@ def test_pyramid_level_choice_reads_the_coarsest_fine_enough_level(tmp_path):
     lv = read_slide(tmp_path / "p.ome.tif", None, 4.0)
     assert lv.level == 2 and lv.mpp == pytest.approx(4.0) and lv.rgb.shape[:2] == shapes[2]
     assert read_slide(tmp_path / "p.ome.tif", None, 0.5).level == 0
+
+
+def test_a_simulated_slide_that_cannot_be_written_whole_leaves_no_file(tmp_path):
+    """A full disk (a real file size limit, 64 KiB) while simulate-pathology writes the slide left a
+    truncated slide.ome.tif in the case folder, which register then read as the lab's; now it is written
+    under a temp name and renamed once whole, and the error names the slide."""
+    slide, earlier = tmp_path / "slide.ome.tif", b"an earlier slide"
+    slide.write_bytes(earlier)
+    code = (
+        "import numpy as np, sys\n"
+        "from pathlib import Path\n"
+        "from registration.sim.slide import SlideLayout, write_pyramid\n"
+        "tissue = [np.array([[100.0, 60.0], [1900.0, 60.0], [1900.0, 200.0], [100.0, 200.0]])]\n"
+        "layout = SlideLayout(width=2048, height=256, mpp=1.0, tissue=tissue, cancer=[])\n"
+        "try:\n"
+        "    write_pyramid(layout, Path(sys.argv[1]))\n"
+        "except OSError as exc:\n"
+        "    print(exc.filename)\n"
+    )
+    out = python_with_file_size_limit(FULL_DISK_BYTES, "-c", code, slide)
+    assert out.returncode == 0 and out.stdout.strip() == str(slide), out.stderr[-2000:]
+    assert slide.read_bytes() == earlier and sorted(tmp_path.iterdir()) == [slide]
 
 
 def test_flat_tiled_tiff_is_streamed_and_shrunk(tmp_path):

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_runtime.atomic import atomic_path
 from registration.sim.annotation import hand_drawn
 from registration.sim.artifacts import render_extras
 
@@ -110,7 +111,8 @@ def write_pyramid(layout: SlideLayout, path: Path, seed: int = 0) -> list[tuple[
         "PhysicalSizeYUnit": "µm",
     }
     opts = dict(tile=(TILE, TILE), photometric="rgb", compression="zlib", compressionargs={"level": 1})
-    with tifffile.TiffWriter(str(path), bigtiff=True, ome=True) as tw:
+    # under a temp name, renamed once whole: a full disk leaves no truncated slide for register to read
+    with atomic_path(path) as tmp, tifffile.TiffWriter(str(tmp), bigtiff=True, ome=True) as tw:
         for k, (h, w) in enumerate(shapes):
             scale = w / layout.width
             kwargs = dict(subifds=len(shapes) - 1, metadata=meta) if k == 0 else dict(subfiletype=1)
