@@ -1,4 +1,5 @@
-"""register-batch: many cases -> the training dataset layout, resumable, never stopped by one bad case.
+"""register-batch: many cases -> the training dataset layout, resumable, never stopped by one bad case
+(only by a disk that refuses a write: batch_faults.py).
 
 Input: CASES_DIR with <case>/case.yaml (any depth). Output in DATASET/:
   images/<id>.png            8-bit gray ultrasound frame
@@ -71,6 +72,7 @@ from registration.batch_dataset import (
     set_aside,
     write_cases_csv,
 )
+from registration.batch_faults import report_mark, stop_on_write_fault
 from registration.batch_reports import (
     check_stored,
     confirmed_after,
@@ -161,6 +163,7 @@ def register_batch(
     names = {**case_names(cases), **dataset_paths(ds)}  # what messages name cases and dataset files by
     ready = load_cases(cases, names, failed, pending, left)
     for case_yaml, spec in tqdm(ready, desc="register", unit="case", disable=not progress):
+        mark = None
         try:
             reg = ds / "registration" / spec.id
             if is_done(ds, spec.id):
@@ -178,6 +181,7 @@ def register_batch(
                 # the dataset's copy is another version's: replaced once this run registers it anew
                 stale = without_input_paths(stored.stale, {**input_labels(case_yaml), **names})
                 again.append({"id": spec.id, "reason": redact(stale)})
+            mark = report_mark(reg / REPORT)  # its old copies go back if the disk fails before it is replaced
             retired[spec.id] = retire_copies(ds, spec.id)  # no old copy beside a new report.json
             before = stats_before(spec)
             report = register_case(case_yaml, reg, spec)
@@ -197,7 +201,8 @@ def register_batch(
                     "warnings": report["warnings"],
                 }
             )
-        except Exception as exc:  # one bad case never stops the batch (Ctrl-C still does)
+        except Exception as exc:  # one bad case never stops the batch (a full disk, Ctrl-C do)
+            stop_on_write_fault(exc, ds, spec.id, names[str(case_yaml)], retired.get(spec.id, []), mark)
             failed.append(failure_entry(case_yaml, exc, names, spec.id))
             left[spec.id] = FAILED_NOW
     for entry in again:  # the old copies it replaced, in removed/ (a failed case's are under removed_cases)
