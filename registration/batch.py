@@ -207,6 +207,7 @@ def register_batch(
             left[spec.id] = FAILED_NOW
     for entry in again:  # the old copies it replaced, in removed/ (a failed case's are under removed_cases)
         entry["moved"] = [] if entry["id"] in left else retired.get(entry["id"], [])
+        entry["failed"] = left.get(entry["id"]) == FAILED_NOW  # tried again, not registered: see failures
     _damaged_elsewhere(ds, {spec.id for _, spec in ready}, failed)
     removed = {r["id"]: r for r in set_aside(ds, set(kept), left)}
     for i in left:  # a case whose old copies were retired before it failed: listed once, all its moves

@@ -23,6 +23,11 @@ def summary_lines(s: dict, out) -> list[str]:
     ]
     lines += [f"  failed: {f['error']}" for f in s["failures"]]
     for a in s["registered_again"]:
+        if a.get("failed"):  # its new registration failed: it is listed as failed and removed, not registered
+            lines.append(
+                f"  not registered again: {a['id']} ({a['reason']}; its new registration failed, see failed)"
+            )
+            continue
         moved = f"; old copies in {', '.join(a['moved'])}" if a["moved"] else ""
         lines.append(f"  registered again: {a['id']} ({a['reason']}{moved})")
     if s["removed"]:
