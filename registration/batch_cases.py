@@ -22,7 +22,7 @@ from edge_runtime.yamlfile import read_yaml_mapping
 from registration.batch_reports import input_labels, raw_case
 from registration.batch_shared import shared_ids_and_inputs
 from registration.case import CaseSpec, load_case
-from registration.cases.status import find_case_files, lacks_of
+from registration.cases.status import check_cases_folder, find_case_files, lacks_of
 from registration.report import without_input_paths
 
 log = logging.getLogger("sonomap.registration")
@@ -33,8 +33,7 @@ FAILED_NOW = "failed in this run (see failures)"
 
 def find_cases(cases_dir: Path) -> list[Path]:
     cases_dir = Path(cases_dir)
-    if not cases_dir.is_dir():
-        raise InputError(f"{cases_dir}: cases folder not found")
+    check_cases_folder(cases_dir)  # a file given as CASES_DIR is said to be one
     found = find_case_files(cases_dir)
     if not found:
         raise InputError(f"{cases_dir}: no */case.yaml found")

@@ -6,7 +6,7 @@ with one line naming the folder and what it holds, exit 2, every byte and folder
 register-batch moved such images to removed/). An empty OUT and a re-run on its own dataset still
 work. `sonomap cases --dataset` refuses a missing folder, an empty one and one register-batch did
 not write (before, it listed every case as ready to register), and `sonomap cases FILE` says that
-FILE is a file. A cases folder with no case yet is nothing to do (exit 0), the dataset untouched.
+FILE is a file, as `register-batch FILE` does. A cases folder with no case yet is nothing to do (exit 0), the dataset untouched.
 """
 
 from __future__ import annotations
@@ -91,6 +91,14 @@ def test_cases_given_a_file_says_it_is_a_file(cases):
     case_yaml = sorted(cases.glob("*/case.yaml"))[0]
     err = _one_line_error(sonomap("cases", case_yaml, check=False))
     assert f"{case_yaml}: is a file, not a cases folder" in err
+
+
+def test_register_batch_given_a_file_as_cases_folder_says_it_is_a_file_and_writes_nothing(cases, tmp_path):
+    case_yaml = sorted(cases.glob("*/case.yaml"))[0]
+    out = tmp_path / "new"
+    err = _one_line_error(sonomap("register-batch", case_yaml, "--out", out, "--no-progress", check=False))
+    assert f"{case_yaml}: is a file, not a cases folder" in err
+    assert not out.exists()
 
 
 def test_register_batch_on_a_folder_with_no_case_yet_succeeds_and_touches_nothing(dataset, tmp_path):

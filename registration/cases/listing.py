@@ -42,6 +42,7 @@ from registration.cases.status import (
     PENDING,
     CaseStatus,
     case_names,
+    check_cases_folder,
     find_case_files,
     inspect_case,
 )
@@ -131,12 +132,7 @@ def line(status: CaseStatus, state: str, cases_dir: Path) -> str:
 def list_cases(cases_dir: str | Path, dataset: str | Path | None = None) -> list[tuple[CaseStatus, str]]:
     """(status, state) of every case under cases_dir; state adds 'registered' to the status's."""
     cases_dir = Path(cases_dir)
-    if cases_dir.exists() and not cases_dir.is_dir():
-        raise InputError(
-            f"{cases_dir}: is a file, not a cases folder; give the folder holding <case>/case.yaml"
-        )
-    if not cases_dir.is_dir():
-        raise InputError(f"{cases_dir}: cases folder not found")
+    check_cases_folder(cases_dir)
     ds = Path(dataset) if dataset else None
     if ds is not None:
         check_dataset_folder(ds, "--dataset", new_ok=False)

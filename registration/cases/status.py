@@ -184,6 +184,17 @@ def inspect_case(case_yaml: str | Path) -> CaseStatus:
     return status
 
 
+def check_cases_folder(cases_dir: Path) -> None:
+    """InputError naming ``cases_dir`` when it is not a folder: a file given there is said to be one
+    (the user gave a case.yaml or an archive), not reported as a folder not found."""
+    if cases_dir.exists() and not cases_dir.is_dir():
+        raise InputError(
+            f"{cases_dir}: is a file, not a cases folder; give the folder holding <case>/case.yaml"
+        )
+    if not cases_dir.is_dir():
+        raise InputError(f"{cases_dir}: cases folder not found")
+
+
 def find_case_files(cases_dir: Path) -> list[Path]:
     """Every case.yaml under ``cases_dir`` (any depth), sorted; folders whose name starts with a
     dot are skipped (a capture still being written is ``.<name>.<host>-<pid>.partial``)."""
