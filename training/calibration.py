@@ -242,6 +242,8 @@ def write_reliability_png(path: str | Path, summary: dict, title: str = "") -> N
     matplotlib.use("Agg")  # files only, never a window
     import matplotlib.pyplot as plt
 
+    from training.figure_file import save_figure
+
     panels = (
         ("pixel", f"pixels within {summary['band_px']} px of truth or prediction"),
         ("image_max", "image contains cancer: max probability"),
@@ -276,5 +278,4 @@ def write_reliability_png(path: str | Path, summary: dict, title: str = "") -> N
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, 110)

@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt
 from edge_runtime.csv_text import read_csv_text
 from edge_runtime.errors import InputError
 from edge_runtime.typed_config import shown
+from training.figure_file import save_figure
 from training.metrics import EMPTY_POLICY, METRICS, confusion_matrix, is_unlabelled, pooled
 
 GALLERY_MAX = 8
@@ -60,8 +61,7 @@ def _confusion_plots(out: Path, results) -> None:
         ax.set_ylabel("truth")
         ax.set_title("pixels, pooled" + (" (row-normalised)" if mat is norm else ""))
         fig.tight_layout()
-        fig.savefig(out / name, dpi=DPI)
-        plt.close(fig)
+        save_figure(fig, out / name, DPI)
 
 
 def _boxplot(out: Path, results) -> None:
@@ -71,8 +71,7 @@ def _boxplot(out: Path, results) -> None:
     ax.set_ylim(-0.02, 1.02)
     ax.set_title("per-image metrics (NaN = undefined, left out)")
     fig.tight_layout()
-    fig.savefig(out / "boxplot.png", dpi=DPI)
-    plt.close(fig)
+    save_figure(fig, out / "boxplot.png", DPI)
 
 
 def read_training_curves(run_csv: Path) -> list[dict[str, float]]:
@@ -121,8 +120,7 @@ def _training_curves(out: Path, rows: list[dict[str, float]]) -> None:
     ax2.set_ylabel("validation Dice")
     ax2.legend()
     fig.tight_layout()
-    fig.savefig(out / "training_curves.png", dpi=DPI)
-    plt.close(fig)
+    save_figure(fig, out / "training_curves.png", DPI)
 
 
 class GalleryPicks:
@@ -166,8 +164,7 @@ def _gallery(out: Path, chosen: list[tuple]) -> None:
         ax.set_title(sid, fontsize=8)
     fig.suptitle("green: cancer truth, red: prediction")
     fig.tight_layout()
-    fig.savefig(out / "gallery.png", dpi=DPI)
-    plt.close(fig)
+    save_figure(fig, out / "gallery.png", DPI)
 
 
 def figure_text(v, digits: int = 4) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from edge_runtime.errors import ConfigError
 from training.run_setup import RUN_FILES, refuse_files
+from training.staged_names import final_names
 
 log = logging.getLogger("sonomap.evaluate")
 # Every name evaluate and compare write at the top of REPORT. A folder holding only these, with
@@ -83,14 +84,17 @@ def check_report_folder(out: Path) -> None:
 def staged_report(out: Path) -> Iterator[Path]:
     """Yield a new empty hidden folder beside OUT to write the report into. When the block ends
     without an error it replaces OUT (an earlier report is deleted only then); on an error it is
-    deleted and OUT is left as it was."""
+    deleted and OUT is left as it was. An error about a file in the hidden folder names it under OUT as
+    given (:func:`training.staged_names.final_names`)."""
+    given = Path(out)
     out = out.resolve()  # the folder itself is swapped, never a symbolic link to it
     out.parent.mkdir(parents=True, exist_ok=True)
     token = f"{os.getpid()}.{secrets.token_hex(4)}"
     stage = out.parent / f".{out.name}.{token}.partial"
     stage.mkdir()  # mkdir, not mkdtemp: the report keeps the user's umask, not mode 0700
     try:
-        yield stage
+        with final_names(stage, given):
+            yield stage
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise

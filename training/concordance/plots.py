@@ -15,6 +15,7 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 
 from training.concordance.cores import Core
+from training.figure_file import save_figure
 
 DPI = 110
 FIGSIZE = (4.6, 4.2)
@@ -42,8 +43,7 @@ def write_scatter(path: Path, cores: list[Core], threshold: float) -> None:
     ax.set_title(f"cancer fraction of the core band, {len(cores)} cores")
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    save_figure(fig, path, DPI)
 
 
 def write_bland_altman(path: Path, cores: list[Core], agreement: dict) -> None:
@@ -65,5 +65,4 @@ def write_bland_altman(path: Path, cores: list[Core], agreement: dict) -> None:
     ax.set_title("Bland-Altman (dashed: 95% limits)")
     ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    save_figure(fig, path, DPI)

@@ -29,6 +29,7 @@ from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.jsonfile import atomic_write_json
 from training.concordance.cores import Core
 from training.concordance.plots import write_bland_altman, write_scatter
+from training.staged_names import final_names
 
 CORE_COLUMNS = (
     "id",
@@ -183,11 +184,12 @@ def write_report(out: Path, cores: list[Core], summary: dict) -> None:
     rows = [core_row(c, threshold) for c in cores]
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
     try:
-        atomic_write_text(staging / CORES_CSV, _cores_csv(rows))
-        atomic_write_json(staging / JSON, {**summary, "cores": rows})
-        write_scatter(staging / SCATTER, cores, threshold)
-        write_bland_altman(staging / BLAND_ALTMAN, cores, summary["all"]["fraction_agreement"])
-        atomic_write_text(staging / REPORT_MD, _report_md(summary, rows, threshold))
+        with final_names(staging, out):  # an error names out/NAME, not the hidden staging folder
+            atomic_write_text(staging / CORES_CSV, _cores_csv(rows))
+            atomic_write_json(staging / JSON, {**summary, "cores": rows})
+            write_scatter(staging / SCATTER, cores, threshold)
+            write_bland_altman(staging / BLAND_ALTMAN, cores, summary["all"]["fraction_agreement"])
+            atomic_write_text(staging / REPORT_MD, _report_md(summary, rows, threshold))
         for name in REPORT_FILES:
             os.replace(staging / name, out / name)
     finally:
