@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import yaml
 from export_fixtures import shared_checkpoint
+from file_size_limit import sonomap_with_file_size_limit
 
 from edge_runtime.cli import main as sonomap
 from edge_runtime.errors import ConfigError, InputError
@@ -258,3 +259,24 @@ def test_a_failed_write_leaves_the_earlier_metrics_file_whole(tmp_path):
         write_metrics_csv(path, [good, broken], {"fold": [3, 2]})  # its first row differs
     assert path.read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv"]  # no temp file left
+
+
+def test_a_full_disk_while_pooling_leaves_the_earlier_pooled_report_as_it_was(cv_run, busi_dataset, tmp_path):
+    """The four pooled files are one set: metrics.csv (small, it fits) is not renamed in beside the
+    earlier summary.json and report.md when reliability.png does not fit."""
+    cfg, out = cv_run
+    copy = tmp_path / "cv"
+    shutil.copytree(out, copy, symlinks=True)
+    earlier = {
+        name: f"earlier {name}\n" for name in ("metrics.csv", "summary.json", "reliability.png", "report.md")
+    }
+    for name, text in earlier.items():
+        (copy / name).write_text(text)
+    proc = sonomap_with_file_size_limit(20 * 1024, *_args(cfg, busi_dataset, copy, "--no-calibration"))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert (
+        proc.stderr.strip().splitlines()[-1]
+        == f"sonomap crossval: error: {copy}/reliability.png: File too large"
+    )
+    assert {name: (copy / name).read_text() for name in earlier} == earlier
+    assert not [p.name for p in copy.iterdir() if p.name.startswith(".")]  # no temp file left

@@ -18,11 +18,12 @@ them, with their spread, to show how much one test split of 1/K of the cases can
 from __future__ import annotations
 
 import math
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.atomic import atomic_write_text
+from edge_runtime.atomic import atomic_path, atomic_write_text
 from edge_runtime.errors import InputError
 from edge_runtime.jsonfile import atomic_write_json, read_json
 from training.calibration import (
@@ -35,6 +36,7 @@ from training.calibration import (
 )
 from training.calibration_intervals import calibration_intervals
 from training.crossval_layout import FOLD_EVAL, FOLD_RUN, SETUP_FILE, fold_dir
+from training.interrupt import signals_held
 from training.intervals import headline_intervals
 from training.metrics import EMPTY_POLICY, cancer_free_marked, scores, summarize
 from training.metrics_csv import ImageResult, read_metrics_csv, row_counts, write_metrics_csv
@@ -44,6 +46,7 @@ FOLD_FIGURES = ("dice_pos_mean", "dice_pooled", "dice_mean", "ece_pixel")
 NEGATIVE_KEYS = ("n_negative_with_fp", "n_negative")  # what a fold's line reads of its summary.json
 SERVED = "calibrated"  # calibration.json's figures as served
 RELIABILITY_KEYS = {"band_px", "pixel", "image_max", "image_mean"}  # what the pooled reliability sums
+POOLED_FILES = ("report.md", "summary.json", "reliability.png", "metrics.csv")  # written as one set
 REDO = "damaged, or not written by sonomap crossval"
 
 
@@ -126,7 +129,8 @@ def _spread(values: list) -> dict:
 
 def write_pooled_report(out: Path, folds: int, seed: int) -> dict:
     """Pool OUT's K evaluated folds into OUT/metrics.csv, summary.json, reliability.png and
-    report.md; returns the summary."""
+    report.md, written as one set: a failure (a full disk, a stop) leaves an earlier pooled report
+    as it was, never new files beside old ones; returns the summary."""
     out = Path(out)
     read = [_fold(out, k) for k in range(1, folds + 1)]
     results = [r for f in read for r in f["results"]]
@@ -150,12 +154,16 @@ def write_pooled_report(out: Path, folds: int, seed: int) -> dict:
             "fold_spread": {name: _spread([f["line"][name] for f in read]) for name in FOLD_FIGURES},
         }
     )
-    write_metrics_csv(out / "metrics.csv", results, {"fold": fold_of})
     reliability = _pooled_reliability(read)
     how = "as served" if summary["calibration"] else "as trained, not calibrated"
-    write_reliability_png(out / "reliability.png", reliability, f"{folds}-fold cross-validation, {how}")
-    atomic_write_json(out / "summary.json", summary)
-    atomic_write_text(out / "report.md", _report_md(summary))
+    # one set: each file under a hidden name first, renamed into place only once all four are whole
+    # (report.md, entered first, is renamed last), with SIGINT/SIGTERM waiting for the renames
+    with signals_held(), ExitStack() as renames:
+        staged = {name: renames.enter_context(atomic_path(out / name)) for name in POOLED_FILES}
+        write_metrics_csv(staged["metrics.csv"], results, {"fold": fold_of})
+        write_reliability_png(staged["reliability.png"], reliability, f"{folds}-fold cross-validation, {how}")
+        atomic_write_json(staged["summary.json"], summary)
+        atomic_write_text(staged["report.md"], _report_md(summary))
     return summary
 
 
