@@ -37,7 +37,7 @@ def os_error_text(exc: OSError) -> str:
 
 class StopSignal(KeyboardInterrupt):
     """A stop signal unwinding a command as Ctrl-C does: SIGTERM in the commands that turn it into an
-    interrupt (training, export), or a second SIGTERM/SIGINT while a session is stopping. The CLI
+    interrupt (training, evaluate, export), or a second SIGTERM/SIGINT while a session is stopping. The CLI
     exits 128 + ``signum`` (143 for SIGTERM), as for the signal itself, not Ctrl-C's 130."""
 
     def __init__(self, signum: int, why: str):

@@ -14,11 +14,19 @@ from edge_runtime import cli_args
 from edge_runtime.errors import ConfigError
 from edge_runtime.jsonfile import read_json
 from edge_runtime.manifest import manifest_path
+from training.interrupt import sigterm_as_interrupt
 from training.mask_filter_fit import fit_mask_filter
 from training.openmp import passive_openmp
 
 
 def _evaluate(args) -> int:
+    """SIGTERM (``timeout``, a batch scheduler) stops evaluate as Ctrl-C does, so the hidden folder
+    the report is staged in is removed and the CLI says ``stopped by SIGTERM``, not a silent 143."""
+    with sigterm_as_interrupt():
+        return _evaluate_report(args)
+
+
+def _evaluate_report(args) -> int:
     passive_openmp()
     from training.evaluate import compare, evaluate  # deferred: torch, after passive_openmp()
 

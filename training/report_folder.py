@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from edge_runtime.errors import ConfigError
+from training.interrupt import signals_held
 from training.run_setup import RUN_FILES, refuse_files
 from training.staged_names import final_names
 
@@ -85,7 +86,7 @@ def staged_report(out: Path) -> Iterator[Path]:
     """Yield a new empty hidden folder beside OUT to write the report into. When the block ends
     without an error it replaces OUT (an earlier report is deleted only then); on an error it is
     deleted and OUT is left as it was. An error about a file in the hidden folder names it under OUT as
-    given (:func:`training.staged_names.final_names`)."""
+    given (:func:`training.staged_names.final_names`); SIGINT/SIGTERM wait for the swap to end."""
     given = Path(out)
     out = out.resolve()  # the folder itself is swapped, never a symbolic link to it
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -99,15 +100,16 @@ def staged_report(out: Path) -> Iterator[Path]:
         shutil.rmtree(stage, ignore_errors=True)
         raise
     old = out.parent / f".{out.name}.{token}.old"
-    if out.exists():
-        out.rename(old)
-    try:
-        stage.rename(out)
-    except OSError:
-        if old.exists():
-            old.rename(out)  # put the earlier report back: nothing already written is lost
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
+    with signals_held():  # a stop between the two renames would leave neither report at OUT
+        if out.exists():
+            out.rename(old)
+        try:
+            stage.rename(out)
+        except OSError:
+            if old.exists():
+                old.rename(out)  # put the earlier report back: nothing already written is lost
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
     shutil.rmtree(old, ignore_errors=True)
 
 
