@@ -138,3 +138,15 @@ def test_weights_that_do_not_fit_name_the_keys_in_one_line(trained, tmp_path):
 def test_a_run_folder_given_as_the_checkpoint_is_named_as_a_folder(trained):
     with pytest.raises(InputError, match=r"is a folder, not a checkpoint file \(e\.g\. .*best\.pt\)"):
         read_checkpoint(trained)
+
+
+@pytest.mark.parametrize("resume", [False, True], ids=["new run", "resume"])
+def test_an_out_that_is_a_file_is_named_as_evaluate_names_it(tmp_path, busi_dataset, capsys, resume):
+    """The same one line as evaluate, crossval and prepare-busi, not ``OUT/tb: Not a directory``."""
+    cfg = _config(tmp_path)  # --out is the config itself, as a slip of the shell's completion gives
+    before = cfg.read_text()
+    args = ["train", "--config", str(cfg), "--data", str(busi_dataset), "--out", str(cfg), "--device", "cpu"]
+    code = sonomap([*args, "--no-progress", *(["--resume"] if resume else [])])
+    err = one_line_error(capsys, code)
+    assert err == redact(f"sonomap train: error: --out {cfg}: is a file; give a run folder"), err
+    assert cfg.read_text() == before

@@ -42,6 +42,13 @@ TRAIN_NEEDS_CANCER = "so the model would never learn cancer"
 VAL_MASKS = "so validation would score no lesion when choosing best.pt"
 
 
+def check_run_folder(out: Path) -> None:
+    """Refuse an ``--out`` that is a file in the one line evaluate, crossval and prepare-busi give,
+    before anything reads or writes under it (the TensorBoard writer would name ``OUT/tb``)."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file; give a run folder")
+
+
 def refuse_files(out: Path, names, why: str) -> None:
     """Raise ConfigError naming ``--out`` OUT and the first of NAMES it holds, followed by WHY."""
     for name in names:

@@ -47,6 +47,7 @@ from training.run_setup import (
     RUN_LOGS,
     build_loaders,
     build_run_model,
+    check_run_folder,
     refuse_files,
     refuse_lone_samples,
     resume_advice,
@@ -82,6 +83,7 @@ def run(
     mc, tc = cfg.model, cfg.train
     out = Path(out)
     check_apart(data, out, "--data")  # a run written into the dataset would mix with (or replace) its files
+    check_run_folder(out)
     if not resume:  # before the process group: every rank reads the same folder and refuses alike
         refuse_files(
             out,
