@@ -57,12 +57,14 @@ def test_a_bad_mask_in_a_new_release_leaves_the_earlier_dataset_as_it_was(tmp_pa
     before = tree_bytes(out)
     kept = [s.id for s in read_cases(out)]
     busi = _release(busi_sample, tmp_path / "new")
-    # the new release: an early malignant image's lesion mask emptied (its label would lose its
-    # cancer), the last kept image's mask a row short
+    # the new release: an early malignant image's lesion mask cut to one pixel (its label would lose
+    # its lesion), the last kept image's mask a row short
     first, last = next(sid for sid in kept if sid.startswith("malignant")), kept[-1]
     assert kept.index(first) < kept.index(last)
     mask = cv2.imread(str(busi / "masks" / f"{first}.png"), cv2.IMREAD_GRAYSCALE)
-    cv2.imwrite(str(busi / "masks" / f"{first}.png"), np.zeros_like(mask))
+    cut = np.zeros_like(mask)
+    cut[0, 0] = 255
+    cv2.imwrite(str(busi / "masks" / f"{first}.png"), cut)
     short = cv2.imread(str(busi / "masks" / f"{last}.png"), cv2.IMREAD_GRAYSCALE)[:-1]
     cv2.imwrite(str(busi / "masks" / f"{last}.png"), short)
     with pytest.raises(InputError, match=f"masks/{last}.png: size"):
@@ -107,3 +109,20 @@ def test_a_left_out_image_opencv_cannot_read_is_one_line_and_the_earlier_dataset
     assert run.returncode == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert err.endswith(f"{twin}: unreadable image ({NOT_DECODABLE})"), err
     assert tree_bytes(out) == before
+
+
+def test_a_malignant_image_whose_mask_marks_no_lesion_is_refused_naming_the_mask(tmp_path, busi_sample):
+    """It would be counted malignant yet scored as an image without cancer."""
+    busi = _release(busi_sample, tmp_path / "release")
+    sid = next(p.stem for p in sorted((busi / "masks").glob("malignant_*.png")))
+    mask = busi / "masks" / f"{sid}.png"
+    cv2.imwrite(str(mask), np.zeros_like(cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE)))
+    out = tmp_path / "ds"
+    run = sonomap("prepare-busi", "--busi", busi, "--out", out, check=False)
+    err = run.stderr.strip()
+    assert run.returncode == 2 and "Traceback" not in err, err
+    assert err.splitlines()[-1] == (
+        f"sonomap prepare-busi: error: {mask}: a malignant image whose mask marks no lesion; draw the lesion "
+        "or leave the image out"
+    )
+    assert not out.exists()

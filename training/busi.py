@@ -180,6 +180,10 @@ def _read_pair(busi: Path, image: Path, sid: str, malignant: bool) -> tuple[np.n
     mask = read_image(mask_path, cv2.IMREAD_GRAYSCALE)
     if mask.shape != gray.shape:
         raise InputError(f"{mask_path}: size {mask.shape[::-1]} != image size {gray.shape[::-1]}")
+    if malignant and not (mask > 0).any():  # it would be scored as an image without cancer
+        raise InputError(
+            f"{mask_path}: a malignant image whose mask marks no lesion; draw the lesion or leave the image out"
+        )
     label = np.zeros_like(mask)
     if malignant:
         label[mask > 0] = CANCER
