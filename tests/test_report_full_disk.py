@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from export_fixtures import shared_tiny_onnx
@@ -62,3 +63,16 @@ def test_a_full_disk_names_the_report_file_under_out(busi_dataset, tmp_path, lim
     assert re.fullmatch(rf"sonomap evaluate: error: {named}: File too large", last), last
     assert ".partial" not in proc.stderr and str(tmp_path) not in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no report, no staging folder, no temp file
+
+
+def test_an_error_from_the_staging_folder_made_from_other_arguments_is_renamed_too(tmp_path):
+    """An UnreadableImage (made from a path and a reason, not a message) about a file in the staging
+    folder: renaming it must not fail with a TypeError in place of the error."""
+    from edge_runtime.errors import SonomapError
+    from edge_runtime.image_files import UnreadableImage
+    from training.staged_names import final_names
+
+    stage = tmp_path / ".REPORT.1.ab12.partial"
+    with pytest.raises(SonomapError, match=r"^REPORT/pred/x\.png: unreadable image \(empty file\)$"):
+        with final_names(stage, Path("REPORT")):
+            raise UnreadableImage(stage / "pred" / "x.png", "empty file")

@@ -33,7 +33,12 @@ def final_names(stage: Path, final: Path) -> Iterator[None]:
         text = str(exc)
         if str(stage) not in text:
             raise
-        raise type(exc)(text.replace(str(stage), str(final))) from exc
+        text = text.replace(str(stage), str(final))
+        try:
+            renamed = type(exc)(text)
+        except TypeError:  # a subclass made from other arguments (UnreadableImage): its message alone
+            renamed = SonomapError(text)
+        raise renamed from exc
 
 
 def _final(name, stage: Path, final: Path):
