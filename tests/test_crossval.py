@@ -200,8 +200,7 @@ def _trained_folds(out: Path, cfg: Path, data: Path, seed: int) -> None:
 
 def test_each_fold_is_calibrated_on_its_validation_fold_as_the_shipped_model(tmp_path, busi_dataset):
     cfg, out = _config(tmp_path), tmp_path / "cv"
-    # seed 2: every 10-image validation fold pins the tiny model's temperature down (seed 0's fold 2
-    # cannot: the next test)
+    # seed 2: every 10-image validation fold pins the tiny model's temperature down
     _trained_folds(out, cfg, busi_dataset, seed=2)
     assert crossvalidate(cfg, busi_dataset, out, folds=FOLDS, seed=2) == []
     for k in range(1, FOLDS + 1):
@@ -220,12 +219,26 @@ def test_each_fold_is_calibrated_on_its_validation_fold_as_the_shipped_model(tmp
     assert "as served (its calibration and mask filter" in (out / "report.md").read_text()
 
 
+def _flip_val_labels(data: Path, fold: Path) -> None:
+    """Swap cancer and tissue in the labels of ``fold``'s validation images (in ``data``, a copy):
+    the model is then confidently wrong there, so no temperature fits (it runs to its bound)."""
+    import cv2
+
+    for sample in read_cases(fold / FOLD_DATA):
+        if sample.split == "val":
+            path = data / "labels" / Path(sample.label).name
+            label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            cv2.imwrite(str(path), np.where(label < 2, 1 - label, label).astype(np.uint8))
+
+
 def test_a_fold_that_cannot_be_calibrated_is_named_and_earlier_folds_are_kept(tmp_path, busi_dataset):
-    cfg, out = _config(tmp_path), tmp_path / "cv"
-    _trained_folds(out, cfg, busi_dataset, seed=0)
+    cfg, out, data = _config(tmp_path), tmp_path / "cv", tmp_path / "data"
+    shutil.copytree(busi_dataset, data)
+    _trained_folds(out, cfg, data, seed=0)
+    _flip_val_labels(data, fold_dir(out, 2))  # fold 2 validates on fold 3's images; fold 1's stay
     failing = fold_dir(out, 2) / FOLD_RUN / "best.pt"
     with pytest.raises(TemperatureAtBound, match=rf"{failing}.*{fold_dir(out, 2) / FOLD_DATA} split val"):
-        crossvalidate(cfg, busi_dataset, out, folds=FOLDS, seed=0)
+        crossvalidate(cfg, data, out, folds=FOLDS, seed=0)
     assert (fold_dir(out, 1) / FOLD_EVAL / "summary.json").is_file()  # fold 1 was done and stays
     assert load_manifest(failing).temperature == load_manifest(shared_checkpoint()).temperature
     assert not (out / "summary.json").exists()
