@@ -168,3 +168,27 @@ def test_a_pathology_that_is_no_section_or_a_lesion_that_is_no_file_name_is_one_
     r = sonomap("simulate-pathology", tmp_path / "cases", "--truth", truth, check=False)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "clip.truth.json: 'lesion' must name the lesion mask PNG beside it, got 5" in r.stderr
+
+
+def test_the_lab_keys_and_the_lines_after_the_pathology_section_are_kept(tmp_path):
+    """The lab may have typed a patient id and a fragment count into the section, and a key may
+    follow the section: the answer fills the section in place and keeps all of them; a key that
+    describes another slide (here fresh_length_mm, refused beside the simulated shrinkage) goes."""
+    folder = _captured(tmp_path / "cases")
+    case_yaml = folder / "case.yaml"
+    text = case_yaml.read_text().replace(
+        "  shrinkage: null\n",
+        "  shrinkage: null\n  patient_id: P-0042\n  fragments: 2\n  fresh_length_mm: 19.0\n",
+    )
+    tail = "# added by the lab\nnotes: second look\n"
+    case_yaml.write_text(text + tail)
+    sonomap("simulate-pathology", tmp_path / "cases", "--truth", _truth(tmp_path))
+    after = case_yaml.read_text()
+    assert after.startswith(text[: text.index("\npathology:") + 1]) and after.endswith(tail)
+    case = yaml.safe_load(after)
+    assert case["notes"] == "second look"
+    path = case["pathology"]
+    assert path["patient_id"] == "P-0042" and path["fragments"] == 2 and "fresh_length_mm" not in path
+    assert path["wsi"] == "slide.ome.tif" and 0.75 <= path["shrinkage"] <= 0.95
+    listing = sonomap("cases", tmp_path / "cases").stdout
+    assert "complete" in listing and "patient P-0042 (pathology.patient_id)" in listing

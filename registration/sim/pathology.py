@@ -13,7 +13,8 @@ Output per case folder:
 - ``slide.ome.tif`` (pyramidal OME-TIFF) and ``slide.geojson`` (QuPath annotation), made by the
   same simulator as ``sonomap simulate-biopsy`` (registration/sim/biopsy_core.py, slide.py);
 - case.yaml's ``pathology:`` section filled in (slide, annotation, tip end, shrinkage, and
-  ``patient_id`` when given), the rest of the file kept as written;
+  ``patient_id`` when given) in place, the lab's other keys in it and the rest of the file kept
+  (pathology_section.py);
 - ``pathology_truth.json``: the true tract and the truth's cancer fraction in its band, for checks.
 
 Every case is matched to its fire, and its scale and needle checked as register checks them (the
@@ -30,7 +31,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import yaml
 
 from edge_runtime.errors import InputError
 from edge_runtime.image_files import UnreadableImage, read_image
@@ -43,6 +43,7 @@ from registration.cases.identity import patient_of
 from registration.cases.status import find_case_files
 from registration.report import write_json, write_text
 from registration.sim.biopsy_core import CoreParams, build_layout
+from registration.sim.pathology_section import filled_text
 from registration.sim.procedure import (
     FINGERPRINT_HEX,
     FINGERPRINT_KEY,
@@ -58,7 +59,6 @@ SLIDE, ANNOTATION, TRUTH = "slide.ome.tif", "slide.geojson", "pathology_truth.js
 SHAFT_MM = 10.0  # a point this far behind the true tip, on the shaft
 CANCER_CLASS = "Tumor"
 LESION_LEVEL = 127
-SECTION = "\npathology:"
 NUMBER = (int, float)
 # what each fire must hold
 FIRE_KEYS = {"pre_index": (int,), "angle_deg": NUMBER, "tip": (list,), FINGERPRINT_KEY: (str,)}
@@ -168,22 +168,9 @@ def case_tract(case_yaml: Path, case: dict, fire: dict, truth: dict) -> Tract:
     return true_tract(fire, mm_per_px, geometry)
 
 
-def _section_at(case_yaml: Path, text: str) -> int:
-    """Where case.yaml's pathology section (the last one of a captured case) starts in ``text``."""
-    at = text.find(SECTION)
-    if at < 0:
-        raise InputError(f"{case_yaml}: no 'pathology:' section to fill in (not a captured case?)")
-    return at
-
-
 def _fill_pathology(case_yaml: Path, pathology: dict, note: str) -> None:
-    """Replace case.yaml's pathology section, keep the rest."""
-    text = case_yaml.read_text()
-    section = (
-        f"pathology:  # {note}\n"
-        + yaml.safe_dump({"pathology": pathology}, sort_keys=False, default_flow_style=None).split("\n", 1)[1]
-    )
-    write_text(case_yaml, text[: _section_at(case_yaml, text) + 1] + section)
+    """Fill case.yaml's pathology section in place, keep every other byte (pathology_section.py)."""
+    write_text(case_yaml, filled_text(case_yaml, case_yaml.read_text(), pathology, note))
 
 
 def matched_fire(
@@ -196,7 +183,8 @@ def matched_fire(
     if pre.shape != lesion.shape:
         raise InputError(f"{case_yaml}: the pre-fire image is not the truth's ROI size {lesion.shape[::-1]}")
     fire = fire_for(case_yaml, case, pre, truth, truth_json)
-    _section_at(case_yaml, case_yaml.read_text())  # where the answer goes, found before any case is written
+    # where the answer goes, found and checked before any case is written
+    filled_text(case_yaml, case_yaml.read_text(), {"wsi": SLIDE, "annotations": ANNOTATION}, "check")
     return case, fire, case_tract(case_yaml, case, fire, truth)
 
 
