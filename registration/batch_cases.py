@@ -20,7 +20,7 @@ from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.privacy import redact
 from edge_runtime.yamlfile import read_yaml_mapping
 from registration.batch_reports import input_labels, raw_case
-from registration.batch_shared import shared_ids_and_inputs
+from registration.batch_shared import case_ids, shared_ids_and_inputs
 from registration.case import CaseSpec, load_case
 from registration.cases.status import check_cases_folder, find_case_files, lacks_of
 from registration.report import without_input_paths
@@ -90,31 +90,38 @@ def load_cases(
     cases: list[Path], names: dict[str, str], failed: list, pending: list, left: dict
 ) -> list[tuple[Path, CaseSpec]]:
     """(case file, spec) of every case ready to register. Pending cases go to ``pending``; a case
-    that does not load, every case whose id another case also has, and every case whose slide or
-    annotation another case also names (batch_shared.py), to ``failed``: all of this before anything
-    is registered, so no case is taken as done on another's outputs or paired with its pathology.
+    that does not load, every case whose id another case also has (pending or broken ones
+    included), and every case whose slide or annotation another case also names
+    (batch_shared.py), to ``failed``: all of this before anything is registered, so no case is
+    taken as done on another's outputs or paired with its pathology.
     ``names``: :func:`case_names`; ``left``: id -> why the case is not in the dataset now."""
-    loaded = []
+    ids = case_ids(cases)
+    loaded, waiting, broken = [], {}, {}
     for case_yaml in cases:
         try:
-            waiting = pending_entry(case_yaml, names[str(case_yaml)])
-            if waiting is not None:
-                pending.append(waiting)
-                left[waiting["id"]] = PENDING_NOW
-                continue
-            loaded.append((case_yaml, load_case(case_yaml)))
+            entry = pending_entry(case_yaml, names[str(case_yaml)])
+            if entry is None:
+                loaded.append((case_yaml, load_case(case_yaml)))
+            else:
+                waiting[case_yaml] = entry
         except Exception as exc:  # one bad case never stops the batch (Ctrl-C still does)
-            failed.append(failure_entry(case_yaml, exc, names))
+            broken[case_yaml] = exc
+    clashes = shared_ids_and_inputs(loaded, ids)
+    for case_yaml in cases:  # recorded in the cases' order
+        if case_yaml in broken:
+            error = broken[case_yaml]
+            if case_yaml in clashes:
+                error = "; ".join([*clashes[case_yaml], str(error)])
+            failed.append(failure_entry(case_yaml, error, names))
             left[dataset_key(case_yaml)] = FAILED_NOW
-    clashes = shared_ids_and_inputs(loaded)
-    ready = []
-    for case_yaml, spec in loaded:
-        if case_yaml in clashes:
-            failed.append(failure_entry(case_yaml, "; ".join(clashes[case_yaml]), names, spec.id))
-            left[spec.id] = FAILED_NOW
-        else:
-            ready.append((case_yaml, spec))
-    return ready
+        elif case_yaml in clashes:
+            case_id = ids.get(case_yaml) or dataset_key(case_yaml)
+            failed.append(failure_entry(case_yaml, "; ".join(clashes[case_yaml]), names, case_id))
+            left[case_id] = FAILED_NOW
+        elif case_yaml in waiting:
+            pending.append(waiting[case_yaml])
+            left[waiting[case_yaml]["id"]] = PENDING_NOW
+    return [(case_yaml, spec) for case_yaml, spec in loaded if case_yaml not in clashes]
 
 
 def pending_entry(case_yaml: Path, name: str) -> dict | None:

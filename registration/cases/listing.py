@@ -12,8 +12,9 @@ case.yaml) is ``complete`` again, ready to register, with what changed. Output o
     ...
     3 case(s): 1 registered, 0 held, 0 failed, 1 complete, 1 pending, 0 broken
 
-Cases sharing an id (a copied case folder), a slide or an annotation are listed ``broken``, all of
-them, with register-batch's message (registration/batch_shared.py), never ``complete``.
+Cases sharing an id (a copied case folder, pending, broken or complete), a slide or an annotation
+are listed ``broken``, all of them, with register-batch's message (registration/batch_shared.py),
+never ``complete``, ``pending`` or ``registered``.
 
 Names printed are folder names and ids from case.yaml: captured cases are named by time, never
 by patient. Exit status 0 whatever the cases' state (a listing is not a check), also for a DIR
@@ -35,7 +36,7 @@ from edge_runtime.case_report import (
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.yamlfile import read_yaml_mapping
 from registration.batch_dataset import check_dataset_folder
-from registration.batch_shared import shared_ids_and_inputs
+from registration.batch_shared import case_ids, shared_ids_and_inputs
 from registration.cases.status import (
     BROKEN,
     COMPLETE,
@@ -141,11 +142,13 @@ def list_cases(cases_dir: str | Path, dataset: str | Path | None = None) -> list
     names = case_names(files)  # as the batch named them: the same cases give the same names
     statuses = [inspect_case(f) for f in files]
     # as register-batch refuses them, before it runs: a copied case folder is not "ready to register"
+    # every case with an id takes part: a pending or broken copy shares it as much as a complete one
     loaded = [(s.case_yaml, s.spec) for s in statuses if s.state == COMPLETE and s.spec is not None]
-    clashes = shared_ids_and_inputs(loaded)
+    clashes = shared_ids_and_inputs(loaded, case_ids(files))
     for s in statuses:
         if s.case_yaml in clashes:
-            s.state, s.error = BROKEN, f"{s.case_yaml}: " + "; ".join(clashes[s.case_yaml])
+            own = [s.error] if s.state == BROKEN and s.error else []
+            s.state, s.error = BROKEN, f"{s.case_yaml}: " + "; ".join([*clashes[s.case_yaml], *own])
     return [(s, state_of(s, ds, failures, names[str(f)])) for f, s in zip(files, statuses, strict=True)]
 
 
