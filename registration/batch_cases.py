@@ -60,8 +60,9 @@ def failure_entry(
     """batch_report.json's record of one failed case, by its name in ``names`` (:func:`case_names`,
     or a dataset file's path in DATASET); its error starts with that name once, names every case by
     its name and each input file by its case.yaml key, never by path, and holds no DICOM
-    identifiers; with ``case_id`` when the case's spec loaded (``sonomap cases --dataset`` finds it
-    by that). Logged as a warning."""
+    identifiers; with ``case_id`` whenever the case's id is known, loaded or not (``sonomap cases
+    --dataset`` finds a case's failure by its id alone: its name, a place among the case files,
+    belongs to another case once a case is added or removed). Logged as a warning."""
     text = str(error)
     if isinstance(error, Exception) and not isinstance(error, SonomapError):
         # recorded with its type and location, to be found in the code
@@ -112,7 +113,7 @@ def load_cases(
             error = broken[case_yaml]
             if case_yaml in clashes:
                 error = "; ".join([*clashes[case_yaml], str(error)])
-            failed.append(failure_entry(case_yaml, error, names))
+            failed.append(failure_entry(case_yaml, error, names, ids.get(case_yaml)))
             left[dataset_key(case_yaml)] = FAILED_NOW
         elif case_yaml in clashes:
             case_id = ids.get(case_yaml) or dataset_key(case_yaml)

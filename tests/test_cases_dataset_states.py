@@ -56,3 +56,22 @@ def test_a_copy_of_a_registered_case_that_is_pending_or_broken_is_refused_with_i
     assert len(clashes) == 2 and report["pending"] == 0, report["failures"]
     assert not (ds / "images" / f"{FIRST}.png").exists()  # the original left the dataset with its copy
     assert (ds / "images" / "sim_0001.png").is_file()
+
+
+def test_a_failure_stays_with_its_case_not_with_the_case_now_at_its_place(tmp_path, busi_sample):
+    """The first case fails to load; it is then deleted and another case takes its place among the
+    case files (`case 1 of 2`): that case is ready to register, not failed with the old error."""
+    cases, ds = _batch(tmp_path, busi_sample)
+    _edit(cases / FIRST / "case.yaml", "needle", tip="abc")
+    sonomap("register-batch", cases, "--out", ds, "--no-progress")
+    (failure,) = json.loads((ds / "batch_report.json").read_text())["failures"]
+    assert failure["case"] == "case 1 of 2" and failure["id"] == FIRST, failure
+    shutil.rmtree(cases / FIRST)
+    shutil.copytree(cases / "sim_0001", cases / "sim_00000")  # sorts first now
+    case = yaml.safe_load((cases / "sim_00000" / "case.yaml").read_text())
+    (cases / "sim_00000" / "case.yaml").write_text(
+        yaml.safe_dump({**case, "id": "sim_00000"}, sort_keys=False)
+    )
+    rows = _listing(cases, ds)
+    assert "  complete  " in rows["sim_00000"] and "needle.tip" not in rows["sim_00000"], rows["sim_00000"]
+    assert "  registered  " in rows["sim_0001"]

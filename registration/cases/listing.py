@@ -42,7 +42,6 @@ from registration.cases.status import (
     COMPLETE,
     PENDING,
     CaseStatus,
-    case_names,
     check_cases_folder,
     find_case_files,
     inspect_case,
@@ -63,16 +62,18 @@ def add_options(p) -> None:
 
 
 def batch_failures(dataset: Path | None) -> dict[str, str]:
-    """The errors the last register-batch run gave, by the case's id where its spec loaded and by
-    its name there (``case N of M``, :func:`case_names`)."""
+    """The errors the last register-batch run gave, by the failed case's id. A failure recorded
+    without one (a case.yaml that could not be read, a dataset file) is not any case's now: its
+    name there (``case N of M``) is a place among the case files, which another case takes once
+    one is added or removed."""
     report = dataset / "batch_report.json" if dataset is not None else None
     if report is None or not report.is_file():
         return {}
     try:
         failures = json.loads(report.read_text(encoding="utf-8")).get("failures", [])
-        found = {str(f["case"]): str(f["error"]) for f in failures}
-        found.update({f"id {f['id']}": str(f["error"]) for f in failures if "id" in f})
-        return found
+        # every record has a case and an error: a report of another shape is refused below
+        records = [(f.get("id"), str(f["case"]), str(f["error"])) for f in failures]
+        return {str(case_id): error for case_id, _, error in records if case_id is not None}
     except (ValueError, RecursionError, AttributeError, TypeError, KeyError) as exc:
         # ValueError covers JSONDecodeError and UnicodeDecodeError; the others a report of another shape
         raise InputError(
@@ -93,16 +94,16 @@ def out_of_date(status: CaseStatus, dataset: Path) -> str | None:
     return f"registered from earlier inputs: {changed_reason(changed)}" if changed else None
 
 
-def state_of(status: CaseStatus, dataset: Path | None, failures: dict[str, str], name: str = "") -> str:
-    """The status's state, refined by what the dataset holds for a complete case; ``name``: the
-    case's name in register-batch's report (:func:`case_names`), for a case whose id it has not."""
+def state_of(status: CaseStatus, dataset: Path | None, failures: dict[str, str]) -> str:
+    """The status's state, refined by what the dataset holds for a complete case; ``failures``:
+    :func:`batch_failures`, by case id."""
     if status.state != COMPLETE or dataset is None:
         return status.state
     registered = (dataset / "registration" / status.id / REPORT).is_file()
     stale = out_of_date(status, dataset) if registered else None
     if stale is None and (dataset / "images" / f"{status.id}.png").is_file():
         return REGISTERED
-    error = failures.get(f"id {status.id}", failures.get(name))
+    error = failures.get(status.id)
     if error is not None:  # before HELD: a case registered again that failed keeps its old report
         status.error = error
         return FAILED
@@ -139,7 +140,6 @@ def list_cases(cases_dir: str | Path, dataset: str | Path | None = None) -> list
         check_dataset_folder(ds, "--dataset", new_ok=False)
     files = find_case_files(cases_dir)  # none yet is a listing too: no biopsy captured so far
     failures = batch_failures(ds)
-    names = case_names(files)  # as the batch named them: the same cases give the same names
     statuses = [inspect_case(f) for f in files]
     # as register-batch refuses them, before it runs: a copied case folder is not "ready to register"
     # every case with an id takes part: a pending or broken copy shares it as much as a complete one
@@ -149,7 +149,7 @@ def list_cases(cases_dir: str | Path, dataset: str | Path | None = None) -> list
         if s.case_yaml in clashes:
             own = [s.error] if s.state == BROKEN and s.error else []
             s.state, s.error = BROKEN, f"{s.case_yaml}: " + "; ".join([*clashes[s.case_yaml], *own])
-    return [(s, state_of(s, ds, failures, names[str(f)])) for f, s in zip(files, statuses, strict=True)]
+    return [(s, state_of(s, ds, failures)) for s in statuses]
 
 
 def run_list(args) -> int:
