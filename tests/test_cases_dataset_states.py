@@ -75,3 +75,21 @@ def test_a_failure_stays_with_its_case_not_with_the_case_now_at_its_place(tmp_pa
     rows = _listing(cases, ds)
     assert "  complete  " in rows["sim_00000"] and "needle.tip" not in rows["sim_00000"], rows["sim_00000"]
     assert "  registered  " in rows["sim_0001"]
+
+
+def test_a_registered_case_missing_its_image_or_label_is_not_called_held(tmp_path, busi_sample):
+    """Held is what the last run kept out for review (batch_report.json's low_quality); a case whose
+    images/ or labels/ file was deleted from the dataset says which file is missing."""
+    cases, ds = _batch(tmp_path, busi_sample)
+    (ds / "images" / f"{FIRST}.png").unlink()
+    (ds / "labels" / "sim_0001.png").unlink()
+    rows = _listing(cases, ds)
+    assert (
+        "  complete  " in rows[FIRST]
+        and f"incomplete in the dataset: images/{FIRST}.png missing" in rows[FIRST]
+    )
+    assert "  complete  " in rows["sim_0001"] and "labels/sim_0001.png missing" in rows["sim_0001"]
+    sonomap("register-batch", cases, "--out", ds, "--no-progress", "--min-quality", "1")  # holds both
+    report = json.loads((ds / "batch_report.json").read_text())
+    assert {h["id"] for h in report["low_quality"]} == {FIRST, "sim_0001"}
+    assert all("  held  " in row for row in _listing(cases, ds).values())

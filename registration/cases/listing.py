@@ -2,10 +2,11 @@
 
 Input: DIR holding ``<case>/case.yaml`` at any depth; optionally ``--dataset DATASET`` (the
 ``register-batch --out`` folder): a complete case is then ``registered`` (in the dataset, from
-case.yaml and the input files it names as they read now), ``held`` (registered but kept out for
-review, ``--min-quality``) or ``failed`` (the batch's error for it, from ``batch_report.json``). A
-case registered from inputs that changed since (a revised annotation or slide, an edited
-case.yaml) is ``complete`` again, ready to register, with what changed. Output on stdout:
+case.yaml and the input files it names as they read now), ``held`` (kept out for review by
+``--min-quality``: in ``batch_report.json``'s ``low_quality``) or ``failed`` (the batch's error for it,
+from ``batch_report.json``, found by its id). A case registered from inputs that changed since (a
+revised annotation or slide, an edited case.yaml), or whose ``images/`` or ``labels/`` file is missing
+from the dataset, is ``complete`` again, ready to register, with what changed or is missing. Output on stdout:
 
     20261130T034535Z-1  pending   patient 20261130T034535Z-1 (case id)  lacks: slide (pathology.wsi), ...
     20261130T034540Z-2  complete  patient P-7 (capture.study_id)  ready to register
@@ -25,6 +26,7 @@ register-batch dataset (a typo would otherwise list every case as ready to regis
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge_runtime.case_report import (
@@ -35,7 +37,7 @@ from edge_runtime.case_report import (
 )
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.yamlfile import read_yaml_mapping
-from registration.batch_dataset import check_dataset_folder
+from registration.batch_dataset import LAYOUT, check_dataset_folder
 from registration.batch_shared import case_ids, shared_ids_and_inputs
 from registration.cases.status import (
     BROKEN,
@@ -61,24 +63,33 @@ def add_options(p) -> None:
     )
 
 
-def batch_failures(dataset: Path | None) -> dict[str, str]:
-    """The errors the last register-batch run gave, by the failed case's id. A failure recorded
-    without one (a case.yaml that could not be read, a dataset file) is not any case's now: its
-    name there (``case N of M``) is a place among the case files, which another case takes once
-    one is added or removed."""
+@dataclass(frozen=True)
+class LastBatch:
+    """What the last register-batch run recorded in batch_report.json, by case id."""
+
+    failures: dict[str, str] = field(default_factory=dict)  # id -> its error
+    held: frozenset[str] = frozenset()  # ids kept out for review (--min-quality: its low_quality list)
+
+
+def last_batch(dataset: Path | None) -> LastBatch:
+    """The failures and held cases of the last register-batch run, by the case's id. A failure
+    recorded without one (a case.yaml that could not be read, a dataset file) is not any case's
+    now: its name there (``case N of M``) is a place among the case files, which another case takes
+    once one is added or removed."""
     report = dataset / "batch_report.json" if dataset is not None else None
     if report is None or not report.is_file():
-        return {}
+        return LastBatch()
     try:
-        failures = json.loads(report.read_text(encoding="utf-8")).get("failures", [])
+        data = json.loads(report.read_text(encoding="utf-8"))
         # every record has a case and an error: a report of another shape is refused below
-        records = [(f.get("id"), str(f["case"]), str(f["error"])) for f in failures]
-        return {str(case_id): error for case_id, _, error in records if case_id is not None}
+        records = [(f.get("id"), str(f["case"]), str(f["error"])) for f in data.get("failures", [])]
+        held = frozenset(str(h["id"]) for h in data.get("low_quality", []))
     except (ValueError, RecursionError, AttributeError, TypeError, KeyError) as exc:
         # ValueError covers JSONDecodeError and UnicodeDecodeError; the others a report of another shape
         raise InputError(
             f"{report}: not a register-batch report ({type(exc).__name__}); run register-batch again"
         ) from exc
+    return LastBatch({str(case_id): error for case_id, _, error in records if case_id is not None}, held)
 
 
 def out_of_date(status: CaseStatus, dataset: Path) -> str | None:
@@ -94,24 +105,32 @@ def out_of_date(status: CaseStatus, dataset: Path) -> str | None:
     return f"registered from earlier inputs: {changed_reason(changed)}" if changed else None
 
 
-def state_of(status: CaseStatus, dataset: Path | None, failures: dict[str, str]) -> str:
-    """The status's state, refined by what the dataset holds for a complete case; ``failures``:
-    :func:`batch_failures`, by case id."""
+def state_of(status: CaseStatus, dataset: Path | None, last: LastBatch) -> str:
+    """The status's state, refined by what the dataset holds for a complete case; ``last``:
+    :func:`last_batch`. Held only when the last run listed the case as held: a registered case
+    whose image or label is missing from the dataset is complete, saying which file is missing."""
     if status.state != COMPLETE or dataset is None:
         return status.state
     registered = (dataset / "registration" / status.id / REPORT).is_file()
     stale = out_of_date(status, dataset) if registered else None
-    if stale is None and (dataset / "images" / f"{status.id}.png").is_file():
+    missing = [
+        f"{folder}/{status.id}.png"
+        for folder in LAYOUT
+        if not (dataset / folder / f"{status.id}.png").is_file()
+    ]
+    if registered and stale is None and not missing:
         return REGISTERED
-    error = failures.get(status.id)
+    error = last.failures.get(status.id)
     if error is not None:  # before HELD: a case registered again that failed keeps its old report
         status.error = error
         return FAILED
     if stale is not None:  # registered, but its label is not what the inputs give now
         status.error = stale
         return COMPLETE
-    if registered:
+    if registered and status.id in last.held:
         return HELD
+    if registered:  # register-batch registers it again
+        status.error = f"incomplete in the dataset: {', '.join(missing)} missing"
     return COMPLETE
 
 
@@ -139,7 +158,7 @@ def list_cases(cases_dir: str | Path, dataset: str | Path | None = None) -> list
     if ds is not None:
         check_dataset_folder(ds, "--dataset", new_ok=False)
     files = find_case_files(cases_dir)  # none yet is a listing too: no biopsy captured so far
-    failures = batch_failures(ds)
+    last = last_batch(ds)
     statuses = [inspect_case(f) for f in files]
     # as register-batch refuses them, before it runs: a copied case folder is not "ready to register"
     # every case with an id takes part: a pending or broken copy shares it as much as a complete one
@@ -149,7 +168,7 @@ def list_cases(cases_dir: str | Path, dataset: str | Path | None = None) -> list
         if s.case_yaml in clashes:
             own = [s.error] if s.state == BROKEN and s.error else []
             s.state, s.error = BROKEN, f"{s.case_yaml}: " + "; ".join([*clashes[s.case_yaml], *own])
-    return [(s, state_of(s, ds, failures)) for s in statuses]
+    return [(s, state_of(s, ds, last)) for s in statuses]
 
 
 def run_list(args) -> int:
