@@ -197,7 +197,7 @@ class GuardedInference:
         except Exception as exc:
             self._failed(f"{type(exc).__name__}: {exc}", BANNER_FAULT)
             return None
-        invalid = invalid_output(prediction, gray.shape[:2], self.backend.manifest.num_classes)
+        invalid = invalid_output(prediction, gray.shape[:2], len(self.backend.manifest.classes))
         if invalid is not None:
             self._failed(invalid, BANNER_NAN)
             return None

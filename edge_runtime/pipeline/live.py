@@ -84,17 +84,17 @@ def _capture(pipeline: ScheduledPipeline, slot: LatestSlot) -> None:
 
 
 def _infer(stages: FrameStages, requests: LatestSlot, results: LatestSlot) -> None:
-    seq = 0
-    stats = stages.stats
+    seq, stats = 0, stages.stats
     stages.guard.prepare()  # TensorRT: context and engine on this thread, shown as AI LOADING
+    prepared_at = time.monotonic()  # a frame sent during that build is as old as it: answered, not inferred
     while not stages.stopping:
         seq, frame = requests.wait_newer(seq, WAIT_S)
         if frame is None and requests.closed:
             break
         prediction = None
         try:
-            stages.between_frames()  # also while idle: with the AI off no frame comes to switch it back on
-            if frame is not None and stages.ai.enabled:  # a reload may just have switched the AI off
+            stages.between_frames()  # also while idle (with the AI off no frame comes); may switch the AI off
+            if frame is not None and stages.ai.enabled and frame.timestamp >= prepared_at:
                 roi = stages.ensure_roi(frame)  # re-detects the ROI after a reload or a size change
                 gray = stages.cut(frame)
                 t0 = time.perf_counter()
