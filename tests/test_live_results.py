@@ -1,7 +1,7 @@
 """The live display's results, with real stages (the dark test model through ONNX Runtime): a fault in
 the inference thread while it idles (a reload with the AI off) never reaches the display as an answer
-about no frame (it ended the display before); a frame the AI was switched off for is answered
-without a prediction; and a result computed before the ROI changed is not drawn again when the ROI
+about no frame (it ended the display before); a frame the AI was switched off for, or one older than a
+mask may be drawn when the AI takes it, is answered without a prediction; and a result computed before the ROI changed is not drawn again when the ROI
 comes back (A, B, A)."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from edge_runtime.pipeline.latest_slot import LatestSlot
 from edge_runtime.roi import Roi
 
 WAIT_S = 10.0
+TOO_OLD_S = 0.8  # live.stale_ms + live.fade_ms by default: what run_live passes the inference thread
 
 
 def _config(enabled: bool = True, duration_s: float = 2.0):
@@ -53,7 +54,7 @@ def test_a_frame_the_ai_was_switched_off_for_is_answered_without_a_prediction():
     stages = pipeline.stages
     requests, results = LatestSlot(), LatestSlot()
     stages.ai.enabled = False  # what a reload switching the AI off leaves, after the frame was sent
-    thread = threading.Thread(target=live._infer, args=(stages, requests, results), daemon=True)
+    thread = threading.Thread(target=live._infer, args=(stages, requests, results, TOO_OLD_S), daemon=True)
     thread.start()
     try:
         speckle = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)  # not plain
@@ -62,6 +63,31 @@ def test_a_frame_the_ai_was_switched_off_for_is_answered_without_a_prediction():
         assert answer is not None and answer[0].index == 1 and answer[1] is None
         assert stages.stats.inferred == 0  # never inferred
         stages.ai.enabled = True  # the same kind of frame with the AI on: inferred (the test can fail)
+        requests.put(Frame(2, speckle, time.monotonic(), 1 / 30, {}))
+        _, answer = results.wait_newer(1, WAIT_S)
+        assert answer is not None and answer[0].index == 2 and answer[1] is not None
+    finally:
+        stages.stop()
+        requests.close()
+        thread.join(WAIT_S)
+        pipeline.close()
+
+
+def test_a_frame_older_than_a_mask_is_drawn_is_answered_without_being_inferred():
+    """A frame sent while the backend was prepared (an engine build) is as old as the build when the AI
+    takes it: its mask would be hidden for its age and read AI STALLED, so it is answered at once and
+    the display sends a fresh frame. A fresh frame is inferred (the test can fail)."""
+    pipeline = Pipeline(_config())
+    stages = pipeline.stages
+    requests, results = LatestSlot(), LatestSlot()
+    thread = threading.Thread(target=live._infer, args=(stages, requests, results, TOO_OLD_S), daemon=True)
+    thread.start()
+    try:
+        speckle = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+        requests.put(Frame(1, speckle, time.monotonic() - 2 * TOO_OLD_S, 0.0, {}))
+        _, answer = results.wait_newer(0, WAIT_S)
+        assert answer is not None and answer[0].index == 1 and answer[1] is None
+        assert stages.stats.inferred == 0
         requests.put(Frame(2, speckle, time.monotonic(), 1 / 30, {}))
         _, answer = results.wait_newer(1, WAIT_S)
         assert answer is not None and answer[0].index == 2 and answer[1] is not None

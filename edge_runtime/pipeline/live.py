@@ -83,10 +83,10 @@ def _capture(pipeline: ScheduledPipeline, slot: LatestSlot) -> None:
     slot.close(error)
 
 
-def _infer(stages: FrameStages, requests: LatestSlot, results: LatestSlot) -> None:
+def _infer(stages: FrameStages, requests: LatestSlot, results: LatestSlot, too_old_s: float) -> None:
+    """A frame older than ``too_old_s`` when taken (sent during an engine build) is answered, not inferred."""
     seq, stats = 0, stages.stats
     stages.guard.prepare()  # TensorRT: context and engine on this thread, shown as AI LOADING
-    prepared_at = time.monotonic()  # a frame sent during that build is as old as it: answered, not inferred
     while not stages.stopping:
         seq, frame = requests.wait_newer(seq, WAIT_S)
         if frame is None and requests.closed:
@@ -94,7 +94,7 @@ def _infer(stages: FrameStages, requests: LatestSlot, results: LatestSlot) -> No
         prediction = None
         try:
             stages.between_frames()  # also while idle (with the AI off no frame comes); may switch the AI off
-            if frame is not None and stages.ai.enabled and frame.timestamp >= prepared_at:
+            if frame is not None and stages.ai.enabled and time.monotonic() - frame.timestamp <= too_old_s:
                 roi = stages.ensure_roi(frame)  # re-detects the ROI after a reload or a size change
                 gray = stages.cut(frame)
                 t0 = time.perf_counter()
@@ -185,14 +185,14 @@ def run_live(pipeline: ScheduledPipeline) -> None:
         stages.stop()
         capture.join(timeout=CAPTURE_JOIN_S)
         raise
+    too_old_s = (stale_ms + live.fade_ms) / MS_PER_S  # a frame this old when the AI takes it: not inferred
     inference = threading.Thread(
-        target=_infer, args=(stages, requests, results), name="inference", daemon=True
+        target=_infer, args=(stages, requests, results, too_old_s), name="inference", daemon=True
     )
     inference.start()
     stats.state = "running"
     started = time.monotonic()
-    frame, result_seq, shown = first, 0, Shown(stages, first)
-    busy_until_seq = 0  # requests.seq whose result has not arrived yet: the AI is busy
+    frame, result_seq, shown, busy_until_seq = first, 0, Shown(stages, first), 0  # busy_until_seq: unanswered
     try:
         while frame is not None and not stages.stopping:
             result_seq, got = results.wait_newer(result_seq, 0)
