@@ -1,8 +1,8 @@
 """The live display's results, with real stages (the dark test model through ONNX Runtime): a fault in
 the inference thread while it idles (a reload with the AI off) never reaches the display as an answer
 about no frame (it ended the display before); a frame the AI was switched off for, or one older than a
-mask may be drawn when the AI takes it, is answered without a prediction; and a result computed before the ROI changed is not drawn again when the ROI
-comes back (A, B, A)."""
+mask may be drawn when the AI takes it, is answered without a prediction; and a result computed before
+the ROI changed is not drawn again when the ROI comes back (A, B, A)."""
 
 from __future__ import annotations
 
