@@ -118,3 +118,14 @@ def test_band_sums_declaring_gigabytes_are_refused_before_allocating(tmp_path):
             archive.writestr(member, header.getvalue() + bytes(64))
     with pytest.raises(InputError, match=rf"{path}: array ids.npy declares \({HUGE_ELEMENTS},\)"):
         read_band_sums(path)
+
+
+@pytest.mark.parametrize("given", ["", "cases.csv"])
+def test_an_empty_dataset_or_its_cases_csv_given_for_it_is_named(busi_dataset, monkeypatch, given):
+    """``--data ""`` read the working folder (a cases.csv there would be calibrated on, unsaid), and
+    ``--data DATASET/cases.csv`` was told ``DATASET/cases.csv/cases.csv: dataset index not found``."""
+    monkeypatch.chdir(busi_dataset)  # a working folder that is a dataset: "" must not read it
+    data = given and str(busi_dataset / given)
+    expected = "the dataset folder is empty" if not given else f"{data}: is a file; give the dataset folder"
+    with pytest.raises(InputError, match=expected):
+        read_cases(data)

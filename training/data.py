@@ -52,9 +52,16 @@ class Sample:
 
 def read_cases(root: str | Path) -> list[Sample]:
     """DATASET dir -> all samples listed in DATASET/cases.csv, in file order, each image and label
-    file checked to exist. The rows are read and checked by edge_runtime.case_split.read_cases_csv,
-    the one reader of cases.csv (register-batch and the concordance read it there too)."""
+    file checked to exist; an empty DATASET, or a file given for it, is refused naming it. The rows are
+    read and checked by edge_runtime.case_split.read_cases_csv, the one reader of cases.csv
+    (register-batch and the concordance read it there too)."""
+    if not str(root).strip():  # Path("") is the working folder: an unset variable is no dataset
+        raise InputError(
+            "the dataset folder is empty: give the folder holding cases.csv, images/ and labels/"
+        )
     root = Path(root)
+    if root.is_file():  # e.g. DATASET/cases.csv given for DATASET
+        raise InputError(f"{root}: is a file; give the dataset folder holding cases.csv, images/ and labels/")
     csv_path = root / CASES_CSV
     samples = []
     for row in read_cases_csv(csv_path):
