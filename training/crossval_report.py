@@ -157,13 +157,15 @@ def write_pooled_report(out: Path, folds: int, seed: int) -> dict:
     reliability = _pooled_reliability(read)
     how = "as served" if summary["calibration"] else "as trained, not calibrated"
     # one set: each file under a hidden name first, renamed into place only once all four are whole
-    # (report.md, entered first, is renamed last), with SIGINT/SIGTERM waiting for the renames
-    with signals_held(), ExitStack() as renames:
+    # (report.md, entered first, is renamed last); SIGINT/SIGTERM wait from the first rename to the
+    # last (held exits after renames), not while the files are written
+    with ExitStack() as held, ExitStack() as renames:
         staged = {name: renames.enter_context(atomic_path(out / name)) for name in POOLED_FILES}
         write_metrics_csv(staged["metrics.csv"], results, {"fold": fold_of})
         write_reliability_png(staged["reliability.png"], reliability, f"{folds}-fold cross-validation, {how}")
         atomic_write_json(staged["summary.json"], summary)
         atomic_write_text(staged["report.md"], _report_md(summary))
+        held.enter_context(signals_held())
     return summary
 
 
