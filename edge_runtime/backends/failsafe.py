@@ -233,8 +233,9 @@ def invalid_output(prediction: Prediction | None, roi_shape: tuple[int, ...], nu
     mask, prob = np.asarray(prediction.mask), np.asarray(prediction.native_prob)
     if mask.shape != tuple(roi_shape):
         return f"backend returned a mask of shape {mask.shape} for a ROI of shape {tuple(roi_shape)}"
-    if mask.size and int(mask.max()) >= num_classes:
-        return f"backend returned class id {int(mask.max())} in its mask; the model has {num_classes} classes"
+    top = int(mask.max()) if mask.size else 0
+    if top >= num_classes:
+        return f"backend returned class id {top} in its mask; the model has {num_classes} classes"
     if prob.ndim != 2 or prob.size == 0:
         return f"backend returned a probability of shape {prob.shape} for a ROI of shape {tuple(roi_shape)}"
     if not np.isfinite(prob).all():
