@@ -28,6 +28,7 @@ import numpy as np
 from edge_runtime.atomic import atomic_write_bytes
 from edge_runtime.errors import InputError
 from training.data import CANCER, IGNORE_INDEX
+from training.figure_file import save_figure
 
 BAND_PX = 25  # decision band: pixels this close (Euclidean) to the truth or the predicted mask
 PIXEL_BINS = 15
@@ -241,8 +242,6 @@ def write_reliability_png(path: str | Path, summary: dict, title: str = "") -> N
 
     matplotlib.use("Agg")  # files only, never a window
     import matplotlib.pyplot as plt
-
-    from training.figure_file import save_figure
 
     panels = (
         ("pixel", f"pixels within {summary['band_px']} px of truth or prediction"),
