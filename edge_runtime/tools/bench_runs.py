@@ -112,9 +112,8 @@ def naive_loop(path: str, backend, roi, limit: int, out: Path) -> dict:
         blended = cv2.addWeighted(bgr, 1 - NAIVE_ALPHA, colour, NAIVE_ALPHA, 0)
         bgr = np.where(full[:, :, None] > 0, blended, bgr)
         t3 = time.perf_counter()
-        bgr = bgr[
-            : bgr.shape[0] & ~1, : bgr.shape[1] & ~1
-        ]  # 4:2:0 needs even sides: an odd clip's last row goes
+        # 4:2:0 needs even sides: an odd clip's last row (or column) goes
+        bgr = bgr[: bgr.shape[0] & ~1, : bgr.shape[1] & ~1]
         if stream is None:
             stream = dst.add_stream("libx264", rate=Fraction(30))
             stream.width, stream.height, stream.pix_fmt = bgr.shape[1], bgr.shape[0], "yuv420p"
