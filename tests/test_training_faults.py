@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import math
 import shutil
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -19,6 +16,7 @@ import pytest
 import torch
 import yaml
 from file_size_limit import python_with_file_size_limit, sonomap_with_file_size_limit
+from sigterm_stop import sigterm_when
 
 from edge_runtime.errors import ConfigError, InputError
 from training.checkpoint import read_checkpoint
@@ -36,10 +34,7 @@ TINY = {
     "train": {"epochs": 2, "batch_size": 4, "warmup_iters": 2, "lr": 3.0e-3},
 }
 EXIT_USER_ERROR = 2
-EXIT_SIGTERM = 143  # 128 + SIGTERM, as a shell reports a command the signal ended
 SHIPPED_ONNX = Path(__file__).resolve().parents[1] / "edge_runtime" / "models" / "default" / "model.onnx"
-SIGTERM_WAIT_S = 120
-POLL_S = 0.05
 
 
 def _config(folder: Path, **train) -> Path:
@@ -146,25 +141,7 @@ def test_more_than_two_classes_are_refused_at_config_load(tmp_path):
 
 def test_sigterm_stops_training_cleanly(tmp_path, busi_dataset):
     out = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "edge_runtime.cli",
-        *_train_args(_config(tmp_path, epochs=500), busi_dataset, out),
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + SIGTERM_WAIT_S
-    while not (out / "last.pt").exists() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(POLL_S)
-    proc.send_signal(signal.SIGTERM)
-    _stdout, stderr = proc.communicate(timeout=SIGTERM_WAIT_S)
-    assert proc.returncode == EXIT_SIGTERM, stderr[-2000:]
-    assert "Traceback" not in stderr
-    assert (
-        stderr.strip()
-        .splitlines()[-1]
-        .startswith("sonomap train: stopped by SIGTERM; what it had already written")
-    )
+    sigterm_when(_train_args(_config(tmp_path, epochs=500), busi_dataset, out), (out / "last.pt").exists)
     assert not list(out.glob(".*.tmp"))
     assert read_checkpoint(out / "last.pt")["epoch"] >= 0
 
