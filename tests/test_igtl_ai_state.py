@@ -36,6 +36,7 @@ STATE, LABELMAP, PROBMAP = "AIState_Reference", "Prediction_Reference", "ProbMap
 ON = {"state": "ON", "detail": ""}
 STALLED = {"state": "STALLED", "detail": "1.5 s"}
 LIVE_SECONDS = 3
+SLOW_READ_S = 0.05  # a frame slow to build: the sender thread runs meanwhile, every time
 # ON with its prediction; STALLED with the cleared labelmap; nothing on the next STALLED frame (no
 # change, no prediction sent while not ON); STALLED said again a second later
 EXPECTED = [STATE, LABELMAP, PROBMAP, STATE, LABELMAP, PROBMAP, STATE]
@@ -140,3 +141,37 @@ def test_live_with_the_ai_off_tells_the_viewer_and_sends_no_labelmap(plus):
     said = [msg.string for _, msg in got]
     assert said and all(text.startswith("AI OFF") for text in said), said
     assert len(said) >= LIVE_SECONDS - 1  # said again each second while it holds
+
+
+class _SlowMeta(dict):
+    """A frame's metadata that takes a while to read the pixel size (only the labelmap's geometry reads
+    it): a busy render thread between two statements, made long enough to be seen every time."""
+
+    def get(self, key, default=None):
+        if key == "mm_per_pixel":
+            time.sleep(SLOW_READ_S)
+        return super().get(key, default)
+
+
+def test_a_state_and_the_labelmap_it_speaks_for_leave_in_one_payload():
+    """A viewer that falls behind loses whole payloads (its outbox keeps the newest two): the ``AI ON``
+    that goes with a labelmap, or the ``AI STALLED`` that goes with the cleared one, must share its
+    payload, or the viewer could be left holding a labelmap without ever hearing that the AI was ON.
+    The sender thread is idle, waiting, when each frame comes, and the frame is slow to build."""
+    sent: list[list[str]] = []
+
+    class Recording(igtl.server.IgtlServerLink):
+        def send(self, messages: list) -> bool:
+            sent.append([m.device_name for m in messages])
+            return super().send(messages)
+
+    observer = igtl.IgtlObserver(Recording(0))
+    try:
+        for index, ai in enumerate([ON, STALLED]):
+            frame = _frame(index)
+            frame = Frame(index, frame.image, frame.timestamp, meta=_SlowMeta(frame.meta))
+            observer.on_frame(frame, _prediction(), frame.image, {"ai": ai})
+            assert observer.flush(WAIT_S)
+    finally:
+        observer.close()
+    assert sent == [[STATE, LABELMAP, PROBMAP]] * 2, sent

@@ -97,21 +97,25 @@ class IgtlObserver(Observer):
         # The state drawn on this frame; a caller outside the pipeline that gives none: ON.
         ai = (stats or {}).get("ai") or {}
         text, device, left_on = self.states.note(ai, (frame.meta or {}).get("device"), time.monotonic())
-        if text is not None:
-            self._post("_said", (device, text))
+        said = None if text is None else (device, text)
+        job = None
         if left_on:  # no mask outlives the AI that made it
             shape = frame.image.shape[:2]
             empty = np.zeros(shape, np.uint8)
-            self._post("_job", (geometry(frame), shape, None, frame.timestamp, empty, empty, True))
+            job = (geometry(frame), shape, None, frame.timestamp, empty, empty, True)
         # Not ON (no mask drawn), no prediction, or the same one re-rendered: nothing new to send.
-        if ai.get("state", ON) != ON or prediction is None or prediction is self._last_prediction:
-            return
+        elif ai.get("state", ON) == ON and prediction is not None and prediction is not self._last_prediction:
+            job = self._prediction_job(frame, prediction, stats)
+        self._post(said, job)
+
+    def _prediction_job(self, frame: Frame, prediction: Prediction, stats: dict[str, Any]) -> tuple:
+        """What the sender needs to send ``prediction``, drawn over ``frame``."""
         self._last_prediction = prediction
         # In live 'latest' mode the prediction drawn over this frame was computed on an
         # earlier one: send it with *that* frame's geometry and timestamp when known.
         source = getattr(prediction, "frame", None) or frame
         roi = getattr(prediction, "roi", None) or (source.meta or {}).get("roi") or (stats or {}).get("roi")
-        job = (
+        return (
             geometry(source),
             source.image.shape[:2],
             roi,
@@ -120,15 +124,19 @@ class IgtlObserver(Observer):
             np.array(prediction.prob, np.float32),
             False,
         )
-        self._post("_job", job)
 
-    def _post(self, slot: str, item: tuple) -> None:
-        """Put ``item`` in the one-slot mailbox ``slot`` (``_job``, ``_said``): latest wins, an unsent
-        older one is replaced."""
+    def _post(self, said: tuple | None, job: tuple | None) -> None:
+        """Hand one frame's state to say and job to send to the sender thread, in one step: the sender
+        must never take a frame's state without its labelmap, or they would leave as two payloads and
+        a slow viewer's outbox could drop the state alone. Each mailbox holds one item: latest wins,
+        an unsent older one is replaced."""
         with self._cond:
-            if getattr(self, slot) is None:
-                self._pending += 1
-            setattr(self, slot, item)
+            for slot, item in (("_said", said), ("_job", job)):
+                if item is None:
+                    continue
+                if getattr(self, slot) is None:
+                    self._pending += 1
+                setattr(self, slot, item)
             self._cond.notify_all()
 
     def _run(self) -> None:
