@@ -11,6 +11,8 @@ Input: CASES_DIR with <case>/case.yaml (any depth). Output in DATASET/:
                              and a patient keeps its split when later runs add cases; the split is
                              edge_runtime.case_split's, the one prepare-busi uses)
   removed/                   images/ and labels/ of cases that left the dataset (batch_dataset.py)
+  split_history.csv          id,split of every case ever in cases.csv: a case that left and comes back
+                             takes its split again (registration/split_history.py)
   batch_report.json          done / skipped (already done) / failed cases with their one-line errors,
                              the cases held out for review (quality below --min-quality), the
                              pending cases with what each lacks, the cases removed from the
@@ -84,6 +86,7 @@ from registration.case import CaseSpec
 from registration.cases.status import case_names
 from registration.pipeline import register_case
 from registration.report import without_input_paths, write_json
+from registration.split_history import read_split_history
 
 HELD_NOW = "held for review: quality below --min-quality (see low_quality)"
 
@@ -92,11 +95,13 @@ def refuse_foreign_dataset(ds: Path) -> None:
     """InputError when DS/cases.csv has rows that no DS/registration/<id>/report.json backs: the
     rebuilt cases.csv would lose them (and leave their images and labels orphaned); ConfigError when
     DS is neither new, empty nor a register-batch dataset (batch_dataset.check_dataset_folder): its
-    images would be moved to removed/ and the dataset's files written beside its own. Reads only."""
+    images would be moved to removed/ and the dataset's files written beside its own; InputError for a
+    damaged split_history.csv, found here rather than after cases were moved. Reads only."""
     path = ds / CASES_CSV
     if path.is_file():  # first: for a prepare-busi dataset the rows it would lose are the clearer reason
         _refuse_foreign_rows(ds, path)
     check_dataset_folder(ds, "--out", new_ok=True)
+    read_split_history(ds)
 
 
 def _refuse_foreign_rows(ds: Path, path: Path) -> None:

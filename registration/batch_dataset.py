@@ -30,13 +30,14 @@ from edge_runtime.image_files import UnreadableImage, read_image
 from edge_runtime.near_duplicates import merge_near_duplicate_cases
 from edge_runtime.yamlfile import read_yaml_mapping
 from registration.cases.identity import patient_groups
+from registration.split_history import SPLIT_HISTORY, read_split_history, write_split_history
 
 LAYOUT = {"images": "us.png", "labels": "label.png"}  # dataset folder -> registration/<id>/ file it copies
 REMOVED = "removed"  # DATASET/removed/<images|labels>/<id>.png (<id>~2.png, ...): what left the dataset
 REPORT_JSON = "batch_report.json"
 # Everything register-batch writes at the top of DATASET, each a folder or a file.
 FOLDERS = frozenset({*LAYOUT, "registration", REMOVED})
-FILES = frozenset({CASES_CSV, REPORT_JSON})
+FILES = frozenset({CASES_CSV, REPORT_JSON, SPLIT_HISTORY})
 # Written only by register-batch (cases.csv is prepare-busi's and crossval's too); registration/ is
 # made before anything else, so a first run that was stopped has it.
 MARKERS = ("registration/", REPORT_JSON)
@@ -177,20 +178,23 @@ def write_cases_csv(
 ) -> tuple[dict, list[dict], list[str]]:
     """cases.csv from ``rows`` ([(id, patient)], the cases in the layout); return the split counts, the
     cases whose split changed (``[{id, from, to}]``: their patient joined one in another split) and
-    the splits that held cases before and hold none now. A patient already in cases.csv keeps its
-    split (edge_runtime.case_split)."""
+    the splits that held cases before and hold none now. A patient already in cases.csv, or one of
+    whose cases was in it once (split_history.csv), keeps its split (edge_runtime.case_split); the
+    history is written first, so a stop between the two files loses no case's split."""
     rows = sorted(rows)
     if dedup:  # optional check; imagehash is imported only when asked for
         merged = merge_near_duplicate_cases({c: ds / "images" / f"{c}.png" for c, _ in rows}, dict(rows))
         rows = [(c, merged[c]) for c, _ in rows]
     before = previous_splits(ds)
-    splits = split_cases([p for _, p in rows], seed, existing=kept_splits(before, rows))
+    remembered = {**read_split_history(ds), **before}
+    splits = split_cases([p for _, p in rows], seed, existing=kept_splits(remembered, rows))
+    write_split_history(ds, {**remembered, **{c: splits[p] for c, p in rows}})
     atomic_write_csv(ds / CASES_CSV, ["id", "case_id", "split"], [(c, p, splits[p]) for c, p in rows])
     counts = Counter(splits[p] for _, p in rows)
     moved = [
-        {"id": c, "from": before[c], "to": splits[p]}
+        {"id": c, "from": remembered[c], "to": splits[p]}
         for c, p in rows
-        if before.get(c, splits[p]) != splits[p]
+        if remembered.get(c, splits[p]) != splits[p]
     ]
     emptied = [s for s in SPLITS if s in before.values() and not counts[s]]
     return {split: counts[split] for split in SPLITS}, moved, emptied

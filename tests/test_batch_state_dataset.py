@@ -118,3 +118,47 @@ def test_cores_sharing_a_study_id_are_one_patient_even_when_the_lab_named_only_o
     register_batch(cases, ds, progress=False)
     again = _split_of(ds)
     assert again[first] == again[second] == again[third] == rows[first]
+
+
+def test_a_patient_whose_cores_all_failed_gets_its_split_back_once_they_register_again(
+    simulated_cases, tmp_path
+):
+    """cases.csv lists only the cases in the dataset now; the split a patient had is remembered in
+    split_history.csv, so a patient whose only core failed for a while (its annotation broken) comes
+    back in the split it had, not split afresh: one evaluated in test must never come back in train.
+    Meanwhile a new patient came and took the emptied test place."""
+    cases = Path(shutil.copytree(simulated_cases(N_CASES + 1), tmp_path / "cases"))
+    later = sorted(p.name for p in cases.iterdir())[-1]
+    aside = tmp_path / "later"
+    shutil.move(cases / later, aside)  # its biopsy comes later
+    ds = tmp_path / "ds"
+    register_batch(cases, ds, progress=False)
+    first = _split_of(ds)
+    (tested,) = [i for i, (_, split) in first.items() if split == "test"]
+    annotation = cases / tested / "core.geojson"
+    good = annotation.read_bytes()
+    annotation.write_text("{broken")
+    shutil.move(aside, cases / later)
+    register_batch(cases, ds, progress=False)
+    assert tested not in _split_of(ds) and _split_of(ds)[later][1] == "test"  # the new patient took it
+    annotation.write_bytes(good)  # the lab sent the annotation again
+    report = register_batch(cases, ds, progress=False)
+    assert report["registered"] == 1 and not report["moved_cases"]
+    assert _split_of(ds)[tested] == first[tested]
+    with open(ds / "split_history.csv", newline="") as fh:
+        assert {r["id"]: r["split"] for r in csv.DictReader(fh)} == {
+            i: s for i, (_, s) in _split_of(ds).items()
+        }
+
+
+def test_a_damaged_split_history_stops_the_run_before_anything_moves(cases, tmp_path):
+    ds = tmp_path / "ds"
+    register_batch(cases, ds, progress=False)
+    before = (ds / "cases.csv").read_bytes()
+    shutil.rmtree(cases / sorted(p.name for p in cases.iterdir())[0])  # would leave the dataset
+    (ds / "split_history.csv").write_text("id,split\nsrc-1,holdout\n")
+    run = sonomap("register-batch", cases, "--out", ds, "--no-progress", check=False)
+    assert run.returncode == 2, run.stderr
+    assert "split_history.csv:2: needs an id and a split in ['train', 'val', 'test']" in run.stderr
+    assert "'holdout'" in run.stderr
+    assert (ds / "cases.csv").read_bytes() == before and not (ds / "removed").exists()

@@ -1,0 +1,64 @@
+"""The split every case of a register-batch dataset was ever given, kept after the case leaves it.
+
+cases.csv lists only the cases in the dataset now. A patient whose every core fails for its own
+inputs (a slide the scanner cut short, an annotation on the wrong slide) leaves cases.csv with them;
+once the lab fixes the inputs the cores come back, and without this file their patient would be split
+afresh: one evaluated in test could come back in train. So register-batch keeps
+``DATASET/split_history.csv`` (``id,split``): each case id's last split, written before cases.csv on
+every run, and a returning id takes its split from here (cases.csv wins where both hold an id).
+
+Input and output: that file. Files: read, and written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from edge_runtime.atomic import atomic_write_csv
+from edge_runtime.case_split import SPLITS
+from edge_runtime.errors import InputError
+
+SPLIT_HISTORY = "split_history.csv"
+COLUMNS = ("id", "split")
+
+
+def read_split_history(ds: Path) -> dict[str, str]:
+    """id -> split from DATASET/split_history.csv (empty when there is none yet). InputError naming the
+    file and line for text that is not UTF-8 CSV, a missing column, an empty id or a split not in
+    SPLITS: a row skipped here would let its patient be split afresh."""
+    path = ds / SPLIT_HISTORY
+    if not path.is_file():
+        return {}
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: not UTF-8 text ({exc.reason}); register-batch writes it, restore it or delete it"
+        ) from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    out: dict[str, str] = {}
+    try:
+        header = [name.strip() for name in next(reader, [])]
+        missing = [c for c in COLUMNS if c not in header]
+        if missing:
+            raise InputError(f"{path}:1: missing column(s) {missing}; need {list(COLUMNS)}")
+        at = {c: header.index(c) for c in COLUMNS}
+        for fields in reader:
+            if not fields:
+                continue
+            sid, split = (fields[at[c]].strip() if at[c] < len(fields) else "" for c in COLUMNS)
+            if not sid or split not in SPLITS:
+                raise InputError(
+                    f"{path}:{reader.line_num}: needs an id and a split in {list(SPLITS)}, has {sid!r}, {split!r}"
+                )
+            out[sid] = split
+    except csv.Error as exc:
+        raise InputError(f"{path}:{reader.line_num}: not a valid CSV ({exc})") from None
+    return out
+
+
+def write_split_history(ds: Path, history: dict[str, str]) -> None:
+    """DATASET/split_history.csv from ``history`` (id -> split), sorted by id, atomically."""
+    atomic_write_csv(ds / SPLIT_HISTORY, COLUMNS, sorted(history.items()))
