@@ -1,5 +1,5 @@
 """The three readers of a dataset's cases.csv agree: training's dataset reader (training.data.read_cases),
-the concordance's patients (training.concordance.cores.dataset_patients) and register-batch's kept splits
+the concordance's patients (training.concordance.cases_folder.dataset_patients) and register-batch's kept splits
 (registration.batch_dataset.previous_splits and kept_splits; its check for rows it did not write,
 registration.batch.refuse_foreign_dataset, refuses malformed rows alike) read one hand-made file (saved
 by a spreadsheet: byte-order mark, CRLF line ends, values padded with spaces, an extra column, a blank
@@ -14,7 +14,7 @@ from edge_runtime.case_split import read_cases_csv
 from edge_runtime.errors import SonomapError
 from registration.batch import refuse_foreign_dataset
 from registration.batch_dataset import kept_splits, previous_splits
-from training.concordance.cores import dataset_patients
+from training.concordance.cases_folder import dataset_patients
 from training.data import read_cases
 
 ROWS = [  # id, case_id (patient), split, note

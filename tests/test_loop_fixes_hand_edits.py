@@ -21,7 +21,7 @@ from registration.batch import register_batch
 from registration.case import load_case
 from registration.cases.listing import list_cases
 from registration.cases.status import BROKEN, COMPLETE, inspect_case
-from training.concordance.cores import load_cores
+from training.concordance.cases_folder import load_cores
 
 NAME = "Doe_Jane"  # the patient's name, as a lab's folders carry it
 FIRST, SECOND = "20261130T010101Z-1", "20261130T010102Z-2"

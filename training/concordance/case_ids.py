@@ -7,7 +7,7 @@ prediction scored against it. register-batch refuses every case of a shared id
 (registration/batch_shared.py); concordance skips them all the same way, with a reason naming the
 other cases by their place among the case files (``case 2 of 5``), never by folder.
 
-Input: the case.yaml files (:func:`training.concordance.cores.find_case_files`' order) and a
+Input: the case.yaml files (:func:`training.concordance.cases_folder.find_case_files`' order) and a
 function giving a file's case id (:func:`case_id_of`, as register-batch takes it). Output: case.yaml
 -> the reason it is skipped.
 """

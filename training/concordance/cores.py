@@ -2,7 +2,9 @@
 
 Input: a folder of captured cases (``<case>/case.yaml``, ``prefire_mask.png``, ``prefire_prob.png``;
 docs/biopsy-capture.md) and the ``register-batch --out`` folder that holds each registered case's
-``registration/<id>/label.png`` and ``report.json``. Output: :class:`Core` records.
+``registration/<id>/label.png`` and ``report.json``. Output: one :class:`Core` per case
+(:func:`load_core`), or an InputError saying why the case's core cannot be scored. Going over a
+whole cases folder, and the reasons the report shares: cases_folder.py.
 
 The comparison region is the core's band as registration modelled it (the notch's segment of the
 tract, its core width across) where the label is known: ``label.png`` is 0 (no cancer) or 1
@@ -15,12 +17,8 @@ fractions and scores derived from them. Cases not registered yet (pending, broke
 cases whose registration is out of date (case.yaml or an input file it names changed since),
 cases without a saved prediction (a mark before the first prediction), cases whose capture values
 cannot be used (a ``capture.expected_yield`` that is no mapping, a fraction that is no number in
-[0, 1]) and cores whose band has no known pixel (nothing to score) are skipped with a reason.
-
-A skipped case goes into the report, which is made to be shared: it is named by its case.yaml's id
-(the capture's), or by its position among the case files when it has no usable id, never by its
-folder (which may sit in a folder named after the patient), and its reason names no path below the
-cases folder (:func:`skip_entry`).
+[0, 1]) and cores whose band has no known pixel (nothing to score) are refused with the reason,
+which the report lists for the skipped case.
 """
 
 from __future__ import annotations
@@ -31,29 +29,25 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.biopsy.study_id import without_case_folder
 from edge_runtime.case_report import (
     REPORT,
     changed_reason,
     changed_since,
     read_report,
 )
-from edge_runtime.case_split import CASES_CSV, read_cases_csv
-from edge_runtime.errors import InputError, SonomapError
+from edge_runtime.errors import InputError
 from edge_runtime.image_files import UnreadableImage, read_image
 from edge_runtime.manifest import SHA_SHOWN
 from edge_runtime.prediction_pngs import MAX_CLASS, MAX_PROB_SCALE, PROB_SCALE
 from edge_runtime.typed_config import shown
 from edge_runtime.yamlfile import read_yaml_mapping
-from training.concordance.case_ids import case_id_of, shared_ids
+from training.concordance.case_ids import case_id_of
 from training.data import IGNORE_INDEX
 from training.metrics import Counts, confusion_counts, scores
 
 UNKNOWN_MODEL = "unknown"
 DEFAULT_CANCER_CLASS = 1  # capture.prediction.cancer_class of a case written before it was recorded
 DEFAULT_PROB_SCALE = PROB_SCALE  # capture.prediction.prob_scale likewise: the capture's own scale
-
-CASES_LABEL = "CASES"  # how outputs name the cases folder given: never by its name (public_reason)
 
 
 @dataclass
@@ -88,16 +82,6 @@ class Core:
         """Dice, sensitivity (recall) and specificity along the tract (training/metrics.py policy)."""
         s = scores(self.counts)
         return {"dice": s["dice"], "sensitivity": s["recall"], "specificity": s["specificity"]}
-
-
-def find_case_files(cases_dir: Path) -> list[Path]:
-    """Every case.yaml under cases_dir, sorted; hidden folders (captures being written) skipped.
-    (The same rule as registration/cases/status.py; training does not import registration.)"""
-    return sorted(
-        p
-        for p in cases_dir.rglob("case.yaml")
-        if not any(part.startswith(".") for part in p.relative_to(cases_dir).parts[:-1])
-    )
 
 
 def _read(path: Path, flags: int, where: str) -> np.ndarray:
@@ -232,69 +216,3 @@ def _whole(pred: dict, key: str, default: int, least: int, where: str, most: int
         rule = f">= {least}" if most is None else f"in [{least}, {most}]"
         raise InputError(f"{where}: capture.prediction.{key} must be an integer {rule}, got {shown(value)}")
     return value
-
-
-def load_cores(cases_dir: str | Path, dataset: str | Path) -> tuple[list[Core], list[dict]]:
-    """(cores, skipped) over every case under cases_dir; skipped = [{case, reason}]."""
-    cases_dir, dataset = Path(cases_dir), Path(dataset)
-    if not cases_dir.is_dir():
-        raise InputError(f"{cases_dir}: cases folder not found")
-    if not (dataset / "registration").is_dir():
-        raise InputError(f"{dataset}: no registration/ folder (the output of `sonomap register-batch`)")
-    cores, skipped = [], []
-    patients = dataset_patients(dataset)
-    found = find_case_files(cases_dir)
-    shared = shared_ids(found, case_id_of)  # a copied case folder: one registration, scored once per copy
-    for position, case_yaml in enumerate(found, start=1):
-        try:
-            if case_yaml in shared:
-                raise InputError(f"{case_yaml}: {shared[case_yaml]}")
-            core = load_core(case_yaml, dataset)
-        except SonomapError as exc:
-            skipped.append(skip_entry(exc, case_yaml, f"case {position} of {len(found)}", cases_dir, dataset))
-            continue
-        core.patient_id = patients.get(core.id, core.patient_id)
-        cores.append(core)
-    return cores, skipped
-
-
-def skip_entry(exc: Exception, case_yaml: Path, position: str, cases_dir: Path, dataset: Path) -> dict:
-    """``{case, reason}`` for a case that is not scored. ``case``: its case.yaml's id when it passes
-    the case id rule (:func:`case_id_of`), else ``position``; ``reason``: the error with the case's folder left out
-    (:func:`without_case_folder`: ``case.yaml: ...``, ``case.yaml: prefire_mask.png: ...``) and the cases folder and dataset named
-    by their base names (:func:`public_reason`)."""
-    try:
-        case = read_yaml_mapping(case_yaml, "case file")
-        name = position if case.get("id") is None else case_id_of(case_yaml, case)
-    except SonomapError:  # unreadable, or an id the case id rule refuses (a name, a path): its position
-        name = position
-    text = without_case_folder(str(exc), case_yaml.parent)
-    return {"case": name, "reason": public_reason(text, cases_dir, dataset)}
-
-
-def public_reason(text: str, cases_dir: Path, dataset: Path) -> str:
-    """``text`` with the cases folder named :data:`CASES_LABEL` and the dataset by its base name, as
-    the report's header names them: the reasons go into report.md and concordance.json, which are
-    made to be shared, and a folder above them may be named after the patient. The cases folder
-    itself may be too (a folder per patient), and no rule tells ``Doe_Jane`` from ``cases``."""
-    labels = ((cases_dir, CASES_LABEL), (dataset, dataset.name))
-    spelled = {
-        (str(form), label)
-        for folder, label in labels
-        for form in (folder, folder.absolute(), folder.resolve())
-    }
-    for path, name in sorted(spelled, key=lambda pair: -len(pair[0])):  # the longest spelling first
-        text = text.replace(path, name)
-    return text
-
-
-def dataset_patients(dataset: Path) -> dict[str, str]:
-    """id -> patient from DATASET/cases.csv ({} without one), read by the one reader of that file
-    (edge_runtime.case_split.read_cases_csv: a bad row is an error naming its line, as training
-    would refuse it). register-batch writes there the patient each core belongs to after joining
-    cores that share any patient or study id, which a single report.json cannot know; the bootstrap
-    resamples these patients."""
-    path = dataset / CASES_CSV
-    if not path.is_file():
-        return {}
-    return {row.id: row.case_id for row in read_cases_csv(path)}

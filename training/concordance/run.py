@@ -7,8 +7,8 @@ from pathlib import Path
 
 from edge_runtime.atomic import check_apart
 from edge_runtime.errors import InputError
+from training.concordance.cases_folder import CASES_LABEL, load_cores
 from training.concordance.core_stats import group_summary
-from training.concordance.cores import CASES_LABEL, load_cores
 from training.concordance.report import check_report_folder, write_report
 from training.metrics import EMPTY_POLICY
 
