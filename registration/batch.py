@@ -59,13 +59,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from edge_runtime.batch_report import BATCH_REPORT
 from edge_runtime.case_report import REPORT, read_report
 from edge_runtime.case_split import CASES_CSV, read_cases_csv
 from edge_runtime.errors import InputError
 from edge_runtime.privacy import redact
 from registration.batch_cases import FAILED_NOW, dataset_paths, failure_entry, find_cases, load_cases
 from registration.batch_dataset import (
-    REPORT_JSON,
     check_dataset_folder,
     copy_into_layout,
     is_done,
@@ -248,5 +248,5 @@ def register_batch(
         "removed_cases": removed,
         "warnings": sum(len(d["warnings"]) for d in done),
     }
-    write_json(ds / REPORT_JSON, summary)
+    write_json(ds / BATCH_REPORT, summary)
     return summary

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.atomic import atomic_write_csv, atomic_write_png
+from edge_runtime.batch_report import BATCH_REPORT
 from edge_runtime.case_split import CASES_CSV, SPLITS, read_cases_csv, split_cases
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.image_files import UnreadableImage, read_image
@@ -34,13 +35,12 @@ from registration.split_history import SPLIT_HISTORY, read_split_history, write_
 
 LAYOUT = {"images": "us.png", "labels": "label.png"}  # dataset folder -> registration/<id>/ file it copies
 REMOVED = "removed"  # DATASET/removed/<images|labels>/<id>.png (<id>~2.png, ...): what left the dataset
-REPORT_JSON = "batch_report.json"
 # Everything register-batch writes at the top of DATASET, each a folder or a file.
 FOLDERS = frozenset({*LAYOUT, "registration", REMOVED})
-FILES = frozenset({CASES_CSV, REPORT_JSON, SPLIT_HISTORY})
+FILES = frozenset({CASES_CSV, BATCH_REPORT, SPLIT_HISTORY})
 # Written only by register-batch (cases.csv is prepare-busi's and crossval's too); registration/ is
 # made before anything else, so a first run that was stopped has it.
-MARKERS = ("registration/", REPORT_JSON)
+MARKERS = ("registration/", BATCH_REPORT)
 GONE = "no case.yaml under CASES_DIR registers it now (case removed, or its case.yaml does not load)"
 
 
@@ -73,7 +73,7 @@ def check_dataset_folder(ds: Path, flag: str, new_ok: bool) -> None:
     foreign = sorted(set(entries) - own)
     if new_ok and foreign:
         raise _not_a_dataset(ds, flag, f"holds {foreign[0]}, which register-batch does not write", new_ok)
-    if (entries or not new_ok) and not own & {"registration", REPORT_JSON}:
+    if (entries or not new_ok) and not own & {"registration", BATCH_REPORT}:
         why = f"holds {sorted(entries)[0]} but neither {' nor '.join(MARKERS)}" if entries else "is empty"
         raise _not_a_dataset(ds, flag, why, new_ok)
 

@@ -51,6 +51,12 @@ def _register(ds, case_id: str, patient: str, cancer_cols: slice | None, held: b
         (ds / "images" / f"{case_id}.png").write_bytes(b"")
 
 
+def _held_by_the_last_batch(ds, case_id: str) -> None:
+    """The batch_report.json of a register-batch --min-quality run that held ``case_id`` for review."""
+    held = {"id": case_id, "case": "case 1 of 1", "quality": 0.4, "qa": f"registration/{case_id}/qa.png"}
+    (ds / "batch_report.json").write_text(json.dumps({"failures": [], "low_quality": [held]}))
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     root = tmp_path_factory.mktemp("conc")
@@ -65,6 +71,7 @@ def report(tmp_path_factory):
     write_captured_case(cases / "D1", _mask(slice(0, 50)), SHA_A)  # pending: never registered
     write_captured_case(cases / "E1", _mask(slice(0, 50)), SHA_A)
     _register(ds, "E1", "p4", None, held=True)
+    _held_by_the_last_batch(ds, "E1")
     out = root / "report"
     printed = sonomap("concordance", cases, "--dataset", ds, "--out", out).stdout
     return out, json.loads((out / "concordance.json").read_text()), printed
@@ -105,7 +112,8 @@ def test_core_level_scores_over_all_and_per_model(report):
     assert only_c["core_scores"]["sensitivity"]["value"] is None
     assert only_c["core_scores"]["auc"]["value"] is None
     assert [x["case"] for x in s["skipped"]] == ["D1", "E1"] and "not registered" in s["skipped"][0]["reason"]
-    assert "held for review" in s["skipped"][1]["reason"] and "not scored: 2 case(s): D1: " in printed
+    assert "held for review: quality below --min-quality" in s["skipped"][1]["reason"]
+    assert "not scored: 2 case(s): D1: " in printed
     assert f"; E1: {s['skipped'][1]['reason']} (report.md lists each)" in printed
     md = (out / "report.md").read_text()
     assert "| called cancer | 1 (tp) | 0 (fp) |" in md and "## model test-model bbbbbbbbbbbb" in md
@@ -215,6 +223,7 @@ def test_the_reasons_for_skipped_cores_name_no_folder_above_the_cases(tmp_path):
     write_captured_case(cases / "D1", _mask(slice(0, 50)), SHA_A)  # pending: never registered
     write_captured_case(cases / "E1", _mask(slice(0, 50)), SHA_A)
     _register(ds, "E1", "p4", None, held=True)
+    _held_by_the_last_batch(ds, "E1")
     sonomap("concordance", cases, "--dataset", ds, "--out", tmp_path / "report")
     summary = json.loads((tmp_path / "report" / "concordance.json").read_text())
     assert [x["case"] for x in summary["skipped"]] == ["D1", "E1"]

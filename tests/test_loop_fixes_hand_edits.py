@@ -145,6 +145,10 @@ def test_concordance_says_a_core_left_the_dataset_rather_than_register_it_again(
     first = write_captured_case(cases / FIRST) / "case.yaml"
     _registered(ds, first, cancer=True, in_images=False)  # the last register-batch took it out
     _edit(first, wsi="slide.svs")  # ... as the slide it now names is not in the folder: pending
+    pending = {"id": FIRST, "case": "case 1 of 2", "lacks": ["slide (pathology.wsi)"]}
+    removed = {"id": FIRST, "reason": "pending: lacks slide (pathology.wsi)", "moved": []}
+    report = {"failures": [], "low_quality": [], "pending_cases": [pending], "removed_cases": [removed]}
+    (ds / "batch_report.json").write_text(json.dumps(report))  # as that run wrote it
     cores, skipped = load_cores(cases, ds)
     assert [c.id for c in cores] == [SECOND] and [s["case"] for s in skipped] == [FIRST]
     reason = skipped[0]["reason"]

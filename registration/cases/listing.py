@@ -25,17 +25,16 @@ register-batch dataset (a typo would otherwise list every case as ready to regis
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge_runtime.batch_report import LastBatch, last_batch
 from edge_runtime.case_report import (
     REPORT,
     changed_reason,
     changed_since,
     read_report,
 )
-from edge_runtime.errors import InputError, SonomapError
+from edge_runtime.errors import SonomapError
 from edge_runtime.yamlfile import read_yaml_mapping
 from registration.batch_dataset import LAYOUT, check_dataset_folder
 from registration.batch_shared import case_ids, shared_ids_and_inputs
@@ -61,35 +60,6 @@ def add_options(p) -> None:
         metavar="DATASET",
         help="register-batch output folder: complete cases are listed as registered, held or failed there",
     )
-
-
-@dataclass(frozen=True)
-class LastBatch:
-    """What the last register-batch run recorded in batch_report.json, by case id."""
-
-    failures: dict[str, str] = field(default_factory=dict)  # id -> its error
-    held: frozenset[str] = frozenset()  # ids kept out for review (--min-quality: its low_quality list)
-
-
-def last_batch(dataset: Path | None) -> LastBatch:
-    """The failures and held cases of the last register-batch run, by the case's id. A failure
-    recorded without one (a case.yaml that could not be read, a dataset file) is not any case's
-    now: its name there (``case N of M``) is a place among the case files, which another case takes
-    once one is added or removed."""
-    report = dataset / "batch_report.json" if dataset is not None else None
-    if report is None or not report.is_file():
-        return LastBatch()
-    try:
-        data = json.loads(report.read_text(encoding="utf-8"))
-        # every record has a case and an error: a report of another shape is refused below
-        records = [(f.get("id"), str(f["case"]), str(f["error"])) for f in data.get("failures", [])]
-        held = frozenset(str(h["id"]) for h in data.get("low_quality", []))
-    except (ValueError, RecursionError, AttributeError, TypeError, KeyError) as exc:
-        # ValueError covers JSONDecodeError and UnicodeDecodeError; the others a report of another shape
-        raise InputError(
-            f"{report}: not a register-batch report ({type(exc).__name__}); run register-batch again"
-        ) from exc
-    return LastBatch({str(case_id): error for case_id, _, error in records if case_id is not None}, held)
 
 
 def out_of_date(status: CaseStatus, dataset: Path) -> str | None:

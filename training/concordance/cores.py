@@ -29,6 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_runtime.batch_report import BATCH_REPORT, last_batch
 from edge_runtime.case_report import (
     REPORT,
     changed_reason,
@@ -48,6 +49,7 @@ from training.metrics import Counts, confusion_counts, scores
 UNKNOWN_MODEL = "unknown"
 DEFAULT_CANCER_CLASS = 1  # capture.prediction.cancer_class of a case written before it was recorded
 DEFAULT_PROB_SCALE = PROB_SCALE  # capture.prediction.prob_scale likewise: the capture's own scale
+UNKNOWN_WHY = "held for review or removed from the dataset; which is unknown"  # no readable batch_report.json
 
 
 @dataclass
@@ -127,6 +129,29 @@ def _report(path: Path, case_yaml: Path, case: dict) -> dict:
     return report
 
 
+def _why_not_in_dataset(dataset: Path, case_id: str) -> str:
+    """Why the registered case ``case_id`` has no image in ``dataset``, by the last register-batch
+    run's batch_report.json (edge_runtime/batch_report.py), or why that is unknown (no such file, or
+    a damaged one, named)."""
+    try:
+        last = last_batch(dataset)
+    except InputError as exc:
+        return f"{UNKNOWN_WHY}: {exc}"
+    if not last.found:
+        return f"{UNKNOWN_WHY} without its {BATCH_REPORT} (register-batch writes it at the end of a run)"
+    if case_id in last.failures:  # before held: a case registered again that failed keeps its old report
+        return f"its registration failed in the last register-batch run: {last.failures[case_id]}"
+    if case_id in last.held:
+        return (
+            f"held for review: quality below --min-quality ({BATCH_REPORT}: low_quality; "
+            f"registration/{case_id}/qa.png shows it)"
+        )
+    return (
+        "removed from the dataset by the last register-batch run, or never registered "
+        f"into it; not held for review (`sonomap cases CASES --dataset {dataset}` says why)"
+    )
+
+
 def load_core(case_yaml: Path, dataset: Path) -> Core:
     """The :class:`Core` of one captured, registered case (case.yaml path, register-batch folder);
     InputError naming what is missing or why the core cannot be scored (no known pixel)."""
@@ -139,10 +164,7 @@ def load_core(case_yaml: Path, dataset: Path) -> Core:
     # before the report's inputs are checked: a case the last run took out has the reason in its
     # batch_report.json, not "changed since it was registered, run register-batch again"
     if not (dataset / "images" / f"{case_id}.png").is_file():
-        raise InputError(
-            f"{where}: not in {dataset}/images: held for review (register-batch --min-quality) or "
-            f"removed from the dataset by the last register-batch run (its batch_report.json says why)"
-        )
+        raise InputError(f"{where}: not in {dataset}/images: {_why_not_in_dataset(dataset, case_id)}")
     report = _report(reg / REPORT, case_yaml, case)
     capture = case.get("capture") if isinstance(case.get("capture"), dict) else {}
     pred = capture.get("prediction") if isinstance(capture.get("prediction"), dict) else None
