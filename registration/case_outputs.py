@@ -19,6 +19,7 @@ import numpy as np
 
 from edge_runtime.atomic import atomic_path, png_bytes, same_file
 from edge_runtime.errors import InputError
+from edge_runtime.held_signals import signals_held
 from registration.case import CaseSpec
 from registration.report import input_file, report_text, without_input_paths
 from registration.ultrasound import UltrasoundImage, is_dicom, load_ultrasound
@@ -100,14 +101,19 @@ def write_outputs(
     they renamed into place, report.json last. A failure before that (an input, the disk full, an
     interrupt) leaves an earlier run's outputs as they were, byte for byte; the earlier report.json
     is removed just before the renames, since report.json marks the case complete and an old one
-    beside new images would pass a half-renamed case off as done."""
+    beside new images would pass a half-renamed case off as done. SIGINT and SIGTERM are held from
+    that removal to the last rename (edge_runtime/held_signals.py): a stop then acts once the new set
+    is whole, never between two renames."""
     report = without_input_paths(report, input_keys(spec))  # e.g. a warning that names the slide file
     files = {"report.json": report_text(report, f"{spec.path}: report.json").encode()}
     images = {"us.png": dataset_frame(spec, us), "label.png": label, "qa.png": qa}
     files.update({name: png_bytes(out / name, image) for name, image in images.items()})
-    with ExitStack() as renames:  # left in reverse: report.json, entered first, is renamed last
+    # held is left after renames (the renames run as renames' blocks end: report.json, entered first,
+    # last), so the signals wait from the old report's removal to the last rename, not while writing
+    with ExitStack() as held, ExitStack() as renames:
         staged = {name: renames.enter_context(atomic_path(out / name)) for name in files}
         for name, data in files.items():
             staged[name].write_bytes(data)
+        held.enter_context(signals_held())
         (out / "report.json").unlink(missing_ok=True)
     return report

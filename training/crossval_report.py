@@ -25,6 +25,7 @@ import numpy as np
 
 from edge_runtime.atomic import atomic_path, atomic_write_text
 from edge_runtime.errors import InputError
+from edge_runtime.held_signals import signals_held
 from edge_runtime.jsonfile import atomic_write_json, read_json
 from training.calibration import (
     BAND_SUMS_FILE,
@@ -36,7 +37,6 @@ from training.calibration import (
 )
 from training.calibration_intervals import calibration_intervals
 from training.crossval_layout import FOLD_EVAL, FOLD_RUN, SETUP_FILE, fold_dir
-from training.interrupt import signals_held
 from training.intervals import headline_intervals
 from training.metrics import EMPTY_POLICY, cancer_free_marked, scores, summarize
 from training.metrics_csv import ImageResult, read_metrics_csv, row_counts, write_metrics_csv
