@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from edge_runtime import cli_args
+from edge_runtime.stop_signals import sigterm_as_interrupt
 from edge_runtime.tensorrt.cache import check_cache_dir
 from edge_runtime.tensorrt.engines import DEFAULT_WORKSPACE_MB, MAX_WORKSPACE_MB, MIN_WORKSPACE_MB
 from export.shapes import (
@@ -20,7 +21,6 @@ from export.shapes import (
     MAX_BATCH,
     MAX_SIDE,
 )
-from training.interrupt import sigterm_as_interrupt
 
 DEFAULT_PARITY_FRAMES = 8
 DEFAULT_TS_PARITY_FRAMES = 4

@@ -32,8 +32,8 @@ from pathlib import Path
 
 from edge_runtime.atomic import check_creatable
 from edge_runtime.errors import ConfigError
-from edge_runtime.held_signals import signals_held
 from edge_runtime.processes import orphans
+from edge_runtime.stop_signals import signals_held
 
 STAGING_SUFFIX = ".staging"
 FAILED_SUFFIX = ".failed"

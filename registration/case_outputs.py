@@ -19,7 +19,7 @@ import numpy as np
 
 from edge_runtime.atomic import atomic_path, png_bytes, same_file
 from edge_runtime.errors import InputError
-from edge_runtime.held_signals import signals_held
+from edge_runtime.stop_signals import signals_held
 from registration.case import CaseSpec
 from registration.report import input_file, report_text, without_input_paths
 from registration.ultrasound import UltrasoundImage, is_dicom, load_ultrasound
@@ -102,7 +102,7 @@ def write_outputs(
     interrupt) leaves an earlier run's outputs as they were, byte for byte; the earlier report.json
     is removed just before the renames, since report.json marks the case complete and an old one
     beside new images would pass a half-renamed case off as done. SIGINT and SIGTERM are held from
-    that removal to the last rename (edge_runtime/held_signals.py): a stop then acts once the new set
+    that removal to the last rename (edge_runtime/stop_signals.py): a stop then acts once the new set
     is whole, never between two renames."""
     report = without_input_paths(report, input_keys(spec))  # e.g. a warning that names the slide file
     files = {"report.json": report_text(report, f"{spec.path}: report.json").encode()}

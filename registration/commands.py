@@ -12,6 +12,7 @@ from pathlib import Path
 from edge_runtime import cli_args
 from edge_runtime.atomic import check_apart
 from edge_runtime.errors import SonomapError
+from edge_runtime.stop_signals import sigterm_stops
 from registration.case import CASE_EXAMPLE
 from registration.cases import cli as cases_cli
 from registration.sim import commands as sim_commands
@@ -188,7 +189,7 @@ def register(sub) -> None:
         "fat, stubby fragments, pen marks, dust, bubbles, serial sections, wider bends, "
         "hand-drawn annotations (docs/registration.md lists the ranges)",
     )
-    p.set_defaults(func=_simulate)
+    p.set_defaults(func=sigterm_stops(_simulate))
 
     p = sub.add_parser(
         "register",
@@ -202,7 +203,7 @@ def register(sub) -> None:
     p.add_argument("case", nargs="?", help="CASE.yaml")
     p.add_argument("--out", help="output folder")
     p.add_argument("--example", action="store_true", help="print a full case.yaml example and exit")
-    p.set_defaults(func=_register)
+    p.set_defaults(func=sigterm_stops(_register))
 
     p = sub.add_parser(
         "register-batch",
@@ -234,7 +235,7 @@ def register(sub) -> None:
         "into one split group, listed as merged_cases in batch_report.json and printed "
         "(needs imagehash, in the registration extra)",
     )
-    p.set_defaults(func=_register_batch)
+    p.set_defaults(func=sigterm_stops(_register_batch))
 
     p = sub.add_parser(
         "bench-registration",

@@ -14,11 +14,10 @@ import torch
 from export_fixtures import tiny_manifest
 from file_size_limit import python_with_file_size_limit
 
-from edge_runtime.held_signals import signals_held
 from edge_runtime.manifest import manifest_path
+from edge_runtime.stop_signals import signals_held, sigterm_as_interrupt
 from training.checkpoint import load_model
 from training.checkpoint_save import save_checkpoint
-from training.interrupt import sigterm_as_interrupt
 from training.models import build_model
 
 ARCH, WIDTH, SIZE = "unet_small", 4, 32

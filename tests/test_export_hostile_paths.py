@@ -15,10 +15,10 @@ from export_fixtures import EXTERNAL_DATA, external_copy, shared_tiny_onnx
 from edge_runtime.cli import main
 from edge_runtime.errors import ConfigError
 from edge_runtime.manifest import manifest_path
+from edge_runtime.stop_signals import sigterm_as_interrupt
 from edge_runtime.tensorrt.cache import check_cache_dir
 from export.staging import STAGING_SUFFIX, staged
 from export.trt_lint import lint_onnx
-from training.interrupt import sigterm_as_interrupt
 
 
 @pytest.fixture(scope="module")

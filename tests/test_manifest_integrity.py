@@ -19,8 +19,8 @@ from cli import sonomap
 from edge_runtime.config import DEFAULT_MODEL
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.manifest import load_manifest, manifest_path, save_manifest
+from edge_runtime.stop_signals import sigterm_as_interrupt
 from training import mask_filter_fit
-from training.interrupt import sigterm_as_interrupt
 from training.mask_filter_fit import twin_manifest, twin_of, write_together
 
 FP16_MODEL = DEFAULT_MODEL.with_name("model.fp16.onnx")

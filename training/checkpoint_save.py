@@ -25,8 +25,8 @@ import torch
 import yaml
 
 from edge_runtime.atomic import atomic_path
-from edge_runtime.held_signals import signals_held
 from edge_runtime.manifest import Manifest, manifest_path, sha256_file
+from edge_runtime.stop_signals import signals_held
 
 PLAIN_SCALARS = (str, int, float, bool, type(None))
 

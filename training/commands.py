@@ -16,11 +16,11 @@ from edge_runtime import cli_args
 from edge_runtime.atomic import check_not_read, check_output_file
 from edge_runtime.jsonfile import atomic_write_json
 from edge_runtime.near_duplicates import DHASH_MAX, PHASH_MAX
+from edge_runtime.stop_signals import sigterm_as_interrupt, sigterm_stops
 from training import crossval_cli, evaluation_cli
 from training.busi import HASH_BITS, IMAGE, SPLIT_UNITS
 from training.concordance import cli as concordance_cli
 from training.config_schema import MAX_LR, lr_argument
-from training.interrupt import sigterm_as_interrupt
 from training.openmp import passive_openmp
 from training.same_lesion import SHIPPED_LIST
 
@@ -184,7 +184,7 @@ def register(sub) -> None:
         help="image (default): images drawn 70/20/10, then each case moved whole into the earliest split "
         "of its images (smaller val/test); group: the cases drawn 70/20/10 (for sets of many frames per lesion)",
     )
-    p.set_defaults(func=_prepare_busi)
+    p.set_defaults(func=sigterm_stops(_prepare_busi))
 
     p = sub.add_parser(
         "train",

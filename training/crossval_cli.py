@@ -8,8 +8,8 @@ the handler so that ``sonomap --help`` stays fast.
 from __future__ import annotations
 
 from edge_runtime import cli_args
+from edge_runtime.stop_signals import sigterm_as_interrupt
 from training.crossval import crossvalidate
-from training.interrupt import sigterm_as_interrupt
 from training.openmp import passive_openmp
 
 DEFAULT_FOLDS = 5

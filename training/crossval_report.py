@@ -25,8 +25,8 @@ import numpy as np
 
 from edge_runtime.atomic import atomic_path, atomic_write_text
 from edge_runtime.errors import InputError
-from edge_runtime.held_signals import signals_held
 from edge_runtime.jsonfile import atomic_write_json, read_json
+from edge_runtime.stop_signals import signals_held
 from training.calibration import (
     BAND_SUMS_FILE,
     ece_brier,

@@ -14,7 +14,7 @@ from edge_runtime import cli_args
 from edge_runtime.errors import ConfigError
 from edge_runtime.jsonfile import read_json
 from edge_runtime.manifest import manifest_path
-from training.interrupt import sigterm_as_interrupt
+from edge_runtime.stop_signals import sigterm_as_interrupt
 from training.mask_filter_fit import fit_mask_filter
 from training.openmp import passive_openmp
 

@@ -39,9 +39,9 @@ import numpy as np
 
 from edge_runtime.atomic import atomic_write_bytes
 from edge_runtime.errors import ConfigError
-from edge_runtime.held_signals import signals_held
 from edge_runtime.manifest import Manifest, load_manifest, manifest_path, save_manifest
 from edge_runtime.mask_filter import MaskFilter, filter_mask
+from edge_runtime.stop_signals import signals_held
 from training.data import CANCER, read_cases, read_label, select_split
 from training.label_check import read_checked
 from training.mask_filter_record import FIT_RECORD
@@ -140,7 +140,7 @@ def twin_manifest(artifact: Path, manifest: Manifest) -> tuple[Path, Manifest] |
 def write_together(updates: list[tuple[Manifest, Path]]) -> None:
     """Save each manifest beside its artifact; when one write fails, put back the ones already
     written, so twins never end up with different filters. A Ctrl-C or SIGTERM arriving meanwhile acts
-    once all are written (:func:`edge_runtime.held_signals.signals_held`)."""
+    once all are written (:func:`edge_runtime.stop_signals.signals_held`)."""
     before = {artifact: manifest_path(artifact).read_bytes() for _, artifact in updates}
     written = []
     with signals_held():

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from edge_runtime.errors import ConfigError
-from edge_runtime.held_signals import signals_held
+from edge_runtime.stop_signals import signals_held
 from training.run_setup import RUN_FILES, refuse_files
 from training.staged_names import final_names
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from edge_runtime import cli_args
 from edge_runtime.errors import SonomapError
 from edge_runtime.manifest import SHA_SHOWN
+from edge_runtime.stop_signals import sigterm_stops
 from registration.wsi_mpp import MAX_PLAUSIBLE_MPP, MIN_PLAUSIBLE_MPP, mpp_argument
 
 
@@ -70,7 +71,7 @@ def register(sub) -> None:
         help="BUSI-layout image (images/X.png with masks/X.png; default: the bundled malignant sample)",
     )
     p.add_argument("--seed", type=cli_args.seed, default=3, help="noise and placement seed (default 3)")
-    p.set_defaults(func=_procedure)
+    p.set_defaults(func=sigterm_stops(_procedure))
 
     p = sub.add_parser(
         "simulate-pathology",
@@ -95,4 +96,4 @@ def register(sub) -> None:
         default=4.0,
         help=f"microns per slide pixel, {MIN_PLAUSIBLE_MPP:g}-{MAX_PLAUSIBLE_MPP:g} (default 4)",
     )
-    p.set_defaults(func=_pathology)
+    p.set_defaults(func=sigterm_stops(_pathology))

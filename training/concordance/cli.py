@@ -6,6 +6,7 @@ Heavy imports happen inside the handler so that ``sonomap --help`` stays fast.
 from __future__ import annotations
 
 from edge_runtime import cli_args
+from edge_runtime.stop_signals import sigterm_stops
 
 DEFAULT_CORE_THRESHOLD = 0.05  # the model "calls" a core cancer at 5% of its known band
 SKIPS_SHOWN = 3  # cases not scored whose reasons the console line gives (report.md lists every one)
@@ -51,4 +52,4 @@ def add_parser(sub) -> None:
         help="call a core cancer when the prediction covers this share of its known band (default 0.05)",
     )
     p.add_argument("--seed", type=cli_args.seed, default=0, help="bootstrap seed")
-    p.set_defaults(func=_run)
+    p.set_defaults(func=sigterm_stops(_run))
