@@ -5,7 +5,8 @@ command gives (config, dataset, ``--max-minutes``, the number of torchrun proces
 continues the run exactly, so it is refused, in one line naming last.pt, when the config, the dataset
 or the world size differs, and when the run already finished (its epochs done or its time budget
 spent: another session would only run a step at learning rate 0, changing BatchNorm statistics and
-best.pt). The run's own time budget and ``--init-from`` checkpoint are restored from last.pt.
+best.pt). The run's own time budget and ``--init-from`` checkpoint are restored from last.pt, and
+:func:`restore` loads the trained state and the RNG states into the resumed run.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import logging
 from pathlib import Path
 
 from edge_runtime.errors import ConfigError
+from training.rng import set_rng_state
+from training.run_checkpoints import TrainingParts
 from training.run_setup import check_resume_dataset
 
 log = logging.getLogger("sonomap.train")
@@ -87,3 +90,24 @@ def check_resume(
             max_minutes,
             stored,
         )
+
+
+def restore(state: dict, parts: TrainingParts) -> tuple[int, float, list, dict, dict]:
+    """Load last.pt's payload STATE into the run's PARTS (their scaler and weight average only where
+    both the run and last.pt have one) and set the RNG states it recorded. Returns what the loop
+    continues from: (first epoch, seconds already spent, history, best, best per cycle)."""
+    parts.model.load_state_dict(state["model"])
+    parts.optimizer.load_state_dict(state["optimizer"])
+    parts.schedule.load_state_dict(state["scheduler"])
+    if parts.scaler is not None and state.get("scaler"):
+        parts.scaler.load_state_dict(state["scaler"])
+    set_rng_state(state["rng"])
+    if parts.ema is not None and state.get("ema"):
+        parts.ema.load_state_dict(state["ema"])
+    return (
+        int(state["epoch"]) + 1,
+        float(state["elapsed_s"]),
+        list(state["history"]),
+        dict(state["best"]),
+        dict(state.get("cycle_best") or {}),
+    )

@@ -15,12 +15,13 @@ without ``--resume``, is a RUN that already holds a run's files (checkpoints, me
 summary.json). ``--resume`` needs the same config and dataset.
 A NaN/inf training loss or weight stops the run with a one-line error naming the epoch (and the
 iteration): the files of earlier epochs stay as they were, and non-finite weights are never saved.
+The checkpoints are written by :mod:`training.run_checkpoints`, the time budget kept by
+:mod:`training.run_clock`.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import torch
@@ -30,8 +31,7 @@ from edge_runtime.jsonfile import atomic_write_json
 from edge_runtime.manifest import sha256_file
 from training import distributed as D
 from training.checkpoint import read_checkpoint
-from training.checkpoint_save import save_checkpoint
-from training.config import config_hash, effective_dict, load_config, use_cpu_bf16
+from training.config import config_hash, load_config, use_cpu_bf16
 from training.config import model_config as checkpoint_model_config
 from training.data import read_cases
 from training.ema import build_ema
@@ -39,9 +39,11 @@ from training.engine import check_finite_weights, selected_metric, train_one_epo
 from training.losses import build_loss
 from training.metrics import summarize
 from training.optim import build_optimizer, build_schedule
-from training.provenance import VAL_METRICS, dataset_hash, make_manifest
-from training.resume_state import SECONDS_PER_MINUTE, check_resume, stored_budget_s, stored_init_from
-from training.rng import rng_state, seed_all, set_rng_state
+from training.provenance import VAL_METRICS, dataset_hash
+from training.resume_state import SECONDS_PER_MINUTE, check_resume, restore, stored_budget_s, stored_init_from
+from training.rng import seed_all
+from training.run_checkpoints import RunRecord, TrainingParts, save_last, save_snapshot
+from training.run_clock import RunClock
 from training.run_setup import (
     RUN_FILES,
     RUN_LOGS,
@@ -104,6 +106,7 @@ def run(
         loss_fn = build_loss(tc).to(dev)
         ema = build_ema(bare, float(tc.ema_decay))
         scored = ema.module if ema is not None else bare  # what is validated and saved as best.pt
+        parts = TrainingParts(bare, optimizer, schedule, scaler, ema)
 
         chash = config_hash(cfg)
         dhash = dataset_hash(data, samples)
@@ -125,19 +128,10 @@ def run(
             budget_s = stored_budget_s(state)
             init_from = stored_init_from(state)  # the run's provenance, not this command line's
             init_sha = state.get("init_from_sha256")
-            bare.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            schedule.load_state_dict(state["scheduler"])
-            if scaler is not None and state.get("scaler"):
-                scaler.load_state_dict(state["scaler"])
-            set_rng_state(state["rng"])
-            start_epoch, elapsed_before = int(state["epoch"]) + 1, float(state["elapsed_s"])
-            history, best = list(state["history"]), dict(state["best"])
-            cycle_best = dict(state.get("cycle_best") or {})
-            if ema is not None and state.get("ema"):
-                ema.load_state_dict(state["ema"])
-        # recorded as the manifest records it, base name and SHA-256: a folder above may be the patient's
-        init_record = {"init_from": Path(init_from).name if init_from else None, "init_from_sha256": init_sha}
+            start_epoch, elapsed_before, history, best, cycle_best = restore(state, parts)
+        record = RunRecord(
+            cfg, config, chash, data, dhash, mean, std, init_from, init_sha, budget_s, info.world
+        )
 
         writer = EventWriter(out / "tb") if info.main else None
         if info.main:
@@ -150,39 +144,8 @@ def run(
                 dev,
                 info.world,
             )
-        t0 = time.monotonic()
-
-        def elapsed() -> float:
-            return elapsed_before + time.monotonic() - t0
-
-        def decision() -> list[float]:
-            prog = schedule.iteration / total_iters
-            if budget_s:
-                prog = max(prog, elapsed() / budget_s)
-            up = 1.0 if budget_s and elapsed() >= budget_s else 0.0
-            return D.broadcast_floats(info, [prog, up], dev)
-
-        cache: dict[str, list[float]] = {}
-
-        def progress() -> float:
-            cache["d"] = decision()
-            return cache["d"][0]
-
-        def time_up() -> bool:
-            return bool(cache.get("d", [0.0, 0.0])[1])
-
+        clock = RunClock(info, dev, schedule, total_iters, budget_s, elapsed_before)
         epoch = start_epoch - 1
-
-        def save_snapshot(path: Path, selected: dict, epoch: int, summary: dict) -> None:
-            """An epoch's weights with its manifest (``selected``: the metric that chose it)."""
-            manifest = make_manifest(cfg, mean, std, data, dhash, config, chash, selected, summary, init_from)
-            state = {
-                "model": scored.state_dict(),
-                "model_config": model_config,
-                "manifest": manifest.to_dict(),
-            }
-            save_checkpoint({**state, "epoch": epoch, "val": summary}, path, manifest)
-
         for epoch in range(start_epoch, epochs):
             sampler.set_epoch(epoch)
             train_ds.set_epoch(epoch)
@@ -195,8 +158,8 @@ def run(
                 scaler,
                 dev,
                 float(tc.grad_clip),
-                progress,
-                time_up,
+                clock.progress,
+                clock.time_up,
                 show_progress and info.main,
                 f"epoch {epoch}",
                 channels_last,
@@ -224,15 +187,15 @@ def run(
                 selected_by, value = selected_metric(summary, tc.select_metric)
                 row["selected"] = value
 
-                cycle = str(schedule.cycle(cache.get("d", [0.0])[0]))
+                cycle = str(schedule.cycle(clock.last_progress()))
                 if int(tc.cycles) > 1 and value > cycle_best.get(cycle, -1.0):
                     cycle_best[cycle] = float(value)
                     snap = {"metric": selected_by, "value": float(value), "epoch": epoch}
-                    save_snapshot(out / f"cycle{cycle}.pt", snap, epoch, summary)
+                    save_snapshot(record, scored, out / f"cycle{cycle}.pt", snap, epoch, summary)
                 if value > best["value"]:
                     best = {"metric": selected_by, "value": float(value), "epoch": epoch}
-                    save_snapshot(out / "best.pt", best, epoch, summary)
-            row.update({"elapsed_s": elapsed(), "best": reported_best(best)["value"]})
+                    save_snapshot(record, scored, out / "best.pt", best, epoch, summary)
+            row.update({"elapsed_s": clock.elapsed(), "best": reported_best(best)["value"]})
             if info.main:
                 history.append(row)
                 write_history_csv(out / "metrics.csv", history)
@@ -247,33 +210,10 @@ def run(
                     selected_by,
                     row.get("selected", float("nan")),
                     best_text(best),
-                    elapsed(),
+                    clock.elapsed(),
                 )
-                save_checkpoint(
-                    {
-                        "model": bare.state_dict(),
-                        "model_config": model_config,
-                        "manifest": make_manifest(
-                            cfg, mean, std, data, dhash, config, chash, best, {}, init_from
-                        ).to_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": schedule.state_dict(),
-                        "scaler": scaler.state_dict() if scaler else None,
-                        "ema": ema.state_dict() if ema is not None else None,
-                        "epoch": epoch,
-                        "rng": rng_state(),
-                        "best": best,
-                        "cycle_best": cycle_best,
-                        "elapsed_s": elapsed(),
-                        "budget_s": budget_s,
-                        "finished": last,
-                        **init_record,
-                        "world_size": info.world,
-                        "history": history,
-                        "config": effective_dict(cfg),
-                        "config_sha256": chash,
-                    },
-                    out / "last.pt",
+                save_last(
+                    record, out / "last.pt", parts, epoch, best, cycle_best, clock.elapsed(), last, history
                 )
             D.barrier(info)
             if stats["stopped"] or (stop_after_epochs and epoch + 1 - start_epoch >= stop_after_epochs):
@@ -282,10 +222,10 @@ def run(
             "run": out.name,  # not its path: a folder above the run may be named after the patient
             "epochs_done": epoch + 1,
             "iterations": schedule.iteration,
-            "elapsed_s": elapsed(),
+            "elapsed_s": clock.elapsed(),
             "best": reported_best(best),  # value and epoch null until an epoch was validated
             "cycle_best": cycle_best,
-            **init_record,
+            **record.init_record(),
             "world_size": info.world,
             "device": str(dev),
             "mean": mean,
