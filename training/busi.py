@@ -1,24 +1,21 @@
 """`sonomap prepare-busi`: the BUSI release (images/, masks/, index.csv) -> the dataset layout.
 
-Labels: malignant lesion pixels = 1 (cancer); benign masses and all other pixels = 0.
-BUSI has no patient ids, so near-duplicate images (same scan, or frames seconds apart; see
-:mod:`edge_runtime.near_duplicates`) are grouped into one case first. A group whose images carry
-both labels is left out (its images are written nowhere). The split (:data:`SPLIT_UNITS`) is made by
-:func:`edge_runtime.case_split.split_cases` (the splitter register-batch uses), seeded, stratified by
-malignant/benign: ``image`` (default) draws images 70/20/10 as without grouping, then moves each group
-whole into the earliest split (train, val, test) of its members, so val and test end up smaller than
-20/10 % (about 19.5/5.3 % of BUSI's images); ``group`` draws the groups themselves 70/20/10. A split
-lacking a label the kept images hold is refused. Besides images/, labels/ and cases.csv
-(case_id = the group's first id), DATASET/ gets ``duplicates.csv`` (every pair found, with both
-hash distances and ``found_by``: the hashes, or the list of same-lesion pairs found by eye,
-:mod:`training.same_lesion`), ``excluded.csv`` (id, label, group, reason) and ``duplicates.png`` (a contact
-sheet of the pairs, to check by eye). DATASET and the BUSI folder must be apart (neither inside
-the other), so the release's own images are never written over.
+Labels: malignant lesion pixels = 1 (cancer); benign masses and all other pixels = 0
+(:mod:`training.busi_release`, which reads the release). BUSI has no patient ids, so near-duplicate
+images (same scan, or frames seconds apart; see :mod:`edge_runtime.near_duplicates`) are grouped into
+one case first. A group whose images carry both labels is left out (its images are written nowhere).
+The groups are split into train, val and test by :mod:`training.busi_split` (by image or by group,
+:data:`training.busi_split.SPLIT_UNITS`), which refuses an empty split and a split lacking a label
+the kept images hold. Besides images/, labels/ and cases.csv (case_id = the group's first id),
+DATASET/ gets ``duplicates.csv`` (every pair found, with both hash distances and ``found_by``: the
+hashes, or the list of same-lesion pairs found by eye, :mod:`training.same_lesion`), ``excluded.csv``
+(id, label, group, reason) and ``duplicates.png`` (a contact sheet of the pairs, to check by eye).
+DATASET and the BUSI folder must be apart (neither inside the other), so the release's own images
+are never written over.
 
 Nothing is written until every input is checked: each id of index.csv is one plain file name
-(:func:`edge_runtime.safe_names.safe_name`; an id is joined to images/ and labels/ under DATASET, so
-``../x`` would write outside it), every kept image and mask is read and their sizes compared, and
-every image of a pair (left-out ones too) is read as the contact sheet reads it.
+(:func:`training.busi_release.read_busi_index`), every kept image and mask is read and their sizes
+compared, and every image of a pair (left-out ones too) is read as the contact sheet reads it.
 ``cases.csv`` is the commit point: an earlier one is removed before the first image is written and
 the new one written last (atomically), so a run that fails halfway (a full disk) over an earlier
 dataset leaves a folder that no command loads, never old cases.csv rows over new labels.
@@ -31,69 +28,30 @@ file) is refused before anything is read or written: the run would delete that f
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 from edge_runtime.atomic import atomic_write_csv, atomic_write_png, check_apart
-from edge_runtime.case_split import CASES_CSV, MIN_CASES_ALL_SPLITS, SPLITS, split_cases
-from edge_runtime.csv_text import read_csv_text
+from edge_runtime.case_split import CASES_CSV, split_cases
 from edge_runtime.errors import ConfigError, InputError
-from edge_runtime.image_files import read_image
 from edge_runtime.near_duplicates import (
     DHASH_MAX,
     PHASH_MAX,
     conflicting_groups,
     find_duplicates,
     group_ids,
-    group_splits,
     read_gray,
 )
-from edge_runtime.safe_names import safe_name
-from training.data import CANCER
+from training.busi_release import MALIGNANT, read_busi_index, read_busi_pair
+from training.busi_split import IMAGE, SPLIT_UNITS, check_labels, check_splits, split_groups
 from training.dedup_sheet import write_contact_sheet
 from training.same_lesion import SHIPPED_LIST, listed_pairs
 
-MALIGNANT = "malignant"
-BENIGN = "benign"
 HASH, LISTED = "hash", "list"  # duplicates.csv's found_by: the perceptual hashes, or the same-lesion list
-IMAGE, GROUP = "image", "group"
-SPLIT_UNITS = (IMAGE, GROUP)  # --split-unit: what split_cases draws (see _split_groups)
 HASH_BITS = 64  # imagehash's pHash and dHash: distances run from 0 (same) to 64 (every bit differs)
 DUPLICATES_CSV, EXCLUDED_CSV, DUPLICATES_PNG = "duplicates.csv", "excluded.csv", "duplicates.png"
 DUPLICATES_COLUMNS = ("id_a", "id_b", "phash", "dhash", "group", "label_a", "label_b", "found_by")
 # Everything prepare-busi writes at the top of DATASET: a folder holding anything else is not its own.
 OWN_NAMES = frozenset({"images", "labels", CASES_CSV, DUPLICATES_CSV, EXCLUDED_CSV, DUPLICATES_PNG})
-
-
-def read_busi_index(busi: Path) -> list[dict]:
-    index = busi / "index.csv"
-    if not index.is_file():
-        raise InputError(f"{index}: BUSI index not found (expected DIR/index.csv with id,label)")
-    text = read_csv_text(index, "id,label")
-    try:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        if not {"id", "label"} <= set(reader.fieldnames or []):
-            raise InputError(f"{index}: needs columns id,label")
-        rows = list(reader)
-    except csv.Error as exc:
-        raise InputError(f"{index}:{reader.line_num}: not a valid CSV ({exc})") from None
-    first_line: dict[str, int] = {}
-    for line, row in enumerate(rows, start=2):
-        # the id names images/<id>.png and labels/<id>.png under --out: one plain name, never a path
-        row["id"] = safe_name(row["id"], f"{index}:{line}: id")
-        if row["label"] not in (MALIGNANT, BENIGN):
-            raise InputError(f"{index}:{line}: label {row['label']!r} is not malignant|benign")
-        # one id names one image file: a repeat would be written once and listed twice in cases.csv
-        seen = first_line.setdefault(row["id"], line)
-        if seen != line:
-            raise InputError(f"{index}:{line}: id {row['id']!r} listed twice (first on line {seen})")
-    if not rows:
-        raise InputError(f"{index}: no images listed")
-    return rows
 
 
 def check_own_folder(out: Path) -> None:
@@ -126,68 +84,6 @@ def _own_duplicates_csv(path: Path) -> bool:
     except OSError:  # absent, a folder, unreadable: not prepare-busi's
         return False
     return first.rstrip(b"\r\n") == ",".join(DUPLICATES_COLUMNS).encode()
-
-
-def _check_splits(busi: Path, emptied: set[str], n_images: int, n_out: int, n_cases: int, unit: str) -> None:
-    """Refuse, before anything is written, when grouping or leaving out conflicts emptied a split
-    the images alone fill: train and evaluate refuse an empty split. With ``image`` a group reaches
-    test only when every member drew test, so groups of several frames drain val and test: drawing
-    the groups (``group``) fills them, where looser hash limits would only leak. Too few cases (e.g.
-    limits so loose that every image is one group) fill no split either way. A set too small for
-    every split (1 or 2 images, :func:`edge_runtime.case_split.split_counts`) is split as it is."""
-    empty = [name for name in SPLITS if name in emptied]
-    if empty:
-        fix = "use --split-unit group (whole cases drawn)"
-        if unit == GROUP or n_cases < MIN_CASES_ALL_SPLITS:
-            fix = f"{n_cases} case(s) after grouping: add images or lower --phash-max/--dhash-max"
-        raise ConfigError(
-            f"{busi}: split(s) {', '.join(empty)} would be empty ({n_images} images, {n_out} left out "
-            f"as near-duplicates with both labels, split by {unit}); {fix}"
-        )
-
-
-def _split_groups(image_split: dict, case_of: dict, labels: dict, seed: int, unit: str) -> dict[str, str]:
-    """Group id -> split. ``image``: the per-image split with each group moved whole into the
-    earliest split of its members, so the test set only loses images and models trained on the
-    per-image split can be re-measured on it (published BUSI figures use it). ``group``: the groups
-    drawn themselves, stratified by their label (a kept group has one; its id is a member's), as
-    register-batch draws patients."""
-    if unit == GROUP:
-        return split_cases(set(case_of.values()), seed, strata={g: labels[g] for g in case_of.values()})
-    return group_splits({sid: image_split[sid] for sid in case_of}, case_of)
-
-
-def _check_labels(busi: Path, split: dict, case_of: dict, labels: dict, unit: str) -> None:
-    """Refuse, before anything is written, a non-empty split lacking a label the kept images hold:
-    its Dice would say nothing about that label. A set with one label is split as it is."""
-    held: dict[str, set[str]] = {}
-    for sid, g in case_of.items():
-        held.setdefault(split[g], set()).add(labels[sid])
-    for name, label in ((n, lb) for n in SPLITS if n in held for lb in (MALIGNANT, BENIGN)):
-        n_groups = len({g for sid, g in case_of.items() if labels[sid] == label})
-        if n_groups and label not in held[name]:
-            fix = "try another --seed" + (" or --split-unit group" if unit == IMAGE else "")
-            if n_groups < MIN_CASES_ALL_SPLITS:  # split_counts: fewer cases than this cannot fill every split
-                fix = f"add {label} images (its images form {n_groups} case(s), too few for every split)"
-            raise ConfigError(f"{busi}: split {name} would hold no {label} image (split by {unit}); {fix}")
-
-
-def _read_pair(busi: Path, image: Path, sid: str, malignant: bool) -> tuple[np.ndarray, np.ndarray]:
-    """One kept image of the release -> (gray image, label), or an InputError naming the file. The
-    image is read as the hashes and the contact sheet read it (:func:`read_gray`): one picture."""
-    mask_path = busi / "masks" / f"{sid}.png"
-    gray = read_gray(image)
-    mask = read_image(mask_path, cv2.IMREAD_GRAYSCALE)
-    if mask.shape != gray.shape:
-        raise InputError(f"{mask_path}: size {mask.shape[::-1]} != image size {gray.shape[::-1]}")
-    if malignant and not (mask > 0).any():  # it would be scored as an image without cancer
-        raise InputError(
-            f"{mask_path}: a malignant image whose mask marks no lesion; draw the lesion or leave the image out"
-        )
-    label = np.zeros_like(mask)
-    if malignant:
-        label[mask > 0] = CANCER
-    return gray, label
 
 
 def prepare_busi(
@@ -234,14 +130,14 @@ def prepare_busi(
     # The per-image split (seeded, stratified by label): the splits a set this size fills, and with
     # split_unit "image" the split each group is moved from
     image_split = split_cases([r["id"] for r in rows], seed, strata=labels)
-    split = _split_groups(image_split, case_of, labels, seed, split_unit)
+    split = split_groups(image_split, case_of, labels, seed, split_unit)
     filled = {split[case_of[r["id"]]] for r in kept}
-    _check_splits(busi, set(image_split.values()) - filled, len(rows), len(excluded), len(split), split_unit)
-    _check_labels(busi, split, case_of, labels, split_unit)
+    check_splits(busi, set(image_split.values()) - filled, len(rows), len(excluded), len(split), split_unit)
+    check_labels(busi, split, case_of, labels, split_unit)
     # Every pair is read and checked before anything is written (read again to write: holding a whole
     # release's images would cost hundreds of MB), so a bad mask leaves an earlier dataset untouched.
     for row in kept:
-        _read_pair(busi, paths[row["id"]], row["id"], row["label"] == MALIGNANT)
+        read_busi_pair(busi, paths[row["id"]], row["id"], row["label"] == MALIGNANT)
     # the contact sheet shows every pair, left-out images too: each is read as the sheet reads it
     for sid in sorted({sid for p in pairs for sid in (p.a, p.b)} - set(case_of)):
         read_gray(paths[sid])
@@ -251,7 +147,7 @@ def prepare_busi(
     (out / "labels").mkdir(parents=True, exist_ok=True)
     for row in kept:
         sid = row["id"]
-        gray, label = _read_pair(busi, paths[sid], sid, row["label"] == MALIGNANT)
+        gray, label = read_busi_pair(busi, paths[sid], sid, row["label"] == MALIGNANT)
         atomic_write_png(out / "images" / f"{sid}.png", gray)  # PNG is lossless: same pixels, 8-bit gray
         atomic_write_png(out / "labels" / f"{sid}.png", label)
     atomic_write_csv(

@@ -18,7 +18,8 @@ from edge_runtime.jsonfile import atomic_write_json
 from edge_runtime.near_duplicates import DHASH_MAX, PHASH_MAX
 from edge_runtime.stop_signals import sigterm_as_interrupt, sigterm_stops
 from training import crossval_cli, evaluation_cli
-from training.busi import HASH_BITS, IMAGE, SPLIT_UNITS
+from training.busi import HASH_BITS
+from training.busi_split import IMAGE, SPLIT_UNITS
 from training.concordance import cli as concordance_cli
 from training.config_schema import MAX_LR, lr_argument
 from training.openmp import passive_openmp
