@@ -9,7 +9,7 @@ import pytest
 
 from training.intervals import HEADLINE, case_bootstrap_figures, headline_intervals, wilson
 from training.metrics import Counts, summarize
-from training.report import _interval_lines, interval_text
+from training.report_text import _interval_lines, interval_text
 
 
 def _images(seed: int, n: int) -> list[Counts]:

@@ -19,7 +19,7 @@ from edge_runtime.manifest import load_manifest
 from training.busi import prepare_busi
 from training.checkpoint import load_model, read_checkpoint
 from training.data import read_cases, read_pair, select_split
-from training.report import interval_text
+from training.report_text import interval_text
 from training.train import run
 
 TINY = {

@@ -11,6 +11,7 @@ from edge_runtime import cli_args
 from edge_runtime.stop_signals import sigterm_as_interrupt
 from training.crossval import crossvalidate
 from training.openmp import passive_openmp
+from training.report_text import interval_text
 
 DEFAULT_FOLDS = 5
 
@@ -19,7 +20,6 @@ def _crossval(args) -> int:
     passive_openmp()
     # deferred: matplotlib and scipy, which `sonomap --help` (it imports this module) does not need
     from training.crossval_report import write_pooled_report
-    from training.report import interval_text
 
     with sigterm_as_interrupt():
         left = crossvalidate(

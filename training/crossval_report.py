@@ -40,7 +40,7 @@ from training.crossval_layout import FOLD_EVAL, FOLD_RUN, SETUP_FILE, fold_dir
 from training.intervals import headline_intervals
 from training.metrics import EMPTY_POLICY, cancer_free_marked, scores, summarize
 from training.metrics_csv import ImageResult, read_metrics_csv, row_counts, write_metrics_csv
-from training.report import interval_text
+from training.report_text import interval_text
 
 FOLD_FIGURES = ("dice_pos_mean", "dice_pooled", "dice_mean", "ece_pixel")
 NEGATIVE_KEYS = ("n_negative_with_fp", "n_negative")  # what a fold's line reads of its summary.json

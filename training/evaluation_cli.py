@@ -17,6 +17,7 @@ from edge_runtime.manifest import manifest_path
 from edge_runtime.stop_signals import sigterm_as_interrupt
 from training.mask_filter_fit import fit_mask_filter
 from training.openmp import passive_openmp
+from training.report_text import figure_text, interval_text
 
 
 def _evaluate(args) -> int:
@@ -52,8 +53,6 @@ def _evaluate_report(args) -> int:
         summary = evaluate(
             args.checkpoint, args.data, args.split, args.out, device=args.device, seed=args.seed
         )
-        from training.report import figure_text, interval_text  # deferred: matplotlib
-
         print(
             f"dice (mean over images with cancer) {figure_text(summary['dice_pos_mean'])} "
             f"[95 % CI {interval_text(summary, 'dice_pos_mean', 3, ', ')}], "
