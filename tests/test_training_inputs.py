@@ -150,3 +150,14 @@ def test_an_out_that_is_a_file_is_named_as_evaluate_names_it(tmp_path, busi_data
     err = one_line_error(capsys, code)
     assert err == redact(f"sonomap train: error: --out {cfg}: is a file; give a run folder"), err
     assert cfg.read_text() == before
+
+
+def test_pretrain_refuses_an_out_that_is_a_file_as_train_does(tmp_path, busi_dataset, capsys):
+    """The same one line, naming the file itself, before the dataset is read (not
+    ``--out FILE/pretrained.pt: FILE is a file`` once every image was decoded)."""
+    cfg = _config(tmp_path)
+    before = cfg.read_text()
+    args = ["pretrain", "--config", str(cfg), "--data", str(busi_dataset), "--out", str(cfg), "--epochs", "1"]
+    err = one_line_error(capsys, sonomap(args))
+    assert err == redact(f"sonomap pretrain: error: --out {cfg}: is a file; give a run folder"), err
+    assert cfg.read_text() == before

@@ -19,8 +19,8 @@ Outputs in RUN/:
   after every epoch with the three files in step; ``finished`` true once the run ended normally).
 An earlier pretraining run in RUN is replaced, epoch by epoch: a new run stopped early leaves no file
 of the old run's beside its own; a RUN holding a training run (or another command's metrics.csv /
-summary.json) is refused before anything is written. A NaN/inf loss or weight stops the run with a
-one-line error naming the epoch (and iteration); the last good epoch's files stay.
+summary.json), or that is a file, is refused before the dataset is read. A NaN/inf loss or weight
+stops the run with a one-line error naming the epoch (and iteration); the last good epoch's files stay.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from training.models import build_model
 from training.pretext import distort
 from training.provenance import resolve_norm
 from training.rng import seed_all
-from training.run_setup import RUN_FILES, RUN_LOGS, refuse_files
+from training.run_setup import RUN_FILES, RUN_LOGS, check_run_folder, refuse_files
 from training.tblog import write_history_csv
 from training.transforms import UINT8_MAX, augment_gray
 from training.warmstart import ALL_HEADS, in_heads
@@ -230,12 +230,14 @@ def _write_summary(out: Path, summary: dict) -> None:
 
 def _check_out(out: Path, data, images) -> None:
     """Refuse an OUT that is, lies inside or contains the dataset DATA or one of the IMAGES folders,
-    and one whose files pretrain would replace without having written them: a training
-    run's (checkpoints, metrics.csv, summary.json) or, where no pretrained.pt shows an earlier
-    pretraining run, any metrics.csv or summary.json. An earlier pretraining run is replaced."""
+    one that is a file (the one line train gives), and one whose files pretrain would replace without
+    having written them: a training run's (checkpoints, metrics.csv, summary.json) or, where no
+    pretrained.pt shows an earlier pretraining run, any metrics.csv or summary.json. An earlier
+    pretraining run is replaced."""
     check_apart(data, out, "--data")
     for folder in images:
         check_apart(folder, out, "--images")
+    check_run_folder(out)
     refuse_files(
         out,
         [name for name in RUN_FILES if name != PRETRAINED],
