@@ -33,7 +33,13 @@ from edge_runtime.frames import Frame, Prediction
 
 PACKAGE = str(Path(edge_runtime.__file__).resolve().parent) + "/"
 GRAPH_FILES = {"pipeline/graph.py", "pipeline.py"}
-SCHEDULE_FILES = {"pipeline/replay.py", "pipeline/live.py", "replay.py", "live.py"}
+# Each schedule's own files: the live schedule runs its threads in live.py and asks live_display.py what
+# each frame is drawn with, a call inside the schedule, not into it.
+SCHEDULES = (
+    frozenset({"pipeline/replay.py", "replay.py"}),
+    frozenset({"pipeline/live.py", "pipeline/live_display.py", "live.py"}),
+)
+SCHEDULE_FILES = frozenset().union(*SCHEDULES)
 GENERATOR_FLAG = 0x20  # inspect.CO_GENERATOR
 
 
@@ -50,6 +56,13 @@ class Trip:
             n
             for (a, b), n in self.hops.items()
             if (a in GRAPH_FILES and b in SCHEDULE_FILES) or (a in SCHEDULE_FILES and b in GRAPH_FILES)
+        )
+
+    @property
+    def into_schedules(self) -> list[tuple[str, str]]:
+        """Calls into a schedule's files from a file outside that schedule (a stage calling back)."""
+        return sorted(
+            (a, b) for a, b in self.hops if any(b in files and a not in files for files in SCHEDULES)
         )
 
     def leaves(self, ground_floor: set[str]) -> set[str]:

@@ -17,6 +17,7 @@ from edge_runtime.frames import Frame, Prediction
 from edge_runtime.pipeline import live
 from edge_runtime.pipeline.graph import Pipeline
 from edge_runtime.pipeline.latest_slot import LatestSlot
+from edge_runtime.pipeline.live_display import Shown
 from edge_runtime.roi import Roi
 
 WAIT_S = 10.0
@@ -103,7 +104,7 @@ def test_a_result_from_before_a_roi_change_is_not_drawn_when_the_roi_comes_back(
     a, b = Roi(10, 10, 100, 80), Roi(20, 10, 100, 80)
     image = np.full((240, 320, 3), 90, np.uint8)
     frames = [Frame(i, image, float(i), i / 30, {}) for i in range(4)]
-    shown = live.Shown(pipeline.stages, frames[0])
+    shown = Shown(pipeline.stages, frames[0])
     mask = np.ones((a.h, a.w), np.uint8)
     made = Prediction(mask, mask.astype(np.float32), roi=a)
     shown.update(frames[1], a, "ON")

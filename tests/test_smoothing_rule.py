@@ -9,7 +9,7 @@ import pytest
 
 from edge_runtime.aistate import ERROR, LOADING, OFF, ON, STALLED, smoothing_restarts
 from edge_runtime.frames import Frame
-from edge_runtime.pipeline.live import Shown
+from edge_runtime.pipeline.live_display import Shown
 from edge_runtime.pipeline.replay import SmoothingRestarts
 from edge_runtime.roi import Roi
 
