@@ -25,7 +25,10 @@ error saying so, not the decoder's TypeError.
 :func:`read_dicom` reads a file for both callers: its header first, whose patient identifiers are
 registered for redaction before anything else can fail (a file cut short inside its pixel data may
 read back whole as an empty dataset, and its error would then name the file unredacted), then the
-whole file; a file without pixel data is an error saying so, and whether it was cut short.
+whole file; a file without pixel data is an error saying so, and whether it was cut short. A file
+cut short inside its pixel data keeps its whole frames, compressed or not
+(:mod:`edge_runtime.dicom_cut_short`): each decodes as in the whole file, and a frame past the cut is
+an error naming it and how many whole frames the file holds.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import cv2
 import numpy as np
 
 from edge_runtime import privacy
+from edge_runtime.dicom_cut_short import cut_short_error, recover_encapsulated, whole_frames
 from edge_runtime.errors import InputError, SonomapError
 
 MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
@@ -85,6 +89,9 @@ def read_dicom(path, where: str):
         raise InputError(f"{where}: not a readable DICOM file ({type(exc).__name__}: {exc})") from exc
     if not any(keyword in ds for keyword in PIXEL_KEYWORDS):
         cut = len(ds) < len(header)  # pydicom gives up on a file cut short and returns less than its header
+        recovered = recover_encapsulated(path, header, frame_count(header), where) if cut else None
+        if recovered is not None:  # compressed frames cut short: the whole ones are played
+            return recovered
         raise InputError(
             f"{where}: holds no pixel data"
             + (
@@ -94,9 +101,6 @@ def read_dicom(path, where: str):
             )
         )
     return ds
-
-
-BITS_PER_BYTE = 8
 
 
 def frame_count(ds) -> int:
@@ -141,24 +145,18 @@ def _decode(ds, where: str, index: int | None):
 def _whole_in_cut_file(ds, where: str, index: int | None) -> bool:
     """Whether pydicom should check the pixel data's length (True), or may decode frame ``index``
     of an uncompressed cine cut short, which it would refuse whole though the frame lies in the
-    part that is there (False). InputError naming the frame when it lies in the missing part: the
-    frames before it have been played, as a video cut short plays up to its cut."""
-    syntax = ds.file_meta.get("TransferSyntaxUID")
-    data = ds.get("PixelData")
-    bits = int(ds.get("BitsAllocated") or 0)
-    if index is None or syntax is None or syntax.is_compressed or data is None or bits % BITS_PER_BYTE:
+    part that is there (False). InputError naming the frame when it lies past the cut of a file cut
+    short (:mod:`edge_runtime.dicom_cut_short`): the frames before it have been played, as a video
+    cut short plays up to its cut."""
+    if index is None:
         return True
-    frame_bytes = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel") or 1) * bits // BITS_PER_BYTE
     declared = frame_count(ds)
-    if frame_bytes <= 0 or len(data) >= frame_bytes * declared:
+    whole = whole_frames(ds, declared)
+    if whole is None:
         return True
-    whole = len(data) // frame_bytes
     if index >= whole:
-        raise InputError(
-            f"{where}: the file is cut short: its pixel data holds {whole} whole frame(s) of the {declared} "
-            "it declares (copy it again from the scanner or PACS)"
-        )
-    return False
+        raise cut_short_error(where, whole, declared)
+    return bool(ds.file_meta.TransferSyntaxUID.is_encapsulated)  # compressed: its whole frames, checked
 
 
 def _palette(arr: np.ndarray, ds, where: str) -> np.ndarray:

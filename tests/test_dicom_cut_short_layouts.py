@@ -1,0 +1,90 @@
+"""A compressed DICOM cine cut short keeps its whole frames whatever the layout of its encapsulated
+pixel data: with a Basic Offset Table, without one, two fragments a frame, an Extended Offset Table.
+pydicom's 30-frame JPEG cine is encapsulated again in each layout by pydicom, saved, and cut: inside a
+frame's data, inside an item's header, exactly where a frame begins, and between the fragments of a
+frame. Every frame before the cut decodes as in the whole file; the frame at the cut is an error
+naming it and the frames the file holds; a file cut inside its first frame holds none."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge_runtime.dicom_pixels import dicom_pixels, read_dicom
+from edge_runtime.errors import InputError
+
+pydicom = pytest.importorskip("pydicom")
+from pydicom.data import get_testdata_file  # noqa: E402
+from pydicom.encaps import encapsulate, encapsulate_extended, fragment_frame, generate_frames  # noqa: E402
+
+KEPT = 11  # the frames before the cut
+ITEM_HEADER = 8  # an item's tag and length
+LAYOUTS = ("basic offsets", "no offsets", "two fragments a frame", "extended offsets")
+
+
+def _cine(tmp_path, layout: str):
+    """pydicom's JPEG cine in ``layout``, saved whole: (its path, each frame's fragments)."""
+    ds = pydicom.dcmread(get_testdata_file("examples_ybr_color.dcm"))
+    declared = int(ds.NumberOfFrames)
+    frames = list(generate_frames(ds.PixelData, number_of_frames=declared))
+    per_frame = 2 if layout == "two fragments a frame" else 1
+    if layout == "extended offsets":
+        ds.PixelData, ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths = encapsulate_extended(frames)
+    else:
+        ds.PixelData = encapsulate(frames, fragments_per_frame=per_frame, has_bot=layout != "no offsets")
+    path = tmp_path / "whole.dcm"
+    ds.save_as(str(path))
+    return path, [list(fragment_frame(frame, per_frame)) for frame in frames]
+
+
+def _cut(data: bytes, fragments: list[list[bytes]], index: int, where: str) -> bytes:
+    """``data`` cut at frame ``index`` (whose fragments are ``fragments[index]``): ``where`` in it."""
+    found = 0
+    for frame in fragments[: index + 1]:  # in order: a frame may repeat the one before byte for byte
+        found = data.index(frame[0], found + 1)
+    item = found - ITEM_HEADER
+    first = fragments[index][0]
+    at = {
+        "inside its data": item + ITEM_HEADER + len(first) // 2,
+        "inside an item header": item + ITEM_HEADER // 2,
+        "where it begins": item,
+        "between its fragments": item + ITEM_HEADER + len(first),
+    }[where]
+    return data[:at]
+
+
+CUTS = [
+    (layout, where)
+    for layout in LAYOUTS
+    for where in ("inside its data", "inside an item header", "where it begins")
+] + [("two fragments a frame", "between its fragments")]
+
+
+@pytest.mark.parametrize(("layout", "where"), CUTS)
+def test_the_frames_before_the_cut_decode_as_in_the_whole_file(tmp_path, layout, where):
+    path, fragments = _cine(tmp_path, layout)
+    whole = read_dicom(path, "whole.dcm")
+    declared = int(whole.NumberOfFrames)
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(_cut(path.read_bytes(), fragments, KEPT, where))
+    assert len(pydicom.dcmread(cut)) == 0  # what pydicom alone reads of it
+    ds = read_dicom(cut, "cut.dcm")
+    for i in range(KEPT):
+        assert np.array_equal(
+            dicom_pixels(ds, f"cut.dcm frame {i}", i), dicom_pixels(whole, "whole.dcm", i)
+        ), i
+    expected = f"cut.dcm frame {KEPT}: the file is cut short: its pixel data holds {KEPT} whole frame\\(s\\) of the {declared}"
+    with pytest.raises(InputError, match=expected):
+        dicom_pixels(ds, f"cut.dcm frame {KEPT}", KEPT)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_file_cut_inside_its_first_frame_holds_no_whole_frame(tmp_path, layout):
+    path, fragments = _cine(tmp_path, layout)
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(_cut(path.read_bytes(), fragments, 0, "inside its data"))
+    with pytest.raises(
+        InputError,
+        match=r"cut\.dcm: the file is cut short: its pixel data holds 0 whole frame\(s\) of the 30",
+    ):
+        read_dicom(cut, "cut.dcm")
