@@ -20,7 +20,7 @@ from cli import sonomap
 from file_size_limit import CHILD_TIMEOUT_S, sonomap_with_file_size_limit
 from runtime_model import dark_onnx
 
-from edge_runtime.sinks.mp4 import unfinished
+from edge_runtime.sinks.mp4_file import unfinished
 
 FPS = 30
 FRAMES = 2 * FPS  # two one-second fragments: the second is written when the file is closed

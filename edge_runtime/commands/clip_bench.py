@@ -19,6 +19,7 @@ from edge_runtime.commands.output_paths import Output, check_outputs, runtime_in
 from edge_runtime.errors import ConfigError, InputError, SonomapError
 from edge_runtime.jsonfile import atomic_write_json, json_text
 from edge_runtime.live_stats import EVENTS
+from edge_runtime.sinks.mp4_file import unfinished
 from edge_runtime.sources import synthetic
 from edge_runtime.sources.frame_size import MAX_FRAME_PIXELS, MAX_FRAME_SIDE, too_large
 from edge_runtime.units import DEFAULT_FPS
@@ -94,8 +95,6 @@ def cmd_make_clip(args) -> int:
     # The writer's thread may fail on the last frames or while finalising, after the last write
     # returned, and FFmpeg does not report every failed write (a file size limit): the file itself
     # says whether every frame and its closing index are in it.
-    from edge_runtime.sinks.mp4 import unfinished  # deferred: the writer loads OpenCV, `--help` needs none
-
     written = frames_in(out)
     if written != args.frames:
         raise InputError(

@@ -1,10 +1,8 @@
-"""H.264 recordings through PyAV into a *fragmented* mp4 (``frag_keyframe+empty_moov``, a keyframe at
-least every second), so a crash loses at most about one second. Encoding runs on the sink's own
-thread (:class:`edge_runtime.sinks.threaded.ThreadedWriter`) from yuv420p (BGR->I420 by OpenCV is much
-cheaper than libswscale), or straight from the decoder's planes (``write_i420``: no colour conversion).
-libx264 runs one thread per four cores (:func:`edge_runtime.cpus.encode_threads`): on a small CPU its
-thread pool would only fight inference for the same cores, on a large one a single thread caps the
-frame rate. A replay stamps frame ``n`` at ``n / fps``: every frame is written. A live recording
+"""H.264 recordings through PyAV, each a fragmented mp4 created, closed and read back by
+:mod:`edge_runtime.sinks.mp4_file` (a crash loses at most about one second). Encoding runs on the sink's
+own thread (:class:`edge_runtime.sinks.threaded.ThreadedWriter`) from yuv420p (BGR->I420 by OpenCV is
+much cheaper than libswscale), or straight from the decoder's planes (``write_i420``: no colour
+conversion). A replay stamps frame ``n`` at ``n / fps``: every frame is written. A live recording
 (``timed``) stamps each frame at its capture time, counted from the file's first frame, on a 1/90000 s
 clock: the display shows fewer frames than were captured when the AI or the encoder is slow, and frames
 stamped at a fixed rate would play the session faster than it happened. Its keyframes are forced by
@@ -14,73 +12,30 @@ when space returns (:class:`edge_runtime.sinks.recordings.SpaceGuard`), or, with
 (replay), stays paused and fails at close.
 
 With ``resume`` False (replay's outputs, make-clip: results re-made on demand, written over an earlier
-one of the same name) the file is written under a hidden name beside its path
-(``.NAME.<pid>.<random>.partial``) and renamed over the path once it is complete, so a run that fails
-half-way (disk full, a file size limit) leaves the earlier file as it was. A failed run with no earlier
-file there keeps what it wrote under the path, as a live recording does. The hidden file of a run
-killed outright is deleted by the next run that writes the same path (:mod:`edge_runtime.sinks.staging`).
-
-FFmpeg does not report every failed write: when the disk fills up (or a file size limit is hit) while
-it closes the file, writing the last fragment and the index, ``close()`` returns as if all went well
-and the file is cut short. So after closing, :func:`unfinished` reads the file's last bytes back: a
-complete fragmented mp4 ends in its fragment index (``mfra``, closed by an ``mfro`` box giving its
-size), the last thing FFmpeg writes; a file without it is a failed recording (``error``).
+one of the same name) the file is staged: written under a hidden name and renamed over the path once it
+is complete, so a run that fails half-way leaves the earlier file as it was. A file FFmpeg closed
+without its closing index (disk full or a file size limit while closing: FFmpeg reports no error) is a
+failed recording (``error``).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import stat
-import struct
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edge_runtime import recorded_time
-from edge_runtime.cpus import encode_threads
 from edge_runtime.errors import InputError
-from edge_runtime.sinks import recordings
-from edge_runtime.sinks.staging import named_for_output, partial_path, remove_leftovers
+from edge_runtime.sinks import mp4_file, recordings
+from edge_runtime.sinks.mp4_file import KEYFRAME_SECONDS, TIMED_CLOCK
+from edge_runtime.sinks.staging import named_for_output
 from edge_runtime.sinks.threaded import ThreadedWriter
 from edge_runtime.units import DEFAULT_FPS
 
 log = logging.getLogger("sonomap.sinks")
-
-# A fragment per keyframe; empty_moov makes the file readable without a trailing index.
-FRAGMENTED_MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
-KEYFRAME_SECONDS = 1.0
-MFRO = struct.Struct(">I4sII")  # the mfro box that ends an mp4: size 16, type, version+flags, mfra size
-BOX_HEADER = struct.Struct(">I4s")
-TIMED_CLOCK = Fraction(1, 90000)  # a live recording's time base: MPEG's 90 kHz clock
-
-
-def unfinished(path: str | Path) -> str | None:
-    """None when the fragmented mp4 at ``path`` ends in its complete index (an ``mfra`` box closed by
-    ``mfro``: FFmpeg writes it last) or is no regular file (a pipe, a device: nothing to read back);
-    otherwise one line saying what is missing."""
-    try:
-        with open(path, "rb") as f:
-            info = os.fstat(f.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                return None
-            size = info.st_size
-            if size >= MFRO.size:
-                f.seek(size - MFRO.size)
-                box, kind, _flags, mfra = MFRO.unpack(f.read(MFRO.size))
-                if box == MFRO.size and kind == b"mfro" and BOX_HEADER.size + MFRO.size <= mfra <= size:
-                    f.seek(size - mfra)
-                    if BOX_HEADER.unpack(f.read(BOX_HEADER.size)) == (mfra, b"mfra"):
-                        return None
-    except OSError as exc:
-        return f"cannot be read back after writing ({exc})"
-    return (
-        f"writing the end of the file failed: it stops after {size} bytes without the closing index "
-        "FFmpeg writes last (disk full, or a file size limit)"
-    )
 
 
 class Mp4Sink(ThreadedWriter):
@@ -132,47 +87,16 @@ class Mp4Sink(ThreadedWriter):
         self.submit(i420, True, timestamp)
 
     def _open(self, width: int, height: int) -> None:
-        import av  # deferred: PyAV loads FFmpeg (about 0.1 s), and `sonomap --help` imports this module
-
-        rate = Fraction(self.fps).limit_denominator(1001)
-        if self.staged:
-            remove_leftovers(self.path)  # of a run killed outright: nothing else would ever delete them
-        # FFmpeg creates the file, with the umask's permissions
-        self._writing = partial_path(self.path) if self.staged else self.path
-        try:
-            self._container = av.open(
-                str(self._writing),
-                mode="w",
-                format="mp4",
-                options={"movflags": FRAGMENTED_MOVFLAGS, "flush_packets": "1"},
-            )
-        except (OSError, av.FFmpegError) as exc:
-            if self.staged:
-                self._writing.unlink(missing_ok=True)
-            reason = named_for_output(exc, self._writing, self.path)
-            raise InputError(f"{self.path}: cannot create video file ({reason})") from exc
+        self._container, self._writing = mp4_file.create(self.path, self.staged)
         if self.recording:  # retention deletes only files carrying it
             self._container.metadata["comment"] = recordings.OWN_MARK
         self.files.append(self.path)
         if self.outputs is not None and len(self.files) > 1:
             self.outputs[f"{self.name}, resumed {len(self.files) - 1}"] = str(self.path)
         self._file_frames, self._first_at, self._last_pts, self._key_pts = 0, None, -1, None
-        stream = self._container.add_stream("libx264", rate=rate)
-        if self.timed:  # pts in 1/90000 s from the capture times (the muxer keeps the same clock)
-            stream.codec_context.time_base = stream.time_base = TIMED_CLOCK
-        stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv420p"
-        gop = max(1, int(round(float(rate) * KEYFRAME_SECONDS)))
-        stream.codec_context.gop_size = gop
-        stream.options = {
-            "preset": self.preset,
-            "crf": str(self.crf),
-            "tune": "zerolatency",
-            "keyint_min": str(gop),
-            "g": str(gop),
-            "threads": str(encode_threads()),
-        }
-        self._stream = stream
+        self._stream = mp4_file.add_h264(
+            self._container, width, height, self.fps, self.preset, self.crf, self.timed
+        )
 
     def _room_on_disk(self) -> bool:
         """Pause (file finalised) below ``min_free_gb``; resume into a new file once space is back."""
@@ -265,10 +189,7 @@ class Mp4Sink(ThreadedWriter):
             return
         container, stream, self._container, self._stream = self._container, self._stream, None, None
         try:
-            for packet in stream.encode(None):
-                container.mux(packet)
-            container.close()
-            problem = unfinished(self._writing)  # FFmpeg may drop the last writes without an error
+            problem = mp4_file.close(container, stream, self._writing)
         except BaseException:
             self._settle(failed=True)
             raise
@@ -279,20 +200,8 @@ class Mp4Sink(ThreadedWriter):
             raise InputError(f"{self.files[-1]}: {problem}")
 
     def _settle(self, failed: bool) -> None:
-        """A staged file, closed: renamed over ``path`` when complete, or when it failed and nothing
-        was there before (what it holds is kept, as an unstaged recording keeps it); otherwise deleted,
-        and the earlier file at ``path`` stays as it was."""
+        """A staged file, closed: put in place or deleted (:func:`mp4_file.settle`); once."""
         if not self.staged or self._writing is None:
             return
         writing, self._writing = self._writing, None
-        if failed and self.path.exists():
-            writing.unlink(missing_ok=True)
-            log.warning(
-                "sink %s: the earlier %s is kept; this run's unfinished file is deleted", self.name, self.path
-            )
-            return
-        try:
-            os.replace(writing, self.path)
-        except OSError:
-            writing.unlink(missing_ok=True)
-            raise
+        mp4_file.settle(writing, self.path, failed, self.name)

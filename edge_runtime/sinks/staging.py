@@ -1,4 +1,4 @@
-"""Hidden names for a video written before it replaces an earlier file (:mod:`edge_runtime.sinks.mp4`).
+"""Hidden names for a video written before it replaces an earlier file (:mod:`edge_runtime.sinks.mp4_file`).
 
 A staged file is ``.NAME.<pid>.<random>.partial`` beside its path: hidden, so no listing or glob
 for ``*.mp4`` takes it for a recording, and carrying the writer's process id, so a later run can
