@@ -36,6 +36,7 @@ from edge_runtime.preprocess import to_gray
 from edge_runtime.roi import Roi
 from edge_runtime.sinks import recordings
 from edge_runtime.sinks import sequence_layout as layout
+from edge_runtime.sinks.sequence_files import SequenceFiles
 from edge_runtime.sinks.threaded import ThreadedWriter
 
 log = logging.getLogger("sonomap.sequence")
@@ -70,7 +71,7 @@ class SequenceRecorder(ThreadedWriter, Observer):
         self.path = layout.session_main(path, keep_existing=live)
         self.files: list[Path] = []
         Path(self.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # patient images: private
-        self._session: layout.SequenceFiles | None = None
+        self._session: SequenceFiles | None = None
         self._checkpoint_at = 0.0
         self._first_pts: tuple[float, float] | None = None  # (pts, wall) of the first frame with a pts
         self._cache: tuple[Prediction | None, np.ndarray, np.ndarray, str] | None = None
@@ -182,7 +183,7 @@ class SequenceRecorder(ThreadedWriter, Observer):
             self.paused = False
             self.path = layout.session_main(self.template, keep_existing=True)
             log.warning("sink sequence: recording continues in %s", self.path)
-        self._session = layout.SequenceFiles(Path(self.path), item)
+        self._session = SequenceFiles(Path(self.path), item)
         self.files.append(Path(self.path))
 
     def _planes(self, item: dict) -> tuple[np.ndarray, np.ndarray, str]:
