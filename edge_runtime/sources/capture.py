@@ -4,7 +4,9 @@ capture cards (OpenCV CAP_V4L2). Both free their handle only on the thread that 
 A source's ``name`` (its log lines, its frames' ``meta["source"]``) is its kind: ``video file``,
 ``capture device /dev/videoN``, or a stream URL without ``user:password@``; a file name may carry the
 patient's name. Its one-line errors name the file, for whoever gave the path.
-:func:`edge_runtime.sources.opener.open_source` picks them by the spec.
+:func:`edge_runtime.sources.opener.open_source` picks them by the spec. Their handles are opened and
+probed (picture stream, size, rate, pixel format) by :mod:`edge_runtime.sources.capture_open`; this
+module reads the frames and frees the handles.
 """
 
 from __future__ import annotations
@@ -20,21 +22,14 @@ import cv2
 import numpy as np
 
 from edge_runtime import recorded_time, source_kinds
-from edge_runtime.cpus import decode_threads
 from edge_runtime.errors import InputError
 from edge_runtime.frames import Frame, Source
 from edge_runtime.privacy import redact
 from edge_runtime.sources import display_matrix
+from edge_runtime.sources.capture_open import open_v4l2, open_video, stream_fps
 from edge_runtime.sources.corrupt import CorruptCounter, check_whole
-from edge_runtime.sources.frame_rate import believable_fps
 from edge_runtime.sources.frame_size import check_frame_size
-from edge_runtime.units import DEFAULT_FPS
 from edge_runtime.yuv import YuvFrame, from_av
-
-FOURCC_LEN = 4
-# A network stream (RTSP, UDP, HTTP) that has not answered in this long is down: the reconnecting
-# source shows NO SIGNAL and retries, instead of the open blocking forever.
-STREAM_OPEN_TIMEOUT_S = 10.0
 
 
 def capture_device_name(device: str | int) -> str:
@@ -54,32 +49,6 @@ def to_bgr(image: np.ndarray, origin: str) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     raise InputError(f"{origin}: unsupported pixel layout {image.shape}")
-
-
-def stream_fps(stream: av.video.stream.VideoStream, label: str) -> float | None:
-    """A video stream's average frame rate; None when its container gives none (or 0: unknown) or one
-    no scanner delivers (:func:`edge_runtime.sources.frame_rate.believable_fps`, a warning naming
-    ``label``, the input's kind): the pipeline's ``source.fps``, else DEFAULT_FPS, then applies."""
-    fallback = f"the configured source.fps (else {DEFAULT_FPS:g} fps)"
-    return believable_fps(stream.average_rate, label, "its average rate", fallback)
-
-
-def video_stream(container: av.container.InputContainer, origin: str) -> av.video.stream.VideoStream:
-    """The container's picture stream: of its video streams that are not a cover picture (an MP4's
-    ``attached_pic``, one still image), the one with the most pixels, the first of equals. A file with
-    a thumbnail or a small second view beside the scanner screen would otherwise be replayed as that,
-    since FFmpeg lists streams in file order. InputError naming ``origin`` (the file) when there is none."""
-    moving = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
-    if not moving:  # a sound recording, subtitles, data or a cover picture only
-        raise InputError(f"{origin}: no video stream in it (audio or data only)")
-    return max(moving, key=_pixels)
-
-
-def _pixels(stream: av.video.stream.VideoStream) -> int:
-    """The pixels of one frame of ``stream`` as its header says; 0 when it says nothing (a damaged
-    file's stream may have no codec context at all: it is then chosen only when it is the only one)."""
-    context = stream.codec_context
-    return (context.width or 0) * (context.height or 0) if context is not None else 0
 
 
 def _as_frame(vf: av.VideoFrame, index: int, time_base, meta: dict, turn) -> Frame:
@@ -149,30 +118,9 @@ class VideoFileSource(_ReaderReleases):
             container.close()
 
     def _open(self):
-        options = {"rtsp_transport": "tcp"} if self.spec.startswith("rtsp://") else {}
-        try:
-            container = av.open(
-                self.spec, options=options, timeout=STREAM_OPEN_TIMEOUT_S if self.live else None
-            )
-        except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
-            raise InputError(
-                redact(f"{self.origin}: unreadable video ({getattr(exc, 'strerror', None) or exc})")
-            ) from exc
-        try:
-            stream = video_stream(container, self.origin)
-            codec = stream.codec_context
-            if codec is None:  # e.g. a corrupt header that names no codec
-                raise InputError(f"{self.origin}: unreadable video (no decodable video stream)")
-            # the header's size, before a frame is decoded: a huge one would exhaust memory first
-            check_frame_size(codec.width, codec.height, self.origin, 0)
-        except InputError:
-            container.close()
-            raise
+        container, stream = open_video(self.spec, self.origin, self.live)
         if not self._rate_read:
             self.fps, self._rate_read = stream_fps(stream, self.name), True
-        # Live streams: slice threads only, since frame threading holds back (threads - 1) frames.
-        codec.thread_type = "SLICE" if self.live else "AUTO"
-        codec.thread_count = decode_threads()
         return container, stream
 
     def __iter__(self) -> Iterator[Frame]:
@@ -244,29 +192,7 @@ class V4L2Source(_ReaderReleases):
         self.name = capture_device_name(device)
         if isinstance(device, str) and not Path(device).exists():
             raise InputError(f"{device}: capture device not found")
-        self.cap = cv2.VideoCapture(device if isinstance(device, int) else str(device), cv2.CAP_V4L2)
-        if not self.cap.isOpened():
-            raise InputError(f"{device}: cannot open capture device (missing, busy or not a V4L2 device)")
-        if fourcc:
-            if len(fourcc) != FOURCC_LEN:
-                raise InputError(f"{device}: fourcc must be 4 characters, got {fourcc!r}")
-            self.cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*fourcc))
-        for prop, value in (
-            (cv2.CAP_PROP_FRAME_WIDTH, width),
-            (cv2.CAP_PROP_FRAME_HEIGHT, height),
-            (cv2.CAP_PROP_FPS, fps),
-        ):
-            if value:
-                self.cap.set(prop, value)
-        if fourcc:
-            got = (
-                int(self.cap.get(cv2.CAP_PROP_FOURCC))
-                .to_bytes(FOURCC_LEN, "little")
-                .decode("ascii", "replace")
-            )
-            if got != fourcc:
-                self.close()
-                raise InputError(f"{device}: unsupported pixel format {fourcc!r} (device gives {got!r})")
+        self.cap = open_v4l2(device, width, height, fps, fourcc)
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0
