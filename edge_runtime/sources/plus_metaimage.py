@@ -25,7 +25,8 @@ import numpy as np
 from edge_runtime import source_kinds
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.sources.frame_size import check_frame_size
-from edge_runtime.sources.sequence import RAW, ZLIB, SequenceSource
+from edge_runtime.sources.sequence import SequenceSource
+from edge_runtime.sources.sequence_header import RAW, ZLIB
 
 log = logging.getLogger("sonomap.sources")
 DATA_FILE_KEY = "ElementDataFile"

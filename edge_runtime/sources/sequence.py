@@ -10,8 +10,9 @@ Output: one :class:`edge_runtime.frames.Frame` per frame, BGR, with the recorded
 ``pts`` = seconds since the first frame (``paced_by_pts``: ``live`` and ``replay --realtime`` keep the
 recorded pace; ``replay`` alone runs as fast as it can). A frame recorded with its geometry unknown
 (``IjkToWorldStatus`` INVALID) has no geometry keys but ``igtl_geometry_refused``, as the OpenIGTLink
-source gave it, so no sink sends its prediction with a made-up pose. Frames are read one at a time (memory-mapped
-or streamed): memory stays flat however long the recording.
+source gave it, so no sink sends its prediction with a made-up pose. The header is read and checked
+before any pixel (:mod:`edge_runtime.sources.sequence_header`); frames are read one at a time
+(memory-mapped or streamed): memory stays flat however long the recording.
 Errors: one line naming the file (and the frame) for a header that is not NRRD, a layout that is not
 a 2-D gray sequence, a missing or truncated data file. Log lines name the source by its kind
 (``Slicer sequence``), never by its path: file names may carry the patient's name (docs/privacy.md).
@@ -34,28 +35,14 @@ from edge_runtime.frames import DEFAULT_DEVICE, Frame, Source
 from edge_runtime.igtl.geometry import GEOMETRY_REFUSED_KEY
 from edge_runtime.sinks import sequence_layout as layout
 from edge_runtime.sources.frame_rate import believable_fps
-from edge_runtime.sources.frame_size import check_frame_size
-from edge_runtime.sources.sequence_data import data_offset
+from edge_runtime.sources.sequence_header import GZIP, frame_fields, frame_layout, geometry, read_header
 from edge_runtime.sources.sequence_times import frame_times
 from edge_runtime.units import DEFAULT_FPS
 
 log = logging.getLogger("sonomap.sources")
-SPATIAL_AXES = 3
-GRAY_TYPES = ("uint8", "unsigned char", "uchar", "unsigned int8", "uint8_t")
-RAW, GZIP, ZLIB = ("raw",), ("gzip", "gz"), ("zlib",)  # zlib: MetaImage's CompressedData
 GZIP_WBITS, ZLIB_WBITS = 16 + zlib.MAX_WBITS, zlib.MAX_WBITS
 READ_CHUNK = 1 << 20
 GEOMETRY_UNKNOWN = "recorded with its geometry unknown (IjkToWorldStatus INVALID)"
-
-
-def _frame_fields(header: dict) -> dict[int, dict[str, str]]:
-    """``Seq_FrameNNNN_Field:=value`` keys -> {frame: {field: value}}."""
-    out: dict[int, dict[str, str]] = {}
-    for key, value in header.items():
-        match = layout.FRAME_KEY.match(key)
-        if match:
-            out.setdefault(int(match.group(1)), {})[match.group(2)] = str(value)
-    return out
 
 
 def _matrix(text: str, path: Path, what: str) -> np.ndarray:
@@ -71,22 +58,19 @@ class SequenceSource(Source):
     paced_by_pts = True  # live and `replay --realtime` pace by the recorded times, not a nominal rate
 
     def __init__(self, path: str | Path, loop: bool = False):
-        nrrd = layout.require_pynrrd("reading a .seq.nrrd")
         self.path = Path(path)
         self.name = (
             source_kinds.SLICER_SEQUENCE
         )  # not the file name: recordings may be named after the patient
         self.loop = loop
-        try:
-            with open(self.path, "rb") as fh:
-                self.header = nrrd.read_header(fh)
-                self._attached_at = fh.tell()
-        except OSError as exc:
-            raise InputError(f"{self.path}: cannot read ({exc.strerror or exc})") from exc
-        except (nrrd.NRRDError, ValueError, TypeError, UnicodeDecodeError, StopIteration) as exc:
-            raise InputError(f"{self.path}: not a readable NRRD sequence header ({exc})") from exc
-        self._layout()
-        self._geometry()
+        self.header, attached_at = read_header(self.path)
+        found = frame_layout(self.header, self.path, attached_at)
+        self.list_first, self.frames = found.list_first, found.frames
+        self.width, self.height = found.width, found.height
+        self.encoding, self.data_path, self.offset = found.encoding, found.data_path, found.offset
+        self._check_data()
+        self.matrix, self.system = geometry(self.header, self.path)
+        self.device = str(self.header.get(layout.DEVICE_KEY) or DEFAULT_DEVICE)
         self._per_frame()
         # the kind, not the path: a sequence has no patient header whose identifiers would redact its name
         log.info("%s: %d frame(s) of %dx%d", self.name, self.frames, self.width, self.height)
@@ -94,52 +78,6 @@ class SequenceSource(Source):
     # --- header -----------------------------------------------------------------
     def _bad(self, what: str) -> InputError:
         return InputError(f"{self.path}: {what}")
-
-    def _layout(self) -> None:
-        h = self.header
-        kinds = [str(k).lower() for k in h.get("kinds", [])]
-        sizes = [int(s) for s in h.get("sizes", [])]
-        if int(h.get("dimension", 0)) != SPATIAL_AXES + 1 or len(kinds) != 4 or len(sizes) != 4:
-            raise self._bad(
-                f"expected a 4-D sequence (i, j, k, list), got kinds {kinds or '?'} sizes {sizes or '?'}"
-            )
-        if kinds.count("list") != 1 or kinds.index("list") not in (0, SPATIAL_AXES):
-            raise self._bad(f"expected one 'list' axis, first or last, got kinds {' '.join(kinds)}")
-        if str(h.get("type", "")).lower() not in GRAY_TYPES:
-            raise self._bad(f"pixel type {h.get('type')!r}: only 8-bit gray ultrasound sequences are read")
-        self.list_first = kinds[0] == "list"
-        spatial = sizes[1:] if self.list_first else sizes[:SPATIAL_AXES]
-        self.frames = sizes[0] if self.list_first else sizes[SPATIAL_AXES]
-        self.width, self.height, depth = spatial
-        if min(spatial) < 1:  # an empty frame (0 px wide) would reach the pipeline as an empty image
-            raise self._bad(f"sizes: {' '.join(map(str, sizes))}: a frame axis must hold at least 1 pixel")
-        if depth != 1:
-            raise self._bad(
-                f"frames of {self.width}x{self.height}x{depth}: a sequence of 2-D images expected"
-            )
-        check_frame_size(self.width, self.height, str(self.path), 0)  # before any pixel is mapped or inflated
-        self.encoding = str(h.get("encoding", "raw")).lower()
-        if self.encoding not in RAW + GZIP:
-            raise self._bad(f"encoding {self.encoding!r} not supported (raw or gzip)")
-        if self.list_first and self.encoding != "raw":
-            raise self._bad(
-                "a gzip sequence with the list axis first cannot be read frame by frame; re-save it in Slicer"
-            )
-        data_file = h.get("data file", h.get("datafile"))  # NRRD allows both spellings
-        if data_file is not None and (" " in str(data_file).strip() or str(data_file).upper() == "LIST"):
-            raise self._bad(f"data file {data_file!r}: only one data file is supported")
-        self.data_path = self.path.parent / str(data_file) if data_file else self.path
-        self.offset = data_offset(
-            self.path,
-            self.data_path,
-            int(h.get("byte skip", 0)),
-            0 if data_file else self._attached_at,
-            self.encoding in RAW,
-            self.frames * self.width * self.height,
-        )
-        if h.get("line skip"):
-            raise self._bad("'line skip' is not supported")
-        self._check_data()
 
     def _check_data(self) -> None:
         """The data file exists and, uncompressed, holds every frame the header names."""
@@ -157,26 +95,8 @@ class SequenceSource(Source):
                     f"of {self.frames * self.frame_bytes} bytes): truncated"
                 )
 
-    def _geometry(self) -> None:
-        h = self.header
-        directions = h.get("space directions")
-        space = str(h.get("space", "right-anterior-superior"))
-        self.system = layout.SYSTEMS.get(space, "ras")
-        matrix = np.eye(4)
-        if directions is not None:
-            rows = [
-                np.asarray(r, np.float64) for r in np.asarray(directions, np.float64) if not np.isnan(r).all()
-            ]
-            if len(rows) != SPATIAL_AXES or any(r.shape != (SPATIAL_AXES,) for r in rows):
-                raise self._bad("space directions: expected three 3-D axis vectors and 'none'")
-            matrix[:3, :3] = np.array(rows).T
-        if h.get("space origin") is not None:
-            matrix[:3, 3] = np.asarray(h["space origin"], np.float64)
-        self.matrix = matrix
-        self.device = str(h.get(layout.DEVICE_KEY) or DEFAULT_DEVICE)
-
     def _per_frame(self) -> None:
-        fields = _frame_fields(self.header)
+        fields = frame_fields(self.header)
         index_values = (
             str(self.header.get(f"axis {layout.LIST_AXIS} index values") or "").split()
             or str(self.header.get("axis 0 index values") or "").split()
