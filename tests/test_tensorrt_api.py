@@ -17,7 +17,8 @@ from edge_runtime.manifest import load_manifest
 from edge_runtime.tensorrt.engine_io import EXPECTED_IO, check_engine_io
 from edge_runtime.tensorrt.key import STRONGLY_TYPED_FROM, parse_version
 
-# (class, methods) the backend and engines.load_engine use (edge_runtime/backends/tensorrt.py).
+# (class, methods) the backend, its engine loader and engines.load_engine use (edge_runtime/backends/tensorrt.py,
+# edge_runtime/tensorrt/engine_loader.py).
 RUNTIME_CALLS = {
     "Runtime": ["deserialize_cuda_engine"],
     "ICudaEngine": [

@@ -1,9 +1,9 @@
 """TensorRT backend: a folded engine run with pycuda, uint8 in, prob/mask out.
 
 Input: gray uint8 ROI (H, W). Output: Prediction (mask uint8, prob float32) at (H, W).
-Model: a ``.engine``/``.plan`` file (with its manifest; refused when built for another GPU
-or TensorRT version) or a folded ``.onnx`` (engine loaded from / built into the cache by
-:mod:`edge_runtime.tensorrt.engines`, option ``cache_dir``).
+Model: a ``.engine``/``.plan`` file (with its manifest) or a folded ``.onnx``; which engine runs,
+its precision, and loading or building it (a failed build remembered) are
+:class:`edge_runtime.tensorrt.engine_loader.EngineLoader`'s.
 
 CUDA state is created lazily by the first :meth:`infer` call, on the backend's own thread
 (:class:`edge_runtime.tensorrt.owner_thread.OwnerThread`): pycuda contexts belong to the thread
@@ -12,11 +12,8 @@ calls them (a context detached from another thread would leak). The constructor 
 the build will need (folded model, FP16 twin for the strongly typed path) so a missing file
 fails at start-up, not at the first frame; so do ``device: cpu`` and ``input_size``, which this
 backend cannot honour. One stream; the buffers and the run through them are
-:class:`edge_runtime.tensorrt.buffers.BoundBuffers`, rebound only when the ROI size changes. A
-build that fails (EngineBuildError/ConfigError) is remembered for this process, by model file, the
-file the build parses (and its sha256) and settings: later starts (the fail-safe guard's retries
-and reloads) re-raise it at once instead of rebuilding for up to 20 minutes. An engine without a
-usable optimisation profile runs at its fixed input shape.
+:class:`edge_runtime.tensorrt.buffers.BoundBuffers`, rebound only when the ROI size changes. An
+engine without a usable optimisation profile runs at its fixed input shape.
 Written against NVIDIA's documented API; not run on this project's build machines
 (no GPU there) - ``sonomap selfcheck`` proves it on the target.
 """
@@ -31,20 +28,17 @@ import cv2
 import numpy as np
 
 from edge_runtime.backends.base import Backend
-from edge_runtime.errors import ConfigError, InputError, SonomapError
+from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.frames import Prediction
-from edge_runtime.tensorrt import cache, engines, key, modules, preflight
+from edge_runtime.tensorrt import modules
 from edge_runtime.tensorrt.buffers import BoundBuffers
-from edge_runtime.tensorrt.build import EngineBuildError
-from edge_runtime.tensorrt.cache import DEFAULT_CACHE_DIR
 from edge_runtime.tensorrt.engine_io import check_engine_io, input_range
+from edge_runtime.tensorrt.engine_loader import EngineLoader
 from edge_runtime.tensorrt.engines import DEFAULT_WORKSPACE_MB
-from edge_runtime.tensorrt.failed_builds import FAILED_BUILDS
 from edge_runtime.tensorrt.owner_thread import OwnerThread
 from edge_runtime.units import MS_PER_S
 
 log = logging.getLogger("sonomap.backend.tensorrt")
-ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 OWNER_THREAD_NAME = "sonomap-tensorrt"
 CLOSE_TIMEOUT_S = 10.0  # teardown is milliseconds; longer means an inference call is stuck in the driver
 
@@ -84,53 +78,26 @@ class TensorRTBackend(Backend):
                 f"inference.input_size: {input_size} is not applied by the TensorRT backend (it feeds "
                 "the ROI at its size within the engine's optimisation profile); remove it"
             )
-        self.cache_dir = Path(cache_dir) if cache_dir else DEFAULT_CACHE_DIR
-        self.precision = self._engine_precision() if self._is_engine_file() else ("fp16" if fp16 else "fp32")
-        self.workspace_mb = workspace_mb
-        self.profile = profile  # None: the manifest's io.profile (what export tensorrt uses by default)
-        self.on_long_build = on_long_build
+        self._loader = EngineLoader(
+            self.model_path, manifest, cache_dir, fp16, workspace_mb, profile, on_long_build, device_index
+        )
+        self.precision = self._loader.precision
         self.device_index = device_index
-        self.engine_record = None
         self._owner: OwnerThread | None = None
         self._cuda = self._ctx = self._engine = self._context = self._stream = None
         self._buffers: BoundBuffers | None = None
-        self._build_file: preflight.BuildFile | None = None  # what _preflight found the build parses
-        self._preflight()
 
-    def _is_engine_file(self) -> bool:
-        return self.model_path.suffix.lower() in ENGINE_SUFFIXES
-
-    def _engine_precision(self) -> str:
-        """The precision an engine file was built with (its manifest's key), whatever the config asks:
-        a built engine cannot change it, and the HUD and logs must show what runs."""
-        recorded = self.manifest.extra.get("engine_key")
-        precision = recorded.get("precision") if isinstance(recorded, dict) else None
-        if precision not in (key.FP16, key.FP32):
-            raise ConfigError(
-                f"{self.model_path}: its manifest has no 'extra.engine_key.precision'; not an engine "
-                "written by sonomap: rebuild it with 'sonomap export tensorrt'"
-            )
-        return precision
-
-    def _preflight(self) -> None:
-        """Fail now (service start-up) on what the engine build would refuse later, e.g. the FP16
-        twin the strongly typed path parses. Without TensorRT nothing can be decided: the first
-        :meth:`infer` reports that, as before."""
-        if self.model_path.suffix.lower() != ".onnx":
-            return
-        try:
-            trt = modules.import_tensorrt()
-        except modules.TensorRTUnavailable:
-            return
-        self._build_file = preflight.preflight(
-            self.model_path, self.precision, trt.__version__, hasattr(trt.BuilderFlag, "FP16")
-        )
+    @property
+    def engine_record(self):
+        """The engine cache's record of the engine built or loaded (None for an engine file, or before
+        the engine is loaded)."""
+        return self._loader.record
 
     # --- CUDA/TensorRT state: made, used and freed on the owner thread only ---------------
     @property
     def prepare_label(self) -> str:
         """What AI LOADING says while :meth:`prepare` runs."""
-        return "loading engine" if self._is_engine_file() else "building engine"
+        return "loading engine" if self._loader.is_engine_file() else "building engine"
 
     def prepare(self) -> None:
         """Create the CUDA context and load (or build and cache) the engine now, on the owner thread,
@@ -143,43 +110,15 @@ class TensorRTBackend(Backend):
         if self._engine is None:
             self._start()
 
-    def _build_id(self) -> tuple | None:
-        """What an engine built from the ONNX model depends on here (None for an engine file, which
-        is never built): among it the file the build parses (model.fp16.onnx on the strongly typed
-        path) and its sha256, so a replaced twin is built again after a failed build."""
-        if self._is_engine_file():
-            return None
-        if self._build_file is None:  # checked once per backend (the fail-safe guard makes one a retry)
-            self._preflight()
-        build_file = self._build_file
-        return (
-            str(self.model_path.resolve()),
-            str(build_file.path.resolve()),
-            build_file.sha256,
-            self.precision,
-            self.workspace_mb,
-            repr(self.profile),
-            str(self.cache_dir),
-            self.device_index,
-        )
-
     def _start(self) -> None:
         trt = modules.import_tensorrt()
-        build_id = self._build_id()
-        failed = FAILED_BUILDS.error_for(build_id) if build_id is not None else None
-        if failed is not None:
-            raise failed
+        build_id = self._loader.refuse_failed_build()
         cuda = modules.import_pycuda_driver()
         self._trt, self._cuda = trt, cuda
         self._ctx = cuda.Device(self.device_index).make_context()  # current on the owner thread from now on
         try:
             runtime = modules.construct(trt, "Runtime")  # the builder's logger; its reason if it fails
-            try:
-                self._engine = self._load(trt, runtime)
-            except (EngineBuildError, ConfigError) as exc:
-                if build_id is not None:
-                    self._remember_failure(build_id, exc)
-                raise
+            self._engine = self._loader.load(trt, runtime, build_id)
             check_engine_io(trt, self._engine, self.model_path)
             # The binding hands back the C++ pointer (pyCore.cpp, 10.3 - 11.1): None when TensorRT could
             # not make the context, e.g. no device memory for its activations.
@@ -194,39 +133,6 @@ class TensorRTBackend(Backend):
         except BaseException:
             self._teardown()
             raise
-
-    def _remember_failure(self, build_id: tuple, exc: SonomapError) -> None:
-        FAILED_BUILDS.remember(build_id, exc)
-        log.error(
-            "TensorRT engine for %s could not be built or loaded: %s. Not retried until the model file or "
-            "the TensorRT settings change, or the service restarts",
-            self.model_path,
-            exc,
-        )
-
-    def _load(self, trt, runtime):
-        gpu = key.current_gpu(self.device_index)
-        if self._is_engine_file():
-            cache.check_engine_file(self.model_path, gpu, trt.__version__)
-            engine = runtime.deserialize_cuda_engine(self.model_path.read_bytes())
-            if engine is None:
-                raise ConfigError(
-                    f"{self.model_path}: TensorRT {trt.__version__} cannot deserialise this engine "
-                    f"({modules.logged_errors(trt) or 'corrupt, or built by another TensorRT'}); rebuild it"
-                )
-            return engine
-        engine, self.engine_record = engines.load_engine(
-            runtime,
-            self.model_path,
-            self.cache_dir,
-            precision=self.precision,
-            workspace_mb=self.workspace_mb,
-            on_long_build=self.on_long_build,
-            profile=self.profile,
-            trt=trt,
-            gpu=gpu,
-        )
-        return engine
 
     def _fit(self, height: int, width: int) -> tuple[int, int]:
         """Clamp the ROI size into the engine's optimisation profile (resized in and back out)."""
