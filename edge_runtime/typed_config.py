@@ -12,10 +12,10 @@ The wanted value ("a number in [0, 1]") is the ``description`` of the field's ``
 :class:`Wording` lets each file keep its own message shapes. A :class:`Rule` in a field's
 ``Annotated`` metadata adds a check that types cannot say (e.g. ``low <= high``).
 
-Why hand-written (edge_runtime/typed_struct.py, edge_runtime/typed_convert.py, standard library
-only): the runtime runs on a Jetson whose dependency list allows only tensorrt, pycuda, numpy,
-opencv, av, pyyaml and onnxruntime; pydantic and msgspec are not on it, and none of those does
-typed validation. The structs and the strict conversion follow msgspec's rules: strict types
+Why hand-written (edge_runtime/typed_struct.py, edge_runtime/typed_convert.py,
+edge_runtime/typed_scalars.py, standard library only): the runtime runs on a Jetson whose dependency
+list allows only tensorrt, pycuda, numpy, opencv, av, pyyaml and onnxruntime; pydantic and msgspec
+are not on it, and none of those does typed validation. The structs and the strict conversion follow msgspec's rules: strict types
 (``true`` is not a number), unknown keys rejected, the key path of an error.
 """
 
@@ -28,8 +28,9 @@ from collections.abc import Callable, Mapping
 from typing import Annotated, Any, get_args, get_origin
 
 from edge_runtime.errors import ConfigError
-from edge_runtime.typed_convert import UNIONS, Invalid
+from edge_runtime.typed_convert import UNIONS
 from edge_runtime.typed_convert import convert as convert_strict
+from edge_runtime.typed_scalars import Invalid
 from edge_runtime.typed_struct import Meta, Struct, to_builtins
 from edge_runtime.typed_struct import fields as struct_fields
 

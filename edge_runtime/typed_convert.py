@@ -3,9 +3,9 @@
 ``convert(data, tp)`` checks ``data`` against the type ``tp`` and returns the typed value: structs
 from mappings (every key a field, unknown keys refused when the struct forbids them, missing
 required fields refused, defaults filled), ``list[T]``, fixed ``tuple[A, B]``, ``dict[str, T]``,
-``Literal``, unions, ``Any``, and numbers bounded by the ``Meta`` in ``Annotated[...]``. The types
-are strict: ``true`` is no number, ``"3"`` no integer, ``3.0`` no int; an int is taken for a float
-field (as a float) and keeps its type where the field also takes an int (``int | float``).
+``Literal``, unions, ``Any``, and numbers bounded by the ``Meta`` in ``Annotated[...]``. The scalar
+types are strict (:mod:`edge_runtime.typed_scalars`, where :class:`Invalid` is declared); an int keeps
+its type where the field also takes an int (``int | float``).
 
 A union picks its member by the kind of the value (null, bool, int, float, text, list, mapping), so
 a bad value is refused by the member of its kind. The first problem found (keys in the order
@@ -17,27 +17,24 @@ module replaced a library (edge_runtime/typed_struct.py says which, and why).
 from __future__ import annotations
 
 import functools
-import operator
 import types
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
+from edge_runtime.typed_scalars import (
+    COMPARE,
+    Invalid,
+    convert_any,
+    convert_bool,
+    convert_none,
+    convert_str,
+    literal_converter,
+    number_converter,
+)
 from edge_runtime.typed_struct import Meta, Struct, fields, new_instance
 
 UNIONS = (Union, types.UnionType)  # Union[A, B] and A | B
 ARRAYS = (list, tuple, set, frozenset)  # what a list (or a variable-length tuple) is taken from
-COMPARE = {"ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": operator.lt}  # Meta bounds
-
-
-class Invalid(Exception):
-    """Where and why data does not fit its type. ``kind``: 'value' (wrong type or out of range),
-    'object' (a mapping was wanted), 'key' (a mapping key that is not text), 'unknown' / 'missing'
-    (the struct field ``name``). ``path``: struct field names, list indexes and None (a value of a
-    dict), from the top down to the mapping or value at fault."""
-
-    def __init__(self, kind: str, name: str | None = None):
-        super().__init__(kind, name)
-        self.kind, self.name, self.path = kind, name, []
 
 
 def convert(data: Any, tp: Any) -> Any:
@@ -108,7 +105,7 @@ def _union(members: list[tuple[Any, list]]) -> Callable[[Any], Any]:
     for kind, values in literals.items():
         by_kind.setdefault(kind, []).append((Literal[tuple(values)], []))
     if "any" in by_kind:
-        return _same
+        return convert_any
     table = {}
     for kind, found in by_kind.items():
         if len(found) > 1:
@@ -134,20 +131,20 @@ def _union(members: list[tuple[Any, list]]) -> Callable[[Any], Any]:
 def _leaf(tp: Any, metas: list) -> Callable[[Any], Any]:
     bounds = [(name, getattr(m, name)) for m in metas for name in COMPARE if getattr(m, name) is not None]
     if tp is int or tp is float:
-        return _number(tp, bounds)
+        return number_converter(tp, bounds)
     if bounds:
         raise TypeError(f"Bounds {bounds} apply to int and float only, not to {tp!r}")
     origin = get_origin(tp)
     if tp is Any or tp is object:
-        return _same
+        return convert_any
     if tp is type(None) or tp is None:
-        return _none
+        return convert_none
     if tp is bool:
-        return _bool
+        return convert_bool
     if tp is str:
-        return _str
+        return convert_str
     if origin is Literal:
-        return _literal(get_args(tp))
+        return literal_converter(get_args(tp))
     if tp is list or origin is list:
         return _list(converter((get_args(tp) or (Any,))[0]))
     if tp is tuple or origin is tuple:
@@ -158,60 +155,6 @@ def _leaf(tp: Any, metas: list) -> Callable[[Any], Any]:
     if isinstance(tp, type) and issubclass(tp, Struct):
         return _struct(tp)
     raise TypeError(f"Type '{tp!r}' is not supported")
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
-def _none(value: Any) -> None:
-    if value is not None:
-        raise Invalid("value")
-
-
-def _bool(value: Any) -> bool:
-    if value is True or value is False:
-        return value
-    raise Invalid("value")
-
-
-def _str(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    raise Invalid("value")
-
-
-def _number(tp: type, bounds: list[tuple[str, Any]]) -> Callable[[Any], Any]:
-    wanted = int if tp is int else (int, float)
-    checks = tuple((COMPARE[name], float(bound) if tp is float else bound) for name, bound in bounds)
-
-    def convert_number(value: Any) -> Any:
-        if type(value) is not tp:
-            if value is True or value is False or not isinstance(value, wanted):
-                raise Invalid("value")
-            try:
-                value = tp(value)
-            except OverflowError:  # an int beyond any float
-                raise Invalid("value") from None
-        for compare, bound in checks:
-            if not compare(value, bound):  # NaN fits no bound
-                raise Invalid("value")
-        return value
-
-    return convert_number
-
-
-def _literal(values: tuple) -> Callable[[Any], Any]:
-    if not all(type(v) in (str, int) for v in values):
-        raise TypeError(f"Literal values must be text or integers, got {values!r}")
-    lookup = {v: v for v in values}
-
-    def convert_literal(value: Any) -> Any:
-        if value is True or value is False or not isinstance(value, (str, int)) or value not in lookup:
-            raise Invalid("value")
-        return lookup[value]
-
-    return convert_literal
 
 
 def _at(token: Any, convert_item: Callable[[Any], Any], item: Any) -> Any:

@@ -1,5 +1,5 @@
 """The standard-library typed structs (edge_runtime/typed_struct.py) and their strict conversion
-(edge_runtime/typed_convert.py): the behaviours the typed configs rely on, pinned one by one."""
+(edge_runtime/typed_convert.py, typed_scalars.py): the behaviours the typed configs rely on, pinned one by one."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from typing import Annotated, Any, Literal
 import pytest
 import yaml
 
-from edge_runtime.typed_convert import Invalid, convert
+from edge_runtime.typed_convert import convert
+from edge_runtime.typed_scalars import Invalid
 from edge_runtime.typed_struct import Meta, Struct, field, fields, to_builtins
 
 WHOLE = Annotated[int, Meta(ge=1, le=10)]
