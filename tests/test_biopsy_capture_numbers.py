@@ -148,7 +148,7 @@ def test_a_capture_that_fails_unexpectedly_is_reported_on_screen_not_lost(tmp_pa
     def broken(*_):
         raise RuntimeError("the numbering met something it did not expect")
 
-    monkeypatch.setattr(observer.numbers, "next", broken)
+    monkeypatch.setattr(observer.book.numbers, "next", broken)
     image = np.full((48, 64, 3), 10, np.uint8)
     assert marks.request("http")
     observer.on_frame(Frame(0, image, time.monotonic(), 0.0, {"roi": ROI}), None, image, {})

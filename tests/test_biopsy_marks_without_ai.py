@@ -103,7 +103,7 @@ def test_a_mark_with_no_image_area_is_refused_on_screen_and_never_captured_later
         frame = _frame(i, fixed)
         observer.on_frame(frame, _prediction(frame), frame.image, {})
     observer.close()
-    assert observer.captures == 0 and observer.refused == 1
+    assert observer.book.captures == 0 and observer.book.refused == 1
     assert _cases(cases) == []
 
 
@@ -156,7 +156,7 @@ def test_a_mark_on_the_no_signal_screen_is_refused_and_never_captured_from_the_n
         observer.on_frame(frame, None, frame.image, {})
     assert ("warning", "BIOPSY NOT CAPTURED: no signal from the source") in observer.banners(frame, "ON")
     observer.close()
-    assert observer.captures == 0 and observer.refused == 1
+    assert observer.book.captures == 0 and observer.book.refused == 1
     assert _cases(cases) == []
 
 
@@ -167,7 +167,7 @@ def test_a_mark_still_queued_when_the_session_ends_is_counted_as_refused(tmp_pat
     observer.on_frame(frame, None, frame.image, {})
     assert marks.request("http")  # accepted just before the source ends
     observer.close()
-    assert observer.refused == 1 and observer.captures == 0 and marks.take() == []
+    assert observer.book.refused == 1 and observer.book.captures == 0 and marks.take() == []
     assert _cases(cases) == []
     (line,) = capture_failures([observer])
     assert "1 capture(s) refused: the session ended before the next frame" in line

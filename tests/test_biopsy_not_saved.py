@@ -59,7 +59,7 @@ def test_captures_the_queue_refuses_are_shown_as_not_saved_and_not_counted(tmp_p
     refuses the rest. Released, the writer writes the cases the queue took."""
     before = EVENTS.snapshot()
     observer, marks = _observer(tmp_path / "cases")
-    with observer.writer.held():
+    with observer.book.writer.held():
         for index in range(MARKS_IN_A_ROW):
             marks.request("key")
             frame = _step(observer, index)
@@ -67,10 +67,10 @@ def test_captures_the_queue_refuses_are_shown_as_not_saved_and_not_counted(tmp_p
     observer.close()
     warnings = [text for level, text in banners if level == "warning"]
     assert len(warnings) == 1, banners
-    written, failed = observer.writer.written, observer.writer.failed
+    written, failed = observer.book.writer.written, observer.book.writer.failed
     # the queue holds QUEUE_DEPTH, and the writer may have taken one off it before it waited
     assert MARKS_IN_A_ROW - QUEUE_DEPTH - 1 <= len(failed) <= MARKS_IN_A_ROW - QUEUE_DEPTH
-    assert len(written) + len(failed) == MARKS_IN_A_ROW == observer.captures
+    assert len(written) + len(failed) == MARKS_IN_A_ROW == observer.book.captures
     assert all(miss.reason == f"{QUEUE_DEPTH} cases already wait for the disk" for miss in failed)
     shown = NOT_SAVED.match(warnings[0])
     numbers = [int(n) for n in shown["numbers"].split(", ")]
@@ -94,12 +94,12 @@ def test_a_failed_write_turns_the_captured_toast_into_a_warning(tmp_path):
     frame = _step(observer, 1)
     assert observer.banners(frame, "ON") == [("info", "BIOPSY 1 CAPTURED")]  # taken; written on a thread
     deadline = time.monotonic() + FAILURE_TIMEOUT_S
-    while time.monotonic() < deadline and not observer.writer.failed:
+    while time.monotonic() < deadline and not observer.book.writer.failed:
         time.sleep(0.05)
     frame = _step(observer, 2)  # the next frame shows it
     assert observer.banners(frame, "ON") == [("warning", "BIOPSY 1 NOT SAVED: File exists")]
     observer.close()
-    assert observer.writer.written == []
+    assert observer.book.writer.written == []
 
 
 def _limit_file_size() -> None:

@@ -55,9 +55,9 @@ def test_marks_on_one_frame_without_an_image_are_one_refusal(tmp_path, caplog, c
         frame = _blank(index)
         observer.on_frame(frame, None, frame.image, {})
     observer.close()
-    assert observer.captures == 0
-    assert observer.refused == 2 and observer.refusal_reasons == [NO_IMAGE, NO_IMAGE]
-    assert observer.refused_marks == MARKS_AT_ONCE + 1
+    assert observer.book.captures == 0
+    assert observer.book.refused == 2 and observer.book.refusal_reasons == [NO_IMAGE, NO_IMAGE]
+    assert observer.book.refused_marks == MARKS_AT_ONCE + 1
     assert _refusal_lines(caplog) == [
         f"biopsy mark (http) not captured on frame 0: {NO_IMAGE} "
         f"({MARKS_AT_ONCE - 1} more mark(s) taken with it: one refusal)",
@@ -82,8 +82,8 @@ def test_marks_on_the_no_signal_screen_and_at_the_end_are_one_refusal_each(tmp_p
     observer.on_frame(no_signal, None, no_signal.image, {})  # nothing marked on it: no refusal
     _mark(marks, MARKS_AT_ONCE)  # still queued when the session ends
     observer.close()
-    assert observer.refused == 2 and observer.refusal_reasons == [NO_SIGNAL, ENDED]
-    assert observer.refused_marks == 2 * MARKS_AT_ONCE
+    assert observer.book.refused == 2 and observer.book.refusal_reasons == [NO_SIGNAL, ENDED]
+    assert observer.book.refused_marks == 2 * MARKS_AT_ONCE
     more = f"({MARKS_AT_ONCE - 1} more mark(s) taken with it: one refusal)"
     assert _refusal_lines(caplog) == [
         f"biopsy mark (http) not captured on the NO SIGNAL screen after frame 0: {NO_SIGNAL} {more}",

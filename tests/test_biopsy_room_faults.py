@@ -114,12 +114,12 @@ def test_a_stalled_disk_is_shown_as_not_saved_yet_and_the_session_stops_in_time(
     marks.request("key")
     index, texts = _run_frames(observer, 0, STALL_WAIT_S)
     assert any(NOT_SAVED_YET.match(t) for t in texts) and "BIOPSY 1 CAPTURED" not in texts, texts
-    assert observer.writer.written == []
+    assert observer.book.writer.written == []
 
     subprocess.run(["fsfreeze", "-u", str(freezable)], check=True)  # the disk answers again
     index, texts = _run_frames(observer, index, 1.0)
     assert not any("NOT SAVED" in t for t in texts), texts
-    assert [p.name.endswith("-1") for p in observer.writer.written] == [True]
+    assert [p.name.endswith("-1") for p in observer.book.writer.written] == [True]
 
     subprocess.run(["fsfreeze", "-f", str(freezable)], check=True)
     marks.request("key")
@@ -127,7 +127,7 @@ def test_a_stalled_disk_is_shown_as_not_saved_yet_and_the_session_stops_in_time(
     started = time.monotonic()
     observer.close()  # the disk still frozen: the case is reported, within systemd's stop timeout
     assert time.monotonic() - started < _stop_timeout_s()
-    assert [(m.number, m.reason) for m in observer.writer.failed] == [
+    assert [(m.number, m.reason) for m in observer.book.writer.failed] == [
         (2, "still being written when the session ended")
     ]
 

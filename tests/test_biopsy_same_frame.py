@@ -71,7 +71,7 @@ def test_marks_on_one_frame_are_one_capture(tmp_path, caplog):
         )
     observer.close()
     cases = _cases(tmp_path / "cases")
-    assert observer.captures == 2 and [c["capture"]["post_fire"]["frame"] for c in cases] == [0, 2]
+    assert observer.book.captures == 2 and [c["capture"]["post_fire"]["frame"] for c in cases] == [0, 2]
     assert [c["capture"]["number"] for c in cases] == [1, 2]
     merged = [r.getMessage() for r in caplog.records if "merged" in r.message]
     assert merged == [
@@ -91,7 +91,7 @@ def test_a_mark_on_the_frame_a_fire_is_confirmed_on_is_that_fire(tmp_path, caplo
     observer, marks = _observer(tmp_path / "marked")
     _run(observer, marks, first_fire, confirmed)
     (case,) = _cases(tmp_path / "marked")
-    assert case["capture"]["trigger"] == "fire" and observer.captures == 1
+    assert case["capture"]["trigger"] == "fire" and observer.book.captures == 1
     assert case["capture"]["pre_fire"] == alone["capture"]["pre_fire"]
     merged = [r.getMessage() for r in caplog.records if "merged" in r.message]
     assert merged == [f"biopsy 1 (fire): {MARKS_AT_ONCE} more mark(s) on frame {confirmed} merged into it"]

@@ -1,6 +1,6 @@
 """What the capture tells the operator on screen: the toasts of the capture observer.
 
-Input: the observer's events (:meth:`Notices.captured`, :meth:`Notices.refused`) and, on every frame
+Input: the capture book's events (:meth:`Notices.captured`, :meth:`Notices.refused`) and, on every frame
 path and render path, the case writer's state (:meth:`Notices.poll`). Output: :meth:`Notices.active`,
 the (level, text) banners of a frame:
 

@@ -10,8 +10,7 @@ A capture is always made of the frames it names: a mark is taken on the frame it
 never on a later one; a capture while the AI shows no prediction records ``prediction: null`` and
 the AI state, and invents none. When no ROI is known (a screen without an image: the ROI is
 undecided), on sonomap's NO SIGNAL screen, and for a mark still queued when the session ends, the
-mark is refused, with a warning toast saying why, and no case is written. Capture numbers go on
-after those already recorded in the folder for the same study and day (:mod:`.numbering`).
+mark is refused, with a warning toast saying why, and no case is written.
 
 Per frame it copies the ROI into a short ring (the pre-fire frame is one or two frames back when
 the fire is confirmed) and feeds the fire detector (:mod:`.fire`, under a millisecond a frame). The
@@ -19,12 +18,9 @@ ring holds views of the frames, not copies: every source hands out a new array p
 ``to_ndarray``, ``VideoCapture.read``) and the overlay draws on a copy, so nothing overwrites them;
 and it takes manual marks (:mod:`.marks`). Every 5th frame it also updates the expected yield
 (:mod:`.yield_band`), an AI finding: shown only on frames drawn with the AI ON, and dropped on a
-frame the AI did not answer on or a NO SIGNAL screen. A capture goes to the
-:class:`~.case_writer.CaseWriter` thread; the display gets the toasts (:meth:`banners`,
-:mod:`.notices`): "BIOPSY n CAPTURED", then, when the case could not be written (the queue full, the
-disk full or gone: seen on the frames after), "BIOPSY n NOT SAVED: why" as a warning, and "BIOPSY n
-NOT SAVED YET" while the disk has stalled on it. ``/metrics`` counts written cases
-(``biopsy_captures``) and failed ones (an error kind).
+frame the AI did not answer on or a NO SIGNAL screen. Each capture and refusal goes into the
+session's :class:`~.capture_book.CaptureBook` (numbered, queued on the case writer's thread, counted);
+the display gets the toasts (:meth:`banners`, :mod:`.notices`): CAPTURED, NOT SAVED, NOT SAVED YET.
 """
 
 from __future__ import annotations
@@ -40,18 +36,15 @@ import numpy as np
 
 from edge_runtime import recorded_time
 from edge_runtime.aistate import ON
-from edge_runtime.biopsy.case_writer import FAILED_EVENT, Capture, CaseWriter, FrameRecord
+from edge_runtime.biopsy.capture_book import CaptureBook
+from edge_runtime.biopsy.case_writer import FrameRecord
 from edge_runtime.biopsy.fire import FireDetector
 from edge_runtime.biopsy.frame_input import frame_igtl, frame_roi
 from edge_runtime.biopsy.marks import MARKS, MarkRequests
-from edge_runtime.biopsy.notices import Notices
-from edge_runtime.biopsy.numbering import CaptureNumbers
 from edge_runtime.biopsy.study_id import STUDY_ID, StudyIdSlot
 from edge_runtime.biopsy.toasts import INFO
 from edge_runtime.biopsy.yield_band import SUBPIXEL, SUBPIXEL_BITS, YieldBand, YieldTracker
 from edge_runtime.frames import Frame, Observer, Prediction
-from edge_runtime.live_stats import EVENTS
-from edge_runtime.privacy import redact
 from edge_runtime.roi import Roi
 from edge_runtime.units import MS_PER_S
 
@@ -79,28 +72,17 @@ class CaptureObserver(Observer):
         study: StudyIdSlot = STUDY_ID,
         study_id_pattern: str | None = None,
     ):
-        self.writer = CaseWriter(directory)
-        self.model, self.source, self.gauge, self.cancer_class = model, source or "", gauge, cancer_class
+        self.book = CaptureBook(
+            directory, model, source or "", gauge, cancer_class, study, study_id, study_id_pattern
+        )
+        self.gauge, self.cancer_class = gauge, cancer_class
         self.marks = marks
         self.marks.enabled = True
-        self.study = study  # the session's study ID: set here from --study-id, or later from the viewer
-        self.study.enabled = True
-        self.study.pattern = (
-            study_id_pattern  # the site's format (privacy.study_id_pattern): the viewer's IDs too
-        )
-        if study_id is not None:
-            self.study.value = study_id
         self.ring: deque[FrameRecord] = deque(maxlen=RING_FRAMES)
         self.detector: FireDetector | None = None
         self.roi: Roi | None = None
-        self.captures = 0  # captures made; the writer says which were written
-        self.numbers = CaptureNumbers(self.writer.directory)  # after those recorded: a restarted session
-        # marks refused (no ROI known on their frame, no signal, or the session ended): those taken on one
-        # frame are one refusal, as those on one captured frame are one biopsy; refused_marks counts each
-        self.refused, self.refused_marks = 0, 0
-        self.refusal_reasons: list[str] = []  # why each refusal was made, in order (the session's summary)
         self._last_index = 0  # the last real frame observed: a refusal on NO SIGNAL is shown from it
-        self.notices = Notices(self.writer)  # the toasts (.notices)
+        self.notices = self.book.notices  # the toasts (.notices), polled on every frame
         self._warned_scale = False
         self.cpu_s, self.frames = 0.0, 0
         self.band: YieldBand | None = None  # expected yield of the needle in place (newest frame)
@@ -109,17 +91,16 @@ class CaptureObserver(Observer):
 
     @property
     def directory(self) -> Path:
-        return self.writer.directory
+        return self.book.writer.directory
 
     def on_frame(
         self, frame: Frame, prediction: Prediction | None, rendered: np.ndarray, stats: dict[str, Any]
     ) -> None:
         if frame.meta.get("no_signal"):
             self._lose_roi()  # the next image may be another patient's: nothing seen so far carries over
+            where = f"on the NO SIGNAL screen after frame {self._last_index}"
             # taken now: the next real frame may be the next patient's
-            self._refuse(
-                self.marks.take(), NO_SIGNAL, f"on the NO SIGNAL screen after frame {self._last_index}"
-            )
+            self.book.refuse(self.marks.take(), NO_SIGNAL, where, self._last_index)
             return
         if frame.index < 0:
             return
@@ -141,7 +122,8 @@ class CaptureObserver(Observer):
         roi, why = frame_roi(frame, prediction)
         if roi is None:
             self._lose_roi()
-            self._refuse(self.marks.take(), why, f"on frame {frame.index}")  # never captured on a later frame
+            # never captured on a later frame
+            self.book.refuse(self.marks.take(), why, f"on frame {frame.index}", self._last_index)
             return
         if roi != self.roi:
             self._new_roi(roi)
@@ -167,24 +149,9 @@ class CaptureObserver(Observer):
         # biopsy: one capture, never several identical cases
         vias = self.marks.take()
         if event is not None:
-            self._capture_or_report("fire", event, len(vias), frame.index)
+            self._capture("fire", event, len(vias), frame.index)
         elif vias:
-            self._capture_or_report(vias[0], None, len(vias) - 1, frame.index)
-
-    def _capture_or_report(self, trigger: str, event, merged: int, index: int) -> None:
-        """:meth:`_capture`, and any error it meets on screen and in the log: the frame path would
-        count it as a sink error and carry on, and the biopsy would be lost unsaid."""
-        try:
-            self._capture(trigger, event, merged)
-        except Exception as exc:  # a capture is reported whatever stopped it
-            EVENTS.inc(FAILED_EVENT)
-            log.error(
-                "biopsy (%s) on frame %d not captured: %s",
-                trigger,
-                index,
-                redact(f"{type(exc).__name__}: {exc}"),
-            )
-            self.notices.refused(f"capture failed ({type(exc).__name__}), see the log", index)
+            self._capture(vias[0], None, len(vias) - 1, frame.index)
 
     def _lose_roi(self) -> None:
         """No image on this frame: what the ring, the detector and the yield history held belongs to
@@ -193,19 +160,6 @@ class CaptureObserver(Observer):
         self.ring.clear()
         self._bands.clear()
         self._fired_tip = None
-
-    def _refuse(self, vias: list[str], why: str, where: str) -> None:
-        """Count and show the marks ``vias`` taken on one frame (``where``: that frame or moment) and
-        not captured: one refusal however many they are, as marks on one captured frame are one
-        biopsy; the log says how many more came with the first."""
-        if not vias:
-            return
-        self.refused += 1
-        self.refused_marks += len(vias)
-        self.refusal_reasons.append(why)
-        more = f" ({len(vias) - 1} more mark(s) taken with it: one refusal)" if len(vias) > 1 else ""
-        log.error("biopsy mark (%s) not captured %s: %s%s", vias[0], where, why, more)
-        self.notices.refused(why, self._last_index)
 
     def _new_roi(self, roi: Roi) -> None:
         self.roi = roi
@@ -236,28 +190,20 @@ class CaptureObserver(Observer):
                 return rec
         return self.ring[0]  # dropped in live mode: the oldest frame held is the closest before
 
-    def _capture(self, trigger: str, event, merged: int = 0) -> None:
-        """Capture the biopsy ``trigger`` made (``event``: the fire, None for a mark, taken on the newest
-        frame); ``merged``: the other marks taken on the same frame, made part of it."""
-        self.captures += 1
-        post = self.ring[-1] if event is None else self._record(event.post_index)
-        pre = post if event is None else self._record(event.pre_index)
-        band = next(((i, b) for i, b in reversed(self._bands) if i <= pre.index), (None, None))
-        study_id = self.study.value
-        number = self.numbers.next(study_id, pre.utc)
-        cap = Capture(
-            number, trigger, pre, post, event, self.roi.as_list(), self.roi.mm_per_pixel, self.gauge,
-            self.model, self.source, self.cancer_class, band, study_id,
-        )  # fmt: skip
-        if event is not None:
-            self._fired_tip = event.tip
-        if merged:
-            merging = "biopsy %d (%s): %d more mark(s) on frame %d merged into it"
-            log.warning(merging, number, trigger, merged, post.index)
-        # under the lock: a failure of this capture polled on the render path comes after its toast
-        with self.notices.lock:
-            if self.writer.submit(cap):  # a refusal reaches the screen through Notices.poll
-                self.notices.captured(number, post.index)
+    def _capture(self, trigger: str, event, merged: int, index: int) -> None:
+        """Capture the biopsy ``trigger`` made on frame ``index`` (``event``: the fire, None for a mark,
+        taken on the newest frame); ``merged``: the other marks taken on the same frame, made part of it.
+        Any error it meets goes on screen and in the log (:meth:`CaptureBook.failed`): the frame path
+        would count it as a sink error and carry on, and the biopsy would be lost unsaid."""
+        try:
+            post = self.ring[-1] if event is None else self._record(event.post_index)
+            pre = post if event is None else self._record(event.pre_index)
+            band = next(((i, b) for i, b in reversed(self._bands) if i <= pre.index), (None, None))
+            self.book.capture(trigger, event, merged, pre, post, band, self.roi)
+            if event is not None:
+                self._fired_tip = event.tip
+        except Exception as exc:  # a capture is reported whatever stopped it
+            self.book.failed(trigger, index, exc)
 
     def banners(self, frame: Frame, ai: str) -> list[tuple[str, str]]:
         """The toasts for ``frame`` (:mod:`.notices`) and, with the AI ``ON``, the expected yield. A
@@ -283,10 +229,8 @@ class CaptureObserver(Observer):
     def close(self) -> None:
         self.marks.enabled = False
         # accepted, but no frame came: counted, never lost unsaid
-        self._refuse(self.marks.take(), ENDED, f"after frame {self._last_index}")
+        self.book.refuse(self.marks.take(), ENDED, f"after frame {self._last_index}", self._last_index)
         pending = self.detector.pending_fire if self.detector is not None else None
         if pending is not None:  # its confirming frame never came: said, never dropped unsaid
             log.warning("a possible fire at frame %d was not confirmed before the session ended", pending)
-        self.study.enabled, self.study.value = False, None  # the session is over
-        self.writer.close()
-        self.numbers.close()  # the claims go only now: every case of this session is on disk or reported
+        self.book.close()

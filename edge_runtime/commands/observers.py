@@ -105,9 +105,10 @@ def register_input_identifiers(config: RuntimeConfig) -> None:
 def print_captures(capture: list) -> None:
     """One line per --cases folder: the cases written into it, and how many captures were not."""
     for observer in capture:
-        written = len(observer.writer.written)
+        book = observer.book
+        written = len(book.writer.written)
         noun = "biopsy" if written == 1 else "biopsies"
-        lost = observer.writer.errors + observer.refused
+        lost = book.writer.errors + book.refused
         print(
             redact(
                 f"captured {written} {noun} into {observer.directory}"
@@ -121,22 +122,23 @@ def capture_failures(capture: list) -> list[str]:
     marks, which biopsies, and why (the first reason); [] when every one was written."""
     lines = []
     for observer in capture:
-        failed = observer.writer.failed
-        if not failed and not observer.refused:
+        book = observer.book
+        failed = book.writer.failed
+        if not failed and not book.refused:
             continue
         parts = []
         if failed:
             numbers = ", ".join(str(miss.number) for miss in failed[:LISTED_FAILURES])
             more = f" and {len(failed) - LISTED_FAILURES} more" if len(failed) > LISTED_FAILURES else ""
             parts.append(
-                f"{len(failed)} of {observer.captures} biopsy capture(s) not saved "
+                f"{len(failed)} of {book.captures} biopsy capture(s) not saved "
                 f"(biopsy {numbers}{more}: {failed[0].reason})"
             )
-        if observer.refused:
-            reasons = dict.fromkeys(observer.refusal_reasons)  # each reason once, in the order met
+        if book.refused:
+            reasons = dict.fromkeys(book.refusal_reasons)  # each reason once, in the order met
             # marks taken on one frame are one capture, refused or not: the marks are told apart
-            marks = f" ({observer.refused_marks} marks)" if observer.refused_marks != observer.refused else ""
-            parts.append(f"{observer.refused} capture(s) refused{marks}: {'; '.join(reasons)}")
+            marks = f" ({book.refused_marks} marks)" if book.refused_marks != book.refused else ""
+            parts.append(f"{book.refused} capture(s) refused{marks}: {'; '.join(reasons)}")
         lines.append(f"--cases {observer.directory}: " + "; ".join(parts))
     return lines
 

@@ -246,7 +246,7 @@ def capture_cost(
     )  # closes the observer
     return {
         "observer_cpu_ms_per_frame": observer.cpu_ms_per_frame,
-        "captures": observer.captures,
+        "captures": observer.book.captures,
         "without_cpu_ms_per_frame": without["cpu_ms_per_frame"],
         "with_cpu_ms_per_frame": with_cases["cpu_ms_per_frame"],
         "without_fps": without["fps"],
