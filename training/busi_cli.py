@@ -12,7 +12,7 @@ from pathlib import Path
 from edge_runtime import cli_args
 from edge_runtime.near_duplicates import DHASH_MAX, PHASH_MAX
 from edge_runtime.stop_signals import sigterm_stops
-from training.busi import HASH_BITS
+from training.busi import DUPLICATES_PNG, HASH_BITS, prepare_busi
 from training.busi_split import IMAGE, SPLIT_UNITS
 from training.same_lesion import SHIPPED_LIST
 
@@ -20,8 +20,6 @@ NO_LIST = "none"  # prepare-busi --same-lesion none: the hashes alone
 
 
 def _prepare_busi(args) -> int:
-    from training.busi import DUPLICATES_PNG, prepare_busi
-
     counts = prepare_busi(
         args.busi,
         args.out,
