@@ -14,7 +14,7 @@ from edge_runtime.config import DEFAULT_MODEL
 
 CLIP_FRAMES = 12
 # Every file the trip enters today (23: the stage files, the observers' calls pipeline/outputs.py, the
-# display's rule pipeline/drawn_state.py, capture's frame-size guard and display-matrix orientation, and
+# display's rule pipeline/drawn_state.py, capture's frame-size guard, the ROI chooser pipeline/roi_chooser.py, and
 # the ground-floor helpers frames, roi, roi_edges, likeness, yuv, stats, aistate and mask_filter,
 # docs/architecture.md "A frame's trip"), plus render/hudrow.py on a frame whose HUD text is re-rendered
 # (a few times a second, so whether a 12-frame replay enters it depends on the machine's speed); a
