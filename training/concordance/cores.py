@@ -23,6 +23,7 @@ which the report lists for the skipped case.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +51,9 @@ UNKNOWN_MODEL = "unknown"
 DEFAULT_CANCER_CLASS = 1  # capture.prediction.cancer_class of a case written before it was recorded
 DEFAULT_PROB_SCALE = PROB_SCALE  # capture.prediction.prob_scale likewise: the capture's own scale
 UNKNOWN_WHY = "held for review or removed from the dataset; which is unknown"  # no readable batch_report.json
+# how batch_report.json names a case in its error: its place among register-batch's case files, which
+# need not be the concordance's cases folder (another day's captures), so it is said whose place it is
+BATCH_PLACE = re.compile(r"(case [0-9]+ of [0-9]+): ")
 
 
 @dataclass
@@ -140,7 +144,11 @@ def _why_not_in_dataset(dataset: Path, case_id: str) -> str:
     if not last.found:
         return f"{UNKNOWN_WHY} without its {BATCH_REPORT} (register-batch writes it at the end of a run)"
     if case_id in last.failures:  # before held: a case registered again that failed keeps its old report
-        return f"its registration failed in the last register-batch run: {last.failures[case_id]}"
+        error = last.failures[case_id]
+        place = BATCH_PLACE.match(error)
+        if place:
+            error = f"{error[place.end() :]} (the batch's {place.group(1)})"
+        return f"its registration failed in the last register-batch run: {error}"
     if case_id in last.held:
         return (
             f"held for review: quality below --min-quality ({BATCH_REPORT}: low_quality; "
