@@ -26,8 +26,9 @@ COLUMNS = ("id", "split")
 
 def read_split_history(ds: Path) -> dict[str, str]:
     """id -> split from DATASET/split_history.csv (empty when there is none yet). InputError naming the
-    file and line for text that is not UTF-8 CSV, a missing column, an empty id or a split not in
-    SPLITS: a row skipped here would let its patient be split afresh."""
+    file and line for text that is not UTF-8 CSV, a missing column, an empty id, a split not in SPLITS
+    or an id listed twice: a row skipped here would let its patient be split afresh, and of two rows
+    (a hand edit, two copies joined) neither can be known to be the split the patient was evaluated in."""
     path = ds / SPLIT_HISTORY
     if not path.is_file():
         return {}
@@ -39,6 +40,7 @@ def read_split_history(ds: Path) -> dict[str, str]:
         ) from None
     reader = csv.reader(io.StringIO(text, newline=""))
     out: dict[str, str] = {}
+    first_line: dict[str, int] = {}
     try:
         header = [name.strip() for name in next(reader, [])]
         missing = [c for c in COLUMNS if c not in header]
@@ -53,7 +55,11 @@ def read_split_history(ds: Path) -> dict[str, str]:
                 raise InputError(
                     f"{path}:{reader.line_num}: needs an id and a split in {list(SPLITS)}, has {sid!r}, {split!r}"
                 )
-            out[sid] = split
+            if sid in first_line:
+                raise InputError(
+                    f"{path}:{reader.line_num}: id {sid!r} listed twice (first on line {first_line[sid]})"
+                )
+            out[sid], first_line[sid] = split, reader.line_num
     except csv.Error as exc:
         raise InputError(f"{path}:{reader.line_num}: not a valid CSV ({exc})") from None
     return out

@@ -162,3 +162,24 @@ def test_a_damaged_split_history_stops_the_run_before_anything_moves(cases, tmp_
     assert "split_history.csv:2: needs an id and a split in ['train', 'val', 'test']" in run.stderr
     assert "'holdout'" in run.stderr
     assert (ds / "cases.csv").read_bytes() == before and not (ds / "removed").exists()
+
+
+def test_an_id_listed_twice_in_split_history_stops_the_run_before_anything_moves(cases, tmp_path):
+    """Two rows for one id (a hand edit, two copies of the file joined) cannot say which split its
+    patient was evaluated in: taking the last would bring a core that left test back in train,
+    unlisted among the moved cases. The run stops naming both lines, as cases.csv's reader does."""
+    ds = tmp_path / "ds"
+    register_batch(cases, ds, progress=False)
+    (tested,) = [i for i, (_, split) in _split_of(ds).items() if split == "test"]
+    aside = tmp_path / "aside"
+    shutil.move(cases / tested, aside)  # its core leaves the dataset for a while
+    register_batch(cases, ds, progress=False)
+    history = ds / "split_history.csv"
+    history.write_text(history.read_text() + f"{tested},train\n")
+    shutil.move(aside, cases / tested)
+    before = (ds / "cases.csv").read_bytes()
+    run = sonomap("register-batch", cases, "--out", ds, "--no-progress", check=False)
+    assert run.returncode == 2, run.stderr
+    line = len(history.read_text().splitlines())
+    assert f"split_history.csv:{line}: id '{tested}' listed twice (first on line " in run.stderr
+    assert (ds / "cases.csv").read_bytes() == before and not (ds / "images" / f"{tested}.png").exists()
