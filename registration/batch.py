@@ -11,8 +11,8 @@ Input: CASES_DIR with <case>/case.yaml (any depth). Output in DATASET/:
                              and a patient keeps its split when later runs add cases; the split is
                              edge_runtime.case_split's, the one prepare-busi uses)
   removed/                   images/ and labels/ of cases that left the dataset (batch_dataset.py)
-  split_history.csv          id,split of every case ever in cases.csv: a case that left and comes back
-                             takes its split again (registration/split_history.py)
+  split_history.csv          id,case_id,split of every case ever in cases.csv: a case that left and
+                             comes back takes its split again (registration/split_history.py)
   batch_report.json          done / skipped (already done) / failed cases with their one-line errors,
                              the cases held out for review (quality below --min-quality), the
                              pending cases with what each lacks, the cases removed from the

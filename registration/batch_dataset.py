@@ -160,17 +160,37 @@ def previous_splits(ds: Path) -> dict[str, str]:
     return {row.id: row.split for row in read_cases_csv(path)} if path.is_file() else {}
 
 
-def kept_splits(before: dict[str, str], rows: list[tuple[str, str]]) -> dict[str, str]:
+def kept_splits(
+    before: dict[str, str], rows: list[tuple[str, str]], history: dict[str, tuple[str, str]] | None = None
+) -> dict[str, str]:
     """patient -> split kept from the dataset's cases.csv (``before``: id -> split), matched by case
     id: a patient's key can change between runs (two groups joined, a lab id added), its cores' ids do
     not. A patient whose cores sat in several splits (written before they were known to be one, or
     joined by --dedup) takes the split most of them were in (the first in SPLITS order on a tie): from
-    now on all of them are there."""
+    now on all of them are there. A patient with no core in cases.csv takes its split from ``history``
+    (split_history.csv: id -> (patient, split)), by its cores' ids, else by its patient key: its cores
+    left the dataset for a while (failed, pending), and a new core of the patient may come first."""
+    history = history or {}
+    votes = _votes(rows, before)
+    for patient, remembered in _votes(rows, {cid: split for cid, (_, split) in history.items()}).items():
+        votes.setdefault(patient, remembered)
+    by_key: dict[str, Counter] = {}
+    for patient, split in history.values():
+        by_key.setdefault(patient, Counter())[split] += 1
+    for _, patient in rows:
+        if patient not in votes and patient in by_key:
+            votes[patient] = by_key[patient]
+    return {p: max(SPLITS, key=lambda s: (v[s], -SPLITS.index(s))) for p, v in votes.items()}
+
+
+def _votes(rows: list[tuple[str, str]], split_of: dict[str, str]) -> dict[str, Counter]:
+    """patient -> how many of its cores (``rows``: [(id, patient)]) ``split_of`` (id -> split) puts in
+    each split; a patient none of whose cores it holds is left out."""
     votes: dict[str, Counter] = {}
     for cid, patient in rows:
-        if cid in before:
-            votes.setdefault(patient, Counter())[before[cid]] += 1
-    return {p: max(SPLITS, key=lambda s: (v[s], -SPLITS.index(s))) for p, v in votes.items()}
+        if cid in split_of:
+            votes.setdefault(patient, Counter())[split_of[cid]] += 1
+    return votes
 
 
 def write_cases_csv(
@@ -178,17 +198,19 @@ def write_cases_csv(
 ) -> tuple[dict, list[dict], list[str]]:
     """cases.csv from ``rows`` ([(id, patient)], the cases in the layout); return the split counts, the
     cases whose split changed (``[{id, from, to}]``: their patient joined one in another split) and
-    the splits that held cases before and hold none now. A patient already in cases.csv, or one of
-    whose cases was in it once (split_history.csv), keeps its split (edge_runtime.case_split); the
-    history is written first, so a stop between the two files loses no case's split."""
+    the splits that held cases before and hold none now. A patient already in cases.csv keeps its
+    split there; one whose cores were in it once keeps the split split_history.csv remembers
+    (:func:`kept_splits`; edge_runtime.case_split). The history is written first, so a stop between
+    the two files loses no case's split."""
     rows = sorted(rows)
     if dedup:  # optional check; imagehash is imported only when asked for
         merged = merge_near_duplicate_cases({c: ds / "images" / f"{c}.png" for c, _ in rows}, dict(rows))
         rows = [(c, merged[c]) for c, _ in rows]
     before = previous_splits(ds)
-    remembered = {**read_split_history(ds), **before}
-    splits = split_cases([p for _, p in rows], seed, existing=kept_splits(remembered, rows))
-    write_split_history(ds, {**remembered, **{c: splits[p] for c, p in rows}})
+    history = read_split_history(ds)
+    remembered = {**{c: split for c, (_, split) in history.items()}, **before}
+    splits = split_cases([p for _, p in rows], seed, existing=kept_splits(before, rows, history))
+    write_split_history(ds, {**history, **{c: (p, splits[p]) for c, p in rows}})
     atomic_write_csv(ds / CASES_CSV, ["id", "case_id", "split"], [(c, p, splits[p]) for c, p in rows])
     counts = Counter(splits[p] for _, p in rows)
     moved = [

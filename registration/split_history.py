@@ -4,8 +4,10 @@ cases.csv lists only the cases in the dataset now. A patient whose every core fa
 inputs (a slide the scanner cut short, an annotation on the wrong slide) leaves cases.csv with them;
 once the lab fixes the inputs the cores come back, and without this file their patient would be split
 afresh: one evaluated in test could come back in train. So register-batch keeps
-``DATASET/split_history.csv`` (``id,split``): each case id's last split, written before cases.csv on
-every run, and a returning id takes its split from here (cases.csv wins where both hold an id).
+``DATASET/split_history.csv`` (``id,case_id,split``): each case id's last patient and split, written
+before cases.csv on every run. A patient with no core in cases.csv now takes its split from here, by
+its cores' ids, else by its patient key (a new core of a patient whose other cores are all out);
+cases.csv decides for a patient with a core in it (batch_dataset.kept_splits).
 
 Input and output: that file. Files: read, and written atomically.
 """
@@ -21,12 +23,12 @@ from edge_runtime.case_split import SPLITS
 from edge_runtime.errors import InputError
 
 SPLIT_HISTORY = "split_history.csv"
-COLUMNS = ("id", "split")
+COLUMNS = ("id", "case_id", "split")
 
 
-def read_split_history(ds: Path) -> dict[str, str]:
-    """id -> split from DATASET/split_history.csv (empty when there is none yet). InputError naming the
-    file and line for text that is not UTF-8 CSV, a missing column, an empty id, a split not in SPLITS
+def read_split_history(ds: Path) -> dict[str, tuple[str, str]]:
+    """id -> (patient, split) from DATASET/split_history.csv (empty when there is none yet). InputError naming the
+    file and line for text that is not UTF-8 CSV, a missing column, an empty id or patient, a split not in SPLITS
     or an id listed twice: a row skipped here would let its patient be split afresh, and of two rows
     (a hand edit, two copies joined) neither can be known to be the split the patient was evaluated in."""
     path = ds / SPLIT_HISTORY
@@ -39,7 +41,7 @@ def read_split_history(ds: Path) -> dict[str, str]:
             f"{path}: not UTF-8 text ({exc.reason}); register-batch writes it, restore it or delete it"
         ) from None
     reader = csv.reader(io.StringIO(text, newline=""))
-    out: dict[str, str] = {}
+    out: dict[str, tuple[str, str]] = {}
     first_line: dict[str, int] = {}
     try:
         header = [name.strip() for name in next(reader, [])]
@@ -50,21 +52,22 @@ def read_split_history(ds: Path) -> dict[str, str]:
         for fields in reader:
             if not fields:
                 continue
-            sid, split = (fields[at[c]].strip() if at[c] < len(fields) else "" for c in COLUMNS)
-            if not sid or split not in SPLITS:
+            sid, patient, split = (fields[at[c]].strip() if at[c] < len(fields) else "" for c in COLUMNS)
+            if not sid or not patient or split not in SPLITS:
                 raise InputError(
-                    f"{path}:{reader.line_num}: needs an id and a split in {list(SPLITS)}, has {sid!r}, {split!r}"
+                    f"{path}:{reader.line_num}: needs an id, a case_id and a split in {list(SPLITS)}, "
+                    f"has {sid!r}, {patient!r}, {split!r}"
                 )
             if sid in first_line:
                 raise InputError(
                     f"{path}:{reader.line_num}: id {sid!r} listed twice (first on line {first_line[sid]})"
                 )
-            out[sid], first_line[sid] = split, reader.line_num
+            out[sid], first_line[sid] = (patient, split), reader.line_num
     except csv.Error as exc:
         raise InputError(f"{path}:{reader.line_num}: not a valid CSV ({exc})") from None
     return out
 
 
-def write_split_history(ds: Path, history: dict[str, str]) -> None:
-    """DATASET/split_history.csv from ``history`` (id -> split), sorted by id, atomically."""
-    atomic_write_csv(ds / SPLIT_HISTORY, COLUMNS, sorted(history.items()))
+def write_split_history(ds: Path, history: dict[str, tuple[str, str]]) -> None:
+    """DATASET/split_history.csv from ``history`` (id -> (patient, split)), sorted by id, atomically."""
+    atomic_write_csv(ds / SPLIT_HISTORY, COLUMNS, [(sid, *history[sid]) for sid in sorted(history)])
