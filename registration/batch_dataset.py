@@ -72,7 +72,13 @@ def check_dataset_folder(ds: Path, flag: str, new_ok: bool) -> None:
     }
     foreign = sorted(set(entries) - own)
     if new_ok and foreign:
-        raise _not_a_dataset(ds, flag, f"holds {foreign[0]}, which register-batch does not write", new_ok)
+        name = foreign[0]
+        if name in FILES | FOLDERS:  # one of its own names, as the other kind (a folder cases.csv)
+            kind = "file" if name in FILES else "folder"
+            raise _not_a_dataset(
+                ds, flag, f"holds {name}, which is not the {kind} register-batch writes there", new_ok
+            )
+        raise _not_a_dataset(ds, flag, f"holds {name}, which register-batch does not write", new_ok)
     if (entries or not new_ok) and not own & {"registration", BATCH_REPORT}:
         why = f"holds {sorted(entries)[0]} but neither {' nor '.join(MARKERS)}" if entries else "is empty"
         raise _not_a_dataset(ds, flag, why, new_ok)

@@ -114,3 +114,16 @@ def test_register_batch_on_a_folder_with_no_case_yet_succeeds_and_touches_nothin
     assert tree_bytes(dataset, folders=True) == before and not (tmp_path / "new").exists()
     err = _one_line_error(sonomap("register-batch", tmp_path / "typo", "--out", dataset, check=False))
     assert f"{tmp_path / 'typo'}: cases folder not found" in err
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"), [("split_history.csv", "file"), ("cases.csv", "file"), ("removed", "folder")]
+)
+def test_register_batch_names_one_of_its_own_names_held_by_the_other_kind(cases, tmp_path, name, kind):
+    """A folder where register-batch writes a file (or a file where it makes a folder) is refused as
+    that, not as something register-batch does not write."""
+    out = tmp_path / "new"
+    out.mkdir()
+    (out / name).mkdir() if kind == "file" else (out / name).write_text("x")
+    err = _one_line_error(sonomap("register-batch", cases, "--out", out, "--no-progress", check=False))
+    assert f"--out {out}: holds {name}, which is not the {kind} register-batch writes there" in err
