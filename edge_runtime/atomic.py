@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.stop_signals import signals_held
 
 # An output is first written under a hidden name beside it (``.NAME.<random>.tmp`` here,
 # ``.NAME.<pid>.<token>.partial`` for a staged recording): NAME must leave this many bytes of the
@@ -45,13 +46,14 @@ def atomic_path(path: str | Path, durable: bool = False) -> Iterator[Path]:
     the file and its directory, so the new file survives a power cut (engine caches)."""
     path = Path(path)
     _check_target(path)
+    name: str | None = None
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:  # a read-only file system, no permission: named as the target, as below
-        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
-    os.close(fd)
-    tmp = Path(name)
-    try:
+        # held while the temp file is made and named: a Ctrl-C or SIGTERM (taken as Ctrl-C) raised
+        # between its creation and the assignment would leave it behind; raised at the block's end
+        # instead, inside this try, so the finally removes it
+        with signals_held():
+            name = _hidden_file(path)
+        tmp = Path(name)
         yield tmp
         os.chmod(tmp, FILE_MODE)
         if durable:
@@ -62,11 +64,23 @@ def atomic_path(path: str | Path, durable: bool = False) -> Iterator[Path]:
     except OSError as exc:
         # A failed write of the temp file (no space, no permission) names the target instead: the
         # temp file is gone by the time anyone reads the message. Errors about other files pass.
-        if exc.errno is None or exc.filename not in (None, str(tmp)):
+        if exc.errno is None or exc.filename not in (None, name):
             raise
         raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     finally:
-        tmp.unlink(missing_ok=True)
+        if name is not None:
+            Path(name).unlink(missing_ok=True)
+
+
+def _hidden_file(path: Path) -> str:
+    """A new empty hidden file beside ``path`` (``.NAME.<random>.tmp``), closed; its path. An OSError
+    names ``path`` (a read-only file system, no permission)."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+    os.close(fd)
+    return name
 
 
 def _check_target(path: Path) -> None:
@@ -105,11 +119,12 @@ def check_creatable(path: str | Path, label: str) -> None:
     # a real file, not os.access: root passes that everywhere, and it would call a read-only mount
     # "permission denied"; the probe's error is the operating system's own reason
     try:
-        fd, probe = tempfile.mkstemp(prefix=".sonomap-probe.", dir=above)
+        with signals_held():  # a stop between its creation and its removal would leave the probe behind
+            fd, probe = tempfile.mkstemp(prefix=".sonomap-probe.", dir=above)
+            os.close(fd)
+            os.unlink(probe)
     except OSError as exc:
         raise ConfigError(f"{label} {path}: cannot create files in {above} ({exc.strerror})") from None
-    os.close(fd)
-    os.unlink(probe)
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from edge_runtime.atomic import FILE_MODE, atomic_path, atomic_write_bytes, atomic_write_text
+from edge_runtime.stop_signals import sigterm_as_interrupt
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path: Path):
@@ -79,3 +82,25 @@ def test_errors_about_other_files_pass_unchanged(tmp_path: Path):
         with atomic_path(tmp_path / "out.json"):
             (tmp_path / "missing-input.yaml").read_text()
     assert caught.value.filename == str(tmp_path / "missing-input.yaml")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_that_comes_as_the_temp_file_is_made_leaves_no_temp(tmp_path: Path, monkeypatch, signum):
+    """A real SIGTERM (taken as Ctrl-C, as the file-writing commands do) or Ctrl-C that arrives the
+    moment the hidden temp file exists, before the writer knows its name: the write stops as it
+    should, the old file stays, and no temp file is left behind (a nightly register-batch stopped
+    by its timer left one)."""
+    target = tmp_path / "input_stats.json"
+    target.write_text("old")
+    made = tempfile.mkstemp
+
+    def made_then_stopped(*args, **kwargs):
+        handle = made(*args, **kwargs)
+        signal.raise_signal(signum)  # its handler runs at the next chance: before the name is kept
+        return handle
+
+    monkeypatch.setattr(tempfile, "mkstemp", made_then_stopped)
+    with sigterm_as_interrupt(), pytest.raises(KeyboardInterrupt):
+        atomic_write_text(target, "new")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["input_stats.json"]
