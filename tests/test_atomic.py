@@ -100,7 +100,12 @@ def test_a_stop_that_comes_as_the_temp_file_is_made_leaves_no_temp(tmp_path: Pat
         return handle
 
     monkeypatch.setattr(tempfile, "mkstemp", made_then_stopped)
-    with sigterm_as_interrupt(), pytest.raises(KeyboardInterrupt):
-        atomic_write_text(target, "new")
+    # Ctrl-C as an interactive run takes it (a test worker process may ignore SIGINT)
+    ctrl_c = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with sigterm_as_interrupt(), pytest.raises(KeyboardInterrupt):
+            atomic_write_text(target, "new")
+    finally:
+        signal.signal(signal.SIGINT, ctrl_c)
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["input_stats.json"]
