@@ -106,7 +106,8 @@ class IgtlObserver(Observer):
         # Not ON (no mask drawn), no prediction, or the same one re-rendered: nothing new to send.
         elif ai.get("state", ON) == ON and prediction is not None and prediction is not self._last_prediction:
             job = self._prediction_job(frame, prediction, stats)
-        self._post(said, job)
+        if said is not None or job is not None:  # else nothing to wake the sender for
+            self._post(said, job)
 
     def _prediction_job(self, frame: Frame, prediction: Prediction, stats: dict[str, Any]) -> tuple:
         """What the sender needs to send ``prediction``, drawn over ``frame``."""
