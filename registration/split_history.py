@@ -20,6 +20,7 @@ from pathlib import Path
 
 from edge_runtime.atomic import atomic_write_csv
 from edge_runtime.case_split import SPLITS
+from edge_runtime.csv_text import read_csv_text
 from edge_runtime.errors import InputError
 
 SPLIT_HISTORY = "split_history.csv"
@@ -34,13 +35,7 @@ def read_split_history(ds: Path) -> dict[str, tuple[str, str]]:
     path = ds / SPLIT_HISTORY
     if not path.is_file():
         return {}
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"{path}: not UTF-8 text ({exc.reason}); register-batch writes it, restore it or delete it"
-        ) from None
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(read_csv_text(path, ",".join(COLUMNS)), newline=""))
     out: dict[str, tuple[str, str]] = {}
     first_line: dict[str, int] = {}
     try:
