@@ -59,10 +59,13 @@ CANCER_CLASS = "cancer"
 HASH_CHUNK_BYTES = 1 << 20
 RGB_CHANNELS, RGB_MAX = 3, 255
 OPEN_SECTIONS = ("source", "io", "versions", "metrics", "extra")  # free-form mappings; null = {}
+# A TensorRT engine's names (it has no documented signature): the backends, the engine loader and
+# training's checkpoint check all tell an engine by them.
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 # The format an artifact's suffix means: the backends pick a loader by suffix, so a manifest whose
 # format disagrees describes another kind of file. Suffixes not listed are not checked.
 FORMAT_BY_SUFFIX = {".pt": "checkpoint", ".onnx": "onnx", ".ts": "torchscript", ".torchscript": "torchscript"}
-FORMAT_BY_SUFFIX |= {".ep": "torch-tensorrt", **dict.fromkeys((".engine", ".plan", ".trt"), "tensorrt")}
+FORMAT_BY_SUFFIX |= {".ep": "torch-tensorrt", **dict.fromkeys(ENGINE_SUFFIXES, "tensorrt")}
 
 
 class Manifest(Struct):

@@ -20,11 +20,11 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+from edge_runtime.manifest import ENGINE_SUFFIXES  # the runtime's engine names
+
 HEAD_BYTES = 4096
 ZIP_MAGIC = b"PK\x03\x04"
 PICKLE_PROTO = 0x80  # pickle protocol >= 2 starts with PROTO; torch's legacy format uses protocol 2
-# the runtime's engine names (edge_runtime.backends.tensorrt, not imported here: training needs no TensorRT)
-ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 MANIFEST_SUFFIX = ".yaml"
 # best.pt, not last.pt: evaluate and export need the manifest that only best.pt has beside it
 GIVE = "give the best.pt (with its best.pt.yaml) that sonomap train wrote"

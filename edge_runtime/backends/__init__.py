@@ -2,7 +2,7 @@
 
 ``create_backend(name, model, manifest)``: ``onnxruntime``, ``tensorrt``, ``torch`` or ``auto``.
 ``auto`` picks by the model file, ``inference.device`` and what is installed, and logs why:
-``.engine``/``.plan`` -> TensorRT; ``.ts``/``.pt2`` TorchScript -> torch; ``.onnx`` -> ONNX Runtime on
+``.engine``/``.plan``/``.trt`` -> TensorRT; ``.ts``/``.torchscript`` TorchScript -> torch; ``.onnx`` -> ONNX Runtime on
 CPU for ``device: cpu``, else TensorRT when it and a GPU are available (engine built and cached by
 the TensorRT module), else ONNX Runtime (CUDA EP when present, CPU otherwise). Heavy imports happen
 only for the chosen backend.
@@ -19,14 +19,13 @@ from edge_runtime.backends.tensorrt import TensorRTBackend
 from edge_runtime.backends.torch import TorchBackend
 from edge_runtime.config_schema import InferenceConfig
 from edge_runtime.errors import ConfigError
-from edge_runtime.manifest import manifest_path
+from edge_runtime.manifest import ENGINE_SUFFIXES, manifest_path
 from edge_runtime.model_contract import check_model_file
 from edge_runtime.parity_record import refuse_failed_parity
 
 log = logging.getLogger("sonomap.backends")
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt", "torch")
-ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 TORCHSCRIPT_SUFFIXES = (".ts", ".torchscript")
 # The model formats (manifest key 'format') each backend loads. A TensorRT engine is the tensorrt
 # backend's; it also builds and caches one from an ONNX model.

@@ -20,13 +20,13 @@ import logging
 from pathlib import Path
 
 from edge_runtime.errors import ConfigError, SonomapError
+from edge_runtime.manifest import ENGINE_SUFFIXES
 from edge_runtime.tensorrt import cache, engines, key, modules, preflight
 from edge_runtime.tensorrt.build import EngineBuildError
 from edge_runtime.tensorrt.cache import DEFAULT_CACHE_DIR
 from edge_runtime.tensorrt.failed_builds import FAILED_BUILDS
 
 log = logging.getLogger("sonomap.backend.tensorrt")  # the backend's logger: a failed build is its error
-ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 
 
 class EngineLoader:
