@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
 from cli import EXIT_USER_ERROR, simulate_biopsy, sonomap
 
+from edge_runtime.batch_report import BATCH_REPORT
 from training.concordance.cases_folder import load_cores
 
 PATIENT_FOLDER = "Doe_Jane_1970"  # a folder above the cases and the dataset, named after the patient
@@ -66,6 +68,25 @@ def test_each_core_left_out_says_what_the_last_run_did_with_it(batch):
     assert HELD_REASON not in reasons[PENDING] + reasons[FAILED]
     assert all(r.startswith("case.yaml: not in dataset/images: ") for r in reasons.values()), reasons
     assert all(PATIENT_FOLDER not in r for r in reasons.values()), reasons
+
+
+def test_the_batch_report_is_read_once_for_every_core_it_explains(batch, monkeypatch):
+    """Three cores missing from the dataset, one batch_report.json read: every read of the file is
+    counted by a wrapper that still reads it, and the reasons stay those the report gives."""
+    reads = []
+    read_text = Path.read_text
+
+    def counted_read_text(path, *args, **kwargs):
+        if path.name == BATCH_REPORT:
+            reads.append(path)
+        return read_text(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counted_read_text)
+    reasons = _reasons(*batch)
+    assert set(reasons) == {PENDING, FAILED, HELD}
+    assert HELD_REASON in reasons[HELD] and FAILED_REASON in reasons[FAILED], reasons
+    assert REMOVED_REASON in reasons[PENDING], reasons
+    assert len(reads) == 1, f"{BATCH_REPORT} read {len(reads)} times for {len(reasons)} cores"
 
 
 @pytest.mark.parametrize(

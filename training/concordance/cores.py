@@ -30,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.batch_report import BATCH_REPORT, last_batch
+from edge_runtime.batch_report import BATCH_REPORT, LastBatch, last_batch
 from edge_runtime.case_report import (
     REPORT,
     changed_reason,
@@ -133,14 +133,23 @@ def _report(path: Path, case_yaml: Path, case: dict) -> dict:
     return report
 
 
-def _why_not_in_dataset(dataset: Path, case_id: str) -> str:
-    """Why the registered case ``case_id`` has no image in ``dataset``, by the last register-batch
-    run's batch_report.json (edge_runtime/batch_report.py), or why that is unknown (no such file, or
-    a damaged one, named)."""
+def read_last_batch(dataset: Path) -> LastBatch | InputError:
+    """The last register-batch run's record in ``dataset`` (its batch_report.json,
+    edge_runtime/batch_report.py), or the InputError naming the file when it cannot be read. Read once
+    per concordance run and handed to every core (:func:`load_core`): only a core missing from the
+    dataset's images needs it, and that core's skip reason names a damaged file."""
     try:
-        last = last_batch(dataset)
+        return last_batch(dataset)
     except InputError as exc:
-        return f"{UNKNOWN_WHY}: {exc}"
+        return exc
+
+
+def _why_not_in_dataset(dataset: Path, case_id: str, last: LastBatch | InputError) -> str:
+    """Why the registered case ``case_id`` has no image in ``dataset``, by the last register-batch
+    run's record ``last`` (:func:`read_last_batch`), or why that is unknown (no batch_report.json, or
+    a damaged one, named)."""
+    if isinstance(last, InputError):
+        return f"{UNKNOWN_WHY}: {last}"
     if not last.found:
         return f"{UNKNOWN_WHY} without its {BATCH_REPORT} (register-batch writes it at the end of a run)"
     if case_id in last.failures:  # before held: a case registered again that failed keeps its old report
@@ -160,9 +169,10 @@ def _why_not_in_dataset(dataset: Path, case_id: str) -> str:
     )
 
 
-def load_core(case_yaml: Path, dataset: Path) -> Core:
-    """The :class:`Core` of one captured, registered case (case.yaml path, register-batch folder);
-    InputError naming what is missing or why the core cannot be scored (no known pixel)."""
+def load_core(case_yaml: Path, dataset: Path, last: LastBatch | InputError) -> Core:
+    """The :class:`Core` of one captured, registered case (case.yaml path, register-batch folder, and
+    that folder's last register-batch record from :func:`read_last_batch`); InputError naming what is
+    missing or why the core cannot be scored (no known pixel)."""
     where = str(case_yaml)
     case = read_yaml_mapping(case_yaml, "case file")
     case_id = case_id_of(case_yaml, case)
@@ -172,7 +182,7 @@ def load_core(case_yaml: Path, dataset: Path) -> Core:
     # before the report's inputs are checked: a case the last run took out has the reason in its
     # batch_report.json, not "changed since it was registered, run register-batch again"
     if not (dataset / "images" / f"{case_id}.png").is_file():
-        raise InputError(f"{where}: not in {dataset}/images: {_why_not_in_dataset(dataset, case_id)}")
+        raise InputError(f"{where}: not in {dataset}/images: {_why_not_in_dataset(dataset, case_id, last)}")
     report = _report(reg / REPORT, case_yaml, case)
     capture = case.get("capture") if isinstance(case.get("capture"), dict) else {}
     pred = capture.get("prediction") if isinstance(capture.get("prediction"), dict) else None
