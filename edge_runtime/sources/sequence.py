@@ -13,6 +13,9 @@ recorded pace; ``replay`` alone runs as fast as it can). A frame recorded with i
 source gave it, so no sink sends its prediction with a made-up pose. The header is read and checked
 before any pixel (:mod:`edge_runtime.sources.sequence_header`); frames are read one at a time
 (memory-mapped or streamed): memory stays flat however long the recording.
+Any recorded sequence plays through :class:`RecordingSource`, from the :class:`Recording` its format's
+reader gives: :func:`read_nrrd` here (:class:`SequenceSource`), PLUS's MetaImage in
+:mod:`edge_runtime.sources.plus_metaimage`.
 Errors: one line naming the file (and the frame) for a header that is not NRRD, a layout that is not
 a 2-D gray sequence, a missing or truncated data file. Log lines name the source by its kind
 (``Slicer sequence``), never by its path: file names may carry the patient's name (docs/privacy.md).
@@ -24,6 +27,7 @@ import logging
 import time
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -35,7 +39,14 @@ from edge_runtime.frames import DEFAULT_DEVICE, Frame, Source
 from edge_runtime.igtl.geometry import GEOMETRY_REFUSED_KEY
 from edge_runtime.sinks import sequence_layout as layout
 from edge_runtime.sources.frame_rate import believable_fps
-from edge_runtime.sources.sequence_header import GZIP, frame_fields, frame_layout, geometry, read_header
+from edge_runtime.sources.sequence_header import (
+    GZIP,
+    FrameLayout,
+    frame_fields,
+    frame_layout,
+    geometry,
+    read_header,
+)
 from edge_runtime.sources.sequence_times import frame_times
 from edge_runtime.units import DEFAULT_FPS
 
@@ -52,48 +63,78 @@ def _matrix(text: str, path: Path, what: str) -> np.ndarray:
         raise InputError(f"{path}: {what} is not 16 numbers ({text[:60]!r})") from exc
 
 
-class SequenceSource(Source):
-    """Frames of a ``.seq.nrrd`` (see module docstring). Not live: replay takes every frame."""
+@dataclass(frozen=True)
+class Recording:
+    """A recorded sequence's header as :class:`RecordingSource` plays it, whatever the file's format, read
+    and checked by that format's reader (:func:`read_nrrd`; :mod:`edge_runtime.sources.plus_metaimage`).
+
+    ``path``: the header file, which every error names; ``kind``: the source's name in logs and frame
+    metadata (:mod:`edge_runtime.source_kinds`, never the file name); ``header``: its fields, with the
+    per-frame ``Seq_FrameNNNN_<field>`` keys; ``stored``: where and how the frames are stored, already
+    passed through :func:`check_data`; ``matrix``, ``system``: IJK to world and its coordinate system
+    (``ras`` or ``lps``); ``device``: the image's OpenIGTLink device name."""
+
+    path: Path
+    kind: str
+    header: dict
+    stored: FrameLayout
+    matrix: np.ndarray
+    system: str
+    device: str
+
+
+def check_data(path: Path, found: FrameLayout) -> None:
+    """The data file ``found`` names exists and, uncompressed, holds every frame it names; errors name
+    ``path``, the header file. A reader calls it before it reads the geometry."""
+    if found.frames < 1:
+        raise InputError(f"{path}: the sequence holds no frames")
+    if not found.data_path.is_file():
+        raise InputError(f"{path}: data file {found.data_path.name} not found beside it")
+    frame_bytes = found.width * found.height
+    if found.encoding == "raw":
+        present = found.data_path.stat().st_size - found.offset
+        if present < found.frames * frame_bytes:
+            whole = max(0, present) // frame_bytes
+            raise InputError(
+                f"{path}: data ends in frame {whole} of {found.frames} ({found.data_path.name} holds "
+                f"{max(0, present)} of {found.frames * frame_bytes} bytes): truncated"
+            )
+
+
+def read_nrrd(path: Path) -> Recording:
+    """A ``.seq.nrrd``/``.nhdr`` header and its data file, read and checked (see module docstring)."""
+    header, attached_at = read_header(path)
+    found = frame_layout(header, path, attached_at)
+    check_data(path, found)
+    matrix, system = geometry(header, path)
+    device = str(header.get(layout.DEVICE_KEY) or DEFAULT_DEVICE)
+    return Recording(path, source_kinds.SLICER_SEQUENCE, header, found, matrix, system, device)
+
+
+class RecordingSource(Source):
+    """Frames of a :class:`Recording` (see module docstring), whatever its file format. A format with its
+    own reader gives it here; one whose frames need turning overrides :meth:`images`. Not live: replay
+    takes every frame."""
 
     paced_by_pts = True  # live and `replay --realtime` pace by the recorded times, not a nominal rate
 
-    def __init__(self, path: str | Path, loop: bool = False):
-        self.path = Path(path)
-        self.name = (
-            source_kinds.SLICER_SEQUENCE
-        )  # not the file name: recordings may be named after the patient
+    def __init__(self, recording: Recording, loop: bool = False):
+        self.path = recording.path
+        self.name = recording.kind  # not the file name: recordings may be named after the patient
         self.loop = loop
-        self.header, attached_at = read_header(self.path)
-        found = frame_layout(self.header, self.path, attached_at)
+        self.header = recording.header
+        found = recording.stored
         self.list_first, self.frames = found.list_first, found.frames
         self.width, self.height = found.width, found.height
         self.encoding, self.data_path, self.offset = found.encoding, found.data_path, found.offset
-        self._check_data()
-        self.matrix, self.system = geometry(self.header, self.path)
-        self.device = str(self.header.get(layout.DEVICE_KEY) or DEFAULT_DEVICE)
+        self.frame_bytes = self.width * self.height
+        self.matrix, self.system, self.device = recording.matrix, recording.system, recording.device
         self._per_frame()
         # the kind, not the path: a sequence has no patient header whose identifiers would redact its name
         log.info("%s: %d frame(s) of %dx%d", self.name, self.frames, self.width, self.height)
 
-    # --- header -----------------------------------------------------------------
     def _bad(self, what: str) -> InputError:
         return InputError(f"{self.path}: {what}")
-
-    def _check_data(self) -> None:
-        """The data file exists and, uncompressed, holds every frame the header names."""
-        if self.frames < 1:
-            raise self._bad("the sequence holds no frames")
-        if not self.data_path.is_file():
-            raise self._bad(f"data file {self.data_path.name} not found beside it")
-        self.frame_bytes = self.width * self.height
-        if self.encoding == "raw":
-            present = self.data_path.stat().st_size - self.offset
-            if present < self.frames * self.frame_bytes:
-                whole = max(0, present) // self.frame_bytes
-                raise self._bad(
-                    f"data ends in frame {whole} of {self.frames} ({self.data_path.name} holds {max(0, present)} "
-                    f"of {self.frames * self.frame_bytes} bytes): truncated"
-                )
 
     def _per_frame(self) -> None:
         fields = frame_fields(self.header)
@@ -209,3 +250,10 @@ class SequenceSource(Source):
             offset += (
                 self.timestamps[-1] - self.timestamps[0] + 1.0 / self.fps
             )  # pts go on rising: pacing holds
+
+
+class SequenceSource(RecordingSource):
+    """Frames of a ``.seq.nrrd``/``.nhdr`` (see module docstring)."""
+
+    def __init__(self, path: str | Path, loop: bool = False):
+        super().__init__(read_nrrd(Path(path)), loop)

@@ -4,9 +4,9 @@ Input: the header's ``byte skip`` (0 when absent), where the data file's bytes c
 detached data file, the header's end for an attached one), the encoding and the bytes the header's
 sizes need. Output: the offset of the first frame; ``-1`` (raw data only, as the NRRD format defines
 it) puts the data at the end of the file, however long what comes before it. An offset the data cannot
-fill is left for :meth:`edge_runtime.sources.sequence.SequenceSource._check_data` to report as
-truncated. Errors: one line naming the header file and the key for a negative skip other than -1,
-or -1 with compressed data (its length is unknown until inflated).
+fill is left for :func:`edge_runtime.sources.sequence.check_data` to report as truncated. Errors: one
+line naming the header file and the key for a negative skip other than -1, or -1 with compressed data
+(its length is unknown until inflated).
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ class FrameLayout:
     frames: int
     width: int
     height: int
-    encoding: str  # raw or gzip
+    encoding: str  # raw or gzip (NRRD), zlib (MetaImage's CompressedData)
     data_path: Path  # the header file itself when the data is attached
     offset: int  # of the first frame in data_path
 
