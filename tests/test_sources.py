@@ -177,9 +177,9 @@ def test_close_from_another_thread_waits_for_the_read_in_flight():
     (that crashed FFmpeg's RTSP demuxer); the reader frees it when its read returns."""
     import threading
 
-    from edge_runtime.sources.capture import _ReaderReleases
+    from edge_runtime.sources.capture import ReaderReleases
 
-    class BlockingRead(_ReaderReleases):
+    class BlockingRead(ReaderReleases):
         def __init__(self):
             self.in_read, self.proceed = threading.Event(), threading.Event()
             self.released_by: list[str] = []

@@ -1,6 +1,6 @@
 """Sources that own a native handle: video files and network streams (PyAV/FFmpeg) and V4L2/UVC
 capture cards (OpenCV CAP_V4L2). Both free their handle only on the thread that reads it
-(:class:`_ReaderReleases`), so ``Pipeline.stop()`` from another thread cannot crash a read in flight.
+(:class:`ReaderReleases`), so ``Pipeline.stop()`` from another thread cannot crash a read in flight.
 A source's ``name`` (its log lines, its frames' ``meta["source"]``) is its kind: ``video file``,
 ``capture device /dev/videoN``, or a stream URL without ``user:password@``; a file name may carry the
 patient's name. Its one-line errors name the file, for whoever gave the path.
@@ -65,12 +65,17 @@ def _as_frame(vf: av.VideoFrame, index: int, time_base, meta: dict, turn) -> Fra
     return Frame(index, vf.to_ndarray(format="bgr24"), time.monotonic(), pts, meta)
 
 
-class _ReaderReleases(Source):
+class ReaderReleases(Source):
     """A source whose native handle (FFmpeg demuxer, V4L2 capture) must not be freed while another
     thread is inside a read on it: freeing an RTSP demuxer under its reader crashed the process.
     ``close()`` from another thread (``Pipeline.stop``, a signal handler) only asks; the reading
     thread releases the handle as soon as its current read returns, a frame interval on a live
-    stream. ``close()`` from the reading thread, or when nobody reads, releases at once."""
+    stream. ``close()`` from the reading thread, or when nobody reads, releases at once.
+
+    For subclasses (these hooks are theirs, not their callers'): ``__iter__`` calls :meth:`_reading`
+    first and :meth:`_done_reading` in its ``finally``, and stops reading once ``_closing`` is set
+    (checked before and after each blocking read); :meth:`_release` frees the handle, only ever on the
+    reading thread or when nobody reads, and may run more than once (a second call finds nothing to free)."""
 
     _reader: threading.Thread | None = None
     _closing = False
@@ -80,6 +85,7 @@ class _ReaderReleases(Source):
         self._reader = threading.current_thread()
 
     def _done_reading(self) -> None:
+        """Call in ``__iter__``'s ``finally``: the read is over, the handle is released."""
         self._reader = None
         self._release()
 
@@ -90,10 +96,11 @@ class _ReaderReleases(Source):
         self._release()
 
     def _release(self) -> None:
+        """Free the native handle (see the class docstring); a subclass implements it."""
         raise NotImplementedError
 
 
-class VideoFileSource(_ReaderReleases):
+class VideoFileSource(ReaderReleases):
     """A video file or network stream decoded by PyAV (threads: :func:`edge_runtime.cpus.decode_threads`);
     ``fps``: its stream's average rate (:func:`stream_fps`)."""
 
@@ -175,7 +182,7 @@ class VideoFileSource(_ReaderReleases):
             self._container = None
 
 
-class V4L2Source(_ReaderReleases):
+class V4L2Source(ReaderReleases):
     """A V4L2/UVC capture card or grabber via OpenCV CAP_V4L2."""
 
     live = True
