@@ -2,7 +2,7 @@
 
 Input: a :class:`RunRecord` (what the run was made from: the config, the dataset, the normalisation,
 the ``--init-from`` checkpoint; its time budget and world size), the :class:`TrainingParts` whose state
-last.pt keeps, and the loop's state after an epoch. Output files:
+last.pt keeps, and the loop's state after an epoch (:class:`RunProgress`). Output files:
 - ``best.pt`` and ``cycleK.pt`` (:func:`save_snapshot`): an epoch's scored weights (the weight average
   when there is one) with the manifest naming the metric that chose them and the validation figures;
 - ``last.pt`` (:func:`save_last`): everything ``--resume`` needs to continue the run exactly.
@@ -87,6 +87,20 @@ class TrainingParts:
     ema: Any
 
 
+@dataclass(frozen=True)
+class RunProgress:
+    """Where the run stands after an epoch, as last.pt keeps it: the epoch just done, the best so far
+    overall (``{metric, value, epoch}``) and per cycle (``{cycle: value}``), the seconds spent, whether
+    the run is done, and one history row per epoch."""
+
+    epoch: int
+    best: dict
+    cycle_best: dict
+    elapsed_s: float
+    finished: bool
+    history: list[dict]
+
+
 def save_snapshot(
     record: RunRecord, model: torch.nn.Module, path: Path, selected: dict, epoch: int, summary: dict
 ) -> None:
@@ -100,38 +114,28 @@ def save_snapshot(
     save_checkpoint({**state, "epoch": epoch, "val": summary}, path, manifest)
 
 
-def save_last(
-    record: RunRecord,
-    path: Path,
-    parts: TrainingParts,
-    epoch: int,
-    best: dict,
-    cycle_best: dict,
-    elapsed_s: float,
-    finished: bool,
-    history: list[dict],
-) -> None:
-    """The resume state after ``epoch``: the state of ``parts``, the RNG states taken now, the best
-    so far (overall and per cycle), the seconds spent, whether the run is done and its history."""
+def save_last(record: RunRecord, path: Path, parts: TrainingParts, progress: RunProgress) -> None:
+    """The resume state after ``progress.epoch``, written to ``path`` (RUN/last.pt) with its manifest:
+    the state of ``parts``, the RNG states taken now and ``progress``."""
     save_checkpoint(
         {
             "model": parts.model.state_dict(),
             "model_config": record.model_config,
-            "manifest": record.manifest(best, {}).to_dict(),
+            "manifest": record.manifest(progress.best, {}).to_dict(),
             "optimizer": parts.optimizer.state_dict(),
             "scheduler": parts.schedule.state_dict(),
             "scaler": parts.scaler.state_dict() if parts.scaler else None,
             "ema": parts.ema.state_dict() if parts.ema is not None else None,
-            "epoch": epoch,
+            "epoch": progress.epoch,
             "rng": rng_state(),
-            "best": best,
-            "cycle_best": cycle_best,
-            "elapsed_s": elapsed_s,
+            "best": progress.best,
+            "cycle_best": progress.cycle_best,
+            "elapsed_s": progress.elapsed_s,
             "budget_s": record.budget_s,
-            "finished": finished,
+            "finished": progress.finished,
             **record.init_record(),
             "world_size": record.world,
-            "history": history,
+            "history": progress.history,
             "config": effective_dict(record.cfg),
             "config_sha256": record.config_sha,
         },

@@ -42,7 +42,7 @@ from training.optim import build_optimizer, build_schedule
 from training.provenance import VAL_METRICS, dataset_hash
 from training.resume_state import SECONDS_PER_MINUTE, check_resume, restore, stored_budget_s, stored_init_from
 from training.rng import seed_all
-from training.run_checkpoints import RunRecord, TrainingParts, save_last, save_snapshot
+from training.run_checkpoints import RunProgress, RunRecord, TrainingParts, save_last, save_snapshot
 from training.run_clock import RunClock
 from training.run_setup import (
     RUN_FILES,
@@ -212,9 +212,15 @@ def run(
                     best_text(best),
                     clock.elapsed(),
                 )
-                save_last(
-                    record, out / "last.pt", parts, epoch, best, cycle_best, clock.elapsed(), last, history
+                progress = RunProgress(
+                    epoch=epoch,
+                    best=best,
+                    cycle_best=cycle_best,
+                    elapsed_s=clock.elapsed(),
+                    finished=last,
+                    history=history,
                 )
+                save_last(record, out / "last.pt", parts, progress)
             D.barrier(info)
             if stats["stopped"] or (stop_after_epochs and epoch + 1 - start_epoch >= stop_after_epochs):
                 break
