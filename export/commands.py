@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from edge_runtime import cli_args
-from edge_runtime.stop_signals import sigterm_as_interrupt
+from edge_runtime.stop_signals import sigterm_stops
 from edge_runtime.tensorrt.cache import check_cache_dir
 from edge_runtime.tensorrt.engines import DEFAULT_WORKSPACE_MB, MAX_WORKSPACE_MB, MIN_WORKSPACE_MB
 from export.shapes import (
@@ -100,7 +100,8 @@ def _add_onnx(targets) -> None:
     _add_parity_args(
         p, "folder of real frames for parity (default: vendored BUSI sample)", DEFAULT_PARITY_FRAMES
     )
-    p.set_defaults(func=_run_onnx)
+    # SIGTERM (timeout, systemctl, docker stop) unwinds like Ctrl-C, so the staging folder is deleted
+    p.set_defaults(func=sigterm_stops(_run_onnx))
 
 
 def _add_torchscript(targets) -> None:
@@ -118,7 +119,7 @@ def _add_torchscript(targets) -> None:
         help="TorchScript file to write, ending in .ts or .torchscript, e.g. model.ts",
     )
     _add_parity_args(p, "folder of real frames for the torch-vs-TorchScript check", DEFAULT_TS_PARITY_FRAMES)
-    p.set_defaults(func=_run_torchscript)
+    p.set_defaults(func=sigterm_stops(_run_torchscript))  # as export onnx: a stop deletes the staging folder
 
 
 def _add_tensorrt(targets) -> None:
@@ -159,6 +160,8 @@ def _add_tensorrt(targets) -> None:
         help="build with the TensorRT API (default) or Torch-TensorRT dynamo (needs --checkpoint)",
     )
     p.add_argument("--checkpoint", help="checkpoint for --via torch-tensorrt")
+    # SIGTERM keeps its default action here and in selfcheck: taken in Python (sigterm_stops) it would
+    # wait for the native engine build, which may run for minutes
     p.set_defaults(func=_run_tensorrt)
 
 
@@ -188,22 +191,19 @@ def _add_selfcheck(sub) -> None:
         "else ~/.cache/sonomap/engines)",
     )
     p.add_argument("--fp32", action="store_true", help="build an FP32 engine instead of FP16")
-    p.set_defaults(func=_run_selfcheck)
+    p.set_defaults(func=_run_selfcheck)  # SIGTERM as is: see export tensorrt
 
 
 def _run_onnx(args) -> int:
     from export.onnx_command import run_onnx_export
 
-    # SIGTERM (timeout, systemctl, docker stop) unwinds like Ctrl-C, so the staging folder is deleted
-    with sigterm_as_interrupt():
-        return run_onnx_export(args)
+    return run_onnx_export(args)
 
 
 def _run_torchscript(args) -> int:
     from export.torchscript_export import run_torchscript_export
 
-    with sigterm_as_interrupt():  # as export onnx: a stop deletes the staging folder
-        return run_torchscript_export(args)
+    return run_torchscript_export(args)
 
 
 def _run_tensorrt(args) -> int:

@@ -8,7 +8,7 @@ the handler so that ``sonomap --help`` stays fast.
 from __future__ import annotations
 
 from edge_runtime import cli_args
-from edge_runtime.stop_signals import sigterm_as_interrupt
+from edge_runtime.stop_signals import sigterm_stops
 from training.crossval import crossvalidate
 from training.openmp import passive_openmp
 from training.report_text import interval_text
@@ -21,17 +21,16 @@ def _crossval(args) -> int:
     # deferred: matplotlib and scipy, which `sonomap --help` (it imports this module) does not need
     from training.crossval_report import write_pooled_report
 
-    with sigterm_as_interrupt():
-        left = crossvalidate(
-            args.config,
-            args.data,
-            args.out,
-            folds=args.folds,
-            seed=args.seed,
-            max_minutes=args.max_minutes,
-            only_fold=args.fold,
-            calibrate=not args.no_calibration,
-        )
+    left = crossvalidate(
+        args.config,
+        args.data,
+        args.out,
+        folds=args.folds,
+        seed=args.seed,
+        max_minutes=args.max_minutes,
+        only_fold=args.fold,
+        calibrate=not args.no_calibration,
+    )
     if left:
         print(
             f"fold(s) {', '.join(map(str, left))} of {args.folds} still to run; the pooled report is "
@@ -92,4 +91,4 @@ def add_crossval_parser(sub) -> None:
         action="store_true",
         help="score each fold's model as trained (threshold 0.5, no temperature, curve or mask filter)",
     )
-    p.set_defaults(func=_crossval)
+    p.set_defaults(func=sigterm_stops(_crossval))

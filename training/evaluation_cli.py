@@ -14,20 +14,13 @@ from edge_runtime import cli_args
 from edge_runtime.errors import ConfigError
 from edge_runtime.jsonfile import read_json
 from edge_runtime.manifest import manifest_path
-from edge_runtime.stop_signals import sigterm_as_interrupt
+from edge_runtime.stop_signals import sigterm_stops
 from training.mask_filter_fit import fit_mask_filter
 from training.openmp import passive_openmp
 from training.report_text import figure_text, interval_text
 
 
 def _evaluate(args) -> int:
-    """SIGTERM (``timeout``, a batch scheduler) stops evaluate as Ctrl-C does, so the hidden folder
-    the report is staged in is removed and the CLI says ``stopped by SIGTERM``, not a silent 143."""
-    with sigterm_as_interrupt():
-        return _evaluate_report(args)
-
-
-def _evaluate_report(args) -> int:
     passive_openmp()
     from training.evaluate import compare, evaluate  # deferred: torch, after passive_openmp()
 
@@ -185,7 +178,9 @@ def add_evaluate_parser(sub) -> None:
         help="seed of the case bootstraps (the 95 %% intervals, --compare's CIs)",
     )
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
-    p.set_defaults(func=_evaluate)
+    # SIGTERM (`timeout`, a batch scheduler) stops evaluate as Ctrl-C does, so the hidden folder the
+    # report is staged in is removed and the CLI says `stopped by SIGTERM`, not a silent 143
+    p.set_defaults(func=sigterm_stops(_evaluate))
 
 
 def add_calibrate_parser(sub) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from edge_runtime import cli_args
-from edge_runtime.stop_signals import sigterm_as_interrupt
+from edge_runtime.stop_signals import sigterm_stops
 from training.config_schema import MAX_LR, lr_argument
 from training.openmp import passive_openmp
 
@@ -32,20 +32,19 @@ def _train(args) -> int:
     from training.run_summary import result_lines
     from training.train import run
 
-    with sigterm_as_interrupt():
-        result = run(
-            args.config,
-            args.data,
-            args.out,
-            max_minutes=args.max_minutes,
-            resume=args.resume,
-            deterministic=args.deterministic,
-            backbone_weights=args.backbone_weights,
-            device=args.device,
-            show_progress=not args.no_progress,
-            stop_after_epochs=args.stop_after_epochs,
-            init_from=args.init_from,
-        )
+    result = run(
+        args.config,
+        args.data,
+        args.out,
+        max_minutes=args.max_minutes,
+        resume=args.resume,
+        deterministic=args.deterministic,
+        backbone_weights=args.backbone_weights,
+        device=args.device,
+        show_progress=not args.no_progress,
+        stop_after_epochs=args.stop_after_epochs,
+        init_from=args.init_from,
+    )
     if not launched_as_main():  # under torchrun the other ranks' results are partial (they never validate)
         return 0
     for line in result_lines(result, args.out):
@@ -57,16 +56,15 @@ def _pretrain(args) -> int:
     _training_process()
     from training.pretrain import run
 
-    with sigterm_as_interrupt():
-        result = run(
-            args.config,
-            args.data,
-            args.out,
-            images=args.images,
-            epochs=args.epochs,
-            max_minutes=args.max_minutes,
-            lr=args.lr,
-        )
+    result = run(
+        args.config,
+        args.data,
+        args.out,
+        images=args.images,
+        epochs=args.epochs,
+        max_minutes=args.max_minutes,
+        lr=args.lr,
+    )
     print(
         f"{result['epochs_done']} epochs on {result['images']} images, restoration loss "
         f"{result['first_loss']:.5f} -> {result['final_loss']:.5f}; wrote {args.out}/pretrained.pt"
@@ -114,7 +112,7 @@ def add_train_parsers(sub) -> None:
         default=None,
         help="end this session after N epochs (e.g. a cluster time slot); continue with --resume",
     )
-    p.set_defaults(func=_train)
+    p.set_defaults(func=sigterm_stops(_train))
 
     p = sub.add_parser(
         "pretrain",
@@ -140,4 +138,4 @@ def add_train_parsers(sub) -> None:
         default=1e-3,
         help=f"AdamW learning rate, > 0 and <= {MAX_LR:g} (default 1e-3)",
     )
-    p.set_defaults(func=_pretrain)
+    p.set_defaults(func=sigterm_stops(_pretrain))
