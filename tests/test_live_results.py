@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
+import pytest
 from runtime_model import dark_onnx
 
 from edge_runtime.config import build_config
@@ -18,6 +20,7 @@ from edge_runtime.pipeline import live
 from edge_runtime.pipeline.graph import Pipeline
 from edge_runtime.pipeline.latest_slot import LatestSlot
 from edge_runtime.pipeline.live_display import Shown
+from edge_runtime.pipeline.stages import FrameStages
 from edge_runtime.roi import Roi
 
 WAIT_S = 10.0
@@ -50,53 +53,60 @@ def test_a_reload_fault_while_the_ai_idles_leaves_the_video_running(monkeypatch)
     assert "reload step failed" in summary["last_error"]
 
 
-def test_a_frame_the_ai_was_switched_off_for_is_answered_without_a_prediction():
+@dataclass
+class InferenceThread:
+    """The live schedule's inference thread on real stages: frames go in ``requests``, answers
+    (frame, prediction or None) come out of ``results``."""
+
+    stages: FrameStages
+    requests: LatestSlot
+    results: LatestSlot
+
+
+@pytest.fixture
+def inference_thread():
+    """The inference thread running, as run_live starts it; stopped and joined at teardown, so a failed
+    assertion never leaves it running."""
     pipeline = Pipeline(_config())
-    stages = pipeline.stages
-    requests, results = LatestSlot(), LatestSlot()
-    stages.ai.enabled = False  # what a reload switching the AI off leaves, after the frame was sent
-    thread = threading.Thread(target=live._infer, args=(stages, requests, results, TOO_OLD_S), daemon=True)
+    running = InferenceThread(pipeline.stages, LatestSlot(), LatestSlot())
+    thread = threading.Thread(
+        target=live._infer, args=(running.stages, running.requests, running.results, TOO_OLD_S), daemon=True
+    )
     thread.start()
-    try:
-        speckle = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)  # not plain
-        requests.put(Frame(1, speckle, time.monotonic(), 0.0, {}))
-        _, answer = results.wait_newer(0, WAIT_S)
-        assert answer is not None and answer[0].index == 1 and answer[1] is None
-        assert stages.stats.inferred == 0  # never inferred
-        stages.ai.enabled = True  # the same kind of frame with the AI on: inferred (the test can fail)
-        requests.put(Frame(2, speckle, time.monotonic(), 1 / 30, {}))
-        _, answer = results.wait_newer(1, WAIT_S)
-        assert answer is not None and answer[0].index == 2 and answer[1] is not None
-    finally:
-        stages.stop()
-        requests.close()
-        thread.join(WAIT_S)
-        pipeline.close()
+    yield running
+    running.stages.stop()
+    running.requests.close()
+    thread.join(WAIT_S)
+    pipeline.close()
 
 
-def test_a_frame_older_than_a_mask_is_drawn_is_answered_without_being_inferred():
+def test_a_frame_the_ai_was_switched_off_for_is_answered_without_a_prediction(inference_thread):
+    stages, requests, results = inference_thread.stages, inference_thread.requests, inference_thread.results
+    stages.ai.enabled = False  # what a reload switching the AI off leaves, after the frame was sent
+    speckle = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)  # not plain
+    requests.put(Frame(1, speckle, time.monotonic(), 0.0, {}))
+    _, answer = results.wait_newer(0, WAIT_S)
+    assert answer is not None and answer[0].index == 1 and answer[1] is None
+    assert stages.stats.inferred == 0  # never inferred
+    stages.ai.enabled = True  # the same kind of frame with the AI on: inferred (the test can fail)
+    requests.put(Frame(2, speckle, time.monotonic(), 1 / 30, {}))
+    _, answer = results.wait_newer(1, WAIT_S)
+    assert answer is not None and answer[0].index == 2 and answer[1] is not None
+
+
+def test_a_frame_older_than_a_mask_is_drawn_is_answered_without_being_inferred(inference_thread):
     """A frame sent while the backend was prepared (an engine build) is as old as the build when the AI
     takes it: its mask would be hidden for its age and read AI STALLED, so it is answered at once and
     the display sends a fresh frame. A fresh frame is inferred (the test can fail)."""
-    pipeline = Pipeline(_config())
-    stages = pipeline.stages
-    requests, results = LatestSlot(), LatestSlot()
-    thread = threading.Thread(target=live._infer, args=(stages, requests, results, TOO_OLD_S), daemon=True)
-    thread.start()
-    try:
-        speckle = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
-        requests.put(Frame(1, speckle, time.monotonic() - 2 * TOO_OLD_S, 0.0, {}))
-        _, answer = results.wait_newer(0, WAIT_S)
-        assert answer is not None and answer[0].index == 1 and answer[1] is None
-        assert stages.stats.inferred == 0
-        requests.put(Frame(2, speckle, time.monotonic(), 1 / 30, {}))
-        _, answer = results.wait_newer(1, WAIT_S)
-        assert answer is not None and answer[0].index == 2 and answer[1] is not None
-    finally:
-        stages.stop()
-        requests.close()
-        thread.join(WAIT_S)
-        pipeline.close()
+    stages, requests, results = inference_thread.stages, inference_thread.requests, inference_thread.results
+    speckle = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    requests.put(Frame(1, speckle, time.monotonic() - 2 * TOO_OLD_S, 0.0, {}))
+    _, answer = results.wait_newer(0, WAIT_S)
+    assert answer is not None and answer[0].index == 1 and answer[1] is None
+    assert stages.stats.inferred == 0
+    requests.put(Frame(2, speckle, time.monotonic(), 1 / 30, {}))
+    _, answer = results.wait_newer(1, WAIT_S)
+    assert answer is not None and answer[0].index == 2 and answer[1] is not None
 
 
 def test_a_result_from_before_a_roi_change_is_not_drawn_when_the_roi_comes_back():
