@@ -5,17 +5,12 @@ uncompressed pixel data because it is shorter than the frames the header declare
 (encapsulated) pixel data because its item sequence never ends, for which pydicom reads back an
 empty dataset. Here:
 
-- :func:`recover_encapsulated` reads a compressed file's pixel data up to the cut with pydicom's
-  item parser (:mod:`pydicom.encaps`), keeps its whole frames and encapsulates them again behind a
-  Basic Offset Table that lists them alone;
+- :func:`recover_encapsulated` reads a compressed file's pixel data up to the cut, keeps its whole
+  frames (found as :mod:`edge_runtime.dicom_encapsulated` finds them) and encapsulates them again
+  behind a Basic Offset Table that lists them alone;
 - :func:`whole_frames` counts the whole frames a dataset's pixel data holds when it is cut short:
   uncompressed, by its length; compressed, by that offset table (None when nothing is missing);
 - :func:`cut_short_error` is the one message for a frame past the cut, naming the file or the frame.
-
-A compressed frame is found by the Basic Offset Table when the file has one; otherwise each fragment
-is a frame (the rule with an Extended Offset Table, and how pydicom reads a table-less cine whose
-fragments match its frames). A frame the writer split into fragments without a Basic Offset Table
-then fails to decode, with an error naming it.
 
 Inputs: a dataset, or a file and its header. Outputs: a frame count, the header with the whole
 frames as its pixel data, an error. Files: the input, read only.
@@ -24,10 +19,9 @@ frames as its pixel data, an error. Files: the input, read only.
 from __future__ import annotations
 
 import struct
-from bisect import bisect_left
-from io import BytesIO
 
 from edge_runtime import privacy
+from edge_runtime.dicom_encapsulated import locate_frames, read_items
 from edge_runtime.errors import InputError
 
 BITS_PER_BYTE = 8
@@ -36,11 +30,6 @@ UNDEFINED_LENGTH = 0xFFFFFFFF
 # An encapsulated Pixel Data element's header: its tag, the VR "OB", two reserved bytes and the
 # undefined length; every encapsulated transfer syntax is explicit VR little endian (PS3.5 A.4).
 ELEMENT_HEADER = struct.Struct("<HH2sHL")
-# An item's header: its tag (FFFE,E000), then its 4-byte length (PS3.5 A.4). The length is read for the
-# last item only: whether the cut fell inside it or just after it.
-ITEM_HEADER_BYTES = 8
-ITEM_LENGTH_AT = 4
-ITEM_LENGTH = struct.Struct("<L")
 EXTENDED_OFFSETS = ("ExtendedOffsetTable", "ExtendedOffsetTableLengths")  # they describe the data as written
 
 
@@ -81,7 +70,7 @@ def recover_encapsulated(path, header, declared: int, where: str):
     """``header`` (the dataset of the file at ``path`` read up to its pixel data) with the whole frames
     of the file's compressed pixel data, which the file's end cuts short, as its Pixel Data; None when
     the file is not cut inside an encapsulated Pixel Data element. InputError naming ``where`` when
-    not one of its ``declared`` frames is whole."""
+    not one of its ``declared`` frames is whole, or when its frames cannot be located."""
     import pydicom  # deferred: the optional [dicom] extra, which the caller has checked
     from pydicom.encaps import encapsulate
 
@@ -100,7 +89,7 @@ def recover_encapsulated(path, header, declared: int, where: str):
     group, element, _vr, _reserved, length = ELEMENT_HEADER.unpack(head)
     if (group, element) != PIXEL_DATA_TAG or length != UNDEFINED_LENGTH:
         return None
-    frames = _whole_encapsulated_frames(data, declared)
+    frames = locate_frames(read_items(data, delimited=False), syntax, declared, where)
     if not frames:
         raise cut_short_error(where, 0, declared)
     for keyword in EXTENDED_OFFSETS:
@@ -108,44 +97,3 @@ def recover_encapsulated(path, header, declared: int, where: str):
             del header[keyword]
     header.PixelData = encapsulate(frames, has_bot=True)
     return header
-
-
-def _whole_encapsulated_frames(data: bytes, declared: int) -> list[bytes]:
-    """Each whole frame's compressed bytes, in order, of the encapsulated value ``data`` (from its
-    Basic Offset Table item on) that the file's end cuts short."""
-    from pydicom.encaps import generate_fragments, parse_basic_offsets  # deferred: the [dicom] extra
-
-    buffer = BytesIO(data)
-    try:
-        listed = parse_basic_offsets(buffer)  # leaves the buffer at the first fragment's item
-    except (ValueError, struct.error):  # cut inside the offset table: no frame is whole
-        return []
-    first = buffer.tell()
-    fragments: list[bytes] = []
-    starts: list[int] = []  # where each fragment's item begins, counted after the offset table
-    end = 0  # where the whole fragments end
-    try:
-        for fragment in generate_fragments(buffer):
-            fragments.append(fragment)
-            starts.append(end)
-            end += ITEM_HEADER_BYTES + len(fragment)
-    except ValueError:  # cut inside an item's tag or length: every fragment before it is whole
-        pass
-    else:  # the data ended at an item's tag or inside the last fragment: whole if as long as its item says
-        if fragments and len(fragments[-1]) < _item_length(data, first + starts[-1]):
-            fragments.pop()  # the cut fell inside the last fragment
-            end = starts.pop()
-    begins = listed or starts  # without a Basic Offset Table, each fragment is a frame
-    if not begins:
-        return []
-    frames = []
-    for begin, stop in list(zip(begins, [*begins[1:], end], strict=True))[:declared]:
-        if begin >= end or stop > end:  # a frame whose fragments are not all there
-            break
-        frames.append(b"".join(fragments[bisect_left(starts, begin) : bisect_left(starts, stop)]))
-    return frames
-
-
-def _item_length(data: bytes, item: int) -> int:
-    """The length the item beginning at byte ``item`` of ``data`` declares for its fragment."""
-    return ITEM_LENGTH.unpack_from(data, item + ITEM_LENGTH_AT)[0]

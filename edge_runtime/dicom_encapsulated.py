@@ -1,0 +1,159 @@
+"""The frames of encapsulated (compressed) DICOM pixel data, found item by item, and which are whole.
+
+An encapsulated Pixel Data value is a sequence of items (PS3.5 A.4): the Basic Offset Table, then the
+fragments of the frames' compressed data, then a sequence delimiter. A frame is found:
+
+- by the Basic Offset Table, when it lists every declared frame: frame i is the fragments from its
+  offset up to the next frame's. It is whole when its last fragment ends exactly where the next
+  frame's offset begins; the last listed frame, when the sequence ends after it (a file cut between
+  its fragments has no end, and more of them may be missing);
+- otherwise (no table, or one listing fewer frames than declared, which is malformed), for the JPEG
+  family by its markers: a frame begins at a fragment that begins with the start-of-image marker, and
+  the last one found is whole when the sequence ends after it or its last fragment ends with the
+  end-of-image marker;
+- else one fragment a frame (the rule for RLE and with an Extended Offset Table), when there are no
+  more fragments than frames; more are an error naming the file: its frames cannot be located.
+
+:func:`read_items` reads a value's items, :func:`locate_frames` gives its whole frames.
+
+Inputs: an encapsulated Pixel Data value from its Basic Offset Table item on, its transfer syntax, the
+declared frame count. Outputs: each whole frame's compressed bytes, an InputError naming
+the file. Files: none.
+"""
+
+from __future__ import annotations
+
+import struct
+from bisect import bisect_left
+from dataclasses import dataclass
+
+from edge_runtime.errors import InputError
+
+ITEM = struct.Struct("<HHL")  # an item's or the sequence delimiter's tag, then its length (PS3.5 A.4)
+ITEM_TAG = (0xFFFE, 0xE000)
+SEQUENCE_END_TAG = (0xFFFE, 0xE0DD)
+OFFSET_BYTES = 4  # each Basic Offset Table entry is a 32-bit offset
+# The markers a frame of the JPEG family begins with: SOI for JPEG and JPEG-LS, SOC for a JPEG 2000 or
+# HTJ2K codestream. Entropy-coded data never holds them (an FF byte there is followed by 00 or a restart
+# marker in JPEG, by a byte below 90 in JPEG 2000): a fragment that begins with one begins a frame, and
+# a fragment that ends with END_OF_IMAGE ends one.
+JPEG_SOI, J2K_SOC = b"\xff\xd8", b"\xff\x4f"
+END_OF_IMAGE = b"\xff\xd9"  # JPEG's EOI and JPEG 2000's EOC alike
+END_MARKER_TAIL = 10  # the last bytes of a frame searched for it, past the padding (as pydicom searches)
+
+
+@dataclass(frozen=True)
+class Items:
+    """The items of an encapsulated value: ``listed``, the Basic Offset Table's offsets (empty when it
+    has none); ``fragments``, each whole fragment in order; ``starts``, where each one's item begins,
+    counted from the first fragment's item as the table counts; ``ended``, whether the sequence ends
+    after them (False when the value is cut short: inside an item, or before its delimiter)."""
+
+    listed: list[int]
+    fragments: list[bytes]
+    starts: list[int]
+    ended: bool
+
+    @property
+    def end(self) -> int:
+        """Where the whole fragments' items end, counted as ``starts``."""
+        return self.starts[-1] + ITEM.size + len(self.fragments[-1]) if self.fragments else 0
+
+
+def read_items(value: bytes, *, delimited: bool) -> Items:
+    """The items of the encapsulated ``value``, from its Basic Offset Table item on; ``delimited``
+    when ``value`` ends where its sequence does (a whole file's Pixel Data as pydicom reads it, without
+    the delimiter). No item at all when it holds no whole offset table item (cut inside it, or none)."""
+    listed, first = _offset_table(value)
+    if not first:
+        return Items([], [], [], ended=False)
+    fragments: list[bytes] = []
+    starts: list[int] = []
+    at = first
+    while at + ITEM.size <= len(value):
+        group, element, length = ITEM.unpack_from(value, at)
+        if (group, element) == SEQUENCE_END_TAG:
+            return Items(listed, fragments, starts, ended=True)
+        if (group, element) != ITEM_TAG or at + ITEM.size + length > len(value):
+            break  # cut inside this fragment, or no item where one begins: the whole items end here
+        starts.append(at - first)
+        fragments.append(value[at + ITEM.size : at + ITEM.size + length])
+        at += ITEM.size + length
+    return Items(listed, fragments, starts, ended=delimited and at == len(value))
+
+
+def locate_frames(items: Items, syntax: str, declared: int, where: str) -> list[bytes]:
+    """Each whole frame's compressed bytes of ``items``, in order, up to the first frame not whole and
+    at most ``declared``. InputError naming ``where`` when the frames cannot be located."""
+    if len(items.listed) >= declared:
+        return _by_offsets(items, declared)
+    start = _start_marker(syntax)
+    if start is not None and items.fragments and items.fragments[0].startswith(start):
+        return _by_markers(items, start)[:declared]
+    if len(items.fragments) > declared:
+        raise _not_located(where, items, declared)
+    return list(items.fragments)
+
+
+def _offset_table(value: bytes) -> tuple[list[int], int]:
+    """The offsets of the Basic Offset Table item that begins ``value``, and where that item ends; ([], 0)
+    when ``value`` begins with no whole offset table item."""
+    if len(value) < ITEM.size:
+        return [], 0
+    group, element, length = ITEM.unpack_from(value)
+    end = ITEM.size + length
+    if (group, element) != ITEM_TAG or length % OFFSET_BYTES or len(value) < end:
+        return [], 0
+    return list(struct.unpack_from(f"<{length // OFFSET_BYTES}L", value, ITEM.size)), end
+
+
+def _not_located(where: str, items: Items, declared: int) -> InputError:
+    """The error for the frames of ``items`` that cannot be located: more fragments than the ``declared``
+    frames, no offset table listing them all and no marker telling where each frame begins."""
+    state = "the file is malformed, not cut short" if items.ended else "the file is cut short"
+    count = len(items.listed)
+    table = f"its Basic Offset Table lists {count} of them" if count else "its Basic Offset Table is empty"
+    return InputError(
+        f"{where}: its frames cannot be located ({state}): {table}, and its {len(items.fragments)} "
+        f"fragment(s) are not one a frame of the {declared} it declares"
+    )
+
+
+def _start_marker(syntax: str) -> bytes | None:
+    """The marker each frame of the transfer syntax ``syntax`` begins with; None when it has none."""
+    from pydicom import uid  # deferred: the optional [dicom] extra
+
+    if syntax in uid.JPEGTransferSyntaxes or syntax in uid.JPEGLSTransferSyntaxes:
+        return JPEG_SOI
+    return J2K_SOC if syntax in uid.JPEG2000TransferSyntaxes else None
+
+
+def _by_offsets(items: Items, declared: int) -> list[bytes]:
+    """The whole frames the Basic Offset Table of ``items`` lists: each one's fragments end exactly
+    where the next frame's offset begins; the last one's, where the sequence ends."""
+    bounds = {*items.starts, items.end}
+    frames = []
+    for i, begin in enumerate(items.listed[:declared]):
+        last = i + 1 == len(items.listed)
+        stop = items.end if last else items.listed[i + 1]
+        if (last and not items.ended) or stop not in bounds:
+            break
+        frames.append(
+            b"".join(items.fragments[bisect_left(items.starts, begin) : bisect_left(items.starts, stop)])
+        )
+    return frames
+
+
+def _by_markers(items: Items, start: bytes) -> list[bytes]:
+    """The whole frames of ``items`` told apart by their markers: each begins at a fragment that
+    begins with ``start``; the last one is whole when the sequence ends after it or it ends an image."""
+    frames: list[bytes] = []
+    current: list[bytes] = []
+    for fragment in items.fragments:
+        if fragment.startswith(start) and current:  # the next frame begins: the one before is whole
+            frames.append(b"".join(current))
+            current = []
+        current.append(fragment)
+    if current and (items.ended or END_OF_IMAGE in current[-1][-END_MARKER_TAIL:]):
+        frames.append(b"".join(current))
+    return frames
