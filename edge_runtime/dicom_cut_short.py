@@ -7,10 +7,13 @@ empty dataset. Here:
 
 - :func:`recover_encapsulated` reads a compressed file's pixel data up to the cut, keeps its whole
   frames (found as :mod:`edge_runtime.dicom_encapsulated` finds them) and encapsulates them again
-  behind a Basic Offset Table that lists them alone;
+  behind a Basic Offset Table that lists them alone, recording how many are whole;
 - :func:`whole_frames` counts the whole frames a dataset's pixel data holds when it is cut short:
-  uncompressed, by its length; compressed, by that offset table (None when nothing is missing);
+  uncompressed, by its length; compressed, as recorded when recovered (None when nothing is missing);
 - :func:`cut_short_error` is the one message for a frame past the cut, naming the file or the frame.
+
+A compressed file is cut short only when its item sequence has no end: a whole file whose offset table
+lists fewer frames than it declares is malformed, not cut (:mod:`edge_runtime.dicom_encapsulated`).
 
 Inputs: a dataset, or a file and its header. Outputs: a frame count, the header with the whole
 frames as its pixel data, an error. Files: the input, read only.
@@ -31,6 +34,9 @@ UNDEFINED_LENGTH = 0xFFFFFFFF
 # undefined length; every encapsulated transfer syntax is explicit VR little endian (PS3.5 A.4).
 ELEMENT_HEADER = struct.Struct("<HH2sHL")
 EXTENDED_OFFSETS = ("ExtendedOffsetTable", "ExtendedOffsetTableLengths")  # they describe the data as written
+# A recovered dataset's whole frames, kept on it as a Python attribute (no DICOM element): its NumberOfFrames
+# still declares the frames the file was written with.
+WHOLE_FRAMES = "sonomap_whole_frames"
 
 
 def cut_short_error(where: str, whole: int, declared: int) -> InputError:
@@ -43,20 +49,15 @@ def cut_short_error(where: str, whole: int, declared: int) -> InputError:
 
 def whole_frames(ds, declared: int) -> int | None:
     """How many whole frames the pixel data of ``ds`` holds when it is cut short (fewer than the
-    ``declared`` ones), else None. Uncompressed: its length over a frame's. Compressed: the frames its
-    Basic Offset Table lists, when fewer than declared (what :func:`recover_encapsulated` leaves)."""
+    ``declared`` ones), else None. Uncompressed: its length over a frame's. Compressed: those
+    :func:`recover_encapsulated` kept, when fewer than declared."""
     syntax = ds.file_meta.get("TransferSyntaxUID")
     data = ds.get("PixelData")
     if syntax is None or data is None:
         return None
     if syntax.is_encapsulated:
-        from pydicom.encaps import parse_basic_offsets  # deferred: the optional [dicom] extra
-
-        try:
-            listed = len(parse_basic_offsets(data))
-        except (ValueError, struct.error):  # no offset table to read: the decoder says what is wrong
-            return None
-        return listed if 0 < listed < declared else None
+        whole = getattr(ds, WHOLE_FRAMES, None)  # only a file cut short has been recovered
+        return whole if whole is not None and whole < declared else None
     bits = int(ds.get("BitsAllocated") or 0)
     if syntax.is_compressed or bits % BITS_PER_BYTE:
         return None
@@ -96,4 +97,5 @@ def recover_encapsulated(path, header, declared: int, where: str):
         if keyword in header:
             del header[keyword]
     header.PixelData = encapsulate(frames, has_bot=True)
+    setattr(header, WHOLE_FRAMES, len(frames))
     return header

@@ -14,11 +14,15 @@ fragments of the frames' compressed data, then a sequence delimiter. A frame is 
 - else one fragment a frame (the rule for RLE and with an Extended Offset Table), when there are no
   more fragments than frames; more are an error naming the file: its frames cannot be located.
 
-:func:`read_items` reads a value's items, :func:`locate_frames` gives its whole frames.
+:func:`locate_frames` gives the whole frames of a value (from a whole file or one cut short);
+:func:`with_frames_found` gives a whole file whose Basic Offset Table lists fewer frames than it
+declares an offset table that lists the frames found without it: all of them, or fewer, which
+:func:`frames_held` counts and a frame past which is :func:`fewer_frames_error` (the file is not cut
+short); frames that cannot be located are an error naming the file.
 
 Inputs: an encapsulated Pixel Data value from its Basic Offset Table item on, its transfer syntax, the
-declared frame count. Outputs: each whole frame's compressed bytes, an InputError naming
-the file. Files: none.
+declared frame count, a dataset. Outputs: each whole frame's compressed bytes, the dataset with its
+frames encapsulated again, an InputError naming the file. Files: none.
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ OFFSET_BYTES = 4  # each Basic Offset Table entry is a 32-bit offset
 JPEG_SOI, J2K_SOC = b"\xff\xd8", b"\xff\x4f"
 END_OF_IMAGE = b"\xff\xd9"  # JPEG's EOI and JPEG 2000's EOC alike
 END_MARKER_TAIL = 10  # the last bytes of a frame searched for it, past the padding (as pydicom searches)
+# The frames a whole file holds when fewer than it declares, kept on its dataset as a Python attribute (no
+# DICOM element): its NumberOfFrames still declares the frames it was written with.
+FRAMES_HELD = "sonomap_frames_held"
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,44 @@ def locate_frames(items: Items, syntax: str, declared: int, where: str) -> list[
     if len(items.fragments) > declared:
         raise _not_located(where, items, declared)
     return list(items.fragments)
+
+
+def with_frames_found(ds, declared: int, where: str):
+    """``ds`` (a whole file's dataset) as it is, unless its Basic Offset Table lists fewer than its
+    ``declared`` frames (pydicom would join every frame past the last one listed into it): then with the
+    frames found without the table encapsulated again behind one that lists them, and, when they are
+    fewer than declared, their count recorded (:func:`frames_held`). InputError naming ``where`` when
+    they cannot be located without the table."""
+    from pydicom.encaps import encapsulate  # deferred: the optional [dicom] extra
+
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    if syntax is None or not syntax.is_encapsulated or "PixelData" not in ds or "ExtendedOffsetTable" in ds:
+        return ds  # uncompressed, or found by the Extended Offset Table, which pydicom prefers
+    listed, _end = _offset_table(
+        ds.PixelData
+    )  # the table alone first: a well-formed file's items are not walked
+    if not 0 < len(listed) < declared:
+        return ds  # no table item (the decoder says so), an empty table, or one that lists every frame
+    items = read_items(ds.PixelData, delimited=True)
+    frames = locate_frames(items, syntax, declared, where)
+    ds.PixelData = encapsulate(frames, has_bot=True)
+    if len(frames) < declared:
+        setattr(ds, FRAMES_HELD, len(frames))
+    return ds
+
+
+def frames_held(ds) -> int | None:
+    """How many frames the whole file of ``ds`` holds when :func:`with_frames_found` found fewer than
+    it declares, else None."""
+    return getattr(ds, FRAMES_HELD, None)
+
+
+def fewer_frames_error(where: str, held: int, declared: int) -> InputError:
+    """The error for a frame past the ``held`` ones of a whole file; ``where`` names the frame."""
+    return InputError(
+        f"{where}: the pixel data holds {held} frame(s) of the {declared} the file declares, though the file "
+        "is not cut short (its NumberOfFrames or its Basic Offset Table is wrong)"
+    )
 
 
 def _offset_table(value: bytes) -> tuple[list[int], int]:

@@ -28,7 +28,10 @@ read back whole as an empty dataset, and its error would then name the file unre
 whole file; a file without pixel data is an error saying so, and whether it was cut short. A file
 cut short inside its pixel data keeps its whole frames, compressed or not
 (:mod:`edge_runtime.dicom_cut_short`): each decodes as in the whole file, and a frame past the cut is
-an error naming it and how many whole frames the file holds.
+an error naming it and how many whole frames the file holds. A whole file whose Basic Offset Table
+lists fewer frames than it declares is not cut short: its frames are found without the table, or the
+error says they cannot be located; fewer frames found than declared play, and the frame past them is
+an error saying the file is not cut short (:mod:`edge_runtime.dicom_encapsulated`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import numpy as np
 
 from edge_runtime import privacy
 from edge_runtime.dicom_cut_short import cut_short_error, recover_encapsulated, whole_frames
+from edge_runtime.dicom_encapsulated import fewer_frames_error, frames_held, with_frames_found
 from edge_runtime.errors import InputError, SonomapError
 
 MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
@@ -78,7 +82,8 @@ def read_header(path, where: str):
 def read_dicom(path, where: str):
     """The DICOM dataset at ``path`` (pydicom, read by the caller's import of it), its identifiers
     registered for redaction (:func:`edge_runtime.privacy.register_dicom`) from the header before the
-    whole file is read. InputError naming ``where``: not DICOM, unreadable, or no pixel data."""
+    whole file is read. InputError naming ``where``: not DICOM, unreadable, no pixel data, or compressed
+    frames that cannot be located."""
     import pydicom  # deferred: the optional [dicom] extra, which the caller has checked
 
     name = privacy.library_path(path)  # absolute: pydicom's log lines then lose the path whole
@@ -100,7 +105,8 @@ def read_dicom(path, where: str):
                 else ": cut short, or no image"
             )
         )
-    return ds
+    # a whole file whose offset table lists too few frames: found without it, or an error naming the file
+    return with_frames_found(ds, frame_count(ds), where)
 
 
 def frame_count(ds) -> int:
@@ -147,10 +153,14 @@ def _whole_in_cut_file(ds, where: str, index: int | None) -> bool:
     of an uncompressed cine cut short, which it would refuse whole though the frame lies in the
     part that is there (False). InputError naming the frame when it lies past the cut of a file cut
     short (:mod:`edge_runtime.dicom_cut_short`): the frames before it have been played, as a video
-    cut short plays up to its cut."""
+    cut short plays up to its cut; or past the frames a whole file holds, when fewer than it declares
+    (:mod:`edge_runtime.dicom_encapsulated`)."""
     if index is None:
         return True
     declared = frame_count(ds)
+    held = frames_held(ds)
+    if held is not None and index >= held:  # not cut short: its NumberOfFrames declares too many
+        raise fewer_frames_error(where, held, declared)
     whole = whole_frames(ds, declared)
     if whole is None:
         return True

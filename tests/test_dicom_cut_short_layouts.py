@@ -5,12 +5,17 @@ saved, and cut: inside a frame's data, inside an item's header, exactly where a 
 between the fragments of a frame, the last listed one included. Every frame before the cut decodes as
 in the whole file; the frame at the cut is an error naming it and the frames the file holds; a file
 cut inside its first frame holds none. Frames that cannot be located without an offset table (RLE
-frames in two fragments each) are an error saying so, not a decoding failure of frame 0."""
+frames in two fragments each) are an error saying so, not a decoding failure of frame 0. A whole file
+whose offset table lists fewer frames than it declares is not cut short: its frames are found without
+the table and play, and what cannot be found is an error saying the file is malformed."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+from cli import sonomap
 
 from edge_runtime.dicom_pixels import dicom_pixels, read_dicom
 from edge_runtime.errors import InputError
@@ -146,3 +151,79 @@ def test_a_cut_file_whose_frames_cannot_be_located_without_a_table_says_so(tmp_p
         r"and its 7 fragment\(s\) are not one a frame of the 4 it declares",
     ):
         read_dicom(cut, "cut.dcm")
+
+
+def _short_table(value: bytes, listed: int) -> bytes:
+    """The encapsulated ``value`` with its Basic Offset Table cut to its first ``listed`` offsets."""
+    length = int.from_bytes(value[4:ITEM_HEADER], "little")
+    offsets = value[ITEM_HEADER : ITEM_HEADER + length]
+    return (
+        value[:4] + (listed * 4).to_bytes(4, "little") + offsets[: listed * 4] + value[ITEM_HEADER + length :]
+    )
+
+
+@pytest.mark.parametrize("per_frame", [1, 2])
+def test_a_whole_file_whose_table_lists_too_few_frames_plays_them_all(tmp_path, per_frame):
+    """Not cut short: every item is there, and the sequence ends. The frames past the table's last are
+    found by their JPEG markers, and each decodes as in the well-formed file."""
+    path, _ = _cine(tmp_path, "two fragments a frame" if per_frame == 2 else "basic offsets")
+    whole = read_dicom(path, "whole.dcm")
+    declared = int(whole.NumberOfFrames)
+    whole.PixelData = _short_table(whole.PixelData, 20)
+    short = tmp_path / "short_table.dcm"
+    whole.save_as(str(short))
+    ds = read_dicom(short, "short_table.dcm")
+    good = read_dicom(path, "whole.dcm")
+    for i in range(declared):
+        assert np.array_equal(
+            dicom_pixels(ds, f"short_table.dcm frame {i}", i), dicom_pixels(good, "whole.dcm", i)
+        ), i
+
+
+def test_a_whole_file_declaring_more_frames_than_it_holds_plays_them_and_is_not_called_cut_short(tmp_path):
+    """NumberOfFrames one more than the frames its offset table lists and its data holds: every item is
+    there, so the frame past them is an error saying what is wrong, not that the file is cut short."""
+    path, _ = _cine(tmp_path, "two fragments a frame")
+    ds = pydicom.dcmread(path)
+    held = int(ds.NumberOfFrames)
+    ds.NumberOfFrames = held + 1
+    more = tmp_path / "more.dcm"
+    ds.save_as(str(more))
+    got, good = read_dicom(more, "more.dcm"), read_dicom(path, "whole.dcm")
+    for i in range(held):
+        assert np.array_equal(
+            dicom_pixels(got, f"more.dcm frame {i}", i), dicom_pixels(good, "whole.dcm", i)
+        ), i
+    with pytest.raises(
+        InputError,
+        match=rf"more\.dcm frame {held}: the pixel data holds {held} frame\(s\) of the {held + 1} the file declares, "
+        "though the file is not cut short",
+    ):
+        dicom_pixels(got, f"more.dcm frame {held}", held)
+
+
+def test_a_whole_file_whose_table_lists_too_few_frames_that_cannot_be_located_is_malformed(tmp_path):
+    ds, frames = _rle_cine()
+    ds.PixelData = _short_table(encapsulate(frames, fragments_per_frame=2, has_bot=True), 2)
+    path = tmp_path / "short_table.dcm"
+    ds.save_as(str(path))
+    with pytest.raises(
+        InputError,
+        match=r"short_table\.dcm: its frames cannot be located \(the file is malformed, not cut short\): "
+        r"its Basic Offset Table lists 2 of them, and its 8 fragment\(s\) are not one a frame of the 4",
+    ):
+        read_dicom(path, "short_table.dcm")
+
+
+def test_replay_of_a_whole_file_whose_table_lists_too_few_frames_plays_every_frame(tmp_path):
+    """Through the real CLI: not one line saying the file is cut short, and every declared frame written."""
+    path, _ = _cine(tmp_path, "two fragments a frame")
+    ds = pydicom.dcmread(path)
+    ds.PixelData = _short_table(ds.PixelData, 20)
+    short = tmp_path / "short_table.dcm"
+    ds.save_as(str(short))
+    out, summary = tmp_path / "o.mp4", tmp_path / "s.json"
+    res = sonomap("replay", short, "--out", out, "--summary", summary, check=False)
+    assert res.returncode == 0, res.stderr
+    assert "cut short" not in res.stderr
+    assert json.loads(summary.read_text())["frames"] == int(ds.NumberOfFrames)
