@@ -5,8 +5,9 @@ fragments of the frames' compressed data, then a sequence delimiter. A frame is 
 
 - by the Basic Offset Table, when it lists every declared frame: frame i is the fragments from its
   offset up to the next frame's. It is whole when its last fragment ends exactly where the next
-  frame's offset begins; the last listed frame, when the sequence ends after it (a file cut between
-  its fragments has no end, and more of them may be missing);
+  frame's offset begins; the last listed frame, when the sequence ends after it or (JPEG family) its
+  last fragment ends with the end-of-image marker (a file cut between its fragments has no end, and
+  more of them may be missing);
 - otherwise (no table, or one listing fewer frames than declared, which is malformed), for the JPEG
   family by its markers: a frame begins at a fragment that begins with the start-of-image marker, and
   the last one found is whole when the sequence ends after it or its last fragment ends with the
@@ -92,9 +93,9 @@ def read_items(value: bytes, *, delimited: bool) -> Items:
 def locate_frames(items: Items, syntax: str, declared: int, where: str) -> list[bytes]:
     """Each whole frame's compressed bytes of ``items``, in order, up to the first frame not whole and
     at most ``declared``. InputError naming ``where`` when the frames cannot be located."""
-    if len(items.listed) >= declared:
-        return _by_offsets(items, declared)
     start = _start_marker(syntax)
+    if len(items.listed) >= declared:
+        return _by_offsets(items, declared, start)
     if start is not None and items.fragments and items.fragments[0].startswith(start):
         return _by_markers(items, start)[:declared]
     if len(items.fragments) > declared:
@@ -113,9 +114,8 @@ def with_frames_found(ds, declared: int, where: str):
     syntax = ds.file_meta.get("TransferSyntaxUID")
     if syntax is None or not syntax.is_encapsulated or "PixelData" not in ds or "ExtendedOffsetTable" in ds:
         return ds  # uncompressed, or found by the Extended Offset Table, which pydicom prefers
-    listed, _end = _offset_table(
-        ds.PixelData
-    )  # the table alone first: a well-formed file's items are not walked
+    # the table alone first: a well-formed file's items are not walked
+    listed, _end = _offset_table(ds.PixelData)
     if not 0 < len(listed) < declared:
         return ds  # no table item (the decoder says so), an empty table, or one that lists every frame
     items = read_items(ds.PixelData, delimited=True)
@@ -173,19 +173,21 @@ def _start_marker(syntax: str) -> bytes | None:
     return J2K_SOC if syntax in uid.JPEG2000TransferSyntaxes else None
 
 
-def _by_offsets(items: Items, declared: int) -> list[bytes]:
+def _by_offsets(items: Items, declared: int, start: bytes | None) -> list[bytes]:
     """The whole frames the Basic Offset Table of ``items`` lists: each one's fragments end exactly
-    where the next frame's offset begins; the last one's, where the sequence ends."""
+    where the next frame's offset begins; the last one's, where the sequence ends, or (a value cut
+    short, of a syntax whose frames begin with ``start``) with the end-of-image marker."""
     bounds = {*items.starts, items.end}
     frames = []
     for i, begin in enumerate(items.listed[:declared]):
         last = i + 1 == len(items.listed)
         stop = items.end if last else items.listed[i + 1]
-        if (last and not items.ended) or stop not in bounds:
+        if stop not in bounds:
             break
-        frames.append(
-            b"".join(items.fragments[bisect_left(items.starts, begin) : bisect_left(items.starts, stop)])
-        )
+        frame = b"".join(items.fragments[bisect_left(items.starts, begin) : bisect_left(items.starts, stop)])
+        if last and not items.ended and not (start is not None and END_OF_IMAGE in frame[-END_MARKER_TAIL:]):
+            break  # cut between its fragments, or after them: whole only when it ends an image
+        frames.append(frame)
     return frames
 
 

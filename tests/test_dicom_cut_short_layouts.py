@@ -125,6 +125,22 @@ def test_a_cut_between_the_fragments_of_the_last_frame_leaves_that_frame_out(tmp
         dicom_pixels(ds, f"cut.dcm frame {last}", last)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_file_cut_just_before_its_sequence_delimiter_plays_every_frame(tmp_path, layout):
+    """Every fragment is there, only the delimiter is missing: the last frame ends an image, so it is
+    whole (with an offset table too, where nothing follows its last offset to end it)."""
+    path, _fragments = _cine(tmp_path, layout)
+    whole = read_dicom(path, "whole.dcm")
+    last = int(whole.NumberOfFrames) - 1
+    data = path.read_bytes()
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(data[: data.rindex(b"\xfe\xff\xdd\xe0")])  # the sequence delimiter's tag (FFFE,E0DD)
+    ds = read_dicom(cut, "cut.dcm")
+    assert np.array_equal(
+        dicom_pixels(ds, f"cut.dcm frame {last}", last), dicom_pixels(whole, "whole.dcm", last)
+    )
+
+
 def _rle_cine(frames: int = 4) -> tuple:
     """The first ``frames`` of pydicom's cine, RLE compressed by pydicom: (the dataset, each frame's data)."""
     ds = pydicom.dcmread(get_testdata_file("examples_ybr_color.dcm"))
