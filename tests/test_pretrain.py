@@ -1,15 +1,18 @@
 """Self-supervised pretraining: the Models Genesis distortions, `sonomap pretrain` on the real BUSI
-sample (train-split images only), and starting a segmentation run from its weights."""
+sample (train-split images only), starting a segmentation run from its weights, and a real
+`sonomap pretrain` stopped by a real SIGTERM as Ctrl-C stops it."""
 
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
+from sigterm_stop import sigterm_when
 
 from edge_runtime.errors import ConfigError, InputError
 from training import pretext
@@ -149,3 +152,15 @@ def test_train_init_from_pretext_runs(pretrained, busi_dataset, tmp_path):
     assert result["init_from"].endswith("pretrained.pt")
     model, manifest = load_model(tmp_path / "ft" / "best.pt")
     assert manifest.source["init_from"].endswith("pretrained.pt")
+
+
+def test_sigterm_stops_pretrain_cleanly(busi_dataset, tmp_path):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(TINY))
+    out = tmp_path / "run"
+    args = ["pretrain", "--config", cfg, "--data", busi_dataset, "--out", out, "--epochs", "10000"]
+    sigterm_when(args, (out / "summary.json").exists)  # written after each epoch's pretrained.pt
+    hidden = [p.name for p in out.iterdir() if p.name.startswith(".")]
+    assert not hidden, hidden  # every atomic write removed its temp file
+    assert read_checkpoint(out / "pretrained.pt")["pretext"]["epoch"] >= 0
+    assert json.loads((out / "summary.json").read_text())["finished"] is False

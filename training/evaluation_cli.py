@@ -216,4 +216,6 @@ def add_calibrate_parser(sub) -> None:
         help="split to fit on (default val; never the test split you report)",
     )
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
-    p.set_defaults(func=_calibrate)
+    # SIGTERM stops calibrate as Ctrl-C does: the manifest's hidden temp file is removed and the
+    # manifest stays as it was, and the CLI says `stopped by SIGTERM`, not a silent 143
+    p.set_defaults(func=sigterm_stops(_calibrate))
