@@ -62,10 +62,14 @@ OPEN_SECTIONS = ("source", "io", "versions", "metrics", "extra")  # free-form ma
 # A TensorRT engine's names (it has no documented signature): the backends, the engine loader and
 # training's checkpoint check all tell an engine by them.
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+# A TorchScript file's names: the backends serve it with torch by them, and export torchscript
+# writes only such a name.
+TORCHSCRIPT_SUFFIXES = (".ts", ".torchscript")
 # The format an artifact's suffix means: the backends pick a loader by suffix, so a manifest whose
 # format disagrees describes another kind of file. Suffixes not listed are not checked.
-FORMAT_BY_SUFFIX = {".pt": "checkpoint", ".onnx": "onnx", ".ts": "torchscript", ".torchscript": "torchscript"}
-FORMAT_BY_SUFFIX |= {".ep": "torch-tensorrt", **dict.fromkeys(ENGINE_SUFFIXES, "tensorrt")}
+FORMAT_BY_SUFFIX = {".pt": "checkpoint", ".onnx": "onnx", ".ep": "torch-tensorrt"}
+FORMAT_BY_SUFFIX |= dict.fromkeys(TORCHSCRIPT_SUFFIXES, "torchscript")
+FORMAT_BY_SUFFIX |= dict.fromkeys(ENGINE_SUFFIXES, "tensorrt")
 
 
 class Manifest(Struct):

@@ -21,9 +21,8 @@ import warnings
 from pathlib import Path
 
 from edge_runtime.atomic import atomic_write_bytes
-from edge_runtime.backends import TORCHSCRIPT_SUFFIXES
 from edge_runtime.errors import ConfigError
-from edge_runtime.manifest import manifest_path, save_manifest
+from edge_runtime.manifest import TORCHSCRIPT_SUFFIXES, manifest_path, save_manifest
 from edge_runtime.model_contract import contract_props
 from export.onnx_export import exported_extra, exported_source, library_versions, refuse_overwrite
 from export.parity import (

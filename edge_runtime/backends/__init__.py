@@ -19,14 +19,13 @@ from edge_runtime.backends.tensorrt import TensorRTBackend
 from edge_runtime.backends.torch import TorchBackend
 from edge_runtime.config_schema import InferenceConfig
 from edge_runtime.errors import ConfigError
-from edge_runtime.manifest import ENGINE_SUFFIXES, manifest_path
+from edge_runtime.manifest import ENGINE_SUFFIXES, TORCHSCRIPT_SUFFIXES, manifest_path
 from edge_runtime.model_contract import check_model_file
 from edge_runtime.parity_record import refuse_failed_parity
 
 log = logging.getLogger("sonomap.backends")
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt", "torch")
-TORCHSCRIPT_SUFFIXES = (".ts", ".torchscript")
 # The model formats (manifest key 'format') each backend loads. A TensorRT engine is the tensorrt
 # backend's; it also builds and caches one from an ONNX model.
 LOADS = {"onnxruntime": ("onnx",), "tensorrt": ("onnx", "tensorrt"), "torch": ("torchscript",)}
