@@ -16,7 +16,7 @@ from pathlib import Path
 
 from edge_runtime.errors import ConfigError
 from training.rng import set_rng_state
-from training.run_checkpoints import TrainingParts
+from training.run_checkpoints import RunProgress, TrainingParts
 from training.run_setup import check_resume_dataset
 
 log = logging.getLogger("sonomap.train")
@@ -92,10 +92,11 @@ def check_resume(
         )
 
 
-def restore(state: dict, parts: TrainingParts) -> tuple[int, float, list, dict, dict]:
+def restore(state: dict, parts: TrainingParts) -> RunProgress:
     """Load last.pt's payload STATE into the run's PARTS (their scaler and weight average only where
-    both the run and last.pt have one) and set the RNG states it recorded. Returns what the loop
-    continues from: (first epoch, seconds already spent, history, best, best per cycle)."""
+    both the run and last.pt have one) and set the RNG states it recorded. Returns the progress
+    last.pt recorded, which the loop continues from: the epoch last done (the loop starts at the next),
+    the best so far overall and per cycle, the seconds already spent and the history."""
     parts.model.load_state_dict(state["model"])
     parts.optimizer.load_state_dict(state["optimizer"])
     parts.schedule.load_state_dict(state["scheduler"])
@@ -104,10 +105,11 @@ def restore(state: dict, parts: TrainingParts) -> tuple[int, float, list, dict, 
     set_rng_state(state["rng"])
     if parts.ema is not None and state.get("ema"):
         parts.ema.load_state_dict(state["ema"])
-    return (
-        int(state["epoch"]) + 1,
-        float(state["elapsed_s"]),
-        list(state["history"]),
-        dict(state["best"]),
-        dict(state.get("cycle_best") or {}),
+    return RunProgress(
+        epoch=int(state["epoch"]),
+        best=dict(state["best"]),
+        cycle_best=dict(state.get("cycle_best") or {}),
+        elapsed_s=float(state["elapsed_s"]),
+        finished=bool(state.get("finished")),
+        history=list(state["history"]),
     )

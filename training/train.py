@@ -114,9 +114,15 @@ def run(
         epochs, iters_per_epoch = int(tc.epochs), len(loader)
         total_iters = max(1, epochs * iters_per_epoch)
         budget_s = max_minutes * SECONDS_PER_MINUTE if max_minutes else None
-        start_epoch, elapsed_before, history = 0, 0.0, []
-        best = {"metric": tc.select_metric, "value": -1.0, "epoch": -1}
-        cycle_best: dict[str, float] = {}
+        # where the loop starts: nothing done yet, or the progress last.pt recorded (--resume)
+        start = RunProgress(
+            epoch=-1,
+            best={"metric": tc.select_metric, "value": -1.0, "epoch": -1},
+            cycle_best={},
+            elapsed_s=0.0,
+            finished=False,
+            history=[],
+        )
         init_sha = None
         # DDP has broadcast rank 0's start already: load_initial_weights copies its result to every rank
         if init_from and not resume:
@@ -128,7 +134,8 @@ def run(
             budget_s = stored_budget_s(state)
             init_from = stored_init_from(state)  # the run's provenance, not this command line's
             init_sha = state.get("init_from_sha256")
-            start_epoch, elapsed_before, history, best, cycle_best = restore(state, parts)
+            start = restore(state, parts)
+        start_epoch, history, best, cycle_best = start.epoch + 1, start.history, start.best, start.cycle_best
         record = RunRecord(
             cfg, config, chash, data, dhash, mean, std, init_from, init_sha, budget_s, info.world
         )
@@ -144,7 +151,7 @@ def run(
                 dev,
                 info.world,
             )
-        clock = RunClock(info, dev, schedule, total_iters, budget_s, elapsed_before)
+        clock = RunClock(info, dev, schedule, total_iters, budget_s, start.elapsed_s)
         epoch = start_epoch - 1
         for epoch in range(start_epoch, epochs):
             sampler.set_epoch(epoch)
