@@ -67,7 +67,7 @@ def test_a_sequence_timed_since_1970_gives_its_frames_their_recorded_utc_time(tm
     sonomap("live", "--source", "synthetic", "--duration", 1, "--headless", "--record-sequence", seq)
     after = datetime.now(timezone.utc)
     frames = list(open_source(str(seq)))
-    assert len(frames) > 5
+    assert len(frames) >= 2, "a second of a 30 fps stream, a few frames on a loaded machine"
     for frame in frames:
         when, clock = frame_time(frame.meta, frame.pts)
         assert clock == RECORDING and before <= when <= after
