@@ -21,6 +21,7 @@ process: "plain", and "torch" for the commands that load a checkpoint (:data:`cl
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import runpy
@@ -119,6 +120,11 @@ def answer(conn: socket.socket, **fields) -> None:
 
 def serve(path: str, kind: str) -> None:
     preload(kind)
+    # Every object imported so far goes to the collector's permanent generation (Python's advice for a
+    # process that forks without exec): a child's collections, at its exit above all, then skip them,
+    # instead of writing to every page of the server's heap it shares. Measured on the build machine: a
+    # refused command's child ends in 0.13 s instead of 0.47 s, a torch command's in 0.5 s instead of 1.6 s.
+    gc.freeze()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(16)
