@@ -12,6 +12,7 @@ from __future__ import annotations
 from edge_runtime import cli_args
 from edge_runtime.atomic import check_not_read, check_output_file
 from edge_runtime.jsonfile import atomic_write_json
+from edge_runtime.stop_signals import sigterm_stops
 from training import busi_cli, crossval_cli, evaluation_cli, train_cli
 from training.concordance import cli as concordance_cli
 from training.openmp import passive_openmp
@@ -74,7 +75,7 @@ def register(sub) -> None:
         default=None,
         help="write here instead of in place (a new file: an existing one is refused; in place keeps FILE.orig)",
     )
-    p.set_defaults(func=_upgrade_checkpoint)
+    p.set_defaults(func=sigterm_stops(_upgrade_checkpoint))
 
     p = sub.add_parser(
         "bench-train",

@@ -1,0 +1,23 @@
+"""`sonomap upgrade-checkpoint` stopped by SIGTERM (`timeout`, a batch scheduler) as by Ctrl-C: one line
+saying so, exit 143 (128 + SIGTERM), the new checkpoint's hidden temp file removed, and the original
+checkpoint and its manifest as they were, byte for byte. A real process and a real signal, sent as it
+starts writing the new checkpoint's temp file (tests/sigterm_stop.py `sigterm_at_write`)."""
+
+from __future__ import annotations
+
+from sigterm_stop import sigterm_at_write
+from test_upgrade_checkpoint_writes import old_checkpoint, tree
+
+
+def test_sigterm_stops_an_in_place_upgrade_and_keeps_the_original(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    best = old_checkpoint(folder / "best.pt")
+    before = tree(folder)
+    args = ["upgrade-checkpoint", best, "--trust-checkpoint"]
+    stderr = sigterm_at_write(args, f".{best.name}.*.tmp", tmp_path / "writing")
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    after = tree(folder)
+    # the backup is written (whole, flushed) before the new checkpoint is begun: a copy of the original
+    assert after.pop(f"{best.name}.orig") == before[best.name]
+    assert after == before  # best.pt and its manifest byte for byte, no hidden temp file
