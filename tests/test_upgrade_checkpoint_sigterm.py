@@ -1,12 +1,15 @@
 """`sonomap upgrade-checkpoint` stopped by SIGTERM (`timeout`, a batch scheduler) as by Ctrl-C: one line
 saying so, exit 143 (128 + SIGTERM), the new checkpoint's hidden temp file removed, and the original
-checkpoint and its manifest as they were, byte for byte. A real process and a real signal, sent as it
-starts writing the new checkpoint's temp file (tests/sigterm_stop.py `sigterm_at_write`)."""
+checkpoint and its manifest as they were, byte for byte, with no backup left to block the rerun. A real
+process and a real signal, sent as it starts writing the new checkpoint's temp file
+(tests/sigterm_stop.py `sigterm_at_write`)."""
 
 from __future__ import annotations
 
 from sigterm_stop import sigterm_at_write
 from test_upgrade_checkpoint_writes import old_checkpoint, tree
+
+from edge_runtime.cli import main as sonomap
 
 
 def test_sigterm_stops_an_in_place_upgrade_and_keeps_the_original(tmp_path):
@@ -17,7 +20,8 @@ def test_sigterm_stops_an_in_place_upgrade_and_keeps_the_original(tmp_path):
     args = ["upgrade-checkpoint", best, "--trust-checkpoint"]
     stderr = sigterm_at_write(args, f".{best.name}.*.tmp", tmp_path / "writing")
     assert len(stderr.strip().splitlines()) == 1, stderr
-    after = tree(folder)
-    # the backup is written (whole, flushed) before the new checkpoint is begun: a copy of the original
-    assert after.pop(f"{best.name}.orig") == before[best.name]
-    assert after == before  # best.pt and its manifest byte for byte, no hidden temp file
+    # best.pt and its manifest byte for byte, no hidden temp file, and no backup: the original was never
+    # replaced, and a backup left would make the rerun refuse to write over it
+    assert tree(folder) == before
+    assert sonomap(["upgrade-checkpoint", str(best), "--trust-checkpoint"]) == 0
+    assert (folder / f"{best.name}.orig").read_bytes() == before[best.name]

@@ -7,6 +7,7 @@ in a child process. Real files, real torch."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -119,4 +120,24 @@ def test_a_backup_that_cannot_be_written_whole_is_removed_and_the_original_kept(
     ), err
     assert tree(tmp_path) == before  # no half backup left to block (or pass for) the original
     assert sonomap(["upgrade-checkpoint", str(best), "--trust-checkpoint"]) == 0  # with room, it goes through
+    assert (tmp_path / "best.pt.orig").read_bytes() == before["best.pt"]
+
+
+def test_a_new_checkpoint_that_cannot_be_written_whole_leaves_the_original_and_no_backup(tmp_path):
+    best = old_checkpoint(tmp_path / "best.pt")
+    before = tree(tmp_path)
+    spare = tmp_path / "spare"  # the same upgrade with room: how large the new checkpoint is
+    spare.mkdir()
+    assert sonomap(["upgrade-checkpoint", str(old_checkpoint(spare / "best.pt")), "--trust-checkpoint"]) == 0
+    assert (spare / "best.pt").stat().st_size > len(before["best.pt"])
+    shutil.rmtree(spare)
+    # files capped at the original's size: the backup is written whole, the new checkpoint is not
+    full = sonomap_with_file_size_limit(
+        len(before["best.pt"]), "upgrade-checkpoint", best, "--trust-checkpoint"
+    )
+    assert full.returncode == EXIT_USER_ERROR, (full.stdout, full.stderr[-2000:])
+    assert "File too large" in full.stderr, full.stderr[-2000:]
+    # the original and its manifest as they were, no temp file, and no backup to block the rerun
+    assert tree(tmp_path) == before
+    assert sonomap(["upgrade-checkpoint", str(best), "--trust-checkpoint"]) == 0
     assert (tmp_path / "best.pt.orig").read_bytes() == before["best.pt"]

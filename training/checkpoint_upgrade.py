@@ -15,7 +15,9 @@ checkpoint. Files: ``FILE`` rewritten in place with the original kept as ``FILE.
 (and its manifest). Nothing is written over: a ``FILE.orig`` left by an earlier upgrade, or an
 existing ``--out`` (or its manifest), is one line naming it. A ``--out`` that cannot be written (a
 folder on a read-only file system or without write permission, a file where a folder should be) is
-one ConfigError naming ``--out`` and the reason, before the checkpoint is read.
+one ConfigError naming ``--out`` and the reason, before the checkpoint is read. An in-place upgrade
+that fails or is stopped before the new checkpoint replaces ``FILE`` removes its ``FILE.orig`` again
+(``FILE`` is still the original), so the rerun is not refused.
 """
 
 from __future__ import annotations
@@ -94,8 +96,25 @@ def upgrade_checkpoint(path: Path, target: Path, data: bytes, in_place: bool) ->
     manifest = checked_manifest(path, data) if manifest_path(path).is_file() else None
     if in_place:
         write_backup(path, data)
-    save_checkpoint(payload, target, manifest)  # the checkpoint and its manifest renamed back to back
+        original = os.stat(path)
+    try:
+        save_checkpoint(payload, target, manifest)  # the checkpoint and its manifest renamed back to back
+    except BaseException:  # a full disk, Ctrl-C, SIGTERM: the error goes on, after the backup is judged
+        if in_place and not _replaced(path, original):
+            # FILE is still the original: its backup is a mere copy, which a rerun would refuse to write over
+            backup_path(path).unlink(missing_ok=True)
+        raise
     log.warning("%s: rewritten weights-only as %s (trusted by the user)", path, target)
+
+
+def _replaced(path: Path, original: os.stat_result) -> bool:
+    """Whether ``path`` is no longer the file ``original`` describes (the new checkpoint was renamed
+    over it: an atomic write gives a new inode), or is gone."""
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return True
+    return (now.st_dev, now.st_ino) != (original.st_dev, original.st_ino)
 
 
 def backup_path(path: Path) -> Path:
