@@ -21,9 +21,10 @@ import pytest
 from export_fixtures import copy_model, shared_tiny_onnx
 
 from edge_runtime.manifest import manifest_path
-from edge_runtime.tensorrt.cache import engine_lock, lock_path, model_location, write_engine
+from edge_runtime.tensorrt.cache import model_location, write_engine
 from edge_runtime.tensorrt.engines import plan_engine
 from edge_runtime.tensorrt.key import GpuInfo
+from edge_runtime.tensorrt.lock import engine_lock, lock_path
 
 REPO = Path(__file__).resolve().parents[1]
 OTHER_ID = 65534  # 'nobody': a user that owns none of the files the test process makes
@@ -43,7 +44,7 @@ pytestmark = pytest.mark.skipif(
 CHILD = f"""
 import json, os, sys
 from pathlib import Path
-from edge_runtime.tensorrt import cache, engines
+from edge_runtime.tensorrt import cache, engines, lock
 from edge_runtime.tensorrt.key import GpuInfo
 
 action, model, cache_dir, version = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
@@ -51,7 +52,7 @@ os.setgroups([])
 os.setgid({OTHER_ID})
 os.setuid({OTHER_ID})
 plan = engines.plan_engine(model, cache_dir, "fp32", version, GpuInfo("Orin", "8.7", 16))
-with cache.engine_lock(plan.path):
+with lock.engine_lock(plan.path):
     pruned = []
     if action == "build":
         location = cache.model_location(model)

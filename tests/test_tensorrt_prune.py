@@ -12,9 +12,10 @@ import pytest
 from export_fixtures import copy_model, shared_tiny_onnx
 
 from edge_runtime.manifest import load_manifest, manifest_path, save_manifest
-from edge_runtime.tensorrt.cache import engine_lock, lock_path, model_location, prune_siblings, write_engine
+from edge_runtime.tensorrt.cache import model_location, prune_siblings, write_engine
 from edge_runtime.tensorrt.engines import ensure_engine, plan_engine
 from edge_runtime.tensorrt.key import GpuInfo
+from edge_runtime.tensorrt.lock import engine_lock, lock_path
 
 ORIN = GpuInfo("Orin", "8.7", 16)
 PLAN = b"not-a-real-plan:" + bytes(range(256))

@@ -8,9 +8,9 @@ Layout of a cache directory (e.g. systemd's ``CacheDirectory=sonomap`` -> /var/c
   TensorRT sees it, and ``source.onnx_location`` (a hash of the ONNX file's absolute path):
   two models with one file name in different folders share a cache without pruning each
   other's engines;
-- ``<...>.engine.lock``: an empty file that :func:`engine_lock` holds (``flock``) while one
-  process checks, builds and writes that engine; kept while its engine is, and deleted with a
-  pruned engine only when no process holds it;
+- ``<...>.engine.lock``: an empty file that :func:`~edge_runtime.tensorrt.lock.engine_lock`
+  holds (``flock``) while one process checks, builds and writes that engine; kept while its
+  engine is, and deleted with a pruned engine only when no process holds it;
 - ``timing-trt<version>-<gpu>-sm<cc>.cache``: the builder's timing cache, one per
   TensorRT version and GPU (its contents are only valid there), kept between builds.
 
@@ -20,12 +20,9 @@ manifest's ``sha256`` is that of the plan bytes written, not re-read from the fi
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,10 +30,9 @@ from edge_runtime.atomic import atomic_write_bytes, check_creatable
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.manifest import Manifest, load_manifest, manifest_path, save_manifest, sha256_file
 from edge_runtime.tensorrt.key import EngineKey, GpuInfo, machine_mismatches
+from edge_runtime.tensorrt.lock import remove_idle_lock
 
 ENGINE_SUFFIX = ".engine"
-LOCK_SUFFIX = ".lock"
-LOCK_MODE = 0o644  # like the cache files: the service user and an operator's CLI share the cache
 DIGEST_CHARS = 16
 # Under systemd, CacheDirectory=sonomap sets $CACHE_DIRECTORY (/var/cache/sonomap, persistent);
 # from a shell the default is the user's own cache, which is not the service's
@@ -119,51 +115,6 @@ def write_engine(
     return path
 
 
-def lock_path(engine: str | Path) -> Path:
-    return Path(engine).with_name(Path(engine).name + LOCK_SUFFIX)
-
-
-def _remove_idle_lock(engine: Path) -> None:
-    """Delete the lock file of a pruned engine unless a process holds it (one building that engine
-    now keeps it). A process that opened it just before may still lock the unlinked file while
-    another creates a new one: both then build, and the atomic writes keep one whole engine. A lock
-    this user may not open or delete (another user's, in a shared cache) counts as held: it stays,
-    and pruning goes on."""
-    lock = lock_path(engine)
-    try:
-        fd = os.open(lock, os.O_RDONLY)
-    except FileNotFoundError:
-        return
-    except PermissionError:
-        return  # another user's lock this user cannot read: left to its owner
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        lock.unlink(missing_ok=True)
-    except (BlockingIOError, PermissionError):
-        pass  # held, or another user's in a sticky folder: that lock stays
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def engine_lock(path: str | Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``<engine>.lock`` (blocking): two processes starting at once
-    (the service and 'sonomap export tensorrt') must not both build one engine for minutes and
-    overwrite each other's files; the second waits, then finds the engine and loads it. flock
-    is released by the kernel when the holder dies, so a killed build never blocks the next.
-    The lock file is opened read-only: the service user and an operator share one cache, and
-    whoever created the file, the other can still take the lock."""
-    lock = lock_path(path)
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    # read-only: flock needs no write access, so a lock file another user created (0644) is taken too
-    fd = os.open(lock, os.O_RDONLY | os.O_CREAT, LOCK_MODE)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the only descriptor releases the lock
-
-
 def engine_location(path: str | Path) -> str | None:
     """The ``source.onnx_location`` recorded beside an engine; None when there is none (an engine
     cached before locations were recorded) or its manifest is missing or unreadable."""
@@ -230,7 +181,7 @@ def _delete_engine(engine: Path) -> bool:
     except PermissionError:
         return False
     manifest_path(engine).unlink(missing_ok=True)
-    _remove_idle_lock(engine)
+    remove_idle_lock(engine)
     return True
 
 

@@ -5,7 +5,7 @@
 when TensorRT rejects a cached plan, replaces it once: under the entry's lock, and only while the
 file is still the plan it rejected (another process may have replaced it). The engine is keyed on the
 sha256 of the bytes of the ONNX file the build parses, and a build runs under the entry's
-:func:`~edge_runtime.tensorrt.cache.engine_lock`, so concurrent processes build it once.
+:func:`~edge_runtime.tensorrt.lock.engine_lock`, so concurrent processes build it once.
 
 Before any build it logs a clear warning and calls ``on_long_build(seconds_estimate)``:
 the service passes a callback that sends systemd ``EXTEND_TIMEOUT_USEC`` so the unit's
@@ -28,7 +28,6 @@ from edge_runtime.tensorrt.build import build_plan
 from edge_runtime.tensorrt.cache import (
     LOAD,
     CacheState,
-    engine_lock,
     engine_path,
     inspect_cached,
     model_location,
@@ -37,6 +36,7 @@ from edge_runtime.tensorrt.cache import (
     write_engine,
 )
 from edge_runtime.tensorrt.key import FP16, EngineKey, GpuInfo, choose_build_path, current_gpu
+from edge_runtime.tensorrt.lock import engine_lock
 from edge_runtime.tensorrt.preflight import INPUT_NAME, check_folded
 from edge_runtime.tensorrt.twin import resolve_build_onnx
 

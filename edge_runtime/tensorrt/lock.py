@@ -1,0 +1,62 @@
+"""The lock on one cached engine: one process at a time checks, builds and writes it.
+
+Input: an engine's path in the cache. Files: ``<engine>.lock`` beside it, an empty file that
+:func:`engine_lock` holds (``flock``); it stays while its engine does, and :func:`remove_idle_lock`
+deletes it with a pruned engine only when no process holds it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+LOCK_SUFFIX = ".lock"
+LOCK_MODE = 0o644  # like the cache files: the service user and an operator's CLI share the cache
+
+
+def lock_path(engine: str | Path) -> Path:
+    return Path(engine).with_name(Path(engine).name + LOCK_SUFFIX)
+
+
+def remove_idle_lock(engine: Path) -> None:
+    """Delete the lock file of a pruned engine unless a process holds it (one building that engine
+    now keeps it). A process that opened it just before may still lock the unlinked file while
+    another creates a new one: both then build, and the atomic writes keep one whole engine. A lock
+    this user may not open or delete (another user's, in a shared cache) counts as held: it stays,
+    and pruning goes on."""
+    lock = lock_path(engine)
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    except PermissionError:
+        return  # another user's lock this user cannot read: left to its owner
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock.unlink(missing_ok=True)
+    except (BlockingIOError, PermissionError):
+        pass  # held, or another user's in a sticky folder: that lock stays
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def engine_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``<engine>.lock`` (blocking): two processes starting at once
+    (the service and 'sonomap export tensorrt') must not both build one engine for minutes and
+    overwrite each other's files; the second waits, then finds the engine and loads it. flock
+    is released by the kernel when the holder dies, so a killed build never blocks the next.
+    The lock file is opened read-only: the service user and an operator share one cache, and
+    whoever created the file, the other can still take the lock."""
+    lock = lock_path(path)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    # read-only: flock needs no write access, so a lock file another user created (0644) is taken too
+    fd = os.open(lock, os.O_RDONLY | os.O_CREAT, LOCK_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the only descriptor releases the lock
