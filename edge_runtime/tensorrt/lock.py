@@ -23,10 +23,9 @@ def lock_path(engine: str | Path) -> Path:
 
 def remove_idle_lock(engine: Path) -> None:
     """Delete the lock file of a pruned engine unless a process holds it (one building that engine
-    now keeps it). A process that opened it just before may still lock the unlinked file while
-    another creates a new one: both then build, and the atomic writes keep one whole engine. A lock
-    this user may not open or delete (another user's, in a shared cache) counts as held: it stays,
-    and pruning goes on."""
+    now keeps it). A process that opened it just before and then locks the deleted file takes the
+    lock again on the file there now (:func:`engine_lock`). A lock this user may not open or delete
+    (another user's, in a shared cache) counts as held: it stays, and pruning goes on."""
     lock = lock_path(engine)
     try:
         fd = os.open(lock, os.O_RDONLY)
@@ -50,13 +49,40 @@ def engine_lock(path: str | Path) -> Iterator[None]:
     overwrite each other's files; the second waits, then finds the engine and loads it. flock
     is released by the kernel when the holder dies, so a killed build never blocks the next.
     The lock file is opened read-only: the service user and an operator share one cache, and
-    whoever created the file, the other can still take the lock."""
+    whoever created the file, the other can still take the lock. A lock file deleted while this
+    process waited for it (its engine pruned) is no lock: it is taken again on the file at that path
+    now, which the next process opens too."""
     lock = lock_path(path)
     lock.parent.mkdir(parents=True, exist_ok=True)
-    # read-only: flock needs no write access, so a lock file another user created (0644) is taken too
-    fd = os.open(lock, os.O_RDONLY | os.O_CREAT, LOCK_MODE)
+    fd = _lock_file(lock)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # closing the only descriptor releases the lock
+
+
+def _lock_file(lock: Path) -> int:
+    """A descriptor of the file at ``lock`` (created if missing), holding its flock."""
+    while True:
+        # read-only: flock needs no write access, so a lock file another user created (0644) is taken too
+        fd = os.open(lock, os.O_RDONLY | os.O_CREAT, LOCK_MODE)
+        held = False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            # deleted while this process waited: another may hold the file at that path now
+            held = _is_at(fd, lock)
+        finally:
+            if not held:
+                os.close(fd)
+        if held:
+            return fd
+
+
+def _is_at(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is the file at ``path`` now (not deleted or replaced)."""
+    try:
+        there = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (there.st_dev, there.st_ino) == (held.st_dev, held.st_ino)
