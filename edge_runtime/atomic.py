@@ -11,6 +11,11 @@ prints it as one line ``PATH: REASON``), never the hidden temp file.
 byte writer; a failure is one line naming ``path`` (an InputError when the array cannot be encoded,
 an OSError when the file cannot be written).
 
+``hidden_file_pattern(path)`` matches the names of those hidden temp files of ``path`` and nothing
+else: one is left behind only when its writer died before the rename (a signal whose default action
+ends the process, a power cut), and a caller that knows no writer of ``path`` is running (one holding
+its lock) may remove it.
+
 ``same_file(a, b)`` tells whether two paths name one file (through links too): the commands use
 it to refuse an output that would overwrite one of their inputs. ``check_creatable(path, label)``
 refuses, before a long run, a new output whose nearest existing folder is a file or not writable;
@@ -22,6 +27,7 @@ from __future__ import annotations
 import csv
 import errno
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +44,9 @@ from edge_runtime.stop_signals import signals_held
 # file system's name limit for the rest.
 HIDDEN_NAME_EXTRA_BYTES = 48
 FILE_MODE = 0o644  # mkstemp creates 0600; outputs are shared with the team and the service user
+HIDDEN_SUFFIX = ".tmp"
+# mkstemp's random part of a name: 8 characters of a-z, 0-9 and _ (CPython's tempfile)
+HIDDEN_RANDOM = r"[a-z0-9_]{8}"
 
 
 @contextmanager
@@ -76,11 +85,17 @@ def _hidden_file(path: Path) -> str:
     """A new empty hidden file beside ``path`` (``.NAME.<random>.tmp``), closed; its path. An OSError
     names ``path`` (a read-only file system, no permission)."""
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=HIDDEN_SUFFIX, dir=path.parent)
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     os.close(fd)
     return name
+
+
+def hidden_file_pattern(path: str | Path) -> re.Pattern[str]:
+    """The names :func:`atomic_path` gives the hidden temp files of ``path`` (``.NAME.<random>.tmp``),
+    to ``fullmatch`` against a file name in ``path``'s folder."""
+    return re.compile(rf"\.{re.escape(Path(path).name)}\.{HIDDEN_RANDOM}{re.escape(HIDDEN_SUFFIX)}")
 
 
 def _check_target(path: Path) -> None:

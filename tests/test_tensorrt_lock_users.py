@@ -150,3 +150,15 @@ def test_in_a_sticky_folder_this_users_engine_is_left_and_the_build_succeeds(sha
     assert result["pruned"] == []
     assert old.is_file() and manifest_path(old).is_file() and lock_path(old).is_file()
     assert (cache / result["engine"]).is_file()
+
+
+def test_a_leftover_the_other_user_may_not_delete_is_left_and_the_build_succeeds(shared):
+    """The temp file a stopped build of this user left (in a sticky folder, its owner's alone to
+    delete) stays when the other user takes that engine's lock, with a warning, and the build goes on."""
+    model, cache = shared
+    cache.chmod(STICKY_DIR_MODE)
+    engine = plan_engine(model, cache, "fp32", TRT_NEW, ORIN).path
+    leftover = cache / f".{engine.name}.abcdefgh.tmp"  # the atomic writer's name for a temp file of it
+    leftover.write_bytes(b"part of a plan")
+    result = as_other_user("build", model, cache, TRT_NEW)
+    assert result["engine"] == engine.name and engine.is_file() and leftover.is_file()

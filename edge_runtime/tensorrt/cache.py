@@ -11,6 +11,9 @@ Layout of a cache directory (e.g. systemd's ``CacheDirectory=sonomap`` -> /var/c
 - ``<...>.engine.lock``: an empty file that :func:`~edge_runtime.tensorrt.lock.engine_lock`
   holds (``flock``) while one process checks, builds and writes that engine; kept while its
   engine is, and deleted with a pruned engine only when no process holds it;
+- ``.<...>.engine.<random>.tmp``, ``.<...>.engine.yaml.<random>.tmp``: a plan or manifest being
+  written (below); one that a killed writer left is removed by the next process that takes that
+  engine's lock (:func:`~edge_runtime.tensorrt.lock.remove_leftovers`);
 - ``timing-trt<version>-<gpu>-sm<cc>.cache``: the builder's timing cache, one per
   TensorRT version and GPU (its contents are only valid there), kept between builds.
 

@@ -3,15 +3,30 @@
 Input: an engine's path in the cache. Files: ``<engine>.lock`` beside it, an empty file that
 :func:`engine_lock` holds (``flock``); it stays while its engine does, and :func:`remove_idle_lock`
 deletes it with a pruned engine only when no process holds it.
+
+The plan (hundreds of MB) and its manifest are each written to a hidden temp file beside them and
+renamed (:func:`edge_runtime.atomic.atomic_path`). The commands that build keep SIGTERM's default
+action (a Python handler would wait for the native build), so a writer stopped that way, killed or
+cut off by a power loss leaves its temp file behind, which nothing else would ever remove. While a
+process holds an engine's lock no other process writes that engine or its manifest, so on taking
+the lock it removes their hidden temp files (``.<engine>.<random>.tmp``,
+``.<engine>.yaml.<random>.tmp``), logging each by file name. Another engine's, the timing cache's
+(shared by every engine, not covered by one engine's lock) and any other name are left.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from edge_runtime.atomic import hidden_file_pattern
+from edge_runtime.manifest import manifest_path
+
+log = logging.getLogger("sonomap.tensorrt")
 
 LOCK_SUFFIX = ".lock"
 LOCK_MODE = 0o644  # like the cache files: the service user and an operator's CLI share the cache
@@ -51,11 +66,13 @@ def engine_lock(path: str | Path) -> Iterator[None]:
     The lock file is opened read-only: the service user and an operator share one cache, and
     whoever created the file, the other can still take the lock. A lock file deleted while this
     process waited for it (its engine pruned) is no lock: it is taken again on the file at that path
-    now, which the next process opens too."""
+    now, which the next process opens too. Once held, the temp files a killed writer of this engine
+    left are removed (:func:`remove_leftovers`)."""
     lock = lock_path(path)
     lock.parent.mkdir(parents=True, exist_ok=True)
     fd = _lock_file(lock)
     try:
+        remove_leftovers(path)
         yield
     finally:
         os.close(fd)  # closing the only descriptor releases the lock
@@ -86,3 +103,31 @@ def _is_at(fd: int, path: Path) -> bool:
         return False
     held = os.fstat(fd)
     return (there.st_dev, there.st_ino) == (held.st_dev, held.st_ino)
+
+
+def remove_leftovers(engine: str | Path) -> list[Path]:
+    """Remove the hidden temp files of ``engine``'s plan and manifest; the caller holds the engine's
+    lock, so no writer is running and each is a killed writer's. Returns those removed. One this user
+    may not delete (another user's, in a sticky folder; a read-only cache) stays, with a warning: no
+    build fails for it."""
+    removed = []
+    for leftover in _leftovers(Path(engine)):
+        try:
+            leftover.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("cannot remove %s, left by a build that was stopped: %s", leftover.name, exc.strerror)
+            continue
+        log.warning("removed %s, left by a build that was stopped", leftover.name)
+        removed.append(leftover)
+    return removed
+
+
+def _leftovers(engine: Path) -> list[Path]:
+    """The hidden temp files of ``engine``'s plan and manifest beside it (plain files only)."""
+    patterns = (hidden_file_pattern(engine), hidden_file_pattern(manifest_path(engine)))
+    with os.scandir(engine.parent) as entries:
+        return [
+            Path(entry.path)
+            for entry in entries
+            if entry.is_file(follow_symlinks=False) and any(p.fullmatch(entry.name) for p in patterns)
+        ]
