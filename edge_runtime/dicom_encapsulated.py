@@ -38,11 +38,13 @@ ITEM = struct.Struct("<HHL")  # an item's or the sequence delimiter's tag, then 
 ITEM_TAG = (0xFFFE, 0xE000)
 SEQUENCE_END_TAG = (0xFFFE, 0xE0DD)
 OFFSET_BYTES = 4  # each Basic Offset Table entry is a 32-bit offset
-# The markers a frame of the JPEG family begins with: SOI for JPEG and JPEG-LS, SOC for a JPEG 2000 or
-# HTJ2K codestream. Entropy-coded data never holds them (an FF byte there is followed by 00 or a restart
-# marker in JPEG, by a byte below 90 in JPEG 2000): a fragment that begins with one begins a frame, and
-# a fragment that ends with END_OF_IMAGE ends one.
-JPEG_SOI, J2K_SOC = b"\xff\xd8", b"\xff\x4f"
+# The markers a frame of the JPEG family begins with: SOI for JPEG and JPEG-LS; for a JPEG 2000 or HTJ2K
+# codestream SOC and then SIZ, which must follow it (ISO/IEC 15444-1 A.4). SOC alone is no sign: JPEG 2000's
+# packet data may hold its two bytes (an FF byte there is followed by a byte below 90), so a fragment split
+# there would be taken for a new frame. JPEG's and JPEG-LS's entropy-coded data never hold SOI (an FF byte
+# there is followed by 00, a restart marker or a byte below 80), nor any of them END_OF_IMAGE: a fragment
+# that begins with the start marker begins a frame, and a fragment that ends with END_OF_IMAGE ends one.
+JPEG_SOI, J2K_SOC_SIZ = b"\xff\xd8", b"\xff\x4f\xff\x51"
 END_OF_IMAGE = b"\xff\xd9"  # JPEG's EOI and JPEG 2000's EOC alike
 END_MARKER_TAIL = 10  # the last bytes of a frame searched for it, past the padding (as pydicom searches)
 # The frames a whole file holds when fewer than it declares, kept on its dataset as a Python attribute (no
@@ -170,7 +172,7 @@ def _start_marker(syntax: str) -> bytes | None:
 
     if syntax in uid.JPEGTransferSyntaxes or syntax in uid.JPEGLSTransferSyntaxes:
         return JPEG_SOI
-    return J2K_SOC if syntax in uid.JPEG2000TransferSyntaxes else None
+    return J2K_SOC_SIZ if syntax in uid.JPEG2000TransferSyntaxes else None
 
 
 def _by_offsets(items: Items, declared: int, start: bytes | None) -> list[bytes]:
