@@ -6,7 +6,8 @@ train, pretrain, evaluate, calibrate...): exit 143, no traceback, and a last lin
   the command wrote);
 - :func:`sigterm_at_write`: signalled while it is about to write an atomic output's hidden temp file,
   a moment too short to catch from outside: an audit hook in the child (Python's own log of every
-  ``open()``, not a wrapper) stops it there until the signal comes.
+  ``open()``, not a wrapper) stops it there until the signal comes;
+- :func:`sigterm_at_event`: the same at another of Python's audit events on a file (``os.chmod``...).
 """
 
 from __future__ import annotations
@@ -21,20 +22,23 @@ from pathlib import Path
 EXIT_SIGTERM = 143  # 128 + SIGTERM, as a shell reports a command the signal ended
 WAIT_S = 120
 POLL_S = 0.005
-# the child: `sonomap ARGS`, which, on opening for writing a file whose name matches PATTERN, creates
-# READY and sleeps (WAIT_S at most) until a signal ends the sleep; the signal's handler runs there
-PAUSE_AT_WRITE = f"""
+# the child: `sonomap ARGS`, which, on the audit event EVENT for a file whose name matches PATTERN (for
+# "open", opened for writing), creates READY and sleeps (WAIT_S at most) until a signal ends the sleep; the
+# signal's handler runs there
+PAUSE_AT_EVENT = f"""
 import fnmatch, os, sys, time
-pattern, ready = sys.argv[1], sys.argv[2]
+wanted, pattern, ready = sys.argv[1:4]
 def hook(event, args):
-    if event != "open" or not isinstance(args[0], (str, bytes, os.PathLike)):
+    if event != wanted or not args or not isinstance(args[0], (str, bytes, os.PathLike)):
         return
-    if isinstance(args[1], str) and "w" in args[1] and fnmatch.fnmatch(os.path.basename(os.fsdecode(args[0])), pattern):
+    if event == "open" and not (isinstance(args[1], str) and "w" in args[1]):
+        return
+    if fnmatch.fnmatch(os.path.basename(os.fsdecode(args[0])), pattern):
         open(ready, "x").close()
         time.sleep({WAIT_S})
 sys.addaudithook(hook)
 from edge_runtime.cli import main
-sys.exit(main(sys.argv[3:]))
+sys.exit(main(sys.argv[4:]))
 """
 
 
@@ -48,7 +52,14 @@ def sigterm_at_write(args: list, pattern: str, ready: Path, cwd=None) -> str:
     """Run ``sonomap ARGS`` in a new interpreter, send it SIGTERM when it opens for writing a file whose
     name matches the glob ``pattern`` (e.g. ``.NAME.*.tmp``, the atomic writer's temp file of NAME),
     and return its stderr. ``ready``: a new file the child creates at that moment."""
-    child = [sys.executable, "-c", PAUSE_AT_WRITE, pattern, str(ready), *map(str, args)]
+    return sigterm_at_event(args, "open", pattern, ready, cwd)
+
+
+def sigterm_at_event(args: list, event: str, pattern: str, ready: Path, cwd=None) -> str:
+    """Run ``sonomap ARGS`` in a new interpreter, send it SIGTERM at Python's audit event ``event`` (e.g.
+    ``os.chmod``; ``open`` counts only an open for writing) for a file whose name matches the glob
+    ``pattern``, and return its stderr. ``ready``: a new file the child creates at that moment."""
+    child = [sys.executable, "-c", PAUSE_AT_EVENT, event, pattern, str(ready), *map(str, args)]
     return _stopped(child, args[0], Path(ready).exists, cwd)
 
 

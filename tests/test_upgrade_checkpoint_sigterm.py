@@ -2,11 +2,12 @@
 saying so, exit 143 (128 + SIGTERM), the new checkpoint's hidden temp file removed, and the original
 checkpoint and its manifest as they were, byte for byte, with no backup left to block the rerun. A real
 process and a real signal, sent as it starts writing the new checkpoint's temp file
-(tests/sigterm_stop.py `sigterm_at_write`)."""
+(tests/sigterm_stop.py `sigterm_at_write`), or as it gives the backup the original's mode, the last step
+of writing it (`sigterm_at_event`)."""
 
 from __future__ import annotations
 
-from sigterm_stop import sigterm_at_write
+from sigterm_stop import sigterm_at_event, sigterm_at_write
 from test_upgrade_checkpoint_writes import old_checkpoint, tree
 
 from edge_runtime.cli import main as sonomap
@@ -23,5 +24,19 @@ def test_sigterm_stops_an_in_place_upgrade_and_keeps_the_original(tmp_path):
     # best.pt and its manifest byte for byte, no hidden temp file, and no backup: the original was never
     # replaced, and a backup left would make the rerun refuse to write over it
     assert tree(folder) == before
+    assert sonomap(["upgrade-checkpoint", str(best), "--trust-checkpoint"]) == 0
+    assert (folder / f"{best.name}.orig").read_bytes() == before[best.name]
+
+
+def test_sigterm_while_the_backup_is_written_leaves_no_backup(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    best = old_checkpoint(folder / "best.pt")
+    before = tree(folder)
+    args = ["upgrade-checkpoint", best, "--trust-checkpoint"]
+    # shutil.copystat's chmod of best.pt.orig: the backup's bytes are on disk, the original not yet replaced
+    stderr = sigterm_at_event(args, "os.chmod", f"{best.name}.orig", tmp_path / "writing")
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert tree(folder) == before  # no backup left to block the rerun
     assert sonomap(["upgrade-checkpoint", str(best), "--trust-checkpoint"]) == 0
     assert (folder / f"{best.name}.orig").read_bytes() == before[best.name]

@@ -95,8 +95,8 @@ def upgrade_checkpoint(path: Path, target: Path, data: bytes, in_place: bool) ->
     # the manifest beside it is checked against the old file's sha256, then re-signed for the new one
     manifest = checked_manifest(path, data) if manifest_path(path).is_file() else None
     if in_place:
-        write_backup(path, data)
         original = os.stat(path)
+        write_backup(path, data)  # removes its own file when stopped: nothing runs between it and the try
     try:
         save_checkpoint(payload, target, manifest)  # the checkpoint and its manifest renamed back to back
     except BaseException:  # a full disk, Ctrl-C, SIGTERM: the error goes on, after the backup is judged
@@ -135,7 +135,8 @@ def refuse_backup_clash(path: Path) -> None:
 def write_backup(path: Path, data: bytes) -> None:
     """``FILE.orig``: the very bytes that were converted, created exclusively (never over a file that
     appeared meanwhile) and flushed to disk before the original is replaced. A backup that cannot be
-    written whole (a full disk) is removed again, and the original is left as it was."""
+    written whole (a full disk), or whose writing is stopped (Ctrl-C, SIGTERM), is removed again, and
+    the original is left as it was."""
     backup = backup_path(path)
     try:
         file = open(backup, "xb")
@@ -147,12 +148,15 @@ def write_backup(path: Path, data: bytes) -> None:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
+        shutil.copystat(path, backup)  # the original's times and mode, as a copy would keep them
     except OSError as exc:
         backup.unlink(missing_ok=True)
         raise OSError(
             exc.errno, f"{exc.strerror or exc} (writing the backup; {path} is unchanged)", str(backup)
         ) from exc
-    shutil.copystat(path, backup)  # the original's times and mode, as a copy would keep them
+    except BaseException:  # stopped: the original was never replaced, and a backup left would block the rerun
+        backup.unlink(missing_ok=True)
+        raise
 
 
 def checked_manifest(path: Path, data: bytes) -> Manifest:
