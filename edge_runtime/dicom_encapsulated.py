@@ -5,9 +5,9 @@ fragments of the frames' compressed data, then a sequence delimiter. A frame is 
 
 - by the Basic Offset Table, when it lists every declared frame: frame i is the fragments from its
   offset up to the next frame's. It is whole when its last fragment ends exactly where the next
-  frame's offset begins; the last listed frame, when the sequence ends after it or (JPEG family) its
-  last fragment ends with the end-of-image marker (a file cut between its fragments has no end, and
-  more of them may be missing);
+  frame's offset begins; the last listed frame, when the sequence ends after it, or (JPEG family) its
+  last fragment ends with the end-of-image marker, or (RLE, whose every frame is one fragment) it is
+  one whole fragment (a file cut between its fragments has no end, and more of them may be missing);
 - otherwise (no table, or one listing fewer frames than declared, which is malformed), for the JPEG
   family by its markers: a frame begins at a fragment that begins with the start-of-image marker, and
   the last one found is whole when the sequence ends after it or its last fragment ends with the
@@ -97,7 +97,7 @@ def locate_frames(items: Items, syntax: str, declared: int, where: str) -> list[
     at most ``declared``. InputError naming ``where`` when the frames cannot be located."""
     start = _start_marker(syntax)
     if len(items.listed) >= declared:
-        return _by_offsets(items, declared, start)
+        return _by_offsets(items, declared, start, syntax == _rle())
     if start is not None and items.fragments and items.fragments[0].startswith(start):
         return _by_markers(items, start)[:declared]
     if len(items.fragments) > declared:
@@ -175,10 +175,11 @@ def _start_marker(syntax: str) -> bytes | None:
     return J2K_SOC_SIZ if syntax in uid.JPEG2000TransferSyntaxes else None
 
 
-def _by_offsets(items: Items, declared: int, start: bytes | None) -> list[bytes]:
+def _by_offsets(items: Items, declared: int, start: bytes | None, one_fragment: bool) -> list[bytes]:
     """The whole frames the Basic Offset Table of ``items`` lists: each one's fragments end exactly
     where the next frame's offset begins; the last one's, where the sequence ends, or (a value cut
-    short, of a syntax whose frames begin with ``start``) with the end-of-image marker."""
+    short) with the end-of-image marker, for a syntax whose frames begin with ``start``, or in one
+    fragment, for a syntax whose frames are ``one_fragment`` each."""
     bounds = {*items.starts, items.end}
     frames = []
     for i, begin in enumerate(items.listed[:declared]):
@@ -186,11 +187,20 @@ def _by_offsets(items: Items, declared: int, start: bytes | None) -> list[bytes]
         stop = items.end if last else items.listed[i + 1]
         if stop not in bounds:
             break
-        frame = b"".join(items.fragments[bisect_left(items.starts, begin) : bisect_left(items.starts, stop)])
-        if last and not items.ended and not (start is not None and END_OF_IMAGE in frame[-END_MARKER_TAIL:]):
-            break  # cut between its fragments, or after them: whole only when it ends an image
+        pieces = items.fragments[bisect_left(items.starts, begin) : bisect_left(items.starts, stop)]
+        frame = b"".join(pieces)
+        ends_image = start is not None and END_OF_IMAGE in frame[-END_MARKER_TAIL:]
+        if last and not items.ended and not ends_image and not (one_fragment and len(pieces) == 1):
+            break  # cut between its fragments, or after them: whole only when it ends an image or is one
         frames.append(frame)
     return frames
+
+
+def _rle() -> str:
+    """RLE Lossless, whose every frame is one fragment (PS3.5 A.4.2)."""
+    from pydicom.uid import RLELossless  # deferred: the optional [dicom] extra
+
+    return RLELossless
 
 
 def _by_markers(items: Items, start: bytes) -> list[bytes]:

@@ -151,6 +151,25 @@ def _rle_cine(frames: int = 4) -> tuple:
     return ds, list(generate_frames(ds.PixelData, number_of_frames=frames))
 
 
+def test_an_rle_cine_with_a_table_cut_just_before_its_sequence_delimiter_plays_every_frame(tmp_path):
+    """RLE has no end-of-image marker, but each of its frames is one fragment (PS3.5 A.4.2): the last
+    listed frame's one fragment is there whole, so that frame is whole, as it is in the same file
+    without an offset table."""
+    ds, frames = _rle_cine()
+    ds.PixelData = encapsulate(frames, has_bot=True)
+    path = tmp_path / "whole.dcm"
+    ds.save_as(str(path))
+    whole = read_dicom(path, "whole.dcm")
+    data = path.read_bytes()
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(data[: data.rindex(b"\xfe\xff\xdd\xe0")])  # the sequence delimiter's tag (FFFE,E0DD)
+    got = read_dicom(cut, "cut.dcm")
+    for i in range(len(frames)):
+        assert np.array_equal(
+            dicom_pixels(got, f"cut.dcm frame {i}", i), dicom_pixels(whole, "whole.dcm", i)
+        ), i
+
+
 def test_a_cut_file_whose_frames_cannot_be_located_without_a_table_says_so(tmp_path):
     """RLE frames carry no marker that begins a frame: in two fragments each without an offset table,
     the fragments before the cut outnumber the frames, so which belong together cannot be told."""
