@@ -22,6 +22,7 @@ from edge_runtime.live_stats import EVENTS
 from edge_runtime.sinks.mp4_file import unfinished
 from edge_runtime.sources import synthetic
 from edge_runtime.sources.frame_size import MAX_FRAME_PIXELS, MAX_FRAME_SIDE, too_large
+from edge_runtime.stop_signals import sigterm_stops
 from edge_runtime.units import DEFAULT_FPS
 
 CLIP_SUFFIX = ".mp4"  # the writer makes H.264 MP4 whatever the name says
@@ -158,7 +159,9 @@ def register(sub) -> None:
         help="burn this patient line (name, ID, birth date) into the "
         "screen above the image, as scanners do, to check de-identification (its box goes in the .json)",
     )
-    p.set_defaults(func=cmd_make_clip)
+    # SIGTERM as Ctrl-C: frames are drawn in this thread, and write_clip's stop closes the encoder's
+    # thread and deletes the short clip's hidden file, an earlier clip and its .json kept
+    p.set_defaults(func=sigterm_stops(cmd_make_clip))
 
     p = sub.add_parser(
         "bench",
