@@ -76,7 +76,7 @@ def _stopped(command: list[str], name: str, ready: Callable[[], bool], cwd) -> s
     proc.send_signal(signal.SIGTERM)
     _stdout, stderr = proc.communicate(timeout=WAIT_S)
     assert proc.returncode == EXIT_SIGTERM, (proc.returncode, stderr[-2000:])
-    assert "Traceback" not in stderr
+    assert "Traceback" not in stderr, stderr
     last = stderr.strip().splitlines()[-1]
     assert last.startswith(f"sonomap {name}: stopped by SIGTERM; what it had already written"), last
     return stderr
