@@ -9,9 +9,10 @@
   and the CLI exits with status 143 (128 + SIGTERM, as a shell reports a command the signal ended;
   Ctrl-C: 130).
 - :func:`signals_held`: a block of renames that must all happen or none (a checkpoint and its
-  manifest, an export's model and manifest, a registered case's four outputs, a report's files) runs
-  with SIGINT and SIGTERM held, and a stop that came meanwhile acts when the block ends, as it would
-  have acted before (Ctrl-C's KeyboardInterrupt, SIGTERM-as-Ctrl-C, or the default action).
+  manifest, an export's model and manifest, a registered case's four outputs, a report's files), or
+  a worker process's start (bench-train's: a stop inside would leave it half started and unknown),
+  runs with SIGINT and SIGTERM held, and a stop that came meanwhile acts when the block ends, as it
+  would have acted before (Ctrl-C's KeyboardInterrupt, SIGTERM-as-Ctrl-C, or the default action).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Both variants train the *same* model (config arch), on the same train split, batch size,
 input size and machine, for ``iters`` timed iterations after ``warmup``; each runs in its own
-spawned process so peak memory (CPU: max RSS; CUDA: max allocated) is its own.
+spawned process (:mod:`training.bench_process`, which ends it with a stop) so peak memory (CPU: max
+RSS; CUDA: max allocated) is its own.
 
 - ``reference``: torchvision ``references/segmentation`` style: PIL images decoded from disk in
   ``__getitem__``, RandomResize(0.5-2.0 x size) + RandomHorizontalFlip + RandomCrop(pad 0/255) +
@@ -16,7 +17,6 @@ Output: images/s and peak memory of each, and the ratios sonomap / reference.
 from __future__ import annotations
 
 import multiprocessing as mp
-import queue as queues
 import random
 import resource
 import time
@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from edge_runtime.errors import ConfigError, SonomapError
 from edge_runtime.manifest import sha256_file
+from training.bench_process import run_worker
 from training.config import load_config, use_cpu_bf16
 from training.data import IGNORE_INDEX, read_cases, select_split
 from training.dataset import SegDataset
@@ -41,7 +42,6 @@ from training.run_setup import lone_sample_error, pooled_batchnorms
 
 KIB = 1024.0
 RESIZE_RANGE = (0.5, 2.0)  # torchvision reference: RandomResize(0.5 x base, 2.0 x base)
-WORKER_POLL_S = 1.0  # how often the parent checks that a silent worker is still alive
 ROUNDS = 3  # alternate reference/sonomap; report each variant's median round (shared CPUs are noisy)
 
 
@@ -231,20 +231,6 @@ def _worker(variant: str, config: str, data: str, iters: int, warmup: int, devic
     queue.put({"images_per_s": images / seconds, "peak_mib": peak, "images": images, "seconds": seconds})
 
 
-def _result(proc, queue, variant: str) -> dict:
-    """The worker's result; never waits forever on a worker that died without one."""
-    while True:
-        alive = proc.is_alive()  # read before waiting: a result sent just before exit is still collected
-        try:
-            return queue.get(timeout=WORKER_POLL_S)
-        except queues.Empty:
-            if not alive:
-                raise SonomapError(
-                    f"bench-train: the {variant} worker exited (code {proc.exitcode}) "
-                    "without a result; see its error above"
-                ) from None
-
-
 def bench_train(
     config: str, data: str, iters: int = 10, warmup: int = 2, device: str = "auto", rounds: int = ROUNDS
 ) -> dict:
@@ -264,11 +250,8 @@ def bench_train(
     results: dict[str, list[dict]] = {"reference": [], "sonomap": []}
     for _ in range(rounds):
         for variant in ("reference", "sonomap"):
-            queue = ctx.Queue()
-            proc = ctx.Process(target=_worker, args=(variant, config, data, iters, warmup, device, queue))
-            proc.start()
-            results[variant].append(_result(proc, queue, variant))
-            proc.join()
+            args = (config, data, iters, warmup, device)
+            results[variant].append(run_worker(ctx, _worker, variant, args))
     best = {
         v: {k: float(np.median([x[k] for x in r])) for k in ("images_per_s", "peak_mib")}
         for v, r in results.items()

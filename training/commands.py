@@ -95,4 +95,4 @@ def register(sub) -> None:
     )
     p.add_argument("--json", default=None, help="also write the full result as JSON")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.set_defaults(func=_bench_train)
+    p.set_defaults(func=sigterm_stops(_bench_train))
