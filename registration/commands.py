@@ -255,7 +255,9 @@ def register(sub) -> None:
         help="simulate with every lab phenomenon (simulate-biopsy --lab) and print the lab targets, "
         "the linear-mapping floor and the per-phenomenon breakdown",
     )
-    p.set_defaults(func=_bench)
+    # SIGTERM as Ctrl-C: the cases are simulated and registered in this thread, and the temp folder
+    # (no --work) is removed; --lab's peak-memory `register` child is killed and reaped on the way out
+    p.set_defaults(func=sigterm_stops(_bench))
 
     p = sub.add_parser(
         "bench-slides",
@@ -274,6 +276,9 @@ def register(sub) -> None:
         help=f"level-0 width in pixels, {MIN_BENCH_WIDTH}-{MAX_BENCH_WIDTH} (default 40000)",
     )
     p.add_argument("--repeats", type=cli_args.at_least(1), default=3, help="runs per reader (default 3)")
+    # SIGTERM keeps its default action: a stop taken here would leave the `sonomap register` child
+    # that is being timed running (its wait4 is interrupted and nothing stops it), writing into --work
+    # or into the temp folder the stop removes under it
     p.set_defaults(func=_bench_slides)
 
     sim_commands.register(sub)
