@@ -196,4 +196,8 @@ def register(sub) -> None:
     )
     add_model_options(p)  # no --summary/--save-masks/--record-raw: the bench writes only --json
     add_capture_options(p)
+    # SIGTERM keeps its default action: where the backend is TensorRT (`auto` where it is installed),
+    # its engine is built in native code on the backend's own thread for minutes, and a stop taken here
+    # would unwind past that build and exit under it (export tensorrt keeps the default for the same
+    # build); --json is written last, atomically, so a killed bench leaves an earlier report whole
     p.set_defaults(func=cmd_bench)

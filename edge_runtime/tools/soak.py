@@ -96,6 +96,9 @@ def register(sub) -> None:
         help="allowed RSS growth (0.02 = 2%%)",
     )
     p.add_argument("--json", help="write the report (with the RSS trace) as JSON")
+    # SIGTERM keeps its default action, as bench's: where the backend is TensorRT (`auto` where it is
+    # installed), its engine is built in native code on a thread of its own for minutes, and a stop taken
+    # in the main thread would unwind past that build and exit under it; --json is written last, atomically
     p.set_defaults(func=cmd_soak)
 
 
