@@ -159,8 +159,8 @@ def register(sub) -> None:
         help="burn this patient line (name, ID, birth date) into the "
         "screen above the image, as scanners do, to check de-identification (its box goes in the .json)",
     )
-    # SIGTERM as Ctrl-C: frames are drawn in this thread, and write_clip's stop closes the encoder's
-    # thread and deletes the short clip's hidden file, an earlier clip and its .json kept
+    # SIGTERM as Ctrl-C: frames are drawn in this thread, and a stop in write_clip ends the encoder's
+    # thread and fails the short clip, so an earlier clip and its .json stay and no hidden file is left
     p.set_defaults(func=sigterm_stops(cmd_make_clip))
 
     p = sub.add_parser(
