@@ -74,3 +74,23 @@ def test_bench_measures_capture_to_display_on_a_file_given_as_source(tmp_path):
     live = json.loads(report_path.read_text())["live"]
     assert live["latency_ms"]["capture_to_display"]["n"] > 0
     assert any(line.startswith("live capture-to-display p99 ") for line in out.stdout.splitlines())
+
+
+def test_bench_removes_its_scratch_folder(tmp_path):
+    # each round writes its clips (the synthetic input, naive, pipeline) to a scratch folder: MB a run
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    sonomap(
+        "bench",
+        "--model",
+        dark_onnx(),
+        "--frames",
+        2,
+        "--rounds",
+        1,
+        "--live-seconds",
+        0,
+        env={"TMPDIR": str(scratch)},
+    )
+    # sonomap's own only: importing ONNX Runtime leaves a `.ses` file of its own in the temp folder
+    assert [p.name for p in scratch.iterdir() if p.name.startswith("sonomap-")] == []

@@ -68,6 +68,13 @@ def live_measurement(config, source: str | None, seconds: float) -> tuple[dict |
 
 
 def run_bench(args) -> dict:
+    """The measurements of ``args`` (see module docstring), printed and returned; the clips the rounds
+    write go to a scratch folder removed at the end, whatever the outcome (a clip a round, in MB)."""
+    with tempfile.TemporaryDirectory(prefix="sonomap-bench-") as scratch:
+        return _measure(args, Path(scratch))
+
+
+def _measure(args, work: Path) -> dict:
     config = cfg.merge(
         cfg.load_config(args.config),
         {
@@ -78,7 +85,6 @@ def run_bench(args) -> dict:
     )
     model = cfg.resolve_model(config)
     manifest = load_manifest(model)
-    work = Path(tempfile.mkdtemp(prefix="sonomap-bench-"))
     clip = args.input
     if clip is None:
         clip = str(work / "clip.mp4")
