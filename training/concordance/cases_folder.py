@@ -13,14 +13,16 @@ cases folder (:func:`skip_entry`).
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
+from edge_runtime.batch_report import last_batch
 from edge_runtime.biopsy.study_id import without_case_folder
 from edge_runtime.case_split import CASES_CSV, read_cases_csv
 from edge_runtime.errors import InputError, SonomapError
 from edge_runtime.yamlfile import read_yaml_mapping
 from training.concordance.case_ids import case_id_of, shared_ids
-from training.concordance.cores import Core, load_core, read_last_batch
+from training.concordance.cores import Core, load_core
 
 CASES_LABEL = "CASES"  # how outputs name the cases folder given: never by its name (public_reason)
 
@@ -44,14 +46,15 @@ def load_cores(cases_dir: str | Path, dataset: str | Path) -> tuple[list[Core], 
         raise InputError(f"{dataset}: no registration/ folder (the output of `sonomap register-batch`)")
     cores, skipped = [], []
     patients = dataset_patients(dataset)
-    last = read_last_batch(dataset)  # once for the run, whichever cores it explains
+    # read when a first core is missing from the dataset's images, then kept for every other one
+    last_of = functools.cache(functools.partial(last_batch, dataset))
     found = find_case_files(cases_dir)
     shared = shared_ids(found, case_id_of)  # a copied case folder: one registration, scored once per copy
     for position, case_yaml in enumerate(found, start=1):
         try:
             if case_yaml in shared:
                 raise InputError(f"{case_yaml}: {shared[case_yaml]}")
-            core = load_core(case_yaml, dataset, last)
+            core = load_core(case_yaml, dataset, last_of)
         except SonomapError as exc:
             skipped.append(skip_entry(exc, case_yaml, f"case {position} of {len(found)}", cases_dir, dataset))
             continue

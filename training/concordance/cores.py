@@ -24,13 +24,14 @@ which the report lists for the skipped case.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from edge_runtime.batch_report import BATCH_REPORT, LastBatch, last_batch
+from edge_runtime.batch_report import BATCH_REPORT, LastBatch
 from edge_runtime.case_report import (
     REPORT,
     changed_reason,
@@ -133,23 +134,14 @@ def _report(path: Path, case_yaml: Path, case: dict) -> dict:
     return report
 
 
-def read_last_batch(dataset: Path) -> LastBatch | InputError:
-    """The last register-batch run's record in ``dataset`` (its batch_report.json,
-    edge_runtime/batch_report.py), or the InputError naming the file when it cannot be read. Read once
-    per concordance run and handed to every core (:func:`load_core`): only a core missing from the
-    dataset's images needs it, and that core's skip reason names a damaged file."""
-    try:
-        return last_batch(dataset)
-    except InputError as exc:
-        return exc
-
-
-def _why_not_in_dataset(dataset: Path, case_id: str, last: LastBatch | InputError) -> str:
+def _why_not_in_dataset(dataset: Path, case_id: str, last_of: Callable[[], LastBatch]) -> str:
     """Why the registered case ``case_id`` has no image in ``dataset``, by the last register-batch
-    run's record ``last`` (:func:`read_last_batch`), or why that is unknown (no batch_report.json, or
-    a damaged one, named)."""
-    if isinstance(last, InputError):
-        return f"{UNKNOWN_WHY}: {last}"
+    run's record that ``last_of()`` reads (edge_runtime/batch_report.py), or why that is unknown (no
+    batch_report.json, or a damaged one, named)."""
+    try:
+        last = last_of()
+    except InputError as exc:
+        return f"{UNKNOWN_WHY}: {exc}"
     if not last.found:
         return f"{UNKNOWN_WHY} without its {BATCH_REPORT} (register-batch writes it at the end of a run)"
     if case_id in last.failures:  # before held: a case registered again that failed keeps its old report
@@ -169,10 +161,11 @@ def _why_not_in_dataset(dataset: Path, case_id: str, last: LastBatch | InputErro
     )
 
 
-def load_core(case_yaml: Path, dataset: Path, last: LastBatch | InputError) -> Core:
+def load_core(case_yaml: Path, dataset: Path, last_of: Callable[[], LastBatch]) -> Core:
     """The :class:`Core` of one captured, registered case (case.yaml path, register-batch folder, and
-    that folder's last register-batch record from :func:`read_last_batch`); InputError naming what is
-    missing or why the core cannot be scored (no known pixel)."""
+    ``last_of``, which reads that folder's last register-batch record: called only for a core missing
+    from the dataset's images, so the caller reads it once a run by caching it); InputError naming what
+    is missing or why the core cannot be scored (no known pixel)."""
     where = str(case_yaml)
     case = read_yaml_mapping(case_yaml, "case file")
     case_id = case_id_of(case_yaml, case)
@@ -182,7 +175,9 @@ def load_core(case_yaml: Path, dataset: Path, last: LastBatch | InputError) -> C
     # before the report's inputs are checked: a case the last run took out has the reason in its
     # batch_report.json, not "changed since it was registered, run register-batch again"
     if not (dataset / "images" / f"{case_id}.png").is_file():
-        raise InputError(f"{where}: not in {dataset}/images: {_why_not_in_dataset(dataset, case_id, last)}")
+        raise InputError(
+            f"{where}: not in {dataset}/images: {_why_not_in_dataset(dataset, case_id, last_of)}"
+        )
     report = _report(reg / REPORT, case_yaml, case)
     capture = case.get("capture") if isinstance(case.get("capture"), dict) else {}
     pred = capture.get("prediction") if isinstance(capture.get("prediction"), dict) else None
