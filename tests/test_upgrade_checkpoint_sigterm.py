@@ -7,36 +7,34 @@ of writing it (`sigterm_at_event`)."""
 
 from __future__ import annotations
 
+import pytest
 from sigterm_stop import sigterm_at_event, sigterm_at_write
 from test_upgrade_checkpoint_writes import old_checkpoint, tree
 
 from edge_runtime.cli import main as sonomap
 
+# where the signal comes: as the new checkpoint's temp file is opened for writing; or at shutil.copystat's
+# chmod of best.pt.orig, when the backup's bytes are on disk and the original is not yet replaced
+STOPS = {
+    "writing the new checkpoint": lambda args, best, ready: sigterm_at_write(
+        args, f".{best.name}.*.tmp", ready
+    ),
+    "finishing the backup": lambda args, best, ready: sigterm_at_event(
+        args, "os.chmod", f"{best.name}.orig", ready
+    ),
+}
 
-def test_sigterm_stops_an_in_place_upgrade_and_keeps_the_original(tmp_path):
+
+@pytest.mark.parametrize("moment", STOPS)
+def test_sigterm_stops_an_in_place_upgrade_and_keeps_the_original_without_a_backup(tmp_path, moment):
     folder = tmp_path / "run"
     folder.mkdir()
     best = old_checkpoint(folder / "best.pt")
     before = tree(folder)
-    args = ["upgrade-checkpoint", best, "--trust-checkpoint"]
-    stderr = sigterm_at_write(args, f".{best.name}.*.tmp", tmp_path / "writing")
+    stderr = STOPS[moment](["upgrade-checkpoint", best, "--trust-checkpoint"], best, tmp_path / "writing")
     assert len(stderr.strip().splitlines()) == 1, stderr
     # best.pt and its manifest byte for byte, no hidden temp file, and no backup: the original was never
     # replaced, and a backup left would make the rerun refuse to write over it
     assert tree(folder) == before
-    assert sonomap(["upgrade-checkpoint", str(best), "--trust-checkpoint"]) == 0
-    assert (folder / f"{best.name}.orig").read_bytes() == before[best.name]
-
-
-def test_sigterm_while_the_backup_is_written_leaves_no_backup(tmp_path):
-    folder = tmp_path / "run"
-    folder.mkdir()
-    best = old_checkpoint(folder / "best.pt")
-    before = tree(folder)
-    args = ["upgrade-checkpoint", best, "--trust-checkpoint"]
-    # shutil.copystat's chmod of best.pt.orig: the backup's bytes are on disk, the original not yet replaced
-    stderr = sigterm_at_event(args, "os.chmod", f"{best.name}.orig", tmp_path / "writing")
-    assert len(stderr.strip().splitlines()) == 1, stderr
-    assert tree(folder) == before  # no backup left to block the rerun
     assert sonomap(["upgrade-checkpoint", str(best), "--trust-checkpoint"]) == 0
     assert (folder / f"{best.name}.orig").read_bytes() == before[best.name]
