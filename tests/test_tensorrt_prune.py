@@ -160,3 +160,27 @@ def test_engines_of_different_profiles_coexist(tiny_onnx, tmp_path):
     assert sorted(p.name for p in cache.glob("*.engine")) == sorted(
         p.name for p in (exported.path, wider.path, service_2.path)
     )
+
+
+def test_a_pruned_engines_leftover_temp_files_go_unless_its_lock_is_held(tiny_onnx, tmp_path):
+    """A killed writer's hidden plan (hundreds of MB) beside an engine that is then superseded: that
+    engine is never built again, so its lock is never taken to remove it; pruning does, when idle."""
+    a = copy_model(tiny_onnx, tmp_path / "a")
+    cache = tmp_path / "engines"
+    idle, busy = _engine(a, cache, TRT_OLD, model_location(a)), _engine(a, cache, TRT_MID, model_location(a))
+    new = _engine(a, cache, TRT_NEW, model_location(a))
+    # the atomic writer's names for temp files of each engine's plan and manifest
+    left = {
+        e: [cache / f".{e.name}.abcdefgh.tmp", cache / f".{e.name}.yaml.abcdefgh.tmp"] for e in (idle, busy)
+    }
+    for engine in (idle, busy, new):
+        with engine_lock(engine):  # as a build leaves them
+            pass
+    for path in left[idle]:  # then a rebuild of it (--force) killed as it wrote
+        path.write_bytes(b"part of a plan")
+    with engine_lock(busy):  # its writer runs: what it writes now is no leftover
+        for path in left[busy]:
+            path.write_bytes(b"part of a plan")
+        assert sorted(prune_siblings(new)) == sorted([idle, busy])
+        assert all(path.is_file() for path in left[busy])
+    assert not any(path.exists() for path in left[idle])

@@ -10,7 +10,8 @@ action (a Python handler would wait for the native build), so a writer stopped t
 cut off by a power loss leaves its temp file behind, which nothing else would ever remove. While a
 process holds an engine's lock no other process writes that engine or its manifest, so on taking
 the lock it removes their hidden temp files (``.<engine>.<random>.tmp``,
-``.<engine>.yaml.<random>.tmp``), logging each by file name. Another engine's, the timing cache's
+``.<engine>.yaml.<random>.tmp``), logging each by file name; so does pruning, which takes a superseded
+engine's lock when no process holds it. Another engine's, the timing cache's
 (shared by every engine, not covered by one engine's lock) and any other name are left.
 """
 
@@ -37,9 +38,10 @@ def lock_path(engine: str | Path) -> Path:
 
 
 def remove_idle_lock(engine: Path) -> None:
-    """Delete the lock file of a pruned engine unless a process holds it (one building that engine
-    now keeps it). A process that opened it just before and then locks the deleted file takes the
-    lock again on the file there now (:func:`engine_lock`). A lock this user may not open or delete
+    """Delete the lock file of a pruned engine, and the temp files a killed writer of it left
+    (:func:`remove_leftovers`), unless a process holds it (one building that engine now keeps both).
+    A process that opened it just before and then locks the deleted file takes the lock again on the
+    file there now (:func:`engine_lock`). A lock this user may not open or delete
     (another user's, in a shared cache) counts as held: it stays, and pruning goes on."""
     lock = lock_path(engine)
     try:
@@ -50,6 +52,7 @@ def remove_idle_lock(engine: Path) -> None:
         return  # another user's lock this user cannot read: left to its owner
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        remove_leftovers(engine)  # held: no writer of it runs, and a superseded engine is never built again
         lock.unlink(missing_ok=True)
     except (BlockingIOError, PermissionError):
         pass  # held, or another user's in a sticky folder: that lock stays
